@@ -1,0 +1,368 @@
+"""Plan -> PyTorch model, with every unit able to report what it saw.
+
+Each measured unit is a :class:`Unit` module. With ``probe`` unset a unit runs
+exactly as the plain PyTorch layer would (fused recurrent kernels included); with
+a :class:`Probe` set it records its pre-activation and output (retaining the
+output's gradient, dL/dh) and, for recurrent cells, the hidden state of every
+time step, so dL/dh_t through time can be read after one backward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from service.analysis import spec as S
+from service.analysis.plan import Plan, UnitPlan
+
+_ACTIVATIONS: dict[str, Any] = {
+    "identity": lambda slope: nn.Identity(),
+    "sigmoid": lambda slope: nn.Sigmoid(),
+    "tanh": lambda slope: nn.Tanh(),
+    "relu": lambda slope: nn.ReLU(),
+    "leaky_relu": lambda slope: nn.LeakyReLU(slope),
+    "elu": lambda slope: nn.ELU(),
+    "selu": lambda slope: nn.SELU(),
+    "gelu": lambda slope: nn.GELU(),
+    "silu": lambda slope: nn.SiLU(),
+    "swish": lambda slope: nn.SiLU(),
+    "softplus": lambda slope: nn.Softplus(),
+    "hardtanh": lambda slope: nn.Hardtanh(),
+}
+
+
+def activation_module(name: str, negative_slope: float = 0.01) -> nn.Module:
+    """The torch module of an activation name from the spec."""
+    return _ACTIVATIONS[name](negative_slope)
+
+
+class Probe:
+    """Collects tensors during one instrumented forward pass."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def record(self, unit: Unit, pre: torch.Tensor | None, out: torch.Tensor) -> None:
+        if out.requires_grad:
+            out.retain_grad()
+        self.records[unit.name] = {"pre": pre, "out": out}
+
+
+# --- initialisation --------------------------------------------------------------------------
+
+def _he_gain(activation: str, slope: float) -> float:
+    # He et al. 2015: Var(W) = 2 / ((1 + a^2) fan_in) for (leaky) rectifiers.
+    return math.sqrt(2.0 / (1.0 + slope**2)) if activation == "leaky_relu" else math.sqrt(2.0)
+
+
+def init_weight(w: torch.Tensor, init: S.InitSpec, activation: str = "identity", slope: float = 0.01) -> None:
+    """Initialise ``w`` in place as ``init`` says (see :class:`service.analysis.spec.InitSpec`)."""
+    scheme, gain = init.scheme, init.gain
+    with torch.no_grad():
+        if scheme == "default":
+            return
+        if scheme == "normal":
+            nn.init.normal_(w, 0.0, init.std)
+        elif scheme == "uniform":
+            nn.init.uniform_(w, -init.bound, init.bound)  # type: ignore[operator]
+        elif scheme == "xavier_normal":
+            nn.init.xavier_normal_(w, gain=gain or 1.0)
+        elif scheme == "xavier_uniform":
+            nn.init.xavier_uniform_(w, gain=gain or 1.0)
+        elif scheme in ("kaiming_normal", "he_normal", "kaiming_uniform", "he_uniform", "lecun_normal"):
+            fan_in = w[0].numel()
+            std = (gain or (1.0 if scheme == "lecun_normal" else _he_gain(activation, slope))) / math.sqrt(fan_in)
+            if scheme.endswith("uniform"):
+                nn.init.uniform_(w, -math.sqrt(3.0) * std, math.sqrt(3.0) * std)
+            else:
+                nn.init.normal_(w, 0.0, std)
+        elif scheme == "orthogonal":
+            nn.init.orthogonal_(w, gain=gain or 1.0)
+        elif scheme == "zeros":
+            nn.init.zeros_(w)
+
+
+def init_bias(b: torch.Tensor | None, init: S.BiasInit) -> None:
+    """Initialise a bias in place (``default`` keeps PyTorch's)."""
+    if b is None or init.scheme == "default":
+        return
+    with torch.no_grad():
+        if init.scheme == "zeros":
+            b.zero_()
+        elif init.scheme == "constant":
+            b.fill_(init.value)
+        elif init.scheme == "normal":
+            nn.init.normal_(b, init.value, init.std)
+
+
+# --- units ------------------------------------------------------------------------------------
+
+class Unit(nn.Module):
+    """A measured unit: the base records its output when a probe is set."""
+
+    def __init__(self, plan: UnitPlan) -> None:
+        super().__init__()
+        self.name = plan.name
+        self.plan = plan
+        self.probe: Probe | None = None
+
+    def weight(self) -> torch.Tensor | None:
+        """The unit's main weight matrix, if it has one."""
+        return None
+
+    def own_parameters(self) -> list[nn.Parameter]:
+        return list(self.parameters())
+
+
+class SimpleUnit(Unit):
+    """Any layer that is one module, optionally followed by a norm and an activation."""
+
+    def __init__(self, plan: UnitPlan, module: nn.Module, norm: nn.Module | None = None,
+                 act: nn.Module | None = None, channels_last: bool = False) -> None:
+        super().__init__(plan)
+        self.module = module
+        self.norm = norm
+        self.act = act
+        # BatchNorm over a [N, seq, F] tensor normalises F: move F to dim 1 and back.
+        self.channels_last = channels_last
+        self.norm_channels_last = (isinstance(norm, nn.BatchNorm1d) and isinstance(module, nn.Linear)
+                                   and len(plan.out_shape) == 2)
+
+    def weight(self) -> torch.Tensor | None:
+        w = getattr(self.module, "weight", None)
+        return w if isinstance(w, torch.Tensor) and w.dim() >= 2 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            z = self.module(x.transpose(1, -1)).transpose(1, -1)
+        else:
+            z = self.module(x)
+        if self.norm is not None:
+            z = self.norm(z.transpose(1, -1)).transpose(1, -1) if self.norm_channels_last else self.norm(z)
+        h = self.act(z) if self.act is not None else z
+        if self.probe is not None:
+            self.probe.record(self, z if self.act is not None else None, h)
+        return h
+
+
+class SequencePool(nn.Module):
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=1) if self.mode == "mean" else x[:, -1]
+
+
+class RecurrentUnit(Unit):
+    """rnn/lstm/gru. Bare: torch's fused module. Probed: unrolled with the same weights."""
+
+    def __init__(self, plan: UnitPlan, layer: S.RecurrentLayer, input_size: int, seq_len: int) -> None:
+        super().__init__(plan)
+        cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[layer.type]
+        kwargs: dict[str, Any] = {"nonlinearity": layer.nonlinearity} if layer.type == "rnn" else {}
+        self.rnn = cls(input_size, layer.hidden_size, num_layers=layer.num_layers, batch_first=True, **kwargs)
+        self.layer = layer
+        self.gates = {"rnn": 1, "lstm": 4, "gru": 3}[layer.type]
+        self._initialise(seq_len)
+
+    def weight(self) -> torch.Tensor | None:
+        return self.rnn.weight_hh_l0
+
+    def _initialise(self, seq_len: int) -> None:
+        layer, h = self.layer, self.layer.hidden_size
+        act = layer.nonlinearity if layer.type == "rnn" else "tanh"
+        for l in range(layer.num_layers):
+            # Initialise each gate's block on its own: fan-in/fan-out and orthogonality are per gate.
+            for name, init in ((f"weight_ih_l{l}", layer.init), (f"weight_hh_l{l}", layer.recurrent_init)):
+                w = getattr(self.rnn, name)
+                for block in w.data.chunk(self.gates, 0):
+                    init_weight(block, init, act)
+            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{l}"), getattr(self.rnn, f"bias_hh_l{l}")
+            if layer.bias_init.scheme != "default":
+                init_bias(b_ih, layer.bias_init)
+                init_bias(b_hh, S.BiasInit(scheme="zeros"))
+            if layer.forget_bias is not None:
+                with torch.no_grad():
+                    b_hh[h:2 * h] = 0.0
+                    if layer.forget_bias == "chrono":
+                        # Tallec & Ollivier 2018: b_f ~ log U(1, T - 1), b_i = -b_f.
+                        t_max = max(seq_len - 1, 2)
+                        b_f = torch.log(torch.empty(h).uniform_(1.0, float(t_max)))
+                        b_ih[h:2 * h] = b_f
+                        b_ih[:h] = -b_f
+                        b_hh[:h] = 0.0
+                    else:
+                        b_ih[h:2 * h] = float(layer.forget_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.probe is None:
+            seq, _ = self.rnn(x)
+        else:
+            seq = self._unrolled(x)
+        out = seq[:, -1] if self.layer.output == "last" else seq
+        if self.probe is not None:
+            self.probe.record(self, None, out)
+            # record() replaced the entry; re-attach the time steps kept in _unrolled
+            self.probe.records[self.name]["steps"] = self._steps
+        return out
+
+    def _unrolled(self, x: torch.Tensor) -> torch.Tensor:
+        kind, hsize = self.layer.type, self.layer.hidden_size
+        self._steps: dict[int, list[torch.Tensor]] = {}
+        inp = x
+        for l in range(self.layer.num_layers):
+            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{l}"), getattr(self.rnn, f"weight_hh_l{l}")
+            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{l}"), getattr(self.rnn, f"bias_hh_l{l}")
+            xw = torch.nn.functional.linear(inp, w_ih, b_ih)  # all time steps in one matmul
+            h = x.new_zeros(x.shape[0], hsize)
+            c = x.new_zeros(x.shape[0], hsize)
+            steps: list[torch.Tensor] = []
+            for t in range(x.shape[1]):
+                hw = torch.nn.functional.linear(h, w_hh, b_hh)
+                if kind == "lstm":
+                    i, f, g, o = (xw[:, t] + hw).chunk(4, 1)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                    h = torch.sigmoid(o) * torch.tanh(c)
+                elif kind == "gru":
+                    xr, xz, xn = xw[:, t].chunk(3, 1)
+                    hr, hz, hn = hw.chunk(3, 1)
+                    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+                    h = (1 - z) * torch.tanh(xn + r * hn) + z * h
+                else:
+                    pre = xw[:, t] + hw
+                    h = torch.tanh(pre) if self.layer.nonlinearity == "tanh" else torch.relu(pre)
+                if h.requires_grad:
+                    h.retain_grad()
+                steps.append(h)
+            self._steps[l] = steps
+            inp = torch.stack(steps, 1)
+        return inp
+
+
+class TransformerUnit(Unit):
+    def __init__(self, plan: UnitPlan, layer: S.TransformerEncoderLayer) -> None:
+        super().__init__(plan)
+        self.block = nn.TransformerEncoderLayer(
+            layer.d_model, layer.heads, layer.ff_width, dropout=layer.dropout, activation=layer.activation,
+            batch_first=True, norm_first=layer.norm_first)
+
+    def weight(self) -> torch.Tensor | None:
+        return self.block.linear1.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.block(x)
+        if self.probe is not None:
+            self.probe.record(self, None, h)
+        return h
+
+
+class BlockUnit(Unit):
+    """``residual``: x + scale * f(x); ``block``: f(x)."""
+
+    def __init__(self, plan: UnitPlan, children: list[Unit], residual: bool, scale: float) -> None:
+        super().__init__(plan)
+        self.body = nn.Sequential(*children)
+        self.residual = residual
+        self.scale = scale
+
+    def own_parameters(self) -> list[nn.Parameter]:
+        return list(self.parameters())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        h = x + self.scale * y if self.residual else y
+        if self.probe is not None:
+            self.probe.record(self, None, h)
+        return h
+
+
+# --- building ---------------------------------------------------------------------------------
+
+def _norm(kind: str | None, features: int, rank: int) -> nn.Module | None:
+    if kind is None:
+        return None
+    if kind == "layernorm":
+        return nn.LayerNorm(features)
+    return nn.BatchNorm2d(features) if rank == 3 else nn.BatchNorm1d(features)
+
+
+def build_unit(plan: UnitPlan, spec: S.Spec) -> Unit:
+    """Build the torch module of one planned unit (and its children)."""
+    layer = plan.layer
+    shape = plan.in_shape
+    if isinstance(layer, (S.LinearLayer, S.Conv1dLayer, S.Conv2dLayer)):
+        if isinstance(layer, S.LinearLayer):
+            mod: nn.Module = nn.Linear(shape[-1], layer.out_features, bias=layer.bias)
+            norm_features, norm_rank = layer.out_features, 1
+        else:
+            conv = nn.Conv1d if isinstance(layer, S.Conv1dLayer) else nn.Conv2d
+            mod = conv(shape[0], layer.out_channels, layer.kernel_size, stride=layer.stride,
+                       padding=layer.padding, bias=layer.bias)
+            norm_features, norm_rank = layer.out_channels, len(shape)
+            if layer.norm == "layernorm":
+                norm_features = plan.out_shape[-1]
+        init_weight(mod.weight, layer.init, layer.activation, layer.negative_slope)
+        init_bias(mod.bias, layer.bias_init)
+        norm = _norm(layer.norm, norm_features, norm_rank)
+        act = None if layer.activation == "identity" else activation_module(layer.activation, layer.negative_slope)
+        return SimpleUnit(plan, mod, norm, act)
+    if isinstance(layer, S.PoolLayer2d):
+        pool = nn.MaxPool2d if layer.type == "maxpool2d" else nn.AvgPool2d
+        return SimpleUnit(plan, pool(layer.kernel_size, layer.stride))
+    if isinstance(layer, S.FlattenLayer):
+        return SimpleUnit(plan, nn.Flatten())
+    if isinstance(layer, S.EmbeddingLayer):
+        emb = nn.Embedding(spec.input.tokens.vocab_size, layer.embedding_dim)  # type: ignore[union-attr]
+        init_weight(emb.weight, layer.init)
+        return SimpleUnit(plan, emb)
+    if isinstance(layer, S.NormLayer):
+        if layer.type == "layernorm":
+            return SimpleUnit(plan, nn.LayerNorm(shape[-1]))
+        if plan.in_layout in ("channels", "image"):
+            return SimpleUnit(plan, _norm("batchnorm", shape[0], len(shape)))  # type: ignore[arg-type]
+        return SimpleUnit(plan, nn.BatchNorm1d(shape[-1]), channels_last=len(shape) == 2)
+    if isinstance(layer, S.DropoutLayer):
+        return SimpleUnit(plan, nn.Dropout(layer.p))
+    if isinstance(layer, S.ActivationLayer):
+        return SimpleUnit(plan, nn.Identity(), act=activation_module(layer.activation, layer.negative_slope))
+    if isinstance(layer, S.RecurrentLayer):
+        return RecurrentUnit(plan, layer, shape[-1], shape[0])
+    if isinstance(layer, S.SequencePoolLayer):
+        return SimpleUnit(plan, SequencePool(layer.mode))
+    if isinstance(layer, S.TransformerEncoderLayer):
+        if plan.kind == "final_norm":
+            return SimpleUnit(plan, nn.LayerNorm(layer.d_model))
+        return TransformerUnit(plan, layer)
+    if isinstance(layer, (S.ResidualBlock, S.SequentialBlock)):
+        children = [build_unit(c, spec) for c in plan.children]
+        residual = isinstance(layer, S.ResidualBlock)
+        return BlockUnit(plan, children, residual, layer.scale if residual else 1.0)  # type: ignore[union-attr]
+    raise TypeError(f"cannot build {layer!r}")  # pragma: no cover
+
+
+class Network(nn.Module):
+    """The whole model: a sequence of units."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__()
+        self.plan = plan
+        self.body = nn.Sequential(*(build_unit(u, plan.spec) for u in plan.units))
+
+    def units(self) -> list[Unit]:
+        return [m for m in self.modules() if isinstance(m, Unit)]
+
+    def set_probe(self, probe: Probe | None) -> None:
+        for unit in self.units():
+            unit.probe = probe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def build_network(plan: Plan) -> Network:
+    """Build the model for ``plan`` with the global RNG (seed it first for reproducibility)."""
+    return Network(plan)

@@ -1,0 +1,308 @@
+"""Plan -> measurements: instrumented forward and backward passes at initialisation.
+
+For each seed the model is built on the CPU from that seed (so a GPU run sees the
+very same weights and batch as a CPU run and reaches the same diagnoses), moved to
+the device, run forward and backward once on a synthetic batch, and every unit's
+figures are read. Norms are taken in float64, and the simulation itself runs in
+float64 by default: float32 gradients underflow to exact zero over long chains
+(a default-initialised tanh RNN loses ~30 orders of magnitude over 100 steps).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from service.analysis import spec as S
+from service.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
+from service.analysis.plan import Plan
+
+#: Margin of the flat tails: a sigmoid output within 0.02 of 0 or 1 has derivative < 0.02
+#: (at most 8% of its peak 0.25); a tanh output within 0.02 of +-1 has derivative < 0.04.
+SATURATION_MARGIN = 0.02
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+ProgressFn = Callable[[float, str], None]
+
+
+def pick_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was requested but no CUDA device is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@dataclass
+class UnitStats:
+    """Per-seed figures of one unit; ``values[metric]`` has one entry per seed (nan: not applicable)."""
+
+    name: str
+    pointer: str
+    type: str
+    activation: str | None
+    depth: int  # nesting level: 0 for top-level units
+    has_weights: bool
+    fan_in: int | None = None
+    fan_out: int | None = None
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def geo(self, metric: str) -> float:
+        """Geometric mean over seeds (norms span orders of magnitude); 0 if any seed is 0."""
+        v = self.values.get(metric)
+        if v is None or np.all(np.isnan(v)):
+            return math.nan
+        with np.errstate(divide="ignore"):
+            return float(np.exp(np.nanmean(np.log(v))))
+
+    def log10_std(self, metric: str) -> float:
+        v = self.values.get(metric)
+        if v is None or len(v) < 2 or np.any(~np.isfinite(v)) or np.any(v <= 0):
+            return math.nan
+        return float(np.std(np.log10(v)))
+
+    def mean(self, metric: str) -> float:
+        v = self.values.get(metric)
+        if v is None or np.all(np.isnan(v)):
+            return math.nan
+        return float(np.nanmean(v))
+
+    def std(self, metric: str) -> float:
+        v = self.values.get(metric)
+        if v is None or np.all(np.isnan(v)):
+            return math.nan
+        return float(np.nanstd(v))
+
+
+@dataclass
+class TimeSeries:
+    """dL/dh_t for one recurrent (sub)layer: ``norms[seed, t]``."""
+
+    layer: str
+    sublayer: int
+    norms: np.ndarray
+
+    def geo(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.exp(np.mean(np.log(self.norms), axis=0))
+
+    def log10_std(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.std(np.log10(self.norms), axis=0)
+
+
+@dataclass
+class SimulationResult:
+    plan: Plan
+    device: str
+    dtype: str
+    seeds: int
+    units: list[UnitStats]
+    time_series: list[TimeSeries]
+    losses: list[float]
+    duration_s: float
+
+    def unit(self, name: str) -> UnitStats:
+        return next(u for u in self.units if u.name == name)
+
+
+def _activation_of(unit: Unit) -> str | None:
+    layer = unit.plan.layer
+    if isinstance(layer, (S.LinearLayer, S.Conv1dLayer, S.Conv2dLayer, S.ActivationLayer)):
+        return "silu" if layer.activation == "swish" else layer.activation
+    if isinstance(layer, S.RecurrentLayer):
+        return layer.nonlinearity if layer.type == "rnn" else "tanh"
+    return None
+
+
+def make_batch(plan: Plan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The synthetic input batch and target for ``seed`` (drawn on the CPU, float64)."""
+    spec = plan.spec
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    n = spec.batch_size
+    if spec.input.tokens is not None:
+        x = torch.randint(spec.input.tokens.vocab_size, (n, spec.input.tokens.seq_len), generator=gen)
+    elif spec.input.distribution == "uniform":
+        x = (torch.rand((n, *plan.input_shape), generator=gen, dtype=torch.float64) * 2 - 1) * spec.input.scale
+    else:
+        x = torch.randn((n, *plan.input_shape), generator=gen, dtype=torch.float64) * spec.input.scale
+    if spec.loss.type == "cross_entropy":
+        target = torch.randint(plan.classes or 2, (n, *plan.output_shape[:-1]), generator=gen)
+    elif spec.loss.type == "mse":
+        target = torch.randn((n, *plan.output_shape), generator=gen, dtype=torch.float64)
+    else:
+        target = None
+    return x, target
+
+
+def loss_fn(plan: Plan, out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """The spec's loss: cross-entropy over the last dimension, MSE, or a plain sum."""
+    kind = plan.spec.loss.type
+    if kind == "cross_entropy":
+        return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))  # type: ignore[union-attr]
+    if kind == "mse":
+        return nn.functional.mse_loss(out, target)  # type: ignore[arg-type]
+    return out.sum()
+
+
+def prepare(plan: Plan, seed: int, device: torch.device) -> tuple[Network, torch.Tensor, torch.Tensor | None]:
+    """Build the model and batch for one seed on the CPU, then move both to ``device``."""
+    dtype = DTYPES[plan.spec.precision]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_network(plan)
+    net = net.to(device=device, dtype=dtype).train()
+    x, target = make_batch(plan, seed)
+    x = x.to(device) if x.dtype == torch.long else x.to(device=device, dtype=dtype)
+    if target is not None:
+        target = target.to(device) if target.dtype == torch.long else target.to(device=device, dtype=dtype)
+    return net, x, target
+
+
+def bare_step(net: Network, x: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """One plain forward + backward (the baseline the benchmark compares against)."""
+    net.set_probe(None)
+    net.zero_grad(set_to_none=True)
+    loss = loss_fn(net.plan, net(x), target)
+    loss.backward()
+    return loss
+
+
+def _norm(t: torch.Tensor | None) -> torch.Tensor:
+    if t is None:
+        return torch.tensor(math.nan, dtype=torch.float64)
+    return torch.linalg.vector_norm(t.detach(), dtype=torch.float64)
+
+
+def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
+    """The figures of one unit as 0-d float64 tensors (read back in one transfer)."""
+    h: torch.Tensor = rec["out"].detach()
+    pre: torch.Tensor | None = rec["pre"]
+    g = rec["out"].grad
+    act = _activation_of(unit)
+    nan = torch.tensor(math.nan, dtype=torch.float64, device=h.device)
+    hf = h.to(torch.float64)
+    figures: dict[str, torch.Tensor] = {
+        "output_grad_norm": _norm(g).to(h.device) if g is not None else nan,
+        "activation_mean": hf.mean(),
+        "activation_std": hf.std() if hf.numel() > 1 else nan,
+        "nonfinite_forward": (~torch.isfinite(h)).any().to(torch.float64),
+        "nonfinite_backward": (~torch.isfinite(g)).any().to(torch.float64) if g is not None else nan,
+    }
+    w = unit.weight()
+    if isinstance(unit, SimpleUnit) and w is not None:
+        grads = [w.grad]
+    else:
+        grads = [p.grad for p in unit.own_parameters() if p.grad is not None]
+    if grads and all(gr is not None for gr in grads):
+        figures["grad_norm"] = torch.sqrt(sum(_norm(gr) ** 2 for gr in grads))  # type: ignore[misc]
+        figures["nonfinite_backward"] = torch.maximum(
+            figures["nonfinite_backward"].nan_to_num(0.0),
+            torch.stack([(~torch.isfinite(gr)).any() for gr in grads]).any().to(torch.float64))
+    if w is not None:
+        figures["weight_std"] = w.detach().to(torch.float64).std()
+    if pre is not None and act in ("sigmoid", "tanh", "hardtanh"):
+        m = SATURATION_MARGIN
+        if act == "sigmoid":
+            sat = (h < m) | (h > 1 - m)
+        elif act == "tanh":
+            sat = h.abs() > 1 - m
+        else:
+            sat = pre.detach().abs() >= 1
+        figures["saturated_fraction"] = sat.to(torch.float64).mean()
+    if pre is not None and act == "relu":
+        # A unit (feature or channel) is dead when it is <= 0 for every sample and position.
+        z = pre.detach()
+        feature_dim = 1 if isinstance(unit.plan.layer, (S.Conv1dLayer, S.Conv2dLayer)) else z.dim() - 1
+        alive = (z > 0).transpose(0, feature_dim).reshape(z.shape[feature_dim], -1).any(dim=1)
+        figures["dead_fraction"] = 1.0 - alive.to(torch.float64).mean()
+    return figures
+
+
+def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None) -> SimulationResult:
+    """Run the instrumented simulation of ``plan`` for every seed and collect per-unit figures."""
+    spec = plan.spec
+    dev = pick_device(device or spec.device)
+    started = time.perf_counter()
+    per_seed: list[dict[str, dict[str, float]]] = []
+    steps_per_seed: list[dict[tuple[str, int], list[float]]] = []
+    losses: list[float] = []
+    units_meta: list[Unit] = []
+    for seed in range(spec.seeds):
+        if progress:
+            progress(seed / spec.seeds, f"simulating seed {seed + 1} of {spec.seeds}")
+        net, x, target = prepare(plan, seed, dev)
+        probe = Probe()
+        net.set_probe(probe)
+        loss = loss_fn(plan, net(x), target)
+        loss.backward()
+        units = net.units()
+        units_meta = units
+        names: list[tuple[str, str]] = []
+        scalars: list[torch.Tensor] = []
+        step_keys: list[tuple[str, int, int]] = []
+        step_scalars: list[torch.Tensor] = []
+        for unit in units:
+            rec = probe.records.get(unit.name)
+            if rec is None:
+                continue
+            for metric, value in _unit_figures(unit, rec).items():
+                names.append((unit.name, metric))
+                scalars.append(value.to(torch.float64).reshape(()).to(x.device))
+            for sub, hs in rec.get("steps", {}).items():
+                for t, h in enumerate(hs):
+                    step_keys.append((unit.name, sub, t))
+                    step_scalars.append(_norm(h.grad).to(x.device) if h.grad is not None
+                                        else torch.zeros((), dtype=torch.float64, device=x.device))
+        scalars.extend(step_scalars)
+        scalars.append(loss.detach().to(torch.float64))
+        values = torch.stack(scalars).cpu().tolist()  # one device->host transfer per seed
+        losses.append(values[-1])
+        figures: dict[str, dict[str, float]] = {}
+        for (uname, metric), v in zip(names, values, strict=False):
+            figures.setdefault(uname, {})[metric] = v
+        steps: dict[tuple[str, int], list[float]] = {}
+        for (uname, sub, _t), v in zip(step_keys, values[len(names):], strict=False):
+            steps.setdefault((uname, sub), []).append(v)
+        per_seed.append(figures)
+        steps_per_seed.append(steps)
+        net.set_probe(None)
+        del net, probe
+    if progress:
+        progress(1.0, "simulation done")
+    stats = _collect(units_meta, per_seed)
+    series = [
+        TimeSeries(uname, sub, np.array([s[(uname, sub)] for s in steps_per_seed], dtype=np.float64))
+        for (uname, sub) in steps_per_seed[0]
+    ] if steps_per_seed else []
+    return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, losses,
+                            time.perf_counter() - started)
+
+
+def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:
+    depth = {u.name: u.name.count(".layers[") for u in units}
+    out: list[UnitStats] = []
+    for unit in units:
+        if unit.name not in per_seed[0]:
+            continue
+        metrics = per_seed[0][unit.name].keys()
+        values = {m: np.array([s[unit.name].get(m, math.nan) for s in per_seed], dtype=np.float64)
+                  for m in metrics}
+        w = unit.weight()
+        fan_in = fan_out = None
+        if w is not None:
+            fan_in = int(w[0].numel())
+            fan_out = int(w.shape[0] * (w[0][0].numel() if w.dim() > 2 else 1))
+            if isinstance(unit, RecurrentUnit):
+                fan_out = unit.layer.hidden_size
+        out.append(UnitStats(unit.name, unit.plan.pointer, unit.plan.kind, _activation_of(unit),
+                             depth[unit.name], bool(list(unit.own_parameters())), fan_in, fan_out, values))
+    return out

@@ -1,0 +1,582 @@
+"""Mean-field signal propagation for wide fully-connected networks.
+
+For a stretch of fully-connected layers ``z_l = W_l h_{l-1} + b_l``, ``h_l = phi(z_l)``
+with ``W_l ~ N(0, sigma_w2 / fan_in)`` and ``b_l ~ N(0, sigma_b2)``, in the limit of
+infinite width every pre-activation ``z_l`` is Gaussian with variance ``q_l``, and
+
+* the variance map (Poole et al. 2016, eq. 3)::
+
+      q_{l+1} = sigma_w2 * E[phi(sqrt(q_l) z)^2] + sigma_b2,      z ~ N(0, 1)
+
+  has a fixed point ``q*`` that the layer-wise variance approaches;
+
+* the backward signal (Schoenholz et al. 2017, eq. 8; Poole et al. 2016, eq. 7)
+  changes its squared norm by::
+
+      chi1(q_l) = sigma_w2 * E[phi'(sqrt(q_l) z)^2]
+
+  per layer, going from ``dL/dh_l`` to ``dL/dh_{l-1}``.  ``chi1(q*) < 1`` is the
+  ordered phase (gradients vanish with depth), ``> 1`` the chaotic phase (they
+  explode), ``= 1`` the edge of chaos (He et al. 2015 for ReLU: sigma_w2 = 2).
+
+Everything is plain numpy/scipy in float64; no torch is imported here, but the
+activations match ``torch.nn.functional`` exactly (checked in the tests), so the
+predictions can be held against PyTorch simulations.
+
+Sources: Poole, Lahiri, Raghu, Sohl-Dickstein, Ganguli 2016, "Exponential
+expressivity in deep neural networks through transient chaos"; Schoenholz, Gilmer,
+Ganguli, Sohl-Dickstein 2017, "Deep Information Propagation"; He, Zhang, Ren, Sun
+2015, "Delving Deep into Rectifiers"; Klambauer et al. 2017, "Self-Normalizing
+Neural Networks" (SELU constants).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import integrate, optimize, special
+
+__all__ = [
+    "ACTIVATIONS",
+    "StretchPrediction",
+    "chi1",
+    "critical_sigma_w2",
+    "dphi",
+    "fixed_point",
+    "gaussian_expectation",
+    "kinks",
+    "phi",
+    "predict_stretch",
+    "q_map",
+]
+
+ACTIVATIONS: tuple[str, ...] = (
+    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
+    "gelu", "silu", "softplus", "hardtanh",
+)
+# Other spellings of the same function (the architecture spec accepts "swish").
+_ALIASES: dict[str, str] = {"swish": "silu"}
+
+# Activations whose |phi| stays bounded; the others grow linearly as |x| -> inf,
+# which decides how the variance map behaves once q overflows (see _Q_MAX).
+_BOUNDED: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh"})
+
+# torch.nn.functional.selu constants (Klambauer et al. 2017, eq. 14).
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+# torch.nn.functional.softplus(beta=1, threshold=20) returns x itself above 20.
+SOFTPLUS_THRESHOLD = 20.0
+
+# Numerical settings, each with its reason.
+#: Gaussian integrals are cut at |z| <= Z_CUTOFF: the mass beyond 40 standard
+#: deviations is ~1e-350, below float64, while every piece stays finite for quad.
+Z_CUTOFF = 40.0
+#: Relative accuracy asked of each quad piece; the integrands are smooth on every
+#: piece, so quad reaches ~1e-13 cheaply and the tests demand 1e-8.
+QUAD_EPSREL = 1e-12
+#: Subinterval budget of each quad call (scipy's default of 50 is tight when a
+#: smooth activation becomes a near-step at very large q).
+QUAD_LIMIT = 200
+#: Largest variance handled directly: 40 * sqrt(1e300) squared is ~1.6e303, still a
+#: finite float64.  Beyond it the maps are extrapolated exactly (see q_map).
+_Q_MAX = 1e300
+#: Smallest positive variance used for the q -> 0+ limit of chi1 (a kinked
+#: phi' needs the one-sided average, not phi'(0)^2).
+_Q_MIN = 1e-300
+#: A fixed point below this is reported as a collapse to 0.
+_Q_COLLAPSE = 1e-290
+#: chi1* this close to 1 counts as critical in StretchPrediction.phase.
+PHASE_TOLERANCE = 1e-6
+#: Bracket searched by critical_sigma_w2, in sigma_w2.
+CRITICAL_BRACKET = (1e-2, 1e3)
+#: Plain iterations tried by fixed_point before switching to a bracketing solver.
+_PLAIN_ITERATIONS = 20
+#: Outside [1/_Q_ASYMPTOTIC, _Q_ASYMPTOTIC] E[phi(sqrt(q) z)^2] / q is at its
+#: q -> 0 or q -> inf limit (activations have unit x-scale), so q_map(q) - q changes
+#: sign at most once there and fixed_point may bracket with big steps.
+_Q_ASYMPTOTIC = 1e6
+_SMALL_STEP = 2.0
+_BIG_STEP = 1e10
+
+
+def _canonical(name: str) -> str:
+    """The canonical activation name, or ValueError naming the allowed ones."""
+    key = _ALIASES.get(name, name)
+    if key not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}"
+            f" (alias: {', '.join(_ALIASES)})"
+        )
+    return key
+
+
+def kinks(name: str, negative_slope: float = 0.01) -> tuple[float, ...]:
+    """The x-locations where ``phi'`` is discontinuous.
+
+    ``relu``/``leaky_relu``/``elu``/``selu`` kink at 0 (elu's derivative is in fact
+    continuous at 0 for alpha = 1, but listing it costs nothing), ``hardtanh`` at
+    -1 and 1; the smooth activations have none.  ``leaky_relu`` with slope 1 is
+    the identity and has none.  Gaussian integrals split the real line here so
+    the adaptive rule never straddles a kink.
+    """
+    key = _canonical(name)
+    if key == "leaky_relu" and negative_slope == 1.0:
+        return ()
+    if key in ("relu", "leaky_relu", "elu", "selu"):
+        return (0.0,)
+    if key == "hardtanh":
+        return (-1.0, 1.0)
+    return ()
+
+
+def phi(name: str, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """The activation ``phi(x)`` in float64, exactly as ``torch.nn.functional`` defines it.
+
+    gelu is the exact form ``x * Phi(x)`` (``approximate='none'``); selu uses torch's
+    alpha and scale; elu has alpha = 1; softplus has beta = 1 and returns ``x``
+    above the threshold 20; hardtanh clips to [-1, 1]; leaky_relu is ``x`` for
+    ``x > 0`` and ``negative_slope * x`` otherwise.
+    """
+    key = _canonical(name)
+    x = np.asarray(x, dtype=np.float64)
+    if key == "identity":
+        return x.copy()
+    if key == "sigmoid":
+        return special.expit(x)
+    if key == "tanh":
+        return np.tanh(x)
+    if key == "relu":
+        return np.maximum(x, 0.0)
+    if key == "leaky_relu":
+        return np.where(x > 0, x, negative_slope * x)
+    if key == "elu":
+        # expm1 only of the non-positive part, so huge x never overflows.
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+    if key == "selu":
+        return SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0.0)))
+    if key == "gelu":
+        return 0.5 * x * (1.0 + special.erf(x / math.sqrt(2.0)))
+    if key == "silu":
+        return x * special.expit(x)
+    if key == "softplus":
+        small = np.log1p(np.exp(np.minimum(x, SOFTPLUS_THRESHOLD)))
+        return np.where(x > SOFTPLUS_THRESHOLD, x, small)
+    # hardtanh
+    return np.clip(x, -1.0, 1.0)
+
+
+def dphi(name: str, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """The derivative ``phi'(x)`` in float64 (at a kink, one of the one-sided values)."""
+    key = _canonical(name)
+    x = np.asarray(x, dtype=np.float64)
+    if key == "identity":
+        return np.ones_like(x)
+    if key == "sigmoid":
+        s = special.expit(x)
+        return s * (1.0 - s)
+    if key == "tanh":
+        return 1.0 - np.tanh(x) ** 2
+    if key == "relu":
+        return np.where(x > 0, 1.0, 0.0)
+    if key == "leaky_relu":
+        return np.where(x > 0, 1.0, negative_slope)
+    if key == "elu":
+        return np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0)))
+    if key == "selu":
+        return SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0.0)))
+    if key == "gelu":
+        # d/dx [x Phi(x)] = Phi(x) + x pdf(x); pdf(x) is 0 in float64 beyond |x| ~ 39,
+        # and clipping keeps x^2 from overflowing.
+        xc = np.clip(x, -50.0, 50.0)
+        pdf = np.exp(-0.5 * xc * xc) / math.sqrt(2.0 * math.pi)
+        return 0.5 * (1.0 + special.erf(x / math.sqrt(2.0))) + xc * pdf
+    if key == "silu":
+        s = special.expit(x)
+        return s * (1.0 + x * (1.0 - s))
+    if key == "softplus":
+        return np.where(x > SOFTPLUS_THRESHOLD, 1.0, special.expit(x))
+    # hardtanh: torch's gradient is 1 strictly inside (-1, 1), 0 outside.
+    return np.where((x > -1.0) & (x < 1.0), 1.0, 0.0)
+
+
+def gaussian_expectation(
+    f: Callable[[np.ndarray], np.ndarray],
+    q: float,
+    breakpoints: Sequence[float] = (),
+) -> float:
+    """``E[f(sqrt(q) z)]`` for ``z ~ N(0, 1)``, accurate for kinked ``f`` and any ``q >= 0``.
+
+    ``f`` takes and returns float64 arrays.  Computed as
+    ``(2 pi)^(-1/2) * integral f(sqrt(q) z) exp(-z^2/2) dz`` over ``|z| <= Z_CUTOFF``
+    (the tails beyond carry less than float64 can hold), split at ``z = 0``, at a
+    few fixed z (so each piece sees a bounded part of the Gaussian), at the z of
+    every breakpoint ``b`` of ``f``, ``b / sqrt(q)``, and at the z of ``|x| in
+    {1, 5}`` -- so no adaptive piece (``scipy.integrate.quad``) straddles a kink
+    or, for large q, misses the narrow region where a smooth activation turns.
+    ``q == 0`` returns ``f(0)``.
+
+    Raises ValueError for negative or non-finite ``q``.
+    """
+    if not (math.isfinite(q) and q >= 0.0):
+        raise ValueError(f"q must be a finite variance >= 0 (got {q})")
+    if q == 0.0:
+        return float(np.asarray(f(np.zeros(1)), dtype=np.float64)[0])
+
+    def scalar(x: float) -> float:
+        return float(np.asarray(f(np.array([x], dtype=np.float64)), dtype=np.float64)[0])
+
+    return _expectation(scalar, q, breakpoints)
+
+
+def _expectation(g: Callable[[float], float], q: float, breakpoints: Sequence[float]) -> float:
+    """``E[g(sqrt(q) z)]`` for a scalar ``g`` and ``q > 0`` (see gaussian_expectation)."""
+    s = math.sqrt(q)
+    cut = Z_CUTOFF
+    # Split points in z: fixed ones for the Gaussian, scaled ones for g's features.
+    points = {-cut, cut, 0.0, -1.5, 1.5, -5.0, 5.0}
+    for b in (*breakpoints, -1.0, 1.0, -5.0, 5.0):
+        zb = float(b) / s
+        if -cut < zb < cut:
+            points.add(zb)
+    edges = sorted(points)
+
+    def integrand(z: float) -> float:
+        return g(s * z) * math.exp(-0.5 * z * z)
+
+    total = 0.0
+    for a, b in zip(edges[:-1], edges[1:]):
+        # full_output=1 returns quad's diagnostics instead of warning; the value is
+        # quad's best estimate either way, and the pieces are smooth, so it
+        # converges far below the 1e-8 the tests demand.
+        total += integrate.quad(
+            integrand, a, b, epsabs=0.0, epsrel=QUAD_EPSREL, limit=QUAD_LIMIT, full_output=1
+        )[0]
+    return total / _SQRT_2PI
+
+
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_SQRT_2 = math.sqrt(2.0)
+
+
+def _expit(x: float) -> float:
+    # The two branches keep exp's argument <= 0 (math.exp raises on overflow).
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _scalar_phi(key: str, slope: float) -> Callable[[float], float]:
+    """A pure-Python ``phi`` for quad: same formulas as :func:`phi`, ~10x faster
+    per call than a 1-element numpy array (quad calls it one point at a time)."""
+    table: dict[str, Callable[[float], float]] = {
+        "identity": lambda x: x,
+        "sigmoid": _expit,
+        "tanh": math.tanh,
+        "relu": lambda x: x if x > 0.0 else 0.0,
+        "leaky_relu": lambda x: x if x > 0.0 else slope * x,
+        "elu": lambda x: x if x > 0.0 else math.expm1(x),
+        "selu": lambda x: SELU_SCALE * (x if x > 0.0 else SELU_ALPHA * math.expm1(x)),
+        "gelu": lambda x: 0.5 * x * (1.0 + math.erf(x / _SQRT_2)),
+        "silu": lambda x: x * _expit(x),
+        "softplus": lambda x: x if x > SOFTPLUS_THRESHOLD else math.log1p(math.exp(x)),
+        "hardtanh": lambda x: min(max(x, -1.0), 1.0),
+    }
+    return table[key]
+
+
+def _gelu_dphi(x: float) -> float:
+    # Python floats overflow x*x to inf quietly, and exp(-inf) = 0.
+    return 0.5 * (1.0 + math.erf(x / _SQRT_2)) + x * math.exp(-0.5 * x * x) / _SQRT_2PI
+
+
+def _silu_dphi(x: float) -> float:
+    s = _expit(x)
+    return s * (1.0 + x * (1.0 - s))
+
+
+def _scalar_dphi(key: str, slope: float) -> Callable[[float], float]:
+    """A pure-Python ``phi'`` for quad: same formulas as :func:`dphi`."""
+    table: dict[str, Callable[[float], float]] = {
+        "identity": lambda x: 1.0,
+        "sigmoid": lambda x: _expit(x) * (1.0 - _expit(x)),
+        "tanh": lambda x: 1.0 - math.tanh(x) ** 2,
+        "relu": lambda x: 1.0 if x > 0.0 else 0.0,
+        "leaky_relu": lambda x: 1.0 if x > 0.0 else slope,
+        "elu": lambda x: 1.0 if x > 0.0 else math.exp(x),
+        "selu": lambda x: SELU_SCALE * (1.0 if x > 0.0 else SELU_ALPHA * math.exp(x)),
+        "gelu": _gelu_dphi,
+        "silu": _silu_dphi,
+        "softplus": lambda x: 1.0 if x > SOFTPLUS_THRESHOLD else _expit(x),
+        "hardtanh": lambda x: 1.0 if -1.0 < x < 1.0 else 0.0,
+    }
+    return table[key]
+
+
+def _square(v: float) -> float:
+    # v * v, unlike v ** 2, overflows to inf instead of raising OverflowError.
+    return v * v
+
+
+def _second_moment(key: str, q: float, negative_slope: float) -> float:
+    """``E[phi(sqrt(q) z)^2]`` for any ``q >= 0``, including q beyond _Q_MAX or inf."""
+    if q == 0.0:
+        return float(phi(key, np.zeros(1), negative_slope)[0]) ** 2
+    if q <= _Q_MAX:
+        f = _scalar_phi(key, negative_slope)
+        return _expectation(lambda x: _square(f(x)), q, kinks(key, negative_slope))
+    if key in _BOUNDED:
+        # A bounded phi is a step function at this scale: E has reached its limit.
+        return _second_moment(key, _Q_MAX, negative_slope)
+    # The unbounded ones are asymptotically piecewise linear, phi(x) ~ a x for x > 0
+    # and ~ c x (or a constant) for x < 0, so E[phi^2]/q has reached its limit too
+    # (relative corrections ~ 1/sqrt(q) < 1e-150).  Python floats overflow to inf quietly.
+    return q * (_second_moment(key, _Q_MAX, negative_slope) / _Q_MAX)
+
+
+def q_map(name: str, q: float, sigma_w2: float, sigma_b2: float, negative_slope: float = 0.01) -> float:
+    """One layer of the variance map (Poole et al. 2016, eq. 3)::
+
+        q_{l+1} = sigma_w2 * E[phi(sqrt(q_l) z)^2] + sigma_b2,   z ~ N(0, 1)
+
+    ``q`` may be ``math.inf`` (returns inf for unbounded activations).  Above 1e300
+    the expectation is extrapolated from q = 1e300, which is exact to float64 (a
+    bounded phi has reached its limit, an unbounded one its linear asymptote).
+    """
+    key = _canonical(name)
+    if not q >= 0.0:
+        raise ValueError(f"q must be a variance >= 0 (got {q})")
+    return float(sigma_w2) * _second_moment(key, float(q), negative_slope) + float(sigma_b2)
+
+
+def chi1(name: str, q: float, sigma_w2: float, negative_slope: float = 0.01) -> float:
+    """The per-layer factor of the backward squared norm (Schoenholz et al. 2017, eq. 8)::
+
+        chi1(q) = sigma_w2 * E[phi'(sqrt(q) z)^2],   z ~ N(0, 1)
+
+    ``q`` is clamped to [1e-300, 1e300]: at 0 a kinked phi' needs the q -> 0+ limit
+    (the average of its one-sided values, e.g. 1/2 for relu, not relu'(0)^2), and
+    above 1e300 chi1 has reached its limit in float64 (q-independent for the relu
+    family, ~ 1/sqrt(q) -> 0 for the saturating ones).
+    """
+    key = _canonical(name)
+    if not q >= 0.0:
+        raise ValueError(f"q must be a variance >= 0 (got {q})")
+    q_eff = min(max(float(q), _Q_MIN), _Q_MAX)
+    d = _scalar_dphi(key, negative_slope)
+    second = _expectation(lambda x: _square(d(x)), q_eff, kinks(key, negative_slope))
+    return float(sigma_w2) * second
+
+
+def fixed_point(
+    name: str,
+    sigma_w2: float,
+    sigma_b2: float,
+    q0: float = 1.0,
+    negative_slope: float = 0.01,
+    max_iter: int = 10_000,
+    tol: float = 1e-12,
+) -> float:
+    """``q* = lim q_l`` of the variance map iterated from ``q_1 = q0`` (Poole et al. 2016).
+
+    Returns ``math.inf`` when the iteration diverges (e.g. relu with sigma_w2 > 2,
+    or sigma_w2 = 2 with sigma_b2 > 0) and ``0.0`` when it collapses (e.g. tanh
+    with sigma_w2 <= 1 and sigma_b2 = 0).
+
+    Method: up to ``_PLAIN_ITERATIONS`` plain iterations with relative tolerance
+    ``tol``.  Near criticality the iteration converges only like 1/l (tanh at
+    sigma_w2 = 1) or drifts linearly (relu at sigma_w2 = 2, sigma_b2 > 0), so it
+    then finds the limit directly: q_map is increasing in q for these activations,
+    hence the iterates move monotonically towards the first root of
+    ``g(q) = q_map(q) - q`` in their direction of travel.  That root is bracketed
+    by stepping geometrically (a factor of 2 per step, or the iterate itself when
+    it jumps further) until g changes sign, and refined with
+    ``scipy.optimize.brentq``; reaching 1e300 (upwards) means divergence,
+    reaching ``_Q_COLLAPSE`` (downwards) means collapse.  ``max_iter`` bounds the
+    total number of q_map evaluations of the search.
+    """
+    key = _canonical(name)
+    if not (math.isfinite(q0) and q0 >= 0.0):
+        raise ValueError(f"q0 must be a finite variance >= 0 (got {q0})")
+
+    def step(q: float) -> float:
+        return q_map(key, q, sigma_w2, sigma_b2, negative_slope)
+
+    q = float(q0)
+    evaluations = 0
+    q_next = step(q)
+    evaluations += 1
+    for _ in range(_PLAIN_ITERATIONS):
+        if abs(q_next - q) <= tol * max(abs(q), _Q_MIN):
+            return _clean_fixed_point(q_next)
+        if q_next > _Q_MAX:
+            return math.inf
+        if q_next < _Q_COLLAPSE:
+            return 0.0
+        q, q_next = q_next, step(q_next)
+        evaluations += 1
+        if evaluations >= max_iter:
+            return _clean_fixed_point(q_next)
+
+    # Slow convergence: bracket the root of g(q) = q_map(q) - q in the direction of
+    # travel.  Jumping to the iterate q_map(lo) never overshoots that root; the
+    # geometric step may, which the sign test below catches.
+    upward = q_next > q
+    lo, g_lo = q, q_next - q
+    while evaluations < max_iter:
+        if upward:
+            factor = _BIG_STEP if lo > _Q_ASYMPTOTIC else _SMALL_STEP
+            candidate = max(factor * lo, lo + g_lo)
+            if candidate > _Q_MAX:
+                return math.inf
+        else:
+            factor = _BIG_STEP if lo < 1.0 / _Q_ASYMPTOTIC else _SMALL_STEP
+            candidate = min(lo / factor, lo + g_lo)
+            if candidate < _Q_COLLAPSE:
+                return 0.0
+        g_c = step(candidate) - candidate
+        evaluations += 1
+        if (g_c <= 0.0) if upward else (g_c >= 0.0):
+            a, b = (lo, candidate) if upward else (candidate, lo)
+            root = optimize.brentq(
+                lambda x: step(x) - x, a, b, xtol=_Q_MIN, rtol=max(tol, 4.5e-16), maxiter=500
+            )
+            return _clean_fixed_point(float(root))
+        lo, g_lo = candidate, g_c
+    return _clean_fixed_point(lo)
+
+
+def _clean_fixed_point(q: float) -> float:
+    if q > _Q_MAX:
+        return math.inf
+    if q < _Q_COLLAPSE:
+        return 0.0
+    return q
+
+
+def critical_sigma_w2(name: str, sigma_b2: float = 0.0, negative_slope: float = 0.01) -> float | None:
+    """The weight variance at the edge of chaos: ``chi1(q*(sigma_w2)) = 1``.
+
+    Solved with ``scipy.optimize.brentq`` in ``log(sigma_w2)`` over
+    ``CRITICAL_BRACKET`` = [1e-2, 1e3], with ``q*`` from :func:`fixed_point`
+    (from q0 = 1) and chi1 at q* = inf taken as its large-q limit.  Returns None
+    when chi1* - 1 does not change sign on the bracket.  Known values: relu 2
+    (He et al. 2015), leaky_relu 2/(1 + slope^2), identity 1, tanh with
+    sigma_b2 = 0 exactly 1 (Poole et al. 2016), selu ~1 (LeCun init, Klambauer
+    et al. 2017; the mean-field value is slightly below 1).  Where the function has
+    several roots on the bracket, brentq returns one of them.
+    """
+    key = _canonical(name)
+
+    def excess(log_s: float) -> float:
+        s = math.exp(log_s)
+        q_star = fixed_point(key, s, sigma_b2, negative_slope=negative_slope)
+        return chi1(key, q_star, s, negative_slope) - 1.0
+
+    lo, hi = (math.log(v) for v in CRITICAL_BRACKET)
+    f_lo, f_hi = excess(lo), excess(hi)
+    if f_lo == 0.0:
+        return math.exp(lo)
+    if f_hi == 0.0:
+        return math.exp(hi)
+    if (f_lo > 0.0) == (f_hi > 0.0):
+        return None
+    root = optimize.brentq(excess, lo, hi, xtol=1e-13, rtol=4.5e-16, maxiter=200)
+    return math.exp(float(root))
+
+
+@dataclass(frozen=True)
+class StretchPrediction:
+    """The mean-field prediction for a stretch of ``depth`` identical fully-connected layers.
+
+    ``predicted_log10_ratio = log10(||dL/dh_1|| / ||dL/dh_L||)
+    = 0.5 * sum_{l=2..L} log10(chi1(q_l))``: positive means the gradient grows
+    towards the input (exploding), negative that it vanishes.
+    """
+
+    activation: str
+    depth: int  # number of layers L in the stretch
+    sigma_w2: float
+    sigma_b2: float
+    q_in: float  # pre-activation variance of the stretch's first layer
+    q_layers: tuple[float, ...]  # q_1..q_L (q_1 = q_in, q_{l+1} = q_map(q_l))
+    chi_layers: tuple[float, ...]  # chi1(q_l) for l = 1..L
+    q_star: float  # fixed point (may be inf / 0)
+    chi1_star: float  # chi1 at q_star (nan when q_star is inf)
+    predicted_log10_ratio: float
+    phase: str  # "ordered" (vanishing), "chaotic" (exploding) or "critical"
+
+
+def predict_stretch(
+    name: str,
+    sigma_w2: float,
+    sigma_b2: float,
+    depth: int,
+    q_in: float,
+    negative_slope: float = 0.01,
+) -> StretchPrediction:
+    """Predict how the gradient norm changes across ``depth`` fully-connected layers.
+
+    The squared norm of ``dL/dh`` changes by ``chi1(q_l)`` from ``h_l`` to
+    ``h_{l-1}`` (Schoenholz et al. 2017, eq. 8), so::
+
+        ||dL/dh_1|| / ||dL/dh_L|| = sqrt(prod_{l=2..L} chi1(q_l))
+
+    with ``q_l`` the layer-wise variances from ``q_1 = q_in`` -- not only ``q*``,
+    so shallow stretches whose variance has not converged are still predicted
+    well.  Summed in the log domain in float64.  Once ``q_l`` exceeds 1e300 the
+    iteration stops and the remaining layers reuse that q (chi1 there is at its
+    limit; q-independent for the relu family).  ``phase`` follows ``chi1(q*)``
+    with tolerance ``PHASE_TOLERANCE``; when ``q* = inf``, ``chi1_star`` is nan
+    and the phase follows chi1's large-q limit.
+    """
+    key = _canonical(name)
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1 (got {depth})")
+    if not (math.isfinite(q_in) and q_in >= 0.0):
+        raise ValueError(f"q_in must be a finite variance >= 0 (got {q_in})")
+
+    q_layers: list[float] = [float(q_in)]
+    for _ in range(depth - 1):
+        q = q_layers[-1]
+        # Past 1e300 the next q would overflow: freeze it there.
+        q_layers.append(q if q > _Q_MAX else q_map(key, q, sigma_w2, sigma_b2, negative_slope))
+    chi_layers = tuple(chi1(key, q, sigma_w2, negative_slope) for q in q_layers)
+
+    # log10(0) = -inf is a faithful answer (e.g. hardtanh saturating everywhere).
+    with np.errstate(divide="ignore"):
+        log_chis = np.log10(np.asarray(chi_layers[1:], dtype=np.float64))
+    ratio = float(0.5 * np.sum(log_chis)) if depth > 1 else 0.0
+
+    # From q_in, so that where the map has several stable fixed points (e.g. gelu
+    # with a small bias) q* is the one this stretch actually approaches.
+    q_star = fixed_point(key, sigma_w2, sigma_b2, q0=float(q_in), negative_slope=negative_slope)
+    if math.isinf(q_star):
+        chi1_star = math.nan
+        chi_phase = chi1(key, _Q_MAX, sigma_w2, negative_slope)
+    else:
+        chi1_star = chi1(key, q_star, sigma_w2, negative_slope)
+        chi_phase = chi1_star
+    if chi_phase < 1.0 - PHASE_TOLERANCE:
+        phase = "ordered"
+    elif chi_phase > 1.0 + PHASE_TOLERANCE:
+        phase = "chaotic"
+    else:
+        phase = "critical"
+
+    return StretchPrediction(
+        activation=key,
+        depth=int(depth),
+        sigma_w2=float(sigma_w2),
+        sigma_b2=float(sigma_b2),
+        q_in=float(q_in),
+        q_layers=tuple(q_layers),
+        chi_layers=chi_layers,
+        q_star=q_star,
+        chi1_star=chi1_star,
+        predicted_log10_ratio=ratio,
+        phase=phase,
+    )

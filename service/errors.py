@@ -1,0 +1,90 @@
+"""The one exception tree of Gradient Health.
+
+Every error the core or the service raises on purpose derives from
+:class:`GradHealthError`; each knows the HTTP status it maps to, a stable
+machine code and a problem-type URI, so one handler can render all of them as
+RFC 9457 ``application/problem+json`` and the command line can map them to its
+exit codes::
+
+    GradHealthError                  (500, internal)
+    ├── SpecError                    (422, invalid_spec)      one or more spec problems, each with a JSON pointer
+    │   └── LimitExceeded            (422, limit_exceeded)    the spec is valid but too large to simulate
+    └── InputFormatError             (400, invalid_input)     the input could not be read at all (not JSON/YAML)
+
+Messages say what to change, e.g. ``/layers/3/init/std: must be > 0 (got -1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROBLEM_BASE = "https://gradient-health.dev/problems/"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem: a JSON pointer into the input and what is wrong there."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer or '/'}: {self.message}"
+
+
+class GradHealthError(Exception):
+    """Base of every error raised on purpose."""
+
+    status: int = 500
+    code: str = "internal"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.problems: list[Problem] = problems or []
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.code.replace("_", "-")
+
+    def to_problem(self) -> dict[str, object]:
+        """RFC 9457 problem details body."""
+        body: dict[str, object] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.problems:
+            body["errors"] = [{"pointer": p.pointer, "detail": p.message} for p in self.problems]
+        return body
+
+
+class InputFormatError(GradHealthError):
+    """The input could not be parsed at all (not JSON, not YAML, not a mapping)."""
+
+    status = 400
+    code = "invalid_input"
+    title = "Input could not be read"
+
+
+class SpecError(GradHealthError):
+    """The spec parsed but is invalid; ``problems`` names each field by JSON pointer."""
+
+    status = 422
+    code = "invalid_spec"
+    title = "Invalid architecture spec"
+
+    @classmethod
+    def at(cls, pointer: str, message: str) -> SpecError:
+        """A spec error about one field."""
+        problem = Problem(pointer, message)
+        return cls(str(problem), [problem])
+
+
+class LimitExceeded(SpecError):
+    """The spec is valid but over a configured resource limit; refused before allocation."""
+
+    code = "limit_exceeded"
+    title = "Spec exceeds a resource limit"
