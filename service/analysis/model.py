@@ -45,10 +45,11 @@ class Probe:
     def __init__(self) -> None:
         self.records: dict[str, dict[str, Any]] = {}
 
-    def record(self, unit: Unit, pre: torch.Tensor | None, out: torch.Tensor) -> None:
+    def record(self, unit: Unit, pre: torch.Tensor | None, out: torch.Tensor,
+               inp: torch.Tensor | None = None) -> None:
         if out.requires_grad:
             out.retain_grad()
-        self.records[unit.name] = {"pre": pre, "out": out}
+        self.records[unit.name] = {"pre": pre, "out": out, "in": inp}
 
 
 # --- initialisation --------------------------------------------------------------------------
@@ -144,7 +145,7 @@ class SimpleUnit(Unit):
             z = self.norm(z.transpose(1, -1)).transpose(1, -1) if self.norm_channels_last else self.norm(z)
         h = self.act(z) if self.act is not None else z
         if self.probe is not None:
-            self.probe.record(self, z if self.act is not None else None, h)
+            self.probe.record(self, z if self.act is not None else None, h, x)
         return h
 
 

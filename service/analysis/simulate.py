@@ -190,12 +190,15 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
     act = _activation_of(unit)
     nan = torch.tensor(math.nan, dtype=torch.float64, device=h.device)
     hf = h.to(torch.float64)
+    mean, std = hf.mean(), (hf.std() if hf.numel() > 1 else nan)
+    g_norm = _norm(g) if g is not None else nan
+    # A norm or mean is finite exactly when every element is: no separate isfinite pass is needed.
     figures: dict[str, torch.Tensor] = {
-        "output_grad_norm": _norm(g).to(h.device) if g is not None else nan,
-        "activation_mean": hf.mean(),
-        "activation_std": hf.std() if hf.numel() > 1 else nan,
-        "nonfinite_forward": (~torch.isfinite(h)).any().to(torch.float64),
-        "nonfinite_backward": (~torch.isfinite(g)).any().to(torch.float64) if g is not None else nan,
+        "output_grad_norm": g_norm,
+        "activation_mean": mean,
+        "activation_std": std,
+        "nonfinite_forward": (~torch.isfinite(mean)).to(torch.float64),
+        "nonfinite_backward": (~torch.isfinite(g_norm)).to(torch.float64) if g is not None else nan,
     }
     w = unit.weight()
     if isinstance(unit, SimpleUnit) and w is not None:
@@ -203,12 +206,18 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
     else:
         grads = [p.grad for p in unit.own_parameters() if p.grad is not None]
     if grads and all(gr is not None for gr in grads):
-        figures["grad_norm"] = torch.sqrt(sum(_norm(gr) ** 2 for gr in grads))  # type: ignore[misc]
-        figures["nonfinite_backward"] = torch.maximum(
-            figures["nonfinite_backward"].nan_to_num(0.0),
-            torch.stack([(~torch.isfinite(gr)).any() for gr in grads]).any().to(torch.float64))
+        grad_norm = torch.sqrt(sum(_norm(gr) ** 2 for gr in grads))  # type: ignore[misc]
+        figures["grad_norm"] = grad_norm
+        figures["nonfinite_backward"] = torch.maximum(figures["nonfinite_backward"].nan_to_num(0.0),
+                                                      (~torch.isfinite(grad_norm)).to(torch.float64))
     if w is not None:
         figures["weight_std"] = w.detach().to(torch.float64).std()
+        bias = getattr(getattr(unit, "module", None), "bias", None)
+        if isinstance(bias, torch.Tensor):
+            # sigma_b^2 and E[x^2] feed the mean-field prediction (service.analysis.theory).
+            figures["bias_mean_square"] = bias.detach().to(torch.float64).pow(2).mean()
+    if rec.get("in") is not None and rec["in"].is_floating_point():
+        figures["input_mean_square"] = rec["in"].detach().to(torch.float64).pow(2).mean()
     if pre is not None and act in ("sigmoid", "tanh", "hardtanh"):
         m = SATURATION_MARGIN
         if act == "sigmoid":
@@ -227,63 +236,71 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
     return figures
 
 
-def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None) -> SimulationResult:
-    """Run the instrumented simulation of ``plan`` for every seed and collect per-unit figures."""
-    spec = plan.spec
-    dev = pick_device(device or spec.device)
-    started = time.perf_counter()
-    per_seed: list[dict[str, dict[str, float]]] = []
-    steps_per_seed: list[dict[tuple[str, int], list[float]]] = []
-    losses: list[float] = []
-    units_meta: list[Unit] = []
-    for seed in range(spec.seeds):
-        if progress:
-            progress(seed / spec.seeds, f"simulating seed {seed + 1} of {spec.seeds}")
-        net, x, target = prepare(plan, seed, dev)
-        probe = Probe()
-        net.set_probe(probe)
-        loss = loss_fn(plan, net(x), target)
+@dataclass
+class SeedFigures:
+    """What one instrumented step measured: per-unit figures, dL/dh_t series, the loss."""
+
+    units: dict[str, dict[str, float]]
+    steps: dict[tuple[str, int], list[float]]
+    loss: float
+
+
+def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None) -> SeedFigures:
+    """One forward + backward with every unit probed, and all figures read back in one transfer."""
+    probe = Probe()
+    net.set_probe(probe)
+    net.zero_grad(set_to_none=True)
+    try:
+        loss = loss_fn(net.plan, net(x), target)
         loss.backward()
-        units = net.units()
-        units_meta = units
         names: list[tuple[str, str]] = []
         scalars: list[torch.Tensor] = []
-        step_keys: list[tuple[str, int, int]] = []
+        step_keys: list[tuple[str, int]] = []
         step_scalars: list[torch.Tensor] = []
-        for unit in units:
+        for unit in net.units():
             rec = probe.records.get(unit.name)
             if rec is None:
                 continue
             for metric, value in _unit_figures(unit, rec).items():
                 names.append((unit.name, metric))
-                scalars.append(value.to(torch.float64).reshape(()).to(x.device))
+                scalars.append(value.to(device=x.device, dtype=torch.float64).reshape(()))
             for sub, hs in rec.get("steps", {}).items():
-                for t, h in enumerate(hs):
-                    step_keys.append((unit.name, sub, t))
+                for h in hs:
+                    step_keys.append((unit.name, sub))
                     step_scalars.append(_norm(h.grad).to(x.device) if h.grad is not None
                                         else torch.zeros((), dtype=torch.float64, device=x.device))
-        scalars.extend(step_scalars)
-        scalars.append(loss.detach().to(torch.float64))
-        values = torch.stack(scalars).cpu().tolist()  # one device->host transfer per seed
-        losses.append(values[-1])
-        figures: dict[str, dict[str, float]] = {}
-        for (uname, metric), v in zip(names, values, strict=False):
-            figures.setdefault(uname, {})[metric] = v
-        steps: dict[tuple[str, int], list[float]] = {}
-        for (uname, sub, _t), v in zip(step_keys, values[len(names):], strict=False):
-            steps.setdefault((uname, sub), []).append(v)
-        per_seed.append(figures)
-        steps_per_seed.append(steps)
+        values = torch.stack([*scalars, *step_scalars, loss.detach().to(torch.float64)]).cpu().tolist()
+    finally:
         net.set_probe(None)
-        del net, probe
+    figures: dict[str, dict[str, float]] = {}
+    for (uname, metric), v in zip(names, values, strict=False):
+        figures.setdefault(uname, {})[metric] = v
+    steps: dict[tuple[str, int], list[float]] = {}
+    for key, v in zip(step_keys, values[len(names):], strict=False):
+        steps.setdefault(key, []).append(v)
+    return SeedFigures(figures, steps, values[-1])
+
+
+def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None) -> SimulationResult:
+    """Run the instrumented simulation of ``plan`` for every seed and collect per-unit figures."""
+    spec = plan.spec
+    dev = pick_device(device or spec.device)
+    started = time.perf_counter()
+    seeds: list[SeedFigures] = []
+    units: list[Unit] = []
+    for seed in range(spec.seeds):
+        if progress:
+            progress(seed / spec.seeds, f"simulating seed {seed + 1} of {spec.seeds}")
+        net, x, target = prepare(plan, seed, dev)
+        seeds.append(instrumented_step(net, x, target))
+        units = net.units()
+        del net
     if progress:
         progress(1.0, "simulation done")
-    stats = _collect(units_meta, per_seed)
-    series = [
-        TimeSeries(uname, sub, np.array([s[(uname, sub)] for s in steps_per_seed], dtype=np.float64))
-        for (uname, sub) in steps_per_seed[0]
-    ] if steps_per_seed else []
-    return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, losses,
+    stats = _collect(units, [s.units for s in seeds])
+    series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))
+              for (name, sub) in seeds[0].steps]
+    return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, [s.loss for s in seeds],
                             time.perf_counter() - started)
 
 

@@ -1,0 +1,94 @@
+"""The one vocabulary: every finding code and remedy id, with what it means.
+
+Architecture checks and log checks use the same codes, severities and remedy
+ids. Codes and ids are public contract: add, never rename. The README's
+reference and the service's ``/v1/catalog`` are made from this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    title: str
+    description: str
+
+
+FINDINGS: dict[str, Entry] = {
+    "vanishing_gradient": Entry(
+        "Vanishing gradient",
+        "The backward signal ||dL/dh|| shrinks exponentially from the last hidden layer to the first "
+        "(per-layer factor below 1: saturating activations, too-small weights, depth without skips or "
+        "normalisation), so early layers barely learn."),
+    "exploding_gradient": Entry(
+        "Exploding gradient",
+        "The backward signal (or the forward activations) grow exponentially with depth (per-layer gain "
+        "above 1: weights too large for the activation, unnormalised residual sums), ending in huge updates, "
+        "overflow and NaN."),
+    "saturation": Entry(
+        "Saturated units",
+        "Many sigmoid/tanh/hardtanh units sit in their flat tails, where the derivative is near zero."),
+    "dead_units": Entry(
+        "Dead ReLU units",
+        "ReLU units that output 0 for every input of the batch; their gradient is 0, so they never recover."),
+    "nonfinite": Entry(
+        "NaN or Inf values",
+        "A NaN or Inf appears in the forward or backward pass; the evidence names the first layer where it does."),
+    "vanishing_through_time": Entry(
+        "Vanishing gradient through time",
+        "In a recurrent layer, ||dL/dh_t|| shrinks exponentially towards the first time steps, so long-range "
+        "dependencies cannot be learnt."),
+    "exploding_through_time": Entry(
+        "Exploding gradient through time",
+        "In a recurrent layer, ||dL/dh_t|| grows exponentially towards the first time steps; training "
+        "without clipping turns NaN."),
+    "post_ln_depth_risk": Entry(
+        "Deep Post-LN Transformer",
+        "A Post-LN Transformer stack deep enough that its large last-layer gradients at initialisation make "
+        "training diverge without learning-rate warm-up (Xiong et al. 2020)."),
+}
+
+REMEDIES: dict[str, Entry] = {
+    "he_init": Entry("He (Kaiming) initialisation",
+                     "Var(W) = 2/fan_in keeps the signal's scale through ReLU-family layers (He et al. 2015)."),
+    "xavier_init": Entry("Xavier (Glorot) initialisation",
+                         "Var(W) = 2/(fan_in + fan_out) keeps the scale through tanh/sigmoid-like layers "
+                         "(Glorot & Bengio 2010)."),
+    "lecun_init": Entry("LeCun initialisation",
+                        "Var(W) = 1/fan_in, the self-normalising init for SELU (Klambauer et al. 2017)."),
+    "orthogonal_init": Entry("Orthogonal recurrent initialisation",
+                             "An orthogonal recurrent matrix has all singular values 1, so it neither shrinks "
+                             "nor grows the gradient through time by itself (Saxe et al. 2014)."),
+    "relu_family_activation": Entry("ReLU-family activation",
+                                    "ReLU, Leaky ReLU, ELU and SELU have derivative 1 (or a constant) on the "
+                                    "positive side, so they do not shrink the gradient the way sigmoid/tanh do."),
+    "residual_connections": Entry("Residual (skip) connections",
+                                  "x + f(x) gives the gradient an identity path around each block, so depth "
+                                  "no longer multiplies it away (He et al. 2016)."),
+    "scaled_residual": Entry("Scaled residual branches",
+                             "x + f(x)/sqrt(N) over N blocks keeps the variance of the residual sum bounded, "
+                             "so activations and gradients do not grow with depth."),
+    "batch_norm": Entry("Batch normalisation",
+                        "Normalising each layer's pre-activations over the batch keeps their scale fixed, and "
+                        "with it the gradient flow (Ioffe & Szegedy 2015)."),
+    "layer_norm": Entry("Layer normalisation",
+                        "Normalising each sample's pre-activations keeps their scale fixed, independent of the "
+                        "batch (Ba et al. 2016)."),
+    "pre_layer_norm": Entry("Pre-LN Transformer",
+                            "LayerNorm inside the residual branch (norm_first) gives well-behaved gradients at "
+                            "every depth and trains without warm-up (Xiong et al. 2020)."),
+    "gated_recurrent_cell": Entry("Gated recurrent cell (LSTM/GRU)",
+                                  "A gated cell carries memory additively; with the forget gate opened at the "
+                                  "start (bias >= 1, or chrono init for long sequences) the gradient survives "
+                                  "many steps."),
+    "gradient_clipping": Entry("Gradient clipping",
+                               "Rescale the gradient when its total norm exceeds max_norm; the standard guard "
+                               "against exploding updates (Pascanu et al. 2013)."),
+    "lower_learning_rate": Entry("Lower learning rate / warm-up",
+                                 "Smaller (or gradually increased) steps keep large gradients from throwing "
+                                 "the weights into a region they cannot return from."),
+    "weight_decay": Entry("Weight decay",
+                          "L2 regularisation keeps weights from growing without bound."),
+}

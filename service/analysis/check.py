@@ -1,0 +1,276 @@
+"""The architecture check, end to end: spec -> plan -> simulation -> findings -> verified remedies.
+
+:func:`run_architecture_check` is what the command line, the HTTP worker and the
+tests call. Every remedy that changes the spec is applied as a JSON Patch and the
+patched spec is simulated again with the same seeds; the finding's own metric is
+reported before and after, remedies that fixed it come first, and a remedy the
+re-simulation shows does not fix the case is kept but marked ``recommended: false``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import jsonpatch
+import numpy as np
+
+from service.analysis import theory
+from service.analysis.document import (
+    CriticalInit,
+    Diagnosis,
+    Evidence,
+    Finding,
+    LayerReport,
+    Remedy,
+    SimulationInfo,
+    Theory,
+    TheoryStretch,
+    TimeStep,
+    Verified,
+    finite_or_none,
+    status_of,
+)
+from service.analysis.findings import Detection, assess, detect, measure
+from service.analysis.plan import Limits, Plan, make_plan
+from service.analysis.remedies import Context, propose, set_clip_threshold
+from service.analysis.simulate import ProgressFn, SimulationResult, UnitStats, simulate
+from service.analysis.spec import parse_spec
+from service.analysis.thresholds import Thresholds
+from service.errors import GradHealthError
+
+
+@dataclass
+class CheckOptions:
+    thresholds: Thresholds
+    limits: Limits
+    verify: bool = True
+    device: str | None = None  # overrides the spec's device (the CLI's --device)
+
+
+def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = None,
+                           progress: ProgressFn | None = None) -> Diagnosis:
+    """Check the architecture ``raw`` (a decoded JSON/YAML spec) and return the diagnosis document.
+
+    Raises :class:`service.errors.SpecError` (with JSON pointers) for an invalid spec and
+    :class:`service.errors.LimitExceeded` for one over the limits, before any allocation.
+    """
+    options = options or CheckOptions(Thresholds(), Limits())
+    spec = parse_spec(raw)
+    plan = make_plan(spec, options.limits)
+    report = progress or (lambda fraction, stage: None)
+    result = simulate(plan, device=options.device,
+                      progress=lambda f, stage: report(0.4 * f, stage))
+    detections = detect(result, options.thresholds)
+    verifier = _Verifier(raw, plan, result, options)
+    findings: list[Finding] = []
+    for i, det in enumerate(detections):
+        report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
+        remedies = verifier.remedies_for(det, detections) if options.verify else propose(
+            Context(raw, plan, result, det))
+        findings.append(Finding(code=det.code, severity=det.severity, summary=det.summary,  # type: ignore[arg-type]
+                                explanation=det.explanation, evidence=_evidence(det), remedies=remedies))
+    report(1.0, "done")
+    status = status_of(findings)
+    return Diagnosis(
+        name=spec.name,
+        status=status,
+        summary=_summary(status, findings, plan),
+        findings=findings,
+        layers=[_layer_report(u) for u in result.units],
+        time_steps=[TimeStep(layer=ts.layer, sublayer=ts.sublayer, t=t, output_grad_norm=finite_or_none(g),
+                             log10_spread=finite_or_none(s))
+                    for ts in result.time_series for t, (g, s) in enumerate(zip(ts.geo(), ts.log10_std(),
+                                                                                strict=True))],
+        theory=theory_report(result),
+        simulation=SimulationInfo(seeds=spec.seeds, batch_size=spec.batch_size, device=result.device,
+                                  precision=spec.precision, parameters=plan.parameters,
+                                  activation_bytes=plan.activation_bytes,
+                                  duration_s=round(result.duration_s + verifier.seconds, 4),
+                                  remedies_simulated=verifier.simulated),
+    )
+
+
+def _summary(status: str, findings: list[Finding], plan: Plan) -> str:
+    if not findings:
+        return f"healthy: no gradient problem found in {len(plan.all_units())} layers"
+    worst = findings[0]
+    more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+    return f"{status}: {worst.code}: {worst.summary}{more}"
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _evidence(det: Detection) -> Evidence:
+    return Evidence(**_clean(det.evidence))
+
+
+def _layer_report(u: UnitStats) -> LayerReport:
+    spread = {m: finite_or_none(u.log10_std(m)) for m in ("grad_norm", "output_grad_norm") if m in u.values}
+    report = LayerReport(
+        name=u.name, pointer=u.pointer, type=u.type, activation=u.activation,
+        grad_norm=u.geo("grad_norm") if "grad_norm" in u.values else None,
+        output_grad_norm=u.geo("output_grad_norm"),
+        activation_mean=u.mean("activation_mean"), activation_std=u.mean("activation_std"),
+        saturated_fraction=u.mean("saturated_fraction") if "saturated_fraction" in u.values else None,
+        dead_fraction=u.mean("dead_fraction") if "dead_fraction" in u.values else None,
+        weight_std=u.mean("weight_std") if "weight_std" in u.values else None,
+        fan_in=u.fan_in, fan_out=u.fan_out,
+        nonfinite_forward=u.mean("nonfinite_forward") > 0,
+        nonfinite_backward=u.mean("nonfinite_backward") > 0,
+        spread=spread,
+    )
+    if u.fan_in:
+        report.weight_std_he = math.sqrt(2 / u.fan_in)
+        report.weight_std_lecun = math.sqrt(1 / u.fan_in)
+        report.weight_std_xavier = math.sqrt(2 / (u.fan_in + (u.fan_out or u.fan_in)))
+    return report
+
+
+class _Verifier:
+    """Applies remedy patches and re-simulates, caching by patched spec."""
+
+    def __init__(self, raw: dict[str, Any], plan: Plan, result: SimulationResult, options: CheckOptions) -> None:
+        self.raw, self.plan, self.result, self.options = raw, plan, result, options
+        self.cache: dict[str, SimulationResult | str] = {}
+        self.results: dict[int, SimulationResult] = {}  # id(remedy) -> its re-simulation
+        self.simulated = 0
+        self.seconds = 0.0
+
+    def _simulate(self, patch: list[dict[str, Any]]) -> SimulationResult | str:
+        patched = jsonpatch.apply_patch(copy.deepcopy(self.raw), patch)
+        key = json.dumps(patched, sort_keys=True)
+        if key not in self.cache:
+            try:
+                plan = make_plan(parse_spec(patched), self.options.limits)
+                res = simulate(plan, device=self.options.device)
+                self.simulated += 1
+                self.seconds += res.duration_s
+                self.cache[key] = res
+            except GradHealthError as exc:  # e.g. the patched spec is over the limits
+                self.cache[key] = exc.detail
+        return self.cache[key]
+
+    def remedies_for(self, det: Detection, all_detections: list[Detection]) -> list[Remedy]:
+        thresholds = self.options.thresholds
+        before_codes = {d.code: d.severity for d in all_detections}
+        remedies = propose(Context(self.raw, self.plan, self.result, det))
+        for remedy in remedies:
+            if not remedy.patch:
+                continue  # a training-time change (clipping, learning rate): nothing to simulate at init
+            after = self._simulate(remedy.patch)
+            if isinstance(after, str):
+                remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
+                                           fixed=False, note=f"could not simulate the patched spec: {after}")
+                remedy.recommended = False
+                continue
+            self.results[id(remedy)] = after
+            value = measure(det.code, after, thresholds)
+            fixed = assess(det.code, value, after, thresholds) is None
+            new = [d.code for d in detect(after, thresholds)
+                   if d.code != det.code and d.code not in before_codes]
+            remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
+                                       after=finite_or_none(value), fixed=fixed, side_effects=new)
+            remedy.recommended = fixed and not new
+        ranked = sorted(remedies, key=lambda r: _rank(det.code, r))
+        best = next((self.results[id(r)] for r in ranked if r.recommended and id(r) in self.results), None)
+        for remedy in ranked:
+            if remedy.id == "gradient_clipping" and best is not None:
+                set_clip_threshold(remedy, best, basis="the best verified remedy's re-simulation")
+        return ranked
+
+
+def _badness(code: str, value: float | None) -> float:
+    """How far a metric is from healthy (for ranking); larger is worse."""
+    if value is None:
+        return math.inf
+    if code in ("vanishing_gradient", "vanishing_through_time", "exploding_gradient", "exploding_through_time"):
+        return abs(math.log10(value)) if value > 0 else math.inf  # distance from a ratio of 1
+    return value
+
+
+def _rank(code: str, r: Remedy) -> tuple[int, float]:
+    if r.verified is None:
+        return (1, 0.0)  # not simulable: after every measured fix, before every measured failure
+    if r.verified.fixed and not r.verified.side_effects:
+        return (0, _badness(code, r.verified.after))
+    if r.verified.fixed:
+        return (1, _badness(code, r.verified.after))
+    return (2, _badness(code, r.verified.after))
+
+
+# --- theory -------------------------------------------------------------------------------------
+
+def _stretches(result: SimulationResult) -> list[list[UnitStats]]:
+    """Runs of consecutive top-level fully-connected layers with one pointwise activation."""
+    weighted = [u for u in result.units if u.depth == 0 and u.has_weights]
+    runs: list[list[UnitStats]] = []
+    current: list[UnitStats] = []
+    for u in weighted[:-1]:  # the readout is not part of any stretch
+        plan_layer = next(p.layer for p in result.plan.all_units() if p.name == u.name)
+        ok = (u.type == "linear" and u.activation in theory.ACTIVATIONS
+              and getattr(plan_layer, "norm", None) is None)
+        if ok and current and current[-1].activation == u.activation and current[-1].fan_out == u.fan_out:
+            current.append(u)
+            continue
+        if len(current) >= 2:
+            runs.append(current)
+        current = [u] if ok else []
+    if len(current) >= 2:
+        runs.append(current)
+    return runs
+
+
+def theory_report(result: SimulationResult) -> Theory:
+    """Mean-field prediction next to the measurement for every stretch, and the critical inits."""
+    out = Theory()
+    seen: set[tuple[str, float]] = set()
+    for run in _stretches(result):
+        act = run[0].activation or "identity"
+        sw2 = [u.mean("weight_std") ** 2 * (u.fan_in or 1) for u in run]
+        sigma_w2 = sum(sw2[1:]) / len(sw2[1:])
+        sigma_b2 = sum(u.mean("bias_mean_square") if "bias_mean_square" in u.values else 0.0 for u in run) / len(run)
+        q_in = sw2[0] * run[0].mean("input_mean_square") + sigma_b2
+        try:
+            pred = theory.predict_stretch(act, sigma_w2, sigma_b2, len(run), q_in)
+        except (ValueError, OverflowError, ZeroDivisionError):
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log10(run[0].values["output_grad_norm"]) - np.log10(run[-1].values["output_grad_norm"])
+        measured_log = float(np.mean(logs)) if np.all(np.isfinite(logs)) else math.nan
+        predicted = 10 ** pred.predicted_log10_ratio if math.isfinite(pred.predicted_log10_ratio) else math.nan
+        out.stretches.append(TheoryStretch(
+            layers=[run[0].name, run[-1].name], depth=len(run), activation=act,
+            sigma_w2=round(sigma_w2, 6), sigma_b2=round(sigma_b2, 6),
+            q_star=finite_or_none(pred.q_star), chi1=finite_or_none(pred.chi1_star), phase=pred.phase,
+            predicted_ratio=finite_or_none(predicted), measured_ratio=finite_or_none(10 ** measured_log),
+            log10_error=finite_or_none(measured_log - pred.predicted_log10_ratio),
+        ))
+        key = (act, round(sigma_b2, 4))
+        if key not in seen:
+            seen.add(key)
+            out.critical.append(critical_init(act, key[1]))
+    return out
+
+
+def critical_init(activation: str, sigma_b2: float = 0.0) -> CriticalInit:
+    """The edge-of-chaos weight variance for ``activation`` as a concrete init suggestion."""
+    crit = theory.critical_sigma_w2(activation, sigma_b2)
+    if crit is None:
+        text = f"{activation} has no critical weight variance with sigma_b^2 = {sigma_b2:g}"
+    else:
+        text = (f"for {activation} with sigma_b^2 = {sigma_b2:g}: Var(W) = {crit:.4g}/fan_in, "
+                f"i.e. nn.init.normal_(w, std=({crit:.4g} / fan_in) ** 0.5)")
+    return CriticalInit(activation=activation, sigma_b2=sigma_b2, critical_sigma_w2=finite_or_none(crit),
+                        suggestion=text)

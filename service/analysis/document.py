@@ -1,0 +1,164 @@
+"""The diagnosis document: the JSON every check returns (pydantic models, so the
+OpenAPI document and the JSON Schema are generated from them).
+
+Contract fields (clients depend on them; add, never rename): ``status``,
+``findings[].code|severity|summary|evidence|remedies``, ``remedies[].id`` and
+``remedies[].verified.before|after|fixed``, ``layers[].name|grad_norm|output_grad_norm``,
+``time_steps[].t|output_grad_norm``, ``theory``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+Severity = Literal["info", "warning", "error"]
+Status = Literal["healthy", "warning", "unhealthy"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """JSON has no NaN/Inf: a figure that is not finite is reported as null."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+class Verified(BaseModel):
+    """The remedy applied to the spec and simulated again."""
+
+    metric: str = Field(description="the finding's metric, measured the same way before and after")
+    before: float | None
+    after: float | None
+    fixed: bool = Field(description="the finding no longer triggers at any severity after the change")
+    side_effects: list[str] = Field(default_factory=list, description="finding codes the change introduced")
+    note: str | None = None
+
+
+class Remedy(BaseModel):
+    id: str
+    title: str
+    rationale: str
+    change: str = Field(description="the change to make, in words")
+    snippet: str = Field(description="PyTorch code that makes the change")
+    patch: list[dict[str, Any]] = Field(default_factory=list, description="RFC 6902 JSON Patch to the spec")
+    params: dict[str, Any] = Field(default_factory=dict, description="concrete values, e.g. max_norm")
+    verified: Verified | None = None
+    recommended: bool = Field(True, description="false when the service measured that it does not fix this case")
+
+
+class Evidence(BaseModel):
+    """Which layers / time steps / numbers support a finding. Extra keys allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    metric: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    layers: list[str] | None = None
+    steps: list[int] | None = None
+    time_steps: list[int] | None = None
+
+
+class Finding(BaseModel):
+    code: str
+    severity: Severity
+    summary: str
+    explanation: str
+    evidence: Evidence
+    remedies: list[Remedy] = Field(default_factory=list)
+
+
+class LayerReport(BaseModel):
+    name: str = Field(description="path in the spec, e.g. layers[3].linear#7")
+    pointer: str = Field(description="JSON pointer of the spec entry that made this layer")
+    type: str
+    activation: str | None = None
+    grad_norm: float | None = Field(None, description="||dL/dW|| (geometric mean over seeds)")
+    output_grad_norm: float | None = Field(None, description="||dL/dh|| of the layer's output")
+    activation_mean: float | None = None
+    activation_std: float | None = None
+    saturated_fraction: float | None = None
+    dead_fraction: float | None = None
+    weight_std: float | None = None
+    weight_std_he: float | None = Field(None, description="sqrt(2/fan_in)")
+    weight_std_xavier: float | None = Field(None, description="sqrt(2/(fan_in+fan_out))")
+    weight_std_lecun: float | None = Field(None, description="sqrt(1/fan_in)")
+    fan_in: int | None = None
+    fan_out: int | None = None
+    nonfinite_forward: bool = False
+    nonfinite_backward: bool = False
+    spread: dict[str, float | None] = Field(
+        default_factory=dict, description="std of log10 of each norm across seeds")
+
+    @field_serializer("grad_norm", "output_grad_norm", "activation_mean", "activation_std", "saturated_fraction",
+                      "dead_fraction", "weight_std")
+    def _finite(self, v: float | None) -> float | None:
+        return finite_or_none(v)
+
+
+class TimeStep(BaseModel):
+    layer: str
+    sublayer: int = 0
+    t: int
+    output_grad_norm: float | None = Field(description="||dL/dh_t||, geometric mean over seeds")
+    log10_spread: float | None = None
+
+
+class TheoryStretch(BaseModel):
+    layers: list[str] = Field(description="first and last layer of the stretch")
+    depth: int
+    activation: str
+    sigma_w2: float = Field(description="measured Var(W) * fan_in")
+    sigma_b2: float
+    q_star: float | None
+    chi1: float | None = Field(description="per-layer factor of the squared gradient norm at q*")
+    phase: str
+    predicted_ratio: float | None = Field(description="||dL/dh_first|| / ||dL/dh_last|| from mean-field theory")
+    measured_ratio: float | None
+    log10_error: float | None
+
+
+class CriticalInit(BaseModel):
+    activation: str
+    sigma_b2: float
+    critical_sigma_w2: float | None = Field(description="Var(W) * fan_in at which chi1 = 1 (edge of chaos)")
+    suggestion: str
+
+
+class Theory(BaseModel):
+    stretches: list[TheoryStretch] = Field(default_factory=list)
+    critical: list[CriticalInit] = Field(default_factory=list)
+
+
+class SimulationInfo(BaseModel):
+    seeds: int
+    batch_size: int
+    device: str
+    precision: str
+    parameters: int
+    activation_bytes: int
+    duration_s: float
+    remedies_simulated: int = 0
+
+
+class Diagnosis(BaseModel):
+    schema_version: str = "1"
+    kind: Literal["architecture", "logs"] = "architecture"
+    name: str | None = None
+    status: Status
+    summary: str
+    findings: list[Finding]
+    layers: list[LayerReport] = Field(default_factory=list)
+    time_steps: list[TimeStep] = Field(default_factory=list)
+    theory: Theory = Field(default_factory=Theory)
+    simulation: SimulationInfo | None = None
+
+
+def status_of(findings: list[Finding]) -> Status:
+    """``unhealthy`` with any error, ``warning`` with any warning, else ``healthy``."""
+    worst = max((SEVERITY_RANK[f.severity] for f in findings), default=0)
+    return "unhealthy" if worst == 2 else "warning" if worst == 1 else "healthy"

@@ -1,0 +1,49 @@
+"""Diagnosis thresholds: every one a named setting with its default and the reason for it.
+
+Ratios are of gradient norms ||dL/dh|| between the first and the last hidden layer
+(through depth) or between the first and the last recurrent step (through time).
+A healthy wide net at the edge of chaos keeps that ratio within about a factor of
+10 at the depths people build (finite width adds noise of order sqrt(depth/width)
+in log10), so a factor of 100 is a clear signal and 10^4 is past what an adaptive
+optimiser absorbs without the early layers effectively freezing.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Thresholds(BaseModel):
+    """When a measured figure becomes a finding, and of which severity."""
+
+    vanishing_warning: float = Field(1e-2, gt=0, lt=1, description="grad ratio first/last below this: warning")
+    vanishing_error: float = Field(1e-4, gt=0, lt=1, description="grad ratio first/last below this: error")
+    exploding_warning: float = Field(1e2, gt=1, description="grad ratio (or activation growth) above this: warning")
+    exploding_error: float = Field(1e4, gt=1, description="grad ratio (or activation growth) above this: error")
+    saturation_warning: float = Field(
+        0.3, gt=0, le=1, description="fraction of a layer's units in the flat tails (sigmoid/tanh/hardtanh)")
+    saturation_error: float = Field(0.6, gt=0, le=1)
+    # Deep ReLU nets make their inputs ever more correlated (the mean-field correlation map's
+    # fixed point is c = 1), and a unit whose inputs all look alike is off for the whole batch with
+    # probability 1/2: a healthy He-initialised net at depth 30 shows ~35% such units. Only a
+    # fraction beyond what correlation explains points at a bias or weight-scale problem.
+    dead_warning: float = Field(
+        0.6, gt=0, le=1, description="fraction of a ReLU layer's units that are zero for the whole batch")
+    dead_error: float = Field(0.85, gt=0, le=1)
+    post_ln_depth: int = Field(
+        6, ge=1, description="Post-LN Transformer stacks this deep or deeper need warm-up (Xiong et al. 2020)")
+
+    def vanishing(self, ratio: float) -> str | None:
+        if ratio < self.vanishing_error:
+            return "error"
+        return "warning" if ratio < self.vanishing_warning else None
+
+    def exploding(self, ratio: float) -> str | None:
+        if ratio > self.exploding_error:
+            return "error"
+        return "warning" if ratio > self.exploding_warning else None
+
+    def fraction(self, value: float, warning: float, error: float) -> str | None:
+        if value >= error:
+            return "error"
+        return "warning" if value >= warning else None

@@ -1,0 +1,137 @@
+"""The ``gradhealth`` command line.
+
+``gradhealth check SPEC`` runs the architecture check in-process and prints a
+readable report (``--format json`` prints the diagnosis document). Exit codes,
+for CI pipelines: 0 when the worst finding is below ``--fail-on``, 1 at or above
+it, 2 for invalid input (a bad spec, an unreadable file, a spec over the limits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from service.analysis.catalog import FINDINGS, REMEDIES
+from service.analysis.check import CheckOptions, run_architecture_check
+from service.analysis.document import SEVERITY_RANK, Diagnosis
+from service.analysis.spec import load_spec_text, spec_json_schema
+from service.errors import GradHealthError, InputFormatError
+from service.report import render_text
+from service.settings import get_settings
+
+EXIT_OK, EXIT_UNHEALTHY, EXIT_INVALID = 0, 1, 2
+
+
+def example_names() -> list[str]:
+    """Names of the example specs bundled with the package."""
+    folder = resources.files("service") / "examples"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_spec(source: str) -> dict[str, Any]:
+    if source == "-":
+        return load_spec_text(sys.stdin.read())
+    if source.startswith("example:"):
+        name = source.removeprefix("example:")
+        if name not in example_names():
+            raise InputFormatError(f"no bundled example {name!r}; choose one of: {', '.join(example_names())}")
+        text = (resources.files("service") / "examples" / f"{name}.yaml").read_text()
+        return load_spec_text(text)
+    path = Path(source)
+    if not path.is_file():
+        raise InputFormatError(f"{source}: no such file")
+    content_type = "application/json" if path.suffix == ".json" else None
+    return load_spec_text(path.read_text(encoding="utf-8"), content_type=content_type)
+
+
+def exit_code(doc: Diagnosis, fail_on: str) -> int:
+    """1 when any finding is at or above ``fail_on`` (``never`` disables), else 0."""
+    if fail_on == "never":
+        return EXIT_OK
+    worst = max((SEVERITY_RANK[f.severity] for f in doc.findings), default=-1)
+    return EXIT_UNHEALTHY if worst >= SEVERITY_RANK[fail_on] else EXIT_OK
+
+
+def _progress(enabled: bool):  # noqa: ANN202 - a small closure
+    def show(fraction: float, stage: str) -> None:
+        if enabled:
+            print(f"\r[{fraction:4.0%}] {stage:<60s}", end="", file=sys.stderr, flush=True)
+    return show
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        raw = _read_spec(args.spec)
+        if args.seeds is not None:
+            raw["seeds"] = args.seeds
+        options = CheckOptions(settings.thresholds, settings.limits,
+                               verify=settings.verify_remedies and not args.no_verify, device=args.device)
+        show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+        doc = run_architecture_check(raw, options, progress=_progress(show_progress))
+        if show_progress:
+            print(file=sys.stderr)
+    except GradHealthError as exc:
+        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
+        if args.format == "json":
+            print(json.dumps(exc.to_problem(), indent=2))
+        return EXIT_INVALID
+    output = doc.model_dump_json(indent=2) if args.format == "json" else render_text(doc, layers=args.layers)
+    if args.output:
+        Path(args.output).write_text(output + "\n", encoding="utf-8")
+    else:
+        print(output)
+    return exit_code(doc, args.fail_on)
+
+
+def cmd_examples(args: argparse.Namespace) -> int:
+    for name in example_names():
+        print(f"example:{name}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(spec_json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    data = {"findings": {k: vars(v) for k, v in FINDINGS.items()},
+            "remedies": {k: vars(v) for k, v in REMEDIES.items()}}
+    print(json.dumps(data, indent=2))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gradhealth", description="Is this network's gradient healthy?")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="check an architecture spec (JSON or YAML)")
+    check.add_argument("spec", help="a spec file, '-' for stdin, or example:NAME (see `gradhealth examples`)")
+    check.add_argument("--format", choices=["text", "json"], default="text")
+    check.add_argument("--fail-on", choices=["warning", "error", "never"], default="error",
+                       help="exit 1 when a finding is at least this severe (default: error)")
+    check.add_argument("--no-verify", action="store_true", help="propose remedies without re-simulating them")
+    check.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override the spec's device")
+    check.add_argument("--seeds", type=int, default=None, help="override the spec's number of seeds")
+    check.add_argument("--layers", action="store_true", help="add the per-layer table to the text report")
+    check.add_argument("--output", "-o", help="write the report here instead of stdout")
+    check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="show progress on stderr (default: when stderr is a terminal)")
+    check.set_defaults(func=cmd_check)
+    sub.add_parser("examples", help="list the bundled example specs").set_defaults(func=cmd_examples)
+    sub.add_parser("schema", help="print the spec's JSON Schema").set_defaults(func=cmd_schema)
+    sub.add_parser("catalog", help="print every finding code and remedy id").set_defaults(func=cmd_catalog)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""A diagnosis document rendered for people (the command line's default output)."""
+
+from __future__ import annotations
+
+from service.analysis.document import Diagnosis
+
+_MARK = {"error": "✗", "warning": "!", "info": "i"}
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
+    """A readable report: status, findings with evidence and ranked remedies, theory."""
+    lines = [f"{doc.name or 'architecture'}: {doc.status.upper()}", f"  {doc.summary}"]
+    if doc.simulation:
+        s = doc.simulation
+        lines.append(f"  simulated {s.seeds} seed(s) x batch {s.batch_size} on {s.device} in {s.precision}; "
+                     f"{s.parameters:,} parameters; {s.remedies_simulated} remedy simulation(s); {s.duration_s:.2f}s")
+    for f in doc.findings:
+        lines += ["", f"[{_MARK[f.severity]}] {f.code} ({f.severity}): {f.summary}", f"    why: {f.explanation}"]
+        if f.evidence.layers:
+            lines.append(f"    where: {', '.join(f.evidence.layers[:6])}" + (" ..." if len(f.evidence.layers) > 6 else ""))
+        for i, r in enumerate(f.remedies, 1):
+            v = r.verified
+            if v is None:
+                measured = "not simulable at init"
+            else:
+                measured = (f"{'FIXED' if v.fixed else 'not fixed'}: {v.metric} {_num(v.before)} -> {_num(v.after)}"
+                            + (f"; introduces {', '.join(v.side_effects)}" if v.side_effects else ""))
+            tag = "" if r.recommended else " (not recommended)"
+            lines.append(f"    {i}. {r.id}{tag}: {r.change} [{measured}]")
+    if doc.theory.stretches:
+        lines += ["", "theory (mean field) vs measured, ||dL/dh_first|| / ||dL/dh_last||:"]
+        for t in doc.theory.stretches:
+            lines.append(f"    {t.layers[0]} .. {t.layers[1]} ({t.depth} x {t.activation}, sigma_w^2={t.sigma_w2:.3g}): "
+                         f"chi1={_num(t.chi1)} ({t.phase}), predicted {_num(t.predicted_ratio)}, "
+                         f"measured {_num(t.measured_ratio)}")
+        for c in doc.theory.critical:
+            lines.append(f"    critical init: {c.suggestion}")
+    if layers:
+        lines += ["", f"{'layer':44s} {'grad_norm':>10s} {'dL/dh':>10s} {'act_std':>10s} {'sat':>5s} {'dead':>5s}"]
+        for layer in doc.layers:
+            sat = "-" if layer.saturated_fraction is None else f"{layer.saturated_fraction:.0%}"
+            dead = "-" if layer.dead_fraction is None else f"{layer.dead_fraction:.0%}"
+            lines.append(f"{layer.name:44s} {_num(layer.grad_norm):>10s} {_num(layer.output_grad_norm):>10s} "
+                         f"{_num(layer.activation_std):>10s} {sat:>5s} {dead:>5s}")
+    return "\n".join(lines)
