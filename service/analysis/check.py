@@ -253,7 +253,7 @@ def theory_report(result: SimulationResult) -> Theory:
         out.stretches.append(TheoryStretch(
             layers=[run[0].name, run[-1].name], depth=len(run), activation=act,
             sigma_w2=round(sigma_w2, 6), sigma_b2=round(sigma_b2, 6),
-            q_star=finite_or_none(pred.q_star), chi1=finite_or_none(pred.chi1_star), phase=pred.phase,
+            q_star=finite_or_none(pred.q_star), chi1=finite_or_none(pred.chi1_star), phase=_phase(pred),
             predicted_ratio=finite_or_none(predicted), measured_ratio=finite_or_none(10 ** measured_log),
             log10_error=finite_or_none(measured_log - pred.predicted_log10_ratio),
         ))
@@ -262,6 +262,17 @@ def theory_report(result: SimulationResult) -> Theory:
             seen.add(key)
             out.critical.append(critical_init(act, key[1]))
     return out
+
+
+#: chi1 within 1% of 1 counts as critical: sigma_w^2 is measured from a finite weight sample (a 256x256
+#: matrix's variance scatters by ~0.6%), so a finer distinction would be noise.
+CRITICAL_TOLERANCE = 0.01
+
+
+def _phase(pred: theory.StretchPrediction) -> str:
+    if math.isfinite(pred.chi1_star) and abs(pred.chi1_star - 1.0) < CRITICAL_TOLERANCE:
+        return "critical"
+    return pred.phase
 
 
 def critical_init(activation: str, sigma_b2: float = 0.0) -> CriticalInit:

@@ -176,13 +176,13 @@ class RecurrentUnit(Unit):
     def _initialise(self, seq_len: int) -> None:
         layer, h = self.layer, self.layer.hidden_size
         act = layer.nonlinearity if layer.type == "rnn" else "tanh"
-        for l in range(layer.num_layers):
+        for layer_index in range(layer.num_layers):
             # Initialise each gate's block on its own: fan-in/fan-out and orthogonality are per gate.
-            for name, init in ((f"weight_ih_l{l}", layer.init), (f"weight_hh_l{l}", layer.recurrent_init)):
+            for name, init in ((f"weight_ih_l{layer_index}", layer.init), (f"weight_hh_l{layer_index}", layer.recurrent_init)):
                 w = getattr(self.rnn, name)
                 for block in w.data.chunk(self.gates, 0):
                     init_weight(block, init, act)
-            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{l}"), getattr(self.rnn, f"bias_hh_l{l}")
+            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer_index}"), getattr(self.rnn, f"bias_hh_l{layer_index}")
             if layer.bias_init.scheme != "default":
                 init_bias(b_ih, layer.bias_init)
                 init_bias(b_hh, S.BiasInit(scheme="zeros"))
@@ -215,9 +215,9 @@ class RecurrentUnit(Unit):
         kind, hsize = self.layer.type, self.layer.hidden_size
         self._steps: dict[int, list[torch.Tensor]] = {}
         inp = x
-        for l in range(self.layer.num_layers):
-            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{l}"), getattr(self.rnn, f"weight_hh_l{l}")
-            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{l}"), getattr(self.rnn, f"bias_hh_l{l}")
+        for layer_index in range(self.layer.num_layers):
+            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer_index}"), getattr(self.rnn, f"weight_hh_l{layer_index}")
+            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer_index}"), getattr(self.rnn, f"bias_hh_l{layer_index}")
             xw = torch.nn.functional.linear(inp, w_ih, b_ih)  # all time steps in one matmul
             h = x.new_zeros(x.shape[0], hsize)
             c = x.new_zeros(x.shape[0], hsize)
@@ -239,7 +239,7 @@ class RecurrentUnit(Unit):
                 if h.requires_grad:
                     h.retain_grad()
                 steps.append(h)
-            self._steps[l] = steps
+            self._steps[layer_index] = steps
             inp = torch.stack(steps, 1)
         return inp
 

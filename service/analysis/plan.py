@@ -179,7 +179,7 @@ class _Planner:
                                        f"{self.limits.max_time_steps} time steps")
             gates = {"rnn": 1, "lstm": 4, "gru": 3}[layer.type]
             h = layer.hidden_size
-            params = sum(gates * h * ((feat if l == 0 else h) + h + 2) for l in range(layer.num_layers))
+            params = sum(gates * h * ((feat if i == 0 else h) + h + 2) for i in range(layer.num_layers))
             out = (h,) if layer.output == "last" else (seq, h)
             inner = layer.num_layers * seq * h * (2 * gates + 3)
             return make(out, "vector" if layer.output == "last" else "sequence", params, inner)

@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -243,11 +243,7 @@ class SequentialBlock(_LayerBase):
 
 
 Layer = Annotated[
-    Union[
-        LinearLayer, Conv1dLayer, Conv2dLayer, PoolLayer2d, FlattenLayer, EmbeddingLayer,
-        NormLayer, DropoutLayer, ActivationLayer, RecurrentLayer, SequencePoolLayer,
-        TransformerEncoderLayer, ResidualBlock, SequentialBlock,
-    ],
+    LinearLayer | Conv1dLayer | Conv2dLayer | PoolLayer2d | FlattenLayer | EmbeddingLayer | NormLayer | DropoutLayer | ActivationLayer | RecurrentLayer | SequencePoolLayer | TransformerEncoderLayer | ResidualBlock | SequentialBlock,
     Field(discriminator="type"),
 ]
 ResidualBlock.model_rebuild()
@@ -339,9 +335,7 @@ def _pointer(loc: tuple[Any, ...], data: Any) -> str:
     parts: list[str] = []
     node = data
     for part in loc:
-        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        elif isinstance(node, dict) and part in node:
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node) or isinstance(node, dict) and part in node:
             node = node[part]
         else:
             continue

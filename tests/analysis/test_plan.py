@@ -1,0 +1,83 @@
+"""Planning: shapes and sizes before allocation, limits, names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from service.analysis.model import build_network
+from service.analysis.plan import Limits, make_plan
+from service.analysis.spec import parse_spec
+from service.errors import LimitExceeded, SpecError
+from tests.conftest import example
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "tanh_rnn_long", "lstm_long", "transformer_pre_ln",
+                                  "transformer_post_ln", "residual_mlp_unnormalised", "deep_sigmoid_mlp"])
+def test_parameter_count_matches_the_built_model(name):
+    plan = make_plan(parse_spec(example(name)))
+    net = build_network(plan)
+    assert plan.parameters == sum(p.numel() for p in net.parameters())
+
+
+def test_planned_shapes_match_the_real_forward_pass():
+    plan = make_plan(parse_spec(example("small_cnn")))
+    net = build_network(plan).double()
+    x = torch.randn(2, *plan.input_shape, dtype=torch.float64)
+    for unit, module in zip(plan.units, net.body, strict=True):
+        x = module(x)
+        assert tuple(x.shape[1:]) == unit.out_shape, unit.name
+
+
+def test_names_follow_the_spec_path():
+    plan = make_plan(parse_spec({"input": {"shape": [8]}, "layers": [
+        {"type": "linear", "out_features": 8, "repeat": 2},
+        {"type": "residual", "repeat": 2, "layers": [{"type": "linear", "out_features": 8}]},
+        {"type": "linear", "out_features": 3}]}))
+    names = [u.name for u in plan.all_units()]
+    assert names == ["layers[0].linear#0", "layers[0].linear#1",
+                     "layers[1].residual#0", "layers[1].residual#0.layers[0].linear",
+                     "layers[1].residual#1", "layers[1].residual#1.layers[0].linear", "layers[2].linear"]
+    assert plan.all_units()[3].pointer == "/layers/1/layers/0"
+
+
+def test_a_trillion_parameters_is_refused_with_both_figures():
+    spec = parse_spec({"input": {"shape": [1_000_000]}, "layers": [{"type": "linear", "out_features": 1_000_000}]})
+    with pytest.raises(LimitExceeded) as info:
+        make_plan(spec)
+    detail = info.value.detail
+    assert "1,000,001,000,000 parameters" in detail and "MiB of activation memory" in detail
+    assert info.value.status == 422
+
+
+def test_activation_memory_limit_names_the_batch_size():
+    spec = parse_spec({"input": {"shape": [3, 512, 512]}, "batch_size": 4096, "layers": [
+        {"type": "conv2d", "out_channels": 64, "kernel_size": 3, "padding": 1}]})
+    with pytest.raises(LimitExceeded) as info:
+        make_plan(spec, Limits())
+    assert any(p.pointer == "/batch_size" for p in info.value.problems)
+
+
+def test_huge_repeat_is_refused_without_expanding_it():
+    spec = parse_spec({"input": {"shape": [4]}, "layers": [{"type": "linear", "out_features": 4,
+                                                            "repeat": 10**12}]})
+    with pytest.raises(LimitExceeded, match="repeat"):
+        make_plan(spec)
+
+
+@pytest.mark.parametrize(("raw", "pointer"), [
+    ({"input": {"shape": [4]}, "layers": [{"type": "conv2d", "out_channels": 2, "kernel_size": 3}]}, "/layers/0"),
+    ({"input": {"shape": [4]}, "layers": [{"type": "lstm", "hidden_size": 2}]}, "/layers/0"),
+    ({"input": {"shape": [4]}, "layers": [{"type": "residual", "layers": [{"type": "linear", "out_features": 3}]}]},
+     "/layers/0/layers"),
+    ({"input": {"shape": [4]}, "loss": {"type": "cross_entropy", "classes": 10},
+      "layers": [{"type": "linear", "out_features": 3}]}, "/loss/classes"),
+    ({"input": {"tokens": {"vocab_size": 10, "seq_len": 4}}, "layers": [{"type": "linear", "out_features": 3}]},
+     "/layers/0"),
+    ({"input": {"shape": [3, 8, 8]}, "layers": [{"type": "conv2d", "out_channels": 2, "kernel_size": 9}]},
+     "/layers/0/kernel_size"),
+])
+def test_shape_errors_point_at_the_layer(raw, pointer):
+    with pytest.raises(SpecError) as info:
+        make_plan(parse_spec(raw))
+    assert info.value.problems[0].pointer == pointer

@@ -1,0 +1,69 @@
+"""Remedies: every patch applies to the user's spec and yields a valid spec; ranking is honest."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonpatch
+import pytest
+
+from service.analysis.catalog import FINDINGS, REMEDIES
+from service.analysis.check import CheckOptions, run_architecture_check
+from service.analysis.plan import Limits, make_plan
+from service.analysis.spec import parse_spec
+from service.analysis.thresholds import Thresholds
+from tests.conftest import example, mlp
+
+EXAMPLES = ["deep_sigmoid_mlp", "relu_xavier_mlp", "std1_mlp", "residual_mlp_unnormalised", "tanh_rnn_long",
+            "transformer_post_ln"]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_patch_applies_and_yields_a_valid_spec(name, checked):
+    doc = checked(name)
+    assert doc.findings
+    for finding in doc.findings:
+        assert finding.code in FINDINGS
+        for remedy in finding.remedies:
+            assert remedy.id in REMEDIES and remedy.snippet and remedy.change
+            if remedy.patch:
+                patched = jsonpatch.apply_patch(copy.deepcopy(example(name)), remedy.patch)
+                make_plan(parse_spec(patched))  # raises if the patch broke the spec
+                assert remedy.verified is not None, remedy.id
+            assert "{" not in remedy.change
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_measured_failures_are_never_ranked_above_measured_fixes(name, checked):
+    for finding in checked(name).findings:
+        ranks = ["fixed" if r.recommended and r.verified else "unverified" if r.verified is None else "failed"
+                 for r in finding.remedies]
+        order = {"fixed": 0, "unverified": 1, "failed": 2}
+        assert [order[r] for r in ranks] == sorted(order[r] for r in ranks)
+        for r in finding.remedies:
+            if r.verified and not r.verified.fixed:
+                assert not r.recommended
+
+
+def test_residual_remedy_keeps_a_width_changing_first_layer():
+    raw = mlp(10, width=64, activation="sigmoid", init={"scheme": "normal", "std": 0.05})
+    raw["input"]["shape"] = [100]
+    doc = run_architecture_check(raw, CheckOptions(Thresholds(), Limits()))
+    res = next(r for r in doc.findings[0].remedies if r.id == "residual_connections")
+    patched = jsonpatch.apply_patch(copy.deepcopy(raw), res.patch)
+    assert patched["layers"][0].get("repeat", 1) == 1
+    assert patched["layers"][1]["type"] == "residual" and patched["layers"][1]["repeat"] == 9
+
+
+def test_no_verify_proposes_without_simulating():
+    doc = run_architecture_check(example("relu_xavier_mlp"), CheckOptions(Thresholds(), Limits(), verify=False))
+    assert doc.simulation.remedies_simulated == 0
+    assert all(r.verified is None for f in doc.findings for r in f.remedies)
+
+
+def test_thresholds_are_settings():
+    raw = mlp(6, width=64, init="xavier_normal")  # chi1 = 1/2: ratio 2^-2.5 ~ 0.18
+    assert run_architecture_check(raw, CheckOptions(Thresholds(), Limits(), verify=False)).status == "healthy"
+    strict = Thresholds(vanishing_warning=0.5)
+    doc = run_architecture_check(raw, CheckOptions(strict, Limits(), verify=False))
+    assert [f.code for f in doc.findings] == ["vanishing_gradient"]

@@ -1,0 +1,36 @@
+"""The README documents every finding code, remedy id, example and setting the code has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.analysis.catalog import FINDINGS, REMEDIES
+from service.analysis.findings import CODES
+from service.analysis.plan import Limits
+from service.analysis.thresholds import Thresholds
+from service.cli import example_names
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_every_finding_code_is_in_the_catalog_and_the_readme():
+    assert set(CODES) == set(FINDINGS)
+    for code in FINDINGS:
+        assert f"| `{code}` |" in README, code
+
+
+def test_every_remedy_id_is_documented():
+    for rid in REMEDIES:
+        assert f"| `{rid}` |" in README, rid
+
+
+def test_every_example_is_listed():
+    for name in example_names():
+        assert f"`{name}`" in README, name
+
+
+def test_every_setting_is_documented():
+    for field in Thresholds.model_fields:
+        assert f"GRADHEALTH_THRESHOLDS__{field.upper()}" in README or f"__{field.upper()}" in README, field
+    for field in Limits.model_fields:
+        assert f"GRADHEALTH_LIMITS__{field.upper()}" in README, field
