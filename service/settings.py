@@ -1,16 +1,26 @@
 """Settings from the environment (prefix ``GRADHEALTH_``), documented field by field.
 
 Nested fields use ``__``: ``GRADHEALTH_THRESHOLDS__VANISHING_WARNING=1e-3``,
-``GRADHEALTH_LIMITS__MAX_PARAMETERS=50000000``.
+``GRADHEALTH_LIMITS__MAX_PARAMETERS=50000000``. ``DATABASE_URL`` is read without the prefix too,
+as most deployment tools set it.
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+import hashlib
+import ipaddress
+
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.analysis.plan import Limits
 from service.analysis.thresholds import Thresholds
+
+
+def hash_key(key: str) -> str:
+    """How API keys are stored: the hex SHA-256 of the key (keys are long random strings, so a
+    fast hash is enough; what matters is that the settings never hold a usable key)."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class Settings(BaseSettings):
@@ -19,6 +29,53 @@ class Settings(BaseSettings):
     thresholds: Thresholds = Field(default_factory=Thresholds, description="when a figure becomes a finding")
     limits: Limits = Field(default_factory=Limits, description="resource limits checked before simulating")
     verify_remedies: bool = Field(True, description="re-simulate every remedy that changes the spec")
+
+    database_url: str = Field("sqlite:///./data/gradhealth.db",
+                              validation_alias=AliasChoices("GRADHEALTH_DATABASE_URL", "DATABASE_URL"),
+                              description="SQLite (embedded default) or postgresql://...")
+    host: str = Field("127.0.0.1", description="address `gradhealth serve` binds")
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int | None = Field(None, ge=0, description="worker processes; default one per GPU, or one; 0: none")
+    lease_s: float = Field(15.0, gt=0, description="a job's lease; a worker silent this long is presumed dead")
+    job_time_limit_s: float = Field(600.0, gt=0, description="a job running longer is failed")
+    max_attempts: int = Field(3, ge=1, description="attempts before a job whose worker keeps dying is failed")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="request body limit (413 above)")
+    wait_max_s: float = Field(60.0, ge=0, description="cap on ?wait=N")
+    api_keys: str = Field("", description="comma-separated name=sha256hex entries; empty: keys off")
+    rate_limit_per_minute: int = Field(600, ge=1, description="requests per minute per API key")
+    allow_insecure: bool = Field(False, description="allow keys off on a non-loopback address")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_well_formed(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            name, _, digest = entry.partition("=")
+            if not name or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(f"API key entry {entry[:20]!r}... must be name=<64 hex chars of SHA-256> "
+                                 "(see `gradhealth hash-key`)")
+        return value
+
+    def key_owners(self) -> dict[str, str]:
+        """sha256 hex -> caller name."""
+        out: dict[str, str] = {}
+        for entry in filter(None, (e.strip() for e in self.api_keys.split(","))):
+            name, _, digest = entry.partition("=")
+            out[digest] = name
+        return out
+
+    def unsafe_reason(self, host: str | None = None) -> str | None:
+        """Why this configuration must not start, or None."""
+        host = host or self.host
+        if self.api_keys or self.allow_insecure:
+            return None
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            return (f"refusing to bind {host} with API keys off: set GRADHEALTH_API_KEYS "
+                    "(see `gradhealth hash-key`) or GRADHEALTH_ALLOW_INSECURE=true")
+        return None
 
 
 def get_settings() -> Settings:

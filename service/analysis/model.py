@@ -216,26 +216,20 @@ class RecurrentUnit(Unit):
         self._steps: dict[int, list[torch.Tensor]] = {}
         inp = x
         for layer_index in range(self.layer.num_layers):
-            w_ih, w_hh = getattr(self.rnn, f"weight_ih_l{layer_index}"), getattr(self.rnn, f"weight_hh_l{layer_index}")
-            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer_index}"), getattr(self.rnn, f"bias_hh_l{layer_index}")
-            xw = torch.nn.functional.linear(inp, w_ih, b_ih)  # all time steps in one matmul
+            weights = [getattr(self.rnn, f"{n}_l{layer_index}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             h = x.new_zeros(x.shape[0], hsize)
             c = x.new_zeros(x.shape[0], hsize)
             steps: list[torch.Tensor] = []
             for t in range(x.shape[1]):
-                hw = torch.nn.functional.linear(h, w_hh, b_hh)
+                # torch's own cell kernels: the same arithmetic as the fused module, one autograd node per step
                 if kind == "lstm":
-                    i, f, g, o = (xw[:, t] + hw).chunk(4, 1)
-                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                    h = torch.sigmoid(o) * torch.tanh(c)
+                    h, c = torch.lstm_cell(inp[:, t], (h, c), *weights)
                 elif kind == "gru":
-                    xr, xz, xn = xw[:, t].chunk(3, 1)
-                    hr, hz, hn = hw.chunk(3, 1)
-                    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-                    h = (1 - z) * torch.tanh(xn + r * hn) + z * h
+                    h = torch.gru_cell(inp[:, t], h, *weights)
+                elif self.layer.nonlinearity == "tanh":
+                    h = torch.rnn_tanh_cell(inp[:, t], h, *weights)
                 else:
-                    pre = xw[:, t] + hw
-                    h = torch.tanh(pre) if self.layer.nonlinearity == "tanh" else torch.relu(pre)
+                    h = torch.rnn_relu_cell(inp[:, t], h, *weights)
                 if h.requires_grad:
                     h.retain_grad()
                 steps.append(h)

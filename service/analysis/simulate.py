@@ -182,6 +182,16 @@ def _norm(t: torch.Tensor | None) -> torch.Tensor:
     return torch.linalg.vector_norm(t.detach(), dtype=torch.float64)
 
 
+def _mean_std(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (unbiased) std accumulated in float64 without a float64 copy of ``t``."""
+    n = t.numel()
+    mean = t.sum(dtype=torch.float64) / n
+    if n < 2:
+        return mean, torch.full_like(mean, math.nan)
+    mean_square = torch.linalg.vector_norm(t, dtype=torch.float64) ** 2 / n
+    return mean, torch.sqrt(torch.clamp(mean_square - mean**2, min=0.0) * (n / (n - 1)))
+
+
 def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
     """The figures of one unit as 0-d float64 tensors (read back in one transfer)."""
     h: torch.Tensor = rec["out"].detach()
@@ -189,8 +199,7 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
     g = rec["out"].grad
     act = _activation_of(unit)
     nan = torch.tensor(math.nan, dtype=torch.float64, device=h.device)
-    hf = h.to(torch.float64)
-    mean, std = hf.mean(), (hf.std() if hf.numel() > 1 else nan)
+    mean, std = _mean_std(h)
     g_norm = _norm(g) if g is not None else nan
     # A norm or mean is finite exactly when every element is: no separate isfinite pass is needed.
     figures: dict[str, torch.Tensor] = {
@@ -211,13 +220,13 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
         figures["nonfinite_backward"] = torch.maximum(figures["nonfinite_backward"].nan_to_num(0.0),
                                                       (~torch.isfinite(grad_norm)).to(torch.float64))
     if w is not None:
-        figures["weight_std"] = w.detach().to(torch.float64).std()
+        figures["weight_std"] = _mean_std(w.detach())[1]
         bias = getattr(getattr(unit, "module", None), "bias", None)
         if isinstance(bias, torch.Tensor):
             # sigma_b^2 and E[x^2] feed the mean-field prediction (service.analysis.theory).
             figures["bias_mean_square"] = bias.detach().to(torch.float64).pow(2).mean()
     if rec.get("in") is not None and rec["in"].is_floating_point():
-        figures["input_mean_square"] = rec["in"].detach().to(torch.float64).pow(2).mean()
+        figures["input_mean_square"] = _norm(rec["in"]) ** 2 / rec["in"].numel()
     if pre is not None and act in ("sigmoid", "tanh", "hardtanh"):
         m = SATURATION_MARGIN
         if act == "sigmoid":
@@ -231,7 +240,7 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
         # A unit (feature or channel) is dead when it is <= 0 for every sample and position.
         z = pre.detach()
         feature_dim = 1 if isinstance(unit.plan.layer, (S.Conv1dLayer, S.Conv2dLayer)) else z.dim() - 1
-        alive = (z > 0).transpose(0, feature_dim).reshape(z.shape[feature_dim], -1).any(dim=1)
+        alive = z.amax(dim=[d for d in range(z.dim()) if d != feature_dim]) > 0
         figures["dead_fraction"] = 1.0 - alive.to(torch.float64).mean()
     return figures
 

@@ -92,14 +92,30 @@ _Q_COLLAPSE = 1e-290
 PHASE_TOLERANCE = 1e-6
 #: Bracket searched by critical_sigma_w2, in sigma_w2.
 CRITICAL_BRACKET = (1e-2, 1e3)
+#: Grid density of the sign-change scan in critical_sigma_w2; roots closer than
+#: a factor 10**(1/6) apart could hide from it.
+CRITICAL_GRID_PER_DECADE = 6
+#: |chi1* - 1| a refined root must reach to count as the edge of chaos rather than
+#: a jump of q* between fixed points.
+CRITICAL_TOLERANCE = 1e-7
 #: Plain iterations tried by fixed_point before switching to a bracketing solver.
-_PLAIN_ITERATIONS = 20
+_PLAIN_ITERATIONS = 4
 #: Outside [1/_Q_ASYMPTOTIC, _Q_ASYMPTOTIC] E[phi(sqrt(q) z)^2] / q is at its
 #: q -> 0 or q -> inf limit (activations have unit x-scale), so q_map(q) - q changes
 #: sign at most once there and fixed_point may bracket with big steps.
 _Q_ASYMPTOTIC = 1e6
+_Q_INV_ASYMPTOTIC = 1.0 / _Q_ASYMPTOTIC
+#: Relative size of q_map(q) - q below which its sign is quadrature noise
+#: (QUAD_EPSREL = 1e-12, with margin).
+_G_NOISE = 1e-11
+#: Bracketing steps of fixed_point: a factor 2 where the map may still bend,
+#: 1e10 in the asymptotic ranges (~30 steps from 1e6 to 1e300).
 _SMALL_STEP = 2.0
 _BIG_STEP = 1e10
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+#: brentq refuses rtol below 4 * machine epsilon.
+_BRENTQ_RTOL = 4.0 * float(np.finfo(np.float64).eps)
 
 
 def _canonical(name: str) -> str:
@@ -169,7 +185,12 @@ def phi(name: str, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
 
 
 def dphi(name: str, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
-    """The derivative ``phi'(x)`` in float64 (at a kink, one of the one-sided values)."""
+    """The derivative ``phi'(x)`` in float64.
+
+    At a kink it takes the one-sided value torch's autograd takes (relu'(0) = 0,
+    leaky_relu'(0) = slope, elu'(0) = 1, selu'(0) = scale * alpha,
+    hardtanh'(+-1) = 0).
+    """
     key = _canonical(name)
     x = np.asarray(x, dtype=np.float64)
     if key == "identity":
@@ -223,10 +244,11 @@ def gaussian_expectation(
     if not (math.isfinite(q) and q >= 0.0):
         raise ValueError(f"q must be a finite variance >= 0 (got {q})")
     if q == 0.0:
-        return float(np.asarray(f(np.zeros(1)), dtype=np.float64)[0])
+        return float(np.asarray(f(np.zeros(1)), dtype=np.float64).reshape(-1)[0])
 
     def scalar(x: float) -> float:
-        return float(np.asarray(f(np.array([x], dtype=np.float64)), dtype=np.float64)[0])
+        value = f(np.array([x], dtype=np.float64))
+        return float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
 
     return _expectation(scalar, q, breakpoints)
 
@@ -247,7 +269,7 @@ def _expectation(g: Callable[[float], float], q: float, breakpoints: Sequence[fl
         return g(s * z) * math.exp(-0.5 * z * z)
 
     total = 0.0
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         # full_output=1 returns quad's diagnostics instead of warning; the value is
         # quad's best estimate either way, and the pieces are smooth, so it
         # converges far below the 1e-8 the tests demand.
@@ -255,10 +277,6 @@ def _expectation(g: Callable[[float], float], q: float, breakpoints: Sequence[fl
             integrand, a, b, epsabs=0.0, epsrel=QUAD_EPSREL, limit=QUAD_LIMIT, full_output=1
         )[0]
     return total / _SQRT_2PI
-
-
-_SQRT_2PI = math.sqrt(2.0 * math.pi)
-_SQRT_2 = math.sqrt(2.0)
 
 
 def _expit(x: float) -> float:
@@ -423,9 +441,12 @@ def fixed_point(
 
     # Slow convergence: bracket the root of g(q) = q_map(q) - q in the direction of
     # travel.  Jumping to the iterate q_map(lo) never overshoots that root; the
-    # geometric step may, which the sign test below catches.
+    # geometric step may, which the sign test below catches.  `anchor` is the
+    # last point where g had the travel sign beyond noise, so [anchor, candidate]
+    # always brackets a sign change.
     upward = q_next > q
     lo, g_lo = q, q_next - q
+    anchor = lo
     while evaluations < max_iter:
         if upward:
             factor = _BIG_STEP if lo > _Q_ASYMPTOTIC else _SMALL_STEP
@@ -433,18 +454,25 @@ def fixed_point(
             if candidate > _Q_MAX:
                 return math.inf
         else:
-            factor = _BIG_STEP if lo < 1.0 / _Q_ASYMPTOTIC else _SMALL_STEP
+            factor = _BIG_STEP if lo < _Q_INV_ASYMPTOTIC else _SMALL_STEP
             candidate = min(lo / factor, lo + g_lo)
             if candidate < _Q_COLLAPSE:
                 return 0.0
         g_c = step(candidate) - candidate
         evaluations += 1
-        if (g_c <= 0.0) if upward else (g_c >= 0.0):
-            a, b = (lo, candidate) if upward else (candidate, lo)
+        # g is a difference of two nearly equal numbers: a value within quadrature
+        # noise of 0 proves nothing (softplus or elu at sigma_w2 = 2 drift upwards
+        # by O(sqrt(q)) or O(1) a layer, which at q ~ 1e16 is below 1e-12 * q).
+        noise = _G_NOISE * candidate
+        travel = g_c if upward else -g_c
+        if travel <= -noise:
+            a, b = (anchor, candidate) if upward else (candidate, anchor)
             root = optimize.brentq(
-                lambda x: step(x) - x, a, b, xtol=_Q_MIN, rtol=max(tol, 4.5e-16), maxiter=500
+                lambda x: step(x) - x, a, b, xtol=_Q_MIN, rtol=max(tol, _BRENTQ_RTOL), maxiter=500
             )
             return _clean_fixed_point(float(root))
+        if travel > noise:
+            anchor = candidate
         lo, g_lo = candidate, g_c
     return _clean_fixed_point(lo)
 
@@ -460,14 +488,23 @@ def _clean_fixed_point(q: float) -> float:
 def critical_sigma_w2(name: str, sigma_b2: float = 0.0, negative_slope: float = 0.01) -> float | None:
     """The weight variance at the edge of chaos: ``chi1(q*(sigma_w2)) = 1``.
 
-    Solved with ``scipy.optimize.brentq`` in ``log(sigma_w2)`` over
-    ``CRITICAL_BRACKET`` = [1e-2, 1e3], with ``q*`` from :func:`fixed_point`
-    (from q0 = 1) and chi1 at q* = inf taken as its large-q limit.  Returns None
-    when chi1* - 1 does not change sign on the bracket.  Known values: relu 2
-    (He et al. 2015), leaky_relu 2/(1 + slope^2), identity 1, tanh with
-    sigma_b2 = 0 exactly 1 (Poole et al. 2016), selu ~1 (LeCun init, Klambauer
-    et al. 2017; the mean-field value is slightly below 1).  Where the function has
-    several roots on the bracket, brentq returns one of them.
+    ``q*`` is the fixed point reached from q0 = 1 (:func:`fixed_point`); chi1 at
+    ``q* = inf`` is its large-q limit, at ``q* = 0`` its q -> 0+ limit.  The
+    excess ``chi1* - 1`` is tabulated on a log grid over ``CRITICAL_BRACKET`` =
+    [1e-2, 1e3] (``CRITICAL_GRID_PER_DECADE`` points a decade) and every sign
+    change is refined with ``scipy.optimize.brentq`` in ``log(sigma_w2)``.  A sign
+    change can also be a jump -- e.g. gelu with sigma_b2 = 0, whose q* leaps from
+    0 to inf where the unstable fixed point passes q0 -- so a refined point
+    counts only if ``|chi1* - 1| <= CRITICAL_TOLERANCE`` there.  Returns the
+    smallest genuine root, or None when there is none on the bracket.
+
+    Known values: relu 2 (He et al. 2015), leaky_relu 2/(1 + slope^2), identity 1,
+    tanh with sigma_b2 = 0 exactly 1 (Poole et al. 2016).  Where q* leaves 0 at
+    the root (tanh, elu, selu with sigma_b2 = 0), ``chi1* - 1`` grows only
+    quadratically above it, so the root is found to ~1e-7 rather than 1e-13.
+    selu with sigma_b2 = 0 gives 2 / (scale^2 (1 + alpha^2)) ~ 0.4768, where q*
+    leaves 0; for every larger sigma_w2 selu is (weakly) chaotic, e.g.
+    chi1* = 1.0716 at LeCun's sigma_w2 = 1, where q* = 1 (Klambauer et al. 2017).
     """
     key = _canonical(name)
 
@@ -476,16 +513,22 @@ def critical_sigma_w2(name: str, sigma_b2: float = 0.0, negative_slope: float = 
         q_star = fixed_point(key, s, sigma_b2, negative_slope=negative_slope)
         return chi1(key, q_star, s, negative_slope) - 1.0
 
-    lo, hi = (math.log(v) for v in CRITICAL_BRACKET)
-    f_lo, f_hi = excess(lo), excess(hi)
-    if f_lo == 0.0:
-        return math.exp(lo)
-    if f_hi == 0.0:
-        return math.exp(hi)
-    if (f_lo > 0.0) == (f_hi > 0.0):
-        return None
-    root = optimize.brentq(excess, lo, hi, xtol=1e-13, rtol=4.5e-16, maxiter=200)
-    return math.exp(float(root))
+    lo, hi = (math.log10(v) for v in CRITICAL_BRACKET)
+    n = int(round((hi - lo) * CRITICAL_GRID_PER_DECADE)) + 1
+    grid = [math.log(10.0) * v for v in np.linspace(lo, hi, n)]
+    values = [excess(v) for v in grid]
+    for i in range(n - 1):
+        (a, fa), (b, fb) = (grid[i], values[i]), (grid[i + 1], values[i + 1])
+        if fa == 0.0:
+            return math.exp(a)
+        if (fa > 0.0) == (fb > 0.0):
+            continue
+        root = float(optimize.brentq(excess, a, b, xtol=1e-13, rtol=_BRENTQ_RTOL, maxiter=200))
+        if abs(excess(root)) <= CRITICAL_TOLERANCE:
+            return math.exp(root)
+    if values[-1] == 0.0:
+        return math.exp(grid[-1])
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The HTTP layer: validation, jobs and serialisation, nothing else. It never imports torch."""

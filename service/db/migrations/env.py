@@ -1,0 +1,17 @@
+"""Alembic environment: migrations run programmatically by service.db.engine.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from service.db.engine import make_engine
+from service.db.models import Base
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+engine = make_engine(url)
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()

@@ -1,0 +1,27 @@
+"""The kinds of job a worker can run, each a function ``(request, progress) -> result document``.
+
+Heavy imports (torch) happen inside the handlers, in the worker process only: the API process
+never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Progress = Callable[[float, str], None]
+Handler = Callable[[Any, Progress], dict[str, Any]]
+
+
+def run_architecture(request: Any, progress: Progress) -> dict[str, Any]:
+    """The architecture check of a spec (the decoded JSON/YAML body)."""
+    from service.analysis.check import CheckOptions, run_architecture_check
+    from service.settings import get_settings
+
+    settings = get_settings()
+    options = CheckOptions(settings.thresholds, settings.limits, verify=settings.verify_remedies)
+    return run_architecture_check(request, options, progress).model_dump(mode="json")
+
+
+HANDLERS: dict[str, Handler] = {"architecture": run_architecture}
+KINDS: tuple[str, ...] = tuple(HANDLERS)

@@ -1,0 +1,257 @@
+"""Job state transitions on the job table: the only code that writes job state.
+
+States::
+
+    queued --claim--> running --complete--> succeeded
+       |                 |  \\--fail-------> failed
+       |                 |   \\--lease expired, attempts left--> queued   (a worker died)
+       |                 |    \\-lease expired, no attempts left--> failed
+       |                 \\--cancel requested, seen by the worker--> cancelled
+       \\--cancel--> cancelled
+
+Claims are compare-and-set updates (``UPDATE ... WHERE id = ? AND status = 'queued'``), so two
+workers racing for one job cannot both win, on SQLite (writes serialise) and on PostgreSQL
+(the losing UPDATE re-checks its WHERE clause after the winner commits) alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.db.models import JobRow
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def request_hash(kind: str, request: Any) -> str:
+    """A stable hash of a request, for idempotency."""
+    canonical = json.dumps({"kind": kind, "request": request}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class IdempotencyConflict(Exception):
+    """The same Idempotency-Key was used with a different body."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency_key: str | None,
+           time_limit_s: float, max_attempts: int) -> tuple[JobRow, bool]:
+    """Queue a job; returns (job, created). A repeated key with the same body returns the first job."""
+    digest = request_hash(kind, request)
+    if idempotency_key is not None:
+        existing = session.scalar(select(JobRow).where(JobRow.owner == owner,
+                                                       JobRow.idempotency_key == idempotency_key))
+        if existing is not None:
+            if existing.request_hash != digest:
+                raise IdempotencyConflict(existing.id)
+            return existing, False
+    now = utcnow()
+    job = JobRow(id=uuid.uuid4().hex, kind=kind, owner=owner, status="queued", request=request,
+                 request_hash=digest, idempotency_key=idempotency_key, progress=0.0, stage="queued",
+                 attempts=0, max_attempts=max_attempts, time_limit_s=time_limit_s, cancel_requested=False,
+                 created_at=now, updated_at=now)
+    session.add(job)
+    try:
+        session.commit()
+    except Exception:
+        # Two requests with one new key raced: the loser returns the winner's job.
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        return submit(session, kind=kind, owner=owner, request=request, idempotency_key=idempotency_key,
+                      time_limit_s=time_limit_s, max_attempts=max_attempts)
+    return job, True
+
+
+def get(session: Session, job_id: str, owner: str | None) -> JobRow | None:
+    """The job, or None when it does not exist or belongs to another caller (``owner=None``: any)."""
+    job = session.get(JobRow, job_id)
+    if job is None or (owner is not None and job.owner != owner):
+        return None
+    session.refresh(job)
+    return job
+
+
+@dataclass
+class Page:
+    jobs: list[JobRow]
+    next_cursor: str | None
+
+
+def _encode_cursor(job: JobRow) -> str:
+    raw = f"{as_utc(job.created_at).isoformat()}|{job.id}"  # type: ignore[union-attr]
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError on a malformed cursor."""
+    created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+    return datetime.fromisoformat(created), job_id
+
+
+def list_jobs(session: Session, *, owner: str | None, status: str | None = None, kind: str | None = None,
+              cursor: str | None = None, limit: int = 20) -> Page:
+    """Newest first, keyset-paginated by (created_at, id)."""
+    q = select(JobRow)
+    if owner is not None:
+        q = q.where(JobRow.owner == owner)
+    if status is not None:
+        q = q.where(JobRow.status == status)
+    if kind is not None:
+        q = q.where(JobRow.kind == kind)
+    if cursor is not None:
+        created, job_id = decode_cursor(cursor)
+        q = q.where(or_(JobRow.created_at < created, and_(JobRow.created_at == created, JobRow.id < job_id)))
+    rows = list(session.scalars(q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, _encode_cursor(rows[-1]) if more and rows else None)
+
+
+def cancel_or_delete(session: Session, job_id: str) -> str | None:
+    """Cancel a queued job, ask a running one to stop, delete a finished one.
+
+    Returns what happened, or None when the job is gone. Each step is one compare-and-set write,
+    so a job that changes state meanwhile falls through to the next step.
+    """
+    now = utcnow()
+    session.rollback()
+    steps = (
+        ("cancelled", update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued")
+         .values(status="cancelled", stage="cancelled", finished_at=now, updated_at=now)),
+        ("cancel_requested", update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
+         .values(cancel_requested=True, updated_at=now)),
+        ("deleted", delete(JobRow).where(JobRow.id == job_id, JobRow.status.in_(TERMINAL))),
+    )
+    for outcome, statement in steps:
+        done = session.execute(statement).rowcount
+        session.commit()
+        if done:
+            return outcome
+    return None
+
+
+# --- the worker's side -------------------------------------------------------------------------
+
+def reap_expired(session: Session) -> int:
+    """Requeue running jobs whose worker stopped renewing its lease, or fail them when out of attempts."""
+    now = utcnow()
+    stale = session.execute(select(JobRow.id, JobRow.attempts, JobRow.max_attempts, JobRow.lease_owner)
+                            .where(JobRow.status == "running", JobRow.lease_expires_at < now)).all()
+    # End the read transaction before writing: SQLite cannot upgrade a stale WAL snapshot to a write.
+    session.rollback()
+    for job_id, attempts, max_attempts, lease_owner in stale:
+        if attempts >= max_attempts:
+            values: dict[str, Any] = dict(
+                status="failed", finished_at=now, stage="failed", lease_owner=None, lease_expires_at=None,
+                error=problem("worker-lost", "Worker lost",
+                              f"the worker running this job stopped {attempts} time(s) "
+                              f"(limit {max_attempts}); the last one was {lease_owner}", 500))
+        else:
+            values = dict(status="queued", stage=f"requeued after worker {lease_owner} was lost",
+                          lease_owner=None, lease_expires_at=None, progress=0.0)
+        session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running",
+                                             JobRow.lease_owner == lease_owner)
+                        .values(updated_at=now, **values))
+    session.commit()
+    return len(stale)
+
+
+def release_worker(session: Session, worker_id: str) -> None:
+    """Expire the leases of a worker known to be dead, so its job is requeued at once."""
+    session.execute(update(JobRow).where(JobRow.status == "running", JobRow.lease_owner == worker_id)
+                    .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    session.commit()
+    reap_expired(session)
+
+
+def claim(session: Session, *, worker_id: str, lease_s: float, kinds: tuple[str, ...] | None = None) -> JobRow | None:
+    """Atomically take the oldest queued job, or None."""
+    for _ in range(5):
+        q = select(JobRow.id).where(JobRow.status == "queued")
+        if kinds:
+            q = q.where(JobRow.kind.in_(kinds))
+        job_id = session.scalar(q.order_by(JobRow.created_at, JobRow.id).limit(1))
+        session.rollback()  # the compare-and-set below starts its own write transaction
+        if job_id is None:
+            return None
+        now = utcnow()
+        won = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
+            status="running", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_s),
+            attempts=JobRow.attempts + 1, started_at=now, updated_at=now, stage="starting", progress=0.0,
+        )).rowcount
+        session.commit()
+        if won:
+            return session.get(JobRow, job_id, populate_existing=True)
+    return None
+
+
+def heartbeat(session: Session, *, job_id: str, worker_id: str, lease_s: float,
+              progress: float | None = None, stage: str | None = None) -> tuple[bool, bool]:
+    """Renew the lease (and record progress). Returns (still ours, cancel requested)."""
+    now = utcnow()
+    values: dict[str, Any] = {"lease_expires_at": now + timedelta(seconds=lease_s), "updated_at": now}
+    if progress is not None:
+        values["progress"] = progress
+    if stage is not None:
+        values["stage"] = stage[:255]
+    ours = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.lease_owner == worker_id,
+                                                JobRow.status == "running").values(**values)).rowcount
+    session.commit()
+    cancel = bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
+    session.rollback()
+    return bool(ours), cancel
+
+
+def finish(session: Session, *, job_id: str, worker_id: str, status: str, result: Any = None,
+           error: dict[str, Any] | None = None) -> bool:
+    """Record the outcome; ignored (False) when the lease was lost meanwhile."""
+    now = utcnow()
+    values: dict[str, Any] = dict(status=status, finished_at=now, updated_at=now, lease_owner=None,
+                                  lease_expires_at=None, stage=status, error=error)
+    if status == "succeeded":
+        values["progress"] = 1.0
+        values["result"] = result
+        values["result_status"] = result.get("status") if isinstance(result, dict) else None
+        codes = [f.get("code") for f in (result or {}).get("findings", [])] if isinstance(result, dict) else []
+        values["finding_codes"] = ",".join(c for c in codes if c)
+    done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.lease_owner == worker_id,
+                                                JobRow.status == "running").values(**values)).rowcount
+    session.commit()
+    return bool(done)
+
+
+def problem(slug: str, title: str, detail: str, status: int) -> dict[str, Any]:
+    """An RFC 9457 problem body as stored on a failed job."""
+    return {"type": f"https://gradient-health.dev/problems/{slug}", "title": title, "status": status,
+            "detail": detail}
+
+
+def counts(session: Session) -> dict[tuple[str, str], int]:
+    """Jobs by (kind, status), for metrics."""
+    rows = session.execute(select(JobRow.kind, JobRow.status, func.count()).group_by(JobRow.kind, JobRow.status))
+    return {(k, s): n for k, s, n in rows}

@@ -1,0 +1,148 @@
+"""Keeps worker processes alive: one per GPU (or one on a CPU-only machine), started with
+``spawn`` (never ``fork``: a forked CUDA context is unusable, and the API process must not touch
+CUDA at all).
+
+Every second the supervisor restarts a worker that died (releasing its job at once, so another
+attempt starts without waiting for the lease to run out) and kills a worker whose job is past its
+time limit plus a grace period, failing that job with a clear reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import shutil
+import socket
+import subprocess
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from service.db.engine import make_engine, make_sessionmaker
+from service.db.models import JobRow
+from service.jobs import store
+from service.jobs.worker import worker_main
+
+log = logging.getLogger("gradhealth.supervisor")
+
+
+def gpu_count() -> int:
+    """GPUs on this machine, asked of nvidia-smi so this process never initialises CUDA."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+@dataclass
+class _Slot:
+    index: int
+    gpu: int | None
+    process: Any = None
+    worker_id: str = ""
+    restarts: int = 0
+
+
+class Supervisor:
+    """Starts, watches and stops the worker processes of one host."""
+
+    def __init__(self, database_url: str, *, processes: int | None = None, lease_s: float = 15.0,
+                 grace_s: float = 5.0) -> None:
+        self.database_url = database_url
+        self.lease_s = lease_s
+        self.grace_s = grace_s
+        gpus = gpu_count()
+        count = processes or max(gpus, 1)
+        self.slots = [_Slot(i, i % gpus if gpus else None) for i in range(count)]
+        self._ctx = mp.get_context("spawn")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._engine = make_engine(database_url)
+        self._factory = make_sessionmaker(self._engine)
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.worker_id = f"{socket.gethostname()}:w{slot.index}:{uuid.uuid4().hex[:8]}"
+        slot.process = self._ctx.Process(target=worker_main, name=f"gradhealth-worker-{slot.index}",
+                                         args=(self.database_url, slot.worker_id, self.lease_s, slot.gpu),
+                                         daemon=True)
+        slot.process.start()
+        log.info("started worker %s (pid %s, gpu %s)", slot.worker_id, slot.process.pid, slot.gpu)
+
+    def start(self) -> None:
+        for slot in self.slots:
+            self._spawn(slot)
+        self._thread = threading.Thread(target=self._watch, name="gradhealth-supervisor", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> int:
+        """How many worker processes are running now."""
+        return sum(1 for s in self.slots if s.process is not None and s.process.is_alive())
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.check_once()
+            except Exception:  # noqa: BLE001 - the watcher must outlive a database hiccup
+                log.exception("supervisor check failed")
+
+    def check_once(self) -> None:
+        """Restart dead workers; stop workers whose job overran its time limit."""
+        for slot in self.slots:
+            if self._stop.is_set():
+                return
+            if not slot.process.is_alive():
+                log.warning("worker %s exited (code %s); restarting", slot.worker_id, slot.process.exitcode)
+                with self._factory() as session:
+                    store.release_worker(session, slot.worker_id)
+                slot.restarts += 1
+                self._spawn(slot)
+                continue
+            overdue = self._overdue(slot.worker_id)
+            if overdue is not None:
+                job_id, limit = overdue
+                log.warning("job %s is past its %.0f s limit; stopping worker %s", job_id, limit, slot.worker_id)
+                slot.process.kill()
+                slot.process.join(10)
+                with self._factory() as session:
+                    store.finish(session, job_id=job_id, worker_id=slot.worker_id, status="failed",
+                                 error=store.problem("time-limit", "Time limit exceeded",
+                                                     f"the job ran longer than its limit of {limit:g} s and was "
+                                                     "stopped; make the spec smaller or raise "
+                                                     "GRADHEALTH_JOB_TIME_LIMIT_S", 422))
+                slot.restarts += 1
+                self._spawn(slot)
+
+    def _overdue(self, worker_id: str) -> tuple[str, float] | None:
+        now = store.utcnow()
+        with self._factory() as session:
+            row = session.execute(select(JobRow.id, JobRow.started_at, JobRow.time_limit_s).where(
+                JobRow.status == "running", JobRow.lease_owner == worker_id)).first()
+        if row is None or row.started_at is None:
+            return None
+        deadline = store.as_utc(row.started_at) + timedelta(seconds=row.time_limit_s + self.grace_s)
+        return (row.id, row.time_limit_s) if now > deadline else None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop watching and terminate the workers (their running jobs are requeued by lease expiry)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for slot in self.slots:
+            if slot.process is not None and slot.process.is_alive():
+                slot.process.terminate()
+        for slot in self.slots:
+            if slot.process is not None:
+                slot.process.join(timeout)
+                if slot.process.is_alive():
+                    slot.process.kill()
+        with self._factory() as session:
+            for slot in self.slots:
+                store.release_worker(session, slot.worker_id)
+        self._engine.dispose()

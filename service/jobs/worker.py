@@ -1,0 +1,145 @@
+"""The worker loop: claim a job, run it with a heartbeat that renews its lease, record the outcome.
+
+A worker that dies stops renewing its lease; :func:`service.jobs.store.reap_expired` (called by
+every worker before it claims) requeues the job for another worker, or fails it when it has used
+up its attempts. The time limit is enforced twice: cooperatively here (the progress callback
+raises once the job is over its limit) and by the supervisor, which kills a worker that does not
+stop in time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db.engine import make_engine, make_sessionmaker
+from service.jobs import store
+from service.jobs.kinds import HANDLERS
+
+log = logging.getLogger("gradhealth.worker")
+
+
+class JobStopped(Exception):
+    """Raised inside a running job to stop it: time limit, cancellation or a lost lease."""
+
+    def __init__(self, status: str, problem: dict[str, Any] | None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.problem = problem
+
+
+@dataclass
+class WorkerConfig:
+    database_url: str
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    lease_s: float = 15.0
+    poll_s: float = 0.25
+
+
+class _Running:
+    """Shared state between a running job, its progress callback and its heartbeat thread."""
+
+    def __init__(self, job_id: str, time_limit_s: float) -> None:
+        self.job_id = job_id
+        self.started = time.monotonic()
+        self.time_limit_s = time_limit_s
+        self.progress = 0.0
+        self.stage = "starting"
+        self.cancelled = False
+        self.lost = False
+        self.done = threading.Event()
+
+    def check(self, fraction: float, stage: str) -> None:
+        self.progress, self.stage = max(0.0, min(1.0, fraction)), stage
+        if self.lost:
+            raise JobStopped("lost", None)
+        if self.cancelled:
+            raise JobStopped("cancelled", None)
+        if time.monotonic() - self.started > self.time_limit_s:
+            raise JobStopped("failed", store.problem(
+                "time-limit", "Time limit exceeded",
+                f"the job ran longer than its limit of {self.time_limit_s:g} s (at: {stage}); make the spec "
+                "smaller (fewer seeds, layers or time steps) or raise GRADHEALTH_JOB_TIME_LIMIT_S", 422))
+
+
+def _heartbeat(factory: sessionmaker[Session], cfg: WorkerConfig, running: _Running) -> None:
+    parent = os.getppid()
+    while not running.done.wait(min(cfg.lease_s / 3, 2.0)):
+        if os.getppid() != parent:  # our supervisor died: stop, let the lease expire elsewhere
+            os._exit(3)
+        try:
+            with factory() as session:
+                ours, cancel = store.heartbeat(session, job_id=running.job_id, worker_id=cfg.worker_id,
+                                               lease_s=cfg.lease_s, progress=running.progress, stage=running.stage)
+            running.lost = running.lost or not ours
+            running.cancelled = running.cancelled or cancel
+        except Exception:  # noqa: BLE001 - a DB hiccup must not kill the job; the next beat retries
+            log.exception("heartbeat failed for job %s", running.job_id)
+
+
+def run_one(factory: sessionmaker[Session], cfg: WorkerConfig) -> bool:
+    """Claim and run at most one job. Returns whether a job was run."""
+    with factory() as session:
+        store.reap_expired(session)
+        job = store.claim(session, worker_id=cfg.worker_id, lease_s=cfg.lease_s, kinds=tuple(HANDLERS))
+        if job is None:
+            return False
+        job_id, kind, request, limit = job.id, job.kind, job.request, job.time_limit_s
+    running = _Running(job_id, limit)
+    beat = threading.Thread(target=_heartbeat, args=(factory, cfg, running), daemon=True)
+    beat.start()
+    status, result, problem = "failed", None, None
+    log.info("worker %s runs %s job %s", cfg.worker_id, kind, job_id)
+    try:
+        result = HANDLERS[kind](request, running.check)
+        status = "succeeded"
+    except JobStopped as stop:
+        status, problem = stop.status, stop.problem
+    except Exception as exc:  # noqa: BLE001 - any failure of a job is recorded on the job, never lost
+        to_problem = getattr(exc, "to_problem", None)
+        problem = to_problem() if callable(to_problem) else store.problem(
+            "job-error", "The check failed", f"{type(exc).__name__}: {exc}", 500)
+        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+    finally:
+        running.done.set()
+        beat.join()
+    if status == "lost":
+        return True  # another worker owns the job now
+    with factory() as session:
+        store.finish(session, job_id=job_id, worker_id=cfg.worker_id, status=status, result=result, error=problem)
+    return True
+
+
+def worker_loop(cfg: WorkerConfig, stop: Any = None) -> None:
+    """Run jobs until ``stop`` (anything with ``is_set()``) is set."""
+    engine = make_engine(cfg.database_url)
+    factory = make_sessionmaker(engine)
+    parent = os.getppid()
+    while stop is None or not stop.is_set():
+        try:
+            ran = run_one(factory, cfg)
+        except Exception:  # noqa: BLE001 - e.g. the database is briefly unreachable; keep serving
+            log.exception("worker %s: claim failed", cfg.worker_id)
+            ran = False
+        if not ran:
+            if os.getppid() != parent:
+                break
+            time.sleep(cfg.poll_s)
+    engine.dispose()
+
+
+def worker_main(database_url: str, worker_id: str, lease_s: float, gpu: int | None, stop: Any = None) -> None:
+    """Entry point of a spawned worker process: pin its GPU before torch is imported, then loop."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    logging.basicConfig(level=os.environ.get("GRADHEALTH_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    worker_loop(WorkerConfig(database_url=database_url, worker_id=worker_id, lease_s=lease_s), stop)
