@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -72,8 +73,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         options = CheckOptions(settings.thresholds, settings.limits,
                                verify=settings.verify_remedies and not args.no_verify, device=args.device)
         show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
-        doc = run_architecture_check(raw, options, progress=_progress(show_progress))
-        if show_progress:
+        if args.server:
+            doc = _remote_check(args, raw)
+        else:
+            doc = run_architecture_check(raw, options, progress=_progress(show_progress))
+        if show_progress and not args.server:
             print(file=sys.stderr)
     except GradHealthError as exc:
         print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
@@ -86,6 +90,64 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(output)
     return exit_code(doc, args.fail_on)
+
+
+def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
+    from service.client import Client
+
+    client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
+    try:
+        job = client.check_architecture(raw)
+    finally:
+        client.close()
+    return Diagnosis.model_validate(job["result"])
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.api.app import create_app
+    from service.settings import Settings
+
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port}
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    settings = Settings(**{**get_settings().model_dump(), **overrides})
+    reason = settings.unsafe_reason()
+    if reason:
+        print(f"gradhealth: {reason}", file=sys.stderr)
+        return EXIT_INVALID
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=os.environ.get("GRADHEALTH_LOG_LEVEL", "info").lower())
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from service.db.engine import migrate
+    from service.jobs.supervisor import Supervisor
+
+    settings = get_settings()
+    migrate(settings.database_url)
+    supervisor = Supervisor(settings.database_url, processes=args.processes or settings.workers or None,
+                            lease_s=settings.lease_s)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    supervisor.start()
+    print(f"gradhealth worker: {len(supervisor.slots)} process(es) on {settings.database_url}", file=sys.stderr)
+    stop.wait()
+    supervisor.stop()
+    return EXIT_OK
+
+
+def cmd_hash_key(args: argparse.Namespace) -> int:
+    from service.settings import hash_key
+
+    print(f"{args.name}={hash_key(args.key)}")
+    return EXIT_OK
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
@@ -121,7 +183,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--output", "-o", help="write the report here instead of stdout")
     check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="show progress on stderr (default: when stderr is a terminal)")
+    check.add_argument("--server", help="send the check to a running service at this URL instead")
+    check.add_argument("--api-key", help="API key for --server (default: $GRADHEALTH_API_KEY)")
     check.set_defaults(func=cmd_check)
+    serve = sub.add_parser("serve", help="start the HTTP service with its embedded worker(s)")
+    serve.add_argument("--host", default=get_settings().host)
+    serve.add_argument("--port", type=int, default=get_settings().port)
+    serve.add_argument("--workers", type=int, default=None, help="worker processes (default: one per GPU, or one)")
+    serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run worker processes standalone against DATABASE_URL")
+    worker.add_argument("--processes", type=int, default=None)
+    worker.set_defaults(func=cmd_worker)
+    hk = sub.add_parser("hash-key", help="print the settings entry for an API key (stored hashed)")
+    hk.add_argument("name")
+    hk.add_argument("key")
+    hk.set_defaults(func=cmd_hash_key)
     sub.add_parser("examples", help="list the bundled example specs").set_defaults(func=cmd_examples)
     sub.add_parser("schema", help="print the spec's JSON Schema").set_defaults(func=cmd_schema)
     sub.add_parser("catalog", help="print every finding code and remedy id").set_defaults(func=cmd_catalog)

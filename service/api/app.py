@@ -1,0 +1,145 @@
+"""The FastAPI application: routers, problem+json errors, body limit, metrics, and the embedded
+worker processes started with the app (SQLite and one local worker by default).
+
+Run with ``gradhealth serve`` or ``uvicorn --factory service.api.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import __version__
+from service.analysis.spec import Spec
+from service.api import problems
+from service.api.metrics import Metrics
+from service.api.routers import catalog, checks, health, jobs
+from service.api.security import RateLimiter
+from service.db.engine import make_engine, make_sessionmaker, migrate
+from service.jobs.supervisor import Supervisor
+from service.settings import Settings, get_settings
+
+log = logging.getLogger("gradhealth.api")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def body_limit(app: ASGIApp, limit: int) -> ASGIApp:
+    """413 for a body over ``limit`` bytes: by Content-Length up front, or while it streams in."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _reject(scope, send, limit)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _reject(scope, send, limit)
+
+    return guarded
+
+
+async def _reject(scope: Scope, send: Send, limit: int) -> None:
+    response = problems.problem_response(413, "Content too large",
+                                         f"the request body is over the limit of {limit:,} bytes "
+                                         "(GRADHEALTH_MAX_BODY_BYTES)", instance=scope.get("path"))
+    await response(scope, _empty_receive, send)
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _route_of(scope: Scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+def create_app(settings: Settings | None = None, *, start_workers: bool | None = None) -> FastAPI:
+    """Build the app. Workers start with it unless ``start_workers`` is False or ``settings.workers == 0``."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    run_workers = settings.workers != 0 if start_workers is None else start_workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate(settings.database_url)
+        if run_workers:
+            app.state.supervisor = Supervisor(settings.database_url, processes=settings.workers,
+                                              lease_s=settings.lease_s)
+            app.state.supervisor.start()
+        try:
+            yield
+        finally:
+            if app.state.supervisor is not None:
+                app.state.supervisor.stop()
+            engine.dispose()
+
+    app = FastAPI(title="Gradient Health", version=__version__, lifespan=lifespan,
+                  description="Tells whether a network's gradients are healthy, why not, and what fixes it.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.supervisor = None
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.metrics = Metrics(sessions)
+    problems.install(app)
+    for module in (checks, jobs, catalog, health):
+        app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            spec_schema = Spec.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(spec_schema.pop("$defs", {}))
+            components["Spec"] = spec_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, _route_of))
+    app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, settings.max_body_bytes))
+    return app
+
+
+class _Raw:
+    """Adapts a function ``ASGIApp -> ASGIApp`` to Starlette's middleware interface."""
+
+    def __init__(self, app: ASGIApp, wrap: Any) -> None:
+        self.inner = wrap(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.inner(scope, receive, send)

@@ -1,0 +1,34 @@
+"""Typed dependencies, so route signatures read like prose and tests override them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from service.api.security import Caller, authenticate, enforce_rate
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def get_caller(request: Request,
+               x_api_key: Annotated[str | None, Header(alias="X-API-Key", description="your API key")] = None,
+               ) -> Caller:
+    caller = authenticate(request.app.state.settings, x_api_key)
+    enforce_rate(request.app.state.limiter, caller)
+    return caller
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,0 +1,84 @@
+"""Every error as RFC 9457 ``application/problem+json``: one renderer for the exception tree,
+FastAPI's validation errors and Starlette's HTTP errors (keeping ``Allow`` and ``Retry-After``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import PROBLEM_BASE, GradHealthError
+
+log = logging.getLogger("gradhealth.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+           405: "Method not allowed", 409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
+           422: "Unprocessable content", 429: "Too many requests", 503: "Service unavailable"}
+
+
+class ApiError(GradHealthError):
+    """An HTTP-level error raised by the API layer itself (not by the analysis core)."""
+
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = _TITLES.get(status, "Error")
+        self.headers = headers or {}
+
+
+def problem_response(status: int, title: str, detail: str, *, type_: str | None = None,
+                     instance: str | None = None, headers: dict[str, str] | None = None,
+                     extra: dict[str, Any] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_ or f"{PROBLEM_BASE}http-{status}", "title": title, "status": status,
+                            "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI) -> None:
+    """Register the problem+json handlers on ``app``."""
+
+    @app.exception_handler(GradHealthError)
+    async def _ours(request: Request, exc: GradHealthError) -> JSONResponse:
+        body = exc.to_problem()
+        return problem_response(exc.status, str(body["title"]), exc.detail, type_=str(body["type"]),
+                                instance=request.url.path, headers=getattr(exc, "headers", None),
+                                extra={"errors": body["errors"]} if "errors" in body else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            where = loc[0] if loc else "request"
+            pointer = "/" + "/".join(loc[1:]) if where == "body" else None
+            errors.append({"pointer": pointer, "parameter": None if pointer else ".".join(loc), "detail": err["msg"]})
+        detail = "; ".join(f"{e['pointer'] or e['parameter']}: {e['detail']}" for e in errors)
+        return problem_response(422, "Invalid request", detail, type_=f"{PROBLEM_BASE}invalid-request",
+                                instance=request.url.path, extra={"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such resource: {request.url.path}"
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {exc.headers.get('Allow', '')}" \
+                if exc.headers else f"{request.method} is not allowed on {request.url.path}"
+        return problem_response(exc.status_code, _TITLES.get(exc.status_code, "Error"), detail,
+                                instance=request.url.path, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "Internal error", "an unexpected error occurred; it has been logged",
+                                instance=request.url.path)

@@ -1,0 +1,18 @@
+"""/v1/catalog: every finding code and remedy id, so clients can render them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.analysis.catalog import FINDINGS, REMEDIES
+from service.api.schemas import Catalog, CatalogEntry
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+
+
+@router.get("/catalog", response_model=Catalog, summary="Every finding code and remedy id")
+def catalog() -> Catalog:
+    return Catalog(
+        findings=[CatalogEntry(id=k, title=v.title, description=v.description) for k, v in FINDINGS.items()],
+        remedies=[CatalogEntry(id=k, title=v.title, description=v.description) for k, v in REMEDIES.items()],
+    )

@@ -1,0 +1,50 @@
+"""/livez, /readyz and /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from service.api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/livez", response_model=Health, summary="The process is up")
+def livez() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, summary="The database and the worker are reachable",
+            responses={503: {"model": Health, "description": "not ready"}})
+async def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
+
+    def ping() -> None:
+        with request.app.state.sessions() as session:
+            session.execute(text("SELECT 1"))
+
+    try:
+        await run_in_threadpool(ping)
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    supervisor = request.app.state.supervisor
+    if supervisor is None:
+        checks["worker"] = "external (not supervised by this process)"
+    else:
+        alive = supervisor.alive()
+        checks["worker"] = f"ok ({alive} process(es))" if alive else "no worker process is running"
+    ready = checks["database"] == "ok" and not checks["worker"].startswith("no worker")
+    body = Health(status="ok" if ready else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})
+async def metrics(request: Request) -> Response:
+    payload = await run_in_threadpool(generate_latest, request.app.state.metrics.registry)
+    return Response(payload, media_type=CONTENT_TYPE_LATEST)

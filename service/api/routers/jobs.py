@@ -1,0 +1,126 @@
+"""/v1/jobs: read, watch (Server-Sent Events), list and cancel/delete jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import CallerDep, SessionDep
+from service.api.problems import ApiError
+from service.api.schemas import JobLinks, JobPage, JobRead, JobStatus, JobSummary, Problem, Progress
+from service.db.models import JobRow
+from service.jobs import store
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+NOT_FOUND = {404: {"model": Problem, "description": "no such job (or not yours)"}}
+
+
+def summary_fields(row: JobRow) -> dict:
+    return dict(
+        id=row.id, kind=row.kind, status=row.status,
+        progress=Progress(fraction=row.progress, stage=row.stage), attempts=row.attempts,
+        max_attempts=row.max_attempts, created_at=store.as_utc(row.created_at),
+        started_at=store.as_utc(row.started_at), finished_at=store.as_utc(row.finished_at),
+        updated_at=store.as_utc(row.updated_at), result_status=row.result_status,
+        links=JobLinks(self=f"/v1/jobs/{row.id}", events=f"/v1/jobs/{row.id}/events"),
+    )
+
+
+def to_read(row: JobRow) -> JobRead:
+    """The job resource of a row (the row itself is never returned)."""
+    return JobRead(**summary_fields(row), result=row.result, error=row.error)
+
+
+def _load(session, job_id: str, caller) -> JobRow:  # noqa: ANN001 - internal helper
+    row = store.get(session, job_id, caller.name)
+    if row is None:
+        raise ApiError(404, "job_not_found", f"no job {job_id}")
+    return row
+
+
+@router.get("/{job_id}", response_model=JobRead, responses=NOT_FOUND, summary="A job, with its diagnosis when done")
+def read_job(job_id: str, session: SessionDep, caller: CallerDep) -> JobRead:
+    return to_read(_load(session, job_id, caller))
+
+
+@router.get("", response_model=JobPage, summary="Your jobs, newest first",
+            responses={422: {"model": Problem, "description": "a bad cursor or filter"}})
+def list_jobs(session: SessionDep, caller: CallerDep,
+              status: Annotated[JobStatus | None, Query(description="only jobs in this state")] = None,
+              kind: Annotated[Literal["architecture", "logs"] | None, Query(description="only this kind")] = None,
+              cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+              limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JobPage:
+    try:
+        page = store.list_jobs(session, owner=caller.name, status=status, kind=kind, cursor=cursor, limit=limit)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this service returned; "
+                       "start again without it") from None
+    return JobPage(items=[JobSummary(**summary_fields(r)) for r in page.jobs], next_cursor=page.next_cursor)
+
+
+@router.delete("/{job_id}", summary="Cancel a queued or running job, or delete a finished one",
+               response_model=None,
+               responses={**NOT_FOUND, 200: {"model": JobRead, "description": "the queued job was cancelled"},
+                          202: {"model": JobRead, "description": "the running job was asked to stop"},
+                          204: {"description": "the finished job was deleted"}})
+def delete_job(job_id: str, session: SessionDep, caller: CallerDep) -> Response:
+    _load(session, job_id, caller)
+    outcome = store.cancel_or_delete(session, job_id)
+    if outcome is None or outcome == "deleted":
+        return Response(status_code=204)
+    body = to_read(_load(session, job_id, caller)).model_dump_json()
+    return Response(body, status_code=200 if outcome == "cancelled" else 202, media_type="application/json")
+
+
+def _event(name: str, data: dict) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+@router.get("/{job_id}/events", summary="Progress and the final state as Server-Sent Events",
+            responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}},
+                                          "description": "`progress` events, then one `done` event"}})
+async def job_events(job_id: str, request: Request, caller: CallerDep) -> StreamingResponse:
+    factory = request.app.state.sessions
+
+    def fetch() -> JobRow | None:
+        with factory() as session:
+            return store.get(session, job_id, caller.name)
+
+    first = await run_in_threadpool(fetch)
+    if first is None:
+        raise ApiError(404, "job_not_found", f"no job {job_id}")
+    poll = request.app.state.settings.lease_s / 30 if request.app.state.settings.lease_s < 15 else 0.5
+
+    async def stream() -> AsyncIterator[str]:
+        row, last, idle = first, None, 0.0
+        while True:
+            if row is None:
+                yield _event("done", {"id": job_id, "status": "deleted"})
+                return
+            state = (row.status, round(row.progress, 3), row.stage)
+            if state != last:
+                last = state
+                yield _event("progress", {"id": row.id, "status": row.status, "progress": row.progress,
+                                          "stage": row.stage, "attempts": row.attempts})
+                idle = 0.0
+            if row.status in store.TERMINAL:
+                yield _event("done", to_read(row).model_dump(mode="json"))
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(poll)
+            idle += poll
+            if idle >= 15:
+                yield ": keep-alive\n\n"
+                idle = 0.0
+            row = await run_in_threadpool(fetch)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
