@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(spec_schema.pop("$defs", {}))
             components["Spec"] = spec_schema
+            _document_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -133,6 +134,22 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, _route_of))
     app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, settings.max_body_bytes))
     return app
+
+
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Every error is application/problem+json: say so for each documented error response, and add a
+    catch-all 4XX (401 without a key, 413 over the body limit, 429 over the rate limit, ...)."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    schema["components"]["schemas"].pop("HTTPValidationError", None)
+    schema["components"]["schemas"].pop("ValidationError", None)
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code, response in responses.items():
+                if code[0] in "45":
+                    response["content"] = {problems.PROBLEM_JSON: {"schema": problem_ref}}
+            responses.setdefault("4XX", {"description": "a problem (RFC 9457)",
+                                         "content": {problems.PROBLEM_JSON: {"schema": problem_ref}}})
 
 
 class _Raw:

@@ -4,6 +4,7 @@ FastAPI's validation errors and Starlette's HTTP errors (keeping ``Allow`` and `
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +45,16 @@ def problem_response(status: int, title: str, detail: str, *, type_: str | None 
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for this path (Starlette's own Allow names only the
+    first matching route's)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods |= {m.upper() for m in operations}
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Register the problem+json handlers on ``app``."""
 
@@ -71,11 +82,13 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such resource: {request.url.path}"
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {exc.headers.get('Allow', '')}" \
-                if exc.headers else f"{request.method} is not allowed on {request.url.path}"
+            allowed = _allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}"
         return problem_response(exc.status_code, _TITLES.get(exc.status_code, "Error"), detail,
-                                instance=request.url.path, headers=exc.headers)
+                                instance=request.url.path, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

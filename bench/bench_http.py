@@ -1,0 +1,347 @@
+"""Cost of a check through the HTTP service against the same check in-process.
+
+Starts a real service as a subprocess (``gradhealth serve`` on a free port of 127.0.0.1, SQLite in a
+temporary directory, ``--workers W`` worker processes), waits for ``/readyz``, then measures:
+
+* in-process: :func:`service.analysis.check.run_architecture_check` called directly, one after
+  another (median and p99 latency; its rate is the in-process requests per second);
+* http ?wait: ``POST /v1/checks/architecture?wait=30`` from one client, one after another (median and
+  p99 latency, and where the time goes: queued until a worker claimed the job, run in the worker,
+  and the rest: HTTP, validation, the database and the ``?wait`` polling);
+* throughput: ``--concurrency C`` clients sending ``--requests N`` requests between them as fast as
+  they are answered (requests per second against the in-process rate).
+
+The spec is tiny so that the HTTP and job machinery is what is measured, not the simulation:
+
+* ``relu4`` (default): 4 ReLU layers of width 32 (He init), seeds 1, batch 16. Its run time is
+  dominated by the mean-field theory step (the critical-init search for the ReLU stretch), not by
+  PyTorch;
+* ``mixed4``: the same with alternating ReLU/tanh layers, so there is no stretch of one activation
+  and no theory step: the check itself takes a few milliseconds.
+
+Both specs are healthy, so no remedy is proposed; the service runs with
+``GRADHEALTH_VERIFY_REMEDIES=false`` and the in-process check with ``verify=False`` all the same, so
+the two do exactly the same work. The rate limit is raised for the run so that it is not measured.
+
+The script only talks to 127.0.0.1, sends at most ``--requests`` requests per phase (plus 3 warm-up
+requests) and stops issuing new ones after ``--max-seconds``. The service is stopped at the end,
+also on error or Ctrl-C. Run it from the repository root::
+
+    .venv/bin/python bench/bench_http.py
+    .venv/bin/python bench/bench_http.py --requests 20 --concurrency 2 --spec mixed4
+    .venv/bin/python bench/bench_http.py --workers 2 --threads 1
+
+On a CPU shared with other work the figures swing; the load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HOST = "127.0.0.1"
+WARMUP = 3
+WAIT_S = 30  # ?wait=30: the service answers when the job is done, or after 30 s with 202
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 20.0
+
+
+def _linear(activation: str) -> dict[str, Any]:
+    init = "kaiming_normal" if activation == "relu" else "xavier_normal"
+    return {"type": "linear", "out_features": 32, "activation": activation, "init": init}
+
+
+SPECS: dict[str, dict[str, Any]] = {
+    "relu4": {
+        "name": "bench http: 4 relu layers, width 32",
+        "input": {"shape": [32]}, "batch_size": 16, "seeds": 1, "loss": "mse",
+        "layers": [{**_linear("relu"), "repeat": 4}, {"type": "linear", "out_features": 8}],
+    },
+    "mixed4": {
+        "name": "bench http: relu/tanh alternating, width 32",
+        "input": {"shape": [32]}, "batch_size": 16, "seeds": 1, "loss": "mse",
+        "layers": [_linear("relu"), _linear("tanh"), _linear("relu"), _linear("tanh"),
+                   {"type": "linear", "out_features": 8}],
+    },
+}
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (with 50 samples, p99 is the largest)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+@dataclass
+class Timings:
+    latencies: list[float] = field(default_factory=list)  # seconds, per request
+    queued: list[float] = field(default_factory=list)  # created -> started (server clock)
+    running: list[float] = field(default_factory=list)  # started -> finished
+    errors: list[str] = field(default_factory=list)
+    wall: float = 0.0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.latencies)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 99)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def service_env(database_url: str, threads: int | None) -> dict[str, str]:
+    """The environment without any GRADHEALTH_* of the caller's, plus the bench's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADHEALTH_") and k != "DATABASE_URL"}
+    env.update({
+        "GRADHEALTH_DATABASE_URL": database_url,
+        "GRADHEALTH_VERIFY_REMEDIES": "false",
+        "GRADHEALTH_RATE_LIMIT_PER_MINUTE": "1000000",
+        "GRADHEALTH_LOG_LEVEL": "WARNING",
+        "NO_PROXY": HOST,
+    })
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
+
+
+@contextlib.contextmanager
+def running_service(workers: int, threads: int | None) -> Iterator[tuple[str, Path]]:
+    """A ``gradhealth serve`` subprocess on a free port; yields (base URL, log file). Always stopped."""
+    exe = Path(sys.executable).with_name("gradhealth")
+    if not exe.exists():
+        raise SystemExit(f"bench_http: {exe} not found: run with the project's virtualenv Python")
+    with tempfile.TemporaryDirectory(prefix="gradhealth-bench-") as tmp:
+        port = free_port()
+        log_path = Path(tmp) / "service.log"
+        env = service_env(f"sqlite:///{tmp}/bench.db", threads)
+        cmd = [str(exe), "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
+        with open(log_path, "wb") as log:
+            # A session of its own, so the uvicorn process and its worker processes can be stopped
+            # together (and only they) if a graceful stop does not finish.
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            base = f"http://{HOST}:{port}"
+            wait_ready(base, proc, log_path)
+            yield base, log_path
+        finally:
+            stop(proc)
+
+
+def wait_ready(base: str, proc: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last = "no answer"
+    with httpx.Client(base_url=base, trust_env=False, timeout=5) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the service exited with code {proc.returncode}:\n{_tail(log_path)}")
+            try:
+                r = client.get("/readyz")
+                if r.status_code == 200:
+                    return
+                last = f"{r.status_code} {r.text[:200]}"
+            except httpx.TransportError as exc:
+                last = type(exc).__name__
+            time.sleep(0.2)
+    raise RuntimeError(f"the service was not ready after {READY_TIMEOUT_S:.0f} s ({last}):\n{_tail(log_path)}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (uvicorn shuts down and its supervisor stops the workers); SIGKILL the group if stuck."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            print("bench_http: the service did not stop in time; killing it", file=sys.stderr)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # our own session: the server and any worker left over
+    proc.wait()
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --- the phases ----------------------------------------------------------------------------------
+
+def in_process(spec: dict[str, Any], n: int, deadline: float) -> Timings:
+    from service.analysis.check import CheckOptions, run_architecture_check
+    from service.analysis.plan import Limits
+    from service.analysis.thresholds import Thresholds
+
+    options = CheckOptions(Thresholds(), Limits(), verify=False)
+    for _ in range(WARMUP):
+        run_architecture_check(spec, options)
+    out = Timings()
+    started = time.perf_counter()
+    for _ in range(n):
+        if time.monotonic() > deadline:
+            break
+        t0 = time.perf_counter()
+        doc = run_architecture_check(spec, options)
+        out.latencies.append(time.perf_counter() - t0)
+        if doc.status != "healthy":
+            out.errors.append(f"in-process check is {doc.status}")
+    out.wall = time.perf_counter() - started
+    return out
+
+
+def one_request(client: httpx.Client, spec: dict[str, Any], out: Timings, lock: threading.Lock) -> None:
+    t0 = time.perf_counter()
+    try:
+        r = client.post("/v1/checks/architecture", params={"wait": WAIT_S}, json=spec)
+    except httpx.HTTPError as exc:
+        with lock:
+            out.errors.append(type(exc).__name__)
+        return
+    elapsed = time.perf_counter() - t0
+    body = r.json() if r.headers.get("content-type", "").startswith("application/") else {}
+    with lock:
+        if r.status_code != 200 or body.get("status") != "succeeded":
+            out.errors.append(f"{r.status_code} {body.get('status') or r.text[:120]}")
+            return
+        out.latencies.append(elapsed)
+        created, began, ended = (_parse_time(body.get(k)) for k in ("created_at", "started_at", "finished_at"))
+        if created and began and ended:
+            out.queued.append((began - created).total_seconds())
+            out.running.append((ended - began).total_seconds())
+
+
+def over_http(base: str, spec: dict[str, Any], n: int, concurrency: int, deadline: float) -> Timings:
+    """``n`` requests from ``concurrency`` clients, each sending its next request when answered."""
+    out, lock = Timings(), threading.Lock()
+    remaining = iter(range(n))
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=base, trust_env=False, timeout=WAIT_S + 30) as client:
+            while time.monotonic() < deadline:
+                with lock:
+                    if next(remaining, None) is None:
+                        return
+                one_request(client, spec, out, lock)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(client_loop) for _ in range(concurrency)]:
+            future.result()
+    out.wall = time.perf_counter() - started
+    return out
+
+
+def warm_up(base: str, spec: dict[str, Any]) -> None:
+    """The first job of a worker imports torch: keep it out of the figures."""
+    out = over_http(base, spec, WARMUP, 1, time.monotonic() + READY_TIMEOUT_S)
+    if out.errors:
+        raise RuntimeError(f"warm-up requests failed: {out.errors}")
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def breakdown(t: Timings) -> str:
+    if not t.queued:
+        return ""
+    q, r = statistics.median(t.queued), statistics.median(t.running)
+    return (f"             median: queued {ms(q)} + run in worker {ms(r)} + the rest "
+            f"(HTTP, database, ?wait polling) {ms(max(t.median - q - r, 0.0))}")
+
+
+def report(label: str, t: Timings) -> None:
+    if t.errors:
+        shown = "; ".join(sorted(set(t.errors))[:5])
+        print(f"{label:<12} {len(t.errors)} failed request(s): {shown}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=50, help="requests per phase (default 50)")
+    parser.add_argument("--concurrency", type=int, default=4, help="concurrent clients for throughput (default 4)")
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes (default 1)")
+    parser.add_argument("--spec", choices=sorted(SPECS), default="relu4", help="the check to run (default relu4)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in-process and OMP_NUM_THREADS in the service (default: torch's)")
+    parser.add_argument("--max-seconds", type=float, default=300.0,
+                        help="stop issuing requests in a phase after this long (default 300)")
+    args = parser.parse_args(argv)
+    for name in ("requests", "concurrency", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    spec = SPECS[args.spec]
+    print(f"spec {args.spec} ({spec['name']}); GRADHEALTH_VERIFY_REMEDIES=false (healthy spec: no remedy to "
+          f"verify); service workers {args.workers}; torch threads {args.threads or 'default'}")
+    print(f"before: {load()}")
+
+    with running_service(args.workers, args.threads) as (base, _log):
+        warm_up(base, spec)
+        local = in_process(spec, args.requests, time.monotonic() + args.max_seconds)
+        seq = over_http(base, spec, args.requests, 1, time.monotonic() + args.max_seconds)
+        par = over_http(base, spec, args.requests, args.concurrency, time.monotonic() + args.max_seconds)
+
+    for label, t in (("in-process", local), ("http ?wait", seq), ("throughput", par)):
+        report(label, t)
+        if not t.latencies:
+            print(f"{label}: no successful request")
+            return 1
+    local_rps = len(local.latencies) / local.wall
+    http_rps = len(par.latencies) / par.wall
+    print(f"in-process   median {ms(local.median)}  p99 {ms(local.p99)}   (n={len(local.latencies)})")
+    print(f"http ?wait   median {ms(seq.median)}  p99 {ms(seq.p99)}   ratio {seq.median / local.median:.1f}x"
+          f"   (n={len(seq.latencies)})")
+    print(breakdown(seq))
+    print(f"throughput   C={args.concurrency}  requests {len(par.latencies)}  rps {http_rps:.1f}   "
+          f"(in-process rps {local_rps:.1f}, ratio {http_rps / local_rps:.2f})")
+    print(f"             under load: median {ms(par.median)}  p99 {ms(par.p99)}")
+    print(breakdown(par))
+    print(f"after: {load()}")
+    return 1 if (local.errors or seq.errors or par.errors) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

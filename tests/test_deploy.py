@@ -1,0 +1,343 @@
+"""The container files (Dockerfile, docker-compose.yml, .dockerignore), checked by structure.
+
+No Docker engine runs in the test environment, so these tests read the files: the stages and what
+each final image runs, the torch pin against ./dev, the command against the real CLI, and the
+compose services against the settings the service reads at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from service.cli import build_parser, cmd_serve, cmd_worker
+from service.settings import Settings
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE = ROOT / "docker-compose.yml"
+FINAL_TARGETS = ("cpu", "gpu")
+
+
+# --- a small Dockerfile reader -------------------------------------------------------------------
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [args for kw, args in self.instructions if kw == keyword]
+
+    def last(self, keyword: str) -> str | None:
+        found = self.all(keyword)
+        return found[-1] if found else None
+
+
+def logical_lines(text: str) -> list[str]:
+    """Instructions with backslash continuations joined and comments dropped."""
+    lines: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append(pending + stripped)
+        pending = ""
+    if pending:
+        lines.append(pending.strip())
+    return lines
+
+
+def parse_dockerfile(text: str) -> list[Stage]:
+    stages: list[Stage] = []
+    for line in logical_lines(text):
+        keyword, _, args = line.partition(" ")
+        keyword, args = keyword.upper(), args.strip()
+        if keyword == "FROM":
+            m = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", args, flags=re.IGNORECASE)
+            assert m, f"unreadable FROM line: {line}"
+            stages.append(Stage(base=m.group(1), name=m.group(2) and m.group(2).lower()))
+        elif stages:
+            stages[-1].instructions.append((keyword, args))
+    return stages
+
+
+def exec_form(args: str) -> list[str]:
+    """The argv of a CMD/ENTRYPOINT/HEALTHCHECK CMD in exec (JSON) or shell form."""
+    args = args.strip()
+    if args.startswith("["):
+        value = json.loads(args)
+        assert isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return value
+    return shlex.split(args)
+
+
+@pytest.fixture(scope="module")
+def stages() -> list[Stage]:
+    assert DOCKERFILE.is_file(), "Dockerfile missing at the repository root"
+    return parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def by_name(stages: list[Stage]) -> dict[str, Stage]:
+    return {s.name: s for s in stages if s.name}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    assert COMPOSE.is_file(), "docker-compose.yml missing at the repository root"
+    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
+    return data
+
+
+def console_scripts() -> dict[str, str]:
+    """[project.scripts] of pyproject.toml."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+
+
+def dev_torch_version() -> str:
+    pins = set(re.findall(r"torch==([0-9][0-9A-Za-z.+]*)", (ROOT / "dev").read_text(encoding="utf-8")))
+    assert len(pins) == 1, f"./dev should pin exactly one torch version, found {sorted(pins)}"
+    return pins.pop()
+
+
+def interpolate(value: str) -> str:
+    """Compose's ${VAR:-default} / ${VAR} with an empty environment (the defaults)."""
+    return re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: interpolate(str(v)) for k, v in env.items()}
+
+
+def container_ports(service: dict) -> set[int]:
+    out: set[int] = set()
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            out.add(int(entry["target"]))
+        else:
+            out.add(int(str(entry).split(":")[-1].split("/")[0]))
+    return out
+
+
+def mounts(service: dict) -> set[str]:
+    targets = set()
+    for entry in service.get("volumes") or []:
+        targets.add(entry["target"] if isinstance(entry, dict) else str(entry).split(":")[1])
+    return targets
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+def test_dockerfile_has_cpu_and_gpu_targets_and_cpu_is_the_default(stages: list[Stage]) -> None:
+    names = [s.name for s in stages]
+    for target in FINAL_TARGETS:
+        assert target in names, f"no `FROM ... AS {target}` stage (stages: {names})"
+    assert stages[-1].name == "cpu", "the last stage is the default `docker build` target: make it cpu"
+    assert len(stages) >= 2, "expected a multi-stage build"
+
+
+def test_the_base_image_is_python_3_11_slim(stages: list[Stage]) -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, flags=re.MULTILINE))
+    roots = {re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), s.base)
+             for s in stages if s.base not in {t.name for t in stages}}
+    assert roots, "no external base image"
+    for image in roots:
+        assert re.fullmatch(r"(docker\.io/(library/)?)?python:3\.11[\w.-]*-slim[\w.-]*", image), image
+
+
+@pytest.mark.parametrize("target", FINAL_TARGETS)
+def test_final_images_run_as_a_non_root_user(by_name: dict[str, Stage], target: str) -> None:
+    user = by_name[target].last("USER")
+    assert user, f"stage {target} sets no USER: it would run as root"
+    name = user.split(":")[0].strip()
+    assert name not in {"root", "0", ""}, f"stage {target} runs as {user!r}"
+    # Nothing after the USER line switches back to root.
+    keywords = [kw for kw, _ in by_name[target].instructions]
+    assert "RUN" not in keywords[keywords.index("USER"):], "RUN after USER: installs must happen as root first"
+
+
+@pytest.mark.parametrize("target", FINAL_TARGETS)
+def test_final_images_check_livez(by_name: dict[str, Stage], target: str) -> None:
+    from service.api.routers.health import router
+
+    check = by_name[target].last("HEALTHCHECK")
+    assert check, f"stage {target} has no HEALTHCHECK"
+    _, _, command = check.partition("CMD")
+    argv = exec_form(command)
+    assert argv[:2] == ["python", "-c"], f"the health check should use python -c (no curl in slim): {argv}"
+    compile(argv[2], "<healthcheck>", "exec")
+    assert "/livez" in argv[2] and ":8000/" in argv[2]
+    assert "/livez" in {route.path for route in router.routes}, "the service has no /livez route"
+
+
+@pytest.mark.parametrize("target", FINAL_TARGETS)
+def test_final_images_expose_8000_and_keep_sqlite_in_the_data_volume(by_name: dict[str, Stage],
+                                                                    target: str) -> None:
+    stage = by_name[target]
+    assert "8000" in " ".join(stage.all("EXPOSE")).split()
+    volumes = " ".join(stage.all("VOLUME"))
+    assert "/data" in volumes, f"stage {target} declares no VOLUME /data"
+    env = " ".join(stage.all("ENV"))
+    assert re.search(r"GRADHEALTH_DATABASE_URL=sqlite:////data/\S+\.db", env), env
+
+
+def test_torch_is_pinned_as_in_dev(by_name: dict[str, Stage]) -> None:
+    version = dev_torch_version()
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    pins = set(re.findall(r"torch==([0-9][0-9A-Za-z.+]*)", text))
+    assert pins == {version}, f"Dockerfile pins torch {sorted(pins)}, ./dev installs {version}"
+    cpu_runs = " ".join(by_name["cpu"].all("RUN"))
+    gpu_runs = " ".join(by_name["gpu"].all("RUN"))
+    assert f"torch=={version}" in cpu_runs and "download.pytorch.org/whl/cpu" in cpu_runs
+    assert f"torch=={version}" in gpu_runs
+    gpu_index = re.search(r"download\.pytorch\.org/whl/(\S+?)[\"'\s]", gpu_runs + " ")
+    assert gpu_index, "the gpu stage installs torch from no PyTorch index"
+    index = gpu_index.group(1)
+    if "CUDA_INDEX" in index:
+        index = dict(re.findall(r"(\w+)=(\S+)", " ".join(by_name["gpu"].all("ARG"))))["CUDA_INDEX"]
+    assert re.fullmatch(r"cu1\d{2}", index), f"the gpu stage uses index {index!r}, not a CUDA one"
+
+
+@pytest.mark.parametrize("target", FINAL_TARGETS)
+def test_final_images_install_the_project(by_name: dict[str, Stage], stages: list[Stage],
+                                          target: str) -> None:
+    runs = " ".join(by_name[target].all("RUN"))
+    copies = " ".join(by_name[target].all("COPY"))
+    direct = re.search(r"pip install (\S+ )*\.(\s|$)", runs)
+    from_wheel = re.search(r"--from=(\S+)", copies) and re.search(r"pip install \S*\.whl", runs)
+    assert direct or from_wheel, f"stage {target} does not pip install the project"
+    if from_wheel and not direct:
+        builder = by_name[re.search(r"--from=(\S+)", copies).group(1)]
+        assert re.search(r"pip (wheel|install) .*\.(\s|$)", " ".join(builder.all("RUN")))
+
+
+@pytest.mark.parametrize("target", FINAL_TARGETS)
+def test_cmd_is_a_declared_console_script_that_serves_on_8000(by_name: dict[str, Stage],
+                                                            target: str) -> None:
+    cmd = by_name[target].last("CMD")
+    assert cmd, f"stage {target} has no CMD"
+    argv = exec_form(cmd)
+    scripts = console_scripts()
+    assert argv[0] in scripts, f"CMD runs {argv[0]!r}, not one of [project.scripts] {sorted(scripts)}"
+    assert scripts[argv[0]] == "service.cli:main"
+    args = build_parser().parse_args(argv[1:])
+    assert args.func is cmd_serve
+    assert (args.host, args.port) == ("0.0.0.0", 8000)
+
+
+def test_binding_all_interfaces_needs_keys_or_an_explicit_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the comment in the Dockerfile promises the operator.
+    for name in list(os.environ):
+        if name.startswith("GRADHEALTH_"):
+            monkeypatch.delenv(name)
+    assert Settings(host="0.0.0.0").unsafe_reason() is not None
+    assert Settings(host="0.0.0.0", allow_insecure=True).unsafe_reason() is None
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "GRADHEALTH_API_KEYS" in text and "GRADHEALTH_ALLOW_INSECURE=true" in text
+    assert not re.search(r"^ENV\s.*GRADHEALTH_ALLOW_INSECURE", text, flags=re.MULTILINE), \
+        "the image itself must not switch the check off"
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
+    path = ROOT / ".dockerignore"
+    assert path.is_file(), ".dockerignore missing"
+    entries = {line.strip().rstrip("/") for line in path.read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    for needed in (".venv", ".git", "data"):
+        assert needed in entries, f".dockerignore does not exclude {needed}"
+    assert any("__pycache__" in e for e in entries)
+    for kept in ("service", "pyproject.toml", "README.md"):  # the wheel build needs them
+        assert kept not in entries
+
+
+# --- docker-compose.yml --------------------------------------------------------------------------
+
+def test_compose_api_builds_the_cpu_target_and_publishes_8000(compose: dict) -> None:
+    api = compose["services"].get("api")
+    assert api, "no `api` service"
+    assert isinstance(api.get("build"), dict) and api["build"].get("target") == "cpu"
+    assert 8000 in container_ports(api)
+    assert "/data" in mounts(api)
+    assert not api.get("profiles"), "the api must start without a profile"
+
+
+def test_compose_api_healthcheck_calls_livez(compose: dict) -> None:
+    check = compose["services"]["api"].get("healthcheck")
+    assert check and not check.get("disable"), "the api has no health check"
+    test = check["test"]
+    assert test[0] in ("CMD", "CMD-SHELL")
+    assert "/livez" in " ".join(test)
+    if test[0] == "CMD" and test[1:3] == ["python", "-c"]:
+        compile(test[3], "<healthcheck>", "exec")
+
+
+def test_compose_api_settings_start_on_all_interfaces(compose: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("GRADHEALTH_") or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    env = environment(compose["services"]["api"])
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.unsafe_reason("0.0.0.0") is None, "the api would refuse to start with this environment"
+    assert settings.database_url.startswith("sqlite:////data/")
+    assert settings.workers != 0, "the api should run its local worker by default"
+    # service/jobs/worker.py passes GRADHEALTH_LOG_LEVEL to logging.basicConfig as it is: a name
+    # logging does not know ("info") makes every worker process die at start.
+    if "GRADHEALTH_LOG_LEVEL" in env:
+        assert isinstance(logging.getLevelName(env["GRADHEALTH_LOG_LEVEL"]), int), env["GRADHEALTH_LOG_LEVEL"]
+
+
+def test_compose_postgres_profile(compose: dict) -> None:
+    db = compose["services"].get("db")
+    assert db, "no `db` service"
+    assert db["image"].startswith("postgres:15")
+    assert db.get("profiles") == ["postgres"]
+    assert db.get("healthcheck")
+    text = COMPOSE.read_text(encoding="utf-8")
+    url = re.search(r"GRADHEALTH_DATABASE_URL=(postgresql://\S+)", text)
+    assert url, "the file should say which database URL points at the db service"
+    env = db["environment"]
+    assert url.group(1) == (f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@db:5432/"
+                            f"{env['POSTGRES_DB']}")
+
+
+def test_compose_scale_worker_runs_gradhealth_worker_on_the_same_database(compose: dict) -> None:
+    services = compose["services"]
+    worker = services.get("worker")
+    assert worker, "no `worker` service"
+    assert worker.get("profiles") == ["scale"]
+    argv = worker["command"] if isinstance(worker["command"], list) else shlex.split(worker["command"])
+    scripts = console_scripts()
+    assert argv[0] in scripts
+    assert build_parser().parse_args(argv[1:]).func is cmd_worker
+    assert environment(worker)["GRADHEALTH_DATABASE_URL"] == environment(services["api"])["GRADHEALTH_DATABASE_URL"]
+    assert "/data" in mounts(worker)
+    # It serves no HTTP, so it must not inherit the image's /livez check.
+    assert (worker.get("healthcheck") or {}).get("disable") is True
