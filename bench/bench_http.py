@@ -141,8 +141,8 @@ def service_env(database_url: str, threads: int | None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_service(workers: int, threads: int | None) -> Iterator[tuple[str, Path]]:
-    """A ``gradhealth serve`` subprocess on a free port; yields (base URL, log file). Always stopped."""
+def running_service(workers: int, threads: int | None) -> Iterator[tuple[str, int]]:
+    """A ``gradhealth serve`` subprocess on a free port; yields (base URL, its pid). Always stopped."""
     exe = Path(sys.executable).with_name("gradhealth")
     if not exe.exists():
         raise SystemExit(f"bench_http: {exe} not found: run with the project's virtualenv Python")
@@ -158,7 +158,7 @@ def running_service(workers: int, threads: int | None) -> Iterator[tuple[str, Pa
         try:
             base = f"http://{HOST}:{port}"
             wait_ready(base, proc, log_path)
-            yield base, log_path
+            yield base, proc.pid
         finally:
             stop(proc)
 
@@ -192,6 +192,32 @@ def stop(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # our own session: the server and any worker left over
     proc.wait()
+
+
+def cpu_seconds(session: int) -> dict[str, float]:
+    """CPU seconds (user + system) of each process of ``session`` by role (Linux /proc; else empty)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+        if int(fields[3]) != session:  # field 6 of stat: the session id
+            continue
+        pid = int(stat.parent.name)
+        role = "api" if pid == session else "workers"
+        out[role] = out.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float], requests: int) -> str:
+    if not after or not requests:
+        return ""
+    parts = [f"{role} {(after[role] - before.get(role, 0.0)) / requests * 1000:.1f} ms"
+             for role in sorted(after)]
+    return "             service CPU per request: " + ", ".join(parts)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -318,11 +344,14 @@ def main(argv: list[str] | None = None) -> int:
           f"verify); service workers {args.workers}; torch threads {args.threads or 'default'}")
     print(f"before: {load()}")
 
-    with running_service(args.workers, args.threads) as (base, _log):
+    with running_service(args.workers, args.threads) as (base, pid):
         warm_up(base, spec)
         local = in_process(spec, args.requests, time.monotonic() + args.max_seconds)
+        cpu0 = cpu_seconds(pid)
         seq = over_http(base, spec, args.requests, 1, time.monotonic() + args.max_seconds)
+        cpu1 = cpu_seconds(pid)
         par = over_http(base, spec, args.requests, args.concurrency, time.monotonic() + args.max_seconds)
+        cpu2 = cpu_seconds(pid)
 
     for label, t in (("in-process", local), ("http ?wait", seq), ("throughput", par)):
         report(label, t)
@@ -335,10 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"http ?wait   median {ms(seq.median)}  p99 {ms(seq.p99)}   ratio {seq.median / local.median:.1f}x"
           f"   (n={len(seq.latencies)})")
     print(breakdown(seq))
+    print(cpu_line(cpu0, cpu1, len(seq.latencies) + len(seq.errors)))
     print(f"throughput   C={args.concurrency}  requests {len(par.latencies)}  rps {http_rps:.1f}   "
           f"(in-process rps {local_rps:.1f}, ratio {http_rps / local_rps:.2f})")
     print(f"             under load: median {ms(par.median)}  p99 {ms(par.p99)}")
     print(breakdown(par))
+    print(cpu_line(cpu1, cpu2, len(par.latencies) + len(par.errors)))
     print(f"after: {load()}")
     return 1 if (local.errors or seq.errors or par.errors) else 0
 

@@ -9,7 +9,10 @@ exit codes::
     GradHealthError                  (500, internal)
     ├── SpecError                    (422, invalid_spec)      one or more spec problems, each with a JSON pointer
     │   └── LimitExceeded            (422, limit_exceeded)    the spec is valid but too large to simulate
-    └── InputFormatError             (400, invalid_input)     the input could not be read at all (not JSON/YAML)
+    ├── InputFormatError             (400, invalid_input)     the input could not be read at all (not JSON/YAML)
+    └── LogError                     (422, invalid_log)       a log that cannot be read; says where (line, record, offset)
+        ├── UnknownLogFormat         (415, unknown_log_format) no reader recognises the file (or the hint is wrong)
+        └── UploadTooLarge           (413, upload_too_large)  over the upload, archive or uncompressed-size limits
 
 Messages say what to change, e.g. ``/layers/3/init/std: must be > 0 (got -1)``.
 """
@@ -88,3 +91,27 @@ class LimitExceeded(SpecError):
 
     code = "limit_exceeded"
     title = "Spec exceeds a resource limit"
+
+
+class LogError(GradHealthError):
+    """A training log that cannot be read; the message says where (line, record, byte offset)."""
+
+    status = 422
+    code = "invalid_log"
+    title = "Log could not be read"
+
+
+class UnknownLogFormat(LogError):
+    """No reader recognises the file, or the format hint does not fit it."""
+
+    status = 415
+    code = "unknown_log_format"
+    title = "Unknown log format"
+
+
+class UploadTooLarge(LogError):
+    """A file or archive over the size, entry-count or compression-ratio limits."""
+
+    status = 413
+    code = "upload_too_large"
+    title = "Upload too large"

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.analysis.plan import Limits
 from service.analysis.thresholds import Thresholds
+from service.logs.thresholds import LogThresholds
 
 
 def hash_key(key: str) -> str:
@@ -27,6 +28,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRADHEALTH_", env_nested_delimiter="__", extra="ignore")
 
     thresholds: Thresholds = Field(default_factory=Thresholds, description="when a figure becomes a finding")
+    log_thresholds: LogThresholds = Field(default_factory=LogThresholds, description="the log check's thresholds")
     limits: Limits = Field(default_factory=Limits, description="resource limits checked before simulating")
     verify_remedies: bool = Field(True, description="re-simulate every remedy that changes the spec")
 
@@ -40,6 +42,8 @@ class Settings(BaseSettings):
     job_time_limit_s: float = Field(600.0, gt=0, description="a job running longer is failed")
     max_attempts: int = Field(3, ge=1, description="attempts before a job whose worker keeps dying is failed")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body limit (413 above)")
+    max_upload_bytes: int = Field(512 * 2**20, ge=1024, description="log upload limit (413 above)")
+    upload_dir: str = Field("./data/uploads", description="where uploaded logs are kept (shared by API and workers)")
     wait_max_s: float = Field(60.0, ge=0, description="cap on ?wait=N")
     api_keys: str = Field("", description="comma-separated name=sha256hex entries; empty: keys off")
     rate_limit_per_minute: int = Field(600, ge=1, description="requests per minute per API key")

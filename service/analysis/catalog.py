@@ -48,6 +48,42 @@ FINDINGS: dict[str, Entry] = {
         "Deep Post-LN Transformer",
         "A Post-LN Transformer stack deep enough that its large last-layer gradients at initialisation make "
         "training diverge without learning-rate warm-up (Xiong et al. 2020)."),
+    # Findings from training logs (the log check).
+    "gradient_spike": Entry(
+        "Gradient-norm spikes",
+        "Isolated gradient-norm values far above the run's robust rolling baseline; the evidence says whether "
+        "the run recovered after each."),
+    "dead_layer": Entry(
+        "Dead layer",
+        "A layer whose logged gradient norm is exactly zero: it receives no gradient and does not learn."),
+    "clipping_saturated": Entry(
+        "Clipping active on most steps",
+        "The pre-clip gradient norm is above the clipping threshold on most steps, so clipping is hiding "
+        "an explosion rather than catching rare spikes."),
+    "loss_spike": Entry(
+        "Loss spikes",
+        "Isolated loss values far above the rolling baseline; the evidence says whether the run recovered."),
+    "loss_divergence": Entry(
+        "Loss divergence",
+        "The training loss rises for good after reaching its minimum (too large a learning rate, or an "
+        "explosion surfacing in the loss)."),
+    "loss_plateau": Entry(
+        "Loss plateau",
+        "The training loss stopped improving: late in a run this is convergence or a decayed learning rate; "
+        "early it means the model is not learning."),
+    "loss_oscillation": Entry(
+        "Loss oscillation",
+        "The training loss swings widely around its trend from step to step instead of settling."),
+    "validation_divergence": Entry(
+        "Validation divergence",
+        "The validation loss rises while the training loss still falls: the model is overfitting."),
+    "truncated_log": Entry(
+        "Truncated log",
+        "The log ends inside a record, holds a corrupt record, or ends in a traceback: the run stopped "
+        "abnormally or the file was cut; what was read before is still analysed."),
+    "insufficient_data": Entry(
+        "Insufficient data",
+        "The run is too short (or logs no loss or gradient norm) to judge; nothing else is claimed."),
 }
 
 REMEDIES: dict[str, Entry] = {
@@ -91,4 +127,7 @@ REMEDIES: dict[str, Entry] = {
                                  "the weights into a region they cannot return from."),
     "weight_decay": Entry("Weight decay",
                           "L2 regularisation keeps weights from growing without bound."),
+    "early_stopping": Entry("Early stopping",
+                            "Keep the weights from the step with the best validation loss and stop once it has "
+                            "not improved for a while."),
 }

@@ -145,6 +145,34 @@ class SimulationInfo(BaseModel):
     remedies_simulated: int = 0
 
 
+class SeriesSummary(BaseModel):
+    """One series read from a log (log checks), for dashboards."""
+
+    name: str
+    role: str
+    layer: str | None = None
+    points: int
+    nonfinite: int
+    first_step: float | None = None
+    last_step: float | None = None
+    min: float | None = None
+    max: float | None = None
+    median: float | None = None
+    last: float | None = None
+
+
+class LogInfo(BaseModel):
+    """What the log check read."""
+
+    format: str
+    source: str
+    series: int
+    points: int
+    warnings: list[str] = Field(default_factory=list)
+    params: dict[str, str] = Field(default_factory=dict)
+    duration_s: float
+
+
 class Diagnosis(BaseModel):
     schema_version: str = "1"
     kind: Literal["architecture", "logs"] = "architecture"
@@ -156,6 +184,8 @@ class Diagnosis(BaseModel):
     time_steps: list[TimeStep] = Field(default_factory=list)
     theory: Theory = Field(default_factory=Theory)
     simulation: SimulationInfo | None = None
+    series: list[SeriesSummary] = Field(default_factory=list, description="log checks: the series read")
+    log: LogInfo | None = None
 
 
 def status_of(findings: list[Finding]) -> Status:

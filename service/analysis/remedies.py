@@ -65,6 +65,9 @@ _SNIPPETS = {
                            "scheduler = torch.optim.lr_scheduler.LambdaLR(\n"
                            "    optimizer, lambda step: min(1.0, (step + 1) / {warmup_steps}))  # linear warm-up",
     "weight_decay": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay={weight_decay})",
+    "early_stopping": "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
+                      "    torch.save(model.state_dict(), \"best.pt\")\nelse:\n    bad_epochs += 1\n"
+                      "    if bad_epochs >= {patience}:\n        break  # restore best.pt",
 }
 
 
@@ -99,7 +102,8 @@ def _names(pointers: list[str]) -> str:
     return ", ".join(re.sub(r"/layers/(\d+)", r".layers[\1]", p).lstrip(".") for p in pointers)
 
 
-def _make(rid: str, change: str, patch: list[dict[str, Any]], **params: Any) -> Remedy:
+def make_remedy(rid: str, change: str, patch: list[dict[str, Any]], **params: Any) -> Remedy:
+    """A catalogue remedy with its change in words, its snippet (filled with ``params``) and patch."""
     entry = REMEDIES[rid]
     snippet = _SNIPPETS[rid].format(**params) if params else _SNIPPETS[rid]
     return Remedy(id=rid, title=entry.title, rationale=entry.description, change=change,
@@ -111,7 +115,7 @@ def _init_remedy(ctx: Context, target: str, pointers: list[str]) -> Remedy | Non
     if not todo:
         return None
     patch = [{"op": "add", "path": p + "/init", "value": {"scheme": target}} for p in todo]
-    return _make(_REMEDY_OF_INIT[target], f"initialise {_names(todo)} with {target}", patch)
+    return make_remedy(_REMEDY_OF_INIT[target], f"initialise {_names(todo)} with {target}", patch)
 
 
 def init_remedies(ctx: Context) -> list[Remedy]:
@@ -139,7 +143,7 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
     for p in ps:
         patch += [{"op": "add", "path": p + "/activation", "value": activation},
                   {"op": "add", "path": p + "/init", "value": {"scheme": "kaiming_normal"}}]
-    r = _make("relu_family_activation", f"use {activation} with kaiming_normal init in {_names(ps)}", patch)
+    r = make_remedy("relu_family_activation", f"use {activation} with kaiming_normal init in {_names(ps)}", patch)
     r.snippet = r.snippet.replace("{act}", "ReLU" if activation == "relu" else "LeakyReLU")
     return [r]
 
@@ -150,7 +154,7 @@ def normalisation(ctx: Context, kind: str) -> list[Remedy]:
         return []
     rid = "batch_norm" if kind == "batchnorm" else "layer_norm"
     patch = [{"op": "add", "path": p + "/norm", "value": kind} for p in ps]
-    return [_make(rid, f"normalise the pre-activations of {_names(ps)} with {kind}", patch)]
+    return [make_remedy(rid, f"normalise the pre-activations of {_names(ps)} with {kind}", patch)]
 
 
 def residual(ctx: Context) -> list[Remedy]:
@@ -180,7 +184,7 @@ def residual(ctx: Context) -> list[Remedy]:
         done.append(unit.pointer)
     if not patch:
         return []
-    return [_make("residual_connections",
+    return [make_remedy("residual_connections",
                   f"wrap the repeated copies of {_names(done[::-1])} in skip connections x + f(x)", patch)]
 
 
@@ -195,7 +199,7 @@ def scaled_residual(ctx: Context) -> list[Remedy]:
                 done.append(unit.pointer)
     if not patch:
         return []
-    return [_make("scaled_residual", f"scale the residual branches of {_names(done)} by 1/sqrt(blocks)", patch)]
+    return [make_remedy("scaled_residual", f"scale the residual branches of {_names(done)} by 1/sqrt(blocks)", patch)]
 
 
 def pre_layer_norm(ctx: Context) -> list[Remedy]:
@@ -204,7 +208,7 @@ def pre_layer_norm(ctx: Context) -> list[Remedy]:
     if not ps:
         return []
     patch = [{"op": "add", "path": p + "/norm_first", "value": True} for p in ps]
-    return [_make("pre_layer_norm", f"use Pre-LN (norm_first: true) in {_names(ps)}", patch)]
+    return [make_remedy("pre_layer_norm", f"use Pre-LN (norm_first: true) in {_names(ps)}", patch)]
 
 
 def gated_cells(ctx: Context) -> list[Remedy]:
@@ -227,7 +231,7 @@ def gated_cells(ctx: Context) -> list[Remedy]:
             else:
                 bias_code = f"b.data[H:2 * H] = {fb}  # forget-gate bias"
                 how = f"forget-gate bias {fb}"
-            r = _make("gated_recurrent_cell", f"make {_names([p])} an LSTM with {how}",
+            r = make_remedy("gated_recurrent_cell", f"make {_names([p])} an LSTM with {how}",
                       [{"op": "replace", "path": p, "value": value}], forget_bias=fb, bias_code=bias_code)
             out.append(r)
     return out
@@ -239,7 +243,7 @@ def orthogonal(ctx: Context) -> list[Remedy]:
         return []
     patch = [{"op": "add", "path": p + "/recurrent_init", "value": {"scheme": "orthogonal", "gain": 1.0}}
              for p in ps]
-    return [_make("orthogonal_init", f"initialise the recurrent weights of {_names(ps)} orthogonally", patch)]
+    return [make_remedy("orthogonal_init", f"initialise the recurrent weights of {_names(ps)} orthogonally", patch)]
 
 
 def total_grad_norm(result: SimulationResult) -> float:
@@ -268,7 +272,7 @@ def set_clip_threshold(remedy: Remedy, reference: SimulationResult, basis: str) 
 
 def clipping(ctx: Context) -> list[Remedy]:
     """max_norm from the measured norms (refined from a verified fix's re-simulation when there is one)."""
-    r = _make("gradient_clipping", "", [], max_norm=1.0)
+    r = make_remedy("gradient_clipping", "", [], max_norm=1.0)
     set_clip_threshold(r, ctx.result, "this simulation")
     if "basis" not in r.params:
         r.change = "clip the total gradient norm at 1 every step"
@@ -279,14 +283,14 @@ def clipping(ctx: Context) -> list[Remedy]:
 def learning_rate(ctx: Context, warmup_steps: int = 0) -> list[Remedy]:
     factor = 0.1
     steps = warmup_steps or 1
-    r = _make("lower_learning_rate",
+    r = make_remedy("lower_learning_rate",
               f"lower the learning rate {1 / factor:g}x" + (f" with {warmup_steps} warm-up steps" if warmup_steps else ""),
               [], factor=factor, warmup_steps=steps)
     return [r]
 
 
 def decay(ctx: Context) -> list[Remedy]:
-    return [_make("weight_decay", "add weight decay 0.01 (AdamW) so weights cannot grow without bound", [],
+    return [make_remedy("weight_decay", "add weight decay 0.01 (AdamW) so weights cannot grow without bound", [],
                   weight_decay=0.01)]
 
 

@@ -32,13 +32,14 @@ class _TooLarge(Exception):
     pass
 
 
-def body_limit(app: ASGIApp, limit: int) -> ASGIApp:
-    """413 for a body over ``limit`` bytes: by Content-Length up front, or while it streams in."""
+def body_limit(app: ASGIApp, limit_for: Any) -> ASGIApp:
+    """413 for a body over ``limit_for(path)`` bytes: by Content-Length up front, or while it streams in."""
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        limit = limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _reject(scope, send, limit)
@@ -72,7 +73,8 @@ def body_limit(app: ASGIApp, limit: int) -> ASGIApp:
 async def _reject(scope: Scope, send: Send, limit: int) -> None:
     response = problems.problem_response(413, "Content too large",
                                          f"the request body is over the limit of {limit:,} bytes "
-                                         "(GRADHEALTH_MAX_BODY_BYTES)", instance=scope.get("path"))
+                                         "(GRADHEALTH_MAX_BODY_BYTES, GRADHEALTH_MAX_UPLOAD_BYTES for logs)",
+                                         instance=scope.get("path"))
     await response(scope, _empty_receive, send)
 
 
@@ -132,7 +134,10 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, _route_of))
-    app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, settings.max_body_bytes))
+    def limit_for(path: str) -> int:
+        return settings.max_upload_bytes if path == "/v1/checks/logs" else settings.max_body_bytes
+
+    app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, limit_for))
     return app
 
 

@@ -23,5 +23,19 @@ def run_architecture(request: Any, progress: Progress) -> dict[str, Any]:
     return run_architecture_check(request, options, progress).model_dump(mode="json")
 
 
-HANDLERS: dict[str, Handler] = {"architecture": run_architecture}
+def run_logs(request: Any, progress: Progress) -> dict[str, Any]:
+    """The log check of an uploaded file (``request``: path, format hint, original filename)."""
+    from pathlib import Path
+
+    from service.logs.check import run_log_check
+    from service.settings import get_settings
+
+    settings = get_settings()
+    doc = run_log_check(Path(request["path"]), format=request.get("format"),
+                        thresholds=settings.log_thresholds, progress=progress)
+    doc.name = request.get("filename") or doc.name
+    return doc.model_dump(mode="json")
+
+
+HANDLERS: dict[str, Handler] = {"architecture": run_architecture, "logs": run_logs}
 KINDS: tuple[str, ...] = tuple(HANDLERS)

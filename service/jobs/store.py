@@ -59,9 +59,13 @@ class IdempotencyConflict(Exception):
 
 
 def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency_key: str | None,
-           time_limit_s: float, max_attempts: int) -> tuple[JobRow, bool]:
-    """Queue a job; returns (job, created). A repeated key with the same body returns the first job."""
-    digest = request_hash(kind, request)
+           time_limit_s: float, max_attempts: int, fingerprint: Any = None) -> tuple[JobRow, bool]:
+    """Queue a job; returns (job, created). A repeated key with the same body returns the first job.
+
+    ``fingerprint`` is what "the same body" means when it is not the request itself (an upload is
+    stored under a new path each time, but its content hash is the same).
+    """
+    digest = request_hash(kind, request if fingerprint is None else fingerprint)
     if idempotency_key is not None:
         existing = session.scalar(select(JobRow).where(JobRow.owner == owner,
                                                        JobRow.idempotency_key == idempotency_key))
@@ -83,7 +87,7 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
         if idempotency_key is None:
             raise
         return submit(session, kind=kind, owner=owner, request=request, idempotency_key=idempotency_key,
-                      time_limit_s=time_limit_s, max_attempts=max_attempts)
+                      time_limit_s=time_limit_s, max_attempts=max_attempts, fingerprint=fingerprint)
     return job, True
 
 

@@ -4,7 +4,12 @@ job exists, so a bad spec gets its 422 at once and never reaches a worker."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
+import shutil
 import time
+import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -59,6 +64,18 @@ async def wait_for(request: Request, job_id: str, owner: str, seconds: float):  
     return row
 
 
+async def respond(request: Request, response: Response, row, owner: str, wait: float) -> JobRead:  # noqa: ANN001
+    """202 + Location + Retry-After, or 200 once the job finished within ``wait`` seconds."""
+    if wait > 0 and row.status not in store.TERMINAL:
+        row = await wait_for(request, row.id, owner, wait) or row
+    response.headers["Location"] = f"/v1/jobs/{row.id}"
+    if row.status in store.TERMINAL:
+        response.status_code = 200
+    else:
+        response.headers["Retry-After"] = "1"
+    return to_read(row)
+
+
 @router.post(
     "/architecture", status_code=202, response_model=JobRead,
     summary="Check an architecture spec",
@@ -91,11 +108,128 @@ async def submit_architecture(
                                "different body; use a new key for a new request") from None
 
     row, _created = await run_in_threadpool(submit)
-    if wait > 0 and row.status not in store.TERMINAL:
-        row = await wait_for(request, row.id, caller.name, min(wait, settings.wait_max_s)) or row
-    response.headers["Location"] = f"/v1/jobs/{row.id}"
-    if row.status in store.TERMINAL:
-        response.status_code = 200
-    else:
-        response.headers["Retry-After"] = "1"
-    return to_read(row)
+    return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
+
+
+# --- logs ------------------------------------------------------------------------------------------
+
+CHUNK = 1 << 20
+
+
+class _Upload:
+    """Streams an upload to a file in the upload folder, hashing it on the way."""
+
+    def __init__(self, folder: Path, filename: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name)[-120:] or "upload"
+        self.job_dir = folder / uuid.uuid4().hex
+        self.job_dir.mkdir()
+        self.path = self.job_dir / safe
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self._file = self.path.open("wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        self._file.write(chunk)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def discard(self) -> None:
+        self.close()
+        shutil.rmtree(self.job_dir, ignore_errors=True)
+
+
+async def _receive_upload(request: Request, folder: Path, filename: str | None) -> _Upload:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        # Starlette spools parts to disk past 1 MiB; the body-limit middleware caps the total.
+        form = await request.form(max_files=1, max_fields=5)
+        part = form.get("file")
+        if part is None or isinstance(part, str):
+            raise ApiError(422, "missing_file", "send the log as a multipart part named `file`")
+        upload = _Upload(folder, filename or part.filename or "upload")
+        try:
+            while chunk := await part.read(CHUNK):
+                upload.write(chunk)
+        finally:
+            await part.close()
+            upload.close()
+        return upload
+    upload = _Upload(folder, filename or "upload")
+    try:
+        async for chunk in request.stream():
+            upload.write(chunk)
+    except BaseException:
+        upload.discard()
+        raise
+    upload.close()
+    return upload
+
+
+@router.post(
+    "/logs", status_code=202, response_model=JobRead, summary="Check uploaded training logs",
+    description="A multipart upload (part `file`) or a raw body, optionally with ?format= (see /v1/catalog for "
+                "the formats) and ?filename=. Zip and tar.gz archives of a run folder are accepted. Streams to "
+                "disk within GRADHEALTH_MAX_UPLOAD_BYTES. Answers like the architecture check (202, ?wait).",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={200: {"model": JobRead, "description": "finished within ?wait"},
+               409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
+               413: {"model": Problem, "description": "upload too large"},
+               415: {"model": Problem, "description": "not a log format this service reads, or the wrong hint"},
+               422: {"model": Problem, "description": "an empty or unreadable upload"}},
+)
+async def submit_logs(
+    request: Request, response: Response, caller: CallerDep, settings: SettingsDep,
+    format: Annotated[str | None, Query(description="format hint, e.g. tensorboard, hf_trainer")] = None,
+    filename: Annotated[str | None, Query(max_length=255, description="the original file name")] = None,
+    wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> JobRead:
+    from service.logs.readers.registry import detect, formats
+
+    if format is not None and format not in formats():
+        raise ApiError(422, "unknown_format_hint", f"unknown format {format!r}; use one of: {', '.join(formats())}")
+    upload = await _receive_upload(request, Path(settings.upload_dir), filename)
+    try:
+        if upload.size == 0:
+            raise ApiError(422, "empty_upload", "the upload is empty")
+        if not _is_archive(upload.path):
+            await run_in_threadpool(detect, upload.path, format)  # 415 now, not a failed job later
+    except BaseException:
+        upload.discard()
+        raise
+    job_request = {"path": str(upload.path.resolve()), "format": format, "filename": upload.path.name,
+                   "sha256": upload.digest.hexdigest(), "bytes": upload.size}
+
+    def submit():  # noqa: ANN202
+        with request.app.state.sessions() as session:
+            try:
+                return store.submit(session, kind="logs", owner=caller.name, request=job_request,
+                                    idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
+                                    max_attempts=settings.max_attempts,
+                                    fingerprint={"sha256": job_request["sha256"], "format": format})
+            except store.IdempotencyConflict as exc:
+                raise ApiError(409, "idempotency_conflict",
+                               f"Idempotency-Key {idempotency_key!r} was used for job {exc.job_id} with a "
+                               "different upload; use a new key for a new request") from None
+
+    try:
+        row, created = await run_in_threadpool(submit)
+    except BaseException:
+        upload.discard()
+        raise
+    if not created:
+        upload.discard()  # the same upload again: the first job keeps its copy
+    return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
+
+
+def _is_archive(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head.startswith(b"\x1f\x8b") or path.suffix in (".tar", ".tgz")

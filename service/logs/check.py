@@ -1,0 +1,74 @@
+"""The log check, end to end: file/folder/archive -> RunLog -> findings -> Diagnosis.
+
+:func:`run_log_check` is what the command line, the HTTP worker and the tests call.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from service.analysis.document import (
+    SEVERITY_RANK,
+    Diagnosis,
+    LogInfo,
+    SeriesSummary,
+    finite_or_none,
+    status_of,
+)
+from service.logs.detectors import DETECTORS
+from service.logs.readers.registry import ReadLimits
+from service.logs.series import RunLog
+from service.logs.thresholds import LogThresholds
+
+
+def summarise(run: RunLog) -> list[SeriesSummary]:
+    out = []
+    for s in run.series:
+        ok = s.values[np.isfinite(s.values)]
+        out.append(SeriesSummary(
+            name=s.name, role=s.role, layer=s.layer, points=len(s), nonfinite=int(len(s) - len(ok)),
+            first_step=finite_or_none(float(s.steps[0])) if len(s) else None,
+            last_step=finite_or_none(float(s.steps[-1])) if len(s) else None,
+            min=finite_or_none(float(ok.min())) if len(ok) else None,
+            max=finite_or_none(float(ok.max())) if len(ok) else None,
+            median=finite_or_none(float(np.median(ok))) if len(ok) else None,
+            last=finite_or_none(float(s.values[-1])) if len(s) else None))
+    return out
+
+
+def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: float | None = None) -> Diagnosis:
+    """Findings for an already-read run."""
+    thresholds = thresholds or LogThresholds()
+    started = started if started is not None else time.perf_counter()
+    findings = [f for detect in DETECTORS for f in detect(run, thresholds)]
+    findings.sort(key=lambda f: -SEVERITY_RANK[f.severity])
+    status = status_of(findings)
+    worst = next((f for f in findings if f.severity != "info"), None)
+    summary = (f"{status}: {worst.code}: {worst.summary}" + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")
+               if worst else f"healthy: {sum(len(s) for s in run.series):,} points in {len(run.series)} series"
+               + (f"; notes: {', '.join(f.code for f in findings)}" if findings else ""))
+    return Diagnosis(
+        kind="logs", name=Path(run.source).name, status=status, summary=summary, findings=findings,
+        series=summarise(run),
+        log=LogInfo(format=run.format, source=Path(run.source).name, series=len(run.series),
+                    points=sum(len(s) for s in run.series), warnings=[w.message for w in run.warnings][:100],
+                    params=dict(run.params), duration_s=round(time.perf_counter() - started, 4)),
+    )
+
+
+def run_log_check(path: Path, *, format: str | None = None, thresholds: LogThresholds | None = None,
+                  limits: ReadLimits | None = None, progress=None) -> Diagnosis:  # noqa: ANN001
+    """Read the log at ``path`` (file, folder or archive) and diagnose it."""
+    from service.logs.load import read_log
+
+    started = time.perf_counter()
+    report = progress or (lambda fraction, stage: None)
+    report(0.05, "reading the log")
+    run = read_log(Path(path), format=format, limits=limits or ReadLimits())
+    report(0.7, f"read {len(run.series)} series; diagnosing")
+    doc = diagnose(run, thresholds, started=started)
+    report(1.0, "done")
+    return doc

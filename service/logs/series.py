@@ -1,0 +1,160 @@
+"""The common shape every log reader produces: named series of (step, value) over one run.
+
+A series keeps the name the log gave it (``grad_2.0_norm/encoder.0.weight``, ``train/loss``) so
+findings can point back at it, and a ``role`` that says what it measures, so detectors do not
+depend on any one tool's naming.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Role = Literal[
+    "loss",            # training loss
+    "val_loss",        # validation / evaluation loss
+    "grad_norm",       # total gradient norm (before clipping when the tool says so)
+    "layer_grad_norm", # gradient norm of one layer / parameter (``layer`` says which)
+    "learning_rate",
+    "weight_norm",     # total or per-layer (``layer``) weight norm
+    "update_ratio",    # ||update|| / ||weight|| per step, total or per layer
+    "metric",          # anything else (accuracy, eval_*)
+]
+
+
+@dataclass
+class Series:
+    """One metric over a run. ``steps`` ascending; ``values`` may hold NaN/Inf as logged."""
+
+    name: str
+    role: Role
+    steps: np.ndarray           # int64 (or float64 for fractional epochs)
+    values: np.ndarray          # float64
+    layer: str | None = None
+    wall_time: np.ndarray | None = None
+    step_unit: Literal["step", "epoch"] = "step"
+
+    def __post_init__(self) -> None:
+        self.steps = np.asarray(self.steps)
+        self.values = np.asarray(self.values, dtype=np.float64)
+        if len(self.steps) != len(self.values):
+            raise ValueError(f"series {self.name}: {len(self.steps)} steps but {len(self.values)} values")
+        if len(self.steps) > 1 and np.any(np.diff(self.steps) < 0):
+            order = np.argsort(self.steps, kind="stable")
+            self.steps, self.values = self.steps[order], self.values[order]
+            if self.wall_time is not None:
+                self.wall_time = np.asarray(self.wall_time)[order]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+@dataclass
+class LogWarning:
+    """Something the reader noticed but read past (a truncated record, a skipped line)."""
+
+    code: str         # e.g. "truncated_log", "corrupt_record", "skipped_line"
+    message: str      # says where: a line number, a record index and byte offset
+    where: str | None = None
+
+
+@dataclass
+class RunLog:
+    """Everything read from one run."""
+
+    format: str
+    source: str
+    series: list[Series] = field(default_factory=list)
+    warnings: list[LogWarning] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)   # e.g. max_grad_norm / clipnorm when the log has it
+    traceback: str | None = None                           # a text log that ends in a Python traceback
+
+    def by_role(self, role: Role) -> list[Series]:
+        return [s for s in self.series if s.role == role]
+
+    def first(self, role: Role) -> Series | None:
+        found = self.by_role(role)
+        return max(found, key=len) if found else None
+
+    def merge(self, other: RunLog) -> None:
+        self.series.extend(other.series)
+        self.warnings.extend(other.warnings)
+        self.params.update(other.params)
+        self.traceback = self.traceback or other.traceback
+
+
+# --- naming ----------------------------------------------------------------------------------------
+
+_LAYER_PATTERNS = (
+    re.compile(r"^grad_[\d.]+_norm[/_](?P<layer>.+)$"),          # Lightning: grad_2.0_norm/layer.weight
+    re.compile(r"^(?:gradients?|grads?|grad_norm)[/.](?P<layer>.+)$"),  # wandb gradients/<name>, grad_norm/<layer>
+    re.compile(r"^(?P<layer>.+)[/.](?:grad_norm|gradient_norm|grad)$"),
+)
+_TOTAL_GRAD = re.compile(r"^(?:train[/_])?(?:grad_norm|gradient_norm|grad_2\.0_norm_total|grad_[\d.]+_norm_total|"
+                         r"total_grad_norm|global_grad_norm|grad_norm_total|norm|gnorm|grad)$")
+_LOSS = re.compile(r"^(?:train[/_.]?)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
+                   r"train_loss_step|train_loss_epoch|loss_epoch|total_loss)$")
+_VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test)[/_.]?(?:loss|epoch_loss)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
+                       r"^epoch_val_loss$")
+_LR = re.compile(r"^(?:train[/_])?(?:lr|learning_rate|learning-rate|lr-\w+|lr_\w+|lr/\w+)$")
+_WEIGHT = re.compile(r"^(?:weight_norm|param_norm|weights?_norm)(?:[/.](?P<layer>.+))?$")
+_UPDATE = re.compile(r"^(?:update_ratio|update_to_weight|update_to_weight_ratio)(?:[/.](?P<layer>.+))?$")
+
+
+def classify(name: str) -> tuple[Role, str | None]:
+    """The role (and layer) a metric name most likely has, from the names common tools write."""
+    key = name.strip()
+    low = key.lower()
+    if _VAL_LOSS.match(low):
+        return "val_loss", None
+    if _LOSS.match(low):
+        return "loss", None
+    if _TOTAL_GRAD.match(low):
+        return "grad_norm", None
+    for pattern in _LAYER_PATTERNS:
+        m = pattern.match(key)
+        if m and m.group("layer") not in ("total", "norm_total"):
+            return "layer_grad_norm", m.group("layer")
+    if _LR.match(low):
+        return "learning_rate", None
+    m = _WEIGHT.match(low)
+    if m:
+        return "weight_norm", m.group("layer")
+    m = _UPDATE.match(low)
+    if m:
+        return "update_ratio", m.group("layer")
+    return "metric", None
+
+
+def make_series(name: str, steps: list[float] | np.ndarray, values: list[float] | np.ndarray,
+                wall_time: list[float] | np.ndarray | None = None, *, step_unit: str = "step",
+                role: Role | None = None, layer: str | None = None) -> Series:
+    """A series named as the log names it, with its role inferred unless given."""
+    inferred, inferred_layer = classify(name)
+    steps_arr = np.asarray(steps, dtype=np.float64)
+    if len(steps_arr) and np.all(np.isfinite(steps_arr)) and np.all(steps_arr == np.round(steps_arr)):
+        steps_arr = steps_arr.astype(np.int64)
+    return Series(name=name, role=role or inferred, steps=steps_arr, values=np.asarray(values, dtype=np.float64),
+                  layer=layer if layer is not None else inferred_layer,
+                  wall_time=None if wall_time is None else np.asarray(wall_time, dtype=np.float64),
+                  step_unit=step_unit)  # type: ignore[arg-type]
+
+
+def parse_number(text: str) -> float:
+    """A logged number, including the non-finite spellings tools write (nan, NaN, inf, -Infinity)."""
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        low = t.lower()
+        if low in ("nan", "+nan", "-nan"):
+            return math.nan
+        if low in ("infinity", "+infinity"):
+            return math.inf
+        if low == "-infinity":
+            return -math.inf
+        raise

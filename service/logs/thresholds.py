@@ -1,0 +1,42 @@
+"""Thresholds of the log check, each with its default and the reason for it.
+
+The guiding rule: a healthy run must come back healthy. Every detector compares a run against
+itself (its own early baseline, its own rolling median), never against an absolute scale, so a
+LoRA fine-tune with tiny gradient norms or a loss measured in hundreds is judged on its own terms.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class LogThresholds(BaseModel):
+    min_points: int = Field(8, ge=2, description="fewer points in loss and grad norm than this: insufficient_data")
+    window: int = Field(25, ge=3, description="points in the trailing rolling window (median / MAD baselines)")
+    baseline_fraction: float = Field(
+        0.1, gt=0, lt=1, description="the first part of a run that sets its early baseline (after warm-up)")
+    explode_warning: float = Field(10.0, gt=1, description="late median grad norm over the early baseline: warning")
+    explode_error: float = Field(100.0, gt=1, description="... error")
+    spike_factor: float = Field(
+        5.0, gt=1, description="a point this many times its rolling median (and 6 MADs above it) is a spike")
+    spike_warning_fraction: float = Field(
+        0.01, gt=0, description="spikes on more than this fraction of steps (or one unrecovered): warning, else info")
+    vanishing_layer_ratio: float = Field(
+        1e-3, gt=0, lt=1,
+        description="first layer's median grad norm over the last layer's below this: vanishing (3 decades: "
+                    "embeddings and biases are legitimately ~10x smaller, depth-induced vanishing is far more)")
+    vanishing_decay: float = Field(
+        1e-3, gt=0, lt=1, description="late total grad norm over the early one below this while the loss stalls")
+    clip_saturated_fraction: float = Field(0.5, gt=0, le=1, description="steps with pre-clip norm above max_norm")
+    divergence_factor: float = Field(
+        1.5, gt=1, description="final smoothed loss over its running minimum above this: loss_divergence")
+    plateau_improvement: float = Field(
+        0.01, gt=0, lt=1, description="relative improvement of the smoothed loss over the last half below this")
+    plateau_early_fraction: float = Field(
+        0.05, gt=0, lt=1, description="a run whose loss fell less than this overall never learnt: warning")
+    oscillation_ratio: float = Field(
+        0.25, gt=0, description="median |loss - rolling median| / rolling median above this: oscillation")
+    validation_rise: float = Field(
+        0.1, gt=0, description="val loss this much (relative) above its minimum while the train loss falls")
+    clip_percentile: float = Field(
+        98.0, gt=50, le=100, description="gradient_clipping max_norm: this percentile of the healthy norms")
