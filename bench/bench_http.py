@@ -62,6 +62,8 @@ WARMUP = 3
 WAIT_S = 30  # ?wait=30: the service answers when the job is done, or after 30 s with 202
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
+#: Set on SIGINT/SIGTERM or an error: client threads send no further request.
+STOPPING = threading.Event()
 
 
 def _linear(activation: str) -> dict[str, Any]:
@@ -101,6 +103,7 @@ class Timings:
     latencies: list[float] = field(default_factory=list)  # seconds, per request
     queued: list[float] = field(default_factory=list)  # created -> started (server clock)
     running: list[float] = field(default_factory=list)  # started -> finished
+    rest: list[float] = field(default_factory=list)  # the client's latency less the two above
     errors: list[str] = field(default_factory=list)
     wall: float = 0.0
 
@@ -240,7 +243,7 @@ def in_process(spec: dict[str, Any], n: int, deadline: float) -> Timings:
     out = Timings()
     started = time.perf_counter()
     for _ in range(n):
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or STOPPING.is_set():
             break
         t0 = time.perf_counter()
         doc = run_architecture_check(spec, options)
@@ -268,8 +271,10 @@ def one_request(client: httpx.Client, spec: dict[str, Any], out: Timings, lock: 
         out.latencies.append(elapsed)
         created, began, ended = (_parse_time(body.get(k)) for k in ("created_at", "started_at", "finished_at"))
         if created and began and ended:
-            out.queued.append((began - created).total_seconds())
-            out.running.append((ended - began).total_seconds())
+            queued, ran = (began - created).total_seconds(), (ended - began).total_seconds()
+            out.queued.append(queued)
+            out.running.append(ran)
+            out.rest.append(elapsed - queued - ran)
 
 
 def over_http(base: str, spec: dict[str, Any], n: int, concurrency: int, deadline: float) -> Timings:
@@ -279,7 +284,7 @@ def over_http(base: str, spec: dict[str, Any], n: int, concurrency: int, deadlin
 
     def client_loop() -> None:
         with httpx.Client(base_url=base, trust_env=False, timeout=WAIT_S + 30) as client:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not STOPPING.is_set():
                 with lock:
                     if next(remaining, None) is None:
                         return
@@ -287,8 +292,12 @@ def over_http(base: str, spec: dict[str, Any], n: int, concurrency: int, deadlin
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        for future in [pool.submit(client_loop) for _ in range(concurrency)]:
-            future.result()
+        try:
+            for future in [pool.submit(client_loop) for _ in range(concurrency)]:
+                future.result()
+        except BaseException:
+            STOPPING.set()  # let the other clients finish their request in flight and stop
+            raise
     out.wall = time.perf_counter() - started
     return out
 
@@ -310,15 +319,20 @@ def load() -> str:
 def breakdown(t: Timings) -> str:
     if not t.queued:
         return ""
-    q, r = statistics.median(t.queued), statistics.median(t.running)
-    return (f"             median: queued {ms(q)} + run in worker {ms(r)} + the rest "
-            f"(HTTP, database, ?wait polling) {ms(max(t.median - q - r, 0.0))}")
+    q, r, rest = (statistics.median(v) for v in (t.queued, t.running, t.rest))
+    return (f"             medians: queued {ms(q)}, run in worker {ms(r)}, the rest "
+            f"(HTTP, validation, database, ?wait polling) {ms(rest)}")
 
 
 def report(label: str, t: Timings) -> None:
     if t.errors:
         shown = "; ".join(sorted(set(t.errors))[:5])
         print(f"{label:<12} {len(t.errors)} failed request(s): {shown}")
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    STOPPING.set()
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     spec = SPECS[args.spec]
+    # SIGTERM (and SIGINT, even where a shell started us with it ignored) unwinds through the
+    # `finally` that stops the service, which runs in a session of its own and would outlive us.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _terminate)
     print(f"spec {args.spec} ({spec['name']}); GRADHEALTH_VERIFY_REMEDIES=false (healthy spec: no remedy to "
           f"verify); service workers {args.workers}; torch threads {args.threads or 'default'}")
     print(f"before: {load()}")
@@ -375,4 +393,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("bench_http: interrupted; the service was stopped", file=sys.stderr)
+        sys.exit(130)

@@ -64,7 +64,23 @@ def _progress(enabled: bool):  # noqa: ANN202 - a small closure
     return show
 
 
+def is_spec(source: str) -> bool:
+    """Whether ``source`` names an architecture spec (else it is a log file, folder or archive)."""
+    if source == "-" or source.startswith("example:"):
+        return True
+    path = Path(source)
+    if path.is_dir() or path.suffix.lower() not in (".yaml", ".yml", ".json"):
+        return False
+    try:
+        data = load_spec_text(path.read_text(encoding="utf-8")[:5_000_000])
+    except (GradHealthError, UnicodeDecodeError, OSError):
+        return False
+    return "layers" in data
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    if not is_spec(args.spec) and Path(args.spec).exists():
+        return cmd_check_logs(args)
     settings = get_settings()
     try:
         raw = _read_spec(args.spec)
@@ -90,6 +106,53 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(output)
     return exit_code(doc, args.fail_on)
+
+
+def cmd_check_logs(args: argparse.Namespace) -> int:
+    """The log check of a file, folder or archive (in-process, or with --server)."""
+    from service.logs.check import run_log_check
+
+    settings = get_settings()
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    try:
+        if args.server:
+            doc = _remote_logs(args)
+        else:
+            doc = run_log_check(Path(args.spec), format=args.log_format, thresholds=settings.log_thresholds,
+                                progress=_progress(show_progress))
+            if show_progress:
+                print(file=sys.stderr)
+    except GradHealthError as exc:
+        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
+        if args.format == "json":
+            print(json.dumps(exc.to_problem(), indent=2))
+        return EXIT_INVALID
+    output = doc.model_dump_json(indent=2) if args.format == "json" else render_text(doc, layers=args.layers)
+    if args.output:
+        Path(args.output).write_text(output + "\n", encoding="utf-8")
+    else:
+        print(output)
+    return exit_code(doc, args.fail_on)
+
+
+def _remote_logs(args: argparse.Namespace) -> Diagnosis:
+    import shutil
+    import tempfile
+
+    from service.client import Client
+
+    path = Path(args.spec)
+    client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
+    try:
+        if path.is_dir():  # a run folder travels as a zip archive
+            with tempfile.TemporaryDirectory() as tmp:
+                archive = shutil.make_archive(str(Path(tmp) / path.name), "zip", root_dir=path)
+                job = client.check_logs(Path(archive), format=args.log_format)
+        else:
+            job = client.check_logs(path, format=args.log_format)
+    finally:
+        client.close()
+    return Diagnosis.model_validate(job["result"])
 
 
 def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
@@ -156,6 +219,14 @@ def cmd_examples(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_formats(args: argparse.Namespace) -> int:
+    from service.logs.readers.registry import formats
+
+    for name, description in formats().items():
+        print(f"{name:12s} {description}")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     print(json.dumps(spec_json_schema(), indent=2))
     return EXIT_OK
@@ -172,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradhealth", description="Is this network's gradient healthy?")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="check an architecture spec (JSON or YAML)")
-    check.add_argument("spec", help="a spec file, '-' for stdin, or example:NAME (see `gradhealth examples`)")
+    check.add_argument("spec", help="an architecture spec (file, '-' for stdin, or example:NAME), or a training "
+                                    "log file, run folder or archive")
+    check.add_argument("--log-format", default=None, help="format hint for logs (see `gradhealth formats`)")
     check.add_argument("--format", choices=["text", "json"], default="text")
     check.add_argument("--fail-on", choices=["warning", "error", "never"], default="error",
                        help="exit 1 when a finding is at least this severe (default: error)")
@@ -200,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     hk.set_defaults(func=cmd_hash_key)
     sub.add_parser("examples", help="list the bundled example specs").set_defaults(func=cmd_examples)
     sub.add_parser("schema", help="print the spec's JSON Schema").set_defaults(func=cmd_schema)
+    sub.add_parser("formats", help="list the log formats the log check reads").set_defaults(func=cmd_formats)
     sub.add_parser("catalog", help="print every finding code and remedy id").set_defaults(func=cmd_catalog)
     return parser
 

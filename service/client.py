@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,6 +47,19 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         job = self._json(self.http.post("/v1/checks/architecture", params={"wait": min(wait_s, 30)},
                                         json=spec, headers=headers))
+        return self._finish(job, wait_s, poll_s)
+
+    def check_logs(self, path: Path, *, format: str | None = None, wait_s: float = 3600.0,
+                   poll_s: float = 0.5) -> dict[str, Any]:
+        """Upload a log file (or archive) and return the finished job."""
+        params: dict[str, Any] = {"wait": min(wait_s, 30), "filename": path.name}
+        if format:
+            params["format"] = format
+        with path.open("rb") as f:
+            job = self._json(self.http.post("/v1/checks/logs", params=params, files={"file": (path.name, f)}))
+        return self._finish(job, wait_s, poll_s)
+
+    def _finish(self, job: dict[str, Any], wait_s: float, poll_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + wait_s
         while job["status"] in ("queued", "running") and time.monotonic() < deadline:
             time.sleep(poll_s)

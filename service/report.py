@@ -18,14 +18,20 @@ def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
         s = doc.simulation
         lines.append(f"  simulated {s.seeds} seed(s) x batch {s.batch_size} on {s.device} in {s.precision}; "
                      f"{s.parameters:,} parameters; {s.remedies_simulated} remedy simulation(s); {s.duration_s:.2f}s")
+    if doc.log:
+        lines.append(f"  read {doc.log.series} series, {doc.log.points:,} points ({doc.log.format}) in "
+                     f"{doc.log.duration_s:.2f}s")
+        lines += [f"  note: {w}" for w in doc.log.warnings[:5]]
     for f in doc.findings:
         lines += ["", f"[{_MARK[f.severity]}] {f.code} ({f.severity}): {f.summary}", f"    why: {f.explanation}"]
+        if f.evidence.steps and f.evidence.metric:
+            lines.append(f"    series: {f.evidence.metric}, steps {f.evidence.steps[0]}..{f.evidence.steps[-1]}")
         if f.evidence.layers:
             lines.append(f"    where: {', '.join(f.evidence.layers[:6])}" + (" ..." if len(f.evidence.layers) > 6 else ""))
         for i, r in enumerate(f.remedies, 1):
             v = r.verified
             if v is None:
-                measured = "not simulable at init"
+                measured = "from the log" if doc.kind == "logs" else "not simulable at init"
             else:
                 measured = (f"{'FIXED' if v.fixed else 'not fixed'}: {v.metric} {_num(v.before)} -> {_num(v.after)}"
                             + (f"; introduces {', '.join(v.side_effects)}" if v.side_effects else ""))
@@ -39,7 +45,12 @@ def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
                          f"measured {_num(t.measured_ratio)}")
         for c in doc.theory.critical:
             lines.append(f"    critical init: {c.suggestion}")
-    if layers:
+    if layers and doc.series:
+        lines += ["", f"{'series':44s} {'role':>16s} {'points':>7s} {'median':>10s} {'last':>10s}"]
+        for ser in doc.series:
+            lines.append(f"{ser.name[:44]:44s} {ser.role:>16s} {ser.points:>7d} {_num(ser.median):>10s} "
+                         f"{_num(ser.last):>10s}")
+    if layers and doc.layers:
         lines += ["", f"{'layer':44s} {'grad_norm':>10s} {'dL/dh':>10s} {'act_std':>10s} {'sat':>5s} {'dead':>5s}"]
         for layer in doc.layers:
             sat = "-" if layer.saturated_fraction is None else f"{layer.saturated_fraction:.0%}"

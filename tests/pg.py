@@ -21,7 +21,9 @@ Fixtures (import them into a folder's ``conftest.py`` to use them there)::
     with ``-k sqlite`` / ``-k postgresql``. Dispose of every engine made on it before the test
     ends (the PostgreSQL database is dropped with ``FORCE`` regardless).
 
-Every conftest that imports the fixtures shares one server (reference-counted below).
+Every conftest that imports the fixtures shares one server (reference-counted below). A cluster
+left behind by a killed session (SIGTERM/SIGKILL skip the clean-up) is stopped and removed by the
+next session that starts one.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +47,7 @@ import pytest
 
 ENV_URL = "GRADHEALTH_TEST_POSTGRES_URL"
 DATABASE = "gradhealth"
+PREFIX = "gradhealth-pg-"
 _REQUIRED = ("initdb", "pg_ctl", "postgres")
 
 
@@ -80,6 +85,35 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale_clusters() -> None:
+    """Stop and remove clusters (``$TMPDIR/gradhealth-pg-*``) whose test session has died."""
+    for root in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            owner = int((root / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue  # being set up right now, or not ours
+        if _alive(owner):
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            postmaster = int((root / "data" / "postmaster.pid").read_text().splitlines()[0])
+            os.kill(postmaster, signal.SIGQUIT)  # immediate shutdown, children included
+            for _ in range(50):
+                if not _alive(postmaster):
+                    break
+                time.sleep(0.1)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _conninfo(url: str) -> str:
@@ -133,8 +167,9 @@ class PostgresServer:
         return "\n--- postgres.log ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:])
 
     def start(self) -> PostgresServer:
-        self.root = Path(tempfile.mkdtemp(prefix="gradhealth-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
         try:
+            (self.root / "owner.pid").write_text(str(os.getpid()))
             if self._as_postgres:
                 try:
                     shutil.chown(self.root, "postgres", "postgres")
@@ -183,6 +218,7 @@ def acquire_server() -> str:
             bindir = find_bindir()
             if bindir is None:
                 raise FileNotFoundError("no PostgreSQL server binaries (initdb, pg_ctl, postgres)")
+            reap_stale_clusters()
             _server = PostgresServer(bindir).start()
             atexit.register(_server.stop)  # in case the session is torn down abnormally
         _users += 1

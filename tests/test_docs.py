@@ -14,7 +14,9 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def test_every_finding_code_is_in_the_catalog_and_the_readme():
-    assert set(CODES) == set(FINDINGS)
+    log_codes = {"gradient_spike", "dead_layer", "clipping_saturated", "loss_spike", "loss_divergence",
+                 "loss_plateau", "loss_oscillation", "validation_divergence", "truncated_log", "insufficient_data"}
+    assert set(CODES) | log_codes == set(FINDINGS)
     for code in FINDINGS:
         assert f"| `{code}` |" in README, code
 
@@ -27,6 +29,21 @@ def test_every_remedy_id_is_documented():
 def test_every_example_is_listed():
     for name in example_names():
         assert f"`{name}`" in README, name
+
+
+def test_every_service_setting_is_documented():
+    from service.settings import Settings
+
+    for field in Settings.model_fields:
+        if field not in ("thresholds", "limits", "log_thresholds"):
+            assert f"GRADHEALTH_{field.upper()}" in README, field
+
+
+def test_every_log_threshold_is_documented():
+    from service.logs.thresholds import LogThresholds
+
+    for field in LogThresholds.model_fields:
+        assert f"GRADHEALTH_LOG_THRESHOLDS__{field.upper()}" in README, field
 
 
 def test_every_setting_is_documented():

@@ -10,6 +10,7 @@ re-simulation shows does not fix the case is kept but marked ``recommended: fals
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -215,10 +216,11 @@ def _rank(code: str, r: Remedy) -> tuple[int, float]:
 def _stretches(result: SimulationResult) -> list[list[UnitStats]]:
     """Runs of consecutive top-level fully-connected layers with one pointwise activation."""
     weighted = [u for u in result.units if u.depth == 0 and u.has_weights]
+    layer_of = {p.name: p.layer for p in result.plan.all_units()}
     runs: list[list[UnitStats]] = []
     current: list[UnitStats] = []
     for u in weighted[:-1]:  # the readout is not part of any stretch
-        plan_layer = next(p.layer for p in result.plan.all_units() if p.name == u.name)
+        plan_layer = layer_of[u.name]
         ok = (u.type == "linear" and u.activation in theory.ACTIVATIONS
               and getattr(plan_layer, "norm", None) is None)
         if ok and current and current[-1].activation == u.activation and current[-1].fan_out == u.fan_out:
@@ -275,9 +277,14 @@ def _phase(pred: theory.StretchPrediction) -> str:
     return pred.phase
 
 
+@functools.lru_cache(maxsize=256)
+def _critical(activation: str, sigma_b2: float) -> float | None:
+    return theory.critical_sigma_w2(activation, sigma_b2)  # a root search: ~0.1 s, so computed once
+
+
 def critical_init(activation: str, sigma_b2: float = 0.0) -> CriticalInit:
     """The edge-of-chaos weight variance for ``activation`` as a concrete init suggestion."""
-    crit = theory.critical_sigma_w2(activation, sigma_b2)
+    crit = _critical(activation, sigma_b2)
     if crit is None:
         text = f"{activation} has no critical weight variance with sigma_b^2 = {sigma_b2:g}"
     else:

@@ -93,10 +93,9 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
 
 def get(session: Session, job_id: str, owner: str | None) -> JobRow | None:
     """The job, or None when it does not exist or belongs to another caller (``owner=None``: any)."""
-    job = session.get(JobRow, job_id)
+    job = session.get(JobRow, job_id, populate_existing=True)  # one SELECT, fresh values
     if job is None or (owner is not None and job.owner != owner):
         return None
-    session.refresh(job)
     return job
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import shutil
 import socket
 import subprocess
@@ -69,8 +70,9 @@ class Supervisor:
 
     def _spawn(self, slot: _Slot) -> None:
         slot.worker_id = f"{socket.gethostname()}:w{slot.index}:{uuid.uuid4().hex[:8]}"
+        threads = max(1, (os.cpu_count() or 1) // len(self.slots)) if slot.gpu is None else None
         slot.process = self._ctx.Process(target=worker_main, name=f"gradhealth-worker-{slot.index}",
-                                         args=(self.database_url, slot.worker_id, self.lease_s, slot.gpu),
+                                         args=(self.database_url, slot.worker_id, self.lease_s, slot.gpu, None, threads),
                                          daemon=True)
         slot.process.start()
         log.info("started worker %s (pid %s, gpu %s)", slot.worker_id, slot.process.pid, slot.gpu)

@@ -123,23 +123,33 @@ def worker_loop(cfg: WorkerConfig, stop: Any = None) -> None:
     engine = make_engine(cfg.database_url)
     factory = make_sessionmaker(engine)
     parent = os.getppid()
+    idle = 0.0
     while stop is None or not stop.is_set():
         try:
             ran = run_one(factory, cfg)
         except Exception:  # noqa: BLE001 - e.g. the database is briefly unreachable; keep serving
             log.exception("worker %s: claim failed", cfg.worker_id)
             ran = False
-        if not ran:
-            if os.getppid() != parent:
-                break
-            time.sleep(cfg.poll_s)
+        if ran:
+            idle = 0.0  # look again at once: work tends to come in bursts
+            continue
+        if os.getppid() != parent:
+            break
+        # Back off from 10 ms to poll_s while idle, so a fresh job waits milliseconds, not a full poll.
+        idle = min(cfg.poll_s, max(0.01, idle * 2))
+        time.sleep(idle)
     engine.dispose()
 
 
-def worker_main(database_url: str, worker_id: str, lease_s: float, gpu: int | None, stop: Any = None) -> None:
-    """Entry point of a spawned worker process: pin its GPU before torch is imported, then loop."""
+def worker_main(database_url: str, worker_id: str, lease_s: float, gpu: int | None, stop: Any = None,
+                threads: int | None = None) -> None:
+    """Entry point of a spawned worker process: pin its GPU and its CPU threads before torch is
+    imported (several workers on one host must not each take every core), then loop."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    logging.basicConfig(level=os.environ.get("GRADHEALTH_LOG_LEVEL", "INFO"),
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
+    logging.basicConfig(level=os.environ.get("GRADHEALTH_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     worker_loop(WorkerConfig(database_url=database_url, worker_id=worker_id, lease_s=lease_s), stop)

@@ -205,9 +205,14 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     steps, v = finite(s)
+    if s.role == "grad_norm":
+        # A step with exactly zero gradient made no update (e.g. RL batches without reward variance):
+        # it is not part of the baseline a spike stands out from.
+        steps, v = steps[v != 0], v[v != 0]
     med, mad = rolling_median_mad(v, t.window)
     with np.errstate(invalid="ignore"):
-        spike = (v > t.spike_factor * med) & (v - med > 6 * 1.4826 * np.maximum(mad, 1e-12 * np.abs(med)))
+        # Only against a positive baseline: next to a run of exact zeros a ratio means nothing.
+        spike = (med > 0) & (v > t.spike_factor * med) & (v - med > 6 * 1.4826 * np.maximum(mad, 1e-12 * med))
     return steps, v, med, spike, np.nonzero(spike)[0]
 
 
@@ -364,13 +369,23 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
                   why="so that typical steps fall under the clipping threshold")])]
 
 
-def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
+def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
+    """The training loss when relative changes of it mean something: enough points, and positive
+    (an RL objective that sits at 0 or changes sign has no scale to be relative to)."""
     loss = run.first("loss")
     if loss is None:
-        return []
+        return None
     steps, v = finite(loss)
-    if len(v) < t.min_points:
+    if len(v) < t.min_points or np.min(v) < 0 or np.median(v) <= 0:
+        return None
+    return loss, steps, v
+
+
+def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
+    found = _positive_loss(run, t)
+    if found is None:
         return []
+    loss, steps, v = found
     sm = smooth(v, 9)
     i_min = int(np.argmin(sm))
     low, end = float(sm[i_min]), float(sm[-1])
@@ -394,12 +409,10 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
-    loss = run.first("loss")
-    if loss is None:
+    found = _positive_loss(run, t)
+    if found is None:
         return []
-    steps, v = finite(loss)
-    if len(v) < t.min_points:
-        return []
+    loss, steps, v = found
     sm = smooth(v, max(3, min(9, len(v) // 4)))
     half = len(sm) // 2
     scale = max(abs(sm[0]), abs(sm[half]), 1e-12)
@@ -421,12 +434,10 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 
 def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
-    loss = run.first("loss")
-    if loss is None:
+    found = _positive_loss(run, t)
+    if found is None or len(found[2]) < 12:
         return []
-    steps, v = finite(loss)
-    if len(v) < max(t.min_points, 12):
-        return []
+    loss, steps, v = found
     trend = smooth(v, 11)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(v - trend) / np.abs(trend)
@@ -452,9 +463,12 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     vs, vv = finite(val)
     if len(vv) < 4:
         return []
-    i_min = int(np.argmin(vv))
-    best, last = float(vv[i_min]), float(vv[-1])
-    if i_min >= len(vv) - 2 or best <= 0 or (last - best) / best < t.validation_rise:
+    # Validation losses are noisy: compare smoothed values, and ask the rise to stand out of the noise.
+    sm = smooth(vv, max(3, len(vv) // 10))
+    i_min = int(np.argmin(sm))
+    best, last = float(sm[i_min]), float(sm[-1])
+    noise = 1.4826 * float(np.median(np.abs(vv - sm)))
+    if i_min >= len(vv) - 2 or best <= 0 or (last - best) / best < t.validation_rise or last - best < 3 * noise:
         return []
     ls, lv = finite(loss)
     after = lv[ls >= vs[i_min]]

@@ -1,0 +1,306 @@
+"""Speed and memory of the log readers on a large file, against the usual tools, in the same run.
+
+Generates (once, cached in a temp dir keyed by the size) a TensorBoard event file of ``--scalars``
+scalars (default 2,000,000) over ``--tags`` tags (default 200), written the way
+``torch.utils.tensorboard`` writes ``add_scalar``: one ``Event{wall_time, step, summary{value{tag,
+simple_value}}}`` per scalar, tags interleaved step by step, step 0 left out as proto3 does. The
+records are crafted here with numpy (framing, CRCs and protobuf bytes) so that writing them takes
+seconds; a few are checked against tensorboard's own parser first. It also writes the same points as
+a long CSV (``step,metric,value``, the native long form). Then it times, each in a fresh process so
+that peak memory is its own:
+
+* ``tensorboard (ours)``: :mod:`service.logs.readers.tensorboard` (best of ``--repeat``);
+* ``EventAccumulator``: TensorBoard's ``EventAccumulator`` with ``size_guidance={"scalars": 0}``
+  (keep every point), ``Reload()`` then ``Scalars(tag)`` for every tag (needs ``tensorboard``);
+* ``native CSV (ours)``: :mod:`service.logs.readers.native` on the CSV, when that module exists;
+* ``pandas.read_csv``: the same CSV (needs ``pandas``).
+
+Printed: rows per second, wall seconds, peak RSS above the process's baseline after imports
+(``ru_maxrss``), and the ratios against the targets (ours >= 20x EventAccumulator, native CSV >=
+0.5x pandas). Speed is measured, never asserted. Run from the repository root::
+
+    .venv/bin/python bench/bench_logs.py
+    .venv/bin/python bench/bench_logs.py --scalars 200000 --repeat 5
+    .venv/bin/python bench/bench_logs.py --skip-ea              # without the slow EventAccumulator
+
+On a CPU shared with other work the figures swing; the load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from service.logs.readers.tensorboard import crc32c_rows, mask_crc  # noqa: E402
+
+WALL0 = 1_718_000_000.0
+
+
+def tag_names(count: int) -> list[str]:
+    """Tags of the kinds and lengths real runs have (losses, lr, per-layer grad norms)."""
+    fixed = ["train/loss", "val/loss", "lr", "grad_norm"]
+    names = fixed[:count]
+    i = 0
+    while len(names) < count:
+        names.append(f"grad_2.0_norm/model.layers.{i}.{'attn' if i % 2 else 'mlp'}.weight")
+        i += 1
+    return names
+
+
+def points(n_scalars: int, n_tags: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(step, tag index, value as float32, wall time) per scalar, step-major like a training loop."""
+    n_steps = -(-n_scalars // n_tags)
+    step = np.repeat(np.arange(n_steps, dtype=np.int64), n_tags)[:n_scalars]
+    tag = np.tile(np.arange(n_tags, dtype=np.int64), n_steps)[:n_scalars]
+    rng = np.random.default_rng(0)
+    value = (np.exp(-step / max(n_steps, 1)) * (1 + 0.1 * rng.standard_normal(n_scalars)) * (1 + tag % 7))
+    value = value.astype(np.float32)
+    value[rng.integers(0, n_scalars, size=max(1, n_scalars // 100_000))] = np.nan
+    wall = WALL0 + step * 0.05 + tag * 1e-5
+    return step, tag, value, wall
+
+
+def _varint_len(v: np.ndarray) -> np.ndarray:
+    out = np.ones(len(v), dtype=np.int64)
+    for k in range(1, 10):
+        out += v >= (1 << (7 * k))
+    return out
+
+
+def write_events(path: Path, n_scalars: int, n_tags: int) -> None:
+    """The event file, crafted with numpy: header record + one record per scalar."""
+    from service.logs.readers.tensorboard import frame_record
+
+    step, tag, value, wall = points(n_scalars, n_tags)
+    tags = [t.encode() for t in tag_names(n_tags)]
+    tag_len = np.array([len(t) for t in tags], dtype=np.int64)[tag]
+    assert tag_len.max() + 7 + 2 < 128, "tags must keep the nested lengths to one byte"
+    step_bytes = np.where(step > 0, 1 + _varint_len(step), 0)   # proto3 leaves step 0 out
+    lv = 2 + tag_len + 5                                          # value: 0a Lt tag 15 f32
+    ls = 2 + lv                                                   # summary: 0a Lv value
+    payload_len = 9 + step_bytes + 2 + ls                         # 09 f64 [10 step] 2a Ls summary
+    rec_len = payload_len + 16
+    first = frame_record(b"\x09" + np.float64(WALL0).tobytes() + b"\x1a\x0dbrain.Event:2")
+    offsets = len(first) + np.concatenate([[0], np.cumsum(rec_len)[:-1]])
+    out = np.zeros(len(first) + int(rec_len.sum()), dtype=np.uint8)
+    out[:len(first)] = np.frombuffer(first, dtype=np.uint8)
+    # records of one tag and one step width have one length: build each such group as one array
+    key = tag * 16 + step_bytes
+    order = np.argsort(key, kind="stable")
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    for group in np.split(order, cuts):
+        t, sb, plen = int(tag[group[0]]), int(step_bytes[group[0]]), int(payload_len[group[0]])
+        rows = np.zeros((len(group), plen + 16), dtype=np.uint8)
+        rows[:, :8] = np.frombuffer(np.uint64(plen).tobytes(), dtype=np.uint8)
+        rows[:, 8:12] = np.frombuffer(np.uint32(mask_crc(crc32c_rows(rows[:1, :8]))[0]).tobytes(),
+                                      dtype=np.uint8)
+        c = 12
+        rows[:, c] = 0x09
+        rows[:, c + 1:c + 9] = wall[group].astype("<f8").view(np.uint8).reshape(-1, 8)
+        c += 9
+        if sb:
+            rows[:, c] = 0x10
+            s = step[group].astype(np.uint64)
+            for k in range(sb - 1):
+                byte = (s >> np.uint64(7 * k)) & np.uint64(0x7F)
+                if k < sb - 2:
+                    byte |= np.uint64(0x80)
+                rows[:, c + 1 + k] = byte.astype(np.uint8)
+            c += sb
+        tb = tags[t]
+        head = bytes([0x2A, 2 + 2 + len(tb) + 5, 0x0A, 2 + len(tb) + 5, 0x0A, len(tb)]) + tb + b"\x15"
+        rows[:, c:c + len(head)] = np.frombuffer(head, dtype=np.uint8)
+        c += len(head)
+        rows[:, c:c + 4] = value[group].astype("<f4").view(np.uint8).reshape(-1, 4)
+        c += 4
+        assert c == plen + 12
+        crc = mask_crc(crc32c_rows(rows[:, 12:c])).astype("<u4")
+        rows[:, c:c + 4] = crc.view(np.uint8).reshape(-1, 4)
+        out[offsets[group][:, None] + np.arange(plen + 16)] = rows
+    tmp = path.with_suffix(".part")
+    out.tofile(tmp)
+    tmp.replace(path)
+
+
+def write_csv(path: Path, n_scalars: int, n_tags: int) -> None:
+    """The same points as a long CSV: step,metric,value (float32 values, 9 significant digits)."""
+    step, tag, value, _ = points(n_scalars, n_tags)
+    names = tag_names(n_tags)
+    tmp = path.with_suffix(".part")
+    with tmp.open("w") as f:
+        f.write("step,metric,value\n")
+        chunk = 200_000
+        for lo in range(0, n_scalars, chunk):
+            f.writelines(f"{s},{names[t]},{v:.9g}\n" for s, t, v in zip(
+                step[lo:lo + chunk].tolist(), tag[lo:lo + chunk].tolist(),
+                value[lo:lo + chunk].tolist(), strict=True))
+    tmp.replace(path)
+
+
+def check_with_tensorboard(path: Path, n_scalars: int, n_tags: int) -> None:
+    """The first records parse with tensorboard's protos as the values we meant."""
+    try:
+        from tensorboard.compat.proto import event_pb2
+    except ImportError:
+        return
+    import struct
+
+    data = path.read_bytes()[:200_000]
+    pos, events = 0, []
+    while pos + 12 <= len(data) and len(events) < n_tags + 1:
+        (length,) = struct.unpack_from("<Q", data, pos)
+        if pos + 16 + length > len(data):
+            break
+        events.append(event_pb2.Event.FromString(data[pos + 12:pos + 12 + length]))
+        pos += 16 + length
+    step, tag, value, wall = points(n_scalars, n_tags)
+    names = tag_names(n_tags)
+    assert events[0].file_version == "brain.Event:2"
+    for i, ev in enumerate(events[1:]):
+        v = ev.summary.value[0]
+        assert (ev.step, v.tag, ev.wall_time) == (step[i], names[tag[i]], wall[i]), (i, ev)
+        assert v.simple_value == value[i] or (np.isnan(v.simple_value) and np.isnan(value[i]))
+
+
+# --- measuring, each in its own process ----------------------------------------------------------
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def worker(which: str, path: Path, repeat: int) -> dict[str, object]:
+    """Run one reader ``repeat`` times in this process; its best time and peak RSS growth."""
+    if which == "ours":
+        from service.logs.readers.registry import ReadLimits
+        from service.logs.readers.tensorboard import READER
+
+        def run() -> int:
+            return sum(len(s) for s in READER.read(path, ReadLimits()).series)
+    elif which == "native":
+        from service.logs.readers import native
+        from service.logs.readers.registry import ReadLimits
+
+        with path.open("rb") as f:
+            head = f.read(65536)
+        if native.READER.sniff(path.name, head) <= 0:
+            return {"skipped": "the native reader does not take the CSV"}
+
+        def run() -> int:
+            return sum(len(s) for s in native.READER.read(path, ReadLimits()).series)
+    elif which == "ea":
+        import warnings
+
+        warnings.simplefilter("ignore")
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        def run() -> int:
+            ea = EventAccumulator(str(path), size_guidance={"scalars": 0})
+            ea.Reload()
+            return sum(len(ea.Scalars(t)) for t in ea.Tags()["scalars"])
+    elif which == "pandas":
+        import pandas as pd
+
+        def run() -> int:
+            return len(pd.read_csv(path))
+    else:
+        raise ValueError(which)
+    base = _rss_mib()
+    times, rows = [], 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        rows = run()
+        times.append(time.perf_counter() - t0)
+    return {"rows": rows, "seconds": min(times), "peak_mib": _rss_mib() - base, "base_mib": base}
+
+
+def measure(which: str, path: Path, repeat: int) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, __file__, "--worker", which, str(path), "--repeat", str(repeat)],
+                          capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()
+        return {"skipped": tail[-1] if tail else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scalars", type=int, default=2_000_000)
+    ap.add_argument("--tags", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of our readers and pandas (best kept)")
+    ap.add_argument("--skip-ea", action="store_true", help="leave out EventAccumulator (slow)")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gradhealth-bench-logs")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--worker", nargs=2, metavar=("WHICH", "PATH"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], Path(args.worker[1]), args.repeat)))
+        return 0
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.scalars}x{args.tags}"
+    events = args.cache / f"events.out.tfevents.{stem}.bench"
+    csv = args.cache / f"scalars-{stem}.csv"
+    if not events.exists():
+        t0 = time.perf_counter()
+        write_events(events, args.scalars, args.tags)
+        print(f"wrote {events} ({events.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f}s")
+    if not csv.exists():
+        t0 = time.perf_counter()
+        write_csv(csv, args.scalars, args.tags)
+        print(f"wrote {csv} ({csv.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f}s")
+    check_with_tensorboard(events, args.scalars, args.tags)
+
+    print(f"{args.scalars:,} scalars over {args.tags} tags; before: {load()}")
+    results: dict[str, dict[str, object]] = {}
+    plan = [("tensorboard (ours)", "ours", events, args.repeat)]
+    if not args.skip_ea:
+        plan.append(("EventAccumulator", "ea", events, 1))
+    plan += [("native CSV (ours)", "native", csv, args.repeat), ("pandas.read_csv", "pandas", csv, args.repeat)]
+    for label, which, path, repeat in plan:
+        r = measure(which, path, repeat)
+        results[label] = r
+        if "skipped" in r:
+            print(f"  {label:<20} skipped: {r['skipped']}")
+            continue
+        rate = r["rows"] / r["seconds"]
+        r["rows_per_s"] = rate
+        print(f"  {label:<20} {r['rows']:>10,} rows  {r['seconds']:8.2f} s  {rate:>12,.0f} rows/s  "
+              f"peak +{r['peak_mib']:,.0f} MiB")
+
+    def ratio(a: str, b: str, target: float) -> None:
+        ra, rb = results.get(a, {}), results.get(b, {})
+        if "rows_per_s" in ra and "rows_per_s" in rb:
+            x = ra["rows_per_s"] / rb["rows_per_s"]
+            verdict = "meets" if x >= target else "MISSES"
+            print(f"  {a} / {b}: {x:.1f}x ({verdict} the target of {target:g}x)")
+            results[f"{a} / {b}"] = {"ratio": x, "target": target}
+
+    ratio("tensorboard (ours)", "EventAccumulator", 20)
+    ratio("native CSV (ours)", "pandas.read_csv", 0.5)
+    print(f"after: {load()}")
+    if args.json:
+        print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""Plain-text training logs: ``key: value``, ``key=value`` or ``key value`` pairs on each line.
+
+Examples of lines read::
+
+    s:120 trl:3.4102 lr:0.000600 norm:0.27             (llm.c main.log)
+    step:120/5000 train_loss:3.41 norm:0.27 lr:6e-4     (llm.c stdout)
+    step 120 | loss 3.41 | grad_norm 0.27 | lr 6e-4     (pipe-separated)
+    iter 120: loss 3.4102, time 54.32ms, mfu 45.21%     (nanoGPT)
+    step 500: train loss 2.3456, val loss 2.4567        (nanoGPT eval)
+    epoch=3 step=1200 loss=0.51 grad_norm=nan           (key=value)
+
+A pair is a name (letters, digits, ``_ . / -``, starting with a letter or ``_``) followed by ``:``
+or ``=`` and a number (``nan``, ``inf``, ``-inf``, ``Infinity`` included). ``name value`` without a
+separator counts on pipe-separated lines (``a 1 | b 2``) and, on other lines, for the names below
+(optionally preceded by ``train``/``val``/``eval``/``test``, as ``train loss``, which becomes
+``train_loss``). A number followed by a unit (``54.32ms``) is not a value.
+
+The step is the value of ``step``, ``s``, ``iter``, ``iteration``, ``it`` or ``global_step``. A line
+without one uses the last step seen, or, before any step was seen, a running index of the lines
+with values (0, 1, 2...). Every other name becomes a series named as the log names it; common names
+get their role: ``loss``/``train_loss``/``trl``/``training_loss`` (loss), ``val_loss``/``tel``/
+``eval_loss``/``valid_loss``/``test_loss`` (val_loss), ``grad_norm``/``norm``/``gnorm``/
+``total_norm`` (grad_norm), ``lr``/``learning_rate`` (learning_rate); the rest are named by
+:func:`service.logs.series.classify`.
+
+A log that ends in a Python traceback (``Traceback (most recent call last):`` and no values after
+it) gets ``RunLog.traceback`` (the traceback's text, at most its last 200 lines) and the warning
+``truncated_log``. A last line with no newline that holds fewer of the keys than the line before
+it is taken as cut off and dropped (``truncated_log``). Bytes that are not UTF-8 are replaced
+(warning ``replaced_bytes``), as consoles mix encodings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from pathlib import Path
+
+from service.errors import LogError
+from service.logs.readers.native import Points, open_log
+from service.logs.readers.registry import ReadLimits
+from service.logs.series import LogWarning, Role, RunLog
+
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|infinity|inf)"
+_END = r"(?![\w.])"
+_KV = re.compile(rf"(?<![\w./-])(?P<key>[A-Za-z_][\w./-]*)\s*[:=]\s*(?P<val>{_NUM}){_END}", re.IGNORECASE)
+_WS = re.compile(rf"(?<![\w./-])(?P<key>(?:(?:train|training|val|valid|validation|eval|test)[ _])?"
+                 rf"[A-Za-z_][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
+_TRACEBACK = "Traceback (most recent call last):"
+
+STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step"}
+ROLES: dict[str, Role] = {}
+for _names, _role in (
+    (("loss", "train_loss", "trl", "training_loss", "tr_loss", "train/loss", "lm_loss"), "loss"),
+    (("val_loss", "tel", "eval_loss", "valid_loss", "validation_loss", "test_loss", "val/loss",
+      "eval/loss", "dev_loss"), "val_loss"),
+    (("grad_norm", "norm", "gnorm", "grad", "total_norm", "gradnorm", "grad_norm_total",
+      "train/grad_norm", "global_grad_norm"), "grad_norm"),
+    (("lr", "learning_rate", "train/learning_rate", "lrate"), "learning_rate"),
+):
+    for _n in _names:
+        ROLES[_n] = _role  # type: ignore[assignment]
+_WS_KEYS = STEP_KEYS | set(ROLES) | {"epoch", "train_acc", "val_acc", "accuracy", "acc", "perplexity", "ppl"}
+_MAX_TB_LINES = 200
+
+
+def pairs(line: str) -> list[tuple[str, str]]:
+    """The (name, number text) pairs of one line, first occurrence of a name wins."""
+    found: dict[str, str] = {}
+    spans: list[tuple[int, int]] = []
+    for m in _KV.finditer(line):
+        found.setdefault(m["key"], m["val"])
+        spans.append(m.span())
+    piped = "|" in line
+    for m in _WS.finditer(line):
+        a, b = m.span()
+        if any(a < y and x < b for x, y in spans):
+            continue
+        key = re.sub(r"[ \t]+", "_", m["key"])
+        if piped or key.lower() in _WS_KEYS:
+            found.setdefault(key, m["val"])
+    return list(found.items())
+
+
+def _head_lines(head: bytes) -> list[str]:
+    """The head's first 200 non-empty lines; a few bytes that are not UTF-8 are tolerated (consoles
+    mix encodings), binary data is not."""
+    if b"\x00" in head[:4096]:
+        return []
+    text = head.decode("utf-8", "replace")
+    if text.count("\ufffd") > max(4, len(text) // 100):
+        return []
+    lines = text.lstrip("\ufeff").splitlines()
+    if len(lines) > 1 and len(head) >= 4096:
+        lines = lines[:-1]
+    return [ln for ln in lines if ln.strip()][:200]
+
+
+def _role(name: str) -> tuple[Role | None, str | None]:
+    return ROLES.get(name.lower()), None
+
+
+class TextReader:
+    name = "text"
+    description = ("plain-text training log with key:value / key=value / 'key value' pairs per line "
+                   "(llm.c, nanoGPT, custom print statements)")
+
+    def sniff(self, filename: str, head: bytes) -> float:
+        lines = _head_lines(head)
+        if not lines or lines[0].lstrip().startswith(("{", "[")):
+            return 0.0
+        hits = 0
+        known = False
+        for ln in lines:
+            found = [k for k, _ in pairs(ln) if k.lower() not in STEP_KEYS]
+            if found:
+                hits += 1
+                known = known or any(k.lower() in ROLES for k in found)
+        if hits == 0 or (hits < 2 and len(lines) > 2 and not known):
+            return 0.0
+        score = 0.3 + 0.2 * min(1.0, 2.0 * hits / len(lines)) + (0.1 if known else 0.0)
+        return round(score, 3)
+
+    def read(self, path: Path, limits: ReadLimits) -> RunLog:
+        name = path.name
+        points = Points(name, limits)
+        warnings: list[LogWarning] = []
+        last_step: float | None = None
+        index = 0
+        prev_keys: list[str] = []
+        tb: deque[str] | None = None       # a traceback with no values after it (yet)
+        tb_line = 0
+        in_tb = False
+        bad_bytes_line = 0
+        with open_log(path, limits) as f:
+            raw = f.readline(MAX_LINE)
+            lineno = 0
+            while raw:
+                nxt = f.readline(MAX_LINE)
+                lineno += 1
+                last_unterminated = not nxt and not raw.endswith(b"\n")
+                text = raw.decode("utf-8", "replace")
+                if "\ufffd" in text and not bad_bytes_line and b"\xef\xbf\xbd" not in raw:
+                    bad_bytes_line = lineno
+                raw = nxt
+                if lineno == 1:
+                    text = text.lstrip("\ufeff")
+                stripped = text.rstrip("\r\n")
+                if _TRACEBACK in stripped:
+                    if tb is None or not in_tb:
+                        tb, tb_line = deque(maxlen=_MAX_TB_LINES), lineno
+                    tb.append(stripped)
+                    in_tb = True
+                    continue
+                if in_tb and tb is not None:
+                    tb.append(stripped)
+                    if stripped and not stripped[0].isspace() and not stripped.startswith(
+                            ("During handling", "The above exception")):
+                        in_tb = False       # the exception line ends this traceback
+                    continue
+                for segment in stripped.split("\r"):
+                    found = pairs(segment)
+                    if not found:
+                        continue
+                    keys = [k for k, _ in found]
+                    if last_unterminated and len(keys) < len(prev_keys) and prev_keys[:len(keys)] == keys:
+                        warnings.append(LogWarning(
+                            "truncated_log", f"{name} line {lineno}: the last line is cut off (it has "
+                            f"{len(keys)} of the {len(prev_keys)} values of the line before); read up to "
+                            f"line {lineno - 1}", where=f"line {lineno}"))
+                        break
+                    step = None
+                    values: list[tuple[str, float]] = []
+                    for k, v in found:
+                        value = _float(v)
+                        if k.lower() in STEP_KEYS and step is None:
+                            step = value
+                        else:
+                            values.append((k, value))
+                    if step is not None and step == step and abs(step) != float("inf"):
+                        last_step = step
+                    if not values:
+                        continue
+                    tb = None               # values after a traceback: training went on
+                    prev_keys = keys
+                    at = last_step if last_step is not None else float(index)
+                    index += 1
+                    for k, value in values:
+                        points.add(k, at, value)
+        if bad_bytes_line:
+            warnings.append(LogWarning("replaced_bytes", f"{name} line {bad_bytes_line}: bytes that are "
+                                       "not UTF-8 were replaced", where=f"line {bad_bytes_line}"))
+        traceback = None
+        if tb is not None:
+            traceback = "\n".join(tb).strip("\n")
+            warnings.append(LogWarning("truncated_log", f"{name} line {tb_line}: the log ends in a Python "
+                                       "traceback; training stopped there", where=f"line {tb_line}"))
+        if points.count == 0:
+            if traceback is not None:
+                raise LogError(f"{name}: no values before the Python traceback at line {tb_line}: "
+                               f"{traceback.splitlines()[-1][:200]}")
+            raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
+                           "not a text training log")
+        return RunLog(format=self.name, source=name, series=points.build(role=_role), warnings=warnings,
+                      traceback=traceback)
+
+
+MAX_LINE = 16 * 2**20
+
+
+def _float(text: str) -> float:
+    low = text.lower().lstrip("+")
+    if low in ("nan", "-nan"):
+        return float("nan")
+    if low in ("inf", "infinity"):
+        return float("inf")
+    if low in ("-inf", "-infinity"):
+        return float("-inf")
+    return float(text)
+
+
+READER = TextReader()

@@ -1,0 +1,282 @@
+"""Weights & Biases run history, exported, and run summaries.
+
+Read:
+
+- **History as CSV**, e.g. ``run.history().to_csv(...)`` / ``scan_history`` dumps: columns
+  ``_step``, ``_runtime``, ``_timestamp`` and one per logged key (``train/loss``,
+  ``train/grad_norm``...), blank where a row did not log the key; a leading unnamed index column
+  is ignored. Each key becomes a series against ``_step``, with ``_timestamp`` as wall time.
+  Exports from the W&B web UI (``wandb_export_*.csv``: a ``Step`` column and
+  ``<run name> - <key>`` columns with ``__MIN`` / ``__MAX`` companions) are read too: the
+  ``__MIN``/``__MAX`` columns are dropped and, when all columns belong to one run, the
+  ``<run name> - `` prefix is removed from the series names.
+- **History as JSON Lines** (``wandb-history.jsonl`` of older run folders, or one JSON object per
+  line from an export): the same keys per object; bare ``NaN``/``Infinity`` tokens are read as
+  non-finite values.
+- **Summary** (``wandb-summary.json``, one JSON object with the final value of each key): there
+  is no history in it, so the RunLog has no series, the numeric final values go to
+  ``RunLog.params`` as ``summary/<key>`` (e.g. ``summary/train/grad_norm``), and the warning
+  ``summary_only`` says so.
+
+Keys starting with ``_`` (``_step``, ``_runtime``, ``_timestamp``, ``_wandb``) are bookkeeping, not
+series. Cells that are neither numbers nor histograms (strings, images, tables) are skipped.
+
+Gradient histograms from ``wandb.watch(model, log="gradients")`` (keys ``gradients/<param>``;
+``log="all"`` adds ``parameters/<param>``) appear in exports as JSON objects
+``{"_type": "histogram", "values": [counts...], "bins": [edges...]}`` (or with ``packedBins``
+``{"min", "size", "count"}``), in CSV also as their Python ``repr``. Each histogram becomes one
+value, an **approximation** of the parameter's gradient (or weight) L2 norm from the histogram:
+``sqrt(sum(count_i * mid_i**2))`` with ``mid_i`` the midpoint of bin i. It is exact only when
+every value sits at its bin's midpoint; with W&B's default 64 bins it is usually within a few
+percent, which is enough to see explosion, vanishing and spikes, not small drifts.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.errors import LogError
+from service.logs.readers.native import (
+    Lines,
+    Points,
+    check_size,
+    csv_header,
+    first_lines,
+    loads,
+    number,
+    open_log,
+    read_wide_csv,
+    truncated,
+)
+from service.logs.readers.registry import ReadLimits
+from service.logs.series import LogWarning, Role, RunLog, classify
+
+_STEP_COLUMNS = ("_step", "Step", "step")
+_BOOKKEEPING = {"_step", "_runtime", "_timestamp", "_wandb"}
+_UI_COLUMN = re.compile(r"^(?P<run>.+?) - (?P<key>.+)$")
+_MAX_BINS = 100_000
+_MAX_CELL = 4 * 2**20
+
+
+def histogram_norm(obj: Any) -> float | None:
+    """The L2 norm approximated from a W&B histogram object, None when ``obj`` is not one."""
+    if not isinstance(obj, dict) or obj.get("_type") != "histogram":
+        return None
+    try:
+        counts = np.asarray(obj.get("values"), dtype=np.float64)
+        bins = obj.get("bins")
+        packed = obj.get("packedBins")
+        if bins is None and isinstance(packed, dict):
+            k = int(packed["count"])
+            if not 0 < k <= _MAX_BINS:
+                return None
+            edges = float(packed["min"]) + float(packed["size"]) * np.arange(k + 1)
+        else:
+            edges = np.asarray(bins, dtype=np.float64)
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return None
+    if counts.ndim != 1 or edges.ndim != 1 or len(edges) != len(counts) + 1 or not len(counts):
+        return None
+    mids = (edges[:-1] + edges[1:]) / 2.0
+    with np.errstate(all="ignore"):
+        return float(math.sqrt(float(np.sum(counts * mids * mids))))
+
+
+def _cell_histogram(text: str) -> Any:
+    if not text.startswith("{") or len(text) > _MAX_CELL:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def wandb_role(key: str) -> tuple[Role | None, str | None]:
+    for prefix, role in (("gradients/", "layer_grad_norm"), ("parameters/", "weight_norm")):
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return role, key[len(prefix):]  # type: ignore[return-value]
+    return None, None
+
+
+class WandbReader:
+    name = "wandb"
+    description = ("Weights & Biases history export (CSV or JSON Lines: _step, train/loss..., "
+                   "gradients/* histograms) or wandb-summary.json (final values only)")
+
+    def sniff(self, filename: str, head: bytes) -> float:
+        low = filename.lower()
+        start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if start.startswith(b"{"):
+            if b'"log_history"' in head:
+                return 0.0
+            if "wandb-summary" in low:
+                return 0.95
+            lines = first_lines(head, 1)
+            try:
+                obj = loads(lines[0]) if lines else None
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict):
+                return 0.9 if _BOOKKEEPING & obj.keys() else 0.0
+            return 0.8 if any(f'"{k}"'.encode() in head for k in _BOOKKEEPING) else 0.0
+        header = csv_header(head)
+        if header is None:
+            return 0.0
+        if "_step" in header or low.startswith("wandb_export"):
+            return 0.9
+        if "_runtime" in header or "_timestamp" in header:
+            return 0.85
+        if header[0] == "Step" and any(_UI_COLUMN.match(c) for c in header[1:]):
+            return 0.85
+        return 0.0
+
+    def read(self, path: Path, limits: ReadLimits) -> RunLog:
+        with open_log(path, limits) as f:
+            head = f.read(64 * 1024)
+        start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if not start:
+            raise LogError(f"{path.name}: the file is empty")
+        if not start.startswith(b"{"):
+            return self._read_csv(path, limits)
+        low = path.name.lower()
+        if "summary" in low:
+            return self._read_summary(path, limits)
+        if low.endswith(".jsonl") or "history" in low:
+            return self._read_jsonl(path, limits)
+        lines = first_lines(head, 2)
+        try:
+            one_line_object = bool(lines) and isinstance(loads(lines[0]), dict)
+        except ValueError:
+            one_line_object = False
+        if one_line_object and len(lines) > 1 and lines[1].lstrip().startswith("{"):
+            return self._read_jsonl(path, limits)
+        return self._read_summary(path, limits)
+
+    # --- summary -----------------------------------------------------------------------------------
+    def _read_summary(self, path: Path, limits: ReadLimits) -> RunLog:
+        check_size(path, limits)
+        try:
+            text = path.read_bytes().decode("utf-8").lstrip("\ufeff")
+        except UnicodeDecodeError as e:
+            raise LogError(f"{path.name} byte offset {e.start}: not UTF-8 text") from None
+        except OSError as e:
+            raise LogError(f"{path.name}: cannot be read ({e.strerror or e})") from None
+        try:
+            obj = loads(text)
+        except json.JSONDecodeError as e:
+            raise LogError(f"{path.name} line {e.lineno} column {e.colno}: not valid JSON ({e.msg})"
+                           + ("; the file looks cut off" if e.pos >= len(text.rstrip()) else "")) from None
+        except ValueError as e:
+            raise LogError(f"{path.name}: not valid JSON ({e})") from None
+        if not isinstance(obj, dict):
+            raise LogError(f"{path.name}: expected one JSON object (a W&B summary), got {type(obj).__name__}")
+        params: dict[str, str] = {}
+        for key, raw in obj.items():
+            value = number(raw) if not isinstance(raw, str) else None
+            if value is None:
+                value = histogram_norm(raw)
+            if value is not None:
+                params[f"summary/{key}"] = str(raw) if isinstance(raw, int) else repr(value)
+        warning = LogWarning(
+            "summary_only", f"{path.name} holds only the final value of each key (a W&B run summary), "
+            "no history; export the run's history (CSV or JSON Lines) to see how training went")
+        return RunLog(format=self.name, source=path.name, warnings=[warning], params=params)
+
+    # --- history, JSON Lines -----------------------------------------------------------------------
+    def _read_jsonl(self, path: Path, limits: ReadLimits) -> RunLog:
+        points = Points(path.name, limits)
+        warnings: list[LogWarning] = []
+        skipped: set[str] = set()
+        index = 0
+        with open_log(path, limits) as f:
+            lines = Lines(f, path.name)
+            for text in lines:
+                if not text.strip():
+                    continue
+                try:
+                    obj = loads(text)
+                    if not isinstance(obj, dict):
+                        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+                except ValueError as e:
+                    if lines.unterminated_last:
+                        warnings.append(truncated(path.name, lines.lineno, "not JSON"))
+                        break
+                    raise LogError(f"{path.name} line {lines.lineno}: not a JSON object ({e})") from None
+                step = number(obj.get("_step"))
+                if step is None or not math.isfinite(step):
+                    step = float(index)
+                wall = number(obj.get("_timestamp"))
+                index += 1
+                for key, raw in obj.items():
+                    if key.startswith("_") or raw is None:
+                        continue
+                    value = number(raw) if not isinstance(raw, str) else None
+                    if value is None:
+                        value = histogram_norm(raw)
+                    if value is None:
+                        skipped.add(key)
+                        continue
+                    points.add(key, step, value, wall)
+        if points.count == 0:
+            raise LogError(f"{path.name}: no numeric values in the history")
+        if skipped:
+            warnings.append(_skipped(path.name, skipped))
+        return RunLog(format=self.name, source=path.name, series=points.build(role=wandb_role),
+                      warnings=warnings)
+
+    # --- history, CSV ------------------------------------------------------------------------------
+    def _read_csv(self, path: Path, limits: ReadLimits) -> RunLog:
+        with open_log(path, limits) as f:
+            header = csv_header(f.read(64 * 1024)) or []
+        step = next((c for c in _STEP_COLUMNS if c in header), None)
+        skipped: set[str] = set()
+
+        def cell(column: str, text: str) -> float | None:
+            value = histogram_norm(_cell_histogram(text))
+            if value is None:
+                skipped.add(column)
+            return value
+
+        def skip(c: str) -> bool:
+            return c.startswith("_") or c in ("Unnamed: 0",) or c.endswith(("__MIN", "__MAX"))
+
+        points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt=self.name, skip=skip,
+                                            wall_columns=("_timestamp",), cell=cell)
+        runs = {m["run"] for c in header if c != step and not skip(c) and (m := _UI_COLUMN.match(c))}
+        ui = step == "Step" and len(runs) == 1 and all(
+            _UI_COLUMN.match(c) for c in header if c and c != step and not skip(c))
+
+        def key(name: str) -> str:
+            m = _UI_COLUMN.match(name)
+            return m["key"] if ui and m else name
+
+        def role(name: str) -> tuple[Role | None, str | None]:
+            r, layer = wandb_role(key(name))
+            return (r, layer) if r else classify(key(name))
+
+        series = points.build(role=role)
+        for s in series:
+            s.name = key(s.name)
+        if skipped:
+            warnings.append(_skipped(path.name, skipped))
+        return RunLog(format=self.name, source=path.name, series=series, warnings=warnings)
+
+
+def _skipped(name: str, keys: set[str]) -> LogWarning:
+    shown = ", ".join(sorted(keys)[:10]) + (" ..." if len(keys) > 10 else "")
+    return LogWarning("skipped_values", f"{name}: values that are neither numbers nor histograms were "
+                      f"skipped in {len(keys)} key(s): {shown}")
+
+
+READER = WandbReader()

@@ -1,0 +1,159 @@
+"""Detectors on synthetic series whose truth is known by construction, plus property tests:
+a healthy run stays healthy under noise, a planted NaN or spike is always found at its step."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.analysis.document import SEVERITY_RANK
+from service.logs.check import diagnose
+from service.logs.series import RunLog, make_series
+
+
+def run_of(**series: np.ndarray) -> RunLog:
+    run = RunLog(format="test", source="synthetic")
+    for name, values in series.items():
+        run.series.append(make_series(name.replace("__", "/"), np.arange(len(values)) * 10, values))
+    return run
+
+
+def healthy(n: int, seed: int, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    loss = (2.0 * np.exp(-t / (n / 4)) + 0.3) * np.exp(rng.normal(0, noise, n))
+    grad = 1.0 * np.exp(rng.normal(0, 0.15, n))
+    return loss, grad
+
+
+def worst(doc) -> int:  # noqa: ANN001
+    return max((SEVERITY_RANK[f.severity] for f in doc.findings), default=-1)
+
+
+def codes(doc) -> set[str]:  # noqa: ANN001
+    return {f.code for f in doc.findings}
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(60, 600), noise=st.floats(0.0, 0.15))
+def test_a_healthy_run_stays_healthy_under_noise(seed, n, noise):
+    loss, grad = healthy(n, seed, noise)
+    doc = diagnose(run_of(loss=loss, grad_norm=grad))
+    assert doc.status == "healthy", [(f.code, f.summary) for f in doc.findings]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(20, 400), where=st.floats(0, 1), metric=st.sampled_from(
+    ["loss", "grad_norm"]), token=st.sampled_from([np.nan, np.inf, -np.inf]))
+def test_a_planted_nonfinite_value_is_found_at_its_step(seed, n, where, metric, token):
+    loss, grad = healthy(n, seed)
+    i = min(int(where * n), n - 1)
+    (loss if metric == "loss" else grad)[i] = token
+    doc = diagnose(run_of(loss=loss, grad_norm=grad))
+    f = next(f for f in doc.findings if f.code == "nonfinite")
+    assert f.severity == "error" and f.evidence.metric == metric and f.evidence.steps[0] == i * 10
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), where=st.floats(0.3, 0.9), size=st.floats(20, 1000))
+def test_a_planted_gradient_spike_is_found_and_recovered(seed, where, size):
+    loss, grad = healthy(300, seed)
+    i = int(where * 300)
+    grad[i] *= size
+    doc = diagnose(run_of(loss=loss, grad_norm=grad))
+    f = next(f for f in doc.findings if f.code == "gradient_spike")
+    assert i * 10 in f.evidence.spike_steps and f.evidence.recovered is True
+    assert f.severity == "info" and doc.status == "healthy"
+    clip = next(r for r in f.remedies if r.id == "gradient_clipping")
+    # max_norm from the healthy norms: around their 98th percentile, far below the spike
+    assert np.percentile(np.delete(grad, i), 90) < clip.params["max_norm"] < grad[i] / 5
+
+
+def test_sustained_growth_is_exploding_with_its_onset():
+    loss, grad = healthy(200, 1)
+    grad[100:] *= np.geomspace(1, 1e4, 100)
+    doc = diagnose(run_of(loss=loss, grad_norm=grad))
+    f = next(f for f in doc.findings if f.code == "exploding_gradient")
+    assert f.severity == "error" and 1000 <= f.evidence.steps[0] <= 1500 and f.evidence.steps[1] == 1990
+
+
+def test_layer_ratio_vanishing_and_small_absolute_norms_are_not_vanishing():
+    loss, _ = healthy(100, 2)
+    rng = np.random.default_rng(0)
+    lora = {f"grad_norm__layers.{i}.weight": 1e-7 * np.exp(rng.normal(0, 0.2, 100)) for i in range(4)}
+    doc = diagnose(run_of(loss=loss, **lora))
+    assert "vanishing_gradient" not in codes(doc)  # tiny but uniform: LoRA-like, not vanishing
+    deep = {f"grad_norm__layers.{i}.weight": 10.0 ** (-i * 2) * np.exp(rng.normal(0, 0.2, 100)) for i in range(4)}
+    doc = diagnose(run_of(loss=loss, **dict(reversed(list(deep.items())))))
+    f = next(f for f in doc.findings if f.code == "vanishing_gradient")
+    assert f.evidence.layers == ["layers.3.weight", "layers.0.weight"]
+    assert abs(np.log10(f.evidence.value) + 6) < 0.3
+
+
+def test_dead_layer_is_named():
+    loss, grad = healthy(100, 3)
+    doc = diagnose(run_of(loss=loss, grad_norm=grad, grad_norm__fc1__weight=np.zeros(100),
+                          grad_norm__fc2__weight=np.ones(100)))
+    f = next(f for f in doc.findings if f.code == "dead_layer")
+    assert f.evidence.layers == ["fc1/weight"]
+
+
+def test_clipping_saturated_needs_the_threshold():
+    loss, grad = healthy(100, 4)
+    run = run_of(loss=loss, grad_norm=grad * 3)
+    assert "clipping_saturated" not in codes(diagnose(run))
+    run.params["max_grad_norm"] = "1.0"
+    f = next(f for f in diagnose(run).findings if f.code == "clipping_saturated")
+    assert f.evidence.max_norm == 1.0 and f.evidence.value > 0.9
+
+
+def test_divergence_names_the_learning_rate_at_its_onset():
+    n = 200
+    loss = np.concatenate([np.linspace(2, 0.5, 120), np.linspace(0.5, 5, 80)])
+    lr = np.where(np.arange(n) < 110, 1e-3, 1e-2)
+    doc = diagnose(run_of(loss=loss, lr=lr))
+    f = next(f for f in doc.findings if f.code == "loss_divergence")
+    assert f.severity == "error" and 1200 <= f.evidence.steps[0] <= 1400
+    fix = next(r for r in f.remedies if r.id == "lower_learning_rate")
+    assert fix.params["learning_rate_at_onset"] == 1e-2 and fix.params["suggested_learning_rate"] < 1e-2
+
+
+def test_overfitting_is_validation_divergence_but_noise_is_not():
+    n = 40
+    train = np.linspace(2, 0.2, n)
+    val = np.concatenate([np.linspace(2, 0.8, 20), np.linspace(0.8, 1.6, 20)])
+    doc = diagnose(run_of(loss=train, val_loss=val))
+    f = next(f for f in doc.findings if f.code == "validation_divergence")
+    assert f.evidence.metric == "val_loss" and f.remedies[0].id == "early_stopping"
+    rng = np.random.default_rng(5)
+    flat = 0.8 * np.exp(rng.normal(0, 0.2, n))  # noisy but flat: no trend to call overfitting
+    flat[:10] = np.linspace(2, 0.8, 10)
+    assert "validation_divergence" not in codes(diagnose(run_of(loss=train, val_loss=flat)))
+
+
+def test_a_loss_that_never_moves_is_a_plateau_warning():
+    rng = np.random.default_rng(6)
+    doc = diagnose(run_of(loss=2.3 * np.exp(rng.normal(0, 0.01, 100))))
+    f = next(f for f in doc.findings if f.code == "loss_plateau")
+    assert f.severity == "warning"
+
+
+def test_oscillating_loss():
+    t = np.arange(100)
+    loss = 1.0 + 0.6 * (-1) ** t
+    assert "loss_oscillation" in codes(diagnose(run_of(loss=loss)))
+
+
+def test_short_and_empty_runs():
+    assert codes(diagnose(run_of(loss=np.array([1.0, 0.9, 0.8])))) == {"insufficient_data"}
+    doc = diagnose(run_of(accuracy=np.linspace(0, 1, 50)))
+    assert codes(doc) == {"insufficient_data"} and doc.status == "warning"
+
+
+def test_an_rl_objective_at_zero_is_not_judged_by_relative_change():
+    rng = np.random.default_rng(7)
+    loss = np.where(rng.random(300) < 0.8, 0.0, rng.normal(0, 1e-4, 300))
+    grad = np.where(rng.random(300) < 0.15, 0.0, np.exp(rng.normal(-3, 0.5, 300)))
+    doc = diagnose(run_of(loss=loss, grad_norm=grad))
+    assert not codes(doc) & {"loss_plateau", "loss_oscillation", "loss_divergence"}
