@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.db.models import JobRow
@@ -81,13 +82,17 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
     session.add(job)
     try:
         session.commit()
-    except Exception:
-        # Two requests with one new key raced: the loser returns the winner's job.
+    except IntegrityError:
+        # Two requests with one new key raced: the loser returns the winner's job (or its conflict).
         session.rollback()
         if idempotency_key is None:
             raise
-        return submit(session, kind=kind, owner=owner, request=request, idempotency_key=idempotency_key,
-                      time_limit_s=time_limit_s, max_attempts=max_attempts, fingerprint=fingerprint)
+        winner = session.scalar(select(JobRow).where(JobRow.owner == owner, JobRow.idempotency_key == idempotency_key))
+        if winner is None:
+            raise
+        if winner.request_hash != digest:
+            raise IdempotencyConflict(winner.id) from None
+        return winner, False
     return job, True
 
 
@@ -163,13 +168,18 @@ def cancel_or_delete(session: Session, job_id: str) -> str | None:
 def reap_expired(session: Session) -> int:
     """Requeue running jobs whose worker stopped renewing its lease, or fail them when out of attempts."""
     now = utcnow()
-    stale = session.execute(select(JobRow.id, JobRow.attempts, JobRow.max_attempts, JobRow.lease_owner)
+    stale = session.execute(select(JobRow.id, JobRow.attempts, JobRow.max_attempts, JobRow.lease_owner,
+                                   JobRow.cancel_requested)
                             .where(JobRow.status == "running", JobRow.lease_expires_at < now)).all()
     # End the read transaction before writing: SQLite cannot upgrade a stale WAL snapshot to a write.
     session.rollback()
-    for job_id, attempts, max_attempts, lease_owner in stale:
-        if attempts >= max_attempts:
-            values: dict[str, Any] = dict(
+    changed = 0
+    for job_id, attempts, max_attempts, lease_owner, cancel_requested in stale:
+        if cancel_requested:  # it was asked to stop: its worker's death finishes the job as cancelled
+            values: dict[str, Any] = dict(status="cancelled", finished_at=now, stage="cancelled",
+                                          lease_owner=None, lease_expires_at=None)
+        elif attempts >= max_attempts:
+            values = dict(
                 status="failed", finished_at=now, stage="failed", lease_owner=None, lease_expires_at=None,
                 error=problem("worker-lost", "Worker lost",
                               f"the worker running this job stopped {attempts} time(s) "
@@ -177,11 +187,12 @@ def reap_expired(session: Session) -> int:
         else:
             values = dict(status="queued", stage=f"requeued after worker {lease_owner} was lost",
                           lease_owner=None, lease_expires_at=None, progress=0.0)
-        session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running",
-                                             JobRow.lease_owner == lease_owner)
-                        .values(updated_at=now, **values))
+        # Re-check the lease in the write: a heartbeat that landed meanwhile keeps the job.
+        changed += session.execute(update(JobRow).where(
+            JobRow.id == job_id, JobRow.status == "running", JobRow.lease_owner == lease_owner,
+            JobRow.lease_expires_at < now).values(updated_at=now, **values)).rowcount
     session.commit()
-    return len(stale)
+    return changed
 
 
 def release_worker(session: Session, worker_id: str) -> None:
@@ -193,24 +204,29 @@ def release_worker(session: Session, worker_id: str) -> None:
 
 
 def claim(session: Session, *, worker_id: str, lease_s: float, kinds: tuple[str, ...] | None = None) -> JobRow | None:
-    """Atomically take the oldest queued job, or None."""
-    for _ in range(5):
+    """Atomically take the oldest queued job, or None when none is queued.
+
+    Each round reads a few of the oldest queued ids and tries them in turn with a compare-and-set;
+    a lost race moves on to the next candidate instead of giving up, so concurrent workers spread
+    over the queue rather than all fighting for its head.
+    """
+    while True:
         q = select(JobRow.id).where(JobRow.status == "queued")
         if kinds:
             q = q.where(JobRow.kind.in_(kinds))
-        job_id = session.scalar(q.order_by(JobRow.created_at, JobRow.id).limit(1))
+        candidates = list(session.scalars(q.order_by(JobRow.created_at, JobRow.id).limit(16)))
         session.rollback()  # the compare-and-set below starts its own write transaction
-        if job_id is None:
+        if not candidates:
             return None
-        now = utcnow()
-        won = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
-            status="running", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_s),
-            attempts=JobRow.attempts + 1, started_at=now, updated_at=now, stage="starting", progress=0.0,
-        )).rowcount
-        session.commit()
-        if won:
-            return session.get(JobRow, job_id, populate_existing=True)
-    return None
+        for job_id in candidates:
+            now = utcnow()
+            won = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
+                status="running", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_s),
+                attempts=JobRow.attempts + 1, started_at=now, updated_at=now, stage="starting", progress=0.0,
+            )).rowcount
+            session.commit()
+            if won:
+                return session.get(JobRow, job_id, populate_existing=True)
 
 
 def heartbeat(session: Session, *, job_id: str, worker_id: str, lease_s: float,

@@ -59,10 +59,10 @@ def read_log(path: Path, *, format: str | None = None,  # noqa: A002
     """Read a log file, a run folder or an archive of one into a :class:`RunLog`."""
     path = Path(path)
     try:
-        if path.is_symlink() or not path.exists():
+        if not path.exists():
             raise LogError(f"{path.name}: no such file or folder")
         if path.is_dir():
-            return _read_folder(path, path.name, format, limits)
+            return _read_folder(path, path.name or path.resolve().name, format, limits)
         if not path.is_file():
             raise LogError(f"{path.name}: not a regular file")
     except OSError as e:

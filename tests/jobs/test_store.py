@@ -126,9 +126,6 @@ def test_concurrent_submits_with_one_new_key_make_one_job(factory):
     assert sorted(created for _, created in results) == [False, False, False, True]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: store.submit retries itself on ANY commit error when a key is given, "
-                          "without bound (only a unique-key race should be retried)")
 def test_submit_with_a_key_does_not_retry_a_failing_insert_forever(factory, database_url):
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite does not enforce VARCHAR lengths, so this insert does not fail there")
@@ -279,9 +276,6 @@ def test_reap_fails_a_job_out_of_attempts(factory):
         assert store.claim(session, worker_id="w3", lease_s=30) is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: reap_expired requeues (or fails as worker-lost) a job whose cancel was "
-                          "requested, so a cancelled job runs again instead of ending cancelled")
 @pytest.mark.parametrize("max_attempts", [1, 3])
 def test_a_job_cancelled_while_its_worker_dies_ends_cancelled(factory, max_attempts):
     with factory() as session:

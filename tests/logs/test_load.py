@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import random
 import shutil
 import stat
 import tarfile
@@ -226,11 +228,10 @@ def test_zip_of_one_file_reads_as_that_format(tmp_path):
 
 def test_zip_bomb_is_refused_by_ratio_before_extracting(tmp_path):
     z = tmp_path / "bomb.zip"
-    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        with zf.open("zeros.csv", "w") as f:
-            chunk = b"\0" * 2**20
-            for _ in range(50):
-                f.write(chunk)
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf, zf.open("zeros.csv", "w") as f:
+        chunk = b"\0" * 2**20
+        for _ in range(50):
+            f.write(chunk)
     assert z.stat().st_size < 200_000
     with pytest.raises(UploadTooLarge, match=r"bomb\.zip declares 52,428,800 bytes from [\d,]+ compressed "
                                              r"\(ratio [\d,]+\); the limit is 200") as e:
@@ -343,3 +344,31 @@ def test_corrupt_and_empty_archives(tmp_path):
 def test_max_points_over_a_merged_folder(tmp_path):
     with pytest.raises(UploadTooLarge, match="limit is 3"):
         read_log(make_run(tmp_path / "run"), limits=ReadLimits(max_points=3))
+
+
+# --- robustness --------------------------------------------------------------------------------------
+
+def test_mangled_samples_raise_only_log_errors(tmp_path):
+    """Cut, flipped and spliced bytes: every outcome is a RunLog or a LogError, nothing else."""
+    rng = random.Random(42)
+    inputs = [(n, t.encode()) for items in SAMPLES.values() for n, t in items]
+    inputs.append(("training.log", (DATA / "keras-csvlogger-brats" / "training.log").read_bytes()[:3000]))
+    tokens = [b"nan", b",", b"\n", b"{", b"}", b'"', b"\r", b"\x00", b"-inf", b"1e999", b"[[[[", b":", b"|", b"\xe9"]
+    for i in range(300):
+        name, data = inputs[i % len(inputs)]
+        d = bytearray(data)
+        op = rng.randrange(4)
+        if op == 0:
+            d = d[:rng.randrange(len(d) + 1)]
+        elif op == 1:
+            for _ in range(rng.randrange(1, 5)):
+                d[rng.randrange(len(d))] = rng.randrange(256)
+        elif op == 2:
+            at = rng.randrange(len(d) + 1)
+            d[at:at] = rng.choice(tokens)
+        else:
+            a, b = sorted((rng.randrange(len(d) + 1), rng.randrange(len(d) + 1)))
+            d = d[:a] + d[b:]
+        p = write(tmp_path / str(i) / name, bytes(d))
+        with contextlib.suppress(LogError):
+            read_log(p)

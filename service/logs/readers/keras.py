@@ -43,7 +43,7 @@ class KerasReader:
         step = "epoch" if "epoch" in header else next((c for c in _INDEX if c in header), None)
         points, warnings, _ = read_wide_csv(
             path, limits, step_column=step, fmt=self.name,
-            skip=lambda c: c in _INDEX, header_row=lambda row: True)
+            skip=lambda c: c in _INDEX, skip_repeated_header=True)
         return RunLog(format=self.name, source=path.name, series=points.build(step_unit="epoch"),
                       warnings=warnings)
 

@@ -107,27 +107,25 @@ class Lines:
         self.lineno = 0
         self.offset = 0
         self.unterminated_last = False
-        self.ends_with_newline = True
+        self._read = 0
 
     def _next_raw(self) -> bytes:
+        start = self._read
         raw = self._f.readline(MAX_LINE_BYTES)
+        self._read += len(raw)
         if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            raise LogError(f"{self.name} line {self.lineno + 1} (byte offset {self.offset}): the line is "
+            raise LogError(f"{self.name} line {self.lineno + 1} (byte offset {start}): the line is "
                            f"longer than {MAX_LINE_BYTES:,} bytes; this is not a line-based log")
         return raw
 
     def __iter__(self) -> Iterator[str]:
-        offset = 0
         nxt = self._next_raw()
         while nxt:
-            raw, offset_here = nxt, offset
-            offset += len(raw)
+            raw = nxt
             self.lineno += 1
-            self.offset = offset_here
+            self.offset = offset_here = self._read - len(raw)
             nxt = self._next_raw()
             self.unterminated_last = not nxt and not raw.endswith(b"\n")
-            if not nxt:
-                self.ends_with_newline = raw.endswith(b"\n")
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -173,9 +171,6 @@ class Points:
             raise UploadTooLarge(f"{self.name}: more than {self.limits.max_points:,} values; the limit "
                                  f"is {self.limits.max_points:,}")
 
-    def __contains__(self, series: str) -> bool:
-        return series in self._data
-
     def build(self, *, step_unit: str = "step",
               role: Callable[[str], tuple[Role | None, str | None]] | None = None) -> list[Series]:
         out = []
@@ -191,7 +186,10 @@ def number(cell: Any) -> float | None:
     if isinstance(cell, bool) or cell is None:
         return None
     if isinstance(cell, (int, float)):
-        return float(cell)
+        try:
+            return float(cell)
+        except OverflowError:             # an integer too large for a float
+            return math.inf if cell > 0 else -math.inf
     if isinstance(cell, str):
         try:
             return parse_number(cell)
@@ -312,7 +310,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                   skip: Callable[[str], bool] = lambda c: False,
                   wall_columns: tuple[str, ...] = (),
                   cell: Callable[[str, str], float | None] | None = None,
-                  header_row: Callable[[list[str]], bool] | None = None,
+                  skip_repeated_header: bool = False,
                   ) -> tuple[Points, list[LogWarning], list[str]]:
     """Read a wide CSV: each column (except the step, wall-time and skipped ones) is a series of its
     non-blank cells against the step column (or the 0-based data row index when ``step_column`` is
@@ -320,7 +318,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
 
     A cell that is not a number is an error naming the line and column, unless ``cell`` is given:
     then ``cell(column, text)`` returns the value or None to skip the cell (lenient readers).
-    A repeated header row (``header_row(row)`` true) is skipped with a warning.
+    With ``skip_repeated_header``, a row equal to the header (files appended to) is skipped with a
+    warning.
     """
     warnings: list[LogWarning] = []
     points = Points(path.name, limits)
@@ -349,7 +348,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
             if row is None:
                 warnings.append(truncated(path.name, lineno, "inside a quoted field"))
                 break
-            if header_row is not None and [c.strip() for c in row] == header:
+            if skip_repeated_header and [c.strip() for c in row] == header:
                 warnings.append(LogWarning("skipped_line", f"{path.name} line {lineno}: the header repeats; "
                                            "skipped", where=f"line {lineno}"))
                 continue

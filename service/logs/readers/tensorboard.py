@@ -681,33 +681,48 @@ _MAX_FAST_TAG = 1024        # longer tags go through the Python decoder
 _SAMPLE = 1 << 16
 
 
-def _tag_words(u64: np.ndarray, tag_start: np.ndarray, tag_len: np.ndarray):
-    """Yield (indices, word j of each of those tags, masked to the tag's bytes) for j = 0, 1, ...
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
-    Each tag is followed by at least 9 more bytes of its record, so an 8-byte read that starts
-    inside a tag never leaves the file.
+
+def _tag_pass(u64: np.ndarray, tag_start: np.ndarray, tag_len: np.ndarray,
+              other: np.ndarray | None = None) -> np.ndarray:
+    """Each tag's 64-bit hash, read 8 bytes at a time; or, given ``other`` (the starts of tags of
+    the same lengths), whether each tag equals its other one byte for byte.
+
+    Word j of every tag is read at once while most tags have one (the words past a tag's end are
+    masked off), then only the longer tags are. Each tag is followed by at least 9 more bytes of its
+    record, so an 8-byte read that starts inside a tag never leaves the file.
     """
+    n = len(tag_start)
+    last = len(u64) - 1
     whole = tag_len // 8
-    rest = tag_len - 8 * whole
-    pmask = (np.left_shift(np.uint64(1), (8 * rest).astype(np.uint64)) - np.uint64(1))
-    act = np.flatnonzero(tag_len > 0)
-    j = 0
-    while len(act):
-        w = u64[tag_start[act] + 8 * j]
-        partial = whole[act] == j
-        if partial.any():
-            w[partial] &= pmask[act[partial]]
-        yield act, w
-        j += 1
-        act = act[tag_len[act] > 8 * j]
-
-
-def _tag_hashes(u64: np.ndarray, tag_start: np.ndarray, tag_len: np.ndarray) -> np.ndarray:
+    pmask = np.left_shift(np.uint64(1), (8 * (tag_len - 8 * whole)).astype(np.uint64)) - np.uint64(1)
+    nwords = (tag_len + 7) // 8
+    longer = n - np.cumsum(np.bincount(nwords))   # longer[j]: tags with more than j words
     h = (_FNV_OFFSET ^ tag_len.astype(np.uint64)) * _FNV_PRIME
-    for act, w in _tag_words(u64, tag_start, tag_len):
-        x = (h[act] ^ w) * _FNV_PRIME
-        h[act] = x ^ (x >> np.uint64(29))
-    return h
+    eq = np.ones(n, dtype=bool)
+    act = None
+    for j in range(len(longer)):
+        if not longer[j]:
+            break
+        if longer[j] * 4 >= n:  # most tags: all at once
+            mask = np.where(whole > j, _ALL, np.where(whole == j, pmask, np.uint64(0)))
+            w = u64[np.minimum(tag_start + 8 * j, last)] & mask
+            if other is None:
+                x = (h ^ w) * _FNV_PRIME
+                h = np.where(nwords > j, x ^ (x >> np.uint64(29)), h)
+            else:
+                eq &= w == u64[np.minimum(other + 8 * j, last)] & mask
+            continue
+        act = np.flatnonzero(nwords > j) if act is None else act[nwords[act] > j]
+        mask = np.where(whole[act] > j, _ALL, pmask[act])
+        w = u64[tag_start[act] + 8 * j] & mask
+        if other is None:
+            x = (h[act] ^ w) * _FNV_PRIME
+            h[act] = x ^ (x >> np.uint64(29))
+        else:
+            eq[act] &= w == u64[other[act] + 8 * j] & mask
+    return h if other is None else eq
 
 
 def _tag_ids(buf: _Buf, tag_start: np.ndarray, tag_len: np.ndarray,
@@ -725,7 +740,7 @@ def _tag_ids(buf: _Buf, tag_start: np.ndarray, tag_len: np.ndarray,
     data, u64 = buf.data, buf.u64
     h = np.empty(n, dtype=np.uint64)
     for lo in range(0, n, _CHUNK):
-        h[lo:lo + _CHUNK] = _tag_hashes(u64, tag_start[lo:lo + _CHUNK], tag_len[lo:lo + _CHUNK])
+        h[lo:lo + _CHUNK] = _tag_pass(u64, tag_start[lo:lo + _CHUNK], tag_len[lo:lo + _CHUNK])
     keys = np.zeros(0, dtype=np.uint64)
     reps = np.zeros(0, dtype=np.int64)
     todo = np.arange(min(n, _SAMPLE))
@@ -751,11 +766,7 @@ def _tag_ids(buf: _Buf, tag_start: np.ndarray, tag_len: np.ndarray,
     check_len = np.where(same, tag_len, 0)
     for lo in range(0, n, _CHUNK):
         sl = slice(lo, lo + _CHUNK)
-        chunk_same = same[sl]
-        mine = _tag_words(u64, tag_start[sl], check_len[sl])
-        theirs = _tag_words(u64, rep_start[sl], check_len[sl])
-        for (act, w), (_, w_rep) in zip(mine, theirs, strict=True):
-            chunk_same[act] &= w == w_rep
+        same[sl] &= _tag_pass(u64, tag_start[sl], check_len[sl], rep_start[sl])
     for i in np.flatnonzero(~same).tolist():  # hash collisions: by the tag's bytes
         s = int(tag_start[i])
         tag = data[s:s + int(tag_len[i])].decode("utf-8", "replace")

@@ -28,6 +28,9 @@ it) gets ``RunLog.traceback`` (the traceback's text, at most its last 200 lines)
 ``truncated_log``. A last line with no newline that holds fewer of the keys than the line before
 it is taken as cut off and dropped (``truncated_log``). Bytes that are not UTF-8 are replaced
 (warning ``replaced_bytes``), as consoles mix encodings.
+
+Detection: files named ``*.yaml``, ``*.json``, ``*.toml``, ``*.py``, ``*.md``... are never text logs,
+nor is a file where every name appears once and none is a step (a config file).
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ for _names, _role in (
         ROLES[_n] = _role  # type: ignore[assignment]
 _WS_KEYS = STEP_KEYS | set(ROLES) | {"epoch", "train_acc", "val_acc", "accuracy", "acc", "perplexity", "ppl"}
 _MAX_TB_LINES = 200
+MAX_LINE = 16 * 2**20
+_NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".md", ".sh", ".html", ".xml")
 
 
 def pairs(line: str) -> list[tuple[str, str]]:
@@ -106,18 +111,27 @@ class TextReader:
                    "(llm.c, nanoGPT, custom print statements)")
 
     def sniff(self, filename: str, head: bytes) -> float:
+        if filename.lower().endswith(_NOT_LOGS):
+            return 0.0
         lines = _head_lines(head)
         if not lines or lines[0].lstrip().startswith(("{", "[")):
             return 0.0
         hits = 0
-        known = False
+        known = has_step = False
+        seen: dict[str, int] = {}
         for ln in lines:
-            found = [k for k, _ in pairs(ln) if k.lower() not in STEP_KEYS]
+            keys = [k.lower() for k, _ in pairs(ln)]
+            has_step = has_step or any(k in STEP_KEYS for k in keys)
+            found = [k for k in keys if k not in STEP_KEYS]
             if found:
                 hits += 1
-                known = known or any(k.lower() in ROLES for k in found)
+                known = known or any(k in ROLES for k in found)
+                for k in found:
+                    seen[k] = seen.get(k, 0) + 1
         if hits == 0 or (hits < 2 and len(lines) > 2 and not known):
             return 0.0
+        if hits >= 2 and not has_step and max(seen.values()) < 2:
+            return 0.0                      # every name once: a config file, not a training log
         score = 0.3 + 0.2 * min(1.0, 2.0 * hits / len(lines)) + (0.1 if known else 0.0)
         return round(score, 3)
 
@@ -130,6 +144,7 @@ class TextReader:
         prev_keys: list[str] = []
         tb: deque[str] | None = None       # a traceback with no values after it (yet)
         tb_line = 0
+        tb_prefix = ""
         in_tb = False
         bad_bytes_line = 0
         with open_log(path, limits) as f:
@@ -149,12 +164,14 @@ class TextReader:
                 if _TRACEBACK in stripped:
                     if tb is None or not in_tb:
                         tb, tb_line = deque(maxlen=_MAX_TB_LINES), lineno
+                        tb_prefix = stripped[:stripped.index(_TRACEBACK)]   # e.g. "[rank0]: "
                     tb.append(stripped)
                     in_tb = True
                     continue
                 if in_tb and tb is not None:
                     tb.append(stripped)
-                    if stripped and not stripped[0].isspace() and not stripped.startswith(
+                    body = stripped[len(tb_prefix):] if stripped.startswith(tb_prefix) else stripped
+                    if body and not body[0].isspace() and not body.startswith(
                             ("During handling", "The above exception")):
                         in_tb = False       # the exception line ends this traceback
                     continue
@@ -172,7 +189,7 @@ class TextReader:
                     step = None
                     values: list[tuple[str, float]] = []
                     for k, v in found:
-                        value = _float(v)
+                        value = float(v)   # the pattern lets only numbers, nan, inf, infinity through
                         if k.lower() in STEP_KEYS and step is None:
                             step = value
                         else:
@@ -203,20 +220,6 @@ class TextReader:
                            "not a text training log")
         return RunLog(format=self.name, source=name, series=points.build(role=_role), warnings=warnings,
                       traceback=traceback)
-
-
-MAX_LINE = 16 * 2**20
-
-
-def _float(text: str) -> float:
-    low = text.lower().lstrip("+")
-    if low in ("nan", "-nan"):
-        return float("nan")
-    if low in ("inf", "infinity"):
-        return float("inf")
-    if low in ("-inf", "-infinity"):
-        return float("-inf")
-    return float(text)
 
 
 READER = TextReader()

@@ -37,6 +37,7 @@ import ast
 import json
 import math
 import re
+import warnings as pywarnings
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def histogram_norm(obj: Any) -> float | None:
         return None
     mids = (edges[:-1] + edges[1:]) / 2.0
     with np.errstate(all="ignore"):
-        return float(math.sqrt(float(np.sum(counts * mids * mids))))
+        return float(np.sqrt(np.sum(counts * mids * mids)))     # NaN for negative (bad) counts
 
 
 def _cell_histogram(text: str) -> Any:
@@ -97,7 +98,9 @@ def _cell_histogram(text: str) -> Any:
     except (ValueError, RecursionError):
         pass
     try:
-        return ast.literal_eval(text)
+        with pywarnings.catch_warnings():
+            pywarnings.simplefilter("ignore")          # e.g. invalid escape sequences in strings
+            return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
 

@@ -126,6 +126,19 @@ def test_traceback_at_the_end(tmp_path):
     assert s["train_loss"].steps.tolist() == [1, 2] and "x" not in s   # no values read from the traceback
 
 
+def test_traceback_with_a_rank_prefix(tmp_path):
+    text = "step:1 loss:3.0\nstep:2 loss:2.9\n" + "".join(f"[rank0]: {ln}\n" for ln in TRACEBACK.splitlines()[2:])
+    log = read_log(write(tmp_path, "train.log", text))
+    assert log.traceback.endswith("[rank0]: RuntimeError: CUDA out of memory")
+    assert set(by_name(log)) == {"loss"}                # 'x = step(lr=1)' inside it is not a value
+
+
+def test_config_files_are_not_text_logs(tmp_path):
+    cfg = "lr: 0.001\nbatch_size: 32\nweight_decay: 0.1\nwarmup: 100\n"
+    assert READER.sniff("config.txt", cfg.encode()) == 0
+    assert READER.sniff("config.yaml", PIPES.encode()) == 0
+
+
 def test_traceback_in_the_middle_is_not_the_end(tmp_path):
     log = read_log(write(tmp_path, "train.log", TRACEBACK + "step:3 train_loss:3.3 norm:0.2 lr:6e-4\n"))
     assert log.traceback is None and log.warnings == []

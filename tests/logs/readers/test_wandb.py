@@ -80,8 +80,8 @@ def test_real_summary_from_shared():
 
 
 def test_summary_synthetic(tmp_path):
-    p = write(tmp_path, "wandb-summary.json", '{"_step": 5, "train/loss": NaN, "gradients/w": %s, "s": "x"}'
-              % json.dumps(HIST))
+    text = '{"_step": 5, "train/loss": NaN, "gradients/w": ' + json.dumps(HIST) + ', "s": "x"}'
+    p = write(tmp_path, "wandb-summary.json", text)
     log = read_log(p)
     assert log.series == [] and log.warnings[0].code == "summary_only"
     assert log.params["summary/train/loss"] == "nan" and float(log.params["summary/gradients/w"]) == pytest.approx(1.5)
