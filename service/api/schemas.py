@@ -69,6 +69,7 @@ class CatalogEntry(BaseModel):
 class Catalog(BaseModel):
     findings: list[CatalogEntry]
     remedies: list[CatalogEntry]
+    log_formats: list[CatalogEntry] = Field(default_factory=list, description="values of ?format= for log uploads")
 
 
 class Health(BaseModel):

@@ -90,17 +90,17 @@ class RunLog:
 # --- naming ----------------------------------------------------------------------------------------
 
 _LAYER_PATTERNS = (
-    re.compile(r"^grad_[\d.]+_norm[/_](?P<layer>.+)$"),          # Lightning: grad_2.0_norm/layer.weight
+    re.compile(r"^grad_(?:[\d.]+|inf)_norm[/_](?P<layer>.+)$"),  # Lightning: grad_2.0_norm/layer.weight
     re.compile(r"^(?:gradients?|grads?|grad_norm)[/.](?P<layer>.+)$"),  # wandb gradients/<name>, grad_norm/<layer>
     re.compile(r"^(?P<layer>.+)[/.](?:grad_norm|gradient_norm|grad)$"),
 )
-_TOTAL_GRAD = re.compile(r"^(?:train[/_])?(?:grad_norm|gradient_norm|grad_2\.0_norm_total|grad_[\d.]+_norm_total|"
+_TOTAL_GRAD = re.compile(r"^(?:train[/_])?(?:grad_norm|gradient_norm|grad_(?:[\d.]+|inf)_norm_total|"
                          r"total_grad_norm|global_grad_norm|grad_norm_total|norm|gnorm|grad)$")
 _LOSS = re.compile(r"^(?:train[/_.]?)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
                    r"train_loss_step|train_loss_epoch|loss_epoch|total_loss)$")
 _VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test)[/_.]?(?:loss|epoch_loss)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
                        r"^epoch_val_loss$")
-_LR = re.compile(r"^(?:train[/_])?(?:lr|learning_rate|learning-rate|lr-\w+|lr_\w+|lr/\w+)$")
+_LR = re.compile(r"^(?:train[/_])?(?:lr|learning_rate|learning-rate|lr-\w+(?:/pg\d+)?|lr_\w+|lr/\w+)$")
 _WEIGHT = re.compile(r"^(?:weight_norm|param_norm|weights?_norm)(?:[/.](?P<layer>.+))?$")
 _UPDATE = re.compile(r"^(?:update_ratio|update_to_weight|update_to_weight_ratio)(?:[/.](?P<layer>.+))?$")
 

@@ -65,6 +65,7 @@ def running_app(settings: Settings, *, start_workers: bool | None = None) -> Ite
 
 def settings_for(tmp_path: Any, **overrides: Any) -> Settings:
     base: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path}/api.db", "workers": 1, "lease_s": 5.0,
+                            "upload_dir": f"{tmp_path}/uploads",
                             "api_keys": "", "rate_limit_per_minute": 10_000}
     base.update(overrides)
     return Settings(**base)
@@ -80,5 +81,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 @pytest.fixture(scope="module")
 def idle_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """An app without workers: jobs stay queued."""
-    with running_app(settings_for(tmp_path_factory.mktemp("idle"), workers=0, max_body_bytes=4096)) as client:
+    with running_app(settings_for(tmp_path_factory.mktemp("idle"), workers=0, max_body_bytes=4096,
+                                  max_upload_bytes=50_000)) as client:
         yield client

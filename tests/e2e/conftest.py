@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures, see tests/pg.py
+
 GRADHEALTH = [sys.executable, "-m", "service.cli"]
 
 
@@ -24,9 +26,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def env_for(database_url: str, **extra: str) -> dict[str, str]:
+def env_for(url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRADHEALTH_")}
-    env.update({"GRADHEALTH_DATABASE_URL": database_url, "GRADHEALTH_LOG_LEVEL": "WARNING", **extra})
+    env.update({"GRADHEALTH_DATABASE_URL": url, "GRADHEALTH_LOG_LEVEL": "WARNING", **extra})
     return env
 
 
@@ -41,11 +43,11 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 
 @contextmanager
-def serve(database_url: str, log: Path, **env: str) -> Iterator[httpx.Client]:
+def serve(url: str, log: Path, **env: str) -> Iterator[httpx.Client]:
     """`gradhealth serve` on a free port; yields a client once /readyz says ready."""
     port = free_port()
     with log.open("ab") as out:
-        process = subprocess.Popen([*GRADHEALTH, "serve", "--port", str(port)], env=env_for(database_url, **env),
+        process = subprocess.Popen([*GRADHEALTH, "serve", "--port", str(port)], env=env_for(url, **env),
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
@@ -65,9 +67,9 @@ def serve(database_url: str, log: Path, **env: str) -> Iterator[httpx.Client]:
         stop(process)
 
 
-def start_worker(database_url: str, log: Path, **env: str) -> subprocess.Popen:
+def start_worker(url: str, log: Path, **env: str) -> subprocess.Popen:
     with log.open("ab") as out:
-        return subprocess.Popen([*GRADHEALTH, "worker", "--processes", "1"], env=env_for(database_url, **env),
+        return subprocess.Popen([*GRADHEALTH, "worker", "--processes", "1"], env=env_for(url, **env),
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 

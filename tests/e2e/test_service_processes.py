@@ -97,3 +97,15 @@ def test_check_with_server_matches_the_in_process_check(tmp_path):
     assert [f["code"] for f in a["findings"]] == [f["code"] for f in b["findings"]]
     assert a["findings"][0]["evidence"]["value"] == b["findings"][0]["evidence"]["value"]
     assert bad.returncode == 2 and "/input" in bad.stderr
+
+
+def test_the_service_on_postgresql_keeps_results_across_a_restart(tmp_path, database_url):
+    """The same service with DATABASE_URL on a real PostgreSQL server (and on SQLite)."""
+    log = tmp_path / "pg.log"
+    with serve(database_url, log) as client:
+        done = client.post("/v1/checks/architecture?wait=60", json=TINY).json()
+        assert done["status"] == "succeeded", done
+    with serve(database_url, log) as client:
+        again = client.get(f"/v1/jobs/{done['id']}").json()
+        assert again["status"] == "succeeded" and again["result"] == done["result"]
+        assert client.get("/readyz").json()["checks"]["database"] == "ok"

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from service.errors import LogError, UnknownLogFormat, UploadTooLarge
+from service.logs import load
 from service.logs.load import read_log
 from service.logs.readers import registry
 from service.logs.readers.registry import ReadLimits
@@ -226,7 +227,14 @@ def test_zip_of_one_file_reads_as_that_format(tmp_path):
     assert len(by_name(log)["grad_norm"]) == 866
 
 
-def test_zip_bomb_is_refused_by_ratio_before_extracting(tmp_path):
+def no_extraction(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("an entry was extracted")
+    monkeypatch.setattr(load, "_copy", refuse)
+
+
+def test_zip_bomb_is_refused_by_ratio_before_extracting(tmp_path, monkeypatch):
+    no_extraction(monkeypatch)
     z = tmp_path / "bomb.zip"
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf, zf.open("zeros.csv", "w") as f:
         chunk = b"\0" * 2**20
@@ -239,12 +247,13 @@ def test_zip_bomb_is_refused_by_ratio_before_extracting(tmp_path):
     assert e.value.status == 413
 
 
-def test_tar_gz_bomb_is_refused_by_ratio(tmp_path):
+def test_tar_gz_bomb_is_refused_by_ratio(tmp_path, monkeypatch):
     t = tmp_path / "bomb.tar.gz"
     with tarfile.open(t, "w:gz") as tf:
         info = tarfile.TarInfo("zeros.log")
         info.size = 50 * 2**20
         tf.addfile(info, io.BytesIO(b"\0" * info.size))
+    no_extraction(monkeypatch)
     with pytest.raises(UploadTooLarge, match=r"ratio .*the limit is 200"):
         read_log(t)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from service.analysis.catalog import FINDINGS, REMEDIES
 from service.api.schemas import Catalog, CatalogEntry
+from service.logs.readers.registry import formats
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -15,4 +16,5 @@ def catalog() -> Catalog:
     return Catalog(
         findings=[CatalogEntry(id=k, title=v.title, description=v.description) for k, v in FINDINGS.items()],
         remedies=[CatalogEntry(id=k, title=v.title, description=v.description) for k, v in REMEDIES.items()],
+        log_formats=[CatalogEntry(id=k, title=k, description=v) for k, v in formats().items()],
     )

@@ -1,7 +1,7 @@
 """Gradient Health's own log format ("native"): JSON Lines or CSV, long or wide.
 
 A native log is UTF-8 text (a byte-order mark is ignored; line ends may be ``\\n`` or ``\\r\\n``)
-in one of three layouts. Every layout has a ``step`` (a number: the optimizer step; fractional
+in one of four layouts. Every layout has a ``step`` (a number: the optimizer step; fractional
 values are kept as they are) and values that are numbers or one of the non-finite spellings
 ``nan``, ``NaN``, ``inf``, ``-inf``, ``Infinity``, ``-Infinity`` (any letter case; a leading ``+``
 is allowed).
@@ -15,7 +15,7 @@ is allowed).
 - ``step`` (required): a number, or a string holding one.
 - ``value`` (required): a number, a bare ``NaN`` / ``Infinity`` / ``-Infinity`` / ``nan`` /
   ``inf`` / ``-inf`` token, or a string holding any of those; ``null`` means "not logged" and
-  the object is skipped.
+  the object is skipped (so a NaN must be written as ``NaN`` or ``"nan"``, not ``null``).
 - either ``metric``: the metric's name, or ``layer`` + ``kind``: a per-layer value, where
   ``kind`` is ``grad_norm``, ``weight_norm`` or ``update_ratio``.
 - ``wall_time`` or ``time`` (optional): seconds since the Unix epoch.
@@ -23,7 +23,8 @@ is allowed).
 
 **Long form, CSV**: a header row with the columns ``step``, ``value`` and either ``metric`` or
 ``layer`` and ``kind`` (both sets may be present: a row uses ``metric`` when that cell is not
-blank, else ``layer`` + ``kind``), optionally ``wall_time`` or ``time``; one value per row::
+blank, else ``layer`` + ``kind``), optionally ``wall_time`` or ``time``; one value per row (a row
+with a blank ``value`` is skipped)::
 
     step,metric,layer,kind,value,wall_time
     100,loss,,,2.31,1718000000.5
@@ -37,14 +38,17 @@ step"::
     100,2.31,,0.84,0.0003,0.12,15.2
     200,2.10,2.25,0.80,0.0003,0.11,15.3
 
-(A JSON Lines file whose objects have ``step`` but no ``value`` is read the same way, wide:
-``{"step": 100, "loss": 2.31, "grad_norm": 0.84}``.)
+**Wide form, JSON Lines**: an object with ``step`` and neither ``metric`` nor ``layer``/``kind``
+holds one value per key, as a wide CSV row does: ``{"step": 100, "loss": 2.31, "grad_norm": 0.84}``
+(``null`` = not logged; the names ``value``, ``metric``, ``layer``, ``kind``, ``wall_time`` and
+``time`` are not metrics).
 
 Names: ``loss`` (training loss), ``val_loss`` (validation loss), ``grad_norm`` (total gradient
 norm, before clipping), ``lr`` or ``learning_rate``, ``weight_norm`` (total weight norm),
 ``update_ratio`` (total ||update|| / ||weight||); per layer, the long form's ``kind`` or the wide
 form's column prefix ``grad_norm/<layer>``, ``weight_norm/<layer>``, ``update_ratio/<layer>``.
-Any other name is kept as a plain metric (e.g. ``accuracy``).
+Any other name is kept as written; its role is guessed from common spellings (``train/loss`` is a
+loss, ``eval_loss`` a validation loss), else it is a plain metric (e.g. ``accuracy``).
 
 Rows may come in any step order; each series is sorted by step. A final line that is cut off
 (no newline at the end of the file, and it does not parse) is dropped with the warning

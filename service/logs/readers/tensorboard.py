@@ -205,16 +205,16 @@ def _walk(buf: _Buf, pos: int) -> tuple[np.ndarray, np.ndarray, int]:
     Length CRCs are not checked here.
     """
     data, n = buf.data, buf.n
-    out: list[int] = []
+    out = array("q")
     append = out.append
     unpack = _U64
     try:  # the hot loop: one unpack per record; it ends when unpack runs past the end
         while True:
             append(pos)
             pos += unpack(data, pos)[0] + 16
-    except struct.error:
+    except (struct.error, OverflowError):  # past the end of the file, or of int64
         pass
-    walked = np.array(out, dtype=np.int64)
+    walked = np.frombuffer(out, dtype=np.int64)   # ascending; all but the last start n - 11 or less
     whole = walked[walked <= n - 12]                # starts with a whole header
     lengths = buf.u64[whole] if len(whole) else np.zeros(0, dtype=np.uint64)
     room = n - 16 - whole                           # payload bytes that fit after each header
@@ -628,7 +628,13 @@ def _decode_simple_scalars(buf: _Buf, starts: np.ndarray, lengths: np.ndarray):
              for lo in range(0, len(starts), _CHUNK)]
     if len(parts) == 1:
         return parts[0]
-    return tuple(np.concatenate(col) for col in zip(*parts, strict=True))
+    cols = list(zip(*parts, strict=True))
+    del parts
+    out = []
+    for k in range(len(cols)):  # one column at a time, dropping the pieces as they are joined
+        out.append(np.concatenate(cols[k]))
+        cols[k] = ()
+    return tuple(out)
 
 
 def _decode_chunk(buf: _Buf, starts: np.ndarray, lengths: np.ndarray):
@@ -753,6 +759,7 @@ def _tag_ids(buf: _Buf, tag_start: np.ndarray, tag_len: np.ndarray,
         todo = np.flatnonzero(keys[which] != h)
         if not len(todo):
             break
+    del h
     # the tags' own ids, in order of first appearance
     key_tid = np.empty(len(keys), dtype=np.int64)
     for k in np.argsort(reps, kind="stable").tolist():
@@ -761,12 +768,14 @@ def _tag_ids(buf: _Buf, tag_start: np.ndarray, tag_len: np.ndarray,
         key_tid[k] = tag_ids.setdefault(tag, len(tag_ids))
     tid = key_tid[which]
     # byte-for-byte check against each hash's first tag
-    rep_start = tag_start[reps][which]
-    same = tag_len == tag_len[reps][which]
-    check_len = np.where(same, tag_len, 0)
+    rep_start, rep_len = tag_start[reps], tag_len[reps]
+    same = np.empty(n, dtype=bool)
     for lo in range(0, n, _CHUNK):
         sl = slice(lo, lo + _CHUNK)
-        same[sl] &= _tag_pass(u64, tag_start[sl], check_len[sl], rep_start[sl])
+        w = which[sl]
+        eq_len = tag_len[sl] == rep_len[w]
+        same[sl] = eq_len & _tag_pass(u64, tag_start[sl], np.where(eq_len, tag_len[sl], 0), rep_start[w])
+    del which
     for i in np.flatnonzero(~same).tolist():  # hash collisions: by the tag's bytes
         s = int(tag_start[i])
         tag = data[s:s + int(tag_len[i])].decode("utf-8", "replace")
@@ -882,16 +891,21 @@ def read_events(data: bytes, source: str, limits: ReadLimits | None = None) -> R
         raise LogError(warnings[0].message)
 
     # 3. events: plain simple_value scalars with numpy, the rest one by one
+    n_records = len(starts)
     simple, tag_start, tag_len, f_step, f_value, f_wall = _decode_simple_scalars(buf, starts, lengths)
     if len(f_value) > limits.max_points:
         raise UploadTooLarge(f"{name}: more than {limits.max_points:,} points; the limit is "
                              f"{limits.max_points:,}")
+    f_order = index[simple]   # record index; the Python decoder's order is record << 20 | value
+    others = np.flatnonzero(~simple)
+    starts, lengths, index = starts[others], lengths[others], index[others]
+    del simple, others
     tag_ids: dict[str, int] = {}
     f_tag = _tag_ids(buf, tag_start, tag_len, tag_ids)
-    f_order = index[simple] << 20
+    del tag_start, tag_len
     decoder = _Decoder(tag_ids)
     bad_events = 0
-    for i in np.flatnonzero(~simple).tolist():
+    for i in range(len(starts)):
         s, ln = int(starts[i]), int(lengths[i])
         try:
             decoder.event(data, s + 12, s + 12 + ln, int(index[i]))
@@ -918,7 +932,7 @@ def read_events(data: bytes, source: str, limits: ReadLimits | None = None) -> R
     if not series:
         skipped = (f" (tensors that are not scalars: {', '.join(sorted(decoder.skipped_tensors)[:5])})"
                    if decoder.skipped_tensors else "")
-        warnings.append(LogWarning("no_series", f"{name}: {len(starts):,} records read, none holds a "
+        warnings.append(LogWarning("no_series", f"{name}: {n_records:,} records read, none holds a "
                                    f"scalar or a histogram{skipped}"))
     return RunLog(format="tensorboard", source=source, series=series, warnings=warnings,
                   params=decoder.params)
@@ -950,11 +964,11 @@ def _series(names: dict[int, str], fast: tuple[np.ndarray, ...], slow: tuple[np.
     for tid in set(fast_of) | set(slow_of):
         fi, si = fast_of.get(tid), slow_of.get(tid)
         if si is None:
-            order, step, value, wall = f_order[fi], f_step[fi], f_value[fi], f_wall[fi]
+            order, step, value, wall = f_order[fi[:1]] << 20, f_step[fi], f_value[fi], f_wall[fi]
         elif fi is None:
             order, step, value, wall = s_order[si], s_step[si], s_value[si], s_wall[si]
         else:
-            order = np.concatenate([f_order[fi], s_order[si]])
+            order = np.concatenate([f_order[fi] << 20, s_order[si]])
             first = np.argsort(order, kind="stable")
             order = order[first]
             step = np.concatenate([f_step[fi], s_step[si]])[first]

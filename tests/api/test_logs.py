@@ -1,0 +1,84 @@
+"""POST /v1/checks/logs: multipart and raw uploads, format hints, limits, archives."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+
+PROBLEM = "application/problem+json"
+
+
+def native_log(n: int = 120, nan_at: int | None = None) -> bytes:
+    rng = np.random.default_rng(0)
+    rows = []
+    for step in range(n):
+        loss = 2.0 * np.exp(-step / 40) + 0.2 + rng.normal(0, 0.01)
+        grad = float(np.exp(rng.normal(0, 0.1)))
+        if step == nan_at:
+            grad = float("nan")
+        rows += [{"step": step, "metric": "loss", "value": loss}, {"step": step, "metric": "grad_norm", "value": grad}]
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def test_multipart_upload_is_checked(api):
+    r = api.post("/v1/checks/logs?wait=60", files={"file": ("run.jsonl", native_log(nan_at=77))})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["kind"] == "logs" and job["status"] == "succeeded"
+    doc = job["result"]
+    assert doc["kind"] == "logs" and doc["status"] == "unhealthy"
+    f = doc["findings"][0]
+    assert f["code"] == "nonfinite" and f["evidence"]["metric"] == "grad_norm" and f["evidence"]["steps"][0] == 77
+    assert {s["name"] for s in doc["series"]} == {"loss", "grad_norm"}
+
+
+def test_raw_body_with_a_format_hint(api):
+    r = api.post("/v1/checks/logs?wait=60&format=native&filename=run.jsonl", content=native_log(),
+                 headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 200 and r.json()["result"]["status"] == "healthy", r.text
+
+
+def test_same_upload_with_the_same_key_is_the_same_job(idle_api):
+    headers = {"Idempotency-Key": "log-1"}
+    a = idle_api.post("/v1/checks/logs", files={"file": ("a.jsonl", native_log())}, headers=headers)
+    b = idle_api.post("/v1/checks/logs", files={"file": ("b.jsonl", native_log())}, headers=headers)
+    assert a.status_code == b.status_code == 202 and a.json()["id"] == b.json()["id"]
+    c = idle_api.post("/v1/checks/logs", files={"file": ("c.jsonl", native_log(90))}, headers=headers)
+    assert c.status_code == 409
+
+
+def test_wrong_hint_unknown_format_and_empty_upload(idle_api):
+    r = idle_api.post("/v1/checks/logs?format=tensorboard", files={"file": ("run.jsonl", native_log(20))})
+    assert r.status_code == 415 and r.headers["content-type"] == PROBLEM and "tensorboard" in r.json()["detail"]
+    r = idle_api.post("/v1/checks/logs", files={"file": ("x.bin", bytes(range(256)) * 4)})
+    assert r.status_code == 415
+    r = idle_api.post("/v1/checks/logs", files={"file": ("empty.csv", b"")})
+    assert r.status_code == 422 and "empty" in r.json()["detail"]
+    r = idle_api.post("/v1/checks/logs?format=nonsense", files={"file": ("run.jsonl", native_log(20))})
+    assert r.status_code == 422 and "native" in r.json()["detail"]
+
+
+def test_upload_over_the_limit_is_413(idle_api):
+    r = idle_api.post("/v1/checks/logs", files={"file": ("big.jsonl", native_log(2000))})
+    assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
+
+
+def test_a_zip_bomb_fails_the_job_with_a_clear_problem(api):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("run/metrics.jsonl", b"0" * 60_000_000)
+    r = api.post("/v1/checks/logs?wait=60", files={"file": ("run.zip", buf.getvalue())})
+    job = r.json()
+    assert job["status"] == "failed", job
+    assert job["error"]["status"] == 413 and "ratio" in job["error"]["detail"]
+
+
+def test_a_zipped_run_folder_is_read_like_the_folder(api):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("run/train.jsonl", native_log())
+    r = api.post("/v1/checks/logs?wait=60", files={"file": ("run.zip", buf.getvalue())})
+    assert r.status_code == 200 and r.json()["result"]["status"] == "healthy", r.text
