@@ -124,12 +124,13 @@ class Supervisor:
     def _overdue(self, worker_id: str) -> tuple[str, float] | None:
         now = store.utcnow()
         with self._factory() as session:
-            row = session.execute(select(JobRow.id, JobRow.started_at, JobRow.time_limit_s).where(
-                JobRow.status == "running", JobRow.lease_owner == worker_id)).first()
-        if row is None or row.started_at is None:
-            return None
-        deadline = store.as_utc(row.started_at) + timedelta(seconds=row.time_limit_s + self.grace_s)
-        return (row.id, row.time_limit_s) if now > deadline else None
+            rows = session.execute(select(JobRow.id, JobRow.started_at, JobRow.time_limit_s).where(
+                JobRow.status == "running", JobRow.lease_owner == worker_id)).all()
+        for row in rows:
+            if row.started_at is not None and now > store.as_utc(row.started_at) + timedelta(
+                    seconds=row.time_limit_s + self.grace_s):
+                return row.id, row.time_limit_s
+        return None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop watching and terminate the workers (their running jobs are requeued by lease expiry)."""

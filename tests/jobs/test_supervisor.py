@@ -1,0 +1,84 @@
+"""The supervisor: a worker past its job's time limit is killed and replaced, and the job fails
+with the reason; a worker that dies is replaced and its job requeued at once."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from service.db.engine import make_engine, make_sessionmaker, migrate
+from service.db.models import JobRow
+from service.jobs import store
+from service.jobs.supervisor import Supervisor
+
+TINY = {"input": {"shape": [4]}, "seeds": 1, "layers": [{"type": "linear", "out_features": 2}]}
+
+
+def _wait_alive(sup: Supervisor, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while sup.alive() < len(sup.slots):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def _running_job(factory, worker_id: str, *, started_ago: float, limit: float) -> str:  # noqa: ANN001
+    """A job that this worker holds, as if it had started ``started_ago`` seconds ago."""
+    with factory() as session:
+        job, _ = store.submit(session, kind="nothing-runs-this", owner="t", request=TINY, idempotency_key=None,
+                              time_limit_s=limit, max_attempts=3)
+        now = store.utcnow()
+        session.execute(update(JobRow).where(JobRow.id == job.id).values(
+            status="running", lease_owner=worker_id, attempts=1, started_at=now - timedelta(seconds=started_ago),
+            lease_expires_at=now + timedelta(seconds=600)))
+        session.commit()
+        return job.id
+
+
+def test_a_worker_past_the_time_limit_is_killed_and_replaced(tmp_path):
+    url = f"sqlite:///{tmp_path}/sup.db"
+    migrate(url)
+    factory = make_sessionmaker(make_engine(url))
+    sup = Supervisor(url, processes=1, lease_s=600, grace_s=1)
+    sup.start()
+    try:
+        _wait_alive(sup)
+        slot = sup.slots[0]
+        old_pid, old_id = slot.process.pid, slot.worker_id
+        fresh = _running_job(factory, old_id, started_ago=1, limit=600)
+        sup.check_once()
+        assert slot.process.pid == old_pid  # within its limit: left alone
+        overdue = _running_job(factory, old_id, started_ago=100, limit=10)
+        sup.check_once()
+        assert slot.process.pid != old_pid and slot.restarts == 1
+        with factory() as session:
+            job = store.get(session, overdue, None)
+            assert job.status == "failed" and job.error["type"].endswith("time-limit")
+            assert "10 s" in job.error["detail"]
+        _wait_alive(sup)
+        assert fresh  # the other job's fate is the lease's business, not the time limit's
+    finally:
+        sup.stop()
+
+
+def test_a_dead_worker_is_replaced_and_its_job_requeued(tmp_path):
+    url = f"sqlite:///{tmp_path}/dead.db"
+    migrate(url)
+    factory = make_sessionmaker(make_engine(url))
+    sup = Supervisor(url, processes=1, lease_s=600)
+    sup.start()
+    try:
+        _wait_alive(sup)
+        slot = sup.slots[0]
+        job_id = _running_job(factory, slot.worker_id, started_ago=1, limit=600)
+        slot.process.kill()
+        slot.process.join(10)
+        sup.check_once()
+        _wait_alive(sup)
+        assert slot.restarts == 1
+        with factory() as session:
+            job = store.get(session, job_id, None)
+            assert job.status == "queued" and "requeued" in job.stage
+    finally:
+        sup.stop()
