@@ -73,3 +73,25 @@ def test_schema_and_catalog_commands(capsys):
     assert "layers" in json.loads(capsys.readouterr().out)["properties"]
     assert main(["catalog"]) == 0
     assert "vanishing_gradient" in json.loads(capsys.readouterr().out)["findings"]
+
+
+DATA = Path(__file__).resolve().parent / "data" / "logs"
+
+
+def test_log_file_check_in_process(capsys, tmp_path):
+    assert main(["check", str(DATA / "llmc-gpt2-124m" / "main.log"), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["kind"] == "logs" and doc["status"] == "healthy" and doc["log"]["format"] == "text"
+    bad = tmp_path / "run.jsonl"
+    bad.write_text("".join(json.dumps({"step": i, "metric": "loss", "value": 1.0 if i != 5 else float("nan")})
+                           + "\n" for i in range(20)))
+    assert main(["check", str(bad)]) == 1
+    assert "nonfinite" in capsys.readouterr().out
+
+
+def test_log_check_errors_exit_2(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["check", str(empty)]) == 2
+    assert main(["check", str(DATA / "llmc-gpt2-124m" / "main.log"), "--log-format", "tensorboard"]) == 2
+    assert "tensorboard" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from pathlib import Path
 
 from service.db.engine import make_engine, make_sessionmaker, migrate
 from service.jobs import store
@@ -109,3 +110,17 @@ def test_the_service_on_postgresql_keeps_results_across_a_restart(tmp_path, data
         again = client.get(f"/v1/jobs/{done['id']}").json()
         assert again["status"] == "succeeded" and again["result"] == done["result"]
         assert client.get("/readyz").json()["checks"]["database"] == "ok"
+
+
+def test_log_check_with_server_matches_in_process(tmp_path):
+    url = f"sqlite:///{tmp_path}/logs.db"
+    folder = Path(__file__).resolve().parents[1] / "data" / "logs" / "lightning-csv-ml-aos"
+    local = subprocess.run([*GRADHEALTH, "check", str(folder), "--format", "json"], capture_output=True, text=True,
+                           env=env_for(url), timeout=300)
+    with serve(url, tmp_path / "logs.log", GRADHEALTH_UPLOAD_DIR=str(tmp_path / "up")) as client:
+        remote = subprocess.run([*GRADHEALTH, "check", str(folder), "--format", "json", "--server",
+                                 str(client.base_url)], capture_output=True, text=True, env=env_for(url), timeout=300)
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    a, b = json.loads(local.stdout), json.loads(remote.stdout)
+    assert a["status"] == b["status"] and [f["code"] for f in a["findings"]] == [f["code"] for f in b["findings"]]
+    assert {s["name"] for s in a["series"]} == {s["name"] for s in b["series"]}
