@@ -78,6 +78,24 @@ def is_spec(source: str) -> bool:
     return "layers" in data
 
 
+def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
+    """Report invalid input on stderr (and as a problem document with --format json); exit 2."""
+    print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(exc.to_problem(), indent=2))
+    return EXIT_INVALID
+
+
+def _emit(args: argparse.Namespace, doc: Diagnosis) -> int:
+    """Print or write the report; the exit code follows --fail-on."""
+    output = doc.model_dump_json(indent=2) if args.format == "json" else render_text(doc, layers=args.layers)
+    if args.output:
+        Path(args.output).write_text(output + "\n", encoding="utf-8")
+    else:
+        print(output)
+    return exit_code(doc, args.fail_on)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     if not is_spec(args.spec) and Path(args.spec).exists():
         return cmd_check_logs(args)
@@ -96,16 +114,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if show_progress and not args.server:
             print(file=sys.stderr)
     except GradHealthError as exc:
-        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
-        if args.format == "json":
-            print(json.dumps(exc.to_problem(), indent=2))
-        return EXIT_INVALID
-    output = doc.model_dump_json(indent=2) if args.format == "json" else render_text(doc, layers=args.layers)
-    if args.output:
-        Path(args.output).write_text(output + "\n", encoding="utf-8")
-    else:
-        print(output)
-    return exit_code(doc, args.fail_on)
+        return _invalid(args, exc)
+    return _emit(args, doc)
 
 
 def cmd_check_logs(args: argparse.Namespace) -> int:
@@ -123,16 +133,8 @@ def cmd_check_logs(args: argparse.Namespace) -> int:
             if show_progress:
                 print(file=sys.stderr)
     except GradHealthError as exc:
-        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
-        if args.format == "json":
-            print(json.dumps(exc.to_problem(), indent=2))
-        return EXIT_INVALID
-    output = doc.model_dump_json(indent=2) if args.format == "json" else render_text(doc, layers=args.layers)
-    if args.output:
-        Path(args.output).write_text(output + "\n", encoding="utf-8")
-    else:
-        print(output)
-    return exit_code(doc, args.fail_on)
+        return _invalid(args, exc)
+    return _emit(args, doc)
 
 
 def _remote_logs(args: argparse.Namespace) -> Diagnosis:
