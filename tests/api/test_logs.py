@@ -82,3 +82,14 @@ def test_a_zipped_run_folder_is_read_like_the_folder(api):
         z.writestr("run/train.jsonl", native_log())
     r = api.post("/v1/checks/logs?wait=60", files={"file": ("run.zip", buf.getvalue())})
     assert r.status_code == 200 and r.json()["result"]["status"] == "healthy", r.text
+
+
+def test_deleting_a_log_job_deletes_its_upload(api):
+    from pathlib import Path
+
+    job = api.post("/v1/checks/logs?wait=60", files={"file": ("run.jsonl", native_log())}).json()
+    stored = Path(api.app.state.settings.upload_dir)
+    assert any(stored.iterdir())
+    before = {p.name for p in stored.iterdir()}
+    assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert len({p.name for p in stored.iterdir()}) == len(before) - 1

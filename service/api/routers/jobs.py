@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import CallerDep, SessionDep
+from service.api.deps import CallerDep, SessionDep, SettingsDep
 from service.api.problems import ApiError
 from service.api.schemas import JobLinks, JobPage, JobRead, JobStatus, JobSummary, Problem, Progress
 from service.db.models import JobRow
@@ -70,13 +72,23 @@ def list_jobs(session: SessionDep, caller: CallerDep,
                responses={**NOT_FOUND, 200: {"model": JobRead, "description": "the queued job was cancelled"},
                           202: {"model": JobRead, "description": "the running job was asked to stop"},
                           204: {"description": "the finished job was deleted"}})
-def delete_job(job_id: str, session: SessionDep, caller: CallerDep) -> Response:
-    _load(session, job_id, caller)
+def delete_job(job_id: str, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> Response:
+    row = _load(session, job_id, caller)
+    kind, request = row.kind, row.request
     outcome = store.cancel_or_delete(session, job_id)
     if outcome is None or outcome == "deleted":
+        if kind == "logs" and outcome == "deleted":
+            _remove_upload(Path(settings.upload_dir), request)
         return Response(status_code=204)
     body = to_read(_load(session, job_id, caller)).model_dump_json()
     return Response(body, status_code=200 if outcome == "cancelled" else 202, media_type="application/json")
+
+
+def _remove_upload(folder: Path, request: dict) -> None:
+    """Delete a deleted job's uploaded log (its own folder inside the upload folder, nothing else)."""
+    upload = Path(request.get("path", "")).resolve().parent
+    if upload.parent == folder.resolve():
+        shutil.rmtree(upload, ignore_errors=True)
 
 
 def _event(name: str, data: dict) -> str:
