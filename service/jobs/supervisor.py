@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,6 +50,7 @@ class _Slot:
     process: Any = None
     worker_id: str = ""
     restarts: int = 0
+    recent: list[float] | None = None  # monotonic times of recent restarts
 
 
 class Supervisor:
@@ -84,8 +86,15 @@ class Supervisor:
         self._thread.start()
 
     def alive(self) -> int:
-        """How many worker processes are running now."""
-        return sum(1 for s in self.slots if s.process is not None and s.process.is_alive())
+        """How many worker processes are running and not crash-looping (3 restarts within a minute)."""
+        now = time.monotonic()
+        return sum(1 for s in self.slots if s.process is not None and s.process.is_alive()
+                   and sum(1 for t in (s.recent or []) if now - t < 60) < 3)
+
+    def _restarted(self, slot: _Slot) -> None:
+        slot.restarts += 1
+        slot.recent = [t for t in (slot.recent or []) if time.monotonic() - t < 60] + [time.monotonic()]
+        self._spawn(slot)
 
     def _watch(self) -> None:
         while not self._stop.wait(1.0):
@@ -103,8 +112,7 @@ class Supervisor:
                 log.warning("worker %s exited (code %s); restarting", slot.worker_id, slot.process.exitcode)
                 with self._factory() as session:
                     store.release_worker(session, slot.worker_id)
-                slot.restarts += 1
-                self._spawn(slot)
+                self._restarted(slot)
                 continue
             overdue = self._overdue(slot.worker_id)
             if overdue is not None:
@@ -118,8 +126,7 @@ class Supervisor:
                                                      f"the job ran longer than its limit of {limit:g} s and was "
                                                      "stopped; make the spec smaller or raise "
                                                      "GRADHEALTH_JOB_TIME_LIMIT_S", 422))
-                slot.restarts += 1
-                self._spawn(slot)
+                self._restarted(slot)
 
     def _overdue(self, worker_id: str) -> tuple[str, float] | None:
         now = store.utcnow()

@@ -82,3 +82,19 @@ def test_a_dead_worker_is_replaced_and_its_job_requeued(tmp_path):
             assert job.status == "queued" and "requeued" in job.stage
     finally:
         sup.stop()
+
+
+def test_a_crash_looping_worker_is_not_counted_as_alive(tmp_path):
+    url = f"sqlite:///{tmp_path}/loop.db"
+    migrate(url)
+    sup = Supervisor(url, processes=1, lease_s=600)
+    sup.start()
+    try:
+        _wait_alive(sup)
+        for _ in range(3):
+            sup.slots[0].process.kill()
+            sup.slots[0].process.join(10)
+            sup.check_once()
+        assert sup.slots[0].restarts == 3 and sup.alive() == 0  # readyz reports "no worker"
+    finally:
+        sup.stop()

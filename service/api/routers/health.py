@@ -37,7 +37,8 @@ async def readyz(request: Request) -> JSONResponse:
         checks["worker"] = "external (not supervised by this process)"
     else:
         alive = supervisor.alive()
-        checks["worker"] = f"ok ({alive} process(es))" if alive else "no worker process is running"
+        checks["worker"] = (f"ok ({alive} process(es))" if alive
+                            else "no worker process is running (dead, or restarting over and over)")
     ready = checks["database"] == "ok" and not checks["worker"].startswith("no worker")
     body = Health(status="ok" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

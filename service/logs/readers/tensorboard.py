@@ -19,11 +19,21 @@ the tag names a gradient, else ``weight_norm``. TF2 tensor histograms (a ``[k, 3
 buckets) carry no sum of squares and are skipped, as are images, audio, text and graphs. The
 hparams plugin's session-start record gives :attr:`RunLog.params`.
 
-Speed: one Python loop walks the record framing (one ``unpack_from`` per record); the CRCs are then
-checked with numpy over all records at once, and every record of the common shape
-``wall_time, step, summary{value{tag, simple_value}}`` (one scalar per event, as torch writes) is
-decoded with numpy as well (:func:`_decode_simple_scalars`). Only the other records go through the
-per-record Python decoder.
+Speed (``bench/bench_logs.py``): one Python loop walks the record framing (one ``unpack_from`` per
+record); everything else is numpy over many records at once, reading values at arbitrary byte
+offsets through stride-1 views of the file (:class:`_Buf`):
+
+* the length CRCs from the lengths themselves, the payload CRCs a 4-byte word of every record per
+  step (slicing-by-4 with two 16-bit tables, :func:`_payload_crcs_many`);
+* every record of the common shape ``wall_time, [step], summary{value{tag, simple_value}}`` (one
+  scalar per event, as torch and Lightning write) is recognised and decoded byte for byte
+  (:func:`_decode_chunk`); its tag is hashed 8 bytes at a time, looked up among the tags met so
+  far, and compared word for word with the tag found (:func:`_tag_ids`);
+* only the other records (tensors, histograms, hparams, several values per event) go through the
+  per-record Python decoder, and the two kinds of points are merged per tag in file order.
+
+CRC-32C is google-crc32c's when installed; otherwise numpy (long buffers are cut into lanes that
+are joined with the linear "skip n zero bytes" map, :func:`crc32c_numpy`) or a pure-Python table.
 
 Damage: a record whose payload CRC fails is skipped with a ``corrupt_record`` warning and reading
 goes on with the next record (its framing is intact). A record whose *length* CRC fails breaks the
@@ -35,6 +45,7 @@ before (and after) is returned. Nothing readable at all raises :class:`LogError`
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import struct
@@ -76,6 +87,11 @@ def _make_tables() -> np.ndarray:
 _TABLES = _make_tables()
 _T0, _T1, _T2, _T3 = (_TABLES[k] for k in range(4))
 _TABLE_PY: tuple[int, ...] = tuple(int(v) for v in _T0)
+# slicing-by-4 with two 16-bit tables: the state after 4 more bytes is _TLO[c & 0xffff] ^ _THI[c >> 16]
+_I16 = np.arange(65536)
+_TLO = _T3[_I16 & 0xFF] ^ _T2[_I16 >> 8]
+_THI = _T1[_I16 & 0xFF] ^ _T0[_I16 >> 8]
+del _I16
 
 
 def crc32c_python(data: bytes | bytearray | memoryview) -> int:
@@ -90,29 +106,90 @@ def crc32c_python(data: bytes | bytearray | memoryview) -> int:
 def crc32c_rows(rows: np.ndarray) -> np.ndarray:
     """CRC-32C of each row of a ``[n, L]`` uint8 array, all rows at once (numpy, slicing-by-4)."""
     rows = np.ascontiguousarray(rows, dtype=np.uint8)
+    return _crc_rows(rows, np.full(len(rows), 0xFFFFFFFF, dtype=np.uint32)) ^ np.uint32(0xFFFFFFFF)
+
+
+def _crc_rows(rows: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """The CRC registers after feeding each row of a C-contiguous ``[n, L]`` uint8 array to
+    registers starting at ``state`` (no final xor)."""
     n, length = rows.shape
-    crc = np.full(n, 0xFFFFFFFF, dtype=np.uint32)
+    crc = state.astype(np.uint32)
     nwords = length // 4
-    if nwords:
-        words = np.ascontiguousarray(rows[:, : nwords * 4]).view("<u4").T.copy()
-        for w in words:
+    if nwords and n:
+        flat = rows.reshape(-1)
+        for j in range(nwords):  # word j of every row: a strided view, nothing copied
+            w = np.ndarray((n,), dtype="<u4", buffer=flat, offset=4 * j, strides=(length,))
             c = crc ^ w
-            crc = _T3[c & 0xFF] ^ _T2[(c >> 8) & 0xFF] ^ _T1[(c >> 16) & 0xFF] ^ _T0[c >> 24]
+            crc = _TLO[c & 0xFFFF] ^ _THI[c >> 16]
     for j in range(nwords * 4, length):
         crc = _T0[(crc ^ rows[:, j]) & 0xFF] ^ (crc >> 8)
-    return crc ^ np.uint32(0xFFFFFFFF)
+    return crc
+
+
+_LANE = 4096        # bytes per lane when one long buffer is cut up for numpy
+_LANES = 256        # lanes computed side by side (1 MiB: stays in cache)
+
+
+def _gf2_apply(cols: list[int], x: int) -> int:
+    r = 0
+    i = 0
+    while x:
+        if x & 1:
+            r ^= cols[i]
+        x >>= 1
+        i += 1
+    return r
+
+
+@functools.cache
+def _skip_zeros(nbytes: int) -> tuple[tuple[int, ...], ...]:
+    """Byte tables of the (linear) map "the CRC register after ``nbytes`` more zero bytes": register
+    ``s`` becomes ``t[0][s & 0xff] ^ t[1][s >> 8 & 0xff] ^ t[2][s >> 16 & 0xff] ^ t[3][s >> 24]``."""
+    one = [_TABLE_PY[(1 << i) & 0xFF] ^ ((1 << i) >> 8) for i in range(32)]  # one zero byte
+    result = [1 << i for i in range(32)]                                       # identity
+    power, k = one, nbytes
+    while k:  # binary powering of the 32x32 matrix over GF(2), kept as its columns
+        if k & 1:
+            result = [_gf2_apply(power, c) for c in result]
+        power = [_gf2_apply(power, c) for c in power]
+        k >>= 1
+    return tuple(tuple(_gf2_apply(result, v << (8 * b)) for v in range(256)) for b in range(4))
 
 
 def crc32c_numpy(data: bytes | bytearray | memoryview) -> int:
-    """CRC-32C of one buffer with the numpy tables (one row)."""
-    arr = np.frombuffer(bytes(data), dtype=np.uint8)
-    return int(crc32c_rows(arr.reshape(1, -1))[0])
+    """CRC-32C of one buffer with numpy: cut into 4 KiB lanes whose registers are computed side by
+    side (lane 0 from the initial register, the others from 0), then joined in order: the register
+    after lane i+1 is skip_4KiB(register after lane i) ^ lane i+1's own, since the register update
+    is linear. The bytes after the last whole lane are done in Python."""
+    data = bytes(data)
+    lanes = len(data) // _LANE
+    state = 0xFFFFFFFF
+    if lanes:
+        t0, t1, t2, t3 = _skip_zeros(_LANE)
+        rows = np.frombuffer(data, dtype=np.uint8, count=lanes * _LANE).reshape(lanes, _LANE)
+        for lo in range(0, lanes, _LANES):
+            block = rows[lo:lo + _LANES]
+            init = np.zeros(len(block), dtype=np.uint32)
+            if lo == 0:
+                init[0] = state
+            regs = _crc_rows(block, init).tolist()
+            if lo == 0:
+                state = regs.pop(0)
+            for r in regs:
+                state = (t0[state & 0xFF] ^ t1[(state >> 8) & 0xFF] ^ t2[(state >> 16) & 0xFF]
+                         ^ t3[state >> 24] ^ r)
+    table = _TABLE_PY
+    for b in data[lanes * _LANE:]:
+        state = table[(state ^ b) & 0xFF] ^ (state >> 8)
+    return state ^ 0xFFFFFFFF
 
 
 def crc32c(data: bytes | bytearray | memoryview) -> int:
-    """CRC-32C of ``data``: google-crc32c when installed, else the pure-Python table."""
+    """CRC-32C of ``data``: google-crc32c when installed, else numpy (long data) or pure Python."""
     if _google_crc32c is not None:
         return int(_google_crc32c.value(bytes(data)))
+    if len(data) >= _HUGE_RECORD:
+        return crc32c_numpy(data)
     return crc32c_python(data)
 
 
@@ -142,7 +219,8 @@ _U32 = struct.Struct("<I").unpack_from
 _F64 = struct.Struct("<d").unpack_from
 _F32 = struct.Struct("<f").unpack_from
 _MAX_WARNINGS = 20          # detailed corrupt-record warnings; the rest are counted in one more
-_LONG_RECORD = 4096         # payloads longer than this get their CRC one by one, not by columns
+_LONG_RECORD = 4096         # payloads longer than this: not in the per-chunk numpy CRC
+_HUGE_RECORD = 1 << 16      # without google-crc32c, payloads longer than this: crc32c_numpy each
 _RESYNC_CHUNK = 1 << 20     # byte positions per numpy batch when searching for the next record
 _CHUNK = 1 << 15            # records per numpy batch (the temporaries stay in cache)
 _FFFF = np.uint32(0xFFFFFFFF)
@@ -157,26 +235,18 @@ class _Buf:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self.n = n = len(data)
+        self.n = len(data)
         self.u8 = np.frombuffer(data, dtype=np.uint8)
         self.u32 = self._view("<u4", 4)
         self.u64 = self._view("<u8", 8)
         self.f32 = self.u32.view("<f4")
         self.f64 = self.u64.view("<f8")
-        assert n == len(self.u8)
 
     def _view(self, dtype: str, size: int) -> np.ndarray:
         count = max(self.n - size + 1, 0)
         if not count:
             return np.zeros(0, dtype=dtype)
         return np.ndarray((count,), dtype=dtype, buffer=self.data, strides=(1,))
-
-
-# slicing-by-4 with two 16-bit tables: the state after 4 more bytes is _TLO[c & 0xffff] ^ _THI[c >> 16]
-_I16 = np.arange(65536)
-_TLO = _T3[_I16 & 0xFF] ^ _T2[_I16 >> 8]
-_THI = _T1[_I16 & 0xFF] ^ _T0[_I16 >> 8]
-del _I16
 
 
 def _crc_word(crc: np.ndarray, word: np.ndarray) -> np.ndarray:
@@ -225,58 +295,81 @@ def _walk(buf: _Buf, pos: int) -> tuple[np.ndarray, np.ndarray, int]:
     return whole[:keep], lengths[:keep], stop
 
 
+def _crc_advance(buf: _Buf, crc: np.ndarray, pos: np.ndarray, first: int, stop: int) -> np.ndarray:
+    """The CRC states after words ``first..stop-1`` (4 bytes each) of the payloads at ``pos``;
+    two words per 8-byte read."""
+    j = first
+    while j + 2 <= stop:
+        w = buf.u64[pos + 4 * j].view("<u4")
+        c = crc ^ w[0::2]
+        crc = _TLO[c & 0xFFFF] ^ _THI[c >> 16]
+        c = crc ^ w[1::2]
+        crc = _TLO[c & 0xFFFF] ^ _THI[c >> 16]
+        j += 2
+    if j < stop:
+        c = crc ^ buf.u32[pos + 4 * j]
+        crc = _TLO[c & 0xFFFF] ^ _THI[c >> 16]
+    return crc
+
+
 def _payload_crcs_ok(buf: _Buf, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Whether each record's payload CRC holds (numpy, ``_CHUNK`` records at a time)."""
+    """Whether each record's payload CRC holds.
+
+    Payloads up to ``_LONG_RECORD`` bytes (scalars, small histograms): numpy, ``_CHUNK`` records at
+    a time (:func:`_payload_crcs_many`). Longer ones (graphs, big histograms): one by one with
+    google-crc32c when it is installed; else those up to ``_HUGE_RECORD`` bytes all together with
+    numpy as well, and the rest one by one (:func:`crc32c_numpy`).
+    """
     ok = np.empty(len(starts), dtype=bool)
-    for lo in range(0, len(starts), _CHUNK):
-        ok[lo:lo + _CHUNK] = _payload_crcs_chunk(buf, starts[lo:lo + _CHUNK], lengths[lo:lo + _CHUNK])
+    long_ = lengths > _LONG_RECORD
+    if not long_.any():
+        for lo in range(0, len(starts), _CHUNK):
+            ok[lo:lo + _CHUNK] = _payload_crcs_many(buf, starts[lo:lo + _CHUNK], lengths[lo:lo + _CHUNK])
+        return ok
+    short = np.flatnonzero(~long_)
+    for lo in range(0, len(short), _CHUNK):
+        sel = short[lo:lo + _CHUNK]
+        ok[sel] = _payload_crcs_many(buf, starts[sel], lengths[sel])
+    one_by_one = np.flatnonzero(long_)
+    if _google_crc32c is None:
+        together = one_by_one[lengths[one_by_one] <= _HUGE_RECORD]
+        ok[together] = _payload_crcs_many(buf, starts[together], lengths[together])
+        one_by_one = one_by_one[lengths[one_by_one] > _HUGE_RECORD]
+    for i in one_by_one.tolist():
+        s, ln = int(starts[i]) + 12, int(lengths[i])
+        ok[i] = masked_crc32c(buf.data[s:s + ln]) == _U32(buf.data, s + ln)[0]
     return ok
 
 
-def _payload_crcs_chunk(buf: _Buf, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Whether each record's payload CRC holds.
+def _payload_crcs_many(buf: _Buf, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Whether each record's payload CRC holds, all records at once.
 
-    All records at once, in file order: each numpy step advances the CRC state of every record
-    still going by one 4-byte word (two 16-bit table lookups), so each record reads its bytes in
-    order; once the shortest records are done, the step runs over the longer ones only. Payloads
-    over ``_LONG_RECORD`` bytes (graphs, big histograms) are done one by one.
+    In file order, each numpy step advances the CRC register of every record still going by one
+    4-byte word (two 16-bit table lookups), so each record reads its bytes in order; once the
+    shortest records are done, the steps run over the longer ones only.
     """
-    ok = np.ones(len(starts), dtype=bool)
-    payload = starts + 12
-    stored = buf.u32[payload + lengths]
-    for i in np.flatnonzero(lengths > _LONG_RECORD).tolist():
-        s, ln = int(payload[i]), int(lengths[i])
-        ok[i] = masked_crc32c(buf.data[s:s + ln]) == int(stored[i])
-    short = np.flatnonzero(lengths <= _LONG_RECORD)
-    if not len(short):
-        return ok
-    pos, lens = payload[short], lengths[short]
-    words = lens // 4
-    u32, u8 = buf.u32, buf.u8
-    crc = np.full(len(short), _FFFF, dtype=np.uint32)
-    j = 0
+    if not len(starts):
+        return np.ones(0, dtype=bool)
+    pos = starts + 12
+    stored = buf.u32[pos + lengths]
+    words = lengths // 4
     done = int(words.min())
-    for j in range(done):  # every record has at least this many words: no selection
-        c = crc ^ u32[pos + 4 * j]
-        crc = _TLO[c & 0xFFFF] ^ _THI[c >> 16]
+    # every record has at least ``done`` words: no selection
+    crc = _crc_advance(buf, np.full(len(pos), _FFFF, dtype=np.uint32), pos, 0, done)
     act = np.flatnonzero(words > done)
     while len(act):
-        p, c_act, w = pos[act], crc[act], words[act]
+        w = words[act]
         upto = int(w.min())
-        for j in range(done, upto):
-            c = c_act ^ u32[p + 4 * j]
-            c_act = _TLO[c & 0xFFFF] ^ _THI[c >> 16]
-        crc[act] = c_act
+        crc[act] = _crc_advance(buf, crc[act], pos[act], done, upto)
         done = upto
         act = act[w > done]
-    rest = lens - 4 * words
+    rest = lengths - 4 * words
     for r in range(3):  # the 1..3 bytes after the last whole word
         sel = np.flatnonzero(rest > r)
         if len(sel):
-            b = u8[pos[sel] + 4 * words[sel] + r]
+            b = buf.u8[pos[sel] + 4 * words[sel] + r]
             crc[sel] = _T0[(crc[sel] ^ b) & 0xFF] ^ (crc[sel] >> 8)
-    ok[short] = mask_crc(crc ^ _FFFF) == stored[short]
-    return ok
+    return mask_crc(crc ^ _FFFF) == stored
 
 
 def _resync(buf: _Buf, pos: int) -> int | None:
@@ -534,6 +627,8 @@ class _Decoder:
     def _id(self, tag: str) -> int:
         tid = self.tag_ids.get(tag)
         if tid is None:
+            if len(self.tag_ids) >= _MAX_TAGS:
+                raise _TooManyTags
             tid = self.tag_ids[tag] = len(self.tag_ids)
         return tid
 
@@ -553,8 +648,6 @@ class _Decoder:
                 if fn == 1 and wt == 2:
                     found.extend(self._value(buf, va, vb))
         for k, (kind, tag, value) in enumerate(found):
-            if kind == "params":
-                continue
             points = self.scalars if kind == "scalar" else self.histograms
             points.add(self._id(tag), (record << 20) + k, step, value, wall)
 
@@ -596,7 +689,6 @@ class _Decoder:
 
 def _vvarint(u8: np.ndarray, pos: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Varints at each of ``pos`` (numpy): their values and where each ends. Clears ``ok`` on overrun."""
-    n = len(pos)
     last = len(u8) - 1
     b = u8[np.minimum(pos, last)]
     value = (b & 0x7F).astype(np.uint64)
@@ -615,7 +707,6 @@ def _vvarint(u8: np.ndarray, pos: np.ndarray, ok: np.ndarray) -> tuple[np.ndarra
         end[more[done]] = cur[done] + 1
         more, cur = more[cont], cur[cont] + 1
     ok[more] = False
-    assert n == len(value)
     return value, end
 
 
@@ -626,8 +717,8 @@ def _decode_simple_scalars(buf: _Buf, starts: np.ndarray, lengths: np.ndarray):
     """:func:`_decode_chunk` over all records, ``_CHUNK`` at a time."""
     parts = [_decode_chunk(buf, starts[lo:lo + _CHUNK], lengths[lo:lo + _CHUNK])
              for lo in range(0, len(starts), _CHUNK)]
-    if len(parts) == 1:
-        return parts[0]
+    if len(parts) <= 1:
+        return parts[0] if parts else _decode_chunk(buf, starts, lengths)
     cols = list(zip(*parts, strict=True))
     del parts
     out = []
@@ -683,103 +774,121 @@ def _decode_chunk(buf: _Buf, starts: np.ndarray, lengths: np.ndarray):
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
-_MAX_FAST_TAG = 1024        # longer tags go through the Python decoder
-_SAMPLE = 1 << 16
+_MAX_FAST_TAG = 256         # longer tags go through the Python decoder
+_MAX_TAGS = 100_000         # distinct tags in one file (each becomes a series)
 
 
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-def _tag_pass(u64: np.ndarray, tag_start: np.ndarray, tag_len: np.ndarray,
-              other: np.ndarray | None = None) -> np.ndarray:
-    """Each tag's 64-bit hash, read 8 bytes at a time; or, given ``other`` (the starts of tags of
-    the same lengths), whether each tag equals its other one byte for byte.
+def _tag_words(u64: np.ndarray, tag_start: np.ndarray, tag_len: np.ndarray) -> list[np.ndarray]:
+    """Word j (8 bytes, masked to the tag's end; 0 past it) of each tag, for j = 0, 1, ...
 
-    Word j of every tag is read at once while most tags have one (the words past a tag's end are
-    masked off), then only the longer tags are. Each tag is followed by at least 9 more bytes of its
-    record, so an 8-byte read that starts inside a tag never leaves the file.
+    Each tag is followed by at least 9 more bytes of its record, so an 8-byte read that starts
+    inside a tag never leaves the file.
     """
-    n = len(tag_start)
-    last = len(u64) - 1
     whole = tag_len // 8
-    pmask = np.left_shift(np.uint64(1), (8 * (tag_len - 8 * whole)).astype(np.uint64)) - np.uint64(1)
-    nwords = (tag_len + 7) // 8
-    longer = n - np.cumsum(np.bincount(nwords))   # longer[j]: tags with more than j words
-    h = (_FNV_OFFSET ^ tag_len.astype(np.uint64)) * _FNV_PRIME
-    eq = np.ones(n, dtype=bool)
-    act = None
-    for j in range(len(longer)):
-        if not longer[j]:
-            break
-        if longer[j] * 4 >= n:  # most tags: all at once
+    nwords = int((tag_len.max() + 7) // 8) if len(tag_len) else 0
+    every = int(whole.min()) if len(tag_len) else 0
+    last = len(u64) - 1
+    out = [u64[tag_start + 8 * j] for j in range(every)]   # every tag has these whole words
+    if nwords > every:
+        pmask = np.left_shift(np.uint64(1), (8 * (tag_len - 8 * whole)).astype(np.uint64)) - np.uint64(1)
+        for j in range(every, nwords):
             mask = np.where(whole > j, _ALL, np.where(whole == j, pmask, np.uint64(0)))
-            w = u64[np.minimum(tag_start + 8 * j, last)] & mask
-            if other is None:
-                x = (h ^ w) * _FNV_PRIME
-                h = np.where(nwords > j, x ^ (x >> np.uint64(29)), h)
+            out.append(u64[np.minimum(tag_start + 8 * j, last)] & mask)
+    return out
+
+
+class _TooManyTags(Exception):
+    pass
+
+
+class _TagTable:
+    """The distinct tags met so far: their hashes (sorted, for lookups), their words, their ids."""
+
+    def __init__(self, data: bytes, tag_ids: dict[str, int]) -> None:
+        self.data = data
+        self.tag_ids = tag_ids
+        self.sorted_hash = np.zeros(0, dtype=np.uint64)
+        self.sorted_key = np.zeros(0, dtype=np.int64)   # key (in order of first appearance) of each
+        self.length = np.zeros(0, dtype=np.int64)       # per key
+        self.tid = np.zeros(0, dtype=np.int64)          # per key: the id in ``tag_ids``
+        self.words: list[np.ndarray] = []                # word j of each key's tag
+
+    def lookup(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(key, found) for each hash."""
+        if not len(self.sorted_hash):
+            return np.zeros(len(h), dtype=np.int64), np.zeros(len(h), dtype=bool)
+        at = np.minimum(np.searchsorted(self.sorted_hash, h), len(self.sorted_hash) - 1)
+        return self.sorted_key[at], self.sorted_hash[at] == h
+
+    def add(self, h: np.ndarray, first: np.ndarray, tag_start: np.ndarray, tag_len: np.ndarray,
+            words: list[np.ndarray]) -> None:
+        """New keys: hashes ``h[first]`` (ascending ``first``: order of appearance)."""
+        base = len(self.length)
+        tids = []
+        for k in first.tolist():
+            s = int(tag_start[k])
+            tag = self.data[s:s + int(tag_len[k])].decode("utf-8", "replace")
+            tids.append(self.tag_ids.setdefault(tag, len(self.tag_ids)))
+        if len(self.tag_ids) > _MAX_TAGS:
+            raise _TooManyTags
+        self.tid = np.concatenate([self.tid, np.array(tids, dtype=np.int64)])
+        self.length = np.concatenate([self.length, tag_len[first]])
+        for j in range(max(len(words), len(self.words))):
+            old = self.words[j] if j < len(self.words) else np.zeros(base, dtype=np.uint64)
+            new = words[j][first] if j < len(words) else np.zeros(len(first), dtype=np.uint64)
+            if j < len(self.words):
+                self.words[j] = np.concatenate([old, new])
             else:
-                eq &= w == u64[np.minimum(other + 8 * j, last)] & mask
-            continue
-        act = np.flatnonzero(nwords > j) if act is None else act[nwords[act] > j]
-        mask = np.where(whole[act] > j, _ALL, pmask[act])
-        w = u64[tag_start[act] + 8 * j] & mask
-        if other is None:
-            x = (h[act] ^ w) * _FNV_PRIME
-            h[act] = x ^ (x >> np.uint64(29))
-        else:
-            eq[act] &= w == u64[other[act] + 8 * j] & mask
-    return h if other is None else eq
+                self.words.append(np.concatenate([old, new]))
+        hashes = np.concatenate([self.sorted_hash, h[first]])
+        keys = np.concatenate([self.sorted_key, np.arange(base, base + len(first))])
+        order = np.argsort(hashes, kind="stable")
+        self.sorted_hash, self.sorted_key = hashes[order], keys[order]
 
 
 def _tag_ids(buf: _Buf, tag_start: np.ndarray, tag_len: np.ndarray,
              tag_ids: dict[str, int]) -> np.ndarray:
     """The tag id of each point (``tag_ids`` gets the new tags, numbered in order of appearance).
 
-    Tags are hashed 8 bytes at a time; the distinct hashes are found on a sample and looked up with
-    ``searchsorted`` (hashes the sample missed are added in a second round). Every tag is then
-    compared byte for byte with its hash's first tag; one that differs (a collision) is looked up by
-    its bytes instead.
+    In file order, ``_CHUNK`` points at a time: each tag is read 8 bytes at a time and hashed; the
+    hash is looked up among the tags met so far (new ones are added); and the tag is compared word
+    for word with the one found, so that a hash collision cannot merge two tags (a tag that
+    differs is looked up by its bytes instead).
     """
     n = len(tag_start)
-    if not n:
-        return np.zeros(0, dtype=np.int64)
-    data, u64 = buf.data, buf.u64
-    h = np.empty(n, dtype=np.uint64)
+    tid = np.empty(n, dtype=np.int64)
+    table = _TagTable(buf.data, tag_ids)
     for lo in range(0, n, _CHUNK):
-        h[lo:lo + _CHUNK] = _tag_pass(u64, tag_start[lo:lo + _CHUNK], tag_len[lo:lo + _CHUNK])
-    keys = np.zeros(0, dtype=np.uint64)
-    reps = np.zeros(0, dtype=np.int64)
-    todo = np.arange(min(n, _SAMPLE))
-    while True:
-        new, first = np.unique(h[todo], return_index=True)
-        keys, reps = np.concatenate([keys, new]), np.concatenate([reps, todo[first]])
-        by_key = np.argsort(keys)
-        keys, reps = keys[by_key], reps[by_key]
-        which = np.minimum(np.searchsorted(keys, h), len(keys) - 1)
-        todo = np.flatnonzero(keys[which] != h)
-        if not len(todo):
-            break
-    del h
-    # the tags' own ids, in order of first appearance
-    key_tid = np.empty(len(keys), dtype=np.int64)
-    for k in np.argsort(reps, kind="stable").tolist():
-        s = int(tag_start[reps[k]])
-        tag = data[s:s + int(tag_len[reps[k]])].decode("utf-8", "replace")
-        key_tid[k] = tag_ids.setdefault(tag, len(tag_ids))
-    tid = key_tid[which]
-    # byte-for-byte check against each hash's first tag
-    rep_start, rep_len = tag_start[reps], tag_len[reps]
-    same = np.empty(n, dtype=bool)
-    for lo in range(0, n, _CHUNK):
-        sl = slice(lo, lo + _CHUNK)
-        w = which[sl]
-        eq_len = tag_len[sl] == rep_len[w]
-        same[sl] = eq_len & _tag_pass(u64, tag_start[sl], np.where(eq_len, tag_len[sl], 0), rep_start[w])
-    del which
-    for i in np.flatnonzero(~same).tolist():  # hash collisions: by the tag's bytes
-        s = int(tag_start[i])
-        tag = data[s:s + int(tag_len[i])].decode("utf-8", "replace")
-        tid[i] = tag_ids.setdefault(tag, len(tag_ids))
+        ts, tl = tag_start[lo:lo + _CHUNK], tag_len[lo:lo + _CHUNK]
+        words = _tag_words(buf.u64, ts, tl)
+        nwords = (tl + 7) // 8
+        every = int(nwords.min())
+        h = (_FNV_OFFSET ^ tl.astype(np.uint64)) * _FNV_PRIME
+        for j, w in enumerate(words):
+            x = (h ^ w) * _FNV_PRIME
+            x ^= x >> np.uint64(29)
+            h = x if j < every else np.where(nwords > j, x, h)
+        key, found = table.lookup(h)
+        if not found.all():
+            missing = np.flatnonzero(~found)
+            _, first = np.unique(h[missing], return_index=True)
+            table.add(h, np.sort(missing[first]), ts, tl, words)
+            key, found = table.lookup(h)
+        same = table.length[key] == tl
+        for j in range(max(len(words), len(table.words))):
+            mine = words[j] if j < len(words) else np.uint64(0)
+            theirs = table.words[j][key] if j < len(table.words) else np.uint64(0)
+            same &= mine == theirs
+        tid[lo:lo + len(ts)] = table.tid[key]
+        for i in np.flatnonzero(~same).tolist():  # a hash collision: by the tag's bytes
+            s = int(ts[i])
+            tag = buf.data[s:s + int(tl[i])].decode("utf-8", "replace")
+            tid[lo + i] = tag_ids.setdefault(tag, len(tag_ids))
+    if len(tag_ids) > _MAX_TAGS:
+        raise _TooManyTags
     return tid
 
 
@@ -865,6 +974,14 @@ def read_events(data: bytes, source: str, limits: ReadLimits | None = None) -> R
     """Read a whole event file's bytes into a RunLog (see the module docstring)."""
     limits = limits or ReadLimits()
     name = Path(source).name
+    try:
+        return _read_events(data, source, name, limits)
+    except _TooManyTags:
+        raise UploadTooLarge(f"{name}: more than {_MAX_TAGS:,} distinct tags; the limit is "
+                             f"{_MAX_TAGS:,} series per file") from None
+
+
+def _read_events(data: bytes, source: str, name: str, limits: ReadLimits) -> RunLog:
     if not data:
         raise LogError(f"{name}: the file is empty (no TFRecord in it)")
     buf = _Buf(data)
