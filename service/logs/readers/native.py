@@ -67,6 +67,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 from service.errors import LogError, UploadTooLarge
 from service.logs.readers.registry import ReadLimits
 from service.logs.series import LogWarning, Role, RunLog, Series, make_series, parse_number
@@ -565,6 +567,9 @@ class NativeReader:
                       series=points.build(role=native_role), warnings=warnings)
 
     def _read_long_csv(self, path: Path, limits: ReadLimits) -> RunLog:
+        fast = _fast_long_csv(path, limits)
+        if fast is not None:
+            return fast
         warnings: list[LogWarning] = []
         points = Points(path.name, limits)
         with CsvRows(path, limits) as rows:
@@ -605,6 +610,65 @@ class NativeReader:
                 if role is not None:
                     points.roles.setdefault(name, role)
                 points.add(name, step, value, wall)
+
+
+_NAN_TOKENS = ["nan", "NaN", "NAN", "+nan", "-nan", "+NaN", "-NaN"]
+_FAST_COLUMNS = {"step", "metric", "layer", "kind", "value", "wall_time", "time"}
+
+
+def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
+    """The clean common case of a long CSV through pandas' C parser (when pandas is installed).
+
+    None sends the file down the careful line-by-line path, which gives the same series and, for a
+    file with any problem (a blank value, a bad number, a cut last line, an unknown kind), the
+    warnings and line-numbered errors: the fast path never has to explain anything.
+    """
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency; the careful path still works
+        return None
+    with path.open("rb") as f:
+        header = f.readline().decode("utf-8", "replace").lstrip("\ufeff").strip().split(",")
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return None
+        f.seek(-1, 2)
+        if f.read(1) != b"\n" or set(header) - _FAST_COLUMNS or len(set(header)) != len(header):
+            return None
+    strings = {c: "str" for c in ("metric", "layer", "kind") if c in header}
+    floats = {c: "float64" for c in ("step", "value", "wall_time", "time") if c in header}
+    try:
+        df = pd.read_csv(path, dtype={**strings, **floats}, keep_default_na=False, engine="c",
+                         na_values={"value": _NAN_TOKENS}, encoding="utf-8-sig")
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if len(df) == 0 or len(df) > limits.max_points:
+        return None  # empty: the careful path says so; too many: it raises with the figures
+    steps = df["step"].to_numpy()
+    if not np.isfinite(steps).all():
+        return None
+    if "metric" in df and (df["metric"] != "").all():
+        names = df["metric"]
+    elif {"layer", "kind"} <= set(df.columns) and "metric" not in df:
+        if not df["kind"].isin(list(KINDS)).all() or (df["layer"].str.strip() == "").any():
+            return None
+        names = df["kind"] + "/" + df["layer"]
+    else:
+        return None  # a mix of metric and per-layer rows: rare, and the careful path handles it
+    codes, uniques = pd.factorize(names, sort=False)
+    order = np.argsort(codes.astype(np.int32 if len(uniques) > 32_000 else np.int16), kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(uniques)))])
+    values = df["value"].to_numpy()
+    wall_col = next((c for c in _WALL if c in df), None)
+    walls = df[wall_col].to_numpy() if wall_col else None
+    series = []
+    for i, raw_name in enumerate(uniques):
+        rows = order[bounds[i]:bounds[i + 1]]
+        name = str(raw_name).strip()
+        role, layer = native_role(name)
+        series.append(make_series(name, steps[rows], values[rows], None if walls is None else walls[rows],
+                                  role=role, layer=layer))
+    return RunLog(format="native", source=path.name, series=series)
 
 
 READER = NativeReader()

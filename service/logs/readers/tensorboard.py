@@ -52,6 +52,7 @@ import struct
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
+from warnings import catch_warnings, simplefilter
 
 import numpy as np
 
@@ -59,10 +60,20 @@ from service.errors import LogError, UnknownLogFormat, UploadTooLarge
 from service.logs.readers.registry import ReadLimits
 from service.logs.series import LogWarning, RunLog, Series, classify, make_series
 
-try:  # optional C implementation; the numpy / pure-Python ones below give the same results
-    import google_crc32c as _google_crc32c
-except ImportError:  # pragma: no cover - depends on the environment
-    _google_crc32c = None
+
+def _load_google_crc32c():  # noqa: ANN202 - a module or None
+    """google-crc32c's C implementation when installed (its pure-Python fallback is slower than
+    ours, and warns on import); the numpy / pure-Python ones below give the same results."""
+    try:
+        with catch_warnings():
+            simplefilter("ignore", RuntimeWarning)
+            import google_crc32c
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return google_crc32c if getattr(google_crc32c, "implementation", "") == "c" else None
+
+
+_google_crc32c = _load_google_crc32c()
 
 # --- CRC-32C (Castagnoli) ----------------------------------------------------------------------------
 

@@ -231,3 +231,29 @@ def test_limits(tmp_path):
     assert e.value.status == 413
     with pytest.raises(UploadTooLarge, match=r"run\.csv is \d+ bytes; the limit for one log file is 100 bytes"):
         read_log(p, limits=ReadLimits(max_file_bytes=100))
+
+
+def test_the_fast_csv_path_agrees_with_the_careful_one(tmp_path, monkeypatch):
+    """pandas' C parser (fast path) and the line-by-line reader give the very same series."""
+    import numpy as np
+
+    from service.logs.readers import native
+
+    rng = np.random.default_rng(0)
+    lines = ["step,metric,value,wall_time"]
+    for step in range(300):
+        for name in ("loss", "grad_norm", "lr", "grad_norm/enc.0.weight"):
+            v = rng.normal()
+            token = {5: "nan", 17: "NaN", 40: "inf", 41: "-Infinity"}.get(step, repr(v)) if name == "loss" else repr(v)
+            lines.append(f"{step},{name},{token},{1.7e9 + step}")
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join(lines[:1] + lines[1:][::-1]) + "\n")  # any row order
+    assert native._fast_long_csv(path, native.ReadLimits()) is not None
+    fast = native.READER.read(path, native.ReadLimits())
+    monkeypatch.setattr(native, "_fast_long_csv", lambda *a: None)
+    slow = native.READER.read(path, native.ReadLimits())
+    assert [(s.name, s.role, s.layer) for s in fast.series] == [(s.name, s.role, s.layer) for s in slow.series]
+    for a, b in zip(fast.series, slow.series, strict=True):
+        np.testing.assert_array_equal(a.steps, b.steps)
+        np.testing.assert_array_equal(a.values, b.values)  # NaN == NaN here; inf signs kept
+        np.testing.assert_array_equal(a.wall_time, b.wall_time)

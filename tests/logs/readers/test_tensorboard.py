@@ -127,9 +127,10 @@ def test_crc32c_implementations_agree_on_random_data():
     for k, row in enumerate(rows):
         data = row.tobytes()
         assert tb.crc32c_python(data) == tb.crc32c_numpy(data) == int(batch[k]) == tb.crc32c(data)
-    for n in (1, 2, 3, 5, 4095, 4097):  # lengths around the word size and the long-record limit
-        data = bytes(rng.getrandbits(8) for _ in range(n))
-        assert tb.crc32c_python(data) == tb.crc32c_numpy(data) == tb.crc32c(data)
+    # lengths around the word size, numpy's 4 KiB lanes and its 256-lane blocks
+    for n in (1, 2, 3, 5, 4095, 4096, 4097, 8195, 256 * 4096, 257 * 4096 + 3, 70_001):
+        data = rng.randbytes(n)
+        assert tb.crc32c_python(data) == tb.crc32c_numpy(data) == tb.crc32c(data), n
 
 
 def test_our_framing_is_tensorboards(tmp_path):
@@ -276,6 +277,50 @@ def test_fast_and_slow_paths_merge_in_file_order(tmp_path):
     assert series(run, "acc").values.tolist() == [0.75]
 
 
+def many_tags_file(tmp_path: Path) -> tuple[Path, dict[str, list[tuple[int, float]]]]:
+    """Tags of many lengths (one past the numpy path's limit), some appearing only late."""
+    rng = random.Random(5)
+    tags = ["lr", "loss", "grad_norm", "a" * 8, "b" * 16, "c" * 17, "x" * (tb._MAX_FAST_TAG + 1)]
+    tags += [f"grad_2.0_norm/layer.{i}.weight" for i in range(12)]
+    expected: dict[str, list[tuple[int, float]]] = {t: [] for t in tags}
+    records = [file_version_event()]
+    for step in range(1, 41):
+        for t in tags[: 6 + step // 4]:
+            if rng.random() < 0.8:
+                v = float(np.float32(rng.uniform(-5, 5)))
+                records.append(scalar_event(t, v, step))
+                expected[t].append((step, v))
+    return write_records(tmp_path / "events.out.tfevents.t", records), expected
+
+
+def check_many_tags(run, expected):
+    got = {s.name: list(zip(s.steps.tolist(), s.values.tolist(), strict=True)) for s in run.series}
+    assert got == {t: pts for t, pts in expected.items() if pts}
+
+
+def test_many_tags_in_small_batches(tmp_path, monkeypatch):
+    path, expected = many_tags_file(tmp_path)
+    check_many_tags(read(path), expected)
+    monkeypatch.setattr(tb, "_CHUNK", 7)   # every numpy stage in batches of 7 records
+    check_many_tags(read(path), expected)
+
+
+def test_hash_collisions_do_not_merge_tags(tmp_path, monkeypatch):
+    path, expected = many_tags_file(tmp_path)
+    monkeypatch.setattr(tb, "_FNV_PRIME", np.uint64(0))   # every tag hashes to 0
+    check_many_tags(read(path), expected)
+
+
+def test_too_many_tags(tmp_path, monkeypatch):
+    path, _ = many_tags_file(tmp_path)
+    monkeypatch.setattr(tb, "_MAX_TAGS", 5)
+    with pytest.raises(UploadTooLarge, match="distinct tags"):
+        read(path)
+    records = [tensor_event(f"t{i}", 1, content=struct.pack("<f", 1.0)) for i in range(8)]
+    with pytest.raises(UploadTooLarge, match="distinct tags"):
+        read(write_records(tmp_path / "events.out.tfevents.tt", records))
+
+
 def test_hparams_become_params():
     run = read(LIGHTNING)
     assert run.params == {"hidden_units": "512", "num_layers": "2", "seq_length": "100", "lr": "0.001",
@@ -400,24 +445,39 @@ def test_limits(tmp_path):
         read(path, max_file_bytes=100)
 
 
-def test_long_records_without_google_crc32c(tmp_path, monkeypatch):
-    """Payloads over the column-CRC limit are checked one by one, with either implementation."""
+@pytest.mark.parametrize("google", [True, False])
+def test_long_records(tmp_path, monkeypatch, google):
+    """Long payloads (big histograms, graphs) have their CRCs checked too, with or without
+    google-crc32c: 16 KB ones all together with numpy, 80 KB ones one by one."""
+    if google and tb._google_crc32c is None:
+        pytest.skip("google-crc32c not installed")
+    if not google:
+        monkeypatch.setattr(tb, "_google_crc32c", None)
     event_pb2, summary_pb2, *_ = pb()
-    histo = summary_pb2.HistogramProto(min=0, max=1, num=3000, sum=1, sum_squares=16.0,
-                                       bucket_limit=[i / 1000 for i in range(1000)], bucket=[3.0] * 1000)
-    big = event_pb2.Event(wall_time=1.0, step=4, summary=summary_pb2.Summary(value=[
-        summary_pb2.Summary.Value(tag="w", histo=histo)])).SerializeToString()
-    assert len(big) > tb._LONG_RECORD
-    path = write_records(tmp_path / "events.out.tfevents.h", [big, scalar_event("loss", 1.0, 1)])
-    monkeypatch.setattr(tb, "_google_crc32c", None)
+
+    def histogram(tag: str, buckets: int, step: int) -> bytes:
+        histo = summary_pb2.HistogramProto(min=0, max=1, num=3 * buckets, sum=1, sum_squares=16.0 * step,
+                                           bucket_limit=[i / buckets for i in range(buckets)],
+                                           bucket=[3.0] * buckets)
+        return event_pb2.Event(wall_time=1.0, step=step, summary=summary_pb2.Summary(value=[
+            summary_pb2.Summary.Value(tag=tag, histo=histo)])).SerializeToString()
+
+    records = [histogram("w", 1000, 1), histogram("w", 1001, 4), histogram("big", 5000, 9),
+               scalar_event("loss", 1.0, 1)]
+    assert tb._LONG_RECORD < len(records[0]) < tb._HUGE_RECORD < len(records[2])
+    path = write_records(tmp_path / "events.out.tfevents.h", records)
     run = read(path)
-    assert series(run, "w").values.tolist() == [4.0] and run.warnings == []
+    assert series(run, "w").values.tolist() == [4.0, 8.0] and series(run, "big").values.tolist() == [12.0]
+    assert run.warnings == []
     data = bytearray(path.read_bytes())
-    data[100] ^= 1
+    offs = offsets_of(bytes(data))
+    for k in (1, 2):
+        data[offs[k] + 200] ^= 1
     path.write_bytes(bytes(data))
     run = read(path)
-    assert [s.name for s in run.series] == ["loss"]
-    assert "record 0 at byte offset 0: payload CRC mismatch" in run.warnings[0].message
+    assert sorted(s.name for s in run.series) == ["loss", "w"]
+    assert [w.message.split(": ", 1)[1] for w in run.warnings] == [
+        f"record {k} at byte offset {offs[k]}: payload CRC mismatch; record skipped" for k in (1, 2)]
 
 
 @functools.cache
