@@ -635,7 +635,8 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
         f.seek(-1, 2)
         if f.read(1) != b"\n" or set(header) - _FAST_COLUMNS or len(set(header)) != len(header):
             return None
-    strings = {c: "str" for c in ("metric", "layer", "kind") if c in header}
+    # Names as categories: the parser interns them and hands back integer codes (no factorize pass).
+    strings = {c: "category" for c in ("metric", "layer", "kind") if c in header}
     floats = {c: "float64" for c in ("step", "value", "wall_time", "time") if c in header}
     try:
         df = pd.read_csv(path, dtype={**strings, **floats}, keep_default_na=False, engine="c",
@@ -647,15 +648,21 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
     steps = df["step"].to_numpy()
     if not np.isfinite(steps).all():
         return None
-    if "metric" in df and (df["metric"] != "").all():
+    if "metric" in df and "" not in df["metric"].cat.categories:
         names = df["metric"]
     elif {"layer", "kind"} <= set(df.columns) and "metric" not in df:
-        if not df["kind"].isin(list(KINDS)).all() or (df["layer"].str.strip() == "").any():
+        if not set(df["kind"].cat.categories) <= set(KINDS) or "" in set(df["layer"].cat.categories):
             return None
-        names = df["kind"] + "/" + df["layer"]
+        names = (df["kind"].astype(str) + "/" + df["layer"].astype(str)).astype("category")
     else:
         return None  # a mix of metric and per-layer rows: rare, and the careful path handles it
-    codes, uniques = pd.factorize(names, sort=False)
+    # First-seen order, as the careful path reports series.
+    codes = names.cat.codes.to_numpy()
+    first_seen = np.unique(codes, return_index=True)[1]
+    uniques = names.cat.categories[codes[np.sort(first_seen)]]
+    remap = np.empty(len(names.cat.categories), dtype=np.int64)
+    remap[codes[np.sort(first_seen)]] = np.arange(len(uniques))
+    codes = remap[codes]
     order = np.argsort(codes.astype(np.int32 if len(uniques) > 32_000 else np.int16), kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(uniques)))])
     values = df["value"].to_numpy()
