@@ -177,18 +177,21 @@ def bare_step(net: Network, x: torch.Tensor, target: torch.Tensor | None) -> tor
 
 
 def _norm(t: torch.Tensor | None) -> torch.Tensor:
+    """||t||, returned as float64. A float64 tensor is reduced as it is; a float32 one in float32
+    (a float64 reduction would copy it first, the main cost of instrumenting a float32 model),
+    which is the range the user chose with ``precision: float32``."""
     if t is None:
         return torch.tensor(math.nan, dtype=torch.float64)
-    return torch.linalg.vector_norm(t.detach(), dtype=torch.float64)
+    return torch.linalg.vector_norm(t.detach()).to(torch.float64)
 
 
 def _mean_std(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and (unbiased) std accumulated in float64 without a float64 copy of ``t``."""
+    """Mean and (unbiased) std, in the tensor's own precision (no float64 copy), as float64."""
     n = t.numel()
-    mean = t.sum(dtype=torch.float64) / n
+    mean = t.sum().to(torch.float64) / n
     if n < 2:
         return mean, torch.full_like(mean, math.nan)
-    mean_square = torch.linalg.vector_norm(t, dtype=torch.float64) ** 2 / n
+    mean_square = _norm(t) ** 2 / n
     return mean, torch.sqrt(torch.clamp(mean_square - mean**2, min=0.0) * (n / (n - 1)))
 
 
