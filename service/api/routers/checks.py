@@ -58,8 +58,10 @@ async def wait_for(request: Request, job_id: str, owner: str, seconds: float):  
             return store.get(session, job_id, owner)
 
     row = await run_in_threadpool(fetch)
+    pause = 0.005  # small checks finish in milliseconds: look often at first, then back off to 0.2 s
     while row is not None and row.status not in store.TERMINAL and time.monotonic() < deadline:
-        await asyncio.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
+        await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+        pause = min(0.2, pause * 1.5)
         row = await run_in_threadpool(fetch)
     return row
 
