@@ -124,3 +124,30 @@ def test_log_check_with_server_matches_in_process(tmp_path):
     a, b = json.loads(local.stdout), json.loads(remote.stdout)
     assert a["status"] == b["status"] and [f["code"] for f in a["findings"]] == [f["code"] for f in b["findings"]]
     assert {s["name"] for s in a["series"]} == {s["name"] for s in b["series"]}
+
+
+def test_the_recorder_sends_its_log_to_the_service(tmp_path):
+    import torch
+    from torch import nn
+
+    from service.recorder import GradientRecorder
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    recorder = GradientRecorder(model, tmp_path / "run" / "gradients.jsonl")
+    x, y = torch.randn(64, 8), torch.randn(64, 1)
+    for _ in range(30):
+        loss = nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        recorder.step(loss=loss, optimizer=optimizer)
+        optimizer.step()
+    url = f"sqlite:///{tmp_path}/rec.db"
+    with serve(url, tmp_path / "rec.log", GRADHEALTH_UPLOAD_DIR=str(tmp_path / "up")) as client:
+        job = recorder.send(str(client.base_url))
+        assert job["kind"] == "logs" and job["links"]["self"] == f"/v1/jobs/{job['id']}"
+        done = wait_job(client, job["id"], ("succeeded", "failed"))
+    assert done["status"] == "succeeded", done
+    names = {s["name"] for s in done["result"]["series"]}
+    assert {"loss", "grad_norm", "lr", "grad_norm/0.weight", "grad_norm/2.bias"} <= names
