@@ -14,6 +14,7 @@ from service.logs.load import read_log
 from service.logs.readers import registry
 from service.logs.readers.keras import READER
 from service.logs.readers.registry import ReadLimits
+from tests.logs.helpers import by_name, write
 
 REAL = Path(__file__).resolve().parents[2] / "data" / "logs" / "keras-csvlogger-brats" / "training.log"
 
@@ -30,16 +31,6 @@ HISTORY = """\
 0,1.2,0.5,1.3,0.45,0.01
 1,0.9,0.6,1.1,0.5,0.01
 """
-
-
-def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
-    p = tmp_path / name
-    p.write_bytes(data.encode() if isinstance(data, str) else data)
-    return p
-
-
-def by_name(log):
-    return {s.name: s for s in log.series}
 
 
 def test_real_file():

@@ -14,6 +14,7 @@ from service.logs.load import read_log
 from service.logs.readers import registry
 from service.logs.readers.lightning import READER
 from service.logs.readers.registry import ReadLimits
+from tests.logs.helpers import by_name, write
 
 REAL = Path(__file__).resolve().parents[2] / "data" / "logs" / "lightning-csv-ml-aos" / "metrics.csv"
 
@@ -27,16 +28,6 @@ epoch,grad_2.0_norm/encoder.0.weight,grad_2.0_norm/encoder.0.bias,grad_2.0_norm_
 1,inf,0.2,Infinity,inf,0.001,3,1.7,,
 1,,,,,,3,,,-inf
 """
-
-
-def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
-    p = tmp_path / name
-    p.write_bytes(data.encode() if isinstance(data, str) else data)
-    return p
-
-
-def by_name(log):
-    return {s.name: s for s in log.series}
 
 
 def test_real_file():

@@ -14,6 +14,7 @@ from service.logs.load import read_log
 from service.logs.readers import registry
 from service.logs.readers.native import READER
 from service.logs.readers.registry import ReadLimits
+from tests.logs.helpers import by_name
 
 GARBAGE = random.Random(0).randbytes(4096)
 
@@ -46,10 +47,6 @@ def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
     else:
         p.write_bytes(data)
     return p
-
-
-def by_name(log):
-    return {s.name: s for s in log.series}
 
 
 def test_long_jsonl(tmp_path):

@@ -13,6 +13,7 @@ from service.logs.load import read_log
 from service.logs.readers import registry
 from service.logs.readers.registry import ReadLimits
 from service.logs.readers.text import READER, pairs
+from tests.logs.helpers import by_name, write
 
 REAL = Path(__file__).resolve().parents[2] / "data" / "logs" / "llmc-gpt2-124m" / "main.log"
 
@@ -45,16 +46,6 @@ Traceback (most recent call last):
     raise RuntimeError("CUDA out of memory")
 RuntimeError: CUDA out of memory
 """
-
-
-def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
-    p = tmp_path / name
-    p.write_bytes(data.encode() if isinstance(data, str) else data)
-    return p
-
-
-def by_name(log):
-    return {s.name: s for s in log.series}
 
 
 def test_real_llmc_log():

@@ -14,6 +14,7 @@ from service.logs.load import read_log
 from service.logs.readers import registry
 from service.logs.readers.registry import ReadLimits
 from service.logs.readers.wandb import READER, histogram_norm
+from tests.logs.helpers import by_name, write
 
 SHARED_SUMMARY = Path("/work/shared/data/real-logs/wandb-grpo-code/wandb-summary.json")  # no licence
 
@@ -47,16 +48,6 @@ UI_EXPORT = """\
 "10","2.5","2.4","2.6"
 "20","2.1","2.0","2.2"
 """
-
-
-def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
-    p = tmp_path / name
-    p.write_bytes(data.encode() if isinstance(data, str) else data)
-    return p
-
-
-def by_name(log):
-    return {s.name: s for s in log.series}
 
 
 def test_histogram_norm_approximation():
