@@ -15,7 +15,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 def test_every_finding_code_is_in_the_catalog_and_the_readme():
     log_codes = {"gradient_spike", "dead_layer", "clipping_saturated", "loss_spike", "loss_divergence",
-                 "loss_plateau", "loss_oscillation", "validation_divergence", "truncated_log", "insufficient_data"}
+                 "loss_plateau", "loss_oscillation", "validation_divergence", "truncated_log", "insufficient_data", "zero_gradient"}
     assert set(CODES) | log_codes == set(FINDINGS)
     for code in FINDINGS:
         assert f"| `{code}` |" in README, code

@@ -56,6 +56,10 @@ FINDINGS: dict[str, Entry] = {
     "dead_layer": Entry(
         "Dead layer",
         "A layer whose logged gradient norm is exactly zero: it receives no gradient and does not learn."),
+    "zero_gradient": Entry(
+        "Steps without gradient",
+        "The total gradient norm is exactly zero on a share of the steps, so those steps update nothing "
+        "(RL batches without reward variance, fully masked batches, a detached graph)."),
     "clipping_saturated": Entry(
         "Clipping active on most steps",
         "The pre-clip gradient norm is above the clipping threshold on most steps, so clipping is hiding "

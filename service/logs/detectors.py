@@ -332,6 +332,30 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
          lower_lr(run, at_step=float(s0.steps[i0]), factor=0.5, why="units died")])]
 
 
+def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """Steps on which the total gradient norm is exactly zero: no update happened on them."""
+    s = run.first("grad_norm")
+    if s is None:
+        return []
+    steps, v = finite(s)
+    if len(v) < t.min_points:
+        return []
+    zero = v == 0.0
+    fraction = float(np.mean(zero))
+    if fraction < t.zero_gradient_fraction or zero.all():
+        return []  # all zero is a dead run: dead_layer / vanishing speak to it
+    idx = np.nonzero(zero)[0]
+    return [_finding(
+        "zero_gradient", "warning",
+        f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged steps ({fraction:.0%}), first at step "
+        f"{_num(steps[idx[0]])}",
+        "A step with an exactly zero gradient makes no update: the loss did not depend on the parameters for "
+        "that batch (e.g. RL batches without reward variance, fully masked batches, or a detached graph).",
+        {"metric": s.name, "steps": [_num(steps[idx[0]]), _num(steps[idx[-1]])], "value": fraction,
+         "threshold": t.zero_gradient_fraction, "zero_steps": [_num(x) for x in steps[idx][:50]]},
+        [])]
+
+
 CLIP_KEYS = ("max_grad_norm", "clip_grad_norm", "gradient_clip_val", "clipnorm", "opt_clipnorm", "clip", "grad_clip")
 
 
@@ -531,6 +555,6 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 
 DETECTORS: tuple[Detector, ...] = (
-    nonfinite, exploding, spikes, vanishing, dead_layers, clipping_saturated, loss_spikes, divergence,
+    nonfinite, exploding, spikes, vanishing, dead_layers, zero_gradient, clipping_saturated, loss_spikes, divergence,
     plateau, oscillation, validation, truncated, insufficient,
 )

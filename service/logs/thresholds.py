@@ -27,6 +27,8 @@ class LogThresholds(BaseModel):
                     "embeddings and biases are legitimately ~10x smaller, depth-induced vanishing is far more)")
     vanishing_decay: float = Field(
         1e-3, gt=0, lt=1, description="late total grad norm over the early one below this while the loss stalls")
+    zero_gradient_fraction: float = Field(
+        0.05, gt=0, le=1, description="steps whose total grad norm is exactly zero: above this, zero_gradient")
     clip_saturated_fraction: float = Field(0.5, gt=0, le=1, description="steps with pre-clip norm above max_norm")
     divergence_factor: float = Field(
         1.5, gt=1, description="final smoothed loss over its running minimum above this: loss_divergence")

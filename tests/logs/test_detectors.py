@@ -157,3 +157,29 @@ def test_an_rl_objective_at_zero_is_not_judged_by_relative_change():
     grad = np.where(rng.random(300) < 0.15, 0.0, np.exp(rng.normal(-3, 0.5, 300)))
     doc = diagnose(run_of(loss=loss, grad_norm=grad))
     assert not codes(doc) & {"loss_plateau", "loss_oscillation", "loss_divergence"}
+
+
+def test_steps_with_exactly_zero_gradient():
+    loss, grad = healthy(200, 8)
+    assert "zero_gradient" not in codes(diagnose(run_of(loss=loss, grad_norm=grad)))
+    grad[::10] = 0.0  # every tenth step updates nothing
+    f = next(f for f in diagnose(run_of(loss=loss, grad_norm=grad)).findings if f.code == "zero_gradient")
+    assert f.evidence.value == 0.1 and f.evidence.steps == [0, 1900] and f.evidence.zero_steps[:3] == [0, 100, 200]
+
+
+def test_the_rl_edge_case_from_a_real_run():
+    """hf-dllm-remasking (read from the shared data, not redistributed): loss exactly 0 on 792 of 1000
+    steps, grad_norm exactly 0 on 164 (its SOURCES.md)."""
+    from pathlib import Path
+
+    import pytest
+
+    from service.logs.check import run_log_check
+
+    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-logs" / "hf-dllm-remasking"
+    if not path.exists():
+        pytest.skip("the shared real-log set is not here")
+    doc = run_log_check(path)
+    f = next(f for f in doc.findings if f.code == "zero_gradient")
+    assert f.evidence.value == 0.164
+    assert not codes(doc) & {"loss_plateau", "loss_oscillation", "loss_divergence", "exploding_gradient"}
