@@ -174,13 +174,20 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         [clipping(run, t), lower_lr(run, at_step=step, factor=0.5, why="NaN/Inf appeared")])]
 
 
-def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
-    s = run.first("grad_norm")
+def _judged(run: RunLog, role: str, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
+    """The run's main series of ``role`` with its finite points, when it has enough to judge."""
+    s = run.first(role)  # type: ignore[arg-type]
     if s is None:
-        return []
+        return None
     steps, v = finite(s)
-    if len(v) < t.min_points:
+    return (s, steps, v) if len(v) >= t.min_points else None
+
+
+def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
+    found = _judged(run, "grad_norm", t)
+    if found is None:
         return []
+    s, steps, v = found
     base = early_baseline(v, t.baseline_fraction)
     if not base > 0:
         return []
@@ -334,12 +341,10 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
     """Steps on which the total gradient norm is exactly zero: no update happened on them."""
-    s = run.first("grad_norm")
-    if s is None:
+    found = _judged(run, "grad_norm", t)
+    if found is None:
         return []
-    steps, v = finite(s)
-    if len(v) < t.min_points:
-        return []
+    s, steps, v = found
     zero = v == 0.0
     fraction = float(np.mean(zero))
     if fraction < t.zero_gradient_fraction or zero.all():
@@ -373,12 +378,10 @@ def clip_threshold(run: RunLog) -> float | None:
 
 def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
     limit = clip_threshold(run)
-    s = run.first("grad_norm")
-    if limit is None or s is None:
+    found = _judged(run, "grad_norm", t)
+    if limit is None or found is None:
         return []
-    steps, v = finite(s)
-    if len(v) < t.min_points:
-        return []
+    s, steps, v = found
     frac = float(np.mean(v > limit))
     if frac < t.clip_saturated_fraction:
         return []
@@ -396,13 +399,10 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
 def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
     """The training loss when relative changes of it mean something: enough points, and positive
     (an RL objective that sits at 0 or changes sign has no scale to be relative to)."""
-    loss = run.first("loss")
-    if loss is None:
+    found = _judged(run, "loss", t)
+    if found is None or np.min(found[2]) < 0 or np.median(found[2]) <= 0:
         return None
-    steps, v = finite(loss)
-    if len(v) < t.min_points or np.min(v) < 0 or np.median(v) <= 0:
-        return None
-    return loss, steps, v
+    return found
 
 
 def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
