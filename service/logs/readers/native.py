@@ -177,6 +177,14 @@ class Points:
             raise UploadTooLarge(f"{self.name}: more than {self.limits.max_points:,} values; the limit "
                                  f"is {self.limits.max_points:,}")
 
+    def add_records(self, records: list[tuple[str, float, float, float | None, tuple[Role, str | None] | None]],
+                    ) -> None:
+        """Add (name, step, value, wall time, role or None) records, remembering each name's role."""
+        for name, step, value, wall, role in records:
+            if role is not None:
+                self.roles.setdefault(name, role)
+            self.add(name, step, value, wall)
+
     def build(self, *, step_unit: str = "step",
               role: Callable[[str], tuple[Role | None, str | None]] | None = None) -> list[Series]:
         out = []
@@ -502,10 +510,7 @@ class NativeReader:
                         warnings.append(truncated(path.name, n, why))
                         break
                     raise LogError(f"{path.name} line {n}: {why}") from None
-                for name, step, value, wall, role in found:
-                    if role is not None:
-                        points.roles.setdefault(name, role)
-                    points.add(name, step, value, wall)
+                points.add_records(found)
         if points.count == 0:
             raise LogError(f"{path.name}: no values (each line needs a step and a value)")
         return RunLog(format=self.name, source=path.name,
@@ -606,10 +611,7 @@ class NativeReader:
                     warnings.append(truncated(path.name, lineno, str(e)))
                     break
                 raise LogError(f"{path.name} line {lineno}: {e}") from None
-            for name, step, value, wall, role in found:
-                if role is not None:
-                    points.roles.setdefault(name, role)
-                points.add(name, step, value, wall)
+            points.add_records(found)
 
 
 _NAN_TOKENS = ["nan", "NaN", "NAN", "+nan", "-nan", "+NaN", "-NaN"]
