@@ -103,18 +103,8 @@ def _summary(status: str, findings: list[Finding], plan: Plan) -> str:
     return f"{status}: {worst.code}: {worst.summary}{more}"
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return finite_or_none(value)
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _evidence(det: Detection) -> Evidence:
-    return Evidence(**_clean(det.evidence))
+    return Evidence(**det.evidence)
 
 
 def _layer_report(u: UnitStats) -> LayerReport:

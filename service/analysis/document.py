@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 Severity = Literal["info", "warning", "error"]
 Status = Literal["healthy", "warning", "unhealthy"]
@@ -38,6 +38,17 @@ class Verified(BaseModel):
     note: str | None = None
 
 
+def clean_nonfinite(value: Any) -> Any:
+    """``value`` with every non-finite float, at any depth, replaced by None."""
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, dict):
+        return {k: clean_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_nonfinite(v) for v in value]
+    return value
+
+
 class Remedy(BaseModel):
     id: str
     title: str
@@ -61,6 +72,12 @@ class Evidence(BaseModel):
     layers: list[str] | None = None
     steps: list[int] | None = None
     time_steps: list[int] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_safe(cls, data: Any) -> Any:
+        # Evidence is built from measurements that may be NaN/Inf; the document must stay valid JSON.
+        return clean_nonfinite(data) if isinstance(data, dict) else data
 
 
 class Finding(BaseModel):

@@ -137,9 +137,8 @@ def lower_lr(run: RunLog, *, at_step: float | None = None, factor: float = 0.5,
 
 def _finding(code: str, severity: str, summary: str, explanation: str, evidence: dict,
              remedies: list[Remedy | None]) -> Finding:
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in evidence.items()}
     return Finding(code=code, severity=severity, summary=summary, explanation=explanation,  # type: ignore[arg-type]
-                   evidence=Evidence(**clean), remedies=[r for r in remedies if r is not None])
+                   evidence=Evidence(**evidence), remedies=[r for r in remedies if r is not None])
 
 
 # --- detectors ---------------------------------------------------------------------------------
