@@ -50,10 +50,6 @@ class UnitPlan:
     copy: int = 0  # which repeat/num_layers copy this is
     children: list[UnitPlan] = field(default_factory=list)
 
-    @property
-    def activation(self) -> str | None:
-        return getattr(self.layer, "activation", None) if isinstance(self.layer, S.WEIGHT_LAYERS) else None
-
     def walk(self) -> list[UnitPlan]:
         """This unit and all units nested in it, in forward order (parent first)."""
         out = [self]

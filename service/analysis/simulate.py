@@ -75,12 +75,6 @@ class UnitStats:
             return math.nan
         return float(np.nanmean(v))
 
-    def std(self, metric: str) -> float:
-        v = self.values.get(metric)
-        if v is None or np.all(np.isnan(v)):
-            return math.nan
-        return float(np.nanstd(v))
-
 
 @dataclass
 class TimeSeries:

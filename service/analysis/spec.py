@@ -30,7 +30,6 @@ Activation = Literal[
     "gelu", "silu", "swish", "softplus", "hardtanh",
 ]
 SATURATING: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh"})
-RELU_FAMILY: frozenset[str] = frozenset({"relu", "leaky_relu", "elu", "selu"})
 
 InitScheme = Literal[
     "default", "normal", "uniform", "xavier_normal", "xavier_uniform",
