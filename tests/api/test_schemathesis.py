@@ -15,7 +15,9 @@ from service.settings import Settings
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 _DB = "sqlite:////tmp/gradhealth-schemathesis.db"
-_settings = Settings(database_url=_DB, workers=0, rate_limit_per_minute=100_000, max_body_bytes=200_000)
+# No worker runs here, so ?wait could only time out: cap it so generated waits cost nothing.
+_settings = Settings(database_url=_DB, workers=0, rate_limit_per_minute=100_000, max_body_bytes=200_000,
+                     wait_max_s=0.1, upload_dir="/tmp/gradhealth-schemathesis-uploads")
 migrate(_DB)
 app = create_app(_settings, start_workers=False)
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
