@@ -3,7 +3,7 @@
 Starts a real service as a subprocess (``gradhealth serve`` on a free port of 127.0.0.1, SQLite in a
 temporary directory, ``--workers W`` worker processes), waits for ``/readyz``, then measures:
 
-* in-process: :func:`service.analysis.check.run_architecture_check` called directly, one after
+* in-process: :func:`gradhealth.analysis.check.run_architecture_check` called directly, one after
   another (median and p99 latency; its rate is the in-process requests per second);
 * http ?wait: ``POST /v1/checks/architecture?wait=30`` from one client, one after another (median and
   p99 latency, and where the time goes: queued until a worker claimed the job, run in the worker,
@@ -233,9 +233,9 @@ def _tail(path: Path, lines: int = 30) -> str:
 # --- the phases ----------------------------------------------------------------------------------
 
 def in_process(spec: dict[str, Any], n: int, deadline: float) -> Timings:
-    from service.analysis.check import CheckOptions, run_architecture_check
-    from service.analysis.plan import Limits
-    from service.analysis.thresholds import Thresholds
+    from gradhealth.analysis.check import CheckOptions, run_architecture_check
+    from gradhealth.analysis.plan import Limits
+    from gradhealth.analysis.thresholds import Thresholds
 
     options = CheckOptions(Thresholds(), Limits(), verify=False)
     for _ in range(WARMUP):

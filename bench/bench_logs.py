@@ -9,13 +9,13 @@ seconds; a few are checked against tensorboard's own parser first. It also write
 a long CSV (``step,metric,value``, the native long form). Then it times, each in a fresh process so
 that peak memory is its own:
 
-* ``tensorboard (ours)``: :mod:`service.logs.readers.tensorboard` (best of ``--repeat``);
+* ``tensorboard (ours)``: :mod:`gradhealth.logs.readers.tensorboard` (best of ``--repeat``);
 * ``EventAccumulator``: TensorBoard's ``EventAccumulator`` with ``size_guidance={"scalars": 0}``
   (keep every point), ``Reload()`` then ``Scalars(tag)`` for every tag (needs ``tensorboard``;
   best of ``--ea-repeat``, default 1: it takes about a minute for 2M scalars). Without tensorflow
   installed, tensorboard reads records with its pure-Python CRC-32C, as it does for most users of
   the ``tensorboard`` package alone;
-* ``native CSV (ours)``: :mod:`service.logs.readers.native` on the CSV, when that module exists;
+* ``native CSV (ours)``: :mod:`gradhealth.logs.readers.native` on the CSV, when that module exists;
 * ``pandas.read_csv``: the same CSV (needs ``pandas``).
 
 Printed: rows per second, wall seconds, peak resident memory above the process's baseline after
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from service.logs.readers.tensorboard import crc32c_rows, mask_crc  # noqa: E402
+from gradhealth.logs.readers.tensorboard import crc32c_rows, mask_crc  # noqa: E402
 
 WALL0 = 1_718_000_000.0
 
@@ -85,7 +85,7 @@ def _varint_len(v: np.ndarray) -> np.ndarray:
 
 def write_events(path: Path, n_scalars: int, n_tags: int) -> None:
     """The event file, crafted with numpy: header record + one record per scalar."""
-    from service.logs.readers.tensorboard import frame_record
+    from gradhealth.logs.readers.tensorboard import frame_record
 
     step, tag, value, wall = points(n_scalars, n_tags)
     tags = [t.encode() for t in tag_names(n_tags)]
@@ -199,14 +199,14 @@ def _rss_mib() -> float:
 def worker(which: str, path: Path, repeat: int) -> dict[str, object]:
     """Run one reader ``repeat`` times in this process; its best time and peak RSS growth."""
     if which == "ours":
-        from service.logs.readers.registry import ReadLimits
-        from service.logs.readers.tensorboard import READER
+        from gradhealth.logs.readers.registry import ReadLimits
+        from gradhealth.logs.readers.tensorboard import READER
 
         def run() -> int:
             return sum(len(s) for s in READER.read(path, ReadLimits()).series)
     elif which == "native":
-        from service.logs.readers import native
-        from service.logs.readers.registry import ReadLimits
+        from gradhealth.logs.readers import native
+        from gradhealth.logs.readers.registry import ReadLimits
 
         with path.open("rb") as f:
             head = f.read(65536)

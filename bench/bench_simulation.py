@@ -2,13 +2,13 @@
 
 For each of four models (an MLP, a CNN, an LSTM and a Transformer) and each
 precision (float64, the spec's default, and float32) this builds the model and
-its synthetic batch once with :func:`service.analysis.simulate.prepare`, warms up
+its synthetic batch once with :func:`gradhealth.analysis.simulate.prepare`, warms up
 both paths, then times ``--repeat`` steps of each, alternating bare and
 instrumented so that drift (other processes, CPU frequency) affects both alike:
 
-* bare: :func:`~service.analysis.simulate.bare_step`, a plain forward + backward
+* bare: :func:`~gradhealth.analysis.simulate.bare_step`, a plain forward + backward
   (fused ``nn.LSTM`` and so on, no probes);
-* instrumented: :func:`~service.analysis.simulate.instrumented_step`, the same
+* instrumented: :func:`~gradhealth.analysis.simulate.instrumented_step`, the same
   forward + backward with every layer probed and all figures read back to the host.
 
 It prints the median time per step of each, the ratio instrumented / bare and
@@ -37,9 +37,9 @@ from typing import Any
 
 import torch
 
-from service.analysis.plan import make_plan
-from service.analysis.simulate import bare_step, instrumented_step, pick_device, prepare
-from service.analysis.spec import parse_spec
+from gradhealth.analysis.plan import make_plan
+from gradhealth.analysis.simulate import bare_step, instrumented_step, pick_device, prepare
+from gradhealth.analysis.spec import parse_spec
 
 TARGET = 1.3
 WARMUP = 2

@@ -16,20 +16,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from service.analysis.catalog import FINDINGS, REMEDIES
-from service.analysis.check import CheckOptions, run_architecture_check
-from service.analysis.document import SEVERITY_RANK, Diagnosis
-from service.analysis.spec import load_spec_text, spec_json_schema
-from service.errors import GradHealthError, InputFormatError
-from service.report import render_text
-from service.settings import get_settings
+from gradhealth.analysis.catalog import FINDINGS, REMEDIES
+from gradhealth.analysis.check import CheckOptions, run_architecture_check
+from gradhealth.analysis.document import SEVERITY_RANK, Diagnosis
+from gradhealth.analysis.spec import load_spec_text, spec_json_schema
+from gradhealth.errors import GradHealthError, InputFormatError
+from gradhealth.report import render_text
+from gradhealth.settings import get_settings
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_INVALID = 0, 1, 2
 
 
 def example_names() -> list[str]:
     """Names of the example specs bundled with the package."""
-    folder = resources.files("service") / "examples"
+    folder = resources.files("gradhealth") / "examples"
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -40,7 +40,7 @@ def _read_spec(source: str) -> dict[str, Any]:
         name = source.removeprefix("example:")
         if name not in example_names():
             raise InputFormatError(f"no bundled example {name!r}; choose one of: {', '.join(example_names())}")
-        text = (resources.files("service") / "examples" / f"{name}.yaml").read_text()
+        text = (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text()
         return load_spec_text(text)
     path = Path(source)
     if not path.is_file():
@@ -120,7 +120,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_check_logs(args: argparse.Namespace) -> int:
     """The log check of a file, folder or archive (in-process, or with --server)."""
-    from service.logs.check import run_log_check
+    from gradhealth.logs.check import run_log_check
 
     settings = get_settings()
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
@@ -141,7 +141,7 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
     import shutil
     import tempfile
 
-    from service.client import Client
+    from gradhealth.client import Client
 
     path = Path(args.spec)
     client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
@@ -158,7 +158,7 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
 
 
 def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
-    from service.client import Client
+    from gradhealth.client import Client
 
     client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
     try:
@@ -171,8 +171,8 @@ def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.api.app import create_app
-    from service.settings import Settings
+    from gradhealth.api.app import create_app
+    from gradhealth.settings import Settings
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port}
     if args.workers is not None:
@@ -191,8 +191,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from service.db.engine import migrate
-    from service.jobs.supervisor import Supervisor
+    from gradhealth.db.engine import migrate
+    from gradhealth.jobs.supervisor import Supervisor
 
     settings = get_settings()
     migrate(settings.database_url)
@@ -209,7 +209,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_key(args: argparse.Namespace) -> int:
-    from service.settings import hash_key
+    from gradhealth.settings import hash_key
 
     print(f"{args.name}={hash_key(args.key)}")
     return EXIT_OK
@@ -222,7 +222,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
 
 
 def cmd_formats(args: argparse.Namespace) -> int:
-    from service.logs.readers.registry import formats
+    from gradhealth.logs.readers.registry import formats
 
     for name, description in formats().items():
         print(f"{name:12s} {description}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from service.errors import GradHealthError
+from gradhealth.errors import GradHealthError
 
 
 class RemoteError(GradHealthError):

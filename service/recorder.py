@@ -3,7 +3,7 @@ format, for when your tools only log a total norm.
 
 Needs only torch and the standard library (copy this one file into a project if you like)::
 
-    from service.recorder import GradientRecorder
+    from gradhealth.recorder import GradientRecorder
 
     recorder = GradientRecorder(model, "run/gradients.jsonl", every=10)
     for step, (x, y) in enumerate(loader):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.analysis.document import Diagnosis
+from gradhealth.analysis.document import Diagnosis
 
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 

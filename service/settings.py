@@ -13,9 +13,9 @@ import ipaddress
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.analysis.plan import Limits
-from service.analysis.thresholds import Thresholds
-from service.logs.thresholds import LogThresholds
+from gradhealth.analysis.plan import Limits
+from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.logs.thresholds import LogThresholds
 
 
 def hash_key(key: str) -> str:

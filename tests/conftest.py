@@ -11,10 +11,10 @@ import pytest
 import torch
 import yaml
 
-from service.analysis.check import CheckOptions, run_architecture_check
-from service.analysis.document import Diagnosis
-from service.analysis.plan import Limits
-from service.analysis.thresholds import Thresholds
+from gradhealth.analysis.check import CheckOptions, run_architecture_check
+from gradhealth.analysis.document import Diagnosis
+from gradhealth.analysis.plan import Limits
+from gradhealth.analysis.thresholds import Thresholds
 
 # Tests share two cores with each other's simulations; one torch thread avoids oversubscription.
 torch.set_num_threads(1)
@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 
 def example(name: str) -> dict[str, Any]:
     """A bundled example spec as a fresh dict."""
-    text = (resources.files("service") / "examples" / f"{name}.yaml").read_text()
+    text = (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text()
     return yaml.safe_load(text)
 
 

@@ -282,7 +282,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database at the newest schema, once on SQLite and once on PostgreSQL."""
-    from service.db.engine import migrate
+    from gradhealth.db.engine import migrate
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/jobs.db"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from service.analysis.document import Diagnosis
-from service.cli import main
+from gradhealth.analysis.document import Diagnosis
+from gradhealth.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "service" / "examples"
 
@@ -62,7 +62,7 @@ def test_missing_file_and_unknown_example_exit_2(capsys):
 
 def test_console_script_runs_a_check_from_stdin():
     spec = (EXAMPLES / "relu_he_mlp.yaml").read_text().replace("repeat: 30", "repeat: 10")
-    done = subprocess.run([sys.executable, "-m", "service.cli", "check", "-", "--seeds", "1"],
+    done = subprocess.run([sys.executable, "-m", "gradhealth.cli", "check", "-", "--seeds", "1"],
                           input=spec, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "HEALTHY" in done.stdout

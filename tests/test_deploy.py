@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.cli import build_parser, cmd_serve, cmd_worker
-from service.settings import Settings
+from gradhealth.cli import build_parser, cmd_serve, cmd_worker
+from gradhealth.settings import Settings
 
 try:
     import tomllib
@@ -184,7 +184,7 @@ def test_final_images_run_as_a_non_root_user(by_name: dict[str, Stage], target: 
 
 @pytest.mark.parametrize("target", FINAL_TARGETS)
 def test_final_images_check_livez(by_name: dict[str, Stage], target: str) -> None:
-    from service.api.routers.health import router
+    from gradhealth.api.routers.health import router
 
     check = by_name[target].last("HEALTHCHECK")
     assert check, f"stage {target} has no HEALTHCHECK"
@@ -245,7 +245,7 @@ def test_cmd_is_a_declared_console_script_that_serves_on_8000(by_name: dict[str,
     argv = exec_form(cmd)
     scripts = console_scripts()
     assert argv[0] in scripts, f"CMD runs {argv[0]!r}, not one of [project.scripts] {sorted(scripts)}"
-    assert scripts[argv[0]] == "service.cli:main"
+    assert scripts[argv[0]] == "gradhealth.cli:main"
     args = build_parser().parse_args(argv[1:])
     assert args.func is cmd_serve
     assert (args.host, args.port) == ("0.0.0.0", 8000)

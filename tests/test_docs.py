@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.analysis.catalog import FINDINGS, REMEDIES
-from service.analysis.findings import CODES
-from service.analysis.plan import Limits
-from service.analysis.thresholds import Thresholds
-from service.cli import example_names
+from gradhealth.analysis.catalog import FINDINGS, REMEDIES
+from gradhealth.analysis.findings import CODES
+from gradhealth.analysis.plan import Limits
+from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.cli import example_names
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -32,7 +32,7 @@ def test_every_example_is_listed():
 
 
 def test_every_service_setting_is_documented():
-    from service.settings import Settings
+    from gradhealth.settings import Settings
 
     for field in Settings.model_fields:
         if field not in ("thresholds", "limits", "log_thresholds"):
@@ -40,7 +40,7 @@ def test_every_service_setting_is_documented():
 
 
 def test_every_log_threshold_is_documented():
-    from service.logs.thresholds import LogThresholds
+    from gradhealth.logs.thresholds import LogThresholds
 
     for field in LogThresholds.model_fields:
         assert f"GRADHEALTH_LOG_THRESHOLDS__{field.upper()}" in README, field

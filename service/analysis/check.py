@@ -19,8 +19,8 @@ from typing import Any
 import jsonpatch
 import numpy as np
 
-from service.analysis import theory
-from service.analysis.document import (
+from gradhealth.analysis import theory
+from gradhealth.analysis.document import (
     CriticalInit,
     Diagnosis,
     Evidence,
@@ -35,13 +35,13 @@ from service.analysis.document import (
     finite_or_none,
     status_of,
 )
-from service.analysis.findings import Detection, assess, detect, measure
-from service.analysis.plan import Limits, Plan, make_plan
-from service.analysis.remedies import Context, propose, set_clip_threshold
-from service.analysis.simulate import ProgressFn, SimulationResult, UnitStats, simulate
-from service.analysis.spec import parse_spec
-from service.analysis.thresholds import Thresholds
-from service.errors import GradHealthError
+from gradhealth.analysis.findings import Detection, assess, detect, measure
+from gradhealth.analysis.plan import Limits, Plan, make_plan
+from gradhealth.analysis.remedies import Context, propose, set_clip_threshold
+from gradhealth.analysis.simulate import ProgressFn, SimulationResult, UnitStats, simulate
+from gradhealth.analysis.spec import parse_spec
+from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.errors import GradHealthError
 
 
 @dataclass
@@ -56,8 +56,8 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
                            progress: ProgressFn | None = None) -> Diagnosis:
     """Check the architecture ``raw`` (a decoded JSON/YAML spec) and return the diagnosis document.
 
-    Raises :class:`service.errors.SpecError` (with JSON pointers) for an invalid spec and
-    :class:`service.errors.LimitExceeded` for one over the limits, before any allocation.
+    Raises :class:`gradhealth.errors.SpecError` (with JSON pointers) for an invalid spec and
+    :class:`gradhealth.errors.LimitExceeded` for one over the limits, before any allocation.
     """
     options = options or CheckOptions(Thresholds(), Limits())
     spec = parse_spec(raw)

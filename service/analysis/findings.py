@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from service.analysis import spec as S
-from service.analysis.simulate import SimulationResult, UnitStats
-from service.analysis.thresholds import Thresholds
+from gradhealth.analysis import spec as S
+from gradhealth.analysis.simulate import SimulationResult, UnitStats
+from gradhealth.analysis.thresholds import Thresholds
 
 
 @dataclass

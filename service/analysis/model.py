@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from service.analysis import spec as S
-from service.analysis.plan import Plan, UnitPlan
+from gradhealth.analysis import spec as S
+from gradhealth.analysis.plan import Plan, UnitPlan
 
 _ACTIVATIONS: dict[str, Any] = {
     "identity": lambda slope: nn.Identity(),
@@ -60,7 +60,7 @@ def _he_gain(activation: str, slope: float) -> float:
 
 
 def init_weight(w: torch.Tensor, init: S.InitSpec, activation: str = "identity", slope: float = 0.01) -> None:
-    """Initialise ``w`` in place as ``init`` says (see :class:`service.analysis.spec.InitSpec`)."""
+    """Initialise ``w`` in place as ``init`` says (see :class:`gradhealth.analysis.spec.InitSpec`)."""
     scheme, gain = init.scheme, init.gain
     with torch.no_grad():
         if scheme == "default":

@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.analysis import spec as S
-from service.errors import LimitExceeded, Problem, SpecError
+from gradhealth.analysis import spec as S
+from gradhealth.errors import LimitExceeded, Problem, SpecError
 
 Layout = Literal["vector", "sequence", "channels", "image", "tokens"]
 

@@ -3,7 +3,7 @@
 Each remedy here proposes one change for the layers a finding is about: the
 patch to the spec, the change in words, a PyTorch snippet and, where the change
 is a number (a clipping threshold), the number derived from the measurements.
-Whether it works is not assumed: :mod:`service.analysis.check` applies every
+Whether it works is not assumed: :mod:`gradhealth.analysis.check` applies every
 patch, simulates the patched spec again and reports what it measured.
 """
 
@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from service.analysis import spec as S
-from service.analysis.catalog import REMEDIES
-from service.analysis.document import Remedy
-from service.analysis.findings import Detection
-from service.analysis.plan import Plan
-from service.analysis.simulate import SimulationResult
+from gradhealth.analysis import spec as S
+from gradhealth.analysis.catalog import REMEDIES
+from gradhealth.analysis.document import Remedy
+from gradhealth.analysis.findings import Detection
+from gradhealth.analysis.plan import Plan
+from gradhealth.analysis.simulate import SimulationResult
 
 #: Sequences at least this long get chrono gate initialisation instead of a constant forget bias of 1.
 CHRONO_MIN_STEPS = 50

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from service.analysis import spec as S
-from service.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
-from service.analysis.plan import Plan
+from gradhealth.analysis import spec as S
+from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
+from gradhealth.analysis.plan import Plan
 
 #: Margin of the flat tails: a sigmoid output within 0.02 of 0 or 1 has derivative < 0.02
 #: (at most 8% of its peak 0.25); a tanh output within 0.02 of +-1 has derivative < 0.04.
@@ -220,7 +220,7 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
         figures["weight_std"] = _mean_std(w.detach())[1]
         bias = getattr(getattr(unit, "module", None), "bias", None)
         if isinstance(bias, torch.Tensor):
-            # sigma_b^2 and E[x^2] feed the mean-field prediction (service.analysis.theory).
+            # sigma_b^2 and E[x^2] feed the mean-field prediction (gradhealth.analysis.theory).
             figures["bias_mean_square"] = bias.detach().to(torch.float64).pow(2).mean()
     if rec.get("in") is not None and rec["in"].is_floating_point():
         figures["input_mean_square"] = _norm(rec["in"]) ** 2 / rec["in"].numel()

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from service.errors import InputFormatError, Problem, SpecError
+from gradhealth.errors import InputFormatError, Problem, SpecError
 
 Activation = Literal[
     "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",

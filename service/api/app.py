@@ -1,7 +1,7 @@
 """The FastAPI application: routers, problem+json errors, body limit, metrics, and the embedded
 worker processes started with the app (SQLite and one local worker by default).
 
-Run with ``gradhealth serve`` or ``uvicorn --factory service.api.app:create_app``.
+Run with ``gradhealth serve`` or ``uvicorn --factory gradhealth.api.app:create_app``.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import __version__
-from service.analysis.spec import Spec
-from service.api import problems
-from service.api.metrics import Metrics
-from service.api.routers import catalog, checks, health, jobs
-from service.api.security import RateLimiter
-from service.db.engine import make_engine, make_sessionmaker, migrate
-from service.jobs.supervisor import Supervisor
-from service.settings import Settings, get_settings
+from gradhealth import __version__
+from gradhealth.analysis.spec import Spec
+from gradhealth.api import problems
+from gradhealth.api.metrics import Metrics
+from gradhealth.api.routers import catalog, checks, health, jobs
+from gradhealth.api.security import RateLimiter
+from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
+from gradhealth.jobs.supervisor import Supervisor
+from gradhealth.settings import Settings, get_settings
 
 log = logging.getLogger("gradhealth.api")
 

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
-from service.api.security import Caller, authenticate, enforce_rate
-from service.settings import Settings
+from gradhealth.api.security import Caller, authenticate, enforce_rate
+from gradhealth.settings import Settings
 
 
 def get_settings(request: Request) -> Settings:

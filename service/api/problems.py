@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import PROBLEM_BASE, GradHealthError
+from gradhealth.errors import PROBLEM_BASE, GradHealthError
 
 log = logging.getLogger("gradhealth.api")
 

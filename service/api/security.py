@@ -9,8 +9,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from service.api.problems import ApiError
-from service.settings import Settings, hash_key
+from gradhealth.api.problems import ApiError
+from gradhealth.settings import Settings, hash_key
 
 ANONYMOUS = "anonymous"
 

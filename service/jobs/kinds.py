@@ -15,8 +15,8 @@ Handler = Callable[[Any, Progress], dict[str, Any]]
 
 def run_architecture(request: Any, progress: Progress) -> dict[str, Any]:
     """The architecture check of a spec (the decoded JSON/YAML body)."""
-    from service.analysis.check import CheckOptions, run_architecture_check
-    from service.settings import get_settings
+    from gradhealth.analysis.check import CheckOptions, run_architecture_check
+    from gradhealth.settings import get_settings
 
     settings = get_settings()
     options = CheckOptions(settings.thresholds, settings.limits, verify=settings.verify_remedies)
@@ -27,8 +27,8 @@ def run_logs(request: Any, progress: Progress) -> dict[str, Any]:
     """The log check of an uploaded file (``request``: path, format hint, original filename)."""
     from pathlib import Path
 
-    from service.logs.check import run_log_check
-    from service.settings import get_settings
+    from gradhealth.logs.check import run_log_check
+    from gradhealth.settings import get_settings
 
     settings = get_settings()
     doc = run_log_check(Path(request["path"]), format=request.get("format"),

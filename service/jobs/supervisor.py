@@ -24,10 +24,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from service.db.engine import make_engine, make_sessionmaker
-from service.db.models import JobRow
-from service.jobs import store
-from service.jobs.worker import worker_main
+from gradhealth.db.engine import make_engine, make_sessionmaker
+from gradhealth.db.models import JobRow
+from gradhealth.jobs import store
+from gradhealth.jobs.worker import worker_main
 
 log = logging.getLogger("gradhealth.supervisor")
 

@@ -1,6 +1,6 @@
 """The worker loop: claim a job, run it with a heartbeat that renews its lease, record the outcome.
 
-A worker that dies stops renewing its lease; :func:`service.jobs.store.reap_expired` (called by
+A worker that dies stops renewing its lease; :func:`gradhealth.jobs.store.reap_expired` (called by
 every worker before it claims) requeues the job for another worker, or fails it when it has used
 up its attempts. The time limit is enforced twice: cooperatively here (the progress callback
 raises once the job is over its limit) and by the supervisor, which kills a worker that does not
@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.engine import make_engine, make_sessionmaker
-from service.jobs import store
-from service.jobs.kinds import HANDLERS
+from gradhealth.db.engine import make_engine, make_sessionmaker
+from gradhealth.jobs import store
+from gradhealth.jobs.kinds import HANDLERS
 
 log = logging.getLogger("gradhealth.worker")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.analysis.document import (
+from gradhealth.analysis.document import (
     SEVERITY_RANK,
     Diagnosis,
     LogInfo,
@@ -18,10 +18,10 @@ from service.analysis.document import (
     finite_or_none,
     status_of,
 )
-from service.logs.detectors import DETECTORS
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import RunLog
-from service.logs.thresholds import LogThresholds
+from gradhealth.logs.detectors import DETECTORS
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import RunLog
+from gradhealth.logs.thresholds import LogThresholds
 
 
 def summarise(run: RunLog) -> list[SeriesSummary]:
@@ -62,7 +62,7 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
 def run_log_check(path: Path, *, format: str | None = None, thresholds: LogThresholds | None = None,
                   limits: ReadLimits | None = None, progress=None) -> Diagnosis:  # noqa: ANN001
     """Read the log at ``path`` (file, folder or archive) and diagnose it."""
-    from service.logs.load import read_log
+    from gradhealth.logs.load import read_log
 
     started = time.perf_counter()
     report = progress or (lambda fraction, stage: None)

@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from service.analysis.document import Evidence, Finding, Remedy
-from service.analysis.remedies import make_remedy
-from service.logs.series import RunLog, Series
-from service.logs.thresholds import LogThresholds
+from gradhealth.analysis.document import Evidence, Finding, Remedy
+from gradhealth.analysis.remedies import make_remedy
+from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.thresholds import LogThresholds
 
 # --- robust statistics -------------------------------------------------------------------------
 

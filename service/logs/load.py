@@ -1,6 +1,6 @@
 """Reading a training log from a file, a folder or an archive: :func:`read_log`.
 
-- A **file** is read by the reader :func:`service.logs.readers.registry.detect` picks (or the one
+- A **file** is read by the reader :func:`gradhealth.logs.readers.registry.detect` picks (or the one
   the ``format`` hint names, checked against the content).
 - A **folder** that is an MLflow run folder (``metrics/`` of MLflow metric files) is read by the
   mlflow reader. Any other folder is walked (hidden files and folders, ``__MACOSX`` and symlinks
@@ -41,10 +41,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from service.errors import LogError, UnknownLogFormat, UploadTooLarge
-from service.logs.readers import registry
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import LogWarning, RunLog, Series
+from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs.readers import registry
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import LogWarning, RunLog, Series
 
 RATIO_FLOOR_BYTES = 2**20          # the ratio is checked once this much has come out
 _CHUNK = 2**20
@@ -114,7 +114,7 @@ def _check_points(log: RunLog, label: str, limits: ReadLimits) -> None:
 # --- folders -----------------------------------------------------------------------------------------
 
 def _mlflow() -> Any:
-    from service.logs.readers import mlflow
+    from gradhealth.logs.readers import mlflow
     return mlflow.READER
 
 

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from service.analysis.model import Probe, build_network, init_weight
-from service.analysis.plan import make_plan
-from service.analysis.spec import InitSpec, parse_spec
+from gradhealth.analysis.model import Probe, build_network, init_weight
+from gradhealth.analysis.plan import make_plan
+from gradhealth.analysis.spec import InitSpec, parse_spec
 
 
 @pytest.mark.parametrize(("scheme", "activation", "expected_var"), [

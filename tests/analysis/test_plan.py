@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from service.analysis.model import build_network
-from service.analysis.plan import Limits, make_plan
-from service.analysis.spec import parse_spec
-from service.errors import LimitExceeded, SpecError
+from gradhealth.analysis.model import build_network
+from gradhealth.analysis.plan import Limits, make_plan
+from gradhealth.analysis.spec import parse_spec
+from gradhealth.errors import LimitExceeded, SpecError
 from tests.conftest import example
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from service.analysis.plan import make_plan
-from service.analysis.simulate import prepare, simulate
-from service.analysis.spec import parse_spec
+from gradhealth.analysis.plan import make_plan
+from gradhealth.analysis.simulate import prepare, simulate
+from gradhealth.analysis.spec import parse_spec
 from tests.conftest import mlp
 
 

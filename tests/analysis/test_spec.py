@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.analysis.spec import load_spec_text, parse_spec, spec_json_schema
-from service.errors import InputFormatError, SpecError
+from gradhealth.analysis.spec import load_spec_text, parse_spec, spec_json_schema
+from gradhealth.errors import InputFormatError, SpecError
 
 ISSUE_EXAMPLE = """
 input: {shape: [784]}

@@ -1,4 +1,4 @@
-"""Mean-field theory (service.analysis.theory) pinned against independent truths.
+"""Mean-field theory (gradhealth.analysis.theory) pinned against independent truths.
 
 * closed forms (relu, leaky_relu, identity, hardtanh, tanh at small q),
 * brute-force Monte Carlo and a fine trapezoid rule for the expectations,
@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
 
-from service.analysis import theory
-from service.analysis.theory import (
+from gradhealth.analysis import theory
+from gradhealth.analysis.theory import (
     ACTIVATIONS,
     SELU_ALPHA,
     SELU_SCALE,

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from anyio.from_thread import start_blocking_portal
 
-from service.api.app import create_app
-from service.settings import Settings
+from gradhealth.api.app import create_app
+from gradhealth.settings import Settings
 
 TINY = {"input": {"shape": [16]}, "seeds": 1, "batch_size": 16,
         "layers": [{"type": "linear", "out_features": 16, "activation": "relu", "init": "kaiming_normal",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.analysis.catalog import FINDINGS, REMEDIES
-from service.settings import hash_key
+from gradhealth.analysis.catalog import FINDINGS, REMEDIES
+from gradhealth.settings import hash_key
 from tests.api.conftest import TINY, running_app, settings_for
 
 PROBLEM = "application/problem+json"

@@ -8,9 +8,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from service.api.app import create_app
-from service.db.engine import migrate
-from service.settings import Settings
+from gradhealth.api.app import create_app
+from gradhealth.db.engine import migrate
+from gradhealth.settings import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

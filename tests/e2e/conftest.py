@@ -17,7 +17,7 @@ import httpx
 
 from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures, see tests/pg.py
 
-GRADHEALTH = [sys.executable, "-m", "service.cli"]
+GRADHEALTH = [sys.executable, "-m", "gradhealth.cli"]
 
 
 def free_port() -> int:

@@ -8,8 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from service.db.engine import make_engine, make_sessionmaker, migrate
-from service.jobs import store
+from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
+from gradhealth.jobs import store
 from tests.e2e.conftest import GRADHEALTH, env_for, serve, start_worker, stop, wait_job
 
 TINY = {"input": {"shape": [16]}, "seeds": 1, "batch_size": 16,
@@ -130,7 +130,7 @@ def test_the_recorder_sends_its_log_to_the_service(tmp_path):
     import torch
     from torch import nn
 
-    from service.recorder import GradientRecorder
+    from gradhealth.recorder import GradientRecorder
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db.engine import make_engine, make_sessionmaker
+from gradhealth.db.engine import make_engine, make_sessionmaker
 from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures, see tests/pg.py
 
 

@@ -1,4 +1,4 @@
-"""The job state machine (service.jobs.store) and one worker pass, on SQLite and on PostgreSQL.
+"""The job state machine (gradhealth.jobs.store) and one worker pass, on SQLite and on PostgreSQL.
 
 Every test runs twice through the ``database_url`` fixture (tests/pg.py): ``[sqlite]`` and
 ``[postgresql]``, each on a fresh migrated database.
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from service.db.models import JobRow
-from service.jobs import store, worker
-from service.jobs.store import as_utc, utcnow
+from gradhealth.db.models import JobRow
+from gradhealth.jobs import store, worker
+from gradhealth.jobs.store import as_utc, utcnow
 
 TINY_SPEC = {
     "input": {"shape": [8]},

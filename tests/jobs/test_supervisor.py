@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from service.db.engine import make_engine, make_sessionmaker, migrate
-from service.db.models import JobRow
-from service.jobs import store
-from service.jobs.supervisor import Supervisor
+from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
+from gradhealth.db.models import JobRow
+from gradhealth.jobs import store
+from gradhealth.jobs.supervisor import Supervisor
 
 TINY = {"input": {"shape": [4]}, "seeds": 1, "layers": [{"type": "linear", "out_features": 2}]}
 

@@ -7,9 +7,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.analysis.document import SEVERITY_RANK
-from service.logs.check import diagnose
-from service.logs.series import RunLog, make_series
+from gradhealth.analysis.document import SEVERITY_RANK
+from gradhealth.logs.check import diagnose
+from gradhealth.logs.series import RunLog, make_series
 
 
 def run_of(**series: np.ndarray) -> RunLog:
@@ -174,7 +174,7 @@ def test_the_rl_edge_case_from_a_real_run():
 
     import pytest
 
-    from service.logs.check import run_log_check
+    from gradhealth.logs.check import run_log_check
 
     path = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-logs" / "hf-dllm-remasking"
     if not path.exists():

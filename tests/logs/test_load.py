@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import LogError, UnknownLogFormat, UploadTooLarge
-from service.logs import load
-from service.logs.load import read_log
-from service.logs.readers import registry
-from service.logs.readers.registry import ReadLimits
+from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs import load
+from gradhealth.logs.load import read_log
+from gradhealth.logs.readers import registry
+from gradhealth.logs.readers.registry import ReadLimits
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "logs"
 SHARED = Path("/work/shared/data/real-logs")

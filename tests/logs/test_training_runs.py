@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from service.analysis.document import SEVERITY_RANK
-from service.logs.check import run_log_check
-from service.recorder import GradientRecorder
+from gradhealth.analysis.document import SEVERITY_RANK
+from gradhealth.logs.check import run_log_check
+from gradhealth.recorder import GradientRecorder
 
 
 def _data(n: int = 256, d: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

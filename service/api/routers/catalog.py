@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.analysis.catalog import FINDINGS, REMEDIES
-from service.api.schemas import Catalog, CatalogEntry
-from service.logs.readers.registry import formats
+from gradhealth.analysis.catalog import FINDINGS, REMEDIES
+from gradhealth.api.schemas import Catalog, CatalogEntry
+from gradhealth.logs.readers.registry import formats
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 

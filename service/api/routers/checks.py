@@ -15,13 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.analysis.plan import make_plan
-from service.analysis.spec import load_spec_text, parse_spec
-from service.api.deps import CallerDep, SettingsDep
-from service.api.problems import ApiError
-from service.api.routers.jobs import to_read
-from service.api.schemas import JobRead, Problem
-from service.jobs import store
+from gradhealth.analysis.plan import make_plan
+from gradhealth.analysis.spec import load_spec_text, parse_spec
+from gradhealth.api.deps import CallerDep, SettingsDep
+from gradhealth.api.problems import ApiError
+from gradhealth.api.routers.jobs import to_read
+from gradhealth.api.schemas import JobRead, Problem
+from gradhealth.jobs import store
 
 router = APIRouter(prefix="/v1/checks", tags=["checks"])
 
@@ -193,7 +193,7 @@ async def submit_logs(
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JobRead:
-    from service.logs.readers.registry import detect, formats
+    from gradhealth.logs.readers.registry import detect, formats
 
     if format is not None and format not in formats():
         raise ApiError(422, "unknown_format_hint", f"unknown format {format!r}; use one of: {', '.join(formats())}")

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from service.api.schemas import Health
+from gradhealth.api.schemas import Health
 
 router = APIRouter(tags=["health"])
 

@@ -13,11 +13,19 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import CallerDep, SessionDep, SettingsDep
-from service.api.problems import ApiError
-from service.api.schemas import JobLinks, JobPage, JobRead, JobStatus, JobSummary, Problem, Progress
-from service.db.models import JobRow
-from service.jobs import store
+from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
+from gradhealth.api.problems import ApiError
+from gradhealth.api.schemas import (
+    JobLinks,
+    JobPage,
+    JobRead,
+    JobStatus,
+    JobSummary,
+    Problem,
+    Progress,
+)
+from gradhealth.db.models import JobRow
+from gradhealth.jobs import store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -1,11 +1,11 @@
-"""Alembic environment: migrations run programmatically by service.db.engine.migrate."""
+"""Alembic environment: migrations run programmatically by gradhealth.db.engine.migrate."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from service.db.engine import make_engine
-from service.db.models import Base
+from gradhealth.db.engine import make_engine
+from gradhealth.db.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

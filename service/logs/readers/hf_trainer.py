@@ -31,10 +31,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from service.errors import LogError
-from service.logs.readers.native import Points, check_size, number
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import LogWarning, RunLog
+from gradhealth.errors import LogError
+from gradhealth.logs.readers.native import Points, check_size, number
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import LogWarning, RunLog
 
 _SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 _ARGS_KEYS = ("args", "training_args", "trial_params", "trainer_args")

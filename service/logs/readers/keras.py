@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.logs.readers.native import csv_header, open_log, read_wide_csv
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import RunLog
+from gradhealth.logs.readers.native import csv_header, open_log, read_wide_csv
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import RunLog
 
 _INDEX = ("", "Unnamed: 0")
 _LOSSY = ("loss", "val_loss")

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from service.logs.readers.native import csv_header, read_wide_csv
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import Role, RunLog
+from gradhealth.logs.readers.native import csv_header, read_wide_csv
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import Role, RunLog
 
 GRAD_COLUMN = re.compile(r"^grad_(?:\d+(?:\.\d*)?|inf)_norm(?:(?P<total>_total)|[/_](?P<layer>.+))$")
 

@@ -20,10 +20,10 @@ import os
 import re
 from pathlib import Path
 
-from service.errors import LogError
-from service.logs.readers.native import Lines, Points, first_lines, open_log, truncated
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import LogWarning, RunLog, parse_number
+from gradhealth.errors import LogError
+from gradhealth.logs.readers.native import Lines, Points, first_lines, open_log, truncated
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import LogWarning, RunLog, parse_number
 
 _LINE = re.compile(r"^\s*(\d{9,})\s+(\S+)(?:\s+(-?\d+))?\s*$")
 _MAX_FILES = 100_000

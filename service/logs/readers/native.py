@@ -69,9 +69,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from service.errors import LogError, UploadTooLarge
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import LogWarning, Role, RunLog, Series, make_series, parse_number
+from gradhealth.errors import LogError, UploadTooLarge
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import LogWarning, Role, RunLog, Series, make_series, parse_number
 
 MAX_LINE_BYTES = 16 * 2**20
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from service.errors import UnknownLogFormat
-from service.logs.series import RunLog
+from gradhealth.errors import UnknownLogFormat
+from gradhealth.logs.series import RunLog
 
-#: One module per format under service.logs.readers, each exposing ``READER``.
+#: One module per format under gradhealth.logs.readers, each exposing ``READER``.
 READER_MODULES: tuple[str, ...] = (
     "native", "hf_trainer", "lightning", "tensorboard", "mlflow", "wandb", "keras", "text",
 )
@@ -36,13 +36,13 @@ class Reader(Protocol):
         ...
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
-        """Read the file; raise :class:`service.errors.LogError` saying where it is broken."""
+        """Read the file; raise :class:`gradhealth.errors.LogError` saying where it is broken."""
         ...
 
 
 def readers() -> list[Reader]:
     """Every registered reader."""
-    return [importlib.import_module(f"service.logs.readers.{m}").READER for m in READER_MODULES]
+    return [importlib.import_module(f"gradhealth.logs.readers.{m}").READER for m in READER_MODULES]
 
 
 def formats() -> dict[str, str]:

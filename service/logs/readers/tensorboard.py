@@ -56,9 +56,9 @@ from warnings import catch_warnings, simplefilter
 
 import numpy as np
 
-from service.errors import LogError, UnknownLogFormat, UploadTooLarge
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import LogWarning, RunLog, Series, classify, make_series
+from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import LogWarning, RunLog, Series, classify, make_series
 
 
 def _load_google_crc32c():  # noqa: ANN202 - a module or None

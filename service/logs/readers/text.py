@@ -21,7 +21,7 @@ with values (0, 1, 2...). Every other name becomes a series named as the log nam
 get their role: ``loss``/``train_loss``/``trl``/``training_loss`` (loss), ``val_loss``/``tel``/
 ``eval_loss``/``valid_loss``/``test_loss`` (val_loss), ``grad_norm``/``norm``/``gnorm``/
 ``total_norm`` (grad_norm), ``lr``/``learning_rate`` (learning_rate); the rest are named by
-:func:`service.logs.series.classify`.
+:func:`gradhealth.logs.series.classify`.
 
 A log that ends in a Python traceback (``Traceback (most recent call last):`` and no values after
 it) gets ``RunLog.traceback`` (the traceback's text, at most its last 200 lines) and the warning
@@ -39,10 +39,10 @@ import re
 from collections import deque
 from pathlib import Path
 
-from service.errors import LogError
-from service.logs.readers.native import Points, open_log
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import LogWarning, Role, RunLog
+from gradhealth.errors import LogError
+from gradhealth.logs.readers.native import Points, open_log
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import LogWarning, Role, RunLog
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|infinity|inf)"
 _END = r"(?![\w.])"

@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import LogError
-from service.logs.readers.native import (
+from gradhealth.errors import LogError
+from gradhealth.logs.readers.native import (
     Lines,
     Points,
     check_size,
@@ -56,8 +56,8 @@ from service.logs.readers.native import (
     read_wide_csv,
     truncated,
 )
-from service.logs.readers.registry import ReadLimits
-from service.logs.series import LogWarning, Role, RunLog, classify
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.series import LogWarning, Role, RunLog, classify
 
 _STEP_COLUMNS = ("_step", "Step", "step")
 _BOOKKEEPING = {"_step", "_runtime", "_timestamp", "_wandb"}

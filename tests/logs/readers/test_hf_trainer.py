@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import LogError, UnknownLogFormat, UploadTooLarge
-from service.logs.load import read_log
-from service.logs.readers import registry
-from service.logs.readers.hf_trainer import READER
-from service.logs.readers.registry import ReadLimits
+from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs.load import read_log
+from gradhealth.logs.readers import registry
+from gradhealth.logs.readers.hf_trainer import READER
+from gradhealth.logs.readers.registry import ReadLimits
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "logs"
 MISTRAL = DATA / "hf-mistral-translator" / "trainer_state.json"

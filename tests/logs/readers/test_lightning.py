@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import LogError, UnknownLogFormat
-from service.logs.load import read_log
-from service.logs.readers import registry
-from service.logs.readers.lightning import READER
-from service.logs.readers.registry import ReadLimits
+from gradhealth.errors import LogError, UnknownLogFormat
+from gradhealth.logs.load import read_log
+from gradhealth.logs.readers import registry
+from gradhealth.logs.readers.lightning import READER
+from gradhealth.logs.readers.registry import ReadLimits
 from tests.logs.helpers import by_name, write
 
 REAL = Path(__file__).resolve().parents[2] / "data" / "logs" / "lightning-csv-ml-aos" / "metrics.csv"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import LogError, UnknownLogFormat
-from service.logs.load import read_log
-from service.logs.readers import registry
-from service.logs.readers.mlflow import READER
-from service.logs.readers.registry import ReadLimits
+from gradhealth.errors import LogError, UnknownLogFormat
+from gradhealth.logs.load import read_log
+from gradhealth.logs.readers import registry
+from gradhealth.logs.readers.mlflow import READER
+from gradhealth.logs.readers.registry import ReadLimits
 
 SHARED_RUN = Path("/work/shared/data/real-logs/mlflow-swahili-rnn")   # no licence: not copied
 

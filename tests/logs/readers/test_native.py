@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import LogError, UnknownLogFormat, UploadTooLarge
-from service.logs.load import read_log
-from service.logs.readers import registry
-from service.logs.readers.native import READER
-from service.logs.readers.registry import ReadLimits
+from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs.load import read_log
+from gradhealth.logs.readers import registry
+from gradhealth.logs.readers.native import READER
+from gradhealth.logs.readers.registry import ReadLimits
 from tests.logs.helpers import by_name
 
 GARBAGE = random.Random(0).randbytes(4096)
@@ -234,7 +234,7 @@ def test_the_fast_csv_path_agrees_with_the_careful_one(tmp_path, monkeypatch):
     """pandas' C parser (fast path) and the line-by-line reader give the very same series."""
     import numpy as np
 
-    from service.logs.readers import native
+    from gradhealth.logs.readers import native
 
     rng = np.random.default_rng(0)
     lines = ["step,metric,value,wall_time"]

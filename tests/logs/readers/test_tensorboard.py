@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.errors import LogError, UnknownLogFormat, UploadTooLarge
-from service.logs.readers import tensorboard as tb
-from service.logs.readers.registry import ReadLimits
-from service.logs.readers.tensorboard import READER
-from service.logs.series import RunLog
+from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs.readers import tensorboard as tb
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.tensorboard import READER
+from gradhealth.logs.series import RunLog
 
 REPO = Path(__file__).resolve().parents[3]
 LIGHTNING = (REPO / "tests" / "data" / "logs" / "tb-lightning-lstm-textgen"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import LogError, UnknownLogFormat
-from service.logs.load import read_log
-from service.logs.readers import registry
-from service.logs.readers.registry import ReadLimits
-from service.logs.readers.wandb import READER, histogram_norm
+from gradhealth.errors import LogError, UnknownLogFormat
+from gradhealth.logs.load import read_log
+from gradhealth.logs.readers import registry
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.wandb import READER, histogram_norm
 from tests.logs.helpers import by_name, write
 
 SHARED_SUMMARY = Path("/work/shared/data/real-logs/wandb-grpo-code/wandb-summary.json")  # no licence
