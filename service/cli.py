@@ -16,9 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gradhealth.analysis.catalog import FINDINGS, REMEDIES
+from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.analysis.check import CheckOptions, run_architecture_check
-from gradhealth.analysis.document import SEVERITY_RANK, Diagnosis
+from gradhealth.core.document import SEVERITY_RANK, Diagnosis
 from gradhealth.analysis.spec import load_spec_text, spec_json_schema
 from gradhealth.errors import GradHealthError, InputFormatError
 from gradhealth.report import render_text

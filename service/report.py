@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradhealth.analysis.document import Diagnosis
+from gradhealth.core.document import Diagnosis
 
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 

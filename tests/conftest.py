@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from gradhealth.analysis.check import CheckOptions, run_architecture_check
-from gradhealth.analysis.document import Diagnosis
+from gradhealth.core.document import Diagnosis
 from gradhealth.analysis.plan import Limits
 from gradhealth.analysis.thresholds import Thresholds
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gradhealth.analysis.document import Diagnosis
+from gradhealth.core.document import Diagnosis
 from gradhealth.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "service" / "examples"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradhealth.analysis.catalog import FINDINGS, REMEDIES
+from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.analysis.findings import CODES
 from gradhealth.analysis.plan import Limits
 from gradhealth.analysis.thresholds import Thresholds

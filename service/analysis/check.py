@@ -20,7 +20,7 @@ import jsonpatch
 import numpy as np
 
 from gradhealth.analysis import theory
-from gradhealth.analysis.document import (
+from gradhealth.core.document import (
     CriticalInit,
     Diagnosis,
     Evidence,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradhealth.analysis import spec as S
-from gradhealth.analysis.catalog import REMEDIES
-from gradhealth.analysis.document import Remedy
+from gradhealth.core.catalog import REMEDIES
+from gradhealth.core.document import Remedy
 from gradhealth.analysis.findings import Detection
 from gradhealth.analysis.plan import Plan
 from gradhealth.analysis.simulate import SimulationResult

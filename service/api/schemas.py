@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from gradhealth.analysis.document import Diagnosis
+from gradhealth.core.document import Diagnosis
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradhealth.analysis.document import (
+from gradhealth.core.document import (
     SEVERITY_RANK,
     Diagnosis,
     LogInfo,

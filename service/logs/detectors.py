@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gradhealth.analysis.document import Evidence, Finding, Remedy
+from gradhealth.core.document import Evidence, Finding, Remedy
 from gradhealth.analysis.remedies import make_remedy
 from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.thresholds import LogThresholds

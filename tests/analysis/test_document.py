@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from gradhealth.analysis.document import Evidence
+from gradhealth.core.document import Evidence
 
 
 def test_evidence_replaces_nonfinite_numbers_at_any_depth():

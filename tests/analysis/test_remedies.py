@@ -7,7 +7,7 @@ import copy
 import jsonpatch
 import pytest
 
-from gradhealth.analysis.catalog import FINDINGS, REMEDIES
+from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.analysis.check import CheckOptions, run_architecture_check
 from gradhealth.analysis.plan import Limits, make_plan
 from gradhealth.analysis.spec import parse_spec

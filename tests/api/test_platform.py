@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradhealth.analysis.catalog import FINDINGS, REMEDIES
+from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.settings import hash_key
 from tests.api.conftest import TINY, running_app, settings_for
 

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradhealth.analysis.document import SEVERITY_RANK
+from gradhealth.core.document import SEVERITY_RANK
 from gradhealth.logs.check import diagnose
 from gradhealth.logs.series import RunLog, make_series
 

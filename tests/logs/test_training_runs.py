@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradhealth.analysis.document import SEVERITY_RANK
+from gradhealth.core.document import SEVERITY_RANK
 from gradhealth.logs.check import run_log_check
 from gradhealth.recorder import GradientRecorder
 

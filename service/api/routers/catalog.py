@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gradhealth.analysis.catalog import FINDINGS, REMEDIES
+from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.api.schemas import Catalog, CatalogEntry
 from gradhealth.logs.readers.registry import formats
 
