@@ -39,7 +39,10 @@ class JobCollector(Collector):
         hist = HistogramMetricFamily("gradhealth_job_duration_seconds", "Run time of finished jobs", labels=["kind"])
         by_kind: dict[str, list[float]] = {}
         for kind, started, ended in finished:
-            by_kind.setdefault(kind, []).append((store.as_utc(ended) - store.as_utc(started)).total_seconds())
+            start, end = store.as_utc(started), store.as_utc(ended)
+            if start is None or end is None:  # a finished job has both; a row mid-update may not yet
+                continue
+            by_kind.setdefault(kind, []).append((end - start).total_seconds())
         for kind, values in sorted(by_kind.items()):
             buckets = [(str(b), sum(1 for v in values if v <= b)) for b in DURATION_BUCKETS]
             buckets.append(("+Inf", len(values)))
@@ -48,7 +51,7 @@ class JobCollector(Collector):
         findings = GaugeMetricFamily("gradhealth_findings", "Findings in stored diagnoses, by code", labels=["code"])
         tally: dict[str, int] = {}
         for joined in codes:
-            for code in filter(None, joined.split(",")):
+            for code in filter(None, (joined or "").split(",")):
                 tally[code] = tally.get(code, 0) + 1
         for code, n in sorted(tally.items()):
             findings.add_metric([code], n)

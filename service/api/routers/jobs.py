@@ -7,7 +7,7 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -29,7 +29,8 @@ from gradhealth.jobs import store
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-NOT_FOUND = {404: {"model": Problem, "description": "no such job (or not yours)"}}
+# Typed as FastAPI declares `responses`, so that it can be unpacked into a wider mapping.
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job (or not yours)"}}
 
 
 def summary_fields(row: JobRow) -> dict:
@@ -119,7 +120,9 @@ async def job_events(job_id: str, request: Request, caller: CallerDep) -> Stream
     poll = request.app.state.settings.lease_s / 30 if request.app.state.settings.lease_s < 15 else 0.5
 
     async def stream() -> AsyncIterator[str]:
-        row, last, idle = first, None, 0.0
+        row: JobRow | None = first
+        last: tuple[object, ...] | None = None
+        idle = 0.0
         while True:
             if row is None:
                 yield _event("done", {"id": job_id, "status": "deleted"})

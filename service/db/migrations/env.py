@@ -9,6 +9,8 @@ from gradhealth.db.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
+if url is None:  # migrate() always sets it; running alembic by hand without it is a usage error
+    raise RuntimeError("sqlalchemy.url is not set in the Alembic config")
 engine = make_engine(url)
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
