@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gradhealth.core.document import Diagnosis
 from gradhealth.cli import main
+from gradhealth.core.document import Diagnosis
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "service" / "examples"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.analysis.findings import CODES
 from gradhealth.analysis.plan import Limits
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.cli import example_names
+from gradhealth.core.catalog import FINDINGS, REMEDIES
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

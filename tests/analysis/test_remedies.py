@@ -7,11 +7,11 @@ import copy
 import jsonpatch
 import pytest
 
-from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.analysis.check import CheckOptions, run_architecture_check
 from gradhealth.analysis.plan import Limits, make_plan
 from gradhealth.analysis.spec import parse_spec
 from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.core.catalog import FINDINGS, REMEDIES
 from tests.conftest import example, mlp
 
 EXAMPLES = ["deep_sigmoid_mlp", "relu_xavier_mlp", "std1_mlp", "residual_mlp_unnormalised", "tanh_rnn_long",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.api.schemas import Catalog, CatalogEntry
+from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.logs.readers.registry import formats
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
