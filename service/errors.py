@@ -10,9 +10,13 @@ exit codes::
     ├── SpecError                    (422, invalid_spec)      one or more spec problems, each with a JSON pointer
     │   └── LimitExceeded            (422, limit_exceeded)    the spec is valid but too large to simulate
     ├── InputFormatError             (400, invalid_input)     the input could not be read at all (not JSON/YAML)
-    └── LogError                     (422, invalid_log)       a log that cannot be read; says where (line, record, offset)
-        ├── UnknownLogFormat         (415, unknown_log_format) no reader recognises the file (or the hint is wrong)
-        └── UploadTooLarge           (413, upload_too_large)  over the upload, archive or uncompressed-size limits
+    ├── LogError                     (422, invalid_log)       a log that cannot be read; says where (line, record, offset)
+    │   ├── UnknownLogFormat         (415, unknown_log_format) no reader recognises the file (or the hint is wrong)
+    │   └── UploadTooLarge           (413, upload_too_large)  over the upload, archive or uncompressed-size limits
+    └── IdempotencyConflict          (409, idempotency_conflict) an Idempotency-Key reused with another request
+
+A spec asking for ``device: cuda`` where no CUDA device is visible is a :class:`SpecError` at
+``/device`` (:func:`cuda_unavailable`), so it is a 422 / exit status 2 like any other bad field.
 
 Messages say what to change, e.g. ``/layers/3/init/std: must be > 0 (got -1)``.
 """
@@ -22,6 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PROBLEM_BASE = "https://gradient-health.dev/problems/"
+
+
+def problem_type(slug: str) -> str:
+    """The problem-type URI of ``slug`` (e.g. ``time-limit``): every one is under PROBLEM_BASE."""
+    return PROBLEM_BASE + slug
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class GradHealthError(Exception):
 
     @property
     def type_uri(self) -> str:
-        return PROBLEM_BASE + self.code.replace("_", "-")
+        return problem_type(self.code.replace("_", "-"))
 
     def to_problem(self) -> dict[str, object]:
         """RFC 9457 problem details body."""
@@ -115,3 +124,24 @@ class UploadTooLarge(LogError):
     status = 413
     code = "upload_too_large"
     title = "Upload too large"
+
+
+class IdempotencyConflict(GradHealthError):
+    """The same Idempotency-Key was used (by the same caller) with a different request."""
+
+    status = 409
+    code = "idempotency_conflict"
+    title = "Idempotency-Key reused"
+
+    def __init__(self, job_id: str, key: str | None = None) -> None:
+        named = f"Idempotency-Key {key!r}" if key is not None else "the Idempotency-Key"
+        super().__init__(f"{named} was used for job {job_id} with a different request; "
+                         "use a new key for a new request")
+        self.job_id = job_id
+        self.key = key
+
+
+def cuda_unavailable() -> SpecError:
+    """The error for ``device: cuda`` (or ``--device cuda``) where no CUDA device is visible."""
+    return SpecError.at("/device", "'cuda' was requested but no CUDA device is available here; "
+                                   "use 'auto' (a GPU when there is one) or 'cpu'")

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gradhealth.db.models import JobRow
+from gradhealth.errors import IdempotencyConflict, problem_type
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -51,14 +52,6 @@ def request_hash(kind: str, request: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class IdempotencyConflict(Exception):
-    """The same Idempotency-Key was used with a different body."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(job_id)
-        self.job_id = job_id
-
-
 def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency_key: str | None,
            time_limit_s: float, max_attempts: int, fingerprint: Any = None) -> tuple[JobRow, bool]:
     """Queue a job; returns (job, created). A repeated key with the same body returns the first job.
@@ -72,7 +65,7 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
                                                        JobRow.idempotency_key == idempotency_key))
         if existing is not None:
             if existing.request_hash != digest:
-                raise IdempotencyConflict(existing.id)
+                raise IdempotencyConflict(existing.id, idempotency_key)
             return existing, False
     now = utcnow()
     job = JobRow(id=uuid.uuid4().hex, kind=kind, owner=owner, status="queued", request=request,
@@ -91,7 +84,7 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
         if winner is None:
             raise
         if winner.request_hash != digest:
-            raise IdempotencyConflict(winner.id) from None
+            raise IdempotencyConflict(winner.id, idempotency_key) from None
         return winner, False
     return job, True
 
@@ -266,7 +259,7 @@ def finish(session: Session, *, job_id: str, worker_id: str, status: str, result
 
 def problem(slug: str, title: str, detail: str, status: int) -> dict[str, Any]:
     """An RFC 9457 problem body as stored on a failed job."""
-    return {"type": f"https://gradient-health.dev/problems/{slug}", "title": title, "status": status,
+    return {"type": problem_type(slug), "title": title, "status": status,
             "detail": detail}
 
 

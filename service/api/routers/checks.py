@@ -15,12 +15,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from gradhealth import devices
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.spec import load_spec_text, parse_spec
 from gradhealth.api.deps import CallerDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.jobs import to_read
 from gradhealth.api.schemas import JobRead, Problem
+from gradhealth.errors import cuda_unavailable
 from gradhealth.jobs import store
 
 router = APIRouter(prefix="/v1/checks", tags=["checks"])
@@ -96,18 +98,18 @@ async def submit_architecture(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JobRead:
     raw = decode_spec(await request.body(), request.headers.get("content-type", "application/json"))
-    make_plan(parse_spec(raw), settings.limits)  # SpecError / LimitExceeded -> 422 with pointers
+    spec = parse_spec(raw)
+    make_plan(spec, settings.limits)  # SpecError / LimitExceeded -> 422 with pointers
+    # cuda on a host without a GPU: 422 now, decided without torch (nvidia-smi). A pure API node
+    # (workers=0) cannot see its workers' hosts: there the worker reports the same error on the job.
+    if spec.device == "cuda" and settings.workers != 0 and not devices.host_has_gpu():
+        raise cuda_unavailable()
 
     def submit():  # noqa: ANN202
-        with request.app.state.sessions() as session:
-            try:
-                return store.submit(session, kind="architecture", owner=caller.name, request=raw,
-                                    idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
-                                    max_attempts=settings.max_attempts)
-            except store.IdempotencyConflict as exc:
-                raise ApiError(409, "idempotency_conflict",
-                               f"Idempotency-Key {idempotency_key!r} was used for job {exc.job_id} with a "
-                               "different body; use a new key for a new request") from None
+        with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
+            return store.submit(session, kind="architecture", owner=caller.name, request=raw,
+                                idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
+                                max_attempts=settings.max_attempts)
 
     row, _created = await run_in_threadpool(submit)
     return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
@@ -210,16 +212,11 @@ async def submit_logs(
                    "sha256": upload.digest.hexdigest(), "bytes": upload.size}
 
     def submit():  # noqa: ANN202
-        with request.app.state.sessions() as session:
-            try:
-                return store.submit(session, kind="logs", owner=caller.name, request=job_request,
-                                    idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
-                                    max_attempts=settings.max_attempts,
-                                    fingerprint={"sha256": job_request["sha256"], "format": format})
-            except store.IdempotencyConflict as exc:
-                raise ApiError(409, "idempotency_conflict",
-                               f"Idempotency-Key {idempotency_key!r} was used for job {exc.job_id} with a "
-                               "different upload; use a new key for a new request") from None
+        with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
+            return store.submit(session, kind="logs", owner=caller.name, request=job_request,
+                                idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
+                                max_attempts=settings.max_attempts,
+                                fingerprint={"sha256": job_request["sha256"], "format": format})
 
     try:
         row, created = await run_in_threadpool(submit)
