@@ -12,45 +12,27 @@ import argparse
 import json
 import os
 import sys
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gradhealth.core.catalog import FINDINGS, REMEDIES
-from gradhealth.analysis.check import CheckOptions, run_architecture_check
-from gradhealth.core.document import SEVERITY_RANK, Diagnosis
-from gradhealth.analysis.spec import load_spec_text, spec_json_schema
-from gradhealth.errors import GradHealthError, InputFormatError
-from gradhealth.report import render_text
-from gradhealth.settings import get_settings
+# Only what every verb needs: each command imports its own tools, so `--help`, `catalog`, a log
+# check or `serve` never load torch (only a simulating check does).
+from gradhealth.errors import GradHealthError
+from gradhealth.library import example_names, load_spec
+
+if TYPE_CHECKING:
+    from gradhealth.core.document import Diagnosis
+
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNHEALTHY", "build_parser", "example_names", "exit_code",
+           "main"]
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_INVALID = 0, 1, 2
 
 
-def example_names() -> list[str]:
-    """Names of the example specs bundled with the package."""
-    folder = resources.files("gradhealth") / "examples"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
-def _read_spec(source: str) -> dict[str, Any]:
-    if source == "-":
-        return load_spec_text(sys.stdin.read())
-    if source.startswith("example:"):
-        name = source.removeprefix("example:")
-        if name not in example_names():
-            raise InputFormatError(f"no bundled example {name!r}; choose one of: {', '.join(example_names())}")
-        text = (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text()
-        return load_spec_text(text)
-    path = Path(source)
-    if not path.is_file():
-        raise InputFormatError(f"{source}: no such file")
-    content_type = "application/json" if path.suffix == ".json" else None
-    return load_spec_text(path.read_text(encoding="utf-8"), content_type=content_type)
-
-
 def exit_code(doc: Diagnosis, fail_on: str) -> int:
     """1 when any finding is at or above ``fail_on`` (``never`` disables), else 0."""
+    from gradhealth.core.document import SEVERITY_RANK
+
     if fail_on == "never":
         return EXIT_OK
     worst = max((SEVERITY_RANK[f.severity] for f in doc.findings), default=-1)
@@ -71,6 +53,8 @@ def is_spec(source: str) -> bool:
     path = Path(source)
     if path.is_dir() or path.suffix.lower() not in (".yaml", ".yml", ".json"):
         return False
+    from gradhealth.analysis.spec import load_spec_text
+
     try:
         data = load_spec_text(path.read_text(encoding="utf-8")[:5_000_000])
     except (GradHealthError, UnicodeDecodeError, OSError):
@@ -88,6 +72,8 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
 
 def _emit(args: argparse.Namespace, doc: Diagnosis) -> int:
     """Print or write the report; the exit code follows --fail-on."""
+    from gradhealth.report import render_text
+
     output = doc.model_dump_json(indent=2) if args.format == "json" else render_text(doc, layers=args.layers)
     if args.output:
         Path(args.output).write_text(output + "\n", encoding="utf-8")
@@ -97,22 +83,24 @@ def _emit(args: argparse.Namespace, doc: Diagnosis) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """The architecture check of a spec (in-process, or with --server); a log path goes to the log check."""
     if not is_spec(args.spec) and Path(args.spec).exists():
         return cmd_check_logs(args)
-    settings = get_settings()
+    from gradhealth.library import check_architecture
+
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
-        raw = _read_spec(args.spec)
-        if args.seeds is not None:
-            raw["seeds"] = args.seeds
-        options = CheckOptions(settings.thresholds, settings.limits,
-                               verify=settings.verify_remedies and not args.no_verify, device=args.device)
-        show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+        raw = load_spec(sys.stdin.read() if args.spec == "-" else args.spec)
         if args.server:
+            if args.seeds is not None:
+                raw["seeds"] = args.seeds
             doc = _remote_check(args, raw)
         else:
-            doc = run_architecture_check(raw, options, progress=_progress(show_progress))
-        if show_progress and not args.server:
-            print(file=sys.stderr)
+            doc = check_architecture(raw, seeds=args.seeds, device=args.device,
+                                     verify=False if args.no_verify else None,
+                                     progress=_progress(show_progress))
+            if show_progress:
+                print(file=sys.stderr)
     except GradHealthError as exc:
         return _invalid(args, exc)
     return _emit(args, doc)
@@ -120,16 +108,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_check_logs(args: argparse.Namespace) -> int:
     """The log check of a file, folder or archive (in-process, or with --server)."""
-    from gradhealth.logs.check import run_log_check
+    from gradhealth.library import check_logs
 
-    settings = get_settings()
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
         if args.server:
             doc = _remote_logs(args)
         else:
-            doc = run_log_check(Path(args.spec), format=args.log_format, thresholds=settings.log_thresholds,
-                                progress=_progress(show_progress))
+            doc = check_logs(args.spec, format=args.log_format, progress=_progress(show_progress))
             if show_progress:
                 print(file=sys.stderr)
     except GradHealthError as exc:
@@ -142,6 +128,7 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
     import tempfile
 
     from gradhealth.client import Client
+    from gradhealth.core.document import Diagnosis
 
     path = Path(args.spec)
     client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
@@ -159,6 +146,7 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
 
 def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
     from gradhealth.client import Client
+    from gradhealth.core.document import Diagnosis
 
     client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
     try:
@@ -172,11 +160,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gradhealth.api.app import create_app
-    from gradhealth.settings import Settings
+    from gradhealth.settings import Settings, get_settings
 
-    overrides: dict[str, Any] = {"host": args.host, "port": args.port}
-    if args.workers is not None:
-        overrides["workers"] = args.workers
+    overrides: dict[str, Any] = {}  # flags given win over the environment; absent ones leave it be
+    for name in ("host", "port", "workers"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     settings = Settings(**{**get_settings().model_dump(), **overrides})
     reason = settings.unsafe_reason()
     if reason:
@@ -193,11 +182,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from gradhealth.db.engine import migrate
     from gradhealth.jobs.supervisor import Supervisor
+    from gradhealth.settings import get_settings
 
     settings = get_settings()
     migrate(settings.database_url)
     supervisor = Supervisor(settings.database_url, processes=args.processes or settings.workers or None,
-                            lease_s=settings.lease_s)
+                            lease_s=settings.lease_s, settings=settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -230,11 +220,15 @@ def cmd_formats(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from gradhealth.analysis.spec import spec_json_schema
+
     print(json.dumps(spec_json_schema(), indent=2))
     return EXIT_OK
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
+    from gradhealth.core.catalog import FINDINGS, REMEDIES
+
     data = {"findings": {k: vars(v) for k, v in FINDINGS.items()},
             "remedies": {k: vars(v) for k, v in REMEDIES.items()}}
     print(json.dumps(data, indent=2))
@@ -262,8 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--api-key", help="API key for --server (default: $GRADHEALTH_API_KEY)")
     check.set_defaults(func=cmd_check)
     serve = sub.add_parser("serve", help="start the HTTP service with its embedded worker(s)")
-    serve.add_argument("--host", default=get_settings().host)
-    serve.add_argument("--port", type=int, default=get_settings().port)
+    # No defaults read here: building the parser must not read settings (or import anything heavy).
+    serve.add_argument("--host", default=None, help="address to bind (default: GRADHEALTH_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: GRADHEALTH_PORT or 8000)")
     serve.add_argument("--workers", type=int, default=None, help="worker processes (default: one per GPU, or one)")
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run worker processes standalone against DATABASE_URL")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gradhealth.analysis.plan import Limits
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.logs.thresholds import LogThresholds
+
+if TYPE_CHECKING:
+    from gradhealth.logs.readers.registry import ReadLimits
 
 
 def hash_key(key: str) -> str:
@@ -42,7 +46,8 @@ class Settings(BaseSettings):
     job_time_limit_s: float = Field(600.0, gt=0, description="a job running longer is failed")
     max_attempts: int = Field(3, ge=1, description="attempts before a job whose worker keeps dying is failed")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body limit (413 above)")
-    max_upload_bytes: int = Field(512 * 2**20, ge=1024, description="log upload limit (413 above)")
+    max_upload_bytes: int = Field(512 * 2**20, ge=1024,
+                                  description="log upload limit (413 above), and the size of one log file read")
     upload_dir: str = Field("./data/uploads", description="where uploaded logs are kept (shared by API and workers)")
     wait_max_s: float = Field(60.0, ge=0, description="cap on ?wait=N")
     api_keys: str = Field("", description="comma-separated name=sha256hex entries; empty: keys off")
@@ -66,6 +71,13 @@ class Settings(BaseSettings):
             name, _, digest = entry.partition("=")
             out[digest] = name
         return out
+
+    def read_limits(self) -> ReadLimits:
+        """The log readers' limits, with the configured upload limit as the largest log file (one
+        definition of that limit: the setting; the readers' own default is only for direct calls)."""
+        from gradhealth.logs.readers.registry import ReadLimits
+
+        return ReadLimits(max_file_bytes=self.max_upload_bytes)
 
     def unsafe_reason(self, host: str | None = None) -> str | None:
         """Why this configuration must not start, or None."""

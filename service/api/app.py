@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
         migrate(settings.database_url)
         if run_workers:
             app.state.supervisor = Supervisor(settings.database_url, processes=settings.workers,
-                                              lease_s=settings.lease_s)
+                                              lease_s=settings.lease_s, settings=settings)
             app.state.supervisor.start()
         try:
             yield

@@ -12,9 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -26,21 +24,12 @@ from sqlalchemy import select
 
 from gradhealth.db.engine import make_engine, make_sessionmaker
 from gradhealth.db.models import JobRow
+from gradhealth.devices import gpu_count
 from gradhealth.jobs import store
 from gradhealth.jobs.worker import worker_main
+from gradhealth.settings import Settings, get_settings
 
 log = logging.getLogger("gradhealth.supervisor")
-
-
-def gpu_count() -> int:
-    """GPUs on this machine, asked of nvidia-smi so this process never initialises CUDA."""
-    if shutil.which("nvidia-smi") is None:
-        return 0
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
 @dataclass
@@ -57,9 +46,12 @@ class Supervisor:
     """Starts, watches and stops the worker processes of one host."""
 
     def __init__(self, database_url: str, *, processes: int | None = None, lease_s: float = 15.0,
-                 grace_s: float = 5.0) -> None:
+                 grace_s: float = 5.0, settings: Settings | None = None) -> None:
+        """``settings``: what every job runs with (thresholds, limits, ...); the workers get these,
+        not whatever the environment says when a job starts. Default: the environment, read now."""
         self.database_url = database_url
         self.lease_s = lease_s
+        self.settings = settings if settings is not None else get_settings()
         self.grace_s = grace_s
         gpus = gpu_count()
         count = processes or max(gpus, 1)
@@ -74,7 +66,8 @@ class Supervisor:
         slot.worker_id = f"{socket.gethostname()}:w{slot.index}:{uuid.uuid4().hex[:8]}"
         threads = max(1, (os.cpu_count() or 1) // len(self.slots)) if slot.gpu is None else None
         slot.process = self._ctx.Process(target=worker_main, name=f"gradhealth-worker-{slot.index}",
-                                         args=(self.database_url, slot.worker_id, self.lease_s, slot.gpu, None, threads),
+                                         args=(self.database_url, slot.worker_id, self.lease_s, slot.gpu, None,
+                                               threads, self.settings.model_dump(mode="json")),
                                          daemon=True)
         slot.process.start()
         log.info("started worker %s (pid %s, gpu %s)", slot.worker_id, slot.process.pid, slot.gpu)

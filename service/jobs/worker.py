@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gradhealth.db.engine import make_engine, make_sessionmaker
 from gradhealth.jobs import store
 from gradhealth.jobs.kinds import HANDLERS
+from gradhealth.settings import Settings, get_settings
 
 log = logging.getLogger("gradhealth.worker")
 
@@ -42,6 +43,8 @@ class WorkerConfig:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     lease_s: float = 15.0
     poll_s: float = 0.25
+    # What every job runs with: the settings the service started with (read once, not per job).
+    settings: Settings = field(default_factory=get_settings)
 
 
 class _Running:
@@ -99,7 +102,7 @@ def run_one(factory: sessionmaker[Session], cfg: WorkerConfig) -> bool:
     status, result, problem = "failed", None, None
     log.info("worker %s runs %s job %s", cfg.worker_id, kind, job_id)
     try:
-        result = HANDLERS[kind](request, running.check)
+        result = HANDLERS[kind](request, running.check, cfg.settings)
         status = "succeeded"
     except JobStopped as stop:
         status, problem = stop.status, stop.problem
@@ -142,9 +145,12 @@ def worker_loop(cfg: WorkerConfig, stop: Any = None) -> None:
 
 
 def worker_main(database_url: str, worker_id: str, lease_s: float, gpu: int | None, stop: Any = None,
-                threads: int | None = None) -> None:
+                threads: int | None = None, settings: dict[str, Any] | None = None) -> None:
     """Entry point of a spawned worker process: pin its GPU and its CPU threads before torch is
-    imported (several workers on one host must not each take every core), then loop."""
+    imported (several workers on one host must not each take every core), then loop.
+
+    ``settings`` is the supervisor's :class:`Settings` as a plain dict (it crosses the spawn
+    boundary by pickling); None reads the environment, as a standalone worker does."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     if threads:
@@ -152,4 +158,6 @@ def worker_main(database_url: str, worker_id: str, lease_s: float, gpu: int | No
             os.environ.setdefault(var, str(threads))
     logging.basicConfig(level=os.environ.get("GRADHEALTH_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    worker_loop(WorkerConfig(database_url=database_url, worker_id=worker_id, lease_s=lease_s), stop)
+    config = Settings(**settings) if settings is not None else get_settings()
+    worker_loop(WorkerConfig(database_url=database_url, worker_id=worker_id, lease_s=lease_s, settings=config),
+                stop)

@@ -1,0 +1,100 @@
+"""The functions behind the public API (``gradhealth.check_architecture``, ``gradhealth.check_logs``).
+
+The command line and the job workers call these too, so a library call, ``gradhealth check`` and
+a job all return the same :class:`~gradhealth.core.document.Diagnosis` for the same input and
+settings. Heavy imports (torch, the simulator, the readers) happen inside the functions: importing
+this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gradhealth.errors import InputFormatError
+
+if TYPE_CHECKING:
+    from gradhealth.core.document import Diagnosis
+    from gradhealth.settings import Settings
+
+Progress = Callable[[float, str], None]
+SpecSource = Mapping[str, Any] | str | Path
+
+
+def example_names() -> list[str]:
+    """Names of the example specs bundled with the package."""
+    folder = resources.files("gradhealth") / "examples"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_spec(source: SpecSource) -> dict[str, Any]:
+    """The decoded spec from a mapping (copied), a path to a YAML/JSON file, ``example:NAME`` (a
+    bundled example), or YAML/JSON text (a string with a newline, or starting with ``{``).
+
+    Raises :class:`~gradhealth.errors.InputFormatError` when it cannot be read.
+    """
+    from gradhealth.analysis.spec import load_spec_text
+
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source))  # the caller's dict is theirs: overrides go on a copy
+    if isinstance(source, str) and source.startswith("example:"):
+        name = source.removeprefix("example:")
+        if name not in example_names():
+            raise InputFormatError(f"no bundled example {name!r}; choose one of: {', '.join(example_names())}")
+        return load_spec_text((resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text())
+    if isinstance(source, str) and ("\n" in source or source.lstrip().startswith("{")):
+        return load_spec_text(source)
+    path = Path(source)
+    if not path.is_file():
+        raise InputFormatError(f"{source}: no such file")
+    content_type = "application/json" if path.suffix == ".json" else None
+    return load_spec_text(path.read_text(encoding="utf-8"), content_type=content_type)
+
+
+def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: str | None = None,
+                       verify: bool | None = None, settings: Settings | None = None,
+                       progress: Progress | None = None) -> Diagnosis:
+    """Simulate the architecture ``spec`` and diagnose its gradients, with verified remedies.
+
+    ``spec``: a dict, a path to a YAML/JSON file, ``example:NAME`` or YAML/JSON text. ``seeds`` and
+    ``device`` override the spec's; ``verify=False`` proposes remedies without re-simulating them.
+    ``settings`` (thresholds, limits, ``verify_remedies``) default to the environment's, as in the CLI.
+
+    Raises :class:`~gradhealth.errors.SpecError` (with JSON pointers; ``/device`` for ``cuda``
+    without a CUDA device), :class:`~gradhealth.errors.LimitExceeded` or
+    :class:`~gradhealth.errors.InputFormatError`, before anything is simulated.
+    """
+    from gradhealth.analysis.check import CheckOptions, run_architecture_check
+    from gradhealth.analysis.spec import parse_spec
+    from gradhealth.devices import require_cuda_if_asked
+    from gradhealth.settings import get_settings
+
+    settings = settings if settings is not None else get_settings()
+    raw = load_spec(spec)
+    if seeds is not None:
+        raw["seeds"] = seeds
+    parsed = parse_spec(raw)  # a bad spec is reported as such before the device is looked at
+    require_cuda_if_asked(device or parsed.device)
+    options = CheckOptions(settings.thresholds, settings.limits, device=device,
+                           verify=settings.verify_remedies if verify is None else verify)
+    return run_architecture_check(raw, options, progress=progress)
+
+
+def check_logs(path: str | Path, *, format: str | None = None, settings: Settings | None = None,
+               progress: Progress | None = None) -> Diagnosis:
+    """Read the training log at ``path`` (a file, a run folder, or a zip/tar archive of one) and
+    diagnose its gradients. Never imports torch.
+
+    ``format`` is a hint (see ``gradhealth formats``); without it the format is detected.
+    Raises :class:`~gradhealth.errors.LogError` (or :class:`~gradhealth.errors.UnknownLogFormat`,
+    :class:`~gradhealth.errors.UploadTooLarge`) saying where the log is broken.
+    """
+    from gradhealth.logs.check import run_log_check
+    from gradhealth.settings import get_settings
+
+    settings = settings if settings is not None else get_settings()
+    return run_log_check(Path(path), format=format, thresholds=settings.log_thresholds,
+                         limits=settings.read_limits(), progress=progress)
