@@ -9,7 +9,7 @@ from gradhealth.analysis.model import build_network
 from gradhealth.analysis.plan import Limits, make_plan
 from gradhealth.analysis.spec import parse_spec
 from gradhealth.errors import LimitExceeded, SpecError
-from tests.conftest import example
+from tests.helpers import example
 
 
 @pytest.mark.parametrize("name", ["small_cnn", "tanh_rnn_long", "lstm_long", "transformer_pre_ln",

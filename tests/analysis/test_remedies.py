@@ -12,7 +12,7 @@ from gradhealth.analysis.plan import Limits, make_plan
 from gradhealth.analysis.spec import parse_spec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.catalog import FINDINGS, REMEDIES
-from tests.conftest import example, mlp
+from tests.helpers import example, mlp
 
 EXAMPLES = ["deep_sigmoid_mlp", "relu_xavier_mlp", "std1_mlp", "residual_mlp_unnormalised", "tanh_rnn_long",
             "transformer_post_ln"]

@@ -12,7 +12,7 @@ from torch import nn
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.simulate import prepare, simulate
 from gradhealth.analysis.spec import parse_spec
-from tests.conftest import mlp
+from tests.helpers import mlp
 
 
 def test_figures_match_a_hand_computation():

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from tests.api.conftest import TINY, VANISHING
+from tests.api.helpers import TINY, VANISHING
 
 PROBLEM = "application/problem+json"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.api.conftest import TINY
+from tests.api.helpers import TINY
 
 PROBLEM = "application/problem+json"
 

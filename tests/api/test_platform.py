@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.settings import hash_key
-from tests.api.conftest import TINY, running_app, settings_for
+from tests.api.helpers import TINY, running_app, settings_for
 
 PROBLEM = "application/problem+json"
 
@@ -34,7 +34,7 @@ def test_metrics_in_prometheus_format(api):
 
 
 def test_findings_by_code_are_counted(api):
-    from tests.api.conftest import VANISHING
+    from tests.api.helpers import VANISHING
 
     api.post("/v1/checks/architecture?wait=60", json=VANISHING)
     assert 'gradhealth_findings{code="vanishing_gradient"}' in api.get("/metrics").text

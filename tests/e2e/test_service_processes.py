@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
 from gradhealth.jobs import store
-from tests.e2e.conftest import GRADHEALTH, env_for, serve, start_worker, stop, wait_job
+from tests.e2e.helpers import GRADHEALTH, env_for, serve, start_worker, stop, wait_job
 
 TINY = {"input": {"shape": [16]}, "seeds": 1, "batch_size": 16,
         "layers": [{"type": "linear", "out_features": 16, "activation": "relu", "init": "kaiming_normal",
