@@ -1,0 +1,167 @@
+"""What ``GradientRecorder.step`` costs a training loop: plain step against recorded step.
+
+For each model (a 12x256 MLP at batch 64, a small CNN, a small Transformer encoder) and each
+``every`` (1 and 10), one model and one SGD optimizer are built and trained in blocks of
+``--block`` steps (default 20), alternating a plain block (forward, ``zero_grad``, backward,
+``optimizer.step``) with a recorded block (the same plus ``recorder.step(loss=loss,
+optimizer=optimizer)`` after backward). Each recorded block ends with ``recorder.flush()``, inside
+its timing, so that the background writer's work never spills into the next plain block: the
+figure is an upper bound on what recording costs. The order inside a pair alternates (plain
+first, then recorded first) so that drift hits both alike. Printed per case: the median seconds
+per step of each and the median over ``--pairs`` pairs (default 15) of recorded / plain, against
+the target of 1.05x from issue 16. Speed is measured, never asserted.
+
+Runs on CUDA when a GPU is there (``--device cpu`` to force the CPU); there the clock is read
+after ``torch.cuda.synchronize()``. On CPU, ``torch.set_num_threads(--threads)`` (default 1).
+From the repository root::
+
+    .venv/bin/python bench/bench_recorder.py            # ~2 minutes on a 2-core CPU
+    .venv/bin/python bench/bench_recorder.py --quick    # a few seconds: fewer, shorter pairs
+    .venv/bin/python bench/bench_recorder.py --models mlp --every 1 --json
+
+On a CPU shared with other work the ratios swing by a few per cent; the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from gradhealth.recorder import GradientRecorder  # noqa: E402
+
+TARGET = 1.05
+
+
+def build(name: str, device: torch.device) -> tuple[nn.Module, Callable[[], torch.Tensor]]:
+    """A model and a closure computing its loss on a fixed batch."""
+    g = torch.Generator().manual_seed(0)
+    if name == "mlp":  # the issue's case: 12 Linear(256, 256) + ReLU, batch 64
+        layers: list[nn.Module] = []
+        for _ in range(12):
+            layers += [nn.Linear(256, 256), nn.ReLU()]
+        model = nn.Sequential(*layers, nn.Linear(256, 10))
+        x = torch.randn(64, 256, generator=g)
+        y = torch.randint(0, 10, (64,), generator=g)
+    elif name == "cnn":  # three conv blocks on 32x32 RGB, batch 32
+        model = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+        x = torch.randn(32, 3, 32, 32, generator=g)
+        y = torch.randint(0, 10, (32,), generator=g)
+    elif name == "transformer":  # 2 encoder layers, d_model 128, 4 heads, 32 tokens, batch 16
+        layer = nn.TransformerEncoderLayer(128, 4, dim_feedforward=256, dropout=0.0,
+                                           batch_first=True)
+        encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        model = nn.Sequential(encoder, nn.Flatten(), nn.Linear(32 * 128, 10))
+        x = torch.randn(16, 32, 128, generator=g)
+        y = torch.randint(0, 10, (16,), generator=g)
+    else:
+        raise SystemExit(f"unknown model {name!r}: choose from mlp, cnn, transformer")
+    model = model.to(device)
+    x, y = x.to(device), y.to(device)
+    return model, lambda: nn.functional.cross_entropy(model(x), y)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(name: str, every: int, device: torch.device, pairs: int, block: int,
+            out_dir: Path) -> dict[str, float | int | str]:
+    """Median plain and recorded seconds per step, and the median of per-pair ratios."""
+    model, loss_fn = build(name, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    recorder = GradientRecorder(model, out_dir / f"{name}-{every}.jsonl", every=every)
+
+    def run(recorded: bool) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(block):
+            loss = loss_fn()
+            optimizer.zero_grad()
+            loss.backward()
+            if recorded:
+                recorder.step(loss=loss, optimizer=optimizer)
+            optimizer.step()
+        if recorded:
+            recorder.flush()  # the writer's backlog is charged to the block that made it
+        _sync(device)
+        return (time.perf_counter() - start) / block
+
+    run(False), run(True)  # warm-up: allocator, kernels, the writer thread
+    plain, recorded, ratios = [], [], []
+    for i in range(pairs):
+        if i % 2 == 0:
+            p = run(False)
+            r = run(True)
+        else:
+            r = run(True)
+            p = run(False)
+        plain.append(p)
+        recorded.append(r)
+        ratios.append(r / p)
+    recorder.close()
+    return {"model": name, "every": every, "device": device.type, "pairs": pairs, "block": block,
+            "plain_ms": 1e3 * statistics.median(plain),
+            "recorded_ms": 1e3 * statistics.median(recorded),
+            "ratio": statistics.median(ratios), "ratio_min": min(ratios),
+            "ratio_max": max(ratios)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison and print one line per model and ``every``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="mlp,cnn,transformer")
+    parser.add_argument("--every", default="1,10", help="comma-separated values of every")
+    parser.add_argument("--pairs", type=int, default=15)
+    parser.add_argument("--block", type=int, default=20, help="steps per timed block")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on CPU")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="5 pairs of 5-step blocks")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.pairs, args.block = 5, 5
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    print(f"# torch {torch.__version__} on {device.type} ({where or platform.machine()}), "
+          f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s), "
+          f"load average {os.getloadavg()[0]:.2f}; {args.pairs} pairs of {args.block} steps")
+    if not args.json:
+        print(f"{'model':<12} {'every':>5} {'plain ms':>9} {'recorded ms':>12} {'ratio':>7} "
+              f"{'(min-max)':>13}  target <= {TARGET}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            for every in (int(e) for e in args.every.split(",")):
+                row = measure(name, every, device, args.pairs, args.block, Path(tmp))
+                if args.json:
+                    print(json.dumps(row))
+                else:
+                    verdict = "ok" if row["ratio"] <= TARGET else "over"
+                    print(f"{name:<12} {every:>5} {row['plain_ms']:>9.3f} "
+                          f"{row['recorded_ms']:>12.3f} {row['ratio']:>6.3f}x "
+                          f"({row['ratio_min']:.3f}-{row['ratio_max']:.3f})  {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

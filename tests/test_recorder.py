@@ -1,0 +1,299 @@
+"""GradientRecorder: what it writes does not depend on its buffering, survives the process dying
+right after close(), and never keeps a step's gradients alive (issue 16).
+
+The values are pinned against norms computed here with ``torch.linalg.vector_norm`` on the same
+model and gradients; the file's bytes against ``json.dumps``.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import math
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from gradhealth.recorder import FileSink, GradientRecorder, Record
+
+
+class _Branchy(nn.Module):
+    """An MLP with a side branch used on even steps only, so some steps lack some gradients."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 1))
+        self.side = nn.Linear(6, 1)
+        self.use_side = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        return out + self.side(x) if self.use_side else out
+
+
+def _train(model: _Branchy, steps: int, recorder: GradientRecorder | None) -> list[dict]:
+    """Trains with SGD; returns the rows the recorder should have written, computed here."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7, gamma=0.5)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 6, generator=g), torch.randn(40, 1, generator=g)
+    expected: list[dict] = []
+    for step in range(steps):
+        model.use_side = step % 2 == 0
+        loss = nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+        total = torch.linalg.vector_norm(torch.cat([g.double().flatten() for _, g in named]))
+        lr = optimizer.param_groups[0]["lr"]
+        expected += [{"step": step, "metric": "loss", "value": loss.item()},
+                     {"step": step, "metric": "grad_norm", "value": total.item()},
+                     {"step": step, "metric": "lr", "value": lr}]
+        expected += [{"step": step, "layer": n, "kind": "grad_norm",
+                      "value": torch.linalg.vector_norm(g).item()} for n, g in named]
+        if recorder is not None:
+            recorder.step(loss=loss, optimizer=optimizer)
+        optimizer.step()
+        scheduler.step()
+    return expected
+
+
+def _rows(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        if "metric" in row:
+            assert list(row) == ["step", "metric", "value", "wall_time"]
+            assert row.pop("wall_time") == pytest.approx(time.time(), abs=600)
+        else:
+            assert list(row) == ["step", "layer", "kind", "value"]
+    return rows
+
+
+def _assert_close(rows: list[dict], expected: list[dict]) -> None:
+    assert [{k: v for k, v in r.items() if k != "value"} for r in rows] == \
+        [{k: v for k, v in r.items() if k != "value"} for r in expected]
+    for got, want in zip(rows, expected, strict=True):
+        assert got["value"] == pytest.approx(want["value"], rel=1e-6), (got, want)
+
+
+def test_the_file_is_the_same_whatever_the_buffering(tmp_path):
+    torch.manual_seed(0)
+    initial = _Branchy()
+    files = []
+    for i, (buffer, interval) in enumerate([(1, 0.0), (3, 0.001), (4096, 60.0)]):
+        model = copy.deepcopy(initial)
+        path = tmp_path / f"run{i}.jsonl"
+        with GradientRecorder(model, path, buffer=buffer, flush_interval=interval) as rec:
+            expected = _train(model, 23, rec)
+        rows = _rows(path)
+        _assert_close(rows, expected)
+        files.append(rows)
+    # Same model, same data, single process: the values are bit for bit the same too.
+    assert files[0] == files[1] == files[2]
+    assert {r["layer"] for r in files[0] if r.get("step") == 1 and "layer" in r} == \
+        {"body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias"}  # no side branch
+
+
+def test_every_and_sequence_numbers(tmp_path):
+    class Collect:
+        def __init__(self) -> None:
+            self.records: list[Record] = []
+            self.closed = False
+
+        def write(self, records):  # noqa: ANN001, ANN202
+            self.records += records
+
+        def flush(self):  # noqa: ANN202
+            pass
+
+        def close(self):  # noqa: ANN202
+            self.closed = True
+
+    sink = Collect()
+    model = _Branchy()
+    with GradientRecorder(model, tmp_path / "e.jsonl", every=3, sinks=[sink]) as rec:
+        _train(model, 10, rec)
+    assert sink.closed
+    assert [r.seq for r in sink.records] == [0, 1, 2, 3]
+    assert [r.step for r in sink.records] == [0, 3, 6, 9]
+    # The extra sink saw exactly what the file holds.
+    assert _rows(tmp_path / "e.jsonl") == [
+        {k: v for k, v in row.items() if k != "wall_time"}
+        for r in sink.records for row in r.rows()]
+
+
+def test_the_file_encoder_writes_what_json_dumps_writes(tmp_path):
+    sink = FileSink(tmp_path / "x.jsonl")
+    records = [
+        Record(0, 12, 1718000000.125, 3.5, 1e-3, ("a.weight", 'quote"d', "ünï\ncode"),
+               (0.1, math.nan, math.inf)),
+        Record(1, 10**12, 1.0, None, None, ("b",), (-math.inf,)),
+        Record(2, 13, 2.0, math.nan, 0.1, (), ()),
+        Record(3, 14, 3.0, None, None, (), ()),
+    ]
+    for record in records:
+        assert sink.encode(record) == "".join(json.dumps(r) + "\n" for r in record.rows())
+    assert math.isnan(records[2].grad_norm) and records[0].grad_norm != records[0].grad_norm
+    sink.close()
+
+
+_CHILD = textwrap.dedent("""
+    import json, os, signal, sys
+    import torch
+    from torch import nn
+    from gradhealth.recorder import GradientRecorder
+
+    mode, path = sys.argv[1], sys.argv[2]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(32, 5), torch.randn(32, 1)
+    # Nothing would reach the file before close() on its own: a minute's interval, a big buffer.
+    rec = GradientRecorder(model, path, buffer=100000, flush_interval=60)
+    expected = []
+    for step in range(300):
+        loss = nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        expected.append([step, loss.item()] + [torch.linalg.vector_norm(p.grad).item()
+                                               for p in model.parameters()])
+        rec.step(loss=loss, optimizer=opt)
+        opt.step()
+    print(json.dumps(expected), flush=True)
+    if mode == "exit_without_close":
+        sys.exit(0)  # the interpreter's exit flushes
+    rec.close()
+    if mode == "os_exit":
+        os._exit(3)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+@pytest.mark.parametrize("mode", ["os_exit", "sigkill", "exit_without_close"])
+def test_a_process_that_dies_right_after_close_has_lost_nothing(tmp_path, mode):
+    path = tmp_path / "run.jsonl"
+    done = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == {"os_exit": 3, "sigkill": -9, "exit_without_close": 0}[mode], \
+        done.stderr
+    expected = json.loads(done.stdout)
+    rows = _rows(path)
+    assert len(rows) == 300 * (3 + 4)
+    losses = [r["value"] for r in rows if r.get("metric") == "loss"]
+    layers = [r["value"] for r in rows if "layer" in r]
+    assert [r["step"] for r in rows if r.get("metric") == "loss"] == list(range(300))
+    assert losses == pytest.approx([e[1] for e in expected], rel=1e-6)
+    assert layers == pytest.approx([v for e in expected for v in e[2:]], rel=1e-6)
+
+
+def test_the_recorder_keeps_no_gradient_alive(tmp_path):
+    release = threading.Event()
+
+    class Stuck:  # a sink that cannot keep up: everything stays queued in the recorder
+        def write(self, records):  # noqa: ANN001, ANN202
+            release.wait(30)
+
+        def flush(self):  # noqa: ANN202
+            pass
+
+        def close(self):  # noqa: ANN202
+            pass
+
+    model = _Branchy()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(8, 6)
+    rec = GradientRecorder(model, tmp_path / "g.jsonl", flush_interval=0, sinks=[Stuck()])
+    try:
+        for _ in range(5):
+            loss = model(x).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            rec.step(loss=loss, optimizer=optimizer)
+            grads = [weakref.ref(p.grad) for p in model.parameters()]
+            loss_ref = weakref.ref(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            del loss
+            gc.collect()
+            assert all(r() is None for r in grads)
+            assert loss_ref() is None
+    finally:
+        release.set()
+        rec.close()
+    assert len({r["step"] for r in _rows(tmp_path / "g.jsonl")}) == 5
+
+
+def test_a_failing_writer_stops_the_training_loop_with_its_error(tmp_path):
+    class Broken:
+        def write(self, records):  # noqa: ANN001, ANN202
+            raise OSError("disk full")
+
+        def flush(self):  # noqa: ANN202
+            pass
+
+        def close(self):  # noqa: ANN202
+            pass
+
+    model = _Branchy()
+    rec = GradientRecorder(model, tmp_path / "b.jsonl", flush_interval=0, sinks=[Broken()])
+    with pytest.raises(RuntimeError, match="writer failed") as raised:  # noqa: PT012
+        for _ in range(200):
+            _train(model, 1, rec)
+            time.sleep(0.01)
+    assert isinstance(raised.value.__cause__, OSError)
+    with pytest.raises(RuntimeError, match="writer failed"):
+        rec.close()
+    rec.close()  # once is enough
+
+
+def test_points_reach_the_file_within_the_flush_interval(tmp_path):
+    model = _Branchy()
+    path = tmp_path / "live.jsonl"
+    rec = GradientRecorder(model, path, flush_interval=0.05)
+    _train(model, 3, rec)
+    deadline = time.monotonic() + 10
+    while len({r["step"] for r in _rows(path)}) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert {r["step"] for r in _rows(path)} == {0, 1, 2}
+    rec.close()
+    with pytest.raises(ValueError, match="closed"):
+        _train(model, 1, rec)
+
+
+@pytest.mark.parametrize("kwargs", [{"every": 0}, {"buffer": 0}, {"flush_interval": -1.0},
+                                    {"flush_interval": math.nan}])
+def test_bad_settings_are_refused(tmp_path, kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        GradientRecorder(_Branchy(), tmp_path / "r.jsonl", **kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_values_match_the_cpu_computation(tmp_path):
+    torch.manual_seed(0)
+    model = _Branchy().cuda()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = torch.randn(40, 6, device="cuda"), torch.randn(40, 1, device="cuda")
+    expected = []
+    with GradientRecorder(model, tmp_path / "cuda.jsonl") as rec:
+        for _ in range(20):
+            loss = nn.functional.mse_loss(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            rec.step(loss=loss, optimizer=optimizer)
+            expected.append([loss.item()] + [torch.linalg.vector_norm(p.grad.cpu()).item()
+                                             for p in model.parameters()])
+            optimizer.step()
+    rows = _rows(tmp_path / "cuda.jsonl")
+    assert [r["value"] for r in rows if r.get("metric") == "loss"] == \
+        pytest.approx([e[0] for e in expected], rel=1e-6)
+    assert [r["value"] for r in rows if "layer" in r] == \
+        pytest.approx([v for e in expected for v in e[1:]], rel=1e-5)
