@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
-from gradhealth.logs import load
+from gradhealth.logs import archive, sniff
 from gradhealth.logs.load import read_log
 from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import ReadLimits
@@ -85,7 +85,7 @@ def test_every_sample_is_detected_as_its_own_format(tmp_path, fmt, name, text):
     p = write(tmp_path / name, text)
     head = p.read_bytes()
     scores = {r.name: r.sniff(name, head) for r in registry.readers()}
-    assert registry.detect(p).name == fmt, scores
+    assert sniff.detect(p).name == fmt, scores
     assert scores[fmt] > max(v for k, v in scores.items() if k != fmt), scores   # no tie
     log = read_log(p)
     assert log.format == fmt
@@ -94,13 +94,13 @@ def test_every_sample_is_detected_as_its_own_format(tmp_path, fmt, name, text):
 
 @pytest.mark.parametrize(("rel", "fmt"), REAL_FILES.items())
 def test_every_copied_real_file_is_detected(rel, fmt):
-    assert registry.detect(DATA / rel).name == fmt
+    assert sniff.detect(DATA / rel).name == fmt
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="/work/shared is absent")
 @pytest.mark.parametrize(("rel", "fmt"), SHARED_FILES.items())
 def test_every_shared_real_file_is_detected(rel, fmt):
-    assert registry.detect(SHARED / rel).name == fmt
+    assert sniff.detect(SHARED / rel).name == fmt
 
 
 # --- files -------------------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def test_zip_of_one_file_reads_as_that_format(tmp_path):
 def no_extraction(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("an entry was extracted")
-    monkeypatch.setattr(load, "_copy", refuse)
+    monkeypatch.setattr(archive, "_copy", refuse)
 
 
 def test_zip_bomb_is_refused_by_ratio_before_extracting(tmp_path, monkeypatch):

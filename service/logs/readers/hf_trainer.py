@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from gradhealth.errors import LogError
-from gradhealth.logs.readers.native import Points, check_size, number
 from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.textio import Points, number
 from gradhealth.logs.series import LogWarning, RunLog
+from gradhealth.logs.sniff import check_size
 
 _SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 _ARGS_KEYS = ("args", "training_args", "trial_params", "trainer_args")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradhealth.logs.readers.native import csv_header, open_log, read_wide_csv
 from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.textio import csv_header, open_log, read_wide_csv
 from gradhealth.logs.series import RunLog
 
 _INDEX = ("", "Unnamed: 0")

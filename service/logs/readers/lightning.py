@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gradhealth.logs.readers.native import csv_header, read_wide_csv
 from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.textio import csv_header, read_wide_csv
 from gradhealth.logs.series import Role, RunLog
 
 GRAD_COLUMN = re.compile(r"^grad_(?:\d+(?:\.\d*)?|inf)_norm(?:(?P<total>_total)|[/_](?P<layer>.+))$")

@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 
 from gradhealth.errors import LogError
-from gradhealth.logs.readers.native import Lines, Points, first_lines, open_log, truncated
 from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.textio import Lines, Points, first_lines, open_log, truncated
 from gradhealth.logs.series import LogWarning, RunLog, parse_number
 
 _LINE = re.compile(r"^\s*(\d{9,})\s+(\S+)(?:\s+(-?\d+))?\s*$")

@@ -40,8 +40,8 @@ from collections import deque
 from pathlib import Path
 
 from gradhealth.errors import LogError
-from gradhealth.logs.readers.native import Points, open_log
 from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.textio import Points, open_log
 from gradhealth.logs.series import LogWarning, Role, RunLog
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|infinity|inf)"

@@ -44,10 +44,10 @@ from typing import Any
 import numpy as np
 
 from gradhealth.errors import LogError
-from gradhealth.logs.readers.native import (
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.textio import (
     Lines,
     Points,
-    check_size,
     csv_header,
     first_lines,
     loads,
@@ -56,8 +56,8 @@ from gradhealth.logs.readers.native import (
     read_wide_csv,
     truncated,
 )
-from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, RunLog, classify
+from gradhealth.logs.sniff import check_size
 
 _STEP_COLUMNS = ("_step", "Step", "step")
 _BOOKKEEPING = {"_step", "_runtime", "_timestamp", "_wandb"}

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs import sniff
 from gradhealth.logs.load import read_log
-from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.hf_trainer import READER
 from gradhealth.logs.readers.registry import ReadLimits
 
@@ -62,7 +62,7 @@ def test_mistral_real_file():
     i = int(gn.values.argmax())
     assert (gn.steps[i], gn.values[i]) == (top["step"], top["grad_norm"]) == (50, 16.251842498779297)
     assert statistics.median(gn.values.tolist()) == pytest.approx(1.6612868, abs=1e-6)
-    assert registry.detect(MISTRAL).name == "hf_trainer"
+    assert sniff.detect(MISTRAL).name == "hf_trainer"
 
 
 @pytest.mark.skipif(not SHARED_DLLM.exists(), reason="unlicensed file, only in /work/shared")
@@ -76,7 +76,7 @@ def test_dllm_real_file_from_shared():
     i = int(s["grad_norm"].values.argmax())
     assert s["grad_norm"].steps[i] == 668 and s["grad_norm"].values[i] == pytest.approx(0.39987120032310486)
     assert len(s["reward"]) == sum("reward" in e for e in raw) == 500
-    assert registry.detect(SHARED_DLLM).name == "hf_trainer"
+    assert sniff.detect(SHARED_DLLM).name == "hf_trainer"
 
 
 def test_nonfinite_tokens_eval_and_summary(tmp_path):
@@ -153,9 +153,9 @@ def test_wrong_hint(tmp_path):
 
 
 def test_detected_without_hint_even_minified_and_renamed(tmp_path):
-    assert registry.detect(write_state(tmp_path, state(HISTORY))).name == "hf_trainer"
+    assert sniff.detect(write_state(tmp_path, state(HISTORY))).name == "hf_trainer"
     p = write_state(tmp_path, state(HISTORY), name="state.json", indent=None)
-    assert registry.detect(p).name == "hf_trainer"
+    assert sniff.detect(p).name == "hf_trainer"
 
 
 def test_size_limit(tmp_path):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gradhealth.errors import LogError, UnknownLogFormat
+from gradhealth.logs import sniff
 from gradhealth.logs.load import read_log
-from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.keras import READER
 from gradhealth.logs.readers.registry import ReadLimits
 from tests.logs.helpers import by_name, write
@@ -47,7 +47,7 @@ def test_real_file():
     assert vl.values[0] == float(rows[0]["val_loss"]) == 0.05463637784123421
     assert vl.values[-1] == float(rows[-1]["val_loss"]) == 0.034485723823308945
     assert lr.values[0] == 0.001 and lr.values[-1] == 1e-06
-    assert registry.detect(REAL).name == "keras"
+    assert sniff.detect(REAL).name == "keras"
 
 
 def test_nonfinite_and_roles(tmp_path):
@@ -60,7 +60,7 @@ def test_nonfinite_and_roles(tmp_path):
 
 def test_history_csv_with_index_column(tmp_path):
     p = write(tmp_path, "history.csv", HISTORY)
-    assert registry.detect(p).name == "keras"
+    assert sniff.detect(p).name == "keras"
     s = by_name(read_log(p))
     assert set(s) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
     assert s["loss"].steps.tolist() == [0, 1] and s["learning_rate"].role == "learning_rate"
@@ -97,5 +97,5 @@ def test_empty_garbage_wrong_hint(tmp_path):
 
 
 def test_detected_without_hint(tmp_path):
-    assert registry.detect(write(tmp_path, "training.log", SYNTH)).name == "keras"
-    assert registry.detect(write(tmp_path, "log.csv", SYNTH)).name == "keras"
+    assert sniff.detect(write(tmp_path, "training.log", SYNTH)).name == "keras"
+    assert sniff.detect(write(tmp_path, "log.csv", SYNTH)).name == "keras"

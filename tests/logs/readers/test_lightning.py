@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gradhealth.errors import LogError, UnknownLogFormat
+from gradhealth.logs import sniff
 from gradhealth.logs.load import read_log
-from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.lightning import READER
 from gradhealth.logs.readers.registry import ReadLimits
 from tests.logs.helpers import by_name, write
@@ -50,7 +50,7 @@ def test_real_file():
     i = int(vl.values.argmin())
     assert (vl.steps[i], vl.values[i]) == (best[0], best[1]) == (24914, 0.00028294959338381886)
     assert best[2] == 164                                  # the epoch of the best val_loss
-    assert registry.detect(REAL).name == "lightning"
+    assert sniff.detect(REAL).name == "lightning"
 
 
 def test_grad_norm_columns_for_any_p_and_sparse_rows(tmp_path):
@@ -68,9 +68,9 @@ def test_grad_norm_columns_for_any_p_and_sparse_rows(tmp_path):
 
 
 def test_detected_by_grad_columns_under_any_name(tmp_path):
-    assert registry.detect(write(tmp_path, "metrics.csv", SYNTH)).name == "lightning"
-    assert registry.detect(write(tmp_path, "version_3.csv", SYNTH)).name == "lightning"
-    assert registry.detect(write(tmp_path, "m.csv", "epoch,step,train_loss\n0,9,1.0\n")).name == "lightning"
+    assert sniff.detect(write(tmp_path, "metrics.csv", SYNTH)).name == "lightning"
+    assert sniff.detect(write(tmp_path, "version_3.csv", SYNTH)).name == "lightning"
+    assert sniff.detect(write(tmp_path, "m.csv", "epoch,step,train_loss\n0,9,1.0\n")).name == "lightning"
 
 
 def test_truncated_last_line(tmp_path):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gradhealth.errors import LogError, UnknownLogFormat
+from gradhealth.logs import sniff
 from gradhealth.logs.load import read_log
-from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.mlflow import READER
 from gradhealth.logs.readers.registry import ReadLimits
 
@@ -57,7 +57,7 @@ def test_real_run_folder_from_shared():
     assert log.params["opt_clipnorm"] == "5" and log.params["opt_name"] == "SGD"
     assert len(log.params) == 20
     assert READER.sniff_dir(SHARED_RUN) == 1.0
-    assert registry.detect(SHARED_RUN / "metrics" / "loss").name == "mlflow"
+    assert sniff.detect(SHARED_RUN / "metrics" / "loss").name == "mlflow"
     single = read_log(SHARED_RUN / "metrics" / "loss")   # one metrics file: its run's params come along
     assert single.format == "mlflow" and single.params["opt_clipnorm"] == "5"
 
@@ -98,7 +98,7 @@ def test_bad_line_in_the_middle(tmp_path):
 def test_single_metrics_file_and_detection(tmp_path):
     run = run_folder(tmp_path)
     p = run / "metrics" / "loss"
-    assert registry.detect(p).name == "mlflow"
+    assert sniff.detect(p).name == "mlflow"
     log = read_log(p)
     assert log.format == "mlflow" and [s.name for s in log.series] == ["loss"]
     assert log.params["opt_clipnorm"] == "5"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs import sniff
 from gradhealth.logs.load import read_log
-from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.native import READER
 from gradhealth.logs.readers.registry import ReadLimits
 from tests.logs.helpers import by_name
@@ -218,7 +218,7 @@ def test_wrong_hint_names_what_it_looks_like(tmp_path):
     ("metrics.jsonl", '{"step": 1, "loss": 2.0}\n'),
 ])
 def test_detected_without_hint(tmp_path, name, text):
-    assert registry.detect(write(tmp_path, name, text)).name == "native"
+    assert sniff.detect(write(tmp_path, name, text)).name == "native"
 
 
 def test_limits(tmp_path):

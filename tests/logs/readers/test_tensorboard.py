@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs.readers import tensorboard as tb
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.tensorboard import READER
+from gradhealth.logs.readers.tensorboard import (
+    READER,
+    checksum,
+    fastpath,
+    protobuf,
+    reader,
+    tfrecord,
+)
 from gradhealth.logs.series import RunLog
 
 REPO = Path(__file__).resolve().parents[3]
@@ -111,12 +118,12 @@ def test_crc32c_known_vectors_every_implementation(data, expected):
     assert tb.crc32c_python(data) == expected
     assert tb.crc32c_numpy(data) == expected
     assert tb.crc32c(data) == expected
-    if tb._google_crc32c is not None:
-        assert int(tb._google_crc32c.value(data)) == expected
+    if checksum._google_crc32c is not None:
+        assert int(checksum._google_crc32c.value(data)) == expected
 
 
 def test_crc32c_fallback_when_google_crc32c_is_absent(monkeypatch):
-    monkeypatch.setattr(tb, "_google_crc32c", None)
+    monkeypatch.setattr(checksum, "_google_crc32c", None)
     assert tb.crc32c(b"123456789") == 0xE3069283
 
 
@@ -280,7 +287,7 @@ def test_fast_and_slow_paths_merge_in_file_order(tmp_path):
 def many_tags_file(tmp_path: Path) -> tuple[Path, dict[str, list[tuple[int, float]]]]:
     """Tags of many lengths (one past the numpy path's limit), some appearing only late."""
     rng = random.Random(5)
-    tags = ["lr", "loss", "grad_norm", "a" * 8, "b" * 16, "c" * 17, "x" * (tb._MAX_FAST_TAG + 1)]
+    tags = ["lr", "loss", "grad_norm", "a" * 8, "b" * 16, "c" * 17, "x" * (fastpath.MAX_FAST_TAG + 1)]
     tags += [f"grad_2.0_norm/layer.{i}.weight" for i in range(12)]
     expected: dict[str, list[tuple[int, float]]] = {t: [] for t in tags}
     records = [file_version_event()]
@@ -301,19 +308,19 @@ def check_many_tags(run, expected):
 def test_many_tags_in_small_batches(tmp_path, monkeypatch):
     path, expected = many_tags_file(tmp_path)
     check_many_tags(read(path), expected)
-    monkeypatch.setattr(tb, "_CHUNK", 7)   # every numpy stage in batches of 7 records
+    monkeypatch.setattr(tfrecord, "CHUNK", 7)   # every numpy stage in batches of 7 records
     check_many_tags(read(path), expected)
 
 
 def test_hash_collisions_do_not_merge_tags(tmp_path, monkeypatch):
     path, expected = many_tags_file(tmp_path)
-    monkeypatch.setattr(tb, "_FNV_PRIME", np.uint64(0))   # every tag hashes to 0
+    monkeypatch.setattr(fastpath, "_FNV_PRIME", np.uint64(0))   # every tag hashes to 0
     check_many_tags(read(path), expected)
 
 
 def test_too_many_tags(tmp_path, monkeypatch):
     path, _ = many_tags_file(tmp_path)
-    monkeypatch.setattr(tb, "_MAX_TAGS", 5)
+    monkeypatch.setattr(protobuf, "MAX_TAGS", 5)
     with pytest.raises(UploadTooLarge, match="distinct tags"):
         read(path)
     records = [tensor_event(f"t{i}", 1, content=struct.pack("<f", 1.0)) for i in range(8)]
@@ -377,7 +384,7 @@ def test_flipped_payload_byte_skips_that_record_only(tmp_path):
 @pytest.mark.parametrize("chunk", [None, 7])
 def test_broken_length_resyncs_to_the_next_record(tmp_path, monkeypatch, chunk):
     if chunk:  # the search for the next record, in many small numpy batches
-        monkeypatch.setattr(tb, "_RESYNC_CHUNK", chunk)
+        monkeypatch.setattr(tfrecord, "_RESYNC_CHUNK", chunk)
     path = scalar_file(tmp_path)
     data = bytearray(path.read_bytes())
     offs = offsets_of(bytes(data))
@@ -409,7 +416,7 @@ def test_many_corrupt_records_are_summarised(tmp_path):
     run = read(path)  # nothing left but the file_version record
     assert run.series == []
     codes = [w.code for w in run.warnings]
-    assert codes == ["corrupt_record"] * (tb._MAX_WARNINGS + 1) + ["no_series"]
+    assert codes == ["corrupt_record"] * (reader.MAX_WARNINGS + 1) + ["no_series"]
     assert "40 more records with a payload CRC mismatch" in run.warnings[-2].message
 
 
@@ -449,10 +456,10 @@ def test_limits(tmp_path):
 def test_long_records(tmp_path, monkeypatch, google):
     """Long payloads (big histograms, graphs) have their CRCs checked too, with or without
     google-crc32c: 16 KB ones all together with numpy, 80 KB ones one by one."""
-    if google and tb._google_crc32c is None:
+    if google and not checksum.has_c_crc32c():
         pytest.skip("google-crc32c not installed")
     if not google:
-        monkeypatch.setattr(tb, "_google_crc32c", None)
+        monkeypatch.setattr(checksum, "_google_crc32c", None)
     event_pb2, summary_pb2, *_ = pb()
 
     def histogram(tag: str, buckets: int, step: int) -> bytes:
@@ -464,7 +471,7 @@ def test_long_records(tmp_path, monkeypatch, google):
 
     records = [histogram("w", 1000, 1), histogram("w", 1001, 4), histogram("big", 5000, 9),
                scalar_event("loss", 1.0, 1)]
-    assert tb._LONG_RECORD < len(records[0]) < tb._HUGE_RECORD < len(records[2])
+    assert tfrecord.LONG_RECORD < len(records[0]) < checksum.HUGE_BYTES < len(records[2])
     path = write_records(tmp_path / "events.out.tfevents.h", records)
     run = read(path)
     assert series(run, "w").values.tolist() == [4.0, 8.0] and series(run, "big").values.tolist() == [12.0]

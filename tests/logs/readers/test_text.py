@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gradhealth.errors import LogError, UnknownLogFormat
+from gradhealth.logs import sniff
 from gradhealth.logs.load import read_log
-from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.text import READER, pairs
 from tests.logs.helpers import by_name, write
@@ -72,7 +72,7 @@ def test_real_llmc_log():
     i = int(norm.values[late].argmax())
     top = max((n, st) for st, _, n in trl if st > 100)
     assert (norm.values[late][i], norm.steps[late][i]) == top == (4.29, 8715)
-    assert registry.detect(REAL).name == "text"
+    assert sniff.detect(REAL).name == "text"
 
 
 def test_pairs():
@@ -166,4 +166,4 @@ def test_empty_garbage_encoding_wrong_hint(tmp_path):
 
 @pytest.mark.parametrize("text", [PIPES, NANOGPT, KEY_EQ, TRACEBACK])
 def test_detected_without_hint(tmp_path, text):
-    assert registry.detect(write(tmp_path, "stdout.txt", text)).name == "text"
+    assert sniff.detect(write(tmp_path, "stdout.txt", text)).name == "text"

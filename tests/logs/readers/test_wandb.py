@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gradhealth.errors import LogError, UnknownLogFormat
+from gradhealth.logs import sniff
 from gradhealth.logs.load import read_log
-from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.wandb import READER, histogram_norm
 from tests.logs.helpers import by_name, write
@@ -67,7 +67,7 @@ def test_real_summary_from_shared():
     assert float(log.params["summary/train/grad_norm"]) == raw["train/grad_norm"] == 0.020761946216225624
     assert float(log.params["summary/train/loss"]) == raw["train/loss"] == -0.0027
     assert log.params["summary/_step"] == "17294" and log.params["summary/train/global_step"] == "960"
-    assert registry.detect(SHARED_SUMMARY).name == "wandb"
+    assert sniff.detect(SHARED_SUMMARY).name == "wandb"
 
 
 def test_summary_synthetic(tmp_path):
@@ -111,7 +111,7 @@ def test_history_jsonl(tmp_path):
 
 def test_ui_export_csv(tmp_path):
     p = write(tmp_path, "wandb_export_2024-05-01T10_00_00.csv", UI_EXPORT)
-    assert registry.detect(p).name == "wandb"
+    assert sniff.detect(p).name == "wandb"
     log = read_log(p)
     assert [(s.name, s.role, s.steps.tolist(), s.values.tolist()) for s in log.series] == \
         [("train/loss", "loss", [10, 20], [2.5, 2.1])]
@@ -154,4 +154,4 @@ def test_empty_garbage_wrong_hint(tmp_path):
     ("wandb-summary.json", '{"_step": 1, "loss": 2}'), ("summary.json", '{\n  "_runtime": 3,\n  "loss": 2\n}\n'),
 ])
 def test_detected_without_hint(tmp_path, name, text):
-    assert registry.detect(write(tmp_path, name, text)).name == "wandb"
+    assert sniff.detect(write(tmp_path, name, text)).name == "wandb"

@@ -1,0 +1,173 @@
+"""Extracting an uploaded archive (zip, tar, tar.gz/tgz, tar.bz2, tar.xz) within the limits.
+
+Which kind a file is comes from :func:`gradhealth.logs.sniff.archive_kind` (by content). Limits are
+checked before and while extracting: the number of entries, the total uncompressed size and the
+compression ratio (uncompressed / archive size, checked once more than :data:`RATIO_FLOOR_BYTES`
+have come out, so a zip bomb is refused after at most ``max_compression_ratio`` times the
+archive's size) raise :class:`UploadTooLarge` with the figures; entries with absolute paths or
+``..``, symlinks, hard links, devices and encrypted entries raise :class:`LogError`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import stat
+import tarfile
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from gradhealth.errors import LogError, UploadTooLarge
+from gradhealth.logs.readers.registry import ReadLimits
+
+RATIO_FLOOR_BYTES = 2**20          # the ratio is checked once this much has come out
+_CHUNK = 2**20
+
+
+def extract(path: Path, kind: str, dest: Path, limits: ReadLimits) -> None:
+    """Extract the archive at ``path`` (``kind`` as :func:`gradhealth.logs.sniff.archive_kind`
+    says) into the existing folder ``dest``, refusing it over ``limits``."""
+    budget = _Budget(path.name, max(path.stat().st_size, 1), limits)
+    if kind == "zip":
+        _extract_zip(path, dest, budget)
+    else:
+        _extract_tar(path, kind, dest, budget)
+
+
+class _Budget:
+    """Counts what comes out of an archive and refuses it over the limits."""
+
+    def __init__(self, name: str, archive_size: int, limits: ReadLimits) -> None:
+        self.name, self.archive_size, self.limits = name, archive_size, limits
+        self.entries = 0
+        self.out = 0
+
+    def entry(self) -> None:
+        self.entries += 1
+        if self.entries > self.limits.max_archive_entries:
+            raise UploadTooLarge(f"{self.name}: more than {self.limits.max_archive_entries:,} entries; "
+                                 f"the limit is {self.limits.max_archive_entries:,}")
+
+    def declared(self, total: int) -> None:
+        self._check(total, "declares")
+
+    def grow(self, n: int) -> None:
+        self.out += n
+        self._check(self.out, "expands to")
+
+    def _check(self, total: int, verb: str) -> None:
+        lim = self.limits
+        if total > lim.max_uncompressed_bytes:
+            raise UploadTooLarge(f"{self.name} {verb} more than {lim.max_uncompressed_bytes:,} bytes "
+                                 f"uncompressed ({total:,} so far); the limit is {lim.max_uncompressed_bytes:,}")
+        ratio = total / self.archive_size
+        if total > RATIO_FLOOR_BYTES and ratio > lim.max_compression_ratio:
+            raise UploadTooLarge(f"{self.name} {verb} {total:,} bytes from {self.archive_size:,} "
+                                 f"compressed (ratio {ratio:,.0f}); the limit is "
+                                 f"{lim.max_compression_ratio:,.0f}: refused as a possible zip bomb")
+
+
+def _safe_target(dest: Path, name: str, archive: str) -> Path:
+    clean = name.replace("\\", "/")
+    parts = PurePosixPath(clean).parts
+    if (clean.startswith("/") or ".." in parts or (parts and ":" in parts[0])
+            or any("\x00" in p for p in parts)):
+        raise LogError(f"{archive}: the entry {name!r} points outside the archive (absolute path or "
+                       "'..'); refused")
+    return dest.joinpath(*[p for p in parts if p not in ("", ".")])
+
+
+def _copy(src: IO[bytes], target: Path, budget: _Budget, declared: int | None) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with target.open("wb") as out:
+        while True:
+            chunk = src.read(_CHUNK)
+            if not chunk:
+                break
+            written += len(chunk)
+            if declared is not None and written > declared:
+                raise LogError(f"{budget.name}: the entry {target.name!r} holds more data than its "
+                               "header declares; refused")
+            budget.grow(len(chunk))
+            out.write(chunk)
+
+
+def _extract_zip(path: Path, dest: Path, budget: _Budget) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > budget.limits.max_archive_entries:
+                raise UploadTooLarge(f"{path.name}: {len(infos):,} entries; the limit is "
+                                     f"{budget.limits.max_archive_entries:,}")
+            budget.declared(sum(i.file_size for i in infos))
+            for info in infos:
+                budget.entry()
+                target = _safe_target(dest, info.filename, path.name)
+                if target == dest:
+                    continue
+                ftype = stat.S_IFMT(info.external_attr >> 16)     # 0 when the zip does not say
+                if ftype and ftype not in (stat.S_IFREG, stat.S_IFDIR):
+                    raise LogError(f"{path.name}: the entry {info.filename!r} is a link or device; refused")
+                if info.flag_bits & 0x1:
+                    raise LogError(f"{path.name}: the entry {info.filename!r} is encrypted")
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                with zf.open(info) as src:
+                    _copy(src, target, budget, info.file_size)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as e:
+        raise LogError(f"{path.name}: not a readable zip archive ({e})") from None
+    except OSError as e:
+        raise LogError(f"{path.name}: cannot be extracted ({e.strerror or e})") from None
+
+
+class _Counting:
+    """A decompressed stream that refuses to give out more than the limits allow."""
+
+    def __init__(self, raw: IO[bytes], budget: _Budget) -> None:
+        self.raw, self.budget, self.n = raw, budget, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.n += len(data)
+        # Everything decompressed counts here (tar headers and padding too), with some slack over
+        # the per-file count that _copy keeps: this stops a bomb hidden in headers or padding.
+        lim = self.budget.limits
+        if (self.n > lim.max_uncompressed_bytes + 2**20
+                or (self.n > 2 * RATIO_FLOOR_BYTES
+                    and self.n / self.budget.archive_size > 1.5 * lim.max_compression_ratio)):
+            raise UploadTooLarge(f"{self.budget.name} expands to more than {self.n:,} bytes from "
+                                 f"{self.budget.archive_size:,} compressed; the limits are "
+                                 f"{lim.max_uncompressed_bytes:,} bytes and a ratio of "
+                                 f"{lim.max_compression_ratio:,.0f}")
+        return data
+
+
+def _extract_tar(path: Path, kind: str, dest: Path, budget: _Budget) -> None:
+    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(kind)
+    try:
+        with (opener(path, "rb") if opener else path.open("rb")) as raw, \
+                tarfile.open(fileobj=_Counting(raw, budget), mode="r|") as tf:  # type: ignore[arg-type]
+            for member in tf:
+                budget.entry()
+                target = _safe_target(dest, member.name, path.name)
+                if target == dest:
+                    continue
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                if not member.isreg():
+                    raise LogError(f"{path.name}: the entry {member.name!r} is a link or device; refused")
+                budget.declared(budget.out + member.size)
+                src = tf.extractfile(member)
+                if src is None:
+                    continue
+                _copy(src, target, budget, member.size)
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, ValueError) as e:
+        raise LogError(f"{path.name}: not a readable tar archive ({e})") from None
+    except OSError as e:   # gzip.BadGzipFile is an OSError
+        raise LogError(f"{path.name}: not a readable archive ({e.strerror or e})") from None

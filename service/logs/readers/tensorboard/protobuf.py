@@ -1,0 +1,321 @@
+"""Protobuf wire decoding, by hand, of the few TensorFlow messages that hold training curves.
+
+* ``Event {wall_time=1 double, step=2 int64, summary=5 Summary}``; ``Summary {value=1 repeated}``;
+* ``Summary.Value {tag=1, simple_value=2 float, histo=5 HistogramProto, tensor=8 TensorProto,
+  metadata=9 SummaryMetadata}``.
+
+:func:`fields` walks the wire format; :class:`EventDecoder` decodes one ``Event`` record at a time
+into columns of points (scalars and histogram norms), tagged by a tag id. Scalars come as
+``simple_value`` or as one-element tensors (:func:`tensor_scalar`) under the ``scalars`` plugin;
+the plugin name is sent with a tag's first value only, so it is remembered per tag. The hparams
+plugin's session-start record gives the run's parameters (:func:`hparams`).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from array import array
+from collections.abc import Iterator
+
+import numpy as np
+
+_F64 = struct.Struct("<d").unpack_from
+_F32 = struct.Struct("<f").unpack_from
+MAX_TAGS = 100_000          # distinct tags in one file (each becomes a series)
+
+
+class TooManyTags(Exception):
+    """More than :data:`MAX_TAGS` distinct tags (the reader turns it into UploadTooLarge)."""
+
+
+class Malformed(Exception):
+    """A record that is not a valid protobuf message of the expected shape."""
+
+
+def varint(buf: bytes, pos: int) -> tuple[int, int]:
+    b = buf[pos]
+    if b < 0x80:
+        return b, pos + 1
+    result = b & 0x7F
+    shift = 7
+    while True:
+        pos += 1
+        b = buf[pos]
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos + 1
+        shift += 7
+        if shift > 63:
+            raise Malformed("varint longer than 10 bytes")
+
+
+def fields(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """(field number, wire type, a, b) for each field in ``buf[pos:end]``.
+
+    Varint: a = the value. 64-/32-bit: a = where the 8/4 bytes start. Length-delimited: the bytes
+    are ``buf[a:b]``.
+    """
+    while pos < end:
+        key, pos = varint(buf, pos)
+        fn, wt = key >> 3, key & 7
+        if wt == 0:
+            value, pos = varint(buf, pos)
+            yield fn, wt, value, pos
+        elif wt == 1:
+            pos += 8
+            if pos > end:
+                break
+            yield fn, wt, pos - 8, pos
+        elif wt == 2:
+            length, pos = varint(buf, pos)
+            pos += length
+            if pos > end:
+                break
+            yield fn, wt, pos - length, pos
+        elif wt == 5:
+            pos += 4
+            if pos > end:
+                break
+            yield fn, wt, pos - 4, pos
+        else:
+            raise Malformed(f"field {fn} has wire type {wt}")
+    if pos != end:
+        raise Malformed(f"a field runs {pos - end} bytes past the end of its message")
+
+
+def signed64(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _packed(buf: bytes, wt: int, a: int, b: int, fmt: str) -> list[float]:
+    """A repeated float/double/int field, packed (wire type 2) or one element."""
+    if wt == 2:
+        if fmt == "varint":
+            out, pos = [], a
+            while pos < b:
+                v, pos = varint(buf, pos)
+                out.append(v)
+            if pos != b:
+                raise Malformed("packed varints run past their field")
+            return out
+        size = struct.calcsize(fmt)
+        if (b - a) % size:
+            raise Malformed(f"packed {fmt!r} values of {b - a} bytes")
+        return list(struct.unpack_from(f"<{(b - a) // size}{fmt}", buf, a))
+    if fmt == "varint":
+        return [a] if wt == 0 else []
+    if (wt, struct.calcsize(fmt)) not in ((1, 8), (5, 4)):
+        raise Malformed(f"a {fmt!r} value with wire type {wt}")
+    return list(struct.unpack_from(f"<{fmt}", buf, a))
+
+
+# TensorFlow DataType -> (struct format of tensor_content, the *_val field holding it, its format)
+_DTYPES: dict[int, tuple[str, int, str]] = {
+    1: ("f", 5, "f"),        # DT_FLOAT: float_val
+    2: ("d", 6, "d"),        # DT_DOUBLE: double_val
+    3: ("i", 7, "varint"),   # DT_INT32: int_val
+    4: ("B", 7, "varint"),   # DT_UINT8
+    5: ("h", 7, "varint"),   # DT_INT16
+    6: ("b", 7, "varint"),   # DT_INT8
+    9: ("q", 10, "varint"),  # DT_INT64: int64_val
+    10: ("?", 11, "varint"),  # DT_BOOL: bool_val
+    14: ("H", 13, "varint"),  # DT_BFLOAT16: half_val holds the bits
+    19: ("e", 13, "varint"),  # DT_HALF: half_val holds the bits
+    22: ("I", 16, "varint"),  # DT_UINT32: uint32_val
+    23: ("Q", 17, "varint"),  # DT_UINT64: uint64_val
+}
+
+
+def tensor_scalar(buf: bytes, a: int, b: int) -> float | None:
+    """The value of a one-element numeric TensorProto, else None."""
+    dtype = 0
+    numel = 1
+    content: tuple[int, int] | None = None
+    vals: dict[int, list[tuple[int, int, int]]] = {}
+    for fn, wt, fa, fb in fields(buf, a, b):
+        if fn == 1 and wt == 0:
+            dtype = fa
+        elif fn == 2 and wt == 2:  # TensorShapeProto {dim=1 {size=1}}
+            for dfn, dwt, da, db in fields(buf, fa, fb):
+                if dfn == 1 and dwt == 2:
+                    size = 1
+                    for sfn, swt, sa, _ in fields(buf, da, db):
+                        if sfn == 1 and swt == 0:
+                            size = signed64(sa)
+                    numel *= size
+        elif fn == 4 and wt == 2:
+            content = (fa, fb)
+        else:
+            vals.setdefault(fn, []).append((wt, fa, fb))
+    spec = _DTYPES.get(dtype)
+    if spec is None or numel != 1:
+        return None
+    content_fmt, field, field_fmt = spec
+    if content is not None and content[1] > content[0]:
+        size = struct.calcsize(content_fmt)
+        if content[1] - content[0] != size:
+            return None
+        raw = struct.unpack_from(f"<{content_fmt}", buf, content[0])[0]
+    else:
+        found: list[float] = []
+        for wt, fa, fb in vals.get(field, []):
+            found.extend(_packed(buf, wt, fa, fb, field_fmt))
+        if len(found) != 1:
+            return None
+        raw = found[0]
+        if field_fmt == "varint":
+            if dtype in (3, 5, 6, 9):  # signed ints come sign-extended to 64 bits
+                raw = signed64(int(raw))
+            elif dtype == 19:
+                raw = struct.unpack("<e", struct.pack("<H", int(raw) & 0xFFFF))[0]
+    if dtype == 14:
+        return struct.unpack("<f", struct.pack("<I", (int(raw) & 0xFFFF) << 16))[0]
+    return float(raw)
+
+
+def histogram_norm(buf: bytes, a: int, b: int) -> float:
+    """sqrt(sum_squares) of a HistogramProto (field 5, a double; 0 when absent)."""
+    sum_squares = 0.0
+    for fn, wt, fa, _ in fields(buf, a, b):
+        if fn == 5 and wt == 1:
+            sum_squares = _F64(buf, fa)[0]
+    return math.sqrt(sum_squares) if sum_squares >= 0 else math.nan
+
+
+def _metadata(buf: bytes, a: int, b: int) -> tuple[str | None, tuple[int, int] | None]:
+    """(plugin_name, plugin content span) of a SummaryMetadata."""
+    name, content = None, None
+    for fn, wt, fa, fb in fields(buf, a, b):
+        if fn == 1 and wt == 2:  # plugin_data {plugin_name=1, content=2}
+            for pfn, pwt, pa, pb in fields(buf, fa, fb):
+                if pfn == 1 and pwt == 2:
+                    name = buf[pa:pb].decode("utf-8", "replace")
+                elif pfn == 2 and pwt == 2:
+                    content = (pa, pb)
+    return name, content
+
+
+def hparams(buf: bytes, a: int, b: int) -> dict[str, str]:
+    """The hyperparameters of an hparams-plugin session_start_info (``HParamsPluginData.3``)."""
+    out: dict[str, str] = {}
+    for fn, wt, fa, fb in fields(buf, a, b):
+        if fn != 3 or wt != 2:
+            continue
+        for sfn, swt, sa, sb in fields(buf, fa, fb):  # SessionStartInfo {hparams=1 map<string, Value>}
+            if sfn != 1 or swt != 2:
+                continue
+            key, text = None, None
+            for efn, ewt, ea, eb in fields(buf, sa, sb):
+                if efn == 1 and ewt == 2:
+                    key = buf[ea:eb].decode("utf-8", "replace")
+                elif efn == 2 and ewt == 2:  # google.protobuf.Value
+                    for vfn, vwt, va, vb in fields(buf, ea, eb):
+                        if vfn == 2 and vwt == 1:
+                            number = _F64(buf, va)[0]
+                            text = (str(int(number)) if math.isfinite(number) and number == int(number)
+                                    else repr(number))
+                        elif vfn == 3 and vwt == 2:
+                            text = buf[va:vb].decode("utf-8", "replace")
+                        elif vfn == 4 and vwt == 0:
+                            text = "true" if va else "false"
+            if key is not None and text is not None:
+                out[key] = text
+    return out
+
+
+class _Points:
+    """Points of one kind (scalars or histogram norms), in columns, tagged by a tag id."""
+
+    def __init__(self) -> None:
+        self.tag = array("q")
+        self.order = array("q")   # record index * 2**20 + value index: file order
+        self.step = array("q")
+        self.value = array("d")
+        self.wall = array("d")
+
+    def add(self, tag: int, order: int, step: int, value: float, wall: float) -> None:
+        self.tag.append(tag)
+        self.order.append(order)
+        self.step.append(step)
+        self.value.append(value)
+        self.wall.append(wall)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (np.frombuffer(self.tag, dtype=np.int64),
+                np.frombuffer(self.order, dtype=np.int64), np.frombuffer(self.step, dtype=np.int64),
+                np.frombuffer(self.value, dtype=np.float64), np.frombuffer(self.wall, dtype=np.float64))
+
+
+class EventDecoder:
+    """Per-record Python decoding of events that are not one plain simple_value."""
+
+    def __init__(self, tag_ids: dict[str, int]) -> None:
+        self.tag_ids = tag_ids
+        self.plugins: dict[str, str] = {}
+        self.scalars = _Points()
+        self.histograms = _Points()
+        self.params: dict[str, str] = {}
+        self.skipped_tensors: set[str] = set()
+
+    def _id(self, tag: str) -> int:
+        tid = self.tag_ids.get(tag)
+        if tid is None:
+            if len(self.tag_ids) >= MAX_TAGS:
+                raise TooManyTags
+            tid = self.tag_ids[tag] = len(self.tag_ids)
+        return tid
+
+    def event(self, buf: bytes, a: int, b: int, record: int) -> None:
+        wall, step = 0.0, 0
+        summaries = []
+        for fn, wt, fa, fb in fields(buf, a, b):
+            if fn == 1 and wt == 1:
+                wall = _F64(buf, fa)[0]
+            elif fn == 2 and wt == 0:
+                step = signed64(fa)
+            elif fn == 5 and wt == 2:
+                summaries.append((fa, fb))
+        found = []  # decode the whole record before keeping any of it
+        for sa, sb in summaries:
+            for fn, wt, va, vb in fields(buf, sa, sb):
+                if fn == 1 and wt == 2:
+                    found.extend(self._value(buf, va, vb))
+        for k, (kind, tag, value) in enumerate(found):
+            points = self.scalars if kind == "scalar" else self.histograms
+            points.add(self._id(tag), (record << 20) + k, step, value, wall)
+
+    def _value(self, buf: bytes, a: int, b: int) -> list[tuple[str, str, float]]:
+        tag, simple, histo, tensor, plugin, content = None, None, None, None, None, None
+        for fn, wt, fa, fb in fields(buf, a, b):
+            if fn == 1 and wt == 2:
+                tag = buf[fa:fb].decode("utf-8", "replace")
+            elif fn == 2 and wt == 5:
+                simple = _F32(buf, fa)[0]
+            elif fn == 5 and wt == 2:
+                histo = (fa, fb)
+            elif fn == 8 and wt == 2:
+                tensor = (fa, fb)
+            elif fn == 9 and wt == 2:
+                plugin, content = _metadata(buf, fa, fb)
+        if tag is None:
+            return []
+        if plugin is not None:
+            self.plugins[tag] = plugin
+        else:
+            plugin = self.plugins.get(tag, "")
+        if plugin == "hparams":
+            if content is not None:
+                self.params.update(hparams(buf, *content))
+            return []
+        if simple is not None:
+            return [("scalar", tag, simple)]
+        if histo is not None:
+            return [("histogram", tag, histogram_norm(buf, *histo))]
+        if tensor is not None and plugin in ("", "scalars"):
+            value = tensor_scalar(buf, *tensor)
+            if value is not None:
+                return [("scalar", tag, value)]
+        if tensor is not None:
+            self.skipped_tensors.add(tag)
+        return []

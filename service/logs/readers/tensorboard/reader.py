@@ -1,0 +1,199 @@
+"""The TensorBoard reader: an event file's records -> series (see the package docstring).
+
+Framing and CRCs come from :mod:`.tfrecord`, the common one-scalar events from the numpy
+:mod:`.fastpath`, every other event from the Python :class:`.protobuf.EventDecoder`; the two kinds
+of points are merged per tag in file order. Histograms become norms, ``layer_grad_norm`` when the
+tag names a gradient, else ``weight_norm``.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from gradhealth.errors import LogError, UploadTooLarge
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.tensorboard import protobuf
+from gradhealth.logs.readers.tensorboard.fastpath import assign_tag_ids, decode_simple_scalars
+from gradhealth.logs.readers.tensorboard.protobuf import EventDecoder, Malformed
+from gradhealth.logs.readers.tensorboard.tfrecord import (
+    Buf,
+    frame,
+    header_ok,
+    payload_crcs_ok,
+    where,
+)
+from gradhealth.logs.series import LogWarning, RunLog, Series, classify, make_series
+from gradhealth.logs.sniff import check_size
+
+MAX_WARNINGS = 20           # detailed corrupt-record warnings; the rest are counted in one more
+
+
+class TensorBoardReader:
+    name = "tensorboard"
+    description = ("TensorBoard event file (events.out.tfevents.*): scalars (simple_value or TF2 "
+                   "tensors) and histogram norms, from torch.utils.tensorboard, tensorboardX, "
+                   "Lightning, Keras/TF2")
+
+    def sniff(self, filename: str, head: bytes) -> float:
+        if "tfevents" in filename:
+            return 1.0
+        if len(head) >= 12 and header_ok(head, 0):
+            return 0.9
+        return 0.0
+
+    def read(self, path: Path, limits: ReadLimits) -> RunLog:
+        path = Path(path)
+        check_size(path, limits)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise LogError(f"{path.name}: cannot be read ({e.strerror or e})") from None
+        return read_events(data, str(path), limits)
+
+
+def read_events(data: bytes, source: str, limits: ReadLimits | None = None) -> RunLog:
+    """Read a whole event file's bytes into a RunLog (see the package docstring)."""
+    limits = limits or ReadLimits()
+    name = Path(source).name
+    try:
+        return _read_events(data, source, name, limits)
+    except protobuf.TooManyTags:
+        raise UploadTooLarge(f"{name}: more than {protobuf.MAX_TAGS:,} distinct tags; the limit is "
+                             f"{protobuf.MAX_TAGS:,} series per file") from None
+
+
+def _read_events(data: bytes, source: str, name: str, limits: ReadLimits) -> RunLog:
+    if not data:
+        raise LogError(f"{name}: the file is empty (no TFRecord in it)")
+    buf = Buf(data)
+    warnings: list[LogWarning] = []
+
+    # 1. framing and length CRCs
+    starts, lengths, index = frame(buf, name, warnings)
+    if not len(starts):
+        raise LogError(warnings[0].message if warnings else f"{name}: no complete TFRecord in the file")
+
+    # 2. payload CRCs
+    crc_ok = payload_crcs_ok(buf, starts, lengths)
+    bad = np.flatnonzero(~crc_ok)
+    for i in bad[:MAX_WARNINGS].tolist():
+        s = int(starts[i])
+        warnings.append(LogWarning("corrupt_record", f"{name}: {where(int(index[i]), s)}: payload CRC "
+                                   "mismatch; record skipped", where=f"offset {s}"))
+    if len(bad) > MAX_WARNINGS:
+        warnings.append(LogWarning("corrupt_record", f"{name}: {len(bad) - MAX_WARNINGS} more records "
+                                   "with a payload CRC mismatch skipped"))
+    if len(bad):
+        starts, lengths, index = starts[crc_ok], lengths[crc_ok], index[crc_ok]
+    if not len(starts):
+        raise LogError(warnings[0].message)
+
+    # 3. events: plain simple_value scalars with numpy, the rest one by one
+    n_records = len(starts)
+    simple, tag_start, tag_len, f_step, f_value, f_wall = decode_simple_scalars(buf, starts, lengths)
+    if len(f_value) > limits.max_points:
+        raise UploadTooLarge(f"{name}: more than {limits.max_points:,} points; the limit is "
+                             f"{limits.max_points:,}")
+    f_order = index[simple]   # record index; the Python decoder's order is record << 20 | value
+    others = np.flatnonzero(~simple)
+    starts, lengths, index = starts[others], lengths[others], index[others]
+    del simple, others
+    tag_ids: dict[str, int] = {}
+    f_tag = assign_tag_ids(buf, tag_start, tag_len, tag_ids)
+    del tag_start, tag_len
+    decoder = EventDecoder(tag_ids)
+    bad_events = 0
+    for i in range(len(starts)):
+        s, ln = int(starts[i]), int(lengths[i])
+        try:
+            decoder.event(data, s + 12, s + 12 + ln, int(index[i]))
+        except (Malformed, IndexError, struct.error) as exc:
+            bad_events += 1
+            if bad_events <= MAX_WARNINGS:
+                warnings.append(LogWarning("corrupt_record", f"{name}: {where(int(index[i]), s)}: not a "
+                                           f"valid Event ({exc or 'cut short'}); record skipped",
+                                           where=f"offset {s}"))
+        if len(decoder.scalars.value) + len(decoder.histograms.value) + len(f_value) > limits.max_points:
+            raise UploadTooLarge(f"{name}: more than {limits.max_points:,} points; the limit is "
+                                 f"{limits.max_points:,}")
+    if bad_events > MAX_WARNINGS:
+        warnings.append(LogWarning("corrupt_record", f"{name}: {bad_events - MAX_WARNINGS} more "
+                                   "records that are not valid Events skipped"))
+
+    # 4. series, in the order their tags first appear
+    names = {tid: tag for tag, tid in tag_ids.items()}
+    fast = (f_tag, f_order, f_step, f_value, f_wall)
+    none = tuple(c[:0] for c in fast)
+    series = _series(names, fast, decoder.scalars.arrays(), histogram=False)
+    taken = {s.name for s in series}
+    series += _series(names, none, decoder.histograms.arrays(), histogram=True, taken=taken)
+    if not series:
+        skipped = (f" (tensors that are not scalars: {', '.join(sorted(decoder.skipped_tensors)[:5])})"
+                   if decoder.skipped_tensors else "")
+        warnings.append(LogWarning("no_series", f"{name}: {n_records:,} records read, none holds a "
+                                   f"scalar or a histogram{skipped}"))
+    return RunLog(format="tensorboard", source=source, series=series, warnings=warnings,
+                  params=decoder.params)
+
+
+_GRAD_TOKEN = re.compile(r"(?:^|[/._-])(?:grads?|gradients?)(?=$|[/._-])", re.IGNORECASE)
+
+
+def _by_tag(tag: np.ndarray) -> dict[int, np.ndarray]:
+    """Tag id -> the indices of its points, ascending."""
+    if not len(tag):
+        return {}
+    count = int(tag.max()) + 1
+    key = tag.astype(np.uint16) if count <= 1 << 16 else tag   # uint16: numpy sorts by radix
+    order = np.argsort(key, kind="stable")
+    sizes = np.bincount(tag, minlength=count)
+    ends = np.cumsum(sizes).tolist()
+    return {t: order[e - c:e] for t, (c, e) in enumerate(zip(sizes.tolist(), ends, strict=True)) if c}
+
+
+def _series(names: dict[int, str], fast: tuple[np.ndarray, ...], slow: tuple[np.ndarray, ...], *,
+            histogram: bool, taken: set[str] | None = None) -> list[Series]:
+    """One series per tag from its numpy-decoded (``fast``) and Python-decoded (``slow``) points,
+    each given as columns (tag id, order in the file, step, value, wall time), merged in file order."""
+    f_tag, f_order, f_step, f_value, f_wall = fast
+    s_tag, s_order, s_step, s_value, s_wall = slow
+    fast_of, slow_of = _by_tag(f_tag), _by_tag(s_tag)
+    cols = []
+    for tid in set(fast_of) | set(slow_of):
+        fi, si = fast_of.get(tid), slow_of.get(tid)
+        if si is None:
+            order, step, value, wall = f_order[fi[:1]] << 20, f_step[fi], f_value[fi], f_wall[fi]
+        elif fi is None:
+            order, step, value, wall = s_order[si], s_step[si], s_value[si], s_wall[si]
+        else:
+            order = np.concatenate([f_order[fi] << 20, s_order[si]])
+            first = np.argsort(order, kind="stable")
+            order = order[first]
+            step = np.concatenate([f_step[fi], s_step[si]])[first]
+            value = np.concatenate([f_value[fi], s_value[si]])[first]
+            wall = np.concatenate([f_wall[fi], s_wall[si]])[first]
+        cols.append((int(order[0]), tid, step, value, wall))
+    cols.sort(key=lambda c: c[0])
+    out = []
+    for _, tid, step, value, wall in cols:
+        tname = names[tid]
+        if not histogram:
+            out.append(make_series(tname, step, value, wall))
+            continue
+        role, layer = classify(tname)
+        if "grad" in tname.lower():
+            if role != "layer_grad_norm" or not layer:
+                layer = _GRAD_TOKEN.sub("", tname).strip("/._-") or tname
+            role = "layer_grad_norm"
+        else:
+            role, layer = "weight_norm", layer if role == "weight_norm" and layer else tname
+        sname = f"{tname}/norm" if taken and tname in taken else tname
+        out.append(make_series(sname, step, value, wall, role=role, layer=layer))
+    return out
+
+
+READER = TensorBoardReader()

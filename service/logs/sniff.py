@@ -1,0 +1,107 @@
+"""What a log file is, before it is read: the one size check, the one archive detector and the one
+format sniffer, used by the loader (:mod:`gradhealth.logs.load`), every reader and the upload route.
+
+- :func:`check_size`: a file over ``limits.max_file_bytes`` raises :class:`UploadTooLarge`.
+- :func:`archive_kind`: ``zip``, ``tar``, ``gz``, ``bz2`` or ``xz`` (a tar inside the compressed
+  ones) by the first bytes, not by the name; the name counts only for a file the content does not
+  settle (a tar written without the ``ustar`` magic, or an archive cut short).
+- :func:`sniff` / :func:`detect`: the reader for a file by its name and first bytes
+  (:data:`HEAD_BYTES`): each registered reader scores how sure it is, the surest wins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs.readers import registry
+from gradhealth.logs.readers.registry import Reader, ReadLimits
+
+HEAD_BYTES = 64 * 1024
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+# (magic at offset 0, kind); a tar's own magic sits at offset 257 (below)
+_MAGIC = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"\x1f\x8b", "gz"), (b"BZh", "bz2"),
+          (b"\xfd7zXZ\x00", "xz"))
+_TAR_MAGIC_AT = 257
+
+
+def check_size(path: Path, limits: ReadLimits, label: str | None = None) -> int:
+    """The file's size in bytes, refused over ``limits.max_file_bytes`` (``label`` names the file
+    in messages; default its name)."""
+    label = label or path.name
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise LogError(f"{label}: cannot be read ({e.strerror or e})") from None
+    if size > limits.max_file_bytes:
+        raise UploadTooLarge(f"{label} is {size:,} bytes; the limit for one log file is "
+                             f"{limits.max_file_bytes:,} bytes")
+    return size
+
+
+def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
+    """The first ``n`` bytes of the file (fewer when it is shorter)."""
+    with path.open("rb") as f:
+        return f.read(n)
+
+
+def archive_kind_of(name: str, head: bytes) -> str | None:
+    """``zip``, ``tar``, ``gz``, ``bz2`` or ``xz`` for an archive named ``name`` starting with
+    ``head`` (at least 512 bytes of it when the file is that long), else None."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head[_TAR_MAGIC_AT:_TAR_MAGIC_AT + 5] == b"ustar":
+        return "tar"
+    lower = name.lower()
+    if lower.endswith(ARCHIVE_SUFFIXES):
+        return "zip" if lower.endswith(".zip") else "tar"
+    return None
+
+
+def archive_kind(path: Path) -> str | None:
+    """What :func:`archive_kind_of` says of the file at ``path`` (None when it cannot be read)."""
+    try:
+        head = read_head(path, 512)
+    except OSError:
+        return None
+    return archive_kind_of(path.name, head)
+
+
+def sniff(name: str, head: bytes, readers: list[Reader] | None = None) -> tuple[Reader | None, float]:
+    """The surest of ``readers`` (default: all) for a file named ``name`` starting with ``head``, and
+    its score; (None, 0) when none recognises it. Ties go to the reader registered first."""
+    best, score = None, 0.0
+    for r in registry.readers() if readers is None else readers:
+        s = r.sniff(name, head)
+        if s > score:
+            best, score = r, s
+    return best, score
+
+
+def detect(path: Path, hint: str | None = None) -> Reader:
+    """The reader for ``path``: the hinted one (checked against the content), else the surest sniff.
+
+    Raises :class:`UnknownLogFormat` for an empty file, an unknown hint, a hint the content
+    contradicts, or a file no reader recognises.
+    """
+    head = read_head(path)
+    if not head:
+        raise UnknownLogFormat(f"{path.name}: the file is empty")
+    all_readers = registry.readers()
+    if hint is not None:
+        match = [r for r in all_readers if r.name == hint]
+        if not match:
+            raise UnknownLogFormat(f"unknown format hint {hint!r}; use one of: "
+                                   f"{', '.join(r.name for r in all_readers)}")
+        if match[0].sniff(path.name, head) <= 0:
+            best, _ = sniff(path.name, head, all_readers)
+            guess = f"; it looks like {best.name}" if best is not None else ""
+            raise UnknownLogFormat(f"{path.name} is not in the {hint} format{guess}")
+        return match[0]
+    best, _ = sniff(path.name, head, all_readers)
+    if best is None:
+        raise UnknownLogFormat(f"{path.name}: not a log format this service reads "
+                               f"({', '.join(r.name for r in all_readers)})")
+    return best
