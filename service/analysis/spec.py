@@ -22,14 +22,11 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
+from gradhealth.analysis.activations import SATURATING as SATURATING  # re-exported: spec vocabulary
+from gradhealth.analysis.activations import Activation
 from gradhealth.errors import InputFormatError, Problem, SpecError
-
-Activation = Literal[
-    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
-    "gelu", "silu", "swish", "softplus", "hardtanh",
-]
-SATURATING: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh"})
 
 InitScheme = Literal[
     "default", "normal", "uniform", "xavier_normal", "xavier_uniform",
@@ -342,7 +339,7 @@ def _pointer(loc: tuple[Any, ...], data: Any) -> str:
     return "/" + "/".join(parts) if parts else ""
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: ErrorDetails) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "union_tag_invalid":
         expected = err.get("ctx", {}).get("expected_tags", "")

@@ -39,6 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, optimize, special
 
+from gradhealth.analysis.activations import ALIASES as _ALIASES
+from gradhealth.analysis.activations import CANONICAL_ACTIVATIONS, SATURATING
+
 __all__ = [
     "ACTIVATIONS",
     "StretchPrediction",
@@ -53,16 +56,12 @@ __all__ = [
     "q_map",
 ]
 
-ACTIVATIONS: tuple[str, ...] = (
-    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
-    "gelu", "silu", "softplus", "hardtanh",
-)
-# Other spellings of the same function (the architecture spec accepts "swish").
-_ALIASES: dict[str, str] = {"swish": "silu"}
+# One name per function; the other spellings the spec accepts ("swish") are in _ALIASES.
+ACTIVATIONS: tuple[str, ...] = CANONICAL_ACTIVATIONS
 
-# Activations whose |phi| stays bounded; the others grow linearly as |x| -> inf,
-# which decides how the variance map behaves once q overflows (see _Q_MAX).
-_BOUNDED: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh"})
+# Activations whose |phi| stays bounded (the saturating ones); the others grow linearly as
+# |x| -> inf, which decides how the variance map behaves once q overflows (see _Q_MAX).
+_BOUNDED: frozenset[str] = SATURATING
 
 # torch.nn.functional.selu constants (Klambauer et al. 2017, eq. 14).
 SELU_ALPHA = 1.6732632423543772848170429916717

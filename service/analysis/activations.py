@@ -1,0 +1,46 @@
+"""Facts about activation functions and recurrent cells, each written down once.
+
+Torch-free on purpose: the spec, the planner, the theory and the log check read these
+facts without loading torch. The torch modules of each name live in
+:mod:`gradhealth.analysis.model`, the mean-field formulas in :mod:`gradhealth.analysis.theory`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "ACTIVATIONS",
+    "ALIASES",
+    "Activation",
+    "CANONICAL_ACTIVATIONS",
+    "GATES",
+    "SATURATING",
+    "canonical",
+]
+
+#: Every activation name the spec accepts (aliases included).
+Activation = Literal[
+    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
+    "gelu", "silu", "swish", "softplus", "hardtanh",
+]
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+
+#: Other spellings of the same function: swish is SiLU, x * sigmoid(x) (Ramachandran et al. 2017).
+ALIASES: dict[str, str] = {"swish": "silu"}
+
+#: One name per function, in the spec's order.
+CANONICAL_ACTIVATIONS: tuple[str, ...] = tuple(a for a in ACTIVATIONS if a not in ALIASES)
+
+#: The activations with flat tails, where the derivative goes to zero; they are also exactly the
+#: bounded ones (|phi| stays finite), which the mean-field theory relies on.
+SATURATING: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh"})
+
+#: Gate blocks per recurrent cell type: torch stacks this many [hidden, fan_in] blocks in each
+#: weight (LSTM: input, forget, cell, output; GRU: reset, update, new; plain RNN: one).
+GATES: dict[str, int] = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def canonical(name: str) -> str:
+    """The one name of an activation (``swish`` -> ``silu``); other names are returned as they are."""
+    return ALIASES.get(name, name)
