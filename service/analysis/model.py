@@ -5,6 +5,7 @@ exactly as the plain PyTorch layer would (fused recurrent kernels included); wit
 a :class:`Probe` set it records its pre-activation and output (retaining the
 output's gradient, dL/dh) and, for recurrent cells, the hidden state of every
 time step, so dL/dh_t through time can be read after one backward pass.
+Which unit a spec layer becomes is its kind's ``build`` (:mod:`gradhealth.analysis.kinds`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import torch
 from torch import nn
 
 from gradhealth.analysis import spec as S
+from gradhealth.analysis.activations import GATES, canonical
+from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.plan import Plan, UnitPlan
 
+# Keyed by canonical name: aliases (swish) are resolved by activations.canonical.
 _ACTIVATIONS: dict[str, Any] = {
     "identity": lambda slope: nn.Identity(),
     "sigmoid": lambda slope: nn.Sigmoid(),
@@ -28,7 +32,6 @@ _ACTIVATIONS: dict[str, Any] = {
     "selu": lambda slope: nn.SELU(),
     "gelu": lambda slope: nn.GELU(),
     "silu": lambda slope: nn.SiLU(),
-    "swish": lambda slope: nn.SiLU(),
     "softplus": lambda slope: nn.Softplus(),
     "hardtanh": lambda slope: nn.Hardtanh(),
 }
@@ -36,7 +39,7 @@ _ACTIVATIONS: dict[str, Any] = {
 
 def activation_module(name: str, negative_slope: float = 0.01) -> nn.Module:
     """The torch module of an activation name from the spec."""
-    return _ACTIVATIONS[name](negative_slope)
+    return _ACTIVATIONS[canonical(name)](negative_slope)
 
 
 class Probe:
@@ -66,9 +69,11 @@ def init_weight(w: torch.Tensor, init: S.InitSpec, activation: str = "identity",
         if scheme == "default":
             return
         if scheme == "normal":
+            assert init.std is not None  # InitSpec refuses `normal` without std
             nn.init.normal_(w, 0.0, init.std)
         elif scheme == "uniform":
-            nn.init.uniform_(w, -init.bound, init.bound)  # type: ignore[operator]
+            assert init.bound is not None  # InitSpec refuses `uniform` without bound
+            nn.init.uniform_(w, -init.bound, init.bound)
         elif scheme == "xavier_normal":
             nn.init.xavier_normal_(w, gain=gain or 1.0)
         elif scheme == "xavier_uniform":
@@ -96,6 +101,7 @@ def init_bias(b: torch.Tensor | None, init: S.BiasInit) -> None:
         elif init.scheme == "constant":
             b.fill_(init.value)
         elif init.scheme == "normal":
+            assert init.std is not None  # BiasInit refuses `normal` without std
             nn.init.normal_(b, init.value, init.std)
 
 
@@ -161,21 +167,21 @@ class SequencePool(nn.Module):
 class RecurrentUnit(Unit):
     """rnn/lstm/gru. Bare: torch's fused module. Probed: unrolled with the same weights."""
 
-    def __init__(self, plan: UnitPlan, layer: S.RecurrentLayer, input_size: int, seq_len: int) -> None:
+    def __init__(self, plan: UnitPlan, layer: S.RecurrentLayer, input_size: int, seq_len: int,
+                 activation: str) -> None:
         super().__init__(plan)
         cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[layer.type]
         kwargs: dict[str, Any] = {"nonlinearity": layer.nonlinearity} if layer.type == "rnn" else {}
         self.rnn = cls(input_size, layer.hidden_size, num_layers=layer.num_layers, batch_first=True, **kwargs)
         self.layer = layer
-        self.gates = {"rnn": 1, "lstm": 4, "gru": 3}[layer.type]
-        self._initialise(seq_len)
+        self.gates = GATES[layer.type]
+        self._initialise(seq_len, activation)
 
     def weight(self) -> torch.Tensor | None:
         return self.rnn.weight_hh_l0
 
-    def _initialise(self, seq_len: int) -> None:
+    def _initialise(self, seq_len: int, act: str) -> None:
         layer, h = self.layer, self.layer.hidden_size
-        act = layer.nonlinearity if layer.type == "rnn" else "tanh"
         for layer_index in range(layer.num_layers):
             # Initialise each gate's block on its own: fan-in/fan-out and orthogonality are per gate.
             for name, init in ((f"weight_ih_l{layer_index}", layer.init), (f"weight_hh_l{layer_index}", layer.recurrent_init)):
@@ -277,66 +283,16 @@ class BlockUnit(Unit):
 
 # --- building ---------------------------------------------------------------------------------
 
-def _norm(kind: str | None, features: int, rank: int) -> nn.Module | None:
-    if kind is None:
-        return None
+def make_norm(kind: str, features: int, rank: int) -> nn.Module:
+    """``layernorm`` over the last dimension, or ``batchnorm`` of the input's rank (1d or 2d)."""
     if kind == "layernorm":
         return nn.LayerNorm(features)
     return nn.BatchNorm2d(features) if rank == 3 else nn.BatchNorm1d(features)
 
 
 def build_unit(plan: UnitPlan, spec: S.Spec) -> Unit:
-    """Build the torch module of one planned unit (and its children)."""
-    layer = plan.layer
-    shape = plan.in_shape
-    if isinstance(layer, (S.LinearLayer, S.Conv1dLayer, S.Conv2dLayer)):
-        if isinstance(layer, S.LinearLayer):
-            mod: nn.Module = nn.Linear(shape[-1], layer.out_features, bias=layer.bias)
-            norm_features, norm_rank = layer.out_features, 1
-        else:
-            conv = nn.Conv1d if isinstance(layer, S.Conv1dLayer) else nn.Conv2d
-            mod = conv(shape[0], layer.out_channels, layer.kernel_size, stride=layer.stride,
-                       padding=layer.padding, bias=layer.bias)
-            norm_features, norm_rank = layer.out_channels, len(shape)
-            if layer.norm == "layernorm":
-                norm_features = plan.out_shape[-1]
-        init_weight(mod.weight, layer.init, layer.activation, layer.negative_slope)
-        init_bias(mod.bias, layer.bias_init)
-        norm = _norm(layer.norm, norm_features, norm_rank)
-        act = None if layer.activation == "identity" else activation_module(layer.activation, layer.negative_slope)
-        return SimpleUnit(plan, mod, norm, act)
-    if isinstance(layer, S.PoolLayer2d):
-        pool = nn.MaxPool2d if layer.type == "maxpool2d" else nn.AvgPool2d
-        return SimpleUnit(plan, pool(layer.kernel_size, layer.stride))
-    if isinstance(layer, S.FlattenLayer):
-        return SimpleUnit(plan, nn.Flatten())
-    if isinstance(layer, S.EmbeddingLayer):
-        emb = nn.Embedding(spec.input.tokens.vocab_size, layer.embedding_dim)  # type: ignore[union-attr]
-        init_weight(emb.weight, layer.init)
-        return SimpleUnit(plan, emb)
-    if isinstance(layer, S.NormLayer):
-        if layer.type == "layernorm":
-            return SimpleUnit(plan, nn.LayerNorm(shape[-1]))
-        if plan.in_layout in ("channels", "image"):
-            return SimpleUnit(plan, _norm("batchnorm", shape[0], len(shape)))  # type: ignore[arg-type]
-        return SimpleUnit(plan, nn.BatchNorm1d(shape[-1]), channels_last=len(shape) == 2)
-    if isinstance(layer, S.DropoutLayer):
-        return SimpleUnit(plan, nn.Dropout(layer.p))
-    if isinstance(layer, S.ActivationLayer):
-        return SimpleUnit(plan, nn.Identity(), act=activation_module(layer.activation, layer.negative_slope))
-    if isinstance(layer, S.RecurrentLayer):
-        return RecurrentUnit(plan, layer, shape[-1], shape[0])
-    if isinstance(layer, S.SequencePoolLayer):
-        return SimpleUnit(plan, SequencePool(layer.mode))
-    if isinstance(layer, S.TransformerEncoderLayer):
-        if plan.kind == "final_norm":
-            return SimpleUnit(plan, nn.LayerNorm(layer.d_model))
-        return TransformerUnit(plan, layer)
-    if isinstance(layer, (S.ResidualBlock, S.SequentialBlock)):
-        children = [build_unit(c, spec) for c in plan.children]
-        residual = isinstance(layer, S.ResidualBlock)
-        return BlockUnit(plan, children, residual, layer.scale if residual else 1.0)  # type: ignore[union-attr]
-    raise TypeError(f"cannot build {layer!r}")  # pragma: no cover
+    """Build the torch module of one planned unit (and its children), as its layer kind says."""
+    return kind_of(plan.kind).build(plan, spec)
 
 
 class Network(nn.Module):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from gradhealth.analysis import kinds as K
 from gradhealth.analysis import spec as S
 from gradhealth.errors import LimitExceeded, Problem, SpecError
 
@@ -73,16 +74,12 @@ class Plan:
         return [u for top in self.units for u in top.walk()]
 
 
-def _conv_out(size: int, kernel: int, stride: int, padding: int | str) -> int:
-    if padding == "same":
-        return math.ceil(size / stride)
-    return (size + 2 * int(padding) - kernel) // stride + 1
-
-
 _BYTES = {"float64": 8, "float32": 4}
 
 
 class _Planner:
+    """Walks the layers, asking each one's :class:`~gradhealth.analysis.kinds.LayerKind` for its plan."""
+
     def __init__(self, spec: S.Spec, limits: Limits) -> None:
         self.spec = spec
         self.limits = limits
@@ -97,115 +94,46 @@ class _Planner:
         plans: list[UnitPlan] = []
         for i, layer in enumerate(layers):
             ptr = f"{pointer}/layers/{i}"
-            copies = layer.repeat * (layer.num_layers if isinstance(layer, S.TransformerEncoderLayer) else 1)
+            kind = self.kind(layer, ptr)
+            copies = kind.copies(layer)
             for k in range(copies):
                 name = f"{prefix}layers[{i}].{layer.type}" + (f"#{k}" if copies > 1 else "")
-                unit = self.unit(layer, shape, layout, name, ptr)
+                unit = self.unit(kind, layer, shape, layout, name, ptr)
                 unit.copy = k
                 plans.append(unit)
                 shape, layout = unit.out_shape, unit.out_layout
-            if isinstance(layer, S.TransformerEncoderLayer) and layer.norm_first:
-                # Pre-LN stacks end in a final LayerNorm (as in GPT-2 / torch's encoder norm).
-                d = layer.d_model
-                plans.append(
-                    UnitPlan(f"{prefix}layers[{i}].transformer_encoder.final_norm", ptr, layer, "final_norm",
-                             shape, shape, layout, layout, 2 * d, 2 * math.prod(shape))
-                )
+            tail = kind.tail(layer)
+            if tail is not None:
+                # Once per stack, not a copy: it does not count against max_units.
+                name = f"{prefix}layers[{i}].{layer.type}.{tail}"
+                unit = self.planned(K.kind_of(tail), tail, layer, shape, layout, name, ptr)
+                plans.append(unit)
+                shape, layout = unit.out_shape, unit.out_layout
         return plans, shape, layout
 
-    def unit(self, layer: S.Layer, shape: tuple[int, ...], layout: Layout, name: str, ptr: str) -> UnitPlan:
+    def kind(self, layer: S.Layer, ptr: str) -> K.LayerKind[Any]:
+        kind = K.KINDS.get(layer.type)
+        if kind is None:  # pragma: no cover - the spec's union admits only registered types
+            raise self.fail(ptr, f"unsupported layer type {layer.type!r}")
+        return kind
+
+    def unit(self, kind: K.LayerKind[Any], layer: S.Layer, shape: tuple[int, ...], layout: Layout,
+             name: str, ptr: str) -> UnitPlan:
         self.units += 1
         if self.units > self.limits.max_units:
             # Checked while expanding, so `repeat: 1000000000` costs nothing.
             raise LimitExceeded.at(ptr + "/repeat", f"more than {self.limits.max_units} layers after expanding "
                                    "`repeat`/`num_layers`; that is the limit")
-        numel = math.prod(shape)
-
-        def make(out: tuple[int, ...], out_layout: Layout, params: int = 0, extra: int = 0) -> UnitPlan:
-            return UnitPlan(name, ptr, layer, layer.type, shape, out, layout, out_layout, params,
-                            2 * math.prod(out) + extra)
-
-        if layout == "tokens" and not isinstance(layer, S.EmbeddingLayer):
+        if layout == "tokens" and not kind.takes_tokens:
             raise self.fail(ptr, f"a `{layer.type}` layer cannot take token ids; start with an `embedding` layer")
+        return self.planned(kind, layer.type, layer, shape, layout, name, ptr)
 
-        if isinstance(layer, S.LinearLayer):
-            fan_in = shape[-1]
-            params = fan_in * layer.out_features + (layer.out_features if layer.bias else 0)
-            params += 2 * layer.out_features if layer.norm else 0
-            return make(shape[:-1] + (layer.out_features,), layout if layout != "channels" else "channels", params)
-        if isinstance(layer, (S.Conv1dLayer, S.Conv2dLayer)):
-            rank = 2 if isinstance(layer, S.Conv1dLayer) else 3
-            if len(shape) != rank:
-                want = "[channels, length]" if rank == 2 else "[channels, height, width]"
-                raise self.fail(ptr, f"{layer.type} needs an input of shape {want}, got {list(shape)}")
-            spatial = tuple(_conv_out(s, layer.kernel_size, layer.stride, layer.padding) for s in shape[1:])
-            if min(spatial) < 1:
-                raise self.fail(ptr + "/kernel_size",
-                                f"kernel {layer.kernel_size} does not fit the input {list(shape)}")
-            k = layer.kernel_size ** (rank - 1)
-            params = shape[0] * layer.out_channels * k + (layer.out_channels if layer.bias else 0)
-            params += 2 * layer.out_channels if layer.norm else 0
-            return make((layer.out_channels,) + spatial, "channels" if rank == 2 else "image", params)
-        if isinstance(layer, S.PoolLayer2d):
-            if len(shape) != 3:
-                raise self.fail(ptr, f"{layer.type} needs [channels, height, width], got {list(shape)}")
-            stride = layer.stride or layer.kernel_size
-            spatial = tuple(_conv_out(s, layer.kernel_size, stride, 0) for s in shape[1:])
-            if min(spatial) < 1:
-                raise self.fail(ptr + "/kernel_size", f"kernel {layer.kernel_size} does not fit {list(shape)}")
-            return make((shape[0],) + spatial, "image")
-        if isinstance(layer, S.FlattenLayer):
-            return make((numel,), "vector")
-        if isinstance(layer, S.EmbeddingLayer):
-            if layout != "tokens":
-                raise self.fail(ptr, "an `embedding` layer needs token input: set input.tokens {vocab_size, seq_len}")
-            vocab = self.spec.input.tokens.vocab_size  # type: ignore[union-attr]
-            return make((shape[0], layer.embedding_dim), "sequence", vocab * layer.embedding_dim)
-        if isinstance(layer, S.NormLayer):
-            features = shape[0] if (layer.type == "batchnorm" and layout in ("channels", "image")) else shape[-1]
-            return make(shape, layout, 2 * features)
-        if isinstance(layer, (S.DropoutLayer, S.ActivationLayer)):
-            return make(shape, layout)
-        if isinstance(layer, S.RecurrentLayer):
-            if layout != "sequence" or len(shape) != 2:
-                raise self.fail(ptr, f"{layer.type} needs a sequence input [seq_len, features], got {list(shape)}")
-            seq, feat = shape
-            if seq > self.limits.max_time_steps:
-                raise LimitExceeded.at("/input", f"sequence length {seq} is over the limit of "
-                                       f"{self.limits.max_time_steps} time steps")
-            gates = {"rnn": 1, "lstm": 4, "gru": 3}[layer.type]
-            h = layer.hidden_size
-            params = sum(gates * h * ((feat if i == 0 else h) + h + 2) for i in range(layer.num_layers))
-            out = (h,) if layer.output == "last" else (seq, h)
-            inner = layer.num_layers * seq * h * (2 * gates + 3)
-            return make(out, "vector" if layer.output == "last" else "sequence", params, inner)
-        if isinstance(layer, S.SequencePoolLayer):
-            if layout != "sequence":
-                raise self.fail(ptr, f"`pool` needs a sequence [seq_len, features], got {list(shape)}")
-            return make(shape[1:], "vector")
-        if isinstance(layer, S.TransformerEncoderLayer):
-            if layout != "sequence" or shape[-1] != layer.d_model:
-                raise self.fail(ptr + "/d_model", f"transformer_encoder needs a sequence [seq_len, {layer.d_model}], "
-                                f"got {list(shape)}")
-            seq = shape[0]
-            if seq > self.limits.max_time_steps:
-                raise LimitExceeded.at("/input", f"sequence length {seq} is over the limit of "
-                                       f"{self.limits.max_time_steps} time steps")
-            d, f = layer.d_model, layer.ff_width
-            params = 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d
-            inner = seq * (12 * d + 3 * f) + 3 * layer.heads * seq * seq
-            return make(shape, layout, params, inner)
-        if isinstance(layer, (S.ResidualBlock, S.SequentialBlock)):
-            children, out, out_layout = self.layers(layer.layers, shape, layout, name + ".", ptr)
-            if isinstance(layer, S.ResidualBlock) and out != shape:
-                raise self.fail(ptr + "/layers", f"a residual branch must keep the shape {list(shape)}, "
-                                f"but it ends in {list(out)}")
-            unit = make(out, out_layout if isinstance(layer, S.SequentialBlock) else layout)
-            unit.children = children
-            unit.parameters = sum(c.parameters for c in children)
-            unit.activation_elements += sum(c.activation_elements for c in children)
-            return unit
-        raise self.fail(ptr, f"unsupported layer type {layer.type!r}")  # pragma: no cover
+    def planned(self, kind: K.LayerKind[Any], kind_name: str, layer: S.Layer, shape: tuple[int, ...],
+                layout: Layout, name: str, ptr: str) -> UnitPlan:
+        p = kind.plan(self, layer, shape, layout, name, ptr)
+        # The output and its gradient are kept for every unit; `extra` is what the kind keeps inside.
+        return UnitPlan(name, ptr, layer, kind_name, shape, p.out_shape, layout, p.out_layout, p.parameters,
+                        2 * math.prod(p.out_shape) + p.extra, children=p.children)
 
 
 def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:

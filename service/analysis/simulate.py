@@ -10,6 +10,7 @@ float64 by default: float32 gradients underflow to exact zero over long chains
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -19,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradhealth.analysis import spec as S
+from gradhealth.analysis.activations import SATURATING
+from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
 from gradhealth.analysis.plan import Plan
 
@@ -109,12 +111,8 @@ class SimulationResult:
 
 
 def _activation_of(unit: Unit) -> str | None:
-    layer = unit.plan.layer
-    if isinstance(layer, (S.LinearLayer, S.Conv1dLayer, S.Conv2dLayer, S.ActivationLayer)):
-        return "silu" if layer.activation == "swish" else layer.activation
-    if isinstance(layer, S.RecurrentLayer):
-        return layer.nonlinearity if layer.type == "rnn" else "tanh"
-    return None
+    """The canonical activation the unit applies, as its layer kind says."""
+    return kind_of(unit.plan.kind).activation(unit.plan.layer)
 
 
 def make_batch(plan: Plan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -212,7 +210,8 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
     else:
         grads = [p.grad for p in unit.own_parameters() if p.grad is not None]
     if grads and all(gr is not None for gr in grads):
-        grad_norm = torch.sqrt(sum(_norm(gr) ** 2 for gr in grads))  # type: ignore[misc]
+        # reduce, not sum(): sum() starts from the int 0, which is not a tensor
+        grad_norm = torch.sqrt(functools.reduce(torch.add, [_norm(gr) ** 2 for gr in grads]))
         figures["grad_norm"] = grad_norm
         figures["nonfinite_backward"] = torch.maximum(figures["nonfinite_backward"].nan_to_num(0.0),
                                                       (~torch.isfinite(grad_norm)).to(torch.float64))
@@ -224,7 +223,7 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
             figures["bias_mean_square"] = bias.detach().to(torch.float64).pow(2).mean()
     if rec.get("in") is not None and rec["in"].is_floating_point():
         figures["input_mean_square"] = _norm(rec["in"]) ** 2 / rec["in"].numel()
-    if pre is not None and act in ("sigmoid", "tanh", "hardtanh"):
+    if pre is not None and act in SATURATING:
         m = SATURATION_MARGIN
         if act == "sigmoid":
             sat = (h < m) | (h > 1 - m)
@@ -236,7 +235,7 @@ def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
     if pre is not None and act == "relu":
         # A unit (feature or channel) is dead when it is <= 0 for every sample and position.
         z = pre.detach()
-        feature_dim = 1 if isinstance(unit.plan.layer, (S.Conv1dLayer, S.Conv2dLayer)) else z.dim() - 1
+        feature_dim = 1 if kind_of(unit.plan.kind).channels_first else z.dim() - 1
         alive = z.amax(dim=[d for d in range(z.dim()) if d != feature_dim]) > 0
         figures["dead_fraction"] = 1.0 - alive.to(torch.float64).mean()
     return figures
