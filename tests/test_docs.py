@@ -1,53 +1,159 @@
-"""The README documents every finding code, remedy id, example and setting the code has."""
+"""The README and the code agree: every finding code, remedy id, CLI verb and option, endpoint, log
+format, example and setting the code has is documented, and the README names none the code lacks.
+
+Each check reads the README's own reference section (a table or the command-line text) and compares
+it, in both directions, with the registry the code actually uses, so renaming or adding something on
+either side alone fails here.
+"""
 
 from __future__ import annotations
 
+import argparse
+import re
+from collections.abc import Callable
 from pathlib import Path
 
-from gradhealth.analysis.findings import CODES
-from gradhealth.analysis.plan import Limits
-from gradhealth.analysis.thresholds import Thresholds
-from gradhealth.cli import example_names
+import pytest
+from pydantic import BaseModel
+
+from gradhealth.cli import build_parser, example_names
 from gradhealth.core.catalog import FINDINGS, REMEDIES
+from gradhealth.settings import Settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
-
-def test_every_finding_code_is_in_the_catalog_and_the_readme():
-    log_codes = {"gradient_spike", "dead_layer", "clipping_saturated", "loss_spike", "loss_divergence",
-                 "loss_plateau", "loss_oscillation", "validation_divergence", "truncated_log", "insufficient_data", "zero_gradient"}
-    assert set(CODES) | log_codes == set(FINDINGS)
-    for code in FINDINGS:
-        assert f"| `{code}` |" in README, code
+_HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$", re.MULTILINE)
+_TICKED = re.compile(r"`([^`]+)`")
 
 
-def test_every_remedy_id_is_documented():
-    for rid in REMEDIES:
-        assert f"| `{rid}` |" in README, rid
+def section(title: str) -> str:
+    """The README text under the heading ``title`` up to the next heading of any level."""
+    headings = list(_HEADING.finditer(README))
+    for i, h in enumerate(headings):
+        if h.group(2) == title:
+            end = headings[i + 1].start() if i + 1 < len(headings) else len(README)
+            return README[h.end():end]
+    raise AssertionError(f"README has no section {title!r}")
 
 
-def test_every_example_is_listed():
-    for name in example_names():
-        assert f"`{name}`" in README, name
+def table_keys(text: str) -> set[str]:
+    """The back-ticked names in the first cell of every body row of the tables in ``text``."""
+    keys: set[str] = set()
+    for line in text.splitlines():
+        cells = re.split(r"(?<!\\)\|", line.strip())
+        if not line.lstrip().startswith("|") or len(cells) < 3 or set(cells[1].strip()) <= {"-", ":"}:
+            continue
+        keys.update(_TICKED.findall(cells[1]))
+    return keys
 
 
-def test_every_service_setting_is_documented():
-    from gradhealth.settings import Settings
-
-    for field in Settings.model_fields:
-        if field not in ("thresholds", "limits", "log_thresholds"):
-            assert f"GRADHEALTH_{field.upper()}" in README, field
+def agree(documented: set[str], actual: set[str], what: str) -> None:
+    """Fail with what is missing from the README and what the README names that the code lacks."""
+    assert documented == actual, (f"{what}: undocumented {sorted(actual - documented)}, "
+                                  f"documented but unknown to the code {sorted(documented - actual)}")
 
 
-def test_every_log_threshold_is_documented():
-    from gradhealth.logs.thresholds import LogThresholds
-
-    for field in LogThresholds.model_fields:
-        assert f"GRADHEALTH_LOG_THRESHOLDS__{field.upper()}" in README, field
+def test_the_finding_code_tables_list_exactly_the_catalog() -> None:
+    documented = table_keys(section("Finding codes")) | table_keys(section("Findings over time"))
+    agree(documented, set(FINDINGS), "finding codes")
 
 
-def test_every_setting_is_documented():
-    for field in Thresholds.model_fields:
-        assert f"GRADHEALTH_THRESHOLDS__{field.upper()}" in README or f"__{field.upper()}" in README, field
-    for field in Limits.model_fields:
-        assert f"GRADHEALTH_LIMITS__{field.upper()}" in README, field
+def test_the_remedy_table_lists_exactly_the_catalog() -> None:
+    agree(table_keys(section("Remedies")), set(REMEDIES), "remedy ids")
+
+
+def _verbs() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_every_cli_verb_and_option_is_documented() -> None:
+    text = " ".join(section("Command line").split())   # a verb may wrap onto the next line
+    verbs = _verbs()
+    assert {"check", "serve", "worker"} <= set(verbs)   # the parser really was read
+    for verb, parser in verbs.items():
+        assert f"gradhealth {verb}" in text, f"`gradhealth {verb}` is not in the README's Command line"
+        for action in parser._actions:
+            if action.option_strings and not isinstance(action, argparse._HelpAction):
+                assert any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", text)
+                           for o in action.option_strings), f"gradhealth {verb} {action.option_strings}"
+
+
+def _endpoint(method: str, path: str) -> str:
+    """``GET /v1/jobs/{}``: parameter names differ between prose and code (``{id}``, ``{job_id}``)."""
+    return method.upper() + " " + re.sub(r"\{[^}]*\}", "{}", path)
+
+
+def test_the_http_api_section_lists_exactly_the_openapi_endpoints(tmp_path: Path) -> None:
+    from gradhealth.api.app import create_app
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/docs.db", upload_dir=str(tmp_path), workers=0)
+    paths = create_app(settings, start_workers=False).openapi()["paths"]
+    actual = {_endpoint(m, p) for p, ops in paths.items() for m in ops
+              if m in ("get", "post", "put", "patch", "delete")}
+    documented = {_endpoint(m, p) for m, p in
+                  re.findall(r"\b(GET|POST|PUT|PATCH|DELETE) (/[^\s`|,?]*)", section("HTTP API"))}
+    assert "POST /v1/checks/architecture" in actual
+    agree(documented, actual, "endpoints")
+
+
+def test_the_log_format_table_lists_exactly_the_registered_readers() -> None:
+    from gradhealth.logs.readers.registry import formats
+
+    agree(table_keys(section("The log check")), set(formats()), "log formats")
+
+
+def test_the_example_table_lists_exactly_the_bundled_examples() -> None:
+    agree(table_keys(section("Examples")), set(example_names()), "examples")
+
+
+def _documented_variables() -> set[str]:
+    """Every GRADHEALTH_ variable in the Settings table; `__X` after a nested one shares its prefix."""
+    found: set[str] = set()
+    for line in section("Settings").splitlines():
+        cells = line.split("|")
+        if len(cells) < 3:
+            continue
+        prefix = ""
+        for name in _TICKED.findall(cells[1]):
+            if name.startswith("GRADHEALTH_"):
+                found.add(name)
+                prefix = name.split("__")[0] if "__" in name else ""
+            elif name.startswith("__") and prefix:
+                found.add(prefix + name)
+    return found
+
+
+def _setting_variables() -> set[str]:
+    """The environment variable of every setting, nested models expanded as pydantic-settings reads them."""
+    out: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            out.update(f"GRADHEALTH_{name.upper()}__{sub.upper()}" for sub in kind.model_fields)
+        else:
+            out.add(f"GRADHEALTH_{name.upper()}")
+    return out
+
+
+def test_the_settings_table_lists_exactly_the_settings() -> None:
+    actual = _setting_variables()
+    assert "GRADHEALTH_THRESHOLDS__VANISHING_ERROR" in actual   # nested models were expanded
+    agree(_documented_variables(), actual, "settings")
+
+
+@pytest.mark.parametrize(("row", "check"), [
+    ("| `post_ln_depth_risk` |", test_the_finding_code_tables_list_exactly_the_catalog),
+    ("| `he_init` |", test_the_remedy_table_lists_exactly_the_catalog),
+    ("| `tensorboard` |", test_the_log_format_table_lists_exactly_the_registered_readers),
+    ("| `GRADHEALTH_LEASE_S` |", test_the_settings_table_lists_exactly_the_settings),
+])
+def test_a_row_dropped_from_the_readme_is_noticed(row: str, check: Callable[[], None],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table parsing is not vacuous: without one documented row the comparison fails."""
+    lines = README.splitlines()
+    kept = [line for line in lines if not line.startswith(row)]
+    assert len(kept) == len(lines) - 1
+    monkeypatch.setitem(globals(), "README", "\n".join(kept))
+    with pytest.raises(AssertionError, match="undocumented"):
+        check()

@@ -5,6 +5,8 @@ measured unit by its path in the spec (``layers[3].linear``, a repeated copy
 ``layers[0].linear#7``, a nested one ``layers[2].residual#4.layers[0].linear``),
 infers every shape, and estimates the parameter count and the activation memory
 so that :func:`check_limits` can refuse a spec before a single tensor exists.
+What each layer type contributes is its kind's ``plan`` (:mod:`gradhealth.analysis.kinds`);
+this module walks the layers, expands the copies and checks the limits. No torch here.
 """
 
 from __future__ import annotations

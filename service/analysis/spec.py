@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -245,7 +245,11 @@ Layer = Annotated[
 ResidualBlock.model_rebuild()
 SequentialBlock.model_rebuild()
 
-WEIGHT_LAYERS = (LinearLayer, Conv1dLayer, Conv2dLayer)
+#: The layers with a weight, an init and an activation: every `_WeightLayer` in the union, so a
+#: new weight layer joins by subclassing it.
+WEIGHT_LAYERS: tuple[type[_WeightLayer], ...] = tuple(
+    c for c in get_args(get_args(Layer)[0]) if issubclass(c, _WeightLayer)
+)
 
 
 class Tokens(_Strict):

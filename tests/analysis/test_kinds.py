@@ -105,6 +105,8 @@ def test_every_spec_layer_type_has_exactly_one_kind() -> None:
     # Nothing registered beyond the spec's types but the internal final norm of a Pre-LN stack.
     assert set(K.KINDS) - set(literals) == {"final_norm"}
     assert {k.spec for k in K.KINDS.values()} - {None} == set(classes)
+    # The remedies' notion of a weight layer is the kinds' one.
+    assert {k.spec for k in K.KINDS.values() if isinstance(k, K._WeightKind)} == set(S.WEIGHT_LAYERS)
 
 
 def test_registering_a_name_twice_is_refused() -> None:
