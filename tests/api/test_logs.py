@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 PROBLEM = "application/problem+json"
 
@@ -85,11 +88,61 @@ def test_a_zipped_run_folder_is_read_like_the_folder(api):
 
 
 def test_deleting_a_log_job_deletes_its_upload(api):
-    from pathlib import Path
-
     job = api.post("/v1/checks/logs?wait=60", files={"file": ("run.jsonl", native_log())}).json()
     stored = Path(api.app.state.settings.upload_dir)
     assert any(stored.iterdir())
     before = {p.name for p in stored.iterdir()}
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert len({p.name for p in stored.iterdir()}) == len(before) - 1
+
+
+# --- archives: every kind the loader reads is accepted by the upload route -----------------------
+
+KERAS_LOG = Path(__file__).resolve().parents[1] / "data" / "logs" / "keras-csvlogger-brats" / "training.log"
+
+
+def archived(kind: str, name: str, data: bytes) -> bytes:
+    """``data`` as ``run/<name>`` inside an archive of ``kind`` (zip, tar, tar.gz, tar.bz2, tar.xz)."""
+    buf = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(f"run/{name}", data)
+        return buf.getvalue()
+    mode = {"tar": "w", "tar.gz": "w:gz", "tar.bz2": "w:bz2", "tar.xz": "w:xz"}[kind]
+    with tarfile.open(fileobj=buf, mode=mode) as t:
+        info = tarfile.TarInfo(f"run/{name}")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def comparable(doc: dict) -> dict:
+    """A log diagnosis without the upload's name and the time the read took."""
+    out = {k: v for k, v in doc.items() if k != "name"}
+    out["log"] = {k: v for k, v in doc["log"].items() if k != "duration_s"}
+    return out
+
+
+@pytest.fixture(scope="module")
+def plain_diagnosis(api) -> dict:
+    r = api.post("/v1/checks/logs?wait=60", files={"file": ("training.log", KERAS_LOG.read_bytes())})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["status"] == "succeeded", job
+    doc = job["result"]
+    assert doc["log"]["format"] == "keras" and doc["findings"], doc   # a diagnosis worth comparing
+    return doc
+
+
+@pytest.mark.parametrize(("kind", "filename"), [
+    ("zip", "run.zip"), ("tar", "run.tar"), ("tar.gz", "run.tar.gz"), ("tar.bz2", "run.tar.bz2"),
+    ("tar.xz", "run.tar.xz"),
+    ("tar.xz", "upload.bin"), ("zip", "run.log"), ("tar.bz2", "upload"),   # found by content
+])
+def test_every_archive_kind_is_diagnosed_like_the_plain_file(api, plain_diagnosis, kind, filename):
+    body = archived(kind, "training.log", KERAS_LOG.read_bytes())
+    r = api.post("/v1/checks/logs?wait=60", files={"file": (filename, body)})
+    assert r.status_code in (200, 202), r.text
+    job = r.json() if r.status_code == 200 else api.wait_done(r.json()["id"])
+    assert job["status"] == "succeeded", job
+    assert comparable(job["result"]) == comparable(plain_diagnosis)

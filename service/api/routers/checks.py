@@ -176,8 +176,9 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
 @router.post(
     "/logs", status_code=202, response_model=JobRead, summary="Check uploaded training logs",
     description="A multipart upload (part `file`) or a raw body, optionally with ?format= (see /v1/catalog for "
-                "the formats) and ?filename=. Zip and tar.gz archives of a run folder are accepted. Streams to "
-                "disk within GRADHEALTH_MAX_UPLOAD_BYTES. Answers like the architecture check (202, ?wait).",
+                "the formats) and ?filename=. Archives of a run folder (zip, tar, tar.gz, tar.bz2, "
+                "tar.xz; found by content) are accepted. Streams to disk within "
+                "GRADHEALTH_MAX_UPLOAD_BYTES. Answers like the architecture check (202, ?wait).",
     openapi_extra={"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             "file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
@@ -195,7 +196,8 @@ async def submit_logs(
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JobRead:
-    from gradhealth.logs.readers.registry import detect, formats
+    from gradhealth.logs.readers.registry import formats
+    from gradhealth.logs.sniff import archive_kind, detect
 
     if format is not None and format not in formats():
         raise ApiError(422, "unknown_format_hint", f"unknown format {format!r}; use one of: {', '.join(formats())}")
@@ -203,8 +205,10 @@ async def submit_logs(
     try:
         if upload.size == 0:
             raise ApiError(422, "empty_upload", "the upload is empty")
-        if not _is_archive(upload.path):
-            await run_in_threadpool(detect, upload.path, format)  # 415 now, not a failed job later
+        # The loader's archive detector: an archive is checked as the job extracts it; any other
+        # file gets its 415 now, not a failed job later.
+        if archive_kind(upload.path) is None:
+            await run_in_threadpool(detect, upload.path, format)
     except BaseException:
         upload.discard()
         raise
@@ -226,9 +230,3 @@ async def submit_logs(
     if not created:
         upload.discard()  # the same upload again: the first job keeps its copy
     return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
-
-
-def _is_archive(path: Path) -> bool:
-    with path.open("rb") as f:
-        head = f.read(4)
-    return head.startswith(b"PK\x03\x04") or head.startswith(b"\x1f\x8b") or path.suffix in (".tar", ".tgz")
