@@ -318,7 +318,7 @@ def test_compose_postgres_profile(compose: dict) -> None:
     db = compose["services"].get("db")
     assert db, "no `db` service"
     assert db["image"].startswith("postgres:15")
-    assert db.get("profiles") == ["postgres"]
+    assert set(db.get("profiles")) == {"postgres", "scale"}
     assert db.get("healthcheck")
     text = COMPOSE.read_text(encoding="utf-8")
     url = re.search(r"GRADHEALTH_DATABASE_URL=(postgresql://\S+)", text)
@@ -328,16 +328,87 @@ def test_compose_postgres_profile(compose: dict) -> None:
                             f"{env['POSTGRES_DB']}")
 
 
-def test_compose_scale_worker_runs_gradhealth_worker_on_the_same_database(compose: dict) -> None:
-    services = compose["services"]
-    worker = services.get("worker")
-    assert worker, "no `worker` service"
-    assert worker.get("profiles") == ["scale"]
-    argv = worker["command"] if isinstance(worker["command"], list) else shlex.split(worker["command"])
+# --- profile `scale`: the fleet on PostgreSQL (`compose --profile scale up --scale worker=N`)
+
+def started_with(compose: dict, profile: str) -> dict[str, dict]:
+    """What `docker compose --profile PROFILE up` starts: unprofiled services and its own."""
+    return {name: svc for name, svc in compose["services"].items()
+            if not svc.get("profiles") or profile in svc["profiles"]}
+
+
+def settings_of(service: dict, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The Settings a container of ``service`` reads from its environment."""
+    for name in list(os.environ):
+        if name.startswith("GRADHEALTH_") or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    for name, value in environment(service).items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def seconds(duration: str) -> float:
+    """A compose duration such as ``45s``, ``1m30s`` or ``500ms``."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+
+
+def test_compose_scale_profile_is_the_fleet_on_postgresql(compose: dict,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    services = started_with(compose, "scale")
+    assert {"db", "fleet-api", "worker"} <= set(services)
+    db = services["db"]
+    fleet_api, worker = services["fleet-api"], services["worker"]
+    for service in (fleet_api, worker):
+        assert service.get("profiles") == ["scale"]
+        assert service["build"]["target"] == "cpu"
+    api_settings = settings_of(fleet_api, monkeypatch)
+    worker_settings = settings_of(worker, monkeypatch)
+    env = db["environment"]
+    url = (f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@db:5432/"
+           f"{env['POSTGRES_DB']}")
+    assert api_settings.database_url == worker_settings.database_url == url
+    # A pure API node: the worker containers run the jobs.
+    assert api_settings.workers == 0
+    assert api_settings.unsafe_reason("0.0.0.0") is None, "fleet-api would refuse to start"
+    assert fleet_api["depends_on"]["db"]["condition"] == "service_healthy"
+    check = fleet_api["healthcheck"]
+    assert check["test"][0] == "CMD" and "/livez" in " ".join(check["test"])
+    compile(check["test"][3], "<healthcheck>", "exec")
+    # Uploads written by the API are readable by every worker, in one shared volume.
+    assert api_settings.upload_dir == worker_settings.upload_dir
+    api_volume = {str(v).split(":")[1]: str(v).split(":")[0] for v in fleet_api["volumes"]}
+    worker_volume = {str(v).split(":")[1]: str(v).split(":")[0] for v in worker["volumes"]}
+    parent = str(Path(api_settings.upload_dir).parent)
+    assert api_volume.get(parent) and api_volume[parent] == worker_volume.get(parent)
+    assert api_volume[parent] in compose["volumes"]
+
+
+def test_compose_scale_worker_is_one_worker_process_and_can_be_scaled(
+        compose: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = compose["services"]["worker"]
+    command = worker["command"]
+    argv = command if isinstance(command, list) else shlex.split(command)
     scripts = console_scripts()
     assert argv[0] in scripts
-    assert build_parser().parse_args(argv[1:]).func is cmd_worker
-    assert environment(worker)["GRADHEALTH_DATABASE_URL"] == environment(services["api"])["GRADHEALTH_DATABASE_URL"]
-    assert "/data" in mounts(worker)
+    args = build_parser().parse_args(argv[1:])
+    assert args.func is cmd_worker and args.processes == 1
+    # `--scale worker=N` refuses a fixed container name or a published host port.
+    assert "container_name" not in worker and not worker.get("ports")
+    assert worker["depends_on"]["fleet-api"]["condition"] == "service_healthy"  # migrations applied
     # It serves no HTTP, so it must not inherit the image's /livez check.
     assert (worker.get("healthcheck") or {}).get("disable") is True
+    settings = settings_of(worker, monkeypatch)
+    assert seconds(worker["stop_grace_period"]) > settings.lease_s
+    assert isinstance(logging.getLevelName(environment(worker)["GRADHEALTH_LOG_LEVEL"]), int)
+
+
+def test_compose_profiles_publish_distinct_loopback_ports(compose: dict) -> None:
+    for profile in ("postgres", "scale"):
+        published: list[str] = []
+        for name, service in started_with(compose, profile).items():
+            for entry in service.get("ports") or []:
+                host_ip, host_port, _ = str(entry).split(":")
+                assert host_ip == "127.0.0.1", f"{name} publishes {entry} beyond the loopback"
+                published.append(host_port)
+        assert len(published) == len(set(published)), f"profile {profile}: ports clash: {published}"
