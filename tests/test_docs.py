@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from gradhealth.cli import build_parser, example_names
 from gradhealth.core.catalog import FINDINGS, REMEDIES
+from gradhealth.core.rules import codes
 from gradhealth.settings import Settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -51,6 +52,10 @@ def agree(documented: set[str], actual: set[str], what: str) -> None:
     """Fail with what is missing from the README and what the README names that the code lacks."""
     assert documented == actual, (f"{what}: undocumented {sorted(actual - documented)}, "
                                   f"documented but unknown to the code {sorted(documented - actual)}")
+
+
+def test_the_finding_registry_and_the_catalog_agree() -> None:
+    assert set(codes()) == set(FINDINGS)
 
 
 def test_the_finding_code_tables_list_exactly_the_catalog() -> None:

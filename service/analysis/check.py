@@ -20,10 +20,16 @@ import jsonpatch
 import numpy as np
 
 from gradhealth.analysis import theory
+from gradhealth.analysis.findings import Detection
+from gradhealth.analysis.plan import Limits, Plan, make_plan
+from gradhealth.analysis.remedies import Context, clip_threshold
+from gradhealth.analysis.rules import ArchitectureRule, detect
+from gradhealth.analysis.simulate import ProgressFn, SimulationResult, UnitStats, simulate
+from gradhealth.analysis.spec import parse_spec
+from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import (
     CriticalInit,
     Diagnosis,
-    Evidence,
     Finding,
     LayerReport,
     Remedy,
@@ -35,12 +41,7 @@ from gradhealth.core.document import (
     finite_or_none,
     status_of,
 )
-from gradhealth.analysis.findings import Detection, assess, detect, measure
-from gradhealth.analysis.plan import Limits, Plan, make_plan
-from gradhealth.analysis.remedies import Context, propose, set_clip_threshold
-from gradhealth.analysis.simulate import ProgressFn, SimulationResult, UnitStats, simulate
-from gradhealth.analysis.spec import parse_spec
-from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.core.rules import rule
 from gradhealth.errors import GradHealthError
 
 
@@ -70,10 +71,9 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
     findings: list[Finding] = []
     for i, det in enumerate(detections):
         report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
-        remedies = verifier.remedies_for(det, detections) if options.verify else propose(
+        remedies = verifier.remedies_for(det, detections) if options.verify else _part(det).propose(
             Context(raw, plan, result, det))
-        findings.append(Finding(code=det.code, severity=det.severity, summary=det.summary,  # type: ignore[arg-type]
-                                explanation=det.explanation, evidence=_evidence(det), remedies=remedies))
+        findings.append(det.finding(remedies))
     report(1.0, "done")
     status = status_of(findings)
     return Diagnosis(
@@ -103,8 +103,9 @@ def _summary(status: str, findings: list[Finding], plan: Plan) -> str:
     return f"{status}: {worst.code}: {worst.summary}{more}"
 
 
-def _evidence(det: Detection) -> Evidence:
-    return Evidence(**det.evidence)
+def _part(det: Detection) -> ArchitectureRule:
+    part: ArchitectureRule = rule(det.code).architecture
+    return part
 
 
 def _layer_report(u: UnitStats) -> LayerReport:
@@ -156,7 +157,8 @@ class _Verifier:
     def remedies_for(self, det: Detection, all_detections: list[Detection]) -> list[Remedy]:
         thresholds = self.options.thresholds
         before_codes = {d.code: d.severity for d in all_detections}
-        remedies = propose(Context(self.raw, self.plan, self.result, det))
+        part = _part(det)
+        remedies = part.propose(Context(self.raw, self.plan, self.result, det))
         for remedy in remedies:
             if not remedy.patch:
                 continue  # a training-time change (clipping, learning rate): nothing to simulate at init
@@ -167,8 +169,8 @@ class _Verifier:
                 remedy.recommended = False
                 continue
             self.results[id(remedy)] = after
-            value = measure(det.code, after, thresholds)
-            fixed = assess(det.code, value, after, thresholds) is None
+            value, severity = part.severity(after, thresholds)
+            fixed = severity is None
             new = [d.code for d in detect(after, thresholds)
                    if d.code != det.code and d.code not in before_codes]
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
@@ -176,29 +178,22 @@ class _Verifier:
             remedy.recommended = fixed and not new
         ranked = sorted(remedies, key=lambda r: _rank(det.code, r))
         best = next((self.results[id(r)] for r in ranked if r.recommended and id(r) in self.results), None)
-        for remedy in ranked:
-            if remedy.id == "gradient_clipping" and best is not None:
-                set_clip_threshold(remedy, best, basis="the best verified remedy's re-simulation")
+        if best is not None:
+            # Clipping should catch spikes of the fixed network, not of the broken one.
+            refined = clip_threshold(best, "the best verified remedy's re-simulation")
+            ranked = [refined if r.id == "gradient_clipping" and refined is not None else r for r in ranked]
         return ranked
-
-
-def _badness(code: str, value: float | None) -> float:
-    """How far a metric is from healthy (for ranking); larger is worse."""
-    if value is None:
-        return math.inf
-    if code in ("vanishing_gradient", "vanishing_through_time", "exploding_gradient", "exploding_through_time"):
-        return abs(math.log10(value)) if value > 0 else math.inf  # distance from a ratio of 1
-    return value
 
 
 def _rank(code: str, r: Remedy) -> tuple[int, float]:
     if r.verified is None:
         return (1, 0.0)  # not simulable: after every measured fix, before every measured failure
+    badness = rule(code).badness.of(r.verified.after)
     if r.verified.fixed and not r.verified.side_effects:
-        return (0, _badness(code, r.verified.after))
+        return (0, badness)
     if r.verified.fixed:
-        return (1, _badness(code, r.verified.after))
-    return (2, _badness(code, r.verified.after))
+        return (1, badness)
+    return (2, badness)
 
 
 # --- theory -------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Findings -> remedies: concrete changes to the user's spec, each an RFC 6902 patch.
 
-Each remedy here proposes one change for the layers a finding is about: the
-patch to the spec, the change in words, a PyTorch snippet and, where the change
-is a number (a clipping threshold), the number derived from the measurements.
+Each builder here works out, for the layers a finding is about, the patch to the
+spec and, where the change is a number (a clipping threshold), the number derived
+from the measurements; the words, defaults and snippet come from the one builder
+per remedy id in :mod:`gradhealth.core.remedies`, which the log check uses too.
 Whether it works is not assumed: :mod:`gradhealth.analysis.check` applies every
 patch, simulates the patched spec again and reports what it measured.
 """
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradhealth.analysis import spec as S
-from gradhealth.core.catalog import REMEDIES
-from gradhealth.core.document import Remedy
 from gradhealth.analysis.findings import Detection
 from gradhealth.analysis.plan import Plan
 from gradhealth.analysis.simulate import SimulationResult
+from gradhealth.core import remedies as R
+from gradhealth.core.document import Remedy
 
 #: Sequences at least this long get chrono gate initialisation instead of a constant forget bias of 1.
 CHRONO_MIN_STEPS = 50
@@ -32,44 +33,8 @@ _INIT_FOR = {
     "selu": "lecun_normal", "sigmoid": "xavier_normal", "tanh": "xavier_normal", "hardtanh": "xavier_normal",
     "identity": "xavier_normal",
 }
-_REMEDY_OF_INIT = {"kaiming_normal": "he_init", "xavier_normal": "xavier_init", "lecun_normal": "lecun_init"}
 _SAME_INIT = {"kaiming_normal": {"kaiming_normal", "kaiming_uniform", "he_normal", "he_uniform"},
               "xavier_normal": {"xavier_normal", "xavier_uniform"}, "lecun_normal": {"lecun_normal"}}
-
-_SNIPPETS = {
-    "he_init": "for m in model.modules():\n    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
-               "        nn.init.kaiming_normal_(m.weight, nonlinearity=\"relu\")\n        nn.init.zeros_(m.bias)",
-    "xavier_init": "for m in model.modules():\n    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
-                   "        nn.init.xavier_normal_(m.weight)\n        nn.init.zeros_(m.bias)",
-    "lecun_init": "for m in model.modules():\n    if isinstance(m, nn.Linear):\n"
-                  "        nn.init.normal_(m.weight, std=m.in_features ** -0.5)  # LeCun normal, for SELU",
-    "orthogonal_init": "for name, p in rnn.named_parameters():\n    if name.startswith(\"weight_hh\"):\n"
-                       "        for block in p.data.chunk(n_gates, 0):  # 1 (rnn), 4 (lstm), 3 (gru)\n"
-                       "            nn.init.orthogonal_(block)",
-    "relu_family_activation": "nn.Sequential(nn.Linear(n_in, n_out), nn.{act}())  # and Kaiming init for it",
-    "residual_connections": "class Residual(nn.Module):\n    def __init__(self, f, scale=1.0):\n"
-                            "        super().__init__(); self.f, self.scale = f, scale\n"
-                            "    def forward(self, x):\n        return x + self.scale * self.f(x)",
-    "scaled_residual": "return x + self.f(x) / math.sqrt(num_blocks)  # keeps Var(h) bounded with depth",
-    "batch_norm": "nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), activation)",
-    "layer_norm": "nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), activation)",
-    "pre_layer_norm": "nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, norm_first=True)\n"
-                      "# and a final nn.LayerNorm(d_model) after the stack",
-    "gated_recurrent_cell": "lstm = nn.LSTM(n_in, hidden, batch_first=True)\nH = hidden\n"
-                            "for name, b in lstm.named_parameters():\n    if name.startswith(\"bias_ih\"):\n"
-                            "        {bias_code}\n    elif name.startswith(\"bias_hh\"):\n"
-                            "        b.data[:2 * H] = 0.0",
-    "gradient_clipping": "loss.backward()\ntorch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={max_norm})\n"
-                         "optimizer.step()",
-    "lower_learning_rate": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr * {factor})\n"
-                           "scheduler = torch.optim.lr_scheduler.LambdaLR(\n"
-                           "    optimizer, lambda step: min(1.0, (step + 1) / {warmup_steps}))  # linear warm-up",
-    "weight_decay": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay={weight_decay})",
-    "early_stopping": "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
-                      "    torch.save(model.state_dict(), \"best.pt\")\nelse:\n    bad_epochs += 1\n"
-                      "    if bad_epochs >= {patience}:\n        break  # restore best.pt",
-}
-
 
 @dataclass
 class Context:
@@ -102,20 +67,12 @@ def _names(pointers: list[str]) -> str:
     return ", ".join(re.sub(r"/layers/(\d+)", r".layers[\1]", p).lstrip(".") for p in pointers)
 
 
-def make_remedy(rid: str, change: str, patch: list[dict[str, Any]], **params: Any) -> Remedy:
-    """A catalogue remedy with its change in words, its snippet (filled with ``params``) and patch."""
-    entry = REMEDIES[rid]
-    snippet = _SNIPPETS[rid].format(**params) if params else _SNIPPETS[rid]
-    return Remedy(id=rid, title=entry.title, rationale=entry.description, change=change,
-                  snippet=snippet, patch=patch, params=params)
-
-
 def _init_remedy(ctx: Context, target: str, pointers: list[str]) -> Remedy | None:
     todo = [p for p in pointers if ctx.layer_at(p).init.scheme not in _SAME_INIT[target]]  # type: ignore[union-attr]
     if not todo:
         return None
     patch = [{"op": "add", "path": p + "/init", "value": {"scheme": target}} for p in todo]
-    return make_remedy(_REMEDY_OF_INIT[target], f"initialise {_names(todo)} with {target}", patch)
+    return R.init(target, _names(todo), patch)
 
 
 def init_remedies(ctx: Context) -> list[Remedy]:
@@ -143,18 +100,15 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
     for p in ps:
         patch += [{"op": "add", "path": p + "/activation", "value": activation},
                   {"op": "add", "path": p + "/init", "value": {"scheme": "kaiming_normal"}}]
-    r = make_remedy("relu_family_activation", f"use {activation} with kaiming_normal init in {_names(ps)}", patch)
-    r.snippet = r.snippet.replace("{act}", "ReLU" if activation == "relu" else "LeakyReLU")
-    return [r]
+    return [R.relu_family_activation(_names(ps), activation, patch)]
 
 
 def normalisation(ctx: Context, kind: str) -> list[Remedy]:
     ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).norm is None]  # type: ignore[union-attr]
     if not ps:
         return []
-    rid = "batch_norm" if kind == "batchnorm" else "layer_norm"
     patch = [{"op": "add", "path": p + "/norm", "value": kind} for p in ps]
-    return [make_remedy(rid, f"normalise the pre-activations of {_names(ps)} with {kind}", patch)]
+    return [R.normalisation(kind, _names(ps), patch)]
 
 
 def residual(ctx: Context) -> list[Remedy]:
@@ -184,8 +138,7 @@ def residual(ctx: Context) -> list[Remedy]:
         done.append(unit.pointer)
     if not patch:
         return []
-    return [make_remedy("residual_connections",
-                  f"wrap the repeated copies of {_names(done[::-1])} in skip connections x + f(x)", patch)]
+    return [R.residual_connections(f"the repeated copies of {_names(done[::-1])}", patch)]
 
 
 def scaled_residual(ctx: Context) -> list[Remedy]:
@@ -199,7 +152,7 @@ def scaled_residual(ctx: Context) -> list[Remedy]:
                 done.append(unit.pointer)
     if not patch:
         return []
-    return [make_remedy("scaled_residual", f"scale the residual branches of {_names(done)} by 1/sqrt(blocks)", patch)]
+    return [R.scaled_residual(_names(done), patch)]
 
 
 def pre_layer_norm(ctx: Context) -> list[Remedy]:
@@ -208,7 +161,7 @@ def pre_layer_norm(ctx: Context) -> list[Remedy]:
     if not ps:
         return []
     patch = [{"op": "add", "path": p + "/norm_first", "value": True} for p in ps]
-    return [make_remedy("pre_layer_norm", f"use Pre-LN (norm_first: true) in {_names(ps)}", patch)]
+    return [R.pre_layer_norm(_names(ps), patch)]
 
 
 def gated_cells(ctx: Context) -> list[Remedy]:
@@ -224,16 +177,7 @@ def gated_cells(ctx: Context) -> list[Remedy]:
         for fb in options:
             value = {k: v for k, v in _resolve(ctx.raw, p).items() if k not in ("nonlinearity", "type")}
             value.update({"type": "lstm", "forget_bias": fb})
-            if fb == "chrono":
-                bias_code = ("b_f = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init\n"
-                             "        b.data[H:2 * H] = b_f; b.data[:H] = -b_f")
-                how = f"chrono gate initialisation (Tallec & Ollivier 2018, T_max = {steps})"
-            else:
-                bias_code = f"b.data[H:2 * H] = {fb}  # forget-gate bias"
-                how = f"forget-gate bias {fb}"
-            r = make_remedy("gated_recurrent_cell", f"make {_names([p])} an LSTM with {how}",
-                      [{"op": "replace", "path": p, "value": value}], forget_bias=fb, bias_code=bias_code)
-            out.append(r)
+            out.append(R.gated_recurrent_cell(_names([p]), fb, steps, [{"op": "replace", "path": p, "value": value}]))
     return out
 
 
@@ -243,7 +187,7 @@ def orthogonal(ctx: Context) -> list[Remedy]:
         return []
     patch = [{"op": "add", "path": p + "/recurrent_init", "value": {"scheme": "orthogonal", "gain": 1.0}}
              for p in ps]
-    return [make_remedy("orthogonal_init", f"initialise the recurrent weights of {_names(ps)} orthogonally", patch)]
+    return [R.orthogonal_init(_names(ps), patch)]
 
 
 def total_grad_norm(result: SimulationResult) -> float:
@@ -258,40 +202,32 @@ def total_grad_norm(result: SimulationResult) -> float:
 CLIP_HEADROOM = 2.0
 
 
-def set_clip_threshold(remedy: Remedy, reference: SimulationResult, basis: str) -> None:
-    """Set ``max_norm`` from the total gradient norm of ``reference`` (a healthy simulation)."""
+def clip_threshold(reference: SimulationResult, basis: str) -> Remedy | None:
+    """Clipping at ``CLIP_HEADROOM`` x the total gradient norm of ``reference`` (a healthy simulation).
+
+    None when ``reference`` has no finite gradient norm.
+    """
     total = total_grad_norm(reference)
     if not math.isfinite(total) or total <= 0:
-        return
-    max_norm = float(f"{CLIP_HEADROOM * total:.2g}")
-    remedy.params.update({"max_norm": max_norm, "reference_total_grad_norm": total,
-                          "basis": f"{CLIP_HEADROOM:g} x the total gradient norm at init in {basis}"})
-    remedy.change = f"clip the total gradient norm at {max_norm:g} every step"
-    remedy.snippet = _SNIPPETS["gradient_clipping"].format(max_norm=max_norm)
+        return None
+    return R.gradient_clipping(float(f"{CLIP_HEADROOM * total:.2g}"),
+                               f"{CLIP_HEADROOM:g} x the total gradient norm at init in {basis}",
+                               reference_total_grad_norm=total)
 
 
 def clipping(ctx: Context) -> list[Remedy]:
     """max_norm from the measured norms (refined from a verified fix's re-simulation when there is one)."""
-    r = make_remedy("gradient_clipping", "", [], max_norm=1.0)
-    set_clip_threshold(r, ctx.result, "this simulation")
-    if "basis" not in r.params:
-        r.change = "clip the total gradient norm at 1 every step"
-        r.params["basis"] = "no finite gradient norm was measured; 1.0 is the common default"
-    return [r]
+    r = clip_threshold(ctx.result, "this simulation")
+    return [r or R.gradient_clipping(1.0, "no finite gradient norm was measured; 1.0 is the common default")]
 
 
 def learning_rate(ctx: Context, warmup_steps: int = 0) -> list[Remedy]:
-    factor = 0.1
-    steps = warmup_steps or 1
-    r = make_remedy("lower_learning_rate",
-              f"lower the learning rate {1 / factor:g}x" + (f" with {warmup_steps} warm-up steps" if warmup_steps else ""),
-              [], factor=factor, warmup_steps=steps)
-    return [r]
+    """The default learning-rate cut (nothing at init says by how much), with an optional warm-up."""
+    return [R.lower_learning_rate(warmup_steps=warmup_steps)]
 
 
 def decay(ctx: Context) -> list[Remedy]:
-    return [make_remedy("weight_decay", "add weight decay 0.01 (AdamW) so weights cannot grow without bound", [],
-                  weight_decay=0.01)]
+    return [R.weight_decay()]
 
 
 def _resolve(doc: Any, pointer: str) -> Any:
@@ -303,26 +239,5 @@ def _resolve(doc: Any, pointer: str) -> Any:
     return node
 
 
+#: A remedy builder of the architecture check: what it proposes for a finding (unverified).
 Builder = Callable[[Context], list[Remedy]]
-
-#: Which remedies are proposed for which finding, in the order tried.
-CANDIDATES: dict[str, list[Builder]] = {
-    "vanishing_gradient": [relu_family, init_remedies, lambda c: normalisation(c, "batchnorm"),
-                           lambda c: normalisation(c, "layernorm"), residual],
-    "exploding_gradient": [init_remedies, scaled_residual, lambda c: normalisation(c, "batchnorm"),
-                           lambda c: normalisation(c, "layernorm"), clipping, learning_rate, decay],
-    "saturation": [xavier_for_saturating, relu_family, lambda c: normalisation(c, "batchnorm")],
-    "dead_units": [init_remedies, lambda c: relu_family(c, "leaky_relu"), lambda c: normalisation(c, "batchnorm")],
-    "nonfinite": [init_remedies, clipping, learning_rate],
-    "vanishing_through_time": [gated_cells, orthogonal],
-    "exploding_through_time": [orthogonal, gated_cells, clipping, learning_rate],
-    "post_ln_depth_risk": [pre_layer_norm, lambda c: learning_rate(c, warmup_steps=4000)],
-}
-
-
-def propose(ctx: Context) -> list[Remedy]:
-    """Every remedy worth trying for ``ctx.detection`` (not yet verified)."""
-    out: list[Remedy] = []
-    for build in CANDIDATES[ctx.detection.code]:
-        out.extend(build(ctx))
-    return out

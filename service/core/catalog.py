@@ -129,6 +129,10 @@ REMEDIES: dict[str, Entry] = {
     "lower_learning_rate": Entry("Lower learning rate / warm-up",
                                  "Smaller (or gradually increased) steps keep large gradients from throwing "
                                  "the weights into a region they cannot return from."),
+    "raise_learning_rate": Entry("Raise the learning rate",
+                                 "A loss that has not moved since the start can mean steps too small to "
+                                 "make progress; a larger learning rate is the cheapest thing to try "
+                                 "before suspecting the data or the labels."),
     "weight_decay": Entry("Weight decay",
                           "L2 regularisation keeps weights from growing without bound."),
     "early_stopping": Entry("Early stopping",

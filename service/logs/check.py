@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from gradhealth.core.document import (
-    SEVERITY_RANK,
     Diagnosis,
     LogInfo,
     SeriesSummary,
     finite_or_none,
     status_of,
 )
+from gradhealth.core.rules import worst_first
 from gradhealth.logs.detectors import DETECTORS
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import RunLog
@@ -43,8 +43,7 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     """Findings for an already-read run."""
     thresholds = thresholds or LogThresholds()
     started = started if started is not None else time.perf_counter()
-    findings = [f for detect in DETECTORS for f in detect(run, thresholds)]
-    findings.sort(key=lambda f: -SEVERITY_RANK[f.severity])
+    findings = worst_first([f for detect in DETECTORS for f in detect(run, thresholds)])
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")

@@ -1,151 +1,37 @@
 """Series -> findings over time, in the same vocabulary as the architecture check.
 
-Every finding's evidence carries ``metric`` (the series as the log names it), ``steps``
-(``[first, last]`` in the log's own step unit) and ``layers`` where layers are involved, plus
-the key numbers. Remedies take their parameters from the data: the clipping threshold is a stated
-percentile of the run's healthy gradient norms, the learning-rate factor and warm-up come from
-where the loss diverged.
+One detector per finding code, registered on its code's rule (``@detects(code)``). Every finding's
+evidence carries ``metric`` (the series as the log names it), ``steps`` (``[first, last]`` in the
+log's own step unit) and ``layers`` where layers are involved, plus the key numbers. Remedies take
+their parameters from the data (:mod:`gradhealth.logs.remedies`).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable
 
 import numpy as np
 
-from gradhealth.core.document import Evidence, Finding, Remedy
-from gradhealth.analysis.remedies import make_remedy
+from gradhealth.core import remedies as R
+from gradhealth.core.document import Finding, Remedy
+from gradhealth.core.rules import Detector, detects, rule, rules
+from gradhealth.logs.remedies import clipping, lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.stats import early_baseline, finite, rolling_median_mad, smooth
+from gradhealth.logs.stats import num as _num
+from gradhealth.logs.stats import span as _span
 from gradhealth.logs.thresholds import LogThresholds
-
-# --- robust statistics -------------------------------------------------------------------------
-
-
-def finite(s: Series) -> tuple[np.ndarray, np.ndarray]:
-    mask = np.isfinite(s.values)
-    return s.steps[mask], s.values[mask]
-
-
-def rolling_median_mad(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Median and MAD of the ``window`` points *before* each point (nan for the first ones)."""
-    n = len(values)
-    med = np.full(n, np.nan)
-    mad = np.full(n, np.nan)
-    if n <= 3:
-        return med, mad
-    padded = np.concatenate([np.full(window, np.nan), values])
-    chunk = 65_536  # bounded memory for long runs
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        view = np.lib.stride_tricks.sliding_window_view(padded[start:stop + window - 1], window)[: stop - start]
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-nan rows; masked out below
-            m = np.nanmedian(view, axis=1)
-            d = np.nanmedian(np.abs(view - m[:, None]), axis=1)
-        counts = np.sum(~np.isnan(view), axis=1)
-        m[counts < 3] = np.nan
-        med[start:stop], mad[start:stop] = m, d
-    return med, mad
-
-
-def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """A centred running median (odd window), robust to isolated spikes."""
-    n = len(values)
-    w = max(1, min(window, n) | 1)
-    if w == 1:
-        return values.copy()
-    half = w // 2
-    padded = np.concatenate([np.full(half, values[0]), values, np.full(half, values[-1])])
-    view = np.lib.stride_tricks.sliding_window_view(padded, w)
-    return np.median(view, axis=1)
-
-
-def early_baseline(values: np.ndarray, fraction: float) -> float:
-    """Median of the early part of a run, after the first few warm-up points."""
-    n = len(values)
-    k = max(5, int(n * fraction))
-    skip = min(n // 20, k // 2)  # warm-up: the first 5% may be atypical either way
-    part = values[skip:skip + k]
-    return float(np.median(part)) if len(part) else math.nan
-
-
-def _round2(x: float) -> float:
-    return float(f"{x:.2g}")
-
-
-def _span(steps: np.ndarray) -> list[int | float]:
-    return [_num(steps[0]), _num(steps[-1])]
-
-
-def _num(x: float | np.generic) -> int | float:
-    v = float(x)
-    return int(v) if v.is_integer() else v
-
-
-# --- remedies from data ------------------------------------------------------------------------
-
-
-def healthy_norms(run: RunLog, t: LogThresholds) -> np.ndarray:
-    """Total gradient norms of the run without spikes and without its exploding tail."""
-    s = run.first("grad_norm")
-    if s is None:
-        return np.array([])
-    _, v = finite(s)
-    if len(v) == 0:
-        return v
-    med, mad = rolling_median_mad(v, t.window)
-    spike = (v > t.spike_factor * med) & (v > med + 6 * 1.4826 * mad)
-    base = early_baseline(v, t.baseline_fraction)
-    keep = ~spike & ~(v > t.explode_warning * base)
-    return v[keep] if keep.any() else v
-
-
-def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
-    norms = healthy_norms(run, t)
-    if len(norms) < 3:
-        return None
-    max_norm = _round2(float(np.percentile(norms, t.clip_percentile)))
-    remedy = make_remedy("gradient_clipping", f"clip the total gradient norm at {max_norm:g} every step", [],
-                         max_norm=max_norm)
-    remedy.params.update({"percentile": t.clip_percentile, "healthy_points": int(len(norms)),
-                          "basis": f"p{t.clip_percentile:g} of the run's gradient norms without spikes or "
-                                   "exploding stretches"})
-    return remedy
-
-
-def lower_lr(run: RunLog, *, at_step: float | None = None, factor: float = 0.5,
-             warmup_steps: int = 0, why: str = "") -> Remedy:
-    """``factor`` x the learning rate in effect at ``at_step`` (when the log has one)."""
-    lr_series = run.first("learning_rate")
-    lr_at = None
-    if lr_series is not None and at_step is not None and len(lr_series):
-        idx = int(np.searchsorted(lr_series.steps, at_step, side="right")) - 1
-        lr_at = float(lr_series.values[max(idx, 0)])
-    change = f"lower the learning rate to {factor:g}x"
-    if lr_at is not None and math.isfinite(lr_at) and lr_at > 0:
-        change = f"lower the learning rate from {lr_at:.3g} (in effect at step {_num(at_step)}) to {lr_at * factor:.3g}"
-    if warmup_steps:
-        change += f", with {warmup_steps} warm-up steps"
-    remedy = make_remedy("lower_learning_rate", change + (f" ({why})" if why else ""), [], factor=factor,
-                         warmup_steps=max(warmup_steps, 1))
-    if lr_at is not None:
-        remedy.params.update({"learning_rate_at_onset": lr_at, "suggested_learning_rate": lr_at * factor})
-    return remedy
 
 
 def _finding(code: str, severity: str, summary: str, explanation: str, evidence: dict,
              remedies: list[Remedy | None]) -> Finding:
-    return Finding(code=code, severity=severity, summary=summary, explanation=explanation,  # type: ignore[arg-type]
-                   evidence=Evidence(**evidence), remedies=[r for r in remedies if r is not None])
+    return rule(code).finding(severity, summary, explanation, evidence, remedies)
 
 
 # --- detectors ---------------------------------------------------------------------------------
 
-Detector = Callable[[RunLog, LogThresholds], list[Finding]]
 
-
+@detects("nonfinite")
 def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
     hits = []
     for s in run.series:
@@ -170,7 +56,7 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
         {"metric": first.name, "steps": [_num(step), _num(last_step)], "layers": layers or None,
          "metrics": names, "counts": {h[1].name: h[2] for h in hits}, "value": None},
-        [clipping(run, t), lower_lr(run, at_step=step, factor=0.5, why="NaN/Inf appeared")])]
+        [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
 
 
 def _judged(run: RunLog, role: str, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
@@ -182,6 +68,7 @@ def _judged(run: RunLog, role: str, t: LogThresholds) -> tuple[Series, np.ndarra
     return (s, steps, v) if len(v) >= t.min_points else None
 
 
+@detects("exploding_gradient")
 def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _judged(run, "grad_norm", t)
     if found is None:
@@ -205,8 +92,8 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
         "above 1 compounding through training.",
         {"metric": s.name, "steps": [_num(onset), _num(steps[-1])], "value": ratio, "threshold": t.explode_warning,
          "baseline": base, "late_median": late},
-        [clipping(run, t), lower_lr(run, at_step=float(onset), factor=0.3, why="gradient norm exploding"),
-         make_remedy("weight_decay", "add weight decay 0.01 (AdamW)", [], weight_decay=0.01)])]
+        [clipping(run, t), lower_lr(run, at_step=float(onset), why="gradient norm exploding"),
+         R.weight_decay()])]
 
 
 def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -227,6 +114,7 @@ def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int) -> bool:
     return len(after) > 0 and bool(np.median(after) < 2 * med[i])
 
 
+@detects("gradient_spike")
 def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Finding]:
     s = run.first(role)  # type: ignore[arg-type]
     if s is None or np.sum(np.isfinite(s.values)) < max(t.min_points, t.window):
@@ -244,7 +132,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     remedies: list[Remedy | None] = [clipping(run, t)] if role == "grad_norm" else [clipping(run, t)]
     first_step = float(steps[idx[0]])
     early = first_step <= steps[0] + 0.1 * (steps[-1] - steps[0])
-    remedies.append(lower_lr(run, at_step=first_step, factor=0.5,
+    remedies.append(lower_lr(run, at_step=first_step,
                              warmup_steps=int(2 * (first_step - steps[0])) if early and first_step > steps[0] else 0,
                              why=f"{what} spikes"))
     return [_finding(
@@ -260,10 +148,12 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         remedies)]
 
 
+@detects("loss_spike")
 def loss_spikes(run: RunLog, t: LogThresholds) -> list[Finding]:
     return spikes(run, t, role="loss")
 
 
+@detects("vanishing_gradient")
 def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
     found: list[Finding] = []
     layers = [s for s in run.by_role("layer_grad_norm") if np.sum(np.isfinite(s.values)) >= 3]
@@ -284,11 +174,10 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
                 {"metric": first.name, "steps": [_num(steps.min()), _num(steps.max())], "value": ratio,
                  "threshold": t.vanishing_layer_ratio, "layers": [first.layer or first.name, last.layer or last.name],
                  "first_layer_median": a, "last_layer_median": b},
-                [make_remedy("relu_family_activation", "use ReLU-family activations with He init in the hidden layers",
-                             []),
-                 make_remedy("he_init", "initialise ReLU-family layers with kaiming_normal", []),
-                 make_remedy("batch_norm", "normalise each hidden layer's pre-activations", []),
-                 make_remedy("residual_connections", "add skip connections around the deep part", [])]))
+                [R.relu_family_activation("the hidden layers"),
+                 R.init("kaiming_normal", "the ReLU-family layers"),
+                 R.normalisation("batchnorm", "each hidden layer"),
+                 R.residual_connections("the deep part of the network")]))
     s = run.first("grad_norm")
     loss = run.first("loss")
     if s is not None and loss is not None and not found:
@@ -306,11 +195,12 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
                     "Gradients decaying towards zero while the loss no longer improves: the network stopped learning.",
                     {"metric": s.name, "steps": _span(steps), "value": late / base, "threshold": t.vanishing_decay,
                      "baseline": base, "late_median": late},
-                    [make_remedy("relu_family_activation", "use ReLU-family activations with He init", []),
-                     make_remedy("batch_norm", "normalise each hidden layer's pre-activations", [])]))
+                    [R.relu_family_activation("the hidden layers"),
+                     R.normalisation("batchnorm", "each hidden layer")]))
     return found
 
 
+@detects("dead_layer")
 def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
     dead = []
     for s in run.by_role("layer_grad_norm"):
@@ -333,11 +223,12 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
         "unused parameters.",
         {"metric": s0.name, "steps": [_num(s0.steps[i0]), _num(s0.steps[-1])], "layers": names,
          "value": float(len(dead))},
-        [make_remedy("relu_family_activation", "use leaky_relu (or ELU) so units cannot die", []),
-         make_remedy("he_init", "initialise with kaiming_normal and zero biases", []),
-         lower_lr(run, at_step=float(s0.steps[i0]), factor=0.5, why="units died")])]
+        [R.relu_family_activation("the dead layers", "leaky_relu"),
+         R.init("kaiming_normal", "the dead layers"),
+         lower_lr(run, at_step=float(s0.steps[i0]), why="units died")])]
 
 
+@detects("zero_gradient")
 def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
     """Steps on which the total gradient norm is exactly zero: no update happened on them."""
     found = _judged(run, "grad_norm", t)
@@ -375,6 +266,7 @@ def clip_threshold(run: RunLog) -> float | None:
     return None
 
 
+@detects("clipping_saturated")
 def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
     limit = clip_threshold(run)
     found = _judged(run, "grad_norm", t)
@@ -384,6 +276,7 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
     frac = float(np.mean(v > limit))
     if frac < t.clip_saturated_fraction:
         return []
+    factor = limit / float(np.median(v))
     return [_finding(
         "clipping_saturated", "warning",
         f"pre-clip {s.name} is above max_norm {limit:g} on {frac:.0%} of steps (median {np.median(v):.3g})",
@@ -391,8 +284,9 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
         "too large all the time, and effectively rescales the learning rate.",
         {"metric": s.name, "steps": _span(steps), "value": frac, "threshold": t.clip_saturated_fraction,
          "max_norm": limit, "median_norm": float(np.median(v))},
-        [lower_lr(run, at_step=float(steps[0]), factor=limit / float(np.median(v)),
-                  why="so that typical steps fall under the clipping threshold")])]
+        # The one data-derived factor: what brings the typical step under the threshold.
+        [lower_lr(run, at_step=float(steps[0]), factor=factor,
+                  why="so that typical steps fall under the clipping threshold") if factor < 1 else None])]
 
 
 def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
@@ -404,6 +298,7 @@ def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, n
     return found
 
 
+@detects("loss_divergence")
 def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _positive_loss(run, t)
     if found is None:
@@ -427,10 +322,11 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         "explosion is surfacing in the loss.",
         {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
          "threshold": t.divergence_factor, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end},
-        [lower_lr(run, at_step=onset, factor=0.3, why=f"the loss diverged from step {_num(onset)}"),
+        [lower_lr(run, at_step=onset, why=f"the loss diverged from step {_num(onset)}"),
          clipping(run, t)])]
 
 
+@detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _positive_loss(run, t)
     if found is None:
@@ -453,9 +349,10 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
          "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."),
         {"metric": loss.name, "steps": [_num(steps[half]), _num(steps[-1])], "value": late,
          "threshold": t.plateau_improvement, "overall_improvement": overall},
-        [lower_lr(run, factor=2.0, why="the loss is not moving") if never else None])]
+        [raise_lr(run, why="the loss is not moving") if never else None])]
 
 
+@detects("loss_oscillation")
 def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _positive_loss(run, t)
     if found is None or len(found[2]) < 12:
@@ -476,9 +373,10 @@ def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
         "A loss that jumps up and down around its trend is taking steps too large for the curvature.",
         {"metric": loss.name, "steps": _span(steps), "value": level, "threshold": t.oscillation_ratio,
          "direction_changes": flips},
-        [lower_lr(run, at_step=float(steps[0]), factor=0.5, why="the loss oscillates"), clipping(run, t)])]
+        [lower_lr(run, at_step=float(steps[0]), why="the loss oscillates"), clipping(run, t)])]
 
 
+@detects("validation_divergence")
 def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     val, loss = run.first("val_loss"), run.first("loss")
     if val is None or loss is None:
@@ -509,11 +407,10 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         "Validation loss rising while training loss falls is overfitting: the model memorises the training set.",
         {"metric": val.name, "steps": [_num(vs[i_min]), _num(vs[-1])], "value": (last - best) / best,
          "threshold": t.validation_rise, "best": best, "best_step": _num(vs[i_min]), "train_metric": loss.name},
-        [make_remedy("early_stopping", f"keep the weights from step {_num(vs[i_min])} and stop after "
-                     f"{max(2, patience // 2)} evaluations without improvement", [], patience=max(2, patience // 2)),
-         make_remedy("weight_decay", "add weight decay 0.01 (AdamW)", [], weight_decay=0.01)])]
+        [R.early_stopping(float(vs[i_min]), max(2, patience // 2)), R.weight_decay()])]
 
 
+@detects("truncated_log")
 def truncated(run: RunLog, t: LogThresholds) -> list[Finding]:
     notes = [w for w in run.warnings if w.code in ("truncated_log", "corrupt_record")]
     if not notes and not run.traceback:
@@ -532,6 +429,7 @@ def truncated(run: RunLog, t: LogThresholds) -> list[Finding]:
         [])]
 
 
+@detects("insufficient_data")
 def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
     main = [s for s in (run.first("loss"), run.first("grad_norm")) if s is not None]
     if not main:
@@ -553,7 +451,5 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
          "threshold": float(t.min_points)}, [])]
 
 
-DETECTORS: tuple[Detector, ...] = (
-    nonfinite, exploding, spikes, vanishing, dead_layers, zero_gradient, clipping_saturated, loss_spikes, divergence,
-    plateau, oscillation, validation, truncated, insufficient,
-)
+#: The log check's detectors, in registry order (the order findings of equal severity are listed).
+DETECTORS: tuple[Detector, ...] = tuple(r.detector for r in rules() if r.detector is not None)

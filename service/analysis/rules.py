@@ -1,0 +1,338 @@
+"""The architecture check's part of each finding rule: measure, assess, describe, remedies.
+
+One :class:`ArchitectureRule` per finding code the simulation can show. Each is attached to its
+code's :class:`gradhealth.core.rules.FindingRule` when this module is imported; the check reads
+the registry, never a code string.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from gradhealth.analysis.findings import (
+    Detection,
+    activation_growth,
+    depth_ratio,
+    fmt,
+    layer_activations,
+    post_ln_stacks,
+    time_ratios,
+)
+from gradhealth.analysis.remedies import (
+    Builder,
+    Context,
+    clipping,
+    decay,
+    gated_cells,
+    init_remedies,
+    learning_rate,
+    normalisation,
+    orthogonal,
+    pre_layer_norm,
+    relu_family,
+    residual,
+    scaled_residual,
+    xavier_for_saturating,
+)
+from gradhealth.analysis.simulate import SimulationResult
+from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.core.document import Remedy
+from gradhealth.core.rules import implement_architecture, rule, rules, worst_first
+
+
+def _batchnorm(c: Context) -> list[Remedy]:
+    return normalisation(c, "batchnorm")
+
+
+def _layernorm(c: Context) -> list[Remedy]:
+    return normalisation(c, "layernorm")
+
+
+def _leaky_relu(c: Context) -> list[Remedy]:
+    return relu_family(c, "leaky_relu")
+
+
+def _warmup(c: Context) -> list[Remedy]:
+    return learning_rate(c, warmup_steps=4000)
+
+
+class ArchitectureRule(ABC):
+    """How one finding code is measured on a simulation, judged, described and remedied."""
+
+    code: str
+    #: The remedy builders tried for this finding, in order.
+    remedies: tuple[Builder, ...] = ()
+
+    @abstractmethod
+    def measure(self, result: SimulationResult) -> float:
+        """The metric on ``result`` (nan when it does not apply); the same on every re-simulation."""
+
+    @abstractmethod
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        """The severity at metric ``value`` (``value`` is never nan); None when healthy."""
+
+    @abstractmethod
+    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        """The detection, with its evidence and the units it is about."""
+
+    def severity(self, result: SimulationResult, t: Thresholds) -> tuple[float, str | None]:
+        """(metric, severity) on ``result``."""
+        value = self.measure(result)
+        return value, None if math.isnan(value) else self.assess(value, result, t)
+
+    def propose(self, ctx: Context) -> list[Remedy]:
+        """Every remedy worth trying (not yet verified)."""
+        return [r for build in self.remedies for r in build(ctx)]
+
+
+def _through_depth(code: str, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+    ratio, units = depth_ratio(result)
+    growth = activation_growth(result)
+    depth = len(units)
+    per_layer = ratio ** (1 / (depth - 1)) if depth > 1 and ratio > 0 and math.isfinite(ratio) else math.nan
+    evidence = {
+        "metric": "output_grad_ratio_first_to_last",
+        "value": value,
+        "threshold": t.vanishing_warning if code == "vanishing_gradient" else t.exploding_warning,
+        "layers": [units[0].name, units[-1].name],
+        "grad_ratio": ratio,
+        "log10_grad_ratio": math.log10(ratio) if ratio > 0 and math.isfinite(ratio) else None,
+        "per_layer_factor": per_layer,
+        "depth": depth,
+        "activation_growth": growth,
+        "first_output_grad_norm": units[0].geo("output_grad_norm"),
+        "last_output_grad_norm": units[-1].geo("output_grad_norm"),
+    }
+    acts = layer_activations(units)
+    if code == "vanishing_gradient":
+        summary = (f"gradient shrinks {fmt(1 / ratio) if ratio > 0 else 'infinitely'}x from "
+                   f"{units[-1].name} back to {units[0].name} ({depth} layers, {fmt(per_layer)} per layer)")
+        explanation = (f"Backpropagation multiplies one Jacobian per layer; through these {acts} layers the "
+                       f"typical factor is {fmt(per_layer)} < 1, so the early layers barely learn.")
+    else:
+        which = "gradient" if ratio >= growth or math.isnan(growth) else "activation"
+        shown = ratio if which == "gradient" else growth
+        summary = (f"{which} norm grows {fmt(shown)}x across {depth} layers "
+                   f"({units[0].name} .. {units[-1].name})")
+        explanation = (f"The per-layer gain of these {acts} layers is above 1 (weights too large for the "
+                       "activation, or residual branches adding up), so signals grow exponentially with depth.")
+    return Detection(code, severity, str(evidence["metric"]), value, summary, explanation, evidence, units)
+
+
+class VanishingGradient(ArchitectureRule):
+    code = "vanishing_gradient"
+    remedies = (relu_family, init_remedies, _batchnorm, _layernorm, residual)
+
+    def measure(self, result: SimulationResult) -> float:
+        return depth_ratio(result)[0]
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return t.vanishing(value)
+
+    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        return _through_depth(self.code, severity, value, result, t)
+
+
+class ExplodingGradient(ArchitectureRule):
+    code = "exploding_gradient"
+    remedies = (init_remedies, scaled_residual, _batchnorm, _layernorm, clipping, learning_rate, decay)
+
+    def measure(self, result: SimulationResult) -> float:
+        # Gradients growing backwards or activations growing forwards: whichever is worse.
+        values = [v for v in (depth_ratio(result)[0], activation_growth(result)) if not math.isnan(v)]
+        return max(values) if values else math.nan
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return t.exploding(value)
+
+    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        return _through_depth(self.code, severity, value, result, t)
+
+
+class _ThroughTime(ArchitectureRule):
+    pick: Callable[..., tuple[str, int, float, int]]
+    verb: str
+
+    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        vanishing = self.code == "vanishing_through_time"
+        layer, sub, ratio, steps = self.pick(time_ratios(result), key=lambda r: r[2])
+        per_step = ratio ** (1 / (steps - 2)) if ratio > 0 and math.isfinite(ratio) else math.nan
+        unit = result.unit(layer)
+        evidence = {
+            "metric": "output_grad_ratio_first_to_last_step",
+            "value": value,
+            "threshold": t.vanishing_warning if vanishing else t.exploding_warning,
+            "layers": [layer],
+            "sublayer": sub,
+            "time_steps": [0, steps - 2],
+            "sequence_length": steps,
+            "per_step_factor": per_step,
+            "log10_ratio": math.log10(ratio) if ratio > 0 and math.isfinite(ratio) else None,
+        }
+        shown = 1 / ratio if vanishing and ratio > 0 else ratio
+        summary = (f"{layer}: dL/dh_t {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
+                   f"({fmt(per_step)} per step)")
+        explanation = ("An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
+                       f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps.")
+        return Detection(self.code, severity, str(evidence["metric"]), value, summary, explanation, evidence,
+                         [unit])
+
+
+class VanishingThroughTime(_ThroughTime):
+    code = "vanishing_through_time"
+    remedies = (gated_cells, orthogonal)
+    pick = min
+    verb = "shrinks"
+
+    def measure(self, result: SimulationResult) -> float:
+        return min((r for _, _, r, _ in time_ratios(result)), default=math.nan)
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return t.vanishing(value)
+
+
+class ExplodingThroughTime(_ThroughTime):
+    code = "exploding_through_time"
+    remedies = (orthogonal, gated_cells, clipping, learning_rate)
+    pick = max
+    verb = "grows"
+
+    def measure(self, result: SimulationResult) -> float:
+        return max((r for _, _, r, _ in time_ratios(result)), default=math.nan)
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return t.exploding(value)
+
+
+class _Fraction(ArchitectureRule):
+    """The largest fraction of units of one kind (saturated, dead) over the layers."""
+
+    key: str
+
+    def measure(self, result: SimulationResult) -> float:
+        return max((u.mean(self.key) for u in result.units if self.key in u.values), default=math.nan)
+
+    def limits(self, t: Thresholds) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return t.fraction(value, *self.limits(t))
+
+    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        warn = self.limits(t)[0]
+        hit = [u for u in result.units if self.key in u.values and u.mean(self.key) >= warn]
+        worst = max(hit, key=lambda u: u.mean(self.key))
+        evidence = {"metric": f"max_{self.key}", "value": value, "threshold": warn,
+                    "layers": [u.name for u in hit], "fractions": {u.name: u.mean(self.key) for u in hit}}
+        summary, explanation = self.words(value, worst.name, worst.activation, len(hit))
+        return Detection(self.code, severity, str(evidence["metric"]), value, summary, explanation, evidence, hit)
+
+    def words(self, value: float, worst: str, activation: str | None, layers: int) -> tuple[str, str]:
+        raise NotImplementedError
+
+
+class Saturation(_Fraction):
+    code = "saturation"
+    key = "saturated_fraction"
+    remedies = (xavier_for_saturating, relu_family, _batchnorm)
+
+    def limits(self, t: Thresholds) -> tuple[float, float]:
+        return t.saturation_warning, t.saturation_error
+
+    def words(self, value: float, worst: str, activation: str | None, layers: int) -> tuple[str, str]:
+        return (f"{value:.0%} of units in {worst} sit in the flat tails of {activation}",
+                "Pre-activations too large for a saturating activation push it into its flat tails, "
+                "where its derivative is near zero and no gradient passes.")
+
+
+class DeadUnits(_Fraction):
+    code = "dead_units"
+    key = "dead_fraction"
+    remedies = (init_remedies, _leaky_relu, _batchnorm)
+
+    def limits(self, t: Thresholds) -> tuple[float, float]:
+        return t.dead_warning, t.dead_error
+
+    def words(self, value: float, worst: str, activation: str | None, layers: int) -> tuple[str, str]:
+        return (f"{value:.0%} of units in {worst} are zero for the whole batch ({layers} layers affected)",
+                "A ReLU unit whose pre-activation is negative for every input outputs 0 and gets "
+                "0 gradient, so it never recovers (a too-negative bias or a badly scaled init).")
+
+
+class Nonfinite(ArchitectureRule):
+    code = "nonfinite"
+    remedies = (init_remedies, clipping, learning_rate)
+
+    def measure(self, result: SimulationResult) -> float:
+        return float(any(u.mean("nonfinite_forward") > 0 or u.mean("nonfinite_backward") > 0
+                         for u in result.units)
+                     or not all(math.isfinite(x) for x in result.losses))
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return "error" if value > 0 else None
+
+    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        fwd = [u for u in result.units if u.mean("nonfinite_forward") > 0]
+        bwd = [u for u in result.units if u.mean("nonfinite_backward") > 0]
+        first = fwd[0] if fwd else (bwd[-1] if bwd else None)
+        where = f"{'forward' if fwd else 'backward'} pass at {first.name}" if first else "the loss"
+        evidence = {"metric": "nonfinite", "value": value, "layers": [first.name] if first else [],
+                    "pass": "forward" if fwd else "backward", "losses": [fmt(x) for x in result.losses]}
+        return Detection(self.code, severity, "nonfinite", value, f"NaN/Inf first appears in the {where}",
+                         "Values overflowed (or an operation was undefined), so every later number is NaN/Inf "
+                         "and training cannot proceed.", evidence, [first] if first else [])
+
+
+class PostLnDepthRisk(ArchitectureRule):
+    code = "post_ln_depth_risk"
+    remedies = (pre_layer_norm, _warmup)
+
+    def measure(self, result: SimulationResult) -> float:
+        # Measured on any stack, so a Pre-LN re-simulation reports its own figure.
+        stack = [u for u in result.units if u.type == "transformer_encoder"]
+        return stack[-1].geo("grad_norm") if stack else math.nan
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return "warning" if post_ln_stacks(result, t) else None
+
+    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        stack = post_ln_stacks(result, t)
+        g_first, g_last = stack[0].geo("grad_norm"), stack[-1].geo("grad_norm")
+        evidence = {"metric": "last_layer_grad_norm", "value": value, "threshold": float(t.post_ln_depth),
+                    "layers": [stack[0].name, stack[-1].name], "depth": len(stack),
+                    "first_layer_grad_norm": g_first, "last_layer_grad_norm": g_last}
+        summary = (f"Post-LN Transformer stack of {len(stack)} layers: last-layer gradient norm {fmt(g_last)} "
+                   "does not shrink with depth")
+        explanation = ("In Post-LN Transformers the gradient at the last layers is large at initialisation "
+                       "(Xiong et al. 2020), so deep stacks need learning-rate warm-up or diverge; Pre-LN does not.")
+        return Detection(self.code, severity, "last_layer_grad_norm", value, summary, explanation, evidence, stack)
+
+
+for _part in (Nonfinite(), ExplodingGradient(), VanishingGradient(), ExplodingThroughTime(),
+              VanishingThroughTime(), Saturation(), DeadUnits(), PostLnDepthRisk()):
+    implement_architecture(_part.code, _part)
+
+
+def architecture_rules() -> list[ArchitectureRule]:
+    """The architecture rules, in registry order."""
+    return [r.architecture for r in rules() if r.architecture is not None]
+
+
+def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
+    """All findings on ``result``, most severe first (then in registry order)."""
+    found: list[Detection] = []
+    for part in architecture_rules():
+        value, severity = part.severity(result, thresholds)
+        if severity is not None:
+            found.append(part.describe(severity, value, result, thresholds))
+    if any(d.code == "nonfinite" for d in found):
+        # Once values are NaN/Inf every ratio is meaningless; keep the one finding that is true.
+        found = [d for d in found if d.code in ("nonfinite", "exploding_gradient")]
+    return worst_first(found)
+
+
+def badness(code: str, value: float | None) -> float:
+    """How far ``value`` of ``code``'s metric is from healthy (for ranking); larger is worse."""
+    return rule(code).badness.of(value)

@@ -1,0 +1,208 @@
+"""One builder per remedy id: its wording, its defaults and its PyTorch snippet.
+
+Both checks build remedies only through these functions, so a remedy id means the same change,
+in the same words, with the same defaults, whether the architecture check proposed it (with a
+JSON Patch to the spec) or the log check did (with parameters read from the run). Callers pass
+what they know (which layers, a patch, a data-derived number); the words come from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gradhealth.core.catalog import REMEDIES
+from gradhealth.core.document import Remedy
+
+#: The default learning-rate cut: about half a decade (1/sqrt(10)), the step of the usual
+#: learning-rate grid (1e-3, 3e-4, 1e-4). Large enough to matter, small enough not to stall
+#: training; a check that can derive a factor from the data passes its own.
+LOWER_LR_FACTOR = 0.3
+#: The default learning-rate raise when a loss never moved: the same grid step upwards.
+RAISE_LR_FACTOR = 3.0
+#: AdamW's usual weight decay.
+WEIGHT_DECAY = 0.01
+
+SNIPPETS: dict[str, str] = {
+    "he_init": "for m in model.modules():\n    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
+               "        nn.init.kaiming_normal_(m.weight, nonlinearity=\"relu\")\n"
+               "        nn.init.zeros_(m.bias)",
+    "xavier_init": "for m in model.modules():\n    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
+                   "        nn.init.xavier_normal_(m.weight)\n        nn.init.zeros_(m.bias)",
+    "lecun_init": "for m in model.modules():\n    if isinstance(m, nn.Linear):\n"
+                  "        nn.init.normal_(m.weight, std=m.in_features ** -0.5)  # LeCun normal, for SELU",
+    "orthogonal_init": "for name, p in rnn.named_parameters():\n    if name.startswith(\"weight_hh\"):\n"
+                       "        for block in p.data.chunk(n_gates, 0):  # 1 (rnn), 4 (lstm), 3 (gru)\n"
+                       "            nn.init.orthogonal_(block)",
+    "relu_family_activation": "nn.Sequential(nn.Linear(n_in, n_out), nn.{act}())  # and Kaiming init for it",
+    "residual_connections": "class Residual(nn.Module):\n    def __init__(self, f, scale=1.0):\n"
+                            "        super().__init__(); self.f, self.scale = f, scale\n"
+                            "    def forward(self, x):\n        return x + self.scale * self.f(x)",
+    "scaled_residual": "return x + self.f(x) / math.sqrt(num_blocks)  # keeps Var(h) bounded with depth",
+    "batch_norm": "nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), activation)",
+    "layer_norm": "nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), activation)",
+    "pre_layer_norm": "nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, norm_first=True)\n"
+                      "# and a final nn.LayerNorm(d_model) after the stack",
+    "gated_recurrent_cell": "lstm = nn.LSTM(n_in, hidden, batch_first=True)\nH = hidden\n"
+                            "for name, b in lstm.named_parameters():\n    if name.startswith(\"bias_ih\"):\n"
+                            "        {bias_code}\n    elif name.startswith(\"bias_hh\"):\n"
+                            "        b.data[:2 * H] = 0.0",
+    "gradient_clipping": "loss.backward()\n"
+                         "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={max_norm})\n"
+                         "optimizer.step()",
+    "lower_learning_rate": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr * {factor})\n"
+                           "scheduler = torch.optim.lr_scheduler.LambdaLR(\n"
+                           "    optimizer, lambda step: min(1.0, (step + 1) / {warmup_steps}))"
+                           "  # linear warm-up",
+    "raise_learning_rate": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr * {factor})",
+    "weight_decay": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay={weight_decay})",
+    "early_stopping": "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
+                      "    torch.save(model.state_dict(), \"best.pt\")\nelse:\n    bad_epochs += 1\n"
+                      "    if bad_epochs >= {patience}:\n        break  # restore best.pt",
+}
+
+#: The remedy id of each init scheme a check may propose.
+INIT_REMEDY: dict[str, str] = {
+    "kaiming_normal": "he_init", "xavier_normal": "xavier_init", "lecun_normal": "lecun_init",
+}
+
+Patch = Sequence[dict[str, Any]]
+
+
+def make_remedy(rid: str, change: str, patch: Patch = (), **params: Any) -> Remedy:
+    """The catalogue remedy ``rid`` with ``change`` in words, its snippet filled with ``params``.
+
+    The builders below are the way in; this is the one place a :class:`Remedy` is made.
+    """
+    entry = REMEDIES[rid]
+    snippet = SNIPPETS[rid].format(**params) if params else SNIPPETS[rid]
+    return Remedy(id=rid, title=entry.title, rationale=entry.description, change=change,
+                  snippet=snippet, patch=list(patch), params=params)
+
+
+# --- structural changes (the architecture check adds a JSON Patch; the log check cannot) ---------
+
+
+def init(scheme: str, where: str, patch: Patch = ()) -> Remedy:
+    """Initialise ``where`` with ``scheme`` (kaiming_normal, xavier_normal or lecun_normal)."""
+    return make_remedy(INIT_REMEDY[scheme], f"initialise {where} with {scheme}", patch)
+
+
+def relu_family_activation(where: str, activation: str = "relu", patch: Patch = ()) -> Remedy:
+    """Use ``activation`` (relu, or leaky_relu where units die) with He init in ``where``."""
+    r = make_remedy("relu_family_activation",
+                    f"use {activation} with kaiming_normal init in {where}", patch)
+    r.snippet = r.snippet.replace("{act}", "ReLU" if activation == "relu" else "LeakyReLU")
+    return r
+
+
+def normalisation(kind: str, where: str, patch: Patch = ()) -> Remedy:
+    """Normalise the pre-activations of ``where`` with ``kind`` (batchnorm or layernorm)."""
+    rid = "batch_norm" if kind == "batchnorm" else "layer_norm"
+    return make_remedy(rid, f"normalise the pre-activations of {where} with {kind}", patch)
+
+
+def residual_connections(where: str, patch: Patch = ()) -> Remedy:
+    """Wrap ``where`` in skip connections."""
+    return make_remedy("residual_connections", f"wrap {where} in skip connections x + f(x)", patch)
+
+
+def scaled_residual(where: str, patch: Patch = ()) -> Remedy:
+    """Scale the residual branches of ``where`` by 1/sqrt(blocks)."""
+    return make_remedy("scaled_residual", f"scale the residual branches of {where} by 1/sqrt(blocks)", patch)
+
+
+def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:
+    """Use Pre-LN Transformer layers in ``where``."""
+    return make_remedy("pre_layer_norm", f"use Pre-LN (norm_first: true) in {where}", patch)
+
+
+def orthogonal_init(where: str, patch: Patch = ()) -> Remedy:
+    """Initialise the recurrent weights of ``where`` orthogonally."""
+    return make_remedy("orthogonal_init", f"initialise the recurrent weights of {where} orthogonally", patch)
+
+
+def gated_recurrent_cell(where: str, forget_bias: float | str, steps: int, patch: Patch = ()) -> Remedy:
+    """Make ``where`` an LSTM with the forget gate open: a constant bias, or chrono init over ``steps``."""
+    if forget_bias == "chrono":
+        bias_code = ("b_f = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init\n"
+                     "        b.data[H:2 * H] = b_f; b.data[:H] = -b_f")
+        how = f"chrono gate initialisation (Tallec & Ollivier 2018, T_max = {steps})"
+    else:
+        bias_code = f"b.data[H:2 * H] = {forget_bias}  # forget-gate bias"
+        how = f"forget-gate bias {forget_bias}"
+    return make_remedy("gated_recurrent_cell", f"make {where} an LSTM with {how}", patch,
+                       forget_bias=forget_bias, bias_code=bias_code)
+
+
+# --- training-time changes (both checks; nothing to re-simulate at init) ---------------------------
+
+
+def gradient_clipping(max_norm: float, basis: str, **evidence: Any) -> Remedy:
+    """Clip the total gradient norm at ``max_norm``; ``basis`` says where that number came from.
+
+    ``evidence`` (e.g. the percentile, or the reference norm) goes into ``params`` before the basis.
+    """
+    return make_remedy("gradient_clipping", f"clip the total gradient norm at {max_norm:g} every step",
+                       max_norm=max_norm, **evidence, basis=basis)
+
+
+def _at(learning_rate: float | None, at_step: float | None) -> str:
+    if at_step is None:
+        return f"from {learning_rate:.3g}"
+    step = int(at_step) if float(at_step).is_integer() else at_step
+    return f"from {learning_rate:.3g} (in effect at step {step})"
+
+
+def _scale_lr(rid: str, verb: str, factor: float, warmup_steps: int, learning_rate: float | None,
+              at_step: float | None, why: str) -> Remedy:
+    known = learning_rate is not None and learning_rate > 0 and learning_rate < float("inf")
+    if known:
+        assert learning_rate is not None
+        change = f"{verb} the learning rate {_at(learning_rate, at_step)} to {learning_rate * factor:.3g}"
+    else:
+        change = f"{verb} the learning rate to {factor:g}x"
+    if warmup_steps:
+        change += f", with {warmup_steps} warm-up steps"
+    params: dict[str, Any] = {"factor": factor}
+    if rid == "lower_learning_rate":
+        params["warmup_steps"] = max(warmup_steps, 1)
+    remedy = make_remedy(rid, change + (f" ({why})" if why else ""), **params)
+    if learning_rate is not None:
+        remedy.params.update({"learning_rate_at_onset": learning_rate,
+                              "suggested_learning_rate": learning_rate * factor})
+    return remedy
+
+
+def lower_learning_rate(factor: float = LOWER_LR_FACTOR, *, warmup_steps: int = 0,
+                        learning_rate: float | None = None, at_step: float | None = None,
+                        why: str = "") -> Remedy:
+    """Multiply the learning rate by ``factor`` (0 < factor < 1), optionally with a linear warm-up.
+
+    ``learning_rate`` is the rate in effect at ``at_step`` when the caller knows it (a log does);
+    the change then names the rate to use.
+    """
+    if not 0 < factor < 1:
+        raise ValueError(f"lower_learning_rate needs a factor in (0, 1), not {factor:g}")
+    return _scale_lr("lower_learning_rate", "lower", factor, warmup_steps, learning_rate, at_step, why)
+
+
+def raise_learning_rate(factor: float = RAISE_LR_FACTOR, *, learning_rate: float | None = None,
+                        at_step: float | None = None, why: str = "") -> Remedy:
+    """Multiply the learning rate by ``factor`` (> 1): for a loss that never moved."""
+    if not factor > 1:
+        raise ValueError(f"raise_learning_rate needs a factor above 1, not {factor:g}")
+    return _scale_lr("raise_learning_rate", "raise", factor, 0, learning_rate, at_step, why)
+
+
+def weight_decay(value: float = WEIGHT_DECAY) -> Remedy:
+    """Add AdamW weight decay ``value``."""
+    return make_remedy("weight_decay", f"add weight decay {value:g} (AdamW) so weights cannot grow without bound",
+                       weight_decay=value)
+
+
+def early_stopping(best_step: float, patience: int) -> Remedy:
+    """Keep the weights from ``best_step`` and stop after ``patience`` evaluations without improvement."""
+    step = int(best_step) if float(best_step).is_integer() else best_step
+    return make_remedy("early_stopping", f"keep the weights from step {step} and stop after {patience} "
+                       "evaluations without improvement", patience=patience)

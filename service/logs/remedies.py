@@ -1,0 +1,63 @@
+"""Remedy parameters read from the run, handed to the one builder per remedy id in core.
+
+The clipping threshold is a stated percentile of the run's healthy gradient norms; the learning
+rate a remedy names is the one in effect where the trouble started. Wording and defaults come
+from :mod:`gradhealth.core.remedies`, shared with the architecture check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradhealth.core import remedies as R
+from gradhealth.core.document import Remedy
+from gradhealth.logs.series import RunLog
+from gradhealth.logs.stats import early_baseline, finite, rolling_median_mad
+from gradhealth.logs.thresholds import LogThresholds
+
+
+def healthy_norms(run: RunLog, t: LogThresholds) -> np.ndarray:
+    """Total gradient norms of the run without spikes and without its exploding tail."""
+    s = run.first("grad_norm")
+    if s is None:
+        return np.array([])
+    _, v = finite(s)
+    if len(v) == 0:
+        return v
+    med, mad = rolling_median_mad(v, t.window)
+    spike = (v > t.spike_factor * med) & (v > med + 6 * 1.4826 * mad)
+    base = early_baseline(v, t.baseline_fraction)
+    keep = ~spike & ~(v > t.explode_warning * base)
+    return v[keep] if keep.any() else v
+
+
+def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
+    """Clipping at the ``clip_percentile`` of the healthy norms (None with fewer than 3 of them)."""
+    norms = healthy_norms(run, t)
+    if len(norms) < 3:
+        return None
+    max_norm = float(f"{float(np.percentile(norms, t.clip_percentile)):.2g}")
+    return R.gradient_clipping(
+        max_norm, f"p{t.clip_percentile:g} of the run's gradient norms without spikes or exploding stretches",
+        percentile=t.clip_percentile, healthy_points=int(len(norms)))
+
+
+def learning_rate_at(run: RunLog, step: float | None) -> float | None:
+    """The learning rate the log records as in effect at ``step`` (None when it has none)."""
+    lr = run.first("learning_rate")
+    if lr is None or step is None or not len(lr):
+        return None
+    idx = int(np.searchsorted(lr.steps, step, side="right")) - 1
+    return float(lr.values[max(idx, 0)])
+
+
+def lower_lr(run: RunLog, *, at_step: float | None = None, factor: float = R.LOWER_LR_FACTOR,
+             warmup_steps: int = 0, why: str = "") -> Remedy:
+    """``factor`` x the learning rate in effect at ``at_step`` (when the log has one)."""
+    return R.lower_learning_rate(factor, warmup_steps=warmup_steps, learning_rate=learning_rate_at(run, at_step),
+                                 at_step=at_step, why=why)
+
+
+def raise_lr(run: RunLog, *, at_step: float | None = None, why: str = "") -> Remedy:
+    """The default raise of the learning rate in effect at ``at_step`` (when the log has one)."""
+    return R.raise_learning_rate(learning_rate=learning_rate_at(run, at_step), at_step=at_step, why=why)
