@@ -67,7 +67,7 @@ def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: st
     without a CUDA device), :class:`~gradhealth.errors.LimitExceeded` or
     :class:`~gradhealth.errors.InputFormatError`, before anything is simulated.
     """
-    from gradhealth.analysis.check import CheckOptions, run_architecture_check
+    from gradhealth.analysis.plan import make_plan
     from gradhealth.analysis.spec import parse_spec
     from gradhealth.devices import require_cuda_if_asked
     from gradhealth.settings import get_settings
@@ -76,8 +76,13 @@ def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: st
     raw = load_spec(spec)
     if seeds is not None:
         raw["seeds"] = seeds
-    parsed = parse_spec(raw)  # a bad spec is reported as such before the device is looked at
+    # Invalid input is reported before torch is imported (so a bad spec fails fast) and before the
+    # device is looked at (so a bad spec is reported as such).
+    parsed = parse_spec(raw)
+    make_plan(parsed, settings.limits)
     require_cuda_if_asked(device or parsed.device)
+    from gradhealth.analysis.check import CheckOptions, run_architecture_check
+
     options = CheckOptions(settings.thresholds, settings.limits, device=device,
                            verify=settings.verify_remedies if verify is None else verify)
     return run_architecture_check(raw, options, progress=progress)

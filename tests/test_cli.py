@@ -95,3 +95,37 @@ def test_log_check_errors_exit_2(tmp_path, capsys):
     assert main(["check", str(empty)]) == 2
     assert main(["check", str(DATA / "llmc-gpt2-124m" / "main.log"), "--log-format", "tensorboard"]) == 2
     assert "tensorboard" in capsys.readouterr().err
+
+
+def _no_cuda() -> None:
+    from gradhealth.devices import torch_cuda_available
+
+    if torch_cuda_available():
+        pytest.skip("this host has CUDA")
+
+
+def test_cuda_in_the_spec_without_cuda_exits_2_at_device(tmp_path, capsys):
+    _no_cuda()
+    spec = tmp_path / "cuda.yaml"
+    spec.write_text("input: {shape: [4]}\ndevice: cuda\nlayers: [{type: linear, out_features: 2}]\n")
+    assert main(["check", str(spec), "--format", "json"]) == 2
+    captured = capsys.readouterr()
+    problem = json.loads(captured.out)
+    assert problem["status"] == 422 and [e["pointer"] for e in problem["errors"]] == ["/device"]
+    assert "/device" in captured.err and "cuda" in captured.err
+
+
+def test_device_flag_cuda_without_cuda_exits_2(tmp_path, capsys):
+    _no_cuda()
+    spec = tmp_path / "cpu.yaml"
+    spec.write_text("input: {shape: [4]}\ndevice: cpu\nlayers: [{type: linear, out_features: 2}]\n")
+    assert main(["check", str(spec), "--device", "cuda"]) == 2
+    assert "/device" in capsys.readouterr().err
+    assert main(["check", str(spec), "--device", "cpu", "--no-verify"]) == 0  # the flag, not the spec, was it
+
+
+def test_serve_flags_override_the_environment_only_when_given():
+    from gradhealth.cli import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.workers) == (None, None, None)  # the settings decide, at run time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from tests.api.helpers import TINY, VANISHING
@@ -82,3 +83,40 @@ def test_body_over_the_size_limit_is_413(idle_api):
 def test_bad_query_parameter_is_422(idle_api):
     r = idle_api.post("/v1/checks/architecture?wait=-1", json=TINY)
     assert r.status_code == 422 and r.json()["errors"][0]["parameter"] == "query.wait"
+
+
+def test_idempotency_conflict_is_a_problem_of_its_own_type(idle_api):
+    headers = {"Idempotency-Key": "build-43"}
+    assert idle_api.post("/v1/checks/architecture", json=TINY, headers=headers).status_code == 202
+    other = idle_api.post("/v1/checks/architecture", json=VANISHING, headers=headers)
+    body = other.json()
+    assert other.status_code == body["status"] == 409
+    assert body["type"] == "https://gradient-health.dev/problems/idempotency-conflict"
+    assert "'build-43'" in body["detail"]
+
+
+def test_cuda_on_a_host_without_a_gpu_is_422_at_device(api):
+    from gradhealth.devices import gpu_count
+
+    if gpu_count():
+        pytest.skip("this host has a GPU")
+    before = len(api.get("/v1/jobs?limit=100").json()["items"])
+    r = api.post("/v1/checks/architecture", json={**TINY, "device": "cuda"})
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
+    assert [e["pointer"] for e in r.json()["errors"]] == ["/device"]
+    assert len(api.get("/v1/jobs?limit=100").json()["items"]) == before  # refused before a job exists
+
+
+def test_cuda_the_worker_cannot_use_fails_the_job_as_a_spec_error(api, monkeypatch):
+    # The API believes the host has a GPU; the worker's torch sees none: the job fails with the same
+    # 422 problem at /device, not a 500.
+    from gradhealth import devices
+
+    if devices.torch_cuda_available():
+        pytest.skip("torch sees a CUDA device here")
+    monkeypatch.setattr(devices, "host_has_gpu", lambda: True)
+    r = api.post("/v1/checks/architecture?wait=120", json={**TINY, "device": "cuda"})
+    job = r.json()
+    assert r.status_code == 200 and job["status"] == "failed", job
+    assert job["error"]["status"] == 422 and job["error"]["type"].endswith("/invalid-spec")
+    assert [e["pointer"] for e in job["error"]["errors"]] == ["/device"]

@@ -98,3 +98,44 @@ def test_a_crash_looping_worker_is_not_counted_as_alive(tmp_path):
         assert sup.slots[0].restarts == 3 and sup.alive() == 0  # readyz reports "no worker"
     finally:
         sup.stop()
+
+
+def test_workers_run_jobs_with_the_supervisors_settings_not_the_environment(tmp_path, monkeypatch):
+    from gradhealth.settings import Settings
+
+    # Eight sigmoid layers with a small init: the gradient ratio is ~1e-13, a vanishing error at the
+    # default thresholds and at the environment's below; the settings handed over say "never".
+    vanishing = {"input": {"shape": [32]}, "seeds": 1, "batch_size": 32,
+                 "layers": [{"type": "linear", "out_features": 32, "activation": "sigmoid",
+                             "init": {"scheme": "normal", "std": 0.05}, "repeat": 8},
+                            {"type": "linear", "out_features": 4}]}
+    monkeypatch.setenv("GRADHEALTH_THRESHOLDS__VANISHING_WARNING", "0.5")  # the spawned worker inherits it
+    url = f"sqlite:///{tmp_path}/settings.db"
+    migrate(url)
+    factory = make_sessionmaker(make_engine(url))
+    given = Settings(database_url=url, verify_remedies=False,
+                     thresholds={"vanishing_warning": 1e-30, "vanishing_error": 1e-31})
+    with factory() as session:
+        job, _ = store.submit(session, kind="architecture", owner="t", request=vanishing, idempotency_key=None,
+                              time_limit_s=300, max_attempts=1)
+    sup = Supervisor(url, processes=1, lease_s=600, settings=given)
+    sup.start()
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            with factory() as session:
+                done = store.get(session, job.id, None)
+                if done.status in store.TERMINAL:
+                    break
+            assert time.monotonic() < deadline, "the job did not finish"
+            time.sleep(0.2)
+    finally:
+        sup.stop()
+    assert done.status == "succeeded", done.error
+    codes = [f["code"] for f in done.result["findings"]]
+    assert "vanishing_gradient" not in codes, codes
+    # The control: the same spec under the environment's settings does vanish.
+    from gradhealth.library import check_architecture
+
+    control = check_architecture(vanishing, verify=False)
+    assert "vanishing_gradient" in [f.code for f in control.findings]
