@@ -36,7 +36,7 @@ import yaml
 
 __all__ = ["Span", "locate", "log_step_lines", "parse_pointer", "patch_replacement", "span"]
 
-# A step value in a log line counts only at this key; epoch is a CSV fallback (Keras logs per epoch).
+# Step keys beyond the text reader's; epoch is only a CSV fallback (Keras logs once per epoch).
 _EXTRA_STEP_KEYS = ("_step", "Step", "global_step")
 _CSV_STEP_COLUMNS = ("step", "_step", "Step", "global_step", "iteration", "iter", "epoch")
 _BINARY_PROBE = 8192
@@ -48,7 +48,9 @@ _METRIC_LOOKAHEAD = 2000
 class Span:
     """A node's region in the text: offsets for editing, lines/columns for people and CI."""
 
-    pointer: str  # the pointer actually resolved: the requested one, or its deepest existing ancestor
+    pointer: (
+        str  # the pointer actually resolved: the requested one, or its deepest existing ancestor
+    )
     requested: str
     start: int
     end: int
@@ -94,13 +96,14 @@ def _make_span(text: str, tokens: Sequence[str], start: int, end: int, requested
 
 # --- YAML ----------------------------------------------------------------------------------------
 
+
 class _Composer(yaml.SafeLoader):
     """``SafeLoader`` whose alias nodes carry the alias's own position (children stay shared)."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            node = copy.copy(super().compose_node(parent, index))
+            node: Any = copy.copy(super().compose_node(parent, index))
             node.start_mark, node.end_mark = event.start_mark, event.end_mark
             return node
         return super().compose_node(parent, index)
@@ -231,7 +234,8 @@ def locate(text: str, pointer: str) -> tuple[int, int, int] | None:
     return None if s is None else (s.line, s.column, s.end_line)
 
 
-# --- patches as text replacements ------------------------------------------------------------------
+# --- patches as text replacements ----------------------------------------------------------------
+
 
 def _load(text: str) -> Any:
     return json.loads(text) if is_json_text(text) else yaml.safe_load(text)
@@ -255,18 +259,25 @@ def _common_prefix(paths: list[list[str]]) -> list[str]:
 
 def _dump(value: Any, *, as_json: bool, flow: bool, indent: str) -> str:
     if as_json:
-        out = json.dumps(value, ensure_ascii=False) if flow else json.dumps(value, ensure_ascii=False, indent=2)
+        out = (
+            json.dumps(value, ensure_ascii=False)
+            if flow
+            else json.dumps(value, ensure_ascii=False, indent=2)
+        )
     elif flow or not isinstance(value, dict | list):
-        out = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, allow_unicode=True, width=2**31)
+        out = yaml.safe_dump(
+            value, default_flow_style=True, sort_keys=False, allow_unicode=True, width=2**31
+        )
         out = out.removesuffix("\n").removesuffix("\n...")
     else:
-        out = yaml.safe_dump(value, default_flow_style=None, sort_keys=False, allow_unicode=True,
-                             width=2**31).rstrip("\n")
+        out = yaml.safe_dump(
+            value, default_flow_style=None, sort_keys=False, allow_unicode=True, width=2**31
+        ).rstrip("\n")
     return out.replace("\n", "\n" + indent)
 
 
 def patch_replacement(text: str, patch: list[dict[str, Any]]) -> tuple[Span, str] | None:
-    """The smallest region of ``text`` that an RFC 6902 ``patch`` changes, and the text to put there.
+    """The smallest region of ``text`` an RFC 6902 ``patch`` changes, and the text to put there.
 
     The region is the node holding every target of the patch; its replacement is the patched value
     written in the node's own style (flow or block, JSON or YAML) at its indentation. None when that
@@ -291,15 +302,22 @@ def patch_replacement(text: str, patch: list[dict[str, Any]]) -> tuple[Span, str
         original = _load(text)
         patched = jsonpatch.apply_patch(original, patch)
         value = _value_at(patched, prefix)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, IndexError,
-            TypeError, ValueError, yaml.YAMLError):
+    except (
+        jsonpatch.JsonPatchException,
+        jsonpatch.JsonPointerException,
+        KeyError,
+        IndexError,
+        TypeError,
+        ValueError,
+        yaml.YAMLError,
+    ):
         return None
     line_start = text.rfind("\n", 0, region.start) + 1
     indent = " " * (region.start - line_start)
     flow = region.line == region.end_line or text[region.start] in "{[\"'"
     replacement = _dump(value, as_json=is_json_text(text), flow=flow, indent=indent)
     try:
-        if _load(text[:region.start] + replacement + text[region.end:]) != patched:
+        if _load(text[: region.start] + replacement + text[region.end :]) != patched:
             return None
     except (ValueError, yaml.YAMLError):
         return None
@@ -307,6 +325,7 @@ def patch_replacement(text: str, patch: list[dict[str, Any]]) -> tuple[Span, str
 
 
 # --- logs ----------------------------------------------------------------------------------------
+
 
 def _is_binary(path: Path) -> bool:
     with path.open("rb") as f:
@@ -333,7 +352,9 @@ def _same(token: str, step: float) -> bool:
         return False
 
 
-def _csv_lines(f: io.TextIOBase, header: list[str], targets: list[tuple[float, str | None]]) -> list[int | None]:
+def _csv_lines(
+    f: io.TextIOBase, header: list[str], targets: list[tuple[float, str | None]]
+) -> list[int | None]:
     column = next(header.index(c) for c in _CSV_STEP_COLUMNS if c in header)
     found: list[int | None] = [None] * len(targets)
     fallback: list[int | None] = [None] * len(targets)
@@ -343,9 +364,15 @@ def _csv_lines(f: io.TextIOBase, header: list[str], targets: list[tuple[float, s
         if column < len(row):
             for k, (step, metric) in enumerate(targets):
                 if found[k] is None and _same(row[column], step):
-                    has_metric = metric is None or (
-                        metric in header and header.index(metric) < len(row) and row[header.index(metric)] != ""
-                    ) or metric in row
+                    has_metric = (
+                        metric is None
+                        or (
+                            metric in header
+                            and header.index(metric) < len(row)
+                            and row[header.index(metric)] != ""
+                        )
+                        or metric in row
+                    )
                     if has_metric:
                         found[k] = row_start
                     elif fallback[k] is None:
@@ -368,7 +395,9 @@ def log_step_lines(path: Path, targets: list[tuple[float, str | None]]) -> list[
         if "," in first and any(c in header for c in _CSV_STEP_COLUMNS):
             return _csv_lines(f, [h.strip() for h in header], targets)
         keys = "|".join(re.escape(k) for k in sorted(_step_keys(), key=len, reverse=True))
-        pattern = re.compile(rf"(?<![\w./-])[\"']?(?:{keys})[\"']?\s*[:=]\s*(-?[\d.]+(?:[eE][-+]?\d+)?)")
+        pattern = re.compile(
+            rf"(?<![\w./-])[\"']?(?:{keys})[\"']?\s*[:=]\s*(-?[\d.]+(?:[eE][-+]?\d+)?)"
+        )
         found: list[int | None] = [None] * len(targets)
         fallback: list[int | None] = [None] * len(targets)
         for number, line in enumerate(itertools.chain([first], f), 1):
@@ -381,8 +410,10 @@ def log_step_lines(path: Path, targets: list[tuple[float, str | None]]) -> list[
                         found[k] = number
                     elif fallback[k] is None:
                         fallback[k] = number
-            done = all(x is not None or (y is not None and number - y > _METRIC_LOOKAHEAD)
-                       for x, y in zip(found, fallback, strict=True))
+            done = all(
+                x is not None or (y is not None and number - y > _METRIC_LOOKAHEAD)
+                for x, y in zip(found, fallback, strict=True)
+            )
             if done:
                 break
     return [a if a is not None else b for a, b in zip(found, fallback, strict=True)]

@@ -51,20 +51,44 @@ def log_doc() -> Diagnosis:
     return _logs().model_copy(deep=True)
 
 
-def finding(code: str, severity: str, summary: str = "", *, layers: list[str] | None = None,
-            steps: list[int] | None = None, metric: str | None = None, remedies: list[Remedy] | None = None
-            ) -> Finding:
+def finding(
+    code: str,
+    severity: str,
+    summary: str = "",
+    *,
+    layers: list[str] | None = None,
+    steps: list[int] | None = None,
+    metric: str | None = None,
+    remedies: list[Remedy] | None = None,
+) -> Finding:
     """A finding with just what the renderers read."""
-    return Finding(code=code, severity=severity, summary=summary or f"{code} ({severity})",  # type: ignore[arg-type]
-                   explanation=f"why {code}", evidence=Evidence(metric=metric, layers=layers, steps=steps),
-                   remedies=remedies or [])
+    return Finding(
+        code=code,
+        severity=severity,
+        summary=summary or f"{code} ({severity})",  # type: ignore[arg-type]
+        explanation=f"why {code}",
+        evidence=Evidence(metric=metric, layers=layers, steps=steps),
+        remedies=remedies or [],
+    )
 
 
 def remedy(rid: str, *, fixed: bool = True, patch: list | None = None) -> Remedy:
-    return Remedy(id=rid, title=rid, rationale="because", change=f"apply {rid}", snippet=f"do_{rid}()",
-                  patch=patch or [], verified=Verified(metric="ratio", before=1e-6, after=0.5, fixed=fixed))
+    return Remedy(
+        id=rid,
+        title=rid,
+        rationale="because",
+        change=f"apply {rid}",
+        snippet=f"do_{rid}()",
+        patch=patch or [],
+        verified=Verified(metric="ratio", before=1e-6, after=0.5, fixed=fixed),
+    )
 
 
 def document(findings: list[Finding], kind: str = "architecture", **extra) -> Diagnosis:
-    return Diagnosis(kind=kind, status=status_of(findings), summary="constructed", findings=findings,  # type: ignore[arg-type]
-                     **extra)
+    return Diagnosis(
+        kind=kind,
+        status=status_of(findings),
+        summary="constructed",
+        findings=findings,  # type: ignore[arg-type]
+        **extra,
+    )

@@ -51,20 +51,32 @@ layers:
 
 
 def test_block_style_yaml_layers_on_their_own_lines():
-    assert locate(BLOCK, "/layers/0") == (line_of(BLOCK, "out_features: 31") - 1, 5, line_of(BLOCK, "activation: tanh"))
+    assert locate(BLOCK, "/layers/0") == (
+        line_of(BLOCK, "out_features: 31") - 1,
+        5,
+        line_of(BLOCK, "activation: tanh"),
+    )
     residual = locate(BLOCK, "/layers/1")
     assert residual == (line_of(BLOCK, "type: residual"), 5, line_of(BLOCK, "out_features: 33"))
     assert locate(BLOCK, "/layers/1/layers/0")[0] == line_of(BLOCK, "out_features: 32") - 1
-    assert locate(BLOCK, "/layers/1/layers/1")[:2] == (line_of(BLOCK, "out_features: 33"),
-                                                        column_of(BLOCK, "{type: linear, out_features: 33}"))
+    assert locate(BLOCK, "/layers/1/layers/1")[:2] == (
+        line_of(BLOCK, "out_features: 33"),
+        column_of(BLOCK, "{type: linear, out_features: 33}"),
+    )
     assert locate(BLOCK, "/layers/2")[0] == line_of(BLOCK, "out_features: 34")
-    assert locate(BLOCK, "/layers/0/activation")[:2] == (line_of(BLOCK, "tanh"), column_of(BLOCK, "tanh"))
+    assert locate(BLOCK, "/layers/0/activation")[:2] == (
+        line_of(BLOCK, "tanh"),
+        column_of(BLOCK, "tanh"),
+    )
 
 
 def test_a_block_node_ends_at_its_last_character_not_at_the_next_comment():
     s = span(BLOCK, "/layers/0")
-    assert BLOCK[s.start:s.end].endswith("activation: tanh")
-    assert (s.end_line, s.end_column) == (line_of(BLOCK, "activation: tanh"), len("    activation: tanh") + 1)
+    assert BLOCK[s.start : s.end].endswith("activation: tanh")
+    assert (s.end_line, s.end_column) == (
+        line_of(BLOCK, "activation: tanh"),
+        len("    activation: tanh") + 1,
+    )
 
 
 FLOW = """\
@@ -80,7 +92,7 @@ def test_flow_style_yaml():
     assert locate(FLOW, "/layers/1") == (2, column_of(FLOW, "{type: linear, out_features: 42}"), 2)
     assert locate(FLOW, "/layers/2") == (3, 3, line_of(FLOW, "out_features: 43"))
     s = span(FLOW, "/layers/1")
-    assert FLOW[s.start:s.end] == "{type: linear, out_features: 42}"
+    assert FLOW[s.start : s.end] == "{type: linear, out_features: 42}"
 
 
 ANCHORS = """\
@@ -99,9 +111,16 @@ layers:
 
 def test_anchors_aliases_and_merge_keys():
     # An alias is where the alias is written; what it holds is where its anchor wrote it.
-    assert locate(ANCHORS, "/layers/0") == (line_of(ANCHORS, "- *base"), 5, line_of(ANCHORS, "- *base"))
+    assert locate(ANCHORS, "/layers/0") == (
+        line_of(ANCHORS, "- *base"),
+        5,
+        line_of(ANCHORS, "- *base"),
+    )
     assert locate(ANCHORS, "/layers/2")[0] == line_of(ANCHORS, "- *wide")
-    assert locate(ANCHORS, "/layers/0/activation")[:2] == (line_of(ANCHORS, "sigmoid"), column_of(ANCHORS, "sigmoid"))
+    assert locate(ANCHORS, "/layers/0/activation")[:2] == (
+        line_of(ANCHORS, "sigmoid"),
+        column_of(ANCHORS, "sigmoid"),
+    )
     # A merge: the mapping's own key first, then the merged one.
     assert locate(ANCHORS, "/layers/1")[0] == line_of(ANCHORS, "<<: *base")
     assert locate(ANCHORS, "/layers/1/out_features")[0] == line_of(ANCHORS, "out_features: 53")
@@ -110,10 +129,18 @@ def test_anchors_aliases_and_merge_keys():
 
 
 def spec_json(indent: int | None) -> str:
-    return json.dumps({"name": "json", "input": {"shape": [8]},
-                       "layers": [{"type": "linear", "out_features": 61},
-                                  {"type": "linear", "out_features": 62, "activation": "relu"},
-                                  {"type": "linear", "out_features": 63}]}, indent=indent)
+    return json.dumps(
+        {
+            "name": "json",
+            "input": {"shape": [8]},
+            "layers": [
+                {"type": "linear", "out_features": 61},
+                {"type": "linear", "out_features": 62, "activation": "relu"},
+                {"type": "linear", "out_features": 63},
+            ],
+        },
+        indent=indent,
+    )
 
 
 def test_json_indented():
@@ -121,8 +148,13 @@ def test_json_indented():
     for i, width in enumerate((61, 62, 63)):
         line, column, end_line = locate(text, f"/layers/{i}")
         assert line == line_of(text, f'"out_features": {width}') - 2  # the "{" two lines above
-        assert column == 5 and end_line == line_of(text, f'"out_features": {width}') + (2 if width == 62 else 1)
-    assert locate(text, "/layers/1/activation")[:2] == (line_of(text, '"relu"'), column_of(text, '"relu"'))
+        assert column == 5 and end_line == line_of(text, f'"out_features": {width}') + (
+            2 if width == 62 else 1
+        )
+    assert locate(text, "/layers/1/activation")[:2] == (
+        line_of(text, '"relu"'),
+        column_of(text, '"relu"'),
+    )
 
 
 def test_json_on_one_line_gives_columns():
@@ -131,17 +163,20 @@ def test_json_on_one_line_gives_columns():
         s = span(text, f"/layers/{i}")
         assert s.line == s.end_line == 1
         assert s.column == text.index(f'{{"type": "linear", "out_features": {width}') + 1
-        assert json.loads(text[s.start:s.end])["out_features"] == width
+        assert json.loads(text[s.start : s.end])["out_features"] == width
 
 
 def test_json_with_tabs_escapes_and_duplicate_keys():
-    text = '{\n\t"a/b": {"x~y": [1,\n\t\t2]},\n\t"layers": [{"k": 1}],\n\t"layers": [{"k": 2},\n\t\t{"k": "\\u00e9\\"}"}]\n}'
+    text = (
+        '{\n\t"a/b": {"x~y": [1,\n\t\t2]},\n\t"layers": [{"k": 1}],\n'
+        '\t"layers": [{"k": 2},\n\t\t{"k": "\\u00e9\\"}"}]\n}'
+    )
     assert json.loads(text)["layers"][1]["k"] == 'é"}'
     assert locate(text, "/a~1b/x~0y/1") == (3, 3, 3)
     # The last duplicate wins, as in json.loads.
     assert locate(text, "/layers/0")[0] == 5 and locate(text, "/layers/1") == (6, 3, 6)
     s = span(text, "/layers/1/k")
-    assert json.loads(text[s.start:s.end]) == 'é"}'
+    assert json.loads(text[s.start : s.end]) == 'é"}'
 
 
 def test_a_missing_node_resolves_to_its_deepest_ancestor():
@@ -160,21 +195,26 @@ def test_pointer_tokens():
 
 
 def _applied(text: str, patch: list[dict]) -> object:
-    """The replacement applied to the text, read back (independently of patch_replacement's own check)."""
+    """The replacement applied to the text and read back (independently of its own check)."""
     found = patch_replacement(text, patch)
     assert found is not None
     s, replacement = found
-    new = text[:s.start] + replacement + text[s.end:]
+    new = text[: s.start] + replacement + text[s.end :]
     return json.loads(new) if text.lstrip().startswith("{") else yaml.safe_load(new)
 
 
-@pytest.mark.parametrize("patch", [
-    [{"op": "add", "path": "/layers/0/norm", "value": "layernorm"}],
-    [{"op": "replace", "path": "/layers/1/repeat", "value": 8}],
-    [{"op": "add", "path": "/layers/1/layers/1/activation", "value": "relu"}],
-    [{"op": "replace", "path": "/layers/2", "value": {"type": "linear", "out_features": 34}},
-     {"op": "add", "path": "/layers/3", "value": {"type": "linear", "out_features": 2}}],
-])
+@pytest.mark.parametrize(
+    "patch",
+    [
+        [{"op": "add", "path": "/layers/0/norm", "value": "layernorm"}],
+        [{"op": "replace", "path": "/layers/1/repeat", "value": 8}],
+        [{"op": "add", "path": "/layers/1/layers/1/activation", "value": "relu"}],
+        [
+            {"op": "replace", "path": "/layers/2", "value": {"type": "linear", "out_features": 34}},
+            {"op": "add", "path": "/layers/3", "value": {"type": "linear", "out_features": 2}},
+        ],
+    ],
+)
 def test_a_spec_patch_becomes_the_replacement_text_of_one_region(patch):
     for text in (BLOCK, FLOW, spec_json(2), spec_json(None)):
         data = json.loads(text) if text.startswith("{") else yaml.safe_load(text)
@@ -187,26 +227,45 @@ def test_a_spec_patch_becomes_the_replacement_text_of_one_region(patch):
 
 
 def test_a_patch_keeps_the_rest_of_the_file_byte_for_byte():
-    s, replacement = patch_replacement(BLOCK, [{"op": "add", "path": "/layers/2/activation", "value": "relu"}])
-    assert s.pointer == "/layers/2" and replacement == "{type: linear, out_features: 34, activation: relu}"
-    assert BLOCK[:s.start] + replacement + BLOCK[s.end:] == BLOCK.replace(
-        "{type: linear, out_features: 34}", replacement)
+    s, replacement = patch_replacement(
+        BLOCK, [{"op": "add", "path": "/layers/2/activation", "value": "relu"}]
+    )
+    assert (
+        s.pointer == "/layers/2"
+        and replacement == "{type: linear, out_features: 34, activation: relu}"
+    )
+    assert BLOCK[: s.start] + replacement + BLOCK[s.end :] == BLOCK.replace(
+        "{type: linear, out_features: 34}", replacement
+    )
 
 
 def test_infeasible_patches_give_no_replacement():
-    assert patch_replacement(BLOCK, [{"op": "move", "from": "/layers/0", "path": "/layers/1"}]) is None
+    assert (
+        patch_replacement(BLOCK, [{"op": "move", "from": "/layers/0", "path": "/layers/1"}]) is None
+    )
     assert patch_replacement(BLOCK, [{"op": "add", "path": "/nope/0/x", "value": 1}]) is None
     # Changing what an alias points at would change the anchor's other users too.
-    assert patch_replacement(ANCHORS, [{"op": "add", "path": "/layers/0/norm", "value": "layernorm"}]) is None
+    assert (
+        patch_replacement(ANCHORS, [{"op": "add", "path": "/layers/0/norm", "value": "layernorm"}])
+        is None
+    )
 
 
-# --- logs -------------------------------------------------------------------------------------------
+# --- logs ----------------------------------------------------------------------------------------
+
 
 def test_native_jsonl_prefers_the_line_of_the_series(tmp_path):
-    rows = [{"step": s, "metric": m, "value": 1.0} for s in (0, 10, 20) for m in ("loss", "grad_norm")]
+    rows = [
+        {"step": s, "metric": m, "value": 1.0} for s in (0, 10, 20) for m in ("loss", "grad_norm")
+    ]
     path = tmp_path / "run.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    assert log_step_lines(path, [(10, "grad_norm"), (10, "loss"), (20, None), (30, "loss")]) == [4, 3, 5, None]
+    assert log_step_lines(path, [(10, "grad_norm"), (10, "loss"), (20, None), (30, "loss")]) == [
+        4,
+        3,
+        5,
+        None,
+    ]
 
 
 def test_csv_logs_by_step_column_and_sparse_rows(tmp_path):
@@ -221,7 +280,9 @@ def test_csv_logs_by_step_column_and_sparse_rows(tmp_path):
 def test_text_log_of_llm_c_at_the_first_step_of_a_finding():
     text = (DATA / "llmc-gpt2-124m" / "main.log").read_text()
     lines = text.splitlines()
-    expected = next(i for i, line in enumerate(lines, 1) if line.startswith("s:8715 ") and "norm:" in line)
+    expected = next(
+        i for i, line in enumerate(lines, 1) if line.startswith("s:8715 ") and "norm:" in line
+    )
     assert lines[expected - 1].split()[0] == "s:8715"
     assert log_step_lines(DATA / "llmc-gpt2-124m" / "main.log", [(8715, "norm")]) == [expected]
 

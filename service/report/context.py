@@ -1,0 +1,229 @@
+"""What a renderer knows besides the document: the checked input, and where each finding is in it.
+
+Every renderer is a pure function of ``(Diagnosis, ReportContext)``: no clock, no environment,
+so one diagnosis renders the same in-process and through the service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from gradhealth.core.catalog import FINDINGS
+from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding, Remedy
+from gradhealth.report import locate as _locate
+
+CheckKind = Literal["spec", "model", "logs"]
+
+# The finding codes each check evaluates. A JUnit report lists every one (passed codes too); SARIF
+# declares them as its rules. Written out because the registry (gradhealth.core.rules) learns which
+# check implements a code only when that check's module is imported (the architecture one loads
+# torch); a test pins these lists against the registry.
+ARCHITECTURE_CODES: tuple[str, ...] = (
+    "nonfinite",
+    "exploding_gradient",
+    "vanishing_gradient",
+    "exploding_through_time",
+    "vanishing_through_time",
+    "saturation",
+    "dead_units",
+    "post_ln_depth_risk",
+)
+LOG_CODES: tuple[str, ...] = (
+    "nonfinite",
+    "exploding_gradient",
+    "gradient_spike",
+    "vanishing_gradient",
+    "dead_layer",
+    "zero_gradient",
+    "clipping_saturated",
+    "loss_spike",
+    "loss_divergence",
+    "loss_plateau",
+    "loss_oscillation",
+    "validation_divergence",
+    "truncated_log",
+    "insufficient_data",
+)
+
+README_URL = "https://gradient-health.dev/README.md"
+# README sections that document each check's codes (GitHub's heading anchors).
+README_SECTIONS: dict[str, str] = {"architecture": "finding-codes", "logs": "findings-over-time"}
+MODEL_SUFFIXES = (".onnx", ".keras", ".h5", ".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """The checked input as CI sees it.
+
+    ``source`` is the path as the repository names it (forward slashes, relative to its root):
+    it is what SARIF, JUnit and GitHub annotations print. ``text`` is the spec's own text, for
+    lines and columns. ``path`` is where the log (or model) file is on this machine, for the log
+    lines. ``kind`` defaults from the document and the source's suffix.
+    """
+
+    source: str | None = None
+    text: str | None = None
+    path: Path | None = None
+    kind: CheckKind | None = None
+    layers: bool = False  # the text report's per-layer table
+    readme_url: str = README_URL
+
+    def check_kind(self, doc: Diagnosis) -> CheckKind:
+        """``logs``, ``model`` (an ONNX/Keras/... file) or ``spec``."""
+        if self.kind is not None:
+            return self.kind
+        if doc.kind == "logs":
+            return "logs"
+        if self.source and PurePosixPath(self.source).suffix.lower() in MODEL_SUFFIXES:
+            return "model"
+        return "spec"
+
+
+def evaluated_codes(doc: Diagnosis) -> tuple[str, ...]:
+    """Every finding code the check that made ``doc`` evaluated (plus any code it reported)."""
+    base = LOG_CODES if doc.kind == "logs" else ARCHITECTURE_CODES
+    return base + tuple(dict.fromkeys(f.code for f in doc.findings if f.code not in base))
+
+
+def help_uri(doc: Diagnosis, ctx: ReportContext) -> str:
+    """The README section that documents the check's codes."""
+    return f"{ctx.readme_url}#{README_SECTIONS['logs' if doc.kind == 'logs' else 'architecture']}"
+
+
+def title(code: str) -> str:
+    """The catalog's title for ``code`` (the code itself if the catalog does not know it)."""
+    entry = FINDINGS.get(code)
+    return entry.title if entry else code
+
+
+def by_severity(findings: list[Finding]) -> list[Finding]:
+    """Most severe first; the checks' own order within a severity."""
+    return sorted(findings, key=lambda f: -SEVERITY_RANK[f.severity])
+
+
+def top_remedy(finding: Finding) -> Remedy | None:
+    """The first recommended remedy that was verified to fix the finding, else the first
+    recommended one (the checks rank them best first)."""
+    recommended = [r for r in finding.remedies if r.recommended]
+    return next((r for r in recommended if r.verified and r.verified.fixed), None) or (
+        recommended[0] if recommended else None
+    )
+
+
+def verified_text(r: Remedy, doc: Diagnosis, *, markdown: bool = True) -> str:
+    """The remedy's verification in words: fixed or not, the finding's metric before -> after."""
+    v = r.verified
+    if v is None:
+        return "from the log" if doc.kind == "logs" else "not simulated"
+    state = ("**fixed**" if markdown else "FIXED") if v.fixed else "not fixed"
+    side = f"; introduces {', '.join(v.side_effects)}" if v.side_effects else ""
+    return f"{state}: {v.metric} {num(v.before)} → {num(v.after)}{side}"
+
+
+def num(x: float | None) -> str:
+    """A figure with three significant digits; ``-`` for none."""
+    return "-" if x is None else f"{x:.3g}"
+
+
+@dataclass(frozen=True)
+class Where:
+    """A finding's place: the file, its region (when the file has lines), a logical name."""
+
+    uri: str | None
+    line: int | None = None
+    column: int | None = None
+    end_line: int | None = None
+    end_column: int | None = None
+    pointer: str | None = None  # spec: the JSON pointer of the node
+    logical: str | None = None  # the layer (spec, model) or series (logs) the finding names
+    logical_kind: str = "object"  # SARIF's word for it: a layer is an object, a series a variable
+    related: list[tuple[str, _locate.Span]] = field(default_factory=list)  # other layers named
+
+    @property
+    def key(self) -> str:
+        """What identifies the place independently of line shifts (for fingerprints)."""
+        return f"{self.uri or ''}|{self.pointer or self.logical or ''}"
+
+
+def _spec_pointers(finding: Finding, doc: Diagnosis) -> list[tuple[str, str]]:
+    """(layer name, pointer) of the layers a finding names, in its order, one per pointer."""
+    pointers = {layer.name: layer.pointer for layer in doc.layers}
+    out: dict[str, str] = {}
+    for name in finding.evidence.layers or []:
+        ptr = pointers.get(name)
+        if ptr is not None and ptr not in out.values():
+            out[name] = ptr
+    if not out:
+        # No layer named: the spec node a remedy patches still says where the trouble is.
+        for remedy in finding.remedies:
+            for op in remedy.patch:
+                tokens = _locate.parse_pointer(op.get("path", ""))
+                if len(tokens) >= 2 and tokens[0] == "layers":
+                    return [("", "/layers/" + tokens[1])]
+    return list(out.items())
+
+
+def _first(names: list[str] | None) -> str | None:
+    return names[0] if names else None
+
+
+def locate_findings(doc: Diagnosis, ctx: ReportContext) -> list[Where]:
+    """Where each finding of ``doc`` is, in document order."""
+    kind = ctx.check_kind(doc)
+    if kind == "logs":
+        return _log_places(doc, ctx)
+    places = []
+    for finding in doc.findings:
+        named = _spec_pointers(finding, doc)
+        logical = named[0][0] if named and named[0][0] else None
+        if kind == "model" or ctx.text is None:
+            places.append(Where(ctx.source, logical=logical or _first(finding.evidence.layers)))
+            continue
+        spans = [(name, s) for name, ptr in named if (s := _locate.span(ctx.text, ptr)) is not None]
+        if not spans:
+            fallback = _locate.span(ctx.text, "/layers")
+            spans = [("", fallback)] if fallback is not None else []
+        if not spans:
+            places.append(Where(ctx.source, logical=logical))
+            continue
+        name, s = spans[0]
+        places.append(
+            Where(
+                ctx.source,
+                s.line,
+                s.column,
+                s.end_line,
+                s.end_column,
+                s.pointer,
+                logical=name or None,
+                related=spans[1:],
+            )
+        )
+    return places
+
+
+def _log_places(doc: Diagnosis, ctx: ReportContext) -> list[Where]:
+    targets: list[tuple[float, str | None]] = []
+    wanted: list[int] = []
+    for i, finding in enumerate(doc.findings):
+        steps = finding.evidence.steps
+        if steps:
+            targets.append((float(steps[0]), finding.evidence.metric))
+            wanted.append(i)
+    lines: list[int | None] = []
+    if ctx.path is not None and targets:
+        try:
+            lines = _locate.log_step_lines(ctx.path, targets)
+        except OSError:
+            lines = []
+    line_of = dict(zip(wanted, lines, strict=False))
+    places = []
+    for i, finding in enumerate(doc.findings):
+        line = line_of.get(i)
+        series = finding.evidence.metric or _first(finding.evidence.layers)
+        places.append(
+            Where(ctx.source, line, None, line, None, logical=series, logical_kind="variable")
+        )
+    return places

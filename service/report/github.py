@@ -1,0 +1,109 @@
+"""GitHub Actions workflow commands: one ``::error``/``::warning``/``::notice`` per finding.
+
+GitHub shows at most 10 annotations of each kind per step, so the most severe come first, at most
+10 of each kind, and when some do not fit, a last notice says how many more the report holds (the
+notices leave room for it). :func:`write_step_summary` appends the Markdown report to the job's
+summary (``$GITHUB_STEP_SUMMARY``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gradhealth.core.document import Diagnosis, Finding
+from gradhealth.report.context import (
+    ReportContext,
+    Where,
+    by_severity,
+    locate_findings,
+    title,
+    top_remedy,
+    verified_text,
+)
+
+COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
+PER_KIND = 10  # GitHub's limit per annotation kind and step
+
+
+def escape_data(s: str) -> str:
+    """A command's message, escaped as @actions/core does."""
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(s: str) -> str:
+    """A command property's value (``file``, ``title``...), escaped as @actions/core does."""
+    return escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def _command(kind: str, message: str, **props: str | int | None) -> str:
+    shown = ",".join(f"{k}={escape_property(str(v))}" for k, v in props.items() if v is not None)
+    return f"::{kind}{' ' + shown if shown else ''}::{escape_data(message)}"
+
+
+def _message(f: Finding, doc: Diagnosis) -> str:
+    lines = [f.summary]
+    best = top_remedy(f)
+    if best is not None:
+        lines.append(f"Fix: {best.id}: {best.change} ({verified_text(best, doc, markdown=False)})")
+    return "\n".join(lines)
+
+
+def github_commands(doc: Diagnosis, ctx: ReportContext) -> list[str]:
+    """The workflow commands for ``doc``, most severe first, within GitHub's per-kind caps."""
+    placed = dict(zip(map(id, doc.findings), locate_findings(doc, ctx), strict=True))
+    ordered = by_severity(doc.findings)
+    count = {k: sum(1 for f in ordered if COMMAND[f.severity] == k) for k in COMMAND.values()}
+    room = dict.fromkeys(COMMAND.values(), PER_KIND)
+    if any(n > PER_KIND for n in count.values()):
+        room["notice"] = PER_KIND - 1  # the last notice says how many more there are
+    shown: list[str] = []
+    for f in ordered:
+        kind = COMMAND[f.severity]
+        if room[kind] == 0:
+            continue
+        room[kind] -= 1
+        w: Where = placed[id(f)]
+        shown.append(
+            _command(
+                kind,
+                _message(f, doc),
+                file=w.uri,
+                line=w.line,
+                endLine=w.end_line,
+                col=w.column,
+                endColumn=w.end_column if w.line == w.end_line else None,
+                title=f"{f.code}: {title(f.code)}",
+            )
+        )
+    hidden = len(ordered) - len(shown)
+    if hidden:
+        shown.append(
+            _command(
+                "notice",
+                f"{hidden} more finding(s) are in the report (not shown here: "
+                f"GitHub shows {PER_KIND} annotations of each kind per step).",
+                title="gradhealth: more findings",
+            )
+        )
+    return shown
+
+
+def render_github(doc: Diagnosis, ctx: ReportContext) -> str:
+    """The workflow commands as lines for a step's standard output."""
+    return "\n".join(github_commands(doc, ctx))
+
+
+def write_step_summary(
+    doc: Diagnosis, ctx: ReportContext, path: str | os.PathLike[str] | None = None
+) -> bool:
+    """Append the Markdown report to ``path`` (default: ``$GITHUB_STEP_SUMMARY``); False when
+    there is no summary file to write to."""
+    from gradhealth.report.markdown import render_markdown
+
+    target = path if path is not None else os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return False
+    with Path(target).open("a", encoding="utf-8") as f:
+        f.write(render_markdown(doc, ctx) + "\n\n")
+    return True

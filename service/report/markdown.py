@@ -1,0 +1,121 @@
+"""Markdown: a job's step summary or a pull-request comment, with nothing to host.
+
+Status, a findings table, the top verified remedy per finding (its snippet and before/after
+figures), and for architecture checks a Mermaid ``xychart-beta`` of the per-layer gradient norms
+in log10, which GitHub renders.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from gradhealth.core.document import Diagnosis, LayerReport
+from gradhealth.report.context import (
+    ReportContext,
+    Where,
+    locate_findings,
+    num,
+    title,
+    top_remedy,
+    verified_text,
+)
+
+STATUS_MARK = {"healthy": "✅", "warning": "⚠️", "unhealthy": "❌"}
+SEVERITY_MARK = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
+CHART_POINTS = 60  # an x axis past this many labels is unreadable: longer nets are sampled evenly
+LOG10_FLOOR = -40.0  # a zero norm is charted at this floor (log10 of 0 is -inf)
+
+
+def cell(text: str) -> str:
+    """Text for one table cell: no line breaks, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def fenced(code: str, lang: str = "") -> str:
+    """A code block whose fence is longer than any backtick run inside it."""
+    longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{code.rstrip()}\n{fence}"
+
+
+def _where(w: Where) -> str:
+    if w.uri is None:
+        return f"`{cell(w.logical)}`" if w.logical else ""
+    at = f"{w.uri}:{w.line}" if w.line else w.uri
+    return f"`{cell(at)}`" + (f" ({cell(w.logical)})" if w.logical else "")
+
+
+def _log10(x: float) -> float:
+    return max(LOG10_FLOOR, math.log10(x)) if x > 0 else LOG10_FLOOR
+
+
+def _label(name: str) -> str:
+    return '"' + name.replace('"', "'") + '"'
+
+
+def gradient_chart(layers: list[LayerReport]) -> str | None:
+    """A Mermaid ``xychart-beta`` of log10 ||dL/dW|| (bars) and, where every charted layer has it,
+    log10 ||dL/dh|| (line) per layer; None when no layer has a gradient norm."""
+    charted = [layer for layer in layers if layer.grad_norm is not None]
+    if not charted:
+        return None
+    if len(charted) > CHART_POINTS:
+        step = (len(charted) - 1) / (CHART_POINTS - 1)
+        charted = [charted[round(i * step)] for i in range(CHART_POINTS)]
+    bars = [_log10(layer.grad_norm or 0.0) for layer in charted]
+    out_norms = [layer.output_grad_norm for layer in charted]
+    lines = [
+        "xychart-beta",
+        '    title "log10 gradient norm per layer (bars: dL/dW'
+        + (', line: dL/dh)"' if all(x is not None for x in out_norms) else ')"'),
+        "    x-axis [" + ", ".join(_label(layer.name) for layer in charted) + "]",
+        '    y-axis "log10 norm"',
+        "    bar [" + ", ".join(f"{v:.3f}" for v in bars) + "]",
+    ]
+    if all(x is not None for x in out_norms):
+        lines.append("    line [" + ", ".join(f"{_log10(x or 0.0):.3f}" for x in out_norms) + "]")
+    return fenced("\n".join(lines), "mermaid")
+
+
+def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
+    """The Markdown report."""
+    name = doc.name or ctx.source or doc.kind
+    out = [
+        f"## {STATUS_MARK[doc.status]} Gradient Health: {name}: **{doc.status}**",
+        "",
+        doc.summary,
+    ]
+    if ctx.source:
+        out += ["", f"Checked: `{ctx.source}` ({ctx.check_kind(doc)})"]
+    places = locate_findings(doc, ctx)
+    if doc.findings:
+        out += ["", "| severity | code | where | finding |", "|---|---|---|---|"]
+        for f, w in zip(doc.findings, places, strict=True):
+            out.append(
+                f"| {SEVERITY_MARK[f.severity]} | `{f.code}` | {_where(w)} | {cell(f.summary)} |"
+            )
+        out += ["", "### Remedies"]
+        for f in doc.findings:
+            best = top_remedy(f)
+            out += ["", f"#### `{f.code}`: {title(f.code)}", ""]
+            if best is None:
+                out.append("No remedy proposed: " + f.explanation)
+                continue
+            out.append(f"**`{best.id}`**: {best.change} ({verified_text(best, doc)})")
+            if best.verified is not None:
+                v = best.verified
+                out += [
+                    "",
+                    "| metric | before | after | fixed |",
+                    "|---|---|---|---|",
+                    f"| `{cell(v.metric)}` | {num(v.before)} | {num(v.after)} "
+                    f"| {'yes' if v.fixed else 'no'} |",
+                ]
+            if best.snippet:
+                out += ["", fenced(best.snippet, "python")]
+    if doc.kind == "architecture":
+        chart = gradient_chart(doc.layers)
+        if chart:
+            out += ["", "### Gradient norms per layer", "", chart]
+    return "\n".join(out) + "\n"
