@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import stat
 import tarfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, cast
 
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
@@ -128,7 +129,7 @@ def _extract_zip(path: Path, dest: Path, budget: _Budget) -> None:
 class _Counting:
     """A decompressed stream that refuses to give out more than the limits allow."""
 
-    def __init__(self, raw: IO[bytes], budget: _Budget) -> None:
+    def __init__(self, raw: io.BufferedIOBase, budget: _Budget) -> None:
         self.raw, self.budget, self.n = raw, budget, 0
 
     def read(self, size: int = -1) -> bytes:
@@ -147,11 +148,22 @@ class _Counting:
         return data
 
 
+def _open_tar_stream(path: Path, kind: str) -> io.BufferedIOBase:
+    """The tar inside the file, decompressed as it is read."""
+    if kind == "gz":
+        return gzip.open(path, "rb")
+    if kind == "bz2":
+        return bz2.open(path, "rb")
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    return path.open("rb")
+
+
 def _extract_tar(path: Path, kind: str, dest: Path, budget: _Budget) -> None:
-    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(kind)
     try:
-        with (opener(path, "rb") if opener else path.open("rb")) as raw, \
-                tarfile.open(fileobj=_Counting(raw, budget), mode="r|") as tf:  # type: ignore[arg-type]
+        # _Counting is a read-only stream: all that tarfile's stream mode "r|" uses
+        with _open_tar_stream(path, kind) as raw, \
+                tarfile.open(fileobj=cast(IO[bytes], _Counting(raw, budget)), mode="r|") as tf:
             for member in tf:
                 budget.entry()
                 target = _safe_target(dest, member.name, path.name)

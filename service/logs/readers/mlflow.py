@@ -65,7 +65,7 @@ class MLflowReader:
         try:
             if not metrics.is_dir() or metrics.is_symlink():
                 return 0.0
-            files = []
+            files: list[Path] = []
             for root, _dirs, names in os.walk(metrics):
                 files.extend(Path(root) / n for n in names if not n.startswith("."))
                 if len(files) >= 20:
@@ -95,7 +95,7 @@ class MLflowReader:
                 raise LogError(f"{path.name}: not an MLflow run folder (no metrics/ folder)")
             for f in _metric_files(metrics):
                 self._read_metric(f, f.relative_to(metrics).as_posix(), points, warnings, limits)
-            params_dir = path / "params"
+            params_dir: Path | None = path / "params"
         else:
             self._read_metric(path, path.name, points, warnings, limits, where=path.name)
             params_dir = path.parent.parent / "params" if path.parent.name == "metrics" else None

@@ -63,6 +63,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ from gradhealth.logs.readers.textio import (
     CsvRows,
     Lines,
     Points,
+    Record,
     check_header,
     csv_header,
     first_lines,
@@ -103,7 +105,7 @@ def native_role(name: str) -> tuple[Role | None, str | None]:
     return None, None
 
 
-def _is_long(cols: list[str] | set[str]) -> bool:
+def _is_long(cols: Iterable[str]) -> bool:
     c = set(cols)
     return "step" in c and "value" in c and ("metric" in c or {"layer", "kind"} <= c)
 
@@ -177,7 +179,7 @@ class NativeReader:
 
     @staticmethod
     def _record(obj: dict[str, Any], long: bool | None = None,
-                ) -> list[tuple[str, float, float, float | None, tuple[Role, str | None] | None]]:
+                ) -> list[Record]:
         if "step" not in obj:
             raise BadRow("no 'step'")
         step = number(obj["step"])
@@ -209,7 +211,7 @@ class NativeReader:
             if not isinstance(layer, str) or not layer.strip():
                 raise BadRow("'layer' must be a non-empty string when 'kind' is given")
             return [(f"{kind}/{layer.strip()}", step, value, wall, (KINDS[kind], layer.strip()))]
-        out = []
+        out: list[Record] = []
         for key, raw in obj.items():
             if key in _RESERVED or raw is None:
                 continue
@@ -297,8 +299,8 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
         if f.read(1) != b"\n" or set(header) - _FAST_COLUMNS or len(set(header)) != len(header):
             return None
     # Names as categories: the parser interns them and hands back integer codes (no factorize pass).
-    strings = {c: "category" for c in ("metric", "layer", "kind") if c in header}
-    floats = {c: "float64" for c in ("step", "value", "wall_time", "time") if c in header}
+    strings: dict[str, str] = {c: "category" for c in ("metric", "layer", "kind") if c in header}
+    floats: dict[str, str] = {c: "float64" for c in ("step", "value", "wall_time", "time") if c in header}
     try:
         df = pd.read_csv(path, dtype={**strings, **floats}, keep_default_na=False, engine="c",
                          na_values={"value": _NAN_TOKENS}, encoding="utf-8-sig")

@@ -53,7 +53,7 @@ _TRACEBACK = "Traceback (most recent call last):"
 
 STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step"}
 ROLES: dict[str, Role] = {}
-for _names, _role in (
+for _names, _name_role in (
     (("loss", "train_loss", "trl", "training_loss", "tr_loss", "train/loss", "lm_loss"), "loss"),
     (("val_loss", "tel", "eval_loss", "valid_loss", "validation_loss", "test_loss", "val/loss",
       "eval/loss", "dev_loss"), "val_loss"),
@@ -62,7 +62,7 @@ for _names, _role in (
     (("lr", "learning_rate", "train/learning_rate", "lrate"), "learning_rate"),
 ):
     for _n in _names:
-        ROLES[_n] = _role  # type: ignore[assignment]
+        ROLES[_n] = _name_role  # type: ignore[assignment]  # the tuple's strings are Role literals
 _WS_KEYS = STEP_KEYS | set(ROLES) | {"epoch", "train_acc", "val_acc", "accuracy", "acc", "perplexity", "ppl"}
 _MAX_TB_LINES = 200
 MAX_LINE = 16 * 2**20

@@ -82,6 +82,10 @@ def truncated(name: str, lineno: int, why: str) -> LogWarning:
                       f"read up to line {lineno - 1}", where=f"line {lineno}")
 
 
+#: A point with its series name and, when the format says it, the series' role and layer.
+Record = tuple[str, float, float, "float | None", "tuple[Role, str | None] | None"]
+
+
 class Points:
     """Collects (step, value, wall time) points per series name, in first-seen order."""
 
@@ -109,8 +113,7 @@ class Points:
             raise UploadTooLarge(f"{self.name}: more than {self.limits.max_points:,} values; the limit "
                                  f"is {self.limits.max_points:,}")
 
-    def add_records(self, records: list[tuple[str, float, float, float | None, tuple[Role, str | None] | None]],
-                    ) -> None:
+    def add_records(self, records: list[Record]) -> None:
         """Add (name, step, value, wall time, role or None) records, remembering each name's role."""
         for name, step, value, wall, role in records:
             if role is not None:

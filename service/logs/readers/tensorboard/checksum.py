@@ -11,6 +11,7 @@ the same results. :func:`crc32c_rows` and the slicing-by-4 tables (:data:`TLO`, 
 from __future__ import annotations
 
 import functools
+from typing import overload
 from warnings import catch_warnings, simplefilter
 
 import numpy as np
@@ -164,6 +165,10 @@ def crc32c(data: bytes | bytearray | memoryview) -> int:
     return crc32c_python(data)
 
 
+@overload
+def mask_crc(crc: int) -> int: ...
+@overload
+def mask_crc(crc: np.ndarray) -> np.ndarray: ...
 def mask_crc(crc: int | np.ndarray) -> int | np.ndarray:
     """TFRecord's masking: rotate right by 15 bits and add a constant (mod 2**32)."""
     if isinstance(crc, np.ndarray):

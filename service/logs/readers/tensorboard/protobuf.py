@@ -92,7 +92,8 @@ def _packed(buf: bytes, wt: int, a: int, b: int, fmt: str) -> list[float]:
     """A repeated float/double/int field, packed (wire type 2) or one element."""
     if wt == 2:
         if fmt == "varint":
-            out, pos = [], a
+            out: list[float] = []
+            pos = a
             while pos < b:
                 v, pos = varint(buf, pos)
                 out.append(v)

@@ -166,6 +166,7 @@ def _series(names: dict[int, str], fast: tuple[np.ndarray, ...], slow: tuple[np.
     for tid in set(fast_of) | set(slow_of):
         fi, si = fast_of.get(tid), slow_of.get(tid)
         if si is None:
+            fi = fast_of[tid]
             order, step, value, wall = f_order[fi[:1]] << 20, f_step[fi], f_value[fi], f_wall[fi]
         elif fi is None:
             order, step, value, wall = s_order[si], s_step[si], s_value[si], s_wall[si]
