@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 from gradhealth.analysis.findings import (
     Detection,
@@ -67,14 +66,16 @@ class ArchitectureRule(ABC):
 
     @abstractmethod
     def measure(self, result: SimulationResult) -> float:
-        """The metric on ``result`` (nan when it does not apply); the same on every re-simulation."""
+        """The metric on ``result`` (nan when it does not apply), alike on every re-simulation."""
 
     @abstractmethod
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         """The severity at metric ``value`` (``value`` is never nan); None when healthy."""
 
     @abstractmethod
-    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
         """The detection, with its evidence and the units it is about."""
 
     def severity(self, result: SimulationResult, t: Thresholds) -> tuple[float, str | None]:
@@ -87,11 +88,15 @@ class ArchitectureRule(ABC):
         return [r for build in self.remedies for r in build(ctx)]
 
 
-def _through_depth(code: str, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+def _through_depth(
+    code: str, severity: str, value: float, result: SimulationResult, t: Thresholds
+) -> Detection:
     ratio, units = depth_ratio(result)
     growth = activation_growth(result)
     depth = len(units)
-    per_layer = ratio ** (1 / (depth - 1)) if depth > 1 and ratio > 0 and math.isfinite(ratio) else math.nan
+    per_layer = (
+        ratio ** (1 / (depth - 1)) if depth > 1 and ratio > 0 and math.isfinite(ratio) else math.nan
+    )
     evidence = {
         "metric": "output_grad_ratio_first_to_last",
         "value": value,
@@ -107,18 +112,28 @@ def _through_depth(code: str, severity: str, value: float, result: SimulationRes
     }
     acts = layer_activations(units)
     if code == "vanishing_gradient":
-        summary = (f"gradient shrinks {fmt(1 / ratio) if ratio > 0 else 'infinitely'}x from "
-                   f"{units[-1].name} back to {units[0].name} ({depth} layers, {fmt(per_layer)} per layer)")
-        explanation = (f"Backpropagation multiplies one Jacobian per layer; through these {acts} layers the "
-                       f"typical factor is {fmt(per_layer)} < 1, so the early layers barely learn.")
+        summary = (
+            f"gradient shrinks {fmt(1 / ratio) if ratio > 0 else 'infinitely'}x from "
+            f"{units[-1].name} back to {units[0].name} ({depth} layers, {fmt(per_layer)} per layer)"
+        )
+        explanation = (
+            f"Backpropagation multiplies one Jacobian per layer; through these {acts} layers the "
+            f"typical factor is {fmt(per_layer)} < 1, so the early layers barely learn."
+        )
     else:
         which = "gradient" if ratio >= growth or math.isnan(growth) else "activation"
         shown = ratio if which == "gradient" else growth
-        summary = (f"{which} norm grows {fmt(shown)}x across {depth} layers "
-                   f"({units[0].name} .. {units[-1].name})")
-        explanation = (f"The per-layer gain of these {acts} layers is above 1 (weights too large for the "
-                       "activation, or residual branches adding up), so signals grow exponentially with depth.")
-    return Detection(code, severity, str(evidence["metric"]), value, summary, explanation, evidence, units)
+        summary = (
+            f"{which} norm grows {fmt(shown)}x across {depth} layers "
+            f"({units[0].name} .. {units[-1].name})"
+        )
+        explanation = (
+            f"The per-layer gain of these {acts} layers is above 1 (weights too large for the "
+            "activation, or residual branches adding up), so signals grow exponentially with depth."
+        )
+    return Detection(
+        code, severity, str(evidence["metric"]), value, summary, explanation, evidence, units
+    )
 
 
 class VanishingGradient(ArchitectureRule):
@@ -131,33 +146,49 @@ class VanishingGradient(ArchitectureRule):
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         return t.vanishing(value)
 
-    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
         return _through_depth(self.code, severity, value, result, t)
 
 
 class ExplodingGradient(ArchitectureRule):
     code = "exploding_gradient"
-    remedies = (init_remedies, scaled_residual, _batchnorm, _layernorm, clipping, learning_rate, decay)
+    remedies = (
+        init_remedies,
+        scaled_residual,
+        _batchnorm,
+        _layernorm,
+        clipping,
+        learning_rate,
+        decay,
+    )
 
     def measure(self, result: SimulationResult) -> float:
         # Gradients growing backwards or activations growing forwards: whichever is worse.
-        values = [v for v in (depth_ratio(result)[0], activation_growth(result)) if not math.isnan(v)]
+        values = [
+            v for v in (depth_ratio(result)[0], activation_growth(result)) if not math.isnan(v)
+        ]
         return max(values) if values else math.nan
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         return t.exploding(value)
 
-    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
         return _through_depth(self.code, severity, value, result, t)
 
 
 class _ThroughTime(ArchitectureRule):
-    pick: Callable[..., tuple[str, int, float, int]]
     verb: str
 
-    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
         vanishing = self.code == "vanishing_through_time"
-        layer, sub, ratio, steps = self.pick(time_ratios(result), key=lambda r: r[2])
+        pick = min if vanishing else max  # the worst recurrent layer
+        layer, sub, ratio, steps = pick(time_ratios(result), key=lambda r: r[2])
         per_step = ratio ** (1 / (steps - 2)) if ratio > 0 and math.isfinite(ratio) else math.nan
         unit = result.unit(layer)
         evidence = {
@@ -172,18 +203,29 @@ class _ThroughTime(ArchitectureRule):
             "log10_ratio": math.log10(ratio) if ratio > 0 and math.isfinite(ratio) else None,
         }
         shown = 1 / ratio if vanishing and ratio > 0 else ratio
-        summary = (f"{layer}: dL/dh_t {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
-                   f"({fmt(per_step)} per step)")
-        explanation = ("An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
-                       f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps.")
-        return Detection(self.code, severity, str(evidence["metric"]), value, summary, explanation, evidence,
-                         [unit])
+        summary = (
+            f"{layer}: dL/dh_t {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
+            f"({fmt(per_step)} per step)"
+        )
+        explanation = (
+            "An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
+            f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps."
+        )
+        return Detection(
+            self.code,
+            severity,
+            str(evidence["metric"]),
+            value,
+            summary,
+            explanation,
+            evidence,
+            [unit],
+        )
 
 
 class VanishingThroughTime(_ThroughTime):
     code = "vanishing_through_time"
     remedies = (gated_cells, orthogonal)
-    pick = min
     verb = "shrinks"
 
     def measure(self, result: SimulationResult) -> float:
@@ -196,7 +238,6 @@ class VanishingThroughTime(_ThroughTime):
 class ExplodingThroughTime(_ThroughTime):
     code = "exploding_through_time"
     remedies = (orthogonal, gated_cells, clipping, learning_rate)
-    pick = max
     verb = "grows"
 
     def measure(self, result: SimulationResult) -> float:
@@ -212,7 +253,9 @@ class _Fraction(ArchitectureRule):
     key: str
 
     def measure(self, result: SimulationResult) -> float:
-        return max((u.mean(self.key) for u in result.units if self.key in u.values), default=math.nan)
+        return max(
+            (u.mean(self.key) for u in result.units if self.key in u.values), default=math.nan
+        )
 
     def limits(self, t: Thresholds) -> tuple[float, float]:
         raise NotImplementedError
@@ -220,16 +263,27 @@ class _Fraction(ArchitectureRule):
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         return t.fraction(value, *self.limits(t))
 
-    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
         warn = self.limits(t)[0]
         hit = [u for u in result.units if self.key in u.values and u.mean(self.key) >= warn]
         worst = max(hit, key=lambda u: u.mean(self.key))
-        evidence = {"metric": f"max_{self.key}", "value": value, "threshold": warn,
-                    "layers": [u.name for u in hit], "fractions": {u.name: u.mean(self.key) for u in hit}}
+        evidence = {
+            "metric": f"max_{self.key}",
+            "value": value,
+            "threshold": warn,
+            "layers": [u.name for u in hit],
+            "fractions": {u.name: u.mean(self.key) for u in hit},
+        }
         summary, explanation = self.words(value, worst.name, worst.activation, len(hit))
-        return Detection(self.code, severity, str(evidence["metric"]), value, summary, explanation, evidence, hit)
+        return Detection(
+            self.code, severity, str(evidence["metric"]), value, summary, explanation, evidence, hit
+        )
 
-    def words(self, value: float, worst: str, activation: str | None, layers: int) -> tuple[str, str]:
+    def words(
+        self, value: float, worst: str, activation: str | None, layers: int
+    ) -> tuple[str, str]:
         raise NotImplementedError
 
 
@@ -241,10 +295,14 @@ class Saturation(_Fraction):
     def limits(self, t: Thresholds) -> tuple[float, float]:
         return t.saturation_warning, t.saturation_error
 
-    def words(self, value: float, worst: str, activation: str | None, layers: int) -> tuple[str, str]:
-        return (f"{value:.0%} of units in {worst} sit in the flat tails of {activation}",
-                "Pre-activations too large for a saturating activation push it into its flat tails, "
-                "where its derivative is near zero and no gradient passes.")
+    def words(
+        self, value: float, worst: str, activation: str | None, layers: int
+    ) -> tuple[str, str]:
+        return (
+            f"{value:.0%} of units in {worst} sit in the flat tails of {activation}",
+            "Pre-activations too large for a saturating activation push it into its flat tails, "
+            "where its derivative is near zero and no gradient passes.",
+        )
 
 
 class DeadUnits(_Fraction):
@@ -255,10 +313,15 @@ class DeadUnits(_Fraction):
     def limits(self, t: Thresholds) -> tuple[float, float]:
         return t.dead_warning, t.dead_error
 
-    def words(self, value: float, worst: str, activation: str | None, layers: int) -> tuple[str, str]:
-        return (f"{value:.0%} of units in {worst} are zero for the whole batch ({layers} layers affected)",
-                "A ReLU unit whose pre-activation is negative for every input outputs 0 and gets "
-                "0 gradient, so it never recovers (a too-negative bias or a badly scaled init).")
+    def words(
+        self, value: float, worst: str, activation: str | None, layers: int
+    ) -> tuple[str, str]:
+        return (
+            f"{value:.0%} of units in {worst} are zero for the whole batch "
+            f"({layers} layers affected)",
+            "A ReLU unit whose pre-activation is negative for every input outputs 0 and gets "
+            "0 gradient, so it never recovers (a too-negative bias or a badly scaled init).",
+        )
 
 
 class Nonfinite(ArchitectureRule):
@@ -266,23 +329,42 @@ class Nonfinite(ArchitectureRule):
     remedies = (init_remedies, clipping, learning_rate)
 
     def measure(self, result: SimulationResult) -> float:
-        return float(any(u.mean("nonfinite_forward") > 0 or u.mean("nonfinite_backward") > 0
-                         for u in result.units)
-                     or not all(math.isfinite(x) for x in result.losses))
+        return float(
+            any(
+                u.mean("nonfinite_forward") > 0 or u.mean("nonfinite_backward") > 0
+                for u in result.units
+            )
+            or not all(math.isfinite(x) for x in result.losses)
+        )
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         return "error" if value > 0 else None
 
-    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
         fwd = [u for u in result.units if u.mean("nonfinite_forward") > 0]
         bwd = [u for u in result.units if u.mean("nonfinite_backward") > 0]
         first = fwd[0] if fwd else (bwd[-1] if bwd else None)
         where = f"{'forward' if fwd else 'backward'} pass at {first.name}" if first else "the loss"
-        evidence = {"metric": "nonfinite", "value": value, "layers": [first.name] if first else [],
-                    "pass": "forward" if fwd else "backward", "losses": [fmt(x) for x in result.losses]}
-        return Detection(self.code, severity, "nonfinite", value, f"NaN/Inf first appears in the {where}",
-                         "Values overflowed (or an operation was undefined), so every later number is NaN/Inf "
-                         "and training cannot proceed.", evidence, [first] if first else [])
+        evidence = {
+            "metric": "nonfinite",
+            "value": value,
+            "layers": [first.name] if first else [],
+            "pass": "forward" if fwd else "backward",
+            "losses": [fmt(x) for x in result.losses],
+        }
+        return Detection(
+            self.code,
+            severity,
+            "nonfinite",
+            value,
+            f"NaN/Inf first appears in the {where}",
+            "Values overflowed (or an operation was undefined), so every later number is NaN/Inf "
+            "and training cannot proceed.",
+            evidence,
+            [first] if first else [],
+        )
 
 
 class PostLnDepthRisk(ArchitectureRule):
@@ -297,21 +379,52 @@ class PostLnDepthRisk(ArchitectureRule):
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         return "warning" if post_ln_stacks(result, t) else None
 
-    def describe(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
         stack = post_ln_stacks(result, t)
         g_first, g_last = stack[0].geo("grad_norm"), stack[-1].geo("grad_norm")
-        evidence = {"metric": "last_layer_grad_norm", "value": value, "threshold": float(t.post_ln_depth),
-                    "layers": [stack[0].name, stack[-1].name], "depth": len(stack),
-                    "first_layer_grad_norm": g_first, "last_layer_grad_norm": g_last}
-        summary = (f"Post-LN Transformer stack of {len(stack)} layers: last-layer gradient norm {fmt(g_last)} "
-                   "does not shrink with depth")
-        explanation = ("In Post-LN Transformers the gradient at the last layers is large at initialisation "
-                       "(Xiong et al. 2020), so deep stacks need learning-rate warm-up or diverge; Pre-LN does not.")
-        return Detection(self.code, severity, "last_layer_grad_norm", value, summary, explanation, evidence, stack)
+        evidence = {
+            "metric": "last_layer_grad_norm",
+            "value": value,
+            "threshold": float(t.post_ln_depth),
+            "layers": [stack[0].name, stack[-1].name],
+            "depth": len(stack),
+            "first_layer_grad_norm": g_first,
+            "last_layer_grad_norm": g_last,
+        }
+        summary = (
+            f"Post-LN Transformer stack of {len(stack)} layers: "
+            f"last-layer gradient norm {fmt(g_last)} "
+            "does not shrink with depth"
+        )
+        explanation = (
+            "In Post-LN Transformers the gradient at the last layers is large at initialisation "
+            "(Xiong et al. 2020), so deep stacks need learning-rate warm-up or diverge; "
+            "Pre-LN does not."
+        )
+        return Detection(
+            self.code,
+            severity,
+            "last_layer_grad_norm",
+            value,
+            summary,
+            explanation,
+            evidence,
+            stack,
+        )
 
 
-for _part in (Nonfinite(), ExplodingGradient(), VanishingGradient(), ExplodingThroughTime(),
-              VanishingThroughTime(), Saturation(), DeadUnits(), PostLnDepthRisk()):
+for _part in (
+    Nonfinite(),
+    ExplodingGradient(),
+    VanishingGradient(),
+    ExplodingThroughTime(),
+    VanishingThroughTime(),
+    Saturation(),
+    DeadUnits(),
+    PostLnDepthRisk(),
+):
     implement_architecture(_part.code, _part)
 
 

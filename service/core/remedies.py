@@ -24,46 +24,77 @@ RAISE_LR_FACTOR = 3.0
 WEIGHT_DECAY = 0.01
 
 SNIPPETS: dict[str, str] = {
-    "he_init": "for m in model.modules():\n    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
-               "        nn.init.kaiming_normal_(m.weight, nonlinearity=\"relu\")\n"
-               "        nn.init.zeros_(m.bias)",
-    "xavier_init": "for m in model.modules():\n    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
-                   "        nn.init.xavier_normal_(m.weight)\n        nn.init.zeros_(m.bias)",
-    "lecun_init": "for m in model.modules():\n    if isinstance(m, nn.Linear):\n"
-                  "        nn.init.normal_(m.weight, std=m.in_features ** -0.5)  # LeCun normal, for SELU",
-    "orthogonal_init": "for name, p in rnn.named_parameters():\n    if name.startswith(\"weight_hh\"):\n"
-                       "        for block in p.data.chunk(n_gates, 0):  # 1 (rnn), 4 (lstm), 3 (gru)\n"
-                       "            nn.init.orthogonal_(block)",
-    "relu_family_activation": "nn.Sequential(nn.Linear(n_in, n_out), nn.{act}())  # and Kaiming init for it",
-    "residual_connections": "class Residual(nn.Module):\n    def __init__(self, f, scale=1.0):\n"
-                            "        super().__init__(); self.f, self.scale = f, scale\n"
-                            "    def forward(self, x):\n        return x + self.scale * self.f(x)",
-    "scaled_residual": "return x + self.f(x) / math.sqrt(num_blocks)  # keeps Var(h) bounded with depth",
+    "he_init": (
+        "for m in model.modules():\n"
+        "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
+        '        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")\n'
+        "        nn.init.zeros_(m.bias)"
+    ),
+    "xavier_init": (
+        "for m in model.modules():\n"
+        "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
+        "        nn.init.xavier_normal_(m.weight)\n        nn.init.zeros_(m.bias)"
+    ),
+    "lecun_init": (
+        "for m in model.modules():\n    if isinstance(m, nn.Linear):\n"
+        "        nn.init.normal_(m.weight, std=m.in_features ** -0.5)  # LeCun normal, for SELU"
+    ),
+    "orthogonal_init": (
+        "for name, p in rnn.named_parameters():\n"
+        '    if name.startswith("weight_hh"):\n'
+        "        for block in p.data.chunk(n_gates, 0):  # 1 (rnn), 4 (lstm), 3 (gru)\n"
+        "            nn.init.orthogonal_(block)"
+    ),
+    "relu_family_activation": (
+        "nn.Sequential(nn.Linear(n_in, n_out), nn.{act}())  # and Kaiming init for it"
+    ),
+    "residual_connections": (
+        "class Residual(nn.Module):\n    def __init__(self, f, scale=1.0):\n"
+        "        super().__init__(); self.f, self.scale = f, scale\n"
+        "    def forward(self, x):\n        return x + self.scale * self.f(x)"
+    ),
+    "scaled_residual": (
+        "return x + self.f(x) / math.sqrt(num_blocks)  # keeps Var(h) bounded with depth"
+    ),
     "batch_norm": "nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), activation)",
     "layer_norm": "nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), activation)",
-    "pre_layer_norm": "nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, norm_first=True)\n"
-                      "# and a final nn.LayerNorm(d_model) after the stack",
-    "gated_recurrent_cell": "lstm = nn.LSTM(n_in, hidden, batch_first=True)\nH = hidden\n"
-                            "for name, b in lstm.named_parameters():\n    if name.startswith(\"bias_ih\"):\n"
-                            "        {bias_code}\n    elif name.startswith(\"bias_hh\"):\n"
-                            "        b.data[:2 * H] = 0.0",
-    "gradient_clipping": "loss.backward()\n"
-                         "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={max_norm})\n"
-                         "optimizer.step()",
-    "lower_learning_rate": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr * {factor})\n"
-                           "scheduler = torch.optim.lr_scheduler.LambdaLR(\n"
-                           "    optimizer, lambda step: min(1.0, (step + 1) / {warmup_steps}))"
-                           "  # linear warm-up",
+    "pre_layer_norm": (
+        "nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, norm_first=True)\n"
+        "# and a final nn.LayerNorm(d_model) after the stack"
+    ),
+    "gated_recurrent_cell": (
+        "lstm = nn.LSTM(n_in, hidden, batch_first=True)\nH = hidden\n"
+        'for name, b in lstm.named_parameters():\n    if name.startswith("bias_ih"):\n'
+        '        {bias_code}\n    elif name.startswith("bias_hh"):\n'
+        "        b.data[:2 * H] = 0.0"
+    ),
+    "gradient_clipping": (
+        "loss.backward()\n"
+        "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={max_norm})\n"
+        "optimizer.step()"
+    ),
+    "lower_learning_rate": (
+        "optimizer = torch.optim.AdamW(model.parameters(), lr=lr * {factor})\n"
+        "scheduler = torch.optim.lr_scheduler.LambdaLR(\n"
+        "    optimizer, lambda step: min(1.0, (step + 1) / {warmup_steps}))"
+        "  # linear warm-up"
+    ),
     "raise_learning_rate": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr * {factor})",
-    "weight_decay": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay={weight_decay})",
-    "early_stopping": "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
-                      "    torch.save(model.state_dict(), \"best.pt\")\nelse:\n    bad_epochs += 1\n"
-                      "    if bad_epochs >= {patience}:\n        break  # restore best.pt",
+    "weight_decay": (
+        "optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay={weight_decay})"
+    ),
+    "early_stopping": (
+        "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
+        '    torch.save(model.state_dict(), "best.pt")\nelse:\n    bad_epochs += 1\n'
+        "    if bad_epochs >= {patience}:\n        break  # restore best.pt"
+    ),
 }
 
 #: The remedy id of each init scheme a check may propose.
 INIT_REMEDY: dict[str, str] = {
-    "kaiming_normal": "he_init", "xavier_normal": "xavier_init", "lecun_normal": "lecun_init",
+    "kaiming_normal": "he_init",
+    "xavier_normal": "xavier_init",
+    "lecun_normal": "lecun_init",
 }
 
 Patch = Sequence[dict[str, Any]]
@@ -76,8 +107,15 @@ def make_remedy(rid: str, change: str, patch: Patch = (), **params: Any) -> Reme
     """
     entry = REMEDIES[rid]
     snippet = SNIPPETS[rid].format(**params) if params else SNIPPETS[rid]
-    return Remedy(id=rid, title=entry.title, rationale=entry.description, change=change,
-                  snippet=snippet, patch=list(patch), params=params)
+    return Remedy(
+        id=rid,
+        title=entry.title,
+        rationale=entry.description,
+        change=change,
+        snippet=snippet,
+        patch=list(patch),
+        params=params,
+    )
 
 
 # --- structural changes (the architecture check adds a JSON Patch; the log check cannot) ---------
@@ -90,8 +128,9 @@ def init(scheme: str, where: str, patch: Patch = ()) -> Remedy:
 
 def relu_family_activation(where: str, activation: str = "relu", patch: Patch = ()) -> Remedy:
     """Use ``activation`` (relu, or leaky_relu where units die) with He init in ``where``."""
-    r = make_remedy("relu_family_activation",
-                    f"use {activation} with kaiming_normal init in {where}", patch)
+    r = make_remedy(
+        "relu_family_activation", f"use {activation} with kaiming_normal init in {where}", patch
+    )
     r.snippet = r.snippet.replace("{act}", "ReLU" if activation == "relu" else "LeakyReLU")
     return r
 
@@ -109,7 +148,9 @@ def residual_connections(where: str, patch: Patch = ()) -> Remedy:
 
 def scaled_residual(where: str, patch: Patch = ()) -> Remedy:
     """Scale the residual branches of ``where`` by 1/sqrt(blocks)."""
-    return make_remedy("scaled_residual", f"scale the residual branches of {where} by 1/sqrt(blocks)", patch)
+    return make_remedy(
+        "scaled_residual", f"scale the residual branches of {where} by 1/sqrt(blocks)", patch
+    )
 
 
 def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:
@@ -119,23 +160,35 @@ def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:
 
 def orthogonal_init(where: str, patch: Patch = ()) -> Remedy:
     """Initialise the recurrent weights of ``where`` orthogonally."""
-    return make_remedy("orthogonal_init", f"initialise the recurrent weights of {where} orthogonally", patch)
+    return make_remedy(
+        "orthogonal_init", f"initialise the recurrent weights of {where} orthogonally", patch
+    )
 
 
-def gated_recurrent_cell(where: str, forget_bias: float | str, steps: int, patch: Patch = ()) -> Remedy:
-    """Make ``where`` an LSTM with the forget gate open: a constant bias, or chrono init over ``steps``."""
+def gated_recurrent_cell(
+    where: str, forget_bias: float | str, steps: int, patch: Patch = ()
+) -> Remedy:
+    """Make ``where`` an LSTM with its forget gate open: a constant bias, or chrono init over
+    ``steps``."""
     if forget_bias == "chrono":
-        bias_code = ("b_f = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init\n"
-                     "        b.data[H:2 * H] = b_f; b.data[:H] = -b_f")
+        bias_code = (
+            "b_f = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init\n"
+            "        b.data[H:2 * H] = b_f; b.data[:H] = -b_f"
+        )
         how = f"chrono gate initialisation (Tallec & Ollivier 2018, T_max = {steps})"
     else:
         bias_code = f"b.data[H:2 * H] = {forget_bias}  # forget-gate bias"
         how = f"forget-gate bias {forget_bias}"
-    return make_remedy("gated_recurrent_cell", f"make {where} an LSTM with {how}", patch,
-                       forget_bias=forget_bias, bias_code=bias_code)
+    return make_remedy(
+        "gated_recurrent_cell",
+        f"make {where} an LSTM with {how}",
+        patch,
+        forget_bias=forget_bias,
+        bias_code=bias_code,
+    )
 
 
-# --- training-time changes (both checks; nothing to re-simulate at init) ---------------------------
+# --- training-time changes (both checks; nothing to re-simulate at init) -----------------------
 
 
 def gradient_clipping(max_norm: float, basis: str, **evidence: Any) -> Remedy:
@@ -143,8 +196,13 @@ def gradient_clipping(max_norm: float, basis: str, **evidence: Any) -> Remedy:
 
     ``evidence`` (e.g. the percentile, or the reference norm) goes into ``params`` before the basis.
     """
-    return make_remedy("gradient_clipping", f"clip the total gradient norm at {max_norm:g} every step",
-                       max_norm=max_norm, **evidence, basis=basis)
+    return make_remedy(
+        "gradient_clipping",
+        f"clip the total gradient norm at {max_norm:g} every step",
+        max_norm=max_norm,
+        **evidence,
+        basis=basis,
+    )
 
 
 def _at(learning_rate: float | None, at_step: float | None) -> str:
@@ -154,12 +212,20 @@ def _at(learning_rate: float | None, at_step: float | None) -> str:
     return f"from {learning_rate:.3g} (in effect at step {step})"
 
 
-def _scale_lr(rid: str, verb: str, factor: float, warmup_steps: int, learning_rate: float | None,
-              at_step: float | None, why: str) -> Remedy:
+def _scale_lr(
+    rid: str,
+    verb: str,
+    factor: float,
+    warmup_steps: int,
+    learning_rate: float | None,
+    at_step: float | None,
+    why: str,
+) -> Remedy:
     known = learning_rate is not None and learning_rate > 0 and learning_rate < float("inf")
     if known:
         assert learning_rate is not None
-        change = f"{verb} the learning rate {_at(learning_rate, at_step)} to {learning_rate * factor:.3g}"
+        to = learning_rate * factor
+        change = f"{verb} the learning rate {_at(learning_rate, at_step)} to {to:.3g}"
     else:
         change = f"{verb} the learning rate to {factor:g}x"
     if warmup_steps:
@@ -169,14 +235,23 @@ def _scale_lr(rid: str, verb: str, factor: float, warmup_steps: int, learning_ra
         params["warmup_steps"] = max(warmup_steps, 1)
     remedy = make_remedy(rid, change + (f" ({why})" if why else ""), **params)
     if learning_rate is not None:
-        remedy.params.update({"learning_rate_at_onset": learning_rate,
-                              "suggested_learning_rate": learning_rate * factor})
+        remedy.params.update(
+            {
+                "learning_rate_at_onset": learning_rate,
+                "suggested_learning_rate": learning_rate * factor,
+            }
+        )
     return remedy
 
 
-def lower_learning_rate(factor: float = LOWER_LR_FACTOR, *, warmup_steps: int = 0,
-                        learning_rate: float | None = None, at_step: float | None = None,
-                        why: str = "") -> Remedy:
+def lower_learning_rate(
+    factor: float = LOWER_LR_FACTOR,
+    *,
+    warmup_steps: int = 0,
+    learning_rate: float | None = None,
+    at_step: float | None = None,
+    why: str = "",
+) -> Remedy:
     """Multiply the learning rate by ``factor`` (0 < factor < 1), optionally with a linear warm-up.
 
     ``learning_rate`` is the rate in effect at ``at_step`` when the caller knows it (a log does);
@@ -184,11 +259,18 @@ def lower_learning_rate(factor: float = LOWER_LR_FACTOR, *, warmup_steps: int = 
     """
     if not 0 < factor < 1:
         raise ValueError(f"lower_learning_rate needs a factor in (0, 1), not {factor:g}")
-    return _scale_lr("lower_learning_rate", "lower", factor, warmup_steps, learning_rate, at_step, why)
+    return _scale_lr(
+        "lower_learning_rate", "lower", factor, warmup_steps, learning_rate, at_step, why
+    )
 
 
-def raise_learning_rate(factor: float = RAISE_LR_FACTOR, *, learning_rate: float | None = None,
-                        at_step: float | None = None, why: str = "") -> Remedy:
+def raise_learning_rate(
+    factor: float = RAISE_LR_FACTOR,
+    *,
+    learning_rate: float | None = None,
+    at_step: float | None = None,
+    why: str = "",
+) -> Remedy:
     """Multiply the learning rate by ``factor`` (> 1): for a loss that never moved."""
     if not factor > 1:
         raise ValueError(f"raise_learning_rate needs a factor above 1, not {factor:g}")
@@ -197,12 +279,19 @@ def raise_learning_rate(factor: float = RAISE_LR_FACTOR, *, learning_rate: float
 
 def weight_decay(value: float = WEIGHT_DECAY) -> Remedy:
     """Add AdamW weight decay ``value``."""
-    return make_remedy("weight_decay", f"add weight decay {value:g} (AdamW) so weights cannot grow without bound",
-                       weight_decay=value)
+    return make_remedy(
+        "weight_decay",
+        f"add weight decay {value:g} (AdamW) so weights cannot grow without bound",
+        weight_decay=value,
+    )
 
 
 def early_stopping(best_step: float, patience: int) -> Remedy:
-    """Keep the weights from ``best_step`` and stop after ``patience`` evaluations without improvement."""
+    """Keep the weights of ``best_step``; stop after ``patience`` evaluations without gain."""
     step = int(best_step) if float(best_step).is_integer() else best_step
-    return make_remedy("early_stopping", f"keep the weights from step {step} and stop after {patience} "
-                       "evaluations without improvement", patience=patience)
+    return make_remedy(
+        "early_stopping",
+        f"keep the weights from step {step} and stop after {patience} "
+        "evaluations without improvement",
+        patience=patience,
+    )

@@ -42,17 +42,17 @@ class Badness(Enum):
         return value
 
 
-#: A log detector: (RunLog, LogThresholds) -> findings of its code (typed loosely: core knows no logs).
+#: A log detector: (RunLog, LogThresholds) -> its findings (loosely typed: core knows no logs).
 Detector = Callable[[Any, Any], list[Finding]]
 
 
 @dataclass(eq=False)
 class FindingRule:
-    """Everything about one finding code; ``architecture`` and ``detector`` are the checks' parts."""
+    """All about one finding code; ``architecture`` and ``detector`` are the checks' parts."""
 
     code: str
     badness: Badness = Badness.VALUE
-    #: The architecture check's part (an ``analysis.rules.ArchitectureRule``), set when it is imported.
+    #: The architecture check's part (an ``analysis.rules.ArchitectureRule``), set on its import.
     architecture: Any = None
     #: The log check's part, set when ``gradhealth.logs.detectors`` is imported.
     detector: Detector | None = None
@@ -62,14 +62,25 @@ class FindingRule:
         """The catalog's title and description."""
         return FINDINGS[self.code]
 
-    def finding(self, severity: Severity | str, summary: str, explanation: str, evidence: dict[str, Any],
-                remedies: Iterable[Remedy | None] = ()) -> Finding:
+    def finding(
+        self,
+        severity: Severity | str,
+        summary: str,
+        explanation: str,
+        evidence: dict[str, Any],
+        remedies: Iterable[Remedy | None] = (),
+    ) -> Finding:
         """The one way both checks make a :class:`Finding` of this code."""
         if severity not in SEVERITY_RANK:
             raise ValueError(f"{self.code}: unknown severity {severity!r}")
-        return Finding(code=self.code, severity=severity, summary=summary,  # type: ignore[arg-type]  # checked above
-                       explanation=explanation, evidence=Evidence(**evidence),
-                       remedies=[r for r in remedies if r is not None])
+        return Finding(
+            code=self.code,
+            severity=severity,
+            summary=summary,
+            explanation=explanation,
+            evidence=Evidence(**evidence),
+            remedies=[r for r in remedies if r is not None],
+        )
 
 
 _REGISTRY: dict[str, FindingRule] = {}
@@ -108,14 +119,19 @@ def implement_architecture(code: str, part: Any) -> None:
     r.architecture = part
 
 
-def detects(code: str) -> Callable[[Detector], Detector]:
+D = TypeVar("D", bound=Detector)
+
+
+def detects(code: str) -> Callable[[D], D]:
     """Decorator: register a function as the log check's detector of ``code`` (once)."""
-    def attach(fn: Detector) -> Detector:
+
+    def attach(fn: D) -> D:
         r = rule(code)
         if r.detector is not None:
             raise ValueError(f"{code}: log detector given twice")
         r.detector = fn
         return fn
+
     return attach
 
 

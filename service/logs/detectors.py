@@ -48,7 +48,8 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
     kind = "NaN" if np.isnan(first.values[np.argmax(~np.isfinite(first.values))]) else "Inf"
     last_step = max(float(h[1].steps[-1]) for h in hits)
     note = ""
-    if first.role == "grad_norm" and run.first("loss") is not None and np.all(np.isfinite(run.first("loss").values)):
+    loss = run.first("loss")
+    if first.role == "grad_norm" and loss is not None and np.all(np.isfinite(loss.values)):
         note = " (the loss stayed finite: some trainers replace a NaN loss with a running average)"
     return [_finding(
         "nonfinite", "error",

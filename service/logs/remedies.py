@@ -38,8 +38,11 @@ def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
         return None
     max_norm = float(f"{float(np.percentile(norms, t.clip_percentile)):.2g}")
     return R.gradient_clipping(
-        max_norm, f"p{t.clip_percentile:g} of the run's gradient norms without spikes or exploding stretches",
-        percentile=t.clip_percentile, healthy_points=int(len(norms)))
+        max_norm,
+        f"p{t.clip_percentile:g} of the run's gradient norms without spikes or exploding stretches",
+        percentile=t.clip_percentile,
+        healthy_points=int(len(norms)),
+    )
 
 
 def learning_rate_at(run: RunLog, step: float | None) -> float | None:
@@ -51,13 +54,26 @@ def learning_rate_at(run: RunLog, step: float | None) -> float | None:
     return float(lr.values[max(idx, 0)])
 
 
-def lower_lr(run: RunLog, *, at_step: float | None = None, factor: float = R.LOWER_LR_FACTOR,
-             warmup_steps: int = 0, why: str = "") -> Remedy:
+def lower_lr(
+    run: RunLog,
+    *,
+    at_step: float | None = None,
+    factor: float = R.LOWER_LR_FACTOR,
+    warmup_steps: int = 0,
+    why: str = "",
+) -> Remedy:
     """``factor`` x the learning rate in effect at ``at_step`` (when the log has one)."""
-    return R.lower_learning_rate(factor, warmup_steps=warmup_steps, learning_rate=learning_rate_at(run, at_step),
-                                 at_step=at_step, why=why)
+    return R.lower_learning_rate(
+        factor,
+        warmup_steps=warmup_steps,
+        learning_rate=learning_rate_at(run, at_step),
+        at_step=at_step,
+        why=why,
+    )
 
 
 def raise_lr(run: RunLog, *, at_step: float | None = None, why: str = "") -> Remedy:
     """The default raise of the learning rate in effect at ``at_step`` (when the log has one)."""
-    return R.raise_learning_rate(learning_rate=learning_rate_at(run, at_step), at_step=at_step, why=why)
+    return R.raise_learning_rate(
+        learning_rate=learning_rate_at(run, at_step), at_step=at_step, why=why
+    )

@@ -1,4 +1,5 @@
-"""Robust statistics the log detectors share: finite points, rolling median/MAD, smoothing, baselines.
+"""Robust statistics the log detectors share: finite points, rolling median/MAD, smoothing,
+baselines.
 
 Every detector compares a run with itself (its own early baseline, its own rolling median), so these
 are robust to spikes and to the scale of the run.
@@ -31,7 +32,9 @@ def rolling_median_mad(values: np.ndarray, window: int) -> tuple[np.ndarray, np.
     chunk = 65_536  # bounded memory for long runs
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        view = np.lib.stride_tricks.sliding_window_view(padded[start:stop + window - 1], window)[: stop - start]
+        view = np.lib.stride_tricks.sliding_window_view(padded[start : stop + window - 1], window)[
+            : stop - start
+        ]
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-nan rows; masked out below
             m = np.nanmedian(view, axis=1)
@@ -59,7 +62,7 @@ def early_baseline(values: np.ndarray, fraction: float) -> float:
     n = len(values)
     k = max(5, int(n * fraction))
     skip = min(n // 20, k // 2)  # warm-up: the first 5% may be atypical either way
-    part = values[skip:skip + k]
+    part = values[skip : skip + k]
     return float(np.median(part)) if len(part) else math.nan
 
 

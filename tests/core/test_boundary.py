@@ -25,8 +25,13 @@ print(json.dumps({"torch": "torch" in sys.modules, "numpy": "numpy" in sys.modul
 
 
 def _probe(*args: str) -> dict[str, bool]:
-    out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -28,10 +28,12 @@ def _log_run(**series: np.ndarray) -> RunLog:
 @pytest.fixture(scope="module")
 def both() -> tuple[dict[str, Remedy], dict[str, Remedy]]:
     """The exploding_gradient remedies of each check, by id."""
-    # ReLU layers with Var(W) * fan_in = 16, 8x He's 2: the gradient grows sqrt(8) per layer, ~1e3 over
-    # the 7 steps between first and last hidden layer.
-    arch = run_architecture_check(mlp(8, width=64, init={"scheme": "normal", "std": 0.5}),
-                                  CheckOptions(Thresholds(), Limits(), verify=False))
+    # ReLU layers with Var(W) * fan_in = 16, 8x He's 2: the gradient grows sqrt(8) per layer,
+    # ~1e3 over the 7 steps between first and last hidden layer.
+    arch = run_architecture_check(
+        mlp(8, width=64, init={"scheme": "normal", "std": 0.5}),
+        CheckOptions(Thresholds(), Limits(), verify=False),
+    )
     n = 200
     rng = np.random.default_rng(0)
     grad = np.exp(np.linspace(0, np.log(500), n)) * np.exp(rng.normal(0, 0.05, n))  # 500x growth
@@ -76,8 +78,11 @@ def test_gradient_clipping_is_worded_from_its_own_number(both):
         assert clip.change == f"clip the total gradient norm at {max_norm:g} every step"
         assert f"max_norm={max_norm})" in clip.snippet and clip.params["basis"]
     arch, logs = both
-    assert arch["gradient_clipping"].snippet.replace(str(arch["gradient_clipping"].params["max_norm"]), "X") == \
-        logs["gradient_clipping"].snippet.replace(str(logs["gradient_clipping"].params["max_norm"]), "X")
+    assert arch["gradient_clipping"].snippet.replace(
+        str(arch["gradient_clipping"].params["max_norm"]), "X"
+    ) == logs["gradient_clipping"].snippet.replace(
+        str(logs["gradient_clipping"].params["max_norm"]), "X"
+    )
 
 
 def test_an_id_never_contradicts_its_factor():
@@ -91,7 +96,9 @@ def test_an_id_never_contradicts_its_factor():
     assert lower.change == "lower the learning rate from 0.001 (in effect at step 40) to 0.0005"
     assert lower.params["suggested_learning_rate"] == pytest.approx(5e-4)
     up = R.raise_learning_rate(learning_rate=1e-4, at_step=0)
-    assert up.id == "raise_learning_rate" and up.params["suggested_learning_rate"] == pytest.approx(3e-4)
+    assert up.id == "raise_learning_rate" and up.params["suggested_learning_rate"] == pytest.approx(
+        3e-4
+    )
     assert up.change.startswith("raise the learning rate from 0.0001")
 
 
@@ -112,7 +119,8 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
     # A snippet's {placeholders} are the params its builder passes; none may be left in the output.
     placeholders = set(re.findall(r"\{(\w+)\}", R.SNIPPETS[rid]))
     made = {
-        "he_init": lambda: R.init("kaiming_normal", "x"), "xavier_init": lambda: R.init("xavier_normal", "x"),
+        "he_init": lambda: R.init("kaiming_normal", "x"),
+        "xavier_init": lambda: R.init("xavier_normal", "x"),
         "lecun_init": lambda: R.init("lecun_normal", "x"),
         "orthogonal_init": lambda: R.orthogonal_init("x"),
         "relu_family_activation": lambda: R.relu_family_activation("x"),

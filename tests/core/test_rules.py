@@ -1,4 +1,4 @@
-"""The finding-rule registry: one rule per code, each with its catalog entry and a check that uses it."""
+"""The rule registry: one rule per code, each with its catalog entry and a check using it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,22 @@ from gradhealth.core.document import Evidence, Finding
 from gradhealth.core.rules import Badness, FindingRule
 
 #: The codes the simulation can show (the README's architecture table), written out independently.
-ARCHITECTURE = {"nonfinite", "exploding_gradient", "vanishing_gradient", "exploding_through_time",
-                "vanishing_through_time", "saturation", "dead_units", "post_ln_depth_risk"}
-RATIOS = {"vanishing_gradient", "exploding_gradient", "vanishing_through_time", "exploding_through_time"}
+ARCHITECTURE = {
+    "nonfinite",
+    "exploding_gradient",
+    "vanishing_gradient",
+    "exploding_through_time",
+    "vanishing_through_time",
+    "saturation",
+    "dead_units",
+    "post_ln_depth_risk",
+}
+RATIOS = {
+    "vanishing_gradient",
+    "exploding_gradient",
+    "vanishing_through_time",
+    "exploding_through_time",
+}
 
 
 def test_every_code_has_one_rule_and_one_catalog_entry():
@@ -24,7 +37,9 @@ def test_every_code_has_one_rule_and_one_catalog_entry():
     assert set(rules.codes()) == set(FINDINGS)
     for r in rules.rules():
         assert r is rules.rule(r.code) and r.entry is FINDINGS[r.code]
-        assert r.architecture is not None or r.detector is not None, f"{r.code} is checked by nothing"
+        assert r.architecture is not None or r.detector is not None, (
+            f"{r.code} is checked by nothing"
+        )
 
 
 def test_architecture_parts_are_the_simulated_codes():
@@ -69,16 +84,25 @@ def test_worst_first_orders_by_severity_then_registry():
     def f(code: str, severity: str) -> Finding:
         return rules.rule(code).finding(severity, "s", "e", {"value": 1.0})
 
-    found = [f("loss_plateau", "info"), f("saturation", "warning"), f("exploding_gradient", "warning"),
-             f("nonfinite", "error")]
+    found = [
+        f("loss_plateau", "info"),
+        f("saturation", "warning"),
+        f("exploding_gradient", "warning"),
+        f("nonfinite", "error"),
+    ]
     ordered = [(x.code, x.severity) for x in rules.worst_first(found)]
-    assert ordered == [("nonfinite", "error"), ("exploding_gradient", "warning"), ("saturation", "warning"),
-                       ("loss_plateau", "info")]
+    assert ordered == [
+        ("nonfinite", "error"),
+        ("exploding_gradient", "warning"),
+        ("saturation", "warning"),
+        ("loss_plateau", "info"),
+    ]
 
 
 def test_a_rule_makes_its_findings():
-    made = rules.rule("dead_layer").finding("warning", "sum", "why", {"value": float("nan"), "layers": ["a"]},
-                                            [None])
+    made = rules.rule("dead_layer").finding(
+        "warning", "sum", "why", {"value": float("nan"), "layers": ["a"]}, [None]
+    )
     assert made.code == "dead_layer" and made.remedies == []
     assert made.evidence == Evidence(value=None, layers=["a"])  # NaN kept out of the document
     with pytest.raises(ValueError, match="severity"):
