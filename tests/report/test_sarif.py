@@ -159,8 +159,24 @@ def test_fingerprints_follow_code_and_place_not_line_numbers(arch_doc):
     assert a[0]["partialFingerprints"] != other[0]["partialFingerprints"]
 
 
-def test_two_findings_on_different_layers_have_different_fingerprints_and_lines():
-    text = "layers:\n  - {type: linear, out_features: 8}\n  - {type: linear, out_features: 4}\n"
+TWO_LAYERS = {
+    "yaml": "layers:\n  - {type: linear, out_features: 8}\n  - {type: linear, out_features: 4}\n",
+    "json": json.dumps(
+        {"layers": [{"type": "linear", "out_features": 8}, {"type": "linear", "out_features": 4}]},
+        indent=1,
+    ),
+}
+
+
+@pytest.mark.parametrize("style", ["yaml", "json"])
+def test_two_findings_on_different_layers_have_different_fingerprints_and_lines(style):
+    text = TWO_LAYERS[style]
+    key = '"out_features"' if style == "json" else "out_features"
+    first, second = (
+        next(i for i, x in enumerate(text.splitlines(), 1) if f"{key}: {n}" in x) for n in (8, 4)
+    )
+    if style == "json":
+        first, second = first - 2, second - 2  # each object opens two lines above its width
     layers = [
         {"name": "layers[0].linear", "pointer": "/layers/0", "type": "linear"},
         {"name": "layers[1].linear", "pointer": "/layers/1", "type": "linear"},
@@ -174,12 +190,10 @@ def test_two_findings_on_different_layers_have_different_fingerprints_and_lines(
         layers=layers,
     )
     results = sarif_log(doc, ReportContext(source="s.yaml", text=text))["runs"][0]["results"]
-    assert [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in results] == [
-        2,
-        3,
-        3,
-    ]
-    assert results[1]["relatedLocations"][0]["physicalLocation"]["region"]["startLine"] == 2
+    lines = [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in results]
+    assert lines == [first, second, second]
+    related = results[1]["relatedLocations"][0]["physicalLocation"]["region"]["startLine"]
+    assert related == first
     assert len({r["partialFingerprints"]["gradhealth/v1"] for r in results}) == 3
 
 
