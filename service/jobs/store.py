@@ -22,11 +22,13 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast, overload
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
 
 from gradhealth.db.models import JobRow
 from gradhealth.errors import IdempotencyConflict, problem_type
@@ -39,6 +41,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _dml(session: Session, statement: Executable) -> CursorResult[Any]:
+    """Run an UPDATE or DELETE. ``Session.execute`` is typed as returning a plain ``Result``; for
+    these statements it is a ``CursorResult``, whose ``rowcount`` the compare-and-set steps read."""
+    return cast("CursorResult[Any]", session.execute(statement))
+
+
+# Typed per argument, so that a time known to be set stays a datetime for the caller.
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if value is None:
@@ -104,7 +117,7 @@ class Page:
 
 
 def _encode_cursor(job: JobRow) -> str:
-    raw = f"{as_utc(job.created_at).isoformat()}|{job.id}"  # type: ignore[union-attr]
+    raw = f"{as_utc(job.created_at).isoformat()}|{job.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
@@ -149,7 +162,7 @@ def cancel_or_delete(session: Session, job_id: str) -> str | None:
         ("deleted", delete(JobRow).where(JobRow.id == job_id, JobRow.status.in_(TERMINAL))),
     )
     for outcome, statement in steps:
-        done = session.execute(statement).rowcount
+        done = _dml(session, statement).rowcount
         session.commit()
         if done:
             return outcome
@@ -181,7 +194,7 @@ def reap_expired(session: Session) -> int:
             values = dict(status="queued", stage=f"requeued after worker {lease_owner} was lost",
                           lease_owner=None, lease_expires_at=None, progress=0.0)
         # Re-check the lease in the write: a heartbeat that landed meanwhile keeps the job.
-        changed += session.execute(update(JobRow).where(
+        changed += _dml(session, update(JobRow).where(
             JobRow.id == job_id, JobRow.status == "running", JobRow.lease_owner == lease_owner,
             JobRow.lease_expires_at < now).values(updated_at=now, **values)).rowcount
     session.commit()
@@ -213,7 +226,7 @@ def claim(session: Session, *, worker_id: str, lease_s: float, kinds: tuple[str,
             return None
         for job_id in candidates:
             now = utcnow()
-            won = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
+            won = _dml(session, update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
                 status="running", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_s),
                 attempts=JobRow.attempts + 1, started_at=now, updated_at=now, stage="starting", progress=0.0,
             )).rowcount
@@ -231,8 +244,8 @@ def heartbeat(session: Session, *, job_id: str, worker_id: str, lease_s: float,
         values["progress"] = progress
     if stage is not None:
         values["stage"] = stage[:255]
-    ours = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.lease_owner == worker_id,
-                                                JobRow.status == "running").values(**values)).rowcount
+    ours = _dml(session, update(JobRow).where(JobRow.id == job_id, JobRow.lease_owner == worker_id,
+                                              JobRow.status == "running").values(**values)).rowcount
     session.commit()
     cancel = bool(session.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id)))
     session.rollback()
@@ -251,8 +264,8 @@ def finish(session: Session, *, job_id: str, worker_id: str, status: str, result
         values["result_status"] = result.get("status") if isinstance(result, dict) else None
         codes = [f.get("code") for f in (result or {}).get("findings", [])] if isinstance(result, dict) else []
         values["finding_codes"] = ",".join(c for c in codes if c)
-    done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.lease_owner == worker_id,
-                                                JobRow.status == "running").values(**values)).rowcount
+    done = _dml(session, update(JobRow).where(JobRow.id == job_id, JobRow.lease_owner == worker_id,
+                                              JobRow.status == "running").values(**values)).rowcount
     session.commit()
     return bool(done)
 
