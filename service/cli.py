@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 # Only what every verb needs: each command imports its own tools, so `--help`, `catalog`, a log
 # check or `serve` never load torch (only a simulating check does).
-from gradhealth.errors import GradHealthError
+from gradhealth.errors import GradHealthError, InputFormatError
 from gradhealth.library import example_names, load_spec
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
-        raw = load_spec(sys.stdin.read() if args.spec == "-" else args.spec)
+        raw = load_spec(_stdin_text() if args.spec == "-" else args.spec)
         if args.server:
             if args.seeds is not None:
                 raw["seeds"] = args.seeds
@@ -104,6 +104,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     except GradHealthError as exc:
         return _invalid(args, exc)
     return _emit(args, doc)
+
+
+def _stdin_text() -> str:
+    """The spec on stdin; not UTF-8 is invalid input (exit 2), not a traceback."""
+    try:
+        return sys.stdin.buffer.read().decode("utf-8") if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"stdin: not UTF-8 text (byte {exc.start})") from None
+
+
+def _unreachable(args: argparse.Namespace, exc: Exception) -> GradHealthError:
+    """A --server that cannot be reached: reported like the service's own problems (exit 2)."""
+    from gradhealth.client import RemoteError
+
+    return RemoteError({"status": 503, "title": "Service unreachable", "detail": f"{args.server}: {exc}"})
 
 
 def cmd_check_logs(args: argparse.Namespace) -> int:
@@ -131,6 +146,8 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
     from gradhealth.core.document import Diagnosis
 
     path = Path(args.spec)
+    import httpx
+
     client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
     try:
         if path.is_dir():  # a run folder travels as a zip archive
@@ -139,18 +156,24 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
                 job = client.check_logs(Path(archive), format=args.log_format)
         else:
             job = client.check_logs(path, format=args.log_format)
+    except httpx.TransportError as exc:
+        raise _unreachable(args, exc) from None
     finally:
         client.close()
     return Diagnosis.model_validate(job["result"])
 
 
 def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
+    import httpx
+
     from gradhealth.client import Client
     from gradhealth.core.document import Diagnosis
 
     client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
     try:
         job = client.check_architecture(raw)
+    except httpx.TransportError as exc:
+        raise _unreachable(args, exc) from None
     finally:
         client.close()
     return Diagnosis.model_validate(job["result"])

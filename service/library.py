@@ -51,7 +51,11 @@ def load_spec(source: SpecSource) -> dict[str, Any]:
     if not path.is_file():
         raise InputFormatError(f"{source}: no such file")
     content_type = "application/json" if path.suffix == ".json" else None
-    return load_spec_text(path.read_text(encoding="utf-8"), content_type=content_type)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    return load_spec_text(text, content_type=content_type)
 
 
 def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: str | None = None,

@@ -129,3 +129,14 @@ def test_serve_flags_override_the_environment_only_when_given():
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.workers) == (None, None, None)  # the settings decide, at run time
+
+
+def test_a_spec_that_is_not_utf8_and_an_unreachable_server_exit_2(tmp_path, capsys):
+    spec = tmp_path / "latin1.yaml"
+    spec.write_bytes("name: caf\xe9\ninput: {shape: [4]}\nlayers: [{type: linear, out_features: 2}]\n"
+                     .encode("latin-1"))
+    assert main(["check", "example:relu_he_mlp", "--server", "http://127.0.0.1:9"]) == 2  # port 9: discard
+    assert "unreachable" in capsys.readouterr().err.lower()
+    done = subprocess.run([sys.executable, "-m", "gradhealth.cli", "check", "-"], input=spec.read_bytes(),
+                          capture_output=True, timeout=120)
+    assert done.returncode == 2 and b"UTF-8" in done.stderr
