@@ -154,7 +154,7 @@ class _WeightKind(LayerKind[L]):
     """Linear and convolution: a weight, optional bias and norm, then the layer's activation."""
 
     def activation(self, layer: L) -> str | None:
-        return canonical(layer.activation)  # type: ignore[attr-defined]
+        return canonical(layer.activation)  # type: ignore[attr-defined]  # every layer this kind is registered for has `activation`
 
     def _unit(self, plan: UnitPlan, layer: Any, mod: Any, norm_features: int, norm_rank: int) -> Unit:
         from gradhealth.analysis import model as M
@@ -179,7 +179,7 @@ class LinearKind(_WeightKind[S.LinearLayer]):
     def build(self, plan: UnitPlan, spec: S.Spec) -> Unit:
         from torch import nn
 
-        layer: S.LinearLayer = plan.layer  # type: ignore[assignment]
+        layer: S.LinearLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         mod = nn.Linear(plan.in_shape[-1], layer.out_features, bias=layer.bias)
         return self._unit(plan, layer, mod, layer.out_features, 1)
 
@@ -190,7 +190,7 @@ class _ConvKind(_WeightKind[L]):
 
     def plan(self, ctx: PlanContext, layer: L, shape: tuple[int, ...], layout: Layout,
              name: str, ptr: str) -> Planned:
-        conv: S.Conv1dLayer | S.Conv2dLayer = layer  # type: ignore[assignment]
+        conv: S.Conv1dLayer | S.Conv2dLayer = layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         if len(shape) != self.rank:
             want = "[channels, length]" if self.rank == 2 else "[channels, height, width]"
             raise ctx.fail(ptr, f"{conv.type} needs an input of shape {want}, got {list(shape)}")
@@ -207,7 +207,7 @@ class _ConvKind(_WeightKind[L]):
     def build(self, plan: UnitPlan, spec: S.Spec) -> Unit:
         from torch import nn
 
-        layer: S.Conv1dLayer | S.Conv2dLayer = plan.layer  # type: ignore[assignment]
+        layer: S.Conv1dLayer | S.Conv2dLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         cls = nn.Conv1d if self.rank == 2 else nn.Conv2d
         mod = cls(plan.in_shape[0], layer.out_channels, layer.kernel_size, stride=layer.stride,
                   padding=layer.padding, bias=layer.bias)
@@ -248,7 +248,7 @@ class Pool2dKind(LayerKind[S.PoolLayer2d]):
 
         from gradhealth.analysis import model as M
 
-        layer: S.PoolLayer2d = plan.layer  # type: ignore[assignment]
+        layer: S.PoolLayer2d = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         pool = nn.MaxPool2d if layer.type == "maxpool2d" else nn.AvgPool2d
         return M.SimpleUnit(plan, pool(layer.kernel_size, layer.stride))
 
@@ -286,8 +286,8 @@ class EmbeddingKind(LayerKind[S.EmbeddingLayer]):
 
         from gradhealth.analysis import model as M
 
-        layer: S.EmbeddingLayer = plan.layer  # type: ignore[assignment]
-        emb = nn.Embedding(spec.input.tokens.vocab_size, layer.embedding_dim)  # type: ignore[union-attr]
+        layer: S.EmbeddingLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
+        emb = nn.Embedding(spec.input.tokens.vocab_size, layer.embedding_dim)  # type: ignore[union-attr]  # the spec validator requires token input for an embedding
         M.init_weight(emb.weight, layer.init)
         return M.SimpleUnit(plan, emb)
 
@@ -310,7 +310,7 @@ class NormKind(LayerKind[S.NormLayer]):
 
         from gradhealth.analysis import model as M
 
-        layer: S.NormLayer = plan.layer  # type: ignore[assignment]
+        layer: S.NormLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         shape, features = plan.in_shape, self._features(layer, plan.in_shape, plan.in_layout)
         if layer.type == "layernorm":
             return M.SimpleUnit(plan, nn.LayerNorm(features))
@@ -332,7 +332,7 @@ class DropoutKind(LayerKind[S.DropoutLayer]):
 
         from gradhealth.analysis import model as M
 
-        layer: S.DropoutLayer = plan.layer  # type: ignore[assignment]
+        layer: S.DropoutLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         return M.SimpleUnit(plan, nn.Dropout(layer.p))
 
 
@@ -349,7 +349,7 @@ class ActivationKind(LayerKind[S.ActivationLayer]):
 
         from gradhealth.analysis import model as M
 
-        layer: S.ActivationLayer = plan.layer  # type: ignore[assignment]
+        layer: S.ActivationLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         return M.SimpleUnit(plan, nn.Identity(), act=M.activation_module(layer.activation, layer.negative_slope))
 
     def activation(self, layer: S.ActivationLayer) -> str | None:
@@ -381,7 +381,7 @@ class RecurrentKind(LayerKind[S.RecurrentLayer]):
     def build(self, plan: UnitPlan, spec: S.Spec) -> Unit:
         from gradhealth.analysis import model as M
 
-        layer: S.RecurrentLayer = plan.layer  # type: ignore[assignment]
+        layer: S.RecurrentLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         return M.RecurrentUnit(plan, layer, plan.in_shape[-1], plan.in_shape[0], self.activation(layer))
 
     def activation(self, layer: S.RecurrentLayer) -> str:
@@ -402,7 +402,7 @@ class SequencePoolKind(LayerKind[S.SequencePoolLayer]):
     def build(self, plan: UnitPlan, spec: S.Spec) -> Unit:
         from gradhealth.analysis import model as M
 
-        layer: S.SequencePoolLayer = plan.layer  # type: ignore[assignment]
+        layer: S.SequencePoolLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         return M.SimpleUnit(plan, M.SequencePool(layer.mode))
 
 
@@ -435,7 +435,7 @@ class TransformerEncoderKind(LayerKind[S.TransformerEncoderLayer]):
     def build(self, plan: UnitPlan, spec: S.Spec) -> Unit:
         from gradhealth.analysis import model as M
 
-        return M.TransformerUnit(plan, plan.layer)  # type: ignore[arg-type]
+        return M.TransformerUnit(plan, plan.layer)  # type: ignore[arg-type]  # a kind only builds the layer type it is registered for
 
 
 @register
@@ -453,7 +453,7 @@ class FinalNormKind(LayerKind[S.TransformerEncoderLayer]):
 
         from gradhealth.analysis import model as M
 
-        layer: S.TransformerEncoderLayer = plan.layer  # type: ignore[assignment]
+        layer: S.TransformerEncoderLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         return M.SimpleUnit(plan, nn.LayerNorm(layer.d_model))
 
 
@@ -464,7 +464,7 @@ class _BlockKind(LayerKind[L]):
 
     def plan(self, ctx: PlanContext, layer: L, shape: tuple[int, ...], layout: Layout,
              name: str, ptr: str) -> Planned:
-        block: S.ResidualBlock | S.SequentialBlock = layer  # type: ignore[assignment]
+        block: S.ResidualBlock | S.SequentialBlock = layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         children, out, out_layout = ctx.layers(block.layers, shape, layout, name + ".", ptr)
         if self.residual and out != shape:
             raise ctx.fail(ptr + "/layers", f"a residual branch must keep the shape {list(shape)}, "

@@ -150,7 +150,7 @@ def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:
                                    f"the limit of {limits.max_time_steps}")
     else:
         shape = tuple(spec.input.shape or ())
-        layout = {1: "vector", 2: "sequence", 3: "image"}[len(shape)]  # type: ignore[assignment]
+        layout = {1: "vector", 2: "sequence", 3: "image"}[len(shape)]  # type: ignore[assignment]  # the values are Layout literals
     units, out, out_layout = planner.layers(spec.layers, shape, layout, "", "")
     if out_layout == "tokens":
         raise SpecError.at("/layers", "the network never embeds its token input")

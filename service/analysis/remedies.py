@@ -68,7 +68,7 @@ def _names(pointers: list[str]) -> str:
 
 
 def _init_remedy(ctx: Context, target: str, pointers: list[str]) -> Remedy | None:
-    todo = [p for p in pointers if ctx.layer_at(p).init.scheme not in _SAME_INIT[target]]  # type: ignore[union-attr]
+    todo = [p for p in pointers if ctx.layer_at(p).init.scheme not in _SAME_INIT[target]]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     if not todo:
         return None
     patch = [{"op": "add", "path": p + "/init", "value": {"scheme": target}} for p in todo]
@@ -79,13 +79,13 @@ def init_remedies(ctx: Context) -> list[Remedy]:
     """The init that matches each layer's activation (He, Xavier/Glorot or LeCun)."""
     groups: dict[str, list[str]] = {}
     for p in ctx.weight_pointers():
-        act = ctx.layer_at(p).activation  # type: ignore[union-attr]
+        act = ctx.layer_at(p).activation  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
         groups.setdefault(_INIT_FOR[act], []).append(p)
     return [r for target, ps in groups.items() if (r := _init_remedy(ctx, target, ps)) is not None]
 
 
 def xavier_for_saturating(ctx: Context) -> list[Remedy]:
-    ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in S.SATURATING]  # type: ignore[union-attr]
+    ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in S.SATURATING]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     r = _init_remedy(ctx, "xavier_normal", ps)
     return [r] if r else []
 
@@ -93,7 +93,7 @@ def xavier_for_saturating(ctx: Context) -> list[Remedy]:
 def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
     """Swap saturating (or dead ReLU) layers to a ReLU-family activation with He init."""
     want = S.SATURATING if activation == "relu" else {"relu"}
-    ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]
+    ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     if not ps:
         return []
     patch: list[dict[str, Any]] = []
@@ -104,7 +104,7 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
 
 
 def normalisation(ctx: Context, kind: str) -> list[Remedy]:
-    ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).norm is None]  # type: ignore[union-attr]
+    ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).norm is None]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     if not ps:
         return []
     patch = [{"op": "add", "path": p + "/norm", "value": kind} for p in ps]
@@ -182,7 +182,7 @@ def gated_cells(ctx: Context) -> list[Remedy]:
 
 
 def orthogonal(ctx: Context) -> list[Remedy]:
-    ps = [p for p in ctx.recurrent_pointers() if ctx.layer_at(p).recurrent_init.scheme != "orthogonal"]  # type: ignore[union-attr]
+    ps = [p for p in ctx.recurrent_pointers() if ctx.layer_at(p).recurrent_init.scheme != "orthogonal"]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     if not ps:
         return []
     patch = [{"op": "add", "path": p + "/recurrent_init", "value": {"scheme": "orthogonal", "gain": 1.0}}

@@ -139,9 +139,9 @@ def loss_fn(plan: Plan, out: torch.Tensor, target: torch.Tensor | None) -> torch
     """The spec's loss: cross-entropy over the last dimension, MSE, or a plain sum."""
     kind = plan.spec.loss.type
     if kind == "cross_entropy":
-        return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))  # type: ignore[union-attr]
+        return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))  # type: ignore[union-attr]  # make_batch gives every loss but `sum` a target
     if kind == "mse":
-        return nn.functional.mse_loss(out, target)  # type: ignore[arg-type]
+        return nn.functional.mse_loss(out, target)  # type: ignore[arg-type]  # make_batch gives every loss but `sum` a target
     return out.sum()
 
 

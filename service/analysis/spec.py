@@ -110,7 +110,7 @@ class LinearLayer(_WeightLayer):
 class _ConvLayer(_WeightLayer):
     @model_validator(mode="after")
     def _same_needs_stride_1(self) -> _ConvLayer:
-        if self.padding == "same" and self.stride != 1:  # type: ignore[attr-defined]
+        if self.padding == "same" and self.stride != 1:  # type: ignore[attr-defined]  # both fields are declared by the Conv1d/Conv2d subclasses
             raise ValueError("padding 'same' needs stride 1; give the padding as a number instead")
         return self
 

@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, _route_of))
     def limit_for(path: str) -> int:
         return settings.max_upload_bytes if path == "/v1/checks/logs" else settings.max_body_bytes

@@ -62,7 +62,7 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 def _judged(run: RunLog, role: str, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
     """The run's main series of ``role`` with its finite points, when it has enough to judge."""
-    s = run.first(role)  # type: ignore[arg-type]
+    s = run.first(role)  # type: ignore[arg-type]  # callers pass Role literals typed as str
     if s is None:
         return None
     steps, v = finite(s)
@@ -117,7 +117,7 @@ def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int) -> bool:
 
 @detects("gradient_spike")
 def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Finding]:
-    s = run.first(role)  # type: ignore[arg-type]
+    s = run.first(role)  # type: ignore[arg-type]  # callers pass Role literals typed as str
     if s is None or np.sum(np.isfinite(s.values)) < max(t.min_points, t.window):
         return []
     steps, v, med, spike, idx = _spikes(s, t)

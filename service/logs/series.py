@@ -141,7 +141,7 @@ def make_series(name: str, steps: list[float] | np.ndarray, values: list[float] 
     return Series(name=name, role=role or inferred, steps=steps_arr, values=np.asarray(values, dtype=np.float64),
                   layer=layer if layer is not None else inferred_layer,
                   wall_time=None if wall_time is None else np.asarray(wall_time, dtype=np.float64),
-                  step_unit=step_unit)  # type: ignore[arg-type]
+                  step_unit=step_unit)  # type: ignore[arg-type]  # readers pass 'step' or 'epoch'; Series validates
 
 
 def parse_number(text: str) -> float:

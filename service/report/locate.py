@@ -186,7 +186,7 @@ def _json_members(text: str, start: int) -> Iterable[tuple[str, int, int]]:
     index = 0
     while i < len(text) and text[i] != closing:
         if opening == "{":
-            key, i = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]
+            key, i = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]  # the C scanner json itself uses; typeshed omits it
             i = _ws(text, _ws(text, i) + 1)  # past the colon
         else:
             key, index = str(index), index + 1

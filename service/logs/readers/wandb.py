@@ -108,7 +108,7 @@ def _cell_histogram(text: str) -> Any:
 def wandb_role(key: str) -> tuple[Role | None, str | None]:
     for prefix, role in (("gradients/", "layer_grad_norm"), ("parameters/", "weight_norm")):
         if key.startswith(prefix) and len(key) > len(prefix):
-            return role, key[len(prefix):]  # type: ignore[return-value]
+            return role, key[len(prefix):]  # type: ignore[return-value]  # the prefixes' roles are Role literals
     return None, None
 
 

@@ -261,4 +261,4 @@ def frame(buf: Buf, name: str, warnings: list[LogWarning]) -> tuple[np.ndarray, 
         break
     if len(pieces) == 1:
         return pieces[0]
-    return tuple(np.concatenate(col) for col in zip(*pieces, strict=True))  # type: ignore[return-value]
+    return tuple(np.concatenate(col) for col in zip(*pieces, strict=True))  # type: ignore[return-value]  # zip keeps each piece's fixed arity
