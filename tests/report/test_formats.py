@@ -15,7 +15,7 @@ from gradhealth.core.document import Diagnosis
 from gradhealth.report import FORMATS, ReportContext, for_media_type, render
 from gradhealth.report.context import ARCHITECTURE_CODES, LOG_CODES, README_SECTIONS
 
-from .conftest import LOG, spec_text
+from .helpers import LOG, spec_text
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

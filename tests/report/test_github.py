@@ -6,7 +6,7 @@ import re
 
 from gradhealth.report import ReportContext, github_commands, render, write_step_summary
 
-from .conftest import document, finding
+from .helpers import document, finding
 
 COMMAND = re.compile(r"^::(error|warning|notice)(?: ([^:]*))?::(.*)$")
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from gradhealth.report import ReportContext, render
 from gradhealth.report.context import ARCHITECTURE_CODES, LOG_CODES
 
-from .conftest import LOG, document, finding, remedy
+from .helpers import LOG, document, finding, remedy
 
 
 def parse(xml: str) -> tuple[ET.Element, list[ET.Element]]:

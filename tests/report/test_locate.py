@@ -14,7 +14,7 @@ import yaml
 
 from gradhealth.report.locate import locate, log_step_lines, parse_pointer, patch_replacement, span
 
-from .conftest import DATA
+from .helpers import DATA
 
 
 def line_of(text: str, marker: str) -> int:

@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 from gradhealth.report import ReportContext, render
 from gradhealth.report.markdown import CHART_POINTS
 
-from .conftest import document, finding, remedy, spec_text
+from .helpers import document, finding, remedy, spec_text
 
 MD = MarkdownIt("commonmark").enable("table")
 

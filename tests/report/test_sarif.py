@@ -15,7 +15,7 @@ from gradhealth.core.catalog import FINDINGS
 from gradhealth.report import ReportContext, render, sarif_log
 from gradhealth.report.context import ARCHITECTURE_CODES, LOG_CODES
 
-from .conftest import DATA, LOG, document, finding, remedy, spec_text
+from .helpers import DATA, LOG, document, finding, remedy, spec_text
 
 SCHEMA = json.loads(
     (
