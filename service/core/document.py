@@ -203,9 +203,56 @@ class Diagnosis(BaseModel):
     simulation: SimulationInfo | None = None
     series: list[SeriesSummary] = Field(default_factory=list, description="log checks: the series read")
     log: LogInfo | None = None
+    baseline: BaselineComparison | None = Field(
+        None, description="comparison with an earlier document (gradhealth check --baseline)")
 
 
 def status_of(findings: list[Finding]) -> Status:
     """``unhealthy`` with any error, ``warning`` with any warning, else ``healthy``."""
     worst = max((SEVERITY_RANK[f.severity] for f in findings), default=0)
     return "unhealthy" if worst == 2 else "warning" if worst == 1 else "healthy"
+
+
+BaselineChangeKind = Literal["new", "gone", "worse", "unchanged"]
+
+
+class BaselineFinding(BaseModel):
+    """One finding compared with the baseline document (see gradhealth.core.baseline)."""
+
+    change: BaselineChangeKind = Field(
+        description="new: not in the baseline; gone: only in the baseline; worse: in both and "
+        "more severe, or its figure or one of its layers moved past the tolerances; unchanged")
+    code: str
+    severity: Severity = Field(description="in the current document (the baseline's for `gone`)")
+    baseline_severity: Severity | None = None
+    where: str | None = Field(None, description="the layer or series that identifies the finding")
+    summary: str
+    reasons: list[str] = Field(default_factory=list, description="why a finding counts as worse")
+
+
+class BaselineLayer(BaseModel):
+    """A layer that moved past a tolerance between the baseline and now."""
+
+    layer: str
+    metric: Literal["log10_grad_ratio", "dead_fraction", "saturated_fraction"] = Field(
+        description="log10_grad_ratio: log10 of ||dL/dh|| of the layer over the last layer's")
+    before: float | None
+    after: float | None
+
+
+class BaselineComparison(BaseModel):
+    """The document compared with an earlier one (``gradhealth check --baseline``)."""
+
+    source: str | None = Field(None, description="the baseline document's file")
+    decades: float = Field(description="tolerance for a gradient ratio, in decades (log10)")
+    fraction_step: float = Field(description="tolerance for a dead/saturated fraction's rise")
+    new: int
+    gone: int
+    worse: int
+    unchanged: int
+    regressions: int = Field(description="new or worse findings at warning or above")
+    findings: list[BaselineFinding] = Field(default_factory=list)
+    layers: list[BaselineLayer] = Field(default_factory=list)
+
+
+Diagnosis.model_rebuild()  # `baseline` names a model defined after Diagnosis

@@ -11,6 +11,7 @@ import math
 import re
 
 from gradhealth.core.document import Diagnosis, LayerReport
+from gradhealth.report.baseline import baseline_markdown
 from gradhealth.report.context import (
     ReportContext,
     Where,
@@ -118,4 +119,5 @@ def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
         chart = gradient_chart(doc.layers)
         if chart:
             out += ["", "### Gradient norms per layer", "", chart]
+    out += baseline_markdown(doc)
     return "\n".join(out) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gradhealth.core.document import Diagnosis
+from gradhealth.report.baseline import baseline_text
 
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 
@@ -57,4 +58,5 @@ def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
             dead = "-" if layer.dead_fraction is None else f"{layer.dead_fraction:.0%}"
             lines.append(f"{layer.name:44s} {_num(layer.grad_norm):>10s} {_num(layer.output_grad_norm):>10s} "
                          f"{_num(layer.activation_std):>10s} {sat:>5s} {dead:>5s}")
+    lines += baseline_text(doc)
     return "\n".join(lines)
