@@ -22,6 +22,7 @@ from gradhealth.library import example_names, load_spec
 
 if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis
+    from gradhealth.report import ReportContext
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNHEALTHY", "build_parser", "example_names", "exit_code",
            "main"]
@@ -35,6 +36,10 @@ def exit_code(doc: Diagnosis, fail_on: str) -> int:
 
     if fail_on == "never":
         return EXIT_OK
+    if fail_on == "new":  # only regressions against --baseline (cli_report.has_regressions)
+        from gradhealth.cli_report import has_regressions
+
+        return EXIT_UNHEALTHY if has_regressions(doc) else EXIT_OK
     worst = max((SEVERITY_RANK[f.severity] for f in doc.findings), default=-1)
     return EXIT_UNHEALTHY if worst >= SEVERITY_RANK[fail_on] else EXIT_OK
 
@@ -70,16 +75,23 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
     return EXIT_INVALID
 
 
-def _emit(args: argparse.Namespace, doc: Diagnosis) -> int:
-    """Print or write the report; the exit code follows --fail-on."""
-    from gradhealth.report import render_text
+def _emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext) -> int:
+    """Print or write the reports (every --output from this one document); the exit code follows
+    --fail-on (with --baseline, on the compared document)."""
+    from gradhealth.cli_report import emit
 
-    output = doc.model_dump_json(indent=2) if args.format == "json" else render_text(doc, layers=args.layers)
-    if args.output:
-        Path(args.output).write_text(output + "\n", encoding="utf-8")
-    else:
-        print(output)
-    return exit_code(doc, args.fail_on)
+    return exit_code(emit(args, doc, ctx, print), args.fail_on)
+
+
+def cmd_check_inputs(args: argparse.Namespace) -> int:
+    """``check`` with one input or several (pre-commit passes several files)."""
+    from gradhealth.cli_report import run_inputs
+
+    def usage(message: str) -> int:
+        print(f"gradhealth: check: {message}", file=sys.stderr)
+        return EXIT_INVALID
+
+    return run_inputs(args, cmd_check, usage)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -90,7 +102,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
-        raw = load_spec(_stdin_text() if args.spec == "-" else args.spec)
+        text = _stdin_text() if args.spec == "-" else None
+        raw = load_spec(text if text is not None else args.spec)
         if args.server:
             if args.seeds is not None:
                 raw["seeds"] = args.seeds
@@ -103,7 +116,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(file=sys.stderr)
     except GradHealthError as exc:
         return _invalid(args, exc)
-    return _emit(args, doc)
+    from gradhealth.cli_report import report_context
+
+    return _emit(args, doc, report_context(args, kind="spec", text=text))
 
 
 def _stdin_text() -> str:
@@ -135,7 +150,9 @@ def cmd_check_logs(args: argparse.Namespace) -> int:
                 print(file=sys.stderr)
     except GradHealthError as exc:
         return _invalid(args, exc)
-    return _emit(args, doc)
+    from gradhealth.cli_report import report_context
+
+    return _emit(args, doc, report_context(args, kind="logs"))
 
 
 def _remote_logs(args: argparse.Namespace) -> Diagnosis:
@@ -265,19 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("spec", help="an architecture spec (file, '-' for stdin, or example:NAME), or a training "
                                     "log file, run folder or archive")
     check.add_argument("--log-format", default=None, help="format hint for logs (see `gradhealth formats`)")
-    check.add_argument("--format", choices=["text", "json"], default="text")
-    check.add_argument("--fail-on", choices=["warning", "error", "never"], default="error",
-                       help="exit 1 when a finding is at least this severe (default: error)")
+    check.add_argument("--fail-on", choices=["warning", "error", "new", "never"], default="error",
+                       help="exit 1 when a finding is at least this severe (default: error); new: only "
+                            "when a finding at warning or above is new or worse than in --baseline")
     check.add_argument("--no-verify", action="store_true", help="propose remedies without re-simulating them")
     check.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override the spec's device")
     check.add_argument("--seeds", type=int, default=None, help="override the spec's number of seeds")
     check.add_argument("--layers", action="store_true", help="add the per-layer table to the text report")
-    check.add_argument("--output", "-o", help="write the report here instead of stdout")
     check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="show progress on stderr (default: when stderr is a terminal)")
     check.add_argument("--server", help="send the check to a running service at this URL instead")
     check.add_argument("--api-key", help="API key for --server (default: $GRADHEALTH_API_KEY)")
-    check.set_defaults(func=cmd_check)
+    from gradhealth.cli_report import add_report_options
+
+    add_report_options(check)  # --format, --output [FORMAT=]FILE, --baseline, further inputs
+    check.set_defaults(func=cmd_check_inputs)
     serve = sub.add_parser("serve", help="start the HTTP service with its embedded worker(s)")
     # No defaults read here: building the parser must not read settings (or import anything heavy).
     serve.add_argument("--host", default=None, help="address to bind (default: GRADHEALTH_HOST or 127.0.0.1)")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gradhealth.core.document import Diagnosis
+from gradhealth.report.codeclimate import render_codeclimate
 from gradhealth.report.context import ReportContext
 from gradhealth.report.github import github_commands, render_github, write_step_summary
 from gradhealth.report.html import render_html
@@ -96,6 +97,14 @@ FORMATS: dict[str, Format] = {
         ),
         Format(
             "html", "text/html; charset=utf-8", ".html", render_html, "a self-contained HTML page"
+        ),
+        Format(
+            "codeclimate",
+            "application/json",
+            ".json",
+            render_codeclimate,
+            "GitLab Code Quality (Code Climate JSON): findings in merge requests",
+            negotiable=False,
         ),
     )
 }

@@ -1,0 +1,217 @@
+"""The check command's reports for CI: every format from one run, several files at once, the
+GitHub step summary, the baseline comparison, and several inputs (pre-commit passes many files).
+
+Kept apart from :mod:`gradhealth.cli` so that building the parser stays cheap: this module imports
+only the standard library at load time; the renderers load when a report is written.
+
+- ``--format NAME`` picks the main report (stdout, or ``-o FILE``); ``--output FORMAT=FILE``
+  (repeatable) writes further formats of the same document. Nothing is simulated twice.
+- ``--baseline PREVIOUS.json`` compares with an earlier document (a diagnosis, or a job resource
+  with its ``result``); ``--fail-on new`` then fails only on regressions.
+- With ``$GITHUB_STEP_SUMMARY`` set, the Markdown report is appended to it when the format is
+  ``github`` or ``$GITHUB_ACTIONS`` is ``true`` (``--step-summary``/``--no-step-summary`` decide).
+- The report names the input by its path relative to its git repository's root (else to the
+  current directory), as SARIF and GitLab need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gradhealth.core.document import Diagnosis
+    from gradhealth.report import ReportContext
+
+__all__ = ["FORMAT_NAMES", "STREAM_FORMATS", "add_report_options", "emit", "parse_output",
+           "has_regressions", "prepare", "report_context", "repo_relative", "run_inputs"]
+
+# The registry's names (gradhealth.report.FORMATS), written out so `--help` does not load the
+# renderers; a test pins the two against each other.
+FORMAT_NAMES = ("text", "json", "sarif", "junit", "github", "markdown", "html", "codeclimate")
+# Formats that several inputs can share one standard output with (the others are one document).
+STREAM_FORMATS = ("text", "github", "markdown")
+FAIL_ON = ("warning", "error", "new", "never")
+# gradhealth.core.baseline's defaults (pinned by a test; importing it here would load pydantic).
+DEFAULT_DECADES = 0.5
+DEFAULT_FRACTION_STEP = 0.1
+
+
+def parse_output(value: str) -> tuple[str | None, str]:
+    """``FORMAT=FILE`` -> (format, file); a plain ``FILE`` -> (None, file): the main report."""
+    name, sep, path = value.partition("=")
+    if sep and name in FORMAT_NAMES:
+        if not path:
+            raise argparse.ArgumentTypeError(f"{value!r}: no file after {name}=")
+        return name, path
+    return None, value
+
+
+def add_report_options(check: argparse.ArgumentParser) -> None:
+    """The check command's report options (its other options stay in gradhealth.cli)."""
+    check.add_argument("more", nargs="*", metavar="INPUT",
+                       help="further inputs, checked one after the other (pre-commit passes several "
+                            "files); their reports share standard output (text, github, markdown)")
+    check.add_argument("--format", choices=FORMAT_NAMES, default="text",
+                       help="the main report: " + ", ".join(FORMAT_NAMES) + " (default: text)")
+    check.add_argument("--output", "-o", action="append", type=parse_output, default=[],
+                       metavar="[FORMAT=]FILE",
+                       help="FILE: write the main report there instead of stdout; FORMAT=FILE "
+                            "(repeatable): also write that format there, from the same run")
+    check.add_argument("--step-summary", action=argparse.BooleanOptionalAction, default=None,
+                       help="append the Markdown report to $GITHUB_STEP_SUMMARY (default: when it is "
+                            "set and --format is github or $GITHUB_ACTIONS is true)")
+    check.add_argument("--baseline", metavar="PREVIOUS.json",
+                       help="compare with an earlier diagnosis document: findings new, gone or worse")
+    check.add_argument("--baseline-decades", type=float, default=DEFAULT_DECADES, metavar="N",
+                       help="a gradient ratio that moved more than N decades (log10) is worse "
+                            f"(default: {DEFAULT_DECADES})")
+    check.add_argument("--baseline-fraction", type=float, default=DEFAULT_FRACTION_STEP, metavar="F",
+                       help="a dead or saturated fraction up by more than F is worse "
+                            f"(default: {DEFAULT_FRACTION_STEP})")
+
+
+def repo_relative(path: Path, cwd: Path | None = None) -> str:
+    """``path`` relative to the root of the git repository holding it (a folder with ``.git``),
+    else to ``cwd``, else as given; with forward slashes."""
+    here = (cwd or Path.cwd()).resolve()
+    target = (here / path).resolve() if not path.is_absolute() else path.resolve()
+    for root in target.parents:
+        if (root / ".git").exists():
+            return target.relative_to(root).as_posix()
+    try:
+        return target.relative_to(here).as_posix()
+    except ValueError:
+        return PurePosixPath(path.as_posix()).as_posix()
+
+
+def report_context(args: argparse.Namespace, *, kind: str, text: str | None = None) -> ReportContext:
+    """What the renderers need besides the document: the input's repository path, the spec's own
+    text (for lines; read here when not given) or the log's local path."""
+    from gradhealth.report import ReportContext
+
+    source: str | None = None
+    path: Path | None = None
+    if args.spec != "-" and not args.spec.startswith("example:"):
+        source = repo_relative(Path(args.spec))
+        path = Path(args.spec)
+    if kind == "spec" and text is None and path is not None and path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = None
+    if kind == "spec" and args.spec.startswith("example:"):
+        from importlib import resources
+
+        name = args.spec.removeprefix("example:")
+        text = (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text()
+    return ReportContext(source=source, text=text if kind == "spec" else None,
+                         path=path if kind == "logs" else None,
+                         kind="logs" if kind == "logs" else None, layers=args.layers)
+
+
+def load_baseline(source: str) -> Diagnosis:
+    """The baseline document: a diagnosis, or a job resource (its ``result``)."""
+    from pydantic import ValidationError
+
+    from gradhealth.core.document import Diagnosis
+    from gradhealth.errors import InputFormatError
+
+    try:
+        data: Any = json.loads(Path(source).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputFormatError(f"--baseline {source}: not a readable JSON document ({exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("result"), dict) and "findings" not in data:
+        data = data["result"]  # a job resource from GET /v1/jobs/{id}
+    try:
+        return Diagnosis.model_validate(data)
+    except ValidationError as exc:
+        raise InputFormatError(f"--baseline {source}: not a diagnosis document "
+                               f"({exc.error_count()} error(s), first: {exc.errors()[0]['msg']})"
+                               ) from None
+
+
+def prepare(args: argparse.Namespace) -> str | None:
+    """Check the report options before anything runs (a bad baseline must not cost a simulation).
+    Returns a usage error, or None; loads the baseline into ``args.baseline_doc``."""
+    files = [path for _, path in args.output]
+    if len([1 for fmt, _ in args.output if fmt is None]) > 1:
+        return "--output FILE given twice: name the second one's format (FORMAT=FILE)"
+    if len(set(files)) != len(files):
+        return "two reports to the same --output file"
+    if args.more and args.output:
+        return "several inputs write to standard output only (one input per --output)"
+    if args.more and args.format not in STREAM_FORMATS:
+        return f"several inputs: use --format {', '.join(STREAM_FORMATS)} (one {args.format} per input)"
+    args.baseline_doc = load_baseline(args.baseline) if args.baseline else None
+    return None
+
+
+def _step_summary_wanted(args: argparse.Namespace) -> bool:
+    if not os.environ.get("GITHUB_STEP_SUMMARY") or args.step_summary is False:
+        return False
+    return bool(args.step_summary) or args.format == "github" or (
+        os.environ.get("GITHUB_ACTIONS") == "true")
+
+
+def emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext,
+         write: Callable[[str], None]) -> Diagnosis:
+    """Write every report of ``doc`` the options ask for; returns ``doc`` with its baseline section
+    when ``--baseline`` was given (the exit code is decided on it)."""
+    from gradhealth.report import render, write_step_summary
+
+    if getattr(args, "baseline_doc", None) is not None:
+        from gradhealth.core.baseline import compare
+
+        doc = doc.model_copy(update={"baseline": compare(
+            doc, args.baseline_doc, decades=args.baseline_decades,
+            fraction_step=args.baseline_fraction, source=args.baseline)})
+    main_file = next((path for fmt, path in args.output if fmt is None), None)
+    out = render(args.format, doc, ctx)
+    if main_file:
+        Path(main_file).write_text(out + "\n", encoding="utf-8")
+    elif out or args.format != "github":
+        write(out)
+    for fmt, path in args.output:
+        if fmt is not None:
+            Path(path).write_text(render(fmt, doc, ctx) + "\n", encoding="utf-8")
+    if _step_summary_wanted(args):
+        write_step_summary(doc, ctx)
+    return doc
+
+
+def run_inputs(args: argparse.Namespace, check_one: Callable[[argparse.Namespace], int],
+               usage_error: Callable[[str], int]) -> int:
+    """Check ``args.spec`` and every further input with ``check_one``; the worst exit status wins
+    (3 could not run > 2 invalid > 1 unhealthy > 0)."""
+    problem = prepare_or_error(args)
+    if problem is not None:
+        return usage_error(problem)
+    worst = 0
+    for source in [args.spec, *args.more]:
+        worst = max(worst, check_one(argparse.Namespace(**{**vars(args), "spec": source})))
+    return worst
+
+
+def has_regressions(doc: Diagnosis) -> bool:
+    """``--fail-on new``: a new or worse finding at warning or above; without a baseline every
+    finding is new, so this is ``--fail-on warning``."""
+    from gradhealth.core.document import SEVERITY_RANK
+
+    if doc.baseline is not None:
+        return doc.baseline.regressions > 0
+    return any(SEVERITY_RANK[f.severity] >= SEVERITY_RANK["warning"] for f in doc.findings)
+
+
+def prepare_or_error(args: argparse.Namespace) -> str | None:
+    """:func:`prepare`, with an unreadable baseline as a message."""
+    from gradhealth.errors import GradHealthError
+
+    try:
+        return prepare(args)
+    except GradHealthError as exc:
+        return exc.detail
