@@ -2,8 +2,10 @@
 
 ``gradhealth check SPEC`` runs the architecture check in-process and prints a
 readable report (``--format json`` prints the diagnosis document). Exit codes,
-for CI pipelines: 0 when the worst finding is below ``--fail-on``, 1 at or above
-it, 2 for invalid input (a bad spec, an unreadable file, a spec over the limits).
+for CI pipelines (:data:`EXIT_CODES`): 0 when the worst finding is below ``--fail-on``,
+1 at or above it, 2 for invalid input (a bad spec, an unreadable file, a spec over the
+limits), 3 when the check could not run (a ``--server`` that cannot be reached or
+answers 5xx, ``--device cuda`` where there is no CUDA device, the simulation failing).
 """
 
 from __future__ import annotations
@@ -24,10 +26,19 @@ if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis
     from gradhealth.report import ReportContext
 
-__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNHEALTHY", "build_parser", "example_names", "exit_code",
-           "main"]
+__all__ = ["EXIT_CANNOT_RUN", "EXIT_CODES", "EXIT_INVALID", "EXIT_OK", "EXIT_UNHEALTHY", "build_parser",
+           "example_names", "exit_code", "main"]
 
-EXIT_OK, EXIT_UNHEALTHY, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_UNHEALTHY, EXIT_INVALID, EXIT_CANNOT_RUN = 0, 1, 2, 3
+
+#: What each exit status means; the help epilog and the README print this table.
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "healthy: no finding at or above --fail-on",
+    EXIT_UNHEALTHY: "unhealthy: a finding at or above --fail-on (default: error)",
+    EXIT_INVALID: "invalid input: a bad spec or log, an unreadable file, a spec over the limits",
+    EXIT_CANNOT_RUN: "the check could not run: --server unreachable or answering 5xx, "
+                     "--device cuda without CUDA, the simulation failing",
+}
 
 
 def exit_code(doc: Diagnosis, fail_on: str) -> int:
@@ -52,7 +63,13 @@ def _progress(enabled: bool):  # noqa: ANN202 - a small closure
 
 
 def is_spec(source: str) -> bool:
-    """Whether ``source`` names an architecture spec (else it is a log file, folder or archive)."""
+    """Whether ``source`` names an architecture spec (else it is a log file, folder or archive).
+
+    A ``.yaml``/``.yml``/``.json`` file is a spec when it has ``layers``, when one of its top-level
+    keys is a spec field or a near miss of one (``layer:``), or when it does not parse and no log
+    reader recognises it: such a file gets the spec's own error (line and column, JSON pointer,
+    "did you mean"), not "unknown log format".
+    """
     if source == "-" or source.startswith("example:"):
         return True
     path = Path(source)
@@ -61,18 +78,90 @@ def is_spec(source: str) -> bool:
     from gradhealth.analysis.spec import load_spec_text
 
     try:
-        data = load_spec_text(path.read_text(encoding="utf-8")[:5_000_000])
-    except (GradHealthError, UnicodeDecodeError, OSError):
+        text = path.read_text(encoding="utf-8")[:5_000_000]
+    except (UnicodeDecodeError, OSError):
         return False
-    return "layers" in data
+    try:
+        data = load_spec_text(text, content_type="application/json" if path.suffix == ".json" else None)
+    except GradHealthError:
+        return not _a_log_reader_knows(path)
+    return "layers" in data or (_looks_like_spec(data) and not _a_log_reader_knows(path))
+
+
+def _looks_like_spec(data: dict[str, Any]) -> bool:
+    """Whether a top-level key of ``data`` is one of the spec's structural fields or a near miss."""
+    import difflib
+
+    fields = ("input", "layers")  # every spec has both; free-form keys like `name` say nothing
+    return any(isinstance(key, str) and difflib.get_close_matches(key.lower(), fields, n=1, cutoff=0.8)
+               for key in data)
+
+
+def _a_log_reader_knows(path: Path) -> bool:
+    """Whether some log reader recognises the file (a log in JSON/YAML is not a spec)."""
+    from gradhealth.logs.sniff import read_head, sniff
+
+    try:
+        reader, _ = sniff(path.name, read_head(path))
+    except OSError:
+        return False
+    return reader is not None
+
+
+def _cannot_run(args: argparse.Namespace, exc: GradHealthError) -> str | None:
+    """The one-line reason when ``exc`` says the check could not run here (exit 3), else None
+    (the input is bad: exit 2).
+
+    The service failing or unreachable (a 5xx; the CLI reports a transport error as 503) and
+    ``--device cuda`` on a machine without CUDA are the environment's; a spec's own
+    ``device: cuda`` field stays a spec error at ``/device``, like any other field.
+    """
+    from gradhealth.client import RemoteError
+    from gradhealth.errors import cuda_unavailable
+
+    if isinstance(exc, RemoteError):
+        return f"{exc.title.lower()}: {exc.detail}" if exc.status >= 500 else None
+    if args.device == "cuda" and exc.detail == cuda_unavailable().detail:
+        return "--device cuda was given but no CUDA device is available here; use --device auto or cpu"
+    return None
 
 
 def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
-    """Report invalid input on stderr (and as a problem document with --format json); exit 2."""
-    print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
+    """Report an error in one line on stderr (and as a problem document with --format json): exit 3
+    when the check could not run, else exit 2 (invalid input)."""
+    reason = _cannot_run(args, exc)
+    if reason is None:
+        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
+    else:
+        print(f"gradhealth: {args.spec}: the check could not run: {reason}", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(exc.to_problem(), indent=2))
-    return EXIT_INVALID
+        _write(json.dumps(exc.to_problem(), indent=2))
+    return EXIT_INVALID if reason is None else EXIT_CANNOT_RUN
+
+
+def _failed(args: argparse.Namespace, exc: Exception) -> int:
+    """The simulation itself failed (out of memory, a CUDA driver error): exit 3, one line, no
+    traceback; what failed is the environment, not the model."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    print(f"gradhealth: {args.spec}: the check could not run: {type(exc).__name__}: {message}",
+          file=sys.stderr)
+    return EXIT_CANNOT_RUN
+
+
+def _write(text: str) -> None:
+    """Print ``text`` to stdout; a reader that stopped early (``| head``) is not an error."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's own flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext) -> int:
@@ -80,7 +169,7 @@ def _emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext) -> int:
     --fail-on (with --baseline, on the compared document)."""
     from gradhealth.cli_report import emit
 
-    return exit_code(emit(args, doc, ctx, print), args.fail_on)
+    return exit_code(emit(args, doc, ctx, _write), args.fail_on)
 
 
 def cmd_check_inputs(args: argparse.Namespace) -> int:
@@ -116,6 +205,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(file=sys.stderr)
     except GradHealthError as exc:
         return _invalid(args, exc)
+    except (RuntimeError, MemoryError, OSError) as exc:  # torch/CUDA failures: not the model's
+        return _failed(args, exc)
     from gradhealth.cli_report import report_context
 
     return _emit(args, doc, report_context(args, kind="spec", text=text))
@@ -246,23 +337,21 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    for name in example_names():
-        print(f"example:{name}")
+    _write("\n".join(f"example:{name}" for name in example_names()))
     return EXIT_OK
 
 
 def cmd_formats(args: argparse.Namespace) -> int:
     from gradhealth.logs.readers.registry import formats
 
-    for name, description in formats().items():
-        print(f"{name:12s} {description}")
+    _write("\n".join(f"{name:12s} {description}" for name, description in formats().items()))
     return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from gradhealth.analysis.spec import spec_json_schema
 
-    print(json.dumps(spec_json_schema(), indent=2))
+    _write(json.dumps(spec_json_schema(), indent=2))
     return EXIT_OK
 
 
@@ -271,14 +360,21 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     data = {"findings": {k: vars(v) for k, v in FINDINGS.items()},
             "remedies": {k: vars(v) for k, v in REMEDIES.items()}}
-    print(json.dumps(data, indent=2))
+    _write(json.dumps(data, indent=2))
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gradhealth", description="Is this network's gradient healthy?")
+    from gradhealth import __version__
+
+    epilog = "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(prog="gradhealth", description="Is this network's gradient healthy?",
+                                     epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="check an architecture spec (JSON or YAML)")
+    check = sub.add_parser("check", help="check an architecture spec (JSON/YAML) or a training log (file, run "
+                                         "folder or archive)", epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("spec", help="an architecture spec (file, '-' for stdin, or example:NAME), or a training "
                                     "log file, run folder or archive")
     check.add_argument("--log-format", default=None, help="format hint for logs (see `gradhealth formats`)")
@@ -318,8 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # output cut short by its reader (`| head`): not a failure of ours
+        _silence_stdout()
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

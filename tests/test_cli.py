@@ -115,12 +115,14 @@ def test_cuda_in_the_spec_without_cuda_exits_2_at_device(tmp_path, capsys):
     assert "/device" in captured.err and "cuda" in captured.err
 
 
-def test_device_flag_cuda_without_cuda_exits_2(tmp_path, capsys):
+def test_device_flag_cuda_without_cuda_exits_3_the_check_could_not_run(tmp_path, capsys):
+    # Issue 14 item 1: the flag asks this machine for CUDA; the spec is fine, the environment is not.
     _no_cuda()
     spec = tmp_path / "cpu.yaml"
     spec.write_text("input: {shape: [4]}\ndevice: cpu\nlayers: [{type: linear, out_features: 2}]\n")
-    assert main(["check", str(spec), "--device", "cuda"]) == 2
-    assert "/device" in capsys.readouterr().err
+    assert main(["check", str(spec), "--device", "cuda"]) == 3
+    err = capsys.readouterr().err
+    assert "could not run" in err and "--device cuda" in err and len(err.strip().splitlines()) == 1
     assert main(["check", str(spec), "--device", "cpu", "--no-verify"]) == 0  # the flag, not the spec, was it
 
 
@@ -131,12 +133,107 @@ def test_serve_flags_override_the_environment_only_when_given():
     assert (args.host, args.port, args.workers) == (None, None, None)  # the settings decide, at run time
 
 
-def test_a_spec_that_is_not_utf8_and_an_unreachable_server_exit_2(tmp_path, capsys):
+def test_a_spec_that_is_not_utf8_exits_2_and_an_unreachable_server_3(tmp_path, capsys):
     spec = tmp_path / "latin1.yaml"
     spec.write_bytes("name: caf\xe9\ninput: {shape: [4]}\nlayers: [{type: linear, out_features: 2}]\n"
                      .encode("latin-1"))
-    assert main(["check", "example:relu_he_mlp", "--server", "http://127.0.0.1:9"]) == 2  # port 9: discard
+    assert main(["check", "example:relu_he_mlp", "--server", "http://127.0.0.1:9"]) == 3  # port 9: discard
     assert "unreachable" in capsys.readouterr().err.lower()
     done = subprocess.run([sys.executable, "-m", "gradhealth.cli", "check", "-"], input=spec.read_bytes(),
                           capture_output=True, timeout=120)
     assert done.returncode == 2 and b"UTF-8" in done.stderr
+
+
+# --- issue 14: errors a CI pipeline would misread --------------------------------------------------
+
+def _cli(*argv: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gradhealth.cli", *argv], input=stdin, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_an_unreachable_server_is_exit_3_in_one_line_without_a_traceback():
+    done = _cli("check", "example:relu_he_mlp", "--server", "http://127.0.0.1:9")
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "could not run" in done.stderr and "127.0.0.1:9" in done.stderr
+
+
+def test_a_server_5xx_is_exit_3_and_a_4xx_stays_exit_2(monkeypatch, capsys):
+    from gradhealth.client import Client, RemoteError
+
+    def answer(status: int):
+        def check(self, spec, **kw):
+            raise RemoteError({"status": status, "title": "Internal error" if status >= 500 else "Invalid spec",
+                               "detail": "boom"})
+        return check
+
+    monkeypatch.setattr(Client, "check_architecture", answer(500))
+    assert main(["check", "example:relu_he_mlp", "--server", "http://x.invalid"]) == 3
+    assert "could not run" in capsys.readouterr().err
+    monkeypatch.setattr(Client, "check_architecture", answer(422))
+    assert main(["check", "example:relu_he_mlp", "--server", "http://x.invalid"]) == 2
+    assert "could not run" not in capsys.readouterr().err
+
+
+def test_a_simulation_that_fails_is_exit_3_without_a_traceback(monkeypatch, capsys):
+    import gradhealth.library
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be reported later")
+
+    monkeypatch.setattr(gradhealth.library, "check_architecture", fails)
+    assert main(["check", "example:relu_he_mlp"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of memory" in err and "could not run" in err
+
+
+def test_exit_codes_are_in_the_help_epilog():
+    done = _cli("--help")
+    assert done.returncode == 0
+    for code in ("0", "1", "2", "3"):
+        assert f"  {code}  " in done.stdout
+    assert "could not run" in done.stdout
+    assert "spec (JSON/YAML) or a training log" in " ".join(done.stdout.split())  # a spec OR a log
+    assert "could not run" in _cli("check", "--help").stdout
+
+
+@pytest.mark.parametrize(("name", "text", "where"), [
+    ("broken.yaml", "input: {shape: [4]}\nlayers:\n  - {type: linear, out_features: 2\n"
+                    "  - {type: linear, out_features: 3}\n", "invalid YAML at line 4, column 5"),
+    ("broken.yml", "input: {shape: [4]\nlayers: []\n", "invalid YAML at line"),
+    ("comma.json", '{"input": {"shape": [4]},\n "layers": [{"type": "linear", "out_features": 2},]}',
+     "invalid JSON at line 2, column"),
+    ("misspelt.yaml", "input: {shape: [4]}\nlayer:\n  - {type: linear, out_features: 2}\n",
+     "/layer: unknown field; did you mean 'layers'?"),
+    ("misspelt.json", '{"inputs": {"shape": [4]}, "layers": [{"type": "linear", "out_featres": 2}]}',
+     "did you mean 'out_features'?"),
+])
+def test_a_spec_file_that_does_not_parse_gets_the_spec_error_not_unknown_log_format(tmp_path, capsys, name,
+                                                                                     text, where):
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert where in err and "log format" not in err
+
+
+def test_a_log_in_json_is_still_a_log(tmp_path, capsys):
+    state = DATA / "hf-mistral-translator" / "trainer_state.json"
+    assert main(["check", str(state), "--format", "json"]) in (0, 1)
+    assert json.loads(capsys.readouterr().out)["kind"] == "logs"
+
+
+@pytest.mark.parametrize("verb", ["schema", "catalog", "examples", "formats"])
+def test_output_cut_short_by_its_reader_is_not_a_traceback(verb):
+    # `gradhealth schema | head -1`: the reader closes the pipe after one line.
+    done = subprocess.run(f"{sys.executable} -m gradhealth.cli {verb} | head -1", shell=True,
+                          capture_output=True, text=True, timeout=60, executable="/bin/bash")
+    assert done.stdout.count("\n") == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_version():
+    from gradhealth import __version__
+
+    done = _cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"gradhealth {__version__}"

@@ -343,6 +343,25 @@ def _pointer(loc: tuple[Any, ...], data: Any) -> str:
     return "/" + "/".join(parts) if parts else ""
 
 
+def _field_names(model: type[BaseModel]) -> set[str]:
+    """The field names of ``model`` and of every model derived from it."""
+    names = set(model.model_fields)
+    for sub in model.__subclasses__():
+        names |= _field_names(sub)
+    return names
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """A "did you mean" for an unknown key: the spec's top-level fields for a top-level key, any
+    spec field deeper down (the nearest by difflib), or the pointer to the reference."""
+    import difflib
+
+    key = str(loc[-1])
+    fields = set(Spec.model_fields) if len(loc) == 1 else _field_names(_Strict)
+    close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else "check the spelling against the spec reference"
+
+
 def _message(err: ErrorDetails) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "union_tag_invalid":
@@ -351,7 +370,7 @@ def _message(err: ErrorDetails) -> str:
     if err["type"] == "literal_error":
         return f"{msg} (got {err['input']!r})"
     if err["type"] == "extra_forbidden":
-        return "unknown field; check the spelling against the spec reference"
+        return "unknown field; " + _did_you_mean(tuple(err["loc"]))
     if err["type"] in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
         return f"{msg} (got {err['input']!r})"
     return msg
