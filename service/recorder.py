@@ -229,7 +229,6 @@ class _Writer:
             self.raise_error()
 
     def _run(self) -> None:
-        last_flush = time.monotonic()
         requests: list[threading.Event] = []
         try:
             while True:
@@ -246,11 +245,10 @@ class _Writer:
                     records = [_record(item) for item in batch]
                     for sink in self.sinks:
                         sink.write(records)
-                now = time.monotonic()
-                if requests or closing or (batch and now - last_flush >= self.interval):
+                # A batch comes at most once an interval (or when the queue is half full).
+                if batch or requests or closing:
                     for sink in self.sinks:
                         sink.flush()
-                    last_flush = now
                 for done in requests:
                     done.set()
                 if closing and not self.items:
@@ -395,6 +393,6 @@ def _to_host(parts: list[torch.Tensor]) -> tuple[Any, Any]:
         host = torch.empty(stacked.shape, dtype=torch.float64, pin_memory=True)
         host.copy_(stacked, non_blocking=True)
         event = torch.cuda.Event()
-        event.record()  # on the current stream, after the copy
+        event.record(torch.cuda.current_stream(stacked.device))  # the copy's stream, after it
         return host, event
     return stacked.cpu(), None
