@@ -19,7 +19,7 @@ from gradhealth import __version__
 from gradhealth.analysis.spec import Spec
 from gradhealth.api import problems
 from gradhealth.api.metrics import Metrics
-from gradhealth.api.routers import catalog, checks, health, jobs
+from gradhealth.api.routers import catalog, checks, health, jobs, reports
 from gradhealth.api.security import RateLimiter
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
 from gradhealth.jobs.supervisor import Supervisor
@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.metrics = Metrics(sessions)
     problems.install(app)
-    for module in (checks, jobs, catalog, health):
+    for module in (checks, jobs, reports, catalog, health):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

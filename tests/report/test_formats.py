@@ -43,7 +43,9 @@ def test_text_is_the_readable_report(arch_doc):
 
 
 def test_registry_entries():
-    assert list(FORMATS) == ["text", "json", "sarif", "junit", "github", "markdown", "html"]
+    assert list(FORMATS) == [
+        "text", "json", "sarif", "junit", "github", "markdown", "html", "codeclimate"
+    ]
     assert for_media_type("application/sarif+json").name == "sarif"
     assert for_media_type("application/xml").name == "junit"
     assert for_media_type("application/junit+xml").name == "junit"

@@ -1,0 +1,122 @@
+"""/v1/jobs/{id}/report: a finished job's diagnosis in the formats CI systems read.
+
+The format comes from ``?format=`` (any name of the report registry, ``gradhealth.report.FORMATS``)
+or else from the ``Accept`` header (``application/sarif+json``, ``application/junit+xml`` or
+``application/xml``, ``text/markdown``, ``text/html``, ``application/json``, ``text/plain``);
+no preference gets the JSON document.
+
+Where the findings are:
+
+- a log job: the uploaded file, kept with the job, gives the line of each finding's first step;
+  the report names it by its upload's file name, or by ``?source=`` (the path in your repository).
+- an architecture job stores the decoded spec, not the text it came in. Lines refer to that spec
+  re-serialised deterministically as JSON (``json.dumps(spec, indent=2, ensure_ascii=False)`` in
+  the job's own key order): exact for a spec submitted in that form, and a stable place otherwise.
+  For lines in your own YAML file, render on your side: ``gradhealth check --server URL SPEC
+  --format sarif`` gets the document from the service and maps it onto the file you have.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+
+from gradhealth.api.deps import CallerDep, SessionDep
+from gradhealth.api.problems import ApiError
+from gradhealth.api.routers.jobs import NOT_FOUND, _load
+from gradhealth.api.schemas import Problem
+from gradhealth.core.document import Diagnosis
+from gradhealth.report import FORMATS, Format, ReportContext, for_media_type, render
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+# The media types the route answers with, for the OpenAPI document.
+_CONTENT: dict[str, dict[str, Any]] = {}
+for _f in FORMATS.values():
+    _CONTENT.setdefault(_f.media_type.split(";")[0], {"schema": {"type": "string"}})
+_CONTENT["application/json"] = {"schema": {"$ref": "#/components/schemas/Diagnosis"}}
+
+
+def spec_text(spec: Any) -> str:
+    """The text an architecture job's findings are located in: its stored spec as JSON."""
+    return json.dumps(spec, indent=2, ensure_ascii=False)
+
+
+def negotiate(format: str | None, accept: str | None) -> Format:
+    """The format ``?format=`` names, else the most preferred one ``Accept`` lists; 406 when
+    neither names one this service writes."""
+    if format is not None:
+        if format not in FORMATS:
+            raise ApiError(406, "unknown_report_format",
+                           f"no report format {format!r}; use one of: {', '.join(FORMATS)}")
+        return FORMATS[format]
+    if not accept or not accept.strip():
+        return FORMATS["json"]
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for p in params:
+            key, _, value = p.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media and q > 0:
+            ranked.append((-q, i, media.lower()))
+    for _, _, media in sorted(ranked):
+        if media in ("*/*", "application/*"):
+            return FORMATS["json"]
+        if media == "text/*":
+            return FORMATS["text"]
+        found = for_media_type(media)
+        if found is not None:
+            return found
+    raise ApiError(406, "not_acceptable",
+                   f"no report in {accept!r}; ask for application/json, application/sarif+json, "
+                   "application/junit+xml, text/markdown, text/html or text/plain, or use ?format=")
+
+
+def _context(kind: str, request: Any, source: str | None) -> ReportContext:
+    if kind == "logs":
+        path = Path(str(request.get("path", "")))
+        return ReportContext(source=source or request.get("filename"),
+                             path=path if path.is_file() else None, kind="logs")
+    return ReportContext(source=source, text=spec_text(request))
+
+
+@router.get(
+    "/{job_id}/report",
+    summary="A finished job's diagnosis as SARIF, JUnit, Markdown, HTML, text or JSON",
+    description="Chosen by ?format= (" + ", ".join(FORMATS) + ") or the Accept header. Log jobs "
+                "point at lines of the uploaded file; architecture jobs at lines of the stored spec "
+                "re-serialised as JSON (indent 2, the job's key order): for lines in your own YAML, "
+                "use `gradhealth check --server` which renders on your side.",
+    response_class=Response,
+    responses={
+        200: {"content": _CONTENT, "description": "the report"},
+        **NOT_FOUND,
+        406: {"model": Problem, "description": "an unknown ?format= or no format the Accept header allows"},
+        409: {"model": Problem, "description": "the job has not succeeded (yet): no diagnosis to report"},
+    },
+)
+def job_report(
+    job_id: str, session: SessionDep, caller: CallerDep,
+    format: Annotated[str | None, Query(description="a report format; overrides Accept")] = None,
+    source: Annotated[str | None, Query(max_length=1000, description="the input's path in your "
+                                        "repository, as the report should name it")] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    row = _load(session, job_id, caller)  # 404 first: an unknown job is unknown in any format
+    chosen = negotiate(format, accept)
+    if row.status != "succeeded" or row.result is None:
+        raise ApiError(409, "job_not_finished",
+                       f"job {job_id} is {row.status}: a report needs a succeeded job")
+    doc = Diagnosis.model_validate(row.result)
+    ctx = _context(row.kind, row.request or {}, source)
+    body = render(chosen.name, doc, ctx)
+    return Response(body, media_type=chosen.media_type, headers={"Vary": "Accept"})
