@@ -9,6 +9,7 @@ their parameters from the data (:mod:`gradhealth.logs.remedies`).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -17,7 +18,15 @@ from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import Detector, detects, rule, rules
 from gradhealth.logs.remedies import clipping, lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import early_baseline, finite, rolling_median_mad, smooth
+from gradhealth.logs.stats import (
+    centred_median,
+    early_baseline,
+    finite,
+    natural_key,
+    rolling_median_mad,
+    smooth,
+    theil_sen,
+)
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.stats import span as _span
 from gradhealth.logs.thresholds import LogThresholds
@@ -69,6 +78,48 @@ def _judged(run: RunLog, role: str, t: LogThresholds) -> tuple[Series, np.ndarra
     return (s, steps, v) if len(v) >= t.min_points else None
 
 
+def lr_growth(run: RunLog) -> dict | None:
+    """The log's learning rate when it grows by a constant factor per step (an exponential schedule
+    with gamma > 1, e.g. ``ExponentialLR(gamma=1.3)``): ``gamma`` per step, first and last rate.
+
+    Constant means: on at least 80 % of the logged intervals the per-step log-growth is within 5 %
+    of its median, and the rate grew at least 10x in all. A linear warm-up (ratios 2, 1.5, 1.33...)
+    or a step decay is not constant growth."""
+    lr = run.first("learning_rate")
+    if lr is None:
+        return None
+    steps, v = finite(lr)
+    keep = v > 0
+    steps, v = steps[keep].astype(np.float64), v[keep]
+    if len(v) < 4:
+        return None
+    ds = np.diff(steps)
+    ok = ds > 0
+    rate = (np.log(v[1:]) - np.log(v[:-1]))[ok] / ds[ok]  # log growth per step
+    if len(rate) < 3:
+        return None
+    g = float(np.median(rate))
+    if not g > 1e-6 or np.mean(np.abs(rate - g) <= 0.05 * g) < 0.8 or v[-1] / v[0] < 10:
+        return None
+    return {"gamma": math.exp(g), "first": float(v[0]), "last": float(v[-1]),
+            "steps": [_num(steps[0]), _num(steps[-1])]}
+
+
+def _schedule_remedy(run: RunLog, growth: dict, at_step: float) -> Remedy:
+    """lower_learning_rate that names the schedule: the fix is the growing schedule, not one rate."""
+    fix = lower_lr(run, at_step=at_step, why=(
+        f"the schedule multiplies the learning rate by {growth['gamma']:.4g} every step (gamma > 1): "
+        "use gamma <= 1, or a constant or decaying schedule"))
+    fix.params.update({"schedule": "exponential", "gamma": growth["gamma"]})
+    return fix
+
+
+def _lr_note(growth: dict | None) -> str:
+    return ("" if growth is None else
+            f"; the learning rate grows by a constant x{growth['gamma']:.4g} per step ({growth['first']:.3g} "
+            f"to {growth['last']:.3g}), a schedule with gamma > 1")
+
+
 @detects("exploding_gradient")
 def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _judged(run, "grad_norm", t)
@@ -80,25 +131,77 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     late = float(np.median(v[-max(3, len(v) // 4):]))
     ratio = late / base
+    high = v > t.explode_warning * base
+    # Sustained growth the run never came back from: the last finite points all far above the
+    # baseline (a long healthy run that explodes in its last few dozen steps, often into Inf,
+    # has a healthy last-quarter median). Isolated spikes come back; these do not.
+    tail = len(high) if high.all() else int(np.argmax(~high[::-1]))
+    sustained = tail >= t.explode_min_points
+    if sustained:
+        ratio = max(ratio, float(np.median(v[-tail:])) / base)
     severity = "error" if ratio >= t.explode_error else "warning" if ratio >= t.explode_warning else None
     if severity is None:
         return []
-    above = np.nonzero(v > t.explode_warning * base)[0]
-    onset = steps[above[0]] if len(above) else steps[-1]
+    growth = lr_growth(run)
+    if sustained:
+        onset = steps[len(v) - tail]
+        peak = float(np.max(v[-tail:]))
+        after = s.values[s.steps > steps[-1]]
+        ends = " and then became non-finite" if len(after) and not np.all(np.isfinite(after)) else ""
+        summary = (f"{s.name} grew steadily from step {_num(onset)}: {peak / base:.3g}x its early baseline "
+                   f"{base:.3g} over {tail} logged steps{ends}")
+    else:
+        above = np.nonzero(high)[0]
+        onset = steps[above[0]] if len(above) else steps[-1]
+        peak = float(np.max(v))
+        summary = (f"{s.name} grew {ratio:.3g}x over its early baseline {base:.3g} (last quarter median "
+                   f"{late:.3g}), from step {_num(onset)}")
+    remedies: list[Remedy | None] = [clipping(run, t), lower_lr(run, at_step=float(onset),
+                                                                why="gradient norm exploding"),
+                                     R.weight_decay()]
+    if growth is not None:
+        remedies = [_schedule_remedy(run, growth, float(onset)), clipping(run, t), R.weight_decay()]
     return [_finding(
-        "exploding_gradient", severity,
-        f"{s.name} grew {ratio:.3g}x over its early baseline {base:.3g} (last quarter median {late:.3g}), "
-        f"from step {_num(onset)}",
+        "exploding_gradient", severity, summary + _lr_note(growth),
         "The gradient norm keeps growing instead of settling: an unstable learning rate or a per-layer gain "
         "above 1 compounding through training.",
         {"metric": s.name, "steps": [_num(onset), _num(steps[-1])], "value": ratio, "threshold": t.explode_warning,
-         "baseline": base, "late_median": late},
-        [clipping(run, t), lower_lr(run, at_step=float(onset), why="gradient norm exploding"),
-         R.weight_decay()])]
+         "baseline": base, "late_median": late, "peak": peak, "sustained_points": int(tail),
+         "learning_rate_growth": growth},
+        remedies)]
+
+
+def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Spikes of a loss: points far above both their neighbours (the run came back) and their recent
+    past (not a fast early descent), in log units against the run's own noise.
+
+    A fixed 'x times the median' misses an LLM's spikes (5.5 against 3.2 is only 1.7x, yet dozens of
+    standard deviations of its per-step noise) and the same rule works on a per-epoch validation loss,
+    with the window shrunk to what a short series has."""
+    if len(v) == 0 or np.mean(v <= 0) > 0.05:
+        # An objective that sits at 0 or changes sign (RL) has no scale for 'x times its level'.
+        empty = np.array([], dtype=np.int64)
+        return steps[:0], v[:0], v[:0], np.zeros(0, dtype=bool), empty
+    keep = v > 0
+    steps, v = steps[keep], v[keep]
+    half = max(2, min(t.window // 2, len(v) // 6))
+    lv = np.log(v)
+    around = centred_median(lv, half)
+    past, _ = rolling_median_mad(lv, half)
+    resid = lv - around
+    ok = np.isfinite(resid)
+    sigma = 1.4826 * float(np.median(np.abs(resid[ok]))) if ok.any() else 0.0
+    cut = max(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * sigma)
+    with np.errstate(invalid="ignore"):
+        spike = (resid > cut) & (lv - past > cut)
+    return steps, v, np.exp(around), spike, np.nonzero(spike)[0]
 
 
 def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     steps, v = finite(s)
+    if s.role in ("loss", "val_loss"):
+        return _level_spikes(steps, v, t)
     if s.role == "grad_norm":
         # A step with exactly zero gradient made no update (e.g. RL batches without reward variance):
         # it is not part of the baseline a spike stands out from.
@@ -118,7 +221,9 @@ def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int) -> bool:
 @detects("gradient_spike")
 def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Finding]:
     s = run.first(role)  # type: ignore[arg-type]  # callers pass Role literals typed as str
-    if s is None or np.sum(np.isfinite(s.values)) < max(t.min_points, t.window):
+    # A loss is judged against its neighbours, so a per-epoch series of a dozen points will do.
+    needed = max(t.min_points, t.window) if role == "grad_norm" else max(t.min_points, 6)
+    if s is None or np.sum(np.isfinite(s.values)) < needed:
         return []
     steps, v, med, spike, idx = _spikes(s, t)
     if len(idx) == 0:
@@ -129,7 +234,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     all_recovered = all(recovered)
     severity = "warning" if (fraction > t.spike_warning_fraction or not all_recovered) else "info"
     code = "gradient_spike" if role == "grad_norm" else "loss_spike"
-    what = "gradient norm" if role == "grad_norm" else "loss"
+    what = {"grad_norm": "gradient norm", "val_loss": "validation loss"}.get(role, "loss")
     remedies: list[Remedy | None] = [clipping(run, t)] if role == "grad_norm" else [clipping(run, t)]
     first_step = float(steps[idx[0]])
     early = first_step <= steps[0] + 0.1 * (steps[-1] - steps[0])
@@ -151,14 +256,24 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
 
 @detects("loss_spike")
 def loss_spikes(run: RunLog, t: LogThresholds) -> list[Finding]:
-    return spikes(run, t, role="loss")
+    return spikes(run, t, role="loss") + spikes(run, t, role="val_loss")
+
+
+def _depth_order(layers: list[Series]) -> list[Series]:
+    """Layers in depth order. A log that wrote them in plain alphabetical order (Lightning's CSVLogger
+    sorts its columns: ``layers.10`` before ``layers.2``) kept no order of its own, so the numbers in
+    the names decide; any other order is the log's, i.e. the model's, and is kept."""
+    names = [s.layer or s.name for s in layers]
+    if names == sorted(names) and sorted(names, key=natural_key) != names:
+        return sorted(layers, key=lambda s: natural_key(s.layer or s.name))
+    return layers
 
 
 @detects("vanishing_gradient")
 def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
     found: list[Finding] = []
     layers = [s for s in run.by_role("layer_grad_norm") if np.sum(np.isfinite(s.values)) >= 3]
-    weights = [s for s in layers if "weight" in (s.layer or s.name)] or layers
+    weights = _depth_order([s for s in layers if "weight" in (s.layer or s.name)] or layers)
     if len(weights) >= 2:
         first, last = weights[0], weights[-1]
         a = float(np.median(finite(first)[1]))
@@ -252,12 +367,22 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
         [])]
 
 
-CLIP_KEYS = ("max_grad_norm", "clip_grad_norm", "gradient_clip_val", "clipnorm", "opt_clipnorm", "clip", "grad_clip")
+CLIP_KEYS = ("max_grad_norm", "clip_grad_norm", "gradient_clip_val", "clipnorm", "opt_clipnorm", "clip", "grad_clip",
+             "max_norm", "clip_norm", "grad_clip_norm", "gradient_clip_norm", "grad_norm_clip", "gradient_clipping")
 
 
 def clip_threshold(run: RunLog) -> float | None:
+    """The clipping max_norm the run's params record, under any of the names tools use, also nested
+    (``optimizer/max_norm``, ``args.max_grad_norm``). Lightning's ``gradient_clip_val`` with
+    ``gradient_clip_algorithm=value`` clips values, not the norm, and does not count."""
+    leaves: dict[str, str] = {}
+    for key, raw in run.params.items():
+        leaves.setdefault(re.split(r"[/.]", key.lower())[-1], raw)
+    value_clip = str(leaves.get("gradient_clip_algorithm", "")).strip().lower() == "value"
     for key in CLIP_KEYS:
-        raw = run.params.get(key)
+        if key == "gradient_clip_val" and value_clip:
+            continue
+        raw = run.params.get(key, leaves.get(key))
         try:
             value = float(raw) if raw is not None else math.nan
         except ValueError:
@@ -267,27 +392,49 @@ def clip_threshold(run: RunLog) -> float | None:
     return None
 
 
+def pinned_maximum(v: np.ndarray, fraction: float) -> float | None:
+    """The maximum of a norm series that sits at it (within 0.1 %) on at least ``fraction`` of the
+    points: a clipped norm, whose maximum is the threshold. A free norm never repeats its maximum."""
+    if len(v) < 3:
+        return None
+    top = float(np.max(v))
+    if not top > 0 or np.mean(v >= top * (1 - 1e-3)) < fraction:
+        return None
+    return top
+
+
 @detects("clipping_saturated")
 def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
-    limit = clip_threshold(run)
-    found = _judged(run, "grad_norm", t)
-    if limit is None or found is None:
+    limit, source = clip_threshold(run), "the run's params"
+    found = _judged(run, "grad_norm", t) or _judged(run, "clipped_grad_norm", t)
+    if found is None:
         return []
     s, steps, v = found
-    frac = float(np.mean(v > limit))
+    if limit is None:
+        # No recorded threshold: a clipped norm series (or a grad_norm logged after clipping) that
+        # sits at its maximum on most steps tells it.
+        clipped = _judged(run, "clipped_grad_norm", t) or found
+        limit = pinned_maximum(clipped[2], t.clip_saturated_fraction)
+        source = f"{clipped[0].name}, constant at its maximum"
+        if limit is None:
+            return []
+    # At or above: a norm logged after clipping sits exactly at max_norm while clipping acts.
+    frac = float(np.mean(v >= limit * (1 - 1e-3)))
     if frac < t.clip_saturated_fraction:
         return []
     factor = limit / float(np.median(v))
+    pre = "pre-clip " if s.role == "grad_norm" and float(np.max(v)) > limit * (1 + 1e-3) else ""
     return [_finding(
         "clipping_saturated", "warning",
-        f"pre-clip {s.name} is above max_norm {limit:g} on {frac:.0%} of steps (median {np.median(v):.3g})",
+        f"{pre}{s.name} is at or above max_norm {limit:g} (from {source}) on {frac:.0%} of steps "
+        f"(median {np.median(v):.3g})",
         "Clipping that acts on nearly every step is not catching spikes: it is hiding a gradient that is "
         "too large all the time, and effectively rescales the learning rate.",
         {"metric": s.name, "steps": _span(steps), "value": frac, "threshold": t.clip_saturated_fraction,
-         "max_norm": limit, "median_norm": float(np.median(v))},
+         "max_norm": limit, "max_norm_source": source, "median_norm": float(np.median(v))},
         # The one data-derived factor: what brings the typical step under the threshold.
         [lower_lr(run, at_step=float(steps[0]), factor=factor,
-                  why="so that typical steps fall under the clipping threshold") if factor < 1 else None])]
+                  why="so that typical steps fall under the clipping threshold") if 0 < factor < 1 else None])]
 
 
 def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
@@ -314,43 +461,171 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     if rise < t.divergence_factor:
         return []
     # onset: where the smoothed loss leaves its minimum for good
-    onset_i = i_min + int(np.argmax(sm[i_min:] > low * (1 + (t.divergence_factor - 1) / 2)))
+    level = low * (1 + (t.divergence_factor - 1) / 2)
+    onset_i = i_min + int(np.argmax(sm[i_min:] > level))
     onset = float(steps[onset_i])
+    # Sustained: the raw loss stays up on most points from the onset on. A loss that returns to its
+    # level after isolated corrupted steps is a spike (loss_spike), not a divergence.
+    after = v[onset_i:]
+    if len(after) < 3 or np.mean(after > level) < 0.8:
+        return []
+    growth = lr_growth(run)
+    fix = (_schedule_remedy(run, growth, onset) if growth is not None else
+           lower_lr(run, at_step=onset, why=f"the loss diverged from step {_num(onset)}"))
     return [_finding(
         "loss_divergence", "error",
-        f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} (step {_num(steps[i_min])}) to {end:.3g}",
+        f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} (step {_num(steps[i_min])}) to {end:.3g}"
+        + _lr_note(growth),
         "The loss climbs back up for good: the learning rate is too large for this stage of training, or an "
         "explosion is surfacing in the loss.",
         {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
-         "threshold": t.divergence_factor, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end},
-        [lower_lr(run, at_step=onset, why=f"the loss diverged from step {_num(onset)}"),
-         clipping(run, t)])]
+         "threshold": t.divergence_factor, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
+         "learning_rate_growth": growth},
+        [fix, clipping(run, t)])]
+
+
+_ACCURACY = re.compile(r"(?:^|[/_.])(?:acc|accuracy|categorical_accuracy|sparse_categorical_accuracy|"
+                       r"binary_accuracy)(?:[/_.](?:epoch|step))?$")
+_VALIDATION = re.compile(r"(?:^|[/_.])(?:val|valid|validation|eval|test)(?:[/_.]|$)")
+NUM_CLASS_KEYS = ("num_classes", "n_classes", "nb_classes", "num_labels", "n_labels", "num_class", "n_class")
+
+
+def accuracies(run: RunLog) -> tuple[Series | None, Series | None]:
+    """The run's training and validation accuracy series (top-k accuracies left out), by name."""
+    train: list[Series] = []
+    val: list[Series] = []
+    for s in run.by_role("metric"):
+        name = s.name.lower()
+        if _ACCURACY.search(name) and "top" not in name:
+            (val if _VALIDATION.search(name) else train).append(s)
+    return (max(train, key=len) if train else None), (max(val, key=len) if val else None)
+
+
+def _as_fraction(v: np.ndarray) -> np.ndarray:
+    return v / 100 if len(v) and float(np.max(v)) > 1.5 else v  # accuracy logged in percent
+
+
+def num_classes(run: RunLog) -> int | None:
+    """The number of classes when the run's params record it."""
+    for key, raw in run.params.items():
+        if re.split(r"[/.]", key.lower())[-1] in NUM_CLASS_KEYS:
+            try:
+                k = int(float(raw))
+            except ValueError:
+                continue
+            if k >= 2:
+                return k
+    return None
+
+
+def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
+    """Evidence that a classifier sits at chance: accuracy near 1/k. k comes from the params, or from
+    the accuracy itself only when the loss confirms it (a cross-entropy near ln k, what a uniform
+    guess over k classes scores); with params but no accuracy, a loss within 10 % of ln k."""
+    k_param = num_classes(run)
+    train_acc, _ = accuracies(run)
+    acc = None
+    if train_acc is not None:
+        a = _as_fraction(finite(train_acc)[1])
+        if len(a) >= 3:
+            acc = float(np.median(a[len(a) // 2:]))
+    m = t.plateau_chance_margin
+
+    def near(k: int) -> bool:
+        return acc is not None and abs(acc - 1 / k) <= m / k
+
+    def ce(k: int, margin: float) -> bool:
+        return abs(loss_level - math.log(k)) <= margin * math.log(k)
+
+    if k_param is not None and (near(k_param) if acc is not None else ce(k_param, 0.1)):
+        return {"num_classes": k_param, "accuracy": acc, "source": "params"}
+    if k_param is None and acc is not None and acc > 0:
+        k = round(1 / acc)
+        if k >= 2 and near(k) and ce(k, m):
+            return {"num_classes": k, "accuracy": acc, "source": f"{train_acc.name} ~ 1/{k} and loss ~ ln {k}"}
+    return None
+
+
+def _stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
+    """A validation accuracy that never moves while the training accuracy climbs far above it: the
+    model fits its training set and learns nothing that carries over. Reported as loss_plateau with
+    the accuracy as its metric (the quantity that should improve does not), so validation_divergence
+    keeps meaning a validation loss rising from its best."""
+    train, val = accuracies(run)
+    if train is None or val is None:
+        return None
+    vs, va = finite(val)
+    ts, ta = finite(train)
+    if len(va) < 5 or len(ta) < 5:
+        return None
+    va, ta = _as_fraction(va), _as_fraction(ta)
+    k = max(2, len(va) // 5)
+    slope, _, _ = theil_sen(vs.astype(np.float64), va)
+    gained = max(float(np.median(va[-k:]) - np.median(va[:k])), slope * float(vs[-1] - vs[0]))
+    v_late = float(np.median(va[-k:]))
+    t_late = float(np.median(ta[-max(3, len(ta) // 10):]))
+    if gained >= t.accuracy_stuck or t_late - v_late < t.accuracy_gap:
+        return None
+    classes = num_classes(run)
+    chance = f" (chance for {classes} classes is {1 / classes:.2f})" if classes else ""
+    return _finding(
+        "loss_plateau", "warning",
+        f"{val.name} never left {float(np.min(va)):.2f}-{float(np.max(va)):.2f} over steps {_num(vs[0])}-"
+        f"{_num(vs[-1])}{chance} while {train.name} reached {t_late:.2f}",
+        "A validation metric that never improves while the training one does: the model memorises the training "
+        "set and learns nothing that generalises (too little data, leakage-free labels that carry no signal, or "
+        "a train/validation mismatch).",
+        {"metric": val.name, "steps": [_num(vs[0]), _num(vs[-1])], "value": gained,
+         "threshold": t.accuracy_stuck, "band": [float(np.min(va)), float(np.max(va))],
+         "train_metric": train.name, "train_final": t_late, "gap": t_late - v_late, "num_classes": classes},
+        [R.weight_decay()])
 
 
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
+    stuck = _stuck_validation_accuracy(run, t)
     found = _positive_loss(run, t)
     if found is None:
-        return []
+        return [stuck] if stuck else []
     loss, steps, v = found
     sm = smooth(v, max(3, min(9, len(v) // 4)))
     half = len(sm) // 2
-    scale = max(abs(sm[0]), abs(sm[half]), 1e-12)
-    late = (sm[half] - sm[-1]) / scale
     overall = (sm[0] - sm[-1]) / max(abs(sm[0]), 1e-12)
-    if late >= t.plateau_improvement or sm[-1] > sm[half] * t.divergence_factor:
-        return []
+    # Robust trend of the log-loss over the last half: its relative change over that window, with a
+    # confidence interval, so that noise around a falling loss does not read as flat.
+    x = steps[half:].astype(np.float64)
+    slope, _, high = theil_sen(x, np.log(v[half:]))
+    width = float(x[-1] - x[0])
+    late = 1 - math.exp(slope * width)
+    falling = late >= t.plateau_improvement or (high < 0 and late >= t.plateau_improvement / 2)
+    converged = overall >= t.plateau_converged_fraction
+    level = float(np.median(v[half:]))
+    chance = at_chance(run, level, t)
+    rising = sm[-1] > sm[half] * t.divergence_factor
+    if rising or falling or (converged and chance is None):
+        return [stuck] if stuck else []
     never = overall < t.plateau_early_fraction
-    return [_finding(
-        "loss_plateau", "warning" if never else "info",
-        (f"{loss.name} barely moved: {overall:.1%} lower at the end than at the start" if never else
-         f"{loss.name} improved {late:.2%} over the last half of the run (after falling {overall:.0%} before)"),
-        ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning rate far "
-         "too small, or a data/label problem)." if never else
-         "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."),
+    if chance is not None:
+        acc = f", accuracy {chance['accuracy']:.2f}" if chance["accuracy"] is not None else ""
+        summary = (f"{loss.name} is flat at {level:.3g} over the last half of the run, at chance for "
+                   f"{chance['num_classes']} classes (ln {chance['num_classes']} = "
+                   f"{math.log(chance['num_classes']):.3g}{acc})")
+        explanation = ("The loss stopped where a uniform guess over the classes scores: the model predicts no better "
+                       "than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
+                       "that do not follow from the inputs).")
+    elif never:
+        summary = f"{loss.name} barely moved: {overall:.1%} lower at the end than at the start"
+        explanation = ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning "
+                       "rate far too small, or a data/label problem).")
+    else:
+        summary = f"{loss.name} improved {late:.2%} over the last half of the run (after falling {overall:.0%} before)"
+        explanation = "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
+    out = [_finding(
+        "loss_plateau", "warning" if never or chance is not None else "info", summary, explanation,
         {"metric": loss.name, "steps": [_num(steps[half]), _num(steps[-1])], "value": late,
-         "threshold": t.plateau_improvement, "overall_improvement": overall},
-        [raise_lr(run, why="the loss is not moving") if never else None])]
+         "threshold": t.plateau_improvement, "overall_improvement": overall, "at_chance": chance},
+        [raise_lr(run, why="the loss is not moving") if never or chance is not None else None])]
+    return out + ([stuck] if stuck else [])
 
 
 @detects("loss_oscillation")

@@ -19,6 +19,7 @@ Role = Literal[
     "val_loss",        # validation / evaluation loss
     "grad_norm",       # total gradient norm (before clipping when the tool says so)
     "layer_grad_norm", # gradient norm of one layer / parameter (``layer`` says which)
+    "clipped_grad_norm",  # total gradient norm after clipping (sits at max_norm while clipping acts)
     "learning_rate",
     "weight_norm",     # total or per-layer (``layer``) weight norm
     "update_ratio",    # ||update|| / ||weight|| per step, total or per layer
@@ -96,6 +97,8 @@ _LAYER_PATTERNS = (
 )
 _TOTAL_GRAD = re.compile(r"^(?:train[/_])?(?:grad_norm|gradient_norm|grad_(?:[\d.]+|inf)_norm_total|"
                          r"total_grad_norm|global_grad_norm|grad_norm_total|norm|gnorm|grad)$")
+_CLIPPED_GRAD = re.compile(r"^(?:train[/_])?(?:clipped[/_]grad(?:ient)?_norm|"
+                           r"grad(?:ient)?_norm[/_](?:clipped|post[/_]?clip|after[/_]clip(?:ping)?))$")
 _LOSS = re.compile(r"^(?:train[/_.]?)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
                    r"train_loss_step|train_loss_epoch|loss_epoch|total_loss)$")
 _VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test)[/_.]?(?:loss|epoch_loss)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
@@ -115,6 +118,8 @@ def classify(name: str) -> tuple[Role, str | None]:
         return "loss", None
     if _TOTAL_GRAD.match(low):
         return "grad_norm", None
+    if _CLIPPED_GRAD.match(low):
+        return "clipped_grad_norm", None
     for pattern in _LAYER_PATTERNS:
         m = pattern.match(key)
         if m and m.group("layer") not in ("total", "norm_total"):

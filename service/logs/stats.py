@@ -8,6 +8,7 @@ are robust to spikes and to the scale of the run.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -46,15 +47,86 @@ def rolling_median_mad(values: np.ndarray, window: int) -> tuple[np.ndarray, np.
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """A centred running median (odd window), robust to isolated spikes."""
+    """A centred running median (odd window), robust to isolated spikes.
+
+    Near the ends the window shrinks to the points that exist: padding with the end value would
+    let one outlier on the first or last step stand for half a window (a single corrupted last
+    batch then read as a loss that ended high).
+    """
     n = len(values)
     w = max(1, min(window, n) | 1)
     if w == 1:
         return values.copy()
     half = w // 2
-    padded = np.concatenate([np.full(half, values[0]), values, np.full(half, values[-1])])
-    view = np.lib.stride_tricks.sliding_window_view(padded, w)
-    return np.median(view, axis=1)
+    out = np.empty(n)
+    if n >= w:
+        out[half : n - half] = np.median(np.lib.stride_tricks.sliding_window_view(values, w), axis=1)
+    for i in [*range(min(half, n)), *range(max(half, n - half), n)]:
+        out[i] = np.median(values[max(0, i - half) : i + half + 1])
+    return out
+
+
+def centred_median(values: np.ndarray, half: int) -> np.ndarray:
+    """Median of the up to ``half`` points on each side of every point, the point itself left out
+    (nan where fewer than 2 neighbours exist). A point far above this baseline stands out from
+    both its past and its future: a spike the run came back from."""
+    n = len(values)
+    out = np.full(n, np.nan)
+    if n < 3 or half < 1:
+        return out
+    w = 2 * half + 1
+    padded = np.concatenate([np.full(half, np.nan), values.astype(np.float64), np.full(half, np.nan)])
+    chunk = 65_536  # bounded memory for long runs
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        view = np.lib.stride_tricks.sliding_window_view(padded[start : stop + w - 1], w)[: stop - start].copy()
+        view[:, half] = np.nan
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-nan rows; masked out below
+            m = np.nanmedian(view, axis=1)
+        m[np.sum(~np.isnan(view), axis=1) < 2] = np.nan
+        out[start:stop] = m
+    return out
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray, *, max_points: int = 200,
+              z: float = 2.576) -> tuple[float, float, float]:
+    """Theil-Sen slope of ``y`` over ``x`` with Sen's rank-based confidence interval (``z``: 99 %
+    two-sided by default): ``(slope, low, high)``.
+
+    The median of all pairwise slopes ignores up to ~29 % outliers, so a few spikes do not tilt it.
+    Series longer than ``max_points`` are first reduced to that many bin medians (the pairs grow as
+    n^2); the interval is then that of the bin medians, which is what a trend over the run means.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) > max_points:
+        xb = np.array_split(x, max_points)
+        yb = np.array_split(y, max_points)
+        x = np.array([np.median(b) for b in xb])
+        y = np.array([np.median(b) for b in yb])
+    n = len(x)
+    if n < 2:
+        return 0.0, -math.inf, math.inf
+    i, j = np.triu_indices(n, 1)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    slopes = np.sort((y[j] - y[i])[keep] / dx[keep])
+    m = len(slopes)
+    if m == 0:
+        return 0.0, -math.inf, math.inf
+    slope = float(np.median(slopes))
+    c = z * math.sqrt(n * (n - 1) * (2 * n + 5) / 18)
+    lo_i, hi_i = int(math.floor((m - c) / 2)), int(math.ceil((m + c) / 2))
+    low = float(slopes[lo_i]) if 0 <= lo_i < m else -math.inf
+    high = float(slopes[hi_i]) if 0 <= hi_i < m else math.inf
+    return slope, low, high
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders ``layers.2`` before ``layers.10`` (tools such as Lightning's CSVLogger
+    write their columns in plain alphabetical order, which is not the depth order)."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name) if p)
 
 
 def early_baseline(values: np.ndarray, fraction: float) -> float:

@@ -34,6 +34,29 @@ class LogThresholds(BaseModel):
         1.5, gt=1, description="final smoothed loss over its running minimum above this: loss_divergence")
     plateau_improvement: float = Field(
         0.01, gt=0, lt=1, description="relative improvement of the smoothed loss over the last half below this")
+    plateau_converged_fraction: float = Field(
+        0.9, gt=0, lt=1,
+        description="a loss that fell more than this overall has converged: never a plateau (a loss at 1e-4 "
+                    "of its start cannot improve 1% more in relative terms, and need not)")
+    plateau_chance_margin: float = Field(
+        0.25, gt=0, lt=1,
+        description="accuracy within this fraction of 1/num_classes (and a cross-entropy near ln num_classes) "
+                    "is chance level: a flat loss there is a warning, the model learnt nothing")
+    accuracy_gap: float = Field(
+        0.25, gt=0, lt=1,
+        description="training accuracy this far above a validation accuracy that never moved: the validation "
+                    "metric plateaued while the model fits the training set")
+    accuracy_stuck: float = Field(
+        0.05, gt=0, lt=1, description="a validation accuracy that gained less than this (absolute) is stuck")
+    loss_spike_sigmas: float = Field(
+        8.0, gt=0,
+        description="a loss this many robust standard deviations (of its own log-residuals around its neighbours) "
+                    "above both its neighbours and its recent past is a spike: scale-free, so it works for an "
+                    "LLM's per-token loss and a per-epoch validation loss alike")
+    loss_spike_min_ratio: float = Field(
+        1.3, gt=1, description="... and at least this many times its neighbours' median (on runs with no noise)")
+    explode_min_points: int = Field(
+        5, ge=2, description="consecutive points above explode_warning x baseline: sustained growth, not a spike")
     plateau_early_fraction: float = Field(
         0.05, gt=0, lt=1, description="a run whose loss fell less than this overall never learnt: warning")
     oscillation_ratio: float = Field(
