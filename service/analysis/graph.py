@@ -1,0 +1,462 @@
+"""The common form of a user's real network (an ONNX graph or a live ``torch.nn.Module``) and its
+instrumented simulation.
+
+Why not reuse :mod:`gradhealth.analysis.simulate` directly: its units are built from a spec's plan
+(``Unit.plan``), while a user's module is given as it is. What *is* shared is everything after
+the tensors are caught: the figures (:data:`UnitStats` values with the same names and the same
+definitions, the same float64 norms), :class:`SimulationResult`, the rules and the document. So the
+same finding thresholds apply to a spec, an ONNX file and a live module alike.
+
+How tensors are caught: a forward hook on every *leaf* module of the (deep-copied) network records
+its input and output in execution order. Each leaf has a role: ``weight`` (Linear, Conv, Embedding,
+recurrent; ONNX Gemm/MatMul/Conv/Gather-on-a-table/LSTM...), ``norm``, ``act`` (an activation, with
+its canonical name) or ``other`` (reshapes, adds, pooling: not measured). A unit is a weight leaf,
+extended by a norm and then by an activation that consume its output directly - the same grouping
+as a spec's ``linear`` layer with ``norm`` and ``activation`` - so the through-depth ratio, the
+saturated and dead fractions read the very tensors they read on a spec. An activation applied as a
+function inside ``forward`` (``F.relu``) is not a module and is not seen: the unit then reports its
+pre-activation output.
+
+Recurrent layers (``nn.LSTM``/``GRU``/``RNN``, and ONNX ``LSTM``/``GRU``/``RNN`` which become those
+modules) are replaced on the copy by :class:`UnrolledRNN`, which runs torch's own cell kernels one
+step at a time and keeps every ``h_t`` for ``dL/dh_t`` - as the spec's recurrent units do.
+
+Units are named as the user sees them: ``named_modules()`` paths for a live module, and for an ONNX
+graph the module path the exporter wrote into the weight's initializer name (``0.weight`` -> ``0``)
+or else the node name; the pointer says which ONNX node or module it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from gradhealth.analysis.activations import SATURATING
+from gradhealth.analysis.simulate import (
+    SATURATION_MARGIN,
+    SeedFigures,
+    SimulationResult,
+    TimeSeries,
+    UnitStats,
+    _mean_std,
+    _norm,
+    pick_device,
+)
+
+ProgressFn = Callable[[float, str], None]
+
+#: Modules whose output is an activation of their input, by their canonical activation name.
+ACTIVATION_MODULES: dict[type[nn.Module], str] = {
+    nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
+    nn.ELU: "elu", nn.SELU: "selu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Softplus: "softplus",
+    nn.Hardtanh: "hardtanh", nn.ReLU6: "hardtanh",
+}
+NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
+RNN_TYPES = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
+
+
+@dataclass
+class Role:
+    """What a leaf module is to the measurement."""
+
+    kind: str  # weight | norm | act | other
+    type: str = "other"  # the layer type in the document: linear, conv2d, lstm, embedding...
+    activation: str | None = None
+    channels_first: bool = False  # features on dim 1 (convolutions), else on the last dim
+
+
+def role_of(module: nn.Module) -> Role:
+    """The role of a torch leaf module (ONNX node modules declare their own ``role``)."""
+    own = getattr(module, "role", None)
+    if isinstance(own, Role):
+        return own
+    if isinstance(module, UnrolledRNN):
+        return Role("weight", module.kind, "relu" if module.nonlinearity == "relu" else "tanh")
+    if isinstance(module, nn.Linear | nn.Bilinear):
+        return Role("weight", "linear")
+    if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.ConvTranspose1d | nn.ConvTranspose2d):
+        return Role("weight", f"conv{module.weight.dim() - 2}d", channels_first=True)
+    if isinstance(module, nn.Embedding):
+        return Role("weight", "embedding")
+    if isinstance(module, NORM_MODULES):
+        return Role("norm", type(module).__name__.lower())
+    for cls, name in ACTIVATION_MODULES.items():
+        if isinstance(module, cls):
+            return Role("act", "activation", name)
+    return Role("other")
+
+
+def weight_of(module: nn.Module) -> tuple[torch.Tensor | None, int | None, int | None]:
+    """(main weight, fan_in, fan_out) of a weight leaf; ONNX modules say theirs themselves."""
+    own = getattr(module, "fan", None)
+    if callable(own):
+        return cast(tuple[torch.Tensor | None, int | None, int | None], own())
+    if isinstance(module, UnrolledRNN):
+        w = module.rnn.weight_hh_l0
+        return w, int(w.shape[1]), module.rnn.hidden_size
+    w = getattr(module, "weight", None)
+    if not isinstance(w, torch.Tensor) or w.dim() < 2:
+        return None, None, None
+    if isinstance(module, nn.Embedding):
+        return w, 1, int(w.shape[1])  # one row is picked per token: fan-in 1
+    return w, int(w[0].numel()), int(w.shape[0] * (w[0][0].numel() if w.dim() > 2 else 1))
+
+
+# --- recurrent layers, step by step ------------------------------------------------------------
+
+class UnrolledRNN(nn.Module):
+    """An ``nn.LSTM``/``GRU``/``RNN`` run one step at a time with torch's cell kernels (the same
+    arithmetic as the fused module), keeping every h_t so dL/dh_t can be read after backward.
+    Takes and returns what the wrapped module does (``(output, h_n)`` or ``(output, (h_n, c_n))``)."""
+
+    def __init__(self, rnn: nn.RNNBase) -> None:
+        super().__init__()
+        if rnn.bidirectional or getattr(rnn, "proj_size", 0):
+            raise ValueError("bidirectional or projected recurrent layers are not unrolled")
+        self.rnn = rnn
+        self.kind = RNN_TYPES[type(rnn)]
+        self.nonlinearity = getattr(rnn, "nonlinearity", "tanh")
+        self.steps: dict[int, list[torch.Tensor]] = {}
+        self.probing = False
+
+    def forward(self, x: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
+        if not self.probing:
+            return cast(tuple[torch.Tensor, Any], self.rnn(x, hx))
+        rnn = self.rnn
+        seq = x if rnn.batch_first else x.transpose(0, 1)  # [batch, time, features]
+        n, hsize = seq.shape[0], rnn.hidden_size
+        h0 = c0 = None
+        if hx is not None:
+            h0, c0 = hx if self.kind == "lstm" else (hx, None)
+        self.steps = {}
+        last_h: list[torch.Tensor] = []
+        last_c: list[torch.Tensor] = []
+        inp = seq
+        for layer in range(rnn.num_layers):
+            weights = [getattr(rnn, f"{p}_l{layer}") for p in ("weight_ih", "weight_hh")]
+            if rnn.bias:
+                weights += [getattr(rnn, f"{p}_l{layer}") for p in ("bias_ih", "bias_hh")]
+            else:
+                weights += [None, None]
+            h = h0[layer] if h0 is not None else seq.new_zeros(n, hsize)
+            c = c0[layer] if c0 is not None else seq.new_zeros(n, hsize)
+            steps: list[torch.Tensor] = []
+            for t in range(seq.shape[1]):
+                if self.kind == "lstm":
+                    h, c = torch.lstm_cell(inp[:, t], (h, c), *weights)
+                elif self.kind == "gru":
+                    h = torch.gru_cell(inp[:, t], h, *weights)
+                elif self.nonlinearity == "relu":
+                    h = torch.rnn_relu_cell(inp[:, t], h, *weights)
+                else:
+                    h = torch.rnn_tanh_cell(inp[:, t], h, *weights)
+                if h.requires_grad:
+                    h.retain_grad()
+                steps.append(h)
+            self.steps[layer] = steps
+            last_h.append(h)
+            last_c.append(c)
+            inp = torch.stack(steps, 1)
+        out = inp if rnn.batch_first else inp.transpose(0, 1)
+        h_n = torch.stack(last_h)
+        return out, ((h_n, torch.stack(last_c)) if self.kind == "lstm" else h_n)
+
+
+def unroll_recurrent(model: nn.Module) -> None:
+    """Replace every unidirectional recurrent module of ``model`` (a copy) by :class:`UnrolledRNN`."""
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if type(child) in RNN_TYPES and not child.bidirectional and not getattr(child, "proj_size", 0):
+                setattr(parent, child_name, UnrolledRNN(cast(nn.RNNBase, child)))
+
+
+# --- units from a trace ------------------------------------------------------------------------
+
+@dataclass
+class Record:
+    """One measured unit of one forward pass."""
+
+    name: str
+    pointer: str
+    role: Role
+    module: nn.Module
+    inp: torch.Tensor | None
+    out: torch.Tensor
+    pre: torch.Tensor | None = None
+    activation: str | None = None
+    params: list[nn.Parameter] = field(default_factory=list)
+
+
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, tuple | list) and value:
+        return _first_tensor(value[0])
+    return None
+
+
+class Tracer:
+    """Forward hooks on the leaf modules of a network, grouping what they see into units."""
+
+    def __init__(self, model: nn.Module, names: dict[nn.Module, tuple[str, str]] | None = None) -> None:
+        self.units: list[Record] = []
+        self._handles: list[Any] = []
+        names = names or {m: (n or type(m).__name__, f"module:{n}") for n, m in model.named_modules()}
+        for module, (name, pointer) in names.items():
+            is_leaf = isinstance(module, UnrolledRNN) or (
+                not any(True for _ in module.children()) and not isinstance(module, _UNDER_UNROLLED))
+            if not is_leaf:
+                continue
+            role = role_of(module)
+            if role.kind == "other":
+                continue
+            hook = functools.partial(self._hook, name, pointer, role)
+            self._handles.append(module.register_forward_hook(hook))
+
+    def _hook(self, name: str, pointer: str, role: Role, module: nn.Module, args: tuple[Any, ...],
+              output: Any) -> None:
+        inp, out = _first_tensor(args), _first_tensor(output)
+        if out is None or not out.is_floating_point():
+            return
+        last = self.units[-1] if self.units else None
+        follows = last is not None and inp is last.out
+        if role.kind in ("norm", "act") and follows and last is not None and last.activation is None:
+            if role.kind == "act":
+                last.pre, last.activation = last.out, role.activation
+            last.params += list(module.parameters())
+            last.out = self._keep(out)
+            return
+        if role.kind == "norm":
+            return  # a norm that follows no weight layer (a pre-norm block's own): not a unit
+        self.units.append(Record(name, pointer, role, module, inp, self._keep(out),
+                                 pre=inp if role.kind == "act" else None,
+                                 activation=role.activation, params=list(module.parameters())))
+
+    @staticmethod
+    def _keep(t: torch.Tensor) -> torch.Tensor:
+        if t.requires_grad:
+            t.retain_grad()
+        return t
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+# nn.LSTM inside an UnrolledRNN is the same unit as its wrapper: not hooked on its own.
+_UNDER_UNROLLED = (nn.LSTM, nn.GRU, nn.RNN)
+
+
+def record_figures(rec: Record) -> dict[str, torch.Tensor]:
+    """The figures of one unit, with the names and definitions of the spec simulation's."""
+    h = rec.out.detach()
+    g = rec.out.grad
+    nan = torch.tensor(math.nan, dtype=torch.float64, device=h.device)
+    mean, std = _mean_std(h)
+    g_norm = _norm(g) if g is not None else nan
+    figures: dict[str, torch.Tensor] = {
+        "output_grad_norm": g_norm,
+        "activation_mean": mean,
+        "activation_std": std,
+        "nonfinite_forward": (~torch.isfinite(mean)).to(torch.float64),
+        "nonfinite_backward": (~torch.isfinite(g_norm)).to(torch.float64) if g is not None else nan,
+    }
+    w, _, _ = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
+    grads = ([w.grad] if w is not None and not isinstance(rec.module, UnrolledRNN)
+             else [p.grad for p in rec.module.parameters()])
+    if rec.role.kind == "weight" and grads and all(gr is not None for gr in grads):
+        grad_norm = torch.sqrt(functools.reduce(torch.add, [_norm(gr) ** 2 for gr in grads]))
+        figures["grad_norm"] = grad_norm
+        figures["nonfinite_backward"] = torch.maximum(figures["nonfinite_backward"].nan_to_num(0.0),
+                                                      (~torch.isfinite(grad_norm)).to(torch.float64))
+    if w is not None:
+        figures["weight_std"] = _mean_std(w.detach())[1]
+        bias = getattr(rec.module, "bias", None)
+        if isinstance(bias, torch.Tensor):
+            figures["bias_mean_square"] = bias.detach().to(torch.float64).pow(2).mean()
+    if rec.inp is not None and rec.inp.is_floating_point():
+        figures["input_mean_square"] = _norm(rec.inp) ** 2 / rec.inp.numel()
+    act, pre = rec.activation, rec.pre
+    if pre is not None and act in SATURATING:
+        m = SATURATION_MARGIN
+        if act == "sigmoid":
+            sat = (h < m) | (h > 1 - m)
+        elif act == "tanh":
+            sat = h.abs() > 1 - m
+        else:
+            sat = pre.detach().abs() >= 1
+        figures["saturated_fraction"] = sat.to(torch.float64).mean()
+    if pre is not None and act == "relu" and pre.dim() >= 1:
+        z = pre.detach()
+        feature_dim = 1 if rec.role.channels_first and z.dim() > 1 else z.dim() - 1
+        alive = z.amax(dim=[d for d in range(z.dim()) if d != feature_dim] or None) > 0 \
+            if z.dim() > 1 else z > 0
+        figures["dead_fraction"] = 1.0 - alive.to(torch.float64).mean()
+    return figures
+
+
+# --- the simulation ----------------------------------------------------------------------------
+
+@dataclass
+class InputSpec:
+    """One input of the network: its shape (batch first), dtype and, for token ids, the bound."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float64
+    high: int | None = None  # integer inputs: ids are drawn below this
+
+
+def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
+    """The synthetic batch for ``seed``: standard normal floats (the spec check's default input)
+    and uniform integer ids below ``high``, drawn on the CPU so every device sees the same."""
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    out = []
+    for s in specs:
+        if s.dtype.is_floating_point:
+            out.append(torch.randn(s.shape, generator=gen, dtype=torch.float64))
+        else:
+            out.append(torch.randint(s.high or 2, s.shape, generator=gen, dtype=s.dtype))
+    return out
+
+
+def loss_of(kind: str, out: torch.Tensor, seed: int) -> torch.Tensor:
+    """Cross-entropy over the last dimension against random classes, MSE against a random target,
+    or a plain sum; the target is drawn from ``seed`` on the CPU."""
+    gen = torch.Generator().manual_seed(20_000 + seed)
+    if kind == "cross_entropy":
+        target = torch.randint(out.shape[-1], out.shape[:-1], generator=gen).to(out.device)
+        return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))
+    if kind == "mse":
+        target = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.device, out.dtype)
+        return nn.functional.mse_loss(out, target)
+    return out.sum()
+
+
+@dataclass
+class GraphRun:
+    """How to simulate one network: it, its inputs and what every seed does to it."""
+
+    model: nn.Module
+    inputs: list[InputSpec]
+    loss: str = "cross_entropy"
+    seeds: int = 3
+    #: called on each seed's copy before it runs (re-initialisation, a remedy's edit)
+    prepare: Callable[[nn.Module, int], None] | None = None
+    names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None = None
+    dtype: torch.dtype = torch.float64
+
+
+def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
+    net = copy.deepcopy(run.model)
+    if run.prepare is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            run.prepare(net, seed)
+    unroll_recurrent(net)
+    net = net.to(device=device, dtype=run.dtype).train()
+    for m in net.modules():
+        if isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.AlphaDropout):
+            m.eval()  # no dropout noise: seeds differ by their batch only, as in the spec check
+    for p in net.parameters():
+        p.requires_grad_(True)
+    return net
+
+
+def _output(value: Any) -> torch.Tensor:
+    out = _first_tensor(value)
+    if out is None or not out.is_floating_point():
+        raise ValueError("the model's (first) output is not a floating-point tensor")
+    return out
+
+
+def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int
+                      ) -> tuple[SeedFigures, list[Record]]:
+    """One forward + backward with every leaf hooked; all figures read back in one transfer."""
+    tracer = Tracer(net, run.names(net) if run.names else None)
+    rnns = [m for m in net.modules() if isinstance(m, UnrolledRNN)]
+    for m in rnns:
+        m.probing = True
+    try:
+        net.zero_grad(set_to_none=True)
+        loss = loss_of(run.loss, _output(net(*xs)), seed)
+        loss.backward()
+    finally:
+        tracer.close()
+        for m in rnns:
+            m.probing = False
+    dev = loss.device
+    names: list[tuple[str, str]] = []
+    scalars: list[torch.Tensor] = []
+    step_keys: list[tuple[str, int]] = []
+    step_scalars: list[torch.Tensor] = []
+    seen: set[str] = set()
+    records: list[Record] = []
+    for rec in tracer.units:
+        if rec.name in seen:
+            continue  # a module called twice (shared weights): its first call is measured
+        seen.add(rec.name)
+        records.append(rec)
+        for metric, value in record_figures(rec).items():
+            names.append((rec.name, metric))
+            scalars.append(value.to(device=dev, dtype=torch.float64).reshape(()))
+        if isinstance(rec.module, UnrolledRNN):
+            for sub, hs in rec.module.steps.items():
+                for h in hs:
+                    step_keys.append((rec.name, sub))
+                    step_scalars.append(_norm(h.grad).to(dev) if h.grad is not None
+                                        else torch.zeros((), dtype=torch.float64, device=dev))
+    values = torch.stack([*scalars, *step_scalars, loss.detach().to(torch.float64)]).cpu().tolist()
+    figures: dict[str, dict[str, float]] = {}
+    for (uname, metric), v in zip(names, values, strict=False):
+        figures.setdefault(uname, {})[metric] = v
+    steps: dict[tuple[str, int], list[float]] = {}
+    for key, v in zip(step_keys, values[len(names):], strict=False):
+        steps.setdefault(key, []).append(v)
+    return SeedFigures(figures, steps, values[-1]), records
+
+
+def simulate_graph(run: GraphRun, *, device: str | None = None,
+                   progress: ProgressFn | None = None) -> SimulationResult:
+    """Simulate ``run`` for every seed and collect per-unit figures as :func:`simulate` does.
+
+    The returned result has no spec ``plan`` (it is ``None``): the rules read units and time
+    series only, except the post-LN transformer rule, which looks for spec transformer units."""
+    dev = pick_device(device or "auto")
+    started = time.perf_counter()
+    seeds: list[SeedFigures] = []
+    records: list[Record] = []
+    for seed in range(run.seeds):
+        if progress:
+            progress(seed / run.seeds, f"simulating seed {seed + 1} of {run.seeds}")
+        net = _copy_for_seed(run, seed, dev)
+        xs = [x.to(dev) if not x.is_floating_point() else x.to(dev, run.dtype)
+              for x in make_inputs(run.inputs, seed)]
+        figures, records = instrumented_step(run, net, xs, seed)
+        seeds.append(figures)
+        del net
+    if progress:
+        progress(1.0, "simulation done")
+    stats: list[UnitStats] = []
+    for rec in records:
+        if rec.name not in seeds[0].units:
+            continue
+        metrics = seeds[0].units[rec.name].keys()
+        values = {m: np.array([s.units.get(rec.name, {}).get(m, math.nan) for s in seeds],
+                              dtype=np.float64) for m in metrics}
+        _, fan_in, fan_out = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
+        stats.append(UnitStats(rec.name, rec.pointer, rec.role.type, rec.activation, 0,
+                               rec.role.kind == "weight", fan_in, fan_out, values))
+    series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))
+              for (name, sub) in seeds[0].steps]
+    return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64
+                            else "float32", run.seeds, stats, series, [s.loss for s in seeds],
+                            time.perf_counter() - started)

@@ -1,0 +1,878 @@
+"""ONNX file -> a PyTorch module the graph simulation can measure (:mod:`gradhealth.analysis.graph`).
+
+Why an interpreter of our own rather than onnx2torch: onnx2torch has had no release since 2024, has
+no converter for LSTM/GRU/RNN and leaves MatMul weights as buffers (no gradient, so no grad_norm).
+Here each node becomes a small ``nn.Module`` from a registry of ops, and :class:`OnnxModule` runs
+them in the file's (topological) order over a name -> tensor table. Initializers that feed weight
+inputs (Gemm/MatMul/Conv weights and biases, normalisation scales, embedding tables behind Gather,
+LSTM/GRU/RNN W/R/B, which become torch's own recurrent modules) are ``nn.Parameter``s; other
+initializers and ``Constant`` values are buffers.
+
+Safety: the file is parsed as protobuf only (``ModelProto.FromString``), nothing in it is executed
+or imported, and tensors stored as external data (file references: the path-traversal CVEs of
+2024-2026) are refused, never resolved. Every unsupported op is named, with its node, in one error.
+Parameter count and estimated activation memory are checked against the plan limits from the
+declared shapes, before any tensor is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradhealth.analysis.graph import InputSpec, Role
+from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.plan import Limits
+from gradhealth.errors import InputFormatError, LimitExceeded
+
+#: ONNX element types we read, to numpy (float16 and bfloat16 are read via onnx.numpy_helper).
+_INT_TYPES = {6: torch.int32, 7: torch.int64, 9: torch.bool, 2: torch.uint8, 3: torch.int8}
+_FLOAT_TYPES = {1, 10, 11, 16}
+
+
+class Unsupported(Exception):
+    """Raised by an op builder: this node cannot be interpreted (the reason says why)."""
+
+
+@dataclass
+class Node:
+    """One ONNX node as the builders see it."""
+
+    op: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any]
+
+
+@dataclass
+class Ctx:
+    """What builders may read: initializer and Constant values known before running."""
+
+    static: dict[str, np.ndarray]
+    weights: set[str] = field(default_factory=set)  # initializers that became parameters
+
+    def value(self, name: str) -> np.ndarray | None:
+        return self.static.get(name) if name else None
+
+    def param(self, name: str, transpose: bool = False) -> nn.Parameter | None:
+        v = self.value(name)
+        if v is None or not np.issubdtype(v.dtype, np.floating):
+            return None
+        self.weights.add(name)
+        return nn.Parameter(_tensor(v.T if transpose else v))
+
+
+class Op(nn.Module):
+    """A node. ``forward`` takes the node's inputs (None for a missing optional one)."""
+
+    role = Role("other")
+    n_outputs = 1
+
+    def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
+        return None, None, None
+
+    def reinitialise(self) -> None:
+        """PyTorch's default initialisation for the layer this node is (nothing for most)."""
+
+
+def _uniform_(ts: list[torch.Tensor | None], bound: float) -> None:
+    with torch.no_grad():
+        for t in ts:
+            if t is not None:
+                t.uniform_(-bound, bound)
+
+
+class Linear(Op):
+    """Gemm / MatMul(+Add) with an initializer weight, kept as torch's [out, in] layout."""
+
+    role = Role("weight", "linear")
+
+    def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, alpha: float = 1.0,
+                 beta: float = 1.0, trans_a: bool = False, bias_first: bool = False) -> None:
+        super().__init__()
+        self.weight, self.bias = weight, bias
+        self.alpha, self.beta, self.trans_a = alpha, beta, trans_a
+        self.bias_first = bias_first
+
+    def forward(self, a: torch.Tensor, *_: Any) -> torch.Tensor:
+        if self.trans_a:
+            a = a.t()
+        y = a @ self.weight.t() if self.alpha == 1.0 else self.alpha * (a @ self.weight.t())
+        if self.bias is not None:
+            b = self.bias if self.beta == 1.0 else self.beta * self.bias
+            y = b + y if self.bias_first else y + b
+        return y
+
+    def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
+        return self.weight, int(self.weight.shape[1]), int(self.weight.shape[0])
+
+    def reinitialise(self) -> None:
+        # nn.Linear.reset_parameters: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias alike
+        _uniform_([self.weight, self.bias], 1.0 / math.sqrt(self.weight.shape[1]))
+
+
+class Gemm(Op):
+    """Gemm whose B is computed at run time (no weight of its own)."""
+
+    def __init__(self, alpha: float, beta: float, ta: bool, tb: bool) -> None:
+        super().__init__()
+        self.alpha, self.beta, self.ta, self.tb = alpha, beta, ta, tb
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.alpha * ((a.t() if self.ta else a) @ (b.t() if self.tb else b))
+        return y + self.beta * c if c is not None else y
+
+
+class Conv(Op):
+    def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, a: dict[str, Any]) -> None:
+        super().__init__()
+        self.weight, self.bias = weight, bias
+        nd = weight.dim() - 2
+        if nd not in (1, 2, 3):
+            raise Unsupported(f"{nd}-d convolution")
+        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise Unsupported(f"auto_pad={a['auto_pad']}")
+        self.role = Role("weight", f"conv{nd}d", channels_first=True)
+        self.nd = nd
+        self.stride = a.get("strides", [1] * nd)
+        self.dilation = a.get("dilations", [1] * nd)
+        self.groups = a.get("group", 1)
+        self.pads = list(a.get("pads", [0] * 2 * nd))
+
+    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
+        begin, end = self.pads[:self.nd], self.pads[self.nd:]
+        padding: Any = begin
+        if begin != end:  # asymmetric: pad explicitly (F.pad lists the last dim first)
+            x = F.pad(x, [p for b, e in zip(reversed(begin), reversed(end), strict=True) for p in (b, e)])
+            padding = 0
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self.nd - 1]
+        return conv(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+    def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
+        w = self.weight
+        return w, int(w[0].numel()), int(w.shape[0] * w[0][0].numel())
+
+    def reinitialise(self) -> None:
+        _uniform_([self.weight, self.bias], 1.0 / math.sqrt(self.weight[0].numel()))
+
+
+class BatchNorm(Op):
+    """Batch statistics, as in training: the simulation is of a training step."""
+
+    role = Role("norm", "batchnorm")
+
+    def __init__(self, scale: nn.Parameter | None, bias: nn.Parameter | None, mean: np.ndarray,
+                 var: np.ndarray, eps: float) -> None:
+        super().__init__()
+        self.weight, self.bias, self.eps = scale, bias, eps
+        self.register_buffer("running_mean", torch.from_numpy(mean.astype(np.float32)))
+        self.register_buffer("running_var", torch.from_numpy(var.astype(np.float32)))
+
+    def forward(self, x: torch.Tensor, *_: Any) -> Any:
+        y = F.batch_norm(x, self.running_mean.clone(), self.running_var.clone(), self.weight,
+                         self.bias, True, 0.0, self.eps)
+        # training_mode graphs also output the running statistics (unused downstream)
+        return (y, self.running_mean, self.running_var) if self.n_outputs > 1 else y
+
+    def reinitialise(self) -> None:
+        with torch.no_grad():
+            if self.weight is not None:
+                self.weight.fill_(1.0)
+            if self.bias is not None:
+                self.bias.zero_()
+
+
+class LayerNorm(Op):
+    role = Role("norm", "layernorm")
+
+    def __init__(self, scale: nn.Parameter | None, bias: nn.Parameter | None, axis: int, eps: float) -> None:
+        super().__init__()
+        self.weight, self.bias, self.axis, self.eps = scale, bias, axis, eps
+
+    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
+        axis = self.axis % x.dim()
+        return F.layer_norm(x, tuple(x.shape[axis:]), self.weight, self.bias, self.eps)
+
+    reinitialise = BatchNorm.reinitialise
+
+
+class Embedding(Op):
+    """Gather from an initializer table along axis 0: a lookup table with a gradient."""
+
+    role = Role("weight", "embedding")
+
+    def __init__(self, weight: nn.Parameter) -> None:
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, _: Any, idx: torch.Tensor) -> torch.Tensor:
+        return F.embedding(idx.long(), self.weight)
+
+    def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
+        return self.weight, 1, int(self.weight.shape[1])
+
+    def reinitialise(self) -> None:
+        with torch.no_grad():
+            self.weight.normal_()
+
+
+class Recurrent(Op):
+    """ONNX LSTM/GRU/RNN (forward direction) as torch's module, gates reordered to torch's."""
+
+    n_outputs = 3
+
+    def __init__(self, kind: str, n: Node, ctx: Ctx) -> None:
+        super().__init__()
+        a = n.attrs
+        if a.get("direction", "forward") != "forward":
+            raise Unsupported(f"direction={a['direction']}")
+        if a.get("clip") is not None or a.get("input_forget", 0):
+            raise Unsupported("clip / input_forget")
+        if len(n.inputs) > 4 and n.inputs[4]:
+            raise Unsupported("sequence_lens")
+        w, r = ctx.value(n.inputs[1]), ctx.value(n.inputs[2])
+        if w is None or r is None:
+            raise Unsupported("W and R must be initializers")
+        b = ctx.value(n.inputs[3]) if len(n.inputs) > 3 else None
+        hidden = int(a.get("hidden_size", r.shape[-1]))
+        acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
+        default = {"lstm": ["Sigmoid", "Tanh", "Tanh"], "gru": ["Sigmoid", "Tanh"], "rnn": ["Tanh"]}[kind]
+        kwargs: dict[str, Any] = {}
+        if kind == "rnn" and acts in (["Relu"],):
+            kwargs["nonlinearity"] = "relu"
+        elif acts and acts != default:
+            raise Unsupported(f"activations={acts}")
+        if kind == "gru" and not a.get("linear_before_reset", 0):
+            raise Unsupported("linear_before_reset=0 (torch's GRU is linear_before_reset=1)")
+        # ONNX gate blocks -> torch's: LSTM iofc -> ifco(=ifgo), GRU zrh -> rzn
+        order = {"lstm": [0, 2, 3, 1], "gru": [1, 0, 2], "rnn": [0]}[kind]
+        cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
+        self.batch_first = bool(a.get("layout", 0))
+        self.rnn = cls(int(w.shape[-1]), hidden, batch_first=self.batch_first, **kwargs)
+        self.kind = kind
+
+        def blocks(m: np.ndarray) -> torch.Tensor:
+            parts = np.split(m, len(order), axis=0)
+            return torch.from_numpy(np.concatenate([parts[i] for i in order], 0).astype(np.float32))
+
+        with torch.no_grad():
+            self.rnn.weight_ih_l0.copy_(blocks(w[0]))
+            self.rnn.weight_hh_l0.copy_(blocks(r[0]))
+            bias = b[0] if b is not None else np.zeros(2 * len(order) * hidden, np.float32)
+            self.rnn.bias_ih_l0.copy_(blocks(bias[:len(order) * hidden]))
+            self.rnn.bias_hh_l0.copy_(blocks(bias[len(order) * hidden:]))
+        ctx.weights.update(i for i in n.inputs[1:4] if i)
+
+    def forward(self, x: torch.Tensor, *rest: Any) -> tuple[Any, ...]:
+        h0 = rest[4] if len(rest) > 4 else None
+        c0 = rest[5] if len(rest) > 5 else None
+        hx: Any = None
+        if h0 is not None:
+            hx = (h0, c0 if c0 is not None else torch.zeros_like(h0)) if self.kind == "lstm" else h0
+        seq, state = self.rnn(x, hx)
+        h_n, c_n = state if self.kind == "lstm" else (state, None)
+        y = seq.unsqueeze(2 if self.batch_first else 1)  # [T, num_directions=1, N, H] (layout 0)
+        return y, h_n, c_n
+
+    def reinitialise(self) -> None:
+        self.rnn.reset_parameters()
+
+
+class Fn(Op):
+    """A parameter-free node computed by ``fn(inputs...)``."""
+
+    def __init__(self, fn: Callable[..., Any], role: Role | None = None, n_outputs: int = 1) -> None:
+        super().__init__()
+        self.fn = fn
+        if role is not None:
+            self.role = role
+        self.n_outputs = n_outputs
+
+    def forward(self, *xs: Any) -> Any:
+        return self.fn(*xs)
+
+
+class Const(Op):
+    def __init__(self, value: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("value", _tensor(value))
+
+    def forward(self, *_: Any) -> torch.Tensor:
+        return self.value
+
+
+def _tensor(v: np.ndarray) -> torch.Tensor:
+    # np.array, not np.ascontiguousarray: the latter turns a 0-d scalar into shape (1,)
+    if np.issubdtype(v.dtype, np.floating):
+        return torch.from_numpy(np.array(v, dtype=np.float32))
+    if v.dtype == np.bool_:
+        return torch.from_numpy(np.array(v))
+    return torch.from_numpy(np.array(v, dtype=np.int64))
+
+
+def _ints(t: torch.Tensor | None) -> list[int]:
+    return [] if t is None else [int(v) for v in t.reshape(-1).tolist()]
+
+
+# --- the op registry ---------------------------------------------------------------------------
+
+def _act(name: str, fn: Callable[..., torch.Tensor]) -> Callable[[Node, Ctx], Op]:
+    return lambda n, c: Fn(fn, Role("act", "activation", name))
+
+
+def _binary(fn: Callable[[Any, Any], torch.Tensor]) -> Callable[[Node, Ctx], Op]:
+    return lambda n, c: Fn(fn)
+
+
+def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if not a.is_floating_point() and not b.is_floating_point():
+        return torch.div(a, b, rounding_mode="trunc")
+    return a / b
+
+
+def _gemm(n: Node, c: Ctx) -> Op:
+    a = n.attrs
+    tb = bool(a.get("transB", 0))
+    w = c.param(n.inputs[1], transpose=not tb)
+    if w is None:
+        return Gemm(a.get("alpha", 1.0), a.get("beta", 1.0), bool(a.get("transA", 0)), tb)
+    bias = c.param(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
+    return Linear(w, bias, a.get("alpha", 1.0), a.get("beta", 1.0), bool(a.get("transA", 0)))
+
+
+def _matmul(n: Node, c: Ctx) -> Op:
+    b = c.value(n.inputs[1])
+    if b is not None and b.ndim == 2 and np.issubdtype(b.dtype, np.floating):
+        w = c.param(n.inputs[1], transpose=True)
+        assert w is not None
+        bias_name = n.attrs.get("_bias")
+        bias = c.param(bias_name) if bias_name else None
+        return Linear(w, bias, bias_first=bool(n.attrs.get("_bias_first")))
+    return Fn(torch.matmul)
+
+
+def _conv(n: Node, c: Ctx) -> Op:
+    w = c.param(n.inputs[1])
+    if w is None:
+        raise Unsupported("the weight must be an initializer")
+    bias = c.param(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
+    return Conv(w, bias, n.attrs)
+
+
+def _bn(n: Node, c: Ctx) -> Op:
+    mean, var = c.value(n.inputs[3]), c.value(n.inputs[4])
+    if mean is None or var is None:
+        raise Unsupported("running mean and variance must be initializers")
+    op = BatchNorm(c.param(n.inputs[1]), c.param(n.inputs[2]), mean, var, n.attrs.get("epsilon", 1e-5))
+    op.n_outputs = len(n.outputs)
+    return op
+
+
+def _ln(n: Node, c: Ctx) -> Op:
+    if len(n.outputs) > 1 and any(n.outputs[1:]):
+        raise Unsupported("Mean/InvStdDev outputs")
+    return LayerNorm(c.param(n.inputs[1]), c.param(n.inputs[2]) if len(n.inputs) > 2 else None,
+                     n.attrs.get("axis", -1), n.attrs.get("epsilon", 1e-5))
+
+
+def _gather(n: Node, c: Ctx) -> Op:
+    table = c.value(n.inputs[0])
+    axis = n.attrs.get("axis", 0)
+    if table is not None and table.ndim == 2 and axis == 0 and np.issubdtype(table.dtype, np.floating):
+        w = c.param(n.inputs[0])
+        assert w is not None
+        return Embedding(w)
+
+    def gather(data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        ax = axis % data.dim()
+        i = idx.long()
+        i = torch.where(i < 0, i + data.shape[ax], i)
+        out = data.index_select(ax, i.reshape(-1))
+        return out.reshape((*data.shape[:ax], *i.shape, *data.shape[ax + 1:]))
+    return Fn(gather)
+
+
+def _pool(kind: str) -> Callable[[Node, Ctx], Op]:
+    def build(n: Node, c: Ctx) -> Op:
+        a = n.attrs
+        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise Unsupported(f"auto_pad={a['auto_pad']}")
+        k = a["kernel_shape"]
+        nd = len(k)
+        stride = a.get("strides", [1] * nd)
+        pads = a.get("pads", [0] * 2 * nd)
+        if pads[:nd] != pads[nd:]:
+            raise Unsupported("asymmetric pads")
+        ceil = bool(a.get("ceil_mode", 0))
+        if kind == "max":
+            fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[nd - 1]
+            dil = a.get("dilations", [1] * nd)
+            return Fn(lambda x: fn(x, k, stride, pads[:nd], dil, ceil_mode=ceil),
+                      n_outputs=len(n.outputs))
+        avg = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[nd - 1]
+        inc = bool(a.get("count_include_pad", 0))
+        return Fn(lambda x: avg(x, k, stride, pads[:nd], ceil, inc))
+    return build
+
+
+def _reshape(n: Node, c: Ctx) -> Op:
+    allowzero = n.attrs.get("allowzero", 0)
+
+    def reshape(x: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        dims = _ints(shape)
+        if not allowzero:
+            dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
+        return x.reshape(dims)
+    return Fn(reshape)
+
+
+def _flatten(n: Node, c: Ctx) -> Op:
+    axis = n.attrs.get("axis", 1)
+    return Fn(lambda x: x.reshape(int(np.prod(x.shape[:axis % (x.dim() or 1)] or [1])), -1)
+              if axis != 0 else x.reshape(1, -1))
+
+
+def _unsqueeze(n: Node, c: Ctx) -> Op:
+    attr_axes = n.attrs.get("axes")
+
+    def unsqueeze(x: torch.Tensor, axes: torch.Tensor | None = None) -> torch.Tensor:
+        ax = list(attr_axes) if attr_axes is not None else _ints(axes)
+        rank = x.dim() + len(ax)
+        for a in sorted(a % rank for a in ax):
+            x = x.unsqueeze(a)
+        return x
+    return Fn(unsqueeze)
+
+
+def _squeeze(n: Node, c: Ctx) -> Op:
+    attr_axes = n.attrs.get("axes")
+
+    def squeeze(x: torch.Tensor, axes: torch.Tensor | None = None) -> torch.Tensor:
+        ax = list(attr_axes) if attr_axes is not None else _ints(axes)
+        if not ax:
+            return x.squeeze()
+        for a in sorted((a % x.dim() for a in ax), reverse=True):
+            x = x.squeeze(a)
+        return x
+    return Fn(squeeze)
+
+
+def _slice(n: Node, c: Ctx) -> Op:
+    def slice_(x: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor,
+               axes: torch.Tensor | None = None, steps: torch.Tensor | None = None) -> torch.Tensor:
+        s, e = _ints(starts), _ints(ends)
+        ax = _ints(axes) if axes is not None else list(range(len(s)))
+        st = _ints(steps) if steps is not None else [1] * len(s)
+        index: list[Any] = [slice(None)] * x.dim()
+        for a, b, en, step in zip(ax, s, e, st, strict=True):
+            if step <= 0:
+                raise ValueError("Slice with a non-positive step is not supported")
+            size = x.shape[a]
+            index[a % x.dim()] = slice(max(min(b, size), -size), max(min(en, size), -size - 1), step)
+        return x[tuple(index)]
+    return Fn(slice_)
+
+
+def _constant(n: Node, c: Ctx) -> Op:
+    v = c.value(n.outputs[0])
+    if v is None:
+        raise Unsupported("a Constant of a kind not read (sparse or string)")
+    return Const(v)
+
+
+def _cast(n: Node, c: Ctx) -> Op:
+    to = n.attrs["to"]
+    if to in _FLOAT_TYPES:
+        # keep the simulation's precision (float64): a cast to float32 would lose what it measures
+        return Fn(lambda x: x if x.is_floating_point() else x.to(torch.get_default_dtype()))
+    if to in _INT_TYPES:
+        dt = torch.int64 if _INT_TYPES[to] != torch.bool else torch.bool
+        return Fn(lambda x: x.to(dt))
+    raise Unsupported(f"Cast to element type {to}")
+
+
+def _clip(n: Node, c: Ctx) -> Op:
+    lo = c.value(n.inputs[1]) if len(n.inputs) > 1 else n.attrs.get("min")
+    hi = c.value(n.inputs[2]) if len(n.inputs) > 2 else n.attrs.get("max")
+    role = None
+    if lo is not None and hi is not None and float(lo) == -1.0 and float(hi) == 1.0:
+        role = Role("act", "activation", "hardtanh")
+    return Fn(lambda x, lo=None, hi=None: torch.clamp(x, lo, hi), role)
+
+
+def _expand(x: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    return x.expand(torch.broadcast_shapes(tuple(x.shape), tuple(_ints(shape))))
+
+
+def _reduce(fn: Callable[..., torch.Tensor]) -> Callable[[Node, Ctx], Op]:
+    def build(n: Node, c: Ctx) -> Op:
+        keep = bool(n.attrs.get("keepdims", 1))
+        attr_axes = n.attrs.get("axes")
+
+        def reduce(x: torch.Tensor, axes: torch.Tensor | None = None) -> torch.Tensor:
+            ax = list(attr_axes) if attr_axes is not None else _ints(axes)
+            return fn(x, dim=ax or list(range(x.dim())), keepdim=keep)
+        return Fn(reduce)
+    return build
+
+
+def _selu(x: torch.Tensor) -> torch.Tensor:
+    return F.selu(x)
+
+
+OPS: dict[str, Callable[[Node, Ctx], Op]] = {
+    "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "BatchNormalization": _bn,
+    "LayerNormalization": _ln, "Gather": _gather,
+    "LSTM": lambda n, c: Recurrent("lstm", n, c), "GRU": lambda n, c: Recurrent("gru", n, c),
+    "RNN": lambda n, c: Recurrent("rnn", n, c),
+    "Relu": _act("relu", F.relu), "Sigmoid": _act("sigmoid", torch.sigmoid),
+    "Tanh": _act("tanh", torch.tanh), "Selu": _act("selu", _selu), "Softplus": _act("softplus", F.softplus),
+    "LeakyRelu": lambda n, c: Fn(lambda x: F.leaky_relu(x, n.attrs.get("alpha", 0.01)),
+                                 Role("act", "activation", "leaky_relu")),
+    "Elu": lambda n, c: Fn(lambda x: F.elu(x, n.attrs.get("alpha", 1.0)), Role("act", "activation", "elu")),
+    "Gelu": lambda n, c: Fn(lambda x: F.gelu(x, approximate=n.attrs.get("approximate", "none")),
+                            Role("act", "activation", "gelu")),
+    "_Silu": _act("silu", F.silu),
+    "Clip": _clip, "Erf": _binary(lambda x: torch.erf(x)),
+    "HardSigmoid": lambda n, c: Fn(lambda x: torch.clamp(n.attrs.get("alpha", 0.2) * x
+                                                         + n.attrs.get("beta", 0.5), 0, 1)),
+    "Softmax": lambda n, c: Fn(lambda x: F.softmax(x, n.attrs.get("axis", -1))),
+    "LogSoftmax": lambda n, c: Fn(lambda x: F.log_softmax(x, n.attrs.get("axis", -1))),
+    "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _binary(torch.mul), "Div": _binary(_div),
+    "Pow": _binary(torch.pow), "Sqrt": _binary(torch.sqrt), "Neg": _binary(torch.neg),
+    "Exp": _binary(torch.exp), "Log": _binary(torch.log), "Abs": _binary(torch.abs),
+    "Equal": _binary(torch.eq), "Where": _binary(torch.where), "Not": _binary(torch.logical_not),
+    "MaxPool": _pool("max"), "AveragePool": _pool("avg"),
+    "GlobalAveragePool": lambda n, c: Fn(lambda x: x.mean(dim=list(range(2, x.dim())), keepdim=True)),
+    "GlobalMaxPool": lambda n, c: Fn(lambda x: x.amax(dim=list(range(2, x.dim())), keepdim=True)),
+    "Flatten": _flatten, "Reshape": _reshape,
+    "Transpose": lambda n, c: Fn(lambda x: x.permute(n.attrs.get("perm", list(range(x.dim()))[::-1]))),
+    "Concat": lambda n, c: Fn(lambda *xs: torch.cat([x for x in xs if x is not None], n.attrs["axis"])),
+    "Identity": lambda n, c: Fn(lambda x: x),
+    "Dropout": lambda n, c: Fn(lambda x, *r: (x, torch.ones_like(x, dtype=torch.bool)), n_outputs=2),
+    "Shape": lambda n, c: Fn(lambda x: torch.tensor(list(x.shape)[n.attrs.get("start", 0):n.attrs.get("end")],
+                                                    dtype=torch.int64, device=x.device)),
+    "Constant": _constant, "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Slice": _slice,
+    "Expand": _binary(_expand), "Cast": _cast,
+    "ConstantOfShape": lambda n, c: Fn(lambda s: torch.full(
+        _ints(s), float(c.value(n.outputs[0] + "#value").reshape(-1)[0])  # type: ignore[union-attr]  # read below
+        if c.value(n.outputs[0] + "#value") is not None else 0.0, device=s.device)),
+    "ReduceMean": _reduce(torch.mean), "ReduceSum": _reduce(torch.sum),
+}
+
+
+# --- the module ---------------------------------------------------------------------------------
+
+class OnnxModule(nn.Module):
+    """Runs the interpreted nodes in the file's order over a name -> tensor table."""
+
+    def __init__(self, inputs: list[str], outputs: list[str], ops: list[Op],
+                 wiring: list[tuple[list[str], list[str]]], consts: dict[str, np.ndarray],
+                 unit_names: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.input_names, self.output_names = inputs, outputs
+        self.ops = nn.ModuleList(ops)
+        self.wiring = wiring
+        self.unit_names = unit_names  # (name, pointer) per op
+        self.const_keys: dict[str, str] = {}
+        for i, (name, value) in enumerate(consts.items()):
+            key = f"c{i}"
+            self.register_buffer(key, _tensor(value))
+            self.const_keys[name] = key
+        self.register_buffer("_dtype", torch.zeros(()))
+
+    def forward(self, *xs: torch.Tensor) -> Any:
+        env: dict[str, Any] = {k: getattr(self, key) for k, key in self.const_keys.items()}
+        env.update(zip(self.input_names, xs, strict=False))
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(self._dtype.dtype)  # Cast-to-float follows the simulation's precision
+        try:
+            for op, (ins, outs) in zip(self.ops, self.wiring, strict=True):
+                result = op(*[env.get(i) if i else None for i in ins])  # parameters live in the op
+                if len(outs) == 1:
+                    env[outs[0]] = result[0] if isinstance(result, tuple) else result
+                else:
+                    for name, value in zip(outs, result, strict=False):
+                        if name:
+                            env[name] = value
+        finally:
+            torch.set_default_dtype(previous)
+        out = [env[o] for o in self.output_names]
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def module_names(self) -> dict[nn.Module, tuple[str, str]]:
+        """The unit name and pointer of every measured module (for the tracer)."""
+        names: dict[nn.Module, tuple[str, str]] = {}
+        for op, name in zip(self.ops, self.unit_names, strict=True):
+            rnn = getattr(op, "rnn", None)
+            names[rnn if isinstance(rnn, nn.Module) else op] = name
+        return names
+
+    def reinitialise(self) -> None:
+        """PyTorch's default initialisation for every layer (``weights: reinitialise``)."""
+        for op in self.ops:
+            if isinstance(op, Op):
+                op.reinitialise()
+
+
+@dataclass
+class Imported:
+    """An ONNX file ready to simulate."""
+
+    module: OnnxModule
+    inputs: list[InputSpec]
+    name: str | None
+    parameters: int
+    activation_bytes: int
+    op_counts: dict[str, int]
+
+
+def _parse(data: bytes) -> Any:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if not data:
+        raise InputFormatError("not an ONNX model: the file is empty")
+    try:
+        model = onnx.ModelProto.FromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise InputFormatError(f"not an ONNX model: the file is not an ONNX protobuf ({exc})") from None
+    if not model.HasField("graph") or not model.graph.node or not model.opset_import:
+        raise InputFormatError("not an ONNX model: no graph, nodes or opset in the file")
+    return model
+
+
+def _external(model: Any) -> list[str]:
+    """Names of tensors stored outside the file (refused: they are file references)."""
+    import onnx
+
+    bad: list[str] = []
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                tensors.append(a.t)
+            tensors.extend(a.tensors)
+            if a.HasField("g") or a.graphs:
+                bad.append(f"{node.name or node.op_type} (subgraph attribute)")
+    for t in tensors:
+        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
+            bad.append(t.name or "(unnamed tensor)")
+    return bad
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    import onnx
+
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        elif isinstance(v, list):
+            v = [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in v]
+        out[a.name] = v
+    return out
+
+
+def _unit_name(node: Node, ctx: Ctx) -> str:
+    """The module path the exporter wrote (``0.weight`` -> ``0``, node ``/a/b/Gemm`` -> ``a.b``),
+    else the node's own name: what the user sees in named_parameters() or in Netron."""
+    for i in node.inputs[1:] + [str(node.attrs.get("_bias", ""))]:
+        for suffix in (".weight", ".bias"):
+            if i.endswith(suffix) and i in ctx.static:
+                return i[: -len(suffix)]
+    parts = [p for p in node.name.split("/") if p]
+    if node.name.startswith("/") and len(parts) >= 2:
+        return ".".join(parts[:-1])
+    return node.name or f"{node.op}_{id(node)}"
+
+
+def _fuse(nodes: list[Node], static: dict[str, np.ndarray], consumers: dict[str, int]) -> list[Node]:
+    """Peepholes that keep a layer one unit: MatMul(W) + Add(b) is one linear layer (its bias),
+    and Sigmoid(x) * x is SiLU (so it is not measured as a sigmoid)."""
+    out: list[Node] = []
+    skip: set[int] = set()
+    for i, n in enumerate(nodes):
+        if i in skip:
+            continue
+        nxt = nodes[i + 1] if i + 1 < len(nodes) else None
+        if (n.op == "MatMul" and n.inputs[1] in static and nxt is not None and nxt.op == "Add"
+                and consumers.get(n.outputs[0]) == 1 and n.outputs[0] in nxt.inputs):
+            other = [x for x in nxt.inputs if x != n.outputs[0]]
+            if len(other) == 1 and other[0] in static and static[other[0]].ndim == 1:
+                n.attrs["_bias"] = other[0]
+                n.attrs["_bias_first"] = nxt.inputs[0] == other[0]
+                n.outputs = list(nxt.outputs)
+                skip.add(i + 1)
+        elif (n.op == "Sigmoid" and nxt is not None and nxt.op == "Mul" and consumers.get(n.outputs[0]) == 1
+              and sorted(nxt.inputs) == sorted([n.inputs[0], n.outputs[0]])):
+            n = Node("_Silu", n.name, [n.inputs[0]], list(nxt.outputs), {})
+            skip.add(i + 1)
+        out.append(n)
+    return out
+
+
+def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
+                batch_size: int | None = None, limits: Limits | None = None,
+                max_bytes: int = 1 << 30) -> Imported:
+    """Parse ``data`` (the bytes of an .onnx file) into a module, refusing what cannot be checked.
+
+    ``input_shapes`` gives the size of dynamic dimensions by input name; ``batch_size`` fills a
+    dynamic first dimension (and replaces a fixed one). Raises :class:`InputFormatError` (not ONNX),
+    :class:`ModelError` (unsupported ops, external data, missing sizes), :class:`LimitExceeded`."""
+    import onnx
+    from onnx import numpy_helper
+
+    limits = limits or Limits()
+    if len(data) > max_bytes:
+        raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
+    model = _parse(data)
+    bad = _external(model)
+    if bad:
+        raise ModelError("tensors stored as external data (or subgraphs) are not read: "
+                         + ", ".join(bad) + "; save the model with all tensors inside the file")
+    graph = model.graph
+    unsupported = [f"{n.op_type} (node {n.name or '?'})" for n in graph.node
+                   if n.domain not in ("", "ai.onnx") or (n.op_type not in OPS or n.op_type.startswith("_"))]
+    if unsupported:
+        raise ModelError(f"unsupported ONNX ops: {', '.join(unsupported)}")
+
+    # Declared shapes -> parameter count and activation memory, before any tensor is made.
+    init_names = {t.name for t in graph.initializer}
+    params = sum(int(np.prod(t.dims)) for t in graph.initializer)
+    if params > limits.max_parameters:
+        raise LimitExceeded(f"the model has {params} parameters, over the limit of "
+                            f"{limits.max_parameters}")
+    shapes: dict[str, list[int]] = {}
+    specs: list[tuple[str, int]] = []
+    missing: list[str] = []
+    for inp in graph.input:
+        if inp.name in init_names:
+            continue
+        tt = inp.type.tensor_type
+        given = (input_shapes or {}).get(inp.name)
+        dims: list[int] = []
+        for k, d in enumerate(tt.shape.dim):
+            if given is not None and k < len(given):
+                dims.append(int(given[k]))
+            elif k == 0 and batch_size:
+                dims.append(batch_size)
+            elif d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(int(d.dim_value))
+            else:
+                missing.append(f"{inp.name}[{k}] ({d.dim_param or 'unknown'})")
+        shapes[inp.name] = dims
+        specs.append((inp.name, tt.elem_type))
+    if missing:
+        raise ModelError("dynamic dimensions without a size: " + ", ".join(missing)
+                         + "; give them as input shapes (e.g. --input-shape name=32,3,224,224)")
+    activation_bytes = _activation_bytes(model, shapes)
+    if activation_bytes > limits.max_activation_bytes:
+        raise LimitExceeded(f"activations and their gradients would take about {activation_bytes} "
+                            f"bytes, over the limit of {limits.max_activation_bytes}")
+
+    static: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    nodes: list[Node] = []
+    for n in graph.node:
+        attrs = _attrs(n)
+        node = Node(n.op_type, n.name, list(n.input), list(n.output), attrs)
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    static[n.output[0]] = numpy_helper.to_array(a.t)
+                elif a.name in ("value_float", "value_int", "value_floats", "value_ints"):
+                    static[n.output[0]] = np.array(onnx.helper.get_attribute_value(a))
+        if n.op_type == "ConstantOfShape":
+            for a in n.attribute:
+                if a.name == "value":
+                    static[n.output[0] + "#value"] = numpy_helper.to_array(a.t)
+        nodes.append(node)
+    consumers: dict[str, int] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers[i] = consumers.get(i, 0) + 1
+    nodes = _fuse(nodes, static, consumers)
+
+    ctx = Ctx(static)
+    ops: list[Op] = []
+    problems: list[str] = []
+    names: list[tuple[str, str]] = []
+    used: dict[str, int] = {}
+    for node in nodes:
+        try:
+            ops.append(OPS[node.op](node, ctx))
+        except (Unsupported, KeyError, ValueError) as exc:
+            problems.append(f"{node.op} (node {node.name or '?'}: {exc})")
+            continue
+        measured = ops[-1].role.kind != "other" or isinstance(ops[-1], Recurrent)
+        name = _unit_name(node, ctx) if measured else (node.name or node.op)
+        used[name] = used.get(name, 0) + 1
+        if used[name] > 1:
+            name = f"{name}#{used[name]}"
+        names.append((name, f"node:{node.name}"))
+    if problems:
+        raise ModelError(f"unsupported ONNX ops: {', '.join(problems)}")
+    consts = {k: v for k, v in static.items() if k in init_names and k not in ctx.weights}
+    module = OnnxModule([n for n, _ in specs], [o.name for o in graph.output], ops,
+                        [(n.inputs, n.outputs) for n in nodes], consts, names)
+    inputs: list[InputSpec] = []
+    for name, elem in specs:
+        if elem in _FLOAT_TYPES:
+            inputs.append(InputSpec(tuple(shapes[name])))
+        elif elem in _INT_TYPES:
+            inputs.append(InputSpec(tuple(shapes[name]), torch.int64, _id_bound(name, nodes, static)))
+        else:
+            raise ModelError(f"input {name}: element type {elem} is not a number type")
+    counts: dict[str, int] = {}
+    for n in graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return Imported(module, inputs, graph.name or None, params, activation_bytes, counts)
+
+
+def _id_bound(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> int:
+    """Integer inputs are token ids: draw them below the size of the table they index."""
+    frontier = {name}
+    for n in nodes:
+        if not frontier & set(n.inputs):
+            continue
+        if n.op == "Gather" and n.inputs[1] in frontier and n.inputs[0] in static:
+            return int(static[n.inputs[0]].shape[0])
+        if n.op in ("Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Transpose"):
+            frontier |= set(n.outputs)
+    raise ModelError(f"integer input {name} indexes no embedding table: cannot tell which ids are valid")
+
+
+def _activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
+    """Estimated bytes of every intermediate tensor and its gradient in float64, from ONNX shape
+    inference on the declared input sizes (protobuf-only; unknown shapes count as nothing)."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    del m.graph.initializer[:]  # shapes only: no copy of the weights
+    for inp in m.graph.input:
+        if inp.name in shapes:
+            dims = inp.type.tensor_type.shape.dim
+            for k, size in enumerate(shapes[inp.name]):
+                if k < len(dims):
+                    dims[k].ClearField("dim_param")
+                    dims[k].dim_value = size
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+    except Exception:  # inference is an estimate: a graph it cannot follow is estimated as 0
+        return 0
+    total = 0
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            total += int(np.prod([d.dim_value for d in dims])) * 8 * 2
+    return total

@@ -1,0 +1,299 @@
+"""The check of a real network - a live ``torch.nn.Module`` or an ONNX file - end to end.
+
+Same findings, thresholds and document as the spec check (:mod:`gradhealth.analysis.check`):
+the graph simulation (:mod:`gradhealth.analysis.graph`) gives a :class:`SimulationResult`, the
+spec check's rules (:func:`gradhealth.analysis.rules.detect`) judge it. Remedies cannot be JSON
+patches here (there is no spec), so each one that is a change of weights or of activation modules
+is applied to a deep copy of the network and simulated again with the same seeds and inputs -
+re-initialisation (He / Xavier / LeCun), an activation swap (Sigmoid/Tanh -> ReLU, ReLU -> LeakyReLU),
+orthogonal recurrent weights, the LSTM chrono forget-gate bias. Remedies that need a new structure
+(normalisation layers, residual connections, a gated cell for a plain RNN) are proposed with their
+PyTorch snippet and ``verified: null``, and their ``change`` says why they were not simulated.
+The user's module itself is never modified: every simulation runs on a copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from gradhealth.analysis.check import _layer_report, _rank
+from gradhealth.analysis.findings import Detection
+from gradhealth.analysis.graph import (
+    GraphRun,
+    InputSpec,
+    role_of,
+    simulate_graph,
+)
+from gradhealth.analysis.rules import detect
+from gradhealth.analysis.simulate import SimulationResult
+from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.core import remedies as R
+from gradhealth.core.document import (
+    Diagnosis,
+    Finding,
+    Remedy,
+    SimulationInfo,
+    TimeStep,
+    Verified,
+    finite_or_none,
+    status_of,
+)
+from gradhealth.core.rules import rule
+
+Edit = Callable[[nn.Module, int], None]
+NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
+                 "not invent for a graph it did not write; make the change and check again")
+_SATURATING = {"sigmoid", "tanh", "hardtanh", "softplus"}
+
+
+def _layers(net: nn.Module, types: tuple[type, ...]) -> list[nn.Module]:
+    return [m for m in net.modules() if isinstance(m, types)
+            or (getattr(m, "role", None) is not None and role_of(m).kind == "weight"
+                and role_of(m).type in ("linear", "conv1d", "conv2d", "conv3d"))]
+
+
+def _init_edit(scheme: str) -> Edit:
+    def edit(net: nn.Module, seed: int) -> None:
+        with torch.no_grad():
+            for m in _layers(net, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                w = m.weight
+                if scheme == "kaiming_normal":
+                    nn.init.kaiming_normal_(w, nonlinearity="relu")
+                elif scheme == "xavier_normal":
+                    nn.init.xavier_normal_(w)
+                else:  # lecun_normal
+                    nn.init.normal_(w, 0.0, w[0].numel() ** -0.5)
+                if getattr(m, "bias", None) is not None:
+                    m.bias.zero_()
+    return edit
+
+
+def _swap_edit(old: set[str], new: str) -> Edit:
+    def make() -> nn.Module:
+        return nn.ReLU() if new == "relu" else nn.LeakyReLU(0.01)
+
+    def edit(net: nn.Module, seed: int) -> None:
+        for parent in list(net.modules()):
+            for name, child in list(parent.named_children()):
+                if role_of(child).kind == "act" and role_of(child).activation in old:
+                    setattr(parent, name, make())
+        _init_edit("kaiming_normal")(net, seed)
+    return edit
+
+
+def _recurrent(net: nn.Module) -> list[nn.RNNBase]:
+    return [m for m in net.modules() if isinstance(m, nn.RNNBase)]
+
+
+def _orthogonal_edit(net: nn.Module, seed: int) -> None:
+    with torch.no_grad():
+        for rnn in _recurrent(net):
+            gates = {"LSTM": 4, "GRU": 3}.get(type(rnn).__name__, 1)
+            for name, p in rnn.named_parameters():
+                if name.startswith("weight_hh"):
+                    for block in p.data.chunk(gates, 0):
+                        nn.init.orthogonal_(block)
+
+
+def _chrono_edit(steps: int) -> Edit:
+    def edit(net: nn.Module, seed: int) -> None:
+        with torch.no_grad():
+            for rnn in _recurrent(net):
+                if not isinstance(rnn, nn.LSTM):
+                    continue
+                h = rnn.hidden_size
+                for layer in range(rnn.num_layers):
+                    b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
+                    b_f = torch.log(torch.empty(h).uniform_(1.0, float(max(steps - 1, 2))))
+                    b_hh[:2 * h] = 0.0
+                    b_ih[h:2 * h] = b_f
+                    b_ih[:h] = -b_f
+    return edit
+
+
+def _combine(first: Edit | None, then: Edit) -> Edit:
+    def edit(net: nn.Module, seed: int) -> None:
+        if first is not None:
+            first(net, seed)
+        then(net, seed)
+    return edit
+
+
+def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, Edit | None]]:
+    """(remedy, edit to verify it, or None when it needs a new structure) for one finding."""
+    where = ", ".join(u.name for u in det.units) or "the network"
+    acts = {u.activation for u in result.units if u.activation}
+    out: list[tuple[Remedy, Edit | None]] = []
+    code = det.code
+    recurrent = [u for u in result.units if u.type in ("lstm", "gru", "rnn")]
+    if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units"):
+        if acts & {"relu", "leaky_relu", "elu", "gelu", "silu"} or code == "dead_units":
+            out.append((R.init("kaiming_normal", "the Linear/Conv layers"), _init_edit("kaiming_normal")))
+        if acts & _SATURATING or not acts:
+            out.append((R.init("xavier_normal", "the Linear/Conv layers"), _init_edit("xavier_normal")))
+        if "selu" in acts:
+            out.append((R.init("lecun_normal", "the Linear/Conv layers"), _init_edit("lecun_normal")))
+        if acts & _SATURATING and code != "dead_units":
+            swap = R.relu_family_activation(where, "relu")
+            out.append((swap, _swap_edit(_SATURATING, "relu")))
+        if code == "dead_units":
+            out.append((R.relu_family_activation(where, "leaky_relu"), _swap_edit({"relu"}, "leaky_relu")))
+        if code in ("vanishing_gradient", "exploding_gradient"):
+            out.append((R.normalisation("batchnorm", where), None))
+            if code == "vanishing_gradient":
+                out.append((R.residual_connections(where), None))
+            else:
+                out.append((R.scaled_residual(where), None))
+    if code in ("vanishing_through_time", "exploding_through_time") and recurrent:
+        names = ", ".join(u.name for u in recurrent)
+        out.append((R.orthogonal_init(names), _orthogonal_edit))
+        steps = max((ts.norms.shape[1] for ts in result.time_series), default=2)
+        gated = R.gated_recurrent_cell(names, "chrono", steps)
+        if all(u.type == "lstm" for u in recurrent):
+            gated.change = f"keep {names} (LSTM) and give it chrono gate initialisation (T_max = {steps})"
+            out.append((gated, _chrono_edit(steps)))
+        else:
+            out.append((gated, None))
+    for remedy, edit in out:
+        if edit is None:
+            remedy.change = f"{remedy.change} ({NOT_SIMULATED})"
+    return out
+
+
+class _Verifier:
+    def __init__(self, run: GraphRun, thresholds: Thresholds, device: str | None) -> None:
+        self.run, self.thresholds, self.device = run, thresholds, device
+        self.simulated = 0
+        self.seconds = 0.0
+
+    def verify(self, det: Detection, before: list[Detection], remedy: Remedy, edit: Edit) -> None:
+        part = rule(det.code).architecture
+        run = GraphRun(self.run.model, self.run.inputs, self.run.loss, self.run.seeds,
+                       _combine(self.run.prepare, edit), self.run.names, self.run.dtype)
+        try:
+            after = simulate_graph(run, device=self.device)
+        except (RuntimeError, ValueError) as exc:
+            remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
+                                       fixed=False, note=f"could not simulate the changed network: {exc}")
+            remedy.recommended = False
+            return
+        self.simulated += 1
+        self.seconds += after.duration_s
+        value, severity = part.severity(after, self.thresholds)
+        known = {d.code for d in before}
+        new = [d.code for d in detect(after, self.thresholds) if d.code not in known]
+        remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
+                                   after=finite_or_none(value), fixed=severity is None, side_effects=new)
+        remedy.recommended = severity is None and not new
+
+
+def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, device: str | None = None,
+             thresholds: Thresholds | None = None, parameters: int | None = None,
+             activation_bytes: int = 0, progress: Callable[[float, str], None] | None = None
+             ) -> Diagnosis:
+    """Simulate ``run``, detect findings and (with ``verify``) verify remedies on copies."""
+    thresholds = thresholds or Thresholds()
+    report = progress or (lambda fraction, stage: None)
+    result = simulate_graph(run, device=device, progress=lambda f, s: report(0.4 * f, s))
+    detections = detect(result, thresholds)
+    verifier = _Verifier(run, thresholds, device)
+    findings: list[Finding] = []
+    for i, det in enumerate(detections):
+        report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
+        remedies: list[Remedy] = []
+        for remedy, edit in _proposals(det, result):
+            if verify and edit is not None:
+                verifier.verify(det, detections, remedy, edit)
+            remedies.append(remedy)
+        findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
+    report(1.0, "done")
+    status = status_of(findings)
+    if findings:
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        summary = f"{status}: {findings[0].code}: {findings[0].summary}{more}"
+    else:
+        summary = f"healthy: no gradient problem found in {len(result.units)} layers"
+    n_params = parameters if parameters is not None else sum(p.numel() for p in run.model.parameters())
+    return Diagnosis(
+        name=name, status=status, summary=summary, findings=findings,
+        layers=[_layer_report(u) for u in result.units],
+        time_steps=[TimeStep(layer=ts.layer, sublayer=ts.sublayer, t=t, output_grad_norm=finite_or_none(g),
+                             log10_spread=finite_or_none(s))
+                    for ts in result.time_series
+                    for t, (g, s) in enumerate(zip(ts.geo(), ts.log10_std(), strict=True))],
+        simulation=SimulationInfo(seeds=run.seeds, batch_size=_batch(run.inputs), device=result.device,
+                                  precision=result.dtype, parameters=int(n_params),
+                                  activation_bytes=activation_bytes,
+                                  duration_s=round(result.duration_s + verifier.seconds, 4),
+                                  remedies_simulated=verifier.simulated),
+    )
+
+
+def _batch(inputs: list[InputSpec]) -> int:
+    return inputs[0].shape[0] if inputs and inputs[0].shape else 1
+
+
+def input_specs(example_inputs: Any) -> list[InputSpec]:
+    """Shapes and dtypes of the user's example inputs; integer inputs are ids below their max + 1."""
+    xs = list(example_inputs) if isinstance(example_inputs, tuple | list) else [example_inputs]
+    specs: list[InputSpec] = []
+    for x in xs:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"example inputs must be tensors, not {type(x).__name__}")
+        if x.is_floating_point():
+            specs.append(InputSpec(tuple(x.shape)))
+        else:
+            specs.append(InputSpec(tuple(x.shape), torch.int64, int(x.max().item()) + 1 if x.numel() else 2))
+    return specs
+
+
+def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
+                 verify: bool = True, device: str | None = None,
+                 thresholds: Thresholds | None = None) -> Diagnosis:
+    """Check a live module with synthetic inputs shaped like ``example_inputs`` (standard normal
+    floats; integer ids below the example's largest + 1), with the module's own weights.
+
+    The module is never modified: it is deep-copied for every simulation and every remedy."""
+    if loss not in ("cross_entropy", "mse", "sum"):
+        raise ValueError(f"loss must be cross_entropy, mse or sum, not {loss!r}")
+    if seeds < 1:
+        raise ValueError("seeds must be at least 1")
+    run = GraphRun(model, input_specs(example_inputs), loss, seeds)
+    return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
+
+
+def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weights: str = "as_given",
+               batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
+               verify: bool = True, device: str | None = None, limits: Any = None,
+               thresholds: Thresholds | None = None, name: str | None = None,
+               progress: Callable[[float, str], None] | None = None) -> Diagnosis:
+    """Check the ONNX model in ``data`` (see :func:`gradhealth.analysis.importers.onnx.import_onnx`).
+
+    ``weights``: ``as_given`` (the file's) or ``reinitialise`` (PyTorch's default per layer,
+    drawn from each seed, to judge the architecture itself)."""
+    from gradhealth.analysis.importers import ModelError
+    from gradhealth.analysis.importers.onnx import OnnxModule, import_onnx
+
+    if weights not in ("as_given", "reinitialise"):
+        raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
+    if loss not in ("cross_entropy", "mse"):
+        raise ModelError(f"loss must be cross_entropy or mse, not {loss!r}")
+    imported = import_onnx(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits)
+
+    def reinit(net: nn.Module, seed: int) -> None:
+        assert isinstance(net, OnnxModule)
+        net.reinitialise()
+
+    def names(net: nn.Module) -> dict[nn.Module, tuple[str, str]]:
+        assert isinstance(net, OnnxModule)
+        return net.module_names()
+
+    run = GraphRun(imported.module, imported.inputs, loss, seeds,
+                   reinit if weights == "reinitialise" else None, names)
+    return diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
+                    parameters=imported.parameters, activation_bytes=imported.activation_bytes,
+                    progress=progress)
