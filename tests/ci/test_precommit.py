@@ -1,0 +1,59 @@
+"""The pre-commit hooks point at a real CLI entry that takes several files, as pre-commit passes
+them (its ``entry``, then the staged file names)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+
+import yaml
+
+from .helpers import BIN, ROOT, ci_env, exploding_csv, healthy_csv
+
+
+def hooks() -> dict[str, dict]:
+    return {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+
+
+def run_hook(hook: dict, files: list[str], cwd) -> subprocess.CompletedProcess:
+    argv = shlex.split(hook["entry"])
+    assert (BIN / argv[0]).exists(), f"{argv[0]} is not a console script of this package"
+    return subprocess.run([*argv, *hook.get("args", []), *files], cwd=cwd, env=ci_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_hook_definitions():
+    found = hooks()
+    assert set(found) == {"gradhealth", "gradhealth-logs"}
+    for hook in found.values():
+        assert hook["language"] == "python"
+        assert hook.get("pass_filenames", True)
+        assert shlex.split(hook["entry"])[:2] == ["gradhealth", "check"]
+    spec = re.compile(found["gradhealth"]["files"])
+    assert spec.search("models/encoder.gradhealth.yaml") and spec.search("a.gradhealth.json")
+    assert not spec.search(".gitlab-ci.yml") and not spec.search("config.yaml")
+    logs = re.compile(found["gradhealth-logs"]["files"])
+    assert logs.search("runs/7/metrics.csv") and not logs.search("data/users.csv")
+
+
+def test_the_hooks_check_several_files_and_fail_on_the_bad_one(tmp_path):
+    (tmp_path / "training_ok.csv").write_text(healthy_csv())
+    (tmp_path / "training_bad.csv").write_text(exploding_csv())
+    hook = hooks()["gradhealth-logs"]
+    both = run_hook(hook, ["training_ok.csv", "training_bad.csv"], tmp_path)
+    assert both.returncode == 1, both.stderr
+    assert "training_ok.csv" in both.stdout or "HEALTHY" in both.stdout
+    assert both.stdout.count(": HEALTHY") + both.stdout.count(": UNHEALTHY") == 2
+    ok = run_hook(hook, ["training_ok.csv"], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_the_spec_hook_runs_the_architecture_check(tmp_path):
+    spec = tmp_path / "tiny.gradhealth.yaml"
+    spec.write_text("input: {shape: [16]}\nseeds: 1\nbatch_size: 16\nlayers:\n"
+                    "  - {type: linear, out_features: 16, activation: relu, init: kaiming_normal}\n"
+                    "  - {type: linear, out_features: 4}\n")
+    done = run_hook(hooks()["gradhealth"], [spec.name], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "HEALTHY" in done.stdout
