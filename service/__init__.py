@@ -23,6 +23,8 @@ __version__ = "0.1.0"
 _PUBLIC: dict[str, str] = {
     "check_architecture": "gradhealth.library",
     "check_logs": "gradhealth.library",
+    "check_module": "gradhealth.library",
+    "check_onnx": "gradhealth.library",
     "Diagnosis": "gradhealth.core.document",
     "GradientRecorder": "gradhealth.recorder",
     "GradHealthError": "gradhealth.errors",
@@ -49,6 +51,8 @@ __all__ = [  # literal, so linters and type checkers see it; a test keeps it equ
     "__version__",
     "check_architecture",
     "check_logs",
+    "check_module",
+    "check_onnx",
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on demand
@@ -63,7 +67,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         UnknownLogFormat,
         UploadTooLarge,
     )
-    from gradhealth.library import check_architecture, check_logs
+    from gradhealth.library import check_architecture, check_logs, check_module, check_onnx
     from gradhealth.recorder import GradientRecorder
 
 

@@ -107,3 +107,48 @@ def check_logs(path: str | Path, *, format: str | None = None, settings: Setting
     settings = settings if settings is not None else get_settings()
     return run_log_check(Path(path), format=format, thresholds=settings.log_thresholds,
                          limits=settings.read_limits(), progress=progress)
+
+
+def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
+                 verify: bool = True, device: str | None = None,
+                 settings: Settings | None = None) -> Diagnosis:
+    """Diagnose the gradients of a live ``torch.nn.Module`` in this process, with the same
+    findings, thresholds and document as :func:`check_architecture`.
+
+    ``example_inputs``: a tensor or a tuple of tensors; the simulation draws synthetic inputs of
+    the same shapes and dtypes (standard normal floats; integer ids below the example's max + 1).
+    ``loss``: ``cross_entropy`` (over the output's last dimension, random classes), ``mse`` or ``sum``.
+    The module is never modified: every simulation, remedies included, runs on a deep copy.
+    """
+    from gradhealth.analysis.module_check import check_module as run
+    from gradhealth.settings import get_settings
+
+    settings = settings if settings is not None else get_settings()
+    return run(model, example_inputs, loss=loss, seeds=seeds, verify=verify, device=device,
+               thresholds=settings.thresholds)
+
+
+def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds: int = 3,
+               weights: str = "as_given", batch_size: int | None = None,
+               input_shapes: dict[str, list[int]] | None = None, verify: bool | None = None,
+               device: str | None = None, settings: Settings | None = None,
+               progress: Progress | None = None) -> Diagnosis:
+    """Diagnose an ONNX model (a path or the file's bytes); nothing in the file is executed.
+
+    ``weights``: ``as_given`` or ``reinitialise``; ``input_shapes`` sizes dynamic dimensions by
+    input name. Raises :class:`~gradhealth.errors.InputFormatError` (not ONNX),
+    ``gradhealth.analysis.importers.ModelError`` (unsupported ops, external data, missing sizes)
+    or :class:`~gradhealth.errors.LimitExceeded`, before anything is simulated.
+    """
+    from gradhealth.analysis.module_check import check_onnx as run
+    from gradhealth.settings import get_settings
+
+    settings = settings if settings is not None else get_settings()
+    name = None
+    if not isinstance(source, bytes):
+        name = Path(source).name
+        source = Path(source).read_bytes()
+    return run(source, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
+               input_shapes=input_shapes, device=device, limits=settings.limits,
+               verify=settings.verify_remedies if verify is None else verify,
+               thresholds=settings.thresholds, name=name, progress=progress)

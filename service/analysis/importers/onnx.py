@@ -795,6 +795,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             for a in n.attribute:
                 if a.name == "value":
                     static[n.output[0] + "#value"] = numpy_helper.to_array(a.t)
+        if n.op_type == "Identity" and n.input[0] in static:
+            static[n.output[0]] = static[n.input[0]]  # an exporter's alias of a shared weight
         nodes.append(node)
     consumers: dict[str, int] = {}
     for n in graph.node:
@@ -821,7 +823,12 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         names.append((name, f"node:{node.name}"))
     if problems:
         raise ModelError(f"unsupported ONNX ops: {', '.join(problems)}")
-    consts = {k: v for k, v in static.items() if k in init_names and k not in ctx.weights}
+    # Initializers a parameter-free op reads (shared weights the exporter passes through an
+    # Identity, shapes, masks) stay buffers even when another node made them a parameter.
+    read = {i for node, op in zip(nodes, ops, strict=True)
+            if not isinstance(op, Linear | Conv | BatchNorm | LayerNorm | Embedding | Recurrent)
+            for i in node.inputs}
+    consts = {k: v for k, v in static.items() if k in init_names and (k not in ctx.weights or k in read)}
     module = OnnxModule([n for n, _ in specs], [o.name for o in graph.output], ops,
                         [(n.inputs, n.outputs) for n in nodes], consts, names)
     inputs: list[InputSpec] = []

@@ -1,0 +1,34 @@
+"""pytest helpers: fail a test (and so a CI run) when a model change breaks gradient flow.
+
+    from gradhealth.testing import assert_gradients_healthy
+
+    def test_model_gradients():
+        assert_gradients_healthy(MyModel(), torch.randn(32, 3, 64, 64))
+
+Importing this module does not import torch; the check does, when called.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_RANK = {"info": 0, "warning": 1, "error": 2}
+
+
+def assert_gradients_healthy(model: Any, example_inputs: Any, fail_on: str = "error", *,
+                             loss: str = "cross_entropy", seeds: int = 3, verify: bool = True,
+                             device: str | None = None) -> Any:
+    """Check ``model`` with :func:`gradhealth.check_module` and raise ``AssertionError`` when a
+    finding is at least ``fail_on`` severe (``error``, ``warning`` or ``info``). The message is the
+    text report - findings, evidence, remedies - so a CI log shows why. Returns the diagnosis."""
+    if fail_on not in _RANK:
+        raise ValueError(f"fail_on must be one of {sorted(_RANK)}, not {fail_on!r}")
+    from gradhealth.library import check_module
+    from gradhealth.report.text import render_text
+
+    doc = check_module(model, example_inputs, loss=loss, seeds=seeds, verify=verify, device=device)
+    failing = [f for f in doc.findings if _RANK.get(f.severity, 0) >= _RANK[fail_on]]
+    if failing:
+        raise AssertionError(f"gradients are not healthy ({len(failing)} finding(s) at or above "
+                             f"{fail_on!r}):\n{render_text(doc)}")
+    return doc

@@ -1,0 +1,162 @@
+"""The ONNX door: an exported model gives the live module's per-layer gradients, findings and
+verified remedies; what cannot be checked is refused before anything runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+
+from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.module_check import check_module, check_onnx
+from gradhealth.analysis.plan import Limits
+from gradhealth.errors import InputFormatError, LimitExceeded
+from tests.analysis.onnx_models import Residual, Sequence, cnn, export, mlp
+
+
+def _same(live, onnx_doc) -> None:
+    """Per-layer gradient norms equal to 1e-6 relative (float64, same inputs), same codes."""
+    assert [u.name for u in live.layers] == [u.name for u in onnx_doc.layers]
+    for a, b in zip(live.layers, onnx_doc.layers, strict=True):
+        for metric in ("grad_norm", "output_grad_norm"):
+            x, y = getattr(a, metric), getattr(b, metric)
+            assert (x is None) == (y is None), (a.name, metric)
+            if x is not None:
+                assert y == pytest.approx(x, rel=1e-6), (a.name, metric)
+    assert [f.code for f in live.findings] == [f.code for f in onnx_doc.findings]
+    for s, t in zip(live.time_steps, onnx_doc.time_steps, strict=True):
+        assert t.output_grad_norm == pytest.approx(s.output_grad_norm, rel=1e-6)
+
+
+CASES = {
+    "sigmoid_mlp": (lambda: mlp(nn.Sigmoid), (32, 64), False),
+    "he_relu_mlp": (lambda: mlp(nn.ReLU, he=True), (32, 64), False),
+    "cnn_batchnorm": (cnn, (8, 3, 8, 8), True),
+    "residual": (Residual, (16, 16), False),
+    "lstm": (lambda: Sequence(nn.LSTM), (8, 20, 8), False),
+    "gru": (lambda: Sequence(nn.GRU), (8, 20, 8), False),
+    "rnn": (lambda: Sequence(nn.RNN), (8, 20, 8), False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_onnx_and_live_module_agree(case: str) -> None:
+    build, shape, train = CASES[case]
+    torch.manual_seed(0)
+    model = build()
+    x = torch.randn(shape)
+    live = check_module(model, x, seeds=2, verify=False)
+    via_onnx = check_onnx(export(model, x, train), seeds=2, verify=False)
+    _same(live, via_onnx)
+    assert live.layers  # something was measured
+
+
+def test_layers_named_as_the_user_sees_them() -> None:
+    torch.manual_seed(0)
+    doc = check_onnx(export(Residual(), torch.randn(4, 16)), seeds=1, verify=False)
+    assert [layer.name for layer in doc.layers] == ["inp", "fc1", "fc2", "out"]
+    assert doc.layers[1].activation == "relu" and doc.layers[1].pointer == "node:/fc1/Gemm"
+
+
+def test_lstm_is_measured_through_time() -> None:
+    torch.manual_seed(0)
+    doc = check_onnx(export(Sequence(nn.LSTM), torch.randn(4, 12, 8)), seeds=1, verify=False)
+    steps = [s for s in doc.time_steps if s.layer == "rnn"]
+    assert [s.t for s in steps] == list(range(12))
+    # dL/dh_t reaches the early steps only through the recurrence: it shrinks backwards in time
+    assert steps[0].output_grad_norm < steps[-2].output_grad_norm
+
+
+def test_deep_sigmoid_vanishes_and_relu_swap_is_verified() -> None:
+    torch.manual_seed(0)
+    model = mlp(nn.Sigmoid)
+    doc = check_onnx(export(model, torch.randn(32, 64)), seeds=2)
+    assert doc.status == "unhealthy" and doc.findings[0].code == "vanishing_gradient"
+    best = doc.findings[0].remedies[0]
+    assert best.id == "relu_family_activation" and best.verified is not None and best.verified.fixed
+    structural = [r for r in doc.findings[0].remedies if r.id in ("batch_norm", "residual_connections")]
+    assert structural and all(r.verified is None and "not verified" in r.change for r in structural)
+    assert all(r.snippet for r in doc.findings[0].remedies)
+
+
+def test_reinitialise_uses_pytorch_default_init() -> None:
+    # a file whose weights are all zero: as given, no gradient reaches the first layer; with
+    # PyTorch's default initialisation the same architecture is checked as if freshly built
+    torch.manual_seed(0)
+    model = mlp(nn.ReLU, depth=2)
+    for p in model.parameters():
+        nn.init.zeros_(p)
+    data = export(model, torch.randn(8, 64))
+    given = check_onnx(data, seeds=1, verify=False)
+    fresh = check_onnx(data, seeds=1, verify=False, weights="reinitialise")
+    assert given.layers[0].grad_norm == 0.0
+    assert fresh.layers[0].grad_norm > 0.0
+    # nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std = 1/sqrt(3 fan_in)
+    assert fresh.layers[0].weight_std == pytest.approx((3 * 64) ** -0.5, rel=0.05)
+
+
+def _graph(nodes, inits, inp_shape=(2, 4), name="g") -> bytes:
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, inp_shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_not_onnx_is_refused() -> None:
+    with pytest.raises(InputFormatError, match="not an ONNX model"):
+        check_onnx(b"layers:\n  - linear: 3\n")
+    with pytest.raises(InputFormatError):
+        check_onnx(b"")
+
+
+def test_every_unsupported_op_is_named_in_one_error() -> None:
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4], np.zeros(16, np.float32))
+    data = _graph([helper.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
+                   helper.make_node("Loop", ["a"], ["b"], name="loop1"),
+                   helper.make_node("NonMaxSuppression", ["b"], ["y"], name="nms")], [w])
+    with pytest.raises(ModelError) as err:
+        check_onnx(data)
+    assert "Loop (node loop1)" in err.value.detail and "NonMaxSuppression (node nms)" in err.value.detail
+    assert err.value.status == 422
+
+
+def test_external_data_is_refused_without_being_read() -> None:
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4], np.zeros(16, np.float32))
+    w.ClearField("float_data")
+    w.data_location = TensorProto.EXTERNAL
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    data = _graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [w])
+    with pytest.raises(ModelError, match="external data.*w"):
+        check_onnx(data)
+
+
+def test_too_many_parameters_is_refused_before_allocation() -> None:
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4], np.zeros(16, np.float32))
+    data = _graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [w])
+    with pytest.raises(LimitExceeded, match="16 parameters"):
+        check_onnx(data, limits=Limits(max_parameters=10))
+
+
+def test_dynamic_dimension_needs_a_size() -> None:
+    torch.manual_seed(0)
+    model = mlp(nn.ReLU, depth=1)
+    x = torch.randn(4, 64)
+    import io
+    import warnings
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x,), f, dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+    with pytest.raises(ModelError, match=r"x\[0\] \(batch\)"):
+        check_onnx(f.getvalue(), seeds=1)
+    doc = check_onnx(f.getvalue(), seeds=1, verify=False, batch_size=6)
+    assert doc.simulation is not None and doc.simulation.batch_size == 6
+
+
+def test_onnx_parse_only() -> None:
+    # sanity: the test models are real ONNX (the checker accepts them)
+    onnx.checker.check_model(onnx.load_from_string(export(Residual(), torch.randn(2, 16))))
