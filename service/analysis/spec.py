@@ -2,7 +2,8 @@
 
 The field names here are public contract (clients, CI files and dashboards depend
 on them): add fields freely, rename none. The JSON Schema is generated from
-these models (:func:`spec_json_schema`).
+these models (:func:`spec_json_schema`) and says what the server enforces, except
+where JSON Schema cannot (``d_model`` divisible by ``heads`` is in its description).
 
 Example::
 
@@ -13,30 +14,104 @@ Example::
     layers:
       - {type: linear, out_features: 256, activation: sigmoid, init: {scheme: normal, std: 0.05}, repeat: 20}
       - {type: linear, out_features: 10}
+
+Specs come from strangers, so reading one is bounded before pydantic sees it
+(:func:`load_spec_text`, :func:`parse_spec`): at most :data:`MAX_NODES` values with YAML
+aliases expanded (counted while composing, so an alias bomb never expands), at most
+:data:`MAX_DEPTH` levels of nesting, and only JSON values (finite numbers, valid Unicode text
+without NUL). Numbers are strict (``true`` is not ``1``) and bounded: integers by
+:data:`MAX_INT`; scales, standard deviations, gains and bias constants by :data:`MAX_SCALE`;
+``negative_slope`` by 1. Messages quote at most :data:`QUOTE_CHARS` characters of the input.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import reprlib
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, core_schema
 
 from gradhealth.analysis.activations import SATURATING as SATURATING  # re-exported: spec vocabulary
 from gradhealth.analysis.activations import Activation
 from gradhealth.errors import InputFormatError, Problem, SpecError
+
+#: Values in a spec (mapping keys included) after YAML aliases are expanded. Fifty times the
+#: default layer limit (2,000 units), so any spec the limits allow fits with room for its fields,
+#: while an alias bomb (10^6 layers from 560 bytes) is refused after reading this many.
+MAX_NODES = 100_000
+#: Levels of nesting (mappings and lists): about thirty nested blocks. Deeper input would only
+#: exhaust the parsers' recursion.
+MAX_DEPTH = 64
+#: The largest integer accepted anywhere: 2^53 - 1, the largest every JSON reader keeps exactly
+#: (RFC 7493). The resource limits refuse sizes far below it, with a better message.
+MAX_INT = 2**53 - 1
+#: The largest scale, standard deviation, gain, bias constant or residual multiplier: far past any
+#: trained network, and small enough that float64 arithmetic on it stays finite.
+MAX_SCALE = 100.0
+#: How much of a user's input a message may quote.
+QUOTE_CHARS = 200
+#: At most this many problems are reported for one spec (the first ones in document order).
+MAX_PROBLEMS = 50
+
+#: An integer: strict (booleans and strings are not numbers) and at most MAX_INT.
+Int = Annotated[int, Strict(), Field(le=MAX_INT)]
+#: A number: strict (booleans are not numbers; integers are fine) and finite (model config).
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Text = Annotated[str, Strict()]
 
 InitScheme = Literal[
     "default", "normal", "uniform", "xavier_normal", "xavier_uniform",
     "kaiming_normal", "kaiming_uniform", "he_normal", "he_uniform",
     "lecun_normal", "orthogonal", "zeros",
 ]
+BiasScheme = Literal["default", "zeros", "constant", "normal"]
+LossType = Literal["cross_entropy", "mse", "sum"]
+
+
+@dataclass(frozen=True)
+class _OrString:
+    """JSON Schema of a model that also accepts a string shorthand (``init: kaiming_normal``):
+    the model or one of ``names`` (the schemes that need no parameters)."""
+
+    names: tuple[str, ...]
+    meaning: str
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        shorthand = {"type": "string", "enum": list(self.names), "description": self.meaning}
+        return {"anyOf": [handler(schema), shorthand]}
+
+
+def _when(field: str, values: list[Any], then: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema: ``then`` applies where ``field`` is present and one of ``values``."""
+    return {"if": {"required": [field], "properties": {field: {"enum": values}}}, "then": then}
+
+
+def _needs(field: str) -> dict[str, Any]:
+    """JSON Schema: ``field`` is present and not null."""
+    return {"required": [field], "properties": {field: {"not": {"type": "null"}}}}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # allow_inf_nan=False: JSON has no NaN or Infinity (and PostgreSQL's JSON columns refuse them).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class InitSpec(_Strict):
@@ -49,10 +124,16 @@ class InitSpec(_Strict):
     a (semi-)orthogonal matrix times ``gain``; ``default`` keeps PyTorch's own.
     """
 
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _when("scheme", ["normal"], _needs("std")), _when("scheme", ["uniform"], _needs("bound"))]})
+
     scheme: InitScheme = "default"
-    std: float | None = Field(default=None, gt=0, description="standard deviation for `normal`")
-    bound: float | None = Field(default=None, gt=0, description="half-width for `uniform`")
-    gain: float | None = Field(default=None, gt=0, description="gain for xavier_* and orthogonal")
+    std: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
+                              description="standard deviation for `normal` (at most 100)")
+    bound: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
+                                description="half-width for `uniform` (at most 100)")
+    gain: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
+                               description="gain for xavier_* and orthogonal (at most 100)")
 
     @model_validator(mode="after")
     def _needs_parameters(self) -> InitSpec:
@@ -66,9 +147,12 @@ class InitSpec(_Strict):
 class BiasInit(_Strict):
     """Bias initialisation: ``zeros``, ``constant`` (value), ``normal`` (std) or PyTorch's ``default``."""
 
-    scheme: Literal["default", "zeros", "constant", "normal"] = "default"
-    value: float = 0.0
-    std: float | None = Field(default=None, gt=0)
+    model_config = ConfigDict(json_schema_extra={"allOf": [_when("scheme", ["normal"], _needs("std"))]})
+
+    scheme: BiasScheme = "default"
+    value: Float = Field(default=0.0, ge=-MAX_SCALE, le=MAX_SCALE,
+                         description="the bias of `constant` (-100 to 100)")
+    std: Float | None = Field(default=None, gt=0, le=MAX_SCALE, description="for `normal` (at most 100)")
 
     @model_validator(mode="after")
     def _needs_std(self) -> BiasInit:
@@ -81,20 +165,28 @@ def _coerce_scheme(value: Any) -> Any:
     return {"scheme": value} if isinstance(value, str) else value
 
 
-InitField = Annotated[InitSpec, Field(default_factory=InitSpec)]
+#: The schemes a bare string may name: the ones that need no parameter.
+_PLAIN_INIT = tuple(s for s in get_args(InitScheme) if s not in ("normal", "uniform"))
+_PLAIN_BIAS = tuple(s for s in get_args(BiasScheme) if s != "normal")
+InitField = Annotated[InitSpec, _OrString(_PLAIN_INIT, "shorthand for {scheme: <name>}"),
+                      Field(default_factory=InitSpec)]
+BiasField = Annotated[BiasInit, _OrString(_PLAIN_BIAS, "shorthand for {scheme: <name>}"),
+                      Field(default_factory=BiasInit)]
 Norm = Literal["batchnorm", "layernorm"]
+#: leaky_relu's slope for x < 0: 0 is ReLU, 1 the identity; beyond 1 it is no longer leaky.
+NegativeSlope = Annotated[Float, Field(ge=0, le=1, description="slope of leaky_relu for x < 0 (0 to 1)")]
 
 
 class _LayerBase(_Strict):
-    repeat: int = Field(default=1, ge=1, description="stack this many copies in sequence")
+    repeat: Int = Field(default=1, ge=1, description="stack this many copies in sequence")
 
 
 class _WeightLayer(_LayerBase):
     activation: Activation = "identity"
-    negative_slope: float = Field(default=0.01, ge=0, description="slope of leaky_relu for x < 0")
+    negative_slope: NegativeSlope = 0.01
     init: InitField
-    bias: bool = True
-    bias_init: BiasInit = Field(default_factory=BiasInit)
+    bias: Bool = True
+    bias_init: BiasField
     norm: Norm | None = Field(default=None, description="normalise the pre-activation")
 
     _coerce_init = field_validator("init", "bias_init", mode="before")(
@@ -104,10 +196,13 @@ class _WeightLayer(_LayerBase):
 
 class LinearLayer(_WeightLayer):
     type: Literal["linear"]
-    out_features: int = Field(ge=1)
+    out_features: Int = Field(ge=1)
 
 
 class _ConvLayer(_WeightLayer):
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _when("padding", ["same"], {"properties": {"stride": {"const": 1}}})]})
+
     @model_validator(mode="after")
     def _same_needs_stride_1(self) -> _ConvLayer:
         if self.padding == "same" and self.stride != 1:  # type: ignore[attr-defined]  # both fields are declared by the Conv1d/Conv2d subclasses
@@ -115,26 +210,29 @@ class _ConvLayer(_WeightLayer):
         return self
 
 
+Padding = Annotated[Int, Field(ge=0)] | Literal["same"]
+
+
 class Conv1dLayer(_ConvLayer):
     type: Literal["conv1d"]
-    out_channels: int = Field(ge=1)
-    kernel_size: int = Field(ge=1)
-    stride: int = Field(default=1, ge=1)
-    padding: int | Literal["same"] = 0
+    out_channels: Int = Field(ge=1)
+    kernel_size: Int = Field(ge=1)
+    stride: Int = Field(default=1, ge=1)
+    padding: Padding = 0
 
 
 class Conv2dLayer(_ConvLayer):
     type: Literal["conv2d"]
-    out_channels: int = Field(ge=1)
-    kernel_size: int = Field(ge=1)
-    stride: int = Field(default=1, ge=1)
-    padding: int | Literal["same"] = 0
+    out_channels: Int = Field(ge=1)
+    kernel_size: Int = Field(ge=1)
+    stride: Int = Field(default=1, ge=1)
+    padding: Padding = 0
 
 
 class PoolLayer2d(_LayerBase):
     type: Literal["maxpool2d", "avgpool2d"]
-    kernel_size: int = Field(ge=1)
-    stride: int | None = Field(default=None, ge=1)
+    kernel_size: Int = Field(ge=1)
+    stride: Int | None = Field(default=None, ge=1)
 
 
 class FlattenLayer(_LayerBase):
@@ -143,7 +241,7 @@ class FlattenLayer(_LayerBase):
 
 class EmbeddingLayer(_LayerBase):
     type: Literal["embedding"]
-    embedding_dim: int = Field(ge=1)
+    embedding_dim: Int = Field(ge=1)
     init: InitField
 
     _coerce_init = field_validator("init", mode="before")(lambda cls, v: _coerce_scheme(v))
@@ -155,13 +253,13 @@ class NormLayer(_LayerBase):
 
 class DropoutLayer(_LayerBase):
     type: Literal["dropout"]
-    p: float = Field(default=0.1, ge=0, lt=1)
+    p: Float = Field(default=0.1, ge=0, lt=1)
 
 
 class ActivationLayer(_LayerBase):
     type: Literal["activation"]
     activation: Activation
-    negative_slope: float = Field(default=0.01, ge=0)
+    negative_slope: NegativeSlope = 0.01
 
 
 class RecurrentLayer(_LayerBase):
@@ -169,18 +267,25 @@ class RecurrentLayer(_LayerBase):
 
     ``forget_bias`` (lstm only) sets the forget-gate bias: a number (1 or more
     opens the gate at the start; Gers et al. 2000) or ``chrono`` (Tallec &
-    Ollivier 2018: b_f ~ log U(1, seq_len - 1), b_i = -b_f).
+    Ollivier 2018: b_f ~ log U(1, seq_len - 1), b_i = -b_f). ``nonlinearity`` is
+    for rnn only (lstm and gru have fixed gates).
     """
 
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _when("type", ["rnn", "gru"], {"properties": {"forget_bias": {"type": "null"}}}),
+        _when("type", ["lstm", "gru"], {"properties": {"nonlinearity": {"const": "tanh"}}}),
+    ]})
+
     type: Literal["rnn", "lstm", "gru"]
-    hidden_size: int = Field(ge=1)
-    num_layers: int = Field(default=1, ge=1)
-    nonlinearity: Literal["tanh", "relu"] = "tanh"
+    hidden_size: Int = Field(ge=1)
+    num_layers: Int = Field(default=1, ge=1)
+    nonlinearity: Literal["tanh", "relu"] = Field(default="tanh", description="rnn only")
     output: Literal["last", "sequence"] = "last"
     init: InitField
     recurrent_init: InitField
-    bias_init: BiasInit = Field(default_factory=BiasInit)
-    forget_bias: float | Literal["chrono"] | None = None
+    bias_init: BiasField
+    forget_bias: Annotated[Float, Field(ge=-MAX_SCALE, le=MAX_SCALE)] | Literal["chrono"] | None = Field(
+        default=None, description="lstm only: the forget-gate bias (-100 to 100) or `chrono`")
 
     _coerce_init = field_validator("init", "recurrent_init", "bias_init", mode="before")(
         lambda cls, v: _coerce_scheme(v)
@@ -204,16 +309,17 @@ class TransformerEncoderLayer(_LayerBase):
     """A stack of ``num_layers`` encoder layers over a ``[seq_len, d_model]`` input.
 
     ``norm_first: true`` is Pre-LN (with a final LayerNorm), ``false`` is Post-LN
-    (Xiong et al. 2020).
+    (Xiong et al. 2020). ``d_model`` must be divisible by ``heads``.
     """
 
     type: Literal["transformer_encoder"]
-    d_model: int = Field(ge=1)
-    heads: int = Field(ge=1)
-    ff_width: int = Field(ge=1)
-    num_layers: int = Field(default=1, ge=1)
-    norm_first: bool = False
-    dropout: float = Field(default=0.0, ge=0, lt=1)
+    # JSON Schema has no "divisible by another field": the description says it, the server checks it.
+    d_model: Int = Field(ge=1, description="model width; must be divisible by `heads`")
+    heads: Int = Field(ge=1, description="attention heads; must divide `d_model`")
+    ff_width: Int = Field(ge=1)
+    num_layers: Int = Field(default=1, ge=1)
+    norm_first: Bool = False
+    dropout: Float = Field(default=0.0, ge=0, lt=1)
     activation: Literal["relu", "gelu"] = "relu"
 
     @model_validator(mode="after")
@@ -228,7 +334,8 @@ class ResidualBlock(_LayerBase):
 
     type: Literal["residual"]
     layers: list[Layer] = Field(min_length=1)
-    scale: float = Field(default=1.0, gt=0, description="branch multiplier (e.g. 1/sqrt(depth))")
+    scale: Float = Field(default=1.0, gt=0, le=MAX_SCALE,
+                         description="branch multiplier (e.g. 1/sqrt(depth); at most 100)")
 
 
 class SequentialBlock(_LayerBase):
@@ -253,36 +360,57 @@ WEIGHT_LAYERS: tuple[type[_WeightLayer], ...] = tuple(
 
 
 class Tokens(_Strict):
-    vocab_size: int = Field(ge=2)
-    seq_len: int = Field(ge=1)
+    vocab_size: Int = Field(ge=2, description="token ids are drawn from [0, vocab_size)")
+    seq_len: Int = Field(ge=1, description="tokens per sample")
+
+
+_SHORTHAND = ("vocab_size", "seq_len")
+
+
+def _input_schema(schema: dict[str, Any]) -> None:
+    """Say in the schema what the validators enforce: exactly one of ``shape``, ``tokens`` or the
+    ``vocab_size``/``seq_len`` shorthand (the shorthand's two fields together), and no default
+    that would fill in an invalid input (``shape: null`` with ``tokens: null``)."""
+    props = schema["properties"]
+    for name in ("shape", "tokens"):
+        props[name].pop("default", None)
+    tokens = Tokens.model_json_schema()["properties"]
+    for name in _SHORTHAND:
+        props[name] = {k: v for k, v in tokens[name].items() if k != "title"}
+        props[name]["description"] = f"shorthand for `tokens.{name}` ({tokens[name]['description']})"
+    schema["oneOf"] = [
+        {"required": ["shape"], "properties": {"shape": {"type": "array"}}},
+        {"required": ["tokens"], "properties": {"tokens": {"type": "object"}}},
+        {"required": list(_SHORTHAND)},
+    ]
+    schema["dependentRequired"] = {"vocab_size": ["seq_len"], "seq_len": ["vocab_size"]}
 
 
 class InputSpec(_Strict):
-    """The synthetic input: a ``shape`` (without the batch dimension) or ``tokens``.
+    """The synthetic input: exactly one of a ``shape`` (without the batch dimension) or ``tokens``.
 
-    Sequences are ``[seq_len, features]``. ``vocab_size``/``seq_len`` may also be
-    given directly here as shorthand for ``tokens``.
+    Sequences are ``[seq_len, features]``. ``vocab_size`` and ``seq_len`` may also be
+    given directly here, together, as shorthand for ``tokens``.
     """
 
-    shape: list[int] | None = Field(default=None, min_length=1, max_length=3)
+    model_config = ConfigDict(json_schema_extra=_input_schema)
+
+    shape: list[Annotated[Int, Field(ge=1)]] | None = Field(
+        default=None, min_length=1, max_length=3, description="dimensions, each at least 1")
     tokens: Tokens | None = None
     distribution: Literal["normal", "uniform"] = "normal"
-    scale: float = Field(default=1.0, gt=0, description="std of `normal`, half-width of `uniform`")
+    scale: Float = Field(default=1.0, gt=0, le=MAX_SCALE,
+                         description="std of `normal`, half-width of `uniform` (at most 100)")
 
     @model_validator(mode="before")
     @classmethod
     def _lift_tokens(cls, data: Any) -> Any:
-        if isinstance(data, dict) and ("vocab_size" in data or "seq_len" in data):
+        if isinstance(data, dict) and any(k in data for k in _SHORTHAND):
+            if data.get("tokens") is not None:
+                raise ValueError("give `tokens` or its shorthand `vocab_size`/`seq_len`, not both")
             data = dict(data)
-            data["tokens"] = {k: data.pop(k) for k in ("vocab_size", "seq_len") if k in data}
+            data["tokens"] = {k: data.pop(k) for k in _SHORTHAND if k in data}
         return data
-
-    @field_validator("shape")
-    @classmethod
-    def _positive(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and any(d < 1 for d in v):
-            raise ValueError(f"every dimension must be >= 1 (got {v})")
-        return v
 
     @model_validator(mode="after")
     def _one_kind(self) -> InputSpec:
@@ -295,19 +423,20 @@ class LossSpec(_Strict):
     """``cross_entropy`` on random labels (``classes`` defaults to the output width), ``mse``
     against a standard-normal target, or ``sum`` of the outputs. A plain string works too."""
 
-    type: Literal["cross_entropy", "mse", "sum"] = "cross_entropy"
-    classes: int | None = Field(default=None, ge=2)
+    type: LossType = "cross_entropy"
+    classes: Int | None = Field(default=None, ge=2)
 
 
 class Spec(_Strict):
     """An architecture to check."""
 
-    name: str | None = Field(default=None, description="free text shown in reports")
+    name: Text | None = Field(default=None, description="free text shown in reports")
     input: InputSpec
     layers: list[Layer] = Field(min_length=1)
-    batch_size: int = Field(default=64, ge=1)
-    seeds: int = Field(default=3, ge=1, le=32, description="independent initialisations to average over")
-    loss: LossSpec = Field(default_factory=LossSpec)
+    batch_size: Int = Field(default=64, ge=1)
+    seeds: Int = Field(default=3, ge=1, le=32, description="independent initialisations to average over")
+    loss: Annotated[LossSpec, _OrString(get_args(LossType), "shorthand for {type: <name>}")] = Field(
+        default_factory=LossSpec)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["float64", "float32"] = Field(
         default="float64",
@@ -323,6 +452,186 @@ class Spec(_Strict):
 def spec_json_schema() -> dict[str, Any]:
     """The JSON Schema of the spec, generated from the pydantic models."""
     return Spec.model_json_schema()
+
+
+# --- reading untrusted text ------------------------------------------------------------------------
+
+EMPTY = "the spec is empty: send a JSON object or YAML mapping with `input` and `layers`"
+#: Characters of an integer literal worth converting: 2^63 has 19 digits, and Python refuses to
+#: convert more than 4,300 (int_max_str_digits) with a ValueError no caller expects.
+_INT_CHARS = 24
+_LONGEST_KEY = 100
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = QUOTE_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxlevel = 3
+
+
+@dataclass(frozen=True)
+class _Overlong:
+    """An integer literal too long to convert; reported at its field as out of range."""
+
+    digits: int
+
+
+def _quote(value: Any) -> str:
+    """A bounded repr of user input: never more than QUOTE_CHARS characters, however large."""
+    text = _REPR.repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+
+
+def _clip(text: str, limit: int = 2 * QUOTE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_int(literal: str) -> int | _Overlong:
+    return int(literal) if len(literal) <= _INT_CHARS else _Overlong(len(literal.lstrip("-")))
+
+
+def _where(mark: Any) -> str:
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """``SafeLoader`` that counts values while composing.
+
+    An alias adds the expanded size of the node it repeats (known once that node is composed), so
+    nesting aliases cannot multiply past ``max_nodes`` unnoticed: the bomb is refused while its
+    text is read, before anything expands it. Nesting depth is bounded the same way, before the
+    composer's recursion could run out of stack.
+    """
+
+    def __init__(self, stream: str, max_nodes: int = MAX_NODES) -> None:
+        super().__init__(stream)
+        self.max_nodes = max_nodes
+        self._values = 0
+        self._aliases = 0
+        self._open = 0  # containers being composed around the current node
+        self._sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth) when expanded
+
+    def _count(self, values: int, mark: Any) -> None:
+        self._values += values
+        if self._values > self.max_nodes:
+            if self._aliases:
+                raise InputFormatError(
+                    f"YAML aliases expand the spec beyond the budget of {self.max_nodes} values"
+                    f"{_where(mark)}; write the layers out, or use `repeat` instead of aliases")
+            raise InputFormatError(f"the spec holds more than {self.max_nodes} values{_where(mark)}")
+
+    def _nest(self, depth: int, mark: Any) -> None:
+        if depth > MAX_DEPTH:
+            raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep{_where(mark)}")
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)  # the anchored node itself, shared
+            if id(node) not in self._sizes:  # anchored on an ancestor still being composed
+                raise InputFormatError(f"a YAML alias{_where(event.start_mark)} repeats a node that "
+                                       "contains itself; a spec must be a tree")
+            self._aliases += 1
+            values, depth = self._sizes[id(node)]
+            self._count(values, event.start_mark)
+            self._nest(self._open + depth, event.start_mark)
+            return node
+        self._count(1, event.start_mark)
+        if not isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            node = super().compose_node(parent, index)
+            self._sizes[id(node)] = (1, 0)
+            return node
+        self._nest(self._open + 1, event.start_mark)
+        self._open += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._open -= 1
+        children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else list(
+            getattr(node, "value", ()))
+        sizes = [self._sizes[id(c)] for c in children]
+        self._sizes[id(node)] = (1 + sum(s[0] for s in sizes), 1 + max((s[1] for s in sizes), default=0))
+        return node
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int | _Overlong:  # type: ignore[override]  # an over-long literal becomes a marker, reported at its field
+        literal = str(node.value).replace("_", "")
+        if len(literal) > _INT_CHARS:
+            return _Overlong(len(literal.lstrip("+-")))
+        return super().construct_yaml_int(node)
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
+# YAML 1.1 (PyYAML) reads `1e-3` as a string, since its floats need a dot; numbers are strict here,
+# so read exponents as YAML 1.2 and JSON do: `std: 1e-3` is the number users mean.
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def _pointer_of(path: tuple[Any, ...]) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _scalar_problem(value: Any) -> str | None:
+    """What is wrong with a leaf of the decoded document, if anything (None: a JSON value)."""
+    if value is None or isinstance(value, bool | str) and not isinstance(value, str):
+        return None
+    if isinstance(value, str):
+        bad = _BAD_TEXT.search(value)
+        if bad is None:
+            return None
+        if bad.group() == "\x00":
+            return "contains a NUL character, which cannot be stored; remove it"
+        return (f"is not valid Unicode text: it holds a lone surrogate {bad.group()!a} "
+                f"(at character {bad.start()}); send UTF-8 text")
+    if isinstance(value, _Overlong) or isinstance(value, int) and abs(value) > MAX_INT:
+        digits = value.digits if isinstance(value, _Overlong) else int(value.bit_length() * math.log10(2)) + 1
+        return f"out of range: an integer of {digits} digits (at most {MAX_INT} is accepted)"
+    if isinstance(value, int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must be a finite number: JSON has no NaN or Infinity"
+    if isinstance(value, bytes | bytearray):
+        return "binary data (YAML !!binary) is not accepted here: give text"
+    return (f"a YAML {type(value).__name__} is not accepted: a spec holds only JSON values "
+            "(text, numbers, booleans, null, lists and mappings)")
+
+
+def _inspect(data: Any, max_nodes: int = MAX_NODES) -> list[Problem]:
+    """Bound and check a decoded document before validation, without recursion.
+
+    Raises :class:`InputFormatError` past ``max_nodes`` values or MAX_DEPTH levels (a dict built in
+    Python may share or even contain itself; the budget stops the walk either way). Returns the
+    values JSON cannot hold (non-finite numbers, huge integers, bytes, dates, bad text, non-text
+    keys), each at its pointer.
+    """
+    problems: list[Problem] = []
+    stack: list[tuple[Any, tuple[Any, ...], int]] = [(data, (), 0)]
+    seen = 0
+    while stack:
+        value, path, depth = stack.pop()
+        seen += 1
+        if seen > max_nodes:
+            raise InputFormatError(f"the spec holds more than {max_nodes} values")
+        if isinstance(value, dict | list | tuple):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            children: list[tuple[Any, tuple[Any, ...], int]] = []
+            for key, item in value.items():
+                seen += 1
+                if not isinstance(key, str):
+                    problems.append(Problem(_pointer_of(path), f"keys must be text, not {_quote(key)}"))
+                elif len(key) > _LONGEST_KEY or _BAD_TEXT.search(key):
+                    problems.append(Problem(_pointer_of(path), f"the key {_quote(key)} is not a field name "
+                                            "(too long, or not valid Unicode text)"))
+                else:
+                    children.append((item, (*path, key), depth))
+            stack.extend(reversed(children))  # popped in document order
+        elif isinstance(value, list | tuple):
+            stack.extend((item, (*path, i), depth) for i, item in reversed(list(enumerate(value))))
+        elif (problem := _scalar_problem(value)) is not None:
+            problems.append(Problem(_pointer_of(path), problem))
+    return problems
 
 
 def _pointer(loc: tuple[Any, ...], data: Any) -> str:
@@ -363,52 +672,80 @@ def _did_you_mean(loc: tuple[Any, ...]) -> str:
 
 
 def _message(err: ErrorDetails) -> str:
-    msg = str(err["msg"]).removeprefix("Value error, ")
+    msg = _clip(str(err["msg"]).removeprefix("Value error, "))
     if err["type"] == "union_tag_invalid":
         expected = err.get("ctx", {}).get("expected_tags", "")
-        return f"unknown layer type {err['input'].get('type')!r}; allowed: {expected}"
-    if err["type"] == "literal_error":
-        return f"{msg} (got {err['input']!r})"
+        tag = err["input"].get("type") if isinstance(err["input"], dict) else err["input"]
+        return f"unknown layer type {_quote(tag)}; allowed: {expected}"
     if err["type"] == "extra_forbidden":
         return "unknown field; " + _did_you_mean(tuple(err["loc"]))
-    if err["type"] in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
-        return f"{msg} (got {err['input']!r})"
+    if err["type"] in {"literal_error", "greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        return f"{msg} (got {_quote(err['input'])})"
     return msg
 
 
+def _spec_error(problems: list[Problem]) -> SpecError:
+    unique = list(dict.fromkeys(problems))  # one problem per pointer: unions report one per branch
+    detail = "; ".join(str(p) for p in unique[:5])
+    if len(unique) > 5:
+        detail += f"; and {len(unique) - 5} more"
+    return SpecError(detail, unique[:MAX_PROBLEMS])
+
+
 def parse_spec(data: Any) -> Spec:
-    """Validate a decoded spec; raise :class:`SpecError` naming every bad field by JSON pointer."""
+    """Validate a decoded spec; raise :class:`SpecError` naming every bad field by JSON pointer.
+
+    The document is bounded and checked for non-JSON values first (:class:`InputFormatError` past
+    MAX_NODES values or MAX_DEPTH levels), so validation only ever sees a small plain tree.
+    """
     if not isinstance(data, dict):
         raise InputFormatError(f"the spec must be a mapping/object, got {type(data).__name__}")
+    if problems := _inspect(data):
+        raise _spec_error(problems)
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        problems: list[Problem] = []
-        for err in exc.errors():
+        found: list[Problem] = []
+        for err in exc.errors(include_url=False):
             pointer = _pointer(tuple(err["loc"]), data)
             if err["type"] == "missing":  # the field is absent, so the walk cannot reach it
                 pointer += "/" + str(err["loc"][-1])
-            problems.append(Problem(pointer, _message(err)))
-        # One problem per pointer: unions report a failure per alternative.
-        unique = list(dict.fromkeys(problems))
-        detail = "; ".join(str(p) for p in unique[:5])
-        if len(unique) > 5:
-            detail += f"; and {len(unique) - 5} more"
-        raise SpecError(detail, unique) from None
+            found.append(Problem(pointer, _message(err)))
+        raise _spec_error(found) from None
 
 
-def load_spec_text(text: str, *, content_type: str | None = None) -> dict[str, Any]:
-    """Decode spec text as JSON or YAML (YAML is a superset; JSON errors are reported as such)."""
-    stripped = text.lstrip()
-    is_json = (content_type or "").endswith("json") or stripped.startswith("{")
+def load_spec_text(text: str, *, content_type: str | None = None,
+                   max_nodes: int = MAX_NODES) -> dict[str, Any]:
+    """Decode spec text as JSON or YAML (YAML is a superset; JSON errors are reported as such).
+
+    Bounded for untrusted text: YAML aliases are counted while composing (at most ``max_nodes``
+    values once expanded) and nesting stops at MAX_DEPTH levels, so neither an alias bomb nor deep
+    nesting can stall or crash the reader; both are :class:`InputFormatError`.
+    """
+    if not text.strip():
+        raise InputFormatError(EMPTY)
+    is_json = (content_type or "").endswith("json") or text.lstrip().startswith("{")
     try:
-        data = json.loads(text) if is_json else yaml.safe_load(text)
+        if is_json:
+            data = json.loads(text, parse_int=_json_int)
+        else:
+            loader = _SpecLoader(text, max_nodes)
+            try:
+                data = loader.get_single_data()
+            finally:
+                loader.dispose()
     except json.JSONDecodeError as exc:
         raise InputFormatError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputFormatError(f"invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputFormatError(f"invalid YAML{where}: {_clip(str(problem))}") from None
+    except RecursionError:  # JSON nested past the interpreter's stack: the YAML reader stops sooner
+        raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep") from None
+    if data is None:  # only comments, or an empty document
+        raise InputFormatError(EMPTY)
     if not isinstance(data, dict):
         raise InputFormatError("the spec must be a JSON object / YAML mapping at the top level")
+    _inspect(data, max_nodes)  # JSON has no aliases, but may still be too deep or too large
     return data
