@@ -32,7 +32,8 @@ SPEC_BODY = {
     "required": True,
     "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/Spec"}},
-        "application/yaml": {"schema": {"type": "string", "description": "the same spec as YAML"}},
+        "application/yaml": {"schema": {"type": "string", "minLength": 1, "pattern": "\\S",
+                                        "description": "the same spec as YAML (not empty)"}},
     },
 }
 
@@ -97,9 +98,18 @@ async def submit_architecture(
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JobRead:
-    raw = decode_spec(await request.body(), request.headers.get("content-type", "application/json"))
-    spec = parse_spec(raw)
-    make_plan(spec, settings.limits)  # SpecError / LimitExceeded -> 422 with pointers
+    body = await request.body()
+    content_type = request.headers.get("content-type", "application/json")
+
+    def validate():  # noqa: ANN202
+        raw = decode_spec(body, content_type)
+        spec = parse_spec(raw)
+        make_plan(spec, settings.limits)  # SpecError / LimitExceeded -> 422 with pointers
+        return raw, spec
+
+    # Off the event loop: reading and validating a large spec is CPU work that /livez and every
+    # other request must not wait behind.
+    raw, spec = await run_in_threadpool(validate)
     # cuda on a host without a GPU: 422 now, decided without torch (nvidia-smi). A pure API node
     # (workers=0) cannot see its workers' hosts: there the worker reports the same error on the job.
     if spec.device == "cuda" and settings.workers != 0 and not devices.host_has_gpu():
