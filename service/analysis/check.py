@@ -22,7 +22,7 @@ import numpy as np
 from gradhealth.analysis import theory
 from gradhealth.analysis.findings import Detection
 from gradhealth.analysis.plan import Limits, Plan, make_plan
-from gradhealth.analysis.remedies import Context, clip_threshold
+from gradhealth.analysis.remedies import Context, clipping
 from gradhealth.analysis.rules import ArchitectureRule, detect
 from gradhealth.analysis.simulate import ProgressFn, SimulationResult, UnitStats, simulate
 from gradhealth.analysis.spec import parse_spec
@@ -67,12 +67,15 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
     result = simulate(plan, device=options.device,
                       progress=lambda f, stage: report(0.4 * f, stage))
     detections = detect(result, options.thresholds)
-    verifier = _Verifier(raw, plan, result, options)
+    verifier = _Verifier(raw, plan, result, options, report)
     findings: list[Finding] = []
-    for i, det in enumerate(detections):
-        report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
-        remedies = verifier.remedies_for(det, detections) if options.verify else _part(det).propose(
-            Context(raw, plan, result, det))
+    for det in detections:
+        if options.verify:
+            remedies = verifier.remedies_for(det, detections)
+        else:
+            remedies = _part(det).propose(Context(raw, plan, result, det))
+            for r in remedies:
+                r.unverified = "skipped" if r.patch else "training_time"
         findings.append(det.finding(remedies))
     report(1.0, "done")
     status = status_of(findings)
@@ -131,10 +134,18 @@ def _layer_report(u: UnitStats) -> LayerReport:
 
 
 class _Verifier:
-    """Applies remedy patches and re-simulates, caching by patched spec."""
+    """Applies remedy patches and re-simulates, caching by patched spec.
 
-    def __init__(self, raw: dict[str, Any], plan: Plan, result: SimulationResult, options: CheckOptions) -> None:
+    Progress: the first simulation is 0..0.4; the remaining 0.6 is shared out per remedy simulated,
+    over all the patches of all the findings (counted up front), so it moves with every one.
+    """
+
+    def __init__(self, raw: dict[str, Any], plan: Plan, result: SimulationResult, options: CheckOptions,
+                 report: ProgressFn | None = None) -> None:
         self.raw, self.plan, self.result, self.options = raw, plan, result, options
+        self.report = report or (lambda fraction, stage: None)
+        self.done = 0
+        self.patches: int | None = None  # patches to simulate over every finding, counted once
         self.cache: dict[str, SimulationResult | str] = {}
         self.results: dict[int, SimulationResult] = {}  # id(remedy) -> its re-simulation
         self.simulated = 0
@@ -154,14 +165,29 @@ class _Verifier:
                 self.cache[key] = exc.detail
         return self.cache[key]
 
+    def _total(self, all_detections: list[Detection]) -> int:
+        """Patches to simulate over every finding (proposals are cheap: no simulation)."""
+        if self.patches is None:
+            self.patches = sum(1 for d in all_detections
+                               for r in _part(d).propose(Context(self.raw, self.plan, self.result, d)) if r.patch)
+        return self.patches
+
+    def _step(self, det: Detection, remedy: Remedy, total: int) -> None:
+        self.report(0.4 + 0.6 * min(self.done / max(total, 1), 1.0),
+                    f"verifying {det.code}: {remedy.id} ({self.done + 1}/{total})")
+        self.done += 1
+
     def remedies_for(self, det: Detection, all_detections: list[Detection]) -> list[Remedy]:
         thresholds = self.options.thresholds
         before_codes = {d.code: d.severity for d in all_detections}
         part = _part(det)
+        total = self._total(all_detections)
         remedies = part.propose(Context(self.raw, self.plan, self.result, det))
         for remedy in remedies:
             if not remedy.patch:
-                continue  # a training-time change (clipping, learning rate): nothing to simulate at init
+                remedy.unverified = "training_time"  # clipping, learning rate: nothing to simulate at init
+                continue
+            self._step(det, remedy, total)
             after = self._simulate(remedy.patch)
             if isinstance(after, str):
                 remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
@@ -169,20 +195,37 @@ class _Verifier:
                 remedy.recommended = False
                 continue
             self.results[id(remedy)] = after
-            value, severity = part.severity(after, thresholds)
-            fixed = severity is None
-            new = [d.code for d in detect(after, thresholds)
-                   if d.code != det.code and d.code not in before_codes]
+            value, _ = part.severity(after, thresholds)
+            found = detect(after, thresholds)
+            new = [d.code for d in found if d.code != det.code and d.code not in before_codes]
+            # Fixed: none of this finding's code is left, no error it did not have before, and the
+            # metric not pushed past the opposite threshold (vanishing 4.5e-5 -> 301 is exploding).
+            new_errors = [d for d in found if d.severity == "error" and d.code != det.code
+                          and before_codes.get(d.code) != "error"]
+            overshot = OPPOSITE.get(det.code) in new
+            fixed = all(d.code != det.code for d in found) and not new_errors and not overshot
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(value), fixed=fixed, side_effects=new)
             remedy.recommended = fixed and not new
-        ranked = sorted(remedies, key=lambda r: _rank(det.code, r))
-        best = next((self.results[id(r)] for r in ranked if r.recommended and id(r) in self.results), None)
-        if best is not None:
-            # Clipping should catch spikes of the fixed network, not of the broken one.
-            refined = clip_threshold(best, "the best verified remedy's re-simulation")
-            ranked = [refined if r.id == "gradient_clipping" and refined is not None else r for r in ranked]
-        return ranked
+        best = next((self.results[id(r)] for r in sorted(remedies, key=lambda r: _rank(det.code, r))
+                     if r.recommended and id(r) in self.results), None)
+        if best is not None and clipping in part.remedies:
+            # A clipping threshold from the fixed network's healthy norms, never the broken one's.
+            for clip in clipping(Context(self.raw, self.plan, self.result, det, reference=best)):
+                clip.unverified = "training_time"
+                at = next((i for i, r in enumerate(remedies) if r.id in _AFTER_CLIPPING), len(remedies))
+                remedies.insert(at, clip)
+        return sorted(remedies, key=lambda r: _rank(det.code, r))
+
+
+#: Codes that are one metric past its two thresholds: a remedy that moves a finding into its
+#: opposite has fixed nothing.
+OPPOSITE = {"vanishing_gradient": "exploding_gradient", "exploding_gradient": "vanishing_gradient",
+            "vanishing_through_time": "exploding_through_time",
+            "exploding_through_time": "vanishing_through_time"}
+
+#: Training-time remedies a clipping threshold is listed before (the order the rules propose them).
+_AFTER_CLIPPING = ("lower_learning_rate", "raise_learning_rate", "weight_decay")
 
 
 def _rank(code: str, r: Remedy) -> tuple[int, float]:

@@ -44,6 +44,9 @@ class Context:
     plan: Plan
     result: SimulationResult
     detection: Detection
+    #: A healthy simulation of a fixed variant (the best verified remedy's), for numbers that must
+    #: come from a healthy range (a clipping threshold); None before verification or without it.
+    reference: SimulationResult | None = None
 
     def layer_at(self, pointer: str) -> S.Layer:
         return next(u.layer for u in self.plan.all_units() if u.pointer == pointer)
@@ -216,9 +219,13 @@ def clip_threshold(reference: SimulationResult, basis: str) -> Remedy | None:
 
 
 def clipping(ctx: Context) -> list[Remedy]:
-    """max_norm from the measured norms (refined from a verified fix's re-simulation when there is one)."""
-    r = clip_threshold(ctx.result, "this simulation")
-    return [r or R.gradient_clipping(1.0, "no finite gradient norm was measured; 1.0 is the common default")]
+    """max_norm from a healthy range: the norms of ``ctx.reference``, the best verified fix's
+    re-simulation. Without one (``--no-verify``, or no remedy fixed the case) nothing is proposed:
+    a threshold from the broken network's own norm (3.6e13 on std1_mlp) clips nothing."""
+    if ctx.reference is None:
+        return []
+    r = clip_threshold(ctx.reference, "the best verified remedy's re-simulation")
+    return [r] if r is not None else []
 
 
 def learning_rate(ctx: Context, warmup_steps: int = 0) -> list[Remedy]:

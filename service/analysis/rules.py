@@ -88,6 +88,10 @@ class ArchitectureRule(ABC):
         return [r for build in self.remedies for r in build(ctx)]
 
 
+#: exploding_gradient's metric: the larger of the backward gradient ratio and the forward growth.
+EXPLODING_METRIC = "max(output_grad_ratio_first_to_last, activation_growth)"
+
+
 def _through_depth(
     code: str, severity: str, value: float, result: SimulationResult, t: Thresholds
 ) -> Detection:
@@ -98,7 +102,9 @@ def _through_depth(
         ratio ** (1 / (depth - 1)) if depth > 1 and ratio > 0 and math.isfinite(ratio) else math.nan
     )
     evidence = {
-        "metric": "output_grad_ratio_first_to_last",
+        # The name says what ``value`` is: exploding_gradient measures the worse of the two growths
+        # (ExplodingGradient.measure), so its value may be the activation growth.
+        "metric": "output_grad_ratio_first_to_last" if code == "vanishing_gradient" else EXPLODING_METRIC,
         "value": value,
         "threshold": t.vanishing_warning if code == "vanishing_gradient" else t.exploding_warning,
         "layers": [units[0].name, units[-1].name],

@@ -33,7 +33,9 @@ class Verified(BaseModel):
     metric: str = Field(description="the finding's metric, measured the same way before and after")
     before: float | None
     after: float | None
-    fixed: bool = Field(description="the finding no longer triggers at any severity after the change")
+    fixed: bool = Field(description="the re-simulated spec has no finding of this code at any severity, "
+                                    "no error-severity finding it did not have before, and the metric "
+                                    "not pushed past the opposite threshold (vanishing -> exploding)")
     side_effects: list[str] = Field(default_factory=list, description="finding codes the change introduced")
     note: str | None = None
 
@@ -58,6 +60,10 @@ class Remedy(BaseModel):
     patch: list[dict[str, Any]] = Field(default_factory=list, description="RFC 6902 JSON Patch to the spec")
     params: dict[str, Any] = Field(default_factory=dict, description="concrete values, e.g. max_norm")
     verified: Verified | None = None
+    unverified: Literal["skipped", "training_time"] | None = Field(
+        None, description="why `verified` is null in an architecture check: 'skipped' (verification "
+                          "was turned off, --no-verify) or 'training_time' (a change to training, "
+                          "nothing to re-simulate at init)")
     recommended: bool = Field(True, description="false when the service measured that it does not fix this case")
 
 

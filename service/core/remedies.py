@@ -22,6 +22,13 @@ LOWER_LR_FACTOR = 0.3
 RAISE_LR_FACTOR = 3.0
 #: AdamW's usual weight decay.
 WEIGHT_DECAY = 0.01
+#: A warm-up shorter than this ramps the rate up within a handful of updates, i.e. does nothing a
+#: lower rate would not (``min(1, (step + 1) / 1)`` is 1 from the first step): none is proposed.
+MIN_WARMUP_STEPS = 10
+
+#: Training-time snippets change the user's optimizer through its parameter groups, so whatever
+#: optimizer they use (SGD, Adam, AdamW, ...) is kept; neither check knows which one it is.
+_KEEP_OPTIMIZER = "for group in optimizer.param_groups:  # your optimizer, kept\n"
 
 SNIPPETS: dict[str, str] = {
     "he_init": (
@@ -73,16 +80,9 @@ SNIPPETS: dict[str, str] = {
         "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={max_norm})\n"
         "optimizer.step()"
     ),
-    "lower_learning_rate": (
-        "optimizer = torch.optim.AdamW(model.parameters(), lr=lr * {factor})\n"
-        "scheduler = torch.optim.lr_scheduler.LambdaLR(\n"
-        "    optimizer, lambda step: min(1.0, (step + 1) / {warmup_steps}))"
-        "  # linear warm-up"
-    ),
-    "raise_learning_rate": "optimizer = torch.optim.AdamW(model.parameters(), lr=lr * {factor})",
-    "weight_decay": (
-        "optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay={weight_decay})"
-    ),
+    "lower_learning_rate": _KEEP_OPTIMIZER + '    group["lr"] = group["lr"] * {factor}{warmup}',
+    "raise_learning_rate": _KEEP_OPTIMIZER + '    group["lr"] = group["lr"] * {factor}',
+    "weight_decay": _KEEP_OPTIMIZER + '    group["weight_decay"] = {weight_decay}',
     "early_stopping": (
         "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
         '    torch.save(model.state_dict(), "best.pt")\nelse:\n    bad_epochs += 1\n'
@@ -228,12 +228,17 @@ def _scale_lr(
         change = f"{verb} the learning rate {_at(learning_rate, at_step)} to {to:.3g}"
     else:
         change = f"{verb} the learning rate to {factor:g}x"
+    if warmup_steps < MIN_WARMUP_STEPS:
+        warmup_steps = 0  # too short to do anything: no warm-up rather than a no-op one
     if warmup_steps:
-        change += f", with {warmup_steps} warm-up steps"
+        change += f", with a linear warm-up over the first {warmup_steps} steps"
     params: dict[str, Any] = {"factor": factor}
     if rid == "lower_learning_rate":
-        params["warmup_steps"] = max(warmup_steps, 1)
+        params["warmup"] = _warmup_code(warmup_steps)
     remedy = make_remedy(rid, change + (f" ({why})" if why else ""), **params)
+    remedy.params.pop("warmup", None)  # code, not a parameter
+    if warmup_steps:
+        remedy.params["warmup_steps"] = warmup_steps
     if learning_rate is not None:
         remedy.params.update(
             {
@@ -244,6 +249,14 @@ def _scale_lr(
     return remedy
 
 
+def _warmup_code(steps: int) -> str:
+    """The warm-up lines of the lower_learning_rate snippet ('' without a warm-up)."""
+    if not steps:
+        return ""
+    return ("\nscheduler = torch.optim.lr_scheduler.LambdaLR(  # call scheduler.step() after each step\n"
+            f"    optimizer, lambda step: min(1.0, (step + 1) / {steps}))  # linear warm-up")
+
+
 def lower_learning_rate(
     factor: float = LOWER_LR_FACTOR,
     *,
@@ -252,7 +265,8 @@ def lower_learning_rate(
     at_step: float | None = None,
     why: str = "",
 ) -> Remedy:
-    """Multiply the learning rate by ``factor`` (0 < factor < 1), optionally with a linear warm-up.
+    """Multiply the learning rate by ``factor`` (0 < factor < 1), optionally with a linear warm-up
+    over ``warmup_steps`` (dropped below :data:`MIN_WARMUP_STEPS`, where it would do nothing).
 
     ``learning_rate`` is the rate in effect at ``at_step`` when the caller knows it (a log does);
     the change then names the rate to use.
@@ -278,10 +292,10 @@ def raise_learning_rate(
 
 
 def weight_decay(value: float = WEIGHT_DECAY) -> Remedy:
-    """Add AdamW weight decay ``value``."""
+    """Add weight decay ``value`` to the user's optimizer (decoupled in AdamW, L2 in SGD/Adam)."""
     return make_remedy(
         "weight_decay",
-        f"add weight decay {value:g} (AdamW) so weights cannot grow without bound",
+        f"add weight decay {value:g} to the optimizer so weights cannot grow without bound",
         weight_decay=value,
     )
 

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from gradhealth.core.document import Diagnosis
+import json
+
+from gradhealth.core.document import Diagnosis, Evidence, Remedy
 from gradhealth.report.baseline import baseline_text
 
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
+#: Why a remedy of an architecture check carries no measurement.
+_UNVERIFIED = {"skipped": "not verified: --no-verify", "training_time": "a training-time change: not simulable at init"}
+#: Steps listed one by one in the text (the document keeps them all).
+_MAX_STEPS_SHOWN = 10
 
 
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
+
+
+def _steps(ev: Evidence) -> str:
+    """A finding's steps: listed when the evidence counts separate events (spikes), else a span."""
+    steps = ev.steps or []
+    if (ev.model_extra or {}).get("count") is None:
+        return f"steps {steps[0]}..{steps[-1]}"
+    shown = ", ".join(str(s) for s in steps[:_MAX_STEPS_SHOWN])
+    return f"at steps {shown}" + (" ..." if len(steps) > _MAX_STEPS_SHOWN else "")
+
+
+def _remedy_body(r: Remedy, indent: str = "       ") -> list[str]:
+    """The remedy's PyTorch snippet and, for a spec, its JSON Patch (one operation a line)."""
+    out = [f"{indent}code:"] + [f"{indent}  {line}" for line in r.snippet.splitlines()]
+    if r.patch:
+        out.append(f"{indent}spec patch (RFC 6902; `gradhealth fix SPEC --remedy {r.id}` applies it):")
+        out += [f"{indent}  {json.dumps(op, separators=(', ', ': '))}" for op in r.patch]
+    return out
 
 
 def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
@@ -26,18 +50,19 @@ def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
     for f in doc.findings:
         lines += ["", f"[{_MARK[f.severity]}] {f.code} ({f.severity}): {f.summary}", f"    why: {f.explanation}"]
         if f.evidence.steps and f.evidence.metric:
-            lines.append(f"    series: {f.evidence.metric}, steps {f.evidence.steps[0]}..{f.evidence.steps[-1]}")
+            lines.append(f"    series: {f.evidence.metric}, {_steps(f.evidence)}")
         if f.evidence.layers:
             lines.append(f"    where: {', '.join(f.evidence.layers[:6])}" + (" ..." if len(f.evidence.layers) > 6 else ""))
         for i, r in enumerate(f.remedies, 1):
             v = r.verified
             if v is None:
-                measured = "from the log" if doc.kind == "logs" else "not simulable at init"
+                measured = "from the log" if doc.kind == "logs" else _UNVERIFIED.get(r.unverified or "", "not verified")
             else:
                 measured = (f"{'FIXED' if v.fixed else 'not fixed'}: {v.metric} {_num(v.before)} -> {_num(v.after)}"
                             + (f"; introduces {', '.join(v.side_effects)}" if v.side_effects else ""))
             tag = "" if r.recommended else " (not recommended)"
             lines.append(f"    {i}. {r.id}{tag}: {r.change} [{measured}]")
+            lines += _remedy_body(r)
     if doc.theory.stretches:
         lines += ["", "theory (mean field) vs measured, ||dL/dh_first|| / ||dL/dh_last||:"]
         for t in doc.theory.stretches:
