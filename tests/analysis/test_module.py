@@ -1,0 +1,75 @@
+"""The live-module door: known-health modules get their diagnosis, the module is never modified,
+and assert_gradients_healthy fails a test with the text report."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from gradhealth import check_module
+from gradhealth.testing import assert_gradients_healthy
+from tests.analysis.onnx_models import Sequence, mlp
+
+
+def _codes(doc) -> set[str]:
+    return {f.code for f in doc.findings}
+
+
+def test_module_is_never_modified() -> None:
+    torch.manual_seed(0)
+    model = mlp(nn.Sigmoid)
+    before = copy.deepcopy(model.state_dict())
+    doc = check_module(model, torch.randn(16, 64), seeds=2)
+    assert doc.findings and any(r.verified for f in doc.findings for r in f.remedies)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    assert isinstance(model[1], nn.Sigmoid)  # the activation swap happened on a copy
+
+
+def test_he_relu_mlp_is_healthy() -> None:
+    torch.manual_seed(0)
+    doc = check_module(mlp(nn.ReLU, he=True), torch.randn(64, 64), seeds=2, verify=False)
+    assert doc.status == "healthy", doc.summary
+
+
+def test_relu_with_large_negative_bias_is_dead() -> None:
+    torch.manual_seed(0)
+    model = mlp(nn.ReLU, depth=3, he=True)
+    with torch.no_grad():
+        model[2].bias.fill_(-50.0)  # pre-activations of layer 2 are below 0 for every input
+    doc = check_module(model, torch.randn(32, 64), seeds=2, verify=False)
+    assert "dead_units" in _codes(doc)
+    assert next(layer for layer in doc.layers if layer.name == "2").dead_fraction == 1.0
+
+
+def test_tanh_with_large_weights_saturates() -> None:
+    torch.manual_seed(0)
+    model = mlp(nn.Tanh, depth=4)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.normal_(0.0, 3.0 / m.in_features ** 0.5)
+    doc = check_module(model, torch.randn(64, 64), seeds=2, verify=False)
+    assert "saturation" in _codes(doc)
+
+
+def test_default_lstm_over_100_steps_vanishes_through_time() -> None:
+    torch.manual_seed(0)
+    doc = check_module(Sequence(nn.LSTM, hidden=32), torch.randn(8, 100, 8), seeds=2)
+    finding = next(f for f in doc.findings if f.code == "vanishing_through_time")
+    chrono = next(r for r in finding.remedies if r.id == "gated_recurrent_cell")
+    assert chrono.verified is not None  # the chrono bias was applied to a copy and re-simulated
+    assert chrono.verified.after > chrono.verified.before
+
+
+def test_assert_gradients_healthy_fails_with_the_report() -> None:
+    torch.manual_seed(0)
+    with pytest.raises(AssertionError) as err:
+        assert_gradients_healthy(mlp(nn.Sigmoid), torch.randn(16, 64), seeds=2, verify=False)
+    assert "vanishing_gradient" in str(err.value)
+    doc = assert_gradients_healthy(mlp(nn.ReLU, he=True), torch.randn(64, 64), seeds=2, verify=False)
+    assert doc.status == "healthy"
