@@ -16,7 +16,7 @@ import numpy as np
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import Detector, detects, rule, rules
-from gradhealth.logs.remedies import clipping, lower_lr, raise_lr
+from gradhealth.logs.remedies import clipping, lower_lr, matching_init, raise_lr
 from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.stats import (
     centred_median,
@@ -78,28 +78,35 @@ def _judged(run: RunLog, role: str, t: LogThresholds) -> tuple[Series, np.ndarra
     return (s, steps, v) if len(v) >= t.min_points else None
 
 
-def lr_growth(run: RunLog) -> dict | None:
+def lr_growth(run: RunLog, since: float | None = None, until: float | None = None) -> dict | None:
     """The log's learning rate when it grows by a constant factor per step (an exponential schedule
-    with gamma > 1, e.g. ``ExponentialLR(gamma=1.3)``): ``gamma`` per step, first and last rate.
+    with gamma > 1, e.g. ``ExponentialLR(gamma=1.3)``) between ``since`` and ``until`` (the stretch
+    where the trouble grew): ``gamma`` per step, first and last rate.
 
-    Constant means: on at least 80 % of the logged intervals the per-step log-growth is within 5 %
-    of its median, and the rate grew at least 10x in all. A linear warm-up (ratios 2, 1.5, 1.33...)
-    or a step decay is not constant growth."""
+    Judged on the last unbroken stretch of rising intervals in that window: constant means at least
+    3 intervals, on 80 % of them the per-step log-growth within 5 % of its median, and the rate at
+    least doubled. A linear warm-up (ratios 2, 1.5, 1.33...) or a step decay is not constant growth."""
     lr = run.first("learning_rate")
     if lr is None:
         return None
     steps, v = finite(lr)
-    keep = v > 0
+    keep = (v > 0) & (steps >= (-math.inf if since is None else since)) & (
+        steps <= (math.inf if until is None else until))
     steps, v = steps[keep].astype(np.float64), v[keep]
     if len(v) < 4:
         return None
     ds = np.diff(steps)
     ok = ds > 0
-    rate = (np.log(v[1:]) - np.log(v[:-1]))[ok] / ds[ok]  # log growth per step
+    steps, v = np.concatenate([steps[:1], steps[1:][ok]]), np.concatenate([v[:1], v[1:][ok]])
+    rate = (np.log(v[1:]) - np.log(v[:-1])) / np.diff(steps)  # log growth per step
+    if not len(rate) or not rate[-1] > 0:
+        return None
+    start = len(rate) - (int(np.argmax(rate[::-1] <= 0)) if np.any(rate <= 0) else len(rate))
+    rate, steps, v = rate[start:], steps[start:], v[start:]
     if len(rate) < 3:
         return None
     g = float(np.median(rate))
-    if not g > 1e-6 or np.mean(np.abs(rate - g) <= 0.05 * g) < 0.8 or v[-1] / v[0] < 10:
+    if not g > 1e-6 or np.mean(np.abs(rate - g) <= 0.05 * g) < 0.8 or v[-1] / v[0] < 2:
         return None
     return {"gamma": math.exp(g), "first": float(v[0]), "last": float(v[-1]),
             "steps": [_num(steps[0]), _num(steps[-1])]}
@@ -120,6 +127,20 @@ def _lr_note(growth: dict | None) -> str:
             f"to {growth['last']:.3g}), a schedule with gamma > 1")
 
 
+def _exploding_tail(s: Series, steps: np.ndarray, v: np.ndarray, base: float, t: LogThresholds
+                    ) -> tuple[int, bool]:
+    """How many last finite points of a norm grew far above its baseline and never came back (0 when
+    none), and whether the series then turned non-finite: at least ``explode_min_points`` of them, or
+    fewer that climb straight into Inf/NaN (a fast blow-up leaves only a few finite points)."""
+    high = v > t.explode_warning * base
+    tail = len(high) if high.all() else int(np.argmax(~high[::-1]))
+    after = s.values[s.steps > steps[-1]] if len(steps) else s.values[:0]
+    into_inf = bool(len(after)) and not np.all(np.isfinite(after))
+    if tail >= t.explode_min_points or (into_inf and tail >= 2 and bool(np.all(np.diff(v[-tail:]) > 0))):
+        return tail, into_inf
+    return 0, into_inf
+
+
 @detects("exploding_gradient")
 def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _judged(run, "grad_norm", t)
@@ -131,31 +152,31 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     late = float(np.median(v[-max(3, len(v) // 4):]))
     ratio = late / base
-    high = v > t.explode_warning * base
+    tail, into_inf = _exploding_tail(s, steps, v, base, t)
+    sustained = tail > 0
     # Sustained growth the run never came back from: the last finite points all far above the
     # baseline (a long healthy run that explodes in its last few dozen steps, often into Inf,
     # has a healthy last-quarter median). Isolated spikes come back; these do not.
-    tail = len(high) if high.all() else int(np.argmax(~high[::-1]))
-    sustained = tail >= t.explode_min_points
     if sustained:
         ratio = max(ratio, float(np.median(v[-tail:])) / base)
     severity = "error" if ratio >= t.explode_error else "warning" if ratio >= t.explode_warning else None
     if severity is None:
         return []
-    growth = lr_growth(run)
     if sustained:
         onset = steps[len(v) - tail]
         peak = float(np.max(v[-tail:]))
-        after = s.values[s.steps > steps[-1]]
-        ends = " and then became non-finite" if len(after) and not np.all(np.isfinite(after)) else ""
+        ends = " and then became non-finite" if into_inf else ""
         summary = (f"{s.name} grew steadily from step {_num(onset)}: {peak / base:.3g}x its early baseline "
                    f"{base:.3g} over {tail} logged steps{ends}")
     else:
-        above = np.nonzero(high)[0]
+        above = np.nonzero(v > t.explode_warning * base)[0]
         onset = steps[above[0]] if len(above) else steps[-1]
         peak = float(np.max(v))
         summary = (f"{s.name} grew {ratio:.3g}x over its early baseline {base:.3g} (last quarter median "
                    f"{late:.3g}), from step {_num(onset)}")
+    # the learning rate usually started growing before the norm crossed the line
+    growth = lr_growth(run, since=float(steps[max(0, len(v) - tail - max(tail, 10))] if sustained else onset),
+                       until=float(steps[-1]))
     remedies: list[Remedy | None] = [clipping(run, t), lower_lr(run, at_step=float(onset),
                                                                 why="gradient norm exploding"),
                                      R.weight_decay()]
@@ -188,13 +209,16 @@ def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
     half = max(2, min(t.window // 2, len(v) // 6))
     lv = np.log(v)
     around = centred_median(lv, half)
-    past, _ = rolling_median_mad(lv, half)
+    past, _ = rolling_median_mad(lv, max(3, half))
     resid = lv - around
     ok = np.isfinite(resid)
     sigma = 1.4826 * float(np.median(np.abs(resid[ok]))) if ok.any() else 0.0
     cut = max(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * sigma)
+    # The last points have no future to show the run came back: a rising end must clear twice the cut.
+    need = np.full(len(v), cut)
+    need[-max(1, half // 2):] = 2 * cut
     with np.errstate(invalid="ignore"):
-        spike = (resid > cut) & (lv - past > cut)
+        spike = (resid > need) & (lv - past > need)
     return steps, v, np.exp(around), spike, np.nonzero(spike)[0]
 
 
@@ -202,6 +226,11 @@ def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.nda
     steps, v = finite(s)
     if s.role in ("loss", "val_loss"):
         return _level_spikes(steps, v, t)
+    if s.role == "grad_norm" and len(v) >= t.min_points:
+        base = early_baseline(v, t.baseline_fraction)
+        tail = _exploding_tail(s, steps, v, base, t)[0] if base > 0 else 0
+        if tail:  # the growth the run never came back from is exploding_gradient's, not spikes
+            steps, v = steps[:-tail], v[:-tail]
     if s.role == "grad_norm":
         # A step with exactly zero gradient made no update (e.g. RL batches without reward variance):
         # it is not part of the baseline a spike stands out from.
@@ -229,7 +258,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     if len(idx) == 0:
         return []
     recovered = [_recovered(v, med, i, t.window) for i in idx]
-    worst = idx[int(np.argmax(v[idx] / med[idx]))]
+    worst = idx[int(np.argmax(v[idx]))]  # the largest spike: the one the summary and `value` name
     fraction = len(idx) / len(v)
     all_recovered = all(recovered)
     severity = "warning" if (fraction > t.spike_warning_fraction or not all_recovered) else "info"
@@ -248,8 +277,10 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         + ("the run recovered after each" if all_recovered else "the run did not recover from every one"),
         f"Isolated {what} values far above the recent median: a bad batch, a too-large step or an "
         "instability that " + ("settled again." if all_recovered else "did not settle."),
-        {"metric": s.name, "steps": [_num(steps[idx[0]]), _num(steps[idx[-1]])], "value": float(len(idx)),
-         "spike_steps": [_num(x) for x in steps[idx][:50]], "max_ratio": float(v[worst] / med[worst]),
+        # Separate events: the steps of each spike (not a span), the largest in `value`, their count.
+        {"metric": s.name, "steps": [_num(x) for x in steps[idx][:50]], "value": float(v[worst]),
+         "count": len(idx), "spike_steps": [_num(x) for x in steps[idx][:50]],
+         "max_ratio": float(np.max(v[idx] / med[idx])),
          "fraction_of_steps": fraction, "recovered": all_recovered},
         remedies)]
 
@@ -291,7 +322,7 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
                  "threshold": t.vanishing_layer_ratio, "layers": [first.layer or first.name, last.layer or last.name],
                  "first_layer_median": a, "last_layer_median": b},
                 [R.relu_family_activation("the hidden layers"),
-                 R.init("kaiming_normal", "the ReLU-family layers"),
+                 matching_init(run, "the hidden layers"),
                  R.normalisation("batchnorm", "each hidden layer"),
                  R.residual_connections("the deep part of the network")]))
     s = run.first("grad_norm")
@@ -469,7 +500,7 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     after = v[onset_i:]
     if len(after) < 3 or np.mean(after > level) < 0.8:
         return []
-    growth = lr_growth(run)
+    growth = lr_growth(run, since=onset, until=float(steps[-1]))
     fix = (_schedule_remedy(run, growth, onset) if growth is not None else
            lower_lr(run, at_step=onset, why=f"the loss diverged from step {_num(onset)}"))
     return [_finding(

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from gradhealth.logs.readers.registry import ReadLimits
@@ -17,6 +18,7 @@ from gradhealth.logs.readers.textio import csv_header, open_log, read_wide_csv
 from gradhealth.logs.series import RunLog
 
 _INDEX = ("", "Unnamed: 0")
+_NAME = re.compile(r"[A-Za-z_][\w./-]*")
 _LOSSY = ("loss", "val_loss")
 
 
@@ -35,6 +37,8 @@ class KerasReader:
             return 0.6
         if "epoch" in header and has_loss:
             return 0.5
+        if "loss" in header and all(_NAME.fullmatch(c) for c in header):
+            return 0.4                       # History saved without index: metric columns only
         return 0.0
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
