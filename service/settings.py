@@ -57,11 +57,17 @@ class Settings(BaseSettings):
     @field_validator("api_keys")
     @classmethod
     def _keys_well_formed(cls, value: str) -> str:
-        for entry in filter(None, (e.strip() for e in value.split(","))):
+        entries = [e for e in (e.strip() for e in value.split(",")) if e]
+        for entry in entries:
             name, _, digest = entry.partition("=")
             if not name or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ValueError(f"API key entry {entry[:20]!r}... must be name=<64 hex chars of SHA-256> "
                                  "(see `gradhealth hash-key`)")
+        # ',' or ' ' (a template that expanded to nothing) would silently turn authentication off:
+        # a value that is set must hold at least one key; leave it empty to run without keys.
+        if value and not entries:
+            raise ValueError(f"GRADHEALTH_API_KEYS is set to {value[:20]!r} but holds no key; leave it "
+                             "empty for no keys, or give name=<sha256 hex> entries")
         return value
 
     def key_owners(self) -> dict[str, str]:
@@ -82,7 +88,8 @@ class Settings(BaseSettings):
     def unsafe_reason(self, host: str | None = None) -> str | None:
         """Why this configuration must not start, or None."""
         host = host or self.host
-        if self.api_keys or self.allow_insecure:
+        # The parsed key set decides, never the raw string: ',' is not a key.
+        if self.key_owners() or self.allow_insecure:
             return None
         try:
             loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
