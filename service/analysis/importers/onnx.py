@@ -29,8 +29,8 @@ from torch import nn
 
 from gradhealth.analysis.graph import InputSpec, Role
 from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.importers.onnx_static import read_header
 from gradhealth.analysis.plan import Limits
-from gradhealth.errors import InputFormatError, LimitExceeded
 
 #: ONNX element types we read, to numpy (float16 and bfloat16 are read via onnx.numpy_helper).
 _INT_TYPES = {6: torch.int32, 7: torch.int64, 9: torch.bool, 2: torch.uint8, 3: torch.int8}
@@ -635,40 +635,6 @@ class Imported:
     op_counts: dict[str, int]
 
 
-def _parse(data: bytes) -> Any:
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    if not data:
-        raise InputFormatError("not an ONNX model: the file is empty")
-    try:
-        model = onnx.ModelProto.FromString(data)
-    except (DecodeError, ValueError, RuntimeError) as exc:
-        raise InputFormatError(f"not an ONNX model: the file is not an ONNX protobuf ({exc})") from None
-    if not model.HasField("graph") or not model.graph.node or not model.opset_import:
-        raise InputFormatError("not an ONNX model: no graph, nodes or opset in the file")
-    return model
-
-
-def _external(model: Any) -> list[str]:
-    """Names of tensors stored outside the file (refused: they are file references)."""
-    import onnx
-
-    bad: list[str] = []
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        for a in node.attribute:
-            if a.HasField("t"):
-                tensors.append(a.t)
-            tensors.extend(a.tensors)
-            if a.HasField("g") or a.graphs:
-                bad.append(f"{node.name or node.op_type} (subgraph attribute)")
-    for t in tensors:
-        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
-            bad.append(t.name or "(unnamed tensor)")
-    return bad
-
-
 def _attrs(node: Any) -> dict[str, Any]:
     import onnx
 
@@ -732,53 +698,15 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     import onnx
     from onnx import numpy_helper
 
-    limits = limits or Limits()
-    if len(data) > max_bytes:
-        raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
-    model = _parse(data)
-    bad = _external(model)
-    if bad:
-        raise ModelError("tensors stored as external data (or subgraphs) are not read: "
-                         + ", ".join(bad) + "; save the model with all tensors inside the file")
+    # The static refusals (not ONNX, external data, unsupported ops, sizes, limits) are shared with
+    # the API's submission check, which must not import torch.
+    header = read_header(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits,
+                         max_bytes=max_bytes, supported={k for k in OPS if not k.startswith("_")})
+    model, shapes = header.model, header.shapes
+    params, activation_bytes = header.parameters, header.activation_bytes
     graph = model.graph
-    unsupported = [f"{n.op_type} (node {n.name or '?'})" for n in graph.node
-                   if n.domain not in ("", "ai.onnx") or (n.op_type not in OPS or n.op_type.startswith("_"))]
-    if unsupported:
-        raise ModelError(f"unsupported ONNX ops: {', '.join(unsupported)}")
-
-    # Declared shapes -> parameter count and activation memory, before any tensor is made.
     init_names = {t.name for t in graph.initializer}
-    params = sum(int(np.prod(t.dims)) for t in graph.initializer)
-    if params > limits.max_parameters:
-        raise LimitExceeded(f"the model has {params} parameters, over the limit of "
-                            f"{limits.max_parameters}")
-    shapes: dict[str, list[int]] = {}
-    specs: list[tuple[str, int]] = []
-    missing: list[str] = []
-    for inp in graph.input:
-        if inp.name in init_names:
-            continue
-        tt = inp.type.tensor_type
-        given = (input_shapes or {}).get(inp.name)
-        dims: list[int] = []
-        for k, d in enumerate(tt.shape.dim):
-            if given is not None and k < len(given):
-                dims.append(int(given[k]))
-            elif k == 0 and batch_size:
-                dims.append(batch_size)
-            elif d.HasField("dim_value") and d.dim_value > 0:
-                dims.append(int(d.dim_value))
-            else:
-                missing.append(f"{inp.name}[{k}] ({d.dim_param or 'unknown'})")
-        shapes[inp.name] = dims
-        specs.append((inp.name, tt.elem_type))
-    if missing:
-        raise ModelError("dynamic dimensions without a size: " + ", ".join(missing)
-                         + "; give them as input shapes (e.g. --input-shape name=32,3,224,224)")
-    activation_bytes = _activation_bytes(model, shapes)
-    if activation_bytes > limits.max_activation_bytes:
-        raise LimitExceeded(f"activations and their gradients would take about {activation_bytes} "
-                            f"bytes, over the limit of {limits.max_activation_bytes}")
+    specs = list(header.elem_types.items())
 
     static: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     nodes: list[Node] = []
@@ -857,29 +785,3 @@ def _id_bound(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> in
             frontier |= set(n.outputs)
     raise ModelError(f"integer input {name} indexes no embedding table: cannot tell which ids are valid")
 
-
-def _activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
-    """Estimated bytes of every intermediate tensor and its gradient in float64, from ONNX shape
-    inference on the declared input sizes (protobuf-only; unknown shapes count as nothing)."""
-    import onnx
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    del m.graph.initializer[:]  # shapes only: no copy of the weights
-    for inp in m.graph.input:
-        if inp.name in shapes:
-            dims = inp.type.tensor_type.shape.dim
-            for k, size in enumerate(shapes[inp.name]):
-                if k < len(dims):
-                    dims[k].ClearField("dim_param")
-                    dims[k].dim_value = size
-    try:
-        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
-    except Exception:  # inference is an estimate: a graph it cannot follow is estimated as 0
-        return 0
-    total = 0
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        if dims and all(d.HasField("dim_value") for d in dims):
-            total += int(np.prod([d.dim_value for d in dims])) * 8 * 2
-    return total

@@ -1,0 +1,198 @@
+"""What can be known about an ONNX file without torch: is it ONNX, which ops it uses, whether it
+refers to external data, its parameter count, which input dimensions still need a size, and its
+estimated activation memory.
+
+The API process runs this at submission (it must never import torch: tests/test_boundary.py), so
+an upload that could never be checked gets its 4xx before a job exists; the worker's importer
+(:mod:`gradhealth.analysis.importers.onnx`) runs the same functions again, so the two cannot
+disagree. Parsing is protobuf only (``ModelProto.FromString``): nothing in the file is executed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.plan import Limits
+from gradhealth.errors import InputFormatError, LimitExceeded
+
+#: Every op the interpreter has a builder for (keys of ``importers.onnx.OPS`` without the private
+#: fused ones; tests/api/test_model_checks.py pins the two equal).
+SUPPORTED_OPS: frozenset[str] = frozenset({
+    "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
+    "ConstantOfShape", "Conv", "Div", "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten",
+    "GRU", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "Identity",
+    "LSTM", "LayerNormalization", "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg",
+    "Not", "Pow", "RNN", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Selu", "Shape", "Sigmoid",
+    "Slice", "Softmax", "Softplus", "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where",
+})
+
+#: The first bytes of a file that is certainly not ONNX (a cheap, friendlier message than protobuf's).
+_NOT_ONNX = {b"PK\x03\x04": "a zip archive", b"\x80\x02": "a pickle", b"\x80\x04": "a pickle",
+             b"\x89HDF": "an HDF5 file", b"{": "JSON text"}
+
+
+@dataclass
+class Header:
+    """The static facts of a parsed ONNX file."""
+
+    model: Any  # onnx.ModelProto
+    shapes: dict[str, list[int]]  # every graph input (not an initializer) -> its sizes
+    elem_types: dict[str, int]  # ... -> its ONNX element type
+    parameters: int
+    activation_bytes: int
+
+
+def parse(data: bytes) -> Any:
+    """The ``onnx.ModelProto`` in ``data``; :class:`InputFormatError` when it is not an ONNX model."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if not data:
+        raise InputFormatError("not an ONNX model: the file is empty")
+    for magic, what in _NOT_ONNX.items():
+        if data.startswith(magic):
+            raise InputFormatError(f"not an ONNX model: the file is {what}")
+    try:
+        model = onnx.ModelProto.FromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise InputFormatError(f"not an ONNX model: the file is not an ONNX protobuf ({exc})") from None
+    if not model.HasField("graph") or not model.graph.node or not model.opset_import:
+        raise InputFormatError("not an ONNX model: no graph, nodes or opset in the file")
+    return model
+
+
+def external(model: Any) -> list[str]:
+    """Names of tensors stored outside the file (refused: they are file references)."""
+    import onnx
+
+    bad: list[str] = []
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                tensors.append(a.t)
+            tensors.extend(a.tensors)
+            if a.HasField("g") or a.graphs:
+                bad.append(f"{node.name or node.op_type} (subgraph attribute)")
+    for t in tensors:
+        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
+            bad.append(t.name or "(unnamed tensor)")
+    return bad
+
+
+def unsupported(model: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> list[str]:
+    """``Op (node name)`` for every node the interpreter has no builder for."""
+    return [f"{n.op_type} (node {n.name or '?'})" for n in model.graph.node
+            if n.domain not in ("", "ai.onnx") or n.op_type not in supported]
+
+
+def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
+    """Estimated bytes of every intermediate tensor and its gradient in float64, from ONNX shape
+    inference on the declared input sizes (protobuf-only; unknown shapes count as nothing)."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    del m.graph.initializer[:]  # shapes only: no copy of the weights
+    for inp in m.graph.input:
+        if inp.name in shapes:
+            dims = inp.type.tensor_type.shape.dim
+            for k, size in enumerate(shapes[inp.name]):
+                if k < len(dims):
+                    dims[k].ClearField("dim_param")
+                    dims[k].dim_value = size
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+    except Exception:  # inference is an estimate: a graph it cannot follow is estimated as 0
+        return 0
+    total = 0
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            total += int(np.prod([d.dim_value for d in dims])) * 8 * 2
+    return total
+
+
+def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
+                batch_size: int | None = None, limits: Limits | None = None,
+                max_bytes: int = 1 << 30,
+                supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> Header:
+    """Everything refused before a tensor is made, in the order a user would fix it: not ONNX
+    (:class:`InputFormatError`), external data, unsupported ops (every one named, with its node),
+    the parameter count, dynamic dimensions without a size (:class:`ModelError`), the activation
+    memory (:class:`LimitExceeded`).
+
+    ``input_shapes`` gives sizes by input name; ``batch_size`` fills a dynamic first dimension (and
+    replaces a fixed one)."""
+    limits = limits or Limits()
+    if len(data) > max_bytes:
+        raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
+    model = parse(data)
+    bad = external(model)
+    if bad:
+        raise ModelError("tensors stored as external data (or subgraphs) are not read: "
+                         + ", ".join(bad) + "; save the model with all tensors inside the file")
+    missing_ops = unsupported(model, supported)
+    if missing_ops:
+        raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}")
+    graph = model.graph
+    init_names = {t.name for t in graph.initializer}
+    params = sum(int(np.prod(t.dims)) for t in graph.initializer)
+    if params > limits.max_parameters:
+        raise LimitExceeded(f"the model has {params} parameters, over the limit of {limits.max_parameters}")
+    unknown = sorted(set(input_shapes or {}) - {i.name for i in graph.input if i.name not in init_names})
+    if unknown:
+        raise ModelError(f"input shapes given for inputs the graph does not have: {', '.join(unknown)}")
+    shapes: dict[str, list[int]] = {}
+    elem_types: dict[str, int] = {}
+    missing: list[str] = []
+    for inp in graph.input:
+        if inp.name in init_names:
+            continue
+        tt = inp.type.tensor_type
+        given = (input_shapes or {}).get(inp.name)
+        dims: list[int] = []
+        for k, d in enumerate(tt.shape.dim):
+            if given is not None and k < len(given):
+                dims.append(int(given[k]))
+            elif k == 0 and batch_size:
+                dims.append(batch_size)
+            elif d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(int(d.dim_value))
+            else:
+                missing.append(f"{inp.name}[{k}] ({d.dim_param or 'unknown'})")
+        shapes[inp.name] = dims
+        elem_types[inp.name] = tt.elem_type
+    if missing:
+        raise ModelError("dynamic dimensions without a size: " + ", ".join(missing)
+                         + "; give them as input shapes (e.g. --input-shape name=32x3x224x224)")
+    act = activation_bytes(model, shapes)
+    if act > limits.max_activation_bytes:
+        raise LimitExceeded(f"activations and their gradients would take about {act} "
+                            f"bytes, over the limit of {limits.max_activation_bytes}")
+    return Header(model, shapes, elem_types, params, act)
+
+
+def parse_input_shape(text: str) -> tuple[str, list[int]]:
+    """``NAME=1x3x32x32`` (or ``NAME=1,3,32,32``) -> (name, sizes); :class:`InputFormatError` otherwise."""
+    name, sep, dims = text.rpartition("=")
+    sizes = [p for p in re.split(r"[x,]", dims.strip()) if p.strip()] if sep else []
+    if not name.strip() or not sizes or not all(p.strip().isdigit() and int(p) > 0 for p in sizes):
+        raise InputFormatError(f"input shape {text[:200]!r}: expected NAME=1x3x32x32 (positive sizes)")
+    return name.strip(), [int(p) for p in sizes]
+
+
+def input_shapes_from(value: Any) -> dict[str, list[int]]:
+    """A JSON object name -> list of positive ints, checked; :class:`InputFormatError` otherwise."""
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and v
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d < 2**31 for d in v)
+            for k, v in value.items()):
+        raise InputFormatError("input_shapes: expected a JSON object of input name -> list of positive "
+                               'integers, e.g. {"x": [8, 3, 32, 32]}')
+    return {k: list(v) for k, v in value.items()}
