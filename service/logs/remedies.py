@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradhealth.analysis.activations import ACTIVATIONS, SATURATING, canonical
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Remedy
 from gradhealth.logs.series import RunLog
@@ -77,3 +78,31 @@ def raise_lr(run: RunLog, *, at_step: float | None = None, why: str = "") -> Rem
     return R.raise_learning_rate(
         learning_rate=learning_rate_at(run, at_step), at_step=at_step, why=why
     )
+
+
+#: Params under which runs record their hidden activation (HF configs: hidden_act,
+#: activation_function; others: activation, act, nonlinearity).
+ACTIVATION_KEYS = ("activation", "act", "activation_fn", "activation_function", "hidden_act", "nonlinearity")
+
+
+def run_activation(run: RunLog) -> str | None:
+    """The hidden activation the run's params record (canonical name, e.g. ``sigmoid``), or None."""
+    for key, raw in run.params.items():
+        if key.lower().replace("-", "_").rsplit(".", 1)[-1].rsplit("/", 1)[-1] in ACTIVATION_KEYS:
+            name = str(raw).strip().lower().removeprefix("nn.").replace("gelu_new", "gelu")
+            name = {"leakyrelu": "leaky_relu", "swish": "silu"}.get(name, name)
+            if name in ACTIVATIONS:
+                return canonical(name)
+    return None
+
+
+def matching_init(run: RunLog, where: str) -> Remedy | None:
+    """The init that fits the run's activation: He (Kaiming) for the ReLU family, Xavier/Glorot for
+    sigmoid/tanh, LeCun for SELU. None when the log does not say the activation: He init offered
+    to a sigmoid network would be wrong (switching to ReLU with He init is its own remedy)."""
+    act = run_activation(run)
+    if act is None:
+        return None
+    scheme = ("xavier_normal" if act in SATURATING or act == "identity" else
+              "lecun_normal" if act == "selu" else "kaiming_normal")
+    return R.init(scheme, f"{where} ({act})")

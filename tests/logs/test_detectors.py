@@ -183,3 +183,66 @@ def test_the_rl_edge_case_from_a_real_run():
     f = next(f for f in doc.findings if f.code == "zero_gradient")
     assert f.evidence.value == 0.164
     assert not codes(doc) & {"loss_plateau", "loss_oscillation", "loss_divergence", "exploding_gradient"}
+
+
+# --- issue 14 ----------------------------------------------------------------------------------
+
+
+def test_two_isolated_spikes_list_their_steps_with_the_largest_as_value():
+    loss, grad = healthy(400, 3)
+    grad[150] *= 40
+    grad[330] *= 90
+    doc = diagnose(run_of(loss=loss, grad_norm=grad))
+    f = next(f for f in doc.findings if f.code == "gradient_spike")
+    ev = f.evidence.model_dump()
+    assert ev["steps"] == [1500, 3300]  # each spike, not a span between them
+    assert ev["count"] == 2
+    assert ev["value"] == grad[330] and f"{grad[330]:.3g}" in f.summary  # the largest, named alike
+    from gradhealth.report.text import render_text
+
+    assert "at steps 1500, 3300" in render_text(doc)
+
+
+def test_an_early_spike_gives_no_warmup_that_does_nothing():
+    # A spike on the fourth logged step: a warm-up "derived" from it (2x its step) would last 6.
+    loss, grad = healthy(300, 5)
+    grad[3] *= 200
+    run = run_of(loss=loss, grad_norm=grad)
+    run.series[1].steps[:] = np.arange(300)  # one step apart
+    doc = diagnose(run)
+    spike = next(f for f in doc.findings if f.code == "gradient_spike")
+    assert spike.evidence.steps == [3] and "lower_learning_rate" in {r.id for r in spike.remedies}
+    for f in doc.findings:
+        for r in f.remedies:
+            assert r.params.get("warmup_steps", 10) >= 10, (f.code, r.params)
+            assert "/ 6)" not in r.snippet
+
+
+def _vanishing_layers(activation: str | None):
+    rng = np.random.default_rng(2)
+    # The first layer gets 1e6x less gradient than the last.
+    layers = {f"grad_norm__layers.{i}.weight": 10.0 ** (-(3 - i) * 2) * np.exp(rng.normal(0, 0.2, 100))
+              for i in range(4)}
+    run = run_of(loss=healthy(100, 2)[0], **layers)
+    if activation is not None:
+        run.params["activation"] = activation
+    return next(f for f in diagnose(run).findings if f.code == "vanishing_gradient")
+
+
+def test_he_init_is_not_offered_to_a_sigmoid_network():
+    ids = {r.id for r in _vanishing_layers("sigmoid").remedies}
+    assert "he_init" not in ids and "xavier_init" in ids  # Glorot fits sigmoid
+    assert "he_init" in {r.id for r in _vanishing_layers("ReLU").remedies}
+    # The log does not say: no init is guessed (switching to ReLU with He init stays offered).
+    unknown = {r.id for r in _vanishing_layers(None).remedies}
+    assert "he_init" not in unknown and "relu_family_activation" in unknown
+
+
+def test_each_learning_rate_remedy_says_what_its_snippet_does():
+    rng = np.random.default_rng(6)
+    doc = diagnose(run_of(loss=2.3 * np.exp(rng.normal(0, 0.01, 100))))  # a loss that never moved
+    plateau = next(f for f in doc.findings if f.code == "loss_plateau")
+    r = plateau.remedies[0]
+    assert r.id == "raise_learning_rate" and r.change.startswith("raise")
+    factor = r.params["factor"]
+    assert factor > 1 and f'group["lr"] * {factor}' in r.snippet
