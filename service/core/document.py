@@ -184,6 +184,28 @@ class SeriesSummary(BaseModel):
     last: float | None = None
 
 
+class SeriesPoints(BaseModel):
+    """A series' values over steps, downsampled for charts (log checks): at most 500 points per
+    series, 120 per per-layer norm series and 128 of those (gradhealth.logs.check's limits).
+
+    Kept only for the series a finding names, the learning rate and the per-layer gradient norms,
+    so a report or dashboard can draw them without the log. Each bucket of consecutive points keeps
+    its lowest and highest value and its first non-finite one, so spikes and NaNs survive the
+    downsampling; ``values[i]`` is null where the log has NaN or Inf.
+    """
+
+    name: str = Field(description="the series as the log names it (matches series[].name)")
+    role: str
+    layer: str | None = None
+    steps: list[float]
+    values: list[float | None]
+    downsampled: bool = Field(False, description="true when the log has more points than these")
+
+    @field_serializer("values")
+    def _finite_values(self, v: list[float | None]) -> list[float | None]:
+        return [finite_or_none(x) for x in v]
+
+
 class LogInfo(BaseModel):
     """What the log check read."""
 
@@ -208,6 +230,9 @@ class Diagnosis(BaseModel):
     theory: Theory = Field(default_factory=Theory)
     simulation: SimulationInfo | None = None
     series: list[SeriesSummary] = Field(default_factory=list, description="log checks: the series read")
+    points: list[SeriesPoints] = Field(
+        default_factory=list, description="log checks: downsampled values (<= 500 per series) of the "
+        "series a finding names, the learning rate and the per-layer gradient norms, for charts")
     log: LogInfo | None = None
     baseline: BaselineComparison | None = Field(
         None, description="comparison with an earlier document (gradhealth check --baseline)")

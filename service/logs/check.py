@@ -12,7 +12,9 @@ import numpy as np
 
 from gradhealth.core.document import (
     Diagnosis,
+    Finding,
     LogInfo,
+    SeriesPoints,
     SeriesSummary,
     finite_or_none,
     status_of,
@@ -39,6 +41,53 @@ def summarise(run: RunLog) -> list[SeriesSummary]:
     return out
 
 
+# Charts need the shape of a series, not every point: a bounded document whatever the log's length.
+MAX_POINTS = 500  # per series a finding names, and the learning rate
+LAYER_POINTS = 120  # per per-layer norm series: the columns of a layer x step heatmap
+MAX_LAYER_SERIES = 128  # per-layer norm series kept (the first in the log's order)
+
+
+def downsample(values: np.ndarray, limit: int) -> tuple[np.ndarray, bool]:
+    """Indices (ascending) of at most ``limit`` points that keep the series' shape: the points are
+    cut into ``limit // 3`` buckets of consecutive points and each keeps its lowest and highest
+    finite value and its first non-finite one, so a one-step spike or NaN is never dropped."""
+    n = len(values)
+    if n <= limit:
+        return np.arange(n), False
+    keep: list[int] = []
+    for chunk in np.array_split(np.arange(n), max(1, limit // 3)):
+        v = values[chunk]
+        finite = np.isfinite(v)
+        if finite.any():
+            masked = np.where(finite, v, np.nan)
+            keep += [int(chunk[np.nanargmin(masked)]), int(chunk[np.nanargmax(masked)])]
+        if not finite.all():
+            keep.append(int(chunk[np.argmax(~finite)]))
+    return np.unique(np.asarray(keep, dtype=np.int64)), True
+
+
+def chart_points(run: RunLog, findings: list[Finding]) -> list[SeriesPoints]:
+    """The downsampled series reports and dashboards draw (see :class:`SeriesPoints`)."""
+    named: set[str] = set()
+    for f in findings:
+        named.update(x for x in (f.evidence.metric, *(f.evidence.layers or [])) if x)
+    out: list[SeriesPoints] = []
+    layer_series = 0
+    for s in run.series:
+        if s.name in named or s.role == "learning_rate":
+            limit = MAX_POINTS
+        elif s.role == "layer_grad_norm" and layer_series < MAX_LAYER_SERIES:
+            limit, layer_series = LAYER_POINTS, layer_series + 1
+        else:
+            continue
+        idx, cut = downsample(s.values, limit)
+        out.append(SeriesPoints(
+            name=s.name, role=s.role, layer=s.layer, downsampled=cut,
+            steps=[float(x) for x in s.steps[idx]],
+            values=[finite_or_none(float(x)) for x in s.values[idx]]))
+    return out
+
+
 def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: float | None = None) -> Diagnosis:
     """Findings for an already-read run."""
     thresholds = thresholds or LogThresholds()
@@ -52,6 +101,7 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     return Diagnosis(
         kind="logs", name=Path(run.source).name, status=status, summary=summary, findings=findings,
         series=summarise(run),
+        points=chart_points(run, findings),
         log=LogInfo(format=run.format, source=Path(run.source).name, series=len(run.series),
                     points=sum(len(s) for s in run.series), warnings=[w.message for w in run.warnings][:100],
                     params=dict(run.params), duration_s=round(time.perf_counter() - started, 4)),
