@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -252,10 +253,28 @@ def heartbeat(session: Session, *, job_id: str, worker_id: str, lease_s: float,
     return bool(ours), cancel
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub(value: Any) -> Any:
+    """A JSON value with lone surrogates in its strings (keys too) replaced by U+FFFD.
+
+    Such a string is stored without complaint (as a ``\\ud800`` escape) but cannot be encoded as
+    UTF-8, so every later read of the job would be a 500; nothing stored may hold one."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
+
+
 def finish(session: Session, *, job_id: str, worker_id: str, status: str, result: Any = None,
            error: dict[str, Any] | None = None) -> bool:
     """Record the outcome; ignored (False) when the lease was lost meanwhile."""
     now = utcnow()
+    result, error = scrub(result), scrub(error)
     values: dict[str, Any] = dict(status=status, finished_at=now, updated_at=now, lease_owner=None,
                                   lease_expires_at=None, stage=status, error=error)
     if status == "succeeded":

@@ -40,6 +40,10 @@ class Series:
     step_unit: Literal["step", "epoch"] = "step"
 
     def __post_init__(self) -> None:
+        # A name decoded from a JSON escape like "\\ud800" may hold a lone surrogate, which no
+        # UTF-8 encoder accepts: every later read of the result would fail.
+        self.name = clean_name(self.name)
+        self.layer = clean_name(self.layer) if self.layer is not None else None
         self.steps = np.asarray(self.steps)
         self.values = np.asarray(self.values, dtype=np.float64)
         if len(self.steps) != len(self.values):
@@ -89,6 +93,14 @@ class RunLog:
 
 
 # --- naming ----------------------------------------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_name(name: str) -> str:
+    """``name`` with lone surrogates replaced by U+FFFD, so it can always be written as UTF-8."""
+    return _SURROGATE.sub("\ufffd", name)
+
 
 _LAYER_PATTERNS = (
     re.compile(r"^grad_(?:[\d.]+|inf)_norm[/_](?P<layer>.+)$"),  # Lightning: grad_2.0_norm/layer.weight

@@ -130,12 +130,24 @@ async def submit_architecture(
 CHUNK = 1 << 20
 
 
+def safe_filename(filename: str) -> str:
+    """The name an upload is stored under: the last path component of ``filename`` (``/`` or
+    ``\\``), other characters than ``A-Za-z0-9._-`` as ``_``. A name that is empty or only dots
+    (``..``, ``a/..``) is a 422: it names no file, and would name a folder."""
+    base = re.split(r"[/\\]", filename)[-1]
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", base)[-120:]
+    if not safe.strip("."):
+        raise ApiError(422, "invalid_filename", f"the file name {filename[:60]!r} names no file; "
+                       "send a plain file name such as run.jsonl")
+    return safe
+
+
 class _Upload:
     """Streams an upload to a file in the upload folder, hashing it on the way."""
 
     def __init__(self, folder: Path, filename: str) -> None:
+        safe = safe_filename(filename)  # before anything is created: a refused name leaves nothing
         folder.mkdir(parents=True, exist_ok=True)
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name)[-120:] or "upload"
         self.job_dir = folder / uuid.uuid4().hex
         self.job_dir.mkdir()
         self.path = self.job_dir / safe
@@ -158,13 +170,19 @@ class _Upload:
 
 async def _receive_upload(request: Request, folder: Path, filename: str | None) -> _Upload:
     content_type = request.headers.get("content-type", "")
+    if filename is not None:
+        safe_filename(filename)  # a bad ?filename= is refused before the body is read
     if content_type.startswith("multipart/form-data"):
         # Starlette spools parts to disk past 1 MiB; the body-limit middleware caps the total.
         form = await request.form(max_files=1, max_fields=5)
         part = form.get("file")
         if part is None or isinstance(part, str):
             raise ApiError(422, "missing_file", "send the log as a multipart part named `file`")
-        upload = _Upload(folder, filename or part.filename or "upload")
+        try:
+            upload = _Upload(folder, filename if filename is not None else part.filename or "upload")
+        except BaseException:
+            await part.close()  # the spooled part is closed even when its name is refused
+            raise
         try:
             while chunk := await part.read(CHUNK):
                 upload.write(chunk)
@@ -172,7 +190,7 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
             await part.close()
             upload.close()
         return upload
-    upload = _Upload(folder, filename or "upload")
+    upload = _Upload(folder, filename if filename is not None else "upload")
     try:
         async for chunk in request.stream():
             upload.write(chunk)
