@@ -336,8 +336,103 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def example_description(name: str) -> str:
+    """One line about a bundled example: its leading comment, else its ``name`` field."""
+    from importlib import resources
+
+    text = (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line.startswith("#") and line.strip("# "):
+            return line.lstrip("# ").strip()
+        if line.startswith("name:"):
+            return line.removeprefix("name:").strip()
+    return ""
+
+
 def cmd_examples(args: argparse.Namespace) -> int:
-    _write("\n".join(f"example:{name}" for name in example_names()))
+    names = example_names()
+    width = max((len(n) for n in names), default=0) + len("example:")
+    _write("\n".join(f"{'example:' + name:{width}s}  {example_description(name)}" for name in names))
+    return EXIT_OK
+
+
+def _spec_source(source: str) -> tuple[str, bool]:
+    """The spec's text as the user wrote it (comments and layout included) and whether it is JSON."""
+    from importlib import resources
+
+    if source == "-":
+        text = _stdin_text()
+        return text, text.lstrip().startswith("{")
+    if source.startswith("example:"):
+        name = source.removeprefix("example:")
+        if name not in example_names():
+            raise InputFormatError(f"no bundled example {name!r}; choose one of: {', '.join(example_names())}")
+        return (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text(encoding="utf-8"), False
+    path = Path(source)
+    if not path.is_file():
+        raise InputFormatError(f"{source}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    return text, path.suffix.lower() == ".json" or text.lstrip().startswith("{")
+
+
+def apply_patch_to_text(text: str, patch: list[dict[str, Any]], *, is_json: bool) -> str:
+    """``text`` (a YAML or JSON spec) with the RFC 6902 ``patch`` applied. YAML goes through
+    ruamel.yaml's round trip, so the user's comments, key order and flow style are kept."""
+    import io
+
+    import jsonpatch
+
+    if is_json:
+        data = json.loads(text)
+        return json.dumps(jsonpatch.apply_patch(data, patch), indent=2) + "\n"
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round-trip mode
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap the user's long flow lines
+    yaml.indent(mapping=2, sequence=4, offset=2)  # `layers:` then `  - {...}`, as the examples are
+    data = yaml.load(text)
+    jsonpatch.apply_patch(data, patch, in_place=True)
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def cmd_fix(args: argparse.Namespace) -> int:
+    """Write the spec with one remedy's patch applied (the remedy the check proposes for it)."""
+    from gradhealth.analysis.spec import load_spec_text
+    from gradhealth.library import check_architecture
+
+    try:
+        text, is_json = _spec_source(args.spec)
+        raw = load_spec_text(text, content_type="application/json" if is_json else None)
+        doc = check_architecture(raw, verify=False)
+    except GradHealthError as exc:
+        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
+        return EXIT_INVALID
+    except (RuntimeError, MemoryError, OSError) as exc:
+        return _failed(args, exc)
+    proposed = [r for f in doc.findings for r in f.remedies]
+    patched = next((r for r in proposed if r.id == args.remedy and r.patch), None)
+    if patched is None:
+        ids = sorted({r.id for r in proposed if r.patch})
+        why = (f"{args.remedy} is a change to training, not to the spec (see its code in `gradhealth check`)"
+               if any(r.id == args.remedy for r in proposed) else
+               f"the check proposes no {args.remedy} for this spec")
+        print(f"gradhealth: {args.spec}: {why}; spec remedies proposed: {', '.join(ids) or 'none'}",
+              file=sys.stderr)
+        return EXIT_INVALID
+    fixed = apply_patch_to_text(text, patched.patch, is_json=is_json)
+    if args.output:
+        Path(args.output).write_text(fixed, encoding="utf-8")
+    else:
+        _write(fixed.rstrip("\n"))
+    where = args.output or "the output"
+    print(f"gradhealth: applied {patched.id}: {patched.change}; check {where} with `gradhealth check`",
+          file=sys.stderr)
     return EXIT_OK
 
 
@@ -406,7 +501,13 @@ def build_parser() -> argparse.ArgumentParser:
     hk.add_argument("name")
     hk.add_argument("key")
     hk.set_defaults(func=cmd_hash_key)
-    sub.add_parser("examples", help="list the bundled example specs").set_defaults(func=cmd_examples)
+    sub.add_parser("examples", help="list the bundled example specs, one line about each").set_defaults(
+        func=cmd_examples)
+    fix = sub.add_parser("fix", help="write the spec with a remedy's patch applied (comments kept)")
+    fix.add_argument("spec", help="an architecture spec (file, '-' for stdin, or example:NAME)")
+    fix.add_argument("--remedy", required=True, help="the remedy id, as `gradhealth check` lists it")
+    fix.add_argument("--output", "-o", help="write the fixed spec here instead of stdout")
+    fix.set_defaults(func=cmd_fix, device=None, format="text")
     sub.add_parser("schema", help="print the spec's JSON Schema").set_defaults(func=cmd_schema)
     sub.add_parser("formats", help="list the log formats the log check reads").set_defaults(func=cmd_formats)
     sub.add_parser("catalog", help="print every finding code and remedy id").set_defaults(func=cmd_catalog)

@@ -237,3 +237,58 @@ def test_version():
 
     done = _cli("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"gradhealth {__version__}"
+
+
+# --- issue 14: small features ----------------------------------------------------------------------
+
+
+def test_fix_applies_the_remedy_patch_keeping_comments_and_layout(tmp_path, capsys):
+    spec = tmp_path / "net.yaml"
+    original = ("# my network: keep this comment\n"
+                "name: deep relu   # and this one\n"
+                "input: {shape: [64]}\n"
+                "seeds: 1\n"
+                "layers:\n"
+                "  # the hidden stack\n"
+                "  - type: linear\n"
+                "    out_features: 64\n"
+                "    activation: relu\n"
+                "    init: xavier_normal\n"
+                "    repeat: 24\n"
+                "  - {type: linear, out_features: 10}\n")
+    spec.write_text(original)
+    out = tmp_path / "fixed.yaml"
+    assert main(["fix", str(spec), "--remedy", "he_init", "-o", str(out)]) == 0
+    fixed = out.read_text()
+    for line in original.splitlines():
+        if "xavier_normal" not in line:
+            assert line in fixed.splitlines(), line  # every other line, comments included, as it was
+    from gradhealth.library import load_spec
+
+    assert load_spec(str(out))["layers"][0]["init"] == {"scheme": "kaiming_normal"}
+    assert "applied he_init" in capsys.readouterr().err
+    # ... and the fixed spec no longer has the finding the remedy was for.
+    assert main(["check", str(out), "--format", "json", "--no-verify"]) == 0
+    assert "vanishing_gradient" not in {f["code"] for f in json.loads(capsys.readouterr().out)["findings"]}
+
+
+def test_fix_of_a_json_spec_and_of_a_remedy_not_proposed(tmp_path, capsys):
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps({"input": {"shape": [64]}, "seeds": 1, "layers": [
+        {"type": "linear", "out_features": 64, "activation": "relu", "init": "xavier_normal", "repeat": 24},
+        {"type": "linear", "out_features": 10}]}))
+    assert main(["fix", str(spec), "--remedy", "he_init"]) == 0
+    assert json.loads(capsys.readouterr().out)["layers"][0]["init"] == {"scheme": "kaiming_normal"}
+    assert main(["fix", str(spec), "--remedy", "pre_layer_norm"]) == 2
+    assert "he_init" in capsys.readouterr().err  # says which spec remedies there are
+
+
+def test_examples_have_a_one_line_description(capsys):
+    from gradhealth.library import example_names
+
+    assert main(["examples"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(example_names())
+    for name, line in zip(example_names(), lines, strict=True):
+        label, _, description = line.partition("  ")
+        assert label == f"example:{name}" and len(description.strip()) > 10, line
