@@ -135,7 +135,8 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, _route_of))
     def limit_for(path: str) -> int:
-        return settings.max_upload_bytes if path == "/v1/checks/logs" else settings.max_body_bytes
+        uploads = ("/v1/checks/logs", "/v1/checks/model")
+        return settings.max_upload_bytes if path in uploads else settings.max_body_bytes
 
     app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, limit_for))
     return app

@@ -33,5 +33,21 @@ def run_logs(request: Any, progress: Progress, settings: Settings) -> dict[str, 
     return doc.model_dump(mode="json")
 
 
-HANDLERS: dict[str, Handler] = {"architecture": run_architecture, "logs": run_logs}
+def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
+    """The check of an uploaded ONNX model (``request``: path, original filename and the options
+    the API checked: loss, weights, batch_size, seeds, verify, input_shapes). On the worker's GPU
+    when it has one."""
+    from pathlib import Path
+
+    from gradhealth.library import check_onnx
+
+    doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss") or "cross_entropy",
+                     seeds=request.get("seeds") or 3, weights=request.get("weights") or "as_given",
+                     batch_size=request.get("batch_size"), input_shapes=request.get("input_shapes"),
+                     verify=request.get("verify"), settings=settings, progress=progress)
+    doc.name = request.get("filename") or doc.name
+    return doc.model_dump(mode="json")
+
+
+HANDLERS: dict[str, Handler] = {"architecture": run_architecture, "logs": run_logs, "model": run_model}
 KINDS: tuple[str, ...] = tuple(HANDLERS)

@@ -98,7 +98,13 @@ def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    del m.graph.initializer[:]  # shapes only: no copy of the weights
+    # Shapes only: the weights become declared inputs of their shape (without them inference cannot
+    # size a Gemm's output, and the estimate would count the graph's output alone).
+    declared = {i.name for i in m.graph.input}
+    for t in m.graph.initializer:
+        if t.name not in declared:
+            m.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    del m.graph.initializer[:]
     for inp in m.graph.input:
         if inp.name in shapes:
             dims = inp.type.tensor_type.shape.dim

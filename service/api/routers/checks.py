@@ -21,11 +21,11 @@ from gradhealth.analysis.spec import load_spec_text, parse_spec
 from gradhealth.api.deps import CallerDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.jobs import to_read
-from gradhealth.api.schemas import JobRead, Problem
-from gradhealth.errors import cuda_unavailable
+from gradhealth.api.schemas import RATE_LIMITED, JobRead, LogFormatHint, Problem
+from gradhealth.errors import GradHealthError, cuda_unavailable
 from gradhealth.jobs import store
 
-router = APIRouter(prefix="/v1/checks", tags=["checks"])
+router = APIRouter(prefix="/v1/checks", tags=["checks"], responses=RATE_LIMITED)
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 SPEC_BODY = {
@@ -209,7 +209,8 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
                 "GRADHEALTH_MAX_UPLOAD_BYTES. Answers like the architecture check (202, ?wait).",
     openapi_extra={"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
-            "file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
+            "file": {"type": "string", "format": "binary"}}, "required": ["file"],
+            "additionalProperties": False}},  # other parts are refused (400), so say so
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
                409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
@@ -219,7 +220,8 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
 )
 async def submit_logs(
     request: Request, response: Response, caller: CallerDep, settings: SettingsDep,
-    format: Annotated[str | None, Query(description="format hint, e.g. tensorboard, hf_trainer")] = None,
+    format: Annotated[LogFormatHint | None,
+                      Query(description="format hint: a reader's name (see /v1/catalog)")] = None,
     filename: Annotated[str | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
@@ -249,6 +251,201 @@ async def submit_logs(
                                 idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
                                 max_attempts=settings.max_attempts,
                                 fingerprint={"sha256": job_request["sha256"], "format": format})
+
+    try:
+        row, created = await run_in_threadpool(submit)
+    except BaseException:
+        upload.discard()
+        raise
+    if not created:
+        upload.discard()  # the same upload again: the first job keeps its copy
+    return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
+
+
+# --- model (ONNX) ----------------------------------------------------------------------------------
+
+ONNX_TYPES = ("application/onnx", "application/octet-stream")
+MODEL_FIELDS = ("loss", "weights", "batch_size", "seeds", "verify", "input_shapes", "input_shape", "filename")
+
+
+def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
+    """The model check's options from form fields or query parameters (each name once, except the
+    repeatable ``input_shape``), checked: 422 ``invalid_option`` naming the field otherwise."""
+    import json
+
+    from gradhealth.analysis.importers.onnx_static import input_shapes_from, parse_input_shape
+
+    def bad(name: str, detail: str) -> ApiError:
+        return ApiError(422, "invalid_option", f"{name}: {detail}")
+
+    def one(name: str) -> str | None:
+        values = fields.get(name) or []
+        if len(values) > 1:
+            raise bad(name, "given more than once")
+        return values[0] if values else None
+
+    def integer(name: str, high: int) -> int | None:
+        text = one(name)
+        if text is None:
+            return None
+        if not text.strip().isdigit() or not 1 <= int(text) <= high:
+            raise bad(name, f"expected an integer from 1 to {high}, not {text[:40]!r}")
+        return int(text)
+
+    loss = one("loss") or "cross_entropy"
+    if loss not in ("cross_entropy", "mse"):
+        raise bad("loss", f"use cross_entropy or mse, not {loss[:40]!r}")
+    weights = one("weights") or "as_given"
+    if weights not in ("as_given", "reinitialise"):
+        raise bad("weights", f"use as_given or reinitialise, not {weights[:40]!r}")
+    verify_text = one("verify")
+    if verify_text is not None and verify_text.lower() not in ("true", "false", "1", "0"):
+        raise bad("verify", f"use true or false, not {verify_text[:40]!r}")
+    shapes: dict[str, list[int]] = {}
+    text = one("input_shapes")
+    try:
+        if text is not None:
+            try:
+                shapes.update(input_shapes_from(json.loads(text)))
+            except ValueError:
+                raise bad("input_shapes", 'not JSON; expected e.g. {"x": [8, 3, 32, 32]}') from None
+        for item in fields.get("input_shape") or []:
+            name, dims = parse_input_shape(item)
+            if name in shapes:
+                raise bad("input_shape", f"{name[:60]!r} is given twice")
+            shapes[name] = dims
+    except GradHealthError as exc:
+        if isinstance(exc, ApiError):
+            raise
+        raise ApiError(422, "invalid_option", exc.detail) from None
+    return {"loss": loss, "weights": weights, "batch_size": integer("batch_size", 1 << 16),
+            "seeds": integer("seeds", limits.max_seeds),
+            "verify": None if verify_text is None else verify_text.lower() in ("true", "1"),
+            "input_shapes": shapes or None}
+
+
+async def _receive_model(request: Request, folder: Path, filename: str | None) -> tuple[_Upload, dict[str, list[str]]]:
+    """The uploaded model on disk and the form's option fields (none for a raw body)."""
+    content_type = request.headers.get("content-type", "")
+    if filename is not None:
+        safe_filename(filename)  # a bad ?filename= is refused before the body is read
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=64)
+        try:
+            part = form.get("file")
+            if part is None or isinstance(part, str):
+                raise ApiError(422, "missing_file", "send the .onnx file as a multipart part named `file`")
+            unknown = sorted({k for k in form if k != "file" and k not in MODEL_FIELDS})
+            if unknown:
+                raise ApiError(422, "invalid_option", f"unknown fields: {', '.join(unknown)[:200]}; "
+                               f"use {', '.join(MODEL_FIELDS)}")
+            fields = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in MODEL_FIELDS if k in form}
+            upload = _Upload(folder, filename or part.filename or "model.onnx")
+            try:
+                while chunk := await part.read(CHUNK):
+                    upload.write(chunk)
+            except BaseException:
+                upload.discard()
+                raise
+            upload.close()
+            return upload, fields
+        finally:
+            await form.close()
+    media = content_type.split(";")[0].strip().lower()
+    if media not in ONNX_TYPES:
+        raise ApiError(415, "unsupported_media_type",
+                       f"send the model as application/onnx or multipart/form-data, not {media or 'no type'}")
+    upload = _Upload(folder, filename or "model.onnx")
+    try:
+        async for chunk in request.stream():
+            upload.write(chunk)
+    except BaseException:
+        upload.discard()
+        raise
+    upload.close()
+    return upload, {}
+
+
+@router.post(
+    "/model", status_code=202, response_model=JobRead, summary="Check an ONNX model",
+    description="The .onnx file as a multipart part `file` (options as form fields) or as an "
+                "`application/onnx` body (options as query parameters): `loss` (cross_entropy, mse), "
+                "`weights` (as_given: the file's; reinitialise: PyTorch's default per layer), "
+                "`batch_size`, `seeds`, `verify`, and sizes for dynamic dimensions as `input_shapes` "
+                '(JSON, e.g. {"x": [8, 3, 32, 32]}) or repeated `input_shape=x=8x3x32x32`. '
+                "Not ONNX, external data, unsupported ops (each named with its node), missing sizes "
+                "and graphs over the limits are refused here, before a job exists; nothing in the "
+                "file is executed. Streams to disk within GRADHEALTH_MAX_UPLOAD_BYTES. Answers like "
+                "the architecture check (202, ?wait).",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary"},
+            "loss": {"type": "string", "enum": ["cross_entropy", "mse"]},
+            "weights": {"type": "string", "enum": ["as_given", "reinitialise"]},
+            "batch_size": {"type": "integer", "minimum": 1}, "seeds": {"type": "integer", "minimum": 1},
+            "verify": {"type": "boolean"},
+            "input_shapes": {"type": "string", "description": "JSON object: input name -> sizes"},
+            "input_shape": {"type": "array", "items": {"type": "string", "pattern": "^.+=[0-9x,]+$"}}}}},
+        "application/onnx": {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={200: {"model": JobRead, "description": "finished within ?wait"},
+               400: {"model": Problem, "description": "not an ONNX model"},
+               409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
+               413: {"model": Problem, "description": "upload too large"},
+               415: {"model": Problem, "description": "neither multipart nor application/onnx"},
+               422: {"model": Problem, "description": "an option, op, external tensor, missing size "
+                                                      "or limit that cannot be checked"}},
+)
+async def submit_model(
+    request: Request, response: Response, caller: CallerDep, settings: SettingsDep,
+    loss: Annotated[str | None, Query(description="cross_entropy (default) or mse")] = None,
+    weights: Annotated[str | None, Query(description="as_given (default) or reinitialise")] = None,
+    batch_size: Annotated[str | None, Query(description="fills a dynamic first dimension")] = None,
+    seeds: Annotated[str | None, Query(description="independent initialisations / input draws")] = None,
+    verify: Annotated[str | None, Query(description="re-simulate remedies (default: the service's)")] = None,
+    input_shapes: Annotated[str | None, Query(description='JSON: {"x": [8, 3, 32, 32]}')] = None,
+    input_shape: Annotated[list[str] | None, Query(description="NAME=8x3x32x32, repeatable")] = None,
+    filename: Annotated[str | None, Query(max_length=255, description="the original file name")] = None,
+    wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> JobRead:
+    from gradhealth.analysis.importers.onnx_static import read_header
+
+    query = {"loss": loss, "weights": weights, "batch_size": batch_size, "seeds": seeds, "verify": verify,
+             "input_shapes": input_shapes}
+    fields: dict[str, list[str]] = {k: [v] for k, v in query.items() if v is not None}
+    if input_shape:
+        fields["input_shape"] = list(input_shape)
+    upload, form_fields = await _receive_model(request, Path(settings.upload_dir), filename)
+    try:
+        twice = sorted(set(form_fields) & set(fields) - {"filename"})
+        if twice:
+            raise ApiError(422, "invalid_option", f"given both as a query parameter and a form field: "
+                           f"{', '.join(twice)}")
+        fields.update(form_fields)
+        options = model_options(fields, settings.limits)
+        if upload.size == 0:
+            raise ApiError(422, "empty_upload", "the upload is empty")
+
+        def validate() -> None:
+            # Protobuf only, torch-free: the worker's importer applies these same rules again.
+            read_header(upload.path.read_bytes(), input_shapes=options["input_shapes"],
+                        batch_size=options["batch_size"], limits=settings.limits,
+                        max_bytes=settings.max_upload_bytes)
+
+        await run_in_threadpool(validate)
+    except BaseException:
+        upload.discard()
+        raise
+    name = (form_fields.get("filename") or [None])[0] or upload.path.name
+    job_request = {"path": str(upload.path.resolve()), "filename": name,
+                   "sha256": upload.digest.hexdigest(), "bytes": upload.size, **options}
+
+    def submit():  # noqa: ANN202
+        with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
+            return store.submit(session, kind="model", owner=caller.name, request=job_request,
+                                idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
+                                max_attempts=settings.max_attempts,
+                                fingerprint={"sha256": job_request["sha256"], **options})
 
     try:
         row, created = await run_in_threadpool(submit)

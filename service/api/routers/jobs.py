@@ -7,7 +7,7 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -16,6 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.schemas import (
+    RATE_LIMITED,
+    EventStreamResponse,
+    JobKind,
     JobLinks,
     JobPage,
     JobRead,
@@ -27,7 +30,7 @@ from gradhealth.api.schemas import (
 from gradhealth.db.models import JobRow
 from gradhealth.jobs import store
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RATE_LIMITED)
 
 # Typed as FastAPI declares `responses`, so that it can be unpacked into a wider mapping.
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job (or not yours)"}}
@@ -65,8 +68,9 @@ def read_job(job_id: str, session: SessionDep, caller: CallerDep) -> JobRead:
             responses={422: {"model": Problem, "description": "a bad cursor or filter"}})
 def list_jobs(session: SessionDep, caller: CallerDep,
               status: Annotated[JobStatus | None, Query(description="only jobs in this state")] = None,
-              kind: Annotated[Literal["architecture", "logs"] | None, Query(description="only this kind")] = None,
-              cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+              kind: Annotated[JobKind | None, Query(description="only this kind")] = None,
+              cursor: Annotated[str | None, Query(min_length=1,  # "" is refused, and the schema says so
+                                                  description="next_cursor of the previous page")] = None,
               limit: Annotated[int, Query(ge=1, le=100)] = 20) -> JobPage:
     try:
         page = store.list_jobs(session, owner=caller.name, status=status, kind=kind, cursor=cursor, limit=limit)
@@ -86,7 +90,7 @@ def delete_job(job_id: str, session: SessionDep, caller: CallerDep, settings: Se
     kind, request = row.kind, row.request
     outcome = store.cancel_or_delete(session, job_id)
     if outcome is None or outcome == "deleted":
-        if kind == "logs" and outcome == "deleted":
+        if kind in ("logs", "model") and outcome == "deleted":
             _remove_upload(Path(settings.upload_dir), request)
         return Response(status_code=204)
     body = to_read(_load(session, job_id, caller)).model_dump_json()
@@ -94,7 +98,7 @@ def delete_job(job_id: str, session: SessionDep, caller: CallerDep, settings: Se
 
 
 def _remove_upload(folder: Path, request: dict) -> None:
-    """Delete a deleted job's uploaded log (its own folder inside the upload folder, nothing else)."""
+    """Delete a deleted job's uploaded log or model (its own folder inside the upload folder, nothing else)."""
     upload = Path(request.get("path", "")).resolve().parent
     if upload.parent == folder.resolve():
         shutil.rmtree(upload, ignore_errors=True)
@@ -105,7 +109,8 @@ def _event(name: str, data: dict) -> str:
 
 
 @router.get("/{job_id}/events", summary="Progress and the final state as Server-Sent Events",
-            responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}},
+            response_class=EventStreamResponse,
+            responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                                           "description": "`progress` events, then one `done` event"}})
 async def job_events(job_id: str, request: Request, caller: CallerDep) -> StreamingResponse:
     factory = request.app.state.sessions
