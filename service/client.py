@@ -46,7 +46,7 @@ class Client:
         """Submit ``spec`` and return the finished job (raises RemoteError for a failed one)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         job = self._json(self.http.post("/v1/checks/architecture", params={"wait": min(wait_s, 30)},
-                                        json=spec, headers=headers))
+                                        json=spec, headers=headers, timeout=self._waiting(wait_s)))
         return self._finish(job, wait_s, poll_s)
 
     def check_logs(self, path: Path, *, format: str | None = None, wait_s: float = 3600.0,
@@ -56,8 +56,16 @@ class Client:
         if format:
             params["format"] = format
         with path.open("rb") as f:
-            job = self._json(self.http.post("/v1/checks/logs", params=params, files={"file": (path.name, f)}))
+            job = self._json(self.http.post("/v1/checks/logs", params=params, files={"file": (path.name, f)},
+                                            timeout=self._waiting(wait_s)))
         return self._finish(job, wait_s, poll_s)
+
+    def _waiting(self, wait_s: float) -> httpx.Timeout:
+        """The client's timeout plus the ?wait the server may spend before it answers (a read
+        timeout equal to the wait itself raced the server's answer on a busy machine)."""
+        base = self.http.timeout
+        return httpx.Timeout(base.connect, read=(base.read or 0) + min(wait_s, 30),
+                             write=base.write, pool=base.pool)
 
     def _finish(self, job: dict[str, Any], wait_s: float, poll_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + wait_s
