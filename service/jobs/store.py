@@ -103,8 +103,20 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
     return job, True
 
 
+#: What a job id can look like (ours are uuid4 hex). Anything else is no job, decided before the
+#: database sees it: PostgreSQL refuses a NUL in a string with a DataError (a 500).
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def valid_id(job_id: str) -> bool:
+    """Whether ``job_id`` could name a job (no NUL, no odd characters, not too long)."""
+    return _JOB_ID.fullmatch(job_id) is not None
+
+
 def get(session: Session, job_id: str, owner: str | None) -> JobRow | None:
     """The job, or None when it does not exist or belongs to another caller (``owner=None``: any)."""
+    if not valid_id(job_id):
+        return None
     job = session.get(JobRow, job_id, populate_existing=True)  # one SELECT, fresh values
     if job is None or (owner is not None and job.owner != owner):
         return None
@@ -123,9 +135,14 @@ def _encode_cursor(job: JobRow) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Raises ValueError on a malformed cursor."""
+    """Raises ValueError on a malformed cursor (checked here, so no odd value reaches the query)."""
     created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-    return datetime.fromisoformat(created), job_id
+    if not valid_id(job_id):
+        raise ValueError("the cursor names no job")
+    when = datetime.fromisoformat(created)
+    if when.tzinfo is None:
+        raise ValueError("the cursor's time has no zone")
+    return when, job_id
 
 
 def list_jobs(session: Session, *, owner: str | None, status: str | None = None, kind: str | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -84,3 +85,21 @@ def test_a_path_in_the_file_name_is_reduced_to_its_last_part(idle_api) -> None:
         stored = Path(store.get(session, job_id, None).request["path"])
     assert stored.name == "run_one.jsonl"
     assert stored.parent.parent == Path(idle_api.app.state.settings.upload_dir).resolve()
+
+
+# --- ids and cursors that PostgreSQL would refuse with a DataError ---------------------------------
+
+@pytest.mark.parametrize("job_id", ["%00", "abc%00def", "a" * 200, "..%2F..", "%F0%9F%92%A5"])
+def test_an_impossible_job_id_is_404(idle_api, job_id: str) -> None:
+    for method in ("GET", "DELETE"):
+        r = idle_api.request(method, f"/v1/jobs/{job_id}")
+        assert r.status_code == 404, (method, r.text)
+    assert idle_api.get(f"/v1/jobs/{job_id}/events").status_code == 404
+
+
+@pytest.mark.parametrize("raw", ["2024-01-01T00:00:00+00:00|ab\x00cd", "2024-01-01T00:00:00\x00|abcd",
+                                 "2024-01-01T00:00:00|abcd", "|", "x"])
+def test_a_cursor_with_a_nul_or_a_bad_part_is_422(idle_api, raw: str) -> None:
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode()
+    r = idle_api.get("/v1/jobs", params={"cursor": cursor})
+    assert r.status_code == 422, r.text

@@ -1,0 +1,41 @@
+"""Issue 13, section 1, at the job store: on SQLite and on a real PostgreSQL (tests/pg.py)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from gradhealth.jobs import store
+
+
+def _submit(session, **kw):  # noqa: ANN001, ANN202
+    args = dict(kind="architecture", owner="o", request={"a": 1}, idempotency_key=None,
+                time_limit_s=60.0, max_attempts=3)
+    args.update(kw)
+    return store.submit(session, **args)[0]
+
+
+def test_a_nul_in_a_job_id_or_a_cursor_never_reaches_the_database(factory) -> None:
+    with factory() as session:
+        job = _submit(session)
+        assert store.get(session, job.id, None) is not None
+        assert store.get(session, job.id + "\x00", None) is None
+        assert store.get(session, "\x00", "o") is None
+        nul = base64.urlsafe_b64encode(f"{store.as_utc(job.created_at).isoformat()}|a\x00b".encode()).decode()
+        with pytest.raises(ValueError):
+            store.list_jobs(session, owner="o", cursor=nul)
+        # the session is still usable: nothing failed inside the database
+        assert [j.id for j in store.list_jobs(session, owner="o").jobs] == [job.id]
+
+
+def test_a_stored_result_never_holds_a_lone_surrogate(factory) -> None:
+    with factory() as session:
+        job = _submit(session)
+        assert store.claim(session, worker_id="w", lease_s=30) is not None
+        result = {"status": "healthy", "findings": [], "log": {"warnings": ["x\ud800"],
+                                                             "params": {"k\udfff": "v\ud801"}}}
+        assert store.finish(session, job_id=job.id, worker_id="w", status="succeeded", result=result)
+        stored = store.get(session, job.id, None).result
+    assert stored["log"] == {"warnings": ["x\ufffd"], "params": {"k\ufffd": "v\ufffd"}}
+    assert "\ud800" not in str(stored)
