@@ -184,7 +184,13 @@ def cmd_check_inputs(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """The architecture check of a spec (in-process, or with --server); a log path goes to the log check."""
+    """The architecture check of a spec (in-process, or with --server); a log path goes to the log
+    check and an ``.onnx`` file to the model check."""
+    if is_model(args.spec):
+        return cmd_check_model(args)
+    given = [flag for flag, value in _model_flags(args).items() if value]
+    if given:
+        return _invalid(args, InputFormatError(f"{', '.join(given)} apply to .onnx models only"))
     if not is_spec(args.spec) and Path(args.spec).exists():
         return cmd_check_logs(args)
     from gradhealth.library import check_architecture
@@ -210,6 +216,84 @@ def cmd_check(args: argparse.Namespace) -> int:
     from gradhealth.cli_report import report_context
 
     return _emit(args, doc, report_context(args, kind="spec", text=text))
+
+
+def is_model(source: str) -> bool:
+    """Whether ``source`` names an ONNX model (by its ``.onnx`` suffix)."""
+    return source.lower().endswith(".onnx")
+
+
+def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {"--loss": getattr(args, "loss", None), "--weights": getattr(args, "weights", None),
+            "--batch-size": getattr(args, "batch_size", None), "--input-shape": getattr(args, "input_shape", None)}
+
+
+def cmd_check_model(args: argparse.Namespace) -> int:
+    """The check of an ONNX model file (in-process, or with --server): exit 2 for a file that
+    cannot be checked (not ONNX, unsupported ops, external data, sizes missing, over the limits)."""
+    from gradhealth.analysis.importers.onnx_static import parse_input_shape
+
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    try:
+        shapes: dict[str, list[int]] = {}
+        for item in args.input_shape or []:
+            name, dims = parse_input_shape(item)
+            if name in shapes:
+                raise InputFormatError(f"--input-shape {name}: given twice")
+            shapes[name] = dims
+        for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
+            if value is not None and value < 1:
+                raise InputFormatError(f"{flag} must be at least 1, not {value}")
+        path = Path(args.spec)
+        if not path.is_file():
+            raise InputFormatError(f"{args.spec}: no such file")
+        if args.server:
+            doc = _remote_model(args, path)
+        else:
+            from gradhealth.devices import require_cuda_if_asked
+            from gradhealth.library import check_onnx
+
+            require_cuda_if_asked(args.device)
+            doc = check_onnx(path, loss=args.loss or "cross_entropy", seeds=args.seeds or 3,
+                             weights=args.weights or "as_given", batch_size=args.batch_size,
+                             input_shapes=shapes or None, verify=False if args.no_verify else None,
+                             device=args.device, progress=_progress(show_progress))
+            if show_progress:
+                print(file=sys.stderr)
+    except GradHealthError as exc:
+        return _invalid(args, exc)
+    except (RuntimeError, MemoryError, OSError) as exc:  # torch/CUDA failures: not the model's
+        return _failed(args, exc)
+    from gradhealth.cli_report import report_context
+
+    return _emit(args, doc, report_context(args, kind="model"))
+
+
+def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
+    """Upload the model to ``--server`` with the options as form fields, and wait for the job."""
+    import httpx
+
+    from gradhealth.client import Client
+    from gradhealth.core.document import Diagnosis
+
+    fields: dict[str, Any] = {k: str(v) for k, v in (("loss", args.loss), ("weights", args.weights),
+                                                     ("batch_size", args.batch_size), ("seeds", args.seeds))
+                              if v is not None}
+    if args.no_verify:
+        fields["verify"] = "false"
+    if args.input_shape:
+        fields["input_shape"] = list(args.input_shape)
+    client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
+    try:
+        with path.open("rb") as f:  # the server answers within ?wait=25, well inside this read timeout
+            job = client._json(client.http.post("/v1/checks/model", params={"wait": 25}, data=fields,
+                                                files={"file": (path.name, f)}, timeout=60.0))
+        job = client._finish(job, 3600.0, 0.5)
+    except httpx.TransportError as exc:
+        raise _unreachable(args, exc) from None
+    finally:
+        client.close()
+    return Diagnosis.model_validate(job["result"])
 
 
 def _stdin_text() -> str:
@@ -452,9 +536,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_catalog(args: argparse.Namespace) -> int:
     from gradhealth.core.catalog import FINDINGS, REMEDIES
+    from gradhealth.logs.readers.registry import formats
 
-    data = {"findings": {k: vars(v) for k, v in FINDINGS.items()},
-            "remedies": {k: vars(v) for k, v in REMEDIES.items()}}
+    # The document GET /v1/catalog returns, in the same shape (lists of {id, title, description}).
+    data = {"findings": [{"id": k, "title": v.title, "description": v.description} for k, v in FINDINGS.items()],
+            "remedies": [{"id": k, "title": v.title, "description": v.description} for k, v in REMEDIES.items()],
+            "log_formats": [{"id": k, "title": k, "description": v} for k, v in formats().items()]}
     _write(json.dumps(data, indent=2))
     return EXIT_OK
 
@@ -483,6 +570,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="show progress on stderr (default: when stderr is a terminal)")
     check.add_argument("--server", help="send the check to a running service at this URL instead")
+    model = check.add_argument_group("ONNX models (.onnx)")
+    model.add_argument("--loss", choices=["cross_entropy", "mse"], default=None,
+                       help="the loss the simulation backpropagates (default: cross_entropy)")
+    model.add_argument("--weights", choices=["as_given", "reinitialise"], default=None,
+                       help="as_given (default): the file's weights; reinitialise: PyTorch's default per layer")
+    model.add_argument("--batch-size", type=int, default=None, help="fills a dynamic first dimension")
+    model.add_argument("--input-shape", action="append", default=None, metavar="NAME=1x3x32x32",
+                       help="sizes of an input with dynamic dimensions (repeatable)")
     check.add_argument("--api-key", help="API key for --server (default: $GRADHEALTH_API_KEY)")
     from gradhealth.cli_report import add_report_options
 

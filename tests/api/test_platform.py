@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.settings import hash_key
 from tests.api.helpers import TINY, running_app, settings_for
@@ -80,3 +82,11 @@ def test_keys_off_on_a_public_address_is_refused():
     assert "GRADHEALTH_API_KEYS" in settings.unsafe_reason()
     assert settings_for("/tmp", host="0.0.0.0", allow_insecure=True).unsafe_reason() is None
     assert settings_for("/tmp", host="127.0.0.1").unsafe_reason() is None
+
+
+def test_the_cli_catalog_is_the_api_catalog(idle_api, capsys):
+    # Issue 14 item 12: one document, one shape (it was dicts keyed by id, without the log formats).
+    from gradhealth.cli import main
+
+    assert main(["catalog"]) == 0
+    assert json.loads(capsys.readouterr().out) == idle_api.get("/v1/catalog").json()
