@@ -1,0 +1,229 @@
+"""deploy/grafana and deploy/prometheus against the service they watch.
+
+The metric names the dashboard and the alert rules query are collected from their PromQL and
+compared with what a real app exports at /metrics (scraped through httpx's ASGI transport), label
+matchers included where the scrape has samples; every expression is parsed by promtool, the rules
+pass `promtool check rules` and their unit tests (`promtool test rules`); the compose profile
+mounts what the provisioning files and prometheus.yml expect. Without promtool those parts skip,
+unless CI is set: then they fail (.ci/run installs Debian's `prometheus` package).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.api.helpers import TINY, running_app, settings_for
+
+ROOT = Path(__file__).resolve().parents[1]
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "gradhealth.json"
+PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+RULES = PROMETHEUS / "rules" / "gradhealth.yml"
+# Series Prometheus makes itself for every target, not the service.
+PROMETHEUS_OWN = {"up"}
+
+PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
+                "group_right", "bool", "offset", "inf", "nan"}
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        if _ci():
+            pytest.fail("CI is set and the alert rules must be checked: promtool not found "
+                        "(.ci/run installs the prometheus package)", pytrace=False)
+        pytest.skip("promtool not found (Debian package `prometheus`)")
+    return path
+
+
+# --- what the service exports ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str] | None]:
+    """Sample name -> label names seen (None: the family has no sample yet in this app)."""
+    with running_app(settings_for(tmp_path_factory.mktemp("metrics"), workers=0)) as api:
+        assert api.post("/v1/checks/architecture", json=TINY).status_code == 202  # stays queued
+        api.get("/livez")
+        text = api.get("/metrics").text
+    out: dict[str, set[str] | None] = {}
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count",
+                                                                 "_created"),
+                "summary": ("_sum", "_count", "_created"), "gauge": ("",)}
+    for family in text_string_to_metric_families(text):
+        for suffix in suffixes.get(family.type, ("",)):
+            out.setdefault(family.name + suffix, None)
+        for sample in family.samples:
+            seen = out.get(sample.name) or set()
+            out[sample.name] = seen | (set(sample.labels) - {"le"})
+    assert "gradhealth_queue_depth" in out  # the scrape worked
+    return out
+
+
+# --- PromQL reading --------------------------------------------------------------------------
+
+
+def selectors(expr: str) -> Iterator[tuple[str, set[str]]]:
+    """(metric name, label names matched) of every vector selector in ``expr``."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals cannot hide a name
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range and subquery durations
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    for m in re.finditer(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*(\{[^}]*\})?\s*(\()?", text):
+        name, matchers, call = m.group(1), m.group(2), m.group(3)
+        if call or name.lower() in PROMQL_WORDS or re.fullmatch(r"\d+[smhdwy]", name):
+            continue
+        labels = set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)", matchers or ""))
+        yield name, labels
+
+
+def dashboard_exprs() -> list[str]:
+    dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = []
+    for panel in dash["panels"]:
+        for p in [panel, *panel.get("panels", [])]:
+            exprs += [t["expr"] for t in p.get("targets", []) if t.get("expr")]
+    return exprs
+
+
+def rule_exprs() -> dict[str, str]:
+    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    return {r["alert"]: r["expr"] for g in groups for r in g["rules"]}
+
+
+def test_selector_reader():
+    found = dict(selectors('sum by (le, kind) (rate(a_b_bucket{kind="x", status=~"5.."}[5m])) '
+                           "/ on() (b or vector(0)) > bool 1"))
+    assert found == {"a_b_bucket": {"kind", "status"}, "b": set()}
+
+
+def check_names(exprs: list[str], exported: dict[str, set[str] | None]) -> set[str]:
+    used = set()
+    for expr in exprs:
+        for name, labels in selectors(expr):
+            used.add(name)
+            assert name in exported or name in PROMETHEUS_OWN, (
+                f"{name!r} in {expr!r} is not a metric the service exports: "
+                f"{sorted(n for n in exported if n.startswith('gradhealth'))}")
+            known = exported.get(name)
+            if known is not None:
+                assert labels <= known | {"job", "instance"}, (name, labels, known)
+    return used
+
+
+# --- the dashboard ---------------------------------------------------------------------------
+
+
+def test_dashboard_queries_only_metrics_the_service_exports(exported):
+    exprs = dashboard_exprs()
+    used = check_names(exprs, exported)
+    # What the dashboard is for: throughput and latency, queue depth, worker health, findings.
+    assert {"gradhealth_job_duration_seconds_count", "gradhealth_job_duration_seconds_bucket",
+            "gradhealth_queue_depth", "gradhealth_jobs", "gradhealth_findings",
+            "gradhealth_http_requests_total"} <= used
+
+
+def test_dashboard_is_well_formed_and_uses_the_provisioned_datasource():
+    dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    (source,) = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())[
+        "datasources"]
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)) and dash["uid"] and dash["title"]
+    for panel in dash["panels"]:
+        assert {"x", "y", "w", "h"} <= set(panel["gridPos"]) and panel["gridPos"]["w"] <= 24
+        for target in panel.get("targets", []):
+            assert target["datasource"]["uid"] == source["uid"]
+            assert target["datasource"]["type"] == source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+
+
+def test_every_dashboard_query_parses(tmp_path):
+    tool = promtool()
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:panel_{i}", "expr": e} for i, e in enumerate(dashboard_exprs())]}]}
+    path = tmp_path / "dashboard.yml"
+    path.write_text(yaml.safe_dump(rules))
+    run = subprocess.run([tool, "check", "rules", str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+# --- the alert rules -------------------------------------------------------------------------
+
+
+def test_alert_rules_query_only_metrics_the_service_exports(exported):
+    alerts = rule_exprs()
+    assert {"GradientHealthApiDown", "GradientHealthWorkersDown",
+            "GradientHealthQueueGrowing"} <= set(alerts)
+    check_names(list(alerts.values()), exported)
+
+
+def test_promtool_checks_the_rules():
+    run = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"{len(rule_exprs())} rules found" in run.stdout + run.stderr
+
+
+def test_the_alerts_fire_on_trouble_and_not_on_a_healthy_service():
+    run = subprocess.run([promtool(), "test", "rules", "rules.test.yml"], cwd=PROMETHEUS,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS / "rules.test.yml").read_text()))
+    assert tested == set(rule_exprs())  # every alert has a unit test
+
+
+# --- docker compose --profile dashboards -----------------------------------------------------
+
+
+def test_compose_dashboards_profile_mounts_the_provisioned_files():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    started = {n for n, s in services.items() if "dashboards" in s.get("profiles", []) or
+               not s.get("profiles")}
+    assert {"api", "prometheus", "grafana"} <= started
+
+    def mounts(service: str) -> dict[str, Path]:
+        out = {}
+        for entry in services[service]["volumes"]:
+            source, target = entry.split(":")[:2]
+            if source.startswith("./"):
+                out[target] = ROOT / source
+        return out
+
+    prom = mounts("prometheus")
+    config_path = next(t for t in prom if t.endswith("prometheus.yml"))
+    assert prom[config_path] == PROMETHEUS / "prometheus.yml"
+    assert f"--config.file={config_path}" in services["prometheus"]["command"]
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    (rule_glob,) = config["rule_files"]
+    rules_dir = str(Path(rule_glob).parent)
+    assert prom[rules_dir] == RULES.parent
+    mounted = sorted(p.name for p in RULES.parent.glob(Path(rule_glob).name))
+    assert mounted == [RULES.name]  # the unit tests are not loaded as rules
+    (job,) = config["scrape_configs"]
+    (target,) = job["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host in services and any(str(p).endswith(f":{port}") for p in services[host]["ports"])
+
+    graf = mounts("grafana")
+    assert graf["/etc/grafana/provisioning"] == PROVISIONING
+    (provider,) = yaml.safe_load((PROVISIONING / "dashboards" / "gradhealth.yml").read_text())[
+        "providers"]
+    assert graf[provider["options"]["path"]] == DASHBOARD.parent
+    for name in ("prometheus", "grafana"):
+        for entry in services[name]["ports"]:
+            assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry} beyond loopback"
