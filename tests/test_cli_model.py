@@ -1,0 +1,126 @@
+"""`gradhealth check model.onnx`: the check_onnx diagnosis, its options as flags, exit 2 for a
+file that cannot be checked, and the same document through a real `gradhealth serve`."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+
+from gradhealth import check_onnx
+from gradhealth.cli import main
+from tests.analysis.onnx_models import export, mlp
+from tests.e2e.helpers import GRADHEALTH, env_for, serve
+
+
+def _strip_durations(doc):  # noqa: ANN001, ANN202
+    if isinstance(doc, dict):
+        return {k: _strip_durations(v) for k, v in doc.items() if not k.startswith("duration")}
+    if isinstance(doc, list):
+        return [_strip_durations(v) for v in doc]
+    return doc
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    (folder / "sigmoid.onnx").write_bytes(export(mlp(nn.Sigmoid, depth=6, width=16), torch.randn(8, 16)))
+    torch.manual_seed(0)
+    (folder / "he.onnx").write_bytes(export(mlp(nn.ReLU, depth=3, width=32, he=True), torch.randn(32, 32)))
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(mlp(nn.ReLU, depth=2, width=16, he=True), (torch.randn(4, 16),), f, dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    (folder / "dynamic.onnx").write_bytes(f.getvalue())
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4], np.zeros(16, np.float32))
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["a"], name="mm"),
+                           helper.make_node("Loop", ["a"], ["y"], name="loop1")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    (folder / "loop.onnx").write_bytes(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    (folder / "text.onnx").write_text("layers:\n  - linear: 3\n")
+    return {p.stem: p for p in folder.iterdir()}
+
+
+def test_an_unhealthy_model_exits_1_with_the_library_document(models, capsys):
+    assert main(["check", str(models["sigmoid"]), "--format", "json", "--seeds", "1", "--no-progress"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    local = check_onnx(models["sigmoid"], seeds=1).model_dump(mode="json")
+    assert any(f["code"] == "vanishing_gradient" for f in local["findings"])
+    assert _strip_durations(doc) == _strip_durations(local)
+
+
+def test_a_healthy_model_exits_0_and_the_text_report_names_its_layers(models, capsys):
+    assert main(["check", str(models["he"]), "--seeds", "1", "--no-verify", "--layers", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "healthy" in out.lower() and "0" in out  # layers named as in named_parameters(): 0, 2, 4, 6
+
+
+def test_flags_reach_the_simulation(models, capsys):
+    argv = ["check", str(models["dynamic"]), "--format", "json", "--seeds", "1", "--no-verify", "--no-progress",
+            "--loss", "mse", "--weights", "reinitialise", "--input-shape", "x=6x16"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    local = check_onnx(models["dynamic"], seeds=1, verify=False, loss="mse", weights="reinitialise",
+                       input_shapes={"x": [6, 16]})
+    assert doc["simulation"]["batch_size"] == 6 and doc["simulation"]["seeds"] == 1
+    assert _strip_durations(doc) == _strip_durations(local.model_dump(mode="json"))
+    assert main(["check", str(models["dynamic"]), "--format", "json", "--seeds", "1", "--no-verify",
+                 "--no-progress", "--batch-size", "5"]) == 0
+    assert json.loads(capsys.readouterr().out)["simulation"]["batch_size"] == 5
+
+
+@pytest.mark.parametrize(("name", "extra", "message"), [
+    ("text", [], "not an ONNX model"),
+    ("loop", [], "Loop (node loop1)"),
+    ("dynamic", [], "x[0] (batch)"),
+    ("dynamic", ["--input-shape", "x=axb"], "NAME=1x3x32x32"),
+    ("dynamic", ["--input-shape", "nope=2x16"], "nope"),
+    ("dynamic", ["--batch-size", "0"], "--batch-size"),
+    ("missing", [], "no such file"),
+])
+def test_what_cannot_be_checked_exits_2(models, capsys, name, extra, message):
+    path = str(models.get(name, Path("/nonexistent/missing.onnx")))
+    assert main(["check", path, "--no-progress", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_model_flags_on_a_spec_are_a_usage_error(capsys):
+    assert main(["check", "example:relu_he_mlp", "--loss", "mse"]) == 2
+    assert "--loss apply to .onnx models only" in capsys.readouterr().err
+
+
+def test_json_problem_for_a_refused_model(models, capsys):
+    assert main(["check", str(models["loop"]), "--format", "json"]) == 2
+    problem = json.loads(capsys.readouterr().out)
+    assert problem["status"] == 422 and "Loop" in problem["detail"]
+
+
+def test_the_same_document_through_a_real_server(models, tmp_path):
+    url = f"sqlite:///{tmp_path}/cli-model.db"
+    settings = {"GRADHEALTH_UPLOAD_DIR": str(tmp_path / "uploads")}
+    env = env_for(url, **settings)
+    argv = ["check", "--format", "json", "--seeds", "1", "--no-verify", "--no-progress",
+            "--input-shape", "x=6x16", "--loss", "mse"]
+    local = subprocess.run([*GRADHEALTH, *argv[:1], str(models["dynamic"]), *argv[1:]], env=env,
+                           capture_output=True, text=True, timeout=300)
+    with serve(url, tmp_path / "serve.log", **settings) as client:
+        remote = subprocess.run([*GRADHEALTH, *argv[:1], str(models["dynamic"]), *argv[1:], "--server",
+                                 str(client.base_url)], env=env, capture_output=True, text=True, timeout=300)
+        refused = subprocess.run([*GRADHEALTH, "check", str(models["loop"]), "--server", str(client.base_url)],
+                                 env=env, capture_output=True, text=True, timeout=300)
+    assert local.returncode == remote.returncode == 0, (local.stderr, remote.stderr)
+    assert _strip_durations(json.loads(local.stdout)) == _strip_durations(json.loads(remote.stdout))
+    assert json.loads(remote.stdout)["simulation"]["batch_size"] == 6
+    assert refused.returncode == 2 and "Loop (node loop1)" in refused.stderr
