@@ -61,10 +61,11 @@ code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.88em
 pre{background:var(--bg);border:1px solid var(--border);padding:.5rem;overflow:auto;border-radius:4px}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.88rem}
-td,th{border:1px solid var(--border);padding:.2rem .45rem;text-align:left;vertical-align:top}
+td,th{border:1px solid var(--border);padding:.2rem .45rem;text-align:left;vertical-align:top;
+overflow-wrap:normal}td:first-child{white-space:nowrap}
 th{background:var(--card);white-space:nowrap}td.n{white-space:nowrap;text-align:right;font-variant-numeric:tabular-nums}
 tr.hl td{background:color-mix(in srgb,var(--err) 12%,transparent)}
-figure{margin:1rem 0}figcaption{color:var(--muted);font-size:.88rem}
+figure{margin:1rem 0;overflow-x:auto}figcaption{color:var(--muted);font-size:.88rem}
 @media (max-width:40rem){body{font-size:14px;padding:.6rem}}
 """ + svg.CSS
 
@@ -356,7 +357,13 @@ def layer_heatmap(doc: Diagnosis) -> str | None:
             k = min(n - 1, int((step - lo) / width)) if hi > lo else 0
             sums[k] += math.log10(v)
             counts[k] += 1
-        cells.append([10 ** (sums[k] / counts[k]) if counts[k] else None for k in range(n)])
+        row = [10 ** (sums[k] / counts[k]) if counts[k] else None for k in range(n)]
+        # Downsampling keeps each bucket's extremes, so a bin inside the logged range may get
+        # none: it shows the bin before it rather than a hole the log does not have.
+        filled = [k for k, v in enumerate(row) if v is not None]
+        for k in range(filled[0] + 1, filled[-1]) if filled else ():
+            row[k] = row[k] if row[k] is not None else row[k - 1]
+        cells.append(row)
     names = [p.layer or p.name for p in rows]
     named = named_layers(doc) | {f.evidence.metric for f in doc.findings if f.evidence.metric}
     highlight = [names[k] for k, p in enumerate(rows) if p.name in named or (p.layer or "") in named]

@@ -19,12 +19,12 @@ from html import escape
 from typing import Literal
 
 WIDTH, HEIGHT = 720, 300
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 30, 46
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 74, 24, 30, 46
 SERIES_CLASSES = 6  # .s0 .. .s5 in CSS
 
 # Theme-aware colours for the marks; the page defines the variables for light and dark.
 CSS = """
-svg.chart{width:100%;height:auto;min-width:30rem;font:12px system-ui,sans-serif;display:block}
+svg.chart{width:100%;height:auto;min-width:36rem;font:12px system-ui,sans-serif;display:block}
 svg.chart text{fill:var(--fg)}
 svg.chart .title{font-weight:600;font-size:13px}
 svg.chart .axis,svg.chart .tick line{stroke:var(--fg);stroke-width:1}
@@ -392,13 +392,13 @@ def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, floa
     out = [f'<svg class="chart heatmap" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
            f'role="img"><title>{_e(title)}</title>',
            f'<text class="title" x="{left}" y="16">{_e(title)}</text>']
-    # colour legend: five swatches from the lowest to the highest decade present
+    # colour legend: five swatches from the lowest to the highest value present
     for i in range(5):
         f = i / 4
-        out.append(f'<rect x="{left + i * 40}" y="24" width="40" height="10" fill="{colour(f)}"/>'
-                   f'<text x="{left + i * 40 + 20}" y="{top - 2}" text-anchor="middle" '
+        out.append(f'<rect x="{left + i * 64}" y="22" width="64" height="10" fill="{colour(f)}"/>'
+                   f'<text x="{left + i * 64 + 32}" y="{top - 3}" text-anchor="middle" '
                    f'font-size="10">{_e(fmt(10 ** (lo + f * span)))}</text>')
-    out.append(f'<text x="{left + 210}" y="33">{_e(value_label)} (log colour)</text>')
+    out.append(f'<text x="{left + 330}" y="31">{_e(value_label)} (log colour)</text>')
     for r, (name, row) in enumerate(zip(rows, cells, strict=True)):
         y = top + r * row_h
         hl = name in highlight
@@ -420,10 +420,11 @@ def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, floa
     out.append(f'<path class="axis" d="M{left},{top} V{bottom} H{right}" fill="none"/>')
     if columns:
         first, last = columns[0][0], columns[-1][1]
-        for i in range(5):
-            x = left + i * (right - left) / 4
-            out.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">'
-                       f"{_e(fmt_linear(first + i * (last - first) / 4))}</text>")
+        axis = Axis(x_label)
+        ticks = axis.ticks(first, last, most=6) if last > first else [first]
+        for t, text in zip(ticks, axis.tick_texts(ticks), strict=True):
+            x = left + (t - first) / ((last - first) or 1.0) * (right - left)
+            out.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_e(text)}</text>')
     out.append(f'<text class="xlabel" x="{(left + right) / 2:.0f}" y="{height - 8}" '
                f'text-anchor="middle">{_e(x_label)}</text>')
     out.append(f'<text class="ylabel" transform="translate(12 {(top + bottom) / 2:.0f}) rotate(-90)" '
