@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body limit (413 above)")
     max_upload_bytes: int = Field(512 * 2**20, ge=1024,
                                   description="log upload limit (413 above), and the size of one log file read")
+    log_max_series: int = Field(10_000, ge=1,
+                                description="series (columns, metric names) one log may hold; a log with more "
+                                            "is refused (413) as it is read, a wide CSV from its header")
     upload_dir: str = Field("./data/uploads", description="where uploaded logs are kept (shared by API and workers)")
     wait_max_s: float = Field(60.0, ge=0, description="cap on ?wait=N")
     api_keys: str = Field("", description="comma-separated name=sha256hex entries; empty: keys off")
@@ -83,7 +86,7 @@ class Settings(BaseSettings):
         definition of that limit: the setting; the readers' own default is only for direct calls)."""
         from gradhealth.logs.readers.registry import ReadLimits
 
-        return ReadLimits(max_file_bytes=self.max_upload_bytes)
+        return ReadLimits(max_file_bytes=self.max_upload_bytes, max_series=self.log_max_series)
 
     def unsafe_reason(self, host: str | None = None) -> str | None:
         """Why this configuration must not start, or None."""

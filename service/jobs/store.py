@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast, overload
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Text, and_, delete, func, or_, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 from sqlalchemy.sql.base import Executable
 
 from gradhealth.db.models import JobRow
@@ -113,11 +114,19 @@ def valid_id(job_id: str) -> bool:
     return _JOB_ID.fullmatch(job_id) is not None
 
 
-def get(session: Session, job_id: str, owner: str | None) -> JobRow | None:
-    """The job, or None when it does not exist or belongs to another caller (``owner=None``: any)."""
+#: The columns a job list never needs: loading a result can mean megabytes per row.
+_HEAVY = (JobRow.result, JobRow.request, JobRow.error)
+
+
+def get(session: Session, job_id: str, owner: str | None, *, with_result: bool = True) -> JobRow | None:
+    """The job, or None when it does not exist or belongs to another caller (``owner=None``: any).
+
+    ``with_result=False`` leaves the result unloaded (reading ``row.result`` then raises); fetch it
+    as stored text with :func:`result_text`."""
     if not valid_id(job_id):
         return None
-    job = session.get(JobRow, job_id, populate_existing=True)  # one SELECT, fresh values
+    options = [defer(JobRow.result, raiseload=True)] if not with_result else []
+    job = session.get(JobRow, job_id, populate_existing=True, options=options)  # one SELECT, fresh values
     if job is None or (owner is not None and job.owner != owner):
         return None
     return job
@@ -147,8 +156,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 def list_jobs(session: Session, *, owner: str | None, status: str | None = None, kind: str | None = None,
               cursor: str | None = None, limit: int = 20) -> Page:
-    """Newest first, keyset-paginated by (created_at, id)."""
-    q = select(JobRow)
+    """Newest first, keyset-paginated by (created_at, id). The rows carry no result, request or
+    error (reading one raises): a page of summaries must not load every document on it."""
+    q = select(JobRow).options(*(defer(c, raiseload=True) for c in _HEAVY))
     if owner is not None:
         q = q.where(JobRow.owner == owner)
     if status is not None:
@@ -162,6 +172,12 @@ def list_jobs(session: Session, *, owner: str | None, status: str | None = None,
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, _encode_cursor(rows[-1]) if more and rows else None)
+
+
+def result_text(session: Session, job_id: str) -> str | None:
+    """A job's result as the JSON text stored, not parsed (None when it has none)."""
+    text = session.scalar(select(sql_cast(JobRow.result, Text)).where(JobRow.id == job_id))
+    return None if text is None or text == "null" else text
 
 
 def cancel_or_delete(session: Session, job_id: str) -> str | None:

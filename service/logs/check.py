@@ -22,13 +22,26 @@ from gradhealth.core.document import (
 from gradhealth.core.rules import worst_first
 from gradhealth.logs.detectors import DETECTORS
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.series import RunLog
+from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.thresholds import LogThresholds
+
+#: Series listed one by one in a log diagnosis; beyond it the list is cut (``log.series`` keeps the
+#: count, and a note in ``log.warnings`` says so), so a log of many series cannot make a huge document.
+MAX_SERIES_LISTED = 1000
+
+
+def listed(run: RunLog, limit: int = MAX_SERIES_LISTED) -> list[Series]:
+    """The series a diagnosis lists: all of them, or ``limit`` of them, those the detectors read
+    (every role but ``metric``) first, in the log's order."""
+    if len(run.series) <= limit:
+        return run.series
+    ranked = sorted(range(len(run.series)), key=lambda i: (run.series[i].role == "metric", i))[:limit]
+    return [run.series[i] for i in sorted(ranked)]
 
 
 def summarise(run: RunLog) -> list[SeriesSummary]:
     out = []
-    for s in run.series:
+    for s in listed(run):
         ok = s.values[np.isfinite(s.values)]
         out.append(SeriesSummary(
             name=s.name, role=s.role, layer=s.layer, points=len(s), nonfinite=int(len(s) - len(ok)),
@@ -103,9 +116,17 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
         series=summarise(run),
         points=chart_points(run, findings),
         log=LogInfo(format=run.format, source=Path(run.source).name, series=len(run.series),
-                    points=sum(len(s) for s in run.series), warnings=[w.message for w in run.warnings][:100],
+                    points=sum(len(s) for s in run.series), warnings=_notes(run)[:100],
                     params=dict(run.params), duration_s=round(time.perf_counter() - started, 4)),
     )
+
+
+def _notes(run: RunLog) -> list[str]:
+    notes = [w.message for w in run.warnings]
+    if len(run.series) > MAX_SERIES_LISTED:
+        notes.insert(0, f"{run.source}: {len(run.series):,} series; the document lists "
+                        f"{MAX_SERIES_LISTED:,} of them (the detectors' series first)")
+    return notes
 
 
 def run_log_check(path: Path, *, format: str | None = None, thresholds: LogThresholds | None = None,

@@ -89,6 +89,9 @@ def _swap(message: str, name: str, label: str) -> str:
 
 
 def _check_points(log: RunLog, label: str, limits: ReadLimits) -> None:
+    if len(log.series) > limits.max_series:
+        raise UploadTooLarge(f"{label}: {len(log.series):,} series; the limit is {limits.max_series:,} "
+                             "(GRADHEALTH_LOG_MAX_SERIES)")
     total = sum(len(s) for s in log.series)
     if total > limits.max_points:
         raise UploadTooLarge(f"{label}: {total:,} values; the limit is {limits.max_points:,}")

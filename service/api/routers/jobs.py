@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,21 +47,48 @@ def summary_fields(row: JobRow) -> dict:
     )
 
 
-def to_read(row: JobRow) -> JobRead:
-    """The job resource of a row (the row itself is never returned)."""
-    return JobRead(**summary_fields(row), result=row.result, error=row.error)
+_ROW_RESULT: Any = object()
 
 
-def _load(session, job_id: str, caller) -> JobRow:  # noqa: ANN001 - internal helper
-    row = store.get(session, job_id, caller.name)
+def to_read(row: JobRow, result: Any = _ROW_RESULT) -> JobRead:
+    """The job resource of a row (the row itself is never returned); ``result``: the row's unless given."""
+    return JobRead(**summary_fields(row), result=row.result if result is _ROW_RESULT else result,
+                   error=row.error)
+
+
+def _load(session, job_id: str, caller, *, with_result: bool = True) -> JobRow:  # noqa: ANN001 - internal helper
+    row = store.get(session, job_id, caller.name, with_result=with_result)
     if row is None:
         raise ApiError(404, "job_not_found", f"no job {job_id}")
     return row
 
 
+#: A stored result longer than this (characters of JSON) is sent as stored, in chunks, never parsed:
+#: parsing a document of megabytes into Python objects costs several times its size per reader.
+STREAM_RESULT_CHARS = 256 * 1024
+_CHUNK = 64 * 1024
+
+
 @router.get("/{job_id}", response_model=JobRead, responses=NOT_FOUND, summary="A job, with its diagnosis when done")
-def read_job(job_id: str, session: SessionDep, caller: CallerDep) -> JobRead:
-    return to_read(_load(session, job_id, caller))
+def read_job(job_id: str, session: SessionDep, caller: CallerDep) -> Any:
+    row = _load(session, job_id, caller, with_result=False)
+    text = store.result_text(session, job_id)
+    if text is None or len(text) <= STREAM_RESULT_CHARS:
+        return to_read(row, json.loads(text) if text is not None else None)
+    head = to_read(row, None).model_dump(mode="json")
+    error = head.pop("error")
+    head.pop("result")
+    prefix = json.dumps(head, separators=(",", ":"))[:-1] + ',"result":'
+    suffix = ',"error":' + json.dumps(error, separators=(",", ":")) + "}"
+
+    def chunks() -> Iterator[bytes]:
+        yield prefix.encode()
+        for start in range(0, len(text), _CHUNK):
+            # surrogatepass: a result stored before names were scrubbed still streams
+            yield text[start:start + _CHUNK].encode("utf-8", "surrogatepass")
+        yield suffix.encode()
+
+    return StreamingResponse(chunks(), media_type="application/json")
 
 
 @router.get("", response_model=JobPage, summary="Your jobs, newest first",

@@ -38,6 +38,7 @@ class ReadLimits:
     max_uncompressed_bytes: int = 2 * 2**30    # all files of an archive, uncompressed
     max_compression_ratio: float = 200.0       # uncompressed / compressed, per archive (zip bombs)
     max_points: int = 50_000_000               # values across all series
+    max_series: int = 10_000                   # series (columns, metric names) in one log
 
 
 class Reader(Protocol):

@@ -100,6 +100,9 @@ class Points:
     def add(self, series: str, step: float, value: float, wall: float | None = None) -> None:
         entry = self._data.get(series)
         if entry is None:
+            if len(self._data) >= self.limits.max_series:
+                raise UploadTooLarge(f"{self.name}: more than {self.limits.max_series:,} series; the "
+                                     f"limit is {self.limits.max_series:,} (GRADHEALTH_LOG_MAX_SERIES)")
             entry = self._data[series] = ([], [], [])
         entry[0].append(step)
         entry[1].append(value)
@@ -292,6 +295,9 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                 wall_idx = next((header.index(w) for w in wall_columns if w in header), -1)
                 columns = [(i, c) for i, c in enumerate(header)
                            if i not in (step_idx, wall_idx) and c and not skip(c)]
+                if len(columns) > limits.max_series:  # refused from the header, before any row
+                    raise UploadTooLarge(f"{path.name}: {len(columns):,} columns; the limit is "
+                                         f"{limits.max_series:,} series (GRADHEALTH_LOG_MAX_SERIES)")
                 continue
             cut = lines.unterminated_last and lineno == lines.lineno
             if row is None:
