@@ -324,22 +324,23 @@ class GradientRecorder:
         if self._closed:
             raise ValueError("step() on a closed GradientRecorder")
         wall_time = time.time()
-        grads = [p.grad for p in self._tensors]
+        maybe = [p.grad for p in self._tensors]
         names = self._names
-        if any(g is None for g in grads):
-            names = tuple(n for n, g in zip(names, grads, strict=True) if g is not None)
-            grads = [g for g in grads if g is not None]
+        grads: list[torch.Tensor] = [g for g in maybe if g is not None]
+        if len(grads) != len(maybe):
+            names = tuple(n for n, g in zip(names, maybe, strict=True) if g is not None)
         with torch.no_grad():  # no graph, even for grads made with create_graph=True
             parts = list(torch._foreach_norm(grads)) if grads else []
+            loss_out: object = None  # a float, or the marker: the loss travels with the norms
             if isinstance(loss, torch.Tensor):
                 parts.append(loss.detach().reshape(()))
-                loss = _LOSS_IN_VALUES
+                loss_out = _LOSS_IN_VALUES
             elif loss is not None:
-                loss = float(loss)
+                loss_out = float(loss)
             values, event = _to_host(parts) if parts else (None, None)
         if lr is None and optimizer is not None:
             lr = float(optimizer.param_groups[0]["lr"])
-        self._writer.put((self._seq, index, wall_time, names, values, event, loss, lr))
+        self._writer.put((self._seq, index, wall_time, names, values, event, loss_out, lr))
         self._seq += 1
 
     def flush(self) -> None:

@@ -101,8 +101,8 @@ def weight_of(module: nn.Module) -> tuple[torch.Tensor | None, int | None, int |
     if callable(own):
         return cast(tuple[torch.Tensor | None, int | None, int | None], own())
     if isinstance(module, UnrolledRNN):
-        w = module.rnn.weight_hh_l0
-        return w, int(w.shape[1]), module.rnn.hidden_size
+        hh = cast(torch.Tensor, module.rnn.weight_hh_l0)
+        return hh, int(hh.shape[1]), module.rnn.hidden_size
     w = getattr(module, "weight", None)
     if not isinstance(w, torch.Tensor) or w.dim() < 2:
         return None, None, None
@@ -120,7 +120,7 @@ class UnrolledRNN(nn.Module):
 
     def __init__(self, rnn: nn.RNNBase) -> None:
         super().__init__()
-        if rnn.bidirectional or getattr(rnn, "proj_size", 0):
+        if rnn.bidirectional or int(getattr(rnn, "proj_size", 0)):
             raise ValueError("bidirectional or projected recurrent layers are not unrolled")
         self.rnn = rnn
         self.kind = RNN_TYPES[type(rnn)]
@@ -298,8 +298,8 @@ def record_figures(rec: Record) -> dict[str, torch.Tensor]:
     if pre is not None and act == "relu" and pre.dim() >= 1:
         z = pre.detach()
         feature_dim = 1 if rec.role.channels_first and z.dim() > 1 else z.dim() - 1
-        alive = z.amax(dim=[d for d in range(z.dim()) if d != feature_dim] or None) > 0 \
-            if z.dim() > 1 else z > 0
+        reduce = [d for d in range(z.dim()) if d != feature_dim]
+        alive = z.amax(dim=reduce) > 0 if z.dim() > 1 and reduce else z > 0
         figures["dead_fraction"] = 1.0 - alive.to(torch.float64).mean()
     return figures
 

@@ -15,7 +15,7 @@ The user's module itself is never modified: every simulation runs on a copy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -60,15 +60,16 @@ def _init_edit(scheme: str) -> Edit:
     def edit(net: nn.Module, seed: int) -> None:
         with torch.no_grad():
             for m in _layers(net, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-                w = m.weight
+                w = cast(torch.Tensor, m.weight)
                 if scheme == "kaiming_normal":
                     nn.init.kaiming_normal_(w, nonlinearity="relu")
                 elif scheme == "xavier_normal":
                     nn.init.xavier_normal_(w)
                 else:  # lecun_normal
                     nn.init.normal_(w, 0.0, w[0].numel() ** -0.5)
-                if getattr(m, "bias", None) is not None:
-                    m.bias.zero_()
+                bias = getattr(m, "bias", None)
+                if isinstance(bias, torch.Tensor):
+                    bias.zero_()
     return edit
 
 

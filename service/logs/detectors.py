@@ -407,8 +407,8 @@ def clip_threshold(run: RunLog) -> float | None:
     (``optimizer/max_norm``, ``args.max_grad_norm``). Lightning's ``gradient_clip_val`` with
     ``gradient_clip_algorithm=value`` clips values, not the norm, and does not count."""
     leaves: dict[str, str] = {}
-    for key, raw in run.params.items():
-        leaves.setdefault(re.split(r"[/.]", key.lower())[-1], raw)
+    for key, given in run.params.items():
+        leaves.setdefault(re.split(r"[/.]", key.lower())[-1], given)
     value_clip = str(leaves.get("gradient_clip_algorithm", "")).strip().lower() == "value"
     for key in CLIP_KEYS:
         if key == "gradient_clip_val" and value_clip:
@@ -573,7 +573,8 @@ def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
     if k_param is None and acc is not None and acc > 0:
         k = round(1 / acc)
         if k >= 2 and near(k) and ce(k, m):
-            return {"num_classes": k, "accuracy": acc, "source": f"{train_acc.name} ~ 1/{k} and loss ~ ln {k}"}
+            name = train_acc.name if train_acc is not None else "accuracy"
+            return {"num_classes": k, "accuracy": acc, "source": f"{name} ~ 1/{k} and loss ~ ln {k}"}
     return None
 
 

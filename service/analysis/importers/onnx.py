@@ -168,11 +168,15 @@ class BatchNorm(Op):
     """Batch statistics, as in training: the simulation is of a training step."""
 
     role = Role("norm", "batchnorm")
+    running_mean: torch.Tensor  # buffers, declared for the type checker
+    running_var: torch.Tensor
 
     def __init__(self, scale: nn.Parameter | None, bias: nn.Parameter | None, mean: np.ndarray,
                  var: np.ndarray, eps: float) -> None:
         super().__init__()
-        self.weight, self.bias, self.eps = scale, bias, eps
+        self.weight: nn.Parameter | None = scale
+        self.bias: nn.Parameter | None = bias
+        self.eps = eps
         self.register_buffer("running_mean", torch.from_numpy(mean.astype(np.float32)))
         self.register_buffer("running_var", torch.from_numpy(var.astype(np.float32)))
 
@@ -242,7 +246,7 @@ class Recurrent(Op):
         if w is None or r is None:
             raise Unsupported("W and R must be initializers")
         b = ctx.value(n.inputs[3]) if len(n.inputs) > 3 else None
-        hidden = int(a.get("hidden_size", r.shape[-1]))
+        hidden = int(a.get("hidden_size") or r.shape[-1])
         acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
         default = {"lstm": ["Sigmoid", "Tanh", "Tanh"], "gru": ["Sigmoid", "Tanh"], "rnn": ["Tanh"]}[kind]
         kwargs: dict[str, Any] = {}
@@ -301,6 +305,7 @@ class Fn(Op):
 
 
 class Const(Op):
+    value: torch.Tensor  # a buffer, declared for the type checker
     def __init__(self, value: np.ndarray) -> None:
         super().__init__()
         self.register_buffer("value", _tensor(value))
@@ -328,7 +333,7 @@ def _act(name: str, fn: Callable[..., torch.Tensor]) -> Callable[[Node, Ctx], Op
     return lambda n, c: Fn(fn, Role("act", "activation", name))
 
 
-def _binary(fn: Callable[[Any, Any], torch.Tensor]) -> Callable[[Node, Ctx], Op]:
+def _binary(fn: Callable[..., Any]) -> Callable[[Node, Ctx], Op]:
     return lambda n, c: Fn(fn)
 
 
@@ -587,6 +592,7 @@ class OnnxModule(nn.Module):
             key = f"c{i}"
             self.register_buffer(key, _tensor(value))
             self.const_keys[name] = key
+        self._dtype: torch.Tensor
         self.register_buffer("_dtype", torch.zeros(()))
 
     def forward(self, *xs: torch.Tensor) -> Any:
