@@ -367,3 +367,29 @@ def test_shorthand_is_documented_in_the_schema():
     props = spec_json_schema()["$defs"]["InputSpec"]["properties"]
     assert props["vocab_size"]["type"] == "integer" and props["seq_len"]["type"] == "integer"
     assert props["vocab_size"]["description"] and props["seq_len"]["description"]
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("bomb.yaml", alias_bomb()),
+    ("deep.yaml", "a: " + "[" * 100_000 + "]" * 100_000),
+    ("deep.json", '{"a": ' * 100_000 + "1" + "}" * 100_000),
+    ("digits.yaml", "input: {shape: [4]}\nlayers: [{type: linear, out_features: " + "9" * 5_000 + "}]\n"),
+    ("digits.json", '{"input": {"shape": [4]}, "layers": [' + LINEAR % ("9" * 400) + "]}"),
+    ("binary.yaml", "name: !!binary aGVsbG8=\ninput: {shape: [4]}\nlayers: [{type: flatten}]\n"),
+    ("surrogate.json", '{"name": "a\\ud800b", "input": {"shape": [4]}, "layers": [{"type": "flatten"}]}'),
+    ("nan.json", '{"input": {"shape": [4], "scale": NaN}, "layers": [{"type": "flatten"}]}'),
+    ("bool.yaml", "input: {shape: [4]}\nlayers: [{type: linear, out_features: true}]\n"),
+    ("slope.yaml", "input: {shape: [4]}\nlayers: [{type: linear, out_features: 2, negative_slope: 1e308}]\n"),
+    ("empty.yaml", ""),
+])
+def test_the_cli_refuses_each_with_exit_2_and_one_line(tmp_path, capsys, name, text):
+    from gradhealth.cli import EXIT_INVALID, main
+
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    assert main(["check", str(path), "--no-verify"]) == EXIT_INVALID
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and len(err) < 600, err[:300]
