@@ -24,7 +24,7 @@ def test_events_stream_progress_then_the_final_state(api):
     events = _events(r.text)
     assert events[0][0] == "progress" and events[-1][0] == "done"
     assert events[-1][1]["status"] == "succeeded" and events[-1][1]["result"]["status"] == "healthy"
-    fractions = [data["progress"] for name, data in events if name == "progress"]
+    fractions = [data["progress"]["fraction"] for name, data in events if name == "progress"]
     assert fractions == sorted(fractions)
 
 

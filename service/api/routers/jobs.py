@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -131,16 +131,51 @@ def _remove_upload(folder: Path, request: dict) -> None:
         shutil.rmtree(upload, ignore_errors=True)
 
 
-def _event(name: str, data: dict) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, default=str)}\n\n"
+#: Event ids: ``slot * _ID_STRIDE + per-mille progress``, ``+ _DONE`` for the final event. The slot
+#: orders a job's phases (queued 0, attempt 1 running 1, requeued 2, attempt 2 running 3, ...,
+#: finished last), so the id grows with every event of a job, across requeues and reconnections,
+#: without any state kept by the server: a client resuming with Last-Event-ID sees nothing twice.
+_ID_STRIDE = 1002
+_DONE = 1001
+
+
+def event_id(row: JobRow, *, done: bool = False) -> int:
+    """The id of the event that reports ``row``'s state (``done``: of its final event)."""
+    attempts = row.attempts or 0
+    if row.status in store.TERMINAL:
+        slot = 2 * attempts + 2
+    elif row.status == "running":
+        slot = 2 * attempts - 1
+    else:  # queued: waiting for attempt attempts + 1
+        slot = 2 * attempts
+    permille = round(max(0.0, min(1.0, row.progress or 0.0)) * 1000)
+    return slot * _ID_STRIDE + (_DONE if done else permille)
+
+
+def _last_event_id(header: str | None) -> int:
+    """The client's Last-Event-ID as a number; -1 (nothing seen) when absent or not one of ours."""
+    text = (header or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else -1
+
+
+def _event(name: str, data: dict, event: int | None = None) -> str:
+    head = f"id: {event}\n" if event is not None else ""
+    return f"{head}event: {name}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
 @router.get("/{job_id}/events", summary="Progress and the final state as Server-Sent Events",
             response_class=EventStreamResponse,
             responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                                          "description": "`progress` events, then one `done` event"}})
-async def job_events(job_id: str, request: Request, caller: CallerDep) -> StreamingResponse:
+                                          "description": "`progress` events, then one `done` event"},
+                       204: {"description": "Last-Event-ID is the job's final event: nothing more will come"}})
+async def job_events(job_id: str, request: Request, caller: CallerDep,
+                     last_event_id: Annotated[str | None, Header(
+                         description="the id of the last event received: resume after it")] = None) -> Response:
+    """``progress`` events (the job's status, attempts and ``progress`` object, as in ``GET /v1/jobs/{id}``),
+    then one ``done`` event with the whole job. Each event has an ``id:``; a client reconnecting with
+    ``Last-Event-ID`` gets only what is newer, and 204 (stop reconnecting) once it has seen ``done``."""
     factory = request.app.state.sessions
+    seen = _last_event_id(last_event_id)
 
     def fetch() -> JobRow | None:
         with factory() as session:
@@ -149,24 +184,30 @@ async def job_events(job_id: str, request: Request, caller: CallerDep) -> Stream
     first = await run_in_threadpool(fetch)
     if first is None:
         raise ApiError(404, "job_not_found", f"no job {job_id}")
+    if first.status in store.TERMINAL and event_id(first, done=True) <= seen:
+        return Response(status_code=204)
     poll = request.app.state.settings.lease_s / 30 if request.app.state.settings.lease_s < 15 else 0.5
 
     async def stream() -> AsyncIterator[str]:
         row: JobRow | None = first
-        last: tuple[object, ...] | None = None
+        last = seen
         idle = 0.0
         while True:
             if row is None:
                 yield _event("done", {"id": job_id, "status": "deleted"})
                 return
-            state = (row.status, round(row.progress, 3), row.stage)
-            if state != last:
-                last = state
-                yield _event("progress", {"id": row.id, "status": row.status, "progress": row.progress,
-                                          "stage": row.stage, "attempts": row.attempts})
+            current = event_id(row)
+            # Only a newer state is sent: an older one was seen before a reconnection (or is a
+            # stage change at the same fraction, which the next event reports).
+            if current > last:
+                last = current
+                yield _event("progress", {"id": row.id, "status": row.status,
+                                          "progress": Progress(fraction=row.progress, stage=row.stage)
+                                          .model_dump(mode="json"),
+                                          "attempts": row.attempts}, current)
                 idle = 0.0
             if row.status in store.TERMINAL:
-                yield _event("done", to_read(row).model_dump(mode="json"))
+                yield _event("done", to_read(row).model_dump(mode="json"), event_id(row, done=True))
                 return
             if await request.is_disconnected():
                 return
