@@ -33,7 +33,7 @@ class Limits(BaseModel):
     )
     max_units: int = Field(default=2_000, description="measured layers after expanding `repeat`")
     max_time_steps: int = Field(default=4_096, description="sequence length of recurrent/transformer inputs")
-    max_seeds: int = Field(default=16, description="seeds per check")
+    max_seeds: int = Field(default=S.DEFAULT_MAX_SEEDS, ge=1, description="seeds per check")
 
 
 @dataclass

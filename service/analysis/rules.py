@@ -116,14 +116,14 @@ def _through_depth(
         "first_output_grad_norm": units[0].geo("output_grad_norm"),
         "last_output_grad_norm": units[-1].geo("output_grad_norm"),
     }
-    acts = layer_activations(units)
+    these = _these_layers(layer_activations(units))
     if code == "vanishing_gradient":
         summary = (
             f"gradient shrinks {fmt(1 / ratio) if ratio > 0 else 'infinitely'}x from "
             f"{units[-1].name} back to {units[0].name} ({depth} layers, {fmt(per_layer)} per layer)"
         )
         explanation = (
-            f"Backpropagation multiplies one Jacobian per layer; through these {acts} layers the "
+            f"Backpropagation multiplies one Jacobian per layer; through {these} the "
             f"typical factor is {fmt(per_layer)} < 1, so the early layers barely learn."
         )
     else:
@@ -134,12 +134,23 @@ def _through_depth(
             f"({units[0].name} .. {units[-1].name})"
         )
         explanation = (
-            f"The per-layer gain of these {acts} layers is above 1 (weights too large for the "
+            f"The per-layer gain of {these} is above 1 (weights too large for the "
             "activation, or residual branches adding up), so signals grow exponentially with depth."
         )
     return Detection(
         code, severity, str(evidence["metric"]), value, summary, explanation, evidence, units
     )
+
+
+def _these_layers(acts: str) -> str:
+    """"these relu layers"; "identity" is no activation, not a kind of layer (a residual block, a plain
+    linear layer), so it is named as such instead of "these identity layers"."""
+    named = [a for a in acts.split("/") if a != "identity"]
+    if not named:
+        return "these layers (no activation of their own)"
+    if len(named) < len(acts.split("/")):
+        return f"these {'/'.join(named)} layers (and layers without an activation)"
+    return f"these {'/'.join(named)} layers"
 
 
 class VanishingGradient(ArchitectureRule):

@@ -63,6 +63,8 @@ MAX_INT = 2**53 - 1
 #: The largest scale, standard deviation, gain, bias constant or residual multiplier: far past any
 #: trained network, and small enough that float64 arithmetic on it stays finite.
 MAX_SCALE = 100.0
+#: The default limit on seeds per check (Limits.max_seeds, the only check of it).
+DEFAULT_MAX_SEEDS = 16
 #: How much of a user's input a message may quote.
 QUOTE_CHARS = 200
 #: At most this many problems are reported for one spec (the first ones in document order).
@@ -434,7 +436,11 @@ class Spec(_Strict):
     input: InputSpec
     layers: list[Layer] = Field(min_length=1)
     batch_size: Int = Field(default=64, ge=1)
-    seeds: Int = Field(default=3, ge=1, le=32, description="independent initialisations to average over")
+    # The resource limit (Limits.max_seeds, a setting) is the only check, with the only message;
+    # the schema documents its default so that editors flag a count the default service refuses.
+    seeds: Int = Field(default=3, ge=1, json_schema_extra={"maximum": DEFAULT_MAX_SEEDS},
+                       description="independent initialisations to average over; at most the service's "
+                                   f"seeds limit (GRADHEALTH_LIMITS__MAX_SEEDS, {DEFAULT_MAX_SEEDS} by default)")
     loss: Annotated[LossSpec, _OrString(get_args(LossType), "shorthand for {type: <name>}")] = Field(
         default_factory=LossSpec)
     device: Literal["auto", "cpu", "cuda"] = "auto"
