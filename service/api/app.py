@@ -142,6 +142,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     return app
 
 
+_FASTAPI_422 = "#/components/schemas/HTTPValidationError"
+
+
 def _document_problems(schema: dict[str, Any]) -> None:
     """Every error is application/problem+json: say so for each documented error response, and add a
     catch-all 4XX (401 without a key, 413 over the body limit, 429 over the rate limit, ...)."""
@@ -152,7 +155,9 @@ def _document_problems(schema: dict[str, Any]) -> None:
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             for code, response in responses.items():
-                if code[0] in "45":
+                # A route's own error body stays (/readyz's 503 is a Health document, not a problem).
+                refs = {c.get("schema", {}).get("$ref") for c in response.get("content", {}).values()}
+                if code[0] in "45" and refs <= {None, problem_ref["$ref"], _FASTAPI_422}:
                     response["content"] = {problems.PROBLEM_JSON: {"schema": problem_ref}}
             responses.setdefault("4XX", {"description": "a problem (RFC 9457)",
                                          "content": {problems.PROBLEM_JSON: {"schema": problem_ref}}})

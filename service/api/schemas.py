@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from gradhealth.core.document import Diagnosis
+from gradhealth.logs.readers.registry import formats
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+#: ?format= of a log upload: any string to the server, so that a wrong hint gets the 422 that lists
+#: the formats; an enum of the reader registry's names to clients and fuzzers.
+LogFormatHint = Annotated[str, WithJsonSchema({"type": "string", "enum": list(formats())})]
+#: ?filename= of an upload. The server keeps the last path component's last 120 characters and
+#: refuses (422) a name that leaves only dots or nothing; the pattern says exactly that to clients.
+FileName = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 255,
+                                          "pattern": r"[^./\\][^/\\]{0,119}$"})]
+#: What a job checks: one value per submit endpoint (the list filter ?kind= takes the same values).
+JobKind = Literal["architecture", "logs", "model"]
+
+
+class ProblemError(BaseModel):
+    """One located problem: where (a JSON pointer into the body, or a parameter) and what is wrong."""
+
+    pointer: str | None = Field(None, description="JSON pointer into the request body, e.g. "
+                                "`/layers/3/init/std`; null when the problem is in a parameter")
+    parameter: str | None = Field(None, description="the query, path or header parameter at fault, "
+                                  "e.g. `query.limit`; absent or null when `pointer` says where")
+    detail: str = Field(description="what is wrong there and what to change")
 
 
 class Problem(BaseModel):
@@ -20,7 +41,21 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
-    errors: list[dict[str, Any]] | None = Field(None, description="each with `pointer` (JSON pointer) and `detail`")
+    errors: list[ProblemError] | None = Field(None, description="each problem with where it is and what is wrong")
+
+
+class EventStreamResponse(StreamingResponse):
+    """A Server-Sent Events stream. As a route's ``response_class`` it makes the OpenAPI document
+    declare ``text/event-stream`` alone for the 200 (generated clients must not parse it as JSON)."""
+
+    media_type = "text/event-stream"
+
+
+#: The 429 every route behind the per-caller rate limit may answer, with its Retry-After header.
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {
+    "model": Problem, "description": "over the rate limit (GRADHEALTH_RATE_LIMIT_PER_MINUTE); retry later",
+    "headers": {"Retry-After": {"description": "seconds until a request will be accepted",
+                                "schema": {"type": "integer", "minimum": 1}}}}}
 
 
 class Progress(BaseModel):
@@ -35,7 +70,7 @@ class JobLinks(BaseModel):
 
 class JobSummary(BaseModel):
     id: str
-    kind: str
+    kind: JobKind
     status: JobStatus
     progress: Progress
     attempts: int

@@ -21,7 +21,7 @@ from gradhealth.analysis.spec import load_spec_text, parse_spec
 from gradhealth.api.deps import CallerDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.jobs import to_read
-from gradhealth.api.schemas import RATE_LIMITED, JobRead, LogFormatHint, Problem
+from gradhealth.api.schemas import RATE_LIMITED, FileName, JobRead, LogFormatHint, Problem
 from gradhealth.errors import GradHealthError, cuda_unavailable
 from gradhealth.jobs import store
 
@@ -223,7 +223,7 @@ async def submit_logs(
     request: Request, response: Response, caller: CallerDep, settings: SettingsDep,
     format: Annotated[LogFormatHint | None,
                       Query(description="format hint: a reader's name (see /v1/catalog)")] = None,
-    filename: Annotated[str | None, Query(max_length=255, description="the original file name")] = None,
+    filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JobRead:
@@ -405,7 +405,7 @@ async def submit_model(
     verify: Annotated[str | None, Query(description="re-simulate remedies (default: the service's)")] = None,
     input_shapes: Annotated[str | None, Query(description='JSON: {"x": [8, 3, 32, 32]}')] = None,
     input_shape: Annotated[list[str] | None, Query(description="NAME=8x3x32x32, repeatable")] = None,
-    filename: Annotated[str | None, Query(max_length=255, description="the original file name")] = None,
+    filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JobRead:

@@ -45,7 +45,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}}}})
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "the Prometheus text exposition format"}})
 async def metrics(request: Request) -> Response:
     payload = await run_in_threadpool(generate_latest, request.app.state.metrics.registry)
     return Response(payload, media_type=CONTENT_TYPE_LATEST)

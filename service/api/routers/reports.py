@@ -23,21 +23,27 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
+from pydantic import WithJsonSchema
 
 from gradhealth.api.deps import CallerDep, SessionDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.jobs import NOT_FOUND, _load
-from gradhealth.api.schemas import Problem
+from gradhealth.api.schemas import RATE_LIMITED, Problem
 from gradhealth.core.document import Diagnosis
 from gradhealth.report import FORMATS, Format, ReportContext, for_media_type, render
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RATE_LIMITED)
 
 # The media types the route answers with, for the OpenAPI document.
 _CONTENT: dict[str, dict[str, Any]] = {}
 for _f in FORMATS.values():
     _CONTENT.setdefault(_f.media_type.split(";")[0], {"schema": {"type": "string"}})
 _CONTENT["application/json"] = {"schema": {"$ref": "#/components/schemas/Diagnosis"}}
+
+
+# ?format=: any string to the server (an unknown one gets the 406 that lists them), the registry's
+# names to clients and fuzzers.
+ReportFormat = Annotated[str, WithJsonSchema({"type": "string", "enum": list(FORMATS)})]
 
 
 def spec_text(spec: Any) -> str:
@@ -106,7 +112,7 @@ def _context(kind: str, request: Any, source: str | None) -> ReportContext:
 )
 def job_report(
     job_id: str, session: SessionDep, caller: CallerDep,
-    format: Annotated[str | None, Query(description="a report format; overrides Accept")] = None,
+    format: Annotated[ReportFormat | None, Query(description="a report format; overrides Accept")] = None,
     source: Annotated[str | None, Query(max_length=1000, description="the input's path in your "
                                         "repository, as the report should name it")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
