@@ -675,6 +675,14 @@ def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     level = float(np.median(rel)) if len(rel) else 0.0
     if level < t.oscillation_ratio or flips < 0.4:
         return []
+    # A loss whose robust trend still falls clearly over the last half is learning: its swings are
+    # minibatch noise around progress (a nearly fitted classifier's batch losses are heavy-tailed),
+    # not steps too large for the curvature.
+    half = len(v) // 2
+    x = steps[half:].astype(np.float64)
+    slope, _, high = theil_sen(x, np.log(v[half:]))
+    if high < 0 and 1 - math.exp(slope * float(x[-1] - x[0])) >= t.plateau_improvement:
+        return []
     return [_finding(
         "loss_oscillation", "warning",
         f"{loss.name} swings {level:.0%} around its trend (median), changing direction on {flips:.0%} of steps",
