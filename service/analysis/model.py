@@ -87,8 +87,32 @@ def init_weight(w: torch.Tensor, init: S.InitSpec, activation: str = "identity",
                 nn.init.normal_(w, 0.0, std)
         elif scheme == "orthogonal":
             nn.init.orthogonal_(w, gain=gain or 1.0)
+        elif scheme == "truncated_normal":
+            assert init.std is not None  # InitSpec refuses `truncated_normal` without std
+            nn.init.trunc_normal_(w, 0.0, init.std, -2 * init.std, 2 * init.std)
+        elif scheme == "variance_scaling":
+            _variance_scaling(w, init)
         elif scheme == "zeros":
             nn.init.zeros_(w)
+
+
+#: The std of N(0, 1) cut at +-2: Keras divides by it so a truncated normal keeps Var = scale / fan.
+_TRUNCATED_STD = 0.87962566103423978
+
+
+def _variance_scaling(w: torch.Tensor, init: S.InitSpec) -> None:
+    """Keras' VarianceScaling: Var = scale / fan, with Keras' fans (those of PyTorch's layout)."""
+    receptive = w[0][0].numel() if w.dim() > 2 else 1
+    fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+    fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[init.mode]
+    std = math.sqrt(init.scale / fan)
+    if init.distribution == "uniform":
+        nn.init.uniform_(w, -math.sqrt(3.0) * std, math.sqrt(3.0) * std)
+    elif init.distribution == "untruncated_normal":
+        nn.init.normal_(w, 0.0, std)
+    else:
+        std /= _TRUNCATED_STD
+        nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std)
 
 
 def init_bias(b: torch.Tensor | None, init: S.BiasInit) -> None:
@@ -186,7 +210,8 @@ class RecurrentUnit(Unit):
             # Initialise each gate's block on its own: fan-in/fan-out and orthogonality are per gate.
             for name, init in ((f"weight_ih_l{layer_index}", layer.init), (f"weight_hh_l{layer_index}", layer.recurrent_init)):
                 w = getattr(self.rnn, name)
-                for block in w.data.chunk(self.gates, 0):
+                # stacked (Keras): the gates' weights are one matrix, so fans and orthogonality span it
+                for block in [w.data] if init.stacked else w.data.chunk(self.gates, 0):
                     init_weight(block, init, act)
             b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer_index}"), getattr(self.rnn, f"bias_hh_l{layer_index}")
             if layer.bias_init.scheme != "default":

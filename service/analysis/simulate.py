@@ -130,6 +130,8 @@ def make_batch(plan: Plan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None
         target = torch.randint(plan.classes or 2, (n, *plan.output_shape[:-1]), generator=gen)
     elif spec.loss.type == "mse":
         target = torch.randn((n, *plan.output_shape), generator=gen, dtype=torch.float64)
+    elif spec.loss.type == "binary_cross_entropy":
+        target = torch.randint(2, (n, *plan.output_shape), generator=gen).to(torch.float64)
     else:
         target = None
     return x, target
@@ -142,6 +144,8 @@ def loss_fn(plan: Plan, out: torch.Tensor, target: torch.Tensor | None) -> torch
         return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))  # type: ignore[union-attr]  # make_batch gives every loss but `sum` a target
     if kind == "mse":
         return nn.functional.mse_loss(out, target)  # type: ignore[arg-type]  # make_batch gives every loss but `sum` a target
+    if kind == "binary_cross_entropy":  # on logits: the output's sigmoid is part of the loss
+        return nn.functional.binary_cross_entropy_with_logits(out, target.to(out.dtype))  # type: ignore[union-attr]  # make_batch gives every loss but `sum` a target
     return out.sum()
 
 

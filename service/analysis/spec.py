@@ -80,10 +80,10 @@ Text = Annotated[str, Strict()]
 InitScheme = Literal[
     "default", "normal", "uniform", "xavier_normal", "xavier_uniform",
     "kaiming_normal", "kaiming_uniform", "he_normal", "he_uniform",
-    "lecun_normal", "orthogonal", "zeros",
+    "lecun_normal", "orthogonal", "zeros", "variance_scaling", "truncated_normal",
 ]
 BiasScheme = Literal["default", "zeros", "constant", "normal"]
-LossType = Literal["cross_entropy", "mse", "sum"]
+LossType = Literal["cross_entropy", "mse", "sum", "binary_cross_entropy"]
 
 
 @dataclass(frozen=True)
@@ -136,11 +136,23 @@ class InitSpec(_Strict):
                                 description="half-width for `uniform` (at most 100)")
     gain: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
                                description="gain for xavier_* and orthogonal (at most 100)")
+    # Keras' VarianceScaling (the family of its glorot_*, he_* and lecun_* initialisers).
+    scale: Float = Field(default=1.0, gt=0, le=MAX_SCALE,
+                         description="`variance_scaling`: Var = scale / fan (at most 100)")
+    mode: Literal["fan_in", "fan_out", "fan_avg"] = Field(
+        default="fan_in", description="`variance_scaling`: which fan")
+    distribution: Literal["truncated_normal", "untruncated_normal", "uniform"] = Field(
+        default="truncated_normal",
+        description="`variance_scaling`: a normal cut at 2 std (its std raised so the variance "
+                    "is still scale / fan, as Keras does), a plain normal, or a uniform")
+    stacked: Bool = Field(default=False, description=(
+        "recurrent layers: initialise the gates' stacked weight as one matrix (Keras' "
+        "convention) instead of each gate's block"))
 
     @model_validator(mode="after")
     def _needs_parameters(self) -> InitSpec:
-        if self.scheme == "normal" and self.std is None:
-            raise ValueError("scheme 'normal' needs `std` (a number > 0)")
+        if self.scheme in ("normal", "truncated_normal") and self.std is None:
+            raise ValueError(f"scheme '{self.scheme}' needs `std` (a number > 0)")
         if self.scheme == "uniform" and self.bound is None:
             raise ValueError("scheme 'uniform' needs `bound` (a number > 0)")
         return self
@@ -168,7 +180,7 @@ def _coerce_scheme(value: Any) -> Any:
 
 
 #: The schemes a bare string may name: the ones that need no parameter.
-_PLAIN_INIT = tuple(s for s in get_args(InitScheme) if s not in ("normal", "uniform"))
+_PLAIN_INIT = tuple(s for s in get_args(InitScheme) if s not in ("normal", "uniform", "truncated_normal"))
 _PLAIN_BIAS = tuple(s for s in get_args(BiasScheme) if s != "normal")
 InitField = Annotated[InitSpec, _OrString(_PLAIN_INIT, "shorthand for {scheme: <name>}"),
                       Field(default_factory=InitSpec)]

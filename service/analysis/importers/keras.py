@@ -1,0 +1,602 @@
+"""Keras model configs -> architecture spec dicts (torch-free, Keras-free).
+
+Reads what users of Keras have: a ``model.to_json()`` config, a ``.keras`` archive (a zip whose
+``config.json`` is that config) and a legacy ``.h5`` file (the config is the HDF5 root attribute
+``model_config``, read with h5py). Nothing is ever loaded through Keras or TensorFlow: a Keras
+file can name Python functions (``Lambda`` layers, custom objects) and loading it through Keras
+could run them. Here a config is only data, translated layer by layer into the spec language, so
+the simulation checks the model as Keras would initialise it:
+
+* initialisers keep Keras' formulas: ``GlorotUniform`` is ``xavier_uniform``; the other
+  variance-scaling ones (``HeNormal``, ``GlorotNormal``, ``LecunNormal``, ``HeUniform``...) become
+  the spec's ``variance_scaling`` with Keras' scale, mode and distribution (the normal ones are
+  *truncated* at two standard deviations, with the std divided by .87962566103423978 so the
+  variance is still scale / fan); ``RandomNormal``/``RandomUniform``/``TruncatedNormal`` keep their
+  numbers. Recurrent kernels are initialised as Keras does, over the gates' stacked matrix
+  (``stacked: true``), not gate by gate: Keras' orthogonal recurrent kernel is one
+  ``[units, gates * units]`` matrix with orthonormal rows.
+* Keras is channels-last and the spec channels-first: an image input ``(H, W, C)`` is the spec's
+  ``[C, H, W]`` (the statistics of a randomly initialised network do not depend on the order).
+* the loss comes from the file's training/compile config when there is one, else from the output
+  layer: softmax -> cross-entropy, one sigmoid unit -> binary cross-entropy, linear -> MSE. The
+  output's softmax/sigmoid is folded into the loss (as ``from_logits`` does), which leaves the
+  gradients unchanged.
+
+Weights stored in a file are not read: the check judges the architecture as Keras initialises it.
+Everything that cannot be translated is collected and refused in ONE :class:`ModelError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import zipfile
+from typing import Any
+
+from gradhealth.analysis.importers import ModelError
+from gradhealth.errors import InputFormatError
+
+__all__ = ["is_keras_config", "keras_loss", "keras_to_spec", "read_keras", "sniff_keras"]
+
+#: The largest config text read (a config of thousands of layers is a few MB).
+MAX_CONFIG_BYTES = 16 * 2**20
+#: Keras' truncated normal keeps |x| <= 2 std; this is the std of N(0, 1) cut there, by which
+#: Keras divides so the variance is still scale / fan (keras.initializers.VarianceScaling).
+TRUNCATION_STD = 0.87962566103423978
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+SUPPORTED = (
+    "InputLayer", "Dense", "Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten",
+    "Dropout", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
+    "Softmax", "SimpleRNN", "LSTM", "GRU", "Embedding", "Add", "GlobalAveragePooling1D",
+)
+
+# Keras activation name -> spec activation. softmax is only allowed on the output (folded into
+# the loss).
+_ACTIVATIONS = {
+    "linear": "identity", None: "identity", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh",
+    "elu": "elu", "selu": "selu", "gelu": "gelu", "swish": "silu", "silu": "silu",
+    "softplus": "softplus", "leaky_relu": "leaky_relu",
+}
+_LOSSES = {
+    "categoricalcrossentropy": "cross_entropy", "sparsecategoricalcrossentropy": "cross_entropy",
+    "binarycrossentropy": "binary_cross_entropy", "meansquarederror": "mse", "mse": "mse",
+}
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+def is_keras_config(data: Any) -> bool:
+    """Whether a decoded JSON value is a Keras model config (``model.to_json()`` output)."""
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        return False
+    return data.get("class_name") in ("Sequential", "Functional", "Model") and isinstance(
+        data["config"].get("layers"), list)
+
+
+def sniff_keras(head: bytes) -> str | None:
+    """``"keras"`` (zip), ``"h5"`` (HDF5) or ``"json"`` (a Keras config) from a file's first bytes,
+    else None. A JSON guess is confirmed only once the whole text is parsed."""
+    if head.startswith(b"PK\x03\x04"):
+        return "keras"
+    if head.startswith(HDF5_MAGIC):
+        return "h5"
+    text = head.lstrip()
+    if text.startswith(b"{") and b"class_name" in head:
+        return "json"
+    return None
+
+
+def _json(text: bytes | str, where: str) -> dict[str, Any]:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise InputFormatError(f"{where} is over {MAX_CONFIG_BYTES // 2**20} MB")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputFormatError(f"{where} is not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(data, dict):
+        raise InputFormatError(f"{where} is not a JSON object")
+    return data
+
+
+def _read_zip(data: bytes) -> tuple[dict[str, Any], Any]:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise InputFormatError("not a .keras archive: the zip cannot be read") from None
+    with zf:
+        try:
+            info = zf.getinfo("config.json")
+        except KeyError:
+            raise InputFormatError("not a .keras archive: it has no config.json") from None
+        if stat.S_ISLNK(info.external_attr >> 16):  # a link is a file reference: never followed
+            raise InputFormatError("config.json in the archive is a link; refused")
+        if info.file_size > MAX_CONFIG_BYTES:
+            raise InputFormatError(f"config.json is over {MAX_CONFIG_BYTES // 2**20} MB")
+        with zf.open(info) as fh:  # read at most the limit, whatever the header declared
+            text = fh.read(MAX_CONFIG_BYTES + 1)
+    config = _json(text, "config.json")
+    return config, config.get("compile_config")
+
+
+def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
+    import h5py
+
+    try:
+        with h5py.File(io.BytesIO(data), "r") as f:
+            raw = f.attrs.get("model_config")
+            training = f.attrs.get("training_config")
+    except OSError as exc:
+        raise InputFormatError(f"not a readable HDF5 file: {str(exc)[:200]}") from None
+    if raw is None:
+        raise InputFormatError("the HDF5 file has no `model_config` attribute: not a Keras .h5 model")
+
+    def text(value: Any) -> str | bytes:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    config = _json(text(raw), "model_config")
+    return config, _json(text(training), "training_config") if training is not None else None
+
+
+def read_keras(data: bytes) -> tuple[dict[str, Any], str | None]:
+    """The model config and the loss named by the file's training/compile config (or None) of a
+    Keras JSON config, ``.keras`` archive or ``.h5`` file, told apart by content."""
+    kind = sniff_keras(data[:4096])
+    if kind == "keras":
+        config, training = _read_zip(data)
+    elif kind == "h5":
+        config, training = _read_h5(data)
+    elif kind == "json":
+        config = _json(data, "the Keras config")
+        training = config.get("compile_config") or config.get("training_config")
+    else:
+        raise InputFormatError("not a Keras model: expected a model.to_json() config, a .keras zip "
+                               "or an .h5 file")
+    if not is_keras_config(config):
+        raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
+                               "Functional) and `config.layers`")
+    loss = training.get("loss") if isinstance(training, dict) else None
+    return config, keras_loss(loss)
+
+
+def keras_loss(loss: Any) -> str | None:
+    """The spec loss of a Keras loss (a name or a serialised loss object); None if unknown."""
+    if isinstance(loss, dict):
+        loss = loss.get("class_name") or loss.get("config")
+    if isinstance(loss, list) and len(loss) == 1:
+        loss = loss[0]
+    if not isinstance(loss, str):
+        return None
+    return _LOSSES.get(loss.lower().replace("_", ""))
+
+
+# --- translating -------------------------------------------------------------------------------
+
+def _name_of(value: Any) -> tuple[str, dict[str, Any]]:
+    """A serialised Keras object (string, or ``{class_name, config}``): its normalised class name
+    (lower case, no underscores) and its config."""
+    if isinstance(value, str):
+        return value.lower().replace("_", ""), {}
+    if isinstance(value, dict):
+        cfg = value.get("config")
+        if isinstance(cfg, str):  # Keras 3 serialises activations as {class_name: function, config: name}
+            return cfg.lower().replace("_", ""), {}
+        return str(value.get("class_name", "")).lower().replace("_", ""), cfg if isinstance(cfg, dict) else {}
+    return "", {}
+
+
+class _Translator:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, layer: str, message: str) -> None:
+        self.problems.append(f"{layer}: {message}")
+
+    # initialisers ---------------------------------------------------------------------------
+    def init(self, value: Any, layer: str, stacked: bool = False) -> dict[str, Any] | None:
+        name, cfg = _name_of(value if value is not None else "glorot_uniform")
+        extra = {"stacked": True} if stacked else {}
+        scale = {"glorotuniform": (1.0, "fan_avg", "uniform"), "glorotnormal": (1.0, "fan_avg", "truncated_normal"),
+                 "henormal": (2.0, "fan_in", "truncated_normal"), "heuniform": (2.0, "fan_in", "uniform"),
+                 "lecunnormal": (1.0, "fan_in", "truncated_normal"), "lecununiform": (1.0, "fan_in", "uniform")}
+        if name == "glorotuniform":
+            return {"scheme": "xavier_uniform", **extra}  # identical: U(+-sqrt(6 / (fan_in + fan_out)))
+        if name in scale:
+            s, mode, dist = scale[name]
+            return {"scheme": "variance_scaling", "scale": s, "mode": mode, "distribution": dist, **extra}
+        if name == "variancescaling":
+            dist = cfg.get("distribution", "truncated_normal")
+            dist = "truncated_normal" if dist == "normal" else dist
+            return {"scheme": "variance_scaling", "scale": float(cfg.get("scale", 1.0)),
+                    "mode": cfg.get("mode", "fan_in"), "distribution": dist, **extra}
+        if name in ("randomnormal", "normal", "truncatednormal"):
+            if float(cfg.get("mean", 0.0)) != 0.0:
+                self.fail(layer, f"initializer {name} with a non-zero mean is not supported")
+                return None
+            scheme = "truncated_normal" if name == "truncatednormal" else "normal"
+            return {"scheme": scheme, "std": float(cfg.get("stddev", 0.05)), **extra}
+        if name in ("randomuniform", "uniform"):
+            lo, hi = float(cfg.get("minval", -0.05)), float(cfg.get("maxval", 0.05))
+            if lo != -hi or hi <= 0:
+                self.fail(layer, f"initializer RandomUniform({lo}, {hi}) is not symmetric about 0")
+                return None
+            return {"scheme": "uniform", "bound": hi, **extra}
+        if name == "orthogonal":
+            return {"scheme": "orthogonal", "gain": float(cfg.get("gain", 1.0)), **extra}
+        if name == "zeros":
+            return {"scheme": "zeros", **extra}
+        self.fail(layer, f"initializer {name or value!r} is not supported")
+        return None
+
+    def bias(self, value: Any, layer: str) -> dict[str, Any] | None:
+        name, cfg = _name_of(value if value is not None else "zeros")
+        if name == "zeros":
+            return {"scheme": "zeros"}
+        if name == "ones":
+            return {"scheme": "constant", "value": 1.0}
+        if name == "constant":
+            return {"scheme": "constant", "value": float(cfg.get("value", 0.0))}
+        if name in ("randomnormal", "normal"):
+            return {"scheme": "normal", "value": float(cfg.get("mean", 0.0)), "std": float(cfg.get("stddev", 0.05))}
+        self.fail(layer, f"bias initializer {name or value!r} is not supported")
+        return None
+
+    def activation(self, value: Any, layer: str) -> str:
+        name, cfg = _name_of(value)
+        if name in ("softmax", "sigmoid", "relu", "tanh", "elu", "selu", "gelu", "swish", "silu",
+                    "softplus", "linear", "leakyrelu", ""):
+            return {"softmax": "softmax", "leakyrelu": "leaky_relu", "": "identity"}.get(
+                name, _ACTIVATIONS.get(name, name))
+        self.fail(layer, f"activation {name or value!r} is not supported")
+        return "identity"
+
+    # layers -----------------------------------------------------------------------------------
+    def layer(self, cls: str, cfg: dict[str, Any], layout: str) -> list[dict[str, Any]]:
+        """Spec layers of one Keras layer, given the layout of its input (vector, sequence,
+        image, channels or tokens)."""
+        name = str(cfg.get("name", cls))
+        if cls == "Dense":
+            if layout in ("image", "channels"):
+                self.fail(name, "Dense on a convolution's output without Flatten is not supported "
+                                "(Keras applies it to the channels, the spec to the last axis)")
+            act = self.activation(cfg.get("activation"), name)
+            out: dict[str, Any] = {"type": "linear", "out_features": int(cfg["units"]), "activation": act,
+                                   "bias": bool(cfg.get("use_bias", True))}
+            return [self._weights(out, cfg, name)]
+        if cls in ("Conv1D", "Conv2D"):
+            rank = 1 if cls == "Conv1D" else 2
+            kernel, strides = self._square(cfg.get("kernel_size"), name), self._square(cfg.get("strides", 1), name)
+            dil = self._square(cfg.get("dilation_rate", 1), name)
+            if dil != 1 or int(cfg.get("groups", 1)) != 1:
+                self.fail(name, "dilated or grouped convolutions are not supported")
+            if cfg.get("data_format") == "channels_first":
+                self.fail(name, "data_format channels_first is not supported (Keras' default is channels_last)")
+            padding = cfg.get("padding", "valid")
+            if padding not in ("valid", "same") or (padding == "same" and strides != 1):
+                self.fail(name, f"padding {padding!r} with strides {strides} is not supported")
+            out = {"type": f"conv{rank}d", "out_channels": int(cfg["filters"]), "kernel_size": kernel,
+                   "stride": strides, "padding": 0 if padding == "valid" else "same",
+                   "activation": self.activation(cfg.get("activation"), name),
+                   "bias": bool(cfg.get("use_bias", True))}
+            return [self._weights(out, cfg, name)]
+        if cls in ("MaxPooling2D", "AveragePooling2D"):
+            if cfg.get("padding", "valid") != "valid":
+                self.fail(name, "pooling with padding 'same' is not supported")
+            pool = self._square(cfg.get("pool_size", 2), name)
+            stride = cfg.get("strides")
+            return [{"type": "maxpool2d" if cls.startswith("Max") else "avgpool2d", "kernel_size": pool,
+                     "stride": pool if stride is None else self._square(stride, name)}]
+        if cls == "GlobalAveragePooling1D":
+            if layout != "sequence":
+                self.fail(name, "GlobalAveragePooling1D is supported over sequences (after an "
+                                "Embedding or a recurrent layer) only")
+            return [{"type": "pool", "mode": "mean"}]
+        if cls == "Flatten":
+            return [{"type": "flatten"}]
+        if cls == "Dropout":
+            return [{"type": "dropout", "p": float(cfg.get("rate", 0.0))}]
+        if cls == "BatchNormalization":
+            return [{"type": "batchnorm"}]
+        if cls == "LayerNormalization":
+            if layout in ("image", "channels"):
+                self.fail(name, "LayerNormalization of a convolution's channels is not supported")
+            return [{"type": "layernorm"}]
+        if cls in ("Activation", "ReLU", "LeakyReLU", "Softmax"):
+            if cls == "Activation":
+                act = self.activation(cfg.get("activation"), name)
+            else:
+                act = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Softmax": "softmax"}[cls]
+            out = {"type": "activation", "activation": act}
+            if act == "leaky_relu":  # Keras 3 says negative_slope, Keras 2 alpha; both default 0.3
+                out["negative_slope"] = float(cfg.get("negative_slope", cfg.get("alpha", 0.3)))
+            return [out]
+        if cls in ("SimpleRNN", "LSTM", "GRU"):
+            return [self._recurrent(cls, cfg, name, layout)]
+        if cls == "Embedding":
+            init = self.init(cfg.get("embeddings_initializer", "uniform"), name)
+            return [{"type": "embedding", "embedding_dim": int(cfg["output_dim"]), "init": init,
+                     "_vocab": int(cfg["input_dim"])}]
+        self.fail(name, f"layer {cls} is not supported")
+        return []
+
+    def _square(self, value: Any, layer: str) -> int:
+        values = value if isinstance(value, list | tuple) else [value]
+        if len(set(values)) != 1 or not isinstance(values[0], int):
+            self.fail(layer, f"non-square sizes {value!r} are not supported")
+            return 1
+        return int(values[0])
+
+    def _weights(self, out: dict[str, Any], cfg: dict[str, Any], name: str) -> dict[str, Any]:
+        out["init"] = self.init(cfg.get("kernel_initializer"), name)
+        if out["bias"]:
+            out["bias_init"] = self.bias(cfg.get("bias_initializer"), name)
+        if out["activation"] == "leaky_relu":
+            out["negative_slope"] = 0.2  # Keras 3's leaky_relu activation function default
+        return out
+
+    def _recurrent(self, cls: str, cfg: dict[str, Any], name: str, layout: str) -> dict[str, Any]:
+        kind = {"SimpleRNN": "rnn", "LSTM": "lstm", "GRU": "gru"}[cls]
+        if layout != "sequence":
+            self.fail(name, f"{cls} needs a sequence input (timesteps, features)")
+        act = self.activation(cfg.get("activation", "tanh"), name)
+        if kind != "rnn" and act != "tanh" or kind == "rnn" and act not in ("tanh", "relu"):
+            self.fail(name, f"{cls} with activation {act} is not supported")
+        rec_act = _name_of(cfg.get("recurrent_activation", "sigmoid"))[0]
+        if kind != "rnn" and rec_act != "sigmoid":
+            self.fail(name, f"recurrent_activation {rec_act} is not supported (only sigmoid)")
+        if kind == "gru" and not cfg.get("reset_after", True):
+            self.fail(name, "GRU with reset_after=False is not supported (PyTorch's GRU resets after)")
+        if cfg.get("go_backwards") or cfg.get("stateful"):
+            self.fail(name, "go_backwards / stateful recurrent layers are not supported")
+        if not cfg.get("use_bias", True):
+            self.fail(name, "recurrent layers without bias are not supported")
+        out: dict[str, Any] = {
+            "type": kind, "hidden_size": int(cfg["units"]),
+            "output": "sequence" if cfg.get("return_sequences") else "last",
+            "init": self.init(cfg.get("kernel_initializer"), name, stacked=True),
+            "recurrent_init": self.init(cfg.get("recurrent_initializer", "orthogonal"), name, stacked=True),
+            "bias_init": self.bias(cfg.get("bias_initializer"), name),
+        }
+        if kind == "rnn":
+            out["nonlinearity"] = act
+        if kind == "lstm" and cfg.get("unit_forget_bias", True):
+            # Keras: the bias initialiser, then the forget gate's block set to 1.
+            bias = out["bias_init"] or {}
+            if bias.get("scheme") not in ("zeros", "constant") or bias.get("value", 0.0) != 0.0:
+                self.fail(name, "unit_forget_bias with a non-zero bias initializer is not supported")
+            out["forget_bias"] = 1.0
+        return out
+
+
+def _input_shape(layers: list[dict[str, Any]], config: dict[str, Any]) -> list[Any] | None:
+    for layer in layers:
+        cfg = layer.get("config") or {}
+        for key in ("batch_shape", "batch_input_shape"):
+            if isinstance(cfg.get(key), list):
+                return list(cfg[key][1:])
+        build = layer.get("build_config") or {}
+        if isinstance(build.get("input_shape"), list):
+            return list(build["input_shape"][1:])
+        if layer.get("class_name") != "InputLayer":
+            break
+    shape = config.get("build_input_shape")
+    return list(shape[1:]) if isinstance(shape, list) else None
+
+
+def _layout(cls: str, cfg: dict[str, Any], layout: str) -> str:
+    """The layout after a layer (vector, sequence, image, channels or tokens)."""
+    if cls == "Embedding":
+        return "sequence"
+    if cls in ("SimpleRNN", "LSTM", "GRU"):
+        return "sequence" if cfg.get("return_sequences") else "vector"
+    if cls in ("Flatten", "GlobalAveragePooling1D"):
+        return "vector"
+    if cls == "Conv2D":
+        return "image"
+    if cls == "Conv1D":
+        return "channels"
+    return layout
+
+
+def _inbound(layer: dict[str, Any]) -> list[str]:
+    """The names of the layers feeding a Functional layer (Keras 2 and Keras 3 layouts)."""
+    names: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            history = (value.get("config") or {}).get("keras_history") if value.get(
+                "class_name") == "__keras_tensor__" else None
+            if isinstance(history, list) and history:
+                names.append(str(history[0]))
+                return
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            if len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
+                names.append(value[0])  # Keras 2: [name, node_index, tensor_index, kwargs]
+                return
+            for item in value:
+                walk(item)
+
+    walk(layer.get("inbound_nodes") or [])
+    return names
+
+
+def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, Any] | list[Any]]:
+    """The layers of a Functional graph as a chain, with identity-skip ``Add`` nodes turned into
+    ``["residual", [branch layers...]]`` items."""
+    cfg = model["config"]
+    layers = {str(lay.get("name") or (lay.get("config") or {}).get("name")): lay for lay in cfg["layers"]}
+    inputs = [i[0] for i in cfg.get("input_layers", [])] if isinstance(cfg.get("input_layers"), list) else []
+    outputs = cfg.get("output_layers", [])
+    if outputs and isinstance(outputs[0], str):
+        outputs = [outputs]
+    if len(inputs) != 1 or len(outputs) != 1:
+        tr.fail(model.get("class_name", "model"), "only models with one input and one output are supported")
+        return []
+    start, used = inputs[0], set()
+
+    def ancestors(node: str) -> set[str]:
+        seen, stack = set(), [node]
+        while stack:
+            n = stack.pop()
+            if n in seen or n not in layers:
+                continue
+            seen.add(n)
+            stack.extend(_inbound(layers[n]))
+        return seen
+
+    def chain(node: str, stop: str) -> list[Any]:
+        items: list[Any] = []
+        while node != stop:
+            if node not in layers or node in used:
+                tr.fail(node, "the graph is not a chain with identity-skip residual blocks")
+                return items
+            used.add(node)
+            lay, srcs = layers[node], _inbound(layers[node])
+            if lay.get("class_name") == "Add":
+                if len(srcs) != 2:
+                    tr.fail(node, "Add of other than two tensors is not supported")
+                    return items
+                a, b = srcs
+                skip, branch = (a, b) if a in ancestors(b) else (b, a) if b in ancestors(a) else (None, None)
+                if skip is None or branch is None:
+                    tr.fail(node, "Add whose inputs are not x and f(x) (e.g. a projection shortcut) is not "
+                                  "supported: the spec's residual block needs an identity skip")
+                    return items
+                items.insert(0, ["residual", chain(branch, skip)])
+                node = skip
+                continue
+            if len(srcs) != 1:
+                tr.fail(node, f"{lay.get('class_name')} with {len(srcs)} inputs is not supported")
+                return items
+            items.insert(0, lay)
+            node = srcs[0]
+        return items
+
+    order = chain(str(outputs[0][0]), start)
+    unused = sorted(set(layers) - used - {start})
+    if unused:
+        tr.fail(", ".join(unused), "layers not on the path from the input to the output are not supported")
+    return [layers[start], *order]
+
+
+def keras_to_spec(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
+                  batch_size: int = 64) -> dict[str, Any]:
+    """Translate a Keras model config (``model.to_json()`` decoded) into a spec dict.
+
+    ``loss`` (a spec loss type) overrides the one inferred from the output layer. Raises
+    :class:`ModelError` naming every layer that cannot be translated, in one message, and
+    :class:`InputFormatError` when the value is not a Keras config at all.
+    """
+    if not is_keras_config(model):
+        raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
+                               "Functional) and `config.layers`")
+    tr = _Translator()
+    cfg = model["config"]
+    unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"
+                   for lay in cfg["layers"] if lay.get("class_name") not in SUPPORTED]
+    if unsupported:
+        raise ModelError("unsupported Keras layers: " + ", ".join(unsupported) + "; supported: "
+                         + ", ".join(SUPPORTED))
+    items: list[Any] = (list(cfg["layers"]) if model["class_name"] == "Sequential"
+                        else _sequential_order(model, tr))
+    shape = _input_shape([i for i in items if isinstance(i, dict)], cfg)
+    if shape is None:
+        tr.fail("input", "the config has no input shape (build the model or give it an Input)")
+    elif any(not isinstance(d, int) or d < 1 for d in shape):
+        tr.fail("input", f"dynamic dimensions in the input shape {shape} are not supported; "
+                         "give the model a fixed input shape")
+    first = _first_kind(items)
+    layout = ("tokens" if first == "Embedding" else "image" if shape and len(shape) == 3
+              else "channels" if shape and len(shape) == 2 and first == "Conv1D"
+              else "sequence" if shape and len(shape) == 2 else "vector")
+
+    def translate(seq: list[Any], layout: str) -> tuple[list[dict[str, Any]], str]:
+        out: list[dict[str, Any]] = []
+        for item in seq:
+            if isinstance(item, list):
+                body, layout = translate(item[1], layout)
+                if body:
+                    out.append({"type": "residual", "layers": body})
+                continue
+            cls = item.get("class_name")
+            if cls == "InputLayer":
+                continue
+            out.extend(tr.layer(str(cls), item.get("config") or {}, layout))
+            layout = _layout(str(cls), item.get("config") or {}, layout)
+        return out, layout
+
+    layers, _ = translate(items, layout)
+    spec_loss = _fold_output(layers, loss, tr)
+    for lay in _walk(layers):
+        if lay.get("activation") == "softmax":
+            tr.fail("softmax", "softmax is supported on the output layer only")
+    if tr.problems:
+        raise ModelError("cannot translate the Keras model: " + "; ".join(tr.problems))
+    spec: dict[str, Any] = {"name": cfg.get("name"), "layers": layers, "seeds": seeds,
+                            "batch_size": batch_size, "loss": spec_loss}
+    vocab = [lay.pop("_vocab") for lay in _walk(layers) if "_vocab" in lay]
+    if vocab:
+        spec["input"] = {"tokens": {"vocab_size": vocab[0], "seq_len": shape[0] if shape else 1}}
+    elif shape and layout in ("channels", "image"):
+        spec["input"] = {"shape": [shape[-1], *shape[:-1]]}  # channels-last -> channels-first
+    else:
+        spec["input"] = {"shape": shape}
+    return spec
+
+
+def _first_kind(items: list[Any]) -> str:
+    for item in items:
+        if isinstance(item, dict) and item.get("class_name") not in ("InputLayer", "Dropout"):
+            return str(item.get("class_name"))
+    return ""
+
+
+def _walk(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for lay in layers:
+        out.append(lay)
+        out.extend(_walk(lay.get("layers", [])))
+    return out
+
+
+def _fold_output(layers: list[dict[str, Any]], loss: str | None, tr: _Translator) -> str:
+    """The loss of the model, with the output's softmax/sigmoid folded into it."""
+    last = layers[-1] if layers else {}
+    act = last.get("activation")
+    width = last.get("out_features") or last.get("hidden_size") or last.get("out_channels")
+    if loss is None:
+        loss = ("cross_entropy" if act == "softmax" else
+                "binary_cross_entropy" if act == "sigmoid" and width == 1 else "mse")
+    if act == "softmax" and loss == "cross_entropy" or act == "sigmoid" and loss == "binary_cross_entropy":
+        if last.get("type") == "activation":
+            layers.pop()
+        else:
+            last["activation"] = "identity"
+    elif act == "softmax":
+        tr.fail("output", f"softmax output with loss {loss} is not supported")
+    return loss
+
+
+def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None, seeds: int | None = None,
+                batch_size: int | None = None, device: str | None = None, verify: bool | None = None,
+                settings: Any = None, progress: Any = None) -> Any:
+    """The architecture check of a Keras model: a config dict, a file's bytes, or a path.
+
+    Returns the same ``Diagnosis`` as a spec check of the translated spec (its ``name`` is the
+    model's). Raises :class:`ModelError` / :class:`InputFormatError` before anything runs.
+    """
+    from pathlib import Path
+
+    from gradhealth.library import check_architecture
+
+    if isinstance(source, dict):
+        config, file_loss = source, None
+    else:
+        data = Path(source).read_bytes() if isinstance(source, str) else source
+        config, file_loss = read_keras(data)
+    spec = keras_to_spec(config, loss or file_loss, seeds=seeds or 3, batch_size=batch_size or 64)
+    return check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
+                              progress=progress)
