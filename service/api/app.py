@@ -9,16 +9,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gradhealth import __version__
 from gradhealth.analysis.spec import Spec
 from gradhealth.api import problems
-from gradhealth.api.metrics import Metrics
+from gradhealth.api.metrics import Metrics, route_label
 from gradhealth.api.routers import catalog, checks, health, jobs, reports
 from gradhealth.api.security import RateLimiter
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
@@ -82,11 +86,6 @@ async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def _route_of(scope: Scope) -> str:
-    route = scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
-
-
 def create_app(settings: Settings | None = None, *, start_workers: bool | None = None) -> FastAPI:
     """Build the app. Workers start with it unless ``start_workers`` is False or ``settings.workers == 0``."""
     settings = settings or get_settings()
@@ -108,7 +107,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
                 app.state.supervisor.stop()
             engine.dispose()
 
+    # /docs and /redoc are built below from the package's own copies of their assets (no CDN).
     app = FastAPI(title="Gradient Health", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Tells whether a network's gradients are healthy, why not, and what fixes it.")
     app.state.settings = settings
     app.state.engine = engine
@@ -128,12 +129,15 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(spec_schema.pop("$defs", {}))
             components["Spec"] = spec_schema
+            # The seeds limit is a setting: show this service's, not the schema's default.
+            spec_schema["properties"]["seeds"]["maximum"] = settings.limits.max_seeds
             _document_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
-    app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, _route_of))
+    _add_docs(app)
+    app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, route_label))
     def limit_for(path: str) -> int:
         uploads = ("/v1/checks/logs", "/v1/checks/model")
         return settings.max_upload_bytes if path in uploads else settings.max_body_bytes
@@ -143,6 +147,39 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
 
 
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
+
+
+#: Swagger UI and ReDoc, vendored (see each folder's SOURCE) so that the docs work offline.
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_URL = "/static"
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc, with their scripts and styles served from the package."""
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="static")
+
+    def base(request: Request) -> str:
+        return request.scope.get("root_path", "").rstrip("/")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = base(request)
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{STATIC_URL}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{STATIC_URL}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{root}{STATIC_URL}/swagger-ui/favicon-32x32.png",
+            # No badge from the public validator.swagger.io: nothing leaves the page.
+            swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = base(request)
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{STATIC_URL}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{STATIC_URL}/swagger-ui/favicon-32x32.png",
+            with_google_fonts=False)
 
 
 def _document_problems(schema: dict[str, Any]) -> None:

@@ -58,6 +58,22 @@ class JobCollector(Collector):
         yield findings
 
 
+def route_label(scope: Scope) -> str:
+    """The route template a request matched (``/v1/jobs/{job_id}``, ``/openapi.json``, ``/static``),
+    or ``unmatched``. FastAPI records its API routes in the scope; Starlette's plain routes (the
+    OpenAPI document) and mounts (the docs' static files) only their endpoint, which is looked up."""
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return path
+    endpoint = scope.get("endpoint")
+    app = scope.get("app")
+    if endpoint is not None and app is not None:
+        for route in getattr(app, "routes", ()):
+            if getattr(route, "endpoint", None) is endpoint or getattr(route, "app", None) is endpoint:
+                return getattr(route, "path", None) or "unmatched"
+    return "unmatched"
+
+
 class Metrics:
     """The registry of one app, with the HTTP middleware that feeds it."""
 
