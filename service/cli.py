@@ -395,7 +395,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from gradhealth.db.engine import migrate
+    from gradhealth.db.engine import migrate, redact_url
     from gradhealth.jobs.supervisor import Supervisor
     from gradhealth.settings import get_settings
 
@@ -407,8 +407,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     supervisor.start()
-    print(f"gradhealth worker: {len(supervisor.slots)} process(es) on {settings.database_url}", file=sys.stderr)
-    stop.wait()
+    print(f"gradhealth worker: {len(supervisor.slots)} process(es) on {redact_url(settings.database_url)}",
+          file=sys.stderr)
+    # A timed wait: the main thread wakes every second, so a signal is acted on whichever thread
+    # the kernel delivered it to.
+    while not stop.wait(1.0):
+        pass
     supervisor.stop()
     return EXIT_OK
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -31,8 +31,20 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def redact_url(url: str) -> str:
+    """``url`` fit to print: the password shown as ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: show nothing of it
+        return "<database URL>"
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+#: The advisory lock key migrations hold on PostgreSQL (any fixed 64-bit number; "gradhlth").
+MIGRATION_LOCK = 0x6772616468_6C7468
 
 
 def migrate(url: str) -> None:
@@ -44,4 +56,22 @@ def migrate(url: str) -> None:
     cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     cfg.set_main_option("sqlalchemy.url", url)
     cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "head")
+    if not url.startswith("postgresql"):
+        command.upgrade(cfg, "head")  # SQLite: one host, and its writes serialise anyway
+        return
+    # Several pods starting at once would each create the tables and all but one fail: a
+    # session-level advisory lock makes them take turns (the later ones find the schema current).
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            connection.commit()
+            try:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+            finally:
+                connection.rollback()
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                connection.commit()
+    finally:
+        engine.dispose()

@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from gradhealth.jobs import store
+from tests.pg import postgres_url  # noqa: F401 - the fixture
 
 
 def _submit(session, **kw):  # noqa: ANN001, ANN202
@@ -39,3 +40,47 @@ def test_a_stored_result_never_holds_a_lone_surrogate(factory) -> None:
         stored = store.get(session, job.id, None).result
     assert stored["log"] == {"warnings": ["x\ufffd"], "params": {"k\ufffd": "v\ufffd"}}
     assert "\ud800" not in str(stored)
+
+
+def test_migrations_started_at_once_on_postgresql_take_turns(postgres_url: str) -> None:  # noqa: F811
+    import threading
+
+    from sqlalchemy import inspect
+
+    from gradhealth.db.engine import make_engine, migrate
+    from tests.pg import create_database, drop_database
+
+    url = create_database(postgres_url)
+    errors: list[BaseException] = []
+    gate = threading.Barrier(4)
+
+    def start_a_pod() -> None:
+        try:
+            gate.wait()
+            migrate(url)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    try:
+        pods = [threading.Thread(target=start_a_pod) for _ in range(4)]
+        for pod in pods:
+            pod.start()
+        for pod in pods:
+            pod.join(120)
+        engine = make_engine(url)
+        try:
+            assert "jobs" in inspect(engine).get_table_names()
+        finally:
+            engine.dispose()
+    finally:
+        drop_database(postgres_url, url)
+    assert errors == []
+
+
+def test_a_database_url_is_printed_without_its_password() -> None:
+    from gradhealth.db.engine import redact_url
+
+    shown = redact_url("postgresql://gh:s3cret-pw@db.internal:5432/gradhealth")
+    assert "s3cret-pw" not in shown and shown == "postgresql://gh:***@db.internal:5432/gradhealth"
+    assert redact_url("sqlite:///./data/gradhealth.db") == "sqlite:///./data/gradhealth.db"
+    assert "pw" not in redact_url("::not a url pw::")
