@@ -186,6 +186,8 @@ def cmd_check_inputs(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """The architecture check of a spec (in-process, or with --server); a log path goes to the log
     check and an ``.onnx`` file to the model check."""
+    if is_keras(args.spec):
+        return cmd_check_keras(args)
     if is_model(args.spec):
         return cmd_check_model(args)
     given = [flag for flag, value in _model_flags(args).items() if value]
@@ -221,6 +223,61 @@ def cmd_check(args: argparse.Namespace) -> int:
 def is_model(source: str) -> bool:
     """Whether ``source`` names an ONNX model (by its ``.onnx`` suffix)."""
     return source.lower().endswith(".onnx")
+
+
+def is_keras(source: str) -> bool:
+    """Whether ``source`` names a Keras model: ``.keras``/``.h5``, or a ``.json`` file holding a
+    ``model.to_json()`` config (``class_name`` Sequential/Functional with ``config.layers``)."""
+    lower = source.lower()
+    if lower.endswith((".keras", ".h5", ".hdf5")):
+        return True
+    if not lower.endswith(".json") or not Path(source).is_file():
+        return False
+    from gradhealth.analysis.importers.keras import MAX_CONFIG_BYTES, is_keras_config
+
+    try:
+        if Path(source).stat().st_size > MAX_CONFIG_BYTES:
+            return False
+        return is_keras_config(json.loads(Path(source).read_bytes()))
+    except (ValueError, OSError, RecursionError):
+        return False
+
+
+def cmd_check_keras(args: argparse.Namespace) -> int:
+    """The check of a Keras model (config JSON, .keras or .h5): translated to a spec here, then
+    checked in-process or sent to ``--server`` as that spec. Exit 2 for what cannot be translated."""
+    from gradhealth.analysis.importers.keras import keras_to_spec, read_keras
+
+    if getattr(args, "weights", None) or getattr(args, "input_shape", None):
+        return _invalid(args, InputFormatError("--weights and --input-shape apply to .onnx models only"))
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    try:
+        path = Path(args.spec)
+        if not path.is_file():
+            raise InputFormatError(f"{args.spec}: no such file")
+        for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
+            if value is not None and value < 1:
+                raise InputFormatError(f"{flag} must be at least 1, not {value}")
+        config, file_loss = read_keras(path.read_bytes())
+        raw = keras_to_spec(config, args.loss or file_loss, seeds=args.seeds or 3,
+                            batch_size=args.batch_size or 64)
+        if args.server:
+            doc = _remote_check(args, raw)
+        else:
+            from gradhealth.library import check_architecture
+
+            doc = check_architecture(raw, seeds=args.seeds, device=args.device,
+                                     verify=False if args.no_verify else None,
+                                     progress=_progress(show_progress))
+            if show_progress:
+                print(file=sys.stderr)
+    except GradHealthError as exc:
+        return _invalid(args, exc)
+    except (RuntimeError, MemoryError, OSError) as exc:  # torch/CUDA failures: not the model's
+        return _failed(args, exc)
+    from gradhealth.cli_report import report_context
+
+    return _emit(args, doc, report_context(args, kind="model"))  # the file is not spec text
 
 
 def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
