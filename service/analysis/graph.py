@@ -179,6 +179,89 @@ def unroll_recurrent(model: nn.Module) -> None:
                 setattr(parent, child_name, UnrolledRNN(cast(nn.RNNBase, child)))
 
 
+
+# --- attention: the packed q/k/v projection as a module a hook can see ---------------------------
+
+class AttentionInProjection(nn.Module):
+    """The packed q/k/v projection of an ``nn.MultiheadAttention`` (``in_proj_weight``), which the
+    module applies as a function, run as a module so the tracer measures it. Its unit is named
+    after the attention module, as the ONNX exporter names its MatMul (``.../self_attn/MatMul``)."""
+
+    role = Role("weight", "linear")
+
+    def __init__(self, attention: nn.MultiheadAttention) -> None:
+        super().__init__()
+        self._owner = [attention]  # a list: a reference, not a child (no cycle, no duplicate params)
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return cast(torch.Tensor | None, self._owner[0].in_proj_bias)
+
+    def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
+        w = cast(torch.Tensor, self._owner[0].in_proj_weight)
+        return w, int(w.shape[1]), int(w.shape[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self._owner[0]
+        return nn.functional.linear(x, cast(torch.Tensor, m.in_proj_weight), m.in_proj_bias)
+
+
+def _attention_forward(self: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor,
+                       value: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                       need_weights: bool = True, attn_mask: torch.Tensor | None = None,
+                       average_attn_weights: bool = True, is_causal: bool = False) -> Any:
+    """Self-attention with the same arithmetic as ``F.multi_head_attention_forward`` (softmax of
+    q k^T / sqrt(d) plus the masks, times v), its two projections run as modules. No dropout:
+    seeds differ by their batch only, as everywhere in the simulation."""
+    proj = cast(AttentionInProjection, self.gradhealth_in_proj)
+    x = query if self.batch_first else query.transpose(0, 1)  # [batch, length, embed]
+    n, length, embed = x.shape
+    heads, d = self.num_heads, embed // self.num_heads
+    q, k, v = (t.reshape(n, length, heads, d).transpose(1, 2) for t in proj(x).chunk(3, dim=-1))
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(d)
+    for mask in (attn_mask, key_padding_mask):
+        if mask is None:
+            continue
+        if mask is key_padding_mask:
+            mask = mask.reshape(n, 1, 1, -1)
+        elif mask.dim() == 3:
+            mask = mask.reshape(n, heads, length, -1)
+        if mask.dtype == torch.bool:
+            mask = torch.zeros_like(mask, dtype=scores.dtype).masked_fill(mask, -math.inf)
+        scores = scores + mask.to(scores.dtype)
+    weights = torch.softmax(scores, dim=-1)
+    out = self.out_proj((weights @ v).transpose(1, 2).reshape(n, length, embed))
+    out = out if self.batch_first else out.transpose(0, 1)
+    if not need_weights:
+        return out, None
+    return out, weights.mean(dim=1) if average_attn_weights else weights
+
+
+def expose_attention(model: nn.Module) -> None:
+    """Give every plain self-attention module of ``model`` (a copy) a forward whose q/k/v and output
+    projections are modules, so both are measured (``F.multi_head_attention_forward`` applies them
+    as functions: no hook would see them). Cross-attention and the rarer variants (bias_k/bias_v,
+    add_zero_attn, separate q/k/v weights) keep torch's forward and go unmeasured."""
+    for m in list(model.modules()):
+        if (isinstance(m, nn.MultiheadAttention) and m._qkv_same_embed_dim and m.bias_k is None
+                and not m.add_zero_attn):
+            m.gradhealth_in_proj = AttentionInProjection(m)
+            original = m.forward
+
+            def forward(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any,
+                        _m: nn.MultiheadAttention = m, _original: Any = original,
+                        **kwargs: Any) -> Any:
+                if query is key and key is value:
+                    return _attention_forward(_m, query, key, value, *args, **kwargs)
+                return _original(query, key, value, *args, **kwargs)
+            m.forward = forward  # type: ignore[method-assign]  # on the copy only
+        # Transformer layers built with activation="relu"/"gelu" hold F.relu/F.gelu, a function no
+        # hook sees; as a module, the feed-forward unit carries its activation as the ONNX Gelu does
+        if isinstance(m, nn.TransformerEncoderLayer | nn.TransformerDecoderLayer):
+            swap = {nn.functional.relu: nn.ReLU, nn.functional.gelu: nn.GELU}.get(m.activation)
+            if swap is not None:
+                m.activation = swap()
+
 # --- units from a trace ------------------------------------------------------------------------
 
 @dataclass
@@ -210,7 +293,11 @@ class Tracer:
     def __init__(self, model: nn.Module, names: dict[nn.Module, tuple[str, str]] | None = None) -> None:
         self.units: list[Record] = []
         self._handles: list[Any] = []
-        names = names or {m: (n or type(m).__name__, f"module:{n}") for n, m in model.named_modules()}
+        if names is None:
+            names = {m: (n or type(m).__name__, f"module:{n}") for n, m in model.named_modules()}
+            for m in list(names):
+                if isinstance(m, AttentionInProjection):  # named after its attention module
+                    names[m] = names[m._owner[0]]
         for module, (name, pointer) in names.items():
             is_leaf = isinstance(module, UnrolledRNN) or (
                 not any(True for _ in module.children()) and not isinstance(module, _UNDER_UNROLLED))
@@ -362,6 +449,7 @@ def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
             torch.manual_seed(seed)
             run.prepare(net, seed)
     unroll_recurrent(net)
+    expose_attention(net)
     net = net.to(device=device, dtype=run.dtype).train()
     for m in net.modules():
         if isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.AlphaDropout):

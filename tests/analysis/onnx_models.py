@@ -9,10 +9,13 @@ import torch
 from torch import nn
 
 
-def export(model: nn.Module, x: torch.Tensor, train: bool = False) -> bytes:
+def export(model: nn.Module, x: torch.Tensor, train: bool = False, opset: int | None = None) -> bytes:
     """``torch.onnx.export`` (TorchScript exporter: offline, needs only ``onnx``) to bytes."""
     f = io.BytesIO()
-    kwargs = {"training": torch.onnx.TrainingMode.TRAINING, "do_constant_folding": False} if train else {}
+    kwargs: dict = ({"training": torch.onnx.TrainingMode.TRAINING, "do_constant_folding": False}
+                    if train else {})
+    if opset is not None:
+        kwargs["opset_version"] = opset
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's own deprecation and tracer notes
         torch.onnx.export(model, (x,), f, dynamo=False, **kwargs)
@@ -58,3 +61,26 @@ class Sequence(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.rnn(x)[0][:, -1])
+
+
+class Encoder(nn.Module):
+    """Token ids -> embedding -> ``nn.TransformerEncoder`` -> mean over positions -> classes."""
+
+    def __init__(self, vocab: int = 50, width: int = 16, depth: int = 2,
+                 activation: str = "gelu") -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, width)
+        layer = nn.TransformerEncoderLayer(width, 2, 32, batch_first=True, activation=activation)
+        self.enc = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.enc(self.emb(x)).mean(1))
+
+
+def upsampler() -> nn.Sequential:
+    """A decoder's upsampling: transposed convolutions (stride 2, padding, output padding)."""
+    return nn.Sequential(nn.ConvTranspose2d(3, 6, 3, stride=2, padding=1, output_padding=1),
+                         nn.ReLU(),
+                         nn.ConvTranspose2d(6, 4, 2, stride=2), nn.Tanh(), nn.Flatten(),
+                         nn.Linear(4 * 16 * 16, 5))

@@ -11,10 +11,11 @@ from onnx import TensorProto, helper
 from torch import nn
 
 from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.importers.onnx import import_onnx
 from gradhealth.analysis.module_check import check_module, check_onnx
 from gradhealth.analysis.plan import Limits
 from gradhealth.errors import InputFormatError, LimitExceeded
-from tests.analysis.onnx_models import Residual, Sequence, cnn, export, mlp
+from tests.analysis.onnx_models import Encoder, Residual, Sequence, cnn, export, mlp, upsampler
 
 
 def _same(live, onnx_doc) -> None:
@@ -39,6 +40,7 @@ CASES = {
     "lstm": (lambda: Sequence(nn.LSTM), (8, 20, 8), False),
     "gru": (lambda: Sequence(nn.GRU), (8, 20, 8), False),
     "rnn": (lambda: Sequence(nn.RNN), (8, 20, 8), False),
+    "conv_transpose": (upsampler, (4, 3, 4, 4), False),
 }
 
 
@@ -52,6 +54,43 @@ def test_onnx_and_live_module_agree(case: str) -> None:
     via_onnx = check_onnx(export(model, x, train), seeds=2, verify=False)
     _same(live, via_onnx)
     assert live.layers  # something was measured
+
+
+@pytest.mark.parametrize("activation,opset", [("gelu", None), ("gelu", 17), ("relu", None)])
+def test_transformer_encoder_with_token_inputs_agrees(activation: str, opset: int | None) -> None:
+    # token ids in, an embedding, attention whose projections torch applies as functions; opset
+    # 17 writes GELU as x * (erf(x / sqrt 2) + 1) * 0.5, which must still read as a gelu unit
+    torch.manual_seed(0)
+    model = Encoder(activation=activation)
+    ids = torch.randint(0, 50, (4, 7))
+    data = export(model, ids, opset=opset)
+    live = check_module(model, ids, seeds=2, verify=False)
+    via_onnx = check_onnx(data, seeds=2, verify=False)
+    _same(live, via_onnx)
+    names = [u.name for u in via_onnx.layers]
+    assert names == ["emb"] + [f"enc.layers.{i}.{p}" for i in range(2) for p in
+                               ("self_attn", "self_attn.out_proj", "linear1", "linear2")] + ["head"]
+    ff = via_onnx.layers[3]
+    assert ff.activation == activation and live.layers[3].activation == activation
+    # the packed q/k/v projection: fan-in the width, three widths out, weights as in the module
+    attn = via_onnx.layers[1]
+    assert (attn.fan_in, attn.fan_out) == (16, 48)
+    w = model.enc.layers[0].self_attn.in_proj_weight.detach().double()
+    assert attn.weight_std == pytest.approx(float(w.std()), rel=1e-6)
+    # synthetic ids are drawn below the table's 50 rows, in the input's shape and integer type
+    (spec,) = import_onnx(data).inputs
+    assert (spec.shape, spec.dtype, spec.high) == ((4, 7), torch.int64, 50)
+
+
+def test_erf_gelu_is_folded_to_one_activation() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.GELU(), nn.Linear(8, 3))
+    x = torch.randn(4, 8)
+    data = export(model, x, opset=17)
+    assert "Erf" in {n.op_type for n in onnx.load_from_string(data).graph.node}
+    doc = check_onnx(data, seeds=1, verify=False)
+    assert [(u.name, u.activation) for u in doc.layers] == [("0", "gelu"), ("2", None)]
+    _same(check_module(model, x, seeds=1, verify=False), doc)
 
 
 def test_layers_named_as_the_user_sees_them() -> None:

@@ -164,6 +164,23 @@ class Conv(Op):
         _uniform_([self.weight, self.bias], 1.0 / math.sqrt(self.weight[0].numel()))
 
 
+class ConvTranspose(Conv):
+    """ONNX ConvTranspose: torch's layout ([in, out/groups, k...]) and arithmetic."""
+
+    def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, a: dict[str, Any]) -> None:
+        super().__init__(weight, bias, a)
+        if a.get("output_shape") is not None:
+            raise Unsupported("output_shape (give pads and output_padding instead)")
+        if self.pads[:self.nd] != self.pads[self.nd:]:
+            raise Unsupported("asymmetric pads")
+        self.output_padding = a.get("output_padding", [0] * self.nd)
+
+    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
+        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self.nd - 1]
+        return conv(x, self.weight, self.bias, self.stride, self.pads[:self.nd], self.output_padding,
+                    self.groups, self.dilation)
+
+
 class BatchNorm(Op):
     """Batch statistics, as in training: the simulation is of a training step."""
 
@@ -372,6 +389,14 @@ def _conv(n: Node, c: Ctx) -> Op:
     return Conv(w, bias, n.attrs)
 
 
+def _conv_transpose(n: Node, c: Ctx) -> Op:
+    w = c.param(n.inputs[1])
+    if w is None:
+        raise Unsupported("the weight must be an initializer")
+    bias = c.param(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
+    return ConvTranspose(w, bias, n.attrs)
+
+
 def _bn(n: Node, c: Ctx) -> Op:
     mean, var = c.value(n.inputs[3]), c.value(n.inputs[4])
     if mean is None or var is None:
@@ -534,7 +559,7 @@ def _selu(x: torch.Tensor) -> torch.Tensor:
 
 
 OPS: dict[str, Callable[[Node, Ctx], Op]] = {
-    "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "BatchNormalization": _bn,
+    "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "ConvTranspose": _conv_transpose, "BatchNormalization": _bn,
     "LayerNormalization": _ln, "Gather": _gather,
     "LSTM": lambda n, c: Recurrent("lstm", n, c), "GRU": lambda n, c: Recurrent("gru", n, c),
     "RNN": lambda n, c: Recurrent("rnn", n, c),
@@ -554,6 +579,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _binary(torch.mul), "Div": _binary(_div),
     "Pow": _binary(torch.pow), "Sqrt": _binary(torch.sqrt), "Neg": _binary(torch.neg),
     "Exp": _binary(torch.exp), "Log": _binary(torch.log), "Abs": _binary(torch.abs),
+    "Mod": lambda n, c: Fn(torch.fmod if n.attrs.get("fmod", 0) else torch.remainder),
     "Equal": _binary(torch.eq), "Where": _binary(torch.where), "Not": _binary(torch.logical_not),
     "MaxPool": _pool("max"), "AveragePool": _pool("avg"),
     "GlobalAveragePool": lambda n, c: Fn(lambda x: x.mean(dim=list(range(2, x.dim())), keepdim=True)),
@@ -693,6 +719,56 @@ def _fuse(nodes: list[Node], static: dict[str, np.ndarray], consumers: dict[str,
     return out
 
 
+def _near(static: dict[str, np.ndarray], name: str, target: float) -> bool:
+    v = static.get(name)
+    return v is not None and v.size == 1 and np.issubdtype(v.dtype, np.floating) \
+        and abs(float(v.reshape(-1)[0]) - target) < 1e-4 * abs(target)
+
+
+def _fold_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
+    """The erf form of GELU older opsets export (``x * (erf(x / sqrt 2) + 1) * 0.5``, five nodes)
+    becomes one ``Gelu`` node, so the unit's activation is known (``gelu``, not a product)."""
+    producer = {o: i for i, n in enumerate(nodes) for o in n.outputs}
+    users: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for name in n.inputs:
+            users.setdefault(name, []).append(i)
+
+    def only_user(name: str, op: str) -> int | None:
+        found = users.get(name, [])
+        return found[0] if len(found) == 1 and nodes[found[0]].op == op else None
+
+    def other(n: Node, name: str) -> str | None:
+        rest = [x for x in n.inputs if x != name]
+        return rest[0] if len(n.inputs) == 2 and len(rest) == 1 else None
+
+    drop: set[int] = set()
+    replace: dict[int, Node] = {}
+    for i, erf in enumerate(nodes):
+        if erf.op != "Erf" or erf.inputs[0] not in producer:
+            continue
+        d = producer[erf.inputs[0]]
+        scale = nodes[d]
+        if not ((scale.op == "Div" and _near(static, scale.inputs[1], math.sqrt(2)))
+                or (scale.op == "Mul" and any(_near(static, x, 1 / math.sqrt(2)) for x in scale.inputs))):
+            continue
+        x = next((v for v in scale.inputs if v not in static), None)
+        a = only_user(erf.outputs[0], "Add")
+        if x is None or len(users.get(scale.outputs[0], [])) != 1 or a is None:
+            continue
+        one = other(nodes[a], erf.outputs[0])
+        m1 = only_user(nodes[a].outputs[0], "Mul")
+        if one is None or not _near(static, one, 1.0) or m1 is None or other(nodes[m1], nodes[a].outputs[0]) != x:
+            continue
+        m2 = only_user(nodes[m1].outputs[0], "Mul")
+        half = other(nodes[m2], nodes[m1].outputs[0]) if m2 is not None else None
+        if m2 is None or half is None or not _near(static, half, 0.5):
+            continue
+        drop |= {d, i, a, m1}
+        replace[m2] = Node("Gelu", erf.name, [x], list(nodes[m2].outputs), {})
+    return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
+
+
 def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
                 max_bytes: int = 1 << 30) -> Imported:
@@ -736,7 +812,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     for n in graph.node:
         for i in n.input:
             consumers[i] = consumers.get(i, 0) + 1
-    nodes = _fuse(nodes, static, consumers)
+    nodes = _fuse(_fold_gelu(nodes, static), static, consumers)
 
     ctx = Ctx(static)
     ops: list[Op] = []
