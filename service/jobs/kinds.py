@@ -41,6 +41,14 @@ def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str,
 
     from gradhealth.library import check_onnx
 
+    if request.get("format") == "keras":  # a Keras config/.keras/.h5: translated to a spec
+        from gradhealth.analysis.importers.keras import check_keras
+
+        doc = check_keras(Path(request["path"]).read_bytes(), loss=request.get("loss"),
+                          seeds=request.get("seeds"), batch_size=request.get("batch_size"),
+                          verify=request.get("verify"), settings=settings, progress=progress)
+        doc.name = request.get("filename") or doc.name
+        return doc.model_dump(mode="json")
     doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss") or "cross_entropy",
                      seeds=request.get("seeds") or 3, weights=request.get("weights") or "as_given",
                      batch_size=request.get("batch_size"), input_shapes=request.get("input_shapes"),

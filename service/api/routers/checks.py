@@ -409,7 +409,10 @@ async def submit_model(
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JobRead:
+    from gradhealth.analysis.importers.keras import keras_to_spec, read_keras, sniff_keras
     from gradhealth.analysis.importers.onnx_static import read_header
+    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.spec import parse_spec
 
     query = {"loss": loss, "weights": weights, "batch_size": batch_size, "seeds": seeds, "verify": verify,
              "input_shapes": input_shapes}
@@ -427,19 +430,29 @@ async def submit_model(
         if upload.size == 0:
             raise ApiError(422, "empty_upload", "the upload is empty")
 
-        def validate() -> None:
+        def validate() -> str:
+            data = upload.path.read_bytes()
+            if sniff_keras(data[:4096]) is not None:  # a Keras config, .keras zip or .h5, by content
+                config, file_loss = read_keras(data)
+                spec = keras_to_spec(config, options["loss"] or file_loss, seeds=options["seeds"] or 3,
+                                     batch_size=options["batch_size"] or 64)
+                make_plan(parse_spec(spec), settings.limits)  # torch-free: refused before a job exists
+                return "keras"
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
-            read_header(upload.path.read_bytes(), input_shapes=options["input_shapes"],
+            read_header(data, input_shapes=options["input_shapes"],
                         batch_size=options["batch_size"], limits=settings.limits,
                         max_bytes=settings.max_upload_bytes)
+            return "onnx"
 
-        await run_in_threadpool(validate)
+        model_format = await run_in_threadpool(validate)
     except BaseException:
         upload.discard()
         raise
     name = (form_fields.get("filename") or [None])[0] or upload.path.name
     job_request = {"path": str(upload.path.resolve()), "filename": name,
                    "sha256": upload.digest.hexdigest(), "bytes": upload.size, **options}
+    if model_format == "keras":
+        job_request["format"] = "keras"
 
     def submit():  # noqa: ANN202
         with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
