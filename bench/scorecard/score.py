@@ -146,7 +146,8 @@ def readme_block(text: str) -> str | None:
     if START not in text or END not in text:
         return None
     block = text.split(START, 1)[1].split(END, 1)[0]
-    return "\n".join(line for line in block.strip("\n").splitlines() if not line.startswith("Made at commit")) + "\n"
+    kept = "\n".join(line for line in block.splitlines() if not line.startswith("Made at commit"))
+    return kept.strip("\n") + "\n"
 
 
 def write_readme(readme: Path, tab: str, commit: str) -> None:
