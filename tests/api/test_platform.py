@@ -46,8 +46,8 @@ def test_openapi_documents_the_public_surface(idle_api):
     doc = idle_api.get("/openapi.json").json()
     routes = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert routes == {
-        ("POST", "/v1/checks/architecture"), ("POST", "/v1/checks/logs"), ("GET", "/v1/jobs"),
-        ("GET", "/v1/jobs/{job_id}"),
+        ("POST", "/v1/checks/architecture"), ("POST", "/v1/checks/logs"), ("POST", "/v1/checks/model"),
+        ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}"), ("GET", "/v1/jobs/{job_id}/report"),
         ("DELETE", "/v1/jobs/{job_id}"), ("GET", "/v1/jobs/{job_id}/events"), ("GET", "/v1/catalog"),
         ("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"),
     }
