@@ -25,7 +25,7 @@ def run_hook(hook: dict, files: list[str], cwd) -> subprocess.CompletedProcess:
 
 def test_hook_definitions():
     found = hooks()
-    assert set(found) == {"gradhealth", "gradhealth-logs"}
+    assert set(found) == {"gradhealth", "gradhealth-logs", "gradhealth-models"}
     for hook in found.values():
         assert hook["language"] == "python"
         assert hook.get("pass_filenames", True)
@@ -35,6 +35,9 @@ def test_hook_definitions():
     assert not spec.search(".gitlab-ci.yml") and not spec.search("config.yaml")
     logs = re.compile(found["gradhealth-logs"]["files"])
     assert logs.search("runs/7/metrics.csv") and not logs.search("data/users.csv")
+    models = re.compile(found["gradhealth-models"]["files"])
+    assert all(models.search(f) for f in ("models/net.onnx", "a.keras", "ckpt/m.h5"))
+    assert not models.search("net.onnx.txt") and not models.search("models/net.gradhealth.yaml")
 
 
 def test_the_hooks_check_several_files_and_fail_on_the_bad_one(tmp_path):
@@ -57,3 +60,34 @@ def test_the_spec_hook_runs_the_architecture_check(tmp_path):
     done = run_hook(hooks()["gradhealth"], [spec.name], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "HEALTHY" in done.stdout
+
+
+def test_the_model_hook_checks_onnx_and_keras_files_and_fails_on_the_bad_one(tmp_path):
+    import json
+    import zipfile
+
+    import torch
+    from torch import nn
+
+    from tests.analysis.onnx_models import export, mlp
+
+    torch.manual_seed(0)
+    x = torch.randn(16, 64)
+    (tmp_path / "good.onnx").write_bytes(export(mlp(nn.ReLU, depth=3, he=True), x))
+    (tmp_path / "bad.onnx").write_bytes(export(mlp(nn.Sigmoid), x))  # 8 sigmoid layers: vanishes
+    dense = {"class_name": "Dense", "config": {"name": "d", "units": 4, "activation": "relu",
+                                              "kernel_initializer": "he_normal"}}
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "InputLayer", "config": {"name": "i", "batch_shape": [None, 16]}}, dense,
+        {"class_name": "Dense", "config": {"name": "o", "units": 3, "activation": "softmax"}}]}}
+    with zipfile.ZipFile(tmp_path / "small.keras", "w") as zf:
+        zf.writestr("config.json", json.dumps(config))
+    hook = hooks()["gradhealth-models"]
+    files = ["good.onnx", "small.keras", "bad.onnx"]
+    assert all(re.search(hook["files"], f) for f in files)
+    both = run_hook(hook, files, tmp_path)
+    assert both.returncode == 1, both.stderr
+    assert both.stdout.count(": HEALTHY") + both.stdout.count(": UNHEALTHY") == 3, both.stdout
+    assert "bad.onnx: UNHEALTHY" in both.stdout, both.stdout
+    ok = run_hook(hook, ["good.onnx", "small.keras"], tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
