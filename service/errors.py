@@ -141,6 +141,19 @@ class IdempotencyConflict(GradHealthError):
         self.key = key
 
 
+class QueueFull(GradHealthError):
+    """More jobs are queued than the service accepts (``max_queued_jobs``): try again later."""
+
+    status = 503
+    code = "queue_full"
+    title = "Too many queued jobs"
+
+    def __init__(self, queued: int, limit: int, retry_after_s: int = 30) -> None:
+        super().__init__(f"{queued} jobs are queued, the limit is {limit} (GRADHEALTH_MAX_QUEUED_JOBS); "
+                         f"retry in {retry_after_s} s")
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 def cuda_unavailable() -> SpecError:
     """The error for ``device: cuda`` (or ``--device cuda``) where no CUDA device is visible."""
     return SpecError.at("/device", "'cuda' was requested but no CUDA device is available here; "

@@ -54,8 +54,22 @@ class Settings(BaseSettings):
     upload_dir: str = Field("./data/uploads", description="where uploaded logs are kept (shared by API and workers)")
     wait_max_s: float = Field(60.0, ge=0, description="cap on ?wait=N")
     api_keys: str = Field("", description="comma-separated name=sha256hex entries; empty: keys off")
-    rate_limit_per_minute: int = Field(600, ge=1, description="requests per minute per API key")
+    rate_limit_per_minute: int = Field(600, ge=1, description="requests per minute per API key (keys off: per client address)")
     allow_insecure: bool = Field(False, description="allow keys off on a non-loopback address")
+    auth_failures_per_minute: int = Field(
+        10, ge=1, description="requests with a missing or wrong API key one client address may make per "
+                              "minute before it gets 429 (throttles key guessing)")
+    metrics_public: bool = Field(False, description="with keys on, serve /metrics without a key (it counts "
+                                                    "jobs and findings across all callers)")
+    docs_public: bool = Field(True, description="with keys on, serve /openapi.json, /docs, /redoc, /static "
+                                                "and /v1/catalog without a key")
+    max_queued_jobs: int = Field(1000, ge=1, description="queued jobs beyond which a submission gets 503 "
+                                                         "with Retry-After")
+    upload_retention_s: float = Field(7 * 86400.0, ge=0,
+                                      description="uploads of jobs finished longer ago are deleted; 0: kept "
+                                                  "until the job is deleted")
+    worker_max_jobs: int = Field(0, ge=0, description="a worker process is replaced after this many jobs "
+                                                      "(returns all its memory, GPU included); 0: never")
 
     @field_validator("api_keys")
     @classmethod

@@ -24,7 +24,7 @@ from gradhealth.analysis.spec import Spec
 from gradhealth.api import problems
 from gradhealth.api.metrics import Metrics, route_label
 from gradhealth.api.routers import catalog, checks, health, jobs, reports
-from gradhealth.api.security import RateLimiter
+from gradhealth.api.security import RateLimiter, exposure_guard
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
 from gradhealth.jobs.supervisor import Supervisor
 from gradhealth.settings import Settings, get_settings
@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.state.sessions = sessions
     app.state.supervisor = None
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     app.state.metrics = Metrics(sessions)
     problems.install(app)
     for module in (checks, jobs, reports, catalog, health):
@@ -137,6 +138,8 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     _add_docs(app)
+    # Inside the metrics middleware, so that refused requests are counted too.
+    app.add_middleware(_Raw, wrap=lambda inner: exposure_guard(inner, settings, app.state.auth_failures))
     app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, route_label))
     def limit_for(path: str) -> int:
         uploads = ("/v1/checks/logs", "/v1/checks/model")

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
-from gradhealth.api.security import Caller, authenticate, enforce_rate
+from gradhealth.api.security import Caller, authenticate_throttled, client_address, enforce_rate
 from gradhealth.settings import Settings
 
 
@@ -24,8 +24,10 @@ def get_session(request: Request) -> Iterator[Session]:
 def get_caller(request: Request,
                x_api_key: Annotated[str | None, Header(alias="X-API-Key", description="your API key")] = None,
                ) -> Caller:
-    caller = authenticate(request.app.state.settings, x_api_key)
-    enforce_rate(request.app.state.limiter, caller)
+    address = client_address(request.scope)
+    caller = authenticate_throttled(request.app.state.settings, x_api_key, request.app.state.auth_failures,
+                                    address)
+    enforce_rate(request.app.state.limiter, caller, address)
     return caller
 
 

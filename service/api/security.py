@@ -1,5 +1,6 @@
-"""Callers: API keys (off on the embedded default, on when keys are configured; stored hashed)
-and a per-key rate limit."""
+"""Callers: API keys (off on the embedded default, on when keys are configured; stored hashed),
+a rate limit per key (per client address with keys off), throttled key guessing, and which
+routes besides the API itself need a key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from gradhealth.api.problems import ApiError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gradhealth.api.problems import ApiError, problem_response
 from gradhealth.settings import Settings, hash_key
 
 ANONYMOUS = "anonymous"
@@ -28,6 +31,14 @@ class RateLimiter:
         self.capacity = float(per_minute)
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def waiting(self, key: str) -> float:
+        """Like :meth:`take`, without taking a token: 0 when a request would be allowed now."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
     def take(self, key: str) -> float:
         """0 when allowed, else the seconds until a request would be."""
@@ -57,8 +68,71 @@ def authenticate(settings: Settings, api_key: str | None) -> Caller:
     raise ApiError(401, "unauthorized", "the API key in X-API-Key is not valid", headers={"WWW-Authenticate": "ApiKey"})
 
 
-def enforce_rate(limiter: RateLimiter, caller: Caller) -> None:
-    wait = limiter.take(caller.name)
+def rate_key(caller: Caller, address: str) -> str:
+    """The bucket a request draws from: its key's caller, or with keys off its client address
+    (one shared bucket would let one client starve all the others)."""
+    return f"address:{address}" if caller.name == ANONYMOUS else f"key:{caller.name}"
+
+
+def enforce_rate(limiter: RateLimiter, caller: Caller, address: str = "unknown") -> None:
+    """429 with Retry-After when the caller's bucket is empty."""
+    wait = limiter.take(rate_key(caller, address))
     if wait > 0:
-        raise ApiError(429, "rate_limited", f"rate limit exceeded for {caller.name}; retry in {math.ceil(wait)} s",
+        who = caller.name if caller.name != ANONYMOUS else address
+        raise ApiError(429, "rate_limited", f"rate limit exceeded for {who}; retry in {math.ceil(wait)} s",
                        headers={"Retry-After": str(math.ceil(wait))})
+
+
+def authenticate_throttled(settings: Settings, api_key: str | None, failures: RateLimiter,
+                           address: str) -> Caller:
+    """:func:`authenticate`, with missing or wrong keys counted per client address: beyond
+    ``auth_failures_per_minute`` such a client gets 429 instead of 401, so keys cannot be guessed
+    at full speed. (Behind a proxy, run uvicorn with ``--forwarded-allow-ips`` so the address is
+    the client's, not the proxy's.)"""
+    bucket = f"failures:{address}"
+    # Checked before the key: an address over its failures gets 429 whatever it sends, or a
+    # guesser would still learn the moment a guess is right.
+    wait = failures.waiting(bucket) if settings.key_owners() else 0.0
+    if wait > 0:
+        raise ApiError(429, "rate_limited", f"too many requests without a valid API key from {address}; "
+                       f"retry in {math.ceil(wait)} s", headers={"Retry-After": str(math.ceil(wait))})
+    try:
+        return authenticate(settings, api_key)
+    except ApiError as refused:
+        if refused.status == 401:
+            failures.take(bucket)
+        raise
+
+
+def client_address(scope: Scope) -> str:
+    """The client's address as the server saw it (the proxy's, unless forwarded headers are trusted)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+#: Served without a key while ``docs_public`` (the API's description, not anyone's data).
+DOC_PREFIXES = ("/openapi.json", "/docs", "/redoc", "/static/", "/v1/catalog")
+
+
+def exposure_guard(app: ASGIApp, settings: Settings, failures: RateLimiter) -> ASGIApp:
+    """With keys on, /metrics (counts across all callers) needs a key unless ``metrics_public``,
+    and the documentation routes unless ``docs_public``. With keys off, nothing changes."""
+    protected: tuple[str, ...] = (() if settings.metrics_public else ("/metrics",)) + (
+        () if settings.docs_public else DOC_PREFIXES)
+    keys_on = bool(settings.key_owners())
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if keys_on and any(path == p.rstrip("/") or path.startswith(p) for p in protected):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+            try:
+                authenticate_throttled(settings, headers.get("x-api-key"), failures, client_address(scope))
+            except ApiError as refused:
+                response = problem_response(refused.status, refused.title, refused.detail,
+                                            type_=str(refused.to_problem()["type"]), instance=path,
+                                            headers=refused.headers)
+                await response(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return guarded

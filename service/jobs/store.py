@@ -6,6 +6,7 @@ States::
        |                 |  \\--fail-------> failed
        |                 |   \\--lease expired, attempts left--> queued   (a worker died)
        |                 |    \\-lease expired, no attempts left--> failed
+       |                 |\\--graceful stop (SIGTERM) of its worker--> queued, attempt given back
        |                 \\--cancel requested, seen by the worker--> cancelled
        \\--cancel--> cancelled
 
@@ -20,9 +21,11 @@ import base64
 import hashlib
 import json
 import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePath
 from typing import Any, cast, overload
 
 from sqlalchemy import Text, and_, delete, func, or_, select, update
@@ -33,7 +36,7 @@ from sqlalchemy.orm import Session, defer
 from sqlalchemy.sql.base import Executable
 
 from gradhealth.db.models import JobRow
-from gradhealth.errors import IdempotencyConflict, problem_type
+from gradhealth.errors import IdempotencyConflict, QueueFull, problem_type
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -68,8 +71,12 @@ def request_hash(kind: str, request: Any) -> str:
 
 
 def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency_key: str | None,
-           time_limit_s: float, max_attempts: int, fingerprint: Any = None) -> tuple[JobRow, bool]:
+           time_limit_s: float, max_attempts: int, fingerprint: Any = None,
+           max_queued: int | None = None) -> tuple[JobRow, bool]:
     """Queue a job; returns (job, created). A repeated key with the same body returns the first job.
+
+    ``max_queued``: with this many jobs queued already, a new job is refused with
+    :class:`QueueFull` (503); a repeated submission still gets its first job.
 
     ``fingerprint`` is what "the same body" means when it is not the request itself (an upload is
     stored under a new path each time, but its content hash is the same).
@@ -82,6 +89,11 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
             if existing.request_hash != digest:
                 raise IdempotencyConflict(existing.id, idempotency_key)
             return existing, False
+    if max_queued is not None:
+        queued = session.scalar(select(func.count()).select_from(JobRow).where(JobRow.status == "queued")) or 0
+        if queued >= max_queued:
+            session.rollback()
+            raise QueueFull(queued, max_queued)
     now = utcnow()
     job = JobRow(id=uuid.uuid4().hex, kind=kind, owner=owner, status="queued", request=request,
                  request_hash=digest, idempotency_key=idempotency_key, progress=0.0, stage="queued",
@@ -241,6 +253,73 @@ def release_worker(session: Session, worker_id: str) -> None:
                     .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
     session.commit()
     reap_expired(session)
+
+
+def requeue_stopped(session: Session, *, job_id: str, worker_id: str) -> bool:
+    """Hand back the job of a worker that is stopping gracefully (SIGTERM): queued again with the
+    attempt it used given back, since the job did nothing wrong. A job asked to stop ends cancelled.
+
+    One compare-and-set on (id, lease owner, running): False when the lease was lost meanwhile."""
+    now = utcnow()
+    session.rollback()
+    freed = dict(lease_owner=None, lease_expires_at=None, updated_at=now)
+    mine = (JobRow.id == job_id, JobRow.lease_owner == worker_id, JobRow.status == "running")
+    done = _dml(session, update(JobRow).where(*mine, JobRow.cancel_requested.is_(False)).values(
+        status="queued", stage=f"requeued: worker {worker_id} stopped", progress=0.0,
+        attempts=JobRow.attempts - 1, **freed)).rowcount
+    if not done:
+        done = _dml(session, update(JobRow).where(*mine, JobRow.cancel_requested.is_(True)).values(
+            status="cancelled", stage="cancelled", finished_at=now, **freed)).rowcount
+    session.commit()
+    return bool(done)
+
+
+#: An upload folder no job names is left this long before it is taken for debris: the upload
+#: may still be streaming in, or its job about to be submitted.
+ORPHAN_GRACE_S = 3600.0
+
+
+def reap_uploads(session: Session, upload_dir: Path, *, retention_s: float,
+                 orphan_grace_s: float = ORPHAN_GRACE_S) -> int:
+    """Remove upload folders (``upload_dir/<hex>/<file>``) that no job names and that have not
+    changed for ``orphan_grace_s`` (a partial upload left by a killed server), and those of jobs
+    finished more than ``retention_s`` ago (0: kept until the job is deleted). Returns how many.
+
+    Folders are matched by name, not by full path, so a host that mounts the shared folder
+    elsewhere still recognises them."""
+    if not upload_dir.is_dir():
+        return 0
+    folders = {p.name: p for p in upload_dir.iterdir() if p.is_dir() and not p.is_symlink()}
+    if not folders:
+        return 0
+    now = utcnow()
+    rows = session.execute(select(JobRow.request, JobRow.status, JobRow.finished_at)
+                           .where(JobRow.kind.in_(("logs", "model")))).all()
+    session.rollback()
+    held: set[str] = set()
+    expired: set[str] = set()
+    for request, status, finished_at in rows:
+        path = request.get("path") if isinstance(request, dict) else None
+        if not isinstance(path, str):
+            continue
+        name = PurePath(path).parent.name
+        old = (retention_s > 0 and status in TERMINAL and finished_at is not None
+               and as_utc(finished_at) < now - timedelta(seconds=retention_s))
+        (expired if old else held).add(name)
+    removed = 0
+    for name, folder in folders.items():
+        if name in held:  # another job (an idempotent repeat) may still hold an expired one's folder
+            continue
+        if name not in expired:
+            try:
+                changed = max([folder.stat().st_mtime] + [f.stat().st_mtime for f in folder.iterdir()])
+            except OSError:
+                continue
+            if now.timestamp() - changed < orphan_grace_s:
+                continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def claim(session: Session, *, worker_id: str, lease_s: float, kinds: tuple[str, ...] | None = None) -> JobRow | None:

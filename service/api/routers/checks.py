@@ -89,6 +89,7 @@ async def respond(request: Request, response: Response, row, owner: str, wait: f
                 "waits up to N seconds and answers 200 with the finished job when it is done in time.",
     openapi_extra={"requestBody": SPEC_BODY},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
+               503: {"model": Problem, "description": "too many queued jobs; retry after Retry-After"},
                409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
                413: {"model": Problem, "description": "body too large"},
                415: {"model": Problem, "description": "not JSON or YAML"},
@@ -120,7 +121,7 @@ async def submit_architecture(
         with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
             return store.submit(session, kind="architecture", owner=caller.name, request=raw,
                                 idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
-                                max_attempts=settings.max_attempts)
+                                max_attempts=settings.max_attempts, max_queued=settings.max_queued_jobs)
 
     row, _created = await run_in_threadpool(submit)
     return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
@@ -214,6 +215,7 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
             "additionalProperties": False}},  # other parts are refused (400), so say so
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
+               503: {"model": Problem, "description": "too many queued jobs; retry after Retry-After"},
                409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
                413: {"model": Problem, "description": "upload too large"},
                415: {"model": Problem, "description": "not a log format this service reads, or the wrong hint"},
@@ -250,7 +252,7 @@ async def submit_logs(
         with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
             return store.submit(session, kind="logs", owner=caller.name, request=job_request,
                                 idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
-                                max_attempts=settings.max_attempts,
+                                max_attempts=settings.max_attempts, max_queued=settings.max_queued_jobs,
                                 fingerprint={"sha256": job_request["sha256"], "format": format})
 
     try:
@@ -389,6 +391,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
             "input_shape": {"type": "array", "items": {"type": "string", "pattern": "^.+=[0-9x,]+$"}}}}},
         "application/onnx": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
+               503: {"model": Problem, "description": "too many queued jobs; retry after Retry-After"},
                400: {"model": Problem, "description": "not an ONNX model"},
                409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
                413: {"model": Problem, "description": "upload too large"},
@@ -458,7 +461,7 @@ async def submit_model(
         with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
             return store.submit(session, kind="model", owner=caller.name, request=job_request,
                                 idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
-                                max_attempts=settings.max_attempts,
+                                max_attempts=settings.max_attempts, max_queued=settings.max_queued_jobs,
                                 fingerprint={"sha256": job_request["sha256"], **options})
 
     try:
