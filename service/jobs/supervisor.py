@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -40,6 +41,7 @@ class _Slot:
     worker_id: str = ""
     restarts: int = 0
     recent: list[float] | None = None  # monotonic times of recent restarts
+    recycled: int = 0  # planned replacements after worker_max_jobs jobs
 
 
 class Supervisor:
@@ -90,11 +92,28 @@ class Supervisor:
         self._spawn(slot)
 
     def _watch(self) -> None:
+        last_reap = float("-inf")
         while not self._stop.wait(1.0):
             try:
                 self.check_once()
+                if time.monotonic() - last_reap >= self.reap_every_s:
+                    last_reap = time.monotonic()
+                    self.reap_uploads()
             except Exception:  # noqa: BLE001 - the watcher must outlive a database hiccup
                 log.exception("supervisor check failed")
+
+    #: How often the upload folder is swept (it is a directory listing and one query).
+    reap_every_s = 300.0
+
+    def reap_uploads(self) -> int:
+        """Delete uploads no job holds (older than an hour: a partial upload left by a killed
+        server) and those of jobs finished more than ``upload_retention_s`` ago."""
+        with self._factory() as session:
+            removed = store.reap_uploads(session, Path(self.settings.upload_dir),
+                                         retention_s=self.settings.upload_retention_s)
+        if removed:
+            log.info("removed %d upload folder(s)", removed)
+        return removed
 
     def check_once(self) -> None:
         """Restart dead workers; stop workers whose job overran its time limit."""
@@ -102,10 +121,20 @@ class Supervisor:
             if self._stop.is_set():
                 return
             if not slot.process.is_alive():
-                log.warning("worker %s exited (code %s); restarting", slot.worker_id, slot.process.exitcode)
+                if slot.process.exitcode == 0:
+                    # A planned exit (worker_max_jobs reached): replaced, and not counted as a
+                    # crash, so that recycling never reads as a crash loop on /readyz.
+                    log.info("worker %s recycled after its jobs; starting a fresh one", slot.worker_id)
+                    slot.recycled += 1
+                else:
+                    log.warning("worker %s exited (code %s); restarting", slot.worker_id,
+                                slot.process.exitcode)
                 with self._factory() as session:
                     store.release_worker(session, slot.worker_id)
-                self._restarted(slot)
+                if slot.process.exitcode == 0:
+                    self._spawn(slot)
+                else:
+                    self._restarted(slot)
                 continue
             overdue = self._overdue(slot.worker_id)
             if overdue is not None:
@@ -133,7 +162,9 @@ class Supervisor:
         return None
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop watching and terminate the workers (their running jobs are requeued by lease expiry)."""
+        """Stop watching and terminate the workers: SIGTERM, on which a worker hands its running job
+        back with its attempt; one that does not exit in ``timeout`` is killed and its job requeued
+        as a lost worker's."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -26,6 +27,23 @@ from gradhealth.jobs.kinds import HANDLERS
 from gradhealth.settings import Settings, get_settings
 
 log = logging.getLogger("gradhealth.worker")
+
+
+class GracefulStop(BaseException):
+    """Raised in the main thread by SIGTERM while a job runs. A BaseException, so that no handler's
+    ``except Exception`` swallows it: the job is handed back (attempt returned) and the worker exits."""
+
+
+#: The job this process is running now (None between jobs): SIGTERM interrupts only a job.
+_current: _Running | None = None
+
+
+def _on_sigterm(stop: threading.Event) -> Any:
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+        if _current is not None and not _current.done.is_set():
+            raise GracefulStop
+    return handler
 
 
 class JobStopped(Exception):
@@ -45,6 +63,8 @@ class WorkerConfig:
     poll_s: float = 0.25
     # What every job runs with: the settings the service started with (read once, not per job).
     settings: Settings = field(default_factory=get_settings)
+    # Set by SIGTERM: finish (or hand back) the current job and leave the loop.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 class _Running:
@@ -96,14 +116,20 @@ def run_one(factory: sessionmaker[Session], cfg: WorkerConfig) -> bool:
         if job is None:
             return False
         job_id, kind, request, limit = job.id, job.kind, job.request, job.time_limit_s
+    global _current
     running = _Running(job_id, limit)
     beat = threading.Thread(target=_heartbeat, args=(factory, cfg, running), daemon=True)
-    beat.start()
     status, result, problem = "failed", None, None
     log.info("worker %s runs %s job %s", cfg.worker_id, kind, job_id)
     try:
+        _current = running
+        beat.start()
+        if cfg.stopping.is_set():  # SIGTERM came between the claim and now
+            raise GracefulStop
         result = HANDLERS[kind](request, running.check, cfg.settings)
         status = "succeeded"
+    except GracefulStop:
+        status = "stopped"
     except JobStopped as stop:
         status, problem = stop.status, stop.problem
     except Exception as exc:  # noqa: BLE001 - any failure of a job is recorded on the job, never lost
@@ -112,28 +138,45 @@ def run_one(factory: sessionmaker[Session], cfg: WorkerConfig) -> bool:
             "job-error", "The check failed", f"{type(exc).__name__}: {exc}", 500)
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
     finally:
-        running.done.set()
-        beat.join()
+        running.done.set()  # from here on SIGTERM only stops the loop: the outcome is recorded
+        _current = None
+        if beat.is_alive():
+            beat.join()
     if status == "lost":
         return True  # another worker owns the job now
+    if status == "stopped":
+        with factory() as session:
+            handed = store.requeue_stopped(session, job_id=job_id, worker_id=cfg.worker_id)
+        log.info("worker %s stopping: job %s %s", cfg.worker_id, job_id,
+                 "handed back" if handed else "was no longer ours")
+        return True
     with factory() as session:
         store.finish(session, job_id=job_id, worker_id=cfg.worker_id, status=status, result=result, error=problem)
     return True
 
 
 def worker_loop(cfg: WorkerConfig, stop: Any = None) -> None:
-    """Run jobs until ``stop`` (anything with ``is_set()``) is set."""
+    """Run jobs until ``stop`` (anything with ``is_set()``) or ``cfg.stopping`` is set, or until
+    ``settings.worker_max_jobs`` jobs have run (the supervisor then starts a fresh process)."""
     engine = make_engine(cfg.database_url)
     factory = make_sessionmaker(engine)
     parent = os.getppid()
     idle = 0.0
-    while stop is None or not stop.is_set():
+    jobs = 0
+    max_jobs = cfg.settings.worker_max_jobs
+    while (stop is None or not stop.is_set()) and not cfg.stopping.is_set():
         try:
             ran = run_one(factory, cfg)
+        except GracefulStop:  # SIGTERM outside a job's run (it was set up or recorded): just leave
+            break
         except Exception:  # noqa: BLE001 - e.g. the database is briefly unreachable; keep serving
             log.exception("worker %s: claim failed", cfg.worker_id)
             ran = False
         if ran:
+            jobs += 1
+            if max_jobs and jobs >= max_jobs:
+                log.info("worker %s ran %d job(s); exiting to be replaced", cfg.worker_id, jobs)
+                break
             idle = 0.0  # look again at once: work tends to come in bursts
             continue
         if os.getppid() != parent:
@@ -159,5 +202,7 @@ def worker_main(database_url: str, worker_id: str, lease_s: float, gpu: int | No
     logging.basicConfig(level=os.environ.get("GRADHEALTH_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = Settings(**settings) if settings is not None else get_settings()
-    worker_loop(WorkerConfig(database_url=database_url, worker_id=worker_id, lease_s=lease_s, settings=config),
-                stop)
+    cfg = WorkerConfig(database_url=database_url, worker_id=worker_id, lease_s=lease_s, settings=config)
+    # A graceful stop (the supervisor's terminate, or Kubernetes) hands a running job back.
+    signal.signal(signal.SIGTERM, _on_sigterm(cfg.stopping))
+    worker_loop(cfg, stop)
