@@ -392,10 +392,17 @@ def _input_schema(schema: dict[str, Any]) -> None:
     for name in _SHORTHAND:
         props[name] = {k: v for k, v in tokens[name].items() if k != "title"}
         props[name]["description"] = f"shorthand for `tokens.{name}` ({tokens[name]['description']})"
-    schema["oneOf"] = [
-        {"required": ["shape"], "properties": {"shape": {"type": "array"}}},
-        {"required": ["tokens"], "properties": {"tokens": {"type": "object"}}},
-        {"required": list(_SHORTHAND)},
+    # Exactly one of shape / tokens / the shorthand, written as if/then/not rather than a oneOf of
+    # partial schemas: client generators (openapi-python-client) read a oneOf as a union of types,
+    # cannot make one of these fragments, and then drop the whole Spec and the endpoint with it.
+    def given(name: str) -> dict[str, Any]:  # present and not null (null means absent here)
+        return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+    schema["allOf"] = [
+        {"if": given("shape"), "then": {"not": {"anyOf": [given("tokens"), given("vocab_size")]}}},
+        {"if": given("tokens"), "then": {"not": given("vocab_size")}},
+        {"if": {"not": {"anyOf": [given("shape"), given("tokens")]}},
+         "then": {"allOf": [given(name) for name in _SHORTHAND]}},
     ]
     schema["dependentRequired"] = {"vocab_size": ["seq_len"], "seq_len": ["vocab_size"]}
 
