@@ -451,7 +451,8 @@ async def submit_model(
     except BaseException:
         upload.discard()
         raise
-    name = (form_fields.get("filename") or [None])[0] or upload.path.name
+    given: list[str] = form_fields.get("filename") or []
+    name = (given[0] if given else None) or upload.path.name
     job_request = {"path": str(upload.path.resolve()), "filename": name,
                    "sha256": upload.digest.hexdigest(), "bytes": upload.size, **options}
     if model_format == "keras":
