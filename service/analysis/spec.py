@@ -620,6 +620,20 @@ def _scalar_problem(value: Any) -> str | None:
             "(text, numbers, booleans, null, lists and mappings)")
 
 
+def _integral(value: Any) -> Any:
+    """``value`` with every float that has no fraction made an int: JSON Schema counts ``3.0`` as an
+    integer (and JSON writers that keep every number a float send it so), while the strict models
+    refuse a float where an int belongs. Numbers stay numbers: a float field takes an int. Called
+    after :func:`_inspect`, so the depth is bounded."""
+    if type(value) is float and value.is_integer() and abs(value) <= MAX_INT:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
 def _inspect(data: Any, max_nodes: int = MAX_NODES) -> list[Problem]:
     """Bound and check a decoded document before validation, without recursion.
 
@@ -728,7 +742,7 @@ def parse_spec(data: Any) -> Spec:
     if problems := _inspect(data):
         raise _spec_error(problems)
     try:
-        return Spec.model_validate(data)
+        return Spec.model_validate(_integral(data))
     except ValidationError as exc:
         found: list[Problem] = []
         for err in exc.errors(include_url=False):

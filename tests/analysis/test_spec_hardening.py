@@ -393,3 +393,13 @@ def test_the_cli_refuses_each_with_exit_2_and_one_line(tmp_path, capsys, name, t
     assert main(["check", str(path), "--no-verify"]) == EXIT_INVALID
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and len(err) < 600, err[:300]
+
+
+def test_a_float_without_fraction_is_an_integer_as_json_schema_says():
+    # Found by schemathesis: `repeat: 5966.0` is a valid JSON Schema integer but was refused.
+    raw = {"input": {"shape": [4.0]}, "layers": [{"type": "linear", "out_features": 3.0, "repeat": 2.0}]}
+    validator().validate(raw)
+    spec = parse_spec(raw)
+    assert spec.layers[0].out_features == 3 and type(spec.layers[0].out_features) is int
+    with pytest.raises(SpecError, match="/layers/0/out_features"):
+        parse_spec({"input": {"shape": [4]}, "layers": [{"type": "linear", "out_features": 3.5}]})
