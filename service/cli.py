@@ -195,15 +195,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _invalid(args, InputFormatError(f"{', '.join(given)} apply to .onnx models only"))
     if not is_spec(args.spec) and Path(args.spec).exists():
         return cmd_check_logs(args)
+    try:
+        text = _stdin_text() if args.spec == "-" else None
+        raw = load_spec(text if text is not None else args.spec)
+        if args.server and args.seeds is not None:
+            raw["seeds"] = args.seeds
+    except GradHealthError as exc:
+        return _invalid(args, exc)
+    return _check_spec_dict(args, raw, kind="spec", text=text)
+
+
+def _check_spec_dict(args: argparse.Namespace, raw: dict[str, Any], *, kind: str,
+                     text: str | None = None) -> int:
+    """Check a decoded spec in-process or through ``--server`` and emit the reports (exit 0-3)."""
     from gradhealth.library import check_architecture
 
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
-        text = _stdin_text() if args.spec == "-" else None
-        raw = load_spec(text if text is not None else args.spec)
         if args.server:
-            if args.seeds is not None:
-                raw["seeds"] = args.seeds
             doc = _remote_check(args, raw)
         else:
             doc = check_architecture(raw, seeds=args.seeds, device=args.device,
@@ -217,7 +226,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _failed(args, exc)
     from gradhealth.cli_report import report_context
 
-    return _emit(args, doc, report_context(args, kind="spec", text=text))
+    return _emit(args, doc, report_context(args, kind=kind, text=text))
 
 
 def is_model(source: str) -> bool:
@@ -250,7 +259,6 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
 
     if getattr(args, "weights", None) or getattr(args, "input_shape", None):
         return _invalid(args, InputFormatError("--weights and --input-shape apply to .onnx models only"))
-    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
         path = Path(args.spec)
         if not path.is_file():
@@ -261,23 +269,9 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
         config, file_loss = read_keras(path.read_bytes())
         raw = keras_to_spec(config, args.loss or file_loss, seeds=args.seeds or 3,
                             batch_size=args.batch_size or 64)
-        if args.server:
-            doc = _remote_check(args, raw)
-        else:
-            from gradhealth.library import check_architecture
-
-            doc = check_architecture(raw, seeds=args.seeds, device=args.device,
-                                     verify=False if args.no_verify else None,
-                                     progress=_progress(show_progress))
-            if show_progress:
-                print(file=sys.stderr)
     except GradHealthError as exc:
         return _invalid(args, exc)
-    except (RuntimeError, MemoryError, OSError) as exc:  # torch/CUDA failures: not the model's
-        return _failed(args, exc)
-    from gradhealth.cli_report import report_context
-
-    return _emit(args, doc, report_context(args, kind="model"))  # the file is not spec text
+    return _check_spec_dict(args, raw, kind="model")  # the file is not spec text
 
 
 def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
