@@ -57,6 +57,12 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {
     "headers": {"Retry-After": {"description": "seconds until a request will be accepted",
                                 "schema": {"type": "integer", "minimum": 1}}}}}
 
+#: The submission routes' answer when the queue is full (GRADHEALTH_MAX_QUEUED_JOBS).
+QUEUE_FULL: dict[int | str, dict[str, Any]] = {503: {
+    "model": Problem, "description": "too many queued jobs (GRADHEALTH_MAX_QUEUED_JOBS); retry later",
+    "headers": {"Retry-After": {"description": "seconds after which a submission may be accepted",
+                                "schema": {"type": "integer", "minimum": 1}}}}}
+
 
 class Progress(BaseModel):
     fraction: float = Field(ge=0, le=1)

@@ -58,6 +58,11 @@ def test_submissions_beyond_the_queue_limit_get_503_with_retry_after(app_with: A
     again = api.post("/v1/checks/architecture", json=TINY, headers={"Idempotency-Key": "one"})
     assert again.status_code in (200, 202) and again.json()["id"] == first.json()["id"]
     assert len(api.get("/v1/jobs").json()["items"]) == 2
+    # ... and the OpenAPI document says so on every submission route, header included.
+    paths = api.get("/openapi.json").json()["paths"]
+    for route in ("/v1/checks/architecture", "/v1/checks/logs", "/v1/checks/model"):
+        declared = paths[route]["post"]["responses"]["503"]
+        assert declared["headers"]["Retry-After"]["schema"]["type"] == "integer", route
 
 
 def test_with_keys_off_each_client_address_has_its_own_bucket(app_with: Any) -> None:

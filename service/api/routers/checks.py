@@ -21,7 +21,14 @@ from gradhealth.analysis.spec import load_spec_text, parse_spec
 from gradhealth.api.deps import CallerDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.jobs import to_read
-from gradhealth.api.schemas import RATE_LIMITED, FileName, JobRead, LogFormatHint, Problem
+from gradhealth.api.schemas import (
+    QUEUE_FULL,
+    RATE_LIMITED,
+    FileName,
+    JobRead,
+    LogFormatHint,
+    Problem,
+)
 from gradhealth.errors import GradHealthError, cuda_unavailable
 from gradhealth.jobs import store
 
@@ -89,7 +96,7 @@ async def respond(request: Request, response: Response, row, owner: str, wait: f
                 "waits up to N seconds and answers 200 with the finished job when it is done in time.",
     openapi_extra={"requestBody": SPEC_BODY},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
-               503: {"model": Problem, "description": "too many queued jobs; retry after Retry-After"},
+               **QUEUE_FULL,
                409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
                413: {"model": Problem, "description": "body too large"},
                415: {"model": Problem, "description": "not JSON or YAML"},
@@ -215,7 +222,7 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
             "additionalProperties": False}},  # other parts are refused (400), so say so
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
-               503: {"model": Problem, "description": "too many queued jobs; retry after Retry-After"},
+               **QUEUE_FULL,
                409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
                413: {"model": Problem, "description": "upload too large"},
                415: {"model": Problem, "description": "not a log format this service reads, or the wrong hint"},
@@ -391,7 +398,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
             "input_shape": {"type": "array", "items": {"type": "string", "pattern": "^.+=[0-9x,]+$"}}}}},
         "application/onnx": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
-               503: {"model": Problem, "description": "too many queued jobs; retry after Retry-After"},
+               **QUEUE_FULL,
                400: {"model": Problem, "description": "not an ONNX model"},
                409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
                413: {"model": Problem, "description": "upload too large"},
