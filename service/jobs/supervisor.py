@@ -42,6 +42,7 @@ class _Slot:
     restarts: int = 0
     recent: list[float] | None = None  # monotonic times of recent restarts
     recycled: int = 0  # planned replacements after worker_max_jobs jobs
+    started: float = 0.0  # monotonic time the current process was spawned
 
 
 class Supervisor:
@@ -66,6 +67,7 @@ class Supervisor:
 
     def _spawn(self, slot: _Slot) -> None:
         slot.worker_id = f"{socket.gethostname()}:w{slot.index}:{uuid.uuid4().hex[:8]}"
+        slot.started = time.monotonic()
         threads = max(1, (os.cpu_count() or 1) // len(self.slots)) if slot.gpu is None else None
         slot.process = self._ctx.Process(target=worker_main, name=f"gradhealth-worker-{slot.index}",
                                          args=(self.database_url, slot.worker_id, self.lease_s, slot.gpu, None,
@@ -80,11 +82,17 @@ class Supervisor:
         self._thread = threading.Thread(target=self._watch, name="gradhealth-supervisor", daemon=True)
         self._thread.start()
 
+    #: A process that has stayed up this long after its last restart counts as alive again, even
+    #: within a minute of a crash loop: it is running jobs, and /readyz should say so at once.
+    stable_s: float = 10.0
+
     def alive(self) -> int:
-        """How many worker processes are running and not crash-looping (3 restarts within a minute)."""
+        """How many worker processes are running and not crash-looping (3 restarts within a minute,
+        the current process younger than :attr:`stable_s`)."""
         now = time.monotonic()
         return sum(1 for s in self.slots if s.process is not None and s.process.is_alive()
-                   and sum(1 for t in (s.recent or []) if now - t < 60) < 3)
+                   and (sum(1 for t in (s.recent or []) if now - t < 60) < 3
+                        or now - s.started >= self.stable_s))
 
     def _restarted(self, slot: _Slot) -> None:
         slot.restarts += 1

@@ -96,6 +96,11 @@ def test_a_crash_looping_worker_is_not_counted_as_alive(tmp_path):
             sup.slots[0].process.join(10)
             sup.check_once()
         assert sup.slots[0].restarts == 3 and sup.alive() == 0  # readyz reports "no worker"
+        # Once the new process stays up, it is ready again without waiting out the minute
+        # (it was 503 for 50 s while jobs already ran).
+        sup.stable_s = 1.0
+        time.sleep(1.2)
+        assert sup.slots[0].process.is_alive() and sup.alive() == 1
     finally:
         sup.stop()
 
