@@ -70,6 +70,9 @@ class Settings(BaseSettings):
                                                   "until the job is deleted")
     worker_max_jobs: int = Field(0, ge=0, description="a worker process is replaced after this many jobs "
                                                       "(returns all its memory, GPU included); 0: never")
+    worker_max_gpu_bytes: int = Field(
+        1 << 30, ge=0, description="a worker process whose CUDA caching allocator still holds more than this "
+                                   "after a job (memory the job did not give back) is replaced; 0: never")
 
     @field_validator("api_keys")
     @classmethod

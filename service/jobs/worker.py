@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -155,6 +156,15 @@ def run_one(factory: sessionmaker[Session], cfg: WorkerConfig) -> bool:
     return True
 
 
+def gpu_bytes_kept() -> int:
+    """GPU memory this process's CUDA caching allocator still holds (0 where CUDA was never used:
+    torch is not imported for that, and CUDA is not initialised by asking)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return 0
+    return int(sum(torch.cuda.memory_reserved(i) for i in range(torch.cuda.device_count())))
+
+
 def worker_loop(cfg: WorkerConfig, stop: Any = None) -> None:
     """Run jobs until ``stop`` (anything with ``is_set()``) or ``cfg.stopping`` is set, or until
     ``settings.worker_max_jobs`` jobs have run (the supervisor then starts a fresh process)."""
@@ -176,6 +186,11 @@ def worker_loop(cfg: WorkerConfig, stop: Any = None) -> None:
             jobs += 1
             if max_jobs and jobs >= max_jobs:
                 log.info("worker %s ran %d job(s); exiting to be replaced", cfg.worker_id, jobs)
+                break
+            kept = gpu_bytes_kept()
+            if cfg.settings.worker_max_gpu_bytes and kept > cfg.settings.worker_max_gpu_bytes:
+                log.info("worker %s still holds %d bytes of GPU memory after a job; exiting to be replaced",
+                         cfg.worker_id, kept)
                 break
             idle = 0.0  # look again at once: work tends to come in bursts
             continue

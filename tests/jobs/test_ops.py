@@ -158,3 +158,35 @@ def test_a_worker_is_replaced_after_worker_max_jobs(tmp_path) -> None:  # noqa: 
         assert sup.alive() == 1
     finally:
         sup.stop(timeout=30)
+
+
+def test_a_worker_that_keeps_gpu_memory_after_a_job_leaves_to_be_replaced(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    # No GPU here: the allocator's figure is what the worker reads after each job, so it is set.
+    import threading
+
+    from gradhealth.jobs import worker
+
+    url = f"sqlite:///{tmp_path}/gpu.db"
+    migrate(url)
+    factory = make_sessionmaker(make_engine(url))
+    with factory() as session:
+        ids = [_submit(session) for _ in range(2)]
+    settings = Settings(database_url=url, upload_dir=str(tmp_path), worker_max_gpu_bytes=1000)
+    monkeypatch.setattr(worker, "gpu_bytes_kept", lambda: 5000)
+    stop = threading.Event()
+    backstop = threading.Timer(30, stop.set)  # without the rule the loop would serve on: end it anyway
+    backstop.start()
+    try:
+        worker.worker_loop(worker.WorkerConfig(url, settings=settings, poll_s=0.05), stop=stop)
+    finally:
+        backstop.cancel()
+    with factory() as session:
+        statuses = [store.get(session, j, None).status for j in ids]
+    assert sorted(statuses) == ["queued", "succeeded"]  # one job, then out: the next process takes the rest
+    assert not stop.is_set()  # it left by itself, not at the backstop
+
+
+def test_gpu_bytes_kept_is_zero_where_cuda_was_never_used() -> None:
+    from gradhealth.jobs.worker import gpu_bytes_kept
+
+    assert gpu_bytes_kept() == 0
