@@ -162,6 +162,7 @@ def gpu_bytes_kept() -> int:
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_initialized():
         return 0
+    torch.cuda.empty_cache()  # cached free blocks are not kept memory: only what is still held counts
     return int(sum(torch.cuda.memory_reserved(i) for i in range(torch.cuda.device_count())))
 
 
