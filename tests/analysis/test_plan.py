@@ -46,7 +46,7 @@ def test_a_trillion_parameters_is_refused_with_both_figures():
     with pytest.raises(LimitExceeded) as info:
         make_plan(spec)
     detail = info.value.detail
-    assert "1,000,001,000,000 parameters" in detail and "MiB of activation memory" in detail
+    assert "1,000,001,000,000 parameters" in detail and "MiB of memory per seed" in detail
     assert info.value.status == 422
 
 
