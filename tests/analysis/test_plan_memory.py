@@ -18,18 +18,23 @@ import pytest
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.spec import parse_spec
 
+# The peak is read from /proc/self/status (VmHWM, this process's own address space): ru_maxrss
+# would carry the forking parent's peak across exec, and a large pytest process hides the run.
 PROBE = """
-import json, resource, sys
+import json, sys
 import torch
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.simulate import simulate
 from gradhealth.analysis.spec import parse_spec
 torch.set_num_threads(1)
 plan = make_plan(parse_spec(json.loads(sys.argv[1])))
+def peak():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 (torch.ones(8, requires_grad=True) * 2).sum().backward()  # autograd's own start-up is not the spec's
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = peak()
 simulate(plan)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+print(peak() - before)
 """
 
 CASES = {
