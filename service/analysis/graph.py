@@ -49,6 +49,7 @@ from gradhealth.analysis.simulate import (
     UnitStats,
     _mean_std,
     _norm,
+    output_figures,
     pick_device,
 )
 
@@ -346,17 +347,7 @@ _UNDER_UNROLLED = (nn.LSTM, nn.GRU, nn.RNN)
 def record_figures(rec: Record) -> dict[str, torch.Tensor]:
     """The figures of one unit, with the names and definitions of the spec simulation's."""
     h = rec.out.detach()
-    g = rec.out.grad
-    nan = torch.tensor(math.nan, dtype=torch.float64, device=h.device)
-    mean, std = _mean_std(h)
-    g_norm = _norm(g) if g is not None else nan
-    figures: dict[str, torch.Tensor] = {
-        "output_grad_norm": g_norm,
-        "activation_mean": mean,
-        "activation_std": std,
-        "nonfinite_forward": (~torch.isfinite(mean)).to(torch.float64),
-        "nonfinite_backward": (~torch.isfinite(g_norm)).to(torch.float64) if g is not None else nan,
-    }
+    figures = output_figures(h, rec.out.grad)
     w, _, _ = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
     grads = ([w.grad] if w is not None and not isinstance(rec.module, UnrolledRNN)
              else [p.grad for p in rec.module.parameters()])

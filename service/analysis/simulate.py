@@ -191,23 +191,30 @@ def _mean_std(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, torch.sqrt(torch.clamp(mean_square - mean**2, min=0.0) * (n / (n - 1)))
 
 
-def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
-    """The figures of one unit as 0-d float64 tensors (read back in one transfer)."""
-    h: torch.Tensor = rec["out"].detach()
-    pre: torch.Tensor | None = rec["pre"]
-    g = rec["out"].grad
-    act = _activation_of(unit)
+def output_figures(h: torch.Tensor, g: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The figures every unit has, from its output ``h`` and the gradient ``g`` that reached it:
+    ||dL/dh||, the output's mean and std, and whether the forward or backward pass went non-finite.
+    Shared by the spec simulation and the hooks on a live module, so both measure the same way."""
     nan = torch.tensor(math.nan, dtype=torch.float64, device=h.device)
     mean, std = _mean_std(h)
     g_norm = _norm(g) if g is not None else nan
     # A norm or mean is finite exactly when every element is: no separate isfinite pass is needed.
-    figures: dict[str, torch.Tensor] = {
+    return {
         "output_grad_norm": g_norm,
         "activation_mean": mean,
         "activation_std": std,
         "nonfinite_forward": (~torch.isfinite(mean)).to(torch.float64),
         "nonfinite_backward": (~torch.isfinite(g_norm)).to(torch.float64) if g is not None else nan,
     }
+
+
+def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
+    """The figures of one unit as 0-d float64 tensors (read back in one transfer)."""
+    h: torch.Tensor = rec["out"].detach()
+    pre: torch.Tensor | None = rec["pre"]
+    g = rec["out"].grad
+    act = _activation_of(unit)
+    figures = output_figures(h, g)
     w = unit.weight()
     if isinstance(unit, SimpleUnit) and w is not None:
         grads = [w.grad]
