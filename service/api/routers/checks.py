@@ -31,6 +31,7 @@ from gradhealth.api.schemas import (
 )
 from gradhealth.errors import GradHealthError, cuda_unavailable
 from gradhealth.jobs import store
+from gradhealth.settings import Settings
 
 router = APIRouter(prefix="/v1/checks", tags=["checks"], responses=RATE_LIMITED)
 
@@ -177,6 +178,29 @@ class _Upload:
         shutil.rmtree(self.job_dir, ignore_errors=True)
 
 
+async def _submit_upload(request: Request, response: Response, upload: _Upload, *, kind: str,
+                         job_request: dict[str, Any], fingerprint: dict[str, Any], owner: str,
+                         settings: Settings, idempotency_key: str | None, wait: float) -> JobRead:
+    """Queue the job for a stored upload and answer as every check does. The upload is removed when
+    the job is refused, and when the same upload is already a job (the first job keeps its copy)."""
+
+    def submit():  # noqa: ANN202
+        with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
+            return store.submit(session, kind=kind, owner=owner, request=job_request,
+                                idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
+                                max_attempts=settings.max_attempts, max_queued=settings.max_queued_jobs,
+                                fingerprint=fingerprint)
+
+    try:
+        row, created = await run_in_threadpool(submit)
+    except BaseException:
+        upload.discard()
+        raise
+    if not created:
+        upload.discard()
+    return await respond(request, response, row, owner, min(wait, settings.wait_max_s))
+
+
 async def _receive_upload(request: Request, folder: Path, filename: str | None) -> _Upload:
     content_type = request.headers.get("content-type", "")
     if filename is not None:
@@ -255,21 +279,10 @@ async def submit_logs(
     job_request = {"path": str(upload.path.resolve()), "format": format, "filename": upload.path.name,
                    "sha256": upload.digest.hexdigest(), "bytes": upload.size}
 
-    def submit():  # noqa: ANN202
-        with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
-            return store.submit(session, kind="logs", owner=caller.name, request=job_request,
-                                idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
-                                max_attempts=settings.max_attempts, max_queued=settings.max_queued_jobs,
-                                fingerprint={"sha256": job_request["sha256"], "format": format})
-
-    try:
-        row, created = await run_in_threadpool(submit)
-    except BaseException:
-        upload.discard()
-        raise
-    if not created:
-        upload.discard()  # the same upload again: the first job keeps its copy
-    return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
+    return await _submit_upload(request, response, upload, kind="logs", job_request=job_request,
+                                fingerprint={"sha256": job_request["sha256"], "format": format},
+                                owner=caller.name, settings=settings, idempotency_key=idempotency_key,
+                                wait=wait)
 
 
 # --- model (ONNX) ----------------------------------------------------------------------------------
@@ -465,18 +478,7 @@ async def submit_model(
     if model_format == "keras":
         job_request["format"] = "keras"
 
-    def submit():  # noqa: ANN202
-        with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
-            return store.submit(session, kind="model", owner=caller.name, request=job_request,
-                                idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
-                                max_attempts=settings.max_attempts, max_queued=settings.max_queued_jobs,
-                                fingerprint={"sha256": job_request["sha256"], **options})
-
-    try:
-        row, created = await run_in_threadpool(submit)
-    except BaseException:
-        upload.discard()
-        raise
-    if not created:
-        upload.discard()  # the same upload again: the first job keeps its copy
-    return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
+    return await _submit_upload(request, response, upload, kind="model", job_request=job_request,
+                                fingerprint={"sha256": job_request["sha256"], **options},
+                                owner=caller.name, settings=settings, idempotency_key=idempotency_key,
+                                wait=wait)
