@@ -397,8 +397,30 @@ def finish(session: Session, *, job_id: str, worker_id: str, status: str, result
         values["finding_codes"] = ",".join(c for c in codes if c)
     done = _dml(session, update(JobRow).where(JobRow.id == job_id, JobRow.lease_owner == worker_id,
                                               JobRow.status == "running").values(**values)).rowcount
+    if done:
+        _finished(session, job_id, status, now, result, error)
     session.commit()
     return bool(done)
+
+
+def _finished(session: Session, job_id: str, status: str, now: datetime, result: Any,
+              error: dict[str, Any] | None) -> None:
+    """What a job reaching a terminal state sets off, in the transaction that records it: the
+    metric counters and the webhook outbox (so neither counts nor announces a change rolled back)."""
+    from gradhealth.jobs import counters
+    from gradhealth.webhooks import outbox
+
+    kind, owner, started = session.execute(
+        select(JobRow.kind, JobRow.owner, JobRow.started_at).where(JobRow.id == job_id)).one()
+    start = as_utc(started)
+    codes = [f.get("code") for f in (result or {}).get("findings", [])] if isinstance(result, dict) else []
+    codes = [c for c in codes if c]
+    counters.job_finished(session, kind=kind, status=status,
+                          duration_s=(now - start).total_seconds() if start else None, codes=codes)
+    payload: dict[str, Any] = {"job_id": job_id, "kind": kind, "status": status,
+                               "result_status": result.get("status") if isinstance(result, dict) else None,
+                               "finding_codes": codes, "error": error}
+    outbox.enqueue(session, owner=owner, event="job.finished", payload=payload)
 
 
 def problem(slug: str, title: str, detail: str, status: int) -> dict[str, Any]:

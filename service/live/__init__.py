@@ -1,0 +1,1 @@
+"""Live training runs: points streamed in while a run trains, diagnosed incrementally."""
