@@ -28,6 +28,7 @@ from gradhealth.api.security import RateLimiter, exposure_guard
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
 from gradhealth.jobs.supervisor import Supervisor
 from gradhealth.settings import Settings, get_settings
+from gradhealth.ui import router as ui_router
 
 log = logging.getLogger("gradhealth.api")
 
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     problems.install(app)
     for module in (checks, jobs, reports, catalog, health):
         app.include_router(module.router)
+    app.include_router(ui_router)  # the web UI at / (gradhealth.ui)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

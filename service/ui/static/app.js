@@ -1,0 +1,532 @@
+// Gradient Health web UI: vanilla JavaScript, no framework, no build step, nothing fetched from
+// outside the service. Every piece of data comes from the API, with the key (if any) in the
+// X-API-Key header; the key lives in sessionStorage and never in a URL. Text from the API is only
+// ever set with textContent; the HTML report is shown in a sandboxed frame (no scripts).
+"use strict";
+
+(() => {
+  const ROOT = document.body.dataset.root || "/";
+  const KEYS_ON = document.body.dataset.keys === "on";
+  const KEY_STORE = "gradhealth.apiKey";
+  const MAX_STREAMS = 3; // browsers allow ~6 connections per host: leave room for the API calls
+  const MODEL_FILE = /\.(onnx|h5|hdf5|keras)$/i;
+  const ACTIVE = new Set(["queued", "running"]);
+  const RANK = { info: 1, warning: 2, error: 3 };
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    jobs: new Map(), // id -> the job summary as last seen (list, stream or submission)
+    details: new Map(), // id -> {count, worst}: a finished job's findings, fetched once
+    streams: new Map(), // id -> {close()}: the jobs watched live
+    rows: new Map(), // id -> {tr, signature}
+    order: [],
+    reportUrl: null,
+  };
+
+  // --- the API ------------------------------------------------------------------------------
+
+  function apiKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORE) || "";
+    } catch {
+      return "";
+    }
+  }
+
+  class Problem extends Error {
+    constructor(problem) {
+      super(problem.title || "Error");
+      this.problem = problem;
+    }
+  }
+
+  async function problemOf(response) {
+    let problem = { status: response.status, title: response.statusText || "Error", detail: "" };
+    try {
+      if ((response.headers.get("content-type") || "").includes("json")) {
+        problem = { ...problem, ...(await response.json()) };
+      } else {
+        problem.detail = (await response.text()).slice(0, 300);
+      }
+    } catch {
+      // an unreadable body: the status line says enough
+    }
+    const retry = response.headers.get("retry-after");
+    if (retry) problem.retry = retry;
+    return new Problem(problem);
+  }
+
+  /** fetch() against the service, with the key; a problem+json answer is thrown as a Problem. */
+  async function api(path, options = {}) {
+    const headers = new Headers(options.headers || {});
+    const key = apiKey();
+    if (key) headers.set("X-API-Key", key);
+    const response = await fetch(ROOT + path, { ...options, headers, cache: "no-store" });
+    if (!response.ok) throw await problemOf(response);
+    return response;
+  }
+
+  // --- small helpers ------------------------------------------------------------------------
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (name === "text") node.textContent = value;
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else if (value !== null && value !== undefined && value !== false) node.setAttribute(name, value);
+    }
+    node.append(...children);
+    return node;
+  }
+
+  function showProblem(error) {
+    const box = $("problem");
+    box.replaceChildren();
+    if (!error) {
+      box.hidden = true;
+      return;
+    }
+    const p = error.problem || { title: "Error", detail: String(error.message || error) };
+    box.append(el("strong", { text: `${p.status ? p.status + " " : ""}${p.title || "Error"}` }));
+    if (p.detail) box.append(": " + p.detail);
+    if (p.retry) box.append(` (retry in ${p.retry} s)`);
+    if (Array.isArray(p.errors) && p.errors.length) {
+      box.append(el("ul", {}, ...p.errors.slice(0, 20).map((e) =>
+        el("li", { text: [e.pointer || e.parameter || "", e.detail || ""].join(" ").trim() }))));
+    }
+    box.hidden = false;
+  }
+
+  async function busy(button, work) {
+    button.disabled = true;
+    showProblem(null);
+    try {
+      await work();
+    } catch (error) {
+      showProblem(error);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function age(iso) {
+    const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (!Number.isFinite(seconds)) return "";
+    if (seconds < 60) return `${Math.round(seconds)} s ago`;
+    if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+    if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+    return `${Math.round(seconds / 86400)} d ago`;
+  }
+
+  function announce(text) {
+    $("live").textContent = text;
+  }
+
+  // --- the API key --------------------------------------------------------------------------
+
+  function showKeyState() {
+    const key = apiKey();
+    $("key-state").textContent = key
+      ? "a key is set for this tab"
+      : KEYS_ON ? "this service needs a key" : "keys are off on this service";
+  }
+
+  function mayCall() {
+    return !KEYS_ON || apiKey() !== "";
+  }
+
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = $("api-key").value.trim();
+    try {
+      if (value) sessionStorage.setItem(KEY_STORE, value);
+      else sessionStorage.removeItem(KEY_STORE);
+    } catch {
+      showProblem(new Error("this browser does not allow session storage: the key cannot be kept"));
+    }
+    $("api-key").value = "";
+    resetJobs();
+    showKeyState();
+    start();
+  });
+
+  $("key-forget").addEventListener("click", () => {
+    try {
+      sessionStorage.removeItem(KEY_STORE);
+    } catch {
+      // nothing stored
+    }
+    resetJobs();
+    showKeyState();
+    start();
+  });
+
+  // --- examples and submissions -------------------------------------------------------------
+
+  async function loadExamples() {
+    const data = await (await api("ui/examples")).json();
+    $("examples").replaceChildren(...data.items.map((example) => el("li", {},
+      el("button", {
+        type: "button", "data-example": example.name, "aria-pressed": "false",
+        title: example.description, text: example.name,
+        onclick: (event) => {
+          $("spec").value = example.spec;
+          for (const b of $("examples").querySelectorAll("button")) b.setAttribute("aria-pressed", "false");
+          event.currentTarget.setAttribute("aria-pressed", "true");
+          announce(`Example ${example.name} loaded into the spec`);
+        },
+      }))));
+  }
+
+  $("spec-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy($("spec-submit"), async () => {
+      const text = $("spec").value;
+      const type = /^\s*[{[]/.test(text) ? "application/json" : "application/yaml";
+      const response = await api("v1/checks/architecture",
+        { method: "POST", body: text, headers: { "Content-Type": type } });
+      submitted(await response.json());
+    });
+  });
+
+  $("upload-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const button = event.currentTarget.querySelector("button[type=submit]");
+    busy(button, async () => {
+      const file = $("upload-file").files[0];
+      if (!file) throw new Error("choose a file first");
+      const form = new FormData();
+      form.append("file", file, file.name);
+      const path = MODEL_FILE.test(file.name) ? "v1/checks/model" : "v1/checks/logs";
+      submitted(await (await api(path, { method: "POST", body: form })).json());
+      $("upload-file").value = "";
+    });
+  });
+
+  function submitted(job) {
+    update(job);
+    if (!state.order.includes(job.id)) state.order.unshift(job.id);
+    render();
+    announce(`Job ${job.id.slice(0, 8)} ${job.status}`);
+    if (ACTIVE.has(job.status)) watch(job.id);
+  }
+
+  // --- the job list -------------------------------------------------------------------------
+
+  function update(job) {
+    const known = state.jobs.get(job.id) || {};
+    state.jobs.set(job.id, { ...known, ...job });
+    if (job.result && !state.details.has(job.id)) state.details.set(job.id, findingsOf(job.result));
+  }
+
+  function findingsOf(result) {
+    const findings = (result && result.findings) || [];
+    let worst = null;
+    for (const f of findings) if (!worst || (RANK[f.severity] || 0) > (RANK[worst] || 0)) worst = f.severity;
+    return { count: findings.length, worst, status: result && result.status };
+  }
+
+  async function refreshJobs() {
+    if (!mayCall()) return;
+    try {
+      const page = await (await api("v1/jobs?limit=50")).json();
+      const seen = new Set();
+      for (const job of page.items) {
+        seen.add(job.id);
+        // A watched job's stream is fresher than the list only while the job is still active.
+        const watched = state.streams.has(job.id) && ACTIVE.has(job.status);
+        if (!watched) update(job);
+      }
+      state.order = page.items.map((job) => job.id);
+      for (const id of [...state.jobs.keys()]) if (!seen.has(id)) forget(id);
+      $("jobs-state").textContent = page.next_cursor ? "showing the newest 50" : "";
+      render();
+      for (const job of page.items) {
+        if (job.status === "succeeded" && !state.details.has(job.id)) loadDetails(job.id);
+      }
+    } catch (error) {
+      showProblem(error);
+    }
+  }
+
+  async function loadDetails(id) {
+    state.details.set(id, null); // asked once
+    try {
+      const job = await (await api(`v1/jobs/${encodeURIComponent(id)}`)).json();
+      state.details.set(id, findingsOf(job.result));
+      render();
+    } catch (error) {
+      state.details.delete(id);
+      if (!(error.problem && error.problem.status === 404)) showProblem(error);
+    }
+  }
+
+  function forget(id) {
+    const stream = state.streams.get(id);
+    if (stream) stream.close();
+    state.streams.delete(id);
+    state.jobs.delete(id);
+    state.details.delete(id);
+    const row = state.rows.get(id);
+    if (row) row.tr.remove();
+    state.rows.delete(id);
+    state.order = state.order.filter((x) => x !== id);
+  }
+
+  function resetJobs() {
+    for (const id of [...state.jobs.keys()]) forget(id);
+    render();
+  }
+
+  function statusCell(job) {
+    const cell = el("td", { "data-label": "Status" },
+      el("span", { class: `status ${job.status}`, text: job.status }));
+    if (ACTIVE.has(job.status)) {
+      const fraction = (job.progress && job.progress.fraction) || 0;
+      const stage = (job.progress && job.progress.stage) || "";
+      cell.append(" ", el("progress", {
+        max: "1", value: String(fraction), "aria-label": `progress of job ${job.id.slice(0, 8)}`,
+      }), el("span", { class: "stage", text: `${Math.round(fraction * 100)}%${stage ? " " + stage : ""}` }));
+    } else if (job.result_status) {
+      cell.append(el("span", { class: "stage", text: `diagnosis: ${job.result_status}` }));
+    }
+    return cell;
+  }
+
+  function findingsCell(job) {
+    const details = state.details.get(job.id);
+    if (job.status !== "succeeded" || !details) return el("td", { "data-label": "Findings", text: "-" });
+    if (!details.count) return el("td", { "data-label": "Findings", class: "findings", text: "none" });
+    return el("td", { "data-label": "Findings", class: "findings" },
+      `${details.count} `, el("span", { class: `sev-${details.worst}`, text: `(worst: ${details.worst})` }));
+  }
+
+  function actionsCell(job) {
+    const short = job.id.slice(0, 8);
+    const buttons = [];
+    if (job.status === "succeeded") {
+      buttons.push(el("button", { type: "button", "data-action": "report", "aria-label": `Open the report of job ${short}`,
+        text: "Report", onclick: (e) => busy(e.currentTarget, () => openReport(job.id)) }));
+    }
+    if (ACTIVE.has(job.status) && !state.streams.has(job.id)) {
+      buttons.push(el("button", { type: "button", class: "secondary", "data-action": "watch",
+        "aria-label": `Watch job ${short} live`, text: "Watch", onclick: () => watch(job.id, true) }));
+    }
+    const verb = ACTIVE.has(job.status) ? "Cancel" : "Delete";
+    buttons.push(el("button", { type: "button", class: "secondary", "data-action": "delete",
+      "aria-label": `${verb} job ${short}`, text: verb,
+      onclick: (e) => busy(e.currentTarget, () => removeJob(job.id)) }));
+    return el("td", { class: "actions" }, ...buttons);
+  }
+
+  function row(job) {
+    return el("tr", { "data-job-id": job.id, "data-status": job.status },
+      el("td", { "data-label": "Job" }, el("code", { title: job.id, text: job.id.slice(0, 8) })),
+      el("td", { "data-label": "Kind", text: job.kind }),
+      statusCell(job),
+      el("td", { "data-label": "Age", "data-created": job.created_at, text: age(job.created_at) }),
+      findingsCell(job),
+      actionsCell(job));
+  }
+
+  function render() {
+    const tbody = $("jobs").tBodies[0];
+    let previous = null;
+    for (const id of state.order) {
+      const job = state.jobs.get(id);
+      if (!job) continue;
+      const details = state.details.get(id);
+      const signature = JSON.stringify([job.status, job.progress, job.result_status, details,
+        state.streams.has(id)]);
+      let entry = state.rows.get(id);
+      if (!entry || entry.signature !== signature) {
+        const tr = row(job);
+        if (entry) entry.tr.replaceWith(tr);
+        entry = { tr, signature };
+        state.rows.set(id, entry);
+      }
+      // keep the rows in the list's order (newest first)
+      const want = previous ? previous.nextSibling : tbody.firstChild;
+      if (want !== entry.tr) tbody.insertBefore(entry.tr, want);
+      previous = entry.tr;
+    }
+    $("jobs-empty").hidden = state.order.length > 0;
+  }
+
+  async function removeJob(id) {
+    const response = await api(`v1/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+    if (response.status === 204) {
+      forget(id);
+      render();
+      announce(`Job ${id.slice(0, 8)} deleted`);
+    } else {
+      update(await response.json()); // cancelled (200) or asked to stop (202)
+      render();
+    }
+    if ($("report-section").dataset.job === id && response.status === 204) closeReport();
+  }
+
+  // --- live progress (Server-Sent Events) -----------------------------------------------------
+
+  function onProgress(data) {
+    update({ id: data.id, status: data.status, progress: data.progress, attempts: data.attempts });
+    render();
+    const p = data.progress || {};
+    announce(`Job ${data.id.slice(0, 8)}: ${data.status} ${Math.round((p.fraction || 0) * 100)}% ${p.stage || ""}`);
+  }
+
+  function onDone(data) {
+    state.streams.delete(data.id);
+    if (data.status === "deleted") {
+      forget(data.id);
+    } else {
+      update(data);
+      announce(`Job ${data.id.slice(0, 8)} ${data.status}`);
+    }
+    render();
+  }
+
+  /** Watches a job: EventSource without a key; with one, fetch() and a streaming reader, since
+   *  EventSource cannot send the key header (and the key must never go in the URL). */
+  function watch(id, asked = false) {
+    if (state.streams.has(id)) return;
+    if (state.streams.size >= MAX_STREAMS) {
+      if (asked) showProblem(new Error(`already watching ${MAX_STREAMS} jobs live; the others refresh every few seconds`));
+      return;
+    }
+    const url = `v1/jobs/${encodeURIComponent(id)}/events`;
+    if (!apiKey()) {
+      const source = new EventSource(ROOT + url);
+      source.addEventListener("progress", (e) => onProgress(JSON.parse(e.data)));
+      source.addEventListener("done", (e) => {
+        source.close();
+        onDone(JSON.parse(e.data));
+      });
+      source.addEventListener("error", () => {
+        // It reconnects by itself (with Last-Event-ID); closed for good, the list polling takes over.
+        if (source.readyState === EventSource.CLOSED) {
+          state.streams.delete(id);
+          render();
+        }
+      });
+      state.streams.set(id, { close: () => source.close() });
+    } else {
+      const control = new AbortController();
+      state.streams.set(id, { close: () => control.abort() });
+      streamEvents(url, control.signal)
+        .catch((error) => {
+          if (error.name !== "AbortError") showProblem(error);
+        })
+        .finally(() => {
+          if (state.streams.get(id) && !control.signal.aborted) {
+            state.streams.delete(id);
+            render();
+          }
+        });
+    }
+    render();
+  }
+
+  async function streamEvents(url, signal) {
+    let lastId = "";
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const headers = { Accept: "text/event-stream" };
+      if (lastId) headers["Last-Event-ID"] = lastId;
+      const response = await api(url, { headers, signal });
+      if (response.status === 204) return; // the final event was seen: nothing more will come
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = { name: "message", data: [] };
+          for (const line of block.split("\n")) {
+            if (!line || line.startsWith(":")) continue;
+            const colon = line.indexOf(":");
+            const field = colon < 0 ? line : line.slice(0, colon);
+            const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+            if (field === "id") lastId = text;
+            else if (field === "event") event.name = text;
+            else if (field === "data") event.data.push(text);
+          }
+          if (!event.data.length) continue;
+          const data = JSON.parse(event.data.join("\n"));
+          if (event.name === "progress") onProgress(data);
+          if (event.name === "done") {
+            onDone(data);
+            return;
+          }
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // dropped: resume after lastId
+    }
+  }
+
+  // --- the report ---------------------------------------------------------------------------
+
+  async function openReport(id) {
+    const response = await api(`v1/jobs/${encodeURIComponent(id)}/report?format=html`,
+      { headers: { Accept: "text/html" } });
+    const html = await response.text();
+    const section = $("report-section");
+    section.dataset.job = id;
+    $("report-h").textContent = `Report of job ${id.slice(0, 8)}`;
+    $("report").srcdoc = html; // sandboxed: the report's markup and styles, never a script
+    if (state.reportUrl) URL.revokeObjectURL(state.reportUrl);
+    state.reportUrl = URL.createObjectURL(new Blob([html], { type: "text/html" }));
+    $("report-save").href = state.reportUrl;
+    $("report-save").download = `gradhealth-${id}.html`;
+    section.hidden = false;
+    section.scrollIntoView({ block: "start" });
+  }
+
+  function closeReport() {
+    const section = $("report-section");
+    section.hidden = true;
+    delete section.dataset.job;
+    $("report").srcdoc = "";
+    if (state.reportUrl) URL.revokeObjectURL(state.reportUrl);
+    state.reportUrl = null;
+  }
+
+  $("report-close").addEventListener("click", closeReport);
+  $("jobs-refresh").addEventListener("click", (e) => busy(e.currentTarget, refreshJobs));
+
+  // --- start --------------------------------------------------------------------------------
+
+  async function start() {
+    showKeyState();
+    if (!mayCall()) {
+      showProblem(new Error("this service needs an API key: enter it above (it is kept in this tab only)"));
+      return;
+    }
+    showProblem(null);
+    try {
+      if (!$("examples").children.length) await loadExamples();
+    } catch (error) {
+      showProblem(error);
+    }
+    await refreshJobs();
+    for (const id of state.order) {
+      const job = state.jobs.get(id);
+      if (job && ACTIVE.has(job.status)) watch(id);
+    }
+  }
+
+  // Jobs not watched live: the list refreshes while any is active; ages tick.
+  setInterval(() => {
+    if (document.hidden || !mayCall()) return;
+    const active = [...state.jobs.values()].some((j) => ACTIVE.has(j.status) && !state.streams.has(j.id));
+    if (active) refreshJobs();
+  }, 3000);
+  setInterval(() => {
+    for (const cell of document.querySelectorAll("td[data-created]")) cell.textContent = age(cell.dataset.created);
+  }, 5000);
+
+  start();
+})();
