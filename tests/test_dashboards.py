@@ -22,6 +22,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from gradhealth.jobs import store
 from tests.api.helpers import TINY, running_app, settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,16 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str] | N
     """Sample name -> label names seen (None: the family has no sample yet in this app)."""
     with running_app(settings_for(tmp_path_factory.mktemp("metrics"), workers=0)) as api:
         assert api.post("/v1/checks/architecture", json=TINY).status_code == 202  # stays queued
+        # One cancelled and one finished with a finding, so that the job counters have samples
+        # and the label names the dashboard matches on are checked too.
+        cancelled = api.post("/v1/checks/architecture", json={**TINY, "seeds": 2}).json()["id"]
+        assert api.delete(f"/v1/jobs/{cancelled}").status_code in (200, 202, 204)
+        api.post("/v1/checks/architecture", json={**TINY, "seeds": 3})
+        with api.app.state.sessions() as session:
+            job = store.claim(session, worker_id="w", lease_s=60)
+            assert job is not None
+            assert store.finish(session, job_id=job.id, worker_id="w", status="succeeded",
+                                result={"findings": [{"code": "vanishing_gradient"}]})
         api.get("/livez")
         text = api.get("/metrics").text
     out: dict[str, set[str] | None] = {}
@@ -131,8 +142,8 @@ def test_dashboard_queries_only_metrics_the_service_exports(exported):
     exprs = dashboard_exprs()
     used = check_names(exprs, exported)
     # What the dashboard is for: throughput and latency, queue depth, worker health, findings.
-    assert {"gradhealth_job_duration_seconds_count", "gradhealth_job_duration_seconds_bucket",
-            "gradhealth_queue_depth", "gradhealth_jobs", "gradhealth_findings",
+    assert {"gradhealth_jobs_finished_total", "gradhealth_job_duration_seconds_bucket",
+            "gradhealth_queue_depth", "gradhealth_jobs", "gradhealth_findings_total",
             "gradhealth_http_requests_total"} <= used
 
 

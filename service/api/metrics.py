@@ -1,60 +1,88 @@
-"""Prometheus metrics: HTTP requests (counted in this process) and job figures (read from the job
-table at scrape time, so they are right however many API and worker processes there are)."""
+"""Prometheus metrics: HTTP requests (counted in this process) and job figures, read from the
+database at scrape time so they are right however many API and worker processes there are.
+
+A scrape costs the same at any history size: the finished-job figures come from the small
+``counters`` table that a job's terminal transition updates (gradhealth.jobs.counters), and the
+queue and running figures are indexed counts over the non-terminal statuses only
+(``ix_jobs_status_created``). Two statements, a few dozen rows, never the whole job table."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gradhealth.db.models import JobRow
-from gradhealth.jobs import store
+from gradhealth.jobs import counters
+from gradhealth.jobs.counters import DURATION_BUCKETS
 
-DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+__all__ = ["DURATION_BUCKETS", "JobCollector", "Metrics", "route_label"]
+
+#: The statuses a job is counted in while it is not finished (a gauge, read from the job table).
+ACTIVE = ("queued", "running")
 
 
 class JobCollector(Collector):
+    """Job figures: ``gradhealth_jobs{kind,status}`` (queued and running jobs now),
+    ``gradhealth_queue_depth``, ``gradhealth_jobs_finished_total{kind,status}``,
+    ``gradhealth_job_duration_seconds{kind}`` (histogram) and ``gradhealth_findings_total{code}``."""
+
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self.factory = factory
 
-    def collect(self):  # noqa: ANN201 - prometheus_client's protocol
+    def collect(self) -> Iterator[Metric]:
         with self.factory() as session:
-            counts = store.counts(session)
-            finished = session.execute(select(JobRow.kind, JobRow.started_at, JobRow.finished_at).where(
-                JobRow.status.in_(("succeeded", "failed")), JobRow.started_at.is_not(None))).all()
-            codes = session.scalars(select(JobRow.finding_codes).where(JobRow.finding_codes.is_not(None))).all()
-        jobs = GaugeMetricFamily("gradhealth_jobs", "Jobs by kind and status", labels=["kind", "status"])
-        for (kind, status), n in sorted(counts.items()):
+            # The IN over the two non-terminal statuses is a range of ix_jobs_status_created:
+            # it reads the queued and running rows only, however many jobs have finished.
+            active = session.execute(
+                select(JobRow.kind, JobRow.status, func.count()).where(JobRow.status.in_(ACTIVE))
+                .group_by(JobRow.kind, JobRow.status)).all()
+            samples = counters.read(session)
+        jobs = GaugeMetricFamily("gradhealth_jobs", "Jobs queued or running now, by kind and status",
+                                 labels=["kind", "status"])
+        for kind, status, n in sorted(active):
             jobs.add_metric([kind, status], n)
         yield jobs
         depth = GaugeMetricFamily("gradhealth_queue_depth", "Jobs waiting for a worker")
-        depth.add_metric([], sum(n for (_, status), n in counts.items() if status == "queued"))
+        depth.add_metric([], sum(n for _, status, n in active if status == "queued"))
         yield depth
-        hist = HistogramMetricFamily("gradhealth_job_duration_seconds", "Run time of finished jobs", labels=["kind"])
-        by_kind: dict[str, list[float]] = {}
-        for kind, started, ended in finished:
-            start, end = store.as_utc(started), store.as_utc(ended)
-            if start is None or end is None:  # a finished job has both; a row mid-update may not yet
-                continue
-            by_kind.setdefault(kind, []).append((end - start).total_seconds())
-        for kind, values in sorted(by_kind.items()):
-            buckets = [(str(b), sum(1 for v in values if v <= b)) for b in DURATION_BUCKETS]
-            buckets.append(("+Inf", len(values)))
-            hist.add_metric([kind], buckets, sum(values))
+
+        finished = CounterMetricFamily("gradhealth_jobs_finished", "Jobs that reached a terminal "
+                                       "status, by kind and status", labels=["kind", "status"])
+        findings = CounterMetricFamily("gradhealth_findings", "Findings in finished diagnoses, by code",
+                                       labels=["code"])
+        buckets: dict[str, dict[float, float]] = {}
+        sums: dict[str, float] = {}
+        for s in samples:
+            if s.name == counters.FINISHED:
+                finished.add_metric([s.labels["kind"], s.labels["status"]], s.value)
+            elif s.name == counters.FINDINGS:
+                findings.add_metric([s.labels["code"]], s.value)
+            elif s.name == counters.DURATION_BUCKET:
+                buckets.setdefault(s.labels["kind"], {})[float(s.labels["le"])] = s.value
+            elif s.name == counters.DURATION_SUM:
+                sums[s.labels["kind"]] = s.value
+        yield finished
+        hist = HistogramMetricFamily("gradhealth_job_duration_seconds",
+                                     "Run time of jobs that ended succeeded or failed", labels=["kind"])
+        for kind, per_bound in sorted(buckets.items()):
+            # Stored per bucket, exposed cumulative: each bound counts every job at or below it.
+            cumulative = [(str(b), sum(n for le, n in per_bound.items() if le <= b))
+                          for b in DURATION_BUCKETS]
+            cumulative.append(("+Inf", sum(per_bound.values())))
+            hist.add_metric([kind], cumulative, sums.get(kind, 0.0))
         yield hist
-        findings = GaugeMetricFamily("gradhealth_findings", "Findings in stored diagnoses, by code", labels=["code"])
-        tally: dict[str, int] = {}
-        for joined in codes:
-            for code in filter(None, (joined or "").split(",")):
-                tally[code] = tally.get(code, 0) + 1
-        for code, n in sorted(tally.items()):
-            findings.add_metric([code], n)
         yield findings
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -56,3 +57,40 @@ class JobRow(Base):
     result_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     finding_codes: Mapped[str | None] = mapped_column(Text, nullable=True)  # comma-separated, for metrics
     error: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+
+
+class WebhookRow(Base):
+    """A URL one API key's owner wants called, signed with ``secret``, on the ``events`` it names."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_owner", "owner"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(255))  # kept as given: the deliverer signs with it
+    events: Mapped[Any] = mapped_column(JSON)  # list of event names
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one webhook and its delivery attempts (gradhealth.webhooks.deliver)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_created", "webhook_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(32), ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[Any] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the last HTTP status
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

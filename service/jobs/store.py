@@ -209,6 +209,8 @@ def cancel_or_delete(session: Session, job_id: str) -> str | None:
     )
     for outcome, statement in steps:
         done = _dml(session, statement).rowcount
+        if done and outcome == "cancelled":  # a queued job ends here: counted in the same commit
+            _finished(session, job_id, "cancelled", now, None, None)
         session.commit()
         if done:
             return outcome
@@ -240,9 +242,12 @@ def reap_expired(session: Session) -> int:
             values = dict(status="queued", stage=f"requeued after worker {lease_owner} was lost",
                           lease_owner=None, lease_expires_at=None, progress=0.0)
         # Re-check the lease in the write: a heartbeat that landed meanwhile keeps the job.
-        changed += _dml(session, update(JobRow).where(
+        done = _dml(session, update(JobRow).where(
             JobRow.id == job_id, JobRow.status == "running", JobRow.lease_owner == lease_owner,
             JobRow.lease_expires_at < now).values(updated_at=now, **values)).rowcount
+        if done and values["status"] in TERMINAL:
+            _finished(session, job_id, values["status"], now, None, values.get("error"))
+        changed += done
     session.commit()
     return changed
 
@@ -270,6 +275,8 @@ def requeue_stopped(session: Session, *, job_id: str, worker_id: str) -> bool:
     if not done:
         done = _dml(session, update(JobRow).where(*mine, JobRow.cancel_requested.is_(True)).values(
             status="cancelled", stage="cancelled", finished_at=now, **freed)).rowcount
+        if done:
+            _finished(session, job_id, "cancelled", now, None, None)
     session.commit()
     return bool(done)
 

@@ -30,7 +30,7 @@ def test_metrics_in_prometheus_format(api):
     text = api.get("/metrics").text
     assert 'gradhealth_http_requests_total{method="POST",route="/v1/checks/architecture"' in text
     assert "gradhealth_http_request_duration_seconds_bucket" in text
-    assert 'gradhealth_jobs{kind="architecture",status="succeeded"}' in text
+    assert 'gradhealth_jobs_finished_total{kind="architecture",status="succeeded"}' in text
     assert "gradhealth_queue_depth" in text
     assert 'gradhealth_job_duration_seconds_count{kind="architecture"}' in text
 
@@ -39,7 +39,7 @@ def test_findings_by_code_are_counted(api):
     from tests.api.helpers import VANISHING
 
     api.post("/v1/checks/architecture?wait=60", json=VANISHING)
-    assert 'gradhealth_findings{code="vanishing_gradient"}' in api.get("/metrics").text
+    assert 'gradhealth_findings_total{code="vanishing_gradient"}' in api.get("/metrics").text
 
 
 def test_openapi_documents_the_public_surface(idle_api):
