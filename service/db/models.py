@@ -59,6 +59,17 @@ class JobRow(Base):
     error: Mapped[Any | None] = mapped_column(JSON, nullable=True)
 
 
+class CounterRow(Base):
+    """One metric counter (a name and its labels as canonical JSON), only ever increased, in the
+    transaction that finishes a job (gradhealth.jobs.counters): /metrics reads these few rows."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 class WebhookRow(Base):
     """A URL one API key's owner wants called, signed with ``secret``, on the ``events`` it names."""
 
