@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     worker_max_gpu_bytes: int = Field(
         1 << 30, ge=0, description="a worker process whose CUDA caching allocator still holds more than this "
                                    "after a job (memory the job did not give back) is replaced; 0: never")
+    webhooks_allow_private: bool = Field(
+        False, description="let webhooks call private, loopback, link-local and other non-public "
+                           "addresses (off: a webhook cannot be used to reach internal services)")
+    webhooks_deliver: bool = Field(True, description="run the webhook deliverer in this process (a "
+                                                     "thread of the API; several processes may run one)")
+    webhook_max_attempts: int = Field(8, ge=1, description="delivery attempts before a delivery is failed")
+    webhook_base_delay_s: float = Field(15.0, gt=0, description="delay before the first retry; doubles "
+                                                                "with each attempt, with jitter")
+    webhook_max_delay_s: float = Field(3600.0, gt=0, description="cap on the delay between attempts")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="time limit of one delivery attempt")
+    webhook_poll_s: float = Field(1.0, gt=0, description="how often the deliverer looks for due deliveries")
 
     @field_validator("api_keys")
     @classmethod

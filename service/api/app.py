@@ -24,6 +24,8 @@ from gradhealth.analysis.spec import Spec
 from gradhealth.api import problems
 from gradhealth.api.metrics import Metrics, route_label
 from gradhealth.api.routers import catalog, checks, health, jobs, reports
+from gradhealth.api.routers import runs as run_routes
+from gradhealth.api.routers import webhooks as webhook_routes
 from gradhealth.api.security import RateLimiter, exposure_guard
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
 from gradhealth.jobs.supervisor import Supervisor
@@ -101,9 +103,16 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
             app.state.supervisor = Supervisor(settings.database_url, processes=settings.workers,
                                               lease_s=settings.lease_s, settings=settings)
             app.state.supervisor.start()
+        if settings.webhooks_deliver:  # the outbox's deliverer; safe to run in several processes
+            from gradhealth.webhooks.deliver import Deliverer
+
+            app.state.deliverer = Deliverer(sessions, settings)
+            app.state.deliverer.start()
         try:
             yield
         finally:
+            if app.state.deliverer is not None:
+                app.state.deliverer.stop()
             if app.state.supervisor is not None:
                 app.state.supervisor.stop()
             engine.dispose()
@@ -116,11 +125,12 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.supervisor = None
+    app.state.deliverer = None
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     app.state.metrics = Metrics(sessions)
     problems.install(app)
-    for module in (checks, jobs, reports, catalog, health):
+    for module in (checks, jobs, reports, catalog, health, webhook_routes, run_routes):
         app.include_router(module.router)
     app.include_router(ui_router)  # the web UI at / (gradhealth.ui)
 

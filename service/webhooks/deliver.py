@@ -1,0 +1,230 @@
+"""The deliverer: takes due deliveries from the outbox and POSTs them, signed, to their webhooks.
+
+Each delivery is claimed with a compare-and-set update (``... WHERE id = ? AND status = 'pending'
+AND attempts = <seen> AND next_attempt_at <= now``) that also counts the attempt and pushes
+``next_attempt_at`` past the attempt's lease, so several deliverers (threads, processes, hosts)
+never send one attempt twice, and a deliverer that dies mid-attempt leaves the delivery due again
+once the lease runs out. Its outcome is recorded only by the claimer of that attempt.
+
+A 2xx answer is delivered; anything else (3xx included: redirects are never followed) is retried
+after ``base * 2**(attempt-1)`` seconds (capped, with jitter) until ``webhook_max_attempts``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session, sessionmaker
+
+from gradhealth import __version__
+from gradhealth.db.models import WebhookDeliveryRow, WebhookRow
+from gradhealth.settings import Settings
+from gradhealth.webhooks.addresses import Resolver, UrlRefused, parse, pin
+
+log = logging.getLogger("gradhealth.webhooks")
+
+EVENT_HEADER = "X-Gradhealth-Event"
+DELIVERY_HEADER = "X-Gradhealth-Delivery"
+TIMESTAMP_HEADER = "X-Gradhealth-Timestamp"
+SIGNATURE_HEADER = "X-Gradhealth-Signature"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature header's value: ``sha256=`` and the hex HMAC-SHA256 of ``{timestamp}.{body}``."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def body_of(delivery_id: str, webhook_id: str, event: str, created_at: datetime, payload: Any) -> bytes:
+    """The JSON a delivery sends (the same bytes at every attempt)."""
+    created = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    envelope = {"id": delivery_id, "event": event, "webhook_id": webhook_id,
+                "created_at": created.isoformat().replace("+00:00", "Z"), "data": payload}
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
+    """The wait after failed attempt number ``attempt`` (1-based): ``base * 2**(attempt-1)``, capped at
+    ``max_s``, of which a random half is waited ("equal jitter": retries of many deliveries that failed
+    together spread out, yet each wait still grows exponentially)."""
+    delay = min(max_s, base_s * 2.0 ** (attempt - 1))
+    return delay / 2 + (rng or random).uniform(0, delay / 2)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivered: bool
+    http_status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: str
+    attempt: int
+    webhook_id: str
+    event: str
+    payload: Any
+    created_at: datetime
+    url: str
+    secret: str
+
+
+def _dml(session: Session, statement: Any) -> CursorResult[Any]:
+    return cast("CursorResult[Any]", session.execute(statement))
+
+
+class Deliverer:
+    """Delivers due webhook deliveries, one at a time, in a background thread or by :meth:`run_once`."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings, *,
+                 resolve: Resolver | None = None) -> None:
+        """``resolve``: the resolver used at delivery time (default: the system's)."""
+        self.sessions = sessions
+        self.settings = settings
+        self.resolve = resolve
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # No proxies from the environment (a proxy would connect where it likes, not to the
+        # checked address), no redirects, and a short limit on every phase of an attempt.
+        self._client = httpx.Client(trust_env=False, follow_redirects=False,
+                                    timeout=httpx.Timeout(settings.webhook_timeout_s))
+
+    @property
+    def lease_s(self) -> float:
+        """How long a claimed attempt is ours: resolution and the request, with room to record."""
+        return 2 * self.settings.webhook_timeout_s + 30
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run in a daemon thread until :meth:`stop`."""
+        self._thread = threading.Thread(target=self._loop, name="gradhealth-webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._client.close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once() > 0
+            except Exception:  # noqa: BLE001 - a database hiccup must not end deliveries for good
+                log.exception("webhook deliverer: a round failed")
+                busy = False
+            if not busy:
+                self._stop.wait(self.settings.webhook_poll_s)
+
+    def run_once(self, limit: int = 20) -> int:
+        """Deliver up to ``limit`` due deliveries; returns how many attempts were made."""
+        done = 0
+        while done < limit and not self._stop.is_set():
+            claimed = self._claim()
+            if claimed is None:
+                break
+            outcome = self.attempt(claimed)
+            self._record(claimed, outcome)
+            done += 1
+        return done
+
+    # --- steps -------------------------------------------------------------------------------------
+
+    def _claim(self) -> _Claimed | None:
+        """Take one due delivery (compare-and-set), or None when none is due."""
+        with self.sessions() as session:
+            for _ in range(5):  # lost races: try the next candidate
+                now = utcnow()
+                candidate = session.execute(
+                    select(WebhookDeliveryRow.id, WebhookDeliveryRow.attempts)
+                    .where(WebhookDeliveryRow.status == "pending", WebhookDeliveryRow.next_attempt_at <= now)
+                    .order_by(WebhookDeliveryRow.next_attempt_at).limit(1)).first()
+                session.rollback()
+                if candidate is None:
+                    return None
+                delivery_id, seen = candidate
+                won = _dml(session, update(WebhookDeliveryRow).where(
+                    WebhookDeliveryRow.id == delivery_id, WebhookDeliveryRow.status == "pending",
+                    WebhookDeliveryRow.attempts == seen, WebhookDeliveryRow.next_attempt_at <= now,
+                ).values(attempts=seen + 1, next_attempt_at=now + timedelta(seconds=self.lease_s))).rowcount
+                session.commit()
+                if not won:
+                    continue
+                row = session.execute(
+                    select(WebhookDeliveryRow.event, WebhookDeliveryRow.payload, WebhookDeliveryRow.created_at,
+                           WebhookRow.id, WebhookRow.url, WebhookRow.secret)
+                    .join(WebhookRow, WebhookRow.id == WebhookDeliveryRow.webhook_id)
+                    .where(WebhookDeliveryRow.id == delivery_id)).first()
+                session.rollback()
+                if row is None:  # its webhook was deleted meanwhile
+                    continue
+                event, payload, created_at, webhook_id, url, secret = row
+                return _Claimed(delivery_id, seen + 1, webhook_id, event, payload, created_at, url, secret)
+        return None
+
+    def attempt(self, claimed: _Claimed) -> Outcome:
+        """One POST of ``claimed`` to the address its host resolves to now, once that is checked."""
+        try:
+            target = parse(claimed.url)
+            address = pin(target, allow_private=self.settings.webhooks_allow_private, resolve=self.resolve)
+        except UrlRefused as refused:
+            return Outcome(False, None, f"refused: {refused}")
+        body = body_of(claimed.id, claimed.webhook_id, claimed.event, claimed.created_at, claimed.payload)
+        timestamp = str(int(time.time()))
+        headers = {"Host": target.host_header, "Content-Type": "application/json",
+                   "User-Agent": f"gradhealth-webhooks/{__version__}", EVENT_HEADER: claimed.event,
+                   DELIVERY_HEADER: claimed.id, TIMESTAMP_HEADER: timestamp,
+                   SIGNATURE_HEADER: sign(claimed.secret, timestamp, body)}
+        # Connect to the checked address itself; Host and (for https) SNI and the certificate
+        # check still use the URL's name, so TLS verifies the server that was meant.
+        shown = f"[{address}]" if address.version == 6 else str(address)
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        try:
+            with self._client.stream("POST", f"{target.scheme}://{shown}:{target.port}{target.path}",
+                                     content=body, headers=headers, extensions=extensions) as response:
+                status = response.status_code  # the body is never read: a receiver cannot flood us
+        except httpx.HTTPError as exc:
+            return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
+        if 200 <= status < 300:
+            return Outcome(True, status, None)
+        if 300 <= status < 400:
+            return Outcome(False, status, f"HTTP {status}: redirects are not followed; register the final URL")
+        return Outcome(False, status, f"HTTP {status}")
+
+    def _record(self, claimed: _Claimed, outcome: Outcome) -> None:
+        """The attempt's outcome, written only while the attempt is still ours (its count unchanged)."""
+        now = utcnow()
+        values: dict[str, Any] = {"last_status": outcome.http_status, "last_error": outcome.error}
+        if outcome.delivered:
+            values.update(status="delivered", delivered_at=now, next_attempt_at=None)
+        elif claimed.attempt >= self.settings.webhook_max_attempts:
+            values.update(status="failed", next_attempt_at=None)
+        else:
+            wait = backoff_s(claimed.attempt, self.settings.webhook_base_delay_s,
+                             self.settings.webhook_max_delay_s)
+            values.update(next_attempt_at=now + timedelta(seconds=wait))
+        with self.sessions() as session:
+            _dml(session, update(WebhookDeliveryRow).where(
+                WebhookDeliveryRow.id == claimed.id, WebhookDeliveryRow.status == "pending",
+                WebhookDeliveryRow.attempts == claimed.attempt).values(**values))
+            session.commit()
+        if not outcome.delivered:
+            log.info("webhook delivery %s attempt %d: %s", claimed.id, claimed.attempt, outcome.error)
