@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(10.0, gt=0, description="time limit of one delivery attempt")
     webhook_poll_s: float = Field(1.0, gt=0, description="how often the deliverer looks for due deliveries")
 
+    run_max_batch_points: int = Field(10_000, ge=1, description="points one POST /v1/runs/{id}/points may carry "
+                                                              "(422 above)")
+    run_max_points: int = Field(10_000_000, ge=1, description="points one live run may hold (413 beyond)")
+    run_gauge_limit: int = Field(50, ge=0, description="active live runs (the most recently updated) that get "
+                                                      "per-run gauges on /metrics")
+
     @field_validator("api_keys")
     @classmethod
     def _keys_well_formed(cls, value: str) -> str:

@@ -24,6 +24,7 @@ from gradhealth.analysis.spec import Spec
 from gradhealth.api import problems
 from gradhealth.api.metrics import Metrics, route_label
 from gradhealth.api.routers import catalog, checks, health, jobs, reports
+from gradhealth.api.routers import runs as run_routes
 from gradhealth.api.routers import webhooks as webhook_routes
 from gradhealth.api.security import RateLimiter, exposure_guard
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
@@ -129,7 +130,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     app.state.metrics = Metrics(sessions)
     problems.install(app)
-    for module in (checks, jobs, reports, catalog, health, webhook_routes):
+    for module in (checks, jobs, reports, catalog, health, webhook_routes, run_routes):
         app.include_router(module.router)
     app.include_router(ui_router)  # the web UI at / (gradhealth.ui)
 

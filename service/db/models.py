@@ -7,15 +7,18 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -105,3 +108,59 @@ class WebhookDeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RunRow(Base):
+    """A live training run: its points are in ``run_points``; the rest is its current state, each
+    change bumping ``version`` (the compare-and-set appends and the in-process state cache key on it)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_owner_created", "owner", "created_at"),
+        Index("ix_runs_status_updated", "status", "updated_at"),
+        # One active run of a name per key: the recorder re-attaches to it by name after a restart.
+        Index("uq_runs_owner_active_name", "owner", "name", unique=True,
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # active | finished
+    config: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_step: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grad_norm: Mapped[float | None] = mapped_column(Float, nullable=True)  # latest total gradient norm
+    series: Mapped[Any] = mapped_column(JSON)  # series names in first-seen order (the log reader's order)
+    diagnosis: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    finding_codes: Mapped[str | None] = mapped_column(Text, nullable=True)  # comma-separated, for metrics
+    findings_state: Mapped[Any] = mapped_column(JSON)  # finding key -> severity, to tell new from changed
+    events: Mapped[int] = mapped_column(Integer, default=0)  # last run_events.seq
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RunPointRow(Base):
+    """One value of a run. Non-finite values are kept by ``special`` (SQLite stores NaN as NULL):
+    0 finite (``value`` holds it), 1 NaN, 2 +Inf, 3 -Inf."""
+
+    __tablename__ = "run_points"
+
+    run_id: Mapped[str] = mapped_column(String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(255), primary_key=True)
+    step: Mapped[float] = mapped_column(Float, primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    special: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+class RunEventRow(Base):
+    """The SSE events of a run, numbered from 1 (the ``id:`` a client resumes from)."""
+
+    __tablename__ = "run_events"
+
+    run_id: Mapped[str] = mapped_column(String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(String(32))  # finding | resolved | finished
+    data: Mapped[Any] = mapped_column(JSON)

@@ -1,0 +1,267 @@
+"""/v1/runs: live training runs. Create (or re-attach to) a run, append batches of points, read its
+current diagnosis, watch new findings as Server-Sent Events, finish, list and delete."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
+from gradhealth.api.problems import ApiError
+from gradhealth.api.routers.jobs import _event, _last_event_id
+from gradhealth.api.schemas import RATE_LIMITED, EventStreamResponse, Problem
+from gradhealth.core.document import Diagnosis
+from gradhealth.db.models import RunRow
+from gradhealth.jobs.store import as_utc
+from gradhealth.live import diagnose, store
+from gradhealth.live.diagnose import RunConfig
+from gradhealth.live.points import JSON_TYPES, LINES_TYPES, BadPoints, parse
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=RATE_LIMITED)
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such run (or not yours)"}}
+RunStatus = Literal["active", "finished"]
+
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+class RunCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$",
+                      description="the run's name; a second create with the name of your active run returns it")
+    config: RunConfig = Field(default_factory=RunConfig)
+
+
+class PointIn(BaseModel):
+    """One point: ``metric`` names the series; or, as the recorder writes per-layer norms, ``layer``
+    and ``kind``. ``value`` may be a number or ``"nan"``, ``"inf"``, ``"-inf"``."""
+
+    step: float
+    metric: str | None = None
+    layer: str | None = None
+    kind: Literal["grad_norm", "weight_norm", "update_ratio"] | None = None
+    value: float | str | None
+    wall_time: float | None = None
+
+
+class RunLinks(BaseModel):
+    self: str
+    points: str
+    events: str
+    finish: str
+
+
+class RunSummary(BaseModel):
+    id: str
+    name: str
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    points: int = Field(description="points stored")
+    last_step: float | None = None
+    grad_norm: float | None = Field(None, description="the latest total gradient norm")
+    health: Literal["healthy", "warning", "unhealthy"] | None = Field(
+        None, description="the current diagnosis' status")
+    finding_codes: list[str] = Field(default_factory=list)
+    version: int = Field(description="bumped on every change")
+    links: RunLinks
+
+
+class RunRead(RunSummary):
+    """A run with its config and its current diagnosis: the log check's document over the run so far."""
+
+    config: RunConfig
+    diagnosis: Diagnosis | None = None
+
+
+class RunPage(BaseModel):
+    items: list[RunSummary]
+    next_cursor: str | None = Field(None, description="pass as ?cursor= for the next (older) page")
+
+
+class PointsAccepted(BaseModel):
+    accepted: int = Field(description="new points stored")
+    duplicates: int = Field(description="points of this batch stored before (a retried batch): ignored")
+    points: int = Field(description="points the run holds now")
+    last_step: float | None = None
+
+
+def _summary(row: RunRow) -> dict[str, Any]:
+    base = f"/v1/runs/{row.id}"
+    return dict(id=row.id, name=row.name, status=row.status, created_at=as_utc(row.created_at),
+                updated_at=as_utc(row.updated_at), finished_at=as_utc(row.finished_at), points=row.points,
+                last_step=row.last_step, grad_norm=row.grad_norm,
+                health=(row.diagnosis or {}).get("status"), finding_codes=(row.finding_codes or "").split(",")
+                if row.finding_codes else [], version=row.version,
+                links=RunLinks(self=base, points=f"{base}/points", events=f"{base}/events", finish=f"{base}/finish"))
+
+
+def _read(row: RunRow) -> RunRead:
+    return RunRead(**_summary(row), config=RunConfig.model_validate(row.config or {}), diagnosis=row.diagnosis)
+
+
+def _load(session, run_id: str, caller) -> RunRow:  # noqa: ANN001 - internal helper
+    row = store.get(session, run_id, caller.name)
+    if row is None:
+        raise ApiError(404, "run_not_found", f"no run {run_id}")
+    return row
+
+
+# --- routes --------------------------------------------------------------------------------------
+
+
+@router.post("", status_code=201, response_model=RunRead, summary="Start a live run (or re-attach to it)",
+             responses={200: {"model": RunRead, "description": "your active run of that name, re-attached"}})
+def create_run(body: RunCreate, response: Response, session: SessionDep, caller: CallerDep) -> RunRead:
+    row, created = store.create(session, owner=caller.name, name=body.name,
+                                config=body.config.model_dump(mode="json", exclude_unset=True))
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/runs/{row.id}"
+    return _read(row)
+
+
+_POINTS_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "array", "items": PointIn.model_json_schema()}},
+    "application/x-ndjson": {"schema": {"type": "string", "description": "one point object per line"}},
+}}}
+
+
+@router.post("/{run_id}/points", response_model=PointsAccepted, summary="Append a batch of points",
+             openapi_extra=_POINTS_BODY,
+             responses={**NOT_FOUND,
+                        409: {"model": Problem, "description": "the run is finished"},
+                        413: {"model": Problem, "description": "the run would hold more than "
+                                                              "GRADHEALTH_RUN_MAX_POINTS points"},
+                        415: {"model": Problem, "description": "not JSON or JSON Lines"},
+                        422: {"model": Problem, "description": "a bad point: the detail names its line or record"}})
+async def append_points(run_id: str, request: Request, caller: CallerDep, settings: SettingsDep) -> PointsAccepted:
+    """A JSON array (``application/json``) or JSON Lines (``application/x-ndjson``) of
+    ``{step, metric, value}`` or the recorder's rows. Idempotent by (metric, step): a point stored
+    before is counted in ``duplicates`` and changes nothing."""
+    media = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+    if media not in JSON_TYPES + LINES_TYPES:
+        raise ApiError(415, "unsupported_media_type",
+                       f"send points as application/json or application/x-ndjson, not {media[:60]}")
+    body = await request.body()
+    try:
+        points = parse(body, media, max_points=settings.run_max_batch_points)
+    except BadPoints as e:
+        raise ApiError(422, "invalid_points", str(e)) from None
+
+    def work() -> diagnose.Appended:
+        with request.app.state.sessions() as session:
+            return diagnose.append(session, run_id, caller.name, points, base=settings.log_thresholds,
+                                   max_points=settings.run_max_points, max_series=settings.log_max_series)
+
+    try:
+        done = await run_in_threadpool(work)
+    except diagnose.RunGone:
+        raise ApiError(404, "run_not_found", f"no run {run_id}") from None
+    except diagnose.RunFinished:
+        raise ApiError(409, "run_finished", f"run {run_id} is finished; start a new run") from None
+    except diagnose.RunFull as e:
+        raise ApiError(413, "run_too_large", str(e)) from None
+    return PointsAccepted(accepted=done.accepted, duplicates=done.duplicates, points=done.points,
+                          last_step=done.last_step)
+
+
+@router.get("/{run_id}", response_model=RunRead, responses=NOT_FOUND, summary="A run and its current diagnosis")
+def read_run(run_id: str, session: SessionDep, caller: CallerDep) -> RunRead:
+    return _read(_load(session, run_id, caller))
+
+
+@router.post("/{run_id}/finish", response_model=RunRead, responses=NOT_FOUND,
+             summary="Finish a run: a last diagnosis over every point")
+def finish_run(run_id: str, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> RunRead:
+    _load(session, run_id, caller)
+    try:
+        row = diagnose.finish(session, run_id, caller.name, base=settings.log_thresholds)
+    except diagnose.RunGone:
+        raise ApiError(404, "run_not_found", f"no run {run_id}") from None
+    return _read(row)
+
+
+@router.get("", response_model=RunPage, summary="Your runs, newest first",
+            responses={422: {"model": Problem, "description": "a bad cursor or filter"}})
+def list_runs(session: SessionDep, caller: CallerDep,
+              status: Annotated[RunStatus | None, Query(description="only runs in this state")] = None,
+              cursor: Annotated[str | None, Query(min_length=1, description="next_cursor of the previous page")] = None,
+              limit: Annotated[int, Query(ge=1, le=100)] = 20) -> RunPage:
+    try:
+        page = store.list_runs(session, owner=caller.name, status=status, cursor=cursor, limit=limit)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this service returned; "
+                       "start again without it") from None
+    return RunPage(items=[RunSummary(**_summary(r)) for r in page.runs], next_cursor=page.next_cursor)
+
+
+@router.delete("/{run_id}", status_code=204, response_model=None, summary="Delete a run and its points",
+               responses={**NOT_FOUND, 204: {"description": "deleted"}})
+def delete_run(run_id: str, session: SessionDep, caller: CallerDep) -> Response:
+    _load(session, run_id, caller)
+    store.delete_run(session, run_id)
+    diagnose.forget(run_id)
+    return Response(status_code=204)
+
+
+@router.get("/{run_id}/events", summary="New and changed findings as Server-Sent Events",
+            response_class=EventStreamResponse,
+            responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                                          "description": "`finding` and `resolved` events, then `finished`"},
+                       204: {"description": "Last-Event-ID is the run's `finished` event: nothing more will come"}})
+async def run_events(run_id: str, request: Request, caller: CallerDep,
+                     last_event_id: Annotated[str | None, Header(
+                         description="the id of the last event received: resume after it")] = None) -> Response:
+    """A ``finding`` event for each new finding or one whose severity changed (``change``: new or
+    changed, with the finding as in the diagnosis), ``resolved`` when one goes away, and ``finished``
+    when the run is finished. Ids count the run's events from 1; a client reconnecting with
+    ``Last-Event-ID`` gets only newer ones, and 204 once it has seen ``finished``."""
+    factory = request.app.state.sessions
+    seen = max(0, _last_event_id(last_event_id))
+
+    def fetch(after: int) -> tuple[RunRow | None, list[tuple[int, str, Any]]]:
+        with factory() as session:
+            row = store.get(session, run_id, caller.name)
+            if row is None:
+                return None, []
+            return row, [(e.seq, e.event, e.data) for e in store.events_after(session, run_id, after)]
+
+    first, pending = await run_in_threadpool(fetch, seen)
+    if first is None:
+        raise ApiError(404, "run_not_found", f"no run {run_id}")
+    if first.status == "finished" and not pending:
+        return Response(status_code=204)
+    poll = 0.25
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal pending
+        last, idle = seen, 0.0
+        while True:
+            for seq, name, data in pending:
+                last = seq
+                yield _event(name, data, seq)
+                idle = 0.0
+                if name == "finished":
+                    return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(poll)
+            idle += poll
+            if idle >= 15:
+                yield ": keep-alive\n\n"
+                idle = 0.0
+            row, pending = await run_in_threadpool(fetch, last)
+            if row is None:
+                yield _event("finished", {"run_id": run_id, "status": "deleted"})
+                return
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,179 @@
+"""Incremental per-run state: per series, the recent points at full resolution (the tail) and a
+bounded, decimated history, so appending a batch costs O(batch + bounded series), not O(run).
+
+History buckets merge pairwise when there are too many. Each bucket keeps its lowest and highest
+finite value (with their steps), its first non-finite value and its count, so a one-step spike or
+NaN survives any amount of decimation, as :func:`gradhealth.logs.check.downsample` keeps them in
+charts. While a series has at most ``tail + history`` points every bucket holds one point and the
+series is exact: the live diagnosis then equals the log check's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gradhealth.live.points import Point
+from gradhealth.logs.readers.native import native_role
+from gradhealth.logs.series import RunLog, make_series
+
+#: Full-resolution points kept per series: well above the detectors' windows (25 by default).
+TAIL = 512
+#: History buckets per series before adjacent pairs are merged.
+HISTORY = 512
+
+
+@dataclass(slots=True)
+class Bucket:
+    """Consecutive points of one series, reduced to what the detectors must not lose."""
+
+    first: float
+    last: float
+    count: int
+    lo_step: float | None = None   # lowest finite value and its step
+    lo: float = math.inf
+    hi_step: float | None = None   # highest finite value and its step
+    hi: float = -math.inf
+    bad_step: float | None = None  # first non-finite value and its step
+    bad: float = math.nan
+    bad_count: int = 0
+
+    @classmethod
+    def of(cls, step: float, value: float) -> Bucket:
+        b = cls(step, step, 0)
+        b.add(step, value)
+        return b
+
+    def add(self, step: float, value: float) -> None:
+        self.first, self.last = min(self.first, step), max(self.last, step)
+        self.count += 1
+        if math.isfinite(value):
+            if value < self.lo or (value == self.lo and self.lo_step is not None and step < self.lo_step):
+                self.lo, self.lo_step = value, step
+            if value > self.hi or (value == self.hi and self.hi_step is not None and step < self.hi_step):
+                self.hi, self.hi_step = value, step
+        else:
+            self.bad_count += 1
+            if self.bad_step is None or step < self.bad_step:
+                self.bad, self.bad_step = value, step
+
+    def merge(self, other: Bucket) -> Bucket:
+        out = Bucket(min(self.first, other.first), max(self.last, other.last), self.count + other.count,
+                     bad_count=self.bad_count + other.bad_count)
+        for b in (self, other):
+            if b.lo_step is not None and (out.lo_step is None or b.lo < out.lo):
+                out.lo, out.lo_step = b.lo, b.lo_step
+            if b.hi_step is not None and (out.hi_step is None or b.hi > out.hi):
+                out.hi, out.hi_step = b.hi, b.hi_step
+            if b.bad_step is not None and (out.bad_step is None or b.bad_step < out.bad_step):
+                out.bad, out.bad_step = b.bad, b.bad_step
+        return out
+
+    def points(self) -> list[tuple[float, float]]:
+        """The (step, value) points that stand for the bucket, in step order."""
+        found: dict[float, float] = {}
+        for step, value in ((self.lo_step, self.lo), (self.hi_step, self.hi), (self.bad_step, self.bad)):
+            if step is not None:
+                found.setdefault(step, value)
+        return sorted(found.items())
+
+
+@dataclass(slots=True)
+class SeriesState:
+    """One series: decimated history, then the full-resolution tail (steps ascending)."""
+
+    name: str
+    tail_size: int = TAIL
+    history_size: int = HISTORY
+    history: list[Bucket] = field(default_factory=list)
+    steps: list[float] = field(default_factory=list)    # the tail
+    values: list[float] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, step: float, value: float) -> None:
+        """Add a point (any step order; each (series, step) once: the store drops repeats)."""
+        self.count += 1
+        if not self.steps or step > self.steps[-1]:
+            self.steps.append(step)
+            self.values.append(value)
+        elif not self.history or step > self.history[-1].last:
+            i = bisect.bisect_left(self.steps, step)
+            self.steps.insert(i, step)
+            self.values.insert(i, value)
+        else:  # older than the tail: into the bucket that covers it, or a new one between two
+            i = bisect.bisect_right([b.first for b in self.history], step) - 1
+            if i >= 0 and step <= self.history[i].last:
+                self.history[i].add(step, value)
+            else:
+                self.history.insert(i + 1, Bucket.of(step, value))
+                self._compact()
+        if len(self.steps) > self.tail_size:
+            cut = len(self.steps) - self.tail_size
+            self.history += [Bucket.of(s, v) for s, v in zip(self.steps[:cut], self.values[:cut], strict=True)]
+            del self.steps[:cut], self.values[:cut]
+            self._compact()
+
+    def _compact(self) -> None:
+        while len(self.history) > self.history_size:
+            h = self.history
+            merged = [h[i].merge(h[i + 1]) for i in range(0, len(h) - 1, 2)]
+            if len(h) % 2:
+                merged.append(h[-1])
+            self.history = merged
+
+    @property
+    def exact(self) -> bool:
+        """Whether every point is still kept as it came."""
+        return all(b.count == 1 for b in self.history)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bounded series the detectors read: the history's points, then the tail."""
+        steps: list[float] = []
+        values: list[float] = []
+        for b in self.history:
+            for s, v in b.points():
+                steps.append(s)
+                values.append(v)
+        return np.asarray(steps + self.steps, dtype=np.float64), np.asarray(values + self.values, dtype=np.float64)
+
+    def latest(self) -> tuple[float, float] | None:
+        return (self.steps[-1], self.values[-1]) if self.steps else None
+
+
+@dataclass
+class RunState:
+    """Every series of a run, in first-seen order (the order the log reader lists them)."""
+
+    series: dict[str, SeriesState] = field(default_factory=dict)
+    tail_size: int = TAIL
+    history_size: int = HISTORY
+
+    def add_series(self, names: Iterable[str]) -> None:
+        """Series known to exist, in the order the run first saw them."""
+        for name in names:
+            if name not in self.series:
+                self.series[name] = SeriesState(name, self.tail_size, self.history_size)
+
+    def add(self, points: Iterable[Point]) -> None:
+        for p in points:
+            s = self.series.get(p.metric)
+            if s is None:
+                s = self.series[p.metric] = SeriesState(p.metric, self.tail_size, self.history_size)
+            s.add(float(p.step), float(p.value))
+
+    @property
+    def exact(self) -> bool:
+        return all(s.exact for s in self.series.values())
+
+    def run_log(self, name: str, params: dict[str, str]) -> RunLog:
+        """The bounded RunLog the log check's detectors read."""
+        out = []
+        for s in self.series.values():
+            steps, values = s.arrays()
+            role, layer = native_role(s.name)
+            out.append(make_series(s.name, steps, values, role=role, layer=layer))
+        return RunLog(format="live", source=name, series=out, params=dict(params))

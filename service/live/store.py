@@ -1,0 +1,170 @@
+"""Database operations on live runs, their points and their events (the only code that writes them).
+
+Points are inserted with ``ON CONFLICT DO NOTHING`` on the key (run, metric, step), so a retried
+batch inserts nothing twice; ``RETURNING`` tells which points were new (SQLite >= 3.35, PostgreSQL).
+A change to a run is a compare-and-set on its ``version``: two appends racing on one run cannot
+both win, and the loser retries against the winner's state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gradhealth.db.models import RunEventRow, RunPointRow, RunRow
+from gradhealth.jobs.store import _encode_cursor, decode_cursor, utcnow, valid_id
+from gradhealth.live.points import Point, decode_special, encode_special
+
+#: Rows per INSERT statement: 4 parameters each stays under SQLite's 32,766 bound variables.
+_CHUNK = 2000
+
+
+def create(session: Session, *, owner: str, name: str, config: dict[str, Any]) -> tuple[RunRow, bool]:
+    """A new active run, or (``created`` False) the caller's active run of that name: the recorder
+    re-attaches to its run after a restart."""
+    existing = active_named(session, owner, name)
+    if existing is not None:
+        return existing, False
+    now = utcnow()
+    row = RunRow(id=uuid.uuid4().hex, owner=owner, name=name, status="active", config=config, created_at=now,
+                 updated_at=now, points=0, series=[], findings_state={}, events=0, version=0)
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:  # another request created it first (the partial unique index)
+        session.rollback()
+        existing = active_named(session, owner, name)
+        if existing is None:
+            raise
+        return existing, False
+    return row, True
+
+
+def active_named(session: Session, owner: str, name: str) -> RunRow | None:
+    return session.scalars(select(RunRow).where(RunRow.owner == owner, RunRow.name == name,
+                                                RunRow.status == "active")).first()
+
+
+def get(session: Session, run_id: str, owner: str | None) -> RunRow | None:
+    """The run, or None when it does not exist or belongs to another caller (``owner=None``: any)."""
+    if not valid_id(run_id):
+        return None
+    row = session.get(RunRow, run_id, populate_existing=True)
+    if row is None or (owner is not None and row.owner != owner):
+        return None
+    return row
+
+
+@dataclass
+class Page:
+    runs: list[RunRow]
+    next_cursor: str | None
+
+
+def list_runs(session: Session, *, owner: str | None, status: str | None = None, cursor: str | None = None,
+              limit: int = 20) -> Page:
+    """Newest first, keyset-paginated by (created_at, id) like the job list. Raises ValueError on a
+    malformed cursor."""
+    q = select(RunRow)
+    if owner is not None:
+        q = q.where(RunRow.owner == owner)
+    if status is not None:
+        q = q.where(RunRow.status == status)
+    if cursor is not None:
+        created, run_id = decode_cursor(cursor)
+        q = q.where(or_(RunRow.created_at < created, and_(RunRow.created_at == created, RunRow.id < run_id)))
+    rows = list(session.scalars(q.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, _encode_cursor(rows[-1]) if more and rows else None)  # type: ignore[arg-type]
+
+
+def delete_run(session: Session, run_id: str) -> None:
+    """Delete a run with its points and events (explicitly: SQLite enforces no foreign keys here)."""
+    session.execute(delete(RunEventRow).where(RunEventRow.run_id == run_id))
+    session.execute(delete(RunPointRow).where(RunPointRow.run_id == run_id))
+    session.execute(delete(RunRow).where(RunRow.id == run_id))
+    session.commit()
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(RunPointRow)
+
+
+def insert_points(session: Session, run_id: str, points: list[Point]) -> list[Point]:
+    """Insert the points not stored yet (in the caller's transaction); returns those, in batch order.
+    A point whose (metric, step) is stored already, or repeated in the batch, is dropped."""
+    unique: dict[tuple[str, float], Point] = {}
+    for p in points:
+        unique.setdefault((p.metric, float(p.step)), p)
+    inserted: set[tuple[str, float]] = set()
+    items = list(unique.values())
+    for start in range(0, len(items), _CHUNK):
+        rows = []
+        for p in items[start:start + _CHUNK]:
+            value, special = encode_special(p.value)
+            rows.append({"run_id": run_id, "metric": p.metric, "step": float(p.step), "value": value,
+                         "special": special})
+        stmt = (_insert(session).values(rows).on_conflict_do_nothing()
+                .returning(RunPointRow.metric, RunPointRow.step))
+        inserted.update((m, float(s)) for m, s in session.execute(stmt))
+    return [p for key, p in unique.items() if key in inserted]
+
+
+def bulk_points(session: Session, run_id: str, points: list[Point]) -> None:
+    """Insert points known to be new, fast (no RETURNING): for filling a run in benchmarks and tests."""
+    session.execute(RunPointRow.__table__.insert(), [
+        {"run_id": run_id, "metric": p.metric, "step": float(p.step), **dict(zip(
+            ("value", "special"), encode_special(p.value), strict=True))} for p in points])
+
+
+def iter_points(session: Session, run_id: str, *, batch: int = 50_000) -> Iterator[Point]:
+    """Every stored point of a run, by series and then step (the primary key's order)."""
+    q = (select(RunPointRow.metric, RunPointRow.step, RunPointRow.value, RunPointRow.special)
+         .where(RunPointRow.run_id == run_id).order_by(RunPointRow.metric, RunPointRow.step)
+         .execution_options(yield_per=batch))
+    for metric, step, value, special in session.execute(q):
+        yield Point(metric, step, decode_special(value, special))
+
+
+def count_points(session: Session, run_id: str) -> int:
+    return int(session.scalar(select(func.count()).select_from(RunPointRow).where(RunPointRow.run_id == run_id))
+               or 0)
+
+
+def add_events(session: Session, run_id: str, after: int, events: list[tuple[str, dict[str, Any]]]) -> int:
+    """Store events numbered after ``after`` (the run's last); returns the new last number (the
+    caller writes it with its compare-and-set on the version, which keeps the numbers unique)."""
+    for name, data in events:
+        after += 1
+        session.add(RunEventRow(run_id=run_id, seq=after, event=name, data=data))
+    return after
+
+
+def events_after(session: Session, run_id: str, seq: int, limit: int = 500) -> list[RunEventRow]:
+    return list(session.scalars(select(RunEventRow).where(RunEventRow.run_id == run_id, RunEventRow.seq > seq)
+                                .order_by(RunEventRow.seq).limit(limit)))
+
+
+def compare_and_set(session: Session, run_id: str, version: int, values: dict[str, Any]) -> bool:
+    """Write ``values`` and bump the version if the run is still at ``version`` (in the caller's
+    transaction); False when another change came first."""
+    result = cast("CursorResult[Any]", session.execute(
+        update(RunRow).where(RunRow.id == run_id, RunRow.version == version)
+        .values(**values, version=version + 1).execution_options(synchronize_session=False)))
+    return result.rowcount == 1
+
+
+def active_recent(session: Session, limit: int) -> list[RunRow]:
+    """The ``limit`` most recently updated active runs (what the per-run gauges show)."""
+    return list(session.scalars(select(RunRow).where(RunRow.status == "active")
+                                .order_by(RunRow.updated_at.desc()).limit(limit)))
