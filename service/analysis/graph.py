@@ -408,7 +408,8 @@ def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
 
 def loss_of(kind: str, out: torch.Tensor, seed: int) -> torch.Tensor:
     """Cross-entropy over the last dimension against random classes, MSE against a random target,
-    or a plain sum; the target is drawn from ``seed`` on the CPU."""
+    binary cross-entropy on logits against random 0/1 targets, or a plain sum; the target is drawn
+    from ``seed`` on the CPU."""
     gen = torch.Generator().manual_seed(20_000 + seed)
     if kind == "cross_entropy":
         target = torch.randint(out.shape[-1], out.shape[:-1], generator=gen).to(out.device)
@@ -416,6 +417,9 @@ def loss_of(kind: str, out: torch.Tensor, seed: int) -> torch.Tensor:
     if kind == "mse":
         target = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.device, out.dtype)
         return nn.functional.mse_loss(out, target)
+    if kind == "binary_cross_entropy":  # on logits, against random 0/1 targets (as the spec's)
+        target = torch.randint(2, out.shape, generator=gen).to(out.device, out.dtype)
+        return nn.functional.binary_cross_entropy_with_logits(out, target)
     return out.sum()
 
 

@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -249,3 +250,183 @@ def test_cli_checks_a_keras_json_with_no_options(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "gradhealth.cli", "check", str(bad)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "Lambda (lam)" in run.stderr
+
+
+# --- stored weights (weights: as_given) -------------------------------------------------------------
+# Files are written with h5py in Keras' own layouts: Keras 2's .h5 (model_weights/<layer> with its
+# ordered weight_names, datasets at model_weights/<layer>/<layer>/kernel:0) and Keras 3's .keras
+# archive (model.weights.h5 with layers/<snake_case class>[_k]/vars/<i>, an RNN's under cell/).
+
+def _h5_keras2(cfg: dict[str, Any], stored: dict[str, list[tuple[str, np.ndarray]]]) -> bytes:
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["model_config"] = json.dumps(cfg)
+        f.attrs["keras_version"], f.attrs["backend"] = "2.15.0", "tensorflow"
+        group = f.create_group("model_weights")
+        names = [lay["config"]["name"] for lay in cfg["config"]["layers"]]
+        group.attrs["layer_names"] = [n.encode() for n in names]
+        for name in names:
+            layer = group.create_group(name)
+            layer.attrs["weight_names"] = [f"{name}/{w}:0".encode() for w, _ in stored.get(name, [])]
+            for w, value in stored.get(name, []):
+                layer.create_dataset(f"{name}/{w}:0", data=value)
+    return buf.getvalue()
+
+
+def _keras3_zip(cfg: dict[str, Any], stored: dict[str, list[tuple[str, np.ndarray]]]) -> bytes:
+    import h5py
+
+    h5 = io.BytesIO()
+    with h5py.File(h5, "w") as f:
+        used: dict[str, int] = {}
+        for lay in cfg["config"]["layers"][1:]:  # Sequential.layers: no InputLayer
+            snake = {"Dense": "dense", "LSTM": "lstm", "GRU": "gru", "Conv2D": "conv2d",
+                     "Flatten": "flatten"}[lay["class_name"]]
+            used[snake] = used.get(snake, -1) + 1
+            path = f"layers/{snake}" + (f"_{used[snake]}" if used[snake] else "")
+            if lay["class_name"] in ("LSTM", "GRU"):
+                path += "/cell"
+            group = f.create_group(f"{path}/vars")
+            for i, (_, value) in enumerate(stored.get(lay["config"]["name"], [])):
+                group.create_dataset(str(i), data=value)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": "3.6.0"}))
+        zf.writestr("config.json", json.dumps(cfg))
+        zf.writestr("model.weights.h5", h5.getvalue())
+    return buf.getvalue()
+
+
+def _linear_stack(depth: int, width: int) -> dict[str, Any]:
+    return _seq(*[_dense(f"d{i}", width) for i in range(depth)], _dense("out", 10, "softmax"),
+                shape=[width])
+
+
+def _scaled(depth: int, width: int, gain: float, seed: int = 0) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Kernels N(0, gain^2 / width): through a linear stack the gradient grows by ~gain a layer."""
+    rng = np.random.default_rng(seed)
+    stored = {f"d{i}": [("kernel", (rng.standard_normal((width, width)) * gain / width**0.5).astype(np.float32)),
+                        ("bias", np.zeros(width, np.float32))] for i in range(depth)}
+    stored["out"] = [("kernel", (rng.standard_normal((width, 10)) / width**0.5).astype(np.float32)),
+                     ("bias", np.zeros(10, np.float32))]
+    return stored
+
+
+@pytest.mark.parametrize(("gain", "code"), [(2.5, "exploding_gradient"), (0.4, "vanishing_gradient")])
+def test_stored_weights_decide_the_diagnosis(gain: float, code: str) -> None:
+    # one config, weights scaled so that 14 linear layers multiply the gradient by ~gain^14
+    # (2.5^14 ~ 4e5 > 1e4, 0.4^14 ~ 3e-6 < 1e-4): the diagnosis follows the file's weights, and
+    # Keras' own glorot_uniform (gain 1) is what `reinitialise` checks
+    cfg = _linear_stack(14, 32)
+    for data in (_h5_keras2(cfg, _scaled(14, 32, gain)), _keras3_zip(cfg, _scaled(14, 32, gain))):
+        doc = check_keras(data, seeds=1, verify=False)
+        assert code in {f.code for f in doc.findings}, doc.summary
+        assert "as stored in the file" in doc.summary
+        assert [layer.name for layer in doc.layers] == [f"d{i}" for i in range(14)] + ["out"]
+        # dL/dh grows (shrinks) by ~gain a layer backwards: ||W^T g|| ~ gain ||g|| for W ~ N(0, gain^2 / n)
+        ratio = doc.layers[0].output_grad_norm / doc.layers[13].output_grad_norm
+        assert math.log(ratio) == pytest.approx(13 * math.log(gain), abs=2.0)
+    fresh = check_keras(_h5_keras2(cfg, _scaled(14, 32, gain)), seeds=1, verify=False, weights="reinitialise")
+    assert code not in {f.code for f in fresh.findings} and "initialisers" in fresh.summary
+
+
+def _keras_batch(shape: tuple[int, ...]) -> torch.Tensor:
+    # the documented synthetic batch of seed 0 (gradhealth.analysis.graph.make_inputs)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(10_000), dtype=torch.float64)
+
+
+def _ce(logits: torch.Tensor) -> torch.Tensor:
+    target = torch.randint(logits.shape[-1], logits.shape[:-1], generator=torch.Generator().manual_seed(20_000))
+    return torch.nn.functional.cross_entropy(logits, target)
+
+
+def test_conv_flatten_dense_weights_compute_what_keras_computes() -> None:
+    # Keras is channels-last: Flatten orders (h, w, c), so the Dense kernel's rows must be read in
+    # that order. The oracle computes the Keras model itself, channels-last, with einsum.
+    rng = np.random.default_rng(1)
+    k1 = rng.standard_normal((3, 3, 2, 4)).astype(np.float32) * 0.4
+    b1 = rng.standard_normal(4).astype(np.float32) * 0.1
+    k2 = rng.standard_normal((4 * 4 * 4, 5)).astype(np.float32) * 0.2
+    b2 = rng.standard_normal(5).astype(np.float32) * 0.1
+    conv = _layer("Conv2D", "conv", filters=4, kernel_size=[3, 3], strides=[1, 1], padding="valid",
+                  activation="relu", use_bias=True, kernel_initializer=_init("HeNormal"),
+                  bias_initializer=_init("Zeros"), data_format="channels_last", dilation_rate=[1, 1], groups=1)
+    cfg = _seq(conv, _layer("Flatten", "flat"), _dense("out", 5, "softmax"), shape=[6, 6, 2])
+    cfg["config"]["layers"][0]["config"]["batch_shape"] = [None, 6, 6, 2]
+    stored = {"conv": [("kernel", k1), ("bias", b1)], "out": [("kernel", k2), ("bias", b2)]}
+    doc = check_keras(_h5_keras2(cfg, stored), seeds=1, batch_size=8, verify=False)
+    assert [layer.name for layer in doc.layers] == ["conv", "out"]
+
+    x = _keras_batch((8, 2, 6, 6)).permute(0, 2, 3, 1)  # the spec's [C, H, W] input, as Keras sees it
+    K1, B1, K2, B2 = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (k1, b1, k2, b2))
+    patches = x.unfold(1, 3, 1).unfold(2, 3, 1)  # [n, 4, 4, c, 3, 3]
+    h = torch.relu(torch.einsum("nijcab,abco->nijo", patches, K1) + B1)
+    h.retain_grad()
+    loss = _ce(h.reshape(8, -1) @ K2 + B2)
+    loss.backward()
+    assert doc.layers[0].grad_norm == pytest.approx(float(K1.grad.norm()), rel=1e-6)
+    assert doc.layers[0].output_grad_norm == pytest.approx(float(h.grad.norm()), rel=1e-6)
+    assert doc.layers[1].grad_norm == pytest.approx(float(K2.grad.norm()), rel=1e-6)
+
+
+def _keras_cell(cls: str, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: list[torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of Keras' LSTM (gates i, f, c, o) or GRU with reset_after (gates z, r, h)."""
+    kernel, recurrent, bias = w
+    if cls == "LSTM":
+        i, f, g, o = (x @ kernel + h @ recurrent + bias).chunk(4, -1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+    xz, xr, xh = (x @ kernel + bias[0]).chunk(3, -1)
+    hz, hr, hh = (h @ recurrent + bias[1]).chunk(3, -1)
+    z, r = torch.sigmoid(xz + hz), torch.sigmoid(xr + hr)
+    return z * h + (1 - z) * torch.tanh(xh + r * hh), c
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+def test_recurrent_weights_follow_keras_gate_order(cls: str) -> None:
+    gates, units, steps, feats = (4 if cls == "LSTM" else 3), 6, 5, 3
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal((feats, gates * units)).astype(np.float32) * 0.5,
+              rng.standard_normal((units, gates * units)).astype(np.float32) * 0.5,
+              rng.standard_normal((gates * units,) if cls == "LSTM" else (2, gates * units)).astype(np.float32) * 0.5]
+    head = [rng.standard_normal((units, 3)).astype(np.float32), np.zeros(3, np.float32)]
+    extra = {"unit_forget_bias": True} if cls == "LSTM" else {"reset_after": True}
+    rnn = _layer(cls, "rec", units=units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 return_sequences=False, kernel_initializer=_init("GlorotUniform"),
+                 recurrent_initializer=_init("Orthogonal", gain=1.0), bias_initializer=_init("Zeros"), **extra)
+    cfg = _seq(rnn, _dense("out", 3, "softmax"), shape=[steps, feats])
+    stored = {"rec": list(zip(("cell/kernel", "cell/recurrent_kernel", "cell/bias"), arrays, strict=True)),
+              "out": [("kernel", head[0]), ("bias", head[1])]}
+    docs = [check_keras(_h5_keras2(cfg, stored), seeds=1, batch_size=4, verify=False),
+            check_keras(_keras3_zip(cfg, stored), seeds=1, batch_size=4, verify=False)]
+
+    x = _keras_batch((4, steps, feats))
+    w = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in arrays]
+    h = c = torch.zeros(4, units, dtype=torch.float64)
+    hs = []
+    for t in range(steps):
+        h, c = _keras_cell(cls, x[:, t], h, c, w)
+        h.retain_grad()
+        hs.append(h)
+    _ce(h @ torch.tensor(head[0], dtype=torch.float64)).backward()
+    for doc in docs:
+        assert [layer.name for layer in doc.layers] == ["rec", "out"]
+        assert doc.layers[0].output_grad_norm == pytest.approx(float(hs[-1].grad.norm()), rel=1e-6)
+        series = [s.output_grad_norm for s in doc.time_steps if s.layer == "rec"]
+        assert series == pytest.approx([float(s.grad.norm()) for s in hs], rel=1e-6)
+
+
+def test_as_given_without_weights_and_weights_that_do_not_fit_are_refused() -> None:
+    cfg = _linear_stack(2, 8)
+    with pytest.raises(ModelError, match="stores no weights"):
+        check_keras(json.dumps(cfg).encode(), weights="as_given")
+    stored = _scaled(2, 8, 1.0)
+    stored["d1"][0] = ("kernel", np.zeros((8, 9), np.float32))
+    with pytest.raises(ModelError, match=r"d1: stored weight of shape \[9, 8\]"):
+        check_keras(_h5_keras2(cfg, stored), seeds=1, verify=False)
+    del stored["d1"]
+    with pytest.raises(ModelError, match="d1: the file stores no weights"):
+        check_keras(_h5_keras2(cfg, stored), seeds=1, verify=False)

@@ -22,7 +22,11 @@ the simulation checks the model as Keras would initialise it:
   output's softmax/sigmoid is folded into the loss (as ``from_logits`` does), which leaves the
   gradients unchanged.
 
-Weights stored in a file are not read: the check judges the architecture as Keras initialises it.
+Weights stored in a file (``.h5``: Keras 2's ``model_weights`` groups; ``.keras``: Keras 3's
+``model.weights.h5``, both read with h5py) are used with ``weights: as_given`` (the default when a
+file has them): they go into the network the translated spec builds, in torch's layouts, and that
+network is simulated as the ONNX door simulates a file's weights (:func:`_check_stored` says why).
+``weights: reinitialise`` judges the architecture as Keras initialises it.
 Everything that cannot be translated is collected and refused in ONE :class:`ModelError`.
 """
 
@@ -30,9 +34,12 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import stat
 import zipfile
 from typing import Any
+
+import numpy as np
 
 from gradhealth.analysis.importers import ModelError
 from gradhealth.errors import InputFormatError
@@ -490,6 +497,16 @@ def keras_to_spec(model: dict[str, Any], loss: str | None = None, *, seeds: int 
     :class:`ModelError` naming every layer that cannot be translated, in one message, and
     :class:`InputFormatError` when the value is not a Keras config at all.
     """
+    return _translate(model, loss, seeds=seeds, batch_size=batch_size)[0]
+
+
+#: spec layer pointer -> (Keras layer name, class, config, layout of its input)
+Origins = dict[str, tuple[str, str, dict[str, Any], str]]
+
+
+def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
+               batch_size: int = 64) -> tuple[dict[str, Any], Origins]:
+    """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer)."""
     if not is_keras_config(model):
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
@@ -524,7 +541,11 @@ def keras_to_spec(model: dict[str, Any], loss: str | None = None, *, seeds: int 
             cls = item.get("class_name")
             if cls == "InputLayer":
                 continue
-            out.extend(tr.layer(str(cls), item.get("config") or {}, layout))
+            made = tr.layer(str(cls), item.get("config") or {}, layout)
+            for lay in made:  # which Keras layer each spec layer is (names, stored weights)
+                lay["_keras"] = (str((item.get("config") or {}).get("name", cls)), str(cls),
+                                 item.get("config") or {}, layout)
+            out.extend(made)
             layout = _layout(str(cls), item.get("config") or {}, layout)
         return out, layout
 
@@ -537,6 +558,15 @@ def keras_to_spec(model: dict[str, Any], loss: str | None = None, *, seeds: int 
         raise ModelError("cannot translate the Keras model: " + "; ".join(tr.problems))
     spec: dict[str, Any] = {"name": cfg.get("name"), "layers": layers, "seeds": seeds,
                             "batch_size": batch_size, "loss": spec_loss}
+    origins: Origins = {}
+
+    def strip(seq: list[dict[str, Any]], prefix: str) -> None:
+        for i, lay in enumerate(seq):
+            if "_keras" in lay:
+                origins[f"{prefix}/layers/{i}"] = lay.pop("_keras")
+            strip(lay.get("layers", []), f"{prefix}/layers/{i}")
+
+    strip(layers, "")
     vocab = [lay.pop("_vocab") for lay in _walk(layers) if "_vocab" in lay]
     if vocab:
         spec["input"] = {"tokens": {"vocab_size": vocab[0], "seq_len": shape[0] if shape else 1}}
@@ -544,7 +574,7 @@ def keras_to_spec(model: dict[str, Any], loss: str | None = None, *, seeds: int 
         spec["input"] = {"shape": [shape[-1], *shape[:-1]]}  # channels-last -> channels-first
     else:
         spec["input"] = {"shape": shape}
-    return spec
+    return spec, origins
 
 
 def _first_kind(items: list[Any]) -> str:
@@ -580,23 +610,309 @@ def _fold_output(layers: list[dict[str, Any]], loss: str | None, tr: _Translator
     return loss
 
 
-def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None, seeds: int | None = None,
-                batch_size: int | None = None, device: str | None = None, verify: bool | None = None,
-                settings: Any = None, progress: Any = None) -> Any:
-    """The architecture check of a Keras model: a config dict, a file's bytes, or a path.
+# --- stored weights ------------------------------------------------------------------------------
 
-    Returns the same ``Diagnosis`` as a spec check of the translated spec (its ``name`` is the
-    model's). Raises :class:`ModelError` / :class:`InputFormatError` before anything runs.
+#: The largest weights file read from a ``.keras`` archive (the plan's parameter limit refuses far
+#: smaller models; this only bounds what is decompressed before the plan is made).
+MAX_WEIGHTS_BYTES = 1 << 30
+Weights = dict[str, list[np.ndarray]]
+
+
+def _snake(name: str) -> str:
+    """keras.src.utils.naming.to_snake_case: how Keras 3 names a layer's group in .weights.h5."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _arrays_keras3(group: Any) -> list[np.ndarray]:
+    """A Keras 3 layer group's variables in ``layer.weights`` order: its own ``vars/0, 1, ...``
+    then its sub-objects' (an RNN's ``cell``; a Bidirectional's forward, then backward layer)."""
+    import h5py
+
+    out: list[np.ndarray] = []
+    own = group.get("vars")
+    if isinstance(own, h5py.Group):
+        out += [np.asarray(own[k]) for k in sorted(own, key=lambda k: int(k) if k.isdigit() else -1)]
+    first = ("cell", "forward_layer", "backward_layer")
+    rest = [k for k in first if k in group] + sorted(k for k in group if k not in first and k != "vars")
+    for key in rest:
+        if isinstance(group[key], h5py.Group):
+            out += _arrays_keras3(group[key])
+    return out
+
+
+def _weights_keras3(f: Any, config: dict[str, Any]) -> Weights:
+    """``model.weights.h5`` of a Keras 3 ``.keras`` archive: ``layers/<snake_case class>[_k]/vars/i``
+    (Keras 3 addresses a layer by its class and position, not its name)."""
+    layers = f.get("layers")
+    if layers is None:
+        return {}
+    out: Weights = {}
+    used: dict[str, int] = {}
+    for lay in config["config"]["layers"]:
+        cls = str(lay.get("class_name", ""))
+        name = str((lay.get("config") or {}).get("name", cls))
+        key = _snake(cls)
+        used[key] = used.get(key, -1) + 1
+        key = key if used[key] == 0 else f"{key}_{used[key]}"
+        group = layers.get(key) if key in layers else layers.get(name)
+        if group is not None:
+            arrays = _arrays_keras3(group)
+            if arrays:
+                out[name] = arrays
+    return out
+
+
+def _weights_keras2(f: Any) -> Weights:
+    """A Keras 2 ``.h5`` (``model.save``: group ``model_weights``; ``save_weights``: the root): each
+    layer group lists its weights in order in ``weight_names`` (``dense/kernel:0``), paths inside
+    the group (``model_weights/dense/dense/kernel:0``)."""
+    root = f.get("model_weights", f)
+    out: Weights = {}
+    for raw in root.attrs.get("layer_names", []):
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        group = root.get(name)
+        if group is None:
+            continue
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+        arrays = [np.asarray(group[n]) for n in names if n in group]
+        if arrays:
+            out[name] = arrays
+    return out
+
+
+def read_keras_weights(data: bytes, config: dict[str, Any]) -> Weights | None:
+    """The weights a Keras file stores, by layer name in ``layer.weights`` order (kernel, bias;
+    gamma, beta, moving mean, moving variance; kernel, recurrent kernel, bias...), read with h5py
+    only; None when the file stores none (a JSON config, an archive without weights)."""
+    import h5py
+
+    kind = sniff_keras(data[:4096])
+    if kind == "h5":
+        try:
+            with h5py.File(io.BytesIO(data), "r") as f:
+                found = _weights_keras2(f)
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputFormatError(f"the .h5 weights cannot be read: {str(exc)[:200]}") from None
+        return found or None
+    if kind != "keras":
+        return None
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        try:
+            info = zf.getinfo("model.weights.h5")
+        except KeyError:
+            return None
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise InputFormatError("model.weights.h5 in the archive is a link; refused")
+        if info.file_size > MAX_WEIGHTS_BYTES:
+            raise InputFormatError(f"model.weights.h5 is over {MAX_WEIGHTS_BYTES // 2**20} MB")
+        with zf.open(info) as fh:
+            blob = fh.read(MAX_WEIGHTS_BYTES + 1)
+    if not blob:
+        return None
+    try:
+        with h5py.File(io.BytesIO(blob), "r") as f:
+            found = _weights_keras3(f, config) or _weights_keras2(f)
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputFormatError(f"model.weights.h5 cannot be read: {str(exc)[:200]}") from None
+    return found or None
+
+
+def _flatten_permutation(shape: tuple[int, ...]) -> np.ndarray:
+    """For a channels-first shape (C, ...): perm[i] = the Keras (channels-last) flat index of the
+    element torch's flatten puts at i. A Dense after Flatten reads its kernel rows through it."""
+    c, rest = shape[0], shape[1:]
+    keras_order = np.arange(int(np.prod(shape))).reshape(*rest, c)
+    return keras_order.transpose(len(rest), *range(len(rest))).reshape(-1)
+
+
+def _load_weights(net: Any, origins: Origins, weights: Weights) -> list[str]:
+    """Copy the stored weights into the network the translated spec built (Keras' layouts to
+    torch's); the problems found (missing layers, shape mismatches), none when all went in."""
+    import torch
+    from torch import nn
+
+    from gradhealth.analysis.model import RecurrentUnit, SimpleUnit
+
+    problems: list[str] = []
+    perm: np.ndarray | None = None  # set by a Flatten of channels-last features, until used
+
+    def put(param: Any, value: np.ndarray, layer: str) -> None:
+        if param is None:
+            return
+        if tuple(param.shape) != value.shape:
+            problems.append(f"{layer}: stored weight of shape {list(value.shape)} where the config "
+                            f"builds {list(param.shape)}")
+            return
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64)))
+
+    for unit in net.units():
+        origin = origins.get(unit.plan.pointer)
+        if origin is None:
+            continue
+        name, cls, cfg, layout = origin
+        if cls == "Flatten" and layout in ("image", "channels"):
+            perm = _flatten_permutation(tuple(unit.plan.in_shape))
+            continue
+        arrays = weights.get(name)
+        if cls not in ("Dense", "Conv1D", "Conv2D", "BatchNormalization", "LayerNormalization",
+                       "Embedding", "SimpleRNN", "LSTM", "GRU"):
+            continue
+        if not arrays:
+            problems.append(f"{name}: the file stores no weights for this layer")
+            continue
+        if isinstance(unit, SimpleUnit):
+            mod = unit.module
+            if cls == "Dense":
+                kernel = arrays[0]
+                if perm is not None and kernel.shape[0] == perm.size:
+                    kernel = kernel[perm]
+                put(mod.weight, kernel.T, name)
+                put(mod.bias, arrays[1] if len(arrays) > 1 else np.zeros(kernel.shape[1]), name)
+                perm = None
+            elif cls in ("Conv1D", "Conv2D"):  # Keras [k..., in, out] -> torch [out, in, k...]
+                k = arrays[0]
+                put(mod.weight, k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2)), name)
+                put(mod.bias, arrays[1] if len(arrays) > 1 else np.zeros(k.shape[-1]), name)
+            elif cls == "Embedding":
+                put(mod.weight, arrays[0], name)
+            else:  # gamma (if scale), beta (if center), then a BatchNorm's moving statistics
+                it = iter(arrays)
+                gamma = next(it) if cfg.get("scale", True) else None
+                beta = next(it) if cfg.get("center", True) else None
+                n = int(mod.weight.shape[0])
+                if perm is not None and n == perm.size:
+                    gamma, beta = (None if v is None else v[perm] for v in (gamma, beta))
+                put(mod.weight, np.ones(n) if gamma is None else gamma, name)
+                put(mod.bias, np.zeros(n) if beta is None else beta, name)
+                if isinstance(mod, nn.BatchNorm1d | nn.BatchNorm2d):
+                    stats = list(it)
+                    if len(stats) == 2:  # unused in a training step, kept for completeness
+                        put(mod.running_mean, stats[0], name)
+                        put(mod.running_var, stats[1], name)
+        elif isinstance(unit, RecurrentUnit):
+            _load_recurrent(unit.rnn, cls, arrays, name, put, problems)
+    return problems
+
+
+def _load_recurrent(rnn: Any, cls: str, arrays: list[np.ndarray], name: str, put: Any,
+                    problems: list[str]) -> None:
+    """Keras' kernel [in, g*u], recurrent kernel [u, g*u], bias -> torch's [g*u, in], [g*u, u].
+    LSTM gates are i, f, c, o in both; a GRU's are z, r, h in Keras and r, z, n in torch; a GRU
+    with reset_after stores its input and recurrent biases as the rows of a [2, 3u] bias."""
+    if len(arrays) != 3:
+        problems.append(f"{name}: expected kernel, recurrent kernel and bias, found {len(arrays)} arrays")
+        return
+    kernel, recurrent, bias = arrays
+    gates = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cls]
+    order = [1, 0, 2] if cls == "GRU" else list(range(gates))
+
+    def torch_order(m: np.ndarray) -> np.ndarray:  # gate blocks along the last axis, reordered
+        parts = np.split(m, gates, axis=-1)
+        return np.concatenate([parts[i] for i in order], axis=-1)
+
+    put(rnn.weight_ih_l0, torch_order(kernel).T, name)
+    put(rnn.weight_hh_l0, torch_order(recurrent).T, name)
+    if bias.ndim == 2:  # GRU reset_after: [input bias; recurrent bias]
+        put(rnn.bias_ih_l0, torch_order(bias[0]), name)
+        put(rnn.bias_hh_l0, torch_order(bias[1]), name)
+    else:
+        put(rnn.bias_ih_l0, torch_order(bias), name)
+        put(rnn.bias_hh_l0, np.zeros(bias.shape[-1]), name)
+
+
+def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None,
+                seeds: int | None = None, batch_size: int | None = None, device: str | None = None,
+                verify: bool | None = None, weights: str | None = None, settings: Any = None,
+                progress: Any = None) -> Any:
+    """The check of a Keras model: a config dict, a file's bytes, or a path.
+
+    ``weights``: ``as_given`` (the weights an ``.h5`` or ``.keras`` file stores),
+    ``reinitialise`` (Keras' initialisers, as the config names them, drawn from each seed: the
+    architecture itself), or None: ``as_given`` when the file stores weights, else
+    ``reinitialise``. The document's summary says which were used. Raises :class:`ModelError` /
+    :class:`InputFormatError` before anything runs (``as_given`` for a file without weights, or
+    with weights that do not fit the config, is a :class:`ModelError`).
     """
     from pathlib import Path
 
     from gradhealth.library import check_architecture
 
+    if weights not in (None, "as_given", "reinitialise"):
+        raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
+    stored: Weights | None = None
     if isinstance(source, dict):
         config, file_loss = source, None
     else:
         data = Path(source).read_bytes() if isinstance(source, str) else source
         config, file_loss = read_keras(data)
-    spec = keras_to_spec(config, loss or file_loss, seeds=seeds or 3, batch_size=batch_size or 64)
-    return check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
-                              progress=progress)
+        if weights != "reinitialise":
+            stored = read_keras_weights(data, config)
+    if weights == "as_given" and stored is None:
+        raise ModelError("weights: as_given, but the file stores no weights (a config only); "
+                         "use weights: reinitialise to check the architecture as Keras builds it")
+    spec, origins = _translate(config, loss or file_loss, seeds=seeds or 3,
+                               batch_size=batch_size or 64)
+    if stored is None:
+        doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
+                                 progress=progress)
+        doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
+        return doc
+    return _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
+                         progress=progress)
+
+
+def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, device: str | None,
+                  verify: bool | None, settings: Any, progress: Any) -> Any:
+    """The check of the translated network with the file's weights.
+
+    Why this path: the spec simulation draws every seed's weights from the spec's initialisers
+    (the spec language has no notion of given weights), while the graph simulation behind the
+    ONNX door's ``weights: as_given`` runs a network with the weights it has, on deep copies, and
+    verifies remedies (re-initialisation, activation swaps, chrono bias) on copies. So the stored
+    weights go into the very network the translated spec builds (the same modules, shapes and
+    layouts as the ``reinitialise`` check) and that network goes through the graph simulation: no
+    change to the spec language or to either simulator. Layers are named by their Keras names."""
+    import torch
+
+    from gradhealth.analysis.graph import GraphRun, InputSpec
+    from gradhealth.analysis.model import Unit, build_network
+    from gradhealth.analysis.module_check import diagnose
+    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.spec import parse_spec
+    from gradhealth.devices import require_cuda_if_asked
+    from gradhealth.settings import get_settings
+
+    settings = settings if settings is not None else get_settings()
+    parsed = parse_spec(spec)
+    plan = make_plan(parsed, settings.limits)  # refused over the limits, before allocating
+    require_cuda_if_asked(device or parsed.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # every weight is overwritten below; the seed only fixes the rest
+        net = build_network(plan).double()
+    problems = _load_weights(net, origins, stored)
+    if problems:
+        raise ModelError("the stored weights do not fit the config: " + "; ".join(problems))
+    n = parsed.batch_size
+    tokens = parsed.input.tokens
+    inputs = ([InputSpec((n, tokens.seq_len), torch.int64, tokens.vocab_size)] if tokens is not None
+              else [InputSpec((n, *plan.input_shape))])
+
+    def names(copy: torch.nn.Module) -> dict[torch.nn.Module, tuple[str, str]]:
+        out = {m: (k or type(m).__name__, f"module:{k}") for k, m in copy.named_modules()}
+        for unit in [m for m in copy.modules() if isinstance(m, Unit)]:  # parents first
+            origin = origins.get(unit.plan.pointer)
+            if origin is not None:
+                for m in unit.modules():  # a nested unit's own modules are renamed after it
+                    out[m] = (origin[0], f"layer:{origin[0]}")
+        return out
+
+    run = GraphRun(net, inputs, parsed.loss.type, parsed.seeds, None, names)
+    doc = diagnose(run, name=parsed.name, device=device, thresholds=settings.thresholds,
+                   verify=settings.verify_remedies if verify is None else verify,
+                   parameters=plan.parameters, activation_bytes=plan.activation_bytes,
+                   progress=progress)
+    doc.summary = f"{doc.summary} [weights: as stored in the file]"
+    return doc
