@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     app.state.metrics = Metrics(sessions)
+    app.state.metrics.runs.limit = settings.run_gauge_limit
     problems.install(app)
     for module in (checks, jobs, reports, catalog, health, webhook_routes, run_routes):
         app.include_router(module.router)

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gradhealth.db.models import JobRow
 from gradhealth.jobs import counters
 from gradhealth.jobs.counters import DURATION_BUCKETS
+from gradhealth.live.metrics import RunCollector
 
 __all__ = ["DURATION_BUCKETS", "JobCollector", "Metrics", "route_label"]
 
@@ -112,6 +113,8 @@ class Metrics:
         self.latency = Histogram("gradhealth_http_request_duration_seconds", "HTTP request latency",
                                  ["method", "route"], registry=self.registry)
         self.registry.register(JobCollector(factory))
+        self.runs = RunCollector(factory)  # per-run gauges of live runs (gradhealth.live)
+        self.registry.register(self.runs)
 
     def middleware(self, app: ASGIApp, route_of: Callable[[Scope], str]) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,0 +1,45 @@
+"""Per-run gauges for active live runs, bounded in cardinality: only the ``limit`` most recently
+updated active runs are exported (``GRADHEALTH_RUN_GAUGE_LIMIT``), read from their rows at scrape
+time (one indexed query of at most ``limit`` rows, whatever the number of runs or points)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session, sessionmaker
+
+from gradhealth.live import store
+from gradhealth.settings import Settings
+
+#: The default of the setting: the app sets its configured value on the collector.
+DEFAULT_LIMIT = int(Settings.model_fields["run_gauge_limit"].default)
+
+
+class RunCollector(Collector):
+    """``gradhealth_run_grad_norm{run,name}`` and ``gradhealth_run_findings{run,name,code}``."""
+
+    def __init__(self, factory: sessionmaker[Session], limit: int = DEFAULT_LIMIT) -> None:
+        self.factory = factory
+        self.limit = limit
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.factory() as session:
+            runs = store.active_recent(session, self.limit) if self.limit > 0 else []
+        norm = GaugeMetricFamily("gradhealth_run_grad_norm", "Latest total gradient norm of an active live run",
+                                 labels=["run", "name"])
+        findings = GaugeMetricFamily("gradhealth_run_findings",
+                                     "Findings of an active live run's current diagnosis, by code and severity",
+                                     labels=["run", "name", "code", "severity"])
+        for run in runs:
+            if run.grad_norm is not None:
+                norm.add_metric([run.id, run.name], run.grad_norm)
+            tally: dict[tuple[str, str], int] = {}
+            for f in (run.diagnosis or {}).get("findings", []):
+                key = (str(f.get("code")), str(f.get("severity")))
+                tally[key] = tally.get(key, 0) + 1
+            for (code, severity), n in sorted(tally.items()):
+                findings.add_metric([run.id, run.name, code, severity], n)
+        yield norm
+        yield findings
