@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 _PUBLIC: dict[str, str] = {
     "check_architecture": "gradhealth.library",
     "check_logs": "gradhealth.library",
+    "check_keras": "gradhealth.library",
     "check_module": "gradhealth.library",
     "check_onnx": "gradhealth.library",
     "Diagnosis": "gradhealth.core.document",
@@ -50,6 +51,7 @@ __all__ = [  # literal, so linters and type checkers see it; a test keeps it equ
     "UploadTooLarge",
     "__version__",
     "check_architecture",
+    "check_keras",
     "check_logs",
     "check_module",
     "check_onnx",
@@ -67,7 +69,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         UnknownLogFormat,
         UploadTooLarge,
     )
-    from gradhealth.library import check_architecture, check_logs, check_module, check_onnx
+    from gradhealth.library import (
+        check_architecture,
+        check_keras,
+        check_logs,
+        check_module,
+        check_onnx,
+    )
     from gradhealth.recorder import GradientRecorder
 
 

@@ -255,7 +255,7 @@ def is_keras(source: str) -> bool:
 def cmd_check_keras(args: argparse.Namespace) -> int:
     """The check of a Keras model (config JSON, .keras or .h5): translated to a spec here, then
     checked in-process or sent to ``--server`` as that spec. Exit 2 for what cannot be translated."""
-    from gradhealth.analysis.importers.keras import keras_to_spec, read_keras
+    from gradhealth.analysis.importers.keras import keras_to_spec, read_keras, read_keras_weights
 
     if getattr(args, "weights", None) or getattr(args, "input_shape", None):
         return _invalid(args, InputFormatError("--weights and --input-shape apply to .onnx models only"))
@@ -266,12 +266,32 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
         for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
             if value is not None and value < 1:
                 raise InputFormatError(f"{flag} must be at least 1, not {value}")
-        config, file_loss = read_keras(path.read_bytes())
+        data = path.read_bytes()
+        config, file_loss = read_keras(data)
         raw = keras_to_spec(config, args.loss or file_loss, seeds=args.seeds or 3,
                             batch_size=args.batch_size or 64)
+        # in-process, a file with stored weights is checked with them (as the upload route does)
+        stored = not args.server and read_keras_weights(data, config) is not None
     except GradHealthError as exc:
         return _invalid(args, exc)
+    if stored:
+        return _check_keras_weights(args, data)
     return _check_spec_dict(args, raw, kind="model")  # the file is not spec text
+
+
+def _check_keras_weights(args: argparse.Namespace, data: bytes) -> int:
+    """A Keras file with stored weights, checked in-process with them (exit 0-3)."""
+    from gradhealth.cli_report import report_context
+    from gradhealth.library import check_keras
+
+    try:
+        doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
+                          device=args.device, verify=False if args.no_verify else None)
+    except GradHealthError as exc:
+        return _invalid(args, exc)
+    except (RuntimeError, MemoryError, OSError) as exc:  # torch/CUDA failures: not the model's
+        return _failed(args, exc)
+    return _emit(args, doc, report_context(args, kind="model", text=None))
 
 
 def _model_flags(args: argparse.Namespace) -> dict[str, Any]:

@@ -152,3 +152,36 @@ def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds
                input_shapes=input_shapes, device=device, limits=settings.limits,
                verify=settings.verify_remedies if verify is None else verify,
                thresholds=settings.thresholds, name=name, progress=progress)
+
+
+def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | None = None,
+                seeds: int | None = None, weights: str | None = None, batch_size: int | None = None,
+                verify: bool | None = None, device: str | None = None,
+                settings: Settings | None = None, progress: Progress | None = None) -> Diagnosis:
+    """Diagnose a Keras model: a ``model.to_json()`` config (a dict), or a path to / the bytes of
+    a JSON config, a ``.keras`` archive or an ``.h5`` file. Read as data only (JSON, zip, h5py):
+    nothing in the file is executed, and neither Keras nor TensorFlow is imported.
+
+    The config is translated layer by layer, keeping Keras' initialisers and activations; the loss
+    comes from the file's training config, else from the output layer (``loss`` overrides it).
+    ``weights``: ``as_given`` (the weights the file stores), ``reinitialise`` (Keras' initialisers
+    per seed), or None: ``as_given`` when the file stores weights. Layers are named by their Keras
+    names when stored weights are used. Raises ``gradhealth.analysis.importers.ModelError``
+    (untranslatable layers, all named in one message; weights that do not fit),
+    :class:`~gradhealth.errors.InputFormatError` or :class:`~gradhealth.errors.LimitExceeded`,
+    before anything is simulated.
+    """
+    from gradhealth.analysis.importers.keras import check_keras as run
+
+    if isinstance(source, Mapping):
+        data: bytes | dict[str, Any] = dict(source)
+    elif isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InputFormatError(f"{source}: no such file")
+        data = path.read_bytes()
+    doc: Diagnosis = run(data, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
+                         verify=verify, device=device, settings=settings, progress=progress)
+    return doc

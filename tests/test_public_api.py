@@ -21,7 +21,7 @@ CSV = ROOT / "tests" / "data" / "logs" / "lightning-csv-ml-aos" / "metrics.csv"
 VANISHING_YAML = ("input: {shape: [32]}\nseeds: 1\nbatch_size: 32\nname: vanishing\nlayers:\n"
                   "  - {type: linear, out_features: 32, activation: sigmoid, init: {scheme: normal, std: 0.05},"
                   " repeat: 8}\n  - {type: linear, out_features: 4}\n")
-NAMES = {"check_architecture", "check_logs", "check_module", "check_onnx", "Diagnosis", "GradientRecorder", "GradHealthError", "SpecError",
+NAMES = {"check_architecture", "check_keras", "check_logs", "check_module", "check_onnx", "Diagnosis", "GradientRecorder", "GradHealthError", "SpecError",
          "LimitExceeded", "InputFormatError", "LogError", "UnknownLogFormat", "UploadTooLarge",
          "IdempotencyConflict"}
 
@@ -40,7 +40,8 @@ def test_all_lists_the_public_names_and_each_resolves():
     assert set(gradhealth._PUBLIC) == NAMES
     for name in NAMES:
         assert getattr(gradhealth, name) is not None
-    for name in NAMES - {"check_architecture", "check_logs", "check_module", "check_onnx", "Diagnosis",
+    for name in NAMES - {"check_architecture", "check_keras", "check_logs", "check_module", "check_onnx",
+                         "Diagnosis",
                          "GradientRecorder"}:
         assert issubclass(getattr(gradhealth, name), gradhealth.GradHealthError)
     with pytest.raises(AttributeError):
@@ -110,3 +111,24 @@ def test_cuda_without_cuda_is_a_spec_error_at_device():
             gradhealth.check_architecture(**kwargs)
         assert [p.pointer for p in exc.value.problems] == ["/device"]
         assert exc.value.status == 422 and isinstance(exc.value, errors.GradHealthError)
+
+
+KERAS_CONFIG = {"class_name": "Sequential", "config": {"name": "keras_sigmoid", "layers": [
+    {"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 16]}},
+    *[{"class_name": "Dense", "config": {"name": f"d{i}", "units": 16, "activation": "sigmoid"}}
+      for i in range(12)],
+    {"class_name": "Dense", "config": {"name": "out", "units": 4, "activation": "softmax"}}]}}
+
+
+def test_check_keras_equals_the_cli_json_and_takes_a_dict_a_path_or_bytes(tmp_path, capsys):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(KERAS_CONFIG))
+    assert main(["check", str(path), "--format", "json", "--seeds", "1", "--no-verify"]) == 1
+    cli = without_durations(json.loads(capsys.readouterr().out))
+    assert "vanishing_gradient" in {f["code"] for f in cli["findings"]}
+    for source in (path, str(path), path.read_bytes(), KERAS_CONFIG):
+        doc = gradhealth.check_keras(source, seeds=1, verify=False)
+        assert isinstance(doc, gradhealth.Diagnosis)
+        assert without_durations(doc.model_dump(mode="json")) == cli
+    with pytest.raises(gradhealth.InputFormatError):
+        gradhealth.check_keras(tmp_path / "missing.h5")

@@ -430,3 +430,15 @@ def test_as_given_without_weights_and_weights_that_do_not_fit_are_refused() -> N
     del stored["d1"]
     with pytest.raises(ModelError, match="d1: the file stores no weights"):
         check_keras(_h5_keras2(cfg, stored), seeds=1, verify=False)
+
+
+def test_cli_checks_an_h5_with_its_stored_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gradhealth.cli import main
+
+    cfg = _linear_stack(14, 32)
+    path = tmp_path / "checkpoint.h5"
+    path.write_bytes(_h5_keras2(cfg, _scaled(14, 32, 2.5)))
+    assert main(["check", str(path), "--format", "json", "--seeds", "1", "--no-verify"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert "exploding_gradient" in {f["code"] for f in doc["findings"]}
+    assert doc["layers"][0]["name"] == "d0" and "as stored in the file" in doc["summary"]

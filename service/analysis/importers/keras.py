@@ -848,8 +848,10 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
     else:
         data = Path(source).read_bytes() if isinstance(source, str) else source
         config, file_loss = read_keras(data)
-        if weights != "reinitialise":
-            stored = read_keras_weights(data, config)
+        stored = read_keras_weights(data, config)
+    ignored = weights == "reinitialise" and stored is not None
+    if weights == "reinitialise":
+        stored = None
     if weights == "as_given" and stored is None:
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
@@ -858,7 +860,8 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
                                  progress=progress)
-        doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
+        if ignored:  # the file has weights: say they were not used
+            doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         return doc
     return _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                          progress=progress)
