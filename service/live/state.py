@@ -1,9 +1,10 @@
 """Incremental per-run state: per series, the recent points at full resolution (the tail) and a
 bounded, decimated history, so appending a batch costs O(batch + bounded series), not O(run).
 
-History buckets merge pairwise when there are too many. Each bucket keeps its lowest and highest
-finite value (with their steps), its first non-finite value and its count, so a one-step spike or
-NaN survives any amount of decimation, as :func:`gradhealth.logs.check.downsample` keeps them in
+History buckets merge pairwise when there are too many. Each bucket keeps its first point (an
+unbiased sample, and the run's true first step), its lowest and highest finite value (with their
+steps), its first non-finite value and its count, so a one-step spike or NaN survives any amount of
+decimation, as :func:`gradhealth.logs.check.downsample` keeps them in
 charts. While a series has at most ``tail + history`` points every bucket holds one point and the
 series is exact: the live diagnosis then equals the log check's.
 """
@@ -34,6 +35,7 @@ class Bucket:
     first: float
     last: float
     count: int
+    first_value: float = math.nan   # the value at ``first``
     lo_step: float | None = None   # lowest finite value and its step
     lo: float = math.inf
     hi_step: float | None = None   # highest finite value and its step
@@ -44,12 +46,14 @@ class Bucket:
 
     @classmethod
     def of(cls, step: float, value: float) -> Bucket:
-        b = cls(step, step, 0)
+        b = cls(step, step, 0, value)
         b.add(step, value)
         return b
 
     def add(self, step: float, value: float) -> None:
-        self.first, self.last = min(self.first, step), max(self.last, step)
+        if step < self.first:
+            self.first, self.first_value = step, value
+        self.last = max(self.last, step)
         self.count += 1
         if math.isfinite(value):
             if value < self.lo or (value == self.lo and self.lo_step is not None and step < self.lo_step):
@@ -62,7 +66,8 @@ class Bucket:
                 self.bad, self.bad_step = value, step
 
     def merge(self, other: Bucket) -> Bucket:
-        out = Bucket(min(self.first, other.first), max(self.last, other.last), self.count + other.count,
+        head = self if self.first <= other.first else other
+        out = Bucket(head.first, max(self.last, other.last), self.count + other.count, head.first_value,
                      bad_count=self.bad_count + other.bad_count)
         for b in (self, other):
             if b.lo_step is not None and (out.lo_step is None or b.lo < out.lo):
@@ -76,7 +81,8 @@ class Bucket:
     def points(self) -> list[tuple[float, float]]:
         """The (step, value) points that stand for the bucket, in step order."""
         found: dict[float, float] = {}
-        for step, value in ((self.lo_step, self.lo), (self.hi_step, self.hi), (self.bad_step, self.bad)):
+        for step, value in ((self.first, self.first_value), (self.lo_step, self.lo), (self.hi_step, self.hi),
+                            (self.bad_step, self.bad)):
             if step is not None:
                 found.setdefault(step, value)
         return sorted(found.items())
