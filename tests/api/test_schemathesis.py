@@ -41,6 +41,9 @@ CONTENT_REFUSALS: dict[str, set[str]] = {
                               "invalid-filename"},  # an upload named '..' names no file
     "GET /v1/jobs": {"invalid-cursor"},
     "POST /v1/checks/architecture": {"limit-exceeded", "invalid-spec"},
+    # A webhook URL's address (private, loopback, ...) is known only once its host is read.
+    "POST /v1/webhooks": {"invalid-webhook-url"},
+    "GET /v1/webhooks/{webhook_id}/deliveries": {"invalid-cursor"},
 }
 # invalid-spec passes only where every error points at a layer (nested in a block or not): a
 # field's own rule is the schema's.
