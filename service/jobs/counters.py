@@ -87,16 +87,15 @@ def add(session: Session | Connection, deltas: Mapping[Key, float]) -> None:
         return
     rows = [{"name": n, "labels": lab, "value": v} for (n, lab), v in sorted(deltas.items())]
     dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
-    table = CounterRow.__table__
     if dialect == "postgresql":
-        stmt: Any = postgresql.insert(table).values(rows)
+        stmt: Any = postgresql.insert(CounterRow).values(rows)
     elif dialect == "sqlite":
-        stmt = sqlite.insert(table).values(rows)
+        stmt = sqlite.insert(CounterRow).values(rows)
     else:  # pragma: no cover - the service runs on SQLite or PostgreSQL only
         raise NotImplementedError(f"counters on {dialect}")
     session.execute(stmt.on_conflict_do_update(
-        index_elements=[table.c.name, table.c.labels],
-        set_={"value": table.c.value + stmt.excluded.value}))
+        index_elements=[CounterRow.name, CounterRow.labels],
+        set_={"value": CounterRow.value + stmt.excluded.value}))
 
 
 def job_finished(session: Session, *, kind: str, status: str, duration_s: float | None,
