@@ -1,7 +1,8 @@
 """Record per-layer gradient norms from a PyTorch training loop, in Gradient Health's own log
-format, for when your tools only log a total norm.
+format, for when your tools only log a total norm, and (live mode) stream them to a service.
 
-Needs only torch and the standard library (copy this one file into a project if you like)::
+Needs only torch and the standard library (copy this one file into a project if you like; live
+mode needs httpx too)::
 
     from gradhealth.recorder import GradientRecorder
 
@@ -15,6 +16,12 @@ Needs only torch and the standard library (copy this one file into a project if 
     recorder.close()
     print(recorder.send("http://localhost:8000")["links"]["self"])   # or: gradhealth check run/gradients.jsonl
 
+Live mode sends the same points to a run of a Gradient Health service while training goes on
+(``GET /v1/runs/{id}`` is the current diagnosis; ``path`` may be left out)::
+
+    recorder = GradientRecorder(model, "run/gradients.jsonl", server="http://localhost:8000",
+                                run="resnet-lr3e-4", api_key=os.environ.get("GRADHEALTH_API_KEY"))
+
 Each logged step writes JSON Lines in the long form of the native format::
 
     {"step": 120, "metric": "loss", "value": 3.41, "wall_time": 1718000000.0}
@@ -23,17 +30,23 @@ Each logged step writes JSON Lines in the long form of the native format::
     {"step": 120, "layer": "encoder.0.weight", "kind": "grad_norm", "value": 0.013}
 
 Overhead: on logged steps the training thread runs one fused norm over all gradients
-(``torch._foreach_norm``) and, on CUDA, one non-blocking copy of the norms and the loss into
-pinned host memory; nothing in it waits for the device. Reading the values, JSON encoding and
-writing happen in a background thread, which takes what the training thread queued every
-``flush_interval`` seconds. On other steps the cost is a counter.
+(``torch._foreach_norm``) and, on CUDA, one stack and one non-blocking copy of the norms and the
+loss into pinned host memory; nothing in it waits for the device, walks the module tree or
+builds a record. Reading the values, building records, JSON encoding, writing and sending happen
+in a background thread, which takes what the training thread queued every ``flush_interval``
+seconds. On other steps the cost is a counter. The parameter list is cached; the background
+thread re-reads it at most once a second, so a parameter added, replaced, frozen or unfrozen is
+picked up within about a second without the training thread paying for the check.
 
 Nothing is lost: the queue is bounded (``buffer`` logged steps; when it is full, ``step()`` waits
 for the writer instead of dropping points), and everything queued is written and flushed (and the
-file fsynced) by ``close()``, on leaving a ``with`` block and at interpreter exit.
+file fsynced) by ``close()``, on leaving a ``with`` block and at interpreter exit. In live mode the
+network never holds up the writer: see :class:`HttpSink` for what happens while the service is
+down or slow.
 
 Where the points go is pluggable: the writer hands each logged step, as a :class:`Record` with a
-sequence number, to every :class:`Sink` (the JSON Lines file, plus any ``sinks=`` given).
+sequence number, to every :class:`Sink` (the JSON Lines file, the service in live mode, plus any
+``sinks=`` given).
 """
 
 from __future__ import annotations
@@ -41,9 +54,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import logging
 import math
 import operator
 import os
+import random
+import re
+import shutil
+import tempfile
 import threading
 import time
 import urllib.request
@@ -55,6 +73,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+
+log = logging.getLogger(__name__)
+
+# Bound once: step() calls these without attribute look-ups.
+_foreach_norm = torch._foreach_norm
+_is_grad_enabled = torch._C.is_grad_enabled
+_set_grad_enabled = torch._C._set_grad_enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +143,14 @@ def _json_float(v: float) -> str:
     return _JSON_SPECIAL.get(r, r)
 
 
-class FileSink:
+class _Encoder:
     """JSON Lines, byte for byte what ``json.dumps(row)`` gives for each of :meth:`Record.rows`.
 
     Encodes by hand (names escaped once, not once per step) because the writer thread shares the
     interpreter lock with the training loop; a test pins the output against ``json.dumps``.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w", encoding="utf-8")
+    def __init__(self) -> None:
         self._layer_part: dict[str, str] = {}
 
     def encode(self, record: Record) -> str:
@@ -152,6 +174,16 @@ class FileSink:
             out.append(head + part + _json_float(v) + "}\n")
         return "".join(out)
 
+
+class FileSink(_Encoder):
+    """The JSON Lines file: :meth:`encode` gives each record's lines."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", encoding="utf-8")
+
     def write(self, records: Sequence[Record]) -> None:
         """Append the records' lines to the file."""
         self._file.write("".join(self.encode(r) for r in records))
@@ -169,6 +201,45 @@ class FileSink:
         self._file.close()
 
 
+class _Params:
+    """The recorded parameters, cached so that ``step()`` never walks the module tree.
+
+    The training thread reads ``current`` (names, tensors) once a step; the writer thread calls
+    :meth:`refresh`, which re-reads the model at most once a ``period`` and swaps in a new pair
+    (one attribute store, so a step sees the old pair or the new one, never a mix) when a
+    parameter was added, replaced, frozen or unfrozen. Holds the model weakly.
+    """
+
+    def __init__(self, model: torch.nn.Module, weights_only: bool, period: float = 1.0) -> None:
+        self._model = weakref.ref(model)
+        self._weights_only = weights_only
+        self._period = period
+        self.current = self._read(model)
+        self._checked = time.monotonic()
+
+    def _read(self, model: torch.nn.Module) -> tuple[tuple[str, ...], tuple[torch.Tensor, ...]]:
+        pairs = [(name, p) for name, p in model.named_parameters()
+                 if p.requires_grad and (not self._weights_only or p.dim() > 1)]
+        return tuple(n for n, _ in pairs), tuple(p for _, p in pairs)
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self._period:
+            return
+        self._checked = now
+        model = self._model()
+        if model is None:
+            return
+        try:
+            names, tensors = self._read(model)
+        except RuntimeError:  # the training thread changed a module's dict meanwhile: next time
+            return
+        old_names, old_tensors = self.current
+        if names != old_names or any(a is not b for a, b in zip(tensors, old_tensors,
+                                                                 strict=True)):
+            self.current = (names, tensors)
+
+
 class _Writer:
     """The background thread: drains what ``step()`` queued, turns it into records, feeds sinks.
 
@@ -177,10 +248,12 @@ class _Writer:
     ask for a flush or the close.
     """
 
-    def __init__(self, sinks: Sequence[Sink], capacity: int, interval: float) -> None:
+    def __init__(self, sinks: Sequence[Sink], capacity: int, interval: float,
+                 on_wake: Any = None) -> None:
         self.sinks = list(sinks)
         self.capacity = capacity
         self.interval = interval
+        self.on_wake = on_wake
         # With no interval the thread sleeps until woken, so wake it for every item.
         self.wake_at = 1 if interval == 0 else max(1, capacity // 2)
         self.items: collections.deque[tuple[Any, ...]] = collections.deque()
@@ -194,11 +267,15 @@ class _Writer:
 
     def put(self, item: tuple[Any, ...]) -> None:
         self.items.append(item)
-        if len(self.items) >= self.wake_at:
-            with self.cond:
-                self.cond.notify()
-                while len(self.items) >= self.capacity and self.thread.is_alive():
-                    self.cond.wait(0.1)
+        if len(self.items) >= self.wake_at or self.error is not None:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wakes the thread; waits while the queue is full; raises the thread's error."""
+        with self.cond:
+            self.cond.notify()
+            while len(self.items) >= self.capacity and self.thread.is_alive():
+                self.cond.wait(0.1)
         self.raise_error()
 
     def raise_error(self) -> None:
@@ -255,6 +332,8 @@ class _Writer:
                     for sink in self.sinks:
                         sink.close()
                     return
+                if self.on_wake is not None:
+                    self.on_wake()
         except BaseException as error:  # noqa: BLE001 - handed to the training thread
             self.error = error
             with self.cond:
@@ -269,18 +348,37 @@ def _record(item: tuple[Any, ...]) -> Record:
     seq, step, wall_time, layers, values, event, loss, lr = item
     if event is not None:
         event.synchronize()  # the non-blocking copy into pinned memory has landed
-    if isinstance(values, list):  # CPU: the norms themselves (and the loss), already computed
-        try:
-            values = torch.stack(values)
-        except RuntimeError:  # some on another device: this thread may wait for it
-            values = torch.stack([t.cpu() for t in values])
+    if isinstance(values, tuple | list):  # the norms as 0-d tensors (CPU: already computed)
+        if not values:
+            values = None
+        else:
+            try:
+                values = torch.stack(values)
+            except RuntimeError:  # some on another device: this thread may wait for it
+                values = torch.stack([t.cpu() for t in values])
     numbers = values.tolist() if values is not None else []
     if loss is _LOSS_IN_VALUES:
         loss = numbers.pop()
+    elif isinstance(loss, torch.Tensor):
+        loss = float(loss)  # CPU: computed already; elsewhere this thread waits, not the step
     return Record(seq, step, wall_time, loss, lr, layers, tuple(numbers))
 
 
 _LOSS_IN_VALUES = object()
+
+
+def _norms_present(names: tuple[str, ...], grads: list[Any]) -> tuple[tuple[str, ...], Any]:
+    """The slow path of ``step()``: some parameters have no gradient (or they sit on several
+    devices); their names are left out."""
+    keep = [i for i, g in enumerate(grads) if g is not None]
+    present = [grads[i] for i in keep]
+    names = tuple(names[i] for i in keep)
+    if not present:
+        return names, ()
+    try:
+        return names, _foreach_norm(present)
+    except RuntimeError:  # on several devices
+        return names, tuple(torch.linalg.vector_norm(g) for g in present)
 
 
 class GradientRecorder:
@@ -289,30 +387,61 @@ class GradientRecorder:
     ``buffer`` is how many logged steps may wait for the writer thread before ``step()`` waits
     too; ``flush_interval`` is how many seconds at most a point waits before it reaches the file
     (0: at once). Neither changes what is written. ``sinks`` receive the same records as the file.
+
+    Live mode: with ``server`` (a service's base URL) and ``run`` (the run's name) the points go to
+    that run too (``POST /v1/runs``, then batches to ``/v1/runs/{id}/points``; a recorder started
+    again under the same name re-attaches to the run while it is active). ``path`` is then
+    optional. ``config`` is the run's config (e.g. the clip threshold); ``api_key`` goes in the
+    ``X-API-Key`` header; ``finish_on_close`` marks the run finished once everything is sent;
+    ``close_timeout`` bounds how long ``close()`` waits for the service; ``spill`` is the file
+    that holds what the service has not taken yet when more than ``buffer`` logged steps wait
+    (default: next to ``path``, else in the temporary folder). See :class:`HttpSink`.
     """
 
-    def __init__(self, model: torch.nn.Module, path: str | Path, *, every: int = 1,
-                 weights_only: bool = False, buffer: int = 4096, flush_interval: float = 1.0,
-                 sinks: Sequence[Sink] = ()) -> None:
+    def __init__(self, model: torch.nn.Module, path: str | Path | None = None, *,
+                 every: int = 1, weights_only: bool = False, buffer: int = 4096,
+                 flush_interval: float = 1.0, sinks: Sequence[Sink] = (),
+                 server: str | None = None, run: str | None = None,
+                 api_key: str | None = None, config: dict[str, Any] | None = None,
+                 finish_on_close: bool = True, close_timeout: float = 30.0,
+                 spill: str | Path | None = None) -> None:
         if every < 1:
             raise ValueError("every must be >= 1")
         if buffer < 1:
             raise ValueError("buffer must be >= 1")
         if not flush_interval >= 0:
             raise ValueError("flush_interval must be >= 0 seconds")
-        self.path = Path(path)
+        if path is None and server is None:
+            raise ValueError("give a path, a server, or both")
+        if server is not None and not run:
+            raise ValueError("live mode needs a run name: run='...'")
+        self.path = Path(path) if path is not None else None
         self.every = every
-        self.params = [(name, p) for name, p in model.named_parameters()
-                       if p.requires_grad and (not weights_only or p.dim() > 1)]
-        self._names = tuple(name for name, _ in self.params)
-        self._tensors = [p for _, p in self.params]
+        self._params = _Params(model, weights_only)
         self._count = 0
         self._seq = 0
         self._closed = False
-        self._writer = _Writer([FileSink(self.path), *sinks], buffer, flush_interval)
+        self.live: HttpSink | None = None
+        all_sinks: list[Sink] = [FileSink(self.path)] if self.path is not None else []
+        if server is not None:
+            assert run is not None
+            if spill is None and self.path is not None:
+                spill = self.path.with_name(self.path.stem + ".unsent.jsonl")
+            self.live = HttpSink(server, run, api_key=api_key, config=config, buffer=buffer,
+                                 spill=spill, finish_on_close=finish_on_close,
+                                 close_timeout=close_timeout)
+            all_sinks.append(self.live)
+        all_sinks += sinks
+        self._writer = _Writer(all_sinks, buffer, flush_interval, self._params.refresh)
         # Closes (and so flushes) at garbage collection or interpreter exit if close() was not
         # called; holds the writer, never the recorder or the model.
         self._finalizer = weakref.finalize(self, self._writer.close)
+
+    @property
+    def params(self) -> list[tuple[str, torch.Tensor]]:
+        """The (name, parameter) pairs recorded now."""
+        names, tensors = self._params.current
+        return list(zip(names, tensors, strict=True))
 
     def step(self, loss: torch.Tensor | float | None = None, *, lr: float | None = None,
              optimizer: torch.optim.Optimizer | None = None, step: int | None = None) -> None:
@@ -324,32 +453,47 @@ class GradientRecorder:
         if self._closed:
             raise ValueError("step() on a closed GradientRecorder")
         wall_time = time.time()
-        maybe = [p.grad for p in self._tensors]
-        names = self._names
-        grads: list[torch.Tensor] = [g for g in maybe if g is not None]
-        if len(grads) != len(maybe):
-            names = tuple(n for n, g in zip(names, maybe, strict=True) if g is not None)
-        with torch.no_grad():  # no graph, even for grads made with create_graph=True
-            parts = list(torch._foreach_norm(grads)) if grads else []
-            loss_out: object = None  # a float, or the marker: the loss travels with the norms
-            if isinstance(loss, torch.Tensor):
-                parts.append(loss.detach().reshape(()))
-                loss_out = _LOSS_IN_VALUES
-            elif loss is not None:
-                loss_out = float(loss)
-            values, event = _to_host(parts) if parts else (None, None)
+        names, tensors = self._params.current
+        grads = [p.grad for p in tensors]
+        enabled = _is_grad_enabled()
+        if enabled:  # no graph, even for grads made with create_graph=True
+            _set_grad_enabled(False)
+        try:
+            try:
+                norms = _foreach_norm(grads)
+            except (TypeError, RuntimeError):  # a parameter without a gradient, or no parameter
+                names, norms = _norms_present(names, grads)
+            # The loss detached: a reference to its values, not to the graph or the gradients.
+            loss_out: object = loss.detach() if isinstance(loss, torch.Tensor) else (
+                None if loss is None else float(loss))
+            event = None
+            if norms and not norms[0].is_cpu:  # one copy for the norms and the loss, not waited on
+                parts = list(norms)
+                if isinstance(loss_out, torch.Tensor):
+                    parts.append(loss_out.reshape(()))
+                    loss_out = _LOSS_IN_VALUES
+                norms, event = _to_host(parts)
+        finally:
+            if enabled:
+                _set_grad_enabled(True)
         if lr is None and optimizer is not None:
             lr = float(optimizer.param_groups[0]["lr"])
-        self._writer.put((self._seq, index, wall_time, names, values, event, loss_out, lr))
+        writer = self._writer
+        items = writer.items
+        items.append((self._seq, index, wall_time, names, norms, event, loss_out, lr))
         self._seq += 1
+        if len(items) >= writer.wake_at or writer.error is not None:
+            writer.wake()
 
     def flush(self) -> None:
-        """Wait until everything recorded so far is written and flushed."""
+        """Wait until everything recorded so far is written and flushed (in live mode: queued
+        for sending; :meth:`HttpSink.wait_sent` waits for the service)."""
         if not self._closed:
             self._writer.flush()
 
     def close(self) -> None:
-        """Write everything still queued, flush, fsync and close the file (idempotent)."""
+        """Write everything still queued, flush, fsync and close the file; in live mode send
+        what is left (for at most ``close_timeout`` seconds) and finish the run (idempotent)."""
         self._closed = True
         self._finalizer()
 
@@ -361,6 +505,8 @@ class GradientRecorder:
 
     def send(self, server: str, *, api_key: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
         """Upload the log to a Gradient Health service; returns the job resource."""
+        if self.path is None:
+            raise ValueError("send() uploads the file: this recorder has no path")
         self.close()
         boundary = uuid.uuid4().hex
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{self.path.name}\"\r\n"
@@ -374,24 +520,294 @@ class GradientRecorder:
             return json.loads(response.read())
 
 
-def _to_host(parts: list[torch.Tensor]) -> tuple[Any, Any]:
-    """Starts moving 0-d tensors to the host without waiting for the device.
+class RunRefused(RuntimeError):
+    """The service refused the run or its points in a way no retry fixes (a bad key, a deleted
+    or finished run, a run over its size limit)."""
 
-    CPU: returns the tensors themselves (computed already; the writer stacks them). CUDA: one
-    stacked float64 tensor copied with ``non_blocking=True`` into pinned memory, and an event the
-    writer waits on before reading it. Other devices: one ordinary (blocking) copy. Stacking
-    promotes mixed float dtypes, which is exact, so values match per-tensor float64 conversion.
+
+# Statuses worth retrying: the service is restarting, overloaded or rate limiting.
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class HttpSink:
+    """Live mode's sink: sends each logged step's rows to a run of a Gradient Health service.
+
+    ``write()`` runs on the recorder's writer thread and only encodes the rows and queues them;
+    a thread of its own sends them, so neither the training step nor the file waits on the
+    network. At most ``buffer`` logged steps wait in memory; past that they are appended to the
+    ``spill`` file (JSON Lines, the same rows as the recorder's file) and read back in order once
+    the service has taken what came before, so a long outage costs disk, never points or the
+    step's time. Nothing is dropped.
+
+    Each batch stays queued until the service acknowledges it (a 2xx answer); while the service
+    is down, slow or answering 408/429/5xx the same batch is sent again after an exponential
+    backoff with jitter (``backoff`` = first delay, cap; ``Retry-After`` respected). The service
+    keeps one point per (step, metric), so a batch sent again after a lost answer adds nothing
+    twice, and a restarted service loses nothing it acknowledged. ``sent`` counts acknowledged
+    logged steps and ``last_seq`` is the highest acknowledged :attr:`Record.seq`.
+
+    ``close()`` sends what is left for at most ``close_timeout`` seconds, then finishes the run
+    (``finish_on_close``). What it could not send is left in ``unsent_path`` (the spill file,
+    JSON Lines: ``gradhealth check`` reads it, and ``POST /v1/runs/{id}/points`` takes it as
+    ``application/x-ndjson``) and logged as a warning. A refusal no retry fixes (401/403, 404,
+    409, 413, 422) is raised from the next ``step()`` as :class:`RunRefused`, with what was not
+    sent kept in the same file.
+    """
+
+    def __init__(self, server: str, run: str, *, api_key: str | None = None,
+                 config: dict[str, Any] | None = None, buffer: int = 4096,
+                 spill: str | Path | None = None, batch_points: int = 5000,
+                 timeout: float = 10.0, close_timeout: float = 30.0,
+                 finish_on_close: bool = True, backoff: tuple[float, float] = (0.25, 30.0)) -> None:
+        import httpx  # only live mode needs it
+
+        if buffer < 1 or batch_points < 1:
+            raise ValueError("buffer and batch_points must be >= 1")
+        self._httpx = httpx
+        self.server = server.rstrip("/")
+        self.run = run
+        self.config = dict(config or {})
+        self.buffer = buffer
+        self.batch_points = batch_points
+        self.close_timeout = close_timeout
+        self.finish_on_close = finish_on_close
+        self.backoff = backoff
+        if spill is None:
+            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run)[:60]
+            spill = Path(tempfile.gettempdir()) / (
+                f"gradhealth-{safe}-{os.getpid()}-{uuid.uuid4().hex[:8]}.unsent.jsonl")
+        self.spill_path = Path(spill)
+        self.run_id: str | None = None
+        self.sent = 0
+        self.last_seq = -1
+        self.retries = 0
+        self.spilled = 0  # logged steps that went through the spill file, in all
+        self.finished = False
+        self.error: BaseException | None = None
+        self.unsent_path: Path | None = None
+        self._encoder = _Encoder()
+        # (seq, rows as JSON Lines, line count) in seq order; the head is the batch in flight.
+        self._mem: collections.deque[tuple[int, str, int]] = collections.deque()
+        # (seq, line count) of each logged step in the spill file not yet read back, in order.
+        self._spill_index: collections.deque[tuple[int, int]] = collections.deque()
+        self._spill_w: Any = None
+        self._spill_r: Any = None
+        self._cond = threading.Condition()
+        self._closing = False
+        self._closed = False
+        self._deadline = math.inf
+        self._nudge = threading.Event()  # cuts a backoff short when close() starts
+        self._client = httpx.Client(base_url=self.server, timeout=timeout,
+                                    headers={"X-API-Key": api_key} if api_key else {})
+        self._thread = threading.Thread(target=self._run, name="gradhealth-recorder-live",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- the writer thread's side ------------------------------------------------------------
+
+    def write(self, records: Sequence[Record]) -> None:
+        """Queue the records for sending (memory, or the spill file when memory is full)."""
+        encoded = []
+        for r in records:
+            text = self._encoder.encode(r)
+            if text:
+                encoded.append((r.seq, text, text.count("\n")))
+        with self._cond:
+            for item in encoded:
+                # Once something is spilled, later steps follow it there: the order is kept.
+                if self._spill_index or len(self._mem) >= self.buffer:
+                    self._spill(item)
+                else:
+                    self._mem.append(item)
+            self._cond.notify_all()
+        if self.error is not None:
+            raise RunRefused(f"{self.error} (the points not sent are kept in {self.spill_path})") \
+                from self.error
+
+    def flush(self) -> None:
+        """Nothing to wait for: the sending thread sends as soon as it can."""
+        if self._spill_w is not None:
+            with self._cond:
+                if self._spill_w is not None:
+                    self._spill_w.flush()
+
+    def wait_sent(self, seq: int, timeout: float) -> bool:
+        """Wait until the service acknowledged the logged step ``seq`` (and all before)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.last_seq < seq and self.error is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return self.last_seq >= seq
+
+    def close(self) -> None:
+        """Send what is left for at most ``close_timeout`` seconds, finish the run, keep what
+        could not be sent in ``unsent_path``."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = self._closing = True
+            self._deadline = time.monotonic() + self.close_timeout
+            self._cond.notify_all()
+        self._nudge.set()
+        self._thread.join(self.close_timeout + 2 * self._client.timeout.read + 1)
+        with self._cond:
+            if self._mem or self._spill_index:
+                self._keep_unsent()
+            else:
+                self._drop_spill()
+        self._client.close()
+        if self.unsent_path is not None:
+            log.warning("gradhealth recorder: %s could not be sent to %s run %r (%s); they are "
+                        "kept in %s", "some logged steps", self.server, self.run,
+                        self.error or "the service did not answer in time", self.unsent_path)
+        if isinstance(self.error, RunRefused):
+            raise self.error
+
+    # -- the spill file (the lock held) -------------------------------------------------------
+
+    def _spill(self, item: tuple[int, str, int]) -> None:
+        if self._spill_w is None:
+            self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+            self._spill_w = self.spill_path.open("w", encoding="utf-8")
+            self._spill_r = self.spill_path.open("r", encoding="utf-8")
+        seq, text, lines = item
+        self._spill_w.write(text)
+        self._spill_index.append((seq, lines))
+        self.spilled += 1
+
+    def _load(self) -> None:
+        """Reads spilled steps back into memory (memory is empty)."""
+        self._spill_w.flush()
+        while self._spill_index and len(self._mem) < self.buffer:
+            seq, lines = self._spill_index.popleft()
+            self._mem.append((seq, "".join(self._spill_r.readline() for _ in range(lines)), lines))
+        if not self._spill_index:
+            self._drop_spill()
+
+    def _drop_spill(self) -> None:
+        for f in (self._spill_w, self._spill_r):
+            if f is not None:
+                f.close()
+        if self._spill_w is not None:
+            self.spill_path.unlink(missing_ok=True)
+        self._spill_w = self._spill_r = None
+
+    def _keep_unsent(self) -> None:
+        """Everything not acknowledged, in order, into the spill file (fsynced)."""
+        part = self.spill_path.with_name(self.spill_path.name + ".part")
+        with part.open("w", encoding="utf-8") as out:
+            out.write("".join(text for _, text, _ in self._mem))
+            if self._spill_w is not None:
+                self._spill_w.flush()
+                shutil.copyfileobj(self._spill_r, out)  # the spilled lines not read back yet
+            out.flush()
+            os.fsync(out.fileno())
+        for f in (self._spill_w, self._spill_r):
+            if f is not None:
+                f.close()
+        self._spill_w = self._spill_r = None
+        os.replace(part, self.spill_path)
+        self.unsent_path = self.spill_path
+
+    # -- the sending thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not (self._mem or self._spill_index or self._closing):
+                        self._cond.wait()
+                    if not self._mem and self._spill_index:
+                        self._load()
+                    if not self._mem:
+                        break  # closing, and everything sent
+                    batch, lines = [], 0
+                    for item in self._mem:
+                        if batch and lines + item[2] > self.batch_points:
+                            break
+                        batch.append(item)
+                        lines += item[2]
+                if not self._send(batch):
+                    return  # close() gave up waiting
+                with self._cond:
+                    for _ in batch:
+                        self._mem.popleft()
+                    self.sent += len(batch)
+                    self.last_seq = batch[-1][0]
+                    self._cond.notify_all()
+            if self.finish_on_close and self.run_id is not None:
+                self.finished = self._call("POST", f"/v1/runs/{self.run_id}/finish") is not None
+        except BaseException as error:  # noqa: BLE001 - reported by write() and close()
+            self.error = error
+            with self._cond:
+                self._cond.notify_all()
+
+    def _send(self, batch: list[tuple[int, str, int]]) -> bool:
+        if self.run_id is None:
+            run = self._call("POST", "/v1/runs", json={"name": self.run, "config": self.config})
+            if run is None:
+                return False
+            self.run_id = str(run["id"])
+        lines = "".join(text for _, text, _ in batch).splitlines(keepends=True)
+        # One step with more rows than a batch may carry goes in several requests.
+        for start in range(0, len(lines), self.batch_points):
+            body = "".join(lines[start:start + self.batch_points]).encode()
+            if self._call("POST", f"/v1/runs/{self.run_id}/points", content=body,
+                          headers={"Content-Type": "application/x-ndjson"}) is None:
+                return False
+        return True
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any] | None:
+        """One request, retried with backoff until it succeeds; None when close() gave up."""
+        first, cap = self.backoff
+        attempt = 0
+        while True:
+            retry_after = 0.0
+            try:
+                response = self._client.request(method, url, **kwargs)
+            except self._httpx.TransportError as error:
+                why: object = error
+            else:
+                if response.status_code < 300:
+                    return response.json() if response.content else {}
+                if response.status_code not in _RETRY_STATUS:
+                    raise RunRefused(f"{method} {url}: {response.status_code} "
+                                     f"{response.text[:300]}")
+                why = response.status_code
+                with contextlib.suppress(ValueError):
+                    retry_after = float(response.headers.get("Retry-After", "0"))
+            self.retries += 1
+            # Exponential backoff with jitter, so many recorders do not come back in step.
+            delay = min(cap, first * 2 ** min(attempt, 30))
+            delay = max(min(cap, retry_after), random.uniform(delay / 2, delay))  # noqa: S311
+            attempt += 1
+            log.debug("gradhealth recorder: %s %s failed (%s); again in %.2f s", method, url,
+                      why, delay)
+            if time.monotonic() + delay > self._deadline:
+                if time.monotonic() >= self._deadline:
+                    return None
+                delay = self._deadline - time.monotonic()
+            if self._nudge.wait(delay):
+                self._nudge.clear()  # close() started: one try at once, then the backoff again
+
+
+def _to_host(parts: list[torch.Tensor]) -> tuple[Any, Any]:
+    """Starts moving 0-d tensors off an accelerator without waiting for it.
+
+    CUDA: one stacked tensor copied with ``non_blocking=True`` into pinned memory, and an event
+    the writer waits on before reading it. Other devices: one ordinary (blocking) copy. Stacking
+    promotes mixed float dtypes, which is exact, so values match per-tensor conversion.
     """
     device = parts[0].device
-    if device.type == "cpu":
-        return parts, None
     try:
         stacked = torch.stack(parts)
     except RuntimeError:  # parameters (or the loss) on several devices
         stacked = torch.stack([t.to(device) for t in parts])
-    stacked = stacked.to(torch.float64)
     if stacked.is_cuda and torch.cuda.is_available():
-        host = torch.empty(stacked.shape, dtype=torch.float64, pin_memory=True)
+        host = torch.empty(stacked.shape, dtype=stacked.dtype, pin_memory=True)
         host.copy_(stacked, non_blocking=True)
         event = torch.cuda.Event()
         event.record(torch.cuda.current_stream(stacked.device))  # the copy's stream, after it
