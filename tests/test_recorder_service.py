@@ -1,0 +1,151 @@
+"""Live mode against the real service (issue 11 section 3): a real training loop streams to
+`gradhealth serve` (a subprocess on a free port with a temporary SQLite database), the service is
+killed with SIGKILL mid-run and started again on the same database and port, the training process
+"restarts" (a second recorder re-attaches to the run by its name), and every step's points are in
+the database exactly once, with the values of the recorder's own files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from torch import nn
+
+from gradhealth.recorder import GradientRecorder
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """`gradhealth serve` in its own process group, startable again on the same port and DB."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = tmp / "runs.db"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRADHEALTH_")}
+        env.update(GRADHEALTH_DATABASE_URL=f"sqlite:///{self.db}",
+                   GRADHEALTH_UPLOAD_DIR=str(self.tmp / "uploads"), GRADHEALTH_WORKERS="1",
+                   GRADHEALTH_LOG_LEVEL="WARNING")
+        self.starts += 1
+        log = (self.tmp / f"serve{self.starts}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gradhealth.cli", "serve", "--port", str(self.port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 120
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while True:
+                assert self.proc.poll() is None, self.log()
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the service did not become ready"
+                time.sleep(0.2)
+
+    def log(self) -> str:
+        return (self.tmp / f"serve{self.starts}.log").read_text()[-3000:]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def service(tmp_path):
+    s = Service(tmp_path)
+    s.start()
+    yield s
+    s.stop()
+
+
+def _file_points(path: Path) -> dict[tuple[float, str], float]:
+    out: dict[tuple[float, str], float] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        key = (row["step"], row.get("metric") or "grad_norm/" + row["layer"])
+        assert key not in out
+        out[key] = row["value"]
+    return out
+
+
+def test_a_service_killed_and_restarted_mid_run_gets_every_point_exactly_once(service, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(32, 6), torch.randn(32, 1)
+
+    def train(rec: GradientRecorder, steps: range) -> None:
+        for step in steps:
+            loss = nn.functional.mse_loss(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            rec.step(loss=loss, optimizer=optimizer, step=step)
+            optimizer.step()
+
+    first = GradientRecorder(model, tmp_path / "part1.jsonl", server=service.url, run="restarts",
+                             config={"clip_threshold": 5.0}, flush_interval=0.05,
+                             finish_on_close=False, close_timeout=120)
+    first.live.backoff = (0.05, 0.5)
+    train(first, range(0, 20))
+    assert first.live.wait_sent(19, timeout=120), service.log()
+    service.stop(signal.SIGKILL)  # no goodbye: whatever it was doing is cut off
+    train(first, range(20, 40))
+    first.flush()
+    time.sleep(0.5)
+    assert first.live.last_seq == 19 and first.live.retries > 0  # nothing sent while down
+    service.start()  # same database, same port
+    train(first, range(40, 60))
+    first.close()  # sends what is left, leaves the run active
+    assert first.live.unsent_path is None and not first.live.finished
+    run_id = first.live.run_id
+
+    # The training process starts again: a new recorder re-attaches to the active run by name.
+    second = GradientRecorder(model, tmp_path / "part2.jsonl", server=service.url,
+                              run="restarts", flush_interval=0.05, close_timeout=120)
+    train(second, range(60, 80))
+    second.close()
+    assert second.live.run_id == run_id and second.live.finished
+
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        run = client.get(f"/v1/runs/{run_id}").json()
+    rows_per_step = 3 + 4
+    assert run["status"] == "finished" and run["points"] == 80 * rows_per_step, run
+    assert run["last_step"] == 79
+    service.stop()
+    expected = _file_points(tmp_path / "part1.jsonl") | _file_points(tmp_path / "part2.jsonl")
+    assert len(expected) == 80 * rows_per_step
+    with sqlite3.connect(service.db) as db:
+        stored = db.execute("SELECT step, metric, value, special FROM run_points WHERE run_id = ?",
+                            (run_id,)).fetchall()
+    assert len(stored) == len(expected)  # once each: (run, metric, step) is the table's key
+    assert all(special == 0 for *_, special in stored)
+    assert {(step, metric): value for step, metric, value, _ in stored} == expected
