@@ -10,6 +10,7 @@ import pytest
 
 from gradhealth.settings import hash_key
 from tests.api.helpers import Api, running_app, settings_for
+from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures, see tests/pg.py
 
 KEYS = {"alice": "alice-key-0123456789abcdef", "bob": "bob-key-0123456789abcdef"}
 ALICE = {"X-API-Key": KEYS["alice"]}

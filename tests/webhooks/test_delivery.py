@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
+from gradhealth.db.engine import make_engine, make_sessionmaker
 from gradhealth.db.models import WebhookDeliveryRow
 from gradhealth.jobs import store
 from gradhealth.webhooks import outbox, registry
@@ -138,10 +138,9 @@ def test_the_delivery_log_pages_newest_first(hooks_api: Api) -> None:
 
 
 @pytest.fixture
-def sessions(tmp_path: Any) -> Iterator[sessionmaker[Session]]:
-    url = f"sqlite:///{tmp_path}/hooks.db"
-    migrate(url)
-    engine = make_engine(url)
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """A fresh migrated database, SQLite and PostgreSQL (the claims' compare-and-set on both)."""
+    engine = make_engine(database_url)
     try:
         yield make_sessionmaker(engine)
     finally:
