@@ -297,3 +297,26 @@ def test_cuda_values_match_the_cpu_computation(tmp_path):
         pytest.approx([e[0] for e in expected], rel=1e-6)
     assert [r["value"] for r in rows if "layer" in r] == \
         pytest.approx([v for e in expected for v in e[1:]], rel=1e-5)
+
+
+def test_a_parameter_unfrozen_or_added_is_picked_up_without_the_step_walking_the_model(tmp_path):
+    model = _Branchy()
+    model.side.requires_grad_(False)
+    path = tmp_path / "u.jsonl"
+    rec = GradientRecorder(model, path, flush_interval=0)
+    rec._params._period = 0.0  # re-read the model at every wake of the writer, not once a second
+    _train(model, 2, rec)  # steps 0, 1: the side branch is frozen
+    rec.flush()
+    model.side.requires_grad_(True)
+    model.extra = nn.Linear(1, 1)  # registered, never used: no gradient, so never recorded
+    rec.flush()  # the writer wakes and re-reads the model
+    assert [n for n, _ in rec.params] == ["body.0.weight", "body.0.bias", "body.2.weight",
+                                          "body.2.bias", "side.weight", "side.bias",
+                                          "extra.weight", "extra.bias"]
+    expected = _train(model, 3, rec)  # recorded as steps 2, 3, 4: side used on 2 and 4
+    rec.close()
+    rows = _rows(path)
+    assert {r["layer"] for r in rows if r["step"] < 2 and "layer" in r} == {
+        "body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias"}  # frozen: not recorded
+    _assert_close(rows[2 * 7:], [{**r, "step": r["step"] + 2} for r in expected])
+    assert {r["layer"] for r in rows if r["step"] == 4 and "layer" in r} >= {"side.weight"}
