@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +39,12 @@ EVENT_HEADER = "X-Gradhealth-Event"
 DELIVERY_HEADER = "X-Gradhealth-Delivery"
 TIMESTAMP_HEADER = "X-Gradhealth-Timestamp"
 SIGNATURE_HEADER = "X-Gradhealth-Signature"
+
+#: Delivery threads per process: one slow receiver (up to the timeout per attempt) holds one, not all.
+THREADS = 4
+#: Delivered and failed deliveries older than this leave the log (checked about once an hour).
+RETENTION = timedelta(days=30)
+_PRUNE_EVERY_S = 3600.0
 
 
 def utcnow() -> datetime:
@@ -100,7 +106,9 @@ class Deliverer:
         self.settings = settings
         self.resolve = resolve
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._pruned = 0.0  # monotonic time of the last pruning
+        self._prune_lock = threading.Lock()
         # No proxies from the environment (a proxy would connect where it likes, not to the
         # checked address), no redirects, and a short limit on every phase of an attempt.
         self._client = httpx.Client(trust_env=False, follow_redirects=False,
@@ -113,20 +121,41 @@ class Deliverer:
 
     # --- the loop ----------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Run in a daemon thread until :meth:`stop`."""
-        self._thread = threading.Thread(target=self._loop, name="gradhealth-webhooks", daemon=True)
-        self._thread.start()
+    def start(self, threads: int = THREADS) -> None:
+        """Run in ``threads`` daemon threads until :meth:`stop` (their claims exclude each other
+        as those of separate processes do)."""
+        self._threads = [threading.Thread(target=self._loop, name=f"gradhealth-webhooks-{i}", daemon=True)
+                         for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking deliveries; an attempt under way finishes (or times out) on its own."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._client.close()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if not any(thread.is_alive() for thread in self._threads):
+            self._client.close()  # else the attempt in flight still uses it; the daemon thread ends with it
+
+    def prune(self) -> int:
+        """Drop delivered and failed deliveries older than :data:`RETENTION`; returns how many."""
+        with self.sessions() as session:
+            gone = _dml(session, delete(WebhookDeliveryRow).where(
+                WebhookDeliveryRow.status.in_(("delivered", "failed")),
+                WebhookDeliveryRow.created_at < utcnow() - RETENTION)).rowcount
+            session.commit()
+        return gone
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                with self._prune_lock:
+                    due = time.monotonic() - self._pruned >= _PRUNE_EVERY_S or not self._pruned
+                    if due:
+                        self._pruned = time.monotonic()
+                if due:
+                    self.prune()
                 busy = self.run_once() > 0
             except Exception:  # noqa: BLE001 - a database hiccup must not end deliveries for good
                 log.exception("webhook deliverer: a round failed")

@@ -7,6 +7,7 @@ import base64
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -41,7 +42,7 @@ def count(session: Session, owner: str) -> int:
     return session.scalar(select(func.count()).select_from(WebhookRow).where(WebhookRow.owner == owner)) or 0
 
 
-def create(session: Session, *, owner: str, url: str, events: list[str], secret: str) -> WebhookRow:
+def create(session: Session, *, owner: str, url: str, events: Sequence[str], secret: str) -> WebhookRow:
     row = WebhookRow(id=uuid.uuid4().hex, owner=owner, url=url, secret=secret, events=list(events),
                      created_at=datetime.now(UTC), active=True)
     session.add(row)

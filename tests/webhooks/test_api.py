@@ -75,3 +75,11 @@ def test_the_endpoints_are_in_openapi(strict_api: Api) -> None:
     assert "get" in paths["/v1/webhooks/{webhook_id}/deliveries"]
     assert "post" in paths["/v1/webhooks/{webhook_id}/test"]
     assert "201" in paths["/v1/webhooks"]["post"]["responses"]
+
+
+def test_the_schema_offers_exactly_the_events_the_outbox_sends(strict_api: Api) -> None:
+    from gradhealth.webhooks.outbox import EVENTS
+
+    create = strict_api.get("/openapi.json").json()["components"]["schemas"]["WebhookCreate"]
+    assert tuple(create["properties"]["events"]["items"]["enum"]) == EVENTS
+    assert tuple(create["properties"]["events"]["default"]) == EVENTS

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -255,3 +256,24 @@ def test_backoff_is_exponential_with_jitter_and_capped(attempt: int) -> None:
     waits = [backoff_s(attempt, 2.0, 100.0, rng) for _ in range(200)]
     assert all(full / 2 <= w <= full for w in waits)
     assert max(waits) - min(waits) > full / 4  # jittered, not constant
+
+
+def test_old_finished_deliveries_leave_the_log(sessions: sessionmaker[Session], tmp_path: Any) -> None:
+    from gradhealth.webhooks.deliver import RETENTION
+
+    _, ids = _hook(sessions, "http://127.0.0.1:9/never", n=4)
+    old = store.utcnow() - RETENTION - timedelta(hours=1)
+    with sessions() as session:
+        for delivery_id, status, created in zip(ids, ["delivered", "failed", "pending", "delivered"],
+                                                [old, old, old, store.utcnow()], strict=True):
+            row = session.get(WebhookDeliveryRow, delivery_id)
+            row.status, row.created_at, row.next_attempt_at = status, created, None
+        session.commit()
+    deliverer = Deliverer(sessions, key_settings(tmp_path))
+    try:
+        assert deliverer.prune() == 2
+    finally:
+        deliverer.stop()
+    with sessions() as session:
+        left = {i for i in ids if session.get(WebhookDeliveryRow, i) is not None}
+    assert left == {ids[2], ids[3]}  # a pending one stays whatever its age

@@ -4,7 +4,7 @@ delivery log; a test ping. Each webhook belongs to the key that created it (404 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -19,7 +19,7 @@ from gradhealth.webhooks.addresses import MAX_URL_CHARS, UrlRefused, check_regis
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=RATE_LIMITED)
 
-Event = Literal["job.finished", "run.error_finding"]
+Event = Literal["job.finished", "run.error_finding"]  # outbox.EVENTS, as the schema's enum
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such webhook (or not yours)"}}
 
 
@@ -29,7 +29,7 @@ class WebhookCreate(BaseModel):
     url: str = Field(max_length=MAX_URL_CHARS, description="http or https URL without user name or password; "
                      "a private, loopback or other non-public address is refused unless the service "
                      "allows them (GRADHEALTH_WEBHOOKS_ALLOW_PRIVATE)")
-    events: list[Event] = Field(default_factory=lambda: list(outbox.EVENTS), min_length=1,
+    events: list[Event] = Field(list(get_args(Event)), min_length=1,  # pydantic copies it per request
                                 description="the events to send (default: all)")
     secret: str | None = Field(None, min_length=16, max_length=255,
                                description="the HMAC-SHA256 signing secret; when absent one is generated and "
@@ -87,7 +87,7 @@ def _read(row: WebhookRow) -> dict[str, Any]:
 
 
 def _delivery(row: WebhookDeliveryRow) -> DeliveryRead:
-    return DeliveryRead(id=row.id, event=row.event, status=row.status, attempts=row.attempts,  # type: ignore[arg-type]
+    return DeliveryRead(id=row.id, event=row.event, status=row.status, attempts=row.attempts,
                         next_attempt_at=registry.as_utc(row.next_attempt_at), last_status=row.last_status,
                         last_error=row.last_error, created_at=registry.as_utc(row.created_at),
                         delivered_at=registry.as_utc(row.delivered_at), payload=row.payload)
