@@ -121,10 +121,11 @@ class UnrolledRNN(nn.Module):
 
     def __init__(self, rnn: nn.RNNBase) -> None:
         super().__init__()
-        if rnn.bidirectional or int(getattr(rnn, "proj_size", 0)):
-            raise ValueError("bidirectional or projected recurrent layers are not unrolled")
+        if int(getattr(rnn, "proj_size", 0)):
+            raise ValueError("projected recurrent layers are not unrolled")
         self.rnn = rnn
         self.kind = RNN_TYPES[type(rnn)]
+        self.directions = 2 if rnn.bidirectional else 1
         self.nonlinearity = getattr(rnn, "nonlinearity", "tanh")
         self.steps: dict[int, list[torch.Tensor]] = {}
         self.probing = False
@@ -142,41 +143,50 @@ class UnrolledRNN(nn.Module):
         last_h: list[torch.Tensor] = []
         last_c: list[torch.Tensor] = []
         inp = seq
+        length = seq.shape[1]
         for layer in range(rnn.num_layers):
-            weights = [getattr(rnn, f"{p}_l{layer}") for p in ("weight_ih", "weight_hh")]
-            if rnn.bias:
-                weights += [getattr(rnn, f"{p}_l{layer}") for p in ("bias_ih", "bias_hh")]
-            else:
-                weights += [None, None]
-            h = h0[layer] if h0 is not None else seq.new_zeros(n, hsize)
-            c = c0[layer] if c0 is not None else seq.new_zeros(n, hsize)
-            steps: list[torch.Tensor] = []
-            for t in range(seq.shape[1]):
-                if self.kind == "lstm":
-                    h, c = torch.lstm_cell(inp[:, t], (h, c), *weights)
-                elif self.kind == "gru":
-                    h = torch.gru_cell(inp[:, t], h, *weights)
-                elif self.nonlinearity == "relu":
-                    h = torch.rnn_relu_cell(inp[:, t], h, *weights)
+            outs: list[torch.Tensor] = []
+            # a bidirectional layer: torch's second direction (``_reverse`` weights) reads the
+            # sequence backwards; its steps are kept in the order it runs them (sublayer 2k + 1)
+            for direction in range(self.directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                weights = [getattr(rnn, f"{p}{suffix}") for p in ("weight_ih", "weight_hh")]
+                if rnn.bias:
+                    weights += [getattr(rnn, f"{p}{suffix}") for p in ("bias_ih", "bias_hh")]
                 else:
-                    h = torch.rnn_tanh_cell(inp[:, t], h, *weights)
-                if h.requires_grad:
-                    h.retain_grad()
-                steps.append(h)
-            self.steps[layer] = steps
-            last_h.append(h)
-            last_c.append(c)
-            inp = torch.stack(steps, 1)
+                    weights += [None, None]
+                index = layer * self.directions + direction  # torch's h_n order
+                h = h0[index] if h0 is not None else seq.new_zeros(n, hsize)
+                c = c0[index] if c0 is not None else seq.new_zeros(n, hsize)
+                steps: list[torch.Tensor] = []
+                for t in (range(length - 1, -1, -1) if direction else range(length)):
+                    if self.kind == "lstm":
+                        h, c = torch.lstm_cell(inp[:, t], (h, c), *weights)
+                    elif self.kind == "gru":
+                        h = torch.gru_cell(inp[:, t], h, *weights)
+                    elif self.nonlinearity == "relu":
+                        h = torch.rnn_relu_cell(inp[:, t], h, *weights)
+                    else:
+                        h = torch.rnn_tanh_cell(inp[:, t], h, *weights)
+                    if h.requires_grad:
+                        h.retain_grad()
+                    steps.append(h)
+                self.steps[index] = steps
+                last_h.append(h)
+                last_c.append(c)
+                outs.append(torch.stack(steps[::-1] if direction else steps, 1))
+            inp = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
         out = inp if rnn.batch_first else inp.transpose(0, 1)
         h_n = torch.stack(last_h)
         return out, ((h_n, torch.stack(last_c)) if self.kind == "lstm" else h_n)
 
 
 def unroll_recurrent(model: nn.Module) -> None:
-    """Replace every unidirectional recurrent module of ``model`` (a copy) by :class:`UnrolledRNN`."""
+    """Replace every recurrent module of ``model`` (a copy; bidirectional ones too, not projected
+    LSTMs) by :class:`UnrolledRNN`."""
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
-            if type(child) in RNN_TYPES and not child.bidirectional and not getattr(child, "proj_size", 0):
+            if type(child) in RNN_TYPES and not getattr(child, "proj_size", 0):
                 setattr(parent, child_name, UnrolledRNN(cast(nn.RNNBase, child)))
 
 

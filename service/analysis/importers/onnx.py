@@ -250,15 +250,16 @@ class Embedding(Op):
 
 
 class Recurrent(Op):
-    """ONNX LSTM/GRU/RNN (forward direction) as torch's module, gates reordered to torch's."""
+    """ONNX LSTM/GRU/RNN (forward or bidirectional: what torch exports for ``bidirectional=True``)
+    as torch's module, gates reordered to torch's; direction 1 of W/R/B is torch's ``_reverse``."""
 
     n_outputs = 3
 
     def __init__(self, kind: str, n: Node, ctx: Ctx) -> None:
         super().__init__()
         a = n.attrs
-        if a.get("direction", "forward") != "forward":
-            raise Unsupported(f"direction={a['direction']}")
+        if a.get("direction", "forward") not in ("forward", "bidirectional"):
+            raise Unsupported(f"direction={a['direction']} (torch has no reverse-only layer)")
         if a.get("clip") is not None or a.get("input_forget", 0):
             raise Unsupported("clip / input_forget")
         if len(n.inputs) > 4 and n.inputs[4]:
@@ -269,6 +270,8 @@ class Recurrent(Op):
         b = ctx.value(n.inputs[3]) if len(n.inputs) > 3 else None
         hidden = int(a.get("hidden_size") or r.shape[-1])
         acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
+        if a.get("direction") == "bidirectional" and acts[:len(acts) // 2] == acts[len(acts) // 2:]:
+            acts = acts[:len(acts) // 2]  # one list per direction; torch's are the same for both
         default = {"lstm": ["Sigmoid", "Tanh", "Tanh"], "gru": ["Sigmoid", "Tanh"], "rnn": ["Tanh"]}[kind]
         kwargs: dict[str, Any] = {}
         if kind == "rnn" and acts in (["Relu"],):
@@ -281,7 +284,11 @@ class Recurrent(Op):
         order = {"lstm": [0, 2, 3, 1], "gru": [1, 0, 2], "rnn": [0]}[kind]
         cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
         self.batch_first = bool(a.get("layout", 0))
-        self.rnn = cls(int(w.shape[-1]), hidden, batch_first=self.batch_first, **kwargs)
+        self.directions = 2 if a.get("direction") == "bidirectional" else 1
+        if w.shape[0] != self.directions or r.shape[0] != self.directions:
+            raise Unsupported(f"W/R hold {w.shape[0]} directions, the node says {self.directions}")
+        self.rnn = cls(int(w.shape[-1]), hidden, batch_first=self.batch_first,
+                       bidirectional=self.directions == 2, **kwargs)
         self.kind = kind
 
         def blocks(m: np.ndarray) -> torch.Tensor:
@@ -289,23 +296,31 @@ class Recurrent(Op):
             return torch.from_numpy(np.concatenate([parts[i] for i in order], 0).astype(np.float32))
 
         with torch.no_grad():
-            self.rnn.weight_ih_l0.copy_(blocks(w[0]))
-            self.rnn.weight_hh_l0.copy_(blocks(r[0]))
-            bias = b[0] if b is not None else np.zeros(2 * len(order) * hidden, np.float32)
-            self.rnn.bias_ih_l0.copy_(blocks(bias[:len(order) * hidden]))
-            self.rnn.bias_hh_l0.copy_(blocks(bias[len(order) * hidden:]))
+            for d, suffix in enumerate(["_l0", "_l0_reverse"][:self.directions]):
+                getattr(self.rnn, f"weight_ih{suffix}").copy_(blocks(w[d]))
+                getattr(self.rnn, f"weight_hh{suffix}").copy_(blocks(r[d]))
+                bias = b[d] if b is not None else np.zeros(2 * len(order) * hidden, np.float32)
+                getattr(self.rnn, f"bias_ih{suffix}").copy_(blocks(bias[:len(order) * hidden]))
+                getattr(self.rnn, f"bias_hh{suffix}").copy_(blocks(bias[len(order) * hidden:]))
         ctx.weights.update(i for i in n.inputs[1:4] if i)
 
     def forward(self, x: torch.Tensor, *rest: Any) -> tuple[Any, ...]:
         h0 = rest[4] if len(rest) > 4 else None
         c0 = rest[5] if len(rest) > 5 else None
+        if self.batch_first:  # layout 1 states are [N, D, H]; torch's are [D, N, H]
+            h0, c0 = (s.transpose(0, 1) if s is not None else None for s in (h0, c0))
         hx: Any = None
         if h0 is not None:
             hx = (h0, c0 if c0 is not None else torch.zeros_like(h0)) if self.kind == "lstm" else h0
         seq, state = self.rnn(x, hx)
         h_n, c_n = state if self.kind == "lstm" else (state, None)
-        y = seq.unsqueeze(2 if self.batch_first else 1)  # [T, num_directions=1, N, H] (layout 0)
-        return y, h_n, c_n
+        # torch: [T, N, D * H] (batch_first: [N, T, D * H]); ONNX: Y [T, D, N, H] (layout 1:
+        # [N, T, D, H]), Y_h/Y_c [D, N, H] (layout 1: [N, D, H])
+        hidden = h_n.shape[-1]
+        y = seq.reshape(*seq.shape[:2], self.directions, hidden)
+        if self.batch_first:
+            return y, h_n.transpose(0, 1), c_n.transpose(0, 1) if c_n is not None else None
+        return y.permute(0, 2, 1, 3), h_n, c_n
 
     def reinitialise(self) -> None:
         self.rnn.reset_parameters()
