@@ -26,6 +26,7 @@ EXAMPLE = "std1_mlp"  # exploding, a few seconds: findings, remedies and a layer
 KEY = "browser-test-key"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 800}
+LOG = Path(__file__).parents[1] / "data" / "logs" / "keras-csvlogger-brats" / "training.log"
 
 # Records every state of the job rows the page shows (the stream's updates land between polls).
 WATCH_ROWS = """() => {
@@ -214,6 +215,23 @@ def test_submit_watch_report_delete_with_keys_off(tmp_path: Path, browser: Any, 
             expect(w.page.locator(f'tr[data-job-id="{job_id}"]')).to_have_count(0)
             assert api.get(f"/v1/jobs/{job_id}").status_code == 404
             expect(w.page.locator("#report-section")).to_be_hidden()
+
+            # Uploads go to the log check, or to the model check by the file's type.
+            w.page.get_by_label("File", exact=True).set_input_files(LOG)
+            w.page.get_by_role("button", name="Upload and check").click()
+            uploaded = w.page.locator("#jobs tbody tr").first
+            expect(uploaded.locator('td[data-label="Kind"]')).to_have_text("logs")
+            expect(uploaded).to_have_attribute("data-status", "succeeded", timeout=120_000)
+            posts = [r.url for r in w.requests if r.method == "POST"]
+            assert posts[-1] == f"{origin}/v1/checks/logs"
+            w.page.get_by_label("File", exact=True).set_input_files(
+                {"name": "model.onnx", "mimeType": "application/octet-stream", "buffer": b"not a model"})
+            w.page.get_by_role("button", name="Upload and check").click()
+            expect(problem).to_contain_text("400")
+            posts = [r.url for r in w.requests if r.method == "POST"]
+            assert posts[-1] == f"{origin}/v1/checks/model"
+            expected_errors += [e for e in w.errors if "400" in e]
+            assert len(expected_errors) == 2
 
             assert [e for e in w.errors if e not in expected_errors] == [], w.errors
             assert w.foreign() == []
