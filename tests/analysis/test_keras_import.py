@@ -442,3 +442,11 @@ def test_cli_checks_an_h5_with_its_stored_weights(tmp_path: Path, capsys: pytest
     doc = json.loads(capsys.readouterr().out)
     assert "exploding_gradient" in {f["code"] for f in doc["findings"]}
     assert doc["layers"][0]["name"] == "d0" and "as stored in the file" in doc["summary"]
+
+
+def test_bidirectional_is_refused_with_where_to_go() -> None:
+    inner = _layer("LSTM", "fwd", units=4, kernel_initializer=_init("GlorotUniform"))
+    cfg = _seq(_layer("Bidirectional", "bi", layer=inner, merge_mode="concat"), _dense("out", 2, "softmax"),
+               shape=[5, 3])
+    with pytest.raises(ModelError, match=r"Bidirectional \(bi\).*export the model to ONNX"):
+        keras_to_spec(cfg)

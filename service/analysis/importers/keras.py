@@ -515,8 +515,15 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
     unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"
                    for lay in cfg["layers"] if lay.get("class_name") not in SUPPORTED]
     if unsupported:
+        why = ""
+        if any(lay.get("class_name") == "Bidirectional" for lay in cfg["layers"]):
+            # the spec language has no bidirectional recurrent layer; the ONNX and live-module
+            # doors check one (torch's bidirectional=True), so say where to go
+            why = ("; a Bidirectional recurrent layer cannot be written as a spec yet: export the "
+                   "model to ONNX and check the .onnx file (bidirectional LSTM/GRU/RNN nodes are "
+                   "supported)")
         raise ModelError("unsupported Keras layers: " + ", ".join(unsupported) + "; supported: "
-                         + ", ".join(SUPPORTED))
+                         + ", ".join(SUPPORTED) + why)
     items: list[Any] = (list(cfg["layers"]) if model["class_name"] == "Sequential"
                         else _sequential_order(model, tr))
     shape = _input_shape([i for i in items if isinstance(i, dict)], cfg)
@@ -764,7 +771,7 @@ def _load_weights(net: Any, origins: Origins, weights: Weights) -> list[str]:
             problems.append(f"{name}: the file stores no weights for this layer")
             continue
         if isinstance(unit, SimpleUnit):
-            mod = unit.module
+            mod: Any = unit.module  # a Linear, Conv, Embedding or norm, as the layer kind built it
             if cls == "Dense":
                 kernel = arrays[0]
                 if perm is not None and kernel.shape[0] == perm.size:
