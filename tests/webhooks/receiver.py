@@ -1,14 +1,20 @@
 """A real HTTP receiver for webhook tests: a threaded server on a loopback port that records every
-request and answers with the statuses it is told, in order (then 200)."""
+request and answers with the statuses it is told, in order (then 200); and what a receiver does
+to verify a signature (the README's recipe)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.api.helpers import Api
 
 
 @dataclass
@@ -74,3 +80,21 @@ def receiver(statuses: list[int] | None = None, location: str = "") -> Iterator[
     finally:
         server.shutdown()
         server.server_close()
+
+
+def verify(secret: str, request: Received) -> bool:
+    """What a receiver does (the README's recipe): HMAC-SHA256 over ``{timestamp}.{body}``."""
+    timestamp = request.headers["x-gradhealth-timestamp"]
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest("sha256=" + expected, request.headers["x-gradhealth-signature"])
+
+
+def wait_delivery(api: Api, webhook_id: str, status: str, headers: dict[str, str], timeout: float = 15.0
+                  ) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = api.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=headers).json()["items"]
+        if items and items[0]["status"] == status:
+            return items[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no {status} delivery in {timeout} s: {items}")

@@ -6,8 +6,6 @@ delivery once; a ping reaches the receiver."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 import threading
@@ -17,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gradhealth.db.engine import make_engine, make_sessionmaker
@@ -26,16 +25,9 @@ from gradhealth.webhooks import outbox, registry
 from gradhealth.webhooks.deliver import Deliverer, backoff_s
 from tests.api.helpers import Api
 from tests.webhooks.conftest import ALICE, BOB, key_settings
-from tests.webhooks.receiver import Received, receiver
+from tests.webhooks.receiver import receiver, verify, wait_delivery
 
 SECRET = "test-secret-0123456789"
-
-
-def verify(secret: str, request: Received) -> bool:
-    """What a receiver does (the README's recipe): HMAC-SHA256 over ``{timestamp}.{body}``."""
-    timestamp = request.headers["x-gradhealth-timestamp"]
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest("sha256=" + expected, request.headers["x-gradhealth-signature"])
 
 
 def finish_job(sessions: sessionmaker[Session], owner: str, result: dict[str, Any]) -> str:
@@ -46,17 +38,6 @@ def finish_job(sessions: sessionmaker[Session], owner: str, result: dict[str, An
         assert store.claim(session, worker_id="w", lease_s=60).id == job.id
         assert store.finish(session, job_id=job.id, worker_id="w", status="succeeded", result=result)
         return job.id
-
-
-def wait_delivery(api: Api, webhook_id: str, status: str, headers: dict[str, str], timeout: float = 15.0
-                  ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        items = api.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=headers).json()["items"]
-        if items and items[0]["status"] == status:
-            return items[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no {status} delivery in {timeout} s: {items}")
 
 
 RESULT = {"status": "error", "findings": [{"code": "exploding_gradients", "severity": "error"},
@@ -277,3 +258,31 @@ def test_old_finished_deliveries_leave_the_log(sessions: sessionmaker[Session], 
     with sessions() as session:
         left = {i for i in ids if session.get(WebhookDeliveryRow, i) is not None}
     assert left == {ids[2], ids[3]}  # a pending one stays whatever its age
+
+
+def test_an_event_goes_only_to_the_owners_webhooks_that_subscribe_to_it(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        jobs_only = registry.create(session, owner="alice", url="http://a.test/", events=["job.finished"],
+                                    secret=SECRET).id
+        runs_only = registry.create(session, owner="alice", url="http://b.test/", events=["run.error_finding"],
+                                    secret=SECRET).id
+        others = registry.create(session, owner="bob", url="http://c.test/", events=list(outbox.EVENTS),
+                                 secret=SECRET).id
+        finding = {"code": "exploding_gradients", "severity": "error"}
+        outbox.enqueue(session, owner="alice", event="run.error_finding",
+                       payload={"run_id": "r1", "name": "bert", "finding": finding})
+        session.commit()
+        queued = {hook: [(d.event, d.payload) for d in session.scalars(
+            select(WebhookDeliveryRow).where(WebhookDeliveryRow.webhook_id == hook))]
+            for hook in (jobs_only, runs_only, others)}
+    assert queued == {jobs_only: [], others: [],
+                      runs_only: [("run.error_finding", {"run_id": "r1", "name": "bert", "finding": finding})]}
+
+
+def test_an_event_rolled_back_with_its_change_is_never_sent(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        hook = registry.create(session, owner="alice", url="http://a.test/", events=list(outbox.EVENTS),
+                               secret=SECRET).id
+        outbox.enqueue(session, owner="alice", event="job.finished", payload={"job_id": "j"})
+        session.rollback()
+        assert registry.deliveries(session, hook, cursor=None, limit=10).items == []
