@@ -24,7 +24,7 @@ from gradhealth.core.document import Diagnosis, Finding
 from gradhealth.db.models import RunRow
 from gradhealth.live import store
 from gradhealth.live.points import Point
-from gradhealth.live.state import RunState
+from gradhealth.live.state import RunState, SeriesState
 from gradhealth.logs.check import diagnose as log_diagnose
 from gradhealth.logs.readers.native import native_role
 from gradhealth.logs.series import RunLog, make_series
@@ -119,8 +119,8 @@ def forget(run_id: str) -> None:
 def rebuild(session: Session, run: RunRow) -> RunState:
     """A run's state from its stored points (a cache miss: O(run), once)."""
     state = RunState()
-    state.add_series(run.series or [])
-    state.add(store.iter_points(session, run.id))
+    for name in run.series or []:
+        state.series[name] = SeriesState.of(name, *store.series_arrays(session, run.id, name))
     return state
 
 
