@@ -53,6 +53,9 @@ class Settings(BaseSettings):
                                             "is refused (413) as it is read, a wide CSV from its header")
     upload_dir: str = Field("./data/uploads", description="where uploaded logs are kept (shared by API and workers)")
     wait_max_s: float = Field(60.0, ge=0, description="cap on ?wait=N")
+    job_wake_fallback_s: float = Field(
+        5.0, gt=0, description="workers are woken when a job is queued and ?wait callers when it finishes; "
+                               "this is how often both look anyway, in case a notification was lost")
     api_keys: str = Field("", description="comma-separated name=sha256hex entries; empty: keys off")
     rate_limit_per_minute: int = Field(600, ge=1, description="requests per minute per API key (keys off: per client address)")
     allow_insecure: bool = Field(False, description="allow keys off on a non-loopback address")

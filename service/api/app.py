@@ -29,6 +29,7 @@ from gradhealth.api.routers import webhooks as webhook_routes
 from gradhealth.api.security import RateLimiter, exposure_guard
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
 from gradhealth.jobs.supervisor import Supervisor
+from gradhealth.jobs.wakeup import Hub
 from gradhealth.settings import Settings, get_settings
 from gradhealth.ui import router as ui_router
 
@@ -99,9 +100,13 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(settings.database_url)
+        # Wakes this process's workers when it queues a job, and ?wait callers when one finishes.
+        app.state.wakeup = Hub(settings.database_url, fallback_s=settings.job_wake_fallback_s)
+        app.state.wakeup.start()
         if run_workers:
             app.state.supervisor = Supervisor(settings.database_url, processes=settings.workers,
-                                              lease_s=settings.lease_s, settings=settings)
+                                              lease_s=settings.lease_s, settings=settings,
+                                              wake=app.state.wakeup)
             app.state.supervisor.start()
         if settings.webhooks_deliver:  # the outbox's deliverer; safe to run in several processes
             from gradhealth.webhooks.deliver import Deliverer
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
                 app.state.deliverer.stop()
             if app.state.supervisor is not None:
                 app.state.supervisor.stop()
+            app.state.wakeup.stop()
             engine.dispose()
 
     # /docs and /redoc are built below from the package's own copies of their assets (no CDN).
@@ -125,6 +131,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.supervisor = None
+    app.state.wakeup = None  # a wakeup.Hub while the app runs (routers poll without one)
     app.state.deliverer = None
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)

@@ -37,6 +37,7 @@ from sqlalchemy.sql.base import Executable
 
 from gradhealth.db.models import JobRow
 from gradhealth.errors import IdempotencyConflict, QueueFull, problem_type
+from gradhealth.jobs import wakeup
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -100,6 +101,7 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
                  attempts=0, max_attempts=max_attempts, time_limit_s=time_limit_s, cancel_requested=False,
                  created_at=now, updated_at=now)
     session.add(job)
+    wakeup.notify(session, job.id, wakeup.QUEUED)  # idle workers are woken at commit
     try:
         session.commit()
     except IntegrityError:
@@ -428,6 +430,7 @@ def _finished(session: Session, job_id: str, status: str, now: datetime, result:
                                "result_status": result.get("status") if isinstance(result, dict) else None,
                                "finding_codes": codes, "error": error}
     outbox.enqueue(session, owner=owner, event="job.finished", payload=payload)
+    wakeup.notify(session, job_id, wakeup.FINISHED)  # ?wait callers are woken at commit
 
 
 def problem(slug: str, title: str, detail: str, status: int) -> dict[str, Any]:

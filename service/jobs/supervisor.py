@@ -26,7 +26,7 @@ from sqlalchemy import select
 from gradhealth.db.engine import make_engine, make_sessionmaker
 from gradhealth.db.models import JobRow
 from gradhealth.devices import gpu_count
-from gradhealth.jobs import store
+from gradhealth.jobs import store, wakeup
 from gradhealth.jobs.worker import worker_main
 from gradhealth.settings import Settings, get_settings
 
@@ -49,9 +49,16 @@ class Supervisor:
     """Starts, watches and stops the worker processes of one host."""
 
     def __init__(self, database_url: str, *, processes: int | None = None, lease_s: float = 15.0,
-                 grace_s: float = 5.0, settings: Settings | None = None) -> None:
+                 grace_s: float = 5.0, settings: Settings | None = None,
+                 wake: wakeup.Hub | None = None) -> None:
         """``settings``: what every job runs with (thresholds, limits, ...); the workers get these,
-        not whatever the environment says when a job starts. Default: the environment, read now."""
+        not whatever the environment says when a job starts. Default: the environment, read now.
+
+        ``wake``: the hub of the API process these workers serve (the embedded default): each
+        worker gets a local channel to it, so that a job the API queues wakes it at once and its
+        finish wakes the ``?wait`` callers. Without one (``gradhealth worker``) workers on
+        PostgreSQL still ``LISTEN``; on SQLite they poll."""
+        self.wake = wake
         self.database_url = database_url
         self.lease_s = lease_s
         self.settings = settings if settings is not None else get_settings()
@@ -69,11 +76,16 @@ class Supervisor:
         slot.worker_id = f"{socket.gethostname()}:w{slot.index}:{uuid.uuid4().hex[:8]}"
         slot.started = time.monotonic()
         threads = max(1, (os.cpu_count() or 1) // len(self.slots)) if slot.gpu is None else None
+        ends = wakeup.local_pair(self._ctx) if self.wake is not None else None
         slot.process = self._ctx.Process(target=worker_main, name=f"gradhealth-worker-{slot.index}",
                                          args=(self.database_url, slot.worker_id, self.lease_s, slot.gpu, None,
-                                               threads, self.settings.model_dump(mode="json")),
+                                               threads, self.settings.model_dump(mode="json"),
+                                               ends[0] if ends else None),
                                          daemon=True)
         slot.process.start()
+        if ends is not None and self.wake is not None:
+            wakeup.close_ends(ends[0])  # the child holds its own copies: its exit reads as end of file
+            self.wake.attach(ends[1])
         log.info("started worker %s (pid %s, gpu %s)", slot.worker_id, slot.process.pid, slot.gpu)
 
     def start(self) -> None:
@@ -139,6 +151,8 @@ class Supervisor:
                                 slot.process.exitcode)
                 with self._factory() as session:
                     store.release_worker(session, slot.worker_id)
+                    # Its job may be queued again: wake the others (on PostgreSQL, other hosts too).
+                    wakeup.announce(session, wakeup.ANY, wakeup.QUEUED)
                 if slot.process.exitcode == 0:
                     self._spawn(slot)
                 else:

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from gradhealth.db.engine import make_engine, make_sessionmaker
-from gradhealth.jobs import store
+from gradhealth.jobs import store, wakeup
 from gradhealth.jobs.kinds import HANDLERS
 from gradhealth.settings import Settings, get_settings
 
@@ -61,7 +61,11 @@ class WorkerConfig:
     database_url: str
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     lease_s: float = 15.0
+    #: The longest back-off between polls where no wake-up channel reaches this worker.
     poll_s: float = 0.25
+    #: Where one does: an idle worker still claims this often, in case a wake-up was lost
+    #: (None: ``settings.job_wake_fallback_s``).
+    fallback_s: float | None = None
     # What every job runs with: the settings the service started with (read once, not per job).
     settings: Settings = field(default_factory=get_settings)
     # Set by SIGTERM: finish (or hand back) the current job and leave the loop.
@@ -148,6 +152,8 @@ def run_one(factory: sessionmaker[Session], cfg: WorkerConfig) -> bool:
     if status == "stopped":
         with factory() as session:
             handed = store.requeue_stopped(session, job_id=job_id, worker_id=cfg.worker_id)
+            if handed:  # queued again: another worker takes it now, not at its next fallback look
+                wakeup.announce(session, job_id, wakeup.QUEUED)
         log.info("worker %s stopping: job %s %s", cfg.worker_id, job_id,
                  "handed back" if handed else "was no longer ours")
         return True
@@ -166,12 +172,40 @@ def gpu_bytes_kept() -> int:
     return int(sum(torch.cuda.memory_reserved(i) for i in range(torch.cuda.device_count())))
 
 
-def worker_loop(cfg: WorkerConfig, stop: Any = None) -> None:
+#: An idle worker waits in slices this long, so that a stop (SIGTERM, ``stop``, its parent's death)
+#: is seen promptly: a signal does not interrupt a wait (PEP 475 resumes it).
+_SLICE_S = 0.5
+
+
+def _idle(wake: wakeup.IdleWait, cfg: WorkerConfig, stop: Any, parent: int, backoff: float) -> float:
+    """Wait for work after a claim found none; returns the next back-off. Woken by the channel, the
+    worker claims at once; without one (or past the fallback interval) it claims anyway."""
+    if not wake.covered:
+        # Back off from 10 ms to poll_s, so a fresh job waits milliseconds, not a full poll.
+        backoff = min(cfg.poll_s, max(0.01, backoff * 2))
+        wake.wait(backoff)
+        return backoff
+    fallback = cfg.fallback_s if cfg.fallback_s is not None else cfg.settings.job_wake_fallback_s
+    deadline = time.monotonic() + fallback
+    while (left := deadline - time.monotonic()) > 0:
+        if wake.wait(min(_SLICE_S, left)):
+            break
+        if cfg.stopping.is_set() or (stop is not None and stop.is_set()) or os.getppid() != parent:
+            break
+    return 0.0
+
+
+def worker_loop(cfg: WorkerConfig, stop: Any = None, channel: wakeup.WorkerEnds | None = None) -> None:
     """Run jobs until ``stop`` (anything with ``is_set()``) or ``cfg.stopping`` is set, or until
-    ``settings.worker_max_jobs`` jobs have run (the supervisor then starts a fresh process)."""
+    ``settings.worker_max_jobs`` jobs have run (the supervisor then starts a fresh process).
+
+    Idle, the worker waits to be woken (``channel`` from its supervisor, and ``LISTEN`` on
+    PostgreSQL); without either it polls with a short back-off."""
     engine = make_engine(cfg.database_url)
     factory = make_sessionmaker(engine)
     parent = os.getppid()
+    wake = wakeup.IdleWait(cfg.database_url, channel)
+    reporter = wakeup.report_finishes(channel) if channel is not None else None
     idle = 0.0
     jobs = 0
     max_jobs = cfg.settings.worker_max_jobs
@@ -197,19 +231,22 @@ def worker_loop(cfg: WorkerConfig, stop: Any = None) -> None:
             continue
         if os.getppid() != parent:
             break
-        # Back off from 10 ms to poll_s while idle, so a fresh job waits milliseconds, not a full poll.
-        idle = min(cfg.poll_s, max(0.01, idle * 2))
-        time.sleep(idle)
+        idle = _idle(wake, cfg, stop, parent, idle)
+    wake.close()
+    if reporter is not None:
+        wakeup.unsubscribe(reporter)
     engine.dispose()
 
 
 def worker_main(database_url: str, worker_id: str, lease_s: float, gpu: int | None, stop: Any = None,
-                threads: int | None = None, settings: dict[str, Any] | None = None) -> None:
+                threads: int | None = None, settings: dict[str, Any] | None = None,
+                channel: wakeup.WorkerEnds | None = None) -> None:
     """Entry point of a spawned worker process: pin its GPU and its CPU threads before torch is
     imported (several workers on one host must not each take every core), then loop.
 
     ``settings`` is the supervisor's :class:`Settings` as a plain dict (it crosses the spawn
-    boundary by pickling); None reads the environment, as a standalone worker does."""
+    boundary by pickling); None reads the environment, as a standalone worker does. ``channel``:
+    this worker's ends of the local wake-up channel (see :mod:`gradhealth.jobs.wakeup`)."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     if threads:
@@ -221,4 +258,4 @@ def worker_main(database_url: str, worker_id: str, lease_s: float, gpu: int | No
     cfg = WorkerConfig(database_url=database_url, worker_id=worker_id, lease_s=lease_s, settings=config)
     # A graceful stop (the supervisor's terminate, or Kubernetes) hands a running job back.
     signal.signal(signal.SIGTERM, _on_sigterm(cfg.stopping))
-    worker_loop(cfg, stop)
+    worker_loop(cfg, stop, channel)

@@ -4,6 +4,7 @@ job exists, so a bad spec gets its 422 at once and never reaches a worker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import shutil
@@ -61,20 +62,33 @@ def decode_spec(body: bytes, content_type: str) -> dict[str, Any]:
 
 
 async def wait_for(request: Request, job_id: str, owner: str, seconds: float):  # noqa: ANN201
-    """Poll the job until it is finished or ``seconds`` have passed."""
+    """The job once it is finished, or as it is after ``seconds``.
+
+    Woken by the job's finish (:mod:`gradhealth.jobs.wakeup`); the job is re-read at the hub's
+    fallback interval in case that notification was lost. Where nothing would announce the finish
+    to this process (no hub, no workers of its own, no ``LISTEN``), it polls with a short back-off."""
     factory = request.app.state.sessions
+    hub = getattr(request.app.state, "wakeup", None)
     deadline = time.monotonic() + seconds
 
     def fetch():  # noqa: ANN202
         with factory() as session:
             return store.get(session, job_id, owner)
 
-    row = await run_in_threadpool(fetch)
-    pause = 0.005  # small checks finish in milliseconds: look often at first, then back off to 0.2 s
-    while row is not None and row.status not in store.TERMINAL and time.monotonic() < deadline:
-        await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
-        pause = min(0.2, pause * 1.5)
-        row = await run_in_threadpool(fetch)
+    def pending(row) -> bool:  # noqa: ANN001
+        return row is not None and row.status not in store.TERMINAL and time.monotonic() < deadline
+
+    pause = 0.005  # polling: small checks finish in milliseconds; look often, back off to 0.2 s
+    with hub.watch(job_id) if hub is not None else contextlib.nullcontext() as watch:
+        row = await run_in_threadpool(fetch)  # read after watching: a finish in between still wakes
+        while pending(row):
+            left = max(deadline - time.monotonic(), 0)
+            if watch is not None and hub.covered:
+                await watch.wait(min(hub.fallback_s, left))
+            else:
+                await asyncio.sleep(min(pause, left))
+                pause = min(0.2, pause * 1.5)
+            row = await run_in_threadpool(fetch)
     return row
 
 
