@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -100,8 +101,9 @@ class Deliverer:
     """Delivers due webhook deliveries, one at a time, in a background thread or by :meth:`run_once`."""
 
     def __init__(self, sessions: sessionmaker[Session], settings: Settings, *,
-                 resolve: Resolver | None = None) -> None:
-        """``resolve``: the resolver used at delivery time (default: the system's)."""
+                 resolve: Resolver | None = None, verify: ssl.SSLContext | bool = True) -> None:
+        """``resolve``: the resolver used at delivery time (default: the system's); ``verify``: how
+        https receivers' certificates are checked (default: the system's CAs via certifi)."""
         self.sessions = sessions
         self.settings = settings
         self.resolve = resolve
@@ -111,7 +113,7 @@ class Deliverer:
         self._prune_lock = threading.Lock()
         # No proxies from the environment (a proxy would connect where it likes, not to the
         # checked address), no redirects, and a short limit on every phase of an attempt.
-        self._client = httpx.Client(trust_env=False, follow_redirects=False,
+        self._client = httpx.Client(trust_env=False, follow_redirects=False, verify=verify,
                                     timeout=httpx.Timeout(settings.webhook_timeout_s))
 
     @property

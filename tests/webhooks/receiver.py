@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -31,11 +32,13 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     location: str = ""
     requests: list[Received] = field(default_factory=list)
+    server_names: list[str | None] = field(default_factory=list)  # SNI of each TLS handshake
+    scheme: str = "http"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{self.scheme}://127.0.0.1:{self.port}/hook"
 
     def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
         """The first ``count`` requests, once they have arrived."""
@@ -49,9 +52,10 @@ class Receiver:
 
 
 @contextmanager
-def receiver(statuses: list[int] | None = None, location: str = "") -> Iterator[Receiver]:
-    """A receiver listening on 127.0.0.1 until the block ends."""
-    state = Receiver(port=0, statuses=list(statuses or []), location=location)
+def receiver(statuses: list[int] | None = None, location: str = "",
+             tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A receiver listening on 127.0.0.1 until the block ends; ``tls``: serve https with it."""
+    state = Receiver(port=0, statuses=list(statuses or []), location=location, scheme="https" if tls else "http")
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the http.server interface
@@ -73,6 +77,12 @@ def receiver(statuses: list[int] | None = None, location: str = "") -> Iterator[
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.port = server.server_address[1]
+    if tls is not None:
+        def remember(sock: ssl.SSLObject, name: str | None, context: ssl.SSLContext) -> None:
+            state.server_names.append(name)
+
+        tls.sni_callback = remember  # type: ignore[assignment]
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -286,3 +289,44 @@ def test_an_event_rolled_back_with_its_change_is_never_sent(sessions: sessionmak
         outbox.enqueue(session, owner="alice", event="job.finished", payload={"job_id": "j"})
         session.rollback()
         assert registry.deliveries(session, hook, cursor=None, limit=10).items == []
+
+
+def _certificate(folder: Any, name: str) -> tuple[str, str]:
+    """A self-signed certificate for ``name`` (its own CA), made with the openssl command."""
+    cert, key = f"{folder}/{name}.pem", f"{folder}/{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.parametrize("served", ["hooks.example.test", "other.example.test"])
+def test_https_connects_to_the_checked_address_and_verifies_the_urls_name(
+        sessions: sessionmaker[Session], tmp_path: Any, served: str) -> None:
+    """The request goes to the pinned 127.0.0.1, yet SNI and the certificate check use the URL's
+    name: a certificate for another name is refused, not accepted because the IP was dialled."""
+    cert, key = _certificate(tmp_path, served)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    trust = ssl.create_default_context(cafile=cert)
+
+    def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    with receiver(tls=server_tls) as rx:
+        _, (delivery_id,) = _hook(sessions, f"https://hooks.example.test:{rx.port}/hook")
+        deliverer = Deliverer(sessions, key_settings(tmp_path, webhook_max_attempts=1), resolve=resolve,
+                              verify=trust)
+        try:
+            row = _drive(deliverer, sessions, delivery_id)
+        finally:
+            deliverer.stop()
+        assert rx.server_names and set(rx.server_names) == {"hooks.example.test"}
+        if served == "hooks.example.test":
+            assert row.status == "delivered", row.last_error
+            (got,) = rx.requests
+            assert got.headers["host"] == f"hooks.example.test:{rx.port}" and verify(SECRET, got)
+        else:
+            assert row.status == "failed" and "certificate" in row.last_error.lower(), row.last_error
+            assert rx.requests == []
