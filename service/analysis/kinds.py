@@ -371,12 +371,15 @@ class RecurrentKind(LayerKind[S.RecurrentLayer]):
         seq, feat = shape
         _check_time_steps(ctx, seq)
         gates, h = GATES[layer.type], layer.hidden_size
-        # weight_ih [gates*h, fan_in] + weight_hh [gates*h, h] + two biases [gates*h], per stacked layer
-        params = sum(gates * h * ((feat if i == 0 else h) + h + 2) for i in range(layer.num_layers))
-        inner = layer.num_layers * seq * h * (2 * gates + 3)
+        dirs = 2 if layer.bidirectional else 1
+        # weight_ih [gates*h, fan_in] + weight_hh [gates*h, h] + two biases [gates*h], per stacked
+        # layer and direction; a stacked layer above a bidirectional one reads 2h features
+        params = dirs * sum(gates * h * ((feat if i == 0 else dirs * h) + h + 2)
+                            for i in range(layer.num_layers))
+        inner = dirs * layer.num_layers * seq * h * (2 * gates + 3)
         if layer.output == "last":
-            return Planned((h,), "vector", params, inner)
-        return Planned((seq, h), "sequence", params, inner)
+            return Planned((dirs * h,), "vector", params, inner)
+        return Planned((seq, dirs * h), "sequence", params, inner)
 
     def build(self, plan: UnitPlan, spec: S.Spec) -> Unit:
         from gradhealth.analysis import model as M

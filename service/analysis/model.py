@@ -196,7 +196,9 @@ class RecurrentUnit(Unit):
         super().__init__(plan)
         cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[layer.type]
         kwargs: dict[str, Any] = {"nonlinearity": layer.nonlinearity} if layer.type == "rnn" else {}
-        self.rnn = cls(input_size, layer.hidden_size, num_layers=layer.num_layers, batch_first=True, **kwargs)
+        self.rnn = cls(input_size, layer.hidden_size, num_layers=layer.num_layers, batch_first=True,
+                       bidirectional=layer.bidirectional, **kwargs)
+        self.directions = 2 if layer.bidirectional else 1
         self.layer = layer
         self.gates = GATES[layer.type]
         self._initialise(seq_len, activation)
@@ -206,14 +208,15 @@ class RecurrentUnit(Unit):
 
     def _initialise(self, seq_len: int, act: str) -> None:
         layer, h = self.layer, self.layer.hidden_size
-        for layer_index in range(layer.num_layers):
+        # a bidirectional layer's reverse direction (torch's `_reverse` weights) is initialised alike
+        for layer_index, sfx in ((i, d) for i in range(layer.num_layers) for d in ("", "_reverse")[:self.directions]):
             # Initialise each gate's block on its own: fan-in/fan-out and orthogonality are per gate.
-            for name, init in ((f"weight_ih_l{layer_index}", layer.init), (f"weight_hh_l{layer_index}", layer.recurrent_init)):
+            for name, init in ((f"weight_ih_l{layer_index}{sfx}", layer.init), (f"weight_hh_l{layer_index}{sfx}", layer.recurrent_init)):
                 w = getattr(self.rnn, name)
                 # stacked (Keras): the gates' weights are one matrix, so fans and orthogonality span it
                 for block in [w.data] if init.stacked else w.data.chunk(self.gates, 0):
                     init_weight(block, init, act)
-            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer_index}"), getattr(self.rnn, f"bias_hh_l{layer_index}")
+            b_ih, b_hh = getattr(self.rnn, f"bias_ih_l{layer_index}{sfx}"), getattr(self.rnn, f"bias_hh_l{layer_index}{sfx}")
             if layer.bias_init.scheme != "default":
                 init_bias(b_ih, layer.bias_init)
                 init_bias(b_hh, S.BiasInit(scheme="zeros"))
@@ -235,7 +238,13 @@ class RecurrentUnit(Unit):
             seq, _ = self.rnn(x)
         else:
             seq = self._unrolled(x)
-        out = seq[:, -1] if self.layer.output == "last" else seq
+        if self.layer.output == "sequence":
+            out = seq
+        elif self.directions == 2:  # each direction's final state: the reverse one's is at t = 0
+            h = self.layer.hidden_size
+            out = torch.cat([seq[:, -1, :h], seq[:, 0, h:]], dim=-1)
+        else:
+            out = seq[:, -1]
         if self.probe is not None:
             self.probe.record(self, None, out)
             # record() replaced the entry; re-attach the time steps kept in _unrolled
@@ -246,26 +255,33 @@ class RecurrentUnit(Unit):
         kind, hsize = self.layer.type, self.layer.hidden_size
         self._steps: dict[int, list[torch.Tensor]] = {}
         inp = x
+        length = x.shape[1]
         for layer_index in range(self.layer.num_layers):
-            weights = [getattr(self.rnn, f"{n}_l{layer_index}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            h = x.new_zeros(x.shape[0], hsize)
-            c = x.new_zeros(x.shape[0], hsize)
-            steps: list[torch.Tensor] = []
-            for t in range(x.shape[1]):
-                # torch's own cell kernels: the same arithmetic as the fused module, one autograd node per step
-                if kind == "lstm":
-                    h, c = torch.lstm_cell(inp[:, t], (h, c), *weights)
-                elif kind == "gru":
-                    h = torch.gru_cell(inp[:, t], h, *weights)
-                elif self.layer.nonlinearity == "tanh":
-                    h = torch.rnn_tanh_cell(inp[:, t], h, *weights)
-                else:
-                    h = torch.rnn_relu_cell(inp[:, t], h, *weights)
-                if h.requires_grad:
-                    h.retain_grad()
-                steps.append(h)
-            self._steps[layer_index] = steps
-            inp = torch.stack(steps, 1)
+            outs: list[torch.Tensor] = []
+            # the reverse direction reads from the end; its steps are kept in the order it runs them
+            # (time series sublayer 2 * layer + 1)
+            for direction in range(self.directions):
+                sfx = f"_l{layer_index}" + ("_reverse" if direction else "")
+                weights = [getattr(self.rnn, f"{n}{sfx}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                h = x.new_zeros(x.shape[0], hsize)
+                c = x.new_zeros(x.shape[0], hsize)
+                steps: list[torch.Tensor] = []
+                for t in (range(length - 1, -1, -1) if direction else range(length)):
+                    # torch's own cell kernels: the same arithmetic as the fused module, one autograd node per step
+                    if kind == "lstm":
+                        h, c = torch.lstm_cell(inp[:, t], (h, c), *weights)
+                    elif kind == "gru":
+                        h = torch.gru_cell(inp[:, t], h, *weights)
+                    elif self.layer.nonlinearity == "tanh":
+                        h = torch.rnn_tanh_cell(inp[:, t], h, *weights)
+                    else:
+                        h = torch.rnn_relu_cell(inp[:, t], h, *weights)
+                    if h.requires_grad:
+                        h.retain_grad()
+                    steps.append(h)
+                self._steps[layer_index * self.directions + direction] = steps
+                outs.append(torch.stack(steps[::-1] if direction else steps, 1))
+            inp = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
         return inp
 
 

@@ -295,6 +295,9 @@ class RecurrentLayer(_LayerBase):
     num_layers: Int = Field(default=1, ge=1)
     nonlinearity: Literal["tanh", "relu"] = Field(default="tanh", description="rnn only")
     output: Literal["last", "sequence"] = "last"
+    bidirectional: Bool = Field(
+        default=False, description="a second layer reads the sequence backwards; the two are "
+        "concatenated (2 * hidden_size features; `last` is each direction's final state)")
     init: InitField
     recurrent_init: InitField
     bias_init: BiasField

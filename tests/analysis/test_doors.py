@@ -109,6 +109,11 @@ FAMILIES: dict[str, tuple[Any, tuple[int, ...], dict[str, Any], bool]] = {
         "input": {"shape": [12, 8]},
         "layers": [{"type": kind, "hidden_size": 16}, {"type": "linear", "out_features": 3}]}, False)
        for kind, cell in (("lstm", nn.LSTM), ("gru", nn.GRU), ("rnn", nn.RNN))},
+    **{f"bidirectional_{kind}": (lambda cell=cell: Bidirectional(cell), (8, 12, 8), {
+        "input": {"shape": [12, 8]},
+        "layers": [{"type": kind, "hidden_size": 16, "bidirectional": True, "output": "sequence"},
+                   {"type": "pool", "mode": "mean"}, {"type": "linear", "out_features": 3}]}, False)
+       for kind, cell in (("lstm", nn.LSTM), ("gru", nn.GRU))},
 }
 
 
@@ -127,6 +132,8 @@ def test_spec_module_and_onnx_doors_agree(family: str) -> None:
     _same(live, via_onnx)
     if family in ("lstm", "gru", "rnn"):  # measured through time, step by step, in every door
         assert len(via_spec.time_steps) == len(live.time_steps) == 12
+    if family.startswith("bidirectional"):  # both directions, each step by step
+        assert len(via_spec.time_steps) == len(live.time_steps) == 24
 
 
 # --- bidirectional recurrent layers ------------------------------------------------------------

@@ -283,14 +283,20 @@ def _keras3_zip(cfg: dict[str, Any], stored: dict[str, list[tuple[str, np.ndarra
         used: dict[str, int] = {}
         for lay in cfg["config"]["layers"][1:]:  # Sequential.layers: no InputLayer
             snake = {"Dense": "dense", "LSTM": "lstm", "GRU": "gru", "Conv2D": "conv2d",
-                     "Flatten": "flatten"}[lay["class_name"]]
+                     "Flatten": "flatten", "Bidirectional": "bidirectional"}[lay["class_name"]]
             used[snake] = used.get(snake, -1) + 1
             path = f"layers/{snake}" + (f"_{used[snake]}" if used[snake] else "")
+            arrays = [value for _, value in stored.get(lay["config"]["name"], [])]
+            parts = [(f"{path}/vars", arrays)]
             if lay["class_name"] in ("LSTM", "GRU"):
-                path += "/cell"
-            group = f.create_group(f"{path}/vars")
-            for i, (_, value) in enumerate(stored.get(lay["config"]["name"], [])):
-                group.create_dataset(str(i), data=value)
+                parts = [(f"{path}/cell/vars", arrays)]
+            if lay["class_name"] == "Bidirectional":
+                parts = [(f"{path}/forward_layer/cell/vars", arrays[:3]),
+                         (f"{path}/backward_layer/cell/vars", arrays[3:])]
+            for where, values in parts:
+                group = f.create_group(where)
+                for i, value in enumerate(values):
+                    group.create_dataset(str(i), data=value)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("metadata.json", json.dumps({"keras_version": "3.6.0"}))
@@ -444,9 +450,77 @@ def test_cli_checks_an_h5_with_its_stored_weights(tmp_path: Path, capsys: pytest
     assert doc["layers"][0]["name"] == "d0" and "as stored in the file" in doc["summary"]
 
 
-def test_bidirectional_is_refused_with_where_to_go() -> None:
-    inner = _layer("LSTM", "fwd", units=4, kernel_initializer=_init("GlorotUniform"))
-    cfg = _seq(_layer("Bidirectional", "bi", layer=inner, merge_mode="concat"), _dense("out", 2, "softmax"),
-               shape=[5, 3])
-    with pytest.raises(ModelError, match=r"Bidirectional \(bi\).*export the model to ONNX"):
-        keras_to_spec(cfg)
+def _rec(cls: str, name: str, units: int, **cfg: Any) -> dict[str, Any]:
+    extra = {"unit_forget_bias": True} if cls == "LSTM" else {"reset_after": True} if cls == "GRU" else {}
+    return _layer(cls, name, units=units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                  kernel_initializer=_init("GlorotUniform"), recurrent_initializer=_init("Orthogonal", gain=1.0),
+                  bias_initializer=_init("Zeros"), **{**extra, **cfg})
+
+
+def test_bidirectional_translates_to_a_bidirectional_recurrent_layer() -> None:
+    bi = _layer("Bidirectional", "bi", merge_mode="concat",
+                layer={"module": "keras.layers", "class_name": "GRU", "config": _rec("GRU", "g", 8)["config"],
+                       "registered_name": None})
+    cfg = _seq(bi, _dense("out", 3, "softmax"), shape=[7, 4])
+    spec = keras_to_spec(cfg)
+    assert spec["layers"][0]["type"] == "gru" and spec["layers"][0]["bidirectional"] is True
+    plan = make_plan(parse_spec(spec))
+    torch.manual_seed(0)
+    net = build_network(plan)
+    # torch's own bidirectional GRU has the parameter count the plan computed; both directions
+    # get Keras' initialisers (glorot_uniform over the stacked [4, 3 * 8] kernel)
+    assert plan.parameters == sum(p.numel() for p in net.parameters())
+    rnn = next(m for m in net.modules() if isinstance(m, torch.nn.GRU))
+    assert rnn.bidirectional
+    for w in (rnn.weight_ih_l0, rnn.weight_ih_l0_reverse):
+        assert _var(w.detach().double()) == pytest.approx(2 / (4 + 3 * 8), rel=0.25)
+    doc = check_keras(cfg, seeds=1, verify=False)
+    assert {(s.layer, s.sublayer) for s in doc.time_steps} == {("layers[0].gru", 0), ("layers[0].gru", 1)}
+    with pytest.raises(ModelError, match="merge_mode 'sum'"):
+        keras_to_spec(_seq({**bi, "config": {**bi["config"], "merge_mode": "sum"}}, shape=[7, 4]))
+
+
+def test_bidirectional_lstm_weights_compute_what_keras_computes() -> None:
+    units, steps, feats = 5, 6, 3
+    rng = np.random.default_rng(3)
+
+    def direction() -> list[np.ndarray]:
+        return [rng.standard_normal((feats, 4 * units)).astype(np.float32) * 0.5,
+                rng.standard_normal((units, 4 * units)).astype(np.float32) * 0.5,
+                rng.standard_normal(4 * units).astype(np.float32) * 0.5]
+
+    fwd, bwd = direction(), direction()
+    head = rng.standard_normal((2 * units, 3)).astype(np.float32)
+    bi = _layer("Bidirectional", "bi", merge_mode="concat",
+                layer={"module": "keras.layers", "class_name": "LSTM",
+                       "config": _rec("LSTM", "forward_lstm", units)["config"], "registered_name": None})
+    cfg = _seq(bi, _dense("out", 3, "softmax"), shape=[steps, feats])
+    names = [f"{d}_lstm/lstm_cell/{w}" for d in ("forward", "backward") for w in ("kernel", "recurrent_kernel", "bias")]
+    stored = {"bi": list(zip(names, fwd + bwd, strict=True)),
+              "out": [("kernel", head), ("bias", np.zeros(3, np.float32))]}
+    docs = [check_keras(_h5_keras2(cfg, stored), seeds=1, batch_size=4, verify=False),
+            check_keras(_keras3_zip(cfg, stored), seeds=1, batch_size=4, verify=False)]
+
+    # Keras: the backward layer reads x_{T-1} ... x_0; the output is [forward's last h, backward's last h]
+    x = _keras_batch((4, steps, feats))
+    series: list[list[torch.Tensor]] = []
+    finals = []
+    for arrays, order in ((fwd, range(steps)), (bwd, range(steps - 1, -1, -1))):
+        w = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in arrays]
+        h = c = torch.zeros(4, units, dtype=torch.float64)
+        hs = []
+        for t in order:
+            h, c = _keras_cell("LSTM", x[:, t], h, c, w)
+            h.retain_grad()
+            hs.append(h)
+        series.append(hs)
+        finals.append(h)
+    out = torch.cat(finals, -1)
+    out.retain_grad()
+    _ce(out @ torch.tensor(head, dtype=torch.float64)).backward()
+    for doc in docs:
+        assert [layer.name for layer in doc.layers] == ["bi", "out"]
+        assert doc.layers[0].output_grad_norm == pytest.approx(float(out.grad.norm()), rel=1e-6)
+        for sub in (0, 1):
+            got = [s.output_grad_norm for s in doc.time_steps if s.sublayer == sub]
+            assert got == pytest.approx([float(h.grad.norm()) for h in series[sub]], rel=1e-6)

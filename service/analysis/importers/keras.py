@@ -56,7 +56,8 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 SUPPORTED = (
     "InputLayer", "Dense", "Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten",
     "Dropout", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
-    "Softmax", "SimpleRNN", "LSTM", "GRU", "Embedding", "Add", "GlobalAveragePooling1D",
+    "Softmax", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "Add",
+    "GlobalAveragePooling1D",
 )
 
 # Keras activation name -> spec activation. softmax is only allowed on the output (folded into
@@ -320,6 +321,8 @@ class _Translator:
             return [out]
         if cls in ("SimpleRNN", "LSTM", "GRU"):
             return [self._recurrent(cls, cfg, name, layout)]
+        if cls == "Bidirectional":
+            return self._bidirectional(cfg, name, layout)
         if cls == "Embedding":
             init = self.init(cfg.get("embeddings_initializer", "uniform"), name)
             return [{"type": "embedding", "embedding_dim": int(cfg["output_dim"]), "init": init,
@@ -341,6 +344,22 @@ class _Translator:
         if out["activation"] == "leaky_relu":
             out["negative_slope"] = 0.2  # Keras 3's leaky_relu activation function default
         return out
+
+    def _bidirectional(self, cfg: dict[str, Any], name: str, layout: str) -> list[dict[str, Any]]:
+        """``Bidirectional(LSTM/GRU/SimpleRNN)``, concatenated: the spec's ``bidirectional``
+        recurrent layer (Keras' backward layer is a copy of the forward one's config)."""
+        inner = cfg.get("layer") or {}
+        cls = str(inner.get("class_name", ""))
+        if cls not in ("SimpleRNN", "LSTM", "GRU"):
+            self.fail(name, f"Bidirectional of {cls or '?'} is not supported (LSTM, GRU, SimpleRNN)")
+            return []
+        if cfg.get("merge_mode", "concat") != "concat":
+            self.fail(name, f"merge_mode {cfg.get('merge_mode')!r} is not supported (only concat)")
+        if cfg.get("backward_layer"):
+            self.fail(name, "a custom backward_layer is not supported")
+        out = self._recurrent(cls, inner.get("config") or {}, name, layout)
+        out["bidirectional"] = True
+        return [out]
 
     def _recurrent(self, cls: str, cfg: dict[str, Any], name: str, layout: str) -> dict[str, Any]:
         kind = {"SimpleRNN": "rnn", "LSTM": "lstm", "GRU": "gru"}[cls]
@@ -397,6 +416,9 @@ def _layout(cls: str, cfg: dict[str, Any], layout: str) -> str:
         return "sequence"
     if cls in ("SimpleRNN", "LSTM", "GRU"):
         return "sequence" if cfg.get("return_sequences") else "vector"
+    if cls == "Bidirectional":
+        return _layout(str((cfg.get("layer") or {}).get("class_name")),
+                       (cfg.get("layer") or {}).get("config") or {}, layout)
     if cls in ("Flatten", "GlobalAveragePooling1D"):
         return "vector"
     if cls == "Conv2D":
@@ -515,15 +537,8 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
     unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"
                    for lay in cfg["layers"] if lay.get("class_name") not in SUPPORTED]
     if unsupported:
-        why = ""
-        if any(lay.get("class_name") == "Bidirectional" for lay in cfg["layers"]):
-            # the spec language has no bidirectional recurrent layer; the ONNX and live-module
-            # doors check one (torch's bidirectional=True), so say where to go
-            why = ("; a Bidirectional recurrent layer cannot be written as a spec yet: export the "
-                   "model to ONNX and check the .onnx file (bidirectional LSTM/GRU/RNN nodes are "
-                   "supported)")
         raise ModelError("unsupported Keras layers: " + ", ".join(unsupported) + "; supported: "
-                         + ", ".join(SUPPORTED) + why)
+                         + ", ".join(SUPPORTED))
     items: list[Any] = (list(cfg["layers"]) if model["class_name"] == "Sequential"
                         else _sequential_order(model, tr))
     shape = _input_shape([i for i in items if isinstance(i, dict)], cfg)
@@ -765,7 +780,7 @@ def _load_weights(net: Any, origins: Origins, weights: Weights) -> list[str]:
             continue
         arrays = weights.get(name)
         if cls not in ("Dense", "Conv1D", "Conv2D", "BatchNormalization", "LayerNormalization",
-                       "Embedding", "SimpleRNN", "LSTM", "GRU"):
+                       "Embedding", "SimpleRNN", "LSTM", "GRU", "Bidirectional"):
             continue
         if not arrays:
             problems.append(f"{name}: the file stores no weights for this layer")
@@ -800,12 +815,21 @@ def _load_weights(net: Any, origins: Origins, weights: Weights) -> list[str]:
                         put(mod.running_mean, stats[0], name)
                         put(mod.running_var, stats[1], name)
         elif isinstance(unit, RecurrentUnit):
-            _load_recurrent(unit.rnn, cls, arrays, name, put, problems)
+            if cls == "Bidirectional":  # the forward layer's arrays, then the backward layer's
+                inner = str((cfg.get("layer") or {}).get("class_name"))
+                if len(arrays) != 6:
+                    problems.append(f"{name}: expected two directions' kernel, recurrent kernel "
+                                    f"and bias, found {len(arrays)} arrays")
+                    continue
+                _load_recurrent(unit.rnn, inner, arrays[:3], name, put, problems)
+                _load_recurrent(unit.rnn, inner, arrays[3:], name, put, problems, "_reverse")
+            else:
+                _load_recurrent(unit.rnn, cls, arrays, name, put, problems)
     return problems
 
 
 def _load_recurrent(rnn: Any, cls: str, arrays: list[np.ndarray], name: str, put: Any,
-                    problems: list[str]) -> None:
+                    problems: list[str], suffix: str = "") -> None:
     """Keras' kernel [in, g*u], recurrent kernel [u, g*u], bias -> torch's [g*u, in], [g*u, u].
     LSTM gates are i, f, c, o in both; a GRU's are z, r, h in Keras and r, z, n in torch; a GRU
     with reset_after stores its input and recurrent biases as the rows of a [2, 3u] bias."""
@@ -820,14 +844,15 @@ def _load_recurrent(rnn: Any, cls: str, arrays: list[np.ndarray], name: str, put
         parts = np.split(m, gates, axis=-1)
         return np.concatenate([parts[i] for i in order], axis=-1)
 
-    put(rnn.weight_ih_l0, torch_order(kernel).T, name)
-    put(rnn.weight_hh_l0, torch_order(recurrent).T, name)
+    p = {k: getattr(rnn, f"{k}_l0{suffix}") for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    put(p["weight_ih"], torch_order(kernel).T, name)
+    put(p["weight_hh"], torch_order(recurrent).T, name)
     if bias.ndim == 2:  # GRU reset_after: [input bias; recurrent bias]
-        put(rnn.bias_ih_l0, torch_order(bias[0]), name)
-        put(rnn.bias_hh_l0, torch_order(bias[1]), name)
+        put(p["bias_ih"], torch_order(bias[0]), name)
+        put(p["bias_hh"], torch_order(bias[1]), name)
     else:
-        put(rnn.bias_ih_l0, torch_order(bias), name)
-        put(rnn.bias_hh_l0, np.zeros(bias.shape[-1]), name)
+        put(p["bias_ih"], torch_order(bias), name)
+        put(p["bias_hh"], np.zeros(bias.shape[-1]), name)
 
 
 def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None,
