@@ -251,6 +251,7 @@ def test_with_a_key_required_the_key_goes_in_a_header_only(tmp_path: Path, brows
                                                             artifacts: Path) -> None:
     from playwright.sync_api import expect
 
+    key = {"X-API-Key": KEY}
     with _server(tmp_path, GRADHEALTH_API_KEYS=f"alice={hash_key(KEY)}") as api:
         origin = str(api.base_url).rstrip("/")
         assert api.get("/v1/jobs").status_code == 401
@@ -268,7 +269,7 @@ def test_with_a_key_required_the_key_goes_in_a_header_only(tmp_path: Path, brows
             assert w.page.evaluate("sessionStorage.getItem('gradhealth.apiKey')") == KEY
             assert w.page.get_by_label("API key").input_value() == ""
 
-            job_id = _check_example(w, api, {"X-API-Key": KEY})
+            job_id = _check_example(w, api, key)
             streams = [r for r in w.requests if r.url.endswith(f"/v1/jobs/{job_id}/events")]
             assert streams and all(r.resource_type == "fetch" and r.headers.get("x-api-key") == KEY
                                    for r in streams), "keys on: the stream is a fetch() with the key header"
@@ -281,7 +282,21 @@ def test_with_a_key_required_the_key_goes_in_a_header_only(tmp_path: Path, brows
 
             w.page.locator(f'tr[data-job-id="{job_id}"]').get_by_role("button", name="Delete").click()
             expect(w.page.locator(f'tr[data-job-id="{job_id}"]')).to_have_count(0)
-            assert api.get(f"/v1/jobs/{job_id}", headers={"X-API-Key": KEY}).status_code == 404
+            assert api.get(f"/v1/jobs/{job_id}", headers=key).status_code == 404
+
+            # A live run of this key appears, with the points it has sent so far.
+            run = api.post("/v1/runs", json={"name": "ui-live"}, headers=key).json()
+            points = [{"step": s, "metric": "loss", "value": 2.0 - s / 100} for s in range(30)]
+            stored = api.post(f"/v1/runs/{run['id']}/points", json=points, headers=key).json()
+            assert stored["points"] == 30
+            run_row = w.page.locator(f'tr[data-run-id="{run["id"]}"]')
+            expect(run_row.locator('td[data-label="Points"]')).to_have_text("30 (step 29)", timeout=15_000)
+            expect(run_row.locator('td[data-label="Run"]')).to_contain_text("ui-live")
+
+            # Forgetting the key leaves nothing of this caller's on the page.
+            w.page.get_by_role("button", name="Forget").click()
+            expect(w.page.locator("#jobs tbody tr, #runs tbody tr")).to_have_count(0)
+            assert w.page.evaluate("sessionStorage.getItem('gradhealth.apiKey')") is None
 
             assert w.errors == [] and w.foreign() == []
         finally:

@@ -273,9 +273,14 @@
     state.order = state.order.filter((x) => x !== id);
   }
 
+  /** Another key, another caller: nothing of the previous one's stays on the page. */
   function resetJobs() {
     for (const id of [...state.jobs.keys()]) forget(id);
     render();
+    runsSignature = "";
+    $("runs").tBodies[0].replaceChildren();
+    $("runs-empty").hidden = false;
+    closeReport();
   }
 
   function statusCell(job) {
@@ -476,7 +481,10 @@
     const section = $("report-section");
     section.dataset.job = id;
     $("report-h").textContent = `Report of job ${id.slice(0, 8)}`;
-    $("report").srcdoc = html; // sandboxed: the report's markup and styles, never a script
+    // A fresh frame, filled once it is shown: a frame loaded while hidden may stay unrendered
+    // (Chromium throttles hidden cross-origin frames; a sandboxed frame is one).
+    section.hidden = false;
+    freshFrame().srcdoc = html; // sandboxed: the report's markup and styles, never a script
     if (state.reportUrl) URL.revokeObjectURL(state.reportUrl);
     state.reportUrl = URL.createObjectURL(new Blob([html], { type: "text/html" }));
     $("report-save").href = state.reportUrl;
@@ -485,17 +493,63 @@
     section.scrollIntoView({ block: "start" });
   }
 
+  function freshFrame() {
+    const frame = $("report").cloneNode(false);
+    frame.removeAttribute("srcdoc");
+    $("report").replaceWith(frame);
+    return frame;
+  }
+
   function closeReport() {
     const section = $("report-section");
     section.hidden = true;
     delete section.dataset.job;
-    $("report").srcdoc = "";
+    freshFrame(); // the previous report's content goes with its frame
     if (state.reportUrl) URL.revokeObjectURL(state.reportUrl);
     state.reportUrl = null;
   }
 
   $("report-close").addEventListener("click", closeReport);
   $("jobs-refresh").addEventListener("click", (e) => busy(e.currentTarget, refreshJobs));
+
+  // --- live runs (polled: a run changes with every batch of points) ---------------------------
+
+  let runsSignature = "";
+
+  async function refreshRuns() {
+    if (!mayCall()) return;
+    let page;
+    try {
+      page = await (await api("v1/runs?limit=20")).json();
+    } catch (error) {
+      if (error.problem && error.problem.status === 404) $("runs-section").hidden = true; // an older API
+      else showProblem(error);
+      return;
+    }
+    const signature = JSON.stringify(page.items);
+    if (signature === runsSignature) return;
+    runsSignature = signature;
+    const number = (x) => (x === null || x === undefined ? "-" : Number(x).toPrecision(3));
+    $("runs").tBodies[0].replaceChildren(...page.items.map((run) => el("tr", { "data-run-id": run.id },
+      el("td", { "data-label": "Run" }, el("span", { text: run.name }),
+        el("span", { class: "stage", text: age(run.created_at) })),
+      el("td", { "data-label": "Status" }, el("span", { class: `status ${run.status}`, text: run.status })),
+      el("td", { "data-label": "Points", text: `${run.points}${run.last_step !== null ? ` (step ${run.last_step})` : ""}` }),
+      el("td", { "data-label": "Gradient norm", text: number(run.grad_norm) }),
+      el("td", { "data-label": "Health" }, el("span", {
+        class: run.health === "unhealthy" ? "sev-error" : run.health === "warning" ? "sev-warning" : "sev-none",
+        text: run.health || "-" })),
+      el("td", { "data-label": "Findings", text: run.finding_codes.join(", ") || "none" }),
+      el("td", { class: "actions" }, el("button", {
+        type: "button", class: "secondary", "aria-label": `Delete run ${run.name}`, text: "Delete",
+        onclick: (e) => busy(e.currentTarget, async () => {
+          await api(`v1/runs/${encodeURIComponent(run.id)}`, { method: "DELETE" });
+          runsSignature = "";
+          await refreshRuns();
+        }),
+      })))));
+    $("runs-empty").hidden = page.items.length > 0;
+  }
 
   // --- start --------------------------------------------------------------------------------
 
@@ -512,6 +566,7 @@
       showProblem(error);
     }
     await refreshJobs();
+    await refreshRuns();
     for (const id of state.order) {
       const job = state.jobs.get(id);
       if (job && ACTIVE.has(job.status)) watch(id);
@@ -524,6 +579,9 @@
     const active = [...state.jobs.values()].some((j) => ACTIVE.has(j.status) && !state.streams.has(j.id));
     if (active) refreshJobs();
   }, 3000);
+  setInterval(() => {
+    if (!document.hidden) refreshRuns();
+  }, 5000);
   setInterval(() => {
     for (const cell of document.querySelectorAll("td[data-created]")) cell.textContent = age(cell.dataset.created);
   }, 5000);
