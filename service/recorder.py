@@ -102,7 +102,7 @@ class Record:
     @property
     def grad_norm(self) -> float:
         """Total L2 norm over the recorded parameters: sqrt(sum of squared per-layer norms)."""
-        return math.sqrt(sum(v * v for v in self.norms)) if self.layers else math.nan
+        return math.sqrt(sum(map(operator.mul, self.norms, self.norms))) if self.layers else math.nan
 
     def rows(self) -> list[dict[str, Any]]:
         """The step's rows in the native long form, in file order."""
@@ -146,16 +146,36 @@ def _json_float(v: float) -> str:
 class _Encoder:
     """JSON Lines, byte for byte what ``json.dumps(row)`` gives for each of :meth:`Record.rows`.
 
-    Encodes by hand (names escaped once, not once per step) because the writer thread shares the
-    interpreter lock with the training loop; a test pins the output against ``json.dumps``.
+    Encodes by hand because the writer thread shares the interpreter lock with the training loop:
+    the per-layer lines of a set of names are one %-template (names escaped once, not once per
+    step), filled with all the norms by one ``%`` (``%r`` of a finite float is what ``json.dumps``
+    writes); a test pins the output against ``json.dumps``.
     """
 
     def __init__(self) -> None:
         self._layer_part: dict[str, str] = {}
+        self._templates: dict[tuple[str, ...], str] = {}
+        self._last: tuple[tuple[str, ...], str] = ((), "")
+
+    def _template(self, names: tuple[str, ...]) -> str:
+        last_names, template = self._last
+        if names is last_names:
+            return template
+        found = self._templates.get(names)
+        if found is None:
+            if len(self._templates) > 64:  # the names change every step: keep it bounded
+                self._templates.clear()
+            found = self._templates[names] = "".join(
+                '{"step": \x00, "layer": ' + json.dumps(n).replace("%", "%%")
+                + ', "kind": "grad_norm", "value": %r}\n' for n in names)
+        self._last = (names, found)
+        return found
 
     def encode(self, record: Record) -> str:
         """The record's lines, newline-terminated."""
-        head = '{"step": ' + json.dumps(record.step)
+        step = record.step
+        step_text = int.__repr__(step) if type(step) is int else json.dumps(step)
+        head = '{"step": ' + step_text
         out = []
         tail = ', "wall_time": ' + _json_float(record.wall_time) + "}\n"
         if record.loss is not None:
@@ -165,13 +185,19 @@ class _Encoder:
                        + _json_float(record.grad_norm) + tail)
         if record.lr is not None:
             out.append(head + ', "metric": "lr", "value": ' + _json_float(record.lr) + tail)
-        parts = self._layer_part
-        for name, v in zip(record.layers, record.norms, strict=True):
-            part = parts.get(name)
-            if part is None:
-                part = parts[name] = (', "layer": ' + json.dumps(name)
-                                      + ', "kind": "grad_norm", "value": ')
-            out.append(head + part + _json_float(v) + "}\n")
+        norms = tuple(record.norms)
+        if len(norms) != len(record.layers):
+            raise ValueError("a record needs one norm per layer")
+        if norms and math.isfinite(sum(norms)):  # all finite: the template, in one call
+            out.append(self._template(record.layers).replace("\x00", step_text) % norms)
+        else:  # NaN and infinities are written as json.dumps writes them
+            parts = self._layer_part
+            for name, v in zip(record.layers, norms, strict=True):
+                part = parts.get(name)
+                if part is None:
+                    part = parts[name] = (', "layer": ' + json.dumps(name)
+                                          + ', "kind": "grad_norm", "value": ')
+                out.append(head + part + _json_float(v) + "}\n")
         return "".join(out)
 
 

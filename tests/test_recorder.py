@@ -139,6 +139,10 @@ def test_the_file_encoder_writes_what_json_dumps_writes(tmp_path):
         Record(1, 10**12, 1.0, None, None, ("b",), (-math.inf,)),
         Record(2, 13, 2.0, math.nan, 0.1, (), ()),
         Record(3, 14, 3.0, None, None, (), ()),
+        # All finite: the per-layer lines come from one %-template (a "%" in a name included).
+        Record(4, 15, 4.5, 0.25, None, ("50%.w", 'q"%s', "ü%%d\t"), (1e-300, 0.1 + 0.2, 7.0)),
+        Record(5, 16, 5.0, None, 2.0, ("50%.w", 'q"%s', "ü%%d\t"), (1e16, 3.0, 1 / 3)),
+        Record(6, 17, 6.0, None, None, ("a.weight",), (1.5e-45,)),
     ]
     for record in records:
         assert sink.encode(record) == "".join(json.dumps(r) + "\n" for r in record.rows())
