@@ -36,8 +36,8 @@ class _Refs(HTMLParser):
 
 
 def _external(text: str) -> list[str]:
-    return [u for u in re.findall(r"""(?i)(?:https?:)?//[^\s"'()<>`]+""", text)
-            if u != SVG_NS and not u.startswith("//")]  # "//" alone: a JS comment, not a URL
+    """Absolute and protocol-relative URLs (``// comment`` is no URL: a space follows)."""
+    return [u for u in re.findall(r"""(?i)(?:https?:)?//[^\s"'()<>`]+""", text) if u != SVG_NS]
 
 
 def _directives(csp: str) -> dict[str, list[str]]:
@@ -130,3 +130,9 @@ def test_the_ui_is_not_part_of_the_api_description(tmp_path: Path) -> None:
     with running_app(settings_for(tmp_path, workers=0)) as api:
         paths = api.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p == "/" or p.startswith("/ui")]
+
+
+def test_the_url_check_sees_urls_outside_the_service() -> None:
+    page = ('<script src="https://cdn.example.com/x.js"></script><link href="//fonts.example.org/f.css">'
+            '<svg xmlns="http://www.w3.org/2000/svg"></svg> // a comment')
+    assert _external(page) == ["https://cdn.example.com/x.js", "//fonts.example.org/f.css"]
