@@ -23,9 +23,12 @@ from gradhealth.logs.readers.native import native_role
 from gradhealth.logs.series import RunLog, make_series
 
 #: Full-resolution points kept per series: well above the detectors' windows (25 by default).
-TAIL = 512
-#: History buckets per series before adjacent pairs are merged.
-HISTORY = 512
+TAIL = 256
+#: History buckets per series before adjacent pairs are merged. With the tail, a series of up to 384
+#: points is exact; beyond, the detectors read at most 4 x 128 + 256 = 768 points (typically ~600).
+#: The detectors' cost grows with that length (~10 ms for 100 points a series, ~25 ms for 1,000),
+#: and a run's first thousand points must cost within 2x of its millionth (bench/bench_runs.py).
+HISTORY = 128
 
 
 @dataclass(slots=True)
