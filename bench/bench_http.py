@@ -1,15 +1,21 @@
 """Cost of a check through the HTTP service against the same check in-process.
 
-Starts a real service as a subprocess (``gradhealth serve`` on a free port of 127.0.0.1, SQLite in a
-temporary directory, ``--workers W`` worker processes), waits for ``/readyz``, then measures:
+Starts a real service as a subprocess (``gradhealth serve`` on a free port of 127.0.0.1, ``--workers W``
+worker processes) on each store asked for (``--store``: SQLite in a temporary directory, the embedded
+default, whose workers are woken through a local channel; PostgreSQL, where workers and the API
+``LISTEN``: a fresh database on ``--postgres-url``, or on a throw-away cluster started with the
+tests' helper, tests/pg.py), waits for ``/readyz``, then measures:
 
 * in-process: :func:`gradhealth.analysis.check.run_architecture_check` called directly, one after
   another (median and p99 latency; its rate is the in-process requests per second);
 * http ?wait: ``POST /v1/checks/architecture?wait=30`` from one client, one after another (median and
   p99 latency, and where the time goes: queued until a worker claimed the job, run in the worker,
-  and the rest: HTTP, validation, the database and the ``?wait`` polling);
+  and the rest: HTTP, validation, the database and the ``?wait`` hand-back);
 * throughput: ``--concurrency C`` clients sending ``--requests N`` requests between them as fast as
   they are answered (requests per second against the in-process rate).
+
+The overhead is the HTTP figure less the in-process one, at the median and at p99; the targets of
+issue 12 (p50 <= 5 ms, p99 <= 25 ms, throughput >= 0.8x in-process) are printed with them.
 
 The spec is tiny so that the HTTP and job machinery is what is measured, not the simulation:
 
@@ -30,6 +36,7 @@ also on error or Ctrl-C. Run it from the repository root::
     .venv/bin/python bench/bench_http.py
     .venv/bin/python bench/bench_http.py --requests 20 --concurrency 2 --spec mixed4
     .venv/bin/python bench/bench_http.py --workers 2 --threads 1
+    .venv/bin/python bench/bench_http.py --store postgresql --postgres-url postgresql://u@host/db
 
 On a CPU shared with other work the figures swing; the load average is printed with them.
 """
@@ -64,6 +71,8 @@ READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
 #: Set on SIGINT/SIGTERM or an error: client threads send no further request.
 STOPPING = threading.Event()
+#: Issue 12's targets: ?wait overhead over in-process at the median and p99, and 4-client throughput.
+TARGET_P50_S, TARGET_P99_S, TARGET_RATIO = 0.005, 0.025, 0.8
 
 
 def _linear(activation: str) -> dict[str, Any]:
@@ -144,7 +153,33 @@ def service_env(database_url: str, threads: int | None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_service(workers: int, threads: int | None) -> Iterator[tuple[str, int]]:
+def database(store: str, postgres_url: str | None) -> Iterator[str]:
+    """A fresh, empty database on ``store``; yields its URL and removes it afterwards."""
+    if store == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="gradhealth-bench-db-") as tmp:
+            yield f"sqlite:///{tmp}/bench.db"
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/pg.py: the clusters' helper
+    from tests import pg
+
+    server = None
+    if postgres_url is None:
+        bindir = pg.find_bindir()
+        if bindir is None:
+            raise SystemExit("bench_http: no PostgreSQL binaries; pass --postgres-url")
+        server = pg.PostgresServer(bindir).start()
+        postgres_url = server.url
+    url = pg.create_database(postgres_url)
+    try:
+        yield url
+    finally:
+        pg.drop_database(postgres_url, url)
+        if server is not None:
+            server.stop()
+
+
+@contextlib.contextmanager
+def running_service(workers: int, threads: int | None, database_url: str) -> Iterator[tuple[str, int]]:
     """A ``gradhealth serve`` subprocess on a free port; yields (base URL, its pid). Always stopped."""
     exe = Path(sys.executable).with_name("gradhealth")
     if not exe.exists():
@@ -152,7 +187,7 @@ def running_service(workers: int, threads: int | None) -> Iterator[tuple[str, in
     with tempfile.TemporaryDirectory(prefix="gradhealth-bench-") as tmp:
         port = free_port()
         log_path = Path(tmp) / "service.log"
-        env = service_env(f"sqlite:///{tmp}/bench.db", threads)
+        env = service_env(database_url, threads)
         cmd = [str(exe), "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
         with open(log_path, "wb") as log:
             # A session of its own, so the uvicorn process and its worker processes can be stopped
@@ -321,7 +356,7 @@ def breakdown(t: Timings) -> str:
         return ""
     q, r, rest = (statistics.median(v) for v in (t.queued, t.running, t.rest))
     return (f"             medians: queued {ms(q)}, run in worker {ms(r)}, the rest "
-            f"(HTTP, validation, database, ?wait polling) {ms(rest)}")
+            f"(HTTP, validation, database, ?wait hand-back) {ms(rest)}")
 
 
 def report(label: str, t: Timings) -> None:
@@ -335,12 +370,58 @@ def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def measure(store: str, args: argparse.Namespace, spec: dict[str, Any]) -> bool:
+    """One store's figures, printed; whether every request succeeded."""
+    print(f"\n== store {store}; before: {load()}")
+    with database(store, args.postgres_url) as url, running_service(args.workers, args.threads, url) as (base, pid):
+        warm_up(base, spec)
+        local = in_process(spec, args.requests, time.monotonic() + args.max_seconds)
+        cpu0 = cpu_seconds(pid)
+        seq = over_http(base, spec, args.requests, 1, time.monotonic() + args.max_seconds)
+        cpu1 = cpu_seconds(pid)
+        par = over_http(base, spec, args.requests, args.concurrency, time.monotonic() + args.max_seconds)
+        cpu2 = cpu_seconds(pid)
+
+    for label, t in (("in-process", local), ("http ?wait", seq), ("throughput", par)):
+        report(label, t)
+        if not t.latencies:
+            print(f"{label}: no successful request")
+            return False
+    local_rps = len(local.latencies) / local.wall
+    http_rps = len(par.latencies) / par.wall
+    over50, over99, ratio = seq.median - local.median, seq.p99 - local.p99, http_rps / local_rps
+    print(f"in-process   median {ms(local.median)}  p99 {ms(local.p99)}   (n={len(local.latencies)})")
+    print(f"http ?wait   median {ms(seq.median)}  p99 {ms(seq.p99)}   ratio {seq.median / local.median:.1f}x"
+          f"   (n={len(seq.latencies)})")
+    print(f"             overhead: median {ms(over50)} (target <= {ms(TARGET_P50_S)}: {verdict(over50 <= TARGET_P50_S)}),"
+          f" p99 {ms(over99)} (target <= {ms(TARGET_P99_S)}: {verdict(over99 <= TARGET_P99_S)})")
+    print(breakdown(seq))
+    print(cpu_line(cpu0, cpu1, len(seq.latencies) + len(seq.errors)))
+    print(f"throughput   C={args.concurrency}  requests {len(par.latencies)}  rps {http_rps:.1f}   "
+          f"(in-process rps {local_rps:.1f}, ratio {ratio:.2f}; target >= {TARGET_RATIO}: "
+          f"{verdict(ratio >= TARGET_RATIO)})")
+    print(f"             under load: median {ms(par.median)}  p99 {ms(par.p99)}")
+    print(breakdown(par))
+    print(cpu_line(cpu1, cpu2, len(par.latencies) + len(par.errors)))
+    print(f"after: {load()}")
+    return not (local.errors or seq.errors or par.errors)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=50, help="requests per phase (default 50)")
     parser.add_argument("--concurrency", type=int, default=4, help="concurrent clients for throughput (default 4)")
     parser.add_argument("--workers", type=int, default=1, help="service worker processes (default 1)")
     parser.add_argument("--spec", choices=sorted(SPECS), default="relu4", help="the check to run (default relu4)")
+    parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both",
+                        help="the job store(s) to measure (default both)")
+    parser.add_argument("--postgres-url", default=None,
+                        help="a PostgreSQL server to create the bench's database on (default: a throw-away "
+                             "cluster from tests/pg.py)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in-process and OMP_NUM_THREADS in the service (default: torch's)")
     parser.add_argument("--max-seconds", type=float, default=300.0,
@@ -360,36 +441,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _terminate)
     print(f"spec {args.spec} ({spec['name']}); GRADHEALTH_VERIFY_REMEDIES=false (healthy spec: no remedy to "
           f"verify); service workers {args.workers}; torch threads {args.threads or 'default'}")
-    print(f"before: {load()}")
-
-    with running_service(args.workers, args.threads) as (base, pid):
-        warm_up(base, spec)
-        local = in_process(spec, args.requests, time.monotonic() + args.max_seconds)
-        cpu0 = cpu_seconds(pid)
-        seq = over_http(base, spec, args.requests, 1, time.monotonic() + args.max_seconds)
-        cpu1 = cpu_seconds(pid)
-        par = over_http(base, spec, args.requests, args.concurrency, time.monotonic() + args.max_seconds)
-        cpu2 = cpu_seconds(pid)
-
-    for label, t in (("in-process", local), ("http ?wait", seq), ("throughput", par)):
-        report(label, t)
-        if not t.latencies:
-            print(f"{label}: no successful request")
-            return 1
-    local_rps = len(local.latencies) / local.wall
-    http_rps = len(par.latencies) / par.wall
-    print(f"in-process   median {ms(local.median)}  p99 {ms(local.p99)}   (n={len(local.latencies)})")
-    print(f"http ?wait   median {ms(seq.median)}  p99 {ms(seq.p99)}   ratio {seq.median / local.median:.1f}x"
-          f"   (n={len(seq.latencies)})")
-    print(breakdown(seq))
-    print(cpu_line(cpu0, cpu1, len(seq.latencies) + len(seq.errors)))
-    print(f"throughput   C={args.concurrency}  requests {len(par.latencies)}  rps {http_rps:.1f}   "
-          f"(in-process rps {local_rps:.1f}, ratio {http_rps / local_rps:.2f})")
-    print(f"             under load: median {ms(par.median)}  p99 {ms(par.p99)}")
-    print(breakdown(par))
-    print(cpu_line(cpu1, cpu2, len(par.latencies) + len(par.errors)))
-    print(f"after: {load()}")
-    return 1 if (local.errors or seq.errors or par.errors) else 0
+    stores = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
+    ok = True
+    for store in stores:
+        ok = measure(store, args, spec) and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

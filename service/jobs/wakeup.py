@@ -31,6 +31,7 @@ import os
 import select
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -316,11 +317,17 @@ class Hub:
     """The API process's end: wakes its own workers when it queues a job (local channel) and its
     ``?wait`` callers when a job finishes (local channel, and ``LISTEN`` on PostgreSQL)."""
 
+    #: How many recent finishes a new watch looks back on.
+    RECENT = 4096
+
     def __init__(self, database_url: str, *, fallback_s: float = 5.0) -> None:
         self.database_url = database_url
         #: How often a waiting caller re-reads its job regardless (a lost notification).
         self.fallback_s = fallback_s
         self._watches: dict[str, set[Watch]] = {}
+        # Jobs announced finished lately, so that a watch begun just after the announcement
+        # still fires at once (a ?wait caller need not re-read its job before waiting).
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._workers: list[ApiEnds] = []
         self._stop = threading.Event()
@@ -420,11 +427,14 @@ class Hub:
     # the ?wait callers
     @contextlib.contextmanager
     def watch(self, job_id: str) -> Iterator[Watch]:
-        """Register interest in ``job_id`` (inside a running event loop); read the job after
-        entering, so that a finish between the read and the wait is not missed."""
+        """Register interest in ``job_id`` (inside a running event loop). A finish announced
+        since the caller last read the job is not missed: if it came before the watch began, the
+        watch starts fired (for the last :attr:`RECENT` finishes; beyond, the fallback re-read)."""
         w = Watch(job_id)
         with self._lock:
             self._watches.setdefault(job_id, set()).add(w)
+            if job_id in self._recent:
+                w.event.set()
         try:
             yield w
         finally:
@@ -440,6 +450,9 @@ class Hub:
         if what != FINISHED:
             return
         with self._lock:
+            self._recent[job_id] = None
+            if len(self._recent) > self.RECENT:
+                self._recent.popitem(last=False)
             targets = list(self._watches.get(job_id, ()))
         for w in targets:
             w.fire()

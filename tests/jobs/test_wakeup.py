@@ -216,3 +216,15 @@ def test_a_lost_wake_up_is_recovered_by_the_fallback_poll(factory, database_url)
         hub.stop()
         wake_r2.close()
     assert status == "succeeded" and took < 30
+
+
+def test_a_watch_begun_just_after_the_finish_starts_fired() -> None:
+    """?wait skips re-reading the job it just queued: a finish announced in between must not be lost."""
+    hub = wakeup.Hub("sqlite://", fallback_s=FALLBACK_HUGE)
+
+    async def both() -> tuple[bool, bool]:
+        hub.deliver("early", wakeup.FINISHED)
+        with hub.watch("early") as early, hub.watch("other") as other:
+            return await early.wait(5.0), await other.wait(0.05)
+
+    assert asyncio.run(both()) == (True, False)

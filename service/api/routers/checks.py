@@ -61,8 +61,9 @@ def decode_spec(body: bytes, content_type: str) -> dict[str, Any]:
     return load_spec_text(text, content_type="application/json" if media.endswith("json") else None)
 
 
-async def wait_for(request: Request, job_id: str, owner: str, seconds: float):  # noqa: ANN201
-    """The job once it is finished, or as it is after ``seconds``.
+async def wait_for(request: Request, job_id: str, owner: str, seconds: float, row=None):  # noqa: ANN001, ANN201
+    """The job once it is finished, or as it is after ``seconds`` (``row``: the job as the caller
+    last read it, unfinished; None: read it first).
 
     Woken by the job's finish (:mod:`gradhealth.jobs.wakeup`); the job is re-read at the hub's
     fallback interval in case that notification was lost. Where nothing would announce the finish
@@ -80,7 +81,9 @@ async def wait_for(request: Request, job_id: str, owner: str, seconds: float):  
 
     pause = 0.005  # polling: small checks finish in milliseconds; look often, back off to 0.2 s
     with hub.watch(job_id) if hub is not None else contextlib.nullcontext() as watch:
-        row = await run_in_threadpool(fetch)  # read after watching: a finish in between still wakes
+        if row is None or watch is None or not hub.covered:
+            row = await run_in_threadpool(fetch)
+        # else: a finish since ``row`` was read has fired the watch already (the hub keeps recent ones)
         while pending(row):
             left = max(deadline - time.monotonic(), 0)
             if watch is not None and hub.covered:
@@ -95,7 +98,7 @@ async def wait_for(request: Request, job_id: str, owner: str, seconds: float):  
 async def respond(request: Request, response: Response, row, owner: str, wait: float) -> JobRead:  # noqa: ANN001
     """202 + Location + Retry-After, or 200 once the job finished within ``wait`` seconds."""
     if wait > 0 and row.status not in store.TERMINAL:
-        row = await wait_for(request, row.id, owner, wait) or row
+        row = await wait_for(request, row.id, owner, wait, row) or row
     response.headers["Location"] = f"/v1/jobs/{row.id}"
     if row.status in store.TERMINAL:
         response.status_code = 200
