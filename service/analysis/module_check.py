@@ -107,8 +107,10 @@ def _chrono_edit(steps: int) -> Edit:
                 if not isinstance(rnn, nn.LSTM):
                     continue
                 h = rnn.hidden_size
-                for layer in range(rnn.num_layers):
-                    b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}"), getattr(rnn, f"bias_hh_l{layer}")
+                # both directions of a bidirectional layer (torch's `_reverse` biases)
+                for layer, sfx in ((i, d) for i in range(rnn.num_layers)
+                                   for d in ("", "_reverse")[:2 if rnn.bidirectional else 1]):
+                    b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}{sfx}"), getattr(rnn, f"bias_hh_l{layer}{sfx}")
                     b_f = torch.log(torch.empty(h).uniform_(1.0, float(max(steps - 1, 2))))
                     b_hh[:2 * h] = 0.0
                     b_ih[h:2 * h] = b_f

@@ -139,15 +139,19 @@ def test_spec_module_and_onnx_doors_agree(family: str) -> None:
 # --- bidirectional recurrent layers ------------------------------------------------------------
 
 class Bidirectional(nn.Module):
-    def __init__(self, cell: type[nn.RNNBase], layers: int = 1) -> None:
+    def __init__(self, cell: type[nn.RNNBase], final: bool = False) -> None:
         super().__init__()
-        self.rnn = cell(8, 16, batch_first=True, bidirectional=True, num_layers=layers)
+        self.rnn = cell(8, 16, batch_first=True, bidirectional=True)
         self.head = nn.Linear(32, 3)
+        self.final = final
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = self.rnn(x)[0]
+        if self.final:  # each direction's final state (Keras' Bidirectional without sequences)
+            return self.head(torch.cat([seq[:, -1, :16], seq[:, 0, 16:]], -1))
         # the mean over positions: every step of both directions reaches the loss (reading only
         # position -1 would see the reverse direction's first step, before any recurrence)
-        return self.head(self.rnn(x)[0].mean(1))
+        return self.head(seq.mean(1))
 
 
 @pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
@@ -303,3 +307,15 @@ def test_known_health_through_every_door(case: str) -> None:
             assert doc.status == "healthy", (door, doc.summary)
         else:
             assert expected in codes, (door, doc.summary)
+
+
+def test_bidirectional_lstm_over_100_steps_and_its_chrono_remedy() -> None:
+    # each direction of a default LSTM loses its gradient over 100 steps, as one direction does;
+    # the chrono gate initialisation is applied to both directions of a copy and re-simulated
+    torch.manual_seed(0)
+    model = Bidirectional(nn.LSTM, final=True)
+    doc = check_module(model, torch.randn(8, 100, 8), seeds=1)
+    finding = next(f for f in doc.findings if f.code == "vanishing_through_time")
+    chrono = next(r for r in finding.remedies if r.id == "gated_recurrent_cell")
+    # fixed only when both directions get it: the reverse one vanishes as much as the forward one
+    assert chrono.verified is not None and chrono.verified.fixed, chrono.verified
