@@ -11,8 +11,9 @@ first, then recorded first) so that drift hits both alike. Printed per case: the
 per step of each and the median over ``--pairs`` pairs (default 15) of recorded / plain, against
 the target of 1.05x from issue 16. Also printed: the median time per step spent inside
 ``recorder.step()`` on the training thread, and 1 + that / the plain step: the cost that is the
-recorder's alone, which a busy machine blurs less than the difference of two timings. Speed is
-measured, never asserted.
+recorder's alone, which a busy machine blurs less than the difference of two timings; and the
+median time per step spent waiting in that ``flush()`` (the writer's work, plus, on a loaded
+machine, the wait for the writer thread to be scheduled at all). Speed is measured, never asserted.
 
 Runs on CUDA when a GPU is there (``--device cpu`` to force the CPU); there the clock is read
 after ``torch.cuda.synchronize()``. On CPU, ``torch.set_num_threads(--threads)`` (default 1).
@@ -22,6 +23,7 @@ From the repository root::
     .venv/bin/python bench/bench_recorder.py --quick    # a few seconds: fewer, shorter pairs
     .venv/bin/python bench/bench_recorder.py --models mlp --every 1 --json
     .venv/bin/python bench/bench_recorder.py --clock cpu  # on a busy shared CPU
+    .venv/bin/python bench/bench_recorder.py --repeat 5   # median of 5 runs of each case
 
 On a CPU shared with other work wall-clock ratios swing by far more than the 5 % measured (the
 load average is printed); ``--clock cpu`` times the process's CPU time instead (all threads, so the
@@ -40,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -99,6 +102,7 @@ def measure(name: str, every: int, device: torch.device, pairs: int, block: int,
     recorder = GradientRecorder(model, out_dir / f"{name}-{every}.jsonl", every=every)
 
     inside: list[float] = []  # per recorded block: seconds per step spent inside step()
+    flushing: list[float] = []  # per recorded block: seconds per step spent waiting in flush()
 
     def run(recorded: bool) -> float:
         _sync(device)
@@ -114,13 +118,16 @@ def measure(name: str, every: int, device: torch.device, pairs: int, block: int,
                 spent += time.perf_counter() - t0
             optimizer.step()
         if recorded:
+            t0 = time.perf_counter()
             recorder.flush()  # the writer's backlog is charged to the block that made it
+            flushing.append((time.perf_counter() - t0) / block)
             inside.append(spent / block)
         _sync(device)
         return (clock() - start) / block
 
     run(False), run(True)  # warm-up: allocator, kernels, the writer thread
     inside.clear()
+    flushing.clear()
     plain, recorded, ratios = [], [], []
     for i in range(pairs):
         if i % 2 == 0:
@@ -138,7 +145,20 @@ def measure(name: str, every: int, device: torch.device, pairs: int, block: int,
             "recorded_ms": 1e3 * statistics.median(recorded),
             "ratio": statistics.median(ratios), "ratio_min": min(ratios),
             "ratio_max": max(ratios), "in_step_ms": 1e3 * statistics.median(inside),
-            "in_step_ratio": 1 + statistics.median(inside) / statistics.median(plain)}
+            "in_step_ratio": 1 + statistics.median(inside) / statistics.median(plain),
+            "flush_ms": 1e3 * statistics.median(flushing)}
+
+
+def combine(rows: list[dict[str, float | int | str]]) -> dict[str, Any]:
+    """One case measured several times: the median of each figure, the extremes of the pairs,
+    and each run's ratio under ``runs``."""
+    out: dict[str, Any] = dict(rows[0])
+    for key in ("plain_ms", "recorded_ms", "ratio", "in_step_ms", "in_step_ratio", "flush_ms"):
+        out[key] = statistics.median(float(r[key]) for r in rows)
+    out["ratio_min"] = min(float(r["ratio_min"]) for r in rows)
+    out["ratio_max"] = max(float(r["ratio_max"]) for r in rows)
+    out["runs"] = [float(r["ratio"]) for r in rows]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="cpu: the process's CPU time (all its threads, so the writer's work "
                              "counts too); steadier than wall time on a busy shared CPU, "
                              "meaningless on CUDA")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure each case this many times (fresh model each) and print "
+                             "the median of the runs' figures, with the runs' ratios")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
     if args.quick:
@@ -169,11 +192,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.clock} clock")
     if not args.json:
         print(f"{'model':<12} {'every':>5} {'plain ms':>9} {'recorded ms':>12} {'ratio':>7} "
-              f"{'(min-max)':>13} {'in step() ms':>12} {'1+in/plain':>10}  target <= {TARGET}x")
+              f"{'(min-max)':>13} {'in step() ms':>12} {'1+in/plain':>10} {'flush ms':>8}  "
+              f"target <= {TARGET}x")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             for every in (int(e) for e in args.every.split(",")):
-                row = measure(name, every, device, args.pairs, args.block, Path(tmp), clock)
+                row = combine([measure(name, every, device, args.pairs, args.block, Path(tmp),
+                                       clock) for _ in range(args.repeat)])
                 if args.json:
                     print(json.dumps(row))
                 else:
@@ -181,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name:<12} {every:>5} {row['plain_ms']:>9.3f} "
                           f"{row['recorded_ms']:>12.3f} {row['ratio']:>6.3f}x "
                           f"({row['ratio_min']:.3f}-{row['ratio_max']:.3f}) "
-                          f"{row['in_step_ms']:>12.3f} {row['in_step_ratio']:>9.3f}x  {verdict}")
+                          f"{row['in_step_ms']:>12.3f} {row['in_step_ratio']:>9.3f}x "
+                          f"{row['flush_ms']:>8.3f}  {verdict}"
+                          + (f"  runs: {' '.join(f'{r:.3f}' for r in row['runs'])}"
+                             if args.repeat > 1 else ""))
     return 0
 
 

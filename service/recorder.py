@@ -486,7 +486,7 @@ class GradientRecorder:
             _set_grad_enabled(False)
         try:
             try:
-                norms = _foreach_norm(grads)
+                norms = _foreach_norm(grads)  # type: ignore[arg-type]  # a None raises TypeError
             except (TypeError, RuntimeError):  # a parameter without a gradient, or no parameter
                 names, norms = _norms_present(names, grads)
             # The loss detached: a reference to its values, not to the graph or the gradients.
@@ -623,6 +623,7 @@ class HttpSink:
         self._closed = False
         self._deadline = math.inf
         self._nudge = threading.Event()  # cuts a backoff short when close() starts
+        self._request_timeout = timeout
         self._client = httpx.Client(base_url=self.server, timeout=timeout,
                                     headers={"X-API-Key": api_key} if api_key else {})
         self._thread = threading.Thread(target=self._run, name="gradhealth-recorder-live",
@@ -678,7 +679,7 @@ class HttpSink:
             self._deadline = time.monotonic() + self.close_timeout
             self._cond.notify_all()
         self._nudge.set()
-        self._thread.join(self.close_timeout + 2 * self._client.timeout.read + 1)
+        self._thread.join(self.close_timeout + 2 * self._request_timeout + 1)
         with self._cond:
             if self._mem or self._spill_index:
                 self._keep_unsent()
@@ -750,7 +751,8 @@ class HttpSink:
                         self._load()
                     if not self._mem:
                         break  # closing, and everything sent
-                    batch, lines = [], 0
+                    batch: list[tuple[int, str, int]] = []
+                    lines = 0
                     for item in self._mem:
                         if batch and lines + item[2] > self.batch_points:
                             break
