@@ -686,18 +686,30 @@ def _weights_keras3(f: Any, config: dict[str, Any]) -> Weights:
     return out
 
 
+def _attr_list(obj: Any, name: str) -> list[str]:
+    """A list attribute as Keras writes it: whole, or split over ``name0``, ``name1``... when it
+    is over HDF5's 64 kB attribute limit (keras' save_attributes_to_hdf5_group)."""
+    if name in obj.attrs:
+        values = list(obj.attrs[name])
+    else:
+        values, k = [], 0
+        while f"{name}{k}" in obj.attrs:
+            values += list(obj.attrs[f"{name}{k}"])
+            k += 1
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
 def _weights_keras2(f: Any) -> Weights:
     """A Keras 2 ``.h5`` (``model.save``: group ``model_weights``; ``save_weights``: the root): each
     layer group lists its weights in order in ``weight_names`` (``dense/kernel:0``), paths inside
     the group (``model_weights/dense/dense/kernel:0``)."""
     root = f.get("model_weights", f)
     out: Weights = {}
-    for raw in root.attrs.get("layer_names", []):
-        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+    for name in _attr_list(root, "layer_names"):
         group = root.get(name)
         if group is None:
             continue
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+        names = _attr_list(group, "weight_names")
         arrays = [np.asarray(group[n]) for n in names if n in group]
         if arrays:
             out[name] = arrays
