@@ -530,3 +530,29 @@ def test_bidirectional_lstm_weights_compute_what_keras_computes() -> None:
         for sub in (0, 1):
             got = [s.output_grad_norm for s in doc.time_steps if s.sublayer == sub]
             assert got == pytest.approx([float(h.grad.norm()) for h in series[sub]], rel=1e-6)
+
+
+def test_batchnorm_weights_and_epsilon_are_keras() -> None:
+    # Dense -> BatchNormalization (gamma, beta, moving stats; Keras' epsilon 1e-3) -> relu -> Dense,
+    # computed by the oracle as Keras trains it: batch statistics, biased variance
+    rng = np.random.default_rng(4)
+    k1, k2 = rng.standard_normal((6, 8)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
+    gamma, beta = (rng.standard_normal(8).astype(np.float32) for _ in range(2))
+    cfg = _seq(_dense("d", 8), _layer("BatchNormalization", "bn", axis=-1, epsilon=0.001, center=True, scale=True),
+               _layer("Activation", "act", activation="relu"), _dense("out", 3, "softmax"), shape=[6])
+    stored = {"d": [("kernel", k1), ("bias", np.zeros(8, np.float32))],
+              "bn": [("gamma", gamma), ("beta", beta), ("moving_mean", np.zeros(8, np.float32)),
+                     ("moving_variance", np.ones(8, np.float32))],
+              "out": [("kernel", k2), ("bias", np.zeros(3, np.float32))]}
+    doc = check_keras(_h5_keras2(cfg, stored), seeds=1, batch_size=16, verify=False)
+    assert [layer.name for layer in doc.layers] == ["d", "out"]  # the norm and relu join d's unit
+    x = _keras_batch((16, 6))
+    K1, K2 = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (k1, k2))
+    z = x @ K1
+    z = (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-3)
+    h = torch.relu(z * torch.tensor(gamma, dtype=torch.float64) + torch.tensor(beta, dtype=torch.float64))
+    h.retain_grad()
+    _ce(h @ K2).backward()
+    assert doc.layers[0].grad_norm == pytest.approx(float(K1.grad.norm()), rel=1e-6)
+    assert doc.layers[0].output_grad_norm == pytest.approx(float(h.grad.norm()), rel=1e-6)
+    assert doc.layers[1].grad_norm == pytest.approx(float(K2.grad.norm()), rel=1e-6)

@@ -821,6 +821,7 @@ def _load_weights(net: Any, origins: Origins, weights: Weights) -> list[str]:
                     gamma, beta = (None if v is None else v[perm] for v in (gamma, beta))
                 put(mod.weight, np.ones(n) if gamma is None else gamma, name)
                 put(mod.bias, np.zeros(n) if beta is None else beta, name)
+                mod.eps = float(cfg.get("epsilon", 1e-3))  # Keras' default, not torch's 1e-5
                 if isinstance(mod, nn.BatchNorm1d | nn.BatchNorm2d):
                     stats = list(it)
                     if len(stats) == 2:  # unused in a training step, kept for completeness
