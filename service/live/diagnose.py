@@ -14,10 +14,10 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.orm import Session
 
 from gradhealth.core.document import Diagnosis, Finding
@@ -27,7 +27,7 @@ from gradhealth.live.points import Point
 from gradhealth.live.state import RunState, SeriesState
 from gradhealth.logs.check import diagnose as log_diagnose
 from gradhealth.logs.readers.native import native_role
-from gradhealth.logs.series import RunLog, make_series
+from gradhealth.logs.series import RunLog, clean_name, make_series
 from gradhealth.logs.thresholds import LogThresholds
 from gradhealth.webhooks import outbox
 
@@ -41,10 +41,16 @@ class RunConfig(BaseModel):
         None, gt=0, description="the gradient clipping max_norm the run uses (clipping_saturated, clip remedies)")
     num_classes: int | None = Field(None, ge=2, le=1_000_000,
                                     description="classes of a classifier (a loss flat at ln k is at chance)")
-    params: dict[str, str] = Field(default_factory=dict, max_length=100,
-                                   description="other hyper-parameters, as a log's params (e.g. max_grad_norm)")
+    params: dict[Annotated[str, Field(max_length=255)], Annotated[str, Field(max_length=1000)]] = Field(
+        default_factory=dict, max_length=100,
+        description="other hyper-parameters, as a log's params (e.g. max_grad_norm)")
     thresholds: LogThresholds | None = Field(
         None, description="the log check's thresholds: the fields given override the service's")
+
+    @field_validator("params")
+    @classmethod
+    def _utf8(cls, value: dict[str, str]) -> dict[str, str]:
+        return {clean_name(k): clean_name(v) for k, v in value.items()}  # storable as UTF-8
 
 
 def params_of(config: dict[str, Any]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from gradhealth.logs.readers.native import NativeReader
 from gradhealth.logs.readers.textio import BadRow, loads
+from gradhealth.logs.series import clean_name
 
 
 class BadPoints(ValueError):
@@ -33,7 +34,8 @@ LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonl
 def _points(obj: object) -> list[Point]:
     if not isinstance(obj, dict):
         raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
-    return [Point(name, step, value) for name, step, value, _wall, _role in NativeReader._record(obj)]
+    # Names are scrubbed of lone surrogates (from JSON escapes) before they reach the database.
+    return [Point(clean_name(name), step, value) for name, step, value, _wall, _role in NativeReader._record(obj)]
 
 
 def parse(body: bytes, content_type: str, *, max_points: int) -> list[Point]:

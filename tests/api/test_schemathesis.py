@@ -44,6 +44,10 @@ CONTENT_REFUSALS: dict[str, set[str]] = {
     # A webhook URL's address (private, loopback, ...) is known only once its host is read.
     "POST /v1/webhooks": {"invalid-webhook-url"},
     "GET /v1/webhooks/{webhook_id}/deliveries": {"invalid-cursor"},
+    # A live run's points: a JSON Lines body is a string to the schema; a step or value too large
+    # for a float is known once read.
+    "POST /v1/runs/{run_id}/points": {"invalid-points"},
+    "GET /v1/runs": {"invalid-cursor"},
 }
 # invalid-spec passes only where every error points at a layer (nested in a block or not): a
 # field's own rule is the schema's.

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
@@ -23,6 +23,7 @@ from gradhealth.jobs.store import as_utc
 from gradhealth.live import diagnose, store
 from gradhealth.live.diagnose import RunConfig
 from gradhealth.live.points import JSON_TYPES, LINES_TYPES, BadPoints, parse
+from gradhealth.logs.series import clean_name
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=RATE_LIMITED)
 
@@ -38,16 +39,33 @@ class RunCreate(BaseModel):
                       description="the run's name; a second create with the name of your active run returns it")
     config: RunConfig = Field(default_factory=RunConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _utf8(cls, value: str) -> str:
+        return clean_name(value)  # a lone surrogate (from a JSON escape) could not be stored
 
-class PointIn(BaseModel):
-    """One point: ``metric`` names the series; or, as the recorder writes per-layer norms, ``layer``
-    and ``kind``. ``value`` may be a number or ``"nan"``, ``"inf"``, ``"-inf"``."""
+
+NonFinite = Literal["nan", "NaN", "inf", "-inf", "Infinity", "-Infinity"]
+PointValue = Annotated[float | NonFinite | None, Field(description="a number, a non-finite spelling, or null "
+                                                                    "(not logged: skipped)")]
+
+
+class MetricPoint(BaseModel):
+    """One value of the series ``metric`` (``loss``, ``grad_norm``, ``lr``, ...) at ``step``."""
 
     step: float
-    metric: str | None = None
-    layer: str | None = None
-    kind: Literal["grad_norm", "weight_norm", "update_ratio"] | None = None
-    value: float | str | None
+    metric: str = Field(min_length=1, max_length=255, pattern=r"\S")
+    value: PointValue
+    wall_time: float | None = None
+
+
+class LayerPoint(BaseModel):
+    """One per-layer value, as GradientRecorder writes them: the series ``<kind>/<layer>``."""
+
+    step: float
+    layer: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    kind: Literal["grad_norm", "weight_norm", "update_ratio"]
+    value: PointValue
     wall_time: float | None = None
 
 
@@ -128,8 +146,9 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, caller:
     return _read(row)
 
 
+_POINT_SCHEMA = {"anyOf": [MetricPoint.model_json_schema(), LayerPoint.model_json_schema()]}
 _POINTS_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "array", "items": PointIn.model_json_schema()}},
+    "application/json": {"schema": {"type": "array", "items": _POINT_SCHEMA}},
     "application/x-ndjson": {"schema": {"type": "string", "description": "one point object per line"}},
 }}}
 
@@ -151,6 +170,13 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
         raise ApiError(415, "unsupported_media_type",
                        f"send points as application/json or application/x-ndjson, not {media[:60]}")
     body = await request.body()
+
+    def owned() -> bool:
+        with request.app.state.sessions() as session:
+            return store.get(session, run_id, caller.name) is not None
+
+    if not await run_in_threadpool(owned):  # another key's run is not found, whatever the body
+        raise ApiError(404, "run_not_found", f"no run {run_id}")
     try:
         points = parse(body, media, max_points=settings.run_max_batch_points)
     except BadPoints as e:
