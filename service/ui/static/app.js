@@ -279,6 +279,7 @@
     render();
     runsSignature = "";
     $("runs").tBodies[0].replaceChildren();
+    $("runs").hidden = true;
     $("runs-empty").hidden = false;
     closeReport();
   }
@@ -356,6 +357,7 @@
       previous = entry.tr;
     }
     $("jobs-empty").hidden = state.order.length > 0;
+    $("jobs").hidden = state.order.length === 0;
   }
 
   async function removeJob(id) {
@@ -549,6 +551,7 @@
         }),
       })))));
     $("runs-empty").hidden = page.items.length > 0;
+    $("runs").hidden = page.items.length === 0;
   }
 
   // --- start --------------------------------------------------------------------------------
