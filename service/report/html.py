@@ -507,7 +507,9 @@ def render_html(doc: Diagnosis, ctx: ReportContext) -> str:
         parts.append('<p class="healthy">No findings.</p>')
     for i, f in enumerate(ordered, 1):
         w = places[id(f)]
-        where = (f"{w.uri}:{w.line}" if w.line else w.uri or "") + (
+        # A spec checked over HTTP has no file name: its line alone still says where.
+        at = f"line {w.line}" if w.line and not w.uri else f"{w.uri}:{w.line}" if w.line else w.uri or ""
+        where = at + (
             f" ({w.logical})" if w.logical else "")
         parts += _finding_card(i, f, where.strip(), doc)
     parts.append("</section>")

@@ -24,7 +24,7 @@ from gradhealth.report import ReportContext, render
 from gradhealth.report.html import layer_norm_chart
 from gradhealth.report.svg import Axis
 
-from .helpers import document, finding, remedy
+from .helpers import document, finding, remedy, spec_text
 
 URL_ATTRS = {"src", "href", "xlink:href", "action", "poster", "data"}
 
@@ -134,6 +134,14 @@ def test_architecture_report(arch_doc):
     fixed = {c["data-remedy"] for c in rem["remedies"] if "fixed" in c["class"].split()}
     assert fixed == {r.id for r in verified if r.verified.fixed}
     assert charts(p, "fractions")  # sigmoid layers report a saturated fraction
+
+
+def test_a_spec_without_a_file_name_is_placed_by_its_line(arch_doc):
+    # Over HTTP a spec has no file name: the card says the line, never "None:<line>".
+    page = render("html", arch_doc, ReportContext(text=spec_text()))
+    wheres = re.findall(r"Where: <code>([^<]*)</code>", page)
+    assert wheres and all(w.startswith("line ") for w in wheres), wheres
+    assert "None" not in "".join(wheres)
 
 
 def test_log_report(log_doc):
