@@ -128,27 +128,23 @@ async def submit_architecture(
     body = await request.body()
     content_type = request.headers.get("content-type", "application/json")
 
-    def validate():  # noqa: ANN202
+    def validate_and_submit():  # noqa: ANN202
         raw = decode_spec(body, content_type)
         spec = parse_spec(raw)
         make_plan(spec, settings.limits)  # SpecError / LimitExceeded -> 422 with pointers
-        return raw, spec
-
-    # Off the event loop: reading and validating a large spec is CPU work that /livez and every
-    # other request must not wait behind.
-    raw, spec = await run_in_threadpool(validate)
-    # cuda on a host without a GPU: 422 now, decided without torch (nvidia-smi). A pure API node
-    # (workers=0) cannot see its workers' hosts: there the worker reports the same error on the job.
-    if spec.device == "cuda" and settings.workers != 0 and not devices.host_has_gpu():
-        raise cuda_unavailable()
-
-    def submit():  # noqa: ANN202
+        # cuda on a host without a GPU: 422 now, decided without torch (nvidia-smi). A pure API node
+        # (workers=0) cannot see its workers' hosts: there the worker reports the same error on the job.
+        if spec.device == "cuda" and settings.workers != 0 and not devices.host_has_gpu():
+            raise cuda_unavailable()
         with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
             return store.submit(session, kind="architecture", owner=caller.name, request=raw,
                                 idempotency_key=idempotency_key, time_limit_s=settings.job_time_limit_s,
                                 max_attempts=settings.max_attempts, max_queued=settings.max_queued_jobs)
 
-    row, _created = await run_in_threadpool(submit)
+    # Off the event loop: reading and validating a large spec is CPU work that /livez and every
+    # other request must not wait behind. One trip to the thread pool, not two: each trip is a
+    # thread hand-off, which costs milliseconds on a busy host.
+    row, _created = await run_in_threadpool(validate_and_submit)
     return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
 
 
