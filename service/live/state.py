@@ -93,7 +93,12 @@ class Bucket:
 
 @dataclass(slots=True)
 class SeriesState:
-    """One series: decimated history, then the full-resolution tail (steps ascending)."""
+    """One series: decimated history, then the full-resolution tail (steps ascending).
+
+    History buckets hold ``unit`` points each (the last one may hold fewer): points leaving the tail
+    fill the last bucket, and when there are more than ``history_size`` buckets adjacent pairs merge
+    and ``unit`` doubles, so the whole history has one resolution (the oldest part is not decimated
+    more than the rest)."""
 
     name: str
     tail_size: int = TAIL
@@ -102,8 +107,10 @@ class SeriesState:
     steps: list[float] = field(default_factory=list)    # the tail
     values: list[float] = field(default_factory=list)
     count: int = 0
-    # The history's points, kept between batches: a batch usually only appends single-point buckets.
-    _points: list[tuple[float, float]] | None = None
+    unit: int = 1
+    # The points of the full history buckets (all but the last), kept between batches.
+    _points: list[tuple[float, float]] = field(default_factory=list)
+    _closed: int = 0  # buckets whose points are in _points
 
     def add(self, step: float, value: float) -> None:
         """Add a point (any step order; each (series, step) once: the store drops repeats)."""
@@ -121,26 +128,31 @@ class SeriesState:
                 self.history[i].add(step, value)
             else:
                 self.history.insert(i + 1, Bucket.of(step, value))
-                self._compact()
-            self._points = None
+            self._forget_points()
+            self._compact()
         if len(self.steps) > self.tail_size:
             cut = len(self.steps) - self.tail_size
-            moved = list(zip(self.steps[:cut], self.values[:cut], strict=True))
-            self.history += [Bucket.of(s, v) for s, v in moved]
+            for s, v in zip(self.steps[:cut], self.values[:cut], strict=True):
+                last = self.history[-1] if self.history else None
+                if last is not None and last.count < self.unit:
+                    last.add(s, v)
+                else:
+                    self.history.append(Bucket.of(s, v))
+                    self._compact()
             del self.steps[:cut], self.values[:cut]
-            if self._points is not None:
-                self._points += moved
-            self._compact()
+
+    def _forget_points(self) -> None:
+        self._points, self._closed = [], 0
 
     def _compact(self) -> None:
-        if len(self.history) > self.history_size:
-            self._points = None
         while len(self.history) > self.history_size:
             h = self.history
             merged = [h[i].merge(h[i + 1]) for i in range(0, len(h) - 1, 2)]
             if len(h) % 2:
                 merged.append(h[-1])
             self.history = merged
+            self.unit *= 2
+            self._forget_points()
 
     @property
     def exact(self) -> bool:
@@ -149,12 +161,15 @@ class SeriesState:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """The bounded series the detectors read: the history's points, then the tail."""
-        if self._points is None:
-            self._points = [pt for b in self.history for pt in b.points()]
-        n, t = len(self._points), len(self.steps)
+        full = max(0, len(self.history) - 1)
+        for b in self.history[self._closed:full]:
+            self._points += b.points()
+        self._closed = full
+        points = self._points + (self.history[-1].points() if self.history else [])
+        n, t = len(points), len(self.steps)
         steps, values = np.empty(n + t), np.empty(n + t)
         if n:
-            steps[:n], values[:n] = np.asarray(self._points, dtype=np.float64).T
+            steps[:n], values[:n] = np.asarray(points, dtype=np.float64).T
         steps[n:], values[n:] = self.steps, self.values
         return steps, values
 
@@ -173,6 +188,7 @@ class SeriesState:
         size = 1  # points per bucket: the power of two the pairwise merges would reach
         while -(-cut // size) > history_size:
             size *= 2
+        state.unit = size
         starts = np.arange(0, cut, size)
         hs, hv = steps[:cut], values[:cut]
         finite = np.isfinite(hv)

@@ -92,3 +92,41 @@ def test_special_values_round_trip_and_batches_parse_both_ways():
     b = parse(__import__("json").dumps(rows).encode(), "application/json", max_points=10)
     assert [(p.metric, p.step) for p in a] == [(p.metric, p.step) for p in b] == [("grad_norm/fc", 3), ("loss", 3)]
     assert math.isnan(a[1].value) and a[0].value == 0.5
+
+
+def test_history_has_one_resolution():
+    s = SeriesState("m", tail_size=16, history_size=16)
+    _fill(s, 10_000)
+    counts = [b.count for b in s.history]
+    assert len(set(counts[:-1])) == 1 and counts[-1] <= counts[0] == s.unit
+    steps = np.arange(10_000, dtype=np.float64)
+    whole = SeriesState.of("m", steps, np.array([1.0 + (i % 7) * 0.1 for i in range(10_000)]), 16, 16)
+    assert whole.count == 10_000 and whole.steps == s.steps and whole.unit == s.unit
+    assert [b.count for b in whole.history[:-1]] == counts[:len(whole.history) - 1]
+
+
+def test_a_long_decimated_run_gets_the_findings_of_every_point():
+    # 5,000 steps (beyond the exact size): a recovered spike at 1500, then growth into Inf.
+    from gradhealth.logs.check import diagnose
+    from gradhealth.logs.series import RunLog, make_series
+
+    rng = np.random.default_rng(1)
+    n = 5000
+    loss = 2.0 / (1 + np.arange(n) / 500) * (1 + 0.05 * rng.standard_normal(n))
+    norm = 1.0 + 0.1 * rng.standard_normal(n)
+    norm[1500] = 40.0
+    norm[-30:] = np.geomspace(20, 1e6, 30)
+    norm[-3:] = np.inf
+    loss[-3:] = np.nan
+    state = RunState()
+    state.add(Point(m, s, float(v)) for s in range(n) for m, v in (("loss", loss[s]), ("grad_norm", norm[s])))
+    assert not state.exact and all(len(s.arrays()[0]) <= 4 * 128 + 256 for s in state.series.values())
+    live = diagnose(state.run_log("r", {}))
+    full = diagnose(RunLog("live", "r", [make_series("loss", np.arange(n), loss),
+                                         make_series("grad_norm", np.arange(n), norm)]))
+
+    def pin(doc):  # noqa: ANN001, ANN202
+        return [(f.code, f.severity, f.evidence.steps) for f in doc.findings]
+
+    assert pin(live) == pin(full)
+    assert {c for c, _, _ in pin(full)} == {"nonfinite", "exploding_gradient", "gradient_spike"}
