@@ -254,7 +254,8 @@ def is_keras(source: str) -> bool:
 
 def cmd_check_keras(args: argparse.Namespace) -> int:
     """The check of a Keras model (config JSON, .keras or .h5): translated to a spec here, then
-    checked in-process or sent to ``--server`` as that spec. Exit 2 for what cannot be translated."""
+    checked in-process or sent to ``--server`` as that spec; a file with stored weights is checked
+    with them (uploaded whole with ``--server``). Exit 2 for what cannot be translated."""
     from gradhealth.analysis.importers.keras import keras_to_spec, read_keras, read_keras_weights
 
     if getattr(args, "weights", None) or getattr(args, "input_shape", None):
@@ -270,13 +271,25 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
         config, file_loss = read_keras(data)
         raw = keras_to_spec(config, args.loss or file_loss, seeds=args.seeds or 3,
                             batch_size=args.batch_size or 64)
-        # in-process, a file with stored weights is checked with them (as the upload route does)
-        stored = not args.server and read_keras_weights(data, config) is not None
+        # A file with stored weights is checked with them: in-process, or uploaded whole to the
+        # model route (which reads them as this process would); a spec alone would lose them.
+        stored = read_keras_weights(data, config) is not None
     except GradHealthError as exc:
         return _invalid(args, exc)
     if stored:
-        return _check_keras_weights(args, data)
+        return _remote_keras(args, path) if args.server else _check_keras_weights(args, data)
     return _check_spec_dict(args, raw, kind="model")  # the file is not spec text
+
+
+def _remote_keras(args: argparse.Namespace, path: Path) -> int:
+    """A Keras file with stored weights, uploaded to ``--server`` (exit 0-3)."""
+    from gradhealth.cli_report import report_context
+
+    try:
+        doc = _remote_model(args, path)
+    except GradHealthError as exc:
+        return _invalid(args, exc)
+    return _emit(args, doc, report_context(args, kind="model", text=None))
 
 
 def _check_keras_weights(args: argparse.Namespace, data: bytes) -> int:

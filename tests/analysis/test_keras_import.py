@@ -456,6 +456,25 @@ def test_cli_checks_an_h5_with_its_stored_weights(tmp_path: Path, capsys: pytest
     assert doc["layers"][0]["name"] == "d0" and "as stored in the file" in doc["summary"]
 
 
+def test_cli_server_uploads_an_h5_with_stored_weights(tmp_path: Path) -> None:
+    # With --server the file goes to the model route whole: sent as a translated spec, its weights
+    # would be lost and the exploding checkpoint would read as Keras' healthy initialisation.
+    from tests.e2e.helpers import GRADHEALTH, env_for, serve
+
+    path = tmp_path / "checkpoint.h5"
+    path.write_bytes(_h5_keras2(_linear_stack(14, 32), _scaled(14, 32, 2.5)))
+    url = f"sqlite:///{tmp_path}/keras.db"
+    settings = {"GRADHEALTH_UPLOAD_DIR": str(tmp_path / "uploads")}
+    argv = [*GRADHEALTH, "check", str(path), "--format", "json", "--seeds", "1", "--no-verify"]
+    with serve(url, tmp_path / "serve.log", **settings) as client:
+        remote = subprocess.run([*argv, "--server", str(client.base_url)], env=env_for(url, **settings),
+                                capture_output=True, text=True, timeout=300)
+    assert remote.returncode == 1, remote.stderr
+    doc = json.loads(remote.stdout)
+    assert "exploding_gradient" in {f["code"] for f in doc["findings"]}
+    assert doc["layers"][0]["name"] == "d0" and "as stored in the file" in doc["summary"]
+
+
 def _rec(cls: str, name: str, units: int, **cfg: Any) -> dict[str, Any]:
     extra = {"unit_forget_bias": True} if cls == "LSTM" else {"reset_after": True} if cls == "GRU" else {}
     return _layer(cls, name, units=units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
