@@ -189,7 +189,7 @@ class SeriesState:
         while -(-cut // size) > history_size:
             size *= 2
         state.unit = size
-        starts = np.arange(0, cut, size)
+        starts = range(0, cut, size)
         hs, hv = steps[:cut], values[:cut]
         finite = np.isfinite(hv)
         lo_v, hi_v = np.where(finite, hv, np.inf), np.where(finite, -hv, np.inf)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
@@ -124,7 +124,7 @@ def insert_points(session: Session, run_id: str, points: list[Point]) -> list[Po
 
 def bulk_points(session: Session, run_id: str, points: list[Point]) -> None:
     """Insert points known to be new, fast (no RETURNING): for filling a run in benchmarks and tests."""
-    session.execute(RunPointRow.__table__.insert(), [
+    session.execute(insert(RunPointRow), [
         {"run_id": run_id, "metric": p.metric, "step": float(p.step), **dict(zip(
             ("value", "special"), encode_special(p.value), strict=True))} for p in points])
 
