@@ -101,8 +101,10 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
                  attempts=0, max_attempts=max_attempts, time_limit_s=time_limit_s, cancel_requested=False,
                  created_at=now, updated_at=now)
     session.add(job)
-    wakeup.notify(session, job.id, wakeup.QUEUED)  # idle workers are woken at commit
     try:
+        # Idle workers are woken at commit. On PostgreSQL the NOTIFY flushes the INSERT: a lost
+        # race on the key surfaces here, inside the try, as it would at the commit.
+        wakeup.notify(session, job.id, wakeup.QUEUED)
         session.commit()
     except IntegrityError:
         # Two requests with one new key raced: the loser returns the winner's job (or its conflict).
@@ -348,13 +350,14 @@ def claim(session: Session, *, worker_id: str, lease_s: float, kinds: tuple[str,
             return None
         for job_id in candidates:
             now = utcnow()
-            won = _dml(session, update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
+            # RETURNING hands back the claimed row with the write: no second read on the job's path.
+            won = session.scalars(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
                 status="running", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_s),
                 attempts=JobRow.attempts + 1, started_at=now, updated_at=now, stage="starting", progress=0.0,
-            )).rowcount
+            ).returning(JobRow).execution_options(populate_existing=True)).first()
             session.commit()
-            if won:
-                return session.get(JobRow, job_id, populate_existing=True)
+            if won is not None:
+                return won
 
 
 def heartbeat(session: Session, *, job_id: str, worker_id: str, lease_s: float,
