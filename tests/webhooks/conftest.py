@@ -4,25 +4,12 @@ start, and a deliverer that polls often and retries after a few hundredths of a 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from gradhealth.settings import hash_key
-from tests.api.helpers import Api, running_app, settings_for
+from tests.api.helpers import Api, running_app
 from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures, see tests/pg.py
-
-KEYS = {"alice": "alice-key-0123456789abcdef", "bob": "bob-key-0123456789abcdef"}
-ALICE = {"X-API-Key": KEYS["alice"]}
-BOB = {"X-API-Key": KEYS["bob"]}
-
-
-def key_settings(tmp_path: Any, **overrides: Any) -> Any:
-    keys = ",".join(f"{name}={hash_key(key)}" for name, key in KEYS.items())
-    base: dict[str, Any] = {"workers": 0, "api_keys": keys, "webhooks_allow_private": True,
-                            "webhook_poll_s": 0.05, "webhook_base_delay_s": 0.05, "webhook_timeout_s": 5.0}
-    base.update(overrides)
-    return settings_for(tmp_path, **base)
+from tests.webhooks.helpers import key_settings
 
 
 @pytest.fixture(scope="module")

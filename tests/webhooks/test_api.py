@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.api.helpers import Api
-from tests.webhooks.conftest import ALICE, BOB
+from tests.webhooks.helpers import ALICE, BOB
 
 REFUSED = ["http://127.0.0.1/hook", "http://[::1]/hook", "http://10.1.2.3/hook",
            "http://169.254.169.254/latest/meta-data/", "http://localhost:8080/hook",

@@ -27,7 +27,7 @@ from gradhealth.jobs import store
 from gradhealth.webhooks import outbox, registry
 from gradhealth.webhooks.deliver import Deliverer, backoff_s
 from tests.api.helpers import Api
-from tests.webhooks.conftest import ALICE, BOB, key_settings
+from tests.webhooks.helpers import ALICE, BOB, key_settings
 from tests.webhooks.receiver import receiver, verify, wait_delivery
 
 SECRET = "test-secret-0123456789"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.api.helpers import Api, running_app
-from tests.webhooks.conftest import ALICE, key_settings
+from tests.webhooks.helpers import ALICE, key_settings
 from tests.webhooks.receiver import receiver, verify, wait_delivery
 
 
