@@ -59,6 +59,7 @@ class Supervisor:
         finish wakes the ``?wait`` callers. Without one (``gradhealth worker``) workers on
         PostgreSQL still ``LISTEN``; on SQLite they poll."""
         self.wake = wake
+        self._wake_pipe = wakeup.wake_pipe(mp.get_context("spawn")) if wake is not None else None
         self.database_url = database_url
         self.lease_s = lease_s
         self.settings = settings if settings is not None else get_settings()
@@ -76,7 +77,7 @@ class Supervisor:
         slot.worker_id = f"{socket.gethostname()}:w{slot.index}:{uuid.uuid4().hex[:8]}"
         slot.started = time.monotonic()
         threads = max(1, (os.cpu_count() or 1) // len(self.slots)) if slot.gpu is None else None
-        ends = wakeup.local_pair(self._ctx) if self.wake is not None else None
+        ends = wakeup.local_pair(self._ctx, self._wake_pipe) if self._wake_pipe is not None else None
         slot.process = self._ctx.Process(target=worker_main, name=f"gradhealth-worker-{slot.index}",
                                          args=(self.database_url, slot.worker_id, self.lease_s, slot.gpu, None,
                                                threads, self.settings.model_dump(mode="json"),
@@ -84,7 +85,7 @@ class Supervisor:
                                          daemon=True)
         slot.process.start()
         if ends is not None and self.wake is not None:
-            wakeup.close_ends(ends[0])  # the child holds its own copies: its exit reads as end of file
+            wakeup.close_child_ends(ends[0])  # the child holds its own copy: its exit reads as end of file
             self.wake.attach(ends[1])
         log.info("started worker %s (pid %s, gpu %s)", slot.worker_id, slot.process.pid, slot.gpu)
 
@@ -201,4 +202,6 @@ class Supervisor:
         with self._factory() as session:
             for slot in self.slots:
                 store.release_worker(session, slot.worker_id)
+        if self._wake_pipe is not None:
+            self._wake_pipe[0].close()  # the shared wake pipe's read end, kept for respawns
         self._engine.dispose()

@@ -11,9 +11,12 @@ One concept, three carriers:
   dedicated autocommit psycopg connection listening on :data:`CHANNEL`, so a job queued or finished
   on any host is seen by all.
 * **The local channel** of the embedded default (SQLite; the API process starts its own workers
-  through the Supervisor): two pipes per worker process (:func:`local_pair`). The API writes a byte
-  into each worker's wake pipe when it queues a job; a worker writes ``<job id>\\n`` into its done
-  pipe when it finishes one, which a thread of the API reads and hands to the ``?wait`` callers.
+  through the Supervisor): one wake pipe shared by its workers and a done pipe per worker
+  (:func:`local_pair`). The API writes one byte, a token, into the wake pipe per queued job; an idle
+  worker takes one token and claims, so a job wakes one worker, not all of them (a worker that
+  claims without having been woken retires a token instead). A worker writes ``<job id>\\n`` into
+  its done pipe when it finishes a job, which a thread of the API reads and hands to the ``?wait``
+  callers.
 
 Polling stays as the fallback that guarantees progress when a notification is lost (a listener
 reconnecting, a worker killed between its commit and its write, a second process on one SQLite
@@ -183,31 +186,37 @@ class _Listen:
 class WorkerEnds:
     """A worker's ends of its local channel (they cross the spawn boundary by pickling)."""
 
-    wake: Connection  # read: a byte per queued job
-    done: Connection  # write: "<job id>\n" per finished job
+    wake: Connection  # read, shared by the workers: a token per queued job
+    done: Connection  # write, its own: "<job id>\n" per finished job
 
 
 @dataclass
 class ApiEnds:
     """The API's ends of one worker's local channel."""
 
-    wake: Connection  # write
-    done: Connection  # read
+    wake: Connection  # write, shared
+    done: Connection  # read, its own
 
 
-def local_pair(ctx: Any) -> tuple[WorkerEnds, ApiEnds]:
-    """Two one-way pipes for one worker process (``ctx``: a multiprocessing context). After the
-    worker is started, close its ends in the parent (:func:`close_ends`) so that its death reads
-    as end-of-file."""
-    wake_r, wake_w = ctx.Pipe(duplex=False)
+def wake_pipe(ctx: Any) -> tuple[Connection, Connection]:
+    """The wake pipe all workers of one API share, (read end, write end); ``ctx``: a
+    multiprocessing context."""
+    reader, writer = ctx.Pipe(duplex=False)
+    return reader, writer
+
+
+def local_pair(ctx: Any, wake: tuple[Connection, Connection]) -> tuple[WorkerEnds, ApiEnds]:
+    """One worker's channel: the shared ``wake`` pipe and a done pipe of its own. After the worker
+    is started, close its done end in the parent (:func:`close_child_ends`) so that its death
+    reads as end of file."""
     done_r, done_w = ctx.Pipe(duplex=False)
-    return WorkerEnds(wake_r, done_w), ApiEnds(wake_w, done_r)
+    return WorkerEnds(wake[0], done_w), ApiEnds(wake[1], done_r)
 
 
-def close_ends(ends: WorkerEnds | ApiEnds) -> None:
-    for conn in (ends.wake, ends.done):
-        with contextlib.suppress(OSError):
-            conn.close()
+def close_child_ends(ends: WorkerEnds) -> None:
+    """The parent's copy of a started worker's own end (the shared wake pipe stays open)."""
+    with contextlib.suppress(OSError):
+        ends.done.close()
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -239,6 +248,9 @@ class IdleWait:
 
     def __init__(self, database_url: str, ends: WorkerEnds | None = None) -> None:
         self._pipe = ends.wake if ends is not None else None
+        if self._pipe is not None:
+            os.set_blocking(self._pipe.fileno(), False)  # a token another worker took is no wait
+        self._holding = False  # took a token and has not claimed since
         self._listen = _Listen(database_url) if is_postgres(database_url) else None
         if self._listen is not None:
             self._listen.ensure()
@@ -269,18 +281,29 @@ class IdleWait:
         woke = False
         if self._pipe is not None and self._pipe.fileno() in ready:
             try:
-                data = os.read(self._pipe.fileno(), 65536)
+                data = os.read(self._pipe.fileno(), 1)  # one token: one job, one worker
+            except BlockingIOError:
+                data = None  # another idle worker took it
             except OSError:
                 data = b""
             if data:
-                woke = True
-            else:  # end of file: the API that fed it is gone
+                woke = self._holding = True
+            elif data is not None:  # end of file: the API that fed it is gone
                 self._pipe = None
         if self._listen is not None and self._listen.conn is not None:
             ready_pg = self._listen.fileno() in ready
             events = self._listen.drain(0.0) if ready_pg else []
             woke = woke or any(what == QUEUED for _, what in events)
         return woke
+
+    def claimed(self) -> None:
+        """A job was claimed: the token that announced it is spent (taken when woken, else taken
+        now), so that no idle worker wakes for a job already running."""
+        if self._holding:
+            self._holding = False
+        elif self._pipe is not None:
+            with contextlib.suppress(OSError):  # BlockingIOError: not written yet, or none
+                os.read(self._pipe.fileno(), 1)
 
     def close(self) -> None:
         if self._listen is not None:
@@ -330,6 +353,7 @@ class Hub:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._workers: list[ApiEnds] = []
+        self._wake: Connection | None = None  # the shared wake pipe's write end
         self._stop = threading.Event()
         self._listening = False
         self._thread: threading.Thread | None = None
@@ -351,10 +375,11 @@ class Hub:
         if self._thread is not None:
             self._thread.join(5)
         with self._lock:
-            workers, self._workers = self._workers, []
-        for ends in workers:
+            self._workers = []
+            wake, self._wake = self._wake, None
+        if wake is not None:
             with contextlib.suppress(OSError):
-                ends.wake.close()
+                wake.close()
 
     @property
     def covered(self) -> bool:
@@ -365,8 +390,10 @@ class Hub:
     def attach(self, ends: ApiEnds) -> None:
         """Take one worker's channel (the Supervisor, after starting it). Its done pipe is read by
         a thread of its own, which ends at end of file (the worker died or was replaced)."""
-        os.set_blocking(ends.wake.fileno(), False)  # queueing a job never waits on a busy worker
         with self._lock:
+            if self._wake is None:
+                os.set_blocking(ends.wake.fileno(), False)  # queueing a job never waits on workers
+                self._wake = ends.wake
             self._workers.append(ends)
         threading.Thread(target=self._read_done, args=(ends,), name="gradhealth-done", daemon=True).start()
 
@@ -387,19 +414,14 @@ class Hub:
                     self._workers.remove(ends)
             with contextlib.suppress(OSError):
                 ends.done.close()
-            with contextlib.suppress(OSError):
-                ends.wake.close()
 
     def _wake_workers(self) -> None:
-        with self._lock:
-            workers = list(self._workers)
-        for ends in workers:
-            try:
-                os.write(ends.wake.fileno(), b"\0")
-            except BlockingIOError:
-                pass  # its pipe is full of wake-ups already
-            except OSError:
-                pass  # it died; the reader thread drops it at end of file
+        wake = self._wake
+        if wake is None:
+            return
+        # BlockingIOError: the pipe holds 64 KiB of tokens already; other errors: stopping.
+        with contextlib.suppress(OSError):
+            os.write(wake.fileno(), b"\0")
 
     def _on_commit(self, job_id: str, what: str) -> None:
         if what == QUEUED:

@@ -113,15 +113,19 @@ def _heartbeat(factory: sessionmaker[Session], cfg: WorkerConfig, running: _Runn
             log.exception("heartbeat failed for job %s", running.job_id)
 
 
-def run_one(factory: sessionmaker[Session], cfg: WorkerConfig, *, reap: bool = True) -> bool:
+def run_one(factory: sessionmaker[Session], cfg: WorkerConfig, *, reap: bool = True,
+            claimed: Any = None) -> bool:
     """Claim and run at most one job. Returns whether a job was run. ``reap``: first requeue the
-    jobs of workers whose lease ran out (a query and a commit; the loop does it now and then)."""
+    jobs of workers whose lease ran out (a query and a commit; the loop does it now and then).
+    ``claimed``: called once a job is claimed, before it runs."""
     with factory() as session:
         if reap:
             store.reap_expired(session)
         job = store.claim(session, worker_id=cfg.worker_id, lease_s=cfg.lease_s, kinds=tuple(HANDLERS))
         if job is None:
             return False
+        if claimed is not None:
+            claimed()
         job_id, kind, request, limit = job.id, job.kind, job.request, job.time_limit_s
     global _current
     running = _Running(job_id, limit)
@@ -218,7 +222,7 @@ def worker_loop(cfg: WorkerConfig, stop: Any = None, channel: wakeup.WorkerEnds 
     while (stop is None or not stop.is_set()) and not cfg.stopping.is_set():
         try:
             reap = time.monotonic() - last_reap >= reap_every
-            ran = run_one(factory, cfg, reap=reap)
+            ran = run_one(factory, cfg, reap=reap, claimed=wake.claimed)
             if reap:
                 last_reap = time.monotonic()
         except GracefulStop:  # SIGTERM outside a job's run (it was set up or recorded): just leave

@@ -228,3 +228,26 @@ def test_a_watch_begun_just_after_the_finish_starts_fired() -> None:
             return await early.wait(5.0), await other.wait(0.05)
 
     assert asyncio.run(both()) == (True, False)
+
+
+def test_a_queued_job_wakes_one_idle_worker_not_all() -> None:
+    """Workers share one wake pipe of tokens: one per queued job, taken by one worker; a worker that
+    claims without a token (straight after its previous job) retires one."""
+    reader, writer = wakeup.wake_pipe(mp.get_context("spawn"))
+    first = wakeup.IdleWait("sqlite://", wakeup.WorkerEnds(reader, writer))
+    second = wakeup.IdleWait("sqlite://", wakeup.WorkerEnds(reader, writer))
+    try:
+        hub = wakeup.Hub("sqlite://")
+        hub.attach(wakeup.ApiEnds(writer, mp.Pipe(duplex=False)[0]))
+        hub._wake_workers()
+        assert first.wait(5.0) is True
+        assert second.wait(0.2) is False  # the token is spent: no empty claim for this one
+        first.claimed()  # the token it took pays for the claim
+        hub._wake_workers()
+        second.claimed()  # claimed straight after a job, unwoken: retires the token
+        assert first.wait(0.2) is False
+    finally:
+        first.close()
+        second.close()
+        reader.close()
+        writer.close()
