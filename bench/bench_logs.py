@@ -18,6 +18,11 @@ that peak memory is its own:
 * ``native CSV (ours)``: :mod:`gradhealth.logs.readers.native` on the CSV, when that module exists;
 * ``pandas.read_csv``: the same CSV (needs ``pandas``).
 
+Then the same comparisons as whole processes, as CI runs them (``--only whole``; wall time of a fresh
+process, best of ``--repeat``, ``--ea-repeat`` for EventAccumulator): ``gradhealth check <file>
+--format json`` on the event file and on the CSV (output to /dev/null), against ``python -c`` running
+the EventAccumulator load above, and ``pandas.read_csv``, each with its imports.
+
 Printed: rows per second, wall seconds, peak resident memory above the process's baseline after
 imports (``VmHWM``; it includes the file's bytes where the reader holds them), and the ratios against the targets (ours >= 20x EventAccumulator, native CSV >=
 0.5x pandas). Speed is measured, never asserted. Run from the repository root::
@@ -254,6 +259,31 @@ def measure(which: str, path: Path, repeat: int) -> dict[str, object]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+EA_SCRIPT = """
+import sys, warnings
+warnings.simplefilter("ignore")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+ea.Reload()
+print(sum(len(ea.Scalars(t)) for t in ea.Tags()["scalars"]))
+"""
+PANDAS_SCRIPT = "import sys, pandas; print(len(pandas.read_csv(sys.argv[1])))"
+
+
+def whole_process(cmd: list[str], repeat: int) -> dict[str, object]:
+    """The best wall time of ``cmd`` as a fresh process (its output discarded)."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        times.append(time.perf_counter() - t0)
+        # gradhealth check exits 1 when it has findings (a CI gate), 2 on an error
+        if proc.returncode not in (0, 1):
+            tail = proc.stderr.strip().splitlines()
+            return {"skipped": tail[-1] if tail else f"exit {proc.returncode}"}
+    return {"seconds": min(times)}
+
+
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} CPUs"
@@ -267,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ea-repeat", type=int, default=1, help="runs of EventAccumulator (best kept)")
     ap.add_argument("--skip-ea", action="store_true", help="leave out EventAccumulator (slow)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gradhealth-bench-logs")
+    ap.add_argument("--only", choices=("readers", "whole", "both"), default="both",
+                    help="the readers in a process, whole processes, or both (default)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--worker", nargs=2, metavar=("WHICH", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -294,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_ea:
         plan.append(("EventAccumulator", "ea", events, args.ea_repeat))
     plan += [("native CSV (ours)", "native", csv, args.repeat), ("pandas.read_csv", "pandas", csv, args.repeat)]
+    if args.only == "whole":
+        plan = []
     for label, which, path, repeat in plan:
         r = measure(which, path, repeat)
         results[label] = r
@@ -315,6 +349,27 @@ def main(argv: list[str] | None = None) -> int:
 
     ratio("tensorboard (ours)", "EventAccumulator", 20)
     ratio("native CSV (ours)", "pandas.read_csv", 0.5)
+
+    if args.only != "readers":
+        exe = str(Path(sys.executable).with_name("gradhealth"))
+        whole = [("check events (process)", [exe, "check", str(events), "--format", "json"], args.repeat)]
+        if not args.skip_ea:
+            whole.append(("EventAccumulator (process)", [sys.executable, "-c", EA_SCRIPT, str(events)],
+                          args.ea_repeat))
+        whole += [("check CSV (process)", [exe, "check", str(csv), "--format", "json"], args.repeat),
+                  ("pandas.read_csv (process)", [sys.executable, "-c", PANDAS_SCRIPT, str(csv)], args.repeat)]
+        print("whole processes (start-up and imports included):")
+        for label, cmd, repeat in whole:
+            r = whole_process(cmd, repeat)
+            results[label] = r
+            if "skipped" in r:
+                print(f"  {label:<28} skipped: {r['skipped']}")
+                continue
+            r["rows"] = args.scalars
+            r["rows_per_s"] = args.scalars / r["seconds"]
+            print(f"  {label:<28} {r['seconds']:8.2f} s  {r['rows_per_s']:>12,.0f} rows/s")
+        ratio("check events (process)", "EventAccumulator (process)", 20)
+        ratio("check CSV (process)", "pandas.read_csv (process)", 0.5)
     print(f"after: {load()}")
     if args.json:
         print(json.dumps(results, indent=1))
