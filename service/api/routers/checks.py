@@ -32,6 +32,7 @@ from gradhealth.api.schemas import (
 )
 from gradhealth.errors import GradHealthError, cuda_unavailable
 from gradhealth.jobs import store
+from gradhealth.jobs.wakeup import Hub
 from gradhealth.settings import Settings
 
 router = APIRouter(prefix="/v1/checks", tags=["checks"], responses=RATE_LIMITED)
@@ -69,7 +70,7 @@ async def wait_for(request: Request, job_id: str, owner: str, seconds: float, ro
     fallback interval in case that notification was lost. Where nothing would announce the finish
     to this process (no hub, no workers of its own, no ``LISTEN``), it polls with a short back-off."""
     factory = request.app.state.sessions
-    hub = getattr(request.app.state, "wakeup", None)
+    hub: Hub | None = getattr(request.app.state, "wakeup", None)
     deadline = time.monotonic() + seconds
 
     def fetch():  # noqa: ANN202
@@ -81,12 +82,12 @@ async def wait_for(request: Request, job_id: str, owner: str, seconds: float, ro
 
     pause = 0.005  # polling: small checks finish in milliseconds; look often, back off to 0.2 s
     with hub.watch(job_id) if hub is not None else contextlib.nullcontext() as watch:
-        if row is None or watch is None or not hub.covered:
+        if row is None or watch is None or hub is None or not hub.covered:
             row = await run_in_threadpool(fetch)
         # else: a finish since ``row`` was read has fired the watch already (the hub keeps recent ones)
         while pending(row):
             left = max(deadline - time.monotonic(), 0)
-            if watch is not None and hub.covered:
+            if watch is not None and hub is not None and hub.covered:
                 await watch.wait(min(hub.fallback_s, left))
             else:
                 await asyncio.sleep(min(pause, left))
