@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -188,7 +189,15 @@ async def job_events(job_id: str, request: Request, caller: CallerDep,
         return Response(status_code=204)
     poll = request.app.state.settings.lease_s / 30 if request.app.state.settings.lease_s < 15 else 0.5
 
+    hub = getattr(request.app.state, "wakeup", None)
+
     async def stream() -> AsyncIterator[str]:
+        # Progress is read every `poll`; the finish arrives as soon as it is announced.
+        with hub.watch(job_id) if hub is not None else contextlib.nullcontext() as watch:
+            async for event in _events(watch):
+                yield event
+
+    async def _events(watch: Any) -> AsyncIterator[str]:
         row: JobRow | None = first
         last = seen
         idle = 0.0
@@ -211,7 +220,10 @@ async def job_events(job_id: str, request: Request, caller: CallerDep,
                 return
             if await request.is_disconnected():
                 return
-            await asyncio.sleep(poll)
+            if watch is not None:
+                await watch.wait(poll)
+            else:
+                await asyncio.sleep(poll)
             idle += poll
             if idle >= 15:
                 yield ": keep-alive\n\n"
