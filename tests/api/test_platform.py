@@ -50,9 +50,17 @@ def test_openapi_documents_the_public_surface(idle_api):
         ("GET", "/v1/jobs"), ("GET", "/v1/jobs/{job_id}"), ("GET", "/v1/jobs/{job_id}/report"),
         ("DELETE", "/v1/jobs/{job_id}"), ("GET", "/v1/jobs/{job_id}/events"), ("GET", "/v1/catalog"),
         ("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"),
+        ("POST", "/v1/runs"), ("GET", "/v1/runs"), ("GET", "/v1/runs/{run_id}"), ("DELETE", "/v1/runs/{run_id}"),
+        ("GET", "/v1/runs/{run_id}/events"), ("POST", "/v1/runs/{run_id}/finish"),
+        ("POST", "/v1/runs/{run_id}/points"),
+        ("POST", "/v1/webhooks"), ("GET", "/v1/webhooks"), ("GET", "/v1/webhooks/{webhook_id}"),
+        ("DELETE", "/v1/webhooks/{webhook_id}"), ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
+        ("POST", "/v1/webhooks/{webhook_id}/test"),
     }
     schemas = doc["components"]["schemas"]
     assert {"Spec", "LinearLayer", "JobRead", "Diagnosis", "Finding", "Remedy", "Problem"} <= set(schemas)
+    # The UI's page and assets are served by the app but are not API operations.
+    assert not any(p == "/" or p.startswith("/ui") for p in doc["paths"])
 
 
 def test_api_keys_isolate_callers_and_rate_limit(tmp_path):
