@@ -219,6 +219,21 @@ def _sigmoid_stack() -> dict[str, Any]:
     return _seq(*[_dense(f"d{i}", 32, "sigmoid") for i in range(16)], _dense("out", 10, "softmax"), shape=[32])
 
 
+def test_reinitialised_models_are_named_by_their_keras_layers() -> None:
+    # Both weights modes name layers as the user's model does; no spec-internal name leaks into
+    # the layers, the evidence or the text (summaries and explanations mention layers too).
+    cfg = _seq(_rec("LSTM", "encoder", 8, return_sequences=True), *[_dense(f"d{i}", 32, "sigmoid") for i in range(12)],
+               _dense("out", 10, "softmax"), shape=[20, 4])
+    doc = check_keras(cfg, seeds=1, verify=False)
+    names = [layer.name for layer in doc.layers]
+    assert names[-13:] == [f"d{i}" for i in range(12)] + ["out"]
+    assert all(n == "encoder" or n.startswith("encoder") for n in names[:-13])
+    assert doc.time_steps and {s.layer for s in doc.time_steps} <= {n for n in names if n.startswith("encoder")}
+    vanishing = next(f for f in doc.findings if f.code == "vanishing_gradient")
+    assert set(vanishing.evidence.layers or []) <= set(names) and "from d11 back to encoder" in vanishing.summary
+    assert "layers[" not in json.dumps(doc.model_dump(mode="json", exclude={"findings": {"__all__": {"remedies"}}}))
+
+
 def test_keras_zip_and_h5_read_the_config_and_the_loss(tmp_path: Path) -> None:
     import h5py
 
@@ -500,7 +515,7 @@ def test_bidirectional_translates_to_a_bidirectional_recurrent_layer() -> None:
     for w in (rnn.weight_ih_l0, rnn.weight_ih_l0_reverse):
         assert _var(w.detach().double()) == pytest.approx(2 / (4 + 3 * 8), rel=0.25)
     doc = check_keras(cfg, seeds=1, verify=False)
-    assert {(s.layer, s.sublayer) for s in doc.time_steps} == {("layers[0].gru", 0), ("layers[0].gru", 1)}
+    assert {(s.layer, s.sublayer) for s in doc.time_steps} == {("bi", 0), ("bi", 1)}  # its Keras name
     with pytest.raises(ModelError, match="merge_mode 'sum'"):
         keras_to_spec(_seq({**bi, "config": {**bi["config"], "merge_mode": "sum"}}, shape=[7, 4]))
 

@@ -905,11 +905,59 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
                                  progress=progress)
+        doc = _renamed(doc, _keras_names(spec, origins))
         if ignored:  # the file has weights: say they were not used
             doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         return doc
     return _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                          progress=progress)
+
+
+def _keras_names(spec: dict[str, Any], origins: Origins) -> dict[str, str]:
+    """The spec check's unit names (``layers[3].lstm``) -> the Keras layer names they come from,
+    so both ``weights`` modes name layers as the user's model does. A Keras layer that became
+    several units (copies, a stack's tail) keeps the spec's suffix: ``enc.lstm#1``."""
+    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.spec import parse_spec
+
+    units = [u for top in make_plan(parse_spec(spec)).units for u in top.walk()]
+    by_pointer: dict[str, list[Any]] = {}
+    for unit in units:
+        by_pointer.setdefault(unit.pointer, []).append(unit)
+    names: dict[str, str] = {}
+    for pointer, group in by_pointer.items():
+        origin = origins.get(pointer)
+        if origin is None:
+            continue
+        for unit in group:
+            # the spec's own name is "<prefix>layers[i].<type>" plus "#k" or ".<tail>"
+            base = f"layers[{pointer.rsplit('/', 1)[-1]}].{unit.layer.type}"
+            suffix = unit.name.rsplit(base, 1)[-1] if base in unit.name else ""
+            names[unit.name] = origin[0] if len(group) == 1 else f"{origin[0]}{suffix or '.' + unit.kind}"
+    return names
+
+
+def _renamed(doc: Any, names: dict[str, str]) -> Any:
+    """``doc`` with every renamed unit's name replaced, as a whole value (layers, evidence, time
+    steps, points) and inside text (summaries, explanations), leaving everything else as it was."""
+    if not names:
+        return doc
+    import re
+
+    # Longest first, and never inside a longer name (layers[1].lstm in layers[1].lstm#1).
+    pattern = re.compile("|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                         + r"(?![\w#\[]|\.\w)")
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return names.get(value) or pattern.sub(lambda m: names[m.group(0)], value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return type(doc).model_validate(walk(doc.model_dump(mode="json")))
 
 
 def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, device: str | None,
