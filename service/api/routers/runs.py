@@ -45,7 +45,9 @@ class RunCreate(BaseModel):
         return clean_name(value)  # a lone surrogate (from a JSON escape) could not be stored
 
 
-NonFinite = Literal["nan", "NaN", "inf", "-inf", "Infinity", "-Infinity"]
+# A pattern, not an enum: enum values that differ only in case (nan, NaN) become one identifier in
+# generated clients, which then refuse the schema.
+NonFinite = Annotated[str, Field(pattern=r"^(nan|NaN|-?inf|-?Infinity)$")]
 PointValue = Annotated[float | NonFinite | None, Field(description="a number, a non-finite spelling, or null "
                                                                     "(not logged: skipped)")]
 
