@@ -154,8 +154,9 @@ class Page:
     next_cursor: str | None
 
 
-def _encode_cursor(job: JobRow) -> str:
-    raw = f"{as_utc(job.created_at).isoformat()}|{job.id}"
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    """The page cursor after the row (created_at, id): jobs and live runs page the same way."""
+    raw = f"{as_utc(created_at).isoformat()}|{row_id}"
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
@@ -187,7 +188,7 @@ def list_jobs(session: Session, *, owner: str | None, status: str | None = None,
     rows = list(session.scalars(q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, _encode_cursor(rows[-1]) if more and rows else None)
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
 def result_text(session: Session, job_id: str) -> str | None:

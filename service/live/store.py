@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gradhealth.db.models import RunEventRow, RunPointRow, RunRow
-from gradhealth.jobs.store import _encode_cursor, decode_cursor, utcnow, valid_id
+from gradhealth.jobs.store import decode_cursor, encode_cursor, utcnow, valid_id
 from gradhealth.live.points import Point, decode_special, encode_special
 
 #: Rows per INSERT statement: 4 parameters each stays under SQLite's 32,766 bound variables.
@@ -86,7 +86,7 @@ def list_runs(session: Session, *, owner: str | None, status: str | None = None,
     rows = list(session.scalars(q.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, _encode_cursor(rows[-1]) if more and rows else None)  # type: ignore[arg-type]
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
 def delete_run(session: Session, run_id: str) -> None:
