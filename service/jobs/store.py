@@ -182,13 +182,21 @@ def list_jobs(session: Session, *, owner: str | None, status: str | None = None,
         q = q.where(JobRow.status == status)
     if kind is not None:
         q = q.where(JobRow.kind == kind)
+    return Page(*keyset_page(session, q, JobRow, cursor, limit))
+
+
+def keyset_page(session: Session, query: Any, table: Any, cursor: str | None,
+                limit: int) -> tuple[list[Any], str | None]:
+    """One page of ``query`` newest first by (created_at, id), and the cursor of the next page
+    (None on the last): jobs and live runs page alike. Raises ValueError on a malformed cursor."""
     if cursor is not None:
-        created, job_id = decode_cursor(cursor)
-        q = q.where(or_(JobRow.created_at < created, and_(JobRow.created_at == created, JobRow.id < job_id)))
-    rows = list(session.scalars(q.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit + 1)))
+        created, row_id = decode_cursor(cursor)
+        query = query.where(or_(table.created_at < created,
+                                and_(table.created_at == created, table.id < row_id)))
+    rows = list(session.scalars(query.order_by(table.created_at.desc(), table.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
+    return rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
 
 
 def result_text(session: Session, job_id: str) -> str | None:

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gradhealth.db.models import RunEventRow, RunPointRow, RunRow
-from gradhealth.jobs.store import decode_cursor, encode_cursor, utcnow, valid_id
+from gradhealth.jobs.store import keyset_page, utcnow, valid_id
 from gradhealth.live.points import Point, decode_special, encode_special
 
 #: Rows per INSERT statement: 4 parameters each stays under SQLite's 32,766 bound variables.
@@ -80,13 +80,7 @@ def list_runs(session: Session, *, owner: str | None, status: str | None = None,
         q = q.where(RunRow.owner == owner)
     if status is not None:
         q = q.where(RunRow.status == status)
-    if cursor is not None:
-        created, run_id = decode_cursor(cursor)
-        q = q.where(or_(RunRow.created_at < created, and_(RunRow.created_at == created, RunRow.id < run_id)))
-    rows = list(session.scalars(q.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
+    return Page(*keyset_page(session, q, RunRow, cursor, limit))
 
 
 def delete_run(session: Session, run_id: str) -> None:
