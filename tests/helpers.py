@@ -6,6 +6,7 @@ fixtures and the set-up pytest runs for their folder.
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from typing import Any
 
@@ -26,3 +27,14 @@ def mlp(depth: int, width: int = 128, activation: str = "relu", init: Any = "kai
     layer.update(extra)
     return {"input": {"shape": [width]}, "batch_size": 64, "seeds": 2,
             "layers": [layer, {"type": "linear", "out_features": 10}]}
+
+
+def parse_sse(body: str) -> list[dict[str, Any]]:
+    """Each event as {id, event, data}; comment lines (keep-alives) skipped."""
+    out = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        if fields:
+            out.append({"id": int(fields["id"]) if "id" in fields else None, "event": fields["event"],
+                        "data": json.loads(fields["data"])})
+    return out

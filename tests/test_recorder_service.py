@@ -8,12 +8,9 @@ the database exactly once, with the values of the recorder's own files.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,12 +20,7 @@ import torch
 from torch import nn
 
 from gradhealth.recorder import GradientRecorder
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.e2e.helpers import env_for, free_port, start_server, stop, wait_ready
 
 
 class Service:
@@ -36,47 +28,30 @@ class Service:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = tmp / "runs.db"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GRADHEALTH_")}
-        env.update(GRADHEALTH_DATABASE_URL=f"sqlite:///{self.db}",
-                   GRADHEALTH_UPLOAD_DIR=str(self.tmp / "uploads"), GRADHEALTH_WORKERS="1",
-                   GRADHEALTH_LOG_LEVEL="WARNING")
         self.starts += 1
-        log = (self.tmp / f"serve{self.starts}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gradhealth.cli", "serve", "--port", str(self.port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 120
+        env = env_for(f"sqlite:///{self.db}", GRADHEALTH_UPLOAD_DIR=str(self.tmp / "uploads"),
+                      GRADHEALTH_WORKERS="1")
+        self.proc = start_server(env, self.logfile, self.port)
         with httpx.Client(base_url=self.url, timeout=10) as client:
-            while True:
-                assert self.proc.poll() is None, self.log()
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the service did not become ready"
-                time.sleep(0.2)
+            wait_ready(self.proc, client, self.logfile, timeout=120)
+
+    @property
+    def logfile(self) -> Path:
+        return self.tmp / f"serve{self.starts}.log"
 
     def log(self) -> str:
-        return (self.tmp / f"serve{self.starts}.log").read_text()[-3000:]
+        return self.logfile.read_text()[-3000:]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, sig)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is not None:
+            stop(self.proc, sig)
 
 
 @pytest.fixture

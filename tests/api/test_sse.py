@@ -3,24 +3,13 @@ across a job's whole life, and resumption with Last-Event-ID that repeats nothin
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import pytest
 
 from gradhealth.api.routers.jobs import event_id
 from tests.api.helpers import TINY
-
-
-def _parse(body: str) -> list[dict]:
-    """Each event as {id, event, data}; comment lines (keep-alives) skipped."""
-    out = []
-    for block in body.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
-        if fields:
-            out.append({"id": int(fields["id"]) if "id" in fields else None, "event": fields["event"],
-                        "data": json.loads(fields["data"])})
-    return out
+from tests.helpers import parse_sse
 
 
 def _stream(api, job_id: str, **headers: str | bytes):  # noqa: ANN202 - a small test helper
@@ -54,7 +43,7 @@ def test_progress_has_one_shape_and_events_have_growing_ids(api):
     job = api.post("/v1/checks/architecture", json=TINY).json()
     status, body = _stream(api, job["id"])
     assert status == 200
-    events = _parse(body)
+    events = parse_sse(body)
     assert [e["event"] for e in events][-1] == "done" and all(e["id"] is not None for e in events)
     ids = [e["id"] for e in events]
     assert ids == sorted(set(ids)), ids
@@ -70,14 +59,14 @@ def test_progress_has_one_shape_and_events_have_growing_ids(api):
 
 def test_last_event_id_resumes_after_it_and_204_once_done_was_seen(api):
     job = api.post("/v1/checks/architecture", json=TINY).json()
-    events = _parse(_stream(api, job["id"])[1])
+    events = parse_sse(_stream(api, job["id"])[1])
     done = events[-1]
     # Resuming after the last progress event gives the done event alone.
     status, body = _stream(api, job["id"], **{"Last-Event-ID": str(events[-2]["id"])})
-    assert status == 200 and _parse(body) == [done]
+    assert status == 200 and parse_sse(body) == [done]
     # Resuming after an id older than everything repeats nothing newer than it and misses nothing.
     status, body = _stream(api, job["id"], **{"Last-Event-ID": str(events[-2]["id"] - 1)})
-    assert [e["event"] for e in _parse(body)] == ["progress", "done"]
+    assert [e["event"] for e in parse_sse(body)] == ["progress", "done"]
     # After `done`: 204, which tells an EventSource to stop reconnecting.
     status, body = _stream(api, job["id"], **{"Last-Event-ID": str(done["id"])})
     assert status == 204 and body == ""
@@ -89,5 +78,5 @@ def test_a_last_event_id_that_is_not_ours_is_ignored(idle_api, garbage):
     idle_api.delete(f"/v1/jobs/{job['id']}")  # cancelled while queued: the stream ends at once
     status, body = _stream(idle_api, job["id"], **{"Last-Event-ID": garbage})
     assert status == 200
-    assert [e["event"] for e in _parse(body)] == ["progress", "done"]
-    assert _parse(body)[-1]["data"]["status"] == "cancelled"
+    assert [e["event"] for e in parse_sse(body)] == ["progress", "done"]
+    assert parse_sse(body)[-1]["data"]["status"] == "cancelled"

@@ -41,25 +41,35 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
             process.wait(10)
 
 
+def wait_ready(process: subprocess.Popen, client: httpx.Client, log: Path, timeout: float = 60) -> None:
+    """Until /readyz answers 200; fails with the server's log if it exits or never gets ready."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "service did not become ready"
+        time.sleep(0.2)
+
+
+def start_server(env: dict[str, str], log: Path, port: int) -> subprocess.Popen:
+    """`gradhealth serve --port PORT` in its own process group, its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen([*GRADHEALTH, "serve", "--port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 @contextmanager
 def serve(url: str, log: Path, **env: str) -> Iterator[httpx.Client]:
     """`gradhealth serve` on a free port; yields a client once /readyz says ready."""
     port = free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen([*GRADHEALTH, "serve", "--port", str(port)], env=env_for(url, **env),
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    process = start_server(env_for(url, **env), log, port)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service did not become ready"
-            time.sleep(0.2)
+        wait_ready(process, client, log)
         yield client
     finally:
         client.close()

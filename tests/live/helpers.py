@@ -3,9 +3,7 @@ and SSE parsing."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 
 def record_exploding_run(path: Path, steps: int = 160) -> Path:
@@ -30,14 +28,3 @@ def record_exploding_run(path: Path, steps: int = 160) -> Path:
             opt.step()
             sched.step()
     return path
-
-
-def parse_sse(body: str) -> list[dict[str, Any]]:
-    """Each event as {id, event, data}; comment lines (keep-alives) skipped."""
-    out = []
-    for block in body.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
-        if fields:
-            out.append({"id": int(fields["id"]) if "id" in fields else None, "event": fields["event"],
-                        "data": json.loads(fields["data"])})
-    return out

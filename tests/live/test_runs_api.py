@@ -14,7 +14,8 @@ from gradhealth.live import diagnose
 from gradhealth.logs.check import run_log_check
 from gradhealth.settings import hash_key
 from tests.api.helpers import running_app, settings_for
-from tests.live.helpers import parse_sse, record_exploding_run
+from tests.helpers import parse_sse
+from tests.live.helpers import record_exploding_run
 
 NDJSON = {"content-type": "application/x-ndjson"}
 
