@@ -78,8 +78,32 @@ def increments(*, kind: str, status: str, duration_s: float | None,
     return out
 
 
+def _upsert(dialect: str) -> Any:
+    """The one UPSERT statement of a dialect, parameters bound per row (name, labels, value).
+
+    One fixed statement run as an executemany: a multi-VALUES insert's SQL differs with its number
+    of rows, so SQLAlchemy compiled it again at each job's finish (about 1 ms of CPU per job)."""
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        table = CounterRow.__table__  # Core, not ORM: no bulk-insert bookkeeping per row
+        if dialect == "postgresql":
+            insert: Any = postgresql.insert(table)
+        elif dialect == "sqlite":
+            insert = sqlite.insert(table)
+        else:  # pragma: no cover - the service runs on SQLite or PostgreSQL only
+            raise NotImplementedError(f"counters on {dialect}")
+        stmt = _UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=[table.c.name, table.c.labels],
+            set_={"value": table.c.value + insert.excluded.value})
+    return stmt
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
 def add(session: Session | Connection, deltas: Mapping[Key, float]) -> None:
-    """Add ``deltas`` to the counters in one UPSERT statement (inside the caller's transaction).
+    """Add ``deltas`` to the counters with one cached UPSERT statement, executed once per row
+    (an executemany, inside the caller's transaction).
 
     Rows go in sorted order, so two transactions touching the same counters lock them in the
     same order on PostgreSQL (no deadlock between two finishing workers)."""
@@ -87,16 +111,9 @@ def add(session: Session | Connection, deltas: Mapping[Key, float]) -> None:
         return
     rows = [{"name": n, "labels": lab, "value": v} for (n, lab), v in sorted(deltas.items())]
     dialect = session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(CounterRow).values(rows)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(CounterRow).values(rows)
-    else:  # pragma: no cover - the service runs on SQLite or PostgreSQL only
-        raise NotImplementedError(f"counters on {dialect}")
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=[CounterRow.name, CounterRow.labels],
-        set_={"value": CounterRow.value + stmt.excluded.value}))
-
+    stmt = _upsert(dialect)
+    connection = session.connection() if isinstance(session, Session) else session
+    connection.execute(stmt, rows)
 
 def job_finished(session: Session, *, kind: str, status: str, duration_s: float | None,
                  codes: list[str]) -> None:
