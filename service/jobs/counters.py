@@ -23,9 +23,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -85,7 +85,7 @@ def _upsert(dialect: str) -> Any:
     of rows, so SQLAlchemy compiled it again at each job's finish (about 1 ms of CPU per job)."""
     stmt = _UPSERTS.get(dialect)
     if stmt is None:
-        table = CounterRow.__table__  # Core, not ORM: no bulk-insert bookkeeping per row
+        table = cast("Table", CounterRow.__table__)  # Core, not ORM: no bulk-insert bookkeeping
         if dialect == "postgresql":
             insert: Any = postgresql.insert(table)
         elif dialect == "sqlite":

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any, cast, overload
 
-from sqlalchemy import Text, and_, delete, func, or_, select, update
+from sqlalchemy import Table, Text, and_, delete, func, or_, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +40,8 @@ from gradhealth.errors import IdempotencyConflict, QueueFull, problem_type
 from gradhealth.jobs import wakeup
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+#: The job table in Core: a write on the worker's hot path skips the ORM's bulk-update bookkeeping.
+_JOBS = cast("Table", JobRow.__table__)
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -416,22 +418,25 @@ def finish(session: Session, *, job_id: str, worker_id: str, status: str, result
         values["result_status"] = result.get("status") if isinstance(result, dict) else None
         codes = [f.get("code") for f in (result or {}).get("findings", [])] if isinstance(result, dict) else []
         values["finding_codes"] = ",".join(c for c in codes if c)
-    done = _dml(session, update(JobRow).where(JobRow.id == job_id, JobRow.lease_owner == worker_id,
-                                              JobRow.status == "running").values(**values)).rowcount
-    if done:
-        _finished(session, job_id, status, now, result, error)
+    # RETURNING hands _finished what it needs with the write: no second statement on the job's path.
+    t = _JOBS.c
+    row = session.execute(update(_JOBS).where(t.id == job_id, t.lease_owner == worker_id, t.status == "running")
+                          .values(**values).returning(t.kind, t.owner, t.started_at)).first()
+    if row is not None:
+        _finished(session, job_id, status, now, result, error, row=tuple(row))
     session.commit()
-    return bool(done)
+    return row is not None
 
 
 def _finished(session: Session, job_id: str, status: str, now: datetime, result: Any,
-              error: dict[str, Any] | None) -> None:
+              error: dict[str, Any] | None, *, row: tuple[str, str, Any] | None = None) -> None:
     """What a job reaching a terminal state sets off, in the transaction that records it: the
-    metric counters and the webhook outbox (so neither counts nor announces a change rolled back)."""
+    metric counters and the webhook outbox (so neither counts nor announces a change rolled back).
+    ``row``: the job's (kind, owner, started_at) where the caller has them already."""
     from gradhealth.jobs import counters
     from gradhealth.webhooks import outbox
 
-    kind, owner, started = session.execute(
+    kind, owner, started = row if row is not None else session.execute(
         select(JobRow.kind, JobRow.owner, JobRow.started_at).where(JobRow.id == job_id)).one()
     start = as_utc(started)
     codes = [f.get("code") for f in (result or {}).get("findings", [])] if isinstance(result, dict) else []
