@@ -347,28 +347,39 @@ def reap_uploads(session: Session, upload_dir: Path, *, retention_s: float,
 def claim(session: Session, *, worker_id: str, lease_s: float, kinds: tuple[str, ...] | None = None) -> JobRow | None:
     """Atomically take the oldest queued job, or None when none is queued.
 
-    Each round reads a few of the oldest queued ids and tries them in turn with a compare-and-set;
-    a lost race moves on to the next candidate instead of giving up, so concurrent workers spread
+    The first try is one statement, a compare-and-set on the oldest queued id chosen inside the
+    UPDATE (no read and rollback before it: the common case, one worker woken for one job). When
+    that loses a race, each round reads a few of the oldest queued ids and tries them in turn; a
+    lost race moves on to the next candidate instead of giving up, so concurrent workers spread
     over the queue rather than all fighting for its head.
     """
+    q = select(JobRow.id).where(JobRow.status == "queued")
+    if kinds:
+        q = q.where(JobRow.kind.in_(kinds))
+    q = q.order_by(JobRow.created_at, JobRow.id)
+    won = _take(session, q.limit(1).scalar_subquery(), worker_id, lease_s)
+    if won is not None:
+        return won
     while True:
-        q = select(JobRow.id).where(JobRow.status == "queued")
-        if kinds:
-            q = q.where(JobRow.kind.in_(kinds))
-        candidates = list(session.scalars(q.order_by(JobRow.created_at, JobRow.id).limit(16)))
+        candidates = list(session.scalars(q.limit(16)))
         session.rollback()  # the compare-and-set below starts its own write transaction
         if not candidates:
             return None
         for job_id in candidates:
-            now = utcnow()
-            # RETURNING hands back the claimed row with the write: no second read on the job's path.
-            won = session.scalars(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
-                status="running", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_s),
-                attempts=JobRow.attempts + 1, started_at=now, updated_at=now, stage="starting", progress=0.0,
-            ).returning(JobRow).execution_options(populate_existing=True)).first()
-            session.commit()
-            if won is not None:
+            if (won := _take(session, job_id, worker_id, lease_s)) is not None:
                 return won
+
+
+def _take(session: Session, job_id: Any, worker_id: str, lease_s: float) -> JobRow | None:
+    """The compare-and-set of a claim on ``job_id`` (an id, or a subquery choosing one), committed."""
+    now = utcnow()
+    # RETURNING hands back the claimed row with the write: no second read on the job's path.
+    won = session.scalars(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
+        status="running", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_s),
+        attempts=JobRow.attempts + 1, started_at=now, updated_at=now, stage="starting", progress=0.0,
+    ).returning(JobRow).execution_options(populate_existing=True, synchronize_session=False)).first()
+    session.commit()
+    return won
 
 
 def heartbeat(session: Session, *, job_id: str, worker_id: str, lease_s: float,
