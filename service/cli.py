@@ -253,10 +253,11 @@ def is_keras(source: str) -> bool:
 
 
 def cmd_check_keras(args: argparse.Namespace) -> int:
-    """The check of a Keras model (config JSON, .keras or .h5): translated to a spec here, then
-    checked in-process or sent to ``--server`` as that spec; a file with stored weights is checked
-    with them (uploaded whole with ``--server``). Exit 2 for what cannot be translated."""
-    from gradhealth.analysis.importers.keras import keras_to_spec, read_keras, read_keras_weights
+    """The check of a Keras model (config JSON, .keras or .h5), in-process through
+    :func:`gradhealth.check_keras` or with ``--server`` by uploading the file whole to the model route:
+    one translation, the Keras layer names and the stored weights (when the file has them) either
+    way. Exit 2 for what cannot be translated."""
+    from gradhealth.analysis.importers.keras import read_keras
 
     if getattr(args, "weights", None) or getattr(args, "input_shape", None):
         return _invalid(args, InputFormatError("--weights and --input-shape apply to .onnx models only"))
@@ -268,42 +269,39 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
             if value is not None and value < 1:
                 raise InputFormatError(f"{flag} must be at least 1, not {value}")
         data = path.read_bytes()
-        config, file_loss = read_keras(data)
-        raw = keras_to_spec(config, args.loss or file_loss, seeds=args.seeds or 3,
-                            batch_size=args.batch_size or 64)
-        # A file with stored weights is checked with them: in-process, or uploaded whole to the
-        # model route (which reads them as this process would); a spec alone would lose them.
-        stored = read_keras_weights(data, config) is not None
+        read_keras(data)  # not a Keras model: exit 2 here, before any upload
     except GradHealthError as exc:
         return _invalid(args, exc)
-    if stored:
-        return _remote_keras(args, path) if args.server else _check_keras_weights(args, data)
-    return _check_spec_dict(args, raw, kind="model")  # the file is not spec text
+    return _remote_keras(args, path) if args.server else _check_keras_file(args, data)
+
+
+def _check_keras_file(args: argparse.Namespace, data: bytes) -> int:
+    """A Keras file checked in-process (exit 0-3)."""
+    from gradhealth.cli_report import report_context
+    from gradhealth.library import check_keras
+
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    try:
+        doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
+                          device=args.device, verify=False if args.no_verify else None,
+                          progress=_progress(show_progress))
+        if show_progress:
+            print(file=sys.stderr)
+    except GradHealthError as exc:
+        return _invalid(args, exc)
+    except (RuntimeError, MemoryError, OSError) as exc:  # torch/CUDA failures: not the model's
+        return _failed(args, exc)
+    return _emit(args, doc, report_context(args, kind="model", text=None))
 
 
 def _remote_keras(args: argparse.Namespace, path: Path) -> int:
-    """A Keras file with stored weights, uploaded to ``--server`` (exit 0-3)."""
+    """A Keras file uploaded whole to ``--server``'s model route (exit 0-3)."""
     from gradhealth.cli_report import report_context
 
     try:
         doc = _remote_model(args, path)
     except GradHealthError as exc:
         return _invalid(args, exc)
-    return _emit(args, doc, report_context(args, kind="model", text=None))
-
-
-def _check_keras_weights(args: argparse.Namespace, data: bytes) -> int:
-    """A Keras file with stored weights, checked in-process with them (exit 0-3)."""
-    from gradhealth.cli_report import report_context
-    from gradhealth.library import check_keras
-
-    try:
-        doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
-                          device=args.device, verify=False if args.no_verify else None)
-    except GradHealthError as exc:
-        return _invalid(args, exc)
-    except (RuntimeError, MemoryError, OSError) as exc:  # torch/CUDA failures: not the model's
-        return _failed(args, exc)
     return _emit(args, doc, report_context(args, kind="model", text=None))
 
 

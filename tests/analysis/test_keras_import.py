@@ -481,13 +481,21 @@ def test_cli_server_uploads_an_h5_with_stored_weights(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/keras.db"
     settings = {"GRADHEALTH_UPLOAD_DIR": str(tmp_path / "uploads")}
     argv = [*GRADHEALTH, "check", str(path), "--format", "json", "--seeds", "1", "--no-verify"]
+    config = tmp_path / "model.json"  # a config alone: Keras' initialisers, still Keras' names
+    config.write_text(json.dumps(_sigmoid_stack()))
     with serve(url, tmp_path / "serve.log", **settings) as client:
         remote = subprocess.run([*argv, "--server", str(client.base_url)], env=env_for(url, **settings),
                                 capture_output=True, text=True, timeout=300)
+        plain = subprocess.run([*GRADHEALTH, "check", str(config), "--format", "json", "--seeds", "1",
+                                "--no-verify", "--server", str(client.base_url)],
+                               env=env_for(url, **settings), capture_output=True, text=True, timeout=300)
     assert remote.returncode == 1, remote.stderr
     doc = json.loads(remote.stdout)
     assert "exploding_gradient" in {f["code"] for f in doc["findings"]}
     assert doc["layers"][0]["name"] == "d0" and "as stored in the file" in doc["summary"]
+    assert plain.returncode == 1, plain.stderr
+    local = check_keras(_sigmoid_stack(), seeds=1, verify=False)
+    assert [layer["name"] for layer in json.loads(plain.stdout)["layers"]] == [x.name for x in local.layers]
 
 
 def _rec(cls: str, name: str, units: int, **cfg: Any) -> dict[str, Any]:
