@@ -916,7 +916,7 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
 def _keras_names(spec: dict[str, Any], origins: Origins) -> dict[str, str]:
     """The spec check's unit names (``layers[3].lstm``) -> the Keras layer names they come from,
     so both ``weights`` modes name layers as the user's model does. A Keras layer that became
-    several units (copies, a stack's tail) keeps the spec's suffix: ``enc.lstm#1``."""
+    several units (copies, a stack's tail) keeps the spec's suffix: ``enc#1``, ``enc.linear``."""
     from gradhealth.analysis.plan import make_plan
     from gradhealth.analysis.spec import parse_spec
 
