@@ -181,13 +181,61 @@ class UnrolledRNN(nn.Module):
         return out, ((h_n, torch.stack(last_c)) if self.kind == "lstm" else h_n)
 
 
+class StackedRNN(nn.Module):
+    """A multi-layer ``nn.LSTM``/``GRU``/``RNN`` as one single-layer module per layer, each with a
+    copy of that layer's weights and run as an :class:`UnrolledRNN`: every layer is then a unit of
+    its own (its gradient norm, its dL/dh_t), as the ONNX exporter emits one node per layer, so the
+    live-module and ONNX doors describe a stacked RNN alike. Named ``rnn``, ``rnn#2``, ... after
+    the module (the ONNX door's names for the same nodes). Takes and returns what the wrapped module
+    does; like :class:`UnrolledRNN`, no dropout between layers (the simulation runs without noise)."""
+
+    def __init__(self, rnn: nn.RNNBase) -> None:
+        super().__init__()
+        self.kind = RNN_TYPES[type(rnn)]
+        self.directions = 2 if rnn.bidirectional else 1
+        extra = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
+        first = next(rnn.parameters())
+        layers = []
+        for k in range(rnn.num_layers):
+            single = type(rnn)(rnn.input_size if k == 0 else rnn.hidden_size * self.directions,
+                               rnn.hidden_size, num_layers=1, bias=rnn.bias, batch_first=rnn.batch_first,
+                               bidirectional=rnn.bidirectional, device=first.device, dtype=first.dtype,
+                               **extra)
+            with torch.no_grad():
+                for name, param in single.named_parameters():  # weight_ih_l0[_reverse] <- ..._l{k}
+                    param.copy_(getattr(rnn, name.replace("_l0", f"_l{k}")))
+            layers.append(UnrolledRNN(single))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
+        d = self.directions
+        h0, c0 = (hx if self.kind == "lstm" else (hx, None)) if hx is not None else (None, None)
+        hs: list[torch.Tensor] = []
+        cs: list[torch.Tensor] = []
+        out = x
+        for k, layer in enumerate(self.layers):
+            state: Any = None
+            if h0 is not None:
+                h = h0[k * d:(k + 1) * d]
+                state = (h, c0[k * d:(k + 1) * d]) if self.kind == "lstm" else h
+            out, last = layer(out, state)
+            if self.kind == "lstm":
+                hs.append(last[0])
+                cs.append(last[1])
+            else:
+                hs.append(last)
+        h_n = torch.cat(hs)
+        return out, ((h_n, torch.cat(cs)) if self.kind == "lstm" else h_n)
+
+
 def unroll_recurrent(model: nn.Module) -> None:
     """Replace every recurrent module of ``model`` (a copy; bidirectional ones too, not projected
-    LSTMs) by :class:`UnrolledRNN`."""
+    LSTMs) by :class:`UnrolledRNN`, or a multi-layer one by a :class:`StackedRNN` of them."""
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
             if type(child) in RNN_TYPES and not getattr(child, "proj_size", 0):
-                setattr(parent, child_name, UnrolledRNN(cast(nn.RNNBase, child)))
+                rnn = cast(nn.RNNBase, child)
+                setattr(parent, child_name, StackedRNN(rnn) if rnn.num_layers > 1 else UnrolledRNN(rnn))
 
 
 
@@ -309,6 +357,10 @@ class Tracer:
             for m in list(names):
                 if isinstance(m, AttentionInProjection):  # named after its attention module
                     names[m] = names[m._owner[0]]
+        for stack in [m for m in names if isinstance(m, StackedRNN)]:
+            base, pointer = names[stack]
+            for k, layer in enumerate(stack.layers):
+                names[layer] = (base if k == 0 else f"{base}#{k + 1}", pointer)
         for module, (name, pointer) in names.items():
             is_leaf = isinstance(module, UnrolledRNN) or (
                 not any(True for _ in module.children()) and not isinstance(module, _UNDER_UNROLLED))

@@ -54,9 +54,9 @@ class Residual(nn.Module):
 
 
 class Sequence(nn.Module):
-    def __init__(self, cell: type[nn.RNNBase] = nn.LSTM, hidden: int = 16) -> None:
+    def __init__(self, cell: type[nn.RNNBase] = nn.LSTM, hidden: int = 16, num_layers: int = 1) -> None:
         super().__init__()
-        self.rnn = cell(8, hidden, batch_first=True)
+        self.rnn = cell(8, hidden, batch_first=True, num_layers=num_layers)
         self.head = nn.Linear(hidden, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ is compared across the module and ONNX doors in tests/analysis/test_onnx.py.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -134,6 +135,35 @@ def test_spec_module_and_onnx_doors_agree(family: str) -> None:
         assert len(via_spec.time_steps) == len(live.time_steps) == 12
     if family.startswith("bidirectional"):  # both directions, each step by step
         assert len(via_spec.time_steps) == len(live.time_steps) == 24
+
+
+@pytest.mark.parametrize(("kind", "cell"), [("lstm", nn.LSTM), ("gru", nn.GRU)])
+def test_a_stacked_recurrent_layer_through_every_door(kind: str, cell: type[nn.RNNBase]) -> None:
+    # One nn.LSTM of two layers: the ONNX exporter writes a node per layer and the live module is
+    # measured layer by layer too (StackedRNN), both naming them rnn, rnn#2; the spec keeps
+    # `num_layers` one unit with a dL/dh_t series per layer (its sublayers). Same numbers all the
+    # same: the spec unit's gradient norm is the L2 norm of the two layers', and its sublayer k's
+    # series is layer k's.
+    spec = {"input": {"shape": [12, 8]}, "seeds": 1, "batch_size": 8, "loss": "sum",
+            "layers": [{"type": kind, "hidden_size": 16, "num_layers": 2}, {"type": "linear", "out_features": 3}]}
+    torch.manual_seed(0)
+    model = Sequence(cell, num_layers=2)
+    _from_spec(spec, model)
+    x = torch.randn(8, 12, 8)
+    via_spec = check_architecture(spec, verify=False)
+    live = check_module(model, x, loss="sum", seeds=1, verify=False)
+    via_onnx = _onnx_door(export(model, x, False), "sum", 1)
+    _same(live, via_onnx)
+    assert [x.name for x in _weights(live)] == [x.name for x in _weights(via_onnx)] == ["rnn", "rnn#2", "head"]
+    rnn, head = _weights(via_spec)
+    layers = _weights(live)[:2]
+    assert rnn.grad_norm == pytest.approx(math.hypot(*(x.grad_norm for x in layers)), rel=1e-6)
+    assert rnn.output_grad_norm == pytest.approx(layers[1].output_grad_norm, rel=1e-6)
+    assert head.grad_norm == pytest.approx(_weights(live)[2].grad_norm, rel=1e-6)
+    for sub, name in enumerate(("rnn", "rnn#2")):
+        assert [s.output_grad_norm for s in via_spec.time_steps if s.sublayer == sub] == pytest.approx(
+            [s.output_grad_norm for s in live.time_steps if s.layer == name], rel=1e-6)
+    assert [f.code for f in via_spec.findings] == [f.code for f in live.findings]
 
 
 # --- bidirectional recurrent layers ------------------------------------------------------------
