@@ -197,10 +197,10 @@ class StackedRNN(nn.Module):
         first = next(rnn.parameters())
         layers = []
         for k in range(rnn.num_layers):
-            single = type(rnn)(rnn.input_size if k == 0 else rnn.hidden_size * self.directions,
-                               rnn.hidden_size, num_layers=1, bias=rnn.bias, batch_first=rnn.batch_first,
-                               bidirectional=rnn.bidirectional, device=first.device, dtype=first.dtype,
-                               **extra)
+            cls: Any = type(rnn)  # nn.LSTM/GRU/RNN: (input_size, hidden_size, ...), unlike RNNBase
+            single = cls(rnn.input_size if k == 0 else rnn.hidden_size * self.directions,
+                         rnn.hidden_size, num_layers=1, bias=rnn.bias, batch_first=rnn.batch_first,
+                         bidirectional=rnn.bidirectional, device=first.device, dtype=first.dtype, **extra)
             with torch.no_grad():
                 for name, param in single.named_parameters():  # weight_ih_l0[_reverse] <- ..._l{k}
                     param.copy_(getattr(rnn, name.replace("_l0", f"_l{k}")))
@@ -209,7 +209,10 @@ class StackedRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
         d = self.directions
-        h0, c0 = (hx if self.kind == "lstm" else (hx, None)) if hx is not None else (None, None)
+        h0: Any = None
+        c0: Any = None
+        if hx is not None:
+            h0, c0 = hx if self.kind == "lstm" else (hx, None)
         hs: list[torch.Tensor] = []
         cs: list[torch.Tensor] = []
         out = x

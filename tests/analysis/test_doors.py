@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from gradhealth import check_architecture, check_module
-from gradhealth.analysis.graph import GraphRun, UnrolledRNN
+from gradhealth.analysis.graph import GraphRun, StackedRNN, UnrolledRNN
 from gradhealth.analysis.importers.onnx import OnnxModule, import_onnx
 from gradhealth.analysis.model import build_network
 from gradhealth.analysis.module_check import check_onnx, diagnose
@@ -202,6 +202,25 @@ def test_unrolled_bidirectional_layer_computes_the_fused_one(cell: type[nn.RNNBa
     # the output there
     assert torch.allclose(unrolled.steps[3][0], fused[:, -1, 7:], rtol=1e-12, atol=1e-12)
     assert torch.allclose(unrolled.steps[2][-1], fused[:, -1, :7], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
+def test_a_stacked_layer_split_per_layer_computes_the_fused_one(cell: type[nn.RNNBase]) -> None:
+    # given an initial state too, and bidirectional: layer k's slice of h_0 goes to layer k
+    torch.manual_seed(0)
+    rnn = cell(5, 7, num_layers=3, bidirectional=True, batch_first=True).double()
+    x = torch.randn(3, 6, 5, dtype=torch.float64)
+    h0 = torch.randn(6, 3, 7, dtype=torch.float64)
+    hx = (h0, torch.randn(6, 3, 7, dtype=torch.float64)) if cell is nn.LSTM else h0
+    fused, state = rnn(x, hx)
+    stacked = StackedRNN(rnn)
+    for layer in stacked.layers:
+        layer.probing = True
+    out, sstate = stacked(x, hx)
+    assert torch.allclose(out, fused, rtol=1e-12, atol=1e-12)
+    for a, b in zip(state if isinstance(state, tuple) else (state,),
+                    sstate if isinstance(sstate, tuple) else (sstate,), strict=True):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU, nn.RNN])
