@@ -28,7 +28,39 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled connection unused this long is pinged before it is handed out again.
+PING_IDLE_S = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, but only for a connection that sat idle in the pool for ``PING_IDLE_S``.
+
+    A pre-ping on every checkout is a round trip per session, several per job on the worker's and
+    ``?wait``'s path; a connection that broke (a restarted server, a dropped idle connection)
+    almost always broke while idle, and a busy one that fails mid-use invalidates the pool anyway."""
+    import time
+
+    from sqlalchemy import exc
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:  # noqa: ANN001 - pool objects
+        record.info["gradhealth_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001 - pool objects
+        since = record.info.get("gradhealth_idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_S:  # read at call: tests lower it
+            return  # a fresh connection, or one returned a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool drops this connection and checks out (or opens) another.
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def redact_url(url: str) -> str:
