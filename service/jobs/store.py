@@ -18,6 +18,7 @@ workers racing for one job cannot both win, on SQLite (writes serialise) and on 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -28,9 +29,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any, cast, overload
 
-from sqlalchemy import Table, Text, and_, delete, func, or_, select, update
+from sqlalchemy import Table, Text, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.sql.base import Executable
@@ -344,8 +345,11 @@ def reap_uploads(session: Session, upload_dir: Path, *, retention_s: float,
     return removed
 
 
-def claim(session: Session, *, worker_id: str, lease_s: float, kinds: tuple[str, ...] | None = None) -> JobRow | None:
-    """Atomically take the oldest queued job, or None when none is queued.
+def claim(session: Session, *, worker_id: str, lease_s: float,
+          kinds: tuple[str, ...] | None = None) -> Row[Any] | None:
+    """Atomically take the oldest queued job, or None when none is queued. The job comes back as
+    the row the claim wrote (every column of the job table, read as attributes: ``job.id``,
+    ``job.request``, ``job.attempts``), not as an ORM object: the worker only reads it.
 
     The first try is one statement, a compare-and-set on the oldest queued id chosen inside the
     UPDATE (no read and rollback before it: the common case, one worker woken for one job). When
@@ -353,31 +357,48 @@ def claim(session: Session, *, worker_id: str, lease_s: float, kinds: tuple[str,
     lost race moves on to the next candidate instead of giving up, so concurrent workers spread
     over the queue rather than all fighting for its head.
     """
-    q = select(JobRow.id).where(JobRow.status == "queued")
-    if kinds:
-        q = q.where(JobRow.kind.in_(kinds))
-    q = q.order_by(JobRow.created_at, JobRow.id)
-    won = _take(session, q.limit(1).scalar_subquery(), worker_id, lease_s)
+    head, by_id, candidates = _claim_statements(tuple(kinds) if kinds else None)
+    won = _take(session, head, {}, worker_id, lease_s)
     if won is not None:
         return won
     while True:
-        candidates = list(session.scalars(q.limit(16)))
+        found = list(session.scalars(candidates))
         session.rollback()  # the compare-and-set below starts its own write transaction
-        if not candidates:
+        if not found:
             return None
-        for job_id in candidates:
-            if (won := _take(session, job_id, worker_id, lease_s)) is not None:
+        for job_id in found:
+            if (won := _take(session, by_id, {"job_id": job_id}, worker_id, lease_s)) is not None:
                 return won
 
 
-def _take(session: Session, job_id: Any, worker_id: str, lease_s: float) -> JobRow | None:
-    """The compare-and-set of a claim on ``job_id`` (an id, or a subquery choosing one), committed."""
-    now = utcnow()
+@functools.lru_cache(maxsize=16)
+def _claim_statements(kinds: tuple[str, ...] | None) -> tuple[Executable, Executable, Executable]:
+    """The claim's statements for one set of kinds, built once: building and hashing a statement
+    cost more CPU than running it (a worker asks with the same kinds every time). Returns the
+    compare-and-set on the queue's head, the one on a given ``:job_id``, and the candidates' read."""
+    t = _JOBS.c
+    queued = select(t.id).where(t.status == "queued")
+    if kinds:
+        queued = queued.where(t.kind.in_(kinds))
+    queued = queued.order_by(t.created_at, t.id)
+    now = bindparam("now", type_=t.updated_at.type)
     # RETURNING hands back the claimed row with the write: no second read on the job's path.
-    won = session.scalars(update(JobRow).where(JobRow.id == job_id, JobRow.status == "queued").values(
-        status="running", lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease_s),
-        attempts=JobRow.attempts + 1, started_at=now, updated_at=now, stage="starting", progress=0.0,
-    ).returning(JobRow).execution_options(populate_existing=True, synchronize_session=False)).first()
+    take = update(_JOBS).values(
+        status="running", lease_owner=bindparam("worker_id", type_=t.lease_owner.type),
+        lease_expires_at=bindparam("lease_expires_at", type_=t.lease_expires_at.type),
+        attempts=t.attempts + 1, started_at=now, updated_at=now, stage="starting", progress=0.0,
+    ).returning(*t)
+    head = take.where(t.id == queued.limit(1).scalar_subquery(), t.status == "queued")
+    by_id = take.where(t.id == bindparam("job_id", type_=t.id.type), t.status == "queued")
+    return head, by_id, queued.limit(16)
+
+
+def _take(session: Session, statement: Executable, params: dict[str, Any], worker_id: str,
+          lease_s: float) -> Row[Any] | None:
+    """One compare-and-set of a claim (a statement of :func:`_claim_statements`), committed."""
+    now = utcnow()
+    won = session.execute(statement, {**params, "now": now, "worker_id": worker_id,
+                                      "lease_expires_at": now + timedelta(seconds=lease_s)}).first()
     session.commit()
     return won
 
