@@ -12,7 +12,10 @@ from gradhealth.api.security import Caller, authenticate_throttled, client_addre
 from gradhealth.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# The two dependencies every route takes are coroutines: FastAPI runs a plain function dependency
+# in its thread pool, a hand-off per dependency per request, for work (a lookup, a SHA-256 and a
+# token bucket) far cheaper than the hand-off. Neither waits on anything.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -21,9 +24,10 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_caller(request: Request,
-               x_api_key: Annotated[str | None, Header(alias="X-API-Key", description="your API key")] = None,
-               ) -> Caller:
+async def get_caller(request: Request,
+                     x_api_key: Annotated[str | None, Header(alias="X-API-Key",
+                                                             description="your API key")] = None,
+                     ) -> Caller:
     address = client_address(request.scope)
     caller = authenticate_throttled(request.app.state.settings, x_api_key, request.app.state.auth_failures,
                                     address)
