@@ -10,6 +10,7 @@ Which unit a spec layer becomes is its kind's ``build`` (:mod:`gradhealth.analys
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -127,6 +128,18 @@ def init_bias(b: torch.Tensor | None, init: S.BiasInit) -> None:
         elif init.scheme == "normal":
             assert init.std is not None  # BiasInit refuses `normal` without std
             nn.init.normal_(b, init.value, init.std)
+
+
+@functools.cache
+def without_default_init(cls: type[nn.Module]) -> type[nn.Module]:
+    """``cls`` whose constructor leaves its parameters uninitialised (``torch.empty``), for a
+    layer whose spec initialises them itself. A subclass keeps the name, the forward and
+    ``isinstance`` of ``cls``; only ``reset_parameters`` is a no-op."""
+
+    def reset_parameters(self: nn.Module) -> None:
+        """Nothing: the caller initialises every parameter."""
+
+    return type(cls.__name__, (cls,), {"reset_parameters": reset_parameters, "__module__": cls.__module__})
 
 
 # --- units ------------------------------------------------------------------------------------
