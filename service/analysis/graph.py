@@ -40,18 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradhealth.analysis.activations import SATURATING
-from gradhealth.analysis.simulate import (
-    SATURATION_MARGIN,
-    SeedFigures,
-    SimulationResult,
-    TimeSeries,
-    UnitStats,
-    _mean_std,
-    _norm,
-    output_figures,
-    pick_device,
-)
+from gradhealth.analysis.figures import Readout, SeedFigures
+from gradhealth.analysis.simulate import SimulationResult, TimeSeries, UnitStats, pick_device
 
 ProgressFn = Callable[[float, str], None]
 
@@ -409,42 +399,17 @@ class Tracer:
 _UNDER_UNROLLED = (nn.LSTM, nn.GRU, nn.RNN)
 
 
-def record_figures(rec: Record) -> dict[str, torch.Tensor]:
-    """The figures of one unit, with the names and definitions of the spec simulation's."""
-    h = rec.out.detach()
-    figures = output_figures(h, rec.out.grad)
+def add_record(readout: Readout, rec: Record) -> None:
+    """Hand one hooked unit to ``readout``, with the names and definitions of the spec simulation's."""
     w, _, _ = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
-    grads = ([w.grad] if w is not None and not isinstance(rec.module, UnrolledRNN)
-             else [p.grad for p in rec.module.parameters()])
-    if rec.role.kind == "weight" and grads and all(gr is not None for gr in grads):
-        grad_norm = torch.sqrt(functools.reduce(torch.add, [_norm(gr) ** 2 for gr in grads]))
-        figures["grad_norm"] = grad_norm
-        figures["nonfinite_backward"] = torch.maximum(figures["nonfinite_backward"].nan_to_num(0.0),
-                                                      (~torch.isfinite(grad_norm)).to(torch.float64))
-    if w is not None:
-        figures["weight_std"] = _mean_std(w.detach())[1]
-        bias = getattr(rec.module, "bias", None)
-        if isinstance(bias, torch.Tensor):
-            figures["bias_mean_square"] = bias.detach().to(torch.float64).pow(2).mean()
-    if rec.inp is not None and rec.inp.is_floating_point():
-        figures["input_mean_square"] = _norm(rec.inp) ** 2 / rec.inp.numel()
-    act, pre = rec.activation, rec.pre
-    if pre is not None and act in SATURATING:
-        m = SATURATION_MARGIN
-        if act == "sigmoid":
-            sat = (h < m) | (h > 1 - m)
-        elif act == "tanh":
-            sat = h.abs() > 1 - m
-        else:
-            sat = pre.detach().abs() >= 1
-        figures["saturated_fraction"] = sat.to(torch.float64).mean()
-    if pre is not None and act == "relu" and pre.dim() >= 1:
-        z = pre.detach()
-        feature_dim = 1 if rec.role.channels_first and z.dim() > 1 else z.dim() - 1
-        reduce = [d for d in range(z.dim()) if d != feature_dim]
-        alive = z.amax(dim=reduce) > 0 if z.dim() > 1 and reduce else z > 0
-        figures["dead_fraction"] = 1.0 - alive.to(torch.float64).mean()
-    return figures
+    grads: list[torch.Tensor | None] = (
+        [w.grad] if w is not None and not isinstance(rec.module, UnrolledRNN)
+        else [p.grad for p in rec.module.parameters()])
+    bias = getattr(rec.module, "bias", None) if w is not None else None
+    readout.add_unit(rec.name, out=rec.out, grad=rec.out.grad, activation=rec.activation, pre=rec.pre,
+                     inp=rec.inp, weight=w, bias=bias if isinstance(bias, torch.Tensor) else None,
+                     weight_grads=grads if rec.role.kind == "weight" else None,
+                     channels_first=rec.role.channels_first)
 
 
 # --- the simulation ----------------------------------------------------------------------------
@@ -541,11 +506,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         tracer.close()
         for m in rnns:
             m.probing = False
-    dev = loss.device
-    names: list[tuple[str, str]] = []
-    scalars: list[torch.Tensor] = []
-    step_keys: list[tuple[str, int]] = []
-    step_scalars: list[torch.Tensor] = []
+    readout = Readout()
     seen: set[str] = set()
     records: list[Record] = []
     for rec in tracer.units:
@@ -553,23 +514,12 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             continue  # a module called twice (shared weights): its first call is measured
         seen.add(rec.name)
         records.append(rec)
-        for metric, value in record_figures(rec).items():
-            names.append((rec.name, metric))
-            scalars.append(value.to(device=dev, dtype=torch.float64).reshape(()))
+        add_record(readout, rec)
         if isinstance(rec.module, UnrolledRNN):
             for sub, hs in rec.module.steps.items():
                 for h in hs:
-                    step_keys.append((rec.name, sub))
-                    step_scalars.append(_norm(h.grad).to(dev) if h.grad is not None
-                                        else torch.zeros((), dtype=torch.float64, device=dev))
-    values = torch.stack([*scalars, *step_scalars, loss.detach().to(torch.float64)]).cpu().tolist()
-    figures: dict[str, dict[str, float]] = {}
-    for (uname, metric), v in zip(names, values, strict=False):
-        figures.setdefault(uname, {})[metric] = v
-    steps: dict[tuple[str, int], list[float]] = {}
-    for key, v in zip(step_keys, values[len(names):], strict=False):
-        steps.setdefault(key, []).append(v)
-    return SeedFigures(figures, steps, values[-1]), records
+                    readout.add_step((rec.name, sub), h.grad)
+    return readout.read(loss), records
 
 
 def simulate_graph(run: GraphRun, *, device: str | None = None,

@@ -10,7 +10,6 @@ float64 by default: float32 gradients underflow to exact zero over long chains
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -20,14 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradhealth.analysis.activations import SATURATING
+from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
 from gradhealth.analysis.plan import Plan
-
-#: Margin of the flat tails: a sigmoid output within 0.02 of 0 or 1 has derivative < 0.02
-#: (at most 8% of its peak 0.25); a tanh output within 0.02 of +-1 has derivative < 0.04.
-SATURATION_MARGIN = 0.02
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -172,95 +167,6 @@ def bare_step(net: Network, x: torch.Tensor, target: torch.Tensor | None) -> tor
     return loss
 
 
-def _norm(t: torch.Tensor | None) -> torch.Tensor:
-    """||t||, returned as float64. A float64 tensor is reduced as it is; a float32 one in float32
-    (a float64 reduction would copy it first, the main cost of instrumenting a float32 model),
-    which is the range the user chose with ``precision: float32``."""
-    if t is None:
-        return torch.tensor(math.nan, dtype=torch.float64)
-    return torch.linalg.vector_norm(t.detach()).to(torch.float64)
-
-
-def _mean_std(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and (unbiased) std, in the tensor's own precision (no float64 copy), as float64."""
-    n = t.numel()
-    mean = t.sum().to(torch.float64) / n
-    if n < 2:
-        return mean, torch.full_like(mean, math.nan)
-    mean_square = _norm(t) ** 2 / n
-    return mean, torch.sqrt(torch.clamp(mean_square - mean**2, min=0.0) * (n / (n - 1)))
-
-
-def output_figures(h: torch.Tensor, g: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """The figures every unit has, from its output ``h`` and the gradient ``g`` that reached it:
-    ||dL/dh||, the output's mean and std, and whether the forward or backward pass went non-finite.
-    Shared by the spec simulation and the hooks on a live module, so both measure the same way."""
-    nan = torch.tensor(math.nan, dtype=torch.float64, device=h.device)
-    mean, std = _mean_std(h)
-    g_norm = _norm(g) if g is not None else nan
-    # A norm or mean is finite exactly when every element is: no separate isfinite pass is needed.
-    return {
-        "output_grad_norm": g_norm,
-        "activation_mean": mean,
-        "activation_std": std,
-        "nonfinite_forward": (~torch.isfinite(mean)).to(torch.float64),
-        "nonfinite_backward": (~torch.isfinite(g_norm)).to(torch.float64) if g is not None else nan,
-    }
-
-
-def _unit_figures(unit: Unit, rec: dict) -> dict[str, torch.Tensor]:
-    """The figures of one unit as 0-d float64 tensors (read back in one transfer)."""
-    h: torch.Tensor = rec["out"].detach()
-    pre: torch.Tensor | None = rec["pre"]
-    g = rec["out"].grad
-    act = _activation_of(unit)
-    figures = output_figures(h, g)
-    w = unit.weight()
-    if isinstance(unit, SimpleUnit) and w is not None:
-        grads = [w.grad]
-    else:
-        grads = [p.grad for p in unit.own_parameters() if p.grad is not None]
-    if grads and all(gr is not None for gr in grads):
-        # reduce, not sum(): sum() starts from the int 0, which is not a tensor
-        grad_norm = torch.sqrt(functools.reduce(torch.add, [_norm(gr) ** 2 for gr in grads]))
-        figures["grad_norm"] = grad_norm
-        figures["nonfinite_backward"] = torch.maximum(figures["nonfinite_backward"].nan_to_num(0.0),
-                                                      (~torch.isfinite(grad_norm)).to(torch.float64))
-    if w is not None:
-        figures["weight_std"] = _mean_std(w.detach())[1]
-        bias = getattr(getattr(unit, "module", None), "bias", None)
-        if isinstance(bias, torch.Tensor):
-            # sigma_b^2 and E[x^2] feed the mean-field prediction (gradhealth.analysis.theory).
-            figures["bias_mean_square"] = bias.detach().to(torch.float64).pow(2).mean()
-    if rec.get("in") is not None and rec["in"].is_floating_point():
-        figures["input_mean_square"] = _norm(rec["in"]) ** 2 / rec["in"].numel()
-    if pre is not None and act in SATURATING:
-        m = SATURATION_MARGIN
-        if act == "sigmoid":
-            sat = (h < m) | (h > 1 - m)
-        elif act == "tanh":
-            sat = h.abs() > 1 - m
-        else:
-            sat = pre.detach().abs() >= 1
-        figures["saturated_fraction"] = sat.to(torch.float64).mean()
-    if pre is not None and act == "relu":
-        # A unit (feature or channel) is dead when it is <= 0 for every sample and position.
-        z = pre.detach()
-        feature_dim = 1 if kind_of(unit.plan.kind).channels_first else z.dim() - 1
-        alive = z.amax(dim=[d for d in range(z.dim()) if d != feature_dim]) > 0
-        figures["dead_fraction"] = 1.0 - alive.to(torch.float64).mean()
-    return figures
-
-
-@dataclass
-class SeedFigures:
-    """What one instrumented step measured: per-unit figures, dL/dh_t series, the loss."""
-
-    units: dict[str, dict[str, float]]
-    steps: dict[tuple[str, int], list[float]]
-    loss: float
-
-
 def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None) -> SeedFigures:
     """One forward + backward with every unit probed, and all figures read back in one transfer."""
     probe = Probe()
@@ -269,32 +175,27 @@ def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None
     try:
         loss = loss_fn(net.plan, net(x), target)
         loss.backward()
-        names: list[tuple[str, str]] = []
-        scalars: list[torch.Tensor] = []
-        step_keys: list[tuple[str, int]] = []
-        step_scalars: list[torch.Tensor] = []
+        readout = Readout()
         for unit in net.units():
             rec = probe.records.get(unit.name)
             if rec is None:
                 continue
-            for metric, value in _unit_figures(unit, rec).items():
-                names.append((unit.name, metric))
-                scalars.append(value.to(device=x.device, dtype=torch.float64).reshape(()))
+            w = unit.weight()
+            if isinstance(unit, SimpleUnit) and w is not None:
+                grads: list[torch.Tensor | None] = [w.grad]
+            else:
+                grads = [p.grad for p in unit.own_parameters() if p.grad is not None]
+            bias = getattr(getattr(unit, "module", None), "bias", None)
+            readout.add_unit(unit.name, out=rec["out"], grad=rec["out"].grad, activation=_activation_of(unit),
+                             pre=rec["pre"], inp=rec.get("in"), weight=w,
+                             bias=bias if isinstance(bias, torch.Tensor) else None, weight_grads=grads,
+                             channels_first=kind_of(unit.plan.kind).channels_first)
             for sub, hs in rec.get("steps", {}).items():
                 for h in hs:
-                    step_keys.append((unit.name, sub))
-                    step_scalars.append(_norm(h.grad).to(x.device) if h.grad is not None
-                                        else torch.zeros((), dtype=torch.float64, device=x.device))
-        values = torch.stack([*scalars, *step_scalars, loss.detach().to(torch.float64)]).cpu().tolist()
+                    readout.add_step((unit.name, sub), h.grad)
+        return readout.read(loss)
     finally:
         net.set_probe(None)
-    figures: dict[str, dict[str, float]] = {}
-    for (uname, metric), v in zip(names, values, strict=False):
-        figures.setdefault(uname, {})[metric] = v
-    steps: dict[tuple[str, int], list[float]] = {}
-    for key, v in zip(step_keys, values[len(names):], strict=False):
-        steps.setdefault(key, []).append(v)
-    return SeedFigures(figures, steps, values[-1])
 
 
 def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None) -> SimulationResult:
