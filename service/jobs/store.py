@@ -151,6 +151,25 @@ def get(session: Session, job_id: str, owner: str | None, *, with_result: bool =
     return job
 
 
+#: A job as stored, its result as the JSON text stored (``result_text``), in one Core SELECT: the
+#: ``?wait`` hand-back sends that text on as it is, so neither the ORM nor a JSON parse is needed.
+_READ = select(*(c for c in _JOBS.c if c.name != "result"),
+               sql_cast(_JOBS.c.result, Text).label("result_text")).where(
+    _JOBS.c.id == bindparam("job_id", type_=_JOBS.c.id.type))
+
+
+def read(session: Session, job_id: str, owner: str | None) -> Row[Any] | None:
+    """The job as :func:`get` finds it (None: no such job, or another caller's), as a read-only row:
+    every column as an attribute, except ``result``, which is ``result_text``, the JSON text
+    stored (None or ``"null"`` when there is none)."""
+    if not valid_id(job_id):
+        return None
+    row = session.execute(_READ, {"job_id": job_id}).first()
+    if row is None or (owner is not None and row.owner != owner):
+        return None
+    return row
+
+
 @dataclass
 class Page:
     jobs: list[JobRow]

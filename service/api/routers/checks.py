@@ -21,7 +21,7 @@ from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.spec import load_spec_text, parse_spec
 from gradhealth.api.deps import CallerDep, SettingsDep
 from gradhealth.api.problems import ApiError
-from gradhealth.api.routers.jobs import to_read
+from gradhealth.api.routers.jobs import job_response, to_read
 from gradhealth.api.schemas import (
     QUEUE_FULL,
     RATE_LIMITED,
@@ -30,6 +30,7 @@ from gradhealth.api.schemas import (
     LogFormatHint,
     Problem,
 )
+from gradhealth.db.models import JobRow
 from gradhealth.errors import GradHealthError, cuda_unavailable
 from gradhealth.jobs import store
 from gradhealth.jobs.wakeup import Hub
@@ -75,7 +76,7 @@ async def wait_for(request: Request, job_id: str, owner: str, seconds: float, ro
 
     def fetch():  # noqa: ANN202
         with factory() as session:
-            return store.get(session, job_id, owner)
+            return store.read(session, job_id, owner)  # the result as stored text, sent on unparsed
 
     def pending(row) -> bool:  # noqa: ANN001
         return row is not None and row.status not in store.TERMINAL and time.monotonic() < deadline
@@ -96,16 +97,22 @@ async def wait_for(request: Request, job_id: str, owner: str, seconds: float, ro
     return row
 
 
-async def respond(request: Request, response: Response, row, owner: str, wait: float) -> JobRead:  # noqa: ANN001
-    """202 + Location + Retry-After, or 200 once the job finished within ``wait`` seconds."""
+async def respond(request: Request, row, owner: str, wait: float) -> Response:  # noqa: ANN001
+    """202 + Location + Retry-After, or 200 once the job finished within ``wait`` seconds.
+
+    The body is built here, not by FastAPI from a JobRead (the route still declares JobRead, so
+    the OpenAPI document is unchanged): a finished job's result goes out as the text stored."""
     if wait > 0 and row.status not in store.TERMINAL:
         row = await wait_for(request, row.id, owner, wait, row) or row
-    response.headers["Location"] = f"/v1/jobs/{row.id}"
-    if row.status in store.TERMINAL:
-        response.status_code = 200
-    else:
-        response.headers["Retry-After"] = "1"
-    return to_read(row)
+    headers = {"Location": f"/v1/jobs/{row.id}"}
+    finished = row.status in store.TERMINAL
+    if not finished:
+        headers["Retry-After"] = "1"
+    code = 200 if finished else 202
+    if isinstance(row, JobRow):  # as submitted: a new job, or a repeated key's job with its result
+        return Response(to_read(row).model_dump_json(), status_code=code, headers=headers,
+                        media_type="application/json")
+    return job_response(row, row.result_text, status_code=code, headers=headers)
 
 
 @router.post(
@@ -122,10 +129,10 @@ async def respond(request: Request, response: Response, row, owner: str, wait: f
                422: {"model": Problem, "description": "invalid spec (with JSON pointers) or over the limits"}},
 )
 async def submit_architecture(
-    request: Request, response: Response, caller: CallerDep, settings: SettingsDep,
+    request: Request, caller: CallerDep, settings: SettingsDep,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
-) -> JobRead:
+) -> Response:
     body = await request.body()
     content_type = request.headers.get("content-type", "application/json")
 
@@ -146,7 +153,7 @@ async def submit_architecture(
     # other request must not wait behind. One trip to the thread pool, not two: each trip is a
     # thread hand-off, which costs milliseconds on a busy host.
     row, _created = await run_in_threadpool(validate_and_submit)
-    return await respond(request, response, row, caller.name, min(wait, settings.wait_max_s))
+    return await respond(request, row, caller.name, min(wait, settings.wait_max_s))
 
 
 # --- logs ------------------------------------------------------------------------------------------
@@ -192,9 +199,9 @@ class _Upload:
         shutil.rmtree(self.job_dir, ignore_errors=True)
 
 
-async def _submit_upload(request: Request, response: Response, upload: _Upload, *, kind: str,
+async def _submit_upload(request: Request, upload: _Upload, *, kind: str,
                          job_request: dict[str, Any], fingerprint: dict[str, Any], owner: str,
-                         settings: Settings, idempotency_key: str | None, wait: float) -> JobRead:
+                         settings: Settings, idempotency_key: str | None, wait: float) -> Response:
     """Queue the job for a stored upload and answer as every check does. The upload is removed when
     the job is refused, and when the same upload is already a job (the first job keeps its copy)."""
 
@@ -212,7 +219,7 @@ async def _submit_upload(request: Request, response: Response, upload: _Upload, 
         raise
     if not created:
         upload.discard()
-    return await respond(request, response, row, owner, min(wait, settings.wait_max_s))
+    return await respond(request, row, owner, min(wait, settings.wait_max_s))
 
 
 async def _receive_upload(request: Request, folder: Path, filename: str | None) -> _Upload:
@@ -267,13 +274,13 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
                422: {"model": Problem, "description": "an empty or unreadable upload"}},
 )
 async def submit_logs(
-    request: Request, response: Response, caller: CallerDep, settings: SettingsDep,
+    request: Request, caller: CallerDep, settings: SettingsDep,
     format: Annotated[LogFormatHint | None,
                       Query(description="format hint: a reader's name (see /v1/catalog)")] = None,
     filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
-) -> JobRead:
+) -> Response:
     from gradhealth.logs.readers.registry import formats
     from gradhealth.logs.sniff import archive_kind, detect
 
@@ -293,7 +300,7 @@ async def submit_logs(
     job_request = {"path": str(upload.path.resolve()), "format": format, "filename": upload.path.name,
                    "sha256": upload.digest.hexdigest(), "bytes": upload.size}
 
-    return await _submit_upload(request, response, upload, kind="logs", job_request=job_request,
+    return await _submit_upload(request, upload, kind="logs", job_request=job_request,
                                 fingerprint={"sha256": job_request["sha256"], "format": format},
                                 owner=caller.name, settings=settings, idempotency_key=idempotency_key,
                                 wait=wait)
@@ -434,7 +441,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
                                                       "or limit that cannot be checked"}},
 )
 async def submit_model(
-    request: Request, response: Response, caller: CallerDep, settings: SettingsDep,
+    request: Request, caller: CallerDep, settings: SettingsDep,
     loss: Annotated[str | None, Query(description="cross_entropy (default) or mse")] = None,
     weights: Annotated[str | None, Query(description="as_given (default) or reinitialise")] = None,
     batch_size: Annotated[str | None, Query(description="fills a dynamic first dimension")] = None,
@@ -445,7 +452,7 @@ async def submit_model(
     filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
-) -> JobRead:
+) -> Response:
     from gradhealth.analysis.importers.keras import keras_to_spec, read_keras, sniff_keras
     from gradhealth.analysis.importers.onnx_static import read_header
     from gradhealth.analysis.plan import make_plan
@@ -492,7 +499,7 @@ async def submit_model(
     if model_format == "keras":
         job_request["format"] = "keras"
 
-    return await _submit_upload(request, response, upload, kind="model", job_request=job_request,
+    return await _submit_upload(request, upload, kind="model", job_request=job_request,
                                 fingerprint={"sha256": job_request["sha256"], **options},
                                 owner=caller.name, settings=settings, idempotency_key=idempotency_key,
                                 wait=wait)
