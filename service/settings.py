@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     webhook_max_delay_s: float = Field(3600.0, gt=0, description="cap on the delay between attempts")
     webhook_timeout_s: float = Field(10.0, gt=0, description="time limit of one delivery attempt")
     webhook_poll_s: float = Field(1.0, gt=0, description="how often the deliverer looks for due deliveries")
+    webhooks_pause_after: int = Field(5, ge=0, description="a webhook is paused after this many deliveries "
+                                                          "in a row ended failed; 0: never")
 
     run_max_batch_points: int = Field(10_000, ge=1, description="points one POST /v1/runs/{id}/points may carry "
                                                               "(422 above)")

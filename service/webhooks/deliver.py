@@ -8,6 +8,10 @@ once the lease runs out. Its outcome is recorded only by the claimer of that att
 
 A 2xx answer is delivered; anything else (3xx included: redirects are never followed) is retried
 after ``base * 2**(attempt-1)`` seconds (capped, with jitter) until ``webhook_max_attempts``.
+
+A webhook whose deliveries end ``failed`` ``webhooks_pause_after`` times in a row is paused
+(``active`` false, with a ``disabled_reason``); a paused webhook's pending deliveries end
+``cancelled``, and one claimed after it paused is cancelled unsent.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gradhealth import __version__
 from gradhealth.db.models import WebhookDeliveryRow, WebhookRow
 from gradhealth.settings import Settings
+from gradhealth.webhooks import registry
 from gradhealth.webhooks.addresses import Resolver, UrlRefused, parse, pin
 
 log = logging.getLogger("gradhealth.webhooks")
@@ -141,10 +146,11 @@ class Deliverer:
             self._client.close()  # else the attempt in flight still uses it; the daemon thread ends with it
 
     def prune(self) -> int:
-        """Drop delivered and failed deliveries older than :data:`RETENTION`; returns how many."""
+        """Drop delivered, failed and cancelled deliveries older than :data:`RETENTION`; returns how
+        many."""
         with self.sessions() as session:
             gone = _dml(session, delete(WebhookDeliveryRow).where(
-                WebhookDeliveryRow.status.in_(("delivered", "failed")),
+                WebhookDeliveryRow.status.in_(("delivered", "failed", "cancelled")),
                 WebhookDeliveryRow.created_at < utcnow() - RETENTION)).rowcount
             session.commit()
         return gone
@@ -201,13 +207,23 @@ class Deliverer:
                     continue
                 row = session.execute(
                     select(WebhookDeliveryRow.event, WebhookDeliveryRow.payload, WebhookDeliveryRow.created_at,
-                           WebhookRow.id, WebhookRow.url, WebhookRow.secret)
+                           WebhookRow.id, WebhookRow.url, WebhookRow.secret, WebhookRow.active)
                     .join(WebhookRow, WebhookRow.id == WebhookDeliveryRow.webhook_id)
                     .where(WebhookDeliveryRow.id == delivery_id)).first()
                 session.rollback()
                 if row is None:  # its webhook was deleted meanwhile
                     continue
-                event, payload, created_at, webhook_id, url, secret = row
+                event, payload, created_at, webhook_id, url, secret, active = row
+                if not active:
+                    # Queued by a transaction that saw the webhook active just before it was
+                    # paused (pausing cancels the pending ones it sees): cancel it, unsent.
+                    _dml(session, update(WebhookDeliveryRow).where(
+                        WebhookDeliveryRow.id == delivery_id, WebhookDeliveryRow.status == "pending",
+                        WebhookDeliveryRow.attempts == seen + 1,
+                    ).values(status="cancelled", attempts=seen, next_attempt_at=None,
+                             last_error=registry.CANCELLED))
+                    session.commit()
+                    continue
                 return _Claimed(delivery_id, seen + 1, webhook_id, event, payload, created_at, url, secret)
         return None
 
@@ -252,10 +268,34 @@ class Deliverer:
             wait = backoff_s(claimed.attempt, self.settings.webhook_base_delay_s,
                              self.settings.webhook_max_delay_s)
             values.update(next_attempt_at=now + timedelta(seconds=wait))
+        paused = False
         with self.sessions() as session:
-            _dml(session, update(WebhookDeliveryRow).where(
+            ours = _dml(session, update(WebhookDeliveryRow).where(
                 WebhookDeliveryRow.id == claimed.id, WebhookDeliveryRow.status == "pending",
-                WebhookDeliveryRow.attempts == claimed.attempt).values(**values))
+                WebhookDeliveryRow.attempts == claimed.attempt).values(**values)).rowcount
+            if ours and values.get("status") in ("delivered", "failed"):
+                paused = self._count_end(session, claimed.webhook_id, outcome)
             session.commit()
         if not outcome.delivered:
             log.info("webhook delivery %s attempt %d: %s", claimed.id, claimed.attempt, outcome.error)
+        if paused:
+            log.warning("webhook %s paused after %d deliveries in a row ended failed",
+                        claimed.webhook_id, self.settings.webhooks_pause_after)
+
+    def _count_end(self, session: Session, webhook_id: str, outcome: Outcome) -> bool:
+        """A delivery of ``webhook_id`` ended (in the caller's transaction): a delivered one resets its
+        count of failures in a row, a failed one adds to it and, at ``webhooks_pause_after``, pauses
+        the webhook and cancels its pending deliveries. Returns whether this call paused it."""
+        hook = WebhookRow.id == webhook_id
+        if outcome.delivered:
+            _dml(session, update(WebhookRow).where(hook, WebhookRow.consecutive_failures != 0)
+                 .values(consecutive_failures=0))
+            return False
+        # One UPDATE adds, so concurrent deliverers' failures all count.
+        _dml(session, update(WebhookRow).where(hook)
+             .values(consecutive_failures=WebhookRow.consecutive_failures + 1))
+        limit = self.settings.webhooks_pause_after
+        if limit <= 0:
+            return False
+        reason = f"paused after {limit} consecutive failed deliveries; last: {outcome.error}"
+        return registry.pause(session, webhook_id, reason, at_failures=limit)

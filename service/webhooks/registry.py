@@ -1,4 +1,5 @@
-"""Webhooks and their delivery log in the database: create, read, list, delete, page deliveries.
+"""Webhooks and their delivery log in the database: create, read, list, change, pause, delete,
+page deliveries.
 Every read is scoped to an owner, so one key never sees another's webhooks."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from gradhealth.db.models import WebhookDeliveryRow, WebhookRow
@@ -60,6 +61,61 @@ def get(session: Session, webhook_id: str, owner: str) -> WebhookRow | None:
 def list_for(session: Session, owner: str) -> list[WebhookRow]:
     return list(session.scalars(select(WebhookRow).where(WebhookRow.owner == owner)
                                 .order_by(WebhookRow.created_at, WebhookRow.id)))
+
+
+#: The ``disabled_reason`` of a webhook its owner paused (PATCH ``active: false``).
+PAUSED_BY_OWNER = "paused by its owner"
+
+
+def change(session: Session, row: WebhookRow, *, url: str | None = None, events: Sequence[str] | None = None,
+           active: bool | None = None, secret: str | None = None) -> WebhookRow:
+    """Change the fields given (None: unchanged) and commit. Pausing cancels the deliveries still
+    pending; resuming clears the reason and the count of failures in a row, as does a new URL
+    (another receiver starts with a clean record). Deliveries still pending are signed with the
+    secret current at their next attempt."""
+    if url is not None and url != row.url:
+        row.url = url
+        row.consecutive_failures = 0
+    if events is not None:
+        row.events = list(events)
+    if secret is not None:
+        row.secret = secret
+    if active is False and row.active:
+        pause(session, row.id, PAUSED_BY_OWNER)
+        session.refresh(row)
+    elif active is True and not row.active:
+        row.active, row.disabled_reason, row.disabled_at, row.consecutive_failures = True, None, None, 0
+    session.commit()
+    return row
+
+
+def pause(session: Session, webhook_id: str, reason: str, *, at_failures: int | None = None) -> bool:
+    """Pause ``webhook_id`` with ``reason`` and cancel its pending deliveries (not committed: the
+    caller's transaction). With ``at_failures``, only if it has failed that many deliveries in a row
+    by now (the check and the change in one UPDATE, so concurrent deliverers pause it once).
+    Returns whether this call paused it."""
+    where = [WebhookRow.id == webhook_id, WebhookRow.active.is_(True)]
+    if at_failures is not None:
+        where.append(WebhookRow.consecutive_failures >= at_failures)
+    paused = session.execute(update(WebhookRow).where(*where).values(
+        active=False, disabled_reason=reason[:1000], disabled_at=datetime.now(UTC)))
+    if not getattr(paused, "rowcount", 0):
+        return False
+    cancel_pending(session, webhook_id)
+    return True
+
+
+#: ``last_error`` of a delivery cancelled because its webhook was paused.
+CANCELLED = "cancelled: the webhook is paused"
+
+
+def cancel_pending(session: Session, webhook_id: str) -> int:
+    """End ``webhook_id``'s pending deliveries as ``cancelled`` (an attempt under way at this moment
+    still reaches the receiver, but its outcome is not recorded). Not committed."""
+    result = session.execute(update(WebhookDeliveryRow).where(
+        WebhookDeliveryRow.webhook_id == webhook_id, WebhookDeliveryRow.status == "pending",
+    ).values(status="cancelled", next_attempt_at=None, last_error=CANCELLED))
+    return int(getattr(result, "rowcount", 0))
 
 
 def remove(session: Session, webhook_id: str, owner: str) -> bool:

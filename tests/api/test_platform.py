@@ -54,7 +54,8 @@ def test_openapi_documents_the_public_surface(idle_api):
         ("GET", "/v1/runs/{run_id}/events"), ("POST", "/v1/runs/{run_id}/finish"),
         ("POST", "/v1/runs/{run_id}/points"),
         ("POST", "/v1/webhooks"), ("GET", "/v1/webhooks"), ("GET", "/v1/webhooks/{webhook_id}"),
-        ("DELETE", "/v1/webhooks/{webhook_id}"), ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
+        ("DELETE", "/v1/webhooks/{webhook_id}"), ("PATCH", "/v1/webhooks/{webhook_id}"),
+        ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
         ("POST", "/v1/webhooks/{webhook_id}/test"),
     }
     schemas = doc["components"]["schemas"]

@@ -43,6 +43,8 @@ CONTENT_REFUSALS: dict[str, set[str]] = {
     "POST /v1/checks/architecture": {"limit-exceeded", "invalid-spec"},
     # A webhook URL's address (private, loopback, ...) is known only once its host is read.
     "POST /v1/webhooks": {"invalid-webhook-url"},
+    # PATCH: its URL likewise; and `secret` with `rotate_secret: true` contradict (each valid alone).
+    "PATCH /v1/webhooks/{webhook_id}": {"invalid-webhook-url", "conflicting-fields"},
     "GET /v1/webhooks/{webhook_id}/deliveries": {"invalid-cursor"},
     # A live run's points: a JSON Lines body is a string to the schema; a step or value too large
     # for a float is known once read.

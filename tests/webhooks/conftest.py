@@ -1,12 +1,15 @@
 """An app with two API keys (alice, bob), webhooks allowed to call the loopback receivers the tests
-start, and a deliverer that polls often and retries after a few hundredths of a second."""
+start, and a deliverer that polls often and retries after a few hundredths of a second; and a
+fresh migrated database for driving the deliverer step by step."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
+from gradhealth.db.engine import make_engine, make_sessionmaker
 from tests.api.helpers import Api, running_app
 from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures, see tests/pg.py
 from tests.webhooks.helpers import key_settings
@@ -25,3 +28,13 @@ def strict_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     with running_app(key_settings(tmp_path_factory.mktemp("strict"), webhooks_allow_private=False,
                                   webhooks_deliver=False), start_workers=False) as client:
         yield client
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:  # noqa: F811 - the fixture above
+    """A fresh migrated database, SQLite and PostgreSQL (the claims' compare-and-set on both)."""
+    engine = make_engine(database_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()

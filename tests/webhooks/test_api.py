@@ -71,7 +71,7 @@ def test_webhooks_belong_to_their_key(hooks_api: Api) -> None:
 def test_the_endpoints_are_in_openapi(strict_api: Api) -> None:
     paths = strict_api.get("/openapi.json").json()["paths"]
     assert set(paths["/v1/webhooks"]) == {"get", "post"}
-    assert set(paths["/v1/webhooks/{webhook_id}"]) == {"get", "delete"}
+    assert set(paths["/v1/webhooks/{webhook_id}"]) == {"get", "patch", "delete"}
     assert "get" in paths["/v1/webhooks/{webhook_id}/deliveries"]
     assert "post" in paths["/v1/webhooks/{webhook_id}/test"]
     assert "201" in paths["/v1/webhooks"]["post"]["responses"]

@@ -13,7 +13,6 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +20,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gradhealth.db.engine import make_engine, make_sessionmaker
 from gradhealth.db.models import WebhookDeliveryRow
 from gradhealth.jobs import store
 from gradhealth.webhooks import outbox, registry
@@ -120,16 +118,6 @@ def test_the_delivery_log_pages_newest_first(hooks_api: Api) -> None:
 
 
 # --- the deliverer on its own database, driven step by step -----------------------------------------
-
-
-@pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """A fresh migrated database, SQLite and PostgreSQL (the claims' compare-and-set on both)."""
-    engine = make_engine(database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 def _hook(sessions: sessionmaker[Session], url: str, n: int = 1) -> tuple[str, list[str]]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError
@@ -36,6 +36,34 @@ class WebhookCreate(BaseModel):
                                            "returned once, in this response only")
 
 
+def _not_null(schema: dict[str, Any]) -> None:
+    """A field's JSON schema without its ``null`` alternative and ``null`` default."""
+    options = [o for o in schema.pop("anyOf", []) if o.get("type") != "null"]
+    if len(options) == 1:
+        schema.update(options[0])
+    schema.pop("default", None)
+
+
+class WebhookPatch(BaseModel):
+    """The fields to change; those absent stay as they are. Any other field is refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Absent fields are None; a null sent is refused (422 at its pointer), so the schema offers none.
+    url: str | None = Field(None, max_length=MAX_URL_CHARS, json_schema_extra=_not_null,
+                            description="a new URL, checked as at registration")
+    events: list[Event] | None = Field(None, min_length=1, json_schema_extra=_not_null,
+                                       description="the events to send from now on")
+    active: bool | None = Field(None, json_schema_extra=_not_null,
+                                description="false pauses the webhook (its pending deliveries are cancelled, "
+                                            "no new ones are queued); true resumes it and clears "
+                                            "`disabled_reason`")
+    secret: str | None = Field(None, min_length=16, max_length=255, json_schema_extra=_not_null,
+                               description="a new signing secret of your choosing")
+    rotate_secret: bool = Field(False, description="generate a new signing secret, returned once, in this "
+                                                   "response only (not with `secret`)")
+
+
 class WebhookLinks(BaseModel):
     self: str
     deliveries: str
@@ -47,13 +75,20 @@ class WebhookRead(BaseModel):
     id: str
     url: str
     events: list[str]
-    active: bool
+    active: bool = Field(description="false: paused (by PATCH, or by the service after deliveries kept failing)")
+    disabled_reason: str | None = Field(None, description="why it is paused (null while active)")
+    disabled_at: datetime | None = Field(None, description="when it was paused (null while active)")
     created_at: datetime
     links: WebhookLinks
 
 
 class WebhookCreated(WebhookRead):
     secret: str = Field(description="the signing secret: store it now, it is not shown again")
+
+
+class WebhookUpdated(WebhookRead):
+    secret: str | None = Field(None, description="the new signing secret when `rotate_secret` asked for one "
+                                                 "(store it now, it is not shown again); else null")
 
 
 class WebhookList(BaseModel):
@@ -65,7 +100,8 @@ class DeliveryRead(BaseModel):
 
     id: str = Field(description="also the X-Gradhealth-Delivery header and the body's `id`")
     event: str
-    status: Literal["pending", "delivered", "failed"]
+    status: Literal["pending", "delivered", "failed", "cancelled"] = Field(
+        description="`cancelled`: its webhook was paused before it was delivered")
     attempts: int = Field(description="attempts made so far")
     next_attempt_at: datetime | None = Field(description="when the next attempt is due (pending only)")
     last_status: int | None = Field(description="the HTTP status of the last attempt, if one answered")
@@ -82,6 +118,7 @@ class DeliveryPage(BaseModel):
 
 def _read(row: WebhookRow) -> dict[str, Any]:
     return dict(id=row.id, url=row.url, events=list(row.events or []), active=row.active,
+                disabled_reason=row.disabled_reason, disabled_at=registry.as_utc(row.disabled_at),
                 created_at=registry.as_utc(row.created_at),
                 links=WebhookLinks(self=f"/v1/webhooks/{row.id}", deliveries=f"/v1/webhooks/{row.id}/deliveries"))
 
@@ -91,6 +128,21 @@ def _delivery(row: WebhookDeliveryRow) -> DeliveryRead:
                         next_attempt_at=registry.as_utc(row.next_attempt_at), last_status=row.last_status,
                         last_error=row.last_error, created_at=registry.as_utc(row.created_at),
                         delivered_at=registry.as_utc(row.delivered_at), payload=row.payload)
+
+
+def _refuse(status: int, code: str, pointer: str, why: str) -> ApiError:
+    error = ApiError(status, code, f"{pointer}: {why}")
+    error.problems = [Located(pointer, why)]
+    return error
+
+
+def _check_url(url: str, request: Request, settings: Any) -> None:
+    """The registration check of a webhook's URL (422 at ``/url``)."""
+    try:
+        check_registration(url, allow_private=settings.webhooks_allow_private,
+                           resolve=getattr(request.app.state, "webhook_resolve", None))
+    except UrlRefused as refused:
+        raise _refuse(422, "invalid_webhook_url", "/url", str(refused)) from None
 
 
 def _load(session: Any, webhook_id: str, owner: str) -> WebhookRow:
@@ -106,13 +158,7 @@ def _load(session: Any, webhook_id: str, owner: str) -> WebhookRow:
 def create_webhook(body: WebhookCreate, request: Request, response: Response, session: SessionDep,
                    caller: CallerDep, settings: SettingsDep) -> WebhookCreated:
     """The response holds the signing secret, the only time it is shown."""
-    try:
-        check_registration(body.url, allow_private=settings.webhooks_allow_private,
-                           resolve=getattr(request.app.state, "webhook_resolve", None))
-    except UrlRefused as refused:
-        error = ApiError(422, "invalid_webhook_url", f"/url: {refused}")
-        error.problems = [Located("/url", str(refused))]
-        raise error from None
+    _check_url(body.url, request, settings)
     if registry.count(session, caller.name) >= registry.MAX_PER_OWNER:
         raise ApiError(409, "too_many_webhooks", f"this key holds {registry.MAX_PER_OWNER} webhooks, the most "
                        "allowed; delete one first")
@@ -131,6 +177,30 @@ def list_webhooks(session: SessionDep, caller: CallerDep) -> WebhookList:
 @router.get("/{webhook_id}", response_model=WebhookRead, responses=NOT_FOUND, summary="A webhook")
 def read_webhook(webhook_id: str, session: SessionDep, caller: CallerDep) -> WebhookRead:
     return WebhookRead(**_read(_load(session, webhook_id, caller.name)))
+
+
+@router.patch("/{webhook_id}", response_model=WebhookUpdated, summary="Change, pause, resume a webhook or "
+              "rotate its secret", responses={**NOT_FOUND, 422: {"model": Problem, "description":
+                                                                 "a bad URL, event or field (with a pointer)"}})
+def patch_webhook(webhook_id: str, body: WebhookPatch, request: Request, session: SessionDep,
+                  caller: CallerDep, settings: SettingsDep) -> WebhookUpdated:
+    """Only the fields given change. A new URL is checked as at registration; `active: false` pauses
+    (pending deliveries end `cancelled`), `active: true` resumes and clears `disabled_reason`;
+    `rotate_secret: true` returns the new secret in this response only. Deliveries still pending
+    are signed with the secret current when they are attempted."""
+    row = _load(session, webhook_id, caller.name)
+    given = body.model_fields_set
+    for name in ("url", "events", "active", "secret"):
+        if name in given and getattr(body, name) is None:
+            raise _refuse(422, "invalid_request", f"/{name}", "may not be null; leave it out to keep it")
+    if body.rotate_secret and body.secret is not None:
+        raise _refuse(422, "conflicting_fields", "/secret", "give a secret or rotate_secret, not both")
+    if body.url is not None:
+        _check_url(body.url, request, settings)
+    secret = registry.new_secret() if body.rotate_secret else body.secret
+    events = list(dict.fromkeys(body.events)) if body.events is not None else None  # in order, once each
+    row = registry.change(session, row, url=body.url, events=events, active=body.active, secret=secret)
+    return WebhookUpdated(**_read(row), secret=secret if body.rotate_secret else None)
 
 
 @router.delete("/{webhook_id}", status_code=204, response_class=Response, responses=NOT_FOUND,
@@ -156,11 +226,15 @@ def list_deliveries(webhook_id: str, session: SessionDep, caller: CallerDep,
     return DeliveryPage(items=[_delivery(r) for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.post("/{webhook_id}/test", status_code=202, response_model=DeliveryRead, responses=NOT_FOUND,
+@router.post("/{webhook_id}/test", status_code=202, response_model=DeliveryRead,
+             responses={**NOT_FOUND, 409: {"model": Problem, "description": "the webhook is paused"}},
              summary="Queue a `ping` delivery to this webhook")
 def ping_webhook(webhook_id: str, session: SessionDep, caller: CallerDep) -> DeliveryRead:
     """The ping is delivered, signed and retried like any event; follow it in the delivery log."""
     row = _load(session, webhook_id, caller.name)
+    if not row.active:
+        raise ApiError(409, "webhook_paused", f"webhook {row.id} is paused ({row.disabled_reason}); resume it "
+                       "with PATCH {\"active\": true} first")
     delivery = outbox.queue(session, row.id, outbox.PING, {"webhook_id": row.id, "url": row.url})
     session.commit()
     return _delivery(delivery)
