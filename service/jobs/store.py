@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any, cast, overload
 
-from sqlalchemy import Table, Text, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, Text, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.exc import IntegrityError
@@ -74,6 +74,11 @@ def request_hash(kind: str, request: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: Built once: building and hashing a statement cost more CPU than running it.
+_INSERT = insert(_JOBS)
+_COUNT_QUEUED = select(func.count()).select_from(_JOBS).where(_JOBS.c.status == "queued")
+
+
 def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency_key: str | None,
            time_limit_s: float, max_attempts: int, fingerprint: Any = None,
            max_queued: int | None = None) -> tuple[JobRow, bool]:
@@ -94,20 +99,22 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
                 raise IdempotencyConflict(existing.id, idempotency_key)
             return existing, False
     if max_queued is not None:
-        queued = session.scalar(select(func.count()).select_from(JobRow).where(JobRow.status == "queued")) or 0
+        queued = session.scalar(_COUNT_QUEUED) or 0
         if queued >= max_queued:
             session.rollback()
             raise QueueFull(queued, max_queued)
     now = utcnow()
-    job = JobRow(id=uuid.uuid4().hex, kind=kind, owner=owner, status="queued", request=request,
-                 request_hash=digest, idempotency_key=idempotency_key, progress=0.0, stage="queued",
-                 attempts=0, max_attempts=max_attempts, time_limit_s=time_limit_s, cancel_requested=False,
-                 created_at=now, updated_at=now)
-    session.add(job)
+    values = dict(id=uuid.uuid4().hex, kind=kind, owner=owner, status="queued", request=request,
+                  request_hash=digest, idempotency_key=idempotency_key, progress=0.0, stage="queued",
+                  attempts=0, max_attempts=max_attempts, time_limit_s=time_limit_s, cancel_requested=False,
+                  created_at=now, updated_at=now)
+    # The row is written with one Core INSERT (the ORM's flush of one new object cost more CPU than
+    # the insert); the caller gets the job as an ORM object all the same, built from those values,
+    # belonging to no session.
+    job = JobRow(**values)
     try:
-        # Idle workers are woken at commit. On PostgreSQL the NOTIFY flushes the INSERT: a lost
-        # race on the key surfaces here, inside the try, as it would at the commit.
-        wakeup.notify(session, job.id, wakeup.QUEUED)
+        session.execute(_INSERT, values)  # a lost race on the key surfaces here or at the commit
+        wakeup.notify(session, job.id, wakeup.QUEUED)  # idle workers are woken at commit
         session.commit()
     except IntegrityError:
         # Two requests with one new key raced: the loser returns the winner's job (or its conflict).
