@@ -171,7 +171,7 @@ def read(session: Session, job_id: str, owner: str | None) -> Row[Any] | None:
     stored (None or ``"null"`` when there is none)."""
     if not valid_id(job_id):
         return None
-    row = session.execute(_READ, {"job_id": job_id}).first()
+    row = cast("Row[Any] | None", session.execute(_READ, {"job_id": job_id}).first())
     if row is None or (owner is not None and row.owner != owner):
         return None
     return row
