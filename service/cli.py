@@ -186,6 +186,10 @@ def cmd_check_inputs(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """The architecture check of a spec (in-process, or with --server); a log path goes to the log
     check and an ``.onnx`` file to the model check."""
+    if not args.server:  # this process simulates: keep freed tensor buffers for the next step
+        from gradhealth.heap import keep_freed_memory
+
+        keep_freed_memory()
     if is_keras(args.spec):
         return cmd_check_keras(args)
     if is_model(args.spec):

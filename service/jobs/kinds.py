@@ -7,6 +7,7 @@ the worker process only: the API process never imports them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,24 @@ Progress = Callable[[float, str], None]
 Handler = Callable[[Any, Progress, Settings], dict[str, Any]]
 
 
+def _simulating(handler: Handler) -> Handler:
+    """A handler that simulates: freed tensor buffers stay in the worker's heap during the job
+    (no page faults at every step) and are handed back to the kernel after it."""
+
+    @functools.wraps(handler)
+    def run(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
+        from gradhealth.heap import keep_freed_memory, release_freed_memory
+
+        keep_freed_memory()
+        try:
+            return handler(request, progress, settings)
+        finally:
+            release_freed_memory()
+
+    return run
+
+
+@_simulating
 def run_architecture(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
     """The architecture check of a spec (the decoded JSON/YAML body)."""
     from gradhealth.library import check_architecture
@@ -33,6 +52,7 @@ def run_logs(request: Any, progress: Progress, settings: Settings) -> dict[str, 
     return doc.model_dump(mode="json")
 
 
+@_simulating
 def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
     """The check of an uploaded ONNX model (``request``: path, original filename and the options
     the API checked: loss, weights, batch_size, seeds, verify, input_shapes). On the worker's GPU
