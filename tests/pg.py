@@ -42,6 +42,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -296,3 +297,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_database(admin_url, url)
+
+
+@pytest.fixture
+def factory(database_url: str) -> Iterator[Any]:
+    """A session factory on ``database_url`` (both stores); its engine is disposed after the test."""
+    from gradhealth.db.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(database_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()

@@ -8,6 +8,7 @@ import pytest
 import schemathesis
 
 from tests.api.helpers import Api, running_app, settings_for
+from tests.pg import factory  # noqa: F401 - a pytest fixture (sessions on database_url), see tests/pg.py
 
 
 @pytest.fixture(scope="module")

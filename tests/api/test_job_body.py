@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from gradhealth.api.routers.jobs import job_response, to_read
-from gradhealth.db.engine import make_engine, make_sessionmaker
 from gradhealth.jobs import store
 from gradhealth.jobs.kinds import run_architecture
 from gradhealth.settings import Settings
@@ -21,15 +18,6 @@ from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures,
 SPEC = {"input": {"shape": [8]}, "batch_size": 4, "seeds": 1, "loss": "mse",
         "layers": [{"type": "linear", "out_features": 8, "activation": "tanh", "repeat": 3},
                    {"type": "linear", "out_features": 2}]}
-
-
-@pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:  # noqa: F811 - the fixture
-    engine = make_engine(database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 def strict(body: bytes) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gradhealth.api.metrics import DURATION_BUCKETS, JobCollector
 from gradhealth.db import engine as db_engine
-from gradhealth.db.engine import make_engine, make_sessionmaker
 from gradhealth.db.models import CounterRow, JobRow
 from gradhealth.jobs import counters, store, worker
 from gradhealth.jobs.store import TERMINAL, as_utc, utcnow
@@ -33,15 +31,6 @@ from tests.api.helpers import TINY, VANISHING, running_app, settings_for
 from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures, see tests/pg.py
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture
-def factory(database_url: str) -> Iterator[sessionmaker[Session]]:  # noqa: F811 - the fixture
-    engine = make_engine(database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 def parse(text: str) -> Samples:

@@ -8,7 +8,6 @@ import math
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from gradhealth.db.engine import make_engine, make_sessionmaker
 from gradhealth.db.models import RunRow
 from gradhealth.live import diagnose, store
 from gradhealth.live.points import Point
@@ -16,10 +15,8 @@ from gradhealth.logs.thresholds import LogThresholds
 
 
 @pytest.fixture
-def sessions(database_url):  # noqa: ANN001, ANN201 - pytest fixture
-    engine = make_engine(database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+def sessions(factory):  # noqa: ANN001, ANN201 - pytest fixture: sessions on both stores
+    return factory
 
 
 def test_points_are_inserted_once_and_kept_non_finite(sessions):

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from gradhealth.db.engine import make_engine, make_sessionmaker
 from tests.api.helpers import Api, running_app
-from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures, see tests/pg.py
+from tests.pg import database_url, factory, postgres_url  # noqa: F401 - pytest fixtures, see tests/pg.py
 from tests.webhooks.helpers import key_settings
 
 
@@ -31,10 +30,6 @@ def strict_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 
 
 @pytest.fixture
-def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:  # noqa: F811 - the fixture above
+def sessions(factory: sessionmaker[Session]) -> sessionmaker[Session]:  # noqa: F811 - the fixture
     """A fresh migrated database, SQLite and PostgreSQL (the claims' compare-and-set on both)."""
-    engine = make_engine(database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
+    return factory
