@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.api.helpers import Api, running_app, settings_for
-from tests.pg import database_url, postgres_url  # noqa: F401 - pytest fixtures
+from tests.pg import database_url, factory, postgres_url  # noqa: F401 - pytest fixtures
 
 
 @pytest.fixture(scope="module")
