@@ -470,3 +470,54 @@ def test_run_one_enforces_the_time_limit(factory, database_url):
     assert stored.result is None
     with factory() as session:
         assert session.scalar(select(JobRow.lease_owner).where(JobRow.id == job.id)) is None
+
+
+def test_one_heart_renews_each_job_and_stops_a_cancelled_one(factory, database_url, monkeypatch):
+    """The worker loop's long-lived heartbeat thread (worker.Heart), across two jobs: it renews
+    the running job's lease past the one its claim set, and a cancel asked while the job runs
+    reaches the job through it. Without a beat neither would happen (the job would succeed)."""
+    lease = 0.3  # a beat every 0.1 s
+    started = threading.Event()
+    leases: list[tuple[Any, Any]] = []
+
+    def slow(request, progress, settings):
+        started.set()
+        for i in range(60):  # up to 3 s, in steps that look at the flags the beats set
+            progress(i / 60, "slow")
+            threading.Event().wait(0.05)
+            if request.get("short") and i >= 12:
+                with factory() as session:  # the lease as the beats left it, 0.6 s in
+                    leases.append(session.execute(select(JobRow.started_at, JobRow.lease_expires_at)
+                                                  .where(JobRow.status == "running")).one())
+                break
+        return {"done": True}
+
+    monkeypatch.setitem(worker.HANDLERS, "architecture", slow)
+    cfg = worker.WorkerConfig(database_url=database_url, worker_id="w1", lease_s=lease)
+    heart = worker.Heart(factory, cfg)
+    try:
+        for n in range(2):
+            with factory() as session:
+                first, _ = submit(session, request={"short": True, "n": n})
+            assert worker.run_one(factory, cfg, reap=False, heart=heart) is True
+            stored = row(factory, first.id)
+            assert stored.status == "succeeded", stored.error
+            assert heart.current is None
+            # Beaten while it ran: 0.6 s in, its lease ends well after the one its claim set.
+            began, expires = leases[n]
+            assert as_utc(expires) > as_utc(began) + timedelta(seconds=lease + 0.2)
+        with factory() as session:
+            job, _ = submit(session)
+        started.clear()
+        outcome: list[bool] = []
+        runner = threading.Thread(target=lambda: outcome.append(
+            worker.run_one(factory, cfg, reap=False, heart=heart)))
+        runner.start()
+        assert started.wait(10)
+        with factory() as session:
+            assert store.cancel_or_delete(session, job.id) == "cancel_requested"
+        runner.join(10)
+        assert outcome == [True]
+        assert row(factory, job.id).status == "cancelled"
+    finally:
+        heart.stop()
