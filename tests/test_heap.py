@@ -66,3 +66,36 @@ def test_release_hands_freed_memory_back() -> None:
     # freed but kept: still resident; released: the 64 MiB leave the resident set (within a margin)
     assert freed > held - 8 * 1024
     assert released < freed - 48 * 1024
+
+
+def test_a_small_free_heap_is_kept_after_a_job() -> None:
+    """Under heap.RELEASE_OVER free, release leaves the heap be (a small check's few free pages
+    would only be faulted in again by the next); above it, it hands the pages back."""
+    from gradhealth import heap
+
+    free = heap.free_heap_bytes()
+    if free is None:
+        pytest.skip("no mallinfo2 (glibc < 2.33): release always trims")
+    trims: list[int] = []
+    real = heap._libc
+    lib = real()
+
+    class Libc:  # glibc, but malloc_trim only counted
+        def malloc_trim(self, pad: int) -> int:
+            trims.append(pad)
+            return 1
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(lib, name)
+
+    try:
+        heap._libc = lambda: Libc()  # type: ignore[assignment]
+        heap.RELEASE_OVER = free + (64 << 20)
+        heap.release_freed_memory()
+        assert trims == []
+        heap.RELEASE_OVER = 0
+        heap.release_freed_memory()
+        assert trims == [0]
+    finally:
+        heap._libc = real  # type: ignore[assignment]
+        heap.RELEASE_OVER = 32 << 20
