@@ -186,10 +186,6 @@ def cmd_check_inputs(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """The architecture check of a spec (in-process, or with --server); a log path goes to the log
     check and an ``.onnx`` file to the model check."""
-    if not args.server:  # this process simulates: keep freed tensor buffers for the next step
-        from gradhealth.heap import keep_freed_memory
-
-        keep_freed_memory()
     if is_keras(args.spec):
         return cmd_check_keras(args)
     if is_model(args.spec):
@@ -209,6 +205,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return _check_spec_dict(args, raw, kind="spec", text=text)
 
 
+def _simulating_here() -> None:
+    """This process is about to simulate: CPU threads as many as are free (GRADHEALTH_THREADS),
+    and freed tensor buffers kept in the heap for the next step (see gradhealth.heap)."""
+    from gradhealth.devices import use_simulation_threads
+    from gradhealth.heap import keep_freed_memory
+    from gradhealth.settings import get_settings
+
+    use_simulation_threads(get_settings().threads)
+    keep_freed_memory()
+
+
 def _check_spec_dict(args: argparse.Namespace, raw: dict[str, Any], *, kind: str,
                      text: str | None = None) -> int:
     """Check a decoded spec in-process or through ``--server`` and emit the reports (exit 0-3)."""
@@ -219,6 +226,7 @@ def _check_spec_dict(args: argparse.Namespace, raw: dict[str, Any], *, kind: str
         if args.server:
             doc = _remote_check(args, raw)
         else:
+            _simulating_here()
             doc = check_architecture(raw, seeds=args.seeds, device=args.device,
                                      verify=False if args.no_verify else None,
                                      progress=_progress(show_progress))
@@ -286,6 +294,7 @@ def _check_keras_file(args: argparse.Namespace, data: bytes) -> int:
 
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
+        _simulating_here()
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
                           device=args.device, verify=False if args.no_verify else None,
                           progress=_progress(show_progress))
@@ -340,6 +349,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
             from gradhealth.library import check_onnx
 
             require_cuda_if_asked(args.device)
+            _simulating_here()
             doc = check_onnx(path, loss=args.loss or "cross_entropy", seeds=args.seeds or 3,
                              weights=args.weights or "as_given", batch_size=args.batch_size,
                              input_shapes=shapes or None, verify=False if args.no_verify else None,

@@ -9,6 +9,7 @@ way ``device: cuda`` where no CUDA device is visible is a spec error at ``/devic
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 
@@ -43,3 +44,41 @@ def require_cuda_if_asked(requested: str | None) -> None:
     """Raise the ``/device`` spec error when ``requested`` is ``cuda`` and torch sees no CUDA device."""
     if requested == "cuda" and not torch_cuda_available():
         raise cuda_unavailable()
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (its affinity, which a container's cpuset narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def simulation_threads(setting: int = 0) -> int:
+    """How many CPU threads a simulation should use: ``setting`` when it is positive; else (auto)
+    the CPUs not already busy by the 1-minute load average, at least 1.
+
+    Why not torch's default (one per core): an intra-op parallel region waits for its slowest
+    thread, and on a CPU that other processes keep busy (a shared CI runner, a worker beside
+    others) that thread is often descheduled. A full check of deep_sigmoid_mlp took 28-30 s with
+    2 threads on 2 cores at load 1.7, and 3.0 s with 1 (bench/README.md)."""
+    if setting > 0:
+        return setting
+    cpus = _cpus()
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return cpus
+    return max(1, min(cpus, cpus - round(busy)))
+
+
+def use_simulation_threads(setting: int = 0) -> int:
+    """Set torch's intra-op threads to :func:`simulation_threads` (imports torch: only for the
+    processes Gradient Health owns and that simulate, never behind a library caller's back).
+    Returns the number set."""
+    import torch
+
+    n = simulation_threads(setting)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     upload_retention_s: float = Field(7 * 86400.0, ge=0,
                                       description="uploads of jobs finished longer ago are deleted; 0: kept "
                                                   "until the job is deleted")
+    threads: int = Field(0, ge=0, description="CPU threads a simulation uses in a worker or an in-process "
+                                              "CLI check; 0: auto, the CPUs not already busy by the "
+                                              "1-minute load average, at least 1")
     worker_max_jobs: int = Field(0, ge=0, description="a worker process is replaced after this many jobs "
                                                       "(returns all its memory, GPU included); 0: never")
     worker_max_gpu_bytes: int = Field(

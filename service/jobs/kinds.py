@@ -18,13 +18,16 @@ Handler = Callable[[Any, Progress, Settings], dict[str, Any]]
 
 
 def _simulating(handler: Handler) -> Handler:
-    """A handler that simulates: freed tensor buffers stay in the worker's heap during the job
-    (no page faults at every step) and are handed back to the kernel after it."""
+    """A handler that simulates: as many CPU threads as are free (``settings.threads``), and freed
+    tensor buffers kept in the worker's heap during the job (no page faults at every step), handed
+    back to the kernel after it."""
 
     @functools.wraps(handler)
     def run(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
+        from gradhealth.devices import use_simulation_threads
         from gradhealth.heap import keep_freed_memory, release_freed_memory
 
+        use_simulation_threads(settings.threads)
         keep_freed_memory()
         try:
             return handler(request, progress, settings)
