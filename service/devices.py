@@ -12,6 +12,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 
 from gradhealth.errors import cuda_unavailable
 
@@ -72,13 +73,18 @@ def simulation_threads(setting: int = 0) -> int:
     return max(1, min(cpus, cpus - round(busy)))
 
 
-def use_simulation_threads(setting: int = 0) -> int:
-    """Set torch's intra-op threads to :func:`simulation_threads` (imports torch: only for the
-    processes Gradient Health owns and that simulate, never behind a library caller's back).
-    Returns the number set."""
-    import torch
-
+def use_simulation_threads(setting: int = 0) -> int | None:
+    """Set torch's intra-op threads to :func:`simulation_threads`, for the processes Gradient
+    Health owns and that simulate (never behind a library caller's back). In auto mode an
+    ``OMP_NUM_THREADS`` the user set is left alone (returns None). Imports nothing: before torch
+    is loaded the number goes into ``OMP_NUM_THREADS``, which torch reads when it starts, so a
+    check that fails validation still never loads torch."""
+    if setting == 0 and "OMP_NUM_THREADS" in os.environ and "torch" not in sys.modules:
+        return None
     n = simulation_threads(setting)
-    if torch.get_num_threads() != n:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        os.environ["OMP_NUM_THREADS"] = str(n)
+    elif torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

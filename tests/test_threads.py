@@ -49,3 +49,31 @@ def test_use_sets_torch_threads_and_the_worker_handler_applies_the_setting() -> 
         assert torch.get_num_threads() == target
     finally:
         torch.set_num_threads(before)
+
+
+_FRESH = r"""
+import json, os, sys
+from gradhealth.devices import use_simulation_threads
+set_to = use_simulation_threads(int(sys.argv[1]))
+loaded_before = "torch" in sys.modules
+import torch
+print(json.dumps({"set": set_to, "loaded_before": loaded_before, "torch": torch.get_num_threads()}))
+"""
+
+
+@pytest.mark.parametrize(("setting", "env", "expected"), [
+    ("1", {}, 1),                        # before torch starts: through OMP_NUM_THREADS
+    ("0", {"OMP_NUM_THREADS": "1"}, 1),  # auto leaves the user's OMP_NUM_THREADS alone
+])
+def test_before_torch_is_loaded_nothing_is_imported(setting: str, env: dict[str, str], expected: int) -> None:
+    import json
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"} | env
+    out = subprocess.run([sys.executable, "-c", _FRESH, setting], capture_output=True, text=True,
+                         env=environ, timeout=120, check=True)
+    report = json.loads(out.stdout)
+    assert report["loaded_before"] is False
+    assert report["torch"] == expected
+    assert report["set"] == (None if setting == "0" else expected)
