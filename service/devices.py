@@ -61,8 +61,9 @@ def simulation_threads(setting: int = 0) -> int:
 
     Why not torch's default (one per core): an intra-op parallel region waits for its slowest
     thread, and on a CPU that other processes keep busy (a shared CI runner, a worker beside
-    others) that thread is often descheduled. A full check of deep_sigmoid_mlp took 28-30 s with
-    2 threads on 2 cores at load 1.7, and 3.0 s with 1 (bench/README.md)."""
+    others) that thread is often descheduled. A full check of deep_sigmoid_mlp on 2 cores took
+    4.5 s with 2 threads against 3.0 s with 1 beside one busy process, and 28-30 s against 3.0 s
+    beside a benchmark's three (README: CPU threads of a worker)."""
     if setting > 0:
         return setting
     cpus = _cpus()
