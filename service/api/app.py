@@ -130,6 +130,10 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    # For the ?wait re-read: a read-only SELECT needs no transaction, and on PostgreSQL one costs
+    # two round trips more (BEGIN, then ROLLBACK when the session closes) than the SELECT itself.
+    # The same pool; the level is set (client-side) at checkout and reset at return.
+    app.state.reads = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     app.state.supervisor = None
     app.state.wakeup = None  # a wakeup.Hub while the app runs (routers poll without one)
     app.state.deliverer = None

@@ -70,7 +70,8 @@ async def wait_for(request: Request, job_id: str, owner: str, seconds: float, ro
     Woken by the job's finish (:mod:`gradhealth.jobs.wakeup`); the job is re-read at the hub's
     fallback interval in case that notification was lost. Where nothing would announce the finish
     to this process (no hub, no workers of its own, no ``LISTEN``), it polls with a short back-off."""
-    factory = request.app.state.sessions
+    # One SELECT, outside a transaction where the app has such sessions (app.state.reads).
+    factory = getattr(request.app.state, "reads", None) or request.app.state.sessions
     hub: Hub | None = getattr(request.app.state, "wakeup", None)
     deadline = time.monotonic() + seconds
 
