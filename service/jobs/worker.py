@@ -199,8 +199,8 @@ def run_one(factory: sessionmaker[Session], cfg: WorkerConfig, *, reap: bool = T
         _current = None
         if heart is not None:
             heart.current = None
-        elif beat.is_alive():  # type: ignore[union-attr]
-            beat.join()  # type: ignore[union-attr]
+        elif beat.is_alive():  # type: ignore[union-attr]  # without a heart, beat is the thread started above
+            beat.join()  # type: ignore[union-attr]  # the same thread
     if status == "lost":
         return True  # another worker owns the job now
     if status == "stopped":
