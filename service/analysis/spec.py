@@ -127,11 +127,12 @@ class InitSpec(_Strict):
     """
 
     model_config = ConfigDict(json_schema_extra={"allOf": [
-        _when("scheme", ["normal"], _needs("std")), _when("scheme", ["uniform"], _needs("bound"))]})
+        _when("scheme", ["normal", "truncated_normal"], _needs("std")),
+        _when("scheme", ["uniform"], _needs("bound"))]})
 
     scheme: InitScheme = "default"
     std: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
-                              description="standard deviation for `normal` (at most 100)")
+                              description="standard deviation for `normal` and `truncated_normal` (at most 100)")
     bound: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
                                 description="half-width for `uniform` (at most 100)")
     gain: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
