@@ -33,8 +33,9 @@ Overhead: on logged steps the training thread runs one fused norm over all gradi
 (``torch._foreach_norm``) and, on CUDA, one stack and one non-blocking copy of the norms and the
 loss into pinned host memory; nothing in it waits for the device, walks the module tree or
 builds a record. Reading the values, building records, JSON encoding, writing and sending happen
-in a background thread, which takes what the training thread queued every ``flush_interval``
-seconds. On other steps the cost is a counter. The parameter list is cached; the background
+in a background thread: while steps keep coming it takes them every few milliseconds and works
+on one at a time, so its work overlaps the training thread's kernels; it hands them to the file
+(and the service) every ``flush_interval`` seconds. On other steps the cost is a counter. The parameter list is cached; the background
 thread re-reads it at most once a second, so a parameter added, replaced, frozen or unfrozen is
 picked up within about a second without the training thread paying for the check.
 
@@ -214,6 +215,10 @@ class FileSink(_Encoder):
         """Append the records' lines to the file."""
         self._file.write("".join(self.encode(r) for r in records))
 
+    def _write_lines(self, records: Sequence[Record], texts: Sequence[str]) -> None:
+        """:meth:`write`, with each record's lines already encoded by the writer thread."""
+        self._file.write("".join(texts))
+
     def flush(self) -> None:
         """Hand buffered lines to the operating system."""
         self._file.flush()
@@ -264,6 +269,11 @@ class _Params:
         if names != old_names or any(a is not b for a, b in zip(tensors, old_tensors,
                                                                  strict=True)):
             self.current = (names, tensors)
+
+
+#: While steps keep coming, the writer takes them this often (seconds), so that its work on them
+#: overlaps the training step instead of piling up for the next flush.
+_DRAIN_S = 0.005
 
 
 class _Writer:
@@ -331,25 +341,56 @@ class _Writer:
                     sink.close()
             self.raise_error()
 
+    def _timeout(self, busy: bool, pending: int, last_out: float) -> float | None:
+        """How long to sleep: a moment while steps keep coming, else until what is held is due."""
+        if self.interval == 0:
+            return None  # every put() wakes the thread
+        due = max(0.0, last_out + self.interval - time.monotonic()) if pending else self.interval
+        return min(_DRAIN_S, due) if busy else due
+
     def _run(self) -> None:
         requests: list[threading.Event] = []
+        # Steps turned into records and encoded, not yet handed to the sinks.
+        pending: list[Record] = []
+        texts: list[str] = []
+        encoder = _Encoder()
+        busy = False
+        last_out = time.monotonic()
         try:
             while True:
                 with self.cond:
                     if not (len(self.items) >= self.wake_at or self.closing
                             or self.flush_requests):
-                        self.cond.wait(self.interval or None)
+                        self.cond.wait(self._timeout(busy, len(pending), last_out))
                     closing = self.closing
                     requests, self.flush_requests = self.flush_requests, []
                     # Taken after the requests: whatever was queued before a flush() is in here.
                     batch = [self.items.popleft() for _ in range(len(self.items))]
                     self.cond.notify_all()  # room for a waiting put()
-                if batch:
-                    records = [_record(item) for item in batch]
+                busy = bool(batch)
+                # Reading the values and encoding are the writer's Python work: done as the steps
+                # come, a record at a time, handing the interpreter lock back in between, it runs
+                # while the training thread is inside its kernels (which release the lock)
+                # instead of holding the lock for a whole batch when a flush or the interval is due.
+                for item in batch:
+                    record = _record(item)
+                    pending.append(record)
+                    texts.append(encoder.encode(record))
+                    time.sleep(0)
+                now = time.monotonic()
+                due = now - last_out >= self.interval
+                if pending and (due or requests or closing or len(pending) >= self.wake_at):
                     for sink in self.sinks:
-                        sink.write(records)
-                # A batch comes at most once an interval (or when the queue is half full).
-                if batch or requests or closing:
+                        write_lines = getattr(sink, "_write_lines", None)
+                        if write_lines is not None:
+                            write_lines(pending, texts)
+                        else:
+                            sink.write(pending)
+                    pending, texts = [], []
+                    last_out = now
+                    for sink in self.sinks:
+                        sink.flush()
+                elif requests or closing:
                     for sink in self.sinks:
                         sink.flush()
                 for done in requests:
@@ -374,15 +415,17 @@ def _record(item: tuple[Any, ...]) -> Record:
     seq, step, wall_time, layers, values, event, loss, lr = item
     if event is not None:
         event.synchronize()  # the non-blocking copy into pinned memory has landed
+    numbers: list[Any] = []
     if isinstance(values, tuple | list):  # the norms as 0-d tensors (CPU: already computed)
-        if not values:
-            values = None
-        else:
+        if values and all(t.is_cpu for t in values):
+            numbers = [t.item() for t in values]  # half the cost of a stack and a tolist
+        elif values:
             try:
-                values = torch.stack(values)
+                numbers = torch.stack(values).tolist()
             except RuntimeError:  # some on another device: this thread may wait for it
-                values = torch.stack([t.cpu() for t in values])
-    numbers = values.tolist() if values is not None else []
+                numbers = torch.stack([t.cpu() for t in values]).tolist()
+    elif values is not None:  # one tensor: the stacked copy from the device
+        numbers = values.tolist()
     if loss is _LOSS_IN_VALUES:
         loss = numbers.pop()
     elif isinstance(loss, torch.Tensor):
@@ -634,11 +677,12 @@ class HttpSink:
 
     def write(self, records: Sequence[Record]) -> None:
         """Queue the records for sending (memory, or the spill file when memory is full)."""
-        encoded = []
-        for r in records:
-            text = self._encoder.encode(r)
-            if text:
-                encoded.append((r.seq, text, text.count("\n")))
+        self._write_lines(records, [self._encoder.encode(r) for r in records])
+
+    def _write_lines(self, records: Sequence[Record], texts: Sequence[str]) -> None:
+        """:meth:`write`, with each record's lines already encoded by the recorder's writer."""
+        encoded = [(r.seq, text, text.count("\n")) for r, text in zip(records, texts, strict=True)
+                   if text]
         with self._cond:
             for item in encoded:
                 # Once something is spilled, later steps follow it there: the order is kept.
