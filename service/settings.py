@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0, description="CPU threads a simulation uses in a worker or an in-process "
                                               "CLI check; 0: auto, the CPUs not already busy by the "
                                               "1-minute load average, at least 1")
+    worker_preload: bool = Field(True, description="a worker imports the simulation's modules (torch) when it "
+                                                   "first goes idle, so that its first architecture or model "
+                                                   "check does not wait for them (about 2 s)")
     worker_max_jobs: int = Field(0, ge=0, description="a worker process is replaced after this many jobs "
                                                       "(returns all its memory, GPU included); 0: never")
     worker_max_gpu_bytes: int = Field(

@@ -249,6 +249,21 @@ def _idle(wake: wakeup.IdleWait, cfg: WorkerConfig, stop: Any, parent: int, back
     return 0.0
 
 
+def preload_simulation(settings: Settings) -> float:
+    """Import what an architecture or model check simulates with (torch, the model builders),
+    after setting the CPU threads as a job would; returns the seconds it took.
+
+    A worker does this when it first goes idle, so the first check it claims does not pay for the
+    import: with two workers, the second's first job took 2 s longer than every later one."""
+    started = time.perf_counter()
+    from gradhealth.devices import use_simulation_threads
+
+    use_simulation_threads(settings.threads)  # before torch loads: it reads OMP_NUM_THREADS once
+    import gradhealth.analysis.check  # noqa: F401 - imported for its side effect: loaded once
+    import gradhealth.analysis.module_check  # noqa: F401
+    return time.perf_counter() - started
+
+
 def worker_loop(cfg: WorkerConfig, stop: Any = None, channel: wakeup.WorkerEnds | None = None) -> None:
     """Run jobs until ``stop`` (anything with ``is_set()``) or ``cfg.stopping`` is set, or until
     ``settings.worker_max_jobs`` jobs have run (the supervisor then starts a fresh process).
@@ -268,6 +283,7 @@ def worker_loop(cfg: WorkerConfig, stop: Any = None, channel: wakeup.WorkerEnds 
     reap_every = min(cfg.lease_s / 3, 5.0)
     last_reap = float("-inf")
     max_jobs = cfg.settings.worker_max_jobs
+    preloaded = False
     while (stop is None or not stop.is_set()) and not cfg.stopping.is_set():
         try:
             reap = time.monotonic() - last_reap >= reap_every
@@ -293,6 +309,11 @@ def worker_loop(cfg: WorkerConfig, stop: Any = None, channel: wakeup.WorkerEnds 
             continue
         if os.getppid() != parent:
             break
+        if not preloaded and cfg.settings.worker_preload:
+            preloaded = True
+            log.info("worker %s: simulation modules loaded in %.2f s", cfg.worker_id,
+                     preload_simulation(cfg.settings))
+            continue  # a job may have come meanwhile
         idle = _idle(wake, cfg, stop, parent, idle)
     heart.stop()
     wake.close()
