@@ -471,7 +471,7 @@ def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
     net = copy.deepcopy(run.model)
     if run.prepare is not None:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)  # the CPU's only, as simulate.prepare
             run.prepare(net, seed)
     unroll_recurrent(net)
     expose_attention(net)

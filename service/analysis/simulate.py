@@ -52,25 +52,47 @@ class UnitStats:
     fan_out: int | None = None
     values: dict[str, np.ndarray] = field(default_factory=dict)
 
+    # The per-seed arrays hold a handful of numbers: plain float arithmetic on them is ~20x
+    # cheaper than numpy's nan-aware reductions, and the rules and reports ask ~50 times a check.
+
     def geo(self, metric: str) -> float:
-        """Geometric mean over seeds (norms span orders of magnitude); 0 if any seed is 0."""
+        """Geometric mean over seeds (norms span orders of magnitude); 0 if any seed is 0.
+        NaN seeds are left out (all NaN: NaN)."""
         v = self.values.get(metric)
-        if v is None or np.all(np.isnan(v)):
+        if v is None:
             return math.nan
-        with np.errstate(divide="ignore"):
-            return float(np.exp(np.nanmean(np.log(v))))
+        logs = [_log(x) for x in v.tolist() if x == x]
+        if not logs:
+            return math.nan
+        return math.exp(sum(logs) / len(logs))
 
     def log10_std(self, metric: str) -> float:
+        """Population standard deviation over seeds of log10 of the figure; NaN unless there are
+        two seeds or more, all finite and positive."""
         v = self.values.get(metric)
-        if v is None or len(v) < 2 or np.any(~np.isfinite(v)) or np.any(v <= 0):
+        if v is None or len(v) < 2:
             return math.nan
-        return float(np.std(np.log10(v)))
+        xs = v.tolist()
+        if not all(0 < x < math.inf for x in xs):
+            return math.nan
+        logs = [math.log10(x) for x in xs]
+        mean = sum(logs) / len(logs)
+        return math.sqrt(sum((x - mean) ** 2 for x in logs) / len(logs))
 
     def mean(self, metric: str) -> float:
+        """Mean over seeds, NaN seeds left out (all NaN: NaN)."""
         v = self.values.get(metric)
-        if v is None or np.all(np.isnan(v)):
+        if v is None:
             return math.nan
-        return float(np.nanmean(v))
+        xs = [x for x in v.tolist() if x == x]
+        return sum(xs) / len(xs) if xs else math.nan
+
+
+def _log(x: float) -> float:
+    """Natural log as numpy's: -inf at 0, NaN below it."""
+    if x > 0:
+        return math.log(x)
+    return -math.inf if x == 0 else math.nan
 
 
 @dataclass
@@ -148,7 +170,10 @@ def prepare(plan: Plan, seed: int, device: torch.device) -> tuple[Network, torch
     """Build the model and batch for one seed on the CPU, then move both to ``device``."""
     dtype = DTYPES[plan.spec.precision]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # The CPU generator only, which fork_rng restores: torch.manual_seed also seeds every
+        # accelerator's generator, queued with a formatted stack trace each (1 ms per seed on a
+        # CPU-only host) and left changed after the block.
+        torch.default_generator.manual_seed(seed)
         net = build_network(plan)
     net = net.to(device=device, dtype=dtype).train()
     x, target = make_batch(plan, seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from gradhealth.analysis.plan import make_plan
-from gradhealth.analysis.simulate import prepare, simulate
+from gradhealth.analysis.simulate import UnitStats, prepare, simulate
 from gradhealth.analysis.spec import parse_spec
 from tests.helpers import mlp
 
@@ -105,3 +106,32 @@ def test_gpu_and_cpu_give_the_same_figures():
     cpu, gpu = simulate(plan, device="cpu"), simulate(plan, device="cuda")
     for a, b in zip(cpu.units, gpu.units, strict=True):
         np.testing.assert_allclose(a.values["output_grad_norm"], b.values["output_grad_norm"], rtol=1e-6)
+
+
+# --- the per-seed reductions, against numpy's nan-aware ones ---------------------------------
+
+_EDGES = (0.0, 1e-300, 0.5, 3.2, 7e10, math.inf, math.nan)
+
+
+def _numpy_figures(v: np.ndarray) -> tuple[float, float, float]:
+    """What UnitStats computed with numpy before: geometric mean, mean, std of log10."""
+    if np.all(np.isnan(v)):
+        geo = mean = math.nan
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            geo = float(np.exp(np.nanmean(np.log(v))))
+        mean = float(np.nanmean(v))
+    positive = len(v) >= 2 and bool(np.all(np.isfinite(v))) and bool(np.all(v > 0))
+    std = float(np.std(np.log10(v))) if positive else math.nan
+    return geo, mean, std
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_seed_reductions_agree_with_numpy_on_every_edge_case(n):
+    unit = UnitStats("u", "/layers/0", "linear", None, 0, True)
+    for combo in itertools.product(_EDGES, repeat=n):
+        v = np.array(combo)
+        unit.values = {"m": v}
+        got = (unit.geo("m"), unit.mean("m"), unit.log10_std("m"))
+        for ours, theirs in zip(got, _numpy_figures(v), strict=True):
+            assert (math.isnan(ours) and math.isnan(theirs)) or ours == pytest.approx(theirs, rel=1e-12), combo

@@ -986,7 +986,7 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
     plan = make_plan(parsed, settings.limits)  # refused over the limits, before allocating
     require_cuda_if_asked(device or parsed.device)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # every weight is overwritten below; the seed only fixes the rest
+        torch.default_generator.manual_seed(0)  # every weight is overwritten below; the seed only fixes the rest
         net = build_network(plan).double()
     problems = _load_weights(net, origins, stored)
     if problems:
