@@ -291,8 +291,19 @@ def _expectation(g: Callable[[np.ndarray], np.ndarray], q: float, breakpoints: S
     return float(np.sum(half * weights * values)) / _SQRT_2PI
 
 
+def _homogeneous(key: str, negative_slope: float) -> float | None:
+    """For phi(x) = x (x > 0), a x (x < 0): ``E[phi(sqrt(q) z)^2] = c q`` and
+    ``E[phi'(sqrt(q) z)^2] = c`` exactly, with c = (1 + a^2) / 2 (half of z on each side);
+    None for the other activations, which need the quadrature."""
+    slope = {"identity": 1.0, "relu": 0.0, "leaky_relu": negative_slope}.get(key)
+    return None if slope is None else (1.0 + slope * slope) / 2.0
+
+
 def _second_moment(key: str, q: float, negative_slope: float) -> float:
     """``E[phi(sqrt(q) z)^2]`` for any ``q >= 0``, including q beyond _Q_MAX or inf."""
+    c = _homogeneous(key, negative_slope)
+    if c is not None:  # the common case (ReLU networks), in closed form
+        return c * q
     if q == 0.0:
         return float(phi(key, np.zeros(1), negative_slope)[0]) ** 2
     if q <= _Q_MAX:
@@ -334,6 +345,9 @@ def chi1(name: str, q: float, sigma_w2: float, negative_slope: float = 0.01) -> 
     key = _canonical(name)
     if not q >= 0.0:
         raise ValueError(f"q must be a variance >= 0 (got {q})")
+    c = _homogeneous(key, negative_slope)
+    if c is not None:
+        return float(sigma_w2) * c
     q_eff = min(max(float(q), _Q_MIN), _Q_MAX)
     second = _expectation(lambda x: dphi(key, x, negative_slope) ** 2, q_eff, kinks(key, negative_slope))
     return float(sigma_w2) * second
