@@ -454,12 +454,25 @@ def scrub(value: Any) -> Any:
 
     Such a string is stored without complaint (as a ``\\ud800`` escape) but cannot be encoded as
     UTF-8, so every later read of the job would be a 500; nothing stored may hold one."""
+    if isinstance(value, dict | list):
+        # One C-speed pass finds whether there is anything to replace (almost never); walking a
+        # whole result document in Python cost more than storing it.
+        try:
+            clean = _SURROGATE.search(json.dumps(value, ensure_ascii=False)) is None
+        except (TypeError, ValueError):  # not plain JSON data: walk it
+            clean = False
+        if clean:
+            return value
+    return _scrub(value)
+
+
+def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {scrub(k): scrub(v) for k, v in value.items()}
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub(v) for v in value]
+        return [_scrub(v) for v in value]
     return value
 
 
