@@ -83,13 +83,13 @@ def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: st
     # Invalid input is reported before torch is imported (so a bad spec fails fast) and before the
     # device is looked at (so a bad spec is reported as such).
     parsed = parse_spec(raw)
-    make_plan(parsed, settings.limits)
+    plan = make_plan(parsed, settings.limits)
     require_cuda_if_asked(device or parsed.device)
     from gradhealth.analysis.check import CheckOptions, run_architecture_check
 
     options = CheckOptions(settings.thresholds, settings.limits, device=device,
                            verify=settings.verify_remedies if verify is None else verify)
-    return run_architecture_check(raw, options, progress=progress)
+    return run_architecture_check(raw, options, progress=progress, plan=plan)
 
 
 def check_logs(path: str | Path, *, format: str | None = None, settings: Settings | None = None,

@@ -54,15 +54,17 @@ class CheckOptions:
 
 
 def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = None,
-                           progress: ProgressFn | None = None) -> Diagnosis:
+                           progress: ProgressFn | None = None, *, plan: Plan | None = None) -> Diagnosis:
     """Check the architecture ``raw`` (a decoded JSON/YAML spec) and return the diagnosis document.
 
     Raises :class:`gradhealth.errors.SpecError` (with JSON pointers) for an invalid spec and
     :class:`gradhealth.errors.LimitExceeded` for one over the limits, before any allocation.
+    ``plan``: the plan of ``raw`` under ``options.limits`` where the caller made it already.
     """
     options = options or CheckOptions(Thresholds(), Limits())
-    spec = parse_spec(raw)
-    plan = make_plan(spec, options.limits)
+    if plan is None:
+        plan = make_plan(parse_spec(raw), options.limits)
+    spec = plan.spec
     report = progress or (lambda fraction, stage: None)
     result = simulate(plan, device=options.device,
                       progress=lambda f, stage: report(0.4 * f, stage))
