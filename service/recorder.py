@@ -33,9 +33,9 @@ Overhead: on logged steps the training thread runs one fused norm over all gradi
 (``torch._foreach_norm``) and, on CUDA, one stack and one non-blocking copy of the norms and the
 loss into pinned host memory; nothing in it waits for the device, walks the module tree or
 builds a record. Reading the values, building records, JSON encoding, writing and sending happen
-in a background thread: while steps keep coming it takes them every few milliseconds and works
-on one at a time, so its work overlaps the training thread's kernels; it hands them to the file
-(and the service) every ``flush_interval`` seconds. On other steps the cost is a counter. The parameter list is cached; the background
+in a background thread, which takes what the training thread queued every ``flush_interval``
+seconds. (Taking steps as they come, a record at a time, was tried and measured slower: the
+interpreter lock then changes hands around every kernel of the training step.) On other steps the cost is a counter. The parameter list is cached; the background
 thread re-reads it at most once a second, so a parameter added, replaced, frozen or unfrozen is
 picked up within about a second without the training thread paying for the check.
 
@@ -271,11 +271,6 @@ class _Params:
             self.current = (names, tensors)
 
 
-#: While steps keep coming, the writer takes them this often (seconds), so that its work on them
-#: overlaps the training step instead of piling up for the next flush.
-_DRAIN_S = 0.005
-
-
 class _Writer:
     """The background thread: drains what ``step()`` queued, turns it into records, feeds sinks.
 
@@ -341,56 +336,33 @@ class _Writer:
                     sink.close()
             self.raise_error()
 
-    def _timeout(self, busy: bool, pending: int, last_out: float) -> float | None:
-        """How long to sleep: a moment while steps keep coming, else until what is held is due."""
-        if self.interval == 0:
-            return None  # every put() wakes the thread
-        due = max(0.0, last_out + self.interval - time.monotonic()) if pending else self.interval
-        return min(_DRAIN_S, due) if busy else due
-
     def _run(self) -> None:
         requests: list[threading.Event] = []
-        # Steps turned into records and encoded, not yet handed to the sinks.
-        pending: list[Record] = []
-        texts: list[str] = []
-        encoder = _Encoder()
-        busy = False
-        last_out = time.monotonic()
+        encoder = _Encoder()  # one encoding of each record, whatever the number of sinks
         try:
             while True:
                 with self.cond:
                     if not (len(self.items) >= self.wake_at or self.closing
                             or self.flush_requests):
-                        self.cond.wait(self._timeout(busy, len(pending), last_out))
+                        self.cond.wait(self.interval or None)
                     closing = self.closing
                     requests, self.flush_requests = self.flush_requests, []
                     # Taken after the requests: whatever was queued before a flush() is in here.
                     batch = [self.items.popleft() for _ in range(len(self.items))]
                     self.cond.notify_all()  # room for a waiting put()
-                busy = bool(batch)
-                # Reading the values and encoding are the writer's Python work: done as the steps
-                # come, a record at a time, handing the interpreter lock back in between, it runs
-                # while the training thread is inside its kernels (which release the lock)
-                # instead of holding the lock for a whole batch when a flush or the interval is due.
-                for item in batch:
-                    record = _record(item)
-                    pending.append(record)
-                    texts.append(encoder.encode(record))
-                    time.sleep(0)
-                now = time.monotonic()
-                due = now - last_out >= self.interval
-                if pending and (due or requests or closing or len(pending) >= self.wake_at):
+                if batch:
+                    records = [_record(item) for item in batch]
+                    texts: list[str] | None = None
                     for sink in self.sinks:
                         write_lines = getattr(sink, "_write_lines", None)
-                        if write_lines is not None:
-                            write_lines(pending, texts)
-                        else:
-                            sink.write(pending)
-                    pending, texts = [], []
-                    last_out = now
-                    for sink in self.sinks:
-                        sink.flush()
-                elif requests or closing:
+                        if write_lines is None:
+                            sink.write(records)
+                            continue
+                        if texts is None:
+                            texts = [encoder.encode(r) for r in records]
+                        write_lines(records, texts)
+                # A batch comes at most once an interval (or when the queue is half full).
+                if batch or requests or closing:
                     for sink in self.sinks:
                         sink.flush()
                 for done in requests:
