@@ -35,9 +35,13 @@ from tests.pg import create_database, drop_database
 
 JOBS = 50
 LEASE_S = 5  # long enough that a live worker starved of CPU for a moment keeps its lease
-SPEC = {"input": {"shape": [32]}, "seeds": 1, "batch_size": 32,
-        "layers": [{"type": "linear", "out_features": 32, "activation": "tanh",
-                    "init": "xavier_normal", "repeat": 4},
+# Each job must run long against the claim and finish around it (~0.1 s here, against a few
+# milliseconds of bookkeeping), so that a worker is caught holding one, and long enough that the
+# 50 jobs are not all done before the second catch: a 4x32 network checked in ~3 ms once the
+# check got faster, and the catches then missed the jobs.
+SPEC = {"input": {"shape": [256]}, "seeds": 3, "batch_size": 256,
+        "layers": [{"type": "linear", "out_features": 256, "activation": "tanh",
+                    "init": "xavier_normal", "repeat": 8},
                    {"type": "linear", "out_features": 4}]}
 
 AUDIT = """
