@@ -49,9 +49,13 @@ ProgressFn = Callable[[float, str], None]
 ACTIVATION_MODULES: dict[type[nn.Module], str] = {
     nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
     nn.ELU: "elu", nn.SELU: "selu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Softplus: "softplus",
-    nn.Hardtanh: "hardtanh", nn.ReLU6: "hardtanh",
+    nn.ReLU6: "relu", nn.Hardtanh: "hardtanh",
 }
-NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
+# ReLU6 is the ReLU as far as the measurements go: units at 0 below the kink are dead, and the
+# clamp at 6 is far above unit-variance pre-activations (hardtanh's "saturated beyond +-1" would
+# call healthy ReLU6 units saturated). nn.ReLU6 subclasses nn.Hardtanh: it is listed first.
+NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
+                nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 RNN_TYPES = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
 
 
@@ -79,7 +83,8 @@ def role_of(module: nn.Module) -> Role:
     if isinstance(module, nn.Embedding):
         return Role("weight", "embedding")
     if isinstance(module, NORM_MODULES):
-        return Role("norm", type(module).__name__.lower())
+        name = type(module).__name__.lower()
+        return Role("norm", "instancenorm" if name.startswith("instancenorm") else name)
     for cls, name in ACTIVATION_MODULES.items():
         if isinstance(module, cls):
             return Role("act", "activation", name)

@@ -84,3 +84,112 @@ def upsampler() -> nn.Sequential:
                          nn.ReLU(),
                          nn.ConvTranspose2d(6, 4, 2, stride=2), nn.Tanh(), nn.Flatten(),
                          nn.Linear(4 * 16 * 16, 5))
+
+
+# --- families whose exports use the ops added for real models (Resize, norms, PRelu, ...) ------
+
+class UNet(nn.Module):
+    """Two levels, skip connection by Concat; upsampled by nearest and by bilinear Resize."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.down2 = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
+        self.near = nn.Upsample(scale_factor=2, mode="nearest")
+        self.bilinear = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.up = nn.Conv2d(16 + 8, 8, 3, padding=1)
+        self.up_act = nn.ReLU()
+        self.out = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.down1(x)
+        b = self.down2(a)
+        u = self.near(b) + self.bilinear(b)
+        return self.out(self.up_act(self.up(torch.cat([u, a], 1)))).mean((2, 3))
+
+
+class GroupNormResidual(nn.Module):
+    """GroupNorm (exported as Reshape + InstanceNormalization + Mul/Add) and InstanceNorm2d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1)
+        self.gn = nn.GroupNorm(4, 8)
+        self.act = nn.SiLU()
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.inorm = nn.InstanceNorm2d(8, affine=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x + self.conv2(self.inorm(self.act(self.gn(self.conv1(x)))))
+        return self.head(h.mean((2, 3)))
+
+
+class MobileBlock(nn.Module):
+    """MobileNetV3-style: Hardswish, depthwise conv with ReLU6, PReLU, squeeze-and-excite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1)
+        self.hswish = nn.Hardswish()
+        self.depthwise = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+        self.relu6 = nn.ReLU6()
+        self.pointwise = nn.Conv2d(16, 16, 1)
+        self.prelu = nn.PReLU(16)
+        self.se1, self.se_act, self.se2 = nn.Conv2d(16, 4, 1), nn.ReLU(), nn.Conv2d(4, 16, 1)
+        self.gate = nn.Hardsigmoid()
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.hswish(self.stem(x))
+        h = self.prelu(self.pointwise(self.relu6(self.depthwise(h))))
+        pooled = nn.functional.adaptive_avg_pool2d(h, 1)
+        h = h * self.gate(self.se2(self.se_act(self.se1(pooled))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+
+
+class TinyGPT(nn.Module):
+    """A causal decoder block: learned positions, one qkv projection split in three (Split), a
+    triu mask (Trilu), softmax attention, a GELU feed-forward (``approximate``: GPT-2's "tanh")."""
+
+    def __init__(self, vocab: int = 50, length: int = 8, width: int = 32, heads: int = 4,
+                 approximate: str = "none") -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, width)
+        self.pos = nn.Parameter(torch.randn(length, width) * 0.02)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.ff = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate=approximate),
+                                nn.Linear(4 * width, width))
+        self.head = nn.Linear(width, vocab)
+        self.heads = heads
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.emb(idx) + self.pos
+        q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
+        b, t, d = q.shape
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / (d // self.heads) ** 0.5
+        mask = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+        att = att.masked_fill(mask, float("-inf")).softmax(-1)
+        x = x + self.proj((att @ v).transpose(1, 2).reshape(b, t, d))
+        x = x + self.ff(self.ln2(x))
+        return self.head(x).mean(1)
+
+
+class Odds(nn.Module):
+    """Reflection padding (Pad), Mish, a flip (Slice with step -1), a max over time (ReduceMax),
+    GLU (Split), an elementwise maximum (Max), rsqrt and Softsign."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 3)
+        self.glu = nn.Linear(8, 16)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = nn.functional.mish(self.conv(nn.functional.pad(x, (1, 1), mode="reflect")))
+        h = torch.flip(h, dims=[2]).amax(dim=2)
+        h = nn.functional.glu(self.glu(h), dim=-1)
+        h = torch.maximum(h, 0.1 * h) + torch.rsqrt(h * h + 1)
+        return self.fc(nn.functional.softsign(h))

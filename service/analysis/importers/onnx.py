@@ -326,6 +326,46 @@ class Recurrent(Op):
         self.rnn.reset_parameters()
 
 
+class InstanceNorm(Op):
+    """InstanceNormalization, and GroupNormalization (``groups`` > 0): statistics per sample
+    (and group) over the spatial dims; scale and bias are parameters."""
+
+    def __init__(self, scale: nn.Parameter | None, bias: nn.Parameter | None, eps: float,
+                 groups: int = 0) -> None:
+        super().__init__()
+        self.weight, self.bias, self.eps, self.groups = scale, bias, eps, groups
+        # the names torch's modules give (nn.GroupNorm, nn.InstanceNorm2d): the live door's
+        self.role = Role("norm", "groupnorm" if groups else "instancenorm")
+
+    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
+        if not self.groups:
+            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        w = self.weight.reshape(-1) if self.weight is not None else None
+        b = self.bias.reshape(-1) if self.bias is not None else None
+        channels = x.shape[1]
+        if w is not None and w.numel() == self.groups != channels:  # opset 18: one per group
+            w = w.repeat_interleave(channels // self.groups)
+            b = b.repeat_interleave(channels // self.groups) if b is not None else None
+        return F.group_norm(x, self.groups, w, b, self.eps)
+
+    reinitialise = BatchNorm.reinitialise
+
+
+class PRelu(Op):
+    """PRelu: the slope below 0 is a parameter (broadcast as ONNX does: [C, 1, 1] for images)."""
+
+    def __init__(self, slope: nn.Parameter) -> None:
+        super().__init__()
+        self.weight = slope
+
+    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
+        return torch.where(x > 0, x, x * self.weight)  # torch's prelu: the slope's branch at 0
+
+    def reinitialise(self) -> None:
+        with torch.no_grad():
+            self.weight.fill_(0.25)  # nn.PReLU's default
+
+
 class Fn(Op):
     """A parameter-free node computed by ``fn(inputs...)``."""
 
@@ -521,12 +561,21 @@ def _slice(n: Node, c: Ctx) -> Op:
         ax = _ints(axes) if axes is not None else list(range(len(s)))
         st = _ints(steps) if steps is not None else [1] * len(s)
         index: list[Any] = [slice(None)] * x.dim()
+        backwards: list[tuple[int, slice]] = []
         for a, b, en, step in zip(ax, s, e, st, strict=True):
-            if step <= 0:
-                raise ValueError("Slice with a non-positive step is not supported")
+            if step == 0:
+                raise ValueError("Slice with a step of 0")
             size = x.shape[a]
+            if step < 0:  # torch.flip exports this; tensors take no negative steps: pick indices
+                backwards.append((a % x.dim(), slice(b, en, step)))
+                continue
             index[a % x.dim()] = slice(max(min(b, size), -size), max(min(en, size), -size - 1), step)
-        return x[tuple(index)]
+        x = x[tuple(index)]
+        for dim, picked in backwards:
+            # Python's slice clamping is ONNX's for a negative step (ends far below -size: to 0).
+            rows = list(range(*picked.indices(x.shape[dim])))
+            x = x.index_select(dim, torch.tensor(rows, dtype=torch.long, device=x.device))
+        return x
     return Fn(slice_)
 
 
@@ -554,6 +603,8 @@ def _clip(n: Node, c: Ctx) -> Op:
     role = None
     if lo is not None and hi is not None and float(lo) == -1.0 and float(hi) == 1.0:
         role = Role("act", "activation", "hardtanh")
+    elif lo is not None and float(lo) == 0.0 and (hi is None or float(hi) == 6.0):
+        role = Role("act", "activation", "relu")  # ReLU6 (or ReLU): measured as the live door does
     return Fn(lambda x, lo=None, hi=None: torch.clamp(x, lo, hi), role)
 
 
@@ -571,6 +622,157 @@ def _reduce(fn: Callable[..., torch.Tensor]) -> Callable[[Node, Ctx], Op]:
             return fn(x, dim=ax or list(range(x.dim())), keepdim=keep)
         return Fn(reduce)
     return build
+
+
+def _instance_norm(n: Node, c: Ctx) -> Op:
+    return InstanceNorm(c.param(n.inputs[1]), c.param(n.inputs[2]), n.attrs.get("epsilon", 1e-5))
+
+
+def _group_norm(n: Node, c: Ctx) -> Op:
+    return InstanceNorm(c.param(n.inputs[1]), c.param(n.inputs[2]), n.attrs.get("epsilon", 1e-5),
+                        int(n.attrs["num_groups"]))
+
+
+def _prelu(n: Node, c: Ctx) -> Op:
+    slope = c.param(n.inputs[1])
+    if slope is None:
+        return Fn(lambda x, s: torch.where(x > 0, x, x * s))
+    return PRelu(slope)
+
+
+#: ONNX Resize (mode, coordinate_transformation_mode, nearest_mode) -> F.interpolate's mode and
+#: align_corners; the combinations torch exports, and those that compute the same.
+_RESIZE: dict[tuple[str, str, str], tuple[str, bool | None]] = {
+    ("nearest", "asymmetric", "floor"): ("nearest", None),
+    ("linear", "half_pixel", ""): ("linear", False),
+    ("linear", "pytorch_half_pixel", ""): ("linear", False),
+    ("linear", "align_corners", ""): ("linear", True),
+    ("cubic", "half_pixel", ""): ("bicubic", False),
+    ("cubic", "pytorch_half_pixel", ""): ("bicubic", False),
+    ("cubic", "align_corners", ""): ("bicubic", True),
+}
+
+
+def _resize(n: Node, c: Ctx) -> Op:
+    a = n.attrs
+    mode = a.get("mode", "nearest")
+    key = (mode, a.get("coordinate_transformation_mode", "half_pixel"),
+           a.get("nearest_mode", "round_prefer_floor") if mode == "nearest" else "")
+    if key not in _RESIZE:
+        raise Unsupported("mode={}, coordinate_transformation_mode={}{}".format(
+            key[0], key[1], f", nearest_mode={key[2]}" if key[2] else ""))
+    if a.get("exclude_outside", 0) or a.get("antialias", 0) or a.get("axes") is not None:
+        raise Unsupported("exclude_outside, antialias or axes")
+    if mode == "cubic" and abs(a.get("cubic_coeff_a", -0.75) + 0.75) > 1e-9:
+        raise Unsupported("cubic_coeff_a other than -0.75 (torch's)")
+    kind, corners = _RESIZE[key]
+
+    def resize(x: torch.Tensor, roi: Any = None, scales: torch.Tensor | None = None,
+               sizes: torch.Tensor | None = None) -> torch.Tensor:
+        nd = x.dim() - 2
+        if kind == "linear":
+            interp = ("linear", "bilinear", "trilinear")[nd - 1]
+        elif kind == "bicubic" and nd != 2:
+            raise ValueError("cubic Resize of other than 2-d images")
+        else:
+            interp = kind
+        if sizes is not None and sizes.numel():
+            size = _ints(sizes)
+            if size[:2] != list(x.shape[:2]):
+                raise ValueError("Resize of the batch or channel dimension")
+            return F.interpolate(x, size=size[2:], mode=interp, align_corners=corners)
+        factors = [float(v) for v in scales.reshape(-1).tolist()] if scales is not None else []
+        if factors[:2] != [1.0, 1.0]:
+            raise ValueError("Resize of the batch or channel dimension")
+        return F.interpolate(x, scale_factor=factors[2:], mode=interp, align_corners=corners)
+    return Fn(resize)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+
+
+def _pad(n: Node, c: Ctx) -> Op:
+    mode = n.attrs.get("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise Unsupported(f"mode={mode}")
+    attr_pads = n.attrs.get("pads")  # opset < 11
+    attr_value = n.attrs.get("value", 0.0)
+
+    def pad(x: torch.Tensor, pads: torch.Tensor | None = None, value: torch.Tensor | None = None,
+            axes: torch.Tensor | None = None) -> torch.Tensor:
+        p = list(attr_pads) if attr_pads is not None else _ints(pads)
+        dims = [a % x.dim() for a in _ints(axes)] if axes is not None else list(range(x.dim()))
+        begin, end = p[:len(dims)], p[len(dims):]
+        full = [(0, 0)] * x.dim()
+        for d, b, e in zip(dims, begin, end, strict=True):
+            full[d] = (b, e)
+        while full and full[0] == (0, 0):  # F.pad takes the trailing dims only
+            full.pop(0)
+        flat = [v for b, e in reversed(full) for v in (b, e)]
+        if mode == "constant":
+            fill = float(value.reshape(-1)[0]) if value is not None and value.numel() else attr_value
+            return F.pad(x, flat, "constant", fill)
+        return F.pad(x, flat, _PAD_MODES[mode])
+    return Fn(pad)
+
+
+def _split(n: Node, c: Ctx) -> Op:
+    axis = n.attrs.get("axis", 0)
+    attr_split = n.attrs.get("split")
+    parts = len(n.outputs)
+
+    def split(x: torch.Tensor, sizes: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        given = list(attr_split) if attr_split is not None else _ints(sizes)
+        if given:
+            return tuple(torch.split(x, given, dim=axis))
+        return tuple(torch.split(x, -(-x.shape[axis] // parts), dim=axis))  # the last may be smaller
+    return Fn(split, n_outputs=parts)
+
+
+def _variadic(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], mean: bool = False
+              ) -> Callable[[Node, Ctx], Op]:
+    def build(n: Node, c: Ctx) -> Op:
+        def combine(*xs: torch.Tensor) -> torch.Tensor:
+            out = xs[0]
+            for x in xs[1:]:
+                out = fn(out, x)
+            return out / len(xs) if mean else out
+        return Fn(combine)
+    return build
+
+
+def _trilu(n: Node, c: Ctx) -> Op:
+    upper = bool(n.attrs.get("upper", 1))
+
+    def trilu(x: torch.Tensor, k: torch.Tensor | None = None) -> torch.Tensor:
+        diagonal = int(k.reshape(-1)[0]) if k is not None else 0
+        return torch.triu(x, diagonal) if upper else torch.tril(x, diagonal)
+    return Fn(trilu)
+
+
+def _arg(fn: Callable[..., torch.Tensor]) -> Callable[[Node, Ctx], Op]:
+    def build(n: Node, c: Ctx) -> Op:
+        if n.attrs.get("select_last_index", 0):
+            raise Unsupported("select_last_index=1")
+        axis, keep = n.attrs.get("axis", 0), bool(n.attrs.get("keepdims", 1))
+        return Fn(lambda x: fn(x, dim=axis, keepdim=keep))
+    return build
+
+
+def _depth_to_space(n: Node, c: Ctx) -> Op:
+    b, mode = int(n.attrs["blocksize"]), n.attrs.get("mode", "DCR")
+
+    def depth_to_space(x: torch.Tensor) -> torch.Tensor:
+        if mode == "CRD":
+            return F.pixel_shuffle(x, b)  # torch's channel order
+        N, C, H, W = x.shape
+        y = x.reshape(N, b, b, C // (b * b), H, W).permute(0, 3, 4, 1, 5, 2)
+        return y.reshape(N, C // (b * b), H * b, W * b)
+    return Fn(depth_to_space)
+
+
+def _range(start: torch.Tensor, limit: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
 
 
 def _selu(x: torch.Tensor) -> torch.Tensor:
@@ -616,6 +818,22 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
         _ints(s), float(c.value(n.outputs[0] + "#value").reshape(-1)[0])  # type: ignore[union-attr]  # read below
         if c.value(n.outputs[0] + "#value") is not None else 0.0, device=s.device)),
     "ReduceMean": _reduce(torch.mean), "ReduceSum": _reduce(torch.sum),
+    "ReduceMax": _reduce(torch.amax), "ReduceMin": _reduce(torch.amin),
+    "InstanceNormalization": _instance_norm, "GroupNormalization": _group_norm, "_GroupNorm": _group_norm,
+    "PRelu": _prelu, "HardSwish": _binary(F.hardswish), "Mish": _binary(F.mish),
+    "Softsign": _binary(F.softsign),
+    "Resize": _resize, "Pad": _pad, "Split": _split, "Trilu": _trilu, "DepthToSpace": _depth_to_space,
+    "Max": _variadic(torch.maximum), "Min": _variadic(torch.minimum), "Sum": _variadic(torch.add),
+    "Mean": _variadic(torch.add, mean=True),
+    "Reciprocal": _binary(torch.reciprocal), "Floor": _binary(torch.floor), "Ceil": _binary(torch.ceil),
+    "Sin": _binary(torch.sin), "Cos": _binary(torch.cos), "Sign": _binary(torch.sign),
+    "Less": _binary(torch.lt), "Greater": _binary(torch.gt), "LessOrEqual": _binary(torch.le),
+    "GreaterOrEqual": _binary(torch.ge), "And": _binary(torch.logical_and),
+    "Or": _binary(torch.logical_or), "Xor": _binary(torch.logical_xor),
+    "Tile": lambda n, c: Fn(lambda x, repeats: x.repeat(*_ints(repeats))),
+    "Range": _binary(_range),
+    "Einsum": lambda n, c: Fn(lambda *xs: torch.einsum(n.attrs["equation"], *xs)),
+    "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin),
 }
 
 
@@ -744,6 +962,60 @@ def _near(static: dict[str, np.ndarray], name: str, target: float) -> bool:
         and abs(float(v.reshape(-1)[0]) - target) < 1e-4 * abs(target)
 
 
+def _fold_group_norm(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
+    """``nn.GroupNorm`` as torch exports it before opset 18 (Reshape to [N, G, -1],
+    InstanceNormalization with unit scale and zero bias, Reshape back, then Mul and Add by the
+    affine weight and bias) becomes one node, so the layer is one norm unit whose weight and bias
+    are parameters with a gradient, as in the model."""
+    producer = {o: i for i, n in enumerate(nodes) for o in n.outputs}
+    users: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for name in n.inputs:
+            users.setdefault(name, []).append(i)
+
+    def only_user(name: str, op: str) -> int | None:
+        found = users.get(name, [])
+        return found[0] if len(found) == 1 and nodes[found[0]].op == op else None
+
+    def affine(i: int, op: str) -> tuple[int, str] | None:
+        """The next node if it is ``op`` of the output and one static per-channel tensor."""
+        j = only_user(nodes[i].outputs[0], op)
+        if j is None or len(nodes[j].inputs) != 2:
+            return None
+        other = [x for x in nodes[j].inputs if x != nodes[i].outputs[0]]
+        if len(other) != 1 or other[0] not in static or static[other[0]].ndim < 1:
+            return None
+        return j, other[0]
+
+    drop: set[int] = set()
+    replace: dict[int, Node] = {}
+    for i, norm in enumerate(nodes):
+        if norm.op != "InstanceNormalization" or norm.inputs[0] not in producer:
+            continue
+        r1 = producer[norm.inputs[0]]
+        scale, bias = static.get(norm.inputs[1]), static.get(norm.inputs[2])
+        r2 = only_user(norm.outputs[0], "Reshape")
+        if (nodes[r1].op != "Reshape" or r2 is None or scale is None or bias is None
+                or not np.all(scale == 1) or not np.all(bias == 0)
+                or len(users.get(nodes[r1].outputs[0], [])) != 1):
+            continue
+        x = nodes[r1].inputs[0]
+        last, inputs = r2, [x, "", ""]
+        mul = affine(r2, "Mul")
+        if mul is not None:
+            last, inputs[1] = mul
+            add = affine(last, "Add")
+            if add is not None:
+                last, inputs[2] = add
+        drop |= {r1, i, r2} | ({last} if last != r2 else set()) | (
+            {mul[0]} if mul is not None else set())
+        drop.discard(last)
+        replace[last] = Node("_GroupNorm", norm.name, inputs, list(nodes[last].outputs),
+                             {"num_groups": int(scale.size),
+                              "epsilon": norm.attrs.get("epsilon", 1e-5)})
+    return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
+
+
 def _fold_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
     """The erf form of GELU older opsets export (``x * (erf(x / sqrt 2) + 1) * 0.5``, five nodes)
     becomes one ``Gelu`` node, so the unit's activation is known (``gelu``, not a product)."""
@@ -831,7 +1103,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     for n in graph.node:
         for i in n.input:
             consumers[i] = consumers.get(i, 0) + 1
-    nodes = _fuse(_fold_gelu(nodes, static), static, consumers)
+    nodes = _fuse(_fold_gelu(_fold_group_norm(nodes, static), static), static, consumers)
 
     ctx = Ctx(static)
     ops: list[Op] = []

@@ -1,0 +1,145 @@
+"""The ops real models export beyond the first families (U-Nets, GroupNorm ResNets, MobileNets,
+causal decoders): each model checked through ONNX agrees with the same model checked live, layer
+by layer, to 1e-6 (float64, same weights and inputs); and single ops against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from gradhealth.analysis.importers.onnx import InstanceNorm, import_onnx
+from gradhealth.analysis.importers.onnx_static import parse, unsupported
+from gradhealth.analysis.module_check import check_module, check_onnx
+from tests.analysis.onnx_models import GroupNormResidual, MobileBlock, Odds, TinyGPT, UNet, export
+from tests.analysis.test_onnx import _same
+
+
+def _ids() -> torch.Tensor:
+    """Token ids with the table's last row among them: the live door draws its synthetic ids
+    below the example's largest id + 1, the ONNX door below the table's size."""
+    ids = torch.randint(0, 50, (4, 8))
+    ids[0, 0] = 49
+    return ids
+
+
+MODELS = {
+    "unet": (UNet, lambda: torch.randn(4, 3, 16, 16)),
+    "groupnorm_residual": (GroupNormResidual, lambda: torch.randn(4, 8, 8, 8)),
+    "mobile_block": (MobileBlock, lambda: torch.randn(4, 3, 16, 16)),
+    "tiny_gpt": (TinyGPT, _ids),
+    "tiny_gpt_tanh_gelu": (lambda: TinyGPT(approximate="tanh"), _ids),
+    "odds": (Odds, lambda: torch.randn(4, 4, 10)),
+}
+#: Models whose activations are all modules of the spec's vocabulary: the live door sees the same
+#: units as the ONNX door (a functional mish or glu is a few ONNX nodes, invisible to the hooks).
+SAME_UNITS = ("unet", "groupnorm_residual", "mobile_block", "tiny_gpt")
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("case", sorted(MODELS))
+def test_interpreted_graph_computes_what_the_model_does(case: str, opset: int) -> None:
+    """The output, and the gradient of a loss on it with respect to a float input, in float64."""
+    build, make_input = MODELS[case]
+    torch.manual_seed(0)
+    model = build()
+    x = make_input()
+    data = export(model, x, opset=opset)
+    assert unsupported(parse(data)) == []
+    graph = import_onnx(data).module.double()
+    model = model.double()
+    xs = [x.double().requires_grad_() if x.is_floating_point() else x for _ in range(2)]
+    ours, theirs = graph(xs[0]), model(xs[1])
+    # 1e-6: constants in the file (a softmax scale, an eps) are float32, the model's are float64
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-8)
+    if x.is_floating_point():
+        (ours ** 2).sum().backward()
+        (theirs ** 2).sum().backward()
+        torch.testing.assert_close(xs[0].grad, xs[1].grad, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", SAME_UNITS)
+def test_model_through_onnx_agrees_with_the_live_model(case: str) -> None:
+    build, make_input = MODELS[case]
+    torch.manual_seed(0)
+    model = build()
+    x = make_input()
+    live = check_module(model, x, seeds=2, verify=False)
+    via_onnx = check_onnx(export(model, x, opset=17), seeds=2, verify=False)
+    _same(live, via_onnx)
+    assert any(layer.grad_norm for layer in via_onnx.layers)
+
+
+def test_group_norm_is_one_unit_with_its_affine_parameters() -> None:
+    # exported as Reshape, InstanceNormalization (unit scale), Reshape, Mul, Add: folded into one
+    # op whose weight and bias are the model's and get a gradient
+    torch.manual_seed(0)
+    model = GroupNormResidual()
+    with torch.no_grad():
+        model.gn.weight.uniform_(0.5, 1.5)
+    x = torch.randn(2, 8, 8, 8)
+    graph = import_onnx(export(model, x)).module.double()
+    (group,) = [op for op in graph.ops if isinstance(op, InstanceNorm) and op.groups]
+    assert group.groups == 4
+    torch.testing.assert_close(group.weight.detach().reshape(-1), model.gn.weight.detach().double())
+    graph(x.double()).sum().backward()
+    assert group.weight.grad is not None and float(group.weight.grad.abs().sum()) > 0
+
+
+def _run(node: object, inputs: dict[str, np.ndarray], inits: dict[str, np.ndarray],
+         out_shape: list[int]) -> np.ndarray:
+    """One node as a graph, interpreted in float64."""
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info(k, TensorProto.FLOAT, list(v.shape)) for k, v in inputs.items()],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    module = import_onnx(data).module.double()
+    args = [torch.from_numpy(v.astype(np.float64)) for v in inputs.values()]
+    with torch.no_grad():
+        return np.asarray(module(*args).numpy())
+
+
+def test_group_normalization_op_per_group_scale() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 3, 3)).astype(np.float32)
+    scale = np.array([1.5, -0.5, 2.0], np.float32)
+    bias = np.array([0.1, 0.2, 0.3], np.float32)
+    node = helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=3, epsilon=1e-5)
+    got = _run(node, {"x": x}, {"s": scale, "b": bias}, list(x.shape))
+    g = x.astype(np.float64).reshape(2, 3, -1)
+    norm = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5))
+    expected = (norm * scale[None, :, None] + bias[None, :, None]).reshape(x.shape)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_depth_to_space_dcr_order() -> None:
+    x = np.arange(2 * 8 * 2 * 3, dtype=np.float32).reshape(2, 8, 2, 3)
+    node = helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode="DCR")
+    got = _run(node, {"x": x}, {}, [2, 2, 4, 6])
+    # The ONNX operator's reference: reshape, transpose, reshape.
+    expected = x.reshape(2, 2, 2, 2, 2, 3).transpose(0, 3, 4, 1, 5, 2).reshape(2, 2, 4, 6)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("mode,numpy_mode", [("edge", "edge"), ("reflect", "reflect"), ("wrap", "wrap")])
+def test_pad_modes_match_numpy(mode: str, numpy_mode: str) -> None:
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    pads = np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64)
+    node = helper.make_node("Pad", ["x", "p"], ["y"], mode=mode)
+    got = _run(node, {"x": x}, {"p": pads}, [2, 3, 7, 8])
+    expected = np.pad(x, [(0, 0), (0, 0), (1, 2), (2, 1)], mode=numpy_mode)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_einsum_tile_and_argmax() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    b = rng.standard_normal((2, 4, 5)).astype(np.float32)
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], equation="bij,bjk->bik")
+    np.testing.assert_allclose(_run(node, {"a": a, "b": b}, {}, [2, 3, 5]), a @ b, rtol=1e-6)
+    tile = helper.make_node("Tile", ["a", "r"], ["y"])
+    np.testing.assert_array_equal(_run(tile, {"a": a}, {"r": np.array([1, 2, 1], np.int64)}, [2, 6, 4]),
+                                  np.tile(a, (1, 2, 1)))
