@@ -1016,6 +1016,78 @@ def _fold_group_norm(nodes: list[Node], static: dict[str, np.ndarray]) -> list[N
     return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
 
 
+def _fold_tanh_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
+    """The tanh form of GELU (GPT-2's; ``nn.GELU(approximate="tanh")``) as opsets before 20 write
+    it, ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`` in nine nodes, becomes one
+    ``Gelu`` node with ``approximate="tanh"``: one gelu unit, as in the model, not a tanh."""
+    producer = {o: i for i, n in enumerate(nodes) for o in n.outputs}
+    users: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for name in n.inputs:
+            users.setdefault(name, []).append(i)
+
+    def made_by(name: str, op: str) -> int | None:
+        """The node of type ``op`` that makes ``name`` for this node alone."""
+        j = producer.get(name)
+        return j if j is not None and nodes[j].op == op and len(users.get(name, [])) == 1 else None
+
+    def only_user(name: str, op: str) -> int | None:
+        found = users.get(name, [])
+        return found[0] if len(found) == 1 and nodes[found[0]].op == op else None
+
+    def split(j: int, target: float) -> str | None:
+        """Node ``j`` is binary with one operand ~``target``: the other operand."""
+        ins = nodes[j].inputs
+        if len(ins) != 2:
+            return None
+        if _near(static, ins[0], target):
+            return ins[1]
+        return ins[0] if _near(static, ins[1], target) else None
+
+    def is_cube(name: str, x: str) -> set[int] | None:
+        """The nodes computing x^3 into ``name`` (Pow(x, 3), or x * (x * x) in either order)."""
+        j = made_by(name, "Pow")
+        if j is not None:
+            return {j} if nodes[j].inputs[0] == x and _near(static, nodes[j].inputs[1], 3.0) else None
+        j = made_by(name, "Mul")
+        if j is None or x not in nodes[j].inputs:
+            return None
+        rest = [v for v in nodes[j].inputs if v != x] or [x]
+        k = made_by(rest[0], "Mul")
+        return {j, k} if k is not None and nodes[k].inputs == [x, x] else None
+
+    drop: set[int] = set()
+    replace: dict[int, Node] = {}
+    for i, t in enumerate(nodes):
+        if t.op != "Tanh":
+            continue
+        m3 = made_by(t.inputs[0], "Mul")
+        inner = split(m3, math.sqrt(2 / math.pi)) if m3 is not None else None
+        add = made_by(inner, "Add") if inner is not None else None
+        if add is None or len(nodes[add].inputs) != 2:
+            continue
+        for x, cubed in (nodes[add].inputs, nodes[add].inputs[::-1]):
+            m2 = made_by(cubed, "Mul")
+            cube = split(m2, 0.044715) if m2 is not None else None
+            parts = is_cube(cube, x) if cube is not None else None
+            if parts is not None:
+                break
+        else:
+            continue
+        a1 = only_user(t.outputs[0], "Add")
+        if a1 is None or split(a1, 1.0) != t.outputs[0]:
+            continue
+        m4 = only_user(nodes[a1].outputs[0], "Mul")
+        if m4 is None or sorted(nodes[m4].inputs) != sorted([x, nodes[a1].outputs[0]]):
+            continue
+        m5 = only_user(nodes[m4].outputs[0], "Mul")
+        if m5 is None or split(m5, 0.5) != nodes[m4].outputs[0]:
+            continue
+        drop |= parts | {m2, add, m3, i, a1, m4}  # type: ignore[arg-type]  # m2 is set once parts is
+        replace[m5] = Node("Gelu", t.name, [x], list(nodes[m5].outputs), {"approximate": "tanh"})
+    return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
+
+
 def _fold_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
     """The erf form of GELU older opsets export (``x * (erf(x / sqrt 2) + 1) * 0.5``, five nodes)
     becomes one ``Gelu`` node, so the unit's activation is known (``gelu``, not a product)."""
@@ -1103,7 +1175,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     for n in graph.node:
         for i in n.input:
             consumers[i] = consumers.get(i, 0) + 1
-    nodes = _fuse(_fold_gelu(_fold_group_norm(nodes, static), static), static, consumers)
+    nodes = _fold_tanh_gelu(_fold_gelu(_fold_group_norm(nodes, static), static), static)
+    nodes = _fuse(nodes, static, consumers)
 
     ctx = Ctx(static)
     ops: list[Op] = []
