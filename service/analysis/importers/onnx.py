@@ -18,6 +18,7 @@ declared shapes, before any tensor is allocated.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,9 @@ class Node:
     inputs: list[str]
     outputs: list[str]
     attrs: dict[str, Any]
+    #: the module path the node was traced in, where the exporter wrote it (torch's dynamo
+    #: exporter: metadata ``pkg.torch.onnx.name_scopes``), e.g. ``enc.layers.0.self_attn``
+    scope: str | None = None
 
 
 @dataclass
@@ -919,16 +923,47 @@ def _attrs(node: Any) -> dict[str, Any]:
 
 
 def _unit_name(node: Node, ctx: Ctx) -> str:
-    """The module path the exporter wrote (``0.weight`` -> ``0``, node ``/a/b/Gemm`` -> ``a.b``),
-    else the node's own name: what the user sees in named_parameters() or in Netron."""
-    for i in node.inputs[1:] + [str(node.attrs.get("_bias", ""))]:
+    """What the user sees in named_parameters() or in Netron: the module path of the node's
+    weight (``0.weight`` -> ``0``), or the module the exporter traced it in, else the legacy
+    exporter's node path (``/a/b/Gemm`` -> ``a.b``), else the node's own name."""
+    path = None
+    for i in node.inputs + [str(node.attrs.get("_bias", ""))]:
         for suffix in (".weight", ".bias"):
             if i.endswith(suffix) and i in ctx.static:
-                return i[: -len(suffix)]
-    parts = [p for p in node.name.split("/") if p]
-    if node.name.startswith("/") and len(parts) >= 2:
-        return ".".join(parts[:-1])
-    return node.name or f"{node.op}_{id(node)}"
+                path = i[: -len(suffix)]
+                break
+        if path is not None:
+            break
+    scope = node.scope
+    if scope is None:
+        if path is not None:
+            return path
+        parts = [p for p in node.name.split("/") if p]
+        if node.name.startswith("/") and len(parts) >= 2:
+            return ".".join(parts[:-1])
+        return node.name or f"{node.op}_{id(node)}"
+    if path is None or path == scope or path.startswith(scope + "."):
+        return path or scope  # the weight's own module inside the traced one (MHA's out_proj)
+    # The dynamo exporter keeps one copy of initializers with equal values (the layers of an
+    # nn.TransformerEncoder start as copies): layers.1's op then reads layers.0's weight. The
+    # weight's path below the scope's depth, on the scope, is the name in the model.
+    ps, ss = path.split("."), scope.split(".")
+    if len(ps) > len(ss) and all(a == b or (a.isdigit() and b.isdigit()) for a, b in zip(ps[:len(ss)], ss, strict=True)):
+        return ".".join(ss + ps[len(ss):])
+    return scope  # a weight used by another module (tied embeddings): named by the module
+
+
+#: A module path in a dynamo export's name_scopes list (a Python list of strings, read as text).
+_SCOPE_ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
+def _scope(node: Any) -> str | None:
+    """The module the node was traced in, from the dynamo exporter's metadata (no eval)."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes" and len(prop.value) < 65536:
+            scopes = _SCOPE_ITEM.findall(prop.value)
+            return scopes[-2] if len(scopes) >= 2 and scopes[-2] else None
+    return None
 
 
 def _fuse(nodes: list[Node], static: dict[str, np.ndarray], consumers: dict[str, int]) -> list[Node]:
@@ -1157,7 +1192,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     nodes: list[Node] = []
     for n in graph.node:
         attrs = _attrs(n)
-        node = Node(n.op_type, n.name, list(n.input), list(n.output), attrs)
+        node = Node(n.op_type, n.name, list(n.input), list(n.output), attrs, _scope(n))
         if n.op_type == "Constant":
             for a in n.attribute:
                 if a.name == "value":
