@@ -13,18 +13,18 @@ import torch
 from torch import nn
 
 from gradhealth.analysis.module_check import check_module, check_onnx
-from tests.analysis.onnx_models import Encoder, MobileBlock, Residual, Sequence, TinyGPT, UNet, mlp
+from tests.analysis.onnx_models import Encoder, MobileBlock, Residual, Sequence, TinyGPT, UNet, cnn, mlp
 from tests.analysis.test_onnx import _same
 
 pytest.importorskip("onnxscript")  # the dynamo exporter's own dependency (in the dev extra)
 
 
-def export_dynamo(model: nn.Module, x: torch.Tensor) -> bytes:
+def export_dynamo(model: nn.Module, x: torch.Tensor, optimize: bool = True) -> bytes:
     logging.disable(logging.WARNING)  # the exporter reports each step of its translation
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(model, (x,), dynamo=True, verbose=False)
+            program = torch.onnx.export(model, (x,), dynamo=True, verbose=False, optimize=optimize)
     finally:
         logging.disable(logging.NOTSET)
     assert program is not None
@@ -69,3 +69,16 @@ def test_the_encoder_layers_are_told_apart() -> None:
     names = [layer.name for layer in doc.layers]
     assert names == ["emb"] + [f"enc.layers.{i}.{p}" for i in range(2) for p in
                                ("self_attn", "self_attn.out_proj", "linear1", "linear2")] + ["head"]
+
+
+def test_batchnorm_is_kept_with_optimize_off_and_measured_as_in_training() -> None:
+    # optimize=True (the default) folds BatchNorm into the convolution (an inference graph);
+    # with optimize=False the file keeps it, and the check measures the training network
+    torch.manual_seed(0)
+    model = cnn()
+    x = torch.randn(8, 3, 8, 8)
+    live = check_module(model, x, seeds=2, verify=False)
+    kept = check_onnx(export_dynamo(model, x, optimize=False), seeds=2, verify=False)
+    _same(live, kept)
+    folded = check_onnx(export_dynamo(model, x), seeds=2, verify=False)
+    assert [layer.grad_norm for layer in folded.layers] != [layer.grad_norm for layer in live.layers]
