@@ -13,7 +13,16 @@ import torch
 from torch import nn
 
 from gradhealth.analysis.module_check import check_module, check_onnx
-from tests.analysis.onnx_models import Encoder, MobileBlock, Residual, Sequence, TinyGPT, UNet, cnn, mlp
+from tests.analysis.onnx_models import (
+    Encoder,
+    MobileBlock,
+    Residual,
+    Sequence,
+    TinyGPT,
+    UNet,
+    cnn,
+    mlp,
+)
 from tests.analysis.test_onnx import _same
 
 pytest.importorskip("onnxscript")  # the dynamo exporter's own dependency (in the dev extra)
