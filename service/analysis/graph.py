@@ -334,6 +334,14 @@ class Record:
     pre: torch.Tensor | None = None
     activation: str | None = None
     params: list[nn.Parameter] = field(default_factory=list)
+    #: a parametrized layer's weight as its forward computed it (weight_norm, spectral_norm):
+    #: its gradient is the layer's, as for the weight an exporter folds into the file
+    weight: torch.Tensor | None = None
+
+
+def parametrized_weight(module: nn.Module) -> bool:
+    """The module's ``weight`` is computed by a parametrization (weight_norm, spectral_norm)."""
+    return bool(torch.nn.utils.parametrize.is_parametrized(module, "weight"))
 
 
 def _first_tensor(value: Any) -> torch.Tensor | None:
@@ -360,8 +368,11 @@ class Tracer:
             for k, layer in enumerate(stack.layers):
                 names[layer] = (base if k == 0 else f"{base}#{k + 1}", pointer)
         for module, (name, pointer) in names.items():
+            # a parametrized layer (weight_norm, spectral_norm) is a leaf: its only children
+            # compute its weight
             is_leaf = isinstance(module, UnrolledRNN) or (
-                not any(True for _ in module.children()) and not isinstance(module, _UNDER_UNROLLED))
+                not any(n != "parametrizations" for n, _ in module.named_children())
+                and not isinstance(module, _UNDER_UNROLLED))
             if not is_leaf:
                 continue
             role = role_of(module)
@@ -385,9 +396,14 @@ class Tracer:
             return
         if role.kind == "norm":
             return  # a norm that follows no weight layer (a pre-norm block's own): not a unit
+        weight = None
+        if role.kind == "weight" and parametrized_weight(module):
+            # under parametrize.cached() (instrumented_step) this is the tensor forward used
+            weight = self._keep(cast(torch.Tensor, module.weight))
         self.units.append(Record(name, pointer, role, module, inp, self._keep(out),
                                  pre=inp if role.kind == "act" else None,
-                                 activation=role.activation, params=list(module.parameters())))
+                                 activation=role.activation, params=list(module.parameters()),
+                                 weight=weight))
 
     @staticmethod
     def _keep(t: torch.Tensor) -> torch.Tensor:
@@ -407,6 +423,8 @@ _UNDER_UNROLLED = (nn.LSTM, nn.GRU, nn.RNN)
 def add_record(readout: Readout, rec: Record) -> None:
     """Hand one hooked unit to ``readout``, with the names and definitions of the spec simulation's."""
     w, _, _ = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
+    if rec.weight is not None:
+        w = rec.weight
     grads: list[torch.Tensor | None] = (
         [w.grad] if w is not None and not isinstance(rec.module, UnrolledRNN)
         else [p.grad for p in rec.module.parameters()])
@@ -505,7 +523,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         m.probing = True
     try:
         net.zero_grad(set_to_none=True)
-        loss = loss_of(run.loss, _output(net(*xs)), seed)
+        # cached: a parametrized weight is computed once, so the hooks see the tensor used
+        with torch.nn.utils.parametrize.cached():
+            loss = loss_of(run.loss, _output(net(*xs)), seed)
         loss.backward()
     finally:
         tracer.close()

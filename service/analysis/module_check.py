@@ -25,6 +25,7 @@ from gradhealth.analysis.findings import Detection
 from gradhealth.analysis.graph import (
     GraphRun,
     InputSpec,
+    parametrized_weight,
     role_of,
     simulate_graph,
 )
@@ -60,13 +61,20 @@ def _init_edit(scheme: str) -> Edit:
     def edit(net: nn.Module, seed: int) -> None:
         with torch.no_grad():
             for m in _layers(net, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                parametrized = parametrized_weight(m)
+                # a parametrized weight (weight_norm) is computed: draw a new one and assign it
+                # (the parametrization's right_inverse sets its originals)
                 w = cast(torch.Tensor, m.weight)
+                if parametrized:
+                    w = torch.empty_like(w)
                 if scheme == "kaiming_normal":
                     nn.init.kaiming_normal_(w, nonlinearity="relu")
                 elif scheme == "xavier_normal":
                     nn.init.xavier_normal_(w)
                 else:  # lecun_normal
                     nn.init.normal_(w, 0.0, w[0].numel() ** -0.5)
+                if parametrized:
+                    m.weight = w
                 bias = getattr(m, "bias", None)
                 if isinstance(bias, torch.Tensor):
                     bias.zero_()

@@ -193,3 +193,18 @@ class Odds(nn.Module):
         h = nn.functional.glu(self.glu(h), dim=-1)
         h = torch.maximum(h, 0.1 * h) + torch.rsqrt(h * h + 1)
         return self.fc(nn.functional.softsign(h))
+
+
+class WeightNormed(nn.Module):
+    """A dilated 1-d conv net (WaveNet-like) whose first conv is weight-normalised: its weight is
+    computed from g and v at each forward (a parametrization); exporters fold it into the file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.utils.parametrizations.weight_norm(nn.Conv1d(4, 8, 3, dilation=2, padding=2))
+        self.act = nn.ReLU()
+        self.c2 = nn.Conv1d(8, 8, 3, dilation=4, padding=4)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.c2(self.act(self.c1(x))).mean(2))
