@@ -443,7 +443,7 @@ class InputSpec:
 
     shape: tuple[int, ...]
     dtype: torch.dtype = torch.float64
-    high: int | None = None  # integer inputs: ids are drawn below this
+    high: int | None = None  # integer inputs: ids are drawn below this; None: all ones (a mask)
 
 
 def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
@@ -455,7 +455,8 @@ def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
         if s.dtype.is_floating_point:
             out.append(torch.randn(s.shape, generator=gen, dtype=torch.float64))
         else:
-            out.append(torch.randint(s.high or 2, s.shape, generator=gen, dtype=s.dtype))
+            out.append(torch.randint(s.high, s.shape, generator=gen, dtype=s.dtype) if s.high
+                       else torch.ones(s.shape, dtype=s.dtype))
     return out
 
 

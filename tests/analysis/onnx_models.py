@@ -208,3 +208,25 @@ class WeightNormed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.c2(self.act(self.c1(x))).mean(2))
+
+
+class MaskedEncoder(nn.Module):
+    """A BERT-style encoder taking token ids and an integer attention mask (1: a token, 0: padding)."""
+
+    def __init__(self, vocab: int = 50, width: int = 16) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, 4)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(self.emb(ids)).chunk(3, dim=-1)
+        scores = q @ k.transpose(-2, -1) / 4.0 + (1.0 - mask[:, None, :].to(q.dtype)) * -10000.0
+        return self.out(scores.softmax(-1) @ v).mean(1)
+
+
+class Unmasked(MaskedEncoder):
+    """``MaskedEncoder(ids, mask of ones)``: what the check of the two-input model must measure."""
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(ids, torch.ones_like(ids) if mask is None else mask)

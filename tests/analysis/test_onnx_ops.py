@@ -4,6 +4,9 @@ by layer, to 1e-6 (float64, same weights and inputs); and single ops against num
 
 from __future__ import annotations
 
+import io
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -15,10 +18,12 @@ from gradhealth.analysis.importers.onnx_static import parse, unsupported
 from gradhealth.analysis.module_check import check_module, check_onnx
 from tests.analysis.onnx_models import (
     GroupNormResidual,
+    MaskedEncoder,
     MobileBlock,
     Odds,
     TinyGPT,
     UNet,
+    Unmasked,
     WeightNormed,
     export,
 )
@@ -195,3 +200,24 @@ def test_reduce_l2_and_log_sum_exp_match_numpy() -> None:
     lse = helper.make_node("ReduceLogSumExp", ["x", "a"], ["y"], keepdims=0)
     np.testing.assert_allclose(_run(lse, {"x": x}, {"a": axes}, [2]),
                                np.log(np.exp(x.astype(np.float64)).sum((1, 2))), rtol=1e-6)
+
+
+def test_an_integer_input_that_indexes_no_table_is_a_mask_of_ones() -> None:
+    # before: refused ("cannot tell which ids are valid"); random 0/1 would mask whole rows
+    torch.manual_seed(0)
+    model = MaskedEncoder()
+    ids = torch.randint(0, 50, (4, 6))
+    ids[0, 0] = 49
+    mask = torch.ones(4, 6, dtype=torch.long)
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (ids, mask), f, dynamo=False, input_names=["ids", "mask"])
+    imported = import_onnx(f.getvalue())
+    assert [(s.dtype, s.high) for s in imported.inputs] == [(torch.int64, 50), (torch.int64, None)]
+    via_onnx = check_onnx(f.getvalue(), seeds=2, verify=False)
+    same_weights = Unmasked()
+    same_weights.load_state_dict(model.state_dict())
+    live = check_module(same_weights, ids, seeds=2, verify=False)
+    _same(live, via_onnx)
+    assert not [f.code for f in via_onnx.findings if f.code == "nonfinite"]

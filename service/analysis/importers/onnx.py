@@ -1249,7 +1249,9 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         if elem in _FLOAT_TYPES:
             inputs.append(InputSpec(tuple(shapes[name])))
         elif elem in _INT_TYPES:
-            inputs.append(InputSpec(tuple(shapes[name]), torch.int64, _id_bound(name, nodes, static)))
+            bound = _id_bound(name, nodes, static)
+            dtype = torch.bool if elem == 9 and bound is None else torch.int64
+            inputs.append(InputSpec(tuple(shapes[name]), dtype, bound))
         else:
             raise ModelError(f"input {name}: element type {elem} is not a number type")
     counts: dict[str, int] = {}
@@ -1258,8 +1260,10 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts)
 
 
-def _id_bound(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> int:
-    """Integer inputs are token ids: draw them below the size of the table they index."""
+def _id_bound(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> int | None:
+    """Integer inputs that index an embedding table are token ids: drawn below the table's size.
+    Other integer inputs (an attention mask) are all ones (None): nothing masked; random 0/1
+    values would mask whole rows of some attention scores and make NaN the model never sees."""
     frontier = {name}
     for n in nodes:
         if not frontier & set(n.inputs):
@@ -1268,5 +1272,5 @@ def _id_bound(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> in
             return int(static[n.inputs[0]].shape[0])
         if n.op in ("Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Transpose"):
             frontier |= set(n.outputs)
-    raise ModelError(f"integer input {name} indexes no embedding table: cannot tell which ids are valid")
+    return None
 
