@@ -421,15 +421,24 @@ class SequencePoolKind(LayerKind[S.SequencePoolLayer]):
 
     def plan(self, ctx: PlanContext, layer: S.SequencePoolLayer, shape: tuple[int, ...], layout: Layout,
              name: str, ptr: str) -> Planned:
-        if layout != "sequence":
-            raise ctx.fail(ptr, f"`pool` needs a sequence [seq_len, features], got {list(shape)}")
-        return Planned(shape[1:], "vector")
+        if layout == "sequence":
+            return Planned(shape[1:], "vector")
+        if layout in ("channels", "image"):  # global pooling of each channel over space
+            if layer.mode == "last":
+                # at the layer: what flows into it decides, not the field alone (as for any shape)
+                raise ctx.fail(ptr, "`pool` mode `last` is for sequences; over a convolution's "
+                                    "output pool with `mean` or `max`")
+            return Planned(shape[:1], "vector")
+        raise ctx.fail(ptr, "`pool` needs a sequence [seq_len, features] or a convolution's output, "
+                            f"got {list(shape)}")
 
     def build(self, plan: UnitPlan, spec: S.Spec) -> Unit:
         from gradhealth.analysis import model as M
 
         layer: S.SequencePoolLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
-        return M.SimpleUnit(plan, M.SequencePool(layer.mode))
+        # a sequence [N, T, F] pools over time; channels-first conv output over every dim after C
+        dims = (1,) if plan.in_layout == "sequence" else tuple(range(2, len(plan.in_shape) + 1))
+        return M.SimpleUnit(plan, M.SequencePool(layer.mode, dims))
 
 
 @register

@@ -193,12 +193,18 @@ class SimpleUnit(Unit):
 
 
 class SequencePool(nn.Module):
-    def __init__(self, mode: str) -> None:
+    """The mean, max or last step over ``dims`` (a sequence's time, a feature map's space)."""
+
+    def __init__(self, mode: str, dims: tuple[int, ...] = (1,)) -> None:
         super().__init__()
-        self.mode = mode
+        self.mode, self.dims = mode, dims
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=1) if self.mode == "mean" else x[:, -1]
+        if self.mode == "mean":
+            return x.mean(dim=self.dims)
+        if self.mode == "max":
+            return x.amax(dim=self.dims)
+        return x[:, -1]
 
 
 class RecurrentUnit(Unit):

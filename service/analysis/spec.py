@@ -319,8 +319,13 @@ class RecurrentLayer(_LayerBase):
 
 
 class SequencePoolLayer(_LayerBase):
+    """``pool``: over a sequence ``[seq_len, features]``, the mean, the max or the last step of
+    each feature; over a convolution's output (``[channels, length]`` or ``[channels, height,
+    width]``), global pooling: the mean (global average pooling) or the max of each channel."""
+
     type: Literal["pool"]
-    mode: Literal["mean", "last"] = "mean"
+    mode: Literal["mean", "last", "max"] = Field(
+        default="mean", description="mean or max over time or space; last: a sequence's last step")
 
 
 class TransformerEncoderLayer(_LayerBase):

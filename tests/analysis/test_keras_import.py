@@ -598,3 +598,42 @@ def test_batchnorm_weights_and_epsilon_are_keras() -> None:
     assert doc.layers[0].grad_norm == pytest.approx(float(K1.grad.norm()), rel=1e-6)
     assert doc.layers[0].output_grad_norm == pytest.approx(float(h.grad.norm()), rel=1e-6)
     assert doc.layers[1].grad_norm == pytest.approx(float(K2.grad.norm()), rel=1e-6)
+
+
+@pytest.mark.parametrize("pool", ["GlobalAveragePooling2D", "GlobalMaxPooling2D"])
+def test_conv_global_pool_dense_weights_compute_what_keras_computes(pool: str) -> None:
+    # the CIFAR classifier's head: Conv2D -> global pooling over space -> Dense, channels-last in
+    # Keras, channels-first in the spec; the oracle computes the Keras model with einsum
+    rng = np.random.default_rng(2)
+    k1 = rng.standard_normal((3, 3, 2, 4)).astype(np.float32) * 0.4
+    b1 = rng.standard_normal(4).astype(np.float32) * 0.1
+    k2 = rng.standard_normal((4, 5)).astype(np.float32) * 0.5
+    b2 = rng.standard_normal(5).astype(np.float32) * 0.1
+    conv = _layer("Conv2D", "conv", filters=4, kernel_size=[3, 3], strides=[1, 1], padding="valid",
+                  activation="relu", use_bias=True, kernel_initializer=_init("HeNormal"),
+                  bias_initializer=_init("Zeros"), data_format="channels_last", dilation_rate=[1, 1], groups=1)
+    cfg = _seq(conv, _layer(pool, "gap", data_format="channels_last", keepdims=False),
+               _dense("out", 5, "softmax"), shape=[6, 6, 2])
+    cfg["config"]["layers"][0]["config"]["batch_shape"] = [None, 6, 6, 2]
+    spec = keras_to_spec(cfg)
+    assert spec["layers"][1] == {"type": "pool", "mode": "max" if "Max" in pool else "mean"}
+    stored = {"conv": [("kernel", k1), ("bias", b1)], "out": [("kernel", k2), ("bias", b2)]}
+    doc = check_keras(_h5_keras2(cfg, stored), seeds=1, batch_size=8, verify=False)
+    assert [layer.name for layer in doc.layers] == ["conv", "out"]  # the measured (weight) layers
+
+    x = _keras_batch((8, 2, 6, 6)).permute(0, 2, 3, 1)
+    K1, B1, K2, B2 = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (k1, b1, k2, b2))
+    patches = x.unfold(1, 3, 1).unfold(2, 3, 1)
+    h = torch.relu(torch.einsum("nijcab,abco->nijo", patches, K1) + B1)
+    pooled = h.amax((1, 2)) if "Max" in pool else h.mean((1, 2))
+    loss = _ce(pooled @ K2 + B2)
+    loss.backward()
+    assert doc.layers[0].grad_norm == pytest.approx(float(K1.grad.norm()), rel=1e-6)
+    assert doc.layers[1].grad_norm == pytest.approx(float(K2.grad.norm()), rel=1e-6)
+
+
+def test_a_global_pool_needs_the_output_it_pools() -> None:
+    cfg = _seq(_dense("d", 4), _layer("GlobalAveragePooling2D", "gap", keepdims=False),
+               _dense("out", 2, "softmax"), shape=[8])
+    with pytest.raises(ModelError, match="gap.*GlobalAveragePooling2D needs a Conv2D"):
+        keras_to_spec(cfg)

@@ -81,3 +81,28 @@ def test_shape_errors_point_at_the_layer(raw, pointer):
     with pytest.raises(SpecError) as info:
         make_plan(parse_spec(raw))
     assert info.value.problems[0].pointer == pointer
+
+
+@pytest.mark.parametrize("mode", ["mean", "max"])
+@pytest.mark.parametrize("conv,shape", [("conv2d", [3, 9, 7]), ("conv1d", [3, 11])])
+def test_pool_over_a_convolution_is_global_pooling_of_each_channel(conv, shape, mode):
+    raw = {"input": {"shape": shape}, "seeds": 1,
+           "layers": [{"type": conv, "out_channels": 5, "kernel_size": 3, "activation": "relu"},
+                      {"type": "pool", "mode": mode}, {"type": "linear", "out_features": 2}]}
+    plan = make_plan(parse_spec(raw))
+    assert plan.units[1].out_shape == (5,)
+    net = build_network(plan)
+    x = torch.randn(4, *shape)
+    features = net.body[0](x)
+    expected = features.flatten(2).amax(2) if mode == "max" else features.flatten(2).mean(2)
+    torch.testing.assert_close(net.body[1](features), expected)
+
+
+def test_pool_last_is_for_sequences_only():
+    raw = {"input": {"shape": [3, 8, 8]},
+           "layers": [{"type": "conv2d", "out_channels": 4, "kernel_size": 3},
+                      {"type": "pool", "mode": "last"}, {"type": "linear", "out_features": 2}]}
+    with pytest.raises(SpecError) as info:
+        make_plan(parse_spec(raw))
+    assert info.value.problems[0].pointer == "/layers/1"
+    assert "mode `last` is for sequences" in info.value.problems[0].message

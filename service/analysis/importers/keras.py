@@ -57,8 +57,10 @@ SUPPORTED = (
     "InputLayer", "Dense", "Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten",
     "Dropout", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
     "Softmax", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "Add",
-    "GlobalAveragePooling1D",
+    "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
 )
+_GLOBAL_POOLS = ("GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling2D",
+                 "GlobalMaxPooling2D")
 
 # Keras activation name -> spec activation. softmax is only allowed on the output (folded into
 # the loss).
@@ -295,11 +297,14 @@ class _Translator:
             stride = cfg.get("strides")
             return [{"type": "maxpool2d" if cls.startswith("Max") else "avgpool2d", "kernel_size": pool,
                      "stride": pool if stride is None else self._square(stride, name)}]
-        if cls == "GlobalAveragePooling1D":
-            if layout != "sequence":
-                self.fail(name, "GlobalAveragePooling1D is supported over sequences (after an "
-                                "Embedding or a recurrent layer) only")
-            return [{"type": "pool", "mode": "mean"}]
+        if cls in _GLOBAL_POOLS:
+            if cfg.get("keepdims"):
+                self.fail(name, "keepdims=True is not supported (the spec's pool gives a vector)")
+            over = ("image",) if cls.endswith("2D") else ("sequence", "channels")
+            if layout not in over:
+                self.fail(name, f"{cls} needs {'a Conv2D' if cls.endswith('2D') else 'a sequence or a Conv1D'}"
+                                "'s output before it")
+            return [{"type": "pool", "mode": "max" if "Max" in cls else "mean"}]
         if cls == "Flatten":
             return [{"type": "flatten"}]
         if cls == "Dropout":
@@ -419,7 +424,7 @@ def _layout(cls: str, cfg: dict[str, Any], layout: str) -> str:
     if cls == "Bidirectional":
         return _layout(str((cfg.get("layer") or {}).get("class_name")),
                        (cfg.get("layer") or {}).get("config") or {}, layout)
-    if cls in ("Flatten", "GlobalAveragePooling1D"):
+    if cls == "Flatten" or cls in _GLOBAL_POOLS:
         return "vector"
     if cls == "Conv2D":
         return "image"
