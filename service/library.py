@@ -116,7 +116,8 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     findings, thresholds and document as :func:`check_architecture`.
 
     ``example_inputs``: a tensor or a tuple of tensors; the simulation draws synthetic inputs of
-    the same shapes and dtypes (standard normal floats; integer ids below the example's max + 1).
+    the same shapes and dtypes (standard normal floats; integer ids that an nn.Embedding reads
+    below the example's max + 1; other integer inputs, such as an attention mask, as given).
     ``loss``: ``cross_entropy`` (over the output's last dimension, random classes), ``mse`` or ``sum``.
     The module is never modified: every simulation, remedies included, runs on a deep copy.
     """

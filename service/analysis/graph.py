@@ -444,6 +444,8 @@ class InputSpec:
     shape: tuple[int, ...]
     dtype: torch.dtype = torch.float64
     high: int | None = None  # integer inputs: ids are drawn below this; None: all ones (a mask)
+    #: an integer input used as given for every seed (the live door's attention mask)
+    value: torch.Tensor | None = None
 
 
 def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
@@ -452,7 +454,9 @@ def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(10_000 + seed)
     out = []
     for s in specs:
-        if s.dtype.is_floating_point:
+        if s.value is not None:
+            out.append(s.value.clone())
+        elif s.dtype.is_floating_point:
             out.append(torch.randn(s.shape, generator=gen, dtype=torch.float64))
         else:
             out.append(torch.randint(s.high, s.shape, generator=gen, dtype=s.dtype) if s.high

@@ -14,6 +14,7 @@ The user's module itself is never modified: every simulation runs on a copy.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -248,32 +249,60 @@ def _batch(inputs: list[InputSpec]) -> int:
     return inputs[0].shape[0] if inputs and inputs[0].shape else 1
 
 
-def input_specs(example_inputs: Any) -> list[InputSpec]:
-    """Shapes and dtypes of the user's example inputs; integer inputs are ids below their max + 1."""
+def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[InputSpec]:
+    """Shapes and dtypes of the user's example inputs. Integer inputs that an ``nn.Embedding``
+    of ``model`` reads are token ids, drawn below the example's max + 1; other integer inputs
+    (an attention mask) are used as given, since random values there would mask at random."""
     xs = list(example_inputs) if isinstance(example_inputs, tuple | list) else [example_inputs]
-    specs: list[InputSpec] = []
     for x in xs:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"example inputs must be tensors, not {type(x).__name__}")
+    integers = [x for x in xs if not x.is_floating_point()]
+    ids = _ids_read_by_embeddings(model, xs) if model is not None and integers else None
+    specs: list[InputSpec] = []
+    for i, x in enumerate(xs):
         if x.is_floating_point():
             specs.append(InputSpec(tuple(x.shape)))
+        elif ids is not None and i not in ids:
+            specs.append(InputSpec(tuple(x.shape), x.dtype, value=x.detach().cpu().clone()))
         else:
             specs.append(InputSpec(tuple(x.shape), torch.int64, int(x.max().item()) + 1 if x.numel() else 2))
     return specs
+
+
+def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor]) -> set[int] | None:
+    """Which of ``xs`` reach an ``nn.Embedding`` directly, found by one forward pass of a copy
+    (the user's module is never run: batch norm would update its statistics). None if that pass
+    fails: then every integer input is treated as ids, as before."""
+    probe = copy.deepcopy(model)
+    seen: set[int] = set()
+    handles = [m.register_forward_pre_hook(
+        lambda _m, args: seen.update(i for i, x in enumerate(xs) for a in args if a is x))
+        for m in probe.modules() if isinstance(m, nn.Embedding)]
+    try:
+        with torch.no_grad():
+            probe(*xs)
+    except Exception:  # noqa: BLE001 - the simulation reports a model that does not run
+        return None
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
 
 
 def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
                  thresholds: Thresholds | None = None) -> Diagnosis:
     """Check a live module with synthetic inputs shaped like ``example_inputs`` (standard normal
-    floats; integer ids below the example's largest + 1), with the module's own weights.
+    floats; integer ids an nn.Embedding reads below the example's largest + 1, other integer inputs
+    as given), with the module's own weights.
 
     The module is never modified: it is deep-copied for every simulation and every remedy."""
     if loss not in ("cross_entropy", "mse", "sum"):
         raise ValueError(f"loss must be cross_entropy, mse or sum, not {loss!r}")
     if seeds < 1:
         raise ValueError("seeds must be at least 1")
-    run = GraphRun(model, input_specs(example_inputs), loss, seeds)
+    run = GraphRun(model, input_specs(example_inputs, model), loss, seeds)
     return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
 
 

@@ -73,3 +73,35 @@ def test_assert_gradients_healthy_fails_with_the_report() -> None:
     assert "vanishing_gradient" in str(err.value)
     doc = assert_gradients_healthy(mlp(nn.ReLU, he=True), torch.randn(64, 64), seeds=2, verify=False)
     assert doc.status == "healthy"
+
+
+class _MaskedWithInf(nn.Module):
+    """Attention masked with -inf where the mask is 0: a row with every key masked is NaN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.qkv = nn.Linear(8, 24)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(self.emb(ids)).chunk(3, dim=-1)
+        scores = (q @ k.transpose(-2, -1)).masked_fill(mask[:, None, :] == 0, float("-inf"))
+        return self.out(scores.softmax(-1) @ v).mean(1)
+
+
+def test_an_integer_input_no_embedding_reads_is_used_as_given() -> None:
+    # ids reach the embedding: drawn per seed; the mask does not: the user's (all ones) is kept.
+    # Drawn at random, some rows of the mask would be all 0 and the check would report NaN.
+    from gradhealth.analysis.module_check import input_specs
+
+    torch.manual_seed(0)
+    model = _MaskedWithInf()
+    ids = torch.randint(0, 20, (16, 3))
+    mask = torch.ones(16, 3, dtype=torch.long)
+    specs = input_specs((ids, mask), model)
+    assert specs[0].high == int(ids.max()) + 1 and specs[0].value is None
+    assert specs[1].value is not None and bool((specs[1].value == 1).all())
+    doc = check_module(model, (ids, mask), seeds=3, verify=False)
+    assert "nonfinite" not in [f.code for f in doc.findings]
+    assert all(layer.grad_norm is not None and layer.grad_norm > 0 for layer in doc.layers)
