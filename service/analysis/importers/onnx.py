@@ -1001,20 +1001,30 @@ def _near(static: dict[str, np.ndarray], name: str, target: float) -> bool:
         and abs(float(v.reshape(-1)[0]) - target) < 1e-4 * abs(target)
 
 
+class _Wiring:
+    """Who makes and who reads each value of a node list: what the peephole folds look up."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+        self.producer = {o: i for i, n in enumerate(nodes) for o in n.outputs}
+        self.users: dict[str, list[int]] = {}
+        for i, n in enumerate(nodes):
+            for name in n.inputs:
+                self.users.setdefault(name, []).append(i)
+
+    def only_user(self, name: str, op: str) -> int | None:
+        """The one node reading ``name``, if it is an ``op``."""
+        found = self.users.get(name, [])
+        return found[0] if len(found) == 1 and self.nodes[found[0]].op == op else None
+
+
 def _fold_group_norm(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
     """``nn.GroupNorm`` as torch exports it before opset 18 (Reshape to [N, G, -1],
     InstanceNormalization with unit scale and zero bias, Reshape back, then Mul and Add by the
     affine weight and bias) becomes one node, so the layer is one norm unit whose weight and bias
     are parameters with a gradient, as in the model."""
-    producer = {o: i for i, n in enumerate(nodes) for o in n.outputs}
-    users: dict[str, list[int]] = {}
-    for i, n in enumerate(nodes):
-        for name in n.inputs:
-            users.setdefault(name, []).append(i)
-
-    def only_user(name: str, op: str) -> int | None:
-        found = users.get(name, [])
-        return found[0] if len(found) == 1 and nodes[found[0]].op == op else None
+    wiring = _Wiring(nodes)
+    producer, users, only_user = wiring.producer, wiring.users, wiring.only_user
 
     def affine(i: int, op: str) -> tuple[int, str] | None:
         """The next node if it is ``op`` of the output and one static per-channel tensor."""
@@ -1059,20 +1069,13 @@ def _fold_tanh_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[No
     """The tanh form of GELU (GPT-2's; ``nn.GELU(approximate="tanh")``) as opsets before 20 write
     it, ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`` in nine nodes, becomes one
     ``Gelu`` node with ``approximate="tanh"``: one gelu unit, as in the model, not a tanh."""
-    producer = {o: i for i, n in enumerate(nodes) for o in n.outputs}
-    users: dict[str, list[int]] = {}
-    for i, n in enumerate(nodes):
-        for name in n.inputs:
-            users.setdefault(name, []).append(i)
+    wiring = _Wiring(nodes)
+    only_user = wiring.only_user
 
     def made_by(name: str, op: str) -> int | None:
         """The node of type ``op`` that makes ``name`` for this node alone."""
-        j = producer.get(name)
-        return j if j is not None and nodes[j].op == op and len(users.get(name, [])) == 1 else None
-
-    def only_user(name: str, op: str) -> int | None:
-        found = users.get(name, [])
-        return found[0] if len(found) == 1 and nodes[found[0]].op == op else None
+        j = wiring.producer.get(name)
+        return j if j is not None and nodes[j].op == op and len(wiring.users.get(name, [])) == 1 else None
 
     def split(j: int, target: float) -> str | None:
         """Node ``j`` is binary with one operand ~``target``: the other operand."""
@@ -1130,15 +1133,8 @@ def _fold_tanh_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[No
 def _fold_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
     """The erf form of GELU older opsets export (``x * (erf(x / sqrt 2) + 1) * 0.5``, five nodes)
     becomes one ``Gelu`` node, so the unit's activation is known (``gelu``, not a product)."""
-    producer = {o: i for i, n in enumerate(nodes) for o in n.outputs}
-    users: dict[str, list[int]] = {}
-    for i, n in enumerate(nodes):
-        for name in n.inputs:
-            users.setdefault(name, []).append(i)
-
-    def only_user(name: str, op: str) -> int | None:
-        found = users.get(name, [])
-        return found[0] if len(found) == 1 and nodes[found[0]].op == op else None
+    wiring = _Wiring(nodes)
+    producer, users, only_user = wiring.producer, wiring.users, wiring.only_user
 
     def other(n: Node, name: str) -> str | None:
         rest = [x for x in n.inputs if x != name]
