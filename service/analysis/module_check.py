@@ -271,13 +271,20 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[Inp
 
 
 def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor]) -> set[int] | None:
-    """Which of ``xs`` reach an ``nn.Embedding`` directly, found by one forward pass of a copy
-    (the user's module is never run: batch norm would update its statistics). None if that pass
-    fails: then every integer input is treated as ids, as before."""
+    """Which integer inputs among ``xs`` an ``nn.Embedding`` reads (as they are, or cast or
+    moved: the same values in the same shape), found by one forward pass of a copy (the user's
+    module is never run: batch norm would update its statistics). None if that pass fails: then
+    every integer input is treated as ids, as before."""
     probe = copy.deepcopy(model)
     seen: set[int] = set()
+
+    def same(a: Any, x: torch.Tensor) -> bool:
+        return a is x or (isinstance(a, torch.Tensor) and not a.is_floating_point()
+                          and a.shape == x.shape and bool(torch.equal(a.cpu().long(), x.cpu().long())))
+
     handles = [m.register_forward_pre_hook(
-        lambda _m, args: seen.update(i for i, x in enumerate(xs) for a in args if a is x))
+        lambda _m, args: seen.update(i for i, x in enumerate(xs) if not x.is_floating_point()
+                                     for a in args if same(a, x)))
         for m in probe.modules() if isinstance(m, nn.Embedding)]
     try:
         with torch.no_grad():

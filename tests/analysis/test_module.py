@@ -105,3 +105,20 @@ def test_an_integer_input_no_embedding_reads_is_used_as_given() -> None:
     doc = check_module(model, (ids, mask), seeds=3, verify=False)
     assert "nonfinite" not in [f.code for f in doc.findings]
     assert all(layer.grad_norm is not None and layer.grad_norm > 0 for layer in doc.layers)
+
+
+class _CastIds(_MaskedWithInf):
+    """Takes int32 ids and casts them before the embedding, as many tokenizer pipelines do."""
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return super().forward(ids.long(), mask)
+
+
+def test_ids_cast_before_the_embedding_are_still_ids() -> None:
+    from gradhealth.analysis.module_check import input_specs
+
+    ids = torch.randint(0, 20, (4, 3), dtype=torch.int32)
+    mask = torch.ones(4, 3, dtype=torch.long)
+    specs = input_specs((ids, mask), _CastIds())
+    assert specs[0].value is None and specs[0].high == int(ids.max()) + 1
+    assert specs[1].value is not None
