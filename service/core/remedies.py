@@ -35,12 +35,13 @@ SNIPPETS: dict[str, str] = {
         "for m in model.modules():\n"
         "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
         '        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")\n'
-        "        nn.init.zeros_(m.bias)"
+        "        if m.bias is not None:\n            nn.init.zeros_(m.bias)"
     ),
     "xavier_init": (
         "for m in model.modules():\n"
         "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
-        "        nn.init.xavier_normal_(m.weight)\n        nn.init.zeros_(m.bias)"
+        "        nn.init.xavier_normal_(m.weight)\n"
+        "        if m.bias is not None:\n            nn.init.zeros_(m.bias)"
     ),
     "lecun_init": (
         "for m in model.modules():\n    if isinstance(m, nn.Linear):\n"

@@ -235,3 +235,21 @@ def test_a_remedy_that_overshoots_into_the_opposite_finding_is_not_fixed():
     assert any(r.verified and r.verified.fixed for r in f.remedies)  # He init does fix it
     # and one remedy does overshoot here (the residual wrap: ~1e3), so the rule above was exercised.
     assert any(r.verified and (r.verified.after or 0) > t.exploding_warning for r in f.remedies)
+
+
+@pytest.mark.parametrize("rid,variance", [("he_init", lambda fan_in, fan_out: 2 / fan_in),
+                                          ("xavier_init", lambda fan_in, fan_out: 2 / (fan_in + fan_out))])
+def test_init_snippets_run_as_pasted_and_give_their_variance(rid, variance):
+    # pasted into a user's file with torch and nn imported, on a model with a layer without bias
+    import torch
+    from torch import nn
+
+    from gradhealth.core.remedies import SNIPPETS
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(400, 300, bias=False), nn.ReLU(), nn.Linear(300, 200))
+    exec(SNIPPETS[rid], {"torch": torch, "nn": nn, "model": model})  # our own constant text
+    for layer in (model[0], model[2]):
+        assert float(layer.weight.detach().var()) == pytest.approx(variance(layer.in_features, layer.out_features),
+                                                          rel=0.05)
+    assert bool((model[2].bias == 0).all())
