@@ -1017,6 +1017,12 @@ class _Wiring:
         found = self.users.get(name, [])
         return found[0] if len(found) == 1 and self.nodes[found[0]].op == op else None
 
+    def made_by(self, name: str, op: str) -> int | None:
+        """The ``op`` node making ``name``, if ``name`` is read by one node only."""
+        j = self.producer.get(name)
+        ok = j is not None and self.nodes[j].op == op and len(self.users.get(name, [])) == 1
+        return j if ok else None
+
 
 def _fold_group_norm(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
     """``nn.GroupNorm`` as torch exports it before opset 18 (Reshape to [N, G, -1],
@@ -1024,7 +1030,7 @@ def _fold_group_norm(nodes: list[Node], static: dict[str, np.ndarray]) -> list[N
     affine weight and bias) becomes one node, so the layer is one norm unit whose weight and bias
     are parameters with a gradient, as in the model."""
     wiring = _Wiring(nodes)
-    producer, users, only_user = wiring.producer, wiring.users, wiring.only_user
+    only_user = wiring.only_user
 
     def affine(i: int, op: str) -> tuple[int, str] | None:
         """The next node if it is ``op`` of the output and one static per-channel tensor."""
@@ -1039,26 +1045,23 @@ def _fold_group_norm(nodes: list[Node], static: dict[str, np.ndarray]) -> list[N
     drop: set[int] = set()
     replace: dict[int, Node] = {}
     for i, norm in enumerate(nodes):
-        if norm.op != "InstanceNormalization" or norm.inputs[0] not in producer:
+        if norm.op != "InstanceNormalization":
             continue
-        r1 = producer[norm.inputs[0]]
+        r1 = wiring.made_by(norm.inputs[0], "Reshape")
         scale, bias = static.get(norm.inputs[1]), static.get(norm.inputs[2])
         r2 = only_user(norm.outputs[0], "Reshape")
-        if (nodes[r1].op != "Reshape" or r2 is None or scale is None or bias is None
-                or not np.all(scale == 1) or not np.all(bias == 0)
-                or len(users.get(nodes[r1].outputs[0], [])) != 1):
+        if (r1 is None or r2 is None or scale is None or bias is None
+                or not np.all(scale == 1) or not np.all(bias == 0)):
             continue
-        x = nodes[r1].inputs[0]
-        last, inputs = r2, [x, "", ""]
-        mul = affine(r2, "Mul")
-        if mul is not None:
-            last, inputs[1] = mul
-            add = affine(last, "Add")
-            if add is not None:
-                last, inputs[2] = add
-        drop |= {r1, i, r2} | ({last} if last != r2 else set()) | (
-            {mul[0]} if mul is not None else set())
-        drop.discard(last)
+        chain, inputs = [r1, i, r2], [nodes[r1].inputs[0], "", ""]  # x, then weight and bias
+        for k, op in ((1, "Mul"), (2, "Add")):  # the affine part, where there is one
+            step = affine(chain[-1], op)
+            if step is None:
+                break
+            chain.append(step[0])
+            inputs[k] = step[1]
+        last = chain[-1]
+        drop |= set(chain[:-1])
         replace[last] = Node("_GroupNorm", norm.name, inputs, list(nodes[last].outputs),
                              {"num_groups": int(scale.size),
                               "epsilon": norm.attrs.get("epsilon", 1e-5)})
@@ -1070,12 +1073,7 @@ def _fold_tanh_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[No
     it, ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`` in nine nodes, becomes one
     ``Gelu`` node with ``approximate="tanh"``: one gelu unit, as in the model, not a tanh."""
     wiring = _Wiring(nodes)
-    only_user = wiring.only_user
-
-    def made_by(name: str, op: str) -> int | None:
-        """The node of type ``op`` that makes ``name`` for this node alone."""
-        j = wiring.producer.get(name)
-        return j if j is not None and nodes[j].op == op and len(wiring.users.get(name, [])) == 1 else None
+    only_user, made_by = wiring.only_user, wiring.made_by
 
     def split(j: int, target: float) -> str | None:
         """Node ``j`` is binary with one operand ~``target``: the other operand."""
@@ -1098,6 +1096,16 @@ def _fold_tanh_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[No
         k = made_by(rest[0], "Mul")
         return {j, k} if k is not None and nodes[k].inputs == [x, x] else None
 
+    def cubic_term(add: int) -> tuple[str, set[int]] | None:
+        """``add`` is x + 0.044715 x^3 (either order): x, and the nodes of the x^3 term."""
+        for x, term in (nodes[add].inputs, nodes[add].inputs[::-1]):
+            m2 = made_by(term, "Mul")
+            cube = split(m2, 0.044715) if m2 is not None else None
+            parts = is_cube(cube, x) if cube is not None else None
+            if m2 is not None and parts is not None:
+                return x, parts | {m2}
+        return None
+
     drop: set[int] = set()
     replace: dict[int, Node] = {}
     for i, t in enumerate(nodes):
@@ -1106,16 +1114,10 @@ def _fold_tanh_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[No
         m3 = made_by(t.inputs[0], "Mul")
         inner = split(m3, math.sqrt(2 / math.pi)) if m3 is not None else None
         add = made_by(inner, "Add") if inner is not None else None
-        if add is None or len(nodes[add].inputs) != 2:
+        found = cubic_term(add) if add is not None and len(nodes[add].inputs) == 2 else None
+        if add is None or m3 is None or found is None:
             continue
-        for x, cubed in (nodes[add].inputs, nodes[add].inputs[::-1]):
-            m2 = made_by(cubed, "Mul")
-            cube = split(m2, 0.044715) if m2 is not None else None
-            parts = is_cube(cube, x) if cube is not None else None
-            if parts is not None:
-                break
-        else:
-            continue
+        x, parts = found
         a1 = only_user(t.outputs[0], "Add")
         if a1 is None or split(a1, 1.0) != t.outputs[0]:
             continue
@@ -1125,7 +1127,7 @@ def _fold_tanh_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[No
         m5 = only_user(nodes[m4].outputs[0], "Mul")
         if m5 is None or split(m5, 0.5) != nodes[m4].outputs[0]:
             continue
-        drop |= parts | {m2, add, m3, i, a1, m4}  # type: ignore[arg-type]  # m2 is set once parts is
+        drop |= parts | {add, m3, i, a1, m4}
         replace[m5] = Node("Gelu", t.name, [x], list(nodes[m5].outputs), {"approximate": "tanh"})
     return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
 
