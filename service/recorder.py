@@ -35,9 +35,10 @@ loss into pinned host memory; nothing in it waits for the device, walks the modu
 builds a record. Reading the values, building records, JSON encoding, writing and sending happen
 in a background thread, which takes what the training thread queued every ``flush_interval``
 seconds. (Taking steps as they come, a record at a time, was tried and measured slower: the
-interpreter lock then changes hands around every kernel of the training step.) On other steps the cost is a counter. The parameter list is cached; the background
-thread re-reads it at most once a second, so a parameter added, replaced, frozen or unfrozen is
-picked up within about a second without the training thread paying for the check.
+interpreter lock then changes hands around every kernel of the training step.) On other steps
+the cost is a counter. The parameter list is cached; the background thread re-reads it at most
+once a second, so a parameter added, replaced, frozen or unfrozen is picked up within about a
+second without the training thread paying for the check.
 
 Nothing is lost: the queue is bounded (``buffer`` logged steps; when it is full, ``step()`` waits
 for the writer instead of dropping points), and everything queued is written and flushed (and the
@@ -213,7 +214,7 @@ class FileSink(_Encoder):
 
     def write(self, records: Sequence[Record]) -> None:
         """Append the records' lines to the file."""
-        self._file.write("".join(self.encode(r) for r in records))
+        self._write_lines(records, [self.encode(r) for r in records])
 
     def _write_lines(self, records: Sequence[Record], texts: Sequence[str]) -> None:
         """:meth:`write`, with each record's lines already encoded by the writer thread."""
