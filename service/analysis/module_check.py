@@ -257,7 +257,7 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[Inp
     for x in xs:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"example inputs must be tensors, not {type(x).__name__}")
-    integers = [x for x in xs if not x.is_floating_point()]
+    integers = any(not x.is_floating_point() for x in xs)
     ids = _ids_read_by_embeddings(model, xs) if model is not None and integers else None
     specs: list[InputSpec] = []
     for i, x in enumerate(xs):
