@@ -629,12 +629,9 @@ def _reduce(fn: Callable[..., torch.Tensor]) -> Callable[[Node, Ctx], Op]:
 
 
 def _instance_norm(n: Node, c: Ctx) -> Op:
-    return InstanceNorm(c.param(n.inputs[1]), c.param(n.inputs[2]), n.attrs.get("epsilon", 1e-5))
-
-
-def _group_norm(n: Node, c: Ctx) -> Op:
+    """InstanceNormalization (no ``num_groups``), GroupNormalization and the folded GroupNorm."""
     return InstanceNorm(c.param(n.inputs[1]), c.param(n.inputs[2]), n.attrs.get("epsilon", 1e-5),
-                        int(n.attrs["num_groups"]))
+                        int(n.attrs.get("num_groups", 0)))
 
 
 def _prelu(n: Node, c: Ctx) -> Op:
@@ -827,7 +824,8 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "ReduceL1": _reduce(lambda x, dim, keepdim: torch.linalg.vector_norm(x, 1, dim=dim, keepdim=keepdim)),
     "ReduceSumSquare": _reduce(lambda x, dim, keepdim: (x * x).sum(dim=dim, keepdim=keepdim)),
     "ReduceLogSumExp": _reduce(torch.logsumexp),
-    "InstanceNormalization": _instance_norm, "GroupNormalization": _group_norm, "_GroupNorm": _group_norm,
+    "InstanceNormalization": _instance_norm, "GroupNormalization": _instance_norm,
+    "_GroupNorm": _instance_norm,
     "PRelu": _prelu, "HardSwish": _binary(F.hardswish), "Mish": _binary(F.mish),
     "Softsign": _binary(F.softsign),
     "Resize": _resize, "Pad": _pad, "Split": _split, "Trilu": _trilu, "DepthToSpace": _depth_to_space,
