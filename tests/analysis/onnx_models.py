@@ -22,6 +22,14 @@ def export(model: nn.Module, x: torch.Tensor, train: bool = False, opset: int | 
     return f.getvalue()
 
 
+def token_ids(batch: int, length: int, vocab: int = 50) -> torch.Tensor:
+    """Token ids with the table's last row among them: the live door draws its synthetic ids
+    below the example's largest id + 1, the ONNX door below the table's size; they agree then."""
+    ids = torch.randint(0, vocab, (batch, length))
+    ids[0, 0] = vocab - 1
+    return ids
+
+
 def mlp(act: type[nn.Module], depth: int = 8, width: int = 64, he: bool = False) -> nn.Sequential:
     layers: list[nn.Module] = []
     for _ in range(depth):

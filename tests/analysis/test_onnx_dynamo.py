@@ -22,6 +22,7 @@ from tests.analysis.onnx_models import (
     UNet,
     cnn,
     mlp,
+    token_ids,
 )
 from tests.analysis.test_onnx import _same
 
@@ -40,21 +41,15 @@ def export_dynamo(model: nn.Module, x: torch.Tensor, optimize: bool = True) -> b
     return bytes(program.model_proto.SerializeToString())
 
 
-def _ids() -> torch.Tensor:
-    ids = torch.randint(0, 50, (4, 7))
-    ids[0, 0] = 49  # the live door draws ids below the example's largest + 1
-    return ids
-
-
 CASES = {
     "sigmoid_mlp": (lambda: mlp(nn.Sigmoid), lambda: torch.randn(8, 64)),
     "residual": (Residual, lambda: torch.randn(8, 16)),
     "lstm": (lambda: Sequence(nn.LSTM), lambda: torch.randn(4, 10, 8)),
     # two layers that start as copies: the exporter stores their weights once
-    "transformer_encoder": (Encoder, _ids),
+    "transformer_encoder": (Encoder, lambda: token_ids(4, 7)),
     "unet": (UNet, lambda: torch.randn(4, 3, 16, 16)),
     "mobile_block": (MobileBlock, lambda: torch.randn(4, 3, 16, 16)),
-    "tiny_gpt": (TinyGPT, lambda: torch.cat([torch.full((1, 8), 49), torch.randint(0, 50, (3, 8))])),
+    "tiny_gpt": (TinyGPT, lambda: token_ids(4, 8)),
 }
 
 
@@ -74,7 +69,7 @@ def test_dynamo_export_agrees_with_the_live_model(case: str) -> None:
 def test_the_encoder_layers_are_told_apart() -> None:
     torch.manual_seed(0)
     model = Encoder()
-    doc = check_onnx(export_dynamo(model, _ids()), seeds=1, verify=False)
+    doc = check_onnx(export_dynamo(model, token_ids(4, 7)), seeds=1, verify=False)
     names = [layer.name for layer in doc.layers]
     assert names == ["emb"] + [f"enc.layers.{i}.{p}" for i in range(2) for p in
                                ("self_attn", "self_attn.out_proj", "linear1", "linear2")] + ["head"]

@@ -26,24 +26,16 @@ from tests.analysis.onnx_models import (
     Unmasked,
     WeightNormed,
     export,
+    token_ids,
 )
 from tests.analysis.test_onnx import _same
-
-
-def _ids() -> torch.Tensor:
-    """Token ids with the table's last row among them: the live door draws its synthetic ids
-    below the example's largest id + 1, the ONNX door below the table's size."""
-    ids = torch.randint(0, 50, (4, 8))
-    ids[0, 0] = 49
-    return ids
-
 
 MODELS = {
     "unet": (UNet, lambda: torch.randn(4, 3, 16, 16)),
     "groupnorm_residual": (GroupNormResidual, lambda: torch.randn(4, 8, 8, 8)),
     "mobile_block": (MobileBlock, lambda: torch.randn(4, 3, 16, 16)),
-    "tiny_gpt": (TinyGPT, _ids),
-    "tiny_gpt_tanh_gelu": (lambda: TinyGPT(approximate="tanh"), _ids),
+    "tiny_gpt": (TinyGPT, lambda: token_ids(4, 8)),
+    "tiny_gpt_tanh_gelu": (lambda: TinyGPT(approximate="tanh"), lambda: token_ids(4, 8)),
     "odds": (Odds, lambda: torch.randn(4, 4, 10)),
     "weight_normed": (WeightNormed, lambda: torch.randn(4, 4, 20)),
 }
@@ -206,8 +198,7 @@ def test_an_integer_input_that_indexes_no_table_is_a_mask_of_ones() -> None:
     # before: refused ("cannot tell which ids are valid"); random 0/1 would mask whole rows
     torch.manual_seed(0)
     model = MaskedEncoder()
-    ids = torch.randint(0, 50, (4, 6))
-    ids[0, 0] = 49
+    ids = token_ids(4, 6)
     mask = torch.ones(4, 6, dtype=torch.long)
     f = io.BytesIO()
     with warnings.catch_warnings():
