@@ -337,11 +337,28 @@ def over_http(base: str, spec: dict[str, Any], n: int, concurrency: int, deadlin
     return out
 
 
-def warm_up(base: str, spec: dict[str, Any]) -> None:
-    """The first job of a worker imports torch: keep it out of the figures."""
+def warm_up(base: str, spec: dict[str, Any], session: int) -> None:
+    """The first job of a worker imports torch, and an idle worker then loads the rest of the check's
+    modules (``GRADHEALTH_WORKER_PRELOAD``): keep both out of the figures by waiting, after the
+    warm-up requests, until the service's processes are idle."""
     out = over_http(base, spec, WARMUP, 1, time.monotonic() + READY_TIMEOUT_S)
     if out.errors:
         raise RuntimeError(f"warm-up requests failed: {out.errors}")
+    settle(session)
+
+
+def settle(session: int, quiet_s: float = 0.02, window_s: float = 0.25) -> None:
+    """Wait (up to READY_TIMEOUT_S) until ``session``'s processes use under ``quiet_s`` of CPU
+    in two windows of ``window_s`` running: a preload still under way would be counted as the
+    first requests' CPU (17-20 ms a request instead of 6)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    quiet = 0
+    before = cpu_seconds(session)
+    while quiet < 2 and time.monotonic() < deadline:
+        time.sleep(window_s)
+        after = cpu_seconds(session)
+        quiet = quiet + 1 if sum(after.values()) - sum(before.values()) < quiet_s else 0
+        before = after
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -378,7 +395,7 @@ def measure(store: str, args: argparse.Namespace, spec: dict[str, Any]) -> bool:
     """One store's figures, printed; whether every request succeeded."""
     print(f"\n== store {store}; before: {load()}")
     with database(store, args.postgres_url) as url, running_service(args.workers, args.threads, url) as (base, pid):
-        warm_up(base, spec)
+        warm_up(base, spec, pid)
         local = in_process(spec, args.requests, time.monotonic() + args.max_seconds)
         cpu0 = cpu_seconds(pid)
         seq = over_http(base, spec, args.requests, 1, time.monotonic() + args.max_seconds)
