@@ -206,14 +206,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _simulating_here() -> None:
-    """This process is about to simulate: CPU threads as many as are free (GRADHEALTH_THREADS),
-    and freed tensor buffers kept in the heap for the next step (see gradhealth.heap)."""
-    from gradhealth.devices import use_simulation_threads
-    from gradhealth.heap import keep_freed_memory
+    """This process is about to simulate (threads from GRADHEALTH_THREADS)."""
+    from gradhealth.devices import prepare_to_simulate
     from gradhealth.settings import get_settings
 
-    use_simulation_threads(get_settings().threads)
-    keep_freed_memory()
+    prepare_to_simulate(get_settings().threads)
 
 
 def _check_spec_dict(args: argparse.Namespace, raw: dict[str, Any], *, kind: str,

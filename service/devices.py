@@ -89,3 +89,13 @@ def use_simulation_threads(setting: int = 0) -> int | None:
     elif torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def prepare_to_simulate(threads: int = 0) -> None:
+    """This process is about to simulate: :func:`use_simulation_threads` with ``threads``, and
+    freed tensor buffers kept in its heap for the next step (:mod:`gradhealth.heap`). For the
+    processes Gradient Health owns (a job worker's handler, the CLI's in-process checks)."""
+    from gradhealth.heap import keep_freed_memory
+
+    use_simulation_threads(threads)
+    keep_freed_memory()

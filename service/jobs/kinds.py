@@ -24,11 +24,10 @@ def _simulating(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def run(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
-        from gradhealth.devices import use_simulation_threads
-        from gradhealth.heap import keep_freed_memory, release_freed_memory
+        from gradhealth.devices import prepare_to_simulate
+        from gradhealth.heap import release_freed_memory
 
-        use_simulation_threads(settings.threads)
-        keep_freed_memory()
+        prepare_to_simulate(settings.threads)
         try:
             return handler(request, progress, settings)
         finally:
