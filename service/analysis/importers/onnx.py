@@ -1167,6 +1167,51 @@ def _fold_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
     return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
 
 
+#: Parameter-free ops evaluated at import when every input is known: a weight the exporter
+#: computes from stored tensors (``weight_norm`` as opset 18 and the dynamo exporter without
+#: ``optimize`` write it: ``g * v / ReduceL2(v)``) becomes the layer's weight, as older opsets
+#: store it already folded. Arithmetic and shape ops only, through the same builders that run them.
+_FOLDABLE = frozenset({
+    "Identity", "Cast", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Concat",
+    "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Neg", "Abs", "Reciprocal",
+    "ReduceL2", "ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceMax", "ReduceMin",
+})
+#: The largest value folded (elements): beyond both this and the largest stored tensor, a
+#: broadcast could make something bigger than the file holds; such a node is left to run.
+_FOLD_MIN_LIMIT = 1 << 22
+
+
+def _fold_constants(nodes: list[Node], static: dict[str, np.ndarray],
+                    keep: set[str]) -> tuple[list[Node], set[str]]:
+    """Evaluate the :data:`_FOLDABLE` nodes whose inputs are all known (initializers, Constants,
+    values folded before them), in file order; their outputs join ``static`` and the nodes are
+    dropped. ``keep``: values that must stay computed (the graph's outputs). Returns the nodes
+    left and the names of the folded values. A node that fails or would be too big is left as it
+    is, for the interpreter to run (or refuse) as before."""
+    limit = max([_FOLD_MIN_LIMIT] + [v.size for v in static.values()])
+    scratch = Ctx(static)  # builders may note parameters: not on the import's own context
+    out: list[Node] = []
+    folded: set[str] = set()
+    for n in nodes:
+        ins = [i for i in n.inputs if i]
+        if (n.op not in _FOLDABLE or len(n.outputs) != 1 or n.outputs[0] in keep or not ins
+                or not all(i in static for i in ins)):
+            out.append(n)
+            continue
+        try:
+            op = OPS[n.op](n, scratch)
+            with torch.no_grad():
+                value = op(*[torch.from_numpy(np.array(static[i])) if i else None for i in n.inputs])
+            if not isinstance(op, Fn) or not isinstance(value, torch.Tensor) or value.numel() > limit:
+                raise ValueError("not folded")
+            static[n.outputs[0]] = value.numpy()
+        except (Unsupported, ValueError, TypeError, RuntimeError, IndexError):
+            out.append(n)
+            continue
+        folded.add(n.outputs[0])
+    return out, folded
+
+
 def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
                 max_bytes: int = 1 << 30) -> Imported:
@@ -1210,6 +1255,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     for n in graph.node:
         for i in n.input:
             consumers[i] = consumers.get(i, 0) + 1
+    nodes, folded = _fold_constants(nodes, static, {o.name for o in graph.output})
+    init_names |= folded  # stored values now, read as buffers like the initializers
     nodes = _fold_tanh_gelu(_fold_gelu(_fold_group_norm(nodes, static), static), static)
     nodes = _fuse(nodes, static, consumers)
 
