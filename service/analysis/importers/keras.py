@@ -58,7 +58,25 @@ SUPPORTED = (
     "Dropout", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
     "Softmax", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "Add",
     "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+    "PReLU", "ELU", "ThresholdedReLU", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianDropout", "GaussianNoise", "Masking", "Identity", "ActivityRegularization",
 )
+#: Layers refused whatever their config, with the reason (named in the one error with the others).
+REFUSED = {
+    # SELU's dropout sets dropped units to -alpha' and rescales by a = ((1-p)(1 + p alpha'^2))^-1/2:
+    # its Jacobian's mean square a^2 (1-p) is not inverted dropout's 1 / (1-p), and the spec has
+    # no layer with that scale.
+    "AlphaDropout": "AlphaDropout (SELU's dropout: dropped units set to -alpha' and an affine "
+                    "rescale) changes gradients in a way the spec's dropout cannot express",
+}
+#: Layers translated to no spec layer: exactly the identity for the simulated network.
+_SKIPPED = ("InputLayer", "Identity", "GaussianNoise", "Masking", "ActivityRegularization")
+_DROPOUTS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+             "GaussianDropout")
+#: The smallest ReLU max_value (ReLU6's is 6) read as a plain ReLU: a standard normal
+#: pre-activation exceeds 3 with probability 0.13%, so the clip hardly ever binds at
+#: initialisation; a lower cap (hard-sigmoid-like) zeroes the gradient of many units.
+MIN_RELU_CAP = 3.0
 _GLOBAL_POOLS = ("GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling2D",
                  "GlobalMaxPooling2D")
 
@@ -197,8 +215,10 @@ def _name_of(value: Any) -> tuple[str, dict[str, Any]]:
 
 
 class _Translator:
-    def __init__(self) -> None:
+    def __init__(self, stored: Weights | None = None) -> None:
         self.problems: list[str] = []
+        self.stored = stored  # the file's weights (weights: as_given), read by PReLU
+        self.on_input = True  # no layer translated yet: the next one reads the model's input
 
     def fail(self, layer: str, message: str) -> None:
         self.problems.append(f"{layer}: {message}")
@@ -254,6 +274,8 @@ class _Translator:
 
     def activation(self, value: Any, layer: str) -> str:
         name, cfg = _name_of(value)
+        if name == "relu6":  # the clip at 6 hardly ever binds at initialisation (see MIN_RELU_CAP)
+            return "relu"
         if name in ("softmax", "sigmoid", "relu", "tanh", "elu", "selu", "gelu", "swish", "silu",
                     "softplus", "linear", "leakyrelu", ""):
             return {"softmax": "softmax", "leakyrelu": "leaky_relu", "": "identity"}.get(
@@ -307,23 +329,34 @@ class _Translator:
             return [{"type": "pool", "mode": "max" if "Max" in cls else "mean"}]
         if cls == "Flatten":
             return [{"type": "flatten"}]
-        if cls == "Dropout":
+        if cls in _DROPOUTS:
+            # Dropout with a noise_shape and SpatialDropout (whole channels dropped) share one mask
+            # over some axes, but each element is still kept with probability 1 - p and scaled by
+            # 1 / (1 - p): the same per-element marginal, so the same mean and mean square of every
+            # gradient as the spec's element-wise dropout. GaussianDropout multiplies by
+            # N(1, p / (1 - p)): the mean (1) and variance (p / (1 - p)) of inverted dropout's
+            # factor, so again the same first and second moments of the gradients.
             return [{"type": "dropout", "p": float(cfg.get("rate", 0.0))}]
+        if cls in _SKIPPED:
+            return self._skipped(cls, cfg, name, layout)
         if cls == "BatchNormalization":
             return [{"type": "batchnorm"}]
         if cls == "LayerNormalization":
             if layout in ("image", "channels"):
                 self.fail(name, "LayerNormalization of a convolution's channels is not supported")
             return [{"type": "layernorm"}]
-        if cls in ("Activation", "ReLU", "LeakyReLU", "Softmax"):
+        if cls in ("Activation", "LeakyReLU", "Softmax"):
             if cls == "Activation":
                 act = self.activation(cfg.get("activation"), name)
             else:
-                act = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Softmax": "softmax"}[cls]
+                act = {"LeakyReLU": "leaky_relu", "Softmax": "softmax"}[cls]
             out = {"type": "activation", "activation": act}
             if act == "leaky_relu":  # Keras 3 says negative_slope, Keras 2 alpha; both default 0.3
-                out["negative_slope"] = float(cfg.get("negative_slope", cfg.get("alpha", 0.3)))
+                slope = cfg.get("negative_slope", cfg.get("alpha", 0.3))
+                out["negative_slope"] = self._slope(slope, name, "negative_slope")
             return [out]
+        if cls in ("ReLU", "PReLU", "ELU", "ThresholdedReLU"):
+            return self._rectifier(cls, cfg, name)
         if cls in ("SimpleRNN", "LSTM", "GRU"):
             return [self._recurrent(cls, cfg, name, layout)]
         if cls == "Bidirectional":
@@ -333,6 +366,122 @@ class _Translator:
             return [{"type": "embedding", "embedding_dim": int(cfg["output_dim"]), "init": init,
                      "_vocab": int(cfg["input_dim"])}]
         self.fail(name, f"layer {cls} is not supported")
+        return []
+
+    def _slope(self, value: Any, layer: str, what: str) -> float:
+        """A leaky_relu slope, within the spec's bounds (0: ReLU, to 1: the identity)."""
+        try:
+            slope = float(value)
+        except (TypeError, ValueError):
+            self.fail(layer, f"{what} {value!r} is not a number")
+            return 0.0
+        if not 0.0 <= slope <= 1.0:
+            self.fail(layer, f"{what} {slope:g} is outside 0..1: a slope below 0 or above 1 for "
+                             "x < 0 is not a leaky ReLU, which the spec cannot express")
+            return 0.0
+        return slope
+
+    def _relu(self, slope: float) -> dict[str, Any]:
+        if slope == 0.0:
+            return {"type": "activation", "activation": "relu"}
+        return {"type": "activation", "activation": "leaky_relu", "negative_slope": slope}
+
+    def _rectifier(self, cls: str, cfg: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        """``ReLU``, ``PReLU``, ``ELU`` and ``ThresholdedReLU`` layers: the spec's relu,
+        leaky_relu or elu where they compute the same function (at initialisation), else refused
+        with the reason."""
+        if cls == "ReLU":
+            # Keras: max_value if x >= max_value, x if threshold <= x, negative_slope * (x -
+            # threshold) below. Every key is read, none ignored.
+            threshold = float(cfg.get("threshold") or 0.0)
+            if threshold != 0.0:
+                self.fail(name, f"ReLU with threshold {threshold:g} is not supported (the spec's "
+                                "ReLU bends at 0)")
+            cap = cfg.get("max_value")
+            if cap is not None and float(cap) < MIN_RELU_CAP:
+                self.fail(name, f"ReLU with max_value {float(cap):g} is not supported: a cap below "
+                                f"{MIN_RELU_CAP:g} clips many unit-scale pre-activations (zero "
+                                "gradient there), which the spec's ReLU cannot express")
+            # A cap of MIN_RELU_CAP or more (ReLU6) is read as the plain ReLU, as the ONNX door
+            # measures Relu6 / Clip(0, 6) (graph.ACTIVATION_MODULES): units below 0 are dead as in
+            # a ReLU, and the clip hardly ever binds on unit-scale pre-activations at
+            # initialisation.
+            slope = self._slope(cfg.get("negative_slope") or 0.0, name, "negative_slope")
+            return [self._relu(slope)]
+        if cls == "ELU":
+            alpha = float(cfg.get("alpha", 1.0))
+            if alpha != 1.0:  # the spec's (and torch's default) elu is alpha * (e^x - 1), alpha = 1
+                self.fail(name, f"ELU with alpha {alpha:g} is not supported (the spec's elu has "
+                                "alpha 1)")
+            return [{"type": "activation", "activation": "elu"}]
+        if cls == "ThresholdedReLU":
+            theta = float(cfg.get("theta", 1.0))  # x if x > theta else 0: theta 0 is the ReLU
+            if theta != 0.0:
+                self.fail(name, f"ThresholdedReLU with theta {theta:g} is not supported (it jumps "
+                                "from 0 to theta at x = theta; the spec's ReLU bends at 0)")
+            return [self._relu(0.0)]
+        return [self._relu(self._prelu_alpha(cfg, name))]
+
+    def _prelu_alpha(self, cfg: dict[str, Any], name: str) -> float:
+        """The slope of a PReLU (max(x, 0) + alpha * min(x, 0), alpha learnt per unit): one
+        number for every unit, as the spec's leaky_relu has, or refused. The file's alpha when it
+        stores weights (weights: as_given), else the alpha Keras initialises."""
+        if self.stored is not None:
+            arrays = self.stored.get(name)
+            if not arrays:
+                self.fail(name, "the file stores no weights (alpha) for this PReLU layer")
+                return 0.0
+            alpha = np.asarray(arrays[0], dtype=np.float64)
+            if alpha.size == 0 or not np.all(alpha == alpha.flat[0]):
+                spread = f"{alpha.min():g}..{alpha.max():g}" if alpha.size else "none"
+                self.fail(name, f"PReLU with stored alpha that differs between units ({spread}) "
+                                "is not supported: the network is not one (leaky) ReLU, and the "
+                                "spec's leaky_relu has one slope")
+                return 0.0
+            return self._slope(alpha.flat[0], name, "stored PReLU alpha")
+        init, icfg = _name_of(cfg.get("alpha_initializer", "zeros"))
+        if init == "zeros":  # Keras' default: at initialisation a PReLU IS a ReLU
+            return 0.0
+        if init == "ones":
+            return 1.0
+        if init == "constant":
+            # a number, or a nested list of one per unit
+            value = np.asarray(icfg.get("value", 0.0), dtype=np.float64)
+            if value.size == 0 or not np.all(value == value.flat[0]):
+                self.fail(name, "PReLU with a non-uniform Constant alpha is not supported (the "
+                                "spec's leaky_relu has one slope)")
+                return 0.0
+            return self._slope(value.flat[0], name, "PReLU alpha")
+        self.fail(name, f"PReLU with alpha_initializer {init or '?'} is not supported: a random "
+                        "alpha gives every unit its own slope, which the spec's leaky_relu (one "
+                        "slope) cannot express; use Zeros or Constant")
+        return 0.0
+
+    def _skipped(self, cls: str, cfg: dict[str, Any], name: str,
+                 layout: str) -> list[dict[str, Any]]:
+        """Layers that are the identity for the simulated network: no spec layer, or refused
+        where they are not."""
+        if cls == "Masking":
+            # Masking hides the timesteps whose features all equal mask_value from the recurrent
+            # layers after it. The synthetic inputs are continuous (normal), so no timestep equals
+            # it and the mask hides nothing: the identity. Deeper in the network features can be
+            # exactly 0 (a ReLU's), so only a Masking of the model's input is skipped.
+            if not self.on_input or layout == "tokens":
+                self.fail(name, "Masking is supported on the model's (float) input only: deeper, "
+                                "a timestep's features can equal mask_value (a ReLU's zeros) and "
+                                "hiding it changes the recurrent gradients")
+        elif cls == "ActivityRegularization":
+            l1, l2 = float(cfg.get("l1") or 0.0), float(cfg.get("l2") or 0.0)
+            if l1 or l2:  # the penalty adds l1 * sign(x) + 2 * l2 * x to this layer's gradient
+                self.fail(name, f"ActivityRegularization with l1={l1:g}, l2={l2:g} is not "
+                                "supported: its penalty adds to the gradient of every layer "
+                                "before it, and the spec has no such loss term")
+        # GaussianNoise adds N(0, stddev^2) in training: its Jacobian is the identity, so it
+        # passes gradients through unchanged. It does add stddev^2 to the variance of the next
+        # layer's input, which the spec cannot add; for the usual stddev (well under the
+        # unit-scale signal) that moves the figures after it by a few percent, not by the
+        # orders of magnitude a vanishing or exploding diagnosis rests on. Identity (Keras 3)
+        # and InputLayer compute nothing.
         return []
 
     def _square(self, value: Any, layer: str) -> int:
@@ -459,7 +608,7 @@ def _inbound(layer: dict[str, Any]) -> list[str]:
 
 def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, Any] | list[Any]]:
     """The layers of a Functional graph as a chain, with identity-skip ``Add`` nodes turned into
-    ``["residual", [branch layers...]]`` items."""
+    ``["residual", [branch layers...], add's name]`` items."""
     cfg = model["config"]
     layers = {str(lay.get("name") or (lay.get("config") or {}).get("name")): lay for lay in cfg["layers"]}
     inputs = [i[0] for i in cfg.get("input_layers", [])] if isinstance(cfg.get("input_layers"), list) else []
@@ -499,7 +648,7 @@ def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, 
                     tr.fail(node, "Add whose inputs are not x and f(x) (e.g. a projection shortcut) is not "
                                   "supported: the spec's residual block needs an identity skip")
                     return items
-                items.insert(0, ["residual", chain(branch, skip)])
+                items.insert(0, ["residual", chain(branch, skip), node])
                 node = skip
                 continue
             if len(srcs) != 1:
@@ -532,14 +681,17 @@ Origins = dict[str, tuple[str, str, dict[str, Any], str]]
 
 
 def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
-               batch_size: int = 64) -> tuple[dict[str, Any], Origins]:
-    """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer)."""
+               batch_size: int = 64,
+               stored: Weights | None = None) -> tuple[dict[str, Any], Origins]:
+    """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer).
+    ``stored``: the file's weights when they will be used (a PReLU's slope is its stored alpha)."""
     if not is_keras_config(model):
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
-    tr = _Translator()
+    tr = _Translator(stored)
     cfg = model["config"]
     unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"
+                   + (f": {REFUSED[cls]}" if (cls := str(lay.get("class_name"))) in REFUSED else "")
                    for lay in cfg["layers"] if lay.get("class_name") not in SUPPORTED]
     if unsupported:
         raise ModelError("unsupported Keras layers: " + ", ".join(unsupported) + "; supported: "
@@ -564,11 +716,15 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
                 body, layout = translate(item[1], layout)
                 if body:
                     out.append({"type": "residual", "layers": body})
+                else:  # no layers, or identities only: x + x, which no spec layer is
+                    tr.fail(str(item[2]), "Add of x and x (a branch of no layers, or of identity "
+                                          "layers only) is not supported")
                 continue
             cls = item.get("class_name")
             if cls == "InputLayer":
                 continue
             made = tr.layer(str(cls), item.get("config") or {}, layout)
+            tr.on_input = False
             for lay in made:  # which Keras layer each spec layer is (names, stored weights)
                 lay["_keras"] = (str((item.get("config") or {}).get("name", cls)), str(cls),
                                  item.get("config") or {}, layout)
@@ -605,8 +761,9 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
 
 
 def _first_kind(items: list[Any]) -> str:
+    """The class of the first layer that decides how the input is read (past identities)."""
     for item in items:
-        if isinstance(item, dict) and item.get("class_name") not in ("InputLayer", "Dropout"):
+        if isinstance(item, dict) and item.get("class_name") not in (*_SKIPPED, *_DROPOUTS):
             return str(item.get("class_name"))
     return ""
 
@@ -906,7 +1063,7 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
     spec, origins = _translate(config, loss or file_loss, seeds=seeds or 3,
-                               batch_size=batch_size or 64)
+                               batch_size=batch_size or 64, stored=stored)
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
                                  progress=progress)
