@@ -220,7 +220,7 @@ def test_folding_leaves_a_node_whose_result_would_outgrow_the_file() -> None:
     # than the folding bound, is left for the interpreter to compute
     from gradhealth.analysis.importers import onnx as onnx_import
 
-    n = 1 << 12  # 4096 x 4096 = 2^24 elements > max(2^22, 4096)
+    n = 1 << 16  # 2^32 elements (16 GiB) if it were computed: refused before any allocation
     mul = helper.make_node("Mul", ["a", "b"], ["outer"], name="outer")
     add = helper.make_node("Add", ["x", "one"], ["y"], name="plus")
     nodes = [onnx_import.Node(m.op_type, m.name, list(m.input), list(m.output), {})

@@ -1198,6 +1198,14 @@ def _fold_constants(nodes: list[Node], static: dict[str, np.ndarray],
                 or not all(i in static for i in ins)):
             out.append(n)
             continue
+        shapes = [static[i].shape for i in ins]
+        try:  # bounded before computing: a broadcast of two long vectors is a huge matrix
+            widest = math.prod(np.broadcast_shapes(*shapes))
+        except ValueError:  # not broadcastable (a Reshape's shape, a Concat): at most the sum
+            widest = 0
+        if max(widest, sum(math.prod(x) for x in shapes)) > limit:
+            out.append(n)
+            continue
         try:
             op = OPS[n.op](n, scratch)
             with torch.no_grad():
