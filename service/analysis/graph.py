@@ -506,7 +506,8 @@ def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
     net = net.to(device=device, dtype=run.dtype).train()
     for m in net.modules():
         if isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.AlphaDropout):
-            m.eval()  # no dropout noise: seeds differ by their batch only, as in the spec check
+            m.eval()  # no dropout noise: seeds differ by their batch only (a spec's own dropout
+            # layers are simulated, with masks drawn from the seed: simulate._seeded)
     for p in net.parameters():
         p.requires_grad_(True)
     return net

@@ -10,9 +10,10 @@ float64 by default: float32 gradients underflow to exact zero over long chains
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -183,6 +184,19 @@ def prepare(plan: Plan, seed: int, device: torch.device) -> tuple[Network, torch
     return net, x, target
 
 
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """The random ops of a step (a spec's dropout masks) drawn from ``seed``: the same check gives
+    the same figures every time, and a remedy's re-simulation draws the masks its baseline drew.
+    The generators are restored after, as :func:`prepare` leaves them."""
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(30_000 + seed)
+        if cuda:
+            torch.cuda.manual_seed(30_000 + seed)  # dropout on the GPU draws from its generator
+        yield
+
+
 def bare_step(net: Network, x: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """One plain forward + backward (the baseline the benchmark compares against)."""
     net.set_probe(None)
@@ -234,7 +248,8 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
         if progress:
             progress(seed / spec.seeds, f"simulating seed {seed + 1} of {spec.seeds}")
         net, x, target = prepare(plan, seed, dev)
-        seeds.append(instrumented_step(net, x, target))
+        with _seeded(seed, dev):
+            seeds.append(instrumented_step(net, x, target))
         units = net.units()
         del net
     if progress:

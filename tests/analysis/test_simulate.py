@@ -86,6 +86,22 @@ def test_seeds_are_reproducible_and_independent():
     assert len(set(a.units[0].values["grad_norm"].tolist())) == 3
 
 
+def test_dropout_masks_come_from_the_seed_and_leave_the_global_generator_alone():
+    spec = mlp(2, width=32)
+    spec["layers"].insert(1, {"type": "dropout", "p": 0.5})
+    plan = make_plan(parse_spec(spec))
+    torch.manual_seed(123)
+    a = simulate(plan)
+    after_a = torch.rand(3)
+    b = simulate(plan)  # the global generator has moved on: the masks must not follow it
+    np.testing.assert_array_equal(a.units[0].values["grad_norm"], b.units[0].values["grad_norm"])
+    torch.manual_seed(123)
+    torch.testing.assert_close(torch.rand(3), after_a)  # simulate drew nothing from it
+    # the masks do act: without dropout the first layer's gradient is not the same
+    no_drop = simulate(make_plan(parse_spec(mlp(2, width=32))))
+    assert not np.allclose(a.units[0].values["grad_norm"], no_drop.units[0].values["grad_norm"])
+
+
 def test_nonfinite_is_located_at_the_first_layer():
     spec = parse_spec({"input": {"shape": [16]}, "seeds": 1,
                        "layers": [{"type": "linear", "out_features": 16, "init": {"scheme": "normal", "std": 1.0}},
