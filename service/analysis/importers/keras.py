@@ -44,7 +44,8 @@ import numpy as np
 from gradhealth.analysis.importers import ModelError
 from gradhealth.errors import InputFormatError
 
-__all__ = ["is_keras_config", "keras_loss", "keras_to_spec", "read_keras", "sniff_keras"]
+__all__ = ["is_keras_config", "keras_loss", "keras_to_spec", "read_keras", "sniff_keras",
+           "translation_reads_weights"]
 
 #: The largest config text read (a config of thousands of layers is a few MB).
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -666,14 +667,23 @@ def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, 
 
 
 def keras_to_spec(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
-                  batch_size: int = 64) -> dict[str, Any]:
+                  batch_size: int = 64, stored: Weights | None = None) -> dict[str, Any]:
     """Translate a Keras model config (``model.to_json()`` decoded) into a spec dict.
 
-    ``loss`` (a spec loss type) overrides the one inferred from the output layer. Raises
-    :class:`ModelError` naming every layer that cannot be translated, in one message, and
-    :class:`InputFormatError` when the value is not a Keras config at all.
+    ``loss`` (a spec loss type) overrides the one inferred from the output layer. ``stored``: the
+    file's weights where they will be used (:func:`read_keras_weights`; see
+    :func:`translation_reads_weights`). Raises :class:`ModelError` naming every layer that cannot
+    be translated, in one message, and :class:`InputFormatError` when the value is not a Keras
+    config at all.
     """
-    return _translate(model, loss, seeds=seeds, batch_size=batch_size)[0]
+    return _translate(model, loss, seeds=seeds, batch_size=batch_size, stored=stored)[0]
+
+
+def translation_reads_weights(model: dict[str, Any]) -> bool:
+    """Whether translating ``model`` depends on its stored weights (a PReLU's slope is its stored
+    alpha), so that a check before the job (the API's) must read them to decide as the job will."""
+    layers = (model.get("config") or {}).get("layers") if isinstance(model, dict) else None
+    return any(isinstance(lay, dict) and lay.get("class_name") == "PReLU" for lay in layers or [])
 
 
 #: spec layer pointer -> (Keras layer name, class, config, layout of its input)

@@ -454,7 +454,13 @@ async def submit_model(
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> Response:
-    from gradhealth.analysis.importers.keras import keras_to_spec, read_keras, sniff_keras
+    from gradhealth.analysis.importers.keras import (
+        keras_to_spec,
+        read_keras,
+        read_keras_weights,
+        sniff_keras,
+        translation_reads_weights,
+    )
     from gradhealth.analysis.importers.onnx_static import read_header
     from gradhealth.analysis.plan import make_plan
     from gradhealth.analysis.spec import parse_spec
@@ -479,8 +485,13 @@ async def submit_model(
             data = upload.path.read_bytes()
             if sniff_keras(data[:4096]) is not None:  # a Keras config, .keras zip or .h5, by content
                 config, file_loss = read_keras(data)
+                # The stored weights only where the translation reads them (a PReLU's alpha), as the
+                # job will: a trained per-unit alpha is refused here, a uniform one accepted.
+                stored = (read_keras_weights(data, config)
+                          if options["weights"] != "reinitialise" and translation_reads_weights(config)
+                          else None)
                 spec = keras_to_spec(config, options["loss"] or file_loss, seeds=options["seeds"] or 3,
-                                     batch_size=options["batch_size"] or 64)
+                                     batch_size=options["batch_size"] or 64, stored=stored)
                 make_plan(parse_spec(spec), settings.limits)  # torch-free: refused before a job exists
                 return "keras"
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
