@@ -468,6 +468,72 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
                   why="so that typical steps fall under the clipping threshold") if 0 < factor < 1 else None])]
 
 
+#: The update-to-weight ratio ``lower_learning_rate`` aims the worst layer at: a decade above the
+#: healthy ~1e-3, so the remedy takes the run out of trouble without guessing its best rate.
+UPDATE_RATIO_TARGET = 1e-2
+# A bias (also a LayerNorm's shift, torch's in_proj_bias, Keras' ``dense/bias:0``) starts at
+# zero: its ratio is +inf on the first step and stays huge while its norm is still tiny, which
+# says nothing about the learning rate. The weights next to it carry the signal.
+_BIAS = re.compile(r"(?:^|[/._])bias(?::\d+)?$", re.IGNORECASE)
+
+
+def _is_bias(s: Series) -> bool:
+    return bool(_BIAS.search(s.layer or s.name))
+
+
+@detects("large_updates")
+def large_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """Layers (or the total) whose typical update-to-weight ratio is far above ~1e-3 per step.
+
+    Typical is the median over the logged steps: spikes have their own rules and a median ignores
+    them. Only finite positive ratios count (a zero weight gives +inf/NaN, a frozen step 0)."""
+    over: list[tuple[float, Series, np.ndarray]] = []
+    for s in run.by_role("update_ratio"):
+        if _is_bias(s):
+            continue
+        steps, v = finite(s)
+        steps, v = steps[v > 0], v[v > 0]
+        if len(v) < t.min_points:
+            continue
+        median = float(np.median(v))
+        if median > t.large_update_warning:
+            over.append((median, s, steps))
+    if not over:
+        return []
+    over.sort(key=lambda o: -o[0])
+    worst, s0, steps0 = over[0]
+    severity = "error" if worst > t.large_update_error else "warning"
+    names = [s.layer or s.name for _, s, _ in over]
+    first = min(float(st[0]) for _, _, st in over)
+    last = max(float(st[-1]) for _, _, st in over)
+    shown = ", ".join(f"{n} ({m:.3g})" for n, (m, _, _) in zip(names[:5], over[:5], strict=False))
+    # The update is lr x (the gradient, or Adam's normalised moment): the ratio scales with the
+    # learning rate for SGD and Adam alike, so this factor takes the worst median to the target.
+    # A user threshold below the target falls back to the default factor (it must lower).
+    factor = UPDATE_RATIO_TARGET / worst
+    why = (f"the worst median update-to-weight ratio {worst:.3g} x {factor:.3g} = "
+           f"{UPDATE_RATIO_TARGET:g}: the ratio is proportional to the learning rate for SGD and "
+           "Adam alike")
+    if not 0 < factor < 1:
+        factor, why = R.LOWER_LR_FACTOR, "updates too large for the weights"
+    # The rate in effect mid-way through the worst series: its median is over the whole run, so a
+    # warm-up's first small rates are not the ones it measured.
+    at = float(steps0[len(steps0) // 2])
+    # No gradient_clipping: clipping at a high percentile of the norms leaves the typical step,
+    # which the median measures, as large as it was (and Adam's step hardly depends on the norm).
+    return [_finding(
+        "large_updates", severity,
+        f"median update-to-weight ratio per step above {t.large_update_warning:g} in {len(over)} "
+        f"series: {shown}" + (" ..." if len(over) > 5 else "") + " (healthy is about 1e-3)",
+        "Each optimizer step changes these weights by a large fraction of their norm: the learning "
+        "rate is too large for this network and optimizer, and training oscillates, diverges or "
+        "kills units.",
+        {"metric": s0.name, "steps": [_num(first), _num(last)], "layers": names, "value": worst,
+         "threshold": t.large_update_warning, "error_threshold": t.large_update_error,
+         "medians": {s.name: m for m, s, _ in over}},
+        [lower_lr(run, at_step=at, factor=factor, why=why)])]
+
+
 def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
     """The training loss when relative changes of it mean something: enough points, and positive
     (an RL objective that sits at 0 or changes sign has no scale to be relative to)."""

@@ -65,3 +65,11 @@ class LogThresholds(BaseModel):
         0.1, gt=0, description="val loss this much (relative) above its minimum while the train loss falls")
     clip_percentile: float = Field(
         98.0, gt=50, le=100, description="gradient_clipping max_norm: this percentile of the healthy norms")
+    large_update_warning: float = Field(
+        0.1, gt=0,
+        description="a layer's median update-to-weight ratio ||delta W|| / ||W|| per step above "
+                    "this: large_updates warning (healthy is about 1e-3; 0.1 rewrites a tenth "
+                    "of the weights every step)")
+    large_update_error: float = Field(
+        1.0, gt=0,
+        description="... above this: error (one step is larger than the weights themselves)")

@@ -45,6 +45,7 @@ LOG_CODES: tuple[str, ...] = (
     "validation_divergence",
     "truncated_log",
     "insufficient_data",
+    "large_updates",
 )
 
 README_URL = "https://gradient-health.dev/README.md"
