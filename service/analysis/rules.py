@@ -33,6 +33,7 @@ from gradhealth.analysis.remedies import (
     relu_family,
     residual,
     scaled_residual,
+    smaller_learning_rate,
     xavier_for_saturating,
 )
 from gradhealth.analysis.simulate import SimulationResult
@@ -432,6 +433,47 @@ class PostLnDepthRisk(ArchitectureRule):
         )
 
 
+class LargeUpdates(ArchitectureRule):
+    """The first optimizer step's update-to-weight ratio, where the spec gives an optimizer."""
+
+    code = "large_updates"
+    remedies = (smaller_learning_rate,)
+
+    def measure(self, result: SimulationResult) -> float:
+        return max((u.geo("update_ratio") for u in result.units if "update_ratio" in u.values),
+                   default=math.nan)
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return t.updates(value)
+
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
+        ratios = {u.name: u.geo("update_ratio") for u in result.units if "update_ratio" in u.values}
+        hit = sorted((u for u in result.units if ratios.get(u.name, 0.0) > t.large_update_warning),
+                     key=lambda u: -ratios[u.name])
+        opt = result.plan.spec.optimizer
+        kind, lr = (opt.type, opt.lr) if opt is not None else ("?", math.nan)
+        evidence = {
+            "metric": "max_update_ratio",
+            "value": value,
+            "threshold": t.large_update_warning,
+            "layers": [u.name for u in hit],
+            "update_ratios": {u.name: ratios[u.name] for u in hit},
+            "optimizer": kind,
+            "learning_rate": lr,
+        }
+        summary = (f"one {kind} step at lr {lr:g} changes {hit[0].name}'s weights by {fmt(value)} of their "
+                   f"norm (healthy: about 1e-3)" + (f"; {len(hit)} layers above {t.large_update_warning:g}"
+                                                    if len(hit) > 1 else ""))
+        explanation = (
+            "The update-to-weight ratio ||delta W|| / ||W|| of a healthy step is about 1e-3. Steps that move "
+            "a layer by a tenth of its weights or more make training oscillate or diverge and can kill "
+            "units; the first step is measured here, from the spec's optimizer and the initial gradients "
+            "(Adam's, AdamW's and RMSprop's first step is about lr per weight whatever the gradient's size).")
+        return Detection(self.code, severity, "max_update_ratio", value, summary, explanation, evidence, hit)
+
+
 for _part in (
     Nonfinite(),
     ExplodingGradient(),
@@ -441,6 +483,7 @@ for _part in (
     Saturation(),
     DeadUnits(),
     PostLnDepthRisk(),
+    LargeUpdates(),
 ):
     implement_architecture(_part.code, _part)
 

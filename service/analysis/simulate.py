@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from gradhealth.analysis import spec as S
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
@@ -232,9 +233,50 @@ def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None
             for sub, hs in rec.get("steps", {}).items():
                 for h in hs:
                     readout.add_step((unit.name, sub), h.grad)
-        return readout.read(loss)
+        figures = readout.read(loss)
     finally:
         net.set_probe(None)
+    optimizer = net.plan.spec.optimizer
+    if optimizer is not None:
+        for name, ratio in update_ratios(net, optimizer).items():
+            figures.units.setdefault(name, {})["update_ratio"] = ratio
+    return figures
+
+
+def make_optimizer(spec: S.OptimizerSpec, params: Sequence[torch.Tensor]) -> torch.optim.Optimizer:
+    """The torch optimizer ``spec`` names, over ``params``."""
+    eps = spec.eps if spec.eps is not None else 1e-8  # torch's default for Adam, AdamW and RMSprop
+    if spec.type == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
+                               nesterov=spec.nesterov and spec.momentum > 0, weight_decay=spec.weight_decay)
+    if spec.type == "rmsprop":
+        return torch.optim.RMSprop(params, lr=spec.lr, alpha=spec.alpha, momentum=spec.momentum,
+                                   weight_decay=spec.weight_decay, eps=eps)
+    cls = torch.optim.AdamW if spec.type == "adamw" else torch.optim.Adam
+    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay, eps=eps)
+
+
+def update_ratios(net: Network, spec: S.OptimizerSpec) -> dict[str, float]:
+    """||W_1 - W_0|| / ||W_0|| per unit after one step of ``spec``'s optimizer on the gradients just
+    computed, over the unit's own weight matrices and kernels (a bias starts at 0 in most inits,
+    so its ratio would be unbounded). Changes the network's weights: call it last."""
+    params = [p for p in net.parameters() if p.grad is not None]
+    watched = {u.name: [p for p in u.own_parameters() if p.dim() >= 2 and p.grad is not None]
+               for u in net.units()}
+    watched = {name: ps for name, ps in watched.items() if ps}
+    if not params or not watched:
+        return {}
+    before = {name: [p.detach().clone() for p in ps] for name, ps in watched.items()}
+    with torch.no_grad():
+        make_optimizer(spec, params).step()
+        out: dict[str, float] = {}
+        for name, ps in watched.items():
+            moved = torch._foreach_norm([p - w for p, w in zip(ps, before[name], strict=True)])
+            size = torch._foreach_norm(before[name])
+            num = math.sqrt(sum(float(m) ** 2 for m in moved))
+            den = math.sqrt(sum(float(n) ** 2 for n in size))
+            out[name] = num / den if den > 0 else math.nan
+    return out
 
 
 def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None) -> SimulationResult:

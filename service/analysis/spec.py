@@ -457,6 +457,30 @@ class LossSpec(_Strict):
     classes: Int | None = Field(default=None, ge=2)
 
 
+#: The largest learning rate a spec may give: far past any rate that trains (the check is meant to
+#: flag rates like 1 or 10), small enough that one step stays finite in float64.
+MAX_LR = 1e3
+
+
+class OptimizerSpec(_Strict):
+    """The optimizer and learning rate of training, for the first step's update-to-weight ratio
+    (``large_updates``): one step of this optimizer is applied to each seed's initialised network
+    and ||delta W|| / ||W|| measured per layer. Without it that finding is not checked."""
+
+    type: Literal["sgd", "adam", "adamw", "rmsprop"] = Field(
+        description="torch.optim's SGD, Adam, AdamW or RMSprop (Keras' have the same first step)")
+    lr: Float = Field(gt=0, le=MAX_LR, description="the learning rate (at most 1000)")
+    momentum: Float = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop (else ignored)")
+    nesterov: bool = Field(default=False, description="sgd with momentum > 0: Nesterov momentum (else ignored)")
+    weight_decay: Float = Field(default=0.0, ge=0, le=MAX_SCALE,
+                                description="L2 (sgd, adam, rmsprop) or decoupled (adamw) weight decay")
+    alpha: Float = Field(default=0.99, gt=0, lt=1,
+                         description="rmsprop's smoothing constant (Keras' rho; torch's default 0.99; "
+                                     "else ignored)")
+    eps: Float | None = Field(default=None, gt=0, le=1,
+                              description="adam, adamw, rmsprop: torch's default when absent")
+
+
 class Spec(_Strict):
     """An architecture to check."""
 
@@ -471,6 +495,8 @@ class Spec(_Strict):
                                    f"seeds limit (GRADHEALTH_LIMITS__MAX_SEEDS, {DEFAULT_MAX_SEEDS} by default)")
     loss: Annotated[LossSpec, _OrString(get_args(LossType), "shorthand for {type: <name>}")] = Field(
         default_factory=LossSpec)
+    optimizer: OptimizerSpec | None = Field(
+        default=None, description="the training optimizer: checks the first step's update-to-weight ratio")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["float64", "float32"] = Field(
         default="float64",

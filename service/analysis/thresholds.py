@@ -30,6 +30,12 @@ class Thresholds(BaseModel):
     dead_warning: float = Field(
         0.6, gt=0, le=1, description="fraction of a ReLU layer's units that are zero for the whole batch")
     dead_error: float = Field(0.85, gt=0, le=1)
+    # About 1e-3 of the weights' norm per step is the usual healthy update (DOMAIN: "update-to-weight
+    # ratios far from about 1e-3"); a tenth of the weights in one step is two decades past it, and a
+    # step larger than the weights themselves throws away what they were.
+    large_update_warning: float = Field(
+        0.1, gt=0, description="first-step ||delta W|| / ||W|| of a layer above this: large_updates warning")
+    large_update_error: float = Field(1.0, gt=0, description="... error")
     post_ln_depth: int = Field(
         6, ge=1, description="Post-LN Transformer stacks this deep or deeper need warm-up (Xiong et al. 2020)")
 
@@ -42,6 +48,11 @@ class Thresholds(BaseModel):
         if ratio > self.exploding_error:
             return "error"
         return "warning" if ratio > self.exploding_warning else None
+
+    def updates(self, ratio: float) -> str | None:
+        if ratio > self.large_update_error:
+            return "error"
+        return "warning" if ratio > self.large_update_warning else None
 
     def fraction(self, value: float, warning: float, error: float) -> str | None:
         if value >= error:

@@ -48,6 +48,12 @@ FINDINGS: dict[str, Entry] = {
         "Deep Post-LN Transformer",
         "A Post-LN Transformer stack deep enough that its large last-layer gradients at initialisation make "
         "training diverge without learning-rate warm-up (Xiong et al. 2020)."),
+    "large_updates": Entry(
+        "Updates too large for the weights",
+        "One optimizer step changes a layer's weights by a large fraction of their norm (update-to-weight "
+        "ratio ||delta W|| / ||W|| far above the healthy ~1e-3 per step): the learning rate is too large for "
+        "this network and optimizer, and training oscillates, diverges or kills units. Measured on the "
+        "first step from the spec's optimizer, or from a log's update_ratio series."),
     # Findings from training logs (the log check).
     "gradient_spike": Entry(
         "Gradient-norm spikes",

@@ -172,5 +172,6 @@ for _rule in (
     FindingRule("saturation"),
     FindingRule("dead_units"),
     FindingRule("post_ln_depth_risk"),
+    FindingRule("large_updates"),
 ):
     register(_rule)

@@ -29,6 +29,7 @@ ARCHITECTURE_CODES: tuple[str, ...] = (
     "saturation",
     "dead_units",
     "post_ln_depth_risk",
+    "large_updates",
 )
 LOG_CODES: tuple[str, ...] = (
     "nonfinite",

@@ -23,6 +23,7 @@ ARCHITECTURE = {
     "saturation",
     "dead_units",
     "post_ln_depth_risk",
+    "large_updates",
 }
 RATIOS = {
     "vanishing_gradient",

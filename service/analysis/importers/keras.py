@@ -44,8 +44,8 @@ import numpy as np
 from gradhealth.analysis.importers import ModelError
 from gradhealth.errors import InputFormatError
 
-__all__ = ["is_keras_config", "keras_loss", "keras_to_spec", "read_keras", "sniff_keras",
-           "translation_reads_weights"]
+__all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
+           "read_keras_training", "sniff_keras", "translation_reads_weights"]
 
 #: The largest config text read (a config of thousands of layers is a few MB).
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -171,6 +171,13 @@ def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
 def read_keras(data: bytes) -> tuple[dict[str, Any], str | None]:
     """The model config and the loss named by the file's training/compile config (or None) of a
     Keras JSON config, ``.keras`` archive or ``.h5`` file, told apart by content."""
+    config, loss, _ = read_keras_training(data)
+    return config, loss
+
+
+def read_keras_training(data: bytes) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
+    """:func:`read_keras`, and the spec ``optimizer`` of the optimizer the file was compiled with
+    (:func:`keras_optimizer`; None when it names none, or one without a spec equivalent)."""
     kind = sniff_keras(data[:4096])
     if kind == "keras":
         config, training = _read_zip(data)
@@ -186,7 +193,58 @@ def read_keras(data: bytes) -> tuple[dict[str, Any], str | None]:
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
     loss = training.get("loss") if isinstance(training, dict) else None
-    return config, keras_loss(loss)
+    optimizer = keras_optimizer(training.get("optimizer_config") or training.get("optimizer")
+                                if isinstance(training, dict) else None)
+    return config, keras_loss(loss), optimizer
+
+
+#: Keras optimizers whose first step is the spec's: Adamax's first step is Adam's (m = g and
+#: u = |g|, so lr * g / |g|). Keras' defaults where the config leaves a value out.
+_OPTIMIZERS = {"sgd": "sgd", "adam": "adam", "adamw": "adamw", "adamax": "adam", "rmsprop": "rmsprop"}
+_KERAS_LR = {"sgd": 0.01}  # every other one defaults to 0.001
+
+
+def keras_optimizer(value: Any) -> dict[str, Any] | None:
+    """The spec ``optimizer`` of a serialised Keras optimizer (``compile(optimizer=...)`` as the
+    file stores it: a name, or ``{class_name, config}`` from Keras 2 or 3), or None where it has no
+    spec equivalent (Nadam, Adagrad, Adadelta, Ftrl, Lion...: their first steps differ) or the
+    learning rate cannot be read. A schedule's ``initial_learning_rate`` is the first step's.
+
+    Keras 3 applies ``weight_decay`` decoupled, as AdamW does, in every optimizer: Adam with a
+    weight decay is the spec's ``adamw``. Clipping (``clipnorm``...) is left out: it does not
+    change Adam's first step (lr times the gradient's sign) and rarely binds for SGD at init."""
+    name, cfg = _name_of(value)
+    kind = _OPTIMIZERS.get(name)
+    if kind is None:
+        return None
+    rate = cfg.get("learning_rate", cfg.get("lr", _KERAS_LR.get(name, 0.001)))
+    if isinstance(rate, dict):  # a LearningRateSchedule
+        rate = (rate.get("config") or {}).get("initial_learning_rate")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+        return None
+    out: dict[str, Any] = {"type": kind, "lr": float(rate)}
+    decay = cfg.get("weight_decay")
+    if isinstance(decay, int | float) and not isinstance(decay, bool) and decay > 0:
+        out["weight_decay"] = float(decay)
+        if kind == "adam":
+            out["type"] = "adamw"
+    elif kind == "adamw":
+        out["weight_decay"] = 0.004  # Keras' AdamW default
+    if kind == "sgd":
+        momentum = cfg.get("momentum")
+        if isinstance(momentum, int | float) and not isinstance(momentum, bool) and 0 < momentum < 1:
+            out["momentum"] = float(momentum)
+            out["nesterov"] = bool(cfg.get("nesterov", False))
+    if kind == "rmsprop":
+        out["alpha"] = float(cfg.get("rho", 0.9))
+        momentum = cfg.get("momentum")
+        if isinstance(momentum, int | float) and not isinstance(momentum, bool) and 0 < momentum < 1:
+            out["momentum"] = float(momentum)
+    if kind != "sgd":
+        eps = cfg.get("epsilon", 1e-7)
+        if isinstance(eps, int | float) and not isinstance(eps, bool) and 0 < eps <= 1:
+            out["eps"] = float(eps)
+    return out
 
 
 def keras_loss(loss: Any) -> str | None:
@@ -667,16 +725,19 @@ def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, 
 
 
 def keras_to_spec(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
-                  batch_size: int = 64, stored: Weights | None = None) -> dict[str, Any]:
+                  batch_size: int = 64, stored: Weights | None = None,
+                  optimizer: dict[str, Any] | None = None) -> dict[str, Any]:
     """Translate a Keras model config (``model.to_json()`` decoded) into a spec dict.
 
     ``loss`` (a spec loss type) overrides the one inferred from the output layer. ``stored``: the
     file's weights where they will be used (:func:`read_keras_weights`; see
-    :func:`translation_reads_weights`). Raises :class:`ModelError` naming every layer that cannot
-    be translated, in one message, and :class:`InputFormatError` when the value is not a Keras
-    config at all.
+    :func:`translation_reads_weights`). ``optimizer``: the spec's ``optimizer``
+    (:func:`keras_optimizer`). Raises :class:`ModelError` naming every layer that cannot be
+    translated, in one message, and :class:`InputFormatError` when the value is not a Keras config
+    at all.
     """
-    return _translate(model, loss, seeds=seeds, batch_size=batch_size, stored=stored)[0]
+    return _translate(model, loss, seeds=seeds, batch_size=batch_size, stored=stored,
+                      optimizer=optimizer)[0]
 
 
 def translation_reads_weights(model: dict[str, Any]) -> bool:
@@ -691,8 +752,8 @@ Origins = dict[str, tuple[str, str, dict[str, Any], str]]
 
 
 def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
-               batch_size: int = 64,
-               stored: Weights | None = None) -> tuple[dict[str, Any], Origins]:
+               batch_size: int = 64, stored: Weights | None = None,
+               optimizer: dict[str, Any] | None = None) -> tuple[dict[str, Any], Origins]:
     """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer).
     ``stored``: the file's weights when they will be used (a PReLU's slope is its stored alpha)."""
     if not is_keras_config(model):
@@ -751,6 +812,8 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
         raise ModelError("cannot translate the Keras model: " + "; ".join(tr.problems))
     spec: dict[str, Any] = {"name": cfg.get("name"), "layers": layers, "seeds": seeds,
                             "batch_size": batch_size, "loss": spec_loss}
+    if optimizer is not None:
+        spec["optimizer"] = optimizer
     origins: Origins = {}
 
     def strip(seq: list[dict[str, Any]], prefix: str) -> None:
@@ -1060,11 +1123,12 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     stored: Weights | None = None
+    optimizer: dict[str, Any] | None = None
     if isinstance(source, dict):
         config, file_loss = source, None
     else:
         data = Path(source).read_bytes() if isinstance(source, str) else source
-        config, file_loss = read_keras(data)
+        config, file_loss, optimizer = read_keras_training(data)
         stored = read_keras_weights(data, config)
     ignored = weights == "reinitialise" and stored is not None
     if weights == "reinitialise":
@@ -1073,7 +1137,7 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
     spec, origins = _translate(config, loss or file_loss, seeds=seeds or 3,
-                               batch_size=batch_size or 64, stored=stored)
+                               batch_size=batch_size or 64, stored=stored, optimizer=optimizer)
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
                                  progress=progress)

@@ -456,7 +456,7 @@ async def submit_model(
 ) -> Response:
     from gradhealth.analysis.importers.keras import (
         keras_to_spec,
-        read_keras,
+        read_keras_training,
         read_keras_weights,
         sniff_keras,
         translation_reads_weights,
@@ -484,14 +484,15 @@ async def submit_model(
         def validate() -> str:
             data = upload.path.read_bytes()
             if sniff_keras(data[:4096]) is not None:  # a Keras config, .keras zip or .h5, by content
-                config, file_loss = read_keras(data)
+                config, file_loss, optimizer = read_keras_training(data)
                 # The stored weights only where the translation reads them (a PReLU's alpha), as the
                 # job will: a trained per-unit alpha is refused here, a uniform one accepted.
                 stored = (read_keras_weights(data, config)
                           if options["weights"] != "reinitialise" and translation_reads_weights(config)
                           else None)
                 spec = keras_to_spec(config, options["loss"] or file_loss, seeds=options["seeds"] or 3,
-                                     batch_size=options["batch_size"] or 64, stored=stored)
+                                     batch_size=options["batch_size"] or 64, stored=stored,
+                                     optimizer=optimizer)
                 make_plan(parse_spec(spec), settings.limits)  # torch-free: refused before a job exists
                 return "keras"
             # Protobuf only, torch-free: the worker's importer applies these same rules again.

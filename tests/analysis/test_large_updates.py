@@ -1,0 +1,194 @@
+"""`large_updates` in the architecture check: the first optimizer step's ||delta W|| / ||W||.
+
+The ratios are checked against the optimizers' first-step formulas computed here from the same
+gradients (SGD: lr * g, Nesterov (1 + momentum) lr * g; Adam: lr * g / (|g| + eps); AdamW adds
+lr * wd * W; RMSprop: lr * g / (sqrt((1 - alpha) g^2) + eps)), never against earlier output.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from gradhealth.analysis.importers.keras import check_keras, keras_optimizer, read_keras_training
+from gradhealth.analysis.plan import make_plan
+from gradhealth.analysis.simulate import bare_step, prepare, simulate, update_ratios
+from gradhealth.analysis.spec import parse_spec
+from gradhealth.errors import SpecError
+from gradhealth.library import check_architecture
+from tests.analysis.test_keras_import import _dense, _seq
+from tests.helpers import mlp
+
+
+def _first_step(opt: dict[str, Any], g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The first step's change of ``w`` by the optimizers' published update rules."""
+    lr, wd = opt["lr"], opt.get("weight_decay", 0.0)
+    eps = opt.get("eps", 1e-8)
+    kind = opt["type"]
+    if kind == "sgd":
+        d = g + wd * w
+        if opt.get("nesterov") and opt.get("momentum", 0) > 0:
+            d = d * (1 + opt["momentum"])  # buf = d on the first step; d + momentum * buf
+        return -lr * d
+    if kind == "adamw":
+        return -lr * wd * w - lr * g / (g.abs() + eps)  # bias-corrected m / sqrt(v) = g / |g|
+    if kind == "adam":
+        d = g + wd * w
+        return -lr * d / (d.abs() + eps)
+    alpha = opt.get("alpha", 0.99)
+    d = g + wd * w
+    return -lr * d / ((1 - alpha) ** 0.5 * d.abs() + eps)
+
+
+OPTIMIZERS = [
+    {"type": "sgd", "lr": 0.5},
+    {"type": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": True},
+    {"type": "sgd", "lr": 0.5, "weight_decay": 0.1},
+    {"type": "adam", "lr": 0.01},
+    {"type": "adamw", "lr": 0.01, "weight_decay": 0.5},
+    {"type": "rmsprop", "lr": 0.01, "alpha": 0.9},
+]
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_update_ratio_is_the_optimizers_first_step(opt: dict[str, Any]) -> None:
+    plan = make_plan(parse_spec(mlp(3, width=32) | {"optimizer": opt, "seeds": 1}))
+    net, x, target = prepare(plan, 0, torch.device("cpu"))
+    bare_step(net, x, target)
+    expected = {}
+    for unit in net.units():
+        w = unit.weight()
+        if w is not None and w.dim() >= 2:
+            d = _first_step(opt, w.grad.detach(), w.detach())
+            expected[unit.name] = float(d.norm() / w.detach().norm())
+    got = update_ratios(net, plan.spec.optimizer)
+    assert set(got) == set(expected) and len(got) == 4  # three hidden layers and the readout
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-9), name
+
+
+def test_the_simulation_reports_each_seeds_ratio_and_only_with_an_optimizer() -> None:
+    opt = {"type": "adam", "lr": 0.02}
+    plan = make_plan(parse_spec(mlp(2, width=16) | {"optimizer": opt, "seeds": 2}))
+    result = simulate(plan)
+    for seed in range(2):
+        net, x, target = prepare(plan, seed, torch.device("cpu"))
+        bare_step(net, x, target)
+        for name, value in update_ratios(net, plan.spec.optimizer).items():
+            assert result.unit(name).values["update_ratio"][seed] == pytest.approx(value, rel=1e-9)
+    plain = simulate(make_plan(parse_spec(mlp(2, width=16))))
+    assert all("update_ratio" not in u.values for u in plain.units)
+
+
+def _spec(opt: dict[str, Any] | None) -> dict[str, Any]:
+    spec = mlp(4, width=64) | {"seeds": 2}
+    if opt is not None:
+        spec["optimizer"] = opt
+    return spec
+
+
+def test_a_learning_rate_far_too_large_is_found_and_the_verified_rate_fixes_it() -> None:
+    # Adam's first step is about lr per weight, so the ratio is lr * sqrt(n) / ||W||. He init on
+    # the 64x64 layers: ||W|| ~ sqrt(n * 2 / 64), ratio 0.3 * sqrt(64 / 2) = 1.70. The readout keeps
+    # torch's default U(+-1/sqrt(64)): ||W|| ~ sqrt(n / (3 * 64)), ratio 0.3 * sqrt(3 * 64) = 4.16,
+    # the worst layer.
+    doc = check_architecture(_spec({"type": "adam", "lr": 0.3}))
+    found = {f.code: f for f in doc.findings}
+    assert "large_updates" in found
+    f = found["large_updates"]
+    assert f.severity == "error"
+    ratios = f.evidence.model_dump()["update_ratios"]
+    hidden = [v for name, v in ratios.items() if name != f.evidence.layers[0]]
+    assert f.evidence.value == pytest.approx(0.3 * math.sqrt(3 * 64), rel=0.05)  # a finite ||W||
+    assert len(hidden) == 4 and all(v == pytest.approx(0.3 * math.sqrt(32), rel=0.05) for v in hidden)
+    remedy = next(r for r in f.remedies if r.id == "lower_learning_rate")
+    assert remedy.patch[0]["path"] == "/optimizer/lr"
+    new_lr = remedy.patch[0]["value"]
+    assert new_lr == pytest.approx(0.3 * 1e-2 / f.evidence.value, rel=1e-2)
+    assert remedy.verified is not None and remedy.verified.fixed
+    assert remedy.verified.after == pytest.approx(1e-2, rel=1e-2)  # the ratio is linear in lr
+    assert remedy.recommended
+
+
+@pytest.mark.parametrize("opt,severity", [
+    ({"type": "adam", "lr": 1e-3}, None),  # ~0.006: a healthy step
+    ({"type": "adam", "lr": 0.03}, "warning"),  # ~0.17
+    ({"type": "sgd", "lr": 0.1}, None),
+    (None, None),
+])
+def test_severity_follows_the_thresholds(opt: dict[str, Any] | None, severity: str | None) -> None:
+    doc = check_architecture(_spec(opt), verify=False)
+    found = {f.code: f.severity for f in doc.findings}
+    assert found.get("large_updates") == severity
+
+
+def test_an_invalid_optimizer_is_a_spec_error_at_its_pointer() -> None:
+    for bad, pointer in (({"type": "adam", "lr": 0}, "/optimizer/lr"),
+                         ({"type": "lion", "lr": 1e-3}, "/optimizer/type"),
+                         ({"lr": 1e-3}, "/optimizer/type")):
+        with pytest.raises(SpecError, match=pointer):
+            parse_spec(_spec(bad))
+
+
+# --- Keras: the optimizer the file was compiled with ------------------------------------------------
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("adam", {"type": "adam", "lr": 0.001, "eps": 1e-7}),
+    ("sgd", {"type": "sgd", "lr": 0.01}),
+    # Keras 2's training_config
+    ({"class_name": "Adam", "config": {"name": "Adam", "learning_rate": 0.5, "beta_1": 0.9,
+                                       "epsilon": 1e-07, "amsgrad": False}},
+     {"type": "adam", "lr": 0.5, "eps": 1e-7}),
+    ({"class_name": "SGD", "config": {"lr": 0.2, "momentum": 0.9, "nesterov": True}},
+     {"type": "sgd", "lr": 0.2, "momentum": 0.9, "nesterov": True}),
+    ({"class_name": "RMSprop", "config": {"learning_rate": 0.001, "rho": 0.9, "epsilon": 1e-07}},
+     {"type": "rmsprop", "lr": 0.001, "alpha": 0.9, "eps": 1e-7}),
+    # Keras 3's compile_config: weight_decay is decoupled in every optimizer
+    ({"module": "keras.optimizers", "class_name": "Adam", "registered_name": None,
+      "config": {"name": "adam", "learning_rate": 0.01, "weight_decay": 0.1, "epsilon": 1e-07}},
+     {"type": "adamw", "lr": 0.01, "weight_decay": 0.1, "eps": 1e-7}),
+    ({"class_name": "AdamW", "config": {"learning_rate": 0.001}},
+     {"type": "adamw", "lr": 0.001, "weight_decay": 0.004, "eps": 1e-7}),
+    ({"class_name": "Adam", "config": {"learning_rate": {
+        "class_name": "ExponentialDecay", "config": {"initial_learning_rate": 0.1, "decay_steps": 100}}}},
+     {"type": "adam", "lr": 0.1, "eps": 1e-7}),
+    ({"class_name": "Adamax", "config": {"learning_rate": 0.002}}, {"type": "adam", "lr": 0.002, "eps": 1e-7}),
+    # no spec equivalent, or nothing to read: no optimizer (the model is still checked)
+    ({"class_name": "Nadam", "config": {"learning_rate": 0.002}}, None),
+    ({"class_name": "Adagrad", "config": {"learning_rate": 0.01}}, None),
+    ({"class_name": "Adam", "config": {"learning_rate": "fast"}}, None),
+    (None, None),
+])
+def test_keras_optimizers_translate_to_the_spec(value: Any, expected: dict[str, Any] | None) -> None:
+    assert keras_optimizer(value) == expected
+    if expected is not None:
+        parse_spec(_spec(expected))  # every translation is a valid spec optimizer
+
+
+def _h5(config: dict[str, Any], training: dict[str, Any]) -> bytes:
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["training_config"] = json.dumps(training)
+    return buf.getvalue()
+
+
+def test_a_keras_file_compiled_with_a_large_rate_gets_large_updates() -> None:
+    cfg = _seq(*[_dense(f"d{i}", 64, "relu") for i in range(3)], _dense("out", 10, "softmax"), shape=[64])
+    big = {"loss": "categorical_crossentropy",
+           "optimizer_config": {"class_name": "Adam", "config": {"learning_rate": 0.5}}}
+    data = _h5(cfg, big)
+    assert read_keras_training(data)[2] == {"type": "adam", "lr": 0.5, "eps": 1e-7}
+    doc = check_keras(data, seeds=1, verify=False)
+    f = next(f for f in doc.findings if f.code == "large_updates")
+    assert f.evidence.layers and all(name in ("d0", "d1", "d2", "out") for name in f.evidence.layers)
+    calm = {**big, "optimizer_config": {"class_name": "Adam", "config": {"learning_rate": 1e-4}}}
+    assert all(f.code != "large_updates" for f in check_keras(_h5(cfg, calm), seeds=1, verify=False).findings)
