@@ -136,7 +136,14 @@ def test_nonfinite_and_zero_ratios_never_fire_by_themselves(tmp_path):
     # healthy.
     ratios = np.concatenate([[math.nan, math.inf, 0.0, 50.0, 20.0], healthy_ratios(5, N - 5)])
     rows = base_rows() + ratio_rows("fc1.weight", ratios)
-    assert large(check_logs(jsonl(tmp_path, rows))) == []
+    doc = check_logs(jsonl(tmp_path, rows))
+    assert large(doc) == []
+    # nor is an undefined ratio (weights of norm 0) an overflow: no nonfinite either; a NaN in
+    # the loss still is
+    assert all(f.code != "nonfinite" for f in doc.findings)
+    rows[3]["value"] = "nan"  # the loss at step 10
+    assert rows[3]["metric"] == "loss"
+    assert any(f.code == "nonfinite" for f in check_logs(jsonl(tmp_path, rows)).findings)
 
 
 def test_fewer_finite_positive_points_than_min_points_raise_nothing(tmp_path):
