@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -155,3 +156,22 @@ def test_small_cnn_is_healthy(checked):
     doc = checked("small_cnn")
     assert doc.status == "healthy"
     assert [layer.type for layer in doc.layers if layer.type == "conv2d"] == ["conv2d"] * 3
+
+
+def test_adam_at_a_large_rate_moves_each_layer_by_lr_sqrt_fan_in_over_2(checked):
+    doc = checked("adam_high_lr_mlp")
+    f = _finding(doc, "large_updates")
+    # Adam's first step is lr * sign(g) per weight with a gradient, so ||dW|| / ||W|| is
+    # lr * sqrt(n_nonzero) / ||W||, and He init gives ||W|| = sqrt(n * 2 / fan_in): at most
+    # lr * sqrt(fan_in / 2) = 0.566, less by the share of zero gradients (dead ReLU rows/columns).
+    predicted = 0.05 * math.sqrt(256 / 2)
+    assert f.severity == "warning"
+    assert predicted * 0.7 < f.evidence.value < predicted * 1.05
+    assert all(v < predicted * 1.05 for v in f.evidence.model_dump()["update_ratios"].values())
+    fix = _remedy(f, "lower_learning_rate")
+    assert fix.verified.fixed and fix.recommended
+    assert fix.verified.after == pytest.approx(1e-2, rel=0.02)  # the ratio is linear in the rate
+    new_lr = fix.patch[0]["value"]
+    assert 5e-4 < new_lr < 1.5e-3  # about Adam's customary 1e-3
+    assert all(g.code != "large_updates" for g in doc.findings[1:])
+    assert {g.code for g in doc.findings} == {"large_updates"}  # nothing else is wrong with it
