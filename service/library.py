@@ -111,7 +111,7 @@ def check_logs(path: str | Path, *, format: str | None = None, settings: Setting
 
 def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
-                 settings: Settings | None = None) -> Diagnosis:
+                 settings: Settings | None = None, optimizer: Any = None) -> Diagnosis:
     """Diagnose the gradients of a live ``torch.nn.Module`` in this process, with the same
     findings, thresholds and document as :func:`check_architecture`.
 
@@ -119,6 +119,9 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     the same shapes and dtypes (standard normal floats; integer ids that an nn.Embedding reads
     below the example's max + 1; other integer inputs, such as an attention mask, as given).
     ``loss``: ``cross_entropy`` (over the output's last dimension, random classes), ``mse`` or ``sum``.
+    ``optimizer``: your training optimizer (``torch.optim`` SGD, Adam, AdamW or RMSprop; or a dict
+    like ``{"type": "adam", "lr": 1e-3}``): its first step is measured on copies and
+    ``large_updates`` reports a learning rate too large for the network, with a verified rate.
     The module is never modified: every simulation, remedies included, runs on a deep copy.
     """
     from gradhealth.analysis.module_check import check_module as run
@@ -126,7 +129,7 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
 
     settings = settings if settings is not None else get_settings()
     return run(model, example_inputs, loss=loss, seeds=seeds, verify=verify, device=device,
-               thresholds=settings.thresholds)
+               thresholds=settings.thresholds, optimizer=optimizer)
 
 
 def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds: int = 3,

@@ -41,7 +41,14 @@ import torch
 from torch import nn
 
 from gradhealth.analysis.figures import Readout, SeedFigures
-from gradhealth.analysis.simulate import SimulationResult, TimeSeries, UnitStats, pick_device
+from gradhealth.analysis.simulate import (
+    SimulationResult,
+    TimeSeries,
+    UnitStats,
+    pick_device,
+    step_ratios,
+)
+from gradhealth.analysis.spec import OptimizerSpec
 
 ProgressFn = Callable[[float, str], None]
 
@@ -493,6 +500,8 @@ class GraphRun:
     prepare: Callable[[nn.Module, int], None] | None = None
     names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None = None
     dtype: torch.dtype = torch.float64
+    #: the training optimizer: its first step's update-to-weight ratio per unit (large_updates)
+    optimizer: OptimizerSpec | None = None
 
 
 def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
@@ -550,7 +559,12 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             for sub, hs in rec.module.steps.items():
                 for h in hs:
                     readout.add_step((rec.name, sub), h.grad)
-    return readout.read(loss), records
+    figures = readout.read(loss)
+    if run.optimizer is not None:  # last: the step changes the weights
+        own = {rec.name: list(rec.module.parameters(recurse=False)) for rec in records}
+        for name, ratio in step_ratios(net.parameters(), own, run.optimizer).items():
+            figures.units.setdefault(name, {})["update_ratio"] = ratio
+    return figures, records
 
 
 def simulate_graph(run: GraphRun, *, device: str | None = None,
@@ -588,4 +602,4 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
               for (name, sub) in seeds[0].steps]
     return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64
                             else "float32", run.seeds, stats, series, [s.loss for s in seeds],
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, run.optimizer)

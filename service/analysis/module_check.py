@@ -15,6 +15,7 @@ The user's module itself is never modified: every simulation runs on a copy.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -30,8 +31,10 @@ from gradhealth.analysis.graph import (
     role_of,
     simulate_graph,
 )
+from gradhealth.analysis.remedies import lower_rate
 from gradhealth.analysis.rules import detect
 from gradhealth.analysis.simulate import SimulationResult
+from gradhealth.analysis.spec import OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core import remedies as R
 from gradhealth.core.document import (
@@ -47,6 +50,9 @@ from gradhealth.core.document import (
 from gradhealth.core.rules import rule
 
 Edit = Callable[[nn.Module, int], None]
+#: What a remedy changes to be verified: the network (an edit of each seed's copy) or the
+#: optimizer (a new learning rate for ``large_updates``).
+Change = Edit | OptimizerSpec
 NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
                  "not invent for a graph it did not write; make the change and check again")
 _SATURATING = {"sigmoid", "tanh", "hardtanh", "softplus"}
@@ -135,12 +141,17 @@ def _combine(first: Edit | None, then: Edit) -> Edit:
     return edit
 
 
-def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, Edit | None]]:
-    """(remedy, edit to verify it, or None when it needs a new structure) for one finding."""
+def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, Change | None]]:
+    """(remedy, change to verify it, or None when it needs a new structure) for one finding."""
     where = ", ".join(u.name for u in det.units) or "the network"
     acts = {u.activation for u in result.units if u.activation}
-    out: list[tuple[Remedy, Edit | None]] = []
+    out: list[tuple[Remedy, Change | None]] = []
     code = det.code
+    if code == "large_updates" and result.optimizer is not None:
+        for remedy in lower_rate(det, result.optimizer):
+            out.append((remedy, result.optimizer.model_copy(update={"lr": remedy.patch[0]["value"]})))
+            remedy.patch = []  # no spec to patch: the change names the rate
+        return out
     recurrent = [u for u in result.units if u.type in ("lstm", "gru", "rnn")]
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units"):
         if acts & {"relu", "leaky_relu", "elu", "gelu", "silu"} or code == "dead_units":
@@ -182,10 +193,12 @@ class _Verifier:
         self.simulated = 0
         self.seconds = 0.0
 
-    def verify(self, det: Detection, before: list[Detection], remedy: Remedy, edit: Edit) -> None:
+    def verify(self, det: Detection, before: list[Detection], remedy: Remedy, change: Change) -> None:
         part = rule(det.code).architecture
-        run = GraphRun(self.run.model, self.run.inputs, self.run.loss, self.run.seeds,
-                       _combine(self.run.prepare, edit), self.run.names, self.run.dtype)
+        if isinstance(change, OptimizerSpec):
+            run = dataclasses.replace(self.run, optimizer=change)
+        else:
+            run = dataclasses.replace(self.run, prepare=_combine(self.run.prepare, change))
         try:
             after = simulate_graph(run, device=self.device)
         except (RuntimeError, ValueError) as exc:
@@ -297,19 +310,44 @@ def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor]) -> set[int
     return seen
 
 
+def optimizer_spec(optimizer: Any) -> OptimizerSpec | None:
+    """The spec ``optimizer`` of a ``torch.optim`` SGD, Adam, AdamW or RMSprop (its first param
+    group's settings), of a spec-style dict, or None. Raises ValueError for another optimizer."""
+    if optimizer is None or isinstance(optimizer, OptimizerSpec):
+        return optimizer
+    if isinstance(optimizer, dict):
+        return OptimizerSpec.model_validate(optimizer)
+    kinds = {torch.optim.SGD: "sgd", torch.optim.AdamW: "adamw", torch.optim.Adam: "adam",
+             torch.optim.RMSprop: "rmsprop"}
+    kind = kinds.get(type(optimizer))
+    if kind is None or not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer: {type(optimizer).__name__} is not one whose first step the check "
+                         "knows (torch.optim.SGD, Adam, AdamW, RMSprop, or a dict with type and lr)")
+    group = optimizer.param_groups[0]
+    fields = {k: float(group[k]) if isinstance(group[k], int | float | torch.Tensor) else group[k]
+              for k in ("lr", "momentum", "weight_decay", "alpha", "eps", "nesterov") if k in group}
+    if "nesterov" in fields:
+        fields["nesterov"] = bool(fields["nesterov"])
+    return OptimizerSpec.model_validate({"type": kind, **fields})
+
+
 def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
-                 thresholds: Thresholds | None = None) -> Diagnosis:
+                 thresholds: Thresholds | None = None, optimizer: Any = None) -> Diagnosis:
     """Check a live module with synthetic inputs shaped like ``example_inputs`` (standard normal
     floats; integer ids an nn.Embedding reads below the example's largest + 1, other integer inputs
     as given), with the module's own weights.
+
+    ``optimizer``: the training optimizer (a ``torch.optim`` SGD, Adam, AdamW or RMSprop, or a
+    spec-style dict such as ``{"type": "adam", "lr": 1e-3}``): its first step is applied to each
+    seed's copy and ``large_updates`` checks each layer's ||delta W|| / ||W||.
 
     The module is never modified: it is deep-copied for every simulation and every remedy."""
     if loss not in ("cross_entropy", "mse", "sum"):
         raise ValueError(f"loss must be cross_entropy, mse or sum, not {loss!r}")
     if seeds < 1:
         raise ValueError("seeds must be at least 1")
-    run = GraphRun(model, input_specs(example_inputs, model), loss, seeds)
+    run = GraphRun(model, input_specs(example_inputs, model), loss, seeds, optimizer=optimizer_spec(optimizer))
     return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
 
 

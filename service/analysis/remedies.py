@@ -240,12 +240,16 @@ TARGET_UPDATE_RATIO = 1e-2
 
 def smaller_learning_rate(ctx: Context) -> list[Remedy]:
     """The spec's learning rate scaled so the worst layer's first-step update ratio becomes
-    :data:`TARGET_UPDATE_RATIO`. One step of SGD, Adam, AdamW or RMSprop moves the weights by an
-    amount proportional to the rate, so the factor is the target over the measured ratio; the
-    re-simulation measures it."""
-    opt = ctx.plan.spec.optimizer
-    worst = ctx.detection.value
-    if opt is None or not worst > TARGET_UPDATE_RATIO or not math.isfinite(worst):
+    :data:`TARGET_UPDATE_RATIO` (:func:`lower_rate`), as a patch of ``/optimizer/lr``."""
+    return [] if ctx.result.optimizer is None else lower_rate(ctx.detection, ctx.result.optimizer)
+
+
+def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> list[Remedy]:
+    """``lower_learning_rate`` for a ``large_updates`` detection: one step of SGD, Adam, AdamW or
+    RMSprop moves the weights by an amount proportional to the rate, so the factor is the target
+    ratio over the measured one; the re-simulation measures it. The patch names the new rate."""
+    worst = detection.value
+    if not worst > TARGET_UPDATE_RATIO or not math.isfinite(worst):
         return []
     factor = TARGET_UPDATE_RATIO / worst
     new_lr = float(f"{opt.lr * factor:.3g}")

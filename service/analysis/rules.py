@@ -452,7 +452,7 @@ class LargeUpdates(ArchitectureRule):
         ratios = {u.name: u.geo("update_ratio") for u in result.units if "update_ratio" in u.values}
         hit = sorted((u for u in result.units if ratios.get(u.name, 0.0) > t.large_update_warning),
                      key=lambda u: -ratios[u.name])
-        opt = result.plan.spec.optimizer
+        opt = result.optimizer
         kind, lr = (opt.type, opt.lr) if opt is not None else ("?", math.nan)
         evidence = {
             "metric": "max_update_ratio",

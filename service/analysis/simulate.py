@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,6 +124,8 @@ class SimulationResult:
     time_series: list[TimeSeries]
     losses: list[float]
     duration_s: float
+    #: the optimizer whose first step was measured (``update_ratio``), where one was given
+    optimizer: S.OptimizerSpec | None = None
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)
@@ -260,9 +262,16 @@ def update_ratios(net: Network, spec: S.OptimizerSpec) -> dict[str, float]:
     """||W_1 - W_0|| / ||W_0|| per unit after one step of ``spec``'s optimizer on the gradients just
     computed, over the unit's own weight matrices and kernels (a bias starts at 0 in most inits,
     so its ratio would be unbounded). Changes the network's weights: call it last."""
-    params = [p for p in net.parameters() if p.grad is not None]
-    watched = {u.name: [p for p in u.own_parameters() if p.dim() >= 2 and p.grad is not None]
-               for u in net.units()}
+    return step_ratios(net.parameters(), {u.name: list(u.own_parameters()) for u in net.units()}, spec)
+
+
+def step_ratios(parameters: Iterable[torch.Tensor], units: Mapping[str, Sequence[torch.Tensor]],
+                spec: S.OptimizerSpec) -> dict[str, float]:
+    """:func:`update_ratios` for any network: one step of ``spec``'s optimizer over every
+    parameter with a gradient, and the ratio of each of ``units`` (name -> its own parameters,
+    of which the matrices and kernels count)."""
+    params = [p for p in parameters if p.grad is not None]
+    watched = {name: [p for p in ps if p.dim() >= 2 and p.grad is not None] for name, ps in units.items()}
     watched = {name: ps for name, ps in watched.items() if ps}
     if not params or not watched:
         return {}
@@ -300,7 +309,7 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))
               for (name, sub) in seeds[0].steps]
     return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, [s.loss for s in seeds],
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, spec.optimizer)
 
 
 def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:

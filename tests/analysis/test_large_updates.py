@@ -192,3 +192,46 @@ def test_a_keras_file_compiled_with_a_large_rate_gets_large_updates() -> None:
     assert f.evidence.layers and all(name in ("d0", "d1", "d2", "out") for name in f.evidence.layers)
     calm = {**big, "optimizer_config": {"class_name": "Adam", "config": {"learning_rate": 1e-4}}}
     assert all(f.code != "large_updates" for f in check_keras(_h5(cfg, calm), seeds=1, verify=False).findings)
+
+
+# --- the live door: the user's own torch optimizer -------------------------------------------------
+
+
+def _mlp_module() -> torch.nn.Module:
+    torch.manual_seed(0)
+    layers: list[torch.nn.Module] = []
+    for _ in range(3):
+        layers += [torch.nn.Linear(64, 64), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers, torch.nn.Linear(64, 10))
+
+
+def test_a_live_modules_own_optimizer_is_read_and_its_rate_verified() -> None:
+    from gradhealth import check_module
+    from gradhealth.testing import assert_gradients_healthy
+
+    model = _mlp_module()
+    before = [p.detach().clone() for p in model.parameters()]
+    # torch's default Linear init, U(+-1/sqrt(64)): ||W|| = sqrt(n / (3 * 64)), and Adam's first
+    # step ~ lr * sqrt(n): every layer's ratio is lr * sqrt(3 * 64) = 4.16 at lr 0.3
+    doc = check_module(model, torch.randn(8, 64), seeds=2, optimizer=torch.optim.Adam(model.parameters(), lr=0.3))
+    f = next(f for f in doc.findings if f.code == "large_updates")
+    assert f.severity == "error" and f.evidence.value == pytest.approx(0.3 * math.sqrt(3 * 64), rel=0.1)
+    fix = next(r for r in f.remedies if r.id == "lower_learning_rate")
+    assert fix.verified.fixed and fix.verified.after == pytest.approx(1e-2, rel=0.02)
+    assert fix.patch == [] and "0.3 to 0.0007" in fix.change  # no spec to patch: the rate is named
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))  # untouched
+    with pytest.raises(AssertionError, match="large_updates"):
+        assert_gradients_healthy(model, torch.randn(8, 64), seeds=1, verify=False,
+                                 optimizer={"type": "adam", "lr": 0.3})
+    calm = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    assert_gradients_healthy(model, torch.randn(8, 64), seeds=1, verify=False, optimizer=calm)
+
+
+def test_a_live_optimizer_the_check_cannot_step_is_refused_by_name() -> None:
+    from gradhealth.analysis.module_check import optimizer_spec
+
+    model = _mlp_module()
+    spec = optimizer_spec(torch.optim.RMSprop(model.parameters(), lr=0.01, alpha=0.9, momentum=0.5))
+    assert spec is not None and (spec.type, spec.lr, spec.alpha, spec.momentum) == ("rmsprop", 0.01, 0.9, 0.5)
+    with pytest.raises(ValueError, match="Adagrad is not one whose first step"):
+        optimizer_spec(torch.optim.Adagrad(model.parameters()))
