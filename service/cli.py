@@ -192,7 +192,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return cmd_check_model(args)
     given = [flag for flag, value in _model_flags(args).items() if value]
     if given:
-        return _invalid(args, InputFormatError(f"{', '.join(given)} apply to .onnx models only"))
+        return _invalid(args, InputFormatError(f"{', '.join(given)} apply to model files only (.onnx, "
+                                               "Keras); a spec carries its own `optimizer`"))
     if not is_spec(args.spec) and Path(args.spec).exists():
         return cmd_check_logs(args)
     try:
@@ -279,12 +280,13 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
                 raise InputFormatError(f"{flag} must be at least 1, not {value}")
         data = path.read_bytes()
         read_keras(data)  # not a Keras model: exit 2 here, before any upload
+        optimizer = _optimizer(args)
     except GradHealthError as exc:
         return _invalid(args, exc)
-    return _remote_keras(args, path) if args.server else _check_keras_file(args, data)
+    return _remote_keras(args, path) if args.server else _check_keras_file(args, data, optimizer)
 
 
-def _check_keras_file(args: argparse.Namespace, data: bytes) -> int:
+def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str, Any] | None) -> int:
     """A Keras file checked in-process (exit 0-3)."""
     from gradhealth.cli_report import report_context
     from gradhealth.library import check_keras
@@ -294,7 +296,7 @@ def _check_keras_file(args: argparse.Namespace, data: bytes) -> int:
         _simulating_here()
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
                           device=args.device, verify=False if args.no_verify else None,
-                          progress=_progress(show_progress))
+                          progress=_progress(show_progress), optimizer=optimizer)
         if show_progress:
             print(file=sys.stderr)
     except GradHealthError as exc:
@@ -317,7 +319,24 @@ def _remote_keras(args: argparse.Namespace, path: Path) -> int:
 
 def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {"--loss": getattr(args, "loss", None), "--weights": getattr(args, "weights", None),
-            "--batch-size": getattr(args, "batch_size", None), "--input-shape": getattr(args, "input_shape", None)}
+            "--batch-size": getattr(args, "batch_size", None), "--input-shape": getattr(args, "input_shape", None),
+            "--optimizer": getattr(args, "optimizer", None)}
+
+
+def _optimizer(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--optimizer`` as a spec ``optimizer`` dict (checked here: exit 2 names what is wrong)."""
+    text = getattr(args, "optimizer", None)
+    if text is None:
+        return None
+    from pydantic import ValidationError
+
+    from gradhealth.analysis.spec import OptimizerSpec
+
+    try:
+        return OptimizerSpec.model_validate_json(text).model_dump(exclude_defaults=True)
+    except ValidationError as exc:
+        where = "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise InputFormatError(f'--optimizer: {where}; expected JSON like {{"type": "adam", "lr": 0.001}}') from None
 
 
 def cmd_check_model(args: argparse.Namespace) -> int:
@@ -339,6 +358,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
         path = Path(args.spec)
         if not path.is_file():
             raise InputFormatError(f"{args.spec}: no such file")
+        optimizer = _optimizer(args)
         if args.server:
             doc = _remote_model(args, path)
         else:
@@ -350,7 +370,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
             doc = check_onnx(path, loss=args.loss or "cross_entropy", seeds=args.seeds or 3,
                              weights=args.weights or "as_given", batch_size=args.batch_size,
                              input_shapes=shapes or None, verify=False if args.no_verify else None,
-                             device=args.device, progress=_progress(show_progress))
+                             device=args.device, progress=_progress(show_progress), optimizer=optimizer)
             if show_progress:
                 print(file=sys.stderr)
     except GradHealthError as exc:
@@ -376,6 +396,8 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
         fields["verify"] = "false"
     if args.input_shape:
         fields["input_shape"] = list(args.input_shape)
+    if getattr(args, "optimizer", None):
+        fields["optimizer"] = args.optimizer  # checked by the service, as every option
     client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
     try:
         with path.open("rb") as f:  # the server answers within ?wait=25, well inside this read timeout
@@ -667,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="show progress on stderr (default: when stderr is a terminal)")
     check.add_argument("--server", help="send the check to a running service at this URL instead")
-    model = check.add_argument_group("ONNX models (.onnx)")
+    model = check.add_argument_group("model files (.onnx; Keras .keras, .h5, config .json)")
     model.add_argument("--loss", choices=["cross_entropy", "mse"], default=None,
                        help="the loss the simulation backpropagates (default: cross_entropy)")
     model.add_argument("--weights", choices=["as_given", "reinitialise"], default=None,
@@ -675,6 +697,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--batch-size", type=int, default=None, help="fills a dynamic first dimension")
     model.add_argument("--input-shape", action="append", default=None, metavar="NAME=1x3x32x32",
                        help="sizes of an input with dynamic dimensions (repeatable)")
+    model.add_argument("--optimizer", default=None, metavar="JSON",
+                       help='the training optimizer whose first step large_updates checks, e.g. '
+                            '\'{"type": "adam", "lr": 0.001}\' (.onnx and Keras files; a Keras file\'s own '
+                            'compiled optimizer otherwise)')
     check.add_argument("--api-key", help="API key for --server (default: $GRADHEALTH_API_KEY)")
     from gradhealth.cli_report import add_report_options
 

@@ -136,11 +136,12 @@ def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds
                weights: str = "as_given", batch_size: int | None = None,
                input_shapes: dict[str, list[int]] | None = None, verify: bool | None = None,
                device: str | None = None, settings: Settings | None = None,
-               progress: Progress | None = None) -> Diagnosis:
+               progress: Progress | None = None, optimizer: Any = None) -> Diagnosis:
     """Diagnose an ONNX model (a path or the file's bytes); nothing in the file is executed.
 
     ``weights``: ``as_given`` or ``reinitialise``; ``input_shapes`` sizes dynamic dimensions by
-    input name. Raises :class:`~gradhealth.errors.InputFormatError` (not ONNX),
+    input name; ``optimizer`` (a dict like ``{"type": "adam", "lr": 1e-3}``): the training
+    optimizer whose first step ``large_updates`` checks (an ONNX file does not say). Raises :class:`~gradhealth.errors.InputFormatError` (not ONNX),
     ``gradhealth.analysis.importers.ModelError`` (unsupported ops, external data, missing sizes)
     or :class:`~gradhealth.errors.LimitExceeded`, before anything is simulated.
     """
@@ -155,13 +156,14 @@ def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds
     return run(source, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
                input_shapes=input_shapes, device=device, limits=settings.limits,
                verify=settings.verify_remedies if verify is None else verify,
-               thresholds=settings.thresholds, name=name, progress=progress)
+               thresholds=settings.thresholds, name=name, progress=progress, optimizer=optimizer)
 
 
 def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | None = None,
                 seeds: int | None = None, weights: str | None = None, batch_size: int | None = None,
                 verify: bool | None = None, device: str | None = None,
-                settings: Settings | None = None, progress: Progress | None = None) -> Diagnosis:
+                settings: Settings | None = None, progress: Progress | None = None,
+                optimizer: dict[str, Any] | None = None) -> Diagnosis:
     """Diagnose a Keras model: a ``model.to_json()`` config (a dict), or a path to / the bytes of
     a JSON config, a ``.keras`` archive or an ``.h5`` file. Read as data only (JSON, zip, h5py):
     nothing in the file is executed, and neither Keras nor TensorFlow is imported.
@@ -187,5 +189,6 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
             raise InputFormatError(f"{source}: no such file")
         data = path.read_bytes()
     doc: Diagnosis = run(data, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
-                         verify=verify, device=device, settings=settings, progress=progress)
+                         verify=verify, device=device, settings=settings, progress=progress,
+                         optimizer=optimizer)
     return doc

@@ -98,7 +98,21 @@ def test_what_cannot_be_checked_exits_2(models, capsys, name, extra, message):
 
 def test_model_flags_on_a_spec_are_a_usage_error(capsys):
     assert main(["check", "example:relu_he_mlp", "--loss", "mse"]) == 2
-    assert "--loss apply to .onnx models only" in capsys.readouterr().err
+    assert "--loss apply to model files only" in capsys.readouterr().err
+    assert main(["check", "example:relu_he_mlp", "--optimizer", '{"type": "adam", "lr": 0.1}']) == 2
+    assert "a spec carries its own `optimizer`" in capsys.readouterr().err
+
+
+def test_an_optimizer_flag_checks_the_first_step(models, capsys):
+    # He init on 32-wide layers: Adam's first step moves each by lr * sqrt(32 / 2) = 2 at lr 0.5
+    argv = ["check", str(models["he"]), "--format", "json", "--seeds", "1", "--no-progress", "--no-verify"]
+    assert main([*argv, "--optimizer", '{"type": "adam", "lr": 0.5}']) == 1
+    found = {f["code"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert found["large_updates"]["severity"] == "error"
+    assert main([*argv, "--optimizer", '{"type": "adam", "lr": 1e-5}']) == 0
+    capsys.readouterr()
+    assert main([*argv, "--optimizer", '{"type": "adam", "lr": -1}']) == 2
+    assert "--optimizer: /lr" in capsys.readouterr().err
 
 
 def test_json_problem_for_a_refused_model(models, capsys):
@@ -112,7 +126,7 @@ def test_the_same_document_through_a_real_server(models, tmp_path):
     settings = {"GRADHEALTH_UPLOAD_DIR": str(tmp_path / "uploads")}
     env = env_for(url, **settings)
     argv = ["check", "--format", "json", "--seeds", "1", "--no-verify", "--no-progress",
-            "--input-shape", "x=6x16", "--loss", "mse"]
+            "--input-shape", "x=6x16", "--loss", "mse", "--optimizer", '{"type": "adam", "lr": 0.5}']
     local = subprocess.run([*GRADHEALTH, *argv[:1], str(models["dynamic"]), *argv[1:]], env=env,
                            capture_output=True, text=True, timeout=300)
     with serve(url, tmp_path / "serve.log", **settings) as client:
@@ -120,7 +134,9 @@ def test_the_same_document_through_a_real_server(models, tmp_path):
                                  str(client.base_url)], env=env, capture_output=True, text=True, timeout=300)
         refused = subprocess.run([*GRADHEALTH, "check", str(models["loop"]), "--server", str(client.base_url)],
                                  env=env, capture_output=True, text=True, timeout=300)
-    assert local.returncode == remote.returncode == 0, (local.stderr, remote.stderr)
+    # the optimizer reaches the service as a form field: its first step is found too large there
+    assert local.returncode == remote.returncode == 1, (local.stderr, remote.stderr)
     assert _strip_durations(json.loads(local.stdout)) == _strip_durations(json.loads(remote.stdout))
+    assert [f["code"] for f in json.loads(remote.stdout)["findings"]] == ["large_updates"]
     assert json.loads(remote.stdout)["simulation"]["batch_size"] == 6
     assert refused.returncode == 2 and "Loop (node loop1)" in refused.stderr

@@ -355,7 +355,7 @@ def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weig
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
                thresholds: Thresholds | None = None, name: str | None = None,
-               progress: Callable[[float, str], None] | None = None) -> Diagnosis:
+               progress: Callable[[float, str], None] | None = None, optimizer: Any = None) -> Diagnosis:
     """Check the ONNX model in ``data`` (see :func:`gradhealth.analysis.importers.onnx.import_onnx`).
 
     ``weights``: ``as_given`` (the file's) or ``reinitialise`` (PyTorch's default per layer,
@@ -378,7 +378,7 @@ def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weig
         return net.module_names()
 
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
-                   reinit if weights == "reinitialise" else None, names)
+                   reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer))
     return diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                     parameters=imported.parameters, activation_bytes=imported.activation_bytes,
                     progress=progress)

@@ -57,7 +57,7 @@ def run_logs(request: Any, progress: Progress, settings: Settings) -> dict[str, 
 @_simulating
 def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
     """The check of an uploaded ONNX model (``request``: path, original filename and the options
-    the API checked: loss, weights, batch_size, seeds, verify, input_shapes). On the worker's GPU
+    the API checked: loss, weights, batch_size, seeds, verify, input_shapes, optimizer). On the worker's GPU
     when it has one."""
     from pathlib import Path
 
@@ -68,13 +68,15 @@ def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str,
 
         doc = check_keras(Path(request["path"]).read_bytes(), loss=request.get("loss"),
                           seeds=request.get("seeds"), batch_size=request.get("batch_size"),
-                          verify=request.get("verify"), settings=settings, progress=progress)
+                          weights=request.get("weights"), verify=request.get("verify"),
+                          settings=settings, progress=progress, optimizer=request.get("optimizer"))
         doc.name = request.get("filename") or doc.name
         return doc.model_dump(mode="json")
     doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss") or "cross_entropy",
                      seeds=request.get("seeds") or 3, weights=request.get("weights") or "as_given",
                      batch_size=request.get("batch_size"), input_shapes=request.get("input_shapes"),
-                     verify=request.get("verify"), settings=settings, progress=progress)
+                     verify=request.get("verify"), settings=settings, progress=progress,
+                     optimizer=request.get("optimizer"))
     doc.name = request.get("filename") or doc.name
     return doc.model_dump(mode="json")
 

@@ -235,3 +235,27 @@ def test_a_live_optimizer_the_check_cannot_step_is_refused_by_name() -> None:
     assert spec is not None and (spec.type, spec.lr, spec.alpha, spec.momentum) == ("rmsprop", 0.01, 0.9, 0.5)
     with pytest.raises(ValueError, match="Adagrad is not one whose first step"):
         optimizer_spec(torch.optim.Adagrad(model.parameters()))
+
+
+def test_a_keras_file_with_stored_weights_checks_its_compiled_optimizer() -> None:
+    # the stored weights go through the graph simulation (weights: as_given): the compiled
+    # optimizer must reach it too, and an explicit optimizer overrides the file's
+    import h5py
+    import numpy as np
+
+    from tests.analysis.test_keras_layers import _h5_keras2, _prelu_model, _stored
+
+    stored, _ = _stored(np.zeros(6, np.float32))
+    buf = io.BytesIO(_h5_keras2(_prelu_model("keras2"), stored))
+    with h5py.File(buf, "a") as f:
+        f.attrs["training_config"] = json.dumps({
+            "loss": "categorical_crossentropy",
+            "optimizer_config": {"class_name": "Adam", "config": {"learning_rate": 0.5}}})
+    data = buf.getvalue()
+    doc = check_keras(data, seeds=1, verify=False)
+    assert "as stored in the file" in doc.summary
+    f = next(f for f in doc.findings if f.code == "large_updates")
+    # the stored kernels are standard normal, ||W|| ~ sqrt(n): Adam's lr * sqrt(n) / ||W|| ~ lr
+    assert set(f.evidence.layers) == {"d", "out"} and f.evidence.value == pytest.approx(0.5, rel=0.25)
+    calm = check_keras(data, seeds=1, verify=False, optimizer={"type": "adam", "lr": 1e-5})
+    assert all(f.code != "large_updates" for f in calm.findings)

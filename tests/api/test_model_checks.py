@@ -254,3 +254,32 @@ anyio.run(main)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-3:] == ["202", "422", "False"]
+
+
+def test_an_optimizer_option_checks_the_first_step_of_an_onnx_model(api):
+    # an ONNX file does not say how it is trained: the option does. Adam at lr 0.5 on torch's
+    # default Linear init moves each layer by about 0.5 * sqrt(3 * fan_in) of its weights
+    torch.manual_seed(0)
+    data = export(mlp(nn.ReLU, depth=3, width=16), torch.randn(8, 16))
+    r = api.post("/v1/checks/model?wait=120", files={"file": ("mlp.onnx", data)},
+                 data={"seeds": "1", "optimizer": '{"type": "adam", "lr": 0.5}'})
+    assert r.status_code == 200, r.text
+    job = r.json()
+    assert job["status"] == "succeeded", job
+    found = {f["code"]: f for f in job["result"]["findings"]}
+    assert found["large_updates"]["severity"] == "error"
+    assert found["large_updates"]["evidence"]["value"] == pytest.approx(0.5 * (3 * 16) ** 0.5, rel=0.15)
+    fix = next(x for x in found["large_updates"]["remedies"] if x["id"] == "lower_learning_rate")
+    assert fix["verified"]["fixed"] is True
+    # without the option nothing is said about the rate
+    r = api.post("/v1/checks/model?wait=120", files={"file": ("mlp.onnx", data)}, data={"seeds": "1"})
+    assert all(f["code"] != "large_updates" for f in r.json()["result"]["findings"])
+
+
+def test_a_bad_optimizer_option_is_422_naming_what_is_wrong(idle_api):
+    for text, says in (('{"type": "adam", "lr": -1}', "/lr"), ('{"type": "lion", "lr": 0.1}', "/type"),
+                       ("adam", "optimizer"), ('{"type": "adam"}', "/lr")):
+        r = idle_api.post("/v1/checks/model", files={"file": ("t.onnx", tiny_graph())},
+                          data={"optimizer": text})
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (text, r.text)
+        assert "optimizer" in r.json()["detail"] and says in r.json()["detail"], (text, r.json())

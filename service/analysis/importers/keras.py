@@ -1106,8 +1106,11 @@ def _load_recurrent(rnn: Any, cls: str, arrays: list[np.ndarray], name: str, put
 def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None,
                 seeds: int | None = None, batch_size: int | None = None, device: str | None = None,
                 verify: bool | None = None, weights: str | None = None, settings: Any = None,
-                progress: Any = None) -> Any:
+                progress: Any = None, optimizer: dict[str, Any] | None = None) -> Any:
     """The check of a Keras model: a config dict, a file's bytes, or a path.
+
+    ``optimizer``: the spec ``optimizer`` to check the first step of (``large_updates``); None:
+    the optimizer the file was compiled with, where it names one the spec has.
 
     ``weights``: ``as_given`` (the weights an ``.h5`` or ``.keras`` file stores),
     ``reinitialise`` (Keras' initialisers, as the config names them, drawn from each seed: the
@@ -1123,12 +1126,12 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     stored: Weights | None = None
-    optimizer: dict[str, Any] | None = None
     if isinstance(source, dict):
         config, file_loss = source, None
     else:
         data = Path(source).read_bytes() if isinstance(source, str) else source
-        config, file_loss, optimizer = read_keras_training(data)
+        config, file_loss, compiled = read_keras_training(data)
+        optimizer = optimizer or compiled
         stored = read_keras_weights(data, config)
     ignored = weights == "reinitialise" and stored is not None
     if weights == "reinitialise":
@@ -1241,7 +1244,7 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
                     out[m] = (origin[0], f"layer:{origin[0]}")
         return out
 
-    run = GraphRun(net, inputs, parsed.loss.type, parsed.seeds, None, names)
+    run = GraphRun(net, inputs, parsed.loss.type, parsed.seeds, None, names, optimizer=parsed.optimizer)
     doc = diagnose(run, name=parsed.name, device=device, thresholds=settings.thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,

@@ -310,7 +310,8 @@ async def submit_logs(
 # --- model (ONNX) ----------------------------------------------------------------------------------
 
 ONNX_TYPES = ("application/onnx", "application/octet-stream")
-MODEL_FIELDS = ("loss", "weights", "batch_size", "seeds", "verify", "input_shapes", "input_shape", "filename")
+MODEL_FIELDS = ("loss", "weights", "batch_size", "seeds", "verify", "input_shapes", "input_shape", "optimizer",
+                "filename")
 
 
 def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
@@ -340,9 +341,21 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     loss = one("loss") or "cross_entropy"
     if loss not in ("cross_entropy", "mse"):
         raise bad("loss", f"use cross_entropy or mse, not {loss[:40]!r}")
-    weights = one("weights") or "as_given"
-    if weights not in ("as_given", "reinitialise"):
+    weights = one("weights")  # None: the file's weights where it has them (as_given for ONNX)
+    if weights is not None and weights not in ("as_given", "reinitialise"):
         raise bad("weights", f"use as_given or reinitialise, not {weights[:40]!r}")
+    optimizer = None
+    text = one("optimizer")
+    if text is not None:
+        from pydantic import ValidationError
+
+        from gradhealth.analysis.spec import OptimizerSpec
+
+        try:
+            optimizer = OptimizerSpec.model_validate_json(text).model_dump(exclude_defaults=True)
+        except ValidationError as exc:
+            where = "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+            raise bad("optimizer", f'{where}; expected JSON like {{"type": "adam", "lr": 0.001}}') from None
     verify_text = one("verify")
     if verify_text is not None and verify_text.lower() not in ("true", "false", "1", "0"):
         raise bad("verify", f"use true or false, not {verify_text[:40]!r}")
@@ -366,7 +379,7 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     return {"loss": loss, "weights": weights, "batch_size": integer("batch_size", 1 << 16),
             "seeds": integer("seeds", limits.max_seeds),
             "verify": None if verify_text is None else verify_text.lower() in ("true", "1"),
-            "input_shapes": shapes or None}
+            "input_shapes": shapes or None, "optimizer": optimizer}
 
 
 async def _receive_model(request: Request, folder: Path, filename: str | None) -> tuple[_Upload, dict[str, list[str]]]:
@@ -430,7 +443,9 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
             "batch_size": {"type": "integer", "minimum": 1}, "seeds": {"type": "integer", "minimum": 1},
             "verify": {"type": "boolean"},
             "input_shapes": {"type": "string", "description": "JSON object: input name -> sizes"},
-            "input_shape": {"type": "array", "items": {"type": "string", "pattern": "^.+=[0-9x,]+$"}}}}},
+            "input_shape": {"type": "array", "items": {"type": "string", "pattern": "^.+=[0-9x,]+$"}},
+            "optimizer": {"type": "string", "description": 'JSON: the training optimizer, e.g. '
+                                                            '{"type": "adam", "lr": 0.001}'}}}},
         "application/onnx": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
                **QUEUE_FULL,
@@ -450,6 +465,9 @@ async def submit_model(
     verify: Annotated[str | None, Query(description="re-simulate remedies (default: the service's)")] = None,
     input_shapes: Annotated[str | None, Query(description='JSON: {"x": [8, 3, 32, 32]}')] = None,
     input_shape: Annotated[list[str] | None, Query(description="NAME=8x3x32x32, repeatable")] = None,
+    optimizer: Annotated[str | None, Query(
+        max_length=1000, description='JSON: the training optimizer whose first step large_updates checks, '
+                                     'e.g. {"type": "adam", "lr": 0.001} (a Keras file: overrides its own)')] = None,
     filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
@@ -466,7 +484,7 @@ async def submit_model(
     from gradhealth.analysis.spec import parse_spec
 
     query = {"loss": loss, "weights": weights, "batch_size": batch_size, "seeds": seeds, "verify": verify,
-             "input_shapes": input_shapes}
+             "input_shapes": input_shapes, "optimizer": optimizer}
     fields: dict[str, list[str]] = {k: [v] for k, v in query.items() if v is not None}
     if input_shape:
         fields["input_shape"] = list(input_shape)
@@ -484,7 +502,7 @@ async def submit_model(
         def validate() -> str:
             data = upload.path.read_bytes()
             if sniff_keras(data[:4096]) is not None:  # a Keras config, .keras zip or .h5, by content
-                config, file_loss, optimizer = read_keras_training(data)
+                config, file_loss, compiled = read_keras_training(data)
                 # The stored weights only where the translation reads them (a PReLU's alpha), as the
                 # job will: a trained per-unit alpha is refused here, a uniform one accepted.
                 stored = (read_keras_weights(data, config)
@@ -492,7 +510,7 @@ async def submit_model(
                           else None)
                 spec = keras_to_spec(config, options["loss"] or file_loss, seeds=options["seeds"] or 3,
                                      batch_size=options["batch_size"] or 64, stored=stored,
-                                     optimizer=optimizer)
+                                     optimizer=options["optimizer"] or compiled)
                 make_plan(parse_spec(spec), settings.limits)  # torch-free: refused before a job exists
                 return "keras"
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
