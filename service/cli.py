@@ -328,15 +328,12 @@ def _optimizer(args: argparse.Namespace) -> dict[str, Any] | None:
     text = getattr(args, "optimizer", None)
     if text is None:
         return None
-    from pydantic import ValidationError
-
-    from gradhealth.analysis.spec import OptimizerSpec
+    from gradhealth.analysis.spec import parse_optimizer
 
     try:
-        return OptimizerSpec.model_validate_json(text).model_dump(exclude_defaults=True)
-    except ValidationError as exc:
-        where = "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-        raise InputFormatError(f'--optimizer: {where}; expected JSON like {{"type": "adam", "lr": 0.001}}') from None
+        return parse_optimizer(text)
+    except GradHealthError as exc:
+        raise InputFormatError(f"--optimizer: {exc.detail}") from None
 
 
 def cmd_check_model(args: argparse.Namespace) -> int:

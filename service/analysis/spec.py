@@ -788,6 +788,27 @@ def parse_spec(data: Any) -> Spec:
         raise _spec_error(found) from None
 
 
+def parse_optimizer(text: str) -> dict[str, Any]:
+    """An ``optimizer`` given on its own, as JSON text (a model check's option: an ONNX file does
+    not say how it is trained): the spec's dict of it, or :class:`SpecError` naming each bad field
+    by its pointer inside it (``/lr``)."""
+    example = 'expected JSON like {"type": "adam", "lr": 0.001}'
+    if len(text) > 1000:
+        raise SpecError(f"over 1000 characters; {example}", [Problem("", "too long")])
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise SpecError(f"not JSON; {example}", [Problem("", "not JSON")]) from None
+    if not isinstance(value, dict):
+        raise SpecError(f"not a JSON object; {example}", [Problem("", "not an object")])
+    try:
+        return OptimizerSpec.model_validate(value).model_dump(exclude_defaults=True)
+    except ValidationError as exc:
+        found = [Problem("".join(f"/{p}" for p in err["loc"]), _message(err))
+                 for err in exc.errors(include_url=False)]
+        raise _spec_error(found) from None
+
+
 def load_spec_text(text: str, *, content_type: str | None = None,
                    max_nodes: int = MAX_NODES) -> dict[str, Any]:
     """Decode spec text as JSON or YAML (YAML is a superset; JSON errors are reported as such).

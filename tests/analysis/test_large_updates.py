@@ -259,3 +259,21 @@ def test_a_keras_file_with_stored_weights_checks_its_compiled_optimizer() -> Non
     assert set(f.evidence.layers) == {"d", "out"} and f.evidence.value == pytest.approx(0.5, rel=0.25)
     calm = check_keras(data, seeds=1, verify=False, optimizer={"type": "adam", "lr": 1e-5})
     assert all(f.code != "large_updates" for f in calm.findings)
+
+
+@pytest.mark.parametrize("text,says", [
+    ('{"type": "adam", "lr": -1}', "/lr: Input should be greater than 0"),
+    ('{"type": "adam"}', "/lr: Field required"),
+    ('{"type": "lion", "lr": 0.1}', "/type"),
+    ('{"type": "sgd", "lr": 0.1, "bogus": 1}', "/bogus: unknown field"),
+    ("adam", "not JSON"),
+    ("[1]", "not a JSON object"),
+    ("{" + " " * 1000 + "}", "over 1000 characters"),
+])
+def test_an_optimizer_option_names_what_is_wrong(text: str, says: str) -> None:
+    from gradhealth.analysis.spec import parse_optimizer
+
+    with pytest.raises(SpecError, match=says.replace("(", r"\(")):
+        parse_optimizer(text)
+    assert parse_optimizer('{"type": "sgd", "lr": 1, "momentum": 0.9}') == {
+        "type": "sgd", "lr": 1.0, "momentum": 0.9}

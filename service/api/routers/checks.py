@@ -347,15 +347,12 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     optimizer = None
     text = one("optimizer")
     if text is not None:
-        from pydantic import ValidationError
-
-        from gradhealth.analysis.spec import OptimizerSpec
+        from gradhealth.analysis.spec import parse_optimizer
 
         try:
-            optimizer = OptimizerSpec.model_validate_json(text).model_dump(exclude_defaults=True)
-        except ValidationError as exc:
-            where = "; ".join(f"/{'/'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
-            raise bad("optimizer", f'{where}; expected JSON like {{"type": "adam", "lr": 0.001}}') from None
+            optimizer = parse_optimizer(text)
+        except GradHealthError as exc:
+            raise bad("optimizer", exc.detail) from None
     verify_text = one("verify")
     if verify_text is not None and verify_text.lower() not in ("true", "false", "1", "0"):
         raise bad("verify", f"use true or false, not {verify_text[:40]!r}")
