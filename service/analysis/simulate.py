@@ -248,14 +248,16 @@ def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None
 def make_optimizer(spec: S.OptimizerSpec, params: Sequence[torch.Tensor]) -> torch.optim.Optimizer:
     """The torch optimizer ``spec`` names, over ``params``."""
     eps = spec.eps if spec.eps is not None else 1e-8  # torch's default for Adam, AdamW and RMSprop
+    # One tensor at a time (foreach=False): one step is measured, so speed does not matter, and the
+    # multi-tensor path's temporaries would hold another copy of every weight at once.
     if spec.type == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, foreach=False,
                                nesterov=spec.nesterov and spec.momentum > 0, weight_decay=spec.weight_decay)
     if spec.type == "rmsprop":
         return torch.optim.RMSprop(params, lr=spec.lr, alpha=spec.alpha, momentum=spec.momentum,
-                                   weight_decay=spec.weight_decay, eps=eps)
+                                   weight_decay=spec.weight_decay, eps=eps, foreach=False)
     cls = torch.optim.AdamW if spec.type == "adamw" else torch.optim.Adam
-    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay, eps=eps)
+    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay, eps=eps, foreach=False)
 
 
 def update_ratios(net: Network, spec: S.OptimizerSpec) -> dict[str, float]:
@@ -280,10 +282,11 @@ def step_ratios(parameters: Iterable[torch.Tensor], units: Mapping[str, Sequence
         make_optimizer(spec, params).step()
         out: dict[str, float] = {}
         for name, ps in watched.items():
-            moved = torch._foreach_norm([p - w for p, w in zip(ps, before[name], strict=True)])
-            size = torch._foreach_norm(before[name])
-            num = math.sqrt(sum(float(m) ** 2 for m in moved))
-            den = math.sqrt(sum(float(n) ** 2 for n in size))
+            olds = before.pop(name)  # freed unit by unit, and one difference at a time: the step's
+            # memory stays the optimizer's own (plan.OPTIMIZER_FACTOR), not another copy
+            num = math.sqrt(sum(float(torch.linalg.vector_norm(p - w)) ** 2
+                                for p, w in zip(ps, olds, strict=True)))
+            den = math.sqrt(sum(float(torch.linalg.vector_norm(w)) ** 2 for w in olds))
             out[name] = num / den if den > 0 else math.nan
     return out
 

@@ -47,6 +47,11 @@ CASES = {
                        {"type": "flatten"}, {"type": "linear", "out_features": 10}]},
     "lstm": {"input": {"shape": [100, 64]}, "batch_size": 128, "seeds": 1,
              "layers": [{"type": "lstm", "hidden_size": 256}, {"type": "linear", "out_features": 10}]},
+    # weights dominate and Adam's first step holds two moments and a copy of them besides
+    "mlp_adam": {"input": {"shape": [1536]}, "batch_size": 8, "seeds": 1,
+                 "optimizer": {"type": "adam", "lr": 0.001},
+                 "layers": [{"type": "linear", "out_features": 1536, "activation": "relu", "repeat": 4},
+                            {"type": "linear", "out_features": 10}]},
 }
 
 
