@@ -560,9 +560,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                 for h in hs:
                     readout.add_step((rec.name, sub), h.grad)
     figures = readout.read(loss)
-    if run.optimizer is not None:  # last: the step changes the weights
+    if run.optimizer is not None:
         own = {rec.name: list(rec.module.parameters(recurse=False)) for rec in records}
-        for name, ratio in step_ratios(net.parameters(), own, run.optimizer).items():
+        for name, ratio in step_ratios(own, run.optimizer).items():
             figures.units.setdefault(name, {})["update_ratio"] = ratio
     return figures, records
 

@@ -81,14 +81,12 @@ class Plan:
         copies and convolution workspaces on top: ACTIVATION_FACTOR x the activation bytes. Weights,
         their gradients and the initialiser's temporaries: PARAMETER_FACTOR x the parameter bytes.
         Measured peak RSS growth against this (tests/analysis/test_plan_memory.py): MLP 0.80,
-        CNN 0.93, LSTM 0.41 of it; the activation bytes alone were 1.05-6.5x too low. With an
-        ``optimizer``, its first step adds OPTIMIZER_FACTOR[type] x the parameter bytes.
+        CNN 0.93, LSTM 0.41 of it; the activation bytes alone were 1.05-6.5x too low. An
+        ``optimizer``'s first step is computed layer by layer in closed form
+        (:func:`gradhealth.analysis.simulate.first_step_norm`): no state, no copy of the weights.
         """
         width = _BYTES[self.spec.precision]
-        factor = PARAMETER_FACTOR
-        if self.spec.optimizer is not None:
-            factor += OPTIMIZER_FACTOR[self.spec.optimizer.type]
-        return int(ACTIVATION_FACTOR * self.activation_bytes + factor * width * self.parameters)
+        return int(ACTIVATION_FACTOR * self.activation_bytes + PARAMETER_FACTOR * width * self.parameters)
 
     def all_units(self) -> list[UnitPlan]:
         return [u for top in self.units for u in top.walk()]
@@ -99,12 +97,6 @@ _BYTES = {"float64": 8, "float32": 4}
 ACTIVATION_FACTOR = 2.5
 #: Weights, weight gradients and the initialiser's temporary copy.
 PARAMETER_FACTOR = 3
-#: The first optimizer step (``optimizer``): the copy of the weights it is measured against, the
-#: optimizer's state (SGD's momentum buffer; RMSprop's square average and momentum; Adam's two
-#: moments) and the step's temporaries. Measured peak RSS growth over the same spec without an
-#: optimizer, in parameter bytes (tests/analysis/test_plan_memory.py's mlp_adam, two runs each):
-#: SGD 2.2-3.0, RMSprop 4.2-4.7, Adam 4.5-5.5, AdamW 5.2-5.2; these leave a margin above.
-OPTIMIZER_FACTOR = {"sgd": 4, "rmsprop": 6, "adam": 7, "adamw": 7}
 
 
 class _Planner:

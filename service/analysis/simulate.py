@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -245,48 +245,52 @@ def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None
     return figures
 
 
-def make_optimizer(spec: S.OptimizerSpec, params: Sequence[torch.Tensor]) -> torch.optim.Optimizer:
-    """The torch optimizer ``spec`` names, over ``params``."""
+def first_step_norm(spec: S.OptimizerSpec, w: torch.Tensor, g: torch.Tensor) -> float:
+    """||delta w|| of the first step of ``spec``'s optimizer on weight ``w`` with gradient ``g``:
+    the optimizers' update rules with empty state, as torch.optim and Keras define them (a test
+    runs torch.optim's own step against it).
+
+    SGD: lr d, with d = g + wd w, times 1 + momentum with Nesterov (the buffer starts at d).
+    Adam: the bias-corrected moments are d and d^2, so lr d / (|d| + eps): about lr per weight,
+    whatever the gradient's size. AdamW: the same on g, plus the decoupled lr wd w. RMSprop: the
+    square average starts at (1 - alpha) d^2, so lr d / (sqrt(1 - alpha) |d| + eps); momentum's
+    buffer starts at that step itself. Each parameter's step depends on its own gradient only, so
+    a layer's is found without stepping the rest of the network; at most two temporaries of
+    ``w``'s size are made."""
     eps = spec.eps if spec.eps is not None else 1e-8  # torch's default for Adam, AdamW and RMSprop
-    # One tensor at a time (foreach=False): one step is measured, so speed does not matter, and the
-    # multi-tensor path's temporaries would hold another copy of every weight at once.
+    wd = spec.weight_decay
+    d = g.add(w, alpha=wd) if wd and spec.type != "adamw" else g
     if spec.type == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, foreach=False,
-                               nesterov=spec.nesterov and spec.momentum > 0, weight_decay=spec.weight_decay)
+        nesterov = 1 + spec.momentum if spec.nesterov and spec.momentum > 0 else 1
+        return spec.lr * nesterov * float(torch.linalg.vector_norm(d))
+    t = d.abs()
     if spec.type == "rmsprop":
-        return torch.optim.RMSprop(params, lr=spec.lr, alpha=spec.alpha, momentum=spec.momentum,
-                                   weight_decay=spec.weight_decay, eps=eps, foreach=False)
-    cls = torch.optim.AdamW if spec.type == "adamw" else torch.optim.Adam
-    return cls(params, lr=spec.lr, weight_decay=spec.weight_decay, eps=eps, foreach=False)
+        t.mul_((1 - spec.alpha) ** 0.5)
+    torch.div(d, t.add_(eps), out=t)
+    if spec.type == "adamw" and wd:
+        t.add_(w, alpha=wd)
+    return spec.lr * float(torch.linalg.vector_norm(t))
 
 
 def update_ratios(net: Network, spec: S.OptimizerSpec) -> dict[str, float]:
-    """||W_1 - W_0|| / ||W_0|| per unit after one step of ``spec``'s optimizer on the gradients just
-    computed, over the unit's own weight matrices and kernels (a bias starts at 0 in most inits,
-    so its ratio would be unbounded). Changes the network's weights: call it last."""
-    return step_ratios(net.parameters(), {u.name: list(u.own_parameters()) for u in net.units()}, spec)
+    """||W_1 - W_0|| / ||W_0|| per unit for the first step of ``spec``'s optimizer on the gradients
+    just computed, over the unit's own weight matrices and kernels (a bias starts at 0 in most
+    inits, so its ratio would be unbounded). The network is left as it is."""
+    return step_ratios({u.name: list(u.own_parameters()) for u in net.units()}, spec)
 
 
-def step_ratios(parameters: Iterable[torch.Tensor], units: Mapping[str, Sequence[torch.Tensor]],
-                spec: S.OptimizerSpec) -> dict[str, float]:
-    """:func:`update_ratios` for any network: one step of ``spec``'s optimizer over every
-    parameter with a gradient, and the ratio of each of ``units`` (name -> its own parameters,
-    of which the matrices and kernels count)."""
-    params = [p for p in parameters if p.grad is not None]
-    watched = {name: [p for p in ps if p.dim() >= 2 and p.grad is not None] for name, ps in units.items()}
-    watched = {name: ps for name, ps in watched.items() if ps}
-    if not params or not watched:
-        return {}
-    before = {name: [p.detach().clone() for p in ps] for name, ps in watched.items()}
+def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSpec) -> dict[str, float]:
+    """:func:`update_ratios` for any network: ``units`` maps each unit's name to its own
+    parameters, of which the matrices and kernels with a gradient count. One tensor at a time:
+    the only memory it takes is two temporaries of the largest weight."""
+    out: dict[str, float] = {}
     with torch.no_grad():
-        make_optimizer(spec, params).step()
-        out: dict[str, float] = {}
-        for name, ps in watched.items():
-            olds = before.pop(name)  # freed unit by unit, and one difference at a time: the step's
-            # memory stays the optimizer's own (plan.OPTIMIZER_FACTOR), not another copy
-            num = math.sqrt(sum(float(torch.linalg.vector_norm(p - w)) ** 2
-                                for p, w in zip(ps, olds, strict=True)))
-            den = math.sqrt(sum(float(torch.linalg.vector_norm(w)) ** 2 for w in olds))
+        for name, ps in units.items():
+            pairs = [(p.detach(), p.grad) for p in ps if p.dim() >= 2 and p.grad is not None]
+            if not pairs:
+                continue
+            num = math.sqrt(sum(first_step_norm(spec, w, g) ** 2 for w, g in pairs))
+            den = math.sqrt(sum(float(torch.linalg.vector_norm(w)) ** 2 for w, _ in pairs))
             out[name] = num / den if den > 0 else math.nan
     return out
 

@@ -106,20 +106,3 @@ def test_pool_last_is_for_sequences_only():
         make_plan(parse_spec(raw))
     assert info.value.problems[0].pointer == "/layers/1"
     assert "mode `last` is for sequences" in info.value.problems[0].message
-
-
-def test_the_first_optimizer_step_counts_against_the_memory_limit():
-    spec = {"input": {"shape": [512]}, "batch_size": 4, "seeds": 1,
-            "layers": [{"type": "linear", "out_features": 512, "repeat": 4}]}
-    bare = make_plan(parse_spec(spec))
-    # the state each optimizer keeps grows from SGD's to RMSprop's to Adam's (the factors
-    # themselves are measured in test_plan_memory.py)
-    extra = [make_plan(parse_spec(spec | {"optimizer": {"type": kind, "lr": 0.01}})).memory_bytes
-             - bare.memory_bytes for kind in ("sgd", "rmsprop", "adam")]
-    assert 0 < extra[0] < extra[1] < extra[2]
-    assert extra[0] >= 2 * 8 * bare.parameters  # at least the weights' copy and a momentum buffer
-    limits = Limits(max_activation_bytes=(bare.memory_bytes + make_plan(parse_spec(
-        spec | {"optimizer": {"type": "adam", "lr": 0.01}})).memory_bytes) // 2)
-    make_plan(parse_spec(spec), limits)  # fits without the step
-    with pytest.raises(LimitExceeded):
-        make_plan(parse_spec(spec | {"optimizer": {"type": "adam", "lr": 0.01}}), limits)
