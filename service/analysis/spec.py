@@ -457,9 +457,10 @@ class LossSpec(_Strict):
     classes: Int | None = Field(default=None, ge=2)
 
 
-#: The largest learning rate a spec may give: far past any rate that trains (the check is meant to
-#: flag rates like 1 or 10), small enough that one step stays finite in float64.
-MAX_LR = 1e3
+#: The largest learning rate a spec may give: far past any rate that trains (the check exists to
+#: flag such rates, and buggy models compiled with 1e3 or 1e4 are real), small enough that one
+#: step stays finite in float64.
+MAX_LR = 1e6
 
 
 class OptimizerSpec(_Strict):
@@ -469,7 +470,7 @@ class OptimizerSpec(_Strict):
 
     type: Literal["sgd", "adam", "adamw", "rmsprop"] = Field(
         description="torch.optim's SGD, Adam, AdamW or RMSprop (Keras' have the same first step)")
-    lr: Float = Field(gt=0, le=MAX_LR, description="the learning rate (at most 1000)")
+    lr: Float = Field(gt=0, le=MAX_LR, description="the learning rate (at most 1e6)")
     momentum: Float = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop (else ignored)")
     nesterov: bool = Field(default=False, description="sgd with momentum > 0: Nesterov momentum (else ignored)")
     weight_decay: Float = Field(default=0.0, ge=0, le=MAX_SCALE,
