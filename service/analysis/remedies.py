@@ -233,14 +233,10 @@ def learning_rate(ctx: Context, warmup_steps: int = 0) -> list[Remedy]:
     return [R.lower_learning_rate(warmup_steps=warmup_steps)]
 
 
-#: The update-to-weight ratio ``smaller_learning_rate`` aims the worst layer at: the upper edge of
-#: the healthy range around 1e-3, so the rate is cut no more than the finding calls for.
-TARGET_UPDATE_RATIO = 1e-2
-
-
 def smaller_learning_rate(ctx: Context) -> list[Remedy]:
     """The spec's learning rate scaled so the worst layer's first-step update ratio becomes
-    :data:`TARGET_UPDATE_RATIO` (:func:`lower_rate`), as a patch of ``/optimizer/lr``."""
+    :data:`gradhealth.core.remedies.UPDATE_RATIO_TARGET` (:func:`lower_rate`), as a patch of
+    ``/optimizer/lr``."""
     return [] if ctx.result.optimizer is None else lower_rate(ctx.detection, ctx.result.optimizer)
 
 
@@ -249,14 +245,14 @@ def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> list[Remedy]:
     RMSprop moves the weights by an amount proportional to the rate, so the factor is the target
     ratio over the measured one; the re-simulation measures it. The patch names the new rate."""
     worst = detection.value
-    if not worst > TARGET_UPDATE_RATIO or not math.isfinite(worst):
+    if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst):
         return []
-    factor = TARGET_UPDATE_RATIO / worst
+    factor = R.UPDATE_RATIO_TARGET / worst
     new_lr = float(f"{opt.lr * factor:.3g}")
     remedy = R.lower_learning_rate(
         factor, learning_rate=opt.lr,
         why=f"the first step moves the worst layer by {worst:.3g} of its weights' norm; "
-            f"x{factor:.3g} brings it to {TARGET_UPDATE_RATIO:g}")
+            f"x{factor:.3g} brings it to {R.UPDATE_RATIO_TARGET:g}")
     remedy.patch = [{"op": "replace", "path": "/optimizer/lr", "value": new_lr}]
     return [remedy]
 

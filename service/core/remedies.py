@@ -18,6 +18,10 @@ from gradhealth.core.document import Remedy
 #: learning-rate grid (1e-3, 3e-4, 1e-4). Large enough to matter, small enough not to stall
 #: training; a check that can derive a factor from the data passes its own.
 LOWER_LR_FACTOR = 0.3
+#: The update-to-weight ratio a ``lower_learning_rate`` for ``large_updates`` aims the worst layer
+#: at, in both checks: the upper edge of the healthy range around 1e-3, so the rate is cut no
+#: more than the finding calls for (the ratio is proportional to the rate for SGD and Adam alike).
+UPDATE_RATIO_TARGET = 1e-2
 #: The default learning-rate raise when a loss never moved: the same grid step upwards.
 RAISE_LR_FACTOR = 3.0
 #: AdamW's usual weight decay.

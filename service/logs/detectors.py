@@ -470,9 +470,6 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
                   why="so that typical steps fall under the clipping threshold") if 0 < factor < 1 else None])]
 
 
-#: The update-to-weight ratio ``lower_learning_rate`` aims the worst layer at: a decade above the
-#: healthy ~1e-3, so the remedy takes the run out of trouble without guessing its best rate.
-UPDATE_RATIO_TARGET = 1e-2
 # A bias (also a LayerNorm's shift, torch's in_proj_bias, Keras' ``dense/bias:0``) starts at
 # zero: its ratio is +inf on the first step and stays huge while its norm is still tiny, which
 # says nothing about the learning rate. The weights next to it carry the signal.
@@ -512,9 +509,9 @@ def large_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
     # The update is lr x (the gradient, or Adam's normalised moment): the ratio scales with the
     # learning rate for SGD and Adam alike, so this factor takes the worst median to the target.
     # A user threshold below the target falls back to the default factor (it must lower).
-    factor = UPDATE_RATIO_TARGET / worst
+    factor = R.UPDATE_RATIO_TARGET / worst
     why = (f"the worst median update-to-weight ratio {worst:.3g} x {factor:.3g} = "
-           f"{UPDATE_RATIO_TARGET:g}: the ratio is proportional to the learning rate for SGD and "
+           f"{R.UPDATE_RATIO_TARGET:g}: the ratio is proportional to the learning rate for SGD and "
            "Adam alike")
     if not 0 < factor < 1:
         factor, why = R.LOWER_LR_FACTOR, "updates too large for the weights"
