@@ -269,8 +269,9 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
     way. Exit 2 for what cannot be translated."""
     from gradhealth.analysis.importers.keras import read_keras
 
-    if getattr(args, "weights", None) or getattr(args, "input_shape", None):
-        return _invalid(args, InputFormatError("--weights and --input-shape apply to .onnx models only"))
+    if getattr(args, "input_shape", None):
+        return _invalid(args, InputFormatError("--input-shape applies to .onnx models only (a Keras config "
+                                               "gives every size)"))
     try:
         path = Path(args.spec)
         if not path.is_file():
@@ -295,7 +296,7 @@ def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str
     try:
         _simulating_here()
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
-                          device=args.device, verify=False if args.no_verify else None,
+                          weights=args.weights, device=args.device, verify=False if args.no_verify else None,
                           progress=_progress(show_progress), optimizer=optimizer)
         if show_progress:
             print(file=sys.stderr)
@@ -690,7 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--loss", choices=["cross_entropy", "mse"], default=None,
                        help="the loss the simulation backpropagates (default: cross_entropy)")
     model.add_argument("--weights", choices=["as_given", "reinitialise"], default=None,
-                       help="as_given (default): the file's weights; reinitialise: PyTorch's default per layer")
+                       help="as_given (default where the file stores weights): the file's weights; "
+                            "reinitialise: each layer's initialiser (PyTorch's default; Keras' as configured)")
     model.add_argument("--batch-size", type=int, default=None, help="fills a dynamic first dimension")
     model.add_argument("--input-shape", action="append", default=None, metavar="NAME=1x3x32x32",
                        help="sizes of an input with dynamic dimensions (repeatable)")

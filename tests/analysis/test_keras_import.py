@@ -469,6 +469,13 @@ def test_cli_checks_an_h5_with_its_stored_weights(tmp_path: Path, capsys: pytest
     doc = json.loads(capsys.readouterr().out)
     assert "exploding_gradient" in {f["code"] for f in doc["findings"]}
     assert doc["layers"][0]["name"] == "d0" and "as stored in the file" in doc["summary"]
+    # --weights reinitialise: Keras' own (healthy) initialisers instead of the exploding checkpoint
+    assert main(["check", str(path), "--format", "json", "--seeds", "1", "--no-verify",
+                 "--weights", "reinitialise"]) == 0
+    fresh = json.loads(capsys.readouterr().out)
+    assert fresh["findings"] == [] and "initialisers" in fresh["summary"]
+    assert main(["check", str(path), "--input-shape", "x=1x14"]) == 2
+    assert "--input-shape applies to .onnx models only" in capsys.readouterr().err
 
 
 def test_cli_server_uploads_an_h5_with_stored_weights(tmp_path: Path) -> None:
