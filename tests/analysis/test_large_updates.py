@@ -151,6 +151,8 @@ def test_an_invalid_optimizer_is_a_spec_error_at_its_pointer() -> None:
     ({"class_name": "Nadam", "config": {"learning_rate": 0.002}}, None),
     ({"class_name": "Adagrad", "config": {"learning_rate": 0.01}}, None),
     ({"class_name": "Adam", "config": {"learning_rate": "fast"}}, None),
+    ({"class_name": "RMSprop", "config": {"learning_rate": 0.001, "rho": None}}, None),
+    ({"class_name": "RMSprop", "config": {"learning_rate": 0.001, "rho": "x"}}, None),
     (None, None),
 ])
 def test_keras_optimizers_translate_to_the_spec(value: Any, expected: dict[str, Any] | None) -> None:

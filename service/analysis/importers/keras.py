@@ -220,31 +220,31 @@ def keras_optimizer(value: Any) -> dict[str, Any] | None:
     rate = cfg.get("learning_rate", cfg.get("lr", _KERAS_LR.get(name, 0.001)))
     if isinstance(rate, dict):  # a LearningRateSchedule
         rate = (rate.get("config") or {}).get("initial_learning_rate")
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
-        return None
-    out: dict[str, Any] = {"type": kind, "lr": float(rate)}
-    decay = cfg.get("weight_decay")
-    if isinstance(decay, int | float) and not isinstance(decay, bool) and decay > 0:
-        out["weight_decay"] = float(decay)
+    lr, rho = _real(rate), _real(cfg.get("rho", 0.9))
+    if lr is None or not lr > 0 or (kind == "rmsprop" and rho is None):
+        return None  # a rate (or RMSprop's rho) that is not a number: nothing to measure
+    out: dict[str, Any] = {"type": kind, "lr": lr}
+    decay, momentum, eps = _real(cfg.get("weight_decay")), _real(cfg.get("momentum")), _real(cfg.get("epsilon", 1e-7))
+    if decay is not None and decay > 0:
+        out["weight_decay"] = decay
         if kind == "adam":
             out["type"] = "adamw"
     elif kind == "adamw":
         out["weight_decay"] = 0.004  # Keras' AdamW default
-    if kind == "sgd":
-        momentum = cfg.get("momentum")
-        if isinstance(momentum, int | float) and not isinstance(momentum, bool) and 0 < momentum < 1:
-            out["momentum"] = float(momentum)
+    if kind in ("sgd", "rmsprop") and momentum is not None and 0 < momentum < 1:
+        out["momentum"] = momentum
+        if kind == "sgd":
             out["nesterov"] = bool(cfg.get("nesterov", False))
     if kind == "rmsprop":
-        out["alpha"] = float(cfg.get("rho", 0.9))
-        momentum = cfg.get("momentum")
-        if isinstance(momentum, int | float) and not isinstance(momentum, bool) and 0 < momentum < 1:
-            out["momentum"] = float(momentum)
-    if kind != "sgd":
-        eps = cfg.get("epsilon", 1e-7)
-        if isinstance(eps, int | float) and not isinstance(eps, bool) and 0 < eps <= 1:
-            out["eps"] = float(eps)
+        out["alpha"] = rho
+    if kind != "sgd" and eps is not None and 0 < eps <= 1:
+        out["eps"] = eps
     return out
+
+
+def _real(value: Any) -> float | None:
+    """``value`` as a float when a config holds a number there (a bool is not one), else None."""
+    return None if isinstance(value, bool) or not isinstance(value, int | float) else float(value)
 
 
 def keras_loss(loss: Any) -> str | None:
