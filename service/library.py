@@ -120,8 +120,8 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     below the example's max + 1; other integer inputs, such as an attention mask, as given).
     ``loss``: ``cross_entropy`` (over the output's last dimension, random classes), ``mse`` or ``sum``.
     ``optimizer``: your training optimizer (``torch.optim`` SGD, Adam, AdamW or RMSprop; or a dict
-    like ``{"type": "adam", "lr": 1e-3}``): its first step is measured on copies and
-    ``large_updates`` reports a learning rate too large for the network, with a verified rate.
+    like ``{"type": "adam", "lr": 1e-3}``): its first step is measured and ``large_updates``
+    reports a learning rate too large for the network, with a verified rate.
     The module is never modified: every simulation, remedies included, runs on a deep copy.
     """
     from gradhealth.analysis.module_check import check_module as run
@@ -141,7 +141,8 @@ def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds
 
     ``weights``: ``as_given`` or ``reinitialise``; ``input_shapes`` sizes dynamic dimensions by
     input name; ``optimizer`` (a dict like ``{"type": "adam", "lr": 1e-3}``): the training
-    optimizer whose first step ``large_updates`` checks (an ONNX file does not say). Raises :class:`~gradhealth.errors.InputFormatError` (not ONNX),
+    optimizer whose first step ``large_updates`` checks (an ONNX file does not say). Raises
+    :class:`~gradhealth.errors.InputFormatError` (not ONNX),
     ``gradhealth.analysis.importers.ModelError`` (unsupported ops, external data, missing sizes)
     or :class:`~gradhealth.errors.LimitExceeded`, before anything is simulated.
     """

@@ -148,9 +148,9 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
     if code == "large_updates" and result.optimizer is not None:
-        for remedy in lower_rate(det, result.optimizer):
-            out.append((remedy, result.optimizer.model_copy(update={"lr": remedy.patch[0]["value"]})))
-            remedy.patch = []  # no spec to patch: the change names the rate
+        found = lower_rate(det, result.optimizer)  # no spec to patch here: its change names the rate
+        if found is not None:
+            out.append((found[0], result.optimizer.model_copy(update={"lr": found[1]})))
         return out
     recurrent = [u for u in result.units if u.type in ("lstm", "gru", "rnn")]
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units"):
@@ -324,10 +324,10 @@ def optimizer_spec(optimizer: Any) -> OptimizerSpec | None:
         raise ValueError(f"optimizer: {type(optimizer).__name__} is not one whose first step the check "
                          "knows (torch.optim.SGD, Adam, AdamW, RMSprop, or a dict with type and lr)")
     group = optimizer.param_groups[0]
-    fields = {k: float(group[k]) if isinstance(group[k], int | float | torch.Tensor) else group[k]
-              for k in ("lr", "momentum", "weight_decay", "alpha", "eps", "nesterov") if k in group}
-    if "nesterov" in fields:
-        fields["nesterov"] = bool(fields["nesterov"])
+    fields: dict[str, Any] = {k: float(group[k]) for k in ("lr", "momentum", "weight_decay", "alpha", "eps")
+                              if k in group}
+    if "nesterov" in group:
+        fields["nesterov"] = bool(group["nesterov"])
     return OptimizerSpec.model_validate({"type": kind, **fields})
 
 
@@ -339,8 +339,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     as given), with the module's own weights.
 
     ``optimizer``: the training optimizer (a ``torch.optim`` SGD, Adam, AdamW or RMSprop, or a
-    spec-style dict such as ``{"type": "adam", "lr": 1e-3}``): its first step is applied to each
-    seed's copy and ``large_updates`` checks each layer's ||delta W|| / ||W||.
+    spec-style dict such as ``{"type": "adam", "lr": 1e-3}``): ``large_updates`` checks each
+    layer's ||delta W|| / ||W|| for its first step from each seed's gradients.
 
     The module is never modified: it is deep-copied for every simulation and every remedy."""
     if loss not in ("cross_entropy", "mse", "sum"):

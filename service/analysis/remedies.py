@@ -237,24 +237,28 @@ def smaller_learning_rate(ctx: Context) -> list[Remedy]:
     """The spec's learning rate scaled so the worst layer's first-step update ratio becomes
     :data:`gradhealth.core.remedies.UPDATE_RATIO_TARGET` (:func:`lower_rate`), as a patch of
     ``/optimizer/lr``."""
-    return [] if ctx.result.optimizer is None else lower_rate(ctx.detection, ctx.result.optimizer)
+    found = None if ctx.result.optimizer is None else lower_rate(ctx.detection, ctx.result.optimizer)
+    if found is None:
+        return []
+    remedy, new_lr = found
+    remedy.patch = [{"op": "replace", "path": "/optimizer/lr", "value": new_lr}]
+    return [remedy]
 
 
-def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> list[Remedy]:
-    """``lower_learning_rate`` for a ``large_updates`` detection: one step of SGD, Adam, AdamW or
-    RMSprop moves the weights by an amount proportional to the rate, so the factor is the target
-    ratio over the measured one; the re-simulation measures it. The patch names the new rate."""
+def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, float] | None:
+    """``lower_learning_rate`` for a ``large_updates`` detection, and the new rate (3 significant
+    digits): one step of SGD, Adam, AdamW or RMSprop moves the weights by an amount proportional to
+    the rate, so the factor is the target ratio over the measured one; the re-simulation measures
+    it. None when the measured ratio is not above the target."""
     worst = detection.value
     if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst):
-        return []
+        return None
     factor = R.UPDATE_RATIO_TARGET / worst
-    new_lr = float(f"{opt.lr * factor:.3g}")
     remedy = R.lower_learning_rate(
         factor, learning_rate=opt.lr,
         why=f"the first step moves the worst layer by {worst:.3g} of its weights' norm; "
             f"x{factor:.3g} brings it to {R.UPDATE_RATIO_TARGET:g}")
-    remedy.patch = [{"op": "replace", "path": "/optimizer/lr", "value": new_lr}]
-    return [remedy]
+    return remedy, float(f"{opt.lr * factor:.3g}")
 
 
 def decay(ctx: Context) -> list[Remedy]:

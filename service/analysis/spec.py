@@ -465,8 +465,9 @@ MAX_LR = 1e6
 
 class OptimizerSpec(_Strict):
     """The optimizer and learning rate of training, for the first step's update-to-weight ratio
-    (``large_updates``): one step of this optimizer is applied to each seed's initialised network
-    and ||delta W|| / ||W|| measured per layer. Without it that finding is not checked."""
+    (``large_updates``): its first step from each seed's initial gradients, ||delta W|| / ||W|| per
+    layer (computed in closed form: the weights stay as built). Without it that finding is not
+    checked."""
 
     type: Literal["sgd", "adam", "adamw", "rmsprop"] = Field(
         description="torch.optim's SGD, Adam, AdamW or RMSprop (Keras' have the same first step)")
