@@ -772,6 +772,30 @@ def _depth_to_space(n: Node, c: Ctx) -> Op:
     return Fn(depth_to_space)
 
 
+def _scatter_nd(n: Node, c: Ctx) -> Op:
+    """ONNX ScatterND: ``data`` with the slices at ``indices`` (last axis: a position's leading
+    coordinates) replaced by, or reduced with, ``updates`` (Swin's shifted-window mask is built
+    this way). ``index_put`` is differentiable in both ``data`` and ``updates``."""
+    reduction = n.attrs.get("reduction", "none")
+    if reduction not in ("none", "add", "mul"):
+        raise Unsupported(f"reduction={reduction}")
+
+    def scatter_nd(data: torch.Tensor, indices: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        idx = indices.long()
+        k = idx.shape[-1]
+        idx = torch.where(idx < 0, idx + torch.tensor(data.shape[:k], device=idx.device), idx)
+        where = tuple(idx.reshape(-1, k).unbind(-1))
+        upd = updates.reshape(-1, *data.shape[k:]).to(data.dtype)
+        if reduction == "mul":  # no accumulating product in index_put: one position at a time
+            out = data.clone()
+            for k in range(upd.shape[0]):
+                at = tuple(w[k] for w in where)
+                out[at] = out[at] * upd[k]
+            return out
+        return data.index_put(where, upd, accumulate=reduction == "add")
+    return Fn(scatter_nd)
+
+
 def _range(start: torch.Tensor, limit: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
 
@@ -840,6 +864,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Range": _binary(_range),
     "Einsum": lambda n, c: Fn(lambda *xs: torch.einsum(n.attrs["equation"], *xs)),
     "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin),
+    "ScatterND": _scatter_nd,
 }
 
 
