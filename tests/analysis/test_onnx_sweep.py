@@ -5,12 +5,14 @@ the live model or against the op's definition."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from onnx import helper
 from torch import nn
 
 from gradhealth.analysis.importers.onnx import import_onnx
 from gradhealth.analysis.importers.onnx_static import parse, unsupported
+from gradhealth.analysis.module_check import check_module, check_onnx
 from tests.analysis.onnx_models import export
 from tests.analysis.test_onnx_ops import _run
 
@@ -75,3 +77,64 @@ def test_scatter_nd_reductions_match_the_operator_definition() -> None:
             else:
                 want[row] *= u[k]
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+class NarrowingConvBN(nn.Module):
+    """A MobileNet-like stack of conv + BatchNorm + ReLU6 blocks (nested Sequentials, as
+    torchvision's ``features``) with convolutions drawn far too small: BatchNorm is what keeps its
+    activations at unit scale, so without it the gradient to the first layer vanishes."""
+
+    def __init__(self, depth: int = 8) -> None:
+        super().__init__()
+        blocks = []
+        for _ in range(depth):
+            conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+            nn.init.normal_(conv.weight, std=0.02)  # ~1/4 of He: x0.25 per layer without a norm
+            blocks.append(nn.Sequential(conv, nn.BatchNorm2d(8), nn.ReLU6()))
+        self.stem = nn.Conv2d(3, 8, 1)
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self.stem(x)).mean(dim=(2, 3)))
+
+
+def test_a_batchnorm_folded_by_an_inference_export_is_restored() -> None:
+    """torch's eval-mode export folds each BatchNorm into its convolution: the file is then a
+    network without normalisation, whose activations shrink ~4x per block. The ONNX door restores
+    the norms, and measures what the live model (BatchNorm in training mode) measures."""
+    torch.manual_seed(0)
+    model = NarrowingConvBN().eval()
+    x = torch.randn(4, 3, 8, 8)
+    data = export(model, x, opset=17)
+    ops = [n.op_type for n in parse(data).graph.node]
+    assert "BatchNormalization" not in ops  # folded by the exporter
+    imported = import_onnx(data)
+    assert imported.restored_norms == [f"features.{i}.0" for i in range(8)]  # named as the model's
+
+    live = check_module(model, x, seeds=2, verify=False)
+    onnx_doc = check_onnx(data, seeds=2, verify=False)
+    assert [f.code for f in live.findings] == [] and onnx_doc.status == live.status
+    ours = {lay.name: lay for lay in onnx_doc.layers}
+    for lay in live.layers:
+        if lay.name.startswith("features."):
+            # the folded conv's weight is W / sqrt(1 + eps): equal to the model's to 1e-5
+            assert ours[lay.name].output_grad_norm == pytest.approx(lay.output_grad_norm, rel=1e-3)
+            assert ours[lay.name].activation_std == pytest.approx(lay.activation_std, rel=1e-3)
+
+
+def test_without_the_restored_norm_the_same_file_would_vanish() -> None:
+    """The control: the same stack without BatchNorm really vanishes, and its file (nothing
+    folded: the convolutions keep their names) is not given norms it never had."""
+    torch.manual_seed(0)
+    model = NarrowingConvBN().eval()
+    for block in model.features:
+        block[1] = nn.Identity()
+    x = torch.randn(4, 3, 8, 8)
+    data = export(model, x, opset=17)
+    assert import_onnx(data).restored_norms == []
+    doc = check_onnx(data, seeds=2, verify=False)
+    assert "vanishing_gradient" in [f.code for f in doc.findings]
+    first, last = doc.layers[1], doc.layers[-2]
+    # backwards through 7 blocks of x0.25-ish: the ratio is far below the 1e-3 threshold's scale
+    assert first.output_grad_norm / last.output_grad_norm < 1e-3

@@ -933,6 +933,8 @@ class Imported:
     parameters: int
     activation_bytes: int
     op_counts: dict[str, int]
+    #: layers whose BatchNorm the exporter had folded into them, restored (:func:`_restore_norms`)
+    restored_norms: list[str] = field(default_factory=list)
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -967,7 +969,7 @@ def _unit_name(node: Node, ctx: Ctx) -> str:
             return path
         parts = [p for p in node.name.split("/") if p]
         if node.name.startswith("/") and len(parts) >= 2:
-            return ".".join(parts[:-1])
+            return _module_path(parts[:-1])
         return node.name or f"{node.op}_{id(node)}"
     if path is None or path == scope or path.startswith(scope + "."):
         return path or scope  # the weight's own module inside the traced one (MHA's out_proj)
@@ -978,6 +980,23 @@ def _unit_name(node: Node, ctx: Ctx) -> str:
     if len(ps) > len(ss) and all(a == b or (a.isdigit() and b.isdigit()) for a, b in zip(ps[:len(ss)], ss, strict=True)):
         return ".".join(ss + ps[len(ss):])
     return scope  # a weight used by another module (tied embeddings): named by the module
+
+
+def _module_path(scopes: list[str]) -> str:
+    """The module path of a TorchScript export's node scopes. Each scope is its module's name
+    with the numbers before it (``features.0`` for ``model.features[0]``, ``conv1`` for
+    ``model.layer1[0].conv1``), so ``/features/features.0/features.0.0/Conv`` is ``features.0.0``,
+    not ``features.features.0.features.0.0``: a scope that repeats its parent's tail adds its
+    last part only."""
+    path = ""
+    for scope in scopes:
+        atoms = scope.split(".")
+        head = ".".join(atoms[:-1])
+        if path and head and (path == head or path.endswith("." + head)):
+            path = f"{path}.{atoms[-1]}"
+        else:
+            path = f"{path}.{scope}" if path else scope
+    return path
 
 
 #: A module path in a dynamo export's name_scopes list (a Python list of strings, read as text).
@@ -1206,6 +1225,57 @@ _FOLDABLE = frozenset({
 _FOLD_MIN_LIMIT = 1 << 22
 
 
+#: A weight or bias the TorchScript exporter computed while exporting (``onnx::Conv_538``): what
+#: its eval-mode Conv + BatchNorm fusion stores, where the model's own tensors keep their names.
+_COMPUTED = re.compile(r"onnx::(Conv|ConvTranspose)_\d+")
+_NORM_FOLDS = ("FuseBatchNormIntoConv", "FuseBatchNormIntoConvTranspose", "FuseBatchNormIntoGemm")
+
+
+def _folded_norm(node: Any) -> bool:
+    """The dynamo exporter's optimiser says it folded a BatchNorm into this node (metadata)."""
+    return any(p.key == "pkg.onnxscript.rewriter.rule_name" and any(r in p.value for r in _NORM_FOLDS)
+               for p in node.metadata_props)
+
+
+def _restore_norms(nodes: list[Node], static: dict[str, np.ndarray]) -> tuple[list[Node], list[Node]]:
+    """Put back, with batch statistics, the BatchNorm an inference export folded into the layer
+    before it. Both of torch's exporters fold it in eval mode (``W' = W g / sqrt(var + eps)``),
+    which leaves a network without normalisation: its gradients are not those of the model, which
+    trains with BatchNorm (MobileNets, EfficientNets read as vanishing by 1e8). A fold is known
+    from the file: the dynamo optimiser's note on the node (``FuseBatchNormIntoConv``), or a Conv
+    whose weight and bias are both tensors the TorchScript exporter computed (``onnx::Conv_N``;
+    a convolution of the model keeps its parameters' names). The restored norm has PyTorch's
+    initial affine (weight 1, bias 0): the file's scale cannot be told from the weight's. Returns
+    the nodes and the restored norms."""
+    out: list[Node] = []
+    restored: list[Node] = []
+    for n in nodes:
+        out.append(n)
+        w = static.get(n.inputs[1]) if len(n.inputs) > 1 else None
+        if n.op not in ("Conv", "ConvTranspose", "Gemm") or w is None or w.ndim < 2:
+            continue
+        computed = (n.op != "Gemm" and len(n.inputs) > 2 and n.inputs[2] in static
+                    and all(_COMPUTED.fullmatch(i) for i in n.inputs[1:3]))
+        if not (n.attrs.pop("_folded_norm", False) or computed):
+            continue
+        if n.op == "Conv":
+            channels = w.shape[0]
+        elif n.op == "ConvTranspose":
+            channels = w.shape[1] * int(n.attrs.get("group", 1))
+        else:
+            channels = w.shape[0] if n.attrs.get("transB", 0) else w.shape[1]
+        y = n.outputs[0]
+        n.outputs = [f"{y}#folded"]
+        names = [f"{y}#norm.{k}" for k in ("weight", "bias", "mean", "var")]
+        for name, v in zip(names, (1.0, 0.0, 0.0, 1.0), strict=True):
+            static[name] = np.full(channels, v, np.float32)
+        norm = Node("BatchNormalization", f"{n.name}#norm", [n.outputs[0], *names], [y],
+                    {"epsilon": 1e-5}, n.scope)
+        out.append(norm)
+        restored.append(n)
+    return out, restored
+
+
 def _fold_constants(nodes: list[Node], static: dict[str, np.ndarray],
                     keep: set[str]) -> tuple[list[Node], set[str]]:
     """Evaluate the :data:`_FOLDABLE` nodes whose inputs are all known (initializers, Constants,
@@ -1271,6 +1341,10 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     for n in graph.node:
         attrs = _attrs(n)
         node = Node(n.op_type, n.name, list(n.input), list(n.output), attrs, _scope(n))
+        if _folded_norm(n):
+            attrs["_folded_norm"] = True
+            # its scope is the folded BatchNorm's: the layer is named by its weight
+            node.scope = None if any(i.endswith(".weight") for i in node.inputs) else node.scope
         if n.op_type == "Constant":
             for a in n.attribute:
                 if a.name == "value":
@@ -1292,6 +1366,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     init_names |= folded  # stored values now, read as buffers like the initializers
     nodes = _fold_tanh_gelu(_fold_gelu(_fold_group_norm(nodes, static), static), static)
     nodes = _fuse(nodes, static, consumers)
+    nodes, restored = _restore_norms(nodes, static)
 
     ctx = Ctx(static)
     ops: list[Op] = []
@@ -1333,7 +1408,9 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     counts: dict[str, int] = {}
     for n in graph.node:
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
-    return Imported(module, inputs, graph.name or None, params, activation_bytes, counts)
+    folded = {id(n) for n in restored}
+    return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
+                    [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in folded])
 
 
 def _id_bound(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> int | None:
