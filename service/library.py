@@ -152,8 +152,11 @@ def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds
     settings = settings if settings is not None else get_settings()
     name = None
     if not isinstance(source, bytes):
+        from gradhealth.analysis.importers.onnx_static import inline_external
+
         name = Path(source).name
-        source = Path(source).read_bytes()
+        # torch's exporter writes the weights beside the file by default (model.onnx.data)
+        source = inline_external(Path(source).read_bytes(), Path(source).parent)
     return run(source, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
                input_shapes=input_shapes, device=device, limits=settings.limits,
                verify=settings.verify_remedies if verify is None else verify,

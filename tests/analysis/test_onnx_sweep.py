@@ -4,6 +4,8 @@ the live model or against the op's definition."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -138,3 +140,33 @@ def test_without_the_restored_norm_the_same_file_would_vanish() -> None:
     first, last = doc.layers[1], doc.layers[-2]
     # backwards through 7 blocks of x0.25-ish: the ratio is far below the 1e-3 threshold's scale
     assert first.output_grad_norm / last.output_grad_norm < 1e-3
+
+
+def test_weights_saved_beside_the_file_are_read_from_its_folder(tmp_path: Path) -> None:
+    """torch's default export writes the tensors to ``model.onnx.data`` beside the model: a path
+    given to the check reads them from the file's folder; a location outside it is not read."""
+    import onnx
+
+    from gradhealth.analysis.importers import ModelError
+    from gradhealth.library import check_onnx as check_path
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    data = export(model, torch.randn(4, 6), opset=17)
+    proto = onnx.load_from_string(data)
+    onnx.save_model(proto, str(tmp_path / "m.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="m.onnx.data", size_threshold=0)
+    assert (tmp_path / "m.onnx.data").stat().st_size >= 4 * (6 * 16 + 16 * 3)
+    inline = check_onnx(data, seeds=1, verify=False)
+    beside = check_path(tmp_path / "m.onnx", seeds=1, verify=False)
+    assert [lay.grad_norm for lay in beside.layers] == [lay.grad_norm for lay in inline.layers]
+
+    outside = tmp_path / "sub"
+    outside.mkdir()
+    for t in proto.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = "../m.onnx.data"
+    (outside / "m.onnx").write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelError, match="external data"):
+        check_path(outside / "m.onnx", seeds=1, verify=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,43 @@ def external(model: Any) -> list[str]:
         if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
             bad.append(t.name or "(unnamed tensor)")
     return bad
+
+
+def inline_external(data: bytes, folder: Path, max_bytes: int = 1 << 30) -> bytes:
+    """``data`` with its external tensors read into it from files in ``folder`` (the file's own
+    folder): torch's exporter writes the weights beside the model by default (``model.onnx.data``).
+    Only a plain relative name inside ``folder`` is read (no absolute path, no ``..``, no link out
+    of it), and at most ``max_bytes`` in all; anything else is left external, for the header to
+    refuse by name. A file without external tensors comes back as it was."""
+    import onnx
+
+    model = parse(data)
+    tensors = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not tensors:
+        return data
+    root = folder.resolve()
+    total = len(data)
+    for t in tensors:
+        info = {e.key: e.value for e in t.external_data}
+        location = info.get("location", "")
+        target = (root / location).resolve()
+        if (not location or Path(location).is_absolute() or ".." in Path(location).parts
+                or target.parent != root or not target.is_file()):
+            continue
+        offset, length = int(info.get("offset", 0) or 0), info.get("length")
+        size = int(length) if length else target.stat().st_size - offset
+        total += size
+        if offset < 0 or size < 0 or total > max_bytes:
+            raise LimitExceeded(f"the model's external data is over {max_bytes} bytes")
+        with target.open("rb") as fh:
+            fh.seek(offset)
+            raw = fh.read(size)
+        if len(raw) != size:
+            continue
+        t.raw_data = raw
+        del t.external_data[:]
+        t.data_location = onnx.TensorProto.DEFAULT
+    return bytes(model.SerializeToString())
 
 
 def unsupported(model: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> list[str]:
