@@ -1408,9 +1408,9 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     counts: dict[str, int] = {}
     for n in graph.node:
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
-    folded = {id(n) for n in restored}
+    restored_ids = {id(n) for n in restored}
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
-                    [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in folded])
+                    [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids])
 
 
 def _id_bound(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> int | None:
