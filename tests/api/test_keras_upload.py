@@ -33,20 +33,44 @@ def test_untranslatable_keras_layers_are_422_before_a_job(api):
     assert "Lambda (lam)" in r.json()["detail"]
 
 
-def test_a_trained_prelu_alpha_is_refused_before_a_job_as_the_job_would(api):
-    # the translation reads a PReLU's stored alpha: the API's check must read it too
+def test_a_trained_prelu_alpha_goes_through_the_graph_door(api):
+    # one slope per unit is no spec activation: the API accepts it as the job will check it (the
+    # graph door), and the job's document comes from the file's weights
     import numpy as np
 
     from tests.analysis.test_keras_layers import _h5_keras2, _prelu_model, _stored
 
     stored, _ = _stored(np.linspace(0.0, 0.5, 6).astype(np.float32))  # one slope per unit
     data = _h5_keras2(_prelu_model("keras2"), stored)
-    r = api.post("/v1/checks/model", files={"file": ("m.h5", data)}, data={"seeds": "1"})
-    assert r.status_code == 422, r.text
-    assert "prelu: PReLU with stored alpha that differs between units" in r.json()["detail"]
     r = api.post("/v1/checks/model", files={"file": ("m.h5", data)},
-                 data={"seeds": "1", "verify": "false", "weights": "reinitialise"})
-    assert r.status_code == 202, r.text  # the architecture alone: Keras' zeros, a ReLU
+                 data={"seeds": "1", "verify": "false"})
+    assert r.status_code == 202, r.text
+    job = api.wait_done(r.json()["id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    assert "as stored in the file" in job["result"]["summary"]
+
+
+def test_a_keras_applications_style_graph_is_checked_and_a_bad_one_refused_first(api):
+    # depthwise and separable convolutions, squeeze-and-excitation, Concatenate: the graph door
+    from pathlib import Path
+
+    data = (Path(__file__).parents[1] / "data/keras/mobile_dense_block.keras").read_bytes()
+    r = api.post("/v1/checks/model", files={"file": ("m.keras", data)},
+                 data={"seeds": "1", "verify": "false"})
+    assert r.status_code == 202, r.text
+    job = api.wait_done(r.json()["id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    names = [layer["name"] for layer in job["result"]["layers"]]
+    assert {"dw", "sep.depthwise", "sep.pointwise", "proj", "head"} <= set(names), names
+    # a shape that does not fit is refused before a job, naming the layer
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        config = json.loads(zf.read("config.json"))
+    for lay in config["config"]["layers"]:
+        if lay["name"] == "proj":
+            lay["config"]["filters"] = 5  # the Add's branches no longer match (8 and 5 channels)
+    r = api.post("/v1/checks/model", files={"file": ("m.keras", _zip(config))})
+    assert r.status_code == 422, r.text
+    assert "add (Add): Add of shapes" in r.json()["detail"]
 
 
 def test_a_uniform_stored_alpha_is_accepted_over_a_random_initialiser(api):

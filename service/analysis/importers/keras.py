@@ -45,7 +45,7 @@ from gradhealth.analysis.importers import ModelError
 from gradhealth.errors import InputFormatError
 
 __all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
-           "read_keras_training", "sniff_keras", "translation_reads_weights"]
+           "read_keras_training", "sniff_keras", "translate_or_graph", "translation_reads_weights"]
 
 #: The largest config text read (a config of thousands of layers is a few MB).
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -670,10 +670,9 @@ def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, 
     ``["residual", [branch layers...], add's name]`` items."""
     cfg = model["config"]
     layers = {str(lay.get("name") or (lay.get("config") or {}).get("name")): lay for lay in cfg["layers"]}
-    inputs = [i[0] for i in cfg.get("input_layers", [])] if isinstance(cfg.get("input_layers"), list) else []
-    outputs = cfg.get("output_layers", [])
-    if outputs and isinstance(outputs[0], str):
-        outputs = [outputs]
+    from gradhealth.analysis.importers.keras_graph import endpoints
+
+    inputs, outputs = endpoints(cfg.get("input_layers")), endpoints(cfg.get("output_layers"))
     if len(inputs) != 1 or len(outputs) != 1:
         tr.fail(model.get("class_name", "model"), "only models with one input and one output are supported")
         return []
@@ -717,7 +716,7 @@ def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, 
             node = srcs[0]
         return items
 
-    order = chain(str(outputs[0][0]), start)
+    order = chain(outputs[0], start)
     unused = sorted(set(layers) - used - {start})
     if unused:
         tr.fail(", ".join(unused), "layers not on the path from the input to the output are not supported")
@@ -1139,8 +1138,17 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
     if weights == "as_given" and stored is None:
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
-    spec, origins = _translate(config, loss or file_loss, seeds=seeds or 3,
-                               batch_size=batch_size or 64, stored=stored, optimizer=optimizer)
+    spec, origins, graph = translate_or_graph(
+        config, loss or file_loss, seeds=seeds or 3, batch_size=batch_size or 64, stored=stored,
+        optimizer=optimizer, limits=(settings if settings is not None else _settings()).limits)
+    if graph is not None:
+        from gradhealth.analysis.importers.keras_torch import check_keras_graph
+
+        return check_keras_graph(graph, loss=loss or file_loss, stored=stored, seeds=seeds or 3,
+                                 batch_size=batch_size or 64, device=device, verify=verify,
+                                 settings=settings if settings is not None else _settings(),
+                                 progress=progress, optimizer=optimizer)
+    assert spec is not None and origins is not None
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
                                  progress=progress)
@@ -1150,6 +1158,35 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
         return doc
     return _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                          progress=progress)
+
+
+def _settings() -> Any:
+    from gradhealth.settings import get_settings
+
+    return get_settings()
+
+
+def translate_or_graph(config: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
+                       batch_size: int = 64, stored: Weights | None = None,
+                       optimizer: dict[str, Any] | None = None, limits: Any = None,
+                       ) -> tuple[dict[str, Any] | None, Origins | None, Any]:
+    """How a Keras model is checked: ``(spec, origins, None)`` where the spec language expresses
+    it (a chain with identity-skip residual blocks: the spec check, remedies as spec patches), else
+    ``(None, None, graph)`` (:func:`.keras_graph.plan_keras_graph`: concatenations, projection
+    shortcuts, depthwise convolutions, squeeze-and-excitation, checked as a graph). Torch-free, so
+    the API decides before a job exists. Raises :class:`ModelError` with both reasons when neither
+    reads it, :class:`LimitExceeded` when the graph is over ``limits``."""
+    from gradhealth.analysis.importers.keras_graph import plan_keras_graph
+
+    try:
+        spec, origins = _translate(config, loss, seeds=seeds, batch_size=batch_size, stored=stored,
+                                   optimizer=optimizer)
+        return spec, origins, None
+    except ModelError as spec_error:
+        try:
+            return None, None, plan_keras_graph(config, batch_size=batch_size, limits=limits)
+        except ModelError as graph_error:
+            raise ModelError(f"{graph_error} (as a spec: {spec_error})") from None
 
 
 def _keras_names(spec: dict[str, Any], origins: Origins) -> dict[str, str]:

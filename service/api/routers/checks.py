@@ -470,10 +470,10 @@ async def submit_model(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> Response:
     from gradhealth.analysis.importers.keras import (
-        keras_to_spec,
         read_keras_training,
         read_keras_weights,
         sniff_keras,
+        translate_or_graph,
         translation_reads_weights,
     )
     from gradhealth.analysis.importers.onnx_static import read_header
@@ -505,10 +505,13 @@ async def submit_model(
                 stored = (read_keras_weights(data, config)
                           if options["weights"] != "reinitialise" and translation_reads_weights(config)
                           else None)
-                spec = keras_to_spec(config, options["loss"] or file_loss, seeds=options["seeds"] or 3,
-                                     batch_size=options["batch_size"] or 64, stored=stored,
-                                     optimizer=options["optimizer"] or compiled)
-                make_plan(parse_spec(spec), settings.limits)  # torch-free: refused before a job exists
+                # torch-free: refused before a job exists (a spec's plan, or the graph's shapes)
+                spec, _, _ = translate_or_graph(
+                    config, options["loss"] or file_loss, seeds=options["seeds"] or 3,
+                    batch_size=options["batch_size"] or 64, stored=stored,
+                    optimizer=options["optimizer"] or compiled, limits=settings.limits)
+                if spec is not None:
+                    make_plan(parse_spec(spec), settings.limits)
                 return "keras"
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
             read_header(data, input_shapes=options["input_shapes"],

@@ -1,0 +1,538 @@
+"""Keras models the spec language cannot express, as a graph of layers (torch-free).
+
+The spec translation (:mod:`.keras`) covers chains with identity-skip residual blocks, which is
+what the spec language has. Real Keras models are often more: ``keras.applications``' MobileNets
+and EfficientNets use depthwise convolutions, squeeze-and-excitation (``Multiply``), asymmetric
+``ZeroPadding2D`` before strided convolutions; DenseNet and Inception concatenate branches;
+ResNet's shortcuts are projections. Those models go through this module instead: the config is
+read as a graph of Keras layers, every layer's output shape and weight shapes are inferred here
+(Keras' own formulas, channels-last as Keras computes), and :mod:`.keras_torch` builds the same
+graph in PyTorch and checks it through the graph simulation, as the ONNX door does.
+
+This half is plain Python so the API can refuse a model it cannot check (an unsupported layer, a
+shape that does not fit, a model over the parameter or memory limits) before a job exists and
+without importing torch. Every problem is collected into ONE :class:`ModelError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from gradhealth.analysis.importers import ModelError
+from gradhealth.errors import LimitExceeded
+
+__all__ = ["GRAPH_LAYERS", "KerasGraph", "Node", "endpoints", "plan_keras_graph"]
+
+Shape = tuple[int, ...]
+
+#: Layers that are the identity in the simulation (dropout is off in the graph simulation, as
+#: for every live network; noise layers pass gradients through unchanged).
+IDENTITY_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                   "GaussianDropout", "GaussianNoise", "AlphaDropout", "Identity",
+                   "ActivityRegularization")
+_MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Divide",
+           "TrueDivide")
+_CONVS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+          "SeparableConv2D")
+_POOLS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D")
+_GLOBAL = ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+           "GlobalMaxPooling2D")
+#: Every layer class this path reads.
+GRAPH_LAYERS = ("InputLayer", "Dense", *_CONVS, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
+                "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
+                "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Flatten", "Reshape", "Permute",
+                "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
+                "UpSampling2D", "Rescaling", "Normalization", "LayerScale", "Embedding")
+#: Keras activation names this path simulates (as torch modules in :mod:`.keras_torch`).
+ACTIVATIONS = ("linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "gelu", "swish",
+               "silu", "softplus", "softsign", "leaky_relu", "hard_sigmoid", "hard_swish",
+               "hard_silu", "mish", "exponential", "softmax")
+
+
+@dataclass
+class Node:
+    """One Keras layer of the graph: what it reads and what it makes."""
+
+    name: str
+    cls: str
+    cfg: dict[str, Any]
+    inputs: list[str]
+    shape: Shape = ()  # its output, without the batch
+    #: its variables in ``layer.weights`` order (Keras' layouts): (role, shape)
+    weights: list[tuple[str, Shape]] = field(default_factory=list)
+    in_shapes: list[Shape] = field(default_factory=list)
+    #: a Keras 3 op's arguments in order: a tensor's layer name, or a number (``x + 3.0`` in
+    #: MobileNetV3's hard sigmoid); None: the inputs only
+    args: list[str | float] | None = None
+
+
+@dataclass
+class KerasGraph:
+    """A Keras model as a graph of layers in an order that runs it (inputs first)."""
+
+    name: str
+    nodes: list[Node]
+    input_name: str
+    output_name: str
+    input_shape: Shape
+    vocab_size: int | None  # an Embedding reads the input: token ids below this
+    #: the input's own preprocessing (Rescaling, Normalization right after the input), skipped
+    preprocessing: list[str] = field(default_factory=list)
+    parameters: int = 0
+    activation_bytes: int = 0
+
+    def node(self, name: str) -> Node:
+        """The node called ``name``."""
+        return next(n for n in self.nodes if n.name == name)
+
+
+def endpoints(value: Any) -> list[str]:
+    """The layer names of a Functional config's ``input_layers``/``output_layers``: Keras 2 and 3
+    write a list of ``[name, node, tensor]`` triples, Keras 3 a bare triple for one tensor."""
+    if not isinstance(value, list) or not value:
+        return []
+    if isinstance(value[0], str):
+        return [value[0]]
+    if isinstance(value[0], dict):  # a dict of named inputs: its values
+        value = list(value[0].values())
+    return [str(v[0]) for v in value if isinstance(v, list) and v and isinstance(v[0], str)]
+
+
+def _inbound(layer: dict[str, Any]) -> tuple[list[str], int]:
+    """(the layer names feeding a Functional layer in argument order, how many times it is called)."""
+    from gradhealth.analysis.importers.keras import _inbound as names
+
+    nodes = layer.get("inbound_nodes") or []
+    return names(layer), len(nodes) if isinstance(nodes, list) else 0
+
+
+def _args(layer: dict[str, Any]) -> list[str | float] | None:
+    """A Keras 3 layer's call arguments in order (tensors by layer name, numbers as floats) when
+    any is a number; None otherwise (the inputs say it all)."""
+    nodes = layer.get("inbound_nodes")
+    if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+        return None
+    out: list[str | float] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            history = (value.get("config") or {}).get("keras_history")
+            out.append(str(history[0]) if isinstance(history, list) and history else "?")
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out.append(float(value))
+
+    walk(nodes[0].get("args") or [])
+    return out if any(isinstance(a, float) for a in out) else None
+
+
+def _ints(value: Any, n: int, what: str) -> tuple[int, ...]:
+    values = list(value) if isinstance(value, list | tuple) else [value] * n
+    if len(values) != n or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                   for v in values):
+        raise ValueError(f"{what} {value!r}: expected {n} non-negative integer(s)")
+    return tuple(int(v) for v in values)
+
+
+def _padding_pairs(value: Any, n: int) -> tuple[tuple[int, int], ...]:
+    """ZeroPadding/Cropping's ``padding``/``cropping``: an int, a pair per axis, or an int per axis."""
+    if isinstance(value, int):
+        return ((value, value),) * n
+    values = list(value) if isinstance(value, list | tuple) else []
+    if n == 1 and len(values) == 2 and all(isinstance(v, int) for v in values):
+        return ((values[0], values[1]),)
+    if len(values) == n:
+        out = []
+        for v in values:
+            out.append(_ints(v, 2, "padding") if isinstance(v, list | tuple) else _ints(v, 2, "padding"))
+        return tuple((a, b) for a, b in out)
+    raise ValueError(f"padding {value!r} is not an int, a pair per axis or an int per axis")
+
+
+def conv_padding(size: int, kernel: int, stride: int, dilation: int, padding: str) -> tuple[int, int, int]:
+    """(output size, pad before, pad after) of one spatial axis, as Keras computes them: ``valid``
+    pads nothing; ``same`` pads so the output is ceil(size / stride), the odd one after (TF's
+    rule); ``causal`` (Conv1D) pads (kernel - 1) * dilation before."""
+    span = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        return (size - span) // stride + 1, 0, 0
+    if padding == "causal":
+        return (size + span - 1 - span) // stride + 1, span - 1, 0
+    out = -(-size // stride)
+    total = max((out - 1) * stride + span - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def _activation(value: Any) -> str:
+    from gradhealth.analysis.importers.keras import _name_of
+
+    if value is None:
+        return "linear"
+    name, _ = _name_of(value)
+    name = {"leakyrelu": "leaky_relu", "hardsigmoid": "hard_sigmoid", "hardswish": "hard_swish",
+            "hardsilu": "hard_silu", "": "linear"}.get(name, name)
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation {name or value!r} is not supported (supported: "
+                         f"{', '.join(ACTIVATIONS)})")
+    return name
+
+
+def _axis(value: Any, rank: int) -> int:
+    """A Keras axis (counting the batch as 0, or negative) -> an axis of the shape without batch."""
+    axis = value[0] if isinstance(value, list | tuple) and len(value) == 1 else value
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise ValueError(f"axis {value!r}: expected one integer")
+    k = axis - 1 if axis > 0 else rank + axis
+    if not 0 <= k < rank:
+        raise ValueError(f"axis {value!r} is out of range for a tensor of rank {rank + 1}")
+    return k
+
+
+def _broadcast(shapes: list[Shape], cls: str) -> Shape:
+    rank = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*[(1,) * (rank - len(s)) + s for s in shapes], strict=True):
+        big = {d for d in dims if d != 1}
+        if len(big) > 1:
+            raise ValueError(f"{cls} of shapes {' and '.join(str(list(s)) for s in shapes)}: they "
+                             "do not broadcast")
+        out.append(big.pop() if big else 1)
+    return tuple(out)
+
+
+def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shape]]]:
+    """(output shape, weights) of one layer from its input shapes, by Keras' formulas."""
+    cls, cfg = node.cls, node.cfg
+    x = shapes[0] if shapes else ()
+    if cls in _MERGES:
+        constants = sum(isinstance(a, float) for a in node.args or [])
+        if len(shapes) + constants < 2 or not shapes or (constants and cls == "Concatenate"):
+            raise ValueError(f"{cls} needs at least two inputs")
+        if constants:
+            shapes = [*shapes, ()]  # a number broadcasts
+        if cls == "Concatenate":
+            axis = _axis(cfg.get("axis", -1), len(x))
+            for s in shapes[1:]:
+                if len(s) != len(x) or any(a != b for k, (a, b) in enumerate(zip(s, x, strict=True))
+                                           if k != axis):
+                    raise ValueError(f"Concatenate of shapes {list(x)} and {list(s)} on axis "
+                                     f"{cfg.get('axis', -1)}: the other axes differ")
+            return x[:axis] + (sum(s[axis] for s in shapes),) + x[axis + 1:], []
+        if cls in ("Subtract", "Divide", "TrueDivide") and len(node.args or shapes) != 2:
+            raise ValueError(f"{cls} needs exactly two inputs")
+        return _broadcast(shapes, cls), []
+    if len(shapes) != 1:
+        raise ValueError(f"{cls} with {len(shapes)} inputs is not supported")
+    if cfg.get("data_format") == "channels_first":
+        raise ValueError("data_format channels_first is not supported (Keras' default is channels_last)")
+    bias = bool(cfg.get("use_bias", True))
+    if cls == "Dense":
+        if not x:
+            raise ValueError("Dense of a scalar")
+        units = int(cfg["units"])
+        return x[:-1] + (units,), [("kernel", (x[-1], units))] + ([("bias", (units,))] if bias else [])
+    if cls in _CONVS:
+        n = 2 if cls.endswith("2D") else 1
+        if len(x) != n + 1:
+            raise ValueError(f"{cls} of a tensor of shape {list(x)} (it reads {n + 1}-d inputs)")
+        k = _ints(cfg.get("kernel_size"), n, "kernel_size")
+        s = _ints(cfg.get("strides", 1), n, "strides")
+        d = _ints(cfg.get("dilation_rate", 1), n, "dilation_rate")
+        padding = str(cfg.get("padding", "valid")).lower()
+        if padding not in ("valid", "same", "causal") or (padding == "causal" and n != 1):
+            raise ValueError(f"padding {padding!r} is not supported")
+        if any(v < 1 for v in (*k, *s, *d)):
+            raise ValueError("kernel_size, strides and dilation_rate must be positive")
+        spatial = tuple(conv_padding(x[i], k[i], s[i], d[i], padding)[0] for i in range(n))
+        if any(v < 1 for v in spatial):
+            raise ValueError(f"the kernel {list(k)} does not fit the input {list(x)}")
+        c = x[-1]
+        if cls.startswith("Depthwise"):
+            dm = int(cfg.get("depth_multiplier", 1))
+            return spatial + (c * dm,), [("depthwise_kernel", (*k, c, dm))] + (
+                [("bias", (c * dm,))] if bias else [])
+        filters = int(cfg["filters"])
+        if cls.startswith("Separable"):
+            dm = int(cfg.get("depth_multiplier", 1))
+            return spatial + (filters,), [("depthwise_kernel", (*k, c, dm)),
+                                          ("pointwise_kernel", (*(1,) * n, c * dm, filters))] + (
+                [("bias", (filters,))] if bias else [])
+        groups = int(cfg.get("groups", 1))
+        if groups < 1 or c % groups or filters % groups:
+            raise ValueError(f"groups {groups} does not divide {c} input channels and {filters} filters")
+        return spatial + (filters,), [("kernel", (*k, c // groups, filters))] + (
+            [("bias", (filters,))] if bias else [])
+    if cls in _POOLS:
+        n = 2 if cls.endswith("2D") else 1
+        if len(x) != n + 1:
+            raise ValueError(f"{cls} of a tensor of shape {list(x)}")
+        k = _ints(cfg.get("pool_size", 2), n, "pool_size")
+        s = _ints(cfg.get("strides") or k, n, "strides")
+        padding = str(cfg.get("padding", "valid")).lower()
+        if padding not in ("valid", "same") or any(v < 1 for v in (*k, *s)):
+            raise ValueError(f"padding {padding!r} / pool_size / strides not supported")
+        spatial = tuple(conv_padding(x[i], k[i], s[i], 1, padding)[0] for i in range(n))
+        if any(v < 1 for v in spatial):
+            raise ValueError(f"the pool {list(k)} does not fit the input {list(x)}")
+        return spatial + (x[-1],), []
+    if cls in _GLOBAL:
+        n = 2 if cls.endswith("2D") else 1
+        if len(x) != n + 1:
+            raise ValueError(f"{cls} of a tensor of shape {list(x)}")
+        return ((1,) * n + (x[-1],)) if cfg.get("keepdims") else (x[-1],), []
+    if cls in ("ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D"):
+        n = 2 if cls.endswith("2D") else 1
+        if len(x) != n + 1:
+            raise ValueError(f"{cls} of a tensor of shape {list(x)}")
+        pairs = _padding_pairs(cfg.get("padding" if cls.startswith("Zero") else "cropping", 1), n)
+        sign = 1 if cls.startswith("Zero") else -1
+        spatial = tuple(x[i] + sign * (a + b) for i, (a, b) in enumerate(pairs))
+        if any(v < 1 for v in spatial):
+            raise ValueError(f"cropping {list(pairs)} leaves nothing of {list(x)}")
+        return spatial + (x[-1],), []
+    if cls in ("UpSampling1D", "UpSampling2D"):
+        n = 2 if cls.endswith("2D") else 1
+        if len(x) != n + 1:
+            raise ValueError(f"{cls} of a tensor of shape {list(x)}")
+        size = _ints(cfg.get("size", 2), n, "size")
+        if str(cfg.get("interpolation", "nearest")) not in ("nearest", "bilinear"):
+            raise ValueError(f"interpolation {cfg.get('interpolation')!r} is not supported")
+        return tuple(x[i] * size[i] for i in range(n)) + (x[-1],), []
+    if cls == "Flatten":
+        return (math.prod(x),), []
+    if cls == "Reshape":
+        target = [int(v) for v in cfg.get("target_shape") or []]
+        if target.count(-1) > 1 or any(v == 0 or v < -1 for v in target):
+            raise ValueError(f"target_shape {target}")
+        known = math.prod(v for v in target if v != -1)
+        if -1 in target:
+            if math.prod(x) % known:
+                raise ValueError(f"cannot reshape {list(x)} to {target}")
+            target[target.index(-1)] = math.prod(x) // known
+        if math.prod(target) != math.prod(x):
+            raise ValueError(f"cannot reshape {list(x)} ({math.prod(x)} values) to {target}")
+        return tuple(target), []
+    if cls == "Permute":
+        dims = [int(v) for v in cfg.get("dims") or []]
+        if sorted(dims) != list(range(1, len(x) + 1)):
+            raise ValueError(f"dims {dims} is not a permutation of 1..{len(x)}")
+        return tuple(x[d - 1] for d in dims), []
+    if cls in ("BatchNormalization", "LayerNormalization"):
+        if cls == "LayerNormalization" and isinstance(cfg.get("axis"), list) and len(cfg["axis"]) > 1:
+            axes = sorted(_axis(a, len(x)) for a in cfg["axis"])
+            if axes != list(range(axes[0], len(x))):
+                raise ValueError(f"LayerNormalization over axes {cfg['axis']} (only trailing axes)")
+            width: Shape = tuple(x[a] for a in axes)
+        else:
+            width = (x[_axis(cfg.get("axis", -1), len(x))],)
+            if cls == "LayerNormalization" and _axis(cfg.get("axis", -1), len(x)) != len(x) - 1:
+                raise ValueError("LayerNormalization over other than the last axes is not supported")
+        names = ([("gamma", width)] if cfg.get("scale", True) else []) + (
+            [("beta", width)] if cfg.get("center", True) else [])
+        if cls == "BatchNormalization":
+            names += [("moving_mean", width), ("moving_variance", width)]
+        return x, names
+    if cls == "PReLU":
+        shared = cfg.get("shared_axes") or []
+        shared = [shared] if isinstance(shared, int) else list(shared)
+        alpha = tuple(1 if (k + 1) in shared else v for k, v in enumerate(x))
+        return x, [("alpha", alpha)]
+    if cls == "LayerScale":
+        return x, [("gamma", (x[-1],))]
+    if cls == "Normalization":
+        axis = cfg.get("axis", -1)
+        axes = [axis] if isinstance(axis, int) else list(axis or [])
+        keep = sorted({_axis(a, len(x)) for a in axes})
+        shape = tuple(x[k] for k in keep)  # Keras keeps the statistics' axes only
+        return x, [("mean", shape), ("variance", shape), ("count", ())]
+    if cls == "Embedding":
+        return x + (int(cfg["output_dim"]),), [("embeddings", (int(cfg["input_dim"]), int(cfg["output_dim"])))]
+    if cls == "Softmax":
+        _axis(cfg.get("axis", -1), len(x))
+    return x, []  # elementwise: activations, Rescaling, identities
+
+
+#: Keras initialiser names (normalised: lower case, no underscores) this path draws from.
+INITIALIZERS = ("zeros", "ones", "constant", "randomnormal", "normal", "randomuniform", "uniform",
+                "truncatednormal", "variancescaling", "glorotuniform", "glorotnormal", "henormal",
+                "heuniform", "lecunnormal", "lecununiform", "orthogonal", "identity")
+
+
+def check_initializer(value: Any, key: str) -> None:
+    """Refuse an initialiser this path cannot draw (a custom one, a typo)."""
+    from gradhealth.analysis.importers.keras import _name_of
+
+    if value is None:
+        return
+    name, _ = _name_of(value)
+    if name not in INITIALIZERS:
+        raise ValueError(f"{key} {name or value!r} is not supported (supported: "
+                         f"{', '.join(INITIALIZERS)})")
+
+
+def _check_layer(node: Node) -> None:
+    """Refuse what a supported class is configured to do that the simulation does not."""
+    cfg = node.cfg
+    if "activation" in cfg and node.cls not in ("Activation",):
+        _activation(cfg.get("activation"))
+    if node.cls == "Activation":
+        _activation(cfg.get("activation"))
+    if node.cls in ("Dense", *_CONVS, "Embedding"):
+        for key in ("kernel_initializer", "bias_initializer", "depthwise_initializer",
+                    "pointwise_initializer", "embeddings_initializer"):
+            if key in cfg:
+                check_initializer(cfg.get(key), key)
+    if node.cls == "ActivityRegularization" and (float(cfg.get("l1") or 0.0) or float(cfg.get("l2") or 0.0)):
+        # the penalty adds l1 * sign(x) + 2 * l2 * x to the gradient of every layer before it
+        raise ValueError(f"ActivityRegularization with l1={float(cfg.get('l1') or 0):g}, "
+                         f"l2={float(cfg.get('l2') or 0):g}: its penalty is a loss term the "
+                         "simulation does not have")
+    if node.cls == "Softmax" and node.inputs and len(node.inputs) > 1:
+        raise ValueError("Softmax with a mask input is not supported")
+
+
+def _order(config: dict[str, Any], problems: list[str]) -> tuple[list[Node], str, str]:
+    """The nodes of a Functional or Sequential config, inputs first, and the input/output names."""
+    cfg = config["config"]
+    raw = [lay for lay in cfg.get("layers") or [] if isinstance(lay, dict)]
+    if config.get("class_name") == "Sequential":
+        nodes, previous = [], None
+        for lay in raw:
+            name = str((lay.get("config") or {}).get("name") or lay.get("class_name"))
+            nodes.append(Node(name, str(lay.get("class_name")), lay.get("config") or {},
+                              [previous] if previous else []))
+            previous = name
+        if not nodes or nodes[0].cls != "InputLayer":
+            nodes.insert(0, Node("input", "InputLayer", {}, []))
+            if len(nodes) > 1:
+                nodes[1].inputs = ["input"]
+        return nodes, nodes[0].name, nodes[-1].name
+    by_name: dict[str, Node] = {}
+    for lay in raw:
+        name = str(lay.get("name") or (lay.get("config") or {}).get("name"))
+        srcs, calls = _inbound(lay)
+        if calls > 1:
+            problems.append(f"{name}: a layer called more than once (shared weights) is not supported")
+        by_name[name] = Node(name, str(lay.get("class_name")), lay.get("config") or {}, srcs,
+                             args=_args(lay))
+    ins, outs = endpoints(cfg.get("input_layers")), endpoints(cfg.get("output_layers"))
+    if len(ins) != 1 or len(outs) != 1:
+        problems.append(f"{config.get('class_name', 'model')}: only models with one input and one "
+                        f"output are supported (this one has {len(ins)} and {len(outs)})")
+        return [], "", ""
+    order: list[Node] = []
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+    stack: list[tuple[str, bool]] = [(outs[0], False)]
+    while stack:
+        name, done = stack.pop()
+        if done:
+            state[name] = 2
+            order.append(by_name[name])
+            continue
+        if state.get(name) == 2:
+            continue
+        if name not in by_name:
+            problems.append(f"{name}: a layer the config does not define")
+            return [], "", ""
+        if state.get(name) == 1:
+            problems.append(f"{name}: the graph has a cycle")
+            return [], "", ""
+        state[name] = 1
+        stack.append((name, True))
+        stack.extend((src, False) for src in reversed(by_name[name].inputs) if state.get(src) != 2)
+    if ins[0] not in state:
+        problems.append(f"{outs[0]}: the output does not depend on the input {ins[0]}")
+    return order, ins[0], outs[0]
+
+
+#: Layers that turn raw inputs (pixels in 0..255) into normalised ones.
+PREPROCESSING = ("Rescaling", "Normalization")
+
+
+def _skip_preprocessing(nodes: list[Node], input_name: str) -> list[str]:
+    """Mark the chain of preprocessing layers that reads the model's input as skipped, and name it.
+
+    The simulation's inputs are standard normal: they stand for the data as the first layer that
+    learns sees it, normalised. A model that normalises its raw input itself (keras.applications'
+    ``Rescaling(1/255)`` and ``Normalization``) would scale those inputs a second time, and every
+    figure after it would describe inputs 255 times too small, not the network."""
+    skipped: list[str] = []
+    current = input_name
+    while True:
+        readers = [n for n in nodes if current in n.inputs]
+        if len(readers) != 1 or readers[0].cls not in PREPROCESSING or readers[0].inputs != [current]:
+            return skipped
+        readers[0].weights = []
+        readers[0].cfg = {**readers[0].cfg, "_skipped": True}
+        skipped.append(readers[0].name)
+        current = readers[0].name
+
+
+def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: Any = None,
+                     keep_preprocessing: bool = False) -> KerasGraph:
+    """Read ``config`` (a Keras model config) as a graph, infer every shape and weight, and check
+    it against ``limits`` (parameters, activation memory) before anything is allocated.
+
+    Raises :class:`ModelError` naming every layer that cannot be checked, in one message, and
+    :class:`LimitExceeded` over the limits. The input's own preprocessing is skipped unless
+    ``keep_preprocessing`` (:func:`_skip_preprocessing` says why)."""
+    from gradhealth.analysis.importers.keras import _input_shape
+    from gradhealth.settings import Limits
+
+    limits = limits or Limits()
+    problems: list[str] = []
+    unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"
+                   for lay in config["config"].get("layers") or []
+                   if isinstance(lay, dict) and lay.get("class_name") not in GRAPH_LAYERS]
+    if unsupported:
+        raise ModelError("unsupported Keras layers: " + ", ".join(unsupported) + "; supported: "
+                         + ", ".join(GRAPH_LAYERS))
+    nodes, input_name, output_name = _order(config, problems)
+    if problems:
+        raise ModelError("cannot check the Keras model: " + "; ".join(problems))
+    first = nodes[0]
+    shape_list = _input_shape([{"class_name": first.cls, "config": first.cfg},
+                               *({"class_name": n.cls, "config": n.cfg} for n in nodes[1:2])], config["config"])
+    if shape_list is None:
+        raise ModelError("input: the config has no input shape (build the model or give it an Input)")
+    if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape_list):
+        raise ModelError(f"input: dynamic dimensions in the input shape {shape_list} are not supported; "
+                         "give the model a fixed input shape")
+    readers = [n for n in nodes if input_name in n.inputs]
+    vocab = (int(readers[0].cfg.get("input_dim", 0)) if readers and all(n.cls == "Embedding" for n in readers)
+             else None)
+    shapes: dict[str, Shape] = {input_name: tuple(shape_list)}
+    first.shape = tuple(shape_list)
+    for node in nodes:
+        if node.name == input_name:
+            continue
+        try:
+            node.in_shapes = [shapes[i] for i in node.inputs]
+            node.shape, node.weights = _shape(node, node.in_shapes)
+            _check_layer(node)
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{node.name} ({node.cls}): {exc}")
+            node.shape = node.in_shapes[0] if node.in_shapes else ()
+        shapes[node.name] = node.shape
+        if node.cls == "Embedding" and node.inputs != [input_name]:
+            problems.append(f"{node.name}: an Embedding is supported on the model's input only")
+    if problems:
+        raise ModelError("cannot check the Keras model: " + "; ".join(problems))
+    graph = KerasGraph(str(config["config"].get("name") or "keras_model"), nodes, input_name,
+                       output_name, tuple(shape_list), vocab,
+                       [] if keep_preprocessing else _skip_preprocessing(nodes, input_name))
+    graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
+    # float64 activations and their gradients, one copy each per node (as the ONNX door counts)
+    graph.activation_bytes = 2 * 8 * batch_size * sum(math.prod(n.shape) for n in nodes)
+    if graph.parameters > limits.max_parameters:
+        raise LimitExceeded(f"the model has {graph.parameters:,} parameters, over the limit of "
+                            f"{limits.max_parameters:,}")
+    if graph.activation_bytes > limits.max_activation_bytes:
+        raise LimitExceeded(f"activations and their gradients would take about "
+                            f"{graph.activation_bytes / 2**20:,.0f} MiB at batch {batch_size}, over the "
+                            f"limit of {limits.max_activation_bytes / 2**20:,.0f} MiB")
+    return graph

@@ -1,0 +1,592 @@
+"""A Keras graph (:mod:`.keras_graph`) built in PyTorch and checked through the graph simulation.
+
+The network keeps Keras' channels-last tensors from end to end, so every layer computes what
+Keras computes in the order Keras computes it (a Flatten's order, a Dense on the channels axis, a
+Concatenate's axis) and stored weights go in with no permutation but their own layout's; only a
+convolution or a pooling moves the channels to torch's axis 1 around its kernel. Weights are the
+file's (``as_given``) or drawn from each seed with the initialisers the config names, by Keras'
+formulas (fans of Keras' kernel layouts, truncated normals rescaled by .8796...).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.importers.keras_graph import (
+    _CONVS,
+    _GLOBAL,
+    _MERGES,
+    _POOLS,
+    IDENTITY_LAYERS,
+    KerasGraph,
+    Node,
+    _activation,
+    _axis,
+    _ints,
+    _padding_pairs,
+    conv_padding,
+)
+
+__all__ = ["KerasNet", "check_keras_graph", "draw_initializer"]
+
+#: Keras divides a truncated normal's std by this (the std of N(0, 1) cut at +-2) to keep the
+#: variance at scale / fan (keras.initializers.VarianceScaling).
+TRUNCATION_STD = 0.87962566103423978
+
+
+def _act_module(name: str) -> nn.Module:
+    simple: dict[str, Any] = {
+        "linear": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh, "elu": nn.ELU, "selu": nn.SELU, "gelu": nn.GELU, "swish": nn.SiLU,
+        "silu": nn.SiLU, "softplus": nn.Softplus, "softsign": nn.Softsign,
+        "hard_sigmoid": nn.Hardsigmoid, "hard_swish": nn.Hardswish, "hard_silu": nn.Hardswish,
+        "mish": nn.Mish}
+    if name in simple:
+        return cast(nn.Module, simple[name]())
+    if name == "leaky_relu":
+        return nn.LeakyReLU(0.2)  # keras.activations.leaky_relu's default slope
+    if name == "softmax":
+        return nn.Softmax(dim=-1)
+    return _Fn(torch.exp)  # exponential
+
+
+class _Fn(nn.Module):
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return cast(torch.Tensor, self.fn(*xs))
+
+
+class _ChannelsLast(nn.Module):
+    """A torch kernel (convolutions, pooling, resizing) applied to a channels-last tensor, with
+    Keras' padding (asymmetric for ``same`` with strides) applied first."""
+
+    def __init__(self, body: nn.Module, pads: list[int], fill: float = 0.0) -> None:
+        super().__init__()
+        self.body, self.pads, self.fill = body, pads, fill
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.movedim(-1, 1)
+        if any(self.pads):
+            x = F.pad(x, self.pads, value=self.fill)
+        return cast(torch.Tensor, self.body(x)).movedim(1, -1)
+
+
+class _AvgPoolSame(nn.Module):
+    """Average pooling with ``same`` padding as Keras does it: over the window's real values only."""
+
+    def __init__(self, pool: nn.Module, pads: list[int]) -> None:
+        super().__init__()
+        self.pool, self.pads = pool, pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones_like(x[:1, :1])
+        return cast(torch.Tensor, self.pool(F.pad(x, self.pads)) / self.pool(F.pad(ones, self.pads)))
+
+
+class _Norm(nn.Module):
+    """A BatchNormalization over any axis of a channels-last tensor: the axis moved last and the
+    rest flattened, which is what batch statistics over every other axis are."""
+
+    def __init__(self, bn: nn.BatchNorm1d, axis: int) -> None:
+        super().__init__()
+        self.bn, self.axis = bn, axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.movedim(self.axis, -1)
+        shape = y.shape
+        return cast(torch.Tensor, self.bn(y.reshape(-1, shape[-1]))).reshape(shape).movedim(-1, self.axis)
+
+
+class _Scale(nn.Module):
+    """x * gamma (ConvNeXt's LayerScale) or PReLU's relu(x) - alpha relu(-x)."""
+
+    def __init__(self, shape: tuple[int, ...], prelu: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.prelu = prelu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prelu:
+            return F.relu(x) - self.weight * F.relu(-x)
+        return x * self.weight
+
+
+class _Affine(nn.Module):
+    """Rescaling (x * scale + offset) and an adapted Normalization ((x - mean) / sqrt(variance))."""
+
+    scale: torch.Tensor
+    offset: torch.Tensor
+
+    def __init__(self, scale: Any, offset: Any) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float64))
+        self.register_buffer("offset", torch.as_tensor(offset, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+
+
+class _Merge(nn.Module):
+    """The merge layers (and Keras 3's arithmetic ops), over tensors and numbers in call order."""
+
+    def __init__(self, cls: str, axis: int, args: list[str | float] | None = None) -> None:
+        super().__init__()
+        self.cls, self.axis = cls, axis
+        self.constants = [a if isinstance(a, float) else None for a in args] if args else None
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        if self.cls == "Concatenate":
+            return torch.cat(tensors, dim=self.axis)
+        it = iter(tensors)
+        xs: list[Any] = ([next(it) if c is None else c for c in self.constants] if self.constants
+                         else list(tensors))
+        out = xs[0]
+        for x in xs[1:]:
+            out = (out + x if self.cls in ("Add", "Average") else out - x if self.cls == "Subtract"
+                   else out * x if self.cls == "Multiply" else out / x
+                   if self.cls in ("Divide", "TrueDivide") else torch.maximum(out, torch.as_tensor(x))
+                   if self.cls == "Maximum" else torch.minimum(out, torch.as_tensor(x)))
+        return cast(torch.Tensor, out / len(xs) if self.cls == "Average" else out)
+
+
+class _Reshape(nn.Module):
+    def __init__(self, shape: tuple[int, ...], permute: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        self.shape, self.permute = shape, permute
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.permute is not None:
+            return x.permute(0, *self.permute)
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class _Slice(nn.Module):
+    """Cropping: a slice of every spatial axis."""
+
+    def __init__(self, pairs: tuple[tuple[int, int], ...]) -> None:
+        super().__init__()
+        self.pairs = pairs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index: list[slice] = [slice(None)]
+        index += [slice(a, x.shape[k + 1] - b) for k, (a, b) in enumerate(self.pairs)]
+        return x[tuple(index)]
+
+
+def _conv(node: Node) -> tuple[nn.Module, list[nn.Module]]:
+    """The convolution of ``node`` (channels-last) and its weight modules in ``node.weights`` order."""
+    cfg, x = node.cfg, node.in_shapes[0]
+    n = len(x) - 1
+    k = _ints(cfg.get("kernel_size"), n, "kernel_size")
+    s = _ints(cfg.get("strides", 1), n, "strides")
+    d = _ints(cfg.get("dilation_rate", 1), n, "dilation_rate")
+    padding = str(cfg.get("padding", "valid")).lower()
+    pads: list[int] = []
+    for i in reversed(range(n)):  # F.pad lists the last axis first
+        _, before, after = conv_padding(x[i], k[i], s[i], d[i], padding)
+        pads += [before, after]
+    conv_cls: Any = nn.Conv2d if n == 2 else nn.Conv1d
+    c, bias = x[-1], bool(cfg.get("use_bias", True))
+    if node.cls.startswith(("Depthwise", "Separable")):
+        dm = int(cfg.get("depth_multiplier", 1))
+        depthwise = conv_cls(c, c * dm, k, s, 0, d, groups=c, bias=bias and node.cls.startswith("Depthwise"))
+        if node.cls.startswith("Depthwise"):
+            return _ChannelsLast(depthwise, pads), [depthwise]
+        pointwise = conv_cls(c * dm, int(cfg["filters"]), 1, bias=bias)
+        return _ChannelsLast(nn.Sequential(depthwise, pointwise), pads), [depthwise, pointwise]
+    groups = int(cfg.get("groups", 1))
+    conv = conv_cls(c, int(cfg["filters"]), k, s, 0, d, groups=groups, bias=bias)
+    return _ChannelsLast(conv, pads), [conv]
+
+
+def _pool(node: Node) -> nn.Module:
+    cfg, x = node.cfg, node.in_shapes[0]
+    n = len(x) - 1
+    k = _ints(cfg.get("pool_size", 2), n, "pool_size")
+    s = _ints(cfg.get("strides") or k, n, "strides")
+    padding = str(cfg.get("padding", "valid")).lower()
+    pads: list[int] = []
+    for i in reversed(range(n)):
+        _, before, after = conv_padding(x[i], k[i], s[i], 1, padding)
+        pads += [before, after]
+    if node.cls.startswith("Max"):
+        pool: nn.Module = (nn.MaxPool2d if n == 2 else nn.MaxPool1d)(k, s)
+        return _ChannelsLast(pool, pads, fill=-math.inf)
+    pool = (nn.AvgPool2d if n == 2 else nn.AvgPool1d)(cast(Any, k), cast(Any, s))
+    return _ChannelsLast(_AvgPoolSame(pool, pads) if any(pads) else pool, [])
+
+
+def _relu_layer(cfg: dict[str, Any]) -> nn.Module:
+    cap = cfg.get("max_value")
+    slope = float(cfg.get("negative_slope") or 0.0)
+    threshold = float(cfg.get("threshold") or 0.0)
+    if threshold == 0.0 and slope == 0.0:
+        return nn.ReLU() if cap is None else nn.ReLU6() if float(cap) == 6.0 else _Fn(
+            lambda x: torch.clamp(x, 0.0, float(cap)))
+    if threshold == 0.0 and cap is None:
+        return nn.LeakyReLU(slope)
+
+    def relu(x: torch.Tensor) -> torch.Tensor:  # keras.activations.relu's general form
+        out = torch.where(x >= threshold, x, slope * (x - threshold))
+        return out if cap is None else torch.clamp(out, max=float(cap))
+    return _Fn(relu)
+
+
+def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
+    """The torch module of one Keras layer and the modules its weights go into (in order)."""
+    cls, cfg, x = node.cls, node.cfg, node.in_shapes[0] if node.in_shapes else node.shape
+    core: nn.Module
+    holders: list[nn.Module] = []
+    if cfg.get("_skipped"):  # the input's own preprocessing (keras_graph._skip_preprocessing)
+        return nn.Identity(), []
+    if cls == "Dense":
+        core = nn.Linear(x[-1], int(cfg["units"]), bias=bool(cfg.get("use_bias", True)))
+        holders = [core]
+    elif cls in _CONVS:
+        core, holders = _conv(node)
+    elif cls in _POOLS:
+        core = _pool(node)
+    elif cls in _GLOBAL:
+        dims = tuple(range(1, len(x)))
+        keep = bool(cfg.get("keepdims"))
+        core = _Fn((lambda t: t.mean(dim=dims, keepdim=keep)) if "Average" in cls
+                   else (lambda t: t.amax(dim=dims, keepdim=keep)))
+    elif cls in _MERGES:
+        core = _Merge(cls, 1 + _axis(cfg.get("axis", -1), len(x)) if cls == "Concatenate" else 0,
+                      node.args)
+    elif cls in ("ZeroPadding1D", "ZeroPadding2D"):
+        pairs = _padding_pairs(cfg.get("padding", 1), len(x) - 1)
+        core = _Fn(lambda t: F.pad(t, [0, 0, *[v for a, b in reversed(pairs) for v in (a, b)]]))
+    elif cls in ("Cropping1D", "Cropping2D"):
+        core = _Slice(_padding_pairs(cfg.get("cropping", 1), len(x) - 1))
+    elif cls in ("UpSampling1D", "UpSampling2D"):
+        size = _ints(cfg.get("size", 2), len(x) - 1, "size")
+        mode = "bilinear" if cfg.get("interpolation") == "bilinear" and len(x) == 3 else "nearest"
+        core = _ChannelsLast(nn.Upsample(scale_factor=tuple(float(v) for v in size), mode=mode), [])
+    elif cls in ("Flatten", "Reshape"):
+        core = _Reshape(node.shape)
+    elif cls == "Permute":
+        core = _Reshape(node.shape, tuple(int(v) for v in cfg["dims"]))
+    elif cls == "BatchNormalization":
+        axis = 1 + _axis(cfg.get("axis", -1), len(x))
+        bn = nn.BatchNorm1d(node.shape[axis - 1], eps=float(cfg.get("epsilon", 1e-3)),
+                            momentum=1.0 - float(cfg.get("momentum", 0.99)))
+        core, holders = _Norm(bn, axis), [bn]
+    elif cls == "LayerNormalization":
+        width = dict(node.weights).get("gamma") or dict(node.weights).get("beta") or (x[-1],)
+        ln = nn.LayerNorm(list(width), eps=float(cfg.get("epsilon", 1e-3)))
+        core, holders = ln, [ln]
+    elif cls == "Activation":
+        core = _act_module(_activation(cfg.get("activation")))
+    elif cls == "ReLU":
+        core = _relu_layer(cfg)
+    elif cls == "LeakyReLU":
+        core = nn.LeakyReLU(float(cfg.get("negative_slope", cfg.get("alpha", 0.3))))
+    elif cls == "ELU":
+        core = nn.ELU(float(cfg.get("alpha", 1.0)))
+    elif cls == "ThresholdedReLU":
+        theta = float(cfg.get("theta", 1.0))
+        core = _Fn(lambda t: t * (t > theta).to(t.dtype))
+    elif cls == "Softmax":
+        core = nn.Softmax(dim=1 + _axis(cfg.get("axis", -1), len(x)))
+    elif cls == "PReLU":
+        core = _Scale(dict(node.weights)["alpha"], prelu=True)
+        holders = [core]
+    elif cls == "LayerScale":
+        core = _Scale((x[-1],))
+        holders = [core]
+    elif cls in ("Rescaling", "Normalization"):
+        core = _Affine(cfg.get("scale", 1.0), cfg.get("offset", 0.0)) if cls == "Rescaling" else _Affine(1.0, 0.0)
+        holders = [core] if cls == "Normalization" else []
+    elif cls == "Embedding":
+        core = nn.Embedding(int(cfg["input_dim"]), int(cfg["output_dim"]))
+        holders = [core]
+    else:  # InputLayer and the identities
+        assert cls in (*IDENTITY_LAYERS, "InputLayer"), cls
+        core = nn.Identity()
+    act = cfg.get("activation") if cls not in ("Activation",) else None
+    if act is not None and _activation(act) != "linear":
+        return nn.Sequential(core, _act_module(_activation(act))), holders
+    return core, holders
+
+
+class KerasNet(nn.Module):
+    """The graph's layers over a name -> tensor table, in an order that runs them."""
+
+    def __init__(self, graph: KerasGraph, fold: str | None) -> None:
+        super().__init__()
+        self.graph = graph
+        self.layers = nn.ModuleList()
+        self.holders: list[list[nn.Module]] = []
+        for node in graph.nodes:
+            module, holders = _layer(node)
+            if node.name == graph.output_name and fold is not None:
+                module = _without_activation(module, fold)
+            self.layers.append(module)
+            self.holders.append(holders)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        env: dict[str, torch.Tensor] = {self.graph.input_name: x}
+        for node, module in zip(self.graph.nodes, self.layers, strict=True):
+            if node.name != self.graph.input_name:
+                env[node.name] = module(*[env[i] for i in node.inputs])
+        return env[self.graph.output_name]
+
+    def module_names(self) -> dict[nn.Module, tuple[str, str]]:
+        """Every module -> (its Keras layer's name, a pointer); a separable convolution's two
+        kernels are ``name.depthwise`` and ``name.pointwise``."""
+        out: dict[nn.Module, tuple[str, str]] = {}
+        for node, module, holders in zip(self.graph.nodes, self.layers, self.holders, strict=True):
+            for m in module.modules():
+                out[m] = (node.name, f"layer:{node.name}")
+            if node.cls.startswith("Separable"):
+                out[holders[0]] = (f"{node.name}.depthwise", f"layer:{node.name}")
+                out[holders[1]] = (f"{node.name}.pointwise", f"layer:{node.name}")
+        return out
+
+
+def _without_activation(module: nn.Module, fold: str) -> nn.Module:
+    """The output layer with the activation the loss folds in (softmax, sigmoid) removed."""
+    kind = nn.Softmax if fold == "softmax" else nn.Sigmoid
+    if isinstance(module, kind):
+        return nn.Identity()
+    if isinstance(module, nn.Sequential) and isinstance(module[-1], kind):
+        return module[0]
+    return module
+
+
+def _output_activation(graph: KerasGraph) -> str:
+    node = graph.node(graph.output_name)
+    if node.cls == "Softmax":
+        return "softmax"
+    return _activation(node.cfg.get("activation")) if "activation" in node.cfg else "linear"
+
+
+# --- weights ---------------------------------------------------------------------------------------
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """keras.src.initializers.random_initializers.compute_fans."""
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _truncated(shape: tuple[int, ...], mean: float, std: float) -> torch.Tensor:
+    out = torch.empty(shape, dtype=torch.float64)
+    nn.init.trunc_normal_(out, mean, std, mean - 2 * std, mean + 2 * std)
+    return out
+
+
+def draw_initializer(value: Any, shape: tuple[int, ...], default: str) -> torch.Tensor:
+    """One weight drawn as the Keras initialiser ``value`` draws it (``default`` when None), in
+    Keras' layout, from torch's default generator (seeded by the caller)."""
+    from gradhealth.analysis.importers.keras import _name_of
+
+    name, cfg = _name_of(value if value is not None else default)
+    presets = {"glorotuniform": (1.0, "fan_avg", "uniform"), "glorotnormal": (1.0, "fan_avg", "truncated_normal"),
+               "henormal": (2.0, "fan_in", "truncated_normal"), "heuniform": (2.0, "fan_in", "uniform"),
+               "lecunnormal": (1.0, "fan_in", "truncated_normal"), "lecununiform": (1.0, "fan_in", "uniform")}
+    if name in presets or name == "variancescaling":
+        scale, mode, dist = presets.get(name) or (float(cfg.get("scale", 1.0)), str(cfg.get("mode", "fan_in")),
+                                                   str(cfg.get("distribution", "truncated_normal")))
+        fan_in, fan_out = _fans(shape)
+        fan = {"fan_in": fan_in, "fan_out": fan_out}.get(mode, (fan_in + fan_out) / 2)
+        var = scale / max(1.0, fan)
+        if dist == "uniform":
+            limit = math.sqrt(3 * var)
+            return torch.empty(shape, dtype=torch.float64).uniform_(-limit, limit)
+        if dist == "untruncated_normal":
+            return torch.randn(shape, dtype=torch.float64) * math.sqrt(var)
+        return _truncated(shape, 0.0, math.sqrt(var) / TRUNCATION_STD)
+    if name in ("randomnormal", "normal"):
+        return torch.randn(shape, dtype=torch.float64) * float(cfg.get("stddev", 0.05)) + float(cfg.get("mean", 0.0))
+    if name == "truncatednormal":
+        return _truncated(shape, float(cfg.get("mean", 0.0)), float(cfg.get("stddev", 0.05)))
+    if name in ("randomuniform", "uniform"):
+        return torch.empty(shape, dtype=torch.float64).uniform_(float(cfg.get("minval", -0.05)),
+                                                               float(cfg.get("maxval", 0.05)))
+    if name in ("orthogonal", "identity"):
+        rows, cols = math.prod(shape[:-1]) if len(shape) > 1 else 1, shape[-1] if shape else 1
+        flat = torch.empty(rows, cols, dtype=torch.float64)
+        if name == "orthogonal":
+            nn.init.orthogonal_(flat, float(cfg.get("gain", 1.0)))
+        else:
+            flat = torch.eye(rows, cols, dtype=torch.float64) * float(cfg.get("gain", 1.0))
+        return flat.reshape(shape)
+    fill = 1.0 if name == "ones" else float(cfg.get("value", 0.0)) if name == "constant" else 0.0
+    return torch.full(shape, fill, dtype=torch.float64)
+
+
+_INIT_KEYS = {"kernel": ("kernel_initializer", "glorot_uniform"), "bias": ("bias_initializer", "zeros"),
+              "depthwise_kernel": ("depthwise_initializer", "glorot_uniform"),
+              "pointwise_kernel": ("pointwise_initializer", "glorot_uniform"),
+              "embeddings": ("embeddings_initializer", "uniform"),
+              "gamma": ("gamma_initializer", "ones"), "beta": ("beta_initializer", "zeros"),
+              "moving_mean": ("moving_mean_initializer", "zeros"),
+              "moving_variance": ("moving_variance_initializer", "ones"),
+              "alpha": ("alpha_initializer", "zeros")}
+
+
+def _drawn(node: Node) -> list[np.ndarray]:
+    """``node``'s variables drawn from its config's initialisers (Keras' layouts)."""
+    out = []
+    for role, shape in node.weights:
+        if node.cls == "LayerScale" and role == "gamma":
+            out.append(np.full(shape, float(node.cfg.get("init_values", 1e-6))))
+        elif node.cls == "Normalization":
+            mean, var = node.cfg.get("mean"), node.cfg.get("variance")
+            value = (mean if role == "mean" else var if role == "variance" else 0.0)
+            default = 0.0 if role == "mean" else 1.0
+            out.append(np.broadcast_to(np.asarray(default if value is None else value, dtype=np.float64),
+                                       shape).copy())
+        else:
+            key, default_init = _INIT_KEYS.get(role, ("", "zeros"))
+            out.append(draw_initializer(node.cfg.get(key), shape, default_init).numpy())
+    return out
+
+
+def _assign(node: Node, holders: list[nn.Module], module: nn.Module, arrays: list[np.ndarray]) -> None:
+    """Put ``node``'s variables (Keras' layouts, ``node.weights`` order) into its torch modules."""
+    values = dict(zip([r for r, _ in node.weights], arrays, strict=True))
+
+    def put(param: Any, value: np.ndarray | None) -> None:
+        if param is not None and value is not None:
+            with torch.no_grad():
+                param.copy_(torch.as_tensor(np.ascontiguousarray(value), dtype=param.dtype))
+
+    cls = node.cls
+    if cls == "Dense":
+        put(holders[0].weight, values["kernel"].T)
+        put(holders[0].bias, values.get("bias"))
+    elif cls in _CONVS:
+        last = holders[-1]
+        if "depthwise_kernel" in values:
+            k = values["depthwise_kernel"]  # [k..., c, dm] -> [c * dm, 1, k...]
+            spatial = k.shape[:-2]
+            flat = k.reshape(*spatial, -1)
+            put(holders[0].weight, flat.transpose(flat.ndim - 1, *range(flat.ndim - 1))[:, None])
+        if "pointwise_kernel" in values or "kernel" in values:
+            k = values["pointwise_kernel"] if "pointwise_kernel" in values else values["kernel"]
+            put(last.weight, k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2)))
+        put(last.bias, values.get("bias"))
+    elif cls in ("BatchNormalization", "LayerNormalization"):
+        norm = holders[0]
+        n = int(cast(torch.Tensor, norm.weight).numel())
+        put(norm.weight, values.get("gamma", np.ones(n)).reshape(cast(torch.Tensor, norm.weight).shape))
+        put(norm.bias, values.get("beta", np.zeros(n)).reshape(cast(torch.Tensor, norm.bias).shape))
+        if cls == "BatchNormalization":
+            put(norm.running_mean, values["moving_mean"])
+            put(norm.running_var, values["moving_variance"])
+    elif cls in ("PReLU", "LayerScale"):
+        put(holders[0].weight, values["alpha" if cls == "PReLU" else "gamma"])
+    elif cls == "Normalization":
+        norm = cast(_Affine, holders[0])
+        std = np.maximum(np.sqrt(np.maximum(values["variance"], 0.0)), 1e-7)  # keras.backend.epsilon()
+        shape = _broadcast_shape(node)
+        norm.scale = torch.as_tensor((1.0 / std).reshape(shape), dtype=torch.float64)
+        norm.offset = torch.as_tensor((-values["mean"] / std).reshape(shape), dtype=torch.float64)
+    elif cls == "Embedding":
+        put(holders[0].weight, values["embeddings"])
+
+
+def _broadcast_shape(node: Node) -> tuple[int, ...]:
+    """A Normalization's statistics (its axes only) as a shape that broadcasts against its input."""
+    x = node.in_shapes[0]
+    axis = node.cfg.get("axis", -1)
+    keep = {_axis(a, len(x)) for a in ([axis] if isinstance(axis, int) else list(axis or []))}
+    return tuple(v if k in keep else 1 for k, v in enumerate(x))
+
+
+def load_stored(net: KerasNet, stored: dict[str, list[np.ndarray]]) -> None:
+    """The file's weights into ``net``; :class:`ModelError` naming every layer whose don't fit."""
+    problems = []
+    for node, module, holders in zip(net.graph.nodes, net.layers, net.holders, strict=True):
+        if not node.weights:
+            continue
+        arrays = list(stored.get(node.name) or [])
+        if node.cls == "Normalization" and len(arrays) < 2:
+            arrays = _drawn(node)  # given as config constants, not variables
+        if node.cls == "Normalization" and len(arrays) == 2:
+            arrays.append(np.zeros(()))
+        want = [s for _, s in node.weights]
+        if not arrays:
+            problems.append(f"{node.name}: the file stores no weights "
+                            f"({', '.join(r for r, _ in node.weights)})")
+            continue
+        if [tuple(a.shape) for a in arrays] != want:
+            problems.append(f"{node.name}: the file stores {[list(a.shape) for a in arrays]} where "
+                            f"the config builds {[list(s) for s in want]}")
+            continue
+        _assign(node, holders, module, arrays)
+    if problems:
+        raise ModelError("the stored weights do not fit the config: " + "; ".join(problems))
+
+
+def reinitialise(net: KerasNet) -> None:
+    """Every layer's variables drawn from its config's initialisers (the caller seeds torch)."""
+    for node, module, holders in zip(net.graph.nodes, net.layers, net.holders, strict=True):
+        if node.weights:
+            _assign(node, holders, module, _drawn(node))
+
+
+def check_keras_graph(graph: KerasGraph, *, loss: str | None, stored: dict[str, list[np.ndarray]] | None,
+                      seeds: int, batch_size: int, device: str | None, verify: bool | None,
+                      settings: Any, progress: Any, optimizer: dict[str, Any] | None) -> Any:
+    """The check of a Keras graph: the file's weights (``stored``) or each seed's draw of the
+    config's initialisers, through the graph simulation and the spec check's rules."""
+    from gradhealth.analysis.graph import GraphRun, InputSpec
+    from gradhealth.analysis.module_check import diagnose, optimizer_spec
+    from gradhealth.devices import require_cuda_if_asked
+
+    require_cuda_if_asked(device)
+    out_act = _output_activation(graph)
+    width = graph.node(graph.output_name).shape[-1:] or (1,)
+    if loss is None:
+        loss = ("cross_entropy" if out_act == "softmax" else
+                "binary_cross_entropy" if out_act == "sigmoid" and width == (1,) else "mse")
+    fold = ("softmax" if out_act == "softmax" and loss == "cross_entropy" else
+            "sigmoid" if out_act == "sigmoid" and loss == "binary_cross_entropy" else None)
+    if out_act == "softmax" and fold is None:
+        raise ModelError(f"{graph.output_name}: a softmax output with loss {loss} is not supported")
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(0)
+        net = KerasNet(graph, fold).double()
+    if stored is not None:
+        load_stored(net, stored)
+
+    def prepare(copy: nn.Module, seed: int) -> None:
+        reinitialise(cast(KerasNet, copy))
+
+    def names(copy: nn.Module) -> dict[nn.Module, tuple[str, str]]:
+        return cast(KerasNet, copy).module_names()
+
+    inputs = ([InputSpec((batch_size, *graph.input_shape), torch.int64, graph.vocab_size)]
+              if graph.vocab_size else [InputSpec((batch_size, *graph.input_shape))])
+    run = GraphRun(net, inputs, loss, seeds, None if stored is not None else prepare, names,
+                   optimizer=optimizer_spec(optimizer))
+    thresholds = settings.thresholds
+    doc = diagnose(run, name=graph.name, device=device, thresholds=thresholds,
+                   verify=settings.verify_remedies if verify is None else verify,
+                   parameters=graph.parameters, activation_bytes=graph.activation_bytes,
+                   progress=progress)
+    doc.summary = (f"{doc.summary} [weights: as stored in the file]" if stored is not None
+                   else f"{doc.summary} [weights: Keras' initialisers, drawn per seed]")
+    if graph.preprocessing:
+        doc.summary += (f" [input preprocessing skipped: {', '.join(graph.preprocessing)}; the "
+                        "synthetic inputs are already normalised]")
+    return doc

@@ -1,0 +1,235 @@
+"""The Keras graph door: models the spec language cannot express (keras.applications' building
+blocks) built in PyTorch as Keras computes them, checked against Keras' own outputs.
+
+The fixtures in tests/data/keras were written by Keras 3.15.1 itself (make_graph_models.py says
+how), with Keras' outputs for a fixed input: the comparison is against an independent computation.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.importers.keras import (
+    check_keras,
+    read_keras_training,
+    read_keras_weights,
+    translate_or_graph,
+)
+from gradhealth.analysis.importers.keras_graph import conv_padding, plan_keras_graph
+from gradhealth.analysis.importers.keras_torch import KerasNet, draw_initializer, load_stored
+from gradhealth.errors import LimitExceeded
+from gradhealth.settings import Limits
+
+DATA = Path(__file__).parents[1] / "data" / "keras"
+MODELS = ("mobile_dense_block", "sequence_mixer")
+
+
+def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
+    data = (DATA / f"{name}.{ext}").read_bytes()
+    return data, read_keras_training(data)[0]
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+@pytest.mark.parametrize("name", MODELS)
+def test_the_torch_graph_computes_what_keras_computed(name: str, ext: str) -> None:
+    data, config = _read(name, ext)
+    graph = plan_keras_graph(config, keep_preprocessing=True)
+    net = KerasNet(graph, None).double()
+    load_stored(net, read_keras_weights(data, config) or {})
+    expected = json.loads((DATA / f"{name}.expected.json").read_text())
+    x = torch.tensor(expected["input"], dtype=torch.float64)
+    for mode in ("inference", "training"):  # running statistics, then the batch's
+        net.train(mode == "training")
+        got = net(x).detach().numpy()
+        want = np.array(expected[mode])
+        assert got.shape == want.shape
+        # Keras ran in float32: agreement to its precision, far below any layout mistake
+        assert np.abs(got - want).max() < 1e-5 * max(1.0, np.abs(want).max()), mode
+
+
+def test_the_spec_path_is_kept_for_what_it_expresses_and_the_graph_takes_the_rest() -> None:
+    _, config = _read("mobile_dense_block", "keras")
+    spec, _, graph = translate_or_graph(config)
+    assert spec is None and graph is not None
+    assert graph.parameters == sum(math.prod(s) for n in graph.nodes for r, s in n.weights)
+    # a plain chain still becomes a spec (remedies as spec patches)
+    from tests.analysis.test_keras_import import _sigmoid_stack
+
+    spec, origins, graph = translate_or_graph(_sigmoid_stack())
+    assert spec is not None and origins and graph is None
+
+
+def test_a_graph_check_names_keras_layers_and_reads_the_compiled_training() -> None:
+    data, _ = _read("mobile_dense_block", "keras")
+    doc = check_keras(data, seeds=1, batch_size=4, verify=False)
+    names = [layer.name for layer in doc.layers]
+    assert names[0] == "stem_conv" and names[-1] == "head"
+    assert {"dw", "se_reduce", "se_expand", "sep.depthwise", "sep.pointwise", "proj", "side"} <= set(names)
+    assert "as stored in the file" in doc.summary
+    assert "input preprocessing skipped: rescale" in doc.summary
+    fresh = check_keras(data, seeds=1, batch_size=4, verify=False, weights="reinitialise")
+    assert "Keras' initialisers" in fresh.summary
+    # the file's weights and a fresh draw are different networks
+    assert [u.grad_norm for u in fresh.layers] != [u.grad_norm for u in doc.layers]
+
+
+def _chain(pre: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Keras 3 Functional config: input -> pre... -> Dense(8, relu) -> Concatenate with itself
+    -> Dense(3, softmax). The Concatenate keeps it off the spec path."""
+    def tensor(name: str) -> dict[str, Any]:
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
+
+    layers: list[dict[str, Any]] = [{"class_name": "InputLayer", "name": "x",
+                                     "config": {"name": "x", "batch_shape": [None, 5]}, "inbound_nodes": []}]
+    previous = "x"
+    for lay in [*pre, {"class_name": "Dense", "config": {"name": "d", "units": 8, "activation": "relu"}}]:
+        name = lay["config"]["name"]
+        layers.append({**lay, "name": name, "inbound_nodes": [{"args": [tensor(previous)], "kwargs": {}}]})
+        previous = name
+    layers.append({"class_name": "Concatenate", "name": "cat", "config": {"name": "cat", "axis": -1},
+                   "inbound_nodes": [{"args": [[tensor("d"), tensor("d")]], "kwargs": {}}]})
+    layers.append({"class_name": "Dense", "name": "out",
+                   "config": {"name": "out", "units": 3, "activation": "softmax"},
+                   "inbound_nodes": [{"args": [tensor("cat")], "kwargs": {}}]})
+    return {"class_name": "Functional", "config": {"name": "m", "layers": layers,
+                                                   "input_layers": ["x", 0, 0], "output_layers": ["out", 0, 0]}}
+
+
+def test_the_inputs_own_preprocessing_is_skipped_not_applied_twice() -> None:
+    rescale = {"class_name": "Rescaling", "config": {"name": "pre", "scale": 1 / 255, "offset": 0.0}}
+    norm = {"class_name": "Normalization", "config": {"name": "norm", "axis": -1, "mean": 0.5,
+                                                      "variance": 0.04}}
+    plain = check_keras(_chain([]), seeds=1, verify=False)
+    pre = check_keras(_chain([rescale, norm]), seeds=1, verify=False)
+    assert "input preprocessing skipped: pre, norm" in pre.summary
+    # the same network with the same draws: the standard normal input is the normalised data
+    assert [u.grad_norm for u in pre.layers] == pytest.approx([u.grad_norm for u in plain.layers], rel=1e-12)
+    # ... but a Rescaling deeper in the network is computed
+    deep = dict(rescale, config={"name": "deep", "scale": 0.5, "offset": 0.0})
+    cfg = _chain([])
+    cfg["config"]["layers"].insert(2, {**deep, "name": "deep", "inbound_nodes": [
+        {"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["d", 0, 0]}}]}]})
+    cfg["config"]["layers"][3]["inbound_nodes"] = [{"args": [[
+        {"class_name": "__keras_tensor__", "config": {"keras_history": ["deep", 0, 0]}}] * 2]}]
+    halved = check_keras(cfg, seeds=1, verify=False)
+    assert "preprocessing" not in halved.summary
+    assert halved.layers[0].grad_norm != pytest.approx(plain.layers[0].grad_norm, rel=1e-3)
+
+
+@pytest.mark.parametrize("init,scale,mode,dist", [
+    ("HeNormal", 2.0, "fan_in", "truncated_normal"),
+    ("GlorotUniform", 1.0, "fan_avg", "uniform"),
+    ("LecunNormal", 1.0, "fan_in", "truncated_normal"),
+    ({"class_name": "VarianceScaling", "config": {"scale": 3.0, "mode": "fan_out",
+                                                  "distribution": "untruncated_normal"}}, 3.0, "fan_out", "n"),
+])
+def test_initialisers_draw_keras_variances_over_keras_fans(init: Any, scale: float, mode: str,
+                                                           dist: str) -> None:
+    # a depthwise kernel [3, 3, 64, 2]: Keras' fans are 9 * 64 in and 9 * 2 out (not torch's)
+    shape = (3, 3, 64, 2)
+    fan = {"fan_in": 9 * 64, "fan_out": 9 * 2, "fan_avg": 9 * 33}[mode]
+    torch.manual_seed(0)
+    w = draw_initializer(init if isinstance(init, dict) else {"class_name": init, "config": {}}, shape,
+                         "glorot_uniform")
+    assert tuple(w.shape) == shape
+    assert float(w.var()) == pytest.approx(scale / fan, rel=0.08)
+    if dist == "truncated_normal":  # cut at two of its (pre-correction) standard deviations
+        assert float(w.abs().max()) <= 2 * math.sqrt(scale / fan) / 0.87962566103423978 + 1e-12
+    if dist == "uniform":
+        assert float(w.abs().max()) <= math.sqrt(3 * scale / fan)
+
+
+@pytest.mark.parametrize("size,kernel,stride,dilation,padding,want", [
+    (17, 3, 2, 1, "valid", (8, 0, 0)),
+    (8, 3, 2, 1, "same", (4, 0, 1)),  # TF's rule: the odd pad goes after
+    (8, 3, 1, 1, "same", (8, 1, 1)),
+    (12, 3, 1, 2, "causal", (12, 4, 0)),
+    (7, 5, 3, 1, "same", (3, 2, 2)),
+    (6, 2, 2, 1, "same", (3, 0, 0)),
+])
+def test_padding_follows_keras(size: int, kernel: int, stride: int, dilation: int, padding: str,
+                               want: tuple[int, int, int]) -> None:
+    assert conv_padding(size, kernel, stride, dilation, padding) == want
+    out, before, after = want
+    span = (kernel - 1) * dilation + 1
+    assert (size + before + after - span) // stride + 1 == out  # the padded valid convolution
+
+
+def test_every_problem_is_named_in_one_error() -> None:
+    cfg = _chain([{"class_name": "Lambda", "config": {"name": "lam"}}])
+    with pytest.raises(ModelError) as err:
+        translate_or_graph(cfg)
+    assert "Lambda (lam)" in err.value.detail and "as a spec:" in err.value.detail
+    bad = _chain([{"class_name": "Dense", "config": {"name": "k", "units": 4,
+                                                     "kernel_initializer": "my_init"}}])
+    bad["config"]["layers"][-1]["config"]["activation"] = "swishy"
+    with pytest.raises(ModelError) as err:
+        plan_keras_graph(bad)
+    assert "k (Dense): kernel_initializer 'myinit' is not supported" in err.value.detail
+    assert "out (Dense): activation 'swishy' is not supported" in err.value.detail
+
+
+def test_limits_are_checked_from_the_shapes_before_anything_is_built() -> None:
+    big = _chain([{"class_name": "Dense", "config": {"name": "wide", "units": 10**9}}])
+    with pytest.raises(LimitExceeded, match="parameters"):
+        plan_keras_graph(big, limits=Limits())
+    with pytest.raises(LimitExceeded, match="MiB"):
+        plan_keras_graph(_chain([]), batch_size=10**9)
+
+
+def test_a_shared_layer_and_a_second_output_are_refused() -> None:
+    cfg = _chain([])
+    cfg["config"]["layers"][2]["inbound_nodes"].append(cfg["config"]["layers"][2]["inbound_nodes"][0])
+    with pytest.raises(ModelError, match="called more than once"):
+        plan_keras_graph(cfg)
+    cfg = _chain([])
+    cfg["config"]["output_layers"] = [["out", 0, 0], ["d", 0, 0]]
+    with pytest.raises(ModelError, match="one input and one\\s+output"):
+        plan_keras_graph(cfg)
+
+
+def test_a_keras3_op_with_a_number_is_computed() -> None:
+    # MobileNetV3's hard sigmoid: ReLU6(x + 3) * (1 / 6), written as ops with numbers
+    cfg = _chain([])
+    layers = cfg["config"]["layers"]
+
+    def op(cls: str, name: str, src: str, number: float) -> dict[str, Any]:
+        return {"module": "keras.src.ops.numpy", "class_name": cls, "name": name, "config": {"name": name},
+                "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__",
+                                             "config": {"keras_history": [src, 0, 0]}}, number]}]}
+    layers[2:2] = [op("Add", "plus3", "d", 3.0), op("Multiply", "sixth", "plus3", 1 / 6)]
+    layers[4]["inbound_nodes"] = [{"args": [[{"class_name": "__keras_tensor__",
+                                              "config": {"keras_history": ["sixth", 0, 0]}}] * 2]}]
+    graph = plan_keras_graph(cfg)
+    net = KerasNet(graph, None).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    h = torch.relu(net.layers[1](x))  # the Dense(8, relu)
+    hidden = (h + 3.0) / 6.0
+    want = net.layers[-1](torch.cat([hidden, hidden], -1))  # Dense(3) and its softmax
+    assert torch.allclose(net(x), want, rtol=1e-12)
+
+
+def test_weights_that_do_not_fit_are_refused_with_the_layer() -> None:
+    data, config = _read("sequence_mixer", "keras")
+    stored = read_keras_weights(data, config) or {}
+    stored["hidden"] = [stored["hidden"][0][:-1], stored["hidden"][1]]
+    net = KerasNet(plan_keras_graph(config), None)
+    with pytest.raises(ModelError, match=r"hidden: the file stores \[\[35, 8\], \[8\]\] where the "
+                                         r"config builds \[\[36, 8\], \[8\]\]"):
+        load_stored(net, stored)
+
+
+def test_a_keras_archive_from_bytes_and_its_zip_are_the_same_graph() -> None:
+    data, config = _read("mobile_dense_block", "keras")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert json.loads(zf.read("config.json"))["config"]["name"] == config["config"]["name"]

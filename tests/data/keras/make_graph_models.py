@@ -1,0 +1,102 @@
+"""Writes the Keras files the graph-door tests read (run by hand; the tests never import Keras).
+
+    KERAS_BACKEND=torch python tests/data/keras/make_graph_models.py   # keras 3.15.1, torch 2.13
+
+Each model is saved as ``<name>.keras`` (Keras 3 archive: config.json + model.weights.h5) and
+``<name>.h5`` (the legacy HDF5 format), next to ``<name>.expected.json``: a fixed input and what
+Keras itself computes from it, in inference and in training mode, so the tests compare our
+PyTorch build of the graph against Keras' own forward pass, an independent computation.
+"""
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def mobile_dense_block() -> keras.Model:
+    """What keras.applications' MobileNets, EfficientNets and DenseNets are made of, small:
+    asymmetric ZeroPadding2D before a strided conv, depthwise conv (multiplier 2), squeeze and
+    excitation (Multiply), a separable conv beside a projection shortcut (Add of two branches),
+    Concatenate, average pooling with 'same' padding (over the real values only), UpSampling2D, Cropping2D,
+    LayerNormalization and a softmax Dense after Flatten."""
+    keras.utils.set_random_seed(1)
+    x_in = keras.Input((16, 16, 3), name="image")
+    x = layers.Rescaling(1 / 2.0, offset=-0.5, name="rescale")(x_in)
+    x = layers.ZeroPadding2D(((0, 1), (0, 1)), name="stem_pad")(x)
+    x = layers.Conv2D(8, 3, strides=2, padding="valid", kernel_initializer="he_normal", name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(6.0, name="stem_relu")(x)
+    x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw")(x)
+    x = layers.BatchNormalization(name="dw_bn")(x)
+    x = layers.Activation("swish", name="dw_act")(x)
+    se = layers.GlobalAveragePooling2D(keepdims=True, name="se_pool")(x)
+    se = layers.Conv2D(4, 1, activation="relu", name="se_reduce")(se)
+    se = layers.Conv2D(16, 1, activation="sigmoid", name="se_expand")(se)
+    x = layers.Multiply(name="se_excite")([x, se])
+    a = layers.SeparableConv2D(8, 3, padding="same", name="sep")(x)
+    b = layers.Conv2D(8, 1, name="proj")(x)
+    x = layers.Add(name="add")([a, b])
+    c = layers.Conv2D(4, 3, padding="same", activation="tanh", name="side")(x)
+    x = layers.Concatenate(name="concat")([x, c])
+    x = layers.AveragePooling2D(3, strides=1, padding="same", name="avg")(x)
+    x = layers.UpSampling2D(2, name="up")(x)
+    x = layers.Cropping2D(((1, 1), (1, 1)), name="crop")(x)
+    x = layers.LayerNormalization(name="ln")(x)
+    x = layers.Flatten(name="flat")(x)
+    out = layers.Dense(10, activation="softmax", name="head")(x)
+    model = keras.Model(x_in, out, name="mobile_dense_block")
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
+    return model
+
+
+def sequence_mixer() -> keras.Model:
+    """A 1-d model: causal dilated Conv1D, max pooling with 'same' padding, Permute, Reshape,
+    Maximum and Subtract merges, PReLU and a sigmoid output for binary cross-entropy."""
+    keras.utils.set_random_seed(2)
+    x_in = keras.Input((12, 4), name="signal")
+    x = layers.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="elu", name="causal")(x_in)
+    y = layers.Conv1D(6, 1, kernel_initializer="lecun_normal", name="mix")(x_in)
+    m = layers.Maximum(name="max")([x, y])
+    d = layers.Subtract(name="sub")([x, y])
+    x = layers.Average(name="avg")([m, d])
+    x = layers.MaxPooling1D(3, strides=2, padding="same", name="pool")(x)
+    x = layers.Permute((2, 1), name="perm")(x)
+    x = layers.Reshape((-1,), name="flat")(x)
+    x = layers.Dense(8, name="hidden")(x)
+    x = layers.PReLU(name="prelu")(x)
+    out = layers.Dense(1, activation="sigmoid", name="out")(x)
+    model = keras.Model(x_in, out, name="sequence_mixer")
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
+def main() -> None:
+    for make in (mobile_dense_block, sequence_mixer):
+        model = make()
+        name = model.name
+        # PReLU's alpha starts at 0: give it a value so the test sees it loaded
+        for layer in model.layers:
+            if isinstance(layer, layers.PReLU):
+                layer.set_weights([np.full_like(w, 0.25) for w in layer.get_weights()])
+        model.save(HERE / f"{name}.keras")
+        model.save(HERE / f"{name}.h5")
+        shape = (2, *model.input_shape[1:])
+        x = np.random.default_rng(0).standard_normal(shape).astype("float32")
+        expected = {
+            "source": "keras " + keras.__version__ + " (backend " + keras.backend.backend() + ")",
+            "input": x.tolist(),
+            "inference": np.asarray(model(x, training=False).detach().cpu()).tolist(),
+            "training": np.asarray(model(x, training=True).detach().cpu()).tolist(),
+        }
+        (HERE / f"{name}.expected.json").write_text(json.dumps(expected))
+
+
+if __name__ == "__main__":
+    main()
