@@ -140,3 +140,16 @@ def test_the_same_document_through_a_real_server(models, tmp_path):
     assert [f["code"] for f in json.loads(remote.stdout)["findings"]] == ["large_updates"]
     assert json.loads(remote.stdout)["simulation"]["batch_size"] == 6
     assert refused.returncode == 2 and "Loop (node loop1)" in refused.stderr
+
+
+def test_a_keras_graph_file_is_checked_by_the_cli_as_by_the_library(capsys):
+    # a keras.applications-style block (depthwise, separable, Concatenate): the graph door
+    from gradhealth import check_keras
+
+    path = Path(__file__).parent / "data" / "keras" / "mobile_dense_block.h5"
+    code = main(["check", str(path), "--format", "json", "--seeds", "1", "--batch-size", "4", "--no-verify"])
+    doc = json.loads(capsys.readouterr().out)
+    want = check_keras(path, seeds=1, batch_size=4, verify=False).model_dump(mode="json")
+    assert code == (1 if want["status"] != "healthy" else 0)
+    assert _strip_durations(doc)["layers"] == _strip_durations(want)["layers"]
+    assert "sep.depthwise" in [layer["name"] for layer in doc["layers"]]

@@ -233,3 +233,17 @@ def test_a_keras_archive_from_bytes_and_its_zip_are_the_same_graph() -> None:
     data, config = _read("mobile_dense_block", "keras")
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert json.loads(zf.read("config.json"))["config"]["name"] == config["config"]["name"]
+
+
+def test_a_keras3_functional_chain_with_one_input_is_a_spec() -> None:
+    # Keras 3 writes one input as a bare [name, node, tensor] triple; reading it as a list of
+    # triples was a TypeError (a 500 through the API) on every single-input Functional chain
+    cfg = _chain([])
+    layers = cfg["config"]["layers"]
+    del layers[2]  # the Concatenate: x -> d -> out is a chain
+    layers[2]["inbound_nodes"] = [{"args": [{"class_name": "__keras_tensor__",
+                                             "config": {"keras_history": ["d", 0, 0]}}]}]
+    spec, origins, graph = translate_or_graph(cfg)
+    assert graph is None and spec is not None
+    assert [lay["type"] for lay in spec["layers"]] == ["linear", "linear"]
+    assert check_keras(cfg, seeds=1, verify=False).layers[0].name == "d"
