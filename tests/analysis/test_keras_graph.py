@@ -180,7 +180,7 @@ def test_every_problem_is_named_in_one_error() -> None:
 
 
 def test_limits_are_checked_from_the_shapes_before_anything_is_built() -> None:
-    big = _chain([{"class_name": "Dense", "config": {"name": "wide", "units": 10**9}}])
+    big = _chain([{"class_name": "Dense", "config": {"name": "wide", "units": 16_000_000}}])
     with pytest.raises(LimitExceeded, match="parameters"):
         plan_keras_graph(big, limits=Limits())
     with pytest.raises(LimitExceeded, match="MiB"):
@@ -247,3 +247,39 @@ def test_a_keras3_functional_chain_with_one_input_is_a_spec() -> None:
     assert graph is None and spec is not None
     assert [lay["type"] for lay in spec["layers"]] == ["linear", "linear"]
     assert check_keras(cfg, seeds=1, verify=False).layers[0].name == "d"
+
+
+def test_mutated_configs_get_a_model_error_or_a_network_that_runs() -> None:
+    # never an exception of another kind (a 500 through the API, a failed job): every number,
+    # size and link in the config is checked before anything is built
+    import copy
+    import random
+
+    from gradhealth.errors import GradHealthError
+
+    configs = [_read(name, "keras")[1] for name in MODELS]
+    rng = random.Random(0)
+    bad_values: list[Any] = [None, -1, 0, "x", [], {}, 1.5, [0], [-1, 2], True, 10**12, math.inf]
+    outcomes = {"refused": 0, "ran": 0}
+    for _ in range(300):
+        cfg = copy.deepcopy(rng.choice(configs))
+        lay = rng.choice(cfg["config"]["layers"])
+        target = lay if rng.random() < 0.15 else lay["config"]
+        keys = [k for k in target if k not in ("name", "dtype", "trainable", "module")]
+        if not keys:
+            continue
+        key = rng.choice(keys)
+        if rng.random() < 0.2:
+            del target[key]
+        else:
+            target[key] = rng.choice(bad_values)
+        try:
+            _, _, graph = translate_or_graph(cfg, batch_size=2)
+        except GradHealthError:
+            outcomes["refused"] += 1
+            continue
+        if graph is not None:
+            net = KerasNet(graph, None).double()
+            net(torch.randn(2, *graph.input_shape, dtype=torch.float64)).sum().backward()
+        outcomes["ran"] += 1
+    assert outcomes["refused"] > 50 and outcomes["ran"] > 50, outcomes

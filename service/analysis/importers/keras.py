@@ -758,6 +758,12 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
     if not is_keras_config(model):
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
+    malformed = [f"/config/layers/{i}" for i, lay in
+                 enumerate(model["config"]["layers"])
+                 if not isinstance(lay, dict) or not isinstance(lay.get("config", {}), dict)]
+    if malformed:  # each layer is {class_name, config: {...}}; anything else is not a Keras file
+        raise InputFormatError("not a Keras model config: these layers are not an object with a "
+                               "`config` object: " + ", ".join(malformed[:20]))
     tr = _Translator(stored)
     cfg = model["config"]
     unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"

@@ -140,7 +140,8 @@ def _ints(value: Any, n: int, what: str) -> tuple[int, ...]:
 
 def _padding_pairs(value: Any, n: int) -> tuple[tuple[int, int], ...]:
     """ZeroPadding/Cropping's ``padding``/``cropping``: an int, a pair per axis, or an int per axis."""
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
+        _ints(value, 1, "padding")
         return ((value, value),) * n
     values = list(value) if isinstance(value, list | tuple) else []
     if n == 1 and len(values) == 2 and all(isinstance(v, int) for v in values):
@@ -374,9 +375,67 @@ def check_initializer(value: Any, key: str) -> None:
                          f"{', '.join(INITIALIZERS)})")
 
 
+#: The largest kernel, stride, dilation or upsampling factor read: far above any real layer's,
+#: and small enough that the padding it implies is never an allocation of its own.
+MAX_WINDOW = 4096
+
+#: Numbers each class reads: key -> (default, smallest, largest, strictly above the smallest).
+_NUMBERS: dict[str, dict[str, tuple[float | None, float, float, bool]]] = {
+    "BatchNormalization": {"epsilon": (1e-3, 0.0, 1e6, True), "momentum": (0.99, 0.0, 1.0, False)},
+    "LayerNormalization": {"epsilon": (1e-3, 0.0, 1e6, True)},
+    "ReLU": {"max_value": (None, 0.0, 1e30, False), "negative_slope": (0.0, -1e6, 1e6, False),
+             "threshold": (0.0, -1e30, 1e30, False)},
+    "LeakyReLU": {"negative_slope": (0.3, -1e6, 1e6, False), "alpha": (0.3, -1e6, 1e6, False)},
+    "ELU": {"alpha": (1.0, -1e6, 1e6, False)},
+    "ThresholdedReLU": {"theta": (1.0, -1e30, 1e30, False)},
+    "LayerScale": {"init_values": (1e-6, -1e6, 1e6, False)},
+    "ActivityRegularization": {"l1": (0.0, 0.0, 1e30, False), "l2": (0.0, 0.0, 1e30, False)},
+}
+#: Sizes each class reads (positive integers).
+_SIZES = {"Dense": ("units",), "Conv1D": ("filters",), "Conv2D": ("filters", "groups"),
+          "SeparableConv1D": ("filters", "depth_multiplier"),
+          "SeparableConv2D": ("filters", "depth_multiplier"),
+          "DepthwiseConv1D": ("depth_multiplier",), "DepthwiseConv2D": ("depth_multiplier",),
+          "Embedding": ("input_dim", "output_dim")}
+MAX_SIZE = 2**24
+
+
+def _check_numbers(node: Node) -> None:
+    """Every number a layer's config gives is of the kind and range the layer reads."""
+    cfg = node.cfg
+    for key, (default, lo, hi, strict) in _NUMBERS.get(node.cls, {}).items():
+        value = cfg.get(key, default)
+        if value is None and default is None:
+            continue
+        if (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)
+                or value < lo or value > hi or (strict and value == lo)):
+            raise ValueError(f"{key} {value!r}: expected a number {'above' if strict else 'from'} "
+                             f"{lo:g}" + (f" to {hi:g}" if hi < 1e30 else ""))
+    for key in _SIZES.get(node.cls, ()):
+        value = cfg.get(key, 1 if key in ("groups", "depth_multiplier") else None)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
+            raise ValueError(f"{key} {value!r}: expected a positive integer up to {MAX_SIZE}")
+    for key in ("kernel_size", "strides", "dilation_rate", "pool_size", "size"):
+        values = cfg.get(key)
+        values = values if isinstance(values, list | tuple) else [values]
+        if any(isinstance(v, int) and not isinstance(v, bool) and (v < 1 or v > MAX_WINDOW)
+               for v in values):
+            raise ValueError(f"{key} {cfg.get(key)!r}: expected integers from 1 to {MAX_WINDOW}")
+    for key in ("scale", "offset", "mean", "variance"):
+        if node.cls in ("Rescaling", "Normalization") and cfg.get(key) is not None:
+            flat = cfg[key] if isinstance(cfg[key], list) else [cfg[key]]
+            if not flat or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                   and math.isfinite(v) for v in flat):
+                raise ValueError(f"{key} {cfg[key]!r}: expected a number or a list of numbers")
+            width = node.in_shapes[0][-1] if node.in_shapes and node.in_shapes[0] else 1
+            if len(flat) not in (1, width):
+                raise ValueError(f"{key} has {len(flat)} values for {width} channels")
+
+
 def _check_layer(node: Node) -> None:
     """Refuse what a supported class is configured to do that the simulation does not."""
     cfg = node.cfg
+    _check_numbers(node)
     if "activation" in cfg and node.cls not in ("Activation",):
         _activation(cfg.get("activation"))
     if node.cls == "Activation":
@@ -395,6 +454,11 @@ def _check_layer(node: Node) -> None:
         raise ValueError("Softmax with a mask input is not supported")
 
 
+def _cfg(layer: dict[str, Any]) -> dict[str, Any]:
+    cfg = layer.get("config")
+    return cfg if isinstance(cfg, dict) else {}
+
+
 def _order(config: dict[str, Any], problems: list[str]) -> tuple[list[Node], str, str]:
     """The nodes of a Functional or Sequential config, inputs first, and the input/output names."""
     cfg = config["config"]
@@ -402,9 +466,8 @@ def _order(config: dict[str, Any], problems: list[str]) -> tuple[list[Node], str
     if config.get("class_name") == "Sequential":
         nodes, previous = [], None
         for lay in raw:
-            name = str((lay.get("config") or {}).get("name") or lay.get("class_name"))
-            nodes.append(Node(name, str(lay.get("class_name")), lay.get("config") or {},
-                              [previous] if previous else []))
+            name = str(_cfg(lay).get("name") or lay.get("class_name"))
+            nodes.append(Node(name, str(lay.get("class_name")), _cfg(lay), [previous] if previous else []))
             previous = name
         if not nodes or nodes[0].cls != "InputLayer":
             nodes.insert(0, Node("input", "InputLayer", {}, []))
@@ -413,12 +476,13 @@ def _order(config: dict[str, Any], problems: list[str]) -> tuple[list[Node], str
         return nodes, nodes[0].name, nodes[-1].name
     by_name: dict[str, Node] = {}
     for lay in raw:
-        name = str(lay.get("name") or (lay.get("config") or {}).get("name"))
+        name = str(lay.get("name") or _cfg(lay).get("name"))
+        if not isinstance(lay.get("config"), dict):
+            problems.append(f"{name}: its config is not an object")
         srcs, calls = _inbound(lay)
         if calls > 1:
             problems.append(f"{name}: a layer called more than once (shared weights) is not supported")
-        by_name[name] = Node(name, str(lay.get("class_name")), lay.get("config") or {}, srcs,
-                             args=_args(lay))
+        by_name[name] = Node(name, str(lay.get("class_name")), _cfg(lay), srcs, args=_args(lay))
     ins, outs = endpoints(cfg.get("input_layers")), endpoints(cfg.get("output_layers"))
     if len(ins) != 1 or len(outs) != 1:
         problems.append(f"{config.get('class_name', 'model')}: only models with one input and one "
@@ -485,7 +549,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
 
     limits = limits or Limits()
     problems: list[str] = []
-    unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"
+    unsupported = [f"{lay.get('class_name')} ({_cfg(lay).get('name', '?')})"
                    for lay in config["config"].get("layers") or []
                    if isinstance(lay, dict) and lay.get("class_name") not in GRAPH_LAYERS]
     if unsupported:
@@ -512,6 +576,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
             continue
         try:
             node.in_shapes = [shapes[i] for i in node.inputs]
+            _check_numbers(node)
             node.shape, node.weights = _shape(node, node.in_shapes)
             _check_layer(node)
         except (ValueError, KeyError, TypeError) as exc:
