@@ -31,7 +31,7 @@ from gradhealth.errors import LimitExceeded
 from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
-MODELS = ("mobile_dense_block", "sequence_mixer")
+MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -283,3 +283,19 @@ def test_mutated_configs_get_a_model_error_or_a_network_that_runs() -> None:
             net(torch.randn(2, *graph.input_shape, dtype=torch.float64)).sum().backward()
         outcomes["ran"] += 1
     assert outcomes["refused"] > 50 and outcomes["ran"] > 50, outcomes
+
+
+def test_a_nested_model_is_inlined_and_a_layer_scale_belongs_to_its_layer() -> None:
+    # ConvNeXt's shape: a nested Sequential stem, blocks whose last Dense is scaled by 1e-6 before
+    # the residual Add. The scale is part of that layer's unit (as a norm is): its output gradient
+    # is the stream's, so the trunk is not read as a 1e6x "explosion" from stem to last block.
+    doc = check_keras(DATA / "nested_layer_scale.keras", seeds=2, verify=False, weights="reinitialise")
+    by_name = {u.name: u for u in doc.layers}
+    assert list(by_name)[0] == "stem_conv"  # the nested model's own layer, by its own name
+    assert "exploding_gradient" not in {f.code for f in doc.findings}
+    stem = by_name["stem_conv"].output_grad_norm
+    for k in range(3):
+        scaled = by_name[f"b{k}_pw2"].output_grad_norm  # after its 1e-6 scale: the stream's
+        inside = by_name[f"b{k}_pw1"].output_grad_norm  # before it: 1e-6 of the stream's
+        assert 0.1 < scaled / stem < 10
+        assert scaled / inside > 1e4

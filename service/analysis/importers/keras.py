@@ -37,6 +37,7 @@ import json
 import re
 import stat
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -923,6 +924,8 @@ def _weights_keras3(f: Any, config: dict[str, Any]) -> Weights:
             arrays = _arrays_keras3(group)
             if arrays:
                 out[name] = arrays
+            if cls in ("Sequential", "Functional", "Model") and isinstance(lay.get("config"), dict):
+                out.update(_weights_keras3(group, {"config": lay["config"]}))  # its own layers
     return out
 
 
@@ -953,6 +956,10 @@ def _weights_keras2(f: Any) -> Weights:
         arrays = [np.asarray(group[n]) for n in names if n in group]
         if arrays:
             out[name] = arrays
+        for n in names:  # a nested model's are its layers': inner/kernel:0, outer/inner/kernel
+            inner = n.split("/")[-2] if "/" in n else name
+            if inner != name and n in group:
+                out.setdefault(inner, []).append(np.asarray(group[n]))
     return out
 
 
@@ -1108,7 +1115,7 @@ def _load_recurrent(rnn: Any, cls: str, arrays: list[np.ndarray], name: str, put
         put(p["bias_hh"], np.zeros(bias.shape[-1]), name)
 
 
-def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None,
+def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None = None,
                 seeds: int | None = None, batch_size: int | None = None, device: str | None = None,
                 verify: bool | None = None, weights: str | None = None, settings: Any = None,
                 progress: Any = None, optimizer: dict[str, Any] | None = None) -> Any:
@@ -1124,8 +1131,6 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
     :class:`InputFormatError` before anything runs (``as_given`` for a file without weights, or
     with weights that do not fit the config, is a :class:`ModelError`).
     """
-    from pathlib import Path
-
     from gradhealth.library import check_architecture
 
     if weights not in (None, "as_given", "reinitialise"):
@@ -1134,7 +1139,7 @@ def check_keras(source: bytes | str | dict[str, Any], *, loss: str | None = None
     if isinstance(source, dict):
         config, file_loss = source, None
     else:
-        data = Path(source).read_bytes() if isinstance(source, str) else source
+        data = Path(source).read_bytes() if isinstance(source, str | Path) else source
         config, file_loss, compiled = read_keras_training(data)
         optimizer = optimizer or compiled
         stored = read_keras_weights(data, config)

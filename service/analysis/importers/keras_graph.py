@@ -459,7 +459,34 @@ def _cfg(layer: dict[str, Any]) -> dict[str, Any]:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _order(config: dict[str, Any], problems: list[str]) -> tuple[list[Node], str, str]:
+#: Classes of a model nested in a model as one of its layers (ConvNeXt's stem is a Sequential).
+MODELS = ("Sequential", "Functional", "Model")
+
+
+def _inline(nodes: list[Node], problems: list[str], depth: int = 0) -> tuple[list[Node], dict[str, str]]:
+    """``nodes`` with every nested model replaced by its own layers, reading what it read, and
+    the names of the nested models -> their output layers' (for the layers that read them)."""
+    out: list[Node] = []
+    alias: dict[str, str] = {}
+    for node in nodes:
+        if node.cls not in MODELS:
+            out.append(node)
+            continue
+        if depth > 8 or len(node.inputs) != 1 or not isinstance(node.cfg.get("layers"), list):
+            problems.append(f"{node.name}: a nested model is supported with one input, to a depth of 8")
+            continue
+        inner, start, end = _order({"class_name": node.cls, "config": node.cfg}, problems, depth + 1)
+        for n in inner:
+            if n.name != start:
+                n.inputs = [node.inputs[0] if i == start else i for i in n.inputs]
+                out.append(n)
+        alias[node.name] = end or node.inputs[0]
+    for n in out:
+        n.inputs = [alias.get(i, i) for i in n.inputs]
+    return out, alias
+
+
+def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple[list[Node], str, str]:
     """The nodes of a Functional or Sequential config, inputs first, and the input/output names."""
     cfg = config["config"]
     raw = [lay for lay in cfg.get("layers") or [] if isinstance(lay, dict)]
@@ -470,11 +497,13 @@ def _order(config: dict[str, Any], problems: list[str]) -> tuple[list[Node], str
             nodes.append(Node(name, str(lay.get("class_name")), _cfg(lay), [previous] if previous else []))
             previous = name
         if not nodes or nodes[0].cls != "InputLayer":
-            nodes.insert(0, Node("input", "InputLayer", {}, []))
+            start = f"{cfg.get('name') or 'sequential'}/input"
+            nodes.insert(0, Node(start, "InputLayer", {}, []))
             if len(nodes) > 1:
-                nodes[1].inputs = ["input"]
-        return nodes, nodes[0].name, nodes[-1].name
-    by_name: dict[str, Node] = {}
+                nodes[1].inputs = [start]
+        nodes, alias = _inline(nodes, problems, depth)
+        return nodes, nodes[0].name, alias.get(nodes[-1].name, nodes[-1].name) if nodes else ""
+    listed: list[Node] = []
     for lay in raw:
         name = str(lay.get("name") or _cfg(lay).get("name"))
         if not isinstance(lay.get("config"), dict):
@@ -482,8 +511,11 @@ def _order(config: dict[str, Any], problems: list[str]) -> tuple[list[Node], str
         srcs, calls = _inbound(lay)
         if calls > 1:
             problems.append(f"{name}: a layer called more than once (shared weights) is not supported")
-        by_name[name] = Node(name, str(lay.get("class_name")), _cfg(lay), srcs, args=_args(lay))
+        listed.append(Node(name, str(lay.get("class_name")), _cfg(lay), srcs, args=_args(lay)))
+    flat, alias = _inline(listed, problems, depth)
+    by_name = {n.name: n for n in flat}
     ins, outs = endpoints(cfg.get("input_layers")), endpoints(cfg.get("output_layers"))
+    outs = [alias.get(o, o) for o in outs]
     if len(ins) != 1 or len(outs) != 1:
         problems.append(f"{config.get('class_name', 'model')}: only models with one input and one "
                         f"output are supported (this one has {len(ins)} and {len(outs)})")
@@ -549,13 +581,11 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
 
     limits = limits or Limits()
     problems: list[str] = []
-    unsupported = [f"{lay.get('class_name')} ({_cfg(lay).get('name', '?')})"
-                   for lay in config["config"].get("layers") or []
-                   if isinstance(lay, dict) and lay.get("class_name") not in GRAPH_LAYERS]
+    nodes, input_name, output_name = _order(config, problems)
+    unsupported = [f"{n.cls} ({n.name})" for n in nodes if n.cls not in GRAPH_LAYERS]
     if unsupported:
         raise ModelError("unsupported Keras layers: " + ", ".join(unsupported) + "; supported: "
-                         + ", ".join(GRAPH_LAYERS))
-    nodes, input_name, output_name = _order(config, problems)
+                         + ", ".join(GRAPH_LAYERS) + ", and models nested in the model")
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
     first = nodes[0]

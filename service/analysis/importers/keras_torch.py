@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradhealth.analysis.graph import Role
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_graph import (
     _CONVS,
@@ -114,6 +115,10 @@ class _Scale(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(shape))
         self.prelu = prelu
+        if not prelu:
+            # a layer scale is part of the layer it scales, as a norm is: the Tracer folds it
+            # into that unit, whose gradient is then the residual stream's, not 1e-6 of it
+            self.role = Role("norm", "layerscale")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.prelu:

@@ -77,8 +77,35 @@ def sequence_mixer() -> keras.Model:
     return model
 
 
+def nested_layer_scale() -> keras.Model:
+    """ConvNeXt's shape, small: a nested Sequential stem (Conv2D + LayerNormalization), blocks of a
+    grouped 7x7-style conv, LayerNormalization, two Dense on the channels axis and a LayerScale of
+    1e-6 added to the stream, and a Normalization of the raw input with constants in its config."""
+    from keras.src.applications.convnext import LayerScale
+
+    keras.utils.set_random_seed(3)
+    x_in = keras.Input((8, 8, 3), name="pixels")
+    x = layers.Normalization(mean=[120.0, 110.0, 100.0], variance=[3000.0, 3100.0, 3200.0],
+                             name="prestem")(x_in)
+    stem = keras.Sequential([layers.Conv2D(8, 2, strides=2, name="stem_conv"),
+                             layers.LayerNormalization(epsilon=1e-6, name="stem_ln")], name="stem")
+    x = stem(x)
+    for k in range(3):
+        y = layers.Conv2D(8, 3, padding="same", groups=8, name=f"b{k}_dw")(x)
+        y = layers.LayerNormalization(epsilon=1e-6, name=f"b{k}_ln")(y)
+        y = layers.Dense(32, activation="gelu", name=f"b{k}_pw1")(y)
+        y = layers.Dense(8, name=f"b{k}_pw2")(y)
+        y = LayerScale(1e-6, 8, name=f"b{k}_scale")(y)
+        x = layers.Add(name=f"b{k}_add")([x, y])
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    out = layers.Dense(4, activation="softmax", name="head")(x)
+    model = keras.Model(x_in, out, name="nested_layer_scale")
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="sparse_categorical_crossentropy")
+    return model
+
+
 def main() -> None:
-    for make in (mobile_dense_block, sequence_mixer):
+    for make in (mobile_dense_block, sequence_mixer, nested_layer_scale):
         model = make()
         name = model.name
         # PReLU's alpha starts at 0: give it a value so the test sees it loaded
@@ -89,6 +116,8 @@ def main() -> None:
         model.save(HERE / f"{name}.h5")
         shape = (2, *model.input_shape[1:])
         x = np.random.default_rng(0).standard_normal(shape).astype("float32")
+        if name == "nested_layer_scale":  # raw pixels for its Normalization
+            x = x * 50 + 110
         expected = {
             "source": "keras " + keras.__version__ + " (backend " + keras.backend.backend() + ")",
             "input": x.tolist(),
