@@ -394,7 +394,14 @@ class Tracer:
         if out is None or not out.is_floating_point():
             return
         last = self.units[-1] if self.units else None
-        follows = last is not None and inp is last.out
+        if role.type == "layerscale" and last is not None:
+            # a layer scale reads its layer's output, maybe through a view (ConvNeXt permutes
+            # first), as either operand of its Mul
+            inp = next((a for a in args if isinstance(a, torch.Tensor) and a.numel() == last.out.numel()
+                        and a.untyped_storage().data_ptr() == last.out.untyped_storage().data_ptr()), inp)
+        follows = last is not None and (inp is last.out or (
+            role.type == "layerscale" and inp is not None and inp.numel() == last.out.numel()
+            and inp.untyped_storage().data_ptr() == last.out.untyped_storage().data_ptr()))
         if role.kind in ("norm", "act") and follows and last is not None and last.activation is None:
             if role.kind == "act":
                 last.pre, last.activation = last.out, role.activation

@@ -417,6 +417,16 @@ def _binary(fn: Callable[..., Any]) -> Callable[[Node, Ctx], Op]:
     return lambda n, c: Fn(fn)
 
 
+def _mul(n: Node, c: Ctx) -> Op:
+    """Mul; by a stored per-channel vector (ConvNeXt's and CaiT's layer scale, 1e-6 at init) it is
+    part of the layer it scales, as a norm is (the Tracer folds it into that unit)."""
+    static = [c.value(i) for i in n.inputs[:2]]
+    scale = [v is not None and np.issubdtype(v.dtype, np.floating) and v.size > 1 for v in static]
+    if sum(scale) == 1 and not all(v is not None for v in static):
+        return Fn(torch.mul, Role("norm", "layerscale"))
+    return Fn(torch.mul)
+
+
 def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if not a.is_floating_point() and not b.is_floating_point():
         return torch.div(a, b, rounding_mode="trunc")
@@ -822,7 +832,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
                                                          + n.attrs.get("beta", 0.5), 0, 1)),
     "Softmax": lambda n, c: Fn(lambda x: F.softmax(x, n.attrs.get("axis", -1))),
     "LogSoftmax": lambda n, c: Fn(lambda x: F.log_softmax(x, n.attrs.get("axis", -1))),
-    "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _binary(torch.mul), "Div": _binary(_div),
+    "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _mul, "Div": _binary(_div),
     "Pow": _binary(torch.pow), "Sqrt": _binary(torch.sqrt), "Neg": _binary(torch.neg),
     "Exp": _binary(torch.exp), "Log": _binary(torch.log), "Abs": _binary(torch.abs),
     "Mod": lambda n, c: Fn(torch.fmod if n.attrs.get("fmod", 0) else torch.remainder),

@@ -1,0 +1,70 @@
+"""A layer scale (ConvNeXt's, CaiT's: a residual branch multiplied by a learned per-channel vector
+set to 1e-6 at initialisation) is part of the layer it scales, as a norm is. Read as a layer of
+its own, the branch's last layer sits 1e-6 below the stream and the depth ratio from the stem to
+the last block reads as a 1e6x "exploding gradient" on a healthy network."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradhealth.analysis.module_check import check_onnx
+from tests.analysis.onnx_models import export
+
+
+class Block(nn.Module):
+    """torchvision's CNBlock, small: depthwise conv, LayerNorm over channels-last, two Linear,
+    then ``layer_scale * branch`` (after the permute back) added to the stream."""
+
+    def __init__(self, dim: int, scale: float) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.pw1 = nn.Linear(dim, 4 * dim)
+        self.pw2 = nn.Linear(4 * dim, dim)
+        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(self.dw(x).permute(0, 2, 3, 1))
+        y = self.pw2(torch.nn.functional.gelu(self.pw1(y))).permute(0, 3, 1, 2)
+        return x + self.layer_scale * y
+
+
+def _net(scale: float) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 2, stride=2), *[Block(8, scale) for _ in range(6)],
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+
+
+def test_a_layer_scale_folds_into_its_layer_through_the_onnx_door() -> None:
+    data = export(_net(1e-6).eval(), torch.randn(2, 3, 16, 16))
+    doc = check_onnx(data, seeds=1, verify=False)
+    assert "exploding_gradient" not in {f.code for f in doc.findings}, doc.summary
+    units = {u.name: u for u in doc.layers}
+    stem = doc.layers[0].output_grad_norm
+    last_pw2 = [u for name, u in units.items() if name.endswith("pw2")][-1]
+    last_pw1 = [u for name, u in units.items() if name.endswith("pw1")][-1]
+    # after the scale: the stream's gradient, of the stem's order; before it: 1e-6 of that
+    assert 0.05 < last_pw2.output_grad_norm / stem < 20
+    assert last_pw2.output_grad_norm / last_pw1.output_grad_norm > 1e4
+
+
+def test_a_scalar_multiply_is_not_a_layer_scale() -> None:
+    # x * 0.5 (a decomposed GELU, attention's 1/sqrt(d)) stays arithmetic, not part of the layer:
+    # only a stored vector of per-channel scales is one
+    class Half(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x) * 0.5
+
+    from gradhealth.analysis.graph import role_of
+    from gradhealth.analysis.importers.onnx import import_onnx
+
+    net = nn.Sequential(Half(), nn.ReLU(), nn.Linear(8, 3))
+    imported = import_onnx(export(net.eval(), torch.randn(2, 8)), batch_size=2)
+    assert all(role_of(op).type != "layerscale" for op in imported.module.ops)
+    scaled = import_onnx(export(_net(1e-6).eval(), torch.randn(2, 3, 16, 16)), batch_size=2)
+    assert sum(role_of(op).type == "layerscale" for op in scaled.module.ops) == 6
