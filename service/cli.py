@@ -321,7 +321,8 @@ def _remote_keras(args: argparse.Namespace, path: Path) -> int:
 def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {"--loss": getattr(args, "loss", None), "--weights": getattr(args, "weights", None),
             "--batch-size": getattr(args, "batch_size", None), "--input-shape": getattr(args, "input_shape", None),
-            "--optimizer": getattr(args, "optimizer", None)}
+            "--optimizer": getattr(args, "optimizer", None),
+            "--external-data": getattr(args, "external_data", None)}
 
 
 def _optimizer(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -368,7 +369,8 @@ def cmd_check_model(args: argparse.Namespace) -> int:
             doc = check_onnx(path, loss=args.loss or "cross_entropy", seeds=args.seeds or 3,
                              weights=args.weights or "as_given", batch_size=args.batch_size,
                              input_shapes=shapes or None, verify=False if args.no_verify else None,
-                             device=args.device, progress=_progress(show_progress), optimizer=optimizer)
+                             device=args.device, progress=_progress(show_progress), optimizer=optimizer,
+                             external_data=bool(getattr(args, "external_data", False)))
             if show_progress:
                 print(file=sys.stderr)
     except GradHealthError as exc:
@@ -398,9 +400,18 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
         fields["optimizer"] = args.optimizer  # checked by the service, as every option
     client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
     try:
-        with path.open("rb") as f:  # the server answers within ?wait=25, well inside this read timeout
+        body: Any = path.open("rb")
+        if getattr(args, "external_data", False):  # the service never reads beside an upload
+            from gradhealth.analysis.importers.onnx_static import inline_external
+
+            with body:
+                body = inline_external(body.read(), path.parent)
+        try:  # the server answers within ?wait=25, well inside this read timeout
             job = client._json(client.http.post("/v1/checks/model", params={"wait": 25}, data=fields,
-                                                files={"file": (path.name, f)}, timeout=60.0))
+                                                files={"file": (path.name, body)}, timeout=60.0))
+        finally:
+            if not isinstance(body, bytes):
+                body.close()
         job = client._finish(job, 3600.0, 0.5)
     except httpx.TransportError as exc:
         raise _unreachable(args, exc) from None
@@ -700,6 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help='the training optimizer whose first step large_updates checks, e.g. '
                             '\'{"type": "adam", "lr": 0.001}\' (.onnx and Keras files; a Keras file\'s own '
                             'compiled optimizer otherwise)')
+    model.add_argument("--external-data", action="store_true", default=None,
+                       help="read the tensors an .onnx file stores beside it (torch's model.onnx.data), "
+                            "from the file's own folder only; with --server they are sent inside the file")
     check.add_argument("--api-key", help="API key for --server (default: $GRADHEALTH_API_KEY)")
     from gradhealth.cli_report import add_report_options
 

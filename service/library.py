@@ -136,8 +136,14 @@ def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds
                weights: str = "as_given", batch_size: int | None = None,
                input_shapes: dict[str, list[int]] | None = None, verify: bool | None = None,
                device: str | None = None, settings: Settings | None = None,
-               progress: Progress | None = None, optimizer: Any = None) -> Diagnosis:
+               progress: Progress | None = None, optimizer: Any = None,
+               external_data: bool = False) -> Diagnosis:
     """Diagnose an ONNX model (a path or the file's bytes); nothing in the file is executed.
+
+    ``external_data``: a path's tensors stored beside it (torch's default export writes
+    ``model.onnx.data``) are read from the file's own folder, plain names only. Off by default:
+    a reference inside a file is not followed unless its owner asks, so a service built on this
+    function never reads a file an upload names.
 
     ``weights``: ``as_given`` or ``reinitialise``; ``input_shapes`` sizes dynamic dimensions by
     input name; ``optimizer`` (a dict like ``{"type": "adam", "lr": 1e-3}``): the training
@@ -155,8 +161,9 @@ def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds
         from gradhealth.analysis.importers.onnx_static import inline_external
 
         name = Path(source).name
+        data = Path(source).read_bytes()
         # torch's exporter writes the weights beside the file by default (model.onnx.data)
-        source = inline_external(Path(source).read_bytes(), Path(source).parent)
+        source = inline_external(data, Path(source).parent) if external_data else data
     return run(source, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
                input_shapes=input_shapes, device=device, limits=settings.limits,
                verify=settings.verify_remedies if verify is None else verify,

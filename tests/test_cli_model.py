@@ -153,3 +153,19 @@ def test_a_keras_graph_file_is_checked_by_the_cli_as_by_the_library(capsys):
     assert code == (1 if want["status"] != "healthy" else 0)
     assert _strip_durations(doc)["layers"] == _strip_durations(want)["layers"]
     assert "sep.depthwise" in [layer["name"] for layer in doc["layers"]]
+
+
+def test_external_data_beside_a_file_is_read_only_when_asked(tmp_path, capsys):
+    import onnx
+
+    torch.manual_seed(0)
+    data = export(nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3)), torch.randn(4, 6))
+    onnx.save_model(onnx.load_from_string(data), str(tmp_path / "m.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="m.onnx.data", size_threshold=0)
+    args = ["check", str(tmp_path / "m.onnx"), "--format", "json", "--seeds", "1", "--no-verify"]
+    assert main(args) == 2
+    assert "--external-data" in capsys.readouterr().out
+    assert main([*args, "--external-data"]) in (0, 1)
+    doc = json.loads(capsys.readouterr().out)
+    assert [lay["grad_norm"] for lay in doc["layers"]] == [
+        lay.grad_norm for lay in check_onnx(data, seeds=1, verify=False).layers]

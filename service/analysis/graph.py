@@ -28,6 +28,7 @@ or else the node name; the pointer says which ONNX node or module it is.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
@@ -430,6 +431,40 @@ class Tracer:
             h.remove()
 
 
+class LayerScales(torch.overrides.TorchFunctionMode):
+    """Folds a multiply by a learned per-channel vector that no leaf module owns (torchvision's
+    ConvNeXt: ``self.layer_scale * self.block(x)``, a Parameter of the block, 1e-6 at init) into
+    the unit whose output it scales, as the Tracer folds a norm or the ONNX door's layer-scale Mul:
+    else the branch's last layer reads 1e-6 below the stream, a 1e6x "explosion" from the stem."""
+
+    _MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
+
+    def __init__(self, tracer: Tracer, model: nn.Module) -> None:
+        super().__init__()
+        self.tracer = tracer
+        self.scales = {id(p) for m in model.modules() if any(True for _ in m.children())
+                       for p in m.parameters(recurse=False) if p.numel() > 1}
+
+    @classmethod
+    def around(cls, tracer: Tracer, model: nn.Module) -> Any:
+        """The mode where ``model`` has such parameters, else nothing (no cost per op)."""
+        mode = cls(tracer, model)
+        return mode if mode.scales else contextlib.nullcontext()
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if func in self._MULS and len(args) == 2 and self.scales and self.tracer.units:
+            a, b = args
+            x = b if id(a) in self.scales else a if id(b) in self.scales else None
+            last = self.tracer.units[-1]
+            if (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and last.activation is None
+                    and x.numel() == last.out.numel() == out.numel()
+                    and x.untyped_storage().data_ptr() == last.out.untyped_storage().data_ptr()):
+                last.out = self.tracer._keep(out)
+        return out
+
+
 # nn.LSTM inside an UnrolledRNN is the same unit as its wrapper: not hooked on its own.
 _UNDER_UNROLLED = (nn.LSTM, nn.GRU, nn.RNN)
 
@@ -546,7 +581,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     try:
         net.zero_grad(set_to_none=True)
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
-        with torch.nn.utils.parametrize.cached():
+        with torch.nn.utils.parametrize.cached(), LayerScales.around(tracer, net):
             loss = loss_of(run.loss, _output(net(*xs)), seed)
         loss.backward()
     finally:

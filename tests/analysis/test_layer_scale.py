@@ -5,6 +5,7 @@ the last block reads as a 1e6x "exploding gradient" on a healthy network."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -68,3 +69,23 @@ def test_a_scalar_multiply_is_not_a_layer_scale() -> None:
     assert all(role_of(op).type != "layerscale" for op in imported.module.ops)
     scaled = import_onnx(export(_net(1e-6).eval(), torch.randn(2, 3, 16, 16)), batch_size=2)
     assert sum(role_of(op).type == "layerscale" for op in scaled.module.ops) == 6
+
+
+def test_a_layer_scale_parameter_folds_into_its_layer_in_a_live_module() -> None:
+    # torchvision's CNBlock multiplies by a Parameter of the block, not a module: the live door
+    # sees the multiply itself
+    from gradhealth.analysis.module_check import check_module
+
+    doc = check_module(_net(1e-6), torch.randn(4, 3, 16, 16), seeds=1, verify=False)
+    assert "exploding_gradient" not in {f.code for f in doc.findings}, doc.summary
+    units = {u.name: u for u in doc.layers}
+    stem = doc.layers[0].output_grad_norm
+    assert 0.05 < units["6.pw2"].output_grad_norm / stem < 20
+    assert units["6.pw2"].output_grad_norm / units["6.pw1"].output_grad_norm > 1e4
+    # the ONNX door and the live door read the scaled layers the same way (pw1 is left out: the
+    # ONNX door measures it after its GELU, which the file has as nodes and the live module calls
+    # as a function no hook sees)
+    onnx_doc = check_onnx(export(_net(1e-6).eval(), torch.randn(4, 3, 16, 16)), seeds=1, verify=False)
+    live = {u.name: u.output_grad_norm for u in doc.layers if not u.name.endswith("pw1")}
+    assert {u.name: u.output_grad_norm for u in onnx_doc.layers if u.name in live} == pytest.approx(
+        live, rel=1e-6)

@@ -158,7 +158,9 @@ def test_weights_saved_beside_the_file_are_read_from_its_folder(tmp_path: Path) 
                     all_tensors_to_one_file=True, location="m.onnx.data", size_threshold=0)
     assert (tmp_path / "m.onnx.data").stat().st_size >= 4 * (6 * 16 + 16 * 3)
     inline = check_onnx(data, seeds=1, verify=False)
-    beside = check_path(tmp_path / "m.onnx", seeds=1, verify=False)
+    with pytest.raises(ModelError, match="--external-data"):  # never followed unless asked
+        check_path(tmp_path / "m.onnx", seeds=1, verify=False)
+    beside = check_path(tmp_path / "m.onnx", seeds=1, verify=False, external_data=True)
     assert [lay.grad_norm for lay in beside.layers] == [lay.grad_norm for lay in inline.layers]
 
     outside = tmp_path / "sub"
@@ -169,4 +171,4 @@ def test_weights_saved_beside_the_file_are_read_from_its_folder(tmp_path: Path) 
                 e.value = "../m.onnx.data"
     (outside / "m.onnx").write_bytes(proto.SerializeToString())
     with pytest.raises(ModelError, match="external data"):
-        check_path(outside / "m.onnx", seeds=1, verify=False)
+        check_path(outside / "m.onnx", seeds=1, verify=False, external_data=True)

@@ -186,7 +186,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     bad = external(model)
     if bad:
         raise ModelError("tensors stored as external data (or subgraphs) are not read: "
-                         + ", ".join(bad) + "; save the model with all tensors inside the file")
+                         + ", ".join(bad) + "; save the model with all tensors inside the file (or, for a "
+                         "file on this machine, let the check read them from beside it: "
+                         "gradhealth check --external-data)")
     missing_ops = unsupported(model, supported)
     if missing_ops:
         raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}")
