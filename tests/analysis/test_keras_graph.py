@@ -299,3 +299,18 @@ def test_a_nested_model_is_inlined_and_a_layer_scale_belongs_to_its_layer() -> N
         inside = by_name[f"b{k}_pw1"].output_grad_norm  # before it: 1e-6 of the stream's
         assert 0.1 < scaled / stem < 10
         assert scaled / inside > 1e4
+
+
+def test_an_unhealthy_graph_gets_remedies_verified_on_copies() -> None:
+    # ten sigmoid Dense layers (Keras' glorot_uniform) before a Concatenate: the graph door, and
+    # the sigmoid chain vanishes as the mean-field theory says (derivative <= 1/4 per layer)
+    cfg = _chain([{"class_name": "Dense", "config": {"name": f"s{k}", "units": 32, "activation": "sigmoid"}}
+                  for k in range(10)])
+    doc = check_keras(cfg, seeds=2, verify=True)
+    assert "Keras' initialisers" in doc.summary
+    finding = next(f for f in doc.findings if f.code == "vanishing_gradient")
+    assert finding.evidence.layers[0] == "s0"
+    verified = [r for r in finding.remedies if r.verified is not None]
+    assert verified, [r.id for r in finding.remedies]
+    # a verified remedy's "after" is a re-simulation of the changed copy, not the same figure
+    assert any(r.verified.fixed and r.verified.after != r.verified.before for r in verified)
