@@ -363,9 +363,14 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
 class Tracer:
     """Forward hooks on the leaf modules of a network, grouping what they see into units."""
 
-    def __init__(self, model: nn.Module, names: dict[nn.Module, tuple[str, str]] | None = None) -> None:
+    def __init__(self, model: nn.Module, names: dict[nn.Module, tuple[str, str]] | None = None,
+                 functions: bool = False) -> None:
         self.units: list[Record] = []
         self._handles: list[Any] = []
+        #: leaves running now (what they compute with functions is theirs): counted only where
+        #: :class:`FunctionalOps` reads functions
+        self.functions = functions
+        self.inside = 0
         if names is None:
             names = {m: (n or type(m).__name__, f"module:{n}") for n, m in model.named_modules()}
             for m in list(names):
@@ -384,13 +389,25 @@ class Tracer:
             if not is_leaf:
                 continue
             role = role_of(module)
+            if functions:
+                self._handles.append(module.register_forward_pre_hook(self._enter))
             if role.kind == "other":
+                if functions:
+                    self._handles.append(module.register_forward_hook(self._leave))
                 continue
             hook = functools.partial(self._hook, name, pointer, role)
             self._handles.append(module.register_forward_hook(hook))
 
+    def _enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self.inside += 1
+
+    def _leave(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        self.inside -= 1
+
     def _hook(self, name: str, pointer: str, role: Role, module: nn.Module, args: tuple[Any, ...],
               output: Any) -> None:
+        if self.functions:
+            self.inside -= 1
         inp, out = _first_tensor(args), _first_tensor(output)
         if out is None or not out.is_floating_point():
             return
@@ -431,37 +448,68 @@ class Tracer:
             h.remove()
 
 
-class LayerScales(torch.overrides.TorchFunctionMode):
-    """Folds a multiply by a learned per-channel vector that no leaf module owns (torchvision's
-    ConvNeXt: ``self.layer_scale * self.block(x)``, a Parameter of the block, 1e-6 at init) into
-    the unit whose output it scales, as the Tracer folds a norm or the ONNX door's layer-scale Mul:
-    else the branch's last layer reads 1e-6 below the stream, a 1e6x "explosion" from the stem."""
+#: Set on a network copy by a remedy's activation swap: (the activations it replaces, the new one),
+#: which :class:`FunctionalOps` applies where the forward calls them as functions.
+SWAP_ATTRIBUTE = "_gradhealth_activation_swap"
+
+
+def _activation_functions() -> dict[Any, str]:
+    F = nn.functional
+    table: dict[Any, str] = {
+        F.relu: "relu", torch.relu: "relu", torch.relu_: "relu", torch.Tensor.relu: "relu",
+        torch.Tensor.relu_: "relu", F.relu6: "relu", F.leaky_relu: "leaky_relu", F.elu: "elu",
+        F.selu: "selu", torch.selu: "selu", F.gelu: "gelu", F.silu: "silu", F.softplus: "softplus",
+        torch.sigmoid: "sigmoid", torch.Tensor.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
+        torch.tanh: "tanh", torch.Tensor.tanh: "tanh", F.tanh: "tanh", F.hardtanh: "hardtanh"}
+    return table
+
+
+class FunctionalOps(torch.overrides.TorchFunctionMode):
+    """What a live module computes with functions rather than modules, folded into the unit it
+    applies to as the Tracer folds an activation or a norm module (the live door only: an imported
+    graph's every op is a module).
+
+    * an activation function on a layer's output (``F.relu(self.fc(x))``, ``torch.tanh``,
+      ``x.sigmoid()``): without it a network written with ``F.relu`` had no activation to measure,
+      so no dead or saturated units, and its gradients were read before the activation;
+    * a multiply by a learned per-channel vector no leaf module owns (torchvision's ConvNeXt:
+      ``self.layer_scale * self.block(x)``, a Parameter of the block, 1e-6 at init): else the
+      branch's last layer reads 1e-6 below the stream, a 1e6x "explosion" from the stem.
+    Only calls outside every hooked module are read (an ``nn.ReLU`` calls ``F.relu`` itself)."""
 
     _MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
 
     def __init__(self, tracer: Tracer, model: nn.Module) -> None:
         super().__init__()
-        self.tracer = tracer
+        self.tracer, self.model = tracer, model
+        self.activations = _activation_functions()
         self.scales = {id(p) for m in model.modules() if any(True for _ in m.children())
                        for p in m.parameters(recurse=False) if p.numel() > 1}
-
-    @classmethod
-    def around(cls, tracer: Tracer, model: nn.Module) -> Any:
-        """The mode where ``model`` has such parameters, else nothing (no cost per op)."""
-        mode = cls(tracer, model)
-        return mode if mode.scales else contextlib.nullcontext()
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
-        if func in self._MULS and len(args) == 2 and self.scales and self.tracer.units:
+        tracer = self.tracer
+        if tracer.inside or not tracer.units or not isinstance(out, torch.Tensor) or not args:
+            return out
+        last = tracer.units[-1]
+        if last.activation is not None or last.role.kind != "weight":
+            return out
+        name = self.activations.get(func)
+        if name is not None and args[0] is last.out:
+            swap = getattr(self.model, SWAP_ATTRIBUTE, None)  # a remedy's activation swap, verified
+            if swap is not None and name in swap[0]:
+                name = swap[1]
+                out = (nn.functional.relu(args[0]) if name == "relu"
+                       else nn.functional.leaky_relu(args[0], 0.01))
+            last.pre, last.activation = last.out, name
+            last.out = tracer._keep(out)
+        elif func in self._MULS and len(args) == 2 and self.scales:
             a, b = args
             x = b if id(a) in self.scales else a if id(b) in self.scales else None
-            last = self.tracer.units[-1]
-            if (isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and last.activation is None
-                    and x.numel() == last.out.numel() == out.numel()
+            if (isinstance(x, torch.Tensor) and x.numel() == last.out.numel() == out.numel()
                     and x.untyped_storage().data_ptr() == last.out.untyped_storage().data_ptr()):
-                last.out = self.tracer._keep(out)
+                last.out = tracer._keep(out)
         return out
 
 
@@ -544,6 +592,9 @@ class GraphRun:
     dtype: torch.dtype = torch.float64
     #: the training optimizer: its first step's update-to-weight ratio per unit (large_updates)
     optimizer: OptimizerSpec | None = None
+    #: read activations and layer scales the forward computes as functions (a live module's
+    #: ``F.relu``); an imported graph has a module for every op
+    trace_functions: bool = False
 
 
 def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
@@ -574,14 +625,15 @@ def _output(value: Any) -> torch.Tensor:
 def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int
                       ) -> tuple[SeedFigures, list[Record]]:
     """One forward + backward with every leaf hooked; all figures read back in one transfer."""
-    tracer = Tracer(net, run.names(net) if run.names else None)
+    tracer = Tracer(net, run.names(net) if run.names else None, functions=run.trace_functions)
     rnns = [m for m in net.modules() if isinstance(m, UnrolledRNN)]
     for m in rnns:
         m.probing = True
     try:
         net.zero_grad(set_to_none=True)
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
-        with torch.nn.utils.parametrize.cached(), LayerScales.around(tracer, net):
+        functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
+        with torch.nn.utils.parametrize.cached(), functional:
             loss = loss_of(run.loss, _output(net(*xs)), seed)
         loss.backward()
     finally:

@@ -25,6 +25,7 @@ from torch import nn
 from gradhealth.analysis.check import _layer_report, _rank
 from gradhealth.analysis.findings import Detection
 from gradhealth.analysis.graph import (
+    SWAP_ATTRIBUTE,
     GraphRun,
     InputSpec,
     parametrized_weight,
@@ -97,6 +98,8 @@ def _swap_edit(old: set[str], new: str) -> Edit:
             for name, child in list(parent.named_children()):
                 if role_of(child).kind == "act" and role_of(child).activation in old:
                     setattr(parent, name, make())
+        # the same activations called as functions (F.sigmoid(self.fc(x))) are swapped as they run
+        object.__setattr__(net, SWAP_ATTRIBUTE, (frozenset(old), new))
         _init_edit("kaiming_normal")(net, seed)
     return edit
 
@@ -347,7 +350,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         raise ValueError(f"loss must be cross_entropy, mse or sum, not {loss!r}")
     if seeds < 1:
         raise ValueError("seeds must be at least 1")
-    run = GraphRun(model, input_specs(example_inputs, model), loss, seeds, optimizer=optimizer_spec(optimizer))
+    run = GraphRun(model, input_specs(example_inputs, model), loss, seeds, optimizer=optimizer_spec(optimizer),
+                   trace_functions=True)
     return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
 
 
