@@ -119,9 +119,12 @@ def _through_depth(
     }
     these = _these_layers(layer_activations(units))
     if code == "vanishing_gradient":
+        # no gradient at all reaches the first layer (all-zero weights, dead units): say so
         summary = (
-            f"gradient shrinks {fmt(1 / ratio) if ratio > 0 else 'infinitely'}x from "
-            f"{units[-1].name} back to {units[0].name} ({depth} layers, {fmt(per_layer)} per layer)"
+            f"gradient shrinks {fmt(1 / ratio)}x from {units[-1].name} back to {units[0].name} "
+            f"({depth} layers, {fmt(per_layer)} per layer)"
+            if ratio > 0
+            else f"no gradient reaches {units[0].name} from {units[-1].name} ({depth} layers)"
         )
         explanation = (
             f"Backpropagation multiplies one Jacobian per layer; through {these} the "

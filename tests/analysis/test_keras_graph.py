@@ -314,3 +314,26 @@ def test_an_unhealthy_graph_gets_remedies_verified_on_copies() -> None:
     assert verified, [r.id for r in finding.remedies]
     # a verified remedy's "after" is a re-simulation of the changed copy, not the same figure
     assert any(r.verified.fixed and r.verified.after != r.verified.before for r in verified)
+
+
+def _dense_stack(init: Any, n: int = 5) -> dict[str, Any]:
+    layers: list[dict[str, Any]] = [{"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 20]}}]
+    layers += [{"class_name": "Dense", "config": {"name": f"d{k}", "units": 32, "activation": "relu",
+                                                  "kernel_initializer": init}} for k in range(n)]
+    layers.append({"class_name": "Dense", "config": {"name": "out", "units": 10, "activation": "softmax"}})
+    return {"class_name": "Sequential", "config": {"name": "m", "layers": layers}}
+
+
+def test_initialisers_the_spec_cannot_draw_go_through_the_graph_door() -> None:
+    # a fault-injection benchmark's favourite bugs: all-ones, all-zeros, a uniform on [0, 1]
+    # kernels. With ones, every ReLU unit of layer k + 1 is the sum of the 32 equal positive units
+    # of layer k: the activations grow exactly 32x per layer, 32^4 from d0 to d4.
+    doc = check_keras(_dense_stack("ones"), seeds=2, verify=False)
+    finding = next(f for f in doc.findings if f.code == "exploding_gradient")
+    assert finding.evidence.activation_growth == pytest.approx(32.0 ** 4, rel=1e-9)
+    zeros = check_keras(_dense_stack("zeros"), seeds=2, verify=False)
+    vanishing = next(f for f in zeros.findings if f.code == "vanishing_gradient")
+    assert vanishing.summary.startswith("no gradient reaches d0")  # all-zero weights pass nothing
+    uniform = {"class_name": "RandomUniform", "config": {"minval": 0.0, "maxval": 1.0}}
+    assert "exploding_gradient" in {f.code for f in check_keras(_dense_stack(uniform), seeds=2,
+                                                                 verify=False).findings}
