@@ -337,3 +337,19 @@ def test_initialisers_the_spec_cannot_draw_go_through_the_graph_door() -> None:
     uniform = {"class_name": "RandomUniform", "config": {"minval": 0.0, "maxval": 1.0}}
     assert "exploding_gradient" in {f.code for f in check_keras(_dense_stack(uniform), seeds=2,
                                                                  verify=False).findings}
+
+
+def test_a_convolution_its_norm_and_its_activation_are_one_unit() -> None:
+    # as torch networks are read (conv, bn, relu on the same tensors): the convolution's output
+    # gradient is read after its norm, and its ReLU's dead units are counted
+    doc = check_keras(DATA / "mobile_dense_block.keras", seeds=1, batch_size=4, verify=False)
+    by_name = {u.name: u for u in doc.layers}
+    assert by_name["stem_conv"].activation == "relu"  # ReLU(6.0) after stem_bn
+    assert by_name["dw"].activation == "silu"  # Activation("swish") after dw_bn
+    assert by_name["se_reduce"].activation == "relu"  # the convolution's own activation
+    assert not {"stem_bn", "stem_relu", "dw_bn", "dw_act"} & set(by_name)
+    # ... and the network still computes what Keras computed (the fused body is the same maths)
+    data, config = _read("mobile_dense_block", "keras")
+    net = KerasNet(plan_keras_graph(config, keep_preprocessing=True), None).double()
+    load_stored(net, read_keras_weights(data, config) or {})
+    assert isinstance(net.layers[[n.name for n in net.graph.nodes].index("stem_bn")], torch.nn.Identity)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradhealth.analysis.graph import Role
+from gradhealth.analysis.graph import Role, role_of
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_graph import (
     _CONVS,
@@ -103,6 +103,8 @@ class _Norm(nn.Module):
         self.bn, self.axis = bn, axis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2 and self.axis == 1:  # a Dense's output: the norm reads that very tensor
+            return cast(torch.Tensor, self.bn(x))
         y = x.movedim(self.axis, -1)
         shape = y.shape
         return cast(torch.Tensor, self.bn(y.reshape(-1, shape[-1]))).reshape(shape).movedim(-1, self.axis)
@@ -339,6 +341,7 @@ class KerasNet(nn.Module):
                 module = _without_activation(module, fold)
             self.layers.append(module)
             self.holders.append(holders)
+        _fuse_convolutions(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         env: dict[str, torch.Tensor] = {self.graph.input_name: x}
@@ -358,6 +361,51 @@ class KerasNet(nn.Module):
                 out[holders[0]] = (f"{node.name}.depthwise", f"layer:{node.name}")
                 out[holders[1]] = (f"{node.name}.pointwise", f"layer:{node.name}")
         return out
+
+
+def _fuse_convolutions(net: KerasNet) -> None:
+    """Run a convolution's own activation, and a BatchNormalization (and activation layer) that
+    only it feeds, inside its channels-first body, as torch networks are written (conv, bn, relu).
+
+    The graph simulation reads a layer, its norm and its activation as one unit when each reads
+    the tensor the one before made; between Keras' channels-last layers the channels move, so
+    apart they were three: the convolution's output gradient was read before its norm (scaled by
+    1 / the batch std, which the norm makes meaningless) and no ReLU of a convolution was seen."""
+    nodes = net.graph.nodes
+    readers: dict[str, list[int]] = {}
+    for k, node in enumerate(nodes):
+        for name in node.inputs:
+            readers.setdefault(name, []).append(k)
+
+    def only_reader(k: int, classes: tuple[str, ...]) -> int | None:
+        found = readers.get(nodes[k].name, [])
+        if len(found) != 1 or nodes[k].name == net.graph.output_name:
+            return None
+        j = found[0]
+        return j if nodes[j].cls in classes and not nodes[j].cfg.get("_skipped") else None
+
+    for k, node in enumerate(nodes):
+        module = net.layers[k]
+        if node.cls not in _CONVS or node.cfg.get("_skipped"):
+            continue
+        core, act = (module[0], module[1]) if isinstance(module, nn.Sequential) else (module, None)
+        if not isinstance(core, _ChannelsLast):
+            continue
+        parts = [core.body] if act is None else [core.body, act]
+        b = only_reader(k, ("BatchNormalization",)) if act is None else None
+        if b is not None and _axis(nodes[b].cfg.get("axis", -1), len(nodes[b].shape)) == len(nodes[b].shape) - 1:
+            old = cast(_Norm, net.layers[b]).bn
+            bn = (nn.BatchNorm2d if len(node.shape) == 3 else nn.BatchNorm1d)(
+                old.num_features, eps=old.eps, momentum=old.momentum)
+            parts.append(bn)
+            net.layers[b], net.holders[b] = nn.Identity(), [bn]
+            c = only_reader(b, ("Activation", "ReLU", "LeakyReLU", "ELU"))
+            if c is not None and role_of(net.layers[c]).kind == "act":
+                parts.append(net.layers[c])
+                net.layers[c] = nn.Identity()
+        if len(parts) > 1:
+            core.body = nn.Sequential(*parts)
+            net.layers[k] = core
 
 
 def _without_activation(module: nn.Module, fold: str) -> nn.Module:
