@@ -353,3 +353,41 @@ def test_a_convolution_its_norm_and_its_activation_are_one_unit() -> None:
     net = KerasNet(plan_keras_graph(config, keep_preprocessing=True), None).double()
     load_stored(net, read_keras_weights(data, config) or {})
     assert isinstance(net.layers[[n.name for n in net.graph.nodes].index("stem_bn")], torch.nn.Identity)
+
+
+def _conv_chain(middle: list[dict[str, Any]]) -> dict[str, Any]:
+    """Keras 3 Functional: image -> Conv2D(4, 3) -> middle... -> Concatenate(x, x) -> Flatten -> Dense."""
+    def tensor(name: str) -> dict[str, Any]:
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
+
+    specs = [{"class_name": "Conv2D", "config": {"name": "conv", "filters": 4, "kernel_size": 3}}, *middle]
+    layers: list[dict[str, Any]] = [{"class_name": "InputLayer", "name": "x",
+                                     "config": {"name": "x", "batch_shape": [None, 8, 8, 3]}}]
+    previous = "x"
+    for lay in specs:
+        name = lay["config"]["name"]
+        layers.append({**lay, "name": name, "inbound_nodes": [{"args": [tensor(previous)]}]})
+        previous = name
+    layers += [{"class_name": "Concatenate", "name": "cat", "config": {"name": "cat"},
+                "inbound_nodes": [{"args": [[tensor(previous), tensor(previous)]]}]},
+               {"class_name": "Flatten", "name": "flat", "config": {"name": "flat"},
+                "inbound_nodes": [{"args": [tensor("cat")]}]},
+               {"class_name": "Dense", "name": "out", "config": {"name": "out", "units": 3, "activation": "softmax"},
+                "inbound_nodes": [{"args": [tensor("flat")]}]}]
+    return {"class_name": "Functional", "config": {"name": "c", "layers": layers,
+                                                   "input_layers": ["x", 0, 0], "output_layers": ["out", 0, 0]}}
+
+
+def test_an_activation_layer_joins_its_convolution_and_a_norm_over_another_axis_does_not() -> None:
+    relu = {"class_name": "ReLU", "config": {"name": "act"}}
+    doc = check_keras(_conv_chain([relu]), seeds=1, verify=False)
+    assert [(u.name, u.activation) for u in doc.layers][0] == ("conv", "relu")
+    # a BatchNormalization over the rows (axis 1) is not the convolution's channel norm: it and
+    # the ReLU after it stay layers of their own, and the network computes the same either way
+    cfg = _conv_chain([{"class_name": "BatchNormalization", "config": {"name": "bn", "axis": 1}}, relu])
+    graph = plan_keras_graph(cfg)
+    net = KerasNet(graph, None).double()
+    names = [n.name for n in graph.nodes]
+    assert not isinstance(net.layers[names.index("bn")], torch.nn.Identity)
+    assert not isinstance(net.layers[names.index("act")], torch.nn.Identity)
+    assert check_keras(cfg, seeds=1, verify=False).layers[0].activation is None

@@ -393,16 +393,20 @@ def _fuse_convolutions(net: KerasNet) -> None:
             continue
         parts = [core.body] if act is None else [core.body, act]
         b = only_reader(k, ("BatchNormalization",)) if act is None else None
-        if b is not None and _axis(nodes[b].cfg.get("axis", -1), len(nodes[b].shape)) == len(nodes[b].shape) - 1:
+        if b is not None and _axis(nodes[b].cfg.get("axis", -1), len(nodes[b].shape)) != len(nodes[b].shape) - 1:
+            b = None  # a norm over another axis stays a layer of its own (and so does what follows)
+        if b is not None:
             old = cast(_Norm, net.layers[b]).bn
             bn = (nn.BatchNorm2d if len(node.shape) == 3 else nn.BatchNorm1d)(
                 old.num_features, eps=old.eps, momentum=old.momentum)
             parts.append(bn)
             net.layers[b], net.holders[b] = nn.Identity(), [bn]
-            c = only_reader(b, ("Activation", "ReLU", "LeakyReLU", "ELU"))
-            if c is not None and role_of(net.layers[c]).kind == "act":
-                parts.append(net.layers[c])
-                net.layers[c] = nn.Identity()
+        # an activation layer reading the norm, or the convolution itself when it has none
+        last = b if b is not None else k if act is None else None
+        c = only_reader(last, ("Activation", "ReLU", "LeakyReLU", "ELU")) if last is not None else None
+        if c is not None and role_of(net.layers[c]).kind == "act":
+            parts.append(net.layers[c])
+            net.layers[c] = nn.Identity()
         if len(parts) > 1:
             core.body = nn.Sequential(*parts)
             net.layers[k] = core
