@@ -31,7 +31,7 @@ from gradhealth.errors import LimitExceeded
 from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
-MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale")
+MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -391,3 +391,35 @@ def test_an_activation_layer_joins_its_convolution_and_a_norm_over_another_axis_
     assert not isinstance(net.layers[names.index("bn")], torch.nn.Identity)
     assert not isinstance(net.layers[names.index("act")], torch.nn.Identity)
     assert check_keras(cfg, seeds=1, verify=False).layers[0].activation is None
+
+
+@pytest.mark.parametrize("size,kernel,stride,padding", [
+    (4, 3, 2, "same"),  # an odd crop: TensorFlow puts the extra row after
+    (4, 4, 2, "same"), (3, 2, 1, "same"), (5, 3, 3, "same"),
+    (4, 1, 2, "valid"),  # a kernel under its stride: zeros after
+    (4, 5, 2, "valid"),
+])
+def test_a_transposed_convolution_is_the_gradient_of_the_convolution(size: int, kernel: int, stride: int,
+                                                                     padding: str) -> None:
+    # TensorFlow defines conv_transpose as the gradient of the convolution with the same padding;
+    # computed here with autograd through Keras' convolution (conv_padding), independently
+    from gradhealth.analysis.importers.keras_graph import Node, transposed_padding
+    from gradhealth.analysis.importers.keras_torch import _assign, _transposed
+
+    out, _ = transposed_padding(size, kernel, stride, padding)
+    torch.manual_seed(0)
+    w = torch.randn(kernel, 3, 2, dtype=torch.float64)  # Keras: [k, filters, in] = conv's [k, in, out]
+    x = torch.randn(1, size, 2, dtype=torch.float64)
+    z = torch.zeros(1, out, 3, dtype=torch.float64, requires_grad=True)
+    _, before, after = conv_padding(out, kernel, stride, 1, padding)
+    y = torch.nn.functional.conv1d(torch.nn.functional.pad(z.movedim(-1, 1), [before, after]),
+                                   w.permute(2, 1, 0), stride=stride)
+    assert y.shape[-1] == size
+    (y * x.movedim(-1, 1)).sum().backward()
+    node = Node("t", "Conv1DTranspose", {"kernel_size": kernel, "strides": stride, "padding": padding,
+                                          "filters": 3}, ["x"], shape=(out, 3), in_shapes=[(size, 2)],
+                weights=[("kernel", (kernel, 3, 2)), ("bias", (3,))])
+    module, holders = _transposed(node)
+    module.double()
+    _assign(node, holders, module, [w.numpy(), np.zeros(3)])
+    assert torch.allclose(module(x), z.grad, atol=1e-12)

@@ -36,11 +36,12 @@ _MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Conc
            "TrueDivide")
 _CONVS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
           "SeparableConv2D")
+_TRANSPOSED = ("Conv1DTranspose", "Conv2DTranspose")
 _POOLS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D")
 _GLOBAL = ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D")
 #: Every layer class this path reads.
-GRAPH_LAYERS = ("InputLayer", "Dense", *_CONVS, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
+GRAPH_LAYERS = ("InputLayer", "Dense", *_CONVS, *_TRANSPOSED, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
                 "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
                 "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Flatten", "Reshape", "Permute",
                 "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
@@ -168,6 +169,17 @@ def conv_padding(size: int, kernel: int, stride: int, dilation: int, padding: st
     return out, total // 2, total - total // 2
 
 
+def transposed_padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+    """(output size, rows cropped before) of one axis of a transposed convolution, as TensorFlow
+    computes it from torch's full output of (size - 1) * stride + kernel: ``valid`` is
+    size * stride + max(kernel - stride, 0) (a kernel under its stride leaves zeros after);
+    ``same`` is size * stride, cropping kernel - stride, the odd one after."""
+    full = (size - 1) * stride + kernel
+    if padding == "valid":
+        return size * stride + max(kernel - stride, 0), 0
+    return size * stride, max(full - size * stride, 0) // 2
+
+
 def _activation(value: Any) -> str:
     from gradhealth.analysis.importers.keras import _name_of
 
@@ -266,6 +278,21 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         if groups < 1 or c % groups or filters % groups:
             raise ValueError(f"groups {groups} does not divide {c} input channels and {filters} filters")
         return spatial + (filters,), [("kernel", (*k, c // groups, filters))] + (
+            [("bias", (filters,))] if bias else [])
+    if cls in _TRANSPOSED:
+        n = 2 if "2D" in cls else 1
+        if len(x) != n + 1:
+            raise ValueError(f"{cls} of a tensor of shape {list(x)} (it reads {n + 1}-d inputs)")
+        k = _ints(cfg.get("kernel_size"), n, "kernel_size")
+        s = _ints(cfg.get("strides", 1), n, "strides")
+        padding = str(cfg.get("padding", "valid")).lower()
+        if padding not in ("valid", "same") or any(v < 1 for v in (*k, *s)):
+            raise ValueError(f"padding {padding!r}, kernel_size and strides must be valid/same and positive")
+        if cfg.get("output_padding") is not None or any(v != 1 for v in _ints(cfg.get("dilation_rate", 1), n, "dilation_rate")):
+            raise ValueError("output_padding and dilation are not supported")
+        filters = int(cfg["filters"])
+        spatial = tuple(transposed_padding(x[i], k[i], s[i], padding)[0] for i in range(n))
+        return spatial + (filters,), [("kernel", (*k, filters, x[-1]))] + (
             [("bias", (filters,))] if bias else [])
     if cls in _POOLS:
         n = 2 if cls.endswith("2D") else 1
@@ -392,7 +419,8 @@ _NUMBERS: dict[str, dict[str, tuple[float | None, float, float, bool]]] = {
     "ActivityRegularization": {"l1": (0.0, 0.0, 1e30, False), "l2": (0.0, 0.0, 1e30, False)},
 }
 #: Sizes each class reads (positive integers).
-_SIZES = {"Dense": ("units",), "Conv1D": ("filters",), "Conv2D": ("filters", "groups"),
+_SIZES = {"Dense": ("units",), "Conv1D": ("filters", "groups"), "Conv2D": ("filters", "groups"),
+          "Conv1DTranspose": ("filters",), "Conv2DTranspose": ("filters",),
           "SeparableConv1D": ("filters", "depth_multiplier"),
           "SeparableConv2D": ("filters", "depth_multiplier"),
           "DepthwiseConv1D": ("depth_multiplier",), "DepthwiseConv2D": ("depth_multiplier",),
@@ -440,7 +468,7 @@ def _check_layer(node: Node) -> None:
         _activation(cfg.get("activation"))
     if node.cls == "Activation":
         _activation(cfg.get("activation"))
-    if node.cls in ("Dense", *_CONVS, "Embedding"):
+    if node.cls in ("Dense", *_CONVS, *_TRANSPOSED, "Embedding"):
         for key in ("kernel_initializer", "bias_initializer", "depthwise_initializer",
                     "pointwise_initializer", "embeddings_initializer"):
             if key in cfg:
@@ -609,7 +637,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
             _check_numbers(node)
             node.shape, node.weights = _shape(node, node.in_shapes)
             _check_layer(node)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, OverflowError) as exc:
             problems.append(f"{node.name} ({node.cls}): {exc}")
             node.shape = node.in_shapes[0] if node.in_shapes else ()
         shapes[node.name] = node.shape

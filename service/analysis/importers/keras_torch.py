@@ -25,6 +25,7 @@ from gradhealth.analysis.importers.keras_graph import (
     _GLOBAL,
     _MERGES,
     _POOLS,
+    _TRANSPOSED,
     IDENTITY_LAYERS,
     KerasGraph,
     Node,
@@ -33,6 +34,7 @@ from gradhealth.analysis.importers.keras_graph import (
     _ints,
     _padding_pairs,
     conv_padding,
+    transposed_padding,
 )
 
 __all__ = ["KerasNet", "check_keras_graph", "draw_initializer"]
@@ -216,6 +218,39 @@ def _conv(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     return _ChannelsLast(conv, pads), [conv]
 
 
+class _Transposed(nn.Module):
+    """A Keras transposed convolution on a channels-last tensor: torch's full output (no bias),
+    cut or zero-extended to Keras' size on each axis (``transposed_padding``), then the bias."""
+
+    def __init__(self, conv: nn.Module, bias: nn.Parameter | None, cuts: list[tuple[int, int]]) -> None:
+        super().__init__()
+        self.conv, self.bias, self.cuts = conv, bias, cuts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = cast(torch.Tensor, self.conv(x.movedim(-1, 1)))
+        for axis, (start, size) in enumerate(self.cuts, start=2):
+            y = y.narrow(axis, start, min(size, y.shape[axis] - start))
+            if y.shape[axis] < size:
+                pad = [0, 0] * (y.dim() - axis - 1) + [0, size - y.shape[axis]]
+                y = F.pad(y, pad)
+        y = y.movedim(1, -1)
+        return y + self.bias if self.bias is not None else y
+
+
+def _transposed(node: Node) -> tuple[nn.Module, list[nn.Module]]:
+    cfg, x = node.cfg, node.in_shapes[0]
+    n = len(x) - 1
+    k = _ints(cfg.get("kernel_size"), n, "kernel_size")
+    s = _ints(cfg.get("strides", 1), n, "strides")
+    padding = str(cfg.get("padding", "valid")).lower()
+    cuts = [(transposed_padding(x[i], k[i], s[i], padding)[1], node.shape[i]) for i in range(n)]
+    conv = (nn.ConvTranspose2d if n == 2 else nn.ConvTranspose1d)(x[-1], int(cfg["filters"]), cast(Any, k), cast(Any, s),
+                                                                 bias=False)
+    bias = nn.Parameter(torch.zeros(int(cfg["filters"]))) if cfg.get("use_bias", True) else None
+    module = _Transposed(conv, bias, cuts)
+    return module, [module]
+
+
 def _pool(node: Node) -> nn.Module:
     cfg, x = node.cfg, node.in_shapes[0]
     n = len(x) - 1
@@ -261,6 +296,8 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
         holders = [core]
     elif cls in _CONVS:
         core, holders = _conv(node)
+    elif cls in _TRANSPOSED:
+        core, holders = _transposed(node)
     elif cls in _POOLS:
         core = _pool(node)
     elif cls in _GLOBAL:
@@ -541,6 +578,10 @@ def _assign(node: Node, holders: list[nn.Module], module: nn.Module, arrays: lis
             k = values["pointwise_kernel"] if "pointwise_kernel" in values else values["kernel"]
             put(last.weight, k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2)))
         put(last.bias, values.get("bias"))
+    elif cls in _TRANSPOSED:  # Keras [k..., out, in] -> torch [in, out, k...]
+        k = values["kernel"]
+        put(cast(_Transposed, holders[0]).conv.weight, k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2)))
+        put(cast(_Transposed, holders[0]).bias, values.get("bias"))
     elif cls in ("BatchNormalization", "LayerNormalization"):
         norm = holders[0]
         n = int(cast(torch.Tensor, norm.weight).numel())

@@ -104,8 +104,30 @@ def nested_layer_scale() -> keras.Model:
     return model
 
 
+def decoder() -> keras.Model:
+    """A GAN generator's / U-Net decoder's layers: Conv2DTranspose with 'same' and 'valid'
+    padding and strides (a kernel smaller than its stride too), a Conv1DTranspose, concatenated
+    skips and a tanh output (MSE). 'same' here always crops the same on both sides: where the
+    crop is odd, TensorFlow puts the extra row after and Keras' torch backend before, so only the
+    symmetric case is one answer to compare against."""
+    keras.utils.set_random_seed(4)
+    x_in = keras.Input((2, 2, 6), name="code")
+    up = layers.Conv2DTranspose(8, 4, strides=2, padding="same", activation="relu", name="up1")(x_in)
+    skip = layers.UpSampling2D(2, name="skip")(x_in)
+    x = layers.Concatenate(name="join")([up, skip])
+    x = layers.Conv2DTranspose(4, 4, strides=2, padding="valid", name="up2")(x)
+    x = layers.Conv2DTranspose(5, 1, strides=2, padding="valid", name="sparse")(x)
+    x = layers.Conv2DTranspose(3, 3, strides=1, padding="same", activation="tanh", name="rgb")(x)
+    x = layers.Reshape((-1, 3), name="rows")(x)
+    x = layers.Conv1DTranspose(2, 4, strides=2, padding="same", name="wave")(x)
+    out = layers.Flatten(name="flat")(x)
+    model = keras.Model(x_in, out, name="decoder")
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
 def main() -> None:
-    for make in (mobile_dense_block, sequence_mixer, nested_layer_scale):
+    for make in (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder):
         model = make()
         name = model.name
         # PReLU's alpha starts at 0: give it a value so the test sees it loaded
