@@ -360,6 +360,12 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
+def _views(a: Any, b: torch.Tensor) -> bool:
+    """``a`` is a tensor holding ``b``'s values, maybe through a view (a permute, a reshape)."""
+    return (isinstance(a, torch.Tensor) and a.numel() == b.numel()
+            and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
+
+
 class Tracer:
     """Forward hooks on the leaf modules of a network, grouping what they see into units."""
 
@@ -412,14 +418,12 @@ class Tracer:
         if out is None or not out.is_floating_point():
             return
         last = self.units[-1] if self.units else None
-        if role.type == "layerscale" and last is not None:
+        if role.type == "layerscale":
             # a layer scale reads its layer's output, maybe through a view (ConvNeXt permutes
             # first), as either operand of its Mul
-            inp = next((a for a in args if isinstance(a, torch.Tensor) and a.numel() == last.out.numel()
-                        and a.untyped_storage().data_ptr() == last.out.untyped_storage().data_ptr()), inp)
-        follows = last is not None and (inp is last.out or (
-            role.type == "layerscale" and inp is not None and inp.numel() == last.out.numel()
-            and inp.untyped_storage().data_ptr() == last.out.untyped_storage().data_ptr()))
+            follows = last is not None and any(_views(a, last.out) for a in args)
+        else:
+            follows = last is not None and inp is last.out
         if role.kind in ("norm", "act") and follows and last is not None and last.activation is None:
             if role.kind == "act":
                 last.pre, last.activation = last.out, role.activation
@@ -448,20 +452,20 @@ class Tracer:
             h.remove()
 
 
-#: Set on a network copy by a remedy's activation swap: (the activations it replaces, the new one),
-#: which :class:`FunctionalOps` applies where the forward calls them as functions.
+#: Set on a network copy by a remedy's activation swap: (the activations it replaces, the new
+#: one's name, its module), which :class:`FunctionalOps` applies where the forward calls them as
+#: functions.
 SWAP_ATTRIBUTE = "_gradhealth_activation_swap"
 
 
-def _activation_functions() -> dict[Any, str]:
-    F = nn.functional
-    table: dict[Any, str] = {
-        F.relu: "relu", torch.relu: "relu", torch.relu_: "relu", torch.Tensor.relu: "relu",
-        torch.Tensor.relu_: "relu", F.relu6: "relu", F.leaky_relu: "leaky_relu", F.elu: "elu",
-        F.selu: "selu", torch.selu: "selu", F.gelu: "gelu", F.silu: "silu", F.softplus: "softplus",
-        torch.sigmoid: "sigmoid", torch.Tensor.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
-        torch.tanh: "tanh", torch.Tensor.tanh: "tanh", F.tanh: "tanh", F.hardtanh: "hardtanh"}
-    return table
+#: Activation functions by the activation they compute (as :data:`ACTIVATION_MODULES` for modules).
+ACTIVATION_FUNCTIONS: dict[Any, str] = {
+    nn.functional.relu: "relu", torch.relu: "relu", torch.relu_: "relu", torch.Tensor.relu: "relu",
+    torch.Tensor.relu_: "relu", nn.functional.relu6: "relu", nn.functional.leaky_relu: "leaky_relu",
+    nn.functional.elu: "elu", nn.functional.selu: "selu", torch.selu: "selu", nn.functional.gelu: "gelu",
+    nn.functional.silu: "silu", nn.functional.softplus: "softplus", torch.sigmoid: "sigmoid",
+    torch.Tensor.sigmoid: "sigmoid", nn.functional.sigmoid: "sigmoid", torch.tanh: "tanh",
+    torch.Tensor.tanh: "tanh", nn.functional.tanh: "tanh", nn.functional.hardtanh: "hardtanh"}
 
 
 class FunctionalOps(torch.overrides.TorchFunctionMode):
@@ -482,7 +486,6 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
     def __init__(self, tracer: Tracer, model: nn.Module) -> None:
         super().__init__()
         self.tracer, self.model = tracer, model
-        self.activations = _activation_functions()
         self.scales = {id(p) for m in model.modules() if any(True for _ in m.children())
                        for p in m.parameters(recurse=False) if p.numel() > 1}
 
@@ -495,20 +498,17 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         last = tracer.units[-1]
         if last.activation is not None or last.role.kind != "weight":
             return out
-        name = self.activations.get(func)
+        name = ACTIVATION_FUNCTIONS.get(func)
         if name is not None and args[0] is last.out:
             swap = getattr(self.model, SWAP_ATTRIBUTE, None)  # a remedy's activation swap, verified
             if swap is not None and name in swap[0]:
-                name = swap[1]
-                out = (nn.functional.relu(args[0]) if name == "relu"
-                       else nn.functional.leaky_relu(args[0], 0.01))
+                name, out = swap[1], swap[2](args[0])
             last.pre, last.activation = last.out, name
             last.out = tracer._keep(out)
         elif func in self._MULS and len(args) == 2 and self.scales:
             a, b = args
             x = b if id(a) in self.scales else a if id(b) in self.scales else None
-            if (isinstance(x, torch.Tensor) and x.numel() == last.out.numel() == out.numel()
-                    and x.untyped_storage().data_ptr() == last.out.untyped_storage().data_ptr()):
+            if _views(x, last.out) and out.numel() == last.out.numel():
                 last.out = tracer._keep(out)
         return out
 

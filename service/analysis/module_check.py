@@ -99,7 +99,7 @@ def _swap_edit(old: set[str], new: str) -> Edit:
                 if role_of(child).kind == "act" and role_of(child).activation in old:
                     setattr(parent, name, make())
         # the same activations called as functions (F.sigmoid(self.fc(x))) are swapped as they run
-        object.__setattr__(net, SWAP_ATTRIBUTE, (frozenset(old), new))
+        object.__setattr__(net, SWAP_ATTRIBUTE, (frozenset(old), new, make()))
         _init_edit("kaiming_normal")(net, seed)
     return edit
 
