@@ -920,12 +920,14 @@ def _weights_keras3(f: Any, config: dict[str, Any]) -> Weights:
         used[key] = used.get(key, -1) + 1
         key = key if used[key] == 0 else f"{key}_{used[key]}"
         group = layers.get(key) if key in layers else layers.get(name)
-        if group is not None:
-            arrays = _arrays_keras3(group)
-            if arrays:
-                out[name] = arrays
-            if cls in ("Sequential", "Functional", "Model") and isinstance(lay.get("config"), dict):
-                out.update(_weights_keras3(group, {"config": lay["config"]}))  # its own layers
+        if group is None:
+            continue
+        if cls in ("Sequential", "Functional", "Model") and isinstance(lay.get("config"), dict):
+            out.update(_weights_keras3(group, {"config": lay["config"]}))  # by its own layers
+            continue
+        arrays = _arrays_keras3(group)
+        if arrays:
+            out[name] = arrays
     return out
 
 
@@ -952,14 +954,13 @@ def _weights_keras2(f: Any) -> Weights:
         group = root.get(name)
         if group is None:
             continue
-        names = _attr_list(group, "weight_names")
-        arrays = [np.asarray(group[n]) for n in names if n in group]
-        if arrays:
-            out[name] = arrays
-        for n in names:  # a nested model's are its layers': inner/kernel:0, outer/inner/kernel
+        read = [(n, np.asarray(group[n])) for n in _attr_list(group, "weight_names") if n in group]
+        if read:
+            out[name] = [array for _, array in read]
+        for n, array in read:  # a nested model's are its layers': inner/kernel:0, outer/inner/kernel
             inner = n.split("/")[-2] if "/" in n else name
-            if inner != name and n in group:
-                out.setdefault(inner, []).append(np.asarray(group[n]))
+            if inner != name:
+                out.setdefault(inner, []).append(array)
     return out
 
 
@@ -1132,6 +1133,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     with weights that do not fit the config, is a :class:`ModelError`).
     """
     from gradhealth.library import check_architecture
+    from gradhealth.settings import get_settings
 
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
@@ -1149,16 +1151,16 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     if weights == "as_given" and stored is None:
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
+    settings = settings if settings is not None else get_settings()
     spec, origins, graph = translate_or_graph(
         config, loss or file_loss, seeds=seeds or 3, batch_size=batch_size or 64, stored=stored,
-        optimizer=optimizer, limits=(settings if settings is not None else _settings()).limits)
+        optimizer=optimizer, limits=settings.limits)
     if graph is not None:
         from gradhealth.analysis.importers.keras_torch import check_keras_graph
 
         return check_keras_graph(graph, loss=loss or file_loss, stored=stored, seeds=seeds or 3,
                                  batch_size=batch_size or 64, device=device, verify=verify,
-                                 settings=settings if settings is not None else _settings(),
-                                 progress=progress, optimizer=optimizer)
+                                 settings=settings, progress=progress, optimizer=optimizer)
     assert spec is not None and origins is not None
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
@@ -1169,12 +1171,6 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         return doc
     return _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                          progress=progress)
-
-
-def _settings() -> Any:
-    from gradhealth.settings import get_settings
-
-    return get_settings()
 
 
 def translate_or_graph(config: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
