@@ -155,6 +155,19 @@ def _padding_pairs(value: Any, n: int) -> tuple[tuple[int, int], ...]:
     raise ValueError(f"padding {value!r} is not an int, a pair per axis or an int per axis")
 
 
+def window(cfg: dict[str, Any], n: int, pool: bool = False
+           ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], str]:
+    """(kernel, strides, dilation, padding) of a convolution's or a pooling's config over ``n``
+    spatial axes (a pool's strides default to its size; it has no dilation)."""
+    if pool:
+        k = _ints(cfg.get("pool_size", 2), n, "pool_size")
+        s, d = _ints(cfg.get("strides") or k, n, "strides"), (1,) * n
+    else:
+        k = _ints(cfg.get("kernel_size"), n, "kernel_size")
+        s, d = _ints(cfg.get("strides", 1), n, "strides"), _ints(cfg.get("dilation_rate", 1), n, "dilation_rate")
+    return k, s, d, str(cfg.get("padding", "valid")).lower()
+
+
 def conv_padding(size: int, kernel: int, stride: int, dilation: int, padding: str) -> tuple[int, int, int]:
     """(output size, pad before, pad after) of one spatial axis, as Keras computes them: ``valid``
     pads nothing; ``same`` pads so the output is ceil(size / stride), the odd one after (TF's
@@ -252,10 +265,7 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         n = 2 if cls.endswith("2D") else 1
         if len(x) != n + 1:
             raise ValueError(f"{cls} of a tensor of shape {list(x)} (it reads {n + 1}-d inputs)")
-        k = _ints(cfg.get("kernel_size"), n, "kernel_size")
-        s = _ints(cfg.get("strides", 1), n, "strides")
-        d = _ints(cfg.get("dilation_rate", 1), n, "dilation_rate")
-        padding = str(cfg.get("padding", "valid")).lower()
+        k, s, d, padding = window(cfg, n)
         if padding not in ("valid", "same", "causal") or (padding == "causal" and n != 1):
             raise ValueError(f"padding {padding!r} is not supported")
         if any(v < 1 for v in (*k, *s, *d)):
@@ -283,12 +293,10 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         n = 2 if "2D" in cls else 1
         if len(x) != n + 1:
             raise ValueError(f"{cls} of a tensor of shape {list(x)} (it reads {n + 1}-d inputs)")
-        k = _ints(cfg.get("kernel_size"), n, "kernel_size")
-        s = _ints(cfg.get("strides", 1), n, "strides")
-        padding = str(cfg.get("padding", "valid")).lower()
+        k, s, d, padding = window(cfg, n)
         if padding not in ("valid", "same") or any(v < 1 for v in (*k, *s)):
             raise ValueError(f"padding {padding!r}, kernel_size and strides must be valid/same and positive")
-        if cfg.get("output_padding") is not None or any(v != 1 for v in _ints(cfg.get("dilation_rate", 1), n, "dilation_rate")):
+        if cfg.get("output_padding") is not None or any(v != 1 for v in d):
             raise ValueError("output_padding and dilation are not supported")
         filters = int(cfg["filters"])
         spatial = tuple(transposed_padding(x[i], k[i], s[i], padding)[0] for i in range(n))
@@ -298,9 +306,7 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         n = 2 if cls.endswith("2D") else 1
         if len(x) != n + 1:
             raise ValueError(f"{cls} of a tensor of shape {list(x)}")
-        k = _ints(cfg.get("pool_size", 2), n, "pool_size")
-        s = _ints(cfg.get("strides") or k, n, "strides")
-        padding = str(cfg.get("padding", "valid")).lower()
+        k, s, _, padding = window(cfg, n, pool=True)
         if padding not in ("valid", "same") or any(v < 1 for v in (*k, *s)):
             raise ValueError(f"padding {padding!r} / pool_size / strides not supported")
         spatial = tuple(conv_padding(x[i], k[i], s[i], 1, padding)[0] for i in range(n))

@@ -35,6 +35,7 @@ from gradhealth.analysis.importers.keras_graph import (
     _padding_pairs,
     conv_padding,
     transposed_padding,
+    window,
 )
 
 __all__ = ["KerasNet", "check_keras_graph", "draw_initializer"]
@@ -196,10 +197,7 @@ def _conv(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     """The convolution of ``node`` (channels-last) and its weight modules in ``node.weights`` order."""
     cfg, x = node.cfg, node.in_shapes[0]
     n = len(x) - 1
-    k = _ints(cfg.get("kernel_size"), n, "kernel_size")
-    s = _ints(cfg.get("strides", 1), n, "strides")
-    d = _ints(cfg.get("dilation_rate", 1), n, "dilation_rate")
-    padding = str(cfg.get("padding", "valid")).lower()
+    k, s, d, padding = window(cfg, n)
     pads: list[int] = []
     for i in reversed(range(n)):  # F.pad lists the last axis first
         _, before, after = conv_padding(x[i], k[i], s[i], d[i], padding)
@@ -240,9 +238,7 @@ class _Transposed(nn.Module):
 def _transposed(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     cfg, x = node.cfg, node.in_shapes[0]
     n = len(x) - 1
-    k = _ints(cfg.get("kernel_size"), n, "kernel_size")
-    s = _ints(cfg.get("strides", 1), n, "strides")
-    padding = str(cfg.get("padding", "valid")).lower()
+    k, s, _, padding = window(cfg, n)
     cuts = [(transposed_padding(x[i], k[i], s[i], padding)[1], node.shape[i]) for i in range(n)]
     conv = (nn.ConvTranspose2d if n == 2 else nn.ConvTranspose1d)(x[-1], int(cfg["filters"]), cast(Any, k), cast(Any, s),
                                                                  bias=False)
@@ -254,9 +250,7 @@ def _transposed(node: Node) -> tuple[nn.Module, list[nn.Module]]:
 def _pool(node: Node) -> nn.Module:
     cfg, x = node.cfg, node.in_shapes[0]
     n = len(x) - 1
-    k = _ints(cfg.get("pool_size", 2), n, "pool_size")
-    s = _ints(cfg.get("strides") or k, n, "strides")
-    padding = str(cfg.get("padding", "valid")).lower()
+    k, s, _, padding = window(cfg, n, pool=True)
     pads: list[int] = []
     for i in reversed(range(n)):
         _, before, after = conv_padding(x[i], k[i], s[i], 1, padding)
