@@ -72,7 +72,7 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
     verifier = _Verifier(raw, plan, result, options, report)
     findings: list[Finding] = []
     for det in detections:
-        if options.verify:
+        if options.verify and det.severity != "info":  # a note's remedies are not worth a simulation each
             remedies = verifier.remedies_for(det, detections)
         else:
             remedies = _part(det).propose(Context(raw, plan, result, det))
@@ -84,7 +84,7 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
     return Diagnosis(
         name=spec.name,
         status=status,
-        summary=_summary(status, findings, plan),
+        summary=summary_line(status, findings, len(plan.all_units())),
         findings=findings,
         layers=[_layer_report(u) for u in result.units],
         time_steps=[TimeStep(layer=ts.layer, sublayer=ts.sublayer, t=t, output_grad_norm=finite_or_none(g),
@@ -100,9 +100,11 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
     )
 
 
-def _summary(status: str, findings: list[Finding], plan: Plan) -> str:
-    if not findings:
-        return f"healthy: no gradient problem found in {len(plan.all_units())} layers"
+def summary_line(status: str, findings: list[Finding], layers: int) -> str:
+    """The document's one-line summary: the worst finding, or healthy (with its notes)."""
+    if status == "healthy":
+        notes = f" (note: {', '.join(dict.fromkeys(f.code for f in findings))})" if findings else ""
+        return f"healthy: no gradient problem found in {layers} layers{notes}"
     worst = findings[0]
     more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
     return f"{status}: {worst.code}: {worst.summary}{more}"
@@ -123,7 +125,7 @@ def _layer_report(u: UnitStats) -> LayerReport:
         saturated_fraction=u.mean("saturated_fraction") if "saturated_fraction" in u.values else None,
         dead_fraction=u.mean("dead_fraction") if "dead_fraction" in u.values else None,
         weight_std=u.mean("weight_std") if "weight_std" in u.values else None,
-        fan_in=u.fan_in, fan_out=u.fan_out,
+        fan_in=u.fan_in, fan_out=u.fan_out, normalised=u.normalised,
         nonfinite_forward=u.mean("nonfinite_forward") > 0,
         nonfinite_backward=u.mean("nonfinite_backward") > 0,
         spread=spread,
@@ -198,7 +200,7 @@ class _Verifier:
                 continue
             self.results[id(remedy)] = after
             value, _ = part.severity(after, thresholds)
-            found = detect(after, thresholds)
+            found = [d for d in detect(after, thresholds) if d.severity != "info"]
             new = [d.code for d in found if d.code != det.code and d.code not in before_codes]
             # Fixed: none of this finding's code is left, no error it did not have before, and the
             # metric not pushed past the opposite threshold (vanishing 4.5e-5 -> 301 is exploding).

@@ -74,6 +74,33 @@ def activation_growth(result: SimulationResult) -> float:
     return _geo_ratio(units[-1].values["activation_std"], units[0].values["activation_std"])
 
 
+def grown_units(result: SimulationResult, factor: float) -> list[UnitStats]:
+    """The trunk units whose ||dL/dh|| is over ``factor`` times the last trunk unit's: the layers a
+    gradient growing backwards has reached by then (empty when it does not grow that much)."""
+    units = trunk(result)
+    if len(units) < 2:
+        return []
+    last = units[-1].geo("output_grad_norm")
+    if not last > 0:
+        return []
+    return [u for u in units[:-1] if u.geo("output_grad_norm") > factor * last]
+
+
+def absorbed_by_normalisation(result: SimulationResult, t: Thresholds) -> bool:
+    """The through-depth gradient growth is past the warning threshold only at normalised layers.
+
+    A layer whose output a batch/layer/group norm takes directly is scale-invariant: its output
+    ignores the scale of its weights, its gradient is orthogonal to them and shrinks as 1/||W||.
+    A large gradient there grows ||W|| and so shrinks its own effective step (Arora, Li & Lyu
+    2019, auto rate-tuning by batch normalisation), which is why normalised nets train through the
+    growth a batch norm itself causes at init (Yang et al. 2019: about sqrt(pi/(pi-1)) = 1.21 per
+    plain BN-ReLU layer; ResNet-50 shows about 200x over its trunk). Past ``exploding_error`` the
+    weights' norms grow so fast that the early layers' steps all but stop: still an error.
+    """
+    grown = grown_units(result, t.exploding_warning)
+    return bool(grown) and all(u.normalised for u in grown)
+
+
 def time_ratios(result: SimulationResult) -> list[tuple[str, int, float, int]]:
     """(layer, sublayer, ||dL/dh_0|| / ||dL/dh_{T-2}||, T) for every recurrent (sub)layer."""
     out = []

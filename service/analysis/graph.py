@@ -345,6 +345,8 @@ class Record:
     #: a parametrized layer's weight as its forward computed it (weight_norm, spectral_norm):
     #: its gradient is the layer's, as for the weight an exporter folds into the file
     weight: torch.Tensor | None = None
+    #: a norm (not a layer scale) was folded in: the unit's output ignores its weights' scale
+    normalised: bool = False
 
 
 def parametrized_weight(module: nn.Module) -> bool:
@@ -427,6 +429,8 @@ class Tracer:
         if role.kind in ("norm", "act") and follows and last is not None and last.activation is None:
             if role.kind == "act":
                 last.pre, last.activation = last.out, role.activation
+            elif role.type != "layerscale":
+                last.normalised = True
             last.params += list(module.parameters())
             last.out = self._keep(out)
             return
@@ -691,7 +695,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                               dtype=np.float64) for m in metrics}
         _, fan_in, fan_out = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
         stats.append(UnitStats(rec.name, rec.pointer, rec.role.type, rec.activation, 0,
-                               rec.role.kind == "weight", fan_in, fan_out, values))
+                               rec.role.kind == "weight", fan_in, fan_out, values,
+                               normalised=rec.normalised))
     series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))
               for (name, sub) in seeds[0].steps]
     return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64

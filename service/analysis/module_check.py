@@ -22,8 +22,8 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from gradhealth.analysis.check import _layer_report, _rank
-from gradhealth.analysis.findings import Detection
+from gradhealth.analysis.check import _layer_report, _rank, summary_line
+from gradhealth.analysis.findings import Detection, trunk
 from gradhealth.analysis.graph import (
     SWAP_ATTRIBUTE,
     GraphRun,
@@ -168,7 +168,7 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
             out.append((swap, _swap_edit(_SATURATING, "relu")))
         if code == "dead_units":
             out.append((R.relu_family_activation(where, "leaky_relu"), _swap_edit({"relu"}, "leaky_relu")))
-        if code in ("vanishing_gradient", "exploding_gradient"):
+        if code in ("vanishing_gradient", "exploding_gradient") and not all(u.normalised for u in trunk(result)):
             out.append((R.normalisation("batchnorm", where), None))
             if code == "vanishing_gradient":
                 out.append((R.residual_connections(where), None))
@@ -213,10 +213,11 @@ class _Verifier:
         self.seconds += after.duration_s
         value, severity = part.severity(after, self.thresholds)
         known = {d.code for d in before}
-        new = [d.code for d in detect(after, self.thresholds) if d.code not in known]
+        new = [d.code for d in detect(after, self.thresholds) if d.code not in known and d.severity != "info"]
+        fixed = severity in (None, "info")
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                   after=finite_or_none(value), fixed=severity is None, side_effects=new)
-        remedy.recommended = severity is None and not new
+                                   after=finite_or_none(value), fixed=fixed, side_effects=new)
+        remedy.recommended = fixed and not new
 
 
 def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, device: str | None = None,
@@ -234,17 +235,13 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
         remedies: list[Remedy] = []
         for remedy, edit in _proposals(det, result):
-            if verify and edit is not None:
+            if verify and edit is not None and det.severity != "info":
                 verifier.verify(det, detections, remedy, edit)
             remedies.append(remedy)
         findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
     report(1.0, "done")
     status = status_of(findings)
-    if findings:
-        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-        summary = f"{status}: {findings[0].code}: {findings[0].summary}{more}"
-    else:
-        summary = f"healthy: no gradient problem found in {len(result.units)} layers"
+    summary = summary_line(status, findings, len(result.units))
     n_params = parameters if parameters is not None else sum(p.numel() for p in run.model.parameters())
     return Diagnosis(
         name=name, status=status, summary=summary, findings=findings,

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 
 from gradhealth.analysis.findings import (
     Detection,
+    absorbed_by_normalisation,
     activation_growth,
     depth_ratio,
     fmt,
@@ -141,6 +142,16 @@ def _through_depth(
             f"The per-layer gain of {these} is above 1 (weights too large for the "
             "activation, or residual branches adding up), so signals grow exponentially with depth."
         )
+        if severity == "info":
+            evidence["absorbed_by_normalisation"] = True
+            explanation = (
+                "The gain comes from the normalisation itself (batch statistics add about 1.21x "
+                "per plain BN-ReLU layer at init; residual branches at full scale add up), and every "
+                "layer it reaches past the warning threshold is normalised: such a layer's output "
+                "ignores its weights' scale, so a large gradient grows that scale and shrinks its own "
+                "effective step. Training absorbs growth of this size; zero-initialising the scale of "
+                "each residual branch's last norm removes most of it."
+            )
     return Detection(
         code, severity, str(evidence["metric"]), value, summary, explanation, evidence, units
     )
@@ -193,7 +204,10 @@ class ExplodingGradient(ArchitectureRule):
         return max(values) if values else math.nan
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        return t.exploding(value)
+        severity = t.exploding(value)
+        if severity == "warning" and depth_ratio(result)[0] == value and absorbed_by_normalisation(result, t):
+            return "info"  # scale-invariant layers absorb it (findings.absorbed_by_normalisation)
+        return severity
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds

@@ -53,6 +53,9 @@ class UnitStats:
     fan_in: int | None = None
     fan_out: int | None = None
     values: dict[str, np.ndarray] = field(default_factory=dict)
+    #: a batch/layer/group/instance norm takes the unit's weighted output directly, so its output
+    #: does not change with the scale of its weights (a layer scale does not count)
+    normalised: bool = False
 
     # The per-seed arrays hold a handful of numbers: plain float arithmetic on them is ~20x
     # cheaper than numpy's nan-aware reductions, and the rules and reports ask ~50 times a check.
@@ -336,5 +339,6 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> 
             if isinstance(unit, RecurrentUnit):
                 fan_out = unit.layer.hidden_size
         out.append(UnitStats(unit.name, unit.plan.pointer, unit.plan.kind, _activation_of(unit),
-                             depth[unit.name], bool(list(unit.own_parameters())), fan_in, fan_out, values))
+                             depth[unit.name], bool(list(unit.own_parameters())), fan_in, fan_out, values,
+                             normalised=getattr(unit, "norm", None) is not None))
     return out

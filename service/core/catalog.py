@@ -26,7 +26,8 @@ FINDINGS: dict[str, Entry] = {
         "Exploding gradient",
         "The backward signal (or the forward activations) grow exponentially with depth (per-layer gain "
         "above 1: weights too large for the activation, unnormalised residual sums), ending in huge updates, "
-        "overflow and NaN."),
+        "overflow and NaN. Growth that only normalised (scale-invariant) layers receive is a note: "
+        "they absorb it."),
     "saturation": Entry(
         "Saturated units",
         "Many sigmoid/tanh/hardtanh units sit in their flat tails, where the derivative is near zero."),

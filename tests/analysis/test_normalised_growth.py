@@ -1,0 +1,148 @@
+"""Gradient growth that a normalisation causes, and absorbs.
+
+Batch statistics make a plain BN-ReLU net's gradient grow backwards at init by about
+sqrt(pi / (pi - 1)) = 1.211 per layer (Yang et al. 2019, A Mean Field Theory of Batch
+Normalization, in the large-batch limit), whatever the init. A layer whose output a norm takes is
+scale-invariant, so a large gradient grows its weights' norm and shrinks its own step (Arora, Li &
+Lyu 2019): normalised nets train through growth of a few hundred times (ResNet-50 shows ~200x at
+init), and the check reports it as a note (``info``, status healthy) up to the error threshold.
+Growth that reaches an unnormalised layer, or passes the error threshold, is reported as before.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from gradhealth.analysis.check import CheckOptions, run_architecture_check
+from gradhealth.analysis.module_check import check_module
+from gradhealth.analysis.plan import Limits
+from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.core.document import Diagnosis
+
+YANG_FACTOR = math.sqrt(math.pi / (math.pi - 1))
+
+
+def _mlp(depth: int, *, width: int = 256, batch: int = 64, norm: str | None = "batchnorm",
+         init: dict[str, Any] | str = "kaiming_normal", unnormalised_first: int = 0) -> dict[str, Any]:
+    """``depth`` linear-norm-ReLU layers (the first ``unnormalised_first`` without the norm), then a
+    readout."""
+    def layer(n: int, with_norm: bool) -> dict[str, Any]:
+        spec: dict[str, Any] = {"type": "linear", "out_features": width, "activation": "relu",
+                                "init": init, "bias_init": "zeros", "repeat": n}
+        if with_norm and norm:
+            spec["norm"] = norm
+        return spec
+    layers = ([layer(unnormalised_first, False)] if unnormalised_first else []) + [
+        layer(depth - unnormalised_first, True), {"type": "linear", "out_features": 10}]
+    return {"name": "mlp", "input": {"shape": [width]}, "batch_size": batch, "seeds": 2, "layers": layers}
+
+
+def _check(raw: dict[str, Any], verify: bool = False) -> Diagnosis:
+    return run_architecture_check(raw, CheckOptions(Thresholds(), Limits(), verify=verify))
+
+
+def _growth(doc: Diagnosis) -> tuple[str, Any]:
+    found = [f for f in doc.findings if f.code == "exploding_gradient"]
+    assert len(found) == 1, [f.code for f in doc.findings]
+    return found[0].severity, found[0]
+
+
+def test_a_plain_batchnorm_relu_net_grows_at_the_rate_mean_field_theory_predicts() -> None:
+    doc = _check(_mlp(30, width=512, batch=256))
+    norms = [layer.output_grad_norm or 0.0 for layer in doc.layers[:-1]]
+    assert all(n > 0 for n in norms)
+    per_layer = (norms[0] / norms[-1]) ** (1 / (len(norms) - 1))
+    assert per_layer == pytest.approx(YANG_FACTOR, rel=0.02)
+
+
+def test_growth_only_through_normalised_layers_is_a_note_and_the_net_is_healthy() -> None:
+    doc = _check(_mlp(30))
+    severity, finding = _growth(doc)
+    assert severity == "info"
+    assert doc.status == "healthy"
+    assert doc.summary.startswith("healthy: ") and "exploding_gradient" in doc.summary
+    assert finding.evidence.model_dump()["absorbed_by_normalisation"] is True
+    assert 1e2 < finding.evidence.model_dump()["grad_ratio"] < 1e4
+    assert [layer.normalised for layer in doc.layers] == [True] * 30 + [False]
+    # the note still names what removes the growth, and proposes no second norm
+    assert "batch_norm" not in {r.id for r in finding.remedies}
+
+
+def test_past_the_error_threshold_normalisation_absorbs_nothing() -> None:
+    severity, finding = _growth(_check(_mlp(50)))
+    assert severity == "error"
+    assert "absorbed_by_normalisation" not in finding.evidence.model_dump()
+
+
+def test_the_same_growth_without_a_norm_is_a_warning() -> None:
+    # He's variance times 1.21^2 gives the BN net's per-layer factor with no norm at all
+    std = YANG_FACTOR * math.sqrt(2 / 256)
+    doc = _check(_mlp(30, norm=None, init={"scheme": "normal", "std": std}))
+    severity, finding = _growth(doc)
+    assert severity == "warning"
+    assert doc.status == "warning"
+    assert not any(layer.normalised for layer in doc.layers)
+
+
+def test_growth_that_reaches_an_unnormalised_layer_stays_a_warning() -> None:
+    # three He-initialised layers without a norm in front of the BN stack: the gradient the BN
+    # layers grew reaches them past the warning threshold, and their steps are not self-limiting
+    doc = _check(_mlp(33, unnormalised_first=3))
+    severity, finding = _growth(doc)
+    assert finding.evidence.model_dump()["grad_ratio"] > 1e2
+    assert severity == "warning"
+    assert [layer.normalised for layer in doc.layers[:4]] == [False] * 3 + [True]
+
+
+def test_a_note_costs_no_remedy_simulation() -> None:
+    doc = _check(_mlp(30), verify=True)
+    assert _growth(doc)[0] == "info"
+    assert doc.simulation.remedies_simulated == 0
+
+
+def test_a_remedy_that_leaves_only_a_note_has_fixed_the_warning() -> None:
+    # unnormalised and too large a gain: a warning; batch norm fixes it, though the BN net's own
+    # growth remains as a note
+    std = YANG_FACTOR * math.sqrt(2 / 256)
+    doc = _check(_mlp(30, norm=None, init={"scheme": "normal", "std": std}), verify=True)
+    _, finding = _growth(doc)
+    bn = next(r for r in finding.remedies if r.id == "batch_norm")
+    assert bn.verified is not None and bn.verified.fixed
+    assert bn.verified.after is not None and bn.verified.after > 1e2  # the note's growth
+
+
+def _torch_mlp(depth: int, norm: bool) -> nn.Module:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(256, 256, bias=False), *([nn.BatchNorm1d(256)] if norm else []), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(256, 10))
+
+
+def test_the_live_door_marks_normalised_layers_and_notes_their_growth() -> None:
+    doc = check_module(_torch_mlp(30, norm=True), torch.randn(64, 256), seeds=2, verify=False)
+    severity, finding = _growth(doc)
+    assert severity == "info" and doc.status == "healthy"
+    assert [layer.normalised for layer in doc.layers] == [True] * 30 + [False]
+    assert "batch_norm" not in {r.id for r in finding.remedies}
+
+
+def test_the_live_door_does_not_count_a_layer_scale_as_a_norm() -> None:
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+            self.gamma = nn.Parameter(torch.full((16,), 0.5))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.gamma * torch.relu(self.fc(x))
+
+    torch.manual_seed(0)
+    net = nn.Sequential(Scaled(), Scaled(), nn.Linear(16, 2))
+    doc = check_module(net, torch.randn(8, 16), seeds=1, verify=False)
+    assert not any(layer.normalised for layer in doc.layers)
