@@ -144,6 +144,7 @@ class Readout:
                 out_figures["saturated_fraction"] = v[i_sat] / n_out
             if i_dead is not None:
                 out_figures["dead_fraction"] = 1.0 - v[i_dead] / n_features
+                out_figures["relu_units"] = float(n_features)  # how many units the fraction is of
             return out_figures
 
         self._units.append((name, figures))

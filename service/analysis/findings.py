@@ -101,6 +101,19 @@ def absorbed_by_normalisation(result: SimulationResult, t: Thresholds) -> bool:
     return bool(grown) and all(u.normalised for u in grown)
 
 
+def binomial_tail_half(k: int, n: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2): exact up to n = 2000, then the normal approximation
+    with continuity correction (off by under 1e-3 there)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if n <= 2000:
+        return sum(math.comb(n, i) for i in range(k, n + 1)) / (1 << n)
+    z = (k - 0.5 - n / 2) / math.sqrt(n / 4)
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
 def time_ratios(result: SimulationResult) -> list[tuple[str, int, float, int]]:
     """(layer, sublayer, ||dL/dh_0|| / ||dL/dh_{T-2}||, T) for every recurrent (sub)layer."""
     out = []

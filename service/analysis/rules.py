@@ -14,6 +14,7 @@ from gradhealth.analysis.findings import (
     Detection,
     absorbed_by_normalisation,
     activation_growth,
+    binomial_tail_half,
     depth_ratio,
     fmt,
     layer_activations,
@@ -37,7 +38,7 @@ from gradhealth.analysis.remedies import (
     smaller_learning_rate,
     xavier_for_saturating,
 )
-from gradhealth.analysis.simulate import SimulationResult
+from gradhealth.analysis.simulate import SimulationResult, UnitStats
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import Remedy
 from gradhealth.core.rules import implement_architecture, rule, rules, worst_first
@@ -287,9 +288,13 @@ class _Fraction(ArchitectureRule):
 
     key: str
 
+    def fraction(self, u: UnitStats, result: SimulationResult) -> float:
+        """The fraction the rule judges ``u`` by (its mean over seeds)."""
+        return u.mean(self.key)
+
     def measure(self, result: SimulationResult) -> float:
         return max(
-            (u.mean(self.key) for u in result.units if self.key in u.values), default=math.nan
+            (self.fraction(u, result) for u in result.units if self.key in u.values), default=math.nan
         )
 
     def limits(self, t: Thresholds) -> tuple[float, float]:
@@ -302,8 +307,8 @@ class _Fraction(ArchitectureRule):
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         warn = self.limits(t)[0]
-        hit = [u for u in result.units if self.key in u.values and u.mean(self.key) >= warn]
-        worst = max(hit, key=lambda u: u.mean(self.key))
+        hit = [u for u in result.units if self.key in u.values and self.fraction(u, result) >= warn]
+        worst = max(hit, key=lambda u: self.fraction(u, result))
         evidence = {
             "metric": f"max_{self.key}",
             "value": value,
@@ -344,6 +349,22 @@ class DeadUnits(_Fraction):
     code = "dead_units"
     key = "dead_fraction"
     remedies = (init_remedies, _leaky_relu, _batchnorm)
+
+    def fraction(self, u: UnitStats, result: SimulationResult) -> float:
+        # Up to half a layer's units off for the whole batch is what correlated inputs alone make
+        # (thresholds.Thresholds.dead_warning); above that, a few units are a coin toss each: 5
+        # of the 8 units of a squeeze-and-excitation layer, whose pooled inputs all look alike,
+        # read as 62% dead. A fraction above 1/2 counts only where a count that large is unlikely
+        # at 1/2 (one-sided binomial test over the seeds' units, Bonferroni over the layers).
+        value = u.mean(self.key)
+        per_seed, units = u.values[self.key], u.values.get("relu_units")
+        if not value > 0.5 or units is None or not units[0] >= 1:
+            return value
+        n_layers = sum(1 for v in result.units if self.key in v.values)
+        fractions = [f for f in per_seed.tolist() if f == f]
+        n = int(units[0]) * len(fractions)
+        k = round(sum(fractions) * int(units[0]))
+        return value if binomial_tail_half(k, n) < 0.05 / n_layers else 0.5
 
     def limits(self, t: Thresholds) -> tuple[float, float]:
         return t.dead_warning, t.dead_error
