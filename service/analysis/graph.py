@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gradhealth.analysis.cells import mark, run_fused, step
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.simulate import (
     SimulationResult,
@@ -134,7 +135,7 @@ class UnrolledRNN(nn.Module):
         self.probing = False
 
     def forward(self, x: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
-        if not self.probing:
+        if not self.probing and run_fused(self.rnn):
             return cast(tuple[torch.Tensor, Any], self.rnn(x, hx))
         rnn = self.rnn
         seq = x if rnn.batch_first else x.transpose(0, 1)  # [batch, time, features]
@@ -163,14 +164,7 @@ class UnrolledRNN(nn.Module):
                 c = c0[index] if c0 is not None else seq.new_zeros(n, hsize)
                 steps: list[torch.Tensor] = []
                 for t in (range(length - 1, -1, -1) if direction else range(length)):
-                    if self.kind == "lstm":
-                        h, c = torch.lstm_cell(inp[:, t], (h, c), *weights)
-                    elif self.kind == "gru":
-                        h = torch.gru_cell(inp[:, t], h, *weights)
-                    elif self.nonlinearity == "relu":
-                        h = torch.rnn_relu_cell(inp[:, t], h, *weights)
-                    else:
-                        h = torch.rnn_tanh_cell(inp[:, t], h, *weights)
+                    h, c = step(rnn, self.kind, inp[:, t], h, c, weights)
                     if h.requires_grad:
                         h.retain_grad()
                     steps.append(h)
@@ -207,6 +201,8 @@ class StackedRNN(nn.Module):
             with torch.no_grad():
                 for name, param in single.named_parameters():  # weight_ih_l0[_reverse] <- ..._l{k}
                     param.copy_(getattr(rnn, name.replace("_l0", f"_l{k}")))
+            if not run_fused(rnn):
+                mark(single, getattr(rnn, "gate_activation"), getattr(rnn, "reset_after"))
             layers.append(UnrolledRNN(single))
         self.layers = nn.ModuleList(layers)
 

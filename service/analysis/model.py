@@ -19,6 +19,7 @@ from torch import nn
 
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.activations import GATES, canonical
+from gradhealth.analysis.cells import mark, run_fused, step
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.plan import Plan, UnitPlan
 
@@ -217,6 +218,8 @@ class RecurrentUnit(Unit):
         kwargs: dict[str, Any] = {"nonlinearity": layer.nonlinearity} if layer.type == "rnn" else {}
         self.rnn = cls(input_size, layer.hidden_size, num_layers=layer.num_layers, batch_first=True,
                        bidirectional=layer.bidirectional, **kwargs)
+        if layer.type != "rnn":
+            mark(self.rnn, layer.recurrent_activation, layer.reset_after)
         self.directions = 2 if layer.bidirectional else 1
         self.layer = layer
         self.gates = GATES[layer.type]
@@ -253,8 +256,8 @@ class RecurrentUnit(Unit):
                         b_ih[h:2 * h] = float(layer.forget_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.probe is None:
-            seq, _ = self.rnn(x)
+        if self.probe is None and (run_fused(self.rnn) or not isinstance(self.rnn, nn.RNNBase)):
+            seq, _ = self.rnn(x)  # torch's fused module, or the graph door's UnrolledRNN in its place
         else:
             seq = self._unrolled(x)
         if self.layer.output == "sequence":
@@ -286,15 +289,8 @@ class RecurrentUnit(Unit):
                 c = x.new_zeros(x.shape[0], hsize)
                 steps: list[torch.Tensor] = []
                 for t in (range(length - 1, -1, -1) if direction else range(length)):
-                    # torch's own cell kernels: the same arithmetic as the fused module, one autograd node per step
-                    if kind == "lstm":
-                        h, c = torch.lstm_cell(inp[:, t], (h, c), *weights)
-                    elif kind == "gru":
-                        h = torch.gru_cell(inp[:, t], h, *weights)
-                    elif self.layer.nonlinearity == "tanh":
-                        h = torch.rnn_tanh_cell(inp[:, t], h, *weights)
-                    else:
-                        h = torch.rnn_relu_cell(inp[:, t], h, *weights)
+                    # one autograd node per step: torch's own cell kernels where the cell is torch's
+                    h, c = step(self.rnn, kind, inp[:, t], h, c, weights)
                     if h.requires_grad:
                         h.retain_grad()
                     steps.append(h)

@@ -289,6 +289,8 @@ class RecurrentLayer(_LayerBase):
     model_config = ConfigDict(json_schema_extra={"allOf": [
         _when("type", ["rnn", "gru"], {"properties": {"forget_bias": {"type": "null"}}}),
         _when("type", ["lstm", "gru"], {"properties": {"nonlinearity": {"const": "tanh"}}}),
+        _when("type", ["rnn"], {"properties": {"recurrent_activation": {"const": "sigmoid"}}}),
+        _when("type", ["rnn", "lstm"], {"properties": {"reset_after": {"const": True}}}),
     ]})
 
     type: Literal["rnn", "lstm", "gru"]
@@ -304,6 +306,14 @@ class RecurrentLayer(_LayerBase):
     bias_init: BiasField
     forget_bias: Annotated[Float, Field(ge=-MAX_SCALE, le=MAX_SCALE)] | Literal["chrono"] | None = Field(
         default=None, description="lstm only: the forget-gate bias (-100 to 100) or `chrono`")
+    recurrent_activation: Literal["sigmoid", "hard_sigmoid", "hard_sigmoid_keras2"] = Field(
+        default="sigmoid", description="lstm and gru: the gates' activation. `hard_sigmoid` is "
+        "clip(x/6 + 1/2, 0, 1) (PyTorch's Hardsigmoid, Keras 3); `hard_sigmoid_keras2` is "
+        "clip(0.2x + 1/2, 0, 1), the default of Keras 2.2 and earlier LSTM and GRU layers")
+    reset_after: Bool = Field(
+        default=True, description="gru only: the reset gate multiplies the recurrent product "
+        "(PyTorch's GRU, Keras 2.3+); false: it multiplies h before the product (Cho et al. 2014, "
+        "the default of Keras 2.2 and earlier)")
 
     _coerce_init = field_validator("init", "recurrent_init", "bias_init", mode="before")(
         lambda cls, v: _coerce_scheme(v)
@@ -315,6 +325,10 @@ class RecurrentLayer(_LayerBase):
             raise ValueError(f"`forget_bias` applies to lstm only (this layer is {self.type})")
         if self.nonlinearity != "tanh" and self.type != "rnn":
             raise ValueError(f"`nonlinearity` applies to rnn only (this layer is {self.type})")
+        if self.recurrent_activation != "sigmoid" and self.type == "rnn":
+            raise ValueError("`recurrent_activation` applies to lstm and gru only (an rnn has no gates)")
+        if not self.reset_after and self.type != "gru":
+            raise ValueError(f"`reset_after` applies to gru only (this layer is {self.type})")
         return self
 
 

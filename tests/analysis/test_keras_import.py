@@ -398,48 +398,72 @@ def test_conv_flatten_dense_weights_compute_what_keras_computes() -> None:
     assert doc.layers[1].grad_norm == pytest.approx(float(K2.grad.norm()), rel=1e-6)
 
 
-def _keras_cell(cls: str, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: list[torch.Tensor]
+def _keras_gate(name: str, x: torch.Tensor, keras3: bool) -> torch.Tensor:
+    """Keras' recurrent_activation: hard_sigmoid is 0.2x + 0.5 in Keras 2, relu6(x + 3) / 6 in Keras 3."""
+    if name == "hard_sigmoid":
+        return torch.clamp(x / 6 + 0.5 if keras3 else 0.2 * x + 0.5, 0, 1)
+    return torch.sigmoid(x)
+
+
+def _keras_cell(cls: str, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w: list[torch.Tensor],
+                gate: str = "sigmoid", reset_after: bool = True, keras3: bool = True
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step of Keras' LSTM (gates i, f, c, o) or GRU with reset_after (gates z, r, h)."""
+    """One step of Keras' LSTM (gates i, f, c, o) or GRU (gates z, r, h): with ``reset_after`` the
+    reset gate multiplies the recurrent product (a [2, 3u] bias), else h before it (a [3u] bias)."""
     kernel, recurrent, bias = w
+
+    def act(v: torch.Tensor) -> torch.Tensor:
+        return _keras_gate(gate, v, keras3)
+
     if cls == "LSTM":
         i, f, g, o = (x @ kernel + h @ recurrent + bias).chunk(4, -1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-    xz, xr, xh = (x @ kernel + bias[0]).chunk(3, -1)
-    hz, hr, hh = (h @ recurrent + bias[1]).chunk(3, -1)
-    z, r = torch.sigmoid(xz + hz), torch.sigmoid(xr + hr)
-    return z * h + (1 - z) * torch.tanh(xh + r * hh), c
+        c = act(f) * c + act(i) * torch.tanh(g)
+        return act(o) * torch.tanh(c), c
+    units = h.shape[-1]
+    if reset_after:
+        xz, xr, xh = (x @ kernel + bias[0]).chunk(3, -1)
+        hz, hr, hh = (h @ recurrent + bias[1]).chunk(3, -1)
+        z, r = act(xz + hz), act(xr + hr)
+        return z * h + (1 - z) * torch.tanh(xh + r * hh), c
+    xz, xr, xh = (x @ kernel + bias).chunk(3, -1)
+    z = act(xz + h @ recurrent[:, :units])
+    r = act(xr + h @ recurrent[:, units:2 * units])
+    return z * h + (1 - z) * torch.tanh(xh + (r * h) @ recurrent[:, 2 * units:]), c
 
 
-@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
-def test_recurrent_weights_follow_keras_gate_order(cls: str) -> None:
+@pytest.mark.parametrize(("cls", "gate", "reset_after"), [
+    ("LSTM", "sigmoid", True), ("GRU", "sigmoid", True),
+    # Keras 2.2's defaults: hard_sigmoid gates, and a GRU that resets before the recurrent product
+    ("LSTM", "hard_sigmoid", True), ("GRU", "hard_sigmoid", False), ("GRU", "sigmoid", False)])
+def test_recurrent_weights_follow_keras_gate_order(cls: str, gate: str, reset_after: bool) -> None:
     gates, units, steps, feats = (4 if cls == "LSTM" else 3), 6, 5, 3
     rng = np.random.default_rng(2)
-    arrays = [rng.standard_normal((feats, gates * units)).astype(np.float32) * 0.5,
-              rng.standard_normal((units, gates * units)).astype(np.float32) * 0.5,
-              rng.standard_normal((gates * units,) if cls == "LSTM" else (2, gates * units)).astype(np.float32) * 0.5]
+    bias_shape = (2, gates * units) if cls == "GRU" and reset_after else (gates * units,)
+    # weights large enough that hard_sigmoid's flat ends and its two Keras slopes all matter
+    arrays = [rng.standard_normal((feats, gates * units)).astype(np.float32) * 1.5,
+              rng.standard_normal((units, gates * units)).astype(np.float32) * 1.5,
+              rng.standard_normal(bias_shape).astype(np.float32) * 1.5]
     head = [rng.standard_normal((units, 3)).astype(np.float32), np.zeros(3, np.float32)]
-    extra = {"unit_forget_bias": True} if cls == "LSTM" else {"reset_after": True}
-    rnn = _layer(cls, "rec", units=units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+    extra = {"unit_forget_bias": True} if cls == "LSTM" else {"reset_after": reset_after}
+    rnn = _layer(cls, "rec", units=units, activation="tanh", recurrent_activation=gate, use_bias=True,
                  return_sequences=False, kernel_initializer=_init("GlorotUniform"),
                  recurrent_initializer=_init("Orthogonal", gain=1.0), bias_initializer=_init("Zeros"), **extra)
     cfg = _seq(rnn, _dense("out", 3, "softmax"), shape=[steps, feats])
     stored = {"rec": list(zip(("cell/kernel", "cell/recurrent_kernel", "cell/bias"), arrays, strict=True)),
               "out": [("kernel", head[0]), ("bias", head[1])]}
-    docs = [check_keras(_h5_keras2(cfg, stored), seeds=1, batch_size=4, verify=False),
-            check_keras(_keras3_zip(cfg, stored), seeds=1, batch_size=4, verify=False)]
+    docs = {False: check_keras(_h5_keras2(cfg, stored), seeds=1, batch_size=4, verify=False),
+            True: check_keras(_keras3_zip(cfg, stored), seeds=1, batch_size=4, verify=False)}
 
-    x = _keras_batch((4, steps, feats))
-    w = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in arrays]
-    h = c = torch.zeros(4, units, dtype=torch.float64)
-    hs = []
-    for t in range(steps):
-        h, c = _keras_cell(cls, x[:, t], h, c, w)
-        h.retain_grad()
-        hs.append(h)
-    _ce(h @ torch.tensor(head[0], dtype=torch.float64)).backward()
-    for doc in docs:
+    for keras3, doc in docs.items():
+        x = _keras_batch((4, steps, feats))
+        w = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in arrays]
+        h = c = torch.zeros(4, units, dtype=torch.float64)
+        hs = []
+        for t in range(steps):
+            h, c = _keras_cell(cls, x[:, t], h, c, w, gate, reset_after, keras3)
+            h.retain_grad()
+            hs.append(h)
+        _ce(h @ torch.tensor(head[0], dtype=torch.float64)).backward()
         assert [layer.name for layer in doc.layers] == ["rec", "out"]
         assert doc.layers[0].output_grad_norm == pytest.approx(float(hs[-1].grad.norm()), rel=1e-6)
         series = [s.output_grad_norm for s in doc.time_steps if s.layer == "rec"]

@@ -146,8 +146,30 @@ def _read_zip(data: bytes) -> tuple[dict[str, Any], Any]:
             raise InputFormatError(f"config.json is over {MAX_CONFIG_BYTES // 2**20} MB")
         with zf.open(info) as fh:  # read at most the limit, whatever the header declared
             text = fh.read(MAX_CONFIG_BYTES + 1)
+        version = _zip_keras_version(zf)
     config = _json(text, "config.json")
+    if version is not None:
+        config.setdefault("keras_version", version)  # where model.to_json() puts it
     return config, config.get("compile_config")
+
+
+def _zip_keras_version(zf: zipfile.ZipFile) -> str | None:
+    """``keras_version`` from a .keras archive's metadata.json (Keras 2.13+ wrote the format too),
+    or None where it has none, or one that is not a small plain JSON file."""
+    try:
+        info = zf.getinfo("metadata.json")
+    except KeyError:
+        return None
+    if stat.S_ISLNK(info.external_attr >> 16) or info.file_size > 65536:
+        return None
+    with zf.open(info) as fh:
+        raw = fh.read(65537)
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    version = meta.get("keras_version") if isinstance(meta, dict) else None
+    return version if isinstance(version, str) else None
 
 
 def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
@@ -157,6 +179,7 @@ def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
         with h5py.File(io.BytesIO(data), "r") as f:
             raw = f.attrs.get("model_config")
             training = f.attrs.get("training_config")
+            version = f.attrs.get("keras_version")
     except OSError as exc:
         raise InputFormatError(f"not a readable HDF5 file: {str(exc)[:200]}") from None
     if raw is None:
@@ -166,6 +189,8 @@ def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
         return value.decode() if isinstance(value, bytes) else str(value)
 
     config = _json(text(raw), "model_config")
+    if version is not None and isinstance(config, dict):
+        config.setdefault("keras_version", text(version))  # where model.to_json() puts it
     return config, _json(text(training), "training_config") if training is not None else None
 
 
@@ -275,7 +300,10 @@ def _name_of(value: Any) -> tuple[str, dict[str, Any]]:
 
 
 class _Translator:
-    def __init__(self, stored: Weights | None = None) -> None:
+    def __init__(self, stored: Weights | None = None, keras_version: Any = None) -> None:
+        #: a file from Keras 3 or later (or of no known version, as Keras 3 writes no version into
+        #: a model's own config): names such as hard_sigmoid mean Keras 3's functions
+        self.keras3 = not (isinstance(keras_version, str) and keras_version.split(".")[0] in ("1", "2"))
         self.problems: list[str] = []
         self.stored = stored  # the file's weights (weights: as_given), read by PReLU
         self.on_input = True  # no layer translated yet: the next one reads the model's input
@@ -583,10 +611,11 @@ class _Translator:
         if kind != "rnn" and act != "tanh" or kind == "rnn" and act not in ("tanh", "relu"):
             self.fail(name, f"{cls} with activation {act} is not supported")
         rec_act = _name_of(cfg.get("recurrent_activation", "sigmoid"))[0]
-        if kind != "rnn" and rec_act != "sigmoid":
-            self.fail(name, f"recurrent_activation {rec_act} is not supported (only sigmoid)")
-        if kind == "gru" and not cfg.get("reset_after", True):
-            self.fail(name, "GRU with reset_after=False is not supported (PyTorch's GRU resets after)")
+        gates = {"sigmoid": "sigmoid",
+                 # Keras 3 redefined hard_sigmoid as relu6(x + 3) / 6; Keras 2's is 0.2x + 0.5
+                 "hardsigmoid": "hard_sigmoid" if self.keras3 else "hard_sigmoid_keras2"}
+        if kind != "rnn" and rec_act not in gates:
+            self.fail(name, f"recurrent_activation {rec_act} is not supported (sigmoid, hard_sigmoid)")
         if cfg.get("go_backwards") or cfg.get("stateful"):
             self.fail(name, "go_backwards / stateful recurrent layers are not supported")
         if not cfg.get("use_bias", True):
@@ -600,6 +629,10 @@ class _Translator:
         }
         if kind == "rnn":
             out["nonlinearity"] = act
+        elif gates.get(rec_act, "sigmoid") != "sigmoid":
+            out["recurrent_activation"] = gates[rec_act]
+        if kind == "gru" and not cfg.get("reset_after", True):
+            out["reset_after"] = False
         if kind == "lstm" and cfg.get("unit_forget_bias", True):
             # Keras: the bias initialiser, then the forget gate's block set to 1.
             bias = out["bias_init"] or {}
@@ -765,7 +798,7 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
     if malformed:  # each layer is {class_name, config: {...}}; anything else is not a Keras file
         raise InputFormatError("not a Keras model config: these layers are not an object with a "
                                "`config` object: " + ", ".join(malformed[:20]))
-    tr = _Translator(stored)
+    tr = _Translator(stored, model.get("keras_version"))
     cfg = model["config"]
     unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"
                    + (f": {REFUSED[cls]}" if (cls := str(lay.get("class_name"))) in REFUSED else "")

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradhealth.analysis.graph import InputSpec, Role
+from gradhealth.analysis.cells import mark, run_fused
+from gradhealth.analysis.graph import InputSpec, Role, UnrolledRNN
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx_static import read_header
 from gradhealth.analysis.plan import Limits
@@ -253,6 +254,19 @@ class Embedding(Op):
             self.weight.normal_()
 
 
+def _hard_sigmoid(a: dict[str, Any]) -> str:
+    """The spec gate of an ONNX HardSigmoid gate, max(0, min(1, alpha x + beta)): ONNX's default
+    (alpha 0.2) is Keras 2's hard_sigmoid, alpha 1/6 is PyTorch's and Keras 3's."""
+    alphas, betas = list(a.get("activation_alpha") or []), list(a.get("activation_beta") or [])
+    alpha = float(alphas[0]) if alphas else 0.2
+    beta = float(betas[0]) if betas else 0.5
+    if abs(beta - 0.5) < 1e-6 and abs(alpha - 0.2) < 1e-6:
+        return "hard_sigmoid_keras2"
+    if abs(beta - 0.5) < 1e-6 and abs(alpha - 1 / 6) < 1e-6:
+        return "hard_sigmoid"
+    raise Unsupported(f"a HardSigmoid gate with alpha {alpha}, beta {beta} (0.2 or 1/6, and 0.5)")
+
+
 class Recurrent(Op):
     """ONNX LSTM/GRU/RNN (forward or bidirectional: what torch exports for ``bidirectional=True``)
     as torch's module, gates reordered to torch's; direction 1 of W/R/B is torch's ``_reverse``."""
@@ -278,12 +292,13 @@ class Recurrent(Op):
             acts = acts[:len(acts) // 2]  # one list per direction; torch's are the same for both
         default = {"lstm": ["Sigmoid", "Tanh", "Tanh"], "gru": ["Sigmoid", "Tanh"], "rnn": ["Tanh"]}[kind]
         kwargs: dict[str, Any] = {}
+        gates = "sigmoid"
         if kind == "rnn" and acts in (["Relu"],):
             kwargs["nonlinearity"] = "relu"
+        elif kind != "rnn" and acts and acts[0] == "HardSigmoid" and acts[1:] == default[1:]:
+            gates = _hard_sigmoid(a)  # Keras' LSTM/GRU as tf2onnx writes them
         elif acts and acts != default:
             raise Unsupported(f"activations={acts}")
-        if kind == "gru" and not a.get("linear_before_reset", 0):
-            raise Unsupported("linear_before_reset=0 (torch's GRU is linear_before_reset=1)")
         # ONNX gate blocks -> torch's: LSTM iofc -> ifco(=ifgo), GRU zrh -> rzn
         order = {"lstm": [0, 2, 3, 1], "gru": [1, 0, 2], "rnn": [0]}[kind]
         cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
@@ -293,6 +308,9 @@ class Recurrent(Op):
             raise Unsupported(f"W/R hold {w.shape[0]} directions, the node says {self.directions}")
         self.rnn = cls(int(w.shape[-1]), hidden, batch_first=self.batch_first,
                        bidirectional=self.directions == 2, **kwargs)
+        if kind != "rnn":
+            # ONNX's GRU default, linear_before_reset=0, resets h before the recurrent product
+            mark(self.rnn, gates, reset_after=kind != "gru" or bool(a.get("linear_before_reset", 0)))
         self.kind = kind
 
         def blocks(m: np.ndarray) -> torch.Tensor:
@@ -316,7 +334,10 @@ class Recurrent(Op):
         hx: Any = None
         if h0 is not None:
             hx = (h0, c0 if c0 is not None else torch.zeros_like(h0)) if self.kind == "lstm" else h0
-        seq, state = self.rnn(x, hx)
+        # a cell that is not torch's runs step by step (the graph door's UnrolledRNN replaces
+        # self.rnn when it reads dL/dh_t; elsewhere, as here, it wraps it)
+        rnn = self.rnn if run_fused(self.rnn) or not isinstance(self.rnn, nn.RNNBase) else UnrolledRNN(self.rnn)
+        seq, state = rnn(x, hx)
         h_n, c_n = state if self.kind == "lstm" else (state, None)
         # torch: [T, N, D * H] (batch_first: [N, T, D * H]); ONNX: Y [T, D, N, H] (layout 1:
         # [N, T, D, H]), Y_h/Y_c [D, N, H] (layout 1: [N, D, H])
