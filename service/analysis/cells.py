@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["gate", "gru_cell", "lstm_cell", "mark", "run_fused", "step"]
+__all__ = ["cell_of", "gate", "gru_cell", "lstm_cell", "mark", "run_fused", "step"]
 
 
 def gate(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -57,20 +57,21 @@ def mark(rnn: nn.RNNBase, gate_activation: str = "sigmoid", reset_after: bool = 
     setattr(rnn, "reset_after", reset_after)  # noqa: B010  # which torch's classes do not declare
 
 
-def _gates(rnn: nn.Module) -> tuple[str, bool]:
+def cell_of(rnn: nn.Module) -> tuple[str, bool]:
+    """(gate activation, reset_after) of ``rnn``: what :func:`mark` set, else PyTorch's cell."""
     return str(getattr(rnn, "gate_activation", "sigmoid")), bool(getattr(rnn, "reset_after", True))
 
 
 def run_fused(rnn: nn.Module) -> bool:
     """PyTorch's fused module computes ``rnn`` (its cell is PyTorch's)."""
-    return _gates(rnn) == ("sigmoid", True)
+    return cell_of(rnn) == ("sigmoid", True)
 
 
 def step(rnn: nn.Module, kind: str, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor,
          weights: list[torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
     """(h, c) after one step of ``rnn`` (``kind`` lstm, gru or rnn; c is passed through but for an
     LSTM) from input ``x`` with one layer-direction's ``weights`` [w_ih, w_hh, b_ih, b_hh]."""
-    gate_activation, reset_after = _gates(rnn)
+    gate_activation, reset_after = cell_of(rnn)
     if kind == "lstm":
         if gate_activation == "sigmoid":
             return torch.lstm_cell(x, (h, c), *weights)  # type: ignore[arg-type]  # biases may be None, as torch allows

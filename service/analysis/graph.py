@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradhealth.analysis.cells import mark, run_fused, step
+from gradhealth.analysis.cells import cell_of, mark, run_fused, step
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.simulate import (
     SimulationResult,
@@ -202,7 +202,7 @@ class StackedRNN(nn.Module):
                 for name, param in single.named_parameters():  # weight_ih_l0[_reverse] <- ..._l{k}
                     param.copy_(getattr(rnn, name.replace("_l0", f"_l{k}")))
             if not run_fused(rnn):
-                mark(single, getattr(rnn, "gate_activation"), getattr(rnn, "reset_after"))
+                mark(single, *cell_of(rnn))
             layers.append(UnrolledRNN(single))
         self.layers = nn.ModuleList(layers)
 

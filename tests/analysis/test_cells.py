@@ -137,7 +137,7 @@ def _onnx_reference(kind: str, x: np.ndarray, w: np.ndarray, r: np.ndarray, b: n
     c = np.zeros_like(h)
     out = []
     for xt in x:
-        def pre(k: int, state: np.ndarray) -> np.ndarray:
+        def pre(k: int, state: np.ndarray, xt: np.ndarray = xt) -> np.ndarray:
             return xt @ ws[k].T + state @ rs[k].T + wb[k] + rb[k]
         if kind == "lstm":
             i, o, fg = f(pre(0, h)), f(pre(1, h)), f(pre(2, h))
