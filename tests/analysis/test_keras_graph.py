@@ -219,6 +219,18 @@ def test_a_keras3_op_with_a_number_is_computed() -> None:
     assert torch.allclose(net(x), want, rtol=1e-12)
 
 
+@pytest.mark.parametrize(("version", "slope"), [("2.2.4", 0.2), ("2.15.0", 0.2), ("3.6.0", 1 / 6), (None, 1 / 6)])
+def test_hard_sigmoid_is_the_function_of_the_keras_that_wrote_the_file(version: str | None, slope: float) -> None:
+    cfg = _chain([{"class_name": "Dense", "config": {"name": "h", "units": 6, "activation": "hard_sigmoid"}}])
+    if version is not None:
+        cfg["keras_version"] = version  # where model.to_json() writes it (and the readers put it)
+    net = KerasNet(plan_keras_graph(cfg), None).double()
+    x = 3 * torch.randn(64, 5, dtype=torch.float64)  # wide enough to reach both flat ends
+    dense = net.layers[1][0]  # the Dense before its activation
+    want = torch.clamp(slope * dense(x) + 0.5, 0, 1)
+    assert torch.allclose(net.layers[1](x), want, rtol=1e-12, atol=1e-12)
+
+
 def test_weights_that_do_not_fit_are_refused_with_the_layer() -> None:
     data, config = _read("sequence_mixer", "keras")
     stored = read_keras_weights(data, config) or {}

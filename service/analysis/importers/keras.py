@@ -299,11 +299,16 @@ def _name_of(value: Any) -> tuple[str, dict[str, Any]]:
     return "", {}
 
 
+def keras3_names(model: dict[str, Any]) -> bool:
+    """Whether names such as ``hard_sigmoid`` in ``model`` mean Keras 3's functions: a file of
+    Keras 3 or later, or of no known version (Keras 3 writes none into a model's own config)."""
+    version = model.get("keras_version")
+    return not (isinstance(version, str) and version.split(".")[0] in ("1", "2"))
+
+
 class _Translator:
-    def __init__(self, stored: Weights | None = None, keras_version: Any = None) -> None:
-        #: a file from Keras 3 or later (or of no known version, as Keras 3 writes no version into
-        #: a model's own config): names such as hard_sigmoid mean Keras 3's functions
-        self.keras3 = not (isinstance(keras_version, str) and keras_version.split(".")[0] in ("1", "2"))
+    def __init__(self, stored: Weights | None = None, keras3: bool = True) -> None:
+        self.keras3 = keras3  # keras3_names()
         self.problems: list[str] = []
         self.stored = stored  # the file's weights (weights: as_given), read by PReLU
         self.on_input = True  # no layer translated yet: the next one reads the model's input
@@ -798,7 +803,7 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
     if malformed:  # each layer is {class_name, config: {...}}; anything else is not a Keras file
         raise InputFormatError("not a Keras model config: these layers are not an object with a "
                                "`config` object: " + ", ".join(malformed[:20]))
-    tr = _Translator(stored, model.get("keras_version"))
+    tr = _Translator(stored, keras3_names(model))
     cfg = model["config"]
     unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"
                    + (f": {REFUSED[cls]}" if (cls := str(lay.get("class_name"))) in REFUSED else "")

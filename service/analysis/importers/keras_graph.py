@@ -610,12 +610,15 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     Raises :class:`ModelError` naming every layer that cannot be checked, in one message, and
     :class:`LimitExceeded` over the limits. The input's own preprocessing is skipped unless
     ``keep_preprocessing`` (:func:`_skip_preprocessing` says why)."""
-    from gradhealth.analysis.importers.keras import _input_shape
+    from gradhealth.analysis.importers.keras import _input_shape, keras3_names
     from gradhealth.settings import Limits
 
     limits = limits or Limits()
     problems: list[str] = []
     nodes, input_name, output_name = _order(config, problems)
+    if not keras3_names(config):
+        for n in nodes:  # hard_sigmoid is Keras 2's 0.2x + 0.5 (keras_torch._act_module)
+            n.cfg = {**n.cfg, "_keras2": True}
     unsupported = [f"{n.cls} ({n.name})" for n in nodes if n.cls not in GRAPH_LAYERS]
     if unsupported:
         raise ModelError("unsupported Keras layers: " + ", ".join(unsupported) + "; supported: "

@@ -10,6 +10,7 @@ formulas (fans of Keras' kernel layouts, truncated normals rescaled by .8796...)
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradhealth.analysis.cells import gate
 from gradhealth.analysis.graph import Role, role_of
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_graph import (
@@ -45,7 +47,11 @@ __all__ = ["KerasNet", "check_keras_graph", "draw_initializer"]
 TRUNCATION_STD = 0.87962566103423978
 
 
-def _act_module(name: str) -> nn.Module:
+def _act_module(name: str, keras2: bool = False) -> nn.Module:
+    """The activation ``name`` means in Keras 3, or in Keras 2 (``keras2``), where hard_sigmoid
+    was 0.2x + 0.5 rather than relu6(x + 3) / 6."""
+    if name == "hard_sigmoid" and keras2:
+        return _Fn(functools.partial(gate, "hard_sigmoid_keras2"))
     simple: dict[str, Any] = {
         "linear": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid,
         "tanh": nn.Tanh, "elu": nn.ELU, "selu": nn.SELU, "gelu": nn.GELU, "swish": nn.SiLU,
@@ -325,7 +331,7 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
         ln = nn.LayerNorm(list(width), eps=float(cfg.get("epsilon", 1e-3)))
         core, holders = ln, [ln]
     elif cls == "Activation":
-        core = _act_module(_activation(cfg.get("activation")))
+        core = _act_module(_activation(cfg.get("activation")), bool(cfg.get("_keras2")))
     elif cls == "ReLU":
         core = _relu_layer(cfg)
     elif cls == "LeakyReLU":
@@ -354,7 +360,7 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
         core = nn.Identity()
     act = cfg.get("activation") if cls not in ("Activation",) else None
     if act is not None and _activation(act) != "linear":
-        return nn.Sequential(core, _act_module(_activation(act))), holders
+        return nn.Sequential(core, _act_module(_activation(act), bool(cfg.get("_keras2")))), holders
     return core, holders
 
 
