@@ -178,6 +178,15 @@ class UnrolledRNN(nn.Module):
         return out, ((h_n, torch.stack(last_c)) if self.kind == "lstm" else h_n)
 
 
+def run_recurrent(rnn: nn.Module, x: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
+    """``rnn(x, hx)``: torch's fused module where its cell is torch's, else step by step (a cell
+    :func:`gradhealth.analysis.cells.mark` made otherwise; the simulation's UnrolledRNN, when it has
+    taken the module's place, runs itself)."""
+    if run_fused(rnn) or not isinstance(rnn, nn.RNNBase):
+        return cast(tuple[torch.Tensor, Any], rnn(x, hx))
+    return UnrolledRNN(rnn)(x, hx)
+
+
 class StackedRNN(nn.Module):
     """A multi-layer ``nn.LSTM``/``GRU``/``RNN`` as one single-layer module per layer, each with a
     copy of that layer's weights and run as an :class:`UnrolledRNN`: every layer is then a unit of

@@ -12,7 +12,7 @@ import json
 import math
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -26,12 +26,17 @@ from gradhealth.analysis.importers.keras import (
     translate_or_graph,
 )
 from gradhealth.analysis.importers.keras_graph import conv_padding, plan_keras_graph
-from gradhealth.analysis.importers.keras_torch import KerasNet, draw_initializer, load_stored
+from gradhealth.analysis.importers.keras_torch import (
+    KerasNet,
+    draw_initializer,
+    load_stored,
+    reinitialise,
+)
 from gradhealth.errors import LimitExceeded
 from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
-MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder")
+MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -435,3 +440,56 @@ def test_a_transposed_convolution_is_the_gradient_of_the_convolution(size: int, 
     module.double()
     _assign(node, holders, module, [w.numpy(), np.zeros(3)])
     assert torch.allclose(module(x), z.grad, atol=1e-12)
+
+
+# --- recurrent layers in a graph ----------------------------------------------------------------
+
+def test_a_recurrent_graph_is_read_step_by_step_in_every_layer() -> None:
+    data, _ = _read("recurrent_pools", "keras")
+    doc = check_keras(data, seeds=1, batch_size=8, verify=False)
+    types = {layer.name: layer.type for layer in doc.layers}
+    assert {k: types.get(k) for k in ("bilstm", "gru_v1", "relu_rnn", "gru")} == {
+        "bilstm": "lstm", "gru_v1": "gru", "relu_rnn": "rnn", "gru": "gru"}
+    steps: dict[tuple[str, int], int] = {}
+    for s in doc.time_steps:
+        steps[(s.layer, s.sublayer)] = steps.get((s.layer, s.sublayer), 0) + 1
+    # ten steps each; the Bidirectional's backward direction is sublayer 1
+    assert steps == {("bilstm", 0): 10, ("bilstm", 1): 10, ("gru_v1", 0): 10, ("relu_rnn", 0): 10,
+                     ("gru", 0): 10}
+
+
+def test_recurrent_weights_are_drawn_as_keras_draws_them() -> None:
+    _, config = _read("recurrent_pools", "keras")
+    net = KerasNet(plan_keras_graph(config), None).double()
+    torch.manual_seed(0)
+    reinitialise(net)
+    names = [n.name for n in net.graph.nodes]
+    lstm = cast(Any, net.layers[names.index("bilstm")]).rnn
+    units = 6
+    for suffix in ("_l0", "_l0_reverse"):
+        # Keras' orthogonal recurrent kernel [units, 4 units] has orthonormal rows; torch holds
+        # its transpose, gate by gate (i, f, g, o in both)
+        keras_recurrent = getattr(lstm, f"weight_hh{suffix}").detach().T
+        torch.testing.assert_close(keras_recurrent @ keras_recurrent.T,
+                                   torch.eye(units, dtype=torch.float64), rtol=0, atol=1e-10)
+        bias = getattr(lstm, f"bias_ih{suffix}").detach()  # unit_forget_bias: the forget block is 1
+        assert bias[units:2 * units].tolist() == [1.0] * units
+        assert bias[:units].abs().max() == 0 and bias[2 * units:].abs().max() == 0
+    # glorot_uniform over the whole [features, 4 units] kernel: limit sqrt(6 / (4 + 24))
+    kernel = lstm.weight_ih_l0.detach()
+    assert kernel.abs().max() <= math.sqrt(6 / (4 + 24))
+
+
+def test_a_sequence_over_the_time_step_limit_is_refused_before_anything_is_built() -> None:
+    _, config = _read("recurrent_pools", "keras")
+    with pytest.raises(LimitExceeded, match="10 time steps"):
+        plan_keras_graph(config, limits=Limits(max_time_steps=9))
+
+
+def test_a_backward_layer_that_is_not_the_forward_one_reading_backwards_is_refused() -> None:
+    _, config = _read("recurrent_pools", "keras")
+    config = json.loads(json.dumps(config))
+    bi = next(lay for lay in config["config"]["layers"] if lay["class_name"] == "Bidirectional")
+    bi["config"]["backward_layer"]["config"]["units"] = 7
+    with pytest.raises(ModelError, match="bilstm.*backward_layer"):
+        plan_keras_graph(config)

@@ -559,6 +559,22 @@ def test_bidirectional_translates_to_a_bidirectional_recurrent_layer() -> None:
         keras_to_spec(_seq({**bi, "config": {**bi["config"], "merge_mode": "sum"}}, shape=[7, 4]))
 
 
+def test_keras3s_copy_of_the_backward_layer_is_the_forward_one_reading_backwards() -> None:
+    # Keras 3 writes backward_layer into every Bidirectional config: the same layer under its own
+    # name, go_backwards flipped, and its initialisers under new shared-object ids
+    inner = {"module": "keras.layers", "class_name": "GRU", "config": _rec("GRU", "forward_g", 8)["config"]}
+    inner["config"]["kernel_initializer"] = {**_init("GlorotUniform"), "shared_object_id": 1}
+    backward = json.loads(json.dumps(inner))
+    backward["config"].update(name="backward_g", go_backwards=True)
+    backward["config"]["kernel_initializer"]["shared_object_id"] = 2
+    bi = _layer("Bidirectional", "bi", merge_mode="concat", layer=inner, backward_layer=backward)
+    spec = keras_to_spec(_seq(bi, _dense("out", 3, "softmax"), shape=[7, 4]))
+    assert spec["layers"][0]["type"] == "gru" and spec["layers"][0]["bidirectional"] is True
+    backward["config"]["units"] = 9  # a backward layer of its own is not a mirror
+    with pytest.raises(ModelError, match="custom backward_layer"):
+        keras_to_spec(_seq(bi, _dense("out", 3, "softmax"), shape=[7, 4]))
+
+
 def test_bidirectional_lstm_weights_compute_what_keras_computes() -> None:
     units, steps, feats = 5, 6, 3
     rng = np.random.default_rng(3)

@@ -595,6 +595,8 @@ class _Translator:
     def _bidirectional(self, cfg: dict[str, Any], name: str, layout: str) -> list[dict[str, Any]]:
         """``Bidirectional(LSTM/GRU/SimpleRNN)``, concatenated: the spec's ``bidirectional``
         recurrent layer (Keras' backward layer is a copy of the forward one's config)."""
+        from gradhealth.analysis.importers.keras_graph import mirrored_backward
+
         inner = cfg.get("layer") or {}
         cls = str(inner.get("class_name", ""))
         if cls not in ("SimpleRNN", "LSTM", "GRU"):
@@ -602,7 +604,7 @@ class _Translator:
             return []
         if cfg.get("merge_mode", "concat") != "concat":
             self.fail(name, f"merge_mode {cfg.get('merge_mode')!r} is not supported (only concat)")
-        if cfg.get("backward_layer"):
+        if not mirrored_backward(inner, cfg.get("backward_layer")):
             self.fail(name, "a custom backward_layer is not supported")
         out = self._recurrent(cls, inner.get("config") or {}, name, layout)
         out["bidirectional"] = True
@@ -1120,14 +1122,14 @@ def _load_weights(net: Any, origins: Origins, weights: Weights) -> list[str]:
                     problems.append(f"{name}: expected two directions' kernel, recurrent kernel "
                                     f"and bias, found {len(arrays)} arrays")
                     continue
-                _load_recurrent(unit.rnn, inner, arrays[:3], name, put, problems)
-                _load_recurrent(unit.rnn, inner, arrays[3:], name, put, problems, "_reverse")
+                load_recurrent(unit.rnn, inner, arrays[:3], name, put, problems)
+                load_recurrent(unit.rnn, inner, arrays[3:], name, put, problems, "_reverse")
             else:
-                _load_recurrent(unit.rnn, cls, arrays, name, put, problems)
+                load_recurrent(unit.rnn, cls, arrays, name, put, problems)
     return problems
 
 
-def _load_recurrent(rnn: Any, cls: str, arrays: list[np.ndarray], name: str, put: Any,
+def load_recurrent(rnn: Any, cls: str, arrays: list[np.ndarray], name: str, put: Any,
                     problems: list[str], suffix: str = "") -> None:
     """Keras' kernel [in, g*u], recurrent kernel [u, g*u], bias -> torch's [g*u, in], [g*u, u].
     LSTM gates are i, f, c, o in both; a GRU's are z, r, h in Keras and r, z, n in torch; a GRU

@@ -40,8 +40,10 @@ _TRANSPOSED = ("Conv1DTranspose", "Conv2DTranspose")
 _POOLS = ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D")
 _GLOBAL = ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D")
+#: Keras' recurrent layers (also inside a ``Bidirectional``) and their gate blocks.
+RECURRENT = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 #: Every layer class this path reads.
-GRAPH_LAYERS = ("InputLayer", "Dense", *_CONVS, *_TRANSPOSED, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
+GRAPH_LAYERS = (*RECURRENT, "Bidirectional", "InputLayer", "Dense", *_CONVS, *_TRANSPOSED, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
                 "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
                 "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Flatten", "Reshape", "Permute",
                 "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
@@ -230,6 +232,86 @@ def _broadcast(shapes: list[Shape], cls: str) -> Shape:
     return tuple(out)
 
 
+def recurrent_cell(node: Node) -> tuple[str, dict[str, Any], int]:
+    """(recurrent class, its config, directions) of a recurrent node, or of a Bidirectional's
+    layer (concatenated: its backward layer is a copy of the forward one)."""
+    if node.cls != "Bidirectional":
+        return node.cls, node.cfg, 1
+    inner = node.cfg.get("layer")
+    inner = inner if isinstance(inner, dict) else {}
+    cls, cfg = str(inner.get("class_name", "")), inner.get("config")
+    if cls not in RECURRENT or not isinstance(cfg, dict):
+        raise ValueError(f"Bidirectional of {cls or '?'} is not supported ({', '.join(RECURRENT)})")
+    if node.cfg.get("merge_mode", "concat") != "concat":
+        raise ValueError(f"merge_mode {node.cfg.get('merge_mode')!r} is not supported (only concat)")
+    if not mirrored_backward(inner, node.cfg.get("backward_layer")):
+        raise ValueError("a custom backward_layer is not supported")
+    return cls, cfg, 2
+
+
+def mirrored_backward(layer: Any, backward: Any) -> bool:
+    """A Bidirectional's ``backward_layer`` is the forward layer reading backwards (or absent):
+    Keras 3 writes that copy into every config, under its own name with ``go_backwards`` flipped."""
+    if not backward:
+        return True
+    if not isinstance(layer, dict) or not isinstance(backward, dict):
+        return False
+
+    def plain(value: Any) -> Any:  # without Keras' serialisation bookkeeping (object ids)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k != "shared_object_id"}
+        return [plain(v) for v in value] if isinstance(value, list) else value
+
+    def rest(cfg: Any) -> dict[str, Any]:
+        cfg = cfg if isinstance(cfg, dict) else {}
+        return {k: plain(v) for k, v in cfg.items() if k not in ("name", "go_backwards")}
+
+    forward_back = bool((layer.get("config") or {}).get("go_backwards"))
+    return (backward.get("class_name") == layer.get("class_name")
+            and bool((backward.get("config") or {}).get("go_backwards")) != forward_back
+            and rest(backward.get("config")) == rest(layer.get("config")))
+
+
+def recurrent_gates(cls: str, cfg: dict[str, Any]) -> tuple[str, str, bool]:
+    """(activation, gate activation in Keras' name, reset_after) of a recurrent config, refusing
+    what the cells in :mod:`gradhealth.analysis.cells` do not compute."""
+    from gradhealth.analysis.importers.keras import _name_of
+
+    act = _activation(cfg.get("activation", "tanh"))
+    if act not in (("tanh", "relu") if cls == "SimpleRNN" else ("tanh",)):
+        raise ValueError(f"{cls} with activation {act} is not supported")
+    gate = {"sigmoid": "sigmoid", "hardsigmoid": "hard_sigmoid"}.get(
+        _name_of(cfg.get("recurrent_activation", "sigmoid"))[0], "")
+    if cls != "SimpleRNN" and not gate:
+        raise ValueError(f"recurrent_activation {cfg.get('recurrent_activation')!r} is not supported "
+                         "(sigmoid, hard_sigmoid)")
+    if cfg.get("go_backwards") or cfg.get("stateful"):
+        raise ValueError("go_backwards / stateful recurrent layers are not supported")
+    if not cfg.get("use_bias", True):
+        raise ValueError("recurrent layers without bias are not supported")
+    return act, gate or "sigmoid", cls == "GRU" and bool(cfg.get("reset_after", True))
+
+
+def _recurrent_shape(node: Node, x: Shape) -> tuple[Shape, list[tuple[str, Shape]]]:
+    cls, cfg, directions = recurrent_cell(node)
+    if len(x) != 2:
+        raise ValueError(f"{cls} reads a sequence (timesteps, features), not a tensor of shape {list(x)}")
+    units = cfg.get("units")
+    if not isinstance(units, int) or isinstance(units, bool) or not 1 <= units <= MAX_SIZE:
+        raise ValueError(f"units {units!r}: expected a positive integer up to {MAX_SIZE}")
+    _, _, reset_after = recurrent_gates(cls, cfg)
+    for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
+        if key in cfg:
+            check_initializer(cfg.get(key), key)
+    width = RECURRENT[cls] * units
+    weights: list[tuple[str, Shape]] = [("kernel", (x[-1], width)), ("recurrent_kernel", (units, width)),
+                                        ("bias", (2, width) if reset_after else (width,))]
+    if directions == 2:
+        weights = [(f"{d}_{role}", shape) for d in ("forward", "backward") for role, shape in weights]
+    out = directions * units
+    return ((x[0], out) if cfg.get("return_sequences") else (out,)), weights
+
+
 def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shape]]]:
     """(output shape, weights) of one layer from its input shapes, by Keras' formulas."""
     cls, cfg = node.cls, node.cfg
@@ -256,6 +338,8 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
     if cfg.get("data_format") == "channels_first":
         raise ValueError("data_format channels_first is not supported (Keras' default is channels_last)")
     bias = bool(cfg.get("use_bias", True))
+    if cls in RECURRENT or cls == "Bidirectional":
+        return _recurrent_shape(node, x)
     if cls == "Dense":
         if not x:
             raise ValueError("Dense of a scalar")
@@ -658,8 +742,16 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                        output_name, tuple(shape_list), vocab,
                        [] if keep_preprocessing else _skip_preprocessing(nodes, input_name))
     graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
-    # float64 activations and their gradients, one copy each per node (as the ONNX door counts)
-    graph.activation_bytes = 2 * 8 * batch_size * sum(math.prod(n.shape) for n in nodes)
+    # float64 activations and their gradients, one copy each per node (as the ONNX door counts),
+    # and an unrolled recurrent layer's gates and states at every step (as the spec's plan counts)
+    steps = [(n, recurrent_cell(n)) for n in nodes if n.cls in RECURRENT or n.cls == "Bidirectional"]
+    inner = sum(dirs * n.in_shapes[0][0] * int(cfg["units"]) * (2 * RECURRENT[cls] + 3)
+                for n, (cls, cfg, dirs) in steps)
+    graph.activation_bytes = 2 * 8 * batch_size * (sum(math.prod(n.shape) for n in nodes) + inner)
+    longest = max((n.in_shapes[0][0] for n, _ in steps), default=0)
+    if longest > limits.max_time_steps:
+        raise LimitExceeded(f"a recurrent layer reads {longest:,} time steps, over the limit of "
+                            f"{limits.max_time_steps:,}")
     if graph.parameters > limits.max_parameters:
         raise LimitExceeded(f"the model has {graph.parameters:,} parameters, over the limit of "
                             f"{limits.max_parameters:,}")

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradhealth.analysis.cells import gate
-from gradhealth.analysis.graph import Role, role_of
+from gradhealth.analysis.cells import gate, mark
+from gradhealth.analysis.graph import Role, role_of, run_recurrent
 from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.importers.keras import load_recurrent
 from gradhealth.analysis.importers.keras_graph import (
     _CONVS,
     _GLOBAL,
@@ -29,6 +30,7 @@ from gradhealth.analysis.importers.keras_graph import (
     _POOLS,
     _TRANSPOSED,
     IDENTITY_LAYERS,
+    RECURRENT,
     KerasGraph,
     Node,
     _activation,
@@ -36,6 +38,8 @@ from gradhealth.analysis.importers.keras_graph import (
     _ints,
     _padding_pairs,
     conv_padding,
+    recurrent_cell,
+    recurrent_gates,
     transposed_padding,
     window,
 )
@@ -199,6 +203,34 @@ class _Slice(nn.Module):
         return x[tuple(index)]
 
 
+class _Recurrent(nn.Module):
+    """SimpleRNN/LSTM/GRU, or a Bidirectional one (directions concatenated), over [batch, time,
+    features]: the whole sequence, or the last output (each direction's final state)."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        cls, cfg, directions = recurrent_cell(node)
+        act, gate_activation, reset_after = recurrent_gates(cls, cfg)
+        kind: Any = {"SimpleRNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[cls]
+        extra = {"nonlinearity": act} if cls == "SimpleRNN" else {}
+        self.units = int(cfg["units"])
+        self.rnn = kind(node.in_shapes[0][-1], self.units, batch_first=True,
+                        bidirectional=directions == 2, **extra)
+        if cls != "SimpleRNN":  # Keras 2's hard_sigmoid is 0.2x + 0.5, Keras 3's relu6(x + 3) / 6
+            keras2 = gate_activation == "hard_sigmoid" and bool(node.cfg.get("_keras2"))
+            mark(self.rnn, "hard_sigmoid_keras2" if keras2 else gate_activation, reset_after)
+        self.cls, self.directions = cls, directions
+        self.sequences = bool(cfg.get("return_sequences"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq, _ = run_recurrent(self.rnn, x)
+        if self.sequences:
+            return seq
+        if self.directions == 2:  # the backward direction ends at t = 0
+            return torch.cat([seq[:, -1, :self.units], seq[:, 0, self.units:]], dim=-1)
+        return seq[:, -1]
+
+
 def _conv(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     """The convolution of ``node`` (channels-last) and its weight modules in ``node.weights`` order."""
     cfg, x = node.cfg, node.in_shapes[0]
@@ -330,6 +362,9 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
         width = dict(node.weights).get("gamma") or dict(node.weights).get("beta") or (x[-1],)
         ln = nn.LayerNorm(list(width), eps=float(cfg.get("epsilon", 1e-3)))
         core, holders = ln, [ln]
+    elif cls in RECURRENT or cls == "Bidirectional":
+        core = _Recurrent(node)
+        holders = [core]
     elif cls == "Activation":
         core = _act_module(_activation(cfg.get("activation")), bool(cfg.get("_keras2")))
     elif cls == "ReLU":
@@ -358,7 +393,8 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     else:  # InputLayer and the identities
         assert cls in (*IDENTITY_LAYERS, "InputLayer"), cls
         core = nn.Identity()
-    act = cfg.get("activation") if cls not in ("Activation",) else None
+    # a recurrent layer's activation is its cell's own, not one applied to its output
+    act = cfg.get("activation") if cls not in ("Activation", *RECURRENT) else None
     if act is not None and _activation(act) != "linear":
         return nn.Sequential(core, _act_module(_activation(act), bool(cfg.get("_keras2")))), holders
     return core, holders
@@ -536,11 +572,26 @@ _INIT_KEYS = {"kernel": ("kernel_initializer", "glorot_uniform"), "bias": ("bias
               "alpha": ("alpha_initializer", "zeros")}
 
 
+#: A recurrent layer's initialisers (Keras' defaults: glorot_uniform, orthogonal, zeros).
+_RECURRENT_INIT = {"kernel": ("kernel_initializer", "glorot_uniform"),
+                   "recurrent_kernel": ("recurrent_initializer", "orthogonal"),
+                   "bias": ("bias_initializer", "zeros")}
+
+
 def _drawn(node: Node) -> list[np.ndarray]:
     """``node``'s variables drawn from its config's initialisers (Keras' layouts)."""
     out = []
     for role, shape in node.weights:
-        if node.cls == "LayerScale" and role == "gamma":
+        if node.cls in RECURRENT or node.cls == "Bidirectional":
+            cls, cfg, _ = recurrent_cell(node)
+            base = role.removeprefix("forward_").removeprefix("backward_")
+            key, default_init = _RECURRENT_INIT[base]
+            drawn = draw_initializer(cfg.get(key), shape, default_init).numpy()
+            if base == "bias" and cls == "LSTM" and cfg.get("unit_forget_bias", True):
+                units = int(cfg["units"])
+                drawn[units:2 * units] = 1.0  # Keras: the forget gate's block is ones
+            out.append(drawn)
+        elif node.cls == "LayerScale" and role == "gamma":
             out.append(np.full(shape, float(node.cfg.get("init_values", 1e-6))))
         elif node.cls == "Normalization":
             mean, var = node.cfg.get("mean"), node.cfg.get("variance")
@@ -600,6 +651,14 @@ def _assign(node: Node, holders: list[nn.Module], module: nn.Module, arrays: lis
         norm.offset = torch.as_tensor((-values["mean"] / std).reshape(shape), dtype=torch.float64)
     elif cls == "Embedding":
         put(holders[0].weight, values["embeddings"])
+    elif cls in RECURRENT or cls == "Bidirectional":
+        rec = cast(_Recurrent, holders[0])
+        problems: list[str] = []
+        for d, suffix in enumerate(["", "_reverse"][:rec.directions]):  # forward's, then backward's
+            load_recurrent(rec.rnn, rec.cls, arrays[3 * d:3 * d + 3], node.name,
+                           lambda param, value, _: put(param, value), problems, suffix)
+        if problems:
+            raise ModelError("; ".join(problems))
 
 
 def _broadcast_shape(node: Node) -> tuple[int, ...]:

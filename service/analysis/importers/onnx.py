@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradhealth.analysis.cells import mark, run_fused
-from gradhealth.analysis.graph import InputSpec, Role, UnrolledRNN
+from gradhealth.analysis.cells import mark
+from gradhealth.analysis.graph import InputSpec, Role, run_recurrent
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx_static import read_header
 from gradhealth.analysis.plan import Limits
@@ -334,10 +334,7 @@ class Recurrent(Op):
         hx: Any = None
         if h0 is not None:
             hx = (h0, c0 if c0 is not None else torch.zeros_like(h0)) if self.kind == "lstm" else h0
-        # a cell that is not torch's runs step by step (the graph door's UnrolledRNN replaces
-        # self.rnn when it reads dL/dh_t; elsewhere, as here, it wraps it)
-        rnn = self.rnn if run_fused(self.rnn) or not isinstance(self.rnn, nn.RNNBase) else UnrolledRNN(self.rnn)
-        seq, state = rnn(x, hx)
+        seq, state = run_recurrent(self.rnn, x, hx)
         h_n, c_n = state if self.kind == "lstm" else (state, None)
         # torch: [T, N, D * H] (batch_first: [N, T, D * H]); ONNX: Y [T, D, N, H] (layout 1:
         # [N, T, D, H]), Y_h/Y_c [D, N, H] (layout 1: [N, D, H])

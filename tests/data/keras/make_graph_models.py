@@ -1,6 +1,6 @@
 """Writes the Keras files the graph-door tests read (run by hand; the tests never import Keras).
 
-    KERAS_BACKEND=torch python tests/data/keras/make_graph_models.py   # keras 3.15.1, torch 2.13
+    KERAS_BACKEND=torch python tests/data/keras/make_graph_models.py [NAME...]  # keras 3.15.1, torch 2.13
 
 Each model is saved as ``<name>.keras`` (Keras 3 archive: config.json + model.weights.h5) and
 ``<name>.h5`` (the legacy HDF5 format), next to ``<name>.expected.json``: a fixed input and what
@@ -126,8 +126,31 @@ def decoder() -> keras.Model:
     return model
 
 
-def main() -> None:
-    for make in (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder):
+def recurrent_pools() -> keras.Model:
+    """A text classifier's shape (float steps in place of embedded tokens): a Bidirectional LSTM
+    over the sequence, pooled both ways, beside Keras 2's GRU (hard_sigmoid gates, reset before
+    the recurrent product) over its output, a relu SimpleRNN and a default GRU over the input,
+    all concatenated."""
+    keras.utils.set_random_seed(5)
+    x_in = keras.Input((10, 4), name="sequence")
+    seq = layers.Bidirectional(layers.LSTM(6, return_sequences=True, name="lstm"), name="bilstm")(x_in)
+    avg = layers.GlobalAveragePooling1D(name="avg")(seq)
+    top = layers.GlobalMaxPooling1D(name="top")(seq)
+    old = layers.GRU(5, reset_after=False, recurrent_activation="hard_sigmoid", name="gru_v1")(seq)
+    relu = layers.SimpleRNN(3, activation="relu", name="relu_rnn")(x_in)
+    gru = layers.GRU(4, name="gru")(x_in)
+    x = layers.Concatenate(name="cat")([avg, top, old, relu, gru])
+    out = layers.Dense(3, activation="softmax", name="head")(x)
+    model = keras.Model(x_in, out, name="recurrent_pools")
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy")
+    return model
+
+
+def main(names: list[str]) -> None:
+    makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools)
+    for make in makers:
+        if names and make.__name__ not in names:
+            continue
         model = make()
         name = model.name
         # PReLU's alpha starts at 0: give it a value so the test sees it loaded
@@ -150,4 +173,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])  # the models named, or every one
