@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from gradhealth.analysis.graph import InputSpec, make_inputs
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras import (
     check_keras,
@@ -36,7 +37,8 @@ from gradhealth.errors import LimitExceeded
 from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
-MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools")
+MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools",
+          "two_towers")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -52,10 +54,13 @@ def test_the_torch_graph_computes_what_keras_computed(name: str, ext: str) -> No
     net = KerasNet(graph, None).double()
     load_stored(net, read_keras_weights(data, config) or {})
     expected = json.loads((DATA / f"{name}.expected.json").read_text())
-    x = torch.tensor(expected["input"], dtype=torch.float64)
+    # one input, or several (token ids as integers)
+    xs = ([torch.tensor(v, dtype=torch.int64 if kind == "int" else torch.float64)
+           for v, kind in zip(expected["inputs"], expected["dtypes"], strict=True)]
+          if "inputs" in expected else [torch.tensor(expected["input"], dtype=torch.float64)])
     for mode in ("inference", "training"):  # running statistics, then the batch's
         net.train(mode == "training")
-        got = net(x).detach().numpy()
+        got = net(*xs).detach().numpy()
         want = np.array(expected[mode])
         assert got.shape == want.shape
         # Keras ran in float32: agreement to its precision, far below any layout mistake
@@ -199,7 +204,7 @@ def test_a_shared_layer_and_a_second_output_are_refused() -> None:
         plan_keras_graph(cfg)
     cfg = _chain([])
     cfg["config"]["output_layers"] = [["out", 0, 0], ["d", 0, 0]]
-    with pytest.raises(ModelError, match="one input and one\\s+output"):
+    with pytest.raises(ModelError, match="only models with one output"):
         plan_keras_graph(cfg)
 
 
@@ -297,7 +302,9 @@ def test_mutated_configs_get_a_model_error_or_a_network_that_runs() -> None:
             continue
         if graph is not None:
             net = KerasNet(graph, None).double()
-            net(torch.randn(2, *graph.input_shape, dtype=torch.float64)).sum().backward()
+            xs = make_inputs([InputSpec((2, *shape), torch.int64, vocab) if vocab else InputSpec((2, *shape))
+                              for _, shape, vocab in graph.inputs], 0)
+            net(*xs).sum().backward()
         outcomes["ran"] += 1
     assert outcomes["refused"] > 50 and outcomes["ran"] > 50, outcomes
 
@@ -493,3 +500,17 @@ def test_a_backward_layer_that_is_not_the_forward_one_reading_backwards_is_refus
     bi["config"]["backward_layer"]["config"]["units"] = 7
     with pytest.raises(ModelError, match="bilstm.*backward_layer"):
         plan_keras_graph(config)
+
+
+def test_a_model_of_two_inputs_is_checked_with_each_inputs_own_batch() -> None:
+    data, config = _read("two_towers", "h5")
+    graph = plan_keras_graph(config)
+    assert [(name, shape, vocab) for name, shape, vocab in graph.inputs] == [
+        ("tokens", (7,), 30), ("numbers", (5,), None)]
+    doc = check_keras(data, seeds=2, batch_size=8, verify=False)
+    names = [layer.name for layer in doc.layers]
+    assert {"emb", "text_gru", "tab", "mix", "out"} <= set(names)
+    assert len([s for s in doc.time_steps if s.layer == "text_gru"]) == 7
+    net = KerasNet(graph, None).double()
+    with pytest.raises(TypeError, match="takes 2 inputs"):
+        net(torch.randn(2, 5, dtype=torch.float64))

@@ -77,7 +77,7 @@ class KerasGraph:
 
     name: str
     nodes: list[Node]
-    input_name: str
+    input_name: str  # the first input's (input_names[0])
     output_name: str
     input_shape: Shape
     vocab_size: int | None  # an Embedding reads the input: token ids below this
@@ -85,6 +85,8 @@ class KerasGraph:
     preprocessing: list[str] = field(default_factory=list)
     parameters: int = 0
     activation_bytes: int = 0
+    #: every input, in the order the model is called with them: (name, shape, vocabulary or None)
+    inputs: list[tuple[str, Shape, int | None]] = field(default_factory=list)
 
     def node(self, name: str) -> Node:
         """The node called ``name``."""
@@ -593,7 +595,11 @@ def _inline(nodes: list[Node], problems: list[str], depth: int = 0) -> tuple[lis
         if depth > 8 or len(node.inputs) != 1 or not isinstance(node.cfg.get("layers"), list):
             problems.append(f"{node.name}: a nested model is supported with one input, to a depth of 8")
             continue
-        inner, start, end = _order({"class_name": node.cls, "config": node.cfg}, problems, depth + 1)
+        inner, starts, end = _order({"class_name": node.cls, "config": node.cfg}, problems, depth + 1)
+        if len(starts) > 1:
+            problems.append(f"{node.name}: a nested model is supported with one input")
+            continue
+        start = starts[0] if starts else ""
         for n in inner:
             if n.name != start:
                 n.inputs = [node.inputs[0] if i == start else i for i in n.inputs]
@@ -604,8 +610,9 @@ def _inline(nodes: list[Node], problems: list[str], depth: int = 0) -> tuple[lis
     return out, alias
 
 
-def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple[list[Node], str, str]:
-    """The nodes of a Functional or Sequential config, inputs first, and the input/output names."""
+def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple[list[Node], list[str], str]:
+    """The nodes of a Functional or Sequential config, inputs first, the input names (in the
+    order the model takes them) and the output's name."""
     cfg = config["config"]
     raw = [lay for lay in cfg.get("layers") or [] if isinstance(lay, dict)]
     if config.get("class_name") == "Sequential":
@@ -620,7 +627,7 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
             if len(nodes) > 1:
                 nodes[1].inputs = [start]
         nodes, alias = _inline(nodes, problems, depth)
-        return nodes, nodes[0].name, alias.get(nodes[-1].name, nodes[-1].name) if nodes else ""
+        return nodes, [nodes[0].name] if nodes else [], alias.get(nodes[-1].name, nodes[-1].name) if nodes else ""
     listed: list[Node] = []
     for lay in raw:
         name = str(lay.get("name") or _cfg(lay).get("name"))
@@ -634,10 +641,10 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
     by_name = {n.name: n for n in flat}
     ins, outs = endpoints(cfg.get("input_layers")), endpoints(cfg.get("output_layers"))
     outs = [alias.get(o, o) for o in outs]
-    if len(ins) != 1 or len(outs) != 1:
-        problems.append(f"{config.get('class_name', 'model')}: only models with one input and one "
-                        f"output are supported (this one has {len(ins)} and {len(outs)})")
-        return [], "", ""
+    if not ins or len(outs) != 1 or len(set(ins)) != len(ins):
+        problems.append(f"{config.get('class_name', 'model')}: only models with one output are "
+                        f"supported (this one has {len(ins)} inputs and {len(outs)} outputs)")
+        return [], [], ""
     order: list[Node] = []
     state: dict[str, int] = {}  # 1: on the stack, 2: done
     stack: list[tuple[str, bool]] = [(outs[0], False)]
@@ -651,16 +658,19 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
             continue
         if name not in by_name:
             problems.append(f"{name}: a layer the config does not define")
-            return [], "", ""
+            return [], [], ""
         if state.get(name) == 1:
             problems.append(f"{name}: the graph has a cycle")
-            return [], "", ""
+            return [], [], ""
         state[name] = 1
         stack.append((name, True))
         stack.extend((src, False) for src in reversed(by_name[name].inputs) if state.get(src) != 2)
-    if ins[0] not in state:
-        problems.append(f"{outs[0]}: the output does not depend on the input {ins[0]}")
-    return order, ins[0], outs[0]
+    for name in ins:
+        if name not in state:
+            problems.append(f"{outs[0]}: the output does not depend on the input {name}")
+        elif by_name[name].cls != "InputLayer":
+            problems.append(f"{name}: a model input that is not an InputLayer")
+    return order, ins, outs[0]
 
 
 #: Layers that turn raw inputs (pixels in 0..255) into normalised ones.
@@ -699,7 +709,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
 
     limits = limits or Limits()
     problems: list[str] = []
-    nodes, input_name, output_name = _order(config, problems)
+    nodes, input_names, output_name = _order(config, problems)
     if not keras3_names(config):
         for n in nodes:  # hard_sigmoid is Keras 2's 0.2x + 0.5 (keras_torch._act_module)
             n.cfg = {**n.cfg, "_keras2": True}
@@ -709,21 +719,30 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                          + ", ".join(GRAPH_LAYERS) + ", and models nested in the model")
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
-    first = nodes[0]
-    shape_list = _input_shape([{"class_name": first.cls, "config": first.cfg},
-                               *({"class_name": n.cls, "config": n.cfg} for n in nodes[1:2])], config["config"])
-    if shape_list is None:
-        raise ModelError("input: the config has no input shape (build the model or give it an Input)")
-    if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape_list):
-        raise ModelError(f"input: dynamic dimensions in the input shape {shape_list} are not supported; "
-                         "give the model a fixed input shape")
-    readers = [n for n in nodes if input_name in n.inputs]
-    vocab = (int(readers[0].cfg.get("input_dim", 0)) if readers and all(n.cls == "Embedding" for n in readers)
-             else None)
-    shapes: dict[str, Shape] = {input_name: tuple(shape_list)}
-    first.shape = tuple(shape_list)
+    by_name = {n.name: n for n in nodes}
+    inputs: list[tuple[str, Shape, int | None]] = []
+    for k, input_name in enumerate(input_names):
+        first = by_name[input_name]
+        # a Sequential config without an InputLayer gives the shape on its first layer
+        after = nodes[1:2] if len(input_names) == 1 else []
+        shape_list = _input_shape([{"class_name": first.cls, "config": first.cfg},
+                                   *({"class_name": n.cls, "config": n.cfg} for n in after)],
+                                  config["config"] if k == 0 else {})
+        where = "input" if len(input_names) == 1 else f"input {input_name}"
+        if shape_list is None:
+            raise ModelError(f"{where}: the config has no input shape (build the model or give it an Input)")
+        if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape_list):
+            raise ModelError(f"{where}: dynamic dimensions in the input shape {shape_list} are not "
+                             "supported; give the model a fixed input shape")
+        readers = [n for n in nodes if input_name in n.inputs]
+        dim = readers[0].cfg.get("input_dim") if readers and all(n.cls == "Embedding" for n in readers) else None
+        # a bad input_dim is the Embedding's own problem (_check_numbers names it below)
+        vocab = dim if isinstance(dim, int) and not isinstance(dim, bool) and dim >= 1 else None
+        first.shape = tuple(shape_list)
+        inputs.append((input_name, first.shape, vocab))
+    shapes: dict[str, Shape] = {name: shape for name, shape, _ in inputs}
     for node in nodes:
-        if node.name == input_name:
+        if node.name in shapes and node.cls == "InputLayer":
             continue
         try:
             node.in_shapes = [shapes[i] for i in node.inputs]
@@ -734,13 +753,13 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
             problems.append(f"{node.name} ({node.cls}): {exc}")
             node.shape = node.in_shapes[0] if node.in_shapes else ()
         shapes[node.name] = node.shape
-        if node.cls == "Embedding" and node.inputs != [input_name]:
-            problems.append(f"{node.name}: an Embedding is supported on the model's input only")
+        if node.cls == "Embedding" and (len(node.inputs) != 1 or node.inputs[0] not in input_names):
+            problems.append(f"{node.name}: an Embedding is supported on a model input only")
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
-    graph = KerasGraph(str(config["config"].get("name") or "keras_model"), nodes, input_name,
-                       output_name, tuple(shape_list), vocab,
-                       [] if keep_preprocessing else _skip_preprocessing(nodes, input_name))
+    skipped = [] if keep_preprocessing else [n for name in input_names for n in _skip_preprocessing(nodes, name)]
+    graph = KerasGraph(str(config["config"].get("name") or "keras_model"), nodes, input_names[0],
+                       output_name, inputs[0][1], inputs[0][2], skipped, inputs=inputs)
     graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
     # float64 activations and their gradients, one copy each per node (as the ONNX door counts),
     # and an unrolled recurrent layer's gates and states at every step (as the spec's plan counts)

@@ -416,10 +416,14 @@ class KerasNet(nn.Module):
             self.holders.append(holders)
         _fuse_convolutions(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        env: dict[str, torch.Tensor] = {self.graph.input_name: x}
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        """The output from the model's inputs, in the order Keras takes them."""
+        names = [name for name, _, _ in self.graph.inputs] or [self.graph.input_name]
+        if len(xs) != len(names):
+            raise TypeError(f"the model takes {len(names)} inputs ({', '.join(names)}), not {len(xs)}")
+        env: dict[str, torch.Tensor] = dict(zip(names, xs, strict=True))
         for node, module in zip(self.graph.nodes, self.layers, strict=True):
-            if node.name != self.graph.input_name:
+            if node.name not in env:
                 env[node.name] = module(*[env[i] for i in node.inputs])
         return env[self.graph.output_name]
 
@@ -732,8 +736,8 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | None, stored: dict[str, 
     def names(copy: nn.Module) -> dict[nn.Module, tuple[str, str]]:
         return cast(KerasNet, copy).module_names()
 
-    inputs = ([InputSpec((batch_size, *graph.input_shape), torch.int64, graph.vocab_size)]
-              if graph.vocab_size else [InputSpec((batch_size, *graph.input_shape))])
+    inputs = [InputSpec((batch_size, *shape), torch.int64, vocab) if vocab else InputSpec((batch_size, *shape))
+              for _, shape, vocab in graph.inputs]
     run = GraphRun(net, inputs, loss, seeds, None if stored is not None else prepare, names,
                    optimizer=optimizer_spec(optimizer))
     thresholds = settings.thresholds

@@ -146,8 +146,41 @@ def recurrent_pools() -> keras.Model:
     return model
 
 
+def two_towers() -> keras.Model:
+    """Two inputs, as a model of text and tabular features has them: token ids through an
+    Embedding and a GRU, numbers through a Dense, joined by Concatenate, then one sigmoid unit."""
+    keras.utils.set_random_seed(6)
+    tokens = keras.Input((7,), dtype="int32", name="tokens")
+    numbers = keras.Input((5,), name="numbers")
+    text = layers.Embedding(30, 6, name="emb")(tokens)
+    text = layers.GRU(4, name="text_gru")(text)
+    tab = layers.Dense(6, activation="relu", name="tab")(numbers)
+    x = layers.Concatenate(name="join")([text, tab])
+    x = layers.Dense(8, activation="tanh", name="mix")(x)
+    out = layers.Dense(1, activation="sigmoid", name="out")(x)
+    model = keras.Model([tokens, numbers], out, name="two_towers")
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
+def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
+    """A fixed batch of 2 for each input: token ids below the Embedding's vocabulary, or floats."""
+    rng = np.random.default_rng(0)
+    xs, kinds = [], []
+    for tensor in model.inputs:
+        shape = (2, *tensor.shape[1:])
+        if "int" in str(tensor.dtype):
+            vocab = min(layer.input_dim for layer in model.layers if isinstance(layer, layers.Embedding))
+            xs.append(rng.integers(0, vocab, shape).astype("int32"))
+            kinds.append("int")
+        else:
+            xs.append(rng.standard_normal(shape).astype("float32"))
+            kinds.append("float")
+    return xs, kinds
+
+
 def main(names: list[str]) -> None:
-    makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools)
+    makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools, two_towers)
     for make in makers:
         if names and make.__name__ not in names:
             continue
@@ -159,12 +192,22 @@ def main(names: list[str]) -> None:
                 layer.set_weights([np.full_like(w, 0.25) for w in layer.get_weights()])
         model.save(HERE / f"{name}.keras")
         model.save(HERE / f"{name}.h5")
+        source = "keras " + keras.__version__ + " (backend " + keras.backend.backend() + ")"
+        if len(model.inputs) > 1:
+            xs, kinds = _inputs(model)
+            expected = {
+                "source": source, "inputs": [x.tolist() for x in xs], "dtypes": kinds,
+                "inference": np.asarray(model(xs, training=False).detach().cpu()).tolist(),
+                "training": np.asarray(model(xs, training=True).detach().cpu()).tolist(),
+            }
+            (HERE / f"{name}.expected.json").write_text(json.dumps(expected))
+            continue
         shape = (2, *model.input_shape[1:])
         x = np.random.default_rng(0).standard_normal(shape).astype("float32")
         if name == "nested_layer_scale":  # raw pixels for its Normalization
             x = x * 50 + 110
         expected = {
-            "source": "keras " + keras.__version__ + " (backend " + keras.backend.backend() + ")",
+            "source": source,
             "input": x.tolist(),
             "inference": np.asarray(model(x, training=False).detach().cpu()).tolist(),
             "training": np.asarray(model(x, training=True).detach().cpu()).tolist(),
