@@ -72,7 +72,9 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
     verifier = _Verifier(raw, plan, result, options, report)
     findings: list[Finding] = []
     for det in detections:
-        if options.verify and det.severity != "info":  # a note's remedies are not worth a simulation each
+        if det.severity == "info":
+            remedies = []  # a note: its explanation says what would remove it, nothing needs fixing
+        elif options.verify:
             remedies = verifier.remedies_for(det, detections)
         else:
             remedies = _part(det).propose(Context(raw, plan, result, det))
@@ -172,7 +174,7 @@ class _Verifier:
     def _total(self, all_detections: list[Detection]) -> int:
         """Patches to simulate over every finding (proposals are cheap: no simulation)."""
         if self.patches is None:
-            self.patches = sum(1 for d in all_detections
+            self.patches = sum(1 for d in all_detections if d.severity != "info"
                                for r in _part(d).propose(Context(self.raw, self.plan, self.result, d)) if r.patch)
         return self.patches
 

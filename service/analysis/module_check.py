@@ -234,8 +234,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     for i, det in enumerate(detections):
         report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
         remedies: list[Remedy] = []
-        for remedy, edit in _proposals(det, result):
-            if verify and edit is not None and det.severity != "info":
+        # a note (info) gets none: its explanation says what would remove it, nothing needs fixing
+        for remedy, edit in _proposals(det, result) if det.severity != "info" else []:
+            if verify and edit is not None:
                 verifier.verify(det, detections, remedy, edit)
             remedies.append(remedy)
         findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
