@@ -611,22 +611,16 @@ class _Translator:
         return [out]
 
     def _recurrent(self, cls: str, cfg: dict[str, Any], name: str, layout: str) -> dict[str, Any]:
+        from gradhealth.analysis.importers.keras_graph import recurrent_gates, spec_gate
+
         kind = {"SimpleRNN": "rnn", "LSTM": "lstm", "GRU": "gru"}[cls]
         if layout != "sequence":
             self.fail(name, f"{cls} needs a sequence input (timesteps, features)")
-        act = self.activation(cfg.get("activation", "tanh"), name)
-        if kind != "rnn" and act != "tanh" or kind == "rnn" and act not in ("tanh", "relu"):
-            self.fail(name, f"{cls} with activation {act} is not supported")
-        rec_act = _name_of(cfg.get("recurrent_activation", "sigmoid"))[0]
-        gates = {"sigmoid": "sigmoid",
-                 # Keras 3 redefined hard_sigmoid as relu6(x + 3) / 6; Keras 2's is 0.2x + 0.5
-                 "hardsigmoid": "hard_sigmoid" if self.keras3 else "hard_sigmoid_keras2"}
-        if kind != "rnn" and rec_act not in gates:
-            self.fail(name, f"recurrent_activation {rec_act} is not supported (sigmoid, hard_sigmoid)")
-        if cfg.get("go_backwards") or cfg.get("stateful"):
-            self.fail(name, "go_backwards / stateful recurrent layers are not supported")
-        if not cfg.get("use_bias", True):
-            self.fail(name, "recurrent layers without bias are not supported")
+        try:  # the cells the graph door builds too (gradhealth.analysis.cells)
+            act, gate, reset_after = recurrent_gates(cls, cfg)
+        except ValueError as exc:
+            self.fail(name, str(exc))
+            act, gate, reset_after = "tanh", "sigmoid", True
         out: dict[str, Any] = {
             "type": kind, "hidden_size": int(cfg["units"]),
             "output": "sequence" if cfg.get("return_sequences") else "last",
@@ -636,9 +630,9 @@ class _Translator:
         }
         if kind == "rnn":
             out["nonlinearity"] = act
-        elif gates.get(rec_act, "sigmoid") != "sigmoid":
-            out["recurrent_activation"] = gates[rec_act]
-        if kind == "gru" and not cfg.get("reset_after", True):
+        elif gate != "sigmoid":
+            out["recurrent_activation"] = spec_gate(gate, self.keras3)
+        if not reset_after:
             out["reset_after"] = False
         if kind == "lstm" and cfg.get("unit_forget_bias", True):
             # Keras: the bias initialiser, then the forget gate's block set to 1.

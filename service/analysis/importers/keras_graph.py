@@ -43,8 +43,8 @@ _GLOBAL = ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling
 #: Keras' recurrent layers (also inside a ``Bidirectional``) and their gate blocks.
 RECURRENT = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 #: Every layer class this path reads.
-GRAPH_LAYERS = (*RECURRENT, "Bidirectional", "InputLayer", "Dense", *_CONVS, *_TRANSPOSED, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
-                "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
+GRAPH_LAYERS = ("InputLayer", "Dense", *_CONVS, *_TRANSPOSED, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
+                *RECURRENT, "Bidirectional", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
                 "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Flatten", "Reshape", "Permute",
                 "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
                 "UpSampling2D", "Rescaling", "Normalization", "LayerScale", "Embedding")
@@ -291,7 +291,13 @@ def recurrent_gates(cls: str, cfg: dict[str, Any]) -> tuple[str, str, bool]:
         raise ValueError("go_backwards / stateful recurrent layers are not supported")
     if not cfg.get("use_bias", True):
         raise ValueError("recurrent layers without bias are not supported")
-    return act, gate or "sigmoid", cls == "GRU" and bool(cfg.get("reset_after", True))
+    return act, gate or "sigmoid", cls != "GRU" or bool(cfg.get("reset_after", True))
+
+
+def spec_gate(gate: str, keras3: bool) -> str:
+    """The spec's ``recurrent_activation`` for Keras' gate name in a file of Keras 3 (or not):
+    Keras 3 redefined hard_sigmoid as relu6(x + 3) / 6; Keras 2's is 0.2x + 0.5."""
+    return "hard_sigmoid_keras2" if gate == "hard_sigmoid" and not keras3 else gate
 
 
 def _recurrent_shape(node: Node, x: Shape) -> tuple[Shape, list[tuple[str, Shape]]]:
@@ -306,8 +312,9 @@ def _recurrent_shape(node: Node, x: Shape) -> tuple[Shape, list[tuple[str, Shape
         if key in cfg:
             check_initializer(cfg.get(key), key)
     width = RECURRENT[cls] * units
+    two_biases = cls == "GRU" and reset_after  # Keras' reset_after GRU: input and recurrent biases
     weights: list[tuple[str, Shape]] = [("kernel", (x[-1], width)), ("recurrent_kernel", (units, width)),
-                                        ("bias", (2, width) if reset_after else (width,))]
+                                        ("bias", (2, width) if two_biases else (width,))]
     if directions == 2:
         weights = [(f"{d}_{role}", shape) for d in ("forward", "backward") for role, shape in weights]
     out = directions * units

@@ -40,6 +40,7 @@ from gradhealth.analysis.importers.keras_graph import (
     conv_padding,
     recurrent_cell,
     recurrent_gates,
+    spec_gate,
     transposed_padding,
     window,
 )
@@ -216,9 +217,8 @@ class _Recurrent(nn.Module):
         self.units = int(cfg["units"])
         self.rnn = kind(node.in_shapes[0][-1], self.units, batch_first=True,
                         bidirectional=directions == 2, **extra)
-        if cls != "SimpleRNN":  # Keras 2's hard_sigmoid is 0.2x + 0.5, Keras 3's relu6(x + 3) / 6
-            keras2 = gate_activation == "hard_sigmoid" and bool(node.cfg.get("_keras2"))
-            mark(self.rnn, "hard_sigmoid_keras2" if keras2 else gate_activation, reset_after)
+        if cls != "SimpleRNN":
+            mark(self.rnn, spec_gate(gate_activation, keras3=not node.cfg.get("_keras2")), reset_after)
         self.cls, self.directions = cls, directions
         self.sequences = bool(cfg.get("return_sequences"))
 
