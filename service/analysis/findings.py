@@ -53,8 +53,11 @@ def _geo_ratio(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def trunk(result: SimulationResult) -> list[UnitStats]:
-    """Top-level units with weights, without the final (readout) one."""
+    """Top-level units with weights, without the readout: the final unit, or every unit that
+    makes one of a model's several outputs."""
     units = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values]
+    if any(u.readout for u in units):
+        return [u for u in units if not u.readout]
     return units[:-1]
 
 

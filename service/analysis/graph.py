@@ -604,6 +604,12 @@ class GraphRun:
     #: read activations and layer scales the forward computes as functions (a live module's
     #: ``F.relu``); an imported graph has a module for every op
     trace_functions: bool = False
+    #: a model of several outputs: each output's loss, in the order the model returns them (the
+    #: step's loss is their sum, as Keras sums a multi-output model's), and the units that make
+    #: them (each a readout, left out of the trunk as the last unit is); None: ``loss`` of the
+    #: (first) output
+    losses: tuple[str, ...] | None = None
+    readouts: frozenset[str] = frozenset()
 
 
 def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
@@ -631,6 +637,18 @@ def _output(value: Any) -> torch.Tensor:
     return out
 
 
+def _loss(run: GraphRun, out: Any, seed: int) -> torch.Tensor:
+    """The step's loss: ``run.loss`` of the (first) output, or the sum of ``run.losses`` over the
+    outputs, each against targets of its own."""
+    if run.losses is None:
+        return loss_of(run.loss, _output(out), seed)
+    outs = list(out) if isinstance(out, tuple | list) else [out]
+    if len(outs) != len(run.losses) or not all(isinstance(o, torch.Tensor) for o in outs):
+        raise ValueError(f"the model returned {len(outs)} outputs where {len(run.losses)} were expected")
+    return cast(torch.Tensor, sum(loss_of(kind, _output(o), seed + 1_000_000 * k)
+                                  for k, (kind, o) in enumerate(zip(run.losses, outs, strict=True))))
+
+
 def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int
                       ) -> tuple[SeedFigures, list[Record]]:
     """One forward + backward with every leaf hooked; all figures read back in one transfer."""
@@ -643,7 +661,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
         with torch.nn.utils.parametrize.cached(), functional:
-            loss = loss_of(run.loss, _output(net(*xs)), seed)
+            loss = _loss(run, net(*xs), seed)
         loss.backward()
     finally:
         tracer.close()
@@ -701,7 +719,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
         _, fan_in, fan_out = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
         stats.append(UnitStats(rec.name, rec.pointer, rec.role.type, rec.activation, 0,
                                rec.role.kind == "weight", fan_in, fan_out, values,
-                               normalised=rec.normalised))
+                               normalised=rec.normalised, readout=rec.name in run.readouts))
     series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))
               for (name, sub) in seeds[0].steps]
     return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64

@@ -56,6 +56,8 @@ class UnitStats:
     #: a batch/layer/group/instance norm takes the unit's weighted output directly, so its output
     #: does not change with the scale of its weights (a layer scale does not count)
     normalised: bool = False
+    #: makes one of several outputs (its gradient is that loss's own, as the last unit's is)
+    readout: bool = False
 
     # The per-seed arrays hold a handful of numbers: plain float arithmetic on them is ~20x
     # cheaper than numpy's nan-aware reductions, and the rules and reports ask ~50 times a check.

@@ -38,7 +38,7 @@ from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
 MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools",
-          "two_towers")
+          "two_towers", "three_heads")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -60,11 +60,14 @@ def test_the_torch_graph_computes_what_keras_computed(name: str, ext: str) -> No
           if "inputs" in expected else [torch.tensor(expected["input"], dtype=torch.float64)])
     for mode in ("inference", "training"):  # running statistics, then the batch's
         net.train(mode == "training")
-        got = net(*xs).detach().numpy()
-        want = np.array(expected[mode])
-        assert got.shape == want.shape
-        # Keras ran in float32: agreement to its precision, far below any layout mistake
-        assert np.abs(got - want).max() < 1e-5 * max(1.0, np.abs(want).max()), mode
+        out = net(*xs)
+        pairs = (zip(out, expected[mode], strict=True) if "outputs" in expected
+                 else [(out, expected[mode])])  # several outputs: each, in Keras' order
+        for got_tensor, want_list in pairs:
+            got, want = got_tensor.detach().numpy(), np.array(want_list)
+            assert got.shape == want.shape
+            # Keras ran in float32: agreement to its precision, far below any layout mistake
+            assert np.abs(got - want).max() < 1e-5 * max(1.0, np.abs(want).max()), mode
 
 
 def test_the_spec_path_is_kept_for_what_it_expresses_and_the_graph_takes_the_rest() -> None:
@@ -197,14 +200,14 @@ def test_limits_are_checked_from_the_shapes_before_anything_is_built() -> None:
         plan_keras_graph(_chain([]), batch_size=10**9)
 
 
-def test_a_shared_layer_and_a_second_output_are_refused() -> None:
+def test_a_shared_layer_and_an_output_named_twice_are_refused() -> None:
     cfg = _chain([])
     cfg["config"]["layers"][2]["inbound_nodes"].append(cfg["config"]["layers"][2]["inbound_nodes"][0])
     with pytest.raises(ModelError, match="called more than once"):
         plan_keras_graph(cfg)
     cfg = _chain([])
-    cfg["config"]["output_layers"] = [["out", 0, 0], ["d", 0, 0]]
-    with pytest.raises(ModelError, match="only models with one output"):
+    cfg["config"]["output_layers"] = [["out", 0, 0], ["out", 0, 0]]
+    with pytest.raises(ModelError, match="must be distinct layers"):
         plan_keras_graph(cfg)
 
 
@@ -304,7 +307,8 @@ def test_mutated_configs_get_a_model_error_or_a_network_that_runs() -> None:
             net = KerasNet(graph, None).double()
             xs = make_inputs([InputSpec((2, *shape), torch.int64, vocab) if vocab else InputSpec((2, *shape))
                               for _, shape, vocab in graph.inputs], 0)
-            net(*xs).sum().backward()
+            out = net(*xs)
+            sum(o.sum() for o in (out if isinstance(out, tuple) else (out,))).backward()
         outcomes["ran"] += 1
     assert outcomes["refused"] > 50 and outcomes["ran"] > 50, outcomes
 
@@ -514,3 +518,46 @@ def test_a_model_of_two_inputs_is_checked_with_each_inputs_own_batch() -> None:
     net = KerasNet(graph, None).double()
     with pytest.raises(TypeError, match="takes 2 inputs"):
         net(torch.randn(2, 5, dtype=torch.float64))
+
+
+def test_several_outputs_each_add_their_own_loss() -> None:
+    data, config = _read("three_heads", "keras")
+    doc = check_keras(data, seeds=1, batch_size=8, verify=False)
+    reported = {layer.name: layer for layer in doc.layers}
+    assert {"h1", "h2", "kind", "size", "aux"} <= set(reported)
+
+    # the same network, batch and targets, with the three losses summed here: h2 feeds two heads
+    graph = plan_keras_graph(config)
+    net = KerasNet(graph, {"kind": "softmax", "aux": "sigmoid"}).double()
+    load_stored(net, read_keras_weights(data, config) or {})
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(name: str) -> Any:
+        def hook(_: Any, __: Any, out: torch.Tensor) -> None:
+            out.retain_grad()
+            seen[name] = out
+        return hook
+
+    names = [n.name for n in graph.nodes]
+    for name in ("h1", "h2"):
+        net.layers[names.index(name)].register_forward_hook(keep(name))
+    (x,) = make_inputs([InputSpec((8, 6))], 0)
+    kind, size, aux = net(x)
+    loss = (torch.nn.functional.cross_entropy(kind, _targets(kind, 0, "classes"))
+            + torch.nn.functional.mse_loss(size, _targets(size, 1, "normal"))
+            + torch.nn.functional.binary_cross_entropy_with_logits(aux, _targets(aux, 2, "bits")))
+    loss.backward()
+    for name in ("h1", "h2"):
+        grad = seen[name].grad
+        assert grad is not None
+        assert reported[name].output_grad_norm == pytest.approx(float(grad.norm()), rel=1e-9)
+
+
+def _targets(out: torch.Tensor, k: int, kind: str) -> torch.Tensor:
+    """The synthetic targets of the k-th output of seed 0 (gradhealth.analysis.graph.loss_of's draw)."""
+    gen = torch.Generator().manual_seed(20_000 + 1_000_000 * k)
+    if kind == "classes":
+        return torch.randint(out.shape[-1], out.shape[:-1], generator=gen)
+    if kind == "normal":
+        return torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    return torch.randint(2, out.shape, generator=gen).to(torch.float64)

@@ -87,6 +87,8 @@ class KerasGraph:
     activation_bytes: int = 0
     #: every input, in the order the model is called with them: (name, shape, vocabulary or None)
     inputs: list[tuple[str, Shape, int | None]] = field(default_factory=list)
+    #: every output, in the order the model returns them (output_name is the first)
+    output_names: list[str] = field(default_factory=list)
 
     def node(self, name: str) -> Node:
         """The node called ``name``."""
@@ -602,11 +604,11 @@ def _inline(nodes: list[Node], problems: list[str], depth: int = 0) -> tuple[lis
         if depth > 8 or len(node.inputs) != 1 or not isinstance(node.cfg.get("layers"), list):
             problems.append(f"{node.name}: a nested model is supported with one input, to a depth of 8")
             continue
-        inner, starts, end = _order({"class_name": node.cls, "config": node.cfg}, problems, depth + 1)
-        if len(starts) > 1:
-            problems.append(f"{node.name}: a nested model is supported with one input")
+        inner, starts, ends = _order({"class_name": node.cls, "config": node.cfg}, problems, depth + 1)
+        if len(starts) > 1 or len(ends) > 1:
+            problems.append(f"{node.name}: a nested model is supported with one input and one output")
             continue
-        start = starts[0] if starts else ""
+        start, end = starts[0] if starts else "", ends[0] if ends else ""
         for n in inner:
             if n.name != start:
                 n.inputs = [node.inputs[0] if i == start else i for i in n.inputs]
@@ -617,9 +619,9 @@ def _inline(nodes: list[Node], problems: list[str], depth: int = 0) -> tuple[lis
     return out, alias
 
 
-def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple[list[Node], list[str], str]:
+def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple[list[Node], list[str], list[str]]:
     """The nodes of a Functional or Sequential config, inputs first, the input names (in the
-    order the model takes them) and the output's name."""
+    order the model takes them) and the output names (in the order it returns them)."""
     cfg = config["config"]
     raw = [lay for lay in cfg.get("layers") or [] if isinstance(lay, dict)]
     if config.get("class_name") == "Sequential":
@@ -634,7 +636,7 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
             if len(nodes) > 1:
                 nodes[1].inputs = [start]
         nodes, alias = _inline(nodes, problems, depth)
-        return nodes, [nodes[0].name] if nodes else [], alias.get(nodes[-1].name, nodes[-1].name) if nodes else ""
+        return nodes, [nodes[0].name] if nodes else [], [alias.get(nodes[-1].name, nodes[-1].name)] if nodes else []
     listed: list[Node] = []
     for lay in raw:
         name = str(lay.get("name") or _cfg(lay).get("name"))
@@ -648,13 +650,13 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
     by_name = {n.name: n for n in flat}
     ins, outs = endpoints(cfg.get("input_layers")), endpoints(cfg.get("output_layers"))
     outs = [alias.get(o, o) for o in outs]
-    if not ins or len(outs) != 1 or len(set(ins)) != len(ins):
-        problems.append(f"{config.get('class_name', 'model')}: only models with one output are "
-                        f"supported (this one has {len(ins)} inputs and {len(outs)} outputs)")
-        return [], [], ""
+    if not ins or not outs or len(set(ins)) != len(ins) or len(set(outs)) != len(outs):
+        problems.append(f"{config.get('class_name', 'model')}: its inputs ({len(ins)}) and outputs "
+                        f"({len(outs)}) must be distinct layers, one or more of each")
+        return [], [], []
     order: list[Node] = []
     state: dict[str, int] = {}  # 1: on the stack, 2: done
-    stack: list[tuple[str, bool]] = [(outs[0], False)]
+    stack: list[tuple[str, bool]] = [(name, False) for name in reversed(outs)]
     while stack:
         name, done = stack.pop()
         if done:
@@ -665,19 +667,19 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
             continue
         if name not in by_name:
             problems.append(f"{name}: a layer the config does not define")
-            return [], [], ""
+            return [], [], []
         if state.get(name) == 1:
             problems.append(f"{name}: the graph has a cycle")
-            return [], [], ""
+            return [], [], []
         state[name] = 1
         stack.append((name, True))
         stack.extend((src, False) for src in reversed(by_name[name].inputs) if state.get(src) != 2)
     for name in ins:
         if name not in state:
-            problems.append(f"{outs[0]}: the output does not depend on the input {name}")
+            problems.append(f"{', '.join(outs)}: no output depends on the input {name}")
         elif by_name[name].cls != "InputLayer":
             problems.append(f"{name}: a model input that is not an InputLayer")
-    return order, ins, outs[0]
+    return order, ins, outs
 
 
 #: Layers that turn raw inputs (pixels in 0..255) into normalised ones.
@@ -716,7 +718,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
 
     limits = limits or Limits()
     problems: list[str] = []
-    nodes, input_names, output_name = _order(config, problems)
+    nodes, input_names, output_names = _order(config, problems)
     if not keras3_names(config):
         for n in nodes:  # hard_sigmoid is Keras 2's 0.2x + 0.5 (keras_torch._act_module)
             n.cfg = {**n.cfg, "_keras2": True}
@@ -766,7 +768,8 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
     skipped = [] if keep_preprocessing else [n for name in input_names for n in _skip_preprocessing(nodes, name)]
     graph = KerasGraph(str(config["config"].get("name") or "keras_model"), nodes, input_names[0],
-                       output_name, inputs[0][1], inputs[0][2], skipped, inputs=inputs)
+                       output_names[0], inputs[0][1], inputs[0][2], skipped, inputs=inputs,
+                       output_names=output_names)
     graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
     # float64 activations and their gradients, one copy each per node (as the ONNX door counts),
     # and an unrolled recurrent layer's gates and states at every step (as the spec's plan counts)

@@ -403,21 +403,25 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
 class KerasNet(nn.Module):
     """The graph's layers over a name -> tensor table, in an order that runs them."""
 
-    def __init__(self, graph: KerasGraph, fold: str | None) -> None:
+    def __init__(self, graph: KerasGraph, fold: str | dict[str, str] | None) -> None:
+        """``fold``: the activation the loss takes into itself (softmax, sigmoid), left out of the
+        output layer; for several outputs, by output name."""
         super().__init__()
         self.graph = graph
         self.layers = nn.ModuleList()
         self.holders: list[list[nn.Module]] = []
+        folds = fold if isinstance(fold, dict) else {graph.output_name: fold} if fold else {}
         for node in graph.nodes:
             module, holders = _layer(node)
-            if node.name == graph.output_name and fold is not None:
-                module = _without_activation(module, fold)
+            if node.name in folds:
+                module = _without_activation(module, folds[node.name])
             self.layers.append(module)
             self.holders.append(holders)
         _fuse_convolutions(self)
 
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        """The output from the model's inputs, in the order Keras takes them."""
+    def forward(self, *xs: torch.Tensor) -> Any:
+        """The output from the model's inputs, in the order Keras takes them (a tuple of the
+        outputs, in Keras' order, for a model of several)."""
         names = [name for name, _, _ in self.graph.inputs] or [self.graph.input_name]
         if len(xs) != len(names):
             raise TypeError(f"the model takes {len(names)} inputs ({', '.join(names)}), not {len(xs)}")
@@ -425,6 +429,8 @@ class KerasNet(nn.Module):
         for node, module in zip(self.graph.nodes, self.layers, strict=True):
             if node.name not in env:
                 env[node.name] = module(*[env[i] for i in node.inputs])
+        if len(self.graph.output_names) > 1:
+            return tuple(env[name] for name in self.graph.output_names)
         return env[self.graph.output_name]
 
     def module_names(self) -> dict[nn.Module, tuple[str, str]]:
@@ -456,7 +462,7 @@ def _fuse_convolutions(net: KerasNet) -> None:
 
     def only_reader(k: int, classes: tuple[str, ...]) -> int | None:
         found = readers.get(nodes[k].name, [])
-        if len(found) != 1 or nodes[k].name == net.graph.output_name:
+        if len(found) != 1 or nodes[k].name in (net.graph.output_names or [net.graph.output_name]):
             return None
         j = found[0]
         return j if nodes[j].cls in classes and not nodes[j].cfg.get("_skipped") else None
@@ -499,8 +505,20 @@ def _without_activation(module: nn.Module, fold: str) -> nn.Module:
     return module
 
 
-def _output_activation(graph: KerasGraph) -> str:
-    node = graph.node(graph.output_name)
+def _readout_units(graph: KerasGraph) -> list[str]:
+    """The layers whose units make the outputs: each output layer, or for one without weights
+    (a Softmax or Activation layer) the layer with weights it reads through layers like it."""
+    out = []
+    for name in graph.output_names:
+        node = graph.node(name)
+        while not node.weights and len(node.inputs) == 1 and node.cls not in ("InputLayer",):
+            node = graph.node(node.inputs[0])
+        out.append(node.name)
+    return out
+
+
+def _output_activation(graph: KerasGraph, name: str) -> str:
+    node = graph.node(name)
     if node.cls == "Softmax":
         return "softmax"
     return _activation(node.cfg.get("activation")) if "activation" in node.cfg else "linear"
@@ -715,18 +733,24 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | None, stored: dict[str, 
     from gradhealth.devices import require_cuda_if_asked
 
     require_cuda_if_asked(device)
-    out_act = _output_activation(graph)
-    width = graph.node(graph.output_name).shape[-1:] or (1,)
-    if loss is None:
-        loss = ("cross_entropy" if out_act == "softmax" else
-                "binary_cross_entropy" if out_act == "sigmoid" and width == (1,) else "mse")
-    fold = ("softmax" if out_act == "softmax" and loss == "cross_entropy" else
-            "sigmoid" if out_act == "sigmoid" and loss == "binary_cross_entropy" else None)
-    if out_act == "softmax" and fold is None:
-        raise ModelError(f"{graph.output_name}: a softmax output with loss {loss} is not supported")
+    outputs = graph.output_names or [graph.output_name]
+    losses: list[str] = []
+    folds: dict[str, str] = {}
+    for name in outputs:  # the file's loss for every output, else each output's own
+        out_act = _output_activation(graph, name)
+        width = graph.node(name).shape[-1:] or (1,)
+        own = loss or ("cross_entropy" if out_act == "softmax" else
+                       "binary_cross_entropy" if out_act == "sigmoid" and width == (1,) else "mse")
+        fold = ("softmax" if out_act == "softmax" and own == "cross_entropy" else
+                "sigmoid" if out_act == "sigmoid" and own == "binary_cross_entropy" else None)
+        if out_act == "softmax" and fold is None:
+            raise ModelError(f"{name}: a softmax output with loss {own} is not supported")
+        losses.append(own)
+        if fold is not None:
+            folds[name] = fold
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(0)
-        net = KerasNet(graph, fold).double()
+        net = KerasNet(graph, folds).double()
     if stored is not None:
         load_stored(net, stored)
 
@@ -738,8 +762,10 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | None, stored: dict[str, 
 
     inputs = [InputSpec((batch_size, *shape), torch.int64, vocab) if vocab else InputSpec((batch_size, *shape))
               for _, shape, vocab in graph.inputs]
-    run = GraphRun(net, inputs, loss, seeds, None if stored is not None else prepare, names,
-                   optimizer=optimizer_spec(optimizer))
+    several = len(outputs) > 1
+    run = GraphRun(net, inputs, losses[0], seeds, None if stored is not None else prepare, names,
+                   optimizer=optimizer_spec(optimizer), losses=tuple(losses) if several else None,
+                   readouts=frozenset(_readout_units(graph) if several else ()))
     thresholds = settings.thresholds
     doc = diagnose(run, name=graph.name, device=device, thresholds=thresholds,
                    verify=settings.verify_remedies if verify is None else verify,

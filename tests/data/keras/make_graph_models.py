@@ -163,6 +163,30 @@ def two_towers() -> keras.Model:
     return model
 
 
+def three_heads() -> keras.Model:
+    """Several outputs, as multi-task models and auxiliary classifiers have them: a softmax head
+    and a linear head at the end, and a sigmoid auxiliary head on the first hidden layer; the
+    compiled loss names one per output."""
+    keras.utils.set_random_seed(7)
+    x_in = keras.Input((6,), name="features")
+    h1 = layers.Dense(16, activation="relu", name="h1")(x_in)
+    h2 = layers.Dense(8, activation="relu", name="h2")(h1)
+    kind = layers.Dense(3, activation="softmax", name="kind")(h2)
+    size = layers.Dense(1, name="size")(h2)
+    aux = layers.Dense(1, activation="sigmoid", name="aux")(h1)
+    model = keras.Model(x_in, [kind, size, aux], name="three_heads")
+    model.compile(optimizer="adam", loss={"kind": "categorical_crossentropy", "size": "mse",
+                                          "aux": "binary_crossentropy"})
+    return model
+
+
+def _outputs(value: object) -> list:
+    """Each output as a list, or the one output's."""
+    if isinstance(value, list | tuple):
+        return [np.asarray(v.detach().cpu()).tolist() for v in value]
+    return np.asarray(value.detach().cpu()).tolist()
+
+
 def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
     """A fixed batch of 2 for each input: token ids below the Embedding's vocabulary, or floats."""
     rng = np.random.default_rng(0)
@@ -180,7 +204,8 @@ def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
 
 
 def main(names: list[str]) -> None:
-    makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools, two_towers)
+    makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools, two_towers,
+              three_heads)
     for make in makers:
         if names and make.__name__ not in names:
             continue
@@ -197,8 +222,8 @@ def main(names: list[str]) -> None:
             xs, kinds = _inputs(model)
             expected = {
                 "source": source, "inputs": [x.tolist() for x in xs], "dtypes": kinds,
-                "inference": np.asarray(model(xs, training=False).detach().cpu()).tolist(),
-                "training": np.asarray(model(xs, training=True).detach().cpu()).tolist(),
+                "inference": _outputs(model(xs, training=False)),
+                "training": _outputs(model(xs, training=True)),
             }
             (HERE / f"{name}.expected.json").write_text(json.dumps(expected))
             continue
@@ -209,8 +234,9 @@ def main(names: list[str]) -> None:
         expected = {
             "source": source,
             "input": x.tolist(),
-            "inference": np.asarray(model(x, training=False).detach().cpu()).tolist(),
-            "training": np.asarray(model(x, training=True).detach().cpu()).tolist(),
+            "inference": _outputs(model(x, training=False)),
+            "training": _outputs(model(x, training=True)),
+            **({"outputs": len(model.outputs)} if len(model.outputs) > 1 else {}),
         }
         (HERE / f"{name}.expected.json").write_text(json.dumps(expected))
 
