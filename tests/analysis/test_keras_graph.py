@@ -29,6 +29,7 @@ from gradhealth.analysis.importers.keras import (
 from gradhealth.analysis.importers.keras_graph import conv_padding, plan_keras_graph
 from gradhealth.analysis.importers.keras_torch import (
     KerasNet,
+    _drawn,
     draw_initializer,
     load_stored,
     reinitialise,
@@ -38,7 +39,7 @@ from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
 MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools",
-          "two_towers", "three_heads")
+          "two_towers", "three_heads", "attention_block")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -561,3 +562,42 @@ def _targets(out: torch.Tensor, k: int, kind: str) -> torch.Tensor:
     if kind == "normal":
         return torch.randn(out.shape, generator=gen, dtype=torch.float64)
     return torch.randint(2, out.shape, generator=gen).to(torch.float64)
+
+
+# --- attention ----------------------------------------------------------------------------------
+
+def test_attention_is_four_projections_named_after_keras_sublayers() -> None:
+    data, _ = _read("attention_block", "h5")
+    doc = check_keras(data, seeds=1, batch_size=8, verify=False)
+    names = [layer.name for layer in doc.layers]
+    for attention in ("self_attn", "cross_attn"):
+        assert [n for n in names if n.startswith(attention)] == [
+            f"{attention}.{part}" for part in ("query", "key", "value", "output")]
+
+
+@pytest.mark.parametrize(("version", "keras3"), [("3.15.1", True), ("2.15.0", False)])
+def test_attention_kernels_are_drawn_over_the_fans_keras_uses(version: str, keras3: bool) -> None:
+    # Keras 3 (measured: 64 features, 4 heads of 16: Var 0.0160 ~ 2 / (64 + 64)) draws a
+    # projection over the matrix it is; Keras 2's initialisers saw the 3-d kernel
+    _, config = _read("attention_block", "keras")
+    config = {**config, "keras_version": version}
+    graph = plan_keras_graph(config)
+    node = graph.node("self_attn")
+    torch.manual_seed(0)
+    drawn = dict(zip([r for r, _ in node.weights], _drawn(node), strict=True))
+    d, h, k = drawn["query_kernel"].shape
+    limit = math.sqrt(6 / (d + h * k)) if keras3 else math.sqrt(6 / (h * d + k * d))
+    assert np.abs(drawn["query_kernel"]).max() <= limit
+    assert np.abs(drawn["query_kernel"]).max() > 0.9 * limit  # uniform up to the limit: reached
+    hv, v, out = drawn["output_kernel"].shape
+    limit = math.sqrt(6 / (hv * v + out)) if keras3 else math.sqrt(6 / (v * hv + out * hv))
+    assert 0.9 * limit < np.abs(drawn["output_kernel"]).max() <= limit
+
+
+def test_an_attention_mask_is_refused_by_name() -> None:
+    _, config = _read("attention_block", "keras")
+    config = json.loads(json.dumps(config))
+    layer = next(lay for lay in config["config"]["layers"] if lay["config"]["name"] == "self_attn")
+    layer["inbound_nodes"][0]["kwargs"]["attention_mask"] = layer["inbound_nodes"][0]["args"][0]
+    with pytest.raises(ModelError, match="self_attn: MultiHeadAttention with an attention_mask"):
+        plan_keras_graph(config)

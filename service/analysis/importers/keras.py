@@ -931,7 +931,9 @@ def _arrays_keras3(group: Any) -> list[np.ndarray]:
     own = group.get("vars")
     if isinstance(own, h5py.Group):
         out += [np.asarray(own[k]) for k in sorted(own, key=lambda k: int(k) if k.isdigit() else -1)]
-    first = ("cell", "forward_layer", "backward_layer")
+    # an RNN's cell; a Bidirectional's directions; a MultiHeadAttention's projections in order
+    first = ("cell", "forward_layer", "backward_layer", "query_dense", "key_dense", "value_dense",
+             "output_dense")
     rest = [k for k in first if k in group] + sorted(k for k in group if k not in first and k != "vars")
     for key in rest:
         if isinstance(group[key], h5py.Group):

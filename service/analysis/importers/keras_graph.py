@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from gradhealth.analysis.importers import ModelError
 from gradhealth.errors import LimitExceeded
@@ -44,7 +44,7 @@ _GLOBAL = ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling
 RECURRENT = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 #: Every layer class this path reads.
 GRAPH_LAYERS = ("InputLayer", "Dense", *_CONVS, *_TRANSPOSED, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
-                *RECURRENT, "Bidirectional", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
+                *RECURRENT, "Bidirectional", "MultiHeadAttention", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
                 "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Flatten", "Reshape", "Permute",
                 "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
                 "UpSampling2D", "Rescaling", "Normalization", "LayerScale", "Embedding")
@@ -236,6 +236,88 @@ def _broadcast(shapes: list[Shape], cls: str) -> Shape:
     return tuple(out)
 
 
+#: MultiHeadAttention's projections, in ``layer.weights`` order: (role prefix, Keras' sublayer)
+ATTENTION_PARTS = (("query", "query_dense"), ("key", "key_dense"), ("value", "value_dense"),
+                   ("output", "output_dense"))
+
+
+def attention_inputs(layer: dict[str, Any], problems: list[str]) -> tuple[list[str], bool]:
+    """([query, value, key] layer names, use_causal_mask) of a MultiHeadAttention call, from Keras
+    3's ``{args, kwargs}`` or Keras 2's ``[name, node, tensor, kwargs]`` inbound node."""
+    name = str(layer.get("name") or _cfg(layer).get("name"))
+    nodes = layer.get("inbound_nodes") or []
+    first = nodes[0] if isinstance(nodes, list) and nodes else {}
+    positional: list[str] = []
+    kwargs: dict[str, Any] = {}
+
+    def tensor(value: Any) -> str | None:
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            history = (value.get("config") or {}).get("keras_history")
+            return str(history[0]) if isinstance(history, list) and history else None
+        if isinstance(value, list) and len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
+            return value[0]
+        return None
+
+    if isinstance(first, dict):  # Keras 3
+        for arg in first.get("args") or []:
+            if tensor(arg) is not None:
+                positional.append(cast(str, tensor(arg)))
+        given = first.get("kwargs")
+        kwargs = given if isinstance(given, dict) else {}
+    elif isinstance(first, list) and first and isinstance(first[0], list):  # Keras 2
+        positional = [t for t in (tensor(item) for item in first) if t is not None]
+        extra = first[0][3] if len(first[0]) > 3 else {}
+        kwargs = extra if isinstance(extra, dict) else {}
+    named = {k: tensor(v) for k, v in kwargs.items() if tensor(v) is not None}
+    if kwargs.get("attention_mask") is not None or kwargs.get("return_attention_scores"):
+        problems.append(f"{name}: MultiHeadAttention with an attention_mask or returning its scores "
+                        "is not supported")
+    query = positional[0] if positional else named.get("query")
+    value = positional[1] if len(positional) > 1 else named.get("value")
+    key = positional[2] if len(positional) > 2 else named.get("key") or value
+    if query is None or value is None or key is None:
+        problems.append(f"{name}: MultiHeadAttention needs its query and value inputs")
+        return [], False
+    return [query, value, key], bool(kwargs.get("use_causal_mask"))
+
+
+def _attention_shape(cfg: dict[str, Any], shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shape]]]:
+    if len(shapes) != 3 or any(len(s) != 2 for s in shapes):
+        raise ValueError(f"MultiHeadAttention of shapes {[list(s) for s in shapes]}: query, value and "
+                         "key must each be a sequence (timesteps, features)")
+    (t, dq), (s_v, dv), (s_k, dk) = shapes
+    if s_v != s_k:
+        raise ValueError(f"value and key of {s_v} and {s_k} timesteps")
+    axes = cfg.get("attention_axes")
+    if axes not in (None, [1], 1, [-2], (1,)):
+        raise ValueError(f"attention_axes {axes!r}: only attention over the timesteps is supported")
+    if cfg.get("use_gate") or cfg.get("sliding_window"):
+        raise ValueError("use_gate / sliding_window attention is not supported")
+    sizes = {"num_heads": cfg.get("num_heads"), "key_dim": cfg.get("key_dim"),
+             "value_dim": cfg.get("value_dim") or cfg.get("key_dim")}  # value_dim: key_dim by default
+    for key, size in sizes.items():
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_SIZE:
+            raise ValueError(f"{key} {size!r}: expected a positive integer up to {MAX_SIZE}")
+    out = cfg.get("output_shape")
+    out = out[0] if isinstance(out, list | tuple) and len(out) == 1 else out if out is not None else dq
+    if not isinstance(out, int) or isinstance(out, bool) or not 1 <= out <= MAX_SIZE:
+        raise ValueError(f"output_shape {cfg.get('output_shape')!r}: expected one positive integer")
+    h, k, v = (cast(int, sizes[key]) for key in ("num_heads", "key_dim", "value_dim"))
+    bias = bool(cfg.get("use_bias", True))
+    weights: list[tuple[str, Shape]] = []
+    for role, fan, width in (("query", dq, k), ("key", dk, k), ("value", dv, v)):
+        weights.append((f"{role}_kernel", (fan, h, width)))
+        if bias:
+            weights.append((f"{role}_bias", (h, width)))
+    weights.append(("output_kernel", (h, v, out)))
+    if bias:
+        weights.append(("output_bias", (out,)))
+    for key in ("kernel_initializer", "bias_initializer"):
+        if key in cfg:
+            check_initializer(cfg.get(key), key)
+    return (t, out), weights
+
+
 def recurrent_cell(node: Node) -> tuple[str, dict[str, Any], int]:
     """(recurrent class, its config, directions) of a recurrent node, or of a Bidirectional's
     layer (concatenated: its backward layer is a copy of the forward one)."""
@@ -344,6 +426,8 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         if cls in ("Subtract", "Divide", "TrueDivide") and len(node.args or shapes) != 2:
             raise ValueError(f"{cls} needs exactly two inputs")
         return _broadcast(shapes, cls), []
+    if cls == "MultiHeadAttention":
+        return _attention_shape(cfg, shapes)
     if len(shapes) != 1:
         raise ValueError(f"{cls} with {len(shapes)} inputs is not supported")
     if cfg.get("data_format") == "channels_first":
@@ -645,7 +729,11 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
         srcs, calls = _inbound(lay)
         if calls > 1:
             problems.append(f"{name}: a layer called more than once (shared weights) is not supported")
-        listed.append(Node(name, str(lay.get("class_name")), _cfg(lay), srcs, args=_args(lay)))
+        cfg_of = _cfg(lay)
+        if lay.get("class_name") == "MultiHeadAttention" and calls == 1:
+            srcs, causal = attention_inputs(lay, problems)
+            cfg_of = {**cfg_of, "_causal": causal}
+        listed.append(Node(name, str(lay.get("class_name")), cfg_of, srcs, args=_args(lay)))
     flat, alias = _inline(listed, problems, depth)
     by_name = {n.name: n for n in flat}
     ins, outs = endpoints(cfg.get("input_layers")), endpoints(cfg.get("output_layers"))

@@ -29,6 +29,7 @@ from gradhealth.analysis.importers.keras_graph import (
     _MERGES,
     _POOLS,
     _TRANSPOSED,
+    ATTENTION_PARTS,
     IDENTITY_LAYERS,
     RECURRENT,
     KerasGraph,
@@ -204,6 +205,36 @@ class _Slice(nn.Module):
         return x[tuple(index)]
 
 
+class _Attention(nn.Module):
+    """Keras' MultiHeadAttention over the timesteps: query, key and value projections per head
+    (each an ``nn.Linear`` of heads x size features), softmax(q k^T / sqrt(key_dim)) (causal where
+    the call asked for it), and the output projection. Dropout is left out, as everywhere."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        shapes = dict(node.weights)
+        (dq, h, k), (dv, _, v) = shapes["query_kernel"], shapes["value_kernel"]
+        bias = "query_bias" in shapes
+        self.heads, self.key_dim, self.value_dim = h, k, v
+        self.causal = bool(node.cfg.get("_causal"))
+        self.query = nn.Linear(dq, h * k, bias=bias)
+        self.key = nn.Linear(shapes["key_kernel"][0], h * k, bias=bias)
+        self.value = nn.Linear(dv, h * v, bias=bias)
+        self.output = nn.Linear(h * v, shapes["output_kernel"][-1], bias=bias)
+
+    def forward(self, query: torch.Tensor, value: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        b, t, s = query.shape[0], query.shape[1], value.shape[1]
+        q = self.query(query).view(b, t, self.heads, self.key_dim) / math.sqrt(self.key_dim)
+        kk = self.key(key).view(b, s, self.heads, self.key_dim)
+        vv = self.value(value).view(b, s, self.heads, self.value_dim)
+        scores = torch.einsum("bthd,bshd->bhts", q, kk)
+        if self.causal:
+            scores = scores.masked_fill(torch.ones(t, s, dtype=torch.bool, device=scores.device).triu(1),
+                                        float("-inf"))
+        out = torch.einsum("bhts,bshd->bthd", scores.softmax(-1), vv)
+        return cast(torch.Tensor, self.output(out.reshape(b, t, self.heads * self.value_dim)))
+
+
 class _Recurrent(nn.Module):
     """SimpleRNN/LSTM/GRU, or a Bidirectional one (directions concatenated), over [batch, time,
     features]: the whole sequence, or the last output (each direction's final state)."""
@@ -365,6 +396,9 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     elif cls in RECURRENT or cls == "Bidirectional":
         core = _Recurrent(node)
         holders = [core]
+    elif cls == "MultiHeadAttention":
+        core = _Attention(node)
+        holders = [core]
     elif cls == "Activation":
         core = _act_module(_activation(cfg.get("activation")), bool(cfg.get("_keras2")))
     elif cls == "ReLU":
@@ -443,6 +477,9 @@ class KerasNet(nn.Module):
             if node.cls.startswith("Separable"):
                 out[holders[0]] = (f"{node.name}.depthwise", f"layer:{node.name}")
                 out[holders[1]] = (f"{node.name}.pointwise", f"layer:{node.name}")
+            if node.cls == "MultiHeadAttention":  # Keras' names of its four projections
+                for part, _ in ATTENTION_PARTS:
+                    out[getattr(holders[0], part)] = (f"{node.name}.{part}", f"layer:{node.name}")
         return out
 
 
@@ -613,6 +650,14 @@ def _drawn(node: Node) -> list[np.ndarray]:
                 units = int(cfg["units"])
                 drawn[units:2 * units] = 1.0  # Keras: the forget gate's block is ones
             out.append(drawn)
+        elif node.cls == "MultiHeadAttention":
+            kind = "kernel" if role.endswith("_kernel") else "bias"
+            key, default_init = _INIT_KEYS[kind]
+            # Keras 3 draws a projection's kernel over the fans of the matrix it is (features by
+            # heads x size; heads x size by features for the output), Keras 2 over its 3-d shape
+            fans = shape if kind == "bias" or node.cfg.get("_keras2") else (
+                (math.prod(shape[:-1]), shape[-1]) if role == "output_kernel" else (shape[0], math.prod(shape[1:])))
+            out.append(draw_initializer(node.cfg.get(key), fans, default_init).numpy().reshape(shape))
         elif node.cls == "LayerScale" and role == "gamma":
             out.append(np.full(shape, float(node.cfg.get("init_values", 1e-6))))
         elif node.cls == "Normalization":
@@ -673,6 +718,14 @@ def _assign(node: Node, holders: list[nn.Module], module: nn.Module, arrays: lis
         norm.offset = torch.as_tensor((-values["mean"] / std).reshape(shape), dtype=torch.float64)
     elif cls == "Embedding":
         put(holders[0].weight, values["embeddings"])
+    elif cls == "MultiHeadAttention":
+        attention = cast(_Attention, holders[0])
+        for part, _ in ATTENTION_PARTS:  # kernel [features, heads, size] -> weight [heads * size, features]
+            linear = cast(nn.Linear, getattr(attention, part))
+            kernel = values[f"{part}_kernel"]
+            put(linear.weight, kernel.reshape(-1, kernel.shape[-1]).T if part == "output"
+                else kernel.reshape(kernel.shape[0], -1).T)
+            put(linear.bias, values[f"{part}_bias"].reshape(-1) if f"{part}_bias" in values else None)
     elif cls in RECURRENT or cls == "Bidirectional":
         rec = cast(_Recurrent, holders[0])
         problems: list[str] = []

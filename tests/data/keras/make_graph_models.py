@@ -180,6 +180,28 @@ def three_heads() -> keras.Model:
     return model
 
 
+def attention_block() -> keras.Model:
+    """Keras' timeseries Transformer encoder block: causal self-attention (MultiHeadAttention of
+    x and x) added to x and layer-normalised, a position-wise Conv1D feed-forward added again, then
+    a cross-attention whose value and key come from another branch (value_dim and output_shape of
+    its own), global average pooling and a softmax head."""
+    keras.utils.set_random_seed(8)
+    x_in = keras.Input((12, 6), name="series")
+    a = layers.MultiHeadAttention(num_heads=2, key_dim=4, name="self_attn")(x_in, x_in, use_causal_mask=True)
+    x = layers.LayerNormalization(epsilon=1e-6, name="ln1")(layers.Add(name="res1")([x_in, a]))
+    f = layers.Conv1D(8, 1, activation="relu", name="ff1")(x)
+    f = layers.Conv1D(6, 1, name="ff2")(f)
+    x = layers.LayerNormalization(epsilon=1e-6, name="ln2")(layers.Add(name="res2")([x, f]))
+    memory = layers.Dense(5, activation="tanh", name="memory")(x_in)
+    c = layers.MultiHeadAttention(num_heads=3, key_dim=2, value_dim=3, output_shape=7,
+                                  name="cross_attn")(x, memory)
+    x = layers.GlobalAveragePooling1D(name="pool")(c)
+    out = layers.Dense(3, activation="softmax", name="head")(x)
+    model = keras.Model(x_in, out, name="attention_block")
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return model
+
+
 def _outputs(value: object) -> list:
     """Each output as a list, or the one output's."""
     if isinstance(value, list | tuple):
@@ -205,7 +227,7 @@ def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
 
 def main(names: list[str]) -> None:
     makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools, two_towers,
-              three_heads)
+              three_heads, attention_block)
     for make in makers:
         if names and make.__name__ not in names:
             continue
