@@ -39,7 +39,7 @@ from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
 MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools",
-          "two_towers", "three_heads", "attention_block")
+          "two_towers", "three_heads", "attention_block", "question_pairs")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -201,11 +201,7 @@ def test_limits_are_checked_from_the_shapes_before_anything_is_built() -> None:
         plan_keras_graph(_chain([]), batch_size=10**9)
 
 
-def test_a_shared_layer_and_an_output_named_twice_are_refused() -> None:
-    cfg = _chain([])
-    cfg["config"]["layers"][2]["inbound_nodes"].append(cfg["config"]["layers"][2]["inbound_nodes"][0])
-    with pytest.raises(ModelError, match="called more than once"):
-        plan_keras_graph(cfg)
+def test_an_output_named_twice_is_refused() -> None:
     cfg = _chain([])
     cfg["config"]["output_layers"] = [["out", 0, 0], ["out", 0, 0]]
     with pytest.raises(ModelError, match="must be distinct layers"):
@@ -600,4 +596,35 @@ def test_an_attention_mask_is_refused_by_name() -> None:
     layer = next(lay for lay in config["config"]["layers"] if lay["config"]["name"] == "self_attn")
     layer["inbound_nodes"][0]["kwargs"]["attention_mask"] = layer["inbound_nodes"][0]["args"][0]
     with pytest.raises(ModelError, match="self_attn: MultiHeadAttention with an attention_mask"):
+        plan_keras_graph(config)
+
+
+# --- shared layers ------------------------------------------------------------------------------
+
+def test_a_shared_layer_is_one_set_of_weights_called_twice() -> None:
+    data, config = _read("question_pairs", "keras")
+    graph = plan_keras_graph(config)
+    # Embedding 20 x 5, LSTM 4 units over 5 features, Dense 4 -> 4, Dense 8 -> 1: each counted once
+    assert graph.parameters == 20 * 5 + 4 * 4 * (5 + 4 + 1) + (4 * 4 + 4) + (8 + 1)
+    calls = [n.name for n in graph.nodes if n.name.startswith("shared_lstm")]
+    assert sorted(calls) == ["shared_lstm", "shared_lstm#1"]
+    net = KerasNet(graph, None)
+    names = [n.name for n in graph.nodes]
+    assert net.layers[names.index("shared_lstm")] is net.layers[names.index("shared_lstm#1")]
+    doc = check_keras(data, seeds=1, batch_size=8, verify=False)
+    reported = [layer.name for layer in doc.layers]
+    assert reported.count("shared_lstm") == 1 and not any("#" in name for name in reported)
+    assert len([s for s in doc.time_steps if s.layer == "shared_lstm"]) == 6
+
+
+def test_a_shared_layer_called_on_other_shapes_is_refused() -> None:
+    _, config = _read("question_pairs", "keras")
+    config = json.loads(json.dumps(config))
+    second = next(lay for lay in config["config"]["layers"] if lay["config"]["name"] == "second")
+    second["config"]["batch_shape"] = [None, 9]  # the second question is longer: fine for an LSTM
+    plan_keras_graph(config)
+    # the Dense's second call reads the embedded tokens (6 x 5) where its first read the LSTM (4)
+    proj = next(lay for lay in config["config"]["layers"] if lay["config"]["name"] == "shared_proj")
+    proj["inbound_nodes"][1]["args"][0]["config"]["keras_history"] = ["shared_emb", 1, 0]
+    with pytest.raises(ModelError, match="shared_proj#1: called on inputs of shapes"):
         plan_keras_graph(config)

@@ -678,26 +678,9 @@ def _layout(cls: str, cfg: dict[str, Any], layout: str) -> str:
 
 def _inbound(layer: dict[str, Any]) -> list[str]:
     """The names of the layers feeding a Functional layer (Keras 2 and Keras 3 layouts)."""
-    names: list[str] = []
+    from gradhealth.analysis.importers.keras_graph import _tensors
 
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            history = (value.get("config") or {}).get("keras_history") if value.get(
-                "class_name") == "__keras_tensor__" else None
-            if isinstance(history, list) and history:
-                names.append(str(history[0]))
-                return
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            if len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
-                names.append(value[0])  # Keras 2: [name, node_index, tensor_index, kwargs]
-                return
-            for item in value:
-                walk(item)
-
-    walk(layer.get("inbound_nodes") or [])
-    return names
+    return [name for name, _ in _tensors(layer.get("inbound_nodes") or [], [])]
 
 
 def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, Any] | list[Any]]:

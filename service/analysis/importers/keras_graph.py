@@ -107,12 +107,36 @@ def endpoints(value: Any) -> list[str]:
     return [str(v[0]) for v in value if isinstance(v, list) and v and isinstance(v[0], str)]
 
 
-def _inbound(layer: dict[str, Any]) -> tuple[list[str], int]:
-    """(the layer names feeding a Functional layer in argument order, how many times it is called)."""
-    from gradhealth.analysis.importers.keras import _inbound as names
+def call_name(layer: str, call: int) -> str:
+    """The node of a layer's ``call``-th call: the layer's own name for the first."""
+    return layer if call == 0 else f"{layer}#{call}"
 
-    nodes = layer.get("inbound_nodes") or []
-    return names(layer), len(nodes) if isinstance(nodes, list) else 0
+
+def _calls(layer: dict[str, Any]) -> list[list[tuple[str, int]]]:
+    """Each call of a Functional layer: the tensors it read as (layer name, that layer's call), in
+    argument order (Keras 3's ``keras_history`` and Keras 2's ``[name, call, tensor]``)."""
+    nodes = layer.get("inbound_nodes")
+    return [_tensors(node, []) for node in nodes] if isinstance(nodes, list) else []
+
+
+def _tensors(value: Any, refs: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``refs`` extended by the (layer, call) of every tensor reference in ``value``, in order."""
+    if isinstance(value, dict):
+        history = (value.get("config") or {}).get("keras_history") if value.get(
+            "class_name") == "__keras_tensor__" else None
+        if isinstance(history, list) and history:
+            call = history[1] if len(history) > 1 and isinstance(history[1], int) else 0
+            refs.append((str(history[0]), max(call, 0)))
+            return refs
+        for item in value.values():
+            _tensors(item, refs)
+    elif isinstance(value, list):
+        if len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
+            refs.append((value[0], max(value[1], 0)))
+            return refs
+        for item in value:
+            _tensors(item, refs)
+    return refs
 
 
 def _args(layer: dict[str, Any]) -> list[str | float] | None:
@@ -724,16 +748,22 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
     listed: list[Node] = []
     for lay in raw:
         name = str(lay.get("name") or _cfg(lay).get("name"))
+        cls = str(lay.get("class_name"))
         if not isinstance(lay.get("config"), dict):
             problems.append(f"{name}: its config is not an object")
-        srcs, calls = _inbound(lay)
-        if calls > 1:
-            problems.append(f"{name}: a layer called more than once (shared weights) is not supported")
-        cfg_of = _cfg(lay)
-        if lay.get("class_name") == "MultiHeadAttention" and calls == 1:
+        calls = _calls(lay)
+        if len(calls) > 1 and (cls in MODELS or cls == "MultiHeadAttention"):
+            problems.append(f"{name}: a {cls} called more than once (shared weights) is not supported")
+            continue
+        if cls == "MultiHeadAttention":
             srcs, causal = attention_inputs(lay, problems)
-            cfg_of = {**cfg_of, "_causal": causal}
-        listed.append(Node(name, str(lay.get("class_name")), cfg_of, srcs, args=_args(lay)))
+            listed.append(Node(name, cls, {**_cfg(lay), "_causal": causal}, srcs))
+            continue
+        for k, refs in enumerate(calls or [[]]):
+            # a layer called again (shared weights) is a node per call, "name#k", whose module is
+            # the first call's; Keras names a call's output by [layer, call, tensor]
+            listed.append(Node(call_name(name, k), cls, {**_cfg(lay), "_shares": name} if k else _cfg(lay),
+                               [call_name(src, i) for src, i in refs], args=_args(lay)))
     flat, alias = _inline(listed, problems, depth)
     by_name = {n.name: n for n in flat}
     ins, outs = endpoints(cfg.get("input_layers")), endpoints(cfg.get("output_layers"))
@@ -852,6 +882,13 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
         shapes[node.name] = node.shape
         if node.cls == "Embedding" and (len(node.inputs) != 1 or node.inputs[0] not in input_names):
             problems.append(f"{node.name}: an Embedding is supported on a model input only")
+    for node in nodes:  # a shared layer's later calls: the first call's weights, counted once
+        owner = node.cfg.get("_shares")
+        if owner is not None and owner in by_name:
+            if node.weights != by_name[owner].weights:
+                problems.append(f"{node.name}: called on inputs of shapes {[list(s) for s in node.in_shapes]}, "
+                                f"which make weights other than its first call's")
+            node.weights = []
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
     skipped = [] if keep_preprocessing else [n for name in input_names for n in _skip_preprocessing(nodes, name)]

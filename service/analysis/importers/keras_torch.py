@@ -445,8 +445,11 @@ class KerasNet(nn.Module):
         self.layers = nn.ModuleList()
         self.holders: list[list[nn.Module]] = []
         folds = fold if isinstance(fold, dict) else {graph.output_name: fold} if fold else {}
+        # a shared layer's later calls run its first call's module (the same weights)
+        built = {node.name: _layer(node) for node in graph.nodes if not node.cfg.get("_shares")}
         for node in graph.nodes:
-            module, holders = _layer(node)
+            owner = node.cfg.get("_shares")
+            module, holders = (built[owner][0], []) if owner else built[node.name]
             if node.name in folds:
                 module = _without_activation(module, folds[node.name])
             self.layers.append(module)
@@ -472,6 +475,8 @@ class KerasNet(nn.Module):
         kernels are ``name.depthwise`` and ``name.pointwise``."""
         out: dict[nn.Module, tuple[str, str]] = {}
         for node, module, holders in zip(self.graph.nodes, self.layers, self.holders, strict=True):
+            if node.cfg.get("_shares"):
+                continue  # its modules are its first call's, named after the layer
             for m in module.modules():
                 out[m] = (node.name, f"layer:{node.name}")
             if node.cls.startswith("Separable"):
@@ -504,10 +509,11 @@ def _fuse_convolutions(net: KerasNet) -> None:
         j = found[0]
         return j if nodes[j].cls in classes and not nodes[j].cfg.get("_skipped") else None
 
+    shared = {n.cfg.get("_shares") for n in nodes} - {None}
     for k, node in enumerate(nodes):
         module = net.layers[k]
-        if node.cls not in _CONVS or node.cfg.get("_skipped"):
-            continue
+        if node.cls not in _CONVS or node.cfg.get("_skipped") or node.name in shared or node.cfg.get("_shares"):
+            continue  # a shared convolution's calls each have their own norm, if any
         core, act = (module[0], module[1]) if isinstance(module, nn.Sequential) else (module, None)
         if not isinstance(core, _ChannelsLast):
             continue

@@ -202,6 +202,26 @@ def attention_block() -> keras.Model:
     return model
 
 
+def question_pairs() -> keras.Model:
+    """Shared layers, as a model of sentence pairs has them: one Embedding, one LSTM and one Dense
+    applied to both questions (each layer called twice, with the same weights), then their
+    difference and product concatenated, and one sigmoid unit."""
+    keras.utils.set_random_seed(9)
+    first = keras.Input((6,), dtype="int32", name="first")
+    second = keras.Input((6,), dtype="int32", name="second")
+    embed = layers.Embedding(20, 5, name="shared_emb")
+    encode = layers.LSTM(4, name="shared_lstm")
+    project = layers.Dense(4, activation="tanh", name="shared_proj")
+    a = project(encode(embed(first)))
+    b = project(encode(embed(second)))
+    x = layers.Concatenate(name="join")([layers.Subtract(name="diff")([a, b]),
+                                         layers.Multiply(name="prod")([a, b])])
+    out = layers.Dense(1, activation="sigmoid", name="same")(x)
+    model = keras.Model([first, second], out, name="question_pairs")
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
 def _outputs(value: object) -> list:
     """Each output as a list, or the one output's."""
     if isinstance(value, list | tuple):
@@ -227,7 +247,7 @@ def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
 
 def main(names: list[str]) -> None:
     makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools, two_towers,
-              three_heads, attention_block)
+              three_heads, attention_block, question_pairs)
     for make in makers:
         if names and make.__name__ not in names:
             continue
