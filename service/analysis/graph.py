@@ -63,6 +63,10 @@ ACTIVATION_MODULES: dict[type[nn.Module], str] = {
 # ReLU6 is the ReLU as far as the measurements go: units at 0 below the kink are dead, and the
 # clamp at 6 is far above unit-variance pre-activations (hardtanh's "saturated beyond +-1" would
 # call healthy ReLU6 units saturated). nn.ReLU6 subclasses nn.Hardtanh: it is listed first.
+#: Activations with phi(c z) = c phi(z) for c > 0, so a norm after them still divides out the scale
+#: of the weights before them (nn.ReLU6 reads as relu: its cap at 6 is far above unit-variance
+#: pre-activations).
+HOMOGENEOUS = frozenset({"relu", "leaky_relu"})
 NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
                 nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 RNN_TYPES = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
@@ -440,6 +444,10 @@ class Tracer:
             last.out = self._keep(out)
             return
         if role.kind == "norm":
+            if role.type != "layerscale" and last is not None and last.activation in HOMOGENEOUS and follows:
+                # a layer -> relu -> norm: relu(c z) = c relu(z), so the norm still makes the
+                # layer's weights scale-invariant; the norm stays out of the unit (read before it)
+                last.normalised = True
             return  # a norm that follows no weight layer (a pre-norm block's own): not a unit
         weight = None
         if role.kind == "weight" and parametrized_weight(module):

@@ -39,7 +39,7 @@ from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
 MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools",
-          "two_towers", "three_heads", "attention_block", "question_pairs")
+          "two_towers", "three_heads", "attention_block", "question_pairs", "recommender")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -418,6 +418,27 @@ def test_an_activation_layer_joins_its_convolution_and_a_norm_over_another_axis_
     assert check_keras(cfg, seeds=1, verify=False).layers[0].activation is None
 
 
+def test_a_norm_after_a_convolutions_relu_makes_it_normalised_and_computes_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Conv2D(activation="relu") then BatchNormalization, as Keras tutorials write it: relu(c z) =
+    # c relu(z), so the norm divides the convolution's weight scale out all the same
+    cfg = _conv_chain([{"class_name": "BatchNormalization", "config": {"name": "bn"}}])
+    cfg["config"]["layers"][1]["config"]["activation"] = "relu"
+    doc = check_keras(cfg, seeds=1, verify=False)
+    conv = next(layer for layer in doc.layers if layer.name == "conv")
+    assert conv.activation == "relu" and conv.normalised
+    graph = plan_keras_graph(cfg)
+    torch.manual_seed(0)
+    fused = KerasNet(graph, None).double()
+    reinitialise(fused)
+    monkeypatch.setattr("gradhealth.analysis.importers.keras_torch._fuse_convolutions", lambda net: None)
+    torch.manual_seed(0)
+    apart = KerasNet(graph, None).double()
+    reinitialise(apart)
+    x = torch.randn(5, 8, 8, 3, dtype=torch.float64)
+    torch.testing.assert_close(fused(x), apart(x), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("size,kernel,stride,padding", [
     (4, 3, 2, "same"),  # an odd crop: TensorFlow puts the extra row after
     (4, 4, 2, "same"), (3, 2, 1, "same"), (5, 3, 3, "same"),
@@ -628,3 +649,17 @@ def test_a_shared_layer_called_on_other_shapes_is_refused() -> None:
     proj["inbound_nodes"][1]["args"][0]["config"]["keras_history"] = ["shared_emb", 1, 0]
     with pytest.raises(ModelError, match="shared_proj#1: called on inputs of shapes"):
         plan_keras_graph(config)
+
+
+def test_a_two_tower_recommender_of_three_id_inputs_is_checked() -> None:
+    data, config = _read("recommender", "keras")
+    graph = plan_keras_graph(config)
+    assert [(name, vocab) for name, _, vocab in graph.inputs] == [("user", 10), ("item", 12), ("history", 12)]
+    assert graph.node("affinity").shape == (4,) and graph.node("cosine").shape == (1,)
+    doc = check_keras(data, seeds=2, batch_size=8, verify=False)
+    assert {"user_emb", "item_emb", "history_emb", "click"} <= {layer.name for layer in doc.layers}
+    bad = json.loads(json.dumps(config))
+    dot = next(lay for lay in bad["config"]["layers"] if lay["config"]["name"] == "affinity")
+    dot["config"]["axes"] = [1, 1]  # 4 timesteps against 6 features
+    with pytest.raises(ModelError, match="affinity.*contracted sizes differ"):
+        plan_keras_graph(bad)

@@ -133,6 +133,21 @@ def test_the_live_door_marks_normalised_layers_and_notes_their_growth() -> None:
     assert finding.remedies == []
 
 
+def test_a_norm_after_a_relu_makes_the_layer_before_it_normalised() -> None:
+    # Linear -> ReLU -> BatchNorm: relu(c z) = c relu(z), so the norm divides the scale out still
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(30):
+        layers += [nn.Linear(256, 256, bias=False), nn.ReLU(), nn.BatchNorm1d(256)]
+    doc = check_module(nn.Sequential(*layers, nn.Linear(256, 10)), torch.randn(64, 256), seeds=2, verify=False)
+    assert [layer.normalised for layer in doc.layers] == [True] * 30 + [False]
+    # a saturating activation is not scale-covariant: tanh(c z) is not c tanh(z)
+    torch.manual_seed(0)
+    tanh = check_module(nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.BatchNorm1d(8), nn.Linear(8, 2)),
+                        torch.randn(16, 8), seeds=1, verify=False)
+    assert not tanh.layers[0].normalised
+
+
 def test_the_live_door_does_not_count_a_layer_scale_as_a_norm() -> None:
     class Scaled(nn.Module):
         def __init__(self) -> None:

@@ -44,7 +44,7 @@ _GLOBAL = ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling
 RECURRENT = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 #: Every layer class this path reads.
 GRAPH_LAYERS = ("InputLayer", "Dense", *_CONVS, *_TRANSPOSED, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
-                *RECURRENT, "Bidirectional", "MultiHeadAttention", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
+                *RECURRENT, "Bidirectional", "MultiHeadAttention", "Dot", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
                 "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Flatten", "Reshape", "Permute",
                 "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
                 "UpSampling2D", "Rescaling", "Normalization", "LayerScale", "Embedding")
@@ -305,6 +305,30 @@ def attention_inputs(layer: dict[str, Any], problems: list[str]) -> tuple[list[s
     return [query, value, key], bool(kwargs.get("use_causal_mask"))
 
 
+def dot_axes(cfg: dict[str, Any], shapes: list[Shape]) -> tuple[int, int]:
+    """The axes (of each input, batch excluded) a Dot layer contracts, checked: Keras' ``axes``
+    (one for both, or a pair) counts the batch as axis 0, or from the end when negative."""
+    if len(shapes) != 2 or any(len(s) not in (1, 2) for s in shapes):
+        raise ValueError(f"Dot of shapes {[list(s) for s in shapes]}: two vectors or two "
+                         "sequences (timesteps, features) are supported")
+    axes = cfg.get("axes", -1)
+    pair = list(axes) if isinstance(axes, list | tuple) else [axes, axes]
+    if len(pair) != 2 or not all(isinstance(a, int) and not isinstance(a, bool) for a in pair):
+        raise ValueError(f"axes {axes!r}: expected an integer or a pair of integers")
+    found = (_axis(pair[0], len(shapes[0])), _axis(pair[1], len(shapes[1])))
+    if shapes[0][found[0]] != shapes[1][found[1]]:
+        raise ValueError(f"Dot over axes {axes!r} of shapes {list(shapes[0])} and {list(shapes[1])}: "
+                         "the contracted sizes differ")
+    return found
+
+
+def _dot_shape(cfg: dict[str, Any], shapes: list[Shape]) -> Shape:
+    a, b = dot_axes(cfg, shapes)
+    rest = tuple(v for k, v in enumerate(shapes[0]) if k != a) + tuple(
+        v for k, v in enumerate(shapes[1]) if k != b)
+    return rest or (1,)  # two vectors: one number per sample, as Keras' batch_dot keeps it
+
+
 def _attention_shape(cfg: dict[str, Any], shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shape]]]:
     if len(shapes) != 3 or any(len(s) != 2 for s in shapes):
         raise ValueError(f"MultiHeadAttention of shapes {[list(s) for s in shapes]}: query, value and "
@@ -452,6 +476,8 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         return _broadcast(shapes, cls), []
     if cls == "MultiHeadAttention":
         return _attention_shape(cfg, shapes)
+    if cls == "Dot":
+        return _dot_shape(cfg, shapes), []
     if len(shapes) != 1:
         raise ValueError(f"{cls} with {len(shapes)} inputs is not supported")
     if cfg.get("data_format") == "channels_first":

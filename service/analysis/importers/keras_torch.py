@@ -39,6 +39,7 @@ from gradhealth.analysis.importers.keras_graph import (
     _ints,
     _padding_pairs,
     conv_padding,
+    dot_axes,
     recurrent_cell,
     recurrent_gates,
     spec_gate,
@@ -179,6 +180,24 @@ class _Merge(nn.Module):
                    if self.cls in ("Divide", "TrueDivide") else torch.maximum(out, torch.as_tensor(x))
                    if self.cls == "Maximum" else torch.minimum(out, torch.as_tensor(x)))
         return cast(torch.Tensor, out / len(xs) if self.cls == "Average" else out)
+
+
+class _Dot(nn.Module):
+    """Keras' Dot: the sum of products over one axis of each input (L2-normalised along it first
+    with ``normalize``: cosine similarity), the other axes kept in order (batch_dot)."""
+
+    def __init__(self, axes: tuple[int, int], normalize: bool) -> None:
+        super().__init__()
+        self.axes, self.normalize = axes, normalize
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        a, b = self.axes[0] + 1, self.axes[1] + 1  # past the batch axis
+        if self.normalize:  # keras.ops.normalize: x / max(||x||, 1e-12)
+            x, y = F.normalize(x, dim=a, eps=1e-12), F.normalize(y, dim=b, eps=1e-12)
+        x, y = x.movedim(a, -1), y.movedim(b, -1)  # the contracted axis last in both
+        if x.dim() == 2 and y.dim() == 2:
+            return (x * y).sum(-1, keepdim=True)
+        return torch.einsum("b...k,bmk->b...m", x, y) if y.dim() == 3 else torch.einsum("bnk,bk->bn", x, y)
 
 
 class _Reshape(nn.Module):
@@ -399,6 +418,8 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     elif cls == "MultiHeadAttention":
         core = _Attention(node)
         holders = [core]
+    elif cls == "Dot":
+        core = _Dot(dot_axes(cfg, node.in_shapes), bool(cfg.get("normalize", False)))
     elif cls == "Activation":
         core = _act_module(_activation(cfg.get("activation")), bool(cfg.get("_keras2")))
     elif cls == "ReLU":
@@ -518,7 +539,9 @@ def _fuse_convolutions(net: KerasNet) -> None:
         if not isinstance(core, _ChannelsLast):
             continue
         parts = [core.body] if act is None else [core.body, act]
-        b = only_reader(k, ("BatchNormalization",)) if act is None else None
+        # the norm only the convolution feeds, also after its own relu (Conv2D(activation="relu")
+        # then BatchNormalization, as Keras tutorials write it: relu(c z) = c relu(z))
+        b = only_reader(k, ("BatchNormalization",)) if act is None or isinstance(act, nn.ReLU | nn.LeakyReLU) else None
         if b is not None and _axis(nodes[b].cfg.get("axis", -1), len(nodes[b].shape)) != len(nodes[b].shape) - 1:
             b = None  # a norm over another axis stays a layer of its own (and so does what follows)
         if b is not None:
@@ -527,8 +550,8 @@ def _fuse_convolutions(net: KerasNet) -> None:
                 old.num_features, eps=old.eps, momentum=old.momentum)
             parts.append(bn)
             net.layers[b], net.holders[b] = nn.Identity(), [bn]
-        # an activation layer reading the norm, or the convolution itself when it has none
-        last = b if b is not None else k if act is None else None
+        # an activation layer reading the norm, or the convolution itself, when it has none
+        last = (b if b is not None else k) if act is None else None
         c = only_reader(last, ("Activation", "ReLU", "LeakyReLU", "ELU")) if last is not None else None
         if c is not None and role_of(net.layers[c]).kind == "act":
             parts.append(net.layers[c])

@@ -222,6 +222,26 @@ def question_pairs() -> keras.Model:
     return model
 
 
+def recommender() -> keras.Model:
+    """A two-tower recommender: user and item ids embedded, their cosine (Dot, normalize=True),
+    the item against each of the user's recent items (Dot of a sequence and a vector), and the
+    user's vector, concatenated into one sigmoid unit."""
+    keras.utils.set_random_seed(10)
+    user = keras.Input((1,), dtype="int32", name="user")
+    item = keras.Input((1,), dtype="int32", name="item")
+    history = keras.Input((4,), dtype="int32", name="history")
+    u = layers.Flatten(name="u")(layers.Embedding(10, 6, name="user_emb")(user))
+    i = layers.Flatten(name="i")(layers.Embedding(12, 6, name="item_emb")(item))
+    cosine = layers.Dot(axes=1, normalize=True, name="cosine")([u, i])
+    recent = layers.Embedding(12, 6, name="history_emb")(history)
+    affinity = layers.Dot(axes=(2, 1), name="affinity")([recent, i])
+    x = layers.Concatenate(name="join")([cosine, affinity, u])
+    out = layers.Dense(1, activation="sigmoid", name="click")(x)
+    model = keras.Model([user, item, history], out, name="recommender")
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
 def _outputs(value: object) -> list:
     """Each output as a list, or the one output's."""
     if isinstance(value, list | tuple):
@@ -237,6 +257,7 @@ def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
         shape = (2, *tensor.shape[1:])
         if "int" in str(tensor.dtype):
             vocab = min(layer.input_dim for layer in model.layers if isinstance(layer, layers.Embedding))
+            # every input of ids here is read by an Embedding of at least this many rows
             xs.append(rng.integers(0, vocab, shape).astype("int32"))
             kinds.append("int")
         else:
@@ -247,7 +268,7 @@ def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
 
 def main(names: list[str]) -> None:
     makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools, two_towers,
-              three_heads, attention_block, question_pairs)
+              three_heads, attention_block, question_pairs, recommender)
     for make in makers:
         if names and make.__name__ not in names:
             continue
