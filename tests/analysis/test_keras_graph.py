@@ -39,7 +39,8 @@ from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
 MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools",
-          "two_towers", "three_heads", "attention_block", "question_pairs", "recommender")
+          "two_towers", "three_heads", "attention_block", "question_pairs", "recommender",
+          "sequence_tagger")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -663,3 +664,18 @@ def test_a_two_tower_recommender_of_three_id_inputs_is_checked() -> None:
     dot["config"]["axes"] = [1, 1]  # 4 timesteps against 6 features
     with pytest.raises(ModelError, match="affinity.*contracted sizes differ"):
         plan_keras_graph(bad)
+
+
+def test_a_time_distributed_per_step_layer_is_that_layer() -> None:
+    data, config = _read("sequence_tagger", "h5")
+    graph = plan_keras_graph(config)
+    assert [(n.name, n.cls) for n in graph.nodes if n.name in ("per_token", "drop", "tags")] == [
+        ("per_token", "Dense"), ("drop", "Dropout"), ("tags", "Dense")]
+    doc = check_keras(data, seeds=1, batch_size=8, verify=False)
+    assert [layer.name for layer in doc.layers][-2:] == ["per_token", "tags"]
+    assert len([s for s in doc.time_steps if s.layer == "context"]) == 2 * 9  # both directions
+    bad = json.loads(json.dumps(config))
+    wrapper = next(lay for lay in bad["config"]["layers"] if lay["config"]["name"] == "per_token")
+    wrapper["config"]["layer"]["class_name"] = "Conv1D"
+    with pytest.raises(ModelError, match=r"TimeDistributed\(Conv1D\) \(per_token\)"):
+        translate_or_graph(bad)

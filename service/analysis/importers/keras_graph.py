@@ -107,6 +107,27 @@ def endpoints(value: Any) -> list[str]:
     return [str(v[0]) for v in value if isinstance(v, list) and v and isinstance(v[0], str)]
 
 
+#: Layers that compute the same on each time step as on the whole sequence (they act on the last
+#: axis, or elementwise): TimeDistributed of one of them is that layer.
+PER_STEP = ("Dense", "Activation", "Dropout", "SpatialDropout1D", "GaussianDropout", "ReLU", "LeakyReLU",
+            "ELU", "Softmax", "BatchNormalization", "LayerNormalization")
+
+
+def _unwrap(cls: str, cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(class, config) of a layer, a ``TimeDistributed`` of a per-step layer read as that layer
+    (under the wrapper's name, where the file stores its weights)."""
+    if cls != "TimeDistributed":
+        return cls, cfg
+    inner = cfg.get("layer")
+    inner_cls = str(inner.get("class_name", "")) if isinstance(inner, dict) else ""
+    inner_cfg = inner.get("config") if isinstance(inner, dict) else None
+    if inner_cls not in PER_STEP or not isinstance(inner_cfg, dict):
+        return f"TimeDistributed({inner_cls or '?'})", cfg  # named as refused: not a class read here
+    if inner_cls in ("BatchNormalization", "LayerNormalization") and inner_cfg.get("axis", -1) not in (-1, [-1]):
+        return f"TimeDistributed({inner_cls} over axis {inner_cfg.get('axis')})", cfg
+    return inner_cls, {**inner_cfg, "name": cfg.get("name", inner_cfg.get("name"))}
+
+
 def call_name(layer: str, call: int) -> str:
     """The node of a layer's ``call``-th call: the layer's own name for the first."""
     return layer if call == 0 else f"{layer}#{call}"
@@ -762,7 +783,7 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
         nodes, previous = [], None
         for lay in raw:
             name = str(_cfg(lay).get("name") or lay.get("class_name"))
-            nodes.append(Node(name, str(lay.get("class_name")), _cfg(lay), [previous] if previous else []))
+            nodes.append(Node(name, *_unwrap(str(lay.get("class_name")), _cfg(lay)), [previous] if previous else []))
             previous = name
         if not nodes or nodes[0].cls != "InputLayer":
             start = f"{cfg.get('name') or 'sequential'}/input"
@@ -774,7 +795,7 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
     listed: list[Node] = []
     for lay in raw:
         name = str(lay.get("name") or _cfg(lay).get("name"))
-        cls = str(lay.get("class_name"))
+        cls, layer_cfg = _unwrap(str(lay.get("class_name")), _cfg(lay))
         if not isinstance(lay.get("config"), dict):
             problems.append(f"{name}: its config is not an object")
         calls = _calls(lay)
@@ -783,12 +804,12 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
             continue
         if cls == "MultiHeadAttention":
             srcs, causal = attention_inputs(lay, problems)
-            listed.append(Node(name, cls, {**_cfg(lay), "_causal": causal}, srcs))
+            listed.append(Node(name, cls, {**layer_cfg, "_causal": causal}, srcs))
             continue
         for k, refs in enumerate(calls or [[]]):
             # a layer called again (shared weights) is a node per call, "name#k", whose module is
             # the first call's; Keras names a call's output by [layer, call, tensor]
-            listed.append(Node(call_name(name, k), cls, {**_cfg(lay), "_shares": name} if k else _cfg(lay),
+            listed.append(Node(call_name(name, k), cls, {**layer_cfg, "_shares": name} if k else layer_cfg,
                                [call_name(src, i) for src, i in refs], args=_args(lay)))
     flat, alias = _inline(listed, problems, depth)
     by_name = {n.name: n for n in flat}

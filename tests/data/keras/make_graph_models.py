@@ -242,6 +242,23 @@ def recommender() -> keras.Model:
     return model
 
 
+def sequence_tagger() -> keras.Model:
+    """A Sequential named-entity tagger as Keras 2 era code writes it: Embedding, a Bidirectional
+    LSTM over the sequence, and TimeDistributed Dense layers (with a TimeDistributed Dropout, of
+    rate 0 so that Keras' training-mode output has no noise to compare, and a softmax per token)."""
+    keras.utils.set_random_seed(11)
+    model = keras.Sequential([
+        keras.Input((9,), dtype="int32", name="words"),
+        layers.Embedding(25, 6, name="emb"),
+        layers.Bidirectional(layers.LSTM(5, return_sequences=True, name="lstm"), name="context"),
+        layers.TimeDistributed(layers.Dense(8, activation="relu"), name="per_token"),
+        layers.TimeDistributed(layers.Dropout(0.0), name="drop"),
+        layers.TimeDistributed(layers.Dense(4, activation="softmax"), name="tags"),
+    ], name="sequence_tagger")
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return model
+
+
 def _outputs(value: object) -> list:
     """Each output as a list, or the one output's."""
     if isinstance(value, list | tuple):
@@ -268,7 +285,7 @@ def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
 
 def main(names: list[str]) -> None:
     makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools, two_towers,
-              three_heads, attention_block, question_pairs, recommender)
+              three_heads, attention_block, question_pairs, recommender, sequence_tagger)
     for make in makers:
         if names and make.__name__ not in names:
             continue
@@ -281,7 +298,7 @@ def main(names: list[str]) -> None:
         model.save(HERE / f"{name}.keras")
         model.save(HERE / f"{name}.h5")
         source = "keras " + keras.__version__ + " (backend " + keras.backend.backend() + ")"
-        if len(model.inputs) > 1:
+        if len(model.inputs) > 1 or "int" in str(model.inputs[0].dtype):
             xs, kinds = _inputs(model)
             expected = {
                 "source": source, "inputs": [x.tolist() for x in xs], "dtypes": kinds,
