@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["cell_of", "gate", "gru_cell", "lstm_cell", "mark", "run_fused", "step"]
+__all__ = ["cell_of", "gate", "gru_cell", "lstm_cell", "mark", "run_fused", "runs_itself", "step"]
 
 
 def gate(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -65,6 +65,12 @@ def cell_of(rnn: nn.Module) -> tuple[str, bool]:
 def run_fused(rnn: nn.Module) -> bool:
     """PyTorch's fused module computes ``rnn`` (its cell is PyTorch's)."""
     return cell_of(rnn) == ("sigmoid", True)
+
+
+def runs_itself(rnn: nn.Module) -> bool:
+    """``rnn(x)`` computes the layer: torch's fused module with torch's own cell, or a module that
+    is not torch's recurrent one (the simulation's UnrolledRNN in its place) and steps itself."""
+    return run_fused(rnn) or not isinstance(rnn, nn.RNNBase)
 
 
 def step(rnn: nn.Module, kind: str, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor,

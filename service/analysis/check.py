@@ -23,7 +23,7 @@ from gradhealth.analysis import theory
 from gradhealth.analysis.findings import Detection
 from gradhealth.analysis.plan import Limits, Plan, make_plan
 from gradhealth.analysis.remedies import Context, clipping
-from gradhealth.analysis.rules import ArchitectureRule, detect
+from gradhealth.analysis.rules import ArchitectureRule, detect, problems
 from gradhealth.analysis.simulate import ProgressFn, SimulationResult, UnitStats, simulate
 from gradhealth.analysis.spec import parse_spec
 from gradhealth.analysis.thresholds import Thresholds
@@ -202,7 +202,7 @@ class _Verifier:
                 continue
             self.results[id(remedy)] = after
             value, _ = part.severity(after, thresholds)
-            found = [d for d in detect(after, thresholds) if d.severity != "info"]
+            found = problems(after, thresholds)
             new = [d.code for d in found if d.code != det.code and d.code not in before_codes]
             # Fixed: none of this finding's code is left, no error it did not have before, and the
             # metric not pushed past the opposite threshold (vanishing 4.5e-5 -> 301 is exploding).

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gradhealth.analysis.cells import cell_of, mark, run_fused, step
+from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, step
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.simulate import (
     SimulationResult,
@@ -186,9 +186,9 @@ def run_recurrent(rnn: nn.Module, x: torch.Tensor, hx: Any = None) -> tuple[torc
     """``rnn(x, hx)``: torch's fused module where its cell is torch's, else step by step (a cell
     :func:`gradhealth.analysis.cells.mark` made otherwise; the simulation's UnrolledRNN, when it has
     taken the module's place, runs itself)."""
-    if run_fused(rnn) or not isinstance(rnn, nn.RNNBase):
+    if runs_itself(rnn):
         return cast(tuple[torch.Tensor, Any], rnn(x, hx))
-    return UnrolledRNN(rnn)(x, hx)
+    return UnrolledRNN(cast(nn.RNNBase, rnn))(x, hx)  # a torch recurrent module, as runs_itself says
 
 
 class StackedRNN(nn.Module):

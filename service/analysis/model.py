@@ -19,7 +19,7 @@ from torch import nn
 
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.activations import GATES, canonical
-from gradhealth.analysis.cells import mark, run_fused, step
+from gradhealth.analysis.cells import mark, runs_itself, step
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.plan import Plan, UnitPlan
 
@@ -256,7 +256,7 @@ class RecurrentUnit(Unit):
                         b_ih[h:2 * h] = float(layer.forget_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.probe is None and (run_fused(self.rnn) or not isinstance(self.rnn, nn.RNNBase)):
+        if self.probe is None and runs_itself(self.rnn):
             seq, _ = self.rnn(x)  # torch's fused module, or the graph door's UnrolledRNN in its place
         else:
             seq = self._unrolled(x)

@@ -33,7 +33,7 @@ from gradhealth.analysis.graph import (
     simulate_graph,
 )
 from gradhealth.analysis.remedies import lower_rate
-from gradhealth.analysis.rules import detect
+from gradhealth.analysis.rules import detect, problems
 from gradhealth.analysis.simulate import SimulationResult
 from gradhealth.analysis.spec import OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
@@ -213,7 +213,7 @@ class _Verifier:
         self.seconds += after.duration_s
         value, severity = part.severity(after, self.thresholds)
         known = {d.code for d in before}
-        new = [d.code for d in detect(after, self.thresholds) if d.code not in known and d.severity != "info"]
+        new = [d.code for d in problems(after, self.thresholds) if d.code not in known]
         fixed = severity in (None, "info")
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(value), fixed=fixed, side_effects=new)

@@ -544,6 +544,12 @@ def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
     return worst_first(found)
 
 
+def problems(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
+    """The findings on ``result`` that need fixing: :func:`detect`'s without its notes (info),
+    which is what a remedy's re-simulation is judged by."""
+    return [d for d in detect(result, thresholds) if d.severity != "info"]
+
+
 def badness(code: str, value: float | None) -> float:
     """How far ``value`` of ``code``'s metric is from healthy (for ranking); larger is worse."""
     return rule(code).badness.of(value)

@@ -595,18 +595,14 @@ class _Translator:
     def _bidirectional(self, cfg: dict[str, Any], name: str, layout: str) -> list[dict[str, Any]]:
         """``Bidirectional(LSTM/GRU/SimpleRNN)``, concatenated: the spec's ``bidirectional``
         recurrent layer (Keras' backward layer is a copy of the forward one's config)."""
-        from gradhealth.analysis.importers.keras_graph import mirrored_backward
+        from gradhealth.analysis.importers.keras_graph import recurrent_cell
 
-        inner = cfg.get("layer") or {}
-        cls = str(inner.get("class_name", ""))
-        if cls not in ("SimpleRNN", "LSTM", "GRU"):
-            self.fail(name, f"Bidirectional of {cls or '?'} is not supported (LSTM, GRU, SimpleRNN)")
+        try:  # the graph door's own reading of it
+            cls, inner_cfg, _ = recurrent_cell("Bidirectional", cfg)
+        except ValueError as exc:
+            self.fail(name, str(exc))
             return []
-        if cfg.get("merge_mode", "concat") != "concat":
-            self.fail(name, f"merge_mode {cfg.get('merge_mode')!r} is not supported (only concat)")
-        if not mirrored_backward(inner, cfg.get("backward_layer")):
-            self.fail(name, "a custom backward_layer is not supported")
-        out = self._recurrent(cls, inner.get("config") or {}, name, layout)
+        out = self._recurrent(cls, inner_cfg, name, layout)
         out["bidirectional"] = True
         return [out]
 

@@ -387,21 +387,22 @@ def _attention_shape(cfg: dict[str, Any], shapes: list[Shape]) -> tuple[Shape, l
     return (t, out), weights
 
 
-def recurrent_cell(node: Node) -> tuple[str, dict[str, Any], int]:
-    """(recurrent class, its config, directions) of a recurrent node, or of a Bidirectional's
-    layer (concatenated: its backward layer is a copy of the forward one)."""
-    if node.cls != "Bidirectional":
-        return node.cls, node.cfg, 1
-    inner = node.cfg.get("layer")
+def recurrent_cell(cls: str, cfg: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
+    """(recurrent class, its config, directions) of a recurrent layer ``cls`` with config ``cfg``,
+    or of a Bidirectional's layer (concatenated: its backward layer is a copy of the forward one);
+    ValueError for a Bidirectional the cells do not compute (both Keras doors read it here)."""
+    if cls != "Bidirectional":
+        return cls, cfg, 1
+    inner = cfg.get("layer")
     inner = inner if isinstance(inner, dict) else {}
-    cls, cfg = str(inner.get("class_name", "")), inner.get("config")
-    if cls not in RECURRENT or not isinstance(cfg, dict):
-        raise ValueError(f"Bidirectional of {cls or '?'} is not supported ({', '.join(RECURRENT)})")
-    if node.cfg.get("merge_mode", "concat") != "concat":
-        raise ValueError(f"merge_mode {node.cfg.get('merge_mode')!r} is not supported (only concat)")
-    if not mirrored_backward(inner, node.cfg.get("backward_layer")):
+    inner_cls, inner_cfg = str(inner.get("class_name", "")), inner.get("config")
+    if inner_cls not in RECURRENT or not isinstance(inner_cfg, dict):
+        raise ValueError(f"Bidirectional of {inner_cls or '?'} is not supported ({', '.join(RECURRENT)})")
+    if cfg.get("merge_mode", "concat") != "concat":
+        raise ValueError(f"merge_mode {cfg.get('merge_mode')!r} is not supported (only concat)")
+    if not mirrored_backward(inner, cfg.get("backward_layer")):
         raise ValueError("a custom backward_layer is not supported")
-    return cls, cfg, 2
+    return inner_cls, inner_cfg, 2
 
 
 def mirrored_backward(layer: Any, backward: Any) -> bool:
@@ -454,7 +455,7 @@ def spec_gate(gate: str, keras3: bool) -> str:
 
 
 def _recurrent_shape(node: Node, x: Shape) -> tuple[Shape, list[tuple[str, Shape]]]:
-    cls, cfg, directions = recurrent_cell(node)
+    cls, cfg, directions = recurrent_cell(node.cls, node.cfg)
     if len(x) != 2:
         raise ValueError(f"{cls} reads a sequence (timesteps, features), not a tensor of shape {list(x)}")
     units = cfg.get("units")
@@ -945,7 +946,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
     # float64 activations and their gradients, one copy each per node (as the ONNX door counts),
     # and an unrolled recurrent layer's gates and states at every step (as the spec's plan counts)
-    steps = [(n, recurrent_cell(n)) for n in nodes if n.cls in RECURRENT or n.cls == "Bidirectional"]
+    steps = [(n, recurrent_cell(n.cls, n.cfg)) for n in nodes if n.cls in RECURRENT or n.cls == "Bidirectional"]
     inner = sum(dirs * n.in_shapes[0][0] * int(cfg["units"]) * (2 * RECURRENT[cls] + 3)
                 for n, (cls, cfg, dirs) in steps)
     graph.activation_bytes = 2 * 8 * batch_size * (sum(math.prod(n.shape) for n in nodes) + inner)

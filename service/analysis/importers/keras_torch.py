@@ -260,7 +260,7 @@ class _Recurrent(nn.Module):
 
     def __init__(self, node: Node) -> None:
         super().__init__()
-        cls, cfg, directions = recurrent_cell(node)
+        cls, cfg, directions = recurrent_cell(node.cls, node.cfg)
         act, gate_activation, reset_after = recurrent_gates(cls, cfg)
         kind: Any = {"SimpleRNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[cls]
         extra = {"nonlinearity": act} if cls == "SimpleRNN" else {}
@@ -669,9 +669,10 @@ _RECURRENT_INIT = {"kernel": ("kernel_initializer", "glorot_uniform"),
 def _drawn(node: Node) -> list[np.ndarray]:
     """``node``'s variables drawn from its config's initialisers (Keras' layouts)."""
     out = []
+    recurrent = recurrent_cell(node.cls, node.cfg) if node.cls in RECURRENT or node.cls == "Bidirectional" else None
     for role, shape in node.weights:
-        if node.cls in RECURRENT or node.cls == "Bidirectional":
-            cls, cfg, _ = recurrent_cell(node)
+        if recurrent is not None:
+            cls, cfg, _ = recurrent
             base = role.removeprefix("forward_").removeprefix("backward_")
             key, default_init = _RECURRENT_INIT[base]
             drawn = draw_initializer(cfg.get(key), shape, default_init).numpy()
