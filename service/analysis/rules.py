@@ -288,14 +288,13 @@ class _Fraction(ArchitectureRule):
 
     key: str
 
-    def fraction(self, u: UnitStats, result: SimulationResult) -> float:
-        """The fraction the rule judges ``u`` by (its mean over seeds)."""
-        return u.mean(self.key)
+    def judged(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:
+        """Each unit that has the fraction, with the fraction the rule judges it by (its mean over
+        seeds)."""
+        return [(u, u.mean(self.key)) for u in result.units if self.key in u.values]
 
     def measure(self, result: SimulationResult) -> float:
-        return max(
-            (self.fraction(u, result) for u in result.units if self.key in u.values), default=math.nan
-        )
+        return max((f for _, f in self.judged(result)), default=math.nan)
 
     def limits(self, t: Thresholds) -> tuple[float, float]:
         raise NotImplementedError
@@ -307,8 +306,9 @@ class _Fraction(ArchitectureRule):
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         warn = self.limits(t)[0]
-        hit = [u for u in result.units if self.key in u.values and self.fraction(u, result) >= warn]
-        worst = max(hit, key=lambda u: self.fraction(u, result))
+        judged = [(u, f) for u, f in self.judged(result) if f >= warn]
+        hit = [u for u, _ in judged]
+        worst = max(judged, key=lambda pair: pair[1])[0]
         evidence = {
             "metric": f"max_{self.key}",
             "value": value,
@@ -350,21 +350,24 @@ class DeadUnits(_Fraction):
     key = "dead_fraction"
     remedies = (init_remedies, _leaky_relu, _batchnorm)
 
-    def fraction(self, u: UnitStats, result: SimulationResult) -> float:
+    def judged(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:
         # Up to half a layer's units off for the whole batch is what correlated inputs alone make
         # (thresholds.Thresholds.dead_warning); above that, a few units are a coin toss each: 5
         # of the 8 units of a squeeze-and-excitation layer, whose pooled inputs all look alike,
         # read as 62% dead. A fraction above 1/2 counts only where a count that large is unlikely
         # at 1/2 (one-sided binomial test over the seeds' units, Bonferroni over the layers).
-        value = u.mean(self.key)
-        per_seed, units = u.values[self.key], u.values.get("relu_units")
-        if not value > 0.5 or units is None or not units[0] >= 1:
-            return value
-        n_layers = sum(1 for v in result.units if self.key in v.values)
-        fractions = [f for f in per_seed.tolist() if f == f]
-        n = int(units[0]) * len(fractions)
-        k = round(sum(fractions) * int(units[0]))
-        return value if binomial_tail_half(k, n) < 0.05 / n_layers else 0.5
+        measured = super().judged(result)
+        level = 0.05 / max(len(measured), 1)
+        out = []
+        for u, value in measured:
+            units = u.values.get("relu_units")
+            if value > 0.5 and units is not None and units[0] >= 1:
+                fractions = [f for f in u.values[self.key].tolist() if f == f]
+                n = int(units[0]) * len(fractions)
+                k = round(sum(fractions) * int(units[0]))
+                value = value if binomial_tail_half(k, n) < level else 0.5
+            out.append((u, value))
+        return out
 
     def limits(self, t: Thresholds) -> tuple[float, float]:
         return t.dead_warning, t.dead_error
