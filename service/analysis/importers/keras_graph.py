@@ -295,13 +295,9 @@ def attention_inputs(layer: dict[str, Any], problems: list[str]) -> tuple[list[s
     positional: list[str] = []
     kwargs: dict[str, Any] = {}
 
-    def tensor(value: Any) -> str | None:
-        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-            history = (value.get("config") or {}).get("keras_history")
-            return str(history[0]) if isinstance(history, list) and history else None
-        if isinstance(value, list) and len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
-            return value[0]
-        return None
+    def tensor(value: Any) -> str | None:  # the layer of the one tensor ``value`` refers to
+        refs = _tensors(value, [])
+        return refs[0][0] if len(refs) == 1 else None
 
     if isinstance(first, dict):  # Keras 3
         for arg in first.get("args") or []:
