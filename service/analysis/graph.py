@@ -32,6 +32,7 @@ import contextlib
 import copy
 import functools
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -358,6 +359,44 @@ class Record:
     normalised: bool = False
 
 
+#: A unit's own activation through which a later norm still divides out its weights' scale.
+_PASSES_SCALE = frozenset({None, *HOMOGENEOUS})
+
+#: Autograd steps that are positively homogeneous in their one differentiable input,
+#: f(c x) = c f(x) for c > 0: views and copies, padding, slicing, pooling (max and average),
+#: means and sums, resizing, dropout's mask, a multiply or divide by a constant, relu.
+#: (A constant pad is read as a zero pad: Keras' and ONNX's paddings before a norm are.)
+_HOMOGENEOUS_STEPS = re.compile(
+    r"(View|UnsafeView|ReshapeAlias|Alias|Clone|ToCopy|Permute|Transpose|T|Expand|Squeeze|"
+    r"Unsqueeze|Slice|Select|ConstantPadNd|ReflectionPad\dD|ReplicationPad\dD|"
+    r"MaxPool\dDWithIndices|MaxPool\dD|AvgPool\dD|AdaptiveAvgPool\dD|AdaptiveMaxPool\dD|Mean|Sum|"
+    r"Amax|Max|UpsampleNearest\dD|UpsampleBilinear2D|UpsampleLinear1D|NativeDropout|Mul|Div|"
+    r"Relu|LeakyRelu)Backward\d+")
+
+
+def homogeneous_source(tensor: torch.Tensor | None, sources: dict[Any, Any],
+                       limit: int = 64) -> Any:
+    """The value in ``sources`` (keyed by autograd node) of the tensor that ``tensor`` was
+    computed from by positively homogeneous steps alone (:data:`_HOMOGENEOUS_STEPS`, each with
+    one differentiable input, a divide only by a constant), walking back from ``tensor``. None
+    when the walk meets another step first (a sum of two branches, a learned scale, a leaf) or
+    runs past ``limit`` steps."""
+    node = tensor.grad_fn if tensor is not None else None
+    for _ in range(limit):
+        if node is None:
+            return None
+        if node in sources:
+            return sources[node]
+        name = type(node).__name__
+        if not _HOMOGENEOUS_STEPS.fullmatch(name):
+            return None
+        inputs = [n for n, _ in node.next_functions if n is not None]
+        if len(inputs) != 1 or (name.startswith("Div") and node.next_functions[0][0] is None):
+            return None  # c / x is homogeneous of degree -1
+        node = inputs[0]
+    return None
+
+
 def parametrized_weight(module: nn.Module) -> bool:
     """The module's ``weight`` is computed by a parametrization (weight_norm, spectral_norm)."""
     return bool(torch.nn.utils.parametrize.is_parametrized(module, "weight"))
@@ -444,10 +483,13 @@ class Tracer:
             last.out = self._keep(out)
             return
         if role.kind == "norm":
-            if role.type != "layerscale" and last is not None and last.activation in HOMOGENEOUS and follows:
-                # a layer -> relu -> norm: relu(c z) = c relu(z), so the norm still makes the
-                # layer's weights scale-invariant; the norm stays out of the unit (read before it)
-                last.normalised = True
+            if role.type != "layerscale":
+                # a layer -> relu -> norm, or a layer -> pooling/padding/reshape -> norm: each step
+                # is positively homogeneous (f(c z) = c f(z)), so the norm still makes the layer's
+                # weights scale-invariant; the norm stays out of the unit (read before it)
+                unit = last if follows and last is not None else self._reached(inp)
+                if unit is not None and unit.activation in _PASSES_SCALE:
+                    unit.normalised = True
             return  # a norm that follows no weight layer (a pre-norm block's own): not a unit
         weight = None
         if role.kind == "weight" and parametrized_weight(module):
@@ -457,6 +499,14 @@ class Tracer:
                                  pre=inp if role.kind == "act" else None,
                                  activation=role.activation, params=list(module.parameters()),
                                  weight=weight))
+
+    def _reached(self, tensor: torch.Tensor | None) -> Record | None:
+        """The unit whose output ``tensor`` is, through positively homogeneous steps only (see
+        :func:`homogeneous_source`); None if there is none."""
+        if tensor is None or tensor.grad_fn is None:
+            return None
+        units = {u.out.grad_fn: u for u in self.units if u.out.grad_fn is not None}
+        return cast("Record | None", homogeneous_source(tensor, units))
 
     @staticmethod
     def _keep(t: torch.Tensor) -> torch.Tensor:

@@ -113,8 +113,9 @@ class LayerReport(BaseModel):
     fan_in: int | None = None
     fan_out: int | None = None
     normalised: bool = Field(
-        False, description="a batch, layer, group or instance norm takes this layer's output directly, so "
-        "the layer's output does not depend on the scale of its weights")
+        False, description="a batch, layer, group or instance norm takes this layer's output directly or "
+        "through positively homogeneous steps only (relu, padding, pooling, reshapes), so the "
+        "layer's output does not depend on the scale of its weights")
     nonfinite_forward: bool = False
     nonfinite_backward: bool = False
     spread: dict[str, float | None] = Field(

@@ -12,7 +12,7 @@ Growth that reaches an unnormalised layer, or passes the error threshold, is rep
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
@@ -162,3 +162,56 @@ def test_the_live_door_does_not_count_a_layer_scale_as_a_norm() -> None:
     net = nn.Sequential(Scaled(), Scaled(), nn.Linear(16, 2))
     doc = check_module(net, torch.randn(8, 16), seeds=1, verify=False)
     assert not any(layer.normalised for layer in doc.layers)
+
+
+class _PooledNorms(nn.Module):
+    """Norms that read a convolution's output through pooling, padding and reshapes only, each
+    positively homogeneous (f(c z) = c f(z)), and one that reads it through a sum with the input,
+    which is not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)  # -> relu -> max pool -> BN
+        self.bn1 = nn.BatchNorm2d(8)
+        self.mid = nn.Conv2d(8, 8, 3, bias=False)  # -> zero pad -> avg pool -> flatten -> LayerNorm
+        self.ln = nn.LayerNorm(8 * 4 * 4)
+        self.side = nn.Linear(128, 128, bias=False)  # -> (+ its input) -> LayerNorm
+        self.ln2 = nn.LayerNorm(128)
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn1(nn.functional.max_pool2d(torch.relu(self.stem(x)), 2))
+        x = self.ln(nn.functional.avg_pool2d(nn.functional.pad(self.mid(x), [1, 1, 1, 1]), 2).flatten(1))
+        x = x[:, :128]
+        return cast(torch.Tensor, self.head(self.ln2(x + self.side(x))))
+
+
+def test_a_norm_read_through_pooling_and_padding_makes_the_layer_before_it_normalised() -> None:
+    torch.manual_seed(0)
+    net, x = _PooledNorms(), torch.randn(16, 3, 16, 16)
+    doc = check_module(net, x, seeds=1, verify=False)
+    assert {layer.name: layer.normalised for layer in doc.layers} == {
+        "stem": True, "mid": True, "side": False, "head": False}
+    # what the flag claims, computed independently: scaling a normalised layer's weights changes
+    # nothing the network computes; scaling the other one does
+    net.train()
+    with torch.no_grad():
+        before = net(x)
+        for name, changes in (("stem", False), ("mid", False), ("side", True)):
+            weight = getattr(net, name).weight
+            weight.mul_(3.0)
+            after = net(x)
+            weight.div_(3.0)
+            assert (not torch.allclose(before, after, atol=1e-4)) is changes, name
+
+
+def test_a_walk_back_stops_at_a_reciprocal_and_a_sum() -> None:
+    from gradhealth.analysis.graph import homogeneous_source
+
+    w = torch.randn(4, 4, requires_grad=True)
+    z = torch.randn(2, 4) @ w
+    sources = {z.grad_fn: "z"}
+    assert homogeneous_source(nn.functional.max_pool1d(z.unsqueeze(0), 2).flatten() / 2.0, sources) == "z"
+    assert homogeneous_source(torch.div(torch.ones(2, 4), z), sources) is None  # 1 / z: degree -1
+    assert homogeneous_source(z.tanh(), sources) is None
+    assert homogeneous_source(z + 1.0, sources) is None  # a shift: (c z + 1) is not c (z + 1)
