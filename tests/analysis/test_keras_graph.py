@@ -40,7 +40,7 @@ from gradhealth.settings import Limits
 DATA = Path(__file__).parents[1] / "data" / "keras"
 MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools",
           "two_towers", "three_heads", "attention_block", "question_pairs", "recommender",
-          "sequence_tagger")
+          "sequence_tagger", "preact_resnet", "inception_resnet")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -679,3 +679,36 @@ def test_a_time_distributed_per_step_layer_is_that_layer() -> None:
     wrapper["config"]["layer"]["class_name"] = "Conv1D"
     with pytest.raises(ModelError, match=r"TimeDistributed\(Conv1D\) \(per_token\)"):
         translate_or_graph(bad)
+
+
+def test_a_preactivation_resnet_stem_is_normalised_through_its_padding_and_pooling() -> None:
+    # ResNet50V2's stem: conv1_conv -> ZeroPadding2D -> MaxPooling2D -> the first block's
+    # pre-activation BN, which divides out the stem's scale; each block's last convolution is
+    # added to the stream unnormalised
+    data, _ = _read("preact_resnet", "keras")
+    doc = check_keras(data, seeds=1, batch_size=4, verify=False, weights="reinitialise")
+    normalised = {layer.name: layer.normalised for layer in doc.layers if layer.type != "activation"}
+    assert normalised == {
+        "conv1_conv": True,
+        **{f"block{k}_{i}_conv": True for k in (1, 2, 3) for i in (1, 2)},
+        **{f"block{k}_3_conv": False for k in (1, 2, 3)},
+        "block3_0_conv": False,  # a projection shortcut, added unnormalised
+        "predictions": False}
+
+
+def test_keras_applications_custom_scale_layer_adds_the_scaled_branch() -> None:
+    _, config = _read("inception_resnet", "keras")
+    graph = plan_keras_graph(config)
+    scale = graph.node("block1_scale")
+    assert scale.cls == "CustomScaleLayer" and scale.shape == graph.node("block1_conv").shape
+    net = KerasNet(graph, None).double()
+    module = net.layers[[n.name for n in graph.nodes].index("block1_scale")]
+    x, branch = torch.randn(2, 3), torch.randn(2, 3)
+    assert torch.equal(module(x, branch), x + 0.17 * branch)
+    # a scale that is not a number is named, with its layer
+    bad = json.loads(json.dumps(config))
+    for layer in bad["config"]["layers"]:
+        if layer["config"]["name"] == "block2_scale":
+            layer["config"]["scale"] = "0.17"
+    with pytest.raises(ModelError, match="block2_scale.*CustomScaleLayer needs a number `scale`"):
+        plan_keras_graph(bad)

@@ -205,6 +205,12 @@ def test_unsupported_layers_are_named_in_one_error() -> None:
     with pytest.raises(ModelError) as err:
         keras_to_spec(cfg)
     assert "Lambda (my_lambda)" in err.value.detail and "Conv3D (vol)" in err.value.detail
+    # a large model names each unsupported class once, with a count, not its hundreds of layers
+    many = _seq(*[_layer("Lambda", f"scale_{i}") for i in range(40)], _dense("d", 8), shape=[4])
+    with pytest.raises(ModelError) as err:
+        keras_to_spec(many)
+    listed = err.value.detail.split("; supported:")[0]
+    assert listed == "unsupported Keras layers: Lambda x40 (scale_0, scale_1, scale_2 and 37 more)"
 
 
 def test_dynamic_sequence_length_is_refused() -> None:

@@ -12,3 +12,17 @@ class ModelError(GradHealthError):
     status = 422
     code = "invalid_model"
     title = "Model cannot be checked"
+
+
+def name_layers(layers: list[tuple[str, str]], each: int = 3) -> str:
+    """``(class, name)`` pairs as one readable list, grouped by class in order of appearance:
+    ``Lambda (my_lambda), CustomScaleLayer x40 (custom_scale_layer, ..._1, ..._2 and 37 more)``.
+    A large model names each unsupported class once, not every one of its hundreds of layers."""
+    groups: dict[str, list[str]] = {}
+    for cls, name in layers:
+        groups.setdefault(cls, []).append(name)
+    parts = []
+    for cls, names in groups.items():
+        shown = ", ".join(names[:each]) + (f" and {len(names) - each} more" if len(names) > each else "")
+        parts.append(f"{cls} ({shown})" if len(names) == 1 else f"{cls} x{len(names)} ({shown})")
+    return ", ".join(parts)

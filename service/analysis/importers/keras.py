@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.importers import ModelError, name_layers
 from gradhealth.errors import InputFormatError
 
 __all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
@@ -780,11 +780,11 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
                                "`config` object: " + ", ".join(malformed[:20]))
     tr = _Translator(stored, keras3_names(model))
     cfg = model["config"]
-    unsupported = [f"{lay.get('class_name')} ({(lay.get('config') or {}).get('name', '?')})"
-                   + (f": {REFUSED[cls]}" if (cls := str(lay.get("class_name"))) in REFUSED else "")
+    unsupported = [(str(lay.get("class_name")), str((lay.get("config") or {}).get("name", "?")))
                    for lay in cfg["layers"] if lay.get("class_name") not in SUPPORTED]
     if unsupported:
-        raise ModelError("unsupported Keras layers: " + ", ".join(unsupported) + "; supported: "
+        why = "".join(f"; {REFUSED[cls]}" for cls in dict.fromkeys(c for c, _ in unsupported) if cls in REFUSED)
+        raise ModelError("unsupported Keras layers: " + name_layers(unsupported) + why + "; supported: "
                          + ", ".join(SUPPORTED))
     items: list[Any] = (list(cfg["layers"]) if model["class_name"] == "Sequential"
                         else _sequential_order(model, tr))

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.importers import ModelError, name_layers
 from gradhealth.errors import LimitExceeded
 
 __all__ = ["GRAPH_LAYERS", "KerasGraph", "Node", "endpoints", "plan_keras_graph"]
@@ -33,7 +33,10 @@ IDENTITY_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDr
                    "GaussianDropout", "GaussianNoise", "AlphaDropout", "Identity",
                    "ActivityRegularization")
 _MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Divide",
-           "TrueDivide")
+           "TrueDivide", "CustomScaleLayer")
+#: Merges of exactly two inputs. keras.applications' InceptionResNetV2 adds each block's branch
+#: to its input scaled: CustomScaleLayer(scale)([x, branch]) = x + branch * scale.
+_BINARY = ("Subtract", "Divide", "TrueDivide", "CustomScaleLayer")
 _CONVS = ("Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
           "SeparableConv2D")
 _TRANSPOSED = ("Conv1DTranspose", "Conv2DTranspose")
@@ -489,8 +492,11 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
                     raise ValueError(f"Concatenate of shapes {list(x)} and {list(s)} on axis "
                                      f"{cfg.get('axis', -1)}: the other axes differ")
             return x[:axis] + (sum(s[axis] for s in shapes),) + x[axis + 1:], []
-        if cls in ("Subtract", "Divide", "TrueDivide") and len(node.args or shapes) != 2:
+        if cls in _BINARY and len(node.args or shapes) != 2:
             raise ValueError(f"{cls} needs exactly two inputs")
+        if cls == "CustomScaleLayer" and (isinstance(cfg.get("scale"), bool)
+                                          or not isinstance(cfg.get("scale"), int | float)):
+            raise ValueError("CustomScaleLayer needs a number `scale`")
         return _broadcast(shapes, cls), []
     if cls == "MultiHeadAttention":
         return _attention_shape(cfg, shapes)
@@ -884,9 +890,9 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     if not keras3_names(config):
         for n in nodes:  # hard_sigmoid is Keras 2's 0.2x + 0.5 (keras_torch._act_module)
             n.cfg = {**n.cfg, "_keras2": True}
-    unsupported = [f"{n.cls} ({n.name})" for n in nodes if n.cls not in GRAPH_LAYERS]
+    unsupported = [(n.cls, n.name) for n in nodes if n.cls not in GRAPH_LAYERS]
     if unsupported:
-        raise ModelError("unsupported Keras layers: " + ", ".join(unsupported) + "; supported: "
+        raise ModelError("unsupported Keras layers: " + name_layers(unsupported) + "; supported: "
                          + ", ".join(GRAPH_LAYERS) + ", and models nested in the model")
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))

@@ -162,14 +162,17 @@ class _Affine(nn.Module):
 class _Merge(nn.Module):
     """The merge layers (and Keras 3's arithmetic ops), over tensors and numbers in call order."""
 
-    def __init__(self, cls: str, axis: int, args: list[str | float] | None = None) -> None:
+    def __init__(self, cls: str, axis: int, args: list[str | float] | None = None,
+                 scale: float = 1.0) -> None:
         super().__init__()
-        self.cls, self.axis = cls, axis
+        self.cls, self.axis, self.scale = cls, axis, scale
         self.constants = [a if isinstance(a, float) else None for a in args] if args else None
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         if self.cls == "Concatenate":
             return torch.cat(tensors, dim=self.axis)
+        if self.cls == "CustomScaleLayer":
+            return tensors[0] + tensors[1] * self.scale
         it = iter(tensors)
         xs: list[Any] = ([next(it) if c is None else c for c in self.constants] if self.constants
                          else list(tensors))
@@ -389,7 +392,7 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
                    else (lambda t: t.amax(dim=dims, keepdim=keep)))
     elif cls in _MERGES:
         core = _Merge(cls, 1 + _axis(cfg.get("axis", -1), len(x)) if cls == "Concatenate" else 0,
-                      node.args)
+                      node.args, float(cfg.get("scale", 1.0)))
     elif cls in ("ZeroPadding1D", "ZeroPadding2D"):
         pairs = _padding_pairs(cfg.get("padding", 1), len(x) - 1)
         core = _Fn(lambda t: F.pad(t, [0, 0, *[v for a, b in reversed(pairs) for v in (a, b)]]))

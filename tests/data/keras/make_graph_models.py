@@ -259,6 +259,74 @@ def sequence_tagger() -> keras.Model:
     return model
 
 
+def preact_resnet() -> keras.Model:
+    """keras.applications' ResNet50V2, small: the stem convolution reaches the first block's
+    pre-activation BatchNormalization only through ZeroPadding2D and MaxPooling2D, each block is
+    BN-ReLU-conv-BN-ReLU-conv with an unnormalised last convolution added to the stream (a 1x1
+    projection, or a strided 1x1 max pooling, as shortcut), and a BN-ReLU ends the stream."""
+    keras.utils.set_random_seed(12)
+    x_in = keras.Input((16, 16, 3), name="image")
+    x = layers.ZeroPadding2D(((3, 3), (3, 3)), name="conv1_pad")(x_in)
+    x = layers.Conv2D(8, 7, strides=2, name="conv1_conv")(x)
+    x = layers.ZeroPadding2D(((1, 1), (1, 1)), name="pool1_pad")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    for k, (filters, stride) in enumerate([(8, 1), (8, 2), (16, 1)], start=1):
+        name = f"block{k}"
+        preact = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_preact_bn")(x)
+        preact = layers.Activation("relu", name=f"{name}_preact_relu")(preact)
+        if filters != x.shape[-1]:
+            shortcut = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_0_conv")(preact)
+        elif stride > 1:
+            shortcut = layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_pool")(x)
+        else:
+            shortcut = x
+        y = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_1_conv")(preact)
+        y = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_1_bn")(y)
+        y = layers.Activation("relu", name=f"{name}_1_relu")(y)
+        y = layers.ZeroPadding2D(((1, 1), (1, 1)), name=f"{name}_2_pad")(y)
+        y = layers.Conv2D(filters, 3, strides=stride, use_bias=False, name=f"{name}_2_conv")(y)
+        y = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_2_bn")(y)
+        y = layers.Activation("relu", name=f"{name}_2_relu")(y)
+        y = layers.Conv2D(filters, 1, name=f"{name}_3_conv")(y)
+        x = layers.Add(name=f"{name}_out")([shortcut, y])
+    x = layers.BatchNormalization(epsilon=1.001e-5, name="post_bn")(x)
+    x = layers.Activation("relu", name="post_relu")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    out = layers.Dense(10, activation="softmax", name="predictions")(x)
+    model = keras.Model(x_in, out, name="preact_resnet")
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
+    return model
+
+
+def inception_resnet() -> keras.Model:
+    """keras.applications' InceptionResNetV2, small: blocks whose branches (conv-BN-relu) are
+    concatenated, projected by a 1x1 convolution with a bias and no norm, and added to the
+    block's input scaled by keras.applications' own CustomScaleLayer(scale=0.17)."""
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    keras.utils.set_random_seed(13)
+
+    def conv_bn(x: object, filters: int, size: int, name: str) -> object:
+        x = layers.Conv2D(filters, size, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(scale=False, name=f"{name}_bn")(x)
+        return layers.Activation("relu", name=f"{name}_ac")(x)
+
+    x_in = keras.Input((12, 12, 3), name="image")
+    x = conv_bn(x_in, 16, 3, "stem")
+    for k in range(1, 4):
+        a = conv_bn(x, 8, 1, f"block{k}_a")
+        b = conv_bn(conv_bn(x, 8, 1, f"block{k}_b1"), 8, 3, f"block{k}_b2")
+        mixed = layers.Concatenate(name=f"block{k}_mixed")([a, b])
+        up = layers.Conv2D(16, 1, use_bias=True, name=f"block{k}_conv")(mixed)
+        x = CustomScaleLayer(scale=0.17, name=f"block{k}_scale")([x, up])
+        x = layers.Activation("relu", name=f"block{k}_ac")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    out = layers.Dense(10, activation="softmax", name="predictions")(x)
+    model = keras.Model(x_in, out, name="inception_resnet")
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
+    return model
+
+
 def _outputs(value: object) -> list:
     """Each output as a list, or the one output's."""
     if isinstance(value, list | tuple):
@@ -285,7 +353,8 @@ def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
 
 def main(names: list[str]) -> None:
     makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools, two_towers,
-              three_heads, attention_block, question_pairs, recommender, sequence_tagger)
+              three_heads, attention_block, question_pairs, recommender, sequence_tagger, preact_resnet,
+              inception_resnet)
     for make in makers:
         if names and make.__name__ not in names:
             continue
