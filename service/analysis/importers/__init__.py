@@ -14,15 +14,17 @@ class ModelError(GradHealthError):
     title = "Model cannot be checked"
 
 
-def name_layers(layers: list[tuple[str, str]], each: int = 3) -> str:
+def name_layers(layers: list[tuple[str, str]], each: int = 3, why: dict[str, str] | None = None) -> str:
     """``(class, name)`` pairs as one readable list, grouped by class in order of appearance:
     ``Lambda (my_lambda), CustomScaleLayer x40 (custom_scale_layer, ..._1, ..._2 and 37 more)``.
-    A large model names each unsupported class once, not every one of its hundreds of layers."""
+    A large model names each unsupported class once, not every one of its hundreds of layers.
+    ``why``: the reason a class is refused, after its group."""
     groups: dict[str, list[str]] = {}
     for cls, name in layers:
         groups.setdefault(cls, []).append(name)
     parts = []
     for cls, names in groups.items():
         shown = ", ".join(names[:each]) + (f" and {len(names) - each} more" if len(names) > each else "")
-        parts.append(f"{cls} ({shown})" if len(names) == 1 else f"{cls} x{len(names)} ({shown})")
+        parts.append((f"{cls} ({shown})" if len(names) == 1 else f"{cls} x{len(names)} ({shown})")
+                     + (f": {why[cls]}" if why and cls in why else ""))
     return ", ".join(parts)

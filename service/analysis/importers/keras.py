@@ -783,8 +783,7 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
     unsupported = [(str(lay.get("class_name")), str((lay.get("config") or {}).get("name", "?")))
                    for lay in cfg["layers"] if lay.get("class_name") not in SUPPORTED]
     if unsupported:
-        why = "".join(f"; {REFUSED[cls]}" for cls in dict.fromkeys(c for c, _ in unsupported) if cls in REFUSED)
-        raise ModelError("unsupported Keras layers: " + name_layers(unsupported) + why + "; supported: "
+        raise ModelError("unsupported Keras layers: " + name_layers(unsupported, why=REFUSED) + "; supported: "
                          + ", ".join(SUPPORTED))
     items: list[Any] = (list(cfg["layers"]) if model["class_name"] == "Sequential"
                         else _sequential_order(model, tr))
