@@ -68,8 +68,8 @@ ACTIVATION_MODULES: dict[type[nn.Module], str] = {
 #: of the weights before them (nn.ReLU6 reads as relu: its cap at 6 is far above unit-variance
 #: pre-activations).
 HOMOGENEOUS = frozenset({"relu", "leaky_relu"})
-NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
-                nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm,
+                nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.RMSNorm)
 RNN_TYPES = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
 
 
@@ -357,6 +357,11 @@ class Record:
     weight: torch.Tensor | None = None
     #: a norm (not a layer scale) was folded in: the unit's output ignores its weights' scale
     normalised: bool = False
+    #: the layer's own output, before the activation or norm folded in (a pre-norm block's norm
+    #: reads the stem's output, which also goes on down the residual stream)
+    raw: torch.Tensor | None = None
+    #: how many of ``params`` were the layer's own when a norm was folded in (None: none was)
+    own_params: int | None = None
 
 
 #: A unit's own activation through which a later norm still divides out its weights' scale.
@@ -374,27 +379,115 @@ _HOMOGENEOUS_STEPS = re.compile(
     r"Relu|LeakyRelu)Backward\d+")
 
 
-def homogeneous_source(tensor: torch.Tensor | None, sources: dict[Any, Any],
-                       limit: int = 64) -> Any:
-    """The value in ``sources`` (keyed by autograd node) of the tensor that ``tensor`` was
+#: Autograd steps that join tensors: homogeneous jointly when every operand is (a sum of two
+#: branches, a concatenation); an operand that is a constant (1 + x) or a leaf (x + bias) is not.
+_JOINS = re.compile(r"(Add|Sub|Cat|Stack)Backward\d+")
+
+
+def homogeneous_sources(tensor: torch.Tensor | None, sources: dict[Any, Any],
+                        limit: int = 4096) -> tuple[list[Any], bool] | None:
+    """The values in ``sources`` (keyed by autograd node) of the tensors that ``tensor`` was
     computed from by positively homogeneous steps alone (:data:`_HOMOGENEOUS_STEPS`, each with
-    one differentiable input, a divide only by a constant), walking back from ``tensor``. None
-    when the walk meets another step first (a sum of two branches, a learned scale, a leaf) or
-    runs past ``limit`` steps."""
-    node = tensor.grad_fn if tensor is not None else None
-    for _ in range(limit):
-        if node is None:
+    one differentiable input, a divide only by a constant) and joins of such (:data:`_JOINS`),
+    walking back from ``tensor``; with whether a join was crossed. None when a walk meets any
+    other step first (a learned scale, a constant added, a saturating activation, a leaf) or
+    visits more than ``limit`` steps: then ``tensor`` is not f(the sources' outputs) with
+    f(c z) = c f(z)."""
+    if tensor is None or tensor.grad_fn is None:
+        return None
+    found: dict[int, Any] = {}
+    joined = False
+    stack, seen = [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if len(seen) > limit:
             return None
         if node in sources:
-            return sources[node]
+            found.setdefault(id(sources[node]), sources[node])
+            continue
         name = type(node).__name__
+        inputs = [n for n, _ in node.next_functions]
+        live = [n for n in inputs if n is not None]
+        if _JOINS.fullmatch(name):
+            if len(live) != len(inputs):
+                return None
+            joined = True
+            stack.extend(live)
+            continue
         if not _HOMOGENEOUS_STEPS.fullmatch(name):
             return None
-        inputs = [n for n, _ in node.next_functions if n is not None]
-        if len(inputs) != 1 or (name.startswith("Div") and node.next_functions[0][0] is None):
+        if len(live) != 1 or (name.startswith("Div") and inputs[0] is None):
             return None  # c / x is homogeneous of degree -1
-        node = inputs[0]
-    return None
+        stack.append(live[0])
+    return list(found.values()), joined
+
+
+#: Layers whose output is linear in their weights (so scaling the output is scaling them).
+_LINEAR_IN_WEIGHTS = re.compile(r"linear|conv\dd|embedding")
+#: How far from exact cancellation a group's scale derivative may be and still count as zero:
+#: a norm's epsilon breaks the invariance by about eps / Var (1e-5 for unit variance).
+_SCALE_TOLERANCE = 1e-3
+
+
+def scale_invariant(group: Sequence[Record]) -> bool:
+    """Whether the loss is unchanged to first order when every unit of ``group`` has its layer's
+    output scaled by the same c > 0 (its weights and bias scaled by c), read from the backward
+    pass just done. By Euler's theorem the derivative along that scaling is the sum over the
+    units of <dL/d out, out>, zero when the loss is invariant. Each unit's own term need not be
+    zero: a pre-activation residual stage's branch ends and shortcut projections are only
+    invariant together."""
+    terms = []
+    for rec in group:
+        out = rec.raw if rec.raw is not None else rec.out  # scaling the weights scales this
+        if out.grad is None:
+            return False
+        terms.append(float((out.grad * out.detach()).sum()))
+    total = sum(abs(t) for t in terms)
+    if not math.isfinite(total):
+        return False
+    return abs(sum(terms)) <= _SCALE_TOLERANCE * total  # all terms zero: invariant
+
+
+def consumers(root: Any) -> dict[Any, set[Any]]:
+    """Every autograd node reachable from ``root`` -> the nodes that read its output."""
+    readers: dict[Any, set[Any]] = {}
+    stack, seen = [root], {root}
+    while stack:
+        node = stack.pop()
+        for nxt, _ in node.next_functions:
+            if nxt is None:
+                continue
+            readers.setdefault(nxt, set()).add(node)
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return readers
+
+
+def _scale_vector(module: nn.Module) -> torch.Tensor | None:
+    """A module's one parameter when it is a vector (of shape (C,), (C, 1, 1) or the like) and
+    the module has no other parameter or buffer: what a layer scale module holds."""
+    params = list(module.parameters(recurse=False))
+    if len(params) != 1 or any(True for _ in module.buffers(recurse=False)):
+        return None
+    p = params[0]
+    return p if p.numel() > 1 and sum(d > 1 for d in p.shape) == 1 else None
+
+
+def _multiplies(inp: torch.Tensor, out: torch.Tensor, vector: torch.Tensor) -> bool:
+    """``out`` is ``inp`` times ``vector`` per channel, the channels last or at dim 1."""
+    if inp.shape != out.shape or inp.dim() < 2:
+        return False
+    v = vector.detach().reshape(-1).to(inp.dtype)
+    with torch.no_grad():
+        if inp.shape[-1] == v.numel() and torch.allclose(inp.detach() * v, out.detach(), rtol=1e-6, atol=0):
+            return True
+        shape = (v.numel(), *[1] * (inp.dim() - 2))
+        return bool(inp.shape[1] == v.numel() and torch.allclose(inp.detach() * v.reshape(shape), out.detach(),
+                                                                  rtol=1e-6, atol=0))
 
 
 def parametrized_weight(module: nn.Module) -> bool:
@@ -422,6 +515,10 @@ class Tracer:
     def __init__(self, model: nn.Module, names: dict[nn.Module, tuple[str, str]] | None = None,
                  functions: bool = False) -> None:
         self.units: list[Record] = []
+        #: units that norms read jointly (through sums of branches), for :meth:`confirm`
+        self.groups: list[list[Record]] = []
+        #: norms with an activation inside running now: [module, input, whether it was read]
+        self._open: list[list[Any]] = []
         self._handles: list[Any] = []
         #: leaves running now (what they compute with functions is theirs): counted only where
         #: :class:`FunctionalOps` reads functions
@@ -443,12 +540,19 @@ class Tracer:
                 not any(n != "parametrizations" for n, _ in module.named_children())
                 and not isinstance(module, _UNDER_UNROLLED))
             if not is_leaf:
+                if isinstance(module, NORM_MODULES):  # a norm with its activation inside (timm's
+                    # BatchNormAct2d, GroupNormAct): read as the norm, then that activation
+                    self._handles.append(module.register_forward_pre_hook(self._norm_enter))
+                    self._handles.append(module.register_forward_hook(self._norm_leave))
                 continue
             role = role_of(module)
             if functions:
                 self._handles.append(module.register_forward_pre_hook(self._enter))
             if role.kind == "other":
-                if functions:
+                if _scale_vector(module) is not None:  # maybe a layer scale module (timm's LayerScale)
+                    self._handles.append(module.register_forward_hook(
+                        functools.partial(self._scale_hook, name, pointer)))
+                elif functions:
                     self._handles.append(module.register_forward_hook(self._leave))
                 continue
             hook = functools.partial(self._hook, name, pointer, role)
@@ -456,6 +560,41 @@ class Tracer:
 
     def _enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.inside += 1
+
+    def _scale_hook(self, name: str, pointer: str, module: nn.Module, args: tuple[Any, ...],
+                    output: Any) -> None:
+        """A module holding one vector: a layer scale when its output is its input times the
+        vector, per channel (timm's LayerScale and LayerScale2d, CaiT's, DeiT III's, EVA's)."""
+        if self.functions:
+            self.inside -= 1
+        inp, out = _first_tensor(args), _first_tensor(output)
+        vector = _scale_vector(module)
+        if inp is None or out is None or vector is None or not out.is_floating_point():
+            return
+        if _multiplies(inp, out, vector):
+            self._unit_event(name, pointer, Role("norm", "layerscale"), module, args, inp, out)
+
+    def _norm_enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self._open.append([module, _first_tensor(args), False])
+        if self.functions:
+            self.inside += 1  # the functions it computes with (F.batch_norm, an activation) are its own
+
+    def _norm_leave(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if self.functions:
+            self.inside -= 1
+        norm, inp, done = self._open.pop()
+        out = _first_tensor(output)
+        if not done and out is not None and out.is_floating_point():  # no activation ran inside
+            self._unit_event("", "", role_of(norm), norm, (inp,), inp, out)
+
+    def _inside_norm(self, act_input: torch.Tensor | None) -> None:
+        """An activation runs inside an open norm-with-activation: the norm comes first, and its
+        output is what the activation reads."""
+        if not self._open or self._open[-1][2] or act_input is None:
+            return
+        norm, inp, _ = self._open[-1]
+        self._open[-1][2] = True
+        self._unit_event("", "", role_of(norm), norm, (inp,), inp, act_input)
 
     def _leave(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self.inside -= 1
@@ -467,6 +606,14 @@ class Tracer:
         inp, out = _first_tensor(args), _first_tensor(output)
         if out is None or not out.is_floating_point():
             return
+        if role.kind == "act":
+            self._inside_norm(inp)
+        self._unit_event(name, pointer, role, module, args, inp, out)
+
+    def _unit_event(self, name: str, pointer: str, role: Role, module: nn.Module, args: tuple[Any, ...],
+                    inp: torch.Tensor | None, out: torch.Tensor) -> None:
+        """What one hooked module's call (``inp`` -> ``out``) adds to the units: a new unit, or
+        an activation or norm folded into the last one."""
         last = self.units[-1] if self.units else None
         if role.type == "layerscale":
             # a layer scale reads its layer's output, maybe through a view (ConvNeXt permutes
@@ -478,7 +625,7 @@ class Tracer:
             if role.kind == "act":
                 last.pre, last.activation = last.out, role.activation
             elif role.type != "layerscale":
-                last.normalised = True
+                last.normalised, last.own_params = True, len(last.params)
             last.params += list(module.parameters())
             last.out = self._keep(out)
             return
@@ -487,26 +634,70 @@ class Tracer:
                 # a layer -> relu -> norm, or a layer -> pooling/padding/reshape -> norm: each step
                 # is positively homogeneous (f(c z) = c f(z)), so the norm still makes the layer's
                 # weights scale-invariant; the norm stays out of the unit (read before it)
-                unit = last if follows and last is not None else self._reached(inp)
-                if unit is not None and unit.activation in _PASSES_SCALE:
-                    unit.normalised = True
+                if follows and last is not None:
+                    if last.activation in _PASSES_SCALE:
+                        last.normalised = True
+                else:
+                    self._reached(inp)
             return  # a norm that follows no weight layer (a pre-norm block's own): not a unit
         weight = None
         if role.kind == "weight" and parametrized_weight(module):
             # under parametrize.cached() (instrumented_step) this is the tensor forward used
             weight = self._keep(cast(torch.Tensor, module.weight))
-        self.units.append(Record(name, pointer, role, module, inp, self._keep(out),
+        kept = self._keep(out)
+        self.units.append(Record(name, pointer, role, module, inp, kept,
                                  pre=inp if role.kind == "act" else None,
                                  activation=role.activation, params=list(module.parameters()),
-                                 weight=weight))
+                                 weight=weight, raw=kept))
 
-    def _reached(self, tensor: torch.Tensor | None) -> Record | None:
-        """The unit whose output ``tensor`` is, through positively homogeneous steps only (see
-        :func:`homogeneous_source`); None if there is none."""
+    def _reached(self, tensor: torch.Tensor | None) -> None:
+        """Mark the units that ``tensor`` (a norm's input) is made of through positively
+        homogeneous steps (:func:`homogeneous_sources`). One unit is normalised by construction;
+        several, joined by sums or concatenations, are only when the loss is invariant to their
+        joint scale, which :meth:`confirm` reads after the backward pass."""
         if tensor is None or tensor.grad_fn is None:
-            return None
-        units = {u.out.grad_fn: u for u in self.units if u.out.grad_fn is not None}
-        return cast("Record | None", homogeneous_source(tensor, units))
+            return
+        # a unit is reached at its output (after its activation: that must pass the scale on)
+        # or at its layer's own output
+        ends: dict[Any, tuple[Record, bool]] = {}
+        for u in self.units:
+            if u.out.grad_fn is not None:
+                ends[u.out.grad_fn] = (u, u.activation in _PASSES_SCALE)
+            if u.raw is not None and u.raw.grad_fn is not None:
+                ends[u.raw.grad_fn] = (u, True)
+        walk = homogeneous_sources(tensor, ends)
+        if walk is None or not walk[0] or not all(passes for _, passes in walk[0]):
+            return
+        found, joined = list({id(u): u for u, _ in walk[0]}.values()), walk[1]
+        if not joined and len(found) == 1:
+            found[0].normalised = True
+        elif all(u.role.kind == "weight" and _LINEAR_IN_WEIGHTS.fullmatch(u.role.type) for u in found):
+            self.groups.append(found)
+
+    def settle(self, loss: torch.Tensor) -> None:
+        """After the forward: a norm folded into a layer whose output something else reads too
+        is not that layer's (a pre-norm block's first norm reads the stem's output, which also
+        goes down the residual stream, whose gradient is the stem's). The layer's unit is then
+        its own output, as it was before the fold; the stream's norms may still normalise it
+        (:meth:`confirm`)."""
+        folded = [u for u in self.units if u.own_params is not None and u.raw is not None
+                  and u.raw.grad_fn is not None]
+        if not folded or loss.grad_fn is None:
+            return
+        readers = consumers(loss.grad_fn)
+        for u in folded:
+            if len(readers.get(u.raw.grad_fn, ())) > 1:  # type: ignore[union-attr]  # filtered above
+                u.out, u.pre, u.activation = cast(torch.Tensor, u.raw), None, None
+                u.normalised = False
+                u.params = u.params[:u.own_params]
+                u.own_params = None
+
+    def confirm(self) -> None:
+        """After backward: the candidate groups whose joint scale the loss ignores are normalised."""
+        for group in self.groups:
+            if not all(u.normalised for u in group) and scale_invariant(group):
+                for u in group:
+                    u.normalised = True
 
     @staticmethod
     def _keep(t: torch.Tensor) -> torch.Tensor:
@@ -549,18 +740,29 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
     Only calls outside every hooked module are read (an ``nn.ReLU`` calls ``F.relu`` itself)."""
 
     _MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
+    #: Reshapes of a scale vector before the multiply (timm's ConvNeXt:
+    #: ``x.mul(self.gamma.reshape(1, -1, 1, 1))``): the result is the same scale.
+    _VIEWS = (torch.Tensor.reshape, torch.Tensor.view, torch.reshape, torch.Tensor.unsqueeze,
+              torch.unsqueeze, torch.Tensor.expand, torch.Tensor.expand_as, torch.Tensor.permute,
+              torch.permute, torch.Tensor.to, torch.Tensor.type_as)
 
     def __init__(self, tracer: Tracer, model: nn.Module) -> None:
         super().__init__()
         self.tracer, self.model = tracer, model
         self.scales = {id(p) for m in model.modules() if any(True for _ in m.children())
                        for p in m.parameters(recurse=False) if p.numel() > 1}
+        #: reshapes of those made during the forward, held so that their ids stay theirs
+        self.reshaped: list[torch.Tensor] = []
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         tracer = self.tracer
         if tracer.inside or not tracer.units or not isinstance(out, torch.Tensor) or not args:
+            return out
+        if func in self._VIEWS and id(args[0]) in self.scales and out.numel() == args[0].numel():
+            self.scales.add(id(out))
+            self.reshaped.append(out)
             return out
         last = tracer.units[-1]
         if last.activation is not None or last.role.kind != "weight":
@@ -720,7 +922,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
         with torch.nn.utils.parametrize.cached(), functional:
             loss = _loss(run, net(*xs), seed)
+        tracer.settle(loss)
         loss.backward()
+        tracer.confirm()
     finally:
         tracer.close()
         for m in rnns:

@@ -114,8 +114,9 @@ class LayerReport(BaseModel):
     fan_out: int | None = None
     normalised: bool = Field(
         False, description="a batch, layer, group or instance norm takes this layer's output directly or "
-        "through positively homogeneous steps only (relu, padding, pooling, reshapes), so the "
-        "layer's output does not depend on the scale of its weights")
+        "through positively homogeneous steps only (relu, padding, pooling, reshapes), or jointly with "
+        "the other layers writing to a residual stream that only norms read, so the loss does not "
+        "depend on the scale of its weights")
     nonfinite_forward: bool = False
     nonfinite_backward: bool = False
     spread: dict[str, float | None] = Field(

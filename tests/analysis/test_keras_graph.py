@@ -681,19 +681,42 @@ def test_a_time_distributed_per_step_layer_is_that_layer() -> None:
         translate_or_graph(bad)
 
 
-def test_a_preactivation_resnet_stem_is_normalised_through_its_padding_and_pooling() -> None:
-    # ResNet50V2's stem: conv1_conv -> ZeroPadding2D -> MaxPooling2D -> the first block's
-    # pre-activation BN, which divides out the stem's scale; each block's last convolution is
-    # added to the stream unnormalised
-    data, _ = _read("preact_resnet", "keras")
+def test_a_preactivation_resnet_stream_is_normalised_as_a_whole() -> None:
+    # ResNet50V2's shape: the stem convolution reaches the first block's pre-activation BN
+    # through ZeroPadding2D and MaxPooling2D; each block's last convolution (and a projection
+    # shortcut) adds to a stream that only BNs read. Scaled together, the stream's writers change
+    # nothing the network computes; one alone does. So all of them are normalised.
+    data, config = _read("preact_resnet", "keras")
     doc = check_keras(data, seeds=1, batch_size=4, verify=False, weights="reinitialise")
     normalised = {layer.name: layer.normalised for layer in doc.layers if layer.type != "activation"}
+    writers = ["conv1_conv", "block1_3_conv", "block2_3_conv", "block3_0_conv", "block3_3_conv"]
     assert normalised == {
-        "conv1_conv": True,
+        **{name: True for name in writers},
         **{f"block{k}_{i}_conv": True for k in (1, 2, 3) for i in (1, 2)},
-        **{f"block{k}_3_conv": False for k in (1, 2, 3)},
-        "block3_0_conv": False,  # a projection shortcut, added unnormalised
         "predictions": False}
+    # the claim, computed independently on the Keras graph's own forward pass
+    net = KerasNet(plan_keras_graph(config), None).double()
+    load_stored(net, read_keras_weights(data, config) or {})
+    net.train()
+    convs = {name: module for module, (name, _) in net.module_names().items()
+             if isinstance(module, torch.nn.Conv2d)}
+    x = torch.randn(4, 16, 16, 3, dtype=torch.float64)
+
+    def scaled(names: list[str]) -> torch.Tensor:
+        with torch.no_grad():
+            for name in names:
+                for p in convs[name].parameters():
+                    p.mul_(2.0)
+            out = net(x)
+            for name in names:
+                for p in convs[name].parameters():
+                    p.div_(2.0)
+        return cast(torch.Tensor, out)
+
+    with torch.no_grad():
+        before = net(x)
+    assert torch.allclose(scaled(writers), before, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(scaled(["block2_3_conv"]), before, rtol=1e-4, atol=1e-6)
 
 
 def test_keras_applications_custom_scale_layer_adds_the_scaled_branch() -> None:

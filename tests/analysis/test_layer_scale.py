@@ -13,27 +13,48 @@ from gradhealth.analysis.module_check import check_onnx
 from tests.analysis.onnx_models import export
 
 
-class Block(nn.Module):
-    """torchvision's CNBlock, small: depthwise conv, LayerNorm over channels-last, two Linear,
-    then ``layer_scale * branch`` (after the permute back) added to the stream."""
+class LayerScale2d(nn.Module):
+    """timm's LayerScale2d: a module of its own holding the vector."""
 
     def __init__(self, dim: int, scale: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(self.gamma.view(1, -1, 1, 1))
+
+
+class Block(nn.Module):
+    """torchvision's CNBlock, small: depthwise conv, LayerNorm over channels-last, two Linear,
+    then ``layer_scale * branch`` (after the permute back) added to the stream. ``style``: how
+    the scale is written: torchvision's Parameter of shape (C, 1, 1) times the branch; timm's
+    ConvNeXt, ``branch.mul(self.gamma.reshape(1, -1, 1, 1))``; or timm's LayerScale2d module."""
+
+    def __init__(self, dim: int, scale: float, style: str = "torchvision") -> None:
         super().__init__()
         self.dw = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm = nn.LayerNorm(dim)
         self.pw1 = nn.Linear(dim, 4 * dim)
         self.pw2 = nn.Linear(4 * dim, dim)
-        self.layer_scale = nn.Parameter(torch.full((dim, 1, 1), scale))
+        self.style = style
+        if style == "module":
+            self.ls = LayerScale2d(dim, scale)
+        else:
+            self.layer_scale = nn.Parameter(torch.full((dim, 1, 1) if style == "torchvision" else (dim,), scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.norm(self.dw(x).permute(0, 2, 3, 1))
         y = self.pw2(torch.nn.functional.gelu(self.pw1(y))).permute(0, 3, 1, 2)
+        if self.style == "module":
+            return x + self.ls(y)
+        if self.style == "timm":
+            return x + y.mul(self.layer_scale.reshape(1, -1, 1, 1))
         return x + self.layer_scale * y
 
 
-def _net(scale: float) -> nn.Module:
+def _net(scale: float, style: str = "torchvision") -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 2, stride=2), *[Block(8, scale) for _ in range(6)],
+    return nn.Sequential(nn.Conv2d(3, 8, 2, stride=2), *[Block(8, scale, style) for _ in range(6)],
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
 
 
@@ -71,12 +92,14 @@ def test_a_scalar_multiply_is_not_a_layer_scale() -> None:
     assert sum(role_of(op).type == "layerscale" for op in scaled.module.ops) == 6
 
 
-def test_a_layer_scale_parameter_folds_into_its_layer_in_a_live_module() -> None:
+@pytest.mark.parametrize("style", ["torchvision", "timm", "module"])
+def test_a_layer_scale_parameter_folds_into_its_layer_in_a_live_module(style: str) -> None:
     # torchvision's CNBlock multiplies by a Parameter of the block, not a module: the live door
-    # sees the multiply itself
+    # sees the multiply itself, also through a reshape of the vector; a module that multiplies
+    # its input by its one vector is a layer scale too
     from gradhealth.analysis.module_check import check_module
 
-    doc = check_module(_net(1e-6), torch.randn(4, 3, 16, 16), seeds=1, verify=False)
+    doc = check_module(_net(1e-6, style), torch.randn(4, 3, 16, 16), seeds=1, verify=False)
     assert "exploding_gradient" not in {f.code for f in doc.findings}, doc.summary
     units = {u.name: u for u in doc.layers}
     stem = doc.layers[0].output_grad_norm
@@ -89,3 +112,38 @@ def test_a_layer_scale_parameter_folds_into_its_layer_in_a_live_module() -> None
     live = {u.name: u.output_grad_norm for u in doc.layers if not u.name.endswith("pw1")}
     assert {u.name: u.output_grad_norm for u in onnx_doc.layers if u.name in live} == pytest.approx(
         live, rel=1e-6)
+
+
+class MetaBlock(nn.Module):
+    """timm's PoolFormer block: x + ls1(pool(norm1(x)) - norm1(x)), then x + ls2(mlp(norm2(x))),
+    both branches scaled by 1e-5 at init."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.GroupNorm(1, dim), nn.GroupNorm(1, dim)
+        self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        self.ls1, self.ls2 = LayerScale2d(dim, 1e-5), LayerScale2d(dim, 1e-5)
+        self.fc1, self.fc2 = nn.Conv2d(dim, 4 * dim, 1), nn.Conv2d(4 * dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm1(x)
+        x = x + self.ls1(self.pool(y) - y)
+        return x + self.ls2(self.fc2(torch.nn.functional.gelu(self.fc1(self.norm2(x)))))
+
+
+def test_a_norm_that_shares_its_layers_output_with_the_stream_is_not_part_of_that_layer() -> None:
+    # The first block's norm reads the stem's output, which also goes down the stream: the stem's
+    # gradient is the stream's, not 1e-5 of it (read after the norm, it was, and a healthy
+    # PoolFormer read as a 4e5x vanishing gradient)
+    from gradhealth.analysis.module_check import check_module
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 4, stride=4), *[MetaBlock(8) for _ in range(4)],
+                        nn.GroupNorm(1, 8), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+    doc = check_module(net, torch.randn(4, 3, 16, 16), seeds=1, verify=False)
+    assert "vanishing_gradient" not in {f.code for f in doc.findings}, doc.summary
+    units = {u.name: u for u in doc.layers}
+    # dL/dx0 = dL/dx1 + (paths through branches scaled by 1e-5): the stem's output gradient is
+    # the first block's, which its fc2 (with the layer scale folded in) writes to
+    assert units["0"].output_grad_norm == pytest.approx(units["1.fc2"].output_grad_norm, rel=1e-3)
+    assert not units["0"].normalised

@@ -205,13 +205,98 @@ def test_a_norm_read_through_pooling_and_padding_makes_the_layer_before_it_norma
             assert (not torch.allclose(before, after, atol=1e-4)) is changes, name
 
 
-def test_a_walk_back_stops_at_a_reciprocal_and_a_sum() -> None:
-    from gradhealth.analysis.graph import homogeneous_source
+def test_a_walk_back_stops_at_a_reciprocal_a_shift_and_a_learned_bias() -> None:
+    from gradhealth.analysis.graph import homogeneous_sources
 
     w = torch.randn(4, 4, requires_grad=True)
-    z = torch.randn(2, 4) @ w
-    sources = {z.grad_fn: "z"}
-    assert homogeneous_source(nn.functional.max_pool1d(z.unsqueeze(0), 2).flatten() / 2.0, sources) == "z"
-    assert homogeneous_source(torch.div(torch.ones(2, 4), z), sources) is None  # 1 / z: degree -1
-    assert homogeneous_source(z.tanh(), sources) is None
-    assert homogeneous_source(z + 1.0, sources) is None  # a shift: (c z + 1) is not c (z + 1)
+    v = torch.randn(4, 4, requires_grad=True)
+    bias = torch.randn(4, requires_grad=True)
+    z, y = torch.randn(2, 4) @ w, torch.randn(2, 4) @ v
+    sources = {z.grad_fn: "z", y.grad_fn: "y"}
+    assert homogeneous_sources(nn.functional.max_pool1d(z.unsqueeze(0), 2).flatten() / 2.0, sources) == (["z"], False)
+    assert homogeneous_sources(torch.cat([z, torch.relu(y)]) + z.mean(), sources) == (["z", "y"], True)
+    assert homogeneous_sources(torch.div(torch.ones(2, 4), z), sources) is None  # 1 / z: degree -1
+    assert homogeneous_sources(z.tanh(), sources) is None
+    assert homogeneous_sources(z + 1.0, sources) is None  # a shift: (c z + 1) is not c (z + 1)
+    assert homogeneous_sources(z + bias, sources) is None  # a learned shift, not scaled with z
+    assert homogeneous_sources(z + torch.randn(2, 4), sources) is None  # an input added
+
+
+class _Residual(nn.Module):
+    """x + fc2(relu(fc1(norm(x)))): a pre-norm block (``pre_norm``) or a block without a norm."""
+
+    def __init__(self, width: int, pre_norm: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width) if pre_norm else nn.Identity()
+        self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(torch.relu(self.fc1(self.norm(x))))
+
+
+def _stream(pre_norm: bool) -> nn.Module:
+    """A stem, four residual blocks and a final LayerNorm before the head."""
+    return nn.Sequential(nn.Linear(16, 32), *[_Residual(32, pre_norm) for _ in range(4)],
+                         nn.LayerNorm(32), nn.Linear(32, 10))
+
+
+def test_a_pre_norm_stream_is_normalised_jointly_and_an_unnormalised_one_is_not() -> None:
+    # Pre-norm: every reader of the stream is a norm and each branch reads a norm's output, so
+    # scaling the stem and every fc2 together scales the stream, which the norms divide out.
+    # Without the blocks' norms each branch reads the stream itself: scaled together, a branch
+    # grows by c^2, so the final norm cannot divide it out; the same walk finds the same writers,
+    # and the backward pass says they are not invariant.
+    writers = {"0", "1.fc2", "2.fc2", "3.fc2", "4.fc2"}
+    x = torch.randn(32, 16)
+    for pre_norm in (True, False):
+        torch.manual_seed(0)
+        net = _stream(pre_norm)
+        doc = check_module(net, x, seeds=1, verify=False)
+        marked = {layer.name for layer in doc.layers if layer.normalised}
+        assert marked == (writers if pre_norm else set()), pre_norm
+        # independently: the network's output under the joint scale
+        with torch.no_grad():
+            before = net(x)
+            params = [p for name, p in net.named_parameters() if name.rsplit(".", 1)[0] in writers]
+            for p in params:
+                p.mul_(2.0)
+            after = net(x)
+        assert torch.allclose(before, after, atol=1e-4) is pre_norm
+
+
+class _BatchNormAct2d(nn.BatchNorm2d):
+    """timm's BatchNormAct2d, as its code has it: a BatchNorm2d subclass that calls batch_norm as
+    a function, then its own dropout and activation modules."""
+
+    def __init__(self, channels: int, act: bool = True) -> None:
+        super().__init__(channels)
+        self.drop = nn.Identity()
+        self.act = nn.ReLU() if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                     self.training, self.momentum or 0.0, self.eps)
+        return cast(torch.Tensor, self.act(self.drop(x)))
+
+
+@pytest.mark.parametrize("act", [True, False])
+def test_a_norm_with_its_activation_inside_is_read_as_a_norm_then_that_activation(act: bool) -> None:
+    def net(fused: bool) -> nn.Module:
+        torch.manual_seed(0)
+        body: list[nn.Module] = []
+        for _ in range(6):
+            body.append(nn.Conv2d(8, 8, 3, padding=1, bias=False))
+            body += [_BatchNormAct2d(8, act)] if fused else [nn.BatchNorm2d(8), *([nn.ReLU()] if act else [])]
+        return nn.Sequential(*body, nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
+
+    x = torch.randn(16, 8, 4, 4)
+    fused, plain = (check_module(net(f), x, seeds=1, verify=False) for f in (True, False))
+    assert sum(isinstance(m, _BatchNormAct2d) for m in net(True).modules()) == 6
+    # the same units, normalised, with the same activation and the same measurements
+    assert [(u.normalised, u.activation) for u in fused.layers] == [
+        (u.normalised, u.activation) for u in plain.layers]
+    assert all(u.normalised for u in fused.layers[:-1])
+    assert [u.activation for u in fused.layers[:-1]] == ["relu" if act else None] * 6
+    for a, b in zip(fused.layers, plain.layers, strict=True):
+        assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-6)
+        assert a.dead_fraction == b.dead_fraction
