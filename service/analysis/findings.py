@@ -62,8 +62,18 @@ def trunk(result: SimulationResult) -> list[UnitStats]:
 
 
 def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:
-    """||dL/dh_first|| / ||dL/dh_last|| over the trunk, geometric mean over seeds."""
+    """||dL/dh_first|| / ||dL/dh_last|| over the trunk, geometric mean over seeds.
+
+    The last unit is the last one any gradient reaches: units after it whose output gradient is
+    exactly zero in every seed are switched off at initialisation by design (a squeeze-excitation
+    gate inside a residual branch whose last norm scale starts at zero, timm's and torchvision's
+    ``zero_init_last``), not the end of the depth; read as the end, 0 there was an infinite
+    "explosion". A first unit with no gradient stays: no gradient reaching it is the finding."""
     units = trunk(result)
+    end = len(units)
+    while end > 1 and not np.any(units[end - 1].values["output_grad_norm"] != 0):
+        end -= 1
+    units = units[:end]
     if len(units) < 2:
         return math.nan, units
     return _geo_ratio(units[0].values["output_grad_norm"], units[-1].values["output_grad_norm"]), units

@@ -1,0 +1,44 @@
+"""Branches switched off at initialisation by design.
+
+timm's and torchvision's ResNets start each residual branch's last norm scale at zero
+(``zero_init_last``, Goyal et al. 2017): at init every block is the identity, and a
+squeeze-excitation gate after that norm multiplies zeros, so its two layers get exactly no
+gradient. That is not the end of the network's depth: the depth ratio ends at the last layer any
+gradient reaches (read to the gate, 0 there was an infinite "explosion")."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradhealth.analysis.module_check import check_module
+
+
+class SEBlock(nn.Module):
+    """conv-BN-ReLU, conv-BN (scale 0 at init), squeeze-excitation, plus the input, ReLU."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        nn.init.zeros_(self.bn2.weight)
+        self.fc1, self.fc2 = nn.Conv2d(c, c // 2, 1), nn.Conv2d(c // 2, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(y.mean((2, 3), keepdim=True)))))
+        return torch.relu(x + y * gate)
+
+
+def test_a_gate_that_multiplies_a_zero_initialised_branch_does_not_end_the_depth() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *[SEBlock(8) for _ in range(3)],
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+    doc = check_module(net, torch.randn(8, 3, 8, 8), seeds=2, verify=False)
+    units = {u.name: u for u in doc.layers}
+    # the gates get exactly no gradient at init: their input is the zeroed branch
+    assert units["3.fc2"].output_grad_norm == 0 and units["3.fc1"].output_grad_norm == 0
+    assert doc.status == "healthy", doc.summary
+    # the depth read ends at the last block's second convolution, which the gradient reaches
+    stem, last = units["0"].output_grad_norm, units["3.conv2"].output_grad_norm
+    assert stem and last and 0.1 < stem / last < 10
