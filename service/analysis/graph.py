@@ -625,7 +625,8 @@ class Tracer:
             if role.kind == "act":
                 last.pre, last.activation = last.out, role.activation
             elif role.type != "layerscale":
-                last.normalised, last.own_params = True, len(last.params)
+                self._normalise(last)
+                last.own_params = len(last.params)
             last.params += list(module.parameters())
             last.out = self._keep(out)
             return
@@ -636,7 +637,7 @@ class Tracer:
                 # weights scale-invariant; the norm stays out of the unit (read before it)
                 if follows and last is not None:
                     if last.activation in _PASSES_SCALE:
-                        last.normalised = True
+                        self._normalise(last)
                 else:
                     self._reached(inp)
             return  # a norm that follows no weight layer (a pre-norm block's own): not a unit
@@ -657,22 +658,43 @@ class Tracer:
         joint scale, which :meth:`confirm` reads after the backward pass."""
         if tensor is None or tensor.grad_fn is None:
             return
-        # a unit is reached at its output (after its activation: that must pass the scale on)
-        # or at its layer's own output
+        ends = self._ends()
+        walk = homogeneous_sources(tensor, ends)
+        if walk is None or not walk[0] or not all(passes for _, passes in walk[0]):
+            return
+        found, joined = list({id(u): u for u, _ in walk[0]}.values()), walk[1]
+        if not joined and len(found) == 1:
+            self._normalise(found[0], ends)
+        elif all(u.role.kind == "weight" and _LINEAR_IN_WEIGHTS.fullmatch(u.role.type) for u in found):
+            self.groups.append(found)
+
+    def _ends(self) -> dict[Any, tuple[Record, bool]]:
+        """Each unit by the autograd node of its output (with whether its activation passes a
+        scale on) and of its layer's own output, before the activation or a norm."""
         ends: dict[Any, tuple[Record, bool]] = {}
         for u in self.units:
             if u.out.grad_fn is not None:
                 ends[u.out.grad_fn] = (u, u.activation in _PASSES_SCALE)
             if u.raw is not None and u.raw.grad_fn is not None:
                 ends[u.raw.grad_fn] = (u, True)
-        walk = homogeneous_sources(tensor, ends)
-        if walk is None or not walk[0] or not all(passes for _, passes in walk[0]):
-            return
-        found, joined = list({id(u): u for u, _ in walk[0]}.values()), walk[1]
-        if not joined and len(found) == 1:
-            found[0].normalised = True
-        elif all(u.role.kind == "weight" and _LINEAR_IN_WEIGHTS.fullmatch(u.role.type) for u in found):
-            self.groups.append(found)
+        return ends
+
+    def _normalise(self, unit: Record, ends: dict[Any, tuple[Record, bool]] | None = None) -> None:
+        """Mark ``unit`` normalised, and the chain of layers before it while each passes a scale
+        on: a bias-free linear or convolution (with a relu or none) is homogeneous in its input,
+        so the norm divides out the scale of the layer that feeds it too (a depthwise
+        convolution whose pointwise convolution a BatchNorm reads: timm's and Keras' separable
+        convolutions)."""
+        unit.normalised = True
+        while (unit.role.kind == "weight" and unit.role.type != "embedding"
+               and _LINEAR_IN_WEIGHTS.fullmatch(unit.role.type) and unit.activation in _PASSES_SCALE
+               and getattr(unit.module, "bias", True) is None and unit.inp is not None):
+            ends = ends if ends is not None else self._ends()
+            walk = homogeneous_sources(unit.inp, ends)
+            if walk is None or walk[1] or len(walk[0]) != 1 or not walk[0][0][1] or walk[0][0][0].normalised:
+                return
+            unit = walk[0][0][0]
+            unit.normalised = True
 
     def settle(self, loss: torch.Tensor) -> None:
         """After the forward: a norm folded into a layer whose output something else reads too

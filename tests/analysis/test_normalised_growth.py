@@ -300,3 +300,26 @@ def test_a_norm_with_its_activation_inside_is_read_as_a_norm_then_that_activatio
     for a, b in zip(fused.layers, plain.layers, strict=True):
         assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-6)
         assert a.dead_fraction == b.dead_fraction
+
+
+@pytest.mark.parametrize("pointwise_bias", [False, True])
+def test_a_norm_after_a_bias_free_layer_normalises_the_layer_before_that_too(pointwise_bias: bool) -> None:
+    # a separable convolution (depthwise, then pointwise) and a BatchNorm: the pointwise
+    # convolution without a bias is linear in its input, so the norm divides out the depthwise
+    # convolution's scale as well; with a bias it is not (c W x + b is not c (W x + b))
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(3):
+        layers += [nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False),
+                   nn.Conv2d(8, 8, 1, bias=pointwise_bias), nn.GroupNorm(2, 8), nn.ReLU()]
+    net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+    x = torch.randn(8, 8, 4, 4)
+    doc = check_module(net, x, seeds=1, verify=False)
+    marked = {u.name: u.normalised for u in doc.layers}
+    assert marked == {"0": not pointwise_bias, "1": True, "4": not pointwise_bias, "5": True,
+                      "8": not pointwise_bias, "9": True, "13": False}
+    # what the flag claims, computed independently: the depthwise weights' scale
+    with torch.no_grad():
+        before = net(x)
+        net[4].weight.mul_(3.0)
+        assert torch.allclose(net(x), before, atol=1e-4) is not pointwise_bias
