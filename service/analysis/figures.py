@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -47,6 +47,8 @@ class SeedFigures:
     units: dict[str, dict[str, float]]
     steps: dict[tuple[str, int], list[float]]
     loss: float
+    #: the layer scales folded into units (graph doors): the vector's name -> its largest magnitude
+    layer_scales: dict[str, float] = field(default_factory=dict)
 
 
 def _std(total: float, norm: float, n: int) -> float:

@@ -519,6 +519,9 @@ class Tracer:
         self.groups: list[list[Record]] = []
         #: norms with an activation inside running now: [module, input, whether it was read]
         self._open: list[list[Any]] = []
+        #: the vectors of the layer scales folded into units (parameters, or an imported graph's
+        #: stored constants), for :func:`layer_scale_names`
+        self.layer_scales: list[torch.Tensor] = []
         self._handles: list[Any] = []
         #: leaves running now (what they compute with functions is theirs): counted only where
         #: :class:`FunctionalOps` reads functions
@@ -627,6 +630,9 @@ class Tracer:
             elif role.type != "layerscale":
                 self._normalise(last)
                 last.own_params = len(last.params)
+            else:  # the vector: a parameter of the module, or the operand that is not the layer's
+                self.layer_scales += list(module.parameters(recurse=False)) + [
+                    a for a in args if isinstance(a, torch.Tensor) and not _views(a, last.out)]
             last.params += list(module.parameters())
             last.out = self._keep(out)
             return
@@ -773,8 +779,10 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         self.tracer, self.model = tracer, model
         self.scales = {id(p) for m in model.modules() if any(True for _ in m.children())
                        for p in m.parameters(recurse=False) if p.numel() > 1}
-        #: reshapes of those made during the forward, held so that their ids stay theirs
+        #: reshapes of those made during the forward, held so that their ids stay theirs, and
+        #: the parameter each is a reshape of
         self.reshaped: list[torch.Tensor] = []
+        self.bases: dict[int, torch.Tensor] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
@@ -785,6 +793,7 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         if func in self._VIEWS and id(args[0]) in self.scales and out.numel() == args[0].numel():
             self.scales.add(id(out))
             self.reshaped.append(out)
+            self.bases[id(out)] = self.bases.get(id(args[0]), args[0])
             return out
         last = tracer.units[-1]
         if last.activation is not None or last.role.kind != "weight":
@@ -798,9 +807,10 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             last.out = tracer._keep(out)
         elif func in self._MULS and len(args) == 2 and self.scales:
             a, b = args
-            x = b if id(a) in self.scales else a if id(b) in self.scales else None
-            if _views(x, last.out) and out.numel() == last.out.numel():
+            x, scale = (b, a) if id(a) in self.scales else (a, b) if id(b) in self.scales else (None, None)
+            if _views(x, last.out) and out.numel() == last.out.numel() and isinstance(scale, torch.Tensor):
                 last.out = tracer._keep(out)
+                tracer.layer_scales.append(self.bases.get(id(scale), scale))
         return out
 
 
@@ -931,6 +941,14 @@ def _loss(run: GraphRun, out: Any, seed: int) -> torch.Tensor:
                                   for k, (kind, o) in enumerate(zip(run.losses, outs, strict=True))))
 
 
+def layer_scale_names(net: nn.Module, tracer: Tracer) -> dict[str, float]:
+    """The layer scales a trace folded into units, by the name of the parameter or buffer that
+    holds each vector in ``net``, with its largest magnitude."""
+    ids = {id(t) for t in tracer.layer_scales}
+    return {name: float(t.detach().abs().max()) for name, t in
+            [*net.named_parameters(), *net.named_buffers()] if id(t) in ids and t.numel()}
+
+
 def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int
                       ) -> tuple[SeedFigures, list[Record]]:
     """One forward + backward with every leaf hooked; all figures read back in one transfer."""
@@ -965,6 +983,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                 for h in hs:
                     readout.add_step((rec.name, sub), h.grad)
     figures = readout.read(loss)
+    figures.layer_scales = layer_scale_names(net, tracer)
     if run.optimizer is not None:
         own = {rec.name: list(rec.module.parameters(recurse=False)) for rec in records}
         for name, ratio in step_ratios(own, run.optimizer).items():
@@ -1008,4 +1027,4 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
               for (name, sub) in seeds[0].steps]
     return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64
                             else "float32", run.seeds, stats, series, [s.loss for s in seeds],
-                            time.perf_counter() - started, run.optimizer)
+                            time.perf_counter() - started, run.optimizer, seeds[0].layer_scales)

@@ -131,6 +131,8 @@ class SimulationResult:
     duration_s: float
     #: the optimizer whose first step was measured (``update_ratio``), where one was given
     optimizer: S.OptimizerSpec | None = None
+    #: the layer scales the graph doors folded into units: vector name -> largest magnitude
+    layer_scales: dict[str, float] = field(default_factory=dict)
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)

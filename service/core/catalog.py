@@ -21,7 +21,9 @@ FINDINGS: dict[str, Entry] = {
         "Vanishing gradient",
         "The backward signal ||dL/dh|| shrinks exponentially from the last hidden layer to the first "
         "(per-layer factor below 1: saturating activations, too-small weights, depth without skips or "
-        "normalisation), so early layers barely learn."),
+        "normalisation), so early layers barely learn. A drop that only layer scales starting small "
+        "cause (the network is healthy re-simulated with them at 1) is a note: they are learned gates "
+        "that open in the first steps."),
     "exploding_gradient": Entry(
         "Exploding gradient",
         "The backward signal (or the forward activations) grow exponentially with depth (per-layer gain "

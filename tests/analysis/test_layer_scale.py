@@ -5,6 +5,8 @@ the last block reads as a 1e6x "exploding gradient" on a healthy network."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 from torch import nn
@@ -147,3 +149,94 @@ def test_a_norm_that_shares_its_layers_output_with_the_stream_is_not_part_of_tha
     # the first block's, which its fc2 (with the layer scale folded in) writes to
     assert units["0"].output_grad_norm == pytest.approx(units["1.fc2"].output_grad_norm, rel=1e-3)
     assert not units["0"].normalised
+
+
+class LayerScale(nn.Module):
+    """timm's LayerScale: the input times a learned vector over the last axis."""
+
+    def __init__(self, dim: int, init: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class ViTBlock(nn.Module):
+    """A pre-norm Transformer block with single-head attention, DeiT III's layer scales."""
+
+    def __init__(self, dim: int, init: float) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.fc1, self.fc2 = nn.Linear(dim, 2 * dim), nn.Linear(2 * dim, dim)
+        self.ls1, self.ls2 = LayerScale(dim, init), LayerScale(dim, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+        attn = torch.softmax(q @ k.transpose(1, 2) / q.shape[-1] ** 0.5, dim=-1)
+        x = x + self.ls1(self.proj(attn @ v))
+        return x + self.ls2(self.fc2(torch.nn.functional.gelu(self.fc1(self.norm2(x)))))
+
+
+class ClassTokenViT(nn.Module):
+    """Patch embedding, a class token, blocks, and a head that reads the class token only."""
+
+    def __init__(self, init: float, depth: int = 4, dim: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Linear(12, dim)
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        self.blocks = nn.Sequential(*[ViTBlock(dim, init) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), self.embed(x)], dim=1)
+        return cast(torch.Tensor, self.head(self.norm(self.blocks(x))[:, 0]))
+
+
+def test_a_class_token_reached_through_small_layer_scales_is_a_note_not_a_vanishing_gradient() -> None:
+    # The head reads the class token; the patch tokens reach it only through attention branches
+    # scaled by 1e-6, so the embedding's gradient is about a millionth of the class token's. The
+    # scales are learned gates with full-sized gradients of their own: re-simulated with them at
+    # 1 the network is healthy, so the finding is a note.
+    from gradhealth.analysis.module_check import check_module
+
+    x = torch.randn(8, 6, 12)
+    torch.manual_seed(0)
+    doc = check_module(ClassTokenViT(1e-6), x, seeds=1, verify=False)
+    (finding,) = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert finding.severity == "info" and doc.status == "healthy"
+    evidence = finding.evidence.model_dump()
+    assert evidence["gated_by_layer_scales"] is True
+    assert evidence["layer_scales"] == 8 and evidence["largest_layer_scale"] == pytest.approx(1e-6)
+    # the gradient ratio it reports is real: about the scale itself (one attention hop of 1e-6)
+    assert 1e-8 < evidence["grad_ratio"] < 1e-4
+    assert evidence["value_with_layer_scales_at_1"] > 1e-2
+    # the same network with its scales at 1 has no finding to note at all
+    torch.manual_seed(0)
+    opened = check_module(ClassTokenViT(1.0), x, seeds=1, verify=False)
+    assert "vanishing_gradient" not in {f.code for f in opened.findings}
+    # the ONNX door reads the exported scales (stored constants) the same way
+    torch.manual_seed(0)
+    onnx_doc = check_onnx(export(ClassTokenViT(1e-6).eval(), x), seeds=1, verify=False)
+    (onnx_finding,) = [f for f in onnx_doc.findings if f.code == "vanishing_gradient"]
+    assert onnx_finding.severity == "info" and onnx_finding.evidence.model_dump()["gated_by_layer_scales"] is True
+
+
+def test_layer_scales_do_not_excuse_a_network_that_vanishes_with_them_open() -> None:
+    # the same class-token network under a deep sigmoid embedding: open scales do not help it
+    from gradhealth.analysis.module_check import check_module
+
+    class Deep(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pre = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(12, 12), nn.Sigmoid())])
+            self.vit = ClassTokenViT(1e-6, depth=2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return cast(torch.Tensor, self.vit(self.pre(x)))
+
+    torch.manual_seed(0)
+    doc = check_module(Deep(), torch.randn(8, 6, 12), seeds=1, verify=False)
+    (finding,) = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert finding.severity == "error" and "gated_by_layer_scales" not in finding.evidence.model_dump()

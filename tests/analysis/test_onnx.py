@@ -199,3 +199,16 @@ def test_dynamic_dimension_needs_a_size() -> None:
 def test_onnx_parse_only() -> None:
     # sanity: the test models are real ONNX (the checker accepts them)
     onnx.checker.check_model(onnx.load_from_string(export(Residual(), torch.randn(2, 16))))
+
+
+def test_a_graph_that_fixes_its_batch_size_is_refused_with_the_reason_not_failed() -> None:
+    # torch's exporter bakes the example's batch into an Expand (a class token made per sample):
+    # asked for another batch size, the file's own graph does not compute, which is a property
+    # of the file (422), not a failure of the check
+    from tests.analysis.test_layer_scale import ClassTokenViT
+
+    torch.manual_seed(0)
+    data = export(ClassTokenViT(1.0).eval(), torch.randn(2, 6, 12))
+    assert check_onnx(data, seeds=1, verify=False).simulation.batch_size == 2  # as exported: runs
+    with pytest.raises(ModelError, match=r"does not run on inputs of shapes \[\[8, 6, 12\]\].*fix its batch size"):
+        check_onnx(data, seeds=1, verify=False, batch_size=8)
