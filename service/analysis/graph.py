@@ -360,8 +360,10 @@ class Record:
     #: the layer's own output, before the activation or norm folded in (a pre-norm block's norm
     #: reads the stem's output, which also goes on down the residual stream)
     raw: torch.Tensor | None = None
-    #: how many of ``params`` were the layer's own when a norm was folded in (None: none was)
-    own_params: int | None = None
+    #: the unit as it was before each norm folded into it: (out, how many params, normalised,
+    #: activation, pre, the units that fold marked normalised), for :meth:`Tracer.settle`
+    folds: list[tuple[torch.Tensor, int, bool, str | None, torch.Tensor | None, list[Record]]] = field(
+        default_factory=list)
 
 
 #: A unit's own activation through which a later norm still divides out its weights' scale.
@@ -628,8 +630,8 @@ class Tracer:
             if role.kind == "act":
                 last.pre, last.activation = last.out, role.activation
             elif role.type != "layerscale":
-                self._normalise(last)
-                last.own_params = len(last.params)
+                before = (last.out, len(last.params), last.normalised, last.activation, last.pre)
+                last.folds.append((*before, self._normalise(last)))
             else:  # the vector: a parameter of the module, or the operand that is not the layer's
                 self.layer_scales += list(module.parameters(recurse=False)) + [
                     a for a in args if isinstance(a, torch.Tensor) and not _views(a, last.out)]
@@ -685,12 +687,13 @@ class Tracer:
                 ends[u.raw.grad_fn] = (u, True)
         return ends
 
-    def _normalise(self, unit: Record, ends: dict[Any, tuple[Record, bool]] | None = None) -> None:
+    def _normalise(self, unit: Record, ends: dict[Any, tuple[Record, bool]] | None = None) -> list[Record]:
         """Mark ``unit`` normalised, and the chain of layers before it while each passes a scale
         on: a bias-free linear or convolution (with a relu or none) is homogeneous in its input,
         so the norm divides out the scale of the layer that feeds it too (a depthwise
         convolution whose pointwise convolution a BatchNorm reads: timm's and Keras' separable
-        convolutions)."""
+        convolutions). Returns the units it marked that were not marked before."""
+        marked = [] if unit.normalised else [unit]
         unit.normalised = True
         while (unit.role.kind == "weight" and unit.role.type != "embedding"
                and _LINEAR_IN_WEIGHTS.fullmatch(unit.role.type) and unit.activation in _PASSES_SCALE
@@ -698,27 +701,34 @@ class Tracer:
             ends = ends if ends is not None else self._ends()
             walk = homogeneous_sources(unit.inp, ends)
             if walk is None or walk[1] or len(walk[0]) != 1 or not walk[0][0][1] or walk[0][0][0].normalised:
-                return
+                break
             unit = walk[0][0][0]
             unit.normalised = True
+            marked.append(unit)
+        return marked
 
     def settle(self, loss: torch.Tensor) -> None:
         """After the forward: a norm folded into a layer whose output something else reads too
         is not that layer's (a pre-norm block's first norm reads the stem's output, which also
         goes down the residual stream, whose gradient is the stem's). The layer's unit is then
-        its own output, as it was before the fold; the stream's norms may still normalise it
+        what it was before that fold (a stem whose own norm a block's pre-norm reads next: the
+        stem's norm stays, the block's goes); the stream's norms may still normalise it
         (:meth:`confirm`)."""
-        folded = [u for u in self.units if u.own_params is not None and u.raw is not None
-                  and u.raw.grad_fn is not None]
+        folded = [u for u in self.units if u.folds]
         if not folded or loss.grad_fn is None:
             return
         readers = consumers(loss.grad_fn)
         for u in folded:
-            if len(readers.get(u.raw.grad_fn, ())) > 1:  # type: ignore[union-attr]  # filtered above
-                u.out, u.pre, u.activation = cast(torch.Tensor, u.raw), None, None
-                u.normalised = False
-                u.params = u.params[:u.own_params]
-                u.own_params = None
+            for k, (out, n_params, normalised, activation, pre, _) in enumerate(u.folds):
+                if out.grad_fn is None or len(readers.get(out.grad_fn, ())) <= 1:
+                    continue
+                for later in u.folds[k:]:  # undo this fold and every one after it
+                    for other in later[5]:
+                        other.normalised = False
+                u.out, u.params, u.activation, u.pre = out, u.params[:n_params], activation, pre
+                u.normalised = normalised
+                del u.folds[k:]
+                break
 
     def confirm(self) -> None:
         """After backward: the candidate groups whose joint scale the loss ignores are normalised."""

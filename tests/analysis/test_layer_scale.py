@@ -133,22 +133,26 @@ class MetaBlock(nn.Module):
         return x + self.ls2(self.fc2(torch.nn.functional.gelu(self.fc1(self.norm2(x)))))
 
 
-def test_a_norm_that_shares_its_layers_output_with_the_stream_is_not_part_of_that_layer() -> None:
-    # The first block's norm reads the stem's output, which also goes down the stream: the stem's
-    # gradient is the stream's, not 1e-5 of it (read after the norm, it was, and a healthy
-    # PoolFormer read as a 4e5x vanishing gradient)
+@pytest.mark.parametrize("stem_norm", [False, True])
+def test_a_norm_that_shares_its_layers_output_with_the_stream_is_not_part_of_that_layer(stem_norm: bool) -> None:
+    # The first block's norm reads the stem's output (or the output of the stem's own norm,
+    # timm's FocalNet), which also goes down the stream: the stem's gradient is the stream's, not
+    # 1e-5 of it (read after the block's norm, it was, and a healthy PoolFormer read as a 4e5x
+    # vanishing gradient, FocalNet as 8e4x). The stem's own norm, which only it reads, stays its.
     from gradhealth.analysis.module_check import check_module
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 4, stride=4), *[MetaBlock(8) for _ in range(4)],
+    stem = [nn.Conv2d(3, 8, 4, stride=4), *([nn.GroupNorm(1, 8)] if stem_norm else [])]
+    net = nn.Sequential(*stem, *[MetaBlock(8) for _ in range(4)],
                         nn.GroupNorm(1, 8), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
     doc = check_module(net, torch.randn(4, 3, 16, 16), seeds=1, verify=False)
     assert "vanishing_gradient" not in {f.code for f in doc.findings}, doc.summary
     units = {u.name: u for u in doc.layers}
+    first = str(len(stem))  # the first block's index
     # dL/dx0 = dL/dx1 + (paths through branches scaled by 1e-5): the stem's output gradient is
     # the first block's, which its fc2 (with the layer scale folded in) writes to
-    assert units["0"].output_grad_norm == pytest.approx(units["1.fc2"].output_grad_norm, rel=1e-3)
-    assert not units["0"].normalised
+    assert units["0"].output_grad_norm == pytest.approx(units[f"{first}.fc2"].output_grad_norm, rel=1e-3)
+    assert units["0"].normalised is stem_norm
 
 
 class LayerScale(nn.Module):
