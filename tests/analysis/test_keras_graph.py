@@ -40,7 +40,7 @@ from gradhealth.settings import Limits
 DATA = Path(__file__).parents[1] / "data" / "keras"
 MODELS = ("mobile_dense_block", "sequence_mixer", "nested_layer_scale", "decoder", "recurrent_pools",
           "two_towers", "three_heads", "attention_block", "question_pairs", "recommender",
-          "sequence_tagger", "preact_resnet", "inception_resnet")
+          "sequence_tagger", "preact_resnet", "inception_resnet", "siamese")
 
 
 def _read(name: str, ext: str) -> tuple[bytes, dict[str, Any]]:
@@ -735,3 +735,19 @@ def test_keras_applications_custom_scale_layer_adds_the_scaled_branch() -> None:
             layer["config"]["scale"] = "0.17"
     with pytest.raises(ModelError, match="block2_scale.*CustomScaleLayer needs a number `scale`"):
         plan_keras_graph(bad)
+
+
+def test_a_nested_model_called_twice_is_one_set_of_weights() -> None:
+    # a Siamese network: one nested encoder called on both images
+    data, config = _read("siamese", "keras")
+    graph = plan_keras_graph(config)
+    names = [n.name for n in graph.nodes]
+    assert {"enc_conv", "enc_conv#encoder#1", "enc_dense", "enc_dense#encoder#1"} <= set(names)
+    # the weights are counted once: the encoder's and the head's
+    assert graph.parameters == 6 * 3 * 3 * 3 + 4 * 6 + 6 * 8 + 8 + 8 + 1  # BN: 2 weights, 2 statistics
+    net = KerasNet(graph, None)
+    assert net.layers[names.index("enc_dense")] is net.layers[names.index("enc_dense#encoder#1")]
+    doc = check_keras(data, seeds=1, batch_size=4, verify=False)
+    assert [layer.name for layer in doc.layers if layer.type != "activation"] == ["enc_conv", "enc_dense", "same"]
+    # the second call's gradient reaches the shared weights too: both calls' sum, as Keras trains it
+    assert doc.layers[0].grad_norm and doc.layers[0].grad_norm > 0

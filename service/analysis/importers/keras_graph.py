@@ -767,6 +767,15 @@ def _inline(nodes: list[Node], problems: list[str], depth: int = 0) -> tuple[lis
             problems.append(f"{node.name}: a nested model is supported with one input and one output")
             continue
         start, end = starts[0] if starts else "", ends[0] if ends else ""
+        if node.cfg.get("_shares"):
+            # a nested model called again (a Siamese network's encoder): its layers once more,
+            # each named for this call, running the first call's modules (the same weights)
+            renamed = {n.name: f"{n.name}#{node.name}" for n in inner if n.name != start}
+            for n in inner:
+                n.cfg = {**n.cfg, "_shares": n.cfg.get("_shares") or n.name}
+                n.name = renamed.get(n.name, n.name)
+                n.inputs = [renamed.get(i, i) for i in n.inputs]
+            end = renamed.get(end, end)
         for n in inner:
             if n.name != start:
                 n.inputs = [node.inputs[0] if i == start else i for i in n.inputs]
@@ -802,7 +811,7 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
         if not isinstance(lay.get("config"), dict):
             problems.append(f"{name}: its config is not an object")
         calls = _calls(lay)
-        if len(calls) > 1 and (cls in MODELS or cls == "MultiHeadAttention"):
+        if len(calls) > 1 and cls == "MultiHeadAttention":
             problems.append(f"{name}: a {cls} called more than once (shared weights) is not supported")
             continue
         if cls == "MultiHeadAttention":

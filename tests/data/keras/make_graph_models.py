@@ -327,6 +327,30 @@ def inception_resnet() -> keras.Model:
     return model
 
 
+def siamese() -> keras.Model:
+    """A Siamese network as Keras' image-similarity examples write it: one nested Sequential
+    encoder (Conv2D, BatchNormalization, ReLU, pooling, Dense) called on two images, the
+    absolute difference of the embeddings (Subtract, then an Activation-free Dense reads it
+    squared through Multiply) and a sigmoid head."""
+    keras.utils.set_random_seed(14)
+    encoder = keras.Sequential([
+        keras.Input((10, 10, 3)),
+        layers.Conv2D(6, 3, padding="same", use_bias=False, name="enc_conv"),
+        layers.BatchNormalization(name="enc_bn"),
+        layers.ReLU(name="enc_relu"),
+        layers.GlobalAveragePooling2D(name="enc_pool"),
+        layers.Dense(8, activation="tanh", name="enc_dense"),
+    ], name="encoder")
+    left, right = keras.Input((10, 10, 3), name="left"), keras.Input((10, 10, 3), name="right")
+    a, b = encoder(left), encoder(right)
+    diff = layers.Subtract(name="diff")([a, b])
+    square = layers.Multiply(name="square")([diff, diff])
+    out = layers.Dense(1, activation="sigmoid", name="same")(square)
+    model = keras.Model([left, right], out, name="siamese")
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
 def _outputs(value: object) -> list:
     """Each output as a list, or the one output's."""
     if isinstance(value, list | tuple):
@@ -354,7 +378,7 @@ def _inputs(model: keras.Model) -> tuple[list[np.ndarray], list[str]]:
 def main(names: list[str]) -> None:
     makers = (mobile_dense_block, sequence_mixer, nested_layer_scale, decoder, recurrent_pools, two_towers,
               three_heads, attention_block, question_pairs, recommender, sequence_tagger, preact_resnet,
-              inception_resnet)
+              inception_resnet, siamese)
     for make in makers:
         if names and make.__name__ not in names:
             continue
