@@ -145,7 +145,12 @@ class Readout:
             if i_sat is not None:
                 out_figures["saturated_fraction"] = v[i_sat] / n_out
             if i_dead is not None:
-                out_figures["dead_fraction"] = 1.0 - v[i_dead] / n_features
+                # A layer whose input is exactly 0 everywhere is switched off, not dead: a
+                # zero-initialised layer before it (NF-Nets' last convolution, read by a
+                # squeeze-excitation) gives it nothing yet, and it comes on as that layer learns.
+                # (Read from the input: an in-place ReLU overwrites the pre-activations.)
+                off = i_in is not None and v[i_in[0]] == 0
+                out_figures["dead_fraction"] = 0.0 if off else 1.0 - v[i_dead] / n_features
                 out_figures["relu_units"] = float(n_features)  # how many units the fraction is of
             return out_figures
 

@@ -42,3 +42,41 @@ def test_a_gate_that_multiplies_a_zero_initialised_branch_does_not_end_the_depth
     # the depth read ends at the last block's second convolution, which the gradient reaches
     stem, last = units["0"].output_grad_norm, units["3.conv2"].output_grad_norm
     assert stem and last and 0.1 < stem / last < 10
+
+
+def test_units_switched_off_by_a_zero_initialised_layer_are_not_dead() -> None:
+    # NF-Nets start a block's last convolution at zero, and a squeeze-excitation reads it: the
+    # excitation's ReLU layer gets exactly 0 as input. Its units are off, not dead (dead units
+    # get inputs that make them negative for every sample, and stay so); the layer before them
+    # revives them as it learns. With a live input, the same negative bias kills them.
+    class Gated(nn.Module):
+        def __init__(self, bias: float) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(8, 8, 3, padding=1)
+            self.last = nn.Conv2d(8, 8, 1)
+            nn.init.zeros_(self.last.weight)
+            nn.init.zeros_(self.last.bias)
+            self.fc1, self.fc2 = nn.Linear(8, 4), nn.Linear(4, 8)
+            nn.init.constant_(self.fc1.bias, bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.last(torch.relu(self.conv(x)))
+            s = torch.relu(self.fc1(y.mean((2, 3))))
+            return x + y * torch.sigmoid(self.fc2(s))[:, :, None, None]
+
+    def fc1_dead(bias: float, zero: bool = True) -> float | None:
+        torch.manual_seed(0)
+        blocks = [Gated(bias), Gated(bias)]
+        if not zero:
+            for block in blocks:
+                nn.init.normal_(block.last.weight)
+        net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *blocks,
+                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+        doc = check_module(net, torch.randn(8, 3, 8, 8), seeds=1, verify=False)
+        if zero:
+            assert "dead_units" not in {f.code for f in doc.findings}, doc.summary
+        return {u.name: u for u in doc.layers}["1.fc1"].dead_fraction
+
+    assert fc1_dead(0.0) == 0.0  # exactly 0 everywhere: off
+    assert fc1_dead(-1.0) == 0.0  # its input is 0: still off, whatever its bias
+    assert fc1_dead(-100.0, zero=False) == 1.0  # a live input and that bias: dead
