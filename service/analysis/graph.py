@@ -434,23 +434,34 @@ _LINEAR_IN_WEIGHTS = re.compile(r"linear|conv\dd|embedding")
 _SCALE_TOLERANCE = 1e-3
 
 
-def scale_invariant(group: Sequence[Record]) -> bool:
+def scale_term(rec: Record) -> float | None:
+    """<dL/d out, out> for the unit's layer output (None before backward, or where no gradient
+    reached it): the loss's derivative along scaling that output alone."""
+    out = rec.raw if rec.raw is not None else rec.out  # scaling the weights scales this
+    if out.grad is None:
+        return None
+    return float((out.grad * out.detach()).sum())
+
+
+def scale_invariant(group: Sequence[Record], terms: dict[int, float | None] | None = None) -> bool:
     """Whether the loss is unchanged to first order when every unit of ``group`` has its layer's
     output scaled by the same c > 0 (its weights and bias scaled by c), read from the backward
     pass just done. By Euler's theorem the derivative along that scaling is the sum over the
     units of <dL/d out, out>, zero when the loss is invariant. Each unit's own term need not be
     zero: a pre-activation residual stage's branch ends and shortcut projections are only
     invariant together."""
-    terms = []
+    values = []
     for rec in group:
-        out = rec.raw if rec.raw is not None else rec.out  # scaling the weights scales this
-        if out.grad is None:
+        term = terms[id(rec)] if terms is not None and id(rec) in terms else scale_term(rec)
+        if terms is not None:
+            terms[id(rec)] = term
+        if term is None:
             return False
-        terms.append(float((out.grad * out.detach()).sum()))
-    total = sum(abs(t) for t in terms)
+        values.append(term)
+    total = sum(abs(t) for t in values)
     if not math.isfinite(total):
         return False
-    return abs(sum(terms)) <= _SCALE_TOLERANCE * total  # all terms zero: invariant
+    return abs(sum(values)) <= _SCALE_TOLERANCE * total  # all terms zero: invariant
 
 
 def consumers(root: Any) -> dict[Any, set[Any]]:
@@ -732,8 +743,9 @@ class Tracer:
 
     def confirm(self) -> None:
         """After backward: the candidate groups whose joint scale the loss ignores are normalised."""
+        terms: dict[int, float | None] = {}  # each unit's term once: a stage's groups overlap
         for group in self.groups:
-            if not all(u.normalised for u in group) and scale_invariant(group):
+            if not all(u.normalised for u in group) and scale_invariant(group, terms):
                 for u in group:
                     u.normalised = True
 
