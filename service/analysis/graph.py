@@ -360,6 +360,9 @@ class Record:
     #: the layer's own output, before the activation or norm folded in (a pre-norm block's norm
     #: reads the stem's output, which also goes on down the residual stream)
     raw: torch.Tensor | None = None
+    #: ``out``'s version counter when it became the unit's output: an in-place op since
+    #: (``out += identity`` in a ResNet block) makes it another tensor's value (:func:`_reads`)
+    version: int = 0
     #: the unit as it was before each norm folded into it: (out, how many params, normalised,
     #: activation, pre, the units that fold marked normalised), for :meth:`Tracer.settle`
     folds: list[tuple[torch.Tensor, int, bool, str | None, torch.Tensor | None, list[Record]]] = field(
@@ -503,6 +506,15 @@ def _multiplies(inp: torch.Tensor, out: torch.Tensor, vector: torch.Tensor) -> b
                                                                   rtol=1e-6, atol=0))
 
 
+def _reads(tensor: Any, rec: Record, out: Any) -> bool:
+    """A call that read ``tensor`` and made ``out`` read ``rec``'s output as the unit made it:
+    the same tensor, not changed in place since (``out += identity``: then it holds the block's
+    sum), except by this very call (an in-place ReLU returns its input, one version on)."""
+    if tensor is not rec.out:
+        return False
+    return bool(tensor._version == rec.version or (out is tensor and tensor._version == rec.version + 1))
+
+
 def parametrized_weight(module: nn.Module) -> bool:
     """The module's ``weight`` is computed by a parametrization (weight_norm, spectral_norm)."""
     return bool(torch.nn.utils.parametrize.is_parametrized(module, "weight"))
@@ -636,7 +648,7 @@ class Tracer:
             # first), as either operand of its Mul
             follows = last is not None and any(_views(a, last.out) for a in args)
         else:
-            follows = last is not None and inp is last.out
+            follows = last is not None and _reads(inp, last, out)
         if role.kind in ("norm", "act") and follows and last is not None and last.activation is None:
             if role.kind == "act":
                 last.pre, last.activation = last.out, role.activation
@@ -648,6 +660,7 @@ class Tracer:
                     a for a in args if isinstance(a, torch.Tensor) and not _views(a, last.out)]
             last.params += list(module.parameters())
             last.out = self._keep(out)
+            last.version = out._version
             return
         if role.kind == "norm":
             if role.type != "layerscale":
@@ -668,7 +681,7 @@ class Tracer:
         self.units.append(Record(name, pointer, role, module, inp, kept,
                                  pre=inp if role.kind == "act" else None,
                                  activation=role.activation, params=list(module.parameters()),
-                                 weight=weight, raw=kept))
+                                 weight=weight, raw=kept, version=kept._version))
 
     def _reached(self, tensor: torch.Tensor | None) -> None:
         """Mark the units that ``tensor`` (a norm's input) is made of through positively
@@ -711,7 +724,8 @@ class Tracer:
                and getattr(unit.module, "bias", True) is None and unit.inp is not None):
             ends = ends if ends is not None else self._ends()
             walk = homogeneous_sources(unit.inp, ends)
-            if walk is None or walk[1] or len(walk[0]) != 1 or not walk[0][0][1] or walk[0][0][0].normalised:
+            if (walk is None or walk[1] or len(walk[0]) != 1 or not walk[0][0][1] or walk[0][0][0].normalised
+                    or walk[0][0][0].role.kind != "weight"):
                 break
             unit = walk[0][0][0]
             unit.normalised = True
@@ -821,17 +835,19 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         if last.activation is not None or last.role.kind != "weight":
             return out
         name = ACTIVATION_FUNCTIONS.get(func)
-        if name is not None and args[0] is last.out:
+        if name is not None and _reads(args[0], last, out):
             swap = getattr(self.model, SWAP_ATTRIBUTE, None)  # a remedy's activation swap, verified
             if swap is not None and name in swap[0]:
                 name, out = swap[1], swap[2](args[0])
             last.pre, last.activation = last.out, name
             last.out = tracer._keep(out)
+            last.version = out._version
         elif func in self._MULS and len(args) == 2 and self.scales:
             a, b = args
             x, scale = (b, a) if id(a) in self.scales else (a, b) if id(b) in self.scales else (None, None)
             if _views(x, last.out) and out.numel() == last.out.numel() and isinstance(scale, torch.Tensor):
                 last.out = tracer._keep(out)
+                last.version = out._version
                 tracer.layer_scales.append(self.bases.get(id(scale), scale))
         return out
 

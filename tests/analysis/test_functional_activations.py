@@ -6,6 +6,7 @@ way gets the same document. Before, a network written with functions had no acti
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 import torch
@@ -102,3 +103,35 @@ def test_an_activation_swap_is_verified_on_functions_as_on_modules() -> None:
         assert swap.verified is not None and swap.verified.after != swap.verified.before
         found.append((swap.verified.before, swap.verified.after, swap.verified.fixed))
     assert found[1] == pytest.approx(found[0], rel=1e-9)
+
+
+class _InPlaceBlock(nn.Module):
+    """torchvision's BasicBlock: conv-BN-ReLU, conv-BN, ``out += identity`` in place, then an
+    in-place ReLU of the sum."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x
+        return cast(torch.Tensor, self.relu(out))
+
+
+def test_a_relu_of_a_residual_sum_made_in_place_is_not_the_last_layers_activation() -> None:
+    # `out += identity` changes the second convolution's (normalised) output in place: the ReLU
+    # after it reads the block's sum, not that layer's output, so it is not that layer's
+    # activation (an in-place ReLU right after a norm still is)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), _InPlaceBlock(8), _InPlaceBlock(8),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+    doc = check_module(net, torch.randn(8, 3, 8, 8), seeds=1, verify=False)
+    units = {u.name: u for u in doc.layers}
+    assert units["1.conv1"].activation == "relu" and units["1.conv1"].normalised
+    assert units["1.conv2"].activation is None and units["1.conv2"].normalised
+    # the ReLU of the sum is a unit of its own
+    assert units["1.relu"].type == "activation" and units["1.relu"].activation == "relu"
