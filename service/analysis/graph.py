@@ -34,7 +34,7 @@ import functools
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -90,7 +90,7 @@ def role_of(module: nn.Module) -> Role:
         return own
     if isinstance(module, UnrolledRNN):
         return Role("weight", module.kind, "relu" if module.nonlinearity == "relu" else "tanh")
-    if isinstance(module, nn.Linear | nn.Bilinear):
+    if isinstance(module, nn.Linear | nn.Bilinear) or _transposed_linear(module):
         return Role("weight", "linear")
     if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.ConvTranspose1d | nn.ConvTranspose2d):
         return Role("weight", f"conv{module.weight.dim() - 2}d", channels_first=True)
@@ -105,11 +105,22 @@ def role_of(module: nn.Module) -> Role:
     return Role("other")
 
 
+def _transposed_linear(module: nn.Module) -> bool:
+    """Hugging Face's ``Conv1D`` (GPT-2's attention and MLP layers): a linear layer whose weight is
+    stored [in, out], x @ W + b."""
+    weight = getattr(module, "weight", None)
+    return (type(module).__name__ == "Conv1D" and hasattr(module, "nf")
+            and isinstance(weight, torch.Tensor) and weight.dim() == 2)
+
+
 def weight_of(module: nn.Module) -> tuple[torch.Tensor | None, int | None, int | None]:
     """(main weight, fan_in, fan_out) of a weight leaf; ONNX modules say theirs themselves."""
     own = getattr(module, "fan", None)
     if callable(own):
         return cast(tuple[torch.Tensor | None, int | None, int | None], own())
+    if _transposed_linear(module):
+        stored = cast(torch.Tensor, module.weight)
+        return stored, int(stored.shape[0]), int(stored.shape[1])
     if isinstance(module, UnrolledRNN):
         hh = cast(torch.Tensor, module.rnn.weight_hh_l0)
         return hh, int(hh.shape[1]), module.rnn.hidden_size
@@ -521,10 +532,16 @@ def parametrized_weight(module: nn.Module) -> bool:
 
 
 def _first_tensor(value: Any) -> torch.Tensor | None:
+    """The tensor ``value`` is, or the first in it: of a tuple or list, or of a mapping (a Hugging
+    Face ``ModelOutput``: its ``logits`` where it has them, else its first tensor field)."""
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, tuple | list) and value:
         return _first_tensor(value[0])
+    if isinstance(value, Mapping):
+        if isinstance(value.get("logits"), torch.Tensor):
+            return cast(torch.Tensor, value["logits"])
+        return next((t for t in map(_first_tensor, value.values()) if t is not None), None)
     return None
 
 
@@ -940,6 +957,16 @@ class GraphRun:
     #: (first) output
     losses: tuple[str, ...] | None = None
     readouts: frozenset[str] = frozenset()
+    #: the inputs' keyword names, where the model takes them as keywords (a Hugging Face model's
+    #: ``input_ids``, ``attention_mask``); None: positionally, in ``inputs``' order
+    keywords: tuple[str, ...] | None = None
+
+
+def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | None = None) -> Any:
+    """``net`` on ``xs``: positionally, or by the keyword names given."""
+    if keywords is not None:
+        return net(**dict(zip(keywords, xs, strict=True)))
+    return net(*xs)
 
 
 def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
@@ -999,7 +1026,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
         with torch.nn.utils.parametrize.cached(), functional:
-            loss = _loss(run, net(*xs), seed)
+            loss = _loss(run, call(net, xs, run.keywords), seed)
         tracer.settle(loss)
         loss.backward()
         tracer.confirm()

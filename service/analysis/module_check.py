@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import torch
@@ -28,6 +28,7 @@ from gradhealth.analysis.graph import (
     SWAP_ATTRIBUTE,
     GraphRun,
     InputSpec,
+    call,
     parametrized_weight,
     role_of,
     simulate_graph,
@@ -320,12 +321,14 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[Inp
     """Shapes and dtypes of the user's example inputs. Integer inputs that an ``nn.Embedding``
     of ``model`` reads are token ids, drawn below the example's max + 1; other integer inputs
     (an attention mask) are used as given, since random values there would mask at random."""
-    xs = list(example_inputs) if isinstance(example_inputs, tuple | list) else [example_inputs]
+    keywords = _keywords(example_inputs)
+    xs = (list(example_inputs.values()) if keywords is not None else list(example_inputs)
+          if isinstance(example_inputs, tuple | list) else [example_inputs])
     for x in xs:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"example inputs must be tensors, not {type(x).__name__}")
     integers = any(not x.is_floating_point() for x in xs)
-    ids = _ids_read_by_embeddings(model, xs) if model is not None and integers else None
+    ids = _ids_read_by_embeddings(model, xs, keywords) if model is not None and integers else None
     specs: list[InputSpec] = []
     for i, x in enumerate(xs):
         if x.is_floating_point():
@@ -337,7 +340,16 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[Inp
     return specs
 
 
-def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor]) -> set[int] | None:
+def _keywords(example_inputs: Any) -> tuple[str, ...] | None:
+    """The keyword names of example inputs given as a mapping (``{"input_ids": ...,
+    "attention_mask": ...}``, a tokenizer's output); None for positional inputs."""
+    if isinstance(example_inputs, Mapping):
+        return tuple(str(k) for k in example_inputs)
+    return None
+
+
+def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor],
+                            keywords: tuple[str, ...] | None = None) -> set[int] | None:
     """Which integer inputs among ``xs`` an ``nn.Embedding`` reads (as they are, or cast or
     moved: the same values in the same shape), found by one forward pass of a copy (the user's
     module is never run: batch norm would update its statistics). None if that pass fails: then
@@ -355,7 +367,7 @@ def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor]) -> set[int
         for m in probe.modules() if isinstance(m, nn.Embedding)]
     try:
         with torch.no_grad():
-            probe(*xs)
+            call(probe, xs, keywords)
     except Exception:  # noqa: BLE001 - the simulation reports a model that does not run
         return None
     finally:
@@ -390,7 +402,10 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
                  thresholds: Thresholds | None = None, optimizer: Any = None) -> Diagnosis:
     """Check a live module with synthetic inputs shaped like ``example_inputs`` (standard normal
     floats; integer ids an nn.Embedding reads below the example's largest + 1, other integer inputs
-    as given), with the module's own weights.
+    as given), with the module's own weights. ``example_inputs``: a tensor, a tuple of them, or a
+    mapping of keyword inputs (a tokenizer's output: ``{"input_ids": ..., "attention_mask": ...}``).
+    The loss is taken on the output: a tensor, the first of a tuple, or a mapping's ``logits``
+    (a Hugging Face ``ModelOutput``).
 
     ``optimizer``: the training optimizer (a ``torch.optim`` SGD, Adam, AdamW or RMSprop, or a
     spec-style dict such as ``{"type": "adam", "lr": 1e-3}``): ``large_updates`` checks each
@@ -402,7 +417,7 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     if seeds < 1:
         raise ValueError("seeds must be at least 1")
     run = GraphRun(model, input_specs(example_inputs, model), loss, seeds, optimizer=optimizer_spec(optimizer),
-                   trace_functions=True)
+                   trace_functions=True, keywords=_keywords(example_inputs))
     return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
 
 

@@ -3,6 +3,7 @@ and assert_gradients_healthy fails a test with the text report."""
 
 from __future__ import annotations
 
+import collections
 import copy
 
 import pytest
@@ -122,3 +123,65 @@ def test_ids_cast_before_the_embedding_are_still_ids() -> None:
     specs = input_specs((ids, mask), _CastIds())
     assert specs[0].value is None and specs[0].high == int(ids.max()) + 1
     assert specs[1].value is not None
+
+
+# --- Hugging Face conventions --------------------------------------------------------------------
+
+class _Output(collections.OrderedDict):  # type: ignore[type-arg]  # transformers' ModelOutput is one
+    """What a Hugging Face model returns: an ordered mapping of named outputs."""
+
+
+class Conv1D(nn.Module):
+    """transformers.pytorch_utils.Conv1D, as GPT-2 uses it: a linear layer stored [in, out]."""
+
+    def __init__(self, nf: int, nx: int) -> None:
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf) * 0.5)
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).reshape(*x.shape[:-1], self.nf)
+
+
+class _TextClassifier(nn.Module):
+    """Keyword inputs and a mapping output, as a Hugging Face classifier has them."""
+
+    def __init__(self, transposed: bool) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, 16)
+        self.layers = nn.ModuleList([Conv1D(16, 16) if transposed else nn.Linear(16, 16) for _ in range(4)])
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> _Output:
+        h = self.emb(input_ids)
+        for layer in self.layers:
+            h = torch.tanh(layer(h))
+        pooled = (h * attention_mask[..., None]).sum(1) / attention_mask.sum(1, keepdim=True)
+        return _Output(logits=self.head(pooled), hidden_states=h)
+
+
+def test_a_hugging_face_style_model_takes_keyword_inputs_and_returns_a_mapping() -> None:
+    ids = torch.randint(0, 50, (8, 6))
+    mask = torch.ones(8, 6, dtype=torch.long)
+    mask[:, 4:] = 0
+    torch.manual_seed(0)
+    doc = check_module(_TextClassifier(False), {"input_ids": ids, "attention_mask": mask}, seeds=1, verify=False)
+    assert [u.name for u in doc.layers] == ["emb", "layers.0", "layers.1", "layers.2", "layers.3", "head"]
+    # the loss was read from the logits: the head, the readout, got a gradient
+    assert doc.layers[-1].grad_norm and doc.layers[-1].grad_norm > 0
+
+
+def test_gpt2_style_conv1d_is_a_linear_layer() -> None:
+    # the same network with each nn.Linear replaced by a Conv1D holding the transposed weight:
+    # the same units, fans and numbers
+    torch.manual_seed(0)
+    linear = _TextClassifier(False)
+    conv = _TextClassifier(True)
+    conv.load_state_dict({k: (v.t() if k.startswith("layers.") and k.endswith("weight") else v)
+                          for k, v in linear.state_dict().items()})
+    inputs = {"input_ids": torch.randint(0, 50, (8, 6)), "attention_mask": torch.ones(8, 6, dtype=torch.long)}
+    a, b = (check_module(m, inputs, seeds=1, verify=False) for m in (linear, conv))
+    assert [(u.name, u.type, u.activation, u.fan_in, u.fan_out) for u in a.layers] == [
+        (u.name, u.type, u.activation, u.fan_in, u.fan_out) for u in b.layers]
+    assert [u.grad_norm for u in b.layers] == pytest.approx([u.grad_norm for u in a.layers], rel=1e-9)
