@@ -265,3 +265,14 @@ def test_an_integer_input_that_indexes_no_table_is_a_mask_of_ones() -> None:
     live = check_module(same_weights, ids, seeds=2, verify=False)
     _same(live, via_onnx)
     assert not [f.code for f in via_onnx.findings if f.code == "nonfinite"]
+
+
+def test_gather_elements_matches_numpy_take_along_axis() -> None:
+    # BERT's exported embeddings gather position ids with GatherElements; negative indices count
+    # from the end, as the operator's reference has it
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    idx = np.array([[[0, 4, -1, 2]] * 2] * 3, np.int64)  # shape (3, 2, 4), gathered along axis 1
+    node = helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1)
+    got = _run(node, {"x": x}, {"i": idx}, [3, 2, 4])
+    np.testing.assert_array_equal(got, np.take_along_axis(x, np.where(idx < 0, idx + 5, idx), axis=1))

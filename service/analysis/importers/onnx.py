@@ -521,6 +521,18 @@ def _gather(n: Node, c: Ctx) -> Op:
     return Fn(gather)
 
 
+def _gather_elements(n: Node, c: Ctx) -> Op:
+    """GatherElements: torch.gather along ``axis``, negative indices counted from the end (BERT's
+    exported position ids)."""
+    axis = n.attrs.get("axis", 0)
+
+    def gather(data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        ax = axis % data.dim()
+        i = idx.long()
+        return torch.gather(data, ax, torch.where(i < 0, i + data.shape[ax], i))
+    return Fn(gather)
+
+
 def _pool(kind: str) -> Callable[[Node, Ctx], Op]:
     def build(n: Node, c: Ctx) -> Op:
         a = n.attrs
@@ -892,7 +904,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Range": _binary(_range),
     "Einsum": lambda n, c: Fn(lambda *xs: torch.einsum(n.attrs["equation"], *xs)),
     "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin),
-    "ScatterND": _scatter_nd,
+    "ScatterND": _scatter_nd, "GatherElements": _gather_elements,
 }
 
 
