@@ -276,3 +276,18 @@ def test_gather_elements_matches_numpy_take_along_axis() -> None:
     node = helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1)
     got = _run(node, {"x": x}, {"i": idx}, [3, 2, 4])
     np.testing.assert_array_equal(got, np.take_along_axis(x, np.where(idx < 0, idx + 5, idx), axis=1))
+
+
+@pytest.mark.parametrize("exclusive,reverse", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cumsum_matches_the_operators_definition(exclusive: int, reverse: int) -> None:
+    # RoBERTa's exported position ids are a CumSum of the padding mask
+    x = np.arange(1, 2 * 5 + 1, dtype=np.float32).reshape(2, 5)
+    node = helper.make_node("CumSum", ["x", "a"], ["y"], exclusive=exclusive, reverse=reverse)
+    got = _run(node, {"x": x}, {"a": np.array(1, np.int64)}, [2, 5])
+    # the definition, term by term: y[j] = sum of x[k] for k before j (or after, reversed),
+    # j itself included unless exclusive
+    expected = np.zeros_like(x)
+    for j in range(5):
+        ks = [k for k in range(5) if (k >= j if reverse else k <= j) and not (exclusive and k == j)]
+        expected[:, j] = x[:, ks].sum(1) if ks else 0
+    np.testing.assert_array_equal(got, expected)

@@ -533,6 +533,21 @@ def _gather_elements(n: Node, c: Ctx) -> Op:
     return Fn(gather)
 
 
+def _cumsum(n: Node, c: Ctx) -> Op:
+    """CumSum(x, axis): running sums, ``exclusive`` (each sum without its own term) and
+    ``reverse`` (from the end) as the operator defines them (RoBERTa's exported position ids)."""
+    exclusive, reverse = bool(n.attrs.get("exclusive", 0)), bool(n.attrs.get("reverse", 0))
+
+    def cumsum(x: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+        ax = int(axis.reshape(-1)[0]) % x.dim()
+        y = x.flip(ax) if reverse else x
+        out = torch.cumsum(y, ax)
+        if exclusive:
+            out = out - y
+        return out.flip(ax) if reverse else out
+    return Fn(cumsum)
+
+
 def _pool(kind: str) -> Callable[[Node, Ctx], Op]:
     def build(n: Node, c: Ctx) -> Op:
         a = n.attrs
@@ -904,7 +919,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Range": _binary(_range),
     "Einsum": lambda n, c: Fn(lambda *xs: torch.einsum(n.attrs["equation"], *xs)),
     "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin),
-    "ScatterND": _scatter_nd, "GatherElements": _gather_elements,
+    "ScatterND": _scatter_nd, "GatherElements": _gather_elements, "CumSum": _cumsum,
 }
 
 

@@ -25,7 +25,7 @@ from gradhealth.errors import InputFormatError, LimitExceeded
 #: fused ones; tests/api/test_model_checks.py pins the two equal).
 SUPPORTED_OPS: frozenset[str] = frozenset({
     "Abs", "Add", "And", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "Cast", "Ceil",
-    "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Cos", "DepthToSpace",
+    "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Cos", "CumSum", "DepthToSpace",
     "Div", "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor", "GRU",
     "Gather", "GatherElements", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual",
     "GroupNormalization", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LSTM",
