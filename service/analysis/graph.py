@@ -36,7 +36,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -374,10 +374,19 @@ class Record:
     #: ``out``'s version counter when it became the unit's output: an in-place op since
     #: (``out += identity`` in a ResNet block) makes it another tensor's value (:func:`_reads`)
     version: int = 0
-    #: the unit as it was before each norm folded into it: (out, how many params, normalised,
-    #: activation, pre, the units that fold marked normalised), for :meth:`Tracer.settle`
-    folds: list[tuple[torch.Tensor, int, bool, str | None, torch.Tensor | None, list[Record]]] = field(
-        default_factory=list)
+    #: the unit as it was before each norm folded into it, for :meth:`Tracer.settle`
+    folds: list[Fold] = field(default_factory=list)
+
+
+class Fold(NamedTuple):
+    """A unit as it was before a norm folded into it, and the units that fold marked normalised."""
+
+    out: torch.Tensor
+    n_params: int
+    normalised: bool
+    activation: str | None
+    pre: torch.Tensor | None
+    marked: list[Record]
 
 
 #: A unit's own activation through which a later norm still divides out its weights' scale.
@@ -457,18 +466,19 @@ def scale_term(rec: Record) -> float | None:
     return float((out.grad * out.detach()).sum())
 
 
-def scale_invariant(group: Sequence[Record], terms: dict[int, float | None] | None = None) -> bool:
+def scale_invariant(group: Sequence[Record], terms: dict[int, float | None]) -> bool:
     """Whether the loss is unchanged to first order when every unit of ``group`` has its layer's
     output scaled by the same c > 0 (its weights and bias scaled by c), read from the backward
     pass just done. By Euler's theorem the derivative along that scaling is the sum over the
     units of <dL/d out, out>, zero when the loss is invariant. Each unit's own term need not be
     zero: a pre-activation residual stage's branch ends and shortcut projections are only
-    invariant together."""
+    invariant together. ``terms``: each unit's term by its id, filled as they are computed (a
+    stage's groups overlap: each unit's is computed once)."""
     values = []
     for rec in group:
-        term = terms[id(rec)] if terms is not None and id(rec) in terms else scale_term(rec)
-        if terms is not None:
-            terms[id(rec)] = term
+        if id(rec) not in terms:
+            terms[id(rec)] = scale_term(rec)
+        term = terms[id(rec)]
         if term is None:
             return False
         values.append(term)
@@ -551,6 +561,15 @@ def _views(a: Any, b: torch.Tensor) -> bool:
             and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
 
 
+@dataclass
+class _OpenNorm:
+    """A norm with an activation inside (timm's BatchNormAct2d) while it runs."""
+
+    module: nn.Module
+    inp: torch.Tensor | None
+    read: bool = False  # read as a norm already (when its activation ran)
+
+
 class Tracer:
     """Forward hooks on the leaf modules of a network, grouping what they see into units."""
 
@@ -559,8 +578,8 @@ class Tracer:
         self.units: list[Record] = []
         #: units that norms read jointly (through sums of branches), for :meth:`confirm`
         self.groups: list[list[Record]] = []
-        #: norms with an activation inside running now: [module, input, whether it was read]
-        self._open: list[list[Any]] = []
+        #: norms with an activation inside running now (innermost last)
+        self._open: list[_OpenNorm] = []
         #: the vectors of the layer scales folded into units (parameters, or an imported graph's
         #: stored constants), for :func:`layer_scale_names`
         self.layer_scales: list[torch.Tensor] = []
@@ -594,9 +613,10 @@ class Tracer:
             if functions:
                 self._handles.append(module.register_forward_pre_hook(self._enter))
             if role.kind == "other":
-                if _scale_vector(module) is not None:  # maybe a layer scale module (timm's LayerScale)
+                vector = _scale_vector(module)
+                if vector is not None:  # maybe a layer scale module (timm's LayerScale)
                     self._handles.append(module.register_forward_hook(
-                        functools.partial(self._scale_hook, name, pointer)))
+                        functools.partial(self._scale_hook, name, pointer, vector)))
                 elif functions:
                     self._handles.append(module.register_forward_hook(self._leave))
                 continue
@@ -606,40 +626,40 @@ class Tracer:
     def _enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.inside += 1
 
-    def _scale_hook(self, name: str, pointer: str, module: nn.Module, args: tuple[Any, ...],
-                    output: Any) -> None:
+    def _scale_hook(self, name: str, pointer: str, vector: torch.Tensor, module: nn.Module,
+                    args: tuple[Any, ...], output: Any) -> None:
         """A module holding one vector: a layer scale when its output is its input times the
         vector, per channel (timm's LayerScale and LayerScale2d, CaiT's, DeiT III's, EVA's)."""
         if self.functions:
             self.inside -= 1
         inp, out = _first_tensor(args), _first_tensor(output)
-        vector = _scale_vector(module)
-        if inp is None or out is None or vector is None or not out.is_floating_point():
+        if inp is None or out is None or not out.is_floating_point():
             return
         if _multiplies(inp, out, vector):
             self._unit_event(name, pointer, Role("norm", "layerscale"), module, args, inp, out)
 
     def _norm_enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        self._open.append([module, _first_tensor(args), False])
+        self._open.append(_OpenNorm(module, _first_tensor(args)))
         if self.functions:
             self.inside += 1  # the functions it computes with (F.batch_norm, an activation) are its own
 
     def _norm_leave(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if self.functions:
             self.inside -= 1
-        norm, inp, done = self._open.pop()
+        norm = self._open.pop()
         out = _first_tensor(output)
-        if not done and out is not None and out.is_floating_point():  # no activation ran inside
-            self._unit_event("", "", role_of(norm), norm, (inp,), inp, out)
+        if not norm.read and out is not None and out.is_floating_point():  # no activation ran inside
+            self._norm_read(norm, out)
 
     def _inside_norm(self, act_input: torch.Tensor | None) -> None:
         """An activation runs inside an open norm-with-activation: the norm comes first, and its
         output is what the activation reads."""
-        if not self._open or self._open[-1][2] or act_input is None:
-            return
-        norm, inp, _ = self._open[-1]
-        self._open[-1][2] = True
-        self._unit_event("", "", role_of(norm), norm, (inp,), inp, act_input)
+        if self._open and not self._open[-1].read and act_input is not None:
+            self._norm_read(self._open[-1], act_input)
+
+    def _norm_read(self, norm: _OpenNorm, out: torch.Tensor) -> None:
+        norm.read = True
+        self._unit_event("", "", role_of(norm.module), norm.module, (norm.inp,), norm.inp, out)
 
     def _leave(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self.inside -= 1
@@ -670,14 +690,13 @@ class Tracer:
             if role.kind == "act":
                 last.pre, last.activation = last.out, role.activation
             elif role.type != "layerscale":
-                before = (last.out, len(last.params), last.normalised, last.activation, last.pre)
-                last.folds.append((*before, self._normalise(last)))
+                before = Fold(last.out, len(last.params), last.normalised, last.activation, last.pre, [])
+                last.folds.append(before._replace(marked=self._normalise(last)))
             else:  # the vector: a parameter of the module, or the operand that is not the layer's
                 self.layer_scales += list(module.parameters(recurse=False)) + [
                     a for a in args if isinstance(a, torch.Tensor) and not _views(a, last.out)]
             last.params += list(module.parameters())
-            last.out = self._keep(out)
-            last.version = out._version
+            self._advance(last, out)
             return
         if role.kind == "norm":
             if role.type != "layerscale":
@@ -761,24 +780,29 @@ class Tracer:
             return
         readers = consumers(loss.grad_fn)
         for u in folded:
-            for k, (out, n_params, normalised, activation, pre, _) in enumerate(u.folds):
-                if out.grad_fn is None or len(readers.get(out.grad_fn, ())) <= 1:
+            for k, fold in enumerate(u.folds):
+                if fold.out.grad_fn is None or len(readers.get(fold.out.grad_fn, ())) <= 1:
                     continue
                 for later in u.folds[k:]:  # undo this fold and every one after it
-                    for other in later[5]:
+                    for other in later.marked:
                         other.normalised = False
-                u.out, u.params, u.activation, u.pre = out, u.params[:n_params], activation, pre
-                u.normalised = normalised
+                u.out, u.params, u.activation, u.pre = fold.out, u.params[:fold.n_params], fold.activation, fold.pre
+                u.normalised = fold.normalised
                 del u.folds[k:]
                 break
 
     def confirm(self) -> None:
         """After backward: the candidate groups whose joint scale the loss ignores are normalised."""
-        terms: dict[int, float | None] = {}  # each unit's term once: a stage's groups overlap
+        terms: dict[int, float | None] = {}
         for group in self.groups:
             if not all(u.normalised for u in group) and scale_invariant(group, terms):
                 for u in group:
                     u.normalised = True
+
+    @classmethod
+    def _advance(cls, rec: Record, out: torch.Tensor) -> None:
+        """``out`` (an activation's, a norm's or a layer scale's) becomes ``rec``'s output."""
+        rec.out, rec.version = cls._keep(out), out._version
 
     @staticmethod
     def _keep(t: torch.Tensor) -> torch.Tensor:
@@ -830,12 +854,11 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
     def __init__(self, tracer: Tracer, model: nn.Module) -> None:
         super().__init__()
         self.tracer, self.model = tracer, model
-        self.scales = {id(p) for m in model.modules() if any(True for _ in m.children())
-                       for p in m.parameters(recurse=False) if p.numel() > 1}
-        #: reshapes of those made during the forward, held so that their ids stay theirs, and
-        #: the parameter each is a reshape of
-        self.reshaped: list[torch.Tensor] = []
-        self.bases: dict[int, torch.Tensor] = {}
+        #: id -> (the tensor, the parameter it is or is a reshape of): the parameters, and their
+        #: reshapes made during the forward (held here, so that their ids stay theirs)
+        self.scales: dict[int, tuple[torch.Tensor, torch.Tensor]] = {
+            id(p): (p, p) for m in model.modules() if any(True for _ in m.children())
+            for p in m.parameters(recurse=False) if p.numel() > 1}
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
@@ -844,9 +867,7 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         if tracer.inside or not tracer.units or not isinstance(out, torch.Tensor) or not args:
             return out
         if func in self._VIEWS and id(args[0]) in self.scales and out.numel() == args[0].numel():
-            self.scales.add(id(out))
-            self.reshaped.append(out)
-            self.bases[id(out)] = self.bases.get(id(args[0]), args[0])
+            self.scales[id(out)] = (out, self.scales[id(args[0])][1])
             return out
         last = tracer.units[-1]
         if last.activation is not None or last.role.kind != "weight":
@@ -857,15 +878,13 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             if swap is not None and name in swap[0]:
                 name, out = swap[1], swap[2](args[0])
             last.pre, last.activation = last.out, name
-            last.out = tracer._keep(out)
-            last.version = out._version
+            tracer._advance(last, out)
         elif func in self._MULS and len(args) == 2 and self.scales:
             a, b = args
             x, scale = (b, a) if id(a) in self.scales else (a, b) if id(b) in self.scales else (None, None)
-            if _views(x, last.out) and out.numel() == last.out.numel() and isinstance(scale, torch.Tensor):
-                last.out = tracer._keep(out)
-                last.version = out._version
-                tracer.layer_scales.append(self.bases.get(id(scale), scale))
+            if _views(x, last.out) and out.numel() == last.out.numel():
+                tracer._advance(last, out)
+                tracer.layer_scales.append(self.scales[id(scale)][1])
         return out
 
 

@@ -207,26 +207,23 @@ def _open_scales(names: list[str]) -> Edit:
     return edit
 
 
-def _gated(det: Detection, run: GraphRun, result: SimulationResult, thresholds: Thresholds,
-           device: str | None) -> tuple[Detection | None, float]:
+def _gated(det: Detection, result: SimulationResult, verifier: _Verifier) -> Detection | None:
     """``det`` as a note when layer scales that start small cause it: re-simulated with every
     scale at 1, the network is healthy. A vision transformer whose head reads the class token
     (DeiT III, CaiT) reaches its patch tokens only through attention branches scaled by 1e-6 at
     init, so their gradient is a millionth of the class token's; each scale's own gradient is
-    full-sized, so the gates open within the first steps (Touvron et al. 2021). (the note or None,
-    the seconds the re-simulation took)."""
+    full-sized, so the gates open within the first steps (Touvron et al. 2021). None: not so."""
     scales = result.layer_scales
     if (det.code not in ("vanishing_gradient", "exploding_gradient") or det.severity == "info"
             or not scales or max(scales.values()) >= _SMALL_SCALE):
-        return None, 0.0
-    opened = dataclasses.replace(run, prepare=_combine(run.prepare, _open_scales(sorted(scales))))
+        return None
     try:
-        after = simulate_graph(opened, device=device)
+        after = verifier.simulate(_open_scales(sorted(scales)))
     except (RuntimeError, ValueError):
-        return None, 0.0
-    value, severity = rule(det.code).architecture.severity(after, thresholds)
+        return None
+    value, severity = rule(det.code).architecture.severity(after, verifier.thresholds)
     if severity not in (None, "info"):
-        return None, after.duration_s
+        return None
     evidence = {**det.evidence, "gated_by_layer_scales": True, "layer_scales": len(scales),
                 "largest_layer_scale": max(scales.values()), "value_with_layer_scales_at_1": value}
     explanation = (
@@ -236,7 +233,7 @@ def _gated(det: Detection, run: GraphRun, result: SimulationResult, thresholds: 
         f"initialisation. Re-simulated with every layer scale at 1 the ratio is {value:.3g}: "
         "healthy. A layer scale's own gradient is full-sized, so training opens the gates within "
         "the first steps; nothing needs fixing.")
-    return dataclasses.replace(det, severity="info", evidence=evidence, explanation=explanation), after.duration_s
+    return dataclasses.replace(det, severity="info", evidence=evidence, explanation=explanation)
 
 
 class _Verifier:
@@ -245,21 +242,27 @@ class _Verifier:
         self.simulated = 0
         self.seconds = 0.0
 
-    def verify(self, det: Detection, before: list[Detection], remedy: Remedy, change: Change) -> None:
-        part = rule(det.code).architecture
+    def simulate(self, change: Change) -> SimulationResult:
+        """The run with ``change`` (another optimizer, or an edit after the run's own
+        preparation) simulated; its time counted in the diagnosis'."""
         if isinstance(change, OptimizerSpec):
             run = dataclasses.replace(self.run, optimizer=change)
         else:
             run = dataclasses.replace(self.run, prepare=_combine(self.run.prepare, change))
+        after = simulate_graph(run, device=self.device)
+        self.seconds += after.duration_s
+        return after
+
+    def verify(self, det: Detection, before: list[Detection], remedy: Remedy, change: Change) -> None:
+        part = rule(det.code).architecture
         try:
-            after = simulate_graph(run, device=self.device)
+            after = self.simulate(change)
         except (RuntimeError, ValueError) as exc:
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
                                        fixed=False, note=f"could not simulate the changed network: {exc}")
             remedy.recommended = False
             return
         self.simulated += 1
-        self.seconds += after.duration_s
         value, severity = part.severity(after, self.thresholds)
         known = {d.code for d in before}
         new = [d.code for d in problems(after, self.thresholds) if d.code not in known]
@@ -279,11 +282,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     result = simulate_graph(run, device=device, progress=lambda f, s: report(0.4 * f, s))
     detections = detect(result, thresholds)
     verifier = _Verifier(run, thresholds, device)
-    for i, det in enumerate(detections):
-        note, seconds = _gated(det, run, result, thresholds, device)
-        verifier.seconds += seconds
-        if note is not None:
-            detections[i] = note
+    detections = [_gated(det, result, verifier) or det for det in detections]
     findings: list[Finding] = []
     for i, det in enumerate(detections):
         report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
