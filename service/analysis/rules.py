@@ -40,7 +40,7 @@ from gradhealth.analysis.remedies import (
 )
 from gradhealth.analysis.simulate import SimulationResult, UnitStats
 from gradhealth.analysis.thresholds import Thresholds
-from gradhealth.core.document import Remedy
+from gradhealth.core.document import SEVERITY_RANK, Remedy
 from gradhealth.core.rules import implement_architecture, rule, rules, worst_first
 
 
@@ -216,17 +216,56 @@ class ExplodingGradient(ArchitectureRule):
         return _through_depth(self.code, severity, value, result, t)
 
 
+#: Recurrent cells whose gates learn how long to keep their memory (DOMAIN: "LSTM/GRU gates fix
+#: vanishing in RNNs"). At initialisation their forget or update gates sit near sigmoid(b), a
+#: memory horizon of a few steps, so dL/dh_t still shrinks geometrically through time at init; but
+#: the gates open during training where the data asks for it, which a plain cell's fixed tanh
+#: Jacobian cannot. Vanishing through time of a gated cell is a risk for dependencies longer than
+#: its horizon (a warning, with chrono initialisation as its remedy), not a failure.
+GATED_CELLS = frozenset({"lstm", "gru"})
+
+
+def _memory_horizon(per_step: float) -> float | None:
+    """Steps over which dL/dh_t falls by a factor e at ``per_step`` per step (None: not shrinking)."""
+    if not (0 < per_step < 1):
+        return None
+    return -1 / math.log(per_step)
+
+
 class _ThroughTime(ArchitectureRule):
     verb: str
+
+    def severities(self, result: SimulationResult, t: Thresholds) -> list[tuple[int, str, int, float, int]]:
+        """(rank, layer, sublayer, ratio, steps) per recurrent (sub)layer; rank 3 error, 2 warning,
+        0 none. A gated cell's vanishing is at most a warning (:data:`GATED_CELLS`)."""
+        out = []
+        for layer, sub, ratio, steps in time_ratios(result):
+            severity = self.judge(ratio, t)
+            if (severity == "error" and self.code == "vanishing_through_time"
+                    and result.unit(layer).type in GATED_CELLS):
+                severity = "warning"
+            out.append((SEVERITY_RANK[severity] + 1 if severity else 0, layer, sub, ratio, steps))
+        return out
+
+    def judge(self, ratio: float, t: Thresholds) -> str | None:
+        raise NotImplementedError
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        rank = max((r[0] for r in self.severities(result, t)), default=0)
+        return {3: "error", 2: "warning"}.get(rank)
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         vanishing = self.code == "vanishing_through_time"
-        pick = min if vanishing else max  # the worst recurrent layer
-        layer, sub, ratio, steps = pick(time_ratios(result), key=lambda r: r[2])
+        # the worst recurrent layer: the most severe, then the furthest from 1
+        _, layer, sub, ratio, steps = max(
+            self.severities(result, t), key=lambda r: (r[0], -r[3] if vanishing else r[3]))
+        value = ratio
         per_step = ratio ** (1 / (steps - 2)) if ratio > 0 and math.isfinite(ratio) else math.nan
         unit = result.unit(layer)
+        gated = vanishing and unit.type in GATED_CELLS
+        horizon = _memory_horizon(per_step) if gated else None
         evidence = {
             "metric": "output_grad_ratio_first_to_last_step",
             "value": value,
@@ -238,6 +277,8 @@ class _ThroughTime(ArchitectureRule):
             "per_step_factor": per_step,
             "log10_ratio": math.log10(ratio) if ratio > 0 and math.isfinite(ratio) else None,
         }
+        if gated:
+            evidence["memory_horizon_steps"] = horizon
         shown = 1 / ratio if vanishing and ratio > 0 else ratio
         summary = (
             f"{layer}: dL/dh_t {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
@@ -247,6 +288,12 @@ class _ThroughTime(ArchitectureRule):
             "An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
             f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps."
         )
+        if gated:
+            explanation += (
+                f" Its gates learn how long to keep memory, but at initialisation they keep it for "
+                f"about {fmt(horizon or math.inf)} steps, so dependencies longer than that start with "
+                "little gradient; opening the forget gate (chrono initialisation) lengthens it from the start."
+            )
         return Detection(
             self.code,
             severity,
@@ -267,8 +314,8 @@ class VanishingThroughTime(_ThroughTime):
     def measure(self, result: SimulationResult) -> float:
         return min((r for _, _, r, _ in time_ratios(result)), default=math.nan)
 
-    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        return t.vanishing(value)
+    def judge(self, ratio: float, t: Thresholds) -> str | None:
+        return t.vanishing(ratio)
 
 
 class ExplodingThroughTime(_ThroughTime):
@@ -279,8 +326,8 @@ class ExplodingThroughTime(_ThroughTime):
     def measure(self, result: SimulationResult) -> float:
         return max((r for _, _, r, _ in time_ratios(result)), default=math.nan)
 
-    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        return t.exploding(value)
+    def judge(self, ratio: float, t: Thresholds) -> str | None:
+        return t.exploding(ratio)
 
 
 class _Fraction(ArchitectureRule):

@@ -756,9 +756,28 @@ def _did_you_mean(loc: tuple[Any, ...]) -> str:
     import difflib
 
     key = str(loc[-1])
+    if len(loc) > 1 and (owners := _owners(key)):
+        # a real field in the wrong place: suggesting its own spelling back would say nothing
+        return f"{key!r} is a field of {' and '.join(owners)}, not of this object"
     fields = set(Spec.model_fields) if len(loc) == 1 else _field_names(_Strict)
     close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else "check the spelling against the spec reference"
+
+
+def _owners(key: str) -> list[str]:
+    """Where ``key`` is a field: "the spec's top level" and the layer types that have it."""
+    owners = ["the spec's top level"] if key in Spec.model_fields else []
+    types: list[str] = []
+    stack: list[type[BaseModel]] = [_Strict]
+    while stack:
+        model = stack.pop()
+        stack.extend(model.__subclasses__())
+        tag = model.model_fields.get("type")
+        if model is not Spec and key in model.model_fields and tag is not None:
+            types.extend(str(t) for t in get_args(tag.annotation))
+    if types:
+        owners.append("layers of type " + ", ".join(sorted(set(types))))
+    return owners
 
 
 def _message(err: ErrorDetails) -> str:

@@ -411,3 +411,13 @@ def test_a_float_without_fraction_is_an_integer_as_json_schema_says():
     assert spec.layers[0].out_features == 3 and type(spec.layers[0].out_features) is int
     with pytest.raises(SpecError, match="/layers/0/out_features"):
         parse_spec({"input": {"shape": [4]}, "layers": [{"type": "linear", "out_features": 3.5}]})
+
+
+def test_a_field_in_the_wrong_place_is_named_with_where_it_belongs() -> None:
+    # difflib would suggest the key's own spelling back ("did you mean 'name'?")
+    with pytest.raises(SpecError) as err:
+        parse_spec({"input": {"shape": [4, 3]}, "layers": [{"type": "lstm", "hidden_size": 3, "name": "enc"}]})
+    assert str(err.value) == "/layers/0/name: unknown field; 'name' is a field of the spec's top level, not of this object"
+    with pytest.raises(SpecError) as err:
+        parse_spec({"input": {"shape": [4, 3]}, "layers": [{"type": "lstm", "hidden_size": 3, "out_features": 2}]})
+    assert "'out_features' is a field of layers of type linear, not of this object" in str(err.value)

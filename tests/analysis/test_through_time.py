@@ -1,0 +1,65 @@
+"""Vanishing through time: a plain cell's is a failure, a gated cell's a risk (rules.GATED_CELLS).
+
+The gradient figures are read back from the document's own per-step series, which the simulation
+records independently of the rule that judges them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gradhealth import check_architecture
+
+STEPS = 100
+
+
+def _spec(*layers: dict) -> dict:
+    return {"input": {"shape": [STEPS, 8]}, "batch_size": 16, "seeds": 2,
+            "layers": [*layers, {"type": "linear", "out_features": 3}]}
+
+
+def _finding(doc, code="vanishing_through_time"):
+    return next(f for f in doc.findings if f.code == code)
+
+
+def _series(doc, layer: str) -> list[float]:
+    return [s.output_grad_norm for s in doc.time_steps if s.layer == layer]
+
+
+def test_a_default_lstm_is_a_warning_with_its_memory_horizon_and_the_chrono_fix() -> None:
+    doc = check_architecture(_spec({"type": "lstm", "hidden_size": 32}))
+    f = _finding(doc)
+    assert f.severity == "warning" and doc.status == "warning"
+    series = _series(doc, "layers[0].lstm")
+    ratio = series[0] / series[STEPS - 2]
+    assert ratio < 1e-4  # past the error threshold: the cap, not the ratio, makes it a warning
+    per_step = ratio ** (1 / (STEPS - 2))
+    assert math.isclose(f.evidence.per_step_factor, per_step, rel_tol=1e-6)
+    # the gradient falls by e over the horizon: per_step ** horizon == 1/e
+    assert math.isclose(per_step ** f.evidence.memory_horizon_steps, math.exp(-1), rel_tol=1e-9)
+    assert f"{f.evidence.memory_horizon_steps:.3g} steps" in f.explanation
+    chrono = next(r for r in f.remedies if r.id == "gated_recurrent_cell")
+    assert chrono.verified is not None and chrono.verified.fixed
+
+
+def test_a_plain_tanh_rnn_over_the_same_steps_is_an_error() -> None:
+    doc = check_architecture(_spec({"type": "rnn", "hidden_size": 32}), verify=False)
+    f = _finding(doc)
+    assert f.severity == "error" and doc.status == "unhealthy"
+    assert "memory_horizon_steps" not in f.evidence.model_dump(exclude_none=True)
+
+
+def test_a_plain_cell_behind_a_gated_one_still_fails_and_is_the_one_named() -> None:
+    doc = check_architecture(_spec(
+        {"type": "lstm", "hidden_size": 32, "output": "sequence"},
+        {"type": "rnn", "hidden_size": 32}), verify=False)
+    f = _finding(doc)
+    assert f.severity == "error" and f.evidence.layers == ["layers[1].rnn"]
+    plain = _series(doc, "layers[1].rnn")
+    assert math.isclose(f.evidence.value, plain[0] / plain[STEPS - 2], rel_tol=1e-6)
+
+
+def test_a_gru_is_gated_too() -> None:
+    doc = check_architecture(_spec({"type": "gru", "hidden_size": 32}), verify=False)
+    severities = {f.severity for f in doc.findings if f.code == "vanishing_through_time"}
+    assert severities <= {"warning"}
