@@ -33,7 +33,7 @@ from gradhealth.analysis.graph import (
     role_of,
     simulate_graph,
 )
-from gradhealth.analysis.remedies import lower_rate
+from gradhealth.analysis.remedies import lower_rate, raise_rate
 from gradhealth.analysis.rules import detect, problems
 from gradhealth.analysis.simulate import SimulationResult
 from gradhealth.analysis.spec import OptimizerSpec
@@ -153,6 +153,11 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
     code = det.code
     if code == "large_updates" and result.optimizer is not None:
         found = lower_rate(det, result.optimizer)  # no spec to patch here: its change names the rate
+        if found is not None:
+            out.append((found[0], result.optimizer.model_copy(update={"lr": found[1]})))
+        return out
+    if code == "small_updates" and result.optimizer is not None:
+        found = raise_rate(det, result.optimizer)
         if found is not None:
             out.append((found[0], result.optimizer.model_copy(update={"lr": found[1]})))
         return out

@@ -261,6 +261,33 @@ def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     return remedy, float(f"{opt.lr * factor:.3g}")
 
 
+def larger_learning_rate(ctx: Context) -> list[Remedy]:
+    """The spec's learning rate scaled so the fastest layer's first-step update ratio becomes
+    :data:`gradhealth.core.remedies.UPDATE_RATIO_FLOOR_TARGET` (:func:`raise_rate`), as a patch
+    of ``/optimizer/lr``."""
+    found = None if ctx.result.optimizer is None else raise_rate(ctx.detection, ctx.result.optimizer)
+    if found is None:
+        return []
+    remedy, new_lr = found
+    remedy.patch = [{"op": "replace", "path": "/optimizer/lr", "value": new_lr}]
+    return [remedy]
+
+
+def raise_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, float] | None:
+    """``raise_learning_rate`` for a ``small_updates`` detection, and the new rate (3 significant
+    digits): the update is proportional to the rate (:func:`lower_rate`), so the factor is the
+    target ratio over the fastest layer's. None when the measured ratio is not below the target."""
+    best = detection.value
+    if not 0 < best < R.UPDATE_RATIO_FLOOR_TARGET:
+        return None
+    factor = R.UPDATE_RATIO_FLOOR_TARGET / best
+    remedy = R.raise_learning_rate(
+        factor, learning_rate=opt.lr,
+        why=f"the first step moves the fastest layer by {best:.3g} of its weights' norm; "
+            f"x{factor:.3g} brings it to {R.UPDATE_RATIO_FLOOR_TARGET:g}")
+    return remedy, float(f"{opt.lr * factor:.3g}")
+
+
 def decay(ctx: Context) -> list[Remedy]:
     return [R.weight_decay()]
 

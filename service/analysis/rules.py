@@ -28,6 +28,7 @@ from gradhealth.analysis.remedies import (
     decay,
     gated_cells,
     init_remedies,
+    larger_learning_rate,
     learning_rate,
     normalisation,
     orthogonal,
@@ -562,6 +563,48 @@ class LargeUpdates(ArchitectureRule):
         return Detection(self.code, severity, "max_update_ratio", value, summary, explanation, evidence, hit)
 
 
+class SmallUpdates(ArchitectureRule):
+    """The first optimizer step moves even the fastest layer by almost nothing (spec optimizer)."""
+
+    code = "small_updates"
+    remedies = (larger_learning_rate,)
+
+    def measure(self, result: SimulationResult) -> float:
+        # a layer with no gradient at all is a dead or vanishing layer's finding, not the rate's
+        ratios = [u.geo("update_ratio") for u in result.units if "update_ratio" in u.values]
+        return max((r for r in ratios if r > 0), default=math.nan)
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return "warning" if value < t.small_update_warning else None
+
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
+        ratios = {u.name: u.geo("update_ratio") for u in result.units if "update_ratio" in u.values}
+        fastest = max((u for u in result.units if ratios.get(u.name, 0.0) > 0), key=lambda u: ratios[u.name])
+        opt = result.optimizer
+        kind, lr = (opt.type, opt.lr) if opt is not None else ("?", math.nan)
+        evidence = {
+            "metric": "max_update_ratio",
+            "value": value,
+            "threshold": t.small_update_warning,
+            "layers": [fastest.name],
+            # the fastest twenty: the evidence of a network of hundreds of layers stays readable
+            "update_ratios": dict(sorted(ratios.items(), key=lambda kv: -kv[1])[:20]),
+            "optimizer": kind,
+            "learning_rate": lr,
+        }
+        summary = (f"one {kind} step at lr {lr:g} changes the fastest layer, {fastest.name}, by only "
+                   f"{fmt(value)} of its weights' norm (healthy: about 1e-3)")
+        explanation = (
+            "The update-to-weight ratio ||delta W|| / ||W|| of a healthy step is about 1e-3. When even the "
+            "layer that moves most changes by a millionth of its weights per step, the learning rate is "
+            "too small for this network and optimizer: training crawls, and a run looks like a plateau. "
+            "The first step is measured here, from the spec's optimizer and the initial gradients.")
+        return Detection(self.code, severity, "max_update_ratio", value, summary, explanation, evidence,
+                         [fastest])
+
+
 for _part in (
     Nonfinite(),
     ExplodingGradient(),
@@ -572,6 +615,7 @@ for _part in (
     DeadUnits(),
     PostLnDepthRisk(),
     LargeUpdates(),
+    SmallUpdates(),
 ):
     implement_architecture(_part.code, _part)
 

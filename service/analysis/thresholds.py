@@ -36,6 +36,12 @@ class Thresholds(BaseModel):
     large_update_warning: float = Field(
         0.1, gt=0, description="first-step ||delta W|| / ||W|| of a layer above this: large_updates warning")
     large_update_error: float = Field(1.0, gt=0, description="... error")
+    # Three decades below the healthy 1e-3, judged on the fastest layer: a slow layer alone is a
+    # vanishing gradient's business, and a large net's SGD step at a usual rate moves its layers by
+    # 1e-5 to 1e-3 of their weights.
+    small_update_warning: float = Field(
+        1e-6, gt=0, description="first-step ||delta W|| / ||W|| of the fastest layer below this: "
+                                "small_updates warning")
     post_ln_depth: int = Field(
         6, ge=1, description="Post-LN Transformer stacks this deep or deeper need warm-up (Xiong et al. 2020)")
 

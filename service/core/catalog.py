@@ -58,6 +58,12 @@ FINDINGS: dict[str, Entry] = {
         "ratio ||delta W|| / ||W|| far above the healthy ~1e-3 per step): the learning rate is too large for "
         "this network and optimizer, and training oscillates, diverges or kills units. Measured on the "
         "first step from the spec's optimizer, or from a log's update_ratio series."),
+    "small_updates": Entry(
+        "Updates too small to train",
+        "Even the fastest-moving layer changes by a tiny fraction of its weights per optimizer step "
+        "(update-to-weight ratio ||delta W|| / ||W|| three decades or more below the healthy ~1e-3): the "
+        "learning rate is too small for this network and optimizer, and training crawls. Measured on the "
+        "first step from the spec's optimizer, or from a log's update_ratio series."),
     # Findings from training logs (the log check).
     "gradient_spike": Entry(
         "Gradient-norm spikes",

@@ -22,6 +22,10 @@ LOWER_LR_FACTOR = 0.3
 #: at, in both checks: the upper edge of the healthy range around 1e-3, so the rate is cut no
 #: more than the finding calls for (the ratio is proportional to the rate for SGD and Adam alike).
 UPDATE_RATIO_TARGET = 1e-2
+#: The update-to-weight ratio a ``raise_learning_rate`` for ``small_updates`` aims the fastest
+#: layer at, in both checks: the lower edge of the healthy range around 1e-3, so the rate is raised
+#: no more than the finding calls for.
+UPDATE_RATIO_FLOOR_TARGET = 1e-4
 #: The default learning-rate raise when a loss never moved: the same grid step upwards.
 RAISE_LR_FACTOR = 3.0
 #: AdamW's usual weight decay.

@@ -173,5 +173,6 @@ for _rule in (
     FindingRule("dead_units"),
     FindingRule("post_ln_depth_risk"),
     FindingRule("large_updates"),
+    FindingRule("small_updates"),
 ):
     register(_rule)

@@ -533,6 +533,47 @@ def large_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
         [lower_lr(run, at_step=at, factor=factor, why=why)])]
 
 
+@detects("small_updates")
+def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """Every logged weight series (or the total) with a typical update-to-weight ratio far below
+    ~1e-3 per step: the rate is too small for the whole network, not one layer starved.
+
+    Typical is the median over the logged steps (a warm-up's first steps and a schedule's last
+    ones are a minority); a series that is exactly 0 throughout is a frozen or dead layer and left
+    to the other rules."""
+    medians: list[tuple[float, Series, np.ndarray]] = []
+    for s in run.by_role("update_ratio"):
+        if _is_bias(s):
+            continue
+        steps, v = finite(s)
+        steps, v = steps[v > 0], v[v > 0]
+        if len(v) < t.min_points:
+            continue
+        medians.append((float(np.median(v)), s, steps))
+    if not medians:
+        return []
+    best, s0, steps0 = max(medians, key=lambda m: m[0])
+    if not best < t.small_update_warning:
+        return []
+    factor = R.UPDATE_RATIO_FLOOR_TARGET / best
+    at = float(steps0[len(steps0) // 2])
+    names = [s.layer or s.name for _, s, _ in medians]
+    return [_finding(
+        "small_updates", "warning",
+        f"median update-to-weight ratio per step at most {best:.3g} in all {len(medians)} logged "
+        f"series, fastest {s0.layer or s0.name} (healthy is about 1e-3)",
+        "Each optimizer step changes even the fastest-moving weights by a tiny fraction of their "
+        "norm: the learning rate is too small for this network and optimizer, and training crawls.",
+        {"metric": s0.name, "steps": [_num(float(steps0[0])), _num(float(steps0[-1]))], "layers": names,
+         "value": best, "threshold": t.small_update_warning,
+         "medians": {s.name: m for m, s, _ in medians}},
+        [raise_lr(
+            run, at_step=at, factor=factor,
+            why=f"the fastest median update-to-weight ratio {best:.3g} x {factor:.3g} = "
+                f"{R.UPDATE_RATIO_FLOOR_TARGET:g}: the ratio is proportional to the learning rate "
+                "for SGD and Adam alike")])]
+
+
 def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
     """The training loss when relative changes of it mean something: enough points, and positive
     (an RL objective that sits at 0 or changes sign has no scale to be relative to)."""

@@ -73,10 +73,12 @@ def lower_lr(
     )
 
 
-def raise_lr(run: RunLog, *, at_step: float | None = None, why: str = "") -> Remedy:
-    """The default raise of the learning rate in effect at ``at_step`` (when the log has one)."""
+def raise_lr(
+    run: RunLog, *, at_step: float | None = None, factor: float = R.RAISE_LR_FACTOR, why: str = ""
+) -> Remedy:
+    """``factor`` x the learning rate in effect at ``at_step`` (when the log has one)."""
     return R.raise_learning_rate(
-        learning_rate=learning_rate_at(run, at_step), at_step=at_step, why=why
+        factor, learning_rate=learning_rate_at(run, at_step), at_step=at_step, why=why
     )
 
 

@@ -73,3 +73,7 @@ class LogThresholds(BaseModel):
     large_update_error: float = Field(
         1.0, gt=0,
         description="... above this: error (one step is larger than the weights themselves)")
+    small_update_warning: float = Field(
+        1e-6, gt=0,
+        description="every logged layer's median update-to-weight ratio per step below this: "
+                    "small_updates warning (three decades under the healthy 1e-3)")

@@ -30,6 +30,7 @@ ARCHITECTURE_CODES: tuple[str, ...] = (
     "dead_units",
     "post_ln_depth_risk",
     "large_updates",
+    "small_updates",
 )
 LOG_CODES: tuple[str, ...] = (
     "nonfinite",
@@ -47,6 +48,7 @@ LOG_CODES: tuple[str, ...] = (
     "truncated_log",
     "insufficient_data",
     "large_updates",
+    "small_updates",
 )
 
 README_URL = "https://gradient-health.dev/README.md"

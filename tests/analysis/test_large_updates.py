@@ -267,3 +267,41 @@ def test_an_optimizer_option_names_what_is_wrong(text: str, says: str) -> None:
         parse_optimizer(text)
     assert parse_optimizer('{"type": "sgd", "lr": 1, "momentum": 0.9}') == {
         "type": "sgd", "lr": 1.0, "momentum": 0.9}
+
+
+def test_a_learning_rate_far_too_small_is_found_on_the_fastest_layer_and_raised() -> None:
+    # Adam's first step is about lr per weight, so the readout (torch's default init, the smallest
+    # ||W|| per weight) moves fastest: lr * sqrt(3 * 64), 6.9e-7 at lr 5e-8, under the 1e-6 line.
+    lr = 5e-8
+    doc = check_architecture(_spec({"type": "adam", "lr": lr}))
+    f = next(f for f in doc.findings if f.code == "small_updates")
+    assert f.severity == "warning" and doc.status == "warning"
+    assert f.evidence.value == pytest.approx(lr * math.sqrt(3 * 64), rel=0.05)
+    ratios = f.evidence.model_dump()["update_ratios"]
+    assert f.evidence.layers == [max(ratios, key=ratios.get)]
+    remedy = next(r for r in f.remedies if r.id == "raise_learning_rate")
+    new_lr = remedy.patch[0]["value"]
+    assert new_lr == pytest.approx(lr * 1e-4 / f.evidence.value, rel=1e-2)
+    assert remedy.verified is not None and remedy.verified.fixed
+    assert remedy.verified.after == pytest.approx(1e-4, rel=1e-2)  # the ratio is linear in lr
+
+
+@pytest.mark.parametrize("opt,found", [
+    ({"type": "adam", "lr": 1e-6}, False),  # ~1.4e-5: slow, but a fine-tuning rate
+    ({"type": "sgd", "lr": 1e-9}, True),
+    ({"type": "sgd", "lr": 0.1}, False),
+])
+def test_small_updates_only_three_decades_under_a_healthy_step(opt: dict[str, Any], found: bool) -> None:
+    doc = check_architecture(_spec(opt), verify=False)
+    assert ("small_updates" in {f.code for f in doc.findings}) == found
+
+
+def test_a_keras_file_compiled_with_a_tiny_rate_gets_small_updates() -> None:
+    cfg = _seq(*[_dense(f"d{i}", 64, "relu") for i in range(3)], _dense("out", 10, "softmax"), shape=[64])
+    tiny = {"loss": "categorical_crossentropy",
+            "optimizer_config": {"class_name": "SGD", "config": {"learning_rate": 1e-9}}}
+    doc = check_keras(_h5(cfg, tiny), seeds=1)
+    f = next(f for f in doc.findings if f.code == "small_updates")
+    remedy = next(r for r in f.remedies if r.id == "raise_learning_rate")
+    assert remedy.verified is not None and remedy.verified.fixed
+    assert remedy.verified.after == pytest.approx(1e-4, rel=1e-2)

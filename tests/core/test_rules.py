@@ -24,6 +24,7 @@ ARCHITECTURE = {
     "dead_units",
     "post_ln_depth_risk",
     "large_updates",
+    "small_updates",
 }
 RATIOS = {
     "vanishing_gradient",

@@ -169,3 +169,37 @@ def test_the_thresholds_must_be_positive():
         LogThresholds(large_update_warning=0)
     with pytest.raises(ValueError):
         LogThresholds(large_update_error=-1)
+
+
+def small(doc) -> list:  # noqa: ANN001
+    return [f for f in doc.findings if f.code == "small_updates"]
+
+
+def test_every_layer_three_decades_under_a_healthy_step_is_small_updates(tmp_path):
+    slow = [3e-4 * healthy_ratios(i) for i in (1, 2)]  # ~3e-7 medians: 3e-4 of a healthy step
+    slow[1] = slow[1] * 0.5
+    bias = np.full(N, 1e-12)  # a bias's ratio says nothing about the rate: it is not judged
+    rows = base_rows() + ratio_rows("fc1.weight", slow[0]) + ratio_rows("fc2.weight", slow[1]) + ratio_rows(
+        "fc1.bias", bias)
+    doc = check_logs(jsonl(tmp_path, rows))
+    fastest = float(np.median(slow[0]))
+    assert fastest < 1e-6  # the test's own data, under the line
+    [f] = small(doc)
+    assert f.severity == "warning" and f.evidence.value == pytest.approx(fastest)
+    assert f.evidence.layers == ["fc1.weight", "fc2.weight"] and "fc1.weight" in f.summary
+    [remedy] = f.remedies
+    assert remedy.id == "raise_learning_rate"
+    factor = 1e-4 / fastest
+    assert remedy.params["factor"] == pytest.approx(factor)
+    assert f"{LR * factor:.3g}" in remedy.change  # the rate in effect, raised
+
+
+def test_one_starved_layer_beside_a_healthy_one_is_not_small_updates(tmp_path):
+    rows = base_rows() + ratio_rows("fc1.weight", 1e-4 * healthy_ratios(1)) + ratio_rows(
+        "fc2.weight", healthy_ratios(2))
+    assert small(check_logs(jsonl(tmp_path, rows))) == []
+
+
+@pytest.mark.parametrize("name", ["hf-mistral-translator", "lightning-csv-ml-aos"])
+def test_real_logs_without_update_ratios_have_no_small_updates(name):
+    assert small(check_logs(DATA / name)) == []
