@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from gradhealth.logs.stats import (
     early_baseline,
     finite,
     natural_key,
+    resolution,
     rolling_median_mad,
     smooth,
     theil_sen,
@@ -212,7 +214,10 @@ def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
     lv = np.log(v)
     around = centred_median(lv, half)
     past, _ = rolling_median_mad(lv, max(3, half))
-    resid = lv - around
+    # A value rounded when it was logged could be up to half a step lower, its level half a step
+    # higher: only what stands out under that reading is a spike.
+    q = resolution(v) / 2
+    resid = np.log(np.maximum(v - q, 1e-300)) - np.log(np.exp(around) + q) if q else lv - around
     ok = np.isfinite(resid)
     sigma = 1.4826 * float(np.median(np.abs(resid[ok]))) if ok.any() else 0.0
     cut = max(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * sigma)
@@ -701,6 +706,12 @@ def _stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
     slope, _, _ = theil_sen(vs.astype(np.float64), va)
     gained = max(float(np.median(va[-k:]) - np.median(va[:k])), slope * float(vs[-1] - vs[0]))
     v_late = float(np.median(va[-k:]))
+    # A climb in the first evaluations, then a plateau (Keras logs validation after each epoch, and
+    # a small model learns what generalises in one or two) is a gain the early median hides; it
+    # counts when it stands out of the series' point-to-point noise.
+    sigma = 1.4826 * float(np.median(np.abs(np.diff(va)))) / math.sqrt(2)
+    if v_late - float(va[0]) > max(t.accuracy_stuck, 3 * sigma):
+        gained = max(gained, v_late - float(va[0]))
     t_late = float(np.median(ta[-max(3, len(ta) // 10):]))
     if gained >= t.accuracy_stuck or t_late - v_late < t.accuracy_gap:
         return None
@@ -800,36 +811,70 @@ def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 @detects("validation_divergence")
 def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
-    val, loss = run.first("val_loss"), run.first("loss")
-    if val is None or loss is None:
+    """Every validation loss (a Trainer evaluating several sets logs one per set) that rose clearly
+    from its best while the training loss fell; the finding is the largest rise, naming the others."""
+    loss = run.first("loss")
+    if loss is None:
         return []
+    found = [d for val in run.by_role("val_loss") if (d := _diverged(val, loss, t)) is not None]
+    if not found:
+        return []
+    found.sort(key=lambda d: -d.rise)
+    d, val = found[0], found[0].val
+    others = [o.val.name for o in found[1:]]
+    raw_rise = (d.last - d.best) / d.best
+    return [_finding(
+        "validation_divergence", "warning",
+        f"{val.name} rose from its lowest {d.best:.3g} (step {_num(d.best_step)}) to {d.last:.3g} "
+        f"(step {_num(d.last_step)}, {raw_rise:+.0%}) while {loss.name} fell from {d.train_then:.3g} to "
+        f"{d.train_now:.3g}" + (f"; also {', '.join(others[:4])}" + (" ..." if len(others) > 4 else "")
+                                if others else ""),
+        "Validation loss rising while training loss falls is overfitting: the model memorises the training set.",
+        {"metric": val.name, "steps": [_num(d.best_step), _num(d.last_step)], "value": d.rise,
+         "threshold": t.validation_rise, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
+         "raw_rise": raw_rise, "train_metric": loss.name, "also_diverged": others},
+        [R.early_stopping(d.best_step, max(2, d.patience // 2)), R.weight_decay()])]
+
+
+@dataclass(frozen=True)
+class _Divergence:
+    val: Series
+    rise: float  # the smoothed rise the rule judges (noise-robust)
+    best: float  # the lowest logged value around the smoothed best, as the log writes it
+    best_step: float
+    last: float
+    last_step: float
+    train_then: float
+    train_now: float
+    patience: int
+
+
+def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None:
     vs, vv = finite(val)
     if len(vv) < 4:
-        return []
-    # Validation losses are noisy: compare smoothed values, and ask the rise to stand out of the noise.
-    sm = smooth(vv, max(3, len(vv) // 10))
+        return None
+    # Validation losses are noisy: judge smoothed values, and ask the rise to stand out of the noise.
+    w = max(3, len(vv) // 10)
+    sm = smooth(vv, w)
     i_min = int(np.argmin(sm))
     best, last = float(sm[i_min]), float(sm[-1])
     noise = 1.4826 * float(np.median(np.abs(vv - sm)))
     if i_min >= len(vv) - 2 or best <= 0 or (last - best) / best < t.validation_rise or last - best < 3 * noise:
-        return []
+        return None
     ls, lv = finite(loss)
     after = lv[ls >= vs[i_min]]
     at_best = lv[ls <= vs[i_min]]
     if len(after) < 2 or len(at_best) == 0:
-        return []
+        return None
     train_then, train_now = float(np.median(at_best[-3:])), float(np.median(after[-3:]))
     if not train_now < train_then:
-        return []
-    patience = int(len(vv) - 1 - i_min)
-    return [_finding(
-        "validation_divergence", "warning",
-        f"{val.name} rose {(last - best) / best:.0%} from its best {best:.3g} (step {_num(vs[i_min])}) while "
-        f"{loss.name} fell from {train_then:.3g} to {train_now:.3g}",
-        "Validation loss rising while training loss falls is overfitting: the model memorises the training set.",
-        {"metric": val.name, "steps": [_num(vs[i_min]), _num(vs[-1])], "value": (last - best) / best,
-         "threshold": t.validation_rise, "best": best, "best_step": _num(vs[i_min]), "train_metric": loss.name},
-        [R.early_stopping(float(vs[i_min]), max(2, patience // 2)), R.weight_decay()])]
+        return None
+    # What the user reads in the file: the lowest raw value within the smoothing window of the
+    # smoothed best (the weights early stopping would keep), and the last one.
+    lo, hi = max(0, i_min - w), min(len(vv), i_min + w + 1)
+    j = lo + int(np.argmin(vv[lo:hi]))
+    return _Divergence(val, (last - best) / best, float(vv[j]), float(vs[j]), float(vv[-1]), float(vs[-1]),
+                       train_then, train_now, int(len(vv) - 1 - j))
 
 
 @detects("truncated_log")

@@ -35,7 +35,7 @@ from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs import archive, sniff
 from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.series import LogWarning, RunLog, Series
+from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify
 
 
 def read_log(path: Path, *, format: str | None = None,  # noqa: A002
@@ -195,7 +195,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
             if name in by_name:
                 by_name[name] = _join(by_name[name], s)
             else:
-                by_name[name] = replace(s, name=name)
+                by_name[name] = replace(s, name=name, role=_split_role(prefix, s))
         merged.warnings.extend(log.warnings)
         for k, v in log.params.items():
             if k in merged.params and merged.params[k] != v:
@@ -206,6 +206,14 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
     merged.series = list(by_name.values())
     _check_points(merged, label, limits)
     return merged
+
+
+def _split_role(prefix: str, s: Series) -> Role:
+    """A loss read from a folder named for the validation split (Keras' TensorBoard callback
+    writes ``train/`` and ``validation/``, each with an ``epoch_loss``) is the validation loss."""
+    if s.role == "loss" and prefix and classify(f"{PurePosixPath(prefix).name}/{s.name}")[0] == "val_loss":
+        return "val_loss"
+    return s.role
 
 
 def _sniff(path: Path, readers: list[registry.Reader]) -> registry.Reader | None:

@@ -107,14 +107,19 @@ _LAYER_PATTERNS = (
     re.compile(r"^(?:gradients?|grads?|grad_norm)[/.](?P<layer>.+)$"),  # wandb gradients/<name>, grad_norm/<layer>
     re.compile(r"^(?P<layer>.+)[/.](?:grad_norm|gradient_norm|grad)$"),
 )
-_TOTAL_GRAD = re.compile(r"^(?:train[/_])?(?:grad_norm|gradient_norm|grad_(?:[\d.]+|inf)_norm_total|"
+_TOTAL_GRAD = re.compile(r"^(?:train[/_]|optim(?:izer)?[/_])?(?:grad_norm|gradient_norm|grad_(?:[\d.]+|inf)_norm_total|"
                          r"total_grad_norm|global_grad_norm|grad_norm_total|norm|gnorm|grad)$")
 _CLIPPED_GRAD = re.compile(r"^(?:train[/_])?(?:clipped[/_]grad(?:ient)?_norm|"
                            r"grad(?:ient)?_norm[/_](?:clipped|post[/_]?clip|after[/_]clip(?:ping)?))$")
 _LOSS = re.compile(r"^(?:train[/_.]?)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
-                   r"train_loss_step|train_loss_epoch|loss_epoch|total_loss)$")
+                   r"train_loss_step|train_loss_epoch|loss_epoch|total_loss|"
+                   # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)
+                   r"cross_?entropy(?:_?loss)?|ce_loss|lm_loss|nll_loss)$")
 _VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test)[/_.]?(?:loss|epoch_loss)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
-                       r"^epoch_val_loss$")
+                       r"^epoch_val_loss$|"
+                       # one per evaluation set: the Trainer's eval_<set>_loss (eval_dataset a dict),
+                       # Lightning's val_loss/dataloader_idx_<k>
+                       r"^eval_[\w.-]+_loss$|^(?:val|valid|validation|eval|test)[/_.]?loss[/_.]dataloader_idx_\d+$")
 _LR = re.compile(r"^(?:train[/_])?(?:lr|learning_rate|learning-rate|lr-\w+(?:/pg\d+)?|lr_\w+|lr/\w+)$")
 _WEIGHT = re.compile(r"^(?:weight_norm|param_norm|weights?_norm)(?:[/.](?P<layer>.+))?$")
 _UPDATE = re.compile(r"^(?:update_ratio|update_to_weight|update_to_weight_ratio)(?:[/.](?P<layer>.+))?$")

@@ -158,6 +158,22 @@ def theil_sen(x: np.ndarray, y: np.ndarray, *, max_points: int = 200,
     return slope, low, high
 
 
+def resolution(values: np.ndarray, max_decimals: int = 9) -> float:
+    """The rounding step the values were written with: 10^-d for the fewest decimals d that hold
+    every value (Hugging Face's Trainer logs ``round(loss, 4)``), 0 when they are full floats.
+
+    Near a value that small, two logged points one step apart differ by a factor that says
+    nothing about the run (0.0002 is "twice" 0.0001)."""
+    v = values[np.isfinite(values)]
+    if not len(v):
+        return 0.0
+    for d in range(max_decimals + 1):
+        # a few units in the last place: the decimal text parsed, then rounded again in binary
+        if np.all(np.abs(v - np.round(v, d)) <= 1e-12 * np.abs(v)):
+            return 10.0 ** -d
+    return 0.0
+
+
 def natural_key(name: str) -> tuple:
     """Sort key that orders ``layers.2`` before ``layers.10`` (tools such as Lightning's CSVLogger
     write their columns in plain alphabetical order, which is not the depth order)."""

@@ -131,7 +131,9 @@ def test_folder_prefixes_sub_folders_and_joins_restarts(tmp_path):
     assert log.format == "folder" and log.source == "run"
     s = by_name(log)
     assert set(s) == {"train/loss", "validation/loss"}
-    assert s["validation/loss"].steps.tolist() == [2, 4] and s["validation/loss"].role == "loss"
+    assert s["validation/loss"].steps.tolist() == [2, 4]
+    # the split is in the folder's name (Keras' TensorBoard callback: train/, validation/)
+    assert s["validation/loss"].role == "val_loss" and s["train/loss"].role == "loss"
     assert [w.code for w in log.warnings] == ["skipped_files"] and "README.md" in log.warnings[0].message
 
 

@@ -1,0 +1,101 @@
+"""What a sweep of real public logs found misread, each pinned in general terms.
+
+- several evaluation sets (the Trainer's ``eval_<set>_loss``) are validation losses, each judged;
+- validation_divergence quotes the values the file holds, not its smoothing;
+- a loss logged rounded (``round(loss, 4)``) is not "twice its level" one rounding step up;
+- a validation accuracy that climbed in its first evaluations and then held is not "stuck";
+- OLMo's ``train/CrossEntropyLoss`` and ``optim/total_grad_norm`` are the loss and the grad norm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradhealth.logs.check import diagnose
+from gradhealth.logs.series import classify
+from gradhealth.logs.stats import resolution
+from tests.logs.test_detectors_real_runs import alarms, found, run_of
+
+
+@pytest.mark.parametrize("name,role", [
+    ("eval_loss", "val_loss"),
+    ("eval_g0_loss", "val_loss"),  # eval_dataset={"g0": ..., ...}
+    ("eval_squad-v2_loss", "val_loss"),
+    ("val_loss/dataloader_idx_1", "val_loss"),  # Lightning, several val dataloaders
+    ("eval_runtime", "metric"),
+    ("eval_lossy", "metric"),
+    ("train/CrossEntropyLoss", "loss"),
+    ("lm_loss", "loss"),
+    ("optim/total_grad_norm", "grad_norm"),
+    ("optimizer/grad_norm", "grad_norm"),
+    ("categorical_crossentropy", "metric"),  # a Keras metric beside the loss, not the loss
+])
+def test_names_real_tools_write(name: str, role: str) -> None:
+    assert classify(name)[0] == role
+
+
+def _overfit(n: int = 40, rise: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A training loss that keeps falling, and a validation loss with its minimum at n/4."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    train = 2.0 * np.exp(-t / 8) + 0.05
+    val = 1.0 + rise * ((t - n / 4) / n) ** 2 * 4 + rng.normal(0, 0.01, n)
+    return train, val
+
+
+def test_every_evaluation_set_is_judged_and_the_worst_named_with_the_others() -> None:
+    train, val = _overfit(rise=1.0)
+    _, mild = _overfit(rise=0.3, seed=1)
+    _, flat = _overfit(rise=0.0, seed=2)
+    run = run_of(loss=train, eval_a_loss=flat, eval_b_loss=mild, eval_c_loss=val)
+    [f] = found(diagnose(run), "validation_divergence")
+    assert f.evidence.metric == "eval_c_loss" and f.evidence.also_diverged == ["eval_b_loss"]
+    # the quoted values are the file's own: its lowest point near the best and its last
+    j = int(np.argmin(val))
+    assert f.evidence.best == pytest.approx(val[j]) and f.evidence.best_step == j
+    assert f.evidence.last == pytest.approx(val[-1])
+    assert f.evidence.raw_rise == pytest.approx((val[-1] - val[j]) / val[j])
+    assert f"{val[j]:.3g} (step {j})" in f.summary and f"{(val[-1] - val[j]) / val[j]:+.0%}" in f.summary
+    [stop, _] = f.remedies
+    assert stop.id == "early_stopping" and f"from step {j} " in stop.change
+
+
+def test_a_loss_rounded_to_four_decimals_has_no_spikes_one_rounding_step_up() -> None:
+    # the tail of a fine-tuning run: 0.0001 and 0.0002 alternate, as the Trainer writes them
+    rng = np.random.default_rng(3)
+    true = np.concatenate([np.geomspace(0.5, 1.4e-4, 150), np.full(150, 1.4e-4)]) * np.exp(rng.normal(0, 0.05, 300))
+    logged = np.round(true, 4)
+    assert set(np.unique(logged[-100:])) <= {1e-4, 2e-4}  # the truth of the test's own data
+    assert resolution(logged) == pytest.approx(1e-4)
+    assert not found(diagnose(run_of(loss=logged)), "loss_spike"), alarms(diagnose(run_of(loss=logged)))
+    # a real spike in the same rounded log is still one: 0.5 against a level of 0.0001
+    spiked = logged.copy()
+    spiked[220] = 0.5
+    [f] = found(diagnose(run_of(loss=spiked)), "loss_spike")
+    assert 220 in f.evidence.steps or f.evidence.steps[0] == 220
+
+
+@pytest.mark.parametrize("values,step", [
+    (np.array([0.1, 0.25, 1.5]), 0.01),
+    (np.array([2.0, 7.0]), 1.0),
+    (np.array([1 / 3, 0.5]), 0.0),  # full floats: no rounding to undo
+])
+def test_resolution_is_the_fewest_decimals_that_hold_every_value(values, step) -> None:
+    assert resolution(values) == pytest.approx(step)
+
+
+def test_a_validation_accuracy_that_climbed_first_then_held_is_not_stuck() -> None:
+    # a Keras CSVLogger's shape: validation accuracy 0.40 after the first epoch, 0.65 from the
+    # second on, while the training accuracy climbs to 0.98 (and the validation loss rises)
+    n = 25
+    rng = np.random.default_rng(4)
+    val_acc = np.concatenate([[0.40], 0.65 + rng.normal(0, 0.01, n - 1)])
+    acc = 1 - 0.6 * np.exp(-np.arange(n) / 4)
+    loss = 1.3 * np.exp(-np.arange(n) / 5) + 0.05
+    doc = diagnose(run_of(loss=loss, accuracy=acc, val_accuracy=val_acc))
+    assert not [f for f in found(doc, "loss_plateau") if f.evidence.metric == "val_accuracy"]
+    # the same run whose validation accuracy never climbed is stuck
+    doc = diagnose(run_of(loss=loss, accuracy=acc, val_accuracy=val_acc - (val_acc - 0.40) * (np.arange(n) > 0)
+                          + rng.normal(0, 0.01, n) * (np.arange(n) > 0)))
+    assert [f for f in found(doc, "loss_plateau") if f.evidence.metric == "val_accuracy"]
