@@ -7,6 +7,14 @@ extra key a trainer logs (TRL's ``reward``, ``entropy``...). The final summary e
 appends after training (``train_loss``, ``train_runtime``, ``train_samples_per_second``,
 ``total_flos``...) is a summary, not a point of any series, and is left out.
 
+An entry without a ``step`` (e.g. ``predict_*`` metrics a script appends to ``log_history`` after
+an evaluation, with ``epoch`` but no step) cannot be placed on the step axis: it is left out, and
+one ``skipped_entries`` warning names the entries and their keys. Its ``epoch`` is not used to
+place it: the Trainer rounds ``epoch``, so several steps share one value. The Trainer adds the
+step to everything it logs, so a training entry (``loss``, ``grad_norm`` or ``learning_rate``)
+without one, a ``step`` that is not a finite number, and a file where no entry has a step are
+errors.
+
 The file is written by Python's ``json`` module, so non-finite values appear as the bare tokens
 ``NaN``, ``Infinity`` and ``-Infinity``; they are read as non-finite values. A file cut off while
 being written (no closing brace) is read up to the last complete ``log_history`` entry, with the
@@ -37,6 +45,7 @@ from gradhealth.logs.readers.textio import Points, number
 from gradhealth.logs.series import LogWarning, RunLog
 from gradhealth.logs.sniff import check_size
 
+_TRAINING_KEYS = ("loss", "grad_norm", "learning_rate")   # a training-step entry: needs its step
 _SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 _ARGS_KEYS = ("args", "training_args", "trial_params", "trainer_args")
 _HISTORY = re.compile(r'"log_history"\s*:\s*\[')
@@ -91,22 +100,35 @@ class HFTrainerReader:
         if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
             raise LogError(f"{name}: no 'log_history' list; not a Hugging Face trainer state")
         points = Points(name, limits)
+        stepless: list[int] = []          # entries without a step: not placeable, left out
+        stepless_keys: set[str] = set()
         for i, entry in enumerate(state["log_history"]):
             if not isinstance(entry, dict):
                 raise LogError(f"{name}: log_history[{i}] is {type(entry).__name__}, not an object")
             if _is_summary(entry):
                 continue
+            if entry.get("step") is None and not any(k in entry for k in _TRAINING_KEYS):
+                stepless.append(i)
+                stepless_keys.update(k for k, v in entry.items() if k != "epoch" and number(v) is not None)
+                continue
             step = number(entry.get("step"))
             if step is None or not math.isfinite(step):
-                raise LogError(f"{name}: log_history[{i}] has no finite numeric 'step'")
+                why = ("a training entry needs one" if entry.get("step") is None
+                       else f"it is {_short(entry['step'])}")
+                raise LogError(f"{name}: log_history[{i}] has no finite numeric 'step' ({why})")
             for key, raw in entry.items():
                 if key == "step":
                     continue
                 value = number(raw) if not isinstance(raw, str) else None
                 if value is not None:
                     points.add(key, step, value)
+        if stepless and points.count == 0:
+            raise LogError(f"{name}: none of the {len(stepless)} log_history entries has a 'step', "
+                           "so no value can be placed on the step axis")
         if points.count == 0:
             raise LogError(f"{name}: log_history has no logged values")
+        if stepless:
+            warnings.append(_stepless_warning(name, stepless, stepless_keys))
         return RunLog(format=self.name, source=name, series=points.build(), warnings=warnings,
                       params=self._params(state))
 
@@ -155,6 +177,22 @@ class HFTrainerReader:
             raise LogError(f"{name} line {error.lineno}: the file is cut off before the first "
                            "complete log_history entry")
         return entries
+
+
+def _short(value: Any, n: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _stepless_warning(name: str, entries: list[int], keys: set[str]) -> LogWarning:
+    """The note for ``log_history`` entries left out because they carry no ``step``."""
+    shown = ", ".join(f"[{i}]" for i in entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    names = sorted(keys)
+    what = (f" (keys: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" if names else "")
+    return LogWarning("skipped_entries", f"{name}: {len(entries)} log_history entr"
+                      f"{'y' if len(entries) == 1 else 'ies'} without a 'step' left out: log_history"
+                      f"{shown}{what}; they cannot be placed on the step axis",
+                      where=f"log_history[{entries[0]}]")
 
 
 READER = HFTrainerReader()

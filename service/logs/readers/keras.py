@@ -6,16 +6,27 @@
 ``epoch``. Every other column becomes a series against the epoch (or the index), with
 ``step_unit="epoch"``. ``loss``/``val_loss``/``lr``/``learning_rate`` get their roles; other columns
 (accuracy, dice_coef...) are metrics. Keras writes non-finite values as ``nan``/``inf``.
+
+Several runs in one file: ``CSVLogger(append=True)`` (and a script re-run with it) opens the file
+for appending and writes the header only when the file is empty, so a later run's rows follow the
+earlier ones with no header between them, its epochs starting again (at 0, or at
+``initial_epoch``). Where the epoch (or the index) goes back to a value at or below the previous
+row's, a new run starts; only the last run is read (the one the file ends with, the run being
+looked at now), and one ``skipped_runs`` warning says how many earlier runs, which lines and how
+many rows were left out. A row repeating the header (files concatenated, or appended to with
+pandas' ``to_csv(mode="a")``) is skipped with a ``skipped_line`` warning; it starts no run by
+itself. The header is the file's first row for every run: CSVLogger never writes another.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.textio import csv_header, open_log, read_wide_csv
-from gradhealth.logs.series import RunLog
+from gradhealth.logs.readers.textio import CsvRows, csv_header, open_log, read_wide_csv
+from gradhealth.logs.series import LogWarning, RunLog, parse_number
 
 _INDEX = ("", "Unnamed: 0")
 _NAME = re.compile(r"[A-Za-z_][\w./-]*")
@@ -45,11 +56,75 @@ class KerasReader:
         with open_log(path, limits) as f:
             header = csv_header(f.read(64 * 1024)) or []
         step = "epoch" if "epoch" in header else next((c for c in _INDEX if c in header), None)
+        runs = _runs(path, limits, step) if step is not None else []
         points, warnings, _ = read_wide_csv(
             path, limits, step_column=step, fmt=self.name,
-            skip=lambda c: c in _INDEX, skip_repeated_header=True)
+            skip=lambda c: c in _INDEX, skip_repeated_header=True,
+            from_line=runs[-1].first_line if len(runs) > 1 else 0)
+        if len(runs) > 1:
+            warnings.insert(0, _skipped_runs(path.name, "epoch" if step == "epoch" else "index", runs))
         return RunLog(format=self.name, source=path.name, series=points.build(step_unit="epoch"),
                       warnings=warnings)
+
+
+class _Run:
+    """Consecutive data rows whose step rises: lines ``first_line`` to ``last_line``."""
+
+    def __init__(self, line: int, step: float) -> None:
+        self.first_line = self.last_line = line
+        self.first_step = self.last_step = step
+        self.rows = 1
+
+
+def _runs(path: Path, limits: ReadLimits, step_column: str) -> list[_Run]:
+    """The runs appended one after another in the file: a new one starts at a row whose step is at
+    or below the previous row's. Rows the reader will refuse or skip (a repeated header, a wrong
+    column count, a step that is not a finite number) are passed over here; the reader reports
+    them when they are in the run it reads."""
+    runs: list[_Run] = []
+    header: list[str] | None = None
+    idx = -1
+    with CsvRows(path, limits) as rows:
+        for lineno, row in rows:
+            if row is None:
+                break
+            cells = [c.strip() for c in row]
+            if header is None:
+                header = cells
+                if step_column not in header:
+                    return []
+                idx = header.index(step_column)
+                continue
+            if len(cells) != len(header) or cells == header:
+                continue
+            try:
+                step = parse_number(cells[idx])
+            except ValueError:
+                continue
+            if not math.isfinite(step):
+                continue
+            if runs and step > runs[-1].last_step:
+                run = runs[-1]
+                run.last_line, run.last_step, run.rows = lineno, step, run.rows + 1
+            else:
+                runs.append(_Run(lineno, step))
+    return runs
+
+
+def _skipped_runs(name: str, unit: str, runs: list[_Run]) -> LogWarning:
+    """The note for the earlier runs of a file appended to, which are left out."""
+    last, before = runs[-1], runs[-2]
+    earlier = runs[:-1]
+    n = len(earlier)
+    rows = sum(r.rows for r in earlier)
+    return LogWarning(
+        "skipped_runs",
+        f"{name}: {len(runs)} runs appended one after another (the {unit} goes back from "
+        f"{before.last_step:g} to {last.first_step:g} at line {last.first_line}); read the last run "
+        f"(lines {last.first_line}-{last.last_line}, {unit} {last.first_step:g}-{last.last_step:g}) "
+        f"and left out the earlier {'run' if n == 1 else f'{n} runs'} (lines {earlier[0].first_line}-"
+        f"{before.last_line}, {rows} rows)",
+        where=f"line {last.first_line}")
 
 
 READER = KerasReader()

@@ -263,6 +263,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                   wall_columns: tuple[str, ...] = (),
                   cell: Callable[[str, str], float | None] | None = None,
                   skip_repeated_header: bool = False,
+                  from_line: int = 0,
                   ) -> tuple[Points, list[LogWarning], list[str]]:
     """Read a wide CSV: each column (except the step, wall-time and skipped ones) is a series of its
     non-blank cells against the step column (or the 0-based data row index when ``step_column`` is
@@ -271,7 +272,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
     A cell that is not a number is an error naming the line and column, unless ``cell`` is given:
     then ``cell(column, text)`` returns the value or None to skip the cell (lenient readers).
     With ``skip_repeated_header``, a row equal to the header (files appended to) is skipped with a
-    warning.
+    warning. Rows on lines before ``from_line`` are not read (a caller keeping only the last of
+    several runs appended to one file); the header is still the file's first row.
     """
     warnings: list[LogWarning] = []
     points = Points(path.name, limits)
@@ -298,6 +300,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                 if len(columns) > limits.max_series:  # refused from the header, before any row
                     raise UploadTooLarge(f"{path.name}: {len(columns):,} columns; the limit is "
                                          f"{limits.max_series:,} series (GRADHEALTH_LOG_MAX_SERIES)")
+                continue
+            if lineno < from_line:
                 continue
             cut = lines.unterminated_last and lineno == lines.lineno
             if row is None:
