@@ -89,6 +89,9 @@ def detect(path: Path, hint: str | None = None) -> Reader:
     head = read_head(path)
     if not head:
         raise UnknownLogFormat(f"{path.name}: the file is empty")
+    if head.startswith(b"version https://git-lfs.github.com/spec/"):
+        raise UnknownLogFormat(f"{path.name} is a Git LFS pointer, not the log itself: fetch the real "
+                               "file (git lfs pull in the repository it came from) and check that")
     all_readers = registry.readers()
     if hint is not None:
         match = [r for r in all_readers if r.name == hint]

@@ -104,3 +104,12 @@ def test_detect_and_sniff_are_one_path(tmp_path):
     with pytest.raises(UnknownLogFormat, match="empty"):
         sniff.detect(tmp_path / "empty.csv")
     assert sniff.sniff("x.bin", bytes(range(256)) * 4) == (None, 0.0)
+
+
+def test_a_git_lfs_pointer_is_named_as_one(tmp_path):
+    p = tmp_path / "main.log"
+    p.write_text("version https://git-lfs.github.com/spec/v1\n"
+                 "oid sha256:7dcd4659b72c3bf2da565931eeaa1f1bd9397ddb6a3eb3fe538c91e7e4bcde50\nsize 793878\n")
+    for fmt in (None, "text"):
+        with pytest.raises(UnknownLogFormat, match="Git LFS pointer.*git lfs pull"):
+            read_log(p, format=fmt)

@@ -15,9 +15,28 @@ separator counts on pipe-separated lines (``a 1 | b 2``) and, on other lines, fo
 (optionally preceded by ``train``/``val``/``eval``/``test``, as ``train loss``, which becomes
 ``train_loss``). A number followed by a unit (``54.32ms``) is not a value.
 
+A line of exactly ``<step> <name> <value>`` (build-nanogpt's ``log.txt``: ``250 val 6.5893``) is
+the value of ``name`` at that step; a bare split name is that split's loss (``train`` ->
+``train_loss``, ``val`` -> ``val_loss``, also ``valid``/``validation``/``eval``/``test``).
+
+Numbers may group thousands with commas (``8,388,608``, OLMo): a comma counts only when exactly
+three digits follow it and the number does not start with 0, so ``a=1,b=2`` and ``a=1, b=2`` stay two
+pairs. ``name: i/n`` is a count (``step 1/19560``, ``evaluating HellaSwag: 10/1256``): the step and
+``epoch`` take ``i``, other names take the result of ``i/n = x`` when the line gives it, else nothing.
+
+Not values: arguments of a call or repr (``TrainConfig(learning_rate=0.0003, ...)``,
+``Linear(in_features=768, ...)``), a source reference (``train_gpt2.cu:675``,
+``torch/distributed/run.py:803``), ``name:integer`` tokens before a log level in a line's header
+(``host-02:0  olmo.train:979  INFO``: the rank and the logger's line number), and one-letter names
+other than the step (``B=32``, the ``r`` of a line cut in the middle of ``lr``).
+
 The step is the value of ``step``, ``s``, ``iter``, ``iteration``, ``it`` or ``global_step``. A line
-without one uses the last step seen, or, before any step was seen, a running index of the lines
-with values (0, 1, 2...). Every other name becomes a series named as the log names it; common names
+without one uses the last step seen. Lines with values before the first stepped line (a config
+print, parameter counts, an evaluation before training) are kept only when every name on them also
+has values after the first step (llm.c's ``val loss`` printed before ``step 1``), and then belong to
+the step before the first one (the first step minus 1, at least 0: the state before any update).
+In a log with no step at all, lines take a running index of the lines with values (0, 1, 2...).
+Every other name becomes a series named as the log names it; common names
 get their role: ``loss``/``train_loss``/``trl``/``training_loss`` (loss), ``val_loss``/``tel``/
 ``eval_loss``/``valid_loss``/``test_loss`` (val_loss), ``grad_norm``/``norm``/``gnorm``/
 ``total_norm`` (grad_norm), ``lr``/``learning_rate`` (learning_rate); the rest are named by
@@ -39,17 +58,39 @@ import re
 from collections import deque
 from pathlib import Path
 
+import numpy as np
+
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, open_log
-from gradhealth.logs.series import LogWarning, Role, RunLog
+from gradhealth.logs.series import LogWarning, Role, RunLog, Series
 
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|infinity|inf)"
+# a number; thousands may be grouped with commas (8,388,608) when every group after a comma has
+# exactly 3 digits and the first group does not start with 0 (so "a=1,b=2" and "x=0,5" are not one)
+_NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+        r"|[-+]?(?:nan|infinity|inf)")
 _END = r"(?![\w.])"
-_KV = re.compile(rf"(?<![\w./-])(?P<key>[A-Za-z_][\w./-]*)\s*[:=]\s*(?P<val>{_NUM}){_END}", re.IGNORECASE)
+_KV = re.compile(rf"(?<![\w./-])(?P<key>[A-Za-z_][\w./-]*)(?P<sep>\s*[:=]\s*)(?P<val>{_NUM}){_END}",
+                 re.IGNORECASE)
 _WS = re.compile(rf"(?<![\w./-])(?P<key>(?:(?:train|training|val|valid|validation|eval|test)[ _])?"
                  rf"[A-Za-z_][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
+# "<step> <name> <value>", the whole line (build-nanogpt's log.txt: "250 val 6.5893"); a name is not
+# a number's spelling (MLflow's "<timestamp> nan <step>" is not one)
+_TRIPLE = re.compile(rf"^\s*(?P<step>\d+)[ \t]+(?!(?:nan|inf|infinity)[ \t])(?P<key>[A-Za-z_][\w./-]*)"
+                     rf"[ \t]+(?P<val>{_NUM})\s*$", re.IGNORECASE)
+_SPLIT_LOSS = {"train": "train_loss", "training": "training_loss", "val": "val_loss", "valid": "valid_loss",
+               "validation": "validation_loss", "eval": "eval_loss", "test": "test_loss"}
+# after a value: "/n" makes it a count "i of n"; "/n = x" gives the ratio x (HellaSwag: 2493/10042 = 0.2483)
+_OF = re.compile(rf"/\d+(?:\s*=\s*(?P<val>{_NUM}){_END})?")
+_INT = re.compile(r"[-+]?\d+")
+# a log record's level; the "name:integer" tokens before it are the host:rank and logger:lineno
+_LEVEL = re.compile(r"(?<![\w.-])\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE)\]?:?(?=\s|$)")
+_LEVEL_WITHIN = 200           # characters: a level later in the line is part of the message
+_SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
+                         re.IGNORECASE)
+_CALL_OPEN = re.compile(r"\w\(")  # a call or repr opens: only then are argument spans worth finding
 _TRACEBACK = "Traceback (most recent call last):"
+_MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
 
 STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step"}
 ROLES: dict[str, Role] = {}
@@ -70,21 +111,67 @@ _NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".md", ".
 
 
 def pairs(line: str) -> list[tuple[str, str]]:
-    """The (name, number text) pairs of one line, first occurrence of a name wins."""
+    """The (name, number text) pairs of one line, first occurrence of a name wins. Thousands commas
+    are dropped from the number text (``8,388,608`` -> ``8388608``)."""
+    m = _TRIPLE.match(line)
+    if m:
+        key = m["key"]
+        return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))]
     found: dict[str, str] = {}
     spans: list[tuple[int, int]] = []
+    calls = _call_spans(line) if _CALL_OPEN.search(line) else []
+    level = _LEVEL.search(line, 0, _LEVEL_WITHIN)
+    header_end = level.start() if level else 0
     for m in _KV.finditer(line):
-        found.setdefault(m["key"], m["val"])
         spans.append(m.span())
+        key = m["key"]
+        if key.lower() in STEP_KEYS:
+            val = _value(line, m, count_ok=True)
+        elif (len(key) == 1 or any(a <= m.start() < b for a, b in calls)
+              or (":" in m["sep"] and _INT.fullmatch(m["val"])
+                  and (_SOURCE_REF.search(key) or (m.start() < header_end and m["sep"] == ":")))):
+            continue
+        else:
+            val = _value(line, m, count_ok=key.lower() == "epoch")
+        if val is not None:
+            found.setdefault(key, val)
     piped = "|" in line
     for m in _WS.finditer(line):
         a, b = m.span()
-        if any(a < y and x < b for x, y in spans):
+        if any(a < y and x < b for x, y in spans) or any(x <= a < y for x, y in calls):
             continue
         key = re.sub(r"[ \t]+", "_", m["key"])
-        if piped or key.lower() in _WS_KEYS:
-            found.setdefault(key, m["val"])
+        low = key.lower()
+        if (piped and len(key) > 1) or low in _WS_KEYS:
+            val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
+            if val is not None:
+                found.setdefault(key, val)
     return list(found.items())
+
+
+def _value(line: str, m: re.Match[str], *, count_ok: bool) -> str | None:
+    """The number text of a match, without thousands commas; for a count ``i/n`` the ``i`` when
+    ``count_ok``, else the ``x`` of ``i/n = x``, else None (a progress counter is not a value)."""
+    of = _OF.match(line, m.end())
+    if of is None or count_ok:
+        return m["val"].replace(",", "")
+    return of["val"].replace(",", "") if of["val"] is not None else None
+
+
+def _call_spans(line: str) -> list[tuple[int, int]]:
+    """The argument lists of calls and reprs in ``line`` (``Name(...)``: a ``(`` right after a name
+    character), as (start, end) character spans; one left open runs to the end of the line."""
+    spans: list[tuple[int, int]] = []
+    stack: list[tuple[int, bool]] = []
+    for i, ch in enumerate(line):
+        if ch == "(":
+            stack.append((i, i > 0 and (line[i - 1].isalnum() or line[i - 1] == "_")))
+        elif ch == ")" and stack:
+            start, is_call = stack.pop()
+            if is_call:
+                spans.append((start, i))
+    spans.extend((start, len(line)) for start, is_call in stack if is_call)
+    return spans
 
 
 def _head_lines(head: bytes) -> list[str]:
@@ -140,7 +227,12 @@ class TextReader:
         points = Points(name, limits)
         warnings: list[LogWarning] = []
         last_step: float | None = None
+        first_step: float | None = None
         index = 0
+        # lines with values before the first step: (running index, values); placed at the end
+        pending: list[tuple[float, list[tuple[str, float]]]] = []
+        stepless = False                   # so many lines before any step that they take the index
+        stepped: set[str] = set()          # names with values at or after the first step
         prev_keys: list[str] = []
         tb: deque[str] | None = None       # a traceback with no values after it (yet)
         tb_line = 0
@@ -190,20 +282,32 @@ class TextReader:
                     values: list[tuple[str, float]] = []
                     for k, v in found:
                         value = float(v)   # the pattern lets only numbers, nan, inf, infinity through
+                        #                    (pairs() has dropped thousands commas)
                         if k.lower() in STEP_KEYS and step is None:
                             step = value
                         else:
                             values.append((k, value))
                     if step is not None and step == step and abs(step) != float("inf"):
                         last_step = step
+                        if first_step is None:
+                            first_step = step
                     if not values:
                         continue
                     tb = None               # values after a traceback: training went on
                     prev_keys = keys
-                    at = last_step if last_step is not None else float(index)
+                    if last_step is not None:
+                        for k, value in values:
+                            points.add(k, last_step, value)
+                            stepped.add(k)
+                    elif stepless:
+                        for k, value in values:
+                            points.add(k, float(index), value)
+                    else:
+                        pending.append((float(index), values))
+                        if len(pending) > _MAX_PENDING:
+                            _add(points, pending, None)
+                            pending, stepless = [], True
                     index += 1
-                    for k, value in values:
-                        points.add(k, at, value)
         if bad_bytes_line:
             warnings.append(LogWarning("replaced_bytes", f"{name} line {bad_bytes_line}: bytes that are "
                                        "not UTF-8 were replaced", where=f"line {bad_bytes_line}"))
@@ -212,14 +316,47 @@ class TextReader:
             traceback = "\n".join(tb).strip("\n")
             warnings.append(LogWarning("truncated_log", f"{name} line {tb_line}: the log ends in a Python "
                                        "traceback; training stopped there", where=f"line {tb_line}"))
+        early: list[Series] = []
+        if first_step is None:
+            _add(points, pending, None)     # no step in the whole log: the running index
+        elif pending:
+            # before the first step: an evaluation before training (names that go on after it)
+            # is kept at the step before the first; a config print or a parameter count is not
+            first = Points(name, limits)
+            _add(first, [(0.0, vals) for _, vals in pending if all(k in stepped for k, _ in vals)],
+                 first_step - 1 if first_step >= 1 else first_step)
+            early = first.build(role=_role)
         if points.count == 0:
             if traceback is not None:
                 raise LogError(f"{name}: no values before the Python traceback at line {tb_line}: "
                                f"{traceback.splitlines()[-1][:200]}")
             raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
                            "not a text training log")
-        return RunLog(format=self.name, source=name, series=points.build(role=_role), warnings=warnings,
-                      traceback=traceback)
+        return RunLog(format=self.name, source=name, series=_prepend(early, points.build(role=_role)),
+                      warnings=warnings, traceback=traceback)
+
+
+def _add(points: Points, lines: list[tuple[float, list[tuple[str, float]]]], at: float | None) -> None:
+    """Add each line's values at ``at``, or at the line's own running index when ``at`` is None."""
+    for index, values in lines:
+        for k, value in values:
+            points.add(k, index if at is None else at, value)
+
+
+def _prepend(early: list[Series], series: list[Series]) -> list[Series]:
+    """``series`` with the points of ``early`` (same names, read before the first step) before
+    their own."""
+    if not early:
+        return series
+    first = {s.name: s for s in early}
+    out = []
+    for s in series:
+        e = first.get(s.name)
+        if e is not None:
+            s = Series(name=s.name, role=s.role, steps=np.concatenate([e.steps, s.steps]),
+                       values=np.concatenate([e.values, s.values]), layer=s.layer, step_unit=s.step_unit)
+        out.append(s)
+    return out
 
 
 READER = TextReader()
