@@ -40,7 +40,7 @@ CODES: tuple[str, ...] = (
     "nonfinite", "exploding_gradient", "gradient_spike", "vanishing_gradient", "dead_layer",
     "zero_gradient", "clipping_saturated", "loss_spike", "loss_divergence", "loss_plateau",
     "loss_oscillation", "validation_divergence", "truncated_log", "insufficient_data",
-    "large_updates",
+    "large_updates", "small_updates",
 )
 
 
