@@ -44,16 +44,16 @@ def _finding(code: str, severity: str, summary: str, explanation: str, evidence:
 
 @detects("nonfinite")
 def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
-    hits = []
+    hits, notes = [], []
     for s in run.series:
         if s.role == "update_ratio":
             continue  # ||dW|| / ||W|| over weights of norm 0 (a bias at init) is inf or NaN: no overflow
         bad = ~np.isfinite(s.values)
         if bad.any():
             i = int(np.argmax(bad))
-            hits.append((float(s.steps[i]), s, int(bad.sum())))
+            (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
     if not hits:
-        return []
+        return _undefined_metrics(notes)
     hits.sort(key=lambda h: h[0])
     step, first, _ = hits[0]
     names = [h[1].name for h in hits]
@@ -71,6 +71,34 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": first.name, "steps": [_num(step), _num(last_step)], "layers": layers or None,
          "metrics": names, "counts": {h[1].name: h[2] for h in hits}, "value": None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
+
+
+#: A metric named for a loss or a norm (YOLO's train/box_loss, detectron2's loss_cls) is part of
+#: what training computes; accuracy, AP or a learning rate is not.
+_TRAINED_NAME = re.compile(r"loss|norm|grad", re.IGNORECASE)
+
+
+def _trained_quantity(s: Series) -> bool:
+    """Whether a NaN/Inf in ``s`` means the training computation broke (loss, gradients, weights)."""
+    return s.role not in ("metric", "learning_rate") or bool(_TRAINED_NAME.search(s.name))
+
+
+def _undefined_metrics(notes: list[tuple[float, Series, int]]) -> list[Finding]:
+    """A note for evaluation metrics that are NaN/Inf while the loss and gradients are finite: a
+    metric with nothing to measure (COCO's AP for small objects on a set without any is NaN)."""
+    if not notes:
+        return []
+    notes.sort(key=lambda h: h[0])
+    step, first, _ = notes[0]
+    return [_finding(
+        "nonfinite", "info",
+        f"{', '.join(h[1].name for h in notes[:5])}{' ...' if len(notes) > 5 else ''}: NaN/Inf from step "
+        f"{_num(step)}, while the losses and gradients stay finite",
+        "An evaluation metric that is undefined (nothing to measure, a division by zero in the metric) is "
+        "not a training failure; the loss and the gradients, which training computes, are finite.",
+        {"metric": first.name, "steps": [_num(step), _num(max(float(h[1].steps[-1]) for h in notes))],
+         "metrics": [h[1].name for h in notes], "counts": {h[1].name: h[2] for h in notes}, "value": None},
+        [])]
 
 
 def _judged(run: RunLog, role: str, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
@@ -883,6 +911,13 @@ def truncated(run: RunLog, t: LogThresholds) -> list[Finding]:
     if not notes and not run.traceback:
         return []
     last_line = run.traceback.strip().splitlines()[-1] if run.traceback else None
+    damage = [w for w in notes if w.code == "corrupt_record" or "traceback" not in w.message]
+    if last_line and "KeyboardInterrupt" in last_line and not damage:
+        # Ctrl-C: the user stopped the run; nothing was cut or damaged
+        return [_finding(
+            "truncated_log", "info", f"the run was stopped by hand: {last_line}",
+            "The log ends in a KeyboardInterrupt: someone stopped the run; everything before it is analysed.",
+            {"metric": None, "steps": None, "value": 0.0, "problems": [], "traceback_last_line": last_line}, [])]
     summary = (f"the log ends in a traceback: {last_line}" if last_line else
                "; ".join(w.message for w in notes[:3]))
     steps = [s.steps[-1] for s in run.series if len(s)]

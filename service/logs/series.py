@@ -115,12 +115,15 @@ _LOSS = re.compile(r"^(?:train[/_.]?)?(?:loss|train_loss|training_loss|epoch_los
                    r"train_loss_step|train_loss_epoch|loss_epoch|total_loss|"
                    # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)
                    r"cross_?entropy(?:_?loss)?|ce_loss|lm_loss|nll_loss)$")
-_VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test)[/_.]?(?:loss|epoch_loss)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
+_VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test|dev)[/_.]?(?:loss|epoch_loss|loss_epoch|loss_step)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
                        r"^epoch_val_loss$|"
                        # one per evaluation set: the Trainer's eval_<set>_loss (eval_dataset a dict),
                        # Lightning's val_loss/dataloader_idx_<k>
                        r"^eval_[\w.-]+_loss$|^(?:val|valid|validation|eval|test)[/_.]?loss[/_.]dataloader_idx_\d+$")
-_LR = re.compile(r"^(?:train[/_])?(?:lr|learning_rate|learning-rate|lr-\w+(?:/pg\d+)?|lr_\w+|lr/\w+)$")
+_LR = re.compile(r"^(?:train[/_]|x/)?(?:lr|learning_rate|learning-rate|lr-\w+(?:/pg\d+)?|lr_\w+|lr/\w+|lr\d+)$")
+# config values named after the rate (lr_decay_iters, lr_warmup_steps, lr_scheduler): not a rate
+_LR_CONFIG = re.compile(r"^(?:train[/_])?lr[_/-]\w*(?:decay|warmup|sched|step|iter|epoch|patience|factor|gamma|"
+                        r"milestone|cycle|min|max|mult|ratio|policy|type|name)", re.IGNORECASE)
 _WEIGHT = re.compile(r"^(?:weight_norm|param_norm|weights?_norm)(?:[/.](?P<layer>.+))?$")
 _UPDATE = re.compile(r"^(?:update_ratio|update_to_weight|update_to_weight_ratio)(?:[/.](?P<layer>.+))?$")
 
@@ -141,7 +144,7 @@ def classify(name: str) -> tuple[Role, str | None]:
         m = pattern.match(key)
         if m and m.group("layer") not in ("total", "norm_total"):
             return "layer_grad_norm", m.group("layer")
-    if _LR.match(low):
+    if _LR.match(low) and not _LR_CONFIG.match(low):
         return "learning_rate", None
     m = _WEIGHT.match(low)
     if m:

@@ -99,3 +99,44 @@ def test_a_validation_accuracy_that_climbed_first_then_held_is_not_stuck() -> No
     doc = diagnose(run_of(loss=loss, accuracy=acc, val_accuracy=val_acc - (val_acc - 0.40) * (np.arange(n) > 0)
                           + rng.normal(0, 0.01, n) * (np.arange(n) > 0)))
     assert [f for f in found(doc, "loss_plateau") if f.evidence.metric == "val_accuracy"]
+
+
+def test_an_undefined_evaluation_metric_is_a_note_and_a_component_loss_is_not() -> None:
+    # detectron2 writes COCO's AP for small objects as NaN on a set without small objects
+    n = 30
+    loss = 2.0 * np.exp(-np.arange(n) / 10) + 0.4
+    ap_small = np.full(n, np.nan)
+    doc = diagnose(run_of(total_loss=loss, bbox__APs=ap_small, bbox__AP=np.linspace(10, 70, n)))
+    [f] = found(doc, "nonfinite")
+    assert f.severity == "info" and doc.status == "healthy" and f.evidence.metrics == ["bbox/APs"]
+    assert not f.remedies
+    # a loss component that turns NaN is training breaking, whatever role its name got
+    box = loss.copy()
+    box[20:] = np.nan
+    doc = diagnose(run_of(train__box_loss=box, train__cls_loss=loss, bbox__APs=ap_small))
+    errors = [f for f in found(doc, "nonfinite") if f.severity == "error"]
+    assert errors and errors[0].evidence.metric == "train/box_loss"
+
+
+@pytest.mark.parametrize("name,role", [
+    ("lr_decay_iters", "metric"), ("lr_warmup_steps", "metric"), ("lr_scheduler", "metric"),
+    ("lr_pg0", "learning_rate"), ("x/lr0", "learning_rate"), ("lr-AdamW/pg1", "learning_rate"),
+    ("val/loss_epoch", "val_loss"), ("dev_loss", "val_loss"),
+])
+def test_more_names_real_tools_write(name: str, role: str) -> None:
+    assert classify(name)[0] == role
+
+
+def test_a_run_stopped_with_ctrl_c_is_a_note(tmp_path) -> None:
+    from gradhealth.library import check_logs
+
+    lines = [f"step {i} loss {3.0 - 0.01 * i:.3f}" for i in range(40)]
+    lines += ["Traceback (most recent call last):", '  File "train.py", line 9, in <module>',
+              "    loss.backward()", "KeyboardInterrupt"]
+    p = tmp_path / "train.log"
+    p.write_text("\n".join(lines) + "\n")
+    [f] = [f for f in check_logs(p).findings if f.code == "truncated_log"]
+    assert f.severity == "info" and "stopped by hand" in f.summary
+    p.write_text("\n".join(lines[:-1] + ["RuntimeError: CUDA out of memory"]) + "\n")
+    [f] = [f for f in check_logs(p).findings if f.code == "truncated_log"]
+    assert f.severity == "warning"

@@ -89,6 +89,13 @@ _LEVEL_WITHIN = 200           # characters: a level later in the line is part of
 _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
                          re.IGNORECASE)
 _CALL_OPEN = re.compile(r"\w\(")  # a call or repr opens: only then are argument spans worth finding
+# one pipe-delimited field "words words: number" (the number ends the field)
+_PIPED_KV = re.compile(rf"(?:^|(?<=\|))[ \t]*(?P<key>[A-Za-z][\w./-]*(?:[ \t]+[A-Za-z(][\w./()-]*)+)[ \t]*:"
+                       rf"[ \t]*(?P<val>{_NUM})(?=[ \t]*(?:\||$))", re.IGNORECASE)
+_BARE_NONFINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+# the first line of a JSON document: an object, or an array of objects, arrays, strings or numbers
+# ("[2024-01-01 10:00:00] step 1", "[rank0]:" and "[train]" are log lines)
+_JSON_START = re.compile(r"^\s*(?:\{|\[\s*(?:$|[{\[\"]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*[,\]]))")
 _TRACEBACK = "Traceback (most recent call last):"
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
 
@@ -119,10 +126,19 @@ def pairs(line: str) -> list[tuple[str, str]]:
         return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))]
     found: dict[str, str] = {}
     spans: list[tuple[int, int]] = []
+    piped = "|" in line
+    if piped:
+        # Megatron/DeepSpeed: "| learning rate: 5.997E-05 | lm loss: 3.88E+00 | number of nan
+        # iterations: 0 |": between two pipes, every word before the colon is the name
+        for m in _PIPED_KV.finditer(line):
+            spans.append(m.span())
+            found.setdefault(re.sub(r"\s+", "_", m["key"].strip()), _value(line, m, count_ok=False) or m["val"])
     calls = _call_spans(line) if _CALL_OPEN.search(line) else []
     level = _LEVEL.search(line, 0, _LEVEL_WITHIN)
     header_end = level.start() if level else 0
     for m in _KV.finditer(line):
+        if any(x <= m.start() < y for x, y in spans):
+            continue
         spans.append(m.span())
         key = m["key"]
         if key.lower() in STEP_KEYS:
@@ -135,13 +151,16 @@ def pairs(line: str) -> list[tuple[str, str]]:
             val = _value(line, m, count_ok=key.lower() == "epoch")
         if val is not None:
             found.setdefault(key, val)
-    piped = "|" in line
     for m in _WS.finditer(line):
         a, b = m.span()
         if any(a < y and x < b for x, y in spans) or any(x <= a < y for x, y in calls):
             continue
         key = re.sub(r"[ \t]+", "_", m["key"])
         low = key.lower()
+        if low in _SPLIT_LOSS and found.keys() & STEP_KEYS:
+            key = low = _SPLIT_LOSS[low]  # "iter 0: train 9.8578 val 9.8535": each split's loss
+        if _BARE_NONFINITE.fullmatch(m["val"]) and low not in _WS_KEYS:
+            continue  # "number of nan iterations": prose, not a NaN
         if (piped and len(key) > 1) or low in _WS_KEYS:
             val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
             if val is not None:
@@ -201,7 +220,7 @@ class TextReader:
         if filename.lower().endswith(_NOT_LOGS):
             return 0.0
         lines = _head_lines(head)
-        if not lines or lines[0].lstrip().startswith(("{", "[")):
+        if not lines or _JSON_START.match(lines[0]):
             return 0.0
         hits = 0
         known = has_step = False

@@ -173,3 +173,47 @@ def test_sniff_counts_the_new_lines():
     assert READER.sniff("log.txt", NANOGPT_BUILD.encode()) > 0
     assert READER.sniff("train.log", OLMO.read_bytes()) > 0
     assert sniff.detect(OLMO).name == "text" and sniff.detect(LLMC).name == "text"
+
+
+# --- Megatron/DeepSpeed, bracketed prefixes, split names (the second sweep) ----------------------
+
+MEGATRON = DATA / "megatron-excerpt" / "chronicles-excerpt.log"
+_FIELD = re.compile(r"\|\s*([A-Za-z][^|:]*?):\s*([-+0-9.Ee]+)\s*(?=\|)")
+
+
+def test_megatron_fields_are_named_by_all_their_words() -> None:
+    log = read_log(MEGATRON)
+    s = by_name(log)
+    lines = MEGATRON.read_text().splitlines()
+    for line in lines:
+        step = int(re.search(r"iteration\s+(\d+)/", line)[1])
+        for key, value in _FIELD.findall(line):
+            name = re.sub(r"\s+", "_", key.strip())
+            assert float(value) in s[name].values[s[name].steps == step], (name, step)
+    assert s["lm_loss"].role == "loss" and s["grad_norm"].role == "grad_norm"
+    assert s["learning_rate"].role == "learning_rate" and s["loss_scale"].role == "metric"
+    # "number of nan iterations: 0" is a count of 0, not a NaN of a series called "of"
+    assert "of" not in s and s["number_of_nan_iterations"].values.tolist() == [0.0] * len(lines)
+    assert all(bool((~(v.values == v.values)).sum() == 0) for v in log.series)
+
+
+def test_a_word_then_nan_in_prose_is_not_a_value_but_a_known_name_is() -> None:
+    found = dict(pairs("step 3 | number of nan iterations 0 | loss 2.5"))
+    assert "of" not in found and found["loss"] == "2.5"
+    assert ("loss", "nan") in pairs("step 4 | loss nan | norm 1.2")
+
+
+def test_bare_split_names_on_a_stepped_line_are_their_losses() -> None:
+    assert pairs("[eval] iter 0: train 9.8578 val 9.8535 lr 7.50e-07") == [
+        ("iter", "0"), ("train_loss", "9.8578"), ("val_loss", "9.8535"), ("lr", "7.50e-07")]
+    # without a step on the line a split word is not taken for a loss
+    assert ("train_loss", "3.0") not in pairs("train 3.0 examples seen")
+
+
+def test_lines_opening_with_a_bracket_are_text_logs_unless_json(tmp_path: Path) -> None:
+    p = write(tmp_path, "run.log", "[2024-01-01 10:00:00] step 1 loss 3.0\n"
+              "[2024-01-01 10:00:01] step 2 loss 2.9\n[2024-01-01 10:00:02] step 3 loss 2.7\n")
+    assert sniff.detect(p).name == "text"
+    assert by_name(read_log(p))["loss"].values.tolist() == [3.0, 2.9, 2.7]
+    for head in ('[{"step": 1, "loss": 3.0},\n', "[\n", "[1, 2, 3]\n", '["a", "b"]\n'):
+        assert READER.sniff("x.log", head.encode() + b'{"step": 2, "loss": 2.9}\n') == 0.0
