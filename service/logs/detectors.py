@@ -44,7 +44,8 @@ def _finding(code: str, severity: str, summary: str, explanation: str, evidence:
 
 @detects("nonfinite")
 def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
-    hits, notes = [], []
+    hits: list[tuple[float, Series, int]] = []
+    notes: list[tuple[float, Series, int]] = []
     for s in run.series:
         if s.role == "update_ratio":
             continue  # ||dW|| / ||W|| over weights of norm 0 (a bias at init) is inf or NaN: no overflow
