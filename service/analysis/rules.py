@@ -625,6 +625,10 @@ def architecture_rules() -> list[ArchitectureRule]:
     return [r.architecture for r in rules() if r.architecture is not None]
 
 
+#: Findings whose network makes every gradient small (SGD's step small with it: not the rate's fault).
+_SHRINKS_GRADIENTS = frozenset({"vanishing_gradient", "dead_units", "saturation", "vanishing_through_time"})
+
+
 def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
     """All findings on ``result``, most severe first (then in registry order)."""
     found: list[Detection] = []
@@ -632,6 +636,12 @@ def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
         value, severity = part.severity(result, thresholds)
         if severity is not None:
             found.append(part.describe(severity, value, result, thresholds))
+    small = [d for d in found if d.code == "small_updates"]
+    if small and result.optimizer is not None and result.optimizer.type == "sgd" and any(
+            d.code in _SHRINKS_GRADIENTS and d.severity != "info" for d in found):
+        # SGD's step is lr x the gradient: a gradient the network itself shrinks (vanishing, dead or
+        # saturated units) makes the step small, and raising the rate would not fix the network
+        found = [d for d in found if d.code != "small_updates"]
     if any(d.code == "nonfinite" for d in found):
         # Once values are NaN/Inf every ratio is meaningless; keep the one finding that is true.
         found = [d for d in found if d.code in ("nonfinite", "exploding_gradient")]

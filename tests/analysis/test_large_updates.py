@@ -305,3 +305,18 @@ def test_a_keras_file_compiled_with_a_tiny_rate_gets_small_updates() -> None:
     remedy = next(r for r in f.remedies if r.id == "raise_learning_rate")
     assert remedy.verified is not None and remedy.verified.fixed
     assert remedy.verified.after == pytest.approx(1e-4, rel=1e-2)
+
+
+def test_sgd_steps_made_small_by_a_vanishing_network_are_not_blamed_on_the_rate() -> None:
+    # tanh at std 0.01 per weight: the signal and its gradient shrink ~100x a layer, so SGD's
+    # step (lr x the gradient) is tiny at any usual rate; the network is the finding, not the rate
+    spec = {"input": {"shape": [64]}, "seeds": 2, "optimizer": {"type": "sgd", "lr": 0.01},
+            "layers": [{"type": "linear", "out_features": 64, "activation": "tanh",
+                        "init": {"scheme": "normal", "std": 0.01}, "repeat": 6},
+                       {"type": "linear", "out_features": 10}]}
+    codes = {f.code for f in check_architecture(spec, verify=False).findings}
+    assert "vanishing_gradient" in codes and "small_updates" not in codes
+    # Adam's step does not scale with the gradient: a tiny rate is the rate's fault there too
+    spec["optimizer"] = {"type": "adam", "lr": 1e-9}
+    codes = {f.code for f in check_architecture(spec, verify=False).findings}
+    assert {"vanishing_gradient", "small_updates"} <= codes
