@@ -311,11 +311,14 @@ def test_sgd_steps_made_small_by_a_vanishing_network_are_not_blamed_on_the_rate(
     # tanh at std 0.01 per weight: the signal and its gradient shrink ~100x a layer, so SGD's
     # step (lr x the gradient) is tiny at any usual rate; the network is the finding, not the rate
     spec = {"input": {"shape": [64]}, "seeds": 2, "optimizer": {"type": "sgd", "lr": 0.01},
-            "layers": [{"type": "linear", "out_features": 64, "activation": "tanh",
+            "layers": [{"type": "linear", "out_features": 64, "activation": "tanh", "bias": False,
                         "init": {"scheme": "normal", "std": 0.01}, "repeat": 6},
                        {"type": "linear", "out_features": 10}]}
     codes = {f.code for f in check_architecture(spec, verify=False).findings}
     assert "vanishing_gradient" in codes and "small_updates" not in codes
+    # (the step is small indeed: the fastest layer moves by ~3e-8 of its weights)
+    result = simulate(make_plan(parse_spec(spec)))
+    assert max(u.geo("update_ratio") for u in result.units if "update_ratio" in u.values) < 1e-6
     # Adam's step does not scale with the gradient: a tiny rate is the rate's fault there too
     spec["optimizer"] = {"type": "adam", "lr": 1e-9}
     codes = {f.code for f in check_architecture(spec, verify=False).findings}
