@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
-from gradhealth.logs import archive, sniff
+from gradhealth.logs import archive, derive, sniff
 from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify
@@ -41,9 +41,12 @@ from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify
 def read_log(path: Path, *, format: str | None = None,  # noqa: A002
              limits: ReadLimits | None = None) -> RunLog:
     """Read a log file, a run folder or an archive of one into a :class:`RunLog` (default limits:
-    :class:`ReadLimits`' own, whose file limit is the service's upload limit)."""
-    limits = limits or ReadLimits()
-    path = Path(path)
+    :class:`ReadLimits`' own, whose file limit is the service's upload limit). A run that logs only
+    component losses gets their sum as its loss (:func:`gradhealth.logs.derive.add_component_losses`)."""
+    return derive.add_component_losses(_read_any(Path(path), format, limits or ReadLimits()))
+
+
+def _read_any(path: Path, format: str | None, limits: ReadLimits) -> RunLog:  # noqa: A002
     try:
         if not path.exists():
             raise LogError(f"{path.name}: no such file or folder")

@@ -1,0 +1,145 @@
+"""Series a log implies but does not write: :func:`add_component_losses`.
+
+Some trainers log only the parts of their loss. Ultralytics YOLO writes ``train/box_loss``,
+``train/cls_loss``, ``train/dfl_loss`` (v5: ``box``, ``obj``, ``cls``) and the same under ``val/``,
+and no total, although the loss it trains on is the sum of those parts. Without a series of role
+``loss`` the check has nothing to judge. When a run has no training (resp. validation) loss but two
+or more component losses of that split, named ``<split>/<part>_loss``, ``<split>_<part>_loss`` or
+``<split>/loss_<part>`` (any separator of ``/ _ .``; the split spelled as
+:func:`gradhealth.logs.series.classify` spells it: ``train``/``training`` for the training loss,
+``val``/``valid``/``validation``/``eval``/``test`` for the validation loss), their sum is added as
+a series of role ``loss`` (resp. ``val_loss``) and a ``derived_loss`` note says so.
+
+The sum is taken at the steps every component logged (exact step match); a NaN or Inf in any
+component makes the sum NaN or Inf at that step, so the check still sees it. Nothing is derived when
+the run already has a loss of that role (detectron2's ``total_loss`` next to ``loss_cls``), when a
+part looks like a total or an aggregate (``val/total_loss``, ``train_loss_epoch``), for a single
+component, when the components are in different step units, or when they share fewer than half of
+their steps. The components keep their names and roles.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify
+
+#: ``<prefix><split><sep><part>_loss`` and ``<prefix><split><sep>loss_<part>``; the prefix is a
+#: folder (``run1/``) a folder read put before every name.
+_PART_LOSS = re.compile(r"^(?P<pre>(?:.*/)?)(?P<split>[A-Za-z]+)(?P<sep>[/_.])(?P<part>[A-Za-z0-9]\w*?)_loss$")
+_LOSS_PART = re.compile(r"^(?P<pre>(?:.*/)?)(?P<split>[A-Za-z]+)(?P<sep>[/_.])loss_(?P<part>[A-Za-z0-9]\w*)$")
+
+#: The splits, as series.py's ``_LOSS`` / ``_VAL_LOSS`` spell them; which total each one's
+#: components add up to is what ``classify`` says of ``<split>_loss``.
+_SPLITS = frozenset({"train", "training", "val", "valid", "validation", "eval", "test"})
+
+#: Parts that name the whole loss or an aggregate of it, not a component: with one of these in a
+#: group, the log has its total under a name ``classify`` does not know, and nothing is derived.
+_AGGREGATE = frozenset({"total", "sum", "all", "overall", "combined", "full", "main", "avg", "mean",
+                        "step", "epoch", "running", "smooth", "smoothed", "ema"})
+
+#: The least share of the components' steps that all of them log for a sum to be added.
+MIN_SHARED_FRACTION = 0.5
+#: Components named in the derived series' name; more are counted.
+NAMED_PARTS = 4
+
+
+@dataclass
+class _Group:
+    role: Role
+    head: str                 # ``<prefix><split><sep>``: what each component's name starts with
+    members: list[Series]
+    aggregate: bool = False
+
+
+def _component(s: Series) -> tuple[Role, str, str, str] | None:
+    """(role of the total, prefix + split + separator, form, part) when ``s`` names a component loss."""
+    if s.role != "metric":
+        return None
+    name = s.name.strip()
+    for form, pattern in (("part_loss", _PART_LOSS), ("loss_part", _LOSS_PART)):
+        m = pattern.match(name)
+        if m is None:
+            continue
+        split = m.group("split").lower()
+        if split not in _SPLITS:
+            return None
+        # The role the split's own total would have, in series.py's spelling of the splits.
+        role, _ = classify(f"{split}_loss")
+        if role not in ("loss", "val_loss"):
+            return None
+        return role, f"{m.group('pre')}{m.group('split')}{m.group('sep')}", form, m.group("part").lower()
+    return None
+
+
+def _groups(run: RunLog) -> list[_Group]:
+    found: dict[tuple[str, str], _Group] = {}
+    for s in run.series:
+        c = _component(s)
+        if c is None:
+            continue
+        role, head, form, part = c
+        g = found.setdefault((head.lower(), form), _Group(role, head, []))
+        if part in _AGGREGATE:
+            g.aggregate = True
+        else:
+            g.members.append(s)
+    return list(found.values())
+
+
+def _last_per_step(s: Series) -> tuple[np.ndarray, np.ndarray]:
+    """``s``'s distinct steps (ascending) with the value logged last at each (a resumed run's)."""
+    steps, values = s.steps[::-1], s.values[::-1]
+    uniq, first_in_reversed = np.unique(steps, return_index=True)
+    return uniq, values[first_in_reversed]
+
+
+def _sum(parts: list[Series]) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(steps, summed values, steps left out) over the steps every part logged; None when they
+    share too few steps for the sum to stand for the run."""
+    per = [_last_per_step(s) for s in parts]
+    shared = per[0][0]
+    for steps, _ in per[1:]:
+        shared = np.intersect1d(shared, steps)
+    every = per[0][0]
+    for steps, _ in per[1:]:
+        every = np.union1d(every, steps)
+    if len(shared) == 0 or len(shared) < MIN_SHARED_FRACTION * len(every):
+        return None
+    total = np.zeros(len(shared), dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for steps, values in per:
+            total = total + values[np.searchsorted(steps, shared)]
+    return shared, total, int(len(every) - len(shared))
+
+
+def add_component_losses(run: RunLog) -> RunLog:
+    """Add to ``run`` (in place; also returned) the sum of its component losses as its training or
+    validation loss where it logs no such loss (see the module's docstring)."""
+    logged = {s.role for s in run.series}
+    for g in _groups(run):
+        if g.aggregate or len(g.members) < 2 or g.role in logged:
+            continue
+        if len({s.step_unit for s in g.members}) != 1:
+            continue
+        summed = _sum(g.members)
+        if summed is None:
+            continue
+        steps, values, left_out = summed
+        parts = [s.name.strip()[len(g.head):] for s in g.members]
+        shown = ", ".join(parts[:NAMED_PARTS]) + (f" +{len(parts) - NAMED_PARTS} more" if len(parts) > NAMED_PARTS else "")
+        name = f"{g.head}loss (sum of {shown})"
+        if any(s.name == name for s in run.series):
+            continue
+        derived = Series(name=name, role=g.role, steps=steps, values=values, step_unit=g.members[0].step_unit)
+        run.series.insert(run.series.index(g.members[0]), derived)
+        what = "training" if g.role == "loss" else "validation"
+        run.warnings.append(LogWarning(
+            "derived_loss",
+            f"{run.source}: no {what} loss is logged; the check reads {name}, the sum of those "
+            f"{len(parts)} component losses at the {len(steps):,} step(s) all of them log"
+            + (f" ({left_out:,} step(s) where some component has no value are left out)" if left_out else "")))
+    return run
