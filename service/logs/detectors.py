@@ -902,8 +902,10 @@ def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None
     # smoothed best (the weights early stopping would keep), and the last one.
     lo, hi = max(0, i_min - w), min(len(vv), i_min + w + 1)
     j = lo + int(np.argmin(vv[lo:hi]))
+    # and the training loss the file shows then and at the end (the medians above only decide)
+    then = lv[ls <= vs[j]]
     return _Divergence(val, (last - best) / best, float(vv[j]), float(vs[j]), float(vv[-1]), float(vs[-1]),
-                       train_then, train_now, int(len(vv) - 1 - j))
+                       float(then[-1]) if len(then) else train_then, float(lv[-1]), int(len(vv) - 1 - j))
 
 
 @detects("truncated_log")

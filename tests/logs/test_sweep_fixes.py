@@ -57,6 +57,7 @@ def test_every_evaluation_set_is_judged_and_the_worst_named_with_the_others() ->
     assert f.evidence.last == pytest.approx(val[-1])
     assert f.evidence.raw_rise == pytest.approx((val[-1] - val[j]) / val[j])
     assert f"{val[j]:.3g} (step {j})" in f.summary and f"{(val[-1] - val[j]) / val[j]:+.0%}" in f.summary
+    assert f"loss fell from {train[j]:.3g} to {train[-1]:.3g}" in f.summary  # the training loss then and now
     [stop, _] = f.remedies
     assert stop.id == "early_stopping" and f"from step {j} " in stop.change
 
