@@ -68,7 +68,9 @@ def is_spec(source: str) -> bool:
     A ``.yaml``/``.yml``/``.json`` file is a spec when it has ``layers``, when one of its top-level
     keys is a spec field or a near miss of one (``layer:``), or when it does not parse and no log
     reader recognises it: such a file gets the spec's own error (line and column, JSON pointer,
-    "did you mean"), not "unknown log format".
+    "did you mean"), not "unknown log format". A file of JSON Lines (one JSON object per line, none
+    with spec fields: detectron2's ``metrics.json``, a history dump) is a log even when no reader
+    recognises it: the log check then says so, rather than the spec parser's "Extra data".
     """
     if source == "-" or source.startswith("example:"):
         return True
@@ -84,7 +86,15 @@ def is_spec(source: str) -> bool:
     try:
         data = load_spec_text(text, content_type="application/json" if path.suffix == ".json" else None)
     except GradHealthError:
-        return not _a_log_reader_knows(path)
+        objects = []
+        for line in [ln for ln in text[:65536].splitlines() if ln.strip()][:5]:
+            try:
+                objects.append(json.loads(line))
+            except ValueError:
+                break
+        json_lines = len(objects) >= 2 and all(
+            isinstance(o, dict) and "layers" not in o and not _looks_like_spec(o) for o in objects)
+        return not (json_lines or _a_log_reader_knows(path))
     return "layers" in data or (_looks_like_spec(data) and not _a_log_reader_knows(path))
 
 

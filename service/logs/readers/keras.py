@@ -16,21 +16,46 @@ looked at now), and one ``skipped_runs`` warning says how many earlier runs, whi
 many rows were left out. A row repeating the header (files concatenated, or appended to with
 pandas' ``to_csv(mode="a")``) is skipped with a ``skipped_line`` warning; it starts no run by
 itself. The header is the file's first row for every run: CSVLogger never writes another.
+
+**History as JSON** (``json.dump(history.history, f)``, e.g. ``training_history.json``): one object
+of per-epoch lists, ``{"loss": [...], "val_loss": [...], "accuracy": [...]}`` (or the same object
+under a ``"history"`` key). Epoch ``i`` is the list's ``i``-th value, from 0 as the CSV's ``epoch``
+column (``step_unit="epoch"``); ``null`` means "not logged" and ``NaN``/``Infinity`` are read as
+non-finite values. When every value of the object is a list, they are all per-epoch metrics: a list
+of another length than the first, or holding something other than a number, is an error naming the
+key. A hand-written history that also holds other keys (a timestamp, the class names, phase starts)
+is read from its lists as long as the loss list (``loss``, else ``train_loss``, else the first key
+ending in ``loss``); the other keys are left out with a ``skipped_values`` warning naming them.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
+from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.textio import CsvRows, csv_header, open_log, read_wide_csv
+from gradhealth.logs.readers.textio import (
+    CsvRows,
+    Points,
+    csv_header,
+    loads,
+    number,
+    open_log,
+    read_wide_csv,
+)
 from gradhealth.logs.series import LogWarning, RunLog, parse_number
+from gradhealth.logs.sniff import check_size
 
 _INDEX = ("", "Unnamed: 0")
 _NAME = re.compile(r"[A-Za-z_][\w./-]*")
 _LOSSY = ("loss", "val_loss")
+# A JSON object whose first value is a list (optionally inside "history"), with a loss list somewhere.
+_JSON_HISTORY = re.compile(rb'^\{\s*(?:"history"\s*:\s*\{\s*)?"(?:[^"\\]|\\.)*"\s*:\s*\[')
+_JSON_LOSS = re.compile(rb'"(?:\w*[_/])?loss"\s*:\s*\[\s*(?:-?[\d.]|NaN|Infinity|null|\])')
 
 
 class KerasReader:
@@ -38,6 +63,17 @@ class KerasReader:
     description = "Keras CSVLogger / History CSV (one row per epoch: epoch, loss, val_loss, lr...)"
 
     def sniff(self, filename: str, head: bytes) -> float:
+        start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if start.startswith(b"{"):
+            if b'"log_history"' in head or not _JSON_LOSS.search(head):
+                return 0.0
+            try:
+                obj = _unwrap(loads(start.decode("utf-8")))
+            except (ValueError, UnicodeDecodeError):      # longer than the head: the start must do
+                return 0.6 if _JSON_HISTORY.match(start) else 0.0
+            if not isinstance(obj, dict) or _loss_key(obj) is None:
+                return 0.0
+            return 0.8 if all(isinstance(v, list) for v in obj.values()) else 0.5
         header = csv_header(head)
         if header is None or {"step", "_step", "Step"} & set(header):
             return 0.0
@@ -54,7 +90,10 @@ class KerasReader:
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         with open_log(path, limits) as f:
-            header = csv_header(f.read(64 * 1024)) or []
+            head = f.read(64 * 1024)
+        if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+            return _read_json_history(path, limits)
+        header = csv_header(head) or []
         step = "epoch" if "epoch" in header else next((c for c in _INDEX if c in header), None)
         runs = _runs(path, limits, step) if step is not None else []
         points, warnings, _ = read_wide_csv(
@@ -65,6 +104,86 @@ class KerasReader:
             warnings.insert(0, _skipped_runs(path.name, "epoch" if step == "epoch" else "index", runs))
         return RunLog(format=self.name, source=path.name, series=points.build(step_unit="epoch"),
                       warnings=warnings)
+
+
+def _unwrap(obj: Any) -> Any:
+    """The history object itself: ``obj["history"]`` when that is the object's one dict of lists."""
+    if isinstance(obj, dict) and isinstance(obj.get("history"), dict):
+        return obj["history"]
+    return obj
+
+
+def _loss_key(obj: dict[str, Any]) -> str | None:
+    """The key of the training-loss list: ``loss``, else ``train_loss``, else the first key ending in
+    ``loss`` whose value is a list (None when there is none)."""
+    lists = [k for k, v in obj.items() if isinstance(k, str) and isinstance(v, list)]
+    for k in ("loss", "train_loss"):
+        if k in lists:
+            return k
+    return next((k for k in lists if k.lower().endswith("loss")), None)
+
+
+def _read_json_history(path: Path, limits: ReadLimits) -> RunLog:
+    """A Keras ``History.history`` saved with ``json.dump``: one point per epoch, epochs from 0."""
+    name = path.name
+    check_size(path, limits)
+    try:
+        text = path.read_bytes().decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as e:
+        raise LogError(f"{name} byte offset {e.start}: not UTF-8 text") from None
+    except OSError as e:
+        raise LogError(f"{name}: cannot be read ({e.strerror or e})") from None
+    try:
+        obj = _unwrap(loads(text))
+    except ValueError as e:
+        raise LogError(f"{name}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise LogError(f"{name}: expected one JSON object of per-epoch lists (a Keras history), "
+                       f"got {type(obj).__name__}")
+    loss = _loss_key(obj)
+    if loss is None:
+        raise LogError(f"{name}: no loss list (a Keras history has \"loss\": [one value per epoch])")
+    pure = all(isinstance(v, list) for v in obj.values())
+    epochs = len(obj[loss]) if not pure else len(next(iter(obj.values())))
+    first = next(iter(obj)) if pure else loss
+    points = Points(name, limits)
+    skipped: list[str] = []
+    for key, values in obj.items():
+        if not isinstance(values, list):
+            skipped.append(key)
+            continue
+        if len(values) != epochs:
+            if not pure:
+                skipped.append(key)
+                continue
+            raise LogError(f"{name}: {key!r} has {len(values)} values but {first!r} has {epochs}: "
+                           "a Keras history has one value per epoch in every list")
+        found: list[tuple[int, float]] = []
+        for i, raw in enumerate(values):
+            if raw is None:
+                continue
+            value = number(raw)
+            if value is None:
+                if not pure:
+                    break
+                raise LogError(f"{name}: {key!r} value {i} (epoch {i}) is {json.dumps(raw)[:40]}, "
+                               "not a number")
+            found.append((i, value))
+        else:
+            for i, value in found:
+                points.add(key, float(i), value)
+            continue
+        skipped.append(key)
+    warnings: list[LogWarning] = []
+    if skipped:
+        shown = ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+        warnings.append(LogWarning(
+            "skipped_values", f"{name}: {len(skipped)} key(s) that are not lists of {epochs} numbers "
+            f"(one per epoch, as {loss!r}) were left out: {shown}"))
+    if points.count == 0:
+        raise LogError(f"{name}: no values: the lists are empty")
+    return RunLog(format="keras", source=name, series=points.build(step_unit="epoch"),
+                  warnings=warnings)
 
 
 class _Run:

@@ -50,6 +50,15 @@ form's column prefix ``grad_norm/<layer>``, ``weight_norm/<layer>``, ``update_ra
 Any other name is kept as written; its role is guessed from common spellings (``train/loss`` is a
 loss, ``eval_loss`` a validation loss), else it is a plain metric (e.g. ``accuracy``).
 
+**The step key.** ``step`` above stands for the first of ``step``, ``global_step``,
+``train/global_step``, ``iteration``, ``iter``, ``steps`` present (exact spelling, else any letter
+case: a CSV column ``Step`` or ``Iteration``), so detectron2's ``metrics.json`` (JSON Lines keyed by
+``iteration``, whatever its name) and nanoGPT-style ``iter,train_loss,val_loss`` CSVs are read. In
+JSON Lines, a record with none of them may use ``epoch`` (the series are then per epoch,
+``step_unit="epoch"``); a CSV with only ``epoch`` is the Keras reader's. Other step-like keys in a
+record (``epoch`` next to ``step``) are plain metrics. A ``time`` value below 1e8 is not a Unix time
+but a duration (detectron2's seconds per iteration): it is a plain metric, not the wall time.
+
 Rows may come in any step order; each series is sorted by step. A final line that is cut off
 (no newline at the end of the file, and it does not parse) is dropped with the warning
 ``truncated_log``; a line that does not parse anywhere else is an error naming the line.
@@ -94,7 +103,30 @@ KINDS: dict[str, Role] = {"grad_norm": "layer_grad_norm", "weight_norm": "weight
                           "update_ratio": "update_ratio"}
 _LAYER_COLUMN = re.compile(r"^(?P<kind>grad_norm|weight_norm|update_ratio)/(?P<layer>.+)$")
 _WALL = ("wall_time", "time")
-_RESERVED = {"step", "value", "metric", "layer", "kind", "wall_time", "time"}
+_RESERVED = {"value", "metric", "layer", "kind", "wall_time", "time"}
+#: The step keys a record or header may use, surest first (the text reader's ``STEP_KEYS`` less the
+#: one- and two-letter ones, which are too ambiguous as a column name); ``epoch`` only when none of
+#: these is there (a coarser axis: its series get ``step_unit="epoch"``).
+STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "iteration", "iter", "steps")
+_EPOCH = "epoch"
+_MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
+
+
+def step_key(keys: Iterable[str], *, epoch: bool = True) -> str | None:
+    """The step key among ``keys``: the first of :data:`STEP_KEYS` present (exact spelling, else any
+    letter case, e.g. ``Step``), else ``epoch`` when ``epoch`` is allowed, else None."""
+    names = list(keys)
+    present = set(names)
+    for k in STEP_KEYS:
+        if k in present:
+            return k
+    lower = {n.lower(): n for n in reversed(names) if isinstance(n, str)}
+    for k in STEP_KEYS:
+        if k in lower:
+            return lower[k]
+    if epoch:
+        return _EPOCH if _EPOCH in present else lower.get(_EPOCH)
+    return None
 
 
 def native_role(name: str) -> tuple[Role | None, str | None]:
@@ -107,7 +139,7 @@ def native_role(name: str) -> tuple[Role | None, str | None]:
 
 def _is_long(cols: Iterable[str]) -> bool:
     c = set(cols)
-    return "step" in c and "value" in c and ("metric" in c or {"layer", "kind"} <= c)
+    return step_key(c) is not None and "value" in c and ("metric" in c or {"layer", "kind"} <= c)
 
 
 class NativeReader:
@@ -125,15 +157,16 @@ class NativeReader:
                 obj = loads(first)
             except ValueError:
                 return 0.0
-            if not isinstance(obj, dict) or "step" not in obj:
+            if not isinstance(obj, dict) or "_step" in obj or "log_history" in obj:
                 return 0.0
-            if _is_long(obj.keys()) or ({"step", "value"} <= obj.keys() and "kind" in obj):
+            key = step_key(obj)
+            if key is None or number(obj[key]) is None:
+                return 0.0
+            if _is_long(obj.keys()) or ({"value", "kind"} <= obj.keys()):
                 return 0.95
-            if "_step" in obj or "log_history" in obj:
-                return 0.0
-            return 0.6
+            return 0.5 if key == _EPOCH else 0.6
         header = csv_header(head)
-        if header is None or "step" not in header:
+        if header is None or step_key(header, epoch=False) is None:
             return 0.0
         if _is_long(header):
             return 0.95
@@ -154,6 +187,7 @@ class NativeReader:
     def _read_jsonl(self, path: Path, limits: ReadLimits) -> RunLog:
         warnings: list[LogWarning] = []
         points = Points(path.name, limits)
+        keys: set[str] = set()
         with open_log(path, limits) as f:
             lines = Lines(f, path.name)
             for text in lines:
@@ -164,7 +198,7 @@ class NativeReader:
                     obj = loads(text)
                     if not isinstance(obj, dict):
                         raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
-                    found = self._record(obj)
+                    found = self._record(obj, keys=keys)
                 except (ValueError, BadRow) as e:
                     why = f"not JSON ({e})" if isinstance(e, ValueError) else str(e)
                     if lines.unterminated_last:
@@ -174,24 +208,32 @@ class NativeReader:
                 points.add_records(found)
         if points.count == 0:
             raise LogError(f"{path.name}: no values (each line needs a step and a value)")
+        unit = "epoch" if keys == {_EPOCH} else "step"
         return RunLog(format=self.name, source=path.name,
-                      series=points.build(role=native_role), warnings=warnings)
+                      series=points.build(role=native_role, step_unit=unit), warnings=warnings)
 
     @staticmethod
-    def _record(obj: dict[str, Any], long: bool | None = None,
+    def _record(obj: dict[str, Any], long: bool | None = None, keys: set[str] | None = None,
                 ) -> list[Record]:
-        if "step" not in obj:
-            raise BadRow("no 'step'")
-        step = number(obj["step"])
+        key = step_key(obj)
+        if key is None:
+            raise BadRow(f"no 'step' (nor {', '.join(repr(k) for k in (*STEP_KEYS[1:], _EPOCH))})")
+        step = number(obj[key])
         if step is None or not math.isfinite(step):
-            raise BadRow(f"'step' is {json.dumps(obj['step'])[:40]}, not a finite number")
+            raise BadRow(f"{key!r} is {json.dumps(obj[key])[:40]}, not a finite number")
+        if keys is not None:
+            keys.add(key)
         wall = None
+        reserved = _RESERVED | {key}
         for w in _WALL:
-            if obj.get(w) is not None:
-                wall = number(obj[w])
-                if wall is None:
+            if wall is None and obj.get(w) is not None:
+                t = number(obj[w])
+                if t is None:
                     raise BadRow(f"{w!r} is not a number")
-                break
+                if w == "time" and abs(t) < _MIN_UNIX_TIME:
+                    reserved = reserved - {"time"}  # a duration (detectron2's seconds per iteration)
+                else:
+                    wall = t
         if long is None:
             long = "value" in obj and ("metric" in obj or "kind" in obj or "layer" in obj)
         if long:
@@ -212,13 +254,13 @@ class NativeReader:
                 raise BadRow("'layer' must be a non-empty string when 'kind' is given")
             return [(f"{kind}/{layer.strip()}", step, value, wall, (KINDS[kind], layer.strip()))]
         out: list[Record] = []
-        for key, raw in obj.items():
-            if key in _RESERVED or raw is None:
+        for name, raw in obj.items():
+            if name in reserved or raw is None:
                 continue
             value = number(raw)
             if value is None:
-                raise BadRow(f"{key!r} is {json.dumps(raw)[:40]}, not a number")
-            out.append((key, step, value, wall, None))
+                raise BadRow(f"{name!r} is {json.dumps(raw)[:40]}, not a number")
+            out.append((name, step, value, wall, None))
         return out
 
     # CSV, long or wide
@@ -227,7 +269,8 @@ class NativeReader:
             header = csv_header(f.read(64 * 1024))
         if header is not None and _is_long(header):
             return self._read_long_csv(path, limits)
-        points, warnings, _ = read_wide_csv(path, limits, step_column="step", fmt="native",
+        step = step_key(header or [], epoch=False) or "step"
+        points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native",
                                             wall_columns=_WALL)
         return RunLog(format=self.name, source=path.name,
                       series=points.build(role=native_role), warnings=warnings)

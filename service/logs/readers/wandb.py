@@ -9,7 +9,14 @@ Read:
   Exports from the W&B web UI (``wandb_export_*.csv``: a ``Step`` column and
   ``<run name> - <key>`` columns with ``__MIN`` / ``__MAX`` companions) are read too: the
   ``__MIN``/``__MAX`` columns are dropped and, when all columns belong to one run, the
-  ``<run name> - `` prefix is removed from the series names.
+  ``<run name> - `` prefix is removed from the series names. An export of several runs is refused
+  with an error naming them (export one run, or filter the chart to one, and check that file). A
+  chart with a custom x-axis is exported with that key (``epoch_id``...) as the first column instead
+  of ``Step``: it is the step axis when its cells are numbers that never decrease (else the row
+  index is, and the column is a series).
+- Not read: the **runs table** export (the project's table, one row per *run*: ``Name``, ``State``,
+  ``Notes``, ``User``, ``Tags``, ``Created``, ``Runtime``... and each run's final values). It holds
+  no history, so it is refused with an error saying to export a run's history instead.
 - **History as JSON Lines** (``wandb-history.jsonl`` of older run folders, or one JSON object per
   line from an export): the same keys per object; bare ``NaN``/``Infinity`` tokens are read as
   non-finite values.
@@ -46,6 +53,7 @@ import numpy as np
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import (
+    CsvRows,
     Lines,
     Points,
     csv_header,
@@ -56,12 +64,14 @@ from gradhealth.logs.readers.textio import (
     read_wide_csv,
     truncated,
 )
-from gradhealth.logs.series import LogWarning, Role, RunLog, classify
+from gradhealth.logs.series import LogWarning, Role, RunLog, classify, parse_number
 from gradhealth.logs.sniff import check_size
 
 _STEP_COLUMNS = ("_step", "Step", "step")
 _BOOKKEEPING = {"_step", "_runtime", "_timestamp", "_wandb"}
 _UI_COLUMN = re.compile(r"^(?P<run>.+?) - (?P<key>.+)$")
+#: The W&B runs table's own columns (one row per run); ``Name`` and ``State`` plus two of the rest.
+_RUNS_TABLE = ("Notes", "User", "Tags", "Created", "Runtime", "Sweep", "ID")
 _MAX_BINS = 100_000
 _MAX_CELL = 4 * 2**20
 
@@ -136,11 +146,13 @@ class WandbReader:
         header = csv_header(head)
         if header is None:
             return 0.0
-        if "_step" in header or low.startswith("wandb_export"):
+        if "_step" in header or low.startswith("wandb_export") or _runs_table(header):
             return 0.9
         if "_runtime" in header or "_timestamp" in header:
             return 0.85
         if header[0] == "Step" and any(_UI_COLUMN.match(c) for c in header[1:]):
+            return 0.85
+        if _custom_x(header) is not None:
             return 0.85
         return 0.0
 
@@ -242,7 +254,15 @@ class WandbReader:
     def _read_csv(self, path: Path, limits: ReadLimits) -> RunLog:
         with open_log(path, limits) as f:
             header = csv_header(f.read(64 * 1024)) or []
+        if _runs_table(header):
+            raise LogError(
+                f"{path.name} is a W&B runs table (one row per run: {', '.join(header[:6])}...), not a "
+                "run's history: export a run's history instead (the run's page, or "
+                "wandb.Api().run(PATH).history().to_csv(...)) and check that file")
         step = next((c for c in _STEP_COLUMNS if c in header), None)
+        x = _custom_x(header)
+        if step is None and x is not None and _never_decreases(path, limits, x):
+            step = x
         skipped: set[str] = set()
 
         def cell(column: str, text: str) -> float | None:
@@ -252,13 +272,22 @@ class WandbReader:
             return value
 
         def skip(c: str) -> bool:
-            return c.startswith("_") or c in ("Unnamed: 0",) or c.endswith(("__MIN", "__MAX"))
+            m = _UI_COLUMN.match(c)
+            return (c.startswith("_") or c in ("Unnamed: 0",) or c.endswith(("__MIN", "__MAX"))
+                    or bool(m and m["key"].startswith("_")))     # a run's own _step, _runtime...
 
+        # The runs, in the export's order: several runs' curves cannot be judged as one.
+        runs = list(dict.fromkeys(
+            m["run"] for c in header if c != step and not skip(c) and (m := _UI_COLUMN.match(c))))
+        ui = step != "_step" and len(runs) >= 1 and all(
+            _UI_COLUMN.match(c) for c in header if c and c not in (step, x) and not skip(c))
+        if ui and len(runs) > 1:
+            shown = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+            raise LogError(f"{path.name}: a W&B export of {len(runs)} runs ({shown}); the checks judge "
+                           "one run's history: export one run (or filter the chart to one run before "
+                           "exporting) and check that file")
         points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt=self.name, skip=skip,
                                             wall_columns=("_timestamp",), cell=cell)
-        runs = {m["run"] for c in header if c != step and not skip(c) and (m := _UI_COLUMN.match(c))}
-        ui = step == "Step" and len(runs) == 1 and all(
-            _UI_COLUMN.match(c) for c in header if c and c != step and not skip(c))
 
         def key(name: str) -> str:
             m = _UI_COLUMN.match(name)
@@ -274,6 +303,46 @@ class WandbReader:
         if skipped:
             warnings.append(_skipped(path.name, skipped))
         return RunLog(format=self.name, source=path.name, series=series, warnings=warnings)
+
+
+def _runs_table(header: list[str]) -> bool:
+    """Whether a CSV header is the W&B runs table's (one row per run), not a history's."""
+    return {"Name", "State"} <= set(header) and sum(c in header for c in _RUNS_TABLE) >= 2
+
+
+def _custom_x(header: list[str]) -> str | None:
+    """The first column of a W&B UI export charted against a custom x-axis (``epoch_id``, then only
+    ``<run> - <key>`` columns), else None."""
+    if len(header) < 2 or not header[0] or _UI_COLUMN.match(header[0]) or header[0] in _STEP_COLUMNS:
+        return None
+    return header[0] if all(_UI_COLUMN.match(c) for c in header[1:] if c) else None
+
+
+def _never_decreases(path: Path, limits: ReadLimits, column: str) -> bool:
+    """Whether the data cells of ``column`` are finite numbers, none below the one before (rows the
+    reader will refuse, short or cut off, are passed over here: it reports them)."""
+    last = -math.inf
+    idx = -1
+    with CsvRows(path, limits) as rows:
+        for _lineno, row in rows:
+            if row is None:
+                break
+            if idx < 0:
+                cells = [c.strip().lstrip("\ufeff") for c in row]
+                if column not in cells:
+                    return False
+                idx = cells.index(column)
+                continue
+            if len(row) <= idx:
+                continue
+            try:
+                value = parse_number(row[idx].strip())
+            except ValueError:
+                return False
+            if not math.isfinite(value) or value < last:
+                return False
+            last = value
+    return last > -math.inf
 
 
 def _skipped(name: str, keys: set[str]) -> LogWarning:
