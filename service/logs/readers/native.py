@@ -137,6 +137,20 @@ def native_role(name: str) -> tuple[Role | None, str | None]:
     return None, None
 
 
+_TB_CSV = re.compile(r"^run[-_](?P<run>.*?)[-_]tag[-_](?P<tag>.+?)\.csv$", re.IGNORECASE)
+
+
+def tensorboard_csv_tag(filename: str) -> str:
+    """The series name of a TensorBoard scalar downloaded as CSV (``Wall time,Step,Value``), from
+    the name TensorBoard gives the file: ``run-<run>-tag-<tag>.csv`` (``run-validation-tag-
+    epoch_loss.csv`` is ``validation/epoch_loss``); else the file's stem."""
+    m = _TB_CSV.match(filename)
+    if m is None:
+        return filename.rsplit(".", 1)[0]
+    run = m["run"].strip(".-_")
+    return f"{run}/{m['tag']}" if run else m["tag"]
+
+
 def _is_long(cols: Iterable[str]) -> bool:
     c = set(cols)
     return step_key(c) is not None and "value" in c and ("metric" in c or {"layer", "kind"} <= c)
@@ -270,10 +284,15 @@ class NativeReader:
         if header is not None and _is_long(header):
             return self._read_long_csv(path, limits)
         step = step_key(header or [], epoch=False) or "step"
+        tensorboard = [c.strip().lower() for c in header or []] == ["wall time", "step", "value"]
         points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native",
-                                            wall_columns=_WALL)
-        return RunLog(format=self.name, source=path.name,
-                      series=points.build(role=native_role), warnings=warnings)
+                                            wall_columns=("Wall time", *_WALL) if tensorboard else _WALL)
+        series = points.build(role=native_role)
+        if tensorboard:
+            # TensorBoard's "download CSV" of one scalar: the tag is only in the file's name
+            name = tensorboard_csv_tag(path.name)
+            series = [make_series(name, s.steps, s.values, s.wall_time) for s in series]
+        return RunLog(format=self.name, source=path.name, series=series, warnings=warnings)
 
     def _read_long_csv(self, path: Path, limits: ReadLimits) -> RunLog:
         fast = _fast_long_csv(path, limits)

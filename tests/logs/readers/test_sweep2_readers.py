@@ -260,3 +260,17 @@ def test_wandb_runs_table_is_refused(tmp_path, name):
     with pytest.raises(LogError, match=rf"{name} is a W&B runs table \(one row per run: Name, State, "
                                        r".*export a run's history instead"):
         read_log(path)
+
+
+def test_a_tensorboard_scalar_downloaded_as_csv_is_named_by_its_file(tmp_path: Path) -> None:
+    # TensorBoard's "download CSV": Wall time,Step,Value; the run and tag are in the file's name
+    rows = [(1700000000.0 + 10 * i, i, 2.0 / (1 + i)) for i in range(12)]
+    text = "Wall time,Step,Value\n" + "".join(f"{w},{s},{v!r}\n" for w, s, v in rows)
+    for filename, name, role in (("run-validation-tag-epoch_loss.csv", "validation/epoch_loss", "val_loss"),
+                                 ("run-.-tag-loss.csv", "loss", "loss"),
+                                 ("scalars.csv", "scalars", "metric")):
+        (tmp_path / filename).write_text(text)
+        [s] = read_log(tmp_path / filename).series
+        assert (s.name, s.role) == (name, role)
+        assert s.steps.tolist() == [r[1] for r in rows] and s.values.tolist() == [r[2] for r in rows]
+        assert s.wall_time is not None and s.wall_time.tolist() == [r[0] for r in rows]
