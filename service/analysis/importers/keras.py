@@ -99,10 +99,19 @@ _LOSSES = {
 
 def is_keras_config(data: Any) -> bool:
     """Whether a decoded JSON value is a Keras model config (``model.to_json()`` output)."""
+    data = modern_config(data)
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         return False
     return data.get("class_name") in ("Sequential", "Functional", "Model") and isinstance(
         data["config"].get("layers"), list)
+
+
+def modern_config(data: Any) -> Any:
+    """``data`` with a Keras <= 2.2.2 Sequential config (``config`` the bare list of layers, as
+    AUTOTRAINER-era files store it) in today's form, ``config: {layers: [...]}``; else unchanged."""
+    if isinstance(data, dict) and data.get("class_name") == "Sequential" and isinstance(data.get("config"), list):
+        return {**data, "config": {"name": data.get("name", "sequential"), "layers": data["config"]}}
+    return data
 
 
 def sniff_keras(head: bytes) -> str | None:
@@ -215,6 +224,7 @@ def read_keras_training(data: bytes) -> tuple[dict[str, Any], str | None, dict[s
     else:
         raise InputFormatError("not a Keras model: expected a model.to_json() config, a .keras zip "
                                "or an .h5 file")
+    config = modern_config(config)
     if not is_keras_config(config):
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
@@ -286,6 +296,13 @@ def keras_loss(loss: Any) -> str | None:
 
 # --- translating -------------------------------------------------------------------------------
 
+def _initializer(value: Any) -> tuple[str, dict[str, Any]]:
+    """:func:`_name_of` for an initializer: Keras 2.13 to 3.x write some class names with an
+    ``Initializer`` suffix (an LSTM's default ``OrthogonalInitializer``)."""
+    name, cfg = _name_of(value)
+    return (name.removesuffix("initializer") or name), cfg
+
+
 def _name_of(value: Any) -> tuple[str, dict[str, Any]]:
     """A serialised Keras object (string, or ``{class_name, config}``): its normalised class name
     (lower case, no underscores) and its config."""
@@ -318,7 +335,7 @@ class _Translator:
 
     # initialisers ---------------------------------------------------------------------------
     def init(self, value: Any, layer: str, stacked: bool = False) -> dict[str, Any] | None:
-        name, cfg = _name_of(value if value is not None else "glorot_uniform")
+        name, cfg = _initializer(value if value is not None else "glorot_uniform")
         extra = {"stacked": True} if stacked else {}
         scale = {"glorotuniform": (1.0, "fan_avg", "uniform"), "glorotnormal": (1.0, "fan_avg", "truncated_normal"),
                  "henormal": (2.0, "fan_in", "truncated_normal"), "heuniform": (2.0, "fan_in", "uniform"),
@@ -353,7 +370,7 @@ class _Translator:
         return None
 
     def bias(self, value: Any, layer: str) -> dict[str, Any] | None:
-        name, cfg = _name_of(value if value is not None else "zeros")
+        name, cfg = _initializer(value if value is not None else "zeros")
         if name == "zeros":
             return {"scheme": "zeros"}
         if name == "ones":
@@ -769,6 +786,7 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
                optimizer: dict[str, Any] | None = None) -> tuple[dict[str, Any], Origins]:
     """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer).
     ``stored``: the file's weights when they will be used (a PReLU's slope is its stored alpha)."""
+    model = modern_config(model)
     if not is_keras_config(model):
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
@@ -924,6 +942,10 @@ def _weights_keras3(f: Any, config: dict[str, Any]) -> Weights:
     (Keras 3 addresses a layer by its class and position, not its name)."""
     layers = f.get("layers")
     if layers is None:
+        # saved on Windows (Keras 2.15's .keras): the top-level names are "layers\\conv2d", one
+        # group each, with "/" only below them
+        layers = {k.split("\\", 1)[1]: f[k] for k in f.keys() if k.startswith("layers\\")} or None
+    if layers is None:
         return {}
     out: Weights = {}
     used: dict[str, int] = {}
@@ -1010,8 +1032,16 @@ def read_keras_weights(data: bytes, config: dict[str, Any]) -> Weights | None:
     try:
         with h5py.File(io.BytesIO(blob), "r") as f:
             found = _weights_keras3(f, config) or _weights_keras2(f)
+            arrays: list[str] = []
+            f.visititems(lambda n, obj: arrays.append(n) if isinstance(obj, h5py.Dataset) else None)
     except (OSError, KeyError, ValueError) as exc:
         raise InputFormatError(f"model.weights.h5 cannot be read: {str(exc)[:200]}") from None
+    if not found and any(not a.startswith(("metrics", "optimizer")) for a in arrays):
+        # weights that are there but match no layer must not quietly become an initialised network
+        shown = ", ".join(arrays[:4]) + (" ..." if len(arrays) > 4 else "")
+        raise InputFormatError(f"model.weights.h5 stores {len(arrays)} arrays ({shown}) that match no "
+                               "layer of the model's config; check the architecture alone with "
+                               "weights: reinitialise")
     return found or None
 
 

@@ -1,0 +1,72 @@
+"""Keras files as real projects saved them, found refused or misread by a sweep of public models:
+a Keras <= 2.2.2 Sequential config (its layers a bare list), Keras 2.13-3.x initializer class
+names with an ``Initializer`` suffix, and a ``.keras`` saved on Windows (weight groups named with
+backslashes). Each is compared with the form the importer already read correctly."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import h5py
+import pytest
+
+from gradhealth.analysis.importers.keras import check_keras, is_keras_config, keras_to_spec, read_keras
+from gradhealth.errors import InputFormatError
+from tests.analysis.test_keras_import import _dense, _init, _layer, _seq
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "keras"
+
+
+def test_a_keras_2_2_sequential_whose_config_is_the_list_of_layers() -> None:
+    modern = _seq(_dense("d0", 32, "relu"), _dense("d1", 10, "softmax"), shape=[16])
+    old = {"class_name": "Sequential", "config": modern["config"]["layers"], "keras_version": "2.2.2"}
+    assert is_keras_config(old)
+    assert keras_to_spec(old) == keras_to_spec(modern)
+
+
+def test_an_initializer_class_name_with_the_initializer_suffix() -> None:
+    def lstm(recurrent: dict) -> dict:
+        return _seq(_layer("LSTM", "lstm", units=8, activation="tanh", recurrent_activation="sigmoid",
+                           use_bias=True, kernel_initializer=_init("GlorotUniform"),
+                           recurrent_initializer=recurrent, bias_initializer=_init("Zeros"),
+                           unit_forget_bias=True, return_sequences=False),
+                    _dense("out", 3), shape=[12, 4])
+    suffixed = lstm(_init("OrthogonalInitializer", gain=1.0, seed=None))
+    assert keras_to_spec(suffixed) == keras_to_spec(lstm(_init("Orthogonal", gain=1.0, seed=None)))
+
+
+def _rewrite_weights(src: bytes, rename) -> bytes:  # noqa: ANN001
+    """The .keras archive ``src`` with its model.weights.h5 regrouped: each top-level path
+    ``layers/<name>/...`` becomes ``rename(<name>)/...``."""
+    zin = zipfile.ZipFile(io.BytesIO(src))
+    old = h5py.File(io.BytesIO(zin.read("model.weights.h5")), "r")
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as new:
+        def copy(name: str, obj) -> None:  # noqa: ANN001
+            if isinstance(obj, h5py.Dataset) and name.startswith("layers/"):
+                _, layer, rest = name.split("/", 2)
+                new.create_dataset(f"{rename(layer)}/{rest}", data=obj[()])
+        old.visititems(copy)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            zout.writestr(item, buf.getvalue() if item.filename == "model.weights.h5" else zin.read(item))
+    return out.getvalue()
+
+
+def test_weights_saved_on_windows_are_read_and_unmatched_ones_are_refused() -> None:
+    src = (DATA / "preact_resnet.keras").read_bytes()
+    expected = [(lay.name, lay.weight_std) for lay in check_keras(src, seeds=1, verify=False).layers]
+    windows = _rewrite_weights(src, lambda layer: f"layers\\{layer}")
+    with h5py.File(io.BytesIO(zipfile.ZipFile(io.BytesIO(windows)).read("model.weights.h5")), "r") as f:
+        assert "layers" not in f and any(k.startswith("layers\\") for k in f)  # the test's own file
+    doc = check_keras(windows, seeds=1, verify=False)
+    assert [(lay.name, lay.weight_std) for lay in doc.layers] == expected
+    # arrays under names that match no layer: said, not silently replaced by an initialised network
+    stray = _rewrite_weights(src, lambda layer: f"weights_of_{layer}")
+    with pytest.raises(InputFormatError, match="match no layer"):
+        check_keras(stray, seeds=1, verify=False)
+    json.loads(json.dumps(read_keras(src)))  # (the config itself reads either way)
