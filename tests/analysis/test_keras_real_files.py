@@ -13,7 +13,12 @@ from pathlib import Path
 import h5py
 import pytest
 
-from gradhealth.analysis.importers.keras import check_keras, is_keras_config, keras_to_spec, read_keras
+from gradhealth.analysis.importers.keras import (
+    check_keras,
+    is_keras_config,
+    keras_to_spec,
+    read_keras,
+)
 from gradhealth.errors import InputFormatError
 from tests.analysis.test_keras_import import _dense, _init, _layer, _seq
 

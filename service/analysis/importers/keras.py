@@ -944,7 +944,7 @@ def _weights_keras3(f: Any, config: dict[str, Any]) -> Weights:
     if layers is None:
         # saved on Windows (Keras 2.15's .keras): the top-level names are "layers\\conv2d", one
         # group each, with "/" only below them
-        layers = {k.split("\\", 1)[1]: f[k] for k in f.keys() if k.startswith("layers\\")} or None
+        layers = {k.split("\\", 1)[1]: f[k] for k in f if k.startswith("layers\\")} or None
     if layers is None:
         return {}
     out: Weights = {}
