@@ -1111,4 +1111,5 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
               for (name, sub) in seeds[0].steps]
     return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64
                             else "float32", run.seeds, stats, series, [s.loss for s in seeds],
-                            time.perf_counter() - started, run.optimizer, seeds[0].layer_scales)
+                            time.perf_counter() - started, run.optimizer, seeds[0].layer_scales,
+                            batch_size=run.inputs[0].shape[0] if run.inputs and run.inputs[0].shape else None)

@@ -393,6 +393,12 @@ class Saturation(_Fraction):
         )
 
 
+#: The smallest batch over which "zero for every sample" can mean dead: a healthy unit is off for
+#: all of b independent samples with probability 2^-b, which is 1/2 at b = 1 (a graph exported
+#: with a fixed batch of one) and under 0.4% from b = 8.
+MIN_DEAD_BATCH = 8
+
+
 class DeadUnits(_Fraction):
     code = "dead_units"
     key = "dead_fraction"
@@ -404,6 +410,8 @@ class DeadUnits(_Fraction):
         # of the 8 units of a squeeze-and-excitation layer, whose pooled inputs all look alike,
         # read as 62% dead. A fraction above 1/2 counts only where a count that large is unlikely
         # at 1/2 (one-sided binomial test over the seeds' units, Bonferroni over the layers).
+        if result.batch_size is not None and result.batch_size < MIN_DEAD_BATCH:
+            return []  # "zero for the whole batch" of one or two samples is a coin toss, not death
         measured = super().judged(result)
         level = 0.05 / max(len(measured), 1)
         out = []

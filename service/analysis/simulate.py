@@ -133,6 +133,8 @@ class SimulationResult:
     optimizer: S.OptimizerSpec | None = None
     #: the layer scales the graph doors folded into units: vector name -> largest magnitude
     layer_scales: dict[str, float] = field(default_factory=dict)
+    #: samples per batch (a graph exported with a fixed batch of 1 has 1)
+    batch_size: int | None = None
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)
@@ -323,7 +325,7 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))
               for (name, sub) in seeds[0].steps]
     return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, [s.loss for s in seeds],
-                            time.perf_counter() - started, spec.optimizer)
+                            time.perf_counter() - started, spec.optimizer, batch_size=spec.batch_size)
 
 
 def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:

@@ -77,3 +77,32 @@ def test_every_unit_of_a_small_layer_off_is_still_found() -> None:
 def test_the_binomial_tail_agrees_with_scipy(k: int, n: int) -> None:
     expected = float(binom.sf(k - 1, n, 0.5))
     assert binomial_tail_half(k, n) == pytest.approx(expected, rel=0.02, abs=1e-12)
+
+
+def _mostly_off(width: int = 256) -> nn.Module:
+    """Linear -> ReLU -> Linear whose first layer's units are each off for about 3/4 of random
+    inputs (bias -0.39: the pre-activation's std is 0.577 under torch's default init, and
+    Phi(-0.39 / 0.577) = 0.75). Each fires for a quarter of the inputs: alive."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(32, width), nn.ReLU(), nn.Linear(width, 10))
+    with torch.no_grad():
+        net[0].bias.fill_(-0.39)
+    return net
+
+
+def test_a_batch_of_one_cannot_show_dead_units_and_a_batch_of_eight_can() -> None:
+    # with one sample a unit is off "for the whole batch" as often as it is off at all: ~75% of
+    # these live units, which an export with a fixed batch of 1 would report as dead
+    one = check_module(_mostly_off(), torch.randn(1, 32), seeds=3, verify=False)
+    fractions = [lay.dead_fraction for lay in one.layers if lay.dead_fraction is not None]
+    assert fractions and max(fractions) > 0.65  # the measurement itself is still reported
+    assert "dead_units" not in {f.code for f in one.findings}
+    # over 8 samples a live unit is off for all of them with probability 0.75^8 = 0.1
+    eight = check_module(_mostly_off(), torch.randn(8, 32), seeds=3, verify=False)
+    assert "dead_units" not in {f.code for f in eight.findings}
+    # and a layer truly off for every input is found once the batch can show it
+    dead = _mostly_off()
+    with torch.no_grad():
+        dead[0].bias.fill_(-50.0)
+    eight = check_module(dead, torch.randn(8, 32), seeds=3, verify=False)
+    assert "dead_units" in {f.code for f in eight.findings}
