@@ -380,6 +380,15 @@ class Saturation(_Fraction):
     key = "saturated_fraction"
     remedies = (xavier_for_saturating, relu_family, _batchnorm)
 
+    def judged(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:
+        # The network's own outputs are left out: a trained generator's tanh pushes its background
+        # pixels to -1 and a confident classifier's sigmoid sits near 0 or 1, which is what they
+        # learnt, and no layer lies behind an output that the gradient would have to pass.
+        outputs = {u.name for u in result.units if u.readout}
+        if result.units:
+            outputs.add(result.units[-1].name)
+        return [(u, f) for u, f in super().judged(result) if u.name not in outputs]
+
     def limits(self, t: Thresholds) -> tuple[float, float]:
         return t.saturation_warning, t.saturation_error
 

@@ -185,3 +185,21 @@ def test_gpt2_style_conv1d_is_a_linear_layer() -> None:
     assert [(u.name, u.type, u.activation, u.fan_in, u.fan_out) for u in a.layers] == [
         (u.name, u.type, u.activation, u.fan_in, u.fan_out) for u in b.layers]
     assert [u.grad_norm for u in b.layers] == pytest.approx([u.grad_norm for u in a.layers], rel=1e-9)
+
+
+def test_a_saturated_output_is_what_a_trained_generator_does_and_a_saturated_hidden_layer_is_not() -> None:
+    def net(scale_layer: int) -> nn.Module:
+        torch.manual_seed(0)
+        layers = [nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 16), nn.Tanh()]
+        model = nn.Sequential(*layers)
+        with torch.no_grad():
+            model[scale_layer].weight.mul_(40.0)  # pre-activations far into tanh's flat tails
+        return model
+
+    x = torch.randn(64, 32)
+    out = check_module(net(4), x, seeds=2, verify=False)
+    saturated = {lay.name: lay.saturated_fraction for lay in out.layers if lay.saturated_fraction}
+    assert max(saturated.values()) > 0.6  # the output layer is measured as saturated...
+    assert "saturation" not in _codes(out)  # ...and not judged: it is the network's output
+    hidden = check_module(net(2), x, seeds=2, verify=False)
+    assert "saturation" in _codes(hidden)
