@@ -90,7 +90,7 @@ def is_spec(source: str) -> bool:
         for line in [ln for ln in text[:65536].splitlines() if ln.strip()][:5]:
             try:
                 objects.append(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):  # a hostile nesting depth is the spec check's to refuse
                 break
         json_lines = len(objects) >= 2 and all(
             isinstance(o, dict) and "layers" not in o and not _looks_like_spec(o) for o in objects)
