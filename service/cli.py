@@ -277,12 +277,10 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
     :func:`gradhealth.check_keras` or with ``--server`` by uploading the file whole to the model route:
     one translation, the Keras layer names and the stored weights (when the file has them) either
     way. Exit 2 for what cannot be translated."""
-    from gradhealth.analysis.importers.keras import read_keras
+    from gradhealth.analysis.importers.keras import read_keras, with_input_shapes
 
-    if getattr(args, "input_shape", None):
-        return _invalid(args, InputFormatError("--input-shape applies to .onnx models only (a Keras config "
-                                               "gives every size)"))
     try:
+        shapes = _input_shapes(args)
         path = Path(args.spec)
         if not path.is_file():
             raise InputFormatError(f"{args.spec}: no such file")
@@ -290,14 +288,28 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
             if value is not None and value < 1:
                 raise InputFormatError(f"{flag} must be at least 1, not {value}")
         data = path.read_bytes()
-        read_keras(data)  # not a Keras model: exit 2 here, before any upload
+        with_input_shapes(read_keras(data)[0], shapes)  # not a Keras model: exit 2 here, before any upload
         optimizer = _optimizer(args)
     except GradHealthError as exc:
         return _invalid(args, exc)
-    return _remote_keras(args, path) if args.server else _check_keras_file(args, data, optimizer)
+    return _remote_keras(args, path) if args.server else _check_keras_file(args, data, optimizer, shapes)
 
 
-def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str, Any] | None) -> int:
+def _input_shapes(args: argparse.Namespace) -> dict[str, list[int]]:
+    """``--input-shape NAME=8x3x32x32`` (repeatable) as a mapping; a name given twice is an error."""
+    from gradhealth.analysis.importers.onnx_static import parse_input_shape
+
+    shapes: dict[str, list[int]] = {}
+    for item in getattr(args, "input_shape", None) or []:
+        name, dims = parse_input_shape(item)
+        if name in shapes:
+            raise InputFormatError(f"--input-shape {name}: given twice")
+        shapes[name] = dims
+    return shapes
+
+
+def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str, Any] | None,
+                      shapes: dict[str, list[int]] | None = None) -> int:
     """A Keras file checked in-process (exit 0-3)."""
     from gradhealth.cli_report import report_context
     from gradhealth.library import check_keras
@@ -307,7 +319,7 @@ def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str
         _simulating_here()
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
                           weights=args.weights, device=args.device, verify=False if args.no_verify else None,
-                          progress=_progress(show_progress), optimizer=optimizer)
+                          progress=_progress(show_progress), optimizer=optimizer, input_shapes=shapes or None)
         if show_progress:
             print(file=sys.stderr)
     except GradHealthError as exc:
@@ -351,16 +363,9 @@ def _optimizer(args: argparse.Namespace) -> dict[str, Any] | None:
 def cmd_check_model(args: argparse.Namespace) -> int:
     """The check of an ONNX model file (in-process, or with --server): exit 2 for a file that
     cannot be checked (not ONNX, unsupported ops, external data, sizes missing, over the limits)."""
-    from gradhealth.analysis.importers.onnx_static import parse_input_shape
-
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
-        shapes: dict[str, list[int]] = {}
-        for item in args.input_shape or []:
-            name, dims = parse_input_shape(item)
-            if name in shapes:
-                raise InputFormatError(f"--input-shape {name}: given twice")
-            shapes[name] = dims
+        shapes = _input_shapes(args)
         for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
             if value is not None and value < 1:
                 raise InputFormatError(f"{flag} must be at least 1, not {value}")

@@ -69,7 +69,8 @@ def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str,
         doc = check_keras(Path(request["path"]).read_bytes(), loss=request.get("loss"),
                           seeds=request.get("seeds"), batch_size=request.get("batch_size"),
                           weights=request.get("weights"), verify=request.get("verify"),
-                          settings=settings, progress=progress, optimizer=request.get("optimizer"))
+                          settings=settings, progress=progress, optimizer=request.get("optimizer"),
+                          input_shapes=request.get("input_shapes"))
         doc.name = request.get("filename") or doc.name
         return doc.model_dump(mode="json")
     doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss") or "cross_entropy",

@@ -75,3 +75,42 @@ def test_weights_saved_on_windows_are_read_and_unmatched_ones_are_refused() -> N
     with pytest.raises(InputFormatError, match="match no layer"):
         check_keras(stray, seeds=1, verify=False)
     json.loads(json.dumps(read_keras(src)))  # (the config itself reads either way)
+
+
+def _variable_length_lstm() -> dict:
+    return {"class_name": "Functional", "config": {"name": "melody", "layers": [
+        {"class_name": "InputLayer", "name": "notes", "inbound_nodes": [],
+         "config": {"name": "notes", "batch_shape": [None, None, 6], "dtype": "float32"}},
+        {"class_name": "LSTM", "name": "lstm", "inbound_nodes": [[["notes", 0, 0, {}]]],
+         "config": {"name": "lstm", "units": 8, "activation": "tanh", "recurrent_activation": "sigmoid",
+                    "use_bias": True, "kernel_initializer": _init("GlorotUniform"),
+                    "recurrent_initializer": _init("Orthogonal"), "bias_initializer": _init("Zeros"),
+                    "unit_forget_bias": True, "return_sequences": False}},
+        {"class_name": "Dense", "name": "out", "inbound_nodes": [[["lstm", 0, 0, {}]]],
+         "config": {"name": "out", "units": 6, "activation": "softmax", "use_bias": True,
+                    "kernel_initializer": _init("GlorotUniform"), "bias_initializer": _init("Zeros")}}],
+        "input_layers": [["notes", 0, 0]], "output_layers": [["out", 0, 0]]}}
+
+
+def test_a_variable_length_sequence_is_checked_at_the_length_given() -> None:
+    model = _variable_length_lstm()
+    with pytest.raises(Exception, match="dynamic dimensions.*--input-shape"):
+        check_keras(model, seeds=1, verify=False)
+    for shapes in ({"notes": [20, 6]}, {"input": [1, 20, 6]}):  # by name or `input`, batch or not
+        doc = check_keras(model, seeds=1, verify=False, input_shapes=shapes)
+        assert sorted({s.t for s in doc.time_steps}) == list(range(20))
+    with pytest.raises(InputFormatError, match="dimension 2 is 6 in the model, not 5"):
+        check_keras(model, input_shapes={"notes": [20, 5]})
+    with pytest.raises(InputFormatError, match="the model's inputs are notes"):
+        check_keras(model, input_shapes={"tokens": [20, 6]})
+
+
+def test_the_cli_passes_input_shapes_to_a_keras_file(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from gradhealth.cli import main
+
+    path = tmp_path / "melody.json"
+    path.write_text(json.dumps(_variable_length_lstm()))
+    assert main(["check", str(path), "--no-verify", "--seeds", "1", "--format", "json",
+                 "--input-shape", "notes=12x6"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert max(s["t"] for s in doc["time_steps"]) == 11

@@ -87,3 +87,17 @@ def test_a_uniform_stored_alpha_is_accepted_over_a_random_initialiser(api):
     job = api.wait_done(r.json()["id"], timeout=300)
     assert job["status"] == "succeeded", job
     assert [layer["name"] for layer in job["result"]["layers"]] == ["d", "out"]
+
+
+def test_a_variable_length_keras_input_takes_its_sizes_from_input_shapes(api):
+    from tests.analysis.test_keras_real_files import _variable_length_lstm
+
+    body = json.dumps(_variable_length_lstm()).encode()
+    r = api.post("/v1/checks/model", files={"file": ("m.json", body)}, data={"seeds": "1", "verify": "false"})
+    assert r.status_code == 422 and "--input-shape" in r.json()["detail"], r.text  # refused before a job
+    r = api.post("/v1/checks/model", files={"file": ("m.json", body)},
+                 data={"seeds": "1", "verify": "false", "input_shapes": json.dumps({"notes": [16, 6]})})
+    assert r.status_code == 202, r.text
+    job = api.wait_done(r.json()["id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    assert max(s["t"] for s in job["result"]["time_steps"]) == 15

@@ -32,6 +32,7 @@ Everything that cannot be translated is collected and refused in ONE :class:`Mod
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -671,6 +672,41 @@ def _input_shape(layers: list[dict[str, Any]], config: dict[str, Any]) -> list[A
     return list(shape[1:]) if isinstance(shape, list) else None
 
 
+def with_input_shapes(model: dict[str, Any], shapes: dict[str, list[int]] | None) -> dict[str, Any]:
+    """``model`` with the sizes ``shapes`` gives (input name -> sizes, with or without the batch
+    size first) in place of its dynamic dimensions (``None``: a variable-length sequence). The name
+    is an ``InputLayer``'s, or ``input`` for a model with one input. A size that contradicts a
+    fixed one, or a name that is no input, is an :class:`InputFormatError`."""
+    if not shapes:
+        return model
+    model = copy.deepcopy(modern_config(model))
+    layers = (model.get("config") or {}).get("layers") or []
+    holders = [lay for lay in layers if isinstance(lay, dict) and lay.get("class_name") == "InputLayer"]
+    if not holders and layers and isinstance(layers[0], dict):
+        holders = [layers[0]]  # a Sequential gives its input shape on its first layer
+    by_name = {str((lay.get("config") or {}).get("name")): lay for lay in holders}
+    for name, dims in shapes.items():
+        layer = by_name.get(name) or (holders[0] if name == "input" and len(holders) == 1 else None)
+        if layer is None:
+            raise InputFormatError(f"--input-shape {name}: the model's inputs are "
+                                   f"{', '.join(by_name) or 'unnamed'}" + (" (or `input`)" if len(holders) == 1 else ""))
+        cfg = layer.setdefault("config", {})
+        key = next((k for k in ("batch_shape", "batch_input_shape") if isinstance(cfg.get(k), list)), None)
+        old = list(cfg[key][1:]) if key else None
+        if old is None:
+            raise InputFormatError(f"--input-shape {name}: this input states no shape to fill in")
+        given = list(dims[1:]) if len(dims) == len(old) + 1 else list(dims)
+        if len(given) != len(old):
+            raise InputFormatError(f"--input-shape {name}: {len(dims)} sizes for an input of shape "
+                                   f"{['None' if d is None else d for d in old]}")
+        for i, (was, new) in enumerate(zip(old, given, strict=True)):
+            if isinstance(was, int) and was != new:
+                raise InputFormatError(f"--input-shape {name}: dimension {i + 1} is {was} in the model, not {new}")
+        assert key is not None
+        cfg[key] = [None, *given]
+    return model
+
+
 def _layout(cls: str, cfg: dict[str, Any], layout: str) -> str:
     """The layout after a layer (vector, sequence, image, channels or tokens)."""
     if cls == "Embedding":
@@ -810,7 +846,7 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
         tr.fail("input", "the config has no input shape (build the model or give it an Input)")
     elif any(not isinstance(d, int) or d < 1 for d in shape):
         tr.fail("input", f"dynamic dimensions in the input shape {shape} are not supported; "
-                         "give the model a fixed input shape")
+                         "give the model a fixed input shape or the sizes to use (--input-shape input=32x41; `input_shapes` over HTTP)")
     first = _first_kind(items)
     layout = ("tokens" if first == "Embedding" else "image" if shape and len(shape) == 3
               else "channels" if shape and len(shape) == 2 and first == "Conv1D"
@@ -1163,8 +1199,12 @@ def load_recurrent(rnn: Any, cls: str, arrays: list[np.ndarray], name: str, put:
 def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None = None,
                 seeds: int | None = None, batch_size: int | None = None, device: str | None = None,
                 verify: bool | None = None, weights: str | None = None, settings: Any = None,
-                progress: Any = None, optimizer: dict[str, Any] | None = None) -> Any:
+                progress: Any = None, optimizer: dict[str, Any] | None = None,
+                input_shapes: dict[str, list[int]] | None = None) -> Any:
     """The check of a Keras model: a config dict, a file's bytes, or a path.
+
+    ``input_shapes``: sizes for the inputs' dynamic dimensions (:func:`with_input_shapes`), e.g.
+    ``{"input": [32, 41]}`` for a variable-length sequence of 41 features.
 
     ``optimizer``: the spec ``optimizer`` to check the first step of (``large_updates``); None:
     the optimizer the file was compiled with, where it names one the spec has.
@@ -1195,6 +1235,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     if weights == "as_given" and stored is None:
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
+    config = with_input_shapes(config, input_shapes)
     settings = settings if settings is not None else get_settings()
     spec, origins, graph = translate_or_graph(
         config, loss or file_loss, seeds=seeds or 3, batch_size=batch_size or 64, stored=stored,

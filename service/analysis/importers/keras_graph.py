@@ -919,7 +919,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
             raise ModelError(f"{where}: the config has no input shape (build the model or give it an Input)")
         if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape_list):
             raise ModelError(f"{where}: dynamic dimensions in the input shape {shape_list} are not "
-                             "supported; give the model a fixed input shape")
+                             "supported; give the model a fixed input shape or the sizes to use (--input-shape input=32x41; `input_shapes` over HTTP)")
         readers = [n for n in nodes if input_name in n.inputs]
         dim = readers[0].cfg.get("input_dim") if readers and all(n.cls == "Embedding" for n in readers) else None
         # a bad input_dim is the Embedding's own problem (_check_numbers names it below)

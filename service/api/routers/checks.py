@@ -475,6 +475,7 @@ async def submit_model(
         sniff_keras,
         translate_or_graph,
         translation_reads_weights,
+        with_input_shapes,
     )
     from gradhealth.analysis.importers.onnx_static import read_header
     from gradhealth.analysis.plan import make_plan
@@ -500,6 +501,7 @@ async def submit_model(
             data = upload.path.read_bytes()
             if sniff_keras(data[:4096]) is not None:  # a Keras config, .keras zip or .h5, by content
                 config, file_loss, compiled = read_keras_training(data)
+                config = with_input_shapes(config, options["input_shapes"])
                 # The stored weights only where the translation reads them (a PReLU's alpha), as the
                 # job will: a trained per-unit alpha is refused here, a uniform one accepted.
                 stored = (read_keras_weights(data, config)
