@@ -71,6 +71,9 @@ REFUSED = {
     # no layer with that scale.
     "AlphaDropout": "AlphaDropout (SELU's dropout: dropped units set to -alpha' and an affine "
                     "rescale) changes gradients in a way the spec's dropout cannot express",
+    # a Lambda's function is Python code in the file, which is never run; the usual one rescales
+    "Lambda": "a Lambda layer's function is code, which is never run from a file; an input "
+              "normalisation such as `lambda x: x / 255 - 0.5` is Rescaling(1/255, offset=-0.5)",
 }
 #: Layers translated to no spec layer: exactly the identity for the simulated network.
 _SKIPPED = ("InputLayer", "Identity", "GaussianNoise", "Masking", "ActivityRegularization")
@@ -193,7 +196,9 @@ def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
     except OSError as exc:
         raise InputFormatError(f"not a readable HDF5 file: {str(exc)[:200]}") from None
     if raw is None:
-        raise InputFormatError("the HDF5 file has no `model_config` attribute: not a Keras .h5 model")
+        raise InputFormatError("the HDF5 file has no `model_config` attribute: not a Keras .h5 model "
+                               "(a save_weights() file holds weights only; check the file model.save() "
+                               "writes, or the model.to_json() config)")
 
     def text(value: Any) -> str | bytes:
         return value.decode() if isinstance(value, bytes) else str(value)

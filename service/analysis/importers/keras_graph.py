@@ -901,7 +901,9 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
             n.cfg = {**n.cfg, "_keras2": True}
     unsupported = [(n.cls, n.name) for n in nodes if n.cls not in GRAPH_LAYERS]
     if unsupported:
-        raise ModelError("unsupported Keras layers: " + name_layers(unsupported) + "; supported: "
+        from gradhealth.analysis.importers.keras import REFUSED  # (keras.py imports this module)
+
+        raise ModelError("unsupported Keras layers: " + name_layers(unsupported, why=REFUSED) + "; supported: "
                          + ", ".join(GRAPH_LAYERS) + ", and models nested in the model")
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
