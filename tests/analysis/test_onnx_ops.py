@@ -291,3 +291,21 @@ def test_cumsum_matches_the_operators_definition(exclusive: int, reverse: int) -
         ks = [k for k in range(5) if (k >= j if reverse else k <= j) and not (exclusive and k == j)]
         expected[:, j] = x[:, ks].sum(1) if ks else 0
     np.testing.assert_array_equal(got, expected)
+
+
+def test_an_opset_9_lstm_whose_gates_are_reordered_by_attribute_slices() -> None:
+    # torch 1.x exports (opset 9) reorder the LSTM's gate blocks with Slice nodes whose bounds are
+    # attributes, then Concat: folded like the opset-10 form, W and R are known and the LSTM runs
+    import onnx
+
+    from tests.analysis.onnx_models import Sequence, export
+
+    torch.manual_seed(0)
+    model, x = Sequence(torch.nn.LSTM, hidden=16), torch.randn(4, 12, 8)
+    old = export(model, x, train=True, opset=9)
+    slices = [n for n in onnx.load_from_string(old).graph.node if n.op_type == "Slice"]
+    assert slices and all(any(a.name == "starts" for a in n.attribute) for n in slices)  # the test's file
+    new = check_onnx(export(model, x, train=True, opset=17), seeds=1, verify=False)
+    doc = check_onnx(old, seeds=1, verify=False)
+    assert [s.output_grad_norm for s in doc.time_steps] == pytest.approx(
+        [s.output_grad_norm for s in new.time_steps], rel=1e-9)

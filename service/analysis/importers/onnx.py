@@ -635,6 +635,11 @@ def _slice(n: Node, c: Ctx) -> Op:
             rows = list(range(*picked.indices(x.shape[dim])))
             x = x.index_select(dim, torch.tensor(rows, dtype=torch.long, device=x.device))
         return x
+    a = n.attrs
+    if "starts" in a:  # opset 1-9 (torch 1.x exports): the bounds are attributes, not inputs
+        starts, ends = (torch.tensor(list(a[k]), dtype=torch.long) for k in ("starts", "ends"))
+        axes = torch.tensor(list(a.get("axes", range(len(a["starts"])))), dtype=torch.long)
+        return Fn(lambda x: slice_(x, starts, ends, axes))
     return Fn(slice_)
 
 
@@ -1271,7 +1276,7 @@ def _fold_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
 #: ``optimize`` write it: ``g * v / ReduceL2(v)``) becomes the layer's weight, as older opsets
 #: store it already folded. Arithmetic and shape ops only, through the same builders that run them.
 _FOLDABLE = frozenset({
-    "Identity", "Cast", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Concat",
+    "Identity", "Cast", "Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Concat", "Slice",
     "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Neg", "Abs", "Reciprocal",
     "ReduceL2", "ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceMax", "ReduceMin",
 })
