@@ -190,8 +190,8 @@ def test_dynamic_dimension_needs_a_size() -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), f, dynamo=False, input_names=["x"],
                           dynamic_axes={"x": {0: "batch"}})
-    with pytest.raises(ModelError, match=r"x\[0\] \(batch\)"):
-        check_onnx(f.getvalue(), seeds=1)
+    with pytest.raises(ModelError, match=r"x\[0\] \(batch\); give the batch size \(--batch-size"):
+        check_onnx(f.getvalue(), seeds=1)  # only the batch is missing: the batch size is the way
     doc = check_onnx(f.getvalue(), seeds=1, verify=False, batch_size=6)
     assert doc.simulation is not None and doc.simulation.batch_size == 6
 

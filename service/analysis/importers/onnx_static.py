@@ -203,6 +203,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     shapes: dict[str, list[int]] = {}
     elem_types: dict[str, int] = {}
     missing: list[str] = []
+    batch_only = True  # every dimension missing is a first one: a batch size would do
     for inp in graph.input:
         if inp.name in init_names:
             continue
@@ -218,11 +219,14 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                 dims.append(int(d.dim_value))
             else:
                 missing.append(f"{inp.name}[{k}] ({d.dim_param or 'unknown'})")
+                batch_only = batch_only and k == 0
         shapes[inp.name] = dims
         elem_types[inp.name] = tt.elem_type
     if missing:
         raise ModelError("dynamic dimensions without a size: " + ", ".join(missing)
-                         + "; give them as input shapes (e.g. --input-shape name=32x3x224x224)")
+                         + ("; give the batch size (--batch-size 32; `batch_size` over HTTP) or the "
+                            "input shapes" if batch_only else "; give them as input shapes")
+                         + " (e.g. --input-shape name=32x3x224x224)")
     act = activation_bytes(model, shapes)
     if act > limits.max_activation_bytes:
         raise LimitExceeded(f"activations and their gradients would take about {act} "
