@@ -908,6 +908,10 @@ def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None
                        float(then[-1]) if len(then) else train_then, float(lv[-1]), int(len(vv) - 1 - j))
 
 
+#: Ctrl-C, as Python and torch's elastic launcher report it (SIGINT is signal 2)
+_BY_HAND = re.compile(r"KeyboardInterrupt|got signal:? *(?:2|SIGINT)\b")
+
+
 @detects("truncated_log")
 def truncated(run: RunLog, t: LogThresholds) -> list[Finding]:
     notes = [w for w in run.warnings if w.code in ("truncated_log", "corrupt_record")]
@@ -915,7 +919,7 @@ def truncated(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     last_line = run.traceback.strip().splitlines()[-1] if run.traceback else None
     damage = [w for w in notes if w.code == "corrupt_record" or "traceback" not in w.message]
-    if last_line and "KeyboardInterrupt" in last_line and not damage:
+    if last_line and _BY_HAND.search(last_line) and not damage:
         # Ctrl-C: the user stopped the run; nothing was cut or damaged
         return [_finding(
             "truncated_log", "info", f"the run was stopped by hand: {last_line}",

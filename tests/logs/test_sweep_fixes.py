@@ -141,3 +141,19 @@ def test_a_run_stopped_with_ctrl_c_is_a_note(tmp_path) -> None:
     p.write_text("\n".join(lines[:-1] + ["RuntimeError: CUDA out of memory"]) + "\n")
     [f] = [f for f in check_logs(p).findings if f.code == "truncated_log"]
     assert f.severity == "warning"
+
+
+@pytest.mark.parametrize("last,severity", [
+    ("torch.distributed.elastic.multiprocessing.api.SignalException: Process 54958 got signal: 2", "info"),
+    # SIGTERM: killed from outside (a scheduler's time limit): the run did not end as it should
+    ("torch.distributed.elastic.multiprocessing.api.SignalException: Process 54958 got signal: 15", "warning"),
+])
+def test_a_launcher_stopped_by_sigint_is_a_note_and_by_sigterm_a_warning(tmp_path, last, severity) -> None:
+    from gradhealth.library import check_logs
+
+    lines = [f"step {i} loss {3.0 - 0.01 * i:.3f}" for i in range(40)]
+    lines += ["Traceback (most recent call last):", '  File "run.py", line 85, in handler', last]
+    p = tmp_path / "train.log"
+    p.write_text("\n".join(lines) + "\n")
+    [f] = [f for f in check_logs(p).findings if f.code == "truncated_log"]
+    assert f.severity == severity
