@@ -425,6 +425,24 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
 
 
+#: Findings about what units do on the inputs: a network's own (trained) weights meet the check's
+#: synthetic inputs, which can be nothing like the data they were trained on.
+_INPUT_DEPENDENT = ("dead_units", "saturation")
+
+
+def on_synthetic_inputs(doc: Diagnosis) -> Diagnosis:
+    """``doc`` of a file's own weights, with each finding that depends on the inputs saying that
+    the inputs were synthetic (a trained network can leave units off, or saturate them, on inputs
+    unlike its data), and how to judge the architecture itself."""
+    for f in doc.findings:
+        if f.code in _INPUT_DEPENDENT and f.severity != "info":
+            f.explanation += (
+                " These are the file's own weights, fed synthetic inputs (standard normal values, or "
+                "random token ids): a trained network can leave units off or saturated on inputs unlike "
+                "its data. weights: reinitialise judges the architecture itself.")
+    return doc
+
+
 def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weights: str = "as_given",
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
@@ -454,9 +472,10 @@ def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weig
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
                    reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer))
     try:
-        return diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
-                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,
-                        progress=progress)
+        doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
+                       parameters=imported.parameters, activation_bytes=imported.activation_bytes,
+                       progress=progress)
+        return doc if weights == "reinitialise" else on_synthetic_inputs(doc)
     except torch.OutOfMemoryError:
         raise
     except RuntimeError as exc:  # the file's own graph does not compute on these inputs: a 422

@@ -212,3 +212,16 @@ def test_a_graph_that_fixes_its_batch_size_is_refused_with_the_reason_not_failed
     assert check_onnx(data, seeds=1, verify=False).simulation.batch_size == 2  # as exported: runs
     with pytest.raises(ModelError, match=r"does not run on inputs of shapes \[\[8, 6, 12\]\].*fix its batch size"):
         check_onnx(data, seeds=1, verify=False, batch_size=8)
+
+
+def test_findings_on_a_files_own_weights_say_the_inputs_were_synthetic() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    with torch.no_grad():
+        model[0].bias.fill_(-50.0)  # off for every input: dead on any data, synthetic or not
+    doc = check_onnx(export(model, torch.randn(16, 16)), seeds=1, verify=False)
+    [dead] = [f for f in doc.findings if f.code == "dead_units"]
+    assert "fed synthetic inputs" in dead.explanation and "weights: reinitialise" in dead.explanation
+    # the architecture itself, at torch's initialisation: the bias is drawn again, nothing is dead
+    fresh = check_onnx(export(model, torch.randn(16, 16)), seeds=1, verify=False, weights="reinitialise")
+    assert "dead_units" not in {f.code for f in fresh.findings}

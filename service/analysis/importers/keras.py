@@ -1348,7 +1348,7 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
 
     from gradhealth.analysis.graph import GraphRun, InputSpec
     from gradhealth.analysis.model import Unit, build_network
-    from gradhealth.analysis.module_check import diagnose
+    from gradhealth.analysis.module_check import diagnose, on_synthetic_inputs
     from gradhealth.analysis.plan import make_plan
     from gradhealth.analysis.spec import parse_spec
     from gradhealth.devices import require_cuda_if_asked
@@ -1384,4 +1384,4 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,
                    progress=progress)
     doc.summary = f"{doc.summary} [weights: as stored in the file]"
-    return doc
+    return on_synthetic_inputs(doc)

@@ -815,7 +815,7 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | None, stored: dict[str, 
     """The check of a Keras graph: the file's weights (``stored``) or each seed's draw of the
     config's initialisers, through the graph simulation and the spec check's rules."""
     from gradhealth.analysis.graph import GraphRun, InputSpec
-    from gradhealth.analysis.module_check import diagnose, optimizer_spec
+    from gradhealth.analysis.module_check import diagnose, on_synthetic_inputs, optimizer_spec
     from gradhealth.devices import require_cuda_if_asked
 
     require_cuda_if_asked(device)
@@ -859,6 +859,8 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | None, stored: dict[str, 
                    progress=progress)
     doc.summary = (f"{doc.summary} [weights: as stored in the file]" if stored is not None
                    else f"{doc.summary} [weights: Keras' initialisers, drawn per seed]")
+    if stored is not None:
+        on_synthetic_inputs(doc)
     if graph.preprocessing:
         doc.summary += (f" [input preprocessing skipped: {', '.join(graph.preprocessing)}; the "
                         "synthetic inputs are already normalised]")
