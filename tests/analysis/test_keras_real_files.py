@@ -114,3 +114,29 @@ def test_the_cli_passes_input_shapes_to_a_keras_file(tmp_path: Path, capsys) -> 
                  "--input-shape", "notes=12x6"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert max(s["t"] for s in doc["time_steps"]) == 11
+
+
+def _conv(name: str, filters: int) -> dict:
+    return _layer("Conv2D", name, filters=filters, kernel_size=[3, 3], strides=[1, 1], padding="same",
+                  activation="relu", use_bias=True, kernel_initializer=_init("HeNormal"),
+                  bias_initializer=_init("Zeros"))
+
+
+def test_the_default_batch_keeps_a_large_models_activations_within_budget() -> None:
+    from gradhealth.analysis.importers.keras import ACTIVATION_BUDGET, DEFAULT_BATCH
+    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.spec import parse_spec
+
+    big = _seq(*[_conv(f"c{i}", 32) for i in range(4)], _layer("Flatten", "f"), _dense("out", 4),
+               shape=[96, 96, 3])
+    at_64 = make_plan(parse_spec(keras_to_spec(big, batch_size=DEFAULT_BATCH))).activation_bytes
+    assert at_64 > ACTIVATION_BUDGET  # the test's own model is over the budget at 64
+    doc = check_keras(big, seeds=1, verify=False)
+    chosen = doc.simulation.batch_size
+    assert chosen < DEFAULT_BATCH and at_64 * chosen / DEFAULT_BATCH <= ACTIVATION_BUDGET
+    assert f"[batch {chosen} by default" in doc.summary
+    # a batch the user gives is the batch used, without a note
+    given = check_keras(big, seeds=1, verify=False, batch_size=4)
+    assert given.simulation.batch_size == 4 and "by default" not in given.summary
+    small = check_keras(_seq(_dense("d", 8, "relu"), _dense("o", 2), shape=[4]), seeds=1, verify=False)
+    assert small.simulation.batch_size == DEFAULT_BATCH and "by default" not in small.summary

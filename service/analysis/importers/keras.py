@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from gradhealth.analysis.importers import ModelError, name_layers
-from gradhealth.errors import InputFormatError
+from gradhealth.errors import GradHealthError, InputFormatError
 
 __all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
            "read_keras_training", "sniff_keras", "translate_or_graph", "translation_reads_weights"]
@@ -1242,15 +1242,25 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                          "use weights: reinitialise to check the architecture as Keras builds it")
     config = with_input_shapes(config, input_shapes)
     settings = settings if settings is not None else get_settings()
-    spec, origins, graph = translate_or_graph(
-        config, loss or file_loss, seeds=seeds or 3, batch_size=batch_size or 64, stored=stored,
-        optimizer=optimizer, limits=settings.limits)
+
+    def translated(batch: int) -> tuple[dict[str, Any] | None, Origins | None, Any]:
+        return translate_or_graph(config, loss or file_loss, seeds=seeds or 3, batch_size=batch,
+                                  stored=stored, optimizer=optimizer, limits=settings.limits)
+
+    spec, origins, graph = translated(batch_size or DEFAULT_BATCH)
+    shrunk = ""
+    if batch_size is None:
+        batch_size, shrunk = _batch_within_budget(spec, graph, settings.limits)
+        if shrunk:
+            spec, origins, graph = translated(batch_size)
     if graph is not None:
         from gradhealth.analysis.importers.keras_torch import check_keras_graph
 
-        return check_keras_graph(graph, loss=loss or file_loss, stored=stored, seeds=seeds or 3,
-                                 batch_size=batch_size or 64, device=device, verify=verify,
-                                 settings=settings, progress=progress, optimizer=optimizer)
+        doc = check_keras_graph(graph, loss=loss or file_loss, stored=stored, seeds=seeds or 3,
+                                batch_size=batch_size, device=device, verify=verify,
+                                settings=settings, progress=progress, optimizer=optimizer)
+        doc.summary += shrunk
+        return doc
     assert spec is not None and origins is not None
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
@@ -1258,9 +1268,41 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         doc = _renamed(doc, _keras_names(spec, origins))
         if ignored:  # the file has weights: say they were not used
             doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
+        doc.summary += shrunk
         return doc
     return _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                          progress=progress)
+
+
+#: The batch a Keras model is checked with when none is given, unless its activations would take
+#: more than :data:`ACTIVATION_BUDGET`: then the largest power of two under it, at least
+#: :data:`MIN_DEFAULT_BATCH` (what dead_units needs). A 128x128 U-Net's 64 samples in float64 took
+#: 2.9 GB and 100 s on two cores, for the same diagnosis a batch of 8 gives.
+DEFAULT_BATCH = 64
+ACTIVATION_BUDGET = 512 * 2**20
+MIN_DEFAULT_BATCH = 8
+
+
+def _batch_within_budget(spec: dict[str, Any] | None, graph: Any, limits: Any) -> tuple[int, str]:
+    """(the default batch for a model translated at :data:`DEFAULT_BATCH`, the summary's note
+    when it had to be smaller)."""
+    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.spec import parse_spec
+
+    if graph is not None:
+        used = int(graph.activation_bytes)
+    else:
+        try:
+            used = make_plan(parse_spec(spec), limits).activation_bytes
+        except GradHealthError:
+            return DEFAULT_BATCH, ""  # the check itself says what is wrong, at the batch it was given
+    if used <= ACTIVATION_BUDGET:
+        return DEFAULT_BATCH, ""
+    batch = DEFAULT_BATCH
+    while batch > MIN_DEFAULT_BATCH and used * batch / DEFAULT_BATCH > ACTIVATION_BUDGET:
+        batch //= 2
+    return batch, (f" [batch {batch} by default: {DEFAULT_BATCH} samples' activations would take "
+                   f"{used / 2**30:.1f} GB; set batch_size to choose]")
 
 
 def translate_or_graph(config: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
