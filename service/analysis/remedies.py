@@ -237,7 +237,13 @@ def smaller_learning_rate(ctx: Context) -> list[Remedy]:
     """The spec's learning rate scaled so the worst layer's first-step update ratio becomes
     :data:`gradhealth.core.remedies.UPDATE_RATIO_TARGET` (:func:`lower_rate`), as a patch of
     ``/optimizer/lr``."""
-    found = None if ctx.result.optimizer is None else lower_rate(ctx.detection, ctx.result.optimizer)
+    return _new_rate(ctx, lower_rate)
+
+
+def _new_rate(ctx: Context, rate: Callable[[Detection, S.OptimizerSpec], tuple[Remedy, float] | None]
+              ) -> list[Remedy]:
+    """``rate``'s remedy for the spec's optimizer, as a patch of ``/optimizer/lr``."""
+    found = None if ctx.result.optimizer is None else rate(ctx.detection, ctx.result.optimizer)
     if found is None:
         return []
     remedy, new_lr = found
@@ -265,12 +271,7 @@ def larger_learning_rate(ctx: Context) -> list[Remedy]:
     """The spec's learning rate scaled so the fastest layer's first-step update ratio becomes
     :data:`gradhealth.core.remedies.UPDATE_RATIO_FLOOR_TARGET` (:func:`raise_rate`), as a patch
     of ``/optimizer/lr``."""
-    found = None if ctx.result.optimizer is None else raise_rate(ctx.detection, ctx.result.optimizer)
-    if found is None:
-        return []
-    remedy, new_lr = found
-    remedy.patch = [{"op": "replace", "path": "/optimizer/lr", "value": new_lr}]
-    return [remedy]
+    return _new_rate(ctx, raise_rate)
 
 
 def raise_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, float] | None:

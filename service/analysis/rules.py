@@ -539,6 +539,14 @@ class PostLnDepthRisk(ArchitectureRule):
         )
 
 
+def _first_step(result: SimulationResult) -> tuple[dict[str, float], str, float]:
+    """Each unit's first-step update-to-weight ratio (geometric mean over seeds), the optimizer's
+    type and its learning rate."""
+    ratios = {u.name: u.geo("update_ratio") for u in result.units if "update_ratio" in u.values}
+    opt = result.optimizer
+    return ratios, *((opt.type, opt.lr) if opt is not None else ("?", math.nan))
+
+
 class LargeUpdates(ArchitectureRule):
     """The first optimizer step's update-to-weight ratio, where the spec gives an optimizer."""
 
@@ -555,11 +563,9 @@ class LargeUpdates(ArchitectureRule):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        ratios = {u.name: u.geo("update_ratio") for u in result.units if "update_ratio" in u.values}
+        ratios, kind, lr = _first_step(result)
         hit = sorted((u for u in result.units if ratios.get(u.name, 0.0) > t.large_update_warning),
                      key=lambda u: -ratios[u.name])
-        opt = result.optimizer
-        kind, lr = (opt.type, opt.lr) if opt is not None else ("?", math.nan)
         evidence = {
             "metric": "max_update_ratio",
             "value": value,
@@ -597,10 +603,8 @@ class SmallUpdates(ArchitectureRule):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        ratios = {u.name: u.geo("update_ratio") for u in result.units if "update_ratio" in u.values}
+        ratios, kind, lr = _first_step(result)
         fastest = max((u for u in result.units if ratios.get(u.name, 0.0) > 0), key=lambda u: ratios[u.name])
-        opt = result.optimizer
-        kind, lr = (opt.type, opt.lr) if opt is not None else ("?", math.nan)
         evidence = {
             "metric": "max_update_ratio",
             "value": value,

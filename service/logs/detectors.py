@@ -514,23 +514,27 @@ def _is_bias(s: Series) -> bool:
     return bool(_BIAS.search(s.layer or s.name))
 
 
+def _update_medians(run: RunLog, t: LogThresholds) -> list[tuple[float, Series, np.ndarray]]:
+    """(median, series, its steps) of each weight's ``update_ratio`` series with enough finite
+    positive points (a bias is left out: it starts at zero, and its ratio says nothing)."""
+    out: list[tuple[float, Series, np.ndarray]] = []
+    for s in run.by_role("update_ratio"):
+        if _is_bias(s):
+            continue
+        steps, v = finite(s)
+        steps, v = steps[v > 0], v[v > 0]
+        if len(v) >= t.min_points:
+            out.append((float(np.median(v)), s, steps))
+    return out
+
+
 @detects("large_updates")
 def large_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
     """Layers (or the total) whose typical update-to-weight ratio is far above ~1e-3 per step.
 
     Typical is the median over the logged steps: spikes have their own rules and a median ignores
     them. Only finite positive ratios count (a zero weight gives +inf/NaN, a frozen step 0)."""
-    over: list[tuple[float, Series, np.ndarray]] = []
-    for s in run.by_role("update_ratio"):
-        if _is_bias(s):
-            continue
-        steps, v = finite(s)
-        steps, v = steps[v > 0], v[v > 0]
-        if len(v) < t.min_points:
-            continue
-        median = float(np.median(v))
-        if median > t.large_update_warning:
-            over.append((median, s, steps))
+    over = [m for m in _update_medians(run, t) if m[0] > t.large_update_warning]
     if not over:
         return []
     over.sort(key=lambda o: -o[0])
@@ -575,15 +579,7 @@ def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
     Typical is the median over the logged steps (a warm-up's first steps and a schedule's last
     ones are a minority); a series that is exactly 0 throughout is a frozen or dead layer and left
     to the other rules."""
-    medians: list[tuple[float, Series, np.ndarray]] = []
-    for s in run.by_role("update_ratio"):
-        if _is_bias(s):
-            continue
-        steps, v = finite(s)
-        steps, v = steps[v > 0], v[v > 0]
-        if len(v) < t.min_points:
-            continue
-        medians.append((float(np.median(v)), s, steps))
+    medians = _update_medians(run, t)
     if not medians:
         return []
     best, s0, steps0 = max(medians, key=lambda m: m[0])
