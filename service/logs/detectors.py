@@ -55,6 +55,19 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
             (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
     if not hits:
         return _undefined_metrics(notes)
+    if _skipped_by_the_scaler(run, hits):
+        hits.sort(key=lambda h: h[0])
+        count = sum(h[2] for h in hits)
+        return [_finding(
+            "nonfinite", "info",
+            f"{', '.join(dict.fromkeys(h[1].name for h in hits))}: NaN/Inf at {count} isolated step(s) (first at "
+            f"step {_num(hits[0][0])}) while the loss stays finite and the norm comes back: steps a mixed-"
+            "precision loss scaler skipped",
+            "fp16 training's loss scaler skips a step whose gradients overflowed and lowers its scale; the "
+            "Trainer logs that step's norm as NaN or Inf. Occasional skips are how the scaler works.",
+            {"metric": hits[0][1].name, "steps": [_num(hits[0][0]), _num(max(float(h[1].steps[-1]) for h in hits))],
+             "metrics": [h[1].name for h in hits], "counts": {h[1].name: h[2] for h in hits}, "value": None},
+            [])]
     hits.sort(key=lambda h: h[0])
     step, first, _ = hits[0]
     names = [h[1].name for h in hits]
@@ -72,6 +85,28 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": first.name, "steps": [_num(step), _num(last_step)], "layers": layers or None,
          "metrics": names, "counts": {h[1].name: h[2] for h in hits}, "value": None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
+
+
+#: At most this fraction of a gradient norm's points may be NaN/Inf for them to read as a loss
+#: scaler's skipped steps (it halves its scale at each and is back within a few steps).
+_SKIP_FRACTION = 0.05
+#: ... or this many in all: the scaler starts at 2^16 and halves at each overflow, so a short run
+#: can log several skips while it finds its scale.
+_SKIPS_AT_START = 5
+
+
+def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -> bool:
+    """Whether the non-finite points are a mixed-precision loss scaler's skipped steps: only in
+    gradient norms, a few of each series, none at its end, and the loss finite throughout."""
+    loss = run.first("loss")
+    if loss is None or not len(loss) or not np.all(np.isfinite(loss.values)):
+        return False
+    for _, s, count in hits:
+        if s.role not in ("grad_norm", "clipped_grad_norm", "layer_grad_norm"):
+            return False
+        if not np.isfinite(s.values[-1]) or count > max(_SKIP_FRACTION * len(s), _SKIPS_AT_START):
+            return False
+    return True
 
 
 #: A metric named for a loss or a norm (YOLO's train/box_loss, detectron2's loss_cls) is part of
@@ -297,7 +332,11 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     worst = idx[int(np.argmax(v[idx]))]  # the largest spike: the one the summary and `value` name
     fraction = len(idx) / len(v)
     all_recovered = all(recovered)
-    severity = "warning" if (fraction > t.spike_warning_fraction or not all_recovered) else "info"
+    # Frequent is a fraction of the run, but two recovered bumps of 1.5x in a short run are not
+    # yet a pattern: a warning needs three, or one at least twice its level.
+    frequent = fraction > t.spike_warning_fraction and (
+        len(idx) >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
+    severity = "warning" if (frequent or not all_recovered) else "info"
     code = "gradient_spike" if role == "grad_norm" else "loss_spike"
     what = {"grad_norm": "gradient norm", "val_loss": "validation loss"}.get(role, "loss")
     remedies: list[Remedy | None] = [clipping(run, t)] if role == "grad_norm" else [clipping(run, t)]
@@ -755,6 +794,11 @@ def _stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
         [R.weight_decay()])
 
 
+def _change(improvement: float) -> str:
+    """A relative improvement in words: "8.2% lower", or "8.2% higher" when it is negative."""
+    return f"{improvement:.1%} lower" if improvement >= 0 else f"{-improvement:.1%} higher"
+
+
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     stuck = _stuck_validation_accuracy(run, t)
@@ -788,11 +832,12 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                        "than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
                        "that do not follow from the inputs).")
     elif never:
-        summary = f"{loss.name} barely moved: {overall:.1%} lower at the end than at the start"
+        summary = f"{loss.name} barely moved: {_change(overall)} at the end than at the start"
         explanation = ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning "
                        "rate far too small, or a data/label problem).")
     else:
-        summary = f"{loss.name} improved {late:.2%} over the last half of the run (after falling {overall:.0%} before)"
+        summary = (f"{loss.name} " + (f"improved {late:.2%}" if late >= 0 else f"rose {-late:.2%}")
+                   + f" over the last half of the run (after falling {overall:.0%} before)")
         explanation = "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
     out = [_finding(
         "loss_plateau", "warning" if never or chance is not None else "info", summary, explanation,
@@ -800,6 +845,11 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
          "threshold": t.plateau_improvement, "overall_improvement": overall, "at_chance": chance},
         [raise_lr(run, why="the loss is not moving") if never or chance is not None else None])]
     return out + ([stuck] if stuck else [])
+
+
+#: Residuals this anticorrelated from one step to the next (up, down, up) are steps overshooting
+#: the minimum, not minibatch noise (about 0 for independent batches).
+_ALTERNATION = -0.3
 
 
 @detects("loss_oscillation")
@@ -824,6 +874,16 @@ def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     x = steps[half:].astype(np.float64)
     slope, _, high = theil_sen(x, np.log(v[half:]))
     if high < 0 and 1 - math.exp(slope * float(x[-1] - x[0])) >= t.plateau_improvement:
+        return []
+    # The same over the whole run, when the last half is not clearly rising: a preference loss
+    # (DPO, ORPO) or a small batch's step losses are noisy from step to step while they fall.
+    x_all = steps.astype(np.float64)
+    slope_all, _, high_all = theil_sen(x_all, np.log(v))
+    _, low_half, _ = theil_sen(x, np.log(v[half:]))
+    resid = np.log(v) - np.log(np.maximum(trend, 1e-300))
+    alternating = len(resid) > 3 and float(np.corrcoef(resid[:-1], resid[1:])[0, 1]) < _ALTERNATION
+    if (high_all < 0 and low_half <= 0 and not alternating
+            and 1 - math.exp(slope_all * float(x_all[-1] - x_all[0])) >= t.plateau_improvement):
         return []
     return [_finding(
         "loss_oscillation", "warning",

@@ -51,8 +51,11 @@ def learning_rate_at(run: RunLog, step: float | None) -> float | None:
     lr = run.first("learning_rate")
     if lr is None or step is None or not len(lr):
         return None
-    idx = int(np.searchsorted(lr.steps, step, side="right")) - 1
-    return float(lr.values[max(idx, 0)])
+    idx = max(int(np.searchsorted(lr.steps, step, side="right")) - 1, 0)
+    # a warm-up starts at 0, which no factor turns into a rate: the first rate it reaches instead
+    ahead = lr.values[idx:]
+    positive = ahead[np.isfinite(ahead) & (ahead > 0)]
+    return float(positive[0]) if len(positive) else None
 
 
 def lower_lr(

@@ -157,3 +157,46 @@ def test_a_launcher_stopped_by_sigint_is_a_note_and_by_sigterm_a_warning(tmp_pat
     p.write_text("\n".join(lines) + "\n")
     [f] = [f for f in check_logs(p).findings if f.code == "truncated_log"]
     assert f.severity == severity
+
+
+def test_a_loss_scalers_skips_are_a_note_and_its_warm_up_rate_is_not_zero() -> None:
+    from gradhealth.logs.remedies import learning_rate_at
+
+    # fp16 DPO: the norm is NaN at 4 of 75 steps (the scaler finding its scale), the loss finite
+    n = 75
+    loss = 0.69 * np.exp(-np.arange(n) / 30) + 0.15
+    grad = 5 + np.sin(np.arange(n))
+    grad[[1, 2, 18, 74 - 10]] = np.nan
+    lr = np.minimum(np.arange(n) / 10, 1.0) * 5e-6  # a warm-up from 0
+    run = run_of(loss=loss, grad_norm=grad, learning_rate=lr)
+    [f] = found(diagnose(run), "nonfinite")
+    assert f.severity == "info" and f.evidence.counts == {"grad_norm": 4}
+    assert learning_rate_at(run, 0.0) == pytest.approx(5e-7)  # the first rate the warm-up reaches
+    # the same NaN held to the end is the weights gone: an error
+    grad[60:] = np.nan
+    [f] = found(diagnose(run_of(loss=loss, grad_norm=grad, learning_rate=lr)), "nonfinite")
+    assert f.severity == "error"
+
+
+def test_a_noisy_loss_that_clearly_falls_over_the_run_is_not_an_oscillation() -> None:
+    # a DPO-like preference loss: large step-to-step noise around a fall from 0.69 to 0.2
+    rng = np.random.default_rng(0)
+    n = 120
+    trend = 0.8 * np.exp(-np.arange(n) / 15) + 0.1  # falls, then level with large noise on top
+    noise = rng.normal(0, 0.5, n)
+    loss = trend * np.exp(noise)
+    assert not found(diagnose(run_of(loss=loss)), "loss_oscillation")
+    # swings of the same size that alternate (up, down, up: steps overshooting) are one
+    swinging = trend * np.exp(np.abs(noise) * np.where(np.arange(n) % 2, 1.0, -1.0))
+    assert found(diagnose(run_of(loss=swinging)), "loss_oscillation")
+
+
+def test_two_small_recovered_bumps_in_a_short_run_are_a_note() -> None:
+    n = 126
+    loss = 0.33 + 0.01 * np.sin(np.arange(n))
+    loss[[40, 90]] = 0.496  # 1.5x, and back at once
+    [f] = found(diagnose(run_of(loss=loss)), "loss_spike")
+    assert f.severity == "info"
+    loss[[40, 60, 90]] = 0.496  # a third: a pattern
+    [f] = found(diagnose(run_of(loss=loss)), "loss_spike")
+    assert f.severity == "warning"
