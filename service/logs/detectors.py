@@ -908,6 +908,21 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     d, val = found[0], found[0].val
     others = [o.val.name for o in found[1:]]
     raw_rise = (d.last - d.best) / d.best
+    better = _task_metric_improved(run, val, d.best_step)
+    if better is not None:
+        name, then, now = better
+        return [_finding(
+            "validation_divergence", "info",
+            f"{val.name} rose from its lowest {d.best:.3g} (step {_num(d.best_step)}) to {d.last:.3g} "
+            f"({raw_rise:+.0%}), but {name} kept improving: {then:.4g} then, {now:.4g} at the end",
+            "A validation loss that rises while the task metric of the same evaluation still improves is "
+            "usually over-confidence on the examples it gets wrong (calibration), not overfitting; keep the "
+            f"checkpoint with the best {name}.",
+            {"metric": val.name, "steps": [_num(d.best_step), _num(d.last_step)], "value": d.rise,
+             "threshold": t.validation_rise, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
+             "raw_rise": raw_rise, "train_metric": loss.name, "task_metric": name,
+             "task_metric_then": then, "task_metric_last": now},
+            [])]
     return [_finding(
         "validation_divergence", "warning",
         f"{val.name} rose from its lowest {d.best:.3g} (step {_num(d.best_step)}) to {d.last:.3g} "
@@ -919,6 +934,42 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
          "threshold": t.validation_rise, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
          "raw_rise": raw_rise, "train_metric": loss.name, "also_diverged": others},
         [R.early_stopping(d.best_step, max(2, d.patience // 2)), R.weight_decay()])]
+
+
+# A task metric of an evaluation, and which way is better: error rates down, scores up. Perplexity
+# is the loss itself (exp of it), so it says nothing the loss does not.
+_LOWER_BETTER = re.compile(r"(?:^|[/_.])(?:wer|cer|error|err|mae|mse|rmse)(?:$|[/_.])", re.IGNORECASE)
+_HIGHER_BETTER = re.compile(r"(?:^|[/_.])(?:acc|accuracy|f1|bleu|rouge\w*|exact_match|em|auc|auroc|map|"
+                            r"iou|miou|dice|precision|recall|top1|top5|sacrebleu|chrf|score)(?:$|[/_.])",
+                            re.IGNORECASE)
+_TASK_GAIN = 0.02  # relative: a task metric 2% better than at the loss's best has kept improving
+_SPLIT_PREFIX = re.compile(r"^(?P<split>val|valid|validation|eval|test|dev)(?P<sep>[/_.])", re.IGNORECASE)
+
+
+def _task_metric_improved(run: RunLog, val: Series, best_step: float) -> tuple[str, float, float] | None:
+    """A task metric logged by the same evaluation as ``val`` (``eval_loss`` -> ``eval_wer``,
+    ``val_loss`` -> ``val_accuracy``) that is better at the end than when ``val`` was lowest:
+    (its name, its value then, its last value); None when there is none."""
+    if _SPLIT_PREFIX.match(val.name) is None:
+        return None
+    # the same evaluation's names: eval_g0_loss -> eval_g0_accuracy, validation/epoch_loss ->
+    # validation/epoch_accuracy (another set's metric says nothing about this one)
+    prefix = val.name[:val.name.lower().rfind("loss")]
+    for s in run.series:
+        if s.role != "metric" or not s.name.startswith(prefix) or "loss" in s.name.lower():
+            continue
+        lower = bool(_LOWER_BETTER.search(s.name[len(prefix):]))
+        if not lower and not _HIGHER_BETTER.search(s.name[len(prefix):]):
+            continue
+        steps, v = finite(s)
+        then = v[steps <= best_step]
+        if len(then) == 0 or len(v) < 3 or steps[-1] <= best_step:
+            continue
+        at_best, last = float(then[-1]), float(v[-1])
+        gain = (at_best - last) if lower else (last - at_best)
+        if gain > _TASK_GAIN * abs(at_best):
+            return s.name, at_best, last
+    return None
 
 
 @dataclass(frozen=True)

@@ -200,3 +200,26 @@ def test_two_small_recovered_bumps_in_a_short_run_are_a_note() -> None:
     loss[[40, 60, 90]] = 0.496  # a third: a pattern
     [f] = found(diagnose(run_of(loss=loss)), "loss_spike")
     assert f.severity == "warning"
+
+
+def test_a_rising_eval_loss_while_the_same_evaluations_task_metric_improves_is_a_note() -> None:
+    train, val = _overfit(rise=1.0)
+    n = len(val)
+    j = int(np.argmin(val))
+    wer = np.linspace(30.0, 24.0, n)  # the word error rate keeps falling past the loss's minimum
+    [f] = found(diagnose(run_of(loss=train, eval_loss=val, eval_wer=wer)), "validation_divergence")
+    assert f.severity == "info" and not f.remedies
+    assert f.evidence.task_metric == "eval_wer" and f.evidence.task_metric_then == pytest.approx(wer[j])
+    assert f.evidence.task_metric_last == pytest.approx(wer[-1])
+    # an error rate that got worse with the loss: overfitting, as before
+    [f] = found(diagnose(run_of(loss=train, eval_loss=val, eval_wer=wer[::-1].copy())), "validation_divergence")
+    assert f.severity == "warning"
+    # another evaluation set's accuracy says nothing about this set's loss
+    acc = np.linspace(0.5, 0.9, n)
+    [f] = found(diagnose(run_of(loss=train, eval_a_loss=val, eval_b_accuracy=acc)), "validation_divergence")
+    assert f.severity == "warning"
+    # a gain inside 2% is no evidence either way
+    flatish = np.full(n, 24.0)
+    flatish[-1] = 23.9
+    [f] = found(diagnose(run_of(loss=train, eval_loss=val, eval_wer=flatish)), "validation_divergence")
+    assert f.severity == "warning"
