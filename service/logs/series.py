@@ -113,6 +113,8 @@ _CLIPPED_GRAD = re.compile(r"^(?:train[/_])?(?:clipped[/_]grad(?:ient)?_norm|"
                            r"grad(?:ient)?_norm[/_](?:clipped|post[/_]?clip|after[/_]clip(?:ping)?))$")
 _LOSS = re.compile(r"^(?:train[/_.]?)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
                    r"train_loss_step|train_loss_epoch|loss_epoch|total_loss|"
+                   # a run that averages its per-part losses (a PINN's boundary and PDE terms)
+                   r"mean_loss|avg_loss|average_loss|loss_mean|loss_avg|"
                    # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)
                    r"cross_?entropy(?:_?loss)?|ce_loss|lm_loss|nll_loss)$")
 _VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test|dev)[/_.]?(?:loss|epoch_loss|loss_epoch|loss_step)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"

@@ -122,7 +122,7 @@ def test_an_undefined_evaluation_metric_is_a_note_and_a_component_loss_is_not() 
 @pytest.mark.parametrize("name,role", [
     ("lr_decay_iters", "metric"), ("lr_warmup_steps", "metric"), ("lr_scheduler", "metric"),
     ("lr_pg0", "learning_rate"), ("x/lr0", "learning_rate"), ("lr-AdamW/pg1", "learning_rate"),
-    ("val/loss_epoch", "val_loss"), ("dev_loss", "val_loss"),
+    ("val/loss_epoch", "val_loss"), ("dev_loss", "val_loss"), ("mean_loss", "loss"), ("train/avg_loss", "loss"),
 ])
 def test_more_names_real_tools_write(name: str, role: str) -> None:
     assert classify(name)[0] == role
