@@ -665,7 +665,7 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     rise = end / low if low > 0 else math.inf
     if rise < t.divergence_factor:
-        return []
+        return _excursion(run, loss, steps, sm, t)
     # onset: where the smoothed loss leaves its minimum for good
     level = low * (1 + (t.divergence_factor - 1) / 2)
     onset_i = i_min + int(np.argmax(sm[i_min:] > level))
@@ -688,6 +688,42 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
          "threshold": t.divergence_factor, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
          "learning_rate_growth": growth},
         [fix, clipping(run, t)])]
+
+
+#: A stretch this long (a fraction of the points) above divergence_factor x the lowest smoothed loss
+#: so far is a divergence the run partly came back from, not noise.
+_EXCURSION_FRACTION = 0.2
+
+
+def _excursion(run: RunLog, loss: Series, steps: np.ndarray, sm: np.ndarray, t: LogThresholds) -> list[Finding]:
+    """A loss that climbed well above its lowest point and stayed up for a long stretch before
+    coming back part of the way (a fine-tune whose warm-up reached too high a rate): a warning,
+    where a loss that ends up there is an error (:func:`divergence`)."""
+    floor = np.minimum.accumulate(sm)
+    up = sm > t.divergence_factor * floor
+    longest, run_start, best_start = 0, 0, 0
+    for i, flag in enumerate(up.tolist()):
+        if not flag:
+            run_start = i + 1
+        elif i - run_start + 1 > longest:
+            longest, best_start = i - run_start + 1, run_start
+    if longest < max(5, _EXCURSION_FRACTION * len(sm)):
+        return []
+    a, b = best_start, best_start + longest - 1
+    peak = a + int(np.argmax(sm[a:b + 1]))
+    low = float(floor[a])
+    return [_finding(
+        "loss_divergence", "warning",
+        f"{loss.name} climbed to {float(sm[peak]) / low:.3g}x its lowest {low:.3g} and stayed above "
+        f"{t.divergence_factor:g}x from step {_num(steps[a])} to {_num(steps[b])} ({longest} points), "
+        f"ending at {float(sm[-1]):.3g}",
+        "The loss left its minimum for a long stretch and came back only part of the way: training was "
+        "unstable there (a learning rate too large for that stage, often the end of a warm-up), and the "
+        "model may end worse than it was.",
+        {"metric": loss.name, "steps": [_num(steps[a]), _num(steps[b])], "value": float(sm[peak]) / low,
+         "threshold": t.divergence_factor, "minimum": low, "final": float(sm[-1]), "points_above": longest},
+        [lower_lr(run, at_step=float(steps[a]), why=f"the loss climbed from step {_num(steps[a])}"),
+         clipping(run, t)])]
 
 
 _ACCURACY = re.compile(r"(?:^|[/_.])(?:acc|accuracy|categorical_accuracy|sparse_categorical_accuracy|"

@@ -223,3 +223,21 @@ def test_a_rising_eval_loss_while_the_same_evaluations_task_metric_improves_is_a
     flatish[-1] = 23.9
     [f] = found(diagnose(run_of(loss=train, eval_loss=val, eval_wer=flatish)), "validation_divergence")
     assert f.severity == "warning"
+
+
+def test_a_long_climb_the_run_partly_came_back_from_is_a_divergence_warning() -> None:
+    # a fine-tune: falls to 0.135, climbs to ~0.3 while its warm-up peaks, then ends at 0.18
+    n = 60
+    rng = np.random.default_rng(11)
+    t = np.arange(n)
+    shape = np.select([t < 8, t < 15, t < 40], [0.6 - 0.058 * t, 0.135, 0.3], 0.18)
+    loss = shape * np.exp(rng.normal(0, 0.02, n))
+    sm_floor = float(np.min(loss[:15]))
+    assert np.mean(loss > 1.5 * sm_floor) > 0.2 and loss[-1] / sm_floor < 1.5  # the test's own shape
+    [f] = found(diagnose(run_of(loss=loss)), "loss_divergence")
+    assert f.severity == "warning" and f.evidence.points_above >= 0.2 * n
+    assert f.evidence.final == pytest.approx(float(np.mean(loss[-5:])), rel=0.1)
+    # the same climb for a few points only is a spike's business, not this rule's
+    brief = np.where((t >= 20) & (t < 24), 0.3, np.where(t < 8, 0.6 - 0.058 * t, 0.135)) * np.exp(
+        rng.normal(0, 0.02, n))
+    assert not found(diagnose(run_of(loss=brief)), "loss_divergence")
