@@ -20,7 +20,7 @@ def native_log(n: int = 120, nan_at: int | None = None) -> bytes:
     for step in range(n):
         loss = 2.0 * np.exp(-step / 40) + 0.2 + rng.normal(0, 0.01)
         grad = float(np.exp(rng.normal(0, 0.1)))
-        if step == nan_at:
+        if nan_at is not None and step >= nan_at:  # from there on: the weights are gone
             grad = float("nan")
         rows += [{"step": step, "metric": "loss", "value": loss}, {"step": step, "metric": "grad_norm", "value": grad}]
     return "".join(json.dumps(r) + "\n" for r in rows).encode()

@@ -18,7 +18,7 @@ from tests.webhooks.receiver import receiver, verify, wait_delivery
 def _log_with_a_nan(n: int = 60, nan_at: int = 40) -> bytes:
     rows = []
     for step in range(n):
-        grad = float("nan") if step == nan_at else 1.0 + 0.01 * math.sin(step)
+        grad = float("nan") if step >= nan_at else 1.0 + 0.01 * math.sin(step)  # never back: diverged
         rows += [{"step": step, "metric": "loss", "value": 2.0 * math.exp(-step / 30) + 0.2},
                  {"step": step, "metric": "grad_norm", "value": grad}]
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
