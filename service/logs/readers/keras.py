@@ -45,10 +45,10 @@ from gradhealth.logs.readers.textio import (
     loads,
     number,
     open_log,
+    read_text,
     read_wide_csv,
 )
 from gradhealth.logs.series import LogWarning, RunLog, parse_number
-from gradhealth.logs.sniff import check_size
 
 _INDEX = ("", "Unnamed: 0")
 _NAME = re.compile(r"[A-Za-z_][\w./-]*")
@@ -126,13 +126,7 @@ def _loss_key(obj: dict[str, Any]) -> str | None:
 def _read_json_history(path: Path, limits: ReadLimits) -> RunLog:
     """A Keras ``History.history`` saved with ``json.dump``: one point per epoch, epochs from 0."""
     name = path.name
-    check_size(path, limits)
-    try:
-        text = path.read_bytes().decode("utf-8").lstrip("\ufeff")
-    except UnicodeDecodeError as e:
-        raise LogError(f"{name} byte offset {e.start}: not UTF-8 text") from None
-    except OSError as e:
-        raise LogError(f"{name}: cannot be read ({e.strerror or e})") from None
+    text = read_text(path, limits)
     try:
         obj = _unwrap(loads(text))
     except ValueError as e:

@@ -153,6 +153,18 @@ def number(cell: Any) -> float | None:
 _BARE_NONFINITE = re.compile(r"([:\[,]\s*)([-+]?)(nan|inf|infinity)(?=\s*[,}\]])", re.IGNORECASE)
 
 
+def read_text(path: Path, limits: ReadLimits) -> str:
+    """A whole JSON or text file within the size limit, as UTF-8 text (a BOM dropped); a
+    :class:`LogError` naming the byte offset of text that is not UTF-8, or why it cannot be read."""
+    check_size(path, limits)
+    try:
+        return path.read_bytes().decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as e:
+        raise LogError(f"{path.name} byte offset {e.start}: not UTF-8 text") from None
+    except OSError as e:
+        raise LogError(f"{path.name}: cannot be read ({e.strerror or e})") from None
+
+
 def loads(text: str) -> Any:
     """``json.loads`` that also takes bare ``nan`` / ``inf`` / ``-inf`` tokens (as strings).
 

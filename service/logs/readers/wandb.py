@@ -61,11 +61,11 @@ from gradhealth.logs.readers.textio import (
     loads,
     number,
     open_log,
+    read_text,
     read_wide_csv,
     truncated,
 )
 from gradhealth.logs.series import LogWarning, Role, RunLog, classify, parse_number
-from gradhealth.logs.sniff import check_size
 
 _STEP_COLUMNS = ("_step", "Step", "step")
 _BOOKKEEPING = {"_step", "_runtime", "_timestamp", "_wandb"}
@@ -180,13 +180,7 @@ class WandbReader:
 
     # --- summary -----------------------------------------------------------------------------------
     def _read_summary(self, path: Path, limits: ReadLimits) -> RunLog:
-        check_size(path, limits)
-        try:
-            text = path.read_bytes().decode("utf-8").lstrip("\ufeff")
-        except UnicodeDecodeError as e:
-            raise LogError(f"{path.name} byte offset {e.start}: not UTF-8 text") from None
-        except OSError as e:
-            raise LogError(f"{path.name}: cannot be read ({e.strerror or e})") from None
+        text = read_text(path, limits)
         try:
             obj = loads(text)
         except json.JSONDecodeError as e:
