@@ -151,13 +151,9 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
     acts = {u.activation for u in result.units if u.activation}
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
-    if code == "large_updates" and result.optimizer is not None:
-        found = lower_rate(det, result.optimizer)  # no spec to patch here: its change names the rate
-        if found is not None:
-            out.append((found[0], result.optimizer.model_copy(update={"lr": found[1]})))
-        return out
-    if code == "small_updates" and result.optimizer is not None:
-        found = raise_rate(det, result.optimizer)
+    rate = {"large_updates": lower_rate, "small_updates": raise_rate}.get(code)
+    if rate is not None and result.optimizer is not None:
+        found = rate(det, result.optimizer)  # no spec to patch here: its change names the rate
         if found is not None:
             out.append((found[0], result.optimizer.model_copy(update={"lr": found[1]})))
         return out

@@ -259,12 +259,7 @@ def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     worst = detection.value
     if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst):
         return None
-    factor = R.UPDATE_RATIO_TARGET / worst
-    remedy = R.lower_learning_rate(
-        factor, learning_rate=opt.lr,
-        why=f"the first step moves the worst layer by {worst:.3g} of its weights' norm; "
-            f"x{factor:.3g} brings it to {R.UPDATE_RATIO_TARGET:g}")
-    return remedy, float(f"{opt.lr * factor:.3g}")
+    return _rate_to(R.UPDATE_RATIO_TARGET, worst, "worst", opt, R.lower_learning_rate)
 
 
 def larger_learning_rate(ctx: Context) -> list[Remedy]:
@@ -281,11 +276,17 @@ def raise_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     best = detection.value
     if not 0 < best < R.UPDATE_RATIO_FLOOR_TARGET:
         return None
-    factor = R.UPDATE_RATIO_FLOOR_TARGET / best
-    remedy = R.raise_learning_rate(
-        factor, learning_rate=opt.lr,
-        why=f"the first step moves the fastest layer by {best:.3g} of its weights' norm; "
-            f"x{factor:.3g} brings it to {R.UPDATE_RATIO_FLOOR_TARGET:g}")
+    return _rate_to(R.UPDATE_RATIO_FLOOR_TARGET, best, "fastest", opt, R.raise_learning_rate)
+
+
+def _rate_to(target: float, measured: float, which: str, opt: S.OptimizerSpec,
+             make: Callable[..., Remedy]) -> tuple[Remedy, float]:
+    """``make``'s remedy scaling ``opt``'s rate by target / measured (the first step's ratio is
+    proportional to the rate), and the new rate to 3 significant digits."""
+    factor = target / measured
+    remedy = make(factor, learning_rate=opt.lr,
+                  why=f"the first step moves the {which} layer by {measured:.3g} of its weights' norm; "
+                      f"x{factor:.3g} brings it to {target:g}")
     return remedy, float(f"{opt.lr * factor:.3g}")
 
 
