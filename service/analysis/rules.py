@@ -233,27 +233,31 @@ def _memory_horizon(per_step: float) -> float | None:
     return -1 / math.log(per_step)
 
 
+def _rank(severity: str | None) -> int:
+    """A severity's rank, below every severity when there is none."""
+    return SEVERITY_RANK[severity] if severity is not None else -1
+
+
 class _ThroughTime(ArchitectureRule):
     verb: str
 
-    def severities(self, result: SimulationResult, t: Thresholds) -> list[tuple[int, str, int, float, int]]:
-        """(rank, layer, sublayer, ratio, steps) per recurrent (sub)layer; rank 3 error, 2 warning,
-        0 none. A gated cell's vanishing is at most a warning (:data:`GATED_CELLS`)."""
+    def severities(self, result: SimulationResult, t: Thresholds) -> list[tuple[str | None, str, int, float, int]]:
+        """(severity, layer, sublayer, ratio, steps) per recurrent (sub)layer. A gated cell's
+        vanishing is at most a warning (:data:`GATED_CELLS`)."""
         out = []
         for layer, sub, ratio, steps in time_ratios(result):
             severity = self.judge(ratio, t)
             if (severity == "error" and self.code == "vanishing_through_time"
                     and result.unit(layer).type in GATED_CELLS):
                 severity = "warning"
-            out.append((SEVERITY_RANK[severity] + 1 if severity else 0, layer, sub, ratio, steps))
+            out.append((severity, layer, sub, ratio, steps))
         return out
 
     def judge(self, ratio: float, t: Thresholds) -> str | None:
         raise NotImplementedError
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        rank = max((r[0] for r in self.severities(result, t)), default=0)
-        return {3: "error", 2: "warning"}.get(rank)
+        return max((r[0] for r in self.severities(result, t)), key=_rank, default=None)
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -261,7 +265,7 @@ class _ThroughTime(ArchitectureRule):
         vanishing = self.code == "vanishing_through_time"
         # the worst recurrent layer: the most severe, then the furthest from 1
         _, layer, sub, ratio, steps = max(
-            self.severities(result, t), key=lambda r: (r[0], -r[3] if vanishing else r[3]))
+            self.severities(result, t), key=lambda r: (_rank(r[0]), -r[3] if vanishing else r[3]))
         value = ratio
         per_step = ratio ** (1 / (steps - 2)) if ratio > 0 and math.isfinite(ratio) else math.nan
         unit = result.unit(layer)
@@ -657,8 +661,7 @@ def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
         value, severity = part.severity(result, thresholds)
         if severity is not None:
             found.append(part.describe(severity, value, result, thresholds))
-    small = [d for d in found if d.code == "small_updates"]
-    if small and result.optimizer is not None and result.optimizer.type == "sgd" and any(
+    if any(d.code == "small_updates" for d in found) and result.optimizer is not None and result.optimizer.type == "sgd" and any(
             d.code in _SHRINKS_GRADIENTS and d.severity != "info" for d in found):
         # SGD's step is lr x the gradient: a gradient the network itself shrinks (vanishing, dead or
         # saturated units) makes the step small, and raising the rate would not fix the network
