@@ -908,14 +908,13 @@ def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     # not steps too large for the curvature.
     half = len(v) // 2
     x = steps[half:].astype(np.float64)
-    slope, _, high = theil_sen(x, np.log(v[half:]))
+    slope, low_half, high = theil_sen(x, np.log(v[half:]))
     if high < 0 and 1 - math.exp(slope * float(x[-1] - x[0])) >= t.plateau_improvement:
         return []
     # The same over the whole run, when the last half is not clearly rising: a preference loss
     # (DPO, ORPO) or a small batch's step losses are noisy from step to step while they fall.
     x_all = steps.astype(np.float64)
     slope_all, _, high_all = theil_sen(x_all, np.log(v))
-    _, low_half, _ = theil_sen(x, np.log(v[half:]))
     resid = np.log(v) - np.log(np.maximum(trend, 1e-300))
     alternating = len(resid) > 3 and float(np.corrcoef(resid[:-1], resid[1:])[0, 1]) < _ALTERNATION
     if (high_all < 0 and low_half <= 0 and not alternating
