@@ -55,25 +55,19 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
             (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
     if not hits:
         return _undefined_metrics(notes)
+    hits.sort(key=lambda h: h[0])
     if _skipped_by_the_scaler(run, hits):
-        hits.sort(key=lambda h: h[0])
-        count = sum(h[2] for h in hits)
         return [_finding(
             "nonfinite", "info",
-            f"{', '.join(dict.fromkeys(h[1].name for h in hits))}: NaN/Inf at {count} isolated step(s) (first at "
-            f"step {_num(hits[0][0])}) while the loss stays finite and the norm comes back: steps a mixed-"
-            "precision loss scaler skipped",
+            f"{', '.join(dict.fromkeys(h[1].name for h in hits))}: NaN/Inf at {sum(h[2] for h in hits)} isolated "
+            f"step(s) (first at step {_num(hits[0][0])}) while the loss stays finite and the norm comes back: "
+            "steps a mixed-precision loss scaler skipped",
             "fp16 training's loss scaler skips a step whose gradients overflowed and lowers its scale; the "
             "Trainer logs that step's norm as NaN or Inf. Occasional skips are how the scaler works.",
-            {"metric": hits[0][1].name, "steps": [_num(hits[0][0]), _num(max(float(h[1].steps[-1]) for h in hits))],
-             "metrics": [h[1].name for h in hits], "counts": {h[1].name: h[2] for h in hits}, "value": None},
-            [])]
-    hits.sort(key=lambda h: h[0])
+            _where(hits), [])]
     step, first, _ = hits[0]
-    names = [h[1].name for h in hits]
     layers = sorted({h[1].layer for h in hits if h[1].layer})
     kind = "NaN" if np.isnan(first.values[np.argmax(~np.isfinite(first.values))]) else "Inf"
-    last_step = max(float(h[1].steps[-1]) for h in hits)
     note = ""
     loss = run.first("loss")
     if first.role == "grad_norm" and loss is not None and np.all(np.isfinite(loss.values)):
@@ -82,9 +76,14 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         "nonfinite", "error",
         f"{kind} first appears in {first.name} at step {_num(step)}{note}",
         "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
-        {"metric": first.name, "steps": [_num(step), _num(last_step)], "layers": layers or None,
-         "metrics": names, "counts": {h[1].name: h[2] for h in hits}, "value": None},
+        {**_where(hits), "layers": layers or None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
+
+
+def _where(hits: list[tuple[float, Series, int]]) -> dict:
+    """The evidence of non-finite values: (first step, series, count) per series, first step first."""
+    return {"metric": hits[0][1].name, "steps": [_num(hits[0][0]), _num(max(float(h[1].steps[-1]) for h in hits))],
+            "metrics": [h[1].name for h in hits], "counts": {h[1].name: h[2] for h in hits}, "value": None}
 
 
 #: At most this fraction of a gradient norm's points may be NaN/Inf for them to read as a loss
@@ -125,16 +124,13 @@ def _undefined_metrics(notes: list[tuple[float, Series, int]]) -> list[Finding]:
     if not notes:
         return []
     notes.sort(key=lambda h: h[0])
-    step, first, _ = notes[0]
     return [_finding(
         "nonfinite", "info",
         f"{', '.join(h[1].name for h in notes[:5])}{' ...' if len(notes) > 5 else ''}: NaN/Inf from step "
-        f"{_num(step)}, while the losses and gradients stay finite",
+        f"{_num(notes[0][0])}, while the losses and gradients stay finite",
         "An evaluation metric that is undefined (nothing to measure, a division by zero in the metric) is "
         "not a training failure; the loss and the gradients, which training computes, are finite.",
-        {"metric": first.name, "steps": [_num(step), _num(max(float(h[1].steps[-1]) for h in notes))],
-         "metrics": [h[1].name for h in notes], "counts": {h[1].name: h[2] for h in notes}, "value": None},
-        [])]
+        _where(notes), [])]
 
 
 def _judged(run: RunLog, role: str, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
