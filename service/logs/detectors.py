@@ -939,6 +939,9 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     d, val = found[0], found[0].val
     others = [o.val.name for o in found[1:]]
     raw_rise = (d.last - d.best) / d.best
+    evidence = {"metric": val.name, "steps": [_num(d.best_step), _num(d.last_step)], "value": d.rise,
+                "threshold": t.validation_rise, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
+                "raw_rise": raw_rise, "train_metric": loss.name}
     better = _task_metric_improved(run, val, d.best_step)
     if better is not None:
         name, then, now = better
@@ -949,11 +952,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
             "A validation loss that rises while the task metric of the same evaluation still improves is "
             "usually over-confidence on the examples it gets wrong (calibration), not overfitting; keep the "
             f"checkpoint with the best {name}.",
-            {"metric": val.name, "steps": [_num(d.best_step), _num(d.last_step)], "value": d.rise,
-             "threshold": t.validation_rise, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
-             "raw_rise": raw_rise, "train_metric": loss.name, "task_metric": name,
-             "task_metric_then": then, "task_metric_last": now},
-            [])]
+            {**evidence, "task_metric": name, "task_metric_then": then, "task_metric_last": now}, [])]
     return [_finding(
         "validation_divergence", "warning",
         f"{val.name} rose from its lowest {d.best:.3g} (step {_num(d.best_step)}) to {d.last:.3g} "
@@ -961,9 +960,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         f"{d.train_now:.3g}" + (f"; also {', '.join(others[:4])}" + (" ..." if len(others) > 4 else "")
                                 if others else ""),
         "Validation loss rising while training loss falls is overfitting: the model memorises the training set.",
-        {"metric": val.name, "steps": [_num(d.best_step), _num(d.last_step)], "value": d.rise,
-         "threshold": t.validation_rise, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
-         "raw_rise": raw_rise, "train_metric": loss.name, "also_diverged": others},
+        {**evidence, "also_diverged": others},
         [R.early_stopping(d.best_step, max(2, d.patience // 2)), R.weight_decay()])]
 
 
