@@ -697,9 +697,9 @@ def with_input_shapes(model: dict[str, Any], shapes: dict[str, list[int]] | None
                                    f"{', '.join(by_name) or 'unnamed'}" + (" (or `input`)" if len(holders) == 1 else ""))
         cfg = layer.setdefault("config", {})
         key = next((k for k in ("batch_shape", "batch_input_shape") if isinstance(cfg.get(k), list)), None)
-        old = list(cfg[key][1:]) if key else None
-        if old is None:
+        if key is None:
             raise InputFormatError(f"--input-shape {name}: this input states no shape to fill in")
+        old = list(cfg[key][1:])
         given = list(dims[1:]) if len(dims) == len(old) + 1 else list(dims)
         if len(given) != len(old):
             raise InputFormatError(f"--input-shape {name}: {len(dims)} sizes for an input of shape "
@@ -707,7 +707,6 @@ def with_input_shapes(model: dict[str, Any], shapes: dict[str, list[int]] | None
         for i, (was, new) in enumerate(zip(old, given, strict=True)):
             if isinstance(was, int) and was != new:
                 raise InputFormatError(f"--input-shape {name}: dimension {i + 1} is {was} in the model, not {new}")
-        assert key is not None
         cfg[key] = [None, *given]
     return model
 
@@ -807,7 +806,7 @@ def keras_to_spec(model: dict[str, Any], loss: str | None = None, *, seeds: int 
     translated, in one message, and :class:`InputFormatError` when the value is not a Keras config
     at all.
     """
-    return _translate(model, loss, seeds=seeds, batch_size=batch_size, stored=stored,
+    return _translate(modern_config(model), loss, seeds=seeds, batch_size=batch_size, stored=stored,
                       optimizer=optimizer)[0]
 
 
@@ -827,7 +826,6 @@ def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3
                optimizer: dict[str, Any] | None = None) -> tuple[dict[str, Any], Origins]:
     """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer).
     ``stored``: the file's weights when they will be used (a PReLU's slope is its stored alpha)."""
-    model = modern_config(model)
     if not is_keras_config(model):
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
@@ -1317,6 +1315,7 @@ def translate_or_graph(config: dict[str, Any], loss: str | None = None, *, seeds
     reads it, :class:`LimitExceeded` when the graph is over ``limits``."""
     from gradhealth.analysis.importers.keras_graph import plan_keras_graph
 
+    config = modern_config(config)  # both doors read today's form of a Keras 2.2 Sequential
     try:
         spec, origins = _translate(config, loss, seeds=seeds, batch_size=batch_size, stored=stored,
                                    optimizer=optimizer)
