@@ -63,7 +63,8 @@ FINDINGS: dict[str, Entry] = {
         "Even the fastest-moving layer changes by a tiny fraction of its weights per optimizer step "
         "(update-to-weight ratio ||delta W|| / ||W|| three decades or more below the healthy ~1e-3): the "
         "learning rate is too small for this network and optimizer, and training crawls. Measured on the "
-        "first step from the spec's optimizer, or from a log's update_ratio series."),
+        "first step from the spec's optimizer, or from a log's update_ratio series; in an RL run, a KL to the "
+        "reference policy that stays exactly 0 says no step changed the model at all."),
     # Findings from training logs (the log check).
     "gradient_spike": Entry(
         "Gradient-norm spikes",

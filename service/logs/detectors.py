@@ -616,7 +616,8 @@ def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
     to the other rules."""
     medians = _update_medians(run, t)
     if not medians:
-        return []
+        frozen = _frozen_policy(run, t)
+        return [frozen] if frozen else []
     best, s0, steps0 = max(medians, key=lambda m: m[0])
     if not best < t.small_update_warning:
         return []
@@ -637,6 +638,60 @@ def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
             why=f"the fastest median update-to-weight ratio {best:.3g} x {factor:.3g} = "
                 f"{R.UPDATE_RATIO_FLOOR_TARGET:g}: the ratio is proportional to the learning rate "
                 "for SGD and Adam alike")])]
+
+
+#: Series that say how far an RL policy has moved from its reference model: the KL that TRL's GRPO
+#: and PPO log (``kl``, ``objective/kl``; logged only when the KL is computed), PPO's approximate KL
+#: between consecutive policies, and DPO's implicit rewards (beta x the log-ratio to the reference).
+_REFERENCE_KL = re.compile(r"^(?:(?:train|rollout|objective|policy|ppo|ppo/policy)[/_])?"
+                           r"(?:kl|mean_kl|kl_mean|approx_?kl|ref_kl|kl_ref|kl_div|kl_divergence)$", re.I)
+_REFERENCE_RATIO = re.compile(r"^(?:train[/_])?rewards/(?:chosen|rejected|margins)$", re.I)
+#: A KL this many logged steps long that never leaves 0 is a run, not a warm-up.
+_FROZEN_MIN_POINTS = 20
+
+
+def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
+    """An RL or preference run whose distance from its reference policy is exactly 0 at every
+    logged step after the first: no update changed the model's outputs at the precision they are
+    computed in (a learning rate of 0 or too small for bf16 weights, frozen or detached adapters).
+
+    The first point is taken before any update (a LoRA adapter starts as the identity), so it does
+    not count. Judged only where the run's norms are written at full precision: a log that rounds
+    its numbers to a few decimals would print a small, moving KL as 0."""
+    if not any("reward" in s.name.lower() for s in run.series):
+        return None  # a VAE's KL term is another quantity
+    anchor = run.first("grad_norm") or run.first("loss")
+    if anchor is None or resolution(finite(anchor)[1]) >= 1e-6:
+        return None
+    for s in run.series:
+        if not (_REFERENCE_KL.match(s.name) or _REFERENCE_RATIO.match(s.name)):
+            continue
+        steps, v = finite(s)
+        if len(v) <= _FROZEN_MIN_POINTS or np.any(v[1:] != 0):
+            continue
+        lr = run.first("learning_rate")
+        rate = None
+        if lr is not None:
+            ls, lv = finite(lr)
+            within = lv[(ls >= steps[0]) & (ls <= steps[-1])]
+            rate = float(np.max(within)) if len(within) else None
+        moving = [g for g in (run.first("grad_norm"),) if g is not None and np.any(finite(g)[1] > 0)]
+        cause = (" with a learning rate of 0" if rate == 0 else
+                 f" while the learning rate reached {rate:.3g}" if rate is not None else "")
+        return _finding(
+            "small_updates", "warning",
+            f"{s.name} is exactly 0 at all {len(v)} logged steps ({_num(steps[0])}-{_num(steps[-1])}){cause}: "
+            "the policy never moved from its reference model",
+            "A distance to the reference that stays exactly 0 means no optimizer step changed the model's "
+            "outputs: the learning rate is 0, or so small that every update rounds away (Adam moves each weight "
+            "by about the learning rate, and a bf16 weight of 0.01 cannot change by less than about 4e-5), or "
+            "the trained parameters (an adapter) are frozen or not in the graph. Whatever the rewards do, the "
+            "model is not learning from them.",
+            {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+             "points": len(v), "max_learning_rate": rate, "gradients_nonzero": bool(moving)},
+            [raise_lr(run, at_step=float(steps[len(steps) // 2]),
+                      why=f"{s.name} stayed exactly 0: no update reached the model's outputs") if rate else None])
+    return None
 
 
 def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
