@@ -458,15 +458,54 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
     if fraction < t.zero_gradient_fraction or zero.all():
         return []  # all zero is a dead run: dead_layer / vanishing speak to it
     idx = np.nonzero(zero)[0]
+    evidence = {"metric": s.name, "steps": [_num(steps[idx[0]]), _num(steps[idx[-1]])], "value": fraction,
+                "threshold": t.zero_gradient_fraction, "zero_steps": [_num(x) for x in steps[idx][:50]]}
+    spread = _no_reward_spread(run, steps[idx])
+    if spread is not None:
+        # GRPO-style advantages are rewards less their group's mean: a group whose completions all
+        # scored the same teaches nothing, and its step's gradient is exactly 0 by construction.
+        name, matched = spread
+        most = fraction >= 0.5
+        return [_finding(
+            "zero_gradient", "warning" if most else "info",
+            f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged steps ({fraction:.0%}), each a step where "
+            f"{name} was 0: every completion in the group scored the same",
+            "Group-relative advantages (GRPO, RLOO) are each reward less its group's mean, so a group whose "
+            "completions all got the same reward gives no gradient at all. "
+            + ("On most steps here nothing is learned: the prompts are too hard or too easy for the model, or the "
+               "reward cannot tell completions apart. " if most else "")
+            + "More completions per prompt, a reward with partial credit, or prompts of mixed difficulty give "
+              "the groups a spread.",
+            {**evidence, "explained_by": name, "explained_steps": matched}, [])]
     return [_finding(
         "zero_gradient", "warning",
         f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged steps ({fraction:.0%}), first at step "
         f"{_num(steps[idx[0]])}",
         "A step with an exactly zero gradient makes no update: the loss did not depend on the parameters for "
         "that batch (e.g. RL batches without reward variance, fully masked batches, or a detached graph).",
-        {"metric": s.name, "steps": [_num(steps[idx[0]]), _num(steps[idx[-1]])], "value": fraction,
-         "threshold": t.zero_gradient_fraction, "zero_steps": [_num(x) for x in steps[idx][:50]]},
+        evidence,
         [])]
+
+
+_REWARD_STD = re.compile(r"^(?:train[/_])?(?:reward_std|rewards?/std|reward/std)$", re.I)
+
+
+def _no_reward_spread(run: RunLog, at: np.ndarray) -> tuple[str, int] | None:
+    """The run's within-group reward spread series when it was exactly 0 for (nearly) every one of
+    the steps ``at``: (its name, how many of them). Each step is matched with the last spread logged
+    at or before it: a trainer that reuses one batch of completions for several updates
+    (``num_iterations``) logs the rewards only on the step that generated them. None when the run
+    logs no spread or it does not match."""
+    for r in run.series:
+        if not _REWARD_STD.match(r.name):
+            continue
+        rs, rv = finite(r)
+        i = np.searchsorted(rs, at, side="right") - 1
+        known = rv[i[i >= 0]]
+        matched = int(np.sum(known == 0))
+        if matched >= 0.9 * len(at):
+            return r.name, matched
+    return None
 
 
 CLIP_KEYS = ("max_grad_norm", "clip_grad_norm", "gradient_clip_val", "clipnorm", "opt_clipnorm", "clip", "grad_clip",

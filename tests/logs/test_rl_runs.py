@@ -1,6 +1,11 @@
-"""An RL or preference run whose policy never moved from its reference model (a real TRL GRPO run
-logged ``kl`` exactly 0 at all 200 steps with a peak learning rate of 1e-6, its reward flat, and
-read healthy). The files here are written in the Trainer's ``trainer_state.json`` form."""
+"""RL and preference runs (TRL's GRPO, DPO), as real ones read wrongly:
+
+- a policy that never moved from its reference model (a GRPO run logged ``kl`` exactly 0 at all
+  200 steps with a peak learning rate of 1e-6, its reward flat, and read healthy);
+- steps whose gradient is exactly 0 because every completion in their group scored the same (a
+  GRPO run with 16 % such steps was a zero_gradient warning with a generic cause).
+
+The files here are written in the Trainer's ``trainer_state.json`` form."""
 
 from __future__ import annotations
 
@@ -87,3 +92,53 @@ def test_dpo_implicit_rewards_exactly_zero_are_the_same_finding(tmp_path: Path) 
     zeros = np.zeros(200)
     [f] = _frozen(check_logs(_grpo(tmp_path, kl=None, extra={"rewards/chosen": zeros, "rewards/margins": zeros})))
     assert f.evidence.metric in {"rewards/chosen", "rewards/margins"}
+
+
+def _zero_spread(tmp_path: Path, zero_steps: set[int], *, spread_zero: set[int], n: int = 200,
+                 every: int = 1) -> Path:
+    """A GRPO run whose grad norm is exactly 0 on ``zero_steps`` and whose ``reward_std`` is 0 on
+    ``spread_zero``; rewards are logged every ``every`` steps (num_iterations reuses a batch)."""
+    rng = np.random.default_rng(5)
+    entries = []
+    for step in range(1, n + 1):
+        e = {"step": step, "loss": float(1e-9 * rng.standard_normal()), "learning_rate": 1e-6,
+             "grad_norm": 0.0 if step in zero_steps else float(0.05 + 0.01 * rng.random())}
+        if (step - 1) % every == 0:
+            e["reward"] = float(rng.random())
+            e["reward_std"] = 0.0 if step in spread_zero else float(0.2 + 0.1 * rng.random())
+        entries.append(e)
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"global_step": n, "log_history": entries}))
+    return path
+
+
+def _zero(doc):
+    return [f for f in doc.findings if f.code == "zero_gradient"]
+
+
+def test_zero_gradients_on_groups_without_reward_spread_are_explained_and_a_note(tmp_path: Path) -> None:
+    zero = set(range(1, 200, 7))  # 29 of 200 steps
+    [f] = _zero(check_logs(_zero_spread(tmp_path, zero, spread_zero=zero)))
+    assert f.severity == "info" and f.evidence.explained_by == "reward_std"
+    assert f.evidence.explained_steps == len(zero) and f.evidence.value == pytest.approx(len(zero) / 200)
+    assert "reward_std was 0" in f.summary and "On most steps" not in f.explanation
+
+
+def test_a_reward_logged_once_per_generated_batch_covers_the_steps_that_reuse_it(tmp_path: Path) -> None:
+    # num_iterations=2: rewards on odd steps only; the even step after a spread-less batch is 0 too
+    bad = {s for s in range(1, 200, 2) if s % 5 == 0}
+    zero = bad | {s + 1 for s in bad}
+    [f] = _zero(check_logs(_zero_spread(tmp_path, zero, spread_zero=bad, every=2)))
+    assert f.evidence.explained_steps == len(zero) and f.severity == "info"
+
+
+def test_most_steps_without_reward_spread_is_a_warning(tmp_path: Path) -> None:
+    zero = {s for s in range(1, 201) if s % 5 != 0}  # 80 %
+    [f] = _zero(check_logs(_zero_spread(tmp_path, zero, spread_zero=zero)))
+    assert f.severity == "warning" and "On most steps" in f.explanation
+
+
+def test_zero_gradients_where_the_rewards_did_spread_keep_the_plain_warning(tmp_path: Path) -> None:
+    zero = set(range(1, 200, 7))
+    [f] = _zero(check_logs(_zero_spread(tmp_path, zero, spread_zero=set())))
+    assert f.severity == "warning" and "explained_by" not in f.evidence.model_dump()
