@@ -49,6 +49,9 @@ class SeedFigures:
     loss: float
     #: the layer scales folded into units (graph doors): the vector's name -> its largest magnitude
     layer_scales: dict[str, float] = field(default_factory=dict)
+    #: the fraction of the batch the loss gave no gradient (:func:`.losses.loss_value`); nan where
+    #: the loss has no such notion (mse, sum)
+    silent: float = math.nan
 
 
 def _std(total: float, norm: float, n: int) -> float:
@@ -160,9 +163,11 @@ class Readout:
         """One time step's dL/dh_t of the recurrent (sub)layer ``key`` (0 where it got none)."""
         self._steps.append((key, self._norm(grad) if grad is not None else None))
 
-    def read(self, loss: torch.Tensor) -> SeedFigures:
-        """Take every reduction, read them back in one transfer and compute the figures."""
+    def read(self, loss: torch.Tensor, silent: torch.Tensor | None = None) -> SeedFigures:
+        """Take every reduction, read them back in one transfer and compute the figures.
+        ``silent``: the fraction of the batch the loss gave no gradient, where it has one."""
         loss_at = self._scalar(loss.detach())
+        silent_at = self._scalar(silent.detach()) if silent is not None else None
         values = self._gather()
         units: dict[str, dict[str, float]] = {}
         for name, figures in self._units:
@@ -170,7 +175,8 @@ class Readout:
         steps: dict[tuple[str, int], list[float]] = {}
         for key, i in self._steps:
             steps.setdefault(key, []).append(values[i] if i is not None else 0.0)
-        return SeedFigures(units, steps, values[loss_at])
+        return SeedFigures(units, steps, values[loss_at],
+                           silent=values[silent_at] if silent_at is not None else math.nan)
 
     def _gather(self) -> _Values:
         """Every norm and scalar as a Python float, after one transfer to the host."""

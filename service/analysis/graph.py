@@ -44,6 +44,7 @@ from torch import nn
 
 from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, step
 from gradhealth.analysis.figures import Readout, SeedFigures
+from gradhealth.analysis.losses import loss_value
 from gradhealth.analysis.simulate import (
     SimulationResult,
     TimeSeries,
@@ -936,21 +937,21 @@ def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
     return out
 
 
-def loss_of(kind: str, out: torch.Tensor, seed: int) -> torch.Tensor:
-    """Cross-entropy over the last dimension against random classes, MSE against a random target,
-    binary cross-entropy on logits against random 0/1 targets, or a plain sum; the target is drawn
-    from ``seed`` on the CPU."""
+def loss_of(kind: str, out: torch.Tensor, seed: int, *, from_logits: bool = True
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the loss, the fraction of the batch it gives no gradient; :func:`.losses.loss_value`):
+    cross-entropy over the last dimension against random classes, MSE against a random target,
+    binary cross-entropy against random 0/1 targets, or a plain sum; the target is drawn from
+    ``seed`` on the CPU."""
     gen = torch.Generator().manual_seed(20_000 + seed)
+    target: torch.Tensor | None = None
     if kind == "cross_entropy":
         target = torch.randint(out.shape[-1], out.shape[:-1], generator=gen).to(out.device)
-        return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))
-    if kind == "mse":
+    elif kind == "mse":
         target = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.device, out.dtype)
-        return nn.functional.mse_loss(out, target)
-    if kind == "binary_cross_entropy":  # on logits, against random 0/1 targets (as the spec's)
+    elif kind == "binary_cross_entropy":  # against random 0/1 targets (as the spec's)
         target = torch.randint(2, out.shape, generator=gen).to(out.device, out.dtype)
-        return nn.functional.binary_cross_entropy_with_logits(out, target)
-    return out.sum()
+    return loss_value(kind, out, target, from_logits=from_logits)
 
 
 @dataclass
@@ -979,6 +980,9 @@ class GraphRun:
     #: the inputs' keyword names, where the model takes them as keywords (a Hugging Face model's
     #: ``input_ids``, ``attention_mask``); None: positionally, in ``inputs``' order
     keywords: tuple[str, ...] | None = None
+    #: False: the loss takes the (first) output for probabilities, as Keras' from_logits=False
+    #: does (:func:`.losses.loss_value`); only for the two cross-entropies
+    from_logits: bool = True
 
 
 def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | None = None) -> Any:
@@ -1013,16 +1017,17 @@ def _output(value: Any) -> torch.Tensor:
     return out
 
 
-def _loss(run: GraphRun, out: Any, seed: int) -> torch.Tensor:
+def _loss(run: GraphRun, out: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The step's loss: ``run.loss`` of the (first) output, or the sum of ``run.losses`` over the
-    outputs, each against targets of its own."""
+    outputs, each against targets of its own; and the fraction of the batch the single loss gives
+    no gradient (None for several)."""
     if run.losses is None:
-        return loss_of(run.loss, _output(out), seed)
+        return loss_of(run.loss, _output(out), seed, from_logits=run.from_logits)
     outs = list(out) if isinstance(out, tuple | list) else [out]
     if len(outs) != len(run.losses) or not all(isinstance(o, torch.Tensor) for o in outs):
         raise ValueError(f"the model returned {len(outs)} outputs where {len(run.losses)} were expected")
-    return cast(torch.Tensor, sum(loss_of(kind, _output(o), seed + 1_000_000 * k)
-                                  for k, (kind, o) in enumerate(zip(run.losses, outs, strict=True))))
+    return cast(torch.Tensor, sum(loss_of(kind, _output(o), seed + 1_000_000 * k)[0]
+                                  for k, (kind, o) in enumerate(zip(run.losses, outs, strict=True)))), None
 
 
 def layer_scale_names(net: nn.Module, tracer: Tracer) -> dict[str, float]:
@@ -1045,7 +1050,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
         with torch.nn.utils.parametrize.cached(), functional:
-            loss = _loss(run, call(net, xs, run.keywords), seed)
+            loss, silent = _loss(run, call(net, xs, run.keywords), seed)
         tracer.settle(loss)
         loss.backward()
         tracer.confirm()
@@ -1066,7 +1071,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             for sub, hs in rec.module.steps.items():
                 for h in hs:
                     readout.add_step((rec.name, sub), h.grad)
-    figures = readout.read(loss)
+    figures = readout.read(loss, silent)
     figures.layer_scales = layer_scale_names(net, tracer)
     if run.optimizer is not None:
         own = {rec.name: list(rec.module.parameters(recurse=False)) for rec in records}
@@ -1112,4 +1117,5 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64
                             else "float32", run.seeds, stats, series, [s.loss for s in seeds],
                             time.perf_counter() - started, run.optimizer, seeds[0].layer_scales,
-                            batch_size=run.inputs[0].shape[0] if run.inputs and run.inputs[0].shape else None)
+                            batch_size=run.inputs[0].shape[0] if run.inputs and run.inputs[0].shape else None,
+                            silent=[s.silent for s in seeds], loss=run.loss if run.losses is None else None)

@@ -52,9 +52,11 @@ from gradhealth.core.document import (
 from gradhealth.core.rules import rule
 
 Edit = Callable[[nn.Module, int], None]
-#: What a remedy changes to be verified: the network (an edit of each seed's copy) or the
-#: optimizer (a new learning rate for ``large_updates``).
-Change = Edit | OptimizerSpec
+#: The change that gives the loss logits (``GraphRun.from_logits``), the output left as it is.
+LOGITS = "from_logits"
+#: What a remedy changes to be verified: the network (an edit of each seed's copy), the
+#: optimizer (a new learning rate for ``large_updates``) or the loss (:data:`LOGITS`).
+Change = Edit | OptimizerSpec | str
 NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
                  "not invent for a graph it did not write; make the change and check again")
 _SATURATING = {"sigmoid", "tanh", "hardtanh", "softplus"}
@@ -151,6 +153,8 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
     acts = {u.activation for u in result.units if u.activation}
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
+    if code == "output_loss_mismatch":
+        return [(R.logits_loss(result.loss or "cross_entropy", where), LOGITS)]
     rate = {"large_updates": lower_rate, "small_updates": raise_rate}.get(code)
     if rate is not None and result.optimizer is not None:
         found = rate(det, result.optimizer)  # no spec to patch here: its change names the rate
@@ -248,6 +252,8 @@ class _Verifier:
         preparation) simulated; its time counted in the diagnosis'."""
         if isinstance(change, OptimizerSpec):
             run = dataclasses.replace(self.run, optimizer=change)
+        elif isinstance(change, str):  # LOGITS, the only text change
+            run = dataclasses.replace(self.run, from_logits=True)
         else:
             run = dataclasses.replace(self.run, prepare=_combine(self.run.prepare, change))
         after = simulate_graph(run, device=self.device)

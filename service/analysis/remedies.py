@@ -158,6 +158,16 @@ def scaled_residual(ctx: Context) -> list[Remedy]:
     return [R.scaled_residual(_names(done), patch)]
 
 
+def logits_loss(ctx: Context) -> list[Remedy]:
+    """``from_logits: true``: the loss takes the last layer's raw outputs as logits."""
+    loss = ctx.plan.spec.loss
+    if loss.from_logits:
+        return []
+    last = [u for u in ctx.plan.units if u.copy == 0][-1]
+    return [R.logits_loss(loss.type, _names([last.pointer]),
+                          [{"op": "replace", "path": "/loss/from_logits", "value": True}])]
+
+
 def pre_layer_norm(ctx: Context) -> list[Remedy]:
     ps = [u.pointer for u in ctx.plan.units if u.copy == 0 and isinstance(u.layer, S.TransformerEncoderLayer)
           and not u.layer.norm_first]

@@ -30,6 +30,7 @@ from gradhealth.analysis.remedies import (
     init_remedies,
     larger_learning_rate,
     learning_rate,
+    logits_loss,
     normalisation,
     orthogonal,
     pre_layer_norm,
@@ -630,6 +631,50 @@ class SmallUpdates(ArchitectureRule):
                          [fastest])
 
 
+class OutputLossMismatch(ArchitectureRule):
+    """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
+    gradient: the last layer does not output probabilities."""
+
+    code = "output_loss_mismatch"
+    remedies = (logits_loss,)
+
+    def measure(self, result: SimulationResult) -> float:
+        seeds = [s for s in result.silent if not math.isnan(s)]
+        return sum(seeds) / len(seeds) if seeds else math.nan
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return "error" if value >= t.silent_loss_error else "warning" if value >= t.silent_loss_warning else None
+
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
+        weighted = [u for u in result.units if u.has_weights]
+        last = weighted[-1] if weighted else result.units[-1]
+        loss = result.plan.spec.loss.type if result.plan is not None else result.loss or "the loss"
+        act = last.activation or "identity"
+        evidence = {
+            "metric": "silent_sample_fraction",
+            "value": value,
+            "threshold": t.silent_loss_warning,
+            "layers": [last.name],
+            "loss": loss,
+            "from_logits": False,
+            "output_activation": act,
+            "silent_by_seed": [fmt(x) for x in result.silent],
+        }
+        what = "samples" if loss == "cross_entropy" else "outputs"
+        summary = (f"{loss} takes {last.name}'s {act} outputs for probabilities (from_logits=False): "
+                   f"{value:.0%} of the {what} are clipped and get no gradient")
+        explanation = (
+            "With from_logits=False the loss expects probabilities, but this output has no softmax or sigmoid. "
+            "Keras divides the raw outputs by their sum and clips them to [1e-7, 1 - 1e-7]: a sample whose "
+            "output for its class is negative, zero or over its row's sum is clipped, and the clip passes no "
+            "gradient, so those samples teach nothing and the rest get gradients scaled by 1 / their sum. "
+            "The loss stalls or jumps; the model learns slowly if at all.")
+        return Detection(self.code, severity, "silent_sample_fraction", value, summary, explanation, evidence,
+                         [last])
+
+
 for _part in (
     Nonfinite(),
     ExplodingGradient(),
@@ -641,6 +686,7 @@ for _part in (
     PostLnDepthRisk(),
     LargeUpdates(),
     SmallUpdates(),
+    OutputLossMismatch(),
 ):
     implement_architecture(_part.code, _part)
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.kinds import kind_of
+from gradhealth.analysis.losses import loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
 from gradhealth.analysis.plan import Plan
 
@@ -135,6 +135,10 @@ class SimulationResult:
     layer_scales: dict[str, float] = field(default_factory=dict)
     #: samples per batch (a graph exported with a fixed batch of 1 has 1)
     batch_size: int | None = None
+    #: per seed, the fraction of the batch the loss gave no gradient (nan: not measured)
+    silent: list[float] = field(default_factory=list)
+    #: the loss type where there is no spec plan to say it (the graph doors)
+    loss: str | None = None
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)
@@ -169,14 +173,14 @@ def make_batch(plan: Plan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None
 
 def loss_fn(plan: Plan, out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """The spec's loss: cross-entropy over the last dimension, MSE, or a plain sum."""
-    kind = plan.spec.loss.type
-    if kind == "cross_entropy":
-        return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1))  # type: ignore[union-attr]  # make_batch gives every loss but `sum` a target
-    if kind == "mse":
-        return nn.functional.mse_loss(out, target)  # type: ignore[arg-type]  # make_batch gives every loss but `sum` a target
-    if kind == "binary_cross_entropy":  # on logits: the output's sigmoid is part of the loss
-        return nn.functional.binary_cross_entropy_with_logits(out, target.to(out.dtype))  # type: ignore[union-attr]  # make_batch gives every loss but `sum` a target
-    return out.sum()
+    return loss_and_silence(plan, out, target)[0]
+
+
+def loss_and_silence(plan: Plan, out: torch.Tensor, target: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The spec's loss and the fraction of the batch it gives no gradient (:func:`.losses.loss_value`)."""
+    loss = plan.spec.loss
+    return loss_value(loss.type, out, target, from_logits=loss.from_logits)
 
 
 def prepare(plan: Plan, seed: int, device: torch.device) -> tuple[Network, torch.Tensor, torch.Tensor | None]:
@@ -224,7 +228,7 @@ def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None
     net.set_probe(probe)
     net.zero_grad(set_to_none=True)
     try:
-        loss = loss_fn(net.plan, net(x), target)
+        loss, silent = loss_and_silence(net.plan, net(x), target)
         loss.backward()
         readout = Readout()
         for unit in net.units():
@@ -244,7 +248,7 @@ def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None
             for sub, hs in rec.get("steps", {}).items():
                 for h in hs:
                     readout.add_step((unit.name, sub), h.grad)
-        figures = readout.read(loss)
+        figures = readout.read(loss, silent)
     finally:
         net.set_probe(None)
     optimizer = net.plan.spec.optimizer
@@ -325,7 +329,8 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))
               for (name, sub) in seeds[0].steps]
     return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, [s.loss for s in seeds],
-                            time.perf_counter() - started, spec.optimizer, batch_size=spec.batch_size)
+                            time.perf_counter() - started, spec.optimizer, batch_size=spec.batch_size,
+                            silent=[s.silent for s in seeds])
 
 
 def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:

@@ -42,6 +42,13 @@ class Thresholds(BaseModel):
     small_update_warning: float = Field(
         1e-6, gt=0, description="first-step ||delta W|| / ||W|| of the fastest layer below this: "
                                 "small_updates warning")
+    # Logits never silence a sample; on probabilities a sigmoid or softmax output never does either,
+    # while a linear one silences about half the batch at init (negative or near-zero outputs).
+    silent_loss_warning: float = Field(
+        0.05, gt=0, le=1, description="fraction of the batch a probability loss gives no gradient (its outputs "
+                                      "clipped): output_loss_mismatch warning")
+    silent_loss_error: float = Field(
+        0.25, gt=0, le=1, description="the same fraction: output_loss_mismatch error")
     post_ln_depth: int = Field(
         6, ge=1, description="Post-LN Transformer stacks this deep or deeper need warm-up (Xiong et al. 2020)")
 

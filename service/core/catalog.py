@@ -65,6 +65,12 @@ FINDINGS: dict[str, Entry] = {
         "learning rate is too small for this network and optimizer, and training crawls. Measured on the "
         "first step from the spec's optimizer, or from a log's update_ratio series; in an RL run, a KL to the "
         "reference policy that stays exactly 0 says no step changed the model at all."),
+    "output_loss_mismatch": Entry(
+        "Loss takes probabilities the output does not give",
+        "The loss is told the model outputs probabilities (Keras' from_logits=False, its default) but the "
+        "last layer has no softmax or sigmoid: Keras divides the raw outputs by their sum and clips them to "
+        "[1e-7, 1 - 1e-7], and every sample whose output is negative, zero or near a zero sum is clipped and "
+        "gets no gradient at all. Measured as the fraction of the simulated batch the loss gives no gradient."),
     # Findings from training logs (the log check).
     "gradient_spike": Entry(
         "Gradient-norm spikes",
@@ -150,6 +156,9 @@ REMEDIES: dict[str, Entry] = {
                                  "A loss that has not moved since the start can mean steps too small to "
                                  "make progress; a larger learning rate is the cheapest thing to try "
                                  "before suspecting the data or the labels."),
+    "logits_loss": Entry("Give the loss logits",
+                         "A cross-entropy on logits (from_logits=True, or PyTorch's CrossEntropyLoss on the raw "
+                         "outputs) folds the softmax into the loss: stable, and every sample gets a gradient."),
     "weight_decay": Entry("Weight decay",
                           "L2 regularisation keeps weights from growing without bound."),
     "early_stopping": Entry("Early stopping",

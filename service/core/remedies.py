@@ -91,6 +91,10 @@ SNIPPETS: dict[str, str] = {
     ),
     "lower_learning_rate": _KEEP_OPTIMIZER + '    group["lr"] = group["lr"] * {factor}{warmup}',
     "raise_learning_rate": _KEEP_OPTIMIZER + '    group["lr"] = group["lr"] * {factor}',
+    "logits_loss": (
+        "loss = nn.CrossEntropyLoss()(model(x), y)  # raw outputs in: no softmax before it\n"
+        "# Keras: model.compile(loss=keras.losses.{keras_loss}(from_logits=True), ...)"
+    ),
     "weight_decay": _KEEP_OPTIMIZER + '    group["weight_decay"] = {weight_decay}',
     "early_stopping": (
         "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
@@ -160,6 +164,14 @@ def scaled_residual(where: str, patch: Patch = ()) -> Remedy:
     return make_remedy(
         "scaled_residual", f"scale the residual branches of {where} by 1/sqrt(blocks)", patch
     )
+
+
+def logits_loss(loss: str, output: str, patch: Patch = ()) -> Remedy:
+    """Give ``loss`` the raw outputs of ``output`` as logits (from_logits=True)."""
+    keras = {"binary_cross_entropy": "BinaryCrossentropy"}.get(loss, "CategoricalCrossentropy")
+    return make_remedy(
+        "logits_loss", f"compute {loss} on logits (from_logits=True), keeping {output} linear; or end the "
+        f"model with {'sigmoid' if loss == 'binary_cross_entropy' else 'softmax'}", patch, keras_loss=keras)
 
 
 def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:

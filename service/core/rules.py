@@ -174,5 +174,6 @@ for _rule in (
     FindingRule("post_ln_depth_risk"),
     FindingRule("large_updates"),
     FindingRule("small_updates"),
+    FindingRule("output_loss_mismatch"),
 ):
     register(_rule)

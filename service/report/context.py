@@ -31,6 +31,7 @@ ARCHITECTURE_CODES: tuple[str, ...] = (
     "post_ln_depth_risk",
     "large_updates",
     "small_updates",
+    "output_loss_mismatch",
 )
 LOG_CODES: tuple[str, ...] = (
     "nonfinite",

@@ -254,7 +254,7 @@ def test_keras_zip_and_h5_read_the_config_and_the_loss(tmp_path: Path) -> None:
     with h5py.File(h5, "w") as f:
         f.attrs["model_config"] = json.dumps(cfg)
         f.attrs["training_config"] = json.dumps({"loss": "categorical_crossentropy"})
-    assert read_keras(h5.read_bytes()) == (cfg, "cross_entropy")
+    assert read_keras(h5.read_bytes()) == (cfg, {"type": "cross_entropy", "from_logits": False})  # Keras default
     with pytest.raises(InputFormatError):
         read_keras(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
 

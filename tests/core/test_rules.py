@@ -25,6 +25,7 @@ ARCHITECTURE = {
     "post_ln_depth_risk",
     "large_updates",
     "small_updates",
+    "output_loss_mismatch",
 }
 RATIOS = {
     "vanishing_gradient",

@@ -209,14 +209,16 @@ def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
     return config, _json(text(training), "training_config") if training is not None else None
 
 
-def read_keras(data: bytes) -> tuple[dict[str, Any], str | None]:
-    """The model config and the loss named by the file's training/compile config (or None) of a
-    Keras JSON config, ``.keras`` archive or ``.h5`` file, told apart by content."""
+def read_keras(data: bytes) -> tuple[dict[str, Any], str | dict[str, Any] | None]:
+    """The model config and the spec loss (:func:`keras_loss`) the file's training/compile config
+    names (or None) of a Keras JSON config, ``.keras`` archive or ``.h5`` file, told apart by
+    content."""
     config, loss, _ = read_keras_training(data)
     return config, loss
 
 
-def read_keras_training(data: bytes) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
+def read_keras_training(data: bytes
+                        ) -> tuple[dict[str, Any], str | dict[str, Any] | None, dict[str, Any] | None]:
     """:func:`read_keras`, and the spec ``optimizer`` of the optimizer the file was compiled with
     (:func:`keras_optimizer`; None when it names none, or one without a spec equivalent)."""
     kind = sniff_keras(data[:4096])
@@ -289,15 +291,29 @@ def _real(value: Any) -> float | None:
     return None if isinstance(value, bool) or not isinstance(value, int | float) else float(value)
 
 
-def keras_loss(loss: Any) -> str | None:
-    """The spec loss of a Keras loss (a name or a serialised loss object); None if unknown."""
+def keras_loss(loss: Any) -> str | dict[str, Any] | None:
+    """The spec loss of a Keras loss (a name or a serialised loss object); None if unknown.
+
+    A cross-entropy Keras computes on probabilities (``from_logits=False``, the default of its
+    names and classes) is ``{"type": ..., "from_logits": False}``; on logits, the type alone."""
+    logits = False
     if isinstance(loss, dict):
-        loss = loss.get("class_name") or loss.get("config")
+        cfg = loss.get("config")
+        logits = isinstance(cfg, dict) and cfg.get("from_logits") is True
+        loss = loss.get("class_name") or cfg
     if isinstance(loss, list) and len(loss) == 1:
-        loss = loss[0]
+        return keras_loss(loss[0])
     if not isinstance(loss, str):
         return None
-    return _LOSSES.get(loss.lower().replace("_", ""))
+    kind = _LOSSES.get(loss.lower().replace("_", ""))
+    if kind in ("cross_entropy", "binary_cross_entropy") and not logits:
+        return {"type": kind, "from_logits": False}
+    return kind
+
+
+def loss_type(loss: str | dict[str, Any] | None) -> str | None:
+    """The type of a spec loss given as a name or as ``{"type": ...}``."""
+    return loss.get("type") if isinstance(loss, dict) else loss
 
 
 # --- translating -------------------------------------------------------------------------------
@@ -794,7 +810,7 @@ def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, 
     return [layers[start], *order]
 
 
-def keras_to_spec(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
+def keras_to_spec(model: dict[str, Any], loss: str | dict[str, Any] | None = None, *, seeds: int = 3,
                   batch_size: int = 64, stored: Weights | None = None,
                   optimizer: dict[str, Any] | None = None) -> dict[str, Any]:
     """Translate a Keras model config (``model.to_json()`` decoded) into a spec dict.
@@ -821,7 +837,7 @@ def translation_reads_weights(model: dict[str, Any]) -> bool:
 Origins = dict[str, tuple[str, str, dict[str, Any], str]]
 
 
-def _translate(model: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
+def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, *, seeds: int = 3,
                batch_size: int = 64, stored: Weights | None = None,
                optimizer: dict[str, Any] | None = None) -> tuple[dict[str, Any], Origins]:
     """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer).
@@ -924,22 +940,27 @@ def _walk(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _fold_output(layers: list[dict[str, Any]], loss: str | None, tr: _Translator) -> str:
-    """The loss of the model, with the output's softmax/sigmoid folded into it."""
+def _fold_output(layers: list[dict[str, Any]], loss: str | dict[str, Any] | None,
+                 tr: _Translator) -> str | dict[str, Any]:
+    """The loss of the model, with the output's softmax/sigmoid folded into it. A loss Keras
+    computes on probabilities (``from_logits: false``) stays so only where there is no such
+    activation to fold: the output is then not probabilities, which the check measures."""
     last = layers[-1] if layers else {}
     act = last.get("activation")
     width = last.get("out_features") or last.get("hidden_size") or last.get("out_channels")
-    if loss is None:
-        loss = ("cross_entropy" if act == "softmax" else
-                "binary_cross_entropy" if act == "sigmoid" and width == 1 else "mse")
-    if act == "softmax" and loss == "cross_entropy" or act == "sigmoid" and loss == "binary_cross_entropy":
+    kind = loss_type(loss)
+    if kind is None:
+        kind = loss = ("cross_entropy" if act == "softmax" else
+                       "binary_cross_entropy" if act == "sigmoid" and width == 1 else "mse")
+    if act == "softmax" and kind == "cross_entropy" or act == "sigmoid" and kind == "binary_cross_entropy":
         if last.get("type") == "activation":
             layers.pop()
         else:
             last["activation"] = "identity"
-    elif act == "softmax":
-        tr.fail("output", f"softmax output with loss {loss} is not supported")
-    return loss
+        return kind
+    if act == "softmax":
+        tr.fail("output", f"softmax output with loss {kind} is not supported")
+    return loss if loss is not None else kind
 
 
 # --- stored weights ------------------------------------------------------------------------------
@@ -1303,7 +1324,7 @@ def _batch_within_budget(spec: dict[str, Any] | None, graph: Any, limits: Any) -
                    f"{used / 2**30:.1f} GB; set batch_size to choose]")
 
 
-def translate_or_graph(config: dict[str, Any], loss: str | None = None, *, seeds: int = 3,
+def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None = None, *, seeds: int = 3,
                        batch_size: int = 64, stored: Weights | None = None,
                        optimizer: dict[str, Any] | None = None, limits: Any = None,
                        ) -> tuple[dict[str, Any] | None, Origins | None, Any]:

@@ -22,7 +22,7 @@ from torch import nn
 from gradhealth.analysis.cells import gate, mark
 from gradhealth.analysis.graph import Role, role_of, run_recurrent
 from gradhealth.analysis.importers import ModelError
-from gradhealth.analysis.importers.keras import load_recurrent
+from gradhealth.analysis.importers.keras import load_recurrent, loss_type
 from gradhealth.analysis.importers.keras_graph import (
     _CONVS,
     _GLOBAL,
@@ -809,7 +809,7 @@ def reinitialise(net: KerasNet) -> None:
             _assign(node, holders, module, _drawn(node))
 
 
-def check_keras_graph(graph: KerasGraph, *, loss: str | None, stored: dict[str, list[np.ndarray]] | None,
+def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, stored: dict[str, list[np.ndarray]] | None,
                       seeds: int, batch_size: int, device: str | None, verify: bool | None,
                       settings: Any, progress: Any, optimizer: dict[str, Any] | None) -> Any:
     """The check of a Keras graph: the file's weights (``stored``) or each seed's draw of the
@@ -822,10 +822,12 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | None, stored: dict[str, 
     outputs = graph.output_names or [graph.output_name]
     losses: list[str] = []
     folds: dict[str, str] = {}
+    probabilities = isinstance(loss, dict) and loss.get("from_logits") is False
+    kind = loss_type(loss)
     for name in outputs:  # the file's loss for every output, else each output's own
         out_act = _output_activation(graph, name)
         width = graph.node(name).shape[-1:] or (1,)
-        own = loss or ("cross_entropy" if out_act == "softmax" else
+        own = kind or ("cross_entropy" if out_act == "softmax" else
                        "binary_cross_entropy" if out_act == "sigmoid" and width == (1,) else "mse")
         fold = ("softmax" if out_act == "softmax" and own == "cross_entropy" else
                 "sigmoid" if out_act == "sigmoid" and own == "binary_cross_entropy" else None)
@@ -849,7 +851,11 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | None, stored: dict[str, 
     inputs = [InputSpec((batch_size, *shape), torch.int64, vocab) if vocab else InputSpec((batch_size, *shape))
               for _, shape, vocab in graph.inputs]
     several = len(outputs) > 1
+    # Keras on probabilities: exact where the output's softmax/sigmoid was folded into the loss,
+    # measured as Keras computes it where there was none to fold
+    from_logits = not (probabilities and not several and outputs[0] not in folds)
     run = GraphRun(net, inputs, losses[0], seeds, None if stored is not None else prepare, names,
+                   from_logits=from_logits,
                    optimizer=optimizer_spec(optimizer), losses=tuple(losses) if several else None,
                    readouts=frozenset(_readout_units(graph) if several else ()))
     thresholds = settings.thresholds

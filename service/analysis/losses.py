@@ -1,0 +1,50 @@
+"""The loss a simulated step takes, and how much of the batch it gives no gradient.
+
+One place for the spec's networks (:mod:`gradhealth.analysis.simulate`) and the graph doors
+(:mod:`gradhealth.analysis.graph`). Cross-entropy losses take logits unless ``from_logits`` is
+false: then the output is taken for probabilities the way Keras takes them (its default,
+``from_logits=False``), which is what a model without its softmax or sigmoid gets trained on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: Keras' ``backend.epsilon()``: the clip its probability losses apply to the outputs.
+KERAS_EPSILON = 1e-7
+
+
+def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, from_logits: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the loss of ``out`` against ``target``, the fraction of samples it gives no gradient)
+
+    ``cross_entropy`` is over the last dimension against class indices, ``binary_cross_entropy``
+    elementwise against 0/1 targets, ``mse`` against a target, anything else the plain sum. The
+    fraction is None for mse and sum; it is 0 on logits, where softmax and sigmoid always pass a
+    gradient. On probabilities (``from_logits=False``) Keras divides the outputs by their sum
+    (cross-entropy) and clips them to [eps, 1 - eps]: a sample whose target probability lands
+    outside that range (a negative or zero output, a sum near 0) is clipped, and the clip passes
+    no gradient; for binary cross-entropy the fraction is of the clipped elements."""
+    if kind == "cross_entropy":
+        assert target is not None
+        logits = out.reshape(-1, out.shape[-1])
+        labels = target.reshape(-1)
+        if from_logits:
+            return nn.functional.cross_entropy(logits, labels), logits.new_zeros(())
+        ratio = logits / logits.sum(dim=-1, keepdim=True)
+        picked = ratio.gather(1, labels[:, None]).squeeze(1)
+        silent = ((picked <= KERAS_EPSILON) | (picked >= 1 - KERAS_EPSILON) | picked.isnan()).to(out.dtype).mean()
+        p = ratio.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON).gather(1, labels[:, None]).squeeze(1)
+        return -p.log().mean(), silent
+    if kind == "binary_cross_entropy":
+        assert target is not None
+        t = target.to(out.dtype)
+        if from_logits:
+            return nn.functional.binary_cross_entropy_with_logits(out, t), out.new_zeros(())
+        silent = ((out <= KERAS_EPSILON) | (out >= 1 - KERAS_EPSILON) | out.isnan()).to(out.dtype).mean()
+        return nn.functional.binary_cross_entropy(out.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON), t), silent
+    if kind == "mse":
+        assert target is not None
+        return nn.functional.mse_loss(out, target), None
+    return out.sum(), None

@@ -1,0 +1,147 @@
+"""A loss told to take probabilities (Keras' ``from_logits=False``, its default) on a last layer
+that gives none: the classic forgotten softmax. Keras divides the raw outputs by their sum and
+clips them, and every clipped sample gets no gradient; the check simulates exactly that and
+measures the silenced fraction (output_loss_mismatch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from gradhealth.analysis.importers.keras import check_keras, keras_loss
+from gradhealth.analysis.losses import KERAS_EPSILON, loss_value
+from gradhealth.errors import SpecError
+from gradhealth.library import check_architecture
+from tests.analysis.test_keras_import import _dense, _layer, _seq
+
+
+def _keras_ce(out: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Keras' categorical cross-entropy on probabilities, written out in numpy: (loss, the
+    fraction of samples whose target probability the clip holds)."""
+    p = out / out.sum(axis=-1, keepdims=True)
+    picked = p[np.arange(len(labels)), labels]
+    clipped = (picked <= KERAS_EPSILON) | (picked >= 1 - KERAS_EPSILON)
+    return float(-np.log(np.clip(picked, KERAS_EPSILON, 1 - KERAS_EPSILON)).mean()), float(clipped.mean())
+
+
+def test_the_probability_cross_entropy_is_keras_formula_and_clipped_samples_get_no_gradient() -> None:
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(256, 10, generator=gen, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(10, (256,), generator=gen)
+    loss, silent = loss_value("cross_entropy", out, labels, from_logits=False)
+    expected, clipped = _keras_ce(out.detach().numpy(), labels.numpy())
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-12)
+    assert silent is not None and float(silent) == pytest.approx(clipped) and 0.2 < clipped < 0.9
+    loss.backward()
+    assert out.grad is not None
+    no_gradient = (out.grad == 0).all(dim=1).double().mean()
+    assert float(no_gradient) == pytest.approx(clipped)  # the silenced samples are exactly the clipped ones
+
+
+def test_on_logits_every_sample_gets_a_gradient() -> None:
+    gen = torch.Generator().manual_seed(1)
+    out = torch.randn(64, 5, generator=gen, dtype=torch.float64)
+    labels = torch.randint(5, (64,), generator=gen)
+    loss, silent = loss_value("cross_entropy", out, labels)
+    assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(out, labels)))
+    assert silent is not None and float(silent) == 0.0
+
+
+def test_the_probability_binary_cross_entropy_clips_each_output() -> None:
+    gen = torch.Generator().manual_seed(2)
+    out = torch.randn(128, 1, generator=gen, dtype=torch.float64)
+    target = torch.randint(2, (128, 1), generator=gen).double()
+    loss, silent = loss_value("binary_cross_entropy", out, target, from_logits=False)
+    o = np.clip(out.numpy(), KERAS_EPSILON, 1 - KERAS_EPSILON)
+    t = target.numpy()
+    assert float(loss) == pytest.approx(float(-(t * np.log(o) + (1 - t) * np.log(1 - o)).mean()))
+    assert silent is not None
+    assert float(silent) == pytest.approx(float(((out <= KERAS_EPSILON) | (out >= 1 - KERAS_EPSILON)).double().mean()))
+
+
+def _spec(last: dict[str, Any], loss: Any) -> dict[str, Any]:
+    return {"name": "mlp", "input": {"shape": [20]}, "batch_size": 64, "loss": loss,
+            "layers": [{"type": "linear", "out_features": 64, "activation": "relu", "init": "kaiming_normal",
+                        "repeat": 2}, last]}
+
+
+def test_a_linear_output_under_a_probability_loss_is_an_error_and_logits_fix_it() -> None:
+    doc = check_architecture(_spec({"type": "linear", "out_features": 10},
+                                   {"type": "cross_entropy", "from_logits": False}))
+    [f] = [f for f in doc.findings if f.code == "output_loss_mismatch"]
+    assert f.severity == "error" and f.evidence.output_activation == "identity"
+    per_seed = [float(x) for x in f.evidence.silent_by_seed]
+    assert f.evidence.value == pytest.approx(np.mean(per_seed), abs=1e-3)
+    assert f.evidence.value >= 0.25 and f.evidence.layers == ["layers[1].linear"]
+    [r] = f.remedies
+    assert r.id == "logits_loss" and r.patch == [{"op": "replace", "path": "/loss/from_logits", "value": True}]
+    assert r.verified is not None and r.verified.fixed and r.verified.after == 0.0
+
+
+def test_a_sigmoid_output_gives_probabilities_and_is_healthy() -> None:
+    doc = check_architecture(_spec({"type": "linear", "out_features": 1, "activation": "sigmoid"},
+                                   {"type": "binary_cross_entropy", "from_logits": False}))
+    assert not [f for f in doc.findings if f.code == "output_loss_mismatch"]
+
+
+def test_from_logits_false_is_only_for_the_cross_entropies() -> None:
+    with pytest.raises(SpecError, match="/loss"):
+        check_architecture(_spec({"type": "linear", "out_features": 10}, {"type": "mse", "from_logits": False}))
+
+
+@pytest.mark.parametrize("loss,expected", [
+    ("categorical_crossentropy", {"type": "cross_entropy", "from_logits": False}),
+    ("sparse_categorical_crossentropy", {"type": "cross_entropy", "from_logits": False}),
+    ({"module": "keras.losses", "class_name": "SparseCategoricalCrossentropy",
+      "config": {"from_logits": True, "reduction": "sum_over_batch_size"}}, "cross_entropy"),
+    ({"class_name": "BinaryCrossentropy", "config": {"from_logits": False}},
+     {"type": "binary_cross_entropy", "from_logits": False}),
+    ("mse", "mse"),
+])
+def test_keras_losses_say_whether_they_take_logits(loss: Any, expected: Any) -> None:
+    assert keras_loss(loss) == expected
+
+
+def _mismatch(doc: Any) -> list[Any]:
+    return [f for f in doc.findings if f.code == "output_loss_mismatch"]
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_a_keras_model_without_its_softmax_is_found_and_with_it_is_not(tmp_path: Path, graph: bool) -> None:
+    def model(act: str, loss: Any) -> Path:
+        hidden = [_dense("d1", 32, "relu", _init_he()), _dense("d2", 32, "relu", _init_he())]
+        cfg = _seq(*hidden, _dense("out", 10, act), shape=[16]) if not graph else _concat_model(act)
+        path = tmp_path / f"m_{act}_{'logits' if isinstance(loss, dict) else 'probs'}.json"
+        path.write_text(json.dumps({**cfg, "compile_config": {"loss": loss}}))
+        return path
+
+    forgot = check_keras(model("linear", "categorical_crossentropy"))
+    [f] = _mismatch(forgot)
+    assert f.severity == "error" and f.evidence.layers == ["out"]
+    assert f.remedies[0].id == "logits_loss" and f.remedies[0].verified.fixed
+    assert not _mismatch(check_keras(model("softmax", "categorical_crossentropy")))
+    logits = {"class_name": "CategoricalCrossentropy", "config": {"from_logits": True}}
+    assert not _mismatch(check_keras(model("linear", logits)))
+
+
+def _init_he() -> dict[str, Any]:
+    return {"module": "keras.initializers", "class_name": "HeNormal", "config": {"seed": None},
+            "registered_name": None}
+
+
+def _concat_model(act: str) -> dict[str, Any]:
+    """A functional model with a concatenation (the graph door, not the spec language)."""
+    def node(name: str) -> list[Any]:
+        return [[name, 0, 0, {}]]
+    inp = {**_layer("InputLayer", "x", batch_shape=[None, 16], sparse=False), "inbound_nodes": []}
+    a = {**_dense("a", 32, "relu", _init_he()), "inbound_nodes": [node("x")]}
+    b = {**_dense("b", 32, "relu", _init_he()), "inbound_nodes": [node("x")]}
+    cat = {**_layer("Concatenate", "cat", axis=-1), "inbound_nodes": [node("a") + node("b")]}
+    out = {**_dense("out", 10, act), "inbound_nodes": [node("cat")]}
+    return {"class_name": "Functional", "config": {"name": "f", "layers": [inp, a, b, cat, out],
+                                                   "input_layers": [["x", 0, 0]], "output_layers": [["out", 0, 0]]}}
