@@ -473,14 +473,9 @@ class LossSpec(_Strict):
         default=True,
         description="false: the last layer's outputs are taken for probabilities, as Keras takes them with "
                     "from_logits=False (its default): cross_entropy divides them by their sum and clips them to "
-                    "[1e-7, 1 - 1e-7], binary_cross_entropy clips them. Only for the two cross-entropies; a "
-                    "model whose last layer does not give probabilities is then reported (output_loss_mismatch)")
-
-    @model_validator(mode="after")
-    def _logits_only_for_cross_entropy(self) -> LossSpec:
-        if not self.from_logits and self.type not in ("cross_entropy", "binary_cross_entropy"):
-            raise ValueError(f"from_logits: false is for cross_entropy and binary_cross_entropy, not {self.type}")
-        return self
+                    "[1e-7, 1 - 1e-7], binary_cross_entropy clips them; mse and sum take no logits and ignore "
+                    "it. A model whose last layer does not give probabilities is then reported "
+                    "(output_loss_mismatch)")
 
 
 #: The largest learning rate a spec may give: far past any rate that trains (the check exists to

@@ -76,7 +76,8 @@ class Evidence(BaseModel):
     value: float | None = None
     threshold: float | None = None
     layers: list[str] | None = None
-    steps: list[int] | None = None
+    steps: list[int | float] | None = Field(
+        None, description="the log's own steps: whole numbers, or fractional epochs where a log counts in epochs")
     time_steps: list[int] | None = None
 
     @model_validator(mode="before")

@@ -54,7 +54,9 @@ CONTENT_REFUSALS: dict[str, set[str]] = {
 # invalid-spec passes only where every error points at a layer (nested in a block or not): a
 # field's own rule is the schema's.
 # `/device`: `cuda` on a host without CUDA is refused there; that depends on the host, not the schema.
-_AT_A_LAYER = re.compile(r"^((/layers/\d+)+|/device)$")
+# A layer's field that does not fit the shapes around it (a kernel longer than its input) is the
+# layer's too.
+_AT_A_LAYER = re.compile(r"^((/layers/\d+)+(/[a-z_]+)?|/device)$")
 # The statuses schemathesis' positive data acceptance allows by default.
 _ACCEPTED = {401, 403, 404, 409, 429}
 

@@ -107,8 +107,10 @@ _RESERVED = {"value", "metric", "layer", "kind", "wall_time", "time"}
 #: The step keys a record or header may use, surest first (the text reader's ``STEP_KEYS`` less the
 #: one- and two-letter ones, which are too ambiguous as a column name); ``epoch`` only when none of
 #: these is there (a coarser axis: its series get ``step_unit="epoch"``).
-STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "iteration", "iter", "steps")
+STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "iteration", "iter", "steps",
+                              "current_steps", "num_updates")  # LLaMA-Factory's trainer_log.jsonl, fairseq
 _EPOCH = "epoch"
+_RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
 
 
@@ -202,6 +204,9 @@ class NativeReader:
         warnings: list[LogWarning] = []
         points = Points(path.name, limits)
         keys: set[str] = set()
+        skipped: dict[str, tuple[int, str]] = {}
+        starts: dict[frozenset[str], tuple[float, float, int]] = {}  # fields -> first, last step, rising records
+        runs, restarted = 1, 0
         with open_log(path, limits) as f:
             lines = Lines(f, path.name)
             for text in lines:
@@ -212,23 +217,49 @@ class NativeReader:
                     obj = loads(text)
                     if not isinstance(obj, dict):
                         raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
-                    found = self._record(obj, keys=keys)
+                    found = self._record(obj, keys=keys, skipped=skipped)
                 except (ValueError, BadRow) as e:
                     why = f"not JSON ({e})" if isinstance(e, ValueError) else str(e)
                     if lines.unterminated_last:
                         warnings.append(truncated(path.name, n, why))
                         break
                     raise LogError(f"{path.name} line {n}: {why}") from None
+                if found:
+                    # a run appended to the same file starts again: a record whose step goes back to
+                    # or below the first step of records with its fields, after at least
+                    # _RUN_RECORDS of them in rising order (validation records with steps of their
+                    # own are other fields; a few records out of order are not a run)
+                    fields = frozenset(r[0] for r in found)
+                    step = found[0][1]
+                    first, last, count = starts.setdefault(fields, (step, step, 0))
+                    if step < last and step <= first and count >= _RUN_RECORDS:
+                        points, starts, runs = Points(path.name, limits), {fields: (step, step, 1)}, runs + 1
+                        restarted = n
+                    else:
+                        starts[fields] = (first, step, count + 1 if step > last or count == 0 else count)
                 points.add_records(found)
+                for name, (line, shown) in skipped.items():
+                    if line == 0:
+                        skipped[name] = (n, shown)
+                        warnings.append(LogWarning(
+                            "skipped_values", f"{path.name} line {n}: {name!r} is {shown}, not a number: "
+                            "left out wherever it is not one", where=f"line {n}"))
         if points.count == 0:
             raise LogError(f"{path.name}: no values (each line needs a step and a value)")
+        if runs > 1:
+            warnings.append(LogWarning(
+                "skipped_runs", f"{path.name}: {runs} runs appended one after another (the steps start "
+                f"again); the last one, from line {restarted}, is read", where=f"line {restarted}"))
         unit = "epoch" if keys == {_EPOCH} else "step"
         return RunLog(format=self.name, source=path.name,
                       series=points.build(role=native_role, step_unit=unit), warnings=warnings)
 
     @staticmethod
     def _record(obj: dict[str, Any], long: bool | None = None, keys: set[str] | None = None,
-                ) -> list[Record]:
+                skipped: dict[str, tuple[int, str]] | None = None) -> list[Record]:
+        """The values of one record. With ``skipped``, a field of the wide form that is not a number
+        (a time string such as ``"0:03:29"``, a list of COCO APs) is left out and noted there, as
+        ``name -> (0, its text)``, the caller filling in the line; without it, it is an error."""
         key = step_key(obj)
         if key is None:
             raise BadRow(f"no 'step' (nor {', '.join(repr(k) for k in (*STEP_KEYS[1:], _EPOCH))})")
@@ -273,7 +304,11 @@ class NativeReader:
                 continue
             value = number(raw)
             if value is None:
-                raise BadRow(f"{name!r} is {json.dumps(raw)[:40]}, not a number")
+                if skipped is None:
+                    raise BadRow(f"{name!r} is {json.dumps(raw)[:40]}, not a number")
+                text = json.dumps(raw)
+                skipped.setdefault(name, (0, text if len(text) <= 40 else text[:37] + "..."))
+                continue
             out.append((name, step, value, wall, None))
         return out
 

@@ -70,9 +70,12 @@ from gradhealth.logs.series import LogWarning, Role, RunLog, Series
 _NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
         r"|[-+]?(?:nan|infinity|inf)")
 _END = r"(?![\w.])"
-_KV = re.compile(rf"(?<![\w./-])(?P<key>[A-Za-z_][\w./-]*)(?P<sep>\s*[:=]\s*)(?P<val>{_NUM}){_END}",
-                 re.IGNORECASE)
-_WS = re.compile(rf"(?<![\w./-])(?P<key>(?:(?:train|training|val|valid|validation|eval|test)[ _])?"
+_SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
+# "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
+# ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
+_KV = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ \t](?=loss\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*)"
+                 rf"(?P<val>{_NUM}){_END}", re.IGNORECASE)
+_WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _])?"
                  rf"[A-Za-z_][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # "<step> <name> <value>", the whole line (build-nanogpt's log.txt: "250 val 6.5893"); a name is not
 # a number's spelling (MLflow's "<timestamp> nan <step>" is not one)
@@ -95,14 +98,17 @@ _PIPED_KV = re.compile(rf"(?:^|(?<=\|))[ \t]*(?P<key>[A-Za-z][\w./-]*(?:[ \t]+[A
 _BARE_NONFINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
 # the first line of a JSON document: an object, or an array of objects, arrays, strings or numbers
 # ("[2024-01-01 10:00:00] step 1", "[rank0]:" and "[train]" are log lines)
-_JSON_START = re.compile(r"^\s*(?:\{|\[\s*(?:$|[{\[\"]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*[,\]]))")
+_JSON_START = re.compile(r"^\s*(?:\{(?!\s*')|\[\s*(?:$|[{\[\"]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*[,\]]))")
+# terminal colours: ESC [ ... m, and the same with its ESC lost in a copy ("[36m05-07 13:05:33[0m")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
 _TRACEBACK = "Traceback (most recent call last):"
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
 
 STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step"}
 ROLES: dict[str, Role] = {}
 for _names, _name_role in (
-    (("loss", "train_loss", "trl", "training_loss", "tr_loss", "train/loss", "lm_loss"), "loss"),
+    (("loss", "train_loss", "trl", "training_loss", "tr_loss", "train/loss", "lm_loss",
+      "xent"), "loss"),  # OpenNMT-py's training cross-entropy
     (("val_loss", "tel", "eval_loss", "valid_loss", "validation_loss", "test_loss", "val/loss",
       "eval/loss", "dev_loss"), "val_loss"),
     (("grad_norm", "norm", "gnorm", "grad", "total_norm", "gradnorm", "grad_norm_total",
@@ -120,6 +126,8 @@ _NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".md", ".
 def pairs(line: str) -> list[tuple[str, str]]:
     """The (name, number text) pairs of one line, first occurrence of a name wins. Thousands commas
     are dropped from the number text (``8,388,608`` -> ``8388608``)."""
+    if "[" in line:
+        line = _ANSI.sub("", line)
     m = _TRIPLE.match(line)
     if m:
         key = m["key"]
@@ -140,7 +148,7 @@ def pairs(line: str) -> list[tuple[str, str]]:
         if any(x <= m.start() < y for x, y in spans):
             continue
         spans.append(m.span())
-        key = m["key"]
+        key = re.sub(r"[ \t]+", "_", m["key"])
         if key.lower() in STEP_KEYS:
             val = _value(line, m, count_ok=True)
         elif (len(key) == 1 or any(a <= m.start() < b for a, b in calls)
@@ -165,6 +173,13 @@ def pairs(line: str) -> list[tuple[str, str]]:
             val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
             if val is not None:
                 found.setdefault(key, val)
+    names = {k.lower() for k in found}
+    if (names & (STEP_KEYS | {"epoch"}) and names & {"train", "training"}
+            and names & {"val", "valid", "validation"}):
+        # "Epoch 000: train=0.179 valid=0.234": a training and a validation number beside a step
+        # are the two losses (a lone "eval" is llm.c's HellaSwag accuracy)
+        found = {(_SPLIT_LOSS[k.lower()] if k.lower() in _SPLIT_LOSS and _SPLIT_LOSS[k.lower()] not in found
+                  else k): v for k, v in found.items()}
     return list(found.items())
 
 
@@ -201,7 +216,7 @@ def _head_lines(head: bytes) -> list[str]:
     text = head.decode("utf-8", "replace")
     if text.count("\ufffd") > max(4, len(text) // 100):
         return []
-    lines = text.lstrip("\ufeff").splitlines()
+    lines = _ANSI.sub("", text.lstrip("\ufeff")).splitlines()
     if len(lines) > 1 and len(head) >= 4096:
         lines = lines[:-1]
     return [ln for ln in lines if ln.strip()][:200]
