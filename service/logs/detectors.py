@@ -1107,6 +1107,11 @@ class _Divergence:
     patience: int
 
 
+#: A validation loss's rise from its best that is less than this share of its fall from its first
+#: value to that best is noise at its floor, not overfitting (overfitting gives back tens of %).
+_FLOOR_SHARE = 0.02
+
+
 def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None:
     vs, vv = finite(val)
     if len(vv) < 4:
@@ -1118,6 +1123,14 @@ def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None
     best, last = float(sm[i_min]), float(sm[-1])
     noise = 1.4826 * float(np.median(np.abs(vv - sm)))
     if i_min >= len(vv) - 2 or best <= 0 or (last - best) / best < t.validation_rise or last - best < 3 * noise:
+        return None
+    # A loss printed with few decimals (Keras' console: "val_loss: 0.0013") that rose by a few units
+    # of its last place is rounding, not a rise: 0.0010 -> 0.0013 is "+30%".
+    if last - best <= 3 * resolution(vv):
+        return None
+    # Nor is a rise that is a sliver of the run's own descent: a validation loss at 1e-3 after 3.4
+    # (accuracy 1.0) is at its floor, where +30% is a few ten-thousandths.
+    if last - best < _FLOOR_SHARE * (float(vv[0]) - best):
         return None
     ls, lv = finite(loss)
     after = lv[ls >= vs[i_min]]

@@ -104,7 +104,33 @@ def detect(path: Path, hint: str | None = None) -> Reader:
             raise UnknownLogFormat(f"{path.name} is not in the {hint} format{guess}")
         return match[0]
     best, _ = sniff(path.name, head, all_readers)
+    if best is None and len(head) == HEAD_BYTES:
+        best = _text_later(path, all_readers)
     if best is None:
         raise UnknownLogFormat(f"{path.name}: not a log format this service reads "
                                f"({', '.join(r.name for r in all_readers)})")
     return best
+
+
+#: How far into a file whose head no reader knows to look for a text log's lines: an mmengine
+#: log opens with a 1,300-line dump of its environment and config before the first training line.
+TEXT_SEARCH_BYTES = 4 * 2**20
+
+
+def _text_later(path: Path, readers: list[Reader]) -> Reader | None:
+    """The text reader when a window after the head, up to :data:`TEXT_SEARCH_BYTES`, reads as
+    a text log (each window from its first whole line); None otherwise."""
+    from gradhealth.logs.readers.text import READER as text
+
+    if text not in readers:
+        return None
+    with path.open("rb") as f:
+        f.seek(HEAD_BYTES)
+        while f.tell() < TEXT_SEARCH_BYTES:
+            window = f.read(HEAD_BYTES)
+            if not window:
+                return None
+            start = window.find(b"\n") + 1
+            if start and text.sniff_within(path.name, window[start:]) > 0:
+                return text
+    return None

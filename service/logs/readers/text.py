@@ -35,7 +35,10 @@ without one uses the last step seen. Lines with values before the first stepped 
 print, parameter counts, an evaluation before training) are kept only when every name on them also
 has values after the first step (llm.c's ``val loss`` printed before ``step 1``), and then belong to
 the step before the first one (the first step minus 1, at least 0: the state before any update).
-In a log with no step at all, lines take a running index of the lines with values (0, 1, 2...).
+In a log with no step at all, lines take a running index of the lines with values (0, 1, 2...),
+unless it counts epochs (``Epoch 2/10`` headers, ``| epoch 002 |``): then each name's last value in
+each epoch, at that epoch. A position within an epoch (``Epoch [1][50/5808]``, ``Epoch: [2]
+[1/6]``, tqdm's ``Epoch 476:  1%|...| 1/79``) is the fractional epoch 1 + 50/5808.
 Every other name becomes a series named as the log names it; common names
 get their role: ``loss``/``train_loss``/``trl``/``training_loss`` (loss), ``val_loss``/``tel``/
 ``eval_loss``/``valid_loss``/``test_loss`` (val_loss), ``grad_norm``/``norm``/``gnorm``/
@@ -63,13 +66,13 @@ import numpy as np
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, open_log
-from gradhealth.logs.series import LogWarning, Role, RunLog, Series
+from gradhealth.logs.series import LogWarning, Role, RunLog, Series, make_series
 
 # a number; thousands may be grouped with commas (8,388,608) when every group after a comma has
 # exactly 3 digits and the first group does not start with 0 (so "a=1,b=2" and "x=0,5" are not one)
 _NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
         r"|[-+]?(?:nan|infinity|inf)")
-_END = r"(?![\w.])"
+_END = r"(?![\w.]|:\d)"  # "eta: 5:02:49" is a time, not 5
 _SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
 # "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
@@ -101,6 +104,11 @@ _BARE_NONFINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
 _JSON_START = re.compile(r"^\s*(?:\{(?!\s*')|\[\s*(?:$|[{\[\"]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*[,\]]))")
 # terminal colours: ESC [ ... m, and the same with its ESC lost in a copy ("[36m05-07 13:05:33[0m")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
+# a position within an epoch: mmengine/mmdet "Epoch [1][50/5808]", "Epoch(train) [1][1/6]",
+# torchvision's "Epoch: [2]  [1/6]", "Epoch:[0/19](100/24681)", tqdm's "Epoch 476:  1%|...| 1/79"
+_EPOCH_POS = re.compile(
+    r"\bEpoch(?:\(\w+\))?\s*:?\s*\[\s*(?P<e>\d+)\s*(?:/\s*\d+\s*)?\]\s*[\[(]\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*[\])]"
+    r"|\bEpoch\s+(?P<te>\d+):\s+\d+%\|[^|]*\|\s*(?P<ti>\d+)/(?P<tn>\d+)", re.IGNORECASE)
 _TRACEBACK = "Traceback (most recent call last):"
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
 
@@ -134,6 +142,12 @@ def pairs(line: str) -> list[tuple[str, str]]:
         return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))]
     found: dict[str, str] = {}
     spans: list[tuple[int, int]] = []
+    pos = _EPOCH_POS.search(line) if "poch" in line else None
+    if pos is not None:
+        # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
+        e, i, n = (int(pos[g]) for g in (("e", "i", "n") if pos["e"] is not None else ("te", "ti", "tn")))
+        found["epoch"] = repr(round(e + i / n, 6) if n else float(e))
+        spans.append(pos.span())
     piped = "|" in line
     if piped:
         # Megatron/DeepSpeed: "| learning rate: 5.997E-05 | lm loss: 3.88E+00 | number of nan
@@ -149,9 +163,11 @@ def pairs(line: str) -> list[tuple[str, str]]:
             continue
         spans.append(m.span())
         key = re.sub(r"[ \t]+", "_", m["key"])
+        if any(a <= m.start() < b for a, b in calls):
+            continue  # an argument of a call or repr: a config, even when named like a step
         if key.lower() in STEP_KEYS:
             val = _value(line, m, count_ok=True)
-        elif (len(key) == 1 or any(a <= m.start() < b for a, b in calls)
+        elif (len(key) == 1
               or (":" in m["sep"] and _INT.fullmatch(m["val"])
                   and (_SOURCE_REF.search(key) or (m.start() < header_end and m["sep"] == ":")))):
             continue
@@ -173,6 +189,8 @@ def pairs(line: str) -> list[tuple[str, str]]:
             val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
             if val is not None:
                 found.setdefault(key, val)
+    if len(found) == 1 and "s" in found and not re.sub(r"\bs\s*[:=]\s*\d+[\s,;]*", "", line).strip():
+        return []  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
     names = {k.lower() for k in found}
     if (names & (STEP_KEYS | {"epoch"}) and names & {"train", "training"}
             and names & {"val", "valid", "validation"}):
@@ -256,6 +274,15 @@ class TextReader:
         score = 0.3 + 0.2 * min(1.0, 2.0 * hits / len(lines)) + (0.1 if known else 0.0)
         return round(score, 3)
 
+    def sniff_within(self, filename: str, window: bytes) -> float:
+        """:meth:`sniff` of ``window`` (bytes from the middle of a file, from a line start) from its
+        first line with values on: a log's training lines after a long dump of its config."""
+        lines = window.split(b"\n")
+        for i, ln in enumerate(lines[:-1]):
+            if any(k.lower() not in STEP_KEYS for k, _ in pairs(_ANSI.sub("", ln.decode("utf-8", "replace")))):
+                return self.sniff(filename, b"\n".join(lines[i:]))
+        return 0.0
+
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         name = path.name
         points = Points(name, limits)
@@ -273,6 +300,11 @@ class TextReader:
         tb_prefix = ""
         in_tb = False
         bad_bytes_line = 0
+        # a log without steps that counts epochs (Keras' "Epoch 2/10" headers, fairseq's
+        # "| epoch 002 |", an mmdet "Epoch [1][50/5808]"): each name's last value in each epoch
+        epoch: float | None = None
+        by_epoch: dict[str, dict[float, float]] = {}
+        epoch_lines = batch_lines = 0
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -325,6 +357,15 @@ class TextReader:
                         last_step = step
                         if first_step is None:
                             first_step = step
+                    for k, value in values:
+                        if k.lower() == "epoch" and value == value and abs(value) != float("inf"):
+                            epoch = value
+                    if last_step is None and epoch is not None:
+                        for k, value in values:
+                            if k.lower() != "epoch":
+                                by_epoch.setdefault(k, {})[epoch] = value
+                        epoch_lines += 1
+                        batch_lines += any(k.lower() == "batch" for k, _ in values)
                     if not values:
                         continue
                     tb = None               # values after a traceback: training went on
@@ -351,6 +392,11 @@ class TextReader:
             warnings.append(LogWarning("truncated_log", f"{name} line {tb_line}: the log ends in a Python "
                                        "traceback; training stopped there", where=f"line {tb_line}"))
         early: list[Series] = []
+        if first_step is None and by_epoch and not batch_lines and epoch_lines * 2 >= index:
+            # no step in the whole log, but epochs: each epoch's last values, at the epoch
+            return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
+                          series=[make_series(k, list(v), list(v.values()), step_unit="epoch", role=_role(k)[0])
+                                  for k, v in by_epoch.items()])
         if first_step is None:
             _add(points, pending, None)     # no step in the whole log: the running index
         elif pending:

@@ -126,3 +126,74 @@ def test_validation_records_with_steps_of_their_own_are_not_a_new_run(tmp_path: 
     run = load_run(_write(tmp_path, "scalars.json", "\n".join(json.dumps(r) for r in rows) + "\n"))
     assert len(_series(run, "loss")) == 21 and len(_series(run, "accuracy/top1")) == 7
     assert not [w for w in run.warnings if w.code == "skipped_runs"]
+
+
+def test_keras_console_output_is_read_by_epoch(tmp_path: Path) -> None:
+    # "Epoch 2/10" heads each epoch; progress lines (ETA) come before the epoch's last line
+    lines = []
+    for e in range(1, 11):
+        lines.append(f"Epoch {e}/10")
+        lines.append(f"100/215 [====>.....] - ETA: 1s - loss: {9.9:.4f} - accuracy: 0.1000")
+        loss = "nan" if e >= 4 else f"{0.6 - 0.05 * e:.4f}"
+        lines.append(f"215/215 [==========] - 1s 3ms/step - loss: {loss} - accuracy: 0.6 - val_loss: {loss} - "
+                     f"val_accuracy: 0.7")
+    run = load_run(_write(tmp_path, "fit.log", "\n".join(lines) + "\n"))
+    loss = _series(run, "loss")
+    assert loss.step_unit == "epoch" and loss.steps.tolist() == list(range(1, 11))  # one point per epoch
+    assert loss.values[0] == pytest.approx(0.55)  # the epoch's last line, not its progress line
+    assert not [s for s in run.series if s.name.lower() == "epoch"]
+    [f] = [f for f in check_logs(tmp_path / "fit.log").findings if f.code == "nonfinite"]
+    assert f.evidence.steps[0] == 4 and "step 4" in f.summary
+
+
+def test_fairseq_epoch_lines_are_read_by_epoch(tmp_path: Path) -> None:
+    lines = []
+    for e in range(1, 9):
+        loss = "nan" if e >= 6 else f"{11.7 - e:.2f}"
+        lines.append(f"| epoch {e:03d} | train loss {loss} | train ppl 1111.00 | lr 0.250000 | clip  94% | gnorm {loss}")
+        lines.append(f"| epoch {e:03d} | valid on 'valid' subset | valid loss {loss} | valid ppl 111.00")
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    assert _series(run, "train_loss").steps.tolist() == list(range(1, 9))
+    assert _series(run, "valid_loss").role == "val_loss"
+    [f] = [f for f in check_logs(tmp_path / "train.log").findings if f.code == "nonfinite"]
+    assert f.evidence.steps[0] == 6
+
+
+@pytest.mark.parametrize("line,epoch", [
+    ("2021-08-18 19:36:00,257 - mmdet - INFO - Epoch [1][50/5808]\tlr: 1.000e-02, eta: 5:02:49, loss: 1.65", 1 + 50 / 5808),
+    ("2023/06/05 20:10:13 - mmengine - INFO - Epoch(train)   [3][2/6]  lr: 4.0e-08  eta: 4:59:11  loss: 0.42", 3 + 2 / 6),
+    ("Epoch: [2]  [1/6]  eta: 0:00:05  lr: 0.005000  loss: 3.6757 (7.9068)", 2 + 1 / 6),
+    ("Epoch:[0/19](100/24681) loss:5.251", 100 / 24681),
+    ("Epoch 476:   1%|▏         | 1/79 [00:00<01:00,  1.29it/s, loss=16.8, v_num=1]", 476 + 1 / 79),
+])
+def test_a_position_within_an_epoch_is_a_fractional_epoch(line: str, epoch: float) -> None:
+    from gradhealth.logs.readers.text import pairs
+    found = dict(pairs(line))
+    assert float(found["epoch"]) == pytest.approx(epoch, abs=1e-6)
+    assert "eta" not in found  # a time of day or duration, h:mm:ss, is not a value
+
+
+def test_a_text_log_after_a_long_config_dump_is_found_and_the_dump_left_out(tmp_path: Path) -> None:
+    dump = [f"    layer_{i} = dict(type='Conv', s={i}, out_channels={64 + i}, momentum=0.1)," for i in range(1500)]
+    train = [f"2023/06/05 20:10:{i % 60:02d} - mmengine - INFO - Epoch(train)   [{1 + i // 6}][{1 + i % 6}/6]  "
+             f"lr: 4.0e-05  eta: 4:59:11  time: 9.97  loss: {0.42 - 0.001 * i:.6f}" for i in range(60)]
+    path = _write(tmp_path, "20230605_200941.log", "\n".join(dump + train) + "\n")
+    assert path.stat().st_size > 64 * 1024  # past the head every reader is shown
+    run = load_run(path)
+    loss = _series(run, "loss")
+    assert len(loss) == 60 and loss.steps[0] == pytest.approx(1 + 1 / 6, abs=1e-6)
+    assert not [s for s in run.series if s.name in ("out_channels", "momentum", "s")]
+
+
+def test_a_validation_loss_at_its_floor_is_not_overfitting(tmp_path: Path) -> None:
+    # Keras prints 4 decimals: val_loss 3.44 falls to 0.0010, then 0.0012-0.0014 (accuracy 1.0)
+    val = [3.4412, 1.5670, 0.1545, 0.0464, 0.0735, 0.1312, 0.0175, 0.0049, 0.0044, 0.0271, 0.0227, 0.0129,
+           0.0047, 0.0030, 0.0010, 0.0010, 0.0055, 0.0012, 0.0014, 0.0013]
+    rows = ["epoch,loss,val_loss"] + [f"{e},{0.5 * 0.8 ** e:.4f},{v:.4f}" for e, v in enumerate(val)]
+    doc = check_logs(_write(tmp_path, "log.csv", "\n".join(rows) + "\n"))
+    assert not [f for f in doc.findings if f.code == "validation_divergence"]
+    # the same shape an order of magnitude up the scale is overfitting
+    rows = ["epoch,loss,val_loss"] + [f"{e},{0.5 * 0.8 ** e:.4f},{v:.4f}" for e, v in
+                                       enumerate([3.0, 2.0, 1.5, 1.2, 1.0, 1.0, 1.02, 1.06, 1.1, 1.13, 1.16, 1.2])]
+    doc = check_logs(_write(tmp_path, "log2.csv", "\n".join(rows) + "\n"))
+    assert [f for f in doc.findings if f.code == "validation_divergence"]
