@@ -209,7 +209,7 @@ def _exploding_tail(s: Series, steps: np.ndarray, v: np.ndarray, base: float, t:
 def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _judged(run, "grad_norm", t)
     if found is None:
-        return []
+        return _astronomical(run, t)
     s, steps, v = found
     base = early_baseline(v, t.baseline_fraction)
     if not base > 0:
@@ -225,7 +225,7 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
         ratio = max(ratio, float(np.median(v[-tail:])) / base)
     severity = "error" if ratio >= t.explode_error else "warning" if ratio >= t.explode_warning else None
     if severity is None:
-        return []
+        return _astronomical(run, t)
     if sustained:
         onset = steps[len(v) - tail]
         peak = float(np.max(v[-tail:]))
@@ -254,6 +254,30 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
          "baseline": base, "late_median": late, "peak": peak, "sustained_points": int(tail),
          "learning_rate_growth": growth},
         remedies)]
+
+
+def _astronomical(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A total gradient norm beyond any healthy network's at some step, on however few points: no
+    baseline needed to call 3.8e12 exploded (an mmdet run pasted with two lines of log had it)."""
+    s = run.first("grad_norm")
+    if s is None:
+        return []
+    steps, v = finite(s)
+    over = np.nonzero(v >= t.explode_absolute)[0]
+    if not len(over):
+        return []
+    i = int(over[0])
+    peak = float(np.max(v))
+    return [_finding(
+        "exploding_gradient", "error",
+        f"{s.name} reached {v[i]:.3g} at step {_num(steps[i])} (largest {peak:.3g}); a healthy network's total "
+        f"gradient norm is around 0.1-100",
+        "A gradient norm this large means the weights, the activations or the loss have already blown up (a "
+        "learning rate far too large, an unnormalised input or target, a missing normalisation): the next update "
+        "throws the weights far from where they were.",
+        {"metric": s.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": peak, "threshold": t.explode_absolute,
+         "peak": peak, "points": len(v)},
+        [clipping(run, t), lower_lr(run, at_step=float(steps[i]), why="the gradient norm is astronomical")])]
 
 
 def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
@@ -748,7 +772,8 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     if found is None:
         return []
     loss, steps, v = found
-    sm = smooth(v, 9)
+    # a window of 9 flattens a short log (8 points by epoch) into its own median: a third of it
+    sm = smooth(v, min(9, max(3, len(v) // 3)))
     i_min = int(np.argmin(sm))
     low, end = float(sm[i_min]), float(sm[-1])
     if i_min >= len(sm) - 3 or low <= 0 and end <= 0:
@@ -948,7 +973,12 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     rising = sm[-1] > sm[half] * t.divergence_factor
     if rising or falling or (converged and chance is None):
         return [stuck] if stuck else []
-    never = overall < t.plateau_early_fraction
+    # "Never learnt" is a claim about the run from its start: a log that opens at step 1631 and spans
+    # ten steps of it (a pasted excerpt, a resumed run) shows a window, not the start.
+    from_start = float(steps[0]) <= float(steps[-1] - steps[0])
+    never = overall < t.plateau_early_fraction and from_start
+    if chance is None and not never and overall < t.plateau_early_fraction and not from_start:
+        return [stuck] if stuck else []  # flat over an excerpt: nothing to say about the run
     if chance is not None:
         acc = f", accuracy {chance['accuracy']:.2f}" if chance["accuracy"] is not None else ""
         summary = (f"{loss.name} is flat at {level:.3g} over the last half of the run, at chance for "

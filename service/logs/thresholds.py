@@ -17,6 +17,9 @@ class LogThresholds(BaseModel):
         0.1, gt=0, lt=1, description="the first part of a run that sets its early baseline (after warm-up)")
     explode_warning: float = Field(10.0, gt=1, description="late median grad norm over the early baseline: warning")
     explode_error: float = Field(100.0, gt=1, description="... error")
+    explode_absolute: float = Field(
+        1e8, gt=0, description="a total grad norm this large at any step is an exploding_gradient error, however short "
+                               "the log (healthy networks' norms are around 0.1-100, a loss-scaled one's under 1e7)")
     spike_factor: float = Field(
         5.0, gt=1, description="a point this many times its rolling median (and 6 MADs above it) is a spike")
     spike_warning_fraction: float = Field(

@@ -1,0 +1,41 @@
+"""What the log check says of logs pasted into bug reports, each once wrong in general terms:
+
+- a two-line excerpt with a gradient norm of 3.8e12 read healthy (too short for a baseline);
+- eight epochs of a LoRA loss that went 1.4 -> 6.4 and stayed up read healthy (smoothed flat);
+- eleven iterations of a 600,000-iteration run were "a loss that never learnt".
+
+Numbers are the threads' own where they are quoted (mlx-examples #620, mmdetection #3446,
+nanoGPT #110); the rest are written to the same shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradhealth.logs.check import diagnose
+from tests.logs.test_detectors_real_runs import alarms, found, run_of
+
+
+def test_an_astronomical_gradient_norm_is_an_error_however_short_the_log() -> None:
+    run = run_of(np.array([50, 100]), loss=np.array([59307.9, 21082.3]),
+                 grad_norm=np.array([3801898445783.0, 40558643632.0]))
+    [f] = found(diagnose(run), "exploding_gradient")
+    assert f.severity == "error" and f.evidence.steps[0] == 50 and f.evidence.peak == 3801898445783.0
+    # an ordinary norm in a short log says nothing
+    run = run_of(np.array([50, 100]), loss=np.array([2.1, 2.0]), grad_norm=np.array([3.2, 2.9]))
+    assert not found(diagnose(run), "exploding_gradient")
+
+
+def test_a_short_loss_that_climbed_and_stayed_up_is_a_divergence() -> None:
+    steps = np.arange(25, 201, 25)
+    loss = np.array([1.593, 1.406, 3.316, 6.437, 5.478, 4.857, 4.874, 4.604])
+    [f] = found(diagnose(run_of(steps, loss=loss)), "loss_divergence")
+    assert f.severity in ("warning", "error") and "from its minimum" in f.summary
+
+
+def test_a_flat_excerpt_of_a_long_run_is_not_a_run_that_never_learnt() -> None:
+    steps = np.arange(1631, 1642)
+    loss = np.array([4.0863, 3.7441, 3.9848, 3.87, 3.99, 3.77, 3.88, 3.68, 3.92, 3.68, 3.97])
+    assert not alarms(diagnose(run_of(steps, loss=loss)))
+    # the same numbers from the start of a run are a loss that never moved
+    assert found(diagnose(run_of(np.arange(0, 11), loss=loss)), "loss_plateau")
