@@ -10,7 +10,9 @@ or more component losses of that split, named ``<split>/<part>_loss``, ``<split>
 ``val``/``valid``/``validation``/``eval``/``test`` for the validation loss), their sum is added as
 a series of role ``loss`` (resp. ``val_loss``) and a ``derived_loss`` note says so.
 
-The sum is taken at the steps every component logged (exact step match); a NaN or Inf in any
+The sum is taken at the steps every component logged (exact step match), except steps where
+every component is exactly 0 (not computed: Ultralytics' validation losses of epochs it did not
+validate) while others are not; a NaN or Inf in any
 component makes the sum NaN or Inf at that step, so the check still sees it. Nothing is derived when
 the run already has a loss of that role (detectron2's ``total_loss`` next to ``loss_cls``), when a
 part looks like a total or an aggregate (``val/total_loss``, ``train_loss_epoch``), for a single
@@ -110,9 +112,17 @@ def _sum(parts: list[Series]) -> tuple[np.ndarray, np.ndarray, int] | None:
     if len(shared) == 0 or len(shared) < MIN_SHARED_FRACTION * len(every):
         return None
     total = np.zeros(len(shared), dtype=np.float64)
+    computed = np.zeros(len(shared), dtype=bool)
     with np.errstate(invalid="ignore", over="ignore"):
         for steps, values in per:
-            total = total + values[np.searchsorted(steps, shared)]
+            at = values[np.searchsorted(steps, shared)]
+            total = total + at
+            computed |= at != 0
+    # A step where every part is exactly 0 was not computed: Ultralytics writes 0 for the validation
+    # losses of the epochs it did not validate (no real loss is 0.0 in every part at once).
+    if computed.any() and not computed.all():
+        left = int(np.sum(~computed))
+        return shared[computed], total[computed], int(len(every) - len(shared)) + left
     return shared, total, int(len(every) - len(shared))
 
 

@@ -953,7 +953,7 @@ def _change(improvement: float) -> str:
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     stuck = _stuck_validation_accuracy(run, t)
-    found = _positive_loss(run, t)
+    found = _positive_loss(run, t) if not _on_rollouts(run) else None
     if found is None:
         return [stuck] if stuck else []
     loss, steps, v = found
@@ -1008,10 +1008,21 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
 _ALTERNATION = -0.3
 
 
+#: An agent trained on its own rollouts (Stable-Baselines3, RLlib, baselines): its episode reward.
+_ROLLOUT_REWARD = re.compile(r"ep_?rew|episode_?(?:reward|return)|eprewmean|rollout/", re.IGNORECASE)
+
+
+def _on_rollouts(run: RunLog) -> bool:
+    """Whether the run trains an agent on its own rollouts: its loss (PPO's policy + value +
+    entropy) is not an objective that falls; its data move with the policy, and the episode reward
+    is what improves."""
+    return any(_ROLLOUT_REWARD.search(s.name) for s in run.series)
+
+
 @detects("loss_oscillation")
 def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _positive_loss(run, t)
-    if found is None or len(found[2]) < 12:
+    if found is None or len(found[2]) < 12 or _on_rollouts(run):
         return []
     loss, steps, v = found
     trend = smooth(v, 11)

@@ -69,6 +69,7 @@ The line, CSV and point-collecting helpers it shares with the other text readers
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -95,7 +96,7 @@ from gradhealth.logs.readers.textio import (
     read_wide_csv,
     truncated,
 )
-from gradhealth.logs.series import LogWarning, Role, RunLog, make_series
+from gradhealth.logs.series import LogWarning, Role, RunLog, make_series, parse_number
 
 # --- the native reader -------------------------------------------------------------------------------
 
@@ -108,7 +109,9 @@ _RESERVED = {"value", "metric", "layer", "kind", "wall_time", "time"}
 #: one- and two-letter ones, which are too ambiguous as a column name); ``epoch`` only when none of
 #: these is there (a coarser axis: its series get ``step_unit="epoch"``).
 STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "iteration", "iter", "steps",
-                              "current_steps", "num_updates")  # LLaMA-Factory's trainer_log.jsonl, fairseq
+                              "current_steps", "num_updates",  # LLaMA-Factory's trainer_log.jsonl, fairseq
+                              # Stable-Baselines3's progress.csv (an RL run counts environment steps)
+                              "time/total_timesteps", "time/total timesteps", "total_timesteps")
 _EPOCH = "epoch"
 _RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
@@ -315,13 +318,28 @@ class NativeReader:
     # CSV, long or wide
     def _read_csv(self, path: Path, limits: ReadLimits) -> RunLog:
         with open_log(path, limits) as f:
-            header = csv_header(f.read(64 * 1024))
+            head = f.read(64 * 1024)
+        header = csv_header(head)
         if header is not None and _is_long(header):
             return self._read_long_csv(path, limits)
         step = step_key(header or [], epoch=False) or "step"
         tensorboard = [c.strip().lower() for c in header or []] == ["wall time", "step", "value"]
-        points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native",
+        # a column whose first value is text (a run name, a time) holds no series: left out, with a
+        # note; text later in a numeric column is still an error naming its line
+        texts = _text_columns(head, header or [])
+
+        def percent(column: str, text: str) -> float | None:
+            # a percentage is its number (SB3's "Progress" 1.15%)
+            try:
+                return float(text[:-1]) if text.endswith("%") else _not_a_number(column, text)
+            except ValueError:
+                return _not_a_number(column, text)
+
+        points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native", cell=percent,
+                                            skip=lambda c: c in texts,
                                             wall_columns=("Wall time", *_WALL) if tensorboard else _WALL)
+        warnings += [LogWarning("skipped_values", f"{path.name}: column {c!r} holds text ({t!r}), not numbers: "
+                                "left out", where=f"column {c}") for c, t in texts.items()]
         series = points.build(role=native_role)
         if tensorboard:
             # TensorBoard's "download CSV" of one scalar: the tag is only in the file's name
@@ -439,3 +457,29 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
 
 
 READER = NativeReader()
+
+
+def _not_a_number(column: str, text: str) -> float:
+    raise BadRow(f"column {column!r}: not a number: {text if len(text) <= 40 else text[:40] + '...'!r}")
+
+
+def _text_columns(head: bytes, header: list[str]) -> dict[str, str]:
+    """The columns whose cell in the first data row of ``head`` is text, not a number or a
+    percentage: name -> that text (at most 40 characters)."""
+    lines = first_lines(head, 2)
+    if len(lines) < 2 or not header:
+        return {}
+    try:
+        row = next(csv.reader([lines[1]]))
+    except (csv.Error, StopIteration):
+        return {}
+    out: dict[str, str] = {}
+    for c, text in zip(header, row, strict=False):
+        t = text.strip()
+        if not t:
+            continue
+        try:
+            parse_number(t[:-1] if t.endswith("%") else t)
+        except ValueError:
+            out[c] = t if len(t) <= 40 else t[:37] + "..."
+    return out

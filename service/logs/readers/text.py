@@ -77,7 +77,7 @@ _SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
 # "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
 _KV = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ \t](?=loss\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*)"
-                 rf"(?P<val>{_NUM}){_END}", re.IGNORECASE)
+                 rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
 _WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _])?"
                  rf"[A-Za-z_][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # "<step> <name> <value>", the whole line (build-nanogpt's log.txt: "250 val 6.5893"); a name is not
@@ -112,7 +112,8 @@ _EPOCH_POS = re.compile(
 _TRACEBACK = "Traceback (most recent call last):"
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
 
-STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step"}
+STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step",
+             "num_updates"}  # fairseq's update count
 ROLES: dict[str, Role] = {}
 for _names, _name_role in (
     (("loss", "train_loss", "trl", "training_loss", "tr_loss", "train/loss", "lm_loss",

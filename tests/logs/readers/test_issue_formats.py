@@ -197,3 +197,43 @@ def test_a_validation_loss_at_its_floor_is_not_overfitting(tmp_path: Path) -> No
                                        enumerate([3.0, 2.0, 1.5, 1.2, 1.0, 1.0, 1.02, 1.06, 1.1, 1.13, 1.16, 1.2])]
     doc = check_logs(_write(tmp_path, "log2.csv", "\n".join(rows) + "\n"))
     assert [f for f in doc.findings if f.code == "validation_divergence"]
+
+
+def test_fairseq_json_log_format_in_console_lines(tmp_path: Path) -> None:
+    lines = [f'2022-10-18 04:{39 + i}:17 | INFO | train_inner | {{"epoch": 1, "update": {0.027 * (i + 1):.3f}, '
+             f'"loss": "{21.229 - i:.3f}", "num_updates": "{10 * (i + 1)}", "lr": "7.33333e-06", "gnorm": "27.355"}}'
+             for i in range(10)]
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    loss = _series(run, "loss")
+    assert loss.steps.tolist() == list(range(10, 101, 10)) and loss.values[0] == pytest.approx(21.229)
+    assert _series(run, "gnorm").role == "grad_norm"
+
+
+def test_a_stable_baselines_progress_csv(tmp_path: Path) -> None:
+    rows = ["train/total_loss,Progress,rollout/ep_rew_mean,run,time/total timesteps"]
+    rows += [f"{0.04 + 0.03 * ((-1) ** i):.4f},{1.15 * (i + 1):.2f}%,{0.96 + 0.2 * i:.2f},ppo-a,{12800 * (i + 1)}"
+             for i in range(40)]
+    path = _write(tmp_path, "progress.csv", "\n".join(rows) + "\n")
+    run = load_run(path)
+    loss = _series(run, "train/total_loss")
+    assert loss.role == "loss" and loss.steps[0] == 12800  # environment steps are the step
+    assert _series(run, "Progress").values[0] == pytest.approx(1.15)  # a percentage is its number
+    assert [w.code for w in run.warnings] == ["skipped_values"] and "'run'" in run.warnings[0].message
+    # an agent's loss swings as its rollouts change; the episode reward is what improves
+    assert not [f for f in check_logs(path).findings if f.code in ("loss_oscillation", "loss_plateau")]
+
+
+def test_text_later_in_a_numeric_column_is_still_an_error(tmp_path: Path) -> None:
+    from gradhealth.errors import LogError
+    rows = ["step,loss", "1,0.5", "2,oops", "3,0.4"]
+    with pytest.raises(LogError, match="line 3.*'loss'.*'oops'"):
+        load_run(_write(tmp_path, "run.csv", "\n".join(rows) + "\n"))
+
+
+def test_ultralytics_validation_losses_of_epochs_not_validated_are_left_out(tmp_path: Path) -> None:
+    head = "epoch,train/box_loss,train/cls_loss,train/dfl_loss,val/box_loss,val/cls_loss,val/dfl_loss"
+    rows = [head] + [f"{e},{1.5 - 0.02 * e:.3f},{1.2 - 0.02 * e:.3f},{1.1 - 0.01 * e:.3f},"
+                     + ("0,0,0" if e < 20 else "1.175,0.608,1.157") for e in range(1, 21)]
+    run = load_run(_write(tmp_path, "results.csv", "\n".join(rows) + "\n"))
+    [val] = [s for s in run.series if s.role == "val_loss"]
+    assert val.steps.tolist() == [20] and val.values[0] == pytest.approx(1.175 + 0.608 + 1.157)
