@@ -333,6 +333,22 @@ def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.nda
     return steps, v, med, spike, np.nonzero(spike)[0]
 
 
+def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, i: int, t: LogThresholds) -> bool:
+    """Whether grad norm point ``i`` starts a level the rest of the run keeps (its median after ``i``
+    within 2x of it either way) while the training loss falls from there on: a norm that grows
+    early in training and then holds (a detector's 20 -> 130 in its first 150 of 1,500 steps) is
+    the landscape sharpening, not a spike that failed to recover."""
+    after = v[i + 1:]
+    if len(after) < max(3, t.min_points // 2) or not 0.5 * v[i] <= float(np.median(after)) <= 2 * v[i]:
+        return False
+    loss = run.first("loss")
+    if loss is None:
+        return False
+    ls, lv = finite(loss)
+    at, later = lv[ls <= steps[i]], lv[ls > steps[i]]
+    return len(at) > 0 and len(later) >= 3 and float(np.median(later[-3:])) < float(at[-1])
+
+
 def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int) -> bool:
     after = v[i + 1:i + 1 + window]
     return len(after) > 0 and bool(np.median(after) < 2 * med[i])
@@ -346,6 +362,8 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     if s is None or np.sum(np.isfinite(s.values)) < needed:
         return []
     steps, v, med, spike, idx = _spikes(s, t)
+    if role == "grad_norm":
+        idx = np.array([i for i in idx if not _new_level(run, steps, v, int(i), t)], dtype=np.int64)
     if len(idx) == 0:
         return []
     recovered = [_recovered(v, med, i, t.window) for i in idx]

@@ -39,3 +39,16 @@ def test_a_flat_excerpt_of_a_long_run_is_not_a_run_that_never_learnt() -> None:
     assert not alarms(diagnose(run_of(steps, loss=loss)))
     # the same numbers from the start of a run are a loss that never moved
     assert found(diagnose(run_of(np.arange(0, 11), loss=loss)), "loss_plateau")
+
+
+def test_a_grad_norm_that_rises_early_and_then_holds_while_the_loss_falls_is_not_a_spike() -> None:
+    # a DETR-style detector: 20 -> 114 in its first 150 steps, then 120-150 to the end, loss 45 -> 5.6
+    rng = np.random.default_rng(4)
+    steps = np.arange(1, 1501, 50)
+    norm = np.concatenate([[19.9, 18.8, 60.7, 113.8], 135 + 8 * rng.standard_normal(len(steps) - 4)])
+    loss = 5.6 + 40 * np.exp(-steps / 300)
+    assert not found(diagnose(run_of(steps, loss=loss, grad_norm=norm)), "gradient_spike")
+    # the same step up while the loss stops falling is an instability that did not settle
+    flat = np.concatenate([loss[:4], np.full(len(steps) - 4, loss[3])])
+    [f] = found(diagnose(run_of(steps, loss=flat, grad_norm=norm)), "gradient_spike")
+    assert f.severity == "warning" and not f.evidence.recovered

@@ -96,7 +96,7 @@ from gradhealth.logs.readers.textio import (
     read_wide_csv,
     truncated,
 )
-from gradhealth.logs.series import LogWarning, Role, RunLog, make_series, parse_number
+from gradhealth.logs.series import LogWarning, Role, RunLog, classify, make_series, parse_number
 
 # --- the native reader -------------------------------------------------------------------------------
 
@@ -114,6 +114,7 @@ STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "itera
                               "time/total_timesteps", "time/total timesteps", "total_timesteps")
 _EPOCH = "epoch"
 _RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
+_CORE_ROLES = frozenset({"loss", "val_loss", "learning_rate", "grad_norm"})
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
 
 
@@ -232,7 +233,11 @@ class NativeReader:
                     # or below the first step of records with its fields, after at least
                     # _RUN_RECORDS of them in rising order (validation records with steps of their
                     # own are other fields; a few records out of order are not a run)
-                    fields = frozenset(r[0] for r in found)
+                    # (the record's kind: its loss, rate and norm fields, which a resumed run with
+                    # other loss components still has; a record with none is known by all its fields)
+                    names = [r[0] for r in found]
+                    core = [n for n in names if classify(n)[0] in _CORE_ROLES]
+                    fields = frozenset(core or names)
                     step = found[0][1]
                     first, last, count = starts.setdefault(fields, (step, step, 0))
                     if step < last and step <= first and count >= _RUN_RECORDS:

@@ -237,3 +237,16 @@ def test_ultralytics_validation_losses_of_epochs_not_validated_are_left_out(tmp_
     run = load_run(_write(tmp_path, "results.csv", "\n".join(rows) + "\n"))
     [val] = [s for s in run.series if s.role == "val_loss"]
     assert val.steps.tolist() == [20] and val.values[0] == pytest.approx(1.175 + 0.608 + 1.157)
+
+
+def test_a_resumed_run_with_other_loss_components_is_still_a_new_run(tmp_path: Path) -> None:
+    # mmengine's scalars.json of a detector restarted with another config: the step starts again at 1
+    # and the loss components differ; the loss, rate and norm fields say it is the same kind of record
+    first = [{"step": s, "lr": 1e-5, "grad_norm": 20.0, "loss": 45.0 - s / 10, "loss_ddf_aux_0": 1.0}
+             for s in range(1, 151)]
+    second = [{"step": s, "lr": 1e-5, "grad_norm": 20.0, "loss": 40.0 - s / 100, "loss_fgl": 0.2}
+              for s in range(1, 1501, 50)]
+    run = load_run(_write(tmp_path, "scalars.json", "\n".join(json.dumps(r) for r in first + second) + "\n"))
+    loss = _series(run, "loss")
+    assert len(loss) == len(second) and loss.values[0] == pytest.approx(40.0 - 0.01)
+    assert [w.code for w in run.warnings] == ["skipped_runs"]
