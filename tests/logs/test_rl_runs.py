@@ -38,13 +38,21 @@ def _grpo(tmp_path: Path, *, kl: np.ndarray | None, lr_peak: float = 1e-6, decim
         for k, v in (extra or {}).items():
             e[k] = float(v[i])
         entries.append(e)
+    return _trainer_state(tmp_path, entries)
+
+
+def _trainer_state(tmp_path: Path, entries: list[dict]) -> Path:
     path = tmp_path / "trainer_state.json"
-    path.write_text(json.dumps({"global_step": n, "log_history": entries}))
+    path.write_text(json.dumps({"global_step": len(entries), "log_history": entries}))
     return path
 
 
-def _frozen(doc):
-    return [f for f in doc.findings if f.code == "small_updates"]
+def _of(doc, code: str) -> list:  # noqa: ANN001
+    return [f for f in doc.findings if f.code == code]
+
+
+def _frozen(doc):  # noqa: ANN001, ANN202
+    return _of(doc, "small_updates")
 
 
 def test_a_kl_exactly_zero_at_every_step_is_a_policy_that_never_moved(tmp_path: Path) -> None:
@@ -107,13 +115,11 @@ def _zero_spread(tmp_path: Path, zero_steps: set[int], *, spread_zero: set[int],
             e["reward"] = float(rng.random())
             e["reward_std"] = 0.0 if step in spread_zero else float(0.2 + 0.1 * rng.random())
         entries.append(e)
-    path = tmp_path / "trainer_state.json"
-    path.write_text(json.dumps({"global_step": n, "log_history": entries}))
-    return path
+    return _trainer_state(tmp_path, entries)
 
 
-def _zero(doc):
-    return [f for f in doc.findings if f.code == "zero_gradient"]
+def _zero(doc):  # noqa: ANN001, ANN202
+    return _of(doc, "zero_gradient")
 
 
 def test_zero_gradients_on_groups_without_reward_spread_are_explained_and_a_note(tmp_path: Path) -> None:

@@ -72,13 +72,24 @@ def test_bare_split_names_beside_an_epoch_are_the_losses(tmp_path: Path) -> None
     assert _series(run, "train_loss").role == "loss" and _series(run, "valid_loss").role == "val_loss"
 
 
-def test_opennmt_xent_is_the_training_loss(tmp_path: Path) -> None:
-    lines = [f"[2023-01-01 10:00:{i:02d},000 INFO] Step {100 * (i + 1)}/500000; acc: {3.9 + i:.2f}; "
-             f"ppl: {541.4 / (i + 1):.2f}; xent: {6.29 - 0.4 * i:.2f}; lr: 0.00001; 386/784 tok/s; 55 sec"
-             for i in range(10)]
+_OPENNMT = [f"[2023-01-01 10:00:{i:02d},000 INFO] Step {100 * (i + 1)}/500000; acc: {3.9 + i:.2f}; "
+            f"ppl: {541.4 / (i + 1):.2f}; xent: {6.29 - 0.4 * i:.2f}; lr: 0.00001; 386/784 tok/s; 55 sec"
+            for i in range(10)]
+# fairseq --log-format json: the record is JSON inside a console line, its numbers quoted
+_FAIRSEQ_JSON = [f'2022-10-18 04:{39 + i}:17 | INFO | train_inner | {{"epoch": 1, "update": {0.027 * (i + 1):.3f}, '
+                 f'"loss": "{21.229 - i:.3f}", "num_updates": "{10 * (i + 1)}", "lr": "7.33333e-06", "gnorm": "27.355"}}'
+                 for i in range(10)]
+
+
+@pytest.mark.parametrize("lines,name,steps,first", [
+    (_OPENNMT, "xent", [100, 200], 6.29),          # OpenNMT-py's training cross-entropy
+    (_FAIRSEQ_JSON, "loss", [10, 20], 21.229),     # fairseq's num_updates is the step
+])
+def test_console_formats_loss_and_step(tmp_path: Path, lines: list[str], name: str, steps: list[int],
+                                       first: float) -> None:
     run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
-    xent = _series(run, "xent")
-    assert xent.role == "loss" and list(xent.steps[:2]) == [100, 200]
+    loss = _series(run, name)
+    assert loss.role == "loss" and loss.steps.tolist()[:2] == steps and loss.values[0] == pytest.approx(first)
 
 
 def test_json_lines_whose_only_step_is_a_fractional_epoch(tmp_path: Path) -> None:
@@ -199,13 +210,8 @@ def test_a_validation_loss_at_its_floor_is_not_overfitting(tmp_path: Path) -> No
     assert [f for f in doc.findings if f.code == "validation_divergence"]
 
 
-def test_fairseq_json_log_format_in_console_lines(tmp_path: Path) -> None:
-    lines = [f'2022-10-18 04:{39 + i}:17 | INFO | train_inner | {{"epoch": 1, "update": {0.027 * (i + 1):.3f}, '
-             f'"loss": "{21.229 - i:.3f}", "num_updates": "{10 * (i + 1)}", "lr": "7.33333e-06", "gnorm": "27.355"}}'
-             for i in range(10)]
-    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
-    loss = _series(run, "loss")
-    assert loss.steps.tolist() == list(range(10, 101, 10)) and loss.values[0] == pytest.approx(21.229)
+def test_fairseq_json_gnorm_is_the_grad_norm(tmp_path: Path) -> None:
+    run = load_run(_write(tmp_path, "train.log", "\n".join(_FAIRSEQ_JSON) + "\n"))
     assert _series(run, "gnorm").role == "grad_norm"
 
 
