@@ -651,7 +651,10 @@ class OutputLossMismatch(ArchitectureRule):
         weighted = [u for u in result.units if u.has_weights]
         last = weighted[-1] if weighted else result.units[-1]
         loss = result.plan.spec.loss.type if result.plan is not None else result.loss or "the loss"
-        act = last.activation or "identity"
+        # the output's own activation, or a separate activation layer after it (Keras' Activation)
+        tail = result.units[-1]
+        act = (tail.activation if tail is not last and not tail.has_weights and tail.activation
+               else last.activation) or "identity"
         evidence = {
             "metric": "silent_sample_fraction",
             "value": value,

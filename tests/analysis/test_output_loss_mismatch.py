@@ -144,3 +144,23 @@ def _concat_model(act: str) -> dict[str, Any]:
     out = {**_dense("out", 10, act), "inbound_nodes": [node("cat")]}
     return {"class_name": "Functional", "config": {"name": "f", "layers": [inp, a, b, cat, out],
                                                    "input_layers": [["x", 0, 0]], "output_layers": [["out", 0, 0]]}}
+
+
+def test_a_keras_file_checked_on_its_own_weights_is_judged_too(tmp_path: Path) -> None:
+    # the default for a file with weights: the stored weights through the graph simulation, which
+    # must take the compiled loss on probabilities as well
+    from tests.analysis.test_keras_import import _keras3_zip
+
+    rng = np.random.default_rng(0)
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), _layer("Dense", "out", units=10, activation="linear",
+                                                             use_bias=True), shape=[16])
+    stored = {"d1": [("kernel", (rng.standard_normal((16, 32)) * (2 / 16) ** 0.5).astype(np.float32)),
+                     ("bias", np.zeros(32, np.float32))],
+              "out": [("kernel", (rng.standard_normal((32, 10)) * (1 / 32) ** 0.5).astype(np.float32)),
+                      ("bias", np.zeros(10, np.float32))]}
+    data = _keras3_zip({**cfg, "compile_config": {"loss": "categorical_crossentropy"}}, stored)
+    doc = check_keras(data)
+    assert "as stored in the file" in doc.summary
+    [f] = _mismatch(doc)
+    assert f.severity == "error" and f.evidence.layers == ["out"] and f.evidence.output_activation == "identity"
+    assert f.remedies[0].verified is not None and f.remedies[0].verified.fixed

@@ -1440,7 +1440,8 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
                     out[m] = (origin[0], f"layer:{origin[0]}")
         return out
 
-    run = GraphRun(net, inputs, parsed.loss.type, parsed.seeds, None, names, optimizer=parsed.optimizer)
+    run = GraphRun(net, inputs, parsed.loss.type, parsed.seeds, None, names, optimizer=parsed.optimizer,
+                   from_logits=parsed.loss.from_logits)
     doc = diagnose(run, name=parsed.name, device=device, thresholds=settings.thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,
