@@ -44,7 +44,7 @@ from torch import nn
 
 from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, step
 from gradhealth.analysis.figures import Readout, SeedFigures
-from gradhealth.analysis.losses import loss_value
+from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.simulate import (
     SimulationResult,
     TimeSeries,
@@ -947,7 +947,7 @@ def loss_of(kind: str, out: torch.Tensor, seed: int, *, from_logits: bool = True
     target: torch.Tensor | None = None
     if kind == "cross_entropy":
         target = torch.randint(out.shape[-1], out.shape[:-1], generator=gen).to(out.device)
-    elif kind == "mse":
+    elif kind in REGRESSION:
         target = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.device, out.dtype)
     elif kind == "binary_cross_entropy":  # against random 0/1 targets (as the spec's)
         target = torch.randint(2, out.shape, generator=gen).to(out.device, out.dtype)

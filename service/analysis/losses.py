@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+#: The losses taken against a standard-normal target of the output's shape.
+REGRESSION = frozenset({"mse", "mae", "huber"})
 #: Keras' ``backend.epsilon()``: the clip its probability losses apply to the outputs.
 KERAS_EPSILON = 1e-7
 
@@ -20,8 +22,8 @@ def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, fro
     """(the loss of ``out`` against ``target``, the fraction of samples it gives no gradient)
 
     ``cross_entropy`` is over the last dimension against class indices, ``binary_cross_entropy``
-    elementwise against 0/1 targets, ``mse`` against a target, anything else the plain sum. The
-    fraction is None for mse and sum; it is 0 on logits, where softmax and sigmoid always pass a
+    elementwise against 0/1 targets, ``mse``, ``mae`` and ``huber`` against a target, anything
+    else the plain sum. The fraction is None for the regression losses and sum; it is 0 on logits, where softmax and sigmoid always pass a
     gradient. On probabilities (``from_logits=False``) Keras divides the outputs by their sum
     (cross-entropy) and clips them to [eps, 1 - eps]: a sample whose target probability lands
     outside that range (a negative or zero output, a sum near 0) is clipped, and the clip passes
@@ -44,7 +46,11 @@ def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, fro
             return nn.functional.binary_cross_entropy_with_logits(out, t), out.new_zeros(())
         silent = ((out <= KERAS_EPSILON) | (out >= 1 - KERAS_EPSILON) | out.isnan()).to(out.dtype).mean()
         return nn.functional.binary_cross_entropy(out.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON), t), silent
-    if kind == "mse":
+    if kind in REGRESSION:
         assert target is not None
+        if kind == "mae":
+            return nn.functional.l1_loss(out, target), None
+        if kind == "huber":  # Keras' Huber and torch's agree at delta 1
+            return nn.functional.huber_loss(out, target, delta=1.0), None
         return nn.functional.mse_loss(out, target), None
     return out.sum(), None

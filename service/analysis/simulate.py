@@ -22,7 +22,7 @@ import torch
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.kinds import kind_of
-from gradhealth.analysis.losses import loss_value
+from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
 from gradhealth.analysis.plan import Plan
 
@@ -162,7 +162,7 @@ def make_batch(plan: Plan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None
         x = torch.randn((n, *plan.input_shape), generator=gen, dtype=torch.float64) * spec.input.scale
     if spec.loss.type == "cross_entropy":
         target = torch.randint(plan.classes or 2, (n, *plan.output_shape[:-1]), generator=gen)
-    elif spec.loss.type == "mse":
+    elif spec.loss.type in REGRESSION:
         target = torch.randn((n, *plan.output_shape), generator=gen, dtype=torch.float64)
     elif spec.loss.type == "binary_cross_entropy":
         target = torch.randint(2, (n, *plan.output_shape), generator=gen).to(torch.float64)

@@ -83,7 +83,8 @@ InitScheme = Literal[
     "lecun_normal", "orthogonal", "zeros", "variance_scaling", "truncated_normal",
 ]
 BiasScheme = Literal["default", "zeros", "constant", "normal"]
-LossType = Literal["cross_entropy", "mse", "sum", "binary_cross_entropy"]
+#: mae and huber (delta 1) are regression losses against a standard-normal target, as mse.
+LossType = Literal["cross_entropy", "mse", "sum", "binary_cross_entropy", "mae", "huber"]
 
 
 @dataclass(frozen=True)
@@ -464,8 +465,9 @@ class InputSpec(_Strict):
 
 
 class LossSpec(_Strict):
-    """``cross_entropy`` on random labels (``classes`` defaults to the output width), ``mse``
-    against a standard-normal target, or ``sum`` of the outputs. A plain string works too."""
+    """``cross_entropy`` on random labels (``classes`` defaults to the output width), ``mse``,
+    ``mae`` or ``huber`` against a standard-normal target, ``binary_cross_entropy`` against random
+    0/1 targets, or ``sum`` of the outputs. A plain string works too."""
 
     type: LossType = "cross_entropy"
     classes: Int | None = Field(default=None, ge=2)

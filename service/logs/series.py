@@ -111,13 +111,14 @@ _TOTAL_GRAD = re.compile(r"^(?:train[/_]|optim(?:izer)?[/_])?(?:grad_norm|gradie
                          r"total_grad_norm|global_grad_norm|grad_norm_total|norm|gnorm|grad)$")
 _CLIPPED_GRAD = re.compile(r"^(?:train[/_])?(?:clipped[/_]grad(?:ient)?_norm|"
                            r"grad(?:ient)?_norm[/_](?:clipped|post[/_]?clip|after[/_]clip(?:ping)?))$")
-_LOSS = re.compile(r"^(?:train[/_.]?)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
+_LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
                    r"train_loss_step|train_loss_epoch|loss_epoch|total_loss|"
                    # a run that averages its per-part losses (a PINN's boundary and PDE terms)
                    r"mean_loss|avg_loss|average_loss|loss_mean|loss_avg|"
                    # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)
                    r"cross_?entropy(?:_?loss)?|ce_loss|lm_loss|nll_loss)$")
-_VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test|dev)[/_.]?(?:loss|epoch_loss|loss_epoch|loss_step)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
+# (Chainer's LogReport names the model "main": main/loss, validation/main/loss)
+_VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test|dev)[/_.]?(?:main/)?(?:loss|epoch_loss|loss_epoch|loss_step)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
                        r"^epoch_val_loss$|"
                        # one per evaluation set: the Trainer's eval_<set>_loss (eval_dataset a dict),
                        # Lightning's val_loss/dataloader_idx_<k>

@@ -164,3 +164,31 @@ def test_a_keras_file_checked_on_its_own_weights_is_judged_too(tmp_path: Path) -
     [f] = _mismatch(doc)
     assert f.severity == "error" and f.evidence.layers == ["out"] and f.evidence.output_activation == "identity"
     assert f.remedies[0].verified is not None and f.remedies[0].verified.fixed
+
+
+@pytest.mark.parametrize("kind", ["mae", "huber"])
+def test_regression_losses_are_their_formulas(kind: str) -> None:
+    gen = torch.Generator().manual_seed(3)
+    out = torch.randn(64, 3, generator=gen, dtype=torch.float64) * 2
+    target = torch.randn(64, 3, generator=gen, dtype=torch.float64)
+    loss, silent = loss_value(kind, out, target)
+    d = np.abs(out.numpy() - target.numpy())
+    expected = d.mean() if kind == "mae" else np.where(d <= 1.0, 0.5 * d**2, d - 0.5).mean()
+    assert float(loss) == pytest.approx(expected) and silent is None
+
+
+@pytest.mark.parametrize("loss,expected", [
+    ("mean_absolute_error", "mae"), ("mae", "mae"), ({"class_name": "Huber", "config": {"delta": 1.0}}, "huber"),
+    ("huber_loss", "huber"), ("poisson", None),
+])
+def test_keras_regression_losses(loss: Any, expected: Any) -> None:
+    assert keras_loss(loss) == expected
+
+
+def test_a_compiled_loss_the_check_does_not_simulate_is_said(tmp_path: Path) -> None:
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), _dense("out", 1, "linear"), shape=[16])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": "poisson"}}))
+    assert "the file's loss poisson is not one the check simulates" in check_keras(path).summary
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": "mean_absolute_error"}}))
+    assert "not one the check simulates" not in check_keras(path).summary

@@ -39,7 +39,7 @@ import re
 import stat
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,7 +47,7 @@ from gradhealth.analysis.importers import ModelError, name_layers
 from gradhealth.errors import GradHealthError, InputFormatError
 
 __all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
-           "read_keras_training", "sniff_keras", "translate_or_graph", "translation_reads_weights"]
+           "KerasTraining", "read_keras_training", "sniff_keras", "translate_or_graph", "translation_reads_weights"]
 
 #: The largest config text read (a config of thousands of layers is a few MB).
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -96,6 +96,7 @@ _ACTIVATIONS = {
 _LOSSES = {
     "categoricalcrossentropy": "cross_entropy", "sparsecategoricalcrossentropy": "cross_entropy",
     "binarycrossentropy": "binary_cross_entropy", "meansquarederror": "mse", "mse": "mse",
+    "meanabsoluteerror": "mae", "mae": "mae", "huber": "huber", "huberloss": "huber",
 }
 
 
@@ -213,14 +214,23 @@ def read_keras(data: bytes) -> tuple[dict[str, Any], str | dict[str, Any] | None
     """The model config and the spec loss (:func:`keras_loss`) the file's training/compile config
     names (or None) of a Keras JSON config, ``.keras`` archive or ``.h5`` file, told apart by
     content."""
-    config, loss, _ = read_keras_training(data)
-    return config, loss
+    training = read_keras_training(data)
+    return training.config, training.loss
 
 
-def read_keras_training(data: bytes
-                        ) -> tuple[dict[str, Any], str | dict[str, Any] | None, dict[str, Any] | None]:
-    """:func:`read_keras`, and the spec ``optimizer`` of the optimizer the file was compiled with
-    (:func:`keras_optimizer`; None when it names none, or one without a spec equivalent)."""
+class KerasTraining(NamedTuple):
+    """What a Keras file says: its model config, the spec loss (:func:`keras_loss`) and spec
+    ``optimizer`` (:func:`keras_optimizer`) it was compiled with (None where it names none or one
+    without a spec equivalent), and the name of a compiled loss the check does not simulate."""
+
+    config: dict[str, Any]
+    loss: str | dict[str, Any] | None
+    optimizer: dict[str, Any] | None
+    unsimulated_loss: str | None = None
+
+
+def read_keras_training(data: bytes) -> KerasTraining:
+    """:func:`read_keras`, with the compiled optimizer and any loss the check does not simulate."""
     kind = sniff_keras(data[:4096])
     if kind == "keras":
         config, training = _read_zip(data)
@@ -239,7 +249,17 @@ def read_keras_training(data: bytes
     loss = training.get("loss") if isinstance(training, dict) else None
     optimizer = keras_optimizer(training.get("optimizer_config") or training.get("optimizer")
                                 if isinstance(training, dict) else None)
-    return config, keras_loss(loss), optimizer
+    spec_loss = keras_loss(loss)
+    return KerasTraining(config, spec_loss, optimizer, _loss_name(loss) if spec_loss is None else None)
+
+
+def _loss_name(loss: Any) -> str | None:
+    """The name of a single compiled loss (``"poisson"``, ``{"class_name": "Hinge"}``), else None."""
+    if isinstance(loss, list) and len(loss) == 1:
+        loss = loss[0]
+    if isinstance(loss, dict):
+        loss = loss.get("class_name")
+    return loss if isinstance(loss, str) and loss.strip() else None
 
 
 #: Keras optimizers whose first step is the spec's: Adamax's first step is Adam's (m = g and
@@ -1246,11 +1266,12 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     stored: Weights | None = None
+    unsimulated = None
     if isinstance(source, dict):
         config, file_loss = source, None
     else:
         data = Path(source).read_bytes() if isinstance(source, str | Path) else source
-        config, file_loss, compiled = read_keras_training(data)
+        config, file_loss, compiled, unsimulated = read_keras_training(data)
         optimizer = optimizer or compiled
         stored = read_keras_weights(data, config)
     ignored = weights == "reinitialise" and stored is not None
@@ -1279,7 +1300,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                                 batch_size=batch_size, device=device, verify=verify,
                                 settings=settings, progress=progress, optimizer=optimizer)
         doc.summary += shrunk
-        return doc
+        return _loss_note(doc, None if loss else unsimulated)
     assert spec is not None and origins is not None
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
@@ -1288,9 +1309,17 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         if ignored:  # the file has weights: say they were not used
             doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         doc.summary += shrunk
-        return doc
-    return _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
-                         progress=progress)
+        return _loss_note(doc, None if loss else unsimulated)
+    return _loss_note(_check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
+                                    progress=progress), None if loss else unsimulated)
+
+
+def _loss_note(doc: Any, unsimulated: str | None) -> Any:
+    """``doc`` with its summary saying that the file's compiled loss was not simulated."""
+    if unsimulated:
+        doc.summary += (f" [the file's loss {unsimulated} is not one the check simulates: the loss was chosen "
+                        "from the output layer; give loss to choose it]")
+    return doc
 
 
 #: The batch a Keras model is checked with when none is given, unless its activations would take

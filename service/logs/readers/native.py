@@ -69,7 +69,6 @@ The line, CSV and point-collecting helpers it shares with the other text readers
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -82,6 +81,7 @@ import numpy as np
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import (
+    CORE_ROLES,
     BadRow,
     CsvRows,
     Lines,
@@ -96,7 +96,7 @@ from gradhealth.logs.readers.textio import (
     read_wide_csv,
     truncated,
 )
-from gradhealth.logs.series import LogWarning, Role, RunLog, classify, make_series, parse_number
+from gradhealth.logs.series import LogWarning, Role, RunLog, classify, make_series
 
 # --- the native reader -------------------------------------------------------------------------------
 
@@ -114,7 +114,6 @@ STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "itera
                               "time/total_timesteps", "time/total timesteps", "total_timesteps")
 _EPOCH = "epoch"
 _RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
-_CORE_ROLES = frozenset({"loss", "val_loss", "learning_rate", "grad_norm"})
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
 
 
@@ -236,7 +235,7 @@ class NativeReader:
                     # (the record's kind: its loss, rate and norm fields, which a resumed run with
                     # other loss components still has; a record with none is known by all its fields)
                     names = [r[0] for r in found]
-                    core = [n for n in names if classify(n)[0] in _CORE_ROLES]
+                    core = [n for n in names if classify(n)[0] in CORE_ROLES]
                     fields = frozenset(core or names)
                     step = found[0][1]
                     first, last, count = starts.setdefault(fields, (step, step, 0))
@@ -329,22 +328,8 @@ class NativeReader:
             return self._read_long_csv(path, limits)
         step = step_key(header or [], epoch=False) or "step"
         tensorboard = [c.strip().lower() for c in header or []] == ["wall time", "step", "value"]
-        # a column whose first value is text (a run name, a time) holds no series: left out, with a
-        # note; text later in a numeric column is still an error naming its line
-        texts = _text_columns(head, header or [])
-
-        def percent(column: str, text: str) -> float | None:
-            # a percentage is its number (SB3's "Progress" 1.15%)
-            try:
-                return float(text[:-1]) if text.endswith("%") else _not_a_number(column, text)
-            except ValueError:
-                return _not_a_number(column, text)
-
-        points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native", cell=percent,
-                                            skip=lambda c: c in texts,
+        points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native",
                                             wall_columns=("Wall time", *_WALL) if tensorboard else _WALL)
-        warnings += [LogWarning("skipped_values", f"{path.name}: column {c!r} holds text ({t!r}), not numbers: "
-                                "left out", where=f"column {c}") for c, t in texts.items()]
         series = points.build(role=native_role)
         if tensorboard:
             # TensorBoard's "download CSV" of one scalar: the tag is only in the file's name
@@ -463,28 +448,3 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
 
 READER = NativeReader()
 
-
-def _not_a_number(column: str, text: str) -> float:
-    raise BadRow(f"column {column!r}: not a number: {text if len(text) <= 40 else text[:40] + '...'!r}")
-
-
-def _text_columns(head: bytes, header: list[str]) -> dict[str, str]:
-    """The columns whose cell in the first data row of ``head`` is text, not a number or a
-    percentage: name -> that text (at most 40 characters)."""
-    lines = first_lines(head, 2)
-    if len(lines) < 2 or not header:
-        return {}
-    try:
-        row = next(csv.reader([lines[1]]))
-    except (csv.Error, StopIteration):
-        return {}
-    out: dict[str, str] = {}
-    for c, text in zip(header, row, strict=False):
-        t = text.strip()
-        if not t:
-            continue
-        try:
-            parse_number(t[:-1] if t.endswith("%") else t)
-        except ValueError:
-            out[c] = t if len(t) <= 40 else t[:37] + "..."
-    return out

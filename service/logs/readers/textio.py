@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.series import LogWarning, Role, Series, make_series, parse_number
+from gradhealth.logs.series import LogWarning, Role, Series, classify, make_series, parse_number
 from gradhealth.logs.sniff import check_size
 
 MAX_LINE_BYTES = 16 * 2**20
@@ -221,6 +221,10 @@ def csv_header(head: bytes) -> list[str] | None:
         return None
     if len(row) < 2 or lines[0].lstrip().startswith(("{", "[")):
         return None
+    # a console line with a comma ("2018-10-11 09:16:22,448 INFO - ...") is not a header: a
+    # header names its columns, and names do not start with digits
+    if sum(c.strip()[:1].isdigit() for c in row) * 2 > len(row):
+        return None
     return [c.strip() for c in row]
 
 
@@ -281,7 +285,9 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
     non-blank cells against the step column (or the 0-based data row index when ``step_column`` is
     None).
 
-    A cell that is not a number is an error naming the line and column, unless ``cell`` is given:
+    A column whose cell in the first data row is text (not a number or a percentage) is left out
+    with a ``skipped_values`` warning (unless ``cell`` is given); a percentage is its number. A later
+    cell that is not a number is an error naming the line and column, unless ``cell`` is given:
     then ``cell(column, text)`` returns the value or None to skip the cell (lenient readers).
     With ``skip_repeated_header``, a row equal to the header (files appended to) is skipped with a
     warning. Rows on lines before ``from_line`` are not read (a caller keeping only the last of
@@ -328,6 +334,17 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                     warnings.append(truncated(path.name, lineno, f"{len(row)} of {len(header)} columns"))
                     break
                 raise LogError(f"{path.name} line {lineno}: expected {len(header)} columns, got {len(row)}")
+            if n_data == 0 and cell is None:
+                # a column whose first value is text (fastai's "04:39" time, a run name) holds no
+                # series: left out, with a note; text in a loss, rate or norm column, or later in a
+                # numeric one, is still an error
+                text_cols = [(i, c) for i, c in columns
+                             if _is_text(row[i].strip()) and classify(c)[0] not in CORE_ROLES]
+                for i, c in text_cols:
+                    warnings.append(LogWarning(
+                        "skipped_values", f"{path.name}: column {c!r} holds text ({_short(row[i].strip())}), "
+                        "not numbers: left out", where=f"column {c}"))
+                columns = [col for col in columns if col not in text_cols]
             try:
                 if step_idx >= 0:
                     text = row[step_idx].strip()
@@ -347,7 +364,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                     if not text:
                         continue
                     try:
-                        found.append((c, parse_number(text)))
+                        # a percentage is its number (Stable-Baselines3's "Progress" 1.15%)
+                        found.append((c, parse_number(text[:-1] if text.endswith("%") else text)))
                     except ValueError:
                         if cell is None:
                             raise BadRow(f"column {c!r}: not a number: {_short(text)}") from None
@@ -367,6 +385,21 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
     if points.count == 0:
         raise LogError(f"{path.name}: no values after the header (a {fmt} log needs at least one row)")
     return points, warnings, header
+
+
+#: The roles a run is judged on: never read past as text.
+CORE_ROLES = frozenset({"loss", "val_loss", "grad_norm", "clipped_grad_norm", "learning_rate"})
+
+
+def _is_text(cell: str) -> bool:
+    """A non-blank cell that is neither a number nor a percentage (``1.15%``)."""
+    if not cell:
+        return False
+    try:
+        parse_number(cell[:-1] if cell.endswith("%") else cell)
+    except ValueError:
+        return True
+    return False
 
 
 class BadRow(Exception):
