@@ -18,13 +18,13 @@ KERAS_EPSILON = 1e-7
 
 
 def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, from_logits: bool = True
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """(the loss of ``out`` against ``target``, the fraction of samples it gives no gradient)
 
     ``cross_entropy`` is over the last dimension against class indices, ``binary_cross_entropy``
     elementwise against 0/1 targets, ``mse``, ``mae`` and ``huber`` against a target, anything
-    else the plain sum. The fraction is None for the regression losses and sum; it is 0 on logits, where softmax and sigmoid always pass a
-    gradient. On probabilities (``from_logits=False``) Keras divides the outputs by their sum
+    else the plain sum. The fraction is 0 for those and for the cross-entropies on logits, which
+    pass every sample a gradient. On probabilities (``from_logits=False``) Keras divides the outputs by their sum
     (cross-entropy) and clips them to [eps, 1 - eps]: a sample whose target probability lands
     outside that range (a negative or zero output, a sum near 0) is clipped, and the clip passes
     no gradient; for binary cross-entropy the fraction is of the clipped elements."""
@@ -48,9 +48,10 @@ def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, fro
         return nn.functional.binary_cross_entropy(out.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON), t), silent
     if kind in REGRESSION:
         assert target is not None
+        # every sample gets a gradient from these (an output exactly at its target aside)
         if kind == "mae":
-            return nn.functional.l1_loss(out, target), None
+            return nn.functional.l1_loss(out, target), out.new_zeros(())
         if kind == "huber":  # Keras' Huber and torch's agree at delta 1
-            return nn.functional.huber_loss(out, target, delta=1.0), None
-        return nn.functional.mse_loss(out, target), None
-    return out.sum(), None
+            return nn.functional.huber_loss(out, target, delta=1.0), out.new_zeros(())
+        return nn.functional.mse_loss(out, target), out.new_zeros(())
+    return out.sum(), out.new_zeros(())

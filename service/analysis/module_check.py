@@ -34,7 +34,7 @@ from gradhealth.analysis.graph import (
     simulate_graph,
 )
 from gradhealth.analysis.remedies import lower_rate, raise_rate
-from gradhealth.analysis.rules import detect, problems
+from gradhealth.analysis.rules import detect, no_output_gradient, problems
 from gradhealth.analysis.simulate import SimulationResult
 from gradhealth.analysis.spec import OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
@@ -107,6 +107,14 @@ def _swap_edit(old: set[str], new: str) -> Edit:
     return edit
 
 
+def _softmax_to_sigmoid(net: nn.Module, seed: int) -> None:
+    """Every softmax module of the copy a sigmoid (the fix of a softmax over a single unit)."""
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Softmax):
+                setattr(parent, name, nn.Sigmoid())
+
+
 def _recurrent(net: nn.Module) -> list[nn.RNNBase]:
     return [m for m in net.modules() if isinstance(m, nn.RNNBase)]
 
@@ -154,6 +162,8 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
     if code == "output_loss_mismatch":
+        if no_output_gradient(result):
+            return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
         return [(R.logits_loss(result.loss or "cross_entropy", where), LOGITS)]
     rate = {"large_updates": lower_rate, "small_updates": raise_rate}.get(code)
     if rate is not None and result.optimizer is not None:

@@ -631,6 +631,13 @@ class SmallUpdates(ArchitectureRule):
                          [fastest])
 
 
+def no_output_gradient(result: SimulationResult) -> bool:
+    """Whether the last weighted layer's output got exactly zero gradient in every seed."""
+    weighted = [u for u in result.units if u.has_weights and not u.readout]
+    grads = weighted[-1].values.get("output_grad_norm") if weighted else None
+    return grads is not None and len(grads) > 0 and all(float(g) == 0.0 for g in grads)
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
@@ -639,6 +646,8 @@ class OutputLossMismatch(ArchitectureRule):
     remedies = (logits_loss,)
 
     def measure(self, result: SimulationResult) -> float:
+        if no_output_gradient(result):
+            return 1.0
         seeds = [s for s in result.silent if not math.isnan(s)]
         return sum(seeds) / len(seeds) if seeds else math.nan
 
@@ -666,6 +675,16 @@ class OutputLossMismatch(ArchitectureRule):
             "silent_by_seed": [fmt(x) for x in result.silent],
         }
         what = "samples" if loss == "cross_entropy" else "outputs"
+        if no_output_gradient(result):
+            evidence.update(metric="output_grad_norm", from_logits=None, output_grad_norm=0.0)
+            return Detection(
+                self.code, severity, "silent_sample_fraction", value,
+                f"no gradient reaches {last.name}: {loss} and the output's activation pass exactly none, "
+                "so nothing in the network learns",
+                "The gradient at the output layer is exactly zero for every sample and seed: whatever the loss, "
+                "the output does not depend on the weights. A softmax over a single unit is the constant 1 "
+                "(its gradient is 0); one probability is a sigmoid, a regression has no activation.",
+                evidence, [last])
         summary = (f"{loss} takes {last.name}'s {act} outputs for probabilities (from_logits=False): "
                    f"{value:.0%} of the {what} are clipped and get no gradient")
         explanation = (

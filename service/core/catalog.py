@@ -70,7 +70,8 @@ FINDINGS: dict[str, Entry] = {
         "The loss is told the model outputs probabilities (Keras' from_logits=False, its default) but the "
         "last layer has no softmax or sigmoid: Keras divides the raw outputs by their sum and clips them to "
         "[1e-7, 1 - 1e-7], and every sample whose output is negative, zero or near a zero sum is clipped and "
-        "gets no gradient at all. Measured as the fraction of the simulated batch the loss gives no gradient."),
+        "gets no gradient at all. Measured as the fraction of the simulated batch the loss gives no gradient; "
+        "all of it when the output layer receives exactly none (a softmax over a single unit is the constant 1)."),
     # Findings from training logs (the log check).
     "gradient_spike": Entry(
         "Gradient-norm spikes",
@@ -159,6 +160,9 @@ REMEDIES: dict[str, Entry] = {
     "logits_loss": Entry("Give the loss logits",
                          "A cross-entropy on logits (from_logits=True, or PyTorch's CrossEntropyLoss on the raw "
                          "outputs) folds the softmax into the loss: stable, and every sample gets a gradient."),
+    "output_activation": Entry("Output activation the loss expects",
+                               "A softmax over a single unit is the constant 1 and passes no gradient: one "
+                               "probability is a sigmoid, several classes a softmax, a regression none."),
     "weight_decay": Entry("Weight decay",
                           "L2 regularisation keeps weights from growing without bound."),
     "early_stopping": Entry("Early stopping",

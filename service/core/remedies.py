@@ -95,6 +95,9 @@ SNIPPETS: dict[str, str] = {
         "loss = nn.CrossEntropyLoss()(model(x), y)  # raw outputs in: no softmax before it\n"
         "# Keras: model.compile(loss=keras.losses.{keras_loss}(from_logits=True), ...)"
     ),
+    "output_activation": (
+        "nn.Sequential(nn.Linear(n_in, 1), nn.{activation}())  # not nn.Softmax(dim=-1) over one unit"
+    ),
     "weight_decay": _KEEP_OPTIMIZER + '    group["weight_decay"] = {weight_decay}',
     "early_stopping": (
         "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
@@ -172,6 +175,13 @@ def logits_loss(loss: str, output: str, patch: Patch = ()) -> Remedy:
     return make_remedy(
         "logits_loss", f"compute {loss} on logits (from_logits=True), keeping {output} linear; or end the "
         f"model with {'sigmoid' if loss == 'binary_cross_entropy' else 'softmax'}", patch, keras_loss=keras)
+
+
+def output_activation(where: str, activation: str = "sigmoid", patch: Patch = ()) -> Remedy:
+    """Replace the softmax over a single unit at ``where`` with ``activation``."""
+    return make_remedy("output_activation", f"replace the softmax over one unit after {where} with {activation} "
+                       "(or no activation for a regression)", patch,
+                       activation={"sigmoid": "Sigmoid", "identity": "Identity"}.get(activation, "Sigmoid"))
 
 
 def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:

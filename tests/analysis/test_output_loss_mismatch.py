@@ -174,7 +174,7 @@ def test_regression_losses_are_their_formulas(kind: str) -> None:
     loss, silent = loss_value(kind, out, target)
     d = np.abs(out.numpy() - target.numpy())
     expected = d.mean() if kind == "mae" else np.where(d <= 1.0, 0.5 * d**2, d - 0.5).mean()
-    assert float(loss) == pytest.approx(expected) and silent is None
+    assert float(loss) == pytest.approx(expected) and float(silent) == 0.0
 
 
 @pytest.mark.parametrize("loss,expected", [
@@ -192,3 +192,26 @@ def test_a_compiled_loss_the_check_does_not_simulate_is_said(tmp_path: Path) -> 
     assert "the file's loss poisson is not one the check simulates" in check_keras(path).summary
     path.write_text(json.dumps({**cfg, "compile_config": {"loss": "mean_absolute_error"}}))
     assert "not one the check simulates" not in check_keras(path).summary
+
+
+@pytest.mark.parametrize("loss", ["mse", "binary_crossentropy", "mean_absolute_error"])
+def test_a_softmax_over_one_unit_passes_no_gradient(tmp_path: Path, loss: str) -> None:
+    # the most common bug in the StackOverflow benchmarks: softmax(x) over one unit is the constant 1
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), _dense("out", 1, "softmax"), shape=[16])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": loss}}))
+    doc = check_keras(path)
+    [f] = _mismatch(doc)
+    assert f.severity == "error" and f.evidence.value == 1.0 and f.evidence.output_grad_norm == 0.0
+    assert all(layer.output_grad_norm == 0.0 for layer in doc.layers)  # measured: nothing gets a gradient
+    [r] = f.remedies
+    assert r.id == "output_activation" and r.verified is not None and r.verified.fixed
+    assert r.verified.after is not None and r.verified.after < 0.05
+
+
+def test_a_softmax_over_several_units_under_mse_is_read_not_refused(tmp_path: Path) -> None:
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), _dense("out", 3, "softmax"), shape=[16])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": "mse"}}))
+    doc = check_keras(path)
+    assert not _mismatch(doc) and doc.layers

@@ -140,6 +140,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "weight_decay": lambda: R.weight_decay(),
         "early_stopping": lambda: R.early_stopping(10, 3),
         "logits_loss": lambda: R.logits_loss("binary_cross_entropy", "out"),
+        "output_activation": lambda: R.output_activation("out"),
     }[rid]()
     assert made.id == rid
     for name in placeholders:

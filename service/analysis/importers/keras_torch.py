@@ -831,8 +831,8 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
                        "binary_cross_entropy" if out_act == "sigmoid" and width == (1,) else "mse")
         fold = ("softmax" if out_act == "softmax" and own == "cross_entropy" else
                 "sigmoid" if out_act == "sigmoid" and own == "binary_cross_entropy" else None)
-        if out_act == "softmax" and fold is None:
-            raise ModelError(f"{name}: a softmax output with loss {own} is not supported")
+        # a softmax the loss does not fold in stays in the network (probabilities into mse, or a
+        # softmax over one unit: the constant 1, which passes no gradient)
         losses.append(own)
         if fold is not None:
             folds[name] = fold
