@@ -544,10 +544,20 @@ class PostLnDepthRisk(ArchitectureRule):
         )
 
 
+def warm_factor(result: SimulationResult) -> float:
+    """What the first step's ratio is multiplied by to give the optimizer's usual step: RMSprop's
+    square average starts at (1 - alpha) g^2, with no bias correction, so its first step is
+    1/sqrt(1 - alpha) times (3.2x at Keras' rho 0.9) the step it takes once the average has warmed
+    up, a few dozen steps in. The others' first step is their usual one."""
+    opt = result.optimizer
+    return math.sqrt(1 - opt.alpha) if opt is not None and opt.type == "rmsprop" else 1.0
+
+
 def _first_step(result: SimulationResult) -> tuple[dict[str, float], str, float]:
-    """Each unit's first-step update-to-weight ratio (geometric mean over seeds), the optimizer's
-    type and its learning rate."""
-    ratios = {u.name: u.geo("update_ratio") for u in result.units if "update_ratio" in u.values}
+    """Each unit's update-to-weight ratio per usual step (the first step's, geometric mean over
+    seeds, times :func:`warm_factor`), the optimizer's type and its learning rate."""
+    warm = warm_factor(result)
+    ratios = {u.name: u.geo("update_ratio") * warm for u in result.units if "update_ratio" in u.values}
     opt = result.optimizer
     return ratios, *((opt.type, opt.lr) if opt is not None else ("?", math.nan))
 
@@ -559,8 +569,7 @@ class LargeUpdates(ArchitectureRule):
     remedies = (smaller_learning_rate,)
 
     def measure(self, result: SimulationResult) -> float:
-        return max((u.geo("update_ratio") for u in result.units if "update_ratio" in u.values),
-                   default=math.nan)
+        return max(_first_step(result)[0].values(), default=math.nan)
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         return t.updates(value)
@@ -579,6 +588,7 @@ class LargeUpdates(ArchitectureRule):
             "update_ratios": {u.name: ratios[u.name] for u in hit},
             "optimizer": kind,
             "learning_rate": lr,
+            "first_step_factor": 1 / warm_factor(result),
         }
         summary = (f"one {kind} step at lr {lr:g} changes {hit[0].name}'s weights by {fmt(value)} of their "
                    f"norm (healthy: about 1e-3)" + (f"; {len(hit)} layers above {t.large_update_warning:g}"
@@ -587,7 +597,8 @@ class LargeUpdates(ArchitectureRule):
             "The update-to-weight ratio ||delta W|| / ||W|| of a healthy step is about 1e-3. Steps that move "
             "a layer by a tenth of its weights or more make training oscillate or diverge and can kill "
             "units; the first step is measured here, from the spec's optimizer and the initial gradients "
-            "(Adam's, AdamW's and RMSprop's first step is about lr per weight whatever the gradient's size).")
+            "(Adam's and AdamW's first step is about lr per weight whatever the gradient's size; RMSprop's is "
+            "1/sqrt(1 - alpha) times that, a start-up transient, so its ratio is judged divided by that).")
         return Detection(self.code, severity, "max_update_ratio", value, summary, explanation, evidence, hit)
 
 
@@ -599,8 +610,7 @@ class SmallUpdates(ArchitectureRule):
 
     def measure(self, result: SimulationResult) -> float:
         # a layer with no gradient at all is a dead or vanishing layer's finding, not the rate's
-        ratios = [u.geo("update_ratio") for u in result.units if "update_ratio" in u.values]
-        return max((r for r in ratios if r > 0), default=math.nan)
+        return max((r for r in _first_step(result)[0].values() if r > 0), default=math.nan)
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         return "warning" if value < t.small_update_warning else None

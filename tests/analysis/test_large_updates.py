@@ -323,3 +323,27 @@ def test_sgd_steps_made_small_by_a_vanishing_network_are_not_blamed_on_the_rate(
     spec["optimizer"] = {"type": "adam", "lr": 1e-9}
     codes = {f.code for f in check_architecture(spec, verify=False).findings}
     assert {"vanishing_gradient", "small_updates"} <= codes
+
+
+def test_rmsprop_is_judged_by_its_warmed_up_step_not_its_start_up_transient() -> None:
+    # RMSprop's square average starts at (1 - alpha) g^2: its first step is 1/sqrt(1 - alpha) = 3.2x
+    # its usual one. A Flatten of 18,496 features into Dense(64) at Keras' rmsprop 1e-3 (the classic
+    # cats-vs-dogs convnet) moves that layer by ~0.3 on step one, by ~0.1 once the average is warm.
+    spec = {"name": "wide", "input": {"shape": [4096]}, "batch_size": 32, "seeds": 1, "loss": "binary_cross_entropy",
+            "layers": [{"type": "linear", "out_features": 64, "activation": "relu", "init": "xavier_uniform"},
+                       {"type": "linear", "out_features": 1}],
+            "optimizer": {"type": "rmsprop", "lr": 0.001, "alpha": 0.9, "eps": 1e-7}}
+    plan = make_plan(parse_spec(spec))
+    net, x, target = prepare(plan, 0, torch.device("cpu"))
+    bare_step(net, x, target)
+    w = net.units()[0].weight()
+    before = w.detach().clone()
+    _torch_optimizer({"type": "rmsprop", "lr": 0.001, "alpha": 0.9}, list(net.parameters())).step()
+    first = float((w.detach() - before).norm() / before.norm())  # torch.optim's own first step
+    assert first > 0.1 > first * 0.1 ** 0.5  # a warning on step one, healthy once warm
+    assert not [f for f in check_architecture(spec).findings if f.code == "large_updates"]
+    # ten times the rate is too large either way, and the ratio judged is the warmed-up step
+    spec["optimizer"]["lr"] = 0.01
+    [f] = [f for f in check_architecture(spec).findings if f.code == "large_updates"]
+    assert f.evidence.value == pytest.approx(10 * first * 0.1 ** 0.5, rel=0.05)
+    assert f.evidence.first_step_factor == pytest.approx(0.1 ** -0.5)
