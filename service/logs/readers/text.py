@@ -66,7 +66,7 @@ import numpy as np
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, open_log
-from gradhealth.logs.series import LogWarning, Role, RunLog, Series, make_series
+from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, make_series
 
 # a number; thousands may be grouped with commas (8,388,608) when every group after a comma has
 # exactly 3 digits and the first group does not start with 0 (so "a=1,b=2" and "x=0,5" are not one)
@@ -87,7 +87,12 @@ _TRIPLE = re.compile(rf"^\s*(?P<step>\d+)[ \t]+(?!(?:nan|inf|infinity)[ \t])(?P<
 _SPLIT_LOSS = {"train": "train_loss", "training": "training_loss", "val": "val_loss", "valid": "valid_loss",
                "validation": "validation_loss", "eval": "eval_loss", "test": "test_loss"}
 # after a value: "/n" makes it a count "i of n"; "/n = x" gives the ratio x (HellaSwag: 2493/10042 = 0.2483)
-_OF = re.compile(rf"/\d+(?:\s*=\s*(?P<val>{_NUM}){_END})?")
+_OF = re.compile(rf"/(?P<n>\d+)(?:\s*=\s*(?P<val>{_NUM}){_END})?")
+# "Epoch [1/10]", "Step [100/600]": a name and a bracketed count (pytorch-tutorial's prints)
+_BRACKET_COUNT = re.compile(r"(?<![\w./-])(?P<key>[A-Za-z]\w*)\s*\[\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*\]")
+# an evaluation's line, marked before its first value: "[Eval]", "Test net output", "Validation:"
+_EVAL_MARK = re.compile(r"(?<![\w/.-])(?:eval|evaluation|evaluating|val|valid|validation|test|testing)(?![\w/.=-])",
+                        re.IGNORECASE)
 _INT = re.compile(r"[-+]?\d+")
 # a log record's level; the "name:integer" tokens before it are the host:rank and logger:lineno
 _LEVEL = re.compile(r"(?<![\w.-])\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE)\]?:?(?=\s|$)")
@@ -109,6 +114,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
 _EPOCH_POS = re.compile(
     r"\bEpoch(?:\(\w+\))?\s*:?\s*\[\s*(?P<e>\d+)\s*(?:/\s*\d+\s*)?\]\s*[\[(]\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*[\])]"
     r"|\bEpoch\s+(?P<te>\d+):\s+\d+%\|[^|]*\|\s*(?P<ti>\d+)/(?P<tn>\d+)", re.IGNORECASE)
+_EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing)\b", re.IGNORECASE)
 _TRACEBACK = "Traceback (most recent call last):"
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
 
@@ -135,20 +141,61 @@ _NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".md", ".
 def pairs(line: str) -> list[tuple[str, str]]:
     """The (name, number text) pairs of one line, first occurrence of a name wins. Thousands commas
     are dropped from the number text (``8,388,608`` -> ``8388608``)."""
+    return line_values(line)[0]
+
+
+def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
+    """:func:`pairs`, and the count a step on the line is out of (``step 614/614``: 614), else None.
+
+    A step counted within an epoch on a line that names the epoch (``Epoch [1/10], Step
+    [100/600]``, PaddleClas' ``[Epoch 236/400][Iter: 90/98]``) becomes the fractional epoch
+    ``1 + 100/600`` and the line has no step. A line marked as an evaluation before its first value
+    (``[Eval][Epoch 265][Iter: 0/25] loss: 2.57``, Caffe's ``Test net output #0: loss = 0.015``)
+    names its values ``eval_<name>`` (its loss is a validation loss) and its counter is the
+    evaluation's own, not the run's step."""
+    found, total = _line_values(line)
+    keys = {k.lower(): k for k, _ in found}
+    step = next((k for k in keys if k in STEP_KEYS), None)
+    epoch = keys.get("epoch")
+    low = line.lower()
+    # within an epoch, the counter follows the epoch ("Epoch [1/10], Step [100/600]"); a run's own
+    # step comes first (OLMo's "[step=1/2500,epoch=0]")
+    if step is not None and total and epoch is not None and low.find("epoch") < low.find(step):
+        values = dict(found)
+        e = float(values[epoch])
+        i = float(values[keys[step]])
+        values.pop(keys[step])
+        values[epoch] = repr(round(e + i / total, 6))
+        return list(values.items()), None
+    return found, total
+
+
+def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     if "[" in line:
         line = _ANSI.sub("", line)
     m = _TRIPLE.match(line)
     if m:
         key = m["key"]
-        return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))]
+        return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))], None
     found: dict[str, str] = {}
     spans: list[tuple[int, int]] = []
+    first_at = len(line)  # where the first value read starts
+    total: float | None = None
+    for m in _BRACKET_COUNT.finditer(line) if "[" in line else ():
+        low = m["key"].lower()
+        if low in STEP_KEYS or low == "epoch":
+            found.setdefault(m["key"], m["i"])
+            spans.append(m.span())
+            first_at = min(first_at, m.start())
+            if low in STEP_KEYS:
+                total = float(m["n"])
     pos = _EPOCH_POS.search(line) if "poch" in line else None
     if pos is not None:
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
         e, i, n = (int(pos[g]) for g in (("e", "i", "n") if pos["e"] is not None else ("te", "ti", "tn")))
         found["epoch"] = repr(round(e + i / n, 6) if n else float(e))
         spans.append(pos.span())
+        first_at = min(first_at, pos.start())
     piped = "|" in line
     if piped:
         # Megatron/DeepSpeed: "| learning rate: 5.997E-05 | lm loss: 3.88E+00 | number of nan
@@ -156,6 +203,7 @@ def pairs(line: str) -> list[tuple[str, str]]:
         for m in _PIPED_KV.finditer(line):
             spans.append(m.span())
             found.setdefault(re.sub(r"\s+", "_", m["key"].strip()), _value(line, m, count_ok=False) or m["val"])
+            first_at = min(first_at, m.start())
     calls = _call_spans(line) if _CALL_OPEN.search(line) else []
     level = _LEVEL.search(line, 0, _LEVEL_WITHIN)
     header_end = level.start() if level else 0
@@ -168,6 +216,9 @@ def pairs(line: str) -> list[tuple[str, str]]:
             continue  # an argument of a call or repr: a config, even when named like a step
         if key.lower() in STEP_KEYS:
             val = _value(line, m, count_ok=True)
+            of = _OF.match(line, m.end())
+            if of is not None and key not in found:
+                total = float(of["n"])
         elif (len(key) == 1
               or (":" in m["sep"] and _INT.fullmatch(m["val"])
                   and (_SOURCE_REF.search(key) or (m.start() < header_end and m["sep"] == ":")))):
@@ -176,6 +227,7 @@ def pairs(line: str) -> list[tuple[str, str]]:
             val = _value(line, m, count_ok=key.lower() == "epoch")
         if val is not None:
             found.setdefault(key, val)
+            first_at = min(first_at, m.start())
     for m in _WS.finditer(line):
         a, b = m.span()
         if any(a < y and x < b for x, y in spans) or any(x <= a < y for x, y in calls):
@@ -188,10 +240,21 @@ def pairs(line: str) -> list[tuple[str, str]]:
             continue  # "number of nan iterations": prose, not a NaN
         if (piped and len(key) > 1) or low in _WS_KEYS:
             val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
-            if val is not None:
-                found.setdefault(key, val)
+            if val is not None and key not in found:
+                found[key] = val
+                first_at = min(first_at, a)
+                of = _OF.match(line, m.end())
+                if low in STEP_KEYS and of is not None:
+                    total = float(of["n"])
     if len(found) == 1 and "s" in found and not re.sub(r"\bs\s*[:=]\s*\d+[\s,;]*", "", line).strip():
-        return []  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
+        return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
+    mark = _EVAL_MARK.search(line, 0, first_at)
+    split = any(k.lower().startswith(tuple(_SPLIT_LOSS)) for k in found)
+    if mark is not None and found and not split:
+        # an evaluation's values: its own names, and no step (its counter is the evaluation's)
+        found = {(k if k.lower() == "epoch" else f"eval_{k}"): v
+                 for k, v in found.items() if k.lower() not in STEP_KEYS}
+        total = None
     names = {k.lower() for k in found}
     if (names & (STEP_KEYS | {"epoch"}) and names & {"train", "training"}
             and names & {"val", "valid", "validation"}):
@@ -199,7 +262,7 @@ def pairs(line: str) -> list[tuple[str, str]]:
         # are the two losses (a lone "eval" is llm.c's HellaSwag accuracy)
         found = {(_SPLIT_LOSS[k.lower()] if k.lower() in _SPLIT_LOSS and _SPLIT_LOSS[k.lower()] not in found
                   else k): v for k, v in found.items()}
-    return list(found.items())
+    return list(found.items()), total
 
 
 def _value(line: str, m: re.Match[str], *, count_ok: bool) -> str | None:
@@ -304,8 +367,11 @@ class TextReader:
         # a log without steps that counts epochs (Keras' "Epoch 2/10" headers, fairseq's
         # "| epoch 002 |", an mmdet "Epoch [1][50/5808]"): each name's last value in each epoch
         epoch: float | None = None
+        header_epoch: float | None = None  # the epoch of the last line that names one without a step
+        in_eval = False
         by_epoch: dict[str, dict[float, float]] = {}
         epoch_lines = batch_lines = 0
+        loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -335,7 +401,24 @@ class TextReader:
                         in_tb = False       # the exception line ends this traceback
                     continue
                 for segment in stripped.split("\r"):
-                    found = pairs(segment)
+                    found, total = line_values(segment)
+                    if not found:
+                        # "Eval begin...": in a log that counts epochs, the lines up to the next
+                        # epoch are an evaluation's (Paddle's Model.fit prints them as training's)
+                        in_eval = in_eval or (epoch is not None and _EVAL_SECTION.match(segment) is not None)
+                        continue
+                    names = {k.lower() for k, _ in found}
+                    if "epoch" in names:
+                        in_eval = False
+                        if not names & STEP_KEYS:
+                            header_epoch = float(dict((k.lower(), v) for k, v in found)["epoch"])
+                    elif in_eval:
+                        found = [(f"eval_{k}", v) for k, v in found if k.lower() not in STEP_KEYS]
+                    elif total and header_epoch is not None and names & STEP_KEYS:
+                        # "step 614/614 - loss: 0.0878" under an "Epoch 2/10" header: a position in it
+                        i = next(float(v) for k, v in found if k.lower() in STEP_KEYS)
+                        found = [(k, v) for k, v in found if k.lower() not in STEP_KEYS]
+                        found.append(("epoch", repr(round(header_epoch + i / total, 6))))
                     if not found:
                         continue
                     keys = [k for k, _ in found]
@@ -361,6 +444,9 @@ class TextReader:
                     for k, value in values:
                         if k.lower() == "epoch" and value == value and abs(value) != float("inf"):
                             epoch = value
+                    if any(classify(k)[0] in ("loss", "val_loss") for k, _ in values):
+                        loss_lines += 1
+                        loss_epoch_lines += epoch is not None
                     if last_step is None and epoch is not None:
                         for k, value in values:
                             if k.lower() != "epoch":
@@ -393,7 +479,10 @@ class TextReader:
             warnings.append(LogWarning("truncated_log", f"{name} line {tb_line}: the log ends in a Python "
                                        "traceback; training stopped there", where=f"line {tb_line}"))
         early: list[Series] = []
-        if first_step is None and by_epoch and not batch_lines and epoch_lines * 2 >= index:
+        # (by epoch when most lines are in one, or the losses are: a console's other lines, model
+        # loading and config prints, come before the first epoch)
+        if first_step is None and by_epoch and not batch_lines and (
+                epoch_lines * 2 >= index or loss_epoch_lines >= 0.8 * loss_lines > 0):
             # no step in the whole log, but epochs: each epoch's last values, at the epoch
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
                           series=[make_series(k, list(v), list(v.values()), step_unit="epoch", role=_role(k)[0])

@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gradhealth.library import check_logs
@@ -256,3 +257,66 @@ def test_a_resumed_run_with_other_loss_components_is_still_a_new_run(tmp_path: P
     loss = _series(run, "loss")
     assert len(loss) == len(second) and loss.values[0] == pytest.approx(40.0 - 0.01)
     assert [w.code for w in run.warnings] == ["skipped_runs"]
+
+
+def test_a_step_counted_within_each_epoch_is_a_position_in_it(tmp_path: Path) -> None:
+    # pytorch-tutorial's prints; the step restarts every epoch, so as a step it would overlap
+    lines = [f"Epoch [{e}/10], Step [{s}/600], Loss: {'nan' if (e, s) == (3, 200) else f'{2.3 / e:.4f}'}"
+             for e in range(1, 6) for s in (100, 200, 300, 400, 500, 600)]
+    path = _write(tmp_path, "train.log", "\n".join(lines) + "\n")
+    loss = _series(load_run(path), "Loss")
+    assert loss.step_unit == "epoch" and len(loss) == 30
+    assert loss.steps[0] == pytest.approx(1 + 100 / 600) and np.all(np.diff(loss.steps) > 0)
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.evidence.steps[0] == pytest.approx(3 + 200 / 600, abs=1e-6)
+
+
+def test_paddle_evaluation_lines_are_a_validation_loss(tmp_path: Path) -> None:
+    lines = []
+    for e in range(1, 13):
+        lines += [f"[2023/01/01 10:00:00] ppcls INFO: [Train][Epoch {e}/400][Iter: {i}/98]lr(LinearWarmup): "
+                  f"0.00036863, CELoss: {6.9 - 0.1 * e - 0.001 * i:.5f}, loss: {6.9 - 0.1 * e - 0.001 * i:.5f}, "
+                  f"batch_cost: 0.5 s" for i in (0, 30, 60, 90)]
+        lines += [f"[2023/01/01 10:00:00] ppcls INFO: [Eval][Epoch {e}][Iter: {i}/25]CELoss: {2.5 + 0.01 * i:.5f}, "
+                  f"loss: {2.5 + 0.01 * i:.5f}, top1: 0.48" for i in (0, 20)]
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    loss, val = _series(run, "loss"), _series(run, "eval_loss")
+    assert val.role == "val_loss" and loss.values.max() < 6.9  # no evaluation value among the training ones
+    assert loss.steps[1] == pytest.approx(1 + 30 / 98) and np.all(np.diff(loss.steps) > 0)
+
+
+def test_a_fit_console_with_epoch_headers_and_evaluation_sections(tmp_path: Path) -> None:
+    # Paddle's Model.fit: "Epoch 2/10" heads "step i/n" lines; "Eval begin..." heads the evaluation's
+    lines = []
+    for e in range(1, 11):
+        lines.append(f"Epoch {e}/10")
+        lines += [f"step {s}/614 - loss: {0.2 - 0.01 * e:.4f} - AUROC: 0.77 - 577ms/step" for s in (307, 614)]
+        lines += ["Eval begin...", f"step 88/88 - loss: {0.15 - 0.001 * e:.4f} - AUROC: 0.8 - 300ms/step",
+                  "Eval samples: 11200"]
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    loss, val = _series(run, "loss"), _series(run, "eval_loss")
+    assert len(loss) == 20 and loss.steps[0] == pytest.approx(1.5) and loss.values[0] == pytest.approx(0.19)
+    assert len(val) == 10 and val.role == "val_loss"
+
+
+def test_caffe_test_net_output_is_a_validation_loss(tmp_path: Path) -> None:
+    lines = []
+    for it in range(0, 2001, 100):
+        if it % 500 == 0:
+            lines += [f"I0612 10:23:45.123 12345 solver.cpp:341] Iteration {it}, Testing net (#0)",
+                      f"I0612 10:23:45.123 12345 solver.cpp:409]     Test net output #0: loss = {0.0155 * 2:.7f} "
+                      f"(* 1 = 0.031 loss)"]
+        lines.append(f"I0612 10:23:45.123 12345 solver.cpp:228] Iteration {it}, loss = {0.0066 + 0.0001 * (it % 3):.7f}")
+        lines.append(f"I0612 10:23:45.123 12345 sgd_solver.cpp:106] Iteration {it}, lr = 0.01")
+    run = load_run(_write(tmp_path, "caffe.log", "\n".join(lines) + "\n"))
+    assert _series(run, "loss").values.max() < 0.01 and _series(run, "eval_loss").role == "val_loss"
+
+
+def test_a_trainer_console_after_model_loading_prints_is_read_by_epoch(tmp_path: Path) -> None:
+    junk = [f"weights: {i}" for i in range(50)] + ["trainable_params: 4194304", "all_params: 6742609920"]
+    dicts = [f"{{'loss': '{3.4 - 0.01 * i:.3f}', 'grad_norm': 1.2, 'learning_rate': 2e-05, 'epoch': {0.018 * (i + 1):.4f}}}"
+             for i in range(40)]
+    run = load_run(_write(tmp_path, "train_log.txt", "\n".join(junk + dicts) + "\n"))
+    loss = _series(run, "loss")
+    assert loss.step_unit == "epoch" and loss.steps[0] == pytest.approx(0.018) and len(loss) == 40
+    assert not [s for s in run.series if s.name == "weights"]
