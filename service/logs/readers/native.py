@@ -93,6 +93,7 @@ from gradhealth.logs.readers.textio import (
     loads,
     number,
     open_log,
+    read_text,
     read_wide_csv,
     truncated,
 )
@@ -113,6 +114,8 @@ STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "itera
                               # Stable-Baselines3's progress.csv (an RL run counts environment steps)
                               "time/total_timesteps", "time/total timesteps", "total_timesteps")
 _EPOCH = "epoch"
+_ARRAY_OF_RECORDS = re.compile(rb"\[\s*\{")
+_ARRAY_STEP = re.compile(rb'"(?:step|global_step|iteration|iter|epoch)"\s*:\s*-?\d')
 _RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
 
@@ -167,6 +170,10 @@ class NativeReader:
                    "value) or wide (a step column plus one column per metric)")
 
     def sniff(self, filename: str, head: bytes) -> float:
+        start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+        if start.startswith(b"["):
+            # a JSON array of records whose first has a step (Chainer's result/log)
+            return 0.55 if _ARRAY_OF_RECORDS.match(start) and _ARRAY_STEP.search(start[:4096]) else 0.0
         lines = first_lines(head, 2)
         if not lines:
             return 0.0
@@ -200,16 +207,13 @@ class NativeReader:
             raise LogError(f"{path.name}: the file is empty")
         if start.startswith(b"{"):
             return self._read_jsonl(path, limits)
+        if start.startswith(b"["):
+            return self._read_json_array(path, limits)
         return self._read_csv(path, limits)
 
     # JSON Lines, long or wide
     def _read_jsonl(self, path: Path, limits: ReadLimits) -> RunLog:
-        warnings: list[LogWarning] = []
-        points = Points(path.name, limits)
-        keys: set[str] = set()
-        skipped: dict[str, tuple[int, str]] = {}
-        starts: dict[frozenset[str], tuple[float, float, int]] = {}  # fields -> first, last step, rising records
-        runs, restarted = 1, 0
+        records = _Records(path.name, limits)
         with open_log(path, limits) as f:
             lines = Lines(f, path.name)
             for text in lines:
@@ -217,49 +221,30 @@ class NativeReader:
                     continue
                 n = lines.lineno
                 try:
-                    obj = loads(text)
-                    if not isinstance(obj, dict):
-                        raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
-                    found = self._record(obj, keys=keys, skipped=skipped)
+                    records.add(loads(text), f"line {n}")
                 except (ValueError, BadRow) as e:
                     why = f"not JSON ({e})" if isinstance(e, ValueError) else str(e)
                     if lines.unterminated_last:
-                        warnings.append(truncated(path.name, n, why))
+                        records.warnings.append(truncated(path.name, n, why))
                         break
                     raise LogError(f"{path.name} line {n}: {why}") from None
-                if found:
-                    # a run appended to the same file starts again: a record whose step goes back to
-                    # or below the first step of records with its fields, after at least
-                    # _RUN_RECORDS of them in rising order (validation records with steps of their
-                    # own are other fields; a few records out of order are not a run)
-                    # (the record's kind: its loss, rate and norm fields, which a resumed run with
-                    # other loss components still has; a record with none is known by all its fields)
-                    names = [r[0] for r in found]
-                    core = [n for n in names if classify(n)[0] in CORE_ROLES]
-                    fields = frozenset(core or names)
-                    step = found[0][1]
-                    first, last, count = starts.setdefault(fields, (step, step, 0))
-                    if step < last and step <= first and count >= _RUN_RECORDS:
-                        points, starts, runs = Points(path.name, limits), {fields: (step, step, 1)}, runs + 1
-                        restarted = n
-                    else:
-                        starts[fields] = (first, step, count + 1 if step > last or count == 0 else count)
-                points.add_records(found)
-                for name, (line, shown) in skipped.items():
-                    if line == 0:
-                        skipped[name] = (n, shown)
-                        warnings.append(LogWarning(
-                            "skipped_values", f"{path.name} line {n}: {name!r} is {shown}, not a number: "
-                            "left out wherever it is not one", where=f"line {n}"))
-        if points.count == 0:
-            raise LogError(f"{path.name}: no values (each line needs a step and a value)")
-        if runs > 1:
-            warnings.append(LogWarning(
-                "skipped_runs", f"{path.name}: {runs} runs appended one after another (the steps start "
-                f"again); the last one, from line {restarted}, is read", where=f"line {restarted}"))
-        unit = "epoch" if keys == {_EPOCH} else "step"
-        return RunLog(format=self.name, source=path.name,
-                      series=points.build(role=native_role, step_unit=unit), warnings=warnings)
+        return records.run(self.name)
+
+    def _read_json_array(self, path: Path, limits: ReadLimits) -> RunLog:
+        """One JSON array of records (Chainer's ``LogReport`` writes ``result/log`` so)."""
+        try:
+            data = loads(read_text(path, limits))
+        except ValueError as e:
+            raise LogError(f"{path.name}: not valid JSON ({e})") from None
+        if not isinstance(data, list):
+            raise LogError(f"{path.name}: expected a JSON array of records, got {type(data).__name__}")
+        records = _Records(path.name, limits)
+        for i, obj in enumerate(data):
+            try:
+                records.add(obj, f"record {i}")
+            except BadRow as e:
+                raise LogError(f"{path.name} record {i}: {e}") from None
+        return records.run(self.name)
 
     @staticmethod
     def _record(obj: dict[str, Any], long: bool | None = None, keys: set[str] | None = None,
@@ -445,6 +430,60 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
                                   role=role, layer=layer))
     return RunLog(format="native", source=path.name, series=series)
 
+
+
+class _Records:
+    """The records of a JSON Lines file or JSON array as they are read: their points, the fields
+    left out as text, and the runs appended one after another (the last is kept)."""
+
+    def __init__(self, name: str, limits: ReadLimits) -> None:
+        self.name, self.limits = name, limits
+        self.points = Points(name, limits)
+        self.warnings: list[LogWarning] = []
+        self.keys: set[str] = set()
+        self.skipped: dict[str, tuple[int, str]] = {}
+        self.starts: dict[frozenset[str], tuple[float, float, int]] = {}  # fields -> first, last step, rising
+        self.runs, self.restarted = 1, ""
+
+    def add(self, obj: Any, where: str) -> None:
+        """Add one decoded record (``where``: ``line 12``, ``record 3``); :class:`BadRow` if it is not one."""
+        if not isinstance(obj, dict):
+            raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
+        found = NativeReader._record(obj, keys=self.keys, skipped=self.skipped)
+        if found:
+            # A run appended to the same file starts again: a record whose step goes back to or below
+            # the first step of records of its kind, after at least _RUN_RECORDS of them in rising
+            # order (validation records with steps of their own are another kind; a few records out
+            # of order are not a run). The kind: the loss, rate and norm fields, which a resumed run
+            # with other loss components still has; a record with none is known by all its fields.
+            names = [r[0] for r in found]
+            core = [n for n in names if classify(n)[0] in CORE_ROLES]
+            fields = frozenset(core or names)
+            step = found[0][1]
+            first, last, count = self.starts.setdefault(fields, (step, step, 0))
+            if step < last and step <= first and count >= _RUN_RECORDS:
+                self.points, self.starts = Points(self.name, self.limits), {fields: (step, step, 1)}
+                self.runs, self.restarted = self.runs + 1, where
+            else:
+                self.starts[fields] = (first, step, count + 1 if step > last or count == 0 else count)
+        self.points.add_records(found)
+        for name, (seen, shown) in self.skipped.items():
+            if seen == 0:
+                self.skipped[name] = (1, shown)
+                self.warnings.append(LogWarning(
+                    "skipped_values", f"{self.name} {where}: {name!r} is {shown}, not a number: left out "
+                    "wherever it is not one", where=where))
+
+    def run(self, fmt: str) -> RunLog:
+        if self.points.count == 0:
+            raise LogError(f"{self.name}: no values (each record needs a step and a value)")
+        if self.runs > 1:
+            self.warnings.append(LogWarning(
+                "skipped_runs", f"{self.name}: {self.runs} runs appended one after another (the steps start "
+                f"again); the last one, from {self.restarted}, is read", where=self.restarted))
+        unit = "epoch" if self.keys == {_EPOCH} else "step"
+        return RunLog(format=fmt, source=self.name, series=self.points.build(role=native_role, step_unit=unit),
+                      warnings=self.warnings)
 
 READER = NativeReader()
 

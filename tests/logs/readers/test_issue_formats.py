@@ -320,3 +320,21 @@ def test_a_trainer_console_after_model_loading_prints_is_read_by_epoch(tmp_path:
     loss = _series(run, "loss")
     assert loss.step_unit == "epoch" and loss.steps[0] == pytest.approx(0.018) and len(loss) == 40
     assert not [s for s in run.series if s.name == "weights"]
+
+
+@pytest.mark.parametrize("name", ["log", "log.json"])
+def test_a_json_array_of_records_chainers_log_report(tmp_path: Path, name: str) -> None:
+    records = [{"epoch": e, "iteration": 600 * e, "main/loss": 0.19 / e, "main/accuracy": 0.94,
+                "validation/main/loss": 0.07 + 0.001 * max(0, e - 4) ** 2, "elapsed_time": 23.1 * e}
+               for e in range(1, 21)]
+    path = _write(tmp_path, name, json.dumps(records, indent=4))
+    run = load_run(path)
+    loss, val = _series(run, "main/loss"), _series(run, "validation/main/loss")
+    assert loss.role == "loss" and val.role == "val_loss" and loss.steps[:2].tolist() == [600, 1200]
+    assert [f.code for f in check_logs(path).findings if f.severity == "warning"] == ["validation_divergence"]
+
+
+def test_the_command_line_takes_a_json_array_of_records_for_a_log(tmp_path: Path) -> None:
+    from gradhealth.cli import is_spec
+    path = _write(tmp_path, "log.json", json.dumps([{"iteration": i, "main/loss": 1.0 / i} for i in range(1, 9)]))
+    assert not is_spec(str(path))
