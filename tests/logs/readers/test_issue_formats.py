@@ -338,3 +338,30 @@ def test_the_command_line_takes_a_json_array_of_records_for_a_log(tmp_path: Path
     from gradhealth.cli import is_spec
     path = _write(tmp_path, "log.json", json.dumps([{"iteration": i, "main/loss": 1.0 / i} for i in range(1, 9)]))
     assert not is_spec(str(path))
+
+
+def test_a_fastai_history_with_its_time_column(tmp_path: Path) -> None:
+    rows = ["epoch,train_loss,valid_loss,accuracy,time"] + [
+        f"{e},{0.81 * 0.88 ** e:.6f},{0.46 - 0.04 * e if e < 7 else 0.231 + 0.04 * (e - 6):.6f},0.9,04:{39 + e:02d}"
+        for e in range(19)]
+    path = _write(tmp_path, "history.csv", "\n".join(rows) + "\n")
+    run = load_run(path)
+    assert {s.name for s in run.series} == {"train_loss", "valid_loss", "accuracy"}
+    [w] = [w for w in run.warnings if w.code == "skipped_values"]
+    assert "'time'" in w.message and "'04:39'" in w.message
+    assert [f for f in check_logs(path).findings if f.code == "validation_divergence"]
+
+
+def test_text_in_a_loss_column_is_an_error_even_in_the_first_row(tmp_path: Path) -> None:
+    from gradhealth.errors import LogError
+    with pytest.raises(LogError, match="'loss'.*'oops'"):
+        load_run(_write(tmp_path, "run.csv", "step,loss\n1,oops\n2,0.4\n"))
+
+
+def test_a_console_line_with_a_comma_in_its_timestamp_is_not_a_csv_header(tmp_path: Path) -> None:
+    lines = ["2018-10-11 09:16:22,448 INFO - WIDERFACE_train append flipped images to roidb",
+             "2018-10-11 09:16:23,346 INFO - load data: filtered 0 roidb entries: 25752 -> 25752"]
+    lines += [f"2018-10-11 09:16:{49 + i},200 INFO - Epoch[5] Batch [{20 * (i + 1)}]\tSpeed: 25.77 samples/sec\t"
+              f"loss={0.17 - 0.01 * i:.6f}\tRPNAcc=0.99" for i in range(10)]
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    assert run.format == "text" and len(_series(run, "loss")) == 10
