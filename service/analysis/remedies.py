@@ -52,14 +52,25 @@ class Context:
         return next(u.layer for u in self.plan.all_units() if u.pointer == pointer)
 
     def weight_pointers(self) -> list[str]:
-        """Spec pointers of the weight layers the finding is about (nested ones included)."""
+        """Spec pointers of the weight layers the finding is about (nested ones included); for a
+        separate activation layer (Keras' ``Activation('relu')``), the weight layer it follows."""
         pointers: list[str] = []
+        units = self.plan.all_units()
         for unit in self.detection.units:
-            for u in self.plan.all_units():
+            for i, u in enumerate(units):
                 if (u.pointer == unit.pointer or u.pointer.startswith(unit.pointer + "/layers/")) and isinstance(
                         u.layer, S.WEIGHT_LAYERS):
                     pointers.append(u.pointer)
+                elif u.pointer == unit.pointer and isinstance(u.layer, S.ActivationLayer):
+                    before = [v for v in units[:i] if isinstance(v.layer, S.WEIGHT_LAYERS)]
+                    if before:
+                        pointers.append(before[-1].pointer)
         return list(dict.fromkeys(pointers))
+
+    def activation_pointers(self) -> list[str]:
+        """Spec pointers of the separate activation layers the finding is about."""
+        return list(dict.fromkeys(u.pointer for u in self.plan.all_units() if isinstance(u.layer, S.ActivationLayer)
+                                  and any(u.pointer == d.pointer for d in self.detection.units)))
 
     def recurrent_pointers(self) -> list[str]:
         return list(dict.fromkeys(u.pointer for u in self.detection.units if u.type in ("rnn", "lstm", "gru")))
@@ -97,13 +108,15 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
     """Swap saturating (or dead ReLU) layers to a ReLU-family activation with He init."""
     want = S.SATURATING if activation == "relu" else {"relu"}
     ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
-    if not ps:
+    separate = [p for p in ctx.activation_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]  # activation layers have this field
+    if not ps and not separate:
         return []
     patch: list[dict[str, Any]] = []
     for p in ps:
         patch += [{"op": "add", "path": p + "/activation", "value": activation},
                   {"op": "add", "path": p + "/init", "value": {"scheme": "kaiming_normal"}}]
-    return [R.relu_family_activation(_names(ps), activation, patch)]
+    patch += [{"op": "replace", "path": p + "/activation", "value": activation} for p in separate]
+    return [R.relu_family_activation(_names(ps + separate), activation, patch)]
 
 
 def normalisation(ctx: Context, kind: str) -> list[Remedy]:

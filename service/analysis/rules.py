@@ -413,6 +413,28 @@ class Saturation(_Fraction):
 MIN_DEAD_BATCH = 8
 
 
+def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
+    """The ReLU layers entirely dead (every unit zero for the whole batch) in a seed where no
+    gradient at all reaches the first weighted layer: (layer, those seeds). A small layer off by
+    chance beside a live path (a squeeze-excitation gate) leaves gradient below it, so it is not
+    counted."""
+    if result.batch_size is not None and result.batch_size < MIN_DEAD_BATCH:
+        return []
+    weighted = [u for u in result.units if u.has_weights and "grad_norm" in u.values]
+    if not weighted:
+        return []
+    first = weighted[0].values["grad_norm"].tolist()
+    out = []
+    for u in result.units:
+        f = u.values.get("dead_fraction")
+        if f is None:
+            continue
+        seeds = [s for s, x in enumerate(f.tolist()) if x == 1.0 and s < len(first) and first[s] == 0.0]
+        if seeds:
+            out.append((u, seeds))
+    return out
+
+
 class DeadUnits(_Fraction):
     code = "dead_units"
     key = "dead_fraction"
@@ -441,6 +463,33 @@ class DeadUnits(_Fraction):
 
     def limits(self, t: Thresholds) -> tuple[float, float]:
         return t.dead_warning, t.dead_error
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return "error" if born_dead(result) else super().assess(value, result, t)
+
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
+        dead = born_dead(result)
+        if not dead:
+            return super().describe(severity, value, result, t)
+        seeds = sorted({s for _, ss in dead for s in ss})
+        layers = [u for u, _ in dead]
+        evidence = {
+            "metric": f"max_{self.key}", "value": value, "threshold": t.dead_warning,
+            "layers": [u.name for u in layers],
+            "fractions": {u.name: u.mean(self.key) for u in layers},
+            "dead_seeds": {u.name: ss for u, ss in dead}, "seeds": result.seeds,
+        }
+        return Detection(
+            self.code, severity, str(evidence["metric"]), value,
+            f"born dead in {len(seeds)} of {result.seeds} seeds: every unit of {layers[0].name} is zero for the whole "
+            "batch, and no gradient reaches the first layer",
+            "A ReLU layer whose every unit is off for every input passes no gradient, so nothing before it ever "
+            "learns: the network is dead from its first step. Narrow deep ReLU stacks die at initialisation with a "
+            "probability that grows with depth (Lu et al. 2019); a draw that lives trains, one that dies never does. "
+            "Wider layers, a leaky ReLU, a small positive bias or normalisation keep units alive.",
+            evidence, layers)
 
     def words(
         self, value: float, worst: str, activation: str | None, layers: int
