@@ -893,6 +893,26 @@ def num_classes(run: RunLog) -> int | None:
     return None
 
 
+#: Class counts a loss pinned at ln k names on its own, with no accuracy or params to confirm it:
+#: small k, where ln k and ln (k + 1) are far apart, and the round counts of the usual benchmarks.
+_UNIFORM_K = (*range(2, 21), 100, 200, 1000, 10_000)
+
+
+def uniform_guess(values: np.ndarray) -> dict | None:
+    """A loss that does not move (its points within 0.2 % of their median) and sits within 0.3 % of
+    ln k for one of :data:`_UNIFORM_K`: the cross-entropy of predicting every one of k classes
+    equally, whatever the input (Keras' 0.6931, CIFAR-100's 4.605, ImageNet's 6.9078)."""
+    if len(values) < 4:
+        return None
+    level = float(np.median(values))
+    if not level > 0 or float(np.max(np.abs(values - level))) > 0.002 * level:
+        return None
+    k = next((k for k in _UNIFORM_K if abs(level - math.log(k)) <= 0.003 * math.log(k)), None)
+    if k is None:
+        return None
+    return {"num_classes": k, "accuracy": None, "source": f"the loss sits at ln {k} = {math.log(k):.4g} without moving"}
+
+
 def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
     """Evidence that a classifier sits at chance: accuracy near 1/k. k comes from the params, or from
     the accuracy itself only when the loss confirms it (a cross-entropy near ln k, what a uniform
@@ -987,7 +1007,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     falling = late >= t.plateau_improvement or (high < 0 and late >= t.plateau_improvement / 2)
     converged = overall >= t.plateau_converged_fraction
     level = float(np.median(v[half:]))
-    chance = at_chance(run, level, t)
+    chance = at_chance(run, level, t) or uniform_guess(v[half:])
     rising = sm[-1] > sm[half] * t.divergence_factor
     if rising or falling or (converged and chance is None):
         return [stuck] if stuck else []

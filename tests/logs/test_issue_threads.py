@@ -11,6 +11,7 @@ nanoGPT #110); the rest are written to the same shape.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gradhealth.logs.check import diagnose
 from tests.logs.test_detectors_real_runs import alarms, found, run_of
@@ -52,3 +53,19 @@ def test_a_grad_norm_that_rises_early_and_then_holds_while_the_loss_falls_is_not
     flat = np.concatenate([loss[:4], np.full(len(steps) - 4, loss[3])])
     [f] = found(diagnose(run_of(steps, loss=flat, grad_norm=norm)), "gradient_spike")
     assert f.severity == "warning" and not f.evidence.recovered
+
+
+@pytest.mark.parametrize("classes,level", [(2, 0.6931), (100, 4.600), (1000, 6.90776)])
+def test_a_loss_pinned_at_ln_k_is_at_chance_with_no_accuracy_logged(classes: int, level: float) -> None:
+    # TensorFlow, Lightning (a tqdm excerpt of epoch 0) and Caffe threads: the loss printed the same
+    # to its last digit, at the cross-entropy of a uniform guess over k classes
+    steps = np.arange(100, 1600, 100)
+    [f] = found(diagnose(run_of(steps, loss=np.full(len(steps), level))), "loss_plateau")
+    assert f.severity == "warning" and f.evidence.at_chance["num_classes"] == classes
+    assert "at chance" in f.summary
+
+
+def test_a_loss_near_ln_k_that_still_moves_is_not_called_chance() -> None:
+    rng = np.random.default_rng(4)
+    loss = 2.30 * np.exp(rng.normal(0, 0.004, 60))  # noise of a model that predicts something
+    assert not any("at chance" in f.summary for f in diagnose(run_of(loss=loss)).findings)

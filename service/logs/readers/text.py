@@ -76,9 +76,9 @@ _END = r"(?![\w.]|:\d)"  # "eta: 5:02:49" is a time, not 5
 _SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
 # "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
-_KV = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ \t](?=loss\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*)"
+_KV = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ \t](?=loss\b)|learning[ \t](?=rate\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*)"
                  rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
-_WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _])?"
+_WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
                  rf"[A-Za-z_][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # "<step> <name> <value>", the whole line (build-nanogpt's log.txt: "250 val 6.5893"); a name is not
 # a number's spelling (MLflow's "<timestamp> nan <step>" is not one)
@@ -113,7 +113,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
 # torchvision's "Epoch: [2]  [1/6]", "Epoch:[0/19](100/24681)", tqdm's "Epoch 476:  1%|...| 1/79"
 _EPOCH_POS = re.compile(
     r"\bEpoch(?:\(\w+\))?\s*:?\s*\[\s*(?P<e>\d+)\s*(?:/\s*\d+\s*)?\]\s*[\[(]\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*[\])]"
-    r"|\bEpoch\s+(?P<te>\d+):\s+\d+%\|[^|]*\|\s*(?P<ti>\d+)/(?P<tn>\d+)", re.IGNORECASE)
+    r"|\bEpoch\s+(?P<te>\d+):\s+\d+%(?:\|[^|]*\|)?\s*(?P<ti>\d+)/(?P<tn>\d+)", re.IGNORECASE)  # Colab: no bar
 _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing)\b", re.IGNORECASE)
 _TRACEBACK = "Traceback (most recent call last):"
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
@@ -481,7 +481,7 @@ class TextReader:
         early: list[Series] = []
         # (by epoch when most lines are in one, or the losses are: a console's other lines, model
         # loading and config prints, come before the first epoch)
-        if first_step is None and by_epoch and not batch_lines and (
+        if first_step is None and by_epoch and not batch_lines and len({e for v in by_epoch.values() for e in v}) > 1 and (
                 epoch_lines * 2 >= index or loss_epoch_lines >= 0.8 * loss_lines > 0):
             # no step in the whole log, but epochs: each epoch's last values, at the epoch
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,

@@ -365,3 +365,18 @@ def test_a_console_line_with_a_comma_in_its_timestamp_is_not_a_csv_header(tmp_pa
               f"loss={0.17 - 0.01 * i:.6f}\tRPNAcc=0.99" for i in range(10)]
     run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
     assert run.format == "text" and len(_series(run, "loss")) == 10
+
+
+def test_a_colab_progress_line_without_a_bar_and_a_constant_epoch(tmp_path: Path) -> None:
+    from gradhealth.logs.readers.text import pairs
+    found = dict(pairs("Epoch 0:  97% 1651/1702 [13:00<00:24,  2.11it/s, loss=0.158, v_num=0, train_loss=0.149]"))
+    assert float(found["epoch"]) == pytest.approx(1651 / 1702, abs=1e-6)
+    # every line in epoch 0.0: one epoch is no axis, the lines keep their order
+    lines = [f"{{'loss': 0.0, 'grad_norm': nan, 'learning_rate': 5e-05, 'epoch': 0.0}}" for _ in range(13)]
+    assert len(_series(load_run(_write(tmp_path, "t.log", "\n".join(lines) + "\n")), "loss")) == 13
+
+
+def test_learning_rate_in_two_words(tmp_path: Path) -> None:
+    from gradhealth.logs.readers.text import pairs
+    line = " iteration      700/  400000 | learning rate 6.300E-06 | lm loss NAN | loss scale 64.0 |"
+    assert ("learning_rate", "6.300E-06") in pairs(line)
