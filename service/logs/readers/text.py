@@ -214,6 +214,9 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         key = re.sub(r"[ \t]+", "_", m["key"])
         if any(a <= m.start() < b for a, b in calls):
             continue  # an argument of a call or repr: a config, even when named like a step
+        head, _, tail = key.partition("/")
+        if tail.lower().startswith("total") and head.lower() in STEP_KEYS:
+            key = head  # "step/total_step: 5/60": the step, out of its total
         if key.lower() in STEP_KEYS:
             val = _value(line, m, count_ok=True)
             of = _OF.match(line, m.end())
@@ -372,6 +375,7 @@ class TextReader:
         by_epoch: dict[str, dict[float, float]] = {}
         epoch_lines = batch_lines = 0
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
+        stepped_rows: list[tuple[float | None, float, list[tuple[str, float]]]] = []  # (epoch, step, values)
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -461,6 +465,8 @@ class TextReader:
                         for k, value in values:
                             points.add(k, last_step, value)
                             stepped.add(k)
+                        if len(stepped_rows) <= _MAX_PENDING * 10:
+                            stepped_rows.append((epoch, last_step, values))
                     elif stepless:
                         for k, value in values:
                             points.add(k, float(index), value)
@@ -487,6 +493,12 @@ class TextReader:
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
                           series=[make_series(k, list(v), list(v.values()), step_unit="epoch", role=_role(k)[0])
                                   for k, v in by_epoch.items()])
+        within = _within_epochs(stepped_rows) if first_step is not None and not pending else None
+        if within is not None:
+            # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it
+            return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
+                          series=[make_series(k, list(v), list(v.values()), step_unit="epoch", role=_role(k)[0])
+                                  for k, v in within.items()])
         if first_step is None:
             _add(points, pending, None)     # no step in the whole log: the running index
         elif pending:
@@ -504,6 +516,28 @@ class TextReader:
                            "not a text training log")
         return RunLog(format=self.name, source=name, series=_prepend(early, points.build(role=_role)),
                       warnings=warnings, traceback=traceback)
+
+
+def _within_epochs(rows: list[tuple[float | None, float, list[tuple[str, float]]]]
+                   ) -> dict[str, dict[float, float]] | None:
+    """Each name's values by fractional epoch when the log's step starts again with every epoch:
+    it goes back at least once, and only where the epoch moved on. The epoch's length is its
+    largest step plus the usual step between lines, so that its positions fill [e, e + 1)."""
+    if len(rows) < 4 or any(e is None for e, _, _ in rows):
+        return None
+    backs = [(a, b) for a, b in zip(rows, rows[1:], strict=False) if b[1] < a[1]]
+    if not backs or any(not (b[0] or 0) > (a[0] or 0) for a, b in backs):
+        return None
+    steps = sorted({s for _, s, _ in rows})
+    gaps = [b - a for a, b in zip(steps, steps[1:], strict=False) if b > a]
+    length = steps[-1] + (float(np.median(gaps)) if gaps else 1.0)
+    out: dict[str, dict[float, float]] = {}
+    for e, s, values in rows:
+        at = round(float(e or 0) + s / length, 6)
+        for k, v in values:
+            if k.lower() != "epoch":
+                out.setdefault(k, {})[at] = v
+    return out
 
 
 def _add(points: Points, lines: list[tuple[float, list[tuple[str, float]]]], at: float | None) -> None:

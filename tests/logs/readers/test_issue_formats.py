@@ -372,7 +372,7 @@ def test_a_colab_progress_line_without_a_bar_and_a_constant_epoch(tmp_path: Path
     found = dict(pairs("Epoch 0:  97% 1651/1702 [13:00<00:24,  2.11it/s, loss=0.158, v_num=0, train_loss=0.149]"))
     assert float(found["epoch"]) == pytest.approx(1651 / 1702, abs=1e-6)
     # every line in epoch 0.0: one epoch is no axis, the lines keep their order
-    lines = [f"{{'loss': 0.0, 'grad_norm': nan, 'learning_rate': 5e-05, 'epoch': 0.0}}" for _ in range(13)]
+    lines = ["{'loss': 0.0, 'grad_norm': nan, 'learning_rate': 5e-05, 'epoch': 0.0}" for _ in range(13)]
     assert len(_series(load_run(_write(tmp_path, "t.log", "\n".join(lines) + "\n")), "loss")) == 13
 
 
@@ -380,3 +380,19 @@ def test_learning_rate_in_two_words(tmp_path: Path) -> None:
     from gradhealth.logs.readers.text import pairs
     line = " iteration      700/  400000 | learning rate 6.300E-06 | lm loss NAN | loss scale 64.0 |"
     assert ("learning_rate", "6.300E-06") in pairs(line)
+
+
+def test_a_step_that_starts_again_each_epoch_without_a_total(tmp_path: Path) -> None:
+    # CMGAN's "Epoch 31, Step 500, loss: ..."; as steps they would stack, 6 values on step 2500
+    lines = [f"> INFO:root:Epoch {e}, Step {s}, loss: {0.19 - 0.01 * (e - 30) - s / 1e5:.6f}, disc_loss: 0.001"
+             for e in range(30, 33) for s in range(500, 3001, 500)]
+    loss = _series(load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n")), "loss")
+    assert loss.step_unit == "epoch" and len(loss) == 18 and np.all(np.diff(loss.steps) > 0)
+    assert loss.steps[0] == pytest.approx(30 + 500 / 3500) and loss.steps[-1] < 33
+
+
+def test_a_step_written_out_of_its_total(tmp_path: Path) -> None:
+    lines = [f"Epoch {e}, step/total_step: {s}/60 {s / 60:.2%} Loss:{3.0 / e - s / 1000:.4f}"
+             for e in (11, 12) for s in range(5, 61, 5)]
+    loss = _series(load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n")), "Loss")
+    assert len(loss) == 24 and loss.steps[0] == pytest.approx(11 + 5 / 60)
