@@ -57,6 +57,7 @@ nor is a file where every name appears once and none is a step (a config file).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from pathlib import Path
@@ -84,8 +85,9 @@ _WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate
 # a number's spelling (MLflow's "<timestamp> nan <step>" is not one)
 _TRIPLE = re.compile(rf"^\s*(?P<step>\d+)[ \t]+(?!(?:nan|inf|infinity)[ \t])(?P<key>[A-Za-z_][\w./-]*)"
                      rf"[ \t]+(?P<val>{_NUM})\s*$", re.IGNORECASE)
-_SPLIT_LOSS = {"train": "train_loss", "training": "training_loss", "val": "val_loss", "valid": "valid_loss",
+_SPLIT_LOSS: dict[str, str] = {"train": "train_loss", "training": "training_loss", "val": "val_loss", "valid": "valid_loss",
                "validation": "validation_loss", "eval": "eval_loss", "test": "test_loss"}
+_SPLITS = tuple(_SPLIT_LOSS)
 # after a value: "/n" makes it a count "i of n"; "/n = x" gives the ratio x (HellaSwag: 2493/10042 = 0.2483)
 _OF = re.compile(rf"/(?P<n>\d+)(?:\s*=\s*(?P<val>{_NUM}){_END})?")
 # "Epoch [1/10]", "Step [100/600]": a name and a bracketed count (pytorch-tutorial's prints)
@@ -154,13 +156,15 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     names its values ``eval_<name>`` (its loss is a validation loss) and its counter is the
     evaluation's own, not the run's step."""
     found, total = _line_values(line)
+    if not total:
+        return found, total
     keys = {k.lower(): k for k, _ in found}
     step = next((k for k in keys if k in STEP_KEYS), None)
     epoch = keys.get("epoch")
     low = line.lower()
     # within an epoch, the counter follows the epoch ("Epoch [1/10], Step [100/600]"); a run's own
     # step comes first (OLMo's "[step=1/2500,epoch=0]")
-    if step is not None and total and epoch is not None and low.find("epoch") < low.find(step):
+    if step is not None and epoch is not None and low.find("epoch") < low.find(step):
         values = dict(found)
         e = float(values[epoch])
         i = float(values[keys[step]])
@@ -211,8 +215,10 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         if any(x <= m.start() < y for x, y in spans):
             continue
         spans.append(m.span())
-        key = re.sub(r"[ \t]+", "_", m["key"])
-        if any(a <= m.start() < b for a, b in calls):
+        key = m["key"]
+        if " " in key or "\t" in key:
+            key = re.sub(r"[ \t]+", "_", key)
+        if calls and any(a <= m.start() < b for a, b in calls):
             continue  # an argument of a call or repr: a config, even when named like a step
         head, _, tail = key.partition("/")
         if tail.lower().startswith("total") and head.lower() in STEP_KEYS:
@@ -235,7 +241,9 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         a, b = m.span()
         if any(a < y and x < b for x, y in spans) or any(x <= a < y for x, y in calls):
             continue
-        key = re.sub(r"[ \t]+", "_", m["key"])
+        key = m["key"]
+        if " " in key or "\t" in key:
+            key = re.sub(r"[ \t]+", "_", key)
         low = key.lower()
         if low in _SPLIT_LOSS and found.keys() & STEP_KEYS:
             key = low = _SPLIT_LOSS[low]  # "iter 0: train 9.8578 val 9.8535": each split's loss
@@ -251,9 +259,8 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
                     total = float(of["n"])
     if len(found) == 1 and "s" in found and not re.sub(r"\bs\s*[:=]\s*\d+[\s,;]*", "", line).strip():
         return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
-    mark = _EVAL_MARK.search(line, 0, first_at)
-    split = any(k.lower().startswith(tuple(_SPLIT_LOSS)) for k in found)
-    if mark is not None and found and not split:
+    mark = _EVAL_MARK.search(line, 0, first_at) if first_at else None
+    if mark is not None and found and not any(k.lower().startswith(_SPLITS) for k in found):
         # an evaluation's values: its own names, and no step (its counter is the evaluation's)
         found = {(k if k.lower() == "epoch" else f"eval_{k}"): v
                  for k, v in found.items() if k.lower() not in STEP_KEYS}
@@ -305,6 +312,12 @@ def _head_lines(head: bytes) -> list[str]:
     if len(lines) > 1 and len(head) >= 4096:
         lines = lines[:-1]
     return [ln for ln in lines if ln.strip()][:200]
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_loss(name: str) -> bool:
+    """Whether ``name`` is a training or validation loss (cached: asked for every line)."""
+    return classify(name)[0] in ("loss", "val_loss")
 
 
 def _role(name: str) -> tuple[Role | None, str | None]:
@@ -448,7 +461,7 @@ class TextReader:
                     for k, value in values:
                         if k.lower() == "epoch" and value == value and abs(value) != float("inf"):
                             epoch = value
-                    if any(classify(k)[0] in ("loss", "val_loss") for k, _ in values):
+                    if any(_is_loss(k) for k, _ in values):
                         loss_lines += 1
                         loss_epoch_lines += epoch is not None
                     if last_step is None and epoch is not None:
