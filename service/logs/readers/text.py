@@ -338,8 +338,11 @@ class TextReader:
         hits = 0
         known = has_step = False
         seen: dict[str, int] = {}
+        table: list[str] | None = None
         for ln in lines:
-            keys = [k.lower() for k, _ in pairs(ln)]
+            row = table_row(table, ln) if table else None
+            table = table_header(ln) or table
+            keys = [k.lower() for k, _ in (row or pairs(ln))]
             has_step = has_step or any(k in STEP_KEYS for k in keys)
             found = [k for k in keys if k not in STEP_KEYS]
             if found:
@@ -385,6 +388,7 @@ class TextReader:
         epoch: float | None = None
         header_epoch: float | None = None  # the epoch of the last line that names one without a step
         in_eval = False
+        table: list[str] | None = None     # the columns of an "Epoch ..." table (YOLO's console)
         by_epoch: dict[str, dict[float, float]] = {}
         epoch_lines = batch_lines = 0
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
@@ -418,8 +422,10 @@ class TextReader:
                         in_tb = False       # the exception line ends this traceback
                     continue
                 for segment in stripped.split("\r"):
-                    found, total = line_values(segment)
+                    row = table_row(table, segment) if table else None
+                    found, total = (row, None) if row else line_values(segment)
                     if not found:
+                        table = table_header(segment) or table
                         # "Eval begin...": in a log that counts epochs, the lines up to the next
                         # epoch are an evaluation's (Paddle's Model.fit prints them as training's)
                         in_eval = in_eval or (epoch is not None and _EVAL_SECTION.match(segment) is not None)
@@ -529,6 +535,46 @@ class TextReader:
                            "not a text training log")
         return RunLog(format=self.name, source=name, series=_prepend(early, points.build(role=_role)),
                       warnings=warnings, traceback=traceback)
+
+
+# a table's header: "Epoch" and three or more column names (Ultralytics' console)
+_TABLE_HEADER = re.compile(r"^\s*Epoch(?:\s+[A-Za-z][\w()/.-]*){3,}\s*$", re.IGNORECASE)
+_TIMESTAMP = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[T ][\d:.]+Z?\s+")  # a CI runner's line stamp
+_COUNT = re.compile(r"^(\d+)/(\d+)$")
+#: YOLO's loss columns by their bare names (YOLOv5: box obj cls total); with a ``_loss`` suffix
+#: (YOLOv8) they read as the components derive.py sums.
+_YOLO_PARTS = {"box", "obj", "cls", "dfl", "seg", "pose", "kobj"}
+
+
+def table_header(line: str) -> list[str] | None:
+    """The column names of an ``Epoch ...`` table header, the losses named as training losses
+    (``box_loss`` -> ``train/box_loss``, ``total`` -> ``train/loss``); None for any other line."""
+    if _TABLE_HEADER.match(line) is None:
+        return None
+    names = []
+    for name in line.split():
+        low = name.lower()
+        names.append("epoch" if low == "epoch" else "train/loss" if low == "total" else
+                     f"train/{low}" if low.endswith("_loss") else
+                     f"train/{low}_loss" if low in _YOLO_PARTS else name)
+    return names
+
+
+def table_row(columns: list[str], line: str) -> list[tuple[str, str]] | None:
+    """A row of the table ``columns`` heads: its epoch as ``i/n`` first, then a value per column
+    (a size with a unit, 9.03G, is no value); None when the line is not such a row."""
+    tokens = _TIMESTAMP.sub("", line).split()
+    if len(tokens) < len(columns) or (m := _COUNT.match(tokens[0])) is None:
+        return None
+    out = [("epoch", m[1])]
+    for name, token in zip(columns[1:], tokens[1:len(columns)], strict=True):
+        token = token.rstrip(":")
+        try:
+            float(token)
+        except ValueError:
+            continue
+        out.append((name, token))
+    return out
 
 
 def _within_epochs(rows: list[tuple[float | None, float, list[tuple[str, float]]]]

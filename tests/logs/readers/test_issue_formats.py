@@ -396,3 +396,24 @@ def test_a_step_written_out_of_its_total(tmp_path: Path) -> None:
              for e in (11, 12) for s in range(5, 61, 5)]
     loss = _series(load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n")), "Loss")
     assert len(loss) == 24 and loss.steps[0] == pytest.approx(11 + 5 / 60)
+
+
+@pytest.mark.parametrize("header,row,loss", [
+    # YOLOv8: losses named *_loss, summed into the training loss
+    ("      Epoch    GPU_mem   box_loss   cls_loss   dfl_loss  Instances       Size",
+     "      {e}/55      9.03G     {a:.4f}      8.032      3.308         22        640: 100%|##########| 954/954 [11:41<00:00]",
+     "train/loss (sum of box_loss, cls_loss, dfl_loss)"),
+    # YOLOv5 (behind a CI runner's time stamps): box obj cls and their total
+    ("     Epoch   gpu_mem       box       obj       cls     total    labels  img_size",
+     "2023-08-02T15:00:42.3244865Z      {e}/99     0.56G   {a:.5f}  0.003545         0   {a:.5f}        13       640",
+     "train/loss"),
+])
+def test_ultralytics_console_tables(tmp_path: Path, header: str, row: str, loss: str) -> None:
+    lines = []
+    for e in range(10):
+        lines += [header, row.format(e=e, a=0.13 - 0.002 * e),
+                  "                 Class     Images  Instances      Box(P          R      mAP50  mAP50-95): 100%",
+                  "                   all       1049       1164      0.764      0.776      0.739      0.526"]
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    s = _series(run, loss)
+    assert s.role == "loss" and s.steps.tolist() == list(range(10)) and s.step_unit == "epoch"
