@@ -333,6 +333,38 @@ def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.nda
     return steps, v, med, spike, np.nonzero(spike)[0]
 
 
+#: On a grad norm too short for a rolling baseline, a point this many times the median of the
+#: others is a spike on its face (an excerpt pasted into a bug report: 11140 among norms of 8).
+_GLARING = 50.0
+
+
+def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
+    """Spikes of a short grad-norm series (at least 6 points), judged against the median of all of
+    them: only points :data:`_GLARING` times above it."""
+    steps, v = finite(s)
+    if len(v) < 6:
+        return []
+    base = float(np.median(v))
+    if not base > 0:
+        return []
+    idx = np.nonzero(v >= _GLARING * base)[0]
+    if not len(idx):
+        return []
+    worst = int(idx[np.argmax(v[idx])])
+    recovered = bool(idx[-1] < len(v) - 1 and np.median(v[idx[-1] + 1:]) < 2 * base)
+    return [_finding(
+        "gradient_spike", "warning",
+        f"{len(idx)} gradient norm spike(s) in {s.name}, the largest {v[worst]:.3g} at step {_num(steps[worst])} "
+        f"({v[worst] / base:.3g}x the median of its {len(v)} points); "
+        + ("the run recovered after each" if recovered else "the run did not recover from every one"),
+        "A gradient norm tens of times its usual size on one step: a bad batch or an instability. Clipping "
+        "at a few times the usual norm keeps such a step from throwing the weights away.",
+        {"metric": s.name, "steps": [_num(x) for x in steps[idx]], "value": float(v[worst]), "count": len(idx),
+         "spike_steps": [_num(x) for x in steps[idx]], "max_ratio": float(v[worst] / base), "recovered": recovered,
+         "points": len(v)},
+        [clipping(run, t), lower_lr(run, at_step=float(steps[idx[0]]), why="gradient norm spikes")])]
+
+
 def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, i: int, t: LogThresholds) -> bool:
     """Whether grad norm point ``i`` starts a level the rest of the run keeps (its median after ``i``
     within 2x of it either way) while the training loss falls from there on: a norm that grows
@@ -359,8 +391,10 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     s = run.first(role)  # type: ignore[arg-type]  # callers pass Role literals typed as str
     # A loss is judged against its neighbours, so a per-epoch series of a dozen points will do.
     needed = max(t.min_points, t.window) if role == "grad_norm" else max(t.min_points, 6)
-    if s is None or np.sum(np.isfinite(s.values)) < needed:
+    if s is None:
         return []
+    if np.sum(np.isfinite(s.values)) < needed:
+        return _glaring_spikes(run, s, t) if role == "grad_norm" else []
     steps, v, med, spike, idx = _spikes(s, t)
     if role == "grad_norm":
         idx = np.array([i for i in idx if not _new_level(run, steps, v, int(i), t)], dtype=np.int64)

@@ -69,3 +69,19 @@ def test_a_loss_near_ln_k_that_still_moves_is_not_called_chance() -> None:
     rng = np.random.default_rng(4)
     loss = 2.30 * np.exp(rng.normal(0, 0.004, 60))  # noise of a model that predicts something
     assert not any("at chance" in f.summary for f in diagnose(run_of(loss=loss)).findings)
+
+
+def test_a_glaring_spike_in_a_short_pasted_log(tmp_path) -> None:  # noqa: ANN001
+    # unsloth: a Trainer console of 9 steps, one grad norm 11140 among norms of about 8; the
+    # user's notes ("<-- spike #2 (step 9)") are not part of the log
+    from gradhealth.library import check_logs
+    norms = [14.98, 9.78, 7.64, 92.10, 29.00, 5.21, 7.83, 7.79, 11140.00]
+    lines = [f"{{'loss': 1.4, 'grad_norm': {g}, 'learning_rate': 2e-4, 'epoch': {0.1 * (i + 1):.1f}}}"
+             + ("    <-- spike #2 (step 9): ~1500x" if g > 1000 else "") for i, g in enumerate(norms)]
+    path = tmp_path / "train.log"
+    path.write_text("\n".join(lines) + "\n")
+    [f] = found(check_logs(path), "gradient_spike")
+    assert f.evidence.value == 11140.0 and f.evidence.count == 1 and f.evidence.spike_steps == [0.9]
+    # the same numbers without the outlier: no spike
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    assert not found(check_logs(path), "gradient_spike")

@@ -175,6 +175,8 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
 
 
 def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
+    if "<--" in line:
+        line = line[:line.index("<--")]  # a reader's note on a pasted line ("<-- spike (step 4)")
     if "[" in line:
         line = _ANSI.sub("", line)
     m = _TRIPLE.match(line)
