@@ -114,7 +114,10 @@ _TRAINED_NAME = re.compile(r"loss|norm|grad", re.IGNORECASE)
 
 
 def _trained_quantity(s: Series) -> bool:
-    """Whether a NaN/Inf in ``s`` means the training computation broke (loss, gradients, weights)."""
+    """Whether a NaN/Inf in ``s`` means the training computation broke (loss, gradients, weights);
+    a best-so-far record (``best_train_loss``: inf until there is one) does not."""
+    if s.name.lower().startswith(("best_", "best/")):
+        return False
     return s.role not in ("metric", "learning_rate") or bool(_TRAINED_NAME.search(s.name))
 
 

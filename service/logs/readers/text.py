@@ -116,6 +116,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
 _EPOCH_POS = re.compile(
     r"\bEpoch(?:\(\w+\))?\s*:?\s*\[\s*(?P<e>\d+)\s*(?:/\s*\d+\s*)?\]\s*[\[(]\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*[\])]"
     r"|\bEpoch\s+(?P<te>\d+):\s+\d+%(?:\|[^|]*\|)?\s*(?P<ti>\d+)/(?P<tn>\d+)", re.IGNORECASE)  # Colab: no bar
+_BEST_MARK = re.compile(r"(?<![\w/.-])best(?![\w/.=-])", re.IGNORECASE)
 _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing)\b", re.IGNORECASE)
 _TRACEBACK = "Traceback (most recent call last):"
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
@@ -261,6 +262,9 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
                     total = float(of["n"])
     if len(found) == 1 and "s" in found and not re.sub(r"\bs\s*[:=]\s*\d+[\s,;]*", "", line).strip():
         return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
+    if first_at and found and _BEST_MARK.search(line, 0, first_at):
+        # "current best: ... train_loss: inf": the best so far (inf before there is one), not a step's
+        return [(f"best_{k}", v) for k, v in found.items() if k.lower() not in STEP_KEYS], None
     mark = _EVAL_MARK.search(line, 0, first_at) if first_at else None
     if mark is not None and found and not any(k.lower().startswith(_SPLITS) for k in found):
         # an evaluation's values: its own names, and no step (its counter is the evaluation's)

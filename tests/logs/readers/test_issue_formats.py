@@ -417,3 +417,18 @@ def test_ultralytics_console_tables(tmp_path: Path, header: str, row: str, loss:
     run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
     s = _series(run, loss)
     assert s.role == "loss" and s.steps.tolist() == list(range(10)) and s.step_unit == "epoch"
+
+
+def test_a_best_so_far_line_is_not_a_steps_values(tmp_path: Path) -> None:
+    # DBNet: "current best: ... train_loss: inf" before there is a best; the training losses are finite
+    lines = []
+    for e in range(1, 4):
+        lines += [f"2020-12-06 09:21:47,666 DBNet INFO: [{e}/1200], [{i}/125], global_step: {125 * (e - 1) + i}, "
+                  f"speed: 20.1 samples/sec, acc: 0.77, loss: {3.0 / e - i / 1000:.4f}, lr:0.007, time:1.2"
+                  for i in range(0, 125, 10)]
+        lines.append(f"2020-12-06 09:22:47,666 DBNet INFO: current best:recall: 0.000000, precision: 0.000000, "
+                     f"hmean: 0.000000, train_loss: {'inf' if e == 1 else f'{3.0 / e:.4f}'}, best_model_epoch: {e}.000000,")
+    path = _write(tmp_path, "train.log", "\n".join(lines) + "\n")
+    run = load_run(path)
+    assert _series(run, "best_train_loss").role != "loss" and "train_loss" not in {s.name for s in run.series}
+    assert not [f for f in check_logs(path).findings if f.severity in ("warning", "error")]
