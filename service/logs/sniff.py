@@ -98,7 +98,8 @@ def detect(path: Path, hint: str | None = None) -> Reader:
         if not match:
             raise UnknownLogFormat(f"unknown format hint {hint!r}; use one of: "
                                    f"{', '.join(r.name for r in all_readers)}")
-        if match[0].sniff(path.name, head) <= 0:
+        # the file's own name may veto a format it is in (a text log saved as .md): the hint decides
+        if match[0].sniff(path.name, head) <= 0 and match[0].sniff(f"{path.stem or 'log'}.log", head) <= 0:
             best, _ = sniff(path.name, head, all_readers)
             guess = f"; it looks like {best.name}" if best is not None else ""
             raise UnknownLogFormat(f"{path.name} is not in the {hint} format{guess}")

@@ -361,7 +361,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                 found: list[tuple[str, float]] = []
                 for i, c in columns:
                     text = row[i].strip()
-                    if not text:
+                    if not text or text.lower() in MISSING:
                         continue
                     try:
                         # a percentage is its number (Stable-Baselines3's "Progress" 1.15%)
@@ -391,9 +391,13 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
 CORE_ROLES = frozenset({"loss", "val_loss", "grad_norm", "clipped_grad_norm", "learning_rate"})
 
 
+#: Cells that say "no value" in the spellings tools write (R's NA, pandas' None, a dash).
+MISSING = frozenset({"na", "n/a", "null", "none", "nil", "-", "--"})
+
+
 def _is_text(cell: str) -> bool:
-    """A non-blank cell that is neither a number nor a percentage (``1.15%``)."""
-    if not cell:
+    """A non-blank cell that is neither a number, a percentage (``1.15%``) nor a missing value."""
+    if not cell or cell.lower() in MISSING:
         return False
     try:
         parse_number(cell[:-1] if cell.endswith("%") else cell)

@@ -432,3 +432,19 @@ def test_a_best_so_far_line_is_not_a_steps_values(tmp_path: Path) -> None:
     run = load_run(path)
     assert _series(run, "best_train_loss").role != "loss" and "train_loss" not in {s.name for s in run.series}
     assert not [f for f in check_logs(path).findings if f.severity in ("warning", "error")]
+
+
+def test_r_style_na_cells_are_missing_values(tmp_path: Path) -> None:
+    # a Keras history written from R: the validation columns are NA throughout
+    rows = ["epoch,accuracy,loss,mae,val_accuracy,val_loss,val_mae"] + [
+        f"{e},0.{e + 1},{0.102 * 0.95 ** e:.6f},0.28,NA,NA,NA" for e in range(15)]
+    run = load_run(_write(tmp_path, "training_history.csv", "\n".join(rows) + "\n"))
+    assert len(_series(run, "loss")) == 15 and "val_loss" not in {s.name for s in run.series}
+
+
+def test_a_format_hint_overrules_the_file_name(tmp_path: Path) -> None:
+    from gradhealth.errors import UnknownLogFormat
+    path = _write(tmp_path, "notes.md", "".join(f"step {i}: loss {3.0 - 0.1 * i:.2f}\n" for i in range(1, 10)))
+    with pytest.raises(UnknownLogFormat):
+        load_run(path)  # by itself a .md file is a document, not a log
+    assert len(_series(load_run(path, format="text"), "loss")) == 9
