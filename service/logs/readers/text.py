@@ -115,7 +115,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
 # torchvision's "Epoch: [2]  [1/6]", "Epoch:[0/19](100/24681)", tqdm's "Epoch 476:  1%|...| 1/79"
 _EPOCH_POS = re.compile(
     r"\bEpoch(?:\(\w+\))?\s*:?\s*\[\s*(?P<e>\d+)\s*(?:/\s*\d+\s*)?\]\s*[\[(]\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*[\])]"
-    r"|\bEpoch\s+(?P<te>\d+):\s+\d+%(?:\|[^|]*\|)?\s*(?P<ti>\d+)/(?P<tn>\d+)", re.IGNORECASE)  # Colab: no bar
+    r"|\bEpoch\s+(?P<te>\d+):\s+\d+%(?:\|[^|]*\|)?\s*(?P<ti>\d+)/(?P<tn>\d+)"  # Colab: no bar
+    r"|\bepoch\s+(?P<fe>\d+):?\s+(?P<fi>\d+)\s*/\s*(?P<fn>\d+)", re.IGNORECASE)  # fairseq 0.6: "epoch 005  1000 / 8223"
 _BEST_MARK = re.compile(r"(?<![\w/.-])best(?![\w/.=-])", re.IGNORECASE)
 _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing)\b", re.IGNORECASE)
 _TRACEBACK = "Traceback (most recent call last):"
@@ -123,6 +124,7 @@ _MAX_PENDING = 10_000         # lines with values before the first step kept asi
 
 STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step",
              "num_updates"}  # fairseq's update count
+_POSITION_KEYS = STEP_KEYS | {"epoch"}  # where a line is in the run, not what it measured
 ROLES: dict[str, Role] = {}
 for _names, _name_role in (
     (("loss", "train_loss", "trl", "training_loss", "tr_loss", "train/loss", "lm_loss",
@@ -186,31 +188,32 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))], None
     found: dict[str, str] = {}
     spans: list[tuple[int, int]] = []
-    first_at = len(line)  # where the first value read starts
+    first_at = len(line)  # where the first value read starts (a step or an epoch is a position)
     total: float | None = None
     for m in _BRACKET_COUNT.finditer(line) if "[" in line else ():
         low = m["key"].lower()
         if low in STEP_KEYS or low == "epoch":
             found.setdefault(m["key"], m["i"])
             spans.append(m.span())
-            first_at = min(first_at, m.start())
             if low in STEP_KEYS:
                 total = float(m["n"])
     pos = _EPOCH_POS.search(line) if "poch" in line else None
     if pos is not None:
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
-        e, i, n = (int(pos[g]) for g in (("e", "i", "n") if pos["e"] is not None else ("te", "ti", "tn")))
+        form = next(f for f in (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn")) if pos[f[0]] is not None)
+        e, i, n = (int(pos[g]) for g in form)
         found["epoch"] = repr(round(e + i / n, 6) if n else float(e))
         spans.append(pos.span())
-        first_at = min(first_at, pos.start())
     piped = "|" in line
     if piped:
         # Megatron/DeepSpeed: "| learning rate: 5.997E-05 | lm loss: 3.88E+00 | number of nan
         # iterations: 0 |": between two pipes, every word before the colon is the name
         for m in _PIPED_KV.finditer(line):
             spans.append(m.span())
-            found.setdefault(re.sub(r"\s+", "_", m["key"].strip()), _value(line, m, count_ok=False) or m["val"])
-            first_at = min(first_at, m.start())
+            key = re.sub(r"\s+", "_", m["key"].strip())
+            found.setdefault(key, _value(line, m, count_ok=False) or m["val"])
+            if key.lower() not in _POSITION_KEYS:
+                first_at = min(first_at, m.start())
     calls = _call_spans(line) if _CALL_OPEN.search(line) else []
     level = _LEVEL.search(line, 0, _LEVEL_WITHIN)
     header_end = level.start() if level else 0
@@ -239,7 +242,8 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
             val = _value(line, m, count_ok=key.lower() == "epoch")
         if val is not None:
             found.setdefault(key, val)
-            first_at = min(first_at, m.start())
+            if key.lower() not in _POSITION_KEYS:
+                first_at = min(first_at, m.start())
     for m in _WS.finditer(line):
         a, b = m.span()
         if any(a < y and x < b for x, y in spans) or any(x <= a < y for x, y in calls):
@@ -256,7 +260,8 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
             val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
             if val is not None and key not in found:
                 found[key] = val
-                first_at = min(first_at, a)
+                if low not in _POSITION_KEYS:
+                    first_at = min(first_at, a)
                 of = _OF.match(line, m.end())
                 if low in STEP_KEYS and of is not None:
                     total = float(of["n"])

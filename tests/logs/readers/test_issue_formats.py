@@ -448,3 +448,18 @@ def test_a_format_hint_overrules_the_file_name(tmp_path: Path) -> None:
     with pytest.raises(UnknownLogFormat):
         load_run(path)  # by itself a .md file is a document, not a log
     assert len(_series(load_run(path, format="text"), "loss")) == 9
+
+
+def test_fairseq_validation_lines_are_the_validation_loss(tmp_path: Path) -> None:
+    # fairseq names the subset before its values ("valid on 'valid' subset | loss 7.835"): the
+    # epoch ahead of it is a position, not a value, so the line is an evaluation's
+    lines = []
+    for e in range(1, 9):
+        lines += [f"| epoch {e:03d}:   {s} / 8223 loss=4.{9 - e}0 (5.20), wps=959, lr=0.001, clip=100%, gnorm=2.7"
+                  for s in (2000, 4000, 6000, 8000)]
+        lines.append(f"| epoch {e:03d} | valid on 'valid' subset | loss {7.8 - 0.1 * e:.3f} | nll_loss 6.9 | "
+                     f"ppl 119.5 | num_updates {1000 * e}")
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    loss, val = _series(run, "loss"), _series(run, "eval_loss")
+    assert val.role == "val_loss" and len(val) == 8 and val.values[0] == pytest.approx(7.7)
+    assert loss.values.max() < 5 and loss.steps[0] == pytest.approx(1 + 2000 / 8223)
