@@ -778,7 +778,8 @@ def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
     its numbers to a few decimals would print a small, moving KL as 0."""
     if not any("reward" in s.name.lower() for s in run.series):
         return None  # a VAE's KL term is another quantity
-    anchor = run.first("grad_norm") or run.first("loss")
+    grad = run.first("grad_norm")
+    anchor = grad or run.first("loss")
     if anchor is None or resolution(finite(anchor)[1]) >= 1e-6:
         return None
     for s in run.series:
@@ -793,7 +794,7 @@ def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
             ls, lv = finite(lr)
             within = lv[(ls >= steps[0]) & (ls <= steps[-1])]
             rate = float(np.max(within)) if len(within) else None
-        moving = [g for g in (run.first("grad_norm"),) if g is not None and np.any(finite(g)[1] > 0)]
+        moving = grad is not None and bool(np.any(finite(grad)[1] > 0))
         cause = (" with a learning rate of 0" if rate == 0 else
                  f" while the learning rate reached {rate:.3g}" if rate is not None else "")
         return _finding(
@@ -806,7 +807,7 @@ def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
             "the trained parameters (an adapter) are frozen or not in the graph. Whatever the rewards do, the "
             "model is not learning from them.",
             {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
-             "points": len(v), "max_learning_rate": rate, "gradients_nonzero": bool(moving)},
+             "points": len(v), "max_learning_rate": rate, "gradients_nonzero": moving},
             [raise_lr(run, at_step=float(steps[len(steps) // 2]),
                       why=f"{s.name} stayed exactly 0: no update reached the model's outputs") if rate else None])
     return None

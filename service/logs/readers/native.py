@@ -248,10 +248,10 @@ class NativeReader:
 
     @staticmethod
     def _record(obj: dict[str, Any], long: bool | None = None, keys: set[str] | None = None,
-                skipped: dict[str, tuple[int, str]] | None = None) -> list[Record]:
+                skipped: dict[str, str] | None = None) -> list[Record]:
         """The values of one record. With ``skipped``, a field of the wide form that is not a number
         (a time string such as ``"0:03:29"``, a list of COCO APs) is left out and noted there, as
-        ``name -> (0, its text)``, the caller filling in the line; without it, it is an error."""
+        ``name -> its text``; without it, it is an error."""
         key = step_key(obj)
         if key is None:
             raise BadRow(f"no 'step' (nor {', '.join(repr(k) for k in (*STEP_KEYS[1:], _EPOCH))})")
@@ -299,7 +299,7 @@ class NativeReader:
                 if skipped is None:
                     raise BadRow(f"{name!r} is {json.dumps(raw)[:40]}, not a number")
                 text = json.dumps(raw)
-                skipped.setdefault(name, (0, text if len(text) <= 40 else text[:37] + "..."))
+                skipped.setdefault(name, text if len(text) <= 40 else text[:37] + "...")
                 continue
             out.append((name, step, value, wall, None))
         return out
@@ -431,7 +431,6 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
     return RunLog(format="native", source=path.name, series=series)
 
 
-
 class _Records:
     """The records of a JSON Lines file or JSON array as they are read: their points, the fields
     left out as text, and the runs appended one after another (the last is kept)."""
@@ -441,7 +440,7 @@ class _Records:
         self.points = Points(name, limits)
         self.warnings: list[LogWarning] = []
         self.keys: set[str] = set()
-        self.skipped: dict[str, tuple[int, str]] = {}
+        self.skipped: dict[str, str] = {}  # a field left out as text -> its text, noted once
         self.starts: dict[frozenset[str], tuple[float, float, int]] = {}  # fields -> first, last step, rising
         self.runs, self.restarted = 1, ""
 
@@ -449,6 +448,7 @@ class _Records:
         """Add one decoded record (``where``: ``line 12``, ``record 3``); :class:`BadRow` if it is not one."""
         if not isinstance(obj, dict):
             raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
+        noted = len(self.skipped)
         found = NativeReader._record(obj, keys=self.keys, skipped=self.skipped)
         if found:
             # A run appended to the same file starts again: a record whose step goes back to or below
@@ -467,12 +467,10 @@ class _Records:
             else:
                 self.starts[fields] = (first, step, count + 1 if step > last or count == 0 else count)
         self.points.add_records(found)
-        for name, (seen, shown) in self.skipped.items():
-            if seen == 0:
-                self.skipped[name] = (1, shown)
-                self.warnings.append(LogWarning(
-                    "skipped_values", f"{self.name} {where}: {name!r} is {shown}, not a number: left out "
-                    "wherever it is not one", where=where))
+        for name, shown in list(self.skipped.items())[noted:]:  # the fields first left out here
+            self.warnings.append(LogWarning(
+                "skipped_values", f"{self.name} {where}: {name!r} is {shown}, not a number: left out "
+                "wherever it is not one", where=where))
 
     def run(self, fmt: str) -> RunLog:
         if self.points.count == 0:
@@ -486,4 +484,3 @@ class _Records:
                       warnings=self.warnings)
 
 READER = NativeReader()
-

@@ -277,7 +277,7 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
                  for k, v in found.items() if k.lower() not in STEP_KEYS}
         total = None
     names = {k.lower() for k in found}
-    if (names & (STEP_KEYS | {"epoch"}) and names & {"train", "training"}
+    if (names & _POSITION_KEYS and names & {"train", "training"}
             and names & {"val", "valid", "validation"}):
         # "Epoch 000: train=0.179 valid=0.234": a training and a validation number beside a step
         # are the two losses (a lone "eval" is llm.c's HellaSwag accuracy)
@@ -373,7 +373,7 @@ class TextReader:
         first line with values on: a log's training lines after a long dump of its config."""
         lines = window.split(b"\n")
         for i, ln in enumerate(lines[:-1]):
-            if any(k.lower() not in STEP_KEYS for k, _ in pairs(_ANSI.sub("", ln.decode("utf-8", "replace")))):
+            if any(k.lower() not in STEP_KEYS for k, _ in pairs(ln.decode("utf-8", "replace"))):
                 return self.sniff(filename, b"\n".join(lines[i:]))
         return 0.0
 
@@ -403,7 +403,8 @@ class TextReader:
         by_epoch: dict[str, dict[float, float]] = {}
         epoch_lines = batch_lines = 0
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
-        stepped_rows: list[tuple[float | None, float, list[tuple[str, float]]]] = []  # (epoch, step, values)
+        # (epoch, step, values) of each stepped line, for a step that starts again every epoch
+        stepped_rows: list[tuple[float, float, list[tuple[str, float]]]] | None = []
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -495,8 +496,13 @@ class TextReader:
                         for k, value in values:
                             points.add(k, last_step, value)
                             stepped.add(k)
-                        if len(stepped_rows) <= _MAX_PENDING * 10:
-                            stepped_rows.append((epoch, last_step, values))
+                        if stepped_rows is not None:
+                            # kept only while every stepped line is in an epoch, and not past the cap
+                            # (a truncated list would rebuild part of the log)
+                            if epoch is None or len(stepped_rows) >= _MAX_PENDING * 10:
+                                stepped_rows = None
+                            else:
+                                stepped_rows.append((epoch, last_step, values))
                     elif stepless:
                         for k, value in values:
                             points.add(k, float(index), value)
@@ -521,14 +527,12 @@ class TextReader:
                 epoch_lines * 2 >= index or loss_epoch_lines >= 0.8 * loss_lines > 0):
             # no step in the whole log, but epochs: each epoch's last values, at the epoch
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
-                          series=[make_series(k, list(v), list(v.values()), step_unit="epoch", role=_role(k)[0])
-                                  for k, v in by_epoch.items()])
-        within = _within_epochs(stepped_rows) if first_step is not None and not pending else None
+                          series=_epoch_series(by_epoch))
+        within = _within_epochs(stepped_rows) if stepped_rows and not pending else None
         if within is not None:
             # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
-                          series=[make_series(k, list(v), list(v.values()), step_unit="epoch", role=_role(k)[0])
-                                  for k, v in within.items()])
+                          series=_epoch_series(within))
         if first_step is None:
             _add(points, pending, None)     # no step in the whole log: the running index
         elif pending:
@@ -588,26 +592,31 @@ def table_row(columns: list[str], line: str) -> list[tuple[str, str]] | None:
     return out
 
 
-def _within_epochs(rows: list[tuple[float | None, float, list[tuple[str, float]]]]
+def _within_epochs(rows: list[tuple[float, float, list[tuple[str, float]]]]
                    ) -> dict[str, dict[float, float]] | None:
     """Each name's values by fractional epoch when the log's step starts again with every epoch:
     it goes back at least once, and only where the epoch moved on. The epoch's length is its
     largest step plus the usual step between lines, so that its positions fill [e, e + 1)."""
-    if len(rows) < 4 or any(e is None for e, _, _ in rows):
+    if len(rows) < 4:
         return None
     backs = [(a, b) for a, b in zip(rows, rows[1:], strict=False) if b[1] < a[1]]
-    if not backs or any(not (b[0] or 0) > (a[0] or 0) for a, b in backs):
+    if not backs or any(not b[0] > a[0] for a, b in backs):
         return None
     steps = sorted({s for _, s, _ in rows})
     gaps = [b - a for a, b in zip(steps, steps[1:], strict=False) if b > a]
     length = steps[-1] + (float(np.median(gaps)) if gaps else 1.0)
     out: dict[str, dict[float, float]] = {}
     for e, s, values in rows:
-        at = round(float(e or 0) + s / length, 6)
+        at = round(e + s / length, 6)
         for k, v in values:
             if k.lower() != "epoch":
                 out.setdefault(k, {})[at] = v
     return out
+
+
+def _epoch_series(values: dict[str, dict[float, float]]) -> list[Series]:
+    """One series per name from its values by (fractional) epoch."""
+    return [make_series(k, list(v), list(v.values()), step_unit="epoch", role=_role(k)[0]) for k, v in values.items()]
 
 
 def _add(points: Points, lines: list[tuple[float, list[tuple[str, float]]]], at: float | None) -> None:

@@ -364,8 +364,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                     if not text or text.lower() in MISSING:
                         continue
                     try:
-                        # a percentage is its number (Stable-Baselines3's "Progress" 1.15%)
-                        found.append((c, parse_number(text[:-1] if text.endswith("%") else text)))
+                        found.append((c, _cell_number(text)))
                     except ValueError:
                         if cell is None:
                             raise BadRow(f"column {c!r}: not a number: {_short(text)}") from None
@@ -395,12 +394,18 @@ CORE_ROLES = frozenset({"loss", "val_loss", "grad_norm", "clipped_grad_norm", "l
 MISSING = frozenset({"na", "n/a", "null", "none", "nil", "-", "--"})
 
 
+def _cell_number(cell: str) -> float:
+    """A CSV cell's number; a percentage is its number (Stable-Baselines3's "Progress" 1.15%).
+    :class:`ValueError` when it is neither."""
+    return parse_number(cell[:-1] if cell.endswith("%") else cell)
+
+
 def _is_text(cell: str) -> bool:
     """A non-blank cell that is neither a number, a percentage (``1.15%``) nor a missing value."""
     if not cell or cell.lower() in MISSING:
         return False
     try:
-        parse_number(cell[:-1] if cell.endswith("%") else cell)
+        _cell_number(cell)
     except ValueError:
         return True
     return False
