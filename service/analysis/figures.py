@@ -49,8 +49,8 @@ class SeedFigures:
     loss: float
     #: the layer scales folded into units (graph doors): the vector's name -> its largest magnitude
     layer_scales: dict[str, float] = field(default_factory=dict)
-    #: the fraction of the batch the loss gave no gradient (:func:`.losses.loss_value`); nan where
-    #: the loss has no such notion (mse, sum)
+    #: the fraction of the batch the loss gave no gradient (:func:`.losses.loss_value`); nan for a
+    #: model of several outputs, whose losses are summed
     silent: float = math.nan
 
 
@@ -165,7 +165,7 @@ class Readout:
 
     def read(self, loss: torch.Tensor, silent: torch.Tensor | None = None) -> SeedFigures:
         """Take every reduction, read them back in one transfer and compute the figures.
-        ``silent``: the fraction of the batch the loss gave no gradient, where it has one."""
+        ``silent``: the fraction of the batch the loss gave no gradient (None: not measured)."""
         loss_at = self._scalar(loss.detach())
         silent_at = self._scalar(silent.detach()) if silent is not None else None
         values = self._gather()

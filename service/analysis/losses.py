@@ -24,10 +24,10 @@ def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, fro
     ``cross_entropy`` is over the last dimension against class indices, ``binary_cross_entropy``
     elementwise against 0/1 targets, ``mse``, ``mae`` and ``huber`` against a target, anything
     else the plain sum. The fraction is 0 for those and for the cross-entropies on logits, which
-    pass every sample a gradient. On probabilities (``from_logits=False``) Keras divides the outputs by their sum
-    (cross-entropy) and clips them to [eps, 1 - eps]: a sample whose target probability lands
-    outside that range (a negative or zero output, a sum near 0) is clipped, and the clip passes
-    no gradient; for binary cross-entropy the fraction is of the clipped elements."""
+    pass every sample a gradient. On probabilities (``from_logits=False``) Keras divides the
+    outputs by their sum (cross-entropy) and clips them to [eps, 1 - eps]: a sample whose target
+    probability lands outside that range (a negative or zero output, a sum near 0) is clipped, and
+    the clip passes no gradient; for binary cross-entropy the fraction is of the clipped elements."""
     if kind == "cross_entropy":
         assert target is not None
         logits = out.reshape(-1, out.shape[-1])

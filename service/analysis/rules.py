@@ -690,10 +690,15 @@ class SmallUpdates(ArchitectureRule):
                          [fastest])
 
 
-def no_output_gradient(result: SimulationResult) -> bool:
-    """Whether the last weighted layer's output got exactly zero gradient in every seed."""
+def _output_layer(result: SimulationResult) -> UnitStats:
+    """The last weighted layer (not a readout of a second output): the network's output layer."""
     weighted = [u for u in result.units if u.has_weights and not u.readout]
-    grads = weighted[-1].values.get("output_grad_norm") if weighted else None
+    return weighted[-1] if weighted else result.units[-1]
+
+
+def no_output_gradient(result: SimulationResult) -> bool:
+    """Whether the output layer's output got exactly zero gradient in every seed."""
+    grads = _output_layer(result).values.get("output_grad_norm")
     return grads is not None and len(grads) > 0 and all(float(g) == 0.0 for g in grads)
 
 
@@ -716,8 +721,7 @@ class OutputLossMismatch(ArchitectureRule):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        weighted = [u for u in result.units if u.has_weights]
-        last = weighted[-1] if weighted else result.units[-1]
+        last = _output_layer(result)
         loss = result.plan.spec.loss.type if result.plan is not None else result.loss or "the loss"
         # the output's own activation, or a separate activation layer after it (Keras' Activation)
         tail = result.units[-1]

@@ -172,12 +172,12 @@ def make_batch(plan: Plan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None
 
 
 def loss_fn(plan: Plan, out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """The spec's loss: cross-entropy over the last dimension, MSE, or a plain sum."""
+    """The spec's loss (:func:`.losses.loss_value`)."""
     return loss_and_silence(plan, out, target)[0]
 
 
 def loss_and_silence(plan: Plan, out: torch.Tensor, target: torch.Tensor | None
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """The spec's loss and the fraction of the batch it gives no gradient (:func:`.losses.loss_value`)."""
     loss = plan.spec.loss
     return loss_value(loss.type, out, target, from_logits=loss.from_logits)

@@ -1272,6 +1272,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     else:
         data = Path(source).read_bytes() if isinstance(source, str | Path) else source
         config, file_loss, compiled, unsimulated = read_keras_training(data)
+        unsimulated = None if loss else unsimulated  # a loss given replaces the file's
         optimizer = optimizer or compiled
         stored = read_keras_weights(data, config)
     ignored = weights == "reinitialise" and stored is not None
@@ -1300,7 +1301,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                                 batch_size=batch_size, device=device, verify=verify,
                                 settings=settings, progress=progress, optimizer=optimizer)
         doc.summary += shrunk
-        return _loss_note(doc, None if loss else unsimulated)
+        return _loss_note(doc, unsimulated)
     assert spec is not None and origins is not None
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
@@ -1309,9 +1310,9 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         if ignored:  # the file has weights: say they were not used
             doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         doc.summary += shrunk
-        return _loss_note(doc, None if loss else unsimulated)
+        return _loss_note(doc, unsimulated)
     return _loss_note(_check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
-                                    progress=progress), None if loss else unsimulated)
+                                    progress=progress), unsimulated)
 
 
 def _loss_note(doc: Any, unsimulated: str | None) -> Any:
