@@ -1080,8 +1080,25 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 
 #: Residuals this anticorrelated from one step to the next (up, down, up) are steps overshooting
-#: the minimum, not minibatch noise (about 0 for independent batches).
+#: the minimum, not minibatch noise (about -0.1 for independent batches around a running median).
 _ALTERNATION = -0.3
+
+
+def _alternation(v: np.ndarray, trend: np.ndarray) -> float | None:
+    """Lag-1 autocorrelation of the log-loss around its trend, when it is clearly below what
+    independent batches give; None otherwise.
+
+    Independent minibatch losses scatter around a running median with an autocorrelation near
+    -0.1 and a spread of about 1/sqrt(n): a short excerpt of pure noise reaches -0.3 one time in
+    five. The bound is that null's mean less 1.64 standard errors (about 5 % of noise series pass),
+    and never looser than ``_ALTERNATION``.
+    """
+    resid = np.log(v) - np.log(np.maximum(trend, 1e-300))
+    if len(resid) < 4 or float(np.std(resid)) == 0:
+        return None
+    ac = float(np.corrcoef(resid[:-1], resid[1:])[0, 1])
+    bound = min(_ALTERNATION, -0.1 - 1.64 / math.sqrt(len(resid)))
+    return ac if ac < bound else None
 
 
 #: An agent trained on its own rollouts (Stable-Baselines3, RLlib, baselines): its episode reward.
@@ -1110,29 +1127,26 @@ def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     level = float(np.median(rel)) if len(rel) else 0.0
     if level < t.oscillation_ratio or flips < 0.4:
         return []
+    # Swings that do not alternate are not steps overshooting: independent batches scatter around
+    # the trend (a small batch's losses, a hard detection set's), and a running mean reset at each
+    # epoch or a cyclic schedule rises and falls smoothly (positively correlated).
+    alternation = _alternation(v, trend)
+    if alternation is None:
+        return []
     # A loss whose robust trend still falls clearly over the last half is learning: its swings are
     # minibatch noise around progress (a nearly fitted classifier's batch losses are heavy-tailed),
     # not steps too large for the curvature.
     half = len(v) // 2
     x = steps[half:].astype(np.float64)
-    slope, low_half, high = theil_sen(x, np.log(v[half:]))
+    slope, _, high = theil_sen(x, np.log(v[half:]))
     if high < 0 and 1 - math.exp(slope * float(x[-1] - x[0])) >= t.plateau_improvement:
-        return []
-    # The same over the whole run, when the last half is not clearly rising: a preference loss
-    # (DPO, ORPO) or a small batch's step losses are noisy from step to step while they fall.
-    x_all = steps.astype(np.float64)
-    slope_all, _, high_all = theil_sen(x_all, np.log(v))
-    resid = np.log(v) - np.log(np.maximum(trend, 1e-300))
-    alternating = len(resid) > 3 and float(np.corrcoef(resid[:-1], resid[1:])[0, 1]) < _ALTERNATION
-    if (high_all < 0 and low_half <= 0 and not alternating
-            and 1 - math.exp(slope_all * float(x_all[-1] - x_all[0])) >= t.plateau_improvement):
         return []
     return [_finding(
         "loss_oscillation", "warning",
         f"{loss.name} swings {level:.0%} around its trend (median), changing direction on {flips:.0%} of steps",
         "A loss that jumps up and down around its trend is taking steps too large for the curvature.",
         {"metric": loss.name, "steps": _span(steps), "value": level, "threshold": t.oscillation_ratio,
-         "direction_changes": flips},
+         "direction_changes": flips, "lag1_autocorrelation": alternation},
         [lower_lr(run, at_step=float(steps[0]), why="the loss oscillates"), clipping(run, t)])]
 
 

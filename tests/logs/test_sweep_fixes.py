@@ -191,6 +191,30 @@ def test_a_noisy_loss_that_clearly_falls_over_the_run_is_not_an_oscillation() ->
     assert found(diagnose(run_of(loss=swinging)), "loss_oscillation")
 
 
+@pytest.mark.parametrize("n", [16, 40, 200])
+def test_independent_batch_losses_scattered_around_a_level_are_not_an_oscillation(n: int) -> None:
+    # a per-batch loss at its level: each batch's loss drawn independently (a detection set's hard
+    # and easy batches); it changes direction on 2/3 of steps and strays 30 % from the median
+    rng = np.random.default_rng(n)
+    seen = [found(diagnose(run_of(loss=1.2 * np.exp(rng.normal(0, 0.55, n)))), "loss_oscillation") for _ in range(20)]
+    assert sum(map(bool, seen)) <= 2
+    # the same swings in alternation (over, under, over the level) are steps overshooting
+    swing = np.abs(rng.normal(0, 0.55, n)) * np.where(np.arange(n) % 2, 1.0, -1.0)
+    assert found(diagnose(run_of(loss=1.2 * np.exp(swing))), "loss_oscillation")
+
+
+def test_a_running_mean_reset_each_epoch_is_not_an_oscillation() -> None:
+    # a script that prints the epoch's running mean of the loss every few batches: it starts
+    # each epoch at the first batches' value and falls through it (a sawtooth, luopeixiang/ner #24)
+    within = 0.5 + 5.5 * np.exp(-np.arange(12) / 2.5)
+    seen = []
+    for seed in range(20):  # an epoch and most of the next, as pasted
+        rng = np.random.default_rng(seed)
+        loss = np.concatenate([within * (1 - 0.1 * e) * np.exp(rng.normal(0, 0.15, 12)) for e in range(2)])[:22]
+        seen.append(bool(found(diagnose(run_of(loss=loss)), "loss_oscillation")))
+    assert not any(seen)
+
+
 def test_two_small_recovered_bumps_in_a_short_run_are_a_note() -> None:
     n = 126
     loss = 0.33 + 0.01 * np.sin(np.arange(n))
