@@ -94,7 +94,8 @@ FINDINGS: dict[str, Entry] = {
     "loss_divergence": Entry(
         "Loss divergence",
         "The training loss rises for good after reaching its minimum (too large a learning rate, or an "
-        "explosion surfacing in the loss)."),
+        "explosion surfacing in the loss); or, beside a training loss too short to judge that does not "
+        "fall, a validation loss never comes back to its first evaluation."),
     "loss_plateau": Entry(
         "Loss plateau",
         "The training loss stopped improving: late in a run this is convergence or a decayed learning rate; "

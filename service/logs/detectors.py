@@ -826,7 +826,7 @@ def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, n
 def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _positive_loss(run, t)
     if found is None:
-        return []
+        return _worse_than_start(run, t)
     loss, steps, v = found
     # a window of 9 flattens a short log (8 points by epoch) into its own median: a third of it
     sm = smooth(v, min(9, max(3, len(v) // 3)))
@@ -859,6 +859,44 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
          "threshold": t.divergence_factor, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
          "learning_rate_growth": growth},
         [fix, clipping(run, t)])]
+
+
+def _worse_than_start(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A validation loss that never came back to its first evaluation, while a training loss too
+    short to judge on its own did not fall either: training made the model worse.
+
+    The Trainer logs the training loss every 500 steps and evaluates every epoch, so a small
+    fine-tune has a handful of training points beside many evaluations; at a learning rate too high
+    for it, the first evaluation is the best the run ever sees. A falling training loss beside a
+    rising validation loss is overfitting instead (validation_divergence).
+    """
+    loss = run.first("loss")
+    if loss is None:
+        return []
+    ls, lv = finite(loss)
+    if len(lv) < 2 or lv[-1] < lv[0]:
+        return []
+    for val in run.by_role("val_loss"):
+        vs, vv = finite(val)
+        if len(vv) < t.min_points or vv[0] <= 0:
+            continue
+        first, best_later = float(vv[0]), float(np.min(vv[1:]))
+        if best_later < first * (1 + t.validation_rise):
+            continue
+        return [_finding(
+            "loss_divergence", "warning",
+            f"{val.name} never came back to its first evaluation {first:.3g} (step {_num(vs[0])}): the "
+            f"{len(vv) - 1} later ones were all {best_later / first - 1:.0%} or more higher, ending at "
+            f"{float(vv[-1]):.3g}; {loss.name} did not fall either ({float(lv[0]):.3g} -> {float(lv[-1]):.3g})",
+            "The model got worse on held-out data from its first evaluation on while its training loss did not "
+            "improve: training is undoing what the model knew (a learning rate too high for this model, most "
+            "often a fine-tune), not overfitting.",
+            {"metric": val.name, "steps": [_num(vs[0]), _num(vs[-1])], "value": best_later / first,
+             "threshold": 1 + t.validation_rise, "first": first, "final": float(vv[-1]),
+             "train_metric": loss.name, "train_first": float(lv[0]), "train_last": float(lv[-1])},
+            [lower_lr(run, at_step=float(vs[0]), why="the validation loss never recovered its first value"),
+             clipping(run, t)])]
+    return []
 
 
 #: A stretch this long (a fraction of the points) above divergence_factor x the lowest smoothed loss

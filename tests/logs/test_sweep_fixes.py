@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gradhealth.logs.check import diagnose
-from gradhealth.logs.series import classify
+from gradhealth.logs.series import RunLog, classify, make_series
 from gradhealth.logs.stats import resolution
 from tests.logs.test_detectors_real_runs import alarms, found, run_of
 
@@ -265,3 +265,28 @@ def test_a_long_climb_the_run_partly_came_back_from_is_a_divergence_warning() ->
     brief = np.where((t >= 20) & (t < 24), 0.3, np.where(t < 8, 0.6 - 0.058 * t, 0.135)) * np.exp(
         rng.normal(0, 0.02, n))
     assert not found(diagnose(run_of(loss=brief)), "loss_divergence")
+
+
+def _fine_tune(train: list[float], evals: np.ndarray) -> RunLog:
+    """The Trainer's shape: the training loss every 500 steps, an evaluation every 132."""
+    run = RunLog(format="test", source="synthetic")
+    run.series.append(make_series("loss", 500 * np.arange(1, len(train) + 1), np.array(train)))
+    run.series.append(make_series("eval_loss", 132 * np.arange(1, len(evals) + 1), evals))
+    return run
+
+
+def test_a_fine_tune_that_never_got_back_to_its_first_evaluation_diverged() -> None:
+    # a Whisper fine-tune at 3e-3: the first evaluation is the best the run sees, and the training
+    # loss, logged 5 times, ends above where it began
+    rng = np.random.default_rng(0)
+    evals = np.concatenate([[2.5], 3.2 + 0.9 * np.exp(-np.arange(19) / 8) * rng.uniform(0.6, 1.4, 19)])
+    [f] = found(diagnose(_fine_tune([1.24, 2.03, 2.16, 1.98, 1.79], evals)), "loss_divergence")
+    assert f.severity == "warning" and f.evidence.metric == "eval_loss"
+    assert f.evidence.value == pytest.approx(float(evals[1:].min()) / 2.5)
+    assert f.remedies[0].id == "lower_learning_rate"
+    # a training loss that falls beside it is overfitting, not this
+    assert not found(diagnose(_fine_tune([1.24, 0.9, 0.7, 0.5, 0.4], evals)), "loss_divergence")
+    # nor is a run whose evaluations came back below the first one
+    back = evals.copy()
+    back[-3:] = 2.4
+    assert not found(diagnose(_fine_tune([1.24, 2.03, 2.16, 1.98, 1.79], back)), "loss_divergence")
