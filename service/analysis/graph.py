@@ -937,7 +937,7 @@ def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
     return out
 
 
-def loss_of(kind: str, out: torch.Tensor, seed: int, *, from_logits: bool = True
+def loss_of(kind: str, out: torch.Tensor, seed: int, *, from_logits: bool = True, squashed: str | None = None
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(the loss, the fraction of the batch it gives no gradient; :func:`.losses.loss_value`):
     cross-entropy over the last dimension against random classes, MSE against a random target,
@@ -951,7 +951,7 @@ def loss_of(kind: str, out: torch.Tensor, seed: int, *, from_logits: bool = True
         target = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.device, out.dtype)
     elif kind == "binary_cross_entropy":  # against random 0/1 targets (as the spec's)
         target = torch.randint(2, out.shape, generator=gen).to(out.device, out.dtype)
-    return loss_value(kind, out, target, from_logits=from_logits)
+    return loss_value(kind, out, target, from_logits=from_logits, squashed=squashed)
 
 
 @dataclass
@@ -983,6 +983,9 @@ class GraphRun:
     #: False: the loss takes the (first) output for probabilities, as Keras' from_logits=False
     #: does (:func:`.losses.loss_value`); only for the two cross-entropies
     from_logits: bool = True
+    #: the output's softmax/sigmoid, folded out of the network, that a loss on logits applies to
+    #: it a second time (Keras' ``from_logits=True`` on a softmax output); None: once only
+    squashed: str | None = None
 
 
 def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | None = None) -> Any:
@@ -1022,7 +1025,7 @@ def _loss(run: GraphRun, out: Any, seed: int) -> tuple[torch.Tensor, torch.Tenso
     outputs, each against targets of its own; and the fraction of the batch the single loss gives
     no gradient (None for several)."""
     if run.losses is None:
-        return loss_of(run.loss, _output(out), seed, from_logits=run.from_logits)
+        return loss_of(run.loss, _output(out), seed, from_logits=run.from_logits, squashed=run.squashed)
     outs = list(out) if isinstance(out, tuple | list) else [out]
     if len(outs) != len(run.losses) or not all(isinstance(o, torch.Tensor) for o in outs):
         raise ValueError(f"the model returned {len(outs)} outputs where {len(run.losses)} were expected")
@@ -1118,4 +1121,5 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             else "float32", run.seeds, stats, series, [s.loss for s in seeds],
                             time.perf_counter() - started, run.optimizer, seeds[0].layer_scales,
                             batch_size=run.inputs[0].shape[0] if run.inputs and run.inputs[0].shape else None,
-                            silent=[s.silent for s in seeds], loss=run.loss if run.losses is None else None)
+                            silent=[s.silent for s in seeds], loss=run.loss if run.losses is None else None,
+                            squashed=run.squashed if run.losses is None else None)

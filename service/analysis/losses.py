@@ -8,6 +8,8 @@ false: then the output is taken for probabilities the way Keras takes them (its 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -17,8 +19,24 @@ REGRESSION = frozenset({"mse", "mae", "huber"})
 KERAS_EPSILON = 1e-7
 
 
-def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, from_logits: bool = True
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def unreachable_fraction(squashed: str, classes: int) -> float:
+    """The share of the chance-level loss a loss on logits can never remove when its inputs have
+    been through ``squashed`` already (a softmax output under ``from_logits=True``).
+
+    Softmax outputs lie in [0, 1], so the loss's own softmax sees logits at most 1 apart: the best
+    it can give the right class of ``classes`` is e / (e + classes - 1), a loss floor of
+    ln(1 + (classes - 1) / e) against ln(classes) at chance. Sigmoid outputs into a sigmoid
+    cross-entropy: a 1-target bottoms out at ln(1 + 1/e), a 0-target at ln 2 (chance), so with
+    balanced targets their mean against ln 2."""
+    if squashed == "sigmoid":
+        return (math.log(2) + math.log1p(math.exp(-1))) / 2 / math.log(2)
+    if classes < 2:
+        return 1.0
+    return math.log1p((classes - 1) / math.e) / math.log(classes)
+
+
+def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, from_logits: bool = True,
+               squashed: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(the loss of ``out`` against ``target``, the fraction of samples it gives no gradient)
 
     ``cross_entropy`` is over the last dimension against class indices, ``binary_cross_entropy``
@@ -27,7 +45,13 @@ def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, fro
     pass every sample a gradient. On probabilities (``from_logits=False``) Keras divides the
     outputs by their sum (cross-entropy) and clips them to [eps, 1 - eps]: a sample whose target
     probability lands outside that range (a negative or zero output, a sum near 0) is clipped, and
-    the clip passes no gradient; for binary cross-entropy the fraction is of the clipped elements."""
+    the clip passes no gradient; for binary cross-entropy the fraction is of the clipped elements.
+    ``squashed``: the output's own activation (softmax, sigmoid), applied again by a loss on logits
+    whose output already went through it (Keras' ``from_logits=True`` on a softmax layer)."""
+    if squashed == "softmax" and kind == "cross_entropy":
+        out = torch.softmax(out, dim=-1)
+    elif squashed == "sigmoid" and kind == "binary_cross_entropy":
+        out = torch.sigmoid(out)
     if kind == "cross_entropy":
         assert target is not None
         logits = out.reshape(-1, out.shape[-1])

@@ -54,8 +54,10 @@ from gradhealth.core.rules import rule
 Edit = Callable[[nn.Module, int], None]
 #: The change that gives the loss logits (``GraphRun.from_logits``), the output left as it is.
 LOGITS = "from_logits"
+#: The change that drops the output's softmax/sigmoid a loss on logits applies again (``GraphRun.squashed``).
+ONCE = "squash_once"
 #: What a remedy changes to be verified: the network (an edit of each seed's copy), the
-#: optimizer (a new learning rate for ``large_updates``) or the loss (:data:`LOGITS`).
+#: optimizer (a new learning rate for ``large_updates``) or the loss (:data:`LOGITS`, :data:`ONCE`).
 Change = Edit | OptimizerSpec | str
 NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
                  "not invent for a graph it did not write; make the change and check again")
@@ -164,6 +166,8 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
     if code == "output_loss_mismatch":
         if no_output_gradient(result):
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
+        if result.squashed is not None:
+            return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]
         return [(R.logits_loss(result.loss or "cross_entropy", where), LOGITS)]
     rate = {"large_updates": lower_rate, "small_updates": raise_rate}.get(code)
     if rate is not None and result.optimizer is not None:
@@ -262,7 +266,9 @@ class _Verifier:
         preparation) simulated; its time counted in the diagnosis'."""
         if isinstance(change, OptimizerSpec):
             run = dataclasses.replace(self.run, optimizer=change)
-        elif isinstance(change, str):  # LOGITS, the only text change
+        elif change == ONCE:
+            run = dataclasses.replace(self.run, squashed=None)
+        elif isinstance(change, str):  # LOGITS
             run = dataclasses.replace(self.run, from_logits=True)
         else:
             run = dataclasses.replace(self.run, prepare=_combine(self.run.prepare, change))

@@ -21,6 +21,7 @@ from gradhealth.analysis.findings import (
     post_ln_stacks,
     time_ratios,
 )
+from gradhealth.analysis.losses import unreachable_fraction
 from gradhealth.analysis.remedies import (
     Builder,
     Context,
@@ -712,6 +713,8 @@ class OutputLossMismatch(ArchitectureRule):
     def measure(self, result: SimulationResult) -> float:
         if no_output_gradient(result):
             return 1.0
+        if result.squashed is not None:
+            return unreachable_fraction(result.squashed, _output_layer(result).fan_out or 1)
         seeds = [s for s in result.silent if not math.isnan(s)]
         return sum(seeds) / len(seeds) if seeds else math.nan
 
@@ -738,6 +741,23 @@ class OutputLossMismatch(ArchitectureRule):
             "silent_by_seed": [fmt(x) for x in result.silent],
         }
         what = "samples" if loss == "cross_entropy" else "outputs"
+        if result.squashed is not None and not no_output_gradient(result):
+            classes = last.fan_out or 1
+            floor = value * (math.log(2) if result.squashed == "sigmoid" else math.log(max(classes, 2)))
+            evidence.update(metric="unreachable_loss_fraction", from_logits=True, output_activation=result.squashed,
+                            loss_floor=floor, classes=classes, silent_by_seed=[])
+            return Detection(
+                self.code, severity, "unreachable_loss_fraction", value,
+                f"{loss} is compiled on logits (from_logits=True) but {last.name} ends in {result.squashed}: "
+                f"the {result.squashed} runs twice and the loss can never fall below {floor:.3g} "
+                f"({value:.0%} of its value at chance)",
+                f"A loss on logits applies its own {result.squashed}; given outputs that went through one already "
+                f"(values in [0, 1]), it sees logits at most 1 apart, so the model can never be confident "
+                f"(at best e / (e + k - 1) for the right one of k classes) and the gradient reaching the "
+                f"network is scaled down by the first {result.squashed}'s slope. Keras warns about this "
+                f"(\"received from_logits=True, but the output argument was produced by a Softmax\"); the "
+                f"model trains slowly and stalls high.",
+                evidence, [last])
         if no_output_gradient(result):
             evidence.update(metric="output_grad_norm", from_logits=None, output_grad_norm=0.0)
             return Detection(

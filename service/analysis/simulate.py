@@ -139,6 +139,8 @@ class SimulationResult:
     silent: list[float] = field(default_factory=list)
     #: the loss type where there is no spec plan to say it (the graph doors)
     loss: str | None = None
+    #: the output activation a loss on logits applies a second time (``GraphRun.squashed``)
+    squashed: str | None = None
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)

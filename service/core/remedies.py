@@ -169,9 +169,15 @@ def scaled_residual(where: str, patch: Patch = ()) -> Remedy:
     )
 
 
-def logits_loss(loss: str, output: str, patch: Patch = ()) -> Remedy:
-    """Give ``loss`` the raw outputs of ``output`` as logits (from_logits=True)."""
+def logits_loss(loss: str, output: str, patch: Patch = (), *, squashed: str | None = None) -> Remedy:
+    """Give ``loss`` the raw outputs of ``output`` as logits (from_logits=True). ``squashed``: the
+    activation ``output`` ends in, which the loss on logits applies a second time: drop it there."""
     keras = {"binary_cross_entropy": "BinaryCrossentropy"}.get(loss, "CategoricalCrossentropy")
+    if squashed is not None:
+        return make_remedy(
+            "logits_loss", f"drop the {squashed} from {output} (activation linear) so that {loss} on logits "
+            f"(from_logits=True) applies the only one; or keep it and compile the loss with from_logits=False",
+            patch, keras_loss=keras)
     return make_remedy(
         "logits_loss", f"compute {loss} on logits (from_logits=True), keeping {output} linear; or end the "
         f"model with {'sigmoid' if loss == 'binary_cross_entropy' else 'softmax'}", patch, keras_loss=keras)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from gradhealth.analysis.importers.keras import check_keras, keras_loss
-from gradhealth.analysis.losses import KERAS_EPSILON, loss_value
+from gradhealth.analysis.losses import KERAS_EPSILON, loss_value, unreachable_fraction
 from gradhealth.library import check_architecture
 from tests.analysis.test_keras_import import _dense, _layer, _seq
 
@@ -97,7 +97,7 @@ def test_from_logits_means_nothing_to_mse() -> None:
     ("categorical_crossentropy", {"type": "cross_entropy", "from_logits": False}),
     ("sparse_categorical_crossentropy", {"type": "cross_entropy", "from_logits": False}),
     ({"module": "keras.losses", "class_name": "SparseCategoricalCrossentropy",
-      "config": {"from_logits": True, "reduction": "sum_over_batch_size"}}, "cross_entropy"),
+      "config": {"from_logits": True, "reduction": "sum_over_batch_size"}}, {"type": "cross_entropy", "from_logits": True}),
     ({"class_name": "BinaryCrossentropy", "config": {"from_logits": False}},
      {"type": "binary_cross_entropy", "from_logits": False}),
     ("mse", "mse"),
@@ -215,3 +215,49 @@ def test_a_softmax_over_several_units_under_mse_is_read_not_refused(tmp_path: Pa
     path.write_text(json.dumps({**cfg, "compile_config": {"loss": "mse"}}))
     doc = check_keras(path)
     assert not _mismatch(doc) and doc.layers
+
+
+@pytest.mark.parametrize("classes", [2, 10, 100])
+def test_a_softmax_applied_twice_has_the_loss_floor_theory_gives(classes: int) -> None:
+    # independent of the formula: drive the first softmax's inputs far towards the right class
+    # and read the loss the second softmax leaves
+    z = torch.zeros(1, classes, dtype=torch.float64)
+    z[0, 0] = 50.0
+    loss, _ = loss_value("cross_entropy", z, torch.tensor([0]), squashed="softmax")
+    chance = np.log(classes)
+    assert unreachable_fraction("softmax", classes) == pytest.approx(float(loss) / chance, rel=1e-9)
+    assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(torch.softmax(z, -1), torch.tensor([0]))))
+    # and no descent gets below it: 300 Adam steps on free logits
+    w = torch.zeros(1, classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.5)
+    for _ in range(300):
+        opt.zero_grad()
+        step, _ = loss_value("cross_entropy", w, torch.tensor([0]), squashed="softmax")
+        step.backward()
+        opt.step()
+    assert float(loss) - 1e-6 <= float(step.detach()) <= float(loss) + 1e-3
+
+
+def test_a_sigmoid_applied_twice_leaves_a_zero_target_at_chance() -> None:
+    big = torch.tensor([[60.0], [-60.0]], dtype=torch.float64)
+    loss, _ = loss_value("binary_cross_entropy", big, torch.tensor([[1.0], [0.0]], dtype=torch.float64),
+                         squashed="sigmoid")
+    assert float(loss) / np.log(2) == pytest.approx(unreachable_fraction("sigmoid", 1), rel=1e-9)
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_a_keras_softmax_output_under_a_loss_on_logits_is_found_and_dropping_it_fixes_it(
+        tmp_path: Path, graph: bool) -> None:
+    logits = {"class_name": "CategoricalCrossentropy", "config": {"from_logits": True}}
+    hidden = [_dense("d1", 32, "relu", _init_he()), _dense("d2", 32, "relu", _init_he())]
+    cfg = _seq(*hidden, _dense("out", 10, "softmax"), shape=[16]) if not graph else _concat_model("softmax")
+    path = tmp_path / "twice.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": logits}}))
+    [f] = _mismatch(check_keras(path))
+    assert f.severity == "error" and f.evidence.layers == ["out"] and f.evidence.output_activation == "softmax"
+    assert f.evidence.value == pytest.approx(np.log1p(9 / np.e) / np.log(10))
+    [r] = f.remedies
+    assert r.id == "logits_loss" and "drop the softmax from out" in r.change
+    assert r.verified is not None and r.verified.fixed and r.verified.after == 0.0
+    # the --loss override names a loss, not how it takes its inputs: the softmax is folded into it
+    assert not _mismatch(check_keras(path, loss="cross_entropy"))

@@ -314,8 +314,9 @@ def _real(value: Any) -> float | None:
 def keras_loss(loss: Any) -> str | dict[str, Any] | None:
     """The spec loss of a Keras loss (a name or a serialised loss object); None if unknown.
 
-    A cross-entropy Keras computes on probabilities (``from_logits=False``, the default of its
-    names and classes) is ``{"type": ..., "from_logits": False}``; on logits, the type alone."""
+    A cross-entropy says which it takes: ``{"type": ..., "from_logits": False}`` on probabilities
+    (the default of Keras' names and classes), ``{"type": ..., "from_logits": True}`` on logits,
+    which a softmax/sigmoid output then goes through twice (:func:`_fold_output`)."""
     logits = False
     if isinstance(loss, dict):
         cfg = loss.get("config")
@@ -326,8 +327,8 @@ def keras_loss(loss: Any) -> str | dict[str, Any] | None:
     if not isinstance(loss, str):
         return None
     kind = _LOSSES.get(loss.lower().replace("_", ""))
-    if kind in ("cross_entropy", "binary_cross_entropy") and not logits:
-        return {"type": kind, "from_logits": False}
+    if kind in ("cross_entropy", "binary_cross_entropy"):
+        return {"type": kind, "from_logits": logits}
     return kind
 
 
@@ -973,6 +974,10 @@ def _fold_output(layers: list[dict[str, Any]], loss: str | dict[str, Any] | None
         kind = loss = ("cross_entropy" if act == "softmax" else
                        "binary_cross_entropy" if act == "sigmoid" and width == 1 else "mse")
     if act == "softmax" and kind == "cross_entropy" or act == "sigmoid" and kind == "binary_cross_entropy":
+        if isinstance(loss, dict) and loss.get("from_logits") is True:
+            # the spec folds the activation into the loss and has no way to say it runs twice
+            tr.fail("output", f"{act} output under a loss compiled on logits (from_logits=True)")
+            return kind
         if last.get("type") == "activation":
             layers.pop()
         else:

@@ -854,8 +854,12 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     # Keras on probabilities: exact where the output's softmax/sigmoid was folded into the loss,
     # measured as Keras computes it where there was none to fold
     from_logits = not (probabilities and not several and outputs[0] not in folds)
+    # A loss the file compiled on logits (from_logits=True) over a softmax/sigmoid output applies
+    # that activation again: simulated as the folded output through it twice, as Keras computes it.
+    on_logits = isinstance(loss, dict) and loss.get("from_logits") is True
+    squashed = folds.get(outputs[0]) if on_logits and not several else None
     run = GraphRun(net, inputs, losses[0], seeds, None if stored is not None else prepare, names,
-                   from_logits=from_logits,
+                   from_logits=from_logits, squashed=squashed,
                    optimizer=optimizer_spec(optimizer), losses=tuple(losses) if several else None,
                    readouts=frozenset(_readout_units(graph) if several else ()))
     thresholds = settings.thresholds
