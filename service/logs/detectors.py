@@ -970,8 +970,12 @@ def num_classes(run: RunLog) -> int | None:
 
 
 #: Class counts a loss pinned at ln k names on its own, with no accuracy or params to confirm it:
-#: small k, where ln k and ln (k + 1) are far apart, and the round counts of the usual benchmarks.
-_UNIFORM_K = (*range(2, 21), 100, 200, 1000, 10_000)
+#: small k, where ln k and ln (k + 1) are far apart, the round counts of the usual benchmarks, and
+#: the vocabularies language models predict over (BERT's 30522, Llama 2's 32000, SmolLM's 49152,
+#: GPT-2's 50257 and nanoGPT's 50304, Llama 3's 128256, Qwen's 151936, Gemma's 256000): an LM
+#: whose loss sits at ln V predicts every token alike.
+_UNIFORM_K = (*range(2, 21), 100, 200, 1000, 10_000, 30_522, 32_000, 32_768, 49_152, 50_257, 50_304,
+              65_536, 128_256, 151_936, 256_000)
 
 
 def uniform_guess(values: np.ndarray) -> dict | None:
@@ -983,9 +987,10 @@ def uniform_guess(values: np.ndarray) -> dict | None:
     level = float(np.median(values))
     if not level > 0 or float(np.max(np.abs(values - level))) > 0.002 * level:
         return None
-    k = next((k for k in _UNIFORM_K if abs(level - math.log(k)) <= 0.003 * math.log(k)), None)
-    if k is None:
+    near = [k for k in _UNIFORM_K if abs(level - math.log(k)) <= 0.003 * math.log(k)]
+    if not near:
         return None
+    k = min(near, key=lambda k: abs(level - math.log(k)))
     return {"num_classes": k, "accuracy": None, "source": f"the loss sits at ln {k} = {math.log(k):.4g} without moving"}
 
 

@@ -290,3 +290,14 @@ def test_a_fine_tune_that_never_got_back_to_its_first_evaluation_diverged() -> N
     back = evals.copy()
     back[-3:] = 2.4
     assert not found(diagnose(_fine_tune([1.24, 2.03, 2.16, 1.98, 1.79], back)), "loss_divergence")
+
+
+@pytest.mark.parametrize("vocab", [32_000, 50_257, 128_256])
+def test_a_language_model_pinned_at_ln_of_its_vocabulary_predicts_every_token_alike(vocab: int) -> None:
+    # an excerpt from step 38 on (litgpt #689: 10.8259 = ln 50304 for 23 steps)
+    level = float(np.log(vocab))
+    loss = np.full(24, round(level, 4))
+    run = RunLog(format="test", source="synthetic")
+    run.series.append(make_series("loss", 38 + np.arange(24), loss))
+    [f] = found(diagnose(run), "loss_plateau")
+    assert f.severity == "warning" and f.evidence.at_chance["num_classes"] == vocab

@@ -137,6 +137,13 @@ def step_key(keys: Iterable[str], *, epoch: bool = True) -> str | None:
     return None
 
 
+def _pandas_index(header: list[str]) -> bool:
+    """Whether the first column is a DataFrame's unnamed index: blank (or pandas' own
+    ``Unnamed: 0``) before named columns."""
+    return (len(header) >= 2 and header[0].strip() in ("", "Unnamed: 0")
+            and all(re.match(r"[A-Za-z_][\w ./:()-]*$", c.strip()) for c in header[1:]))
+
+
 def native_role(name: str) -> tuple[Role | None, str | None]:
     """Roles for native names: ``<kind>/<layer>`` per layer, else the common names."""
     m = _LAYER_COLUMN.match(name)
@@ -192,8 +199,14 @@ class NativeReader:
                 return 0.95
             return 0.5 if key == _EPOCH else 0.6
         header = csv_header(head)
-        if header is None or step_key(header, epoch=False) is None:
+        if header is None:
             return 0.0
+        if step_key(header, epoch=False) is None:
+            # pandas' to_csv writes its index as a first column without a name
+            # (pd.DataFrame(history.history).to_csv(...): ",loss,accuracy,val_loss")
+            index = lines[1].split(",", 1)[0].strip() if len(lines) > 1 else ""
+            ours = _pandas_index(header) and index.isdigit() and "_step" not in header  # W&B's export
+            return 0.5 if ours else 0.0
         if _is_long(header):
             return 0.95
         if any(_LAYER_COLUMN.match(c) for c in header):
@@ -311,7 +324,7 @@ class NativeReader:
         header = csv_header(head)
         if header is not None and _is_long(header):
             return self._read_long_csv(path, limits)
-        step = step_key(header or [], epoch=False) or "step"
+        step = step_key(header or [], epoch=False) or ("" if header and _pandas_index(header) else "step")
         tensorboard = [c.strip().lower() for c in header or []] == ["wall time", "step", "value"]
         points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native",
                                             wall_columns=("Wall time", *_WALL) if tensorboard else _WALL)

@@ -73,7 +73,8 @@ from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, m
 # exactly 3 digits and the first group does not start with 0 (so "a=1,b=2" and "x=0,5" are not one)
 _NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
         r"|[-+]?(?:nan|infinity|inf)")
-_END = r"(?![\w.]|:\d)"  # "eta: 5:02:49" is a time, not 5
+# "eta: 5:02:49" is a time, not 5; PaddleOCR pads its "{:x<6f}" to "nanxxx", "infxxx"
+_END = r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?![\w.]|:\d)"
 _SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
 # "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
@@ -82,8 +83,9 @@ _KV = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ \t](?=loss\b)|learning
 _WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
                  rf"[A-Za-z_][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # "<step> <name> <value>", the whole line (build-nanogpt's log.txt: "250 val 6.5893"); a name is not
-# a number's spelling (MLflow's "<timestamp> nan <step>" is not one)
-_TRIPLE = re.compile(rf"^\s*(?P<step>\d+)[ \t]+(?!(?:nan|inf|infinity)[ \t])(?P<key>[A-Za-z_][\w./-]*)"
+# a number's spelling (MLflow's "<timestamp> nan <step>" is not one), nor prose ("72 in 194")
+_TRIPLE = re.compile(rf"^\s*(?P<step>\d+)[ \t]+(?!(?:nan|inf|infinity|in|of|out|to|at|for|from|and|or|by|on|per|x)[ \t])"
+                     rf"(?P<key>[A-Za-z_][\w./-]*)"
                      rf"[ \t]+(?P<val>{_NUM})\s*$", re.IGNORECASE)
 _SPLIT_LOSS: dict[str, str] = {"train": "train_loss", "training": "training_loss", "val": "val_loss", "valid": "valid_loss",
                "validation": "validation_loss", "eval": "eval_loss", "test": "test_loss"}
@@ -101,6 +103,8 @@ _LEVEL = re.compile(r"(?<![\w.-])\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|FA
 _LEVEL_WITHIN = 200           # characters: a level later in the line is part of the message
 _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
                          re.IGNORECASE)
+# loguru's default "{name}:{function}:{line} - ": a dotted module path, then the function and line
+_LOGURU_REF = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+:$")
 _CALL_OPEN = re.compile(r"\w\(")  # a call or repr opens: only then are argument spans worth finding
 # one pipe-delimited field "words words: number" (the number ends the field)
 _PIPED_KV = re.compile(rf"(?:^|(?<=\|))[ \t]*(?P<key>[A-Za-z][\w./-]*(?:[ \t]+[A-Za-z(][\w./()-]*)+)[ \t]*:"
@@ -166,8 +170,9 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     epoch = keys.get("epoch")
     low = line.lower()
     # within an epoch, the counter follows the epoch ("Epoch [1/10], Step [100/600]"); a run's own
-    # step comes first (OLMo's "[step=1/2500,epoch=0]")
-    if step is not None and epoch is not None and low.find("epoch") < low.find(step):
+    # step comes first (OLMo's "[step=1/2500,epoch=0]"). Where each is a word of its own: loguru's
+    # "yolox.core.trainer:after_iter:246 - epoch: 1/300, iter: 10/47" names iter before the epoch.
+    if step is not None and epoch is not None and _word_at(low, "epoch") < _word_at(low, step):
         values = dict(found)
         e = float(values[epoch])
         i = float(values[keys[step]])
@@ -175,6 +180,12 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         values[epoch] = repr(round(e + i / total, 6))
         return list(values.items()), None
     return found, total
+
+
+def _word_at(text: str, word: str) -> int:
+    """Where ``word`` first stands as a word of its own in ``text`` (not inside ``after_iter``)."""
+    m = re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", text)
+    return m.start() if m else len(text)
 
 
 def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
@@ -236,7 +247,9 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
                 total = float(of["n"])
         elif (len(key) == 1
               or (":" in m["sep"] and _INT.fullmatch(m["val"])
-                  and (_SOURCE_REF.search(key) or (m.start() < header_end and m["sep"] == ":")))):
+                  and (_SOURCE_REF.search(key) or (m.start() < header_end and m["sep"] == ":")
+                       or (m.start() > 0 and line[m.start() - 1] == ":"
+                           and _LOGURU_REF.search(line, max(0, m.start() - 200), m.start()))))):
             continue
         else:
             val = _value(line, m, count_ok=key.lower() == "epoch")
@@ -389,6 +402,7 @@ class TextReader:
         stepless = False                   # so many lines before any step that they take the index
         stepped: set[str] = set()          # names with values at or after the first step
         prev_keys: list[str] = []
+        shapes: set[tuple[str, ...]] = set()  # the names of every whole line so far, in order
         tb: deque[str] | None = None       # a traceback with no values after it (yet)
         tb_line = 0
         tb_prefix = ""
@@ -457,7 +471,10 @@ class TextReader:
                     if not found:
                         continue
                     keys = [k for k, _ in found]
-                    if last_unterminated and len(keys) < len(prev_keys) and prev_keys[:len(keys)] == keys:
+                    # cut off: fewer values than the line before and the same first ones, in a shape no
+                    # whole line had (a summary line "<epoch:550, Average PSNR : 30.82dB" ends a log whole)
+                    if (last_unterminated and len(keys) < len(prev_keys) and prev_keys[:len(keys)] == keys
+                            and tuple(keys) not in shapes):
                         warnings.append(LogWarning(
                             "truncated_log", f"{name} line {lineno}: the last line is cut off (it has "
                             f"{len(keys)} of the {len(prev_keys)} values of the line before); read up to "
@@ -492,6 +509,7 @@ class TextReader:
                         continue
                     tb = None               # values after a traceback: training went on
                     prev_keys = keys
+                    shapes.add(tuple(keys))
                     if last_step is not None:
                         for k, value in values:
                             points.add(k, last_step, value)

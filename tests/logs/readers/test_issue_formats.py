@@ -463,3 +463,67 @@ def test_fairseq_validation_lines_are_the_validation_loss(tmp_path: Path) -> Non
     loss, val = _series(run, "loss"), _series(run, "eval_loss")
     assert val.role == "val_loss" and len(val) == 8 and val.values[0] == pytest.approx(7.7)
     assert loss.values.max() < 5 and loss.steps[0] == pytest.approx(1 + 2000 / 8223)
+
+
+# --- a fifth sweep: formats from more frameworks and bug reports ----------------------------------
+
+
+def test_loguru_source_tokens_are_not_values_and_yolox_iterations_count_within_the_epoch(tmp_path: Path) -> None:
+    # YOLOX logs through loguru: "module.path:function:line - " before the message; its
+    # "iter: 10/47" restarts every epoch and "after_iter" is a function name, not a series
+    rng = np.random.default_rng(0)
+    lines = []
+    for e in range(1, 31):
+        for i in (10, 20, 30, 40):
+            loss = (6.0 * math.exp(-e / 6) + 1.4) * math.exp(rng.normal(0, 0.05))
+            lines.append(f"2021-09-03 20:17:51.976 | INFO     | yolox.core.trainer:after_iter:246 - epoch: {e}/300, "
+                         f"iter: {i}/47, mem: 1491Mb, iter_time: 0.487s, total_loss: {loss:.1f}, "
+                         f"iou_loss: 1.9, lr: 7.073e-06, size: 640, ETA: 1:54:27")
+    path = _write(tmp_path, "train_log.txt", "\n".join(lines) + "\n")
+    run = load_run(path)
+    assert "after_iter" not in {s.name for s in run.series}
+    loss = _series(run, "total_loss")
+    assert len(loss) == 120 and loss.steps[0] == pytest.approx(1 + 10 / 47) and np.all(np.diff(loss.steps) > 0)
+    assert not [f for f in check_logs(path).findings if f.severity in ("warning", "error")]
+
+
+def test_a_count_in_prose_is_not_a_step(tmp_path: Path) -> None:
+    # "72 in 194" printed after training must not make the epoch lines before it pending rows
+    lines = [f"Epoch {e} | Train Loss: {1.3 - 0.05 * e:.4f} | Val Loss: {1.2 - 0.04 * e:.4f}" for e in range(1, 11)]
+    path = _write(tmp_path, "train_log.txt", "\n".join([*lines, "", "72 in 194", "144 in 321"]) + "\n")
+    run = load_run(path)
+    assert "in" not in {s.name for s in run.series} and len(_series(run, "Train_Loss")) == 10
+
+
+def test_a_summary_line_that_ends_the_log_is_not_a_cut_off_line(tmp_path: Path) -> None:
+    # KAIR (USRNet) ends each test round with "<epoch:540, Average PSNR : 30.78dB"; the file's
+    # last line is one, without a newline
+    lines = []
+    for e in range(1, 41):
+        lines.append(f"<epoch:{e}, lr:5.000e-05> loss: {0.05 - 0.0005 * e:.3e} ")
+        if e % 10 == 0:
+            lines.append(f"<epoch:{e}, Average PSNR : {28 + e / 20:.2f}dB")
+    path = _write(tmp_path, "train.log", "\n".join(lines))
+    assert not [f for f in check_logs(path).findings if f.code == "truncated_log"]
+    # a line cut off in a shape no whole line has is still one
+    cut = _write(tmp_path, "cut.log", "\n".join(lines[:-1] + ["<epoch:41, lr:5.0"]))
+    assert [f for f in check_logs(cut).findings if f.code == "truncated_log"]
+
+
+def test_paddle_pads_nan_to_its_field_width(tmp_path: Path) -> None:
+    # PaddleOCR formats values with "{:x<6f}": a NaN prints as "nanxxx"
+    lines = [f"[2021/06/03 00:17:35] root INFO: epoch: [1/600], iter: {10 * i}, lr: 0.000100, "
+             f"loss: {'nanxxx' if i >= 3 else f'{2.0 - 0.1 * i:.6f}'}, score_loss: 0.989663, reader_cost: 0.05210 s"
+             for i in range(1, 12)]
+    path = _write(tmp_path, "train.log", "\n".join(lines) + "\n")
+    loss = _series(load_run(path), "loss")
+    assert len(loss) == 11 and np.isnan(loss.values[2:]).all()
+    assert [f for f in check_logs(path).findings if f.code == "nonfinite" and f.severity == "error"]
+
+
+def test_a_pandas_frame_written_with_its_index_is_read(tmp_path: Path) -> None:
+    # df.to_csv(...) writes the index as an unnamed first column
+    rows = [",total_loss,rpn_loss"] + [f"{i},{2.0 * 0.9 ** i:.5f},{0.5 * 0.95 ** i:.5f}" for i in range(20)]
+    path = _write(tmp_path, "losses.csv", "\n".join(rows) + "\n")
+    loss = _series(load_run(path), "total_loss")
+    assert loss.role == "loss" and list(loss.steps[:3]) == [0, 1, 2] and loss.values[1] == pytest.approx(1.8)
