@@ -1,0 +1,95 @@
+"""Stable-Baselines3's console tables (its logger's ``stdout`` format, what ``verbose=1`` prints).
+
+Each time the agent logs, SB3 prints one table between dashed lines; a key with no value opens a
+section and the keys under it belong to it::
+
+    ------------------------------------------
+    | rollout/                |              |
+    |    ep_len_mean          | 192          |
+    |    ep_rew_mean          | 1.48         |
+    | time/                   |              |
+    |    total_timesteps      | 4096         |
+    | train/                  |              |
+    |    loss                 | 0.0124       |
+    ------------------------------------------
+
+Each table is one record: its values are named ``section/key`` (``rollout/ep_rew_mean``,
+``train/loss``) and stepped by ``time/total_timesteps`` (the environment steps so far), else by the
+table's index. Lines outside the tables (the environment's banner, warnings) are skipped. SB3
+shortens long keys and values with ``...``; a value that is not a number (a shortened one, a
+string) is skipped. A table the file ends inside is kept when it has a step, with the warning
+``truncated_log``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gradhealth.errors import LogError
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.textio import Lines, Points, first_lines, open_log
+from gradhealth.logs.series import LogWarning, RunLog, parse_number
+
+_ROW = re.compile(r"^\s*\|\s+(?P<key>[^|]*?)\s*\|\s*(?P<val>[^|]*?)\s*\|\s*$")
+_RULE = re.compile(r"^\s*-{10,}\s*$")
+_STEP = ("time/total_timesteps", "total_timesteps")
+
+
+def _record(points: Points, values: dict[str, float], index: int) -> bool:
+    """Add one table's values at its step; whether it had any."""
+    if not values:
+        return False
+    step = next((values[k] for k in _STEP if k in values), float(index))
+    for name, value in values.items():
+        if name not in _STEP:
+            points.add(name, step, value)
+    return True
+
+
+class SB3Reader:
+    name = "sb3"
+    description = "Stable-Baselines3 console tables (verbose=1: '| rollout/ |', '|    ep_rew_mean | 1.48 |' ...)"
+
+    def sniff(self, filename: str, head: bytes) -> float:
+        lines = first_lines(head, 200)
+        rows = [m for ln in lines if (m := _ROW.match(ln))]
+        sections = {m["key"] for m in rows if m["key"].endswith("/") and not m["val"]}
+        if len(rows) >= 4 and sections & {"rollout/", "time/", "train/", "eval/"} and any(
+                _RULE.match(ln) for ln in lines):
+            return 0.85
+        return 0.0
+
+    def read(self, path: Path, limits: ReadLimits) -> RunLog:
+        points = Points(path.name, limits)
+        warnings: list[LogWarning] = []
+        section, tables = "", 0
+        values: dict[str, float] = {}
+        with open_log(path, limits) as f:
+            lines = Lines(f, path.name)
+            for line in lines:
+                if _RULE.match(line):
+                    if _record(points, values, tables):
+                        tables += 1
+                    section, values = "", {}
+                    continue
+                m = _ROW.match(line)
+                if m is None:
+                    continue
+                key, val = m["key"], m["val"]
+                if key.endswith("/") and not val:
+                    section = key
+                    continue
+                try:
+                    values[section + key.strip()] = parse_number(val)
+                except ValueError:
+                    continue  # a string, or a value SB3 shortened with "..."
+        if values and any(k in values for k in _STEP) and _record(points, values, tables):
+            warnings.append(LogWarning("truncated_log", f"{path.name}: the log ends inside a table; its values "
+                                       "are read", where="end of file"))
+        if points.count == 0:
+            raise LogError(f"{path.name}: no Stable-Baselines3 table with a number in it")
+        return RunLog(format=self.name, source=path.name, series=points.build(), warnings=warnings)
+
+
+READER = SB3Reader()
