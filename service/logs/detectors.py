@@ -822,14 +822,21 @@ def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, n
     return found
 
 
+def _divergence_window(n: int) -> int:
+    """The running-median window loss_divergence judges a loss of ``n`` points by."""
+    return min(max(9, min(n // 25, 51)), max(3, n // 3))
+
+
 @detects("loss_divergence")
 def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _positive_loss(run, t)
     if found is None:
         return _worse_than_start(run, t)
     loss, steps, v = found
-    # a window of 9 flattens a short log (8 points by epoch) into its own median: a third of it
-    sm = smooth(v, min(9, max(3, len(v) // 3)))
+    # a window of 9 flattens a short log (8 points by epoch) into its own median: a third of it. On
+    # a long noisy log (per-batch losses) the lowest of hundreds of 9-point medians is a lucky
+    # stretch, well under the level: there the window grows with the log (1/25 of it, at most 51)
+    sm = smooth(v, _divergence_window(len(v)))
     i_min = int(np.argmin(sm))
     low, end = float(sm[i_min]), float(sm[-1])
     if i_min >= len(sm) - 3 or low <= 0 and end <= 0:
@@ -839,7 +846,8 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         return _excursion(run, loss, steps, sm, t)
     # onset: where the smoothed loss leaves its minimum for good
     level = low * (1 + (t.divergence_factor - 1) / 2)
-    onset_i = i_min + int(np.argmax(sm[i_min:] > level))
+    # (the last time it was below the level: a noisy level's median can poke above it earlier)
+    onset_i = i_min + int(np.nonzero(sm[i_min:] <= level)[0][-1]) + 1
     onset = float(steps[onset_i])
     # Sustained: the raw loss stays up on most points from the onset on. A loss that returns to its
     # level after isolated corrupted steps is a spike (loss_spike), not a divergence.

@@ -301,3 +301,18 @@ def test_a_language_model_pinned_at_ln_of_its_vocabulary_predicts_every_token_al
     run.series.append(make_series("loss", 38 + np.arange(24), loss))
     [f] = found(diagnose(run), "loss_plateau")
     assert f.severity == "warning" and f.evidence.at_chance["num_classes"] == vocab
+
+
+def test_a_long_noisy_flat_loss_is_not_a_divergence_from_its_luckiest_stretch() -> None:
+    # DL4J prints each 100th minibatch's score: 800 points scattered 20 % around a level. The
+    # lowest of ~790 nine-point medians sits far under that level, the last one at it.
+    seen = []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        loss = 0.85 * np.exp(rng.normal(0, 0.22, 800))
+        seen.append(bool(found(diagnose(run_of(loss=loss)), "loss_divergence")))
+    assert not any(seen)
+    # a loss that doubles over the last fifth of such a log still diverged
+    rng = np.random.default_rng(0)
+    loss = 0.85 * np.exp(rng.normal(0, 0.22, 800)) * np.where(np.arange(800) < 640, 1.0, 2.2)
+    assert [f.severity for f in found(diagnose(run_of(loss=loss)), "loss_divergence")] == ["error"]

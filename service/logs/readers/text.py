@@ -103,6 +103,9 @@ _LEVEL = re.compile(r"(?<![\w.-])\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|FA
 _LEVEL_WITHIN = 200           # characters: a level later in the line is part of the message
 _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
                          re.IGNORECASE)
+_SENTENCE = re.compile(rf"(?<![\w.])(?P<key>loss|score|(?:current )?learning rate)"
+                       rf"(?: at (?:iteration|step) (?P<step>\d+))? is (?P<val>{_NUM})(?=\.?(?:\s|$)|[,;])",
+                       re.IGNORECASE)
 # loguru's default "{name}:{function}:{line} - ": a dotted module path, then the function and line
 _LOGURU_REF = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+:$")
 _CALL_OPEN = re.compile(r"\w\(")  # a call or repr opens: only then are argument spans worth finding
@@ -278,6 +281,15 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
                 of = _OF.match(line, m.end())
                 if low in STEP_KEYS and of is not None:
                     total = float(of["n"])
+    if " is " in line:
+        # sentences: DL4J's "Score at iteration 100 is 1.39", BigDL's "Loss is 1.26. Current learning
+        # rate is 0.046." (a minibatch loss, its score, and the rate; no other "X is N" is a value)
+        for m in _SENTENCE.finditer(line):
+            key = "learning_rate" if m["key"].lower().endswith("rate") else "loss"
+            found.setdefault(key, m["val"])
+            first_at = min(first_at, m.start())
+            if m["step"] is not None:
+                found.setdefault("iteration", m["step"])
     if len(found) == 1 and "s" in found and not re.sub(r"\bs\s*[:=]\s*\d+[\s,;]*", "", line).strip():
         return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
     if first_at and found and _BEST_MARK.search(line, 0, first_at):

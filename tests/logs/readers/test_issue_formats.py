@@ -527,3 +527,21 @@ def test_a_pandas_frame_written_with_its_index_is_read(tmp_path: Path) -> None:
     path = _write(tmp_path, "losses.csv", "\n".join(rows) + "\n")
     loss = _series(load_run(path), "total_loss")
     assert loss.role == "loss" and list(loss.steps[:3]) == [0, 1, 2] and loss.values[1] == pytest.approx(1.8)
+
+
+def test_loss_sentences_of_dl4j_and_bigdl_are_read(tmp_path: Path) -> None:
+    # DL4J's ScoreIterationListener and BigDL's DistriOptimizer write sentences, not pairs
+    dl4j = [f"06:39:50.616 [main] INFO org.deeplearning4j.optimize.listeners.ScoreIterationListener - "
+            f"Score at iteration {100 * i} is {1.6 * 0.97 ** i:.16f}" for i in range(12)]
+    run = load_run(_write(tmp_path, "train.log", "\n".join(dl4j) + "\n"))
+    loss = _series(run, "loss")
+    assert loss.role == "loss" and list(loss.steps[:2]) == [0, 100] and loss.values[1] == pytest.approx(1.6 * 0.97)
+    bigdl = [f"2017-08-20 16:11:38 INFO  DistriOptimizer$:295 - [Epoch 64 {1792 * i}/1281167][Iteration {45450 + i}]"
+             f"[Wall Clock 197331.8s] Train 1792 in 4.38seconds. Throughput is 408.4 records/second. "
+             f"Loss is {'Infinity' if i == 9 else 1.26}. Current learning rate is 0.0462. Current weight decay is 1.0E-4."
+             for i in range(10)]
+    path = _write(tmp_path, "bigdl.log", "\n".join(bigdl) + "\n")
+    run = load_run(path)
+    assert math.isinf(_series(run, "loss").values[-1]) and _series(run, "learning_rate").values[0] == 0.0462
+    assert "Throughput" not in {s.name for s in run.series}
+    assert any(f.code == "nonfinite" for f in check_logs(path).findings)
