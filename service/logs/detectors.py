@@ -18,7 +18,7 @@ from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import Detector, detects, rule, rules
 from gradhealth.logs.remedies import clipping, lower_lr, matching_init, raise_lr
-from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.series import RunLog, Series, gan_part
 from gradhealth.logs.stats import (
     centred_median,
     early_baseline,
@@ -118,7 +118,8 @@ def _trained_quantity(s: Series) -> bool:
     a best-so-far record (``best_train_loss``: inf until there is one) does not."""
     if s.name.lower().startswith(("best_", "best/")):
         return False
-    return s.role not in ("metric", "learning_rate") or bool(_TRAINED_NAME.search(s.name))
+    return (s.role not in ("metric", "learning_rate") or bool(_TRAINED_NAME.search(s.name))
+            or gan_part(s.name) is not None)
 
 
 def _undefined_metrics(notes: list[tuple[float, Series, int]]) -> list[Finding]:
@@ -1365,6 +1366,18 @@ def truncated(run: RunLog, t: LogThresholds) -> list[Finding]:
 @detects("insufficient_data")
 def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
     main = [s for s in (run.first("loss"), run.first("grad_norm")) if s is not None]
+    gan = [s for s in run.series if s.role == "metric" and gan_part(s.name) is not None]
+    if not main and {gan_part(s.name) for s in gan} == {"G", "D"}:
+        names = ", ".join(s.name for s in gan[:6]) + (" ..." if len(gan) > 6 else "")
+        return [_finding(
+            "insufficient_data", "info",
+            f"a GAN's generator and discriminator losses ({names}): checked for NaN/Inf only",
+            "The generator and the discriminator play against each other: each one's loss rises when the other "
+            "improves, so neither is a training loss whose trend says whether the run learns. Their NaN/Inf are "
+            "checked; log a gradient norm per network (see the recorder) for the gradient checks.",
+            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in gan][:50],
+             "generator": [s.name for s in gan if gan_part(s.name) == "G"][:20],
+             "discriminator": [s.name for s in gan if gan_part(s.name) == "D"][:20]}, [])]
     if not main:
         return [_finding(
             "insufficient_data", "warning",

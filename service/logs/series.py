@@ -131,6 +131,31 @@ _WEIGHT = re.compile(r"^(?:weight_norm|param_norm|weights?_norm)(?:[/.](?P<layer
 _UPDATE = re.compile(r"^(?:update_ratio|update_to_weight|update_to_weight_ratio)(?:[/.](?P<layer>.+))?$")
 
 
+_GAN_G = frozenset({"g", "gen", "generator", "netg", "errg", "lossg"})
+_GAN_D = frozenset({"d", "dis", "disc", "discriminator", "netd", "errd", "lossd", "critic"})
+# words that make a G/D-named series something else than a loss: D's outputs (D(x), D(G(z))), an
+# accuracy, a rate, a gradient penalty's norm
+_GAN_NOT_LOSS = frozenset({"real", "fake", "x", "gz", "dx", "acc", "accuracy", "lr", "prob", "score", "norm"})
+
+
+def gan_part(name: str) -> str | None:
+    """``"G"`` or ``"D"`` for a GAN's generator or discriminator loss as tools name them
+    (``loss_G``, ``g_loss``, ``Loss/D/loss``, ``errD``, ``gen_loss``, CycleGAN's ``G_A`` and ``D_B``,
+    a CSV's ``Generator`` column), else None."""
+    words = [w.lower() for w in re.split(r"[/_.\s-]+|(?<=[a-z])(?=[A-Z])", name.strip()) if w]
+    if not words or set(words) & _GAN_NOT_LOSS:
+        return None
+    g, d = bool(set(words) & _GAN_G), bool(set(words) & _GAN_D)
+    if g == d:
+        return None
+    # a loss by name, or the part's name alone or with a short suffix (CycleGAN's G_A, pix2pix's
+    # G_L1, a CSV's Generator column; not d_model)
+    if not ({"loss", "err"} & set(words)
+            or len(words) == 1 or (len(words) == 2 and min(len(w) for w in words) == 1 and max(map(len, words)) <= 3)):
+        return None
+    return "G" if g else "D"
+
+
 def classify(name: str) -> tuple[Role, str | None]:
     """The role (and layer) a metric name most likely has, from the names common tools write."""
     key = name.strip()

@@ -545,3 +545,37 @@ def test_loss_sentences_of_dl4j_and_bigdl_are_read(tmp_path: Path) -> None:
     assert math.isinf(_series(run, "loss").values[-1]) and _series(run, "learning_rate").values[0] == 0.0462
     assert "Throughput" not in {s.name for s in run.series}
     assert any(f.code == "nonfinite" for f in check_logs(path).findings)
+
+
+def _cyclegan_log(nan_from: int | None = None) -> str:
+    """junyanz's CycleGAN/pix2pix loss_log.txt: D and G losses, no training loss of the usual kind."""
+    rng = np.random.default_rng(0)
+    lines = ["================ Training Loss (Sun Jul  7 12:00:00 2019) ================"]
+    for e in range(1, 4):
+        for it in range(100, 1100, 100):
+            d, g = rng.uniform(0.1, 0.6, 2), rng.uniform(0.3, 1.2, 2)
+            g_a = "nan" if nan_from is not None and len(lines) > nan_from else f"{g[0]:.3f}"
+            lines.append(f"(epoch: {e}, iters: {it}, time: 0.231, data: 0.002) D_A: {d[0]:.3f} G_A: {g_a} "
+                         f"cycle_A: 1.234 idt_A: 0.456 D_B: {d[1]:.3f} G_B: {g[1]:.3f} cycle_B: 1.111 idt_B: 0.333 ")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_gans_losses_are_named_and_checked_for_nan(tmp_path: Path) -> None:
+    doc = check_logs(_write(tmp_path, "loss_log.txt", _cyclegan_log()))
+    [f] = [f for f in doc.findings if f.code == "insufficient_data"]
+    assert f.severity == "info" and f.evidence.generator == ["G_A", "G_B"] and f.evidence.discriminator == ["D_A", "D_B"]
+    assert doc.status == "healthy"
+    # a NaN in a part without "loss" in its name is a broken run, not an undefined metric
+    doc = check_logs(_write(tmp_path, "bad_log.txt", _cyclegan_log(nan_from=20)))
+    assert any(f.code == "nonfinite" and f.severity == "error" for f in doc.findings)
+
+
+@pytest.mark.parametrize("name,part", [
+    ("loss_G", "G"), ("errD", "D"), ("Loss/D/loss", "D"), ("gen_loss", "G"), ("discriminator", "D"),
+    ("Generator", "G"), ("G_L1", "G"), ("D_real", None), ("D_G_z1", None), ("d_model", None), ("lr_g", None),
+    ("total_loss", None), ("dice_loss", None),
+])
+def test_which_names_are_a_gans_parts(name: str, part: str | None) -> None:
+    from gradhealth.logs.series import gan_part
+
+    assert gan_part(name) == part
