@@ -112,12 +112,22 @@ _RESERVED = {"value", "metric", "layer", "kind", "wall_time", "time"}
 STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "iteration", "iter", "steps",
                               "current_steps", "num_updates",  # LLaMA-Factory's trainer_log.jsonl, fairseq
                               # Stable-Baselines3's progress.csv (an RL run counts environment steps)
-                              "time/total_timesteps", "time/total timesteps", "total_timesteps")
+                              "time/total_timesteps", "time/total timesteps", "total_timesteps",
+                              # StyleGAN2/3's stats.jsonl: thousands of real images shown
+                              "Progress/kimg")
 _EPOCH = "epoch"
 _ARRAY_OF_RECORDS = re.compile(rb"\[\s*\{")
 _ARRAY_STEP = re.compile(rb'"(?:step|global_step|iteration|iter|epoch)"\s*:\s*-?\d')
 _RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
+
+
+def summarised(obj: dict[str, Any]) -> dict[str, Any]:
+    """A record whose fields are summaries (StyleGAN's ``{"num": 64, "mean": ..., "std": ...}``) as
+    their means; any other record as it is."""
+    if not any(isinstance(v, dict) and "mean" in v for v in obj.values()):
+        return obj
+    return {k: v["mean"] if isinstance(v, dict) and "mean" in v else v for k, v in obj.items()}
 
 
 def step_key(keys: Iterable[str], *, epoch: bool = True) -> str | None:
@@ -192,6 +202,7 @@ class NativeReader:
                 return 0.0
             if not isinstance(obj, dict) or "_step" in obj or "log_history" in obj:
                 return 0.0
+            obj = summarised(obj)
             key = step_key(obj)
             if key is None or number(obj[key]) is None:
                 return 0.0
@@ -265,6 +276,7 @@ class NativeReader:
         """The values of one record. With ``skipped``, a field of the wide form that is not a number
         (a time string such as ``"0:03:29"``, a list of COCO APs) is left out and noted there, as
         ``name -> its text``; without it, it is an error."""
+        obj = summarised(obj)
         key = step_key(obj)
         if key is None:
             raise BadRow(f"no 'step' (nor {', '.join(repr(k) for k in (*STEP_KEYS[1:], _EPOCH))})")

@@ -579,3 +579,19 @@ def test_which_names_are_a_gans_parts(name: str, part: str | None) -> None:
     from gradhealth.logs.series import gan_part
 
     assert gan_part(name) == part
+
+
+def test_stylegans_summary_records_are_read_by_their_means(tmp_path: Path) -> None:
+    # StyleGAN2-ADA/3's stats.jsonl: every field a {"num", "mean", "std"} summary of one tick
+    def rec(tick: int, g: float) -> str:
+        def stat(mean: float) -> dict:
+            return {"num": 32, "mean": mean, "std": 0.5}
+        return json.dumps({"Loss/G/loss": stat(g), "Loss/D/loss": stat(0.4), "Loss/scores/fake": stat(-3.1),
+                           "Progress/tick": stat(tick), "Progress/kimg": stat(4.0 * tick), "timestamp": 1.6e9 + tick})
+    path = _write(tmp_path, "stats.jsonl", "\n".join(rec(t, 2.0 + 0.1 * t) for t in range(12)) + "\n")
+    run = load_run(path)
+    g = _series(run, "Loss/G/loss")
+    assert list(g.steps[:3]) == [0.0, 4.0, 8.0] and g.values[2] == pytest.approx(2.2)
+    assert "Progress/kimg" not in {s.name for s in run.series}
+    bad = _write(tmp_path, "bad.jsonl", "\n".join(rec(t, math.nan if t > 6 else 2.0) for t in range(12)) + "\n")
+    assert any(f.code == "nonfinite" and f.severity == "error" for f in check_logs(bad).findings)
