@@ -112,7 +112,7 @@ _RESERVED = {"value", "metric", "layer", "kind", "wall_time", "time"}
 STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "iteration", "iter", "steps",
                               "current_steps", "num_updates",  # LLaMA-Factory's trainer_log.jsonl, fairseq
                               # Stable-Baselines3's progress.csv (an RL run counts environment steps)
-                              "time/total_timesteps", "time/total timesteps", "total_timesteps",
+                              "time/total_timesteps", "time/total timesteps", "total_timesteps", "total timesteps",
                               # StyleGAN2/3's stats.jsonl: thousands of real images shown
                               "Progress/kimg")
 _EPOCH = "epoch"

@@ -228,6 +228,11 @@ def test_a_stable_baselines_progress_csv(tmp_path: Path) -> None:
     assert [w.code for w in run.warnings] == ["skipped_values"] and "'run'" in run.warnings[0].message
     # an agent's loss swings as its rollouts change; the episode reward is what improves
     assert not [f for f in check_logs(path).findings if f.code in ("loss_oscillation", "loss_plateau")]
+    # a hand-rolled progress.csv without the section ("total timesteps", the first row's losses blank)
+    rows = ["Progress,total timesteps,ep_rew_mean,total_loss", "0.0%,8192,12.7,"]
+    rows += [f"{0.82 * i:.2f}%,{8192 * (i + 1)},{12 + i},{2.0 - 0.01 * i:.3f}" for i in range(1, 30)]
+    loss = _series(load_run(_write(tmp_path, "run.csv", "\n".join(rows) + "\n")), "total_loss")
+    assert loss.steps[0] == 16384 and len(loss) == 29
 
 
 def test_text_later_in_a_numeric_column_is_still_an_error(tmp_path: Path) -> None:
