@@ -832,7 +832,7 @@ def _divergence_window(n: int) -> int:
 def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _positive_loss(run, t)
     if found is None:
-        return _worse_than_start(run, t)
+        return _blown_up_short(run, t) or _worse_than_start(run, t)
     loss, steps, v = found
     # a window of 9 flattens a short log (8 points by epoch) into its own median: a third of it. On
     # a long noisy log (per-batch losses) the lowest of hundreds of 9-point medians is a lucky
@@ -868,6 +868,35 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
          "threshold": t.divergence_factor, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
          "learning_rate_growth": growth},
         [fix, clipping(run, t)])]
+
+
+#: A loss this many times its lowest, at its last point, has blown up however few points show it.
+_BLOWN_UP = 1e3
+
+
+def _blown_up_short(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A loss too short for the trend checks that still ends orders of magnitude above where it was,
+    climbing to its last point (an mmdet excerpt: 0.85, 2.4, 6.3e4, 1.1e13)."""
+    loss = run.first("loss")
+    if loss is None:
+        return []
+    steps, v = finite(loss)
+    if not 3 <= len(v) < t.min_points or np.min(v) <= 0:
+        return []
+    low = float(np.min(v[:-1]))
+    rise = float(v[-1]) / low
+    if rise < _BLOWN_UP or not (v[-1] > v[-2] > v[-3]):
+        return []
+    i_low = int(np.argmin(v[:-1]))
+    return [_finding(
+        "loss_divergence", "error",
+        f"{loss.name} rose from {low:.3g} (step {_num(steps[i_low])}) to {float(v[-1]):.3g} (step "
+        f"{_num(steps[-1])}): {rise:.2g}x in {len(v) - i_low - 1} logged step(s)",
+        "The loss grew by orders of magnitude from one logged step to the next: training blew up (a learning "
+        "rate too large, or exploding gradients with no clipping).",
+        {"metric": loss.name, "steps": [_num(steps[i_low]), _num(steps[-1])], "value": rise,
+         "threshold": _BLOWN_UP, "minimum": low, "minimum_step": _num(steps[i_low]), "final": float(v[-1])},
+        [lower_lr(run, at_step=float(steps[i_low]), why="the loss blew up"), clipping(run, t)])]
 
 
 def _worse_than_start(run: RunLog, t: LogThresholds) -> list[Finding]:

@@ -316,3 +316,14 @@ def test_a_long_noisy_flat_loss_is_not_a_divergence_from_its_luckiest_stretch() 
     rng = np.random.default_rng(0)
     loss = 0.85 * np.exp(rng.normal(0, 0.22, 800)) * np.where(np.arange(800) < 640, 1.0, 2.2)
     assert [f.severity for f in found(diagnose(run_of(loss=loss)), "loss_divergence")] == ["error"]
+
+
+def test_a_short_log_whose_loss_blows_up_by_orders_of_magnitude_diverged() -> None:
+    # an mmdet excerpt: 4 logged steps, 0.85 -> 2.4 -> 6.3e4 -> 1.1e13
+    run = run_of(loss=np.array([0.85, 2.44, 6.3e4, 1.1e13]))
+    [f] = found(diagnose(run), "loss_divergence")
+    assert f.severity == "error" and f.evidence.value == pytest.approx(1.1e13 / 0.85)
+    # three short steps up that stay within an order of magnitude are too few points to judge
+    assert not found(diagnose(run_of(loss=np.array([0.85, 1.2, 2.4, 5.0]))), "loss_divergence")
+    # nor is a blow-up the log came back from
+    assert not found(diagnose(run_of(loss=np.array([0.85, 6.3e4, 1.1e13, 0.9]))), "loss_divergence")
