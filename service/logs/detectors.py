@@ -54,7 +54,7 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
             i = int(np.argmax(bad))
             (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
     if not hits:
-        return _undefined_metrics(notes)
+        return _reported_nonfinite(run, t) or _undefined_metrics(notes)
     hits.sort(key=lambda h: h[0])
     if _skipped_by_the_scaler(run, hits):
         return [_finding(
@@ -78,6 +78,50 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
         {**_where(hits), "layers": layers or None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
+
+
+def _reported_nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """The framework's own report that the loss or a gradient went NaN/Inf (TerminateOnNaN,
+    CheckNumerics, detectron2's FloatingPointError...) where no logged value shows it: training
+    stops there, before the NaN reaches a line of values."""
+    event = next((w for w in run.warnings if w.code == "nonfinite_event"), None)
+    if event is None:
+        return _scaler_gave_up(run, t)
+    return [_finding(
+        "nonfinite", "error",
+        f"the log reports a NaN/Inf: {event.message}",
+        "The framework detected a NaN or Inf in the loss or the gradients and said so (often stopping the run) "
+        "before any logged value showed it: values overflowed or an operation was undefined.",
+        {"metric": None, "steps": None, "value": None, "where": event.where, "message": event.message},
+        [clipping(run, t), lower_lr(run, why="the run reported NaN/Inf")])]
+
+
+_LOSS_SCALE = re.compile(r"(?:^|[/_.-])(?:loss|grad|amp)[_-]?scale$", re.IGNORECASE)
+#: A dynamic loss scale this small has halved at every step for a long time: fp16's scaler starts
+#: at 2^16 and its floors are 1e-4 (fairseq, which then stops) or 1 (apex, torch.amp).
+_SCALE_FLOOR = 1e-3
+
+
+def _scaler_gave_up(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A mixed-precision loss scale that has fallen to (about) 0: the scaler halves it at each step
+    whose gradients overflow, so every step for a long while overflowed (fairseq's ``loss_scale
+    0.000`` before its "Minimum loss scale reached")."""
+    scale = next((s for s in run.series if _LOSS_SCALE.search(s.name)), None)
+    if scale is None:
+        return []
+    steps, v = finite(scale)
+    if not len(v) or not 0 <= float(v[-1]) <= _SCALE_FLOOR:
+        return []
+    return [_finding(
+        "nonfinite", "error",
+        f"{scale.name} fell to {float(v[-1]):.3g} (step {_num(steps[-1])}): the mixed-precision loss scaler "
+        "halved it at every step whose gradients overflowed, down to its floor",
+        "A dynamic loss scale starts at 2^16 and halves each time the gradients overflow to Inf/NaN; one near 0 "
+        "means they overflowed on step after step, even at a tiny scale: the loss or the gradients themselves "
+        "are exploding, and the steps are being skipped.",
+        {"metric": scale.name, "steps": [_num(steps[-1]), _num(steps[-1])], "value": float(v[-1]),
+         "threshold": _SCALE_FLOOR},
+        [clipping(run, t), lower_lr(run, why="every step overflowed")])]
 
 
 def _where(hits: list[tuple[float, Series, int]]) -> dict:

@@ -127,6 +127,14 @@ _EPOCH_POS = re.compile(
 _BEST_MARK = re.compile(r"(?<![\w/.-])best(?![\w/.=-])", re.IGNORECASE)
 _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing)\b", re.IGNORECASE)
 _TRACEBACK = "Traceback (most recent call last):"
+# what frameworks print when a loss or gradient goes NaN/Inf and they stop or complain (not the
+# loss scaler's routine "Gradient overflow. Skipping step"): Keras' TerminateOnNaN, TensorFlow's
+# CheckNumerics, detectron2, fairseq's fp16 scaler giving up, torch.autograd's anomaly mode
+_NONFINITE_EVENT = re.compile(
+    r"Invalid loss, terminating training|\bis inf or nan\b|Tensor had (?:NaN|Inf) values"
+    r"|Loss became infinite or NaN|Minimum loss scale reached|returned nan values in its \w+ output",
+    re.IGNORECASE)
+_EVENT_HINTS = ("nan", "NaN", "Invalid loss", "Tensor had", "loss scale")
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
 
 STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step",
@@ -420,6 +428,7 @@ class TextReader:
         tb_prefix = ""
         in_tb = False
         bad_bytes_line = 0
+        event: tuple[int, str] | None = None  # the first line reporting a NaN/Inf (line, text)
         # a log without steps that counts epochs (Keras' "Epoch 2/10" headers, fairseq's
         # "| epoch 002 |", an mmdet "Epoch [1][50/5808]"): each name's last value in each epoch
         epoch: float | None = None
@@ -445,6 +454,8 @@ class TextReader:
                 if lineno == 1:
                     text = text.lstrip("\ufeff")
                 stripped = text.rstrip("\r\n")
+                if event is None and any(h in stripped for h in _EVENT_HINTS) and _NONFINITE_EVENT.search(stripped):
+                    event = (lineno, stripped.strip()[:300])
                 if _TRACEBACK in stripped:
                     if tb is None or not in_tb:
                         tb, tb_line = deque(maxlen=_MAX_TB_LINES), lineno
@@ -542,6 +553,9 @@ class TextReader:
                             _add(points, pending, None)
                             pending, stepless = [], True
                     index += 1
+        if event is not None:
+            warnings.append(LogWarning("nonfinite_event", f"{name} line {event[0]}: {event[1]}",
+                                       where=f"line {event[0]}"))
         if bad_bytes_line:
             warnings.append(LogWarning("replaced_bytes", f"{name} line {bad_bytes_line}: bytes that are "
                                        "not UTF-8 were replaced", where=f"line {bad_bytes_line}"))

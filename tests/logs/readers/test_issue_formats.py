@@ -600,3 +600,35 @@ def test_stylegans_summary_records_are_read_by_their_means(tmp_path: Path) -> No
     assert "Progress/kimg" not in {s.name for s in run.series}
     bad = _write(tmp_path, "bad.jsonl", "\n".join(rec(t, math.nan if t > 6 else 2.0) for t in range(12)) + "\n")
     assert any(f.code == "nonfinite" and f.severity == "error" for f in check_logs(bad).findings)
+
+
+@pytest.mark.parametrize("report", [
+    "Batch 3: Invalid loss, terminating training",  # Keras' TerminateOnNaN
+    "INFO:tensorflow:Error reported to Coordinator: <class 'InvalidArgumentError'>, LossTensor is inf or nan. "
+    ": Tensor had NaN values",
+    "FloatingPointError: Loss became infinite or NaN at iteration=1203!",  # detectron2, in its traceback
+    "RuntimeError: Function 'LogSoftmaxBackward0' returned nan values in its 0th output.",
+])
+def test_a_framework_reporting_a_nan_before_any_value_shows_one(tmp_path: Path, report: str) -> None:
+    lines = [f"iter: {10 * i}  loss: {2.0 - 0.05 * i:.4f}  lr: 0.01" for i in range(1, 11)]
+    traceback = ["Traceback (most recent call last):", '  File "train.py", line 10, in <module>', report]
+    path = _write(tmp_path, "train.log", "\n".join([*lines, *(traceback if "Error" in report else [report])]) + "\n")
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "error" and f.evidence.where == ("line 13" if "Error" in report else "line 11")
+    # the loss scaler's routine skips are not a report
+    routine = _write(tmp_path, "amp.log", "\n".join([*lines, "Gradient overflow.  Skipping step, loss scaler 0 "
+                                                     "reducing loss scale to 32768.0"]) + "\n")
+    assert not [f for f in check_logs(routine).findings if f.code == "nonfinite"]
+
+
+def test_a_loss_scale_fallen_to_zero_is_every_step_overflowing(tmp_path: Path) -> None:
+    # fairseq's epoch summary once its fp16 scaler has halved its way to the floor
+    line = ("| epoch {e:03d} | loss {l:.3f} | nll_loss 2.204 | ppl 4.61 | num_updates {u} | lr 0.00033 | gnorm 0.635 "
+            "| clip 0.000 | loss_scale {s} | wall 4043")
+    rows = [line.format(e=e, l=4.5 - 0.02 * e, u=330 * e, s="128.000" if e < 27 else "0.000") for e in range(1, 29)]
+    [f] = [f for f in check_logs(_write(tmp_path, "train.log", "\n".join(rows) + "\n")).findings
+           if f.code == "nonfinite"]
+    assert f.severity == "error" and f.evidence.metric == "loss_scale" and f.evidence.value == 0.0
+    healthy = [r.replace("0.000 | wall", "64.000 | wall") for r in rows]
+    assert not [f for f in check_logs(_write(tmp_path, "ok.log", "\n".join(healthy) + "\n")).findings
+                if f.code == "nonfinite"]
