@@ -396,8 +396,9 @@ class TextReader:
                     seen[k] = seen.get(k, 0) + 1
         if hits == 0 or (hits < 2 and len(lines) > 2 and not known):
             return 0.0
-        if hits >= 2 and not has_step and max(seen.values()) < 2:
-            return 0.0                      # every name once: a config file, not a training log
+        if hits >= 2 and not has_step and max(seen.values()) < 2 and not (known and "epoch" in seen):
+            return 0.0                      # every name once: a config file, not a training log (a
+            #                                 loss in an epoch is a pasted console's first epoch)
         score = 0.3 + 0.2 * min(1.0, 2.0 * hits / len(lines)) + (0.1 if known else 0.0)
         return round(score, 3)
 

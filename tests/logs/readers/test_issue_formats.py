@@ -632,3 +632,12 @@ def test_a_loss_scale_fallen_to_zero_is_every_step_overflowing(tmp_path: Path) -
     healthy = [r.replace("0.000 | wall", "64.000 | wall") for r in rows]
     assert not [f for f in check_logs(_write(tmp_path, "ok.log", "\n".join(healthy) + "\n")).findings
                 if f.code == "nonfinite"]
+
+
+def test_a_pasted_first_epoch_of_a_keras_console_is_a_log(tmp_path: Path) -> None:
+    # one epoch header and one progress line: every name once, as in a config, but a loss in an epoch
+    text = ("WARNING:tensorflow:`epsilon` argument is deprecated and will be removed, use `min_delta` instead.\n"
+            "Epoch 1/10\n"
+            "  4/234 [..............................] - ETA: 25:09:00 - loss: inf \n")
+    doc = check_logs(_write(tmp_path, "out.log", text))
+    assert any(f.code == "nonfinite" and f.severity == "error" for f in doc.findings)
