@@ -1,4 +1,4 @@
-"""Series a log implies but does not write: :func:`add_component_losses`.
+"""Series a log implies but does not write: :func:`add_component_losses`, :func:`add_loss_from_perplexity`.
 
 Some trainers log only the parts of their loss. Ultralytics YOLO writes ``train/box_loss``,
 ``train/cls_loss``, ``train/dfl_loss`` (v5: ``box``, ``obj``, ``cls``) and the same under ``val/``,
@@ -152,4 +152,36 @@ def add_component_losses(run: RunLog) -> RunLog:
             f"{run.source}: no {what} loss is logged; the check reads {name}, the sum of those "
             f"{len(parts)} component losses at the {len(steps):,} step(s) all of them log"
             + (f" ({left_out:,} step(s) where some component has no value are left out)" if left_out else "")))
+    return run
+
+
+#: A perplexity by split: ``ppl``, ``train_ppl``, ``eval_perplexity``, ``valid/ppl``, ``Validation_perplexity``.
+_PERPLEXITY = re.compile(r"^(?:(?P<split>[A-Za-z]+)[/_. ])?(?:ppl|perplexity)$", re.IGNORECASE)
+
+
+def add_loss_from_perplexity(run: RunLog) -> RunLog:
+    """Add ``ln(<perplexity>)`` as the run's training (resp. validation) loss where it logs a
+    perplexity of that split and no such loss (OpenNMT prints ``Validation perplexity: 25.4`` and
+    no validation loss). Perplexity is exp(cross-entropy), so its log is the loss; in base 2
+    (fairseq's ``ppl`` is 2^loss) it is the loss times ln 2, which leaves every relative change, and
+    so every check of it, the same. Non-positive perplexities become NaN."""
+    logged = {s.role for s in run.series}
+    for s in list(run.series):
+        m = _PERPLEXITY.match(s.name.strip())
+        if m is None:
+            continue
+        split = (m["split"] or "train").lower()
+        role = "loss" if split in ("train", "training") else classify(f"{split}_loss")[0]
+        if role not in ("loss", "val_loss") or role in logged:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.where(s.values > 0, np.log(np.where(s.values > 0, s.values, 1.0)), np.nan)
+        name = f"ln({s.name})"
+        run.series.insert(run.series.index(s), Series(name=name, role=role, steps=s.steps, values=values,
+                                                      step_unit=s.step_unit))
+        logged.add(role)
+        what = "training" if role == "loss" else "validation"
+        run.warnings.append(LogWarning(
+            "derived_loss", f"{run.source}: no {what} loss is logged; the check reads {name}, the cross-entropy "
+            f"its perplexity stands for"))
     return run

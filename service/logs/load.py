@@ -42,8 +42,10 @@ def read_log(path: Path, *, format: str | None = None,  # noqa: A002
              limits: ReadLimits | None = None) -> RunLog:
     """Read a log file, a run folder or an archive of one into a :class:`RunLog` (default limits:
     :class:`ReadLimits`' own, whose file limit is the service's upload limit). A run that logs only
-    component losses gets their sum as its loss (:func:`gradhealth.logs.derive.add_component_losses`)."""
-    return derive.add_component_losses(_read_any(Path(path), format, limits or ReadLimits()))
+    component losses gets their sum as its loss (:func:`gradhealth.logs.derive.add_component_losses`),
+    one that logs a perplexity and no loss gets its log (:func:`.derive.add_loss_from_perplexity`)."""
+    run = _read_any(Path(path), format, limits or ReadLimits())
+    return derive.add_loss_from_perplexity(derive.add_component_losses(run))
 
 
 def _read_any(path: Path, format: str | None, limits: ReadLimits) -> RunLog:  # noqa: A002

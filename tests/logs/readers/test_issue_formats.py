@@ -641,3 +641,24 @@ def test_a_pasted_first_epoch_of_a_keras_console_is_a_log(tmp_path: Path) -> Non
             "  4/234 [..............................] - ETA: 25:09:00 - loss: inf \n")
     doc = check_logs(_write(tmp_path, "out.log", text))
     assert any(f.code == "nonfinite" and f.severity == "error" for f in doc.findings)
+
+
+def test_opennmts_validation_perplexity_is_its_validation_loss(tmp_path: Path) -> None:
+    # OpenNMT-py prints the training xent per step and, per validation, only a perplexity
+    lines = []
+    for k in range(1, 13):
+        step = 1000 * k
+        lines.append(f"[2019-07-02 10:15:08,497 INFO] Step {step}/200000; acc:  45.21; ppl: {30 * 0.9 ** k:.2f}; "
+                     f"xent: {math.log(30 * 0.9 ** k):.2f}; lr: 1.00000; 2883/3092 tok/s;    180 sec")
+        val_ppl = 25.0 * 0.85 ** k if k <= 4 else 25.0 * 0.85 ** 4 * 1.12 ** (k - 4)  # overfits after 4000
+        lines.append(f"[2019-07-02 10:16:45,121 INFO] Validation perplexity: {val_ppl:.4f}")
+    path = _write(tmp_path, "train.log", "\n".join(lines) + "\n")
+    run = load_run(path)
+    val = next(s for s in run.series if s.role == "val_loss")
+    assert val.name == "ln(eval_perplexity)" and val.values[0] == pytest.approx(math.log(25.0 * 0.85), abs=1e-4)
+    assert any(w.code == "derived_loss" for w in run.warnings)
+    [f] = [f for f in check_logs(path).findings if f.code == "validation_divergence"]
+    assert f.evidence.metric == "ln(eval_perplexity)"
+    # a log with its own validation loss keeps it
+    with_loss = _write(tmp_path, "own.log", "\n".join([*lines, "[INFO] Step 13000/200000; val_loss: 2.1"]) + "\n")
+    assert not any(s.name.startswith("ln(") for s in load_run(with_loss).series)
