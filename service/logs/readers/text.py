@@ -384,6 +384,7 @@ class TextReader:
         seen: dict[str, int] = {}
         table: list[str] | None = None
         for ln in lines:
+            table = table or headerless_table(ln)
             row = table_row(table, ln) if table else None
             table = table_header(ln) or table
             keys = [k.lower() for k, _ in (row or pairs(ln))]
@@ -472,6 +473,7 @@ class TextReader:
                         in_tb = False       # the exception line ends this traceback
                     continue
                 for segment in stripped.split("\r"):
+                    table = table or headerless_table(segment)
                     row = table_row(table, segment) if table else None
                     found, total = (row, None) if row else line_values(segment)
                     if not found:
@@ -606,15 +608,32 @@ _COUNT = re.compile(r"^(\d+)/(\d+)$")
 _YOLO_PARTS = {"box", "obj", "cls", "dfl", "seg", "pose", "kobj"}
 
 
+#: YOLOv3/v5's results.txt before v6 has no header: epoch i/n, GPU memory, the training losses
+#: (box obj cls total), targets, image size, P, R, two mAPs, the validation losses.
+_YOLO_RESULTS = re.compile(r"^\s*\d+/\d+\s+[\d.]+[GM]?\s+(?:[-+]?[\d.]+(?:[eE][-+]?\d+)?\s+){12}"
+                           r"[-+]?[\d.]+(?:[eE][-+]?\d+)?\s*$")
+_YOLO_RESULTS_COLUMNS = ("Epoch gpu_mem box obj cls total targets img_size P R mAP@.5 mAP@.5:.95 "
+                         "val/box_loss val/obj_loss val/cls_loss")
+
+
+def headerless_table(line: str) -> list[str] | None:
+    """The columns of a table whose rows come without a header (YOLOv5's ``results.txt``), when
+    ``line`` is such a row; None otherwise."""
+    return table_header(line) if _YOLO_RESULTS.match(line) else None
+
+
 def table_header(line: str) -> list[str] | None:
     """The column names of an ``Epoch ...`` table header, the losses named as training losses
-    (``box_loss`` -> ``train/box_loss``, ``total`` -> ``train/loss``); None for any other line."""
-    if _TABLE_HEADER.match(line) is None:
+    (``box_loss`` -> ``train/box_loss``, ``total`` -> ``train/loss``); YOLOv5's own for a row of its
+    headerless ``results.txt``; None for any other line."""
+    if _YOLO_RESULTS.match(line):
+        line = _YOLO_RESULTS_COLUMNS
+    elif _TABLE_HEADER.match(line) is None:
         return None
     names = []
     for name in line.split():
         low = name.lower()
-        names.append("epoch" if low == "epoch" else "train/loss" if low == "total" else
+        names.append("epoch" if low == "epoch" else "train/loss" if low == "total" else name if low.startswith("val/") else
                      f"train/{low}" if low.endswith("_loss") else
                      f"train/{low}_loss" if low in _YOLO_PARTS else name)
     return names

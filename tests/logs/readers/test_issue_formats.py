@@ -662,3 +662,27 @@ def test_opennmts_validation_perplexity_is_its_validation_loss(tmp_path: Path) -
     # a log with its own validation loss keeps it
     with_loss = _write(tmp_path, "own.log", "\n".join([*lines, "[INFO] Step 13000/200000; val_loss: 2.1"]) + "\n")
     assert not any(s.name.startswith("ln(") for s in load_run(with_loss).series)
+
+
+def _yolov5_results(epochs: int, nan_from: int | None = None) -> str:
+    """YOLOv5's results.txt before v6: no header, 15 columns per epoch."""
+    rows = []
+    for e in range(epochs):
+        box, obj, cls = 0.09 * math.exp(-e / 30) + 0.03, 0.05 * math.exp(-e / 40) + 0.02, 0.02 * math.exp(-e / 20) + 0.005
+        if nan_from is not None and e >= nan_from:
+            box = math.nan
+        rows.append(f"   {e}/299     4.21G   {box:.5g}   {obj:.5g}   {cls:.5g}   {box + obj + cls:.5g}        76       640"
+                    f"    {0.1 + e / 100:.4g}    {0.2 + e / 120:.4g}    {0.1 + e / 200:.4g}   {0.05 + e / 300:.4g}"
+                    f"   {box * 0.9:.5g}   {obj * 0.9:.5g}   {cls * 0.9:.5g}")
+    return "\n".join(rows) + "\n"
+
+
+def test_yolov5s_headerless_results_txt_is_read(tmp_path: Path) -> None:
+    run = load_run(_write(tmp_path, "results.txt", _yolov5_results(60)))
+    loss = _series(run, "train/loss")
+    assert loss.role == "loss" and len(loss) == 60 and loss.steps[0] == 0
+    assert loss.values[0] == pytest.approx(0.09 + 0.03 + 0.05 + 0.02 + 0.02 + 0.005, abs=1e-4)
+    assert next(s for s in run.series if s.role == "val_loss").name.startswith("val/loss (sum of")
+    assert _series(run, "P").values[10] == pytest.approx(0.2) and _series(run, "mAP@.5").values[10] == pytest.approx(0.15)
+    bad = _write(tmp_path, "bad.txt", _yolov5_results(60, nan_from=40))
+    assert any(f.code == "nonfinite" and f.severity == "error" for f in check_logs(bad).findings)
