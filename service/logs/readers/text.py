@@ -106,6 +106,7 @@ _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|j
 _SENTENCE = re.compile(rf"(?<![\w.])(?P<key>loss|score|(?:current )?learning rate)"
                        rf"(?: at (?:iteration|step) (?P<step>\d+))? is (?P<val>{_NUM})(?=\.?(?:\s|$)|[,;])",
                        re.IGNORECASE)
+_SCALE_SENTENCE = re.compile(rf"loss scale to:?\s*(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # loguru's default "{name}:{function}:{line} - ": a dotted module path, then the function and line
 _LOGURU_REF = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+:$")
 _CALL_OPEN = re.compile(r"\w\(")  # a call or repr opens: only then are argument spans worth finding
@@ -298,6 +299,14 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
             first_at = min(first_at, m.start())
             if m["step"] is not None:
                 found.setdefault("iteration", m["step"])
+    if "loss scale" in line:
+        # the fp16 scaler's own report (fairseq: "overflow detected, setting loss scale to: 64.0",
+        # apex: "reducing loss scale to 32768.0"): the scale, which halves at every overflow
+        m = _SCALE_SENTENCE.search(line)
+        if m is not None:
+            found.setdefault("loss_scale", m["val"])
+            if found.get("to") == m["val"]:
+                del found["to"]  # "... to: 64.0" read as a name "to" before
     if len(found) == 1 and "s" in found and not re.sub(r"\bs\s*[:=]\s*\d+[\s,;]*", "", line).strip():
         return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
     if first_at and found and _BEST_MARK.search(line, 0, first_at):

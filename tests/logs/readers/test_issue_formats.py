@@ -686,3 +686,17 @@ def test_yolov5s_headerless_results_txt_is_read(tmp_path: Path) -> None:
     assert _series(run, "P").values[10] == pytest.approx(0.2) and _series(run, "mAP@.5").values[10] == pytest.approx(0.15)
     bad = _write(tmp_path, "bad.txt", _yolov5_results(60, nan_from=40))
     assert any(f.code == "nonfinite" and f.severity == "error" for f in check_logs(bad).findings)
+
+
+def test_the_fp16_scalers_own_reports_are_its_loss_scale(tmp_path: Path) -> None:
+    # fairseq halving its scale at every overflow down to its floor, then giving up
+    lines = ["| epoch 001:   1000 / 8223 loss=9.1, nll_loss=8.9, ppl=480, wps=959, lr=0.001, gnorm=2.7"]
+    lines += [f"| WARNING: overflow detected, setting loss scale to: {2.0 ** -k}" for k in range(0, 14)]
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    scale = _series(run, "loss_scale")
+    assert scale.values[-1] == 2.0 ** -13 and "to" not in {s.name for s in run.series}
+    assert any(f.code == "nonfinite" and f.evidence.metric == "loss_scale"
+               for f in check_logs(_write(tmp_path, "t.log", "\n".join(lines) + "\n")).findings)
+    # apex's routine skips at a healthy scale
+    apex = [f"Gradient overflow.  Skipping step, loss scaler 0 reducing loss scale to {2.0 ** k}" for k in range(16, 12, -1)]
+    assert _series(load_run(_write(tmp_path, "a.log", "\n".join(apex) + "\n")), "loss_scale").values[-1] == 2.0 ** 13
