@@ -159,7 +159,7 @@ def gan_part(name: str) -> str | None:
 def classify(name: str) -> tuple[Role, str | None]:
     """The role (and layer) a metric name most likely has, from the names common tools write."""
     key = name.strip()
-    low = key.lower()
+    low = re.sub(r"\s+", "_", key.lower())  # a CSV header's "total loss", "val loss"
     if _VAL_LOSS.match(low):
         return "val_loss", None
     if _LOSS.match(low):

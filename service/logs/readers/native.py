@@ -89,6 +89,7 @@ from gradhealth.logs.readers.textio import (
     Record,
     check_header,
     csv_header,
+    delimiter,
     first_lines,
     loads,
     number,
@@ -145,6 +146,21 @@ def step_key(keys: Iterable[str], *, epoch: bool = True) -> str | None:
     if epoch:
         return _EPOCH if _EPOCH in present else lower.get(_EPOCH)
     return None
+
+
+def _loss_table(header: list[str], lines: list[str], sep: str) -> bool:
+    """Whether a header without a step column (nor an epoch: Keras' CSVLogger's) heads a table of
+    losses: a column named as a loss (or a grad norm), every column named (a trailing separator
+    aside), and a first row of numbers only."""
+    while header and not header[-1]:
+        header = header[:-1]
+    if len(lines) < 2 or not all(c for c in header) or step_key(header) is not None:
+        return False
+    roles = {classify(c)[0] for c in header}
+    if not roles & {"loss", "val_loss", "grad_norm"}:
+        return False
+    cells = lines[1].split(sep)
+    return all(number(c.strip()) is not None for c in cells if c.strip())
 
 
 def _pandas_index(header: list[str]) -> bool:
@@ -216,8 +232,10 @@ class NativeReader:
             # pandas' to_csv writes its index as a first column without a name
             # (pd.DataFrame(history.history).to_csv(...): ",loss,accuracy,val_loss")
             index = lines[1].split(",", 1)[0].strip() if len(lines) > 1 else ""
-            ours = _pandas_index(header) and index.isdigit() and "_step" not in header  # W&B's export
-            return 0.5 if ours else 0.0
+            if _pandas_index(header) and index.isdigit() and "_step" not in header:  # not W&B's export
+                return 0.5
+            # a table of losses with no step at all (PaddleOCR's "total loss<TAB>score loss"): by row
+            return 0.35 if _loss_table(header, lines, delimiter(head)) else 0.0
         if _is_long(header):
             return 0.95
         if any(_LAYER_COLUMN.match(c) for c in header):
@@ -336,9 +354,9 @@ class NativeReader:
         header = csv_header(head)
         if header is not None and _is_long(header):
             return self._read_long_csv(path, limits)
-        step = step_key(header or [], epoch=False) or ("" if header and _pandas_index(header) else "step")
+        step: str | None = step_key(header or [], epoch=False) or ("" if header and _pandas_index(header) else None)
         tensorboard = [c.strip().lower() for c in header or []] == ["wall time", "step", "value"]
-        points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native",
+        points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native", sep=delimiter(head),
                                             wall_columns=("Wall time", *_WALL) if tensorboard else _WALL)
         series = points.build(role=native_role)
         if tensorboard:

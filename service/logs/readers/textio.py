@@ -210,13 +210,20 @@ def first_lines(head: bytes, n: int = 50) -> list[str]:
     return out
 
 
+def delimiter(head: bytes) -> str:
+    """A table's column separator: a tab where its first line has tabs and no comma, else a comma."""
+    lines = first_lines(head, 1)
+    return "\t" if lines and "\t" in lines[0] and "," not in lines[0] else ","
+
+
 def csv_header(head: bytes) -> list[str] | None:
-    """The first row of ``head`` when it looks like a CSV header (>= 2 columns), else None."""
+    """The first row of ``head`` when it looks like a CSV (or tab-separated) header (>= 2 columns),
+    else None."""
     lines = first_lines(head, 3)
     if not lines:
         return None
     try:
-        row = next(csv.reader([lines[0]]))
+        row = next(csv.reader([lines[0]], delimiter=delimiter(head)))
     except (csv.Error, StopIteration):
         return None
     if len(row) < 2 or lines[0].lstrip().startswith(("{", "[")):
@@ -235,8 +242,9 @@ class CsvRows:
     ``lines.unterminated_last`` says whether the record just returned is an unterminated last line.
     """
 
-    def __init__(self, path: Path, limits: ReadLimits) -> None:
+    def __init__(self, path: Path, limits: ReadLimits, *, sep: str = ",") -> None:
         self.path = path
+        self.sep = sep
         self._f = open_log(path, limits)
         self.lines = Lines(self._f, path.name)
 
@@ -248,7 +256,7 @@ class CsvRows:
 
     def __iter__(self) -> Iterator[tuple[int, list[str] | None]]:
         lines = self.lines
-        reader = csv.reader(iter(lines))
+        reader = csv.reader(iter(lines), delimiter=self.sep)
         while True:
             try:
                 row = next(reader)
@@ -280,6 +288,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                   cell: Callable[[str, str], float | None] | None = None,
                   skip_repeated_header: bool = False,
                   from_line: int = 0,
+                  sep: str = ",",
                   ) -> tuple[Points, list[LogWarning], list[str]]:
     """Read a wide CSV: each column (except the step, wall-time and skipped ones) is a series of its
     non-blank cells against the step column (or the 0-based data row index when ``step_column`` is
@@ -291,7 +300,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
     then ``cell(column, text)`` returns the value or None to skip the cell (lenient readers).
     With ``skip_repeated_header``, a row equal to the header (files appended to) is skipped with a
     warning. Rows on lines before ``from_line`` are not read (a caller keeping only the last of
-    several runs appended to one file); the header is still the file's first row.
+    several runs appended to one file); the header is still the file's first row. ``sep``: the
+    column separator (``\\t`` for a tab-separated table).
     """
     warnings: list[LogWarning] = []
     points = Points(path.name, limits)
@@ -300,7 +310,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
     wall_idx = -1
     columns: list[tuple[int, str]] = []
     n_data = 0
-    with CsvRows(path, limits) as rows:
+    with CsvRows(path, limits, sep=sep) as rows:
         lines = rows.lines
         for lineno, row in rows:
             if header is None:

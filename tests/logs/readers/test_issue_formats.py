@@ -700,3 +700,20 @@ def test_the_fp16_scalers_own_reports_are_its_loss_scale(tmp_path: Path) -> None
     # apex's routine skips at a healthy scale
     apex = [f"Gradient overflow.  Skipping step, loss scaler 0 reducing loss scale to {2.0 ** k}" for k in range(16, 12, -1)]
     assert _series(load_run(_write(tmp_path, "a.log", "\n".join(apex) + "\n")), "loss_scale").values[-1] == 2.0 ** 13
+
+
+def test_a_table_of_losses_without_a_step_is_read_by_row(tmp_path: Path) -> None:
+    # PaddleOCR's PGNet writes a tab-separated table with a trailing tab and no step column
+    rows = ["total loss\tscore loss\tborder loss\tctc loss\t"]
+    rows += [f"{46.6 * 0.97 ** i:.6f}\t{0.25 * 0.99 ** i:.6f}\t0.176002\t{9.2 * 0.97 ** i:.6f}\t" for i in range(40)]
+    path = _write(tmp_path, "train_log.tsv", "\n".join(rows) + "\n")
+    run = load_run(path)
+    loss = _series(run, "total loss")
+    assert loss.role == "loss" and list(loss.steps[:2]) == [0, 1] and loss.values[1] == pytest.approx(46.6 * 0.97, abs=1e-5)
+    assert check_logs(path).status == "healthy"
+    # the same as a CSV; a table with no loss among its columns is not taken for a log
+    csv_path = _write(tmp_path, "losses.csv", "\n".join(r.replace("\t", ",") for r in rows) + "\n")
+    assert _series(load_run(csv_path), "ctc loss").values[0] == pytest.approx(9.2)
+    from gradhealth.errors import UnknownLogFormat
+    with pytest.raises(UnknownLogFormat):
+        load_run(_write(tmp_path, "prices.csv", "open,close\n1.0,2.0\n2.0,3.0\n"))
