@@ -168,8 +168,34 @@ def test_external_data_is_refused_without_being_read() -> None:
     entry = w.external_data.add()
     entry.key, entry.value = "location", "../../etc/passwd"
     data = _graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [w])
-    with pytest.raises(ModelError, match="external data.*w"):
+    with pytest.raises(ModelError, match="external data.*w") as err:
         check_onnx(data)
+    # the count and the fix, not a list of every tensor torch's exporter put beside the file
+    assert "1 tensor(s)" in err.value.detail and "external_data=False" in err.value.detail
+
+
+def test_many_external_tensors_are_counted_and_control_flow_is_named_as_such() -> None:
+    def stored(name: str) -> onnx.TensorProto:
+        t = helper.make_tensor(name, TensorProto.FLOAT, [4, 4], np.zeros(16, np.float32))
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        entry = t.external_data.add()
+        entry.key, entry.value = "location", "model.onnx.data"
+        return t
+    ws = [stored(f"layer{i}.weight") for i in range(12)]
+    nodes = [helper.make_node("MatMul", ["x" if i == 0 else f"h{i}", f"layer{i}.weight"],
+                              [f"h{i + 1}" if i < 11 else "y"], name=f"mm{i}") for i in range(12)]
+    with pytest.raises(ModelError) as err:
+        check_onnx(_graph(nodes, ws))
+    assert "12 tensor(s)" in err.value.detail and "and 7 more" in err.value.detail
+    assert "layer11.weight" not in err.value.detail
+    # an If node's branches are a subgraph: control flow, which no inlining of data fixes
+    branch = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "b", [],
+                               [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)])
+    cond = helper.make_node("If", ["c"], ["y"], name="node_cond__0", then_branch=branch, else_branch=branch)
+    with pytest.raises(ModelError, match=r"control flow is not simulated: node_cond__0 \(If\)") as err:
+        check_onnx(_graph([cond], []))
+    assert "external" not in err.value.detail
 
 
 def test_too_many_parameters_is_refused_before_allocation() -> None:

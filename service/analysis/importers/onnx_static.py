@@ -73,23 +73,29 @@ def parse(data: bytes) -> Any:
     return model
 
 
-def external(model: Any) -> list[str]:
-    """Names of tensors stored outside the file (refused: they are file references)."""
+def _control_flow(model: Any) -> list[str]:
+    """``name (op)`` of each node holding a subgraph."""
+    return [f"{node.name or node.op_type} ({node.op_type})" for node in model.graph.node
+            if any(a.HasField("g") or a.graphs for a in node.attribute)]
+
+
+def _external_tensors(model: Any) -> list[str]:
+    """Names of the tensors stored outside the file."""
     import onnx
 
-    bad: list[str] = []
     tensors = list(model.graph.initializer)
     for node in model.graph.node:
         for a in node.attribute:
             if a.HasField("t"):
                 tensors.append(a.t)
             tensors.extend(a.tensors)
-            if a.HasField("g") or a.graphs:
-                bad.append(f"{node.name or node.op_type} (subgraph attribute)")
-    for t in tensors:
-        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
-            bad.append(t.name or "(unnamed tensor)")
-    return bad
+    return [t.name or "(unnamed tensor)" for t in tensors
+            if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data)]
+
+
+def _named(names: list[str], most: int = 5) -> str:
+    """The first ``most`` of ``names``, and how many more."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def inline_external(data: bytes, folder: Path, max_bytes: int = 1 << 30) -> bytes:
@@ -183,12 +189,19 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     if len(data) > max_bytes:
         raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
     model = parse(data)
-    bad = external(model)
-    if bad:
-        raise ModelError("tensors stored as external data (or subgraphs) are not read: "
-                         + ", ".join(bad) + "; save the model with all tensors inside the file (or, for a "
-                         "file on this machine, let the check read them from beside it: "
-                         "gradhealth check --external-data)")
+    flow = _control_flow(model)
+    if flow:
+        raise ModelError(f"control flow is not simulated: {_named(flow)} hold(s) a subgraph; export the "
+                         "model without data-dependent branches or loops (torch.jit.script and torch.cond "
+                         "export If/Loop nodes; tracing unrolls a loop of fixed length)")
+    stored = _external_tensors(model)
+    if stored:
+        raise ModelError(
+            f"{len(stored)} tensor(s) are stored outside the file as external data ({_named(stored)}), and "
+            "the check does not follow file references; save the model with every tensor inside it: "
+            "torch.onnx.export(..., external_data=False), or onnx.save(onnx.load('model.onnx'), "
+            "'inline.onnx', save_as_external_data=False) (under 2 GB); for a file on this machine, "
+            "gradhealth check --external-data reads them from beside it")
     missing_ops = unsupported(model, supported)
     if missing_ops:
         raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}")
