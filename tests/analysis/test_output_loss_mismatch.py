@@ -261,3 +261,22 @@ def test_a_keras_softmax_output_under_a_loss_on_logits_is_found_and_dropping_it_
     assert r.verified is not None and r.verified.fixed and r.verified.after == 0.0
     # the --loss override names a loss, not how it takes its inputs: the softmax is folded into it
     assert not _mismatch(check_keras(path, loss="cross_entropy"))
+
+
+def test_a_keras_graph_over_the_limits_at_the_default_batch_is_checked_at_the_smallest(tmp_path: Path) -> None:
+    from gradhealth.analysis.importers.keras_graph import plan_keras_graph
+    from gradhealth.analysis.plan import Limits
+    from gradhealth.errors import LimitExceeded
+    from gradhealth.settings import Settings
+
+    cfg = _concat_model("linear")
+    at_64 = plan_keras_graph(cfg, batch_size=64).activation_bytes
+    at_8 = plan_keras_graph(cfg, batch_size=8).activation_bytes
+    settings = Settings(limits=Limits(max_activation_bytes=(at_8 + at_64) // 2))
+    path = tmp_path / "wide.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": "categorical_crossentropy"}}))
+    doc = check_keras(path, settings=settings)
+    assert "batch 8 by default" in doc.summary and _mismatch(doc)
+    # asked for 64, it is refused, with the batch that would fit
+    with pytest.raises(LimitExceeded, match=r"a batch of \d+ or fewer fits"):
+        check_keras(cfg, settings=settings, batch_size=64)

@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gradhealth.analysis.importers import ModelError, name_layers
-from gradhealth.errors import GradHealthError, InputFormatError
+from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded
 
 __all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
            "KerasTraining", "read_keras_training", "sniff_keras", "translate_or_graph", "translation_reads_weights"]
@@ -1293,8 +1293,18 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         return translate_or_graph(config, loss or file_loss, seeds=seeds or 3, batch_size=batch,
                                   stored=stored, optimizer=optimizer, limits=settings.limits)
 
-    spec, origins, graph = translated(batch_size or DEFAULT_BATCH)
-    shrunk = ""
+    try:
+        spec, origins, graph = translated(batch_size or DEFAULT_BATCH)
+    except LimitExceeded as too_big:
+        # a default batch the limits refuse: the smallest the checks need may fit (a 300x300
+        # input under 96 filters of 11x11 takes 15 GB at 64)
+        if batch_size is not None or "batch" not in too_big.detail:
+            raise
+        spec, origins, graph = translated(MIN_DEFAULT_BATCH)
+        batch_size, shrunk = MIN_DEFAULT_BATCH, (f" [batch {MIN_DEFAULT_BATCH} by default: {DEFAULT_BATCH} "
+                                                 f"samples' activations would be over the limits]")
+    else:
+        shrunk = ""
     if batch_size is None:
         batch_size, shrunk = _batch_within_budget(spec, graph, settings.limits)
         if shrunk:

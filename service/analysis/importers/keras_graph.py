@@ -971,7 +971,10 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
         raise LimitExceeded(f"the model has {graph.parameters:,} parameters, over the limit of "
                             f"{limits.max_parameters:,}")
     if graph.activation_bytes > limits.max_activation_bytes:
+        fits = batch_size * limits.max_activation_bytes // graph.activation_bytes
         raise LimitExceeded(f"activations and their gradients would take about "
                             f"{graph.activation_bytes / 2**20:,.0f} MiB at batch {batch_size}, over the "
-                            f"limit of {limits.max_activation_bytes / 2**20:,.0f} MiB")
+                            f"limit of {limits.max_activation_bytes / 2**20:,.0f} MiB"
+                            + (f"; a batch of {fits} or fewer fits (--batch-size; batch_size over HTTP)"
+                               if fits >= 1 else ""))
     return graph
