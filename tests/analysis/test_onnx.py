@@ -251,3 +251,13 @@ def test_findings_on_a_files_own_weights_say_the_inputs_were_synthetic() -> None
     # the architecture itself, at torch's initialisation: the bias is drawn again, nothing is dead
     fresh = check_onnx(export(model, torch.randn(16, 16)), seeds=1, verify=False, weights="reinitialise")
     assert "dead_units" not in {f.code for f in fresh.findings}
+
+
+def test_activations_over_the_limit_name_the_batch_that_fits() -> None:
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4], np.zeros(16, np.float32))
+    data = _graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [w], inp_shape=(64, 4))
+    with pytest.raises(LimitExceeded) as err:
+        check_onnx(data, limits=Limits(max_activation_bytes=2000))
+    fits = int(err.value.detail.split("a batch of ")[1].split()[0])
+    assert 1 <= fits < 64
+    check_onnx(data, batch_size=fits, limits=Limits(max_activation_bytes=2000), verify=False)  # and it does

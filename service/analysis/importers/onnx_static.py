@@ -242,7 +242,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                          + " (e.g. --input-shape name=32x3x224x224)")
     act = activation_bytes(model, shapes)
     if act > limits.max_activation_bytes:
-        batch = shapes[0][0] if shapes and shapes[0] else 1
+        first = next(iter(shapes.values()), [])
+        batch = first[0] if first else 1
         fits = batch * limits.max_activation_bytes // act
         raise LimitExceeded(f"activations and their gradients would take about {act} "
                             f"bytes, over the limit of {limits.max_activation_bytes}"
