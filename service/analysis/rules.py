@@ -41,7 +41,7 @@ from gradhealth.analysis.remedies import (
     smaller_learning_rate,
     xavier_for_saturating,
 )
-from gradhealth.analysis.simulate import SimulationResult, UnitStats
+from gradhealth.analysis.simulate import SimulationResult, UnitStats, adadelta_rho
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import SEVERITY_RANK, Remedy
 from gradhealth.core.rules import implement_architecture, rule, rules, worst_first
@@ -600,6 +600,9 @@ def warm_factor(result: SimulationResult) -> float:
     1/sqrt(1 - alpha) times (3.2x at Keras' rho 0.9) the step it takes once the average has warmed
     up, a few dozen steps in. The others' first step is their usual one."""
     opt = result.optimizer
+    if opt is not None and opt.type == "adadelta":
+        # its squared-gradient average warms up as RMSprop's does (and its update average from 0)
+        return math.sqrt(1 - adadelta_rho(opt))
     return math.sqrt(1 - opt.alpha) if opt is not None and opt.type == "rmsprop" else 1.0
 
 

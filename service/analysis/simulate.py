@@ -269,22 +269,41 @@ def first_step_norm(spec: S.OptimizerSpec, w: torch.Tensor, g: torch.Tensor) -> 
     Adam: the bias-corrected moments are d and d^2, so lr d / (|d| + eps): about lr per weight,
     whatever the gradient's size. AdamW: the same on g, plus the decoupled lr wd w. RMSprop: the
     square average starts at (1 - alpha) d^2, so lr d / (sqrt(1 - alpha) |d| + eps); momentum's
-    buffer starts at that step itself. Each parameter's step depends on its own gradient only, so
+    buffer starts at that step itself. Adadelta and NAdam: see :func:`adadelta_rho`, :func:`nadam_factor`. Each parameter's step depends on its own gradient only, so
     a layer's is found without stepping the rest of the network; at most two temporaries of
     ``w``'s size are made."""
-    eps = spec.eps if spec.eps is not None else 1e-8  # torch's default for Adam, AdamW and RMSprop
     wd = spec.weight_decay
     d = g.add(w, alpha=wd) if wd and spec.type != "adamw" else g
     if spec.type == "sgd":
         nesterov = 1 + spec.momentum if spec.nesterov and spec.momentum > 0 else 1
         return spec.lr * nesterov * float(torch.linalg.vector_norm(d))
+    if spec.type == "adadelta":
+        # the square average starts at (1 - rho) d^2 and the update average at 0: the step is
+        # lr sqrt(eps) d / sqrt((1 - rho) d^2 + eps), about lr sqrt(eps / (1 - rho)) per weight
+        eps = spec.eps if spec.eps is not None else 1e-6  # torch's default (Keras': 1e-7)
+        t = d.square().mul_(1 - adadelta_rho(spec)).add_(eps).rsqrt_().mul_(d)
+        return spec.lr * eps ** 0.5 * float(torch.linalg.vector_norm(t))
+    eps = spec.eps if spec.eps is not None else 1e-8  # torch's default for Adam, AdamW, RMSprop, NAdam
     t = d.abs()
     if spec.type == "rmsprop":
         t.mul_((1 - spec.alpha) ** 0.5)
     torch.div(d, t.add_(eps), out=t)
     if spec.type == "adamw" and wd:
         t.add_(w, alpha=wd)
-    return spec.lr * float(torch.linalg.vector_norm(t))
+    return spec.lr * (nadam_factor() if spec.type == "nadam" else 1.0) * float(torch.linalg.vector_norm(t))
+
+
+def adadelta_rho(spec: S.OptimizerSpec) -> float:
+    """Adadelta's rho: the spec's ``alpha`` when given, else torch's default 0.9 (``alpha``'s own
+    default, 0.99, is RMSprop's)."""
+    return spec.alpha if "alpha" in spec.model_fields_set else 0.9
+
+
+def nadam_factor(beta1: float = 0.9, psi: float = 0.004) -> float:
+    """NAdam's first step over Adam's: with the momentum schedule mu_t = beta1 (1 - 0.5 0.96^(t psi))
+    (torch's and Keras'), the first update is lr (1 + mu_2 (1 - beta1) / (1 - mu_1 mu_2)) d / (|d| + eps)."""
+    mu1, mu2 = (beta1 * (1 - 0.5 * 0.96 ** (t * psi)) for t in (1, 2))
+    return 1 + mu2 * (1 - beta1) / (1 - mu1 * mu2)
 
 
 def update_ratios(net: Network, spec: S.OptimizerSpec) -> dict[str, float]:

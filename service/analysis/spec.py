@@ -492,18 +492,20 @@ class OptimizerSpec(_Strict):
     layer (computed in closed form: the weights stay as built). Without it that finding is not
     checked."""
 
-    type: Literal["sgd", "adam", "adamw", "rmsprop"] = Field(
-        description="torch.optim's SGD, Adam, AdamW or RMSprop (Keras' have the same first step)")
+    type: Literal["sgd", "adam", "adamw", "rmsprop", "adadelta", "nadam"] = Field(
+        description="torch.optim's SGD, Adam, AdamW, RMSprop, Adadelta or NAdam (Keras' have the same "
+                    "first step)")
     lr: Float = Field(gt=0, le=MAX_LR, description="the learning rate (at most 1e6)")
     momentum: Float = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop (else ignored)")
     nesterov: bool = Field(default=False, description="sgd with momentum > 0: Nesterov momentum (else ignored)")
     weight_decay: Float = Field(default=0.0, ge=0, le=MAX_SCALE,
                                 description="L2 (sgd, adam, rmsprop) or decoupled (adamw) weight decay")
     alpha: Float = Field(default=0.99, gt=0, lt=1,
-                         description="rmsprop's smoothing constant (Keras' rho; torch's default 0.99; "
-                                     "else ignored)")
+                         description="rmsprop's and adadelta's smoothing constant (Keras' rho; torch's "
+                                     "defaults: 0.99 for rmsprop, 0.9 for adadelta when absent; else "
+                                     "ignored)")
     eps: Float | None = Field(default=None, gt=0, le=1,
-                              description="adam, adamw, rmsprop: torch's default when absent")
+                              description="adam, adamw, rmsprop, adadelta, nadam: torch's default when absent")
 
 
 class Spec(_Strict):

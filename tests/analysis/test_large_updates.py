@@ -32,6 +32,10 @@ def _torch_optimizer(opt: dict[str, Any], params: list[torch.Tensor]) -> torch.o
         return torch.optim.SGD(params, momentum=opt.get("momentum", 0.0), nesterov=opt.get("nesterov", False), **kw)
     if opt["type"] == "rmsprop":
         return torch.optim.RMSprop(params, alpha=opt.get("alpha", 0.99), momentum=opt.get("momentum", 0.0), **kw)
+    if opt["type"] == "adadelta":
+        return torch.optim.Adadelta(params, rho=opt.get("alpha", 0.9), eps=opt.get("eps", 1e-6), **kw)
+    if opt["type"] == "nadam":
+        return torch.optim.NAdam(params, **kw)
     return (torch.optim.AdamW if opt["type"] == "adamw" else torch.optim.Adam)(params, **kw)
 
 
@@ -42,6 +46,10 @@ OPTIMIZERS = [
     {"type": "adam", "lr": 0.01},
     {"type": "adamw", "lr": 0.01, "weight_decay": 0.5},
     {"type": "rmsprop", "lr": 0.01, "alpha": 0.9},
+    {"type": "adadelta", "lr": 1.0},  # torch's rho 0.9 when absent
+    {"type": "adadelta", "lr": 1.0, "alpha": 0.95, "eps": 1e-7},  # Keras' defaults
+    {"type": "nadam", "lr": 0.01},
+    {"type": "nadam", "lr": 0.01, "weight_decay": 0.1},
 ]
 
 
@@ -55,9 +63,11 @@ def test_update_ratio_is_torch_optims_own_first_step(opt: dict[str, Any]) -> Non
     before = {name: w.detach().clone() for name, w in weights.items()}
     _torch_optimizer(opt, list(net.parameters())).step()
     assert set(got) == set(weights) and len(got) == 4  # three hidden layers and the readout
+    # (torch's NAdam computes its momentum schedule from a float32 step counter)
+    rel = 1e-7 if opt["type"] == "nadam" else 1e-9
     for name, w in weights.items():
         expected = float((w.detach() - before[name]).norm() / before[name].norm())
-        assert got[name] == pytest.approx(expected, rel=1e-9), name
+        assert got[name] == pytest.approx(expected, rel=rel), name
 
 
 def test_the_simulation_reports_each_seeds_ratio_and_only_with_an_optimizer() -> None:
@@ -148,7 +158,7 @@ def test_an_invalid_optimizer_is_a_spec_error_at_its_pointer() -> None:
      {"type": "adam", "lr": 0.1, "eps": 1e-7}),
     ({"class_name": "Adamax", "config": {"learning_rate": 0.002}}, {"type": "adam", "lr": 0.002, "eps": 1e-7}),
     # no spec equivalent, or nothing to read: no optimizer (the model is still checked)
-    ({"class_name": "Nadam", "config": {"learning_rate": 0.002}}, None),
+    ({"class_name": "Nadam", "config": {"learning_rate": 0.002}}, {"type": "nadam", "lr": 0.002, "eps": 1e-7}),
     ({"class_name": "Adagrad", "config": {"learning_rate": 0.01}}, None),
     ({"class_name": "Adam", "config": {"learning_rate": "fast"}}, None),
     ({"class_name": "RMSprop", "config": {"learning_rate": 0.001, "rho": None}}, None),
@@ -347,3 +357,26 @@ def test_rmsprop_is_judged_by_its_warmed_up_step_not_its_start_up_transient() ->
     [f] = [f for f in check_architecture(spec).findings if f.code == "large_updates"]
     assert f.evidence.value == pytest.approx(10 * first * 0.1 ** 0.5, rel=0.05)
     assert f.evidence.first_step_factor == pytest.approx(0.1 ** -0.5)
+
+
+@pytest.mark.parametrize("config,expected", [
+    ({"class_name": "Adadelta", "config": {"learning_rate": 1000.0, "rho": 0.95, "epsilon": 1e-7}},
+     {"type": "adadelta", "lr": 1000.0, "alpha": 0.95, "eps": 1e-7}),
+    ("adadelta", {"type": "adadelta", "lr": 0.001, "alpha": 0.95, "eps": 1e-7}),
+    ({"class_name": "Nadam", "config": {"learning_rate": 0.002}}, {"type": "nadam", "lr": 0.002, "eps": 1e-7}),
+])
+def test_keras_adadelta_and_nadam_are_read(config: Any, expected: dict[str, Any]) -> None:
+    assert keras_optimizer(config) == expected
+
+
+def test_deepcrimes_learning_rate_mutant_of_adadelta_takes_steps_too_large() -> None:
+    # DeepCrime's MNIST model trains with Adadelta(1.0); its HLR mutant multiplies the rate by 1000:
+    # the first step moves each weight by about lr sqrt(eps / (1 - rho)) = 1.4, weights of ~0.05
+    cfg = _seq(_dense("d1", 64, "relu"), _dense("d2", 64, "relu"), _dense("out", 10, "softmax"), shape=[32])
+
+    def check(lr: float) -> Any:
+        opt = {"class_name": "Adadelta", "config": {"learning_rate": lr, "rho": 0.95, "epsilon": 1e-7}}
+        data = json.dumps({**cfg, "compile_config": {"loss": "categorical_crossentropy", "optimizer": opt}})
+        return check_keras(io.BytesIO(data.encode()).getvalue(), verify=False)
+    assert [f.severity for f in check(1000.0).findings if f.code == "large_updates"] == ["error"]
+    assert not [f for f in check(1.0).findings if f.code in ("large_updates", "small_updates")]

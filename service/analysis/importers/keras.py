@@ -264,14 +264,16 @@ def _loss_name(loss: Any) -> str | None:
 
 #: Keras optimizers whose first step is the spec's: Adamax's first step is Adam's (m = g and
 #: u = |g|, so lr * g / |g|). Keras' defaults where the config leaves a value out.
-_OPTIMIZERS = {"sgd": "sgd", "adam": "adam", "adamw": "adamw", "adamax": "adam", "rmsprop": "rmsprop"}
-_KERAS_LR = {"sgd": 0.01}  # every other one defaults to 0.001
+_OPTIMIZERS = {"sgd": "sgd", "adam": "adam", "adamw": "adamw", "adamax": "adam", "rmsprop": "rmsprop",
+               "adadelta": "adadelta", "nadam": "nadam"}
+_KERAS_LR = {"sgd": 0.01}  # every other one defaults to 0.001 (Keras 2's Adadelta: 1.0, given in its files)
+_KERAS_RHO = {"rmsprop": 0.9, "adadelta": 0.95}
 
 
 def keras_optimizer(value: Any) -> dict[str, Any] | None:
     """The spec ``optimizer`` of a serialised Keras optimizer (``compile(optimizer=...)`` as the
     file stores it: a name, or ``{class_name, config}`` from Keras 2 or 3), or None where it has no
-    spec equivalent (Nadam, Adagrad, Adadelta, Ftrl, Lion...: their first steps differ) or the
+    spec equivalent (Adagrad, Ftrl, Lion...: their first steps differ from the spec's) or the
     learning rate cannot be read. A schedule's ``initial_learning_rate`` is the first step's.
 
     Keras 3 applies ``weight_decay`` decoupled, as AdamW does, in every optimizer: Adam with a
@@ -284,9 +286,9 @@ def keras_optimizer(value: Any) -> dict[str, Any] | None:
     rate = cfg.get("learning_rate", cfg.get("lr", _KERAS_LR.get(name, 0.001)))
     if isinstance(rate, dict):  # a LearningRateSchedule
         rate = (rate.get("config") or {}).get("initial_learning_rate")
-    lr, rho = _real(rate), _real(cfg.get("rho", 0.9))
-    if lr is None or not lr > 0 or (kind == "rmsprop" and rho is None):
-        return None  # a rate (or RMSprop's rho) that is not a number: nothing to measure
+    lr, rho = _real(rate), _real(cfg.get("rho", _KERAS_RHO.get(kind, 0.9)))
+    if lr is None or not lr > 0 or (kind in _KERAS_RHO and rho is None):
+        return None  # a rate (or a rho) that is not a number: nothing to measure
     out: dict[str, Any] = {"type": kind, "lr": lr}
     decay, momentum, eps = _real(cfg.get("weight_decay")), _real(cfg.get("momentum")), _real(cfg.get("epsilon", 1e-7))
     if decay is not None and decay > 0:
@@ -299,7 +301,7 @@ def keras_optimizer(value: Any) -> dict[str, Any] | None:
         out["momentum"] = momentum
         if kind == "sgd":
             out["nesterov"] = bool(cfg.get("nesterov", False))
-    if kind == "rmsprop":
+    if kind in _KERAS_RHO:
         out["alpha"] = rho
     if kind != "sgd" and eps is not None and 0 < eps <= 1:
         out["eps"] = eps
