@@ -640,3 +640,23 @@ def test_stored_alpha_decides_over_a_random_initialiser() -> None:
         keras_to_spec(cfg)
     # ... and the graph door draws that random alpha per unit, as Keras does
     assert "initialisers" in check_keras(data, seeds=1, verify=False, weights="reinitialise").summary
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_masking_on_the_input_is_the_identity_in_the_graph_door_too(style: str) -> None:
+    # DeepFD's Masking -> LSTM(return_sequences) -> TimeDistributed(Dense): the spec door refuses
+    # TimeDistributed, so the graph door reads it, and it refused Masking
+    def lstm() -> dict[str, Any]:
+        return _layer(style, "LSTM", "lstm", units=8, activation="tanh", recurrent_activation="sigmoid",
+                      use_bias=True, return_sequences=True, unit_forget_bias=True,
+                      kernel_initializer=_init(style, "GlorotUniform", seed=None),
+                      recurrent_initializer=_init(style, "Orthogonal", gain=1.0, seed=None),
+                      bias_initializer=_init(style, "Zeros"))
+    head = _layer(style, "TimeDistributed", "td", layer=_dense(style, "out", 3, "sigmoid"))
+    masked = _model(style, "sequential", [_layer(style, "Masking", "mask", mask_value=0.0), lstm(), head], [10, 4])
+    plain = _model(style, "sequential", [lstm(), head], [10, 4])
+    a, b = check_keras(masked, seeds=1, verify=False), check_keras(plain, seeds=1, verify=False)
+    assert [(x.name, x.grad_norm) for x in a.layers] == [(x.name, x.grad_norm) for x in b.layers]
+    deeper = _model(style, "sequential", [lstm(), _layer(style, "Masking", "mask", mask_value=0.0), head], [10, 4])
+    with pytest.raises(ModelError, match="Masking is supported on the model's"):
+        check_keras(deeper, seeds=1, verify=False)

@@ -31,7 +31,7 @@ Shape = tuple[int, ...]
 #: for every live network; noise layers pass gradients through unchanged).
 IDENTITY_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
                    "GaussianDropout", "GaussianNoise", "AlphaDropout", "Identity",
-                   "ActivityRegularization")
+                   "ActivityRegularization", "Masking")
 _MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Divide",
            "TrueDivide", "CustomScaleLayer")
 #: Merges of exactly two inputs. keras.applications' InceptionResNetV2 adds each block's branch
@@ -908,6 +908,13 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
     by_name = {n.name: n for n in nodes}
+    for n in nodes:
+        # Masking hides the timesteps whose features all equal mask_value: on the model's continuous
+        # synthetic input none does (the identity); deeper, a ReLU's zeros can (as the spec door says)
+        if n.cls == "Masking" and not all(by_name[i].cls == "InputLayer" for i in n.inputs if i in by_name):
+            raise ModelError(f"{n.name}: Masking is supported on the model's (float) input only: deeper, a "
+                             "timestep's features can equal mask_value (a ReLU's zeros) and hiding it "
+                             "changes the recurrent gradients")
     inputs: list[tuple[str, Shape, int | None]] = []
     for k, input_name in enumerate(input_names):
         first = by_name[input_name]
