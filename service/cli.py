@@ -768,6 +768,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output cut short by its reader (`| head`): not a failure of ours
         _silence_stdout()
         return EXIT_OK
+    except Exception as exc:  # noqa: BLE001  # a bug of ours must not exit 1, which CI reads as "unhealthy"
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        print(f"gradhealth: internal error ({type(exc).__name__}: {exc}); this is a bug in gradhealth, "
+              "not a finding about your model: please report it with the traceback above", file=sys.stderr)
+        return EXIT_CANNOT_RUN
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -169,3 +169,25 @@ def test_external_data_beside_a_file_is_read_only_when_asked(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [lay["grad_norm"] for lay in doc["layers"]] == [
         lay.grad_norm for lay in check_onnx(data, seeds=1, verify=False).layers]
+
+
+def test_a_batch_norm_in_training_mode_at_batch_1_is_invalid_input_not_unhealthy(tmp_path, capsys):
+    # a training-mode export keeps BatchNorm normalising over the batch: one sample cannot be
+    net = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    path = tmp_path / "bn.onnx"
+    path.write_bytes(export(net, torch.randn(4, 8), train=True))
+    assert main(["check", str(path), "--batch-size", "1"]) == 2
+    assert "at least 2 samples" in capsys.readouterr().err
+    assert main(["check", str(path), "--batch-size", "4", "--no-verify"]) in (0, 1)
+
+
+def test_a_bug_of_ours_exits_3_not_1(monkeypatch, capsys):
+    # exit 1 means "unhealthy" to a CI step: an exception the code did not expect must not read so
+    import gradhealth.cli as cli
+
+    def broken(args):  # noqa: ANN001, ANN202
+        raise ValueError("an unexpected state")
+    monkeypatch.setattr(cli, "cmd_catalog", broken)
+    assert main(["catalog"]) == 3
+    err = capsys.readouterr().err
+    assert "internal error (ValueError: an unexpected state)" in err and "Traceback" in err

@@ -499,9 +499,14 @@ def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weig
         return doc if weights == "reinitialise" else on_synthetic_inputs(doc)
     except torch.OutOfMemoryError:
         raise
-    except RuntimeError as exc:  # the file's own graph does not compute on these inputs: a 422
-        hint = ("; the graph may fix its batch size (an exporter bakes the example's batch into "
-                "shapes): leave batch_size out, or export with a dynamic batch axis"
-                if batch_size is not None else "")
+    except (RuntimeError, ValueError) as exc:  # the file's own graph does not compute on these inputs: a 422
+        if "more than 1 value per channel" in str(exc):
+            # a BatchNorm in training mode (a training-mode export) needs 2 samples to normalise over
+            hint = "; a batch norm in training mode needs at least 2 samples: give batch_size 2 or more"
+        elif batch_size is not None:
+            hint = ("; the graph may fix its batch size (an exporter bakes the example's batch into "
+                    "shapes): leave batch_size out, or export with a dynamic batch axis")
+        else:
+            hint = ""
         raise ModelError(f"the model does not run on inputs of shapes "
                          f"{[list(i.shape) for i in imported.inputs]}: {exc}{hint}") from exc
