@@ -128,13 +128,21 @@ def binomial_tail_half(k: int, n: int) -> float:
 
 
 def time_ratios(result: SimulationResult) -> list[tuple[str, int, float, int]]:
-    """(layer, sublayer, ||dL/dh_0|| / ||dL/dh_{T-2}||, T) for every recurrent (sub)layer."""
+    """(layer, sublayer, ||dL/dh_0|| / ||dL/dh_{T-2}||, T) for every recurrent (sub)layer.
+
+    Steps at the end that get exactly no gradient in any seed are not part of the path through
+    time (a bidirectional layer read at its last position: the backward direction's steps after
+    its first one feed nothing the loss reads); the ratio ends at the last step that gets some, and
+    T is counted to it. A layer with fewer than three such steps has no path to judge."""
     out = []
     for ts in result.time_series:
         steps = ts.norms.shape[1]
-        if steps < 3:
+        end = steps - 2
+        while end > 0 and not np.any(ts.norms[:, end] != 0):
+            end -= 1
+        if end < 1:
             continue
-        out.append((ts.layer, ts.sublayer, _geo_ratio(ts.norms[:, 0], ts.norms[:, steps - 2]), steps))
+        out.append((ts.layer, ts.sublayer, _geo_ratio(ts.norms[:, 0], ts.norms[:, end]), end + 2))
     return out
 
 
