@@ -261,3 +261,32 @@ def test_activations_over_the_limit_name_the_batch_that_fits() -> None:
     fits = int(err.value.detail.split("a batch of ")[1].split()[0])
     assert 1 <= fits < 64
     check_onnx(data, batch_size=fits, limits=Limits(max_activation_bytes=2000), verify=False)  # and it does
+
+
+class _PaddedEncoder(torch.nn.Module):
+    """A BERT-style classifier taking torch's key_padding_mask (True = padding) as an input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(50, 32)
+        layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=True)
+        self.enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(32, 3)
+
+    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.enc(self.emb(ids), src_key_padding_mask=pad_mask)[:, 0])
+
+
+def test_a_padding_mask_input_is_filled_with_what_masks_nothing() -> None:
+    # torch's mask is True where a token is padding: all ones masked every key, and the softmax
+    # over nothing but -inf was a NaN the model never sees in training (a nonfinite error)
+    import io
+    import warnings
+
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_PaddedEncoder().eval(), (torch.randint(0, 50, (4, 12)), torch.zeros(4, 12, dtype=torch.bool)),
+                          f, dynamo=False, opset_version=17)
+    doc = check_onnx(f.getvalue(), verify=False)
+    assert not [x for x in doc.findings if x.code == "nonfinite"], [x.summary for x in doc.findings]

@@ -1462,7 +1462,11 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         elif elem in _INT_TYPES:
             bound = _id_bound(name, nodes, static)
             dtype = torch.bool if elem == 9 and bound is None else torch.int64
-            inputs.append(InputSpec(tuple(shapes[name]), dtype, bound))
+            # a mask is filled with what masks nothing: ones (Hugging Face's attend), or zeros
+            # where a true value is what masks (torch's key_padding_mask: True = padding)
+            unmasked = (torch.zeros(tuple(shapes[name]), dtype=dtype)
+                        if bound is None and _true_masks(name, nodes, static) else None)
+            inputs.append(InputSpec(tuple(shapes[name]), dtype, bound, unmasked))
         else:
             raise ModelError(f"input {name}: element type {elem} is not a number type")
     counts: dict[str, int] = {}
@@ -1471,6 +1475,41 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     restored_ids = {id(n) for n in restored}
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
                     [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids])
+
+
+#: Ops a mask passes through unchanged in meaning.
+_MASK_KEEPS = ("Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Transpose", "Expand", "Tile")
+#: A score at or below this is masked out by the softmax after it (-inf, finfo.min, -1e4, -1e9).
+_MASKED_SCORE = -1e4
+
+
+def _true_masks(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> bool:
+    """Whether a true (non-zero) value of the integer or bool input ``name`` masks: the first
+    ``Where`` it is the condition of puts a masking score (-inf) in its true branch, after any
+    ``Not`` or ``Equal(.., 0)`` flips (torch exports ``key_padding_mask`` as ``Where(mask, -inf,
+    0)``; Hugging Face's ``Where(mask == 0, min, 0)`` is the other way round)."""
+    polarity = {name: True}
+    for n in nodes:
+        sign = next((polarity[i] for i in n.inputs if i in polarity), None)
+        if sign is None:
+            continue
+        if n.op == "Where" and n.inputs and n.inputs[0] in polarity:
+            x, y = (static.get(i) for i in n.inputs[1:3])
+            if x is not None and x.size and np.all(x <= _MASKED_SCORE):
+                return sign
+            if y is not None and y.size and np.all(y <= _MASKED_SCORE):
+                return not sign
+            continue
+        if n.op in _MASK_KEEPS:
+            flip = False
+        elif n.op == "Not" or n.op == "Equal" and any(i in static and static[i].size == 1 and float(static[i].reshape(-1)[0]) == 0
+                                     for i in n.inputs):
+            flip = True
+        else:
+            continue
+        for o in n.outputs:
+            polarity[o] = sign != flip
+    return False
 
 
 def _id_bound(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> int | None:
