@@ -290,3 +290,29 @@ def test_a_padding_mask_input_is_filled_with_what_masks_nothing() -> None:
                           f, dynamo=False, opset_version=17)
     doc = check_onnx(f.getvalue(), verify=False)
     assert not [x for x in doc.findings if x.code == "nonfinite"], [x.summary for x in doc.findings]
+
+
+class _TopTwoRouter(torch.nn.Module):
+    """A mixture of experts' router: each token's two highest-scoring experts, softmax-weighted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.router = torch.nn.Linear(8, 4)
+        self.experts = torch.nn.Linear(8, 4 * 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores, picked = torch.topk(self.router(x), 2, dim=-1)
+        outs = self.experts(x).reshape(*x.shape[:-1], 4, 8)
+        chosen = torch.gather(outs, -2, picked.unsqueeze(-1).expand(*picked.shape, 8))
+        return (torch.softmax(scores, -1).unsqueeze(-1) * chosen).sum(-2)
+
+
+def test_topk_routing_computes_what_torch_computes() -> None:
+    torch.manual_seed(0)
+    model = _TopTwoRouter()
+    x = torch.randn(6, 8)
+    imported = import_onnx(export(model, x))
+    got = imported.module.double()(x.double())
+    want = model.double()(x.double())
+    assert torch.allclose(got, want, atol=1e-12)
+    assert not [f for f in check_onnx(export(model.float(), x), verify=False).findings if f.severity == "error"]

@@ -820,6 +820,18 @@ def _arg(fn: Callable[..., torch.Tensor]) -> Callable[[Node, Ctx], Op]:
     return build
 
 
+def _topk(n: Node, c: Ctx) -> Op:
+    """TopK(x, k): the k largest (or smallest) values along ``axis`` and their indices (a mixture
+    of experts' router picks its experts so); the gradient flows to the values picked."""
+    axis, largest = int(n.attrs.get("axis", -1)), bool(n.attrs.get("largest", 1))
+    ordered = bool(n.attrs.get("sorted", 1))
+
+    def topk(x: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        values, indices = torch.topk(x, int(k.reshape(-1)[0]), dim=axis, largest=largest, sorted=ordered)
+        return values, indices
+    return Fn(topk, n_outputs=2)
+
+
 def _depth_to_space(n: Node, c: Ctx) -> Op:
     b, mode = int(n.attrs["blocksize"]), n.attrs.get("mode", "DCR")
 
@@ -923,7 +935,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Tile": lambda n, c: Fn(lambda x, repeats: x.repeat(*_ints(repeats))),
     "Range": _binary(_range),
     "Einsum": lambda n, c: Fn(lambda *xs: torch.einsum(n.attrs["equation"], *xs)),
-    "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin),
+    "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin), "TopK": _topk,
     "ScatterND": _scatter_nd, "GatherElements": _gather_elements, "CumSum": _cumsum,
 }
 
