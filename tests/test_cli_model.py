@@ -111,8 +111,11 @@ def test_an_optimizer_flag_checks_the_first_step(models, capsys):
     assert found["large_updates"]["severity"] == "error"
     assert main([*argv, "--optimizer", '{"type": "adam", "lr": 1e-5}']) == 0
     capsys.readouterr()
-    assert main([*argv, "--optimizer", '{"type": "adam", "lr": -1}']) == 2
+    assert main([*argv, "--optimizer", '{"type": "adam", "lr": -1e7}']) == 2
     assert "--optimizer: /lr" in capsys.readouterr().err
+    # a negative rate is a finding, not a malformed flag
+    assert main([*argv, "--optimizer", '{"type": "adam", "lr": -1e-3}']) == 1
+    assert "negative_learning_rate" in {f["code"] for f in json.loads(capsys.readouterr().out)["findings"]}
 
 
 def test_json_problem_for_a_refused_model(models, capsys):

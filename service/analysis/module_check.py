@@ -169,6 +169,10 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
         if result.squashed is not None:
             return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]
         return [(R.logits_loss(result.loss or "cross_entropy", where), LOGITS)]
+    if code == "negative_learning_rate" and result.optimizer is not None:
+        opt = result.optimizer
+        new_lr = abs(opt.lr) if opt.lr < 0 else 0.001
+        return [(R.positive_learning_rate(opt.lr), opt.model_copy(update={"lr": new_lr}))]
     rate = {"large_updates": lower_rate, "small_updates": raise_rate}.get(code)
     if rate is not None and result.optimizer is not None:
         found = rate(det, result.optimizer)  # no spec to patch here: its change names the rate

@@ -274,14 +274,29 @@ def _new_rate(ctx: Context, rate: Callable[[Detection, S.OptimizerSpec], tuple[R
     return [remedy]
 
 
+def positive_rate(ctx: Context) -> list[Remedy]:
+    """``positive_learning_rate``: the spec's rate made positive (its size; 0.001 for 0), as a patch
+    of ``/optimizer/lr``."""
+    opt = ctx.result.optimizer
+    if opt is None or opt.lr > 0:
+        return []
+    remedy = R.positive_learning_rate(opt.lr, _KERAS_CLASS.get(opt.type, "Adam"))
+    remedy.patch = [{"op": "replace", "path": "/optimizer/lr", "value": abs(opt.lr) if opt.lr < 0 else 0.001}]
+    return [remedy]
+
+
+_KERAS_CLASS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adadelta": "Adadelta",
+                "nadam": "Nadam"}
+
+
 def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, float] | None:
     """``lower_learning_rate`` for a ``large_updates`` detection, and the new rate (3 significant
     digits): one step of SGD, Adam, AdamW or RMSprop moves the weights by an amount proportional to
     the rate, so the factor is the target ratio over the measured one; the re-simulation measures
     it. None when the measured ratio is not above the target."""
     worst = detection.value
-    if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst):
-        return None
+    if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst) or not opt.lr > 0:
+        return None  # (a rate at or below 0 is negative_learning_rate's to fix)
     return _rate_to(R.UPDATE_RATIO_TARGET, worst, "worst", opt, R.lower_learning_rate)
 
 
@@ -297,7 +312,7 @@ def raise_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     digits): the update is proportional to the rate (:func:`lower_rate`), so the factor is the
     target ratio over the fastest layer's. None when the measured ratio is not below the target."""
     best = detection.value
-    if not 0 < best < R.UPDATE_RATIO_FLOOR_TARGET:
+    if not 0 < best < R.UPDATE_RATIO_FLOOR_TARGET or not opt.lr > 0:
         return None
     return _rate_to(R.UPDATE_RATIO_FLOOR_TARGET, best, "fastest", opt, R.raise_learning_rate)
 

@@ -34,6 +34,7 @@ from gradhealth.analysis.remedies import (
     logits_loss,
     normalisation,
     orthogonal,
+    positive_rate,
     pre_layer_norm,
     relu_family,
     residual,
@@ -694,6 +695,35 @@ class SmallUpdates(ArchitectureRule):
                          [fastest])
 
 
+class NegativeLearningRate(ArchitectureRule):
+    """The optimizer's rate is at or below 0 (UMLAUT's planted ``Adam(learning_rate=-1e3)``): the
+    gradients are the same either way, only the step goes up them, or nowhere."""
+
+    code = "negative_learning_rate"
+    remedies = (positive_rate,)
+
+    def measure(self, result: SimulationResult) -> float:
+        return result.optimizer.lr if result.optimizer is not None else math.nan
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return "error" if value <= 0 else None
+
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
+        assert result.optimizer is not None
+        what = ("climbs the loss: every step goes up the gradient" if value < 0 else
+                "does not train: no step moves the weights")
+        return Detection(
+            self.code, severity, "learning_rate", value,
+            f"the {result.optimizer.type} optimizer's learning rate is {value:g}: it {what}",
+            "Gradient descent moves the weights against the gradient by the rate; a negative rate moves them "
+            "along it, so the loss rises from the first step (it can look like an explosion), and zero moves "
+            "nothing. The gradients simulated here are the same either way: only the step's direction is wrong.",
+            {"metric": "learning_rate", "value": value, "threshold": 0.0, "optimizer": result.optimizer.type},
+            [])
+
+
 def _output_layer(result: SimulationResult) -> UnitStats:
     """The last weighted layer (not a readout of a second output): the network's output layer."""
     weighted = [u for u in result.units if u.has_weights and not u.readout]
@@ -794,6 +824,7 @@ for _part in (
     PostLnDepthRisk(),
     LargeUpdates(),
     SmallUpdates(),
+    NegativeLearningRate(),
     OutputLossMismatch(),
 ):
     implement_architecture(_part.code, _part)

@@ -267,7 +267,8 @@ def first_step_norm(spec: S.OptimizerSpec, w: torch.Tensor, g: torch.Tensor) -> 
 
     SGD: lr d, with d = g + wd w, times 1 + momentum with Nesterov (the buffer starts at d).
     Adam: the bias-corrected moments are d and d^2, so lr d / (|d| + eps): about lr per weight,
-    whatever the gradient's size. AdamW: the same on g, plus the decoupled lr wd w. RMSprop: the
+    whatever the gradient's size (the rate's size: a negative one steps the other way, by as much).
+    AdamW: the same on g, plus the decoupled lr wd w. RMSprop: the
     square average starts at (1 - alpha) d^2, so lr d / (sqrt(1 - alpha) |d| + eps); momentum's
     buffer starts at that step itself. Adadelta and NAdam: see :func:`adadelta_rho`, :func:`nadam_factor`. Each parameter's step depends on its own gradient only, so
     a layer's is found without stepping the rest of the network; at most two temporaries of
@@ -276,13 +277,13 @@ def first_step_norm(spec: S.OptimizerSpec, w: torch.Tensor, g: torch.Tensor) -> 
     d = g.add(w, alpha=wd) if wd and spec.type != "adamw" else g
     if spec.type == "sgd":
         nesterov = 1 + spec.momentum if spec.nesterov and spec.momentum > 0 else 1
-        return spec.lr * nesterov * float(torch.linalg.vector_norm(d))
+        return abs(spec.lr) * nesterov * float(torch.linalg.vector_norm(d))
     if spec.type == "adadelta":
         # the square average starts at (1 - rho) d^2 and the update average at 0: the step is
         # lr sqrt(eps) d / sqrt((1 - rho) d^2 + eps), about lr sqrt(eps / (1 - rho)) per weight
         eps = spec.eps if spec.eps is not None else 1e-6  # torch's default (Keras': 1e-7)
         t = d.square().mul_(1 - adadelta_rho(spec)).add_(eps).rsqrt_().mul_(d)
-        return spec.lr * eps ** 0.5 * float(torch.linalg.vector_norm(t))
+        return abs(spec.lr) * eps ** 0.5 * float(torch.linalg.vector_norm(t))
     eps = spec.eps if spec.eps is not None else 1e-8  # torch's default for Adam, AdamW, RMSprop, NAdam
     t = d.abs()
     if spec.type == "rmsprop":
@@ -290,7 +291,7 @@ def first_step_norm(spec: S.OptimizerSpec, w: torch.Tensor, g: torch.Tensor) -> 
     torch.div(d, t.add_(eps), out=t)
     if spec.type == "adamw" and wd:
         t.add_(w, alpha=wd)
-    return spec.lr * (nadam_factor() if spec.type == "nadam" else 1.0) * float(torch.linalg.vector_norm(t))
+    return abs(spec.lr) * (nadam_factor() if spec.type == "nadam" else 1.0) * float(torch.linalg.vector_norm(t))
 
 
 def adadelta_rho(spec: S.OptimizerSpec) -> float:

@@ -495,7 +495,8 @@ class OptimizerSpec(_Strict):
     type: Literal["sgd", "adam", "adamw", "rmsprop", "adadelta", "nadam"] = Field(
         description="torch.optim's SGD, Adam, AdamW, RMSprop, Adadelta or NAdam (Keras' have the same "
                     "first step)")
-    lr: Float = Field(gt=0, le=MAX_LR, description="the learning rate (at most 1e6)")
+    lr: Float = Field(ge=-MAX_LR, le=MAX_LR, description="the learning rate (at most 1e6 in size); one at or "
+                                                           "below 0 is the finding negative_learning_rate")
     momentum: Float = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop (else ignored)")
     nesterov: bool = Field(default=False, description="sgd with momentum > 0: Nesterov momentum (else ignored)")
     weight_decay: Float = Field(default=0.0, ge=0, le=MAX_SCALE,

@@ -100,6 +100,10 @@ FINDINGS: dict[str, Entry] = {
         "Loss plateau",
         "The training loss stopped improving: late in a run this is convergence or a decayed learning rate; "
         "early it means the model is not learning."),
+    "negative_learning_rate": Entry(
+        "Negative or zero learning rate",
+        "The optimizer's learning rate is negative or zero: a negative rate steps up the gradient (gradient "
+        "ascent), so the loss rises from the first step; a zero rate does not train at all."),
     "loss_oscillation": Entry(
         "Loss oscillation",
         "The training loss swings widely around its trend from step to step instead of settling."),
@@ -154,6 +158,10 @@ REMEDIES: dict[str, Entry] = {
     "lower_learning_rate": Entry("Lower learning rate / warm-up",
                                  "Smaller (or gradually increased) steps keep large gradients from throwing "
                                  "the weights into a region they cannot return from."),
+    "positive_learning_rate": Entry("A positive learning rate",
+                                    "Gradient descent steps against the gradient: the rate must be above 0 "
+                                    "(its magnitude is then the update size, which large_updates and "
+                                    "small_updates judge)."),
     "raise_learning_rate": Entry("Raise the learning rate",
                                  "A loss that has not moved since the start can mean steps too small to "
                                  "make progress; a larger learning rate is the cheapest thing to try "

@@ -91,6 +91,10 @@ SNIPPETS: dict[str, str] = {
     ),
     "lower_learning_rate": _KEEP_OPTIMIZER + '    group["lr"] = group["lr"] * {factor}{warmup}',
     "raise_learning_rate": _KEEP_OPTIMIZER + '    group["lr"] = group["lr"] * {factor}',
+    "positive_learning_rate": (
+        _KEEP_OPTIMIZER + '    group["lr"] = {rate}\n'
+        "# Keras: model.compile(optimizer=keras.optimizers.{optimizer}(learning_rate={rate}), ...)"
+    ),
     "logits_loss": (
         "loss = nn.CrossEntropyLoss()(model(x), y)  # raw outputs in: no softmax before it\n"
         "# Keras: model.compile(loss=keras.losses.{keras_loss}(from_logits=True), ...)"
@@ -313,6 +317,14 @@ def lower_learning_rate(
     return _scale_lr(
         "lower_learning_rate", "lower", factor, warmup_steps, learning_rate, at_step, why
     )
+
+
+def positive_learning_rate(rate: float, optimizer: str = "Adam") -> Remedy:
+    """Replace a negative or zero learning rate ``rate`` with a positive one: its magnitude when it
+    has one, else Keras' default 0.001."""
+    new = abs(rate) if rate < 0 else 0.001
+    return make_remedy("positive_learning_rate", f"set the learning rate to {new:g} instead of {rate:g}: "
+                       "descent needs a positive rate", rate=f"{new:g}", optimizer=optimizer)
 
 
 def raise_learning_rate(

@@ -172,6 +172,7 @@ for _rule in (
     FindingRule("saturation"),
     FindingRule("dead_units"),
     FindingRule("post_ln_depth_risk"),
+    FindingRule("negative_learning_rate"),
     FindingRule("large_updates"),
     FindingRule("small_updates"),
     FindingRule("output_loss_mismatch"),

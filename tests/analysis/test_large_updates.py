@@ -126,7 +126,8 @@ def test_severity_follows_the_thresholds(opt: dict[str, Any] | None, severity: s
 
 
 def test_an_invalid_optimizer_is_a_spec_error_at_its_pointer() -> None:
-    for bad, pointer in (({"type": "adam", "lr": 0}, "/optimizer/lr"),
+    for bad, pointer in (({"type": "adam", "lr": 1e7}, "/optimizer/lr"),  # (0 or below: a finding)
+                         ({"type": "adam", "lr": "fast"}, "/optimizer/lr"),
                          ({"type": "lion", "lr": 1e-3}, "/optimizer/type"),
                          ({"lr": 1e-3}, "/optimizer/type")):
         with pytest.raises(SpecError, match=pointer):
@@ -262,7 +263,7 @@ def test_a_keras_file_with_stored_weights_checks_its_compiled_optimizer() -> Non
 
 
 @pytest.mark.parametrize("text,says", [
-    ('{"type": "adam", "lr": -1}', "/lr: Input should be greater than 0"),
+    ('{"type": "adam", "lr": -1e7}', "/lr: Input should be greater than or equal to -1000000"),
     ('{"type": "adam"}', "/lr: Field required"),
     ('{"type": "lion", "lr": 0.1}', "/type"),
     ('{"type": "sgd", "lr": 0.1, "bogus": 1}', "/bogus: unknown field"),
@@ -380,3 +381,33 @@ def test_deepcrimes_learning_rate_mutant_of_adadelta_takes_steps_too_large() -> 
         return check_keras(io.BytesIO(data.encode()).getvalue(), verify=False)
     assert [f.severity for f in check(1000.0).findings if f.code == "large_updates"] == ["error"]
     assert not [f for f in check(1.0).findings if f.code in ("large_updates", "small_updates")]
+
+
+@pytest.mark.parametrize("rate", [-1000.0, -0.001, 0.0])
+def test_a_keras_file_compiled_with_a_rate_at_or_below_zero_is_an_error(rate: float) -> None:
+    # UMLAUT's planted bug: Adam(learning_rate=-1e3) steps up the gradient; before, the rate was
+    # dropped as "no optimizer" and the model read healthy
+    cfg = _seq(_dense("d1", 32, "relu"), _dense("out", 10, "softmax"), shape=[16])
+    opt = {"class_name": "Adam", "config": {"learning_rate": rate}}
+    data = json.dumps({**cfg, "compile_config": {"loss": "categorical_crossentropy", "optimizer": opt}}).encode()
+    doc = check_keras(data, verify=False)
+    [f] = [f for f in doc.findings if f.code == "negative_learning_rate"]
+    assert f.severity == "error" and doc.status == "unhealthy" and f.evidence.value == rate
+    assert doc.summary.startswith("unhealthy: negative_learning_rate") and f.remedies[0].id == "positive_learning_rate"
+    assert f"{abs(rate) if rate < 0 else 0.001:g}" in f.remedies[0].change
+    # an optimizer given to the check replaces the file's
+    assert not [f for f in check_keras(data, verify=False, optimizer={"type": "adam", "lr": 1e-3}).findings
+                if f.code == "negative_learning_rate"]
+
+
+def test_a_spec_with_a_negative_rate_gets_the_finding_and_a_verified_patch() -> None:
+    doc = check_architecture(_spec({"type": "sgd", "lr": -0.01}))
+    [f] = [f for f in doc.findings if f.code == "negative_learning_rate"]
+    [r] = f.remedies
+    assert r.patch == [{"op": "replace", "path": "/optimizer/lr", "value": 0.01}]
+    assert r.verified is not None and r.verified.fixed and r.verified.after == 0.01
+    # the step's size is the rate's: the same ratios as at +0.01
+    plus = check_architecture(_spec({"type": "sgd", "lr": 0.01}))
+    assert not [f for f in plus.findings if f.code == "negative_learning_rate"]
+    with pytest.raises(SpecError):
+        parse_spec(_spec({"type": "sgd", "lr": -1e7}))  # still bounded in size

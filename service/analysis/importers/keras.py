@@ -247,10 +247,9 @@ def read_keras_training(data: bytes) -> KerasTraining:
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
     loss = training.get("loss") if isinstance(training, dict) else None
-    optimizer = keras_optimizer(training.get("optimizer_config") or training.get("optimizer")
-                                if isinstance(training, dict) else None)
+    compiled = training.get("optimizer_config") or training.get("optimizer") if isinstance(training, dict) else None
     spec_loss = keras_loss(loss)
-    return KerasTraining(config, spec_loss, optimizer, _loss_name(loss) if spec_loss is None else None)
+    return KerasTraining(config, spec_loss, keras_optimizer(compiled), _loss_name(loss) if spec_loss is None else None)
 
 
 def _loss_name(loss: Any) -> str | None:
@@ -287,8 +286,9 @@ def keras_optimizer(value: Any) -> dict[str, Any] | None:
     if isinstance(rate, dict):  # a LearningRateSchedule
         rate = (rate.get("config") or {}).get("initial_learning_rate")
     lr, rho = _real(rate), _real(cfg.get("rho", _KERAS_RHO.get(kind, 0.9)))
-    if lr is None or not lr > 0 or (kind in _KERAS_RHO and rho is None):
+    if lr is None or (kind in _KERAS_RHO and rho is None):
         return None  # a rate (or a rho) that is not a number: nothing to measure
+    # (a rate at or below 0 is kept: negative_learning_rate is the finding)
     out: dict[str, Any] = {"type": kind, "lr": lr}
     decay, momentum, eps = _real(cfg.get("weight_decay")), _real(cfg.get("momentum")), _real(cfg.get("epsilon", 1e-7))
     if decay is not None and decay > 0:
@@ -1278,8 +1278,9 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         config, file_loss = source, None
     else:
         data = Path(source).read_bytes() if isinstance(source, str | Path) else source
-        config, file_loss, compiled, unsimulated = read_keras_training(data)
-        unsimulated = None if loss else unsimulated  # a loss given replaces the file's
+        training = read_keras_training(data)
+        config, file_loss, compiled = training.config, training.loss, training.optimizer
+        unsimulated = None if loss else training.unsimulated_loss  # a loss given replaces the file's
         optimizer = optimizer or compiled
         stored = read_keras_weights(data, config)
     ignored = weights == "reinitialise" and stored is not None
@@ -1328,8 +1329,8 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
             doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         doc.summary += shrunk
         return _loss_note(doc, unsimulated)
-    return _loss_note(_check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
-                                    progress=progress), unsimulated)
+    doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings, progress=progress)
+    return _loss_note(doc, unsimulated)
 
 
 def _loss_note(doc: Any, unsimulated: str | None) -> Any:

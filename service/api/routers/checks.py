@@ -500,8 +500,9 @@ async def submit_model(
         def validate() -> str:
             data = upload.path.read_bytes()
             if sniff_keras(data[:4096]) is not None:  # a Keras config, .keras zip or .h5, by content
-                config, file_loss, compiled, _ = read_keras_training(data)
-                config = with_input_shapes(config, options["input_shapes"])
+                training = read_keras_training(data)
+                file_loss, compiled = training.loss, training.optimizer
+                config = with_input_shapes(training.config, options["input_shapes"])
                 # The stored weights only where the translation reads them (a PReLU's alpha), as the
                 # job will: a trained per-unit alpha is refused here, a uniform one accepted.
                 stored = (read_keras_weights(data, config)
