@@ -29,6 +29,7 @@ ARCHITECTURE_CODES: tuple[str, ...] = (
     "saturation",
     "dead_units",
     "post_ln_depth_risk",
+    "negative_learning_rate",
     "large_updates",
     "small_updates",
     "output_loss_mismatch",
