@@ -107,9 +107,17 @@ class KerasReader:
 
 
 def _unwrap(obj: Any) -> Any:
-    """The history object itself: ``obj["history"]`` when that is the object's one dict of lists."""
-    if isinstance(obj, dict) and isinstance(obj.get("history"), dict):
+    """The history object itself: ``obj["history"]`` when that is a dict, or the one dict of lists
+    with a loss among the object's values when it has no loss list of its own (a report that
+    keeps ``"training_history": {"loss": [...]}`` beside its model and dataset info)."""
+    if not isinstance(obj, dict):
+        return obj
+    if isinstance(obj.get("history"), dict):
         return obj["history"]
+    if _loss_key(obj) is None:
+        inner = [v for v in obj.values() if isinstance(v, dict) and _loss_key(v) is not None]
+        if len(inner) == 1:
+            return inner[0]
     return obj
 
 

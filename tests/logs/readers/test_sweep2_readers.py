@@ -110,9 +110,12 @@ HISTORY = {"loss": [1.2, 0.9, float("nan"), 0.6], "val_loss": [1.3, 1.1, 1.0, 1.
            "accuracy": [0.5, 0.6, 0.65, 0.7], "learning_rate": [0.01, 0.01, 0.005, 0.005]}
 
 
-@pytest.mark.parametrize("wrap", [False, True])
+@pytest.mark.parametrize("wrap", [False, True, "report"])
 def test_keras_history_json(tmp_path, wrap):
-    obj = {"history": HISTORY} if wrap else HISTORY
+    # "report": a custom training report that keeps the history beside model and dataset info
+    obj = ({"model_info": {"architecture": "ResNet101", "input_shape": [227, 227, 3], "num_classes": 2},
+            "training_config": {"batch_size": 64, "learning_rate": 0.0001},
+            "training_history": HISTORY} if wrap == "report" else {"history": HISTORY} if wrap else HISTORY)
     path = write(tmp_path, "training_history.json", json.dumps(obj))   # json.dump writes NaN bare
     assert _reader(path) == "keras"
     log = read_log(path)
