@@ -954,6 +954,24 @@ def loss_of(kind: str, out: torch.Tensor, seed: int, *, from_logits: bool = True
     return loss_value(kind, out, target, from_logits=from_logits, squashed=squashed)
 
 
+@dataclass(frozen=True)
+class Recurrence:
+    """A recurrence an exporter unrolled into one op per step (the dynamo exporter writes
+    ``nn.RNN`` so: h_t = tanh(x_t W_ih + h_{t-1} W_hh + b), with W_hh applied by a MatMul per
+    step): measured as a recurrent layer is, through time, and not as depth."""
+
+    #: the unit its dL/dh_t series is named after (the module's input projection, where it has one)
+    layer: str
+    sublayer: int
+    #: the units whose outputs are h_0 .. h_{T-1}, in the order they run
+    steps: tuple[str, ...]
+    #: the units that apply the recurrent weight, one per step after the first
+    links: tuple[str, ...]
+    #: the units besides ``steps`` that are part of ``layer``'s steps, not depth (the links, a
+    #: step's own input projection)
+    nested: tuple[str, ...] = ()
+
+
 @dataclass
 class GraphRun:
     """How to simulate one network: it, its inputs and what every seed does to it."""
@@ -986,6 +1004,8 @@ class GraphRun:
     #: the output's softmax/sigmoid, folded out of the network, that a loss on logits applies to
     #: it a second time (Keras' ``from_logits=True`` on a softmax output); None: once only
     squashed: str | None = None
+    #: recurrences unrolled step by step in the graph (:class:`Recurrence`)
+    recurrences: tuple[Recurrence, ...] = ()
 
 
 def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | None = None) -> Any:
@@ -1074,6 +1094,11 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             for sub, hs in rec.module.steps.items():
                 for h in hs:
                     readout.add_step((rec.name, sub), h.grad)
+    by_name = {rec.name: rec for rec in records}
+    for r in run.recurrences:
+        if all(n in by_name for n in r.steps):  # a step folded into another unit: not read as time
+            for n in r.steps:
+                readout.add_step((r.layer, r.sublayer), by_name[n].out.grad)
     figures = readout.read(loss, silent)
     figures.layer_scales = layer_scale_names(net, tracer)
     if run.optimizer is not None:
@@ -1105,6 +1130,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     if progress:
         progress(1.0, "simulation done")
     stats: list[UnitStats] = []
+    timed = {r.layer for r in run.recurrences if (r.layer, r.sublayer) in seeds[0].steps}
+    nested = {n for r in run.recurrences if r.layer in timed for n in (*r.steps, *r.nested)} - timed
     for rec in records:
         if rec.name not in seeds[0].units:
             continue
@@ -1112,7 +1139,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
         values = {m: np.array([s.units.get(rec.name, {}).get(m, math.nan) for s in seeds],
                               dtype=np.float64) for m in metrics}
         _, fan_in, fan_out = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
-        stats.append(UnitStats(rec.name, rec.pointer, rec.role.type, rec.activation, 0,
+        stats.append(UnitStats(rec.name, rec.pointer, "rnn" if rec.name in timed else rec.role.type,
+                               rec.activation, int(rec.name in nested),
                                rec.role.kind == "weight", fan_in, fan_out, values,
                                normalised=rec.normalised, readout=rec.name in run.readouts))
     series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))

@@ -129,6 +129,10 @@ def _orthogonal_edit(net: nn.Module, seed: int) -> None:
                 if name.startswith("weight_hh"):
                     for block in p.data.chunk(gates, 0):
                         nn.init.orthogonal_(block)
+    for m in net.modules():  # a recurrence an imported graph unrolled (OnnxModule)
+        fn = getattr(type(m), "orthogonal_recurrences", None)
+        if callable(fn):
+            fn(m)
 
 
 def _chrono_edit(steps: int) -> Edit:
@@ -495,7 +499,8 @@ def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weig
         return net.module_names()
 
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
-                   reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer))
+                   reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer),
+                   recurrences=imported.recurrences)
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,

@@ -17,6 +17,7 @@ declared shapes, before any tensor is allocated.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradhealth.analysis.cells import mark
-from gradhealth.analysis.graph import InputSpec, Role, run_recurrent
+from gradhealth.analysis.graph import InputSpec, Recurrence, Role, run_recurrent
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx_static import read_header
 from gradhealth.analysis.plan import Limits
@@ -953,6 +954,9 @@ class OnnxModule(nn.Module):
         self.ops = nn.ModuleList(ops)
         self.wiring = wiring
         self.unit_names = unit_names  # (name, pointer) per op
+        #: per unrolled recurrence, the indices of the ops that apply its recurrent weight, and of
+        #: its input projections
+        self.recurrent_links: list[tuple[list[int], list[int]]] = []
         self.const_keys: dict[str, str] = {}
         for i, (name, value) in enumerate(consts.items()):
             key = f"c{i}"
@@ -993,6 +997,35 @@ class OnnxModule(nn.Module):
         for op in self.ops:
             if isinstance(op, Op):
                 op.reinitialise()
+        # an unrolled recurrence is one module (nn.RNN): every weight of it at U(+-1/sqrt(hidden)),
+        # the steps sharing one recurrent weight as the module did
+        for links, projections in self.recurrent_links:
+            first = self._linear(links[0])
+            bound = 1.0 / math.sqrt(first.weight.shape[0])
+            for i in (links[0], *projections):
+                _uniform_([self._linear(i).weight, self._linear(i).bias], bound)
+            self._share(links, first.weight)
+            with torch.no_grad():
+                for i in links[1:]:
+                    bias = self._linear(i).bias
+                    if bias is not None and first.bias is not None:
+                        bias.copy_(first.bias)
+
+    def orthogonal_recurrences(self) -> None:
+        """One orthogonal matrix for every step's copy of each unrolled recurrent weight (the
+        remedy ``orthogonal_init``)."""
+        for links, _ in self.recurrent_links:
+            self._share(links, nn.init.orthogonal_(torch.empty_like(self._linear(links[0]).weight)))
+
+    def _share(self, links: list[int], value: torch.Tensor) -> None:
+        with torch.no_grad():
+            for i in links:
+                self._linear(i).weight.copy_(value)
+
+    def _linear(self, i: int) -> Linear:
+        op = self.ops[i]
+        assert isinstance(op, Linear)
+        return op
 
 
 @dataclass
@@ -1007,6 +1040,8 @@ class Imported:
     op_counts: dict[str, int]
     #: layers whose BatchNorm the exporter had folded into them, restored (:func:`_restore_norms`)
     restored_norms: list[str] = field(default_factory=list)
+    #: recurrences the exporter unrolled step by step (:func:`_recurrences`)
+    recurrences: tuple[Recurrence, ...] = ()
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -1467,6 +1502,15 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     consts = {k: v for k, v in static.items() if k in init_names and (k not in ctx.weights or k in read)}
     module = OnnxModule([n for n, _ in specs], [o.name for o in graph.output], ops,
                         [(n.inputs, n.outputs) for n in nodes], consts, names)
+    recurrences = _recurrences(nodes, ops, names)
+    index = {n: i for i, (n, _) in enumerate(names)}
+    # the input projections that are the recurrent module's own (one module path with its
+    # links: nn.RNN's weight_ih); a projection of a module of its own keeps its own init
+    module.recurrent_links = [
+        ([index[n] for n in r.links],
+         [index[n] for n in dict.fromkeys((r.layer, *r.nested)) if n not in r.links
+          and isinstance(ops[index[n]], Linear) and _base(n) == _base(r.links[0])])
+        for r in recurrences]
     inputs: list[InputSpec] = []
     for name, elem in specs:
         if elem in _FLOAT_TYPES:
@@ -1486,7 +1530,96 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
     restored_ids = {id(n) for n in restored}
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
-                    [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids])
+                    [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids],
+                    tuple(recurrences))
+
+
+def _base(name: str) -> str:
+    """A unit's name without the ``#k`` that tells the k-th op of one module from the others."""
+    return re.sub(r"#\d+$", "", name)
+
+
+#: The most parameter-free sums between a recurrent product and the next step's activation
+#: (``h W_hh`` + b_hh + ``x_t W_ih``, the bias apart or not).
+_STEP_SUMS = 3
+#: Fewer steps than this are not read as a recurrence (two applications of one weight may be
+#: weight tying of any kind).
+_MIN_STEPS = 3
+
+
+def _recurrences(nodes: list[Node], ops: list[Op], names: list[tuple[str, str]]) -> list[Recurrence]:
+    """Recurrences the exporter unrolled, one op per time step (torch's dynamo exporter writes
+    ``nn.RNN`` so): chains of one activation feeding a linear op whose output, through sums only,
+    makes the next step's activation of the same kind, every link applying the same square weight
+    (one tensor, or copies of equal values). Such a chain is a network deep in time with shared
+    weights: its dL/dh_t is read step by step, as an ``RNN`` node's is, and its steps are not
+    counted as depth (the depth ratio compared the input projection with the last step and never
+    saw the 1e-50 between them)."""
+    producer = {o: k for k, n in enumerate(nodes) for o in n.outputs}
+    acts = {k for k, op in enumerate(ops) if op.role.kind == "act"}
+
+    def key(op: Op) -> tuple[Any, ...] | None:
+        w = getattr(op, "weight", None)
+        if not isinstance(op, Linear) or not isinstance(w, torch.Tensor) or w.shape[0] != w.shape[1]:
+            return None
+        data = w.detach().cpu().contiguous().numpy()
+        return (data.shape, hashlib.sha1(data.tobytes()).hexdigest())
+
+    links: dict[int, tuple[int, int, tuple[Any, ...]]] = {}  # step act -> (previous act, link op, key)
+    summed: dict[int, list[int]] = {}  # step act -> the linear ops its sums add up (x_t W_ih too)
+    for b in sorted(acts):
+        frontier, found = [nodes[b].inputs[0]], []
+        for _ in range(_STEP_SUMS):
+            nxt = []
+            for t in frontier:
+                k = producer.get(t)
+                if k is None:
+                    continue
+                if nodes[k].op in ("Add", "Sub"):
+                    nxt += nodes[k].inputs
+                elif isinstance(ops[k], Linear):
+                    found.append(k)
+            frontier = nxt
+        summed[b] = found
+        for k in found:
+            a = producer.get(nodes[k].inputs[0])
+            w = key(ops[k]) if a is not None and a in acts and nodes[a].op == nodes[b].op else None
+            if a is not None and w is not None:
+                links[b] = (a, k, w)
+                break
+    following: dict[int, list[int]] = {}
+    for b, (a, _, _) in links.items():
+        following.setdefault(a, []).append(b)
+    out: list[Recurrence] = []
+    subs: dict[str, int] = {}
+    used: set[int] = set()
+    for start in sorted(following):
+        if start in links or start in used:
+            continue  # not a chain's first step
+        steps, link_ops, weight = [start], [], None
+        while len(following.get(steps[-1], ())) == 1:
+            b = following[steps[-1]][0]
+            _, k, w = links[b]
+            if weight is not None and w != weight or b in used:
+                break
+            weight = w
+            steps.append(b)
+            link_ops.append(k)
+        if len(steps) < _MIN_STEPS:
+            continue
+        used.update(steps)
+        first = names[link_ops[0]][0]
+        base = _base(first)
+        # a step's own input projection (x_t W_ih, where the exporter did not hoist it out of
+        # the loop) is part of the step too
+        inputs = [k for b in steps for k in summed.get(b, ()) if k not in link_ops]
+        members = {names[k][0] for k in (*steps, *link_ops, *inputs)}
+        layer = base if base in {n for n, _ in names} and base not in members else first
+        nested = [names[k][0] for k in (*link_ops, *inputs)]  # the layer's own unit stays depth
+        out.append(Recurrence(layer, subs.get(layer, 0), tuple(names[k][0] for k in steps),
+                              tuple(names[k][0] for k in link_ops), tuple(nested)))
+        subs[layer] = subs.get(layer, 0) + 1
+    return out
 
 
 #: Ops a mask passes through unchanged in meaning.
