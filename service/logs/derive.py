@@ -1,4 +1,5 @@
-"""Series a log implies but does not write: :func:`add_component_losses`, :func:`add_loss_from_perplexity`.
+"""Series a log implies but does not write: :func:`add_component_losses`, :func:`add_loss_from_perplexity`,
+:func:`add_named_loss`.
 
 Some trainers log only the parts of their loss. Ultralytics YOLO writes ``train/box_loss``,
 ``train/cls_loss``, ``train/dfl_loss`` (v5: ``box``, ``obj``, ``cls``) and the same under ``val/``,
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify
+from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, gan_part
 
 #: ``<prefix><split><sep><part>_loss`` and ``<prefix><split><sep>loss_<part>``; the prefix is a
 #: folder (``run1/``) a folder read put before every name.
@@ -184,4 +185,39 @@ def add_loss_from_perplexity(run: RunLog) -> RunLog:
         run.warnings.append(LogWarning(
             "derived_loss", f"{run.source}: no {what} loss is logged; the check reads {name}, the cross-entropy "
             f"its perplexity stands for"))
+    return run
+
+
+#: Words that make a series named with "loss" something else than a loss to minimise: a scaler's
+#: scale, a loss's weight or coefficient, a best-so-far, a policy-gradient or entropy term (its
+#: sign and trend are not a loss's), an evaluation split.
+_NOT_A_LOSS = frozenset({"scale", "scaler", "weight", "weights", "coef", "coeff", "lambda", "ratio", "lr",
+                         "min", "max", "best", "std", "var", "actor", "policy", "pg", "entropy", "ent",
+                         "val", "valid", "validation", "eval", "test", "dev"})
+
+
+def named_loss(name: str) -> bool:
+    """Whether ``name`` is a training loss by its words though not by a name ``classify`` knows:
+    ``mse_loss``, ``ctc_loss``, ``recon_loss``, ``MSE Loss``, ``episode/MSE Loss``, ``loss_net``.
+    The word must be in the name's last part: ``Loss/pi``, ``loss/discrim`` and StyleGAN's
+    ``Loss/scores/fake`` are series a tool files under a "loss" heading, not a loss."""
+    last = name.strip().rsplit("/", 1)[-1]
+    words = {w.lower() for w in re.split(r"[_.\s-]+|(?<=[a-z])(?=[A-Z])", last) if w}
+    return "loss" in words and not words & _NOT_A_LOSS and gan_part(name) is None
+
+
+def add_named_loss(run: RunLog) -> RunLog:
+    """Where ``run`` still has no training loss and exactly one series is named as a loss in words
+    (:func:`named_loss`), read that series as the training loss. Several such series are left as
+    they are: an actor's and a critic's, or two adversaries', do not add up to one loss."""
+    if any(s.role == "loss" for s in run.series):
+        return run
+    # a split's component (``train/box_loss``) is a part of a loss: add_component_losses' business
+    found = [s for s in run.series if s.role == "metric" and named_loss(s.name) and _component(s) is None]
+    if len(found) != 1:
+        return run
+    found[0].role = "loss"
+    run.warnings.append(LogWarning(
+        "derived_loss", f"{run.source}: no series has a training loss's usual name; the check reads "
+        f"{found[0].name.strip()} as the training loss"))
     return run

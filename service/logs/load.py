@@ -43,9 +43,10 @@ def read_log(path: Path, *, format: str | None = None,  # noqa: A002
     """Read a log file, a run folder or an archive of one into a :class:`RunLog` (default limits:
     :class:`ReadLimits`' own, whose file limit is the service's upload limit). A run that logs only
     component losses gets their sum as its loss (:func:`gradhealth.logs.derive.add_component_losses`),
-    one that logs a perplexity and no loss gets its log (:func:`.derive.add_loss_from_perplexity`)."""
+    one that logs a perplexity and no loss gets its log (:func:`.derive.add_loss_from_perplexity`),
+    and one whose loss has a name of its own (``mse_loss``) reads that (:func:`.derive.add_named_loss`)."""
     run = _read_any(Path(path), format, limits or ReadLimits())
-    return derive.add_loss_from_perplexity(derive.add_component_losses(run))
+    return derive.add_named_loss(derive.add_loss_from_perplexity(derive.add_component_losses(run)))
 
 
 def _read_any(path: Path, format: str | None, limits: ReadLimits) -> RunLog:  # noqa: A002

@@ -159,3 +159,33 @@ def test_a_folder_of_two_runs_gets_one_sum_per_run(tmp_path: Path) -> None:
     log = read_log(tmp_path / "runs")
     assert sorted(s.name for s in log.by_role("loss")) == [
         "a/train/loss (sum of box_loss, cls_loss)", "b/train/loss (sum of box_loss, cls_loss)"]
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "ctc_loss", "MSE Loss", "episode/MSE Loss", "loss_net", "reconLoss"])
+def test_a_loss_named_in_words_is_the_training_loss(tmp_path: Path, name: str) -> None:
+    # one series with "loss" in its last part and no name classify knows: the loss to judge; a
+    # run that blows up under that name is a divergence, not "no training loss"
+    text = f"step,{name},accuracy\n" + "".join(
+        f"{i},{2.0 / (i + 1) if i < 40 else 0.05 * 3 ** (i - 40)},0.5\n" for i in range(60))
+    log = read_log(write(tmp_path, "history.csv", text))
+    assert [s.name for s in log.by_role("loss")] == [name]
+    assert any(w.code == "derived_loss" and name in w.message for w in log.warnings)
+    codes = {f.code for f in diagnose(log).findings}
+    assert "loss_divergence" in codes and "insufficient_data" not in codes
+
+
+@pytest.mark.parametrize("names", [
+    ("Loss/pi", "Loss/v"),              # a heading, not a name: an RL run's policy and value terms
+    ("loss/discrim",),                  # an adversarial part under a heading
+    ("loss_scale",),                    # fp16's scaler
+    ("actor_loss",), ("policy_loss",),  # not minimised towards zero
+    ("value_loss", "q_loss"),           # several: which is the loss is not for the check to guess
+    ("val_mse_loss",),                  # a split other than training
+])
+def test_series_under_a_loss_heading_or_several_losses_are_not_read_as_the_loss(
+        tmp_path: Path, names: tuple[str, ...]) -> None:
+    text = "step," + ",".join(names) + "\n" + "".join(
+        f"{i}," + ",".join(str(1.0 / (i + 1)) for _ in names) + "\n" for i in range(30))
+    log = read_log(write(tmp_path, "history.csv", text))
+    assert not log.by_role("loss")
+    assert not [w for w in log.warnings if w.code == "derived_loss"]
