@@ -229,10 +229,30 @@ def csv_header(head: bytes) -> list[str] | None:
     if len(row) < 2 or lines[0].lstrip().startswith(("{", "[")):
         return None
     # a console line with a comma ("2018-10-11 09:16:22,448 INFO - ...") is not a header: a
-    # header names its columns, and names do not start with digits
-    if sum(c.strip()[:1].isdigit() for c in row) * 2 > len(row):
+    # header names its columns, and names seldom start with digits. Some do ("8-dim", one column
+    # per model size): a first row that is not all numbers over rows that are, cell for cell, heads them.
+    if sum(c.strip()[:1].isdigit() for c in row) * 2 > len(row) and not _heads_numbers(row, lines[1:], delimiter(head)):
         return None
     return [c.strip() for c in row]
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        parse_number(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _heads_numbers(row: list[str], below: list[str], sep: str) -> bool:
+    """Whether ``row``, not all numbers, sits over rows of as many cells that are all numbers."""
+    if all(_numeric(c) for c in row) or not below:
+        return False
+    try:
+        rows = list(csv.reader(below, delimiter=sep))
+    except csv.Error:
+        return False
+    return all(len(r) == len(row) and all(_numeric(c) for c in r) for r in rows)
 
 
 class CsvRows:

@@ -372,6 +372,20 @@ def test_a_console_line_with_a_comma_in_its_timestamp_is_not_a_csv_header(tmp_pa
     assert run.format == "text" and len(_series(run, "loss")) == 10
 
 
+def test_a_header_of_names_that_start_with_digits_heads_a_table_of_numbers(tmp_path: Path) -> None:
+    # one column per model size ("8-dim"), as a W&B panel export names its runs: a header, since
+    # the first row is not numbers and every row under it is, cell for cell
+    sizes = [8, 16, 32, 64, 128]
+    text = "Step," + ",".join(f"{d}-dim" for d in sizes) + "\n" + "".join(
+        f"{s}," + ",".join(f"{5.0 / (1 + s / 100) + d / 1000:.4f}" for d in sizes) + "\n" for s in range(0, 400, 8))
+    run = load_run(_write(tmp_path, "val_loss.csv", text))
+    assert [s.name for s in run.series] == [f"{d}-dim" for d in sizes]
+    assert list(run.series[0].steps[:3]) == [0, 8, 16]
+    # the same rows with a header of numbers are data, as before
+    with pytest.raises(Exception, match="not a log format"):
+        load_run(_write(tmp_path, "numbers.csv", "1,2,3\n" + text.split("\n", 1)[1]))
+
+
 def test_a_colab_progress_line_without_a_bar_and_a_constant_epoch(tmp_path: Path) -> None:
     from gradhealth.logs.readers.text import pairs
     found = dict(pairs("Epoch 0:  97% 1651/1702 [13:00<00:24,  2.11it/s, loss=0.158, v_num=0, train_loss=0.149]"))
