@@ -328,9 +328,16 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     return list(found.items()), total
 
 
+#: A time unit after a number: "Training time for one epoch: 42.8 seconds" is a duration, not epoch 42.8.
+_DURATION = re.compile(r"\s*(?:s|secs?|seconds?|ms|mins?|minutes?|h|hrs?|hours?)\b", re.IGNORECASE)
+
+
 def _value(line: str, m: re.Match[str], *, count_ok: bool) -> str | None:
     """The number text of a match, without thousands commas; for a count ``i/n`` the ``i`` when
-    ``count_ok``, else the ``x`` of ``i/n = x``, else None (a progress counter is not a value)."""
+    ``count_ok``, else the ``x`` of ``i/n = x``, else None (a progress counter is not a value).
+    A step's or an epoch's number followed by a time unit is None: a duration, not a position."""
+    if m["key"].lower() in _POSITION_KEYS and _DURATION.match(line, m.end("val")):
+        return None
     of = _OF.match(line, m.end())
     if of is None or count_ok:
         return m["val"].replace(",", "")

@@ -167,3 +167,22 @@ def test_empty_garbage_encoding_wrong_hint(tmp_path):
 @pytest.mark.parametrize("text", [PIPES, NANOGPT, KEY_EQ, TRACEBACK])
 def test_detected_without_hint(tmp_path, text):
     assert sniff.detect(write(tmp_path, "stdout.txt", text)).name == "text"
+
+
+@pytest.mark.parametrize("line", ["Training time for one epoch: 42.798 seconds", "epoch: 12.5s", "step=3 min",
+                                  "Iteration 7 ms"])
+def test_a_position_followed_by_a_time_unit_is_a_duration(line: str) -> None:
+    assert not [k for k, _ in pairs(line) if k.lower() in ("epoch", "step", "iteration")]
+
+
+def test_epoch_durations_do_not_move_the_nan_off_its_epoch(tmp_path: Path) -> None:
+    lines = []
+    for e in range(1, 11):
+        lines += [f"Epoch {e} loss: {1.0 / e if e < 8 else float('nan')}",
+                  f"Training time for one epoch: {40 + e / 7:.4f} seconds"]
+    path = tmp_path / "train.log"
+    path.write_text("\n".join(lines) + "\n")
+    run = read_log(path)
+    [loss] = [s for s in run.series if s.role == "loss"]
+    assert list(loss.steps) == list(range(1, 11))
+    assert [s for s in run.series if s.name.lower() == "epoch"] == []
