@@ -407,24 +407,27 @@ def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor],
 
 
 def optimizer_spec(optimizer: Any) -> OptimizerSpec | None:
-    """The spec ``optimizer`` of a ``torch.optim`` SGD, Adam, AdamW, RMSprop, Adadelta or NAdam (its first param
+    """The spec ``optimizer`` of a ``torch.optim`` SGD, Adam, AdamW, RMSprop, Adadelta, NAdam or Adagrad (its first param
     group's settings), of a spec-style dict, or None. Raises ValueError for another optimizer."""
     if optimizer is None or isinstance(optimizer, OptimizerSpec):
         return optimizer
     if isinstance(optimizer, dict):
         return OptimizerSpec.model_validate(optimizer)
     kinds = {torch.optim.SGD: "sgd", torch.optim.AdamW: "adamw", torch.optim.Adam: "adam",
-             torch.optim.RMSprop: "rmsprop", torch.optim.Adadelta: "adadelta", torch.optim.NAdam: "nadam"}
+             torch.optim.RMSprop: "rmsprop", torch.optim.Adadelta: "adadelta", torch.optim.NAdam: "nadam",
+             torch.optim.Adagrad: "adagrad"}
     kind = kinds.get(type(optimizer))
     if kind is None or not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(f"optimizer: {type(optimizer).__name__} is not one whose first step the check "
-                         "knows (torch.optim.SGD, Adam, AdamW, RMSprop, Adadelta, NAdam, or a dict with type "
+                         "knows (torch.optim.SGD, Adam, AdamW, RMSprop, Adadelta, NAdam, Adagrad, or a dict with type "
                          "and lr)")
     group = optimizer.param_groups[0]
     fields: dict[str, Any] = {k: float(group[k]) for k in ("lr", "momentum", "weight_decay", "alpha", "eps")
                               if k in group}
     if kind == "adadelta":
         fields["alpha"] = float(group["rho"])
+    if kind == "adagrad":
+        fields["initial_accumulator"] = float(group.get("initial_accumulator_value", 0.0))
     if "nesterov" in group:
         fields["nesterov"] = bool(group["nesterov"])
     return OptimizerSpec.model_validate({"type": kind, **fields})

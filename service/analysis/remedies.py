@@ -286,7 +286,7 @@ def positive_rate(ctx: Context) -> list[Remedy]:
 
 
 _KERAS_CLASS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adadelta": "Adadelta",
-                "nadam": "Nadam"}
+                "nadam": "Nadam", "adagrad": "Adagrad"}
 
 
 def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, float] | None:

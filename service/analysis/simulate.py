@@ -270,7 +270,10 @@ def first_step_norm(spec: S.OptimizerSpec, w: torch.Tensor, g: torch.Tensor) -> 
     whatever the gradient's size (the rate's size: a negative one steps the other way, by as much).
     AdamW: the same on g, plus the decoupled lr wd w. RMSprop: the
     square average starts at (1 - alpha) d^2, so lr d / (sqrt(1 - alpha) |d| + eps); momentum's
-    buffer starts at that step itself. Adadelta and NAdam: see :func:`adadelta_rho`, :func:`nadam_factor`. Each parameter's step depends on its own gradient only, so
+    buffer starts at that step itself. Adadelta and NAdam: see :func:`adadelta_rho`, :func:`nadam_factor`.
+    Adagrad: the sum of squares starts at a + d^2 (a its initial accumulator), so lr d / (sqrt(a +
+    d^2) + eps): lr per weight from a = 0 (torch's), less for gradients under sqrt(a) (Keras' 0.1).
+    Each parameter's step depends on its own gradient only, so
     a layer's is found without stepping the rest of the network; at most two temporaries of
     ``w``'s size are made."""
     wd = spec.weight_decay
@@ -284,6 +287,11 @@ def first_step_norm(spec: S.OptimizerSpec, w: torch.Tensor, g: torch.Tensor) -> 
         eps = spec.eps if spec.eps is not None else 1e-6  # torch's default (Keras': 1e-7)
         t = d.square().mul_(1 - adadelta_rho(spec)).add_(eps).rsqrt_().mul_(d)
         return abs(spec.lr) * eps ** 0.5 * float(torch.linalg.vector_norm(t))
+    if spec.type == "adagrad":
+        eps = spec.eps if spec.eps is not None else 1e-10  # torch's default
+        t = d.square().add_(spec.initial_accumulator).sqrt_().add_(eps)
+        torch.div(d, t, out=t)
+        return abs(spec.lr) * float(torch.linalg.vector_norm(t))
     eps = spec.eps if spec.eps is not None else 1e-8  # torch's default for Adam, AdamW, RMSprop, NAdam
     t = d.abs()
     if spec.type == "rmsprop":

@@ -492,9 +492,9 @@ class OptimizerSpec(_Strict):
     layer (computed in closed form: the weights stay as built). Without it that finding is not
     checked."""
 
-    type: Literal["sgd", "adam", "adamw", "rmsprop", "adadelta", "nadam"] = Field(
-        description="torch.optim's SGD, Adam, AdamW, RMSprop, Adadelta or NAdam (Keras' have the same "
-                    "first step)")
+    type: Literal["sgd", "adam", "adamw", "rmsprop", "adadelta", "nadam", "adagrad"] = Field(
+        description="torch.optim's SGD, Adam, AdamW, RMSprop, Adadelta, NAdam or Adagrad (Keras' have the "
+                    "same first step)")
     lr: Float = Field(ge=-MAX_LR, le=MAX_LR, description="the learning rate (at most 1e6 in size); one at or "
                                                            "below 0 is the finding negative_learning_rate")
     momentum: Float = Field(default=0.0, ge=0, lt=1, description="sgd and rmsprop (else ignored)")
@@ -506,7 +506,11 @@ class OptimizerSpec(_Strict):
                                      "defaults: 0.99 for rmsprop, 0.9 for adadelta when absent; else "
                                      "ignored)")
     eps: Float | None = Field(default=None, gt=0, le=1,
-                              description="adam, adamw, rmsprop, adadelta, nadam: torch's default when absent")
+                              description="adam, adamw, rmsprop, adadelta, nadam, adagrad: torch's default "
+                                          "when absent")
+    initial_accumulator: Float = Field(default=0.0, ge=0, le=MAX_SCALE,
+                                       description="adagrad: the squared-gradient sum's start (torch's "
+                                                   "initial_accumulator_value, default 0; Keras' 0.1)")
 
 
 class Spec(_Strict):

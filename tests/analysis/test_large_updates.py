@@ -36,6 +36,9 @@ def _torch_optimizer(opt: dict[str, Any], params: list[torch.Tensor]) -> torch.o
         return torch.optim.Adadelta(params, rho=opt.get("alpha", 0.9), eps=opt.get("eps", 1e-6), **kw)
     if opt["type"] == "nadam":
         return torch.optim.NAdam(params, **kw)
+    if opt["type"] == "adagrad":
+        return torch.optim.Adagrad(params, initial_accumulator_value=opt.get("initial_accumulator", 0.0),
+                                   eps=opt.get("eps", 1e-10), **kw)
     return (torch.optim.AdamW if opt["type"] == "adamw" else torch.optim.Adam)(params, **kw)
 
 
@@ -50,6 +53,8 @@ OPTIMIZERS = [
     {"type": "adadelta", "lr": 1.0, "alpha": 0.95, "eps": 1e-7},  # Keras' defaults
     {"type": "nadam", "lr": 0.01},
     {"type": "nadam", "lr": 0.01, "weight_decay": 0.1},
+    {"type": "adagrad", "lr": 0.01},  # torch's: the sum starts at 0
+    {"type": "adagrad", "lr": 0.5, "initial_accumulator": 0.1, "weight_decay": 0.1},  # Keras' start
 ]
 
 
@@ -160,7 +165,8 @@ def test_an_invalid_optimizer_is_a_spec_error_at_its_pointer() -> None:
     ({"class_name": "Adamax", "config": {"learning_rate": 0.002}}, {"type": "adam", "lr": 0.002, "eps": 1e-7}),
     # no spec equivalent, or nothing to read: no optimizer (the model is still checked)
     ({"class_name": "Nadam", "config": {"learning_rate": 0.002}}, {"type": "nadam", "lr": 0.002, "eps": 1e-7}),
-    ({"class_name": "Adagrad", "config": {"learning_rate": 0.01}}, None),
+    ({"class_name": "Ftrl", "config": {"learning_rate": 0.01}}, None),
+    ({"class_name": "Lion", "config": {"learning_rate": 0.01}}, None),
     ({"class_name": "Adam", "config": {"learning_rate": "fast"}}, None),
     ({"class_name": "RMSprop", "config": {"learning_rate": 0.001, "rho": None}}, None),
     ({"class_name": "RMSprop", "config": {"learning_rate": 0.001, "rho": "x"}}, None),
@@ -234,8 +240,10 @@ def test_a_live_optimizer_the_check_cannot_step_is_refused_by_name() -> None:
     model = _mlp_module()
     spec = optimizer_spec(torch.optim.RMSprop(model.parameters(), lr=0.01, alpha=0.9, momentum=0.5))
     assert spec is not None and (spec.type, spec.lr, spec.alpha, spec.momentum) == ("rmsprop", 0.01, 0.9, 0.5)
-    with pytest.raises(ValueError, match="Adagrad is not one whose first step"):
-        optimizer_spec(torch.optim.Adagrad(model.parameters()))
+    with pytest.raises(ValueError, match="Adamax is not one whose first step"):
+        optimizer_spec(torch.optim.Adamax(model.parameters()))
+    adagrad = optimizer_spec(torch.optim.Adagrad(model.parameters(), lr=0.1, initial_accumulator_value=0.2))
+    assert adagrad is not None and (adagrad.type, adagrad.lr, adagrad.initial_accumulator) == ("adagrad", 0.1, 0.2)
 
 
 def test_a_keras_file_with_stored_weights_checks_its_compiled_optimizer() -> None:
@@ -365,8 +373,12 @@ def test_rmsprop_is_judged_by_its_warmed_up_step_not_its_start_up_transient() ->
      {"type": "adadelta", "lr": 1000.0, "alpha": 0.95, "eps": 1e-7}),
     ("adadelta", {"type": "adadelta", "lr": 0.001, "alpha": 0.95, "eps": 1e-7}),
     ({"class_name": "Nadam", "config": {"learning_rate": 0.002}}, {"type": "nadam", "lr": 0.002, "eps": 1e-7}),
+    # the peer benchmarks' Adagrad(lr=1) and (lr=0.1): it was dropped as "no optimizer"
+    ({"class_name": "Adagrad", "config": {"learning_rate": 1.0, "initial_accumulator_value": 0.1, "epsilon": 1e-7}},
+     {"type": "adagrad", "lr": 1.0, "eps": 1e-7, "initial_accumulator": 0.1}),
+    ("adagrad", {"type": "adagrad", "lr": 0.001, "eps": 1e-7, "initial_accumulator": 0.1}),
 ])
-def test_keras_adadelta_and_nadam_are_read(config: Any, expected: dict[str, Any]) -> None:
+def test_keras_adadelta_nadam_and_adagrad_are_read(config: Any, expected: dict[str, Any]) -> None:
     assert keras_optimizer(config) == expected
 
 

@@ -264,7 +264,7 @@ def _loss_name(loss: Any) -> str | None:
 #: Keras optimizers whose first step is the spec's: Adamax's first step is Adam's (m = g and
 #: u = |g|, so lr * g / |g|). Keras' defaults where the config leaves a value out.
 _OPTIMIZERS = {"sgd": "sgd", "adam": "adam", "adamw": "adamw", "adamax": "adam", "rmsprop": "rmsprop",
-               "adadelta": "adadelta", "nadam": "nadam"}
+               "adadelta": "adadelta", "nadam": "nadam", "adagrad": "adagrad"}
 _KERAS_LR = {"sgd": 0.01}  # every other one defaults to 0.001 (Keras 2's Adadelta: 1.0, given in its files)
 _KERAS_RHO = {"rmsprop": 0.9, "adadelta": 0.95}
 
@@ -272,7 +272,7 @@ _KERAS_RHO = {"rmsprop": 0.9, "adadelta": 0.95}
 def keras_optimizer(value: Any) -> dict[str, Any] | None:
     """The spec ``optimizer`` of a serialised Keras optimizer (``compile(optimizer=...)`` as the
     file stores it: a name, or ``{class_name, config}`` from Keras 2 or 3), or None where it has no
-    spec equivalent (Adagrad, Ftrl, Lion...: their first steps differ from the spec's) or the
+    spec equivalent (Ftrl, Lion...: their first steps differ from the spec's) or the
     learning rate cannot be read. A schedule's ``initial_learning_rate`` is the first step's.
 
     Keras 3 applies ``weight_decay`` decoupled, as AdamW does, in every optimizer: Adam with a
@@ -305,6 +305,10 @@ def keras_optimizer(value: Any) -> dict[str, Any] | None:
         out["alpha"] = rho
     if kind != "sgd" and eps is not None and 0 < eps <= 1:
         out["eps"] = eps
+    if kind == "adagrad":
+        start = _real(cfg.get("initial_accumulator_value", 0.1))  # Keras' default
+        if start is not None and start >= 0:
+            out["initial_accumulator"] = start
     return out
 
 
