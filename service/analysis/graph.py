@@ -152,6 +152,10 @@ class UnrolledRNN(nn.Module):
         self.probing = False
 
     def forward(self, x: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
+        if isinstance(x, nn.utils.rnn.PackedSequence):
+            # sequences of several lengths, packed: each stops at its own length, which a step
+            # loop over padded time would not; run as packed (the layer is measured, not its steps)
+            return cast(tuple[torch.Tensor, Any], self.rnn(x, hx))
         if not self.probing and run_fused(self.rnn):
             return cast(tuple[torch.Tensor, Any], self.rnn(x, hx))
         rnn = self.rnn
@@ -832,6 +836,27 @@ ACTIVATION_FUNCTIONS: dict[Any, str] = {
     torch.Tensor.tanh: "tanh", nn.functional.tanh: "tanh", nn.functional.hardtanh: "hardtanh"}
 
 
+#: Layer functions a forward may call on parameters of its own (``F.linear(x, self.w, self.b)``).
+LAYER_FUNCTIONS: dict[Any, str] = {nn.functional.linear: "linear", nn.functional.conv1d: "conv1d",
+                                   nn.functional.conv2d: "conv2d", nn.functional.conv3d: "conv3d"}
+
+
+class FunctionLayer(nn.Module):
+    """A layer a forward computes with a function on parameters it holds itself (``F.linear(x,
+    self.ws[k], self.bs[k])`` over a ``ParameterList``): the unit the call makes, holding the
+    model's own weight and bias (not copies). Its pointer is ``function:<weight's name>``."""
+
+    def __init__(self, kind: str, weight: nn.Parameter, bias: nn.Parameter | None) -> None:
+        super().__init__()
+        self.weight = weight
+        self.bias = bias
+        self.role = Role("weight", kind, channels_first=kind != "linear")
+
+    def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
+        w = self.weight
+        return w, int(w[0].numel()), int(w.shape[0] * (w[0][0].numel() if w.dim() > 2 else 1))
+
+
 class FunctionalOps(torch.overrides.TorchFunctionMode):
     """What a live module computes with functions rather than modules, folded into the unit it
     applies to as the Tracer folds an activation or a norm module (the live door only: an imported
@@ -842,7 +867,10 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
       so no dead or saturated units, and its gradients were read before the activation;
     * a multiply by a learned per-channel vector no leaf module owns (torchvision's ConvNeXt:
       ``self.layer_scale * self.block(x)``, a Parameter of the block, 1e-6 at init): else the
-      branch's last layer reads 1e-6 below the stream, a 1e6x "explosion" from the stem.
+      branch's last layer reads 1e-6 below the stream, a 1e6x "explosion" from the stem;
+    * a layer function on a parameter of the model (``F.linear``, ``F.conv2d``): a unit of its
+      own (:class:`FunctionLayer`), named after its weight; without it a network written so had
+      no layers at all.
     Only calls outside every hooked module are read (an ``nn.ReLU`` calls ``F.relu`` itself)."""
 
     _MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
@@ -860,11 +888,18 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         self.scales: dict[int, tuple[torch.Tensor, torch.Tensor]] = {
             id(p): (p, p) for m in model.modules() if any(True for _ in m.children())
             for p in m.parameters(recurse=False) if p.numel() > 1}
+        self.param_names = {id(p): n for n, p in model.named_parameters()}
+        self.module_names = {n for n, _ in model.named_modules()}
+        self.layers: dict[int, tuple[str, FunctionLayer]] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         tracer = self.tracer
+        if (func in LAYER_FUNCTIONS and not tracer.inside and len(args) >= 2 and isinstance(args[1], nn.Parameter)
+                and isinstance(out, torch.Tensor) and out.is_floating_point()):
+            self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out)
+            return out
         if tracer.inside or not tracer.units or not isinstance(out, torch.Tensor) or not args:
             return out
         if func in self._VIEWS and id(args[0]) in self.scales and out.numel() == args[0].numel():
@@ -887,6 +922,19 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 tracer._advance(last, out)
                 tracer.layer_scales.append(self.scales[id(scale)][1])
         return out
+
+    def _layer(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> None:
+        weight = args[1]
+        known = self.layers.get(id(weight))
+        if known is None:
+            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            name = self.param_names.get(id(weight), kind).removesuffix(".weight")
+            if name in self.module_names:  # a module's weight used again (a tied decoder)
+                name = f"{name} ({kind})"
+            known = self.layers[id(weight)] = (
+                name, FunctionLayer(kind, weight, bias if isinstance(bias, nn.Parameter) else None))
+        name, layer = known
+        self.tracer._unit_event(name, f"function:{name}", layer.role, layer, args[:1], args[0], out)
 
 
 # nn.LSTM inside an UnrolledRNN is the same unit as its wrapper: not hooked on its own.

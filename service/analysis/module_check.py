@@ -62,6 +62,9 @@ Change = Edit | OptimizerSpec | str
 NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
                  "not invent for a graph it did not write; make the change and check again")
 _SATURATING = {"sigmoid", "tanh", "hardtanh", "softplus"}
+NOT_REINITIALISED = ("not verified on this network: its forward computes layers with functions on "
+                     "parameters it holds (F.linear over a ParameterList), which the check does not "
+                     "re-initialise; make the change and check again")
 
 
 def _layers(net: nn.Module, types: tuple[type, ...]) -> list[nn.Module]:
@@ -184,13 +187,19 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
             out.append((found[0], result.optimizer.model_copy(update={"lr": found[1]})))
         return out
     recurrent = [u for u in result.units if u.type in ("lstm", "gru", "rnn")]
+    # layers the forward computes with functions on its own parameters (F.linear over a
+    # ParameterList): the init edit re-draws modules' weights, so it is not simulated there
+    functions = any(u.pointer.startswith("function:") for u in result.units)
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units"):
-        if acts & {"relu", "leaky_relu", "elu", "gelu", "silu"} or code == "dead_units":
-            out.append((R.init("kaiming_normal", "the Linear/Conv layers"), _init_edit("kaiming_normal")))
-        if acts & _SATURATING or not acts:
-            out.append((R.init("xavier_normal", "the Linear/Conv layers"), _init_edit("xavier_normal")))
-        if "selu" in acts:
-            out.append((R.init("lecun_normal", "the Linear/Conv layers"), _init_edit("lecun_normal")))
+        for scheme, wanted in (("kaiming_normal", bool(acts & {"relu", "leaky_relu", "elu", "gelu", "silu"})
+                                or code == "dead_units"),
+                               ("xavier_normal", bool(acts & _SATURATING or not acts)), ("lecun_normal", "selu" in acts)):
+            if not wanted:
+                continue
+            remedy = R.init(scheme, "the Linear/Conv layers")
+            if functions:
+                remedy.change += f" ({NOT_REINITIALISED})"
+            out.append((remedy, None if functions else _init_edit(scheme)))
         if acts & _SATURATING and code != "dead_units":
             swap = R.relu_family_activation(where, "relu")
             out.append((swap, _swap_edit(_SATURATING, "relu")))
@@ -213,7 +222,7 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
         else:
             out.append((gated, None))
     for remedy, edit in out:
-        if edit is None:
+        if edit is None and NOT_REINITIALISED not in remedy.change:
             remedy.change = f"{remedy.change} ({NOT_SIMULATED})"
     return out
 
@@ -311,6 +320,11 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     thresholds = thresholds or Thresholds()
     report = progress or (lambda fraction, stage: None)
     result = simulate_graph(run, device=device, progress=lambda f, s: report(0.4 * f, s))
+    if not result.units:
+        raise ValueError("the check found no layer to measure in this network: its forward calls no "
+                         "nn.Linear, Conv, RNN, Embedding or norm module, and no F.linear or F.conv on "
+                         "a parameter of its own (a layer written as x @ W is not seen); write its "
+                         "layers as modules, or as F.linear(x, w, b)")
     detections = detect(result, thresholds)
     verifier = _Verifier(run, thresholds, device)
     detections = [_gated(det, result, verifier) or det for det in detections]

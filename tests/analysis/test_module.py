@@ -4,6 +4,7 @@ and assert_gradients_healthy fails a test with the text report."""
 from __future__ import annotations
 
 import collections
+import collections.abc
 import copy
 
 import pytest
@@ -203,3 +204,85 @@ def test_a_saturated_output_is_what_a_trained_generator_does_and_a_saturated_hid
     assert "saturation" not in _codes(out)  # ...and not judged: it is the network's output
     hidden = check_module(net(2), x, seeds=2, verify=False)
     assert "saturation" in _codes(hidden)
+
+
+class _RawLayers(nn.Module):
+    """Layers written as functions on parameters the module holds (a ParameterList)."""
+
+    def __init__(self, depth: int, width: int, act: collections.abc.Callable[[torch.Tensor], torch.Tensor],
+                 std: float | None = None) -> None:
+        super().__init__()
+        self.ws = nn.ParameterList(nn.Parameter(torch.randn(width, width) * (std or width ** -0.5))
+                                   for _ in range(depth))
+        self.bs = nn.ParameterList(nn.Parameter(torch.zeros(width)) for _ in range(depth))
+        self.head = nn.Parameter(torch.randn(10, width) * width ** -0.5)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for w, b in zip(self.ws, self.bs, strict=True):
+            x = self.act(torch.nn.functional.linear(x, w, b))
+        return torch.nn.functional.linear(x, self.head)
+
+
+def test_layers_written_as_functions_on_own_parameters_are_units() -> None:
+    # the same network as modules and as F.linear over a ParameterList: the same units, figures
+    # and verdict; before, the functional one had no layers at all (and the check crashed)
+    torch.manual_seed(0)
+    raw = _RawLayers(12, 32, torch.sigmoid)
+    as_modules = nn.Sequential(*[m for w, b in zip(raw.ws, raw.bs, strict=True)
+                                 for m in (_linear_from(w, b), nn.Sigmoid())], _linear_from(raw.head, None))
+    x = torch.randn(16, 32)
+    doc = check_module(raw, x, seeds=2, verify=True)
+    ref = check_module(as_modules, x, seeds=2, verify=False)
+    assert [layer.name for layer in doc.layers] == [f"ws.{k}" for k in range(12)] + ["head"]
+    assert [layer.grad_norm for layer in doc.layers] == pytest.approx([layer.grad_norm for layer in ref.layers], rel=1e-9)
+    assert [layer.activation for layer in doc.layers] == [layer.activation for layer in ref.layers]
+    assert [f.code for f in doc.findings] == [f.code for f in ref.findings] == ["vanishing_gradient"]
+    # the init remedy is not claimed verified: the check does not re-draw parameters it did not find in modules
+    init = next(r for r in doc.findings[0].remedies if r.id == "xavier_init")
+    assert init.verified is None and "functions on parameters" in init.change
+
+
+def _linear_from(w: torch.Tensor, b: torch.Tensor | None) -> nn.Linear:
+    layer = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        if b is not None:
+            layer.bias.copy_(b)
+    return layer
+
+
+def test_a_network_with_no_layer_the_check_can_see_is_refused_not_a_crash() -> None:
+    class MatmulOnly(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x @ self.w
+
+    with pytest.raises(ValueError, match="no layer to measure"):
+        check_module(MatmulOnly(), torch.randn(4, 8), seeds=1, verify=False)
+
+
+def test_a_packed_sequence_runs_as_packed() -> None:
+    # pack_padded_sequence is how variable-length batches reach an LSTM; it crashed the step loop
+    class Packed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, 16)
+            self.rnn = nn.LSTM(16, 32, batch_first=True, num_layers=2)
+            self.out = nn.Linear(32, 3)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            lengths = torch.full((ids.shape[0],), ids.shape[1], dtype=torch.long)
+            lengths[::2] = ids.shape[1] // 2
+            packed = nn.utils.rnn.pack_padded_sequence(self.emb(ids), lengths, batch_first=True,
+                                                       enforce_sorted=False)
+            _, (h, _) = self.rnn(packed)
+            return self.out(h[-1])
+
+    torch.manual_seed(0)
+    doc = check_module(Packed(), torch.randint(0, 50, (8, 12)), seeds=1, verify=False)
+    assert [layer.name for layer in doc.layers] == ["emb", "rnn", "rnn#2", "out"]
+    assert all(layer.grad_norm is not None and layer.grad_norm > 0 for layer in doc.layers)
