@@ -52,6 +52,8 @@ class SeedFigures:
     #: the fraction of the batch the loss gave no gradient (:func:`.losses.loss_value`); nan for a
     #: model of several outputs, whose losses are summed
     silent: float = math.nan
+    #: a live module's forward ended in a softmax that cross_entropy applies again (:func:`.graph.forward_softmax`)
+    forward_softmax: bool = False
 
 
 def _std(total: float, norm: float, n: int) -> float:

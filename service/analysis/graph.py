@@ -1054,6 +1054,24 @@ class GraphRun:
     squashed: str | None = None
     #: recurrences unrolled step by step in the graph (:class:`Recurrence`)
     recurrences: tuple[Recurrence, ...] = ()
+    #: a live module whose forward ends in a softmax under cross_entropy (:func:`forward_softmax`):
+    #: take the loss on its log, the logits' log-softmax, as the model returning logits would
+    unsquash: bool = False
+
+
+def forward_softmax(run: GraphRun, value: Any) -> bool:
+    """Whether a live module's forward returns a softmax over the classes (``F.softmax``,
+    ``nn.Softmax``) that cross_entropy, on logits, softmaxes again: torch's ``nn.CrossEntropyLoss``
+    applies log_softmax itself. An imported graph's final softmax is its exporter's (inference
+    files end in one), not the training loss's input, so only the live door asks."""
+    if not run.trace_functions or run.losses is not None or run.loss != "cross_entropy" or run.squashed:
+        return False
+    out = _first_tensor(value)
+    fn = getattr(out, "grad_fn", None)
+    if out is None or fn is None or type(fn).__name__ != "SoftmaxBackward0":
+        return False
+    dim = getattr(fn, "_saved_dim", -1)
+    return out.dim() >= 1 and dim % out.dim() == out.dim() - 1
 
 
 def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | None = None) -> Any:
@@ -1093,7 +1111,10 @@ def _loss(run: GraphRun, out: Any, seed: int) -> tuple[torch.Tensor, torch.Tenso
     outputs, each against targets of its own; and the fraction of the batch the single loss gives
     no gradient (None for several)."""
     if run.losses is None:
-        return loss_of(run.loss, _output(out), seed, from_logits=run.from_logits, squashed=run.squashed)
+        first = _output(out)
+        if run.unsquash and forward_softmax(run, out):
+            first = torch.log(first)  # = log_softmax(logits): the loss on the logits themselves
+        return loss_of(run.loss, first, seed, from_logits=run.from_logits, squashed=run.squashed)
     outs = list(out) if isinstance(out, tuple | list) else [out]
     if len(outs) != len(run.losses) or not all(isinstance(o, torch.Tensor) for o in outs):
         raise ValueError(f"the model returned {len(outs)} outputs where {len(run.losses)} were expected")
@@ -1121,7 +1142,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
         with torch.nn.utils.parametrize.cached(), functional:
-            loss, silent = _loss(run, call(net, xs, run.keywords), seed)
+            value = call(net, xs, run.keywords)
+            softmaxed = forward_softmax(run, value) and not run.unsquash
+            loss, silent = _loss(run, value, seed)
         tracer.settle(loss)
         loss.backward()
         tracer.confirm()
@@ -1148,6 +1171,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             for n in r.steps:
                 readout.add_step((r.layer, r.sublayer), by_name[n].out.grad)
     figures = readout.read(loss, silent)
+    figures.forward_softmax = softmaxed
     figures.layer_scales = layer_scale_names(net, tracer)
     if run.optimizer is not None:
         own = {rec.name: list(rec.module.parameters(recurse=False)) for rec in records}
@@ -1198,4 +1222,6 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             time.perf_counter() - started, run.optimizer, seeds[0].layer_scales,
                             batch_size=run.inputs[0].shape[0] if run.inputs and run.inputs[0].shape else None,
                             silent=[s.silent for s in seeds], loss=run.loss if run.losses is None else None,
-                            squashed=run.squashed if run.losses is None else None)
+                            squashed=(run.squashed if run.losses is None else None)
+                            or ("softmax" if seeds[0].forward_softmax else None),
+                            squashed_in_forward=seeds[0].forward_softmax)

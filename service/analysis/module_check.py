@@ -56,6 +56,8 @@ Edit = Callable[[nn.Module, int], None]
 LOGITS = "from_logits"
 #: The change that drops the output's softmax/sigmoid a loss on logits applies again (``GraphRun.squashed``).
 ONCE = "squash_once"
+#: The change that takes a live module's final softmax out of the loss (``GraphRun.unsquash``).
+UNSQUASH = "unsquash"
 #: What a remedy changes to be verified: the network (an edit of each seed's copy), the
 #: optimizer (a new learning rate for ``large_updates``) or the loss (:data:`LOGITS`, :data:`ONCE`).
 Change = Edit | OptimizerSpec | str
@@ -173,6 +175,12 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
     if code == "output_loss_mismatch":
         if no_output_gradient(result):
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
+        if result.squashed is not None and result.squashed_in_forward:
+            remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed)
+            remedy.change = (f"return the logits from forward (drop the final {result.squashed} after {where}) and "
+                             f"keep {result.loss or 'cross_entropy'}, which applies log_softmax itself; or keep "
+                             f"the {result.squashed} and train with nn.NLLLoss on its log")
+            return [(remedy, UNSQUASH)]
         if result.squashed is not None:
             return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]
         return [(R.logits_loss(result.loss or "cross_entropy", where), LOGITS)]
@@ -285,6 +293,8 @@ class _Verifier:
             run = dataclasses.replace(self.run, optimizer=change)
         elif change == ONCE:
             run = dataclasses.replace(self.run, squashed=None)
+        elif change == UNSQUASH:
+            run = dataclasses.replace(self.run, unsquash=True)
         elif isinstance(change, str):  # LOGITS
             run = dataclasses.replace(self.run, from_logits=True)
         else:

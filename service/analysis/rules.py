@@ -779,6 +779,18 @@ class OutputLossMismatch(ArchitectureRule):
             floor = value * (math.log(2) if result.squashed == "sigmoid" else math.log(max(classes, 2)))
             evidence.update(metric="unreachable_loss_fraction", from_logits=True, output_activation=result.squashed,
                             loss_floor=floor, classes=classes, silent_by_seed=[])
+            if result.squashed_in_forward:
+                evidence["in_forward"] = True
+                return Detection(
+                    self.code, severity, "unreachable_loss_fraction", value,
+                    f"the forward returns a {result.squashed} (after {last.name}) and {loss} applies its own: "
+                    f"the loss can never fall below {floor:.3g} ({value:.0%} of its value at chance)",
+                    "torch's cross-entropy (nn.CrossEntropyLoss, F.cross_entropy) takes logits and applies "
+                    "log_softmax itself; given probabilities (values in [0, 1]) it sees logits at most 1 apart, "
+                    "so the model can never be confident (at best e / (e + k - 1) for the right one of k "
+                    "classes) and the gradient reaching the network is scaled down by the first softmax's "
+                    "slope. The model trains slowly and stalls high.",
+                    evidence, [last])
             return Detection(
                 self.code, severity, "unreachable_loss_fraction", value,
                 f"{loss} is compiled on logits (from_logits=True) but {last.name} ends in {result.squashed}: "

@@ -141,6 +141,9 @@ class SimulationResult:
     loss: str | None = None
     #: the output activation a loss on logits applies a second time (``GraphRun.squashed``)
     squashed: str | None = None
+    #: ``squashed`` is the forward's own (a live module ending in a softmax), not a file's output
+    #: activation folded out for a loss compiled on logits
+    squashed_in_forward: bool = False
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)

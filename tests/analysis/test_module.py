@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import collections.abc
 import copy
+import math
 
 import pytest
 import torch
@@ -286,3 +287,45 @@ def test_a_packed_sequence_runs_as_packed() -> None:
     doc = check_module(Packed(), torch.randint(0, 50, (8, 12)), seeds=1, verify=False)
     assert [layer.name for layer in doc.layers] == ["emb", "rnn", "rnn#2", "out"]
     assert all(layer.grad_norm is not None and layer.grad_norm > 0 for layer in doc.layers)
+
+
+class _Classifier(nn.Module):
+    def __init__(self, ending: str, classes: int = 10) -> None:
+        super().__init__()
+        self.a, self.b, self.ending = nn.Linear(32, 64), nn.Linear(64, classes), ending
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.b(torch.relu(self.a(x)))
+        if self.ending == "module":
+            return self.softmax(z)
+        if self.ending == "function":
+            return torch.softmax(z, -1)
+        return torch.log_softmax(z, -1) if self.ending == "log_softmax" else z
+
+
+@pytest.mark.parametrize("ending", ["module", "function"])
+def test_a_softmax_at_the_end_of_forward_under_cross_entropy_is_an_output_loss_mismatch(ending: str) -> None:
+    # nn.CrossEntropyLoss applies log_softmax itself: softmax outputs are logits at most 1 apart,
+    # so the loss's floor is ln(1 + (k - 1) / e), 63 % of ln 10 at chance for 10 classes
+    torch.manual_seed(0)
+    doc = check_module(_Classifier(ending), torch.randn(16, 32), seeds=2, verify=True)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("output_loss_mismatch", "error")
+    assert f.evidence.model_dump()["loss_floor"] == pytest.approx(math.log1p(9 / math.e), rel=1e-12)
+    assert f.evidence.value == pytest.approx(math.log1p(9 / math.e) / math.log(10), rel=1e-12)
+    [remedy] = f.remedies
+    assert remedy.id == "logits_loss" and "return the logits" in remedy.change
+    assert remedy.verified is not None and remedy.verified.fixed
+
+
+@pytest.mark.parametrize("ending", ["log_softmax", "logits"])
+def test_logits_or_log_probabilities_under_cross_entropy_are_fine(ending: str) -> None:
+    torch.manual_seed(0)
+    assert check_module(_Classifier(ending), torch.randn(16, 32), seeds=2, verify=False).findings == []
+
+
+def test_a_softmax_output_under_mse_is_not_a_cross_entropy_mismatch() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_Classifier("function"), torch.randn(16, 32), loss="mse", seeds=2, verify=False)
+    assert not [f for f in doc.findings if f.code == "output_loss_mismatch"]
