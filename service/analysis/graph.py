@@ -941,8 +941,10 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
 _UNDER_UNROLLED = (nn.LSTM, nn.GRU, nn.RNN)
 
 
-def add_record(readout: Readout, rec: Record) -> None:
-    """Hand one hooked unit to ``readout``, with the names and definitions of the spec simulation's."""
+def add_record(readout: Readout, rec: Record) -> bool:
+    """Hand one hooked unit to ``readout``, with the names and definitions of the spec simulation's.
+    True when the unit is trainable but the loss does not depend on its output (it is read as
+    getting exactly no gradient)."""
     w, _, _ = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
     if rec.weight is not None:
         w = rec.weight
@@ -950,10 +952,21 @@ def add_record(readout: Readout, rec: Record) -> None:
         [w.grad] if w is not None and not isinstance(rec.module, UnrolledRNN)
         else [p.grad for p in rec.module.parameters()])
     bias = getattr(rec.module, "bias", None) if w is not None else None
-    readout.add_unit(rec.name, out=rec.out, grad=rec.out.grad, activation=rec.activation, pre=rec.pre,
+    out_grad = rec.out.grad
+    cut = (out_grad is None and rec.role.kind == "weight" and rec.out.requires_grad
+           and any(p.requires_grad for p in rec.module.parameters()))
+    if cut:
+        # a trainable layer the loss does not reach (a .detach() after it): it gets exactly no
+        # gradient, which is the finding; a frozen layer (requires_grad False) is left out
+        out_grad = torch.zeros_like(rec.out)
+        owners = [w] if w is not None and not isinstance(rec.module, UnrolledRNN) else list(rec.module.parameters())
+        grads = [torch.zeros_like(p) if g is None and p.requires_grad else g
+                 for g, p in zip(grads, owners, strict=True)]
+    readout.add_unit(rec.name, out=rec.out, grad=out_grad, activation=rec.activation, pre=rec.pre,
                      inp=rec.inp, weight=w, bias=bias if isinstance(bias, torch.Tensor) else None,
                      weight_grads=grads if rec.role.kind == "weight" else None,
                      channels_first=rec.role.channels_first)
+    return cut
 
 
 # --- the simulation ----------------------------------------------------------------------------
@@ -1153,6 +1166,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         for m in rnns:
             m.probing = False
     readout = Readout()
+    cut: list[str] = []  # trainable units the loss does not depend on
     seen: set[str] = set()
     records: list[Record] = []
     for rec in tracer.units:
@@ -1160,7 +1174,8 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             continue  # a module called twice (shared weights): its first call is measured
         seen.add(rec.name)
         records.append(rec)
-        add_record(readout, rec)
+        if add_record(readout, rec):
+            cut.append(rec.name)
         if isinstance(rec.module, UnrolledRNN):
             for sub, hs in rec.module.steps.items():
                 for h in hs:
@@ -1172,6 +1187,8 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                 readout.add_step((r.layer, r.sublayer), by_name[n].out.grad)
     figures = readout.read(loss, silent)
     figures.forward_softmax = softmaxed
+    for name in cut:
+        figures.units[name]["cut_off"] = 1.0
     figures.layer_scales = layer_scale_names(net, tracer)
     if run.optimizer is not None:
         own = {rec.name: list(rec.module.parameters(recurse=False)) for rec in records}

@@ -194,6 +194,8 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
         if found is not None:
             out.append((found[0], result.optimizer.model_copy(update={"lr": found[1]})))
         return out
+    if code == "vanishing_gradient" and det.evidence.get("cut_off"):
+        return []  # a cut in the graph: no change of init, activation or structure gives it a gradient
     recurrent = [u for u in result.units if u.type in ("lstm", "gru", "rnn")]
     # layers the forward computes with functions on its own parameters (F.linear over a
     # ParameterList): the init edit re-draws modules' weights, so it is not simulated there

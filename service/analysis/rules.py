@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
+import numpy as np
+
 from gradhealth.analysis.findings import (
     Detection,
     absorbed_by_normalisation,
@@ -136,6 +138,13 @@ def _through_depth(
             f"Backpropagation multiplies one Jacobian per layer; through {these} the "
             f"typical factor is {fmt(per_layer)} < 1, so the early layers barely learn."
         )
+        if cut_off(units[0]):
+            evidence["cut_off"] = True
+            explanation = (
+                f"The loss does not depend on {units[0].name}'s output at all: the graph is cut between it "
+                f"and {units[-1].name} (a .detach(), torch.no_grad(), or an output copied without its "
+                "gradient), so its weights, and those of every layer before the cut, never change. Remove "
+                "the cut; if those layers are meant to stay fixed, freeze them (requires_grad=False).")
     else:
         which = "gradient" if ratio >= growth or math.isnan(growth) else "activation"
         shown = ratio if which == "gradient" else growth
@@ -171,6 +180,13 @@ def _these_layers(acts: str) -> str:
     if len(named) < len(acts.split("/")):
         return f"these {'/'.join(named)} layers (and layers without an activation)"
     return f"these {'/'.join(named)} layers"
+
+
+def cut_off(unit: UnitStats) -> bool:
+    """Whether the loss does not depend on ``unit``'s output in any seed (a live module's
+    ``.detach()``): no gradient by construction, not by shrinking."""
+    marks = unit.values.get("cut_off")
+    return marks is not None and bool(np.all(marks == 1.0))
 
 
 class VanishingGradient(ArchitectureRule):

@@ -329,3 +329,34 @@ def test_a_softmax_output_under_mse_is_not_a_cross_entropy_mismatch() -> None:
     torch.manual_seed(0)
     doc = check_module(_Classifier("function"), torch.randn(16, 32), loss="mse", seeds=2, verify=False)
     assert not [f for f in doc.findings if f.code == "output_loss_mismatch"]
+
+
+class _Cut(nn.Module):
+    def __init__(self, freeze: bool) -> None:
+        super().__init__()
+        self.a, self.b, self.c, self.out = nn.Linear(32, 64), nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 10)
+        self.freeze = freeze
+        if freeze:  # a frozen backbone (fine-tuning a head): meant, not a fault
+            for p in (*self.a.parameters(), *self.b.parameters()):
+                p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.b(torch.relu(self.a(x))))
+        h = h if self.freeze else h.detach()
+        return self.out(torch.relu(self.c(h)))
+
+
+def test_a_detach_in_forward_is_no_gradient_reaching_the_layers_before_it() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_Cut(freeze=False), torch.randn(16, 32), seeds=2, verify=True)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("vanishing_gradient", "error")
+    assert f.summary.startswith("no gradient reaches a from c") and "cut" in f.explanation
+    assert f.remedies == []  # no init, activation or structure change gives them a gradient
+    grads = {layer.name: layer.grad_norm for layer in doc.layers}
+    assert grads["a"] == grads["b"] == 0.0 and grads["c"] > 0
+
+
+def test_frozen_layers_are_not_a_finding() -> None:
+    torch.manual_seed(0)
+    assert check_module(_Cut(freeze=True), torch.randn(16, 32), seeds=2, verify=False).findings == []
