@@ -54,6 +54,10 @@ class SeedFigures:
     silent: float = math.nan
     #: a live module's forward ended in a softmax that cross_entropy applies again (:func:`.graph.forward_softmax`)
     forward_softmax: bool = False
+    #: layers a live module's forward calls in a loop, each call a time step (:func:`.graph.loops`)
+    looped: list[str] = field(default_factory=list)
+    #: layers called once per step of such a loop (its input projection): part of the loop's steps
+    beside_loops: list[str] = field(default_factory=list)
 
 
 def _std(total: float, norm: float, n: int) -> float:

@@ -493,6 +493,46 @@ def scale_invariant(group: Sequence[Record], terms: dict[int, float | None]) -> 
     return abs(sum(values)) <= _SCALE_TOLERANCE * total  # all terms zero: invariant
 
 
+#: How many autograd steps back from a call's input its previous call's output may be (the sums,
+#: the activation, a concatenation with the step's input) for the calls to be one recurrence.
+_CHAIN_HOPS = 8
+#: Fewer calls of one module than this in a chain are not read as a recurrence.
+MIN_LOOP_CALLS = 3
+
+
+def _feeds(earlier: Record, later: Record) -> bool:
+    """Whether ``later``'s input is computed from ``earlier``'s output within a few autograd steps."""
+    targets = {t.grad_fn for t in (earlier.out, earlier.raw) if t is not None and t.grad_fn is not None}
+    start = later.inp.grad_fn if later.inp is not None else None
+    frontier, seen = [start] if start is not None else [], set()
+    for _ in range(_CHAIN_HOPS):
+        nxt = []
+        for node in frontier:
+            if node in targets:
+                return True
+            if node in seen:
+                continue
+            seen.add(node)
+            nxt += [f for f, _ in node.next_functions if f is not None]
+        frontier = nxt
+    return any(node in targets for node in frontier)
+
+
+def loops(units: Sequence[Record]) -> dict[str, list[Record]]:
+    """Modules a forward calls again and again on what their last call made: a recurrence written
+    as a Python loop over a layer (``h = torch.tanh(self.inp(x[:, t]) + self.rec(h))``), or one
+    layer applied over and over. Name -> its calls in order, when every call reads the one before."""
+    calls: dict[str, list[Record]] = {}
+    for rec in units:
+        calls.setdefault(rec.name, []).append(rec)
+    return {name: cs for name, cs in calls.items()
+            if len(cs) >= MIN_LOOP_CALLS and rec_weighted(cs[0]) and all(_feeds(a, b) for a, b in zip(cs, cs[1:]))}
+
+
+def rec_weighted(rec: Record) -> bool:
+    return rec.role.kind == "weight"
+
+
 def consumers(root: Any) -> dict[Any, set[Any]]:
     """Every autograd node reachable from ``root`` -> the nodes that read its output."""
     readers: dict[Any, set[Any]] = {}
@@ -1169,10 +1209,13 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     cut: list[str] = []  # trainable units the loss does not depend on
     seen: set[str] = set()
     records: list[Record] = []
+    looped = loops(tracer.units)
     for rec in tracer.units:
         if rec.name in seen:
             continue  # a module called twice (shared weights): its first call is measured
         seen.add(rec.name)
+        if rec.name in looped:
+            rec = looped[rec.name][-1]  # a loop's last step, once its state has built up (h_0 is often 0)
         records.append(rec)
         if add_record(readout, rec):
             cut.append(rec.name)
@@ -1180,6 +1223,15 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             for sub, hs in rec.module.steps.items():
                 for h in hs:
                     readout.add_step((rec.name, sub), h.grad)
+    for name, calls in looped.items():  # a layer called in a loop: its calls are time steps
+        for rec in calls:
+            readout.add_step((name, 0), rec.out.grad)
+    # layers called once per step beside a loop (its input projection x_t W_ih): steps, not depth
+    counts: dict[str, int] = {}
+    for rec in tracer.units:
+        counts[rec.name] = counts.get(rec.name, 0) + 1
+    beside = [name for name, n in counts.items() if name not in looped
+              and any(n == len(calls) for calls in looped.values())]
     by_name = {rec.name: rec for rec in records}
     for r in run.recurrences:
         if all(n in by_name for n in r.steps):  # a step folded into another unit: not read as time
@@ -1187,6 +1239,8 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                 readout.add_step((r.layer, r.sublayer), by_name[n].out.grad)
     figures = readout.read(loss, silent)
     figures.forward_softmax = softmaxed
+    figures.looped = list(looped)
+    figures.beside_loops = beside
     for name in cut:
         figures.units[name]["cut_off"] = 1.0
     figures.layer_scales = layer_scale_names(net, tracer)
@@ -1219,8 +1273,9 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     if progress:
         progress(1.0, "simulation done")
     stats: list[UnitStats] = []
-    timed = {r.layer for r in run.recurrences if (r.layer, r.sublayer) in seeds[0].steps}
-    nested = {n for r in run.recurrences if r.layer in timed for n in (*r.steps, *r.nested)} - timed
+    timed = {r.layer for r in run.recurrences if (r.layer, r.sublayer) in seeds[0].steps} | set(seeds[0].looped)
+    nested = ({n for r in run.recurrences if r.layer in timed for n in (*r.steps, *r.nested)}
+              | set(seeds[0].beside_loops)) - timed
     for rec in records:
         if rec.name not in seeds[0].units:
             continue

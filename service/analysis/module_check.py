@@ -126,6 +126,19 @@ def _recurrent(net: nn.Module) -> list[nn.RNNBase]:
     return [m for m in net.modules() if isinstance(m, nn.RNNBase)]
 
 
+def _orthogonal_loops(names: set[str]) -> Edit:
+    """Orthogonal recurrent weights, and the same for a square layer called in a loop (``names``,
+    :func:`gradhealth.analysis.graph.loops`)."""
+    def edit(net: nn.Module, seed: int) -> None:
+        _orthogonal_edit(net, seed)
+        with torch.no_grad():
+            for name, m in net.named_modules():
+                w = getattr(m, "weight", None)
+                if name in names and isinstance(m, nn.Linear) and isinstance(w, torch.Tensor) and w.shape[0] == w.shape[1]:
+                    nn.init.orthogonal_(w)
+    return edit
+
+
 def _orthogonal_edit(net: nn.Module, seed: int) -> None:
     with torch.no_grad():
         for rnn in _recurrent(net):
@@ -223,7 +236,7 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
                 out.append((R.scaled_residual(where), None))
     if code in ("vanishing_through_time", "exploding_through_time") and recurrent:
         names = ", ".join(u.name for u in recurrent)
-        out.append((R.orthogonal_init(names), _orthogonal_edit))
+        out.append((R.orthogonal_init(names), _orthogonal_loops({u.name for u in recurrent})))
         steps = max((ts.norms.shape[1] for ts in result.time_series), default=2)
         gated = R.gated_recurrent_cell(names, "chrono", steps)
         if all(u.type == "lstm" for u in recurrent):

@@ -360,3 +360,48 @@ def test_a_detach_in_forward_is_no_gradient_reaching_the_layers_before_it() -> N
 def test_frozen_layers_are_not_a_finding() -> None:
     torch.manual_seed(0)
     assert check_module(_Cut(freeze=True), torch.randn(16, 32), seeds=2, verify=False).findings == []
+
+
+class _LoopRNN(nn.Module):
+    """A recurrence written as a Python loop over layers: h_t = W h_{t-1} + U x_t (no activation),
+    W orthogonal times ``gain``: dL/dh_t shrinks by exactly ``gain`` per step back."""
+
+    def __init__(self, gain: float, steps: int = 30) -> None:
+        super().__init__()
+        self.inp, self.rec, self.out = nn.Linear(8, 32), nn.Linear(32, 32, bias=False), nn.Linear(32, 4)
+        nn.init.orthogonal_(self.rec.weight, gain)
+        self.steps = steps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.zeros(x.shape[0], 32, dtype=x.dtype)
+        for t in range(self.steps):
+            h = self.rec(h) + self.inp(x[:, t])
+        return self.out(h)
+
+
+def test_a_layer_called_in_a_loop_is_measured_through_time() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_LoopRNN(0.5), torch.randn(8, 30, 8), seeds=2, verify=True)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("vanishing_through_time", "error")
+    extra = f.evidence.model_dump()
+    assert extra["per_step_factor"] == pytest.approx(0.5, rel=1e-6)  # the theory: exactly the gain
+    assert extra["sequence_length"] == 30 and f.evidence.layers == ["rec"]
+    assert {layer.name: layer.type for layer in doc.layers} == {"inp": "linear", "rec": "rnn", "out": "linear"}
+    orthogonal = next(r for r in f.remedies if r.id == "orthogonal_init")
+    assert orthogonal.verified is not None and orthogonal.verified.fixed  # gain 1: no shrinking
+    assert check_module(_LoopRNN(1.0), torch.randn(8, 30, 8), seeds=2, verify=False).findings == []
+
+
+def test_a_layer_shared_by_separate_inputs_is_not_a_loop() -> None:
+    class Siamese(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.out = nn.Linear(16, 16), nn.Linear(48, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(torch.cat([torch.tanh(self.enc(x[:, k])) for k in range(3)], -1))
+
+    torch.manual_seed(0)
+    doc = check_module(Siamese(), torch.randn(8, 3, 16), seeds=1, verify=False)
+    assert doc.time_steps == [] and {layer.type for layer in doc.layers} == {"linear"}
