@@ -526,11 +526,8 @@ def loops(units: Sequence[Record]) -> dict[str, list[Record]]:
     for rec in units:
         calls.setdefault(rec.name, []).append(rec)
     return {name: cs for name, cs in calls.items()
-            if len(cs) >= MIN_LOOP_CALLS and rec_weighted(cs[0]) and all(_feeds(a, b) for a, b in zip(cs, cs[1:]))}
-
-
-def rec_weighted(rec: Record) -> bool:
-    return rec.role.kind == "weight"
+            if len(cs) >= MIN_LOOP_CALLS and cs[0].role.kind == "weight"
+            and all(_feeds(a, b) for a, b in zip(cs, cs[1:], strict=False))}
 
 
 def consumers(root: Any) -> dict[Any, set[Any]]:
