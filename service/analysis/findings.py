@@ -147,6 +147,13 @@ def time_ratios(result: SimulationResult) -> list[tuple[str, int, float, int]]:
 
 
 def post_ln_stacks(result: SimulationResult, thresholds: Thresholds) -> list[UnitStats]:
+    """The units of every Post-LN Transformer stack at least ``post_ln_depth`` layers deep: a spec's
+    ``transformer_encoder`` layers, or a live module's ``nn.TransformerEncoderLayer`` /
+    ``DecoderLayer`` with ``norm_first=False`` (one unit per layer, ``result.post_ln``)."""
+    if result.plan is None:
+        named = {u.name: u for u in result.units}
+        return [named[n] for stack in result.post_ln if len(stack) >= thresholds.post_ln_depth
+                for n in stack if n in named]
     units = [u for u in result.units if u.type == "transformer_encoder"]
     deep: list[UnitStats] = []
     for pointer in dict.fromkeys(u.pointer for u in units):

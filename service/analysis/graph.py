@@ -1248,6 +1248,18 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     return figures, records
 
 
+def post_ln_layers(net: nn.Module) -> list[list[str]]:
+    """torch's Post-LN Transformer layers (``nn.TransformerEncoderLayer`` / ``DecoderLayer`` with
+    ``norm_first=False``, their default), per stack (the list that holds them), each named by its
+    last linear (``<layer>.linear2``), the unit that stands for it."""
+    stacks: dict[str, list[str]] = {}
+    for name, m in net.named_modules():
+        if isinstance(m, nn.TransformerEncoderLayer | nn.TransformerDecoderLayer) and not m.norm_first:
+            parent = name.rsplit(".", 1)[0] if "." in name else ""
+            stacks.setdefault(parent, []).append(f"{name}.linear2")
+    return list(stacks.values())
+
+
 def simulate_graph(run: GraphRun, *, device: str | None = None,
                    progress: ProgressFn | None = None) -> SimulationResult:
     """Simulate ``run`` for every seed and collect per-unit figures as :func:`simulate` does.
@@ -1266,6 +1278,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
               for x in make_inputs(run.inputs, seed)]
         figures, records = instrumented_step(run, net, xs, seed)
         seeds.append(figures)
+        if seed == 0:
+            post_ln = post_ln_layers(net)
         del net
     if progress:
         progress(1.0, "simulation done")
@@ -1293,4 +1307,5 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             silent=[s.silent for s in seeds], loss=run.loss if run.losses is None else None,
                             squashed=(run.squashed if run.losses is None else None)
                             or ("softmax" if seeds[0].forward_softmax else None),
-                            squashed_in_forward=seeds[0].forward_softmax)
+                            squashed_in_forward=seeds[0].forward_softmax,
+                            post_ln=post_ln)

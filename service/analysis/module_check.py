@@ -126,6 +126,13 @@ def _recurrent(net: nn.Module) -> list[nn.RNNBase]:
     return [m for m in net.modules() if isinstance(m, nn.RNNBase)]
 
 
+def _pre_ln(net: nn.Module, seed: int) -> None:
+    """torch's Post-LN Transformer layers made Pre-LN (``norm_first=True``): the same weights."""
+    for m in net.modules():
+        if isinstance(m, nn.TransformerEncoderLayer | nn.TransformerDecoderLayer):
+            m.norm_first = True
+
+
 def _orthogonal_loops(names: set[str]) -> Edit:
     """Orthogonal recurrent weights, and the same for a square layer called in a loop (``names``,
     :func:`gradhealth.analysis.graph.loops`)."""
@@ -207,6 +214,12 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
         if found is not None:
             out.append((found[0], result.optimizer.model_copy(update={"lr": found[1]})))
         return out
+    if code == "post_ln_depth_risk":
+        layers = sorted({u.name.rsplit(".", 1)[0] for u in det.units})
+        warmup = R.lower_learning_rate(warmup_steps=4000)
+        warmup.change += " (not verified: a schedule over training steps, which a check at initialisation does not run)"
+        return [(R.pre_layer_norm(f"{layers[0]} .. {layers[-1]}" if len(layers) > 1 else where), _pre_ln),
+                (warmup, None)]
     if code == "vanishing_gradient" and det.evidence.get("cut_off"):
         return []  # a cut in the graph: no change of init, activation or structure gives it a gradient
     recurrent = [u for u in result.units if u.type in ("lstm", "gru", "rnn")]
@@ -245,7 +258,7 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
         else:
             out.append((gated, None))
     for remedy, edit in out:
-        if edit is None and NOT_REINITIALISED not in remedy.change:
+        if edit is None and "not verified" not in remedy.change:
             remedy.change = f"{remedy.change} ({NOT_SIMULATED})"
     return out
 

@@ -570,6 +570,9 @@ class PostLnDepthRisk(ArchitectureRule):
     def measure(self, result: SimulationResult) -> float:
         # Measured on any stack, so a Pre-LN re-simulation reports its own figure.
         stack = [u for u in result.units if u.type == "transformer_encoder"]
+        if result.plan is None:  # a live module's layers: their units by name
+            named = {u.name: u for u in result.units}
+            stack = [named[n] for s in result.post_ln for n in s if n in named]
         return stack[-1].geo("grad_norm") if stack else math.nan
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:

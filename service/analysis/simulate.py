@@ -144,6 +144,8 @@ class SimulationResult:
     #: ``squashed`` is the forward's own (a live module ending in a softmax), not a file's output
     #: activation folded out for a loss compiled on logits
     squashed_in_forward: bool = False
+    #: a live module's Post-LN Transformer stacks (``GraphRun.post_ln``): per stack, one unit per layer
+    post_ln: list[list[str]] = field(default_factory=list)
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)

@@ -405,3 +405,30 @@ def test_a_layer_shared_by_separate_inputs_is_not_a_loop() -> None:
     torch.manual_seed(0)
     doc = check_module(Siamese(), torch.randn(8, 3, 16), seeds=1, verify=False)
     assert doc.time_steps == [] and {layer.type for layer in doc.layers} == {"linear"}
+
+
+class _Encoder(nn.Module):
+    def __init__(self, layers: int, norm_first: bool) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(100, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=norm_first)
+        self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Linear(32, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.enc(self.emb(x)).mean(1))
+
+
+def test_a_deep_post_ln_stack_of_torch_layers_is_a_risk_as_in_a_spec() -> None:
+    # torch's nn.TransformerEncoderLayer is Post-LN by default (norm_first=False): 6 or more of
+    # them are the spec's post_ln_depth_risk (Xiong et al. 2020); Pre-LN is verified on the copy
+    torch.manual_seed(0)
+    ids = torch.randint(0, 100, (8, 10))
+    doc = check_module(_Encoder(8, norm_first=False), ids, seeds=2, verify=True)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("post_ln_depth_risk", "warning") and f.evidence.model_dump()["depth"] == 8
+    assert f.evidence.layers == ["enc.layers.0.linear2", "enc.layers.7.linear2"]
+    pre_ln = next(r for r in f.remedies if r.id == "pre_layer_norm")
+    assert pre_ln.verified is not None and pre_ln.verified.fixed
+    assert check_module(_Encoder(8, norm_first=True), ids, seeds=2, verify=False).findings == []
+    assert check_module(_Encoder(5, norm_first=False), ids, seeds=2, verify=False).findings == []
