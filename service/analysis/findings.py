@@ -52,10 +52,20 @@ def _geo_ratio(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.exp(np.mean(logs))) if len(logs) else math.nan
 
 
+def cut_off(unit: UnitStats) -> bool:
+    """Whether the loss does not depend on ``unit``'s output in any seed (a live module's
+    ``.detach()``, or a head the loss does not read): no gradient by construction, not by shrinking."""
+    marks = unit.values.get("cut_off")
+    return marks is not None and bool(np.all(marks == 1.0))
+
+
 def trunk(result: SimulationResult) -> list[UnitStats]:
     """Top-level units with weights, without the readout: the final unit, or every unit that
-    makes one of a model's several outputs."""
+    makes one of a model's several outputs. Units at the end the loss does not read (a second
+    head returned beside the logits) are not part of the path to the loss."""
     units = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values]
+    while units and cut_off(units[-1]):
+        units.pop()
     if any(u.readout for u in units):
         return [u for u in units if not u.readout]
     return units[:-1]

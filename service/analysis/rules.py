@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
-import numpy as np
-
 from gradhealth.analysis.findings import (
     Detection,
     absorbed_by_normalisation,
     activation_growth,
     binomial_tail_half,
+    cut_off,
     depth_ratio,
     fmt,
     layer_activations,
@@ -180,13 +179,6 @@ def _these_layers(acts: str) -> str:
     if len(named) < len(acts.split("/")):
         return f"these {'/'.join(named)} layers (and layers without an activation)"
     return f"these {'/'.join(named)} layers"
-
-
-def cut_off(unit: UnitStats) -> bool:
-    """Whether the loss does not depend on ``unit``'s output in any seed (a live module's
-    ``.detach()``): no gradient by construction, not by shrinking."""
-    marks = unit.values.get("cut_off")
-    return marks is not None and bool(np.all(marks == 1.0))
 
 
 class VanishingGradient(ArchitectureRule):
@@ -745,7 +737,7 @@ class NegativeLearningRate(ArchitectureRule):
 
 def _output_layer(result: SimulationResult) -> UnitStats:
     """The last weighted layer (not a readout of a second output): the network's output layer."""
-    weighted = [u for u in result.units if u.has_weights and not u.readout]
+    weighted = [u for u in result.units if u.has_weights and not u.readout and not cut_off(u)]
     return weighted[-1] if weighted else result.units[-1]
 
 

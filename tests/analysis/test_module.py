@@ -432,3 +432,22 @@ def test_a_deep_post_ln_stack_of_torch_layers_is_a_risk_as_in_a_spec() -> None:
     assert pre_ln.verified is not None and pre_ln.verified.fixed
     assert check_module(_Encoder(8, norm_first=True), ids, seeds=2, verify=False).findings == []
     assert check_module(_Encoder(5, norm_first=False), ids, seeds=2, verify=False).findings == []
+
+
+def test_a_head_the_loss_does_not_read_is_neither_the_output_nor_a_finding() -> None:
+    # a second head returned beside the logits (an auxiliary output the loss here does not use)
+    # gets no gradient; it is not the output layer (whose gradient would be "exactly none")
+    class TwoHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+            self.cls, self.aux = nn.Linear(64, 10), nn.Linear(64, 1)
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            h = self.body(x)
+            return {"logits": self.cls(h), "aux": self.aux(h)}
+
+    torch.manual_seed(0)
+    doc = check_module(TwoHeads(), torch.randn(16, 32), seeds=2, verify=False)
+    assert doc.findings == []
+    assert {layer.name: layer.grad_norm for layer in doc.layers}["aux"] == 0.0
