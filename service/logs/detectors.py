@@ -867,6 +867,12 @@ def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, n
     return found
 
 
+#: A rise to under this many times the minimum that regains less than this share of the fall before
+#: it is not a divergence (:func:`divergence`).
+_CREEP_RISE = 3.0
+_CREEP_REGAINED = 0.05
+
+
 def _divergence_window(n: int) -> int:
     """The running-median window loss_divergence judges a loss of ``n`` points by."""
     return min(max(9, min(n // 25, 51)), max(3, n // 3))
@@ -889,6 +895,12 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     rise = end / low if low > 0 else math.inf
     if rise < t.divergence_factor:
         return _excursion(run, loss, steps, sm, t)
+    # A loss that fell by orders of magnitude and creeps back by a small multiple of a tiny minimum
+    # (a fine-tune at 0.03 ending at 0.07 after starting at 2.1) has regained a sliver of its fall:
+    # noise at the floor, not a climb back up
+    top = float(np.max(sm[:i_min + 1]))
+    if rise < _CREEP_RISE and top > low and (end - low) / (top - low) < _CREEP_REGAINED:
+        return []
     # onset: where the smoothed loss leaves its minimum for good
     level = low * (1 + (t.divergence_factor - 1) / 2)
     # (the last time it was below the level: a noisy level's median can poke above it earlier)

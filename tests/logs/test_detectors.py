@@ -255,3 +255,26 @@ def test_each_learning_rate_remedy_says_what_its_snippet_does():
     assert r.id == "raise_learning_rate" and r.change.startswith("raise")
     factor = r.params["factor"]
     assert factor > 1 and f'group["lr"] * {factor}' in r.snippet
+
+
+def _fine_tune(end: float) -> np.ndarray:
+    """A fine-tune's loss over 48 logs: 2.1 falling to 0.03 by the 25th, at 0.03 to the 34th,
+    then at ``end`` (each with 10 % noise) to the last."""
+    rng = np.random.default_rng(0)
+    fall = 2.1 * (0.03 / 2.1) ** (np.arange(25) / 24)
+    return np.concatenate([fall, 0.03 * (1 + 0.1 * rng.standard_normal(9)),
+                           end * (1 + 0.1 * rng.standard_normal(14))])
+
+
+def test_a_loss_creeping_back_by_a_sliver_of_its_fall_is_not_a_divergence():
+    # 2.1 -> 0.03, then 0.065: 2.2x the minimum, but 1.7 % of the way back up (a LoRA fine-tune at
+    # a constant rate, memorising); a divergence climbs back a real part of its fall
+    assert not [f for f in diagnose(run_of(loss=_fine_tune(0.065))).findings if f.code == "loss_divergence"]
+
+
+def test_a_loss_that_regains_a_real_part_of_its_fall_or_many_times_its_floor_still_diverges():
+    for end in (0.2, 0.5):  # 6.7x its minimum (8 % of the way back); 16x (23 %)
+        codes = {(f.code, f.severity) for f in diagnose(run_of(loss=_fine_tune(end))).findings}
+        assert ("loss_divergence", "error") in codes, end
+    loss = np.concatenate([np.linspace(2.0, 0.5, 120), np.linspace(0.5, 1.0, 80)])  # 2x, a third back
+    assert [f.severity for f in diagnose(run_of(loss=loss)).findings if f.code == "loss_divergence"] == ["error"]
