@@ -1163,12 +1163,54 @@ def _change(improvement: float) -> str:
     return f"{improvement:.1%} lower" if improvement >= 0 else f"{-improvement:.1%} higher"
 
 
+#: A GAN's losses logged this many times, every one the same, are frozen, not a game going on.
+_GAN_FROZEN_POINTS = 5
+
+
+def _frozen_gan(run: RunLog) -> Finding | None:
+    """A GAN whose generator and discriminator losses are each exactly the same number at every
+    logged step (StudioGAN's ``Gen_loss: -0.0 Dis_loss: 13.82`` from step 100 on): the game is
+    not being played. A discriminator that wins outright gives the generator no gradient
+    (Goodfellow et al. 2014; Arjovsky and Bottou 2017), and the losses of two networks that learn
+    move, however they balance."""
+    if run.first("loss") is not None:
+        return None
+    parts: dict[str, list[tuple[Series, np.ndarray, np.ndarray]]] = {"G": [], "D": []}
+    for s in run.series:
+        part = gan_part(s.name) if s.role == "metric" else None
+        if part is not None:
+            steps, v = finite(s)
+            parts[part].append((s, steps, v))
+    if not parts["G"] or not parts["D"]:
+        return None
+    every = [x for p in parts.values() for x in p]
+    if any(len(v) < _GAN_FROZEN_POINTS or np.ptp(v) != 0 for _, _, v in every):
+        return None
+    g, d = parts["G"][0], parts["D"][0]
+    first = min(float(steps[0]) for _, steps, _ in every)
+    last = max(float(steps[-1]) for _, steps, _ in every)
+    return _finding(
+        "loss_plateau", "warning",
+        f"the GAN's losses do not move: {g[0].name} is {float(g[2][0]) + 0.0:g} and {d[0].name} "
+        f"{float(d[2][0]) + 0.0:g} at "
+        f"every one of {min(len(v) for _, _, v in every)} logged steps ({_num(first)} to {_num(last)})",
+        "A generator and a discriminator that learn push each other's losses around; losses that are exactly "
+        "the same at every step mean neither network's updates change anything: most often the discriminator "
+        "has won outright and its saturated output gives the generator no gradient (a learning rate or a "
+        "discriminator too strong, or a non-saturating loss needed).",
+        {"metric": g[0].name, "steps": [_num(first), _num(last)], "value": 0.0, "threshold": 0.0,
+         "generator": [s.name for s, _, _ in parts["G"]][:20],
+         "discriminator": [s.name for s, _, _ in parts["D"]][:20]},
+        [lower_lr(run, at_step=first, why="the GAN's losses froze")])
+
+
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     stuck = _stuck_validation_accuracy(run, t)
     found = _positive_loss(run, t) if not _on_rollouts(run) else None
     if found is None:
-        return [stuck] if stuck else []
+        frozen = _frozen_gan(run)
+        return [f for f in (stuck, frozen) if f is not None]
     loss, steps, v = found
     sm = smooth(v, max(3, min(9, len(v) // 4)))
     half = len(sm) // 2
@@ -1456,10 +1498,12 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
         names = ", ".join(s.name for s in gan[:6]) + (" ..." if len(gan) > 6 else "")
         return [_finding(
             "insufficient_data", "info",
-            f"a GAN's generator and discriminator losses ({names}): checked for NaN/Inf only",
+            f"a GAN's generator and discriminator losses ({names}): checked for NaN/Inf and for losses that do "
+            "not move only",
             "The generator and the discriminator play against each other: each one's loss rises when the other "
             "improves, so neither is a training loss whose trend says whether the run learns. Their NaN/Inf are "
-            "checked; log a gradient norm per network (see the recorder) for the gradient checks.",
+            "checked, and losses frozen at one value; log a gradient norm per network (see the recorder) for "
+            "the gradient checks.",
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in gan][:50],
              "generator": [s.name for s in gan if gan_part(s.name) == "G"][:20],
              "discriminator": [s.name for s in gan if gan_part(s.name) == "D"][:20]}, [])]

@@ -589,6 +589,21 @@ def test_a_gans_losses_are_named_and_checked_for_nan(tmp_path: Path) -> None:
     assert any(f.code == "nonfinite" and f.severity == "error" for f in doc.findings)
 
 
+def test_a_gan_whose_losses_never_move_is_stuck(tmp_path: Path) -> None:
+    # StudioGAN's console from an issue: "Gen_loss: -0.0 Dis_loss: 13.82" at every logged step;
+    # the healthy CycleGAN log above moves, and a frozen part beside a moving one is not frozen
+    lines = [f"[INFO] 2021-11-28 10:56:36 > Step: {s:6d} Progress: 0.1% Elapsed: 0:00:57 Gen_loss: -0.0 "
+             f"Dis_loss: 13.82 Cls_loss: N/A" for s in range(100, 700, 100)]
+    doc = check_logs(_write(tmp_path, "stuck.log", "\n".join(lines) + "\n"))
+    [f] = [f for f in doc.findings if f.code == "loss_plateau"]
+    assert f.severity == "warning" and "Gen_loss is 0 and Dis_loss 13.82" in f.summary and f.evidence.steps == [100, 600]
+    moving = [line.replace("Dis_loss: 13.82", f"Dis_loss: {13.82 - k / 100:.2f}") for k, line in enumerate(lines)]
+    assert not [f for f in check_logs(_write(tmp_path, "moving.log", "\n".join(moving) + "\n")).findings
+                if f.code == "loss_plateau"]
+    assert not [f for f in check_logs(_write(tmp_path, "short.log", "\n".join(lines[:4]) + "\n")).findings
+                if f.code == "loss_plateau"]
+
+
 @pytest.mark.parametrize("name,part", [
     ("loss_G", "G"), ("errD", "D"), ("Loss/D/loss", "D"), ("gen_loss", "G"), ("discriminator", "D"),
     ("Generator", "G"), ("G_L1", "G"), ("D_real", None), ("D_G_z1", None), ("d_model", None), ("lr_g", None),
