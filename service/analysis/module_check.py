@@ -402,7 +402,9 @@ def _batch(inputs: list[InputSpec]) -> int:
 def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[InputSpec]:
     """Shapes and dtypes of the user's example inputs. Integer inputs that an ``nn.Embedding``
     of ``model`` reads are token ids, drawn below the example's max + 1; other integer inputs
-    (an attention mask) are used as given, since random values there would mask at random."""
+    (an attention mask) are used as given, since random values there would mask at random. So is
+    a float input after the first whose values are all 0 or 1 (a float mask, a graph's adjacency
+    matrix): noise there is no graph (a degree normalisation of it takes the root of a negative)."""
     keywords = _keywords(example_inputs)
     xs = (list(example_inputs.values()) if keywords is not None else list(example_inputs)
           if isinstance(example_inputs, tuple | list) else [example_inputs])
@@ -413,7 +415,9 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[Inp
     ids = _ids_read_by_embeddings(model, xs, keywords) if model is not None and integers else None
     specs: list[InputSpec] = []
     for i, x in enumerate(xs):
-        if x.is_floating_point():
+        if x.is_floating_point() and i > 0 and x.numel() and bool(((x == 0) | (x == 1)).all()):
+            specs.append(InputSpec(tuple(x.shape), value=x.detach().cpu().clone()))
+        elif x.is_floating_point():
             specs.append(InputSpec(tuple(x.shape)))
         elif ids is not None and i not in ids:
             specs.append(InputSpec(tuple(x.shape), x.dtype, value=x.detach().cpu().clone()))

@@ -451,3 +451,29 @@ def test_a_head_the_loss_does_not_read_is_neither_the_output_nor_a_finding() -> 
     doc = check_module(TwoHeads(), torch.randn(16, 32), seeds=2, verify=False)
     assert doc.findings == []
     assert {layer.name: layer.grad_norm for layer in doc.layers}["aux"] == 0.0
+
+
+class _GCN(nn.Module):
+    """Kipf & Welling's GCN with a dense adjacency input: D^-1/2 (A + I) D^-1/2 X W per layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(32 if i == 0 else 64, 64) for i in range(3))
+        self.out = nn.Linear(64, 7)
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        a = adj + torch.eye(adj.shape[0], dtype=adj.dtype)
+        d = a.sum(1).rsqrt()
+        a = d[:, None] * a * d[None, :]
+        for lin in self.layers:
+            x = torch.relu(a @ lin(x))
+        return self.out(x)
+
+
+def test_a_float_adjacency_or_mask_input_is_used_as_given() -> None:
+    # noise in place of a 0/1 adjacency has negative degrees: rsqrt made NaN, a nonfinite "error"
+    torch.manual_seed(0)
+    adj = (torch.rand(64, 64) < 0.1).float()
+    adj = ((adj + adj.T) > 0).float()
+    doc = check_module(_GCN(), (torch.randn(64, 32), adj), seeds=2, verify=False)
+    assert doc.findings == [] and doc.status == "healthy"
