@@ -300,6 +300,9 @@ class _ThroughTime(ArchitectureRule):
             f"{layer}: dL/dh_t {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
             f"({fmt(per_step)} per step)"
         )
+        if vanishing and ratio == 0:  # below float64's range (or exactly none): no factor to show
+            summary = (f"{layer}: no dL/dh_t reaches step 0 from step {steps - 2} (under 1e-308 of it: "
+                       "below what float64 holds)")
         explanation = (
             "An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
             f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps."

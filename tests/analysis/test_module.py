@@ -477,3 +477,22 @@ def test_a_float_adjacency_or_mask_input_is_used_as_given() -> None:
     adj = ((adj + adj.T) > 0).float()
     doc = check_module(_GCN(), (torch.randn(64, 32), adj), seeds=2, verify=False)
     assert doc.findings == [] and doc.status == "healthy"
+
+
+def test_a_through_time_ratio_below_float64_says_so_rather_than_0x() -> None:
+    # an LSTM whose forget gate starts at sigmoid(-6) over 400 steps: dL/dh_0 underflows to 0
+    class Closed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn, self.out = nn.LSTM(8, 32, batch_first=True), nn.Linear(32, 3)
+            with torch.no_grad():
+                self.rnn.bias_ih_l0[32:64].fill_(-3.0)
+                self.rnn.bias_hh_l0[32:64].fill_(-3.0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.rnn(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    [f] = check_module(Closed(), torch.randn(4, 400, 8), seeds=1, verify=False).findings
+    assert f.code == "vanishing_through_time" and f.evidence.value == 0.0
+    assert "no dL/dh_t reaches step 0 from step 398" in f.summary and "0x" not in f.summary
