@@ -609,12 +609,22 @@ class PostLnDepthRisk(ArchitectureRule):
         )
 
 
+#: The step of Adagrad's that ``large_updates`` judges: its 25th under the same gradient.
+ADAGRAD_WARM_STEPS = 25
+
+
 def warm_factor(result: SimulationResult) -> float:
     """What the first step's ratio is multiplied by to give the optimizer's usual step: RMSprop's
     square average starts at (1 - alpha) g^2, with no bias correction, so its first step is
     1/sqrt(1 - alpha) times (3.2x at Keras' rho 0.9) the step it takes once the average has warmed
     up, a few dozen steps in. The others' first step is their usual one."""
     opt = result.optimizer
+    if opt is not None and opt.type == "adagrad":
+        # its squared-gradient sum only grows: under a gradient that dominates the initial
+        # accumulator its K-th step is the first over sqrt(K); judged a few dozen steps in, as
+        # RMSprop's is (where the accumulator dominates, Keras' 0.1 under tiny gradients, it
+        # shrinks less: this is the lenient side, for an optimizer whose large steps decay)
+        return ADAGRAD_WARM_STEPS ** -0.5
     if opt is not None and opt.type == "adadelta":
         # its squared-gradient average warms up as RMSprop's does (and its update average from 0)
         return math.sqrt(1 - adadelta_rho(opt))

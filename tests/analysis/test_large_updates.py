@@ -423,3 +423,27 @@ def test_a_spec_with_a_negative_rate_gets_the_finding_and_a_verified_patch() -> 
     assert not [f for f in plus.findings if f.code == "negative_learning_rate"]
     with pytest.raises(SpecError):
         parse_spec(_spec({"type": "sgd", "lr": -1e7}))  # still bounded in size
+
+
+def test_adagrad_is_judged_by_its_25th_step_which_its_growing_sum_has_shrunk() -> None:
+    # torch's Adagrad starts its sum at 0: every step is lr g / sqrt(sum of g^2 so far), the first
+    # lr sign(g), the 25th (under the same gradient) a fifth of it; that is the step judged
+    spec = {"name": "mlp", "input": {"shape": [256]}, "batch_size": 32, "seeds": 1,
+            "layers": [{"type": "linear", "out_features": 256, "activation": "relu", "init": "kaiming_normal"},
+                       {"type": "linear", "out_features": 10}],
+            "optimizer": {"type": "adagrad", "lr": 0.01}}
+    plan = make_plan(parse_spec(spec))
+    net, x, target = prepare(plan, 0, torch.device("cpu"))
+    bare_step(net, x, target)
+    weights = [u.weight() for u in net.units() if u.weight() is not None]
+    before = [w.detach().clone() for w in weights]
+    _torch_optimizer(spec["optimizer"], list(net.parameters())).step()
+    # torch.optim's own first step, the worst layer's
+    first = max(float((w.detach() - b).norm() / b.norm()) for w, b in zip(weights, before, strict=True))
+    twenty_fifth = first / 5
+    assert twenty_fifth < 0.1 < first  # a warning on step one, not once the sum has grown
+    assert not [f for f in check_architecture(spec).findings if f.code == "large_updates"]
+    spec["optimizer"]["lr"] = 0.1
+    [f] = [f for f in check_architecture(spec).findings if f.code == "large_updates"]
+    assert f.evidence.first_step_factor == pytest.approx(5.0)
+    assert f.evidence.value == pytest.approx(10 * twenty_fifth, rel=0.05)
