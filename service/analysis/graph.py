@@ -1298,7 +1298,10 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                                rec.activation, int(rec.name in nested),
                                rec.role.kind == "weight", fan_in, fan_out, values,
                                normalised=rec.normalised, readout=rec.name in run.readouts))
-    series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))
+    bidirectional = {rec.name for rec in records
+                     if isinstance(rec.module, UnrolledRNN) and rec.module.directions == 2}
+    series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64),
+                         reverse=name in bidirectional and sub % 2 == 1)
               for (name, sub) in seeds[0].steps]
     return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64
                             else "float32", run.seeds, stats, series, [s.loss for s in seeds],

@@ -254,10 +254,20 @@ class _ThroughTime(ArchitectureRule):
 
     def severities(self, result: SimulationResult, t: Thresholds) -> list[tuple[str | None, str, int, float, int]]:
         """(severity, layer, sublayer, ratio, steps) per recurrent (sub)layer. A gated cell's
-        vanishing is at most a warning (:data:`GATED_CELLS`)."""
+        vanishing is at most a warning (:data:`GATED_CELLS`). The backward direction of a
+        bidirectional layer whose forward direction shrinks does not explode: under a layer
+        above that vanishes through time, the gradient injected at each position is largest at
+        the end of the sequence, where the backward direction starts, so its dL/dh_t falls in the
+        order it runs by the injection's profile, not by its recurrence (its forward direction,
+        with the same profile the other way round, reads as shrinking)."""
         out = []
+        ratios = {(layer, sub): ratio for layer, sub, ratio, _ in time_ratios(result)}
+        reverse = {(ts.layer, ts.sublayer) for ts in result.time_series if ts.reverse}
         for layer, sub, ratio, steps in time_ratios(result):
             severity = self.judge(ratio, t)
+            if (severity is not None and self.code == "exploding_through_time" and (layer, sub) in reverse
+                    and ratios.get((layer, sub - 1), math.inf) < 1):
+                severity = None
             if (severity == "error" and self.code == "vanishing_through_time"
                     and result.unit(layer).type in GATED_CELLS):
                 severity = "warning"

@@ -109,6 +109,9 @@ class TimeSeries:
     layer: str
     sublayer: int
     norms: np.ndarray
+    #: the backward direction of a bidirectional layer (steps in the order it runs them); its
+    #: forward direction is ``sublayer - 1``
+    reverse: bool = False
 
     def geo(self) -> np.ndarray:
         with np.errstate(divide="ignore"):
@@ -361,7 +364,9 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     if progress:
         progress(1.0, "simulation done")
     stats = _collect(units, [s.units for s in seeds])
-    series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64))
+    bidirectional = {u.name for u in units if getattr(u.plan.layer, "bidirectional", False)}
+    series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64),
+                         reverse=name in bidirectional and sub % 2 == 1)
               for (name, sub) in seeds[0].steps]
     return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, [s.loss for s in seeds],
                             time.perf_counter() - started, spec.optimizer, batch_size=spec.batch_size,

@@ -496,3 +496,37 @@ def test_a_through_time_ratio_below_float64_says_so_rather_than_0x() -> None:
     [f] = check_module(Closed(), torch.randn(4, 400, 8), seeds=1, verify=False).findings
     assert f.code == "vanishing_through_time" and f.evidence.value == 0.0
     assert "no dL/dh_t reaches step 0 from step 398" in f.summary and "0x" not in f.summary
+
+
+class _BiRNN(nn.Module):
+    """A bidirectional recurrent classifier reading the last position (a BiLSTM text classifier)."""
+
+    def __init__(self, cell: type[nn.RNNBase], layers: int, **kw: object) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(1000, 64)
+        self.rnn = cell(64, 64, num_layers=layers, batch_first=True, bidirectional=True, **kw)
+        self.out = nn.Linear(128, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.rnn(self.emb(x))[0][:, -1])
+
+
+@pytest.mark.parametrize("cell", [nn.GRU, nn.LSTM])
+def test_a_stacked_bidirectional_classifier_does_not_explode_through_time(cell: type[nn.RNNBase]) -> None:
+    # the second layer's forward direction vanishes back from the last position, so the gradient
+    # injected into the first layer is largest at the end: the first layer's backward direction,
+    # which starts there, read as "grows 1e10x" (an error) although its recurrence shrinks
+    torch.manual_seed(0)
+    doc = check_module(_BiRNN(cell, 2), torch.randint(0, 1000, (8, 50)), seeds=2, verify=False)
+    assert [(f.code, f.severity) for f in doc.findings] == [("vanishing_through_time", "warning")]
+
+
+def test_a_bidirectional_rnn_that_explodes_both_ways_still_explodes() -> None:
+    torch.manual_seed(0)
+    model = _BiRNN(nn.RNN, 2, nonlinearity="relu")
+    for name, p in model.rnn.named_parameters():
+        if name.startswith("weight_hh"):
+            nn.init.orthogonal_(p, 1.5)
+    doc = check_module(model, torch.randint(0, 1000, (8, 50)), seeds=2, verify=False)
+    # both directions of both layers grow (1.5 per step, less the relu's halving): not a mirror
+    assert "exploding_through_time" in {f.code for f in doc.findings}
