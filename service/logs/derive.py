@@ -208,12 +208,18 @@ def named_loss(name: str) -> bool:
 
 def add_named_loss(run: RunLog) -> RunLog:
     """Where ``run`` still has no training loss and exactly one series is named as a loss in words
-    (:func:`named_loss`), read that series as the training loss. Several such series are left as
-    they are: an actor's and a critic's, or two adversaries', do not add up to one loss."""
+    (:func:`named_loss`), or one of several has a total's name in its last part
+    (``Loss/total_loss``), read that series as the training loss. Other sets are left as they are:
+    an actor's and a critic's, or two adversaries', do not add up to one loss."""
     if any(s.role == "loss" for s in run.series):
         return run
     # a split's component (``train/box_loss``) is a part of a loss: add_component_losses' business
     found = [s for s in run.series if s.role == "metric" and named_loss(s.name) and _component(s) is None]
+    # of several, the one whose last part is a total's name (TF's Object Detection API:
+    # Loss/total_loss beside Loss/classification_loss and Loss/localization_loss)
+    totals = [s for s in found if classify(s.name.strip().rsplit("/", 1)[-1])[0] == "loss"]
+    if len(found) > 1 and len(totals) == 1:
+        found = totals
     if len(found) != 1:
         return run
     found[0].role = "loss"

@@ -58,6 +58,7 @@ nor is a file where every name appears once and none is a step (a config file).
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections import deque
 from pathlib import Path
@@ -67,7 +68,15 @@ import numpy as np
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, open_log
-from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, make_series
+from gradhealth.logs.series import (
+    LogWarning,
+    Role,
+    RunLog,
+    Series,
+    classify,
+    make_series,
+    parse_number,
+)
 
 # a number; thousands may be grouped with commas (8,388,608) when every group after a comma has
 # exactly 3 digits and the first group does not start with 0 (so "a=1,b=2" and "x=0,5" are not one)
@@ -130,10 +139,12 @@ _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validat
 _TRACEBACK = "Traceback (most recent call last):"
 # what frameworks print when a loss or gradient goes NaN/Inf and they stop or complain (not the
 # loss scaler's routine "Gradient overflow. Skipping step"): Keras' TerminateOnNaN, TensorFlow's
-# CheckNumerics, detectron2, fairseq's fp16 scaler giving up, torch.autograd's anomaly mode
+# CheckNumerics, detectron2, fairseq's fp16 scaler giving up, torch.autograd's anomaly mode,
+# TensorFlow's NanTensorHook ("Model diverged with loss = NaN.", then NanLossDuringTrainingError)
 _NONFINITE_EVENT = re.compile(
     r"Invalid loss, terminating training|\bis inf or nan\b|Tensor had (?:NaN|Inf) values"
-    r"|Loss became infinite or NaN|Minimum loss scale reached|returned nan values in its \w+ output",
+    r"|Loss became infinite or NaN|Minimum loss scale reached|returned nan values in its \w+ output"
+    r"|Model diverged with loss = NaN|NanLossDuringTrainingError",
     re.IGNORECASE)
 _EVENT_HINTS = ("nan", "NaN", "Invalid loss", "Tensor had", "loss scale")
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
@@ -157,6 +168,14 @@ _WS_KEYS = STEP_KEYS | set(ROLES) | {"epoch", "train_acc", "val_acc", "accuracy"
 _MAX_TB_LINES = 200
 MAX_LINE = 16 * 2**20
 _NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".md", ".sh", ".html", ".xml")
+
+
+def _number(text: str) -> float:
+    """A value text of :func:`pairs` as a float (it lets only numbers and non-finite spellings through)."""
+    try:
+        return float(parse_number(text))
+    except ValueError:
+        return 0.0
 
 
 def pairs(line: str) -> list[tuple[str, str]]:
@@ -396,14 +415,18 @@ class TextReader:
         if not lines or _JSON_START.match(lines[0]):
             return 0.0
         hits = 0
-        known = has_step = False
+        known = has_step = broken = False
         seen: dict[str, int] = {}
         table: list[str] | None = None
         for ln in lines:
             table = table or headerless_table(ln)
             row = table_row(table, ln) if table else None
             table = table_header(ln) or table
-            keys = [k.lower() for k, _ in (row or pairs(ln))]
+            found_pairs = row or pairs(ln)
+            keys = [k.lower() for k, _ in found_pairs]
+            # a loss that is NaN or Inf: no config file holds one (TF's Object Detection API prints
+            # one dict of losses over several lines: every name once, like a config)
+            broken = broken or any("loss" in k.lower() and not math.isfinite(_number(v)) for k, v in found_pairs)
             has_step = has_step or any(k in STEP_KEYS for k in keys)
             found = [k for k in keys if k not in STEP_KEYS]
             if found:
@@ -413,7 +436,7 @@ class TextReader:
                     seen[k] = seen.get(k, 0) + 1
         if hits == 0 or (hits < 2 and len(lines) > 2 and not known):
             return 0.0
-        if hits >= 2 and not has_step and max(seen.values()) < 2 and not (known and "epoch" in seen):
+        if hits >= 2 and not has_step and max(seen.values()) < 2 and not (known and "epoch" in seen) and not broken:
             return 0.0                      # every name once: a config file, not a training log (a
             #                                 loss in an epoch is a pasted console's first epoch)
         score = 0.3 + 0.2 * min(1.0, 2.0 * hits / len(lines)) + (0.1 if known else 0.0)

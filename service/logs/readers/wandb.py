@@ -309,7 +309,10 @@ def _custom_x(header: list[str]) -> str | None:
     ``<run> - <key>`` columns), else None."""
     if len(header) < 2 or not header[0] or _UI_COLUMN.match(header[0]) or header[0] in _STEP_COLUMNS:
         return None
-    return header[0] if all(_UI_COLUMN.match(c) for c in header[1:] if c) else None
+    runs = [c for c in header[1:] if c]
+    # at least one "<run> - <key>" column: a console line ending in a comma or a tab ("Starting
+    # run,", "{'Loss/classification_loss': nan,") has only empty cells after its first
+    return header[0] if runs and all(_UI_COLUMN.match(c) for c in runs) else None
 
 
 def _never_decreases(path: Path, limits: ReadLimits, column: str) -> bool:

@@ -637,6 +637,7 @@ def test_stylegans_summary_records_are_read_by_their_means(tmp_path: Path) -> No
     ": Tensor had NaN values",
     "FloatingPointError: Loss became infinite or NaN at iteration=1203!",  # detectron2, in its traceback
     "RuntimeError: Function 'LogSoftmaxBackward0' returned nan values in its 0th output.",
+    "ERROR:tensorflow:Model diverged with loss = NaN.",  # TensorFlow's NanTensorHook
 ])
 def test_a_framework_reporting_a_nan_before_any_value_shows_one(tmp_path: Path, report: str) -> None:
     lines = [f"iter: {10 * i}  loss: {2.0 - 0.05 * i:.4f}  lr: 0.01" for i in range(1, 11)]
@@ -648,6 +649,31 @@ def test_a_framework_reporting_a_nan_before_any_value_shows_one(tmp_path: Path, 
     routine = _write(tmp_path, "amp.log", "\n".join([*lines, "Gradient overflow.  Skipping step, loss scaler 0 "
                                                      "reducing loss scale to 32768.0"]) + "\n")
     assert not [f for f in check_logs(routine).findings if f.code == "nonfinite"]
+
+
+def test_a_line_ending_in_a_comma_is_not_a_wandb_export(tmp_path: Path) -> None:
+    # a first line with nothing after its comma (or tab) has no "<run> - <key>" column: W&B's
+    # custom-x sniff claimed it, and the console was refused as a CSV with ragged rows
+    for first in ("Starting run,", "2021-10-08 23:18:49 [INFO]\t"):
+        text = first + "\n" + "".join(f"step {i} loss {2.0 / i:.3f}\n" for i in range(1, 13))
+        run = load_run(_write(tmp_path, "train.log", text))
+        assert run.format == "text" and len(_series(run, "loss")) == 12
+
+
+def test_one_dict_of_losses_printed_over_several_lines_with_a_nan_is_read(tmp_path: Path) -> None:
+    # TF's Object Detection API pretty-prints one dict per report over several lines: every name
+    # once, as a config file has them, but no config holds a NaN loss
+    text = ("I0409 23:03:12.869635 140410452137792 model_lib_v2.py:708] {'Loss/classification_loss': nan,\n"
+            " 'Loss/localization_loss': nan,\n 'Loss/regularization_loss': nan,\n 'Loss/total_loss': nan,\n"
+            " 'learning_rate': 0.07922263}\n")
+    path = _write(tmp_path, "train.log", text)
+    doc = check_logs(path)
+    assert any(f.code == "nonfinite" and f.severity == "error" for f in doc.findings)
+    # of the losses under the "Loss/" heading, the one named as a total is the training loss
+    assert [s.name for s in load_run(path).series if s.role == "loss"] == ["Loss/total_loss"]
+    config = "learning_rate: 0.01\nbatch_size: 32\nweight_decay: 0.0001\n"
+    with pytest.raises(Exception, match="not a log format|not in the text format"):
+        load_run(_write(tmp_path, "config.txt", config))
 
 
 def test_a_loss_scale_fallen_to_zero_is_every_step_overflowing(tmp_path: Path) -> None:
