@@ -381,7 +381,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
 
             require_cuda_if_asked(args.device)
             _simulating_here()
-            doc = check_onnx(path, loss=args.loss or "cross_entropy", seeds=args.seeds or 3,
+            doc = check_onnx(path, loss=args.loss, seeds=args.seeds or 3,
                              weights=args.weights or "as_given", batch_size=args.batch_size,
                              input_shapes=shapes or None, verify=False if args.no_verify else None,
                              device=args.device, progress=_progress(show_progress), optimizer=optimizer,

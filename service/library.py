@@ -132,7 +132,7 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
                thresholds=settings.thresholds, optimizer=optimizer)
 
 
-def check_onnx(source: str | Path | bytes, *, loss: str = "cross_entropy", seeds: int = 3,
+def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: int = 3,
                weights: str = "as_given", batch_size: int | None = None,
                input_shapes: dict[str, list[int]] | None = None, verify: bool | None = None,
                device: str | None = None, settings: Settings | None = None,

@@ -29,6 +29,7 @@ from gradhealth.analysis.graph import (
     GraphRun,
     InputSpec,
     call,
+    make_inputs,
     parametrized_weight,
     role_of,
     simulate_graph,
@@ -531,7 +532,46 @@ def on_synthetic_inputs(doc: Diagnosis) -> Diagnosis:
     return doc
 
 
-def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weights: str = "as_given",
+def implied_loss(module: nn.Module, inputs: list[InputSpec]) -> tuple[str, bool]:
+    """(loss, from_logits) for a graph whose file says nothing about its loss: cross_entropy over
+    its classes, unless it outputs one number per sample: binary cross-entropy on probabilities
+    after a sigmoid (a binary classifier), mse otherwise (a regression). Cross-entropy over one
+    unit is a softmax of one value, the constant 1: no gradient reaches the network at all."""
+    dtype = next((p.dtype for p in module.parameters()), torch.float32)
+    xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, 0)]
+    try:
+        with torch.no_grad():
+            out = _first_output(call(module, xs))
+    except (RuntimeError, ValueError):  # the graph does not run on these inputs: the check says why
+        return "cross_entropy", True
+    if out is None or out.dim() == 0 or (out.dim() > 1 and out.shape[-1] > 1):
+        return "cross_entropy", True
+    ops, wiring = getattr(module, "ops", None), getattr(module, "wiring", None)
+    outputs = getattr(module, "output_names", None)
+    if ops is None or wiring is None or not outputs:
+        return "mse", True
+    producer = {o: k for k, (_, outs) in enumerate(wiring) for o in outs if o}
+    k = producer.get(outputs[0])
+    for _ in range(4):  # back through parameter-free ops after the activation (tf2onnx's Identity, a Squeeze)
+        role = getattr(ops[k], "role", None) if k is not None else None
+        if role is None or role.kind not in ("act", "other"):
+            break
+        if role.kind == "act":
+            return ("binary_cross_entropy", False) if role.activation == "sigmoid" else ("mse", True)
+        ins = wiring[k][0]
+        k = producer.get(ins[0]) if ins else None
+    return "mse", True
+
+
+def _first_output(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, tuple | list) and value and isinstance(value[0], torch.Tensor):
+        return value[0]
+    return None
+
+
+def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
                thresholds: Thresholds | None = None, name: str | None = None,
@@ -539,15 +579,19 @@ def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weig
     """Check the ONNX model in ``data`` (see :func:`gradhealth.analysis.importers.onnx.import_onnx`).
 
     ``weights``: ``as_given`` (the file's) or ``reinitialise`` (PyTorch's default per layer,
-    drawn from each seed, to judge the architecture itself)."""
+    drawn from each seed, to judge the architecture itself). ``loss``: cross_entropy or mse; None
+    (an ONNX file does not say) reads it from the output (:func:`implied_loss`)."""
     from gradhealth.analysis.importers import ModelError
     from gradhealth.analysis.importers.onnx import OnnxModule, import_onnx
 
     if weights not in ("as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
-    if loss not in ("cross_entropy", "mse"):
+    if loss is not None and loss not in ("cross_entropy", "mse"):
         raise ModelError(f"loss must be cross_entropy or mse, not {loss!r}")
     imported = import_onnx(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits)
+    from_logits = True
+    if loss is None:
+        loss, from_logits = implied_loss(imported.module, imported.inputs)
 
     def reinit(net: nn.Module, seed: int) -> None:
         assert isinstance(net, OnnxModule)
@@ -559,6 +603,7 @@ def check_onnx(data: bytes, *, loss: str = "cross_entropy", seeds: int = 3, weig
 
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
                    reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer),
+                   from_logits=from_logits,
                    recurrences=imported.recurrences)
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,

@@ -73,7 +73,7 @@ def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str,
                           input_shapes=request.get("input_shapes"))
         doc.name = request.get("filename") or doc.name
         return doc.model_dump(mode="json")
-    doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss") or "cross_entropy",
+    doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss"),
                      seeds=request.get("seeds") or 3, weights=request.get("weights") or "as_given",
                      batch_size=request.get("batch_size"), input_shapes=request.get("input_shapes"),
                      verify=request.get("verify"), settings=settings, progress=progress,

@@ -12,6 +12,7 @@ from torch import nn
 
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx import import_onnx
+from gradhealth.analysis.importers.onnx_static import DEFAULT_BATCH, activation_bytes
 from gradhealth.analysis.module_check import check_module, check_onnx
 from gradhealth.analysis.plan import Limits
 from gradhealth.errors import InputFormatError, LimitExceeded
@@ -205,7 +206,7 @@ def test_too_many_parameters_is_refused_before_allocation() -> None:
         check_onnx(data, limits=Limits(max_parameters=10))
 
 
-def test_dynamic_dimension_needs_a_size() -> None:
+def test_a_dynamic_batch_takes_the_default_and_other_dynamic_sizes_are_asked_for() -> None:
     torch.manual_seed(0)
     model = mlp(nn.ReLU, depth=1)
     x = torch.randn(4, 64)
@@ -216,10 +217,24 @@ def test_dynamic_dimension_needs_a_size() -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), f, dynamo=False, input_names=["x"],
                           dynamic_axes={"x": {0: "batch"}})
-    with pytest.raises(ModelError, match=r"x\[0\] \(batch\); give the batch size \(--batch-size"):
-        check_onnx(f.getvalue(), seeds=1)  # only the batch is missing: the batch size is the way
+    # torch's and tf2onnx's exports leave the batch dynamic by default: it takes DEFAULT_BATCH
+    doc = check_onnx(f.getvalue(), seeds=1, verify=False)
+    assert doc.simulation is not None and doc.simulation.batch_size == DEFAULT_BATCH
     doc = check_onnx(f.getvalue(), seeds=1, verify=False, batch_size=6)
     assert doc.simulation is not None and doc.simulation.batch_size == 6
+    # over the activation limit at the default, the largest batch that fits (the user's own is refused)
+    small = Limits(max_activation_bytes=activation_bytes(onnx.load_from_string(f.getvalue()), {"x": [5, 64]}))
+    doc = check_onnx(f.getvalue(), seeds=1, verify=False, limits=small)
+    assert doc.simulation is not None and doc.simulation.batch_size == 5
+    with pytest.raises(LimitExceeded, match="a batch of 5 or fewer fits"):
+        check_onnx(f.getvalue(), seeds=1, verify=False, limits=small, batch_size=16)
+    # a dynamic size that is not the batch (a sequence's length) is still asked for
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "time", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    seq = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    with pytest.raises(ModelError, match=r"x\[1\] \(time\); give them as input shapes"):
+        check_onnx(seq, seeds=1)
 
 
 def test_onnx_parse_only() -> None:
@@ -316,3 +331,27 @@ def test_topk_routing_computes_what_torch_computes() -> None:
     want = model.double()(x.double())
     assert torch.allclose(got, want, atol=1e-12)
     assert not [f for f in check_onnx(export(model.float(), x), verify=False).findings if f.severity == "error"]
+
+
+def _one_output(last: nn.Module | None) -> bytes:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = [nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1)]
+    return export(nn.Sequential(*layers, *([last] if last is not None else [])), torch.randn(4, 8))
+
+
+def test_a_files_loss_is_read_from_its_output_when_none_is_given() -> None:
+    # a binary classifier (one sigmoid unit) and a regression (one linear unit) under the default
+    # cross-entropy were a softmax over one value: "no gradient reaches the output", an error on
+    # working models; a classifier over classes keeps cross-entropy
+    from gradhealth.analysis.module_check import implied_loss
+
+    for last, loss in ((nn.Sigmoid(), ("binary_cross_entropy", False)), (None, ("mse", True))):
+        data = _one_output(last)
+        imported = import_onnx(data)
+        assert implied_loss(imported.module, imported.inputs) == loss
+        assert check_onnx(data, seeds=1, verify=False).findings == []
+    classes = import_onnx(export(mlp(nn.ReLU, depth=1), torch.randn(4, 64)))
+    assert implied_loss(classes.module, classes.inputs) == ("cross_entropy", True)
+    # asked for, cross-entropy over one unit is still what the user gets, and named as such
+    [f] = check_onnx(_one_output(None), seeds=1, verify=False, loss="cross_entropy").findings
+    assert f.code == "output_loss_mismatch"

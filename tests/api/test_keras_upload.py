@@ -101,3 +101,18 @@ def test_a_variable_length_keras_input_takes_its_sizes_from_input_shapes(api):
     job = api.wait_done(r.json()["id"], timeout=300)
     assert job["status"] == "succeeded", job
     assert max(s["t"] for s in job["result"]["time_steps"]) == 15
+
+
+def test_a_keras_files_compiled_loss_is_used_when_the_request_names_none(api):
+    # a regression compiled with mse, one linear output: under the default cross-entropy (a softmax
+    # over one unit) no gradient would reach it; the file says mse, as check_keras reads it
+    from tests.analysis.test_keras_import import _dense
+
+    config = {**_seq(_dense("h", 16, "relu"), _dense("out", 1), shape=[8]),
+              "compile_config": {"loss": "mse", "optimizer": "adam"}}
+    r = api.post("/v1/checks/model", files={"file": ("m.keras", _zip(config))},
+                 data={"seeds": "1", "verify": "false"})
+    assert r.status_code == 202, r.text
+    job = api.wait_done(r.json()["id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["findings"] == [], job["result"]["findings"]

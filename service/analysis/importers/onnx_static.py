@@ -174,6 +174,10 @@ def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
     return total
 
 
+#: The batch a dynamic first dimension takes when no batch size is given.
+DEFAULT_BATCH = 16
+
+
 def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
                 max_bytes: int = 1 << 30,
@@ -184,7 +188,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     memory (:class:`LimitExceeded`).
 
     ``input_shapes`` gives sizes by input name; ``batch_size`` fills a dynamic first dimension (and
-    replaces a fixed one)."""
+    replaces a fixed one). Without it a dynamic first dimension, the batch both torch's and tf2onnx's
+    exporters leave dynamic by default, is :data:`DEFAULT_BATCH`, or the largest batch (2 or more)
+    whose activations fit the limit."""
     limits = limits or Limits()
     if len(data) > max_bytes:
         raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
@@ -216,6 +222,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     shapes: dict[str, list[int]] = {}
     elem_types: dict[str, int] = {}
     missing: list[str] = []
+    defaulted: set[str] = set()  # inputs whose dynamic batch took DEFAULT_BATCH
     batch_only = True  # every dimension missing is a first one: a batch size would do
     for inp in graph.input:
         if inp.name in init_names:
@@ -230,6 +237,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                 dims.append(batch_size)
             elif d.HasField("dim_value") and d.dim_value > 0:
                 dims.append(int(d.dim_value))
+            elif k == 0:
+                dims.append(DEFAULT_BATCH)
+                defaulted.add(inp.name)
             else:
                 missing.append(f"{inp.name}[{k}] ({d.dim_param or 'unknown'})")
                 batch_only = batch_only and k == 0
@@ -241,6 +251,13 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                             "input shapes" if batch_only else "; give them as input shapes")
                          + " (e.g. --input-shape name=32x3x224x224)")
     act = activation_bytes(model, shapes)
+    if act > limits.max_activation_bytes and defaulted:
+        # the default batch was the check's choice, not the user's: take the largest that fits
+        fits = DEFAULT_BATCH * limits.max_activation_bytes // act
+        if fits >= 2:
+            for name in defaulted:
+                shapes[name][0] = int(fits)
+            act = activation_bytes(model, shapes)
     if act > limits.max_activation_bytes:
         first = next(iter(shapes.values()), [])
         batch = first[0] if first else 1

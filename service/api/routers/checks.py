@@ -338,8 +338,9 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
             raise bad(name, f"expected an integer from 1 to {high}, not {text[:40]!r}")
         return int(text)
 
-    loss = one("loss") or "cross_entropy"
-    if loss not in ("cross_entropy", "mse"):
+    # None: the file's compiled loss (Keras), or the one its output implies (ONNX)
+    loss = one("loss")
+    if loss is not None and loss not in ("cross_entropy", "mse"):
         raise bad("loss", f"use cross_entropy or mse, not {loss[:40]!r}")
     weights = one("weights")  # None: the file's weights where it has them (as_given for ONNX)
     if weights is not None and weights not in ("as_given", "reinitialise"):
