@@ -691,3 +691,19 @@ def test_a_global_pool_needs_the_output_it_pools() -> None:
                _dense("out", 2, "softmax"), shape=[8])
     with pytest.raises(ModelError, match="gap.*GlobalAveragePooling2D needs a Conv2D"):
         keras_to_spec(cfg)
+
+
+def test_a_config_saved_as_a_json_string_is_read(tmp_path: Any) -> None:
+    # json.dump(model.to_json(), f) (DeepLocalize's model files) stores the config as one string
+    from gradhealth.analysis.importers.keras import check_keras, is_keras_config, sniff_keras
+    from gradhealth.cli import is_keras
+
+    config = _sigmoid_stack()
+    wrapped = json.dumps(json.dumps(config)).encode()
+    assert sniff_keras(wrapped[:4096]) == "json" and is_keras_config(json.loads(wrapped))
+    path = tmp_path / "model.json"
+    path.write_bytes(wrapped)
+    assert is_keras(str(path))
+    doc = check_keras(wrapped, seeds=1, verify=False)
+    assert doc.findings == check_keras(json.dumps(config).encode(), seeds=1, verify=False).findings
+    assert "vanishing_gradient" in {f.code for f in doc.findings}

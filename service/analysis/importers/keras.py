@@ -103,7 +103,13 @@ _LOSSES = {
 # --- reading files ---------------------------------------------------------------------------
 
 def is_keras_config(data: Any) -> bool:
-    """Whether a decoded JSON value is a Keras model config (``model.to_json()`` output)."""
+    """Whether a decoded JSON value is a Keras model config (``model.to_json()`` output, also as a
+    JSON string: ``json.dump(model.to_json(), f)``)."""
+    if isinstance(data, str) and data.lstrip().startswith("{") and len(data) <= MAX_CONFIG_BYTES:
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError):
+            return False
     data = modern_config(data)
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         return False
@@ -129,6 +135,8 @@ def sniff_keras(head: bytes) -> str | None:
     text = head.lstrip()
     if text.startswith(b"{") and b"class_name" in head:
         return "json"
+    if text.startswith(b'"{') and b"class_name" in head:
+        return "json"  # json.dump(model.to_json(), f): the config as a JSON string
     return None
 
 
@@ -137,6 +145,9 @@ def _json(text: bytes | str, where: str) -> dict[str, Any]:
         raise InputFormatError(f"{where} is over {MAX_CONFIG_BYTES // 2**20} MB")
     try:
         data = json.loads(text)
+        if isinstance(data, str) and data.lstrip().startswith("{"):
+            # json.dump(model.to_json(), f) writes the config as one JSON string: read the string
+            data = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise InputFormatError(f"{where} is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
