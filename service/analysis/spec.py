@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -501,10 +502,10 @@ class OptimizerSpec(_Strict):
     nesterov: bool = Field(default=False, description="sgd with momentum > 0: Nesterov momentum (else ignored)")
     weight_decay: Float = Field(default=0.0, ge=0, le=MAX_SCALE,
                                 description="L2 (sgd, adam, rmsprop) or decoupled (adamw) weight decay")
-    alpha: Float = Field(default=0.99, gt=0, lt=1,
-                         description="rmsprop's and adadelta's smoothing constant (Keras' rho; torch's "
-                                     "defaults: 0.99 for rmsprop, 0.9 for adadelta when absent; else "
-                                     "ignored)")
+    alpha: Float = Field(default=0.99, gt=0, lt=1, validation_alias=AliasChoices("alpha", "rho"),
+                         description="rmsprop's and adadelta's smoothing constant (Keras' rho, which "
+                                     "is accepted as its name too; torch's defaults: 0.99 for rmsprop, "
+                                     "0.9 for adadelta when absent; else ignored)")
     eps: Float | None = Field(default=None, gt=0, le=1,
                               description="adam, adamw, rmsprop, adadelta, nadam, adagrad: torch's default "
                                           "when absent")

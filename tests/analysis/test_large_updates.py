@@ -447,3 +447,11 @@ def test_adagrad_is_judged_by_its_25th_step_which_its_growing_sum_has_shrunk() -
     [f] = [f for f in check_architecture(spec).findings if f.code == "large_updates"]
     assert f.evidence.first_step_factor == pytest.approx(5.0)
     assert f.evidence.value == pytest.approx(10 * twenty_fifth, rel=0.05)
+
+
+def test_keras_name_rho_is_accepted_for_alpha() -> None:
+    from gradhealth.analysis.spec import OptimizerSpec
+
+    spec = OptimizerSpec.model_validate({"type": "rmsprop", "lr": 0.01, "rho": 0.675})
+    assert spec.alpha == 0.675 and "alpha" in spec.model_fields_set
+    assert OptimizerSpec.model_validate({"type": "adadelta", "lr": 1.0, "alpha": 0.95}).alpha == 0.95
