@@ -81,10 +81,15 @@ def test_flags_reach_the_simulation(models, capsys):
     assert json.loads(capsys.readouterr().out)["simulation"]["batch_size"] == 5
 
 
+def test_a_dynamic_batch_without_a_size_takes_the_default(models, capsys):
+    assert main(["check", str(models["dynamic"]), "--no-progress", "--format", "json", "--seeds", "1",
+                 "--no-verify"]) in (0, 1)
+    assert json.loads(capsys.readouterr().out)["simulation"]["batch_size"] == 16
+
+
 @pytest.mark.parametrize(("name", "extra", "message"), [
     ("text", [], "not an ONNX model"),
     ("loop", [], "Loop (node loop1)"),
-    ("dynamic", [], "x[0] (batch)"),
     ("dynamic", ["--input-shape", "x=axb"], "NAME=1x3x32x32"),
     ("dynamic", ["--input-shape", "nope=2x16"], "nope"),
     ("dynamic", ["--batch-size", "0"], "--batch-size"),
