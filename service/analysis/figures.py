@@ -52,8 +52,9 @@ class SeedFigures:
     #: the fraction of the batch the loss gave no gradient (:func:`.losses.loss_value`); nan for a
     #: model of several outputs, whose losses are summed
     silent: float = math.nan
-    #: a live module's forward ended in a softmax that cross_entropy applies again (:func:`.graph.forward_softmax`)
-    forward_softmax: bool = False
+    #: the softmax or sigmoid a live module's forward ended in, which cross_entropy's own softmax
+    #: comes after (:func:`.graph.forward_squash`); None: it returns logits
+    forward_squash: str | None = None
     #: layers a live module's forward calls in a loop, each call a time step (:func:`.graph.loops`)
     looped: list[str] = field(default_factory=list)
     #: layers called once per step of such a loop (its input projection): part of the loop's steps

@@ -1104,24 +1104,30 @@ class GraphRun:
     squashed: str | None = None
     #: recurrences unrolled step by step in the graph (:class:`Recurrence`)
     recurrences: tuple[Recurrence, ...] = ()
-    #: a live module whose forward ends in a softmax under cross_entropy (:func:`forward_softmax`):
-    #: take the loss on its log, the logits' log-softmax, as the model returning logits would
+    #: a live module whose forward ends in a softmax or sigmoid under cross_entropy
+    #: (:func:`forward_squash`): take the loss on the logits they came from (the softmax's log, the
+    #: sigmoid's logit), as the model returning logits would
     unsquash: bool = False
 
 
-def forward_softmax(run: GraphRun, value: Any) -> bool:
-    """Whether a live module's forward returns a softmax over the classes (``F.softmax``,
-    ``nn.Softmax``) that cross_entropy, on logits, softmaxes again: torch's ``nn.CrossEntropyLoss``
-    applies log_softmax itself. An imported graph's final softmax is its exporter's (inference
-    files end in one), not the training loss's input, so only the live door asks."""
+def forward_squash(run: GraphRun, value: Any) -> str | None:
+    """``"softmax"`` or ``"sigmoid"`` when a live module's forward returns probabilities over the
+    classes (``F.softmax``, ``nn.Softmax`` over the last dimension; a sigmoid per class) that
+    cross_entropy, on logits, softmaxes again: torch's ``nn.CrossEntropyLoss`` applies log_softmax
+    itself. An imported graph's final softmax is its exporter's (inference files end in one), not
+    the training loss's input, so only the live door asks."""
     if not run.trace_functions or run.losses is not None or run.loss != "cross_entropy" or run.squashed:
-        return False
+        return None
     out = _first_tensor(value)
     fn = getattr(out, "grad_fn", None)
-    if out is None or fn is None or type(fn).__name__ != "SoftmaxBackward0":
-        return False
+    if out is None or fn is None or out.dim() < 1:
+        return None
+    if type(fn).__name__ == "SigmoidBackward0":
+        return "sigmoid" if out.shape[-1] > 1 else None  # one unit: a softmax of one value, another fault
+    if type(fn).__name__ != "SoftmaxBackward0":
+        return None
     dim = getattr(fn, "_saved_dim", -1)
-    return out.dim() >= 1 and dim % out.dim() == out.dim() - 1
+    return "softmax" if dim % out.dim() == out.dim() - 1 else None
 
 
 def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | None = None) -> Any:
@@ -1162,8 +1168,11 @@ def _loss(run: GraphRun, out: Any, seed: int) -> tuple[torch.Tensor, torch.Tenso
     no gradient (None for several)."""
     if run.losses is None:
         first = _output(out)
-        if run.unsquash and forward_softmax(run, out):
+        squash = forward_squash(run, out) if run.unsquash else None
+        if squash == "softmax":
             first = torch.log(first)  # = log_softmax(logits): the loss on the logits themselves
+        elif squash == "sigmoid":
+            first = torch.logit(first)  # the logits themselves
         return loss_of(run.loss, first, seed, from_logits=run.from_logits, squashed=run.squashed)
     outs = list(out) if isinstance(out, tuple | list) else [out]
     if len(outs) != len(run.losses) or not all(isinstance(o, torch.Tensor) for o in outs):
@@ -1193,7 +1202,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
         with torch.nn.utils.parametrize.cached(), functional:
             value = call(net, xs, run.keywords)
-            softmaxed = forward_softmax(run, value) and not run.unsquash
+            squashed = None if run.unsquash else forward_squash(run, value)
             loss, silent = _loss(run, value, seed)
         tracer.settle(loss)
         loss.backward()
@@ -1235,7 +1244,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             for n in r.steps:
                 readout.add_step((r.layer, r.sublayer), by_name[n].out.grad)
     figures = readout.read(loss, silent)
-    figures.forward_softmax = softmaxed
+    figures.forward_squash = squashed
     figures.looped = list(looped)
     figures.beside_loops = beside
     for name in cut:
@@ -1309,6 +1318,6 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             batch_size=run.inputs[0].shape[0] if run.inputs and run.inputs[0].shape else None,
                             silent=[s.silent for s in seeds], loss=run.loss if run.losses is None else None,
                             squashed=(run.squashed if run.losses is None else None)
-                            or ("softmax" if seeds[0].forward_softmax else None),
-                            squashed_in_forward=seeds[0].forward_softmax,
+                            or seeds[0].forward_squash,
+                            squashed_in_forward=seeds[0].forward_squash is not None,
                             post_ln=post_ln)

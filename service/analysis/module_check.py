@@ -198,9 +198,10 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
         if result.squashed is not None and result.squashed_in_forward:
             remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed)
+            other = ("keep the softmax and train with nn.NLLLoss on its log" if result.squashed == "softmax"
+                     else "for independent labels, keep the sigmoid and train with nn.BCELoss")
             remedy.change = (f"return the logits from forward (drop the final {result.squashed} after {where}) and "
-                             f"keep {result.loss or 'cross_entropy'}, which applies log_softmax itself; or keep "
-                             f"the {result.squashed} and train with nn.NLLLoss on its log")
+                             f"keep {result.loss or 'cross_entropy'}, which applies log_softmax itself; or {other}")
             return [(remedy, UNSQUASH)]
         if result.squashed is not None:
             return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]

@@ -781,7 +781,10 @@ class OutputLossMismatch(ArchitectureRule):
         if no_output_gradient(result):
             return 1.0
         if result.squashed is not None:
-            return unreachable_fraction(result.squashed, _output_layer(result).fan_out or 1)
+            # a forward's own softmax or sigmoid under cross-entropy: either way the loss's softmax
+            # sees logits in [0, 1], one per class
+            squash = "softmax" if result.squashed_in_forward else result.squashed
+            return unreachable_fraction(squash, _output_layer(result).fan_out or 1)
         seeds = [s for s in result.silent if not math.isnan(s)]
         return sum(seeds) / len(seeds) if seeds else math.nan
 
@@ -810,7 +813,8 @@ class OutputLossMismatch(ArchitectureRule):
         what = "samples" if loss == "cross_entropy" else "outputs"
         if result.squashed is not None and not no_output_gradient(result):
             classes = last.fan_out or 1
-            floor = value * (math.log(2) if result.squashed == "sigmoid" else math.log(max(classes, 2)))
+            floor = value * (math.log(2) if result.squashed == "sigmoid" and not result.squashed_in_forward
+                             else math.log(max(classes, 2)))
             evidence.update(metric="unreachable_loss_fraction", from_logits=True, output_activation=result.squashed,
                             loss_floor=floor, classes=classes, silent_by_seed=[])
             if result.squashed_in_forward:
