@@ -170,6 +170,45 @@ MAX_LINE = 16 * 2**20
 _NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".md", ".sh", ".html", ".xml")
 
 
+#: A run's step counter out of its total: PaddleSeg's "iter: 10/1000", "step 300/5000", "[Iter 5/100]".
+_COUNTER = re.compile(r"(?<![\w./-])(?:iter|iters|iteration|step|steps|global_step)\s*[:=]?\s*\[?\s*(\d+)\s*/\s*(\d+)",
+                      re.IGNORECASE)
+
+
+#: The fewest counted lines on either side of a run boundary (:func:`_last_run`).
+_MIN_RUN_LINES = 3
+
+
+def _last_run(path: Path, limits: ReadLimits) -> tuple[int, int]:
+    """(runs, the line the last one starts at) of a console that several runs were appended to: a
+    run counts its steps out of one total (``iter: 10/1000``), and a total that never comes back
+    (``iter: 10/50``, then ``iter: 10100/50000`` for a resumed run) starts another. A total that
+    alternates with another (training's 98 iterations an epoch, evaluation's 25) is one run's, and
+    so is a last stretch of lines with no loss on them (a final test). (1, 1) for one run."""
+    segments: list[list[int]] = []  # [total, first line, counted lines, lines with a loss]
+    with open_log(path, limits) as f:
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
+            if b"/" not in raw:
+                continue
+            text = raw.decode("utf-8", "replace")
+            m = _COUNTER.search(text)
+            if m is None:
+                continue
+            n = int(m[2])
+            if not segments or segments[-1][0] != n:
+                segments.append([n, lineno, 0, 0])
+            segments[-1][2] += 1
+            segments[-1][3] += "loss" in text.lower()
+    runs, start = 1, 1
+    for j in range(1, len(segments)):
+        before = {s[0] for s in segments[:j]}
+        after = segments[j:]
+        if (before.isdisjoint(s[0] for s in after) and sum(s[2] for s in segments[:j]) >= _MIN_RUN_LINES
+                and sum(s[2] for s in after) >= _MIN_RUN_LINES and sum(s[3] for s in after) >= _MIN_RUN_LINES):
+            runs, start = runs + 1, segments[j][1]
+    return runs, start
+
+
 def _number(text: str) -> float:
     """A value text of :func:`pairs` as a float (it lets only numbers and non-finite spellings through)."""
     try:
@@ -455,6 +494,11 @@ class TextReader:
         name = path.name
         points = Points(name, limits)
         warnings: list[LogWarning] = []
+        runs, start = _last_run(path, limits)
+        if runs > 1:
+            warnings.append(LogWarning(
+                "skipped_runs", f"{name}: {runs} runs appended one after another (the step counter's total "
+                f"changes); the last one, from line {start}, is read", where=f"line {start}"))
         last_step: float | None = None
         first_step: float | None = None
         index = 0
@@ -492,6 +536,8 @@ class TextReader:
                 if "\ufffd" in text and not bad_bytes_line and b"\xef\xbf\xbd" not in raw:
                     bad_bytes_line = lineno
                 raw = nxt
+                if lineno < start:
+                    continue  # an earlier run appended before the last
                 if lineno == 1:
                     text = text.lstrip("\ufeff")
                 stripped = text.rstrip("\r\n")

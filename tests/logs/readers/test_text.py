@@ -186,3 +186,37 @@ def test_epoch_durations_do_not_move_the_nan_off_its_epoch(tmp_path: Path) -> No
     [loss] = [s for s in run.series if s.role == "loss"]
     assert list(loss.steps) == list(range(1, 11))
     assert [s for s in run.series if s.name.lower() == "epoch"] == []
+
+
+def _paddle(iters: range, total: int, loss: object, epoch0: int = 1) -> list[str]:
+    return [f"2021-10-08 23:18:55 [INFO]\t[TRAIN] epoch: {epoch0 + i // 100}, iter: {i}/{total}, "
+            f"loss: {loss(i) if callable(loss) else loss:.4f}, lr: 0.01" for i in iters]
+
+
+def test_runs_appended_to_one_console_are_split_and_the_last_read(tmp_path: Path) -> None:
+    # PaddleSeg's workerlog: a 1000-iteration trial falling to 0.1, a 50-iteration one at 3.0, then
+    # the real run resumed at iteration 10,000 at about 0.9: one axis made that a divergence
+    lines = (["2021-10-08 23:18:49 [INFO]\t", "---- environment ----"]
+             + _paddle(range(10, 1001, 10), 1000, lambda i: 2.0 * (0.05 ** (i / 1000)))
+             + ["---- environment ----"] + _paddle(range(10, 51, 10), 50, 3.0)
+             + ["---- environment ----"] + _paddle(range(10010, 12001, 10), 50000, lambda i: 0.95 - i * 1e-6, 28))
+    path = tmp_path / "workerlog.0"
+    path.write_text("\n".join(lines) + "\n")
+    run = read_log(path)
+    [w] = [w for w in run.warnings if w.code == "skipped_runs"]
+    assert "3 runs" in w.message and w.where == f"line {len(lines) - 200 + 1}"
+    [loss] = [s for s in run.series if s.role == "loss"]
+    assert len(loss) == 200 and float(loss.values[0]) < 1.0
+
+
+def test_training_and_evaluation_counters_of_one_run_are_not_runs(tmp_path: Path) -> None:
+    # PaddleClas: "[Train][Epoch 1/400][Iter: 0/98]" lines, then "[Eval][Epoch 1][Iter: 0/25]": the
+    # totals alternate; a final test of its own total, with no loss, is no run either
+    lines = []
+    for e in range(1, 6):
+        lines += [f"[Train][Epoch {e}/400][Iter: {i}/98] loss: {2.0 / e:.3f}" for i in range(0, 98, 10)]
+        lines += [f"[Eval][Epoch {e}][Iter: {i}/25] acc: 0.5" for i in range(0, 25, 10)]
+    lines += [f"[Test][Iter: {i}/30] acc: 0.6" for i in range(0, 30, 5)]
+    path = tmp_path / "train.log"
+    path.write_text("\n".join(lines) + "\n")
+    assert not [w for w in read_log(path).warnings if w.code == "skipped_runs"]
