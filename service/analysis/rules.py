@@ -842,7 +842,9 @@ class OutputLossMismatch(ArchitectureRule):
                 f"model trains slowly and stalls high.",
                 evidence, [last])
         if no_output_gradient(result):
-            evidence.update(metric="output_grad_norm", from_logits=None, output_grad_norm=0.0)
+            # the value is the share of samples that get no gradient: all of them (the evidence's
+            # metric named the gradient, whose value is 0, beside a value of 1)
+            evidence.update(metric="silent_sample_fraction", from_logits=None, output_grad_norm=0.0)
             return Detection(
                 self.code, severity, "silent_sample_fraction", value,
                 f"no gradient reaches {last.name}: {loss} and the output's activation pass exactly none, "

@@ -203,6 +203,7 @@ def test_a_softmax_over_one_unit_passes_no_gradient(tmp_path: Path, loss: str) -
     doc = check_keras(path)
     [f] = _mismatch(doc)
     assert f.severity == "error" and f.evidence.value == 1.0 and f.evidence.output_grad_norm == 0.0
+    assert f.evidence.metric == "silent_sample_fraction"  # what the value of 1.0 is
     assert all(layer.output_grad_norm == 0.0 for layer in doc.layers)  # measured: nothing gets a gradient
     [r] = f.remedies
     assert r.id == "output_activation" and r.verified is not None and r.verified.fixed
