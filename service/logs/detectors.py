@@ -1204,12 +1204,43 @@ def _frozen_gan(run: RunLog) -> Finding | None:
         [lower_lr(run, at_step=first, why="the GAN's losses froze")])
 
 
+def _short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
+    """A run too short for the trend checks (its training loss has under 8 points) whose training or
+    validation loss sits, at every one of its 4 or more points, exactly where a uniform guess over k
+    classes scores (:func:`uniform_guess`: within 0.3 % of ln k, moving under 0.2 %): four
+    evaluations at 1.386 = ln 4 are a model that never learnt, however few points show it. A loss
+    that starts there and then falls is not."""
+    train = run.first("loss")
+    if train is None or _on_rollouts(run) or len(finite(train)[1]) >= t.min_points:
+        return None
+    for loss in (train, run.first("val_loss")):
+        if loss is None:
+            continue
+        steps, v = finite(loss)
+        chance = uniform_guess(v) if len(v) >= 4 else None
+        if chance is not None:
+            break
+    else:
+        return None
+    k = chance["num_classes"]
+    return _finding(
+        "loss_plateau", "warning",
+        f"{loss.name} stays at {float(np.median(v)):.4g} at every one of its {len(v)} points: chance for {k} "
+        f"classes (ln {k} = {math.log(k):.4g})",
+        "The loss sits where a uniform guess over the classes scores and does not move: the model predicts no "
+        "better than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
+        "that do not follow from the inputs).",
+        {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0,
+         "threshold": t.plateau_improvement, "at_chance": chance},
+        [raise_lr(run, why="the loss is not moving")])
+
+
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     stuck = _stuck_validation_accuracy(run, t)
     found = _positive_loss(run, t) if not _on_rollouts(run) else None
     if found is None:
-        frozen = _frozen_gan(run)
+        frozen = _frozen_gan(run) or _short_at_chance(run, t)
         return [f for f in (stuck, frozen) if f is not None]
     loss, steps, v = found
     sm = smooth(v, max(3, min(9, len(v) // 4)))

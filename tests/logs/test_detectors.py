@@ -278,3 +278,14 @@ def test_a_loss_that_regains_a_real_part_of_its_fall_or_many_times_its_floor_sti
         assert ("loss_divergence", "error") in codes, end
     loss = np.concatenate([np.linspace(2.0, 0.5, 120), np.linspace(0.5, 1.0, 80)])  # 2x, a third back
     assert [f.severity for f in diagnose(run_of(loss=loss)).findings if f.code == "loss_divergence"] == ["error"]
+
+
+def test_a_short_run_whose_loss_sits_at_chance_at_every_point_is_stuck():
+    # r2c (an issue: "stuck"): four epochs, a 4-way task, every evaluation at 1.386 = ln 4
+    run = run_of(loss=np.array([1.3563, 1.38639, 1.38638, 1.38638]), val_loss=np.array([1.386] * 4))
+    [f] = [f for f in diagnose(run).findings if f.code == "loss_plateau"]
+    assert f.severity == "warning" and f.evidence.at_chance["num_classes"] == 4
+    # a short run that starts at chance and then learns, and three points at chance, say nothing
+    for run in (run_of(loss=np.array([1.386, 1.2, 1.0, 0.9]), val_loss=np.array([1.386, 1.25, 1.1, 1.0])),
+                run_of(loss=np.array([1.3863] * 3), val_loss=np.array([1.3863] * 3))):
+        assert not [f for f in diagnose(run).findings if f.code == "loss_plateau"]
