@@ -28,6 +28,7 @@ or else the node name; the pointer says which ONNX node or module it is.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import functools
@@ -583,17 +584,17 @@ def parametrized_weight(module: nn.Module) -> bool:
     return bool(torch.nn.utils.parametrize.is_parametrized(module, "weight"))
 
 
-def _first_tensor(value: Any) -> torch.Tensor | None:
+def first_tensor(value: Any) -> torch.Tensor | None:
     """The tensor ``value`` is, or the first in it: of a tuple or list, or of a mapping (a Hugging
     Face ``ModelOutput``: its ``logits`` where it has them, else its first tensor field)."""
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, tuple | list) and value:
-        return _first_tensor(value[0])
+        return first_tensor(value[0])
     if isinstance(value, Mapping):
         if isinstance(value.get("logits"), torch.Tensor):
             return cast(torch.Tensor, value["logits"])
-        return next((t for t in map(_first_tensor, value.values()) if t is not None), None)
+        return next((t for t in map(first_tensor, value.values()) if t is not None), None)
     return None
 
 
@@ -674,14 +675,14 @@ class Tracer:
         vector, per channel (timm's LayerScale and LayerScale2d, CaiT's, DeiT III's, EVA's)."""
         if self.functions:
             self.inside -= 1
-        inp, out = _first_tensor(args), _first_tensor(output)
+        inp, out = first_tensor(args), first_tensor(output)
         if inp is None or out is None or not out.is_floating_point():
             return
         if _multiplies(inp, out, vector):
             self._unit_event(name, pointer, Role("norm", "layerscale"), module, args, inp, out)
 
     def _norm_enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        self._open.append(_OpenNorm(module, _first_tensor(args)))
+        self._open.append(_OpenNorm(module, first_tensor(args)))
         if self.functions:
             self.inside += 1  # the functions it computes with (F.batch_norm, an activation) are its own
 
@@ -689,7 +690,7 @@ class Tracer:
         if self.functions:
             self.inside -= 1
         norm = self._open.pop()
-        out = _first_tensor(output)
+        out = first_tensor(output)
         if not norm.read and out is not None and out.is_floating_point():  # no activation ran inside
             self._norm_read(norm, out)
 
@@ -710,7 +711,7 @@ class Tracer:
               output: Any) -> None:
         if self.functions:
             self.inside -= 1
-        inp, out = _first_tensor(args), _first_tensor(output)
+        inp, out = first_tensor(args), first_tensor(output)
         if out is None or not out.is_floating_point():
             return
         if role.kind == "act":
@@ -889,10 +890,6 @@ class FunctionLayer(nn.Module):
         self.bias = bias
         self.role = Role("weight", kind, channels_first=kind != "linear")
 
-    def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
-        w = self.weight
-        return w, int(w[0].numel()), int(w.shape[0] * (w[0][0].numel() if w.dim() > 2 else 1))
-
 
 class FunctionalOps(torch.overrides.TorchFunctionMode):
     """What a live module computes with functions rather than modules, folded into the unit it
@@ -985,9 +982,8 @@ def add_record(readout: Readout, rec: Record) -> bool:
     w, _, _ = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
     if rec.weight is not None:
         w = rec.weight
-    grads: list[torch.Tensor | None] = (
-        [w.grad] if w is not None and not isinstance(rec.module, UnrolledRNN)
-        else [p.grad for p in rec.module.parameters()])
+    owners = [w] if w is not None and not isinstance(rec.module, UnrolledRNN) else list(rec.module.parameters())
+    grads: list[torch.Tensor | None] = [p.grad for p in owners]
     bias = getattr(rec.module, "bias", None) if w is not None else None
     out_grad = rec.out.grad
     cut = (out_grad is None and rec.role.kind == "weight" and rec.out.requires_grad
@@ -996,7 +992,6 @@ def add_record(readout: Readout, rec: Record) -> bool:
         # a trainable layer the loss does not reach (a .detach() after it): it gets exactly no
         # gradient, which is the finding; a frozen layer (requires_grad False) is left out
         out_grad = torch.zeros_like(rec.out)
-        owners = [w] if w is not None and not isinstance(rec.module, UnrolledRNN) else list(rec.module.parameters())
         grads = [torch.zeros_like(p) if g is None and p.requires_grad else g
                  for g, p in zip(grads, owners, strict=True)]
     readout.add_unit(rec.name, out=rec.out, grad=out_grad, activation=rec.activation, pre=rec.pre,
@@ -1118,7 +1113,7 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
     the training loss's input, so only the live door asks."""
     if not run.trace_functions or run.losses is not None or run.loss != "cross_entropy" or run.squashed:
         return None
-    out = _first_tensor(value)
+    out = first_tensor(value)
     fn = getattr(out, "grad_fn", None)
     if out is None or fn is None or out.dim() < 1:
         return None
@@ -1156,7 +1151,7 @@ def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
 
 
 def _output(value: Any) -> torch.Tensor:
-    out = _first_tensor(value)
+    out = first_tensor(value)
     if out is None or not out.is_floating_point():
         raise ValueError("the model's (first) output is not a floating-point tensor")
     return out
@@ -1233,9 +1228,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         for rec in calls:
             readout.add_step((name, 0), rec.out.grad)
     # layers called once per step beside a loop (its input projection x_t W_ih): steps, not depth
-    counts: dict[str, int] = {}
-    for rec in tracer.units:
-        counts[rec.name] = counts.get(rec.name, 0) + 1
+    counts = collections.Counter(rec.name for rec in tracer.units)
     beside = [name for name, n in counts.items() if name not in looped
               and any(n == len(calls) for calls in looped.values())]
     by_name = {rec.name: rec for rec in records}

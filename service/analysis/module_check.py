@@ -29,6 +29,7 @@ from gradhealth.analysis.graph import (
     GraphRun,
     InputSpec,
     call,
+    first_tensor,
     make_inputs,
     parametrized_weight,
     role_of,
@@ -542,7 +543,7 @@ def implied_loss(module: nn.Module, inputs: list[InputSpec]) -> tuple[str, bool]
     xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, 0)]
     try:
         with torch.no_grad():
-            out = _first_output(call(module, xs))
+            out = first_tensor(call(module, xs))
     except (RuntimeError, ValueError):  # the graph does not run on these inputs: the check says why
         return "cross_entropy", True
     if out is None or out.dim() == 0 or (out.dim() > 1 and out.shape[-1] > 1):
@@ -562,14 +563,6 @@ def implied_loss(module: nn.Module, inputs: list[InputSpec]) -> tuple[str, bool]
         ins = wiring[k][0]
         k = producer.get(ins[0]) if ins else None
     return "mse", True
-
-
-def _first_output(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, tuple | list) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    return None
 
 
 def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",

@@ -196,13 +196,17 @@ _NOT_A_LOSS = frozenset({"scale", "scaler", "weight", "weights", "coef", "coeff"
                          "val", "valid", "validation", "eval", "test", "dev"})
 
 
+def _last_part(name: str) -> str:
+    """A series name's last part: ``Loss/total_loss`` -> ``total_loss``."""
+    return name.strip().rsplit("/", 1)[-1]
+
+
 def named_loss(name: str) -> bool:
     """Whether ``name`` is a training loss by its words though not by a name ``classify`` knows:
     ``mse_loss``, ``ctc_loss``, ``recon_loss``, ``MSE Loss``, ``episode/MSE Loss``, ``loss_net``.
     The word must be in the name's last part: ``Loss/pi``, ``loss/discrim`` and StyleGAN's
     ``Loss/scores/fake`` are series a tool files under a "loss" heading, not a loss."""
-    last = name.strip().rsplit("/", 1)[-1]
-    words = {w.lower() for w in re.split(r"[_.\s-]+|(?<=[a-z])(?=[A-Z])", last) if w}
+    words = {w.lower() for w in re.split(r"[_.\s-]+|(?<=[a-z])(?=[A-Z])", _last_part(name)) if w}
     return "loss" in words and not words & _NOT_A_LOSS and gan_part(name) is None
 
 
@@ -217,7 +221,7 @@ def add_named_loss(run: RunLog) -> RunLog:
     found = [s for s in run.series if s.role == "metric" and named_loss(s.name) and _component(s) is None]
     # of several, the one whose last part is a total's name (TF's Object Detection API:
     # Loss/total_loss beside Loss/classification_loss and Loss/localization_loss)
-    totals = [s for s in found if classify(s.name.strip().rsplit("/", 1)[-1])[0] == "loss"]
+    totals = [s for s in found if classify(_last_part(s.name))[0] == "loss"]
     if len(found) > 1 and len(totals) == 1:
         found = totals
     if len(found) != 1:

@@ -116,11 +116,16 @@ def _series(doc: object) -> dict[tuple[str, int], list[float]]:
     return out
 
 
-def test_an_unrolled_rnn_is_measured_through_time_as_the_live_module_is() -> None:
+def _exported_rnn(gain: float, steps: int) -> tuple[TanhRNN, torch.Tensor, bytes]:
+    """A :class:`TanhRNN` at ``gain``, an input of ``steps`` steps and the dynamo exporter's file."""
     torch.manual_seed(0)
-    model = TanhRNN(gain=0.5)
-    x = torch.randn(4, 40, 8)
-    data = export_dynamo(model, x)
+    model = TanhRNN(gain=gain)
+    x = torch.randn(4, steps, 8)
+    return model, x, export_dynamo(model, x)
+
+
+def test_an_unrolled_rnn_is_measured_through_time_as_the_live_module_is() -> None:
+    model, x, data = _exported_rnn(0.5, 40)
     via_onnx = check_onnx(data, seeds=2, verify=False)
     live = check_module(model, x, seeds=2, verify=False)
     # the same dL/dh_t, step by step, as the live module unrolled by the check itself
@@ -164,10 +169,7 @@ def test_separate_weights_of_one_shape_are_depth_not_time() -> None:
 def test_orthogonal_init_is_verified_on_an_unrolled_rnn_and_reinitialising_keeps_one_weight() -> None:
     from gradhealth.analysis.importers.onnx import import_onnx
 
-    torch.manual_seed(0)
-    model = TanhRNN(gain=0.3)
-    x = torch.randn(4, 30, 8)
-    data = export_dynamo(model, x)
+    _, _, data = _exported_rnn(0.3, 30)
     doc = check_onnx(data, seeds=1, verify=True)
     finding = next(f for f in doc.findings if f.code == "vanishing_through_time")
     remedy = next(r for r in finding.remedies if r.id == "orthogonal_init")

@@ -1593,6 +1593,7 @@ def _recurrences(nodes: list[Node], ops: list[Op], names: list[tuple[str, str]])
     out: list[Recurrence] = []
     subs: dict[str, int] = {}
     used: set[int] = set()
+    unit_names = {n for n, _ in names}
     for start in sorted(following):
         if start in links or start in used:
             continue  # not a chain's first step
@@ -1614,7 +1615,7 @@ def _recurrences(nodes: list[Node], ops: list[Op], names: list[tuple[str, str]])
         # the loop) is part of the step too
         inputs = [k for b in steps for k in summed.get(b, ()) if k not in link_ops]
         members = {names[k][0] for k in (*steps, *link_ops, *inputs)}
-        layer = base if base in {n for n, _ in names} and base not in members else first
+        layer = base if base in unit_names and base not in members else first
         nested = [names[k][0] for k in (*link_ops, *inputs)]  # the layer's own unit stays depth
         out.append(Recurrence(layer, subs.get(layer, 0), tuple(names[k][0] for k in steps),
                               tuple(names[k][0] for k in link_ops), tuple(nested)))

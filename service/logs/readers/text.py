@@ -68,15 +68,7 @@ import numpy as np
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, open_log
-from gradhealth.logs.series import (
-    LogWarning,
-    Role,
-    RunLog,
-    Series,
-    classify,
-    make_series,
-    parse_number,
-)
+from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, make_series
 
 # a number; thousands may be grouped with commas (8,388,608) when every group after a comma has
 # exactly 3 digits and the first group does not start with 0 (so "a=1,b=2" and "x=0,5" are not one)
@@ -207,14 +199,6 @@ def _last_run(path: Path, limits: ReadLimits) -> tuple[int, int]:
                 and sum(s[2] for s in after) >= _MIN_RUN_LINES and sum(s[3] for s in after) >= _MIN_RUN_LINES):
             runs, start = runs + 1, segments[j][1]
     return runs, start
-
-
-def _number(text: str) -> float:
-    """A value text of :func:`pairs` as a float (it lets only numbers and non-finite spellings through)."""
-    try:
-        return float(parse_number(text))
-    except ValueError:
-        return 0.0
 
 
 def pairs(line: str) -> list[tuple[str, str]]:
@@ -465,7 +449,7 @@ class TextReader:
             keys = [k.lower() for k, _ in found_pairs]
             # a loss that is NaN or Inf: no config file holds one (TF's Object Detection API prints
             # one dict of losses over several lines: every name once, like a config)
-            broken = broken or any("loss" in k.lower() and not math.isfinite(_number(v)) for k, v in found_pairs)
+            broken = broken or any("loss" in k.lower() and not math.isfinite(float(v)) for k, v in found_pairs)
             has_step = has_step or any(k in STEP_KEYS for k in keys)
             found = [k for k in keys if k not in STEP_KEYS]
             if found:

@@ -222,8 +222,9 @@ def csv_header(head: bytes) -> list[str] | None:
     lines = first_lines(head, 3)
     if not lines:
         return None
+    sep = delimiter(head)
     try:
-        row = next(csv.reader([lines[0]], delimiter=delimiter(head)))
+        row = next(csv.reader([lines[0]], delimiter=sep))
     except (csv.Error, StopIteration):
         return None
     if len(row) < 2 or lines[0].lstrip().startswith(("{", "[")):
@@ -231,7 +232,7 @@ def csv_header(head: bytes) -> list[str] | None:
     # a console line with a comma ("2018-10-11 09:16:22,448 INFO - ...") is not a header: a
     # header names its columns, and names seldom start with digits. Some do ("8-dim", one column
     # per model size): a first row that is not all numbers over rows that are, cell for cell, heads them.
-    if sum(c.strip()[:1].isdigit() for c in row) * 2 > len(row) and not _heads_numbers(row, lines[1:], delimiter(head)):
+    if sum(c.strip()[:1].isdigit() for c in row) * 2 > len(row) and not _heads_numbers(row, lines[1:], sep):
         return None
     return [c.strip() for c in row]
 
