@@ -1,6 +1,7 @@
 """What ``GradientRecorder.step`` costs a training loop: plain step against recorded step.
 
-For each model (a 12x256 MLP at batch 64, a small CNN, a small Transformer encoder) and each
+For each model (a 12x256 MLP at batch 64, a small CNN, a small Transformer encoder; on CUDA also
+two large ones, a 12x4096 MLP at batch 512 and a 6-layer d_model 1024 Transformer) and each
 ``every`` (1 and 10), one model and one SGD optimizer are built and trained in blocks of
 ``--block`` steps (default 20), alternating a plain block (forward, ``zero_grad``, backward,
 ``optimizer.step``) with a recorded block (the same plus ``recorder.step(loss=loss,
@@ -54,6 +55,10 @@ if str(ROOT) not in sys.path:
 from gradhealth.recorder import GradientRecorder  # noqa: E402
 
 TARGET = 1.05
+SMALL = ("mlp", "cnn", "transformer")
+#: Large models, where a GPU's step is bound by its arithmetic rather than by kernel launches;
+#: measured by default on CUDA only (a CPU takes seconds per step of these).
+LARGE = ("mlp-wide", "transformer-wide")
 
 
 def build(name: str, device: torch.device) -> tuple[nn.Module, Callable[[], torch.Tensor]]:
@@ -81,8 +86,22 @@ def build(name: str, device: torch.device) -> tuple[nn.Module, Callable[[], torc
         model = nn.Sequential(encoder, nn.Flatten(), nn.Linear(32 * 128, 10))
         x = torch.randn(16, 32, 128, generator=g)
         y = torch.randint(0, 10, (16,), generator=g)
+    elif name == "mlp-wide":  # large: 12 Linear(4096, 4096) + ReLU, batch 512
+        layers = []
+        for _ in range(12):
+            layers += [nn.Linear(4096, 4096), nn.ReLU()]
+        model = nn.Sequential(*layers, nn.Linear(4096, 10))
+        x = torch.randn(512, 4096, generator=g)
+        y = torch.randint(0, 10, (512,), generator=g)
+    elif name == "transformer-wide":  # large: 6 layers, d_model 1024, 16 heads, 256 tokens, batch 16
+        layer = nn.TransformerEncoderLayer(1024, 16, dim_feedforward=4096, dropout=0.0,
+                                           batch_first=True)
+        encoder = nn.TransformerEncoder(layer, 6, enable_nested_tensor=False)
+        model = nn.Sequential(encoder, nn.Flatten(), nn.Linear(256 * 1024, 10))
+        x = torch.randn(16, 256, 1024, generator=g)
+        y = torch.randint(0, 10, (16,), generator=g)
     else:
-        raise SystemExit(f"unknown model {name!r}: choose from mlp, cnn, transformer")
+        raise SystemExit(f"unknown model {name!r}: choose from {', '.join(SMALL + LARGE)}")
     model = model.to(device)
     x, y = x.to(device), y.to(device)
     return model, lambda: nn.functional.cross_entropy(model(x), y)
@@ -164,7 +183,9 @@ def combine(rows: list[dict[str, float | int | str]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print one line per model and ``every``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="mlp,cnn,transformer")
+    parser.add_argument("--models", default=None,
+                        help=f"comma-separated (default {','.join(SMALL)}, and on CUDA "
+                             f"{','.join(LARGE)} too)")
     parser.add_argument("--every", default="1,10", help="comma-separated values of every")
     parser.add_argument("--pairs", type=int, default=15)
     parser.add_argument("--block", type=int, default=20, help="steps per timed block")
@@ -184,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         args.pairs, args.block = 5, 5
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.models is None:
+        args.models = ",".join(SMALL + (LARGE if device.type == "cuda" else ()))
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     print(f"# torch {torch.__version__} on {device.type} ({where or platform.machine()}), "

@@ -30,10 +30,12 @@ Each logged step writes JSON Lines in the long form of the native format::
     {"step": 120, "layer": "encoder.0.weight", "kind": "grad_norm", "value": 0.013}
 
 Overhead: on logged steps the training thread runs one fused norm over all gradients
-(``torch._foreach_norm``) and, on CUDA, one stack and one non-blocking copy of the norms and the
-loss into pinned host memory; nothing in it waits for the device, walks the module tree or
-builds a record. Reading the values, building records, JSON encoding, writing and sending happen
-in a background thread, which takes what the training thread queued every ``flush_interval``
+(``torch._foreach_norm``) and detaches the loss; nothing in it waits for the device, copies,
+walks the module tree or builds a record. On CUDA the norms stay on the device until the
+background thread reads them, after waiting for the device (a pinned non-blocking copy with an
+event per step, tried first, cost the training thread twice as much on an H200: every launch
+there is some 30 microseconds of CPU). Reading the values, building records, JSON encoding,
+writing and sending happen in that background thread, which takes what the training thread queued every ``flush_interval``
 seconds. (Taking steps as they come, a record at a time, was tried and measured slower: the
 interpreter lock then changes hands around every kernel of the training step.) On other steps
 the cost is a counter. The parameter list is cached; the background thread re-reads it at most
@@ -352,7 +354,7 @@ class _Writer:
                     batch = [self.items.popleft() for _ in range(len(self.items))]
                     self.cond.notify_all()  # room for a waiting put()
                 if batch:
-                    records = [_record(item) for item in batch]
+                    records = _records(batch)
                     texts: list[str] | None = None
                     for sink in self.sinks:
                         write_lines = getattr(sink, "_write_lines", None)
@@ -383,30 +385,43 @@ class _Writer:
                 done.set()
 
 
+def _records(batch: list[tuple[Any, ...]]) -> list[Record]:
+    """Records from what ``step()`` queued.
+
+    Norms (and a loss) still on a CUDA device are read here, after one wait per device for the
+    work queued before it (``torch.cuda.synchronize``: every stream's, so a training loop on a
+    stream of its own is covered too); the training thread queued only the fused norm and never
+    waits, copies or records anything for them. The wait releases the interpreter lock.
+    """
+    waited: set[torch.device] = set()
+    for item in batch:
+        values = item[4]
+        if values and values[0].is_cuda and values[0].device not in waited:
+            waited.add(values[0].device)
+            torch.cuda.synchronize(values[0].device)
+    return [_record(item) for item in batch]
+
+
 def _record(item: tuple[Any, ...]) -> Record:
-    """Builds a record from what ``step()`` queued, reading device values where they landed."""
-    seq, step, wall_time, layers, values, event, loss, lr = item
-    if event is not None:
-        event.synchronize()  # the non-blocking copy into pinned memory has landed
+    """Builds a record from what ``step()`` queued (device values: see :func:`_records`)."""
+    seq, step, wall_time, layers, values, loss, lr = item
     numbers: list[Any] = []
-    if isinstance(values, tuple | list):  # the norms as 0-d tensors (CPU: already computed)
-        if values and all(t.is_cpu for t in values):
-            numbers = [t.item() for t in values]  # half the cost of a stack and a tolist
-        elif values:
-            try:
-                numbers = torch.stack(values).tolist()
-            except RuntimeError:  # some on another device: this thread may wait for it
-                numbers = torch.stack([t.cpu() for t in values]).tolist()
-    elif values is not None:  # one tensor: the stacked copy from the device
-        numbers = values.tolist()
-    if loss is _LOSS_IN_VALUES:
-        loss = numbers.pop()
-    elif isinstance(loss, torch.Tensor):
-        loss = float(loss)  # CPU: computed already; elsewhere this thread waits, not the step
+    if values and all(t.is_cpu for t in values):  # CPU: computed already
+        numbers = [t.item() for t in values]  # half the cost of a stack and a tolist
+    elif values:  # on an accelerator: one stack (the loss with it) and one copy
+        parts = list(values)
+        with_loss = isinstance(loss, torch.Tensor) and loss.device == parts[0].device
+        if with_loss:
+            parts.append(loss.reshape(()))
+        try:
+            numbers = torch.stack(parts).tolist()  # promotes mixed float dtypes, exactly
+        except RuntimeError:  # on several devices
+            numbers = torch.stack([t.cpu() for t in parts]).tolist()
+        if with_loss:
+            loss = numbers.pop()
+    if isinstance(loss, torch.Tensor):
+        loss = float(loss)
     return Record(seq, step, wall_time, loss, lr, layers, tuple(numbers))
-
-
-_LOSS_IN_VALUES = object()
 
 
 def _norms_present(names: tuple[str, ...], grads: list[Any]) -> tuple[tuple[str, ...], Any]:
@@ -506,15 +521,10 @@ class GradientRecorder:
             except (TypeError, RuntimeError):  # a parameter without a gradient, or no parameter
                 names, norms = _norms_present(names, grads)
             # The loss detached: a reference to its values, not to the graph or the gradients.
+            # On an accelerator the norms and the loss stay there, queued: the writer thread
+            # reads them (see _records), so this thread never waits for the device.
             loss_out: object = loss.detach() if isinstance(loss, torch.Tensor) else (
                 None if loss is None else float(loss))
-            event = None
-            if norms and not norms[0].is_cpu:  # one copy for the norms and the loss, not waited on
-                parts = list(norms)
-                if isinstance(loss_out, torch.Tensor):
-                    parts.append(loss_out.reshape(()))
-                    loss_out = _LOSS_IN_VALUES
-                norms, event = _to_host(parts)
         finally:
             if enabled:
                 _set_grad_enabled(True)
@@ -522,7 +532,7 @@ class GradientRecorder:
             lr = float(optimizer.param_groups[0]["lr"])
         writer = self._writer
         items = writer.items
-        items.append((self._seq, index, wall_time, names, norms, event, loss_out, lr))
+        items.append((self._seq, index, wall_time, names, norms, loss_out, lr))
         self._seq += 1
         if len(items) >= writer.wake_at or writer.error is not None:
             writer.wake()
@@ -837,24 +847,3 @@ class HttpSink:
                 delay = self._deadline - time.monotonic()
             if self._nudge.wait(delay):
                 self._nudge.clear()  # close() started: one try at once, then the backoff again
-
-
-def _to_host(parts: list[torch.Tensor]) -> tuple[Any, Any]:
-    """Starts moving 0-d tensors off an accelerator without waiting for it.
-
-    CUDA: one stacked tensor copied with ``non_blocking=True`` into pinned memory, and an event
-    the writer waits on before reading it. Other devices: one ordinary (blocking) copy. Stacking
-    promotes mixed float dtypes, which is exact, so values match per-tensor conversion.
-    """
-    device = parts[0].device
-    try:
-        stacked = torch.stack(parts)
-    except RuntimeError:  # parameters (or the loss) on several devices
-        stacked = torch.stack([t.to(device) for t in parts])
-    if stacked.is_cuda and torch.cuda.is_available():
-        host = torch.empty(stacked.shape, dtype=stacked.dtype, pin_memory=True)
-        host.copy_(stacked, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record(torch.cuda.current_stream(stacked.device))  # the copy's stream, after it
-        return host, event
-    return stacked.cpu(), None

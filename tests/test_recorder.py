@@ -25,6 +25,11 @@ from torch import nn
 
 from gradhealth.recorder import FileSink, GradientRecorder, Record
 
+#: Every test taking ``device`` runs on the CPU, and on CUDA where a GPU is there (the recorder's
+#: device path: the norms and the loss left on the device, read by the writer thread).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))]
+
 
 class _Branchy(nn.Module):
     """An MLP with a side branch used on even steps only, so some steps lack some gradients."""
@@ -40,12 +45,13 @@ class _Branchy(nn.Module):
         return out + self.side(x) if self.use_side else out
 
 
-def _train(model: _Branchy, steps: int, recorder: GradientRecorder | None) -> list[dict]:
+def _train(model: _Branchy, steps: int, recorder: GradientRecorder | None,
+           device: str = "cpu") -> list[dict]:
     """Trains with SGD; returns the rows the recorder should have written, computed here."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=7, gamma=0.5)
     g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(40, 6, generator=g), torch.randn(40, 1, generator=g)
+    x, y = torch.randn(40, 6, generator=g).to(device), torch.randn(40, 1, generator=g).to(device)
     expected: list[dict] = []
     for step in range(steps):
         model.use_side = step % 2 == 0
@@ -85,15 +91,16 @@ def _assert_close(rows: list[dict], expected: list[dict]) -> None:
         assert got["value"] == pytest.approx(want["value"], rel=1e-6), (got, want)
 
 
-def test_the_file_is_the_same_whatever_the_buffering(tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_file_is_the_same_whatever_the_buffering(tmp_path, device):
     torch.manual_seed(0)
-    initial = _Branchy()
+    initial = _Branchy().to(device)
     files = []
     for i, (buffer, interval) in enumerate([(1, 0.0), (3, 0.001), (4096, 60.0)]):
         model = copy.deepcopy(initial)
         path = tmp_path / f"run{i}.jsonl"
         with GradientRecorder(model, path, buffer=buffer, flush_interval=interval) as rec:
-            expected = _train(model, 23, rec)
+            expected = _train(model, 23, rec, device)
         rows = _rows(path)
         _assert_close(rows, expected)
         files.append(rows)
@@ -199,7 +206,8 @@ def test_a_process_that_dies_right_after_close_has_lost_nothing(tmp_path, mode):
     assert layers == pytest.approx([v for e in expected for v in e[2:]], rel=1e-6)
 
 
-def test_the_recorder_keeps_no_gradient_alive(tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_recorder_keeps_no_gradient_alive(tmp_path, device):
     release = threading.Event()
 
     class Stuck:  # a sink that cannot keep up: everything stays queued in the recorder
@@ -212,9 +220,9 @@ def test_the_recorder_keeps_no_gradient_alive(tmp_path):
         def close(self):  # noqa: ANN202
             pass
 
-    model = _Branchy()
+    model = _Branchy().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    x = torch.randn(8, 6)
+    x = torch.randn(8, 6, device=device)
     rec = GradientRecorder(model, tmp_path / "g.jsonl", flush_interval=0, sinks=[Stuck()])
     try:
         for _ in range(5):
@@ -297,6 +305,67 @@ def test_cuda_values_match_the_cpu_computation(tmp_path):
                                              for p in model.parameters()])
             optimizer.step()
     rows = _rows(tmp_path / "cuda.jsonl")
+    assert [r["value"] for r in rows if r.get("metric") == "loss"] == \
+        pytest.approx([e[0] for e in expected], rel=1e-6)
+    assert [r["value"] for r in rows if "layer" in r] == \
+        pytest.approx([v for e in expected for v in e[1:]], rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("loss_kind", ["0-d", "shape [1]", "float", "none"])
+def test_cuda_mixed_dtypes_and_loss_shapes_over_many_steps(tmp_path, loss_kind):
+    """A half-precision layer (its norms cannot share the float32 ones' buffer: the stacked path),
+    each kind of loss, and more steps than the pinned buffers kept for reuse."""
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 1)).cuda()
+    model[2].half()
+    x, y = torch.randn(40, 6, device="cuda"), torch.randn(40, 1, device="cuda")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    expected = []
+    with GradientRecorder(model, tmp_path / "mixed.jsonl", buffer=7) as rec:
+        for _ in range(150):
+            out = model[2](model[1](model[0](x)).half()).float()
+            loss = nn.functional.mse_loss(out, y)
+            optimizer.zero_grad()
+            loss.backward()
+            given = {"0-d": loss, "shape [1]": loss.reshape(1), "float": loss.item(),
+                     "none": None}[loss_kind]
+            rec.step(loss=given, optimizer=optimizer)
+            expected.append([loss.item()] + [torch.linalg.vector_norm(p.grad.double()).item()
+                                             for p in model.parameters()])
+            optimizer.step()
+    rows = _rows(tmp_path / "mixed.jsonl")
+    losses = [r["value"] for r in rows if r.get("metric") == "loss"]
+    assert losses == ([] if loss_kind == "none" else
+                      pytest.approx([e[0] for e in expected], rel=1e-6))
+    assert [r["value"] for r in rows if "layer" in r] == \
+        pytest.approx([v for e in expected for v in e[1:]], rel=2e-3)  # float16 norms
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_on_a_stream_of_its_own_is_read_after_its_work(tmp_path):
+    """The writer reads the norms on its own thread and stream: it must wait for the training
+    stream's work, here held back behind a long matrix product queued before each step."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 1)).cuda()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(40, 6, device="cuda"), torch.randn(40, 1, device="cuda")
+    big = torch.randn(4096, 4096, device="cuda")
+    stream = torch.cuda.Stream()
+    expected = []
+    with torch.cuda.stream(stream), \
+            GradientRecorder(model, tmp_path / "stream.jsonl", flush_interval=0) as rec:
+        for _ in range(10):
+            loss = nn.functional.mse_loss(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            for _ in range(5):
+                big = torch.tanh(big @ big)  # tens of milliseconds ahead of the norms
+            rec.step(loss=loss, optimizer=optimizer)
+            expected.append([loss.item()] + [torch.linalg.vector_norm(p.grad).item()
+                                             for p in model.parameters()])
+            optimizer.step()
+    rows = _rows(tmp_path / "stream.jsonl")
     assert [r["value"] for r in rows if r.get("metric") == "loss"] == \
         pytest.approx([e[0] for e in expected], rel=1e-6)
     assert [r["value"] for r in rows if "layer" in r] == \
