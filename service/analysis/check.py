@@ -213,15 +213,26 @@ class _Verifier:
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(value), fixed=fixed, side_effects=new)
             remedy.recommended = fixed and not new
-        best = next((self.results[id(r)] for r in sorted(remedies, key=lambda r: _rank(det.code, r))
-                     if r.recommended and id(r) in self.results), None)
+        best = clip_reference(det.code, remedies, self.results)
         if best is not None and clipping in part.remedies:
-            # A clipping threshold from the fixed network's healthy norms, never the broken one's.
+            # A clipping threshold from a fixed network's norms, never the broken one's.
             for clip in clipping(Context(self.raw, self.plan, self.result, det, reference=best)):
                 clip.unverified = "training_time"
                 at = next((i for i, r in enumerate(remedies) if r.id in _AFTER_CLIPPING), len(remedies))
                 remedies.insert(at, clip)
         return sorted(remedies, key=lambda r: _rank(det.code, r))
+
+
+def clip_reference(code: str, remedies: list[Remedy],
+                   results: dict[int, SimulationResult]) -> SimulationResult | None:
+    """The re-simulation a clipping threshold for a ``code`` finding is taken from: the best
+    ranked remedy that removed the finding, even one that traded it for another (orthogonal
+    recurrent weights under tanh: the explosion gone, a mild vanishing left), since it measures
+    the network's scale without the explosion. None when no simulated remedy removed it (the
+    broken network's own norms would give a threshold that clips nothing). ``results`` maps
+    ``id(remedy)`` to its re-simulation."""
+    return next((results[id(r)] for r in sorted(remedies, key=lambda r: _rank(code, r))
+                 if r.verified is not None and r.verified.fixed and id(r) in results), None)
 
 
 #: Codes that are one metric past its two thresholds: a remedy that moves a finding into its

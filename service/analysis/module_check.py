@@ -22,7 +22,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from gradhealth.analysis.check import _layer_report, _rank, summary_line
+from gradhealth.analysis.check import _layer_report, _rank, clip_reference, summary_line
 from gradhealth.analysis.findings import Detection, trunk
 from gradhealth.analysis.graph import (
     SWAP_ATTRIBUTE,
@@ -35,7 +35,7 @@ from gradhealth.analysis.graph import (
     role_of,
     simulate_graph,
 )
-from gradhealth.analysis.remedies import lower_rate, raise_rate
+from gradhealth.analysis.remedies import clip_threshold, lower_rate, raise_rate
 from gradhealth.analysis.rules import detect, no_output_gradient, problems
 from gradhealth.analysis.simulate import SimulationResult
 from gradhealth.analysis.spec import OptimizerSpec
@@ -334,7 +334,10 @@ class _Verifier:
         self.seconds += after.duration_s
         return after
 
-    def verify(self, det: Detection, before: list[Detection], remedy: Remedy, change: Change) -> None:
+    def verify(self, det: Detection, before: list[Detection], remedy: Remedy,
+               change: Change) -> SimulationResult | None:
+        """Simulates ``change`` and sets ``remedy.verified``; returns the simulation (None when
+        the changed network could not be simulated)."""
         part = rule(det.code).architecture
         try:
             after = self.simulate(change)
@@ -342,7 +345,7 @@ class _Verifier:
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
                                        fixed=False, note=f"could not simulate the changed network: {exc}")
             remedy.recommended = False
-            return
+            return None
         self.simulated += 1
         value, severity = part.severity(after, self.thresholds)
         known = {d.code for d in before}
@@ -351,6 +354,30 @@ class _Verifier:
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(value), fixed=fixed, side_effects=new)
         remedy.recommended = fixed and not new
+        return after
+
+
+#: Codes whose fixes include changes to training, as the spec check proposes them: gradient
+#: clipping at a threshold from the best verified remedy's healthy norms, and a lower rate.
+_TRAINING_TIME = ("exploding_gradient", "exploding_through_time")
+
+
+def _training_time(det: Detection, remedies: list[Remedy],
+                   results: dict[int, SimulationResult]) -> list[Remedy]:
+    """Clipping (its threshold from :func:`clip_reference`'s re-simulation, none without one) and
+    a lower learning rate, for an exploding finding."""
+    if det.code not in _TRAINING_TIME:
+        return []
+    out: list[Remedy] = []
+    best = clip_reference(det.code, remedies, results)
+    if best is not None:
+        clip = clip_threshold(best, "the best verified remedy's re-simulation")
+        if clip is not None:
+            out.append(clip)
+    out.append(R.lower_learning_rate())
+    for remedy in out:
+        remedy.unverified = "training_time"
+    return out
 
 
 def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, device: str | None = None,
@@ -373,11 +400,16 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     for i, det in enumerate(detections):
         report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
         remedies: list[Remedy] = []
+        results: dict[int, SimulationResult] = {}  # id(remedy) -> its verifying simulation
         # a note (info) gets none: its explanation says what would remove it, nothing needs fixing
         for remedy, edit in _proposals(det, result) if det.severity != "info" else []:
             if verify and edit is not None:
-                verifier.verify(det, detections, remedy, edit)
+                after = verifier.verify(det, detections, remedy, edit)
+                if after is not None:
+                    results[id(remedy)] = after
             remedies.append(remedy)
+        if det.severity != "info":
+            remedies += _training_time(det, remedies, results)
         findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
     report(1.0, "done")
     status = status_of(findings)

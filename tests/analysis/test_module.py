@@ -533,3 +533,46 @@ def test_a_bidirectional_rnn_that_explodes_both_ways_still_explodes() -> None:
     doc = check_module(model, torch.randint(0, 1000, (8, 50)), seeds=2, verify=False)
     # both directions of both layers grow (1.5 per step, less the relu's halving): not a mirror
     assert "exploding_through_time" in {f.code for f in doc.findings}
+
+
+class _ExplodingRNN(nn.Module):
+    """A tanh RNN whose recurrent matrix is orthogonal at gain 3: dL/dh_t grows back in time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(8, 32, batch_first=True)
+        self.out = nn.Linear(32, 3)
+        nn.init.orthogonal_(self.rnn.weight_hh_l0, 3.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.rnn(x)[0][:, -1])
+
+
+def test_exploding_through_time_gets_a_clipping_threshold_from_the_fixed_network() -> None:
+    torch.manual_seed(0)
+    model, x = _ExplodingRNN(), torch.randn(8, 40, 8)
+    doc = check_module(model, x, seeds=2)
+    finding = next(f for f in doc.findings if f.code == "exploding_through_time")
+    ids = [r.id for r in finding.remedies]
+    assert "gradient_clipping" in ids and "lower_learning_rate" in ids
+    clip = finding.remedies[ids.index("gradient_clipping")]
+    assert clip.unverified == "training_time" and clip.verified is None
+    assert ids.index("gradient_clipping") < ids.index("lower_learning_rate")
+    # orthogonal recurrent weights remove the explosion (tanh then leaves a mild vanishing): the
+    # re-simulation the threshold comes from
+    ortho = finding.remedies[ids.index("orthogonal_init")]
+    assert ortho.verified is not None and ortho.verified.fixed
+    # The threshold is the healthy network's scale, far below the broken one's own norm, which
+    # clipping at would clip nothing: the broken network's total gradient norm, by hand.
+    loss = nn.functional.cross_entropy(model(x), torch.randint(0, 3, (8,)))
+    loss.backward()
+    broken = math.sqrt(sum(float(p.grad.square().sum()) for p in model.parameters()))
+    assert 0 < clip.params["max_norm"] < broken / 100
+
+
+def test_without_verification_an_exploding_finding_gets_no_clipping_threshold() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_ExplodingRNN(), torch.randn(8, 40, 8), seeds=2, verify=False)
+    finding = next(f for f in doc.findings if f.code == "exploding_through_time")
+    ids = [r.id for r in finding.remedies]
+    assert "gradient_clipping" not in ids and "lower_learning_rate" in ids

@@ -67,3 +67,27 @@ def test_thresholds_are_settings():
     strict = Thresholds(vanishing_warning=0.5)
     doc = run_architecture_check(raw, CheckOptions(strict, Limits(), verify=False))
     assert [f.code for f in doc.findings] == ["vanishing_gradient"]
+
+
+def test_the_clipping_reference_is_the_best_simulation_that_removed_the_finding():
+    from gradhealth.analysis.check import clip_reference
+    from gradhealth.core import remedies as R
+    from gradhealth.core.document import Verified
+
+    def tried(after: float, fixed: bool, side_effects: list[str]) -> R.Remedy:
+        remedy = R.orthogonal_init("rnn")
+        remedy.verified = Verified(metric="m", before=1e5, after=after, fixed=fixed,
+                                   side_effects=side_effects)
+        remedy.recommended = fixed and not side_effects
+        return remedy
+
+    failed, traded, clean = tried(1e4, False, []), tried(1e-3, True, ["vanishing_through_time"]), \
+        tried(0.4, True, [])
+    unsimulated = R.lower_learning_rate()
+    results = {id(failed): "failed", id(traded): "traded", id(clean): "clean"}
+    code = "exploding_through_time"
+    assert clip_reference(code, [failed, traded, clean, unsimulated], results) == "clean"
+    # no clean fix: the one that removed the explosion, though it left a vanishing
+    assert clip_reference(code, [failed, traded, unsimulated], results) == "traded"
+    # nothing removed it: no reference (the broken network's norms would clip nothing)
+    assert clip_reference(code, [failed, unsimulated], results) is None
