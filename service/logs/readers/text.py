@@ -167,24 +167,33 @@ _COUNTER = re.compile(r"(?<![\w./-])(?:iter|iters|iteration|step|steps|global_st
                       re.IGNORECASE)
 
 
+#: An epoch counted out of a total on a line of its own kind (Keras' "Epoch 3/10" header).
+_EPOCH_COUNTER = re.compile(r"(?<![\w./-])epoch\s*[:=]?\s*\[?\s*(\d+)\s*/\s*(\d+)", re.IGNORECASE)
+_LOSS_BYTES = re.compile(rb"loss", re.IGNORECASE)
+
 #: The fewest counted lines on either side of a run boundary (:func:`_last_run`).
 _MIN_RUN_LINES = 3
 
 
 def _last_run(path: Path, limits: ReadLimits) -> tuple[int, int]:
     """(runs, the line the last one starts at) of a console that several runs were appended to: a
-    run counts its steps out of one total (``iter: 10/1000``), and a total that never comes back
-    (``iter: 10/50``, then ``iter: 10100/50000`` for a resumed run) starts another. A total that
-    alternates with another (training's 98 iterations an epoch, evaluation's 25) is one run's, and
-    so is a last stretch of lines with no loss on them (a final test). (1, 1) for one run."""
+    run counts its steps out of one total (``iter: 10/1000``), or its epochs where no step is
+    counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter: 10/50``, then
+    ``iter: 10100/50000`` for a resumed run; ``Epoch 10/10``, then ``Epoch 1/5`` for a fine-tune)
+    starts another. A total that alternates with another (training's 98 iterations an epoch,
+    evaluation's 25) is one run's, and so is a last stretch of lines with no loss on them (a final
+    test). Lines with a loss but no counter (Keras' progress lines) count for the stretch they are
+    in. (1, 1) for one run."""
     segments: list[list[int]] = []  # [total, first line, counted lines, lines with a loss]
     with open_log(path, limits) as f:
         for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
-            if b"/" not in raw:
-                continue
-            text = raw.decode("utf-8", "replace")
-            m = _COUNTER.search(text)
+            m = None
+            if b"/" in raw:
+                text = raw.decode("utf-8", "replace")
+                m = _COUNTER.search(text) or _EPOCH_COUNTER.search(text)
             if m is None:
+                if segments and _LOSS_BYTES.search(raw):
+                    segments[-1][3] += 1
                 continue
             n = int(m[2])
             if not segments or segments[-1][0] != n:

@@ -158,6 +158,32 @@ def test_keras_console_output_is_read_by_epoch(tmp_path: Path) -> None:
     assert f.evidence.steps[0] == 4 and "step 4" in f.summary
 
 
+def _keras_fit(epochs: int, loss) -> list[str]:
+    """What one ``model.fit(epochs=...)`` prints: each epoch's header, a progress line, its last line."""
+    lines = []
+    for e in range(1, epochs + 1):
+        lines += [f"Epoch {e}/{epochs}",
+                  f"100/215 [====>.....] - ETA: 1s - loss: 9.9000 - accuracy: 0.1000",
+                  f"215/215 [==========] - 1s 3ms/step - loss: {loss(e):.4f} - accuracy: 0.6"]
+    return lines
+
+
+def test_keras_fits_appended_to_one_console_keep_the_last(tmp_path: Path) -> None:
+    # training for 10 epochs, then a fine-tune for 5 printed after it: by epoch the two would
+    # overwrite each other's epochs 1-5; the epoch total (10, then 5) says where the second starts
+    first = _keras_fit(10, lambda e: 2.0 - 0.1 * e)
+    second = _keras_fit(5, lambda e: 0.5 * 1.9 ** e)
+    run = load_run(_write(tmp_path, "fit.log", "\n".join(["Model: sequential"] + first + second) + "\n"))
+    loss = _series(run, "loss")
+    assert loss.steps.tolist() == [1, 2, 3, 4, 5]
+    assert loss.values.tolist() == pytest.approx([0.5 * 1.9 ** e for e in range(1, 6)], abs=5e-5)
+    [w] = [w for w in run.warnings if w.code == "skipped_runs"]
+    assert "2 runs" in w.message and f"line {len(first) + 2}" in w.message
+    # the same total again (fit called twice for 10 epochs) is not told apart: one run, by epoch
+    again = load_run(_write(tmp_path, "again.log", "\n".join(first + first) + "\n"))
+    assert not [w for w in again.warnings if w.code == "skipped_runs"]
+
+
 def test_fairseq_epoch_lines_are_read_by_epoch(tmp_path: Path) -> None:
     lines = []
     for e in range(1, 9):
