@@ -163,7 +163,7 @@ def _keras_fit(epochs: int, loss) -> list[str]:
     lines = []
     for e in range(1, epochs + 1):
         lines += [f"Epoch {e}/{epochs}",
-                  f"100/215 [====>.....] - ETA: 1s - loss: 9.9000 - accuracy: 0.1000",
+                  "100/215 [====>.....] - ETA: 1s - loss: 9.9000 - accuracy: 0.1000",
                   f"215/215 [==========] - 1s 3ms/step - loss: {loss(e):.4f} - accuracy: 0.6"]
     return lines
 
