@@ -163,20 +163,28 @@ def _orthogonal_edit(net: nn.Module, seed: int) -> None:
 
 
 def _chrono_edit(steps: int) -> Edit:
+    """Chrono initialisation of every ``nn.LSTM`` and ``nn.GRU`` of the copy over ``steps``: an
+    LSTM's forget-gate bias log(U(1, T_max - 1)) and its input gate's the negative (Tallec &
+    Ollivier 2018); a GRU's update-gate bias the same log(U(1, T_max - 1)), so that
+    z = sigmoid(b_z) keeps the state (torch's GRU: h' = (1 - z) * n + z * h) over about T_max steps."""
     def edit(net: nn.Module, seed: int) -> None:
         with torch.no_grad():
             for rnn in _recurrent(net):
-                if not isinstance(rnn, nn.LSTM):
+                if not isinstance(rnn, nn.LSTM | nn.GRU) or not rnn.bias:
                     continue
                 h = rnn.hidden_size
                 # both directions of a bidirectional layer (torch's `_reverse` biases)
                 for layer, sfx in ((i, d) for i in range(rnn.num_layers)
                                    for d in ("", "_reverse")[:2 if rnn.bidirectional else 1]):
                     b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}{sfx}"), getattr(rnn, f"bias_hh_l{layer}{sfx}")
-                    b_f = torch.log(torch.empty(h).uniform_(1.0, float(max(steps - 1, 2))))
-                    b_hh[:2 * h] = 0.0
-                    b_ih[h:2 * h] = b_f
-                    b_ih[:h] = -b_f
+                    b = torch.log(torch.empty(h).uniform_(1.0, float(max(steps - 1, 2))))
+                    if isinstance(rnn, nn.GRU):  # gates r, z, n: the update gate z
+                        b_hh[h:2 * h] = 0.0
+                        b_ih[h:2 * h] = b
+                        continue
+                    b_hh[:2 * h] = 0.0  # gates i, f, g, o
+                    b_ih[h:2 * h] = b
+                    b_ih[:h] = -b
     return edit
 
 
@@ -255,8 +263,20 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
         out.append((R.orthogonal_init(names), _orthogonal_loops({u.name for u in recurrent})))
         steps = max((ts.norms.shape[1] for ts in result.time_series), default=2)
         gated = R.gated_recurrent_cell(names, "chrono", steps)
-        if all(u.type == "lstm" for u in recurrent):
+        kinds = {u.type for u in recurrent}
+        if kinds == {"lstm"}:
             gated.change = f"keep {names} (LSTM) and give it chrono gate initialisation (T_max = {steps})"
+            out.append((gated, _chrono_edit(steps)))
+        elif kinds <= {"lstm", "gru"}:
+            # already gated: the GRU's own gate opened, not a swap for an LSTM
+            cells = "GRU" if kinds == {"gru"} else "GRU and LSTM"
+            gated.change = (f"keep {names} ({cells}) and give it chrono gate initialisation (T_max = "
+                            f"{steps}): a GRU's update-gate bias b_z = log(U(1, T_max - 1)), so that "
+                            "z = sigmoid(b_z) keeps the state over about T_max steps")
+            gated.params["update_gate_bias"] = "chrono"
+            gated.params["bias_code"] = (
+                "b_z = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init, GRU gates r, z, n\n"
+                "        rnn.bias_ih_l0.data[H:2 * H] = b_z; rnn.bias_hh_l0.data[H:2 * H] = 0")
             out.append((gated, _chrono_edit(steps)))
         else:
             out.append((gated, None))

@@ -576,3 +576,45 @@ def test_without_verification_an_exploding_finding_gets_no_clipping_threshold() 
     finding = next(f for f in doc.findings if f.code == "exploding_through_time")
     ids = [r.id for r in finding.remedies]
     assert "gradient_clipping" not in ids and "lower_learning_rate" in ids
+
+
+class _GRUClassifier(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(16, 64, batch_first=True)
+        self.out = nn.Linear(64, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.rnn(x)[0][:, -1])
+
+
+def test_a_gru_that_forgets_is_given_its_own_update_gate_opened_not_an_lstm() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_GRUClassifier(), torch.randn(8, 200, 16), seeds=2)
+    finding = next(f for f in doc.findings if f.code == "vanishing_through_time")
+    gated = next(r for r in finding.remedies if r.id == "gated_recurrent_cell")
+    assert gated.change.startswith("keep rnn (GRU) and give it chrono gate initialisation (T_max = 200)")
+    assert "LSTM" not in gated.change and gated.params["update_gate_bias"] == "chrono"
+    assert gated.verified is not None and gated.verified.fixed and gated.recommended
+    assert finding.remedies[0] is gated  # the measured fix first
+
+
+def test_the_chrono_edit_sets_a_grus_update_gate_bias_only() -> None:
+    from gradhealth.analysis.module_check import _chrono_edit
+
+    torch.manual_seed(0)
+    rnn = nn.GRU(4, 8, num_layers=2, bidirectional=True)
+    before = {n: p.detach().clone() for n, p in rnn.named_parameters()}
+    _chrono_edit(50)(rnn, 0)
+    h = 8
+    for name, p in rnn.named_parameters():
+        z = slice(h, 2 * h)
+        if name.startswith("bias_ih"):
+            # b_z = log(u), u ~ U(1, 49): within [0, log 49]; r and n untouched
+            assert bool((p[z] >= 0).all() and (p[z] <= math.log(49)).all()) and p[z].std() > 0
+            assert torch.equal(p[:h], before[name][:h]) and torch.equal(p[2 * h:], before[name][2 * h:])
+        elif name.startswith("bias_hh"):
+            assert torch.equal(p[z], torch.zeros(h))
+            assert torch.equal(p[:h], before[name][:h]) and torch.equal(p[2 * h:], before[name][2 * h:])
+        else:
+            assert torch.equal(p, before[name])
