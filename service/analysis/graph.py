@@ -35,7 +35,7 @@ import functools
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
@@ -1184,6 +1184,34 @@ def layer_scale_names(net: nn.Module, tracer: Tracer) -> dict[str, float]:
             [*net.named_parameters(), *net.named_buffers()] if id(t) in ids and t.numel()}
 
 
+@contextlib.contextmanager
+def direct_checkpoints() -> Iterator[None]:
+    """``torch.utils.checkpoint``'s reentrant form run as a plain call while a network is measured.
+
+    A reentrant checkpoint runs its function without a graph and again in the backward pass, so
+    the outputs the hooks saw never get a gradient: a 20-layer sigmoid stack checkpointed block by
+    block read as healthy. Checkpointing trades memory for recomputation and leaves the gradient as
+    it is, so the measurement calls the function directly (the non-reentrant form needs nothing)."""
+    function = getattr(torch.utils.checkpoint, "CheckpointFunction", None)
+    if function is None:
+        yield
+        return
+    own = "apply" in function.__dict__
+    saved = function.__dict__.get("apply")
+
+    def apply(cls: Any, run: Callable[..., Any], preserve_rng_state: bool, *args: Any) -> Any:
+        return run(*args)
+
+    function.apply = classmethod(apply)
+    try:
+        yield
+    finally:
+        if own:
+            function.apply = saved
+        else:
+            del function.apply
+
+
 def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int
                       ) -> tuple[SeedFigures, list[Record]]:
     """One forward + backward with every leaf hooked; all figures read back in one transfer."""
@@ -1195,7 +1223,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         net.zero_grad(set_to_none=True)
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
-        with torch.nn.utils.parametrize.cached(), functional:
+        with torch.nn.utils.parametrize.cached(), functional, direct_checkpoints():
             value = call(net, xs, run.keywords)
             squashed = None if run.unsquash else forward_squash(run, value)
             loss, silent = _loss(run, value, seed)

@@ -618,3 +618,38 @@ def test_the_chrono_edit_sets_a_grus_update_gate_bias_only() -> None:
             assert torch.equal(p[:h], before[name][:h]) and torch.equal(p[2 * h:], before[name][2 * h:])
         else:
             assert torch.equal(p, before[name])
+
+
+class _CheckpointedSigmoidStack(nn.Module):
+    """20 Xavier sigmoid layers, each block under reentrant gradient checkpointing."""
+
+    def __init__(self, reentrant: bool) -> None:
+        super().__init__()
+        self.reentrant = reentrant
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(32, 32), nn.Sigmoid()) for _ in range(20))
+        for block in self.blocks:
+            nn.init.xavier_normal_(block[0].weight)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.utils.checkpoint import checkpoint
+
+        for block in self.blocks:
+            x = checkpoint(block, x, use_reentrant=self.reentrant)
+        return self.head(x)
+
+
+def test_reentrant_checkpointing_is_measured_as_the_plain_network(recwarn: pytest.WarningsRecorder) -> None:
+    import torch.utils.checkpoint as ckpt
+
+    x = torch.randn(32, 32, requires_grad=False)
+    docs = {}
+    for reentrant in (True, False):
+        torch.manual_seed(0)
+        docs[reentrant] = check_module(_CheckpointedSigmoidStack(reentrant), x, seeds=2, verify=False)
+    # the same diagnosis as the non-reentrant form: the sigmoid stack vanishes
+    assert [f.code for f in docs[True].findings] == [f.code for f in docs[False].findings]
+    assert "vanishing_gradient" in {f.code for f in docs[True].findings}
+    assert len(docs[True].layers) == len(docs[False].layers) == 21
+    assert not [w for w in recwarn if "not a leaf" in str(w.message)]
+    assert "apply" not in ckpt.CheckpointFunction.__dict__  # restored after the check
