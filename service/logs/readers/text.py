@@ -514,6 +514,9 @@ class TextReader:
         in_eval = False
         table: list[str] | None = None     # the columns of an "Epoch ..." table (YOLO's console)
         by_epoch: dict[str, dict[float, float]] = {}
+        # (epoch, values) of each line that prints its own epoch, in order: the Trainer's dicts
+        # round a fractional epoch to 2 decimals, so lines logged within 0.01 of an epoch share one
+        epoch_rows: list[tuple[float, list[tuple[str, float]]]] | None = []
         epoch_lines = batch_lines = 0
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
         # (epoch, step, values) of each stepped line, for a step that starts again every epoch
@@ -607,6 +610,12 @@ class TextReader:
                         for k, value in values:
                             if k.lower() != "epoch":
                                 by_epoch.setdefault(k, {})[epoch] = value
+                        if epoch_rows is not None:
+                            own = [(k, v) for k, v in values if k.lower() != "epoch"]
+                            if len(own) == len(values) or len(epoch_rows) >= _MAX_PENDING * 10:
+                                epoch_rows = None  # under a header's epoch (Keras): its last line
+                            elif own:
+                                epoch_rows.append((epoch, own))
                         epoch_lines += 1
                         batch_lines += any(k.lower() == "batch" for k, _ in values)
                     if not values:
@@ -650,9 +659,11 @@ class TextReader:
         # loading and config prints, come before the first epoch)
         if first_step is None and by_epoch and not batch_lines and len({e for v in by_epoch.values() for e in v}) > 1 and (
                 epoch_lines * 2 >= index or loss_epoch_lines >= 0.8 * loss_lines > 0):
-            # no step in the whole log, but epochs: each epoch's last values, at the epoch
+            # no step in the whole log, but epochs: each epoch's last values, at the epoch; or,
+            # where each line prints its own fractional epoch, every line at its place in it
+            spread = _spread_epochs(epoch_rows) if epoch_rows else None
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
-                          series=_epoch_series(by_epoch))
+                          series=_epoch_series(spread if spread is not None else by_epoch))
         within = _within_epochs(stepped_rows) if stepped_rows and not pending else None
         if within is not None:
             # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it
@@ -753,6 +764,43 @@ def _within_epochs(rows: list[tuple[float, float, list[tuple[str, float]]]]
         for k, v in values:
             if k.lower() != "epoch":
                 out.setdefault(k, {})[at] = v
+    return out
+
+
+def _spread_epochs(rows: list[tuple[float, list[tuple[str, float]]]]
+                   ) -> dict[str, dict[float, float]] | None:
+    """Each line's values at its own place, where lines print a fractional epoch of their own
+    (the Trainer's ``{'loss': 0.58, 'grad_norm': 1.36, 'epoch': 0.17}``, rounded to 2 decimals):
+    the k-th of n lines sharing a printed epoch e sits at e + k (e' - e) / n, e' the next printed
+    epoch (the last group takes the median gap between printed epochs). None where every epoch is
+    whole (each epoch's last line is its summary) or no printed epoch repeats a name."""
+    epochs = [e for e, _ in rows]
+    if all(e == int(e) for e in epochs):
+        return None
+    repeats = False
+    seen: dict[float, set[str]] = {}
+    for e, values in rows:
+        names = seen.setdefault(e, set())
+        repeats = repeats or any(k in names for k, _ in values)
+        names.update(k for k, _ in values)
+    if not repeats:
+        return None
+    distinct = sorted(set(epochs))
+    gaps = [b - a for a, b in zip(distinct, distinct[1:], strict=False) if b > a]
+    gap = float(np.median(gaps)) if gaps else 1.0
+    out: dict[str, dict[float, float]] = {}
+    i = 0
+    while i < len(rows):
+        e = rows[i][0]
+        j = i
+        while j < len(rows) and rows[j][0] == e:
+            j += 1
+        after = rows[j][0] if j < len(rows) and rows[j][0] > e else e + gap
+        for k, (_, values) in enumerate(rows[i:j]):
+            at = round(e + k * (after - e) / (j - i), 9)
+            for name, value in values:
+                out.setdefault(name, {})[at] = value
+        i = j
     return out
 
 

@@ -158,6 +158,32 @@ def test_keras_console_output_is_read_by_epoch(tmp_path: Path) -> None:
     assert f.evidence.steps[0] == 4 and "step 4" in f.summary
 
 
+def test_trainer_dicts_sharing_a_rounded_epoch_each_keep_their_place(tmp_path: Path) -> None:
+    # the Trainer prints its epoch to 2 decimals: with logging_steps small against an epoch, lines
+    # share one (five at 0.17, three at 0.18); read by epoch, only each one's last line was left
+    epochs = [0.0, 0.11, 0.17, 0.17, 0.17, 0.17, 0.17, 0.18, 0.18, 0.18]
+    losses = [1.3587, 0.4827, 0.5813, 0.7004, 0.6607, 1.0354, 0.6606, 0.6845, 0.8643, 0.8247]
+    norms = [0.24, 0.27, 1.36, 1.28, 17.2, 7.12, 21.8, 23.0, 3.77, 14.4]
+    lines = [f"{{'loss': {v}, 'grad_norm': {g}, 'learning_rate': 5e-05, 'epoch': {e}}}"
+             for v, g, e in zip(losses, norms, epochs, strict=True)]
+    lines.insert(5, "{'eval_loss': 0.9, 'eval_runtime': 3.1, 'epoch': 0.17}")
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    loss, norm = _series(run, "loss"), _series(run, "grad_norm")
+    assert loss.values.tolist() == losses and norm.values.tolist() == norms  # every line, in order
+    steps = loss.steps.tolist()
+    assert all(a < b for a, b in zip(steps, steps[1:], strict=False))
+    # the k-th of n lines at a printed epoch e sits at e + k (next - e) / n
+    assert steps[2:4] == pytest.approx([0.17, 0.17 + 0.01 / 6]) and steps[7] == 0.18
+    assert 0.17 < _series(run, "eval_loss").steps[0] < 0.18
+
+
+def test_whole_epochs_printed_on_every_line_keep_each_epochs_last(tmp_path: Path) -> None:
+    # a script printing a running loss several times an epoch, as whole epochs: the last is the epoch's
+    lines = [f"epoch: {e}, loss: {v}" for e in (1, 2, 3) for v in (9.0, 8.0, 1.0 / e)]
+    loss = _series(load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n")), "loss")
+    assert loss.steps.tolist() == [1, 2, 3] and loss.values.tolist() == [1.0, 0.5, 1.0 / 3]
+
+
 def _keras_fit(epochs: int, loss) -> list[str]:
     """What one ``model.fit(epochs=...)`` prints: each epoch's header, a progress line, its last line."""
     lines = []
