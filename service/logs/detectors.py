@@ -257,7 +257,7 @@ def _exploding_tail(s: Series, steps: np.ndarray, v: np.ndarray, base: float, t:
 def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _judged(run, "grad_norm", t)
     if found is None:
-        return _astronomical(run, t)
+        return _astronomical(run, t) or _jump(run, t)
     s, steps, v = found
     base = early_baseline(v, t.baseline_fraction)
     if not base > 0:
@@ -302,6 +302,47 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
          "baseline": base, "late_median": late, "peak": peak, "sustained_points": int(tail),
          "learning_rate_growth": growth},
         remedies)]
+
+
+#: A total gradient norm this many times the one logged before it, and at least this large
+#: (:func:`_jump`): no healthy step does that, however short the log.
+_NORM_JUMP = 1e5
+_NORM_JUMP_AT_LEAST = 1e5
+
+
+def _jump(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A total gradient norm that jumped by orders of magnitude from one logged step to the next,
+    on a log too short for the baseline checks (an mmdet paste of two lines: 3.46, then 3.1e7
+    with the loss 1.5 -> 63): an error when the loss jumped with it, else a warning."""
+    s = run.first("grad_norm")
+    if s is None:
+        return []
+    steps, v = finite(s)
+    if len(v) < 2 or np.any(v[:-1] <= 0):
+        return []
+    ratios = v[1:] / v[:-1]
+    hits = np.nonzero((ratios >= _NORM_JUMP) & (v[1:] >= _NORM_JUMP_AT_LEAST))[0]
+    if not len(hits):
+        return []
+    i = int(hits[0]) + 1
+    before, after, at = float(v[i - 1]), float(v[i]), float(steps[i])
+    loss = run.first("loss")
+    with_loss = ""
+    if loss is not None:
+        ls, lv = finite(loss)
+        now, prev = lv[ls == at], lv[ls < at]
+        if len(now) and len(prev) and prev[-1] > 0 and now[0] >= 10 * prev[-1]:
+            with_loss = f"; {loss.name} jumped with it, {float(prev[-1]):.3g} -> {float(now[0]):.3g}"
+    return [_finding(
+        "exploding_gradient", "error" if with_loss else "warning",
+        f"{s.name} jumped {after / before:.3g}x in one logged step, {before:.3g} -> {after:.3g} at step "
+        f"{_num(at)}{with_loss}",
+        "A gradient norm that grows by orders of magnitude between two logged steps has blown up: one update "
+        "at that size throws the weights far from where they were (a learning rate too large, an unnormalised "
+        "input or target, a missing normalisation, or mixed precision overflowing).",
+        {"metric": s.name, "steps": [_num(steps[i - 1]), _num(at)], "value": after / before,
+         "threshold": _NORM_JUMP, "before": before, "peak": float(np.max(v)), "points": len(v)},
+        [clipping(run, t), lower_lr(run, at_step=at, why="the gradient norm jumped by orders of magnitude")])]
 
 
 def _astronomical(run: RunLog, t: LogThresholds) -> list[Finding]:
@@ -914,15 +955,20 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     growth = lr_growth(run, since=onset, until=float(steps[-1]))
     fix = (_schedule_remedy(run, growth, onset) if growth is not None else
            lower_lr(run, at_step=onset, why=f"the loss diverged from step {_num(onset)}"))
+    # the figures judged are running medians; the summary gives the logged values beside them
+    window = _divergence_window(len(v))
+    i_low = int(np.argmin(v[:onset_i]))
     return [_finding(
         "loss_divergence", "error",
-        f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} (step {_num(steps[i_min])}) to {end:.3g}"
-        + _lr_note(growth),
+        f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} (step {_num(steps[i_min])}) to {end:.3g} "
+        f"(running medians of {window} points; logged: lowest {float(v[i_low]):.3g} at step "
+        f"{_num(steps[i_low])}, last {float(v[-1]):.3g})" + _lr_note(growth),
         "The loss climbs back up for good: the learning rate is too large for this stage of training, or an "
         "explosion is surfacing in the loss.",
         {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
          "threshold": t.divergence_factor, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
-         "learning_rate_growth": growth},
+         "window": window, "logged_minimum": float(v[i_low]), "logged_minimum_step": _num(steps[i_low]),
+         "logged_final": float(v[-1]), "learning_rate_growth": growth},
         [fix, clipping(run, t)])]
 
 
@@ -932,7 +978,8 @@ _BLOWN_UP = 1e3
 
 def _blown_up_short(run: RunLog, t: LogThresholds) -> list[Finding]:
     """A loss too short for the trend checks that still ends orders of magnitude above where it was,
-    climbing to its last point (an mmdet excerpt: 0.85, 2.4, 6.3e4, 1.1e13)."""
+    climbing to its last point (an mmdet excerpt: 0.85, 2.4, 6.3e4, 1.1e13) or staying up there
+    (a TF Object Detection paste: 0.144, 2.5e4, 7.6e4, 2.9e4, 1.3e5, 4.4e5, 2.1e5, 1.2e6)."""
     loss = run.first("loss")
     if loss is None:
         return []
@@ -941,9 +988,13 @@ def _blown_up_short(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     low = float(np.min(v[:-1]))
     rise = float(v[-1]) / low
-    if rise < _BLOWN_UP or not (v[-1] > v[-2] > v[-3]):
-        return []
     i_low = int(np.argmin(v[:-1]))
+    # climbing to its last point, or up by orders of magnitude and staying there (never back
+    # under 10x its lowest) on at least two points: a spike at the last step alone could come back
+    up = i_low + 1 + int(np.argmax(v[i_low + 1:] >= 10 * low))
+    stays = v[up] >= 10 * low and up <= len(v) - 2 and bool(np.all(v[up:] >= 10 * low))
+    if rise < _BLOWN_UP or not (v[-1] > v[-2] > v[-3] or stays):
+        return []
     return [_finding(
         "loss_divergence", "error",
         f"{loss.name} rose from {low:.3g} (step {_num(steps[i_low])}) to {float(v[-1]):.3g} (step "

@@ -85,3 +85,28 @@ def test_a_glaring_spike_in_a_short_pasted_log(tmp_path) -> None:  # noqa: ANN00
     # the same numbers without the outlier: no spike
     path.write_text("\n".join(lines[:-1]) + "\n")
     assert not found(check_logs(path), "gradient_spike")
+
+
+def test_a_gradient_norm_that_jumps_by_orders_of_magnitude_in_one_step_has_blown_up() -> None:
+    # mmdetection #11708's two lines: grad_norm 3.46 -> 3.1e7, the loss 1.5 -> 63 with it
+    run = run_of(np.array([50, 100]), loss=np.array([1.5043, 63.1261]),
+                 grad_norm=np.array([3.4572, 31101415.5974]))
+    [f] = found(diagnose(run), "exploding_gradient")
+    assert f.severity == "error" and f.evidence.steps == [50, 100]
+    assert f.evidence.value == pytest.approx(31101415.5974 / 3.4572)
+    assert "1.5 -> 63.1" in f.summary
+    # the same jump with the loss steady is a warning; a 1000x rise of a tiny norm is nothing
+    run = run_of(np.array([50, 100]), loss=np.array([1.50, 1.49]), grad_norm=np.array([3.4572, 31101415.5974]))
+    assert [g.severity for g in found(diagnose(run), "exploding_gradient")] == ["warning"]
+    run = run_of(np.array([50, 100]), loss=np.array([1.50, 1.49]), grad_norm=np.array([1e-4, 0.1]))
+    assert not found(diagnose(run), "exploding_gradient")
+
+
+def test_a_short_loss_up_by_orders_of_magnitude_that_stays_up_is_a_divergence() -> None:
+    # tensorflow/models #8423 (one line per step): up 8e6x in 7 steps, not rising at every step
+    loss = np.array([0.1442, 25237.8984, 75835.2812, 28575.1914, 134869.8906, 437442.4062, 212268.4531])
+    [f] = found(diagnose(run_of(np.arange(408, 415), loss=loss)), "loss_divergence")
+    assert f.severity == "error" and f.evidence.minimum == 0.1442 and f.evidence.final == 212268.4531
+    # one last point up alone could be a spike the run comes back from: not yet a divergence
+    loss = np.array([0.52, 0.50, 0.49, 0.47, 900.0])
+    assert not found(diagnose(run_of(np.arange(5), loss=loss)), "loss_divergence")

@@ -684,7 +684,8 @@ class TextReader:
                                f"{traceback.splitlines()[-1][:200]}")
             raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
                            "not a text training log")
-        return RunLog(format=self.name, source=name, series=_prepend(early, points.build(role=_role)),
+        return RunLog(format=self.name, source=name,
+                      series=_prepend(early, points.build(role=_role, repeats=False)),
                       warnings=warnings, traceback=traceback)
 
 

@@ -124,9 +124,19 @@ class Points:
             self.add(name, step, value, wall)
 
     def build(self, *, step_unit: str = "step",
-              role: Callable[[str], tuple[Role | None, str | None]] | None = None) -> list[Series]:
+              role: Callable[[str], tuple[Role | None, str | None]] | None = None,
+              repeats: bool = True) -> list[Series]:
+        """The series collected. ``repeats=False`` drops a point equal in step and value to the one
+        before it in its series (a console whose every line two log handlers print: TF1's absl
+        ``I0422 ... learning.py:507] global step 409: loss = ...`` and ``INFO:tensorflow:...``)."""
         out = []
         for series, (steps, values, walls) in self._data.items():
+            if not repeats and len(steps) > 1:
+                keep = [0] + [i for i in range(1, len(steps))
+                              if steps[i] != steps[i - 1] or values[i] != values[i - 1]]
+                if len(keep) < len(steps):
+                    steps, values, walls = ([steps[i] for i in keep], [values[i] for i in keep],
+                                            [walls[i] for i in keep])
             r, layer = self.roles.get(series) or (role(series) if role else (None, None))
             out.append(make_series(series, steps, values, walls if series in self._has_wall else None,
                                    step_unit=step_unit, role=r, layer=layer))

@@ -824,3 +824,19 @@ def test_a_table_of_losses_without_a_step_is_read_by_row(tmp_path: Path) -> None
     from gradhealth.errors import UnknownLogFormat
     with pytest.raises(UnknownLogFormat):
         load_run(_write(tmp_path, "prices.csv", "open,close\n1.0,2.0\n2.0,3.0\n"))
+
+
+def test_a_console_whose_every_line_two_handlers_print_is_read_once(tmp_path: Path) -> None:
+    # TF1 with absl: each step printed by absl and by tf.logging (tensorflow/models #8423)
+    lines = []
+    losses = [0.1442, 25237.8984, 75835.2812, 28575.1914, 134869.8906, 437442.4062, 212268.4531, 1216893.125]
+    for step, v in zip(range(408, 416), losses, strict=True):
+        lines.append(f"INFO:tensorflow:global step {step}: loss = {v:.4f} (0.302 sec/step)")
+        lines.append(f"I0422 07:10:04.984018 140486560917376 learning.py:507] global step {step}: "
+                     f"loss = {v:.4f} (0.302 sec/step)")
+    path = _write(tmp_path, "train.log", "\n".join(lines[1:]) + "\n")  # the paste starts mid-pair
+    loss = _series(load_run(path), "loss")
+    assert loss.steps.tolist() == list(range(408, 416)) and loss.values.tolist() == losses
+    [f] = [f for f in check_logs(path).findings if f.code == "loss_divergence"]
+    assert f.severity == "error" and f.evidence.logged_minimum == 0.1442
+    assert "logged: lowest 0.144 at step 408, last 1.22e+06" in f.summary
