@@ -9,9 +9,9 @@ row per evaluation, ``No log`` where no training loss was logged yet::
     | 0.6932        | 2.0   | 500  | 0.6931          | 0.5      |
 
 and users paste such tables into issues and READMEs. The first table (a header row, a row of
-dashes, then rows) whose header names a loss is read; its other columns become series against the
-``Step`` column (or ``Iteration``, ``Global Step``), else the ``Epoch`` column (``step_unit=
-"epoch"``), else the row's index. A placeholder cell (``No log``, ``-``, ``N/A``, blank) is no
+dashes, then rows) whose header names a loss and a step or an epoch is read (a table comparing
+models' losses, with neither, is no run); its other columns become series against the ``Step``
+column (or ``Iteration``, ``Global Step``), else the ``Epoch`` column (``step_unit="epoch"``). A placeholder cell (``No log``, ``-``, ``N/A``, blank) is no
 value; ``nan``/``inf`` are non-finite values; ``85.3%`` is 85.3. A column of text (a model name) is
 left out with a ``skipped_values`` warning, and so is any further table with a loss (another run's).
 The text around the tables (the card's prose, its YAML front matter) is not read.
@@ -65,7 +65,11 @@ def _tables(lines: list[str]) -> list[tuple[int, list[str], list[tuple[int, list
 
 
 def _names_a_loss(header: list[str]) -> bool:
-    return any(classify(h)[0] in ("loss", "val_loss") or "loss" in h.lower() for h in header)
+    """A table of training results: a loss column, and a step or epoch column to read it by (a
+    README's table comparing models' losses has no step: it is not a run)."""
+    low = [h.lower() for h in header]
+    return (any(classify(h)[0] in ("loss", "val_loss") or "loss" in h for h in low)
+            and any(h in _STEP or h in _EPOCH for h in low))
 
 
 def _value(cell: str) -> float | None:
@@ -91,8 +95,8 @@ class MarkdownReader:
         name = path.name
         tables = [t for t in _tables(read_text(path, limits).splitlines()) if _names_a_loss(t[1])]
         if not tables:
-            raise LogError(f"{name}: no Markdown table with a loss column (a header row naming a "
-                           "loss, then a row of dashes)")
+            raise LogError(f"{name}: no Markdown table with a loss column and a step or epoch column "
+                           "(a header row naming them, then a row of dashes)")
         (at, header, rows), *others = tables
         warnings = [LogWarning("skipped_values", f"{name}: the table at line {line} is left out; "
                                f"the first table with a loss (line {at}) is read", where=f"line {line}")
@@ -100,14 +104,14 @@ class MarkdownReader:
         low = [h.lower() for h in header]
         step_col = next((i for i, h in enumerate(low) if h in _STEP), None)
         epoch_col = next((i for i, h in enumerate(low) if h in _EPOCH), None)
-        by = step_col if step_col is not None else epoch_col
+        by = step_col if step_col is not None else epoch_col  # one of them: _names_a_loss
         points = Points(name, limits)
         texts: dict[int, tuple[int, str]] = {}  # column -> the first text cell (line, text)
-        for index, (line, cells) in enumerate(rows):
+        for line, cells in rows:
             if len(cells) != len(header):
                 raise LogError(f"{name} line {line}: {len(cells)} cells where the header at line "
                                f"{at} has {len(header)}")
-            at_step = float(index) if by is None else _value(cells[by])
+            at_step = _value(cells[by]) if by is not None else None
             if at_step is None:
                 continue  # a row without its step (a summary row)
             step: float = at_step

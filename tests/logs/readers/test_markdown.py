@@ -111,11 +111,15 @@ def test_a_row_with_too_few_cells_names_its_line(tmp_path):
         read_log(write(tmp_path, "t.md", text))
 
 
-def test_tables_without_a_loss_are_not_training_results(tmp_path):
-    # a README's table of hyperparameters, and Lightning's model summary (no Markdown rule row)
+def test_tables_without_a_loss_and_a_step_are_not_training_results(tmp_path):
+    # a README's table of hyperparameters, one comparing models' losses (no step: rows are not
+    # steps of a run), and Lightning's model summary (no Markdown rule row)
     readme = "| option | value |\n|---|---|\n| lr | 0.1 |\n| batch | 32 |\n"
     with pytest.raises(UnknownLogFormat):
         read_log(write(tmp_path, "README.md", readme))
+    models = "| model | val loss | accuracy |\n|---|---|---|\n| small | 0.9 | 71 |\n| large | 40.2 | 12 |\n"
+    with pytest.raises(UnknownLogFormat):
+        read_log(write(tmp_path, "RESULTS.md", models))
     summary = ("  | Name  | Type   | Params\n---------------------------------\n"
                "0 | model | ResNet | 11.2 M\n")
     assert sniff.sniff("out.txt", summary.encode())[0] is None or \
