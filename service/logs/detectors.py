@@ -935,7 +935,12 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     rise = end / low if low > 0 else math.inf
     if rise < t.divergence_factor:
-        return _excursion(run, loss, steps, sm, t)
+        return _excursion(run, loss, steps, sm, t) if not _on_rollouts(run) else []
+    if _on_rollouts(run) and rise < _BLOWN_UP:
+        # an agent's value or TD loss regresses onto returns that grow as the policy improves (DQN's
+        # TD loss rose 5x while its episode reward went 1.6 -> 18.9): a rise short of a blow-up is
+        # the targets' scale, not a divergence
+        return []
     # A loss that fell by orders of magnitude and creeps back by a small multiple of a tiny minimum
     # (a fine-tune at 0.03 ending at 0.07 after starting at 2.1) has regained a sliver of its fall:
     # noise at the floor, not a climb back up

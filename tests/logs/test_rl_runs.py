@@ -148,3 +148,24 @@ def test_zero_gradients_where_the_rewards_did_spread_keep_the_plain_warning(tmp_
     zero = set(range(1, 200, 7))
     [f] = _zero(check_logs(_zero_spread(tmp_path, zero, spread_zero=set())))
     assert f.severity == "warning" and "explained_by" not in f.evidence.model_dump()
+
+
+def test_a_dqn_td_loss_that_grows_with_the_returns_is_not_a_divergence() -> None:
+    from gradhealth.logs.check import diagnose
+    from tests.logs.test_detectors_real_runs import found, run_of
+
+    # a DQN on Breakout (Stable-Baselines3's table): the TD loss regresses onto returns that grow
+    # as the policy improves, 1e-4 -> 5e-4 while the episode reward goes 1.6 -> 18.9
+    rng = np.random.default_rng(0)
+    steps = np.arange(16_000, 500_000, 4_000)
+    n = len(steps)
+    reward = np.linspace(1.6, 18.9, n) + rng.normal(0, 0.5, n)
+    td = np.linspace(1e-4, 5e-4, n) * np.exp(rng.normal(0, 0.3, n))
+    run = run_of(steps, rollout__ep_rew_mean=reward, train__loss=td)
+    assert run.first("loss") is not None and run.first("loss").name == "train/loss"
+    assert not found(diagnose(run), "loss_divergence")
+    # the same run without its rollouts is a supervised loss that rose 5x: a divergence
+    assert found(diagnose(run_of(steps, train__loss=td)), "loss_divergence")
+    # and a TD loss that blows up by orders of magnitude diverged whatever the reward did
+    blown = td * np.where(np.arange(n) > n // 2, 1e5, 1.0)
+    assert found(diagnose(run_of(steps, rollout__ep_rew_mean=reward, train__loss=blown)), "loss_divergence")
