@@ -115,6 +115,9 @@ _CALL_OPEN = re.compile(r"\w\(")  # a call or repr opens: only then are argument
 _PIPED_KV = re.compile(rf"(?:^|(?<=\|))[ \t]*(?P<key>[A-Za-z][\w./-]*(?:[ \t]+[A-Za-z(][\w./()-]*)+)[ \t]*:"
                        rf"[ \t]*(?P<val>{_NUM})(?=[ \t]*(?:\||$))", re.IGNORECASE)
 _BARE_NONFINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+# a bracketed name before its value, a custom logger's "| [Loss] 51566519.44 | [step]    89 |"
+_BRACKET_KV = re.compile(rf"(?<![\w\]])\[(?!(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE)\])"
+                         rf"(?P<key>[A-Za-z_][\w./-]*)\][ \t]*:?[ \t]*(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # the first line of a JSON document: an object, or an array of objects, arrays, strings or numbers
 # ("[2024-01-01 10:00:00] step 1", "[rank0]:" and "[train]" are log lines)
 _JSON_START = re.compile(r"^\s*(?:\{(?!\s*')|\[\s*(?:$|[{\[\"]|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\s*[,\]]))")
@@ -264,6 +267,7 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     spans: list[tuple[int, int]] = []
     first_at = len(line)  # where the first value read starts (a step or an epoch is a position)
     total: float | None = None
+    counted: str | None = None  # the step key counted out of its total (``iter[ 14/ 15]``)
     for m in _BRACKET_COUNT.finditer(line) if "[" in line else ():
         low = m["key"].lower()
         if low in STEP_KEYS or low == "epoch":
@@ -271,6 +275,7 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
             spans.append(m.span())
             if low in STEP_KEYS:
                 total = float(m["n"])
+                counted = m["key"]
     pos = _EPOCH_POS.search(line) if "poch" in line else None
     if pos is not None:
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
@@ -320,6 +325,15 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
             found.setdefault(key, val)
             if key.lower() not in _POSITION_KEYS:
                 first_at = min(first_at, m.start())
+    for m in _BRACKET_KV.finditer(line) if "[" in line else ():
+        if any(x <= m.start() < y for x, y in spans):
+            continue
+        spans.append(m.span())
+        val = _value(line, m, count_ok=m["key"].lower() in STEP_KEYS or m["key"].lower() == "epoch")
+        if val is not None:
+            found.setdefault(m["key"], val)
+            if m["key"].lower() not in _POSITION_KEYS:
+                first_at = min(first_at, m.start())
     for m in _WS.finditer(line):
         a, b = m.span()
         if any(a < y and x < b for x, y in spans) or any(x <= a < y for x, y in calls):
@@ -368,6 +382,11 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         # an evaluation's values: its own names, and no step (its counter is the evaluation's)
         found = {(k if k.lower() == "epoch" else f"eval_{k}"): v
                  for k, v in found.items() if k.lower() not in STEP_KEYS}
+        total = None
+    if counted is not None and total is not None and sum(k.lower() in STEP_KEYS for k in found) > 1:
+        # a counted step beside a step of its own ("E6 iter[ 14/ 15] | ... | [step]   104"): the
+        # count is a position within an epoch, the other the run's step
+        del found[counted]
         total = None
     names = {k.lower() for k in found}
     if (names & _POSITION_KEYS and names & {"train", "training"}
@@ -466,7 +485,9 @@ class TextReader:
                 known = known or any(k in ROLES for k in found)
                 for k in found:
                     seen[k] = seen.get(k, 0) + 1
-        if hits == 0 or (hits < 2 and len(lines) > 2 and not known):
+        # one line is enough when it holds a loss that is NaN or Inf (a YOLOv5 console pasted at
+        # its first epoch, every loss column nan): that line is the report
+        if hits == 0 or (hits < 2 and len(lines) > 2 and not known and not broken):
             return 0.0
         if hits >= 2 and not has_step and max(seen.values()) < 2 and not (known and "epoch" in seen) and not broken:
             return 0.0                      # every name once: a config file, not a training log (a
@@ -657,7 +678,8 @@ class TextReader:
         early: list[Series] = []
         # (by epoch when most lines are in one, or the losses are: a console's other lines, model
         # loading and config prints, come before the first epoch)
-        if first_step is None and by_epoch and not batch_lines and len({e for v in by_epoch.values() for e in v}) > 1 and (
+        epochs_seen = len({e for v in by_epoch.values() for e in v})
+        if first_step is None and by_epoch and not batch_lines and (epochs_seen > 1 or epoch_lines == index == 1) and (
                 epoch_lines * 2 >= index or loss_epoch_lines >= 0.8 * loss_lines > 0):
             # no step in the whole log, but epochs: each epoch's last values, at the epoch; or,
             # where each line prints its own fractional epoch, every line at its place in it

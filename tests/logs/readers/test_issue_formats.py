@@ -840,3 +840,39 @@ def test_a_console_whose_every_line_two_handlers_print_is_read_once(tmp_path: Pa
     [f] = [f for f in check_logs(path).findings if f.code == "loss_divergence"]
     assert f.severity == "error" and f.evidence.logged_minimum == 0.1442
     assert "logged: lowest 0.144 at step 408, last 1.22e+06" in f.summary
+
+
+def test_a_yolov5_console_pasted_at_its_first_epoch_with_nan_losses(tmp_path: Path) -> None:
+    # ultralytics/yolov5 #4963: the header, one epoch's row of nan losses, its validation lines
+    text = (" Epoch   gpu_mem       box       obj       cls    labels  img_size\n"
+            "      1/99     2.64G         nan       nan       nan         4       416: 100%|#####| 7/7 "
+            "[00:15<00:00,  2.27s/it]\n"
+            "               Class     Images     Labels          P          R     mAP@.5 mAP@.5:.95: 100%|"
+            "#####| 1/1 [00:01<00:00,  1.30s/it]\n"
+            "                 all               14          0             0          0            0"
+            "              0\n")
+    path = _write(tmp_path, "train.log", text)
+    run = load_run(path)
+    box = _series(run, "train/box_loss")
+    assert box.step_unit == "epoch" and box.steps.tolist() == [1] and math.isnan(box.values[0])
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "error" and f.evidence.steps[0] == 1
+
+
+def test_bracketed_names_before_their_values(tmp_path: Path) -> None:
+    # nv-tlabs/LION #9 (loguru): "[Loss] 51566519.44 | ... | [step]    89"; the epoch's
+    # "iter[ 14/ 15]" is a position in it beside the run's own [step]
+    head = "2023-01-25 00:21:09.074 | INFO     | trainers.base_trainer:train_epochs:256 - [R0] | "
+    lines = [f"{head}E{e} iter[ 14/ 15] | [Loss] {v} | [exp] ./exp/0125/car | [step] {s:>5} | [url] none | "
+             f"[time] 0.4m (~5h) |[best] 0 -100.000x1e-2"
+             for e, v, s in ((3, "812.5", 59), (4, "9051.7", 74), (5, "51566519.44", 89), (6, "nan", 104),
+                             (7, "nan", 119))]
+    path = _write(tmp_path, "train.log", "\n".join(lines) + "\n")
+    loss = _series(load_run(path), "Loss")
+    assert loss.steps.tolist() == [59, 74, 89, 104, 119]
+    assert loss.values[:3].tolist() == [812.5, 9051.7, 51566519.44] and np.isnan(loss.values[3:]).all()
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.evidence.steps[0] == 104
+    # a log level in brackets is not a name
+    from gradhealth.logs.readers.text import pairs
+    assert pairs("[INFO] 12 epochs done") == []
