@@ -1144,6 +1144,20 @@ def uniform_guess(values: np.ndarray) -> dict | None:
     return {"num_classes": k, "accuracy": None, "source": f"the loss sits at ln {k} = {math.log(k):.4g} without moving"}
 
 
+def _validation_at_chance(run: RunLog) -> dict | None:
+    """:func:`uniform_guess` of a validation loss's last half: evaluations pinned at ln k (a 4-way
+    multiple-choice fine-tune whose every eval_loss was 1.3863) while the noisier training loss
+    wanders around it."""
+    for val in run.by_role("val_loss"):
+        vv = finite(val)[1]
+        guess = uniform_guess(vv[len(vv) // 2:])
+        if guess is not None:
+            k = guess["num_classes"]
+            return {**guess, "validation": True,
+                    "source": f"{val.name} sits at ln {k} = {math.log(k):.4g} without moving"}
+    return None
+
+
 def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
     """Evidence that a classifier sits at chance: accuracy near 1/k. k comes from the params, or from
     the accuracy itself only when the loss confirms it (a cross-entropy near ln k, what a uniform
@@ -1311,7 +1325,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     falling = late >= t.plateau_improvement or (high < 0 and late >= t.plateau_improvement / 2)
     converged = overall >= t.plateau_converged_fraction
     level = float(np.median(v[half:]))
-    chance = at_chance(run, level, t) or uniform_guess(v[half:])
+    chance = at_chance(run, level, t) or uniform_guess(v[half:]) or _validation_at_chance(run)
     rising = sm[-1] > sm[half] * t.divergence_factor
     if rising or falling or (converged and chance is None):
         return [stuck] if stuck else []
@@ -1325,7 +1339,8 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         acc = f", accuracy {chance['accuracy']:.2f}" if chance["accuracy"] is not None else ""
         summary = (f"{loss.name} is flat at {level:.3g} over the last half of the run, at chance for "
                    f"{chance['num_classes']} classes (ln {chance['num_classes']} = "
-                   f"{math.log(chance['num_classes']):.3g}{acc})")
+                   f"{math.log(chance['num_classes']):.3g}{acc}"
+                   + (f"; {chance['source']}" if chance.get("validation") else "") + ")")
         explanation = ("The loss stopped where a uniform guess over the classes scores: the model predicts no better "
                        "than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
                        "that do not follow from the inputs).")

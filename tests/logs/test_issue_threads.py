@@ -10,6 +10,8 @@ nanoGPT #110); the rest are written to the same shape.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,18 @@ def test_a_short_loss_up_by_orders_of_magnitude_that_stays_up_is_a_divergence() 
     # one last point up alone could be a spike the run comes back from: not yet a divergence
     loss = np.array([0.52, 0.50, 0.49, 0.47, 900.0])
     assert not found(diagnose(run_of(np.arange(5), loss=loss)), "loss_divergence")
+
+
+def test_a_validation_loss_pinned_at_ln_k_names_chance_beside_a_noisy_training_loss() -> None:
+    # a 4-way multiple-choice fine-tune: training loss 1.383-1.417 (too noisy to sit at ln 4 on its
+    # own), every evaluation 1.3863 = ln 4: the model predicts the four answers alike
+    rng = np.random.default_rng(1)
+    steps = np.arange(50, 3150, 50)
+    train = math.log(4) + np.abs(rng.normal(0, 0.012, len(steps)))
+    evals = math.log(4) + rng.normal(0, 2e-5, len(steps))
+    [f] = found(diagnose(run_of(steps, loss=train, eval_loss=evals)), "loss_plateau")
+    assert f.severity == "warning" and f.evidence.at_chance["num_classes"] == 4
+    assert "at chance for 4 classes" in f.summary and "eval_loss sits at ln 4" in f.summary
+    # the same training loss alone says it barely moved, naming no chance level
+    [g] = found(diagnose(run_of(steps, loss=train)), "loss_plateau")
+    assert g.evidence.at_chance is None
