@@ -108,11 +108,13 @@ def role_of(module: nn.Module) -> Role:
 
 
 def _transposed_linear(module: nn.Module) -> bool:
-    """Hugging Face's ``Conv1D`` (GPT-2's attention and MLP layers): a linear layer whose weight is
-    stored [in, out], x @ W + b."""
+    """A linear layer whose weight is stored [in, out], x @ W + b: Hugging Face's ``Conv1D``
+    (GPT-2's attention and MLP layers), and a forward's own ``x @ self.W`` (a
+    :class:`FunctionLayer` made from a matrix product)."""
     weight = getattr(module, "weight", None)
-    return (type(module).__name__ == "Conv1D" and hasattr(module, "nf")
-            and isinstance(weight, torch.Tensor) and weight.dim() == 2)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+        return False
+    return (type(module).__name__ == "Conv1D" and hasattr(module, "nf")) or bool(getattr(module, "transposed", False))
 
 
 def weight_of(module: nn.Module) -> tuple[torch.Tensor | None, int | None, int | None]:
@@ -884,10 +886,12 @@ class FunctionLayer(nn.Module):
     self.ws[k], self.bs[k])`` over a ``ParameterList``): the unit the call makes, holding the
     model's own weight and bias (not copies). Its pointer is ``function:<weight's name>``."""
 
-    def __init__(self, kind: str, weight: nn.Parameter, bias: nn.Parameter | None) -> None:
+    def __init__(self, kind: str, weight: nn.Parameter, bias: nn.Parameter | None,
+                 transposed: bool = False) -> None:
         super().__init__()
         self.weight = weight
         self.bias = bias
+        self.transposed = transposed  # x @ W: the weight is stored [in, out]
         self.role = Role("weight", kind, channels_first=kind != "linear")
 
 
@@ -908,6 +912,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
     Only calls outside every hooked module are read (an ``nn.ReLU`` calls ``F.relu`` itself)."""
 
     _MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
+    #: ``x @ self.W`` with W a matrix the model holds: a linear layer stored [in, out]
+    _MATMULS = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.Tensor.mm)
     #: Reshapes of a scale vector before the multiply (timm's ConvNeXt:
     #: ``x.mul(self.gamma.reshape(1, -1, 1, 1))``): the result is the same scale.
     _VIEWS = (torch.Tensor.reshape, torch.Tensor.view, torch.reshape, torch.Tensor.unsqueeze,
@@ -934,6 +940,12 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 and isinstance(out, torch.Tensor) and out.is_floating_point()):
             self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out)
             return out
+        if (func in self._MATMULS and not tracer.inside and len(args) == 2 and isinstance(args[1], nn.Parameter)
+                and args[1].dim() == 2 and isinstance(args[0], torch.Tensor) and not isinstance(args[0], nn.Parameter)
+                and args[0].dim() >= 2 and isinstance(out, torch.Tensor) and out.is_floating_point()):
+            # a recurrence written from scratch, h = tanh(x_t @ W + h @ U + b): each product a layer
+            self._layer("linear", args, {}, out, transposed=True)
+            return out
         if tracer.inside or not tracer.units or not isinstance(out, torch.Tensor) or not args:
             return out
         if func in self._VIEWS and id(args[0]) in self.scales and out.numel() == args[0].numel():
@@ -957,7 +969,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 tracer.layer_scales.append(self.scales[id(scale)][1])
         return out
 
-    def _layer(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> None:
+    def _layer(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor,
+               transposed: bool = False) -> None:
         weight = args[1]
         known = self.layers.get(id(weight))
         if known is None:
@@ -966,7 +979,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             if name in self.module_names:  # a module's weight used again (a tied decoder)
                 name = f"{name} ({kind})"
             known = self.layers[id(weight)] = (
-                name, FunctionLayer(kind, weight, bias if isinstance(bias, nn.Parameter) else None))
+                name, FunctionLayer(kind, weight, bias if isinstance(bias, nn.Parameter) else None,
+                                    transposed=transposed))
         name, layer = known
         self.tracer._unit_event(name, f"function:{name}", layer.role, layer, args[:1], args[0], out)
 

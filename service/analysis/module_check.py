@@ -145,6 +145,10 @@ def _orthogonal_loops(names: set[str]) -> Edit:
                 w = getattr(m, "weight", None)
                 if name in names and isinstance(m, nn.Linear) and isinstance(w, torch.Tensor) and w.shape[0] == w.shape[1]:
                     nn.init.orthogonal_(w)
+            # a looped product with a matrix the model holds (h @ self.U): the unit is named after it
+            for name, p in net.named_parameters():
+                if name.removesuffix(".weight") in names and p.dim() == 2 and p.shape[0] == p.shape[1]:
+                    nn.init.orthogonal_(p)
     return edit
 
 

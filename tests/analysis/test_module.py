@@ -7,6 +7,7 @@ import collections
 import collections.abc
 import copy
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -394,6 +395,46 @@ def test_a_layer_called_in_a_loop_is_measured_through_time() -> None:
     orthogonal = next(r for r in f.remedies if r.id == "orthogonal_init")
     assert orthogonal.verified is not None and orthogonal.verified.fixed  # gain 1: no shrinking
     assert check_module(_LoopRNN(1.0), torch.randn(8, 30, 8), seeds=2, verify=False).findings == []
+
+
+class _RawLoopRNN(nn.Module):
+    """The same recurrence written from scratch with matrices it holds (the d2l style):
+    h_t = act(x_t @ W + h_{t-1} @ U + b), U orthogonal times ``gain``."""
+
+    def __init__(self, gain: float, act: Any = None, steps: int = 30) -> None:
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(8, 32) / 8 ** 0.5)
+        self.U = nn.Parameter(nn.init.orthogonal_(torch.empty(32, 32), gain))
+        self.b = nn.Parameter(torch.zeros(32))
+        self.out = nn.Linear(32, 4)
+        self.act, self.steps = act or (lambda z: z), steps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.zeros(x.shape[0], 32, dtype=x.dtype)
+        for t in range(self.steps):
+            h = self.act(x[:, t] @ self.W + h @ self.U + self.b)
+        return self.out(h)
+
+
+def test_a_recurrence_on_matrices_the_model_holds_is_measured_through_time() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_RawLoopRNN(0.5), torch.randn(8, 30, 8), seeds=2)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("vanishing_through_time", "error")
+    extra = f.evidence.model_dump()
+    # (U^T)^k of an orthogonal U at gain 0.5 scales dL/dh_t by exactly 0.5 per step back
+    assert extra["per_step_factor"] == pytest.approx(0.5, rel=1e-6) and f.evidence.layers == ["U"]
+    assert {layer.name: layer.type for layer in doc.layers} == {"W": "linear", "U": "rnn", "out": "linear"}
+    orthogonal = next(r for r in f.remedies if r.id == "orthogonal_init")
+    assert orthogonal.verified is not None and orthogonal.verified.fixed  # U re-drawn at gain 1
+    assert check_module(_RawLoopRNN(1.0), torch.randn(8, 30, 8), seeds=2, verify=False).findings == []
+    # an identity-initialised ReLU recurrence at 1.1 (an IRNN too hot) grows back in time
+    torch.manual_seed(0)
+    hot = _RawLoopRNN(1.0, act=torch.relu, steps=60)
+    with torch.no_grad():
+        hot.U.copy_(1.1 * torch.eye(32))
+    codes = {f.code for f in check_module(hot, torch.randn(8, 60, 8), seeds=2, verify=False).findings}
+    assert "exploding_through_time" in codes
 
 
 def test_a_layer_shared_by_separate_inputs_is_not_a_loop() -> None:
