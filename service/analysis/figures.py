@@ -59,6 +59,9 @@ class SeedFigures:
     looped: list[str] = field(default_factory=list)
     #: layers called once per step of such a loop (its input projection): part of the loop's steps
     beside_loops: list[str] = field(default_factory=list)
+    #: units whose output a LayerNorm takes and then feeds straight into a residual sum, in order:
+    #: hand-written Post-LN blocks, x = norm(x + f(x)) (:func:`.graph.post_ln_units`)
+    post_ln: list[str] = field(default_factory=list)
 
 
 def _std(total: float, norm: float, n: int) -> float:

@@ -1280,6 +1280,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                 readout.add_step((r.layer, r.sublayer), by_name[n].out.grad)
     figures = readout.read(loss, silent)
     figures.forward_squash = squashed
+    figures.post_ln = post_ln_units(records, loss)
     figures.looped = list(looped)
     figures.beside_loops = beside
     for name in cut:
@@ -1290,6 +1291,32 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         for name, ratio in step_ratios(own, run.optimizer).items():
             figures.units.setdefault(name, {})["update_ratio"] = ratio
     return figures, records
+
+
+def post_ln_units(records: Sequence[Record], loss: torch.Tensor) -> list[str]:
+    """The units (in forward order) whose output is summed into the residual stream, the sum
+    layer-normalised and the norm's output summed on in turn: x = norm(x + f(x)), the Post-LN
+    block written by hand (BERT's re-implementations, the annotated Transformer in its Post-LN
+    form). The norm's output read by the next sum is what tells it from Pre-LN, x + f(norm(x)),
+    where the norm feeds only the next sublayer. Read from the autograd graph the step built."""
+    root = loss.grad_fn
+    if root is None:
+        return []
+    readers = consumers(root)
+
+    def read_by(node: Any, kind: str) -> list[Any]:
+        return [r for r in readers.get(node, ()) if kind in type(r).__name__]
+
+    out = []
+    for rec in records:
+        node = rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
+        if node is None:
+            continue
+        # the unit's output summed into the stream, the sum normalised, the norm summed on
+        if any(read_by(norm, "AddBackward") for add in read_by(node, "AddBackward")
+               for norm in read_by(add, "LayerNorm")):
+            out.append(rec.name)
+    return out
 
 
 def post_ln_layers(net: nn.Module) -> list[list[str]]:
@@ -1324,6 +1351,12 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
         seeds.append(figures)
         if seed == 0:
             post_ln = post_ln_layers(net)
+            by_hand = not post_ln and figures.post_ln
+            if by_hand:
+                # two Add & Norm per Transformer layer, the layer ending at its second; the last
+                # layer's second norm feeds the head, not a sum: an odd count ends with it
+                sub = figures.post_ln
+                post_ln = [sub[1::2] + sub[-1:] if len(sub) % 2 else sub[1::2]]
         del net
     if progress:
         progress(1.0, "simulation done")
@@ -1355,4 +1388,4 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             squashed=(run.squashed if run.losses is None else None)
                             or seeds[0].forward_squash,
                             squashed_in_forward=seeds[0].forward_squash is not None,
-                            post_ln=post_ln)
+                            post_ln=post_ln, post_ln_by_hand=bool(by_hand))

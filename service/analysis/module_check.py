@@ -230,11 +230,16 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
             out.append((found[0], result.optimizer.model_copy(update={"lr": found[1]})))
         return out
     if code == "post_ln_depth_risk":
-        layers = sorted({u.name.rsplit(".", 1)[0] for u in det.units})
+        layers = list(dict.fromkeys(u.name.rsplit(".", 1)[0] for u in det.units))  # forward order
         warmup = R.lower_learning_rate(warmup_steps=4000)
         warmup.change += " (not verified: a schedule over training steps, which a check at initialisation does not run)"
-        return [(R.pre_layer_norm(f"{layers[0]} .. {layers[-1]}" if len(layers) > 1 else where), _pre_ln),
-                (warmup, None)]
+        # torch's layers switch to Pre-LN with norm_first, verified; blocks written by hand do not
+        pre = R.pre_layer_norm(f"{layers[0]} .. {layers[-1]}" if len(layers) > 1 else where)
+        if result.post_ln_by_hand:
+            pre.change = (f"move each LayerNorm of {layers[0]} .. {layers[-1]} before its sublayer, "
+                          "x = x + f(norm(x)) instead of x = norm(x + f(x)), with one norm after the last "
+                          "layer (Pre-LN)")
+        return [(pre, None if result.post_ln_by_hand else _pre_ln), (warmup, None)]
     if code == "vanishing_gradient" and det.evidence.get("cut_off"):
         return []  # a cut in the graph: no change of init, activation or structure gives it a gradient
     recurrent = [u for u in result.units if u.type in ("lstm", "gru", "rnn")]

@@ -149,6 +149,8 @@ class SimulationResult:
     squashed_in_forward: bool = False
     #: a live module's Post-LN Transformer stacks (``GraphRun.post_ln``): per stack, one unit per layer
     post_ln: list[list[str]] = field(default_factory=list)
+    #: those stacks are blocks the forward writes by hand (no norm_first switch to try Pre-LN with)
+    post_ln_by_hand: bool = False
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)

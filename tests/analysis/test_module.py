@@ -694,3 +694,56 @@ def test_reentrant_checkpointing_is_measured_as_the_plain_network(recwarn: pytes
     assert len(docs[True].layers) == len(docs[False].layers) == 21
     assert not [w for w in recwarn if "not a leaf" in str(w.message)]
     assert "apply" not in ckpt.CheckpointFunction.__dict__  # restored after the check
+
+
+class _HandBlock(nn.Module):
+    """A Transformer layer written by hand: Post-LN x = norm(x + f(x)), or Pre-LN x + f(norm(x))."""
+
+    def __init__(self, d: int, post: bool) -> None:
+        super().__init__()
+        self.post = post
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.att = nn.MultiheadAttention(d, 4, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.post:
+            x = self.ln1(x + self.att(x, x, x, need_weights=False)[0])
+            return self.ln2(x + self.ff(x))
+        h = self.ln1(x)
+        x = x + self.att(h, h, h, need_weights=False)[0]
+        return x + self.ff(self.ln2(x))
+
+
+class _HandTransformer(nn.Module):
+    def __init__(self, layers: int, post: bool, d: int = 32) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(100, d)
+        self.blocks = nn.ModuleList(_HandBlock(d, post) for _ in range(layers))
+        self.norm = nn.Identity() if post else nn.LayerNorm(d)
+        self.head = nn.Linear(d, 5)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.emb(ids)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x).mean(1))
+
+
+@pytest.mark.parametrize("layers", [8, 3])
+def test_hand_written_post_ln_blocks_are_a_depth_risk_as_torchs_own(layers: int) -> None:
+    ids = torch.randint(0, 100, (8, 12))
+    torch.manual_seed(0)
+    doc = check_module(_HandTransformer(layers, post=True), ids, seeds=2)
+    risk = [f for f in doc.findings if f.code == "post_ln_depth_risk"]
+    if layers < 6:  # thresholds.post_ln_depth: shallower stacks train without warm-up
+        assert risk == []
+        return
+    [f] = risk
+    assert f.severity == "warning" and f.evidence.model_dump()["depth"] == layers
+    pre = next(r for r in f.remedies if r.id == "pre_layer_norm")
+    assert "x = x + f(norm(x))" in pre.change and pre.verified is None  # no norm_first to switch
+    # the same layers written Pre-LN are no risk
+    torch.manual_seed(0)
+    doc = check_module(_HandTransformer(layers, post=False), ids, seeds=2, verify=False)
+    assert "post_ln_depth_risk" not in {f.code for f in doc.findings}
