@@ -37,6 +37,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -1291,6 +1292,54 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         for name, ratio in step_ratios(own, run.optimizer).items():
             figures.units.setdefault(name, {})["update_ratio"] = ratio
     return figures, records
+
+
+class _FirstNonfinite(torch.overrides.TorchFunctionMode):
+    """Finds the first torch function whose floating output holds a NaN or Inf while every
+    floating tensor it read was finite: the operation that made the first non-finite value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: tuple[str, str | None] | None = None
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if self.found is None and isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel():
+            with torch.no_grad():
+                bad = not bool(torch.isfinite(out).all())
+                inputs = [a for a in (*args, *(kwargs or {}).values())
+                          if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel()]
+                if bad and all(bool(torch.isfinite(a).all()) for a in inputs):
+                    name = getattr(func, "__name__", None) or str(func)
+                    self.found = (name.strip("_"), _caller())
+        return out
+
+
+def _caller() -> str | None:
+    """``file:line (code)`` of the innermost frame outside torch and this package: where the
+    user's forward made the call."""
+    import traceback
+
+    skip = (str(Path(torch.__file__).parent), str(Path(__file__).parent.parent))
+    for frame in reversed(traceback.extract_stack()):
+        if not frame.filename.startswith(skip) and not frame.filename.startswith("<"):
+            code = f" ({frame.line.strip()})" if frame.line else ""
+            return f"{Path(frame.filename).name}:{frame.lineno}{code}"
+    return None
+
+
+def first_nonfinite(run: GraphRun, device: str | None = None) -> tuple[str, str | None] | None:
+    """(the operation, where the forward called it) that made the first NaN or Inf in seed 0's
+    forward pass, as the simulation runs it; None when the forward stays finite. One plain forward
+    with every torch function's output checked: run only when a non-finite value was found."""
+    dev = pick_device(device or "auto")
+    net = _copy_for_seed(run, 0, dev)
+    xs = [x.to(dev) if not x.is_floating_point() else x.to(dev, run.dtype) for x in make_inputs(run.inputs, 0)]
+    mode = _FirstNonfinite()
+    with torch.no_grad(), mode:
+        call(net, xs, run.keywords)
+    return mode.found
 
 
 def post_ln_units(records: Sequence[Record], loss: torch.Tensor) -> list[str]:

@@ -29,6 +29,7 @@ from gradhealth.analysis.graph import (
     GraphRun,
     InputSpec,
     call,
+    first_nonfinite,
     first_tensor,
     make_inputs,
     parametrized_weight,
@@ -409,6 +410,43 @@ def _training_time(det: Detection, remedies: list[Remedy],
     return out
 
 
+#: Operations that give NaN or Inf from finite inputs inside their range (at 0, below 0, at a
+#: pole), not by overflowing: where a NaN starts at one of these, guarding its input fixes it.
+_UNDEFINED_SOMEWHERE = frozenset({
+    "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "div", "true_divide", "floor_divide",
+    "reciprocal", "pow", "acos", "asin", "atanh", "acosh", "lgamma", "digamma", "polygamma",
+    "erfinv", "logit", "xlogy", "truediv", "rtruediv", "rdiv", "fmod", "remainder"})
+
+
+def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
+    """A forward NaN/Inf with the operation that made it and where the forward calls it: the
+    first layer whose output holds one may come after a function that made it (torch.log of a
+    ReLU's zeros is -inf before the next layer)."""
+    if det.code != "nonfinite" or det.evidence.get("pass") != "forward":
+        return det
+    try:
+        found = first_nonfinite(run, device)
+    except (RuntimeError, ValueError):
+        return det
+    if found is None:
+        return det
+    op, where = found
+    at = f" at {where}" if where else ""
+    evidence = {**det.evidence, "operation": op, "called_at": where}
+    summary = f"{det.summary} (made by {op}{at})"
+    if op.lower() in _UNDEFINED_SOMEWHERE:
+        explanation = (f"The first NaN/Inf is made by {op}{at} from finite inputs: the operation is "
+                       "undefined or infinite there (a log or a division at 0, the root of a negative). "
+                       "Keep its input in its domain or guard it (log(x + eps), x.clamp(min=eps), a "
+                       "softplus); every later number is then NaN/Inf and training cannot proceed.")
+    else:
+        explanation = (f"The first NaN/Inf is made by {op}{at} from finite inputs: its result overflowed "
+                       "the float range, so the weights or activations before it are far too large "
+                       "(an initialisation or learning rate too large, no normalisation); every later "
+                       "number is then NaN/Inf and training cannot proceed.")
+    return dataclasses.replace(det, summary=summary, explanation=explanation, evidence=evidence)
+
+
 def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, device: str | None = None,
              thresholds: Thresholds | None = None, parameters: int | None = None,
              activation_bytes: int = 0, progress: Callable[[float, str], None] | None = None
@@ -422,7 +460,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                          "nn.Linear, Conv, RNN, Embedding or norm module, and no F.linear or F.conv on "
                          "a parameter of its own (a layer written as x @ W is not seen); write its "
                          "layers as modules, or as F.linear(x, w, b)")
-    detections = detect(result, thresholds)
+    detections = [_located(d, run, device) for d in detect(result, thresholds)]
     verifier = _Verifier(run, thresholds, device)
     detections = [_gated(det, result, verifier) or det for det in detections]
     findings: list[Finding] = []

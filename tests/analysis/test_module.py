@@ -747,3 +747,44 @@ def test_hand_written_post_ln_blocks_are_a_depth_risk_as_torchs_own(layers: int)
     torch.manual_seed(0)
     doc = check_module(_HandTransformer(layers, post=False), ids, seeds=2, verify=False)
     assert "post_ln_depth_risk" not in {f.code for f in doc.findings}
+
+
+class _LogOfReLU(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(16, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.l1(x))
+        h = torch.log(h)  # -inf wherever the ReLU gave 0
+        return self.l2(h)
+
+
+def test_a_nan_made_by_a_function_names_it_and_the_line_that_calls_it() -> None:
+    import inspect
+
+    torch.manual_seed(0)
+    doc = check_module(_LogOfReLU(), torch.randn(16, 16), seeds=1, verify=False)
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    extra = f.evidence.model_dump()
+    line = inspect.getsourcelines(_LogOfReLU.forward)[1] + 2  # the torch.log line
+    assert extra["operation"] == "log" and extra["called_at"].startswith(f"test_module.py:{line} ")
+    assert "torch.log(h)" in extra["called_at"] and "undefined" in f.explanation
+    assert f.evidence.layers == ["l2"]  # the first layer whose output holds it, as before
+
+
+class _ExpOverflow(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(16, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l2(torch.exp(1000.0 * self.l1(x)))  # e^1000 is past float64's range
+
+
+def test_a_nan_made_by_overflow_says_it_overflowed() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_ExpOverflow(), torch.randn(16, 16), seeds=1, verify=False)
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    assert f.evidence.model_dump()["operation"] == "exp"
+    assert "overflowed" in f.explanation and "undefined" not in f.explanation
