@@ -1305,12 +1305,43 @@ def _short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
         [raise_lr(run, why="the loss is not moving")])
 
 
+#: Identical last points that make a run too short for the trends a frozen one (:func:`_frozen_short`).
+_FROZEN_REPEATS = 3
+
+
+def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
+    """A run too short for the trend checks whose training loss is the very same number at its last
+    3 points, after at least one other, and never fell below half its first: printed to 4 digits, 5.7257 three epochs
+    running is weights that do not move (saturated units, a learning rate of 0 or far too large,
+    an optimizer stepping nothing), not noise. A loss near 0, or that fell and then settled, is not."""
+    train = run.first("loss")
+    if train is None or _on_rollouts(run):
+        return None
+    steps, v = finite(train)
+    # a point before the repeats: three points alone show no run that stopped moving
+    if not _FROZEN_REPEATS < len(v) < t.min_points or not v[0] > 0:
+        return None
+    tail = v[-_FROZEN_REPEATS:]
+    if np.any(tail != tail[0]) or tail[0] < 0.5 * v[0] or tail[0] < 1e-3:
+        return None
+    return _finding(
+        "loss_plateau", "warning",
+        f"{train.name} is exactly {float(tail[0]):.6g} at each of its last {_FROZEN_REPEATS} points "
+        f"(steps {_num(steps[-_FROZEN_REPEATS])}-{_num(steps[-1])}), having started at {float(v[0]):.6g}",
+        "A loss that repeats to every printed digit from one epoch to the next comes from weights that do not "
+        "move: saturated or dead units passing no gradient, a learning rate of 0 or one so large the optimizer "
+        "has thrown the weights into a flat region, or parameters the optimizer was not given.",
+        {"metric": train.name, "steps": [_num(steps[-_FROZEN_REPEATS]), _num(steps[-1])], "value": 0.0,
+         "threshold": t.plateau_improvement, "repeats": _FROZEN_REPEATS, "first": float(v[0])},
+        [])  # a rate too small or far too large freezes a loss alike: nothing says which way
+
+
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     stuck = _stuck_validation_accuracy(run, t)
     found = _positive_loss(run, t) if not _on_rollouts(run) else None
     if found is None:
-        frozen = _frozen_gan(run) or _short_at_chance(run, t)
+        frozen = _frozen_gan(run) or _short_at_chance(run, t) or _frozen_short(run, t)
         return [f for f in (stuck, frozen) if f is not None]
     loss, steps, v = found
     sm = smooth(v, max(3, min(9, len(v) // 4)))

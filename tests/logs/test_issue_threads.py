@@ -127,3 +127,12 @@ def test_a_validation_loss_pinned_at_ln_k_names_chance_beside_a_noisy_training_l
     # the same training loss alone says it barely moved, naming no chance level
     [g] = found(diagnose(run_of(steps, loss=train)), "loss_plateau")
     assert g.evidence.at_chance is None
+
+
+def test_a_short_loss_repeating_to_every_printed_digit_is_frozen() -> None:
+    # keras-team/keras #2392: 5.7178, then 5.7257 three epochs running (Adagrad at lr 1.0)
+    [f] = found(diagnose(run_of(np.arange(1, 5), loss=np.array([5.7178, 5.7257, 5.7257, 5.7257]))), "loss_plateau")
+    assert f.severity == "warning" and f.evidence.steps == [2, 4] and f.remedies == []
+    # a loss that fell and settled, one at 0, and one still moving in its last digit are not frozen
+    for loss in ([2.30, 0.91, 0.40, 0.40, 0.40], [0.5, 0.0, 0.0, 0.0], [5.7178, 5.7257, 5.7256, 5.7257]):
+        assert not found(diagnose(run_of(np.arange(len(loss)), loss=np.array(loss))), "loss_plateau")
