@@ -61,16 +61,31 @@ SMALL = ("mlp", "cnn", "transformer")
 LARGE = ("mlp-wide", "transformer-wide")
 
 
+def _mlp(width: int, batch: int, g: torch.Generator) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """12 Linear(width, width) + ReLU and a 10-way head, with a batch of ``batch``."""
+    layers: list[nn.Module] = []
+    for _ in range(12):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return (nn.Sequential(*layers, nn.Linear(width, 10)), torch.randn(batch, width, generator=g),
+            torch.randint(0, 10, (batch,), generator=g))
+
+
+def _transformer(d: int, heads: int, ff: int, layers: int, tokens: int, batch: int, g: torch.Generator
+                 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A Post-LN encoder of ``layers`` over ``tokens`` tokens, flattened into a 10-way head."""
+    layer = nn.TransformerEncoderLayer(d, heads, dim_feedforward=ff, dropout=0.0, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+    return (nn.Sequential(encoder, nn.Flatten(), nn.Linear(tokens * d, 10)),
+            torch.randn(batch, tokens, d, generator=g), torch.randint(0, 10, (batch,), generator=g))
+
+
 def build(name: str, device: torch.device) -> tuple[nn.Module, Callable[[], torch.Tensor]]:
     """A model and a closure computing its loss on a fixed batch."""
     g = torch.Generator().manual_seed(0)
     if name == "mlp":  # the issue's case: 12 Linear(256, 256) + ReLU, batch 64
-        layers: list[nn.Module] = []
-        for _ in range(12):
-            layers += [nn.Linear(256, 256), nn.ReLU()]
-        model = nn.Sequential(*layers, nn.Linear(256, 10))
-        x = torch.randn(64, 256, generator=g)
-        y = torch.randint(0, 10, (64,), generator=g)
+        model, x, y = _mlp(256, 64, g)
+    elif name == "mlp-wide":  # large: 12 Linear(4096, 4096) + ReLU, batch 512
+        model, x, y = _mlp(4096, 512, g)
     elif name == "cnn":  # three conv blocks on 32x32 RGB, batch 32
         model = nn.Sequential(
             nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
@@ -80,26 +95,9 @@ def build(name: str, device: torch.device) -> tuple[nn.Module, Callable[[], torc
         x = torch.randn(32, 3, 32, 32, generator=g)
         y = torch.randint(0, 10, (32,), generator=g)
     elif name == "transformer":  # 2 encoder layers, d_model 128, 4 heads, 32 tokens, batch 16
-        layer = nn.TransformerEncoderLayer(128, 4, dim_feedforward=256, dropout=0.0,
-                                           batch_first=True)
-        encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-        model = nn.Sequential(encoder, nn.Flatten(), nn.Linear(32 * 128, 10))
-        x = torch.randn(16, 32, 128, generator=g)
-        y = torch.randint(0, 10, (16,), generator=g)
-    elif name == "mlp-wide":  # large: 12 Linear(4096, 4096) + ReLU, batch 512
-        layers = []
-        for _ in range(12):
-            layers += [nn.Linear(4096, 4096), nn.ReLU()]
-        model = nn.Sequential(*layers, nn.Linear(4096, 10))
-        x = torch.randn(512, 4096, generator=g)
-        y = torch.randint(0, 10, (512,), generator=g)
+        model, x, y = _transformer(128, 4, 256, 2, 32, 16, g)
     elif name == "transformer-wide":  # large: 6 layers, d_model 1024, 16 heads, 256 tokens, batch 16
-        layer = nn.TransformerEncoderLayer(1024, 16, dim_feedforward=4096, dropout=0.0,
-                                           batch_first=True)
-        encoder = nn.TransformerEncoder(layer, 6, enable_nested_tensor=False)
-        model = nn.Sequential(encoder, nn.Flatten(), nn.Linear(256 * 1024, 10))
-        x = torch.randn(16, 256, 1024, generator=g)
-        y = torch.randint(0, 10, (16,), generator=g)
+        model, x, y = _transformer(1024, 16, 4096, 6, 256, 16, g)
     else:
         raise SystemExit(f"unknown model {name!r}: choose from {', '.join(SMALL + LARGE)}")
     model = model.to(device)
