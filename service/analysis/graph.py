@@ -1342,6 +1342,12 @@ def first_nonfinite(run: GraphRun, device: str | None = None) -> tuple[str, str 
     return mode.found
 
 
+#: Autograd nodes that only move or copy values: a branch's output may pass them on its way to
+#: the residual sum (:func:`post_ln_units`).
+_RESHAPES = ("View", "UnsafeView", "Reshape", "Permute", "Transpose", "Clone", "Expand", "Squeeze",
+             "Unsqueeze", "Alias")
+
+
 def post_ln_units(records: Sequence[Record], loss: torch.Tensor) -> list[str]:
     """The units (in forward order) whose output is summed into the residual stream, the sum
     layer-normalised and the norm's output summed on in turn: x = norm(x + f(x)), the Post-LN
@@ -1356,14 +1362,28 @@ def post_ln_units(records: Sequence[Record], loss: torch.Tensor) -> list[str]:
     def read_by(node: Any, kind: str) -> list[Any]:
         return [r for r in readers.get(node, ()) if kind in type(r).__name__]
 
+    def summed(node: Any) -> Any:
+        """The sum a branch's output reaches through reshapes only it reads (an exported graph's
+        View, Permute); None for the stream itself, which the next sublayer reads as well, and for
+        a layer inside the branch (its path goes on through the next layer's product)."""
+        for _ in range(4):
+            after = readers.get(node, set())
+            if len(after) != 1:
+                return None
+            (node,) = after
+            kind = type(node).__name__
+            if kind.startswith("AddBackward"):
+                return node
+            if not kind.startswith(_RESHAPES):
+                return None
+        return None
+
     out = []
     for rec in records:
         node = rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
-        if node is None:
-            continue
-        # the unit's output summed into the stream, the sum normalised, the norm summed on
-        if any(read_by(norm, "AddBackward") for add in read_by(node, "AddBackward")
-               for norm in read_by(add, "LayerNorm")):
+        add = summed(node) if node is not None else None
+        # the branch summed into the stream, the sum normalised, the norm summed on in turn
+        if add is not None and any(read_by(norm, "AddBackward") for norm in read_by(add, "LayerNorm")):
             out.append(rec.name)
     return out
 

@@ -355,3 +355,33 @@ def test_a_files_loss_is_read_from_its_output_when_none_is_given() -> None:
     # asked for, cross-entropy over one unit is still what the user gets, and named as such
     [f] = check_onnx(_one_output(None), seeds=1, verify=False, loss="cross_entropy").findings
     assert f.code == "output_loss_mismatch"
+
+
+class _Stack(nn.Module):
+    """Features -> ``nn.TransformerEncoder`` of ``depth`` layers -> mean -> classes."""
+
+    def __init__(self, depth: int, norm_first: bool) -> None:
+        super().__init__()
+        self.inp = nn.Linear(16, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=norm_first)
+        self.enc = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.enc(self.inp(x)).mean(1))
+
+
+def test_an_exported_post_ln_stack_is_a_depth_risk_as_the_live_one() -> None:
+    from gradhealth import check_onnx
+    from tests.analysis.onnx_models import export
+
+    x = torch.randn(4, 10, 16)
+    for depth, norm_first, expected in ((8, False, True), (8, True, False), (3, False, False)):
+        torch.manual_seed(0)
+        doc = check_onnx(export(_Stack(depth, norm_first).train(), x, train=True), seeds=1)
+        risk = [f for f in doc.findings if f.code == "post_ln_depth_risk"]
+        assert bool(risk) == expected, (depth, norm_first, doc.summary)
+        if risk:
+            assert risk[0].evidence.model_dump()["depth"] == depth
+            pre = next(r for r in risk[0].remedies if r.id == "pre_layer_norm")
+            assert pre.verified is None and "x = x + f(norm(x))" in pre.change
