@@ -620,8 +620,10 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
     s, steps, v = found
     zero = v == 0.0
     fraction = float(np.mean(zero))
-    if fraction < t.zero_gradient_fraction or zero.all():
-        return []  # all zero is a dead run: dead_layer / vanishing speak to it
+    if zero.all():
+        return _never_updated(run, s, steps, v)
+    if fraction < t.zero_gradient_fraction:
+        return []
     idx = np.nonzero(zero)[0]
     evidence = {"metric": s.name, "steps": [_num(steps[idx[0]]), _num(steps[idx[-1]])], "value": fraction,
                 "threshold": t.zero_gradient_fraction, "zero_steps": [_num(x) for x in steps[idx][:50]]}
@@ -649,6 +651,28 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
         "A step with an exactly zero gradient makes no update: the loss did not depend on the parameters for "
         "that batch (e.g. RL batches without reward variance, fully masked batches, or a detached graph).",
         evidence,
+        [])]
+
+
+def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray) -> list[Finding]:
+    """A total gradient norm exactly 0 at every logged step, with no per-layer norms to say more
+    (where those are logged, dead_layer speaks for each layer): no step changed the model."""
+    if run.by_role("layer_grad_norm"):
+        return []
+    loss = run.first("loss")
+    zero_loss = loss is not None and len(finite(loss)[1]) > 0 and bool(np.all(finite(loss)[1] == 0))
+    why = (f"; {loss.name} is exactly 0 at every step as well: the loss measures nothing (every label masked "
+           "to -100, a completion-only collator that finds no response template, empty batches)"
+           if zero_loss and loss is not None else "")
+    return [_finding(
+        "zero_gradient", "error",
+        f"{s.name} is exactly 0 at every one of its {len(v)} logged steps ({_num(steps[0])}-{_num(steps[-1])})"
+        + why,
+        "A total gradient norm of exactly 0 means no step changed the model: the loss does not depend on the "
+        "trained parameters (labels all masked, parameters frozen or not handed to the optimizer, a detached "
+        "graph), so the run trains nothing whatever its schedule.",
+        {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 1.0, "threshold": 1.0,
+         "zero_steps": [_num(x) for x in steps[:50]], "loss_zero": zero_loss},
         [])]
 
 

@@ -136,3 +136,16 @@ def test_a_short_loss_repeating_to_every_printed_digit_is_frozen() -> None:
     # a loss that fell and settled, one at 0, and one still moving in its last digit are not frozen
     for loss in ([2.30, 0.91, 0.40, 0.40, 0.40], [0.5, 0.0, 0.0, 0.0], [5.7178, 5.7257, 5.7256, 5.7257]):
         assert not found(diagnose(run_of(np.arange(len(loss)), loss=np.array(loss))), "loss_plateau")
+
+
+def test_a_gradient_norm_zero_at_every_step_trained_nothing() -> None:
+    # axolotl #2357: loss 0.0 and grad_norm 0.0 at all 11 logged steps (labels all masked)
+    steps = np.arange(1, 12)
+    [f] = found(diagnose(run_of(steps, loss=np.zeros(11), grad_norm=np.zeros(11))), "zero_gradient")
+    assert f.severity == "error" and f.evidence.model_dump()["loss_zero"] is True
+    assert "at every one of its 11 logged steps" in f.summary and "measures nothing" in f.summary
+    # with a loss that moves, still nothing was updated; with per-layer norms, dead_layer speaks
+    [g] = found(diagnose(run_of(steps, loss=np.linspace(2.3, 2.2, 11), grad_norm=np.zeros(11))), "zero_gradient")
+    assert g.severity == "error" and "measures nothing" not in g.summary
+    run = run_of(steps, loss=np.zeros(11), grad_norm=np.zeros(11), grad_norm__fc1=np.zeros(11))
+    assert not found(diagnose(run), "zero_gradient")
