@@ -27,7 +27,7 @@ from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, first_lines, number, read_text
 from gradhealth.logs.series import LogWarning, RunLog, classify
 
-_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$")
+_SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)+\|?\s*$")
 _PLACEHOLDERS = frozenset({"", "-", "--", "—", "n/a", "na", "none", "null", "no log", "no_log"})
 _STEP = ("step", "steps", "global step", "global_step", "iteration", "iterations", "iter", "iters")
 _EPOCH = ("epoch", "epochs")

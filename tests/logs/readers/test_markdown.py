@@ -124,3 +124,13 @@ def test_tables_without_a_loss_and_a_step_are_not_training_results(tmp_path):
                "0 | model | ResNet | 11.2 M\n")
     assert sniff.sniff("out.txt", summary.encode())[0] is None or \
         sniff.sniff("out.txt", summary.encode())[0].name != "markdown"
+
+
+def test_a_notebook_table_without_outer_pipes_or_long_rules(tmp_path):
+    # a Trainer table copied from Jupyter (open-r1 #704): no outer pipes, rules of two dashes
+    text = ("Step | Training Loss | reward | kl\n-- | -- | -- | --\n"
+            "1 | -0.283600 | 13.437500 | nan\n2 | -0.149100 | 6.931818 | nan\n3 | -0.110500 | 6.250000 | nan\n")
+    s = by_name(read_log(write(tmp_path, "grpo.md", text)))
+    assert s["Training Loss"].steps.tolist() == [1, 2, 3]
+    assert s["Training Loss"].values.tolist() == [-0.2836, -0.1491, -0.1105]
+    assert all(math.isnan(v) for v in s["kl"].values)
