@@ -1,4 +1,5 @@
-"""Stable-Baselines3's console tables (its logger's ``stdout`` format, what ``verbose=1`` prints).
+"""Stable-Baselines3's console tables (its logger's ``stdout`` format, what ``verbose=1`` prints),
+and those of OpenAI baselines and stable-baselines 2 before it (the same table without sections).
 
 Each time the agent logs, SB3 prints one table between dashed lines; a key with no value opens a
 section and the keys under it belong to it::
@@ -34,6 +35,11 @@ from gradhealth.logs.series import LogWarning, RunLog, parse_number
 _ROW = re.compile(r"^\s*\|\s+(?P<key>[^|]*?)\s*\|\s*(?P<val>[^|]*?)\s*\|\s*$")
 _RULE = re.compile(r"^\s*-{10,}\s*$")
 _STEP = ("time/total_timesteps", "total_timesteps")
+#: Keys of OpenAI baselines' and stable-baselines 2's tables, which have no sections (PPO2: approxkl,
+#: ep_rewmean, nupdates, policy_entropy, serial_timesteps, total_timesteps, value_loss ...)
+_BASELINES_KEYS = frozenset({"total_timesteps", "serial_timesteps", "nupdates", "n_updates", "policy_entropy",
+                             "policy_loss", "value_loss", "ep_rewmean", "eprewmean", "ep_reward_mean",
+                             "approxkl", "explained_variance"})
 
 
 def _record(points: Points, values: dict[str, float], index: int) -> bool:
@@ -55,7 +61,8 @@ class SB3Reader:
         lines = first_lines(head, 200)
         rows = [m for ln in lines if (m := _ROW.match(ln))]
         sections = {m["key"] for m in rows if m["key"].endswith("/") and not m["val"]}
-        if len(rows) >= 4 and sections & {"rollout/", "time/", "train/", "eval/"} and any(
+        keys = {m["key"].strip() for m in rows}
+        if len(rows) >= 4 and (sections & {"rollout/", "time/", "train/", "eval/"} or keys & _BASELINES_KEYS) and any(
                 _RULE.match(ln) for ln in lines):
             return 0.85
         return 0.0

@@ -79,3 +79,25 @@ def test_a_console_without_sb3_sections_is_not_taken(tmp_path: Path) -> None:
     path = tmp_path / "train.log"
     path.write_text("\n".join(f"| epoch | {i} |\n| loss | {1 / (i + 1):.3f} |\n" + "-" * 20 for i in range(10)))
     assert READER.sniff(path.name, path.read_bytes()) == 0.0
+
+
+def test_openai_baselines_tables_without_sections(tmp_path):
+    # stable-baselines 2's PPO2 (hill-a/stable-baselines #178): one table per update, no sections;
+    # ep_rewmean is nan until an episode ends, which is no training NaN
+    def table(steps: int, value_loss: float, rew: str) -> str:
+        rows = [("approxkl", "6.6147855e-05"), ("ep_rewmean", rew), ("nupdates", str(steps // 128)),
+                ("policy_entropy", "0.6017113"), ("serial_timesteps", str(steps)),
+                ("total_timesteps", str(steps)), ("value_loss", str(value_loss))]
+        rule = "-" * 38
+        return "\n".join([rule, *[f"| {k:<18} | {v:<13} |" for k, v in rows], rule]) + "\n"
+
+    path = tmp_path / "ppo2.txt"
+    path.write_text(table(24960, 63.7, "nan") + table(25088, 41.2, "nan") + table(25216, 30.5, "12.5"))
+    assert detect(path).name == "sb3"
+    run = read_log(path)
+    s = {x.name: x for x in run.series}
+    assert s["value_loss"].steps.tolist() == [24960, 25088, 25216]
+    assert s["value_loss"].values.tolist() == [63.7, 41.2, 30.5]
+    assert s["ep_rewmean"].values[-1] == 12.5 and "total_timesteps" not in s
+    doc = check_logs(path)
+    assert not [f for f in doc.findings if f.code == "nonfinite" and f.severity != "info"]
