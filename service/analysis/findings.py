@@ -78,8 +78,18 @@ def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:
     exactly zero in every seed are switched off at initialisation by design (a squeeze-excitation
     gate inside a residual branch whose last norm scale starts at zero, timm's and torchvision's
     ``zero_init_last``), not the end of the depth; read as the end, 0 there was an infinite
-    "explosion". A first unit with no gradient stays: no gradient reaching it is the finding."""
+    "explosion". A first unit with no gradient stays: no gradient reaching it is the finding; and
+    when none reaches any unit of a trunk initialised to zero, the ratio is 0 from the first unit
+    to the first one after the trunk that gets any."""
     units = trunk(result)
+    if (len(units) >= 2 and not any(np.any(u.values["output_grad_norm"] != 0) for u in units)
+            and any(u.geo("weight_std") == 0 for u in units)):
+        # no gradient reaches any layer of the trunk, whose own weights are zero too (zeros for
+        # every layer: no gradient passes, nothing breaks the units' symmetry). A readout alone
+        # at zero (DiT's final layer) lets the gradient through from the second step: not this.
+        after = [u for u in result.units if u.depth == 0 and u.has_weights and u not in units
+                 and np.any(u.values.get("output_grad_norm", np.zeros(1)) != 0)]
+        return 0.0, units + after[:1]
     end = len(units)
     while end > 1 and not np.any(units[end - 1].values["output_grad_norm"] != 0):
         end -= 1

@@ -90,12 +90,35 @@ def _init_remedy(ctx: Context, target: str, pointers: list[str]) -> Remedy | Non
 
 
 def init_remedies(ctx: Context) -> list[Remedy]:
-    """The init that matches each layer's activation (He, Xavier/Glorot or LeCun)."""
+    """The init that matches each layer's activation (He, Xavier/Glorot or LeCun); where weights
+    are all zero (a readout initialised to zero passes no gradient back), one remedy re-initialises
+    every such layer together, since none of them alone lets a gradient through."""
+    zero = ctx.detection.evidence.get("zero_weights")
+    if zero:
+        return _zero_init_remedy(ctx, list(zero))
     groups: dict[str, list[str]] = {}
     for p in ctx.weight_pointers():
         act = ctx.layer_at(p).activation  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
         groups.setdefault(_INIT_FOR[act], []).append(p)
     return [r for target, ps in groups.items() if (r := _init_remedy(ctx, target, ps)) is not None]
+
+
+def _zero_init_remedy(ctx: Context, names: list[str]) -> list[Remedy]:
+    """One init remedy for every layer whose weights are all zero, each with the init that
+    matches its activation; named after the first one's scheme."""
+    pointers = list(dict.fromkeys(u.pointer for u in ctx.result.units if u.name in names))
+    chosen = [(p, _INIT_FOR[ctx.layer_at(p).activation]) for p in pointers  # type: ignore[union-attr]  # unit pointers of weight layers
+              if isinstance(ctx.layer_at(p), S.WEIGHT_LAYERS)]
+    if not chosen:
+        return []
+    patch = [{"op": "add", "path": p + "/init", "value": {"scheme": scheme}} for p, scheme in chosen]
+    by_scheme: dict[str, list[str]] = {}
+    for p, scheme in chosen:
+        by_scheme.setdefault(scheme, []).append(p)
+    remedy = R.init(chosen[0][1], _names([p for p, _ in chosen]), patch)
+    remedy.change = "initialise " + " and ".join(f"{_names(ps)} with {scheme}" for scheme, ps in by_scheme.items()) \
+        + " (all their weights are zero)"
+    return [remedy]
 
 
 def xavier_for_saturating(ctx: Context) -> list[Remedy]:

@@ -137,6 +137,16 @@ def _through_depth(
             f"Backpropagation multiplies one Jacobian per layer; through {these} the "
             f"typical factor is {fmt(per_layer)} < 1, so the early layers barely learn."
         )
+        zero = [u for u in units if u.has_weights and u.geo("weight_std") == 0]
+        if ratio == 0 and zero and not cut_off(units[0]):
+            evidence["zero_weights"] = [u.name for u in zero]
+            named = (f"{zero[0].name} .. {zero[-1].name} ({len(zero)} layers)" if len(zero) > 3
+                     else ", ".join(u.name for u in zero))
+            explanation = (
+                f"{named} {'has' if len(zero) == 1 else 'have'} weights that are all "
+                "exactly zero, so no gradient passes back through them: every layer before passes none and "
+                "gets none, and the units of a layer stay alike (nothing breaks their symmetry). "
+                "Initialise the weights with small random values (Xavier or He).")
         if cut_off(units[0]):
             evidence["cut_off"] = True
             explanation = (

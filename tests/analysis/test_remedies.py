@@ -91,3 +91,21 @@ def test_the_clipping_reference_is_the_best_simulation_that_removed_the_finding(
     assert clip_reference(code, [failed, traded, unsimulated], results) == "traded"
     # nothing removed it: no reference (the broken network's norms would clip nothing)
     assert clip_reference(code, [failed, unsimulated], results) is None
+
+
+def test_weights_all_zero_pass_no_gradient_and_one_remedy_reinitialises_them_all():
+    from gradhealth import check_architecture
+
+    spec = {"input": {"shape": [64]}, "seeds": 2, "batch_size": 32,
+            "layers": [{"type": "linear", "out_features": 64, "activation": "relu", "init": "zeros", "repeat": 4},
+                       {"type": "linear", "out_features": 10, "init": "zeros"}]}
+    doc = check_architecture(spec)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert f.severity == "error" and f.summary.startswith("no gradient reaches layers[0].linear#0 from layers[1].linear")
+    assert len(f.evidence.model_dump()["zero_weights"]) == 5 and "all exactly zero" in f.explanation
+    [init] = [r for r in f.remedies if r.id == "he_init"]
+    assert {op["path"] for op in init.patch} == {"/layers/0/init", "/layers/1/init"}
+    assert init.verified is not None and init.verified.fixed and init.recommended
+    # a readout alone at zero (DiT's final layer) passes gradient from the second step: no finding
+    spec["layers"][0]["init"] = "kaiming_normal"
+    assert "vanishing_gradient" not in {f.code for f in check_architecture(spec, verify=False).findings}
