@@ -195,11 +195,18 @@ def scaled_residual(ctx: Context) -> list[Remedy]:
 
 
 def logits_loss(ctx: Context) -> list[Remedy]:
-    """``from_logits: true``: the loss takes the last layer's raw outputs as logits."""
+    """``from_logits: true``: the loss takes the last layer's raw outputs as logits; where the last
+    layer ends in a sigmoid the loss on logits applies again, drop that sigmoid."""
     loss = ctx.plan.spec.loss
+    last = [u for u in ctx.plan.units if u.copy == 0][-1]
+    squashed = ctx.result.squashed
+    if loss.from_logits and squashed is not None:
+        path = last.pointer + "/activation"
+        # (one remedy per id: its change names the other way, from_logits: false, in words)
+        return [R.logits_loss(loss.type, _names([last.pointer]),
+                              [{"op": "replace", "path": path, "value": "identity"}], squashed=squashed)]
     if loss.from_logits:
         return []
-    last = [u for u in ctx.plan.units if u.copy == 0][-1]
     return [R.logits_loss(loss.type, _names([last.pointer]),
                           [{"op": "replace", "path": "/loss/from_logits", "value": True}])]
 

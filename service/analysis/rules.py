@@ -827,6 +827,18 @@ class OutputLossMismatch(ArchitectureRule):
                              else math.log(max(classes, 2)))
             evidence.update(metric="unreachable_loss_fraction", from_logits=True, output_activation=result.squashed,
                             loss_floor=floor, classes=classes, silent_by_seed=[])
+            if result.plan is not None:  # a spec: its last layer's activation under a loss on logits
+                own = "softmax" if result.squashed_in_forward else result.squashed
+                return Detection(
+                    self.code, severity, "unreachable_loss_fraction", value,
+                    f"{last.name} ends in {result.squashed} and {loss} takes logits (from_logits: true, the "
+                    f"default), applying its own {own}: the loss can never fall below {floor:.3g} ({value:.0%} "
+                    "of its value at chance)",
+                    f"A loss on logits applies its own {own}; given outputs that went through a "
+                    f"{result.squashed} already (values in [0, 1]), it sees logits at most 1 apart, so the model "
+                    "can never be confident and the gradient reaching the network is scaled down by the first "
+                    f"{result.squashed}'s slope. The model trains slowly and stalls high.",
+                    evidence, [last])
             if result.squashed_in_forward:
                 evidence["in_forward"] = True
                 return Detection(

@@ -348,6 +348,24 @@ def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSp
     return out
 
 
+def squashed_output(plan: Plan) -> tuple[str | None, bool]:
+    """(the output activation a loss on logits applies again, whether the loss's own squash is a
+    softmax over it): a spec whose last layer ends in a sigmoid (its own activation, or an
+    activation layer after it) under a loss on logits (``from_logits: true``, the default).
+    ``binary_cross_entropy`` runs the sigmoid twice; ``cross_entropy`` puts a softmax over
+    sigmoid outputs, as a live module's forward ending in a sigmoid does."""
+    loss = plan.spec.loss
+    if not loss.from_logits or loss.type not in ("cross_entropy", "binary_cross_entropy"):
+        return None, False
+    top = [u for u in plan.units if u.copy == 0]
+    if not top:
+        return None, False
+    act = getattr(top[-1].layer, "activation", None)
+    if act != "sigmoid":
+        return None, False
+    return "sigmoid", loss.type == "cross_entropy"
+
+
 def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None) -> SimulationResult:
     """Run the instrumented simulation of ``plan`` for every seed and collect per-unit figures."""
     spec = plan.spec
@@ -370,9 +388,11 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64),
                          reverse=name in bidirectional and sub % 2 == 1)
               for (name, sub) in seeds[0].steps]
+    squashed, in_forward = squashed_output(plan)
     return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, [s.loss for s in seeds],
                             time.perf_counter() - started, spec.optimizer, batch_size=spec.batch_size,
-                            silent=[s.silent for s in seeds])
+                            silent=[s.silent for s in seeds], squashed=squashed,
+                            squashed_in_forward=in_forward)
 
 
 def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:

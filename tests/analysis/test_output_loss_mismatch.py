@@ -281,3 +281,29 @@ def test_a_keras_graph_over_the_limits_at_the_default_batch_is_checked_at_the_sm
     # asked for 64, it is refused, with the batch that would fit
     with pytest.raises(LimitExceeded, match=r"a batch of \d+ or fewer fits"):
         check_keras(cfg, settings=settings, batch_size=64)
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "cross_entropy"])
+def test_a_spec_ending_in_a_sigmoid_under_a_loss_on_logits_squashes_twice(loss):
+    from gradhealth import check_architecture
+
+    spec = {"input": {"shape": [32]}, "seeds": 2, "batch_size": 64, "loss": {"type": loss},
+            "layers": [{"type": "linear", "out_features": 64, "activation": "relu", "init": "kaiming_normal"},
+                       {"type": "linear", "out_features": 10, "activation": "sigmoid"}]}
+    doc = check_architecture(spec)
+    [f] = [f for f in doc.findings if f.code == "output_loss_mismatch"]
+    extra = f.evidence.model_dump()
+    assert extra["output_activation"] == "sigmoid" and "from_logits: true" in f.summary
+    # the floor the theory gives: sigmoid outputs into a sigmoid cross-entropy, or into a softmax
+    # over 10 classes (ln(1 + 9/e) of ln 10)
+    expected = unreachable_fraction("sigmoid" if loss == "binary_cross_entropy" else "softmax", 10)
+    assert f.evidence.value == pytest.approx(expected)
+    [fix] = [r for r in f.remedies if r.id == "logits_loss"]
+    assert fix.patch == [{"op": "replace", "path": "/layers/1/activation", "value": "identity"}]
+    assert fix.verified is not None and fix.verified.fixed
+    # the same output with the loss on probabilities, or without the sigmoid, is no mismatch
+    for change in ({"loss": {"type": loss, "from_logits": False}} if loss == "binary_cross_entropy" else {},
+                   {"layers": [spec["layers"][0], {"type": "linear", "out_features": 10}]}):
+        if change:
+            other = check_architecture({**spec, **change}, verify=False)
+            assert "output_loss_mismatch" not in {f.code for f in other.findings}
