@@ -17,8 +17,10 @@ import torch
 
 from gradhealth.analysis.importers.keras import check_keras, keras_optimizer, read_keras_training
 from gradhealth.analysis.plan import make_plan
+from gradhealth.analysis.rules import detect
 from gradhealth.analysis.simulate import bare_step, prepare, simulate, update_ratios
 from gradhealth.analysis.spec import parse_spec
+from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.errors import SpecError
 from gradhealth.library import check_architecture
 from tests.analysis.test_keras_import import _dense, _seq
@@ -455,3 +457,28 @@ def test_keras_name_rho_is_accepted_for_alpha() -> None:
     spec = OptimizerSpec.model_validate({"type": "rmsprop", "lr": 0.01, "rho": 0.675})
     assert spec.alpha == 0.675 and "alpha" in spec.model_fields_set
     assert OptimizerSpec.model_validate({"type": "adadelta", "lr": 1.0, "alpha": 0.95}).alpha == 0.95
+
+
+def test_a_fresh_head_moving_a_tenth_at_sgd_01_is_not_a_rate_too_large() -> None:
+    # the usual BN-CNN recipe (SGD 0.1, momentum 0.9): at initialisation the head's gradient is of
+    # order one and it moves 0.15 of its weights in one step, the BN convolutions 0.007-0.04
+    def conv(c: int) -> dict[str, Any]:
+        return {"type": "conv2d", "out_channels": c, "kernel_size": 3, "padding": 1, "activation": "relu",
+                "init": "kaiming_normal", "norm": "batchnorm"}
+
+    pool = {"type": "maxpool2d", "kernel_size": 2}
+    spec = {"input": {"shape": [3, 32, 32]}, "batch_size": 32, "seeds": 2,
+            "optimizer": {"type": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
+            "layers": [conv(32), conv(32), pool, conv(64), pool, {"type": "flatten"},
+                       {"type": "linear", "out_features": 128, "activation": "relu", "init": "kaiming_normal"},
+                       {"type": "linear", "out_features": 10}]}
+    plan = make_plan(parse_spec(spec))
+    result = simulate(plan)
+    ratios = {u.name: u.geo("update_ratio") for u in result.units if "update_ratio" in u.values}
+    head = result.units[-1].name
+    assert ratios[head] > Thresholds().large_update_warning > max(r for n, r in ratios.items() if n != head)
+    assert "large_updates" not in {d.code for d in detect(result, Thresholds())}
+    # a rate that rewrites the head entirely, or moves the hidden layers too, still is
+    for lr in (10.0, 2.0):
+        fast = simulate(make_plan(parse_spec({**spec, "optimizer": {"type": "sgd", "lr": lr}})))
+        assert "large_updates" in {d.code for d in detect(fast, Thresholds())}
