@@ -123,8 +123,9 @@ class InitSpec(_Strict):
 
     ``normal`` draws N(0, std^2); ``uniform`` draws U(-bound, bound); ``xavier_*``
     give Var = gain^2 * 2/(fan_in + fan_out) (Glorot & Bengio 2010); ``kaiming_*``
-    (He et al. 2015) give Var = 2/fan_in for the ReLU family (the gain follows the
-    layer's activation); ``lecun_normal`` gives Var = 1/fan_in; ``orthogonal``
+    (He et al. 2015) give Var = 2/fan_in whatever the layer's activation, as torch's
+    ``kaiming_normal_`` and Keras' ``he_normal`` do (2/((1 + a^2) fan_in) for ``leaky_relu``
+    of slope a; ``gain`` replaces sqrt(2)); ``lecun_normal`` gives Var = 1/fan_in; ``orthogonal``
     a (semi-)orthogonal matrix times ``gain``; ``default`` keeps PyTorch's own.
     """
 
