@@ -485,6 +485,8 @@ class TextReader:
                 known = known or any(k in ROLES for k in found)
                 for k in found:
                     seen[k] = seen.get(k, 0) + 1
+        if hits == 0 and any(_NONFINITE_EVENT.search(ln) for ln in lines):
+            return 0.3  # only a framework's report of a NaN loss (a traceback pasted alone)
         # one line is enough when it holds a loss that is NaN or Inf (a YOLOv5 console pasted at
         # its first epoch, every loss column nan): that line is the report
         if hits == 0 or (hits < 2 and len(lines) > 2 and not known and not broken):
@@ -700,6 +702,10 @@ class TextReader:
             _add(first, [(0.0, vals) for _, vals in pending if all(k in stepped for k, _ in vals)],
                  first_step - 1 if first_step >= 1 else first_step)
             early = first.build(role=_role)
+        if points.count == 0 and event is not None:
+            # nothing but the framework's own report of a NaN/Inf (detectron2's FloatingPointError
+            # at the end of a traceback pasted alone): that report is the finding
+            return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback)
         if points.count == 0:
             if traceback is not None:
                 raise LogError(f"{name}: no values before the Python traceback at line {tb_line}: "

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradhealth.errors import LogError
 from gradhealth.library import check_logs
 from gradhealth.logs.load import read_log as load_run
 
@@ -876,3 +877,17 @@ def test_bracketed_names_before_their_values(tmp_path: Path) -> None:
     # a log level in brackets is not a name
     from gradhealth.logs.readers.text import pairs
     assert pairs("[INFO] 12 epochs done") == []
+
+
+def test_a_traceback_pasted_alone_that_reports_a_nan_loss_is_the_finding(tmp_path: Path) -> None:
+    # detectron2 #838: only the crash, "Loss became infinite or NaN at iteration=2137!"
+    tb = ("Traceback (most recent call last):\n"
+          "  File \"tools/train_net.py\", line 161, in <module>\n    launch(main)\n"
+          "  File \"detectron2/engine/train_loop.py\", line 239, in _detect_anomaly\n"
+          "    self.iter, loss_dict\n")
+    path = _write(tmp_path, "crash.log", tb + "FloatingPointError: Loss became infinite or NaN at iteration=2137!\n")
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "error" and "iteration=2137" in f.summary
+    # a traceback with no values and no NaN report is still no training log
+    with pytest.raises(LogError):
+        load_run(_write(tmp_path, "other.log", tb + "RuntimeError: CUDA out of memory\n"))
