@@ -42,6 +42,14 @@ def _finding(code: str, severity: str, summary: str, explanation: str, evidence:
 # --- detectors ---------------------------------------------------------------------------------
 
 
+def _at(s: Series, x: float) -> str:
+    """Where ``x`` is on ``s``'s axis in words: ``step 120``, ``epoch 3``, or ``epoch 1.327`` for a
+    fractional epoch (a position within it, 1 + 240/735)."""
+    if s.step_unit == "epoch":
+        return f"epoch {_num(x)}" if float(x).is_integer() else f"epoch {x:.4g}"
+    return f"step {_num(x)}"
+
+
 @detects("nonfinite")
 def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
     hits: list[tuple[float, Series, int]] = []
@@ -60,7 +68,7 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         return [_finding(
             "nonfinite", "info",
             f"{', '.join(dict.fromkeys(h[1].name for h in hits))}: NaN/Inf at {sum(h[2] for h in hits)} isolated "
-            f"step(s) (first at step {_num(hits[0][0])}) while the loss stays finite and the norm comes back: "
+            f"step(s) (first at {_at(hits[0][1], hits[0][0])}) while the loss stays finite and the norm comes back: "
             "steps a mixed-precision loss scaler skipped",
             "fp16 training's loss scaler skips a step whose gradients overflowed and lowers its scale; the "
             "Trainer logs that step's norm as NaN or Inf. Occasional skips are how the scaler works.",
@@ -74,7 +82,7 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         note = " (the loss stayed finite: some trainers replace a NaN loss with a running average)"
     return [_finding(
         "nonfinite", "error",
-        f"{kind} first appears in {first.name} at step {_num(step)}{note}",
+        f"{kind} first appears in {first.name} at {_at(first, step)}{note}",
         "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
         {**_where(hits), "layers": layers or None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]

@@ -156,7 +156,7 @@ def test_keras_console_output_is_read_by_epoch(tmp_path: Path) -> None:
     assert loss.values[0] == pytest.approx(0.55)  # the epoch's last line, not its progress line
     assert not [s for s in run.series if s.name.lower() == "epoch"]
     [f] = [f for f in check_logs(tmp_path / "fit.log").findings if f.code == "nonfinite"]
-    assert f.evidence.steps[0] == 4 and "step 4" in f.summary
+    assert f.evidence.steps[0] == 4 and "at epoch 4" in f.summary  # the series counts epochs
 
 
 def test_trainer_dicts_sharing_a_rounded_epoch_each_keep_their_place(tmp_path: Path) -> None:
