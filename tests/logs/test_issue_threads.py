@@ -152,12 +152,11 @@ def test_a_gradient_norm_zero_at_every_step_trained_nothing() -> None:
 
 
 def test_a_nan_at_a_fractional_epoch_is_named_as_an_epoch() -> None:
-    from gradhealth.logs.series import make_series
-    from gradhealth.logs.series import RunLog as Run
+    from gradhealth.logs.series import RunLog, make_series
 
     # xtuner #187: the position 240/735 into epoch 1, read as epoch 1.326531
     steps = np.array([1.0, 1.108844, 1.217687, 1.326531, 1.435374])
-    run = Run(format="test", source="synthetic", series=[
+    run = RunLog(format="test", source="synthetic", series=[
         make_series("loss", steps, np.array([2.1, 1.9, 1.8, 1.8, 1.8]), step_unit="epoch"),
         make_series("grad_norm", steps, np.array([0.5, 0.6, 0.7, np.nan, np.nan]), step_unit="epoch")])
     [f] = found(diagnose(run), "nonfinite")
