@@ -1682,13 +1682,32 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
     longest = max(main, key=lambda s: int(np.sum(np.isfinite(s.values))))
     n = int(np.sum(np.isfinite(longest.values)))
     if n >= t.min_points:
-        return []
+        return _within_one_epoch(longest)
     return [_finding(
         "insufficient_data", "info",
         f"only {n} point(s) in {longest.name}: too short to judge trends",
         "Trend checks need at least a few points; only the per-point checks (NaN/Inf) ran.",
         {"metric": longest.name, "steps": _span(longest.steps) if len(longest) else None, "value": float(n),
          "threshold": float(t.min_points)}, [])]
+
+
+def _within_one_epoch(s: Series) -> list[Finding]:
+    """A note for an excerpt that lies within one epoch of a run already under way (a progress bar
+    pasted from epoch 476, 0-11 % of it): its points are enough for the checks, the span is not
+    enough to say how the run trends."""
+    steps = finite(s)[0]
+    if s.step_unit != "epoch" or not len(steps):
+        return []
+    first, last = float(steps[0]), float(steps[-1])
+    if last - first >= 1 or first < 2:
+        return []
+    return [_finding(
+        "insufficient_data", "info",
+        f"{s.name} covers only {last - first:.2g} of an epoch (epochs {first:.4g}-{last:.4g}) of a run already "
+        "under way: too little of it to judge the run's trends",
+        "An excerpt within one epoch shows the batch-to-batch noise around a level, not whether the run still "
+        "learns; the per-point checks ran. Check the whole log, or its per-epoch values.",
+        {"metric": s.name, "steps": [_num(first), _num(last)], "value": last - first, "threshold": 1.0}, [])]
 
 
 #: The log check's detectors, in registry order (the order findings of equal severity are listed).

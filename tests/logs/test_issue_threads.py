@@ -161,3 +161,19 @@ def test_a_nan_at_a_fractional_epoch_is_named_as_an_epoch() -> None:
         make_series("grad_norm", steps, np.array([0.5, 0.6, 0.7, np.nan, np.nan]), step_unit="epoch")])
     [f] = found(diagnose(run), "nonfinite")
     assert "at epoch 1.327" in f.summary and f.evidence.steps[0] == pytest.approx(1.326531)
+
+
+def test_an_excerpt_within_one_epoch_of_a_run_under_way_is_noted_as_too_little() -> None:
+    from gradhealth.logs.series import RunLog, make_series
+
+    # piper #827: a Lightning bar at epoch 476, 0-11 % of it, loss 16.8-16.9 ("not decreasing")
+    steps = 476 + np.arange(17) / 158
+    loss = 16.8 + 0.1 * (np.arange(17) % 2)
+    run = RunLog(format="test", source="synthetic", series=[make_series("loss", steps, loss, step_unit="epoch")])
+    [f] = found(diagnose(run), "insufficient_data")
+    assert f.severity == "info" and "of an epoch" in f.summary
+    # whole epochs from the start, or a step axis, say nothing of the kind
+    whole = RunLog(format="test", source="synthetic",
+                   series=[make_series("loss", np.arange(1, 18.0), 2.0 / np.arange(1, 18.0), step_unit="epoch")])
+    assert not found(diagnose(whole), "insufficient_data")
+    assert not found(diagnose(run_of(np.arange(17), loss=loss)), "insufficient_data")
