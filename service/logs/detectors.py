@@ -1501,6 +1501,9 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     loss = run.first("loss")
     if loss is None:
         return []
+    gap = _evaluation_gap(run, loss)
+    if gap is not None:
+        return [gap]
     found = [d for val in run.by_role("val_loss") if (d := _diverged(val, loss, t)) is not None]
     if not found:
         return []
@@ -1531,6 +1534,51 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         "Validation loss rising while training loss falls is overfitting: the model memorises the training set.",
         {**evidence, "also_diverged": others},
         [R.early_stopping(d.best_step, max(2, d.patience // 2)), R.weight_decay()])]
+
+
+#: A validation loss this many times the training loss (medians over the last half), beside a
+#: validation accuracy within :data:`_SAME_ACCURACY` of the training one, is no overfitting.
+_EVAL_GAP = 20.0
+_SAME_ACCURACY = 0.05
+_MEMORISED = 0.995
+
+
+def _evaluation_gap(run: RunLog, loss: Series) -> Finding | None:
+    """A validation loss far above the training loss while the validation accuracy matches the
+    training accuracy (tensorflow #39831: val_loss 8-20 against 0.07, both accuracies 0.97): the
+    model predicts the validation set as well as the training set, so the loss there is made
+    differently, not by overfitting, which would lower the accuracy too."""
+    train_acc, val_acc = accuracies(run)
+    if train_acc is None or val_acc is None:
+        return None
+    lv = finite(loss)[1]
+    ta, va = _as_fraction(finite(train_acc)[1]), _as_fraction(finite(val_acc)[1])
+    for val in run.by_role("val_loss"):
+        steps, vv = finite(val)
+        if len(vv) < 4 or len(lv) < 4 or len(ta) < 4 or len(va) < 4:
+            continue
+        train_level, val_level = float(np.median(lv[len(lv) // 2:])), float(np.median(vv[len(vv) // 2:]))
+        a_train, a_val = float(np.median(ta[len(ta) // 2:])), float(np.median(va[len(va) // 2:]))
+        # a training set learnt by heart (accuracy ~1, loss ~0) makes any ratio: that is overfitting;
+        # a validation loss above a nat at ~the training accuracy is not
+        if (not train_level > 0 or val_level < _EVAL_GAP * train_level or abs(a_train - a_val) > _SAME_ACCURACY
+                or a_train >= _MEMORISED or val_level < 1.0):
+            continue
+        return _finding(
+            "validation_divergence", "warning",
+            f"{val.name} is {val_level / train_level:.3g}x {loss.name} (medians over the last half: "
+            f"{val_level:.3g} against {train_level:.3g}, ranging {float(np.min(vv)):.3g}-{float(np.max(vv)):.3g}) "
+            f"while {val_acc.name} stays at {a_val:.3g} beside {train_acc.name}'s {a_train:.3g}",
+            "The model classifies the validation set as well as the training set, so a loss this much higher is "
+            "not overfitting: it is computed differently in evaluation (BatchNorm or dropout left in training "
+            "mode, or their running statistics not matching the data; a loss or metric applied to outputs in "
+            "another form, such as probabilities where logits are expected), or a few validation samples are "
+            "predicted wrongly with extreme confidence. Compare the loss of the same batches in training and "
+            "evaluation mode.",
+            {"metric": val.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": val_level / train_level,
+             "threshold": _EVAL_GAP, "val_level": val_level, "train_level": train_level,
+             "val_accuracy": a_val, "train_accuracy": a_train, "train_metric": loss.name}, [])
+    return None
 
 
 # A task metric of an evaluation, and which way is better: error rates down, scores up. Perplexity

@@ -78,9 +78,11 @@ def test_a_loss_that_converged_to_1e4_is_not_a_plateau():
        noise=st.floats(0.0, 0.12))
 def test_a_loss_still_falling_over_the_window_is_not_a_plateau(seed, n, fall, noise):
     """A loss that falls steadily (log-linear, `fall` over the last half, at least 5 %) under noise:
-    a trend test, not two noisy end points, decides. The fall is one the data can show: at least 3
-    standard errors of a fitted trend over the last half (a smaller one is indistinguishable from flat)."""
-    assume(-math.log(1 - fall) >= 3 * noise * math.sqrt(12 / (n / 2)))
+    a trend test, not two noisy end points, decides. The fall is one the data can show: at least 4
+    standard errors of a fitted trend over the last half (a smaller one is indistinguishable from flat;
+    at 3, a draw of seed 172, n 172, a 5 % fall under noise 0.039 estimated 0.96 % against the 1 %
+    the rule asks for, a 2.9-sigma miss the property cannot exclude)."""
+    assume(-math.log(1 - fall) >= 4 * noise * math.sqrt(12 / (n / 2)))
     rng = np.random.default_rng(seed)
     t = np.arange(n)
     rate = -math.log(1 - fall) / (n / 2)

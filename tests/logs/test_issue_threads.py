@@ -177,3 +177,28 @@ def test_an_excerpt_within_one_epoch_of_a_run_under_way_is_noted_as_too_little()
                    series=[make_series("loss", np.arange(1, 18.0), 2.0 / np.arange(1, 18.0), step_unit="epoch")])
     assert not found(diagnose(whole), "insufficient_data")
     assert not found(diagnose(run_of(np.arange(17), loss=loss)), "insufficient_data")
+
+
+def test_a_validation_loss_far_above_training_at_the_same_accuracy_is_no_overfitting() -> None:
+    # tensorflow #39831: val_loss 8-20 against a training loss of 0.07, both accuracies 0.97
+    steps = np.arange(11, 21)
+    loss = np.linspace(0.085, 0.0699, 10)
+    val = np.array([9.1, 12.3, 14.2, 8.0, 7.95, 7.97, 13.9, 20.3, 11.0, 8.87])
+    acc, val_acc = np.full(10, 0.976), np.full(10, 0.970)
+    [f] = found(diagnose(run_of(steps, loss=loss, val_loss=val, accuracy=acc, val_accuracy=val_acc)),
+                "validation_divergence")
+    assert f.severity == "warning" and "not overfitting" in f.explanation
+    assert f.evidence.value == pytest.approx(float(np.median(val[5:])) / float(np.median(loss[5:])))
+    # overfitting proper: the validation accuracy falls behind, and the usual finding is given
+    rising = np.linspace(0.3, 0.9, 10)
+    [g] = found(diagnose(run_of(steps, loss=loss, val_loss=rising, accuracy=acc, val_accuracy=np.full(10, 0.80))),
+                "validation_divergence")
+    assert "overfitting" in g.explanation and "not overfitting" not in g.explanation
+
+
+def test_a_training_set_learnt_by_heart_is_overfitting_whatever_the_loss_ratio() -> None:
+    # keras #1971: training accuracy 1.0 at loss 5e-4, validation 0.96 at 0.13: 250x, overfitting
+    steps = np.arange(90, 101)
+    run = run_of(steps, loss=np.full(11, 5e-4), val_loss=np.linspace(0.125, 0.133, 11),
+                 accuracy=np.ones(11), val_accuracy=np.full(11, 0.96))
+    assert not [f for f in diagnose(run).findings if "not overfitting" in f.explanation]
