@@ -1165,6 +1165,12 @@ def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
     return net
 
 
+def _seed_inputs(run: GraphRun, seed: int, device: torch.device) -> list[torch.Tensor]:
+    """Seed ``seed``'s synthetic batch on ``device``, floats in the run's dtype."""
+    return [x.to(device) if not x.is_floating_point() else x.to(device, run.dtype)
+            for x in make_inputs(run.inputs, seed)]
+
+
 def _output(value: Any) -> torch.Tensor:
     out = first_tensor(value)
     if out is None or not out.is_floating_point():
@@ -1281,7 +1287,8 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                 readout.add_step((r.layer, r.sublayer), by_name[n].out.grad)
     figures = readout.read(loss, silent)
     figures.forward_squash = squashed
-    figures.post_ln = post_ln_units(records, loss)
+    if seed == 0:  # the structure is every seed's: read once per simulation (simulate_graph)
+        figures.post_ln = post_ln_units(records, loss)
     figures.looped = list(looped)
     figures.beside_loops = beside
     for name in cut:
@@ -1335,7 +1342,7 @@ def first_nonfinite(run: GraphRun, device: str | None = None) -> tuple[str, str 
     with every torch function's output checked: run only when a non-finite value was found."""
     dev = pick_device(device or "auto")
     net = _copy_for_seed(run, 0, dev)
-    xs = [x.to(dev) if not x.is_floating_point() else x.to(dev, run.dtype) for x in make_inputs(run.inputs, 0)]
+    xs = _seed_inputs(run, 0, dev)
     mode = _FirstNonfinite()
     with torch.no_grad(), mode:
         call(net, xs, run.keywords)
@@ -1414,8 +1421,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
         if progress:
             progress(seed / run.seeds, f"simulating seed {seed + 1} of {run.seeds}")
         net = _copy_for_seed(run, seed, dev)
-        xs = [x.to(dev) if not x.is_floating_point() else x.to(dev, run.dtype)
-              for x in make_inputs(run.inputs, seed)]
+        xs = _seed_inputs(run, seed, dev)
         figures, records = instrumented_step(run, net, xs, seed)
         seeds.append(figures)
         if seed == 0:

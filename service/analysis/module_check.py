@@ -142,11 +142,8 @@ def _orthogonal_loops(names: set[str]) -> Edit:
     def edit(net: nn.Module, seed: int) -> None:
         _orthogonal_edit(net, seed)
         with torch.no_grad():
-            for name, m in net.named_modules():
-                w = getattr(m, "weight", None)
-                if name in names and isinstance(m, nn.Linear) and isinstance(w, torch.Tensor) and w.shape[0] == w.shape[1]:
-                    nn.init.orthogonal_(w)
-            # a looped product with a matrix the model holds (h @ self.U): the unit is named after it
+            # a looped layer's square weight: an nn.Linear's ("rec.weight" for the unit "rec"), or a
+            # matrix the model holds and multiplies by (h @ self.U, the unit "U")
             for name, p in net.named_parameters():
                 if name.removesuffix(".weight") in names and p.dim() == 2 and p.shape[0] == p.shape[1]:
                     nn.init.orthogonal_(p)

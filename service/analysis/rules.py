@@ -662,10 +662,11 @@ def _first_step(result: SimulationResult) -> tuple[dict[str, float], str, float]
 
 def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     """:func:`_first_step`'s ratios that large_updates judges: all of them, except the output
-    layer's when it alone is over the warning level and under the error level. At initialisation the loss's gradient on the
-    logits is of order one (softmax minus one-hot), so a freshly initialised head moves a tenth of
-    its weights at SGD 0.1 on a recipe that trains well (a BN-CNN's head 0.15, its convolutions
-    0.007-0.04); a head rewritten entirely (past 1) is still a rate far too large."""
+    layer's when it alone is over the warning level and under the error level. At initialisation
+    the loss's gradient on the logits is of order one (softmax minus one-hot), so a freshly
+    initialised head moves a tenth of its weights at SGD 0.1 on a recipe that trains well (a
+    BN-CNN's head 0.15, its convolutions 0.007-0.04); a head rewritten entirely (past 1) is still
+    a rate far too large."""
     ratios = _first_step(result)[0]
     head = _output_layer(result).name if result.units else None
     others = {n: r for n, r in ratios.items() if n != head}
@@ -798,6 +799,13 @@ def no_output_gradient(result: SimulationResult) -> bool:
     return grads is not None and len(grads) > 0 and all(float(g) == 0.0 for g in grads)
 
 
+def _second_squash(squashed: str, in_forward: bool) -> str:
+    """The squash a loss on logits applies over an output already ``squashed``: cross-entropy's
+    softmax over a forward's (or a spec's) own softmax or sigmoid (``in_forward``), or the
+    output's activation itself again (a file's sigmoid under binary cross-entropy on logits)."""
+    return "softmax" if in_forward else squashed
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
@@ -811,8 +819,8 @@ class OutputLossMismatch(ArchitectureRule):
         if result.squashed is not None:
             # a forward's own softmax or sigmoid under cross-entropy: either way the loss's softmax
             # sees logits in [0, 1], one per class
-            squash = "softmax" if result.squashed_in_forward else result.squashed
-            return unreachable_fraction(squash, _output_layer(result).fan_out or 1)
+            return unreachable_fraction(_second_squash(result.squashed, result.squashed_in_forward),
+                                        _output_layer(result).fan_out or 1)
         seeds = [s for s in result.silent if not math.isnan(s)]
         return sum(seeds) / len(seeds) if seeds else math.nan
 
@@ -841,12 +849,11 @@ class OutputLossMismatch(ArchitectureRule):
         what = "samples" if loss == "cross_entropy" else "outputs"
         if result.squashed is not None and not no_output_gradient(result):
             classes = last.fan_out or 1
-            floor = value * (math.log(2) if result.squashed == "sigmoid" and not result.squashed_in_forward
-                             else math.log(max(classes, 2)))
+            own = _second_squash(result.squashed, result.squashed_in_forward)
+            floor = value * (math.log(2) if own == "sigmoid" else math.log(max(classes, 2)))
             evidence.update(metric="unreachable_loss_fraction", from_logits=True, output_activation=result.squashed,
                             loss_floor=floor, classes=classes, silent_by_seed=[])
             if result.plan is not None:  # a spec: its last layer's activation under a loss on logits
-                own = "softmax" if result.squashed_in_forward else result.squashed
                 return Detection(
                     self.code, severity, "unreachable_loss_fraction", value,
                     f"{last.name} ends in {result.squashed} and {loss} takes logits (from_logits: true, the "

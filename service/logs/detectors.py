@@ -966,9 +966,10 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     if i_min >= len(sm) - 3 or low <= 0 and end <= 0:
         return []
     rise = end / low if low > 0 else math.inf
+    rollouts = _on_rollouts(run)
     if rise < t.divergence_factor:
-        return _excursion(run, loss, steps, sm, t) if not _on_rollouts(run) else []
-    if _on_rollouts(run) and rise < _BLOWN_UP:
+        return _excursion(run, loss, steps, sm, t) if not rollouts else []
+    if rollouts and rise < _BLOWN_UP:
         # an agent's value or TD loss regresses onto returns that grow as the policy improves (DQN's
         # TD loss rose 5x while its episode reward went 1.6 -> 18.9): a rise short of a blow-up is
         # the targets' scale, not a divergence
@@ -1343,9 +1344,10 @@ _FROZEN_REPEATS = 3
 
 def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
     """A run too short for the trend checks whose training loss is the very same number at its last
-    3 points, after at least one other, and never fell below half its first: printed to 4 digits, 5.7257 three epochs
-    running is weights that do not move (saturated units, a learning rate of 0 or far too large,
-    an optimizer stepping nothing), not noise. A loss near 0, or that fell and then settled, is not."""
+    3 points, after at least one other, and never fell below half its first: printed to 4 digits,
+    5.7257 three epochs running is weights that do not move (saturated units, a learning rate of 0
+    or far too large, an optimizer stepping nothing), not noise. A loss near 0, or that fell and
+    then settled, is not."""
     train = run.first("loss")
     if train is None or _on_rollouts(run):
         return None

@@ -513,7 +513,7 @@ class TextReader:
         runs, start = _last_run(path, limits)
         if runs > 1:
             warnings.append(LogWarning(
-                "skipped_runs", f"{name}: {runs} runs appended one after another (the step counter's total "
+                "skipped_runs", f"{name}: {runs} runs appended one after another (the step or epoch counter's total "
                 f"changes); the last one, from line {start}, is read", where=f"line {start}"))
         last_step: float | None = None
         first_step: float | None = None
