@@ -24,7 +24,7 @@ from gradhealth.analysis.findings import Detection
 from gradhealth.analysis.plan import Limits, Plan, make_plan
 from gradhealth.analysis.remedies import Context, clipping
 from gradhealth.analysis.rules import ArchitectureRule, detect, problems
-from gradhealth.analysis.simulate import ProgressFn, SimulationResult, UnitStats, simulate
+from gradhealth.analysis.simulate import ProgressFn, SimulationResult, UnitStats, at_rate, simulate
 from gradhealth.analysis.spec import parse_spec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import (
@@ -163,6 +163,10 @@ class _Verifier:
         if key not in self.cache:
             try:
                 plan = make_plan(parse_spec(patched), self.options.limits)
+                rescaled = _new_rate_only(self.raw, patched, plan, self.result)
+                if rescaled is not None:
+                    self.cache[key] = rescaled
+                    return rescaled
                 res = simulate(plan, device=self.options.device)
                 self.simulated += 1
                 self.seconds += res.duration_s
@@ -221,6 +225,17 @@ class _Verifier:
                 at = next((i for i, r in enumerate(remedies) if r.id in _AFTER_CLIPPING), len(remedies))
                 remedies.insert(at, clip)
         return sorted(remedies, key=lambda r: _rank(det.code, r))
+
+
+def _new_rate_only(raw: dict[str, Any], patched: dict[str, Any], plan: Plan,
+                   result: SimulationResult) -> SimulationResult | None:
+    """:func:`gradhealth.analysis.simulate.at_rate` of ``result`` when ``patched`` is ``raw`` with
+    only its optimizer's learning rate changed (a rate remedy), else None."""
+    old, new = raw.get("optimizer"), patched.get("optimizer")
+    if (not isinstance(old, dict) or not isinstance(new, dict) or plan.spec.optimizer is None
+            or {**patched, "optimizer": {**new, "lr": old.get("lr")}} != raw):
+        return None
+    return at_rate(result, plan.spec.optimizer, plan)
 
 
 def clip_reference(code: str, remedies: list[Remedy],

@@ -38,7 +38,7 @@ from gradhealth.analysis.graph import (
 )
 from gradhealth.analysis.remedies import clip_threshold, lower_rate, raise_rate
 from gradhealth.analysis.rules import detect, no_output_gradient, problems
-from gradhealth.analysis.simulate import SimulationResult
+from gradhealth.analysis.simulate import SimulationResult, at_rate
 from gradhealth.analysis.spec import OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core import remedies as R
@@ -339,8 +339,9 @@ def _gated(det: Detection, result: SimulationResult, verifier: _Verifier) -> Det
 
 
 class _Verifier:
-    def __init__(self, run: GraphRun, thresholds: Thresholds, device: str | None) -> None:
-        self.run, self.thresholds, self.device = run, thresholds, device
+    def __init__(self, run: GraphRun, result: SimulationResult, thresholds: Thresholds,
+                 device: str | None) -> None:
+        self.run, self.result, self.thresholds, self.device = run, result, thresholds, device
         self.simulated = 0
         self.seconds = 0.0
 
@@ -366,14 +367,16 @@ class _Verifier:
         """Simulates ``change`` and sets ``remedy.verified``; returns the simulation (None when
         the changed network could not be simulated)."""
         part = rule(det.code).architecture
+        # another learning rate alone: the run's own result rescaled (:func:`at_rate`)
+        rescaled = at_rate(self.result, change) if isinstance(change, OptimizerSpec) else None
         try:
-            after = self.simulate(change)
+            after = rescaled or self.simulate(change)
         except (RuntimeError, ValueError) as exc:
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
                                        fixed=False, note=f"could not simulate the changed network: {exc}")
             remedy.recommended = False
             return None
-        self.simulated += 1
+        self.simulated += rescaled is None
         value, severity = part.severity(after, self.thresholds)
         known = {d.code for d in before}
         new = [d.code for d in problems(after, self.thresholds) if d.code not in known]
@@ -458,7 +461,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                          "a parameter of its own (a layer written as x @ W is not seen); write its "
                          "layers as modules, or as F.linear(x, w, b)")
     detections = [_located(d, run, device) for d in detect(result, thresholds)]
-    verifier = _Verifier(run, thresholds, device)
+    verifier = _Verifier(run, result, thresholds, device)
     detections = [_gated(det, result, verifier) or det for det in detections]
     findings: list[Finding] = []
     for i, det in enumerate(detections):

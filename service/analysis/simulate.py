@@ -14,7 +14,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -323,6 +323,27 @@ def nadam_factor(beta1: float = 0.9, psi: float = 0.004) -> float:
     (torch's and Keras'), the first update is lr (1 + mu_2 (1 - beta1) / (1 - mu_1 mu_2)) d / (|d| + eps)."""
     mu1, mu2 = (beta1 * (1 - 0.5 * 0.96 ** (t * psi)) for t in (1, 2))
     return 1 + mu2 * (1 - beta1) / (1 - mu1 * mu2)
+
+
+def at_rate(result: SimulationResult, optimizer: S.OptimizerSpec, plan: Plan | None = None
+            ) -> SimulationResult | None:
+    """``result`` as a simulation under ``optimizer`` would measure it, when ``optimizer`` is the
+    one ``result`` measured with only another learning rate (a rate remedy), else None. The
+    forward and backward do not depend on the optimizer, and every optimizer's first step is the
+    rate's size times a step that does not depend on it (:func:`first_step_norm`), so the update
+    ratios scale by ``|new lr| / |old lr|``: a re-simulation's figures, to rounding, without one.
+    ``plan``: the new spec's plan, where there is one."""
+    old = result.optimizer
+    if (old is None or not math.isfinite(old.lr) or old.lr == 0
+            or optimizer.model_fields_set - {"lr"} != old.model_fields_set - {"lr"}
+            or optimizer.model_copy(update={"lr": old.lr}) != old):
+        return None
+    factor = abs(optimizer.lr) / abs(old.lr)
+    units = [replace(u, values={m: v * factor if m == "update_ratio" else v.copy()
+                                            for m, v in u.values.items()})
+             for u in result.units]
+    return replace(result, plan=plan or result.plan, units=units, optimizer=optimizer,
+                               duration_s=0.0)
 
 
 def update_ratios(net: Network, spec: S.OptimizerSpec) -> dict[str, float]:

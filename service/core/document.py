@@ -171,7 +171,10 @@ class SimulationInfo(BaseModel):
     parameters: int
     activation_bytes: int
     duration_s: float
-    remedies_simulated: int = 0
+    remedies_simulated: int = Field(default=0, description=(
+        "patched specs simulated again to verify remedies; a remedy that changes only the optimizer's "
+        "learning rate is verified from the first simulation's gradients (its update ratios scale "
+        "with the rate), exactly and without a simulation"))
 
 
 class SeriesSummary(BaseModel):

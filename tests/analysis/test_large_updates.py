@@ -482,3 +482,56 @@ def test_a_fresh_head_moving_a_tenth_at_sgd_01_is_not_a_rate_too_large() -> None
     for lr in (10.0, 2.0):
         fast = simulate(make_plan(parse_spec({**spec, "optimizer": {"type": "sgd", "lr": lr}})))
         assert "large_updates" in {d.code for d in detect(fast, Thresholds())}
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_a_new_rate_alone_rescales_the_first_simulation_as_a_re_simulation_measures_it(opt: dict[str, Any]) -> None:
+    # The rate remedy is verified without a simulation: against one, every figure but the update
+    # ratios identical, and those scaled by |new lr| / |old lr| to rounding.
+    from gradhealth.analysis.simulate import at_rate
+
+    base = simulate(make_plan(parse_spec(_spec(opt))))
+    moved = opt | {"lr": -opt["lr"] / 7}
+    plan = make_plan(parse_spec(_spec(moved)))
+    rescaled = at_rate(base, plan.spec.optimizer, plan)
+    again = simulate(plan)
+    assert rescaled is not None and rescaled.optimizer == plan.spec.optimizer and rescaled.plan is plan
+    for a, b in zip(rescaled.units, again.units, strict=True):
+        assert a.name == b.name and a.values.keys() == b.values.keys()
+        for metric in a.values:
+            if metric == "update_ratio":
+                assert a.values[metric] == pytest.approx(b.values[metric], rel=1e-12)
+            else:
+                assert a.values[metric] == pytest.approx(b.values[metric], rel=0, abs=0, nan_ok=True)
+    assert any("update_ratio" in u.values for u in rescaled.units)
+
+
+@pytest.mark.parametrize("other", [
+    {"type": "adam", "lr": 0.01, "weight_decay": 0.1},  # weight decay's step is not the rate's
+    {"type": "sgd", "lr": 0.01},  # another optimizer
+    {"type": "adadelta", "lr": 0.5, "alpha": 0.99},  # alpha set (rho 0.99) against absent (0.9)
+])
+def test_any_other_change_of_the_optimizer_is_simulated(other: dict[str, Any]) -> None:
+    from gradhealth.analysis.simulate import at_rate
+
+    base_opt = {"type": "adadelta", "lr": 1.0} if other["type"] == "adadelta" else {"type": "adam", "lr": 0.3}
+    base = simulate(make_plan(parse_spec(_spec(base_opt))))
+    assert at_rate(base, parse_spec(_spec(other)).optimizer) is None
+    zero = simulate(make_plan(parse_spec(_spec({"type": "adam", "lr": 0.0}))))
+    assert at_rate(zero, parse_spec(_spec({"type": "adam", "lr": 0.001})).optimizer) is None  # 0 scales to 0
+
+
+def test_the_rate_remedy_costs_no_simulation_in_both_checks() -> None:
+    from gradhealth import check_module
+
+    doc = check_architecture(_spec({"type": "adam", "lr": 0.3}))
+    fix = next(r for f in doc.findings if f.code == "large_updates" for r in f.remedies if r.id == "lower_learning_rate")
+    assert fix.verified is not None and fix.verified.fixed
+    assert doc.simulation.remedies_simulated == sum(1 for f in doc.findings for r in f.remedies
+                                                    if r.verified is not None and r is not fix)
+    model = _mlp_module()
+    live = check_module(model, torch.randn(8, 64), seeds=2, optimizer=torch.optim.Adam(model.parameters(), lr=0.3))
+    fix = next(r for f in live.findings if f.code == "large_updates" for r in f.remedies if r.id == "lower_learning_rate")
+    assert fix.verified is not None and fix.verified.fixed
+    assert live.simulation.remedies_simulated == sum(1 for f in live.findings for r in f.remedies
+                                                     if r.verified is not None and r is not fix)
