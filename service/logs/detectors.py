@@ -45,9 +45,22 @@ def _finding(code: str, severity: str, summary: str, explanation: str, evidence:
 def _at(s: Series, x: float) -> str:
     """Where ``x`` is on ``s``'s axis in words: ``step 120``, ``epoch 3``, or ``epoch 1.327`` for a
     fractional epoch (a position within it, 1 + 240/735)."""
-    if s.step_unit == "epoch":
-        return f"epoch {_num(x)}" if float(x).is_integer() else f"epoch {x:.4g}"
-    return f"step {_num(x)}"
+    return f"{_unit(s)} {_position(s, x)}"
+
+
+def _between(s: Series, first: float, last: float) -> str:
+    """A span of ``s``'s axis in words: ``steps 120-300`` or ``epochs 3-9``."""
+    return f"{_unit(s)}s {_position(s, first)}-{_position(s, last)}"
+
+
+def _unit(s: Series) -> str:
+    return "epoch" if s.step_unit == "epoch" else "step"
+
+
+def _position(s: Series, x: float) -> str:
+    if s.step_unit == "epoch" and not float(x).is_integer():
+        return f"{x:.4g}"
+    return _num(x)
 
 
 @detects("nonfinite")
@@ -286,14 +299,14 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
         onset = steps[len(v) - tail]
         peak = float(np.max(v[-tail:]))
         ends = " and then became non-finite" if into_inf else ""
-        summary = (f"{s.name} grew steadily from step {_num(onset)}: {peak / base:.3g}x its early baseline "
-                   f"{base:.3g} over {tail} logged steps{ends}")
+        summary = (f"{s.name} grew steadily from {_at(s, onset)}: {peak / base:.3g}x its early baseline "
+                   f"{base:.3g} over {tail} logged {_unit(s)}s{ends}")
     else:
         above = np.nonzero(v > t.explode_warning * base)[0]
         onset = steps[above[0]] if len(above) else steps[-1]
         peak = float(np.max(v))
         summary = (f"{s.name} grew {ratio:.3g}x over its early baseline {base:.3g} (last quarter median "
-                   f"{late:.3g}), from step {_num(onset)}")
+                   f"{late:.3g}), from {_at(s, onset)}")
     # the learning rate usually started growing before the norm crossed the line
     growth = lr_growth(run, since=float(steps[max(0, len(v) - tail - max(tail, 10))] if sustained else onset),
                        until=float(steps[-1]))
@@ -343,8 +356,8 @@ def _jump(run: RunLog, t: LogThresholds) -> list[Finding]:
             with_loss = f"; {loss.name} jumped with it, {float(prev[-1]):.3g} -> {float(now[0]):.3g}"
     return [_finding(
         "exploding_gradient", "error" if with_loss else "warning",
-        f"{s.name} jumped {after / before:.3g}x in one logged step, {before:.3g} -> {after:.3g} at step "
-        f"{_num(at)}{with_loss}",
+        f"{s.name} jumped {after / before:.3g}x in one logged {_unit(s)}, {before:.3g} -> {after:.3g} at "
+        f"{_at(s, at)}{with_loss}",
         "A gradient norm that grows by orders of magnitude between two logged steps has blown up: one update "
         "at that size throws the weights far from where they were (a learning rate too large, an unnormalised "
         "input or target, a missing normalisation, or mixed precision overflowing).",
@@ -367,7 +380,7 @@ def _astronomical(run: RunLog, t: LogThresholds) -> list[Finding]:
     peak = float(np.max(v))
     return [_finding(
         "exploding_gradient", "error",
-        f"{s.name} reached {v[i]:.3g} at step {_num(steps[i])} (largest {peak:.3g}); a healthy network's total "
+        f"{s.name} reached {v[i]:.3g} at {_at(s, steps[i])} (largest {peak:.3g}); a healthy network's total "
         f"gradient norm is around 0.1-100",
         "A gradient norm this large means the weights, the activations or the loss have already blown up (a "
         "learning rate far too large, an unnormalised input or target, a missing normalisation): the next update "
@@ -451,7 +464,7 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
     recovered = bool(idx[-1] < len(v) - 1 and np.median(v[idx[-1] + 1:]) < 2 * base)
     return [_finding(
         "gradient_spike", "warning",
-        f"{len(idx)} gradient norm spike(s) in {s.name}, the largest {v[worst]:.3g} at step {_num(steps[worst])} "
+        f"{len(idx)} gradient norm spike(s) in {s.name}, the largest {v[worst]:.3g} at {_at(s, steps[worst])} "
         f"({v[worst] / base:.3g}x the median of its {len(v)} points); "
         + ("the run recovered after each" if recovered else "the run did not recover from every one"),
         "A gradient norm tens of times its usual size on one step: a bad batch or an instability. Clipping "
@@ -516,7 +529,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
                              why=f"{what} spikes"))
     return [_finding(
         code, severity,
-        f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at step {_num(steps[worst])} "
+        f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {_at(s, steps[worst])} "
         f"({v[worst] / med[worst]:.3g}x its rolling median); "
         + ("the run recovered after each" if all_recovered else "the run did not recover from every one"),
         f"Isolated {what} values far above the recent median: a bad batch, a too-large step or an "
@@ -643,7 +656,7 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
         most = fraction >= 0.5
         return [_finding(
             "zero_gradient", "warning" if most else "info",
-            f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged steps ({fraction:.0%}), each a step where "
+            f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged {_unit(s)}s ({fraction:.0%}), each a step where "
             f"{name} was 0: every completion in the group scored the same",
             "Group-relative advantages (GRPO, RLOO) are each reward less its group's mean, so a group whose "
             "completions all got the same reward gives no gradient at all. "
@@ -654,8 +667,8 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
             {**evidence, "explained_by": name, "explained_steps": matched}, [])]
     return [_finding(
         "zero_gradient", "warning",
-        f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged steps ({fraction:.0%}), first at step "
-        f"{_num(steps[idx[0]])}",
+        f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged {_unit(s)}s ({fraction:.0%}), first at "
+        f"{_at(s, steps[idx[0]])}",
         "A step with an exactly zero gradient makes no update: the loss did not depend on the parameters for "
         "that batch (e.g. RL batches without reward variance, fully masked batches, or a detached graph).",
         evidence,
@@ -674,7 +687,7 @@ def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray) -> 
            if zero_loss and loss is not None else "")
     return [_finding(
         "zero_gradient", "error",
-        f"{s.name} is exactly 0 at every one of its {len(v)} logged steps ({_num(steps[0])}-{_num(steps[-1])})"
+        f"{s.name} is exactly 0 at every one of its {len(v)} logged {_between(s, steps[0], steps[-1])}"
         + why,
         "A total gradient norm of exactly 0 means no step changed the model: the loss does not depend on the "
         "trained parameters (labels all masked, parameters frozen or not handed to the optimizer, a detached "
@@ -917,7 +930,7 @@ def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
                  f" while the learning rate reached {rate:.3g}" if rate is not None else "")
         return _finding(
             "small_updates", "warning",
-            f"{s.name} is exactly 0 at all {len(v)} logged steps ({_num(steps[0])}-{_num(steps[-1])}){cause}: "
+            f"{s.name} is exactly 0 at all {len(v)} logged {_between(s, steps[0], steps[-1])}{cause}: "
             "the policy never moved from its reference model",
             "A distance to the reference that stays exactly 0 means no optimizer step changed the model's "
             "outputs: the learning rate is 0, or so small that every update rounds away (Adam moves each weight "
@@ -992,15 +1005,15 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     growth = lr_growth(run, since=onset, until=float(steps[-1]))
     fix = (_schedule_remedy(run, growth, onset) if growth is not None else
-           lower_lr(run, at_step=onset, why=f"the loss diverged from step {_num(onset)}"))
+           lower_lr(run, at_step=onset, why=f"the loss diverged from {_at(loss, onset)}"))
     # the figures judged are running medians; the summary gives the logged values beside them
     window = _divergence_window(len(v))
     i_low = int(np.argmin(v[:onset_i]))
     return [_finding(
         "loss_divergence", "error",
-        f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} (step {_num(steps[i_min])}) to {end:.3g} "
-        f"(running medians of {window} points; logged: lowest {float(v[i_low]):.3g} at step "
-        f"{_num(steps[i_low])}, last {float(v[-1]):.3g})" + _lr_note(growth),
+        f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} ({_at(loss, steps[i_min])}) to {end:.3g} "
+        f"(running medians of {window} points; logged: lowest {float(v[i_low]):.3g} at "
+        f"{_at(loss, steps[i_low])}, last {float(v[-1]):.3g})" + _lr_note(growth),
         "The loss climbs back up for good: the learning rate is too large for this stage of training, or an "
         "explosion is surfacing in the loss.",
         {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
@@ -1035,8 +1048,8 @@ def _blown_up_short(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     return [_finding(
         "loss_divergence", "error",
-        f"{loss.name} rose from {low:.3g} (step {_num(steps[i_low])}) to {float(v[-1]):.3g} (step "
-        f"{_num(steps[-1])}): {rise:.2g}x in {len(v) - i_low - 1} logged step(s)",
+        f"{loss.name} rose from {low:.3g} ({_at(loss, steps[i_low])}) to {float(v[-1]):.3g} "
+        f"({_at(loss, steps[-1])}): {rise:.2g}x in {len(v) - i_low - 1} logged {_unit(loss)}(s)",
         "The loss grew by orders of magnitude from one logged step to the next: training blew up (a learning "
         "rate too large, or exploding gradients with no clipping).",
         {"metric": loss.name, "steps": [_num(steps[i_low]), _num(steps[-1])], "value": rise,
@@ -1107,14 +1120,14 @@ def _excursion(run: RunLog, loss: Series, steps: np.ndarray, sm: np.ndarray, t: 
     return [_finding(
         "loss_divergence", "warning",
         f"{loss.name} climbed to {float(sm[peak]) / low:.3g}x its lowest {low:.3g} and stayed above "
-        f"{t.divergence_factor:g}x from step {_num(steps[a])} to {_num(steps[b])} ({longest} points), "
+        f"{t.divergence_factor:g}x from {_at(loss, steps[a])} to {_num(steps[b])} ({longest} points), "
         f"ending at {float(sm[-1]):.3g}",
         "The loss left its minimum for a long stretch and came back only part of the way: training was "
         "unstable there (a learning rate too large for that stage, often the end of a warm-up), and the "
         "model may end worse than it was.",
         {"metric": loss.name, "steps": [_num(steps[a]), _num(steps[b])], "value": float(sm[peak]) / low,
          "threshold": t.divergence_factor, "minimum": low, "final": float(sm[-1]), "points_above": longest},
-        [lower_lr(run, at_step=float(steps[a]), why=f"the loss climbed from step {_num(steps[a])}"),
+        [lower_lr(run, at_step=float(steps[a]), why=f"the loss climbed from {_at(loss, steps[a])}"),
          clipping(run, t)])]
 
 
@@ -1250,8 +1263,8 @@ def _stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
     chance = f" (chance for {classes} classes is {1 / classes:.2f})" if classes else ""
     return _finding(
         "loss_plateau", "warning",
-        f"{val.name} never left {float(np.min(va)):.2f}-{float(np.max(va)):.2f} over steps {_num(vs[0])}-"
-        f"{_num(vs[-1])}{chance} while {train.name} reached {t_late:.2f}",
+        f"{val.name} never left {float(np.min(va)):.2f}-{float(np.max(va)):.2f} over "
+        f"{_between(val, vs[0], vs[-1])}{chance} while {train.name} reached {t_late:.2f}",
         "A validation metric that never improves while the training one does: the model memorises the training "
         "set and learns nothing that generalises (too little data, leakage-free labels that carry no signal, or "
         "a train/validation mismatch).",
@@ -1296,7 +1309,7 @@ def _frozen_gan(run: RunLog) -> Finding | None:
         "loss_plateau", "warning",
         f"the GAN's losses do not move: {g[0].name} is {float(g[2][0]) + 0.0:g} and {d[0].name} "
         f"{float(d[2][0]) + 0.0:g} at "
-        f"every one of {min(len(v) for _, _, v in every)} logged steps ({_num(first)} to {_num(last)})",
+        f"every one of {min(len(v) for _, _, v in every)} logged {_between(g[0], first, last)}",
         "A generator and a discriminator that learn push each other's losses around; losses that are exactly "
         "the same at every step mean neither network's updates change anything: most often the discriminator "
         "has won outright and its saturated output gives the generator no gradient (a learning rate or a "
@@ -1361,7 +1374,7 @@ def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
     return _finding(
         "loss_plateau", "warning",
         f"{train.name} is exactly {float(tail[0]):.6g} at each of its last {_FROZEN_REPEATS} points "
-        f"(steps {_num(steps[-_FROZEN_REPEATS])}-{_num(steps[-1])}), having started at {float(v[0]):.6g}",
+        f"({_between(train, steps[-_FROZEN_REPEATS], steps[-1])}), having started at {float(v[0]):.6g}",
         "A loss that repeats to every printed digit from one epoch to the next comes from weights that do not "
         "move: saturated or dead units passing no gradient, a learning rate of 0 or one so large the optimizer "
         "has thrown the weights into a flat region, or parameters the optimizer was not given.",

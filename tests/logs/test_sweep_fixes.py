@@ -327,3 +327,22 @@ def test_a_short_log_whose_loss_blows_up_by_orders_of_magnitude_diverged() -> No
     assert not found(diagnose(run_of(loss=np.array([0.85, 1.2, 2.4, 5.0]))), "loss_divergence")
     # nor is a blow-up the log came back from
     assert not found(diagnose(run_of(loss=np.array([0.85, 6.3e4, 1.1e13, 0.9]))), "loss_divergence")
+
+
+def test_findings_on_an_epoch_axis_say_epoch_not_step(tmp_path) -> None:
+    # a Keras CSVLogger file: its x axis is the epoch, and a summary that says "step 12" points a
+    # reader at the wrong place (a step is one batch)
+    from gradhealth.library import check_logs
+
+    n = 30
+    loss = np.concatenate([2.0 * np.exp(-np.arange(12) / 4) + 0.3, 0.45 * 1.6 ** np.arange(1, n - 11)])
+    val_acc = 0.1 + 0.005 * np.sin(np.arange(n))  # never leaves chance on 10 classes
+    acc = np.linspace(0.2, 0.9, n)
+    rows = [f"{e},{a:.4f},{lo:.6g},{va:.4f}" for e, (a, lo, va) in enumerate(zip(acc, loss, val_acc, strict=True))]
+    path = tmp_path / "training.log"
+    path.write_text("epoch,accuracy,loss,val_accuracy\n" + "\n".join(rows) + "\n")
+    doc = check_logs(path)
+    texts = [f.summary for f in doc.findings] + [r.change for f in doc.findings for r in f.remedies]
+    assert any(f.code == "loss_divergence" for f in doc.findings)
+    assert any("epoch" in t for t in texts)
+    assert not [t for t in texts if "step " in t or "steps " in t], texts
