@@ -60,7 +60,7 @@ def _unit(s: Series) -> str:
 def _position(s: Series, x: float) -> str:
     if s.step_unit == "epoch" and not float(x).is_integer():
         return f"{x:.4g}"
-    return _num(x)
+    return str(_num(x))
 
 
 @detects("nonfinite")
