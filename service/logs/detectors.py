@@ -293,14 +293,18 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
     if sustained:
         ratio = max(ratio, float(np.median(v[-tail:])) / base)
     severity = "error" if ratio >= t.explode_error else "warning" if ratio >= t.explode_warning else None
-    if severity is None:
-        return _astronomical(run, t)
+    if severity != "error":
+        # a norm beyond any healthy network's is an error whatever its baseline: a run already
+        # blown up at its first logged step (3.8e12 growing to 1.4e14) has a baseline that hides it
+        astronomical = _astronomical(run, t)
+        if astronomical or severity is None:
+            return astronomical
     if sustained:
         onset = steps[len(v) - tail]
         peak = float(np.max(v[-tail:]))
         ends = " and then became non-finite" if into_inf else ""
         summary = (f"{s.name} grew steadily from {_at(s, onset)}: {peak / base:.3g}x its early baseline "
-                   f"{base:.3g} over {tail} logged {_unit(s)}s{ends}")
+                   f"{base:.3g} over {tail} logged points{ends}")
     else:
         above = np.nonzero(v > t.explode_warning * base)[0]
         onset = steps[above[0]] if len(above) else steps[-1]
@@ -356,7 +360,7 @@ def _jump(run: RunLog, t: LogThresholds) -> list[Finding]:
             with_loss = f"; {loss.name} jumped with it, {float(prev[-1]):.3g} -> {float(now[0]):.3g}"
     return [_finding(
         "exploding_gradient", "error" if with_loss else "warning",
-        f"{s.name} jumped {after / before:.3g}x in one logged {_unit(s)}, {before:.3g} -> {after:.3g} at "
+        f"{s.name} jumped {after / before:.3g}x from one logged point to the next, {before:.3g} -> {after:.3g} at "
         f"{_at(s, at)}{with_loss}",
         "A gradient norm that grows by orders of magnitude between two logged steps has blown up: one update "
         "at that size throws the weights far from where they were (a learning rate too large, an unnormalised "
@@ -635,14 +639,21 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
 @detects("zero_gradient")
 def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
     """Steps on which the total gradient norm is exactly zero: no update happened on them."""
+    norm = run.first("grad_norm")
+    if norm is not None:
+        # an exact value needs no trend: three points of exactly 0 say it as well as thirty
+        steps, v = finite(norm)
+        if len(v) >= _EXACT_MIN_POINTS and bool(np.all(v == 0.0)):
+            return _never_updated(run, norm, steps, v, t)
+    pinned = _loss_pinned_at_zero(run, t)
+    if pinned:
+        return pinned
     found = _judged(run, "grad_norm", t)
     if found is None:
         return []
     s, steps, v = found
     zero = v == 0.0
     fraction = float(np.mean(zero))
-    if zero.all():
-        return _never_updated(run, s, steps, v)
     if fraction < t.zero_gradient_fraction:
         return []
     idx = np.nonzero(zero)[0]
@@ -656,7 +667,7 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
         most = fraction >= 0.5
         return [_finding(
             "zero_gradient", "warning" if most else "info",
-            f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged {_unit(s)}s ({fraction:.0%}), each a step where "
+            f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), each a step where "
             f"{name} was 0: every completion in the group scored the same",
             "Group-relative advantages (GRPO, RLOO) are each reward less its group's mean, so a group whose "
             "completions all got the same reward gives no gradient at all. "
@@ -667,7 +678,7 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
             {**evidence, "explained_by": name, "explained_steps": matched}, [])]
     return [_finding(
         "zero_gradient", "warning",
-        f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged {_unit(s)}s ({fraction:.0%}), first at "
+        f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), first at "
         f"{_at(s, steps[idx[0]])}",
         "A step with an exactly zero gradient makes no update: the loss did not depend on the parameters for "
         "that batch (e.g. RL batches without reward variance, fully masked batches, or a detached graph).",
@@ -675,9 +686,25 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
         [])]
 
 
-def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray) -> list[Finding]:
+#: Points of exactly 0 that make a series "exactly 0 throughout" on a log too short for trends.
+_EXACT_MIN_POINTS = 3
+
+
+def _zero_rate(run: RunLog, first: float, last: float) -> bool:
+    """Whether the log's learning rate is exactly 0 at every point it logged from ``first`` to ``last``."""
+    lr = run.first("learning_rate")
+    if lr is None:
+        return False
+    ls, lv = finite(lr)
+    within = lv[(ls >= first) & (ls <= last)]
+    return len(within) > 0 and bool(np.all(within == 0))
+
+
+def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray,
+                   t: LogThresholds) -> list[Finding]:
     """A total gradient norm exactly 0 at every logged step, with no per-layer norms to say more
-    (where those are logged, dead_layer speaks for each layer): no step changed the model."""
+    (where those are logged, dead_layer speaks for each layer): no step changed the model. An
+    error from ``min_points`` points on, a warning on fewer (a pasted excerpt)."""
     if run.by_role("layer_grad_norm"):
         return []
     loss = run.first("loss")
@@ -685,15 +712,59 @@ def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray) -> 
     why = (f"; {loss.name} is exactly 0 at every step as well: the loss measures nothing (every label masked "
            "to -100, a completion-only collator that finds no response template, empty batches)"
            if zero_loss and loss is not None else "")
+    if _zero_rate(run, float(steps[0]), float(steps[-1])):
+        why += "; the learning rate is exactly 0 at every one of them too"
     return [_finding(
-        "zero_gradient", "error",
-        f"{s.name} is exactly 0 at every one of its {len(v)} logged {_between(s, steps[0], steps[-1])}"
+        "zero_gradient", "error" if len(v) >= t.min_points else "warning",
+        f"{s.name} is exactly 0 at every one of its {len(v)} logged points ({_between(s, steps[0], steps[-1])})"
         + why,
         "A total gradient norm of exactly 0 means no step changed the model: the loss does not depend on the "
         "trained parameters (labels all masked, parameters frozen or not handed to the optimizer, a detached "
         "graph), so the run trains nothing whatever its schedule.",
         {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 1.0, "threshold": 1.0,
          "zero_steps": [_num(x) for x in steps[:50]], "loss_zero": zero_loss},
+        [])]
+
+
+#: A training loss that reaches exactly 0 from at least this far above it in one logged interval
+#: was not learnt down to 0: it stopped measuring anything.
+_ZERO_LOSS_FROM = 0.01
+
+
+def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A supervised training loss exactly 0 at every logged point from some point on (at least
+    ``_EXACT_MIN_POINTS`` and half of them), having got there in one step from ``_ZERO_LOSS_FROM``
+    or more, or being 0 from the start: a loss of exactly 0 gives no gradient, so nothing trains
+    (every label masked, no targets in the batch, a loss not connected to the output). A loss
+    that glides down to 0 (a memorised set) is left alone, as are RL runs (a GRPO loss is 0 at its
+    start by construction) and runs whose gradient norm is logged and not 0."""
+    loss = run.first("loss")
+    if loss is None or _on_rollouts(run) or any("reward" in x.name.lower() for x in run.series):
+        return []
+    norm = run.first("grad_norm")
+    if norm is not None and (bool(np.any(finite(norm)[1] != 0)) or not np.all(np.isfinite(norm.values))):
+        # a moving norm is a gradient; a NaN one is the nonfinite finding's, and the Trainer's
+        # NaN filter logs the loss of such steps as 0.0
+        return []
+    steps, v = finite(loss)
+    nonzero = np.nonzero(v != 0)[0]
+    start = int(nonzero[-1]) + 1 if len(nonzero) else 0
+    zeros = len(v) - start
+    if zeros < _EXACT_MIN_POINTS or zeros < len(v) / 2 or (start > 0 and abs(v[start - 1]) < _ZERO_LOSS_FROM):
+        return []
+    came = f", down from {float(v[start - 1]):.4g} at the point before" if start else ""
+    why = "; the learning rate is exactly 0 there too" if _zero_rate(run, float(steps[start]),
+                                                                   float(steps[-1])) else ""
+    return [_finding(
+        "zero_gradient", "error" if zeros >= t.min_points else "warning",
+        f"{loss.name} is exactly 0 at all {zeros} logged points ({_between(loss, steps[start], steps[-1])}){came}: "
+        f"a loss of 0 gives no gradient{why}",
+        "A training loss of exactly 0 is no learning signal: its gradient is 0, so no step changes the model. "
+        "A real loss gets there gradually, if ever; one that is 0 from the start, or drops to 0 at once, "
+        "measures nothing: every label masked (-100, a completion-only collator that finds no response "
+        "template), batches without targets, or a loss not connected to the model's output.",
+        {"metric": loss.name, "steps": [_num(steps[start]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+         "zero_points": zeros, "before": float(v[start - 1]) if start else None},
         [])]
 
 
@@ -930,7 +1001,7 @@ def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
                  f" while the learning rate reached {rate:.3g}" if rate is not None else "")
         return _finding(
             "small_updates", "warning",
-            f"{s.name} is exactly 0 at all {len(v)} logged {_between(s, steps[0], steps[-1])}{cause}: "
+            f"{s.name} is exactly 0 at all {len(v)} logged points ({_between(s, steps[0], steps[-1])}){cause}: "
             "the policy never moved from its reference model",
             "A distance to the reference that stays exactly 0 means no optimizer step changed the model's "
             "outputs: the learning rate is 0, or so small that every update rounds away (Adam moves each weight "
@@ -1049,7 +1120,7 @@ def _blown_up_short(run: RunLog, t: LogThresholds) -> list[Finding]:
     return [_finding(
         "loss_divergence", "error",
         f"{loss.name} rose from {low:.3g} ({_at(loss, steps[i_low])}) to {float(v[-1]):.3g} "
-        f"({_at(loss, steps[-1])}): {rise:.2g}x in {len(v) - i_low - 1} logged {_unit(loss)}(s)",
+        f"({_at(loss, steps[-1])}): {rise:.2g}x in {len(v) - i_low - 1} logged point(s)",
         "The loss grew by orders of magnitude from one logged step to the next: training blew up (a learning "
         "rate too large, or exploding gradients with no clipping).",
         {"metric": loss.name, "steps": [_num(steps[i_low]), _num(steps[-1])], "value": rise,
@@ -1309,7 +1380,7 @@ def _frozen_gan(run: RunLog) -> Finding | None:
         "loss_plateau", "warning",
         f"the GAN's losses do not move: {g[0].name} is {float(g[2][0]) + 0.0:g} and {d[0].name} "
         f"{float(d[2][0]) + 0.0:g} at "
-        f"every one of {min(len(v) for _, _, v in every)} logged {_between(g[0], first, last)}",
+        f"every one of {min(len(v) for _, _, v in every)} logged points ({_between(g[0], first, last)})",
         "A generator and a discriminator that learn push each other's losses around; losses that are exactly "
         "the same at every step mean neither network's updates change anything: most often the discriminator "
         "has won outright and its saturated output gives the generator no gradient (a learning rate or a "
@@ -1387,6 +1458,8 @@ def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     stuck = _stuck_validation_accuracy(run, t)
     found = _positive_loss(run, t) if not _on_rollouts(run) else None
+    if found is not None and np.any(found[2][len(found[2]) // 2:] == 0):
+        found = None  # a loss at exactly 0 in its last half has no level to stall at (zero_gradient's case)
     if found is None:
         frozen = _frozen_gan(run) or _short_at_chance(run, t) or _frozen_short(run, t)
         return [f for f in (stuck, frozen) if f is not None]

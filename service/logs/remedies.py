@@ -17,6 +17,10 @@ from gradhealth.logs.stats import early_baseline, finite, rolling_median_mad
 from gradhealth.logs.thresholds import LogThresholds
 
 
+#: The threshold offered when a run logs no healthy norm to take one from.
+DEFAULT_MAX_NORM = 1.0
+
+
 def healthy_norms(run: RunLog, t: LogThresholds) -> np.ndarray:
     """Total gradient norms of the run without spikes and without its exploding tail."""
     s = run.first("grad_norm")
@@ -29,13 +33,18 @@ def healthy_norms(run: RunLog, t: LogThresholds) -> np.ndarray:
     spike = (v > t.spike_factor * med) & (v > med + 6 * 1.4826 * mad)
     base = early_baseline(v, t.baseline_fraction)
     keep = ~spike & ~(v > t.explode_warning * base)
-    return v[keep] if keep.any() else v
+    v = v[keep] if keep.any() else v
+    return v[v < t.explode_absolute]  # beyond any healthy network's, whatever the run's own baseline
 
 
 def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
     """Clipping at the ``clip_percentile`` of the healthy norms (None with fewer than 3 of them)."""
     norms = healthy_norms(run, t)
     if len(norms) < 3:
+        if run.first("grad_norm") is not None and len(finite(run.first("grad_norm"))[1]) >= 3:
+            # every norm logged is blown up: nothing of the run's own to take a threshold from
+            return R.gradient_clipping(DEFAULT_MAX_NORM, "a common default (Hugging Face's max_grad_norm): "
+                                       "none of the run's gradient norms is a healthy one", healthy_points=0)
         return None
     max_norm = float(f"{float(np.percentile(norms, t.clip_percentile)):.2g}")
     return R.gradient_clipping(

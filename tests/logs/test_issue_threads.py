@@ -143,7 +143,7 @@ def test_a_gradient_norm_zero_at_every_step_trained_nothing() -> None:
     steps = np.arange(1, 12)
     [f] = found(diagnose(run_of(steps, loss=np.zeros(11), grad_norm=np.zeros(11))), "zero_gradient")
     assert f.severity == "error" and f.evidence.model_dump()["loss_zero"] is True
-    assert "at every one of its 11 logged steps" in f.summary and "measures nothing" in f.summary
+    assert "at every one of its 11 logged points (steps 1-11)" in f.summary and "measures nothing" in f.summary
     # with a loss that moves, still nothing was updated; with per-layer norms, dead_layer speaks
     [g] = found(diagnose(run_of(steps, loss=np.linspace(2.3, 2.2, 11), grad_norm=np.zeros(11))), "zero_gradient")
     assert g.severity == "error" and "measures nothing" not in g.summary

@@ -346,3 +346,58 @@ def test_findings_on_an_epoch_axis_say_epoch_not_step(tmp_path) -> None:
     assert any(f.code == "loss_divergence" for f in doc.findings)
     assert any("epoch" in t for t in texts)
     assert not [t for t in texts if "step " in t or "steps " in t], texts
+
+
+def test_a_norm_blown_up_from_the_first_step_is_an_error_from_that_step() -> None:
+    # grokfast #9's shape: 3.8e12 at the first logged step, growing ~11x to 1.4e14. Against its own
+    # (already blown-up) baseline that is only a warning's growth; against any healthy network's
+    # norm (0.1-100) it is far past the absolute level, which needs no baseline
+    n = 10
+    norms = 3.8e12 * 11.3 ** (np.arange(n) / (n - 1))
+    loss = 11.7 - 0.05 * np.arange(n)
+    doc = diagnose(run_of(loss=loss, grad_norm=norms))
+    [f] = found(doc, "exploding_gradient")
+    assert f.severity == "error" and f.evidence.steps[0] == 0
+    # no clipping threshold taken from norms of 1e12 and more: a default, said to be one
+    [clip] = [r for r in f.remedies if r.id == "gradient_clipping"]
+    assert clip.params["max_norm"] == 1.0 and "default" in clip.params["basis"]
+    # a healthy stretch before the blow-up still gives the run's own threshold
+    calm = np.concatenate([np.full(20, 2.0) + 0.1 * np.sin(np.arange(20)), norms])
+    doc = diagnose(run_of(loss=np.linspace(3, 2, 30), grad_norm=calm))
+    [clip] = [r for f in found(doc, "exploding_gradient") for r in f.remedies if r.id == "gradient_clipping"]
+    assert 1.5 < clip.params["max_norm"] < 2.5
+
+
+def test_a_loss_pinned_at_exactly_zero_trains_nothing() -> None:
+    # CUT #2: 1.67 at the first logged step, then 'loss': 0.0 at every one after (labels all masked)
+    steps = np.arange(1, 13) * 10.0
+    loss = np.concatenate([[1.6736], np.zeros(11)])
+    [f] = found(diagnose(run_of(steps, loss=loss, learning_rate=np.linspace(4e-6, 4.8e-5, 12))), "zero_gradient")
+    assert f.severity == "error" and f.evidence.steps == [20, 120] and "1.674" in f.summary
+    # detectron2 #3023: total_loss 0 at each of 5 pasted iterations: too few for an error, still said
+    [f] = found(diagnose(run_of(np.arange(5) * 20.0 + 1959, total_loss=np.zeros(5))), "zero_gradient")
+    assert f.severity == "warning"
+    # not: a loss learnt down to 0 (a memorised set), two zero points, a GRPO loss of 0 while its
+    # gradient norm moves, an RL run with rewards, a loss 0 at the end only
+    glide = np.concatenate([np.geomspace(2.0, 1e-4, 20), np.zeros(10)])
+    assert not found(diagnose(run_of(loss=glide)), "zero_gradient")
+    assert not found(diagnose(run_of(loss=np.array([1.7, 0.0, 0.0]))), "zero_gradient")
+    grpo = run_of(loss=np.zeros(12), grad_norm=np.linspace(0.1, 0.3, 12))
+    assert not found(diagnose(grpo), "zero_gradient")
+    assert not found(diagnose(run_of(loss=np.zeros(12), reward=np.linspace(0, 1, 12))), "zero_gradient")
+    assert not found(diagnose(run_of(loss=np.concatenate([np.linspace(3, 1, 20), np.zeros(3)]))), "zero_gradient")
+    # Hugging Face's NaN filter logs a NaN step's loss as 0.0 beside a NaN grad_norm: nonfinite's case
+    nan_run = run_of(loss=np.zeros(12), grad_norm=np.full(12, np.nan))
+    assert not found(diagnose(nan_run), "zero_gradient") and found(diagnose(nan_run), "nonfinite")
+
+
+def test_a_gradient_norm_of_exactly_zero_is_said_on_a_short_excerpt() -> None:
+    # MIMIGenRec #3: grad_norm 0.0 and learning_rate 0.0 at each of 4 pasted steps
+    run = run_of(np.arange(4.0), loss=np.array([12.10, 12.06, 12.00, 12.07]), grad_norm=np.zeros(4),
+                 learning_rate=np.zeros(4))
+    [f] = found(diagnose(run), "zero_gradient")
+    assert f.severity == "warning" and "learning rate is exactly 0" in f.summary
+    # two points are not enough to say "throughout"; a norm that moves is not zero
+    assert not found(diagnose(run_of(loss=np.array([2.0, 1.9]), grad_norm=np.zeros(2))), "zero_gradient")
+    assert not found(diagnose(run_of(loss=np.array([2.0, 1.9, 1.8]), grad_norm=np.array([0.0, 0.5, 0.4]))),
+                     "zero_gradient")
