@@ -16,7 +16,6 @@ from gradhealth.logs.series import RunLog
 from gradhealth.logs.stats import early_baseline, finite, rolling_median_mad
 from gradhealth.logs.thresholds import LogThresholds
 
-
 #: The threshold offered when a run logs no healthy norm to take one from.
 DEFAULT_MAX_NORM = 1.0
 
