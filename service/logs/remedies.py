@@ -40,7 +40,8 @@ def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
     """Clipping at the ``clip_percentile`` of the healthy norms (None with fewer than 3 of them)."""
     norms = healthy_norms(run, t)
     if len(norms) < 3:
-        if run.first("grad_norm") is not None and len(finite(run.first("grad_norm"))[1]) >= 3:
+        logged = run.first("grad_norm")
+        if logged is not None and len(finite(logged)[1]) >= 3:
             # every norm logged is blown up: nothing of the run's own to take a threshold from
             return R.gradient_clipping(DEFAULT_MAX_NORM, "a common default (Hugging Face's max_grad_norm): "
                                        "none of the run's gradient norms is a healthy one", healthy_points=0)
