@@ -14,7 +14,7 @@ floats after the single read-back. Before, each unit cost some forty tensor oper
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -62,6 +62,9 @@ class SeedFigures:
     #: units whose output a LayerNorm takes and then feeds straight into a residual sum, in order:
     #: hand-written Post-LN blocks, x = norm(x + f(x)) (:func:`.graph.post_ln_units`)
     post_ln: list[str] = field(default_factory=list)
+    #: per recurrent (sub)layer, the loss's gradient at its last step carried back through its own
+    #: recurrence alone (:meth:`Readout.add_carried`), one norm per step, the last step's own last
+    carried: dict[tuple[str, int], list[float]] = field(default_factory=dict)
 
 
 def _std(total: float, norm: float, n: int) -> float:
@@ -86,6 +89,8 @@ class Readout:
         self._scalars: list[torch.Tensor] = []  # reductions already taken (0-d)
         self._units: list[tuple[str, _Figures]] = []
         self._steps: list[tuple[tuple[str, int], int | None]] = []
+        self._carried: list[tuple[tuple[str, int], list[int | None]]] = []
+        self._pending: list[tuple[tuple[str, int], list[torch.Tensor], torch.Tensor]] = []
 
     def _norm(self, t: torch.Tensor) -> int:
         self._norms.append(t.detach())
@@ -173,9 +178,33 @@ class Readout:
         """One time step's dL/dh_t of the recurrent (sub)layer ``key`` (0 where it got none)."""
         self._steps.append((key, self._norm(grad) if grad is not None else None))
 
+    def add_carried(self, key: tuple[str, int], steps: Sequence[torch.Tensor]) -> None:
+        """The recurrent (sub)layer ``key``'s last step's gradient g = dL/dh_{T-1} carried back
+        through its own recurrence alone: ||(dh_{T-1}/dh_t)^T g|| for every step t, g's own norm
+        last. Where the loss reads only the last step this is dL/dh_t itself; where it reads every
+        step (a pooled or per-step readout, a layer under another) dL/dh_t also holds what the loss
+        and the layers above inject at each step, which hides how the recurrence itself carries a
+        gradient over time. Taken in :meth:`read`, once every other figure's tensors are held (the
+        pass replaces the ``.grad`` of the tensors it runs through); needs the graph kept by the
+        backward (``retain_graph``). A last step the loss reads nothing from gives none."""
+        if len(steps) >= 3 and steps[-1].grad is not None and steps[-1].requires_grad:
+            self._pending.append((key, list(steps), steps[-1].grad))
+
+    def _carry(self) -> None:
+        for key, steps, g in self._pending:
+            earlier = [(i, h) for i, h in enumerate(steps[:-1]) if h.requires_grad]
+            grads = torch.autograd.grad(steps[-1], [h for _, h in earlier], grad_outputs=g, retain_graph=True,
+                                        allow_unused=True) if earlier else ()
+            at: list[int | None] = [None] * (len(steps) - 1)
+            for (i, _), grad in zip(earlier, grads, strict=True):
+                at[i] = self._norm(grad) if grad is not None else None
+            self._carried.append((key, [*at, self._norm(g)]))
+        self._pending.clear()
+
     def read(self, loss: torch.Tensor, silent: torch.Tensor | None = None) -> SeedFigures:
         """Take every reduction, read them back in one transfer and compute the figures.
         ``silent``: the fraction of the batch the loss gave no gradient (None: not measured)."""
+        self._carry()
         loss_at = self._scalar(loss.detach())
         silent_at = self._scalar(silent.detach()) if silent is not None else None
         values = self._gather()
@@ -185,8 +214,9 @@ class Readout:
         steps: dict[tuple[str, int], list[float]] = {}
         for key, i in self._steps:
             steps.setdefault(key, []).append(values[i] if i is not None else 0.0)
+        carried = {key: [values[i] if i is not None else 0.0 for i in at] for key, at in self._carried}
         return SeedFigures(units, steps, values[loss_at],
-                           silent=values[silent_at] if silent_at is not None else math.nan)
+                           silent=values[silent_at] if silent_at is not None else math.nan, carried=carried)
 
     def _gather(self) -> _Values:
         """Every norm and scalar as a Python float, after one transfer to the host."""

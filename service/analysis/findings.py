@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from gradhealth.analysis import spec as S
-from gradhealth.analysis.simulate import SimulationResult, UnitStats
+from gradhealth.analysis.simulate import SimulationResult, TimeSeries, UnitStats
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import rule
@@ -156,14 +156,31 @@ def time_ratios(result: SimulationResult) -> list[tuple[str, int, float, int]]:
     T is counted to it. A layer with fewer than three such steps has no path to judge."""
     out = []
     for ts in result.time_series:
-        steps = ts.norms.shape[1]
+        norms = judged_norms(ts)
+        steps = norms.shape[1]
         end = steps - 2
-        while end > 0 and not np.any(ts.norms[:, end] != 0):
+        while end > 0 and not np.any(norms[:, end] != 0):
             end -= 1
         if end < 1:
             continue
-        out.append((ts.layer, ts.sublayer, _geo_ratio(ts.norms[:, 0], ts.norms[:, end]), end + 2))
+        out.append((ts.layer, ts.sublayer, _geo_ratio(norms[:, 0], norms[:, end]), end + 2))
     return out
+
+
+def judged_norms(ts: TimeSeries) -> np.ndarray:
+    """``[seed, t]`` norms the through-time findings judge: the last step's gradient carried back
+    through the layer's own recurrence (``ts.carried``), where every seed's loss reads the last
+    step; else dL/dh_t. The two agree where the loss reads only the last step."""
+    if ts.carried is not None and bool(np.all(ts.carried[:, -1] > 0)):
+        return ts.carried
+    return ts.norms
+
+
+def carried_apart(ts: TimeSeries) -> bool:
+    """Whether the judged norms differ from dL/dh_t: the loss (or a layer above) reads the layer
+    at more steps than its last, so dL/dh_t is not what its recurrence carries."""
+    norms = judged_norms(ts)
+    return norms is not ts.norms and not np.allclose(norms[:, :-1], ts.norms[:, :-1], rtol=1e-6, atol=0)
 
 
 def post_ln_stacks(result: SimulationResult, thresholds: Thresholds) -> list[UnitStats]:

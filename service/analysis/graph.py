@@ -1249,7 +1249,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             squashed = None if run.unsquash else forward_squash(run, value)
             loss, silent = _loss(run, value, seed)
         tracer.settle(loss)
-        loss.backward()
+        looped = loops(tracer.units)
+        # kept for the gradient carried through time (Readout.add_carried) where there is time
+        loss.backward(retain_graph=bool(rnns or run.recurrences or looped))
         tracer.confirm()
     finally:
         tracer.close()
@@ -1259,7 +1261,6 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     cut: list[str] = []  # trainable units the loss does not depend on
     seen: set[str] = set()
     records: list[Record] = []
-    looped = loops(tracer.units)
     for rec in tracer.units:
         if rec.name in seen:
             continue  # a module called twice (shared weights): its first call is measured
@@ -1273,9 +1274,11 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             for sub, hs in rec.module.steps.items():
                 for h in hs:
                     readout.add_step((rec.name, sub), h.grad)
+                readout.add_carried((rec.name, sub), hs)
     for name, calls in looped.items():  # a layer called in a loop: its calls are time steps
         for rec in calls:
             readout.add_step((name, 0), rec.out.grad)
+        readout.add_carried((name, 0), [rec.out for rec in calls])
     # layers called once per step beside a loop (its input projection x_t W_ih): steps, not depth
     counts = collections.Counter(rec.name for rec in tracer.units)
     beside = [name for name, n in counts.items() if name not in looped
@@ -1285,6 +1288,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         if all(n in by_name for n in r.steps):  # a step folded into another unit: not read as time
             for n in r.steps:
                 readout.add_step((r.layer, r.sublayer), by_name[n].out.grad)
+            readout.add_carried((r.layer, r.sublayer), [by_name[n].out for n in r.steps])
     figures = readout.read(loss, silent)
     figures.forward_squash = squashed
     if seed == 0:  # the structure is every seed's: read once per simulation (simulate_graph)
@@ -1452,8 +1456,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                                normalised=rec.normalised, readout=rec.name in run.readouts))
     bidirectional = {rec.name for rec in records
                      if isinstance(rec.module, UnrolledRNN) and rec.module.directions == 2}
-    series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64),
-                         reverse=name in bidirectional and sub % 2 == 1)
+    series = [TimeSeries.of(name, sub, seeds, reverse=name in bidirectional and sub % 2 == 1)
               for (name, sub) in seeds[0].steps]
     return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64
                             else "float32", run.seeds, stats, series, [s.loss for s in seeds],

@@ -273,6 +273,12 @@ class RecurrentUnit(Unit):
             self.probe.records[self.name]["steps"] = self._steps
         return out
 
+    def read_at_last_step_only(self, sub: int) -> bool:
+        """Whether the loss reads time series ``sub`` at its last running step alone: the top layer
+        of one whose output is each direction's final state. Its dL/dh_t is then exactly the
+        gradient its recurrence carries back (:meth:`.figures.Readout.add_carried` need not run)."""
+        return self.layer.output == "last" and sub // self.directions == self.layer.num_layers - 1
+
     def _unrolled(self, x: torch.Tensor) -> torch.Tensor:
         kind, hsize = self.layer.type, self.layer.hidden_size
         self._steps: dict[int, list[torch.Tensor]] = {}

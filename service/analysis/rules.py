@@ -15,6 +15,7 @@ from gradhealth.analysis.findings import (
     absorbed_by_normalisation,
     activation_growth,
     binomial_tail_half,
+    carried_apart,
     cut_off,
     depth_ratio,
     fmt,
@@ -316,17 +317,28 @@ class _ThroughTime(ArchitectureRule):
         if gated:
             evidence["memory_horizon_steps"] = horizon
         shown = 1 / ratio if vanishing and ratio > 0 else ratio
+        series = next(ts for ts in result.time_series if (ts.layer, ts.sublayer) == (layer, sub))
+        # where the loss reads more steps than the last, dL/dh_t is not what the recurrence carries
+        what = "the gradient carried back through the recurrence" if carried_apart(series) else "dL/dh_t"
+        evidence["measured"] = "carried" if carried_apart(series) else "dL/dh_t"
         summary = (
-            f"{layer}: dL/dh_t {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
+            f"{layer}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
             f"({fmt(per_step)} per step)"
         )
         if vanishing and ratio == 0:  # below float64's range (or exactly none): no factor to show
-            summary = (f"{layer}: no dL/dh_t reaches step 0 from step {steps - 2} (under 1e-308 of it: "
+            summary = (f"{layer}: no {what} reaches step 0 from step {steps - 2} (under 1e-308 of it: "
                        "below what float64 holds)")
         explanation = (
             "An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
             f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps."
         )
+        if what != "dL/dh_t":
+            explanation += (
+                " The loss reads this layer at every step (a pooled or per-step output, or a layer "
+                "above it), so each step also gets a gradient of its own; measured here is how much of "
+                "the last step's gradient the recurrence carries back, what learning a dependency "
+                "that long needs."
+            )
         if gated:
             explanation += (
                 f" Its gates learn how long to keep memory, but at initialisation they keep it for "

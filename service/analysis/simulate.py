@@ -112,6 +112,19 @@ class TimeSeries:
     #: the backward direction of a bidirectional layer (steps in the order it runs them); its
     #: forward direction is ``sublayer - 1``
     reverse: bool = False
+    #: ``[seed, t]``: the last step's gradient carried back through this (sub)layer's own
+    #: recurrence alone (:meth:`.figures.Readout.add_carried`); what the through-time findings
+    #: judge. None where a seed has none (no gradient at the last step)
+    carried: np.ndarray | None = None
+
+    @staticmethod
+    def of(layer: str, sublayer: int, seeds: Sequence[SeedFigures], reverse: bool = False) -> TimeSeries:
+        """The series of ``(layer, sublayer)`` over the seeds' figures."""
+        key = (layer, sublayer)
+        norms = np.array([s.steps[key] for s in seeds], dtype=np.float64)
+        carried = (np.array([s.carried[key] for s in seeds], dtype=np.float64)
+                   if all(key in s.carried for s in seeds) else None)
+        return TimeSeries(layer, sublayer, norms, reverse=reverse, carried=carried)
 
     def geo(self) -> np.ndarray:
         with np.errstate(divide="ignore"):
@@ -241,7 +254,10 @@ def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None
     net.zero_grad(set_to_none=True)
     try:
         loss, silent = loss_and_silence(net.plan, net(x), target)
-        loss.backward()
+        # kept for the gradient carried through time, where a layer is read at more than its last step
+        carried = any(isinstance(u, RecurrentUnit) and not all(
+            u.read_at_last_step_only(sub) for sub in range(u.layer.num_layers * u.directions)) for u in net.units())
+        loss.backward(retain_graph=carried)
         readout = Readout()
         for unit in net.units():
             rec = probe.records.get(unit.name)
@@ -260,6 +276,8 @@ def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None
             for sub, hs in rec.get("steps", {}).items():
                 for h in hs:
                     readout.add_step((unit.name, sub), h.grad)
+                if not (isinstance(unit, RecurrentUnit) and unit.read_at_last_step_only(sub)):
+                    readout.add_carried((unit.name, sub), hs)
         figures = readout.read(loss, silent)
     finally:
         net.set_probe(None)
@@ -406,8 +424,7 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
         progress(1.0, "simulation done")
     stats = _collect(units, [s.units for s in seeds])
     bidirectional = {u.name for u in units if getattr(u.plan.layer, "bidirectional", False)}
-    series = [TimeSeries(name, sub, np.array([s.steps[(name, sub)] for s in seeds], dtype=np.float64),
-                         reverse=name in bidirectional and sub % 2 == 1)
+    series = [TimeSeries.of(name, sub, seeds, reverse=name in bidirectional and sub % 2 == 1)
               for (name, sub) in seeds[0].steps]
     squashed, in_forward = squashed_output(plan)
     return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, [s.loss for s in seeds],

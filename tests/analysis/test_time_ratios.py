@@ -12,7 +12,7 @@ from torch import nn
 
 from gradhealth.analysis.findings import time_ratios
 from gradhealth.analysis.simulate import TimeSeries
-from gradhealth.library import check_module
+from gradhealth.library import check_architecture, check_module
 
 
 def _ratios(norms: np.ndarray) -> list:
@@ -47,3 +47,89 @@ def test_a_bidirectional_gru_read_at_its_last_position_has_no_infinite_ratio() -
     doc = check_module(Net(), torch.randn(8, 20, 8), verify=False)
     for f in doc.findings:
         assert f.evidence.value is None or math.isfinite(f.evidence.value), f.summary
+
+
+class _PooledLoopRNN(torch.nn.Module):
+    """h_t = W h_{t-1} + U x_t, W orthogonal times ``gain``, read at every step (mean over time):
+    each step gets its own gradient from the readout, so dL/dh_t barely falls towards step 0
+    (a geometric sum, not a product), while what the recurrence carries from the last step back
+    to step 0 is exactly gain^(T-2) of it."""
+
+    def __init__(self, gain: float, steps: int = 30) -> None:
+        super().__init__()
+        self.inp, self.rec = torch.nn.Linear(8, 32), torch.nn.Linear(32, 32, bias=False)
+        self.out = torch.nn.Linear(32, 4)
+        torch.nn.init.orthogonal_(self.rec.weight, gain)
+        self.steps = steps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.zeros(x.shape[0], 32, dtype=x.dtype)
+        states = []
+        for t in range(self.steps):
+            h = self.rec(h) + self.inp(x[:, t])
+            states.append(h)
+        return self.out(torch.stack(states, 1).mean(1))
+
+
+def test_a_recurrence_read_at_every_step_is_judged_by_what_it_carries() -> None:
+    from gradhealth import check_module
+
+    torch.manual_seed(0)
+    doc = check_module(_PooledLoopRNN(0.5), torch.randn(8, 30, 8), seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "vanishing_through_time"]
+    extra = f.evidence.model_dump()
+    assert extra["per_step_factor"] == pytest.approx(0.5, rel=1e-6) and extra["measured"] == "carried"
+    assert "carried back through the recurrence" in f.summary
+    # the dL/dh_t the document charts is still the loss's own: it does not fall 0.5 per step
+    by_t = [s.output_grad_norm for s in doc.time_steps if s.layer == "rec"]
+    assert by_t[0] / by_t[-2] > 0.5  # a geometric sum of the readout's per-step gradients
+    assert not [f for f in check_module(_PooledLoopRNN(1.0), torch.randn(8, 30, 8), seeds=2,
+                                        verify=False).findings if f.code.endswith("through_time")]
+
+
+def test_a_pooled_tanh_rnn_vanishes_and_stacked_long_memory_lstms_do_not_explode() -> None:
+    # the textbook vanishing tanh RNN, read through a mean over its 100 steps instead of its last
+    # one: the same recurrence, the same finding (it was healthy: every step got the pool's gradient)
+    rnn = {"name": "pooled tanh RNN", "input": {"shape": [100, 32]}, "batch_size": 32,
+           "layers": [{"type": "rnn", "hidden_size": 128, "nonlinearity": "tanh", "output": "sequence"},
+                      {"type": "pool", "mode": "mean"}, {"type": "linear", "out_features": 10}]}
+    last = {**rnn, "layers": [{"type": "rnn", "hidden_size": 128, "nonlinearity": "tanh"}, rnn["layers"][2]]}
+    pooled = {f.code: f for f in check_architecture(rnn, verify=False).findings}
+    read_last = {f.code: f for f in check_architecture(last, verify=False).findings}
+    assert pooled["vanishing_through_time"].severity == read_last["vanishing_through_time"].severity == "error"
+    a, b = (math.log10(d["vanishing_through_time"].evidence.value) for d in (pooled, read_last))
+    assert abs(a - b) < 1  # the same recurrence from the same weights: within a decade of 1e-26
+    # four chrono LSTM layers under a mean pool: each lower layer's dL/dh_t piles up what the
+    # layers above inject at every step (~400x towards step 0), but its own recurrence shrinks
+    # what it carries (specsweep2: 0.047 from the last step to the first)
+    stacked = {"input": {"shape": [100, 16]}, "batch_size": 16,
+               "layers": [{"type": "lstm", "hidden_size": 64, "num_layers": 4, "forget_bias": "chrono",
+                           "output": "sequence"}, {"type": "pool", "mode": "mean"},
+                          {"type": "linear", "out_features": 10}]}
+    assert not [f for f in check_architecture(stacked, verify=False).findings
+                if f.code == "exploding_through_time" and f.severity != "info"]
+
+
+@pytest.mark.parametrize("layer", [
+    {"type": "rnn", "hidden_size": 32, "nonlinearity": "tanh"},
+    {"type": "lstm", "hidden_size": 32, "num_layers": 2, "bidirectional": True},
+    {"type": "gru", "hidden_size": 32, "bidirectional": True},
+])
+def test_a_layer_read_at_its_last_step_alone_carries_exactly_its_dl_dh(layer, monkeypatch) -> None:
+    # the premise of skipping the carried pass there: with the loss reading only each direction's
+    # final state, dL/dh_t is the last step's gradient carried back, to rounding
+    from gradhealth.analysis.model import RecurrentUnit
+    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.simulate import simulate
+    from gradhealth.analysis.spec import parse_spec
+
+    spec = {"input": {"shape": [12, 8]}, "batch_size": 8, "seeds": 2,
+            "layers": [layer, {"type": "linear", "out_features": 4}]}
+    top = {ts.sublayer for ts in simulate(make_plan(parse_spec(spec))).time_series
+           if ts.sublayer // (2 if layer.get("bidirectional") else 1) == layer.get("num_layers", 1) - 1}
+    assert all(ts.carried is None for ts in simulate(make_plan(parse_spec(spec))).time_series if ts.sublayer in top)
+    monkeypatch.setattr(RecurrentUnit, "read_at_last_step_only", lambda self, sub: False)
+    for ts in simulate(make_plan(parse_spec(spec))).time_series:
+        assert ts.carried is not None
+        if ts.sublayer in top:
+            assert ts.carried == pytest.approx(ts.norms, rel=1e-9, abs=1e-300)
