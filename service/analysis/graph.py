@@ -74,6 +74,7 @@ HOMOGENEOUS = frozenset({"relu", "leaky_relu"})
 NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm,
                 nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.RMSNorm)
 RNN_TYPES = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
+CELL_TYPES = {nn.LSTMCell: "lstm", nn.GRUCell: "gru", nn.RNNCell: "rnn"}
 
 
 @dataclass
@@ -93,6 +94,9 @@ def role_of(module: nn.Module) -> Role:
         return own
     if isinstance(module, UnrolledRNN):
         return Role("weight", module.kind, "relu" if module.nonlinearity == "relu" else "tanh")
+    if isinstance(module, nn.RNNCellBase):  # one step, a forward's own loop calling it per step
+        relu = getattr(module, "nonlinearity", "tanh") == "relu"
+        return Role("weight", CELL_TYPES.get(type(module), "rnn"), "relu" if relu else "tanh")
     if isinstance(module, nn.Linear | nn.Bilinear) or _transposed_linear(module):
         return Role("weight", "linear")
     if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.ConvTranspose1d | nn.ConvTranspose2d):
@@ -129,6 +133,9 @@ def weight_of(module: nn.Module) -> tuple[torch.Tensor | None, int | None, int |
     if isinstance(module, UnrolledRNN):
         hh = cast(torch.Tensor, module.rnn.weight_hh_l0)
         return hh, int(hh.shape[1]), module.rnn.hidden_size
+    if isinstance(module, nn.RNNCellBase):
+        hh = module.weight_hh
+        return hh, int(hh.shape[1]), module.hidden_size
     w = getattr(module, "weight", None)
     if not isinstance(w, torch.Tensor) or w.dim() < 2:
         return None, None, None
@@ -385,6 +392,8 @@ class Record:
     version: int = 0
     #: the unit as it was before each norm folded into it, for :meth:`Tracer.settle`
     folds: list[Fold] = field(default_factory=list)
+    #: the hidden state a recurrent cell's call read (``cell(x_t, h)``): what makes its calls a loop
+    state: torch.Tensor | None = None
 
 
 class Fold(NamedTuple):
@@ -507,7 +516,8 @@ MIN_LOOP_CALLS = 3
 def _feeds(earlier: Record, later: Record) -> bool:
     """Whether ``later``'s input is computed from ``earlier``'s output within a few autograd steps."""
     targets = {t.grad_fn for t in (earlier.out, earlier.raw) if t is not None and t.grad_fn is not None}
-    start = later.inp.grad_fn if later.inp is not None else None
+    read = later.state if later.state is not None else later.inp  # a cell reads its state apart
+    start = read.grad_fn if read is not None else None
     frontier, seen = [start] if start is not None else [], set()
     for _ in range(_CHAIN_HOPS):
         nxt = []
@@ -720,6 +730,8 @@ class Tracer:
         if role.kind == "act":
             self._inside_norm(inp)
         self._unit_event(name, pointer, role, module, args, inp, out)
+        if isinstance(module, nn.RNNCellBase) and len(args) > 1 and self.units and self.units[-1].module is module:
+            self.units[-1].state = first_tensor(args[1:])  # an LSTMCell's (h, c): its h
 
     def _unit_event(self, name: str, pointer: str, role: Role, module: nn.Module, args: tuple[Any, ...],
                     inp: torch.Tensor | None, out: torch.Tensor) -> None:
@@ -1450,7 +1462,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
         values = {m: np.array([s.units.get(rec.name, {}).get(m, math.nan) for s in seeds],
                               dtype=np.float64) for m in metrics}
         _, fan_in, fan_out = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
-        stats.append(UnitStats(rec.name, rec.pointer, "rnn" if rec.name in timed else rec.role.type,
+        kind = rec.role.type if rec.role.type in CELL_TYPES.values() else "rnn"  # a looped cell keeps its own
+        stats.append(UnitStats(rec.name, rec.pointer, kind if rec.name in timed else rec.role.type,
                                rec.activation, int(rec.name in nested),
                                rec.role.kind == "weight", fan_in, fan_out, values,
                                normalised=rec.normalised, readout=rec.name in run.readouts))

@@ -125,8 +125,20 @@ def _softmax_to_sigmoid(net: nn.Module, seed: int) -> None:
                 setattr(parent, name, nn.Sigmoid())
 
 
-def _recurrent(net: nn.Module) -> list[nn.RNNBase]:
-    return [m for m in net.modules() if isinstance(m, nn.RNNBase)]
+def _recurrent(net: nn.Module) -> list[nn.RNNBase | nn.RNNCellBase]:
+    """The copy's torch recurrent layers and cells (a cell: one step, called in a loop)."""
+    return [m for m in net.modules() if isinstance(m, nn.RNNBase | nn.RNNCellBase)]
+
+
+def _gate_biases(rnn: nn.RNNBase | nn.RNNCellBase) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(b_ih, b_hh) of every layer and direction of a recurrent layer (torch's ``_l{k}`` and
+    ``_reverse`` names), or of a cell; none without biases."""
+    if isinstance(rnn, nn.RNNCellBase):
+        return [(rnn.bias_ih, rnn.bias_hh)] if rnn.bias else []
+    if not rnn.bias:
+        return []
+    return [(getattr(rnn, f"bias_ih_l{layer}{sfx}"), getattr(rnn, f"bias_hh_l{layer}{sfx}"))
+            for layer in range(rnn.num_layers) for sfx in ("", "_reverse")[:2 if rnn.bidirectional else 1]]
 
 
 def _pre_ln(net: nn.Module, seed: int) -> None:
@@ -153,7 +165,7 @@ def _orthogonal_loops(names: set[str]) -> Edit:
 def _orthogonal_edit(net: nn.Module, seed: int) -> None:
     with torch.no_grad():
         for rnn in _recurrent(net):
-            gates = {"LSTM": 4, "GRU": 3}.get(type(rnn).__name__, 1)
+            gates = {"LSTM": 4, "GRU": 3, "LSTMCell": 4, "GRUCell": 3}.get(type(rnn).__name__, 1)
             for name, p in rnn.named_parameters():
                 if name.startswith("weight_hh"):
                     for block in p.data.chunk(gates, 0):
@@ -172,15 +184,13 @@ def _chrono_edit(steps: int) -> Edit:
     def edit(net: nn.Module, seed: int) -> None:
         with torch.no_grad():
             for rnn in _recurrent(net):
-                if not isinstance(rnn, nn.LSTM | nn.GRU) or not rnn.bias:
+                if not isinstance(rnn, nn.LSTM | nn.GRU | nn.LSTMCell | nn.GRUCell):
                     continue
                 h = rnn.hidden_size
                 # both directions of a bidirectional layer (torch's `_reverse` biases)
-                for layer, sfx in ((i, d) for i in range(rnn.num_layers)
-                                   for d in ("", "_reverse")[:2 if rnn.bidirectional else 1]):
-                    b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}{sfx}"), getattr(rnn, f"bias_hh_l{layer}{sfx}")
+                for b_ih, b_hh in _gate_biases(rnn):
                     b = torch.log(torch.empty(h).uniform_(1.0, float(max(steps - 1, 2))))
-                    if isinstance(rnn, nn.GRU):  # gates r, z, n: the update gate z
+                    if isinstance(rnn, nn.GRU | nn.GRUCell):  # gates r, z, n: the update gate z
                         b_hh[h:2 * h] = 0.0
                         b_ih[h:2 * h] = b
                         continue

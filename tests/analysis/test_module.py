@@ -788,3 +788,42 @@ def test_a_nan_made_by_overflow_says_it_overflowed() -> None:
     [f] = [f for f in doc.findings if f.code == "nonfinite"]
     assert f.evidence.model_dump()["operation"] == "exp"
     assert "overflowed" in f.explanation and "undefined" not in f.explanation
+
+
+class _CellLoop(nn.Module):
+    """A forward stepping a torch cell (nn.RNNCell, LSTMCell, GRUCell) in its own loop, as a
+    seq2seq decoder or an RL core does; the cell reads the state as its second argument."""
+
+    def __init__(self, cell: nn.RNNCellBase, steps: int = 40) -> None:
+        super().__init__()
+        self.cell, self.out, self.steps = cell, nn.Linear(cell.hidden_size, 4), steps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = None
+        for t in range(self.steps):
+            state = self.cell(x[:, t], state)
+        return self.out(state[0] if isinstance(state, tuple) else state)
+
+
+def test_a_cell_stepped_in_a_loop_is_measured_through_time() -> None:
+    # theory, exactly: with no input weights and zero biases every h_t is 0, tanh'(0) = 1, and the
+    # step's Jacobian is W_hh itself: orthogonal at gain 0.5 scales dL/dh_t by 0.5 per step back
+    torch.manual_seed(0)
+    cell = nn.RNNCell(8, 32)
+    with torch.no_grad():
+        cell.weight_ih.zero_(), cell.bias_ih.zero_(), cell.bias_hh.zero_()
+        nn.init.orthogonal_(cell.weight_hh, 0.5)
+    doc = check_module(_CellLoop(cell), torch.randn(8, 40, 8), seeds=2, verify=False)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("vanishing_through_time", "error") and f.evidence.layers == ["cell"]
+    assert f.evidence.model_dump()["per_step_factor"] == pytest.approx(0.5, rel=1e-6)  # float32 weights
+    assert {layer.name: layer.type for layer in doc.layers} == {"cell": "rnn", "out": "linear"}
+    # gated cells keep their kind (vanishing through time is a warning for them), and the chrono
+    # remedy opens an LSTMCell's own forget gate
+    torch.manual_seed(0)
+    doc = check_module(_CellLoop(nn.LSTMCell(8, 32), steps=60), torch.randn(8, 60, 8), seeds=2)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("vanishing_through_time", "warning")
+    assert {layer.name: layer.type for layer in doc.layers}["cell"] == "lstm"
+    chrono = next(r for r in f.remedies if r.id == "gated_recurrent_cell")
+    assert "keep cell (LSTM)" in chrono.change and chrono.verified is not None and chrono.verified.fixed
