@@ -889,6 +889,30 @@ ACTIVATION_FUNCTIONS: dict[Any, str] = {
     torch.Tensor.tanh: "tanh", nn.functional.tanh: "tanh", nn.functional.hardtanh: "hardtanh"}
 
 
+_CLAMPS = (torch.clamp, torch.Tensor.clamp, torch.clip, torch.Tensor.clip)
+_CLAMP_MINS = (torch.clamp_min, torch.Tensor.clamp_min)
+
+
+def clamp_activation(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The activation a clamp computes when a forward uses one as such: ``clamp(min=0)`` (with a
+    cap of 6 or more, or none) is the ReLU, ``clamp(-1, 1)`` the hardtanh; other bounds, or
+    bounds given as tensors, none."""
+    if func in _CLAMP_MINS:
+        low, high = args[1] if len(args) > 1 else kwargs.get("min"), None
+    elif func in _CLAMPS:
+        low = args[1] if len(args) > 1 else kwargs.get("min")
+        high = args[2] if len(args) > 2 else kwargs.get("max")
+    else:
+        return None
+    if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in (low, high)):
+        return None
+    if low == 0 and (high is None or high >= 6):  # ReLU6's cap is the ReLU's, as nn.ReLU6 reads
+        return "relu"
+    if low == -1 and high == 1:
+        return "hardtanh"
+    return None
+
+
 #: Layer functions a forward may call on parameters of its own (``F.linear(x, self.w, self.b)``).
 LAYER_FUNCTIONS: dict[Any, str] = {nn.functional.linear: "linear", nn.functional.conv1d: "conv1d",
                                    nn.functional.conv2d: "conv2d", nn.functional.conv3d: "conv3d"}
@@ -967,7 +991,7 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         last = tracer.units[-1]
         if last.activation is not None or last.role.kind != "weight":
             return out
-        name = ACTIVATION_FUNCTIONS.get(func)
+        name = ACTIVATION_FUNCTIONS.get(func) or clamp_activation(func, args, kwargs or {})
         if name is not None and _reads(args[0], last, out):
             swap = getattr(self.model, SWAP_ATTRIBUTE, None)  # a remedy's activation swap, verified
             if swap is not None and name in swap[0]:

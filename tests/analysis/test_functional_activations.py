@@ -53,6 +53,12 @@ def _doc(net: nn.Module):  # noqa: ANN202
     (nn.ReLU(), lambda x: torch.relu_(x), -1.5, "dead_units"),  # in place
     (nn.Tanh(), torch.tanh, 3.0, "saturation"),  # a large bias pins tanh at +1
     (nn.Sigmoid(), lambda x: x.sigmoid(), 0.0, "vanishing_gradient"),
+    # clamps used as activations: the ReLU and the hardtanh they compute
+    (nn.ReLU(), lambda x: x.clamp(min=0), -1.5, "dead_units"),
+    (nn.ReLU(), lambda x: torch.clamp_min(x, 0.0), -1.5, "dead_units"),
+    (nn.ReLU6(), lambda x: torch.clamp(x, 0, 6), -1.5, "dead_units"),
+    (nn.Hardtanh(), lambda x: x.clamp(-1.0, 1.0), 3.0, "saturation"),
+    (nn.Hardtanh(), lambda x: torch.clip(x, min=-1, max=1), 3.0, "saturation"),
 ])
 def test_a_function_is_read_as_its_module(module: nn.Module, function: Callable[[torch.Tensor], torch.Tensor],
                                           bias: float, code: str) -> None:
@@ -135,3 +141,10 @@ def test_a_relu_of_a_residual_sum_made_in_place_is_not_the_last_layers_activatio
     assert units["1.conv2"].activation is None and units["1.conv2"].normalised
     # the ReLU of the sum is a unit of its own
     assert units["1.relu"].type == "activation" and units["1.relu"].activation == "relu"
+
+
+@pytest.mark.parametrize("clamp", [lambda x: x.clamp(-3, 3), lambda x: x.clamp(max=0),
+                                   lambda x: x.clamp(min=torch.zeros(()))])
+def test_a_clamp_to_other_bounds_is_no_activation(clamp: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    torch.manual_seed(0)
+    assert {u.activation for u in _doc(Net(clamp, 0.0)).layers} == {None}
