@@ -82,14 +82,16 @@ def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:
     when none reaches any unit of a trunk initialised to zero, the ratio is 0 from the first unit
     to the first one after the trunk that gets any."""
     units = trunk(result)
-    if (len(units) >= 2 and not any(np.any(u.values["output_grad_norm"] != 0) for u in units)
-            and any(u.geo("weight_std") == 0 for u in units)):
-        # no gradient reaches any layer of the trunk, whose own weights are zero too (zeros for
-        # every layer: no gradient passes, nothing breaks the units' symmetry). A readout alone
-        # at zero (DiT's final layer) lets the gradient through from the second step: not this.
+    if len(units) >= 2 and not any(np.any(u.values["output_grad_norm"] != 0) for u in units):
         after = [u for u in result.units if u.depth == 0 and u.has_weights and u not in units
                  and np.any(u.values.get("output_grad_norm", np.zeros(1)) != 0)]
-        return 0.0, units + after[:1]
+        # No gradient reaches any layer of the trunk: its own weights are zero (zeros for every
+        # layer: no gradient passes, nothing breaks the units' symmetry), or the layer the loss
+        # reads it through has weights and still passes none back (an activation that is 0
+        # everywhere, torch.where(h > 5, h, 0) at unit variance; every unit dead). A readout alone
+        # at zero (DiT's final layer) lets the gradient through from the second step: not this.
+        if any(u.geo("weight_std") == 0 for u in units) or (after and after[0].geo("weight_std") > 0):
+            return 0.0, units + after[:1]
     end = len(units)
     while end > 1 and not np.any(units[end - 1].values["output_grad_norm"] != 0):
         end -= 1

@@ -80,3 +80,31 @@ def test_units_switched_off_by_a_zero_initialised_layer_are_not_dead() -> None:
     assert fc1_dead(0.0) == 0.0  # exactly 0 everywhere: off
     assert fc1_dead(-1.0) == 0.0  # its input is 0: still off, whatever its bias
     assert fc1_dead(-100.0, zero=False) == 1.0  # a live input and that bias: dead
+
+
+class _Thresholded(nn.Module):
+    """Linear layers, each followed by torch.where(h > 5, h, 0): at unit-variance
+    pre-activations every unit is 0 in every sample, so no gradient passes any layer."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(32, 32) for _ in range(4))
+        self.head, self.threshold = nn.Linear(32, 5), threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            h = layer(x)
+            x = torch.where(h > self.threshold, h, torch.zeros_like(h))
+        return self.head(x)
+
+
+def test_a_trunk_no_gradient_reaches_through_a_weighted_head_vanishes() -> None:
+    # msweep4: every hidden layer's output gradient exactly 0; read as 0/0 it said nothing
+    torch.manual_seed(0)
+    doc = check_module(_Thresholded(5.0), torch.randn(16, 32), seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert f.severity == "error" and f.evidence.value == 0.0
+    assert all(u.output_grad_norm == 0 for u in doc.layers if u.name.startswith("layers."))
+    # the same network thresholded at 0 (a ReLU written with where) passes its gradient
+    torch.manual_seed(0)
+    assert not check_module(_Thresholded(0.0), torch.randn(16, 32), seeds=2, verify=False).findings
