@@ -274,14 +274,20 @@ class _ThroughTime(ArchitectureRule):
         out = []
         ratios = {(layer, sub): ratio for layer, sub, ratio, _ in time_ratios(result)}
         reverse = {(ts.layer, ts.sublayer) for ts in result.time_series if ts.reverse}
+        read_often = {(ts.layer, ts.sublayer) for ts in result.time_series if carried_apart(ts)}
         for layer, sub, ratio, steps in time_ratios(result):
             severity = self.judge(ratio, t)
             if (severity is not None and self.code == "exploding_through_time" and (layer, sub) in reverse
                     and ratios.get((layer, sub - 1), math.inf) < 1):
                 severity = None
-            if (severity == "error" and self.code == "vanishing_through_time"
-                    and result.unit(layer).type in GATED_CELLS):
+            gated = result.unit(layer).type in GATED_CELLS
+            if severity == "error" and self.code == "vanishing_through_time" and gated:
                 severity = "warning"
+            if severity is not None and self.code == "vanishing_through_time" and (layer, sub) in read_often:
+                # the loss (or a layer above) reads every step: each step learns from a gradient of
+                # its own, and what vanishes is only the reach of longer dependencies, a risk (a
+                # plain cell) or, for gates that learn to keep memory, a note
+                severity = "info" if gated else "warning"
             out.append((severity, layer, sub, ratio, steps))
         return out
 
@@ -338,6 +344,8 @@ class _ThroughTime(ArchitectureRule):
                 "above it), so each step also gets a gradient of its own; measured here is how much of "
                 "the last step's gradient the recurrence carries back, what learning a dependency "
                 "that long needs."
+                + (" Each step still learns from its own gradient, so training goes on; dependencies "
+                   "longer than the recurrence carries are what it will not learn." if vanishing else "")
             )
         if gated:
             explanation += (
