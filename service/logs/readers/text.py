@@ -128,7 +128,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
 _EPOCH_POS = re.compile(
     r"\bEpoch(?:\(\w+\))?\s*:?\s*\[\s*(?P<e>\d+)\s*(?:/\s*\d+\s*)?\]\s*[\[(]\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*[\])]"
     r"|\bEpoch\s+(?P<te>\d+):\s+\d+%(?:\|[^|]*\|)?\s*(?P<ti>\d+)/(?P<tn>\d+)"  # Colab: no bar
-    r"|\bepoch\s+(?P<fe>\d+):?\s+(?P<fi>\d+)\s*/\s*(?P<fn>\d+)", re.IGNORECASE)  # fairseq 0.6: "epoch 005  1000 / 8223"
+    r"|\bepoch\s+(?P<fe>\d+):?\s+(?P<fi>\d+)\s*/\s*(?P<fn>\d+)"  # fairseq 0.6: "epoch 005  1000 / 8223"
+    # eriklindernoren's PyTorch-YOLOv3 and PyTorch-GAN: "[Epoch 0/30, Batch 323/1313]"
+    r"|\[\s*Epoch\s+(?P<be>\d+)\s*/\s*\d+\s*,\s*Batch\s+(?P<bi>\d+)\s*/\s*(?P<bn>\d+)\s*\]", re.IGNORECASE)
+# a labelled group of "name value" pairs, comma-separated, in brackets: PyTorch-YOLOv3's
+# "[Losses: x 0.05, y 0.04, w 0.2, h 0.3, conf 1.4, cls 0.9, total 2.9, recall: 0.1]"
+_GROUP = re.compile(r"\[\s*(?P<label>[A-Za-z][\w ]*?)\s*:\s*(?P<body>[^\[\]]+)\]")
+_GROUP_PAIR = re.compile(rf"\s*(?P<key>[A-Za-z_][\w./-]*)\s*:?\s+(?P<val>{_NUM}){_END}\s*", re.IGNORECASE)
+#: Keras' progress line, "  2/100 [>....] - ETA: 20:11 - loss: nan": the batch counted out of the epoch's
+_KERAS_BAR = re.compile(r"^\s*(?P<i>\d+)/(?P<n>\d+) \[[=>.]*\]")
+_BAR_KEY = "\x00bar"  # its count, until the reader knows whether an epoch header is above it
 _BEST_MARK = re.compile(r"(?<![\w/.-])best(?![\w/.=-])", re.IGNORECASE)
 _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing)\b", re.IGNORECASE)
 _TRACEBACK = "Traceback (most recent call last):"
@@ -268,6 +277,10 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     first_at = len(line)  # where the first value read starts (a step or an epoch is a position)
     total: float | None = None
     counted: str | None = None  # the step key counted out of its total (``iter[ 14/ 15]``)
+    bar = _KERAS_BAR.match(line) if "/" in line else None
+    if bar is not None:
+        found[_BAR_KEY] = bar["i"]  # the batch within its epoch: the step where no epoch header counts
+        spans.append(bar.span())
     for m in _BRACKET_COUNT.finditer(line) if "[" in line else ():
         low = m["key"].lower()
         if low in STEP_KEYS or low == "epoch":
@@ -279,10 +292,23 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     pos = _EPOCH_POS.search(line) if "poch" in line else None
     if pos is not None:
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
-        form = next(f for f in (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn")) if pos[f[0]] is not None)
+        form = next(f for f in (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("be", "bi", "bn"))
+                    if pos[f[0]] is not None)
         e, i, n = (int(pos[g]) for g in form)
         found["epoch"] = repr(round(e + i / n, 6) if n else float(e))
         spans.append(pos.span())
+    for g in _GROUP.finditer(line) if "[" in line and "," in line else ():
+        pairs = [_GROUP_PAIR.fullmatch(item) for item in g["body"].split(",")]
+        if len(pairs) < 2 or not all(pairs) or any(x <= g.start() < y for x, y in spans):
+            continue
+        spans.append(g.span())
+        label = g["label"].strip().lower().replace(" ", "_")
+        for m in pairs:
+            assert m is not None  # all() above
+            # "[Losses: ... total 2.9]": the group's total is the loss, the rest its parts
+            key = "loss" if m["key"].lower() == "total" and "loss" in label else f"{label}/{m['key']}"
+            found.setdefault(key, m["val"].replace(",", ""))
+        first_at = min(first_at, g.start())
     piped = "|" in line
     if piped:
         # Megatron/DeepSpeed: "| learning rate: 5.997E-05 | lm loss: 3.88E+00 | number of nan
@@ -580,6 +606,10 @@ class TextReader:
                     table = table or headerless_table(segment)
                     row = table_row(table, segment) if table else None
                     found, total = (row, None) if row else line_values(segment)
+                    if found and found[0][0] == _BAR_KEY:
+                        # a Keras progress line: under an "Epoch 3/10" header its epoch places it (as
+                        # before), pasted without one (a NaN report) its batch counter is the step
+                        found = found[1:] if header_epoch is not None else [("step", found[0][1]), *found[1:]]
                     if not found:
                         table = table_header(segment) or table
                         # "Eval begin...": in a log that counts epochs, the lines up to the next

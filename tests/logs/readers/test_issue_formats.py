@@ -891,3 +891,36 @@ def test_a_traceback_pasted_alone_that_reports_a_nan_loss_is_the_finding(tmp_pat
     # a traceback with no values and no NaN report is still no training log
     with pytest.raises(LogError):
         load_run(_write(tmp_path, "other.log", tb + "RuntimeError: CUDA out of memory\n"))
+
+
+def test_a_labelled_group_of_name_value_pairs_is_read(tmp_path: Path) -> None:
+    # eriklindernoren's PyTorch-YOLOv3 (#13): "[Epoch e/E, Batch i/N] [Losses: x .., total ..]",
+    # name and value without ':' or '=', the group's total its loss
+    rows = [f"[Epoch 0/30, Batch {i}/1313] [Losses: x 0.0{i % 7}, y 0.041, w 0.{i % 9 + 1}, h 0.28, "
+            f"conf {1.4 - i / 1000:.6f}, cls 0.91, total {2.9 - i / 500:.6f}, recall: 0.12, precision: 0.01]"
+            for i in range(1, 41)]
+    run = load_run(_write(tmp_path, "train.log", "\n".join(rows) + "\n"))
+    loss = _series(run, "loss")
+    assert loss.role == "loss" and len(loss) == 40 and loss.values[0] == pytest.approx(2.9 - 1 / 500)
+    assert loss.steps[0] == pytest.approx(1 / 1313, abs=1e-6) and loss.step_unit == "epoch"  # 6 decimals
+    assert _series(run, "losses/conf").values[-1] == pytest.approx(1.4 - 40 / 1000)
+    assert _series(run, "losses/recall").values[0] == pytest.approx(0.12)
+    nan = rows[:5] + [r.replace("total", "total nan, was").split(", was")[0] + "]" for r in rows[5:8]]
+    doc = check_logs(_write(tmp_path, "nan.log", "\n".join(nan) + "\n"))
+    assert doc.status == "unhealthy" and any(f.code == "nonfinite" for f in doc.findings)
+
+
+def test_keras_progress_lines_without_an_epoch_header_are_placed_by_their_batch(tmp_path: Path) -> None:
+    # CSRNet-keras #9: the progress lines pasted alone; the NaN is on the line "2/100", not the
+    # second line counted from 0
+    lines = ["1/100 [..............................] - ETA: 12:52 - loss: 0.0838 - mse: 0.0486",
+             "  2/100 [..............................] - ETA: 20:11 - loss: nan - mse: nan",
+             "  3/100 [..............................] - ETA: 19:19 - loss: nan - mse: nan"]
+    doc = check_logs(_write(tmp_path, "nan.log", "\n".join(lines) + "\n"))
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    assert f.evidence.steps[0] == 2 and "step 2" in f.summary
+    # under "Epoch n/N" headers the epoch places them, as before: the counter is no step there
+    epochs = "".join(f"Epoch {e}/9\n50/50 [==============================] - 1s - loss: {2 / e:.4f}\n"
+                     for e in range(1, 10))
+    run = load_run(_write(tmp_path, "fit.log", epochs))
+    assert _series(run, "loss").step_unit == "epoch" and list(_series(run, "loss").steps) == list(range(1, 10))
