@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import dataclasses
 import functools
 import math
 import re
@@ -1345,16 +1346,20 @@ class _FirstNonfinite(torch.overrides.TorchFunctionMode):
     """Finds the first torch function whose floating output holds a NaN or Inf while every
     floating tensor it read was finite: the operation that made the first non-finite value."""
 
-    def __init__(self) -> None:
+    def __init__(self, overflow_only: bool = False) -> None:
         super().__init__()
         self.found: tuple[str, str | None] | None = None
+        #: only a NaN or a +Inf counts: a -inf a forward writes on purpose (a causal mask's
+        #: masked_fill(mask, -inf) before a softmax) is no overflow
+        self.overflow_only = overflow_only
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         if self.found is None and isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel():
             with torch.no_grad():
-                bad = not bool(torch.isfinite(out).all())
+                bad = (bool(torch.isnan(out).any() or torch.isposinf(out).any()) if self.overflow_only
+                       else not bool(torch.isfinite(out).all()))
                 inputs = [a for a in (*args, *(kwargs or {}).values())
                           if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel()]
                 if bad and all(bool(torch.isfinite(a).all()) for a in inputs):
@@ -1387,6 +1392,27 @@ def first_nonfinite(run: GraphRun, device: str | None = None) -> tuple[str, str 
     with torch.no_grad(), mode:
         call(net, xs, run.keywords)
     return mode.found
+
+
+def native_nonfinite(run: GraphRun, device: str | None = None
+                     ) -> tuple[torch.dtype, tuple[str, str | None]] | None:
+    """(the model's own floating dtype, :func:`first_nonfinite` in it) when seed 0's forward
+    makes a NaN or Inf in the dtype the model is built in (float32, a half type) though the
+    simulation's float64 stays finite: an exp or a hand-written softmax overflows float32's
+    3.4e38 long before float64's 1.8e308. None when it stays finite, or the model is float64."""
+    native = next((p.dtype for p in run.model.parameters() if p.is_floating_point()), None)
+    if native is None or native == run.dtype:
+        return None
+    own = dataclasses.replace(run, dtype=native)
+    dev = pick_device(device or "auto")
+    net, xs = _copy_for_seed(own, 0, dev), _seed_inputs(own, 0, dev)
+    with torch.no_grad():
+        if bool(torch.isfinite(_output(call(net, xs, run.keywords))).all()):
+            return None  # a -inf written on purpose (a mask) and gone by the output: no overflow
+        mode = _FirstNonfinite(overflow_only=True)
+        with mode:
+            call(net, xs, run.keywords)
+    return native, mode.found or ("the forward", None)
 
 
 #: Autograd nodes that only move or copy values: a branch's output may pass them on its way to

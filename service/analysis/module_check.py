@@ -32,6 +32,7 @@ from gradhealth.analysis.graph import (
     first_nonfinite,
     first_tensor,
     make_inputs,
+    native_nonfinite,
     parametrized_weight,
     role_of,
     simulate_graph,
@@ -214,6 +215,8 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
     acts = {u.activation for u in result.units if u.activation}
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
+    if code == "nonfinite" and det.evidence.get("dtype"):
+        return []  # an overflow of the model's own dtype: its explanation names the fix (_native_overflow)
     if code == "output_loss_mismatch":
         if no_output_gradient(result):
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
@@ -457,6 +460,34 @@ def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
     return dataclasses.replace(det, summary=summary, explanation=explanation, evidence=evidence)
 
 
+def _native_overflow(run: GraphRun, device: str | None) -> Detection | None:
+    """A nonfinite error when the forward overflows in the model's own dtype though the float64
+    simulation stays finite (:func:`native_nonfinite`). No remedy is simulated for it: in float64
+    every change "fixes" it; the fix is a formulation that does not overflow, which it names."""
+    try:
+        found = native_nonfinite(run, device)
+    except Exception:  # noqa: BLE001 - an op the model's half type lacks on this device: not judged
+        return None
+    if found is None:
+        return None
+    dtype, (op, where) = found
+    name = str(dtype).removeprefix("torch.")
+    at = f" at {where}" if where else ""
+    return Detection(
+        "nonfinite", "error", "nonfinite", 1.0,
+        f"NaN/Inf in the forward pass in the model's own {name} (made by {op}{at}); the float64 "
+        "simulation stays finite",
+        f"In {name}, the model's dtype, {op}{at} makes the first NaN/Inf from finite inputs: its result "
+        f"passes {name}'s largest number (3.4e38 for float32, 65504 for float16), which float64's "
+        "1.8e308 still holds, so the measurements (in float64) look fine while training in "
+        f"{name} gets NaN at once. Compute it in a form that cannot overflow: torch.softmax, "
+        "log_softmax or logsumexp instead of exp(x) / exp(x).sum(), softplus instead of log(1 + "
+        "exp(x)), exp of a clamped input; or keep what feeds it small (its init, a norm before it).",
+        {"metric": "nonfinite", "value": 1.0, "layers": [], "pass": "forward", "dtype": name,
+         "operation": op, "called_at": where},
+        [])
+
+
 def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, device: str | None = None,
              thresholds: Thresholds | None = None, parameters: int | None = None,
              activation_bytes: int = 0, progress: Callable[[float, str], None] | None = None
@@ -471,6 +502,9 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                          "a parameter of its own (a layer written as x @ W is not seen); write its "
                          "layers as modules, or as F.linear(x, w, b)")
     detections = [_located(d, run, device) for d in detect(result, thresholds)]
+    if not any(d.code == "nonfinite" for d in detections):
+        overflow = _native_overflow(run, device)
+        detections = [overflow, *detections] if overflow is not None else detections
     verifier = _Verifier(run, result, thresholds, device)
     detections = [_gated(det, result, verifier) or det for det in detections]
     findings: list[Finding] = []

@@ -827,3 +827,39 @@ def test_a_cell_stepped_in_a_loop_is_measured_through_time() -> None:
     assert {layer.name: layer.type for layer in doc.layers}["cell"] == "lstm"
     chrono = next(r for r in f.remedies if r.id == "gated_recurrent_cell")
     assert "keep cell (LSTM)" in chrono.change and chrono.verified is not None and chrono.verified.fixed
+
+
+class _NaiveSoftmax(nn.Module):
+    """log(exp(z) / sum exp(z)) written by hand, with logits of a few hundred: exp overflows
+    float32 (past 88.7) and gives inf / inf = NaN, while float64 holds exp(700)."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 32), nn.Linear(32, 10)
+        with torch.no_grad():
+            self.b.weight.mul_(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = torch.exp(self.b(torch.relu(self.a(x))))
+        return torch.log(e / e.sum(-1, keepdim=True))
+
+
+def test_an_overflow_of_the_models_own_float32_is_found_though_float64_stays_finite() -> None:
+    torch.manual_seed(0)
+    model = _NaiveSoftmax(300.0)
+    x = torch.randn(8, 16)
+    with torch.no_grad():  # the independent check: in float32 the forward is NaN, in float64 not
+        assert not torch.isfinite(model(x)).all() and torch.isfinite(model.double()(x.double())).all()
+    model.float()
+    doc = check_module(model, x, loss="sum", seeds=2)
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    extra = f.evidence.model_dump()
+    assert f.severity == "error" and extra["dtype"] == "float32" and extra["operation"] == "exp"
+    assert "float32" in f.summary and not f.remedies  # no float64 re-simulation "fixes" it
+    # the same model in float64, and a float32 one whose logits stay small: nothing to say
+    torch.manual_seed(0)
+    assert not [f for f in check_module(_NaiveSoftmax(300.0).double(), x.double(), loss="sum", seeds=2,
+                                        verify=False).findings if f.code == "nonfinite"]
+    torch.manual_seed(0)
+    assert not [f for f in check_module(_NaiveSoftmax(1.0), x, loss="sum", seeds=2, verify=False).findings
+                if f.code == "nonfinite"]
