@@ -19,20 +19,26 @@ REGRESSION = frozenset({"mse", "mae", "huber"})
 KERAS_EPSILON = 1e-7
 
 
-def unreachable_fraction(squashed: str, classes: int) -> float:
-    """The share of the chance-level loss a loss on logits can never remove when its inputs have
-    been through ``squashed`` already (a softmax output under ``from_logits=True``).
+#: The range of outputs each squashing activation leaves a loss on logits.
+BOUNDS = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0)}
 
-    Softmax outputs lie in [0, 1], so the loss's own softmax sees logits at most 1 apart: the best
-    it can give the right class of ``classes`` is e / (e + classes - 1), a loss floor of
-    ln(1 + (classes - 1) / e) against ln(classes) at chance. Sigmoid outputs into a sigmoid
-    cross-entropy: a 1-target bottoms out at ln(1 + 1/e), a 0-target at ln 2 (chance), so with
-    balanced targets their mean against ln 2."""
-    if squashed == "sigmoid":
-        return (math.log(2) + math.log1p(math.exp(-1))) / 2 / math.log(2)
+
+def unreachable_fraction(squashed: str, loss_squash: str, classes: int) -> float:
+    """The share of the chance-level loss a loss on logits can never remove when its inputs have
+    been through ``squashed`` already, so lie in ``BOUNDS[squashed]`` = [a, b].
+
+    ``loss_squash`` "softmax" (cross-entropy): the best the loss's own softmax can give the right
+    class of ``classes`` is e^b / (e^b + (classes - 1) e^a), a floor of ln(1 + (classes - 1)
+    e^-(b - a)) against ln(classes) at chance (a softmax or sigmoid output: ln(1 + (k - 1) / e);
+    a tanh's: ln(1 + (k - 1) / e^2)). "sigmoid" (binary cross-entropy on logits): a 1-target
+    bottoms out at ln(1 + e^-b), a 0-target at ln(1 + e^a), so with balanced targets their mean
+    against ln 2 (a sigmoid output's: ln(1 + 1/e) and ln 2)."""
+    a, b = BOUNDS.get(squashed, (0.0, 1.0))
+    if loss_squash == "sigmoid":
+        return (math.log1p(math.exp(-b)) + math.log1p(math.exp(a))) / 2 / math.log(2)
     if classes < 2:
         return 1.0
-    return math.log1p((classes - 1) / math.e) / math.log(classes)
+    return math.log1p((classes - 1) * math.exp(-(b - a))) / math.log(classes)
 
 
 def loss_value(kind: str, out: torch.Tensor, target: torch.Tensor | None, *, from_logits: bool = True,

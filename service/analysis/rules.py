@@ -23,7 +23,7 @@ from gradhealth.analysis.findings import (
     post_ln_stacks,
     time_ratios,
 )
-from gradhealth.analysis.losses import unreachable_fraction
+from gradhealth.analysis.losses import BOUNDS, unreachable_fraction
 from gradhealth.analysis.remedies import (
     Builder,
     Context,
@@ -819,11 +819,12 @@ def no_output_gradient(result: SimulationResult) -> bool:
     return grads is not None and len(grads) > 0 and all(float(g) == 0.0 for g in grads)
 
 
-def _second_squash(squashed: str, in_forward: bool) -> str:
-    """The squash a loss on logits applies over an output already ``squashed``: cross-entropy's
-    softmax over a forward's (or a spec's) own softmax or sigmoid (``in_forward``), or the
-    output's activation itself again (a file's sigmoid under binary cross-entropy on logits)."""
-    return "softmax" if in_forward else squashed
+def _second_squash(result: SimulationResult) -> str:
+    """The squash a loss on logits applies over an output already ``result.squashed``:
+    cross-entropy's softmax (over a forward's own softmax or sigmoid, a spec's or a file's bounded
+    output) or binary cross-entropy's sigmoid."""
+    loss = result.plan.spec.loss.type if result.plan is not None else result.loss
+    return "softmax" if result.squashed_in_forward or loss != "binary_cross_entropy" else "sigmoid"
 
 
 class OutputLossMismatch(ArchitectureRule):
@@ -839,8 +840,7 @@ class OutputLossMismatch(ArchitectureRule):
         if result.squashed is not None:
             # a forward's own softmax or sigmoid under cross-entropy: either way the loss's softmax
             # sees logits in [0, 1], one per class
-            return unreachable_fraction(_second_squash(result.squashed, result.squashed_in_forward),
-                                        _output_layer(result).fan_out or 1)
+            return unreachable_fraction(result.squashed, _second_squash(result), _output_layer(result).fan_out or 1)
         seeds = [s for s in result.silent if not math.isnan(s)]
         return sum(seeds) / len(seeds) if seeds else math.nan
 
@@ -869,8 +869,10 @@ class OutputLossMismatch(ArchitectureRule):
         what = "samples" if loss == "cross_entropy" else "outputs"
         if result.squashed is not None and not no_output_gradient(result):
             classes = last.fan_out or 1
-            own = _second_squash(result.squashed, result.squashed_in_forward)
+            own = _second_squash(result)
             floor = value * (math.log(2) if own == "sigmoid" else math.log(max(classes, 2)))
+            low, high = BOUNDS.get(result.squashed, (0.0, 1.0))
+            span = f"values in [{low:g}, {high:g}]"
             evidence.update(metric="unreachable_loss_fraction", from_logits=True, output_activation=result.squashed,
                             loss_floor=floor, classes=classes, silent_by_seed=[])
             if result.plan is not None:  # a spec: its last layer's activation under a loss on logits
@@ -880,8 +882,8 @@ class OutputLossMismatch(ArchitectureRule):
                     f"default), applying its own {own}: the loss can never fall below {floor:.3g} ({value:.0%} "
                     "of its value at chance)",
                     f"A loss on logits applies its own {own}; given outputs that went through a "
-                    f"{result.squashed} already (values in [0, 1]), it sees logits at most 1 apart, so the model "
-                    "can never be confident and the gradient reaching the network is scaled down by the first "
+                    f"{result.squashed} already ({span}), it sees logits at most {high - low:g} apart, so the "
+                    "model can never be confident and the gradient reaching the network is scaled down by the "
                     f"{result.squashed}'s slope. The model trains slowly and stalls high.",
                     evidence, [last])
             if result.squashed_in_forward:

@@ -388,11 +388,11 @@ def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSp
 
 
 def squashed_output(plan: Plan) -> tuple[str | None, bool]:
-    """(the output activation a loss on logits applies again, whether the loss's own squash is a
-    softmax over it): a spec whose last layer ends in a sigmoid (its own activation, or an
-    activation layer after it) under a loss on logits (``from_logits: true``, the default).
-    ``binary_cross_entropy`` runs the sigmoid twice; ``cross_entropy`` puts a softmax over
-    sigmoid outputs, as a live module's forward ending in a sigmoid does."""
+    """(the output activation a loss on logits squashes again, whether the loss's own squash is a
+    softmax over it): a spec whose last layer ends in a sigmoid, tanh or hardtanh (its own
+    activation, or an activation layer after it) under a loss on logits (``from_logits: true``,
+    the default). ``binary_cross_entropy`` runs a sigmoid over it; ``cross_entropy`` puts a
+    softmax over bounded outputs, as a live module's forward ending in a sigmoid does."""
     loss = plan.spec.loss
     if not loss.from_logits or loss.type not in ("cross_entropy", "binary_cross_entropy"):
         return None, False
@@ -400,9 +400,9 @@ def squashed_output(plan: Plan) -> tuple[str | None, bool]:
     if not top:
         return None, False
     act = getattr(top[-1].layer, "activation", None)
-    if act != "sigmoid":
+    if act not in ("sigmoid", "tanh", "hardtanh"):
         return None, False
-    return "sigmoid", loss.type == "cross_entropy"
+    return act, loss.type == "cross_entropy"
 
 
 def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None) -> SimulationResult:

@@ -178,10 +178,12 @@ def logits_loss(loss: str, output: str, patch: Patch = (), *, squashed: str | No
     activation ``output`` ends in, which the loss on logits applies a second time: drop it there."""
     keras = {"binary_cross_entropy": "BinaryCrossentropy"}.get(loss, "CategoricalCrossentropy")
     if squashed is not None:
+        # a sigmoid's or softmax's outputs are probabilities a loss on them can take; a tanh's are not
+        other = ("; or keep it and compile the loss with from_logits=False" if squashed in ("sigmoid", "softmax")
+                 else "")
         return make_remedy(
             "logits_loss", f"drop the {squashed} from {output} (activation linear) so that {loss} on logits "
-            f"(from_logits=True) applies the only one; or keep it and compile the loss with from_logits=False",
-            patch, keras_loss=keras)
+            f"(from_logits=True) gets unbounded logits and applies the only squash{other}", patch, keras_loss=keras)
     return make_remedy(
         "logits_loss", f"compute {loss} on logits (from_logits=True), keeping {output} linear; or end the "
         f"model with {'sigmoid' if loss == 'binary_cross_entropy' else 'softmax'}", patch, keras_loss=keras)

@@ -226,7 +226,7 @@ def test_a_softmax_applied_twice_has_the_loss_floor_theory_gives(classes: int) -
     z[0, 0] = 50.0
     loss, _ = loss_value("cross_entropy", z, torch.tensor([0]), squashed="softmax")
     chance = np.log(classes)
-    assert unreachable_fraction("softmax", classes) == pytest.approx(float(loss) / chance, rel=1e-9)
+    assert unreachable_fraction("softmax", "softmax", classes) == pytest.approx(float(loss) / chance, rel=1e-9)
     assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(torch.softmax(z, -1), torch.tensor([0]))))
     # and no descent gets below it: 300 Adam steps on free logits
     w = torch.zeros(1, classes, dtype=torch.float64, requires_grad=True)
@@ -243,7 +243,7 @@ def test_a_sigmoid_applied_twice_leaves_a_zero_target_at_chance() -> None:
     big = torch.tensor([[60.0], [-60.0]], dtype=torch.float64)
     loss, _ = loss_value("binary_cross_entropy", big, torch.tensor([[1.0], [0.0]], dtype=torch.float64),
                          squashed="sigmoid")
-    assert float(loss) / np.log(2) == pytest.approx(unreachable_fraction("sigmoid", 1), rel=1e-9)
+    assert float(loss) / np.log(2) == pytest.approx(unreachable_fraction("sigmoid", "sigmoid", 1), rel=1e-9)
 
 
 @pytest.mark.parametrize("graph", [False, True])
@@ -296,7 +296,7 @@ def test_a_spec_ending_in_a_sigmoid_under_a_loss_on_logits_squashes_twice(loss):
     assert extra["output_activation"] == "sigmoid" and "from_logits: true" in f.summary
     # the floor the theory gives: sigmoid outputs into a sigmoid cross-entropy, or into a softmax
     # over 10 classes (ln(1 + 9/e) of ln 10)
-    expected = unreachable_fraction("sigmoid" if loss == "binary_cross_entropy" else "softmax", 10)
+    expected = unreachable_fraction("sigmoid", "sigmoid" if loss == "binary_cross_entropy" else "softmax", 10)
     assert f.evidence.value == pytest.approx(expected)
     [fix] = [r for r in f.remedies if r.id == "logits_loss"]
     assert fix.patch == [{"op": "replace", "path": "/layers/1/activation", "value": "identity"}]
@@ -307,3 +307,27 @@ def test_a_spec_ending_in_a_sigmoid_under_a_loss_on_logits_squashes_twice(loss):
         if change:
             other = check_architecture({**spec, **change}, verify=False)
             assert "output_loss_mismatch" not in {f.code for f in other.findings}
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "cross_entropy"])
+def test_a_spec_ending_in_a_tanh_under_a_loss_on_logits_bounds_its_logits(loss: str) -> None:
+    # tanh logits lie in [-1, 1]: the loss floor, measured with torch on logits driven to the
+    # bound (independent of the formula), is a third (10 classes) or nearly half (binary) of chance
+    spec = {"input": {"shape": [32]}, "seeds": 2, "batch_size": 64, "loss": {"type": loss},
+            "layers": [{"type": "linear", "out_features": 64, "activation": "relu", "init": "kaiming_normal"},
+                       {"type": "linear", "out_features": 10, "activation": "tanh"}]}
+    z = torch.full((1, 10), -50.0, dtype=torch.float64)
+    z[0, 0] = 50.0
+    if loss == "cross_entropy":
+        floor = float(torch.nn.functional.cross_entropy(torch.tanh(z), torch.tensor([0]))) / np.log(10)
+    else:  # balanced targets: the right logit at +1 for a 1, at -1 for a 0
+        floor = float(torch.nn.functional.binary_cross_entropy_with_logits(
+            torch.tanh(torch.tensor([50.0, -50.0], dtype=torch.float64)),
+            torch.tensor([1.0, 0.0], dtype=torch.float64))) / np.log(2)
+    [f] = [f for f in check_architecture(spec).findings if f.code == "output_loss_mismatch"]
+    assert f.severity == "error" and f.evidence.value == pytest.approx(floor, rel=1e-9)
+    assert "values in [-1, 1]" in f.explanation
+    [fix] = [r for r in f.remedies if r.id == "logits_loss"]
+    assert fix.verified is not None and fix.verified.fixed and "from_logits=False" not in fix.change
+    # a tanh output under mse (a regression to [-1, 1]) is no mismatch
+    assert not _mismatch(check_architecture({**spec, "loss": {"type": "mse"}}, verify=False))
