@@ -182,7 +182,8 @@ def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:
                                f"{spec.loss.classes} classes; make the last layer's width {spec.loss.classes}")
         if classes < 2:
             raise SpecError.at("/loss", "cross_entropy needs an output of at least 2 classes; "
-                               "use mse or sum for a single output")
+                               "for one output unit use binary_cross_entropy (two classes, a "
+                               "sigmoid's logit), or make the last layer 2 wide")
     plan = Plan(spec, units, shape, layout, out, classes,
                 parameters=sum(u.parameters for u in units),
                 activation_bytes=_BYTES[spec.precision] * spec.batch_size * (

@@ -106,3 +106,12 @@ def test_pool_last_is_for_sequences_only():
         make_plan(parse_spec(raw))
     assert info.value.problems[0].pointer == "/layers/1"
     assert "mode `last` is for sequences" in info.value.problems[0].message
+
+
+def test_cross_entropy_over_one_output_unit_is_refused_with_the_loss_that_fits() -> None:
+    spec = {"input": {"shape": [8]}, "loss": {"type": "cross_entropy"},
+            "layers": [{"type": "linear", "out_features": 1}]}
+    with pytest.raises(SpecError) as err:
+        make_plan(parse_spec(spec), Limits())
+    assert "/loss" in str(err.value.detail) and "binary_cross_entropy" in str(err.value.detail)
+    make_plan(parse_spec({**spec, "loss": {"type": "binary_cross_entropy"}}), Limits())  # what it says works
