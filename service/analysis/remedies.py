@@ -330,6 +330,35 @@ def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     return _rate_to(R.UPDATE_RATIO_TARGET, worst, "worst", opt, R.lower_learning_rate)
 
 
+def decay_step(opt: S.OptimizerSpec) -> float:
+    """The share of each weight's norm the first step's weight decay alone removes: SGD's L2 term
+    lr wd w (times 1 + momentum with Nesterov, as the whole step), AdamW's decoupled lr wd w; 0 for
+    the optimizers that divide the decay by the gradient's scale (Adam's, RMSprop's L2)."""
+    if opt.type == "sgd":
+        return abs(opt.lr) * opt.weight_decay * (1 + opt.momentum if opt.nesterov and opt.momentum > 0 else 1)
+    return abs(opt.lr) * opt.weight_decay if opt.type == "adamw" else 0.0
+
+
+def smaller_weight_decay(ctx: Context) -> list[Remedy]:
+    """For ``large_updates`` whose step is mostly the weight decay's (SGD at 0.1 with a decay of
+    20 shrinks every weight by 2x its norm: a lower rate shrinks the step but the decay still
+    outweighs the gradient): the decay lowered so that it alone takes a tenth of
+    :data:`gradhealth.core.remedies.UPDATE_RATIO_TARGET` per step, as a patch of
+    ``/optimizer/weight_decay``."""
+    opt = ctx.result.optimizer
+    if opt is None or not opt.lr > 0 or not opt.weight_decay > 0:
+        return []
+    share = decay_step(opt)
+    if share < R.UPDATE_RATIO_TARGET or share < 0.5 * ctx.detection.value:
+        return []
+    new = float(f"{opt.weight_decay * 0.1 * R.UPDATE_RATIO_TARGET / share:.3g}")
+    remedy = R.lower_weight_decay(opt.weight_decay, new, (
+        f"the decay alone shrinks every weight by {share:.3g} of its norm each step (lr x weight_decay), "
+        f"{share / ctx.detection.value:.0%} of the largest step measured"))
+    remedy.patch = [{"op": "replace", "path": "/optimizer/weight_decay", "value": new}]
+    return [remedy]
+
+
 def larger_learning_rate(ctx: Context) -> list[Remedy]:
     """The spec's learning rate scaled so the fastest layer's first-step update ratio becomes
     :data:`gradhealth.core.remedies.UPDATE_RATIO_FLOOR_TARGET` (:func:`raise_rate`), as a patch

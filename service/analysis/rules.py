@@ -42,6 +42,7 @@ from gradhealth.analysis.remedies import (
     residual,
     scaled_residual,
     smaller_learning_rate,
+    smaller_weight_decay,
     xavier_for_saturating,
 )
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, adadelta_rho
@@ -700,7 +701,7 @@ class LargeUpdates(ArchitectureRule):
     """The first optimizer step's update-to-weight ratio, where the spec gives an optimizer."""
 
     code = "large_updates"
-    remedies = (smaller_learning_rate,)
+    remedies = (smaller_learning_rate, smaller_weight_decay)
 
     def measure(self, result: SimulationResult) -> float:
         return max(_first_step(result)[0].values(), default=math.nan)

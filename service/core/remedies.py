@@ -351,6 +351,17 @@ def weight_decay(value: float = WEIGHT_DECAY) -> Remedy:
     )
 
 
+def lower_weight_decay(old: float, new: float, why: str) -> Remedy:
+    """Lower the optimizer's weight decay from ``old`` to ``new``: its own shrinking of the weights
+    is most of each step (``why`` says by how much)."""
+    return make_remedy(
+        "weight_decay",
+        f"lower the weight decay from {old:g} to {new:g}: {why}",
+        weight_decay=new,
+        previous_weight_decay=old,
+    )
+
+
 def early_stopping(best_step: float, patience: int) -> Remedy:
     """Keep the weights of ``best_step``; stop after ``patience`` evaluations without gain."""
     step = int(best_step) if float(best_step).is_integer() else best_step

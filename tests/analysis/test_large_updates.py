@@ -535,3 +535,18 @@ def test_the_rate_remedy_costs_no_simulation_in_both_checks() -> None:
     assert fix.verified is not None and fix.verified.fixed
     assert live.simulation.remedies_simulated == sum(1 for f in live.findings for r in f.remedies
                                                      if r.verified is not None and r is not fix)
+
+
+def test_a_step_that_is_mostly_weight_decay_is_told_to_lower_the_decay() -> None:
+    # SGD at 0.1 with a decay of 20: the L2 term alone moves every weight by lr x wd = 2 of its
+    # norm (specsweep2); a lower rate shrinks the step but leaves the decay 500x the gradient's
+    doc = check_architecture(_spec({"type": "sgd", "lr": 0.1, "weight_decay": 20.0}))
+    [f] = [f for f in doc.findings if f.code == "large_updates"]
+    assert f.evidence.value == pytest.approx(2.0, rel=0.05)  # the decay's 2 plus a little gradient
+    [wd] = [r for r in f.remedies if r.id == "weight_decay"]
+    assert wd.patch == [{"op": "replace", "path": "/optimizer/weight_decay", "value": 0.01}]  # 0.1 x 1e-2 / 0.1
+    assert wd.verified is not None and wd.verified.after < f.evidence.value / 10
+    # a usual decay, and Adam's L2 (divided by the gradient's scale), get no such remedy
+    for opt in ({"type": "sgd", "lr": 3.0, "weight_decay": 5e-4}, {"type": "adam", "lr": 0.3, "weight_decay": 20.0}):
+        found = [f for f in check_architecture(_spec(opt)).findings if f.code == "large_updates"]
+        assert found and not [r for r in found[0].remedies if r.id == "weight_decay"]
