@@ -44,7 +44,14 @@ def _finding(code: str, severity: str, summary: str, explanation: str, evidence:
 
 def _at(s: Series, x: float) -> str:
     """Where ``x`` is on ``s``'s axis in words: ``step 120``, ``epoch 3``, or ``epoch 1.327`` for a
-    fractional epoch (a position within it, 1 + 240/735)."""
+    fractional epoch (a position within it, 1 + 240/735), ``epoch 12, iteration 700/3953`` where
+    the log counted its positions so (mmdet's ``Epoch [12][700/3953]``)."""
+    n = s.epoch_length
+    if s.step_unit == "epoch" and n and not float(x).is_integer():
+        e = math.floor(x)
+        i = (x - e) * n
+        if abs(i - round(i)) < 0.05:
+            return f"epoch {e}, iteration {round(i)}/{n}"
     return f"{_unit(s)} {_position(s, x)}"
 
 

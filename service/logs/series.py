@@ -38,6 +38,9 @@ class Series:
     layer: str | None = None
     wall_time: np.ndarray | None = None
     step_unit: Literal["step", "epoch"] = "step"
+    #: iterations per epoch where the log placed its points as "epoch e, iteration i of N" (an
+    #: mmdet "Epoch [12][700/3953]"), read back as e + i / N: findings name the log's own position
+    epoch_length: int | None = None
 
     def __post_init__(self) -> None:
         # A name decoded from a JSON escape like "\\ud800" may hold a lone surrogate, which no

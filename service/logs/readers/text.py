@@ -570,6 +570,7 @@ class TextReader:
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
         # (epoch, step, values) of each stepped line, for a step that starts again every epoch
         stepped_rows: list[tuple[float, float, list[tuple[str, float]]]] | None = []
+        lengths: set[int | None] = set()  # N of the "iteration i of N" positions lines give
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -617,6 +618,9 @@ class TextReader:
                         in_eval = in_eval or (epoch is not None and _EVAL_SECTION.match(segment) is not None)
                         continue
                     names = {k.lower() for k, _ in found}
+                    pos = _EPOCH_POS.search(segment) if "epoch" in names and "poch" in segment else None
+                    if pos is not None:
+                        lengths.add(next((int(pos[g]) for g in ("n", "tn", "fn", "bn") if pos[g]), None))
                     if "epoch" in names:
                         in_eval = False
                         if not names & STEP_KEYS:
@@ -716,8 +720,8 @@ class TextReader:
             # no step in the whole log, but epochs: each epoch's last values, at the epoch; or,
             # where each line prints its own fractional epoch, every line at its place in it
             spread = _spread_epochs(epoch_rows) if epoch_rows else None
-            return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
-                          series=_epoch_series(spread if spread is not None else by_epoch))
+            return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
+                                  series=_epoch_series(spread if spread is not None else by_epoch)), lengths)
         within = _within_epochs(stepped_rows) if stepped_rows and not pending else None
         if within is not None:
             # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it
@@ -742,9 +746,9 @@ class TextReader:
                                f"{traceback.splitlines()[-1][:200]}")
             raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
                            "not a text training log")
-        return RunLog(format=self.name, source=name,
-                      series=_prepend(early, points.build(role=_role, repeats=False)),
-                      warnings=warnings, traceback=traceback)
+        return _placed(RunLog(format=self.name, source=name,
+                              series=_prepend(early, points.build(role=_role, repeats=False)),
+                              warnings=warnings, traceback=traceback), lengths)
 
 
 # a table's header: "Epoch" and three or more column names (Ultralytics' console)
@@ -861,6 +865,17 @@ def _spread_epochs(rows: list[tuple[float, list[tuple[str, float]]]]
                 out.setdefault(name, {})[at] = value
         i = j
     return out
+
+
+def _placed(run: RunLog, lengths: set[int | None]) -> RunLog:
+    """``run`` with its epoch-axis series told their epoch's length where every line that placed
+    itself within an epoch counted out of the same N (:attr:`Series.epoch_length`)."""
+    if len(lengths) == 1 and None not in lengths:
+        (n,) = lengths
+        for s in run.series:
+            if s.step_unit == "epoch":
+                s.epoch_length = n
+    return run
 
 
 def _epoch_series(values: dict[str, dict[float, float]]) -> list[Series]:

@@ -924,3 +924,14 @@ def test_keras_progress_lines_without_an_epoch_header_are_placed_by_their_batch(
                      for e in range(1, 10))
     run = load_run(_write(tmp_path, "fit.log", epochs))
     assert _series(run, "loss").step_unit == "epoch" and list(_series(run, "loss").steps) == list(range(1, 10))
+
+
+def test_a_position_counted_within_an_epoch_is_named_as_the_log_counts_it(tmp_path: Path) -> None:
+    # mmdet 2.x "Epoch [12][700/3953]": read as the fractional epoch 12.177081, which appears
+    # nowhere in the log; the finding names the epoch and the iteration the user can grep for
+    lines = [f"2022-12-05 16:2{k}:38,593 - mmdet - INFO - Epoch [12][{i}/3953]\tlr: 3.604e-06, "
+             f"loss: 4.35{k}1, grad_norm: {'nan' if i >= 700 else '3.2'}" for k, i in enumerate((600, 650, 700, 750))]
+    doc = check_logs(_write(tmp_path, "bev.log", "\n".join(lines) + "\n"))
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    assert "epoch 12, iteration 700/3953" in f.summary
+    assert f.evidence.steps[0] == pytest.approx(12 + 700 / 3953, abs=1e-6)  # the axis is unchanged
