@@ -1601,7 +1601,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         return [gap]
     found = [d for val in run.by_role("val_loss") if (d := _diverged(val, loss, t)) is not None]
     if not found:
-        return []
+        return [f for val in run.by_role("val_loss") if (f := _short_divergence(val, loss)) is not None][:1]
     found.sort(key=lambda d: -d.rise)
     d, val = found[0], found[0].val
     others = [o.val.name for o in found[1:]]
@@ -1614,7 +1614,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         name, then, now = better
         return [_finding(
             "validation_divergence", "info",
-            f"{val.name} rose from its lowest {d.best:.3g} (step {_num(d.best_step)}) to {d.last:.3g} "
+            f"{val.name} rose from its lowest {d.best:.3g} ({_at(val, d.best_step)}) to {d.last:.3g} "
             f"({raw_rise:+.0%}), but {name} kept improving: {then:.4g} then, {now:.4g} at the end",
             "A validation loss that rises while the task metric of the same evaluation still improves is "
             "usually over-confidence on the examples it gets wrong (calibration), not overfitting; keep the "
@@ -1622,8 +1622,8 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
             {**evidence, "task_metric": name, "task_metric_then": then, "task_metric_last": now}, [])]
     return [_finding(
         "validation_divergence", "warning",
-        f"{val.name} rose from its lowest {d.best:.3g} (step {_num(d.best_step)}) to {d.last:.3g} "
-        f"(step {_num(d.last_step)}, {raw_rise:+.0%}) while {loss.name} fell from {d.train_then:.3g} to "
+        f"{val.name} rose from its lowest {d.best:.3g} ({_at(val, d.best_step)}) to {d.last:.3g} "
+        f"({_at(val, d.last_step)}, {raw_rise:+.0%}) while {loss.name} fell from {d.train_then:.3g} to "
         f"{d.train_now:.3g}" + (f"; also {', '.join(others[:4])}" + (" ..." if len(others) > 4 else "")
                                 if others else ""),
         "Validation loss rising while training loss falls is overfitting: the model memorises the training set.",
@@ -1728,6 +1728,42 @@ class _Divergence:
 #: A validation loss's rise from its best that is less than this share of its fall from its first
 #: value to that best is noise at its floor, not overfitting (overfitting gives back tens of %).
 _FLOOR_SHARE = 0.02
+
+
+#: A validation loss of two or three points (a fine-tune of a few epochs) that ends this far above
+#: its best, while the training loss fell by at least as much, is noted (too few points to judge).
+_SHORT_RISE = 0.3
+
+
+def _short_divergence(val: Series, loss: Series) -> Finding | None:
+    """A note for a validation loss too short for :func:`_diverged` (2-3 points, BERT-style
+    fine-tunes of a few epochs): it ends at its highest, at least ``_SHORT_RISE`` above its best,
+    and the training loss fell by at least that share meanwhile (ls13: 0.318, 0.320, 0.443 while
+    the training loss went 0.386 -> 0.113). Three points cannot tell a trend from noise: a note."""
+    vs, vv = finite(val)
+    if not 2 <= len(vv) <= 3 or not np.all(vv > 0):
+        return None
+    i = int(np.argmin(vv[:-1]))
+    best, last = float(vv[i]), float(vv[-1])
+    if last < float(np.max(vv)) or (last - best) / best < _SHORT_RISE or last - best <= 3 * resolution(vv):
+        return None
+    ls, lv = finite(loss)
+    then, now = lv[ls <= vs[i]], lv[ls <= vs[-1]]
+    if not len(then) or not len(now) or not now[-1] <= (1 - _SHORT_RISE) * then[-1]:
+        return None
+    return _finding(
+        "validation_divergence", "info",
+        f"{val.name} rose from {best:.3g} ({_at(val, vs[i])}) to {last:.3g} ({_at(val, vs[-1])}, "
+        f"{(last - best) / best:+.0%}) while {loss.name} fell from {float(then[-1]):.3g} to {float(now[-1]):.3g}: "
+        f"the start of overfitting, on {len(vv)} evaluations",
+        "A validation loss that rises while the training loss falls is the model fitting its training set "
+        f"beyond what generalises. {len(vv)} evaluations are too few to call it a trend (one noisy "
+        f"evaluation can do it), so this is a note: keep the checkpoint of {_at(val, vs[i])} (early stopping) "
+        "and evaluate more often to see the trend.",
+        {"metric": val.name, "steps": [_num(vs[i]), _num(vs[-1])], "value": (last - best) / best,
+         "threshold": _SHORT_RISE, "best": best, "best_step": _num(vs[i]), "last": last, "raw_rise": (last - best) / best,
+         "train_metric": loss.name, "evaluations": int(len(vv))},
+        [])
 
 
 def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None:

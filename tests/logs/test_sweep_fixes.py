@@ -401,3 +401,22 @@ def test_a_gradient_norm_of_exactly_zero_is_said_on_a_short_excerpt() -> None:
     assert not found(diagnose(run_of(loss=np.array([2.0, 1.9]), grad_norm=np.zeros(2))), "zero_gradient")
     assert not found(diagnose(run_of(loss=np.array([2.0, 1.9, 1.8]), grad_norm=np.array([0.0, 0.5, 0.4]))),
                      "zero_gradient")
+
+
+def test_a_short_fine_tune_whose_validation_loss_turns_up_gets_a_note() -> None:
+    # a BERT fine-tune's three epochs (Keras CSVLogger, ls13): val 0.318, 0.320, 0.443 while the
+    # training loss went 0.386 -> 0.113; too few points for a warning, enough for a note
+    epochs = np.arange(3.0)
+    run = run_of(epochs, loss=np.array([0.386, 0.2266, 0.1134]), val_loss=np.array([0.3179, 0.3203, 0.4432]))
+    for s in run.series:
+        s.step_unit = "epoch"
+    [f] = found(diagnose(run), "validation_divergence")
+    assert f.severity == "info" and f.evidence.steps == [0, 2] and "epoch 0" in f.summary
+    # not: a validation loss that dips back at the end, a rise within noise, a training loss
+    # that did not fall, a long run (the full rule's)
+    assert not found(diagnose(run_of(epochs, loss=np.array([0.39, 0.23, 0.11]),
+                                     val_loss=np.array([0.32, 0.45, 0.40]))), "validation_divergence")
+    assert not found(diagnose(run_of(epochs, loss=np.array([0.39, 0.23, 0.11]),
+                                     val_loss=np.array([0.32, 0.33, 0.35]))), "validation_divergence")
+    assert not found(diagnose(run_of(epochs, loss=np.array([0.39, 0.38, 0.37]),
+                                     val_loss=np.array([0.32, 0.33, 0.45]))), "validation_divergence")
