@@ -121,6 +121,19 @@ def _zero_init_remedy(ctx: Context, names: list[str]) -> list[Remedy]:
     return [remedy]
 
 
+def zero_biases(ctx: Context) -> list[Remedy]:
+    """``zero_bias`` for the finding's weight layers whose spec sets a bias away from 0 (a
+    nonzero constant, a normal): the bias alone may pin their units (saturated, dead), which a
+    new weight init leaves as it is (``bias_init`` is its own field). Verified like the others."""
+    todo = [p for p in ctx.weight_pointers()
+            if (b := getattr(ctx.layer_at(p), "bias_init", None)) is not None
+            and (b.scheme == "normal" or (b.scheme == "constant" and b.value != 0))]
+    if not todo:
+        return []
+    return [R.zero_bias(_names(todo), [{"op": "add", "path": p + "/bias_init", "value": {"scheme": "zeros"}}
+                                       for p in todo])]
+
+
 def xavier_for_saturating(ctx: Context) -> list[Remedy]:
     ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in S.SATURATING]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     r = _init_remedy(ctx, "xavier_normal", ps)

@@ -44,6 +44,7 @@ from gradhealth.analysis.remedies import (
     smaller_learning_rate,
     smaller_weight_decay,
     xavier_for_saturating,
+    zero_biases,
 )
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, adadelta_rho
 from gradhealth.analysis.thresholds import Thresholds
@@ -195,7 +196,7 @@ def _these_layers(acts: str) -> str:
 
 class VanishingGradient(ArchitectureRule):
     code = "vanishing_gradient"
-    remedies = (relu_family, init_remedies, _batchnorm, _layernorm, residual)
+    remedies = (relu_family, init_remedies, zero_biases, _batchnorm, _layernorm, residual)
 
     def measure(self, result: SimulationResult) -> float:
         return depth_ratio(result)[0]
@@ -437,7 +438,7 @@ class _Fraction(ArchitectureRule):
 class Saturation(_Fraction):
     code = "saturation"
     key = "saturated_fraction"
-    remedies = (xavier_for_saturating, relu_family, _batchnorm)
+    remedies = (zero_biases, xavier_for_saturating, relu_family, _batchnorm)
 
     def judged(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:
         # The network's own outputs are left out: a trained generator's tanh pushes its background
@@ -492,7 +493,7 @@ def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
 class DeadUnits(_Fraction):
     code = "dead_units"
     key = "dead_fraction"
-    remedies = (init_remedies, _leaky_relu, _batchnorm)
+    remedies = (zero_biases, init_remedies, _leaky_relu, _batchnorm)
 
     def judged(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:
         # Up to half a layer's units off for the whole batch is what correlated inputs alone make

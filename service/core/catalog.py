@@ -175,6 +175,11 @@ REMEDIES: dict[str, Entry] = {
     "output_activation": Entry("Output activation the loss expects",
                                "A softmax over a single unit is the constant 1 and passes no gradient: one "
                                "probability is a sigmoid, several classes a softmax, a regression none."),
+    "zero_bias": Entry("Zero-initialised biases",
+                       "A bias set far from 0 (a constant such as +6 or -3, or a wide normal) shifts every unit's "
+                       "pre-activation by itself: sigmoid and tanh units start saturated, ReLU units dead, "
+                       "whatever the weights' init. Biases at 0, as He and Xavier recipes start them, let "
+                       "the weights' own signal decide."),
     "weight_decay": Entry("Weight decay",
                           "L2 regularisation keeps weights from growing without bound."),
     "early_stopping": Entry("Early stopping",

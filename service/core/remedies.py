@@ -45,6 +45,11 @@ SNIPPETS: dict[str, str] = {
         '        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")\n'
         "        if m.bias is not None:\n            nn.init.zeros_(m.bias)"
     ),
+    "zero_bias": (
+        "for m in model.modules():\n"
+        "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:\n"
+        "        nn.init.zeros_(m.bias)"
+    ),
     "xavier_init": (
         "for m in model.modules():\n"
         "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
@@ -144,6 +149,11 @@ def make_remedy(rid: str, change: str, patch: Patch = (), **params: Any) -> Reme
 def init(scheme: str, where: str, patch: Patch = ()) -> Remedy:
     """Initialise ``where`` with ``scheme`` (kaiming_normal, xavier_normal or lecun_normal)."""
     return make_remedy(INIT_REMEDY[scheme], f"initialise {where} with {scheme}", patch)
+
+
+def zero_bias(where: str, patch: Patch = ()) -> Remedy:
+    """Initialise the biases of ``where`` to zero."""
+    return make_remedy("zero_bias", f"initialise the biases of {where} to zero", patch)
 
 
 def relu_family_activation(where: str, activation: str = "relu", patch: Patch = ()) -> Remedy:

@@ -109,3 +109,23 @@ def test_weights_all_zero_pass_no_gradient_and_one_remedy_reinitialises_them_all
     # a readout alone at zero (DiT's final layer) passes gradient from the second step: no finding
     spec["layers"][0]["init"] = "kaiming_normal"
     assert "vanishing_gradient" not in {f.code for f in check_architecture(spec, verify=False).findings}
+
+
+@pytest.mark.parametrize("activation,bias,code", [("sigmoid", 6.0, "saturation"), ("relu", -3.0, "dead_units")])
+def test_a_bias_the_spec_sets_far_from_zero_is_offered_zeros(activation: str, bias: float, code: str) -> None:
+    # a +6 bias pins sigmoid units at 1, a -3 bias keeps ReLU units at 0, whatever the weights' init
+    # (bias_init is a field of its own: a new init leaves it): zeroing it is the direct fix
+    from gradhealth.library import check_architecture
+
+    init = "xavier_normal" if activation == "sigmoid" else "kaiming_normal"
+    spec = {"input": {"shape": [64]}, "seeds": 2,
+            "layers": [{"type": "linear", "out_features": 64, "activation": activation, "init": init,
+                        "bias_init": {"scheme": "constant", "value": bias}, "repeat": 4},
+                       {"type": "linear", "out_features": 10}]}
+    [f] = [f for f in check_architecture(spec).findings if f.code == code]
+    [fix] = [r for r in f.remedies if r.id == "zero_bias"]
+    assert fix.patch == [{"op": "add", "path": "/layers/0/bias_init", "value": {"scheme": "zeros"}}]
+    assert fix.verified is not None and fix.verified.fixed and "nn.init.zeros_(m.bias)" in fix.snippet
+    # biases at zero, or torch's default: nothing to zero
+    spec["layers"][0]["bias_init"] = {"scheme": "zeros"}
+    assert not [r for f in check_architecture(spec).findings for r in f.remedies if r.id == "zero_bias"]
