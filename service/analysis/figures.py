@@ -62,6 +62,9 @@ class SeedFigures:
     #: units whose output a LayerNorm takes and then feeds straight into a residual sum, in order:
     #: hand-written Post-LN blocks, x = norm(x + f(x)) (:func:`.graph.post_ln_units`)
     post_ln: list[str] = field(default_factory=list)
+    #: units whose saturating activation's output only gates another tensor, multiplied into it
+    #: (a squeeze-excitation or GLU gate, an LSTM's gates written by hand; :func:`.graph.gate_units`)
+    gates: list[str] = field(default_factory=list)
     #: per recurrent (sub)layer, the loss's gradient at its last step carried back through its own
     #: recurrence alone (:meth:`Readout.add_carried`), one norm per step, the last step's own last
     carried: dict[tuple[str, int], list[float]] = field(default_factory=dict)

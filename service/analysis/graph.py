@@ -1330,6 +1330,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     figures.forward_squash = squashed
     if seed == 0:  # the structure is every seed's: read once per simulation (simulate_graph)
         figures.post_ln = post_ln_units(records, loss)
+        figures.gates = gate_units(records, loss)
     figures.looped = list(looped)
     figures.beside_loops = beside
     for name in cut:
@@ -1419,6 +1420,38 @@ def native_nonfinite(run: GraphRun, device: str | None = None
 #: the residual sum (:func:`post_ln_units`).
 _RESHAPES = ("View", "UnsafeView", "Reshape", "Permute", "Transpose", "Clone", "Expand", "Squeeze",
              "Unsqueeze", "Alias")
+
+
+#: Activations whose output, multiplied into another tensor, is a gate (a factor in (0, 1) or
+#: (-1, 1) that decides how much passes).
+_GATING = frozenset({"sigmoid", "tanh", "hardtanh"})
+
+
+def gate_units(records: Sequence[Record], loss: torch.Tensor) -> list[str]:
+    """The units whose sigmoid or tanh output is read only by elementwise products (through
+    reshapes): a squeeze-excitation or GLU gate, a Highway gate, an LSTM's gates written by hand.
+    Swapping such an activation for a ReLU removes the gating, whatever it does to saturation.
+    Read from the autograd graph the step built."""
+    root = loss.grad_fn
+    if root is None:
+        return []
+    readers = consumers(root)
+    out = []
+    for rec in records:
+        node = rec.out.grad_fn if rec.activation in _GATING else None
+        if node is None:
+            continue
+        ends: list[Any] = []
+        frontier = [node]
+        for _ in range(4):  # through the view a broadcast needs (x * s.view(b, c, 1, 1))
+            nxt: list[Any] = []
+            for n in frontier:
+                for r in readers.get(n, ()):
+                    (nxt if type(r).__name__.startswith(_RESHAPES) else ends).append(r)
+            frontier = nxt
+        if ends and not frontier and all(type(r).__name__.startswith("MulBackward") for r in ends):
+            out.append(rec.name)
+    return out
 
 
 def post_ln_units(records: Sequence[Record], loss: torch.Tensor) -> list[str]:
@@ -1529,4 +1562,4 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             squashed=(run.squashed if run.losses is None else None)
                             or seeds[0].forward_squash,
                             squashed_in_forward=seeds[0].forward_squash is not None,
-                            post_ln=post_ln, post_ln_by_hand=bool(by_hand))
+                            post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=seeds[0].gates)

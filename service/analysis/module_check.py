@@ -267,7 +267,11 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
             if functions:
                 remedy.change += f" ({NOT_REINITIALISED})"
             out.append((remedy, None if functions else _init_edit(scheme)))
-        if acts & _SATURATING and code != "dead_units":
+        squashing = [u for u in det.units if u.activation in _SATURATING]
+        gates_only = bool(squashing) and all(u.name in result.gates for u in squashing)
+        if acts & _SATURATING and code != "dead_units" and not gates_only:
+            # (not where every saturating unit of the finding gates another tensor: a ReLU gate
+            # gates nothing)
             swap = R.relu_family_activation(where, "relu")
             out.append((swap, _swap_edit(_SATURATING, "relu")))
         if code == "dead_units":

@@ -164,6 +164,8 @@ class SimulationResult:
     post_ln: list[list[str]] = field(default_factory=list)
     #: those stacks are blocks the forward writes by hand (no norm_first switch to try Pre-LN with)
     post_ln_by_hand: bool = False
+    #: a live module's units whose sigmoid or tanh gates another tensor (``SeedFigures.gates``)
+    gates: list[str] = field(default_factory=list)
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)

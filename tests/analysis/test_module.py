@@ -863,3 +863,39 @@ def test_an_overflow_of_the_models_own_float32_is_found_though_float64_stays_fin
     torch.manual_seed(0)
     assert not [f for f in check_module(_NaiveSoftmax(1.0), x, loss="sum", seeds=2, verify=False).findings
                 if f.code == "nonfinite"]
+
+
+class _GatedMLP(nn.Module):
+    """Each block scales its features by a sigmoid gate of them (squeeze-excitation's shape, on
+    vectors): x * sigmoid(W x + b), the gate's bias at -4 so 98 % of it sits in the flat tail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fcs = nn.ModuleList(nn.Linear(32, 32) for _ in range(3))
+        self.gates = nn.ModuleList(nn.Linear(32, 32) for _ in range(3))
+        self.out = nn.Linear(32, 4)
+        with torch.no_grad():
+            for g in self.gates:
+                g.bias.fill_(-4.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for fc, gate in zip(self.fcs, self.gates, strict=True):
+            h = torch.relu(fc(x))
+            x = h * torch.sigmoid(gate(h)).view(h.shape)
+        return self.out(x)
+
+
+def test_a_saturated_gate_is_not_offered_a_relu() -> None:
+    # a ReLU in a gate's place gates nothing; the swap "fixed" saturation by removing the gating
+    torch.manual_seed(0)
+    doc = check_module(_GatedMLP(), torch.randn(16, 32), seeds=2)
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    assert all(name.startswith("gates.") for name in f.evidence.layers)
+    assert "relu_family_activation" not in {r.id for r in f.remedies}
+    # a saturated sigmoid layer that is no gate still is
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(32, 32), nn.Sigmoid(), nn.Linear(32, 32), nn.Sigmoid(), nn.Linear(32, 4))
+    with torch.no_grad():
+        plain[0].bias.fill_(-4.0), plain[2].bias.fill_(-4.0)
+    [f] = [f for f in check_module(plain, torch.randn(16, 32), seeds=2).findings if f.code == "saturation"]
+    assert "relu_family_activation" in {r.id for r in f.remedies}
