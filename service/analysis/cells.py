@@ -79,7 +79,8 @@ def step(rnn: nn.Module, kind: str, x: torch.Tensor, h: torch.Tensor, c: torch.T
     LSTM) from input ``x`` with one layer-direction's ``weights`` [w_ih, w_hh, b_ih, b_hh]."""
     gate_activation, reset_after = cell_of(rnn)
     if kind == "lstm":
-        if gate_activation == "sigmoid":
+        # torch's kernel takes h as wide as c; a projected LSTM's h is proj_size wide
+        if gate_activation == "sigmoid" and h.shape[-1] == c.shape[-1]:
             return torch.lstm_cell(x, (h, c), *weights)  # type: ignore[arg-type]  # biases may be None, as torch allows
         return lstm_cell(x, h, c, weights, gate_activation)
     if kind == "gru":

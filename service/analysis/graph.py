@@ -154,9 +154,9 @@ class UnrolledRNN(nn.Module):
 
     def __init__(self, rnn: nn.RNNBase) -> None:
         super().__init__()
-        if int(getattr(rnn, "proj_size", 0)):
-            raise ValueError("projected recurrent layers are not unrolled")
         self.rnn = rnn
+        #: an LSTM with projections (LSTMP): h_t = W_hr (o * tanh(c_t)), proj_size wide
+        self.proj = int(getattr(rnn, "proj_size", 0))
         self.kind = RNN_TYPES[type(rnn)]
         self.directions = 2 if rnn.bidirectional else 1
         self.nonlinearity = getattr(rnn, "nonlinearity", "tanh")
@@ -193,11 +193,14 @@ class UnrolledRNN(nn.Module):
                 else:
                     weights += [None, None]
                 index = layer * self.directions + direction  # torch's h_n order
-                h = h0[index] if h0 is not None else seq.new_zeros(n, hsize)
+                h = h0[index] if h0 is not None else seq.new_zeros(n, self.proj or hsize)
                 c = c0[index] if c0 is not None else seq.new_zeros(n, hsize)
+                w_hr = getattr(rnn, f"weight_hr{suffix}") if self.proj else None
                 steps: list[torch.Tensor] = []
                 for t in (range(length - 1, -1, -1) if direction else range(length)):
                     h, c = step(rnn, self.kind, inp[:, t], h, c, weights)
+                    if w_hr is not None:
+                        h = nn.functional.linear(h, w_hr)  # the projection: what the next step and the output read
                     if h.requires_grad:
                         h.retain_grad()
                     steps.append(h)
@@ -237,7 +240,10 @@ class StackedRNN(nn.Module):
         layers = []
         for k in range(rnn.num_layers):
             cls: Any = type(rnn)  # nn.LSTM/GRU/RNN: (input_size, hidden_size, ...), unlike RNNBase
-            single = cls(rnn.input_size if k == 0 else rnn.hidden_size * self.directions,
+            proj = int(getattr(rnn, "proj_size", 0))
+            if proj:
+                extra = {"proj_size": proj}
+            single = cls(rnn.input_size if k == 0 else (proj or rnn.hidden_size) * self.directions,
                          rnn.hidden_size, num_layers=1, bias=rnn.bias, batch_first=rnn.batch_first,
                          bidirectional=rnn.bidirectional, device=first.device, dtype=first.dtype, **extra)
             with torch.no_grad():
@@ -273,11 +279,10 @@ class StackedRNN(nn.Module):
 
 
 def unroll_recurrent(model: nn.Module) -> None:
-    """Replace every recurrent module of ``model`` (a copy; bidirectional ones too, not projected
-    LSTMs) by :class:`UnrolledRNN`, or a multi-layer one by a :class:`StackedRNN` of them."""
+    """Replace every recurrent module of ``model`` (a copy; bidirectional and projected ones too) by :class:`UnrolledRNN`, or a multi-layer one by a :class:`StackedRNN` of them."""
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
-            if type(child) in RNN_TYPES and not getattr(child, "proj_size", 0):
+            if type(child) in RNN_TYPES:
                 rnn = cast(nn.RNNBase, child)
                 setattr(parent, child_name, StackedRNN(rnn) if rnn.num_layers > 1 else UnrolledRNN(rnn))
 

@@ -899,3 +899,43 @@ def test_a_saturated_gate_is_not_offered_a_relu() -> None:
         plain[0].bias.fill_(-4.0), plain[2].bias.fill_(-4.0)
     [f] = [f for f in check_module(plain, torch.randn(16, 32), seeds=2).findings if f.code == "saturation"]
     assert "relu_family_activation" in {r.id for r in f.remedies}
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
+def test_a_projected_lstm_is_unrolled_as_torch_runs_it(layers: int, bidirectional: bool) -> None:
+    # LSTMP (proj_size): h_t = W_hr (o * tanh(c_t)); it was left fused, so no unit at all
+    import copy
+
+    from gradhealth.analysis.graph import UnrolledRNN, unroll_recurrent
+
+    torch.manual_seed(0)
+    lstm = nn.LSTM(8, 32, num_layers=layers, proj_size=16, batch_first=True, bidirectional=bidirectional).double()
+    x = torch.randn(4, 20, 8, dtype=torch.float64)
+    ref, (h_ref, c_ref) = lstm(x)
+    holder = copy.deepcopy(nn.Sequential(lstm))
+    unroll_recurrent(holder)
+    unrolled = holder[0]
+    for part in [unrolled] if isinstance(unrolled, UnrolledRNN) else unrolled.layers:
+        part.probing = True  # step by step, as the simulation runs it
+    out, (h_n, c_n) = unrolled(x)
+    for a, b in ((out, ref), (h_n, h_ref), (c_n, c_ref)):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_a_projected_lstm_is_measured_through_time() -> None:
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm, self.out = nn.LSTM(8, 32, proj_size=16, batch_first=True), nn.Linear(16, 4)
+            with torch.no_grad():
+                self.lstm.bias_ih_l0[32:64].fill_(-3.0)  # the forget gate nearly shut
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.lstm(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    doc = check_module(Tagger(), torch.randn(8, 80, 8), seeds=2)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("vanishing_through_time", "warning") and f.evidence.layers == ["lstm"]
+    chrono = next(r for r in f.remedies if r.id == "gated_recurrent_cell")
+    assert chrono.verified is not None and chrono.verified.fixed
