@@ -515,7 +515,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     if s is None:
         return []
     if np.sum(np.isfinite(s.values)) < needed:
-        return _glaring_spikes(run, s, t) if role == "grad_norm" else []
+        return _glaring_spikes(run, s, t) if role == "grad_norm" else _short_loss_spike(s)
     steps, v, med, spike, idx = _spikes(s, t)
     if role == "grad_norm":
         idx = np.array([i for i in idx if not _new_level(run, steps, v, int(i), t)], dtype=np.int64)
@@ -551,6 +551,35 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
          "max_ratio": float(np.max(v[idx] / med[idx])),
          "fraction_of_steps": fraction, "recovered": all_recovered},
         remedies)]
+
+
+#: On a loss too short for the rolling statistics, a point this many times both its neighbours and
+#: the median of the other points is a spike anyway (a note).
+_SHORT_SPIKE = 4.0
+
+
+def _short_loss_spike(s: Series) -> list[Finding]:
+    """A note for one loss value far above everything around it in an excerpt of 4 to 7 points
+    (LLaVA #918: 0.66, 0.80, 4.27, 0.77, 0.56, 0.82): at least ``_SHORT_SPIKE`` times both its
+    neighbours and the median of the others, and the loss back down after it."""
+    steps, v = finite(s)
+    if len(v) < 4 or np.any(v <= 0):
+        return []
+    for i in range(1, len(v) - 1):
+        rest = np.delete(v, i)
+        if v[i] >= _SHORT_SPIKE * max(v[i - 1], v[i + 1]) and v[i] >= _SHORT_SPIKE * float(np.median(rest)):
+            ratio = float(v[i] / np.median(rest))
+            return [_finding(
+                "loss_spike", "info",
+                f"{s.name} spiked to {v[i]:.3g} at {_at(s, steps[i])}, {ratio:.3g}x the median of the other "
+                f"{len(rest)} points, and came back to {v[i + 1]:.3g}",
+                "One loss value far above the others that the next step leaves again: a bad batch (mislabelled, "
+                "extreme or corrupt examples), or a step too large for that batch. A single one in a short excerpt "
+                "is a note: if it repeats, look at the batches at those steps, clip the gradient or lower the rate.",
+                {"metric": s.name, "steps": [_num(steps[i])], "value": float(v[i]), "count": 1,
+                 "spike_steps": [_num(steps[i])], "max_ratio": ratio, "recovered": True, "points": int(len(v))},
+                [])]
+    return []
 
 
 @detects("loss_spike")

@@ -420,3 +420,13 @@ def test_a_short_fine_tune_whose_validation_loss_turns_up_gets_a_note() -> None:
                                      val_loss=np.array([0.32, 0.33, 0.35]))), "validation_divergence")
     assert not found(diagnose(run_of(epochs, loss=np.array([0.39, 0.38, 0.37]),
                                      val_loss=np.array([0.32, 0.33, 0.45]))), "validation_divergence")
+
+
+def test_one_loss_far_above_a_short_excerpt_is_a_note() -> None:
+    # LLaVA #918: six pasted steps, 0.66 0.80 4.27 0.77 0.56 0.82: too few for the rolling rule
+    run = run_of(np.arange(6.0), loss=np.array([0.6623, 0.8022, 4.2653, 0.77, 0.556, 0.8223]))
+    [f] = found(diagnose(run), "loss_spike")
+    assert f.severity == "info" and f.evidence.steps == [2] and "4.27" in f.summary
+    # not: a first point far above the rest (the start of training), a smaller bump, a climb
+    for loss in ([4.2, 0.8, 0.7, 0.75, 0.6, 0.7], [0.66, 0.8, 2.2, 0.77, 0.56, 0.82], [0.5, 0.6, 2.6, 3.0, 3.2, 3.4]):
+        assert not found(diagnose(run_of(np.arange(6.0), loss=np.array(loss))), "loss_spike")
