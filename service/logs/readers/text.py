@@ -131,6 +131,8 @@ _EPOCH_POS = re.compile(
     r"|\bepoch\s+(?P<fe>\d+):?\s+(?P<fi>\d+)\s*/\s*(?P<fn>\d+)"  # fairseq 0.6: "epoch 005  1000 / 8223"
     # eriklindernoren's PyTorch-YOLOv3 and PyTorch-GAN: "[Epoch 0/30, Batch 323/1313]"
     r"|\[\s*Epoch\s+(?P<be>\d+)\s*/\s*\d+\s*,\s*Batch\s+(?P<bi>\d+)\s*/\s*(?P<bn>\d+)\s*\]", re.IGNORECASE)
+# ESPnet's trainer: "INFO: 18epoch:train:6376-6750batch: iter_time=0.001, ..., loss=1.270, ..."
+_ESPNET_POS = re.compile(r"(?<![\w.])(?P<e>\d+)epoch:(?P<split>[a-z_]+):(?P<a>\d+)-(?P<b>\d+)batch\b")
 # a labelled group of "name value" pairs, comma-separated, in brackets: PyTorch-YOLOv3's
 # "[Losses: x 0.05, y 0.04, w 0.2, h 0.3, conf 1.4, cls 0.9, total 2.9, recall: 0.1]"
 _GROUP = re.compile(r"\[\s*(?P<label>[A-Za-z][\w ]*?)\s*:\s*(?P<body>[^\[\]]+)\]")
@@ -289,7 +291,13 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
             if low in STEP_KEYS:
                 total = float(m["n"])
                 counted = m["key"]
-    pos = _EPOCH_POS.search(line) if "poch" in line else None
+    esp = _ESPNET_POS.search(line) if "batch" in line else None
+    if esp is not None:
+        # "18epoch:train:6376-6750batch": the epoch and the last batch of the report (counted
+        # again from 1 every epoch, as a step within it)
+        found["epoch"], found["step"] = esp["e"], esp["b"]
+        spans.append(esp.span())
+    pos = _EPOCH_POS.search(line) if "poch" in line and esp is None else None
     if pos is not None:
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
         form = next(f for f in (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("be", "bi", "bn"))

@@ -935,3 +935,14 @@ def test_a_position_counted_within_an_epoch_is_named_as_the_log_counts_it(tmp_pa
     [f] = [f for f in doc.findings if f.code == "nonfinite"]
     assert "epoch 12, iteration 700/3953" in f.summary
     assert f.evidence.steps[0] == pytest.approx(12 + 700 / 3953, abs=1e-6)  # the axis is unchanged
+
+
+def test_espnet_reports_are_placed_at_their_batches(tmp_path: Path) -> None:
+    # "18epoch:train:6376-6750batch: ...": the batches the report covers, counted per epoch; the
+    # steps were the line index, and "train:6376" read as a series named train
+    lines = [f"[PC] 2020-11-11 17:00:4{k},375 (trainer:486) INFO: 18epoch:train:{a}-{a + 374}batch: "
+             f"iter_time=0.001, forward_time=0.005, loss={1.27 - k / 100:.3f}, backward_time=0.005, lr_0=0.100"
+             for k, a in enumerate((6376, 6751, 7126))]
+    run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    assert list(_series(run, "loss").steps) == [6750, 7125, 7500]
+    assert "train" not in {s.name for s in run.series}
