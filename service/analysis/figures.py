@@ -196,8 +196,11 @@ class Readout:
     def _carry(self) -> None:
         for key, steps, g in self._pending:
             earlier = [(i, h) for i, h in enumerate(steps[:-1]) if h.requires_grad]
-            grads = torch.autograd.grad(steps[-1], [h for _, h in earlier], grad_outputs=g, retain_graph=True,
-                                        allow_unused=True) if earlier else ()
+            try:
+                grads = torch.autograd.grad(steps[-1], [h for _, h in earlier], grad_outputs=g,
+                                            retain_graph=True, allow_unused=True) if earlier else ()
+            except RuntimeError:
+                continue  # a graph that cannot be run back twice: the findings judge dL/dh_t there
             at: list[int | None] = [None] * (len(steps) - 1)
             for (i, _), grad in zip(earlier, grads, strict=True):
                 at[i] = self._norm(grad) if grad is not None else None

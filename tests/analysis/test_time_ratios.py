@@ -143,3 +143,18 @@ def test_a_layer_read_at_its_last_step_alone_carries_exactly_its_dl_dh(layer, mo
         assert ts.carried is not None
         if ts.sublayer in top:
             assert ts.carried == pytest.approx(ts.norms, rel=1e-9, abs=1e-300)
+
+
+def test_a_carried_pass_that_cannot_run_leaves_the_check_on_dl_dh(monkeypatch) -> None:
+    # the extra backward is a measurement's refinement: a graph it cannot run back through a
+    # second time must not fail the check, which then judges dL/dh_t as before
+    from gradhealth.analysis import figures
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("Trying to backward through the graph a second time")
+
+    monkeypatch.setattr(figures.torch.autograd, "grad", refuse)
+    torch.manual_seed(0)
+    doc = check_module(_PooledLoopRNN(0.5), torch.randn(8, 30, 8), seeds=2, verify=False)
+    assert not [f for f in doc.findings if f.code == "vanishing_through_time"]  # dL/dh_t barely falls
+    assert any(s.layer == "rec" for s in doc.time_steps)
