@@ -142,6 +142,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "logits_loss": lambda: R.logits_loss("binary_cross_entropy", "out"),
         "output_activation": lambda: R.output_activation("out"),
         "positive_learning_rate": lambda: R.positive_learning_rate(-1e3, "Adam"),
+        "zero_bias": lambda: R.zero_bias("x"),
     }[rid]()
     assert made.id == rid
     for name in placeholders:
@@ -256,3 +257,9 @@ def test_init_snippets_run_as_pasted_and_give_their_variance(rid, variance):
         assert float(layer.weight.detach().var()) == pytest.approx(variance(layer.in_features, layer.out_features),
                                                           rel=0.05)
     assert bool((model[2].bias == 0).all())
+
+
+def test_a_lowered_weight_decay_fills_the_weight_decay_snippet_with_the_new_value():
+    made = R.lower_weight_decay(20.0, 0.01, "why")
+    assert made.id == "weight_decay" and "= 0.01" in made.snippet and "{" not in made.snippet + made.change
+    assert made.params["previous_weight_decay"] == 20.0 and made.change.startswith("lower the weight decay from 20 to 0.01")
