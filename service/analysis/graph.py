@@ -235,14 +235,13 @@ class StackedRNN(nn.Module):
         super().__init__()
         self.kind = RNN_TYPES[type(rnn)]
         self.directions = 2 if rnn.bidirectional else 1
-        extra = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
+        proj = int(getattr(rnn, "proj_size", 0))  # an LSTM with projections: each layer reads proj_size
+        extra = ({"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN)
+                 else {"proj_size": proj} if proj else {})
         first = next(rnn.parameters())
         layers = []
         for k in range(rnn.num_layers):
             cls: Any = type(rnn)  # nn.LSTM/GRU/RNN: (input_size, hidden_size, ...), unlike RNNBase
-            proj = int(getattr(rnn, "proj_size", 0))
-            if proj:
-                extra = {"proj_size": proj}
             single = cls(rnn.input_size if k == 0 else (proj or rnn.hidden_size) * self.directions,
                          rnn.hidden_size, num_layers=1, bias=rnn.bias, batch_first=rnn.batch_first,
                          bidirectional=rnn.bidirectional, device=first.device, dtype=first.dtype, **extra)
@@ -279,7 +278,8 @@ class StackedRNN(nn.Module):
 
 
 def unroll_recurrent(model: nn.Module) -> None:
-    """Replace every recurrent module of ``model`` (a copy; bidirectional and projected ones too) by :class:`UnrolledRNN`, or a multi-layer one by a :class:`StackedRNN` of them."""
+    """Replace every recurrent module of ``model`` (a copy; bidirectional and projected ones too)
+    by :class:`UnrolledRNN`, or a multi-layer one by a :class:`StackedRNN` of them."""
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
             if type(child) in RNN_TYPES:
@@ -1333,9 +1333,10 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             readout.add_carried((r.layer, r.sublayer), [by_name[n].out for n in r.steps])
     figures = readout.read(loss, silent)
     figures.forward_squash = squashed
-    if seed == 0:  # the structure is every seed's: read once per simulation (simulate_graph)
-        figures.post_ln = post_ln_units(records, loss)
-        figures.gates = gate_units(records, loss)
+    if seed == 0 and loss.grad_fn is not None:  # the structure is every seed's: read once (simulate_graph)
+        readers = consumers(loss.grad_fn)  # one walk of the graph serves both
+        figures.post_ln = post_ln_units(records, readers)
+        figures.gates = gate_units(records, readers)
     figures.looped = list(looped)
     figures.beside_loops = beside
     for name in cut:
@@ -1432,15 +1433,11 @@ _RESHAPES = ("View", "UnsafeView", "Reshape", "Permute", "Transpose", "Clone", "
 _GATING = frozenset({"sigmoid", "tanh", "hardtanh"})
 
 
-def gate_units(records: Sequence[Record], loss: torch.Tensor) -> list[str]:
+def gate_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> list[str]:
     """The units whose sigmoid or tanh output is read only by elementwise products (through
     reshapes): a squeeze-excitation or GLU gate, a Highway gate, an LSTM's gates written by hand.
     Swapping such an activation for a ReLU removes the gating, whatever it does to saturation.
-    Read from the autograd graph the step built."""
-    root = loss.grad_fn
-    if root is None:
-        return []
-    readers = consumers(root)
+    Read from the autograd graph the step built (``readers``: :func:`consumers` of its loss)."""
     out = []
     for rec in records:
         node = rec.out.grad_fn if rec.activation in _GATING else None
@@ -1459,17 +1456,13 @@ def gate_units(records: Sequence[Record], loss: torch.Tensor) -> list[str]:
     return out
 
 
-def post_ln_units(records: Sequence[Record], loss: torch.Tensor) -> list[str]:
+def post_ln_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> list[str]:
     """The units (in forward order) whose output is summed into the residual stream, the sum
     layer-normalised and the norm's output summed on in turn: x = norm(x + f(x)), the Post-LN
     block written by hand (BERT's re-implementations, the annotated Transformer in its Post-LN
     form). The norm's output read by the next sum is what tells it from Pre-LN, x + f(norm(x)),
-    where the norm feeds only the next sublayer. Read from the autograd graph the step built."""
-    root = loss.grad_fn
-    if root is None:
-        return []
-    readers = consumers(root)
-
+    where the norm feeds only the next sublayer. Read from the autograd graph the step built
+    (``readers``: :func:`consumers` of its loss)."""
     def read_by(node: Any, kind: str) -> list[Any]:
         return [r for r in readers.get(node, ()) if kind in type(r).__name__]
 

@@ -327,8 +327,9 @@ class _ThroughTime(ArchitectureRule):
         shown = 1 / ratio if vanishing and ratio > 0 else ratio
         series = next(ts for ts in result.time_series if (ts.layer, ts.sublayer) == (layer, sub))
         # where the loss reads more steps than the last, dL/dh_t is not what the recurrence carries
-        what = "the gradient carried back through the recurrence" if carried_apart(series) else "dL/dh_t"
-        evidence["measured"] = "carried" if carried_apart(series) else "dL/dh_t"
+        apart = carried_apart(series)
+        what = "the gradient carried back through the recurrence" if apart else "dL/dh_t"
+        evidence["measured"] = "carried" if apart else "dL/dh_t"
         summary = (
             f"{layer}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
             f"({fmt(per_step)} per step)"
@@ -340,7 +341,7 @@ class _ThroughTime(ArchitectureRule):
             "An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
             f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps."
         )
-        if what != "dL/dh_t":
+        if apart:
             explanation += (
                 " The loss reads this layer at every step (a pooled or per-step output, or a layer "
                 "above it), so each step also gets a gradient of its own; measured here is how much of "

@@ -359,11 +359,9 @@ def at_rate(result: SimulationResult, optimizer: S.OptimizerSpec, plan: Plan | N
             or optimizer.model_copy(update={"lr": old.lr}) != old):
         return None
     factor = abs(optimizer.lr) / abs(old.lr)
-    units = [replace(u, values={m: v * factor if m == "update_ratio" else v.copy()
-                                            for m, v in u.values.items()})
+    units = [replace(u, values={m: v * factor if m == "update_ratio" else v.copy() for m, v in u.values.items()})
              for u in result.units]
-    return replace(result, plan=plan or result.plan, units=units, optimizer=optimizer,
-                               duration_s=0.0)
+    return replace(result, plan=plan or result.plan, units=units, optimizer=optimizer, duration_s=0.0)
 
 
 def update_ratios(net: Network, spec: S.OptimizerSpec) -> dict[str, float]:

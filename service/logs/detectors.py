@@ -726,13 +726,18 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
 _EXACT_MIN_POINTS = 3
 
 
-def _zero_rate(run: RunLog, first: float, last: float) -> bool:
-    """Whether the log's learning rate is exactly 0 at every point it logged from ``first`` to ``last``."""
+def _rates_within(run: RunLog, first: float, last: float) -> np.ndarray:
+    """The learning rates the log recorded from ``first`` to ``last`` (empty without any)."""
     lr = run.first("learning_rate")
     if lr is None:
-        return False
+        return np.array([])
     ls, lv = finite(lr)
-    within = lv[(ls >= first) & (ls <= last)]
+    return lv[(ls >= first) & (ls <= last)]
+
+
+def _zero_rate(run: RunLog, first: float, last: float) -> bool:
+    """Whether the log's learning rate is exactly 0 at every point it logged from ``first`` to ``last``."""
+    within = _rates_within(run, first, last)
     return len(within) > 0 and bool(np.all(within == 0))
 
 
@@ -1026,12 +1031,8 @@ def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
         steps, v = finite(s)
         if len(v) <= _FROZEN_MIN_POINTS or np.any(v[1:] != 0):
             continue
-        lr = run.first("learning_rate")
-        rate = None
-        if lr is not None:
-            ls, lv = finite(lr)
-            within = lv[(ls >= steps[0]) & (ls <= steps[-1])]
-            rate = float(np.max(within)) if len(within) else None
+        within = _rates_within(run, float(steps[0]), float(steps[-1]))
+        rate = float(np.max(within)) if len(within) else None
         moving = grad is not None and bool(np.any(finite(grad)[1] > 0))
         cause = (" with a learning rate of 0" if rate == 0 else
                  f" while the learning rate reached {rate:.3g}" if rate is not None else "")
