@@ -258,9 +258,11 @@ def gradient_clipping(max_norm: float, basis: str, **evidence: Any) -> Remedy:
     )
 
 
-def _at(learning_rate: float | None, at_step: float | None) -> str:
+def _at(learning_rate: float | None, at_step: float | str | None) -> str:
     if at_step is None:
         return f"from {learning_rate:.3g}"
+    if isinstance(at_step, str):  # the position in the log's own words ("epoch 3")
+        return f"from {learning_rate:.3g} (in effect at {at_step})"
     step = int(at_step) if float(at_step).is_integer() else at_step
     return f"from {learning_rate:.3g} (in effect at step {step})"
 
@@ -271,7 +273,7 @@ def _scale_lr(
     factor: float,
     warmup_steps: int,
     learning_rate: float | None,
-    at_step: float | None,
+    at_step: float | str | None,
     why: str,
 ) -> Remedy:
     known = learning_rate is not None and learning_rate > 0 and learning_rate < float("inf")
@@ -315,14 +317,14 @@ def lower_learning_rate(
     *,
     warmup_steps: int = 0,
     learning_rate: float | None = None,
-    at_step: float | None = None,
+    at_step: float | str | None = None,
     why: str = "",
 ) -> Remedy:
     """Multiply the learning rate by ``factor`` (0 < factor < 1), optionally with a linear warm-up
     over ``warmup_steps`` (dropped below :data:`MIN_WARMUP_STEPS`, where it would do nothing).
 
     ``learning_rate`` is the rate in effect at ``at_step`` when the caller knows it (a log does);
-    the change then names the rate to use.
+    the change then names the rate to use. ``at_step`` is a step, or a position in words.
     """
     if not 0 < factor < 1:
         raise ValueError(f"lower_learning_rate needs a factor in (0, 1), not {factor:g}")
@@ -343,7 +345,7 @@ def raise_learning_rate(
     factor: float = RAISE_LR_FACTOR,
     *,
     learning_rate: float | None = None,
-    at_step: float | None = None,
+    at_step: float | str | None = None,
     why: str = "",
 ) -> Remedy:
     """Multiply the learning rate by ``factor`` (> 1): for a loss that never moved."""

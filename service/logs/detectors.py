@@ -42,34 +42,6 @@ def _finding(code: str, severity: str, summary: str, explanation: str, evidence:
 # --- detectors ---------------------------------------------------------------------------------
 
 
-def _at(s: Series, x: float) -> str:
-    """Where ``x`` is on ``s``'s axis in words: ``step 120``, ``epoch 3``, or ``epoch 1.327`` for a
-    fractional epoch (a position within it, 1 + 240/735), ``epoch 12, iteration 700/3953`` where
-    the log counted its positions so (mmdet's ``Epoch [12][700/3953]``)."""
-    n = s.epoch_length
-    if s.step_unit == "epoch" and n and not float(x).is_integer():
-        e = math.floor(x)
-        i = (x - e) * n
-        if abs(i - round(i)) < 0.05:
-            return f"epoch {e}, iteration {round(i)}/{n}"
-    return f"{_unit(s)} {_position(s, x)}"
-
-
-def _between(s: Series, first: float, last: float) -> str:
-    """A span of ``s``'s axis in words: ``steps 120-300`` or ``epochs 3-9``."""
-    return f"{_unit(s)}s {_position(s, first)}-{_position(s, last)}"
-
-
-def _unit(s: Series) -> str:
-    return "epoch" if s.step_unit == "epoch" else "step"
-
-
-def _position(s: Series, x: float) -> str:
-    if s.step_unit == "epoch" and not float(x).is_integer():
-        return f"{x:.4g}"
-    return str(_num(x))
-
-
 @detects("nonfinite")
 def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
     hits: list[tuple[float, Series, int]] = []
@@ -88,7 +60,7 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         return [_finding(
             "nonfinite", "info",
             f"{', '.join(dict.fromkeys(h[1].name for h in hits))}: NaN/Inf at {sum(h[2] for h in hits)} isolated "
-            f"step(s) (first at {_at(hits[0][1], hits[0][0])}) while the loss stays finite and the norm comes back: "
+            f"step(s) (first at {hits[0][1].where(hits[0][0])}) while the loss stays finite and the norm comes back: "
             "steps a mixed-precision loss scaler skipped",
             "fp16 training's loss scaler skips a step whose gradients overflowed and lowers its scale; the "
             "Trainer logs that step's norm as NaN or Inf. Occasional skips are how the scaler works.",
@@ -102,7 +74,7 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         note = " (the loss stayed finite: some trainers replace a NaN loss with a running average)"
     return [_finding(
         "nonfinite", "error",
-        f"{kind} first appears in {first.name} at {_at(first, step)}{note}",
+        f"{kind} first appears in {first.name} at {first.where(step)}{note}",
         "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
         {**_where(hits), "layers": layers or None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
@@ -310,14 +282,14 @@ def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
         onset = steps[len(v) - tail]
         peak = float(np.max(v[-tail:]))
         ends = " and then became non-finite" if into_inf else ""
-        summary = (f"{s.name} grew steadily from {_at(s, onset)}: {peak / base:.3g}x its early baseline "
+        summary = (f"{s.name} grew steadily from {s.where(onset)}: {peak / base:.3g}x its early baseline "
                    f"{base:.3g} over {tail} logged points{ends}")
     else:
         above = np.nonzero(v > t.explode_warning * base)[0]
         onset = steps[above[0]] if len(above) else steps[-1]
         peak = float(np.max(v))
         summary = (f"{s.name} grew {ratio:.3g}x over its early baseline {base:.3g} (last quarter median "
-                   f"{late:.3g}), from {_at(s, onset)}")
+                   f"{late:.3g}), from {s.where(onset)}")
     # the learning rate usually started growing before the norm crossed the line
     growth = lr_growth(run, since=float(steps[max(0, len(v) - tail - max(tail, 10))] if sustained else onset),
                        until=float(steps[-1]))
@@ -368,7 +340,7 @@ def _jump(run: RunLog, t: LogThresholds) -> list[Finding]:
     return [_finding(
         "exploding_gradient", "error" if with_loss else "warning",
         f"{s.name} jumped {after / before:.3g}x from one logged point to the next, {before:.3g} -> {after:.3g} at "
-        f"{_at(s, at)}{with_loss}",
+        f"{s.where(at)}{with_loss}",
         "A gradient norm that grows by orders of magnitude between two logged steps has blown up: one update "
         "at that size throws the weights far from where they were (a learning rate too large, an unnormalised "
         "input or target, a missing normalisation, or mixed precision overflowing).",
@@ -391,7 +363,7 @@ def _astronomical(run: RunLog, t: LogThresholds) -> list[Finding]:
     peak = float(np.max(v))
     return [_finding(
         "exploding_gradient", "error",
-        f"{s.name} reached {v[i]:.3g} at {_at(s, steps[i])} (largest {peak:.3g}); a healthy network's total "
+        f"{s.name} reached {v[i]:.3g} at {s.where(steps[i])} (largest {peak:.3g}); a healthy network's total "
         f"gradient norm is around 0.1-100",
         "A gradient norm this large means the weights, the activations or the loss have already blown up (a "
         "learning rate far too large, an unnormalised input or target, a missing normalisation): the next update "
@@ -475,7 +447,7 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
     recovered = bool(idx[-1] < len(v) - 1 and np.median(v[idx[-1] + 1:]) < 2 * base)
     return [_finding(
         "gradient_spike", "warning",
-        f"{len(idx)} gradient norm spike(s) in {s.name}, the largest {v[worst]:.3g} at {_at(s, steps[worst])} "
+        f"{len(idx)} gradient norm spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
         f"({v[worst] / base:.3g}x the median of its {len(v)} points); "
         + ("the run recovered after each" if recovered else "the run did not recover from every one"),
         "A gradient norm tens of times its usual size on one step: a bad batch or an instability. Clipping "
@@ -540,7 +512,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
                              why=f"{what} spikes"))
     return [_finding(
         code, severity,
-        f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {_at(s, steps[worst])} "
+        f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
         f"({v[worst] / med[worst]:.3g}x its rolling median); "
         + ("the run recovered after each" if all_recovered else "the run did not recover from every one"),
         f"Isolated {what} values far above the recent median: a bad batch, a too-large step or an "
@@ -571,7 +543,7 @@ def _short_loss_spike(s: Series) -> list[Finding]:
             ratio = float(v[i] / np.median(rest))
             return [_finding(
                 "loss_spike", "info",
-                f"{s.name} spiked to {v[i]:.3g} at {_at(s, steps[i])}, {ratio:.3g}x the median of the other "
+                f"{s.name} spiked to {v[i]:.3g} at {s.where(steps[i])}, {ratio:.3g}x the median of the other "
                 f"{len(rest)} points, and came back to {v[i + 1]:.3g}",
                 "One loss value far above the others that the next step leaves again: a bad batch (mislabelled, "
                 "extreme or corrupt examples), or a step too large for that batch. A single one in a short excerpt "
@@ -715,7 +687,7 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
     return [_finding(
         "zero_gradient", "warning",
         f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), first at "
-        f"{_at(s, steps[idx[0]])}",
+        f"{s.where(steps[idx[0]])}",
         "A step with an exactly zero gradient makes no update: the loss did not depend on the parameters for "
         "that batch (e.g. RL batches without reward variance, fully masked batches, or a detached graph).",
         evidence,
@@ -757,7 +729,7 @@ def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray,
         why += "; the learning rate is exactly 0 at every one of them too"
     return [_finding(
         "zero_gradient", "error" if len(v) >= t.min_points else "warning",
-        f"{s.name} is exactly 0 at every one of its {len(v)} logged points ({_between(s, steps[0], steps[-1])})"
+        f"{s.name} is exactly 0 at every one of its {len(v)} logged points ({s.between(steps[0], steps[-1])})"
         + why,
         "A total gradient norm of exactly 0 means no step changed the model: the loss does not depend on the "
         "trained parameters (labels all masked, parameters frozen or not handed to the optimizer, a detached "
@@ -798,7 +770,7 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
                                                                    float(steps[-1])) else ""
     return [_finding(
         "zero_gradient", "error" if zeros >= t.min_points else "warning",
-        f"{loss.name} is exactly 0 at all {zeros} logged points ({_between(loss, steps[start], steps[-1])}){came}: "
+        f"{loss.name} is exactly 0 at all {zeros} logged points ({loss.between(steps[start], steps[-1])}){came}: "
         f"a loss of 0 gives no gradient{why}",
         "A training loss of exactly 0 is no learning signal: its gradient is 0, so no step changes the model. "
         "A real loss gets there gradually, if ever; one that is 0 from the start, or drops to 0 at once, "
@@ -1038,7 +1010,7 @@ def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
                  f" while the learning rate reached {rate:.3g}" if rate is not None else "")
         return _finding(
             "small_updates", "warning",
-            f"{s.name} is exactly 0 at all {len(v)} logged points ({_between(s, steps[0], steps[-1])}){cause}: "
+            f"{s.name} is exactly 0 at all {len(v)} logged points ({s.between(steps[0], steps[-1])}){cause}: "
             "the policy never moved from its reference model",
             "A distance to the reference that stays exactly 0 means no optimizer step changed the model's "
             "outputs: the learning rate is 0, or so small that every update rounds away (Adam moves each weight "
@@ -1113,15 +1085,15 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     growth = lr_growth(run, since=onset, until=float(steps[-1]))
     fix = (_schedule_remedy(run, growth, onset) if growth is not None else
-           lower_lr(run, at_step=onset, why=f"the loss diverged from {_at(loss, onset)}"))
+           lower_lr(run, at_step=onset, why=f"the loss diverged from {loss.where(onset)}"))
     # the figures judged are running medians; the summary gives the logged values beside them
     window = _divergence_window(len(v))
     i_low = int(np.argmin(v[:onset_i]))
     return [_finding(
         "loss_divergence", "error",
-        f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} ({_at(loss, steps[i_min])}) to {end:.3g} "
+        f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} ({loss.where(steps[i_min])}) to {end:.3g} "
         f"(running medians of {window} points; logged: lowest {float(v[i_low]):.3g} at "
-        f"{_at(loss, steps[i_low])}, last {float(v[-1]):.3g})" + _lr_note(growth),
+        f"{loss.where(steps[i_low])}, last {float(v[-1]):.3g})" + _lr_note(growth),
         "The loss climbs back up for good: the learning rate is too large for this stage of training, or an "
         "explosion is surfacing in the loss.",
         {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
@@ -1156,8 +1128,8 @@ def _blown_up_short(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     return [_finding(
         "loss_divergence", "error",
-        f"{loss.name} rose from {low:.3g} ({_at(loss, steps[i_low])}) to {float(v[-1]):.3g} "
-        f"({_at(loss, steps[-1])}): {rise:.2g}x in {len(v) - i_low - 1} logged point(s)",
+        f"{loss.name} rose from {low:.3g} ({loss.where(steps[i_low])}) to {float(v[-1]):.3g} "
+        f"({loss.where(steps[-1])}): {rise:.2g}x in {len(v) - i_low - 1} logged point(s)",
         "The loss grew by orders of magnitude from one logged step to the next: training blew up (a learning "
         "rate too large, or exploding gradients with no clipping).",
         {"metric": loss.name, "steps": [_num(steps[i_low]), _num(steps[-1])], "value": rise,
@@ -1228,14 +1200,14 @@ def _excursion(run: RunLog, loss: Series, steps: np.ndarray, sm: np.ndarray, t: 
     return [_finding(
         "loss_divergence", "warning",
         f"{loss.name} climbed to {float(sm[peak]) / low:.3g}x its lowest {low:.3g} and stayed above "
-        f"{t.divergence_factor:g}x from {_at(loss, steps[a])} to {_num(steps[b])} ({longest} points), "
+        f"{t.divergence_factor:g}x from {loss.where(steps[a])} to {_num(steps[b])} ({longest} points), "
         f"ending at {float(sm[-1]):.3g}",
         "The loss left its minimum for a long stretch and came back only part of the way: training was "
         "unstable there (a learning rate too large for that stage, often the end of a warm-up), and the "
         "model may end worse than it was.",
         {"metric": loss.name, "steps": [_num(steps[a]), _num(steps[b])], "value": float(sm[peak]) / low,
          "threshold": t.divergence_factor, "minimum": low, "final": float(sm[-1]), "points_above": longest},
-        [lower_lr(run, at_step=float(steps[a]), why=f"the loss climbed from {_at(loss, steps[a])}"),
+        [lower_lr(run, at_step=float(steps[a]), why=f"the loss climbed from {loss.where(steps[a])}"),
          clipping(run, t)])]
 
 
@@ -1372,7 +1344,7 @@ def _stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
     return _finding(
         "loss_plateau", "warning",
         f"{val.name} never left {float(np.min(va)):.2f}-{float(np.max(va)):.2f} over "
-        f"{_between(val, vs[0], vs[-1])}{chance} while {train.name} reached {t_late:.2f}",
+        f"{val.between(vs[0], vs[-1])}{chance} while {train.name} reached {t_late:.2f}",
         "A validation metric that never improves while the training one does: the model memorises the training "
         "set and learns nothing that generalises (too little data, leakage-free labels that carry no signal, or "
         "a train/validation mismatch).",
@@ -1417,7 +1389,7 @@ def _frozen_gan(run: RunLog) -> Finding | None:
         "loss_plateau", "warning",
         f"the GAN's losses do not move: {g[0].name} is {float(g[2][0]) + 0.0:g} and {d[0].name} "
         f"{float(d[2][0]) + 0.0:g} at "
-        f"every one of {min(len(v) for _, _, v in every)} logged points ({_between(g[0], first, last)})",
+        f"every one of {min(len(v) for _, _, v in every)} logged points ({g[0].between(first, last)})",
         "A generator and a discriminator that learn push each other's losses around; losses that are exactly "
         "the same at every step mean neither network's updates change anything: most often the discriminator "
         "has won outright and its saturated output gives the generator no gradient (a learning rate or a "
@@ -1482,7 +1454,7 @@ def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
     return _finding(
         "loss_plateau", "warning",
         f"{train.name} is exactly {float(tail[0]):.6g} at each of its last {_FROZEN_REPEATS} points "
-        f"({_between(train, steps[-_FROZEN_REPEATS], steps[-1])}), having started at {float(v[0]):.6g}",
+        f"({train.between(steps[-_FROZEN_REPEATS], steps[-1])}), having started at {float(v[0]):.6g}",
         "A loss that repeats to every printed digit from one epoch to the next comes from weights that do not "
         "move: saturated or dead units passing no gradient, a learning rate of 0 or one so large the optimizer "
         "has thrown the weights into a flat region, or parameters the optimizer was not given.",
@@ -1644,7 +1616,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         name, then, now = better
         return [_finding(
             "validation_divergence", "info",
-            f"{val.name} rose from its lowest {d.best:.3g} ({_at(val, d.best_step)}) to {d.last:.3g} "
+            f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
             f"({raw_rise:+.0%}), but {name} kept improving: {then:.4g} then, {now:.4g} at the end",
             "A validation loss that rises while the task metric of the same evaluation still improves is "
             "usually over-confidence on the examples it gets wrong (calibration), not overfitting; keep the "
@@ -1652,8 +1624,8 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
             {**evidence, "task_metric": name, "task_metric_then": then, "task_metric_last": now}, [])]
     return [_finding(
         "validation_divergence", "warning",
-        f"{val.name} rose from its lowest {d.best:.3g} ({_at(val, d.best_step)}) to {d.last:.3g} "
-        f"({_at(val, d.last_step)}, {raw_rise:+.0%}) while {loss.name} fell from {d.train_then:.3g} to "
+        f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
+        f"({val.where(d.last_step)}, {raw_rise:+.0%}) while {loss.name} fell from {d.train_then:.3g} to "
         f"{d.train_now:.3g}" + (f"; also {', '.join(others[:4])}" + (" ..." if len(others) > 4 else "")
                                 if others else ""),
         "Validation loss rising while training loss falls is overfitting: the model memorises the training set.",
@@ -1783,12 +1755,12 @@ def _short_divergence(val: Series, loss: Series) -> Finding | None:
         return None
     return _finding(
         "validation_divergence", "info",
-        f"{val.name} rose from {best:.3g} ({_at(val, vs[i])}) to {last:.3g} ({_at(val, vs[-1])}, "
+        f"{val.name} rose from {best:.3g} ({val.where(vs[i])}) to {last:.3g} ({val.where(vs[-1])}, "
         f"{(last - best) / best:+.0%}) while {loss.name} fell from {float(then[-1]):.3g} to {float(now[-1]):.3g}: "
         f"the start of overfitting, on {len(vv)} evaluations",
         "A validation loss that rises while the training loss falls is the model fitting its training set "
         f"beyond what generalises. {len(vv)} evaluations are too few to call it a trend (one noisy "
-        f"evaluation can do it), so this is a note: keep the checkpoint of {_at(val, vs[i])} (early stopping) "
+        f"evaluation can do it), so this is a note: keep the checkpoint of {val.where(vs[i])} (early stopping) "
         "and evaluate more often to see the trend.",
         {"metric": val.name, "steps": [_num(vs[i]), _num(vs[-1])], "value": (last - best) / best,
          "threshold": _SHORT_RISE, "best": best, "best_step": _num(vs[i]), "last": last, "raw_rise": (last - best) / best,

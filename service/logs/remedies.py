@@ -55,6 +55,12 @@ def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
     )
 
 
+def _where(run: RunLog, step: float | None) -> str | None:
+    """``step`` in the words of the run's learning-rate axis ("epoch 3" on an epoch axis)."""
+    lr = run.first("learning_rate")
+    return None if step is None or lr is None else lr.where(step)
+
+
 def learning_rate_at(run: RunLog, step: float | None) -> float | None:
     """The learning rate the log records as in effect at ``step`` (None when it has none)."""
     lr = run.first("learning_rate")
@@ -80,7 +86,7 @@ def lower_lr(
         factor,
         warmup_steps=warmup_steps,
         learning_rate=learning_rate_at(run, at_step),
-        at_step=at_step,
+        at_step=_where(run, at_step),
         why=why,
     )
 
@@ -90,7 +96,7 @@ def raise_lr(
 ) -> Remedy:
     """``factor`` x the learning rate in effect at ``at_step`` (when the log has one)."""
     return R.raise_learning_rate(
-        factor, learning_rate=learning_rate_at(run, at_step), at_step=at_step, why=why
+        factor, learning_rate=learning_rate_at(run, at_step), at_step=_where(run, at_step), why=why
     )
 
 

@@ -57,6 +57,33 @@ class Series:
             if self.wall_time is not None:
                 self.wall_time = np.asarray(self.wall_time)[order]
 
+    @property
+    def unit(self) -> str:
+        """``epoch`` or ``step``: what a position on this series' axis is called."""
+        return "epoch" if self.step_unit == "epoch" else "step"
+
+    def where(self, x: float) -> str:
+        """Where ``x`` is on this axis in words: ``step 120``, ``epoch 3``, or ``epoch 1.327`` for a
+        fractional epoch (a position within it, 1 + 240/735), ``epoch 12, iteration 700/3953`` where
+        the log counted its positions so (mmdet's ``Epoch [12][700/3953]``)."""
+        n = self.epoch_length
+        if self.step_unit == "epoch" and n and not float(x).is_integer():
+            e = math.floor(x)
+            i = (x - e) * n
+            if abs(i - round(i)) < 0.05:
+                return f"epoch {e}, iteration {round(i)}/{n}"
+        return f"{self.unit} {self._position(x)}"
+
+    def between(self, first: float, last: float) -> str:
+        """A span of this axis in words: ``steps 120-300`` or ``epochs 3-9``."""
+        return f"{self.unit}s {self._position(first)}-{self._position(last)}"
+
+    def _position(self, x: float) -> str:
+        v = float(x)
+        if self.step_unit == "epoch" and not v.is_integer():
+            return f"{v:.4g}"
+        return str(int(v) if v.is_integer() else v)
+
     def __len__(self) -> int:
         return len(self.values)
 

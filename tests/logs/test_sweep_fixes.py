@@ -346,6 +346,12 @@ def test_findings_on_an_epoch_axis_say_epoch_not_step(tmp_path) -> None:
     assert any(f.code == "loss_divergence" for f in doc.findings)
     assert any("epoch" in t for t in texts)
     assert not [t for t in texts if "step " in t or "steps " in t], texts
+    # with the rate logged (Keras' ReduceLROnPlateau column), the remedy names it at its epoch
+    lr_rows = [f"{r},0.001" for r in rows]
+    path.write_text("epoch,accuracy,loss,val_accuracy,lr\n" + "\n".join(lr_rows) + "\n")
+    doc = check_logs(path)
+    changes = [r.change for f in doc.findings for r in f.remedies if r.id == "lower_learning_rate"]
+    assert changes and all("(in effect at epoch " in c for c in changes), changes
 
 
 def test_a_norm_blown_up_from_the_first_step_is_an_error_from_that_step() -> None:

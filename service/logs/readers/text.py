@@ -75,7 +75,9 @@ from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, m
 _NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
         r"|[-+]?(?:nan|infinity|inf)")
 # "eta: 5:02:49" is a time, not 5; PaddleOCR pads its "{:x<6f}" to "nanxxx", "infxxx"
-_END = r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?![\w.]|:\d)"
+# a callback printing onto a progress line glues its message to the last value ("loss:
+# 44.4110Batch 3: Invalid loss"): a capitalised word after a digit ends the number
+_END = r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?:(?![\w.]|:\d)|(?<=\d)(?=[A-Z][a-z]{2,}[ \t:]))"
 _SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
 # "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one

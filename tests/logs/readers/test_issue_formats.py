@@ -946,3 +946,19 @@ def test_espnet_reports_are_placed_at_their_batches(tmp_path: Path) -> None:
     run = load_run(_write(tmp_path, "train.log", "\n".join(lines) + "\n"))
     assert list(_series(run, "loss").steps) == [6750, 7125, 7500]
     assert "train" not in {s.name for s in run.series}
+
+
+def test_a_callbacks_message_glued_to_the_last_value_leaves_the_value(tmp_path: Path) -> None:
+    # MobileNet-SSD keras #21: TerminateOnNaN prints onto the progress line with no separator;
+    # the finite 44.4110 before it is a loss like any other
+    lines = ["Epoch 1/10",
+             "  2/234 [..............................] - ETA: 40:02:11 - loss: 51.2034",
+             "  3/234 [..............................] - ETA: 33:37:24 - loss: 44.4110Batch 3: Invalid loss, "
+             "terminating training",
+             "  4/234 [..............................] - ETA: 25:09:00 - loss: inf"]
+    values = list(_series(load_run(_write(tmp_path, "ssd.log", "\n".join(lines) + "\n")), "loss").values)
+    assert values[:2] == [51.2034, 44.411] and math.isinf(values[2])
+    # a unit glued to a number still makes it no value ("12Gb/s"), nor does a name ("3x1e5")
+    from gradhealth.logs.readers.text import pairs
+    assert pairs("bandwidth: 12Gb/s, loss: 0.5") == [("loss", "0.5")]
+    assert pairs("shape: 3x1e5, loss: 0.5") == [("loss", "0.5")]
