@@ -122,7 +122,9 @@ def _layer_report(u: UnitStats) -> LayerReport:
     report = LayerReport(
         name=u.name, pointer=u.pointer, type=u.type, activation=u.activation,
         grad_norm=u.geo("grad_norm") if "grad_norm" in u.values else None,
-        output_grad_norm=u.geo("output_grad_norm"),
+        # none where no gradient was computed (a frozen layer outside training), as grad_norm
+        output_grad_norm=u.geo("output_grad_norm") if not np.isnan(u.values.get(
+            "output_grad_norm", np.array([math.nan]))).all() else None,
         activation_mean=u.mean("activation_mean"), activation_std=u.mean("activation_std"),
         saturated_fraction=u.mean("saturated_fraction") if "saturated_fraction" in u.values else None,
         dead_fraction=u.mean("dead_fraction") if "dead_fraction" in u.values else None,
@@ -213,7 +215,9 @@ class _Verifier:
             new_errors = [d for d in found if d.severity == "error" and d.code != det.code
                           and before_codes.get(d.code) != "error"]
             overshot = OPPOSITE.get(det.code) in new
-            fixed = all(d.code != det.code for d in found) and not new_errors and not overshot
+            # a network still overflowing is fixed of nothing: its figures are NaN, not healthy
+            fixed = (all(d.code != det.code for d in found) and not new_errors and not overshot
+                     and not still_nonfinite(found))
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(value), fixed=fixed, side_effects=new)
             remedy.recommended = fixed and not new
@@ -225,6 +229,11 @@ class _Verifier:
                 at = next((i for i, r in enumerate(remedies) if r.id in _AFTER_CLIPPING), len(remedies))
                 remedies.insert(at, clip)
         return sorted(remedies, key=lambda r: _rank(det.code, r))
+
+
+def still_nonfinite(found: list[Detection]) -> bool:
+    """Whether a remedy's simulation still overflows (a nonfinite error among its ``found``)."""
+    return any(d.code == "nonfinite" and d.severity == "error" for d in found)
 
 
 def _new_rate_only(raw: dict[str, Any], patched: dict[str, Any], plan: Plan,

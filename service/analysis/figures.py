@@ -65,6 +65,9 @@ class SeedFigures:
     #: units whose saturating activation's output only gates another tensor, multiplied into it
     #: (a squeeze-excitation or GLU gate, an LSTM's gates written by hand; :func:`.graph.gate_units`)
     gates: list[str] = field(default_factory=list)
+    #: units whose output is added to another path (a residual branch's last layer;
+    #: :func:`.graph.summed_units`)
+    summed: list[str] = field(default_factory=list)
     #: per recurrent (sub)layer, the loss's gradient at its last step carried back through its own
     #: recurrence alone (:meth:`Readout.add_carried`), one norm per step, the last step's own last
     carried: dict[tuple[str, int], list[float]] = field(default_factory=dict)
@@ -121,7 +124,7 @@ class Readout:
         i_bias = (self._norm(bias.detach().to(torch.float64)), bias.numel()) if (
             weight is not None and bias is not None and bias.numel()) else None
         i_in = (self._norm(inp), inp.numel()) if inp is not None and inp.is_floating_point() and inp.numel() else None
-        i_sat = i_dead = None
+        i_sat = i_dead = i_active = None
         if pre is not None and activation in SATURATING:
             m = SATURATION_MARGIN
             if activation == "sigmoid":
@@ -131,7 +134,7 @@ class Readout:
             else:
                 sat = pre.detach().abs() >= 1
             i_sat = self._scalar(sat.sum())
-        n_features = 0
+        n_features = n_elements = 0
         if pre is not None and activation == "relu" and pre.dim() >= 1:
             # A unit (feature or channel) is dead when it is <= 0 for every sample and position.
             z = pre.detach()
@@ -140,6 +143,9 @@ class Readout:
             alive = z.amax(dim=reduce) > 0 if z.dim() > 1 and reduce else z > 0
             n_features = alive.numel()
             i_dead = self._scalar(alive.sum())
+            # the share of outputs on the flat side, which pass no gradient (a ReLU output under a
+            # regression loss: output_loss_mismatch)
+            i_active, n_elements = self._scalar((z > 0).sum()), z.numel()
 
         def figures(v: _Values) -> dict[str, float]:
             total, norm = v[i_sum], v[i_norm]
@@ -173,6 +179,8 @@ class Readout:
                 off = i_in is not None and v[i_in[0]] == 0
                 out_figures["dead_fraction"] = 0.0 if off else 1.0 - v[i_dead] / n_features
                 out_figures["relu_units"] = float(n_features)  # how many units the fraction is of
+            if i_active is not None and n_elements:
+                out_figures["active_fraction"] = v[i_active] / n_elements
             return out_figures
 
         self._units.append((name, figures))

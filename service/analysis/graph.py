@@ -1043,15 +1043,21 @@ def add_record(readout: Readout, rec: Record) -> bool:
     grads: list[torch.Tensor | None] = [p.grad for p in owners]
     bias = getattr(rec.module, "bias", None) if w is not None else None
     out_grad = rec.out.grad
-    cut = (out_grad is None and rec.role.kind == "weight" and rec.out.requires_grad
+    cut = (out_grad is None and rec.role.kind == "weight"
            and any(p.requires_grad for p in rec.module.parameters()))
     if cut:
-        # a trainable layer the loss does not reach (a .detach() after it): it gets exactly no
-        # gradient, which is the finding; a frozen layer (requires_grad False) is left out
+        # a trainable layer the loss does not reach (a .detach() after it, or run under
+        # torch.no_grad() in forward): it gets exactly no gradient, which is the finding; a frozen
+        # layer (requires_grad False) is left out
         out_grad = torch.zeros_like(rec.out)
         grads = [torch.zeros_like(p) if g is None and p.requires_grad else g
                  for g, p in zip(grads, owners, strict=True)]
-    readout.add_unit(rec.name, out=rec.out, grad=out_grad, activation=rec.activation, pre=rec.pre,
+    # outside training altogether (a frozen backbone's layers, before anything trainable): its
+    # saturated or dead units starve nothing of a gradient, so they are not counted
+    outside = out_grad is None and not rec.out.requires_grad and not any(
+        p.requires_grad for p in rec.module.parameters())
+    readout.add_unit(rec.name, out=rec.out, grad=out_grad, activation=rec.activation,
+                     pre=None if outside else rec.pre,
                      inp=rec.inp, weight=w, bias=bias if isinstance(bias, torch.Tensor) else None,
                      weight_grads=grads if rec.role.kind == "weight" else None,
                      channels_first=rec.role.channels_first)
@@ -1202,8 +1208,13 @@ def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
         if isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.AlphaDropout):
             m.eval()  # no dropout noise: seeds differ by their batch only (a spec's own dropout
             # layers are simulated, with masks drawn from the seed: simulate._seeded)
-    for p in net.parameters():
-        p.requires_grad_(True)
+    # A frozen layer (requires_grad False: a pretrained backbone under a trained head) is never
+    # trained, so its gradient is not the network's problem, and training does not compute one:
+    # it stays frozen here. A model frozen whole (for inference) is measured as if trained.
+    params = list(net.parameters())
+    if not any(p.requires_grad for p in params):
+        for p in params:
+            p.requires_grad_(True)
     return net
 
 
@@ -1337,6 +1348,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         readers = consumers(loss.grad_fn)  # one walk of the graph serves both
         figures.post_ln = post_ln_units(records, readers)
         figures.gates = gate_units(records, readers)
+        figures.summed = summed_units(records, readers)
     figures.looped = list(looped)
     figures.beside_loops = beside
     for name in cut:
@@ -1456,6 +1468,31 @@ def gate_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> li
     return out
 
 
+def _summed(node: Any, readers: Mapping[Any, set[Any]]) -> Any:
+    """The sum a branch's output reaches through reshapes only it reads (an exported graph's
+    View, Permute); None for the stream itself, which the next sublayer reads as well, and for
+    a layer inside the branch (its path goes on through the next layer's product)."""
+    for _ in range(4):
+        after = readers.get(node, set())
+        if len(after) != 1:
+            return None
+        (node,) = after
+        kind = type(node).__name__
+        if kind.startswith("AddBackward"):
+            return node
+        if not kind.startswith(_RESHAPES):
+            return None
+    return None
+
+
+def summed_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> list[str]:
+    """The units (in forward order) whose output is added to another path: the last layer of a
+    residual branch (x + f(x)) or of one of several branches summed. None in a plain stack, which
+    has no branch to scale (scaled_residual) and gains a skip only by adding one."""
+    return [rec.name for rec in records if isinstance(rec.out, torch.Tensor) and rec.out.grad_fn is not None
+            and _summed(rec.out.grad_fn, readers) is not None]
+
+
 def post_ln_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> list[str]:
     """The units (in forward order) whose output is summed into the residual stream, the sum
     layer-normalised and the norm's output summed on in turn: x = norm(x + f(x)), the Post-LN
@@ -1466,26 +1503,10 @@ def post_ln_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) ->
     def read_by(node: Any, kind: str) -> list[Any]:
         return [r for r in readers.get(node, ()) if kind in type(r).__name__]
 
-    def summed(node: Any) -> Any:
-        """The sum a branch's output reaches through reshapes only it reads (an exported graph's
-        View, Permute); None for the stream itself, which the next sublayer reads as well, and for
-        a layer inside the branch (its path goes on through the next layer's product)."""
-        for _ in range(4):
-            after = readers.get(node, set())
-            if len(after) != 1:
-                return None
-            (node,) = after
-            kind = type(node).__name__
-            if kind.startswith("AddBackward"):
-                return node
-            if not kind.startswith(_RESHAPES):
-                return None
-        return None
-
     out = []
     for rec in records:
         node = rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
-        add = summed(node) if node is not None else None
+        add = _summed(node, readers) if node is not None else None
         # the branch summed into the stream, the sum normalised, the norm summed on in turn
         if add is not None and any(read_by(norm, "AddBackward") for norm in read_by(add, "LayerNorm")):
             out.append(rec.name)
@@ -1560,4 +1581,5 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             squashed=(run.squashed if run.losses is None else None)
                             or seeds[0].forward_squash,
                             squashed_in_forward=seeds[0].forward_squash is not None,
-                            post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=seeds[0].gates)
+                            post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=seeds[0].gates,
+                            summed=seeds[0].summed)

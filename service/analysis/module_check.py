@@ -22,7 +22,13 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from gradhealth.analysis.check import _layer_report, _rank, clip_reference, summary_line
+from gradhealth.analysis.check import (
+    _layer_report,
+    _rank,
+    clip_reference,
+    still_nonfinite,
+    summary_line,
+)
 from gradhealth.analysis.findings import Detection, trunk
 from gradhealth.analysis.graph import (
     SWAP_ATTRIBUTE,
@@ -38,7 +44,12 @@ from gradhealth.analysis.graph import (
     simulate_graph,
 )
 from gradhealth.analysis.remedies import clip_threshold, lower_rate, raise_rate
-from gradhealth.analysis.rules import detect, no_output_gradient, problems
+from gradhealth.analysis.rules import (
+    clipped_regression_output,
+    detect,
+    no_output_gradient,
+    problems,
+)
 from gradhealth.analysis.simulate import SimulationResult, at_rate
 from gradhealth.analysis.spec import OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
@@ -115,6 +126,36 @@ def _swap_edit(old: set[str], new: str) -> Edit:
         # the same activations called as functions (F.sigmoid(self.fc(x))) are swapped as they run
         object.__setattr__(net, SWAP_ATTRIBUTE, (frozenset(old), new, make()))
         _init_edit("kaiming_normal")(net, seed)
+    return edit
+
+
+def _output_activation_module(model: nn.Module, path: str, *, after: bool) -> str | None:
+    """The path of the activation module at ``path``; with ``after``, of the one right after the
+    layer at ``path`` in its nn.Sequential (the measurement folds it into that layer's unit). None
+    where there is none (an activation called in forward)."""
+    parent, _, child = path.rpartition(".")
+    try:
+        container = model.get_submodule(parent) if parent else model
+    except AttributeError:
+        return None
+    names = [n for n, _ in container.named_children()]
+    if child not in names:
+        return None
+    if after:
+        if not isinstance(container, nn.Sequential) or names[-1] == child:
+            return None
+        child = names[names.index(child) + 1]
+    if role_of(getattr(container, child)).kind != "act":
+        return None
+    return f"{parent}.{child}" if parent else child
+
+
+def _identity_edit(path: str) -> Edit:
+    """The module at ``path`` replaced by nn.Identity in each copy."""
+    parent, _, child = path.rpartition(".")
+
+    def edit(net: nn.Module, seed: int) -> None:
+        setattr(net.get_submodule(parent) if parent else net, child, nn.Identity())
     return edit
 
 
@@ -209,7 +250,7 @@ def _combine(first: Edit | None, then: Edit) -> Edit:
     return edit
 
 
-def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, Change | None]]:
+def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> list[tuple[Remedy, Change | None]]:
     """(remedy, change to verify it, or None when it needs a new structure) for one finding."""
     where = ", ".join(u.name for u in det.units) or "the network"
     acts = {u.activation for u in result.units if u.activation}
@@ -218,6 +259,11 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
     if code == "nonfinite" and det.evidence.get("dtype"):
         return []  # an overflow of the model's own dtype: its explanation names the fix (_native_overflow)
     if code == "output_loss_mismatch":
+        relu = clipped_regression_output(result)
+        if relu is not None:
+            # a separate ReLU module can be taken out of a copy; one called in forward cannot
+            path = _output_activation_module(model, relu.pointer.removeprefix("module:"), after=relu.has_weights)
+            return [(R.linear_regression_output(where), _identity_edit(path) if path is not None else None)]
         if no_output_gradient(result):
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
         if result.squashed is not None and result.squashed_in_forward:
@@ -278,9 +324,10 @@ def _proposals(det: Detection, result: SimulationResult) -> list[tuple[Remedy, C
             out.append((R.relu_family_activation(where, "leaky_relu"), _swap_edit({"relu"}, "leaky_relu")))
         if code in ("vanishing_gradient", "exploding_gradient") and not all(u.normalised for u in trunk(result)):
             out.append((R.normalisation("batchnorm", where), None))
-            if code == "vanishing_gradient":
+            # a skip path for a plain stack; the branches of one that has them scaled down
+            if code == "vanishing_gradient" and not result.summed:
                 out.append((R.residual_connections(where), None))
-            else:
+            elif code == "exploding_gradient" and result.summed:
                 out.append((R.scaled_residual(where), None))
     if code in ("vanishing_through_time", "exploding_through_time") and recurrent:
         names = ", ".join(u.name for u in recurrent)
@@ -396,8 +443,9 @@ class _Verifier:
         self.simulated += rescaled is None
         value, severity = part.severity(after, self.thresholds)
         known = {d.code for d in before}
-        new = [d.code for d in problems(after, self.thresholds) if d.code not in known]
-        fixed = severity in (None, "info")
+        found = problems(after, self.thresholds)
+        new = [d.code for d in found if d.code not in known]
+        fixed = severity in (None, "info") and not still_nonfinite(found)
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(value), fixed=fixed, side_effects=new)
         remedy.recommended = fixed and not new
@@ -517,7 +565,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         remedies: list[Remedy] = []
         results: dict[int, SimulationResult] = {}  # id(remedy) -> its verifying simulation
         # a note (info) gets none: its explanation says what would remove it, nothing needs fixing
-        for remedy, edit in _proposals(det, result) if det.severity != "info" else []:
+        for remedy, edit in _proposals(det, result, run.model) if det.severity != "info" else []:
             if verify and edit is not None:
                 after = verifier.verify(det, detections, remedy, edit)
                 if after is not None:

@@ -224,6 +224,18 @@ def logits_loss(ctx: Context) -> list[Remedy]:
                           [{"op": "replace", "path": "/loss/from_logits", "value": True}])]
 
 
+def linear_output(ctx: Context) -> list[Remedy]:
+    """A ReLU on a regression output: the output layer (or its activation layer) with no activation."""
+    if ctx.detection.evidence.get("metric") != "clipped_output_fraction":
+        return []
+    # (a layer repeated N times is the output's and N - 1 hidden layers': no patch of it alone)
+    ps = [d.pointer for d in ctx.detection.units if getattr(ctx.layer_at(d.pointer), "repeat", 1) == 1]
+    if not ps:
+        return []
+    return [R.linear_regression_output(_names(ps), [{"op": "replace", "path": p + "/activation", "value": "identity"}
+                                                     for p in ps])]
+
+
 def pre_layer_norm(ctx: Context) -> list[Remedy]:
     ps = [u.pointer for u in ctx.plan.units if u.copy == 0 and isinstance(u.layer, S.TransformerEncoderLayer)
           and not u.layer.norm_first]

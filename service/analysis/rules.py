@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
+import numpy as np
+
 from gradhealth.analysis.findings import (
     Detection,
     absorbed_by_normalisation,
@@ -23,7 +25,7 @@ from gradhealth.analysis.findings import (
     post_ln_stacks,
     time_ratios,
 )
-from gradhealth.analysis.losses import BOUNDS, unreachable_fraction
+from gradhealth.analysis.losses import BOUNDS, REGRESSION, unreachable_fraction
 from gradhealth.analysis.remedies import (
     Builder,
     Context,
@@ -33,6 +35,7 @@ from gradhealth.analysis.remedies import (
     init_remedies,
     larger_learning_rate,
     learning_rate,
+    linear_output,
     logits_loss,
     normalisation,
     orthogonal,
@@ -480,10 +483,11 @@ def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
     if not weighted:
         return []
     first = weighted[0].values["grad_norm"].tolist()
+    output = clipped_regression_output(result)  # output_loss_mismatch's: its cause is the ReLU itself
     out = []
     for u in result.units:
         f = u.values.get("dead_fraction")
-        if f is None:
+        if f is None or u is output:
             continue
         seeds = [s for s, x in enumerate(f.tolist()) if x == 1.0 and s < len(first) and first[s] == 0.0]
         if seeds:
@@ -504,7 +508,8 @@ class DeadUnits(_Fraction):
         # at 1/2 (one-sided binomial test over the seeds' units, Bonferroni over the layers).
         if result.batch_size is not None and result.batch_size < MIN_DEAD_BATCH:
             return []  # "zero for the whole batch" of one or two samples is a coin toss, not death
-        measured = super().judged(result)
+        output = clipped_regression_output(result)  # judged by output_loss_mismatch
+        measured = [(u, f) for u, f in super().judged(result) if u is not output]
         level = 0.05 / max(len(measured), 1)
         out = []
         for u, value in measured:
@@ -830,12 +835,32 @@ def _second_squash(result: SimulationResult) -> str:
     return "softmax" if result.squashed_in_forward or loss != "binary_cross_entropy" else "sigmoid"
 
 
+def _loss_kind(result: SimulationResult) -> str | None:
+    return result.plan.spec.loss.type if result.plan is not None else result.loss
+
+
+def _output_activation(result: SimulationResult) -> UnitStats:
+    """The unit holding the output's activation: a separate activation unit after the output
+    layer (Keras' ``Activation``, a module's final ``nn.ReLU``), else the output layer itself."""
+    last, tail = _output_layer(result), result.units[-1]
+    return tail if tail is not last and not tail.has_weights and tail.activation else last
+
+
+def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
+    """The ReLU ending a network trained on a regression loss (mse, mae, huber), where it has one:
+    every output on its flat side gets no gradient and every target below 0 is out of reach."""
+    unit = _output_activation(result)
+    if _loss_kind(result) in REGRESSION and unit.activation == "relu" and "active_fraction" in unit.values:
+        return unit
+    return None
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
 
     code = "output_loss_mismatch"
-    remedies = (logits_loss,)
+    remedies = (logits_loss, linear_output)
 
     def measure(self, result: SimulationResult) -> float:
         if no_output_gradient(result):
@@ -844,10 +869,19 @@ class OutputLossMismatch(ArchitectureRule):
             # a forward's own softmax or sigmoid under cross-entropy: either way the loss's softmax
             # sees logits in [0, 1], one per class
             return unreachable_fraction(result.squashed, _second_squash(result), _output_layer(result).fan_out or 1)
+        relu = clipped_regression_output(result)
+        if relu is not None:
+            return 1.0 - float(np.nanmean(relu.values["active_fraction"]))
         seeds = [s for s in result.silent if not math.isnan(s)]
         return sum(seeds) / len(seeds) if seeds else math.nan
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        relu = clipped_regression_output(result)
+        if relu is not None:
+            # a ReLU output is a choice some make for targets >= 0 (counts, prices): a risk whatever
+            # share it clips at init (a positive bias may clip none yet), an error only where the
+            # whole output is off in some seed and nothing learns
+            return "error" if float(np.nanmax(1.0 - relu.values["active_fraction"])) >= 1.0 else "warning"
         return "error" if value >= t.silent_loss_error else "warning" if value >= t.silent_loss_warning else None
 
     def describe(
@@ -913,6 +947,21 @@ class OutputLossMismatch(ArchitectureRule):
                 f"(\"received from_logits=True, but the output argument was produced by a Softmax\"); the "
                 f"model trains slowly and stalls high.",
                 evidence, [last])
+        relu = clipped_regression_output(result)
+        if relu is not None:
+            evidence.update(metric="clipped_output_fraction", from_logits=None, output_activation="relu",
+                            clipped_by_seed=[round(1.0 - float(x), 6) for x in relu.values["active_fraction"]],
+                            silent_by_seed=[])
+            return Detection(
+                self.code, severity, "clipped_output_fraction", value,
+                f"{last.name}'s outputs go through a ReLU under {loss}: no target below 0 can be reached, and "
+                f"every output clipped at 0 gets no gradient ({value:.0%} of them at initialisation)",
+                "A regression loss needs outputs free to move both ways. A ReLU on the output passes no "
+                "gradient for every output it clips to 0, so those samples teach nothing; if the output "
+                "unit goes off for every input (a large step, a bias pushed negative) the whole network stops "
+                "learning and predicts 0 for everything. End a regression with no activation; for targets "
+                "that must stay positive, softplus keeps a gradient everywhere.",
+                evidence, [relu])
         if no_output_gradient(result):
             # the value is the share of samples that get no gradient: all of them (the evidence's
             # metric named the gradient, whose value is 0, beside a value of 1)

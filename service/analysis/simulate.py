@@ -166,6 +166,9 @@ class SimulationResult:
     post_ln_by_hand: bool = False
     #: a live module's units whose sigmoid or tanh gates another tensor (``SeedFigures.gates``)
     gates: list[str] = field(default_factory=list)
+    #: a live module's units whose output is added to another path (``SeedFigures.summed``): where
+    #: none is, the network has no residual branch
+    summed: list[str] = field(default_factory=list)
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)

@@ -174,7 +174,8 @@ REMEDIES: dict[str, Entry] = {
                          "outputs) folds the softmax into the loss: stable, and every sample gets a gradient."),
     "output_activation": Entry("Output activation the loss expects",
                                "A softmax over a single unit is the constant 1 and passes no gradient: one "
-                               "probability is a sigmoid, several classes a softmax, a regression none."),
+                               "probability is a sigmoid, several classes a softmax, a regression none (a ReLU "
+                               "there clips every output below 0, and those get no gradient)."),
     "zero_bias": Entry("Zero-initialised biases",
                        "A bias set far from 0 (a constant such as +6 or -3, or a wide normal) shifts every unit's "
                        "pre-activation by itself: sigmoid and tanh units start saturated, ReLU units dead, "

@@ -105,7 +105,7 @@ SNIPPETS: dict[str, str] = {
         "# Keras: model.compile(loss=keras.losses.{keras_loss}(from_logits=True), ...)"
     ),
     "output_activation": (
-        "nn.Sequential(nn.Linear(n_in, 1), nn.{activation}())  # not nn.Softmax(dim=-1) over one unit"
+        "nn.Sequential(nn.Linear(n_in, 1), nn.{activation}())  # not {was}"
     ),
     "weight_decay": _KEEP_OPTIMIZER + '    group["weight_decay"] = {weight_decay}',
     "early_stopping": (
@@ -203,7 +203,16 @@ def output_activation(where: str, activation: str = "sigmoid", patch: Patch = ()
     """Replace the softmax over a single unit at ``where`` with ``activation``."""
     return make_remedy("output_activation", f"replace the softmax over one unit after {where} with {activation} "
                        "(or no activation for a regression)", patch,
-                       activation={"sigmoid": "Sigmoid", "identity": "Identity"}.get(activation, "Sigmoid"))
+                       activation={"sigmoid": "Sigmoid", "identity": "Identity"}.get(activation, "Sigmoid"),
+                       was="nn.Softmax(dim=-1) over one unit")
+
+
+def linear_regression_output(where: str, patch: Patch = ()) -> Remedy:
+    """Drop the ReLU on the regression output ``where``: every output it clips gets no gradient."""
+    return make_remedy("output_activation", f"end {where} with no activation (a linear output) instead of the ReLU: "
+                       "a regression's outputs must move both ways; for targets that must stay positive, "
+                       "softplus keeps a gradient everywhere", patch, activation="Identity",
+                       was="nn.ReLU() on a regression output")
 
 
 def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:

@@ -366,6 +366,63 @@ def test_frozen_layers_are_not_a_finding() -> None:
     assert check_module(_Cut(freeze=True), torch.randn(16, 32), seeds=2, verify=False).findings == []
 
 
+class _FrozenBackbone(nn.Module):
+    """12 sigmoid layers (the gradient through them shrinks ~4x a layer) and a ReLU layer whose
+    bias of -30 keeps it off, all frozen under a trainable head: a linear probe."""
+
+    def __init__(self, frozen: bool = True) -> None:
+        super().__init__()
+        self.bb = nn.Sequential(*[m for i in range(12) for m in (nn.Linear(32 if i == 0 else 64, 64), nn.Sigmoid())],
+                                nn.Linear(64, 64), nn.ReLU())
+        nn.init.constant_(self.bb[24].bias, -30.0)
+        self.bb.requires_grad_(not frozen)
+        self.head = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bb(x) + 1.0)  # (+1: the head still gets a signal past the dead layer)
+
+
+def test_a_frozen_backbone_is_not_judged_as_training_does_not_reach_it() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_FrozenBackbone(), torch.randn(64, 32), seeds=2, verify=False)
+    assert doc.findings == []
+    layers = {layer.name: layer for layer in doc.layers}
+    assert layers["bb.0"].grad_norm is None and layers["bb.0"].output_grad_norm is None  # none computed
+    assert layers["bb.24"].dead_fraction is None and layers["head.0"].grad_norm > 0
+    # the same layers trainable: the vanishing and the dead layer are findings
+    torch.manual_seed(0)
+    codes = {f.code for f in check_module(_FrozenBackbone(frozen=False), torch.randn(64, 32), seeds=2,
+                                          verify=False).findings}
+    assert {"vanishing_gradient", "dead_units"} <= codes
+
+
+def test_a_model_frozen_whole_is_measured_as_if_trained() -> None:
+    torch.manual_seed(0)
+    model = _FrozenBackbone(frozen=False).requires_grad_(False)  # handed over for inference
+    codes = {f.code for f in check_module(model, torch.randn(64, 32), seeds=2, verify=False).findings}
+    assert "vanishing_gradient" in codes
+
+
+def test_trainable_layers_run_under_no_grad_in_forward_get_no_gradient() -> None:
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
+            self.dec = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():  # the bug: the encoder's weights are trainable but never learn
+                z = self.enc(x)
+            return self.dec(z)
+
+    torch.manual_seed(0)
+    doc = check_module(Encoder(), torch.randn(16, 32), seeds=2, verify=False)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("vanishing_gradient", "error") and f.summary.startswith("no gradient reaches enc.0")
+    grads = {layer.name: layer.grad_norm for layer in doc.layers}
+    assert grads["enc.0"] == grads["enc.2"] == 0.0 and grads["dec.0"] > 0
+
+
 class _LoopRNN(nn.Module):
     """A recurrence written as a Python loop over layers: h_t = W h_{t-1} + U x_t (no activation),
     W orthogonal times ``gain``: dL/dh_t shrinks by exactly ``gain`` per step back."""
@@ -939,3 +996,65 @@ def test_a_projected_lstm_is_measured_through_time() -> None:
     assert (f.code, f.severity) == ("vanishing_through_time", "warning") and f.evidence.layers == ["lstm"]
     chrono = next(r for r in f.remedies if r.id == "gated_recurrent_cell")
     assert chrono.verified is not None and chrono.verified.fixed
+
+
+class _Blocks(nn.Module):
+    """``depth`` ReLU layers with weights N(0, 4/fan_in) (twice He's variance: the gradient grows
+    ~sqrt(2)x a layer back), plain or each as a residual branch x + f(x)."""
+
+    def __init__(self, residual: bool, depth: int = 16) -> None:
+        super().__init__()
+        self.inp, self.out = nn.Linear(32, 64), nn.Linear(64, 10)
+        self.layers = nn.ModuleList(nn.Linear(64, 64) for _ in range(depth))
+        for layer in self.layers:
+            nn.init.normal_(layer.weight, 0.0, (4 / 64) ** 0.5)
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for layer in self.layers:
+            h = h + torch.relu(layer(h)) if self.residual else torch.relu(layer(h))
+        return self.out(h)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_residual_remedies_fit_whether_the_network_has_branches(residual: bool) -> None:
+    # scaling residual branches needs branches; adding a skip path is for a stack without one
+    torch.manual_seed(0)
+    doc = check_module(_Blocks(residual), torch.randn(64, 32), seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "exploding_gradient"]
+    ids = {r.id for r in f.remedies}
+    assert ("scaled_residual" in ids) == residual and "residual_connections" not in ids
+    torch.manual_seed(0)
+    doc = check_module(nn.Sequential(*[m for _ in range(16) for m in (nn.Linear(64, 64), nn.Sigmoid())],
+                                     nn.Linear(64, 10)), torch.randn(64, 64), seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert "residual_connections" in {r.id for r in f.remedies} and "scaled_residual" not in {r.id for r in f.remedies}
+
+
+class _Coupling(nn.Module):
+    """A RealNVP-style affine coupling with an unbounded scale: x * exp(s(x)) + t(x). Eight of
+    them with weights N(0, 0.13^2) compound exp(s) until some seeds overflow even float64."""
+
+    def __init__(self, dim: int, parity: int) -> None:
+        super().__init__()
+        self.register_buffer("mask", (torch.arange(dim) % 2 == parity).double())
+        self.net = nn.Sequential(nn.Linear(dim, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 2 * dim))
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                nn.init.normal_(layer.weight, 0.0, 0.13)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, t = self.net(x * self.mask).chunk(2, -1)
+        return x * self.mask + (1 - self.mask) * (x * torch.exp(s) + t)
+
+
+def test_a_remedy_whose_network_still_overflows_is_not_fixed() -> None:
+    torch.manual_seed(0)
+    flow = nn.Sequential(*[_Coupling(8, i % 2) for i in range(8)])
+    doc = check_module(flow, torch.randn(128, 8), loss="mse", seeds=3)
+    assert any(f.code == "nonfinite" for f in doc.findings)
+    verified = [r for f in doc.findings for r in f.remedies if r.verified is not None]
+    assert verified
+    for r in verified:  # He init leaves exp(s) unbounded: its simulation is NaN, not healthy
+        assert not (r.verified.fixed and r.verified.after is None), (r.id, r.verified)

@@ -331,3 +331,80 @@ def test_a_spec_ending_in_a_tanh_under_a_loss_on_logits_bounds_its_logits(loss: 
     assert fix.verified is not None and fix.verified.fixed and "from_logits=False" not in fix.change
     # a tanh output under mse (a regression to [-1, 1]) is no mismatch
     assert not _mismatch(check_architecture({**spec, "loss": {"type": "mse"}}, verify=False))
+
+
+# --- a ReLU on a regression output ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+def test_a_relu_on_a_regression_output_is_a_mismatch_and_a_linear_output_fixes_it(loss: str) -> None:
+    # one output unit, zero bias, a symmetric init: the sign of its pre-activation is a fair coin
+    # per sample, so about half the 3 x 64 outputs are clipped at 0 (a binomial's 4 sigma: +-0.14)
+    doc = check_architecture(_spec({"type": "linear", "out_features": 1, "activation": "relu",
+                                    "bias_init": "zeros"}, {"type": loss}))
+    [f] = _mismatch(doc)
+    assert f.evidence.metric == "clipped_output_fraction" and 0.36 < f.evidence.value < 0.64
+    assert f.severity in ("warning", "error") and "below 0" in f.summary
+    clipped = f.evidence.clipped_by_seed
+    assert f.severity == ("error" if max(clipped) == 1.0 else "warning")
+    [r] = f.remedies
+    assert r.id == "output_activation" and r.patch == [{"op": "replace", "path": "/layers/1/activation",
+                                                        "value": "identity"}]
+    assert r.verified is not None and r.verified.fixed and r.verified.after == 0
+    assert not [g for g in doc.findings if g.code == "dead_units"]  # the output's death is this finding's
+
+
+def test_a_relu_output_off_for_every_sample_is_an_error_here_not_dead_units() -> None:
+    # a bias of -50 holds every output's pre-activation below 0: nothing gets a gradient
+    doc = check_architecture(_spec({"type": "linear", "out_features": 1, "activation": "relu",
+                                    "bias_init": {"scheme": "constant", "value": -50.0}}, {"type": "mse"}))
+    [f] = _mismatch(doc)
+    assert f.severity == "error" and f.evidence.value == 1.0 and f.evidence.clipped_by_seed == [1.0, 1.0, 1.0]
+    assert not [g for g in doc.findings if g.code == "dead_units"]
+    assert any(r.id == "output_activation" and r.verified is not None and r.verified.fixed for r in f.remedies)
+
+
+@pytest.mark.parametrize("last", [{"type": "linear", "out_features": 1},
+                                  {"type": "linear", "out_features": 1, "activation": "softplus"}])
+def test_a_linear_or_softplus_regression_output_is_no_mismatch(last: dict[str, Any]) -> None:
+    assert not _mismatch(check_architecture(_spec(last, {"type": "mse"})))
+
+
+def test_a_relu_output_under_cross_entropy_is_not_judged_as_a_regression() -> None:
+    doc = check_architecture(_spec({"type": "linear", "out_features": 10, "activation": "relu"},
+                                   {"type": "cross_entropy"}))
+    assert not [f for f in _mismatch(doc) if f.evidence.metric == "clipped_output_fraction"]
+
+
+def test_a_live_modules_final_relu_is_taken_out_to_verify_and_one_called_in_forward_is_named() -> None:
+    from gradhealth.library import check_module
+
+    torch.manual_seed(0)
+    seq = torch.nn.Sequential(torch.nn.Linear(13, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1), torch.nn.ReLU())
+    [f] = _mismatch(check_module(seq, torch.randn(32, 13), loss="mse"))
+    [r] = f.remedies
+    assert r.id == "output_activation" and r.verified is not None and r.verified.fixed
+    assert isinstance(seq[3], torch.nn.ReLU)  # the user's module is left as it was
+
+    class Functional(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(13, 64), torch.nn.Linear(64, 1)
+            with torch.no_grad():
+                self.b.bias.fill_(5.0)  # every output positive at init: the ReLU clips none yet
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.b(torch.relu(self.a(x))))
+
+    [f] = _mismatch(check_module(Functional(), torch.randn(32, 13), loss="mse"))
+    assert f.severity == "warning" and f.evidence.value == 0.0  # a structural risk, not yet a loss
+    [r] = f.remedies
+    assert r.id == "output_activation" and r.verified is None  # no module to take out of a copy
+
+
+def test_a_keras_activation_layer_ending_a_regression_is_found_and_removed() -> None:
+    cfg = _seq(_dense("d1", 64, "relu", _init_he()), _dense("out", 1),
+               _layer("Activation", "act", activation="relu"), shape=[13])
+    [f] = _mismatch(check_keras({**cfg, "compile_config": {"loss": "mean_squared_error"}}))
+    [r] = f.remedies
+    assert r.id == "output_activation" and r.verified is not None and r.verified.fixed
