@@ -146,9 +146,11 @@ _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epo
                    # a run that averages its per-part losses (a PINN's boundary and PDE terms)
                    r"mean_loss|avg_loss|average_loss|loss_mean|loss_avg|"
                    # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)
-                   r"cross_?entropy(?:_?loss)?|ce_loss|lm_loss|nll_loss)$")
+                   r"cross_?entropy(?:_?loss)?|ce_loss|lm_loss|nll_loss|"
+                   # Neural Monkey's and fairseq's short names: cross-entropy, negative log-likelihood
+                   r"xent|nll)$")
 # (Chainer's LogReport names the model "main": main/loss, validation/main/loss)
-_VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test|dev)[/_.]?(?:main/)?(?:loss|epoch_loss|loss_epoch|loss_step)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
+_VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test|dev)[/_.]?(?:main/)?(?:loss|epoch_loss|loss_epoch|loss_step|xent|nll)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
                        r"^epoch_val_loss$|"
                        # one per evaluation set: the Trainer's eval_<set>_loss (eval_dataset a dict),
                        # Lightning's val_loss/dataloader_idx_<k>
@@ -210,7 +212,18 @@ def classify(name: str) -> tuple[Role, str | None]:
     m = _UPDATE.match(low)
     if m:
         return "update_ratio", m.group("layer")
+    scope, _, rest = low.partition("/")
+    if rest and scope not in _SCOPE_ROLES:
+        # a model's or a decoder's scope before the name: Neural Monkey's "target/train_xent"
+        role = classify(rest)[0]
+        if role in ("loss", "val_loss"):
+            return role, None
     return "metric", None
+
+
+#: first path parts that say what a metric is, not whose (train/loss, grad_norm/layer1)
+_SCOPE_ROLES = frozenset({"train", "training", "val", "valid", "validation", "eval", "test", "dev", "grad",
+                          "grads", "gradients", "grad_norm", "lr", "weights", "params", "update", "x"})
 
 
 def make_series(name: str, steps: list[float] | np.ndarray, values: list[float] | np.ndarray,

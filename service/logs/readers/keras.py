@@ -42,6 +42,7 @@ from gradhealth.logs.readers.textio import (
     CsvRows,
     Points,
     csv_header,
+    delimiter,
     loads,
     number,
     open_log,
@@ -94,12 +95,13 @@ class KerasReader:
         if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
             return _read_json_history(path, limits)
         header = csv_header(head) or []
+        sep = delimiter(head)  # CSVLogger(separator="\t"), fastai's and tsai's tab-separated tables
         step = "epoch" if "epoch" in header else next((c for c in _INDEX if c in header), None)
-        runs = _runs(path, limits, step) if step is not None else []
+        runs = _runs(path, limits, step, sep) if step is not None else []
         points, warnings, _ = read_wide_csv(
             path, limits, step_column=step, fmt=self.name,
             skip=lambda c: c in _INDEX, skip_repeated_header=True,
-            from_line=runs[-1].first_line if len(runs) > 1 else 0)
+            from_line=runs[-1].first_line if len(runs) > 1 else 0, sep=sep)
         if len(runs) > 1:
             warnings.insert(0, _skipped_runs(path.name, "epoch" if step == "epoch" else "index", runs))
         return RunLog(format=self.name, source=path.name, series=points.build(step_unit="epoch"),
@@ -197,7 +199,7 @@ class _Run:
         self.rows = 1
 
 
-def _runs(path: Path, limits: ReadLimits, step_column: str) -> list[_Run]:
+def _runs(path: Path, limits: ReadLimits, step_column: str, sep: str = ",") -> list[_Run]:
     """The runs appended one after another in the file: a new one starts at a row whose step is at
     or below the previous row's. Rows the reader will refuse or skip (a repeated header, a wrong
     column count, a step that is not a finite number) are passed over here; the reader reports
@@ -205,7 +207,7 @@ def _runs(path: Path, limits: ReadLimits, step_column: str) -> list[_Run]:
     runs: list[_Run] = []
     header: list[str] | None = None
     idx = -1
-    with CsvRows(path, limits) as rows:
+    with CsvRows(path, limits, sep=sep) as rows:
         for lineno, row in rows:
             if row is None:
                 break

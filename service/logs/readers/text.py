@@ -106,9 +106,9 @@ _LEVEL = re.compile(r"(?<![\w.-])\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|FA
 _LEVEL_WITHIN = 200           # characters: a level later in the line is part of the message
 _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
                          re.IGNORECASE)
-_SENTENCE = re.compile(rf"(?<![\w.])(?P<key>loss|score|(?:current )?learning rate)"
-                       rf"(?: at (?:iteration|step) (?P<step>\d+))? is (?P<val>{_NUM})(?=\.?(?:\s|$)|[,;])",
-                       re.IGNORECASE)
+_SENTENCE = re.compile(rf"(?<![\w.])(?:(?P<split>{_SPLIT_WORD})[ \t]+)?(?P<key>loss|score|(?:current )?learning rate)"
+                       rf"(?: (?:at|for|in) (?P<unit>iteration|step|epoch) (?P<step>\d+))? is (?P<val>{_NUM})"
+                       rf"(?=\.?(?:\s|$)|[,;])", re.IGNORECASE)
 _SCALE_SENTENCE = re.compile(rf"loss scale to:?\s*(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # loguru's default "{name}:{function}:{line} - ": a dotted module path, then the function and line
 _LOGURU_REF = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+:$")
@@ -160,6 +160,10 @@ _MAX_PENDING = 10_000         # lines with values before the first step kept asi
 STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step",
              "num_updates"}  # fairseq's update count
 _POSITION_KEYS = STEP_KEYS | {"epoch"}  # where a line is in the run, not what it measured
+# a trainer's start-up banner counts steps and epochs ("Total optimization steps = 1,548",
+# "Gradient Accumulation steps = 8", "Num Epochs = 3"): the word before the name says so
+_COUNT_BANNER = re.compile(r"(?<![\w.])(?:total|num|number(?:[ \t]+of)?|max|maximum|accumulation|optimization|"
+                           r"warmup|warm-up|logging|save|eval|evaluation|training|train)[ \t]+$", re.IGNORECASE)  # alone on its line
 ROLES: dict[str, Role] = {}
 for _names, _name_role in (
     (("loss", "train_loss", "trl", "training_loss", "tr_loss", "train/loss", "lm_loss",
@@ -305,7 +309,9 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         form = next(f for f in (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("be", "bi", "bn"))
                     if pos[f[0]] is not None)
         e, i, n = (int(pos[g]) for g in form)
-        found["epoch"] = repr(round(e + i / n, 6) if n else float(e))
+        # an epoch's last batch (266/266) stays in it: e + 1 would read as the next epoch's start,
+        # and the lines after the bar (its summary) would be named by the next epoch
+        found["epoch"] = repr((round(e + i / n, 6) - (1e-6 if i == n else 0.0)) if n else float(e))
         spans.append(pos.span())
     for g in _GROUP.finditer(line) if "[" in line and "," in line else ():
         pairs = [_GROUP_PAIR.fullmatch(item) for item in g["body"].split(",")]
@@ -341,6 +347,9 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
             key = re.sub(r"[ \t]+", "_", key)
         if calls and any(a <= m.start() < b for a, b in calls):
             continue  # an argument of a call or repr: a config, even when named like a step
+        if (key.lower() in _POSITION_KEYS and "=" in m["sep"] and _COUNT_BANNER.search(line, 0, m.start())
+                and _KV.search(line, m.end()) is None):
+            continue  # "Total optimization steps = 1,548", "Num Epochs = 3": how many, not where
         head, _, tail = key.partition("/")
         if tail.lower().startswith("total") and head.lower() in STEP_KEYS:
             key = head  # "step/total_step: 5/60": the step, out of its total
@@ -394,12 +403,15 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     if " is " in line:
         # sentences: DL4J's "Score at iteration 100 is 1.39", BigDL's "Loss is 1.26. Current learning
         # rate is 0.046." (a minibatch loss, its score, and the rate; no other "X is N" is a value)
+        # (LXMERT's "The training loss for Epoch 1 is 7.3978", "The valid loss is 5.3834")
         for m in _SENTENCE.finditer(line):
-            key = "learning_rate" if m["key"].lower().endswith("rate") else "loss"
+            split = (m["split"] or "").lower()
+            key = ("learning_rate" if m["key"].lower().endswith("rate")
+                   else _SPLIT_LOSS[split] if split and m["key"].lower() == "loss" else "loss")
             found.setdefault(key, m["val"])
             first_at = min(first_at, m.start())
-            if m["step"] is not None:
-                found.setdefault("iteration", m["step"])
+            if m["step"] is not None and not any(k.lower() in _POSITION_KEYS for k in found):
+                found["epoch" if m["unit"].lower() == "epoch" else "iteration"] = m["step"]
     if "loss scale" in line:
         # the fp16 scaler's own report (fairseq: "overflow detected, setting loss scale to: 64.0",
         # apex: "reducing loss scale to 32768.0"): the scale, which halves at every overflow
@@ -765,6 +777,12 @@ class TextReader:
 _TABLE_HEADER = re.compile(r"^\s*Epoch(?:\s+[A-Za-z][\w()/.-]*){3,}\s*$", re.IGNORECASE)
 _TIMESTAMP = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[T ][\d:.]+Z?\s+")  # a CI runner's line stamp
 _COUNT = re.compile(r"^(\d+)/(\d+)$")
+_EPOCH_COUNT = re.compile(r"^(\d+)$")
+# a fastai table's cell: a number, nan/inf, or its time column's mm:ss / hh:mm:ss
+_ROW_VALUE = re.compile(rf"(?:{_NUM})|#na#|\d+(?::\d\d){{1,2}}", re.IGNORECASE)
+_TWO_WORD_LOSS = re.compile(r"(?<![\w/])(?P<split>train|training|valid|validation|val|test)[ \t]+loss(?![\w/])",
+                            re.IGNORECASE)
+_SPLIT_NAME = re.compile(r"^(?:train|training|valid|validation|val|test|eval)_loss$")
 #: YOLO's loss columns by their bare names (YOLOv5: box obj cls total); with a ``_loss`` suffix
 #: (YOLOv8) they read as the components derive.py sums.
 _YOLO_PARTS = {"box", "obj", "cls", "dfl", "seg", "pose", "kobj"}
@@ -772,8 +790,8 @@ _YOLO_PARTS = {"box", "obj", "cls", "dfl", "seg", "pose", "kobj"}
 
 #: YOLOv3/v5's results.txt before v6 has no header: epoch i/n, GPU memory, the training losses
 #: (box obj cls total), targets, image size, P, R, two mAPs, the validation losses.
-_YOLO_RESULTS = re.compile(r"^\s*\d+/\d+\s+[\d.]+[GM]?\s+(?:[-+]?[\d.]+(?:[eE][-+]?\d+)?\s+){12}"
-                           r"[-+]?[\d.]+(?:[eE][-+]?\d+)?\s*$")
+_YOLO_RESULTS = re.compile(r"^\s*\d+/\d+\s+[\d.]+[GM]?\s+(?:(?:[-+]?[\d.]+(?:[eE][-+]?\d+)?|nan|inf)\s+){12}"
+                           r"(?:[-+]?[\d.]+(?:[eE][-+]?\d+)?|nan|inf)\s*$", re.IGNORECASE)  # a run NaN from its first epoch
 _YOLO_RESULTS_COLUMNS = ("Epoch gpu_mem box obj cls total targets img_size P R mAP@.5 mAP@.5:.95 "
                          "val/box_loss val/obj_loss val/cls_loss")
 
@@ -792,21 +810,28 @@ def table_header(line: str) -> list[str] | None:
         line = _YOLO_RESULTS_COLUMNS
     elif _TABLE_HEADER.match(line) is None:
         return None
+    # fastai v1 printed some names as two words: "epoch train loss valid loss accuracy_thresh"
+    line = _TWO_WORD_LOSS.sub(lambda m: f"{m['split']}_loss", line)
     names = []
     for name in line.split():
         low = name.lower()
         names.append("epoch" if low == "epoch" else "train/loss" if low == "total" else name if low.startswith("val/") else
+                     name if _SPLIT_NAME.match(low) else  # fastai's train_loss, valid_loss
                      f"train/{low}" if low.endswith("_loss") else
                      f"train/{low}_loss" if low in _YOLO_PARTS else name)
     return names
 
 
 def table_row(columns: list[str], line: str) -> list[tuple[str, str]] | None:
-    """A row of the table ``columns`` heads: its epoch as ``i/n`` first, then a value per column
-    (a size with a unit, 9.03G, is no value); None when the line is not such a row."""
+    """A row of the table ``columns`` heads: its epoch first (YOLO's ``i/n``, fastai's plain
+    count), then a value per column (a size with a unit, 9.03G, is no value; fastai's time
+    ``00:03`` neither); None when the line is not such a row."""
     tokens = _TIMESTAMP.sub("", line).split()
-    if len(tokens) < len(columns) or (m := _COUNT.match(tokens[0])) is None:
+    if len(tokens) < len(columns) or (m := _COUNT.match(tokens[0]) or _EPOCH_COUNT.match(tokens[0])) is None:
         return None
+    if m.re is _EPOCH_COUNT and (len(tokens) != len(columns) or not all(
+            _ROW_VALUE.fullmatch(t) for t in tokens[1:])):
+        return None  # a plain count first: only a line of values, cell for cell, is a row
     out = [("epoch", m[1])]
     for name, token in zip(columns[1:], tokens[1:len(columns)], strict=True):
         token = token.rstrip(":")

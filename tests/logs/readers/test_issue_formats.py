@@ -962,3 +962,79 @@ def test_a_callbacks_message_glued_to_the_last_value_leaves_the_value(tmp_path: 
     from gradhealth.logs.readers.text import pairs
     assert pairs("bandwidth: 12Gb/s, loss: 0.5") == [("loss", "0.5")]
     assert pairs("shape: 3x1e5, loss: 0.5") == [("loss", "0.5")]
+
+
+def test_a_trainers_start_up_banner_counts_steps_it_does_not_place_lines(tmp_path: Path) -> None:
+    # LLaMA-Factory #2810: the Trainer's banner "Total optimization steps = 1,548" was read as the
+    # step of every record after it, so the NaN was dated "step 1548" at epoch 0.01
+    banner = ["[INFO|trainer.py:1819] 2024-03-12 11:24:23,876 >>   Gradient Accumulation steps = 8",
+              "[INFO|trainer.py:1820] 2024-03-12 11:24:23,876 >>   Total optimization steps = 1,548",
+              "  Num Epochs = 3"]
+    records = [f"{{'loss': 0.0, 'grad_norm': nan, 'learning_rate': 0.05, 'epoch': {e / 100:.2f}}}" for e in (1, 2, 3)]
+    doc = check_logs(_write(tmp_path, "lf.log", "\n".join(banner + records) + "\n"))
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    assert "1548" not in f.summary and f.evidence.steps[0] == pytest.approx(0.01)
+    # a step named on a line of values is still a step
+    from gradhealth.logs.readers.text import pairs
+    assert pairs("train step=5 loss=0.3") == [("step", "5"), ("loss", "0.3")]
+
+
+def test_the_summary_after_an_epochs_last_batch_is_that_epochs(tmp_path: Path) -> None:
+    # "Epoch 8: 100%|...| 266/266" then the epoch's summary: 8 + 266/266 read as epoch 9
+    lines = []
+    for e in (7, 8):
+        lines += [f"Epoch {e}: 100%|{'#' * 20}| 266/266 [00:42<00:00,  6.22it/s]",
+                  f"Mean Training loss : {'nan' if e == 8 else '0.5312'}"]
+    doc = check_logs(_write(tmp_path, "radar.log", "\n".join(lines) + "\n"))
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    assert "epoch 8, iteration 266/266" in f.summary
+
+
+@pytest.mark.parametrize("name,role", [("target/train_xent", "loss"), ("decoder/loss", "loss"),
+                                       ("val/xent", "val_loss"), ("train_nll", "loss"),
+                                       ("target/runtime_xent", "metric"), ("grad_norm/encoder", "layer_grad_norm")])
+def test_a_scope_before_a_loss_name_leaves_it_a_loss(name: str, role: str) -> None:
+    # Neural Monkey: "target/train_xent: 7.31"
+    from gradhealth.logs.series import classify
+    assert classify(name)[0] == role
+
+
+def test_loss_sentences_name_their_split_and_epoch(tmp_path: Path) -> None:
+    # LXMERT #22: the valid loss was read as the training loss and the training loss not at all
+    from gradhealth.logs.readers.text import pairs
+    assert pairs("The training loss for Epoch 1 is 7.3978") == [("Epoch", "1"), ("training_loss", "7.3978")]
+    assert pairs("The valid loss is 5.3834") == [("valid_loss", "5.3834")]
+    assert pairs("Score at iteration 100 is 1.39") == [("iteration", "100"), ("loss", "1.39")]
+
+
+def test_a_tab_separated_epoch_table_is_read(tmp_path: Path) -> None:
+    # tsai #639 (fastai's recorder saved with tabs; Keras' CSVLogger(separator="\t") alike)
+    rows = ["epoch\ttrain_loss\tvalid_loss\taccuracy\ttime"] + [
+        f"{e}\t{'nan' if e >= 2 else 0.9 - 0.1 * e}\tnan\t0.958595\t00:03" for e in range(5)]
+    run = load_run(_write(tmp_path, "history.log", "\n".join(rows) + "\n"))
+    loss = _series(run, "train_loss")
+    assert list(loss.steps) == [0, 1, 2, 3, 4] and loss.values[1] == pytest.approx(0.8) and math.isnan(loss.values[2])
+    assert check_logs(_write(tmp_path, "history.tsv", "\n".join(rows) + "\n")).status == "unhealthy"
+
+
+@pytest.mark.parametrize("header", ["epoch     train_loss  valid_loss  accuracy  time",
+                                    "epoch train loss valid loss accuracy time"])  # fastai v1's two-word names
+def test_fastais_console_table_is_read(tmp_path: Path, header: str) -> None:
+    rows = [header] + [f"{e:<9} {1.2 / (e + 1):.6f}    {1.0 / (e + 1) + 0.1:.6f}    {0.7 + 0.05 * e:.6f}  00:10"
+                       for e in range(6)]
+    run = load_run(_write(tmp_path, "fit.log", "\n".join(rows) + "\n"))
+    train, valid = _series(run, "train_loss"), _series(run, "valid_loss")
+    assert list(train.steps) == list(range(6)) and train.values[2] == pytest.approx(0.4)
+    assert valid.role == "val_loss" and valid.values[0] == pytest.approx(1.1)
+    nan = rows[:2] + [r.replace(r.split()[1], "nan", 1) for r in rows[2:]]
+    doc = check_logs(_write(tmp_path, "nan.log", "\n".join(nan) + "\n"))
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    assert f.evidence.steps[0] == 1
+
+
+def test_a_yolov5_results_txt_nan_from_its_first_epoch_is_read(tmp_path: Path) -> None:
+    # ultralytics/yolov5 #3840: one row, every loss nan
+    row = ("     0/299    0.489G       nan       nan       nan       nan        10       640         0         0"
+           "         0         0       nan       nan       nan")
+    doc = check_logs(_write(tmp_path, "results.txt", row + "\n"))
+    assert any(f.code == "nonfinite" for f in doc.findings)
