@@ -54,7 +54,7 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
             i = int(np.argmax(bad))
             (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
     if not hits:
-        return _reported_nonfinite(run, t) or _undefined_metrics(notes)
+        return _reported_nonfinite(run, t) or _clamped_loss(run, t) or _undefined_metrics(notes)
     hits.sort(key=lambda h: h[0])
     if _skipped_by_the_scaler(run, hits):
         return [_finding(
@@ -80,6 +80,38 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
 
 
+#: A probability loss's value where the probability of every sample's class has underflowed and
+#: the framework's clamp holds it: -ln(FLT_MIN) (Caffe's SoftmaxWithLoss) and -ln(1e-7) (Keras'
+#: epsilon in its cross-entropies). The logits overflowed: as good as NaN, and no gradient.
+_CLAMPED_LOSSES = {87.3365: "-ln(FLT_MIN), Caffe's floor for a probability", 16.1181: "-ln(1e-7), Keras' epsilon"}
+_CLAMPED_RUN = 2  # points in a row at the clamp, to the end (a value no healthy loss lands on twice)
+
+
+def _clamped_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A loss pinned, to the end, at the value a probability clamp gives (:data:`_CLAMPED_LOSSES`)."""
+    for s in run.series:
+        if s.role not in ("loss", "val_loss") or len(s) < _CLAMPED_RUN:
+            continue
+        v = s.values
+        for value, what in _CLAMPED_LOSSES.items():
+            at = np.isclose(v, value, rtol=0, atol=5e-4)
+            k = len(v) if at.all() else int(np.argmax(~at[::-1]))  # the run of clamped values at the end
+            if k < _CLAMPED_RUN:
+                continue
+            first = float(s.steps[len(v) - k])
+            return [_finding(
+                "nonfinite", "error",
+                f"{s.name} is pinned at {value:g} = {what} from {s.where(first)}: every sample's predicted "
+                "probability of its class underflowed to 0",
+                "A cross-entropy on probabilities clamps them away from 0 before the log; a loss sitting exactly at "
+                "that clamp on every batch means the softmax gives each sample's class a probability below it: the "
+                "logits have blown up (to overflow, or past it), the clamp passes no gradient, and the run is as "
+                "good as NaN. It usually follows a learning rate too high for the network or an unnormalised input.",
+                {"metric": s.name, "steps": [_num(first), _num(s.steps[-1])], "value": value, "points": k},
+                [clipping(run, t), lower_lr(run, at_step=first, why="the logits overflowed")])]
+    return []
+
+
 def _reported_nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
     """The framework's own report that the loss or a gradient went NaN/Inf (TerminateOnNaN,
     CheckNumerics, detectron2's FloatingPointError...) where no logged value shows it: training
@@ -100,6 +132,19 @@ _LOSS_SCALE = re.compile(r"(?:^|[/_.-])(?:loss|grad|amp)[_-]?scale$", re.IGNOREC
 #: A dynamic loss scale this small has halved at every step for a long time: fp16's scaler starts
 #: at 2^16 and its floors are 1e-4 (fairseq, which then stops) or 1 (apex, torch.amp).
 _SCALE_FLOOR = 1e-3
+#: DeepSpeed's and apex's floor (min_loss_scale 1)
+_SCALE_MIN = 1.0
+#: A scale halved at each of its last this many reports, down to _SCALE_LOW or less, is on its way
+_HALVINGS = 4
+_SCALE_LOW = 16.0
+
+
+def _halving_run(v: np.ndarray) -> int:
+    """How many of the last reports each halved (or more) the scale before them."""
+    k = 0
+    while k + 1 < len(v) and v[-1 - k] <= v[-2 - k] / 2:
+        k += 1
+    return k
 
 
 def _scaler_gave_up(run: RunLog, t: LogThresholds) -> list[Finding]:
@@ -110,7 +155,28 @@ def _scaler_gave_up(run: RunLog, t: LogThresholds) -> list[Finding]:
     if scale is None:
         return []
     steps, v = finite(scale)
-    if not len(v) or not 0 <= float(v[-1]) <= _SCALE_FLOOR:
+    if not len(v):
+        return []
+    last = float(v[-1])
+    k = _halving_run(v)
+    if _SCALE_FLOOR < last <= _SCALE_LOW and k >= _HALVINGS:
+        # halved at every report down to a few units: DeepSpeed and apex stop at 1 (DeepSpeed then
+        # exits: "Current loss scale already at minimum"). A scale that merely sits at 1 is not
+        # this: Megatron prints "loss scale: 1" for bf16 and fp32 runs, which need none.
+        at_floor = last <= _SCALE_MIN
+        return [_finding(
+            "nonfinite", "error" if at_floor else "warning",
+            f"{scale.name} fell to {last:g} (step {_num(steps[-1])}): "
+            + ("the mixed-precision loss scaler's floor: every step overflows" if at_floor else
+               f"halved at each of the last {k} reports, each a step skipped for overflowing"),
+            "A dynamic loss scale (fp16) starts at 2^16 and halves each time the gradients overflow to Inf/NaN, "
+            "skipping that step; it only grows back after many clean steps. Halving report after report down to a "
+            "few units means nearly every step overflows even at a tiny scale: the loss or the gradients themselves "
+            "are exploding (bf16, which needs no scaler, or a lower learning rate and clipping avoid it).",
+            {"metric": scale.name, "steps": [_num(steps[-1 - k] if k < len(steps) else steps[0]), _num(steps[-1])],
+             "value": last, "threshold": _SCALE_MIN if at_floor else _SCALE_LOW},
+            [clipping(run, t), lower_lr(run, why="the loss scale fell at every report")])]
+    if not 0 <= last <= _SCALE_FLOOR:
         return []
     return [_finding(
         "nonfinite", "error",

@@ -436,3 +436,51 @@ def test_one_loss_far_above_a_short_excerpt_is_a_note() -> None:
     # not: a first point far above the rest (the start of training), a smaller bump, a climb
     for loss in ([4.2, 0.8, 0.7, 0.75, 0.6, 0.7], [0.66, 0.8, 2.2, 0.77, 0.56, 0.82], [0.5, 0.6, 2.6, 3.0, 3.2, 3.4]):
         assert not found(diagnose(run_of(np.arange(6.0), loss=np.array(loss))), "loss_spike")
+
+
+def test_deepspeeds_loss_scale_halved_at_every_report_is_overflow(tmp_path) -> None:
+    # Chinese-LLaMA-Alpaca #534: "Attempted loss scale: 64, reducing to 32", then 16, 8, 4, 2,
+    # each a skipped step; DeepSpeed exits once the scale is at its floor of 1
+    from gradhealth.library import check_logs
+    from gradhealth.logs.readers.text import pairs
+
+    line = ("[2023-06-07 22:16:00,018] [INFO] [loss_scaler.py:181:update_scale] [deepspeed] OVERFLOW! Rank 0 "
+            "Skipping step. Attempted loss scale: {}, reducing to {}")
+    assert pairs(line.format(64, 32)) == [("loss_scale", "32")]
+    halving = [line.format(2 ** k, 2 ** (k - 1)) for k in range(6, 1, -1)]  # ... reducing to 2
+    path = tmp_path / "ds.log"
+    path.write_text("{'loss': 2.0491, 'learning_rate': 0.000196, 'epoch': 0.28}\n" + "\n".join(halving) + "\n")
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "warning" and f.evidence.value == 2 and "halved at each of the last 4" in f.summary
+    path.write_text("\n".join([*halving, line.format(2, 1)]) + "\n")
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "error" and f.evidence.value == 1
+    # a scaler finding its scale at the start (65536 -> 4096) and holding it is no finding
+    settling = [line.format(2 ** k, 2 ** (k - 1)) for k in range(16, 12, -1)]
+    path.write_text("\n".join(settling) + "\n{'loss': 2.0, 'epoch': 0.1}\n")
+    assert not [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    # Megatron prints "loss scale: 1" at every iteration of a bf16 run, which needs no scaler
+    megatron = [f" iteration {i}/  250000 | learning rate: 9.150E-06 | lm loss: {2.5 - 0.01 * i:.6E} | loss scale: 1.0 |"
+                for i in range(120, 130)]
+    path.write_text("\n".join(megatron) + "\n")
+    assert not [f for f in check_logs(path).findings if f.code == "nonfinite"]
+
+
+@pytest.mark.parametrize("value", ["87.3365", "16.1181"])
+def test_a_loss_pinned_at_a_probability_clamp_is_an_overflow(tmp_path, value: str) -> None:
+    # caffe dropout #3: "Iteration 55900, loss = 87.3365" on every line: -ln(FLT_MIN), the value
+    # SoftmaxWithLoss gives a probability that underflowed; Keras' epsilon gives -ln(1e-7)
+    from gradhealth.library import check_logs
+
+    assert float(value) == pytest.approx(-np.log(np.finfo(np.float32).tiny) if value.startswith("87")
+                                         else -np.log(1e-7), abs=5e-5)
+    lines = [f"I0616 00:2{i}:30.437563 10711 solver.cpp:228] Iteration {55700 + 100 * i}, loss = "
+             f"{'2.3011' if i == 0 else value}" for i in range(3)]
+    path = tmp_path / "caffe.log"
+    path.write_text("\n".join(lines) + "\n")
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "error" and f.evidence.steps == [55800, 55900] and f.evidence.value == float(value)
+    # a loss that passes near it on its way down is not pinned there
+    path.write_text("\n".join(f"Iteration {100 * i}, loss = {v}" for i, v in enumerate((90.1, 87.3365, 80.2, 40.0)))
+                    + "\n")
+    assert not [f for f in check_logs(path).findings if f.code == "nonfinite"]

@@ -109,7 +109,9 @@ _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|j
 _SENTENCE = re.compile(rf"(?<![\w.])(?:(?P<split>{_SPLIT_WORD})[ \t]+)?(?P<key>loss|score|(?:current )?learning rate)"
                        rf"(?: (?:at|for|in) (?P<unit>iteration|step|epoch) (?P<step>\d+))? is (?P<val>{_NUM})"
                        rf"(?=\.?(?:\s|$)|[,;])", re.IGNORECASE)
-_SCALE_SENTENCE = re.compile(rf"loss scale to:?\s*(?P<val>{_NUM}){_END}", re.IGNORECASE)
+# (DeepSpeed: "OVERFLOW! Rank 0 Skipping step. Attempted loss scale: 64, reducing to 32")
+_SCALE_SENTENCE = re.compile(rf"loss scale(?::?\s*(?P<was>{_NUM}),\s*reducing)? to:?\s*(?P<val>{_NUM}){_END}",
+                             re.IGNORECASE)
 # loguru's default "{name}:{function}:{line} - ": a dotted module path, then the function and line
 _LOGURU_REF = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+:$")
 _CALL_OPEN = re.compile(r"\w\(")  # a call or repr opens: only then are argument spans worth finding
@@ -420,6 +422,8 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
             found.setdefault("loss_scale", m["val"])
             if found.get("to") == m["val"]:
                 del found["to"]  # "... to: 64.0" read as a name "to" before
+            if m["was"] is not None and found.get("scale") == m["was"]:
+                del found["scale"]  # the scale it tried, read as a name "scale" before
     if len(found) == 1 and "s" in found and not re.sub(r"\bs\s*[:=]\s*\d+[\s,;]*", "", line).strip():
         return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
     if first_at and found and _BEST_MARK.search(line, 0, first_at):
