@@ -256,10 +256,21 @@ def gated_cells(ctx: Context) -> list[Remedy]:
         if layer.type == "lstm":
             options = [o for o in options if o != layer.forget_bias]
         for fb in options:
-            value = {k: v for k, v in _resolve(ctx.raw, p).items() if k not in ("nonlinearity", "type")}
+            # (the fields only an RNN or a GRU takes go: the patched spec must be valid)
+            value = {k: v for k, v in _resolve(ctx.raw, p).items() if k not in _NOT_LSTM}
             value.update({"type": "lstm", "forget_bias": fb})
-            out.append(R.gated_recurrent_cell(_names([p]), fb, steps, [{"op": "replace", "path": p, "value": value}]))
+            remedy = R.gated_recurrent_cell(_names([p]), fb, steps, [{"op": "replace", "path": p, "value": value}])
+            if str(value.get("recurrent_activation", "sigmoid")).startswith("hard_sigmoid"):
+                # a hard sigmoid is flat past |x| = 2.5 (Keras 2's 0.2x + 0.5) or 3: an opened forget
+                # gate's bias pins it there and chrono's input gate at 0, passing no gradient
+                value["recurrent_activation"] = "sigmoid"
+                remedy.change += ", and sigmoid gates (a hard sigmoid's gates pinned by that bias pass no gradient)"
+            out.append(remedy)
     return out
+
+
+#: Spec fields of a recurrent layer that an LSTM does not take (an RNN's, a GRU's), or are replaced.
+_NOT_LSTM = frozenset({"type", "nonlinearity", "reset_after"})
 
 
 def orthogonal(ctx: Context) -> list[Remedy]:
@@ -349,7 +360,9 @@ def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     digits): one step of SGD, Adam, AdamW or RMSprop moves the weights by an amount proportional to
     the rate, so the factor is the target ratio over the measured one; the re-simulation measures
     it. None when the measured ratio is not above the target."""
-    worst = detection.value
+    # the worst layer judged (a layer started near zero on purpose is not: rules._judged_steps)
+    judged = detection.evidence.get("update_ratios")
+    worst = max(judged.values()) if isinstance(judged, dict) and judged else detection.value
     if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst) or not opt.lr > 0:
         return None  # (a rate at or below 0 is negative_learning_rate's to fix)
     return _rate_to(R.UPDATE_RATIO_TARGET, worst, "worst", opt, R.lower_learning_rate)

@@ -777,9 +777,22 @@ def _did_you_mean(loc: tuple[Any, ...]) -> str:
     if len(loc) > 1 and (owners := _owners(key)):
         # a real field in the wrong place: suggesting its own spelling back would say nothing
         return f"{key!r} is a field of {' and '.join(owners)}, not of this object"
+    if len(loc) > 1 and key in _FRAMEWORK_NAMES:
+        return f"did you mean {_FRAMEWORK_NAMES[key]!r}? ({key!r} is its name in Keras or PyTorch)"
     fields = set(Spec.model_fields) if len(loc) == 1 else _field_names(_Strict)
     close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else "check the spelling against the spec reference"
+
+
+#: Keras' and PyTorch's names for spec fields, which spelling distance would not find ("units" is
+#: nearer "init" than "out_features").
+_FRAMEWORK_NAMES = {
+    "units": "out_features", "filters": "out_channels", "rate": "p",
+    "in_features": "(none: the spec works out each layer's inputs)", "input_dim": "(none: the top-level input)",
+    "kernel_initializer": "init", "bias_initializer": "bias_init", "hidden_dim": "hidden_size",
+    "num_heads": "heads", "nhead": "heads", "d_ff": "ff_width", "dim_feedforward": "ff_width",
+    "lstm_units": "hidden_size", "dropout_rate": "p",
+}
 
 
 def _owners(key: str) -> list[str]:

@@ -550,3 +550,40 @@ def test_a_step_that_is_mostly_weight_decay_is_told_to_lower_the_decay() -> None
     for opt in ({"type": "sgd", "lr": 3.0, "weight_decay": 5e-4}, {"type": "adam", "lr": 0.3, "weight_decay": 20.0}):
         found = [f for f in check_architecture(_spec(opt)).findings if f.code == "large_updates"]
         assert found and not [r for r in found[0].remedies if r.id == "weight_decay"]
+
+
+class _GatedMLP(torch.nn.Module):
+    """A gMLP-style block: a spatial gate initialised near zero (weights N(0, 1e-3), bias 1, as
+    the paper does), so the block starts as the identity and the gate grows as it learns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.hidden, self.out = (torch.nn.Linear(32, 64), torch.nn.Linear(64, 64),
+                                           torch.nn.Linear(64, 10))
+        self.gate = torch.nn.Linear(64, 64)
+        torch.nn.init.normal_(self.gate.weight, 0.0, 1e-3)
+        torch.nn.init.ones_(self.gate.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.hidden(torch.relu(self.inp(x))))
+        return self.out(h * self.gate(h))
+
+
+def test_a_layer_started_near_zero_on_purpose_does_not_set_the_rate() -> None:
+    # Adam moves every weight by about lr on its first step: the gate's N(0, 1e-3) weights by about
+    # their whole norm at lr 1e-3, which is how a near-zero start grows; the other layers by ~1e-2
+    from gradhealth.library import check_module
+
+    torch.manual_seed(0)
+    doc = check_module(_GatedMLP(), torch.randn(64, 32), optimizer={"type": "adam", "lr": 1e-3}, verify=False)
+    assert not [f for f in doc.findings if f.code == "large_updates"]
+    torch.manual_seed(0)
+    doc = check_module(_GatedMLP(), torch.randn(64, 32), optimizer={"type": "adam", "lr": 1.0})
+    [f] = [f for f in doc.findings if f.code == "large_updates"]
+    assert "gate" not in f.evidence.layers and f.evidence.value > max(f.evidence.update_ratios.values())
+    [r] = [r for r in f.remedies if r.id == "lower_learning_rate"]
+    # the rate that brings the worst judged layer to the target ratio, not the gate
+    worst = max(f.evidence.update_ratios.values())
+    from gradhealth.core.remedies import UPDATE_RATIO_TARGET
+    assert r.params["suggested_learning_rate"] == pytest.approx(1.0 * UPDATE_RATIO_TARGET / worst, rel=0.01)
+    assert r.verified is not None and r.verified.fixed  # (its metric stays the largest ratio, the gate's)

@@ -13,6 +13,7 @@ from torch import nn
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.simulate import UnitStats, prepare, simulate
 from gradhealth.analysis.spec import parse_spec
+from gradhealth.library import check_architecture
 from tests.helpers import mlp
 
 
@@ -151,3 +152,25 @@ def test_seed_reductions_agree_with_numpy_on_every_edge_case(n):
         got = (unit.geo("m"), unit.mean("m"), unit.log10_std("m"))
         for ours, theirs in zip(got, _numpy_figures(v), strict=True):
             assert (math.isnan(ours) and math.isnan(theirs)) or ours == pytest.approx(theirs, rel=1e-12), combo
+
+
+def _hardtanh_mlp(init: dict) -> dict:
+    return {"name": "hardtanh mlp", "input": {"shape": [256]}, "batch_size": 64, "layers": [
+        {"type": "linear", "out_features": 256, "activation": "hardtanh", "init": init, "bias_init": "zeros",
+         "repeat": 12}, {"type": "linear", "out_features": 10}]}
+
+
+def test_a_hardtanh_at_a_correct_init_is_not_saturated_and_one_scaled_up_is() -> None:
+    # a unit-variance pre-activation is past hardtanh's kink erfc(1/sqrt 2) = 31.7% of the time:
+    # that is a correct init (sigmoid and tanh are counted only deep in their tails, which such a
+    # pre-activation hardly reaches), not a saturated layer
+    healthy = check_architecture(_hardtanh_mlp({"scheme": "xavier_uniform"}))
+    fractions = [layer.saturated_fraction for layer in healthy.layers if layer.saturated_fraction is not None]
+    # measured: the first layer, whose input has unit variance, at that share (deeper layers' inputs
+    # shrink, as hardtanh's variance map has its fixed point below 1)
+    assert 0.27 < max(fractions) < 0.37
+    assert not [f for f in healthy.findings if f.code == "saturation"]
+    # std 0.25 over fan-in 256: pre-activations of std ~4 or more, past the kink ~80% of the time
+    saturated = check_architecture(_hardtanh_mlp({"scheme": "normal", "std": 0.25}))
+    [f] = [f for f in saturated.findings if f.code == "saturation"]
+    assert f.severity == "error" and f.evidence.value > 0.6

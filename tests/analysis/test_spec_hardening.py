@@ -421,3 +421,23 @@ def test_a_field_in_the_wrong_place_is_named_with_where_it_belongs() -> None:
     with pytest.raises(SpecError) as err:
         parse_spec({"input": {"shape": [4, 3]}, "layers": [{"type": "lstm", "hidden_size": 3, "out_features": 2}]})
     assert "'out_features' is a field of layers of type linear, not of this object" in str(err.value)
+
+
+@pytest.mark.parametrize("layer,name,field", [
+    ({"type": "linear", "units": 10}, "units", "out_features"),  # Keras' Dense(units=...)
+    ({"type": "conv2d", "filters": 8, "kernel_size": 3}, "filters", "out_channels"),
+    ({"type": "transformer_encoder", "d_model": 16, "heads": 2, "ff_width": 32, "dim_feedforward": 32},
+     "dim_feedforward", "ff_width"),  # PyTorch's nn.TransformerEncoderLayer
+])
+def test_a_frameworks_name_for_a_field_is_pointed_at_the_specs(layer: dict, name: str, field: str) -> None:
+    # spelling distance alone suggested "init" for "units"
+    with pytest.raises(SpecError) as err:
+        parse_spec({"input": {"shape": [4, 8, 8]}, "layers": [layer]})
+    assert f"/layers/0/{name}: unknown field; did you mean {field!r}?" in str(err.value)
+
+
+def test_every_framework_name_points_at_a_real_field_and_shadows_none() -> None:
+    from gradhealth.analysis.spec import _FRAMEWORK_NAMES, _field_names, _Strict
+    names = _field_names(_Strict)
+    assert not set(_FRAMEWORK_NAMES) & names  # a real field is never renamed
+    assert {v for v in _FRAMEWORK_NAMES.values() if not v.startswith("(")} <= names

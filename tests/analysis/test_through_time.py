@@ -63,3 +63,22 @@ def test_a_gru_is_gated_too() -> None:
     doc = check_architecture(_spec({"type": "gru", "hidden_size": 32}), verify=False)
     severities = {f.severity for f in doc.findings if f.code == "vanishing_through_time"}
     assert severities <= {"warning"}
+
+
+def test_the_lstm_remedy_for_a_keras_gru_is_a_valid_spec_with_gates_that_can_open() -> None:
+    # a Keras 2 GRU (reset before the product, hard-sigmoid gates) over 200 steps: the LSTM the
+    # remedy proposes must drop reset_after (GRU only), or its patch is a spec the check refuses;
+    # and its opened gates must be sigmoids (a hard sigmoid pinned by the bias passes nothing)
+    doc = check_architecture({"name": "keras gru", "input": {"shape": [200, 16]}, "batch_size": 16, "layers": [
+        {"type": "gru", "hidden_size": 64, "reset_after": False, "recurrent_activation": "hard_sigmoid",
+         "recurrent_init": "orthogonal", "init": "xavier_uniform", "bias_init": "zeros"},
+        {"type": "linear", "out_features": 10}]})
+    f = _finding(doc)
+    gated = [r for r in f.remedies if r.id == "gated_recurrent_cell"]
+    assert gated
+    for r in gated:
+        [op] = r.patch
+        assert op["value"]["type"] == "lstm" and "reset_after" not in op["value"]
+        assert op["value"]["recurrent_activation"] == "sigmoid" and "sigmoid gates" in r.change
+        assert r.verified is not None and r.verified.note is None and r.verified.after is not None  # simulated
+    assert any(r.verified.fixed for r in gated)
