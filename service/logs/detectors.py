@@ -54,7 +54,7 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
             i = int(np.argmax(bad))
             (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
     if not hits:
-        return _reported_nonfinite(run, t) or _clamped_loss(run, t) or _undefined_metrics(notes)
+        return _reported_nonfinite(run, t) or _clamped_loss(run, t) or _undefined_metrics(run, notes)
     hits.sort(key=lambda h: h[0])
     if _skipped_by_the_scaler(run, hits):
         return [_finding(
@@ -83,7 +83,12 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
 #: A probability loss's value where the probability of every sample's class has underflowed and
 #: the framework's clamp holds it: -ln(FLT_MIN) (Caffe's SoftmaxWithLoss) and -ln(1e-7) (Keras'
 #: epsilon in its cross-entropies). The logits overflowed: as good as NaN, and no gradient.
-_CLAMPED_LOSSES = {87.3365: "-ln(FLT_MIN), Caffe's floor for a probability", 16.1181: "-ln(1e-7), Keras' epsilon"}
+_UNDERFLOW = "every sample's predicted probability of its class underflowed to 0"
+_CLAMPED_LOSSES = {87.3365: ("-ln(FLT_MIN), Caffe's floor for a probability", _UNDERFLOW),
+                   16.1181: ("-ln(1e-7), Keras' epsilon", _UNDERFLOW),
+                   # OpenNMT-py reports exp(min(loss, 100)) as its perplexity: its log at 100 is a loss of 100 or more
+                   100.0: ("the log of OpenNMT's perplexity cap exp(100)",
+                           "the loss is 100 nats a token or more, where chance is ln(vocabulary), about 10")}
 _CLAMPED_RUN = 2  # points in a row at the clamp, to the end (a value no healthy loss lands on twice)
 
 
@@ -93,7 +98,9 @@ def _clamped_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
         if s.role not in ("loss", "val_loss") or len(s) < _CLAMPED_RUN:
             continue
         v = s.values
-        for value, what in _CLAMPED_LOSSES.items():
+        for value, (what, meaning) in _CLAMPED_LOSSES.items():
+            if value == 100.0 and not s.name.startswith("ln("):
+                continue  # the cap is the perplexity's: only a loss read from one
             at = np.isclose(v, value, rtol=0, atol=5e-4)
             k = len(v) if at.all() else int(np.argmax(~at[::-1]))  # the run of clamped values at the end
             if k < _CLAMPED_RUN:
@@ -101,8 +108,7 @@ def _clamped_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
             first = float(s.steps[len(v) - k])
             return [_finding(
                 "nonfinite", "error",
-                f"{s.name} is pinned at {value:g} = {what} from {s.where(first)}: every sample's predicted "
-                "probability of its class underflowed to 0",
+                f"{s.name} is pinned at {value:g} = {what} from {s.where(first)}: {meaning}",
                 "A cross-entropy on probabilities clamps them away from 0 before the log; a loss sitting exactly at "
                 "that clamp on every batch means the softmax gives each sample's class a probability below it: the "
                 "logits have blown up (to overflow, or past it), the clamp passes no gradient, and the run is as "
@@ -232,12 +238,24 @@ def _trained_quantity(s: Series) -> bool:
             or gan_part(s.name) is not None)
 
 
-def _undefined_metrics(notes: list[tuple[float, Series, int]]) -> list[Finding]:
+def _undefined_metrics(run: RunLog, notes: list[tuple[float, Series, int]]) -> list[Finding]:
     """A note for evaluation metrics that are NaN/Inf while the loss and gradients are finite: a
-    metric with nothing to measure (COCO's AP for small objects on a set without any is NaN)."""
+    metric with nothing to measure (COCO's AP for small objects on a set without any is NaN). With
+    no loss or gradient norm logged to show training finite, a warning: the metrics may be NaN
+    because the network's outputs are (darknet's region stats ``Avg IOU: nan, Obj: nan``)."""
     if not notes:
         return []
     notes.sort(key=lambda h: h[0])
+    if not any(s.role in ("loss", "val_loss", "grad_norm", "clipped_grad_norm", "layer_grad_norm")
+               for s in run.series):
+        return [_finding(
+            "nonfinite", "warning",
+            f"{', '.join(h[1].name for h in notes[:5])}{' ...' if len(notes) > 5 else ''}: NaN/Inf from "
+            f"{notes[0][1].where(notes[0][0])}, and no loss or gradient norm is logged to show training finite",
+            "Metrics computed from the network's outputs (an IoU, an objectness, a class score) turn NaN when those "
+            "outputs do; with no loss or gradient norm in the log there is nothing to tell that from a metric that "
+            "is merely undefined (nothing to measure). Log the loss to know.",
+            _where(notes), [])]
     return [_finding(
         "nonfinite", "info",
         f"{', '.join(h[1].name for h in notes[:5])}{' ...' if len(notes) > 5 else ''}: NaN/Inf from step "
@@ -553,7 +571,8 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     if s is None:
         return []
     if np.sum(np.isfinite(s.values)) < needed:
-        return _glaring_spikes(run, s, t) if role == "grad_norm" else _short_loss_spike(s)
+        return (_glaring_spikes(run, s, t) or _short_spike(s, "gradient_spike")) if role == "grad_norm" \
+            else _short_spike(s, "loss_spike")
     steps, v, med, spike, idx = _spikes(s, t)
     if role == "grad_norm":
         idx = np.array([i for i in idx if not _new_level(run, steps, v, int(i), t)], dtype=np.int64)
@@ -596,22 +615,27 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
 _SHORT_SPIKE = 4.0
 
 
-def _short_loss_spike(s: Series) -> list[Finding]:
-    """A note for one loss value far above everything around it in an excerpt of 4 to 7 points
-    (LLaVA #918: 0.66, 0.80, 4.27, 0.77, 0.56, 0.82): at least ``_SHORT_SPIKE`` times both its
-    neighbours and the median of the others, and the loss back down after it."""
+def _short_spike(s: Series, code: str) -> list[Finding]:
+    """A note for one value far above everything around it in an excerpt too short for the rolling
+    statistics: a loss (LLaVA #918: 0.66, 0.80, 4.27, 0.77, 0.56, 0.82) at least ``_SHORT_SPIKE``
+    times both its neighbours and the median of the others; a gradient norm (unsloth #5207: 14.98,
+    9.78, 7.64, 92.10, 29.00, 5.21, 7.83, 7.79), whose step after a spike is often still raised
+    (Adam's moments), ``_SHORT_SPIKE`` times the others' median and twice its neighbours; either
+    back down after it."""
     steps, v = finite(s)
     if len(v) < 4 or np.any(v <= 0):
         return []
+    beside = _SHORT_SPIKE if code == "loss_spike" else 2.0
+    what = "loss" if code == "loss_spike" else "gradient norm"
     for i in range(1, len(v) - 1):
         rest = np.delete(v, i)
-        if v[i] >= _SHORT_SPIKE * max(v[i - 1], v[i + 1]) and v[i] >= _SHORT_SPIKE * float(np.median(rest)):
+        if v[i] >= beside * max(v[i - 1], v[i + 1]) and v[i] >= _SHORT_SPIKE * float(np.median(rest)):
             ratio = float(v[i] / np.median(rest))
             return [_finding(
-                "loss_spike", "info",
+                code, "info",
                 f"{s.name} spiked to {v[i]:.3g} at {s.where(steps[i])}, {ratio:.3g}x the median of the other "
                 f"{len(rest)} points, and came back to {v[i + 1]:.3g}",
-                "One loss value far above the others that the next step leaves again: a bad batch (mislabelled, "
+                f"One {what} value far above the others that the next step leaves again: a bad batch (mislabelled, "
                 "extreme or corrupt examples), or a step too large for that batch. A single one in a short excerpt "
                 "is a note: if it repeats, look at the batches at those steps, clip the gradient or lower the rate.",
                 {"metric": s.name, "steps": [_num(steps[i])], "value": float(v[i]), "count": 1,
@@ -1669,7 +1693,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         return [gap]
     found = [d for val in run.by_role("val_loss") if (d := _diverged(val, loss, t)) is not None]
     if not found:
-        return [f for val in run.by_role("val_loss") if (f := _short_divergence(val, loss)) is not None][:1]
+        return [f for val in run.by_role("val_loss") if (f := _short_divergence(val, loss, t)) is not None][:1]
     found.sort(key=lambda d: -d.rise)
     d, val = found[0], found[0].val
     others = [o.val.name for o in found[1:]]
@@ -1801,24 +1825,45 @@ _FLOOR_SHARE = 0.02
 #: A validation loss of two or three points (a fine-tune of a few epochs) that ends this far above
 #: its best, while the training loss fell by at least as much, is noted (too few points to judge).
 _SHORT_RISE = 0.3
+_RISES_IN_A_ROW = 4
 
 
-def _short_divergence(val: Series, loss: Series) -> Finding | None:
-    """A note for a validation loss too short for :func:`_diverged` (2-3 points, BERT-style
-    fine-tunes of a few epochs): it ends at its highest, at least ``_SHORT_RISE`` above its best,
-    and the training loss fell by at least that share meanwhile (ls13: 0.318, 0.320, 0.443 while
-    the training loss went 0.386 -> 0.113). Three points cannot tell a trend from noise: a note."""
+def _short_divergence(val: Series, loss: Series, t: LogThresholds) -> Finding | None:
+    """A validation loss too short for :func:`_diverged` (fewer than ``t.min_points`` evaluations:
+    BERT-style fine-tunes of a few epochs) that ends at its highest while the training loss fell:
+    a note where it rose ``_SHORT_RISE`` or more above its best and the training loss fell by that
+    share (ls13: 0.318, 0.320, 0.443 while the training loss went 0.386 -> 0.113); a warning where
+    it rose ``t.validation_rise`` or more over ``_RISES_IN_A_ROW`` rises in a row after its best
+    (ls15, a Keras LSTM: 0.6765, 0.6789, 0.6913, 0.7101, 0.7268, 0.7586 while the loss fell 0.67 ->
+    0.55), which noise seldom makes. Fewer points cannot tell a trend from one noisy evaluation."""
     vs, vv = finite(val)
-    if not 2 <= len(vv) <= 3 or not np.all(vv > 0):
+    if not 2 <= len(vv) < max(t.min_points, 4) or not np.all(vv > 0):
         return None
     i = int(np.argmin(vv[:-1]))
     best, last = float(vv[i]), float(vv[-1])
-    if last < float(np.max(vv)) or (last - best) / best < _SHORT_RISE or last - best <= 3 * resolution(vv):
+    if last < float(np.max(vv[i:])) or last - best <= 3 * resolution(vv):
+        return None
+    rises = len(vv) - 1 - i
+    steady = rises >= _RISES_IN_A_ROW and bool(np.all(np.diff(vv[i:]) > 0))
+    needed = t.validation_rise if steady else _SHORT_RISE
+    if (last - best) / best < needed or (not steady and len(vv) > 3):
         return None
     ls, lv = finite(loss)
     then, now = lv[ls <= vs[i]], lv[ls <= vs[-1]]
-    if not len(then) or not len(now) or not now[-1] <= (1 - _SHORT_RISE) * then[-1]:
+    if not len(then) or not len(now) or not now[-1] <= (1 - needed) * then[-1]:
         return None
+    if steady:
+        return _finding(
+            "validation_divergence", "warning",
+            f"{val.name} rose at each of the {rises} evaluations after its lowest {best:.3g} ({val.where(vs[i])}), "
+            f"to {last:.3g} ({val.where(vs[-1])}, {(last - best) / best:+.0%}), while {loss.name} fell from "
+            f"{float(then[-1]):.3g} to {float(now[-1]):.3g}",
+            "Validation loss rising while training loss falls is overfitting: the model memorises the training "
+            f"set. {rises} rises in a row are a trend, not one noisy evaluation.",
+            {"metric": val.name, "steps": [_num(vs[i]), _num(vs[-1])], "value": (last - best) / best,
+             "threshold": t.validation_rise, "best": best, "best_step": _num(vs[i]), "last": last,
+             "raw_rise": (last - best) / best, "train_metric": loss.name, "evaluations": int(len(vv))},
+            [R.early_stopping(float(vs[i]), max(2, rises // 2)), R.weight_decay()])
     return _finding(
         "validation_divergence", "info",
         f"{val.name} rose from {best:.3g} ({val.where(vs[i])}) to {last:.3g} ({val.where(vs[-1])}, "
@@ -1919,6 +1964,16 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in gan][:50],
              "generator": [s.name for s in gan if gan_part(s.name) == "G"][:20],
              "discriminator": [s.name for s in gan if gan_part(s.name) == "D"][:20]}, [])]
+    if not main and _on_rollouts(run):
+        rewards = [s.name for s in run.series if _ROLLOUT_REWARD.search(s.name)]
+        return [_finding(
+            "insufficient_data", "info",
+            f"an agent's episode rewards ({', '.join(rewards[:4])}) and no loss or gradient norm: checked for "
+            "NaN/Inf only",
+            "A reinforcement-learning run's reward is what improves, but whether it does is the task's to say (a "
+            "reward's scale and pace are the environment's), so it is not judged as a loss; its NaN/Inf are "
+            "checked. Log the policy and value losses or a gradient norm (see the recorder) for the gradient checks.",
+            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
     if not main:
         return [_finding(
             "insufficient_data", "warning",

@@ -144,7 +144,7 @@ _CLIPPED_GRAD = re.compile(r"^(?:train[/_])?(?:clipped[/_]grad(?:ient)?_norm|"
 _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
                    r"train_loss_step|train_loss_epoch|loss_epoch|total_loss|"
                    # a run that averages its per-part losses (a PINN's boundary and PDE terms)
-                   r"mean_loss|avg_loss|average_loss|loss_mean|loss_avg|"
+                   r"mean_loss|avg_loss|average_loss|loss_mean|loss_avg|running_loss|"
                    # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)
                    r"cross_?entropy(?:_?loss)?|ce_loss|lm_loss|nll_loss|"
                    # Neural Monkey's and fairseq's short names: cross-entropy, negative log-likelihood

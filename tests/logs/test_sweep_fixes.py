@@ -484,3 +484,79 @@ def test_a_loss_pinned_at_a_probability_clamp_is_an_overflow(tmp_path, value: st
     path.write_text("\n".join(f"Iteration {100 * i}, loss = {v}" for i, v in enumerate((90.1, 87.3365, 80.2, 40.0)))
                     + "\n")
     assert not [f for f in check_logs(path).findings if f.code == "nonfinite"]
+
+
+def test_a_word_before_loss_names_which_loss(tmp_path) -> None:
+    # PyTorch-YOLOv3 forks print "total loss: 4119.9" then "x loss", ..., "cls loss": all of them
+    # read as one "loss", the last (cls) overwriting the total
+    from gradhealth.logs.load import read_log
+    from gradhealth.logs.readers.text import pairs
+
+    assert pairs("total loss: 4119.8759765625") == [("total_loss", "4119.8759765625")]
+    assert pairs("cls loss: 0.561546266078949") == [("cls_loss", "0.561546266078949")]
+    assert pairs("[1, 2000] running loss: 2.2") == [("running_loss", "2.2")]
+    assert pairs("the loss: 0.3") == [("loss", "0.3")]  # a word that names nothing is left out
+    epochs = "".join(f"************epoch: {e} ***************\ntotal loss: {4000 - 100 * e}\nx loss: 0.39\n"
+                     f"cls loss: 0.56\n" for e in range(10))
+    path = tmp_path / "yolo.log"
+    path.write_text(epochs)
+    run = read_log(path)
+    assert run.first("loss").name == "total_loss" and run.first("loss").values[-1] == 3100
+
+
+def test_opennmts_capped_perplexity_is_a_blown_up_loss_at_its_position(tmp_path) -> None:
+    # OpenNMT-py #253: it prints exp(min(loss, 100)); ppl 2.69e43 = e^100 on every line
+    from gradhealth.library import check_logs
+
+    lines = [f"Epoch  1,   {i * 50:>4}/21692; acc:   0.41; ppl: 26881171418161356094253400435962903554686976.00; "
+             f"3324 src tok/s; 4592 tgt tok/s;     {22 + i} s elapsed" for i in range(1, 6)]
+    path = tmp_path / "onmt.log"
+    path.write_text("\n".join(lines) + "\n")
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "error" and f.evidence.value == 100.0 and "epoch 1, iteration 50/21692" in f.summary
+    # a perplexity below its cap is a loss like any other
+    path.write_text("\n".join(line.replace("26881171418161356094253400435962903554686976.00", f"{30 - i}.5")
+                              for i, line in enumerate(lines)) + "\n")
+    assert not [f for f in check_logs(path).findings if f.code == "nonfinite"]
+
+
+def test_nan_metrics_with_no_loss_logged_are_a_warning_not_a_finite_run(tmp_path) -> None:
+    # darknet #3984: "Region 82 Avg IOU: nan, Class: nan, Obj: nan, No Obj: nan, ... count: 2" and no
+    # loss line: the note said "while the losses and gradients stay finite"
+    from gradhealth.library import check_logs
+
+    line = "Region 82 Avg IOU: nan, Class: nan, Obj: nan, No Obj: nan, .5R: 0.000000, .75R: 0.000000,  count: 2"
+    path = tmp_path / "darknet.log"
+    path.write_text("\n".join([line] * 6) + "\n")
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "warning" and "no loss or gradient norm" in f.summary
+    path.write_text("\n".join(f"{line}, loss: {2.0 - 0.1 * i}" for i in range(6)) + "\n")
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "info" and "stay finite" in f.summary
+
+
+def test_a_short_validation_loss_rising_at_every_evaluation_is_overfitting() -> None:
+    # keras #3056: 7 epochs, val_loss 0.6770, 0.6765 then up at each of the 5 after; loss falling
+    loss = np.array([0.6807, 0.6693, 0.6678, 0.6485, 0.6175, 0.5860, 0.5521])
+    val = np.array([0.6770, 0.6765, 0.6789, 0.6913, 0.7101, 0.7268, 0.7586])
+    [f] = found(diagnose(run_of(loss=loss, val_loss=val)), "validation_divergence")
+    assert f.severity == "warning" and f.evidence.best == 0.6765 and f.evidence.value == pytest.approx(0.7586 / 0.6765 - 1)
+    # one noisy evaluation in the climb: no trend to call
+    bumpy = val.copy()
+    bumpy[4] = 0.6801
+    assert not [a for a in alarms(diagnose(run_of(loss=loss, val_loss=bumpy))) if a[0] == "validation_divergence"]
+
+
+def test_one_gradient_norm_far_above_a_short_excerpt_is_a_note() -> None:
+    # unsloth #5207: 92.1 among norms of 5-15; the step after it is still raised (29.0)
+    norms = np.array([14.98, 9.78, 7.64, 92.10, 29.00, 5.21, 7.83, 7.79])
+    [f] = found(diagnose(run_of(loss=np.linspace(1.5, 1.3, 8), grad_norm=norms)), "gradient_spike")
+    assert f.severity == "info" and f.evidence.value == 92.10 and f.evidence.spike_steps == [3]
+
+
+def test_an_agents_rewards_alone_are_a_note() -> None:
+    # cleanrl: "global_step=3442, episode_reward=15.5" and nothing else
+    run = RunLog(format="text", source="cleanrl.log",
+                 series=[make_series("episode_reward", list(range(0, 700, 100)), [15.5, 23.9, 19.0, 30.2, 41.0, 38.0, 50.1])])
+    [f] = found(diagnose(run), "insufficient_data")
+    assert f.severity == "info" and "episode_reward" in f.summary

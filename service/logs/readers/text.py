@@ -79,9 +79,14 @@ _NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)
 # 44.4110Batch 3: Invalid loss"): a capitalised word after a digit ends the number
 _END = r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?:(?![\w.]|:\d)|(?<=\d)(?=[A-Z][a-z]{2,}[ \t:]))"
 _SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
+# a word naming which loss ("total loss: 4119.9", "cls loss: 0.56", "running loss: 0.3"): part of its
+# name, or every such line reads as one "loss" (PyTorch-YOLOv3 forks print eight of them)
+_LOSS_QUALIFIER = (r"(?!(?:the|a|an|of|and|or|in|on|to|for|with|is|at|by|this|that|no|its|per|our|your|my)[ \t])"
+                   r"[A-Za-z]{1,12}")
 # "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
-_KV = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ \t](?=loss\b)|learning[ \t](?=rate\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*)"
+_KV = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ \t](?=loss\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
+                 rf"learning[ \t](?=rate\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*)"
                  rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
 _WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
                  rf"[A-Za-z_][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
@@ -134,7 +139,9 @@ _EPOCH_POS = re.compile(
     r"|\bEpoch\s+(?P<te>\d+):\s+\d+%(?:\|[^|]*\|)?\s*(?P<ti>\d+)/(?P<tn>\d+)"  # Colab: no bar
     r"|\bepoch\s+(?P<fe>\d+):?\s+(?P<fi>\d+)\s*/\s*(?P<fn>\d+)"  # fairseq 0.6: "epoch 005  1000 / 8223"
     # eriklindernoren's PyTorch-YOLOv3 and PyTorch-GAN: "[Epoch 0/30, Batch 323/1313]"
-    r"|\[\s*Epoch\s+(?P<be>\d+)\s*/\s*\d+\s*,\s*Batch\s+(?P<bi>\d+)\s*/\s*(?P<bn>\d+)\s*\]", re.IGNORECASE)
+    r"|\[\s*Epoch\s+(?P<be>\d+)\s*/\s*\d+\s*,\s*Batch\s+(?P<bi>\d+)\s*/\s*(?P<bn>\d+)\s*\]"
+    # OpenNMT-py's report: "Epoch  1,    50/21692; acc:   0.41; ppl: 25.4; ..."
+    r"|\bEpoch\s+(?P<oe>\d+),\s+(?P<oi>\d+)\s*/\s*(?P<on>\d+);", re.IGNORECASE)
 # ESPnet's trainer: "INFO: 18epoch:train:6376-6750batch: iter_time=0.001, ..., loss=1.270, ..."
 _ESPNET_POS = re.compile(r"(?<![\w.])(?P<e>\d+)epoch:(?P<split>[a-z_]+):(?P<a>\d+)-(?P<b>\d+)batch\b")
 # a labelled group of "name value" pairs, comma-separated, in brackets: PyTorch-YOLOv3's
@@ -308,8 +315,8 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     pos = _EPOCH_POS.search(line) if "poch" in line and esp is None else None
     if pos is not None:
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
-        form = next(f for f in (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("be", "bi", "bn"))
-                    if pos[f[0]] is not None)
+        form = next(f for f in (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("be", "bi", "bn"),
+                                ("oe", "oi", "on")) if pos[f[0]] is not None)
         e, i, n = (int(pos[g]) for g in form)
         # an epoch's last batch (266/266) stays in it: e + 1 would read as the next epoch's start,
         # and the lines after the bar (its summary) would be named by the next epoch
@@ -646,7 +653,7 @@ class TextReader:
                     names = {k.lower() for k, _ in found}
                     pos = _EPOCH_POS.search(segment) if "epoch" in names and "poch" in segment else None
                     if pos is not None:
-                        lengths.add(next((int(pos[g]) for g in ("n", "tn", "fn", "bn") if pos[g]), None))
+                        lengths.add(next((int(pos[g]) for g in ("n", "tn", "fn", "bn", "on") if pos[g]), None))
                     if "epoch" in names:
                         in_eval = False
                         if not names & STEP_KEYS:
