@@ -28,6 +28,7 @@ from gradhealth.analysis.simulate import ProgressFn, SimulationResult, UnitStats
 from gradhealth.analysis.spec import parse_spec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import (
+    SEVERITY_RANK,
     CriticalInit,
     Diagnosis,
     Finding,
@@ -210,6 +211,7 @@ class _Verifier:
             value, _ = part.severity(after, thresholds)
             found = problems(after, thresholds)
             new = [d.code for d in found if d.code != det.code and d.code not in before_codes]
+            new += worsened(all_detections, found, det.code)
             # Fixed: none of this finding's code is left, no error it did not have before, and the
             # metric not pushed past the opposite threshold (vanishing 4.5e-5 -> 301 is exploding).
             new_errors = [d for d in found if d.severity == "error" and d.code != det.code
@@ -229,6 +231,31 @@ class _Verifier:
                 at = next((i for i, r in enumerate(remedies) if r.id in _AFTER_CLIPPING), len(remedies))
                 remedies.insert(at, clip)
         return sorted(remedies, key=lambda r: _rank(det.code, r))
+
+
+#: Findings measured as a growth (worse when larger) and as a shrinking (worse when smaller): a
+#: remedy that moves one of them 10x the wrong way made it worse.
+_GROWTHS = frozenset({"exploding_gradient", "exploding_through_time", "large_updates"})
+_SHRINKS = frozenset({"vanishing_gradient", "vanishing_through_time", "small_updates"})
+WORSE_FACTOR = 10.0
+
+
+def worsened(before: list[Detection], found: list[Detection], fixing: str) -> list[str]:
+    """The codes of the findings (other than ``fixing``) that a remedy's simulation ``found``
+    worse than ``before``: a higher severity, or a growth 10x larger, a shrinking 10x smaller (a
+    tanh swapped for a ReLU in a stiff ODE loop "fixes" its saturation and multiplies its
+    explosion by 1e7)."""
+    was = {d.code: d for d in before}
+    out = []
+    for d in found:
+        b = was.get(d.code)
+        if d.code == fixing or b is None:
+            continue
+        if SEVERITY_RANK[d.severity] > SEVERITY_RANK[b.severity] or (
+                d.code in _GROWTHS and d.value > WORSE_FACTOR * b.value) or (
+                d.code in _SHRINKS and d.value * WORSE_FACTOR < b.value):
+            out.append(d.code)
+    return out
 
 
 def still_nonfinite(found: list[Detection]) -> bool:

@@ -672,6 +672,10 @@ class Tracer:
                     self._handles.append(module.register_forward_hook(self._norm_leave))
                 continue
             role = role_of(module)
+            if role.kind == "other" and functions and any(p.dim() >= 2 for p in module.parameters(recurse=False)):
+                # a custom layer holding its own weights (an equalised-learning-rate conv computing
+                # F.conv2d(x, self.w * c)): what it computes is read as the parent's would be
+                continue
             if functions:
                 self._handles.append(module.register_forward_pre_hook(self._enter))
             if role.kind == "other":
@@ -777,6 +781,8 @@ class Tracer:
         if role.kind == "weight" and parametrized_weight(module):
             # under parametrize.cached() (instrumented_step) this is the tensor forward used
             weight = self._keep(cast(torch.Tensor, module.weight))
+        elif isinstance(module, FunctionLayer) and module.computed is not None:
+            weight = self._keep(module.computed)  # its gradient is the layer's, as a parametrization's
         kept = self._keep(out)
         self.units.append(Record(name, pointer, role, module, inp, kept,
                                  pre=inp if role.kind == "act" else None,
@@ -935,6 +941,8 @@ class FunctionLayer(nn.Module):
         self.weight = weight
         self.bias = bias
         self.transposed = transposed  # x @ W: the weight is stored [in, out]
+        #: the weight this call computed from ``weight`` (w * c, a modulated weight), or None
+        self.computed: torch.Tensor | None = None
         self.role = Role("weight", kind, channels_first=kind != "linear")
 
 
@@ -979,10 +987,14 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         tracer = self.tracer
-        if (func in LAYER_FUNCTIONS and not tracer.inside and len(args) >= 2 and isinstance(args[1], nn.Parameter)
-                and isinstance(out, torch.Tensor) and out.is_floating_point()):
-            self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out)
-            return out
+        if (func in LAYER_FUNCTIONS and not tracer.inside and len(args) >= 2 and isinstance(out, torch.Tensor)
+                and out.is_floating_point() and isinstance(args[1], torch.Tensor)):
+            # the model's weight, or one the forward computes from it (an equalised learning rate's
+            # w * c, a standardised or a style-modulated weight): a layer all the same
+            source = args[1] if isinstance(args[1], nn.Parameter) else self._source(args[1])
+            if source is not None:
+                self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out, source=source)
+                return out
         if (func in self._MATMULS and not tracer.inside and len(args) == 2 and isinstance(args[1], nn.Parameter)
                 and args[1].dim() == 2 and isinstance(args[0], torch.Tensor) and not isinstance(args[0], nn.Parameter)
                 and args[0].dim() >= 2 and isinstance(out, torch.Tensor) and out.is_floating_point()):
@@ -1013,8 +1025,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         return out
 
     def _layer(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor,
-               transposed: bool = False) -> None:
-        weight = args[1]
+               transposed: bool = False, source: nn.Parameter | None = None) -> None:
+        weight: nn.Parameter = args[1] if source is None else source
         known = self.layers.get(id(weight))
         if known is None:
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
@@ -1025,7 +1037,37 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 name, FunctionLayer(kind, weight, bias if isinstance(bias, nn.Parameter) else None,
                                     transposed=transposed))
         name, layer = known
+        layer.computed = args[1] if args[1] is not weight else None  # this call's own weight
         self.tracer._unit_event(name, f"function:{name}", layer.role, layer, args[:1], args[0], out)
+
+    #: How far back through the autograd graph a computed weight is traced to its parameter.
+    _SOURCE_DEPTH = 8
+
+    def _source(self, w: torch.Tensor) -> nn.Parameter | None:
+        """The model parameter a computed weight ``w`` is made from: of those its autograd graph
+        reaches within :data:`_SOURCE_DEPTH` nodes, one with as many dimensions as ``w`` (a
+        modulated weight also reaches the style layer's weight), the largest. None for a tensor
+        no parameter made."""
+        if not w.requires_grad or w.grad_fn is None:
+            return None
+        found: list[nn.Parameter] = []
+        frontier, seen = [w.grad_fn], {w.grad_fn}
+        for _ in range(self._SOURCE_DEPTH):
+            nxt = []
+            for node in frontier:
+                for child, _ in node.next_functions:
+                    if child is None or child in seen:
+                        continue
+                    seen.add(child)
+                    var = getattr(child, "variable", None)
+                    if var is not None:
+                        if id(var) in self.param_names:
+                            found.append(var)
+                    else:
+                        nxt.append(child)
+            frontier = nxt
+        same = [p for p in found if p.dim() == w.dim()]
+        return max(same, key=lambda p: p.numel()) if same else None
 
 
 # nn.LSTM inside an UnrolledRNN is the same unit as its wrapper: not hooked on its own.
@@ -1185,6 +1227,8 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
     if type(fn).__name__ != "SoftmaxBackward0":
         return None
     dim = getattr(fn, "_saved_dim", -1)
+    if dim >= 2 ** 63:
+        dim -= 2 ** 64  # autograd saves a negative dim as an unsigned 64-bit integer (-1: 2^64 - 1)
     return "softmax" if dim % out.dim() == out.dim() - 1 else None
 
 

@@ -28,6 +28,7 @@ from gradhealth.analysis.check import (
     clip_reference,
     still_nonfinite,
     summary_line,
+    worsened,
 )
 from gradhealth.analysis.findings import Detection, trunk
 from gradhealth.analysis.graph import (
@@ -444,7 +445,7 @@ class _Verifier:
         value, severity = part.severity(after, self.thresholds)
         known = {d.code for d in before}
         found = problems(after, self.thresholds)
-        new = [d.code for d in found if d.code not in known]
+        new = [d.code for d in found if d.code not in known] + worsened(before, found, det.code)
         fixed = severity in (None, "info") and not still_nonfinite(found)
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(value), fixed=fixed, side_effects=new)
@@ -551,7 +552,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     if not result.units:
         raise ValueError("the check found no layer to measure in this network: its forward calls no "
                          "nn.Linear, Conv, RNN, Embedding or norm module, and no F.linear or F.conv on "
-                         "a parameter of its own (a layer written as x @ W is not seen); write its "
+                         "a parameter of its own, no x @ W on one (a layer written with torch.einsum is not seen); write its "
                          "layers as modules, or as F.linear(x, w, b)")
     detections = [_located(d, run, device) for d in detect(result, thresholds)]
     if not any(d.code == "nonfinite" for d in detections):

@@ -144,12 +144,21 @@ def _through_depth(
             f"typical factor is {fmt(per_layer)} < 1, so the early layers barely learn."
         )
         zero = [u for u in units if u.has_weights and u.geo("weight_std") == 0]
-        if ratio == 0 and zero and not cut_off(units[0]):
-            evidence["zero_weights"] = [u.name for u in zero]
-            named = (f"{zero[0].name} .. {zero[-1].name} ({len(zero)} layers)" if len(zero) > 3
-                     else ", ".join(u.name for u in zero))
+        ends = zero_branch_ends(result) if ratio == 0 else []
+        if ends:
+            evidence["zero_weights"] = [u.name for u in ends]
+            evidence["zero_branch_ends"] = True
             explanation = (
-                f"{named} {'has' if len(zero) == 1 else 'have'} weights that are all "
+                f"{_named(ends)} {'ends' if len(ends) == 1 else 'end'} a residual branch with weights that are all "
+                "exactly zero, on purpose (Fixup, ADM/DDPM U-Nets, ControlNet's zero convolutions): each block starts "
+                "as the identity. So at the first step no gradient reaches the layers that feed only those branches "
+                f"(here {units[0].name}); the zero layers themselves get one, so after one step they are no longer "
+                "zero and the gradient reaches everything. Nothing to change: re-initialising them would undo the "
+                "design.")
+        elif ratio == 0 and zero and not cut_off(units[0]):
+            evidence["zero_weights"] = [u.name for u in zero]
+            explanation = (
+                f"{_named(zero)} {'has' if len(zero) == 1 else 'have'} weights that are all "
                 "exactly zero, so no gradient passes back through them: every layer before passes none and "
                 "gets none, and the units of a layer stay alike (nothing breaks their symmetry). "
                 "Initialise the weights with small random values (Xavier or He).")
@@ -186,6 +195,26 @@ def _through_depth(
     )
 
 
+def _named(units: list[UnitStats]) -> str:
+    """``a, b`` or ``first .. last (n layers)``."""
+    return (f"{units[0].name} .. {units[-1].name} ({len(units)} layers)" if len(units) > 3
+            else ", ".join(u.name for u in units))
+
+
+def zero_branch_ends(result: SimulationResult) -> list[UnitStats]:
+    """The all-zero layers of a live module where every one of them ends a residual branch (its
+    output added to another path) and gets a gradient of its own in every seed: zero-initialised
+    branch ends, which the first step makes nonzero. Empty otherwise (a zero layer in a plain
+    stack passes nothing back, ever: nothing breaks its units' symmetry)."""
+    zero = [u for u in result.units if u.has_weights and "weight_std" in u.values and u.geo("weight_std") == 0]
+    if not zero or not result.summed:
+        return []
+    summed = set(result.summed)
+    if all(u.name in summed and "grad_norm" in u.values and bool(np.all(u.values["grad_norm"] > 0)) for u in zero):
+        return zero
+    return []
+
+
 def _these_layers(acts: str) -> str:
     """"these relu layers"; "identity" is no activation, not a kind of layer (a residual block, a plain
     linear layer), so it is named as such instead of "these identity layers"."""
@@ -205,6 +234,8 @@ class VanishingGradient(ArchitectureRule):
         return depth_ratio(result)[0]
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        if value == 0 and zero_branch_ends(result):
+            return "info"  # the design of a zero-initialised branch end: learns from the first step
         return t.vanishing(value)
 
     def describe(

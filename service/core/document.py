@@ -36,7 +36,7 @@ class Verified(BaseModel):
     fixed: bool = Field(description="the re-simulated spec has no finding of this code at any severity, "
                                     "no error-severity finding it did not have before, and the metric "
                                     "not pushed past the opposite threshold (vanishing -> exploding)")
-    side_effects: list[str] = Field(default_factory=list, description="finding codes the change introduced")
+    side_effects: list[str] = Field(default_factory=list, description="finding codes the change introduced, or made worse (a higher severity, or 10x further the wrong way)")
     note: str | None = None
 
 

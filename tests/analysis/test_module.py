@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gradhealth import check_module
@@ -255,16 +256,50 @@ def _linear_from(w: torch.Tensor, b: torch.Tensor | None) -> nn.Linear:
 
 
 def test_a_network_with_no_layer_the_check_can_see_is_refused_not_a_crash() -> None:
-    class MatmulOnly(nn.Module):
+    class EinsumOnly(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.w = nn.Parameter(torch.randn(8, 4))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x @ self.w
+            return torch.einsum("bi,io->bo", x, self.w)
 
     with pytest.raises(ValueError, match="no layer to measure"):
-        check_module(MatmulOnly(), torch.randn(4, 8), seeds=1, verify=False)
+        check_module(EinsumOnly(), torch.randn(4, 8), seeds=1, verify=False)
+
+
+def test_a_custom_layer_module_holding_its_weight_is_measured() -> None:
+    # StyleGAN's equalised learning rate: the module holds w ~ N(0, 1) and computes with
+    # w * gain / sqrt(fan_in); a leaf module of no known kind was a black box, and a weight
+    # computed from a parameter was no layer's. 8 such convs at gain 6 (3x He's) explode.
+    class EqualisedConv(nn.Module):
+        def __init__(self, cin: int, cout: int, gain: float) -> None:
+            super().__init__()
+            self.w, self.b = nn.Parameter(torch.randn(cout, cin, 3, 3)), nn.Parameter(torch.zeros(cout))
+            self.c = gain / math.sqrt(cin * 9)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(x, self.w * self.c, self.b, padding=1)
+
+    class Net(nn.Module):
+        def __init__(self, gain: float) -> None:
+            super().__init__()
+            self.convs = nn.ModuleList(EqualisedConv(3 if i == 0 else 16, 16, gain) for i in range(8))
+            self.head = nn.Linear(16, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for conv in self.convs:
+                x = F.leaky_relu(conv(x), 0.2)
+            return self.head(x.mean((2, 3)))
+
+    torch.manual_seed(0)
+    healthy = check_module(Net(math.sqrt(2)), torch.randn(8, 3, 16, 16), seeds=2, verify=False)
+    assert [layer.name for layer in healthy.layers][:2] == ["convs.0.w", "convs.1.w"] and healthy.findings == []
+    assert healthy.layers[1].weight_std == pytest.approx(math.sqrt(2) / math.sqrt(16 * 9), rel=0.1)  # the computed weight
+    assert all(layer.grad_norm is not None and layer.grad_norm > 0 for layer in healthy.layers)
+    torch.manual_seed(0)
+    doc = check_module(Net(6.0), torch.randn(8, 3, 16, 16), seeds=2, verify=False)
+    assert [(f.code, f.severity) for f in doc.findings] == [("exploding_gradient", "error")]
 
 
 def test_a_packed_sequence_runs_as_packed() -> None:
@@ -1058,3 +1093,113 @@ def test_a_remedy_whose_network_still_overflows_is_not_fixed() -> None:
     assert verified
     for r in verified:  # He init leaves exp(s) unbounded: its simulation is NaN, not healthy
         assert not (r.verified.fixed and r.verified.after is None), (r.id, r.verified)
+
+
+@pytest.mark.parametrize("dim", [-1, 2])
+def test_a_language_model_returning_probabilities_per_token_is_a_mismatch(dim: int) -> None:
+    # (batch, tokens, vocabulary) probabilities: autograd keeps softmax's dim=-1 as 2^64 - 1, which
+    # modulo 3 dimensions is 0, and the softmax over the vocabulary went unseen
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.out = nn.Embedding(50, 32), nn.Linear(32, 50)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.out(torch.tanh(self.emb(ids))), dim=dim)
+
+    torch.manual_seed(0)
+    doc = check_module(Tagger(), torch.randint(0, 50, (8, 12)), seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "output_loss_mismatch"]
+    assert f.evidence.model_dump()["loss_floor"] == pytest.approx(math.log1p(49 / math.e), rel=1e-12)
+
+
+class _DiffusionBlock(nn.Module):
+    """An ADM/DDPM residual block: the timestep embedding added inside the branch, and the branch's
+    last convolution initialised to zero so that the block starts as the identity."""
+
+    def __init__(self, channels: int, emb: int) -> None:
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, channels), nn.Conv2d(channels, channels, 3, padding=1)
+        self.emb = nn.Linear(emb, channels)
+        self.norm2, self.conv2 = nn.GroupNorm(8, channels), nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x))) + self.emb(emb)[:, :, None, None]
+        return x + self.conv2(F.silu(self.norm2(h)))
+
+
+class _Denoiser(nn.Module):
+    def __init__(self, zero_in_branch: bool = True) -> None:
+        super().__init__()
+        self.temb = nn.Sequential(nn.Linear(16, 32), nn.SiLU(), nn.Linear(32, 32))
+        self.stem, self.out = nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 3, 3, padding=1)
+        self.blocks = nn.ModuleList(_DiffusionBlock(32, 32) for _ in range(3))
+        self.zero_in_branch = zero_in_branch
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        e, h = self.temb(t), self.stem(x)
+        for block in self.blocks:
+            h = block(h, e) if self.zero_in_branch else block.conv2(block(h, e))  # the zero conv on the stream
+        return self.out(h)
+
+
+def test_zero_initialised_residual_branch_ends_are_a_note_not_vanishing() -> None:
+    # no gradient reaches the timestep MLP at the first step (it feeds only the zeroed branches),
+    # but each zero conv gets a gradient of its own and is nonzero after one step
+    torch.manual_seed(0)
+    inputs = (torch.randn(8, 3, 16, 16), torch.randn(8, 16))
+    doc = check_module(_Denoiser(), inputs, loss="mse", seeds=2)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert f.severity == "info" and f.remedies == [] and f.evidence.model_dump()["zero_branch_ends"] is True
+    assert f.evidence.model_dump()["zero_weights"] == [f"blocks.{i}.conv2" for i in range(3)]
+    # a zero layer on the main path passes nothing back, ever: the error, with an init remedy
+    torch.manual_seed(0)
+    doc = check_module(_Denoiser(zero_in_branch=False), inputs, loss="mse", seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert f.severity == "error" and "zero_branch_ends" not in f.evidence.model_dump()
+
+
+class _StiffEuler(nn.Module):
+    """A neural ODE stepped by Euler at dt = 1 with weights 3x LeCun's: h + f2(tanh(f1(h))) per step.
+    Its tanh saturates, and the gradient through the 30 steps explodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.f1, self.f2, self.out = nn.Linear(8, 32), nn.Linear(32, 64), nn.Linear(64, 32), nn.Linear(32, 10)
+        for m in (self.f1, self.f2):
+            nn.init.normal_(m.weight, 0.0, 3.0 / math.sqrt(m.in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for _ in range(30):
+            h = h + self.f2(torch.tanh(self.f1(h)))
+        return self.out(h)
+
+
+def test_a_remedy_that_makes_another_finding_far_worse_is_not_recommended() -> None:
+    # swapping the tanh for a ReLU removes the saturation (no tanh left) and multiplies the
+    # explosion through the steps by orders of magnitude: a side effect, not a recommendation
+    torch.manual_seed(0)
+    doc = check_module(_StiffEuler(), torch.randn(32, 8), seeds=2)
+    [sat] = [f for f in doc.findings if f.code == "saturation"]
+    [swap] = [r for r in sat.remedies if r.id == "relu_family_activation"]
+    assert swap.verified is not None and swap.verified.fixed
+    assert "exploding_gradient" in swap.verified.side_effects and not swap.recommended
+
+
+def test_worsened_names_a_higher_severity_or_ten_times_the_wrong_way() -> None:
+    from gradhealth.analysis.check import worsened
+    from gradhealth.analysis.findings import Detection
+
+    def det(code: str, severity: str, value: float) -> Detection:
+        return Detection(code, severity, "m", value, "", "", {}, [])
+
+    before = [det("saturation", "error", 0.98), det("exploding_gradient", "warning", 500.0),
+              det("vanishing_through_time", "warning", 5e-3)]
+    assert worsened(before, [det("exploding_gradient", "warning", 4000.0)], "saturation") == []  # 8x: not 10
+    assert worsened(before, [det("exploding_gradient", "warning", 6000.0)], "saturation") == ["exploding_gradient"]
+    assert worsened(before, [det("exploding_gradient", "error", 2e4)], "saturation") == ["exploding_gradient"]
+    assert worsened(before, [det("vanishing_through_time", "warning", 4e-4)], "saturation") == ["vanishing_through_time"]
+    assert worsened(before, [det("saturation", "error", 0.99)], "saturation") == []  # the finding being fixed
