@@ -550,6 +550,38 @@ def loops(units: Sequence[Record]) -> dict[str, list[Record]]:
             and all(_feeds(a, b) for a, b in zip(cs, cs[1:], strict=False))}
 
 
+def elementwise_loops(decays: Mapping[str, list[tuple[torch.Tensor, torch.Tensor]]]) -> dict[str, list[torch.Tensor]]:
+    """Element-wise recurrences a forward writes itself, h_t = a * h_{t-1} + u_t with a learned
+    per-channel decay a (LRU, S4D's and Mamba's diagonal scans with a fixed decay, RWKV's time
+    decay, a leaky integrator): the decay's name -> the states it multiplied, in order, where each
+    product's state is made from the product before (within a few autograd steps). Each state
+    then is one time step: dL/dh_t shrinks (|a| < 1) or grows (|a| > 1) by |a| a step back."""
+    out: dict[str, list[torch.Tensor]] = {}
+    for name, steps in decays.items():
+        if len(steps) < MIN_LOOP_CALLS:
+            continue
+        if all(_reaches(later[0], earlier[1]) for earlier, later in zip(steps, steps[1:], strict=False)):
+            out[name] = [state for state, _ in steps]
+    return out
+
+
+def _reaches(t: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether ``t`` is computed from ``target`` within :data:`_CHAIN_HOPS` autograd steps."""
+    goal = target.grad_fn
+    frontier, seen = ([t.grad_fn] if t.grad_fn is not None else []), set()
+    for _ in range(_CHAIN_HOPS):
+        nxt = []
+        for node in frontier:
+            if node is goal:
+                return True
+            if node in seen:
+                continue
+            seen.add(node)
+            nxt += [f for f, _ in node.next_functions if f is not None]
+        frontier = nxt
+    return False
+
+
 def consumers(root: Any) -> dict[Any, set[Any]]:
     """Every autograd node reachable from ``root`` -> the nodes that read its output."""
     readers: dict[Any, set[Any]] = {}
@@ -645,6 +677,9 @@ class Tracer:
         #: the vectors of the layer scales folded into units (parameters, or an imported graph's
         #: stored constants), for :func:`layer_scale_names`
         self.layer_scales: list[torch.Tensor] = []
+        #: products of a state by a learned per-channel vector, by the vector's parameter name
+        #: (:func:`elementwise_loops`): (the state multiplied, the product)
+        self.decays: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._handles: list[Any] = []
         #: leaves running now (what they compute with functions is theirs): counted only where
         #: :class:`FunctionalOps` reads functions
@@ -930,6 +965,11 @@ LAYER_FUNCTIONS: dict[Any, str] = {nn.functional.linear: "linear", nn.functional
                                    nn.functional.conv2d: "conv2d", nn.functional.conv3d: "conv3d"}
 
 
+class ElementwiseScan(nn.Module):
+    """The unit of an element-wise recurrence (:func:`elementwise_loops`): no module of the model
+    computes it, so this placeholder stands for it in the records (its pointer names the decay)."""
+
+
 class FunctionLayer(nn.Module):
     """A layer a forward computes with a function on parameters it holds itself (``F.linear(x,
     self.ws[k], self.bs[k])`` over a ``ParameterList``): the unit the call makes, holding the
@@ -1001,6 +1041,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             # a recurrence written from scratch, h = tanh(x_t @ W + h @ U + b): each product a layer
             self._layer("linear", args, {}, out, transposed=True)
             return out
+        if (func in self._MULS and not tracer.inside and len(args) == 2 and isinstance(out, torch.Tensor)
+                and out.is_floating_point() and out.requires_grad):
+            self._decay(args[0], args[1], out)
         if tracer.inside or not tracer.units or not isinstance(out, torch.Tensor) or not args:
             return out
         if func in self._VIEWS and id(args[0]) in self.scales and out.numel() == args[0].numel():
@@ -1039,6 +1082,44 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         name, layer = known
         layer.computed = args[1] if args[1] is not weight else None  # this call's own weight
         self.tracer._unit_event(name, f"function:{name}", layer.role, layer, args[:1], args[0], out)
+
+    def _decay(self, a: Any, b: Any, out: torch.Tensor) -> None:
+        """Keep ``state * decay`` where ``decay`` is a learned vector (a Parameter, or computed from
+        one: LRU's exp(-exp(nu)), RWKV's exp(-exp(w))) smaller than the state it scales: a step of
+        an element-wise recurrence h_t = a * h_{t-1} + u_t, if the products chain (:func:`elementwise_loops`)."""
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+            return
+        state, decay = (a, b) if b.numel() < a.numel() else (b, a) if a.numel() < b.numel() else (None, None)
+        if state is None or decay is None or not decay.requires_grad or not state.requires_grad \
+                or not state.is_floating_point() or sum(d > 1 for d in decay.shape) != 1:
+            return
+        source = decay if isinstance(decay, nn.Parameter) else self._source_vector(decay)
+        name = self.param_names.get(id(source)) if source is not None else None
+        if name is not None:
+            self.tracer.decays.setdefault(name, []).append((self.tracer._keep(state), out))
+
+    def _source_vector(self, d: torch.Tensor) -> nn.Parameter | None:
+        """The one parameter a per-channel vector is computed from (elementwise, within a few steps)."""
+        found: set[int] = set()
+        param: nn.Parameter | None = None
+        if d.grad_fn is None:
+            return None
+        frontier, seen = [d.grad_fn], {d.grad_fn}
+        for _ in range(6):
+            nxt = []
+            for node in frontier:
+                for child, _ in node.next_functions:
+                    if child is None or child in seen:
+                        continue
+                    seen.add(child)
+                    var = getattr(child, "variable", None)
+                    if var is None:
+                        nxt.append(child)
+                    elif id(var) in self.param_names:
+                        found.add(id(var))
+                        param = var
+            frontier = nxt
+        return param if len(found) == 1 and param is not None and param.numel() == d.numel() else None
 
     #: How far back through the autograd graph a computed weight is traced to its parameter.
     _SOURCE_DEPTH = 8
@@ -1347,8 +1428,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             loss, silent = _loss(run, value, seed)
         tracer.settle(loss)
         looped = loops(tracer.units)
+        scans = elementwise_loops(tracer.decays)
         # kept for the gradient carried through time (Readout.add_carried) where there is time
-        loss.backward(retain_graph=bool(rnns or run.recurrences or looped))
+        loss.backward(retain_graph=bool(rnns or run.recurrences or looped or scans))
         tracer.confirm()
     finally:
         tracer.close()
@@ -1376,6 +1458,13 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         for rec in calls:
             readout.add_step((name, 0), rec.out.grad)
         readout.add_carried((name, 0), [rec.out for rec in calls])
+    for name, states in scans.items():  # an element-wise recurrence: its states are time steps
+        scan = Record(name, f"function:{name}", Role("other", "rnn"), ElementwiseScan(), None, states[-1])
+        records.append(scan)
+        readout.add_unit(name, out=states[-1], grad=states[-1].grad, activation=None)
+        for h in states:
+            readout.add_step((name, 0), h.grad)
+        readout.add_carried((name, 0), states)
     # layers called once per step beside a loop (its input projection x_t W_ih): steps, not depth
     counts = collections.Counter(rec.name for rec in tracer.units)
     beside = [name for name, n in counts.items() if name not in looped
@@ -1393,7 +1482,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         figures.post_ln = post_ln_units(records, readers)
         figures.gates = gate_units(records, readers)
         figures.summed = summed_units(records, readers)
-    figures.looped = list(looped)
+    figures.looped = [*looped, *scans]
     figures.beside_loops = beside
     for name in cut:
         figures.units[name]["cut_off"] = 1.0

@@ -330,6 +330,13 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
                 out.append((R.residual_connections(where), None))
             elif code == "exploding_gradient" and result.summed:
                 out.append((R.scaled_residual(where), None))
+    if code in ("vanishing_through_time", "exploding_through_time"):
+        # an element-wise recurrence (h = a * h + u; graph.elementwise_loops) has a decay vector,
+        # no matrix to make orthogonal nor cell to gate: its remedy is the decay's own
+        scans = [u for u in det.units if u.pointer.startswith("function:")
+                 and u.type == "rnn" and not u.has_weights]
+        out += [(R.stable_decay(u.name, code == "vanishing_through_time"), None) for u in scans]
+        recurrent = [u for u in recurrent if u not in scans]
     if code in ("vanishing_through_time", "exploding_through_time") and recurrent:
         names = ", ".join(u.name for u in recurrent)
         out.append((R.orthogonal_init(names), _orthogonal_loops({u.name for u in recurrent})))

@@ -176,6 +176,11 @@ REMEDIES: dict[str, Entry] = {
                                "A softmax over a single unit is the constant 1 and passes no gradient: one "
                                "probability is a sigmoid, several classes a softmax, a regression none (a ReLU "
                                "there clips every output below 0, and those get no gradient)."),
+    "stable_decay": Entry("A stable decay for an element-wise recurrence",
+                          "In h_t = a * h_{t-1} + u_t (LRU, S4D, RWKV, a leaky integrator) the gradient changes by "
+                          "|a| each step back: |a| far below 1 forgets within a few steps, above 1 explodes. "
+                          "Draw |a| near 1 (0.9-0.999) and parameterise it so it stays below 1 (exp(-exp(nu))) "
+                          "(Orvieto et al. 2023)."),
     "zero_bias": Entry("Zero-initialised biases",
                        "A bias set far from 0 (a constant such as +6 or -3, or a wide normal) shifts every unit's "
                        "pre-activation by itself: sigmoid and tanh units start saturated, ReLU units dead, "

@@ -50,6 +50,12 @@ SNIPPETS: dict[str, str] = {
         "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:\n"
         "        nn.init.zeros_(m.bias)"
     ),
+    "stable_decay": (
+        "# |a| drawn in [r_min, r_max] (LRU: 0.9 to 0.999) and kept in (0, 1) by its parameterisation\n"
+        "self.nu = nn.Parameter(torch.log(-torch.log(torch.empty(d).uniform_({r_min}, {r_max}))))\n"
+        "a = torch.exp(-torch.exp(self.nu))  # in forward\n"
+        "h = a * h + u_t"
+    ),
     "xavier_init": (
         "for m in model.modules():\n"
         "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
@@ -154,6 +160,16 @@ def init(scheme: str, where: str, patch: Patch = ()) -> Remedy:
 def zero_bias(where: str, patch: Patch = ()) -> Remedy:
     """Initialise the biases of ``where`` to zero."""
     return make_remedy("zero_bias", f"initialise the biases of {where} to zero", patch)
+
+
+def stable_decay(where: str, vanishing: bool) -> Remedy:
+    """The per-channel decay ``where`` of an element-wise recurrence (h_t = a * h_{t-1} + u_t)
+    drawn near 1 and kept below it: dL/dh_t changes by |a| a step, so |a| decides the memory."""
+    change = (f"draw the decay {where} with |a| near 1 (0.9 to 0.999, the LRU's ring init): it now forgets "
+              "by |a| per step" if vanishing else
+              f"parameterise the decay {where} as a = exp(-exp(nu)) (or a sigmoid) so that |a| < 1: above 1 the "
+              "state and its gradient grow by |a| per step")
+    return make_remedy("stable_decay", change, r_min=0.9, r_max=0.999)
 
 
 def relu_family_activation(where: str, activation: str = "relu", patch: Patch = ()) -> Remedy:

@@ -1203,3 +1203,53 @@ def test_worsened_names_a_higher_severity_or_ten_times_the_wrong_way() -> None:
     assert worsened(before, [det("exploding_gradient", "error", 2e4)], "saturation") == ["exploding_gradient"]
     assert worsened(before, [det("vanishing_through_time", "warning", 4e-4)], "saturation") == ["vanishing_through_time"]
     assert worsened(before, [det("saturation", "error", 0.99)], "saturation") == []  # the finding being fixed
+
+
+class _DiagonalScan(nn.Module):
+    """h_t = a * h_{t-1} + W x_t with a learned per-channel decay a = exp(-exp(nu)) (LRU's, S4D's
+    real form): dL/dh_{t-1} = a * dL/dh_t exactly where the loss reads the last state alone."""
+
+    def __init__(self, a: float, steps: int = 40) -> None:
+        super().__init__()
+        self.inp, self.out, self.steps = nn.Linear(8, 32), nn.Linear(32, 10), steps
+        self.nu = nn.Parameter(torch.full((32,), math.log(-math.log(a))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.exp(-torch.exp(self.nu))
+        h = torch.zeros(x.shape[0], 32, dtype=x.dtype)
+        for t in range(self.steps):
+            h = a * h + self.inp(x[:, t])
+        return self.out(h)
+
+
+@pytest.mark.parametrize("a,code", [(0.5, "vanishing_through_time"), (0.99, None)])
+def test_an_elementwise_recurrence_is_measured_through_time(a: float, code: str | None) -> None:
+    torch.manual_seed(0)
+    doc = check_module(_DiagonalScan(a), torch.randn(16, 40, 8), seeds=2)
+    norms = [s.output_grad_norm for s in doc.time_steps if s.layer == "nu"]
+    assert len(norms) == 39  # h_1 .. h_39: h_0 is a constant
+    assert norms[0] / norms[1] == pytest.approx(a, rel=1e-6)  # a per step back (exactly, but for rounding)
+    found = [f for f in doc.findings if f.code.endswith("_through_time")]
+    assert [f.code for f in found] == ([code] if code else [])
+    if code:
+        [f] = found
+        assert f.severity == "error" and [r.id for r in f.remedies] == ["stable_decay"]
+        assert "0.9 to 0.999" in f.remedies[0].change
+
+
+def test_a_learned_vector_used_once_per_block_is_no_recurrence() -> None:
+    # a layer scale per residual block (ConvNeXt's gamma): products by a vector, but none chained
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fcs = nn.ModuleList(nn.Linear(32, 32) for _ in range(4))
+            self.gammas = nn.ParameterList(nn.Parameter(torch.full((32,), 0.1)) for _ in range(4))
+            self.out = nn.Linear(32, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for fc, g in zip(self.fcs, self.gammas, strict=True):
+                x = x + g * torch.relu(fc(x))
+            return self.out(x)
+
+    torch.manual_seed(0)
+    assert check_module(Scaled(), torch.randn(16, 32), seeds=2, verify=False).time_steps == []

@@ -143,6 +143,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "output_activation": lambda: R.output_activation("out"),
         "positive_learning_rate": lambda: R.positive_learning_rate(-1e3, "Adam"),
         "zero_bias": lambda: R.zero_bias("x"),
+        "stable_decay": lambda: R.stable_decay("x", vanishing=True),
     }[rid]()
     assert made.id == rid
     for name in placeholders:
