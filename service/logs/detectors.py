@@ -1525,6 +1525,10 @@ def _short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
 _FROZEN_REPEATS = 3
 
 
+#: Steps from the run's start over which a loss repeated exactly has not moved (a short excerpt).
+_FROZEN_SPAN = 100
+
+
 def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
     """A run too short for the trend checks whose training loss is the very same number at its last
     3 points, after at least one other, and never fell below half its first: printed to 4 digits,
@@ -1535,6 +1539,21 @@ def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
     if train is None or _on_rollouts(run):
         return None
     steps, v = finite(train)
+    if 2 <= len(v) <= _FROZEN_REPEATS and v[0] >= 1e-3 and bool(np.all(v == v[0])) \
+            and float(steps[0]) <= 1 and float(steps[-1]) >= _FROZEN_SPAN:
+        # litgpt #125: "iter 1: loss 11.0666" and "iter 400: loss 11.0666", the lines between elided:
+        # the same number from the run's first step to hundreds later is a run that never moved
+        return _finding(
+            "loss_plateau", "warning",
+            f"{train.name} is exactly {float(v[0]):.6g} at {train.where(steps[0])} and still at "
+            f"{train.where(steps[-1])}: it has not moved since the run began",
+            "A loss that repeats to every printed digit from the first step to hundreds of steps later comes from "
+            "weights that do not move: saturated or dead units passing no gradient, a learning rate of 0 or one so "
+            "large the optimizer has thrown the weights into a flat region, or parameters the optimizer was not "
+            "given.",
+            {"metric": train.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0,
+             "threshold": t.plateau_improvement, "repeats": int(len(v)), "first": float(v[0])},
+            [])
     # a point before the repeats: three points alone show no run that stopped moving
     if not _FROZEN_REPEATS < len(v) < t.min_points or not v[0] > 0:
         return None

@@ -560,3 +560,13 @@ def test_an_agents_rewards_alone_are_a_note() -> None:
                  series=[make_series("episode_reward", list(range(0, 700, 100)), [15.5, 23.9, 19.0, 30.2, 41.0, 38.0, 50.1])])
     [f] = found(diagnose(run), "insufficient_data")
     assert f.severity == "info" and "episode_reward" in f.summary
+
+
+def test_a_loss_identical_from_the_first_step_to_hundreds_later_has_not_moved() -> None:
+    # litgpt #125: "iter 1: loss 11.0666" ... "iter 400: loss 11.0666"
+    [f] = found(diagnose(run_of(steps=np.array([1, 400]), loss=np.array([11.0666, 11.0666]))), "loss_plateau")
+    assert f.severity == "warning" and f.evidence.steps == [1, 400]
+    # a loss that moved, or two points close together, or an excerpt from mid-run: nothing to say
+    assert not found(diagnose(run_of(steps=np.array([1, 400]), loss=np.array([11.0666, 9.1]))), "loss_plateau")
+    assert not found(diagnose(run_of(steps=np.array([1, 20]), loss=np.array([11.0666, 11.0666]))), "loss_plateau")
+    assert not found(diagnose(run_of(steps=np.array([5000, 5400]), loss=np.array([2.5, 2.5]))), "loss_plateau")
