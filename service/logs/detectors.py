@@ -583,9 +583,11 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     fraction = len(idx) / len(v)
     all_recovered = all(recovered)
     # Frequent is a fraction of the run, but two recovered bumps of 1.5x in a short run are not
-    # yet a pattern: a warning needs three, or one at least twice its level.
-    frequent = fraction > t.spike_warning_fraction and (
-        len(idx) >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
+    # yet a pattern: a warning needs three, or one at least twice its level. Spikes on consecutive
+    # points are one event (detectron2's 20-iteration medians carry one bad stretch over several).
+    episodes = 1 + int(np.sum(np.diff(idx) > 1))
+    frequent = episodes / len(v) > t.spike_warning_fraction and (
+        episodes >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
     severity = "warning" if (frequent or not all_recovered) else "info"
     code = "gradient_spike" if role == "grad_norm" else "loss_spike"
     what = {"grad_norm": "gradient norm", "val_loss": "validation loss"}.get(role, "loss")
@@ -604,7 +606,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         "instability that " + ("settled again." if all_recovered else "did not settle."),
         # Separate events: the steps of each spike (not a span), the largest in `value`, their count.
         {"metric": s.name, "steps": [_num(x) for x in steps[idx][:50]], "value": float(v[worst]),
-         "count": len(idx), "spike_steps": [_num(x) for x in steps[idx][:50]],
+         "count": len(idx), "episodes": episodes, "spike_steps": [_num(x) for x in steps[idx][:50]],
          "max_ratio": float(np.max(v[idx] / med[idx])),
          "fraction_of_steps": fraction, "recovered": all_recovered},
         remedies)]
@@ -1304,6 +1306,9 @@ def _excursion(run: RunLog, loss: Series, steps: np.ndarray, sm: np.ndarray, t: 
 _ACCURACY = re.compile(r"(?:^|[/_.])(?:acc|accuracy|categorical_accuracy|sparse_categorical_accuracy|"
                        r"binary_accuracy)(?:[/_.](?:epoch|step))?$")
 _VALIDATION = re.compile(r"(?:^|[/_.])(?:val|valid|validation|eval|test)(?:[/_.]|$)")
+#: Any accuracy, top-k ones included (YOLO's metrics/accuracy_top1, accuracy_top5)
+_ANY_ACCURACY = re.compile(r"(?:^|[/_.])(?:acc|accuracy)(?:[/_.-]?top-?\d+)?(?:[/_.](?:epoch|step))?$|"
+                           r"(?:^|[/_.])top-?\d+[/_.-]?acc(?:uracy)?$")
 NUM_CLASS_KEYS = ("num_classes", "n_classes", "nb_classes", "num_labels", "n_labels", "num_class", "n_class")
 
 
@@ -1572,9 +1577,36 @@ def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
         [])  # a rate too small or far too large freezes a loss alike: nothing says which way
 
 
+def _zero_accuracy(run: RunLog) -> Finding | None:
+    """An accuracy (top-k included) exactly 0 at every one of its 5 or more points while the training
+    loss fell by half or more: what the model learns never once shows where it is measured (ls16, a
+    YOLO classifier: accuracy_top1 and top5 0 for 22 epochs, train/loss 2.52 -> 0.05): classes mapped
+    differently in the two sets, or a metric reading the wrong outputs."""
+    loss = run.first("loss")
+    if loss is None or _on_rollouts(run):
+        return None
+    ls, lv = finite(loss)
+    if len(lv) < 5 or not lv[0] > 0 or not lv[-1] <= 0.5 * lv[0]:
+        return None
+    for s in run.by_role("metric"):
+        steps, v = finite(s)
+        if _ANY_ACCURACY.search(s.name.lower()) and len(v) >= 5 and bool(np.all(v == 0)):
+            return _finding(
+                "loss_plateau", "warning",
+                f"{s.name} is exactly 0 at all {len(v)} points ({s.between(steps[0], steps[-1])}) while "
+                f"{loss.name} fell from {float(lv[0]):.3g} to {float(lv[-1]):.3g}",
+                "The training loss falls, so the model learns its training set, but not one sample is ever right "
+                "where the accuracy is measured: the classes are numbered differently in the two sets (a folder "
+                "order, a label map), the labels are not the targets the loss was given, or the metric reads the "
+                "wrong outputs. Chance alone would score 1/classes.",
+                {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+                 "train_metric": loss.name, "train_first": float(lv[0]), "train_last": float(lv[-1])}, [])
+    return None
+
+
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
-    stuck = _stuck_validation_accuracy(run, t)
+    stuck = _stuck_validation_accuracy(run, t) or _zero_accuracy(run)
     found = _positive_loss(run, t) if not _on_rollouts(run) else None
     if found is not None and np.any(found[2][len(found[2]) // 2:] == 0):
         found = None  # a loss at exactly 0 in its last half has no level to stall at (zero_gradient's case)
@@ -1621,12 +1653,36 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         summary = (f"{loss.name} " + (f"improved {late:.2%}" if late >= 0 else f"rose {-late:.2%}")
                    + f" over the last half of the run (after falling {overall:.0%} before)")
         explanation = "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
+    alarm = never or chance is not None
+    warm = _warming_up(run, float(steps[0]), float(steps[-1])) if alarm else None
+    if warm is not None:
+        # a learning rate still climbing through its warm-up: the run has not trained at its rate yet
+        alarm = False
+        summary += f"; but the learning rate was still rising ({warm[0]:.3g} -> {warm[1]:.3g}, a warm-up)"
+        explanation = ("The loss has hardly moved, but the learning rate was still climbing over the whole stretch: "
+                       "a run still in its warm-up has not trained at its full rate yet, so a slow start is expected; "
+                       "judge it past the warm-up.")
     out = [_finding(
-        "loss_plateau", "warning" if never or chance is not None else "info", summary, explanation,
+        "loss_plateau", "warning" if alarm else "info", summary, explanation,
         {"metric": loss.name, "steps": [_num(steps[half]), _num(steps[-1])], "value": late,
-         "threshold": t.plateau_improvement, "overall_improvement": overall, "at_chance": chance},
-        [raise_lr(run, why="the loss is not moving") if never or chance is not None else None])]
+         "threshold": t.plateau_improvement, "overall_improvement": overall, "at_chance": chance,
+         "warmup": list(warm) if warm is not None else None},
+        [raise_lr(run, why="the loss is not moving") if alarm else None])]
     return out + ([stuck] if stuck else [])
+
+
+def _warming_up(run: RunLog, first: float, last: float) -> tuple[float, float] | None:
+    """(first, last) learning rate where the log's rate rose over ``first``..``last`` all along
+    (never falling, and at least doubled): a linear or exponential warm-up still under way."""
+    lr = run.first("learning_rate")
+    if lr is None:
+        return None
+    steps, v = finite(lr)
+    keep = (steps >= first) & (steps <= last) & (v > 0)
+    v = v[keep]
+    if len(v) < 3 or not v[-1] >= 2 * v[0] or bool(np.any(np.diff(v) < 0)):
+        return None
+    return float(v[0]), float(v[-1])
 
 
 #: Residuals this anticorrelated from one step to the next (up, down, up) are steps overshooting
@@ -1983,6 +2039,17 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in gan][:50],
              "generator": [s.name for s in gan if gan_part(s.name) == "G"][:20],
              "discriminator": [s.name for s in gan if gan_part(s.name) == "D"][:20]}, [])]
+    val = run.first("val_loss")
+    if not main and val is not None and int(np.sum(np.isfinite(val.values))) >= 5:
+        # a Lightning CSVLogger with only validation_step logging: what it logs is still a loss
+        return [_finding(
+            "insufficient_data", "info",
+            f"no training loss or gradient norm: only {val.name} ({int(np.sum(np.isfinite(val.values)))} points), "
+            "checked for NaN/Inf and spikes",
+            "The training-side checks (exploding or vanishing gradients, divergence, plateaus, overfitting) need the "
+            "training loss or a gradient norm; the validation loss alone is checked for what it can show. Log the "
+            "training loss too (self.log('train_loss', loss) in training_step).",
+            {"metric": val.name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
     if not main and _on_rollouts(run):
         rewards = [s.name for s in run.series if _ROLLOUT_REWARD.search(s.name)]
         return [_finding(

@@ -570,3 +570,50 @@ def test_a_loss_identical_from_the_first_step_to_hundreds_later_has_not_moved() 
     assert not found(diagnose(run_of(steps=np.array([1, 400]), loss=np.array([11.0666, 9.1]))), "loss_plateau")
     assert not found(diagnose(run_of(steps=np.array([1, 20]), loss=np.array([11.0666, 11.0666]))), "loss_plateau")
     assert not found(diagnose(run_of(steps=np.array([5000, 5400]), loss=np.array([2.5, 2.5]))), "loss_plateau")
+
+
+def test_a_loss_barely_moving_through_a_warm_up_is_a_note() -> None:
+    # detectron2 (ls16): total_loss 4.56 -> 4.36 over iterations 439-839 while the rate climbed
+    # linearly 2e-5 -> 8.4e-4: the run ended inside its 1000-iteration warm-up
+    steps = np.arange(19, 840, 20)
+    loss = 4.5 + 0.05 * np.sin(steps)
+    lr = 1e-6 * steps
+    [f] = found(diagnose(run_of(steps=steps, total_loss=loss, lr=lr)), "loss_plateau")
+    assert f.severity == "info" and "warm-up" in f.summary and f.evidence.warmup == [pytest.approx(1.9e-5),
+                                                                                     pytest.approx(8.39e-4)]
+    # the same loss at a constant rate has not moved: the warning
+    [f] = found(diagnose(run_of(steps=steps, total_loss=loss, lr=np.full(len(steps), 8e-4))), "loss_plateau")
+    assert f.severity == "warning"
+
+
+def test_spikes_on_consecutive_points_are_one_event() -> None:
+    # detectron2 logs 20-iteration medians: one bad stretch lifts several points in a row. Two
+    # recovered stretches (5 + 6 points) in 250 points are two events, not eleven spikes.
+    rng = np.random.default_rng(0)
+    loss = 1.4 * np.exp(-np.arange(250) / 400) * (1 + 0.03 * rng.standard_normal(250))
+    loss[100:105] = [3.0, 5.5, 7.17, 4.0, 2.5]
+    loss[180:186] = [2.4, 4.1, 5.06, 3.9, 3.0, 2.2]
+    [f] = found(diagnose(run_of(loss=loss)), "loss_spike")
+    assert f.evidence.episodes == 2 and f.evidence.count >= 8 and f.severity == "info"
+
+
+def test_a_validation_loss_alone_is_a_note_not_a_missing_loss() -> None:
+    # a Lightning metrics.csv from a module that logs only in validation_step (ls16: val_loss
+    # 2.271 -> 1.952 over 10 epochs): not the "no loss to judge" warning
+    [f] = found(diagnose(run_of(val_loss=np.linspace(2.271, 1.952, 10))), "insufficient_data")
+    assert f.severity == "info" and "val_loss" in f.summary
+    [f] = found(diagnose(run_of(val_acc=np.linspace(0.2, 0.6, 10))), "insufficient_data")
+    assert f.severity == "warning"  # nothing that is a loss at all
+
+
+@pytest.mark.parametrize("name", ["metrics/accuracy_top1", "val_acc", "eval/accuracy"])
+def test_an_accuracy_of_exactly_zero_throughout_while_the_loss_falls_is_a_warning(name: str) -> None:
+    # a YOLO classifier (ls16): accuracy_top1 and top5 exactly 0 for 22 epochs, train/loss 2.52 -> 0.05
+    loss = 2.52 * np.exp(-np.arange(22) / 4)
+    [f] = found(diagnose(run_of(**{"train__loss": loss, name.replace("/", "__"): np.zeros(22)})), "loss_plateau")
+    assert f.severity == "warning" and f.evidence.metric == name and f.evidence.value == 0.0
+    # an accuracy that was 0 at first and then moved, or a loss that did not fall: not this
+    late = np.zeros(22)
+    late[-3:] = [0.1, 0.3, 0.5]
+    assert not [f for f in diagnose(run_of(train__loss=loss, val_acc=late)).findings
+                if f.code == "loss_plateau" and f.evidence.value == 0.0]

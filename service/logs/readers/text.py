@@ -169,6 +169,9 @@ _MAX_PENDING = 10_000         # lines with values before the first step kept asi
 STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step",
              "num_updates"}  # fairseq's update count
 _POSITION_KEYS = STEP_KEYS | {"epoch"}  # where a line is in the run, not what it measured
+# a script announcing its stages ("📚 Step 1: Loading dataset...", "Step 4: Creating trainer"):
+# a step number followed by words and nothing measured
+_STEP_BANNER = re.compile(r"(?<![\w./-])step\s*\d+\s*[:.)-]\s*[A-Za-z]+(?:\s+[A-Za-z]+)", re.IGNORECASE)
 # a trainer's start-up banner counts steps and epochs ("Total optimization steps = 1,548",
 # "Gradient Accumulation steps = 8", "Num Epochs = 3"): the word before the name says so
 _COUNT_BANNER = re.compile(r"(?<![\w.])(?:total|num|number(?:[ \t]+of)?|max|maximum|accumulation|optimization|"
@@ -433,6 +436,8 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
                 del found["scale"]  # the scale it tried, read as a name "scale" before
     if len(found) == 1 and "s" in found and not re.sub(r"\bs\s*[:=]\s*\d+[\s,;]*", "", line).strip():
         return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
+    if len(found) == 1 and next(iter(found)).lower() in STEP_KEYS and _STEP_BANNER.search(line):
+        return [], None  # "Step 4: Creating trainer...": a script's stage, not a training step
     if first_at and found and _BEST_MARK.search(line, 0, first_at):
         # "current best: ... train_loss: inf": the best so far (inf before there is one), not a step's
         return [(f"best_{k}", v) for k, v in found.items() if k.lower() not in STEP_KEYS], None

@@ -1038,3 +1038,17 @@ def test_a_yolov5_results_txt_nan_from_its_first_epoch_is_read(tmp_path: Path) -
            "         0         0       nan       nan       nan")
     doc = check_logs(_write(tmp_path, "results.txt", row + "\n"))
     assert any(f.code == "nonfinite" for f in doc.findings)
+
+
+def test_a_scripts_stage_banner_is_no_training_step(tmp_path: Path) -> None:
+    # a fine-tuning script printing "🎓 Step 4: Creating trainer..." before the Trainer's dicts: its
+    # stage number was every later record's step, and 174 losses landed on steps 4-8
+    from gradhealth.logs.readers.text import pairs
+
+    assert pairs("🎓 Step 4: Creating trainer...") == []
+    assert pairs("Step 100: loss 0.5") == [("Step", "100"), ("loss", "0.5")]
+    lines = ["📚 Step 1: Loading dataset...", "🎓 Step 4: Creating trainer..."] + [
+        f"{{'loss': {2.0 - 0.1 * i:.4f}, 'grad_norm': 0.5, 'epoch': {0.05 * (i + 1):.2f}}}" for i in range(10)]
+    run = load_run(_write(tmp_path, "ft.log", "\n".join(lines) + "\n"))
+    loss = _series(run, "loss")
+    assert loss.step_unit == "epoch" and loss.steps[0] == pytest.approx(0.05) and len(loss) == 10
