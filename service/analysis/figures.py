@@ -164,6 +164,7 @@ class Readout:
                 out_figures["nonfinite_backward"] = max(0.0 if math.isnan(before) else before, _flag(grad_norm))
             if i_w is not None:
                 out_figures["weight_std"] = _std(v[i_w[0]], v[i_w[1]], i_w[2])
+                out_figures["weight_rms"] = v[i_w[1]] / math.sqrt(i_w[2]) if i_w[2] else math.nan
             if i_bias is not None:
                 # sigma_b^2 and E[x^2] feed the mean-field prediction (gradhealth.analysis.theory).
                 out_figures["bias_mean_square"] = v[i_bias[0]] ** 2 / i_bias[1]

@@ -49,6 +49,7 @@ from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, ste
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.simulate import (
+    PROBABILITY_LOSSES,
     SimulationResult,
     TimeSeries,
     UnitStats,
@@ -1715,4 +1716,6 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             or seeds[0].forward_squash,
                             squashed_in_forward=seeds[0].forward_squash is not None,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=seeds[0].gates,
-                            summed=seeds[0].summed)
+                            summed=seeds[0].summed,
+                            on_probabilities=run.losses is None and not run.from_logits
+                            and run.loss in PROBABILITY_LOSSES)

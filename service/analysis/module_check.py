@@ -49,6 +49,7 @@ from gradhealth.analysis.rules import (
     clipped_regression_output,
     detect,
     no_output_gradient,
+    output_layer,
     problems,
 )
 from gradhealth.analysis.simulate import SimulationResult, at_rate
@@ -74,6 +75,8 @@ LOGITS = "from_logits"
 ONCE = "squash_once"
 #: The change that takes a live module's final softmax out of the loss (``GraphRun.unsquash``).
 UNSQUASH = "unsquash"
+#: The change that puts a single output unit under binary cross-entropy, through a sigmoid.
+BINARY = "binary_cross_entropy"
 #: What a remedy changes to be verified: the network (an edit of each seed's copy), the
 #: optimizer (a new learning rate for ``large_updates``) or the loss (:data:`LOGITS`, :data:`ONCE`).
 Change = Edit | OptimizerSpec | str
@@ -266,6 +269,9 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
             path = _output_activation_module(model, relu.pointer.removeprefix("module:"), after=relu.has_weights)
             return [(R.linear_regression_output(where), _identity_edit(path) if path is not None else None)]
         if no_output_gradient(result):
+            if (result.loss or "cross_entropy") == "cross_entropy" and output_layer(result).fan_out == 1:
+                # cross-entropy over one class is 0 whatever the output: the loss must change too
+                return [(R.single_unit_binary_loss(where), BINARY)]
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
         if result.squashed is not None and result.squashed_in_forward:
             remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed)
@@ -304,7 +310,9 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
     # layers the forward computes with functions on its own parameters (F.linear over a
     # ParameterList): the init edit re-draws modules' weights, so it is not simulated there
     functions = any(u.pointer.startswith("function:") for u in result.units)
-    if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units"):
+    if code == "symmetric_weights":
+        acts = {u.activation for u in det.units if u.activation} or acts
+    if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units", "symmetric_weights"):
         for scheme, wanted in (("kaiming_normal", bool(acts & {"relu", "leaky_relu", "elu", "gelu", "silu"})
                                 or code == "dead_units"),
                                ("xavier_normal", bool(acts & _SATURATING or not acts)), ("lecun_normal", "selu" in acts)):
@@ -316,7 +324,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
             out.append((remedy, None if functions else _init_edit(scheme)))
         squashing = [u for u in det.units if u.activation in _SATURATING]
         gates_only = bool(squashing) and all(u.name in result.gates for u in squashing)
-        if acts & _SATURATING and code != "dead_units" and not gates_only:
+        if acts & _SATURATING and code not in ("dead_units", "symmetric_weights") and not gates_only:
             # (not where every saturating unit of the finding gates another tensor: a ReLU gate
             # gates nothing)
             swap = R.relu_family_activation(where, "relu")
@@ -426,6 +434,10 @@ class _Verifier:
             run = dataclasses.replace(self.run, squashed=None)
         elif change == UNSQUASH:
             run = dataclasses.replace(self.run, unsquash=True)
+        elif change == BINARY:
+            # one unit: a sigmoid (for a softmax over it) under binary cross-entropy
+            run = dataclasses.replace(self.run, loss="binary_cross_entropy",
+                                      prepare=_combine(self.run.prepare, _softmax_to_sigmoid))
         elif isinstance(change, str):  # LOGITS
             run = dataclasses.replace(self.run, from_logits=True)
         else:

@@ -180,10 +180,8 @@ def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:
         if spec.loss.classes is not None and spec.loss.classes != classes:
             raise SpecError.at("/loss/classes", f"the network outputs {classes} features but the loss expects "
                                f"{spec.loss.classes} classes; make the last layer's width {spec.loss.classes}")
-        if classes < 2:
-            raise SpecError.at("/loss", "cross_entropy needs an output of at least 2 classes; "
-                               "for one output unit use binary_cross_entropy (two classes, a "
-                               "sigmoid's logit), or make the last layer 2 wide")
+        # (one class: the loss is 0 whatever the output and passes no gradient at all, which the
+        # check reports as output_loss_mismatch rather than refusing the spec)
     plan = Plan(spec, units, shape, layout, out, classes,
                 parameters=sum(u.parameters for u in units),
                 activation_bytes=_BYTES[spec.precision] * spec.batch_size * (

@@ -211,6 +211,8 @@ def logits_loss(ctx: Context) -> list[Remedy]:
     """``from_logits: true``: the loss takes the last layer's raw outputs as logits; where the last
     layer ends in a sigmoid the loss on logits applies again, drop that sigmoid."""
     loss = ctx.plan.spec.loss
+    if loss.type == "cross_entropy" and ctx.plan.classes == 1:
+        return []  # over one class no form of the loss gives a gradient: binary_loss's case
     last = [u for u in ctx.plan.units if u.copy == 0][-1]
     squashed = ctx.result.squashed
     if loss.from_logits and squashed is not None:
@@ -222,6 +224,18 @@ def logits_loss(ctx: Context) -> list[Remedy]:
         return []
     return [R.logits_loss(loss.type, _names([last.pointer]),
                           [{"op": "replace", "path": "/loss/from_logits", "value": True}])]
+
+
+def binary_loss(ctx: Context) -> list[Remedy]:
+    """Cross-entropy over a single output unit (0 whatever the output): binary cross-entropy on it."""
+    loss = ctx.plan.spec.loss
+    if loss.type != "cross_entropy" or ctx.plan.classes != 1:
+        return []
+    last = [u for u in ctx.plan.units if u.copy == 0][-1]
+    # (the spec may name its loss by a string alone: "loss": "cross_entropy")
+    path = "/loss/type" if isinstance(ctx.raw.get("loss"), dict) else "/loss"
+    return [R.single_unit_binary_loss(_names([last.pointer]),
+                                      [{"op": "replace", "path": path, "value": "binary_cross_entropy"}])]
 
 
 def linear_output(ctx: Context) -> list[Remedy]:

@@ -29,6 +29,7 @@ from gradhealth.analysis.losses import BOUNDS, REGRESSION, unreachable_fraction
 from gradhealth.analysis.remedies import (
     Builder,
     Context,
+    binary_loss,
     clipping,
     decay,
     gated_cells,
@@ -748,7 +749,7 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     near_zero = {u.name for u in result.units if u.name in ratios and _near_zero_init(u)}
     if near_zero and len(near_zero) < len(ratios):
         ratios = {n: r for n, r in ratios.items() if n not in near_zero}
-    head = _output_layer(result).name if result.units else None
+    head = output_layer(result).name if result.units else None
     others = {n: r for n, r in ratios.items() if n != head}
     if (head in ratios and others and ratios[head] <= t.large_update_error
             and max(others.values()) <= t.large_update_warning):
@@ -867,7 +868,7 @@ class NegativeLearningRate(ArchitectureRule):
             [])
 
 
-def _output_layer(result: SimulationResult) -> UnitStats:
+def output_layer(result: SimulationResult) -> UnitStats:
     """The last weighted layer (not a readout of a second output): the network's output layer."""
     weighted = [u for u in result.units if u.has_weights and not u.readout and not cut_off(u)]
     return weighted[-1] if weighted else result.units[-1]
@@ -875,7 +876,7 @@ def _output_layer(result: SimulationResult) -> UnitStats:
 
 def no_output_gradient(result: SimulationResult) -> bool:
     """Whether the output layer's output got exactly zero gradient in every seed."""
-    grads = _output_layer(result).values.get("output_grad_norm")
+    grads = output_layer(result).values.get("output_grad_norm")
     return grads is not None and len(grads) > 0 and all(float(g) == 0.0 for g in grads)
 
 
@@ -894,7 +895,7 @@ def _loss_kind(result: SimulationResult) -> str | None:
 def _output_activation(result: SimulationResult) -> UnitStats:
     """The unit holding the output's activation: a separate activation unit after the output
     layer (Keras' ``Activation``, a module's final ``nn.ReLU``), else the output layer itself."""
-    last, tail = _output_layer(result), result.units[-1]
+    last, tail = output_layer(result), result.units[-1]
     return tail if tail is not last and not tail.has_weights and tail.activation else last
 
 
@@ -907,12 +908,63 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
     return None
 
 
+#: Weights whose spread is below this share of their size are all equal (a constant initialiser;
+#: the float sums leave ~1e-16 of rounding).
+EQUAL_WEIGHTS = 1e-9
+
+
+def equal_weight_layers(result: SimulationResult) -> list[UnitStats]:
+    """The layers of more than one unit whose weights all have one nonzero value."""
+    out = []
+    for u in result.units:
+        if not u.has_weights or "weight_std" not in u.values or "weight_rms" not in u.values or (u.fan_out or 0) < 2:
+            continue
+        rms = u.mean("weight_rms")
+        if rms > 0 and math.isfinite(rms) and u.mean("weight_std") <= EQUAL_WEIGHTS * rms:
+            out.append(u)
+    return out
+
+
+class SymmetricWeights(ArchitectureRule):
+    """A layer whose weights all start at one nonzero value (Keras' ``Ones`` or ``Constant``
+    initialiser, a DeepCrime mutant): its units are copies of one another and stay so, as each
+    gets the same gradient. (All zero is vanishing_gradient's: no gradient passes such a layer.)"""
+
+    code = "symmetric_weights"
+    remedies = (init_remedies,)
+
+    def measure(self, result: SimulationResult) -> float:
+        return float(len(equal_weight_layers(result)))
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return "error" if value >= 1 else None
+
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
+        layers = equal_weight_layers(result)
+        first = layers[0]
+        return Detection(
+            self.code, severity, "equal_weight_layers", value,
+            f"every weight of {_named(layers)} is the same value ({first.mean('weight_rms'):.3g}"
+            + (" and so on" if len(layers) > 1 else "") + f"): its {first.fan_out} units compute the same and "
+            "stay copies of one another",
+            "A layer whose weights all start equal gives each of its units the same input weights, so every unit "
+            "computes the same output and receives the same gradient: no step can make them differ (the symmetry "
+            "random initialisation exists to break), and the layer is as good as one unit wide. A large constant also "
+            "scales the signal by about fan_in times it. Initialise the weights randomly (He for ReLU-family "
+            "activations, Xavier for tanh and sigmoid).",
+            {"metric": "equal_weight_layers", "value": value, "threshold": 1.0,
+             "layers": [u.name for u in layers], "values": {u.name: u.mean("weight_rms") for u in layers}},
+            layers)
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
 
     code = "output_loss_mismatch"
-    remedies = (logits_loss, linear_output)
+    remedies = (logits_loss, linear_output, binary_loss)
 
     def measure(self, result: SimulationResult) -> float:
         if no_output_gradient(result):
@@ -920,7 +972,7 @@ class OutputLossMismatch(ArchitectureRule):
         if result.squashed is not None:
             # a forward's own softmax or sigmoid under cross-entropy: either way the loss's softmax
             # sees logits in [0, 1], one per class
-            return unreachable_fraction(result.squashed, _second_squash(result), _output_layer(result).fan_out or 1)
+            return unreachable_fraction(result.squashed, _second_squash(result), output_layer(result).fan_out or 1)
         relu = clipped_regression_output(result)
         if relu is not None:
             return 1.0 - float(np.nanmean(relu.values["active_fraction"]))
@@ -934,12 +986,19 @@ class OutputLossMismatch(ArchitectureRule):
             # share it clips at init (a positive bias may clip none yet), an error only where the
             # whole output is off in some seed and nothing learns
             return "error" if float(np.nanmax(1.0 - relu.values["active_fraction"])) >= 1.0 else "warning"
-        return "error" if value >= t.silent_loss_error else "warning" if value >= t.silent_loss_warning else None
+        severity = t.fraction(value, t.silent_loss_warning, t.silent_loss_error)
+        if (severity is None and result.on_probabilities and result.squashed is None
+                and _output_activation(result).activation not in ("sigmoid", "softmax")):
+            # an output with no softmax or sigmoid under a loss on probabilities is the mismatch
+            # whatever share of this draw's batch the clip happens to hold (3% on one file's stored
+            # weights, 29% re-initialised)
+            return "warning"
+        return severity
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        last = _output_layer(result)
+        last = output_layer(result)
         loss = result.plan.spec.loss.type if result.plan is not None else result.loss or "the loss"
         # the output's own activation, or a separate activation layer after it (Keras' Activation)
         tail = result.units[-1]
@@ -1024,7 +1083,9 @@ class OutputLossMismatch(ArchitectureRule):
                 "so nothing in the network learns",
                 "The gradient at the output layer is exactly zero for every sample and seed: whatever the loss, "
                 "the output does not depend on the weights. A softmax over a single unit is the constant 1 "
-                "(its gradient is 0); one probability is a sigmoid, a regression has no activation.",
+                "(its gradient is 0), and cross-entropy over a single class is 0 whatever the output (that "
+                "class always has probability 1); one probability is a sigmoid under binary cross-entropy, a "
+                "regression has no activation.",
                 evidence, [last])
         summary = (f"{loss} takes {last.name}'s {act} outputs for probabilities (from_logits=False): "
                    f"{value:.0%} of the {what} are clipped and get no gradient")
@@ -1051,6 +1112,7 @@ for _part in (
     SmallUpdates(),
     NegativeLearningRate(),
     OutputLossMismatch(),
+    SymmetricWeights(),
 ):
     implement_architecture(_part.code, _part)
 

@@ -160,6 +160,8 @@ class SimulationResult:
     #: ``squashed`` is the forward's own (a live module ending in a softmax), not a file's output
     #: activation folded out for a loss compiled on logits
     squashed_in_forward: bool = False
+    #: the loss takes the output for probabilities (Keras' from_logits=False cross-entropies)
+    on_probabilities: bool = False
     #: a live module's Post-LN Transformer stacks (``GraphRun.post_ln``): per stack, one unit per layer
     post_ln: list[list[str]] = field(default_factory=list)
     #: those stacks are blocks the forward writes by hand (no norm_first switch to try Pre-LN with)
@@ -199,6 +201,10 @@ def make_batch(plan: Plan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None
     else:
         target = None
     return x, target
+
+
+#: The losses Keras can take on probabilities (from_logits=False).
+PROBABILITY_LOSSES = frozenset({"cross_entropy", "binary_cross_entropy"})
 
 
 def loss_fn(plan: Plan, out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
@@ -433,7 +439,8 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, [s.loss for s in seeds],
                             time.perf_counter() - started, spec.optimizer, batch_size=spec.batch_size,
                             silent=[s.silent for s in seeds], squashed=squashed,
-                            squashed_in_forward=in_forward)
+                            squashed_in_forward=in_forward,
+                            on_probabilities=not spec.loss.from_logits and spec.loss.type in PROBABILITY_LOSSES)
 
 
 def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:

@@ -781,6 +781,9 @@ def _did_you_mean(loc: tuple[Any, ...]) -> str:
         return f"did you mean {_FRAMEWORK_NAMES[key]!r}? ({key!r} is its name in Keras or PyTorch)"
     fields = set(Spec.model_fields) if len(loc) == 1 else _field_names(_Strict)
     close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
+    if close and close[0] == key:
+        # a field of some other object (a constant bias_init's value), not of this one
+        return f"{key!r} is not a field of this object (see the spec reference)"
     return f"did you mean {close[0]!r}?" if close else "check the spelling against the spec reference"
 
 

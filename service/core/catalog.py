@@ -65,6 +65,11 @@ FINDINGS: dict[str, Entry] = {
         "learning rate is too small for this network and optimizer, and training crawls. Measured on the "
         "first step from the spec's optimizer, or from a log's update_ratio series; in an RL run, a KL to the "
         "reference policy that stays exactly 0 says no step changed the model at all."),
+    "symmetric_weights": Entry(
+        "Weights all equal",
+        "Every weight of a layer starts at the same nonzero value (a constant or `ones` initialiser): each of its "
+        "units computes the same function of the same input and gets the same gradient, so they stay identical "
+        "for good and the layer is as wide as one unit."),
     "output_loss_mismatch": Entry(
         "Loss takes probabilities the output does not give",
         "The loss is told the model outputs probabilities (Keras' from_logits=False, its default) but the "

@@ -223,6 +223,15 @@ def output_activation(where: str, activation: str = "sigmoid", patch: Patch = ()
                        was="nn.Softmax(dim=-1) over one unit")
 
 
+def single_unit_binary_loss(where: str, patch: Patch = ()) -> Remedy:
+    """A classifier with one output unit under categorical cross-entropy (0 whatever the output):
+    binary cross-entropy on it, through a sigmoid."""
+    return make_remedy("output_activation", f"train the single unit of {where} with binary cross-entropy (a sigmoid "
+                       "on it, or binary_cross_entropy_with_logits on its logit): categorical cross-entropy over one "
+                       "class is 0 whatever the output; or make the last layer one unit per class", patch,
+                       activation="Sigmoid", was="categorical cross-entropy over one unit")
+
+
 def linear_regression_output(where: str, patch: Patch = ()) -> Remedy:
     """Drop the ReLU on the regression output ``where``: every output it clips gets no gradient."""
     return make_remedy("output_activation", f"end {where} with no activation (a linear output) instead of the ReLU: "

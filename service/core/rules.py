@@ -176,5 +176,6 @@ for _rule in (
     FindingRule("large_updates"),
     FindingRule("small_updates"),
     FindingRule("output_loss_mismatch"),
+    FindingRule("symmetric_weights"),
 ):
     register(_rule)

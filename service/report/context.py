@@ -33,6 +33,7 @@ ARCHITECTURE_CODES: tuple[str, ...] = (
     "large_updates",
     "small_updates",
     "output_loss_mismatch",
+    "symmetric_weights",
 )
 LOG_CODES: tuple[str, ...] = (
     "nonfinite",

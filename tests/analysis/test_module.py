@@ -1253,3 +1253,22 @@ def test_a_learned_vector_used_once_per_block_is_no_recurrence() -> None:
 
     torch.manual_seed(0)
     assert check_module(Scaled(), torch.randn(16, 32), seeds=2, verify=False).time_steps == []
+
+
+def test_a_layer_whose_weights_all_start_equal_is_symmetric() -> None:
+    # every weight 1 (nn.init.ones_, Keras' Ones): the 32 units of that layer are copies forever
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
+    nn.init.ones_(m[2].weight)
+    doc = check_module(m, torch.randn(32, 16), seeds=2)
+    [f] = [f for f in doc.findings if f.code == "symmetric_weights"]
+    assert f.severity == "error" and f.evidence.layers == ["2"] and f.evidence.model_dump()["values"] == {"2": 1.0}
+    [r] = [r for r in f.remedies if r.id == "he_init"]
+    assert r.verified is not None and r.verified.fixed
+    # all zero is no symmetry finding (vanishing_gradient's: nothing passes), nor is a one-unit layer
+    for layer, init in ((2, nn.init.zeros_), (4, nn.init.ones_)):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
+        init(m[layer].weight)
+        assert not [f for f in check_module(m, torch.randn(32, 16), loss="mse", seeds=2, verify=False).findings
+                    if f.code == "symmetric_weights"]

@@ -16,7 +16,7 @@ import torch
 from gradhealth.analysis.importers.keras import check_keras, keras_loss
 from gradhealth.analysis.losses import KERAS_EPSILON, loss_value, unreachable_fraction
 from gradhealth.library import check_architecture
-from tests.analysis.test_keras_import import _dense, _layer, _seq
+from tests.analysis.test_keras_import import _dense, _init, _layer, _seq
 
 
 def _keras_ce(out: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -408,3 +408,43 @@ def test_a_keras_activation_layer_ending_a_regression_is_found_and_removed() -> 
     [f] = _mismatch(check_keras({**cfg, "compile_config": {"loss": "mean_squared_error"}}))
     [r] = f.remedies
     assert r.id == "output_activation" and r.verified is not None and r.verified.fixed
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "softmax"])
+def test_a_keras_single_unit_under_categorical_cross_entropy_gets_binary_cross_entropy(tmp_path: Path, act: str) -> None:
+    # StackOverflow 58609115: Dense(1, activation="sigmoid") compiled with categorical_crossentropy;
+    # Keras normalises the one output to 1, the loss is 0 and no layer ever gets a gradient
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), _dense("out", 1, act), shape=[16])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": "categorical_crossentropy"}}))
+    doc = check_keras(path)
+    [f] = _mismatch(doc)
+    assert f.severity == "error" and f.evidence.value == 1.0
+    [r] = f.remedies
+    assert r.id == "output_activation" and "binary cross-entropy" in r.change
+    assert r.verified is not None and r.verified.fixed and r.verified.after is not None and r.verified.after < 0.05
+
+
+def test_a_linear_output_under_a_probability_loss_is_at_least_a_warning(tmp_path: Path) -> None:
+    # DeepCrime's audio model mutated to a linear output under sparse_categorical_crossentropy: on
+    # its stored weights the clip held 3% of the batch (all outputs happened to be positive), under
+    # the 5% warning line, though the model is as wrong as one where it holds 29%
+    out = _dense("out", 5, "linear")
+    out["config"]["bias_initializer"] = _init("Constant", value=20.0)  # every output positive: no clip
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), out, shape=[16])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": "sparse_categorical_crossentropy"}}))
+    [f] = _mismatch(check_keras(path))
+    assert f.severity == "warning" and f.evidence.value < 0.05 and f.evidence.output_activation == "identity"
+    # the same output with its softmax: no mismatch
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), _dense("out", 5, "softmax"), shape=[16])
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": "sparse_categorical_crossentropy"}}))
+    assert not _mismatch(check_keras(path))
+
+
+def test_a_keras_kernel_initialised_to_ones_is_symmetric() -> None:
+    # DeepCrime's "change weights initialisation" mutant: kernel_initializer="ones"
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), _dense("d2", 32, "relu", _init("Ones")),
+               _dense("out", 10, "softmax"), shape=[16])
+    [f] = [f for f in check_keras(cfg).findings if f.code == "symmetric_weights"]
+    assert f.severity == "error" and any("d2" in name for name in f.evidence.layers)

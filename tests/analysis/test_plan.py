@@ -108,10 +108,18 @@ def test_pool_last_is_for_sequences_only():
     assert "mode `last` is for sequences" in info.value.problems[0].message
 
 
-def test_cross_entropy_over_one_output_unit_is_refused_with_the_loss_that_fits() -> None:
+def test_cross_entropy_over_one_output_unit_is_a_finding_with_the_loss_that_fits() -> None:
+    # Keras trains a one-unit softmax or sigmoid under categorical cross-entropy without complaint
+    # (StackOverflow 58609115): the loss over one class is 0 whatever the output, so nothing learns.
+    # Refusing the spec (or the Keras file) left the user without the reason.
+    from gradhealth.library import check_architecture
+
     spec = {"input": {"shape": [8]}, "loss": {"type": "cross_entropy"},
-            "layers": [{"type": "linear", "out_features": 1}]}
-    with pytest.raises(SpecError) as err:
-        make_plan(parse_spec(spec), Limits())
-    assert "/loss" in str(err.value.detail) and "binary_cross_entropy" in str(err.value.detail)
-    make_plan(parse_spec({**spec, "loss": {"type": "binary_cross_entropy"}}), Limits())  # what it says works
+            "layers": [{"type": "linear", "out_features": 16, "activation": "relu"}, {"type": "linear", "out_features": 1}]}
+    assert make_plan(parse_spec(spec), Limits()).classes == 1
+    doc = check_architecture(spec)
+    [f] = [f for f in doc.findings if f.code == "output_loss_mismatch"]
+    assert f.severity == "error" and f.evidence.value == 1.0 and "a single class is 0" in f.explanation
+    [r] = f.remedies
+    assert r.patch == [{"op": "replace", "path": "/loss/type", "value": "binary_cross_entropy"}]
+    assert r.verified is not None and r.verified.fixed and r.verified.after == 0

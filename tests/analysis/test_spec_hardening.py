@@ -441,3 +441,11 @@ def test_every_framework_name_points_at_a_real_field_and_shadows_none() -> None:
     names = _field_names(_Strict)
     assert not set(_FRAMEWORK_NAMES) & names  # a real field is never renamed
     assert {v for v in _FRAMEWORK_NAMES.values() if not v.startswith("(")} <= names
+
+
+def test_a_field_of_another_object_is_not_suggested_back() -> None:
+    # "value" is a constant bias_init's field: "did you mean 'value'?" said nothing
+    with pytest.raises(SpecError) as err:
+        parse_spec({"input": {"shape": [4]}, "layers": [{"type": "linear", "out_features": 3,
+                                                         "init": {"scheme": "normal", "value": 0.5}}]})
+    assert "/layers/0/init/value: unknown field; 'value' is not a field of this object" in str(err.value)

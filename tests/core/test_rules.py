@@ -23,6 +23,7 @@ ARCHITECTURE = {
     "vanishing_through_time",
     "saturation",
     "dead_units",
+    "symmetric_weights",
     "post_ln_depth_risk",
     "large_updates",
     "small_updates",
