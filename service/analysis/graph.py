@@ -524,7 +524,11 @@ def _feeds(earlier: Record, later: Record) -> bool:
     """Whether ``later``'s input is computed from ``earlier``'s output within a few autograd steps."""
     targets = {t.grad_fn for t in (earlier.out, earlier.raw) if t is not None and t.grad_fn is not None}
     read = later.state if later.state is not None else later.inp  # a cell reads its state apart
-    start = read.grad_fn if read is not None else None
+    return _within_hops(read.grad_fn if read is not None else None, targets)
+
+
+def _within_hops(start: Any, targets: set[Any]) -> bool:
+    """Whether the autograd node ``start`` reaches one of ``targets`` within :data:`_CHAIN_HOPS` steps."""
     frontier, seen = [start] if start is not None else [], set()
     for _ in range(_CHAIN_HOPS):
         nxt = []
@@ -561,26 +565,10 @@ def elementwise_loops(decays: Mapping[str, list[tuple[torch.Tensor, torch.Tensor
     for name, steps in decays.items():
         if len(steps) < MIN_LOOP_CALLS:
             continue
-        if all(_reaches(later[0], earlier[1]) for earlier, later in zip(steps, steps[1:], strict=False)):
+        if all(_within_hops(later[0].grad_fn, {earlier[1].grad_fn})
+               for earlier, later in zip(steps, steps[1:], strict=False)):
             out[name] = [state for state, _ in steps]
     return out
-
-
-def _reaches(t: torch.Tensor, target: torch.Tensor) -> bool:
-    """Whether ``t`` is computed from ``target`` within :data:`_CHAIN_HOPS` autograd steps."""
-    goal = target.grad_fn
-    frontier, seen = ([t.grad_fn] if t.grad_fn is not None else []), set()
-    for _ in range(_CHAIN_HOPS):
-        nxt = []
-        for node in frontier:
-            if node is goal:
-                return True
-            if node in seen:
-                continue
-            seen.add(node)
-            nxt += [f for f, _ in node.next_functions if f is not None]
-        frontier = nxt
-    return False
 
 
 def consumers(root: Any) -> dict[Any, set[Any]]:
@@ -1101,12 +1089,30 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
 
     def _source_vector(self, d: torch.Tensor) -> nn.Parameter | None:
         """The one parameter a per-channel vector is computed from (elementwise, within a few steps)."""
-        found: set[int] = set()
-        param: nn.Parameter | None = None
-        if d.grad_fn is None:
+        found = {id(p): p for p in self._params_behind(d, 6)}
+        (param,) = found.values() if len(found) == 1 else (None,)
+        return param if param is not None and param.numel() == d.numel() else None
+
+    #: How far back through the autograd graph a computed weight is traced to its parameter.
+    _SOURCE_DEPTH = 8
+
+    def _source(self, w: torch.Tensor) -> nn.Parameter | None:
+        """The model parameter a computed weight ``w`` is made from: of those its autograd graph
+        reaches within :data:`_SOURCE_DEPTH` nodes, one with as many dimensions as ``w`` (a
+        modulated weight also reaches the style layer's weight), the largest. None for a tensor
+        no parameter made."""
+        if not w.requires_grad:
             return None
-        frontier, seen = [d.grad_fn], {d.grad_fn}
-        for _ in range(6):
+        same = [p for p in self._params_behind(w, self._SOURCE_DEPTH) if p.dim() == w.dim()]
+        return max(same, key=lambda p: p.numel()) if same else None
+
+    def _params_behind(self, t: torch.Tensor, depth: int) -> list[nn.Parameter]:
+        """The model's parameters ``t``'s autograd graph reaches within ``depth`` nodes."""
+        found: list[nn.Parameter] = []
+        if t.grad_fn is None:
+            return found
+        frontier, seen = [t.grad_fn], {t.grad_fn}
+        for _ in range(depth):
             nxt = []
             for node in frontier:
                 for child, _ in node.next_functions:
@@ -1117,39 +1123,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                     if var is None:
                         nxt.append(child)
                     elif id(var) in self.param_names:
-                        found.add(id(var))
-                        param = var
+                        found.append(var)
             frontier = nxt
-        return param if len(found) == 1 and param is not None and param.numel() == d.numel() else None
-
-    #: How far back through the autograd graph a computed weight is traced to its parameter.
-    _SOURCE_DEPTH = 8
-
-    def _source(self, w: torch.Tensor) -> nn.Parameter | None:
-        """The model parameter a computed weight ``w`` is made from: of those its autograd graph
-        reaches within :data:`_SOURCE_DEPTH` nodes, one with as many dimensions as ``w`` (a
-        modulated weight also reaches the style layer's weight), the largest. None for a tensor
-        no parameter made."""
-        if not w.requires_grad or w.grad_fn is None:
-            return None
-        found: list[nn.Parameter] = []
-        frontier, seen = [w.grad_fn], {w.grad_fn}
-        for _ in range(self._SOURCE_DEPTH):
-            nxt = []
-            for node in frontier:
-                for child, _ in node.next_functions:
-                    if child is None or child in seen:
-                        continue
-                    seen.add(child)
-                    var = getattr(child, "variable", None)
-                    if var is not None:
-                        if id(var) in self.param_names:
-                            found.append(var)
-                    else:
-                        nxt.append(child)
-            frontier = nxt
-        same = [p for p in found if p.dim() == w.dim()]
-        return max(same, key=lambda p: p.numel()) if same else None
+        return found
 
 
 # nn.LSTM inside an UnrolledRNN is the same unit as its wrapper: not hooked on its own.
