@@ -617,3 +617,19 @@ def test_an_accuracy_of_exactly_zero_throughout_while_the_loss_falls_is_a_warnin
     late[-3:] = [0.1, 0.3, 0.5]
     assert not [f for f in diagnose(run_of(train__loss=loss, val_acc=late)).findings
                 if f.code == "loss_plateau" and f.evidence.value == 0.0]
+
+
+def test_a_task_metric_improving_by_its_own_noise_does_not_excuse_a_rising_validation_loss() -> None:
+    # ls16 (a Lightning ImageBind fine-tune): val_loss 3.49 -> 4.2 while val_acc at chance went
+    # 0.048 -> 0.057 on a set of 228 samples (two samples more right): not a calibration note
+    n = 23
+    train = np.linspace(2.36, 1.56, n)
+    val = np.concatenate([np.linspace(4.0, 3.49, 8), np.linspace(3.55, 4.2, n - 8)])
+    acc = np.round(np.array([5, 6, 6, 10, 11, 11, 11, 11, 11, 12, 12, 12, 12, 12, 12, 13, 13, 14, 15, 11, 12, 12, 13])
+                   / 228, 4)
+    [f] = found(diagnose(run_of(loss=train, val_loss=val, val_accuracy=acc)), "validation_divergence")
+    assert f.severity == "warning"
+    # a gain of many samples is the calibration case: a note
+    clear = np.round(np.concatenate([np.full(8, 11), np.linspace(11, 60, n - 8)]) / 228, 4)
+    [f] = found(diagnose(run_of(loss=train, val_loss=val, val_accuracy=clear)), "validation_divergence")
+    assert f.severity == "info"
