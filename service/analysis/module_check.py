@@ -51,6 +51,7 @@ from gradhealth.analysis.rules import (
     no_output_gradient,
     output_layer,
     problems,
+    sigmoids_under_cross_entropy,
 )
 from gradhealth.analysis.simulate import SimulationResult, at_rate
 from gradhealth.analysis.spec import OptimizerSpec
@@ -282,6 +283,9 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
             return [(remedy, UNSQUASH)]
         if result.squashed is not None:
             return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]
+        if sigmoids_under_cross_entropy(result):
+            # the sigmoid modules would have to go as well as the loss change: named, not simulated
+            return [(R.logits_loss(result.loss or "cross_entropy", where), None)]
         return [(R.logits_loss(result.loss or "cross_entropy", where), LOGITS)]
     if code == "negative_learning_rate" and result.optimizer is not None:
         opt = result.optimizer

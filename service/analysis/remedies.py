@@ -222,8 +222,11 @@ def logits_loss(ctx: Context) -> list[Remedy]:
                               [{"op": "replace", "path": path, "value": "identity"}], squashed=squashed)]
     if loss.from_logits:
         return []
-    return [R.logits_loss(loss.type, _names([last.pointer]),
-                          [{"op": "replace", "path": "/loss/from_logits", "value": True}])]
+    patch: list[dict[str, Any]] = [{"op": "replace", "path": "/loss/from_logits", "value": True}]
+    if loss.type == "cross_entropy" and getattr(last.layer, "activation", None) == "sigmoid":
+        # sigmoids per class: logits and the loss's own softmax instead
+        patch.insert(0, {"op": "replace", "path": last.pointer + "/activation", "value": "identity"})
+    return [R.logits_loss(loss.type, _names([last.pointer]), patch)]
 
 
 def binary_loss(ctx: Context) -> list[Remedy]:

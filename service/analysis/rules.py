@@ -959,6 +959,14 @@ class SymmetricWeights(ArchitectureRule):
             layers)
 
 
+def sigmoids_under_cross_entropy(result: SimulationResult) -> bool:
+    """Sigmoid outputs, two or more, under a categorical cross-entropy on probabilities (Keras
+    normalises them by their sum): the classic forgotten softmax with the wrong activation."""
+    unit = _output_activation(result)
+    return (result.on_probabilities and result.squashed is None and _loss_kind(result) == "cross_entropy"
+            and unit.activation == "sigmoid" and (output_layer(result).fan_out or 0) >= 2)
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
@@ -987,6 +995,8 @@ class OutputLossMismatch(ArchitectureRule):
             # whole output is off in some seed and nothing learns
             return "error" if float(np.nanmax(1.0 - relu.values["active_fraction"])) >= 1.0 else "warning"
         severity = t.fraction(value, t.silent_loss_warning, t.silent_loss_error)
+        if severity is None and sigmoids_under_cross_entropy(result):
+            return "warning"
         if (severity is None and result.on_probabilities and result.squashed is None
                 and _output_activation(result).activation not in ("sigmoid", "softmax")):
             # an output with no softmax or sigmoid under a loss on probabilities is the mismatch
@@ -1087,6 +1097,18 @@ class OutputLossMismatch(ArchitectureRule):
                 "class always has probability 1); one probability is a sigmoid under binary cross-entropy, a "
                 "regression has no activation.",
                 evidence, [last])
+        if sigmoids_under_cross_entropy(result) and value < t.silent_loss_warning:
+            k = last.fan_out or 0
+            return Detection(
+                self.code, severity, "silent_sample_fraction", value,
+                f"{loss} takes {last.name}'s {k} sigmoid outputs for one distribution over {k} classes "
+                "(from_logits=False): each class gets its own sigmoid, and Keras divides them by their sum",
+                "Categorical cross-entropy wants one probability distribution per sample (a softmax). Independent "
+                "sigmoids, divided by their sum, make one, but every unit's gradient also goes through its own "
+                "sigmoid's slope: at most a quarter of the softmax's, and none once the sigmoids saturate together, "
+                "where the loss stalls at ln k. It trains slowly and worse; a sigmoid per class is for multi-label "
+                "targets under binary cross-entropy.",
+                {**evidence, "output_activation": "sigmoid", "classes": k}, [last])
         summary = (f"{loss} takes {last.name}'s {act} outputs for probabilities (from_logits=False): "
                    f"{value:.0%} of the {what} are clipped and get no gradient")
         explanation = (

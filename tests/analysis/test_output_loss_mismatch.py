@@ -448,3 +448,24 @@ def test_a_keras_kernel_initialised_to_ones_is_symmetric() -> None:
                _dense("out", 10, "softmax"), shape=[16])
     [f] = [f for f in check_keras(cfg).findings if f.code == "symmetric_weights"]
     assert f.severity == "error" and any("d2" in name for name in f.evidence.layers)
+
+
+@pytest.mark.parametrize("act,loss,found", [("sigmoid", "categorical_crossentropy", True),
+                                            ("softmax", "categorical_crossentropy", False),
+                                            ("sigmoid", "binary_crossentropy", False)])
+def test_sigmoids_per_class_under_categorical_cross_entropy_are_a_warning(tmp_path: Path, act: str, loss: str,
+                                                                          found: bool) -> None:
+    # StackOverflow 59278771 (iris) and 55328966 (MNIST): Dense(k, sigmoid) under
+    # categorical_crossentropy; Keras divides the sigmoids by their sum, nothing is clipped, and each
+    # unit's gradient goes through its own sigmoid's slope (a sigmoid per class is multi-label's)
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), _dense("out", 3, act), shape=[4])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": loss}}))
+    mismatches = _mismatch(check_keras(path))
+    assert bool(mismatches) == found
+    if found:
+        [f] = mismatches
+        assert f.severity == "warning" and f.evidence.output_activation == "sigmoid" and "sigmoid" in f.summary
+        [r] = f.remedies
+        assert r.id == "logits_loss" and {"op": "replace", "path": "/layers/1/activation", "value": "identity"} in r.patch
+        assert r.verified is not None and r.verified.fixed
