@@ -66,7 +66,7 @@ class SeedFigures:
     #: (a squeeze-excitation or GLU gate, an LSTM's gates written by hand; :func:`.graph.gate_units`)
     gates: list[str] = field(default_factory=list)
     #: units whose output is added to another path (a residual branch's last layer;
-    #: :func:`.graph.summed_units`)
+    #: :func:`.graph.branch_sums`)
     summed: list[str] = field(default_factory=list)
     #: per recurrent (sub)layer, the loss's gradient at its last step carried back through its own
     #: recurrence alone (:meth:`Readout.add_carried`), one norm per step, the last step's own last

@@ -1143,8 +1143,8 @@ def add_record(readout: Readout, rec: Record) -> bool:
     grads: list[torch.Tensor | None] = [p.grad for p in owners]
     bias = getattr(rec.module, "bias", None) if w is not None else None
     out_grad = rec.out.grad
-    cut = (out_grad is None and rec.role.kind == "weight"
-           and any(p.requires_grad for p in rec.module.parameters()))
+    trainable = any(p.requires_grad for p in rec.module.parameters())
+    cut = out_grad is None and rec.role.kind == "weight" and trainable
     if cut:
         # a trainable layer the loss does not reach (a .detach() after it, or run under
         # torch.no_grad() in forward): it gets exactly no gradient, which is the finding; a frozen
@@ -1154,8 +1154,7 @@ def add_record(readout: Readout, rec: Record) -> bool:
                  for g, p in zip(grads, owners, strict=True)]
     # outside training altogether (a frozen backbone's layers, before anything trainable): its
     # saturated or dead units starve nothing of a gradient, so they are not counted
-    outside = out_grad is None and not rec.out.requires_grad and not any(
-        p.requires_grad for p in rec.module.parameters())
+    outside = out_grad is None and not rec.out.requires_grad and not trainable
     readout.add_unit(rec.name, out=rec.out, grad=out_grad, activation=rec.activation,
                      pre=None if outside else rec.pre,
                      inp=rec.inp, weight=w, bias=bias if isinstance(bias, torch.Tensor) else None,
@@ -1455,10 +1454,11 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     figures = readout.read(loss, silent)
     figures.forward_squash = squashed
     if seed == 0 and loss.grad_fn is not None:  # the structure is every seed's: read once (simulate_graph)
-        readers = consumers(loss.grad_fn)  # one walk of the graph serves both
-        figures.post_ln = post_ln_units(records, readers)
+        readers = consumers(loss.grad_fn)  # one walk of the graph serves all three
+        sums = branch_sums(records, readers)
+        figures.post_ln = post_ln_units(sums, readers)
         figures.gates = gate_units(records, readers)
-        figures.summed = summed_units(records, readers)
+        figures.summed = list(sums)
     figures.looped = [*looped, *scans]
     figures.beside_loops = beside
     for name in cut:
@@ -1595,32 +1595,33 @@ def _summed(node: Any, readers: Mapping[Any, set[Any]]) -> Any:
     return None
 
 
-def summed_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> list[str]:
-    """The units (in forward order) whose output is added to another path: the last layer of a
-    residual branch (x + f(x)) or of one of several branches summed. None in a plain stack, which
-    has no branch to scale (scaled_residual) and gains a skip only by adding one."""
-    return [rec.name for rec in records if isinstance(rec.out, torch.Tensor) and rec.out.grad_fn is not None
-            and _summed(rec.out.grad_fn, readers) is not None]
+def branch_sums(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> dict[str, Any]:
+    """The units (in forward order) whose output is added to another path, each with the sum it
+    reaches (:func:`_summed`): the last layer of a residual branch (x + f(x)) or of one of several
+    branches summed. None in a plain stack, which has no branch to scale (scaled_residual) and
+    gains a skip only by adding one."""
+    out: dict[str, Any] = {}
+    for rec in records:
+        node = rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
+        add = _summed(node, readers) if node is not None else None
+        if add is not None:
+            out.setdefault(rec.name, add)
+    return out
 
 
-def post_ln_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> list[str]:
+def post_ln_units(sums: Mapping[str, Any], readers: Mapping[Any, set[Any]]) -> list[str]:
     """The units (in forward order) whose output is summed into the residual stream, the sum
     layer-normalised and the norm's output summed on in turn: x = norm(x + f(x)), the Post-LN
     block written by hand (BERT's re-implementations, the annotated Transformer in its Post-LN
     form). The norm's output read by the next sum is what tells it from Pre-LN, x + f(norm(x)),
     where the norm feeds only the next sublayer. Read from the autograd graph the step built
-    (``readers``: :func:`consumers` of its loss)."""
+    (``sums``: :func:`branch_sums`; ``readers``: :func:`consumers` of its loss)."""
     def read_by(node: Any, kind: str) -> list[Any]:
         return [r for r in readers.get(node, ()) if kind in type(r).__name__]
 
-    out = []
-    for rec in records:
-        node = rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
-        add = _summed(node, readers) if node is not None else None
-        # the branch summed into the stream, the sum normalised, the norm summed on in turn
-        if add is not None and any(read_by(norm, "AddBackward") for norm in read_by(add, "LayerNorm")):
-            out.append(rec.name)
-    return out
+    # the branch summed into the stream, the sum normalised, the norm summed on in turn
+    return [name for name, add in sums.items()
+            if any(read_by(norm, "AddBackward") for norm in read_by(add, "LayerNorm"))]
 
 
 def post_ln_layers(net: nn.Module) -> list[list[str]]:

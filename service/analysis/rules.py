@@ -880,16 +880,17 @@ def no_output_gradient(result: SimulationResult) -> bool:
     return grads is not None and len(grads) > 0 and all(float(g) == 0.0 for g in grads)
 
 
+def _loss_kind(result: SimulationResult) -> str | None:
+    """The loss the simulation took: the spec's, or a live module's or a file's."""
+    return result.plan.spec.loss.type if result.plan is not None else result.loss
+
+
 def _second_squash(result: SimulationResult) -> str:
     """The squash a loss on logits applies over an output already ``result.squashed``:
     cross-entropy's softmax (over a forward's own softmax or sigmoid, a spec's or a file's bounded
     output) or binary cross-entropy's sigmoid."""
-    loss = result.plan.spec.loss.type if result.plan is not None else result.loss
+    loss = _loss_kind(result)
     return "softmax" if result.squashed_in_forward or loss != "binary_cross_entropy" else "sigmoid"
-
-
-def _loss_kind(result: SimulationResult) -> str | None:
-    return result.plan.spec.loss.type if result.plan is not None else result.loss
 
 
 def _output_activation(result: SimulationResult) -> UnitStats:
@@ -1009,7 +1010,7 @@ class OutputLossMismatch(ArchitectureRule):
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         last = output_layer(result)
-        loss = result.plan.spec.loss.type if result.plan is not None else result.loss or "the loss"
+        loss = _loss_kind(result) or "the loss"
         # the output's own activation, or a separate activation layer after it (Keras' Activation)
         tail = result.units[-1]
         act = (tail.activation if tail is not last and not tail.has_weights and tail.activation

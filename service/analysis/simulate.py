@@ -403,7 +403,7 @@ def squashed_output(plan: Plan) -> tuple[str | None, bool]:
     the default). ``binary_cross_entropy`` runs a sigmoid over it; ``cross_entropy`` puts a
     softmax over bounded outputs, as a live module's forward ending in a sigmoid does."""
     loss = plan.spec.loss
-    if not loss.from_logits or loss.type not in ("cross_entropy", "binary_cross_entropy"):
+    if not loss.from_logits or loss.type not in PROBABILITY_LOSSES:
         return None, False
     top = [u for u in plan.units if u.copy == 0]
     if not top:

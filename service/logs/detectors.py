@@ -84,11 +84,12 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
 #: the framework's clamp holds it: -ln(FLT_MIN) (Caffe's SoftmaxWithLoss) and -ln(1e-7) (Keras'
 #: epsilon in its cross-entropies). The logits overflowed: as good as NaN, and no gradient.
 _UNDERFLOW = "every sample's predicted probability of its class underflowed to 0"
-_CLAMPED_LOSSES = {87.3365: ("-ln(FLT_MIN), Caffe's floor for a probability", _UNDERFLOW),
-                   16.1181: ("-ln(1e-7), Keras' epsilon", _UNDERFLOW),
+#: value -> (what it is, what it means, whether only a loss read from a perplexity can hold it)
+_CLAMPED_LOSSES = {87.3365: ("-ln(FLT_MIN), Caffe's floor for a probability", _UNDERFLOW, False),
+                   16.1181: ("-ln(1e-7), Keras' epsilon", _UNDERFLOW, False),
                    # OpenNMT-py reports exp(min(loss, 100)) as its perplexity: its log at 100 is a loss of 100 or more
                    100.0: ("the log of OpenNMT's perplexity cap exp(100)",
-                           "the loss is 100 nats a token or more, where chance is ln(vocabulary), about 10")}
+                           "the loss is 100 nats a token or more, where chance is ln(vocabulary), about 10", True)}
 _CLAMPED_RUN = 2  # points in a row at the clamp, to the end (a value no healthy loss lands on twice)
 
 
@@ -98,9 +99,9 @@ def _clamped_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
         if s.role not in ("loss", "val_loss") or len(s) < _CLAMPED_RUN:
             continue
         v = s.values
-        for value, (what, meaning) in _CLAMPED_LOSSES.items():
-            if value == 100.0 and not s.name.startswith("ln("):
-                continue  # the cap is the perplexity's: only a loss read from one
+        for value, (what, meaning, perplexity_only) in _CLAMPED_LOSSES.items():
+            if perplexity_only and not s.name.startswith("ln("):
+                continue  # (derive.add_loss_from_perplexity names its loss ln(<perplexity>))
             at = np.isclose(v, value, rtol=0, atol=5e-4)
             k = len(v) if at.all() else int(np.argmax(~at[::-1]))  # the run of clamped values at the end
             if k < _CLAMPED_RUN:
@@ -246,11 +247,12 @@ def _undefined_metrics(run: RunLog, notes: list[tuple[float, Series, int]]) -> l
     if not notes:
         return []
     notes.sort(key=lambda h: h[0])
+    names = f"{', '.join(h[1].name for h in notes[:5])}{' ...' if len(notes) > 5 else ''}"
     if not any(s.role in ("loss", "val_loss", "grad_norm", "clipped_grad_norm", "layer_grad_norm")
                for s in run.series):
         return [_finding(
             "nonfinite", "warning",
-            f"{', '.join(h[1].name for h in notes[:5])}{' ...' if len(notes) > 5 else ''}: NaN/Inf from "
+            f"{names}: NaN/Inf from "
             f"{notes[0][1].where(notes[0][0])}, and no loss or gradient norm is logged to show training finite",
             "Metrics computed from the network's outputs (an IoU, an objectness, a class score) turn NaN when those "
             "outputs do; with no loss or gradient norm in the log there is nothing to tell that from a metric that "
@@ -258,7 +260,7 @@ def _undefined_metrics(run: RunLog, notes: list[tuple[float, Series, int]]) -> l
             _where(notes), [])]
     return [_finding(
         "nonfinite", "info",
-        f"{', '.join(h[1].name for h in notes[:5])}{' ...' if len(notes) > 5 else ''}: NaN/Inf from step "
+        f"{names}: NaN/Inf from step "
         f"{_num(notes[0][0])}, while the losses and gradients stay finite",
         "An evaluation metric that is undefined (nothing to measure, a division by zero in the metric) is "
         "not a training failure; the loss and the gradients, which training computes, are finite.",
@@ -1932,6 +1934,9 @@ def _short_divergence(val: Series, loss: Series, t: LogThresholds) -> Finding | 
     then, now = lv[ls <= vs[i]], lv[ls <= vs[-1]]
     if not len(then) or not len(now) or not now[-1] <= (1 - needed) * then[-1]:
         return None
+    evidence = {"metric": val.name, "steps": [_num(vs[i]), _num(vs[-1])], "value": (last - best) / best,
+                "threshold": needed, "best": best, "best_step": _num(vs[i]), "last": last,
+                "raw_rise": (last - best) / best, "train_metric": loss.name, "evaluations": int(len(vv))}
     if steady:
         return _finding(
             "validation_divergence", "warning",
@@ -1940,10 +1945,7 @@ def _short_divergence(val: Series, loss: Series, t: LogThresholds) -> Finding | 
             f"{float(then[-1]):.3g} to {float(now[-1]):.3g}",
             "Validation loss rising while training loss falls is overfitting: the model memorises the training "
             f"set. {rises} rises in a row are a trend, not one noisy evaluation.",
-            {"metric": val.name, "steps": [_num(vs[i]), _num(vs[-1])], "value": (last - best) / best,
-             "threshold": t.validation_rise, "best": best, "best_step": _num(vs[i]), "last": last,
-             "raw_rise": (last - best) / best, "train_metric": loss.name, "evaluations": int(len(vv))},
-            [R.early_stopping(float(vs[i]), max(2, rises // 2)), R.weight_decay()])
+            evidence, [R.early_stopping(float(vs[i]), max(2, rises // 2)), R.weight_decay()])
     return _finding(
         "validation_divergence", "info",
         f"{val.name} rose from {best:.3g} ({val.where(vs[i])}) to {last:.3g} ({val.where(vs[-1])}, "
@@ -1953,10 +1955,7 @@ def _short_divergence(val: Series, loss: Series, t: LogThresholds) -> Finding | 
         f"beyond what generalises. {len(vv)} evaluations are too few to call it a trend (one noisy "
         f"evaluation can do it), so this is a note: keep the checkpoint of {val.where(vs[i])} (early stopping) "
         "and evaluate more often to see the trend.",
-        {"metric": val.name, "steps": [_num(vs[i]), _num(vs[-1])], "value": (last - best) / best,
-         "threshold": _SHORT_RISE, "best": best, "best_step": _num(vs[i]), "last": last, "raw_rise": (last - best) / best,
-         "train_metric": loss.name, "evaluations": int(len(vv))},
-        [])
+        evidence, [])
 
 
 def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None:

@@ -798,7 +798,7 @@ _EPOCH_COUNT = re.compile(r"^(\d+)$")
 _ROW_VALUE = re.compile(rf"(?:{_NUM})|#na#|\d+(?::\d\d){{1,2}}", re.IGNORECASE)
 _TWO_WORD_LOSS = re.compile(r"(?<![\w/])(?P<split>train|training|valid|validation|val|test)[ \t]+loss(?![\w/])",
                             re.IGNORECASE)
-_SPLIT_NAME = re.compile(r"^(?:train|training|valid|validation|val|test|eval)_loss$")
+_SPLIT_NAME = re.compile(rf"^{_SPLIT_WORD}_loss$")
 #: YOLO's loss columns by their bare names (YOLOv5: box obj cls total); with a ``_loss`` suffix
 #: (YOLOv8) they read as the components derive.py sums.
 _YOLO_PARTS = {"box", "obj", "cls", "dfl", "seg", "pose", "kobj"}
