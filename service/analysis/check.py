@@ -13,6 +13,7 @@ import copy
 import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,14 @@ from gradhealth.analysis.findings import Detection
 from gradhealth.analysis.plan import Limits, Plan, make_plan
 from gradhealth.analysis.remedies import Context, clipping
 from gradhealth.analysis.rules import ArchitectureRule, detect, problems
-from gradhealth.analysis.simulate import ProgressFn, SimulationResult, UnitStats, at_rate, simulate
+from gradhealth.analysis.simulate import (
+    ProgressFn,
+    SimulationResult,
+    UnitStats,
+    at_rate,
+    combined,
+    simulate,
+)
 from gradhealth.analysis.spec import parse_spec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import (
@@ -155,28 +163,44 @@ class _Verifier:
         self.report = report or (lambda fraction, stage: None)
         self.done = 0
         self.patches: int | None = None  # patches to simulate over every finding, counted once
-        self.cache: dict[str, SimulationResult | str] = {}
+        self.plans: dict[str, Plan | SimulationResult | str] = {}  # patched spec -> plan, rescaled result or why not
+        self.cache: dict[tuple[str, int], SimulationResult | str] = {}  # (patched spec, seeds) -> simulation
+        self.margin = seed_margin(result)
         self.results: dict[int, SimulationResult] = {}  # id(remedy) -> its re-simulation
         self.simulated = 0
         self.seconds = 0.0
 
-    def _simulate(self, patch: list[dict[str, Any]]) -> SimulationResult | str:
+    def _simulate(self, patch: list[dict[str, Any]], seeds: int | None = None) -> SimulationResult | str:
+        """The patched spec's simulation over its first ``seeds`` seeds (all: None), or why there
+        is none. A rate-only patch rescales the first simulation instead (every seed, no cost)."""
         patched = jsonpatch.apply_patch(copy.deepcopy(self.raw), patch)
         key = json.dumps(patched, sort_keys=True)
-        if key not in self.cache:
+        if key not in self.plans:
             try:
                 plan = make_plan(parse_spec(patched), self.options.limits)
-                rescaled = _new_rate_only(self.raw, patched, plan, self.result)
-                if rescaled is not None:
-                    self.cache[key] = rescaled
-                    return rescaled
-                res = simulate(plan, device=self.options.device)
-                self.simulated += 1
-                self.seconds += res.duration_s
-                self.cache[key] = res
             except GradHealthError as exc:  # e.g. the patched spec is over the limits
-                self.cache[key] = exc.detail
-        return self.cache[key]
+                self.plans[key] = exc.detail
+                return exc.detail
+            rescaled = _new_rate_only(self.raw, patched, plan, self.result)
+            self.plans[key] = rescaled if rescaled is not None else plan
+        plan_or = self.plans[key]
+        if not isinstance(plan_or, Plan):
+            return plan_or
+        count = plan_or.spec.seeds if seeds is None else min(seeds, plan_or.spec.seeds)
+        if (key, count) not in self.cache:
+            # the seeds simulated already (one, for a verdict that was too close to call) are kept
+            done = next((r for (k, n), r in self.cache.items() if k == key and n < count
+                         and isinstance(r, SimulationResult)), None)
+            start = done.seeds if done is not None else 0
+            try:
+                res = simulate(plan_or, device=self.options.device, seeds=count, start=start)
+            except GradHealthError as exc:
+                self.cache[key, count] = exc.detail
+                return exc.detail
+            self.simulated += 1
+            self.seconds += res.duration_s
+            self.cache[key, count] = combined(done, res) if done is not None else res
+        return self.cache[key, count]
 
     def _total(self, all_detections: list[Detection]) -> int:
         """Patches to simulate over every finding (proposals are cheap: no simulation)."""
@@ -192,7 +216,6 @@ class _Verifier:
 
     def remedies_for(self, det: Detection, all_detections: list[Detection]) -> list[Remedy]:
         thresholds = self.options.thresholds
-        before_codes = {d.code: d.severity for d in all_detections}
         part = _part(det)
         total = self._total(all_detections)
         remedies = part.propose(Context(self.raw, self.plan, self.result, det))
@@ -201,27 +224,23 @@ class _Verifier:
                 remedy.unverified = "training_time"  # clipping, learning rate: nothing to simulate at init
                 continue
             self._step(det, remedy, total)
-            after = self._simulate(remedy.patch)
-            if isinstance(after, str):
+            after = self._simulate(remedy.patch, seeds=1)
+            verdict = None if isinstance(after, str) else judge(det, all_detections, after, thresholds)
+            if (not isinstance(after, str) and verdict is not None and after.seeds < self.plan.spec.seeds
+                    and not self._decisive(det, all_detections, after, verdict)):
+                # near a threshold on one seed: every seed decides, as the finding's own simulation did
+                after = self._simulate(remedy.patch)
+                verdict = None if isinstance(after, str) else judge(det, all_detections, after, thresholds)
+            if isinstance(after, str) or verdict is None:
                 remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
                                            fixed=False, note=f"could not simulate the patched spec: {after}")
                 remedy.recommended = False
                 continue
             self.results[id(remedy)] = after
-            value, _ = part.severity(after, thresholds)
-            found = problems(after, thresholds)
-            new = [d.code for d in found if d.code != det.code and d.code not in before_codes]
-            new += worsened(all_detections, found, det.code)
-            # Fixed: none of this finding's code is left, no error it did not have before, and the
-            # metric not pushed past the opposite threshold (vanishing 4.5e-5 -> 301 is exploding).
-            new_errors = [d for d in found if d.severity == "error" and d.code != det.code
-                          and before_codes.get(d.code) != "error"]
-            overshot = OPPOSITE.get(det.code) in new
-            # a network still overflowing is fixed of nothing: its figures are NaN, not healthy
-            fixed = (all(d.code != det.code for d in found) and not new_errors and not overshot
-                     and not still_nonfinite(found))
+            value, fixed, new = verdict
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                       after=finite_or_none(value), fixed=fixed, side_effects=new)
+                                       after=finite_or_none(value), fixed=fixed, side_effects=new,
+                                       seeds=after.seeds)
             remedy.recommended = fixed and not new
         best = clip_reference(det.code, remedies, self.results)
         if best is not None and clipping in part.remedies:
@@ -231,6 +250,69 @@ class _Verifier:
                 at = next((i for i, r in enumerate(remedies) if r.id in _AFTER_CLIPPING), len(remedies))
                 remedies.insert(at, clip)
         return sorted(remedies, key=lambda r: _rank(det.code, r))
+
+
+    def _decisive(self, det: Detection, all_detections: list[Detection], after: SimulationResult,
+                  verdict: tuple[float, bool, list[str]]) -> bool:
+        """Whether ``after``'s verdict stands with the thresholds moved (:func:`decided`)."""
+        return decided(lambda t: acted_on(judge(det, all_detections, after, t)),
+                       self.options.thresholds, self.margin)
+
+
+def acted_on(verdict: tuple[float, bool, list[str]]) -> tuple[bool, bool]:
+    """(fixed, recommended) of a (metric, fixed, side effects) verdict: what a user acts on."""
+    return verdict[1], verdict[1] and not verdict[2]
+
+
+def decided(verdict_at: Callable[[Thresholds], tuple[bool, bool]], thresholds: Thresholds,
+            margin: tuple[float, float]) -> bool:
+    """Whether the verdict ``verdict_at`` gives under ``thresholds`` stands with every threshold
+    moved by ``margin`` (:func:`seed_margin`) towards firing and away from it: then one seed's
+    figures decide it as every seed's would. (A side effect that comes and goes with the shift, on
+    a remedy it does not make or unmake, is reported as the nominal thresholds find it.)"""
+    decades, share = margin
+    nominal = verdict_at(thresholds)
+    return all(verdict_at(t) == nominal
+               for t in (thresholds.shifted(decades, share), thresholds.shifted(-decades, -share)))
+
+
+#: A verdict on one seed is left to every seed unless it holds with the thresholds this far off
+#: either way: half a decade on a ratio and a tenth of the units on a fraction, or three times what
+#: the finding's own simulation measured between its seeds where that is more (the median unit's
+#: spread: a ratio of two units, sqrt 2 of it). The examples' seeds differ by 0.003-0.04 decades at
+#: the median unit, and their fractions by at most 0.07 of the units.
+MIN_MARGIN_DECADES = 0.5
+MIN_MARGIN_SHARE = 0.1
+
+
+def seed_margin(result: SimulationResult) -> tuple[float, float]:
+    """(decades, share): how far a verdict on one seed must be from every threshold (above)."""
+    spreads = [s for u in result.units if "output_grad_norm" in u.values
+               for s in [u.log10_std("output_grad_norm")] if math.isfinite(s)]
+    shares = [float(np.nanstd(u.values[m])) for u in result.units
+              for m in ("saturated_fraction", "dead_fraction") if m in u.values and not np.isnan(u.values[m]).all()]
+    return (max(MIN_MARGIN_DECADES, 3 * math.sqrt(2) * float(np.median(spreads))) if spreads else MIN_MARGIN_DECADES,
+            max(MIN_MARGIN_SHARE, 3 * float(np.median(shares))) if shares else MIN_MARGIN_SHARE)
+
+
+def judge(det: Detection, all_detections: list[Detection], after: SimulationResult,
+          thresholds: Thresholds) -> tuple[float, bool, list[str]]:
+    """(the metric of ``det``'s finding on ``after``, fixed, side effects): what a remedy's
+    simulation ``after`` says of the finding ``det`` among ``all_detections``."""
+    before_codes = {d.code: d.severity for d in all_detections}
+    value, _ = _part(det).severity(after, thresholds)
+    found = problems(after, thresholds)
+    new = [d.code for d in found if d.code != det.code and d.code not in before_codes]
+    new += worsened(all_detections, found, det.code)
+    # Fixed: none of this finding's code is left, no error it did not have before, and the
+    # metric not pushed past the opposite threshold (vanishing 4.5e-5 -> 301 is exploding).
+    new_errors = [d for d in found if d.severity == "error" and d.code != det.code
+                  and before_codes.get(d.code) != "error"]
+    overshot = OPPOSITE.get(det.code) in new
+    # a network still overflowing is fixed of nothing: its figures are NaN, not healthy
+    fixed = (all(d.code != det.code for d in found) and not new_errors and not overshot
+             and not still_nonfinite(found))
+    return value, fixed, new
 
 
 #: Findings measured as a growth (worse when larger) and as a shrinking (worse when smaller): a

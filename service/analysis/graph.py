@@ -1637,22 +1637,24 @@ def post_ln_layers(net: nn.Module) -> list[list[str]]:
 
 
 def simulate_graph(run: GraphRun, *, device: str | None = None,
-                   progress: ProgressFn | None = None) -> SimulationResult:
+                   progress: ProgressFn | None = None, seeds: int | None = None) -> SimulationResult:
     """Simulate ``run`` for every seed and collect per-unit figures as :func:`simulate` does.
 
     The returned result has no spec ``plan`` (it is ``None``): the rules read units and time
-    series only, except the post-LN transformer rule, which looks for spec transformer units."""
+    series only, except the post-LN transformer rule, which looks for spec transformer units.
+    ``seeds``: only the run's first ``seeds`` seeds (a remedy's verdict on one seed)."""
     dev = pick_device(device or "auto")
     started = time.perf_counter()
-    seeds: list[SeedFigures] = []
+    count = run.seeds if seeds is None else max(1, min(seeds, run.seeds))
+    figures_of: list[SeedFigures] = []
     records: list[Record] = []
-    for seed in range(run.seeds):
+    for seed in range(count):
         if progress:
-            progress(seed / run.seeds, f"simulating seed {seed + 1} of {run.seeds}")
+            progress(seed / count, f"simulating seed {seed + 1} of {count}")
         net = _copy_for_seed(run, seed, dev)
         xs = _seed_inputs(run, seed, dev)
         figures, records = instrumented_step(run, net, xs, seed)
-        seeds.append(figures)
+        figures_of.append(figures)
         if seed == 0:
             post_ln = post_ln_layers(net)
             by_hand = not post_ln and figures.post_ln
@@ -1665,14 +1667,14 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     if progress:
         progress(1.0, "simulation done")
     stats: list[UnitStats] = []
-    timed = {r.layer for r in run.recurrences if (r.layer, r.sublayer) in seeds[0].steps} | set(seeds[0].looped)
+    timed = {r.layer for r in run.recurrences if (r.layer, r.sublayer) in figures_of[0].steps} | set(figures_of[0].looped)
     nested = ({n for r in run.recurrences if r.layer in timed for n in (*r.steps, *r.nested)}
-              | set(seeds[0].beside_loops)) - timed
+              | set(figures_of[0].beside_loops)) - timed
     for rec in records:
-        if rec.name not in seeds[0].units:
+        if rec.name not in figures_of[0].units:
             continue
-        metrics = seeds[0].units[rec.name].keys()
-        values = {m: np.array([s.units.get(rec.name, {}).get(m, math.nan) for s in seeds],
+        metrics = figures_of[0].units[rec.name].keys()
+        values = {m: np.array([s.units.get(rec.name, {}).get(m, math.nan) for s in figures_of],
                               dtype=np.float64) for m in metrics}
         _, fan_in, fan_out = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
         kind = rec.role.type if rec.role.type in CELL_TYPES.values() else "rnn"  # a looped cell keeps its own
@@ -1682,17 +1684,17 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                                normalised=rec.normalised, readout=rec.name in run.readouts))
     bidirectional = {rec.name for rec in records
                      if isinstance(rec.module, UnrolledRNN) and rec.module.directions == 2}
-    series = [TimeSeries.of(name, sub, seeds, reverse=name in bidirectional and sub % 2 == 1)
-              for (name, sub) in seeds[0].steps]
+    series = [TimeSeries.of(name, sub, figures_of, reverse=name in bidirectional and sub % 2 == 1)
+              for (name, sub) in figures_of[0].steps]
     return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64
-                            else "float32", run.seeds, stats, series, [s.loss for s in seeds],
-                            time.perf_counter() - started, run.optimizer, seeds[0].layer_scales,
+                            else "float32", count, stats, series, [s.loss for s in figures_of],
+                            time.perf_counter() - started, run.optimizer, figures_of[0].layer_scales,
                             batch_size=run.inputs[0].shape[0] if run.inputs and run.inputs[0].shape else None,
-                            silent=[s.silent for s in seeds], loss=run.loss if run.losses is None else None,
+                            silent=[s.silent for s in figures_of], loss=run.loss if run.losses is None else None,
                             squashed=(run.squashed if run.losses is None else None)
-                            or seeds[0].forward_squash,
-                            squashed_in_forward=seeds[0].forward_squash is not None,
-                            post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=seeds[0].gates,
-                            summed=seeds[0].summed,
+                            or figures_of[0].forward_squash,
+                            squashed_in_forward=figures_of[0].forward_squash is not None,
+                            post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
+                            summed=figures_of[0].summed,
                             on_probabilities=run.losses is None and not run.from_logits
                             and run.loss in PROBABILITY_LOSSES)

@@ -25,7 +25,10 @@ from torch import nn
 from gradhealth.analysis.check import (
     _layer_report,
     _rank,
+    acted_on,
     clip_reference,
+    decided,
+    seed_margin,
     still_nonfinite,
     summary_line,
     worsened,
@@ -428,10 +431,12 @@ class _Verifier:
         self.run, self.result, self.thresholds, self.device = run, result, thresholds, device
         self.simulated = 0
         self.seconds = 0.0
+        self.margin = seed_margin(result)
 
-    def simulate(self, change: Change) -> SimulationResult:
+    def simulate(self, change: Change, seeds: int | None = None) -> SimulationResult:
         """The run with ``change`` (another optimizer, or an edit after the run's own
-        preparation) simulated; its time counted in the diagnosis'."""
+        preparation) simulated over its first ``seeds`` seeds (None: all); its time counted in
+        the diagnosis'."""
         if isinstance(change, OptimizerSpec):
             run = dataclasses.replace(self.run, optimizer=change)
         elif change == ONCE:
@@ -446,7 +451,7 @@ class _Verifier:
             run = dataclasses.replace(self.run, from_logits=True)
         else:
             run = dataclasses.replace(self.run, prepare=_combine(self.run.prepare, change))
-        after = simulate_graph(run, device=self.device)
+        after = simulate_graph(run, device=self.device, seeds=seeds)
         self.seconds += after.duration_s
         return after
 
@@ -454,26 +459,36 @@ class _Verifier:
                change: Change) -> SimulationResult | None:
         """Simulates ``change`` and sets ``remedy.verified``; returns the simulation (None when
         the changed network could not be simulated)."""
-        part = rule(det.code).architecture
         # another learning rate alone: the run's own result rescaled (:func:`at_rate`)
         rescaled = at_rate(self.result, change) if isinstance(change, OptimizerSpec) else None
         try:
-            after = rescaled or self.simulate(change)
+            after = rescaled or self.simulate(change, seeds=1)
+            self.simulated += rescaled is None
+            if after.seeds < self.run.seeds and not decided(
+                    lambda t: acted_on(self.judge(det, before, after, t)), self.thresholds, self.margin):
+                after = self.simulate(change)  # close to a threshold on one seed: every seed decides
+                self.simulated += 1
         except (RuntimeError, ValueError) as exc:
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
                                        fixed=False, note=f"could not simulate the changed network: {exc}")
             remedy.recommended = False
             return None
-        self.simulated += rescaled is None
-        value, severity = part.severity(after, self.thresholds)
-        known = {d.code for d in before}
-        found = problems(after, self.thresholds)
-        new = [d.code for d in found if d.code not in known] + worsened(before, found, det.code)
-        fixed = severity in (None, "info") and not still_nonfinite(found)
+        value, fixed, new = self.judge(det, before, after, self.thresholds)
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                   after=finite_or_none(value), fixed=fixed, side_effects=new)
+                                   after=finite_or_none(value), fixed=fixed, side_effects=new,
+                                   seeds=after.seeds)
         remedy.recommended = fixed and not new
         return after
+
+    @staticmethod
+    def judge(det: Detection, before: list[Detection], after: SimulationResult,
+              thresholds: Thresholds) -> tuple[float, bool, list[str]]:
+        """(the metric of ``det`` on ``after``, fixed, side effects) under ``thresholds``."""
+        value, severity = rule(det.code).architecture.severity(after, thresholds)
+        known = {d.code for d in before}
+        found = problems(after, thresholds)
+        new = [d.code for d in found if d.code not in known] + worsened(before, found, det.code)
+        return value, severity in (None, "info") and not still_nonfinite(found), new
 
 
 #: Codes whose fixes include changes to training, as the spec check proposes them: gradient

@@ -414,33 +414,56 @@ def squashed_output(plan: Plan) -> tuple[str | None, bool]:
     return act, loss.type == "cross_entropy"
 
 
-def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None) -> SimulationResult:
-    """Run the instrumented simulation of ``plan`` for every seed and collect per-unit figures."""
+def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | None = None,
+             seeds: int | None = None, start: int = 0) -> SimulationResult:
+    """Run the instrumented simulation of ``plan`` for every seed and collect per-unit figures.
+
+    ``seeds``: simulate only the spec's seeds ``start`` to ``seeds - 1`` (the same draws as a full
+    run's); the result's ``seeds`` says how many were run, and :func:`combined` joins two runs."""
     spec = plan.spec
     dev = pick_device(device or spec.device)
     started = time.perf_counter()
-    seeds: list[SeedFigures] = []
+    count = spec.seeds if seeds is None else max(1, min(seeds, spec.seeds))
+    start = min(start, count - 1)
+    figures: list[SeedFigures] = []
     units: list[Unit] = []
-    for seed in range(spec.seeds):
+    for seed in range(start, count):
         if progress:
-            progress(seed / spec.seeds, f"simulating seed {seed + 1} of {spec.seeds}")
+            progress((seed - start) / (count - start), f"simulating seed {seed + 1} of {count}")
         net, x, target = prepare(plan, seed, dev)
         with _seeded(seed, dev):
-            seeds.append(instrumented_step(net, x, target))
+            figures.append(instrumented_step(net, x, target))
         units = net.units()
         del net
     if progress:
         progress(1.0, "simulation done")
-    stats = _collect(units, [s.units for s in seeds])
+    stats = _collect(units, [s.units for s in figures])
     bidirectional = {u.name for u in units if getattr(u.plan.layer, "bidirectional", False)}
-    series = [TimeSeries.of(name, sub, seeds, reverse=name in bidirectional and sub % 2 == 1)
-              for (name, sub) in seeds[0].steps]
+    series = [TimeSeries.of(name, sub, figures, reverse=name in bidirectional and sub % 2 == 1)
+              for (name, sub) in figures[0].steps]
     squashed, in_forward = squashed_output(plan)
-    return SimulationResult(plan, str(dev), spec.precision, spec.seeds, stats, series, [s.loss for s in seeds],
+    return SimulationResult(plan, str(dev), spec.precision, count - start, stats, series, [s.loss for s in figures],
                             time.perf_counter() - started, spec.optimizer, batch_size=spec.batch_size,
-                            silent=[s.silent for s in seeds], squashed=squashed,
+                            silent=[s.silent for s in figures], squashed=squashed,
                             squashed_in_forward=in_forward,
                             on_probabilities=not spec.loss.from_logits and spec.loss.type in PROBABILITY_LOSSES)
+
+
+def combined(first: SimulationResult, rest: SimulationResult) -> SimulationResult:
+    """One simulation of ``first``'s seeds and then ``rest``'s, of the same plan (a verdict on one
+    seed extended to every seed without simulating the first again)."""
+    def joined(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        return np.concatenate([a, b if b is not None else np.full(rest.seeds, math.nan)])
+
+    units = [replace(u, values={m: joined(v, r.values.get(m)) for m, v in u.values.items()})
+             for u, r in zip(first.units, rest.units, strict=True)]
+    series = [replace(a, norms=np.concatenate([a.norms, b.norms]),
+                                  carried=None if a.carried is None or b.carried is None
+                                  else np.concatenate([a.carried, b.carried]))
+              for a, b in zip(first.time_series, rest.time_series, strict=True)]
+    return replace(first, seeds=first.seeds + rest.seeds, units=units, time_series=series,
+                               losses=first.losses + rest.losses, silent=first.silent + rest.silent,
+                               duration_s=first.duration_s + rest.duration_s)
 
 
 def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:

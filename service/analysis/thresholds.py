@@ -71,3 +71,28 @@ class Thresholds(BaseModel):
         if value >= error:
             return "error"
         return "warning" if value >= warning else None
+
+    def shifted(self, decades: float, fraction: float) -> Thresholds:
+        """These thresholds moved towards firing (``decades`` and ``fraction`` positive) or away from it
+        (negative): every ratio threshold by ``decades`` powers of ten, every fraction threshold by
+        ``fraction``. A verdict that holds under both shifts is not one a seed's noise decides."""
+        k = 10.0 ** decades
+
+        def share(v: float) -> float:
+            return min(max(v - fraction, 1e-6), 1.0)
+
+        return self.model_copy(update={
+            "vanishing_warning": min(self.vanishing_warning * k, 0.999),
+            "vanishing_error": min(self.vanishing_error * k, 0.999),
+            "exploding_warning": max(self.exploding_warning / k, 1.001),
+            "exploding_error": max(self.exploding_error / k, 1.001),
+            "large_update_warning": self.large_update_warning / k,
+            "large_update_error": self.large_update_error / k,
+            "small_update_warning": self.small_update_warning * k,
+            "saturation_warning": share(self.saturation_warning),
+            "saturation_error": share(self.saturation_error),
+            "dead_warning": share(self.dead_warning),
+            "dead_error": share(self.dead_error),
+            "silent_loss_warning": share(self.silent_loss_warning),
+            "silent_loss_error": share(self.silent_loss_error),
+        })

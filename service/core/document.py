@@ -38,6 +38,9 @@ class Verified(BaseModel):
                                     "not pushed past the opposite threshold (vanishing -> exploding)")
     side_effects: list[str] = Field(default_factory=list, description="finding codes the change introduced, or made worse (a higher severity, or 10x further the wrong way)")
     note: str | None = None
+    seeds: int | None = Field(None, description="seeds the after figure and the verdict were measured on: one "
+                                                "where its verdict held with every threshold half a decade "
+                                                "(a tenth of the units) either way, else every seed of the spec")
 
 
 def clean_nonfinite(value: Any) -> Any:
