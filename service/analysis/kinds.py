@@ -223,8 +223,8 @@ class _ConvKind(_WeightKind[L]):
         out = (conv.out_channels,) + spatial
         params = shape[0] * conv.out_channels * conv.kernel_size ** (self.rank - 1)
         params += conv.out_channels if conv.bias else 0
-        # The built norm: BatchNorm over channels, LayerNorm over the last dimension.
-        params += 2 * (out[-1] if conv.norm == "layernorm" else conv.out_channels) if conv.norm else 0
+        # The built norm: BatchNorm over channels, LayerNorm over the channels at each position.
+        params += 2 * conv.out_channels if conv.norm else 0
         return Planned(out, "channels" if self.rank == 2 else "image", params)
 
     def build(self, plan: UnitPlan, spec: S.Spec) -> Unit:
@@ -234,8 +234,7 @@ class _ConvKind(_WeightKind[L]):
         cls = nn.Conv1d if self.rank == 2 else nn.Conv2d
         mod = self._module(cls, layer, plan.in_shape[0], layer.out_channels, layer.kernel_size,
                            stride=layer.stride, padding=layer.padding, bias=layer.bias)
-        features = plan.out_shape[-1] if layer.norm == "layernorm" else layer.out_channels
-        return self._unit(plan, layer, mod, features, len(plan.in_shape))
+        return self._unit(plan, layer, mod, layer.out_channels, len(plan.in_shape))
 
 
 @register
@@ -321,8 +320,9 @@ class NormKind(LayerKind[S.NormLayer]):
 
     @staticmethod
     def _features(layer: S.NormLayer, shape: tuple[int, ...], layout: Layout) -> int:
-        # BatchNorm normalises channels of conv outputs, LayerNorm (and BatchNorm elsewhere) the last dim.
-        return shape[0] if layer.type == "batchnorm" and layout in ("channels", "image") else shape[-1]
+        # Both normalise the channels of conv outputs (LayerNorm at each position, as Keras'
+        # LayerNormalization on channels-last maps and ConvNeXt's do), elsewhere the last dim.
+        return shape[0] if layout in ("channels", "image") else shape[-1]
 
     def plan(self, ctx: PlanContext, layer: S.NormLayer, shape: tuple[int, ...], layout: Layout,
              name: str, ptr: str) -> Planned:
@@ -336,7 +336,7 @@ class NormKind(LayerKind[S.NormLayer]):
         layer: S.NormLayer = plan.layer  # type: ignore[assignment]  # a kind only plans the layer type it is registered for
         shape, features = plan.in_shape, self._features(layer, plan.in_shape, plan.in_layout)
         if layer.type == "layernorm":
-            return M.SimpleUnit(plan, nn.LayerNorm(features))
+            return M.SimpleUnit(plan, nn.LayerNorm(features), channels_last=plan.in_layout in ("channels", "image"))
         if plan.in_layout in ("channels", "image"):
             return M.SimpleUnit(plan, M.make_norm("batchnorm", features, len(shape)))
         return M.SimpleUnit(plan, nn.BatchNorm1d(features), channels_last=len(shape) == 2)

@@ -173,8 +173,11 @@ class SimpleUnit(Unit):
         self.act = act
         # BatchNorm over a [N, seq, F] tensor normalises F: move F to dim 1 and back.
         self.channels_last = channels_last
-        self.norm_channels_last = (isinstance(norm, nn.BatchNorm1d) and isinstance(module, nn.Linear)
-                                   and len(plan.out_shape) == 2)
+        # a norm of the channels at each position: BatchNorm1d over a sequence's features, a
+        # LayerNorm over a convolution's channels
+        self.norm_channels_last = ((isinstance(norm, nn.BatchNorm1d) and isinstance(module, nn.Linear)
+                                    and len(plan.out_shape) == 2)
+                                   or (isinstance(norm, nn.LayerNorm) and isinstance(module, nn.Conv1d | nn.Conv2d)))
 
     def weight(self) -> torch.Tensor | None:
         w = getattr(self.module, "weight", None)
@@ -346,7 +349,8 @@ class BlockUnit(Unit):
 # --- building ---------------------------------------------------------------------------------
 
 def make_norm(kind: str, features: int, rank: int) -> nn.Module:
-    """``layernorm`` over the last dimension, or ``batchnorm`` of the input's rank (1d or 2d)."""
+    """``layernorm`` over ``features`` (the last dimension; a convolution's unit moves its channels
+    there), or ``batchnorm`` of the input's rank (1d or 2d)."""
     if kind == "layernorm":
         return nn.LayerNorm(features)
     return nn.BatchNorm2d(features) if rank == 3 else nn.BatchNorm1d(features)

@@ -909,9 +909,11 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
     return None
 
 
-#: Weights whose spread is below this share of their size are all equal (a constant initialiser;
-#: the float sums leave ~1e-16 of rounding).
-EQUAL_WEIGHTS = 1e-9
+#: Weights whose spread is below this share of their size are all equal (a constant initialiser).
+#: The spread comes from sums (sqrt(mean square - mean^2)), where the cancellation turns a relative
+#: rounding d of the sums into sqrt(2d) of spread: ~1e-8 from float64 sums, ~5e-4 from float32
+#: ones (msweep7's constant 128x96 layer read 1.4e-7). Units 1e-3 apart are copies in all but name.
+EQUAL_WEIGHTS = 1e-3
 
 
 def equal_weight_layers(result: SimulationResult) -> list[UnitStats]:

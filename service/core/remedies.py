@@ -83,8 +83,11 @@ SNIPPETS: dict[str, str] = {
     "scaled_residual": (
         "return x + self.f(x) / math.sqrt(num_blocks)  # keeps Var(h) bounded with depth"
     ),
-    "batch_norm": "nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), activation)",
-    "layer_norm": "nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), activation)",
+    "batch_norm": ("nn.Sequential(nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), activation)\n"
+                   "# after a convolution: nn.Conv2d(c_in, c_out, k), nn.BatchNorm2d(c_out), activation"),
+    "layer_norm": ("nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), activation)\n"
+                   "# after a convolution, over its channels at each position (ConvNeXt's, Keras'):\n"
+                   "# z = norm(conv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2) with norm = nn.LayerNorm(c_out)"),
     "pre_layer_norm": (
         "nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, norm_first=True)\n"
         "# and a final nn.LayerNorm(d_model) after the stack"

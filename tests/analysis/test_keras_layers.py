@@ -660,3 +660,21 @@ def test_masking_on_the_input_is_the_identity_in_the_graph_door_too(style: str) 
     deeper = _model(style, "sequential", [lstm(), _layer(style, "Masking", "mask", mask_value=0.0), head], [10, 4])
     with pytest.raises(ModelError, match="Masking is supported on the model's"):
         check_keras(deeper, seeds=1, verify=False)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_layer_normalization_of_a_convolutions_channels_is_the_specs_layernorm(style: str) -> None:
+    # Keras' default axis -1 on a channels-last map: each position's channels, as the spec's
+    # layernorm after a convolution normalises them (was refused)
+    def model(axis: Any) -> dict[str, Any]:
+        conv = _layer(style, "Conv2D", "c", filters=6, kernel_size=[3, 3], strides=[1, 1], padding="valid",
+                      activation="linear", use_bias=True, kernel_initializer=_init(style, "HeNormal", seed=None),
+                      bias_initializer=_init(style, "Zeros"), dilation_rate=[1, 1], groups=1)
+        return _model(style, "sequential", [conv, _layer(style, "LayerNormalization", "ln", axis=axis, epsilon=1e-3),
+                                            _layer(style, "Flatten", "f"), _dense(style, "out", 3, "softmax")],
+                      [8, 8, 3])
+
+    assert keras_to_spec(model(-1))["layers"][1] == {"type": "layernorm"}
+    assert check_keras(model([-1]), seeds=1, verify=False).layers[1].name == "ln"
+    with pytest.raises(ModelError, match="axis"):
+        keras_to_spec(model([1, 2, 3]))

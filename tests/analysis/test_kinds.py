@@ -205,3 +205,27 @@ def test_planning_every_kind_loads_no_torch() -> None:
         assert "torch" not in sys.modules, "planning imported torch"
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("case,shape", [("conv1d", [3, 20]), ("conv2d", [2, 9, 9])])
+def test_a_layernorm_after_a_convolution_normalises_its_channels_at_each_position(case: str, shape: list[int]) -> None:
+    # as ConvNeXt's and Keras' LayerNormalization on a channels-last map; over the last spatial
+    # axis alone (each row of each channel) a sigmoid conv stack's per-channel offsets stayed, and a
+    # layer_norm remedy read healthy where the usual norm leaves it vanishing (specsweep4)
+    import torch
+
+    from gradhealth.analysis.model import build_network
+    from gradhealth.analysis.plan import make_plan
+
+    for inline in (True, False):
+        conv = {"type": case, "out_channels": 6, "kernel_size": 3}
+        layers = [{**conv, "norm": "layernorm"}] if inline else [conv, {"type": "layernorm"}]
+        plan = make_plan(parse_spec({"input": {"shape": shape}, "batch_size": 4, "seeds": 1,
+                                     "layers": [*layers, {"type": "flatten"}, {"type": "linear", "out_features": 2}]}))
+        torch.manual_seed(0)
+        net = build_network(plan).double()
+        z = net.body[:len(layers)](torch.randn(4, *shape, dtype=torch.float64) + 3.0)
+        assert z.shape[1] == 6
+        torch.testing.assert_close(z.mean(dim=1), torch.zeros_like(z.mean(dim=1)), atol=1e-9, rtol=0)
+        torch.testing.assert_close(z.var(dim=1, unbiased=False), torch.ones_like(z.mean(dim=1)), atol=1e-2, rtol=0)
+        assert sum(p.numel() for p in net.parameters()) == plan.parameters

@@ -1272,3 +1272,14 @@ def test_a_layer_whose_weights_all_start_equal_is_symmetric() -> None:
         init(m[layer].weight)
         assert not [f for f in check_module(m, torch.randn(32, 16), loss="mse", seeds=2, verify=False).findings
                     if f.code == "symmetric_weights"]
+
+
+@pytest.mark.parametrize("value", [0.01, 0.3, -0.07])
+def test_a_constant_layer_is_symmetric_whatever_its_sums_round_to(value: float) -> None:
+    # msweep7 (a Wide & Deep model): a 96 -> 128 layer constant at 0.01 read a spread of 1.4e-7 of
+    # its size from sqrt(mean square - mean^2), the sums' rounding, and was missed
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(96, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    nn.init.constant_(m[0].weight, value)
+    doc = check_module(m, torch.randn(32, 96), seeds=2, verify=False)
+    assert [f.evidence.layers for f in doc.findings if f.code == "symmetric_weights"] == [["0"]]

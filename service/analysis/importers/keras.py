@@ -512,8 +512,11 @@ class _Translator:
         if cls == "BatchNormalization":
             return [{"type": "batchnorm"}]
         if cls == "LayerNormalization":
-            if layout in ("image", "channels"):
-                self.fail(name, "LayerNormalization of a convolution's channels is not supported")
+            axis = cfg.get("axis", -1)
+            if layout in ("image", "channels") and axis not in (-1, [-1]):
+                # the spec's layernorm of a convolution's output is over its channels at each position
+                self.fail(name, f"LayerNormalization over axis {axis} of a convolution's output is not supported "
+                                "(over its channels, axis -1, is)")
             return [{"type": "layernorm"}]
         if cls in ("Activation", "LeakyReLU", "Softmax"):
             if cls == "Activation":
