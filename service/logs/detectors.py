@@ -591,6 +591,11 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     frequent = episodes / len(v) > t.spike_warning_fraction and (
         episodes >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
     severity = "warning" if (frequent or not all_recovered) else "info"
+    if role != "grad_norm" and _on_rollouts(run):
+        # an agent's value loss regresses onto the returns its last rollout held: one with a rare large
+        # episode reward (SB3 PPO, episodes of one step paying +-100) jumps and falls back with it. A
+        # loss that blows up is loss_divergence's or nonfinite's; its spikes are a note
+        severity = "info"
     code = "gradient_spike" if role == "grad_norm" else "loss_spike"
     what = {"grad_norm": "gradient norm", "val_loss": "validation loss"}.get(role, "loss")
     remedies: list[Remedy | None] = [clipping(run, t)] if role == "grad_norm" else [clipping(run, t)]
@@ -1155,7 +1160,9 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     rise = end / low if low > 0 else math.inf
     rollouts = _on_rollouts(run)
     if rise < t.divergence_factor:
-        return _excursion(run, loss, steps, sm, t) if not rollouts else []
+        if rollouts:
+            return []
+        return _excursion(run, loss, steps, sm, t) or _lost_progress(run, loss, steps, v, sm, i_min, t)
     if rollouts and rise < _BLOWN_UP:
         # an agent's value or TD loss regresses onto returns that grow as the policy improves (DQN's
         # TD loss rose 5x while its episode reward went 1.6 -> 18.9): a rise short of a blow-up is
@@ -1195,6 +1202,49 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
          "window": window, "logged_minimum": float(v[i_low]), "logged_minimum_step": _num(steps[i_low]),
          "logged_final": float(v[-1]), "learning_rate_growth": growth},
         [fix, clipping(run, t)])]
+
+
+#: A climb short of divergence_factor that gives back this share of what the loss had gained, for
+#: good, is a divergence still (:func:`_lost_progress`); and the least rise that counts.
+_LOST_SHARE = 1 / 3
+_LOST_RISE = 1.15
+#: ... and the fall it gives back at least this many times the loss's point-to-point noise
+_LOST_NOISES = 5.0
+
+
+def _lost_progress(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, sm: np.ndarray,
+                   i_min: int, t: LogThresholds) -> list[Finding]:
+    """A loss that climbs back a third or more of the way it had fallen and stays there, though short
+    of ``divergence_factor`` times its minimum: a cross-entropy in nats sits on its data's entropy, so
+    a ratio understates it (a word-level LM at 5.2 nats that jumped to 6.5 and stayed, 1.26x: its
+    perplexity 3.6x, the progress of its first epochs undone). A warning."""
+    low, end = float(sm[i_min]), float(sm[-1])
+    top = float(np.max(sm[:i_min + 1]))
+    # the point-to-point noise about the running median: a fall and a climb back within a few of
+    # it are the medians' own wander on a noisy per-batch loss, not progress made and lost
+    noise = 1.4826 * float(np.median(np.abs(v - sm)))
+    if (not low > 0 or end < _LOST_RISE * low or top - low < _LOST_NOISES * noise
+            or end - low < _LOST_NOISES / 2 * noise or (end - low) / (top - low) < _LOST_SHARE):
+        return []
+    level = low + 0.5 * (end - low)
+    onset_i = i_min + int(np.nonzero(sm[i_min:] <= level)[0][-1]) + 1
+    after = v[onset_i:]
+    if len(after) < 3 or np.mean(after > level) < 0.8:
+        return []  # back down on most points after: a spike, not a climb
+    onset = float(steps[onset_i])
+    share = (end - low) / (top - low)
+    return [_finding(
+        "loss_divergence", "warning",
+        f"{loss.name} climbed back from its minimum {low:.3g} ({loss.where(steps[i_min])}) to {end:.3g} "
+        f"({end / low:.3g}x) and stayed there: {share:.0%} of its fall from {top:.3g} undone (running medians of "
+        f"{_divergence_window(len(v))} points)",
+        "The loss gave back a large part of what training had gained and did not come down again: the "
+        "learning rate is too large for this stage of training (a loss on a log scale, as cross-entropy in "
+        "nats, rises by a small factor for a large loss of progress).",
+        {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": end / low,
+         "threshold": _LOST_RISE, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
+         "start": top, "share_undone": share, "window": _divergence_window(len(v))},
+        [lower_lr(run, at_step=onset, why=f"the loss climbed back from {loss.where(onset)}"), clipping(run, t)])]
 
 
 #: A loss this many times its lowest, at its last point, has blown up however few points show it.
@@ -1535,6 +1585,9 @@ _FROZEN_REPEATS = 3
 #: Steps from the run's start over which a loss repeated exactly has not moved (a short excerpt).
 _FROZEN_SPAN = 100
 
+#: A log whose first point is past this share of its last one starts mid-run (an excerpt).
+_EXCERPT_START = 0.1
+
 
 def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
     """A run too short for the trend checks whose training loss is the very same number at its last
@@ -1561,8 +1614,11 @@ def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
             {"metric": train.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0,
              "threshold": t.plateau_improvement, "repeats": int(len(v)), "first": float(v[0])},
             [])
-    # a point before the repeats: three points alone show no run that stopped moving
-    if not _FROZEN_REPEATS < len(v) < t.min_points or not v[0] > 0:
+    # a point before the repeats: three points alone show no run that stopped moving; and the log
+    # from (near) the run's start: an excerpt of its last epochs at a settled loss (piaic's Keras
+    # paste, epochs 95-100 all at 0.0266) has not shown where the run began
+    if not _FROZEN_REPEATS < len(v) < t.min_points or not v[0] > 0 \
+            or float(steps[0]) > max(1.0, _EXCERPT_START * float(steps[-1])):
         return None
     tail = v[-_FROZEN_REPEATS:]
     if np.any(tail != tail[0]) or tail[0] < 0.5 * v[0] or tail[0] < 1e-3:

@@ -142,7 +142,7 @@ _TOTAL_GRAD = re.compile(r"^(?:train[/_]|optim(?:izer)?[/_])?(?:grad_norm|gradie
 _CLIPPED_GRAD = re.compile(r"^(?:train[/_])?(?:clipped[/_]grad(?:ient)?_norm|"
                            r"grad(?:ient)?_norm[/_](?:clipped|post[/_]?clip|after[/_]clip(?:ping)?))$")
 _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
-                   r"train_loss_step|train_loss_epoch|loss_epoch|total_loss|"
+                   r"train_loss_step|train_loss_epoch|loss_epoch|total_?loss|"
                    # a run that averages its per-part losses (a PINN's boundary and PDE terms)
                    r"mean_loss|avg_loss|average_loss|loss_mean|loss_avg|running_loss|"
                    # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)

@@ -633,3 +633,46 @@ def test_a_task_metric_improving_by_its_own_noise_does_not_excuse_a_rising_valid
     clear = np.round(np.concatenate([np.full(8, 11), np.linspace(11, 60, n - 8)]) / 228, 4)
     [f] = found(diagnose(run_of(loss=train, val_loss=val, val_accuracy=clear)), "validation_divergence")
     assert f.severity == "info"
+
+
+def _lm_loss(jump: float, noise: float = 0.03, seed: int = 0) -> np.ndarray:
+    """A word-level LM's per-200-batch loss in nats: 9 -> 5.2 over three epochs (14 reports each),
+    then, in the fourth, a jump of ``jump`` nats that stays for six more epochs."""
+    rng = np.random.default_rng(seed)
+    fall = 5.2 + 3.8 * np.exp(-np.arange(42) / 6)
+    after = np.full(98, 5.2 + jump)
+    return np.concatenate([fall, after]) + rng.normal(0, noise, 140)
+
+
+def test_a_loss_that_gives_back_most_of_its_fall_for_good_diverged_though_by_a_small_factor() -> None:
+    # nlpia2's GRU at lr 20 (ls17): 5.2 nats -> 6.5 and never back, 1.25x: a perplexity 3.6x
+    [f] = found(diagnose(run_of(loss=_lm_loss(1.3))), "loss_divergence")
+    assert f.severity == "warning" and f.evidence.value == pytest.approx(6.5 / 5.2, rel=0.03)
+    assert f.evidence.model_dump()["share_undone"] > 1 / 3
+    # a small step up (under 1.15x) is no divergence, nor is the same rise from a loss that never fell
+    # much beyond its noise (a per-batch fine-tune's medians wandering: ls16's TurnGPT)
+    assert not found(diagnose(run_of(loss=_lm_loss(0.5))), "loss_divergence")
+    rng = np.random.default_rng(1)
+    wander = np.concatenate([np.full(30, 2.3), np.full(20, 2.0), np.full(20, 2.6)]) + rng.normal(0, 0.35, 70)
+    assert not found(diagnose(run_of(loss=wander)), "loss_divergence")
+
+
+def test_an_agents_loss_spikes_with_its_returns_and_are_a_note() -> None:
+    # SB3 PPO (ls18): one-step episodes paying +-100; the value loss jumps whenever a rollout holds a +100
+    rng = np.random.default_rng(0)
+    loss = 4000 + rng.normal(0, 200, 100)
+    loss[[20, 21, 45, 70, 71, 90]] *= 4
+    reward = np.linspace(-80, 27, 100)
+    spikes = found(diagnose(run_of(train__loss=loss, **{"rollout__ep_rew_mean": reward})), "loss_spike")
+    assert spikes and all(f.severity == "info" for f in spikes)
+    # the same loss in supervised training: a warning
+    assert [f.severity for f in found(diagnose(run_of(train__loss=loss)), "loss_spike")] == ["warning"]
+
+
+def test_a_loss_repeated_exactly_is_frozen_only_in_a_log_from_near_the_runs_start() -> None:
+    # an excerpt of a settled run's last epochs (ls17, a Keras paste of epochs 95-100 at 0.0266) has
+    # not shown where the run began; the same repeats from epoch 1 on are a loss that never moved
+    settled = run_of(steps=np.arange(95, 101), loss=np.full(6, 0.0266))
+    assert not [f for f in diagnose(settled).findings if f.code == "loss_plateau" and f.severity == "warning"]
+    stuck = run_of(steps=np.arange(1, 7), loss=np.array([0.7, 0.6931, 0.6931, 0.6931, 0.6931, 0.6931]))
+    assert [f.severity for f in found(diagnose(stuck), "loss_plateau")] == ["warning"]

@@ -137,11 +137,18 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\[\d{1,3}(?:;\d{1,3})*m")
 _EPOCH_POS = re.compile(
     r"\bEpoch(?:\(\w+\))?\s*:?\s*\[\s*(?P<e>\d+)\s*(?:/\s*\d+\s*)?\]\s*[\[(]\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*[\])]"
     r"|\bEpoch\s+(?P<te>\d+):\s+\d+%(?:\|[^|]*\|)?\s*(?P<ti>\d+)/(?P<tn>\d+)"  # Colab: no bar
-    r"|\bepoch\s+(?P<fe>\d+):?\s+(?P<fi>\d+)\s*/\s*(?P<fn>\d+)"  # fairseq 0.6: "epoch 005  1000 / 8223"
+    # fairseq 0.6: "epoch 005  1000 / 8223"; PyTorch's word_language_model: "| epoch 3 |  200/ 2983 batches"
+    r"|\bepoch\s+(?P<fe>\d+)(?::|\s*\|)?\s+(?P<fi>\d+)\s*/\s*(?P<fn>\d+)"
+    # two counts in brackets, the epoch's then the batch's: PyTorch's DCGAN example, Swin's
+    # "Train: [3/300][370/1251]"
+    r"|(?<![\w\]])\[\s*(?P<de>\d+)\s*/\s*\d+\s*\]\s*\[\s*(?P<di>\d+)\s*/\s*(?P<dn>\d+)\s*\]"
     # eriklindernoren's PyTorch-YOLOv3 and PyTorch-GAN: "[Epoch 0/30, Batch 323/1313]"
     r"|\[\s*Epoch\s+(?P<be>\d+)\s*/\s*\d+\s*,\s*Batch\s+(?P<bi>\d+)\s*/\s*(?P<bn>\d+)\s*\]"
     # OpenNMT-py's report: "Epoch  1,    50/21692; acc:   0.41; ppl: 25.4; ..."
     r"|\bEpoch\s+(?P<oe>\d+),\s+(?P<oi>\d+)\s*/\s*(?P<on>\d+);", re.IGNORECASE)
+#: _EPOCH_POS's (epoch, batch, batches) groups, one triple per form
+_POSITION_FORMS = (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("de", "di", "dn"), ("be", "bi", "bn"),
+                   ("oe", "oi", "on"))
 # ESPnet's trainer: "INFO: 18epoch:train:6376-6750batch: iter_time=0.001, ..., loss=1.270, ..."
 _ESPNET_POS = re.compile(r"(?<![\w.])(?P<e>\d+)epoch:(?P<split>[a-z_]+):(?P<a>\d+)-(?P<b>\d+)batch\b")
 # a labelled group of "name value" pairs, comma-separated, in brackets: PyTorch-YOLOv3's
@@ -191,7 +198,11 @@ for _names, _name_role in (
 _WS_KEYS = STEP_KEYS | set(ROLES) | {"epoch", "train_acc", "val_acc", "accuracy", "acc", "perplexity", "ppl"}
 _MAX_TB_LINES = 200
 MAX_LINE = 16 * 2**20
-_NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".md", ".sh", ".html", ".xml")
+_NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".sh", ".html", ".xml")
+#: Documents that are a console's output saved as text (a notebook's or a book's training runs kept
+#: as .md) only where most of their lines carry values; a README's prose with a number in it is not.
+_DOCUMENTS = (".md", ".markdown", ".rst")
+_DOCUMENT_SHARE = 0.5
 
 
 #: A run's step counter out of its total: PaddleSeg's "iter: 10/1000", "step 300/5000", "[Iter 5/100]".
@@ -205,6 +216,25 @@ _LOSS_BYTES = re.compile(rb"loss", re.IGNORECASE)
 
 #: The fewest counted lines on either side of a run boundary (:func:`_last_run`).
 _MIN_RUN_LINES = 3
+
+
+_KERAS_HEADER = re.compile(r"^\s*Epoch\s+(\d+)/\d+\s*$")
+_HEAD_BYTES = 1 << 16
+
+
+def _epoch_above(path: Path, limits: ReadLimits) -> float | None:
+    """The epoch of Keras progress lines pasted above a console's first ``Epoch N/M`` header: the
+    end of epoch N - 1 (an excerpt cut in the middle of a run). None where the header comes first,
+    or the head of the file has none."""
+    with open_log(path, limits) as f:
+        head = f.read(_HEAD_BYTES)
+    bars = False
+    for ln in _head_lines(head):
+        m = _KERAS_HEADER.match(ln)
+        if m is not None:
+            return float(int(m[1]) - 1) if bars else None
+        bars = bars or _KERAS_BAR.match(ln) is not None
+    return None
 
 
 def _last_run(path: Path, limits: ReadLimits) -> tuple[int, int]:
@@ -283,7 +313,16 @@ def _word_at(text: str, word: str) -> int:
     return m.start() if m else len(text)
 
 
+#: darknet's (YOLOv2-v4) report of an iteration: "10313: 0.576849, 0.677636 avg loss, 0.002000 rate,
+#: 3.99 seconds, 1320064 images" (older builds: "avg," without "loss"): the batch's loss, its
+#: running average (kept as a metric: one loss is judged) and the learning rate
+_DARKNET = re.compile(rf"(?<![\w.])(?P<step>\d+):\s+(?P<loss>{_NUM}|-?nan|-?inf),\s+(?P<avg>{_NUM}|-?nan|-?inf)"
+                      rf"\s+avg(?:\s+loss)?,\s+(?P<lr>{_NUM})\s+rate\b", re.IGNORECASE)
+
+
 def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
+    if "avg" in line and "rate" in line and (dk := _DARKNET.search(line)) is not None:
+        return [("step", dk["step"]), ("loss", dk["loss"]), ("avg", dk["avg"]), ("lr", dk["lr"])], None
     if "<--" in line:
         line = line[:line.index("<--")]  # a reader's note on a pasted line ("<-- spike (step 4)")
     if "[" in line:
@@ -315,11 +354,10 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         # again from 1 every epoch, as a step within it)
         found["epoch"], found["step"] = esp["e"], esp["b"]
         spans.append(esp.span())
-    pos = _EPOCH_POS.search(line) if "poch" in line and esp is None else None
+    pos = _EPOCH_POS.search(line) if ("poch" in line or "][" in line) and esp is None else None
     if pos is not None:
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
-        form = next(f for f in (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("be", "bi", "bn"),
-                                ("oe", "oi", "on")) if pos[f[0]] is not None)
+        form = next(f for f in _POSITION_FORMS if pos[f[0]] is not None)
         e, i, n = (int(pos[g]) for g in form)
         # an epoch's last batch (266/266) stays in it: e + 1 would read as the next epoch's start,
         # and the lines after the bar (its summary) would be named by the next epoch
@@ -558,6 +596,8 @@ class TextReader:
         if hits >= 2 and not has_step and max(seen.values()) < 2 and not (known and "epoch" in seen) and not broken:
             return 0.0                      # every name once: a config file, not a training log (a
             #                                 loss in an epoch is a pasted console's first epoch)
+        if filename.lower().endswith(_DOCUMENTS) and hits < _DOCUMENT_SHARE * len(lines):
+            return 0.0
         score = 0.3 + 0.2 * min(1.0, 2.0 * hits / len(lines)) + (0.1 if known else 0.0)
         return round(score, 3)
 
@@ -596,8 +636,9 @@ class TextReader:
         event: tuple[int, str] | None = None  # the first line reporting a NaN/Inf (line, text)
         # a log without steps that counts epochs (Keras' "Epoch 2/10" headers, fairseq's
         # "| epoch 002 |", an mmdet "Epoch [1][50/5808]"): each name's last value in each epoch
-        epoch: float | None = None
-        header_epoch: float | None = None  # the epoch of the last line that names one without a step
+        # the epoch of the last line that names one without a step (progress lines above the first
+        # "Epoch N/M" header: N - 1's)
+        header_epoch = epoch = _epoch_above(path, limits) if start == 1 else None
         in_eval = False
         table: list[str] | None = None     # the columns of an "Epoch ..." table (YOLO's console)
         by_epoch: dict[str, dict[float, float]] = {}
@@ -656,9 +697,10 @@ class TextReader:
                         in_eval = in_eval or (epoch is not None and _EVAL_SECTION.match(segment) is not None)
                         continue
                     names = {k.lower() for k, _ in found}
-                    pos = _EPOCH_POS.search(segment) if "epoch" in names and "poch" in segment else None
+                    pos = (_EPOCH_POS.search(segment) if "epoch" in names and ("poch" in segment or "][" in segment)
+                           else None)
                     if pos is not None:
-                        lengths.add(next((int(pos[g]) for g in ("n", "tn", "fn", "bn", "on") if pos[g]), None))
+                        lengths.add(next((int(pos[f[2]]) for f in _POSITION_FORMS if pos[f[2]]), None))
                     if "epoch" in names:
                         in_eval = False
                         if not names & STEP_KEYS:

