@@ -311,8 +311,22 @@ def judge(det: Detection, all_detections: list[Detection], after: SimulationResu
     overshot = OPPOSITE.get(det.code) in new
     # a network still overflowing is fixed of nothing: its figures are NaN, not healthy
     fixed = (all(d.code != det.code for d in found) and not new_errors and not overshot
-             and not still_nonfinite(found))
+             and not still_nonfinite(found) and not unmeasured_with_errors(value, found))
     return value, fixed, new
+
+
+def unmeasured_with_errors(value: float, found: list[Detection]) -> bool:
+    """A change that leaves the finding's own measure undefined (a ReLU swapped for a leaky one has
+    no dead units to count, a tanh swapped for a ReLU no saturation) while the network still has an
+    error-severity finding about the gradient's passage: what the measure stood for is judged by
+    those instead, and the change is not a fix (RetinaNet's -4.6 biases under leaky ReLU: no unit
+    dead, the backbone's gradient 4e-14)."""
+    return math.isnan(value) and any(d.severity == "error" and d.code in _FLOW for d in found)
+
+
+#: Findings about the gradient passing the network (an optimizer's step size is not one)
+_FLOW = frozenset({"vanishing_gradient", "exploding_gradient", "vanishing_through_time", "exploding_through_time",
+                   "dead_units", "saturation", "nonfinite"})
 
 
 #: Findings measured as a growth (worse when larger) and as a shrinking (worse when smaller): a

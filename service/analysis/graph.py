@@ -565,9 +565,21 @@ def elementwise_loops(decays: Mapping[str, list[tuple[torch.Tensor, torch.Tensor
     for name, steps in decays.items():
         if len(steps) < MIN_LOOP_CALLS:
             continue
+        # Else the steps whose state is made from the step before in the chain. A leaky or EMA form,
+        # h = a * h + (1 - a) * u_t (QRNN's and SRU's fo-pooling, minGRU), also scales each input
+        # by a vector made from the decay's parameter: those products read no earlier product and
+        # are no step of the recurrence; the first state (made from the input alone) is none either.
         if all(_within_hops(later[0].grad_fn, {earlier[1].grad_fn})
                for earlier, later in zip(steps, steps[1:], strict=False)):
             out[name] = [state for state, _ in steps]
+            continue
+        chain: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for i, (state, made) in enumerate(steps):
+            before = {chain[-1][1].grad_fn} if chain else {m.grad_fn for _, m in steps[max(0, i - 2):i]}
+            if _within_hops(state.grad_fn, before):
+                chain.append((state, made))
+        if len(chain) >= MIN_LOOP_CALLS and len(chain) >= len(steps) // 2:
+            out[name] = [state for state, _ in chain]
     return out
 
 

@@ -31,6 +31,7 @@ from gradhealth.analysis.check import (
     seed_margin,
     still_nonfinite,
     summary_line,
+    unmeasured_with_errors,
     worsened,
 )
 from gradhealth.analysis.findings import Detection, trunk
@@ -120,6 +121,21 @@ def _init_edit(scheme: str) -> Edit:
                 if isinstance(bias, torch.Tensor):
                     bias.zero_()
     return edit
+
+
+def _zero_bias_edit(net: nn.Module, seed: int) -> None:
+    """Every Linear/Conv bias of the copy at 0, the weights kept (a bias far below the
+    pre-activations' spread holds its units off: RetinaNet's prior -4.6 copied onto every conv)."""
+    with torch.no_grad():
+        for m in _layers(net, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            bias = getattr(m, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                bias.zero_()
+
+
+#: What the re-initialising edits do to the biases, which the remedies' words must say (with the
+#: weights kept, a dead layer's negative biases alone can be what kills it)
+_BIASES_ZEROED = "and their biases at 0"
 
 
 def _swap_edit(old: set[str], new: str) -> Edit:
@@ -326,6 +342,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
             if not wanted:
                 continue
             remedy = R.init(scheme, "the Linear/Conv layers")
+            remedy.change += f" {_BIASES_ZEROED}"
             if functions:
                 remedy.change += f" ({NOT_REINITIALISED})"
             out.append((remedy, None if functions else _init_edit(scheme)))
@@ -335,9 +352,13 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
             # (not where every saturating unit of the finding gates another tensor: a ReLU gate
             # gates nothing)
             swap = R.relu_family_activation(where, "relu")
+            swap.change += f" ({_BIASES_ZEROED})"
             out.append((swap, _swap_edit(_SATURATING, "relu")))
         if code == "dead_units":
-            out.append((R.relu_family_activation(where, "leaky_relu"), _swap_edit({"relu"}, "leaky_relu")))
+            out.append((R.zero_bias("the Linear/Conv layers (their weights kept)"), _zero_bias_edit))
+            leaky = R.relu_family_activation(where, "leaky_relu")
+            leaky.change += f" ({_BIASES_ZEROED})"
+            out.append((leaky, _swap_edit({"relu"}, "leaky_relu")))
         if code in ("vanishing_gradient", "exploding_gradient") and not all(u.normalised for u in trunk(result)):
             out.append((R.normalisation("batchnorm", where), None))
             # a skip path for a plain stack; the branches of one that has them scaled down
@@ -488,7 +509,8 @@ class _Verifier:
         known = {d.code for d in before}
         found = problems(after, thresholds)
         new = [d.code for d in found if d.code not in known] + worsened(before, found, det.code)
-        return value, severity in (None, "info") and not still_nonfinite(found), new
+        return (value, severity in (None, "info") and not still_nonfinite(found)
+                and not unmeasured_with_errors(value, found), new)
 
 
 #: Codes whose fixes include changes to training, as the spec check proposes them: gradient

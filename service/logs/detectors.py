@@ -1766,7 +1766,8 @@ def _alternation(v: np.ndarray, trend: np.ndarray) -> float | None:
 
 
 #: An agent trained on its own rollouts (Stable-Baselines3, RLlib, baselines): its episode reward.
-_ROLLOUT_REWARD = re.compile(r"ep_?rew|episode_?(?:reward|return)|eprewmean|rollout/", re.IGNORECASE)
+_ROLLOUT_REWARD = re.compile(r"ep_?rew|episode_?(?:reward|return)|eprewmean|rollout/|averageepret|epret",
+                             re.IGNORECASE)
 
 
 def _on_rollouts(run: RunLog) -> bool:

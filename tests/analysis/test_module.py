@@ -1283,3 +1283,51 @@ def test_a_constant_layer_is_symmetric_whatever_its_sums_round_to(value: float) 
     nn.init.constant_(m[0].weight, value)
     doc = check_module(m, torch.randn(32, 96), seeds=2, verify=False)
     assert [f.evidence.layers for f in doc.findings if f.code == "symmetric_weights"] == [["0"]]
+
+
+def test_units_killed_by_their_biases_are_offered_zero_biases_with_the_weights_kept() -> None:
+    # msweep7: RetinaNet's prior bias -log(99) copied onto every conv of the head: every unit off.
+    # Zeroing the biases alone revives them (verified); a re-initialisation's words say it zeroes them too
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 64, 5))
+    with torch.no_grad():
+        for conv in (model[2], model[4]):
+            nn.init.normal_(conv.weight, 0.0, 0.01)
+            conv.bias.fill_(-math.log(99))
+    doc = check_module(model, torch.randn(8, 3, 8, 8), seeds=2)
+    [f] = [f for f in doc.findings if f.code == "dead_units"]
+    [zero] = [r for r in f.remedies if r.id == "zero_bias"]
+    assert zero.verified is not None and zero.verified.fixed and zero.recommended
+    assert zero.verified.after is not None and zero.verified.after < 0.6
+    for r in f.remedies:
+        if r.id in ("he_init", "relu_family_activation"):
+            assert "biases at 0" in r.change
+
+
+class _LeakyScan(nn.Module):
+    """h_t = a * h_{t-1} + (1 - a) * W x_t, a = sigmoid(nu): the EMA form of a leaky integrator
+    (QRNN's and SRU's fo-pooling, minGRU): its input is scaled by a vector made from nu as well."""
+
+    def __init__(self, a: float, steps: int = 24) -> None:
+        super().__init__()
+        self.inp, self.out, self.steps = nn.Linear(8, 32), nn.Linear(32, 10), steps
+        self.nu = nn.Parameter(torch.full((32,), math.log(a / (1 - a))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.sigmoid(self.nu)
+        h = torch.zeros(x.shape[0], 32, dtype=x.dtype)
+        for t in range(self.steps):
+            h = a * h + (1 - a) * self.inp(x[:, t])
+        return self.out(h)
+
+
+@pytest.mark.parametrize("a,code", [(0.5, "vanishing_through_time"), (0.98, None)])
+def test_a_leaky_recurrence_in_its_ema_form_is_measured_through_time(a: float, code: str | None) -> None:
+    # msweep7: written as a * h + (1 - a) * u the recurrence was not seen at all (a * h + u was)
+    torch.manual_seed(0)
+    doc = check_module(_LeakyScan(a), torch.randn(16, 24, 8), seeds=2, verify=False)
+    norms = [s.output_grad_norm for s in doc.time_steps if s.layer == "nu"]
+    assert len(norms) >= 20
+    assert norms[0] / norms[1] == pytest.approx(a, rel=1e-6)
+    assert [f.code for f in doc.findings if f.code.endswith("_through_time")] == ([code] if code else [])

@@ -140,3 +140,18 @@ def test_a_live_modules_remedies_on_one_seed_get_the_every_seed_verdicts(monkeyp
     every = checked()
     assert all(seeds == 3 for _, _, seeds in every.values())
     assert {k: v[:2] for k, v in first.items()} == {k: v[:2] for k, v in every.items()}
+
+
+def test_a_remedy_that_leaves_its_measure_undefined_is_judged_by_the_gradients_passage() -> None:
+    """A ReLU swapped for a leaky one has no dead units to count: 'fixed' only where no error about
+    the gradient's passage remains (msweep6/7: an undefined 'after' was counted as a fix)."""
+    from gradhealth.analysis.check import unmeasured_with_errors
+    from gradhealth.analysis.findings import Detection
+
+    def det(code: str, severity: str) -> Detection:
+        return Detection(code, severity, "m", 1.0, "s", "e")
+
+    assert unmeasured_with_errors(math.nan, [det("vanishing_gradient", "error")])
+    assert not unmeasured_with_errors(math.nan, [det("vanishing_gradient", "warning")])
+    assert not unmeasured_with_errors(math.nan, [det("large_updates", "error")])  # the optimizer's, not the flow's
+    assert not unmeasured_with_errors(0.2, [det("vanishing_gradient", "error")])  # measured: judged by its value

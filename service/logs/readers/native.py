@@ -114,6 +114,8 @@ STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "itera
                               "current_steps", "num_updates",  # LLaMA-Factory's trainer_log.jsonl, fairseq
                               # Stable-Baselines3's progress.csv (an RL run counts environment steps)
                               "time/total_timesteps", "time/total timesteps", "total_timesteps", "total timesteps",
+                              # OpenAI baselines' DDPG/HER and PPO2 loggers, Spinning Up's, RLlib's
+                              "total/steps", "misc/total_timesteps", "TotalEnvInteracts", "timesteps_total",
                               # StyleGAN2/3's stats.jsonl: thousands of real images shown
                               "Progress/kimg")
 _EPOCH = "epoch"

@@ -114,3 +114,35 @@ def test_darknets_iteration_report_is_a_step_its_loss_and_rate(tmp_path: Path) -
     assert s["lr"].values.tolist() == [0.002] * 15 and s["avg"].role == "metric"
     doc = diagnose(log)
     assert not [f for f in doc.findings if f.severity != "info"], doc.summary
+
+
+@pytest.mark.parametrize("step", ["total/steps", "misc/total_timesteps", "TotalEnvInteracts", "timesteps_total"])
+def test_reinforcement_learning_loggers_step_columns(tmp_path: Path, step: str) -> None:
+    # OpenAI baselines' DDPG progress.csv (ls18) was refused: its step column is total/steps
+    rows = [f"rollout/return,train/loss_critic,{step},total/epochs"]
+    rows += [f"{-4000 + 40 * i},{150 + 3 * i},{2000 * (i + 1)},{i + 1}" for i in range(30)]
+    log = read_log(write(tmp_path, "progress.csv", "\n".join(rows) + "\n"))
+    critic = by_name(log)["train/loss_critic"]
+    assert critic.steps.tolist() == [2000 * (i + 1) for i in range(30)]
+    # an agent's critic loss grows with the returns it regresses onto: no divergence alarm
+    assert not [f for f in diagnose(log).findings if f.severity != "info"]
+
+
+def test_a_sacred_metrics_file_is_read_key_by_key(tmp_path: Path) -> None:
+    # ls18: Sacred's {name: {steps, timestamps, values}} was refused
+    import json
+
+    steps = list(range(0, 50))
+    doc = {"train.loss": {"steps": steps, "timestamps": [f"2020-05-01T10:{i // 60:02d}:{i % 60:02d}.000000"
+                                                          for i in steps],
+                          "values": [3.0 * 0.95 ** i for i in steps]},
+           "grad_norm": {"steps": steps[::5], "timestamps": [None] * 10, "values": [1.0] * 9 + [None]}}
+    log = read_log(write(tmp_path, "metrics.json", json.dumps(doc)))
+    assert log.format == "sacred"
+    s = by_name(log)
+    assert s["train.loss"].steps.tolist() == steps and s["train.loss"].values[-1] == pytest.approx(3.0 * 0.95 ** 49)
+    assert s["train.loss"].wall_time is not None and s["train.loss"].wall_time[1] - s["train.loss"].wall_time[0] == 1.0
+    assert s["grad_norm"].steps.tolist() == steps[::5] and np.isnan(s["grad_norm"].values[-1])
+    bad = {"loss": {"steps": [0, 1], "values": [1.0]}}
+    with pytest.raises(LogError, match="'loss'"):
+        read_log(write(tmp_path, "b.json", json.dumps(bad)), format="sacred")
