@@ -226,8 +226,9 @@ def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -
 
 
 #: A metric named for a loss or a norm (YOLO's train/box_loss, detectron2's loss_cls) is part of
-#: what training computes; accuracy, AP or a learning rate is not.
-_TRAINED_NAME = re.compile(r"loss|norm|grad", re.IGNORECASE)
+#: what training computes; accuracy, AP or a learning rate is not. A perplexity is exp of a loss: Inf
+#: only where the loss per token passed 709 nats (OpenNMT-tf at a rate of 1.2: "perplexity = inf").
+_TRAINED_NAME = re.compile(r"loss|norm|grad|perplexity|(?<![a-z])ppl", re.IGNORECASE)
 
 
 def _trained_quantity(s: Series) -> bool:
@@ -806,6 +807,33 @@ def _rates_within(run: RunLog, first: float, last: float) -> np.ndarray:
     return lv[(ls >= first) & (ls <= last)]
 
 
+#: Logged learning rates, all exactly 0, that make a run with no step: 5 or more
+_ZERO_RATE_POINTS = 5
+
+
+def _rate_zero_throughout(run: RunLog) -> Finding | None:
+    """A learning rate exactly 0 at every one of 5 or more logged points while a loss is logged
+    (PaddleSpeech, ls20: "lr: 0.00000000" on every line): the optimizer steps by nothing, whatever
+    the loss does. A rate printed to 8 decimals is at most 5e-9 there: no update a run could use
+    either. A warm-up from 0 logs a rate above 0 after its first points and is not this."""
+    lr, loss = run.first("learning_rate"), run.first("loss") or run.first("val_loss")
+    if lr is None or loss is None:
+        return None
+    steps, v = finite(lr)
+    if len(v) < _ZERO_RATE_POINTS or not bool(np.all(v == 0)):
+        return None
+    return _finding(
+        "small_updates", "warning",
+        f"{lr.name} is 0 at all {len(v)} logged points ({lr.between(steps[0], steps[-1])}): the optimizer "
+        "changes nothing",
+        "With a learning rate of 0 (or one below the printed precision) no step changes the weights, so "
+        "whatever the loss shows is the data's noise: a schedule that decayed to 0 or has not started, a "
+        "rate read from the wrong setting, or an optimizer built before the rate was set.",
+        {"metric": lr.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+         "points": int(len(v))},
+        [R.positive_learning_rate(0.0)])
+
+
 def _zero_rate(run: RunLog, first: float, last: float) -> bool:
     """Whether the log's learning rate is exactly 0 at every point it logged from ``first`` to ``last``."""
     within = _rates_within(run, first, last)
@@ -1048,7 +1076,7 @@ def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
     to the other rules."""
     medians = _update_medians(run, t)
     if not medians:
-        frozen = _frozen_policy(run, t)
+        frozen = _frozen_policy(run, t) or _rate_zero_throughout(run)
         return [frozen] if frozen else []
     best, s0, steps0 = max(medians, key=lambda m: m[0])
     if not best < t.small_update_warning:
@@ -1136,6 +1164,19 @@ def _positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, n
 #: it is not a divergence (:func:`divergence`).
 _CREEP_RISE = 3.0
 _CREEP_REGAINED = 0.05
+_FLOOR_REGAINED = 0.01
+
+def _noise_bias(n: int, window: int) -> float:
+    """How many standard errors of its running medians (of ``window`` points) the lowest of a flat
+    noisy loss of ``n`` points lies under its level, with a margin of 2: about sqrt(2 ln m) for m
+    independent stretches (2.3 for 134 points by 9, 1.5 for 29)."""
+    return 2.0 + math.sqrt(2.0 * math.log(max(n / window, 1.0)))
+
+
+def _point_noise(v: np.ndarray, sm: np.ndarray) -> float:
+    """A loss's point-to-point noise about its running median ``sm`` (1.4826 x the median absolute
+    deviation: the standard deviation for Gaussian noise, robust to the spikes)."""
+    return 1.4826 * float(np.median(np.abs(v - sm)))
 
 
 def _divergence_window(n: int) -> int:
@@ -1143,11 +1184,41 @@ def _divergence_window(n: int) -> int:
     return min(max(9, min(n // 25, 51)), max(3, n // 3))
 
 
+#: A training loss this large has blown up whatever its history: float32's largest number is 3.4e38,
+#: and no mean or sum over a batch of a sound loss comes near this (ls20: a pose loss at 3e31)
+_ASTRONOMICAL_LOSS = 1e15
+
+
+def _astronomical_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
+    loss = run.first("loss")
+    if loss is None:
+        return []
+    steps, v = finite(loss)
+    big = np.nonzero(np.abs(v) >= _ASTRONOMICAL_LOSS)[0]
+    if len(big) == 0:
+        return []
+    i = int(big[0])
+    return [_finding(
+        "loss_divergence", "error",
+        f"{loss.name} reaches {float(v[i]):.3g} ({loss.where(steps[i])}), and {len(big)} of its {len(v)} points are "
+        f"{_ASTRONOMICAL_LOSS:.0e} or more",
+        "A loss this large is no training progress to judge: the weights or activations have blown up (a "
+        "learning rate far too large, exploding gradients with no clipping, or an input or target far out of "
+        "scale), and float32 overflows to Inf a few orders of magnitude further.",
+        {"metric": loss.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": float(v[i]),
+         "threshold": _ASTRONOMICAL_LOSS, "points": int(len(big))},
+        [lower_lr(run, at_step=float(steps[i]), why="the loss blew up"), clipping(run, t)])]
+
+
 @detects("loss_divergence")
 def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
+    huge = _astronomical_loss(run, t)
+    if huge:
+        return huge
     found = _positive_loss(run, t)
     if found is None:
-        return _blown_up_short(run, t) or _worse_than_start(run, t)
+        return (_blown_up_short(run, t) or _worse_than_start(run, t)
+                or [f for f in [_validation_alone(run, t, "loss_divergence")] if f is not None])
     loss, steps, v = found
     # a window of 9 flattens a short log (8 points by epoch) into its own median: a third of it. On
     # a long noisy log (per-batch losses) the lowest of hundreds of 9-point medians is a lucky
@@ -1172,7 +1243,16 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     # (a fine-tune at 0.03 ending at 0.07 after starting at 2.1) has regained a sliver of its fall:
     # noise at the floor, not a climb back up
     top = float(np.max(sm[:i_min + 1]))
-    if rise < _CREEP_RISE and top > low and (end - low) / (top - low) < _CREEP_REGAINED:
+    # (at any multiple, a climb of under 1% of the fall: a per-batch loss fitted to ~0, 4.5e-6 at its
+    # lowest, that wanders to 0.009 after falling from 1.79, ls19's EEG run)
+    regained = (end - low) / (top - low) if top > low else math.inf
+    if (rise < _CREEP_RISE and regained < _CREEP_REGAINED) or regained < _FLOOR_REGAINED:
+        return []
+    # The lowest of many running medians of a noisy per-batch loss is a lucky stretch, a few of the
+    # medians' own standard errors under the level: a climb back within _DIVERGENCE_NOISES of them
+    # is that bias (ls19: a fitted classifier's train_loss_step around 0.05, lowest median 0.0275)
+    window = _divergence_window(len(v))
+    if end - low < _noise_bias(len(v), window) * _point_noise(v, sm) / math.sqrt(window):
         return []
     # onset: where the smoothed loss leaves its minimum for good
     level = low * (1 + (t.divergence_factor - 1) / 2)
@@ -1188,7 +1268,6 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     fix = (_schedule_remedy(run, growth, onset) if growth is not None else
            lower_lr(run, at_step=onset, why=f"the loss diverged from {loss.where(onset)}"))
     # the figures judged are running medians; the summary gives the logged values beside them
-    window = _divergence_window(len(v))
     i_low = int(np.argmin(v[:onset_i]))
     return [_finding(
         "loss_divergence", "error",
@@ -1222,7 +1301,7 @@ def _lost_progress(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, 
     top = float(np.max(sm[:i_min + 1]))
     # the point-to-point noise about the running median: a fall and a climb back within a few of
     # it are the medians' own wander on a noisy per-batch loss, not progress made and lost
-    noise = 1.4826 * float(np.median(np.abs(v - sm)))
+    noise = _point_noise(v, sm)
     if (not low > 0 or end < _LOST_RISE * low or top - low < _LOST_NOISES * noise
             or end - low < _LOST_NOISES / 2 * noise or (end - low) / (top - low) < _LOST_SHARE):
         return []
@@ -1245,6 +1324,56 @@ def _lost_progress(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, 
          "threshold": _LOST_RISE, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
          "start": top, "share_undone": share, "window": _divergence_window(len(v))},
         [lower_lr(run, at_step=onset, why=f"the loss climbed back from {loss.where(onset)}"), clipping(run, t)])]
+
+
+#: Evaluations of a validation loss logged alone that say how its run went: this many all worse than
+#: the first is a run that made the model worse; this many within _FLAT_SHARE of one level, one that
+#: learnt nothing (:func:`_validation_alone`)
+_NEVER_BETTER = 8
+_FLAT_EVALUATIONS = 20
+_FLAT_SHARE = 0.01
+
+
+def _validation_alone(run: RunLog, t: LogThresholds, code: str) -> Finding | None:
+    """A run that logs its validation loss and no training loss or gradient norm (a Lightning module
+    logging in validation_step only), judged on it: ``loss_divergence`` where 8 or more evaluations
+    after the first are all worse than it (ls19: 6.589 at epoch 0, then 46 evaluations at 6.60-6.84),
+    ``loss_plateau`` where 20 or more stay within 1% of their start, end and lowest (6.464 -> 6.449
+    over 50 epochs). A validation loss alone cannot say overfitting from a too-high rate; these two it
+    can."""
+    if run.first("loss") is not None or run.first("grad_norm") is not None or _on_rollouts(run):
+        return None
+    val = run.first("val_loss")
+    if val is None:
+        return None
+    steps, v = finite(val)
+    if len(v) < _NEVER_BETTER + 1 or not float(v[0]) > 0:
+        return None
+    first, best_later = float(v[0]), float(np.min(v[1:]))
+    if code == "loss_divergence" and best_later > first:
+        return _finding(
+            "loss_divergence", "warning",
+            f"{val.name} never improved on its first evaluation {first:.4g} ({val.where(steps[0])}): all "
+            f"{len(v) - 1} later ones were higher (lowest {best_later:.4g}, last {float(v[-1]):.4g})",
+            "The model was best before training had done much, and every later evaluation is worse: training "
+            "is undoing what the model knew (a learning rate too high for it, most often in a fine-tune) or the "
+            "validation set measures something training does not improve.",
+            {"metric": val.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": best_later / first,
+             "threshold": 1.0, "first": first, "final": float(v[-1]), "evaluations": int(len(v))},
+            [lower_lr(run, at_step=float(steps[0]), why="the validation loss never improved on its first value")])
+    spread = (float(np.max(v)) - float(np.min(v))) / first
+    if code == "loss_plateau" and len(v) >= _FLAT_EVALUATIONS and spread < _FLAT_SHARE:
+        return _finding(
+            "loss_plateau", "warning",
+            f"{val.name} stays within {spread:.2%} of {first:.4g} over {len(v)} evaluations "
+            f"({val.between(steps[0], steps[-1])}): the model has learnt nothing it measures",
+            "A validation loss that does not move over many evaluations comes from a model whose outputs do not "
+            "change: a learning rate of 0 or far too small, frozen or detached parameters, saturated or dead "
+            "units, or a loss that does not depend on the inputs.",
+            {"metric": val.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": spread,
+             "threshold": _FLAT_SHARE, "first": first, "final": float(v[-1]), "evaluations": int(len(v))},
+            [raise_lr(run, why="the validation loss does not move")])
+    return None
 
 
 #: A loss this many times its lowest, at its last point, has blown up however few points show it.
@@ -1669,7 +1798,8 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     if found is not None and np.any(found[2][len(found[2]) // 2:] == 0):
         found = None  # a loss at exactly 0 in its last half has no level to stall at (zero_gradient's case)
     if found is None:
-        frozen = _frozen_gan(run) or _short_at_chance(run, t) or _frozen_short(run, t)
+        frozen = (_frozen_gan(run) or _short_at_chance(run, t) or _frozen_short(run, t)
+                  or _validation_alone(run, t, "loss_plateau"))
         return [f for f in (stuck, frozen) if f is not None]
     loss, steps, v = found
     sm = smooth(v, max(3, min(9, len(v) // 4)))
@@ -1766,8 +1896,8 @@ def _alternation(v: np.ndarray, trend: np.ndarray) -> float | None:
 
 
 #: An agent trained on its own rollouts (Stable-Baselines3, RLlib, baselines): its episode reward.
-_ROLLOUT_REWARD = re.compile(r"ep_?rew|episode_?(?:reward|return)|eprewmean|rollout/|averageepret|epret",
-                             re.IGNORECASE)
+_ROLLOUT_REWARD = re.compile(r"ep_?rew|episode_?(?:reward|return)|episodic_?return|eprewmean|rollout/|averageepret|"
+                             r"epret", re.IGNORECASE)
 
 
 def _on_rollouts(run: RunLog) -> bool:
@@ -1827,7 +1957,8 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         return [gap]
     found = [d for val in run.by_role("val_loss") if (d := _diverged(val, loss, t)) is not None]
     if not found:
-        return [f for val in run.by_role("val_loss") if (f := _short_divergence(val, loss, t)) is not None][:1]
+        short = [f for val in run.by_role("val_loss") if (f := _short_divergence(val, loss, t)) is not None][:1]
+        return short or _generalisation_gap(run, loss)
     found.sort(key=lambda d: -d.rise)
     d, val = found[0], found[0].val
     others = [o.val.name for o in found[1:]]
@@ -1836,7 +1967,10 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
                 "threshold": t.validation_rise, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
                 "raw_rise": raw_rise, "train_metric": loss.name}
     better = _task_metric_improved(run, val, d.best_step)
-    if better is not None:
+    # over-confidence explains a rising loss beside a rising task metric, but not a training set
+    # learnt while the validation accuracy trails it by 30 points (ls19's EEG runs: val_loss 3x its
+    # best, training accuracy 1.0, validation 0.44 -> 0.53): that is overfitting still
+    if better is not None and not _generalisation_gap(run, loss):
         name, then, now = better
         return [_finding(
             "validation_divergence", "info",
@@ -1900,6 +2034,50 @@ def _evaluation_gap(run: RunLog, loss: Series) -> Finding | None:
              "threshold": _EVAL_GAP, "val_level": val_level, "train_level": train_level,
              "val_accuracy": a_val, "train_accuracy": a_train, "train_metric": loss.name}, [])
     return None
+
+
+#: A training accuracy at least this, a validation accuracy this far below it and a validation loss
+#: this many times the training loss (medians over the last half) are a model that learnt its
+#: training set and not the task (:func:`_generalisation_gap`)
+_FITTED = 0.9
+_ACCURACY_GAP = 0.3
+_LOSS_GAP = 10.0
+
+
+def _generalisation_gap(run: RunLog, loss: Series) -> list[Finding]:
+    """Overfitting from the first evaluation on: the validation loss never fell far enough to rise
+    from, but the training set is learnt (accuracy ~1) while the validation accuracy stays 30+ points
+    below it and its loss 10x the training one (LipNet, ls17: 0.996 against 0.35, val_loss 6 against
+    0.015 over 6 epochs). A loss gap alone can be made by evaluation (:func:`_evaluation_gap`); the
+    accuracies say the model is wrong on the validation set."""
+    train_acc, val_acc = accuracies(run)
+    if train_acc is None or val_acc is None:
+        return []
+    lv = finite(loss)[1]
+    ta, va = _as_fraction(finite(train_acc)[1]), _as_fraction(finite(val_acc)[1])
+    for val in run.by_role("val_loss"):
+        steps, vv = finite(val)
+        if min(len(vv), len(lv), len(ta), len(va)) < 4:
+            continue
+        train_level, val_level = float(np.median(lv[len(lv) // 2:])), float(np.median(vv[len(vv) // 2:]))
+        a_train, a_val = float(np.median(ta[len(ta) // 2:])), float(np.median(va[len(va) // 2:]))
+        if not train_level > 0 or a_train < _FITTED or a_train - a_val < _ACCURACY_GAP \
+                or val_level < _LOSS_GAP * train_level:
+            continue
+        return [_finding(
+            "validation_divergence", "warning",
+            f"{train_acc.name} reaches {a_train:.3g} while {val_acc.name} stays at {a_val:.3g}, and {val.name} is "
+            f"{val_level / train_level:.3g}x {loss.name} ({val_level:.3g} against {train_level:.3g}, medians over "
+            "the last half)",
+            "The model has learnt its training set but not the task: it is right on nearly every training sample "
+            "and wrong on much of the validation set from the first evaluation on. That is overfitting (too little "
+            "data or regularisation for the model's size), or validation data unlike the training data (another "
+            "distribution, labels or preprocessing).",
+            {"metric": val.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": val_level / train_level,
+             "threshold": _LOSS_GAP, "val_level": val_level, "train_level": train_level, "val_accuracy": a_val,
+             "train_accuracy": a_train, "train_metric": loss.name},
+            [R.weight_decay()])]
+    return []
 
 
 # A task metric of an evaluation, and which way is better: error rates down, scores up. Perplexity
@@ -2121,6 +2299,19 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "reward's scale and pace are the environment's), so it is not judged as a loss; its NaN/Inf are "
             "checked. Log the policy and value losses or a gradient norm (see the recorder) for the gradient checks.",
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
+    accuracy = [a for a in accuracies(run) if a is not None and int(np.sum(np.isfinite(a.values))) >= 5]
+    if not main and accuracy:
+        # MXNet's Speedometer and Module.fit log accuracy alone by default (ls18, ls20): a run the user
+        # can read from its accuracy, not a log that says nothing
+        names = ", ".join(a.name for a in accuracy)
+        return [_finding(
+            "insufficient_data", "info",
+            f"no training loss or gradient norm: only {names}, checked for NaN/Inf",
+            "The gradient and loss checks (exploding or vanishing gradients, divergence, plateaus, overfitting) "
+            "need the training loss or a gradient norm; an accuracy alone says how well the model does, not why. "
+            "Log the loss too (MXNet: eval_metric=['acc', 'ce']; Keras logs it by default).",
+            {"metric": accuracy[0].name, "steps": None, "value": 0.0,
+             "series": [s.name for s in run.series][:50]}, [])]
     if not main:
         return [_finding(
             "insufficient_data", "warning",

@@ -110,6 +110,11 @@ def _mlflow() -> Any:
     return mlflow.READER
 
 
+def _allennlp() -> Any:
+    from gradhealth.logs.readers import allennlp
+    return allennlp.READER
+
+
 def _walk(root: Path, limits: ReadLimits) -> Iterator[tuple[Path, bool]]:
     """(path, is_run_folder) for MLflow run folders and other regular files under ``root``."""
     seen = 0
@@ -139,15 +144,16 @@ def _walk(root: Path, limits: ReadLimits) -> Iterator[tuple[Path, bool]]:
 
 
 def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
+    for whole in (_mlflow(), _allennlp()):  # formats whose run is a folder, not a file
+        if hint in (None, whole.name) and whole.sniff_dir(root) >= 0.8:
+            try:
+                log = whole.read(root, limits)
+            except LogError as e:
+                raise _relabel(e, root.name, label) from None
+            log.source = label
+            _check_points(log, label, limits)
+            return log
     mlflow = _mlflow()
-    if hint in (None, "mlflow") and mlflow.sniff_dir(root) >= 0.8:
-        try:
-            log = mlflow.read(root, limits)
-        except LogError as e:
-            raise _relabel(e, root.name, label) from None
-        log.source = label
-        _check_points(log, label, limits)
-        return log
     if hint is not None and hint not in registry.formats():
         raise UnknownLogFormat(f"unknown format hint {hint!r}; use one of: {', '.join(registry.formats())}")
     candidates = [r for r in registry.readers() if hint is None or r.name == hint]

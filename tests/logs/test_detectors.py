@@ -156,8 +156,11 @@ def test_oscillating_loss():
 
 def test_short_and_empty_runs():
     assert codes(diagnose(run_of(loss=np.array([1.0, 0.9, 0.8])))) == {"insufficient_data"}
-    doc = diagnose(run_of(accuracy=np.linspace(0, 1, 50)))
+    doc = diagnose(run_of(throughput=np.linspace(0, 1, 50)))
     assert codes(doc) == {"insufficient_data"} and doc.status == "warning"
+    # an accuracy alone is a run the user can read, not one that says nothing: a note
+    doc = diagnose(run_of(accuracy=np.linspace(0, 1, 50)))
+    assert codes(doc) == {"insufficient_data"} and doc.status == "healthy"
 
 
 def test_an_rl_objective_at_zero_is_not_judged_by_relative_change():

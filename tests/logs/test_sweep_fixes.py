@@ -602,8 +602,12 @@ def test_a_validation_loss_alone_is_a_note_not_a_missing_loss() -> None:
     # 2.271 -> 1.952 over 10 epochs): not the "no loss to judge" warning
     [f] = found(diagnose(run_of(val_loss=np.linspace(2.271, 1.952, 10))), "insufficient_data")
     assert f.severity == "info" and "val_loss" in f.summary
-    [f] = found(diagnose(run_of(val_acc=np.linspace(0.2, 0.6, 10))), "insufficient_data")
+    [f] = found(diagnose(run_of(lr=np.full(10, 1e-3), throughput=np.linspace(200, 210, 10))), "insufficient_data")
     assert f.severity == "warning"  # nothing that is a loss at all
+    # an accuracy alone (MXNet's default Speedometer, ls18/ls20): a note that only NaN/Inf is checked
+    [f] = found(diagnose(run_of(train_accuracy=np.linspace(0.5, 0.9, 10), val_acc=np.linspace(0.2, 0.6, 10))),
+                "insufficient_data")
+    assert f.severity == "info" and "val_acc" in f.summary
 
 
 @pytest.mark.parametrize("name", ["metrics/accuracy_top1", "val_acc", "eval/accuracy"])
@@ -676,3 +680,72 @@ def test_a_loss_repeated_exactly_is_frozen_only_in_a_log_from_near_the_runs_star
     assert not [f for f in diagnose(settled).findings if f.code == "loss_plateau" and f.severity == "warning"]
     stuck = run_of(steps=np.arange(1, 7), loss=np.array([0.7, 0.6931, 0.6931, 0.6931, 0.6931, 0.6931]))
     assert [f.severity for f in found(diagnose(stuck), "loss_plateau")] == ["warning"]
+
+
+def test_a_training_set_learnt_and_a_validation_set_not_from_the_start_is_overfitting() -> None:
+    # LipNet (ls17): acc 0.88 -> 0.996 while val_acc stays 0.24-0.36 and val_loss 5-8.6 against
+    # 0.4 -> 0.012: never low enough to rise from, but the model learnt only its training set
+    acc = np.array([0.880, 0.990, 0.994, 0.995, 0.9954, 0.9959])
+    loss = np.array([0.4086, 0.0300, 0.0168, 0.0153, 0.0151, 0.0122])
+    val_acc = np.array([0.255, 0.244, 0.360, 0.345, 0.335, 0.355])
+    val_loss = np.array([6.84, 8.60, 5.13, 6.72, 5.99, 6.26])
+    [f] = found(diagnose(run_of(loss=loss, acc=acc, val_loss=val_loss, val_acc=val_acc)), "validation_divergence")
+    assert f.severity == "warning" and f.evidence.value > 100
+    # the same losses at matching accuracies are evaluation's doing, not this; nor is a small gap
+    assert not [f for f in diagnose(run_of(loss=loss, acc=acc, val_loss=val_loss, val_acc=acc - 0.02)).findings
+                if f.code == "validation_divergence" and "learnt" in f.explanation]
+    assert not found(diagnose(run_of(loss=loss, acc=acc, val_loss=loss * 3, val_acc=val_acc)), "validation_divergence")
+
+
+def test_a_validation_loss_logged_alone_is_judged_for_what_it_can_show() -> None:
+    # ls19 (Lightning modules logging in validation_step only): 6.589 first, then 46 evaluations all
+    # higher; and 50 evaluations within 0.3% of 6.46
+    rng = np.random.default_rng(0)
+    worse = np.concatenate([[6.589], 6.70 + 0.04 * rng.random(46)])
+    [f] = found(diagnose(run_of(steps=np.arange(47) * 310 + 310, val_loss=worse)), "loss_divergence")
+    assert f.severity == "warning" and f.evidence.model_dump()["evaluations"] == 47
+    flat = 6.464 - 0.0003 * np.arange(50) + 0.002 * rng.random(50)
+    [f] = found(diagnose(run_of(val_loss=flat)), "loss_plateau")
+    assert f.severity == "warning"
+    # a validation loss that improves is neither; nor is a short one
+    assert not alarms(diagnose(run_of(val_loss=np.linspace(6.5, 4.0, 30))))
+    assert not alarms(diagnose(run_of(val_loss=worse[:6])))
+
+
+def test_a_rising_task_metric_does_not_excuse_a_training_set_learnt_far_beyond_it() -> None:
+    # ls19 (EEG): val_loss 1.49 -> 4.42 while val_acc rose 0.44 -> 0.53, training accuracy 1.0
+    n = 40
+    train = 0.85 * np.exp(-np.arange(n) / 5) + 0.005
+    val = np.concatenate([np.linspace(1.8, 1.49, 5), np.linspace(1.55, 4.42, n - 5)])
+    train_acc = np.minimum(1.0, 0.3 + np.arange(n) / 10)
+    val_acc = np.concatenate([np.linspace(0.3, 0.44, 5), np.linspace(0.44, 0.53, n - 5)])
+    [f] = found(diagnose(run_of(loss=train, val_loss=val, train_acc=train_acc, val_acc=val_acc)),
+                "validation_divergence")
+    assert f.severity == "warning"
+
+
+def test_a_noisy_per_batch_loss_wandering_at_its_floor_did_not_diverge() -> None:
+    # ls19: a fitted classifier's train_loss_step, noise of ~0.02 around 0.05 after falling from 0.37
+    # (lowest running median 0.0275, last 0.0546: 1.98x); and one fitted to ~0 (4.5e-6) wandering to 0.009
+    rng = np.random.default_rng(3)
+    fitted = np.concatenate([np.linspace(0.37, 0.06, 9), np.abs(0.05 + rng.normal(0, 0.02, 125))])
+    assert not found(diagnose(run_of(loss=fitted)), "loss_divergence")
+    floor = np.concatenate([np.geomspace(1.79, 1e-5, 200), np.abs(rng.normal(0, 0.01, 300)) + 1e-6])
+    assert not found(diagnose(run_of(loss=floor)), "loss_divergence")
+    # a real climb stays one: 0.05 -> 0.5 for good
+    climb = np.concatenate([fitted, np.abs(0.5 + rng.normal(0, 0.02, 60))])
+    assert [f.severity for f in found(diagnose(run_of(loss=climb)), "loss_divergence")] == ["error"]
+
+
+def test_a_learning_rate_of_zero_throughout_and_an_astronomical_loss_are_findings() -> None:
+    # ls20: PaddleSpeech's "lr: 0.00000000" on every line; a pose model's loss at 3e31
+    rng = np.random.default_rng(0)
+    loss = 16 + rng.normal(0, 1.5, 7)
+    [f] = found(diagnose(run_of(loss=loss, lr=np.zeros(7))), "small_updates")
+    assert f.severity == "warning" and [r.id for r in f.remedies] == ["positive_learning_rate"]
+    warm = np.concatenate([[0.0], np.linspace(1e-5, 1e-4, 6)])  # a warm-up from 0: not this
+    assert not found(diagnose(run_of(loss=loss, lr=warm)), "small_updates")
+    huge = 3.0e31 * (1 + 0.01 * np.arange(10))
+    [f] = found(diagnose(run_of(loss=huge)), "loss_divergence")
+    assert f.severity == "error" and f.evidence.value == pytest.approx(3.0e31)
+    assert not found(diagnose(run_of(loss=1e9 * np.linspace(1, 0.5, 40))), "loss_divergence")  # large, sound

@@ -95,6 +95,11 @@ _WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate
 _TRIPLE = re.compile(rf"^\s*(?P<step>\d+)[ \t]+(?!(?:nan|inf|infinity|in|of|out|to|at|for|from|and|or|by|on|per|x)[ \t])"
                      rf"(?P<key>[A-Za-z_][\w./-]*)"
                      rf"[ \t]+(?P<val>{_NUM})\s*$", re.IGNORECASE)
+# the same three the other way round, a scalar writer's echo: "losses/q1_loss 4.8823843 9000" (a
+# JAX/Flax SAC's print of what it sends to TensorBoard); the key names a path or two words, so that
+# "Epoch 3 100" or "batch 12 64" is no such line
+_TRIPLE_TAIL = re.compile(rf"^\s*(?P<key>[A-Za-z_][\w.-]*[/_][\w./-]*)[ \t]+(?P<val>{_NUM}|nan|inf)[ \t]+"
+                          rf"(?P<step>\d+)\s*$", re.IGNORECASE)
 _SPLIT_LOSS: dict[str, str] = {"train": "train_loss", "training": "training_loss", "val": "val_loss", "valid": "valid_loss",
                "validation": "validation_loss", "eval": "eval_loss", "test": "test_loss"}
 _SPLITS = tuple(_SPLIT_LOSS)
@@ -288,6 +293,10 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     names its values ``eval_<name>`` (its loss is a validation loss) and its counter is the
     evaluation's own, not the run's step."""
     found, total = _line_values(line)
+    if found and "step" in line.lower() and not any(k.lower() in STEP_KEYS for k, _ in found):
+        at = _STEP_PHRASE.search(line)
+        if at is not None:
+            found = [("step", at[1]), *found]
     if not total:
         return found, total
     keys = {k.lower(): k for k, _ in found}
@@ -305,6 +314,11 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         values[epoch] = repr(round(e + i / total, 6))
         return list(values.items()), None
     return found, total
+
+
+#: A step named in words before the values it measured: OpenNMT-tf's "Evaluation result for step
+#: 435000: loss = 1.49 ; perplexity = 4.4", TF Estimator's "Saving dict for global step 1000: ..."
+_STEP_PHRASE = re.compile(r"(?<![\w.])(?:for|at|after)\s+(?:global\s+)?step\s+(\d+)\s*[:,]", re.IGNORECASE)
 
 
 def _word_at(text: str, word: str) -> int:
@@ -327,7 +341,7 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         line = line[:line.index("<--")]  # a reader's note on a pasted line ("<-- spike (step 4)")
     if "[" in line:
         line = _ANSI.sub("", line)
-    m = _TRIPLE.match(line)
+    m = _TRIPLE.match(line) or _TRIPLE_TAIL.match(line)
     if m:
         key = m["key"]
         return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))], None

@@ -146,3 +146,59 @@ def test_a_sacred_metrics_file_is_read_key_by_key(tmp_path: Path) -> None:
     bad = {"loss": {"steps": [0, 1], "values": [1.0]}}
     with pytest.raises(LogError, match="'loss'"):
         read_log(write(tmp_path, "b.json", json.dumps(bad)), format="sacred")
+
+
+def test_an_allennlp_serialization_folder_is_one_run_by_epoch(tmp_path: Path) -> None:
+    # ls18: three AllenNLP folders (one metrics_epoch_N.json per epoch) were refused, two hiding overfitting
+    import json
+
+    run = tmp_path / "serialization"
+    run.mkdir()
+    for e in range(12):
+        val = 0.40 + 0.03 * max(0, e - 3) ** 1.2
+        (run / f"metrics_epoch_{e}.json").write_text(json.dumps({
+            "best_epoch": min(e, 3), "peak_gpu_0_memory_MB": 414, "training_duration": "0:00:46", "epoch": e,
+            "training_loss": 0.6 * 0.8 ** e, "validation_loss": val, "validation_accuracy": 0.8,
+            "best_validation_loss": 0.40}))
+    (run / "metrics.json").write_text(json.dumps({"epoch": 11, "training_loss": 0.05}))
+    (run / "config.json").write_text(json.dumps({"trainer": {"num_epochs": 12}}))
+    log = read_log(run)
+    s = by_name(log)
+    assert log.format == "allennlp" and set(s) == {"training_loss", "validation_loss", "validation_accuracy"}
+    assert s["validation_loss"].steps.tolist() == list(range(12)) and s["validation_loss"].step_unit == "epoch"
+    assert [f.code for f in diagnose(log).findings if f.severity == "warning"] == ["validation_divergence"]
+
+
+def test_an_evaluation_for_a_step_named_in_words_is_placed_there_and_an_infinite_perplexity_is_a_failure(
+        tmp_path: Path) -> None:
+    # OpenNMT-tf (ls18): the evaluation line before the first training line was dropped, and a
+    # perplexity of inf (the loss per token past 709 nats) read as an undefined metric
+    lines = ["INFO:tensorflow:Running evaluation for step 435000",
+             "INFO:tensorflow:Evaluation result for step 435000: loss = 148890.718750 ; perplexity = inf"]
+    lines += [f"INFO:tensorflow:Step = {435000 + 100 * i} ; steps/s = 2.97 ; Learning rate = 1.2 ; "
+              f"Loss = {150000 + 1000 * (i % 3):.6f}" for i in range(1, 9)]
+    log = read_log(write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    s = by_name(log)
+    assert s["eval_loss"].steps.tolist() == [435000] and s["eval_loss"].role == "val_loss"
+    doc = diagnose(log)
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    assert f.severity == "error" and "eval_perplexity" in f.summary
+    # a finite perplexity, even a huge one, is no NaN/Inf finding
+    finite = read_log(write(tmp_path, "b.log", "\n".join(lines).replace("perplexity = inf", "perplexity = 4.4") + "\n"))
+    assert not [f for f in diagnose(finite).findings if f.code == "nonfinite"]
+
+
+def test_a_scalar_writers_echo_of_name_value_step_is_read(tmp_path: Path) -> None:
+    # a JAX/Flax SAC (ls20) prints what it sends to TensorBoard: "losses/q1_loss 4.88 9000", beside
+    # cleanrl's "global_step=8199, episodic_return=-1052.5" (an agent's reward)
+    lines = []
+    for i in range(12):
+        step = 9000 + 1000 * i
+        lines += [f"global_step={step - 801}, episodic_return={-1000 + 80 * i}",
+                  f"losses/q1_loss {4.9 - 0.1 * i:.7f} {step}", f"losses/policy_loss {70.0 - i:.5f} {step}"]
+    log = read_log(write(tmp_path, "sac.log", "\n".join(lines) + "\n"))
+    s = by_name(log)
+    assert s["losses/q1_loss"].steps.tolist() == [9000 + 1000 * i for i in range(12)]
+    assert s["losses/policy_loss"].values[0] == pytest.approx(70.0)
+    doc = diagnose(log)
+    assert not [f for f in doc.findings if f.severity != "info"], doc.summary
