@@ -1277,6 +1277,10 @@ class GraphRun:
     #: (:func:`forward_squash`): take the loss on the logits they came from (the softmax's log, the
     #: sigmoid's logit), as the model returning logits would
     unsquash: bool = False
+    #: an imported file ending in a softmax under cross_entropy: its exporter's inference head, the
+    #: loss taken on its probabilities (``from_logits`` False) as on the logits before it; not the
+    #: user's loss-on-probabilities choice that output_loss_mismatch judges
+    inference_head: bool = False
 
 
 def forward_squash(run: GraphRun, value: Any) -> str | None:
@@ -1709,4 +1713,4 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             summed=figures_of[0].summed,
                             on_probabilities=run.losses is None and not run.from_logits
-                            and run.loss in PROBABILITY_LOSSES)
+                            and run.loss in PROBABILITY_LOSSES and not run.inference_head)

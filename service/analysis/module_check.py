@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from gradhealth.analysis.check import (
+    OPPOSITE,
     _layer_report,
     _rank,
     acted_on,
@@ -509,7 +510,11 @@ class _Verifier:
         known = {d.code for d in before}
         found = problems(after, thresholds)
         new = [d.code for d in found if d.code not in known] + worsened(before, found, det.code)
-        return (value, severity in (None, "info") and not still_nonfinite(found)
+        # (and not pushed far past the opposite threshold: a ReLU RNN exploding 1e21x made to vanish
+        # 1e-17x is no fix; a mild vanishing left by orthogonal weights under tanh is a side effect)
+        overshot = any(d.code == OPPOSITE.get(det.code) and d.severity == "error" for d in found) \
+            and OPPOSITE.get(det.code) in new
+        return (value, severity in (None, "info") and not still_nonfinite(found) and not overshot
                 and not unmeasured_with_errors(value, found), new)
 
 
@@ -804,21 +809,60 @@ def implied_loss(module: nn.Module, inputs: list[InputSpec]) -> tuple[str, bool]
         return "cross_entropy", True
     if out is None or out.dim() == 0 or (out.dim() > 1 and out.shape[-1] > 1):
         return "cross_entropy", True
+    act = output_activation(module)
+    return ("binary_cross_entropy", False) if act == "sigmoid" else ("mse", True)
+
+
+def output_activation(module: nn.Module) -> str | None:
+    """The activation an imported graph's (first) output ends in, back through parameter-free ops
+    after it (tf2onnx's Identity, a Squeeze); None where it ends in a layer or the graph says nothing."""
     ops, wiring = getattr(module, "ops", None), getattr(module, "wiring", None)
     outputs = getattr(module, "output_names", None)
     if ops is None or wiring is None or not outputs:
-        return "mse", True
+        return None
     producer = {o: k for k, (_, outs) in enumerate(wiring) for o in outs if o}
     k = producer.get(outputs[0])
-    for _ in range(4):  # back through parameter-free ops after the activation (tf2onnx's Identity, a Squeeze)
+    for _ in range(4):
         role = getattr(ops[k], "role", None) if k is not None else None
         if role is None or role.kind not in ("act", "other"):
             break
         if role.kind == "act":
-            return ("binary_cross_entropy", False) if role.activation == "sigmoid" else ("mse", True)
+            return str(role.activation)
         ins = wiring[k][0]
         k = producer.get(ins[0]) if ins else None
-    return "mse", True
+    return None
+
+
+def _ends_in_softmax(module: nn.Module, inputs: list[InputSpec]) -> bool:
+    """Whether an imported graph's (first) output is a softmax over its last dimension."""
+    dtype = next((p.dtype for p in module.parameters()), torch.float32)
+    xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, 0)]
+    try:
+        with torch.enable_grad():
+            out = first_tensor(call(module, xs))
+    except (RuntimeError, ValueError):
+        return False
+    fn = getattr(out, "grad_fn", None)
+    if out is None or fn is None or type(fn).__name__ != "SoftmaxBackward0" or out.dim() < 1:
+        return False
+    dim = getattr(fn, "_saved_dim", -1)
+    if dim >= 2 ** 63:
+        dim -= 2 ** 64  # autograd saves a negative dim as an unsigned 64-bit integer
+    return bool(dim % out.dim() == out.dim() - 1 and out.shape[-1] > 1)
+
+
+def _inference_softmax_note(run: GraphRun) -> Finding:
+    """The note for an imported graph ending in a softmax under cross_entropy, which the check takes
+    as its exporter's inference head (:func:`check_onnx`)."""
+    return rule("output_loss_mismatch").finding(
+        "info", "the file ends in a softmax: taken as its inference head, the cross-entropy computed on its "
+                "probabilities (as on the logits before it)",
+        "Files exported for inference end in a softmax, and the loss they were trained with took the logits "
+        "before it, so the check computes the cross-entropy on the probabilities (its log is the log-softmax of "
+        "the logits). If training applies nn.CrossEntropyLoss to these outputs, that is a softmax applied twice: "
+        "the loss cannot fall below about 63% of chance for 10 classes and the gradient shrinks; return the "
+        "logits from forward and keep the softmax for inference.",
+        {"metric": "output_activation", "value": None, "activation": "softmax", "loss": run.loss}, [])
 
 
 def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
@@ -842,6 +886,12 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     from_logits = True
     if loss is None:
         loss, from_logits = implied_loss(imported.module, imported.inputs)
+    # an inference file's final softmax is its exporter's: the cross-entropy it was trained with took
+    # the logits, which on the probabilities is the loss from_logits=False computes (simulating
+    # through the softmax and a second one inside the loss shrank every gradient ~9x, onnxsweep2)
+    inference_softmax = loss == "cross_entropy" and _ends_in_softmax(imported.module, imported.inputs)
+    if inference_softmax:
+        from_logits = False
 
     def reinit(net: nn.Module, seed: int) -> None:
         assert isinstance(net, OnnxModule)
@@ -853,12 +903,15 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
 
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
                    reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer),
-                   from_logits=from_logits,
+                   from_logits=from_logits, inference_head=inference_softmax,
                    recurrences=imported.recurrences)
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,
                        progress=progress)
+        if inference_softmax:
+            doc.findings.append(_inference_softmax_note(run))
+            doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
         return doc if weights == "reinitialise" else on_synthetic_inputs(doc)
     except torch.OutOfMemoryError:
         raise

@@ -1185,7 +1185,8 @@ def test_a_remedy_that_makes_another_finding_far_worse_is_not_recommended() -> N
     doc = check_module(_StiffEuler(), torch.randn(32, 8), seeds=2)
     [sat] = [f for f in doc.findings if f.code == "saturation"]
     [swap] = [r for r in sat.remedies if r.id == "relu_family_activation"]
-    assert swap.verified is not None and swap.verified.fixed
+    # (no tanh left to be saturated, and the gradient still explodes: no fix, judged by the flow)
+    assert swap.verified is not None and swap.verified.after is None and not swap.verified.fixed
     assert "exploding_gradient" in swap.verified.side_effects and not swap.recommended
 
 
@@ -1331,3 +1332,24 @@ def test_a_leaky_recurrence_in_its_ema_form_is_measured_through_time(a: float, c
     assert len(norms) >= 20
     assert norms[0] / norms[1] == pytest.approx(a, rel=1e-6)
     assert [f.code for f in doc.findings if f.code.endswith("_through_time")] == ([code] if code else [])
+
+
+def test_a_remedy_that_turns_an_explosion_through_time_into_a_vanishing_is_no_fix() -> None:
+    # onnxsweep2: a ReLU RNN whose recurrent weights grow 3x a step, re-initialised orthogonally, went
+    # from 1e21 to 2e-17 and was marked fixed (not recommended); the spec door already said not fixed
+    class Rnn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn, self.head = nn.RNN(8, 32, nonlinearity="relu", batch_first=True), nn.Linear(32, 4)
+            with torch.no_grad():
+                self.rnn.weight_hh_l0.mul_(6.0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.rnn(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    doc = check_module(Rnn(), torch.randn(8, 60, 8), seeds=2)
+    [f] = [f for f in doc.findings if f.code == "exploding_through_time"]
+    [ortho] = [r for r in f.remedies if r.id == "orthogonal_init"]
+    assert ortho.verified is not None and "vanishing_through_time" in ortho.verified.side_effects
+    assert not ortho.verified.fixed and not ortho.recommended

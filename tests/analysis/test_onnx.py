@@ -385,3 +385,21 @@ def test_an_exported_post_ln_stack_is_a_depth_risk_as_the_live_one() -> None:
             assert risk[0].evidence.model_dump()["depth"] == depth
             pre = next(r for r in risk[0].remedies if r.id == "pre_layer_norm")
             assert pre.verified is None and "x = x + f(norm(x))" in pre.change
+
+
+def test_a_files_final_softmax_is_its_inference_head_and_a_note() -> None:
+    # onnxsweep2: an exported classifier ending in nn.Softmax was simulated through that softmax and
+    # a second one inside the cross-entropy (every gradient ~9x smaller than its LogSoftmax twin's)
+    # and said nothing. The loss now takes its probabilities, as on the logits before them, and a
+    # note says what a softmax applied twice in training would do
+    torch.manual_seed(0)
+    body = mlp(nn.ReLU, depth=4, he=True)
+    x = torch.randn(16, 64)
+    soft = check_onnx(export(nn.Sequential(body, nn.Softmax(dim=-1)), x), loss="cross_entropy", seeds=2, verify=False)
+    logs = check_onnx(export(nn.Sequential(body, nn.LogSoftmax(dim=-1)), x), loss="cross_entropy", seeds=2,
+                      verify=False)
+    grads = [(a.output_grad_norm, b.output_grad_norm) for a, b in zip(soft.layers, logs.layers, strict=True)]
+    assert grads and all(a == pytest.approx(b, rel=1e-6) for a, b in grads)
+    [note] = [f for f in soft.findings if f.code == "output_loss_mismatch"]
+    assert note.severity == "info" and soft.status == "healthy" and "output_loss_mismatch" in soft.summary
+    assert not [f for f in logs.findings if f.code == "output_loss_mismatch"]
