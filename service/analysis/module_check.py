@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -122,6 +123,30 @@ def _init_edit(scheme: str) -> Edit:
                 if isinstance(bias, torch.Tensor):
                     bias.zero_()
     return edit
+
+
+def _scale_branches_edit(ends: list[str], factor: float) -> Edit:
+    """The weight and bias of each residual branch's last layer (``ends``, the units summed into
+    another path) times ``factor`` on the copy: the branch's output scaled by it where the layer
+    is linear, a norm's affine, or followed by a ReLU (f(cz) = c f(z))."""
+    def edit(net: nn.Module, seed: int) -> None:
+        named = getattr(net, "module_names", None)  # an imported graph names its ops itself
+        found = ([m for m, (name, _) in named().items() if name in ends] if callable(named)
+                 else [net.get_submodule(name) for name in ends if _has_submodule(net, name)])
+        with torch.no_grad():
+            for m in found:
+                for p in (getattr(m, "weight", None), getattr(m, "bias", None)):
+                    if isinstance(p, torch.Tensor) and not parametrized_weight(m):
+                        p.mul_(factor)
+    return edit
+
+
+def _has_submodule(net: nn.Module, name: str) -> bool:
+    try:
+        net.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
 
 
 def _zero_bias_edit(net: nn.Module, seed: int) -> None:
@@ -366,7 +391,10 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
             if code == "vanishing_gradient" and not result.summed:
                 out.append((R.residual_connections(where), None))
             elif code == "exploding_gradient" and result.summed:
-                out.append((R.scaled_residual(where), None))
+                ends = list(dict.fromkeys(result.summed))
+                shown = ", ".join(ends[:4]) + (f" and {len(ends) - 4} more" if len(ends) > 4 else "")
+                out.append((R.scaled_residual(f"the network (each ending at {shown})"),
+                            None if functions else _scale_branches_edit(ends, 1 / math.sqrt(len(ends)))))
     if code in ("vanishing_through_time", "exploding_through_time"):
         # an element-wise recurrence (h = a * h + u; graph.elementwise_loops) has a decay vector,
         # no matrix to make orthogonal nor cell to gate: its remedy is the decay's own

@@ -9,7 +9,9 @@ or more component losses of that split, named ``<split>/<part>_loss``, ``<split>
 ``<split>/loss_<part>`` (any separator of ``/ _ .``; the split spelled as
 :func:`gradhealth.logs.series.classify` spells it: ``train``/``training`` for the training loss,
 ``val``/``valid``/``validation``/``eval``/``test`` for the validation loss), their sum is added as
-a series of role ``loss`` (resp. ``val_loss``) and a ``derived_loss`` note says so.
+a series of role ``loss`` (resp. ``val_loss``) and a ``derived_loss`` note says so. Parts named
+with no split at all (``loss_smpl_pose``, ``box_loss``) are the training loss's, summed where three
+or more share a form and none is a separate objective (an actor's, a critic's, a GAN player's).
 
 The sum is taken at the steps every component logged (exact step match), except steps where
 every component is exactly 0 (not computed: Ultralytics' validation losses of epochs it did not
@@ -34,6 +36,9 @@ from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, g
 #: folder (``run1/``) a folder read put before every name.
 _PART_LOSS = re.compile(r"^(?P<pre>(?:.*/)?)(?P<split>[A-Za-z]+)(?P<sep>[/_.])(?P<part>[A-Za-z0-9]\w*?)_loss$")
 _LOSS_PART = re.compile(r"^(?P<pre>(?:.*/)?)(?P<split>[A-Za-z]+)(?P<sep>[/_.])loss_(?P<part>[A-Za-z0-9]\w*)$")
+#: the same with no split: ``<part>_loss`` and ``loss_<part>``, the training loss's parts
+_BARE_PART_LOSS = re.compile(r"^(?P<pre>(?:.*/)?)(?P<part>[A-Za-z0-9]\w*?)_loss$")
+_BARE_LOSS_PART = re.compile(r"^(?P<pre>(?:.*/)?)loss_(?P<part>[A-Za-z0-9]\w*)$")
 
 #: The splits, as series.py's ``_LOSS`` / ``_VAL_LOSS`` spell them; which total each one's
 #: components add up to is what ``classify`` says of ``<split>_loss``.
@@ -58,8 +63,9 @@ class _Group:
     aggregate: bool = False
 
 
-def _component(s: Series) -> tuple[Role, str, str, str] | None:
-    """(role of the total, prefix + split + separator, form, part) when ``s`` names a component loss."""
+def _component(s: Series, bare: bool = False) -> tuple[Role, str, str, str] | None:
+    """(role of the total, prefix + split + separator, form, part) when ``s`` names a component loss;
+    with ``bare``, also one named with no split (:data:`_BARE_PART_LOSS`)."""
     if s.role != "metric":
         return None
     name = s.name.strip()
@@ -75,22 +81,40 @@ def _component(s: Series) -> tuple[Role, str, str, str] | None:
         if role not in ("loss", "val_loss"):
             return None
         return role, f"{m.group('pre')}{m.group('split')}{m.group('sep')}", form, m.group("part").lower()
+    # no split named: a trainer that logs only its training loss's parts (Hand4Whole's loss_smpl_pose,
+    # loss_joint_proj...; Ultralytics' console box_loss, cls_loss, dfl_loss)
+    for form, pattern in (("part_loss", _BARE_PART_LOSS), ("loss_part", _BARE_LOSS_PART)) if bare else ():
+        m = pattern.match(name)
+        part = m.group("part").lower() if m is not None else ""
+        # (a GAN's generator and discriminator losses are two players', an agent's actor and critic
+        # two objectives: never one sum)
+        if (m is not None and part.split("_")[0] not in _SPLITS and gan_part(name) is None
+                and not set(re.split(r"[_.]", part)) & _PLAYERS):
+            return "loss", m.group("pre"), form, part
     return None
 
 
+#: Parts that are separate objectives, not terms of one loss (an agent's, a GAN's)
+_PLAYERS = frozenset({"actor", "critic", "policy", "value", "q", "q1", "q2", "qf", "qf1", "qf2", "pi", "v", "entropy",
+                      "alpha", "kl", "gen", "disc", "g", "d", "generator", "discriminator"})
+#: Parts named with no split make a sum only this many or more together (two could be any pair)
+_BARE_PARTS = 3
+
+
 def _groups(run: RunLog) -> list[_Group]:
-    found: dict[tuple[str, str], _Group] = {}
+    found: dict[tuple[str, str, bool], _Group] = {}
     for s in run.series:
-        c = _component(s)
+        c = _component(s, bare=True)
         if c is None:
             continue
         role, head, form, part = c
-        g = found.setdefault((head.lower(), form), _Group(role, head, []))
+        bare = _component(s) is None
+        g = found.setdefault((head.lower(), form, bare), _Group(role, head, []))
         if part in _AGGREGATE:
             g.aggregate = True
         else:
             g.members.append(s)
-    return list(found.values())
+    return [g for (_, _, bare), g in found.items() if not bare or len(g.members) >= _BARE_PARTS]
 
 
 def _last_per_step(s: Series) -> tuple[np.ndarray, np.ndarray]:

@@ -54,7 +54,8 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
             i = int(np.argmax(bad))
             (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
     if not hits:
-        return _reported_nonfinite(run, t) or _clamped_loss(run, t) or _undefined_metrics(run, notes)
+        return (_reported_nonfinite(run, t) or _clamped_loss(run, t) or _clamped_share(run, t)
+                or _undefined_metrics(run, notes))
     hits.sort(key=lambda h: h[0])
     if _skipped_by_the_scaler(run, hits):
         return [_finding(
@@ -116,6 +117,46 @@ def _clamped_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
                 "good as NaN. It usually follows a learning rate too high for the network or an unnormalised input.",
                 {"metric": s.name, "steps": [_num(first), _num(s.steps[-1])], "value": value, "points": k},
                 [clipping(run, t), lower_lr(run, at_step=first, why="the logits overflowed")])]
+    return []
+
+
+#: The Keras clamp's cost of a wrong sample, and how close loss / (1 - accuracy) must stay to it
+_KERAS_CLAMP = 16.1181
+_CLAMP_MATCH = 0.003
+_CLAMP_POINTS = 5
+
+
+def _clamped_share(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A loss equal to the clamp's cost times the share of samples wrong, at every point: each
+    prediction is 0 or 1 (its logits overflowed), the right ones cost 0 and each wrong one -ln(1e-7)
+    (ls20, a Keras CNN: loss 8.9545 at accuracy 0.4444, 9.3127 at 0.4222, 16.118 x (1 - acc)).
+    Saturated outputs pass no gradient: the accuracy wanders and nothing is learnt."""
+    train_acc, val_acc = accuracies(run)
+    for loss, acc in ((run.first("loss"), train_acc), (run.first("val_loss"), val_acc)):
+        if loss is None or acc is None:
+            continue
+        ls, lv = finite(loss)
+        as_, av = finite(acc)
+        common, il, ia = np.intersect1d(ls, as_, return_indices=True)
+        a = _as_fraction(av[ia])
+        keep = a < 0.99
+        if int(keep.sum()) < _CLAMP_POINTS:
+            continue
+        ratio = lv[il][keep] / (1 - a[keep])
+        if not bool(np.all(np.abs(ratio / _KERAS_CLAMP - 1) < _CLAMP_MATCH)):
+            continue
+        return [_finding(
+            "nonfinite", "error",
+            f"{loss.name} is {_KERAS_CLAMP:g} x (1 - {acc.name}) at all {int(keep.sum())} points "
+            f"({loss.between(common[0], common[-1])}): every prediction is 0 or 1, each wrong one costing "
+            "-ln(1e-7), Keras' clamp",
+            "A cross-entropy on probabilities clamps them at 1e-7; a loss that is exactly that clamp's cost times "
+            "the share of samples wrong means every output is saturated at 0 or 1: the logits have blown up, the "
+            "saturated outputs pass no gradient, and the accuracy only wanders. It follows a learning rate too "
+            "high, unnormalised inputs, or a sigmoid/softmax output fed values far too large.",
+            {"metric": loss.name, "steps": [_num(common[0]), _num(common[-1])], "value": _KERAS_CLAMP,
+             "points": int(keep.sum()), "accuracy_metric": acc.name},
+            [clipping(run, t), lower_lr(run, at_step=float(common[0]), why="the outputs saturated at the clamp")])]
     return []
 
 
@@ -1499,7 +1540,10 @@ def accuracies(run: RunLog) -> tuple[Series | None, Series | None]:
     val: list[Series] = []
     for s in run.by_role("metric"):
         name = s.name.lower()
-        if _ACCURACY.search(name) and "top" not in name:
+        v = finite(s)[1]
+        # an "accuracy" above 100 counts something (ls19: correct samples per batch, 87-126), and
+        # one below 0 is no share: neither is read as a fraction or a percent
+        if _ACCURACY.search(name) and "top" not in name and not (len(v) and (v.max() > 100 or v.min() < 0)):
             (val if _VALIDATION.search(name) else train).append(s)
     return (max(train, key=len) if train else None), (max(val, key=len) if val else None)
 

@@ -1353,3 +1353,27 @@ def test_a_remedy_that_turns_an_explosion_through_time_into_a_vanishing_is_no_fi
     [ortho] = [r for r in f.remedies if r.id == "orthogonal_init"]
     assert ortho.verified is not None and "vanishing_through_time" in ortho.verified.side_effects
     assert not ortho.verified.fixed and not ortho.recommended
+
+
+def test_a_deep_unnormalised_residual_stack_gets_its_branches_scaled_and_verified() -> None:
+    # onnxsweep2: 50 He ReLU blocks x + f(x) with no norm grow 2x a block; scaled_residual was left
+    # "needs a new structure" though scaling a branch's last layer is a weight change
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(32, 32), nn.Linear(32, 32)
+            for fc in (self.fc1, self.fc2):
+                nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
+                nn.init.zeros_(fc.bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.fc2(torch.relu(self.fc1(x)))
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), *[Block() for _ in range(30)], nn.Linear(32, 10))
+    doc = check_module(model, torch.randn(32, 16), seeds=2)
+    [f] = [f for f in doc.findings if f.code == "exploding_gradient"]
+    [scaled] = [r for r in f.remedies if r.id == "scaled_residual"]
+    assert scaled.verified is not None and scaled.verified.fixed and scaled.recommended
+    assert scaled.verified.after is not None and scaled.verified.after < 100
+    assert "1.fc2" in scaled.change and "(each ending at" in scaled.change

@@ -189,3 +189,18 @@ def test_series_under_a_loss_heading_or_several_losses_are_not_read_as_the_loss(
     log = read_log(write(tmp_path, "history.csv", text))
     assert not log.by_role("loss")
     assert not [w for w in log.warnings if w.code == "derived_loss"]
+
+
+def test_three_or_more_parts_of_a_loss_named_with_no_split_add_up_to_the_training_loss(tmp_path: Path) -> None:
+    # Hand4Whole (ls20): "loss_smpl_pose: 0.34 loss_smpl_shape: 0.17 loss_joint_proj: 0.38 ..." and no
+    # total was "no training loss"; two parts, or an agent's or a GAN's objectives, stay apart
+    lines = [f"Epoch 0/7 itr {i}/3489: lr: 0.0001 loss_smpl_pose: {0.34 - 0.01 * i:.4f} loss_smpl_shape: 0.1658 "
+             f"loss_joint_proj: {0.38 - 0.01 * i:.4f} loss_joint_cam: 0.0461" for i in range(1, 13)]
+    log = read_log(write(tmp_path, "train.log", "\n".join(lines) + "\n"))
+    [total] = log.by_role("loss")
+    assert total.values[0] == pytest.approx(0.33 + 0.1658 + 0.37 + 0.0461)
+    assert any(w.code == "derived_loss" for w in log.warnings)
+    for names in (("loss_a", "loss_b"), ("actor_loss", "critic_loss", "entropy_loss")):
+        text = "step," + ",".join(names) + "\n" + "".join(
+            f"{i}," + ",".join(f"{1.0 / (i + 1):.4f}" for _ in names) + "\n" for i in range(20))
+        assert not read_log(write(tmp_path, "h.csv", text)).by_role("loss"), names

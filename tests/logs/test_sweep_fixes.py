@@ -749,3 +749,25 @@ def test_a_learning_rate_of_zero_throughout_and_an_astronomical_loss_are_finding
     [f] = found(diagnose(run_of(loss=huge)), "loss_divergence")
     assert f.severity == "error" and f.evidence.value == pytest.approx(3.0e31)
     assert not found(diagnose(run_of(loss=1e9 * np.linspace(1, 0.5, 40))), "loss_divergence")  # large, sound
+
+
+def test_an_accuracy_column_that_counts_samples_is_no_accuracy() -> None:
+    # ls19: train_acc 87-126 (correct samples per batch of 128): divided by 100 as a percent it was
+    # "accuracy 1.26"; it is no share at all
+    from gradhealth.logs.detectors import accuracies
+
+    counts = run_of(loss=np.linspace(1.0, 0.2, 20), train_acc=np.linspace(87, 126, 20), val_acc=np.linspace(0.5, 0.8, 20))
+    assert accuracies(counts)[0] is None and accuracies(counts)[1] is not None
+    percent = run_of(loss=np.linspace(1.0, 0.2, 20), train_acc=np.linspace(40, 99, 20))
+    assert accuracies(percent)[0] is not None
+
+
+def test_a_loss_that_is_the_keras_clamp_times_the_share_wrong_is_saturated_outputs() -> None:
+    # ls20 (a Keras CNN): loss 8.9545 at accuracy 0.4444, 9.3127 at 0.4222: 16.1181 x (1 - acc)
+    acc = np.array([0.4667, 0.3778, 0.4444, 0.4222, 0.5111, 0.3333, 0.4889, 0.4000, 0.4556])
+    [f] = found(diagnose(run_of(loss=16.1181 * (1 - acc), acc=acc)), "nonfinite")
+    assert f.severity == "error" and f.evidence.model_dump()["accuracy_metric"] == "acc"
+    # an ordinary loss beside an accuracy: nothing of the kind
+    rng = np.random.default_rng(0)
+    loss = 16.1181 * (1 - acc) * (1 + 0.05 * rng.standard_normal(9))
+    assert not found(diagnose(run_of(loss=loss, acc=acc)), "nonfinite")
