@@ -1481,7 +1481,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         figures.units[name]["cut_off"] = 1.0
     figures.layer_scales = layer_scale_names(net, tracer)
     if run.optimizer is not None:
-        own = {rec.name: list(rec.module.parameters(recurse=False)) for rec in records}
+        # (an unrolled nn.RNN/GRU/LSTM keeps the module it unrolls as a child: its weights are its own)
+        own = {rec.name: list((rec.module.rnn if isinstance(rec.module, UnrolledRNN) else rec.module)
+                              .parameters(recurse=isinstance(rec.module, UnrolledRNN))) for rec in records}
         for name, ratio in step_ratios(own, run.optimizer).items():
             figures.units.setdefault(name, {})["update_ratio"] = ratio
     return figures, records

@@ -607,6 +607,10 @@ def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int) -> bool:
     return len(after) > 0 and bool(np.median(after) < 2 * med[i])
 
 
+#: A run whose last points are within this factor of its lowest ended at its floor
+_FLOOR_END = 2.0
+
+
 @detects("gradient_spike")
 def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Finding]:
     s = run.first(role)  # type: ignore[arg-type]  # callers pass Role literals typed as str
@@ -633,6 +637,12 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     frequent = episodes / len(v) > t.spike_warning_fraction and (
         episodes >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
     severity = "warning" if (frequent or not all_recovered) else "info"
+    if (role != "grad_norm" and all_recovered and float(np.max(v[idx])) < float(v[0])
+            and float(np.median(v[-3:])) <= _FLOOR_END * float(np.min(v))):
+        # bumps of a loss fitted near 0 (a validation loss at 1e-3 jumping to 0.2, ls22): huge against
+        # its rolling median, yet below where the run started, each gone again, and the run ending at
+        # its lowest: a note
+        severity = "info"
     if role != "grad_norm" and _on_rollouts(run):
         # an agent's value loss regresses onto the returns its last rollout held: one with a rare large
         # episode reward (SB3 PPO, episodes of one step paying +-100) jumps and falls back with it. A
@@ -1860,7 +1870,11 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     level = float(np.median(v[half:]))
     chance = at_chance(run, level, t) or uniform_guess(v[half:]) or _validation_at_chance(run)
     rising = sm[-1] > sm[half] * t.divergence_factor
-    if rising or falling or (converged and chance is None):
+    # a loss lower at every point than at the one before is learning, however slowly (ls21: SimCLR's
+    # epoch averages 7.24 -> 6.89 over 10 epochs, each one down)
+    descending = (len(v) >= 4 and bool(np.all(np.diff(v) < 0)) and chance is None
+                  and overall >= t.plateau_improvement)  # (0.09% over 46 epochs is no learning)
+    if rising or falling or descending or (converged and chance is None):
         return [stuck] if stuck else []
     # "Never learnt" is a claim about the run from its start: a log that opens at step 1631 and spans
     # ten steps of it (a pasted excerpt, a resumed run) shows a window, not the start.
@@ -2356,6 +2370,21 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "Log the loss too (MXNet: eval_metric=['acc', 'ce']; Keras logs it by default).",
             {"metric": accuracy[0].name, "steps": None, "value": 0.0,
              "series": [s.name for s in run.series][:50]}, [])]
+    named = [s for s in run.series if s.role == "metric" and "loss" in s.name.lower()
+             and bool(np.any(np.isfinite(s.values)))]
+    if not main and named:
+        # an actor's and a critic's losses, two autoencoders' (faceswap's loss_A, loss_B), a value
+        # loss alone (ls21): losses, but none the training loss whose trend the checks can judge
+        names = ", ".join(s.name for s in named[:5]) + (" ..." if len(named) > 5 else "")
+        return [_finding(
+            "insufficient_data", "info",
+            f"losses logged ({names}) but none is a training loss the trend checks judge: checked for NaN/Inf",
+            "These are separate objectives (an actor's and a critic's, two models'), or one that is not minimised "
+            "towards a floor, so no one of them says whether the run learns, and they do not add up to a loss; "
+            "their NaN/Inf and blow-ups are checked. Log the total loss, or a gradient norm (see the recorder), "
+            "for the gradient and trend checks.",
+            {"metric": named[0].name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]},
+            [])]
     if not main:
         return [_finding(
             "insufficient_data", "warning",

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 from gradhealth.analysis.importers.keras import check_keras, keras_optimizer, read_keras_training
 from gradhealth.analysis.plan import make_plan
@@ -587,3 +588,26 @@ def test_a_layer_started_near_zero_on_purpose_does_not_set_the_rate() -> None:
     from gradhealth.core.remedies import UPDATE_RATIO_TARGET
     assert r.params["suggested_learning_rate"] == pytest.approx(1.0 * UPDATE_RATIO_TARGET / worst, rel=0.01)
     assert r.verified is not None and r.verified.fixed  # (its metric stays the largest ratio, the gate's)
+
+
+@pytest.mark.parametrize("cell", [nn.GRU, nn.LSTM, nn.RNN])
+def test_a_torch_recurrent_layers_weights_are_in_the_first_steps_ratios(cell: type[nn.RNNBase]) -> None:
+    # msweep8: nn.GRU/LSTM weights were left out of the update ratios (the unrolled layer holds the
+    # module as a child), so an LSTM moving 14.7x its norm went unjudged. Its ratio is the one its
+    # own weight matrices get from a plain SGD step, computed here by hand
+    class LM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.rnn, self.head = nn.Embedding(100, 32), cell(32, 64, batch_first=True), nn.Linear(64, 100)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.rnn(self.emb(x))[0])
+
+    torch.manual_seed(0)
+    model, x = LM(), torch.randint(0, 100, (8, 20))
+    from gradhealth import check_module
+
+    doc = check_module(model, x, seeds=1, optimizer={"type": "sgd", "lr": 50.0}, verify=False)
+    [f] = [f for f in doc.findings if f.code == "large_updates"]
+    ratios = f.evidence.model_dump()["update_ratios"]
+    assert "rnn" in ratios and ratios["rnn"] > 0.1

@@ -771,3 +771,36 @@ def test_a_loss_that_is_the_keras_clamp_times_the_share_wrong_is_saturated_outpu
     rng = np.random.default_rng(0)
     loss = 16.1181 * (1 - acc) * (1 + 0.05 * rng.standard_normal(9))
     assert not found(diagnose(run_of(loss=loss, acc=acc)), "nonfinite")
+
+
+def test_losses_that_are_not_one_training_loss_are_a_note_not_no_loss() -> None:
+    # ls21: OpenRLHF's critic_loss alone, faceswap's loss_A and loss_B (two autoencoders): losses the
+    # checks cannot judge as one training loss, but not "no training loss"
+    for series in ({"critic_loss": np.linspace(0.5, 0.2, 12)},
+                   {"loss_A": np.linspace(0.09, 0.05, 12), "loss_B": np.linspace(0.08, 0.04, 12)}):
+        [f] = found(diagnose(run_of(**series)), "insufficient_data")
+        assert f.severity == "info" and "none is a training loss" in f.summary
+
+
+def test_a_loss_lower_at_every_point_is_no_plateau() -> None:
+    # ls21 (SimCLR): epoch averages falling by under 1% an epoch, each lower than the one before
+    loss = np.array([3.240, 3.089, 3.055, 3.048, 3.040, 3.033, 3.027, 3.022, 3.013, 3.007])
+    assert not found(diagnose(run_of(steps=np.arange(1, 11), loss=loss)), "loss_plateau")
+    flat = loss.copy()
+    flat[5:] = flat[5]  # the same numbers that stop falling halfway: still judged
+    assert found(diagnose(run_of(loss=np.concatenate([flat, np.full(10, flat[5])]))), "loss_plateau")
+
+
+def test_recovered_bumps_of_a_loss_fitted_near_zero_are_a_note() -> None:
+    # ls22: a validation loss from 2.4 down to ~1e-3 jumping to 0.14-0.29 in a few epochs, each time
+    # back: 100-500x its rolling median, a tenth of its start
+    rng = np.random.default_rng(0)
+    val = np.concatenate([np.geomspace(2.4, 2e-3, 15), 1e-3 * (1 + 0.2 * rng.random(45))])
+    for i, h in ((18, 0.29), (24, 0.14), (31, 0.2)):
+        val[i] = h
+    loss = np.geomspace(2.0, 1e-3, 60)
+    spikes = found(diagnose(run_of(loss=loss, val_loss=val)), "loss_spike")
+    assert spikes and all(f.severity == "info" for f in spikes)
+    val2 = val.copy()
+    val2[[18, 24, 31]] = 3.0  # back above where it started: a warning still
+    assert any(f.severity == "warning" for f in found(diagnose(run_of(loss=loss, val_loss=val2)), "loss_spike"))

@@ -334,7 +334,16 @@ _DARKNET = re.compile(rf"(?<![\w.])(?P<step>\d+):\s+(?P<loss>{_NUM}|-?nan|-?inf)
                       rf"\s+avg(?:\s+loss)?,\s+(?P<lr>{_NUM})\s+rate\b", re.IGNORECASE)
 
 
+#: Caffe's per-output report, whose output may be named with any characters ("loss: 50%-fire-rate"):
+#: the name is everything from the "#k:" to the " = " before the value
+_CAFFE_OUTPUT = re.compile(rf"\b(?P<split>Train|Test) net output #\d+: (?P<name>.+?) = (?P<val>{_NUM}|-?nan|-?inf)"
+                           rf"(?![\w.])", re.IGNORECASE)
+
+
 def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
+    if "net output #" in line and (caffe := _CAFFE_OUTPUT.search(line)) is not None:
+        name = caffe["name"].strip()
+        return [(f"eval_{name}" if caffe["split"].lower() == "test" else name, caffe["val"])], None
     if "avg" in line and "rate" in line and (dk := _DARKNET.search(line)) is not None:
         return [("step", dk["step"]), ("loss", dk["loss"]), ("avg", dk["avg"]), ("lr", dk["lr"])], None
     if "<--" in line:
@@ -353,6 +362,7 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     bar = _KERAS_BAR.match(line) if "/" in line else None
     if bar is not None:
         found[_BAR_KEY] = bar["i"]  # the batch within its epoch: the step where no epoch header counts
+        total = float(bar["n"])
         spans.append(bar.span())
     for m in _BRACKET_COUNT.finditer(line) if "[" in line else ():
         low = m["key"].lower()
@@ -653,6 +663,8 @@ class TextReader:
         # the epoch of the last line that names one without a step (progress lines above the first
         # "Epoch N/M" header: N - 1's)
         header_epoch = epoch = _epoch_above(path, limits) if start == 1 else None
+        bar_last: int | None = None   # the last Keras progress count read as a step, and how many
+        bar_round = 0                 # times the count started again (an epoch each)
         in_eval = False
         table: list[str] | None = None     # the columns of an "Epoch ..." table (YOLO's console)
         by_epoch: dict[str, dict[float, float]] = {}
@@ -702,8 +714,18 @@ class TextReader:
                     found, total = (row, None) if row else line_values(segment)
                     if found and found[0][0] == _BAR_KEY:
                         # a Keras progress line: under an "Epoch 3/10" header its epoch places it (as
-                        # before), pasted without one (a NaN report) its batch counter is the step
-                        found = found[1:] if header_epoch is not None else [("step", found[0][1]), *found[1:]]
+                        # before), pasted without one (a NaN report) its batch counter is the step,
+                        # counted on across epochs where it starts again (12299/12300, 12300/12300,
+                        # 12299/12300...: the headers cut from the paste)
+                        if header_epoch is None:
+                            i = int(found[0][1])
+                            if bar_last is not None and i < bar_last and total:
+                                bar_round += 1
+                            bar_last = i
+                            found = [("step", str(bar_round * int(total or 0) + i)), *found[1:]]
+                            total = None
+                        else:
+                            found = found[1:]
                     if not found:
                         table = table_header(segment) or table
                         # "Eval begin...": in a log that counts epochs, the lines up to the next

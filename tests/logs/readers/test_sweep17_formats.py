@@ -202,3 +202,29 @@ def test_a_scalar_writers_echo_of_name_value_step_is_read(tmp_path: Path) -> Non
     assert s["losses/policy_loss"].values[0] == pytest.approx(70.0)
     doc = diagnose(log)
     assert not [f for f in doc.findings if f.severity != "info"], doc.summary
+
+
+def test_a_caffe_output_is_named_by_all_it_says_between_its_number_and_the_value() -> None:
+    # ls21: "Train net output #1: loss: 50%-fire-rate = 0.5" was read as a loss of 50
+    from gradhealth.logs.readers.text import line_values
+
+    assert line_values("I0818 solver.cpp:244]     Train net output #1: loss: 50%-fire-rate = 0.5")[0] == [
+        ("loss: 50%-fire-rate", "0.5")]
+    assert line_values("I0818 solver.cpp:404]     Test net output #1: loss_cls = 2.30615 (* 1 = 2.30615 loss)")[0] == [
+        ("eval_loss_cls", "2.30615")]
+    assert line_values("I0818 solver.cpp:244]     Train net output #0: loss = nan (* 1 = nan loss)")[0] == [("loss", "nan")]
+
+
+def test_keras_progress_counts_that_start_again_are_counted_on_as_epochs(tmp_path: Path) -> None:
+    # ls21: a paste of Keras bars with the "Epoch N/M" headers cut (only the checkpoint callback's
+    # "Epoch 00001: val_loss improved" glued on): every epoch sat at the steps 12299 and 12300
+    lines = []
+    for e in range(1, 5):
+        loss, val = 1.6 - 0.05 * e, 1.55 + 0.01 * e * e
+        lines += [f"12299/12300 [============================>.] - ETA: 0s - loss: {loss:.4f}Epoch {e:05d}: "
+                  "val_loss did not improve",
+                  f"12300/12300 [==============================] - 2741s 223ms/step - loss: {loss:.4f} - "
+                  f"val_loss: {val:.4f}"]
+    s = by_name(read_log(write(tmp_path, "train.log", "\n".join(lines) + "\n")))
+    assert s["val_loss"].steps.tolist() == [12300, 24600, 36900, 49200]
+    assert s["loss"].steps.tolist()[:3] == [12299, 12300, 24599]
