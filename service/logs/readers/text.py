@@ -718,11 +718,11 @@ class TextReader:
                         # counted on across epochs where it starts again (12299/12300, 12300/12300,
                         # 12299/12300...: the headers cut from the paste)
                         if header_epoch is None:
-                            i = int(found[0][1])
-                            if bar_last is not None and i < bar_last and total:
+                            count = int(found[0][1])
+                            if bar_last is not None and count < bar_last and total:
                                 bar_round += 1
-                            bar_last = i
-                            found = [("step", str(bar_round * int(total or 0) + i)), *found[1:]]
+                            bar_last = count
+                            found = [("step", str(bar_round * int(total or 0) + count)), *found[1:]]
                             total = None
                         else:
                             found = found[1:]
