@@ -2174,7 +2174,12 @@ def _task_metric_improved(run: RunLog, val: Series, best_step: float) -> tuple[s
         steps_between = np.abs(np.diff(v))
         quantum = float(np.min(steps_between[steps_between > 0])) if np.any(steps_between > 0) else 0.0
         noise = max(1.4826 * float(np.median(steps_between)) / math.sqrt(2), quantum)
-        if gain > _TASK_GAIN * abs(at_best) and gain > 3 * noise:
+        # and ending near its own best: a metric that was better before the loss's best than it ends
+        # (ls22: eval_accuracy 0.90 at the first evaluation, 0.49 at the loss's best, 0.78 at the end)
+        # has not kept improving, it has partly recovered
+        best_ever = float(np.min(v)) if lower else float(np.max(v))
+        short = (last - best_ever) if lower else (best_ever - last)
+        if gain > _TASK_GAIN * abs(at_best) and gain > 3 * noise and short <= 3 * noise:
             return s.name, at_best, last
     return None
 

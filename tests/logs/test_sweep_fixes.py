@@ -804,3 +804,19 @@ def test_recovered_bumps_of_a_loss_fitted_near_zero_are_a_note() -> None:
     val2 = val.copy()
     val2[[18, 24, 31]] = 3.0  # back above where it started: a warning still
     assert any(f.severity == "warning" for f in found(diagnose(run_of(loss=loss, val_loss=val2)), "loss_spike"))
+
+
+def test_a_task_metric_that_ends_well_under_its_own_best_excuses_no_rising_validation_loss() -> None:
+    # ls22: eval_accuracy 0.90 at the first evaluation, 0.49 at the loss's best, 0.78 at the end:
+    # it "improved" since the loss's best only by recovering part of what it had lost
+    n = 12
+    train = np.linspace(1.2, 0.4, n)
+    val = np.array([1.49, 1.37, 1.33, 1.37, 1.36, 1.43, 1.44, 1.48, 1.51, 1.49, 1.52, 1.53])
+    steady = np.array([0.902, 0.900, 0.901, 0.903, 0.900, 0.902, 0.901, 0.900, 0.902, 0.901, 0.903, 0.900])
+    acc = steady.copy()
+    acc[2:] = np.linspace(0.49, 0.60, n - 2)
+    [f] = found(diagnose(run_of(loss=train, eval_loss=val, eval_accuracy=acc)), "validation_divergence")
+    assert f.severity == "warning"
+    better = np.concatenate([[0.40, 0.45], np.linspace(0.49, 0.80, n - 2)])  # at its best at the end: a note
+    [f] = found(diagnose(run_of(loss=train, eval_loss=val, eval_accuracy=better)), "validation_divergence")
+    assert f.severity == "info"
