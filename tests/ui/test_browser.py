@@ -22,7 +22,8 @@ import pytest
 from gradhealth.settings import hash_key
 from tests.e2e.helpers import serve, wait_job
 
-EXAMPLE = "std1_mlp"  # exploding, a few seconds: findings, remedies and a layer chart
+EXAMPLE = "transformer_post_ln"  # a post-LN risk, about 2 s (long enough to watch it run): findings, a
+#                                 remedy and a layer chart
 KEY = "browser-test-key"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 800}
