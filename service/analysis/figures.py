@@ -65,6 +65,9 @@ class SeedFigures:
     #: units whose saturating activation's output only gates another tensor, multiplied into it
     #: (a squeeze-excitation or GLU gate, an LSTM's gates written by hand; :func:`.graph.gate_units`)
     gates: list[str] = field(default_factory=list)
+    #: layers called in a loop that drive a sigmoid gate: a gated cell written by hand
+    #: (:func:`.graph.gate_drivers`)
+    gate_drivers: list[str] = field(default_factory=list)
     #: units whose output is added to another path (a residual branch's last layer;
     #: :func:`.graph.branch_sums`)
     summed: list[str] = field(default_factory=list)

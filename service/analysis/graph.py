@@ -1474,6 +1474,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         sums = branch_sums(records, readers)
         figures.post_ln = post_ln_units(sums, readers)
         figures.gates = gate_units(records, readers)
+        figures.gate_drivers = gate_drivers(looped, readers)
         figures.summed = list(sums)
     figures.looped = [*looped, *scans]
     figures.beside_loops = beside
@@ -1596,6 +1597,39 @@ def gate_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> li
     return out
 
 
+#: What lies between a looped layer's output and the gate it drives in a cell written by hand: the
+#: split of its gates (z and r of one product), the add of the input's own projection, reshapes
+_TO_GATE = ("Split", "Unbind", "Chunk", "Slice", "Select", "Add", "Narrow", *_RESHAPES)
+
+
+def gate_drivers(calls: Mapping[str, Sequence[Record]], readers: Mapping[Any, set[Any]]) -> list[str]:
+    """The layers called in a loop (``calls``: :func:`loops`) whose output reaches a sigmoid, within
+    a few splits, adds and reshapes, that only products read: the recurrent projection of a GRU or
+    an LSTM written by hand (z = sigmoid(x W_z + h U_z); h = z * h + ...). Such a cell is gated."""
+    out = []
+    for name, recs in calls.items():
+        frontier = [recs[-1].out.grad_fn] if recs and recs[-1].out.grad_fn is not None else []
+        found = False
+        for _ in range(4):
+            nxt: list[Any] = []
+            for n in frontier:
+                for r in readers.get(n, ()):
+                    kind = type(r).__name__
+                    if kind.startswith("SigmoidBackward"):
+                        after = readers.get(r, set())
+                        found = found or (bool(after) and all(type(a).__name__.startswith("MulBackward")
+                                                              for a in after))
+                    elif kind.startswith(_TO_GATE):
+                        nxt.append(r)
+            frontier = nxt
+        if found:
+            out.append(name)
+    # the other layers of the same cell (called as often: a GRU's candidate projection h2n beside
+    # its gates' h2zr) belong to a gated cell too
+    steps = {len(calls[name]) for name in out}
+    return [name for name, recs in calls.items() if name in out or len(recs) in steps]
+
+
 def _summed(node: Any, readers: Mapping[Any, set[Any]]) -> Any:
     """The sum a branch's output reaches through reshapes only it reads (an exported graph's
     View, Permute); None for the stream itself, which the next sublayer reads as well, and for
@@ -1713,6 +1747,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             or figures_of[0].forward_squash,
                             squashed_in_forward=figures_of[0].forward_squash is not None,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
+                            gate_drivers=figures_of[0].gate_drivers,
                             summed=figures_of[0].summed,
                             on_probabilities=run.losses is None and not run.from_logits
                             and run.loss in PROBABILITY_LOSSES and not run.inference_head)

@@ -95,6 +95,12 @@ NOT_REINITIALISED = ("not verified on this network: its forward computes layers 
                      "re-initialise; make the change and check again")
 
 
+#: The layers a re-initialisation or a bias edit touches: transposed convolutions too (a generator's,
+#: a decoder's or a U-Net's up-path: msweep9's VAE kept its std-10 ConvTranspose2d under "he_init")
+_WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                  nn.ConvTranspose3d)
+
+
 def _layers(net: nn.Module, types: tuple[type, ...]) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, types)
             or (getattr(m, "role", None) is not None and role_of(m).kind == "weight"
@@ -104,7 +110,7 @@ def _layers(net: nn.Module, types: tuple[type, ...]) -> list[nn.Module]:
 def _init_edit(scheme: str) -> Edit:
     def edit(net: nn.Module, seed: int) -> None:
         with torch.no_grad():
-            for m in _layers(net, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            for m in _layers(net, _WEIGHT_LAYERS):
                 parametrized = parametrized_weight(m)
                 # a parametrized weight (weight_norm) is computed: draw a new one and assign it
                 # (the parametrization's right_inverse sets its originals)
@@ -153,7 +159,7 @@ def _zero_bias_edit(net: nn.Module, seed: int) -> None:
     """Every Linear/Conv bias of the copy at 0, the weights kept (a bias far below the
     pre-activations' spread holds its units off: RetinaNet's prior -4.6 copied onto every conv)."""
     with torch.no_grad():
-        for m in _layers(net, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        for m in _layers(net, _WEIGHT_LAYERS):
             bias = getattr(m, "bias", None)
             if isinstance(bias, torch.Tensor):
                 bias.zero_()
@@ -422,6 +428,13 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
                 "b_z = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init, GRU gates r, z, n\n"
                 "        rnn.bias_ih_l0.data[H:2 * H] = b_z; rnn.bias_hh_l0.data[H:2 * H] = 0")
             out.append((gated, _chrono_edit(steps)))
+        elif {u.name for u in recurrent} <= set(result.gate_drivers):
+            # a cell written by hand whose recurrent layer drives sigmoid gates (a GRU's z and r, an
+            # LSTM's f): already gated, so not "make it an LSTM" but its gates' own bias (msweep8)
+            gated.change = (f"keep {names} (a gated cell written by hand) and open its forget/update gate at "
+                            f"init: its bias b so that sigmoid(b) keeps the state over about T_max = {steps} "
+                            "steps (b = log(U(1, T_max - 1)), chrono initialisation)")
+            out.append((gated, None))
         else:
             out.append((gated, None))
     for remedy, edit in out:

@@ -318,7 +318,11 @@ class _ThroughTime(ArchitectureRule):
                     and ratios.get((layer, sub - 1), math.inf) < 1):
                 severity = None
             gated = result.unit(layer).type in GATED_CELLS
-            if severity == "error" and self.code == "vanishing_through_time" and gated:
+            # a cell written by hand is gated where its recurrent layer drives a sigmoid gate: at most a
+            # warning too (though not a note when "read often": a hand-written LSTM's cell path makes
+            # its carried gradient differ from dL/dh_t even where the loss reads the last step alone)
+            if severity == "error" and self.code == "vanishing_through_time" and (
+                    gated or layer in result.gate_drivers):
                 severity = "warning"
             if severity is not None and self.code == "vanishing_through_time" and (layer, sub) in read_often:
                 # the loss (or a layer above) reads every step: each step learns from a gradient of
@@ -344,7 +348,7 @@ class _ThroughTime(ArchitectureRule):
         value = ratio
         per_step = ratio ** (1 / (steps - 2)) if ratio > 0 and math.isfinite(ratio) else math.nan
         unit = result.unit(layer)
-        gated = vanishing and unit.type in GATED_CELLS
+        gated = vanishing and (unit.type in GATED_CELLS or layer in result.gate_drivers)
         horizon = _memory_horizon(per_step) if gated else None
         evidence = {
             "metric": "output_grad_ratio_first_to_last_step",

@@ -168,6 +168,9 @@ class SimulationResult:
     post_ln_by_hand: bool = False
     #: a live module's units whose sigmoid or tanh gates another tensor (``SeedFigures.gates``)
     gates: list[str] = field(default_factory=list)
+    #: a live module's layers called in a loop that drive a sigmoid gate (a gated cell written by
+    #: hand: ``SeedFigures.gate_drivers``), judged as the torch cells are
+    gate_drivers: list[str] = field(default_factory=list)
     #: a live module's units whose output is added to another path (``SeedFigures.summed``): where
     #: none is, the network has no residual branch
     summed: list[str] = field(default_factory=list)

@@ -1377,3 +1377,57 @@ def test_a_deep_unnormalised_residual_stack_gets_its_branches_scaled_and_verifie
     assert scaled.verified is not None and scaled.verified.fixed and scaled.recommended
     assert scaled.verified.after is not None and scaled.verified.after < 100
     assert "1.fc2" in scaled.change and "(each ending at" in scaled.change
+
+
+class _HandCell(nn.Module):
+    """A GRU written by hand (gated) or a tanh cell (plain), read at every step."""
+
+    def __init__(self, gated: bool) -> None:
+        super().__init__()
+        d, self.gated = 32, gated
+        self.x2g = nn.Linear(8, 3 * d)
+        self.h2zr, self.h2n, self.head = nn.Linear(d, 2 * d, bias=False), nn.Linear(d, d, bias=False), nn.Linear(d, 4)
+        nn.init.orthogonal_(self.h2zr.weight)
+        nn.init.orthogonal_(self.h2n.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = 32
+        gx = self.x2g(x)
+        h, hs = x.new_zeros(x.shape[0], d), []
+        for t in range(x.shape[1]):
+            zx, rx, nx = gx[:, t].split(d, -1)
+            if self.gated:
+                zh, rh = self.h2zr(h).split(d, -1)
+                z, r = torch.sigmoid(zx + zh), torch.sigmoid(rx + rh)
+                h = z * h + (1 - z) * torch.tanh(nx + self.h2n(r * h))
+            else:
+                h = torch.tanh(nx + self.h2n(h))
+            hs.append(h)
+        return self.head(torch.stack(hs, 1))
+
+
+def test_a_gated_cell_written_by_hand_is_offered_its_gates_bias_not_an_lstm() -> None:
+    # msweep8: a GRU written by hand read as a plain cell and was told "make h2zr an LSTM"; its
+    # recurrent projection drives sigmoid gates that multiply the state: a gated cell already
+    torch.manual_seed(0)
+    gated = check_module(_HandCell(True), torch.randn(8, 60, 8), seeds=2)
+    [f] = [f for f in gated.findings if f.code == "vanishing_through_time"]
+    [cell] = [r for r in f.remedies if r.id == "gated_recurrent_cell"]
+    assert "gated cell written by hand" in cell.change and "LSTM" not in cell.change
+    torch.manual_seed(0)
+    plain = check_module(_HandCell(False), torch.randn(8, 60, 8), seeds=2)
+    [f] = [f for f in plain.findings if f.code == "vanishing_through_time"]
+    assert not [r for r in f.remedies if "gated cell written by hand" in r.change]
+
+
+def test_a_reinitialisation_reaches_transposed_convolutions() -> None:
+    # msweep9: a VAE decoder's std-10 ConvTranspose2d feeding a tanh kept its weights under the init
+    # remedies (only Linear and Conv were redrawn), so "xavier_init" made the saturation worse
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32 * 4 * 4), nn.Unflatten(1, (32, 4, 4)), nn.ConvTranspose2d(32, 16, 4, 2, 1),
+                          nn.Tanh(), nn.Conv2d(16, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
+    nn.init.normal_(model[2].weight, 0.0, 10.0)
+    doc = check_module(model, torch.randn(16, 16), seeds=2)
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    [xavier] = [r for r in f.remedies if r.id == "xavier_init"]
+    assert xavier.verified is not None and xavier.verified.fixed and xavier.verified.after < 0.3

@@ -77,7 +77,9 @@ _NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)
 # "eta: 5:02:49" is a time, not 5; PaddleOCR pads its "{:x<6f}" to "nanxxx", "infxxx"
 # a callback printing onto a progress line glues its message to the last value ("loss:
 # 44.4110Batch 3: Invalid loss"): a capitalised word after a digit ends the number
-_END = r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?:(?![\w.]|:\d)|(?<=\d)(?=[A-Z][a-z]{2,}[ \t:]))"
+_END = (r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?:(?![\w.]|:\d)|(?<=\d)(?=[A-Z][a-z]{2,}[ \t:])"
+        # a sentence's full stop after the value ("Mean training loss: 0.6162."), not a version's dot
+        r"|(?<=\d)(?=\.(?:[ \t]|$)))")
 _SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
 # a word naming which loss ("total loss: 4119.9", "cls loss: 0.56", "running loss: 0.3"): part of its
 # name, or every such line reads as one "loss" (PyTorch-YOLOv3 forks print eight of them)

@@ -228,3 +228,12 @@ def test_keras_progress_counts_that_start_again_are_counted_on_as_epochs(tmp_pat
     s = by_name(read_log(write(tmp_path, "train.log", "\n".join(lines) + "\n")))
     assert s["val_loss"].steps.tolist() == [12300, 24600, 36900, 49200]
     assert s["loss"].steps.tolist()[:3] == [12299, 12300, 24599]
+
+
+def test_a_value_ending_a_sentence_is_read_without_its_full_stop() -> None:
+    # ls23: "Mean training loss: 0.6162." was no value (the full stop after the number)
+    from gradhealth.logs.readers.text import line_values
+
+    assert line_values("Epoch 3: Mean training loss: 0.6162. Validation loss: 0.7.")[0] == [
+        ("training_loss", "0.6162"), ("Validation_loss", "0.7"), ("Epoch", "3")]
+    assert line_values("loss: 0.5.3 x")[0] == []  # a version-like number is still none
