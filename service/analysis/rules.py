@@ -627,13 +627,17 @@ class Nonfinite(ArchitectureRule):
     ) -> Detection:
         fwd = [u for u in result.units if u.mean("nonfinite_forward") > 0]
         bwd = [u for u in result.units if u.mean("nonfinite_backward") > 0]
-        first = fwd[0] if fwd else (bwd[-1] if bwd else None)
-        where = f"{'forward' if fwd else 'backward'} pass at {first.name}" if first else "the loss"
+        # every layer's output finite and the loss not: it is made after the last layer (a log of a
+        # ReLU's zeros in the loss, msweep9), in the forward, and the backward only carries it
+        in_loss = not fwd and not all(math.isfinite(x) for x in result.losses)
+        first = fwd[0] if fwd else (bwd[-1] if bwd and not in_loss else None)
+        where = (f"{'forward' if fwd else 'backward'} pass at {first.name}" if first else
+                 "loss, computed in the forward pass after the last layer" if in_loss else "loss")
         evidence = {
             "metric": "nonfinite",
             "value": value,
             "layers": [first.name] if first else [],
-            "pass": "forward" if fwd else "backward",
+            "pass": "forward" if fwd or in_loss else "backward",
             "losses": [fmt(x) for x in result.losses],
         }
         return Detection(
@@ -954,8 +958,10 @@ class SymmetricWeights(ArchitectureRule):
         return Detection(
             self.code, severity, "equal_weight_layers", value,
             f"every weight of {_named(layers)} is the same value ({first.mean('weight_rms'):.3g}"
-            + (" and so on" if len(layers) > 1 else "") + f"): its {first.fan_out} units compute the same and "
-            "stay copies of one another",
+            + (" and so on" if len(layers) > 1 else "") + "): its "
+            # (a convolution's fan_out counts its kernel's positions too: its units are its channels)
+            + (f"{first.fan_out} units" if first.type == "linear" else "units (output channels)")
+            + " compute the same and stay copies of one another",
             "A layer whose weights all start equal gives each of its units the same input weights, so every unit "
             "computes the same output and receives the same gradient: no step can make them differ (the symmetry "
             "random initialisation exists to break), and the layer is as good as one unit wide. A large constant also "

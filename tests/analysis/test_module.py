@@ -1431,3 +1431,32 @@ def test_a_reinitialisation_reaches_transposed_convolutions() -> None:
     [f] = [f for f in doc.findings if f.code == "saturation"]
     [xavier] = [r for r in f.remedies if r.id == "xavier_init"]
     assert xavier.verified is not None and xavier.verified.fixed and xavier.verified.after < 0.3
+
+
+def test_a_constant_convolution_is_symmetric_in_its_channels_not_its_kernel_positions() -> None:
+    # msweep9: a U-Net's 16-channel 3x3 conv filled with a constant read "its 144 units" (16 x 3 x 3)
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                      nn.Flatten(), nn.Linear(16 * 8 * 8, 10))
+    nn.init.constant_(m[2].weight, 0.02)
+    doc = check_module(m, torch.randn(8, 3, 8, 8), seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "symmetric_weights"]
+    assert "144" not in f.summary and "output channels" in f.summary
+
+
+def test_a_loss_made_infinite_after_the_last_layer_is_named_in_the_forward() -> None:
+    # msweep9: a detection head's log(relu(x)) in the loss read "NaN/Inf first appears in the
+    # backward pass" though every layer's output is finite and the loss is already inf
+    class LogHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.log(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+    torch.manual_seed(0)
+    doc = check_module(LogHead(), torch.randn(16, 16), loss="mse", seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    assert f.evidence.model_dump()["pass"] == "forward" and "backward" not in f.summary
+    assert "the the" not in f.summary and "(made by log" in f.summary
