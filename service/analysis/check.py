@@ -225,19 +225,17 @@ class _Verifier:
                 continue
             self._step(det, remedy, total)
             after = self._simulate(remedy.patch, seeds=1)
-            verdict = None if isinstance(after, str) else judge(det, all_detections, after, thresholds)
-            if (not isinstance(after, str) and verdict is not None and after.seeds < self.plan.spec.seeds
-                    and not self._decisive(det, all_detections, after, verdict)):
+            if (isinstance(after, SimulationResult) and after.seeds < self.plan.spec.seeds
+                    and not self._decided(det, all_detections, after)):
                 # near a threshold on one seed: every seed decides, as the finding's own simulation did
                 after = self._simulate(remedy.patch)
-                verdict = None if isinstance(after, str) else judge(det, all_detections, after, thresholds)
-            if isinstance(after, str) or verdict is None:
+            if isinstance(after, str):
                 remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value), after=None,
                                            fixed=False, note=f"could not simulate the patched spec: {after}")
                 remedy.recommended = False
                 continue
             self.results[id(remedy)] = after
-            value, fixed, new = verdict
+            value, fixed, new = judge(det, all_detections, after, thresholds)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(value), fixed=fixed, side_effects=new,
                                        seeds=after.seeds)
@@ -251,12 +249,10 @@ class _Verifier:
                 remedies.insert(at, clip)
         return sorted(remedies, key=lambda r: _rank(det.code, r))
 
-
-    def _decisive(self, det: Detection, all_detections: list[Detection], after: SimulationResult,
-                  verdict: tuple[float, bool, list[str]]) -> bool:
-        """Whether ``after``'s verdict stands with the thresholds moved (:func:`decided`)."""
-        return decided(lambda t: acted_on(judge(det, all_detections, after, t)),
-                       self.options.thresholds, self.margin)
+    def _decided(self, det: Detection, all_detections: list[Detection], after: SimulationResult) -> bool:
+        """Whether one seed's ``after`` decides the remedy's verdict as every seed's would (:func:`decided`)."""
+        return decided(lambda t: acted_on(judge(det, all_detections, after, t)), self.options.thresholds,
+                       self.margin)
 
 
 def acted_on(verdict: tuple[float, bool, list[str]]) -> tuple[bool, bool]:

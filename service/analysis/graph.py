@@ -565,14 +565,14 @@ def elementwise_loops(decays: Mapping[str, list[tuple[torch.Tensor, torch.Tensor
     for name, steps in decays.items():
         if len(steps) < MIN_LOOP_CALLS:
             continue
-        # Else the steps whose state is made from the step before in the chain. A leaky or EMA form,
-        # h = a * h + (1 - a) * u_t (QRNN's and SRU's fo-pooling, minGRU), also scales each input
-        # by a vector made from the decay's parameter: those products read no earlier product and
-        # are no step of the recurrence; the first state (made from the input alone) is none either.
         if all(_within_hops(later[0].grad_fn, {earlier[1].grad_fn})
                for earlier, later in zip(steps, steps[1:], strict=False)):
             out[name] = [state for state, _ in steps]
             continue
+        # Else the steps whose state is made from the step before in the chain. A leaky or EMA form,
+        # h = a * h + (1 - a) * u_t (QRNN's and SRU's fo-pooling, minGRU), also scales each input
+        # by a vector made from the decay's parameter: those products read no earlier product and
+        # are no step of the recurrence; the first state (made from the input alone) is none either.
         chain: list[tuple[torch.Tensor, torch.Tensor]] = []
         for i, (state, made) in enumerate(steps):
             before = {chain[-1][1].grad_fn} if chain else {m.grad_fn for _, m in steps[max(0, i - 2):i]}
@@ -1297,12 +1297,18 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
         return None
     if type(fn).__name__ == "SigmoidBackward0":
         return "sigmoid" if out.shape[-1] > 1 else None  # one unit: a softmax of one value, another fault
-    if type(fn).__name__ != "SoftmaxBackward0":
-        return None
+    return "softmax" if softmax_over_last(out) else None
+
+
+def softmax_over_last(out: torch.Tensor) -> bool:
+    """Whether ``out`` was made by a softmax over its last dimension (its autograd node says)."""
+    fn = out.grad_fn
+    if fn is None or type(fn).__name__ != "SoftmaxBackward0" or out.dim() < 1:
+        return False
     dim = getattr(fn, "_saved_dim", -1)
     if dim >= 2 ** 63:
         dim -= 2 ** 64  # autograd saves a negative dim as an unsigned 64-bit integer (-1: 2^64 - 1)
-    return "softmax" if dim % out.dim() == out.dim() - 1 else None
+    return bool(dim % out.dim() == out.dim() - 1)
 
 
 def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | None = None) -> Any:

@@ -49,6 +49,7 @@ from gradhealth.analysis.graph import (
     parametrized_weight,
     role_of,
     simulate_graph,
+    softmax_over_last,
 )
 from gradhealth.analysis.remedies import clip_threshold, lower_rate, raise_rate
 from gradhealth.analysis.rules import (
@@ -125,9 +126,7 @@ def _init_edit(scheme: str) -> Edit:
                     nn.init.normal_(w, 0.0, w[0].numel() ** -0.5)
                 if parametrized:
                     m.weight = w
-                bias = getattr(m, "bias", None)
-                if isinstance(bias, torch.Tensor):
-                    bias.zero_()
+        _zero_bias_edit(net, seed)  # the init remedies start every bias at 0 (their words say so)
     return edit
 
 
@@ -836,18 +835,26 @@ def on_synthetic_inputs(doc: Diagnosis) -> Diagnosis:
     return doc
 
 
-def implied_loss(module: nn.Module, inputs: list[InputSpec]) -> tuple[str, bool]:
-    """(loss, from_logits) for a graph whose file says nothing about its loss: cross_entropy over
-    its classes, unless it outputs one number per sample: binary cross-entropy on probabilities
-    after a sigmoid (a binary classifier), mse otherwise (a regression). Cross-entropy over one
-    unit is a softmax of one value, the constant 1: no gradient reaches the network at all."""
+def _first_output(module: nn.Module, inputs: list[InputSpec]) -> torch.Tensor | None:
+    """An imported graph's first output on the first seed's inputs, its autograd node kept (what
+    made it is read); None where the graph does not run on them (the check then says why)."""
     dtype = next((p.dtype for p in module.parameters()), torch.float32)
     xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, 0)]
     try:
-        with torch.no_grad():
-            out = first_tensor(call(module, xs))
-    except (RuntimeError, ValueError):  # the graph does not run on these inputs: the check says why
-        return "cross_entropy", True
+        with torch.enable_grad():
+            return first_tensor(call(module, xs))
+    except (RuntimeError, ValueError):
+        return None
+
+
+def implied_loss(module: nn.Module, inputs: list[InputSpec],
+                 out: torch.Tensor | None = None) -> tuple[str, bool]:
+    """(loss, from_logits) for a graph whose file says nothing about its loss: cross_entropy over
+    its classes, unless it outputs one number per sample: binary cross-entropy on probabilities
+    after a sigmoid (a binary classifier), mse otherwise (a regression). Cross-entropy over one
+    unit is a softmax of one value, the constant 1: no gradient reaches the network at all.
+    ``out``: the graph's output (:func:`_first_output`) where the caller has it."""
+    out = _first_output(module, inputs) if out is None else out
     if out is None or out.dim() == 0 or (out.dim() > 1 and out.shape[-1] > 1):
         return "cross_entropy", True
     act = output_activation(module)
@@ -872,24 +879,6 @@ def output_activation(module: nn.Module) -> str | None:
         ins = wiring[k][0]
         k = producer.get(ins[0]) if ins else None
     return None
-
-
-def _ends_in_softmax(module: nn.Module, inputs: list[InputSpec]) -> bool:
-    """Whether an imported graph's (first) output is a softmax over its last dimension."""
-    dtype = next((p.dtype for p in module.parameters()), torch.float32)
-    xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, 0)]
-    try:
-        with torch.enable_grad():
-            out = first_tensor(call(module, xs))
-    except (RuntimeError, ValueError):
-        return False
-    fn = getattr(out, "grad_fn", None)
-    if out is None or fn is None or type(fn).__name__ != "SoftmaxBackward0" or out.dim() < 1:
-        return False
-    dim = getattr(fn, "_saved_dim", -1)
-    if dim >= 2 ** 63:
-        dim -= 2 ** 64  # autograd saves a negative dim as an unsigned 64-bit integer
-    return bool(dim % out.dim() == out.dim() - 1 and out.shape[-1] > 1)
 
 
 def _inference_softmax_note(run: GraphRun) -> Finding:
@@ -925,12 +914,16 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         raise ModelError(f"loss must be cross_entropy or mse, not {loss!r}")
     imported = import_onnx(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits)
     from_logits = True
+    # one forward serves both questions (none for a loss given that is not the cross-entropy)
+    out = _first_output(imported.module, imported.inputs) if loss in (None, "cross_entropy") else None
     if loss is None:
-        loss, from_logits = implied_loss(imported.module, imported.inputs)
-    # an inference file's final softmax is its exporter's: the cross-entropy it was trained with took
-    # the logits, which on the probabilities is the loss from_logits=False computes (simulating
-    # through the softmax and a second one inside the loss shrank every gradient ~9x, onnxsweep2)
-    inference_softmax = loss == "cross_entropy" and _ends_in_softmax(imported.module, imported.inputs)
+        loss, from_logits = implied_loss(imported.module, imported.inputs, out)
+    # an inference file's final softmax (over classes) is its exporter's: the cross-entropy it was
+    # trained with took the logits, which on the probabilities is the loss from_logits=False
+    # computes (simulating through the softmax and a second one inside the loss shrank every
+    # gradient ~9x, onnxsweep2)
+    inference_softmax = (loss == "cross_entropy" and out is not None and softmax_over_last(out)
+                         and out.shape[-1] > 1)
     if inference_softmax:
         from_logits = False
 

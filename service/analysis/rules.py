@@ -285,6 +285,12 @@ class ExplodingGradient(ArchitectureRule):
 GATED_CELLS = frozenset({"lstm", "gru"})
 
 
+def _gated_cell(result: SimulationResult, layer: str) -> bool:
+    """Whether the recurrent ``layer`` is a gated cell: torch's LSTM or GRU, or one written by hand
+    whose recurrent layer drives a sigmoid gate (``SimulationResult.gate_drivers``)."""
+    return result.unit(layer).type in GATED_CELLS or layer in result.gate_drivers
+
+
 def _memory_horizon(per_step: float) -> float | None:
     """Steps over which dL/dh_t falls by a factor e at ``per_step`` per step (None: not shrinking)."""
     if not (0 < per_step < 1):
@@ -321,8 +327,7 @@ class _ThroughTime(ArchitectureRule):
             # a cell written by hand is gated where its recurrent layer drives a sigmoid gate: at most a
             # warning too (though not a note when "read often": a hand-written LSTM's cell path makes
             # its carried gradient differ from dL/dh_t even where the loss reads the last step alone)
-            if severity == "error" and self.code == "vanishing_through_time" and (
-                    gated or layer in result.gate_drivers):
+            if severity == "error" and self.code == "vanishing_through_time" and _gated_cell(result, layer):
                 severity = "warning"
             if severity is not None and self.code == "vanishing_through_time" and (layer, sub) in read_often:
                 # the loss (or a layer above) reads every step: each step learns from a gradient of
@@ -348,7 +353,7 @@ class _ThroughTime(ArchitectureRule):
         value = ratio
         per_step = ratio ** (1 / (steps - 2)) if ratio > 0 and math.isfinite(ratio) else math.nan
         unit = result.unit(layer)
-        gated = vanishing and (unit.type in GATED_CELLS or layer in result.gate_drivers)
+        gated = vanishing and _gated_cell(result, layer)
         horizon = _memory_horizon(per_step) if gated else None
         evidence = {
             "metric": "output_grad_ratio_first_to_last_step",

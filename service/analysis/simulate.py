@@ -461,12 +461,12 @@ def combined(first: SimulationResult, rest: SimulationResult) -> SimulationResul
     units = [replace(u, values={m: joined(v, r.values.get(m)) for m, v in u.values.items()})
              for u, r in zip(first.units, rest.units, strict=True)]
     series = [replace(a, norms=np.concatenate([a.norms, b.norms]),
-                                  carried=None if a.carried is None or b.carried is None
-                                  else np.concatenate([a.carried, b.carried]))
+                      carried=None if a.carried is None or b.carried is None
+                      else np.concatenate([a.carried, b.carried]))
               for a, b in zip(first.time_series, rest.time_series, strict=True)]
     return replace(first, seeds=first.seeds + rest.seeds, units=units, time_series=series,
-                               losses=first.losses + rest.losses, silent=first.silent + rest.silent,
-                               duration_s=first.duration_s + rest.duration_s)
+                   losses=first.losses + rest.losses, silent=first.silent + rest.silent,
+                   duration_s=first.duration_s + rest.duration_s)
 
 
 def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:

@@ -90,7 +90,7 @@ def _component(s: Series, bare: bool = False) -> tuple[Role, str, str, str] | No
         # two objectives: never one sum)
         if (m is not None and part.split("_")[0] not in _SPLITS and gan_part(name) is None
                 and not set(re.split(r"[_.]", part)) & _PLAYERS):
-            return "loss", m.group("pre"), form, part
+            return "loss", m.group("pre"), f"bare_{form}", part
     return None
 
 
@@ -102,19 +102,18 @@ _BARE_PARTS = 3
 
 
 def _groups(run: RunLog) -> list[_Group]:
-    found: dict[tuple[str, str, bool], _Group] = {}
+    found: dict[tuple[str, str], _Group] = {}
     for s in run.series:
         c = _component(s, bare=True)
         if c is None:
             continue
         role, head, form, part = c
-        bare = _component(s) is None
-        g = found.setdefault((head.lower(), form, bare), _Group(role, head, []))
+        g = found.setdefault((head.lower(), form), _Group(role, head, []))
         if part in _AGGREGATE:
             g.aggregate = True
         else:
             g.members.append(s)
-    return [g for (_, _, bare), g in found.items() if not bare or len(g.members) >= _BARE_PARTS]
+    return [g for (_, form), g in found.items() if not form.startswith("bare_") or len(g.members) >= _BARE_PARTS]
 
 
 def _last_per_step(s: Series) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -871,7 +872,7 @@ def _rate_zero_throughout(run: RunLog) -> Finding | None:
     if lr is None or loss is None:
         return None
     steps, v = finite(lr)
-    if len(v) < _ZERO_RATE_POINTS or not bool(np.all(v == 0)):
+    if len(v) < _ZERO_RATE_POINTS or not _zero_rate(run, -math.inf, math.inf):
         return None
     return _finding(
         "small_updates", "warning",
@@ -1217,6 +1218,7 @@ _CREEP_RISE = 3.0
 _CREEP_REGAINED = 0.05
 _FLOOR_REGAINED = 0.01
 
+
 def _noise_bias(n: int, window: int) -> float:
     """How many standard errors of its running medians (of ``window`` points) the lowest of a flat
     noisy loss of ``n`` points lies under its level, with a margin of 2: about sqrt(2 ln m) for m
@@ -1300,21 +1302,15 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     if (rise < _CREEP_RISE and regained < _CREEP_REGAINED) or regained < _FLOOR_REGAINED:
         return []
     # The lowest of many running medians of a noisy per-batch loss is a lucky stretch, a few of the
-    # medians' own standard errors under the level: a climb back within _DIVERGENCE_NOISES of them
-    # is that bias (ls19: a fitted classifier's train_loss_step around 0.05, lowest median 0.0275)
+    # medians' own standard errors under the level: a climb back within that many of them
+    # (:func:`_noise_bias`) is that bias (ls19: a fitted classifier's train_loss_step around 0.05, lowest median 0.0275)
     window = _divergence_window(len(v))
     if end - low < _noise_bias(len(v), window) * _point_noise(v, sm) / math.sqrt(window):
         return []
-    # onset: where the smoothed loss leaves its minimum for good
-    level = low * (1 + (t.divergence_factor - 1) / 2)
-    # (the last time it was below the level: a noisy level's median can poke above it earlier)
-    onset_i = i_min + int(np.nonzero(sm[i_min:] <= level)[0][-1]) + 1
-    onset = float(steps[onset_i])
-    # Sustained: the raw loss stays up on most points from the onset on. A loss that returns to its
-    # level after isolated corrupted steps is a spike (loss_spike), not a divergence.
-    after = v[onset_i:]
-    if len(after) < 3 or np.mean(after > level) < 0.8:
+    onset_i = _sustained_onset(v, sm, i_min, low * (1 + (t.divergence_factor - 1) / 2))
+    if onset_i is None:
         return []
+    onset = float(steps[onset_i])
     growth = lr_growth(run, since=onset, until=float(steps[-1]))
     fix = (_schedule_remedy(run, growth, onset) if growth is not None else
            lower_lr(run, at_step=onset, why=f"the loss diverged from {loss.where(onset)}"))
@@ -1356,11 +1352,9 @@ def _lost_progress(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, 
     if (not low > 0 or end < _LOST_RISE * low or top - low < _LOST_NOISES * noise
             or end - low < _LOST_NOISES / 2 * noise or (end - low) / (top - low) < _LOST_SHARE):
         return []
-    level = low + 0.5 * (end - low)
-    onset_i = i_min + int(np.nonzero(sm[i_min:] <= level)[0][-1]) + 1
-    after = v[onset_i:]
-    if len(after) < 3 or np.mean(after > level) < 0.8:
-        return []  # back down on most points after: a spike, not a climb
+    onset_i = _sustained_onset(v, sm, i_min, low + 0.5 * (end - low))
+    if onset_i is None:
+        return []
     onset = float(steps[onset_i])
     share = (end - low) / (top - low)
     return [_finding(
@@ -1425,6 +1419,18 @@ def _validation_alone(run: RunLog, t: LogThresholds, code: str) -> Finding | Non
              "threshold": _FLAT_SHARE, "first": first, "final": float(v[-1]), "evaluations": int(len(v))},
             [raise_lr(run, why="the validation loss does not move")])
     return None
+
+
+def _sustained_onset(v: np.ndarray, sm: np.ndarray, i_min: int, level: float) -> int | None:
+    """Where the smoothed loss ``sm`` leaves its minimum (at ``i_min``) above ``level`` for good: the
+    index after the last time it was at or below it (a noisy level's median can poke above it
+    earlier); None where the raw loss ``v`` does not stay up on most points from there (it returns
+    to its level after isolated corrupted steps: a spike, loss_spike's, not a climb)."""
+    onset_i = i_min + int(np.nonzero(sm[i_min:] <= level)[0][-1]) + 1
+    after = v[onset_i:]
+    if len(after) < 3 or np.mean(after > level) < 0.8:
+        return None
+    return onset_i
 
 
 #: A loss this many times its lowest, at its last point, has blown up however few points show it.
@@ -1550,10 +1556,12 @@ def accuracies(run: RunLog) -> tuple[Series | None, Series | None]:
     val: list[Series] = []
     for s in run.by_role("metric"):
         name = s.name.lower()
-        v = finite(s)[1]
+        if not _ACCURACY.search(name) or "top" in name:
+            continue
         # an "accuracy" above 100 counts something (ls19: correct samples per batch, 87-126), and
         # one below 0 is no share: neither is read as a fraction or a percent
-        if _ACCURACY.search(name) and "top" not in name and not (len(v) and (v.max() > 100 or v.min() < 0)):
+        v = finite(s)[1]
+        if not (len(v) and (v.max() > 100 or v.min() < 0)):
             (val if _VALIDATION.search(name) else train).append(s)
     return (max(train, key=len) if train else None), (max(val, key=len) if val else None)
 
@@ -2056,22 +2064,32 @@ _SAME_ACCURACY = 0.05
 _MEMORISED = 0.995
 
 
+def _split_levels(run: RunLog, loss: Series) -> Iterator[tuple[Series, np.ndarray, np.ndarray, Series, Series,
+                                                                float, float, float, float]]:
+    """Per validation loss of 4 or more points, beside a training loss and training and validation
+    accuracies of 4 or more: (the validation loss, its finite steps and values, the training and
+    validation accuracy series, then the medians over the last half of the training loss, the
+    validation loss, the training and the validation accuracy as fractions)."""
+    train_acc, val_acc = accuracies(run)
+    if train_acc is None or val_acc is None:
+        return
+    lv = finite(loss)[1]
+    ta, va = _as_fraction(finite(train_acc)[1]), _as_fraction(finite(val_acc)[1])
+    for val in run.by_role("val_loss"):
+        steps, vv = finite(val)
+        if min(len(vv), len(lv), len(ta), len(va)) < 4:
+            continue
+        yield (val, steps, vv, train_acc, val_acc,
+               float(np.median(lv[len(lv) // 2:])), float(np.median(vv[len(vv) // 2:])),
+               float(np.median(ta[len(ta) // 2:])), float(np.median(va[len(va) // 2:])))
+
+
 def _evaluation_gap(run: RunLog, loss: Series) -> Finding | None:
     """A validation loss far above the training loss while the validation accuracy matches the
     training accuracy (tensorflow #39831: val_loss 8-20 against 0.07, both accuracies 0.97): the
     model predicts the validation set as well as the training set, so the loss there is made
     differently, not by overfitting, which would lower the accuracy too."""
-    train_acc, val_acc = accuracies(run)
-    if train_acc is None or val_acc is None:
-        return None
-    lv = finite(loss)[1]
-    ta, va = _as_fraction(finite(train_acc)[1]), _as_fraction(finite(val_acc)[1])
-    for val in run.by_role("val_loss"):
-        steps, vv = finite(val)
-        if len(vv) < 4 or len(lv) < 4 or len(ta) < 4 or len(va) < 4:
-            continue
-        train_level, val_level = float(np.median(lv[len(lv) // 2:])), float(np.median(vv[len(vv) // 2:]))
-        a_train, a_val = float(np.median(ta[len(ta) // 2:])), float(np.median(va[len(va) // 2:]))
+    for val, steps, vv, train_acc, val_acc, train_level, val_level, a_train, a_val in _split_levels(run, loss):
         # a training set learnt by heart (accuracy ~1, loss ~0) makes any ratio: that is overfitting;
         # a validation loss above a nat at ~the training accuracy is not
         if (not train_level > 0 or val_level < _EVAL_GAP * train_level or abs(a_train - a_val) > _SAME_ACCURACY
@@ -2108,17 +2126,7 @@ def _generalisation_gap(run: RunLog, loss: Series) -> list[Finding]:
     below it and its loss 10x the training one (LipNet, ls17: 0.996 against 0.35, val_loss 6 against
     0.015 over 6 epochs). A loss gap alone can be made by evaluation (:func:`_evaluation_gap`); the
     accuracies say the model is wrong on the validation set."""
-    train_acc, val_acc = accuracies(run)
-    if train_acc is None or val_acc is None:
-        return []
-    lv = finite(loss)[1]
-    ta, va = _as_fraction(finite(train_acc)[1]), _as_fraction(finite(val_acc)[1])
-    for val in run.by_role("val_loss"):
-        steps, vv = finite(val)
-        if min(len(vv), len(lv), len(ta), len(va)) < 4:
-            continue
-        train_level, val_level = float(np.median(lv[len(lv) // 2:])), float(np.median(vv[len(vv) // 2:]))
-        a_train, a_val = float(np.median(ta[len(ta) // 2:])), float(np.median(va[len(va) // 2:]))
+    for val, steps, _, train_acc, val_acc, train_level, val_level, a_train, a_val in _split_levels(run, loss):
         if not train_level > 0 or a_train < _FITTED or a_train - a_val < _ACCURACY_GAP \
                 or val_level < _LOSS_GAP * train_level:
             continue
