@@ -1753,20 +1753,64 @@ def _short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
         steps, v = finite(loss)
         chance = uniform_guess(v) if len(v) >= 4 else None
         if chance is not None:
+            summary = (f"{loss.name} stays at {float(np.median(v)):.4g} at every one of its {len(v)} points: "
+                       f"chance for {chance['num_classes']} classes (ln {chance['num_classes']} = "
+                       f"{math.log(chance['num_classes']):.4g})")
             break
     else:
-        return None
+        pinned = _pinned_at_chance(run, t)
+        if pinned is None:
+            return None
+        loss, steps, v, chance, summary = pinned
     k = chance["num_classes"]
     return _finding(
-        "loss_plateau", "warning",
-        f"{loss.name} stays at {float(np.median(v)):.4g} at every one of its {len(v)} points: chance for {k} "
-        f"classes (ln {k} = {math.log(k):.4g})",
+        "loss_plateau", "warning", summary,
         "The loss sits where a uniform guess over the classes scores and does not move: the model predicts no "
         "better than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
         "that do not follow from the inputs).",
         {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0,
          "threshold": t.plateau_improvement, "at_chance": chance},
         [raise_lr(run, why="the loss is not moving")])
+
+
+#: Share of an accuracy's points at exactly one value that pins it there (:func:`_pinned_at_chance`).
+_PINNED_SHARE = 0.75
+
+
+def _pinned_at_chance(run: RunLog, t: LogThresholds
+                      ) -> tuple[Series, np.ndarray, np.ndarray, dict, str] | None:
+    """On a run too short for the trends: an accuracy at exactly 1/k (to 1 %) at three quarters or more
+    of its 4 or more points, and a loss of the same split (else the other) whose median is within
+    ``plateau_chance_margin`` of ln k: a classifier answering one class whatever the input (Keras'
+    ``val_accuracy: 0.5000`` epoch after epoch beside a loss at 0.693). Two signs that agree, each
+    weak alone: an accuracy stuck at 0.5 on a balanced set and a cross-entropy at ln 2."""
+    train_acc, val_acc = accuracies(run)
+    for acc, losses in ((val_acc, (run.first("val_loss"), run.first("loss"))),
+                        (train_acc, (run.first("loss"), run.first("val_loss")))):
+        if acc is None:
+            continue
+        a = _as_fraction(finite(acc)[1])
+        if len(a) < 4:
+            continue
+        values, counts = np.unique(a, return_counts=True)
+        top = float(values[int(np.argmax(counts))])
+        if int(counts.max()) < _PINNED_SHARE * len(a) or not top > 0:
+            continue
+        k = round(1 / top)
+        if k < 2 or abs(top * k - 1) > 0.01:
+            continue
+        for loss in losses:
+            if loss is None:
+                continue
+            steps, v = finite(loss)
+            level = float(np.median(v)) if len(v) else math.nan
+            if abs(level - math.log(k)) <= t.plateau_chance_margin * math.log(k):
+                chance = {"num_classes": k, "accuracy": top,
+                          "source": f"{acc.name} ~ 1/{k} and loss ~ ln {k}"}
+                return loss, steps, v, chance, (
+                    f"{acc.name} is {top:g} at {int(counts.max())} of its {len(a)} points, chance for {k} "
+                    f"classes, and {loss.name} stays near ln {k} = {math.log(k):.4g} (median {level:.4g})")
+    return None
 
 
 #: Identical last points that make a run too short for the trends a frozen one (:func:`_frozen_short`).

@@ -142,7 +142,9 @@ _TOTAL_GRAD = re.compile(r"^(?:train[/_]|optim(?:izer)?[/_])?(?:grad_norm|gradie
 _CLIPPED_GRAD = re.compile(r"^(?:train[/_])?(?:clipped[/_]grad(?:ient)?_norm|"
                            r"grad(?:ient)?_norm[/_](?:clipped|post[/_]?clip|after[/_]clip(?:ping)?))$")
 _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
-                   r"train_loss_step|train_loss_epoch|loss_epoch|total_?loss|"
+                   r"train_loss_step|train_loss_epoch|loss_epoch|total_?loss|loss_?total|"
+                   # the split after the name (NICE-EEG's "loss val", TensorBoard's "loss/train")
+                   r"loss[/_.]train(?:ing)?|"
                    # a run that averages its per-part losses (a PINN's boundary and PDE terms)
                    r"mean_loss|avg_loss|average_loss|loss_mean|loss_avg|running_loss|"
                    # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)
@@ -151,6 +153,7 @@ _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epo
                    r"xent|nll)$")
 # (Chainer's LogReport names the model "main": main/loss, validation/main/loss)
 _VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test|dev)[/_.]?(?:main/)?(?:loss|epoch_loss|loss_epoch|loss_step|xent|nll)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
+                       r"^loss[/_.](?:val|valid|validation|eval|test|dev)$|"
                        r"^epoch_val_loss$|"
                        # one per evaluation set: the Trainer's eval_<set>_loss (eval_dataset a dict),
                        # Lightning's val_loss/dataloader_idx_<k>

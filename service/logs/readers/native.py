@@ -199,6 +199,13 @@ def _is_long(cols: Iterable[str]) -> bool:
     return step_key(c) is not None and "value" in c and ("metric" in c or {"layer", "kind"} <= c)
 
 
+def stepless_losses(obj: dict[str, Any]) -> bool:
+    """Whether a JSON record with no step key still reads as a training record: it has a loss (or a
+    gradient norm) as a number (fastText's ``{"progress": 72.8, "loss": 0.655, "lr": 0.0136}``)."""
+    return step_key(obj) is None and any(
+        classify(k)[0] in ("loss", "val_loss", "grad_norm") and number(v) is not None for k, v in obj.items())
+
+
 class NativeReader:
     name = "native"
     description = ("Gradient Health's own format: JSON Lines or CSV, long (step, metric or layer+kind, "
@@ -222,7 +229,9 @@ class NativeReader:
                 return 0.0
             obj = summarised(obj)
             key = step_key(obj)
-            if key is None or number(obj[key]) is None:
+            if key is None:
+                return 0.4 if stepless_losses(obj) else 0.0
+            if number(obj[key]) is None:
                 return 0.0
             if _is_long(obj.keys()) or ({"value", "kind"} <= obj.keys()):
                 return 0.95
@@ -488,11 +497,22 @@ class _Records:
         self.skipped: dict[str, str] = {}  # a field left out as text -> its text, noted once
         self.starts: dict[frozenset[str], tuple[float, float, int]] = {}  # fields -> first, last step, rising
         self.runs, self.restarted = 1, ""
+        self.by_order: bool | None = None  # records with no step, placed by their order (decided at the first)
+        self.order = 0
 
     def add(self, obj: Any, where: str) -> None:
         """Add one decoded record (``where``: ``line 12``, ``record 3``); :class:`BadRow` if it is not one."""
         if not isinstance(obj, dict):
             raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
+        if self.by_order is None:
+            self.by_order = stepless_losses(obj)
+            if self.by_order:
+                self.warnings.append(LogWarning(
+                    "placed_by_order", f"{self.name}: the records name no step (nor epoch); each is placed "
+                    "by its order, the first at step 0", where=where))
+        if self.by_order and step_key(obj) is None:
+            obj = {"step": self.order, **obj}
+        self.order += 1
         noted = len(self.skipped)
         found = NativeReader._record(obj, keys=self.keys, skipped=self.skipped)
         if found:

@@ -87,7 +87,9 @@ _LOSS_QUALIFIER = (r"(?!(?:the|a|an|of|and|or|in|on|to|for|with|is|at|by|this|th
                    r"[A-Za-z]{1,12}")
 # "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
-_KV = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ \t](?=loss\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
+# (and after it: NICE-EEG's "loss val: 6.6089"; a split word before an accuracy: "train acc: 0.50")
+_KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|"
+                 rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
                  rf"learning[ \t](?=rate\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*)"
                  rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
 _WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
@@ -108,7 +110,7 @@ _SPLITS = tuple(_SPLIT_LOSS)
 # after a value: "/n" makes it a count "i of n"; "/n = x" gives the ratio x (HellaSwag: 2493/10042 = 0.2483)
 _OF = re.compile(rf"/(?P<n>\d+)(?:\s*=\s*(?P<val>{_NUM}){_END})?")
 # "Epoch [1/10]", "Step [100/600]": a name and a bracketed count (pytorch-tutorial's prints)
-_BRACKET_COUNT = re.compile(r"(?<![\w./-])(?P<key>[A-Za-z]\w*)\s*\[\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*\]")
+_BRACKET_COUNT = re.compile(r"(?<![\w./-])(?P<key>[A-Za-z]\w*)\s*:?\s*\[\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*\]")
 # an evaluation's line, marked before its first value: "[Eval]", "Test net output", "Validation:"
 _EVAL_MARK = re.compile(r"(?<![\w/.-])(?:eval|evaluation|evaluating|val|valid|validation|test|testing)(?![\w/.=-])",
                         re.IGNORECASE)
@@ -203,6 +205,9 @@ for _names, _name_role in (
     for _n in _names:
         ROLES[_n] = _name_role  # type: ignore[assignment]  # the tuple's strings are Role literals
 _WS_KEYS = STEP_KEYS | set(ROLES) | {"epoch", "train_acc", "val_acc", "accuracy", "acc", "perplexity", "ppl"}
+# a loss's part named as an identifier and its value by spaces only (MAR's "loss_source 0.901
+# loss_total 53.564"): a name no prose uses, so read like the names above
+_WS_LOSS_PART = re.compile(r"^(?=[a-z]\w*[_/])(?:\w+[_/])*loss(?:[_/]\w+)*$|^\w+_loss$")
 _MAX_TB_LINES = 200
 MAX_LINE = 16 * 2**20
 _NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".sh", ".html", ".xml")
@@ -342,7 +347,13 @@ _CAFFE_OUTPUT = re.compile(rf"\b(?P<split>Train|Test) net output #\d+: (?P<name>
                            rf"(?![\w.])", re.IGNORECASE)
 
 
-def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
+#: where a clause ends: a comma, semicolon or pipe between values
+_CLAUSE_END = re.compile(r"\s*[,;|]\s*")
+#: a step or an epoch named before a "best" mark: the line is that step's, not a report of the best
+_POSITION_BEFORE = re.compile(r"(?<![\w.])(?:epoch|step|iter|iteration|global_step)\s*[:=]?\s*\[?\s*\d", re.IGNORECASE)
+
+
+def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
     if "net output #" in line and (caffe := _CAFFE_OUTPUT.search(line)) is not None:
         name = caffe["name"].strip()
         return [(f"eval_{name}" if caffe["split"].lower() == "test" else name, caffe["val"])], None
@@ -421,6 +432,8 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         key = m["key"]
         if " " in key or "\t" in key:
             key = re.sub(r"[ \t]+", "_", key)
+        if m.start() >= 5 and line[m.start() - 5:m.start()].lower() == "best ":
+            key = f"best_{key}"  # "loss 0.5, best val_loss: 0.3, val_loss: 0.4": the best so far, by its name
         if calls and any(a <= m.start() < b for a, b in calls):
             continue  # an argument of a call or repr: a config, even when named like a step
         if (key.lower() in _POSITION_KEYS and "=" in m["sep"] and _COUNT_BANNER.search(line, 0, m.start())
@@ -465,9 +478,10 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         low = key.lower()
         if low in _SPLIT_LOSS and found.keys() & STEP_KEYS:
             key = low = _SPLIT_LOSS[low]  # "iter 0: train 9.8578 val 9.8535": each split's loss
-        if _BARE_NONFINITE.fullmatch(m["val"]) and low not in _WS_KEYS:
+        known = low in _WS_KEYS or _WS_LOSS_PART.match(low) is not None
+        if _BARE_NONFINITE.fullmatch(m["val"]) and not known:
             continue  # "number of nan iterations": prose, not a NaN
-        if (piped and len(key) > 1) or low in _WS_KEYS:
+        if (piped and len(key) > 1) or known:
             val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
             if val is not None and key not in found:
                 found[key] = val
@@ -502,9 +516,19 @@ def _line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
     if len(found) == 1 and next(iter(found)).lower() in STEP_KEYS and _STEP_BANNER.search(line):
         return [], None  # "Step 4: Creating trainer...": a script's stage, not a training step
-    if first_at and found and _BEST_MARK.search(line, 0, first_at):
-        # "current best: ... train_loss: inf": the best so far (inf before there is one), not a step's
-        return [(f"best_{k}", v) for k, v in found.items() if k.lower() not in STEP_KEYS], None
+    if clauses and first_at and found and (best := _BEST_MARK.search(line, 0, first_at)) is not None:
+        cut = _CLAUSE_END.search(line, first_at) if _POSITION_BEFORE.search(line, 0, best.start()) else None
+        if cut is None:
+            # "current best: ... train_loss: inf": the best so far (inf before there is one), not a step's
+            return [(f"best_{k}", v) for k, v in found.items() if k.lower() not in STEP_KEYS], None
+        # "epoch 173 best test acc: 0.9120, train loss: 1.3054; ...": a step's line carrying the best
+        # so far in one clause; the clauses after it are the step's own values
+        head, _ = _line_values(line[:cut.start()], clauses=False)
+        tail, total = _line_values(line[cut.end():])
+        named = {k for k, _ in head}
+        return ([(k if k.lower() in _POSITION_KEYS or k.lower().startswith("best_") else f"best_{k}", v)
+                 for k, v in head]
+                + [(k, v) for k, v in tail if k not in named]), total
     mark = _EVAL_MARK.search(line, 0, first_at) if first_at else None
     if mark is not None and found and not any(k.lower().startswith(_SPLITS) for k in found):
         # an evaluation's values: its own names, and no step (its counter is the evaluation's)
@@ -647,6 +671,7 @@ class TextReader:
                 f"changes); the last one, from line {start}, is read", where=f"line {start}"))
         last_step: float | None = None
         first_step: float | None = None
+        steps_first = False  # stepped lines came before any epoch (an excerpt starting mid-epoch)
         index = 0
         # lines with values before the first step: (running index, values); placed at the end
         pending: list[tuple[float, list[tuple[str, float]]]] = []
@@ -749,7 +774,13 @@ class TextReader:
                         # "step 614/614 - loss: 0.0878" under an "Epoch 2/10" header: a position in it
                         i = next(float(v) for k, v in found if k.lower() in STEP_KEYS)
                         found = [(k, v) for k, v in found if k.lower() not in STEP_KEYS]
-                        found.append(("epoch", repr(round(header_epoch + i / total, 6))))
+                        if steps_first:
+                            # the counted lines above the first header were placed by their step:
+                            # the count goes on across epochs ("Iter: [3800/3877]", then
+                            # "[Epoch=001/020]" and "Iter: [000/3877]" is step 3877)
+                            found.insert(0, ("step", repr(header_epoch * total + i)))
+                        else:
+                            found.append(("epoch", repr(round(header_epoch + i / total, 6))))
                     if not found:
                         continue
                     keys = [k for k, _ in found]
@@ -775,6 +806,7 @@ class TextReader:
                         last_step = step
                         if first_step is None:
                             first_step = step
+                            steps_first = epoch is None and header_epoch is None
                     for k, value in values:
                         if k.lower() == "epoch" and value == value and abs(value) != float("inf"):
                             epoch = value
