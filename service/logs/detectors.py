@@ -54,6 +54,17 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         if bad.any():
             i = int(np.argmax(bad))
             (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
+    stand_ins = [(h, other) for h in hits if (other := _finite_twin(run, h[1])) is not None]
+    if stand_ins and len(stand_ins) == len(hits):
+        (_, s, n), other = stand_ins[0]
+        return [_finding(
+            "nonfinite", "info",
+            f"{s.name} is NaN/Inf at every one of its {n} point(s) while {other.name} is finite at the same "
+            "steps: a progress bar's placeholder for a loss it was not given, not the loss being trained",
+            "A loss that is never a number from its first point, beside another loss finite at every one of "
+            "the same steps, is not a run that overflowed (its updates would make every loss NaN): Lightning's "
+            "bar shows loss=nan when the step returns its loss under another name.",
+            _where([h for h, _ in stand_ins]), [])]
     if not hits:
         return (_reported_nonfinite(run, t) or _clamped_loss(run, t) or _clamped_share(run, t)
                 or _undefined_metrics(run, notes))
@@ -80,6 +91,26 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
         {**_where(hits), "layers": layers or None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
+
+
+_AVERAGED = re.compile(r"avg|mean|average|running|smooth|ema", re.IGNORECASE)
+
+
+def _finite_twin(run: RunLog, s: Series) -> Series | None:
+    """Another training loss finite at every step of ``s``, where ``s`` is the bar's plain ``loss``
+    and never finite (NeMo's bar: ``loss=nan`` beside ``Loss=3.920`` and ``reduced_train_loss=3.910``).
+    A loss named for what it is (``Mean Training loss : nan`` beside a bar's finite ``loss=1.95e+4``)
+    may be NaN from one batch of the epoch it averages: that one stays the run's."""
+    if s.role != "loss" or s.name != "loss" or len(s) == 0 or np.isfinite(s.values).any():
+        return None
+    steps = set(s.steps.tolist())
+    for other in run.by_role("loss"):
+        ok = np.isfinite(other.values)
+        # (an average may skip the batches whose loss was NaN: no witness that the loss was finite)
+        if (other is not s and ok.any() and steps <= set(other.steps[ok].tolist())
+                and not _AVERAGED.search(other.name)):
+            return other
+    return None
 
 
 #: A probability loss's value where the probability of every sample's class has underflowed and

@@ -147,6 +147,8 @@ _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epo
                    r"loss[/_.]train(?:ing)?|"
                    # a run that averages its per-part losses (a PINN's boundary and PDE terms)
                    r"mean_loss|avg_loss|average_loss|loss_mean|loss_avg|running_loss|"
+                   # NeMo/Megatron's loss averaged over the data-parallel ranks
+                   r"reduced_(?:train_)?loss|"
                    # a language model's loss by its name (OLMo's train/CrossEntropyLoss, lm_loss)
                    r"cross_?entropy(?:_?loss)?|ce_loss|lm_loss|nll_loss|"
                    # Neural Monkey's and fairseq's short names: cross-entropy, negative log-likelihood

@@ -127,3 +127,37 @@ def test_an_accuracy_pinned_at_one_over_k_beside_a_loss_at_ln_k_is_chance_on_a_s
 def test_no_chance_without_both_signs(tmp_path: Path, val_acc: list[float], loss: float) -> None:
     run = read_log(write(tmp_path, "keras.log", _keras_short(7, val_acc, loss)))
     assert not [f for f in diagnose(run).findings if f.code == "loss_plateau" and f.severity != "info"]
+
+
+def _nemo_bar(steps: int, loss: str = "nan", twin: str = "reduced_train_loss") -> str:
+    """NeMo's tqdm bar pasted as one line: ``loss=nan`` (the bar's placeholder) beside the loss it
+    reports under another name, updates glued by carriage returns."""
+    parts = []
+    for i in range(steps):
+        parts.append(f"Epoch 0:   3%|#         | {565 + i}/20101 [2:12:19<76:15:08, 14.05s/it, loss={loss}, "
+                     f"v_num=, {twin}={3.9 - 0.01 * i:.3f}, gradient_norm=1.010, global_step={564.0 + i}, ")
+    return "\r".join(parts) + "\n"
+
+
+def test_a_loss_never_finite_beside_a_finite_twin_at_the_same_steps_is_a_placeholder(tmp_path: Path) -> None:
+    for steps in (1, 12):
+        report = diagnose(read_log(write(tmp_path, "bar.log", _nemo_bar(steps))))
+        nonfinite = [f for f in report.findings if f.code == "nonfinite"]
+        assert [f.severity for f in nonfinite] == ["info"]
+
+
+@pytest.mark.parametrize("twin", ["avg_loss", "running_loss"])
+def test_an_average_beside_a_nan_loss_is_no_witness(tmp_path: Path, twin: str) -> None:
+    # a running average may skip the batches whose loss was NaN: the NaN loss is the run's
+    report = diagnose(read_log(write(tmp_path, "bar.log", _nemo_bar(12, twin=twin))))
+    assert [f.severity for f in report.findings if f.code == "nonfinite"] == ["error"]
+
+
+def test_a_named_mean_loss_that_is_nan_beside_a_finite_bar_loss_is_the_runs(tmp_path: Path) -> None:
+    # "Mean Training loss : nan" after an epoch whose bar ended at loss=1.95e+4: one batch went NaN
+    lines = []
+    for e, bar in ((8, "1.95e+4"), (9, "9.77e+4")):
+        lines += [f"Epoch {e}: 100%|##########| 266/266 [00:42<00:00,  6.22it/s, loss={bar}]",
+                  "Mean Training loss : nan", f"Epoch {e} time: 45.8 seconds"]
+    report = diagnose(read_log(write(tmp_path, "t.log", "\n".join(lines) + "\n")))
+    assert [f.severity for f in report.findings if f.code == "nonfinite"] == ["error"]
