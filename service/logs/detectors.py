@@ -1769,6 +1769,39 @@ def _frozen_gan(run: RunLog) -> Finding | None:
         [lower_lr(run, at_step=first, why="the GAN's losses froze")])
 
 
+#: Share of a discriminator's logged losses at exactly 0 that says it has won (:func:`_discriminator_won`).
+_D_ZERO_SHARE = 0.75
+
+
+def _discriminator_won(run: RunLog) -> Finding | None:
+    """A GAN whose discriminator loss is exactly 0 (as printed) at three quarters or more of its 5 or
+    more points: it tells real from fake with certainty, its saturated output passes the generator no
+    useful gradient, and the game has stopped (Goodfellow et al. 2014; Arjovsky and Bottou 2017). A
+    cross-entropy or hinge loss reaches exactly 0 only there; a WGAN critic's loss crosses 0 now and
+    then and is exactly 0 at no more than a point or two."""
+    if run.first("loss") is not None:
+        return None
+    for s in run.series:
+        if s.role != "metric" or gan_part(s.name) != "D":
+            continue
+        steps, v = finite(s)
+        zeros = int(np.count_nonzero(v == 0))
+        if len(v) < _GAN_FROZEN_POINTS or zeros < _D_ZERO_SHARE * len(v):
+            continue
+        return _finding(
+            "loss_plateau", "warning",
+            f"the discriminator has won: {s.name} is exactly 0 at {zeros} of its {len(v)} logged points "
+            f"({s.between(steps[0], steps[-1])})",
+            "A discriminator loss of exactly 0 means it separates real from generated samples with certainty: its "
+            "output has saturated, the generator receives almost no gradient and stops improving (a discriminator "
+            "too strong or learning too fast, or a saturating generator loss). Balance the two: a lower "
+            "discriminator learning rate, label smoothing or instance noise, or a non-saturating/Wasserstein loss.",
+            {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+             "points": zeros},
+            [lower_lr(run, at_step=float(steps[0]), why="the discriminator overpowered the generator")])
+    return None
+
+
 def _short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
     """A run too short for the trend checks (its training loss has under 8 points) whose training or
     validation loss sits, at every one of its 4 or more points, exactly where a uniform guess over k
@@ -1935,7 +1968,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     if found is not None and np.any(found[2][len(found[2]) // 2:] == 0):
         found = None  # a loss at exactly 0 in its last half has no level to stall at (zero_gradient's case)
     if found is None:
-        frozen = (_frozen_gan(run) or _short_at_chance(run, t) or _frozen_short(run, t)
+        frozen = (_frozen_gan(run) or _discriminator_won(run) or _short_at_chance(run, t) or _frozen_short(run, t)
                   or _validation_alone(run, t, "loss_plateau"))
         return [f for f in (stuck, frozen) if f is not None]
     loss, steps, v = found
@@ -2415,8 +2448,8 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
         names = ", ".join(s.name for s in gan[:6]) + (" ..." if len(gan) > 6 else "")
         return [_finding(
             "insufficient_data", "info",
-            f"a GAN's generator and discriminator losses ({names}): checked for NaN/Inf and for losses that do "
-            "not move only",
+            f"a GAN's generator and discriminator losses ({names}): checked for NaN/Inf, for losses that do "
+            "not move and for a discriminator at 0 only",
             "The generator and the discriminator play against each other: each one's loss rises when the other "
             "improves, so neither is a training loss whose trend says whether the run learns. Their NaN/Inf are "
             "checked, and losses frozen at one value; log a gradient norm per network (see the recorder) for "

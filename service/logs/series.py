@@ -193,10 +193,21 @@ def gan_part(name: str) -> str | None:
     return "G" if g else "D"
 
 
+#: A gradient-boosting library's evaluation, as the text reader names it ``<set>-<metric>``
+#: (xgboost's ``train-rmse``, ``validation_0-logloss``; LightGBM's ``valid_1's l2``), whose metric
+#: is the objective's own measure: the loss of its set (the training set's, or a held-out one's)
+_BOOSTING = re.compile(r"^(?P<set>train|training|valid|validate|validation|eval|test|dev)(?:_\d+)?-"
+                       r"(?P<metric>rmse|mse|mae|l1|l2|rmsle|mape|huber|logloss|mlogloss|binary_logloss|"
+                       r"multi_logloss|cross_entropy|error|merror|binary_error|multi_error|poisson|gamma|"
+                       r"tweedie|mphe|quantile)$")
+
+
 def classify(name: str) -> tuple[Role, str | None]:
     """The role (and layer) a metric name most likely has, from the names common tools write."""
     key = name.strip()
     low = re.sub(r"\s+", "_", key.lower())  # a CSV header's "total loss", "val loss"
+    if (boost := _BOOSTING.match(low)) is not None:
+        return ("loss" if boost["set"] in ("train", "training") else "val_loss"), None
     if _VAL_LOSS.match(low):
         return "val_loss", None
     if _LOSS.match(low):

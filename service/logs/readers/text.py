@@ -90,7 +90,7 @@ _LOSS_QUALIFIER = (r"(?!(?:the|a|an|of|and|or|in|on|to|for|with|is|at|by|this|th
 # (and after it: NICE-EEG's "loss val: 6.6089"; a split word before an accuracy: "train acc: 0.50")
 _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|"
                  rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
-                 rf"learning[ \t](?=rate\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*)"
+                 rf"learning[ \t](?=rate\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*(?:=\s*)?)"
                  rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
 _WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
                  rf"[A-Za-z_][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
@@ -353,7 +353,25 @@ _CLAUSE_END = re.compile(r"\s*[,;|]\s*")
 _POSITION_BEFORE = re.compile(r"(?<![\w.])(?:epoch|step|iter|iteration|global_step)\s*[:=]?\s*\[?\s*\d", re.IGNORECASE)
 
 
+#: Open MPI's ``--tag-output`` before every line of a rank's output (SageMaker's
+#: ``[1,mpirank:0,algo-1]<stdout>:``, mpirun's ``[1,0]<stdout>:``): where, not what
+_MPI_TAG = re.compile(r"^\[[^\]\n]{1,80}\]<std(?:out|err)>:")
+
+
+#: a gradient-boosting round's evaluation: xgboost's "[12]<TAB>train-rmse:0.41<TAB>validate-rmse:0.47",
+#: LightGBM's "[12]<TAB>training's l2: 0.17<TAB>valid_1's l2: 0.22": the round, then <set>-<metric> pairs
+_BOOST_ITEM = rf"[A-Za-z][\w.]*(?:-|'s[ \t]+)[A-Za-z][\w@.-]*:[ \t]*(?:{_NUM})"
+_BOOST_ROUND = re.compile(rf"^\s*\[(?P<round>\d+)\](?P<items>(?:[ \t]+{_BOOST_ITEM})+)[ \t]*$", re.IGNORECASE)
+_BOOST_PAIR = re.compile(rf"(?P<set>[A-Za-z][\w.]*)(?:-|'s[ \t]+)(?P<metric>[A-Za-z][\w@.-]*):[ \t]*(?P<val>{_NUM})",
+                         re.IGNORECASE)
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
+    if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
+        line = line[tag.end():]
+    if "[" in line and (boost := _BOOST_ROUND.match(line)) is not None:
+        return [("step", boost["round"]), *((f"{m['set']}-{m['metric']}", m["val"])
+                                             for m in _BOOST_PAIR.finditer(boost["items"]))], None
     if "net output #" in line and (caffe := _CAFFE_OUTPUT.search(line)) is not None:
         name = caffe["name"].strip()
         return [(f"eval_{name}" if caffe["split"].lower() == "test" else name, caffe["val"])], None
@@ -615,7 +633,8 @@ class TextReader:
         if filename.lower().endswith(_NOT_LOGS):
             return 0.0
         lines = _head_lines(head)
-        if not lines or _JSON_START.match(lines[0]):
+        if not lines or (_JSON_START.match(lines[0]) and not (_MPI_TAG.match(lines[0])
+                                                               or _BOOST_ROUND.match(lines[0]))):
             return 0.0
         hits = 0
         known = has_step = broken = False
