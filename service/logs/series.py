@@ -193,13 +193,14 @@ def gan_part(name: str) -> str | None:
     return "G" if g else "D"
 
 
-#: A gradient-boosting library's evaluation, as the text reader names it ``<set>-<metric>``
-#: (xgboost's ``train-rmse``, ``validation_0-logloss``; LightGBM's ``valid_1's l2``), whose metric
-#: is the objective's own measure: the loss of its set (the training set's, or a held-out one's)
+#: An evaluation named ``<set>-<metric>``: a gradient-boosting library's, as the text reader names it
+#: (xgboost's ``train-rmse``, ``validation_0-logloss``; LightGBM's ``valid_1's l2``), or MXNet's
+#: Speedometer (``Train-CrossEntropy``, ``Train-SmoothL1``), whose metric is a loss: the loss of its
+#: set (the training set's, or a held-out one's)
 _BOOSTING = re.compile(r"^(?P<set>train|training|valid|validate|validation|eval|test|dev)(?:_\d+)?-"
                        r"(?P<metric>rmse|mse|mae|l1|l2|rmsle|mape|huber|logloss|mlogloss|binary_logloss|"
                        r"multi_logloss|cross_entropy|error|merror|binary_error|multi_error|poisson|gamma|"
-                       r"tweedie|mphe|quantile)$")
+                       r"tweedie|mphe|quantile|cross-entropy|crossentropy|smoothl1|smooth_l1|loss|nll|ce)$")
 
 
 def classify(name: str) -> tuple[Role, str | None]:

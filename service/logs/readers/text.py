@@ -77,7 +77,8 @@ _NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)
 # "eta: 5:02:49" is a time, not 5; PaddleOCR pads its "{:x<6f}" to "nanxxx", "infxxx"
 # a callback printing onto a progress line glues its message to the last value ("loss:
 # 44.4110Batch 3: Invalid loss"): a capitalised word after a digit ends the number
-_END = (r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?:(?![\w.]|:\d)|(?<=\d)(?=[A-Z][a-z]{2,}[ \t:])"
+# a value before an arrow is the one it replaced (OpenNMT's "Model is improving ppl: inf --> 5.45")
+_END = (r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?![ \t]*-{1,2}>)(?:(?![\w.]|:\d)|(?<=\d)(?=[A-Z][a-z]{2,}[ \t:])"
         # a sentence's full stop after the value ("Mean training loss: 0.6162."), not a version's dot
         r"|(?<=\d)(?=\.(?:[ \t]|$)))")
 _SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
@@ -110,6 +111,8 @@ _SPLITS = tuple(_SPLIT_LOSS)
 # after a value: "/n" makes it a count "i of n"; "/n = x" gives the ratio x (HellaSwag: 2493/10042 = 0.2483)
 _OF = re.compile(rf"/(?P<n>\d+)(?:\s*=\s*(?P<val>{_NUM}){_END})?")
 # "Epoch [1/10]", "Step [100/600]": a name and a bracketed count (pytorch-tutorial's prints)
+# "Epoch[145] Batch [20]": MXNet's Speedometer, an epoch and the batch within it (not "Epoch [1][50/5808]")
+_BRACKET_ONE = re.compile(r"(?<![\w./-])(?P<key>epoch|batch|iter|step)\s*\[\s*(?P<i>\d+)\s*\](?!\s*\[)", re.IGNORECASE)
 _BRACKET_COUNT = re.compile(r"(?<![\w./-])(?P<key>[A-Za-z]\w*)\s*:?\s*\[\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*\]")
 # an evaluation's line, marked before its first value: "[Eval]", "Test net output", "Validation:"
 _EVAL_MARK = re.compile(r"(?<![\w/.-])(?:eval|evaluation|evaluating|val|valid|validation|test|testing)(?![\w/.=-])",
@@ -403,6 +406,15 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             if low in STEP_KEYS:
                 total = float(m["n"])
                 counted = m["key"]
+    if "[" in line and not total:
+        ones = {m["key"].lower(): m for m in _BRACKET_ONE.finditer(line)}
+        if "epoch" in ones and len(ones) <= 2 and not any(x <= ones["epoch"].start() < y for x, y in spans):
+            found.setdefault("epoch", ones["epoch"]["i"])
+            spans.append(ones["epoch"].span())
+            # the batch counts within the epoch: a step that starts again every epoch
+            for inner in (m for k, m in ones.items() if k != "epoch"):
+                found.setdefault("step", inner["i"])
+                spans.append(inner.span())
     esp = _ESPNET_POS.search(line) if "batch" in line else None
     if esp is not None:
         # "18epoch:train:6376-6750batch": the epoch and the last batch of the report (counted
