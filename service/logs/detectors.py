@@ -1826,7 +1826,6 @@ def _short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
         if pinned is None:
             return None
         loss, steps, v, chance, summary = pinned
-    k = chance["num_classes"]
     return _finding(
         "loss_plateau", "warning", summary,
         "The loss sits where a uniform guess over the classes scores and does not move: the model predicts no "
