@@ -96,10 +96,11 @@ class SpecError(GradHealthError):
 
 
 class LimitExceeded(SpecError):
-    """The spec is valid but over a configured resource limit; refused before allocation."""
+    """The input (a spec, a model, a log) is valid but over a configured resource limit; refused before
+    allocation."""
 
     code = "limit_exceeded"
-    title = "Spec exceeds a resource limit"
+    title = "Input exceeds a resource limit"
 
 
 class LogError(GradHealthError):

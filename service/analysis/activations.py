@@ -16,6 +16,7 @@ __all__ = [
     "CANONICAL_ACTIVATIONS",
     "GATES",
     "SATURATING",
+    "MEASURED_SATURATING",
     "canonical",
 ]
 
@@ -35,6 +36,11 @@ CANONICAL_ACTIVATIONS: tuple[str, ...] = tuple(a for a in ACTIVATIONS if a not i
 #: The activations with flat tails, where the derivative goes to zero; they are also exactly the
 #: bounded ones (|phi| stays finite), which the mean-field theory relies on.
 SATURATING: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh"})
+
+#: The saturating activations whose flat tails a simulation measures: the spec's, and the hard
+#: sigmoid clip(a x + b, 0, 1) that only an imported graph or a live module has (nn.Hardsigmoid,
+#: ONNX's HardSigmoid, MobileNetV3's gates).
+MEASURED_SATURATING: frozenset[str] = SATURATING | {"hardsigmoid"}
 
 #: Gate blocks per recurrent cell type: torch stacks this many [hidden, fan_in] blocks in each
 #: weight (LSTM: input, forget, cell, output; GRU: reset, update, new; plain RNN: one).

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gradhealth.analysis.activations import SATURATING
+from gradhealth.analysis.activations import MEASURED_SATURATING
 
 #: Margin of the flat tails: a sigmoid output within 0.02 of 0 or 1 has derivative < 0.02
 #: (at most 8% of its peak 0.25); a tanh output within 0.02 of +-1 has derivative < 0.04.
@@ -65,6 +65,9 @@ class SeedFigures:
     #: units whose saturating activation's output only gates another tensor, multiplied into it
     #: (a squeeze-excitation or GLU gate, an LSTM's gates written by hand; :func:`.graph.gate_units`)
     gates: list[str] = field(default_factory=list)
+    #: each unit -> the units its output reaches next, through operations that are no unit
+    #: (:func:`.graph.unit_feeds`): the paths through a network of several towers
+    feeds: dict[str, list[str]] = field(default_factory=dict)
     #: layers called in a loop that drive a sigmoid gate: a gated cell written by hand
     #: (:func:`.graph.gate_drivers`)
     gate_drivers: list[str] = field(default_factory=list)
@@ -128,12 +131,14 @@ class Readout:
             weight is not None and bias is not None and bias.numel()) else None
         i_in = (self._norm(inp), inp.numel()) if inp is not None and inp.is_floating_point() and inp.numel() else None
         i_sat = i_dead = i_active = None
-        if pre is not None and activation in SATURATING:
+        if pre is not None and activation in MEASURED_SATURATING:
             m = SATURATION_MARGIN
             if activation == "sigmoid":
                 sat = (h < m) | (h > 1 - m)
             elif activation == "tanh":
                 sat = h.abs() > 1 - m
+            elif activation == "hardsigmoid":
+                sat = (h <= 0) | (h >= 1)  # its clip: derivative exactly 0, whatever its slope
             else:
                 sat = pre.detach().abs() >= 1
             i_sat = self._scalar(sat.sum())
@@ -165,6 +170,7 @@ class Readout:
                 out_figures["grad_norm"] = grad_norm
                 before = out_figures["nonfinite_backward"]
                 out_figures["nonfinite_backward"] = max(0.0 if math.isnan(before) else before, _flag(grad_norm))
+                out_figures["nonfinite_weight_grad"] = _flag(grad_norm)
             if i_w is not None:
                 out_figures["weight_std"] = _std(v[i_w[0]], v[i_w[1]], i_w[2])
                 out_figures["weight_rms"] = v[i_w[1]] / math.sqrt(i_w[2]) if i_w[2] else math.nan

@@ -71,8 +71,36 @@ def trunk(result: SimulationResult) -> list[UnitStats]:
     return units[:-1]
 
 
+def towers(result: SimulationResult, units: list[UnitStats]) -> list[list[UnitStats]]:
+    """``units`` (the trunk, in the order they ran) split by the paths through the network: one
+    list per first unit, which no other unit of the trunk feeds (:attr:`SimulationResult.feeds`),
+    holding it and every unit of the trunk its output reaches. A chain is one such list; DeepONet
+    (a branch net and a trunk net, joined by a product) is two, each judged from its own first
+    layer, where the order they ran in would read the trunk's 16 layers against the branch's
+    first. The first list is the tower of the first unit that ran."""
+    if not result.feeds or len(units) < 2 or any(u.name not in result.feeds for u in units):
+        return [units]  # (a unit the loss does not reach: no gradient there is the finding, on one chain)
+    reach: dict[str, set[str]] = {}
+    for u in units:
+        seen: set[str] = set()
+        stack = list(result.feeds.get(u.name, ()))
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(result.feeds.get(name, ()))
+        reach[u.name] = seen
+    firsts = [u for u in units if not any(u.name in reach[o.name] for o in units if o is not u)]
+    if len(firsts) < 2:
+        return [units]
+    return [[u for u in units if u is f or u.name in reach[f.name]] for f in firsts]
+
+
 def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:
-    """||dL/dh_first|| / ||dL/dh_last|| over the trunk, geometric mean over seeds.
+    """||dL/dh_first|| / ||dL/dh_last|| over the trunk, geometric mean over seeds; over a network
+    of several towers (:func:`towers`), the tower whose ratio is farthest from 1. A tower other than
+    the first one's that no gradient reaches at all is not judged: a zero-initialised layer it feeds
+    holds it at 0 by design (DiT's adaLN-Zero over its time embedding).
 
     The last unit is the last one any gradient reaches: units after it whose output gradient is
     exactly zero in every seed are switched off at initialisation by design (a squeeze-excitation
@@ -81,7 +109,20 @@ def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:
     "explosion". A first unit with no gradient stays: no gradient reaching it is the finding; and
     when none reaches any unit of a trunk initialised to zero, the ratio is 0 from the first unit
     to the first one after the trunk that gets any."""
-    units = trunk(result)
+    def distance(ratio: float) -> float:  # |ln ratio|; no ratio (nan) is nearest, 0 farthest
+        return abs(math.log(ratio)) if ratio > 0 and math.isfinite(ratio) else math.inf if ratio == 0 else -1.0
+
+    paths = towers(result, trunk(result))
+    best = _chain_ratio(result, paths[0])
+    for path in paths[1:]:
+        ratio, units = _chain_ratio(result, path)
+        if ratio > 0 and math.isfinite(ratio) and distance(ratio) > distance(best[0]):
+            best = (ratio, units)
+    return best
+
+
+def _chain_ratio(result: SimulationResult, units: list[UnitStats]) -> tuple[float, list[UnitStats]]:
+    """:func:`depth_ratio` of one chain of units."""
     if len(units) >= 2 and not any(np.any(u.values["output_grad_norm"] != 0) for u in units):
         after = [u for u in result.units if u.depth == 0 and u.has_weights and u not in units
                  and np.any(u.values.get("output_grad_norm", np.zeros(1)) != 0)]

@@ -64,7 +64,7 @@ ProgressFn = Callable[[float, str], None]
 ACTIVATION_MODULES: dict[type[nn.Module], str] = {
     nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
     nn.ELU: "elu", nn.SELU: "selu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Softplus: "softplus",
-    nn.ReLU6: "relu", nn.Hardtanh: "hardtanh",
+    nn.ReLU6: "relu", nn.Hardtanh: "hardtanh", nn.Hardsigmoid: "hardsigmoid",
 }
 # ReLU6 is the ReLU as far as the measurements go: units at 0 below the kink are dead, and the
 # clamp at 6 is far above unit-variance pre-activations (hardtanh's "saturated beyond +-1" would
@@ -934,7 +934,8 @@ ACTIVATION_FUNCTIONS: dict[Any, str] = {
     nn.functional.elu: "elu", nn.functional.selu: "selu", torch.selu: "selu", nn.functional.gelu: "gelu",
     nn.functional.silu: "silu", nn.functional.softplus: "softplus", torch.sigmoid: "sigmoid",
     torch.Tensor.sigmoid: "sigmoid", nn.functional.sigmoid: "sigmoid", torch.tanh: "tanh",
-    torch.Tensor.tanh: "tanh", nn.functional.tanh: "tanh", nn.functional.hardtanh: "hardtanh"}
+    torch.Tensor.tanh: "tanh", nn.functional.tanh: "tanh", nn.functional.hardtanh: "hardtanh",
+    nn.functional.hardsigmoid: "hardsigmoid"}
 
 
 _CLAMPS = (torch.clamp, torch.Tensor.clamp, torch.clip, torch.Tensor.clip)
@@ -1036,12 +1037,19 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             if source is not None:
                 self._layer(LAYER_FUNCTIONS[func], args, kwargs or {}, out, source=source)
                 return out
-        if (func in self._MATMULS and not tracer.inside and len(args) == 2 and isinstance(args[1], nn.Parameter)
+        if (func in self._MATMULS and not tracer.inside and len(args) == 2 and isinstance(args[1], torch.Tensor)
                 and args[1].dim() == 2 and isinstance(args[0], torch.Tensor) and not isinstance(args[0], nn.Parameter)
                 and args[0].dim() >= 2 and isinstance(out, torch.Tensor) and out.is_floating_point()):
-            # a recurrence written from scratch, h = tanh(x_t @ W + h @ U + b): each product a layer
-            self._layer("linear", args, {}, out, transposed=True)
-            return out
+            if isinstance(args[1], nn.Parameter):
+                # a recurrence written from scratch, h = tanh(x_t @ W + h @ U + b): each product a layer
+                self._layer("linear", args, {}, out, transposed=True)
+                return out
+            base = args[1]._base
+            if isinstance(base, nn.Parameter) and base.dim() == 2 and args[1].shape == base.shape[::-1] \
+                    and args[1].stride() == base.stride()[::-1]:
+                # x @ W.t(): F.linear(x, W) written as a product (Glow's 1x1 mixing, a tied head)
+                self._layer("linear", (args[0], base), {}, out, source=base)
+                return out
         if (func in self._MULS and not tracer.inside and len(args) == 2 and isinstance(out, torch.Tensor)
                 and out.is_floating_point() and out.requires_grad):
             self._decay(args[0], args[1], out)
@@ -1318,6 +1326,21 @@ def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | N
     return net(*xs)
 
 
+_COMPLEX_OF = {torch.float64: torch.complex128, torch.float32: torch.complex64, torch.float16: torch.complex32}
+
+
+def to_precision(net: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """``net.to(device, dtype)``, but a complex parameter or buffer (an FNO's spectral weights) becomes
+    the complex type of the same precision: ``Module.to(float64)`` would keep only its real part."""
+    complex_dtype = _COMPLEX_OF.get(dtype, torch.complex128)
+
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        if t.is_complex():
+            return t.to(device=device, dtype=complex_dtype)
+        return t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device)
+    return net._apply(cast)
+
+
 def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
     net = copy.deepcopy(run.model)
     if run.prepare is not None:
@@ -1326,7 +1349,7 @@ def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
             run.prepare(net, seed)
     unroll_recurrent(net)
     expose_attention(net)
-    net = net.to(device=device, dtype=run.dtype).train()
+    net = to_precision(net, device, run.dtype).train()
     for m in net.modules():
         if isinstance(m, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.AlphaDropout):
             m.eval()  # no dropout noise: seeds differ by their batch only (a spec's own dropout
@@ -1480,6 +1503,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         sums = branch_sums(records, readers)
         figures.post_ln = post_ln_units(sums, readers)
         figures.gates = gate_units(records, readers)
+        figures.feeds = unit_feeds(records, readers)
         figures.gate_drivers = gate_drivers(looped, readers)
         figures.summed = list(sums)
     figures.looped = [*looped, *scans]
@@ -1577,7 +1601,38 @@ _RESHAPES = ("View", "UnsafeView", "Reshape", "Permute", "Transpose", "Clone", "
 
 #: Activations whose output, multiplied into another tensor, is a gate (a factor in (0, 1) or
 #: (-1, 1) that decides how much passes).
-_GATING = frozenset({"sigmoid", "tanh", "hardtanh"})
+_GATING = frozenset({"sigmoid", "tanh", "hardtanh", "hardsigmoid"})
+
+
+def unit_feeds(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> dict[str, list[str]]:
+    """Each unit -> the units its output reaches first, through operations that belong to no
+    unit's output (a sum, a concatenation, a product, a norm not folded in): the network's unit
+    graph, read from the autograd graph the step built (``readers``: :func:`consumers` of its loss).
+    A network of several towers (DeepONet's branch and trunk, a two-tower recommender) has one
+    first unit per tower, each reaching the end by its own path. A unit whose output the loss does
+    not depend on is left out."""
+    made_by: dict[Any, str] = {}
+    for rec in records:
+        if rec.out.grad_fn is not None:
+            made_by.setdefault(rec.out.grad_fn, rec.name)
+    feeds: dict[str, set[str]] = {}
+    for rec in records:
+        start = rec.out.grad_fn
+        if start is None or start not in readers:
+            continue  # its output reaches no loss (a .detach() after it): no path to follow
+        reached = feeds.setdefault(rec.name, set())
+        stack, seen = [start], {start}
+        while stack:
+            for reader in readers.get(stack.pop(), ()):
+                if reader in seen:
+                    continue
+                seen.add(reader)
+                name = made_by.get(reader)
+                if name is None:
+                    stack.append(reader)
+                elif name != rec.name:  # the next unit: the walk stops at its output (and at
+                    reached.add(name)   # this unit's own next call, whose record walks on)
+    return {name: sorted(to) for name, to in feeds.items()}
 
 
 def gate_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> list[str]:
@@ -1754,6 +1809,6 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             squashed_in_forward=figures_of[0].forward_squash is not None,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             gate_drivers=figures_of[0].gate_drivers,
-                            summed=figures_of[0].summed,
+                            summed=figures_of[0].summed, feeds=figures_of[0].feeds,
                             on_probabilities=run.losses is None and not run.from_logits
                             and run.loss in PROBABILITY_LOSSES and not run.inference_head)

@@ -90,7 +90,10 @@ BINARY = "binary_cross_entropy"
 Change = Edit | OptimizerSpec | str
 NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
                  "not invent for a graph it did not write; make the change and check again")
-_SATURATING = {"sigmoid", "tanh", "hardtanh", "softplus"}
+_SATURATING = {"sigmoid", "tanh", "hardtanh", "hardsigmoid", "softplus"}
+#: A bias whose root mean square is this far from 0 is offered zeroed beside a saturation finding:
+#: PyTorch's default draws a layer's biases within 1/sqrt(fan_in), an RMS of 0.58 at fan-in 1
+_SATURATING_BIAS = 1.0
 NOT_REINITIALISED = ("not verified on this network: its forward computes layers with functions on "
                      "parameters it holds (F.linear over a ParameterList), which the check does not "
                      "re-initialise; make the change and check again")
@@ -169,9 +172,24 @@ def _zero_bias_edit(net: nn.Module, seed: int) -> None:
 _BIASES_ZEROED = "and their biases at 0"
 
 
+class _SwappedReLU(nn.ReLU):
+    """nn.ReLU in the place of an activation that was given more inputs than the tensor (an ONNX
+    ``Clip``'s bounds): those are the old activation's, not the new one's."""
+
+    def forward(self, x: torch.Tensor, *_bounds: object) -> torch.Tensor:
+        return super().forward(x)
+
+
+class _SwappedLeakyReLU(nn.LeakyReLU):
+    """nn.LeakyReLU in the place of an activation given more inputs than the tensor (as :class:`_SwappedReLU`)."""
+
+    def forward(self, x: torch.Tensor, *_bounds: object) -> torch.Tensor:
+        return super().forward(x)
+
+
 def _swap_edit(old: set[str], new: str) -> Edit:
     def make() -> nn.Module:
-        return nn.ReLU() if new == "relu" else nn.LeakyReLU(0.01)
+        return _SwappedReLU() if new == "relu" else _SwappedLeakyReLU(0.01)
 
     def edit(net: nn.Module, seed: int) -> None:
         for parent in list(net.modules()):
@@ -385,8 +403,11 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
             swap = R.relu_family_activation(where, "relu")
             swap.change += f" ({_BIASES_ZEROED})"
             out.append((swap, _swap_edit(_SATURATING, "relu")))
-        if code == "dead_units":
+        # a dead or saturated unit's bias far from 0 may pin it alone (an SE gate's -10)
+        if code == "dead_units" or (code == "saturation" and any(
+                u.mean("bias_mean_square") >= _SATURATING_BIAS ** 2 for u in det.units if "bias_mean_square" in u.values)):
             out.append((R.zero_bias("the Linear/Conv layers (their weights kept)"), _zero_bias_edit))
+        if code == "dead_units":
             leaky = R.relu_family_activation(where, "leaky_relu")
             leaky.change += f" ({_BIASES_ZEROED})"
             out.append((leaky, _swap_edit({"relu"}, "leaky_relu")))

@@ -584,8 +584,10 @@ class DeadUnits(_Fraction):
             return super().describe(severity, value, result, t)
         seeds = sorted({s for _, ss in dead for s in ss})
         layers = [u for u, _ in dead]
+        # (the share of seeds born dead, above 0: the per-layer fractions average dead and live
+        # draws, and read beside dead_warning they looked like a finding that does not fire)
         evidence = {
-            "metric": f"max_{self.key}", "value": value, "threshold": t.dead_warning,
+            "metric": "born_dead_seeds", "value": len(seeds) / result.seeds, "threshold": 0.0,
             "layers": [u.name for u in layers],
             "fractions": {u.name: u.mean(self.key) for u in layers},
             "dead_seeds": {u.name: ss for u, ss in dead}, "seeds": result.seeds,
@@ -611,6 +613,17 @@ class DeadUnits(_Fraction):
         )
 
 
+def _masked_nonfinite(result: SimulationResult) -> bool:
+    """NaN/Inf in the backward pass only, in no weight's gradient: the forward and the loss are
+    finite, some weights' gradients were measured, and every one of them is finite (a NaN from
+    sqrt's derivative at 0 that the ReLU before it zeroes)."""
+    if not all(math.isfinite(x) for x in result.losses) or any(
+            u.mean("nonfinite_forward") > 0 for u in result.units):
+        return False
+    weighted = [u for u in result.units if "nonfinite_weight_grad" in u.values]
+    return bool(weighted) and all(u.mean("nonfinite_weight_grad") == 0 for u in weighted)
+
+
 class Nonfinite(ArchitectureRule):
     code = "nonfinite"
     remedies = (init_remedies, clipping, learning_rate)
@@ -625,11 +638,27 @@ class Nonfinite(ArchitectureRule):
         )
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        return "error" if value > 0 else None
+        if not value > 0:
+            return None
+        return "info" if _masked_nonfinite(result) else "error"
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
+        if severity == "info":
+            bwd = [u for u in result.units if u.mean("nonfinite_backward") > 0]
+            return Detection(
+                self.code, severity, "nonfinite", value,
+                f"NaN/Inf appears in the backward pass at {bwd[-1].name if bwd else 'a layer'}, but every "
+                "weight's gradient is finite: the activation it passes back through (a ReLU, flat where its input "
+                "was negative) replaces it with 0",
+                "A gradient that is NaN or Inf on its way back (the derivative of sqrt or log at 0: a norm "
+                "without an eps) is replaced by 0 where the activation before it is flat, so no weight "
+                "receives it and training proceeds. It is one change away from reaching them (a leaky "
+                "activation, another input): add an eps inside the sqrt or log (sqrt(x + 1e-8)).",
+                {"metric": "nonfinite", "value": value, "layers": [bwd[-1].name] if bwd else [],
+                 "pass": "backward", "masked": True, "losses": [fmt(x) for x in result.losses]},
+                bwd[-1:])
         fwd = [u for u in result.units if u.mean("nonfinite_forward") > 0]
         bwd = [u for u in result.units if u.mean("nonfinite_backward") > 0]
         # every layer's output finite and the loss not: it is made after the last layer (a log of a
@@ -1178,7 +1207,7 @@ def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
         # SGD's step is lr x the gradient: a gradient the network itself shrinks (vanishing, dead or
         # saturated units) makes the step small, and raising the rate would not fix the network
         found = [d for d in found if d.code != "small_updates"]
-    if any(d.code == "nonfinite" for d in found):
+    if any(d.code == "nonfinite" and d.severity != "info" for d in found):
         # Once values are NaN/Inf every ratio is meaningless; keep the one finding that is true.
         found = [d for d in found if d.code in ("nonfinite", "exploding_gradient")]
     return worst_first(found)

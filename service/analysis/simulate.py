@@ -174,6 +174,9 @@ class SimulationResult:
     #: a live module's units whose output is added to another path (``SeedFigures.summed``): where
     #: none is, the network has no residual branch
     summed: list[str] = field(default_factory=list)
+    #: a live module's (or imported graph's) units -> the units their outputs reach next
+    #: (``SeedFigures.feeds``); empty for a spec, whose layers are one chain
+    feeds: dict[str, list[str]] = field(default_factory=dict)
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)

@@ -722,7 +722,8 @@ def _inspect(data: Any, max_nodes: int = MAX_NODES) -> list[Problem]:
         if isinstance(value, dict | list | tuple):
             depth += 1
             if depth > MAX_DEPTH:
-                raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep")
+                raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep, at "
+                                       f"{_clip(_pointer_of(path))}")
         if isinstance(value, dict):
             children: list[tuple[Any, tuple[Any, ...], int]] = []
             for key, item in value.items():

@@ -32,6 +32,8 @@ def test_a_stack_born_dead_is_a_dead_units_error_with_a_verified_fix(separate: b
     assert f.severity == "error" and f.summary.startswith("born dead in 3 of 3 seeds")
     dead = f.evidence.dead_seeds
     assert sorted({s for ss in dead.values() for s in ss}) == [0, 1, 2] and f.evidence.seeds == 3
+    # its value is the share of seeds born dead, over its threshold of none
+    assert f.evidence.metric == "born_dead_seeds" and f.evidence.value == 1.0 > f.evidence.threshold
     # each dead layer in a seed: every unit off for the whole batch, and nothing reached the first layer
     first = doc.layers[0]
     assert first.grad_norm == 0.0  # the geometric mean over seeds of a layer no gradient reached

@@ -167,6 +167,9 @@ def test_nesting_within_the_depth_limit_is_read_and_deeper_is_refused():
         deep = {"a": deep}
     with pytest.raises(InputFormatError, match="nested"):  # a dict from Python is held to it too
         parse_spec({"input": {"shape": [4]}, "layers": [{"type": "flatten"}], "x": deep})
+    # the refusal says where: the pointer of the container past the limit
+    with pytest.raises(InputFormatError, match="at /x" + "/a" * (MAX_DEPTH - 1) + "$"):
+        parse_spec({"input": {"shape": [4]}, "layers": [{"type": "flatten"}], "x": deep})
 
 
 @pytest.mark.parametrize("digits", [400, 5_000])

@@ -670,7 +670,14 @@ def _clip(n: Node, c: Ctx) -> Op:
         role = Role("act", "activation", "hardtanh")
     elif lo is not None and float(lo) == 0.0 and (hi is None or float(hi) == 6.0):
         role = Role("act", "activation", "relu")  # ReLU6 (or ReLU): measured as the live door does
-    return Fn(lambda x, lo=None, hi=None: torch.clamp(x, lo, hi), role)
+    # opset < 11 gives the bounds as attributes, later ones as (optional) inputs
+    at_lo, at_hi = (n.attrs.get("min"), n.attrs.get("max")) if len(n.inputs) == 1 else (None, None)
+
+    def clip(x: torch.Tensor, lo: torch.Tensor | None = None, hi: torch.Tensor | None = None) -> torch.Tensor:
+        lo_ = lo if lo is not None else at_lo
+        hi_ = hi if hi is not None else at_hi
+        return x if lo_ is None and hi_ is None else torch.clamp(x, lo_, hi_)
+    return Fn(clip, role)
 
 
 def _expand(x: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
@@ -892,7 +899,8 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "_Silu": _act("silu", F.silu),
     "Clip": _clip, "Erf": _binary(lambda x: torch.erf(x)),
     "HardSigmoid": lambda n, c: Fn(lambda x: torch.clamp(n.attrs.get("alpha", 0.2) * x
-                                                         + n.attrs.get("beta", 0.5), 0, 1)),
+                                                         + n.attrs.get("beta", 0.5), 0, 1),
+                                   Role("act", "activation", "hardsigmoid")),
     "Softmax": lambda n, c: Fn(lambda x: F.softmax(x, n.attrs.get("axis", -1))),
     "LogSoftmax": lambda n, c: Fn(lambda x: F.log_softmax(x, n.attrs.get("axis", -1))),
     "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _mul, "Div": _binary(_div),

@@ -112,12 +112,20 @@ def inline_external(data: bytes, folder: Path, max_bytes: int = 1 << 30) -> byte
         return data
     root = folder.resolve()
     total = len(data)
+    refused: list[str] = []
     for t in tensors:
         info = {e.key: e.value for e in t.external_data}
         location = info.get("location", "")
+        # (judged on the name first: a path that leaves the folder is not even looked up)
+        if not location or Path(location).is_absolute() or ".." in Path(location).parts:
+            refused.append(f"{t.name} at {location[:100]!r} (not a plain file name)")
+            continue
         target = (root / location).resolve()
-        if (not location or Path(location).is_absolute() or ".." in Path(location).parts
-                or target.parent != root or not target.is_file()):
+        if target.parent != root:
+            refused.append(f"{t.name} at {location[:100]!r} (a link or folder out of the model's folder)")
+            continue
+        if not target.is_file():
+            refused.append(f"{t.name} at {location[:100]!r} (no such file beside the model)")
             continue
         offset, length = int(info.get("offset", 0) or 0), info.get("length")
         size = int(length) if length else target.stat().st_size - offset
@@ -132,6 +140,9 @@ def inline_external(data: bytes, folder: Path, max_bytes: int = 1 << 30) -> byte
         t.raw_data = raw
         del t.external_data[:]
         t.data_location = onnx.TensorProto.DEFAULT
+    if refused:
+        raise ModelError(f"{len(refused)} external tensor(s) cannot be read: {_named(refused, 3)}; external "
+                         "data is read only from files named plainly in the model's own folder")
     return bytes(model.SerializeToString())
 
 

@@ -1,0 +1,119 @@
+"""What the tenth live-module sweep found, each rebuilt here with plain torch: complex weights kept
+complex in the float64 copy, and a NaN in the backward pass that no weight receives."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradhealth.analysis.graph import to_precision
+from gradhealth.analysis.module_check import check_module
+
+
+class Spectral(nn.Module):
+    """An FNO layer: a complex weight multiplying the input's low Fourier modes."""
+
+    def __init__(self, c: int = 4, modes: int = 6, scale: float = 1.0) -> None:
+        super().__init__()
+        self.w = nn.Parameter(scale * torch.randn(c, c, modes, dtype=torch.cfloat))
+        self.modes = modes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = torch.fft.rfft(x)
+        out = torch.zeros(x.shape[0], self.w.shape[1], xf.shape[-1], dtype=xf.dtype)
+        out[..., :self.modes] = torch.einsum("bim,iom->bom", xf[..., :self.modes], self.w.to(xf.dtype))
+        return torch.fft.irfft(out, n=x.shape[-1])
+
+
+def test_a_complex_weight_stays_complex_at_float64() -> None:
+    torch.manual_seed(0)
+    layer = Spectral()
+    w = layer.w.detach().clone()
+    copy = to_precision(layer, torch.device("cpu"), torch.float64)
+    assert copy.w.dtype == torch.complex128
+    torch.testing.assert_close(copy.w.detach(), w.to(torch.complex128))
+    assert isinstance(copy.w, nn.Parameter)
+
+
+class FourierNet(nn.Module):
+    def __init__(self, scale: float, depth: int = 6, c: int = 12, modes: int = 8) -> None:
+        super().__init__()
+        self.lift = nn.Conv1d(2, c, 1)
+        self.sp = nn.ModuleList([Spectral(c, modes, scale) for _ in range(depth)])
+        self.pw = nn.ModuleList([nn.Conv1d(c, c, 1) for _ in range(depth)])
+        self.out = nn.Conv1d(c, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lift(x)
+        for s, w in zip(self.sp, self.pw, strict=True):
+            h = nn.functional.gelu(s(h) + w(h))
+        return self.out(h)
+
+
+def test_complex_weights_count_at_their_full_size() -> None:
+    # the imaginary parts are half of each weight's size: a copy that dropped them would see the
+    # gradient grow much less across the spectral layers (msweep10: 620 against 5.7e3)
+    torch.manual_seed(0)
+    model = FourierNet(scale=1.0)
+    doc = check_module(model, torch.randn(8, 2, 32), loss="mse", seeds=1)
+    assert any(f.code == "exploding_gradient" for f in doc.findings)
+    grow = next(f for f in doc.findings if f.code == "exploding_gradient").evidence.value
+    # the same weights with their imaginary parts set to 0 (what a copy that dropped them measures)
+    # grow the gradient far less
+    with torch.no_grad():
+        for s in model.sp:
+            s.w.copy_(s.w.real.to(torch.cfloat))
+    doc_real = check_module(model, torch.randn(8, 2, 32), loss="mse", seeds=1)
+    grow_real = max((f.evidence.value for f in doc_real.findings if f.code == "exploding_gradient"), default=1.0)
+    assert grow > 2 * grow_real
+
+
+class Squash(nn.Module):
+    """Capsules' squash without an eps: sqrt(|s|^2) after a ReLU, whose zeros give sqrt's
+    derivative at 0 (NaN), which the ReLU's backward then replaces with 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv(x)).flatten(2).transpose(1, 2)   # [B, positions, 8]
+        n = torch.sqrt((h ** 2).sum(-1, keepdim=True))
+        v = h * n / (1 + n ** 2)
+        return self.head(v.mean(1))
+
+
+def test_a_nan_in_the_backward_that_no_weight_receives_is_a_note() -> None:
+    torch.manual_seed(0)
+    model = Squash()
+    with torch.no_grad():
+        model.conv.bias.fill_(-0.5)  # some positions all-negative: sqrt at exactly 0
+    x = torch.randn(8, 3, 8, 8)
+    # independently: the backward reaches every weight finite
+    out = model.double()(x.double())
+    (out ** 2).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    doc = check_module(model.float(), x, seeds=1)
+    nonfinite = [f for f in doc.findings if f.code == "nonfinite"]
+    assert [f.severity for f in nonfinite] == ["info"] and nonfinite[0].evidence.masked
+
+
+class MaskedSquash(Squash):
+    """The squash over positions zeroed by a product with a fixed mask: the product's backward is
+    NaN x 0 = NaN, so sqrt's NaN reaches the convolution's weights."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x).flatten(2).transpose(1, 2)
+        mask = torch.ones(h.shape[1], 1, dtype=h.dtype)
+        mask[::2] = 0
+        h = h * mask
+        n = torch.sqrt((h ** 2).sum(-1, keepdim=True))
+        return self.head((h * n / (1 + n ** 2)).mean(1))
+
+
+def test_a_nan_that_reaches_a_weight_is_still_an_error() -> None:
+    torch.manual_seed(0)
+    model = MaskedSquash()
+    doc = check_module(model, torch.randn(8, 3, 8, 8), seeds=1)
+    assert [f.severity for f in doc.findings if f.code == "nonfinite"] == ["error"]
