@@ -117,3 +117,74 @@ def test_a_nan_that_reaches_a_weight_is_still_an_error() -> None:
     model = MaskedSquash()
     doc = check_module(model, torch.randn(8, 3, 8, 8), seeds=1)
     assert [f.severity for f in doc.findings if f.code == "nonfinite"] == ["error"]
+
+
+class TwoTowers(nn.Module):
+    """DeepONet: a branch net on the sensors and a trunk net on the query points, joined by a product.
+    The branch runs first; the trunk is ``depth`` sigmoid layers at Xavier scale."""
+
+    def __init__(self, depth: int, act: str = "sigmoid") -> None:
+        super().__init__()
+        self.branch = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 8))
+        self.trunk = nn.ModuleList([nn.Linear(1 if i == 0 else 32, 32) for i in range(depth)])
+        for layer in self.trunk:
+            nn.init.xavier_normal_(layer.weight)
+        self.act = torch.sigmoid if act == "sigmoid" else torch.tanh
+        self.tout = nn.Linear(32, 8)
+
+    def forward(self, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        b = self.branch(u)
+        t = y
+        for layer in self.trunk:
+            t = self.act(layer(t))
+        return torch.einsum("bp,bqp->bq", b, self.tout(t))
+
+
+def _trunk_ratio(model: TwoTowers, u: torch.Tensor, y: torch.Tensor) -> float:
+    """||dL/dh|| at the trunk's first layer over its last, measured here with hooks-free autograd."""
+    model = model.double()
+    outs = []
+    t = y.double()
+    for layer in model.trunk:
+        t = model.act(layer(t))
+        t.retain_grad()
+        outs.append(t)
+    b = model.branch(u.double())
+    out = torch.einsum("bp,bqp->bq", b, model.tout(t))
+    torch.nn.functional.mse_loss(out, torch.randn_like(out)).backward()
+    return float(outs[0].grad.norm() / outs[-1].grad.norm())
+
+
+def test_a_vanishing_tower_is_judged_on_its_own_path_whatever_ran_first() -> None:
+    torch.manual_seed(0)
+    model = TwoTowers(16)
+    u, y = torch.randn(16, 16), torch.randn(16, 10, 1)
+    assert _trunk_ratio(TwoTowers(16), u, y) < 1e-6  # independently: the trunk vanishes
+    doc = check_module(model, (u, y), loss="mse", seeds=1)
+    [v] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert "trunk.0" in v.summary and "branch" not in v.summary
+    # a shallow tanh trunk is healthy on both paths
+    assert not [f for f in check_module(TwoTowers(3, "tanh"), (u, y), loss="mse", seeds=1).findings
+                if f.code == "vanishing_gradient"]
+
+
+class Mixing(nn.Module):
+    """Glow's invertible 1x1 convolution on vectors: x @ W.t() with W a Parameter."""
+
+    def __init__(self, steps: int = 8, d: int = 16, scale: float = 1.0) -> None:
+        super().__init__()
+        self.ws = nn.ParameterList([nn.Parameter(scale * torch.randn(d, d)) for _ in range(steps)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for w in self.ws:
+            x = x @ w.t()
+        return x
+
+
+def test_a_product_with_a_transposed_weight_is_a_layer() -> None:
+    torch.manual_seed(0)
+    doc = check_module(Mixing(), torch.randn(16, 16), loss="mse", seeds=1)
+    # each W is a unit: the gradient grows about sqrt(16) = 4x a layer through the 8 products
+    assert [layer.name for layer in doc.layers][:2] == ["ws.0", "ws.1"]
+    [e] = [f for f in doc.findings if f.code == "exploding_gradient"]
+    assert 4 ** 5 < e.evidence.value < 4 ** 9
