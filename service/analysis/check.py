@@ -238,7 +238,7 @@ class _Verifier:
             value, fixed, new = judge(det, all_detections, after, thresholds)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(value), fixed=fixed, side_effects=new,
-                                       seeds=after.seeds)
+                                       seeds=after.seeds, note=unmeasured_note(value))
             remedy.recommended = fixed and not new
         best = clip_reference(det.code, remedies, self.results)
         if best is not None and clipping in part.remedies:
@@ -309,6 +309,14 @@ def judge(det: Detection, all_detections: list[Detection], after: SimulationResu
     fixed = (all(d.code != det.code for d in found) and not new_errors and not overshot
              and not still_nonfinite(found) and not unmeasured_with_errors(value, found))
     return value, fixed, new
+
+
+def unmeasured_note(value: float) -> str | None:
+    """What ``after: null`` means where the changed network has nothing the metric measures (a
+    sigmoid swapped for a ReLU leaves no saturation to count, a ReLU for a leaky one no dead unit)."""
+    if not math.isnan(value):
+        return None
+    return "the changed network has nothing this metric measures (no unit of the kind it counts remains)"
 
 
 def unmeasured_with_errors(value: float, found: list[Detection]) -> bool:

@@ -33,6 +33,7 @@ from gradhealth.analysis.check import (
     seed_margin,
     still_nonfinite,
     summary_line,
+    unmeasured_note,
     unmeasured_with_errors,
     worsened,
 )
@@ -559,7 +560,7 @@ class _Verifier:
         value, fixed, new = self.judge(det, before, after, self.thresholds)
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(value), fixed=fixed, side_effects=new,
-                                   seeds=after.seeds)
+                                   seeds=after.seeds, note=unmeasured_note(value))
         remedy.recommended = fixed and not new
         return after
 

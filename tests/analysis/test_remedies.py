@@ -129,3 +129,18 @@ def test_a_bias_the_spec_sets_far_from_zero_is_offered_zeros(activation: str, bi
     # biases at zero, or torch's default: nothing to zero
     spec["layers"][0]["bias_init"] = {"scheme": "zeros"}
     assert not [r for f in check_architecture(spec).findings for r in f.remedies if r.id == "zero_bias"]
+
+
+def test_a_remedy_that_leaves_nothing_to_measure_says_so_beside_its_null_after() -> None:
+    # tanh at std 1 saturates; a ReLU in its place has no saturation to count: after is null, and the
+    # note says why, where a measured remedy (Xavier) has a number and no note
+    from gradhealth.library import check_architecture
+    layers = [{"type": "linear", "out_features": 64, "activation": "tanh", "init": {"scheme": "normal", "std": 1.0}}
+              for _ in range(6)]
+    doc = check_architecture({"name": "t", "input": {"shape": [32]}, "batch_size": 64,
+                              "layers": [*layers, {"type": "linear", "out_features": 10}]})
+    [sat] = [f for f in doc.findings if f.code == "saturation"]
+    by_id = {r.id: r.verified for r in sat.remedies if r.verified is not None}
+    swap = by_id["relu_family_activation"]
+    assert swap.after is None and swap.fixed and "nothing this metric measures" in (swap.note or "")
+    assert by_id["xavier_init"].after is not None and by_id["xavier_init"].note is None
