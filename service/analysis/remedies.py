@@ -271,7 +271,11 @@ def gated_cells(ctx: Context) -> list[Remedy]:
         steps = next(u.in_shape[0] for u in ctx.plan.all_units() if u.pointer == p)
         options: list[float | str] = ["chrono", 1.0] if steps >= CHRONO_MIN_STEPS else [1.0, "chrono"]
         if layer.type == "lstm":
-            options = [o for o in options if o != layer.forget_bias]
+            # only a gate opened wider than it is: chrono where it is not, 1 where the bias is under
+            # it (an LSTM at chrono offered a bias of 1 would be offered a downgrade)
+            fb_now = layer.forget_bias  # None: torch's default draw around 0
+            options = [o for o in options if (o == "chrono" and fb_now != "chrono")
+                       or (o == 1.0 and (fb_now is None or (not isinstance(fb_now, str) and fb_now < 1.0)))]
         for fb in options:
             # (the fields only an RNN or a GRU takes go: the patched spec must be valid)
             value = {k: v for k, v in _resolve(ctx.raw, p).items() if k not in _NOT_LSTM}

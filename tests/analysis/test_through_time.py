@@ -82,3 +82,24 @@ def test_the_lstm_remedy_for_a_keras_gru_is_a_valid_spec_with_gates_that_can_ope
         assert op["value"]["recurrent_activation"] == "sigmoid" and "sigmoid gates" in r.change
         assert r.verified is not None and r.verified.note is None and r.verified.after is not None  # simulated
     assert any(r.verified.fixed for r in gated)
+
+
+def test_an_lstm_is_offered_only_a_forget_gate_opened_wider_than_it_is() -> None:
+    # at STEPS = 100 chrono is the first offer; an LSTM at chrono already is offered no weaker bias of 1
+    def offers(forget_bias) -> list:
+        layer = {"type": "lstm", "hidden_size": 32, "recurrent_init": {"scheme": "normal", "std": 0.05}}
+        if forget_bias is not None:
+            layer["forget_bias"] = forget_bias
+        doc = check_architecture(_spec(layer), verify=False)
+        found = [f for f in doc.findings if f.code == "vanishing_through_time"]
+        return [r.patch[0]["value"]["forget_bias"] for f in found for r in f.remedies
+                if r.id == "gated_recurrent_cell"]
+
+    assert offers(None) == ["chrono", 1.0]
+    assert offers(1.0) == ["chrono"]
+    # a chrono LSTM over 500 steps still loses its gradient (a warning): no bias of 1 is offered it
+    spec = {"input": {"shape": [500, 4]}, "batch_size": 8, "seeds": 1,
+            "layers": [{"type": "lstm", "hidden_size": 16, "forget_bias": "chrono"},
+                       {"type": "linear", "out_features": 3}]}
+    [f] = [f for f in check_architecture(spec, verify=False).findings if f.code == "vanishing_through_time"]
+    assert "gated_recurrent_cell" not in {r.id for r in f.remedies}
