@@ -1342,6 +1342,20 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     if onset_i is None:
         return []
     onset = float(steps[onset_i])
+    held = _data_term_held(run, loss, steps, v, onset, end - low)
+    if held is not None:
+        term, lo, hi = held
+        return [_finding(
+            "loss_divergence", "info",
+            f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} to {end:.3g} while its data term {term.name} "
+            f"held at {lo:.3g}-{hi:.3g}: the rise is in the loss's other terms (a KL or regularisation weight "
+            "warming up), not the fit",
+            "A loss made of a data term (a negative log-likelihood, a reconstruction error) and a weighted penalty "
+            "(a KL divergence, a regulariser) rises when the penalty's weight is ramped up on a schedule (KL "
+            "annealing in VAEs and Bayesian networks) though the model fits as well as before; a learning rate "
+            "that diverged would raise the data term too.",
+            {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
+             "threshold": t.divergence_factor, "data_term": term.name, "data_term_range": [lo, hi]}, [])]
     growth = lr_growth(run, since=onset, until=float(steps[-1]))
     fix = (_schedule_remedy(run, growth, onset) if growth is not None else
            lower_lr(run, at_step=onset, why=f"the loss diverged from {loss.where(onset)}"))
@@ -1359,6 +1373,37 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
          "window": window, "logged_minimum": float(v[i_low]), "logged_minimum_step": _num(steps[i_low]),
          "logged_final": float(v[-1]), "learning_rate_growth": growth},
         [fix, clipping(run, t)])]
+
+
+#: Names of a loss's data term beside its penalties (a VAE's reconstruction, a Bayesian network's NLL)
+_DATA_TERM = re.compile(r"(?<![a-z])(?:nll|recon|reconstruction|rec|likelihood|log_?lik|data|xent|ce)(?![a-z])",
+                        re.IGNORECASE)
+#: The most of the loss's climb its data term may make and still have held (the rest is the penalties')
+_TERM_SHARE = 0.2
+
+
+def _data_term_held(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray,
+                    onset: float, climb: float) -> tuple[Series, float, float] | None:
+    """A series logged beside ``loss`` that is its data term (named so: ``train_nll_epoch`` beside
+    ``train_loss_epoch``, ``recon_loss`` beside ``loss``; never above the loss at the steps both
+    have) whose running median rose by under a fifth of the loss's ``climb`` (its running median's,
+    lowest to last) while the loss diverged from ``onset``: the climb is in the loss's other terms.
+    (term, its lowest and highest from the onset) or None."""
+    at = {float(x): float(y) for x, y in zip(steps, v, strict=True)}
+    for s in run.series:
+        if s is loss or s.role not in ("metric", "loss") or not _DATA_TERM.search(s.name) \
+                or _VALIDATION.search(s.name):
+            continue
+        ts, tv = finite(s)
+        both = [(float(y), at[float(x)]) for x, y in zip(ts, tv, strict=True) if float(x) in at]
+        if len(both) < 3 or any(term > total * (1 + 1e-6) + 1e-12 for term, total in both):
+            continue
+        late = tv[ts >= onset]
+        sm = smooth(tv, _divergence_window(len(tv)))  # (judged as the loss is: on running medians)
+        if len(late) < 2 or not float(np.min(sm)) > 0 or float(sm[-1]) - float(np.min(sm)) > _TERM_SHARE * climb:
+            continue
+        return s, float(np.min(late)), float(np.max(late))
+    return None
 
 
 #: A climb short of divergence_factor that gives back this share of what the loss had gained, for

@@ -81,3 +81,28 @@ def test_a_nan_in_an_mxnet_loss_is_a_nonfinite_error(tmp_path: Path) -> None:
 ])
 def test_mxnet_speedometer_names(name: str, role: str) -> None:
     assert classify(name)[0] == role
+
+
+def _annealed(epochs: int = 50, recon_climb: float = 0.0) -> str:
+    """A Lightning metrics.csv of a Bayesian network: the loss is nll + beta * kl with beta ramped
+    from 0 to 2e-4 over 25 epochs; the NLL holds (or climbs by ``recon_climb`` a epoch)."""
+    rng = np.random.default_rng(0)
+    rows = ["epoch,step,train_kl_epoch,train_loss_epoch,train_nll_epoch"]
+    for e in range(epochs):
+        nll = 0.51 + rng.normal(0, 0.02) + recon_climb * e
+        kl = 347000.0 + rng.normal(0, 300)
+        beta = 2e-4 * min(1.0, e / 25)
+        rows.append(f"{e},{38 + 39 * e},{kl},{nll + beta * kl},{nll}")
+    return "\n".join(rows) + "\n"
+
+
+def test_a_loss_climbing_with_its_penalty_weight_while_its_data_term_holds_is_a_note(tmp_path: Path) -> None:
+    report = diagnose(read_log(write(tmp_path, "metrics.csv", _annealed())))
+    [f] = [f for f in report.findings if f.code == "loss_divergence"]
+    assert f.severity == "info" and f.evidence.data_term == "train_nll_epoch"
+
+
+def test_a_climb_its_data_term_makes_too_is_a_divergence(tmp_path: Path) -> None:
+    # the NLL itself climbing 0.5 -> 25: the fit is lost, whatever the penalty does
+    report = diagnose(read_log(write(tmp_path, "metrics.csv", _annealed(recon_climb=0.5))))
+    assert [f.severity for f in report.findings if f.code == "loss_divergence"] == ["error"]
