@@ -39,8 +39,9 @@ SATURATING: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh"})
 
 #: The saturating activations whose flat tails a simulation measures: the spec's, and the hard
 #: sigmoid clip(a x + b, 0, 1) that only an imported graph or a live module has (nn.Hardsigmoid,
-#: ONNX's HardSigmoid, MobileNetV3's gates).
-MEASURED_SATURATING: frozenset[str] = SATURATING | {"hardsigmoid"}
+#: ONNX's HardSigmoid, MobileNetV3's gates), and the GLU a * sigmoid(b) (nn.GLU, F.glu: TabNet's,
+#: gated convolutions'), whose sigmoid gate saturates.
+MEASURED_SATURATING: frozenset[str] = SATURATING | {"hardsigmoid", "glu"}
 
 #: Gate blocks per recurrent cell type: torch stacks this many [hidden, fan_in] blocks in each
 #: weight (LSTM: input, forget, cell, output; GRU: reset, update, new; plain RNN: one).

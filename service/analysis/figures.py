@@ -139,6 +139,9 @@ class Readout:
                 sat = h.abs() > 1 - m
             elif activation == "hardsigmoid":
                 sat = (h <= 0) | (h >= 1)  # its clip: derivative exactly 0, whatever its slope
+            elif activation == "glu":  # pre is the gate's half: a * sigmoid(b)'s b
+                gate = torch.sigmoid(pre.detach())
+                sat = (gate < m) | (gate > 1 - m)
             else:
                 sat = pre.detach().abs() >= 1
             i_sat = self._scalar(sat.sum())

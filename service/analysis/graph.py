@@ -64,7 +64,7 @@ ProgressFn = Callable[[float, str], None]
 ACTIVATION_MODULES: dict[type[nn.Module], str] = {
     nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
     nn.ELU: "elu", nn.SELU: "selu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Softplus: "softplus",
-    nn.ReLU6: "relu", nn.Hardtanh: "hardtanh", nn.Hardsigmoid: "hardsigmoid",
+    nn.ReLU6: "relu", nn.Hardtanh: "hardtanh", nn.Hardsigmoid: "hardsigmoid", nn.GLU: "glu",
 }
 # ReLU6 is the ReLU as far as the measurements go: units at 0 below the kink are dead, and the
 # clamp at 6 is far above unit-variance pre-activations (hardtanh's "saturated beyond +-1" would
@@ -112,6 +112,14 @@ def role_of(module: nn.Module) -> Role:
         if isinstance(module, cls):
             return Role("act", "activation", name)
     return Role("other")
+
+
+def _pre_activation(out: torch.Tensor, activation: str | None, dim: Any) -> torch.Tensor:
+    """What an activation's saturation is read from: the layer's output, or for a GLU (a * sigmoid(b),
+    the halves along ``dim``) its gate's half b."""
+    if activation == "glu" and isinstance(dim, int) and out.dim() and out.shape[dim] % 2 == 0:
+        return out.chunk(2, dim)[1]
+    return out
 
 
 def _transposed_linear(module: nn.Module) -> bool:
@@ -792,7 +800,7 @@ class Tracer:
             follows = last is not None and _reads(inp, last, out)
         if role.kind in ("norm", "act") and follows and last is not None and last.activation is None:
             if role.kind == "act":
-                last.pre, last.activation = last.out, role.activation
+                last.pre, last.activation = _pre_activation(last.out, role.activation, getattr(module, "dim", -1)), role.activation
             elif role.type != "layerscale":
                 before = Fold(last.out, len(last.params), last.normalised, last.activation, last.pre, [])
                 last.folds.append(before._replace(marked=self._normalise(last)))
@@ -935,7 +943,7 @@ ACTIVATION_FUNCTIONS: dict[Any, str] = {
     nn.functional.silu: "silu", nn.functional.softplus: "softplus", torch.sigmoid: "sigmoid",
     torch.Tensor.sigmoid: "sigmoid", nn.functional.sigmoid: "sigmoid", torch.tanh: "tanh",
     torch.Tensor.tanh: "tanh", nn.functional.tanh: "tanh", nn.functional.hardtanh: "hardtanh",
-    nn.functional.hardsigmoid: "hardsigmoid"}
+    nn.functional.hardsigmoid: "hardsigmoid", nn.functional.glu: "glu"}
 
 
 _CLAMPS = (torch.clamp, torch.Tensor.clamp, torch.clip, torch.Tensor.clip)
@@ -1066,7 +1074,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             swap = getattr(self.model, SWAP_ATTRIBUTE, None)  # a remedy's activation swap, verified
             if swap is not None and name in swap[0]:
                 name, out = swap[1], swap[2](args[0])
-            last.pre, last.activation = last.out, name
+            last.pre = _pre_activation(last.out, name, args[1] if len(args) > 1 else (kwargs or {}).get("dim", -1))
+            last.activation = name
             tracer._advance(last, out)
         elif func in self._MULS and len(args) == 2 and self.scales:
             a, b = args

@@ -91,7 +91,7 @@ BINARY = "binary_cross_entropy"
 Change = Edit | OptimizerSpec | str
 NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
                  "not invent for a graph it did not write; make the change and check again")
-_SATURATING = {"sigmoid", "tanh", "hardtanh", "hardsigmoid", "softplus"}
+_SATURATING = {"sigmoid", "tanh", "hardtanh", "hardsigmoid", "softplus", "glu"}
 #: A bias whose root mean square is this far from 0 is offered zeroed beside a saturation finding:
 #: PyTorch's default draws a layer's biases within 1/sqrt(fan_in), an RMS of 0.58 at fan-in 1
 _SATURATING_BIAS = 1.0
@@ -397,13 +397,14 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
                 remedy.change += f" ({NOT_REINITIALISED})"
             out.append((remedy, None if functions else _init_edit(scheme)))
         squashing = [u for u in det.units if u.activation in _SATURATING]
-        gates_only = bool(squashing) and all(u.name in result.gates for u in squashing)
+        # (a GLU's sigmoid gates its other half: a gate whatever reads it)
+        gates_only = bool(squashing) and all(u.name in result.gates or u.activation == "glu" for u in squashing)
         if acts & _SATURATING and code not in ("dead_units", "symmetric_weights") and not gates_only:
             # (not where every saturating unit of the finding gates another tensor: a ReLU gate
             # gates nothing)
             swap = R.relu_family_activation(where, "relu")
             swap.change += f" ({_BIASES_ZEROED})"
-            out.append((swap, _swap_edit(_SATURATING, "relu")))
+            out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu")))
         # a dead or saturated unit's bias far from 0 may pin it alone (an SE gate's -10)
         if code == "dead_units" or (code == "saturation" and any(
                 u.mean("bias_mean_square") >= _SATURATING_BIAS ** 2 for u in det.units if "bias_mean_square" in u.values)):

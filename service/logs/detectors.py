@@ -1425,19 +1425,25 @@ def _lost_progress(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, 
     # the point-to-point noise about the running median: a fall and a climb back within a few of
     # it are the medians' own wander on a noisy per-batch loss, not progress made and lost
     noise = _point_noise(v, sm)
-    if (not low > 0 or end < _LOST_RISE * low or top - low < _LOST_NOISES * noise
-            or end - low < _LOST_NOISES / 2 * noise or (end - low) / (top - low) < _LOST_SHARE):
+    # a loss whose lowest is where it began never fell: its whole climb is progress undone (a boosting
+    # run whose training loss rises from its first round, a rate too large from the first step)
+    never_fell = i_min == 0 or top <= low
+    if (not low > 0 or end < _LOST_RISE * low or (not never_fell and top - low < _LOST_NOISES * noise)
+            or end - low < _LOST_NOISES / 2 * noise or (not never_fell and (end - low) / (top - low) < _LOST_SHARE)):
         return []
     onset_i = _sustained_onset(v, sm, i_min, low + 0.5 * (end - low))
     if onset_i is None:
         return []
     onset = float(steps[onset_i])
-    share = (end - low) / (top - low)
+    share = 1.0 if never_fell else (end - low) / (top - low)
+    window = _divergence_window(len(v))
+    summary = (f"{loss.name} rose from {low:.3g} ({loss.where(steps[i_min])}) to {end:.3g} ({end / low:.3g}x) and "
+               f"never went below where it began (running medians of {window} points)" if never_fell else
+               f"{loss.name} climbed back from its minimum {low:.3g} ({loss.where(steps[i_min])}) to {end:.3g} "
+               f"({end / low:.3g}x) and stayed there: {share:.0%} of its fall from {top:.3g} undone (running "
+               f"medians of {window} points)")
     return [_finding(
-        "loss_divergence", "warning",
-        f"{loss.name} climbed back from its minimum {low:.3g} ({loss.where(steps[i_min])}) to {end:.3g} "
-        f"({end / low:.3g}x) and stayed there: {share:.0%} of its fall from {top:.3g} undone (running medians of "
-        f"{_divergence_window(len(v))} points)",
+        "loss_divergence", "warning", summary,
         "The loss gave back a large part of what training had gained and did not come down again: the "
         "learning rate is too large for this stage of training (a loss on a log scale, as cross-entropy in "
         "nats, rises by a small factor for a large loss of progress).",
@@ -2029,7 +2035,9 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     converged = overall >= t.plateau_converged_fraction
     level = float(np.median(v[half:]))
     chance = at_chance(run, level, t) or uniform_guess(v[half:]) or _validation_at_chance(run)
-    rising = sm[-1] > sm[half] * t.divergence_factor
+    # (a loss that ends 15 % or more above where it began did not stall: it climbed, which
+    # loss_divergence judges, from its first point on where it never fell)
+    rising = sm[-1] > sm[half] * t.divergence_factor or sm[-1] >= _LOST_RISE * sm[0]
     # a loss lower at every point than at the one before is learning, however slowly (ls21: SimCLR's
     # epoch averages 7.24 -> 6.89 over 10 epochs, each one down)
     descending = (len(v) >= 4 and bool(np.all(np.diff(v) < 0)) and chance is None

@@ -3,6 +3,7 @@ complex in the float64 copy, and a NaN in the backward pass that no weight recei
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -188,3 +189,41 @@ def test_a_product_with_a_transposed_weight_is_a_layer() -> None:
     assert [layer.name for layer in doc.layers][:2] == ["ws.0", "ws.1"]
     [e] = [f for f in doc.findings if f.code == "exploding_gradient"]
     assert 4 ** 5 < e.evidence.value < 4 ** 9
+
+
+class GluStack(nn.Module):
+    """TabNet's GLU blocks without their batch norm: Linear(32, 64) then a * sigmoid(b)."""
+
+    def __init__(self, std: float, module: bool, depth: int = 4) -> None:
+        super().__init__()
+        self.fcs = nn.ModuleList([nn.Linear(32, 64) for _ in range(depth)])
+        for layer in self.fcs:
+            nn.init.normal_(layer.weight, 0.0, std)
+        self.glu = nn.GLU(-1) if module else None
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.fcs:
+            x = self.glu(layer(x)) if self.glu is not None else nn.functional.glu(layer(x), -1)
+        return self.head(x)
+
+
+@pytest.mark.parametrize("module", [True, False])
+def test_a_glus_gate_in_its_tails_is_saturation_and_is_not_swapped_for_a_relu(module: bool) -> None:
+    torch.manual_seed(0)
+    model = GluStack(1.0, module)
+    x = torch.randn(64, 32)
+    # independently: the share of the last block's gates within 0.02 of 0 or 1
+    with torch.no_grad():
+        h = x
+        for layer in model.fcs:
+            z = layer(h)
+            gate = torch.sigmoid(z.chunk(2, -1)[1])
+            h = nn.functional.glu(z, -1)
+    flat = float(((gate < 0.02) | (gate > 0.98)).double().mean())
+    doc = check_module(model, x, seeds=1)
+    [sat] = [f for f in doc.findings if f.code == "saturation"]
+    assert sat.evidence.value == pytest.approx(flat, abs=0.1) and flat > 0.6
+    ids = {r.id for r in sat.remedies}
+    assert "xavier_init" in ids and "relu_family_activation" not in ids  # a ReLU gates nothing
+    assert not [f for f in check_module(GluStack(32 ** -0.5, module), x, seeds=1).findings if f.code == "saturation"]
