@@ -33,3 +33,27 @@ def test_a_loss_that_falls_first_is_still_judged_by_the_share_it_gives_back(tmp_
     text = "step,loss\n" + "".join(f"{i},{x:.5f}\n" for i, x in enumerate(v))
     report = diagnose(read_log(write(tmp_path, "fall.csv", text)))
     assert "loss_divergence" not in {f.code for f in report.findings if f.severity != "info"}
+
+
+def _grid(rows: list[tuple[int, float]]) -> str:
+    rule = "+--------------+--------------+--------------+"
+    lines = [rule, "| Iteration    | Loss         | Elapsed Time |", rule]
+    lines += [f"| {i:<12} | {v:<12.6g} | {i * 0.9:.2f}s        |" for i, v in rows]
+    return "\n".join([*lines, rule]) + "\n"
+
+
+def test_a_grid_table_with_plus_borders_is_read(tmp_path: Path) -> None:
+    # Turi Create's progress table (tabulate's "grid" and PrettyTable draw the same borders)
+    rows = [(i, 5.2 * 0.97 ** i) for i in range(1, 21)]
+    run = read_log(write(tmp_path, "turi.log", _grid(rows)))
+    [loss] = [s for s in run.series if s.name == "Loss"]
+    assert run.format == "markdown" and loss.role == "loss"
+    np.testing.assert_array_equal(loss.steps, np.arange(1, 21))
+    np.testing.assert_allclose(loss.values, [v for _, v in rows], rtol=1e-5)
+
+
+def test_detectron2s_diverged_predictions_are_a_reported_nan(tmp_path: Path) -> None:
+    text = ("iter: 1  total_loss: 4.02e+06  loss_cls: 3.218e+06  loss_box_reg: 4.646e+05  lr: 2e-05  max_mem: 5626M\n"
+            "FloatingPointError: Predicted boxes or scores contain Inf/NaN. Training has diverged.\n")
+    report = diagnose(read_log(write(tmp_path, "d2.log", text)))
+    assert [f.severity for f in report.findings if f.code == "nonfinite"] == ["error"]

@@ -27,7 +27,9 @@ from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, first_lines, number, read_text
 from gradhealth.logs.series import LogWarning, RunLog, classify
 
-_SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)+\|?\s*$")
+_SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:[|+]\s*:?-+:?\s*)+\|?\s*$")
+#: a grid table's border (tabulate's "grid", PrettyTable, Turi Create's progress tables): +----+----+
+_BORDER = re.compile(r"^\s*\+(?:[-=:]+\+)+\s*$")
 _PLACEHOLDERS = frozenset({"", "-", "--", "—", "n/a", "na", "none", "null", "no log", "no_log"})
 _STEP = ("step", "steps", "global step", "global_step", "iteration", "iterations", "iter", "iters")
 _EPOCH = ("epoch", "epochs")
@@ -51,12 +53,17 @@ def _tables(lines: list[str]) -> list[tuple[int, list[str], list[tuple[int, list
     i = 0
     while i + 1 < len(lines):
         header = _cells(lines[i])
-        if header is None or not _SEPARATOR.match(lines[i + 1]):
+        if header is None or not (_SEPARATOR.match(lines[i + 1]) or _BORDER.match(lines[i + 1])):
             i += 1
             continue
         rows = []
         j = i + 2
-        while j < len(lines) and (cells := _cells(lines[j])) is not None:
+        while j < len(lines):
+            if _BORDER.match(lines[j]):
+                j += 1  # a grid's rule between rows, or its last
+                continue
+            if (cells := _cells(lines[j])) is None:
+                break
             rows.append((j + 1, cells))
             j += 1
         found.append((i + 1, header, rows))
@@ -82,7 +89,8 @@ def _value(cell: str) -> float | None:
 class MarkdownReader:
     name = "markdown"
     description = ("Markdown tables of training results (the Hugging Face model card's 'Training "
-                   "results': | Training Loss | Epoch | Step | Validation Loss |)")
+                   "results': | Training Loss | Epoch | Step | Validation Loss |), and grid tables "
+                   "(+----+ borders: Turi Create's progress, tabulate's and PrettyTable's)")
 
     def sniff(self, filename: str, head: bytes) -> float:
         lines = first_lines(head, 400)

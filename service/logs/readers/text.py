@@ -180,7 +180,9 @@ _TRACEBACK = "Traceback (most recent call last):"
 _NONFINITE_EVENT = re.compile(
     r"Invalid loss, terminating training|\bis inf or nan\b|Tensor had (?:NaN|Inf) values"
     r"|Loss became infinite or NaN|Minimum loss scale reached|returned nan values in its \w+ output"
-    r"|Model diverged with loss = NaN|NanLossDuringTrainingError",
+    r"|Model diverged with loss = NaN|NanLossDuringTrainingError"
+    # detectron2's check of its predictions: "Predicted boxes or scores contain Inf/NaN. Training has diverged."
+    r"|contain (?:Inf/NaN|NaN/Inf)\. Training has diverged",
     re.IGNORECASE)
 _EVENT_HINTS = ("nan", "NaN", "Invalid loss", "Tensor had", "loss scale")
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
