@@ -147,7 +147,10 @@ def activation_growth(result: SimulationResult) -> float:
     units = trunk(result)
     if len(units) < 2:
         return math.nan
-    return _geo_ratio(units[-1].values["activation_std"], units[0].values["activation_std"])
+    # a first layer whose every output is 0 (all its units dead) has no scale to grow from: its
+    # seeds give no ratio (not an infinite growth: dead_units says what is wrong there)
+    first = units[0].values["activation_std"]
+    return _geo_ratio(units[-1].values["activation_std"], np.where(first > 0, first, np.nan))
 
 
 def grown_units(result: SimulationResult, factor: float) -> list[UnitStats]:

@@ -1514,7 +1514,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         figures.gates = gate_units(records, readers)
         figures.feeds = unit_feeds(records, readers)
         figures.gate_drivers = gate_drivers(looped, readers)
-        figures.summed = list(sums)
+        # one name per residual sum made: a block shared across depth (ALBERT's, an ODE solver's
+        # step) is summed once a call
+        figures.summed = [name for name in sums for _ in range(max(1, counts.get(name, 1)))]
     figures.looped = [*looped, *scans]
     figures.beside_loops = beside
     for name in cut:

@@ -421,8 +421,10 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
             elif code == "exploding_gradient" and result.summed:
                 ends = list(dict.fromkeys(result.summed))
                 shown = ", ".join(ends[:4]) + (f" and {len(ends) - 4} more" if len(ends) > 4 else "")
+                # 1/sqrt(N) over the N sums made: a block shared across depth (ALBERT's) is summed
+                # once a call, under one name
                 out.append((R.scaled_residual(f"the network (each ending at {shown})"),
-                            None if functions else _scale_branches_edit(ends, 1 / math.sqrt(len(ends)))))
+                            None if functions else _scale_branches_edit(ends, 1 / math.sqrt(len(result.summed)))))
     if code in ("vanishing_through_time", "exploding_through_time"):
         # an element-wise recurrence (h = a * h + u; graph.elementwise_loops) has a decay vector,
         # no matrix to make orthogonal nor cell to gate: its remedy is the decay's own

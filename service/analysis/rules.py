@@ -592,8 +592,9 @@ class DeadUnits(_Fraction):
             "fractions": {u.name: u.mean(self.key) for u in layers},
             "dead_seeds": {u.name: ss for u, ss in dead}, "seeds": result.seeds,
         }
+        # (the detection's metric stays the rule's measure, which a remedy's before and after are in)
         return Detection(
-            self.code, severity, str(evidence["metric"]), value,
+            self.code, severity, f"max_{self.key}", value,
             f"born dead in {len(seeds)} of {result.seeds} seeds: every unit of {layers[0].name} is zero for the whole "
             "batch, and no gradient reaches the first layer",
             "A ReLU layer whose every unit is off for every input passes no gradient, so nothing before it ever "

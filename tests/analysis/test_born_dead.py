@@ -34,6 +34,9 @@ def test_a_stack_born_dead_is_a_dead_units_error_with_a_verified_fix(separate: b
     assert sorted({s for ss in dead.values() for s in ss}) == [0, 1, 2] and f.evidence.seeds == 3
     # its value is the share of seeds born dead, over its threshold of none
     assert f.evidence.metric == "born_dead_seeds" and f.evidence.value == 1.0 > f.evidence.threshold
+    # a remedy's before and after are the rule's own measure, and named so
+    fixed = next(r.verified for r in f.remedies if r.verified is not None)
+    assert fixed.metric == "max_dead_fraction" and 0 < fixed.before <= 1
     # each dead layer in a seed: every unit off for the whole batch, and nothing reached the first layer
     first = doc.layers[0]
     assert first.grad_norm == 0.0  # the geometric mean over seeds of a layer no gradient reached
