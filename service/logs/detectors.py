@@ -1625,7 +1625,7 @@ def _excursion(run: RunLog, loss: Series, steps: np.ndarray, sm: np.ndarray, t: 
 
 _ACCURACY = re.compile(r"(?:^|[/_.])(?:acc|accuracy|categorical_accuracy|sparse_categorical_accuracy|"
                        r"binary_accuracy)(?:[/_.](?:epoch|step))?$")
-_VALIDATION = re.compile(r"(?:^|[/_.])(?:val|valid|validation|eval|test)(?:[/_.]|$)")
+_VALIDATION = re.compile(r"(?:^|[/_.])(?:val|vali|valid|validation|eval|test)(?:[/_.]|$)")
 #: Any accuracy, top-k ones included (YOLO's metrics/accuracy_top1, accuracy_top5)
 _ANY_ACCURACY = re.compile(r"(?:^|[/_.])(?:acc|accuracy)(?:[/_.-]?top-?\d+)?(?:[/_.](?:epoch|step))?$|"
                            r"(?:^|[/_.])top-?\d+[/_.-]?acc(?:uracy)?$")

@@ -154,7 +154,7 @@ _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epo
                    # Neural Monkey's and fairseq's short names: cross-entropy, negative log-likelihood
                    r"xent|nll)$")
 # (Chainer's LogReport names the model "main": main/loss, validation/main/loss)
-_VAL_LOSS = re.compile(r"^(?:val|valid|validation|eval|test|dev)[/_.]?(?:main/)?(?:loss|epoch_loss|loss_epoch|loss_step|xent|nll)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
+_VAL_LOSS = re.compile(r"^(?:val|vali|valid|validation|eval|test|dev)[/_.]?(?:main/)?(?:loss|epoch_loss|loss_epoch|loss_step|xent|nll)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
                        r"^loss[/_.](?:val|valid|validation|eval|test|dev)$|"
                        r"^epoch_val_loss$|"
                        # one per evaluation set: the Trainer's eval_<set>_loss (eval_dataset a dict),

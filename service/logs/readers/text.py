@@ -81,7 +81,7 @@ _NUM = (r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+(?!,?\d)(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+)
 _END = (r"(?:(?<=nan|inf|NaN|Inf|NAN|INF)x+)?(?![ \t]*-{1,2}>)(?:(?![\w.]|:\d)|(?<=\d)(?=[A-Z][a-z]{2,}[ \t:])"
         # a sentence's full stop after the value ("Mean training loss: 0.6162."), not a version's dot
         r"|(?<=\d)(?=\.(?:[ \t]|$)))")
-_SPLIT_WORD = r"(?:train|training|val|valid|validation|eval|test)"
+_SPLIT_WORD = r"(?:train|training|val|vali|valid|validation|eval|test)"  # (Informer's family writes "Vali Loss")
 # a word naming which loss ("total loss: 4119.9", "cls loss: 0.56", "running loss: 0.3"): part of its
 # name, or every such line reads as one "loss" (PyTorch-YOLOv3 forks print eight of them)
 _LOSS_QUALIFIER = (r"(?!(?:the|a|an|of|and|or|in|on|to|for|with|is|at|by|this|that|no|its|per|our|your|my)[ \t])"
@@ -105,7 +105,8 @@ _TRIPLE = re.compile(rf"^\s*(?P<step>\d+)[ \t]+(?!(?:nan|inf|infinity|in|of|out|
 # "Epoch 3 100" or "batch 12 64" is no such line
 _TRIPLE_TAIL = re.compile(rf"^\s*(?P<key>[A-Za-z_][\w.-]*[/_][\w./-]*)[ \t]+(?P<val>{_NUM}|nan|inf)[ \t]+"
                           rf"(?P<step>\d+)\s*$", re.IGNORECASE)
-_SPLIT_LOSS: dict[str, str] = {"train": "train_loss", "training": "training_loss", "val": "val_loss", "valid": "valid_loss",
+_SPLIT_LOSS: dict[str, str] = {"train": "train_loss", "training": "training_loss", "val": "val_loss", "vali": "vali_loss",
+               "valid": "valid_loss",
                "validation": "validation_loss", "eval": "eval_loss", "test": "test_loss"}
 _SPLITS = tuple(_SPLIT_LOSS)
 # after a value: "/n" makes it a count "i of n"; "/n = x" gives the ratio x (HellaSwag: 2493/10042 = 0.2483)
@@ -544,6 +545,11 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                 del found["to"]  # "... to: 64.0" read as a name "to" before
             if m["was"] is not None and found.get("scale") == m["was"]:
                 del found["scale"]  # the scale it tried, read as a name "scale" before
+    lowered = {k.lower(): k for k in found}
+    if "steps" in lowered and "epoch" in lowered and _word_at(line.lower(), "epoch") < _word_at(line.lower(), "steps"):
+        # "Epoch: 2, Steps: 225 | Train Loss: ...": the steps an epoch takes (Informer's family), the
+        # same on every line, not where the line is
+        found["steps_per_epoch"] = found.pop(lowered["steps"])
     if len(found) == 1 and "s" in found and not re.sub(r"\bs\s*[:=]\s*\d+[\s,;]*", "", line).strip():
         return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
     if len(found) == 1 and next(iter(found)).lower() in STEP_KEYS and _STEP_BANNER.search(line):
