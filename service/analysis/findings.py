@@ -208,6 +208,10 @@ def time_ratios(result: SimulationResult) -> list[tuple[str, int, float, int]]:
         while end > 0 and not np.any(norms[:, end] != 0):
             end -= 1
         if end < 1:
+            if steps >= 3 and np.any(norms[:, -1] != 0) and not np.any(norms[:, :-1] != 0):
+                # the last step has a gradient and no step before it any: nothing passes back
+                # through the recurrence (recurrent weights of 0: an LSTM's cell alone remembers)
+                out.append((ts.layer, ts.sublayer, 0.0, steps))
             continue
         out.append((ts.layer, ts.sublayer, _geo_ratio(norms[:, 0], norms[:, end]), end + 2))
     return out

@@ -828,6 +828,12 @@ class Tracer:
         elif isinstance(module, FunctionLayer) and module.computed is not None:
             weight = self._keep(module.computed)  # its gradient is the layer's, as a parametrization's
         kept = self._keep(out)
+        if role.kind == "act" and not role.channels_first and isinstance(inp, torch.Tensor):
+            # an activation of its own (ResNet's relu(x + f(x)), one after a concatenation): its
+            # features lie where the layers' before it do, channels first after convolutions
+            prior = next((u for u in reversed(self.units) if u.role.kind == "weight"), None)
+            if prior is not None and prior.role.channels_first and prior.out.dim() == inp.dim():
+                role = dataclasses.replace(role, channels_first=True)
         self.units.append(Record(name, pointer, role, module, inp, kept,
                                  pre=inp if role.kind == "act" else None,
                                  activation=role.activation, params=list(module.parameters()),
@@ -881,6 +887,14 @@ class Tracer:
             unit.normalised = True
             marked.append(unit)
         return marked
+
+    def drop_repeated(self) -> None:
+        """After the forward: the activation units of functions (:class:`FunctionActivation`) called
+        more than once under one name (a hand-written cell's gate at every step, a block shared
+        across depth) are left out: a step of a loop, not a layer of the depth."""
+        counts = collections.Counter(u.name for u in self.units if isinstance(u.module, FunctionActivation))
+        if any(n > 1 for n in counts.values()):
+            self.units = [u for u in self.units if not (isinstance(u.module, FunctionActivation) and counts[u.name] > 1)]
 
     def settle(self, loss: torch.Tensor) -> None:
         """After the forward: a norm folded into a layer whose output something else reads too
@@ -975,6 +989,18 @@ LAYER_FUNCTIONS: dict[Any, str] = {nn.functional.linear: "linear", nn.functional
                                    nn.functional.conv2d: "conv2d", nn.functional.conv3d: "conv3d"}
 
 
+class FunctionActivation(nn.Module):
+    """The unit of an activation a forward calls as a function on something no single layer made
+    (``F.relu(self.a(x) + self.b(x))``, ``torch.tanh(torch.cat(...))``): no module computes it, so
+    this placeholder stands for it, as an activation module's call would (ResNet's ``self.relu``
+    after its sum). Named after the unit before it (``conv2>relu``); one called more than once a
+    forward (in a loop, or a block shared across depth) is left out (:meth:`Tracer.drop_repeated`)."""
+
+    def __init__(self, activation: str) -> None:
+        super().__init__()
+        self.role = Role("act", "activation", activation)
+
+
 class ElementwiseScan(nn.Module):
     """The unit of an element-wise recurrence (:func:`elementwise_loops`): no module of the model
     computes it, so this placeholder stands for it in the records (its pointer names the decay)."""
@@ -1032,6 +1058,7 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         self.param_names = {id(p): n for n, p in model.named_parameters()}
         self.module_names = {n for n, _ in model.named_modules()}
         self.layers: dict[int, tuple[str, FunctionLayer]] = {}
+        self.activations: dict[str, FunctionActivation] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
@@ -1067,6 +1094,10 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             self.scales[id(out)] = (out, self.scales[id(args[0])][1])
             return out
         last = tracer.units[-1]
+        own = ACTIVATION_FUNCTIONS.get(func)
+        if own is not None and not (last.activation is None and last.role.kind == "weight"
+                                    and _reads(args[0], last, out)):
+            return self._own_activation(own, args, kwargs or {}, out, last)
         if last.activation is not None or last.role.kind != "weight":
             return out
         name = ACTIVATION_FUNCTIONS.get(func) or clamp_activation(func, args, kwargs or {})
@@ -1083,6 +1114,22 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             if _views(x, last.out) and out.numel() == last.out.numel():
                 tracer._advance(last, out)
                 tracer.layer_scales.append(self.scales[id(scale)][1])
+        return out
+
+    def _own_activation(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor,
+                        last: Record) -> torch.Tensor:
+        """An activation function on a tensor no single layer made: a unit of its own
+        (:class:`FunctionActivation`), swapped as a remedy's copy asks; returns its output."""
+        inp = args[0]
+        if not (isinstance(inp, torch.Tensor) and inp.requires_grad and inp.grad_fn is not None
+                and inp.is_floating_point() and inp.dim() >= 2 and out.shape == inp.shape):
+            return out
+        swap = getattr(self.model, SWAP_ATTRIBUTE, None)
+        if swap is not None and name in swap[0]:
+            name, out = swap[1], swap[2](inp)
+        key = f"{last.name}>{name}"
+        module = self.activations.setdefault(key, FunctionActivation(name))
+        self.tracer._unit_event(key, f"activation:{key}", module.role, module, (inp,), inp, out)
         return out
 
     def _layer(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor,
@@ -1279,6 +1326,9 @@ class GraphRun:
     #: (first) output
     losses: tuple[str, ...] | None = None
     readouts: frozenset[str] = frozenset()
+    #: with ``losses``: each output's (from_logits, squashed), as ``from_logits`` and ``squashed``
+    #: say for a single output (a Keras head compiled on logits over its softmax); None: (True, None)
+    output_options: tuple[tuple[bool, str | None], ...] | None = None
     #: the inputs' keyword names, where the model takes them as keywords (a Hugging Face model's
     #: ``input_ids``, ``attention_mask``); None: positionally, in ``inputs``' order
     keywords: tuple[str, ...] | None = None
@@ -1401,8 +1451,9 @@ def _loss(run: GraphRun, out: Any, seed: int) -> tuple[torch.Tensor, torch.Tenso
     outs = list(out) if isinstance(out, tuple | list) else [out]
     if len(outs) != len(run.losses) or not all(isinstance(o, torch.Tensor) for o in outs):
         raise ValueError(f"the model returned {len(outs)} outputs where {len(run.losses)} were expected")
-    return cast(torch.Tensor, sum(loss_of(kind, _output(o), seed + 1_000_000 * k)[0]
-                                  for k, (kind, o) in enumerate(zip(run.losses, outs, strict=True)))), None
+    options = run.output_options or ((True, None),) * len(outs)
+    return cast(torch.Tensor, sum(loss_of(kind, _output(o), seed + 1_000_000 * k, from_logits=fl, squashed=sq)[0]
+                                  for k, (kind, o, (fl, sq)) in enumerate(zip(run.losses, outs, options, strict=True)))), None
 
 
 def layer_scale_names(net: nn.Module, tracer: Tracer) -> dict[str, float]:
@@ -1454,6 +1505,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
         with torch.nn.utils.parametrize.cached(), functional, direct_checkpoints():
             value = call(net, xs, run.keywords)
+            tracer.drop_repeated()
             squashed = None if run.unsquash else forward_squash(run, value)
             loss, silent = _loss(run, value, seed)
         tracer.settle(loss)

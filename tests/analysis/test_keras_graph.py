@@ -751,3 +751,54 @@ def test_a_nested_model_called_twice_is_one_set_of_weights() -> None:
     assert [layer.name for layer in doc.layers if layer.type != "activation"] == ["enc_conv", "enc_dense", "same"]
     # the second call's gradient reaches the shared weights too: both calls' sum, as Keras trains it
     assert doc.layers[0].grad_norm and doc.layers[0].grad_norm > 0
+
+
+def _with_losses(data: bytes, loss: Any) -> bytes:
+    """The .keras file ``data`` compiled with ``loss`` instead (its config.json rewritten)."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.namelist():
+            body = zin.read(item)
+            if item == "config.json":
+                cfg = json.loads(body)
+                cfg["compile_config"]["loss"] = loss
+                body = json.dumps(cfg).encode()
+            zout.writestr(item, body)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+def test_each_output_is_simulated_with_its_own_compiled_loss(as_list: bool) -> None:
+    # the softmax head compiled on logits (from_logits=True): Keras applies its softmax again
+    data, config = _read("three_heads", "keras")
+    on_logits = {"class_name": "CategoricalCrossentropy", "config": {"from_logits": True}}
+    loss: Any = [on_logits, "mse", "binary_crossentropy"] if as_list else {
+        "kind": on_logits, "size": "mse", "aux": "binary_crossentropy"}
+    doc = check_keras(_with_losses(data, loss), seeds=1, batch_size=8, verify=False)
+    reported = {layer.name: layer for layer in doc.layers}
+
+    graph = plan_keras_graph(config)
+    net = KerasNet(graph, {"kind": "softmax", "aux": "sigmoid"}).double()
+    load_stored(net, read_keras_weights(data, config) or {})
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(name: str) -> Any:
+        def hook(_: Any, __: Any, out: torch.Tensor) -> None:
+            out.retain_grad()
+            seen[name] = out
+        return hook
+
+    names = [n.name for n in graph.nodes]
+    net.layers[names.index("h1")].register_forward_hook(keep("h1"))
+    (x,) = make_inputs([InputSpec((8, 6))], 0)
+    kind, size, aux = net(x)
+    loss_sum = (torch.nn.functional.cross_entropy(torch.softmax(kind, -1), _targets(kind, 0, "classes"))
+                + torch.nn.functional.mse_loss(size, _targets(size, 1, "normal"))
+                + torch.nn.functional.binary_cross_entropy_with_logits(aux, _targets(aux, 2, "bits")))
+    loss_sum.backward()
+    grad = seen["h1"].grad
+    assert grad is not None
+    assert reported["h1"].output_grad_norm == pytest.approx(float(grad.norm()), rel=1e-9)

@@ -51,3 +51,36 @@ def test_a_block_shared_across_depth_is_scaled_by_one_over_the_root_of_its_calls
     assert v is not None and v.before is not None and v.after is not None
     # 1/sqrt(24) on the shared branch: many decades off, where 1/sqrt(1) (one name) changed nothing
     assert math.log10(v.before) - math.log10(v.after) > 4
+
+
+class CutRecurrence(nn.Module):
+    """An LSTM read at its last step whose recurrent weights are 0: h_{t-1} feeds nothing, so no
+    dL/dh_t reaches any step before the last (Keras' recurrent_initializer='zeros')."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(8, 16, batch_first=True)
+        self.head = nn.Linear(16, 2)
+        with torch.no_grad():
+            self.rnn.weight_hh_l0.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+def test_a_recurrence_that_passes_nothing_back_is_vanishing_through_time() -> None:
+    torch.manual_seed(0)
+    model, x = CutRecurrence(), torch.randn(8, 60, 8)
+    # independently: every dL/dh_t before the last is exactly 0
+    rnn = model.rnn
+    h, c = torch.zeros(1, 8, 16), torch.zeros(1, 8, 16)
+    states = []
+    for t in range(x.shape[1]):
+        _, (h, c) = rnn(x[:, t:t + 1], (h, c))
+        h.retain_grad()
+        states.append(h)
+    model.head(states[-1][0]).sum().backward()
+    assert all(float(s.grad.abs().max()) == 0.0 for s in states[:-1]) and float(states[-1].grad.abs().max()) > 0
+    doc = check_module(model, x, seeds=1)
+    [f] = [f for f in doc.findings if f.code == "vanishing_through_time"]
+    assert f.severity == "warning"  # a gated cell: its cell state may still carry memory

@@ -238,6 +238,9 @@ class KerasTraining(NamedTuple):
     loss: str | dict[str, Any] | None
     optimizer: dict[str, Any] | None
     unsimulated_loss: str | None = None
+    #: a model of several outputs compiled with a loss for each (a list in the outputs' order, or a
+    #: dict by output name): each output's spec loss (None: one the check does not simulate)
+    output_losses: list[str | dict[str, Any] | None] | dict[str, str | dict[str, Any] | None] | None = None
 
 
 def read_keras_training(data: bytes) -> KerasTraining:
@@ -260,7 +263,11 @@ def read_keras_training(data: bytes) -> KerasTraining:
     loss = training.get("loss") if isinstance(training, dict) else None
     compiled = training.get("optimizer_config") or training.get("optimizer") if isinstance(training, dict) else None
     spec_loss = keras_loss(loss)
-    return KerasTraining(config, spec_loss, keras_optimizer(compiled), _loss_name(loss) if spec_loss is None else None)
+    per_output = ([keras_loss(x) for x in loss] if isinstance(loss, list) and len(loss) > 1 else
+                  {str(k): keras_loss(v) for k, v in loss.items()} if isinstance(loss, dict) and loss
+                  and "class_name" not in loss and "config" not in loss else None)
+    return KerasTraining(config, spec_loss, keras_optimizer(compiled),
+                         _loss_name(loss) if spec_loss is None and per_output is None else None, per_output)
 
 
 def _loss_name(loss: Any) -> str | None:
@@ -1291,13 +1298,14 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     stored: Weights | None = None
-    unsimulated = None
+    unsimulated = output_losses = None
     if isinstance(source, dict):
         config, file_loss = source, None
     else:
         data = Path(source).read_bytes() if isinstance(source, str | Path) else source
         training = read_keras_training(data)
         config, file_loss, compiled = training.config, training.loss, training.optimizer
+        output_losses = None if loss else training.output_losses  # a loss given replaces the file's
         unsimulated = None if loss else training.unsimulated_loss  # a loss given replaces the file's
         optimizer = optimizer or compiled
         stored = read_keras_weights(data, config)
@@ -1335,7 +1343,8 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
 
         doc = check_keras_graph(graph, loss=loss or file_loss, stored=stored, seeds=seeds or 3,
                                 batch_size=batch_size, device=device, verify=verify,
-                                settings=settings, progress=progress, optimizer=optimizer)
+                                settings=settings, progress=progress, optimizer=optimizer,
+                                output_losses=output_losses)
         doc.summary += shrunk
         return _loss_note(doc, unsimulated)
     assert spec is not None and origins is not None

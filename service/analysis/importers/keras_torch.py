@@ -811,9 +811,12 @@ def reinitialise(net: KerasNet) -> None:
 
 def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, stored: dict[str, list[np.ndarray]] | None,
                       seeds: int, batch_size: int, device: str | None, verify: bool | None,
-                      settings: Any, progress: Any, optimizer: dict[str, Any] | None) -> Any:
+                      settings: Any, progress: Any, optimizer: dict[str, Any] | None,
+                      output_losses: Any = None) -> Any:
     """The check of a Keras graph: the file's weights (``stored``) or each seed's draw of the
-    config's initialisers, through the graph simulation and the spec check's rules."""
+    config's initialisers, through the graph simulation and the spec check's rules.
+    ``output_losses``: a model of several outputs' compiled loss for each (a list in their order,
+    or a dict by output name; :attr:`.keras.KerasTraining.output_losses`)."""
     from gradhealth.analysis.graph import GraphRun, InputSpec
     from gradhealth.analysis.module_check import diagnose, on_synthetic_inputs, optimizer_spec
     from gradhealth.devices import require_cuda_if_asked
@@ -822,9 +825,12 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     outputs = graph.output_names or [graph.output_name]
     losses: list[str] = []
     folds: dict[str, str] = {}
-    probabilities = isinstance(loss, dict) and loss.get("from_logits") is False
-    kind = loss_type(loss)
-    for name in outputs:  # the file's loss for every output, else each output's own
+    options: list[tuple[bool, str | None]] = []  # each output's (from_logits, squashed)
+    for k, name in enumerate(outputs):  # each output's compiled loss, the file's one, or the output's own
+        given = (output_losses[k] if isinstance(output_losses, list) and k < len(output_losses) else
+                 output_losses.get(name) if isinstance(output_losses, dict) else None)
+        spec_loss = given if given is not None else loss
+        kind = loss_type(spec_loss)
         out_act = _output_activation(graph, name)
         width = graph.node(name).shape[-1:] or (1,)
         own = kind or ("cross_entropy" if out_act == "softmax" else
@@ -836,6 +842,11 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
         losses.append(own)
         if fold is not None:
             folds[name] = fold
+        # Keras on probabilities (from_logits False) is exact where the output's softmax/sigmoid was
+        # folded into the loss; a loss on logits over a softmax/sigmoid output applies it again
+        on_probabilities = isinstance(spec_loss, dict) and spec_loss.get("from_logits") is False
+        on_logits = isinstance(spec_loss, dict) and spec_loss.get("from_logits") is True
+        options.append((not (on_probabilities and fold is None), fold if on_logits else None))
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(0)
         net = KerasNet(graph, folds).double()
@@ -851,17 +862,14 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     inputs = [InputSpec((batch_size, *shape), torch.int64, vocab) if vocab else InputSpec((batch_size, *shape))
               for _, shape, vocab in graph.inputs]
     several = len(outputs) > 1
-    # Keras on probabilities: exact where the output's softmax/sigmoid was folded into the loss,
-    # measured as Keras computes it where there was none to fold
-    from_logits = not (probabilities and not several and outputs[0] not in folds)
-    # A loss the file compiled on logits (from_logits=True) over a softmax/sigmoid output applies
-    # that activation again: simulated as the folded output through it twice, as Keras computes it.
-    on_logits = isinstance(loss, dict) and loss.get("from_logits") is True
-    squashed = folds.get(outputs[0]) if on_logits and not several else None
+    # (a loss the file compiled on logits over a softmax/sigmoid output: the folded output through
+    # it twice, as Keras computes it; on probabilities, as Keras computes it where none was folded)
+    from_logits, squashed = options[0]
     run = GraphRun(net, inputs, losses[0], seeds, None if stored is not None else prepare, names,
                    from_logits=from_logits, squashed=squashed,
                    optimizer=optimizer_spec(optimizer), losses=tuple(losses) if several else None,
-                   readouts=frozenset(_readout_units(graph) if several else ()))
+                   readouts=frozenset(_readout_units(graph) if several else ()),
+                   output_options=tuple(options) if several else None)
     thresholds = settings.thresholds
     doc = diagnose(run, name=graph.name, device=device, thresholds=thresholds,
                    verify=settings.verify_remedies if verify is None else verify,

@@ -148,7 +148,8 @@ def inline_external(data: bytes, folder: Path, max_bytes: int = 1 << 30) -> byte
 
 def unsupported(model: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> list[str]:
     """``Op (node name)`` for every node the interpreter has no builder for."""
-    return [f"{n.op_type} (node {n.name or '?'})" for n in model.graph.node
+    return [f"{n.domain + '::' if n.domain not in ('', 'ai.onnx') else ''}{n.op_type} (node {n.name or '?'})"
+            for n in model.graph.node
             if n.domain not in ("", "ai.onnx") or n.op_type not in supported]
 
 
@@ -233,6 +234,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     shapes: dict[str, list[int]] = {}
     elem_types: dict[str, int] = {}
     missing: list[str] = []
+    invalid: list[str] = []  # sizes the file declares that no tensor has (0, negative)
     defaulted: set[str] = set()  # inputs whose dynamic batch took DEFAULT_BATCH
     batch_only = True  # every dimension missing is a first one: a batch size would do
     for inp in graph.input:
@@ -242,6 +244,10 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         given = (input_shapes or {}).get(inp.name)
         dims: list[int] = []
         for k, d in enumerate(tt.shape.dim):
+            # (-1 is how some converters write a dimension they do not know: dynamic, as a missing one)
+            if d.HasField("dim_value") and d.dim_value <= 0 and d.dim_value != -1 and not (
+                    given is not None and k < len(given)):
+                invalid.append(f"{inp.name}[{k}] = {d.dim_value}")
             if given is not None and k < len(given):
                 dims.append(int(given[k]))
             elif k == 0 and batch_size:
@@ -256,6 +262,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                 batch_only = batch_only and k == 0
         shapes[inp.name] = dims
         elem_types[inp.name] = tt.elem_type
+    if invalid:
+        raise ModelError("input dimensions declared 0 or negative: " + ", ".join(invalid[:5])
+                         + "; give the input shapes (NAME=1x3x32x32)")
     if missing:
         raise ModelError("dynamic dimensions without a size: " + ", ".join(missing)
                          + ("; give the batch size (--batch-size 32; `batch_size` over HTTP) or the "
