@@ -587,6 +587,23 @@ def _where(mark: Any) -> str:
     return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
 
 
+def _no_repeated_key(keys: list[tuple[str, Any]]) -> None:
+    """Refuse a mapping that names a key twice (JSON and YAML readers keep the last silently: a
+    `batch_size` given twice would be checked at a value the user did not mean)."""
+    seen: set[str] = set()
+    for key, mark in keys:
+        if key in seen:
+            raise InputFormatError(f"the key {_clip(str(key))!r} appears twice in one mapping{_where(mark)}; "
+                                   "a spec names each field once")
+        seen.add(key)
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``' object hook: the object, refused where it names a key twice."""
+    _no_repeated_key([(k, None) for k, _ in pairs])
+    return dict(pairs)
+
+
 class _SpecLoader(yaml.SafeLoader):
     """``SafeLoader`` that counts values while composing.
 
@@ -640,6 +657,9 @@ class _SpecLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._open -= 1
+        if isinstance(node, yaml.MappingNode):
+            _no_repeated_key([(k.value, k.start_mark) for k, _ in node.value
+                              if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge"])
         children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else list(
             getattr(node, "value", ()))
         sizes = [self._sizes[id(c)] for c in children]
@@ -682,7 +702,7 @@ def _scalar_problem(value: Any) -> str | None:
     if isinstance(value, int):
         return None
     if isinstance(value, float):
-        return None if math.isfinite(value) else "must be a finite number: JSON has no NaN or Infinity"
+        return None if math.isfinite(value) else "must be a finite number (a spec, JSON or YAML, holds no NaN or Infinity)"
     if isinstance(value, bytes | bytearray):
         return "binary data (YAML !!binary) is not accepted here: give text"
     return (f"a YAML {type(value).__name__} is not accepted: a spec holds only JSON values "
@@ -824,7 +844,11 @@ def _message(err: ErrorDetails) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown field; " + _did_you_mean(tuple(err["loc"]))
     if err["type"] in {"literal_error", "greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
-        return f"{msg} (got {_quote(err['input'])})"
+        hint = ""
+        if err["loc"] and err["loc"][-1] == "activation" and str(err["input"]).lower() in ("softmax", "log_softmax"):
+            hint = ("; a softmax output belongs to the loss: leave the last layer's activation out (identity) and "
+                    "use loss cross_entropy, which applies it")
+        return f"{msg} (got {_quote(err['input'])}){hint}"
     return msg
 
 
@@ -892,7 +916,7 @@ def load_spec_text(text: str, *, content_type: str | None = None,
     is_json = (content_type or "").endswith("json") or text.lstrip().startswith("{")
     try:
         if is_json:
-            data = json.loads(text, parse_int=_json_int)
+            data = json.loads(text, parse_int=_json_int, object_pairs_hook=_unique_object)
         else:
             loader = _SpecLoader(text, max_nodes)
             try:

@@ -452,3 +452,25 @@ def test_a_field_of_another_object_is_not_suggested_back() -> None:
         parse_spec({"input": {"shape": [4]}, "layers": [{"type": "linear", "out_features": 3,
                                                          "init": {"scheme": "normal", "value": 0.5}}]})
     assert "/layers/0/init/value: unknown field; 'value' is not a field of this object" in str(err.value)
+
+
+@pytest.mark.parametrize("text,where", [
+    ('{"input": {"shape": [4]}, "batch_size": 16, "batch_size": 32, "layers": [{"type": "flatten"}]}', ""),
+    ("input: {shape: [4]}\nbatch_size: 16\nlayers: [{type: flatten}]\nbatch_size: 32\n", "(line 4, column 1)"),
+])
+def test_a_key_named_twice_is_refused_not_read_as_its_last_value(text: str, where: str) -> None:
+    with pytest.raises(InputFormatError, match="'batch_size' appears twice") as caught:
+        load_spec_text(text)
+    assert where in str(caught.value)
+
+
+def test_a_yaml_merge_key_may_still_be_overridden_by_name() -> None:
+    text = ("base: &b {type: linear, out_features: 8, activation: relu}\n"
+            "input: {shape: [4]}\nlayers:\n  - <<: *b\n    out_features: 16\n")
+    assert load_spec_text(text)["layers"][0]["out_features"] == 16
+
+
+def test_a_softmax_activation_is_refused_with_where_the_softmax_belongs() -> None:
+    spec = {"input": {"shape": [4]}, "layers": [{"type": "linear", "out_features": 3, "activation": "softmax"}]}
+    with pytest.raises(SpecError, match=r"/layers/0/activation.*softmax.*loss cross_entropy"):
+        parse_spec(spec)
