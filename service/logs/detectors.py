@@ -1376,7 +1376,8 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 
 #: Names of a loss's data term beside its penalties (a VAE's reconstruction, a Bayesian network's NLL)
-_DATA_TERM = re.compile(r"(?<![a-z])(?:nll|recon|reconstruction|rec|likelihood|log_?lik|data|xent|ce)(?![a-z])",
+#: (not "data": detectron2's data_time is no term of a loss)
+_DATA_TERM = re.compile(r"(?<![a-z])(?:nll|recon|reconstruction|rec|likelihood|log_?lik|xent|ce)(?![a-z])",
                         re.IGNORECASE)
 #: The most of the loss's climb its data term may make and still have held (the rest is the penalties')
 _TERM_SHARE = 0.2

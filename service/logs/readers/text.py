@@ -105,9 +105,9 @@ _TRIPLE = re.compile(rf"^\s*(?P<step>\d+)[ \t]+(?!(?:nan|inf|infinity|in|of|out|
 # "Epoch 3 100" or "batch 12 64" is no such line
 _TRIPLE_TAIL = re.compile(rf"^\s*(?P<key>[A-Za-z_][\w.-]*[/_][\w./-]*)[ \t]+(?P<val>{_NUM}|nan|inf)[ \t]+"
                           rf"(?P<step>\d+)\s*$", re.IGNORECASE)
-_SPLIT_LOSS: dict[str, str] = {"train": "train_loss", "training": "training_loss", "val": "val_loss", "vali": "vali_loss",
-               "valid": "valid_loss",
-               "validation": "validation_loss", "eval": "eval_loss", "test": "test_loss"}
+_SPLIT_LOSS: dict[str, str] = {"train": "train_loss", "training": "training_loss", "val": "val_loss",
+                               "vali": "vali_loss", "valid": "valid_loss", "validation": "validation_loss",
+                               "eval": "eval_loss", "test": "test_loss"}
 _SPLITS = tuple(_SPLIT_LOSS)
 # after a value: "/n" makes it a count "i of n"; "/n = x" gives the ratio x (HellaSwag: 2493/10042 = 0.2483)
 _OF = re.compile(rf"/(?P<n>\d+)(?:\s*=\s*(?P<val>{_NUM}){_END})?")

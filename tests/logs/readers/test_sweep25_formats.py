@@ -106,3 +106,11 @@ def test_a_climb_its_data_term_makes_too_is_a_divergence(tmp_path: Path) -> None
     # the NLL itself climbing 0.5 -> 25: the fit is lost, whatever the penalty does
     report = diagnose(read_log(write(tmp_path, "metrics.csv", _annealed(recon_climb=0.5))))
     assert [f.severity for f in report.findings if f.code == "loss_divergence"] == ["error"]
+
+
+def test_a_timing_beside_a_diverging_loss_is_no_data_term(tmp_path: Path) -> None:
+    # detectron2's data_time holds flat while the loss diverges: no term of the loss
+    rows = ["iteration,total_loss,data_time,time"]
+    rows += [f"{i * 20},{0.5 + (0.0 if i < 20 else 0.2 * (i - 20)):.4f},0.0123,0.45" for i in range(40)]
+    report = diagnose(read_log(write(tmp_path, "metrics.csv", "\n".join(rows) + "\n")))
+    assert [f.severity for f in report.findings if f.code == "loss_divergence"] == ["error"]
