@@ -611,4 +611,3 @@ def test_a_torch_recurrent_layers_weights_are_in_the_first_steps_ratios(cell: ty
     [f] = [f for f in doc.findings if f.code == "large_updates"]
     ratios = f.evidence.model_dump()["update_ratios"]
     assert "rnn" in ratios and ratios["rnn"] > 0.1
-
