@@ -546,6 +546,15 @@ def test_several_outputs_each_add_their_own_loss() -> None:
     assert {"h1", "h2", "kind", "size", "aux"} <= set(reported)
 
     # the same network, batch and targets, with the three losses summed here: h2 feeds two heads
+    grads = _three_heads_grads(data, config, lambda kind: kind)
+    for name in ("h1", "h2"):
+        assert reported[name].output_grad_norm == pytest.approx(grads[name], rel=1e-9)
+
+
+def _three_heads_grads(data: bytes, config: dict[str, Any], kind_logits: Any) -> dict[str, float]:
+    """||dL/dh|| at h1 and h2 of the three_heads file's network, with its three losses summed here:
+    cross-entropy on ``kind_logits(the kind head's logits)``, MSE on size, binary cross-entropy on aux,
+    against the targets the check draws for seed 0."""
     graph = plan_keras_graph(config)
     net = KerasNet(graph, {"kind": "softmax", "aux": "sigmoid"}).double()
     load_stored(net, read_keras_weights(data, config) or {})
@@ -562,14 +571,16 @@ def test_several_outputs_each_add_their_own_loss() -> None:
         net.layers[names.index(name)].register_forward_hook(keep(name))
     (x,) = make_inputs([InputSpec((8, 6))], 0)
     kind, size, aux = net(x)
-    loss = (torch.nn.functional.cross_entropy(kind, _targets(kind, 0, "classes"))
+    loss = (torch.nn.functional.cross_entropy(kind_logits(kind), _targets(kind, 0, "classes"))
             + torch.nn.functional.mse_loss(size, _targets(size, 1, "normal"))
             + torch.nn.functional.binary_cross_entropy_with_logits(aux, _targets(aux, 2, "bits")))
     loss.backward()
+    out: dict[str, float] = {}
     for name in ("h1", "h2"):
         grad = seen[name].grad
         assert grad is not None
-        assert reported[name].output_grad_norm == pytest.approx(float(grad.norm()), rel=1e-9)
+        out[name] = float(grad.norm())
+    return out
 
 
 def _targets(out: torch.Tensor, k: int, kind: str) -> torch.Tensor:
@@ -779,26 +790,5 @@ def test_each_output_is_simulated_with_its_own_compiled_loss(as_list: bool) -> N
         "kind": on_logits, "size": "mse", "aux": "binary_crossentropy"}
     doc = check_keras(_with_losses(data, loss), seeds=1, batch_size=8, verify=False)
     reported = {layer.name: layer for layer in doc.layers}
-
-    graph = plan_keras_graph(config)
-    net = KerasNet(graph, {"kind": "softmax", "aux": "sigmoid"}).double()
-    load_stored(net, read_keras_weights(data, config) or {})
-    seen: dict[str, torch.Tensor] = {}
-
-    def keep(name: str) -> Any:
-        def hook(_: Any, __: Any, out: torch.Tensor) -> None:
-            out.retain_grad()
-            seen[name] = out
-        return hook
-
-    names = [n.name for n in graph.nodes]
-    net.layers[names.index("h1")].register_forward_hook(keep("h1"))
-    (x,) = make_inputs([InputSpec((8, 6))], 0)
-    kind, size, aux = net(x)
-    loss_sum = (torch.nn.functional.cross_entropy(torch.softmax(kind, -1), _targets(kind, 0, "classes"))
-                + torch.nn.functional.mse_loss(size, _targets(size, 1, "normal"))
-                + torch.nn.functional.binary_cross_entropy_with_logits(aux, _targets(aux, 2, "bits")))
-    loss_sum.backward()
-    grad = seen["h1"].grad
-    assert grad is not None
-    assert reported["h1"].output_grad_norm == pytest.approx(float(grad.norm()), rel=1e-9)
+    grads = _three_heads_grads(data, config, lambda kind: torch.softmax(kind, -1))
+    assert reported["h1"].output_grad_norm == pytest.approx(grads["h1"], rel=1e-9)
