@@ -223,8 +223,9 @@ def logits_loss(ctx: Context) -> list[Remedy]:
     if loss.from_logits:
         return []
     patch: list[dict[str, Any]] = [{"op": "replace", "path": "/loss/from_logits", "value": True}]
-    if loss.type == "cross_entropy" and getattr(last.layer, "activation", None) == "sigmoid":
-        # sigmoids per class: logits and the loss's own softmax instead
+    if getattr(last.layer, "activation", None) not in (None, "identity"):
+        # logits are the last layer's raw outputs: sigmoids per class give way to the loss's own
+        # softmax, and a ReLU (which no logit below 0 passes) to a linear output, as the change says
         patch.insert(0, {"op": "replace", "path": last.pointer + "/activation", "value": "identity"})
     return [R.logits_loss(loss.type, _names([last.pointer]), patch)]
 

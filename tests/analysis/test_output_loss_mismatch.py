@@ -469,3 +469,17 @@ def test_sigmoids_per_class_under_categorical_cross_entropy_are_a_warning(tmp_pa
         [r] = f.remedies
         assert r.id == "logits_loss" and {"op": "replace", "path": "/layers/1/activation", "value": "identity"} in r.patch
         assert r.verified is not None and r.verified.fixed
+
+
+def test_a_relu_output_under_a_loss_on_probabilities_is_made_linear_as_its_remedy_says() -> None:
+    # spec sweep 6: the change said "keeping layers[1] linear" while the patch left its ReLU, which
+    # passes no logit below 0
+    from gradhealth.library import check_architecture
+    spec = {"input": {"shape": [16]}, "batch_size": 64,
+            "loss": {"type": "cross_entropy", "from_logits": False},
+            "layers": [{"type": "linear", "out_features": 32, "activation": "relu", "init": "kaiming_normal"},
+                       {"type": "linear", "out_features": 5, "activation": "relu"}]}
+    [f] = [f for f in check_architecture(spec).findings if f.code == "output_loss_mismatch"]
+    [r] = [r for r in f.remedies if r.id == "logits_loss"]
+    assert {"op": "replace", "path": "/layers/1/activation", "value": "identity"} in r.patch
+    assert "linear" in r.change and r.verified is not None and r.verified.fixed
