@@ -1097,10 +1097,10 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         own = ACTIVATION_FUNCTIONS.get(func)
         if own is not None and not (last.activation is None and last.role.kind == "weight"
                                     and _reads(args[0], last, out)):
-            return self._own_activation(own, args, kwargs or {}, out, last)
+            return self._own_activation(own, args[0], out, last)
         if last.activation is not None or last.role.kind != "weight":
             return out
-        name = ACTIVATION_FUNCTIONS.get(func) or clamp_activation(func, args, kwargs or {})
+        name = own or clamp_activation(func, args, kwargs or {})
         if name is not None and _reads(args[0], last, out):
             swap = getattr(self.model, SWAP_ATTRIBUTE, None)  # a remedy's activation swap, verified
             if swap is not None and name in swap[0]:
@@ -1116,11 +1116,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 tracer.layer_scales.append(self.scales[id(scale)][1])
         return out
 
-    def _own_activation(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor,
-                        last: Record) -> torch.Tensor:
-        """An activation function on a tensor no single layer made: a unit of its own
+    def _own_activation(self, name: str, inp: Any, out: torch.Tensor, last: Record) -> torch.Tensor:
+        """An activation function on ``inp``, a tensor no single layer made: a unit of its own
         (:class:`FunctionActivation`), swapped as a remedy's copy asks; returns its output."""
-        inp = args[0]
         if not (isinstance(inp, torch.Tensor) and inp.requires_grad and inp.grad_fn is not None
                 and inp.is_floating_point() and inp.dim() >= 2 and out.shape == inp.shape):
             return out

@@ -140,22 +140,17 @@ def _scale_branches_edit(ends: list[str], factor: float) -> Edit:
     is linear, a norm's affine, or followed by a ReLU (f(cz) = c f(z))."""
     def edit(net: nn.Module, seed: int) -> None:
         named = getattr(net, "module_names", None)  # an imported graph names its ops itself
-        found = ([m for m, (name, _) in named().items() if name in ends] if callable(named)
-                 else [net.get_submodule(name) for name in ends if _has_submodule(net, name)])
+        if callable(named):
+            found = [m for m, (name, _) in named().items() if name in ends]
+        else:
+            modules = dict(net.named_modules())
+            found = [modules[name] for name in ends if name in modules]
         with torch.no_grad():
             for m in found:
                 for p in (getattr(m, "weight", None), getattr(m, "bias", None)):
                     if isinstance(p, torch.Tensor) and not parametrized_weight(m):
                         p.mul_(factor)
     return edit
-
-
-def _has_submodule(net: nn.Module, name: str) -> bool:
-    try:
-        net.get_submodule(name)
-    except AttributeError:
-        return False
-    return True
 
 
 def _zero_bias_edit(net: nn.Module, seed: int) -> None:

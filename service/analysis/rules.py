@@ -315,10 +315,11 @@ class _ThroughTime(ArchitectureRule):
         order it runs by the injection's profile, not by its recurrence (its forward direction,
         with the same profile the other way round, reads as shrinking)."""
         out = []
-        ratios = {(layer, sub): ratio for layer, sub, ratio, _ in time_ratios(result)}
+        found = time_ratios(result)
+        ratios = {(layer, sub): ratio for layer, sub, ratio, _ in found}
         reverse = {(ts.layer, ts.sublayer) for ts in result.time_series if ts.reverse}
         read_often = {(ts.layer, ts.sublayer) for ts in result.time_series if carried_apart(ts)}
-        for layer, sub, ratio, steps in time_ratios(result):
+        for layer, sub, ratio, steps in found:
             severity = self.judge(ratio, t)
             if (severity is not None and self.code == "exploding_through_time" and (layer, sub) in reverse
                     and ratios.get((layer, sub - 1), math.inf) < 1):

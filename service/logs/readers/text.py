@@ -546,7 +546,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             if m["was"] is not None and found.get("scale") == m["was"]:
                 del found["scale"]  # the scale it tried, read as a name "scale" before
     lowered = {k.lower(): k for k in found}
-    if "steps" in lowered and "epoch" in lowered and _word_at(line.lower(), "epoch") < _word_at(line.lower(), "steps"):
+    low_line = line.lower()
+    if "steps" in lowered and "epoch" in lowered and _word_at(low_line, "epoch") < _word_at(low_line, "steps"):
         # "Epoch: 2, Steps: 225 | Train Loss: ...": the steps an epoch takes (Informer's family), the
         # same on every line, not where the line is
         found["steps_per_epoch"] = found.pop(lowered["steps"])
