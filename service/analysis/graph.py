@@ -47,6 +47,7 @@ from torch import nn
 
 from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, step
 from gradhealth.analysis.figures import Readout, SeedFigures
+from gradhealth.analysis.guards import BACKWARD_MAKERS, DomainGuards, Guard, caller, op_name
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.simulate import (
     PROBABILITY_LOSSES,
@@ -1346,6 +1347,8 @@ class GraphRun:
     #: loss taken on its probabilities (``from_logits`` False) as on the logits before it; not the
     #: user's loss-on-probabilities choice that output_loss_mismatch judges
     inference_head: bool = False
+    #: eps guards on operations' inputs at their call sites (a remedy's, :mod:`.guards`)
+    guards: tuple[Guard, ...] = ()
 
 
 def forward_squash(run: GraphRun, value: Any) -> str | None:
@@ -1501,7 +1504,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         net.zero_grad(set_to_none=True)
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
-        with torch.nn.utils.parametrize.cached(), functional, direct_checkpoints():
+        with torch.nn.utils.parametrize.cached(), functional, direct_checkpoints(), _guarded(run):
             value = call(net, xs, run.keywords)
             tracer.drop_repeated()
             squashed = None if run.unsquash else forward_squash(run, value)
@@ -1602,22 +1605,43 @@ class _FirstNonfinite(torch.overrides.TorchFunctionMode):
                 inputs = [a for a in (*args, *(kwargs or {}).values())
                           if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel()]
                 if bad and all(bool(torch.isfinite(a).all()) for a in inputs):
-                    name = getattr(func, "__name__", None) or str(func)
-                    self.found = (name.strip("_"), _caller())
+                    self.found = (op_name(func), caller())
         return out
 
 
-def _caller() -> str | None:
-    """``file:line (code)`` of the innermost frame outside torch and this package: where the
-    user's forward made the call."""
-    import traceback
+class _FirstNonfiniteGrad(torch.overrides.TorchFunctionMode):
+    """Finds the call whose backward made the first NaN or Inf on the way back: the gradient it
+    received for its output was finite and one it passed to an input was not (sqrt's derivative at
+    0, a norm without an eps). Each floating input of a call of :data:`BACKWARD_MAKERS` is read
+    through a view of its own, so that its hook sees that call's gradient alone."""
 
-    skip = (str(Path(torch.__file__).parent), str(Path(__file__).parent.parent))
-    for frame in reversed(traceback.extract_stack()):
-        if not frame.filename.startswith(skip) and not frame.filename.startswith("<"):
-            code = f" ({frame.line.strip()})" if frame.line else ""
-            return f"{Path(frame.filename).name}:{frame.lineno}{code}"
-    return None
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: tuple[str, str | None] | None = None
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        name, raw = op_name(func), getattr(func, "__name__", "")
+        if name.lower() not in BACKWARD_MAKERS or (raw.endswith("_") and not raw.startswith("__")):
+            return func(*args, **(kwargs or {}))
+        views: list[torch.Tensor] = []
+
+        def own(a: Any) -> Any:
+            if isinstance(a, torch.Tensor) and a.requires_grad and a.is_floating_point():
+                views.append(a.view_as(a))
+                return views[-1]
+            return a
+        out = func(*(own(a) for a in args), **(kwargs or {}))
+        if views and isinstance(out, torch.Tensor) and out.requires_grad:
+            site, received = (name, caller()), [True]
+            out.register_hook(lambda g: received.__setitem__(0, bool(torch.isfinite(g).all())))
+            for v in views:
+                v.register_hook(lambda g: self._passed(g, site, received[0]))
+        return out
+
+    def _passed(self, grad: torch.Tensor, site: tuple[str, str | None], received_finite: bool) -> None:
+        if self.found is None and received_finite and not bool(torch.isfinite(grad).all()):
+            self.found = site
 
 
 def first_nonfinite(run: GraphRun, device: str | None = None) -> tuple[str, str | None] | None:
@@ -1628,9 +1652,29 @@ def first_nonfinite(run: GraphRun, device: str | None = None) -> tuple[str, str 
     net = _copy_for_seed(run, 0, dev)
     xs = _seed_inputs(run, 0, dev)
     mode = _FirstNonfinite()
-    with torch.no_grad(), mode:
+    with torch.no_grad(), mode, _guarded(run):
         call(net, xs, run.keywords)
     return mode.found
+
+
+def first_nonfinite_backward(run: GraphRun, device: str | None = None) -> tuple[str, str | None] | None:
+    """(the operation, where the forward called it) whose derivative made the first NaN or Inf in
+    seed 0's backward pass; None when none of :data:`BACKWARD_MAKERS` did. One plain forward and
+    backward: run only when the simulation found a non-finite gradient."""
+    dev = pick_device(device or "auto")
+    net = _copy_for_seed(run, 0, dev)
+    xs = _seed_inputs(run, 0, dev)
+    mode = _FirstNonfiniteGrad()
+    with mode, _guarded(run):
+        loss, _ = _loss(run, call(net, xs, run.keywords), 0)
+    if loss.requires_grad:
+        loss.backward()
+    return mode.found
+
+
+def _guarded(run: GraphRun) -> contextlib.AbstractContextManager[Any]:
+    """The run's eps guards (a remedy's, :class:`DomainGuards`) while its forward runs."""
+    return DomainGuards(run.guards) if run.guards else contextlib.nullcontext()
 
 
 def native_nonfinite(run: GraphRun, device: str | None = None

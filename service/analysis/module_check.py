@@ -44,6 +44,7 @@ from gradhealth.analysis.graph import (
     InputSpec,
     call,
     first_nonfinite,
+    first_nonfinite_backward,
     first_tensor,
     make_inputs,
     native_nonfinite,
@@ -52,6 +53,7 @@ from gradhealth.analysis.graph import (
     simulate_graph,
     softmax_over_last,
 )
+from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_code
 from gradhealth.analysis.remedies import clip_threshold, lower_rate, raise_rate
 from gradhealth.analysis.rules import (
     clipped_regression_output,
@@ -88,7 +90,7 @@ UNSQUASH = "unsquash"
 BINARY = "binary_cross_entropy"
 #: What a remedy changes to be verified: the network (an edit of each seed's copy), the
 #: optimizer (a new learning rate for ``large_updates``) or the loss (:data:`LOGITS`, :data:`ONCE`).
-Change = Edit | OptimizerSpec | str
+Change = Edit | OptimizerSpec | Guard | str
 NOT_SIMULATED = ("not verified on this network: it needs a new structure, which the check does "
                  "not invent for a graph it did not write; make the change and check again")
 _SATURATING = {"sigmoid", "tanh", "hardtanh", "hardsigmoid", "softplus", "glu"}
@@ -327,6 +329,11 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
     code = det.code
     if code == "nonfinite" and det.evidence.get("dtype"):
         return []  # an overflow of the model's own dtype: its explanation names the fix (_native_overflow)
+    op = det.evidence.get("operation") if code == "nonfinite" else None
+    if isinstance(op, str) and guardable(op):
+        # undefined at one call, not too large a network: its guard first, the usual changes after
+        where_called = det.evidence.get("called_at")
+        out.append((R.domain_guard(op, where_called, guarded_code(op), guard_note(op)), Guard(op.lower(), where_called)))
     if code == "output_loss_mismatch":
         relu = clipped_regression_output(result)
         if relu is not None:
@@ -529,6 +536,8 @@ class _Verifier:
             # one unit: a sigmoid (for a softmax over it) under binary cross-entropy
             run = dataclasses.replace(self.run, loss="binary_cross_entropy",
                                       prepare=_combine(self.run.prepare, _softmax_to_sigmoid))
+        elif isinstance(change, Guard):
+            run = dataclasses.replace(self.run, guards=(*self.run.guards, change))
         elif isinstance(change, str):  # LOGITS
             run = dataclasses.replace(self.run, from_logits=True)
         else:
@@ -601,22 +610,15 @@ def _training_time(det: Detection, remedies: list[Remedy],
     return out
 
 
-#: Operations that give NaN or Inf from finite inputs inside their range (at 0, below 0, at a
-#: pole), not by overflowing: where a NaN starts at one of these, guarding its input fixes it.
-_UNDEFINED_SOMEWHERE = frozenset({
-    "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "div", "true_divide", "floor_divide",
-    "reciprocal", "pow", "acos", "asin", "atanh", "acosh", "lgamma", "digamma", "polygamma",
-    "erfinv", "logit", "xlogy", "truediv", "rtruediv", "rdiv", "fmod", "remainder"})
-
-
 def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
-    """A forward NaN/Inf with the operation that made it and where the forward calls it: the
-    first layer whose output holds one may come after a function that made it (torch.log of a
-    ReLU's zeros is -inf before the next layer)."""
-    if det.code != "nonfinite" or det.evidence.get("pass") != "forward":
+    """A NaN/Inf with the operation that made it and where the forward calls it: the first layer
+    whose output holds one may come after a function that made it (torch.log of a ReLU's zeros is
+    -inf before the next layer); on the way back, the call whose derivative made it (sqrt's at 0)."""
+    backward = det.evidence.get("pass") == "backward"
+    if det.code != "nonfinite" or det.evidence.get("dtype") or det.evidence.get("pass") not in ("forward", "backward"):
         return det
     try:
-        found = first_nonfinite(run, device)
+        found = first_nonfinite_backward(run, device) if backward else first_nonfinite(run, device)
     except Exception:  # noqa: BLE001 - naming the op is a courtesy: the finding stands without it
         return det
     if found is None:
@@ -624,12 +626,19 @@ def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
     op, where = found
     at = f" at {where}" if where else ""
     evidence = {**det.evidence, "operation": op, "called_at": where}
-    summary = f"{det.summary} (made by {op}{at})"
-    if op.lower() in _UNDEFINED_SOMEWHERE:
-        explanation = (f"The first NaN/Inf is made by {op}{at} from finite inputs: the operation is "
-                       "undefined or infinite there (a log or a division at 0, the root of a negative). "
-                       "Keep its input in its domain or guard it (log(x + eps), x.clamp(min=eps), a "
-                       "softplus); every later number is then NaN/Inf and training cannot proceed.")
+    made = f"the derivative of {op}" if backward else op
+    summary = f"{det.summary} (made by {made}{at})"
+    if det.severity == "info":
+        return dataclasses.replace(det, summary=summary, evidence=evidence)
+    if guardable(op):
+        explanation = (f"The first NaN/Inf is made by {made}{at} from finite numbers: the operation "
+                       f"{'has an infinite derivative' if backward else 'is undefined or infinite'} there "
+                       "(a log or a division at 0, the root of 0 or of a negative). Keep its input in its domain "
+                       f"with an eps guard ({guarded_code(op)}); every later number is then NaN/Inf and "
+                       "training cannot proceed.")
+    elif backward:
+        explanation = (f"The first NaN/Inf on the way back is made by {made}{at} from finite gradients; "
+                       "every gradient before it is then NaN/Inf and training cannot proceed.")
     else:
         explanation = (f"The first NaN/Inf is made by {op}{at} from finite inputs: its result overflowed "
                        "the float range, so the weights or activations before it are far too large "

@@ -181,6 +181,12 @@ REMEDIES: dict[str, Entry] = {
                                "A softmax over a single unit is the constant 1 and passes no gradient: one "
                                "probability is a sigmoid, several classes a softmax, a regression none (a ReLU "
                                "there clips every output below 0, and those get no gradient)."),
+    "domain_guard": Entry("An eps guard on an operation's input",
+                          "A log, a square root, a division or an arc cosine is finite only on part of the "
+                          "real line, and its derivative is infinite at the edge (sqrt at 0): a norm "
+                          "without an eps, the log of a ReLU's zeros or the cosine of a zero vector makes "
+                          "NaN from finite numbers. Clamping the input by an eps at that call, as "
+                          "F.normalize and LayerNorm do, keeps it finite and changes no ordinary value."),
     "stable_decay": Entry("A stable decay for an element-wise recurrence",
                           "In h_t = a * h_{t-1} + u_t (LRU, S4D, RWKV, a leaky integrator) the gradient changes by "
                           "|a| each step back: |a| far below 1 forgets within a few steps, above 1 explodes. "

@@ -50,6 +50,7 @@ SNIPPETS: dict[str, str] = {
         "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:\n"
         "        nn.init.zeros_(m.bias)"
     ),
+    "domain_guard": "{code}  # at {where}",
     "stable_decay": (
         "# |a| drawn in [r_min, r_max] (LRU: 0.9 to 0.999) and kept in (0, 1) by its parameterisation\n"
         "self.nu = nn.Parameter(torch.log(-torch.log(torch.empty(d).uniform_({r_min}, {r_max}))))\n"
@@ -173,6 +174,15 @@ def stable_decay(where: str, vanishing: bool) -> Remedy:
               f"parameterise the decay {where} as a = exp(-exp(nu)) (or a sigmoid) so that |a| < 1: above 1 the "
               "state and its gradient grow by |a| per step")
     return make_remedy("stable_decay", change, r_min=0.9, r_max=0.999)
+
+
+def domain_guard(op: str, where: str | None, code: str, note: str = "") -> Remedy:
+    """Guard the input of ``op`` (called at ``where``; None: wherever the graph calls it) with an eps,
+    as ``code`` does (``note``: what that assumes): the operation is undefined or infinite at the
+    edge of its domain."""
+    at = f"at {where}" if where else "wherever the network calls it"
+    change = f"keep the input of {op} in its domain {at}: {code}" + (f" ({note})" if note else "")
+    return make_remedy("domain_guard", change, code=code, where=where or f"every {op}", op=op)
 
 
 def relu_family_activation(where: str, activation: str = "relu", patch: Patch = ()) -> Remedy:

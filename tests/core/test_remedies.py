@@ -144,6 +144,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "positive_learning_rate": lambda: R.positive_learning_rate(-1e3, "Adam"),
         "zero_bias": lambda: R.zero_bias("x"),
         "stable_decay": lambda: R.stable_decay("x", vanishing=True),
+        "domain_guard": lambda: R.domain_guard("log", "net.py:12 (torch.log(h))", "torch.log(x.clamp(min=1e-12))"),
     }[rid]()
     assert made.id == rid
     for name in placeholders:
