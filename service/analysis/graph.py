@@ -138,6 +138,9 @@ def weight_of(module: nn.Module) -> tuple[torch.Tensor | None, int | None, int |
     own = getattr(module, "fan", None)
     if callable(own):
         return cast(tuple[torch.Tensor | None, int | None, int | None], own())
+    fans = getattr(module, "fans", None)
+    if isinstance(module, FunctionLayer) and fans is not None:
+        return module.weight, fans[0], fans[1]
     if _transposed_linear(module):
         stored = cast(torch.Tensor, module.weight)
         return stored, int(stored.shape[0]), int(stored.shape[1])
@@ -1013,14 +1016,18 @@ class FunctionLayer(nn.Module):
     model's own weight and bias (not copies). Its pointer is ``function:<weight's name>``."""
 
     def __init__(self, kind: str, weight: nn.Parameter, bias: nn.Parameter | None,
-                 transposed: bool = False) -> None:
+                 transposed: bool = False, fans: tuple[int, int] | None = None,
+                 channels_first: bool | None = None) -> None:
         super().__init__()
         self.weight = weight
         self.bias = bias
         self.transposed = transposed  # x @ W: the weight is stored [in, out]
+        #: (fan_in, fan_out) where the weight's layout does not say them (an einsum's, a batched
+        #: product's [experts, in, out]); None: read from the weight as a module's
+        self.fans = fans
         #: the weight this call computed from ``weight`` (w * c, a modulated weight), or None
         self.computed: torch.Tensor | None = None
-        self.role = Role("weight", kind, channels_first=kind != "linear")
+        self.role = Role("weight", kind, channels_first=kind != "linear" if channels_first is None else channels_first)
 
 
 class FunctionalOps(torch.overrides.TorchFunctionMode):
@@ -1042,6 +1049,11 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
     _MULS = (torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__)
     #: ``x @ self.W`` with W a matrix the model holds: a linear layer stored [in, out]
     _MATMULS = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.Tensor.mm)
+    #: a product of an input with a weight the model holds, written as one call: ``torch.einsum``
+    #: (a KAN's basis coefficients, a per-head projection) and a batched product with a 3-D
+    #: weight (``torch.bmm(x, self.experts)``, a mixture of experts)
+    _EINSUMS = (torch.einsum,)
+    _BATCHED = (torch.bmm, torch.Tensor.bmm, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__)
     #: Reshapes of a scale vector before the multiply (timm's ConvNeXt:
     #: ``x.mul(self.gamma.reshape(1, -1, 1, 1))``): the result is the same scale.
     _VIEWS = (torch.Tensor.reshape, torch.Tensor.view, torch.reshape, torch.Tensor.unsqueeze,
@@ -1086,6 +1098,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 # x @ W.t(): F.linear(x, W) written as a product (Glow's 1x1 mixing, a tied head)
                 self._layer("linear", (args[0], base), {}, out, source=base)
                 return out
+        if (func in self._EINSUMS or func in self._BATCHED) and not tracer.inside and isinstance(out, torch.Tensor) \
+                and out.is_floating_point() and self._product_layer(func, args, out):
+            return out
         if (func in self._MULS and not tracer.inside and len(args) == 2 and isinstance(out, torch.Tensor)
                 and out.is_floating_point() and out.requires_grad):
             self._decay(args[0], args[1], out)
@@ -1132,7 +1147,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         return out
 
     def _layer(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor,
-               transposed: bool = False, source: nn.Parameter | None = None) -> None:
+               transposed: bool = False, source: nn.Parameter | None = None,
+               fans: tuple[int, int] | None = None, channels_first: bool | None = None) -> None:
         weight: nn.Parameter = args[1] if source is None else source
         known = self.layers.get(id(weight))
         if known is None:
@@ -1142,10 +1158,80 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 name = f"{name} ({kind})"
             known = self.layers[id(weight)] = (
                 name, FunctionLayer(kind, weight, bias if isinstance(bias, nn.Parameter) else None,
-                                    transposed=transposed))
+                                    transposed=transposed, fans=fans, channels_first=channels_first))
         name, layer = known
         layer.computed = args[1] if args[1] is not weight else None  # this call's own weight
         self.tracer._unit_event(name, f"function:{name}", layer.role, layer, args[:1], args[0], out)
+
+    def _product_layer(self, func: Any, args: tuple[Any, ...], out: torch.Tensor) -> bool:
+        """An einsum or a batched product of an input with one weight of the model's (a parameter,
+        or a view of one): a unit of its own, its fans the weight's contracted and produced sizes.
+        False for anything else (an attention product of two activations, an outer product)."""
+        if func in self._EINSUMS:
+            if not args or not isinstance(args[0], str) or "->" not in args[0] or "." in args[0]:
+                return False  # an implicit output or an ellipsis: not read
+            operands = list(args[1]) if len(args) == 2 and isinstance(args[1], list | tuple) else list(args[1:])
+            lhs, produced_by = args[0].replace(" ", "").split("->")
+            subscripts = lhs.split(",")
+        else:
+            operands, subscripts, produced_by = list(args), [], ""
+        if len(operands) != 2 or not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in operands):
+            return False
+        sources = [self._weight_operand(t) for t in operands]
+        if sum(src is not None for src in sources) != 1:
+            return False
+        k = 0 if sources[0] is not None else 1
+        x, w, source = operands[1 - k], operands[k], cast(nn.Parameter, sources[k])
+        if subscripts:
+            xs, ws = subscripts[1 - k], subscripts[k]
+            if len(ws) != w.dim() or len(xs) != x.dim():
+                return False
+            contracted = [i for i, c in enumerate(ws) if c in xs and c not in produced_by]
+            made = [i for i, c in enumerate(ws) if c in produced_by and c not in xs]
+            # the output's feature axis: its last, or its second (channels first, b c h w)
+            last = bool(produced_by) and produced_by[-1] in {ws[i] for i in made}
+            channels_first = not last and len(produced_by) > 1 and produced_by[1] in {ws[i] for i in made}
+        else:
+            # x @ W with W [groups, in, out] and x [groups, n, in]: a 2-D W is the transposed linear
+            if k != 1 or w.dim() != 3 or x.dim() != 3:
+                return False
+            contracted, made, last, channels_first = [1], [2], True, False
+        if not contracted or not made or not (last or channels_first):
+            return False  # a scale, a diagonal product, or no axis to read units along
+        fans = (math.prod(int(w.shape[i]) for i in contracted), math.prod(int(w.shape[i]) for i in made))
+        self._layer("linear", (x, w), {}, out, source=source, fans=fans, channels_first=channels_first)
+        return True
+
+    def _weight_operand(self, t: torch.Tensor) -> nn.Parameter | None:
+        """The parameter ``t`` is, or is computed from alone (a reshape, a permute, a scaling by a
+        constant) within :data:`_SOURCE_DEPTH` autograd steps; None for a tensor that other
+        parameters or the input made as well (an activation)."""
+        if isinstance(t, nn.Parameter):
+            return t if id(t) in self.param_names else None
+        if t.grad_fn is None:
+            return None
+        frontier, seen, found = [t.grad_fn], {t.grad_fn}, set()
+        for _ in range(self._SOURCE_DEPTH):
+            nxt = []
+            for node in frontier:
+                for child, _ in node.next_functions:
+                    if child is None or child in seen:
+                        continue
+                    seen.add(child)
+                    var = getattr(child, "variable", None)
+                    if var is None:
+                        nxt.append(child)
+                    elif id(var) in self.param_names:
+                        found.add(id(var))
+                    else:
+                        return None  # a leaf of another kind: an input that requires grad
+            frontier = nxt
+            if not frontier:
+                break
+        if frontier or len(found) != 1:
+            return None
+        param = next(p for p in self.model.parameters() if id(p) in found)
+        return param if param.numel() == t.numel() else None
 
     def _decay(self, a: Any, b: Any, out: torch.Tensor) -> None:
         """Keep ``state * decay`` where ``decay`` is a learned vector (a Parameter, or computed from
@@ -1178,7 +1264,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         no parameter made."""
         if not w.requires_grad:
             return None
-        same = [p for p in self._params_behind(w, self._SOURCE_DEPTH) if p.dim() == w.dim()]
+        # (or as many numbers: a [in, out, k] tensor reshaped into the [out, in * k] F.linear takes)
+        same = [p for p in self._params_behind(w, self._SOURCE_DEPTH) if p.dim() == w.dim() or p.numel() == w.numel()]
         return max(same, key=lambda p: p.numel()) if same else None
 
     def _params_behind(self, t: torch.Tensor, depth: int) -> list[nn.Parameter]:

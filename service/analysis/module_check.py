@@ -686,7 +686,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     if not result.units:
         raise ValueError("the check found no layer to measure in this network: its forward calls no "
                          "nn.Linear, Conv, RNN, Embedding or norm module, and no F.linear or F.conv on "
-                         "a parameter of its own, no x @ W on one (a layer written with torch.einsum is not seen); write its "
+                         "a parameter of its own, no x @ W or torch.einsum of an input with one; write its "
                          "layers as modules, or as F.linear(x, w, b)")
     detections = [_located(d, run, device) for d in detect(result, thresholds)]
     if not any(d.code == "nonfinite" for d in detections):
