@@ -941,13 +941,17 @@ class TextReader:
                               warnings=warnings, traceback=traceback), lengths)
 
 
-# a table's header: "Epoch" and three or more column names (Ultralytics' console)
-_TABLE_HEADER = re.compile(r"^\s*Epoch(?:\s+[A-Za-z][\w()/.-]*){3,}\s*$", re.IGNORECASE)
+# a table's header: "Epoch" and three or more column names (Ultralytics' console), or "Iter" and
+# its columns (scikit-learn's gradient boosting: "Iter  Train Loss  OOB Improve  Remaining Time")
+_TABLE_HEADER = re.compile(r"^\s*(?:Epoch|Iter|Iteration)(?:\s+[A-Za-z][\w()/.-]*){3,}\s*$", re.IGNORECASE)
+# columns set apart by two or more spaces, a name of two words among them ("Train Loss")
+_WIDE_GAP = re.compile(r"\s{2,}")
 _TIMESTAMP = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[T ][\d:.]+Z?\s+")  # a CI runner's line stamp
 _COUNT = re.compile(r"^(\d+)/(\d+)$")
 _EPOCH_COUNT = re.compile(r"^(\d+)$")
-# a fastai table's cell: a number, nan/inf, or its time column's mm:ss / hh:mm:ss
-_ROW_VALUE = re.compile(rf"(?:{_NUM})|#na#|\d+(?::\d\d){{1,2}}", re.IGNORECASE)
+# a fastai table's cell: a number, nan/inf, or its time column's mm:ss / hh:mm:ss (scikit-learn's
+# 7.89m, 53.82s)
+_ROW_VALUE = re.compile(rf"(?:{_NUM})|#na#|\d+(?::\d\d){{1,2}}|\d+(?:\.\d+)?[smh]", re.IGNORECASE)
 _TWO_WORD_LOSS = re.compile(r"(?<![\w/])(?P<split>train|training|valid|validation|val|test)[ \t]+loss(?![\w/])",
                             re.IGNORECASE)
 _SPLIT_NAME = re.compile(rf"^{_SPLIT_WORD}_loss$")
@@ -978,12 +982,16 @@ def table_header(line: str) -> list[str] | None:
         line = _YOLO_RESULTS_COLUMNS
     elif _TABLE_HEADER.match(line) is None:
         return None
+    groups = _WIDE_GAP.split(line.strip())
+    if len(groups) > 1 and any(" " in g or "\t" in g for g in groups):
+        # names of two words set apart by wide gaps (scikit-learn's "Train Loss   Remaining Time")
+        line = " ".join("_".join(g.lower().split()) for g in groups)
     # fastai v1 printed some names as two words: "epoch train loss valid loss accuracy_thresh"
     line = _TWO_WORD_LOSS.sub(lambda m: f"{m['split']}_loss", line)
     names = []
     for name in line.split():
         low = name.lower()
-        names.append("epoch" if low == "epoch" else "train/loss" if low == "total" else name if low.startswith("val/") else
+        names.append("epoch" if low == "epoch" else "step" if low in ("iter", "iteration") else "train/loss" if low == "total" else name if low.startswith("val/") else
                      name if _SPLIT_NAME.match(low) else  # fastai's train_loss, valid_loss
                      f"train/{low}" if low.endswith("_loss") else
                      f"train/{low}_loss" if low in _YOLO_PARTS else name)
@@ -1000,7 +1008,7 @@ def table_row(columns: list[str], line: str) -> list[tuple[str, str]] | None:
     if m.re is _EPOCH_COUNT and (len(tokens) != len(columns) or not all(
             _ROW_VALUE.fullmatch(t) for t in tokens[1:])):
         return None  # a plain count first: only a line of values, cell for cell, is a row
-    out = [("epoch", m[1])]
+    out = [(columns[0], m[1])]  # epoch, or step (an "Iter" table's)
     for name, token in zip(columns[1:], tokens[1:len(columns)], strict=True):
         token = token.rstrip(":")
         try:

@@ -1032,6 +1032,23 @@ def test_fastais_console_table_is_read(tmp_path: Path, header: str) -> None:
     assert f.evidence.steps[0] == 1
 
 
+@pytest.mark.parametrize("oob", [False, True])
+def test_scikit_learns_gradient_boosting_table_is_read(tmp_path: Path, oob: bool) -> None:
+    # scikit-learn's GradientBoosting(verbose=1): "Iter", column names of two words set apart by wide
+    # gaps, a time left in minutes or seconds (logsweep28: refused as no log at all)
+    header = "      Iter       Train Loss      OOB Improve   Remaining Time " if oob else \
+        "      Iter       Train Loss   Remaining Time "
+    its = [*range(1, 11), *range(20, 101, 10)]
+    rows = [f"{i:>10} {1.3 * 0.98 ** i:>16.4f}" + (f" {0.01:>16.4f}" if oob else "") + f" {9.0 - i / 12:>15.2f}m"
+            for i in its]
+    run = load_run(_write(tmp_path, "gbrt.log", "\n".join([header, *rows]) + "\n"))
+    loss = _series(run, "train_loss")
+    assert loss.role == "loss" and list(loss.steps) == its
+    assert loss.values[-1] == pytest.approx(round(1.3 * 0.98 ** 100, 4))
+    assert ("oob_improve" in {s.name for s in run.series}) == oob
+    assert check_logs(_write(tmp_path, "gbrt2.log", "\n".join([header, *rows]) + "\n")).status == "healthy"
+
+
 def test_a_yolov5_results_txt_nan_from_its_first_epoch_is_read(tmp_path: Path) -> None:
     # ultralytics/yolov5 #3840: one row, every loss nan
     row = ("     0/299    0.489G       nan       nan       nan       nan        10       640         0         0"
