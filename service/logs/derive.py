@@ -34,8 +34,13 @@ from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, g
 
 #: ``<prefix><split><sep><part>_loss`` and ``<prefix><split><sep>loss_<part>``; the prefix is a
 #: folder (``run1/``) a folder read put before every name.
-_PART_LOSS = re.compile(r"^(?P<pre>(?:.*/)?)(?P<split>[A-Za-z]+)(?P<sep>[/_.])(?P<part>[A-Za-z0-9]\w*?)_loss$")
-_LOSS_PART = re.compile(r"^(?P<pre>(?:.*/)?)(?P<split>[A-Za-z]+)(?P<sep>[/_.])loss_(?P<part>[A-Za-z0-9]\w*)$")
+# (the split spelled out: with any word there, train/box_om_loss read as split "box", part "om")
+_SPLIT = r"(?P<split>train|training|val|valid|validation|eval|test)"
+_PART_LOSS = re.compile(rf"^(?P<pre>(?:.*/)?){_SPLIT}(?P<sep>[/_.])(?P<part>[A-Za-z0-9]\w*?)_loss$", re.IGNORECASE)
+_LOSS_PART = re.compile(rf"^(?P<pre>(?:.*/)?){_SPLIT}(?P<sep>[/_.])loss_(?P<part>[A-Za-z0-9]\w*)$", re.IGNORECASE)
+#: YOLOv10's parts, named by head and with no ``_loss``: train/box_om, val/cls_oo (one-to-many and
+#: one-to-one heads, both trained, summed into its loss)
+_HEAD_PART = re.compile(rf"^(?P<pre>(?:.*/)?){_SPLIT}(?P<sep>/)(?P<part>(?:box|cls|dfl)_o[mo])$", re.IGNORECASE)
 #: the same with no split: ``<part>_loss`` and ``loss_<part>``, the training loss's parts
 _BARE_PART_LOSS = re.compile(r"^(?P<pre>(?:.*/)?)(?P<part>[A-Za-z0-9]\w*?)_loss$")
 _BARE_LOSS_PART = re.compile(r"^(?P<pre>(?:.*/)?)loss_(?P<part>[A-Za-z0-9]\w*)$")
@@ -69,13 +74,11 @@ def _component(s: Series, bare: bool = False) -> tuple[Role, str, str, str] | No
     if s.role != "metric":
         return None
     name = s.name.strip()
-    for form, pattern in (("part_loss", _PART_LOSS), ("loss_part", _LOSS_PART)):
+    for form, pattern in (("part_loss", _PART_LOSS), ("loss_part", _LOSS_PART), ("part_loss", _HEAD_PART)):
         m = pattern.match(name)
         if m is None:
             continue
         split = m.group("split").lower()
-        if split not in _SPLITS:
-            return None
         # The role the split's own total would have, in series.py's spelling of the splits.
         role, _ = classify(f"{split}_loss")
         if role not in ("loss", "val_loss"):

@@ -204,3 +204,28 @@ def test_three_or_more_parts_of_a_loss_named_with_no_split_add_up_to_the_trainin
         text = "step," + ",".join(names) + "\n" + "".join(
             f"{i}," + ",".join(f"{1.0 / (i + 1):.4f}" for _ in names) + "\n" for i in range(20))
         assert not read_log(write(tmp_path, "h.csv", text)).by_role("loss"), names
+
+
+def test_yolov10_head_parts_without_loss_in_their_names_are_summed(tmp_path: Path) -> None:
+    # YOLOv10's results.csv logs its one-to-many (om) and one-to-one (oo) heads' parts with no
+    # "_loss" and no total (logsweep29: read as "no training loss")
+    parts = ("box_om", "cls_om", "dfl_om", "box_oo", "cls_oo", "dfl_oo")
+    header = ["epoch", *(f"train/{p}" for p in parts), "metrics/mAP50(B)", *(f"val/{p}" for p in parts)]
+    rows = [[e, *(1.0 + k / 10 - 0.02 * e for k in range(6)), 0.1 * e, *(2.0 + k / 10 - 0.01 * e for k in range(6))]
+            for e in range(1, 21)]
+    text = ",".join(f"{h:>20}" for h in header) + "\n" + "\n".join(",".join(f"{v:>20}" for v in r) for r in rows)
+    log = read_log(write(tmp_path, "results.csv", text + "\n"))
+    train, val = derived(log, "loss"), derived(log, "val_loss")
+    np.testing.assert_allclose(train.values, [sum(r[1:7]) for r in rows], rtol=1e-12)
+    np.testing.assert_allclose(val.values, [sum(r[8:14]) for r in rows], rtol=1e-12)
+    assert train.name.startswith("train/loss (sum of box_om, cls_om")
+
+
+def test_a_split_parts_name_with_underscores_is_a_component(tmp_path: Path) -> None:
+    # train/rpn_cls_loss read as split "rpn", part "cls" (no split of that name: not a component)
+    names = ("rpn_cls", "rpn_bbox", "rcnn_cls")
+    text = "step," + ",".join(f"train/{n}_loss" for n in names) + "\n" + "\n".join(
+        f"{i}," + ",".join(f"{0.5 + k - 0.01 * i:.4f}" for k in range(3)) for i in range(30)) + "\n"
+    log = read_log(write(tmp_path, "metrics.csv", text))
+    loss = derived(log, "loss")
+    assert loss.values[0] == pytest.approx(0.5 + 1.5 + 2.5)
