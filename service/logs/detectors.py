@@ -1301,7 +1301,7 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         return huge
     found = _positive_loss(run, t)
     if found is None:
-        return (_blown_up_short(run, t) or _worse_than_start(run, t)
+        return (_unbounded_below(run, t) or _blown_up_short(run, t) or _worse_than_start(run, t)
                 or [f for f in [_validation_alone(run, t, "loss_divergence")] if f is not None])
     loss, steps, v = found
     # a window of 9 flattens a short log (8 points by epoch) into its own median: a third of it. On
@@ -1373,6 +1373,40 @@ def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
          "window": window, "logged_minimum": float(v[i_low]), "logged_minimum_step": _num(steps[i_low]),
          "logged_final": float(v[-1]), "learning_rate_growth": growth},
         [fix, clipping(run, t)])]
+
+
+#: A loss negative from its start whose size grows this many times over has no floor (:func:`_unbounded_below`)
+_RUNAWAY_BELOW = 100.0
+
+
+def _unbounded_below(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A training loss negative from its first running median on, whose size grows a hundredfold or
+    more by its last (logsweep29: an ECG classifier's loss -3.4e4 -> -6.5e7 read healthy, as any loss
+    with a negative value was taken for an objective with no scale). A loss bounded below (a
+    cross-entropy, an error, a likelihood of discrete labels) cannot fall by orders of magnitude
+    below 0; one that does is minimising something unbounded. An agent's objective (rollouts) or a
+    GAN's players are not judged so."""
+    found = _judged(run, "loss", t)
+    if found is None or _on_rollouts(run) or gan_part(found[0].name) is not None:
+        return []
+    loss, steps, v = found
+    sm = smooth(v, _divergence_window(len(v)))
+    first, last = float(sm[0]), float(sm[-1])
+    if not (first < 0 and last < 0 and np.all(sm < 0)) or last / first < _RUNAWAY_BELOW:
+        return []
+    return [_finding(
+        "loss_divergence", "error",
+        f"{loss.name} falls without a floor: from {float(v[0]):.3g} ({loss.where(steps[0])}) to {float(v[-1]):.3g} "
+        f"({loss.where(steps[-1])}), {last / first:.3g}x its size below 0 (running medians of "
+        f"{_divergence_window(len(v))} points)",
+        "A loss bounded below (a cross-entropy, a squared error, the likelihood of discrete labels) cannot fall "
+        "by orders of magnitude below 0; one that does minimises something with no lower bound: targets outside "
+        "the loss's range (binary cross-entropy of labels other than 0 and 1), a sign error, negative sample "
+        "weights, or a continuous likelihood whose variance collapses. Training on it moves the weights without "
+        "limit and fits nothing.",
+        {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": last / first,
+         "threshold": _RUNAWAY_BELOW, "first": first, "final": last},
+        [])]
 
 
 #: Names of a loss's data term beside its penalties (a VAE's reconstruction, a Bayesian network's NLL)
