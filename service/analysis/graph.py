@@ -1264,9 +1264,10 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         no parameter made."""
         if not w.requires_grad:
             return None
-        # (or as many numbers: a [in, out, k] tensor reshaped into the [out, in * k] F.linear takes)
-        same = [p for p in self._params_behind(w, self._SOURCE_DEPTH) if p.dim() == w.dim() or p.numel() == w.numel()]
-        return max(same, key=lambda p: p.numel()) if same else None
+        same = [p for p in self._params_behind(w, self._SOURCE_DEPTH) if p.dim() == w.dim()]
+        # (or one parameter alone, reshaped: a [in, out, k] tensor made the [out, in * k] F.linear
+        # takes; not a kernel a hypernetwork's layer generates, which its weight and bias make)
+        return max(same, key=lambda p: p.numel()) if same else self._weight_operand(w)
 
     def _params_behind(self, t: torch.Tensor, depth: int) -> list[nn.Parameter]:
         """The model's parameters ``t``'s autograd graph reaches within ``depth`` nodes."""

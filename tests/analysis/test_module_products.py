@@ -111,3 +111,24 @@ def test_f_linear_on_a_reshaped_parameter_is_its_layer() -> None:
     torch.manual_seed(0)
     doc = check_module(Reshaped(), torch.randn(8, 16), seeds=1, verify=False)
     assert [layer.name for layer in doc.layers] == ["c.0", "c.1"]
+
+
+def test_a_kernel_a_hypernetwork_generates_is_not_its_generators_bias() -> None:
+    # msweep10's HyperCNN: w = gen(z[l]).view(c, c, 3, 3), gen's bias as many numbers as a kernel;
+    # read as that bias reshaped, the 12 convolutions were one layer called in a loop, a recurrence
+    class Hyper(nn.Module):
+        def __init__(self, layers: int = 4, c: int = 4) -> None:
+            super().__init__()
+            self.stem, self.head = nn.Conv2d(3, c, 3, padding=1), nn.Linear(c, 5)
+            self.z, self.gen, self.c = nn.Parameter(torch.randn(layers, 8)), nn.Linear(8, c * c * 9), c
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.stem(x)
+            for z in self.z:
+                h = torch.relu(nn.functional.conv2d(h, self.gen(z).view(self.c, self.c, 3, 3), padding=1))
+            return self.head(h.mean((2, 3)))
+
+    torch.manual_seed(0)
+    doc = check_module(Hyper(), torch.randn(4, 3, 8, 8), seeds=1, verify=False)
+    assert "gen.bias" not in {layer.name for layer in doc.layers}
+    assert not [f for f in doc.findings if f.code.endswith("_through_time")]
