@@ -434,6 +434,16 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
                  and u.type == "rnn" and not u.has_weights]
         out += [(R.stable_decay(u.name, code == "vanishing_through_time"), None) for u in scans]
         recurrent = [u for u in recurrent if u not in scans]
+    if code == "exploding_through_time" and recurrent:
+        # a loop whose steps add a branch to their own stream, x = x + f(x) (a cellular automaton's
+        # update, an ODE solver's step, a block shared across depth): the branch scaled down by
+        # 1/sqrt(its N sums), as for a deep residual stack, verified on the network (msweep11, 12)
+        looped = {u.name for u in recurrent}
+        ends = [n for n in dict.fromkeys(result.summed) if n in looped]
+        if ends:
+            sums = sum(result.summed.count(n) for n in ends)
+            out.append((R.scaled_residual(f"the loop's update (ending at {', '.join(ends)}, added {sums} times)"),
+                        None if functions else _scale_branches_edit(ends, 1 / math.sqrt(sums))))
     if code in ("vanishing_through_time", "exploding_through_time") and recurrent:
         names = ", ".join(u.name for u in recurrent)
         out.append((R.orthogonal_init(names), _orthogonal_loops({u.name for u in recurrent})))

@@ -703,6 +703,49 @@ def test_exploding_through_time_gets_a_clipping_threshold_from_the_fixed_network
     assert 0 < clip.params["max_norm"] < broken / 100
 
 
+class _ResidualLoop(nn.Module):
+    """One update applied to its own stream ``steps`` times, x = x + f(x) with the same f (a neural
+    cellular automaton's step, a shared block): no sequence, so no LSTM makes sense of it."""
+
+    def __init__(self, steps: int = 40, width: int = 32) -> None:
+        super().__init__()
+        self.a, self.b, self.steps = nn.Linear(width, 64), nn.Linear(64, width), steps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.steps):
+            x = x + self.b(torch.relu(self.a(x)))
+        return x
+
+
+def test_a_residual_loop_that_explodes_gets_its_update_scaled_and_verified() -> None:
+    torch.manual_seed(0)
+    model, x = _ResidualLoop(), torch.randn(16, 32)
+    doc = check_module(model, x, loss="mse", seeds=2)
+    finding = next(f for f in doc.findings if f.code == "exploding_through_time")
+    scaled = finding.remedies[0]
+    assert scaled.id == "scaled_residual" and "ending at b, added 40 times" in scaled.change
+    assert scaled.verified is not None and scaled.verified.fixed and scaled.verified.after < finding.evidence.value / 10
+    # the independent fact: b's output scaled by 1/sqrt(40) (its weight and bias: b is linear) makes
+    # dL/dx_0 within the threshold of dL/dx_39, measured here by autograd in float64
+    def ratio(scale: float) -> float:
+        m = _ResidualLoop().double()
+        m.load_state_dict(model.double().state_dict())
+        with torch.no_grad():
+            m.b.weight.mul_(scale), m.b.bias.mul_(scale)
+        xs = [x.double().requires_grad_(True)]
+        for _ in range(m.steps):
+            xs.append(xs[-1] + m.b(torch.relu(m.a(xs[-1]))))
+            xs[-1].retain_grad()
+        xs[-1].square().sum().backward()
+        return float(xs[0].grad.norm() / xs[-2].grad.norm())
+    assert ratio(1.0) > 100 and ratio(40 ** -0.5) < 10
+    # a loop over a sequence's steps with no stream of its own keeps its LSTM offer, no scaling
+    torch.manual_seed(0)
+    doc = check_module(_ExplodingRNN(), torch.randn(8, 40, 8), seeds=2, verify=False)
+    finding = next(f for f in doc.findings if f.code == "exploding_through_time")
+    assert "scaled_residual" not in {r.id for r in finding.remedies}
+
+
 def test_without_verification_an_exploding_finding_gets_no_clipping_threshold() -> None:
     torch.manual_seed(0)
     doc = check_module(_ExplodingRNN(), torch.randn(8, 40, 8), seeds=2, verify=False)
