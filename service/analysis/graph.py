@@ -1676,9 +1676,10 @@ class _FirstNonfinite(torch.overrides.TorchFunctionMode):
     """Finds the first torch function whose floating output holds a NaN or Inf while every
     floating tensor it read was finite: the operation that made the first non-finite value."""
 
-    def __init__(self, overflow_only: bool = False) -> None:
+    def __init__(self, overflow_only: bool = False, site: Callable[[], str | None] = caller) -> None:
         super().__init__()
         self.found: tuple[str, str | None] | None = None
+        self.site = site
         #: only a NaN or a +Inf counts: a -inf a forward writes on purpose (a causal mask's
         #: masked_fill(mask, -inf) before a softmax) is no overflow
         self.overflow_only = overflow_only
@@ -1693,7 +1694,7 @@ class _FirstNonfinite(torch.overrides.TorchFunctionMode):
                 inputs = [a for a in (*args, *(kwargs or {}).values())
                           if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel()]
                 if bad and all(bool(torch.isfinite(a).all()) for a in inputs):
-                    self.found = (op_name(func), caller())
+                    self.found = (op_name(func), self.site())
         return out
 
 
@@ -1703,9 +1704,10 @@ class _FirstNonfiniteGrad(torch.overrides.TorchFunctionMode):
     0, a norm without an eps). Each floating input of a call of :data:`BACKWARD_MAKERS` is read
     through a view of its own, so that its hook sees that call's gradient alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, site: Callable[[], str | None] = caller) -> None:
         super().__init__()
         self.found: tuple[str, str | None] | None = None
+        self.site = site
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
@@ -1721,7 +1723,7 @@ class _FirstNonfiniteGrad(torch.overrides.TorchFunctionMode):
             return a
         out = func(*(own(a) for a in args), **(kwargs or {}))
         if views and isinstance(out, torch.Tensor) and out.requires_grad:
-            site, received = (name, caller()), [True]
+            site, received = (name, self.site()), [True]
             out.register_hook(lambda g: received.__setitem__(0, bool(torch.isfinite(g).all())))
             for v in views:
                 v.register_hook(lambda g: self._passed(g, site, received[0]))
@@ -1739,9 +1741,10 @@ def first_nonfinite(run: GraphRun, device: str | None = None) -> tuple[str, str 
     dev = pick_device(device or "auto")
     net = _copy_for_seed(run, 0, dev)
     xs = _seed_inputs(run, 0, dev)
-    mode = _FirstNonfinite()
-    with torch.no_grad(), mode, _guarded(run):
-        call(net, xs, run.keywords)
+    with _Sites(run, net) as site:
+        mode = _FirstNonfinite(site=site)
+        with torch.no_grad(), mode, _guarded(run):
+            call(net, xs, run.keywords)
     return mode.found
 
 
@@ -1752,12 +1755,48 @@ def first_nonfinite_backward(run: GraphRun, device: str | None = None) -> tuple[
     dev = pick_device(device or "auto")
     net = _copy_for_seed(run, 0, dev)
     xs = _seed_inputs(run, 0, dev)
-    mode = _FirstNonfiniteGrad()
-    with mode, _guarded(run):
-        loss, _ = _loss(run, call(net, xs, run.keywords), 0)
+    with _Sites(run, net) as site:
+        mode = _FirstNonfiniteGrad(site=site)
+        with mode, _guarded(run):
+            loss, _ = _loss(run, call(net, xs, run.keywords), 0)
     if loss.requires_grad:
         loss.backward()
     return mode.found
+
+
+class _Sites:
+    """Where a forward is when it calls a function: the user's line (:func:`caller`) for a live
+    module; the node running, ``node <name>``, for an imported graph, whose calls are this
+    package's own code (a leaf module per node, as :attr:`GraphRun.names` names them)."""
+
+    def __init__(self, run: GraphRun, net: nn.Module) -> None:
+        self.live = run.trace_functions
+        self.running: list[str] = []
+        self.handles: list[Any] = []
+        if not self.live:
+            names = run.names(net) if run.names else {m: (n, "") for n, m in net.named_modules()}
+            for module, (name, _) in names.items():
+                if next(module.children(), None) is None:
+                    self.handles += [module.register_forward_pre_hook(functools.partial(self._enter, name)),
+                                     module.register_forward_hook(self._leave)]
+
+    def _enter(self, name: str, module: nn.Module, args: Any) -> None:
+        self.running.append(name)
+
+    def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
+        self.running.pop()  # (a hook's return value would replace the output)
+
+    def __call__(self) -> str | None:
+        if self.live:
+            return caller()
+        return f"node {self.running[-1]}" if self.running else None
+
+    def __enter__(self) -> _Sites:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.remove()
 
 
 def _guarded(run: GraphRun) -> contextlib.AbstractContextManager[Any]:
@@ -1780,9 +1819,10 @@ def native_nonfinite(run: GraphRun, device: str | None = None
     with torch.no_grad():
         if bool(torch.isfinite(_output(call(net, xs, run.keywords))).all()):
             return None  # a -inf written on purpose (a mask) and gone by the output: no overflow
-        mode = _FirstNonfinite(overflow_only=True)
-        with mode:
-            call(net, xs, run.keywords)
+        with _Sites(own, net) as site:
+            mode = _FirstNonfinite(overflow_only=True, site=site)
+            with mode:
+                call(net, xs, run.keywords)
     return native, mode.found or ("the forward", None)
 
 

@@ -332,8 +332,10 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
     op = det.evidence.get("operation") if code == "nonfinite" else None
     if isinstance(op, str) and guardable(op):
         # undefined at one call, not too large a network: its guard first, the usual changes after
+        # (at a live module's line; at every call of the op in an imported graph, whose node it names)
         where_called = det.evidence.get("called_at")
-        out.append((R.domain_guard(op, where_called, guarded_code(op), guard_note(op)), Guard(op.lower(), where_called)))
+        shown = where_called or det.evidence.get("node")
+        out.append((R.domain_guard(op, shown, guarded_code(op), guard_note(op)), Guard(op.lower(), where_called)))
     if code == "output_loss_mismatch":
         relu = clipped_regression_output(result)
         if relu is not None:
@@ -635,7 +637,8 @@ def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
         return det
     op, where = found
     at = f" at {where}" if where else ""
-    evidence = {**det.evidence, "operation": op, "called_at": where}
+    # a live module's line, or an imported graph's node (its calls are this package's)
+    evidence = {**det.evidence, "operation": op, "called_at" if run.trace_functions else "node": where}
     made = f"the derivative of {op}" if backward else op
     summary = f"{det.summary} (made by {made}{at})"
     if det.severity == "info":

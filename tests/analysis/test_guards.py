@@ -178,3 +178,26 @@ def test_a_masked_backward_nan_is_located_in_its_note() -> None:
     [f] = [f for f in doc.findings if f.code == "nonfinite"]
     assert f.severity == "info" and f.evidence.model_dump()["operation"] == "sqrt" and not f.remedies
     assert "the derivative of sqrt at test_guards.py:" in f.summary
+
+
+def test_an_imported_graph_names_the_node_and_guards_its_op() -> None:
+    # an ONNX graph's calls are the importer's own code: the node is named, not a line of ours
+    from gradhealth.analysis.module_check import check_onnx
+    from tests.analysis.onnx_models import export
+
+    class LogHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 16), nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(torch.log(torch.relu(self.a(x))))
+
+    torch.manual_seed(0)
+    doc = check_onnx(export(LogHead(), torch.randn(2, 8)), seeds=2)
+    [f] = [f for f in doc.findings if f.code == "nonfinite"]
+    extra = f.evidence.model_dump()
+    assert extra["operation"] == "log" and extra["node"].startswith("node ") and "Log" in extra["node"]
+    assert "called_at" not in extra and "test_guards.py" not in f.summary
+    [guard] = [r for r in f.remedies if r.id == "domain_guard"]
+    assert extra["node"] in guard.change and guard.verified is not None and guard.verified.fixed
