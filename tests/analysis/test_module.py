@@ -256,16 +256,19 @@ def _linear_from(w: torch.Tensor, b: torch.Tensor | None) -> nn.Linear:
 
 
 def test_a_network_with_no_layer_the_check_can_see_is_refused_not_a_crash() -> None:
-    class EinsumOnly(nn.Module):
+    class BroadcastOnly(nn.Module):
+        """A linear layer written as a broadcast product and a sum: no call the check reads as one
+        (an einsum or a product with the weight would be)."""
+
         def __init__(self) -> None:
             super().__init__()
             self.w = nn.Parameter(torch.randn(8, 4))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.einsum("bi,io->bo", x, self.w)
+            return (x.unsqueeze(-1) * self.w).sum(1)
 
     with pytest.raises(ValueError, match="no layer to measure"):
-        check_module(EinsumOnly(), torch.randn(4, 8), seeds=1, verify=False)
+        check_module(BroadcastOnly(), torch.randn(4, 8), seeds=1, verify=False)
 
 
 def test_a_custom_layer_module_holding_its_weight_is_measured() -> None:
