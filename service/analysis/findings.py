@@ -241,13 +241,20 @@ def post_ln_stacks(result: SimulationResult, thresholds: Thresholds) -> list[Uni
         named = {u.name: u for u in result.units}
         return [named[n] for stack in result.post_ln if len(stack) >= thresholds.post_ln_depth
                 for n in stack if n in named]
-    units = [u for u in result.units if u.type == "transformer_encoder"]
+    layer_at = {p.pointer: p.layer for p in result.plan.all_units()}
+    # consecutive Post-LN layers make one stack whatever the entries that list them: [enc x3, enc x3]
+    # is the 6-layer stack {num_layers: 6} is (spec sweep 7); any other unit between them ends it
     deep: list[UnitStats] = []
-    for pointer in dict.fromkeys(u.pointer for u in units):
-        stack = [u for u in units if u.pointer == pointer]
-        layer = next(p.layer for p in result.plan.all_units() if p.pointer == pointer)
-        if isinstance(layer, S.TransformerEncoderLayer) and not layer.norm_first and len(stack) >= thresholds.post_ln_depth:
+    stack: list[UnitStats] = []
+    for u in [*result.units, None]:
+        layer = layer_at.get(u.pointer) if u is not None else None
+        if u is not None and u.type == "transformer_encoder" and isinstance(layer, S.TransformerEncoderLayer) \
+                and not layer.norm_first:
+            stack.append(u)
+            continue
+        if len(stack) >= thresholds.post_ln_depth:
             deep.extend(stack)
+        stack = []
     return deep
 
 
