@@ -81,7 +81,11 @@ def is_spec(source: str) -> bool:
 
     try:
         text = path.read_text(encoding="utf-8")[:5_000_000]
-    except (UnicodeDecodeError, OSError):
+    except UnicodeDecodeError:
+        # not UTF-8: a log reader may know it (a log in another encoding); else the spec's own
+        # error names the byte, not "unknown log format" (spec sweep 7)
+        return not _a_log_reader_knows(path)
+    except OSError:
         return False
     try:
         data = load_spec_text(text, content_type="application/json" if path.suffix == ".json" else None)

@@ -142,6 +142,10 @@ def test_a_spec_that_is_not_utf8_exits_2_and_an_unreachable_server_3(tmp_path, c
     done = subprocess.run([sys.executable, "-m", "gradhealth.cli", "check", "-"], input=spec.read_bytes(),
                           capture_output=True, timeout=120)
     assert done.returncode == 2 and b"UTF-8" in done.stderr
+    # the file itself, by its path: the spec's error naming the byte, not "unknown log format" (spec sweep 7)
+    assert main(["check", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "not UTF-8 text (byte 9)" in err and "log format" not in err
 
 
 # --- issue 14: errors a CI pipeline would misread --------------------------------------------------
