@@ -238,7 +238,7 @@ class _Verifier:
             value, fixed, new = judge(det, all_detections, after, thresholds)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(value), fixed=fixed, side_effects=new,
-                                       seeds=after.seeds, note=unmeasured_note(value))
+                                       seeds=after.seeds, note=unmeasured_note(value, det.code, after))
             remedy.recommended = fixed and not new
         best = clip_reference(det.code, remedies, self.results)
         if best is not None and clipping in part.remedies:
@@ -311,11 +311,18 @@ def judge(det: Detection, all_detections: list[Detection], after: SimulationResu
     return value, fixed, new
 
 
-def unmeasured_note(value: float) -> str | None:
-    """What ``after: null`` means where the changed network has nothing the metric measures (a
-    sigmoid swapped for a ReLU leaves no saturation to count, a ReLU for a leaky one no dead unit)."""
+def unmeasured_note(value: float, code: str | None = None, after: SimulationResult | None = None) -> str | None:
+    """What ``after: null`` means where the changed network has nothing the metric judges (a
+    sigmoid swapped for a ReLU leaves no saturation to count, a ReLU for a leaky one no dead unit);
+    or, given the finding's ``code`` and the changed network, where units of the kind remain that the
+    rule does not judge (a hardtanh under its bar, the output layer: spec sweep 7's hardtanh MLP)."""
     if not math.isnan(value):
         return None
+    key = getattr(rule(code).architecture, "key", None) if code is not None else None
+    if key is not None and after is not None and any(key in u.values for u in after.units):
+        return ("no unit of the changed network is past the share this metric judges it from (a hardtanh "
+                "layer counts from 52% of its units past the kink, since a correct init already puts 31.7% "
+                "there; the output layer is never judged)")
     return "the changed network has nothing this metric measures (no unit of the kind it counts remains)"
 
 

@@ -579,7 +579,7 @@ class _Verifier:
         value, fixed, new = self.judge(det, before, after, self.thresholds)
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(value), fixed=fixed, side_effects=new,
-                                   seeds=after.seeds, note=unmeasured_note(value))
+                                   seeds=after.seeds, note=unmeasured_note(value, det.code, after))
         remedy.recommended = fixed and not new
         return after
 

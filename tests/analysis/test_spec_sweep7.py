@@ -40,3 +40,19 @@ def test_a_layer_between_or_a_pre_ln_stack_ends_the_stack() -> None:
     between = {"type": "linear", "out_features": 32, "activation": "relu"}
     assert _post_ln(_spec(_encoder(3), between, _encoder(3))) == []
     assert _post_ln(_spec(_encoder(3), _encoder(3, norm_first=True), _encoder(3))) == []
+
+
+def test_a_fix_that_leaves_hardtanh_units_under_their_bar_says_so() -> None:
+    # std 0.2 weights saturate a hardtanh MLP; Xavier leaves about 32% of units past the kink (a
+    # correct init's share), which the rule does not judge: after is null, but units of the kind remain
+    spec = {"input": {"shape": [64]}, "batch_size": 64, "seeds": 1,
+            "layers": [{"type": "linear", "out_features": 128, "activation": "hardtanh", "repeat": 8,
+                        "init": {"scheme": "normal", "std": 0.2}},
+                       {"type": "linear", "out_features": 10, "activation": "identity"}]}
+    doc = run_architecture_check(spec, CheckOptions(Thresholds(), Limits(), verify=True))
+    [sat] = [f for f in doc.findings if f.code == "saturation"]
+    xavier = next(r for r in sat.remedies if r.id == "xavier_init")
+    assert xavier.verified is not None and xavier.verified.fixed and xavier.verified.after is None
+    assert "52%" in (xavier.verified.note or "") and "no unit of the kind it counts remains" not in xavier.verified.note
+    relu = next(r for r in sat.remedies if r.id == "relu_family_activation")
+    assert relu.verified is not None and "no unit of the kind it counts remains" in (relu.verified.note or "")
