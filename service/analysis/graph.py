@@ -413,6 +413,8 @@ class Record:
     folds: list[Fold] = field(default_factory=list)
     #: the hidden state a recurrent cell's call read (``cell(x_t, h)``): what makes its calls a loop
     state: torch.Tensor | None = None
+    #: what the activation folded in read (the unit's output before it), for :meth:`Tracer.settle`
+    act_in: torch.Tensor | None = None
 
 
 class Fold(NamedTuple):
@@ -805,6 +807,7 @@ class Tracer:
         if role.kind in ("norm", "act") and follows and last is not None and last.activation is None:
             if role.kind == "act":
                 last.pre, last.activation = _pre_activation(last.out, role.activation, getattr(module, "dim", -1)), role.activation
+                last.act_in = last.out
             elif role.type != "layerscale":
                 before = Fold(last.out, len(last.params), last.normalised, last.activation, last.pre, [])
                 last.folds.append(before._replace(marked=self._normalise(last)))
@@ -908,7 +911,8 @@ class Tracer:
         stem's norm stays, the block's goes); the stream's norms may still normalise it
         (:meth:`confirm`)."""
         folded = [u for u in self.units if u.folds]
-        if not folded or loss.grad_fn is None:
+        activated = [u for u in self.units if u.act_in is not None]
+        if not (folded or activated) or loss.grad_fn is None:
             return
         readers = consumers(loss.grad_fn)
         for u in folded:
@@ -922,6 +926,16 @@ class Tracer:
                 u.normalised = fold.normalised
                 del u.folds[k:]
                 break
+        # likewise an activation that reads a layer's output something else reads too: the branch of
+        # a pre-activation residual block, x + f(relu(x)) (HiFi-GAN's, an NF-ResNet's), whose layer's
+        # gradient is the stream's; read after the activation it was the branch's share (msweep13)
+        for u in activated:
+            a = u.act_in
+            if (u.activation is None or a is None or a is u.out or a.grad_fn is None
+                    or len(readers.get(a.grad_fn, ())) <= 1):
+                continue
+            u.activation, u.pre, u.act_in = None, None, None
+            self._advance(u, a)
 
     def confirm(self) -> None:
         """After backward: the candidate groups whose joint scale the loss ignores are normalised."""
@@ -1122,7 +1136,7 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             if swap is not None and name in swap[0]:
                 name, out = swap[1], swap[2](args[0])
             last.pre = _pre_activation(last.out, name, args[1] if len(args) > 1 else (kwargs or {}).get("dim", -1))
-            last.activation = name
+            last.activation, last.act_in = name, last.out
             tracer._advance(last, out)
         elif func in self._MULS and len(args) == 2 and self.scales:
             a, b = args
