@@ -38,7 +38,6 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -415,6 +414,8 @@ class Record:
     state: torch.Tensor | None = None
     #: what the activation folded in read (the unit's output before it), for :meth:`Tracer.settle`
     act_in: torch.Tensor | None = None
+    #: an activation unit of its own whose input something else reads too (:meth:`Tracer.settle`)
+    bypassed: bool = False
 
 
 class Fold(NamedTuple):
@@ -597,16 +598,20 @@ def elementwise_loops(decays: Mapping[str, list[tuple[torch.Tensor, torch.Tensor
     return out
 
 
-def consumers(root: Any) -> dict[Any, set[Any]]:
-    """Every autograd node reachable from ``root`` -> the nodes that read its output."""
+def consumers(root: Any, by_output: dict[tuple[Any, int], set[Any]] | None = None) -> dict[Any, set[Any]]:
+    """Every autograd node reachable from ``root`` -> the nodes that read its output; and, into
+    ``by_output`` where given, each (node, output index) -> the nodes that read that one output (a
+    chunk's three parts are one node's three outputs)."""
     readers: dict[Any, set[Any]] = {}
     stack, seen = [root], {root}
     while stack:
         node = stack.pop()
-        for nxt, _ in node.next_functions:
+        for nxt, nr in node.next_functions:
             if nxt is None:
                 continue
             readers.setdefault(nxt, set()).add(node)
+            if by_output is not None:
+                by_output.setdefault((nxt, nr), set()).add(node)
             if nxt not in seen:
                 seen.add(nxt)
                 stack.append(nxt)
@@ -695,6 +700,8 @@ class Tracer:
         #: products of a state by a learned per-channel vector, by the vector's parameter name
         #: (:func:`elementwise_loops`): (the state multiplied, the product)
         self.decays: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        #: the autograd nodes of the tensors the forward called ``.detach()`` on (a live module's)
+        self.detached: list[Any] = []
         self._handles: list[Any] = []
         #: leaves running now (what they compute with functions is theirs): counted only where
         #: :class:`FunctionalOps` reads functions
@@ -896,12 +903,20 @@ class Tracer:
         return marked
 
     def drop_repeated(self) -> None:
-        """After the forward: the activation units of functions (:class:`FunctionActivation`) called
-        more than once under one name (a hand-written cell's gate at every step, a block shared
-        across depth) are left out: a step of a loop, not a layer of the depth."""
-        counts = collections.Counter(u.name for u in self.units if isinstance(u.module, FunctionActivation))
-        if any(n > 1 for n in counts.values()):
-            self.units = [u for u in self.units if not (isinstance(u.module, FunctionActivation) and counts[u.name] > 1)]
+        """After the forward: of the activation units of functions (:class:`FunctionActivation`)
+        called more than once under one name (a hand-written cell's gate at every step, additive
+        attention's tanh at every decoder step, a block shared across depth), the first call stays,
+        as a module called twice is measured at its first: a step of a loop, not a layer of the depth,
+        whose saturation still counts (msweep13: a decoder's energies 78% saturated went unmeasured)."""
+        seen: set[str] = set()
+        kept = []
+        for u in self.units:
+            if isinstance(u.module, FunctionActivation):
+                if u.name in seen:
+                    continue
+                seen.add(u.name)
+            kept.append(u)
+        self.units = kept
 
     def settle(self, loss: torch.Tensor) -> None:
         """After the forward: a norm folded into a layer whose output something else reads too
@@ -912,9 +927,15 @@ class Tracer:
         (:meth:`confirm`)."""
         folded = [u for u in self.units if u.folds]
         activated = [u for u in self.units if u.act_in is not None]
-        if not (folded or activated) or loss.grad_fn is None:
+        if not (folded or activated or any(isinstance(u.module, FunctionActivation) for u in self.units)) \
+                or loss.grad_fn is None:
             return
-        readers = consumers(loss.grad_fn)
+        per_output: dict[tuple[Any, int], set[Any]] = {}
+        readers = consumers(loss.grad_fn, per_output)
+
+        def shared(t: torch.Tensor) -> bool:  # something besides one reader reads this very tensor
+            return len(per_output.get((t.grad_fn, t.output_nr), ())) > 1
+
         for u in folded:
             for k, fold in enumerate(u.folds):
                 if fold.out.grad_fn is None or len(readers.get(fold.out.grad_fn, ())) <= 1:
@@ -929,10 +950,14 @@ class Tracer:
         # likewise an activation that reads a layer's output something else reads too: the branch of
         # a pre-activation residual block, x + f(relu(x)) (HiFi-GAN's, an NF-ResNet's), whose layer's
         # gradient is the stream's; read after the activation it was the branch's share (msweep13)
+        # an activation unit of its own whose input something else reads too: the gradient may pass
+        # by it (a focal loss's sigmoid beside its cross-entropy on the same logits: msweep13)
+        for u in self.units:
+            if isinstance(u.module, FunctionActivation) and u.inp is not None and u.inp.grad_fn is not None:
+                u.bypassed = shared(u.inp)
         for u in activated:
             a = u.act_in
-            if (u.activation is None or a is None or a is u.out or a.grad_fn is None
-                    or len(readers.get(a.grad_fn, ())) <= 1):
+            if u.activation is None or a is None or a is u.out or a.grad_fn is None or not shared(a):
                 continue
             u.activation, u.pre, u.act_in = None, None, None
             self._advance(u, a)
@@ -1005,6 +1030,10 @@ def clamp_activation(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
 #: Layer functions a forward may call on parameters of its own (``F.linear(x, self.w, self.b)``).
 LAYER_FUNCTIONS: dict[Any, str] = {nn.functional.linear: "linear", nn.functional.conv1d: "conv1d",
                                    nn.functional.conv2d: "conv2d", nn.functional.conv3d: "conv3d"}
+
+
+#: The calls that cut a tensor from the autograd graph on purpose (:attr:`Tracer.detached`).
+_DETACHES = (torch.Tensor.detach, torch.detach)
 
 
 class FunctionActivation(nn.Module):
@@ -1091,6 +1120,9 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         tracer = self.tracer
+        if func in _DETACHES and args and isinstance(args[0], torch.Tensor) and args[0].grad_fn is not None:
+            tracer.detached.append(args[0].grad_fn)
+            return out
         if (func in LAYER_FUNCTIONS and not tracer.inside and len(args) >= 2 and isinstance(out, torch.Tensor)
                 and out.is_floating_point() and isinstance(args[1], torch.Tensor)):
             # the model's weight, or one the forward computes from it (an equalised learning rate's
@@ -1676,6 +1708,17 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     figures.beside_loops = beside
     for name in cut:
         figures.units[name]["cut_off"] = 1.0
+    for rec in records:
+        if rec.bypassed:
+            figures.units.setdefault(rec.name, {})["bypassed"] = 1.0
+    for rec in records if tracer.detached else ():
+        # no gradient, cut or exactly 0 (the path kept through a 0 weight), where a .detach() the
+        # forward makes reads its output (a router's, a gate's): the output is used, the weights never
+        # learn; a head the loss does not read is cut without one
+        g = rec.out.grad
+        if rec.role.kind == "weight" and rec.out.grad_fn is not None and (g is None or not bool(g.any())) and any(
+                _within_hops(node, {rec.out.grad_fn}) for node in tracer.detached):
+            figures.units.setdefault(rec.name, {})["detached"] = 1.0
     figures.layer_scales = layer_scale_names(net, tracer)
     if run.optimizer is not None:
         # (an unrolled nn.RNN/GRU/LSTM keeps the module it unrolls as a child: its weights are its own)

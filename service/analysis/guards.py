@@ -91,7 +91,7 @@ def caller() -> str | None:
         if not name.startswith(_SKIP) and not name.startswith("<"):
             line = linecache.getline(name, frame.f_lineno).strip()
             return f"{Path(name).name}:{frame.f_lineno}" + (f" ({line})" if line else "")
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back  # type: ignore[assignment]  # None ends the walk (the while tests it)
     return None
 
 

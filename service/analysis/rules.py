@@ -202,6 +202,25 @@ def _named(units: list[UnitStats]) -> str:
             else ", ".join(u.name for u in units))
 
 
+def detached_units(result: SimulationResult) -> list[UnitStats]:
+    """Trainable layers whose output the forward detaches before the loss in every seed and whose
+    weights get no gradient at all (not from another call either: a siamese branch detached once)."""
+    return [u for u in result.units if u.has_weights and "detached" in u.values
+            and bool(np.all(u.values["detached"] == 1.0))
+            and bool(np.all(u.values.get("grad_norm", np.array([math.nan])) == 0))]
+
+
+def _detached_on_path(result: SimulationResult) -> list[UnitStats]:
+    """:func:`detached_units`, unless the path's first layer is cut itself (a detach after the
+    backbone): the depth ratio's own reading, "no gradient reaches the first layer", says that."""
+    detached = detached_units(result)
+    if detached:
+        units = depth_ratio(result)[1]
+        if units and cut_off(units[0]):
+            return []
+    return detached
+
+
 def zero_branch_ends(result: SimulationResult) -> list[UnitStats]:
     """The all-zero layers of a live module where every one of them ends a residual branch (its
     output added to another path) and gets a gradient of its own in every seed: zero-initialised
@@ -232,9 +251,15 @@ class VanishingGradient(ArchitectureRule):
     remedies = (relu_family, init_remedies, zero_biases, _batchnorm, _layernorm, residual)
 
     def measure(self, result: SimulationResult) -> float:
-        return depth_ratio(result)[0]
+        # a layer the forward detaches gets none at all, wherever it sits on the path
+        return 0.0 if _detached_on_path(result) else depth_ratio(result)[0]
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        if _detached_on_path(result):
+            # a warning: a detach may be meant (a target network another rule updates, an EMA),
+            # an error where the path's own ratio is one
+            ratio = depth_ratio(result)[0]
+            return "error" if not math.isnan(ratio) and t.vanishing(ratio) == "error" else "warning"
         if value == 0 and zero_branch_ends(result):
             return "info"  # the design of a zero-initialised branch end: learns from the first step
         return t.vanishing(value)
@@ -242,7 +267,24 @@ class VanishingGradient(ArchitectureRule):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        return _through_depth(self.code, severity, value, result, t)
+        detached = _detached_on_path(result)
+        if not detached:
+            return _through_depth(self.code, severity, value, result, t)
+        ratio, _ = depth_ratio(result)
+        names = _named(detached)
+        evidence = {"metric": "output_grad_ratio_first_to_last", "value": 0.0, "threshold": t.vanishing_warning,
+                    "layers": [u.name for u in detached], "cut_off": True, "detached": True,
+                    "grad_ratio": ratio if math.isfinite(ratio) else None}
+        return Detection(
+            self.code, severity, "output_grad_ratio_first_to_last", 0.0,
+            f"no gradient reaches {names}: the forward detaches {'its' if len(detached) == 1 else 'their'} output "
+            "on the way to the loss (.detach()), so the weights never change",
+            f"{names} {'computes' if len(detached) == 1 else 'compute'} something the loss uses (a gate, a router's "
+            "weights, a scale), but through a .detach(): the loss's gradient stops there, so these weights keep "
+            "their initial values whatever the training (a mixture of experts whose router never learns, a gate "
+            "fixed at random). Remove the .detach(); if the weights are meant to be updated otherwise (an "
+            "exponential moving average of another network's), freeze them with requires_grad_(False).",
+            evidence, detached)
 
 
 class ExplodingGradient(ArchitectureRule):
@@ -493,6 +535,11 @@ class Saturation(_Fraction):
         outputs = {u.name for u in result.units if u.readout}
         if result.units:
             outputs.add(result.units[-1].name)
+        # and an activation of its own that reaches the loss through no unit while the tensor it
+        # squashes reaches it directly too: a forward computing its own loss squashes its logits
+        # there beside a loss on the logits (RetinaNet's sigmoid at a -4.6 prior in a focal loss: msweep13)
+        outputs |= {u.name for u in result.units if "bypassed" in u.values and bool(np.all(u.values["bypassed"] == 1))
+                    and u.name in result.feeds and not result.feeds[u.name]}
         return [(u, f) for u, f in super().judged(result) if u.name not in outputs
                 and (u.activation != "hardtanh" or f >= self._hardtanh_warning)]
 
