@@ -321,6 +321,16 @@ def _combine(first: Edit | None, then: Edit) -> Edit:
     return edit
 
 
+def _every(result: SimulationResult, activations: set[str]) -> str:
+    """The layers an activation swap changes, as its words should name them: every one of those
+    ``activations``, since the verified edit swaps them all (msweep13: "in ls.0" for a swap of
+    every tanh of a PINN)."""
+    names = [u.name for u in result.units if u.activation in activations]
+    kinds = "/".join(sorted({u.activation for u in result.units if u.activation in activations}))
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return f"every {kinds} layer ({shown})" if len(names) > 1 else shown or "the network"
+
+
 def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> list[tuple[Remedy, Change | None]]:
     """(remedy, change to verify it, or None when it needs a new structure) for one finding."""
     where = ", ".join(u.name for u in det.units) or "the network"
@@ -406,7 +416,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
         if acts & _SATURATING and code not in ("dead_units", "symmetric_weights") and not gates_only:
             # (not where every saturating unit of the finding gates another tensor: a ReLU gate
             # gates nothing)
-            swap = R.relu_family_activation(where, "relu")
+            swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}), "relu")
             swap.change += f" ({_BIASES_ZEROED})"
             out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu")))
         # a dead or saturated unit's bias far from 0 may pin it alone (an SE gate's -10)
@@ -414,7 +424,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
                 u.mean("bias_mean_square") >= _SATURATING_BIAS ** 2 for u in det.units if "bias_mean_square" in u.values)):
             out.append((R.zero_bias("the Linear/Conv layers (their weights kept)"), _zero_bias_edit))
         if code == "dead_units":
-            leaky = R.relu_family_activation(where, "leaky_relu")
+            leaky = R.relu_family_activation(_every(result, {"relu"}), "leaky_relu")
             leaky.change += f" ({_BIASES_ZEROED})"
             out.append((leaky, _swap_edit({"relu"}, "leaky_relu")))
         if code in ("vanishing_gradient", "exploding_gradient") and not all(u.normalised for u in trunk(result)):

@@ -280,9 +280,11 @@ class VanishingGradient(ArchitectureRule):
             f"no gradient reaches {names}: the forward detaches {'its' if len(detached) == 1 else 'their'} output "
             "on the way to the loss (.detach()), so the weights never change",
             f"{names} {'computes' if len(detached) == 1 else 'compute'} something the loss uses (a gate, a router's "
-            "weights, a scale), but through a .detach(): the loss's gradient stops there, so these weights keep "
-            "their initial values whatever the training (a mixture of experts whose router never learns, a gate "
-            "fixed at random). Remove the .detach(); if the weights are meant to be updated otherwise (an "
+            "weights, a code), but only through a .detach() or a step with no gradient (an argmin, a rounding, an "
+            "index): the loss's gradient stops there, so these weights keep their initial values whatever the "
+            "training (a mixture of experts whose router never learns, a gate fixed at random, a VQ-VAE's encoder "
+            "without its straight-through estimator z + (q - z).detach()). Give the gradient a path (remove the "
+            ".detach(), or pass it straight through); if the weights are meant to be updated otherwise (an "
             "exponential moving average of another network's), freeze them with requires_grad_(False).",
             evidence, detached)
 

@@ -159,3 +159,26 @@ def test_a_forward_that_squashes_its_logits_into_its_own_loss_is_not_saturated()
     doc = check_module(Focal(), torch.randn(16, 16), loss="sum", seeds=2, verify=False)
     assert "cls>sigmoid" in {layer.name for layer in doc.layers}  # measured, at its first call
     assert not [f for f in doc.findings if f.code == "saturation"]
+
+
+def test_an_activation_swap_names_every_layer_it_swaps() -> None:
+    # inputs 50x their scale saturate the first tanh only; the verified swap changes every tanh, and its
+    # words said "in ls.0" (msweep13's PINN)
+    class Tanh3(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ls = nn.ModuleList([nn.Linear(2, 32), nn.Linear(32, 32), nn.Linear(32, 32)])
+            self.out = nn.Linear(32, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = 50.0 * x
+            for layer in self.ls:
+                h = torch.tanh(layer(h))
+            return self.out(h)
+
+    torch.manual_seed(0)
+    doc = check_module(Tanh3(), torch.randn(64, 2), loss="mse", seeds=2)
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    assert f.evidence.layers == ["ls.0"]
+    swap = next(r for r in f.remedies if r.id == "relu_family_activation")
+    assert "every tanh layer (ls.0, ls.1, ls.2)" in swap.change
