@@ -238,7 +238,7 @@ class _Verifier:
             value, fixed, new = judge(det, all_detections, after, thresholds)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(value), fixed=fixed, side_effects=new,
-                                       seeds=after.seeds, note=unmeasured_note(value, det.code, after))
+                                       seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, thresholds))
             remedy.recommended = fixed and not new
         best = clip_reference(det.code, remedies, self.results)
         if best is not None and clipping in part.remedies:
@@ -324,6 +324,18 @@ def unmeasured_note(value: float, code: str | None = None, after: SimulationResu
                 "layer counts from 52% of its units past the kink, since a correct init already puts 31.7% "
                 "there; the output layer is never judged)")
     return "the changed network has nothing this metric measures (no unit of the kind it counts remains)"
+
+
+def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, thresholds: Thresholds) -> str | None:
+    """What a verified remedy's ``after`` needs said beside it: :func:`unmeasured_note`; or, for a
+    large_updates fix whose largest ratio left is over the warning level, that the figure is the
+    output layer's fresh step, which the rule does not judge alone (spec sweep 7: "fixed" at 0.15)."""
+    note = unmeasured_note(value, code, after)
+    if note is None and code == "large_updates" and fixed and value > thresholds.large_update_warning:
+        note = (f"the largest ratio left, {value:.3g}, is the output layer's first step, which large_updates does "
+                f"not judge alone under {thresholds.large_update_error:g} (a freshly initialised head moves that much "
+                "on a sound recipe); every other layer is under the warning level")
+    return note
 
 
 def unmeasured_with_errors(value: float, found: list[Detection]) -> bool:

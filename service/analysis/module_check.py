@@ -33,8 +33,8 @@ from gradhealth.analysis.check import (
     seed_margin,
     still_nonfinite,
     summary_line,
-    unmeasured_note,
     unmeasured_with_errors,
+    verdict_note,
     worsened,
 )
 from gradhealth.analysis.findings import Detection, trunk
@@ -589,7 +589,7 @@ class _Verifier:
         value, fixed, new = self.judge(det, before, after, self.thresholds)
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(value), fixed=fixed, side_effects=new,
-                                   seeds=after.seeds, note=unmeasured_note(value, det.code, after))
+                                   seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, self.thresholds))
         remedy.recommended = fixed and not new
         return after
 

@@ -56,3 +56,20 @@ def test_a_fix_that_leaves_hardtanh_units_under_their_bar_says_so() -> None:
     assert "52%" in (xavier.verified.note or "") and "no unit of the kind it counts remains" not in xavier.verified.note
     relu = next(r for r in sat.remedies if r.id == "relu_family_activation")
     assert relu.verified is not None and "no unit of the kind it counts remains" in (relu.verified.note or "")
+
+
+def test_a_fix_whose_largest_ratio_left_is_the_exempt_head_says_so() -> None:
+    # SGD at 0.1 with an L2 weight decay of 5 moves every layer by half its norm (the decay's 0.5);
+    # lowered, the hidden layers move by little and the fresh head by about 0.15: fixed, after 0.15
+    spec = {"input": {"shape": [256]}, "optimizer": {"type": "sgd", "lr": 0.1, "weight_decay": 5.0},
+            "layers": [{"type": "linear", "out_features": 256, "activation": "relu", "init": "kaiming_normal",
+                        "repeat": 4, "bias_init": "zeros"},
+                       {"type": "linear", "out_features": 10, "activation": "identity"}]}
+    doc = run_architecture_check(spec, CheckOptions(Thresholds(), Limits(), verify=True))
+    [f] = [f for f in doc.findings if f.code == "large_updates"]
+    decay = next(r for r in f.remedies if r.id == "weight_decay")
+    v = decay.verified
+    assert v is not None and v.fixed and v.after is not None and v.after > Thresholds().large_update_warning
+    assert v.note is not None and "output layer's first step" in v.note
+    rate = next(r for r in f.remedies if r.id == "lower_learning_rate")
+    assert rate.verified is not None and rate.verified.note is None  # under the warning: nothing to say
