@@ -1032,6 +1032,28 @@ LAYER_FUNCTIONS: dict[Any, str] = {nn.functional.linear: "linear", nn.functional
                                    nn.functional.conv2d: "conv2d", nn.functional.conv3d: "conv3d"}
 
 
+def einsum_fans(equation: str, weight_shape: tuple[int, ...]) -> tuple[tuple[int, int], bool] | None:
+    """((fan_in, fan_out), channels_first) of ``x, w -> y`` written ``"xs,ws->ys"`` as a layer: the
+    weight's sizes the product contracts with the input, those it makes in the output, and whether
+    the output's units lie along its second axis (b c h w) rather than its last; None for a product
+    that is no layer (a scale, a diagonal, no axis of the weight's own in the output)."""
+    if "->" not in equation or "." in equation:
+        return None
+    lhs, produced_by = equation.replace(" ", "").split("->")
+    parts = lhs.split(",")
+    if len(parts) != 2 or len(parts[1]) != len(weight_shape):
+        return None
+    xs, ws = parts
+    contracted = [i for i, c in enumerate(ws) if c in xs and c not in produced_by]
+    made = [i for i, c in enumerate(ws) if c in produced_by and c not in xs]
+    own = {ws[i] for i in made}
+    last = bool(produced_by) and produced_by[-1] in own
+    channels_first = not last and len(produced_by) > 1 and produced_by[1] in own
+    if not contracted or not made or not (last or channels_first):
+        return None
+    return (math.prod(int(weight_shape[i]) for i in contracted), math.prod(int(weight_shape[i]) for i in made)), channels_first
+
+
 #: The calls that cut a tensor from the autograd graph on purpose (:attr:`Tracer.detached`).
 _DETACHES = (torch.Tensor.detach, torch.detach)
 
@@ -1229,23 +1251,15 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         k = 0 if sources[0] is not None else 1
         x, w, source = operands[1 - k], operands[k], cast(nn.Parameter, sources[k])
         if subscripts:
-            xs, ws = subscripts[1 - k], subscripts[k]
-            if len(ws) != w.dim() or len(xs) != x.dim():
+            if len(subscripts[1 - k]) != x.dim():
                 return False
-            contracted = [i for i, c in enumerate(ws) if c in xs and c not in produced_by]
-            made = [i for i, c in enumerate(ws) if c in produced_by and c not in xs]
-            # the output's feature axis: its last, or its second (channels first, b c h w)
-            last = bool(produced_by) and produced_by[-1] in {ws[i] for i in made}
-            channels_first = not last and len(produced_by) > 1 and produced_by[1] in {ws[i] for i in made}
+            found = einsum_fans(f"{subscripts[1 - k]},{subscripts[k]}->{produced_by}", tuple(w.shape))
         else:
             # x @ W with W [groups, in, out] and x [groups, n, in]: a 2-D W is the transposed linear
-            if k != 1 or w.dim() != 3 or x.dim() != 3:
-                return False
-            contracted, made, last, channels_first = [1], [2], True, False
-        if not contracted or not made or not (last or channels_first):
-            return False  # a scale, a diagonal product, or no axis to read units along
-        fans = (math.prod(int(w.shape[i]) for i in contracted), math.prod(int(w.shape[i]) for i in made))
-        self._layer("linear", (x, w), {}, out, source=source, fans=fans, channels_first=channels_first)
+            found = ((int(w.shape[1]), int(w.shape[2])), False) if k == 1 and w.dim() == 3 and x.dim() == 3 else None
+        if found is None:
+            return False
+        self._layer("linear", (x, w), {}, out, source=source, fans=found[0], channels_first=found[1])
         return True
 
     def _weight_operand(self, t: torch.Tensor) -> nn.Parameter | None:
@@ -1627,6 +1641,16 @@ def direct_checkpoints() -> Iterator[None]:
             del function.apply
 
 
+def _same_for_every_sample(t: torch.Tensor | None) -> bool:
+    """Whether ``t`` is a float tensor computed (it has a history) and the same for every sample of
+    its batch: a learned query or latent array expanded over the batch, a positional table, which
+    reads no data (:func:`gradhealth.analysis.findings.towers` starts no path there)."""
+    if t is None or t.grad_fn is None or not t.is_floating_point() or t.dim() < 2 or t.shape[0] < 2:
+        return False
+    with torch.no_grad():
+        return bool((t == t[:1]).all())
+
+
 def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int
                       ) -> tuple[SeedFigures, list[Record]]:
     """One forward + backward with every leaf hooked; all figures read back in one transfer."""
@@ -1700,6 +1724,10 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         figures.post_ln = post_ln_units(sums, readers)
         figures.gates = gate_units(records, readers)
         figures.feeds = unit_feeds(records, readers)
+        fed = {n for targets in figures.feeds.values() for n in targets}
+        for rec in records:
+            if rec.name not in fed and _same_for_every_sample(rec.inp):
+                figures.units.setdefault(rec.name, {})["constant_input"] = 1.0
         figures.gate_drivers = gate_drivers(looped, readers)
         # one name per residual sum made: a block shared across depth (ALBERT's, an ODE solver's
         # step) is summed once a call

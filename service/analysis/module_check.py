@@ -413,7 +413,8 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
         squashing = [u for u in det.units if u.activation in _SATURATING]
         # (a GLU's sigmoid gates its other half: a gate whatever reads it)
         gates_only = bool(squashing) and all(u.name in result.gates or u.activation == "glu" for u in squashing)
-        if acts & _SATURATING and code not in ("dead_units", "symmetric_weights") and not gates_only:
+        if acts & _SATURATING and code not in ("dead_units", "symmetric_weights") and not gates_only \
+                and not det.evidence.get("output"):  # (an output's squashing is the model's range: kept)
             # (not where every saturating unit of the finding gates another tensor: a ReLU gate
             # gates nothing)
             swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}), "relu")

@@ -530,20 +530,82 @@ class Saturation(_Fraction):
     key = "saturated_fraction"
     remedies = (zero_biases, xavier_for_saturating, relu_family, _batchnorm)
 
-    def judged(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:
-        # The network's own outputs are left out: a trained generator's tanh pushes its background
-        # pixels to -1 and a confident classifier's sigmoid sits near 0 or 1, which is what they
-        # learnt, and no layer lies behind an output that the gradient would have to pass.
+    #: An output layer counts only with this share of its units or more in the tails, and as a
+    #: warning at most (:meth:`output_share`)
+    OUTPUT_SHARE = 0.9
+
+    def _outputs(self, result: SimulationResult) -> set[str]:
         outputs = {u.name for u in result.units if u.readout}
         if result.units:
             outputs.add(result.units[-1].name)
+        return outputs
+
+    def judged(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:
+        # The network's own outputs are judged apart (:meth:`output_share`): a trained generator's
+        # tanh pushes its background pixels to -1 and a confident classifier's sigmoid sits near 0
+        # or 1, which is what they learnt.
+        outputs = self._outputs(result)
         # and an activation of its own that reaches the loss through no unit while the tensor it
         # squashes reaches it directly too: a forward computing its own loss squashes its logits
         # there beside a loss on the logits (RetinaNet's sigmoid at a -4.6 prior in a focal loss: msweep13)
-        outputs |= {u.name for u in result.units if "bypassed" in u.values and bool(np.all(u.values["bypassed"] == 1))
-                    and u.name in result.feeds and not result.feeds[u.name]}
+        outputs |= self._bypassed(result)
         return [(u, f) for u, f in super().judged(result) if u.name not in outputs
                 and (u.activation != "hardtanh" or f >= self._hardtanh_warning)]
+
+    @staticmethod
+    def _bypassed(result: SimulationResult) -> set[str]:
+        return {u.name for u in result.units if "bypassed" in u.values and bool(np.all(u.values["bypassed"] == 1))
+                and u.name in result.feeds and not result.feeds[u.name]}
+
+    def output_share(self, result: SimulationResult) -> tuple[UnitStats, float] | None:
+        """The output layer with sigmoid or tanh units nearly all in their tails (:data:`OUTPUT_SHARE`):
+        at initialisation every layer's gradient passes through those derivatives, near 0 (a bias of 8
+        under a sigmoid, a policy head at gain 100: four module sweeps); a trained model's confident
+        outputs sit there by design, so it is a warning at most, and a model's own output only."""
+        worst = max(self._output_fractions(result), key=lambda pair: pair[1], default=None)
+        return worst if worst is not None and worst[1] >= self.OUTPUT_SHARE else None
+
+    def measure(self, result: SimulationResult) -> float:
+        hidden = super().measure(result)
+        out = self.output_share(result)
+        if out is not None and (math.isnan(hidden) or hidden < out[1]):
+            return out[1]
+        # with no hidden unit of the kind, the output's share (a fix's after: 0.96 -> 0.02, not null)
+        return hidden if not math.isnan(hidden) else max((f for _, f in self._output_fractions(result)),
+                                                         default=math.nan)
+
+    def _output_fractions(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:
+        """Each sigmoid or tanh output layer (not one a loss on its logits bypasses) with its share."""
+        outputs = self._outputs(result) - self._bypassed(result)
+        return [(u, u.mean(self.key)) for u in result.units if u.name in outputs
+                and self.key in u.values and u.activation in ("sigmoid", "tanh")]
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        hidden = super().measure(result)
+        inner = t.fraction(hidden, *self.limits(t)) if not math.isnan(hidden) else None
+        if self.output_share(result) is not None and inner != "error":
+            return "warning"
+        return inner
+
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
+        hidden = super().measure(result)
+        out = self.output_share(result)
+        if out is None or (not math.isnan(hidden) and t.fraction(hidden, *self.limits(t)) is not None):
+            return super().describe(severity, value, result, t)
+        unit, share = out
+        return Detection(
+            self.code, severity, f"max_{self.key}", share,
+            f"{share:.0%} of the output units of {unit.name} sit in the flat tails of {unit.activation}",
+            f"The network's output {unit.activation} is in its flat tails for nearly every unit, so at "
+            "initialisation the loss's gradient reaches every layer through a derivative near zero (a bias or "
+            "weights far too large on the last layer: a sigmoid output behind a bias of 8, a policy head at "
+            f"gain 100). A trained model's confident outputs sit there by design; for a model at initialisation, "
+            "re-initialise the last layer (Xavier, biases at 0), or let the loss take its logits.",
+            {"metric": f"max_{self.key}", "value": share, "threshold": self.OUTPUT_SHARE, "layers": [unit.name],
+             "fractions": {unit.name: share}, "output": True},
+            [unit])
 
     #: A hardtanh is flat from its kink at |x| = 1, where a unit-variance pre-activation (a correct
     #: init) already sits 31.7% of the time (erfc(1/sqrt 2)); sigmoid and tanh are counted only

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradhealth.analysis.cells import mark
-from gradhealth.analysis.graph import InputSpec, Recurrence, Role, run_recurrent
+from gradhealth.analysis.graph import InputSpec, Recurrence, Role, einsum_fans, run_recurrent
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx_static import read_header
 from gradhealth.analysis.plan import Limits
@@ -127,6 +127,46 @@ class Linear(Op):
     def reinitialise(self) -> None:
         # nn.Linear.reset_parameters: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias alike
         _uniform_([self.weight, self.bias], 1.0 / math.sqrt(self.weight.shape[1]))
+
+
+class EinsumLayer(Op):
+    """Einsum of the input with an initializer weight (a per-head projection, a KAN's coefficients,
+    experts' weights): a layer, its fans the weight's contracted and produced sizes (onnxsweep5: read
+    as a weightless function, twelve such layers went unmeasured)."""
+
+    def __init__(self, weight: nn.Parameter, equation: str, at: int, fans: tuple[int, int],
+                 channels_first: bool) -> None:
+        super().__init__()
+        self.weight, self.equation, self.at, self.fans = weight, equation, at, fans
+        self.role = Role("weight", "linear", channels_first=channels_first)
+
+    def forward(self, *xs: Any) -> torch.Tensor:
+        operands = list(xs[:2])
+        operands[self.at] = self.weight
+        return torch.einsum(self.equation, *operands)
+
+    def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
+        return self.weight, self.fans[0], self.fans[1]
+
+    def reinitialise(self) -> None:
+        _uniform_([self.weight], 1.0 / math.sqrt(self.fans[0]))
+
+
+def _einsum(n: Node, c: Ctx) -> Op:
+    equation = str(n.attrs["equation"])
+    if len(n.inputs) == 2 and "->" in equation:
+        lhs, out = equation.replace(" ", "").split("->")
+        parts = lhs.split(",")
+        for at in (1, 0):
+            w, x = c.value(n.inputs[at]), c.value(n.inputs[1 - at])
+            if w is None or x is not None or not np.issubdtype(w.dtype, np.floating) or len(parts) != 2:
+                continue
+            found = einsum_fans(f"{parts[1 - at]},{parts[at]}->{out}", tuple(w.shape))
+            if found is not None:
+                weight = c.param(n.inputs[at])
+                assert weight is not None
+                return EinsumLayer(weight, equation, at, *found)
+    return Fn(lambda *xs: torch.einsum(equation, *xs))
 
 
 class Gemm(Op):
@@ -943,7 +983,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Or": _binary(torch.logical_or), "Xor": _binary(torch.logical_xor),
     "Tile": lambda n, c: Fn(lambda x, repeats: x.repeat(*_ints(repeats))),
     "Range": _binary(_range),
-    "Einsum": lambda n, c: Fn(lambda *xs: torch.einsum(n.attrs["equation"], *xs)),
+    "Einsum": _einsum,
     "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin), "TopK": _topk,
     "ScatterND": _scatter_nd, "GatherElements": _gather_elements, "CumSum": _cumsum,
 }
@@ -1505,7 +1545,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # Initializers a parameter-free op reads (shared weights the exporter passes through an
     # Identity, shapes, masks) stay buffers even when another node made them a parameter.
     read = {i for node, op in zip(nodes, ops, strict=True)
-            if not isinstance(op, Linear | Conv | BatchNorm | LayerNorm | Embedding | Recurrent)
+            if not isinstance(op, Linear | EinsumLayer | Conv | BatchNorm | LayerNorm | Embedding | Recurrent)
             for i in node.inputs}
     consts = {k: v for k, v in static.items() if k in init_names and (k not in ctx.weights or k in read)}
     module = OnnxModule([n for n, _ in specs], [o.name for o in graph.output], ops,

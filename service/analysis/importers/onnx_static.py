@@ -146,6 +146,13 @@ def inline_external(data: bytes, folder: Path, max_bytes: int = 1 << 30) -> byte
     return bytes(model.SerializeToString())
 
 
+def onnx_opset() -> int:
+    """The newest default-domain opset the installed onnx package defines."""
+    import onnx
+
+    return int(onnx.defs.onnx_opset_version())
+
+
 def unsupported(model: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> list[str]:
     """``Op (node name)`` for every node the interpreter has no builder for."""
     return [f"{n.domain + '::' if n.domain not in ('', 'ai.onnx') else ''}{n.op_type} (node {n.name or '?'})"
@@ -154,8 +161,8 @@ def unsupported(model: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS
 
 
 def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
-    """Estimated bytes of every intermediate tensor and its gradient in float64, from ONNX shape
-    inference on the declared input sizes (protobuf-only; unknown shapes count as nothing)."""
+    """Estimated bytes of the inputs and of every intermediate tensor and its gradient in float64, from
+    ONNX shape inference on the declared input sizes (protobuf-only; unknown shapes count as nothing)."""
     import onnx
 
     m = onnx.ModelProto()
@@ -174,11 +181,17 @@ def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
                 if k < len(dims):
                     dims[k].ClearField("dim_param")
                     dims[k].dim_value = size
+    # the graph's own inputs, as the simulation makes them (float64 or int64: 8 bytes a value), count
+    # whatever the nodes after them (onnxsweep5: [16, 64, 2e9] read by a ReduceMean was estimated at
+    # 19 kB and then allocated)
+    weights = {t.name for t in model.graph.initializer}
+    total = sum(int(np.prod([d.dim_value for d in i.type.tensor_type.shape.dim])) * 8
+                for i in m.graph.input if i.name in declared and i.name not in weights
+                and all(d.HasField("dim_value") for d in i.type.tensor_type.shape.dim))
     try:
         inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
-    except Exception:  # inference is an estimate: a graph it cannot follow is estimated as 0
-        return 0
-    total = 0
+    except Exception:  # inference is an estimate: a graph it cannot follow counts its inputs alone
+        return total
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = vi.type.tensor_type.shape.dim
         if dims and all(d.HasField("dim_value") for d in dims):
@@ -225,6 +238,17 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}")
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
+    # a stored tensor of a negative size is no tensor (numpy would read a -1 as "infer" and reshape
+    # the data to fit: onnxsweep5's [64, -64] became 64 x 64)
+    negative = [f"{t.name} {list(t.dims)}" for t in graph.initializer if any(d < 0 for d in t.dims)]
+    if negative:
+        raise ModelError(f"stored tensor(s) with a negative dimension: {_named(negative, 3)}")
+    newest = onnx_opset()
+    ahead = [f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import
+             if o.domain in ("", "ai.onnx") and o.version > newest]
+    if ahead:
+        raise ModelError(f"the model declares opset {ahead[0]}, newer than the {newest} this check knows; "
+                         "export it with an opset it knows (torch.onnx.export(..., opset_version=17))")
     params = sum(int(np.prod(t.dims)) for t in graph.initializer)
     if params > limits.max_parameters:
         raise LimitExceeded(f"the model has {params} parameters, over the limit of {limits.max_parameters}")
