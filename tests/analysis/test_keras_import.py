@@ -707,3 +707,18 @@ def test_a_config_saved_as_a_json_string_is_read(tmp_path: Any) -> None:
     doc = check_keras(wrapped, seeds=1, verify=False)
     assert doc.findings == check_keras(json.dumps(config).encode(), seeds=1, verify=False).findings
     assert "vanishing_gradient" in {f.code for f in doc.findings}
+
+
+def test_conv1d_after_an_embedding_convolves_along_the_timesteps() -> None:
+    # Keras reads (timesteps, features) with the features as channels; the spec's conv1d takes
+    # [channels, length], so the sequence went in transposed: 12 timesteps read as the channels
+    # (kerassweep6: refused when weights were stored, silently wrong where the two sizes match)
+    conv = _layer("Conv1D", "conv", filters=8, kernel_size=[3], strides=[1], padding="valid",
+                  activation="relu", use_bias=True, kernel_initializer=_init("GlorotUniform"),
+                  bias_initializer=_init("Zeros"), dilation_rate=[1], groups=1)
+    cfg = _seq(_layer("Embedding", "emb", input_dim=50, output_dim=16,
+                      embeddings_initializer=_init("RandomUniform", minval=-0.05, maxval=0.05)),
+               conv, _layer("GlobalMaxPooling1D", "gmp"), _dense("out", 3, "softmax"), shape=[12])
+    doc = check_keras(cfg, seeds=1, verify=False)
+    [layer] = [layer for layer in doc.layers if layer.name == "conv"]
+    assert layer.fan_in == 3 * 16  # kernel x the embedding's features, not x the 12 timesteps

@@ -481,6 +481,11 @@ class _Translator:
                 self.fail(name, "dilated or grouped convolutions are not supported")
             if cfg.get("data_format") == "channels_first":
                 self.fail(name, "data_format channels_first is not supported (Keras' default is channels_last)")
+            if rank == 1 and layout in ("sequence", "tokens"):
+                # Keras convolves (timesteps, features) along its timesteps, features the channels; the
+                # spec's conv1d reads [channels, length]: the graph door reads it (kerassweep6: an
+                # Embedding's output was convolved along its features, silently where the two sizes match)
+                self.fail(name, "Conv1D on a sequence (timesteps, features) is read by the graph door")
             padding = cfg.get("padding", "valid")
             if padding not in ("valid", "same") or (padding == "same" and strides != 1):
                 self.fail(name, f"padding {padding!r} with strides {strides} is not supported")
