@@ -53,8 +53,8 @@ from gradhealth.analysis.simulate import (
     SimulationResult,
     TimeSeries,
     UnitStats,
+    add_step_ratios,
     pick_device,
-    step_ratios,
 )
 from gradhealth.analysis.spec import OptimizerSpec
 
@@ -1752,8 +1752,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         # (an unrolled nn.RNN/GRU/LSTM keeps the module it unrolls as a child: its weights are its own)
         own = {rec.name: list((rec.module.rnn if isinstance(rec.module, UnrolledRNN) else rec.module)
                               .parameters(recurse=isinstance(rec.module, UnrolledRNN))) for rec in records}
-        for name, ratio in step_ratios(own, run.optimizer).items():
-            figures.units.setdefault(name, {})["update_ratio"] = ratio
+        add_step_ratios(figures.units, own, run.optimizer)
     return figures, records
 
 

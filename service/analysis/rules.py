@@ -852,32 +852,33 @@ class PostLnDepthRisk(ArchitectureRule):
 
 
 #: The step of Adagrad's that ``large_updates`` judges: its 25th under the same gradient.
-ADAGRAD_WARM_STEPS = 25
-
-
 def warm_factor(result: SimulationResult) -> float:
     """What the first step's ratio is multiplied by to give the optimizer's usual step: RMSprop's
     square average starts at (1 - alpha) g^2, with no bias correction, so its first step is
     1/sqrt(1 - alpha) times (3.2x at Keras' rho 0.9) the step it takes once the average has warmed
-    up, a few dozen steps in. The others' first step is their usual one."""
+    up, a few dozen steps in; Adadelta's likewise. Adagrad's usual step is measured itself
+    (``usual_update_ratio``). The others' first step is their usual one."""
     opt = result.optimizer
-    if opt is not None and opt.type == "adagrad":
-        # its squared-gradient sum only grows: under a gradient that dominates the initial
-        # accumulator its K-th step is the first over sqrt(K); judged a few dozen steps in, as
-        # RMSprop's is (where the accumulator dominates, Keras' 0.1 under tiny gradients, it
-        # shrinks less: this is the lenient side, for an optimizer whose large steps decay)
-        return ADAGRAD_WARM_STEPS ** -0.5
     if opt is not None and opt.type == "adadelta":
         # its squared-gradient average warms up as RMSprop's does (and its update average from 0)
         return math.sqrt(1 - adadelta_rho(opt))
     return math.sqrt(1 - opt.alpha) if opt is not None and opt.type == "rmsprop" else 1.0
 
 
+def _first_over_usual(result: SimulationResult, name: str) -> float:
+    """The first step's ratio over the usual step's judged (of unit ``name``, for Adagrad's)."""
+    unit = next((u for u in result.units if u.name == name), None)
+    if unit is not None and "usual_update_ratio" in unit.values and unit.geo("usual_update_ratio") > 0:
+        return unit.geo("update_ratio") / unit.geo("usual_update_ratio")
+    return 1 / warm_factor(result)
+
+
 def _first_step(result: SimulationResult) -> tuple[dict[str, float], str, float]:
     """Each unit's update-to-weight ratio per usual step (the first step's, geometric mean over
     seeds, times :func:`warm_factor`), the optimizer's type and its learning rate."""
     warm = warm_factor(result)
-    ratios = {u.name: u.geo("update_ratio") * warm for u in result.units if "update_ratio" in u.values}
+    ratios = {u.name: u.geo("usual_update_ratio") if "usual_update_ratio" in u.values else u.geo("update_ratio") * warm
+              for u in result.units if "update_ratio" in u.values}
     opt = result.optimizer
     return ratios, *((opt.type, opt.lr) if opt is not None else ("?", math.nan))
 
@@ -944,7 +945,7 @@ class LargeUpdates(ArchitectureRule):
             "update_ratios": {u.name: ratios[u.name] for u in hit},
             "optimizer": kind,
             "learning_rate": lr,
-            "first_step_factor": 1 / warm_factor(result),
+            "first_step_factor": _first_over_usual(result, hit[0].name),
         }
         summary = (f"one {kind} step at lr {lr:g} changes {hit[0].name}'s weights by {fmt(ratios[hit[0].name])} of their "
                    f"norm (healthy: about 1e-3)" + (f"; {len(hit)} layers above {t.large_update_warning:g}"

@@ -500,7 +500,7 @@ def test_a_new_rate_alone_rescales_the_first_simulation_as_a_re_simulation_measu
     for a, b in zip(rescaled.units, again.units, strict=True):
         assert a.name == b.name and a.values.keys() == b.values.keys()
         for metric in a.values:
-            if metric == "update_ratio":
+            if metric in ("update_ratio", "usual_update_ratio"):  # (Adagrad's 25th step scales too)
                 assert a.values[metric] == pytest.approx(b.values[metric], rel=1e-12)
             else:
                 assert a.values[metric] == pytest.approx(b.values[metric], rel=0, abs=0, nan_ok=True)
@@ -611,3 +611,27 @@ def test_a_torch_recurrent_layers_weights_are_in_the_first_steps_ratios(cell: ty
     [f] = [f for f in doc.findings if f.code == "large_updates"]
     ratios = f.evidence.model_dump()["update_ratios"]
     assert "rnn" in ratios and ratios["rnn"] > 0.1
+
+
+def test_adagrad_with_kerass_accumulator_is_judged_by_its_25th_step_measured_not_a_fixed_fifth() -> None:
+    # Keras starts Adagrad's sum at 0.1: under gradients far below sqrt(0.1) the sum hardly grows, so
+    # the 25th step is as large as the first (kerassweep6: a step of 0.135 judged as 0.027)
+    spec = {"name": "mlp", "input": {"shape": [256]}, "batch_size": 32, "seeds": 1,
+            "layers": [{"type": "linear", "out_features": 256, "activation": "relu", "init": "kaiming_normal"},
+                       {"type": "linear", "out_features": 10}],
+            "optimizer": {"type": "adagrad", "lr": 5.0, "initial_accumulator": 0.1}}
+    plan = make_plan(parse_spec(spec))
+    net, x, target = prepare(plan, 0, torch.device("cpu"))
+    bare_step(net, x, target)
+    weights = [u.weight() for u in net.units() if u.weight() is not None]
+    before = [w.detach().clone() for w in weights]
+    opt = _torch_optimizer(spec["optimizer"], list(net.parameters()))
+    for _ in range(25):  # torch.optim's own 25 steps under the same gradients
+        opt.step()
+        last = [w.detach().clone() for w in weights]
+        if _ == 23:
+            prev = last
+    step25 = max(float((a - b).norm() / b0.norm()) for a, b, b0 in zip(last, prev, before, strict=True))
+    [f] = [f for f in check_architecture(spec).findings if f.code == "large_updates"]
+    assert f.evidence.value == pytest.approx(step25, rel=0.05)
+    assert f.evidence.first_step_factor < 2.5  # not the fixed 5 of a sum started at 0
