@@ -1186,8 +1186,9 @@ def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
 #: Series that say how far an RL policy has moved from its reference model: the KL that TRL's GRPO
 #: and PPO log (``kl``, ``objective/kl``; logged only when the KL is computed), PPO's approximate KL
 #: between consecutive policies, and DPO's implicit rewards (beta x the log-ratio to the reference).
-_REFERENCE_KL = re.compile(r"^(?:(?:train|rollout|objective|policy|ppo|ppo/policy)[/_])?"
-                           r"(?:kl|mean_kl|kl_mean|approx_?kl|ref_kl|kl_ref|kl_div|kl_divergence)$", re.I)
+_REFERENCE_KL = re.compile(r"^(?:(?:train|rollout|objective|policy|ppo|ppo/policy|loss)[/_])?"
+                           r"(?:kl|mean_kl|kl_mean|approx_?kl|ref_kl|kl_ref|kl_div|kl_divergence|"
+                           r"approximate_kullback-leibler)$", re.I)  # (stable-baselines 2's tag: logsweep31)
 _REFERENCE_RATIO = re.compile(r"^(?:train[/_])?rewards/(?:chosen|rejected|margins)$", re.I)
 #: A KL this many logged steps long that never leaves 0 is a run, not a warm-up.
 _FROZEN_MIN_POINTS = 20
@@ -2158,7 +2159,7 @@ def _alternation(v: np.ndarray, trend: np.ndarray) -> float | None:
 
 #: An agent trained on its own rollouts (Stable-Baselines3, RLlib, baselines): its episode reward.
 _ROLLOUT_REWARD = re.compile(r"ep_?rew|episode_?(?:reward|return)|episodic_?return|eprewmean|rollout/|averageepret|"
-                             r"epret", re.IGNORECASE)
+                             r"epret|success_rate", re.IGNORECASE)
 
 
 def _on_rollouts(run: RunLog) -> bool:

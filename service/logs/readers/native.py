@@ -116,9 +116,13 @@ STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "itera
                               "time/total_timesteps", "time/total timesteps", "total_timesteps", "total timesteps",
                               # OpenAI baselines' DDPG/HER and PPO2 loggers, Spinning Up's, RLlib's
                               "total/steps", "misc/total_timesteps", "TotalEnvInteracts", "timesteps_total",
+                              # an off-policy SB3 run's episodes, a DQN script's own count (logsweep31)
+                              "time/episodes", "steps_done", "total_steps", "env_steps",
                               # StyleGAN2/3's stats.jsonl: thousands of real images shown
                               "Progress/kimg")
 _EPOCH = "epoch"
+#: Columns only a reinforcement-learning logger writes (an agent's success rate, episode counts, Q values)
+_RL_COLUMN = re.compile(r"success_rate|(?:^|/)episodes?$|mean_q|ep_?rew|episode_?reward", re.IGNORECASE)
 _ARRAY_OF_RECORDS = re.compile(rb"\[\s*\{")
 _ARRAY_STEP = re.compile(rb'"(?:step|global_step|iteration|iter|epoch)"\s*:\s*-?\d')
 _RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
@@ -239,6 +243,9 @@ class NativeReader:
         header = csv_header(head)
         if header is None:
             return 0.0
+        if step_key(header, epoch=False) is None and step_key(header) == _EPOCH and any(
+                _RL_COLUMN.search(c) for c in header):
+            return 0.3  # baselines' HER logs by epoch: success rates and Q values, no loss (logsweep31)
         if step_key(header, epoch=False) is None:
             # pandas' to_csv writes its index as a first column without a name
             # (pd.DataFrame(history.history).to_csv(...): ",loss,accuracy,val_loss")

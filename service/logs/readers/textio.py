@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
@@ -341,6 +341,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
     wall_idx = -1
     columns: list[tuple[int, str]] = []
     n_data = 0
+    last_step: float | None = None
+    blank_steps = 0
     with CsvRows(path, limits, sep=sep) as rows:
         lines = rows.lines
         for lineno, row in rows:
@@ -389,9 +391,12 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
             try:
                 if step_idx >= 0:
                     text = row[step_idx].strip()
-                    if not text:
+                    if not text and last_step is None:
                         raise BadRow(f"the {step_column!r} cell is blank")
-                    step = _num(text, step_column or "step")
+                    # a logger's dump that left the step out (Stable-Baselines3 writes a row per dump,
+                    # blank where a key was not recorded): the step of the row before (logsweep31)
+                    step = _num(text, step_column or "step") if text else cast(float, last_step)
+                    blank_steps += not text
                     if not math.isfinite(step):
                         raise BadRow(f"the {step_column!r} cell is {text!r}, not a finite number")
                 else:
@@ -417,6 +422,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                     warnings.append(truncated(path.name, lineno, str(e)))
                     break
                 raise LogError(f"{path.name} line {lineno}, {e}") from None
+            last_step = step
             n_data += 1
             for c, v in found:
                 points.add(c, step, v, wall)
@@ -424,6 +430,9 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
         raise LogError(f"{path.name}: the file is empty")
     if points.count == 0:
         raise LogError(f"{path.name}: no values after the header (a {fmt} log needs at least one row)")
+    if blank_steps:
+        warnings.append(LogWarning("placed_by_order", f"{path.name}: {blank_steps:,} row(s) with a blank "
+                                   f"{step_column!r} cell took the step of the row before"))
     return points, warnings, header
 
 

@@ -156,13 +156,25 @@ def test_bad_line_in_the_middle_is_an_error_naming_it(tmp_path):
 @pytest.mark.parametrize(("row", "message"), [
     ("5,2.0,0.9", r"run\.csv line 4: expected 10 columns, got 3"),
     ("5,oops,,0.9,3e-4,20,0.01,0.12,15.5,0.001", r"run\.csv line 4, column 'loss': not a number: 'oops'"),
-    (",2.0,,0.9,3e-4,20,0.01,0.12,15.5,0.001", r"run\.csv line 4, the 'step' cell is blank"),
 ])
 def test_bad_csv_row_in_the_middle(tmp_path, row, message):
     lines = WIDE_CSV.splitlines()
     lines.insert(3, row)
     with pytest.raises(LogError, match=message):
         read_log(write(tmp_path, "run.csv", "\n".join(lines) + "\n"))
+
+
+def test_a_blank_step_takes_the_step_before_and_the_first_row_needs_one(tmp_path):
+    # Stable-Baselines3 writes a row per dump, blank where a key was not recorded (logsweep31)
+    lines = WIDE_CSV.splitlines()
+    lines.insert(3, ",2.0,,0.9,3e-4,20,0.01,0.12,15.5,0.001")
+    log = read_log(write(tmp_path, "run.csv", "\n".join(lines) + "\n"))
+    step_before = float(lines[2].split(",")[0])
+    assert step_before in set(by_name(log)["loss"].steps.tolist())
+    assert [w.code for w in log.warnings] == ["placed_by_order"]
+    first = [lines[0], ",2.0,,0.9,3e-4,20,0.01,0.12,15.5,0.001", *lines[1:]]
+    with pytest.raises(LogError, match=r"first\.csv line 2, the 'step' cell is blank"):
+        read_log(write(tmp_path, "first.csv", "\n".join(first) + "\n"))
 
 
 def test_bad_kind_and_missing_step(tmp_path):
