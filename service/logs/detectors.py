@@ -1297,6 +1297,14 @@ def _astronomical_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
 
 @detects("loss_divergence")
 def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
+    found = _divergence(run, t)
+    if found:
+        return found
+    positive = _positive_loss(run, t)
+    return _never_back_to_start(*positive, run) if positive is not None else []
+
+
+def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     huge = _astronomical_loss(run, t)
     if huge:
         return huge
@@ -1408,6 +1416,34 @@ def _unbounded_below(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": last / first,
          "threshold": _RUNAWAY_BELOW, "first": first, "final": last},
         [])]
+
+
+#: A loss whose every point after its first is this many times the first or more never came back
+#: from a blow-up at its first update (:func:`_never_back_to_start`)
+_NEVER_BACK = 3.0
+
+
+def _never_back_to_start(loss: Series, steps: np.ndarray, v: np.ndarray, run: RunLog) -> list[Finding]:
+    """A loss that jumped from its first logged point and never came within 3x of it again (7.12, then
+    198, then 65-143 for 44 points): the first update blew the model up; the running medians, which
+    judge the rest, smooth the one point before the jump away (logsweep31). Not an agent's objective."""
+    if len(v) < 8 or not v[0] > 0 or _on_rollouts(run):
+        return []
+    later = float(np.min(v[1:]))
+    if later < _NEVER_BACK * float(v[0]):
+        return []
+    i_top = 1 + int(np.argmax(v[1:4]))
+    return [_finding(
+        "loss_divergence", "error",
+        f"{loss.name} jumped from {float(v[0]):.3g} ({loss.where(steps[0])}) to {float(v[i_top]):.3g} "
+        f"({loss.where(steps[i_top])}) and never came back within {_NEVER_BACK:g}x of it: its lowest later point "
+        f"is {later:.3g}, {later / float(v[0]):.3g}x the first, over {len(v) - 1} points",
+        "The first updates threw the model far from where it started and training never recovered: a learning "
+        "rate far too large from the first step (no warm-up), exploding gradients with no clipping, or a bug in "
+        "the loss after the first step.",
+        {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": later / float(v[0]),
+         "threshold": _NEVER_BACK, "first": float(v[0]), "lowest_later": later},
+        [lower_lr(run, at_step=float(steps[0]), why="the loss blew up at the first updates")])]
 
 
 #: Names of a loss's data term beside its penalties (a VAE's reconstruction, a Bayesian network's NLL)
@@ -2067,13 +2103,17 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     slope, _, high = theil_sen(x, np.log(v[half:]))
     width = float(x[-1] - x[0])
     late = 1 - math.exp(slope * width)
-    falling = late >= t.plateau_improvement or (high < 0 and late >= t.plateau_improvement / 2)
     converged = overall >= t.plateau_converged_fraction
     level = float(np.median(v[half:]))
     chance = at_chance(run, level, t) or uniform_guess(v[half:]) or _validation_at_chance(run)
+    # at chance, only a fall its confidence interval bears out is learning: a short noisy loss's
+    # estimate leans either way (logsweep31: 14 points at ln 11, "falling" 5.7% with a rise inside)
+    falling = ((late >= t.plateau_improvement and (chance is None or high < 0))
+               or (high < 0 and late >= t.plateau_improvement / 2))
     # (a loss that ends 15 % or more above where it began did not stall: it climbed, which
-    # loss_divergence judges, from its first point on where it never fell)
-    rising = sm[-1] > sm[half] * t.divergence_factor or sm[-1] >= _LOST_RISE * sm[0]
+    # loss_divergence judges, from its first point on where it never fell; not one at chance)
+    rising = (sm[-1] > sm[half] * t.divergence_factor or sm[-1] >= _LOST_RISE * sm[0]
+              or (chance is None and v[0] > 0 and sm[-1] >= _LOST_RISE * v[0]))  # (smoothing can hide v[0])
     # a loss lower at every point than at the one before is learning, however slowly (ls21: SimCLR's
     # epoch averages 7.24 -> 6.89 over 10 epochs, each one down)
     descending = (len(v) >= 4 and bool(np.all(np.diff(v) < 0)) and chance is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gradhealth.logs.check import diagnose
 from gradhealth.logs.load import read_log
@@ -56,3 +57,36 @@ def test_stable_baselines_2s_kl_tag_is_the_policys_kl(tmp_path: Path) -> None:
     doc = diagnose(read_log(write(tmp_path, "ppo1.csv", text)))
     [f] = [f for f in doc.findings if f.code == "small_updates"]
     assert f.severity == "warning" and "never moved" in f.summary
+
+
+def test_a_loss_that_blew_up_at_its_first_update_and_never_came_back_diverges(tmp_path: Path) -> None:
+    # 7.12 at step 0, 198 at the next point, then 65-143: running medians smooth the first point away
+    later = [198.6, 119.2, 89.0, 144.2, 126.3, 115.6, 84.1, 65.0, 79.5, 81.8, 97.1, 77.9, 91.5, 81.8, 93.2]
+    lines = [f'{{"step": {5 * k}, "loss": {v}}}' for k, v in enumerate([7.12, *later])]
+    doc = diagnose(read_log(write(tmp_path, "train.jsonl", "\n".join(lines) + "\n")))
+    assert _codes(doc) == {"loss_divergence": "error"}  # and no plateau beside it
+    [f] = doc.findings
+    assert f.evidence.value == pytest.approx(65.0 / 7.12)
+
+
+def test_a_loss_that_came_back_near_its_start_is_not_that() -> None:
+    import numpy as np
+
+    from gradhealth.logs.detectors import _never_back_to_start
+    from gradhealth.logs.series import RunLog, Series
+
+    v = np.array([7.12, 30.0, 25.0, 20.0, 15.0, 12.0, 10.0, 8.0, 7.0, 6.0])  # back under 3x its start
+    s = Series(name="loss", role="loss", steps=np.arange(10.0), values=v)
+    assert _never_back_to_start(s, s.steps, v, RunLog(format="csv", source="x", series=[s])) == []
+
+
+def test_a_noisy_loss_at_chance_whose_fall_its_interval_does_not_bear_out_is_a_plateau(tmp_path: Path) -> None:
+    # a probe at ln 11 with accuracy 1/11: the last half's Theil-Sen trend reads 3% down, its interval
+    # reaches a rise (noise of +-0.4 around 2.95); at chance that is no learning (logsweep31)
+    import math
+
+    rows = [f"{2.95 + 0.4 * math.sin(k * 2.1) - 0.006 * k},{1 / 11 + 0.01 * math.cos(k)},{k // 2},{50 * k + 49}"
+            for k in range(28)]
+    doc = diagnose(read_log(write(tmp_path, "metrics.csv", "train_loss,train_acc,epoch,step\n" + "\n".join(rows) + "\n")))
+    [f] = [f for f in doc.findings if f.code == "loss_plateau"]
+    assert f.severity == "warning" and "chance for 11 classes" in f.summary
