@@ -209,6 +209,22 @@ def test_an_output_named_twice_is_refused() -> None:
         plan_keras_graph(cfg)
 
 
+def test_outputs_named_in_a_dict_are_the_models_outputs() -> None:
+    # keras.Model(inputs, outputs={"price": ..., "category": ...}) writes output_layers as a dict
+    # (kerassweep6: refused as "outputs (0)"); each output keeps its own compiled loss by name
+    cfg = _chain([])
+    layers = cfg["config"]["layers"]
+    layers.append({"class_name": "Dense", "name": "price", "config": {"name": "price", "units": 1},
+                   "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__",
+                                                "config": {"keras_history": ["d", 0, 0]}}], "kwargs": {}}]})
+    cfg["config"]["output_layers"] = {"category": ["out", 0, 0], "price": ["price", 0, 0]}
+    graph = plan_keras_graph(cfg)
+    assert graph.output_names == ["out", "price"]
+    doc = check_keras(cfg | {"compile_config": {"loss": {"category": "sparse_categorical_crossentropy",
+                                                          "price": "mse"}}}, seeds=1, verify=False)
+    assert {"out", "price"} <= {layer.name for layer in doc.layers}
+
+
 def test_a_keras3_op_with_a_number_is_computed() -> None:
     # MobileNetV3's hard sigmoid: ReLU6(x + 3) * (1 / 6), written as ops with numbers
     cfg = _chain([])

@@ -100,7 +100,11 @@ class KerasGraph:
 
 def endpoints(value: Any) -> list[str]:
     """The layer names of a Functional config's ``input_layers``/``output_layers``: Keras 2 and 3
-    write a list of ``[name, node, tensor]`` triples, Keras 3 a bare triple for one tensor."""
+    write a list of ``[name, node, tensor]`` triples, Keras 3 a bare triple for one tensor, and a
+    dict of them by name for a model built with named outputs (``outputs={"price": ..., ...}``:
+    kerassweep6, refused as "outputs (0)")."""
+    if isinstance(value, dict):
+        value = list(value.values())
     if not isinstance(value, list) or not value:
         return []
     if isinstance(value[0], str):
