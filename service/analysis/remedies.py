@@ -141,7 +141,10 @@ def xavier_for_saturating(ctx: Context) -> list[Remedy]:
 
 
 def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
-    """Swap saturating (or dead ReLU) layers to a ReLU-family activation with He init."""
+    """Swap saturating (or dead ReLU) layers to a ReLU-family activation with He init; not an output
+    layer's squashing (a saturated sigmoid output: the model's range, kept)."""
+    if ctx.detection.evidence.get("output"):
+        return []
     want = S.SATURATING if activation == "relu" else {"relu"}
     ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     separate = [p for p in ctx.activation_pointers() if ctx.layer_at(p).activation in want]  # type: ignore[union-attr]  # activation layers have this field
@@ -156,6 +159,8 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
 
 
 def normalisation(ctx: Context, kind: str) -> list[Remedy]:
+    if ctx.detection.evidence.get("output"):
+        return []  # a norm on the output layer's pre-activations would fix its scale, not the model's
     ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).norm is None]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
     if not ps:
         return []

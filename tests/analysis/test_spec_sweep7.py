@@ -73,3 +73,18 @@ def test_a_fix_whose_largest_ratio_left_is_the_exempt_head_says_so() -> None:
     assert v.note is not None and "output layer's first step" in v.note
     rate = next(r for r in f.remedies if r.id == "lower_learning_rate")
     assert rate.verified is not None and rate.verified.note is None  # under the warning: nothing to say
+
+
+def test_a_spec_output_nearly_all_in_its_tails_is_a_warning_with_no_activation_swap() -> None:
+    # a sigmoid output behind a constant bias of 8: sigmoid(8) = 0.99966, every unit past 0.98
+    spec = {"input": {"shape": [32]}, "seeds": 2, "loss": "mse",
+            "layers": [{"type": "linear", "out_features": 64, "activation": "relu", "init": "kaiming_normal"},
+                       {"type": "linear", "out_features": 16, "activation": "sigmoid",
+                        "bias_init": {"scheme": "constant", "value": 8.0}}]}
+    doc = run_architecture_check(spec, CheckOptions(Thresholds(), Limits(), verify=True))
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    assert f.severity == "warning" and f.evidence.model_dump()["output"] is True and f.evidence.value > 0.9
+    ids = [r.id for r in f.remedies]
+    assert "relu_family_activation" not in ids and "batch_norm" not in ids
+    fix = next(r for r in f.remedies if r.id == "zero_bias")
+    assert fix.verified is not None and fix.verified.fixed and fix.recommended
