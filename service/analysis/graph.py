@@ -924,7 +924,8 @@ class Tracer:
         goes down the residual stream, whose gradient is the stem's). The layer's unit is then
         what it was before that fold (a stem whose own norm a block's pre-norm reads next: the
         stem's norm stays, the block's goes); the stream's norms may still normalise it
-        (:meth:`confirm`)."""
+        (:meth:`confirm`). Likewise an activation folded into such a layer is unfolded, and an
+        activation unit of its own whose input another reader shares is marked ``bypassed``."""
         folded = [u for u in self.units if u.folds]
         activated = [u for u in self.units if u.act_in is not None]
         if not (folded or activated or any(isinstance(u.module, FunctionActivation) for u in self.units)) \
@@ -947,14 +948,14 @@ class Tracer:
                 u.normalised = fold.normalised
                 del u.folds[k:]
                 break
-        # likewise an activation that reads a layer's output something else reads too: the branch of
-        # a pre-activation residual block, x + f(relu(x)) (HiFi-GAN's, an NF-ResNet's), whose layer's
-        # gradient is the stream's; read after the activation it was the branch's share (msweep13)
         # an activation unit of its own whose input something else reads too: the gradient may pass
         # by it (a focal loss's sigmoid beside its cross-entropy on the same logits: msweep13)
         for u in self.units:
             if isinstance(u.module, FunctionActivation) and u.inp is not None and u.inp.grad_fn is not None:
                 u.bypassed = shared(u.inp)
+        # likewise an activation that reads a layer's output something else reads too: the branch of
+        # a pre-activation residual block, x + f(relu(x)) (HiFi-GAN's, an NF-ResNet's), whose layer's
+        # gradient is the stream's; read after the activation it was the branch's share (msweep13)
         for u in activated:
             a = u.act_in
             if u.activation is None or a is None or a is u.out or a.grad_fn is None or not shared(a):
@@ -2010,7 +2011,7 @@ def gate_drivers(calls: Mapping[str, Sequence[Record]], readers: Mapping[Any, se
 
 def _summed(node: Any, readers: Mapping[Any, set[Any]]) -> Any:
     """The sum a branch's output reaches through reshapes only it reads (an exported graph's
-    View, Permute); None for the stream itself, which the next sublayer reads as well, and for
+    View, Permute) or a scaling by a constant; None for the stream itself, which the next sublayer reads as well, and for
     a layer inside the branch (its path goes on through the next layer's product)."""
     for _ in range(4):
         after = readers.get(node, set())
@@ -2020,7 +2021,11 @@ def _summed(node: Any, readers: Mapping[Any, set[Any]]) -> Any:
         kind = type(node).__name__
         if kind.startswith("AddBackward"):
             return node
-        if not kind.startswith(_RESHAPES):
+        # (or a scaling by a constant: LoRA's B(A(x)) * alpha / r, x + 0.5 * f(x): msweep15's
+        # zero-initialised B then read as no branch end, an error where it is the design)
+        constant_scale = kind.startswith(("MulBackward", "DivBackward")) and sum(
+            f is not None for f, _ in node.next_functions) == 1
+        if not (kind.startswith(_RESHAPES) or constant_scale):
             return None
     return None
 

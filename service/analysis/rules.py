@@ -851,7 +851,6 @@ class PostLnDepthRisk(ArchitectureRule):
         )
 
 
-#: The step of Adagrad's that ``large_updates`` judges: its 25th under the same gradient.
 def warm_factor(result: SimulationResult) -> float:
     """What the first step's ratio is multiplied by to give the optimizer's usual step: RMSprop's
     square average starts at (1 - alpha) g^2, with no bias correction, so its first step is
