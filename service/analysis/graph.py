@@ -1271,28 +1271,11 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             return t if id(t) in self.param_names else None
         if t.grad_fn is None:
             return None
-        frontier, seen, found = [t.grad_fn], {t.grad_fn}, set()
-        for _ in range(self._SOURCE_DEPTH):
-            nxt = []
-            for node in frontier:
-                for child, _ in node.next_functions:
-                    if child is None or child in seen:
-                        continue
-                    seen.add(child)
-                    var = getattr(child, "variable", None)
-                    if var is None:
-                        nxt.append(child)
-                    elif id(var) in self.param_names:
-                        found.add(id(var))
-                    else:
-                        return None  # a leaf of another kind: an input that requires grad
-            frontier = nxt
-            if not frontier:
-                break
-        if frontier or len(found) != 1:
-            return None
-        param = next(p for p in self.model.parameters() if id(p) in found)
-        return param if param.numel() == t.numel() else None
+        found, foreign, unfinished = self._walk_leaves(t, self._SOURCE_DEPTH)
+        ids = {id(p) for p in found}
+        if foreign or unfinished or len(ids) != 1:
+            return None  # an input that requires grad, several parameters, or a history too deep
+        return found[0] if found[0].numel() == t.numel() else None
 
     def _decay(self, a: Any, b: Any, out: torch.Tensor) -> None:
         """Keep ``state * decay`` where ``decay`` is a learned vector (a Parameter, or computed from
@@ -1332,9 +1315,15 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
 
     def _params_behind(self, t: torch.Tensor, depth: int) -> list[nn.Parameter]:
         """The model's parameters ``t``'s autograd graph reaches within ``depth`` nodes."""
+        return self._walk_leaves(t, depth)[0]
+
+    def _walk_leaves(self, t: torch.Tensor, depth: int) -> tuple[list[nn.Parameter], bool, bool]:
+        """(the model's parameters ``t``'s autograd graph reaches within ``depth`` nodes, whether it
+        reaches a leaf that is none of them, whether nodes were left unvisited at that depth)."""
         found: list[nn.Parameter] = []
+        foreign = False
         if t.grad_fn is None:
-            return found
+            return found, foreign, False
         frontier, seen = [t.grad_fn], {t.grad_fn}
         for _ in range(depth):
             nxt = []
@@ -1348,8 +1337,12 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                         nxt.append(child)
                     elif id(var) in self.param_names:
                         found.append(var)
+                    else:
+                        foreign = True
             frontier = nxt
-        return found
+            if not frontier:
+                break
+        return found, foreign, bool(frontier)
 
 
 # nn.LSTM inside an UnrolledRNN is the same unit as its wrapper: not hooked on its own.
