@@ -90,3 +90,11 @@ def test_a_noisy_loss_at_chance_whose_fall_its_interval_does_not_bear_out_is_a_p
     doc = diagnose(read_log(write(tmp_path, "metrics.csv", "train_loss,train_acc,epoch,step\n" + "\n".join(rows) + "\n")))
     [f] = [f for f in doc.findings if f.code == "loss_plateau"]
     assert f.severity == "warning" and "chance for 11 classes" in f.summary
+
+
+def test_a_count_joined_to_its_counter_by_a_hyphen_is_the_epoch(tmp_path: Path) -> None:
+    # STgram-MFN's "INFO:utils:Epoch-151\tloss:11.51105" (logsweep32: placed by line order, 0-34)
+    lines = [f"INFO:utils:Epoch-{e}\tloss:{11.5 - 0.01 * (e - 151):.5f}" for e in range(151, 172)]
+    lines.insert(3, "INFO:utils:saved checkpoint-step-1000.pt")  # a name, not a count
+    s = by_name(read_log(write(tmp_path, "train.log", "\n".join(lines) + "\n")))
+    np.testing.assert_array_equal(s["loss"].steps, np.arange(151, 172))

@@ -329,6 +329,11 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     return found, total
 
 
+#: A counter joined to its count by a hyphen, as a word of its own (STgram-MFN's "Epoch-151\tloss:
+#: 11.5", logsweep32); not inside a name (``checkpoint-step-1000.pt`` is followed by ``.pt``)
+_HYPHEN_COUNT = re.compile(r"(?<![\w.\-])(epoch|iteration|iter|step)-(\d+)(?![\w.])", re.IGNORECASE)
+
+
 #: A step named in words before the values it measured: OpenNMT-tf's "Evaluation result for step
 #: 435000: loss = 1.49 ; perplexity = 4.4", TF Estimator's "Saving dict for global step 1000: ..."
 _STEP_PHRASE = re.compile(r"(?<![\w.])(?:for|at|after)\s+(?:global\s+)?step\s+(\d+)\s*[:,]", re.IGNORECASE)
@@ -385,6 +390,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         return [("step", dk["step"]), ("loss", dk["loss"]), ("avg", dk["avg"]), ("lr", dk["lr"])], None
     if "<--" in line:
         line = line[:line.index("<--")]  # a reader's note on a pasted line ("<-- spike (step 4)")
+    if "-" in line:
+        line = _HYPHEN_COUNT.sub(r"\1 \2", line)  # "Epoch-151": the count joined by a hyphen
     if "[" in line:
         line = _ANSI.sub("", line)
     m = _TRIPLE.match(line) or _TRIPLE_TAIL.match(line)
