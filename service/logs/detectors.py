@@ -415,6 +415,11 @@ def _exploding_tail(s: Series, steps: np.ndarray, v: np.ndarray, base: float, t:
 
 @detects("exploding_gradient")
 def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
+    return _exploding_total(run, t) or _exploding_layers(run, t)
+
+
+def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """The total gradient norm growing over training (or already astronomical, or jumping)."""
     found = _judged(run, "grad_norm", t)
     if found is None:
         return _astronomical(run, t) or _jump(run, t)
@@ -752,15 +757,49 @@ def _depth_order(layers: list[Series]) -> list[Series]:
     return layers
 
 
+def _first_and_last_layer(run: RunLog) -> tuple[Series, Series, float, float] | None:
+    """The first and the last layer in depth order (weights rather than biases, where the names say)
+    with their median gradient norms over the run; None without two layers of 3 finite points."""
+    layers = [s for s in run.by_role("layer_grad_norm") if np.sum(np.isfinite(s.values)) >= 3]
+    weights = _depth_order([s for s in layers if "weight" in (s.layer or s.name)] or layers)
+    if len(weights) < 2:
+        return None
+    first, last = weights[0], weights[-1]
+    return first, last, float(np.median(finite(first)[1])), float(np.median(finite(last)[1]))
+
+
+def _exploding_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """The first layer's gradient many decades above the last one's throughout the run: the growth
+    with depth that exploding gradients are, read from per-layer norms (the mirror of
+    :func:`vanishing`'s test, at the same number of decades)."""
+    pair = _first_and_last_layer(run)
+    if pair is None:
+        return []
+    first, last, a, b = pair
+    if not (b > 0 and a > 0 and b / a < t.vanishing_layer_ratio):
+        return []
+    ratio = a / b
+    steps = np.concatenate([first.steps, last.steps])
+    return [_finding(
+        "exploding_gradient", "error" if b / a < t.vanishing_layer_ratio**2 else "warning",
+        f"{first.layer or first.name} gets {ratio:.3g}x more gradient than {last.layer or last.name} "
+        f"(median {a:.3g} vs {b:.3g})",
+        "The gradient grows on its way back to the first layers (a per-layer gain above 1: weights too large "
+        "for the activation, unnormalised residual sums), so the first layers take the largest steps and "
+        "become unstable first.",
+        {"metric": first.name, "steps": [_num(steps.min()), _num(steps.max())], "value": ratio,
+         "threshold": 1 / t.vanishing_layer_ratio, "layers": [first.layer or first.name, last.layer or last.name],
+         "first_layer_median": a, "last_layer_median": b},
+        [clipping(run, t), matching_init(run, "the hidden layers"),
+         R.normalisation("layernorm", "each hidden layer")])]
+
+
 @detects("vanishing_gradient")
 def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
     found: list[Finding] = []
-    layers = [s for s in run.by_role("layer_grad_norm") if np.sum(np.isfinite(s.values)) >= 3]
-    weights = _depth_order([s for s in layers if "weight" in (s.layer or s.name)] or layers)
-    if len(weights) >= 2:
-        first, last = weights[0], weights[-1]
-        a = float(np.median(finite(first)[1]))
-        b = float(np.median(finite(last)[1]))
+    pair = _first_and_last_layer(run)
+    if pair is not None:
+        first, last, a, b = pair
         if b > 0 and a >= 0 and a / b < t.vanishing_layer_ratio and a > 0:
             ratio = a / b
             steps = np.concatenate([first.steps, last.steps])
@@ -787,7 +826,8 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
             late = float(np.median(v[-max(3, len(v) // 4):]))
             sl = smooth(lv, 9)
             stalled = (sl[len(sl) // 2] - sl[-1]) / max(abs(sl[len(sl) // 2]), 1e-12) < t.plateau_improvement
-            if base > 0 and late / base < t.vanishing_decay and stalled:
+            # (a late median of exactly 0 is steps without any gradient: zero_gradient's to report)
+            if base > 0 and 0 < late / base < t.vanishing_decay and stalled:
                 found.append(_finding(
                     "vanishing_gradient", "warning",
                     f"{s.name} decayed {base / late:.3g}x (to {late:.3g}) while the loss stalled",
@@ -855,15 +895,15 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
         # GRPO-style advantages are rewards less their group's mean: a group whose completions all
         # scored the same teaches nothing, and its step's gradient is exactly 0 by construction.
         name, matched = spread
-        most = fraction >= 0.5
+        most = fraction >= t.zero_gradient_rl_warning
         return [_finding(
             "zero_gradient", "warning" if most else "info",
             f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), each a step where "
             f"{name} was 0: every completion in the group scored the same",
             "Group-relative advantages (GRPO, RLOO) are each reward less its group's mean, so a group whose "
             "completions all got the same reward gives no gradient at all. "
-            + ("On most steps here nothing is learned: the prompts are too hard or too easy for the model, or the "
-               "reward cannot tell completions apart. " if most else "")
+            + (f"On {fraction:.0%} of the steps here nothing is learned: the prompts are too hard or too easy for "
+               "the model, or the reward cannot tell completions apart. " if most else "")
             + "More completions per prompt, a reward with partial credit, or prompts of mixed difficulty give "
               "the groups a spread.",
             {**evidence, "explained_by": name, "explained_steps": matched}, [])]

@@ -207,6 +207,13 @@ def classify(name: str) -> tuple[Role, str | None]:
     """The role (and layer) a metric name most likely has, from the names common tools write."""
     key = name.strip()
     low = re.sub(r"\s+", "_", key.lower())  # a CSV header's "total loss", "val loss"
+    if (scope := _RUN_SCOPE.match(low)) is not None:
+        # the training split or the optimizer named first, whatever the separator (Sacred's
+        # train.update_ratio, training.grad_norm; W&B's train/update_ratio): the name after it
+        # says what the series is, and the scope word is never a layer
+        role, layer = classify(key[scope.end():])
+        if role != "metric":
+            return role, layer
     if (boost := _BOOSTING.match(low)) is not None:
         return ("loss" if boost["set"] in ("train", "training") else "val_loss"), None
     if _VAL_LOSS.match(low):
@@ -237,6 +244,9 @@ def classify(name: str) -> tuple[Role, str | None]:
             return role, None
     return "metric", None
 
+
+#: A leading split or optimizer scope: ``train.``, ``training/``, ``optim_`` (not a part of a word).
+_RUN_SCOPE = re.compile(r"^(?:train|training|optim|optimizer)[/_.](?=[a-z])")
 
 #: first path parts that say what a metric is, not whose (train/loss, grad_norm/layer1)
 _SCOPE_ROLES = frozenset({"train", "training", "val", "valid", "validation", "eval", "test", "dev", "grad",

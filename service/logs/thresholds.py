@@ -32,6 +32,11 @@ class LogThresholds(BaseModel):
         1e-3, gt=0, lt=1, description="late total grad norm over the early one below this while the loss stalls")
     zero_gradient_fraction: float = Field(
         0.05, gt=0, le=1, description="steps whose total grad norm is exactly zero: above this, zero_gradient")
+    zero_gradient_rl_warning: float = Field(
+        0.25, gt=0, le=1,
+        description="steps of a group-relative RL run (GRPO, RLOO) with an exactly zero gradient because no "
+                    "group's rewards differed: a warning from this fraction (a quarter of the run's updates "
+                    "wasted), a note below it (such steps are expected now and then)")
     clip_saturated_fraction: float = Field(0.5, gt=0, le=1, description="steps with pre-clip norm above max_norm")
     divergence_factor: float = Field(
         1.5, gt=1, description="final smoothed loss over its running minimum above this: loss_divergence")

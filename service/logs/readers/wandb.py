@@ -68,6 +68,9 @@ from gradhealth.logs.readers.textio import (
 from gradhealth.logs.series import LogWarning, Role, RunLog, classify, parse_number
 
 _STEP_COLUMNS = ("_step", "Step", "step")
+#: The training loop's own step, which the Hugging Face and Lightning integrations log with every
+#: row and chart against (``define_metric``); W&B's ``_step`` only counts the rows logged.
+_TRAINER_STEPS = ("train/global_step", "trainer/global_step")
 _BOOKKEEPING = {"_step", "_runtime", "_timestamp", "_wandb"}
 _UI_COLUMN = re.compile(r"^(?P<run>.+?) - (?P<key>.+)$")
 #: The W&B runs table's own columns (one row per run); ``Name`` and ``State`` plus two of the rest.
@@ -208,6 +211,7 @@ class WandbReader:
         warnings: list[LogWarning] = []
         skipped: set[str] = set()
         index = 0
+        trainer_step = _jsonl_trainer_step(path, limits)
         with open_log(path, limits) as f:
             lines = Lines(f, path.name)
             for text in lines:
@@ -222,7 +226,9 @@ class WandbReader:
                         warnings.append(truncated(path.name, lines.lineno, "not JSON"))
                         break
                     raise LogError(f"{path.name} line {lines.lineno}: not a JSON object ({e})") from None
-                step = number(obj.get("_step"))
+                step = number(obj.get(trainer_step)) if trainer_step else None
+                if step is None:
+                    step = number(obj.get("_step"))
                 if step is None or not math.isfinite(step):
                     step = float(index)
                 wall = number(obj.get("_timestamp"))
@@ -253,7 +259,8 @@ class WandbReader:
                 f"{path.name} is a W&B runs table (one row per run: {', '.join(header[:6])}...), not a "
                 "run's history: export a run's history instead (the run's page, or "
                 "wandb.Api().run(PATH).history().to_csv(...)) and check that file")
-        step = next((c for c in _STEP_COLUMNS if c in header), None)
+        step = next((c for c in _TRAINER_STEPS if c in header and _never_decreases(path, limits, c)), None) \
+            or next((c for c in _STEP_COLUMNS if c in header), None)
         x = _custom_x(header)
         if step is None and x is not None and _never_decreases(path, limits, x):
             step = x
@@ -340,6 +347,32 @@ def _never_decreases(path: Path, limits: ReadLimits, column: str) -> bool:
                 return False
             last = value
     return last > -math.inf
+
+
+def _jsonl_trainer_step(path: Path, limits: ReadLimits) -> str | None:
+    """The trainer's step key (:data:`_TRAINER_STEPS`) when every record of a history in JSON Lines
+    has it, finite and never below the one before (a run resumed from an earlier checkpoint logs
+    steps again: ``_step`` keeps their order), else None."""
+    last: dict[str, float] = dict.fromkeys(_TRAINER_STEPS, -math.inf)
+    with open_log(path, limits) as f:
+        for text in Lines(f, path.name):
+            if not text.strip():
+                continue
+            try:
+                obj = loads(text)
+            except ValueError:
+                break   # the read proper reports it
+            if not isinstance(obj, dict):
+                break
+            for key in list(last):
+                value = number(obj.get(key))
+                if value is None or not math.isfinite(value) or value < last[key]:
+                    del last[key]
+                else:
+                    last[key] = value
+            if not last:
+                return None
+    return next((k for k in _TRAINER_STEPS if last.get(k, -math.inf) > -math.inf), None)
 
 
 def _skipped(name: str, keys: set[str]) -> LogWarning:
