@@ -119,8 +119,13 @@ _BRACKET_COUNT = re.compile(r"(?<![\w./-])(?P<key>[A-Za-z]\w*)\s*:?\s*\[\s*(?P<i
 _EVAL_MARK = re.compile(r"(?<![\w/.-])(?:eval|evaluation|evaluating|val|valid|validation|test|testing)(?![\w/.=-])",
                         re.IGNORECASE)
 _INT = re.compile(r"[-+]?\d+")
+# after a tqdm bar's description and percentage: the bar, then the count done out of the total
+_TQDM_DONE = re.compile(r"%\|[^|\n]{0,200}\|\s*(?P<i>\d+)/(?P<n>\d+)")
 # a log record's level; the "name:integer" tokens before it are the host:rank and logger:lineno
 _LEVEL = re.compile(r"(?<![\w.-])\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE)\]?:?(?=\s|$)")
+#: Which process wrote the line (axolotl's "[PID:1234] [RANK:0]"), never a figure of the run; a
+#: bracketed "[module.path:190]" is the logger's source line (both may follow the level)
+_WHERE_KEYS = frozenset({"pid", "ppid", "tid", "rank", "local_rank", "global_rank", "node_rank", "world_size"})
 _LEVEL_WITHIN = 200           # characters: a level later in the line is part of the message
 _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
                          re.IGNORECASE)
@@ -158,10 +163,16 @@ _EPOCH_POS = re.compile(
     # eriklindernoren's PyTorch-YOLOv3 and PyTorch-GAN: "[Epoch 0/30, Batch 323/1313]"
     r"|\[\s*Epoch\s+(?P<be>\d+)\s*/\s*\d+\s*,\s*Batch\s+(?P<bi>\d+)\s*/\s*(?P<bn>\d+)\s*\]"
     # OpenNMT-py's report: "Epoch  1,    50/21692; acc:   0.41; ppl: 25.4; ..."
-    r"|\bEpoch\s+(?P<oe>\d+),\s+(?P<oi>\d+)\s*/\s*(?P<on>\d+);", re.IGNORECASE)
+    r"|\bEpoch\s+(?P<oe>\d+),\s+(?P<oi>\d+)\s*/\s*(?P<on>\d+);"
+    # timm's train.py: "Train: 3 [ 400/1251 ( 32%)]  Loss: 3.95 (4.02) ..."
+    r"|\bTrain:\s+(?P<me>\d+)\s+\[\s*(?P<mi>\d+)\s*/\s*(?P<mn>\d+)\s+\(\s*\d+%\)\]", re.IGNORECASE)
 #: _EPOCH_POS's (epoch, batch, batches) groups, one triple per form
 _POSITION_FORMS = (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("de", "di", "dn"), ("be", "bi", "bn"),
-                   ("oe", "oi", "on"))
+                   ("oe", "oi", "on"), ("me", "mi", "mn"))
+#: An evaluation's progress, "Test: [  20/48]": how far through one pass over the evaluation set
+_EVAL_PROGRESS = re.compile(r"\[\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*\]")
+#: A value and its running average, AverageMeter's "Loss: 0.834 (0.928)"
+_WITH_AVERAGE = re.compile(rf"(?P<key>[A-Za-z][\w@./-]*)\s*:\s*(?P<val>{_NUM})\s+\(\s*(?P<avg>{_NUM})\s*\)")
 # ESPnet's trainer: "INFO: 18epoch:train:6376-6750batch: iter_time=0.001, ..., loss=1.270, ..."
 _ESPNET_POS = re.compile(r"(?<![\w.])(?P<e>\d+)epoch:(?P<split>[a-z_]+):(?P<a>\d+)-(?P<b>\d+)batch\b")
 # a labelled group of "name value" pairs, comma-separated, in brackets: PyTorch-YOLOv3's
@@ -431,7 +442,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # again from 1 every epoch, as a step within it)
         found["epoch"], found["step"] = esp["e"], esp["b"]
         spans.append(esp.span())
-    pos = _EPOCH_POS.search(line) if ("poch" in line or "][" in line) and esp is None else None
+    pos = _EPOCH_POS.search(line) if ("poch" in line or "][" in line or "Train:" in line) and esp is None else None
     if pos is not None:
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
         form = next(f for f in _POSITION_FORMS if pos[f[0]] is not None)
@@ -487,9 +498,15 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             of = _OF.match(line, m.end())
             if of is not None and key not in found:
                 total = float(of["n"])
-        elif (len(key) == 1
+            if (bar := _TQDM_DONE.match(line, m.end())) is not None:
+                # tqdm's "steps:  38%|███▊  | 611/1600": the percentage first, then the count done.
+                # A bar named for the steps counts the run's (the training scripts' one bar over
+                # max_train_steps), not an epoch's: no total, so no header's epoch re-counts it
+                val = bar["i"]
+        elif (len(key) == 1 or key.lower() in _WHERE_KEYS
               or (":" in m["sep"] and _INT.fullmatch(m["val"])
                   and (_SOURCE_REF.search(key) or (m.start() < header_end and m["sep"] == ":")
+                       or ("." in key and line[m.start() - 1:m.start()] == "[" and line[m.end():m.end() + 1] == "]")
                        or (m.start() > 0 and line[m.start() - 1] == ":"
                            and _LOGURU_REF.search(line, max(0, m.start() - 200), m.start()))))):
             continue
@@ -578,6 +595,15 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
     mark = _EVAL_MARK.search(line, 0, first_at) if first_at else None
     if mark is not None and found and not any(k.lower().startswith(_SPLITS) for k in found):
         # an evaluation's values: its own names, and no step (its counter is the evaluation's)
+        progress = _EVAL_PROGRESS.search(line, mark.end(), first_at)
+        if progress is not None:
+            i, n = int(progress["i"]), int(progress["n"])
+            if i < n - 1:
+                return [], None   # part way through the pass: one batch's figures, not the pass's
+            # the pass's last report (timm counts to n, torchvision's MetricLogger to n - 1): its
+            # running averages are the pass's figures
+            averages = {m["key"]: m["avg"] for m in _WITH_AVERAGE.finditer(line, first_at)}
+            found = {k: averages.get(k, v) for k, v in found.items()}
         found = {(k if k.lower() == "epoch" else f"eval_{k}"): v
                  for k, v in found.items() if k.lower() not in STEP_KEYS}
         total = None
@@ -816,7 +842,8 @@ class TextReader:
                         if not names & STEP_KEYS:
                             header_epoch = float(dict((k.lower(), v) for k, v in found)["epoch"])
                     elif in_eval:
-                        found = [(f"eval_{k}", v) for k, v in found if k.lower() not in STEP_KEYS]
+                        found = [(k if k.startswith("eval_") else f"eval_{k}", v) for k, v in found
+                                 if k.lower() not in STEP_KEYS]
                     elif total and header_epoch is not None and names & STEP_KEYS:
                         # "step 614/614 - loss: 0.0878" under an "Epoch 2/10" header: a position in it
                         i = next(float(v) for k, v in found if k.lower() in STEP_KEYS)
