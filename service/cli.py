@@ -214,6 +214,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         text = _stdin_text() if args.spec == "-" else None
         raw = load_spec(text if text is not None else args.spec)
         if args.server and args.seeds is not None:
+            from gradhealth.analysis.spec import parse_spec
+
+            parse_spec(raw)   # the spec as written, before the override hides a bad `seeds`
             raw["seeds"] = args.seeds
     except GradHealthError as exc:
         return _invalid(args, exc)

@@ -78,11 +78,13 @@ def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: st
 
     settings = settings if settings is not None else get_settings()
     raw = load_spec(spec)
+    # Invalid input is reported before torch is imported (so a bad spec fails fast) and before the
+    # device is looked at (so a bad spec is reported as such); the spec as written first, so that
+    # an override never lets through a file the API and a plain check refuse (`seeds: 0`)
+    parsed = parse_spec(raw)
     if seeds is not None:
         raw["seeds"] = seeds
-    # Invalid input is reported before torch is imported (so a bad spec fails fast) and before the
-    # device is looked at (so a bad spec is reported as such).
-    parsed = parse_spec(raw)
+        parsed = parse_spec(raw)
     plan = make_plan(parsed, settings.limits)
     require_cuda_if_asked(device or parsed.device)
     from gradhealth.analysis.check import CheckOptions, run_architecture_check

@@ -144,7 +144,10 @@ def conv_out(size: int, kernel: int, stride: int, padding: int | str) -> int:
 
 def _check_time_steps(ctx: PlanContext, seq: int) -> None:
     if seq > ctx.limits.max_time_steps:
-        raise LimitExceeded.at("/input", f"sequence length {seq} is over the limit of "
+        # the input's own length where it is that ([seq_len, features]); else the input as a whole
+        shape = ctx.spec.input.shape
+        where = "/input/shape/0" if shape is not None and len(shape) >= 2 and shape[0] == seq else "/input"
+        raise LimitExceeded.at(where, f"sequence length {seq} is over the limit of "
                                f"{ctx.limits.max_time_steps} time steps")
 
 

@@ -191,6 +191,17 @@ def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:
     return plan
 
 
+def _heaviest(plan: Plan) -> tuple[str, str]:
+    """Where to point a refusal for size: the top-level layer holding most of the parameters (a
+    1e6 x 1e6 linear in a spec of small ones) with a note naming it, else the layer list."""
+    if not plan.units or plan.parameters <= 0:
+        return "/layers", ""
+    top = max(plan.units, key=lambda u: u.parameters)
+    if 2 * top.parameters < plan.parameters:
+        return "/layers", ""
+    return top.pointer, f", {top.parameters:,} of them in {top.name}"
+
+
 def check_limits(plan: Plan, limits: Limits, units: int) -> None:
     """Refuse a plan over the limits, naming both size figures and the limits."""
     spec = plan.spec
@@ -198,14 +209,16 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
     figures = (f"the spec needs about {plan.parameters:,} parameters and {plan.memory_bytes / 2**20:,.1f} MiB "
                f"of memory per seed (limits: {limits.max_parameters:,} parameters, "
                f"{limits.max_activation_bytes / 2**20:,.0f} MiB)")
+    where, culprit = _heaviest(plan)
     if plan.parameters > limits.max_parameters:
-        problems.append(Problem("/layers", f"too many parameters: {figures}; make layers narrower or fewer"))
+        problems.append(Problem(where, f"{where}: too many parameters: {figures}{culprit}; make layers narrower "
+                                "or fewer"))
     if plan.memory_bytes > limits.max_activation_bytes:
         weights = PARAMETER_FACTOR * _BYTES[spec.precision] * plan.parameters
         if weights > plan.memory_bytes - weights:  # mostly weights: the batch is not what to change
             if plan.parameters <= limits.max_parameters:  # else already said, at the same place
-                problems.append(Problem("/layers", f"too much memory, mostly weights: {figures}; make "
-                                        "layers narrower or fewer"))
+                problems.append(Problem(where, f"{where}: too much memory, mostly weights: {figures}{culprit}; "
+                                        "make layers narrower or fewer"))
         else:
             problems.append(Problem("/batch_size", f"too much activation memory: {figures}; lower batch_size "
                                     f"(now {spec.batch_size}) or the input size"))

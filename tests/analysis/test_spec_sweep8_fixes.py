@@ -1,0 +1,49 @@
+"""What the eighth spec sweep found: a spec over the size limits was refused at ``/layers`` when one
+layer held nearly all of it, a sequence too long at ``/input`` rather than the length's own field,
+and ``--seeds`` replaced an invalid ``seeds`` before the spec was validated, so a CI check passed a
+file the API refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gradhealth.errors import LimitExceeded, SpecError
+from gradhealth.library import check_architecture
+
+
+def _pointers(exc: pytest.ExceptionInfo) -> list[str]:
+    return [p.pointer for p in exc.value.problems]
+
+
+def test_a_spec_too_large_is_refused_at_the_layer_that_makes_it_so() -> None:
+    spec = {"input": {"shape": [1000]},
+            "layers": [{"type": "linear", "out_features": 10}, {"type": "linear", "out_features": 10},
+                       {"type": "linear", "out_features": 1_000_000_000}]}
+    with pytest.raises(LimitExceeded) as exc:
+        check_architecture(spec, verify=False)
+    assert _pointers(exc)[0] == "/layers/2"   # (its output is over the memory limit too: /batch_size)
+    assert str(exc.value).startswith("/layers/2: too many parameters") and "in layers[2].linear" in str(exc.value)
+
+
+def test_a_spec_too_large_all_over_is_refused_at_its_layers() -> None:
+    spec = {"input": {"shape": [20_000]}, "layers": [{"type": "linear", "out_features": 20_000, "repeat": 4}]}
+    with pytest.raises(LimitExceeded) as exc:
+        check_architecture(spec, verify=False)
+    assert _pointers(exc) == ["/layers"]
+
+
+def test_a_sequence_too_long_is_refused_at_its_length() -> None:
+    spec = {"input": {"shape": [1_000_000_000, 8]}, "layers": [{"type": "gru", "hidden_size": 8}]}
+    with pytest.raises(LimitExceeded) as exc:
+        check_architecture(spec, verify=False)
+    assert _pointers(exc) == ["/input/shape/0"]
+
+
+def test_an_override_of_seeds_does_not_hide_an_invalid_seeds(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text("input: {shape: [4]}\nseeds: 0\nlayers: [{type: linear, out_features: 2}]\n")
+    with pytest.raises(SpecError) as exc:
+        check_architecture(path, seeds=2, verify=False)
+    assert _pointers(exc) == ["/seeds"]
