@@ -79,3 +79,19 @@ def test_timms_train_lines_are_placed_in_their_epoch_and_an_evaluation_counts_on
     assert s["Loss"].step_unit == "epoch" and s["Loss"].steps[1] == round(250 / 1251, 6)
     np.testing.assert_allclose(s["eval_Loss"].values, averages)
     assert not [f for f in diagnose(log).findings if f.severity != "info"]
+
+
+def test_espnets_batches_are_placed_in_their_epoch_despite_a_banner_before_the_first_step(tmp_path: Path) -> None:
+    head = ("[gpu-node07] 2023-03-01 10:00:00,000 (asr:500) INFO: pytorch.version=1.13.1, cuda.available=True, "
+            "cudnn.version=8500\n")
+    lines = []
+    for e in range(1, 4):
+        for b in range(100, 501, 100):
+            lines.append(f"[gpu-node07] 2023-03-01 10:00:36,000 (trainer:732) INFO: {e}epoch:train:{b - 99}-{b}batch: "
+                         f"iter_time=1.75e-04, loss={200 - 10 * e - b / 100:.3f}, grad_norm=50.0")
+    log = read_log(write(tmp_path, "train.log", head + "\n".join(lines) + "\n"))
+    s = by_name(log)
+    assert "INFO" not in s and "pytorch.version" not in s     # a record's level, a banner: no figures
+    loss = s["loss"]
+    assert loss.step_unit == "epoch" and len(loss.values) == 15
+    assert np.all(np.diff(loss.steps) > 0)                     # 3 epochs of 5 reports, in order

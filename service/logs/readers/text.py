@@ -123,9 +123,11 @@ _INT = re.compile(r"[-+]?\d+")
 _TQDM_DONE = re.compile(r"%\|[^|\n]{0,200}\|\s*(?P<i>\d+)/(?P<n>\d+)")
 # a log record's level; the "name:integer" tokens before it are the host:rank and logger:lineno
 _LEVEL = re.compile(r"(?<![\w.-])\[?(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE)\]?:?(?=\s|$)")
-#: Which process wrote the line (axolotl's "[PID:1234] [RANK:0]"), never a figure of the run; a
-#: bracketed "[module.path:190]" is the logger's source line (both may follow the level)
-_WHERE_KEYS = frozenset({"pid", "ppid", "tid", "rank", "local_rank", "global_rank", "node_rank", "world_size"})
+#: Which process wrote the line (axolotl's "[PID:1234] [RANK:0]") and the record's level (ESPnet's
+#: "INFO: 1epoch:train:..."), never a figure of the run; a bracketed "[module.path:190]" is the
+#: logger's source line (both may follow the level)
+_WHERE_KEYS = frozenset({"pid", "ppid", "tid", "rank", "local_rank", "global_rank", "node_rank", "world_size",
+                         "info", "debug", "warning", "warn", "error", "critical", "fatal", "trace"})
 _LEVEL_WITHIN = 200           # characters: a level later in the line is part of the message
 _SOURCE_REF = re.compile(r"\.(?:py|pyx|cu|cuh|c|cc|cpp|cxx|h|hpp|rs|go|java|jl|js|ts|rb|lua|sh)$",
                          re.IGNORECASE)
@@ -946,9 +948,16 @@ class TextReader:
             spread = _spread_epochs(epoch_rows) if epoch_rows else None
             return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
                                   series=_epoch_series(spread if spread is not None else by_epoch)), lengths)
-        within = _within_epochs(stepped_rows) if stepped_rows and not pending else None
+        within = _within_epochs(stepped_rows) if stepped_rows else None
         if within is not None:
-            # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it
+            # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it;
+            # the lines before the first step (ESPnet's "pytorch.version=1.13.1" banner) are kept
+            # only where all their names go on (an evaluation before training), at the start
+            start_at = min(e for e, _, _ in stepped_rows)
+            for _, vals in pending:
+                if all(k in stepped for k, _ in vals):
+                    for k, v in vals:
+                        within.setdefault(k, {}).setdefault(start_at, v)
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
                           series=_epoch_series(within))
         if first_step is None:
