@@ -674,6 +674,12 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     frequent = episodes / len(v) > t.spike_warning_fraction and (
         episodes >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
     severity = "warning" if (frequent or not all_recovered) else "info"
+    if role == "grad_norm" and _severe_episodes(idx, v / np.maximum(med, 1e-300)) >= 3:
+        # a pattern of steps whose gradient is more than an order of magnitude above the run's:
+        # however rare among the logged points (a run logged at every step has many to be rare
+        # among; the same run logged every 10th step would be "frequent"), the run keeps taking
+        # steps that size. One such spike that recovered stays a note.
+        severity = "warning"
     if (role != "grad_norm" and all_recovered and float(np.max(v[idx])) < float(v[0])
             and float(np.median(v[-3:])) <= _FLOOR_END * float(np.min(v))):
         # bumps of a loss fitted near 0 (a validation loss at 1e-3 jumping to 0.2, ls22): huge against
@@ -707,6 +713,19 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
          "fraction_of_steps": fraction, "recovered": all_recovered},
         remedies)]
 
+
+#: Gradient norm spikes this many times their rolling median, three or more of them, are a warning
+#: however rare among the logged points.
+_SEVERE_GRAD_SPIKE = 20.0
+
+
+def _severe_episodes(idx: np.ndarray, ratio: np.ndarray) -> int:
+    """How many spike episodes (runs of consecutive spike points ``idx``) peak at
+    :data:`_SEVERE_GRAD_SPIKE` or more times their rolling median (``ratio`` per point)."""
+    if len(idx) == 0:
+        return 0
+    episodes = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
+    return sum(float(np.max(ratio[e])) >= _SEVERE_GRAD_SPIKE for e in episodes)
 
 #: On a loss too short for the rolling statistics, a point this many times both its neighbours and
 #: the median of the other points is a spike anyway (a note).

@@ -207,11 +207,11 @@ def classify(name: str) -> tuple[Role, str | None]:
     """The role (and layer) a metric name most likely has, from the names common tools write."""
     key = name.strip()
     low = re.sub(r"\s+", "_", key.lower())  # a CSV header's "total loss", "val loss"
-    if (scope := _RUN_SCOPE.match(low)) is not None:
+    if (run_scope := _RUN_SCOPE.match(low)) is not None:
         # the training split or the optimizer named first, whatever the separator (Sacred's
         # train.update_ratio, training.grad_norm; W&B's train/update_ratio): the name after it
         # says what the series is, and the scope word is never a layer
-        role, layer = classify(key[scope.end():])
+        role, layer = classify(key[run_scope.end():])
         if role != "metric":
             return role, layer
     if (boost := _BOOSTING.match(low)) is not None:

@@ -198,9 +198,42 @@ def tensorboard_csv_tag(filename: str) -> str:
     return f"{run}/{m['tag']}" if run else m["tag"]
 
 
+#: Other tools' names for a long table's name and value columns (Comet's metrics export:
+#: ``metricName,metricValue,timestamp,step,epoch,runContext``)
+_LONG_ALIASES = {"metricname": "metric", "metric_name": "metric", "metricvalue": "value", "metric_value": "value"}
+
+
+def _long_name(column: str) -> str:
+    return _LONG_ALIASES.get(column.strip().lower(), column)
+
+
 def _is_long(cols: Iterable[str]) -> bool:
-    c = set(cols)
+    c = {_long_name(x) for x in cols}
     return step_key(c) is not None and "value" in c and ("metric" in c or {"layer", "kind"} <= c)
+
+
+#: Leading records of a JSON Lines log with neither a step nor a loss that are passed over as the
+#: run's header (mmcv's ``{"env_info": ..., "config": ..., "seed": 42, "exp_name": ...}``).
+_HEADER_RECORDS = 3
+
+
+def _header_record(obj: dict[str, Any]) -> bool:
+    """Whether a record names no step and holds no loss or norm: the run's description, not a point."""
+    return step_key(obj) is None and not stepless_losses(obj)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        obj = loads(text)
+    except ValueError:
+        return None
+    return summarised(obj) if isinstance(obj, dict) else None
+
+
+#: A record's split in mmcv's log.json (``"mode": "val"``): its figures are the evaluation's.
+_EVAL_MODES = frozenset({"val", "eval", "test"})
+#: A val record's bookkeeping, not the evaluation's figures (its ``lr`` repeats training's).
+_EVAL_BOOKKEEPING = frozenset({"lr", "time", "data_time", "memory", "mode"})
 
 
 def stepless_losses(obj: dict[str, Any]) -> bool:
@@ -232,6 +265,14 @@ class NativeReader:
             if not isinstance(obj, dict) or "_step" in obj or "log_history" in obj:
                 return 0.0
             obj = summarised(obj)
+            if _header_record(obj):
+                # mmcv's *.log.json opens with the run's env_info, config and seed: judge the records
+                # after it
+                following = [line for line in first_lines(head, _HEADER_RECORDS + 2)[1:] if line.strip()]
+                nxt = next((o for o in map(_json_object, following) if o is not None and not _header_record(o)), None)
+                if nxt is None:
+                    return 0.0
+                obj = summarised(nxt)
             key = step_key(obj)
             if key is None:
                 return 0.4 if stepless_losses(obj) else 0.0
@@ -403,7 +444,7 @@ class NativeReader:
         for lineno, row in rows:
             if not header:
                 header[:] = check_header(path.name, row or [])
-                idx.update({c: i for i, c in enumerate(header)})
+                idx.update({_long_name(c): i for i, c in enumerate(header)})
                 continue
             cut = lines.unterminated_last and lineno == lines.lineno
             try:
@@ -506,11 +547,31 @@ class _Records:
         self.runs, self.restarted = 1, ""
         self.by_order: bool | None = None  # records with no step, placed by their order (decided at the first)
         self.order = 0
+        self.headers = 0                    # leading records passed over as the run's description
+        self.last_step: float | None = None  # the step of the last training record read
 
     def add(self, obj: Any, where: str) -> None:
         """Add one decoded record (``where``: ``line 12``, ``record 3``); :class:`BadRow` if it is not one."""
         if not isinstance(obj, dict):
             raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
+        if self.order == self.headers < _HEADER_RECORDS and _header_record(summarised(obj)):
+            self.headers += 1
+            self.order += 1
+            self.warnings.append(LogWarning(
+                "skipped_header", f"{self.name} {where}: a record with no step and no loss "
+                f"({', '.join(list(obj)[:4])}...) before the first point: the run's description, not read",
+                where=where))
+            return
+        mode = obj.get("mode")
+        if isinstance(mode, str) and mode.lower() in _EVAL_MODES:
+            # an evaluation's record: its own names, at the training step it followed (mmcv writes
+            # the evaluation loader's length as its "iter")
+            at = {"step": self.last_step} if self.last_step is not None else {
+                k: obj[k] for k in obj if step_key({k: obj[k]}) is not None}
+            obj = {**at, **{f"val_{k}": v for k, v in obj.items()
+                            if k not in _EVAL_BOOKKEEPING and step_key({k: v}) is None}}
+        elif isinstance(mode, str):
+            obj = {k: v for k, v in obj.items() if k != "mode"}
         if self.by_order is None:
             self.by_order = stepless_losses(obj)
             if self.by_order:
@@ -539,6 +600,8 @@ class _Records:
             else:
                 self.starts[fields] = (first, step, count + 1 if step > last or count == 0 else count)
         self.points.add_records(found)
+        if found and not (isinstance(mode, str) and mode.lower() in _EVAL_MODES):
+            self.last_step = found[0][1]
         for name, shown in list(self.skipped.items())[noted:]:  # the fields first left out here
             self.warnings.append(LogWarning(
                 "skipped_values", f"{self.name} {where}: {name!r} is {shown}, not a number: left out "

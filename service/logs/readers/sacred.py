@@ -60,17 +60,23 @@ class SacredReader:
             if not isinstance(steps, list) or not isinstance(values, list) or len(steps) != len(values):
                 raise LogError(f"{name}: {key!r} is not {{\"steps\": [...], \"values\": [...]}} of one length "
                                f"(a Sacred metric): {json.dumps(entry)[:80]}")
-            stamps = entry.get("timestamps")
-            walls = stamps if isinstance(stamps, list) and len(stamps) == len(values) else [None] * len(values)
-            for i, (step, raw, stamp) in enumerate(zip(steps, values, walls, strict=True)):
-                at = number(step)
-                if at is None:
-                    raise LogError(f"{name}: {key!r} step {i} is {json.dumps(step)[:40]}, not a number")
-                value = number(raw) if raw is not None else float("nan")
-                if value is None:
-                    raise LogError(f"{name}: {key!r} value {i} is {json.dumps(raw)[:40]}, not a number")
-                points.add(key, at, value, _wall(stamp))
+            add_lists(points, name, key, steps, values, entry.get("timestamps"))
         return RunLog(format=self.name, source=name, series=points.build())
+
+
+def add_lists(points: Points, source: str, key: str, steps: list[Any], values: list[Any], stamps: Any = None) -> None:
+    """Add one series given as parallel lists of steps and values (``null`` values are NaN; ISO
+    timestamps, where given one per value, the wall time); a step or value that is not a number is
+    an error naming ``key`` in ``source`` and the position."""
+    walls = stamps if isinstance(stamps, list) and len(stamps) == len(values) else [None] * len(values)
+    for i, (step, raw, stamp) in enumerate(zip(steps, values, walls, strict=True)):
+        at = number(step)
+        if at is None:
+            raise LogError(f"{source}: {key!r} step {i} is {json.dumps(step)[:40]}, not a number")
+        value = number(raw) if raw is not None else float("nan")
+        if value is None:
+            raise LogError(f"{source}: {key!r} value {i} is {json.dumps(raw)[:40]}, not a number")
+        points.add(key, at, value, _wall(stamp))
 
 
 READER = SacredReader()

@@ -949,15 +949,15 @@ class TextReader:
             return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
                                   series=_epoch_series(spread if spread is not None else by_epoch)), lengths)
         within = _within_epochs(stepped_rows) if stepped_rows else None
-        if within is not None:
+        if within is not None and stepped_rows:
             # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it;
             # the lines before the first step (ESPnet's "pytorch.version=1.13.1" banner) are kept
             # only where all their names go on (an evaluation before training), at the start
-            start_at = min(e for e, _, _ in stepped_rows)
-            for _, vals in pending:
-                if all(k in stepped for k, _ in vals):
-                    for k, v in vals:
-                        within.setdefault(k, {}).setdefault(start_at, v)
+            start_at = min(row[0] for row in stepped_rows)
+            for _, early_values in pending:
+                if all(name_ in stepped for name_, _ in early_values):
+                    for name_, number_ in early_values:
+                        within.setdefault(name_, {}).setdefault(start_at, number_)
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
                           series=_epoch_series(within))
         if first_step is None:
