@@ -28,6 +28,12 @@ file has them): they go into the network the translated spec builds, in torch's 
 network is simulated as the ONNX door simulates a file's weights (:func:`_check_stored` says why).
 ``weights: reinitialise`` judges the architecture as Keras initialises it.
 Everything that cannot be translated is collected and refused in ONE :class:`ModelError`.
+
+An upload never makes the importer read another file (:class:`InputFormatError` before anything is
+read): an HDF5 dataset with external storage, a virtual dataset, an external or soft link
+(:func:`_open_h5`), and a ``.keras`` zip entry outside the archive's folder, a link or a name given
+twice (:func:`_open_archive`) are refused; so is a layer size that is not a positive integer
+(:func:`.keras_graph.check_config_sizes`), with its place in the config.
 """
 
 from __future__ import annotations
@@ -38,13 +44,15 @@ import json
 import re
 import stat
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from gradhealth.analysis.importers import ModelError, name_layers
-from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded
+from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem
 
 __all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
            "KerasTraining", "read_keras_training", "sniff_keras", "translate_or_graph", "translation_reads_weights"]
@@ -155,18 +163,61 @@ def _json(text: bytes | str, where: str) -> dict[str, Any]:
     return data
 
 
-def _read_zip(data: bytes) -> tuple[dict[str, Any], Any]:
+#: A zip entry name that is not a plain relative path: a drive letter (``C:``) or a backslash, which
+#: Windows reads as a separator.
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:|\\")
+
+
+def _entry_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why one entry of a ``.keras`` archive is refused, or None. An extractor (or another reader of
+    the same upload) would write such a name outside its folder or follow it as a link."""
+    name = info.filename
+    if stat.S_ISLNK(info.external_attr >> 16):  # a link is a file reference: never followed
+        return "is a symbolic link"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if _WINDOWS_PATH.search(name):
+        return "has a drive letter or a backslash (a Windows path)"
+    if ".." in name.split("/"):
+        return "has a '..' component (a path out of the archive's folder)"
+    return None
+
+
+def _open_archive(data: bytes) -> zipfile.ZipFile:
+    """The ``.keras`` zip in ``data``, every entry of its central directory vetted first (only
+    config.json, metadata.json and model.weights.h5 are read, but the archive is refused whole):
+    an absolute path, a ``..`` component, a Windows path or a link is a hostile archive, and a name
+    given twice is one that readers resolve differently (Python's zipfile reads the last
+    ``config.json``, others the first), so which model is checked would depend on the reader."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, EOFError):
         raise InputFormatError("not a .keras archive: the zip cannot be read") from None
-    with zf:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for info in zf.infolist():
+        why = _entry_problem(info)
+        # "config.json", "./config.json" and "a//b" name the same file once extracted
+        key = "/".join(part for part in info.filename.split("/") if part not in ("", "."))
+        if why is None and key in seen:
+            why = "is a duplicate name (readers disagree on which of the entries is the file)"
+        seen.add(key)
+        if why is not None:
+            problems.append(Problem(info.filename, f"entry {info.filename!r} {why}"))
+    if problems:
+        zf.close()
+        shown = "; ".join(p.message for p in problems[:10]) + (
+            f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise InputFormatError(f"the .keras archive is refused: {shown}", problems)
+    return zf
+
+
+def _read_zip(data: bytes) -> tuple[dict[str, Any], Any]:
+    with _open_archive(data) as zf:
         try:
             info = zf.getinfo("config.json")
         except KeyError:
             raise InputFormatError("not a .keras archive: it has no config.json") from None
-        if stat.S_ISLNK(info.external_attr >> 16):  # a link is a file reference: never followed
-            raise InputFormatError("config.json in the archive is a link; refused")
         if info.file_size > MAX_CONFIG_BYTES:
             raise InputFormatError(f"config.json is over {MAX_CONFIG_BYTES // 2**20} MB")
         with zf.open(info) as fh:  # read at most the limit, whatever the header declared
@@ -185,7 +236,7 @@ def _zip_keras_version(zf: zipfile.ZipFile) -> str | None:
         info = zf.getinfo("metadata.json")
     except KeyError:
         return None
-    if stat.S_ISLNK(info.external_attr >> 16) or info.file_size > 65536:
+    if info.file_size > 65536:  # (a link entry: refused with the archive, _open_archive)
         return None
     with zf.open(info) as fh:
         raw = fh.read(65537)
@@ -197,11 +248,70 @@ def _zip_keras_version(zf: zipfile.ZipFile) -> str | None:
     return version if isinstance(version, str) else None
 
 
-def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
+def _file_references(root: Any) -> list[Problem]:
+    """Every place in the open HDF5 file ``root`` where reading would read another file: a dataset
+    whose raw data is in external files, a virtual dataset (mapped from datasets that can be in
+    other files), an external link, a soft link (or a link of a user-defined class). Only link
+    records and dataset creation properties are read: no link is followed, no dataset read."""
     import h5py
 
+    problems: list[Problem] = []
+    seen: set[Any] = {h5py.h5o.get_info(root.id).addr}
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        group, path = stack.pop()
+        for name in group:  # the group's link names, as stored (iterating follows nothing)
+            where = f"{path}/{name}"
+            try:
+                link = group.get(name, getlink=True)
+            except (TypeError, KeyError, OSError, ValueError):  # a link class h5py cannot name
+                link = None
+            if not isinstance(link, h5py.HardLink):
+                kind = ("an external link to " + repr(f"{link.filename}:{link.path}")
+                        if isinstance(link, h5py.ExternalLink) else
+                        "a soft link to " + repr(link.path) if isinstance(link, h5py.SoftLink)
+                        else "a link of a user-defined class")
+                problems.append(Problem(where, f"{where} is {kind}"))
+                continue
+            obj = group[name]  # a hard link: an object of this file (opened, nothing read)
+            if isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    problems.append(Problem(where, f"{where} is a virtual dataset (its data is mapped "
+                                                   "from other datasets, which can be other files)"))
+                elif obj.id.get_create_plist().get_external_count() > 0:
+                    problems.append(Problem(where, f"{where} is a dataset whose data is stored in an "
+                                                   "external file"))
+            elif isinstance(obj, h5py.Group):
+                key = h5py.h5o.get_info(obj.id).addr  # hard links can make cycles: each group once
+                if key not in seen:
+                    seen.add(key)
+                    stack.append((obj, where))
+    return problems
+
+
+@contextmanager
+def _open_h5(data: bytes, what: str) -> Iterator[Any]:
+    """``data`` opened as an HDF5 file (h5py) for reading, refused before anything is read from it
+    when it refers to other files (:func:`_file_references`): an upload is never a way to read a
+    file of the machine that checks it (kerassweep7: an external-storage kernel read /etc/passwd
+    as float32 weights). Raises :class:`InputFormatError` naming every such dataset and link, and
+    lets h5py's own errors (OSError...) through to the caller, which words them."""
+    import h5py
+
+    with h5py.File(io.BytesIO(data), "r") as f:
+        problems = _file_references(f)
+        if problems:
+            shown = "; ".join(p.message for p in problems[:10]) + (
+                f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+            raise InputFormatError(f"{what} refers to other files, which are never read from an upload "
+                                   f"(external storage, virtual datasets and links are refused): {shown}",
+                                   problems)
+        yield f
+
+
+def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
     try:
-        with h5py.File(io.BytesIO(data), "r") as f:
+        with _open_h5(data, "the .h5 file") as f:
             raw = f.attrs.get("model_config")
             training = f.attrs.get("training_config")
             version = f.attrs.get("keras_version")
@@ -239,8 +349,11 @@ class KerasTraining(NamedTuple):
     optimizer: dict[str, Any] | None
     unsimulated_loss: str | None = None
     #: a model of several outputs compiled with a loss for each (a list in the outputs' order, or a
-    #: dict by output name): each output's spec loss (None: one the check does not simulate)
+    #: dict by output layer name): each output's spec loss (None: one the check does not simulate)
     output_losses: list[str | dict[str, Any] | None] | dict[str, str | dict[str, Any] | None] | None = None
+    #: compiled losses the check does not use, each said in the document's summary (never dropped
+    #: silently): an entry naming no output, a loss of one output the check does not simulate
+    loss_notes: tuple[str, ...] = ()
 
 
 def read_keras_training(data: bytes) -> KerasTraining:
@@ -262,12 +375,84 @@ def read_keras_training(data: bytes) -> KerasTraining:
                                "Functional) and `config.layers`")
     loss = training.get("loss") if isinstance(training, dict) else None
     compiled = training.get("optimizer_config") or training.get("optimizer") if isinstance(training, dict) else None
+    loss, per_output, notes = _split_loss(loss, _outputs(config))
     spec_loss = keras_loss(loss)
-    per_output = ([keras_loss(x) for x in loss] if isinstance(loss, list) and len(loss) > 1 else
-                  {str(k): keras_loss(v) for k, v in loss.items()} if isinstance(loss, dict) and loss
-                  and "class_name" not in loss and "config" not in loss else None)
     return KerasTraining(config, spec_loss, keras_optimizer(compiled),
-                         _loss_name(loss) if spec_loss is None and per_output is None else None, per_output)
+                         _loss_name(loss) if spec_loss is None and per_output is None else None, per_output,
+                         tuple(notes))
+
+
+def _outputs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The outputs of a Keras model config as ``(name, layer)``: the name a per-output loss is keyed
+    by (the key of ``outputs={...}``, else the output layer's name) and the layer that computes it.
+    A Sequential has one, its last layer; empty where the config does not say."""
+    from gradhealth.analysis.importers.keras_graph import endpoints
+
+    cfg: dict[str, Any] = config["config"] if isinstance(config.get("config"), dict) else {}
+    if config.get("class_name") == "Sequential":
+        layers = [lay for lay in cfg.get("layers") or [] if isinstance(lay, dict)
+                  and lay.get("class_name") != "InputLayer"]
+        last = str((layers[-1].get("config") or {}).get("name", "")) if layers else ""
+        return [(last, last)] if last else []
+    named = cfg.get("output_layers")
+    if isinstance(named, dict):  # keras.Model(inputs, outputs={"price": ...}): losses by these keys
+        return [(str(key), endpoints([value])[0]) for key, value in named.items() if endpoints([value])]
+    return [(name, name) for name in endpoints(named)]
+
+
+def _split_loss(loss: Any, outputs: list[tuple[str, str]]
+                ) -> tuple[Any, list[Any] | dict[str, Any] | None, list[str]]:
+    """A compiled ``loss`` as ``(the model's one loss as Keras wrote it, each output's spec loss,
+    notes on what is not used)``. Keras takes a loss per output as a list (in the outputs' order) or
+    a dict by output name, also for a model of ONE output (``loss={"dense_1": "binary_crossentropy"}``):
+    that output's entry is then the model's loss, as a plain ``loss="binary_crossentropy"`` is
+    (kerassweep7 q02: the spec door dropped it and guessed MSE). Entries that name no output, and
+    outputs' losses the check does not simulate, are said in ``notes``, never dropped silently."""
+    per_dict = isinstance(loss, dict) and bool(loss) and "class_name" not in loss and "config" not in loss
+    per_list = isinstance(loss, list) and len(loss) > 1
+    if not per_dict and not per_list:
+        return loss, None, []
+    notes: list[str] = []
+    if per_list and len(outputs) == 1:
+        return None, None, [f"a list of {len(loss)} losses for a model of one output ({outputs[0][0]}) is not "
+                            "used: the loss was chosen from the output layer; give loss to choose it"]
+    if per_list:
+        if outputs and len(loss) != len(outputs):
+            notes.append(f"{len(loss)} compiled losses for {len(outputs)} outputs: only the first "
+                         f"{min(len(loss), len(outputs))} are used, in the outputs' order")
+        per: list[Any] = [keras_loss(x) for x in loss]
+        names = [name for name, _ in outputs] or [str(k) for k in range(len(loss))]
+        notes += [f"the loss {_loss_name(x)} of output {name} is not one the check simulates: that "
+                  "output's loss was chosen from its layer" for name, x, spec in zip(names, loss, per, strict=False)
+                  if spec is None and _loss_name(x)]
+        return None, per, notes
+    layer_of = {name: layer for name, layer in outputs} | {layer: layer for _, layer in outputs}
+    unknown = [str(k) for k in loss if str(k) not in layer_of]
+    if len(outputs) == 1:
+        name, layer = outputs[0]
+        mine = [k for k in loss if str(k) in (name, layer)] or (list(loss) if len(loss) == 1 else [])
+        if mine:  # this output's entry is the model's loss
+            unused = [str(k) for k in loss if k != mine[0]]
+            if unused:
+                notes.append(f"the compiled losses of {', '.join(unused)} name no output of the model "
+                             f"(its output: {name}) and are not used")
+            return loss[mine[0]], None, notes
+        return None, None, [f"the compiled losses of {', '.join(unknown)} name no output of the model "
+                            f"(its output: {name}): the loss was chosen from the output layer; give loss "
+                            "to choose it"]
+    per_name: dict[str, Any] = {}
+    for key, value in loss.items():
+        if outputs and str(key) not in layer_of:
+            continue  # named in the note below
+        layer = layer_of.get(str(key), str(key))  # the check names an output by its layer
+        per_name[layer] = keras_loss(value)
+        if per_name[layer] is None and _loss_name(value):
+            notes.append(f"the loss {_loss_name(value)} of output {key} is not one the check simulates: "
+                         "that output's loss was chosen from its layer")
+    if unknown and outputs:
+        notes.append(f"the compiled losses of {', '.join(unknown)} name no output of the model (its outputs: "
+                     f"{', '.join(name for name, _ in outputs)}) and are not used")
+    return None, per_name, notes
 
 
 def _loss_name(loss: Any) -> str | None:
@@ -895,6 +1080,8 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
                optimizer: dict[str, Any] | None = None) -> tuple[dict[str, Any], Origins]:
     """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer).
     ``stored``: the file's weights when they will be used (a PReLU's slope is its stored alpha)."""
+    from gradhealth.analysis.importers.keras_graph import check_config_sizes
+
     if not is_keras_config(model):
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
@@ -904,6 +1091,7 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
     if malformed:  # each layer is {class_name, config: {...}}; anything else is not a Keras file
         raise InputFormatError("not a Keras model config: these layers are not an object with a "
                                "`config` object: " + ", ".join(malformed[:20]))
+    check_config_sizes(model)  # the translation int()s sizes: Infinity raised, 64.7 and true coerced
     tr = _Translator(stored, keras3_names(model))
     cfg = model["config"]
     unsupported = [(str(lay.get("class_name")), str((lay.get("config") or {}).get("name", "?")))
@@ -1126,20 +1314,18 @@ def read_keras_weights(data: bytes, config: dict[str, Any]) -> Weights | None:
     kind = sniff_keras(data[:4096])
     if kind == "h5":
         try:
-            with h5py.File(io.BytesIO(data), "r") as f:
+            with _open_h5(data, "the .h5 file") as f:
                 found = _weights_keras2(f)
         except (OSError, KeyError, ValueError) as exc:
             raise InputFormatError(f"the .h5 weights cannot be read: {str(exc)[:200]}") from None
         return found or None
     if kind != "keras":
         return None
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+    with _open_archive(data) as zf:
         try:
             info = zf.getinfo("model.weights.h5")
         except KeyError:
             return None
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise InputFormatError("model.weights.h5 in the archive is a link; refused")
         if info.file_size > MAX_WEIGHTS_BYTES:
             raise InputFormatError(f"model.weights.h5 is over {MAX_WEIGHTS_BYTES // 2**20} MB")
         with zf.open(info) as fh:
@@ -1147,7 +1333,7 @@ def read_keras_weights(data: bytes, config: dict[str, Any]) -> Weights | None:
     if not blob:
         return None
     try:
-        with h5py.File(io.BytesIO(blob), "r") as f:
+        with _open_h5(blob, "model.weights.h5") as f:
             found = _weights_keras3(f, config) or _weights_keras2(f)
             arrays: list[str] = []
             f.visititems(lambda n, obj: arrays.append(n) if isinstance(obj, h5py.Dataset) else None)
@@ -1304,6 +1490,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     stored: Weights | None = None
     unsimulated = output_losses = None
+    notes: tuple[str, ...] = ()
     if isinstance(source, dict):
         config, file_loss = source, None
     else:
@@ -1312,6 +1499,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         config, file_loss, compiled = training.config, training.loss, training.optimizer
         output_losses = None if loss else training.output_losses  # a loss given replaces the file's
         unsimulated = None if loss else training.unsimulated_loss  # a loss given replaces the file's
+        notes = () if loss else training.loss_notes
         optimizer = optimizer or compiled
         stored = read_keras_weights(data, config)
     ignored = weights == "reinitialise" and stored is not None
@@ -1351,7 +1539,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                                 settings=settings, progress=progress, optimizer=optimizer,
                                 output_losses=output_losses)
         doc.summary += shrunk
-        return _loss_note(doc, unsimulated)
+        return _loss_note(doc, unsimulated, notes)
     assert spec is not None and origins is not None
     if stored is None:
         doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
@@ -1360,16 +1548,19 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         if ignored:  # the file has weights: say they were not used
             doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         doc.summary += shrunk
-        return _loss_note(doc, unsimulated)
+        return _loss_note(doc, unsimulated, notes)
     doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings, progress=progress)
-    return _loss_note(doc, unsimulated)
+    return _loss_note(doc, unsimulated, notes)
 
 
-def _loss_note(doc: Any, unsimulated: str | None) -> Any:
-    """``doc`` with its summary saying that the file's compiled loss was not simulated."""
+def _loss_note(doc: Any, unsimulated: str | None, notes: tuple[str, ...] = ()) -> Any:
+    """``doc`` with its summary saying that the file's compiled loss was not simulated, and what
+    else of the compiled losses was not used (:attr:`KerasTraining.loss_notes`)."""
     if unsimulated:
         doc.summary += (f" [the file's loss {unsimulated} is not one the check simulates: the loss was chosen "
                         "from the output layer; give loss to choose it]")
+    for note in notes:
+        doc.summary += f" [{note}]"
     return doc
 
 

@@ -17,13 +17,15 @@ without importing torch. Every problem is collected into ONE :class:`ModelError`
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from gradhealth.analysis.importers import ModelError, name_layers
 from gradhealth.errors import LimitExceeded
 
-__all__ = ["GRAPH_LAYERS", "KerasGraph", "Node", "endpoints", "plan_keras_graph"]
+__all__ = ["GRAPH_LAYERS", "KerasGraph", "Node", "check_config_sizes", "endpoints", "plan_keras_graph",
+           "size_problems"]
 
 Shape = tuple[int, ...]
 
@@ -461,9 +463,9 @@ def _recurrent_shape(node: Node, x: Shape) -> tuple[Shape, list[tuple[str, Shape
     cls, cfg, directions = recurrent_cell(node.cls, node.cfg)
     if len(x) != 2:
         raise ValueError(f"{cls} reads a sequence (timesteps, features), not a tensor of shape {list(x)}")
-    units = cfg.get("units")
-    if not isinstance(units, int) or isinstance(units, bool) or not 1 <= units <= MAX_SIZE:
-        raise ValueError(f"units {units!r}: expected a positive integer up to {MAX_SIZE}")
+    for _, message in size_problems(cls, cfg)[:1]:  # a Bidirectional's layer: its own sizes
+        raise ValueError(message)
+    units = cast(int, cfg["units"])
     _, _, reset_after = recurrent_gates(cls, cfg)
     for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
         if key in cfg:
@@ -681,14 +683,99 @@ _NUMBERS: dict[str, dict[str, tuple[float | None, float, float, bool]]] = {
     "LayerScale": {"init_values": (1e-6, -1e6, 1e6, False)},
     "ActivityRegularization": {"l1": (0.0, 0.0, 1e30, False), "l2": (0.0, 0.0, 1e30, False)},
 }
-#: Sizes each class reads (positive integers).
+#: Sizes each class reads (positive integers up to :data:`MAX_SIZE`), checked before any is used
+#: (:func:`size_problems`): a size is a count, so 64.7, true, "64", Infinity are refused, not coerced.
 _SIZES = {"Dense": ("units",), "Conv1D": ("filters", "groups"), "Conv2D": ("filters", "groups"),
           "Conv1DTranspose": ("filters",), "Conv2DTranspose": ("filters",),
           "SeparableConv1D": ("filters", "depth_multiplier"),
           "SeparableConv2D": ("filters", "depth_multiplier"),
           "DepthwiseConv1D": ("depth_multiplier",), "DepthwiseConv2D": ("depth_multiplier",),
-          "Embedding": ("input_dim", "output_dim")}
+          "Embedding": ("input_dim", "output_dim"), "SimpleRNN": ("units",), "LSTM": ("units",),
+          "GRU": ("units",), "MultiHeadAttention": ("num_heads", "key_dim", "value_dim")}
+#: Sizes a config may leave out (or give as null), with the value Keras then uses (None: derived
+#: from another size, as MultiHeadAttention's value_dim is its key_dim).
+_SIZE_DEFAULTS: dict[str, int | None] = {"groups": 1, "depth_multiplier": 1, "value_dim": None}
 MAX_SIZE = 2**24
+#: Window sizes (an integer, or one per spatial axis) and the classes that read them as such.
+_WINDOWS = ("kernel_size", "strides", "dilation_rate", "pool_size", "size")
+_WINDOWED = (*_CONVS, *_TRANSPOSED, *_POOLS, "UpSampling1D", "UpSampling2D")
+
+
+def _count(value: Any, most: int) -> bool:
+    """Whether ``value`` is an integer from 1 to ``most`` as JSON gives one (a bool is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most
+
+
+def size_problems(cls: str, cfg: dict[str, Any]) -> list[tuple[str, str]]:
+    """The size fields of one layer's config (``cls``, ``cfg``) that are not what the layer reads:
+    ``(key, message)`` pairs, the key a JSON-pointer tail into ``cfg`` (``units``,
+    ``kernel_size/1``). Both Keras doors use the sizes as Python ints, so a size must be checked
+    here before any ``int()`` of it: ``int(inf)`` raises, ``int(64.7)`` and ``int(True)`` coerce."""
+    out: list[tuple[str, str]] = []
+    for key in _SIZES.get(cls, ()):
+        value = cfg.get(key, _SIZE_DEFAULTS.get(key))
+        if value is None and key in _SIZE_DEFAULTS:
+            continue
+        if not _count(value, MAX_SIZE):
+            out.append((key, f"{key} {value!r}: expected a positive integer up to {MAX_SIZE}"))
+    for key in _WINDOWS:
+        value = cfg.get(key)
+        if value is None:  # absent: Keras' default (a pool's strides: its pool_size)
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        for k, v in enumerate(values):
+            is_int = isinstance(v, int) and not isinstance(v, bool)
+            # a class that reads this key as a window takes integers only; elsewhere an integer
+            # out of range is still refused (the padding it implies would be an allocation of its own)
+            if (is_int and not 1 <= v <= MAX_WINDOW) or (not is_int and cls in _WINDOWED):
+                where = f"{key}/{k}" if isinstance(value, list | tuple) else key
+                out.append((where, f"{key} {value!r}: expected integers from 1 to {MAX_WINDOW}"))
+                break
+    shape = cfg.get("target_shape") if cls == "Reshape" else None
+    for k, v in enumerate(shape if isinstance(shape, list | tuple) else []):
+        if not (_count(v, MAX_SIZE) or v == -1 and isinstance(v, int) and not isinstance(v, bool)):  # -1: what fits
+            out.append((f"target_shape/{k}", f"target_shape {shape!r}: expected positive integers "
+                                             f"up to {MAX_SIZE}, or one -1"))
+            break
+    return out
+
+
+def check_config_sizes(config: dict[str, Any]) -> None:
+    """Refuse a Keras model config any of whose layers (nested models and wrapped layers too) gives a
+    size that is not a positive integer within the limits, with a JSON pointer to each one
+    (``/config/layers/1/config/units``). Run before either door reads a size: the spec door
+    converts them with ``int()``, which raises on Infinity and coerces 64.7, true or "64"."""
+    from gradhealth.analysis.importers.keras import SUPPORTED
+    from gradhealth.errors import InputFormatError, Problem
+
+    known = {*GRAPH_LAYERS, *SUPPORTED, *MODELS, "TimeDistributed"}
+    problems: list[Problem] = []
+
+    def layer(value: Any, pointer: str, depth: int, known: Container[str] = known) -> None:
+        if not isinstance(value, dict) or not isinstance(value.get("config"), dict) or depth > 16:
+            return  # not a layer object: each door says so in its own terms
+        cls, cfg = str(value.get("class_name")), value["config"]
+        if cls not in known:
+            return  # an unsupported class is refused by name, whatever its sizes
+        name = cfg.get("name", value.get("name", cls))
+        for key, message in size_problems(cls, cfg):
+            problems.append(Problem(f"{pointer}/config/{key}", f"{name} ({cls}): {message}"))
+        # a wrapper's layer, where the doors read it (another is refused by name)
+        inner = RECURRENT if cls == "Bidirectional" else PER_STEP if cls == "TimeDistributed" else ()
+        layer(cfg.get("layer"), f"{pointer}/config/layer", depth + 1, inner)
+        if cls in MODELS:
+            model(cfg, f"{pointer}/config", depth + 1)
+
+    def model(cfg: Any, pointer: str, depth: int) -> None:
+        layers = cfg.get("layers") if isinstance(cfg, dict) else None
+        for i, lay in enumerate(layers if isinstance(layers, list) else []):
+            layer(lay, f"{pointer}/layers/{i}", depth)
+
+    model(config.get("config") if isinstance(config, dict) else None, "/config", 0)
+    if problems:
+        shown = "; ".join(str(p) for p in problems[:20]) + (f"; and {len(problems) - 20} more"
+                                                             if len(problems) > 20 else "")
+        raise InputFormatError(f"invalid layer sizes in the Keras config: {shown}", problems)
 
 
 def _check_numbers(node: Node) -> None:
@@ -702,16 +789,8 @@ def _check_numbers(node: Node) -> None:
                 or value < lo or value > hi or (strict and value == lo)):
             raise ValueError(f"{key} {value!r}: expected a number {'above' if strict else 'from'} "
                              f"{lo:g}" + (f" to {hi:g}" if hi < 1e30 else ""))
-    for key in _SIZES.get(node.cls, ()):
-        value = cfg.get(key, 1 if key in ("groups", "depth_multiplier") else None)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
-            raise ValueError(f"{key} {value!r}: expected a positive integer up to {MAX_SIZE}")
-    for key in ("kernel_size", "strides", "dilation_rate", "pool_size", "size"):
-        values = cfg.get(key)
-        values = values if isinstance(values, list | tuple) else [values]
-        if any(isinstance(v, int) and not isinstance(v, bool) and (v < 1 or v > MAX_WINDOW)
-               for v in values):
-            raise ValueError(f"{key} {cfg.get(key)!r}: expected integers from 1 to {MAX_WINDOW}")
+    for _, message in size_problems(node.cls, cfg)[:1]:
+        raise ValueError(message)
     for key in ("scale", "offset", "mean", "variance"):
         if node.cls in ("Rescaling", "Normalization") and cfg.get(key) is not None:
             flat = cfg[key] if isinstance(cfg[key], list) else [cfg[key]]
@@ -891,13 +970,15 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     """Read ``config`` (a Keras model config) as a graph, infer every shape and weight, and check
     it against ``limits`` (parameters, activation memory) before anything is allocated.
 
-    Raises :class:`ModelError` naming every layer that cannot be checked, in one message, and
-    :class:`LimitExceeded` over the limits. The input's own preprocessing is skipped unless
+    Raises :class:`ModelError` naming every layer that cannot be checked, in one message,
+    :class:`InputFormatError` for sizes that are not positive integers (:func:`check_config_sizes`),
+    and :class:`LimitExceeded` over the limits. The input's own preprocessing is skipped unless
     ``keep_preprocessing`` (:func:`_skip_preprocessing` says why)."""
     from gradhealth.analysis.importers.keras import _input_shape, keras3_names
     from gradhealth.settings import Limits
 
     limits = limits or Limits()
+    check_config_sizes(config)  # every size a positive integer before any is used
     problems: list[str] = []
     nodes, input_names, output_names = _order(config, problems)
     if not keras3_names(config):
