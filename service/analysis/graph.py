@@ -655,6 +655,17 @@ def parametrized_weight(module: nn.Module) -> bool:
     return bool(torch.nn.utils.parametrize.is_parametrized(module, "weight"))
 
 
+def hook_computed_weight(module: nn.Module) -> torch.Tensor | None:
+    """The ``weight`` a forward pre-hook computed for this call, where the module holds it as a
+    plain tensor with a history, not a parameter (the old ``torch.nn.utils.weight_norm`` and
+    ``spectral_norm``, from their originals ``weight_g``/``weight_v``, ``weight_orig``); None otherwise.
+    Its gradient is the layer's, as a parametrization's computed weight."""
+    weight = vars(module).get("weight")
+    if isinstance(weight, torch.Tensor) and not isinstance(weight, nn.Parameter) and weight.grad_fn is not None:
+        return weight
+    return None
+
+
 def first_tensor(value: Any) -> torch.Tensor | None:
     """The tensor ``value`` is, or the first in it: of a tuple or list, or of a mapping (a Hugging
     Face ``ModelOutput``: its ``logits`` where it has them, else its first tensor field)."""
@@ -836,9 +847,12 @@ class Tracer:
                     self._reached(inp)
             return  # a norm that follows no weight layer (a pre-norm block's own): not a unit
         weight = None
+        hooked = hook_computed_weight(module) if role.kind == "weight" else None
         if role.kind == "weight" and parametrized_weight(module):
             # under parametrize.cached() (instrumented_step) this is the tensor forward used
             weight = self._keep(cast(torch.Tensor, module.weight))
+        elif hooked is not None:
+            weight = self._keep(hooked)  # the old weight_norm's: its pre-hook computed it for this call
         elif isinstance(module, FunctionLayer) and module.computed is not None:
             weight = self._keep(module.computed)  # its gradient is the layer's, as a parametrization's
         kept = self._keep(out)
@@ -1543,8 +1557,31 @@ def to_precision(net: nn.Module, device: torch.device, dtype: torch.dtype) -> nn
     return net._apply(cast)
 
 
+def copy_module(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model``, the one way every simulation copies a live module.
+
+    A tensor attribute that is not a graph leaf (the old hook-based ``torch.nn.utils.weight_norm``
+    keeps ``weight``, computed from ``weight_g`` and ``weight_v``, as a plain attribute with a
+    history) refuses ``copy.deepcopy``: such tensors are copied detached, since whatever computed
+    them computes them again (weight_norm's pre-hook before every forward). Any other failure to
+    copy is a ValueError that says so, the check's refusal of an input it cannot take."""
+    memo: dict[int, Any] = {}
+    for m in model.modules():
+        for value in (*vars(m).values(), *m._buffers.values()):
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as exc:  # noqa: BLE001 - whatever the module holds: the check cannot run without a copy
+        raise ValueError(
+            f"the check cannot copy {type(model).__name__} (copy.deepcopy failed: {type(exc).__name__}: "
+            f"{exc}); it simulates copies only, never the module itself. Make the module deep-copyable "
+            "(hold no open files, locks or generators; torch.nn.utils.parametrizations.weight_norm "
+            "instead of the old torch.nn.utils.weight_norm)") from exc
+
+
 def _copy_for_seed(run: GraphRun, seed: int, device: torch.device) -> nn.Module:
-    net = copy.deepcopy(run.model)
+    net = copy_module(run.model)
     if run.prepare is not None:
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)  # the CPU's only, as simulate.prepare
@@ -1645,6 +1682,14 @@ def _same_for_every_sample(t: torch.Tensor | None) -> bool:
         return bool((t == t[:1]).all())
 
 
+def _zero_weight(rec: Record) -> bool:
+    """Whether ``rec`` is a layer whose weight (as its forward used it) is all exactly zero."""
+    if rec.role.kind != "weight":
+        return False
+    w = rec.weight if rec.weight is not None else weight_of(rec.module)[0]
+    return w is not None and w.numel() > 0 and not bool(w.detach().any())
+
+
 def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int
                       ) -> tuple[SeedFigures, list[Record]]:
     """One forward + backward with every leaf hooked; all figures read back in one transfer."""
@@ -1722,6 +1767,10 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         for rec in records:
             if rec.name not in fed and _same_for_every_sample(rec.inp):
                 figures.units.setdefault(rec.name, {})["constant_input"] = 1.0
+            if _zero_weight(rec) and _same_for_every_sample(rec.inp):
+                # an all-zero layer the data reaches only through another (zero layers in series:
+                # its input is 0, or its bias's constant): it can never learn (rules.designed_zero_layers)
+                figures.units.setdefault(rec.name, {})["input_same_for_every_sample"] = 1.0
         figures.gate_drivers = gate_drivers(looped, readers)
         # one name per residual sum made: a block shared across depth (ALBERT's, an ODE solver's
         # step) is summed once a call
@@ -1882,16 +1931,30 @@ def _guarded(run: GraphRun) -> contextlib.AbstractContextManager[Any]:
     return DomainGuards(run.guards) if run.guards else contextlib.nullcontext()
 
 
+def own_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating dtype ``model`` is built in (its first floating parameter's); None without one."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
+def in_own_dtype(run: GraphRun) -> GraphRun | None:
+    """``run`` in the model's own floating dtype (float32, a half type) where that is not the
+    run's (float64 by default); None where it is, or the model has no floating parameter."""
+    native = own_dtype(run.model)
+    if native is None or native == run.dtype:
+        return None
+    return dataclasses.replace(run, dtype=native)
+
+
 def native_nonfinite(run: GraphRun, device: str | None = None
                      ) -> tuple[torch.dtype, tuple[str, str | None]] | None:
     """(the model's own floating dtype, :func:`first_nonfinite` in it) when seed 0's forward
     makes a NaN or Inf in the dtype the model is built in (float32, a half type) though the
     simulation's float64 stays finite: an exp or a hand-written softmax overflows float32's
     3.4e38 long before float64's 1.8e308. None when it stays finite, or the model is float64."""
-    native = next((p.dtype for p in run.model.parameters() if p.is_floating_point()), None)
-    if native is None or native == run.dtype:
+    own = in_own_dtype(run)
+    if own is None:
         return None
-    own = dataclasses.replace(run, dtype=native)
+    native = own.dtype
     dev = pick_device(device or "auto")
     net, xs = _copy_for_seed(own, 0, dev), _seed_inputs(own, 0, dev)
     with torch.no_grad():
@@ -2064,6 +2127,11 @@ def post_ln_layers(net: nn.Module) -> list[list[str]]:
     return list(stacks.values())
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """``float64``, ``float32``, ``bfloat16``...: the name the document gives a simulation's dtype."""
+    return str(dtype).removeprefix("torch.")
+
+
 def simulate_graph(run: GraphRun, *, device: str | None = None,
                    progress: ProgressFn | None = None, seeds: int | None = None) -> SimulationResult:
     """Simulate ``run`` for every seed and collect per-unit figures as :func:`simulate` does.
@@ -2114,8 +2182,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                      if isinstance(rec.module, UnrolledRNN) and rec.module.directions == 2}
     series = [TimeSeries.of(name, sub, figures_of, reverse=name in bidirectional and sub % 2 == 1)
               for (name, sub) in figures_of[0].steps]
-    return SimulationResult(cast(Any, None), str(dev), "float64" if run.dtype == torch.float64
-                            else "float32", count, stats, series, [s.loss for s in figures_of],
+    return SimulationResult(cast(Any, None), str(dev), precision_name(run.dtype), count, stats, series,
+                            [s.loss for s in figures_of],
                             time.perf_counter() - started, run.optimizer, figures_of[0].layer_scales,
                             batch_size=run.inputs[0].shape[0] if run.inputs and run.inputs[0].shape else None,
                             silent=[s.silent for s in figures_of], loss=run.loss if run.losses is None else None,

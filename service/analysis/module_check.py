@@ -14,7 +14,6 @@ The user's module itself is never modified: every simulation runs on a copy.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
@@ -43,9 +42,11 @@ from gradhealth.analysis.graph import (
     GraphRun,
     InputSpec,
     call,
+    copy_module,
     first_nonfinite,
     first_nonfinite_backward,
     first_tensor,
+    in_own_dtype,
     make_inputs,
     native_nonfinite,
     parametrized_weight,
@@ -699,6 +700,31 @@ def _native_overflow(run: GraphRun, device: str | None) -> Detection | None:
         [])
 
 
+def _simulate_first(run: GraphRun, device: str | None, progress: Callable[[float, str], None]
+                    ) -> tuple[GraphRun, SimulationResult]:
+    """(the run that simulated, its result): ``run`` in its dtype (float64), or, where that fails,
+    in the model's own dtype (float32), which then serves every later simulation too.
+
+    A forward that makes or casts tensors in its own precision (``torch.zeros(L, B, H)`` for an
+    LSTM's initial state, ``t.float()`` in a timestep embedding, guided-diffusion's GroupNorm32 over
+    ``x.float()``) meets the float64 copy's weights with float32 tensors and stops ("mat1 and mat2
+    must have the same dtype"). It runs as written in the dtype it was built in, so any failure that
+    the model's own dtype does not repeat was the cast's; one it repeats is the model's, and is
+    raised as the float64 pass raised it. The document's ``simulation.precision`` says which ran."""
+    try:
+        return run, simulate_graph(run, device=device, progress=progress)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as exc:
+        own = in_own_dtype(run)
+        if own is None:
+            raise
+        try:
+            return own, simulate_graph(own, device=device, progress=progress)
+        except RuntimeError:
+            raise exc from None  # not the precision: the model's own error, as float64 met it
+
+
 def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, device: str | None = None,
              thresholds: Thresholds | None = None, parameters: int | None = None,
              activation_bytes: int = 0, progress: Callable[[float, str], None] | None = None
@@ -706,7 +732,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     """Simulate ``run``, detect findings and (with ``verify``) verify remedies on copies."""
     thresholds = thresholds or Thresholds()
     report = progress or (lambda fraction, stage: None)
-    result = simulate_graph(run, device=device, progress=lambda f, s: report(0.4 * f, s))
+    run, result = _simulate_first(run, device, lambda f, s: report(0.4 * f, s))
     if not result.units:
         raise ValueError("the check found no layer to measure in this network: its forward calls no "
                          "nn.Linear, Conv, RNN, Embedding or norm module, and no F.linear or F.conv on "
@@ -797,7 +823,7 @@ def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor],
     moved: the same values in the same shape), found by one forward pass of a copy (the user's
     module is never run: batch norm would update its statistics). None if that pass fails: then
     every integer input is treated as ids, as before."""
-    probe = copy.deepcopy(model)
+    probe = copy_module(model)  # (a module that cannot be copied is refused here, as by the simulation)
     seen: set[int] = set()
 
     def same(a: Any, x: torch.Tensor) -> bool:
@@ -860,7 +886,12 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     spec-style dict such as ``{"type": "adam", "lr": 1e-3}``): ``large_updates`` checks each
     layer's ||delta W|| / ||W|| for its first step from each seed's gradients.
 
-    The module is never modified: it is deep-copied for every simulation and every remedy."""
+    The simulation runs in float64; a forward that makes or casts float32 tensors itself (an
+    LSTM's ``torch.zeros`` initial state) runs in the module's own dtype, and the document's
+    ``simulation.precision`` says which ran.
+
+    The module is never modified: it is deep-copied for every simulation and every remedy (a
+    module that cannot be copied is refused with a ValueError)."""
     if loss not in ("cross_entropy", "mse", "sum"):
         raise ValueError(f"loss must be cross_entropy, mse or sum, not {loss!r}")
     if seeds < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 
@@ -145,17 +146,14 @@ def _through_depth(
             f"typical factor is {fmt(per_layer)} < 1, so the early layers barely learn."
         )
         zero = [u for u in units if u.has_weights and u.geo("weight_std") == 0]
-        ends = zero_branch_ends(result) if ratio == 0 else []
-        if ends:
-            evidence["zero_weights"] = [u.name for u in ends]
-            evidence["zero_branch_ends"] = True
-            explanation = (
-                f"{_named(ends)} {'ends' if len(ends) == 1 else 'end'} a residual branch with weights that are all "
-                "exactly zero, on purpose (Fixup, ADM/DDPM U-Nets, ControlNet's zero convolutions): each block starts "
-                "as the identity. So at the first step no gradient reaches the layers that feed only those branches "
-                f"(here {units[0].name}); the zero layers themselves get one, so after one step they are no longer "
-                "zero and the gradient reaches everything. Nothing to change: re-initialising them would undo the "
-                "design.")
+        designed = designed_zero_layers(result) if ratio == 0 else []
+        if designed:
+            evidence["zero_weights"] = [u.name for u in designed]
+            evidence["zero_init"] = True
+            # (the residual-branch-end case keeps its own mark, as documents before it had)
+            if branch_ends(designed, result):
+                evidence["zero_branch_ends"] = True
+            explanation = _zero_init_note(designed, result, units[0])
         elif ratio == 0 and zero and not cut_off(units[0]):
             evidence["zero_weights"] = [u.name for u in zero]
             explanation = (
@@ -221,18 +219,104 @@ def _detached_on_path(result: SimulationResult) -> list[UnitStats]:
     return detached
 
 
-def zero_branch_ends(result: SimulationResult) -> list[UnitStats]:
-    """The all-zero layers of a live module where every one of them ends a residual branch (its
-    output added to another path) and gets a gradient of its own in every seed: zero-initialised
-    branch ends, which the first step makes nonzero. Empty otherwise (a zero layer in a plain
-    stack passes nothing back, ever: nothing breaks its units' symmetry)."""
-    zero = [u for u in result.units if u.has_weights and "weight_std" in u.values and u.geo("weight_std") == 0]
-    if not zero or not result.summed:
+def _all_seeds(u: UnitStats, metric: str, test: Callable[[np.ndarray], np.ndarray]) -> bool:
+    """Whether ``u`` has ``metric`` and it passes ``test`` in every seed."""
+    return metric in u.values and bool(np.all(test(u.values[metric])))
+
+
+def _reach(result: SimulationResult, name: str) -> set[str] | None:
+    """Every unit the output of unit ``name`` reaches (:attr:`SimulationResult.feeds`, followed to
+    the end); None where the simulation did not record it (a spec's single chain)."""
+    if name not in result.feeds:
+        return None
+    seen: set[str] = set()
+    stack = list(result.feeds[name])
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(result.feeds.get(n, ()))
+    return seen
+
+
+def _behind_zero(result: SimulationResult, zero: list[UnitStats]) -> list[UnitStats]:
+    """The ``zero`` layers that the data reaches only through another zero layer (zero layers in
+    series): their input is the same for every sample (0, or the constant a bias makes), as the
+    graph simulation marks it (``input_same_for_every_sample``); a spec's layers, one chain, are
+    so after its first zero layer."""
+    if not result.feeds:  # a spec: one chain, in order
+        return zero[1:]
+    # (the structure is read on the first seed only: the others' values are nan)
+    return [u for u in zero if bool(np.any(u.values.get("input_same_for_every_sample", np.zeros(1)) == 1))]
+
+
+def zero_layers(result: SimulationResult) -> list[UnitStats]:
+    """The layers whose weights are all exactly zero in every seed."""
+    return [u for u in result.units if u.has_weights and "weight_std" in u.values and u.geo("weight_std") == 0]
+
+
+def designed_zero_layers(result: SimulationResult) -> list[UnitStats]:
+    """The all-zero layers (:func:`zero_layers`) when they are a designed zero initialisation,
+    which the first steps undo by themselves; empty when some zero layer can never learn.
+
+    A zero layer W whose own weight gradient dL/dW = g h^T is nonzero in every seed learns at the
+    first step, and from then on passes gradient back (a zero-initialised residual branch end:
+    Fixup, ADM/DDPM U-Nets, ControlNet, LoRA's B; a zero readout: Fixup's and DiT's final layer).
+    A zero layer that gets none waits for them only where its gradient is held back by zero layers
+    after it that learn: its input h is nonzero, its own activation passes a gradient at 0 (a ReLU
+    over a zero pre-activation is dead for good), and its output reaches one of those learners
+    (Fixup's branch ends behind its zero fc get a gradient from the second step). A zero layer
+    the data reaches only through another (zero layers in series: its input is 0, or the same
+    constant for every sample), or zero layers none of which learns, is the error: no gradient
+    passes them, and nothing breaks their units' symmetry."""
+    zero = zero_layers(result)
+    learners = [u for u in zero if _all_seeds(u, "grad_norm", lambda g: g > 0)]
+    if not learners or _behind_zero(result, zero):
         return []
+    names = {u.name for u in learners}
+    for u in zero:
+        if u in learners:
+            continue
+        reach = _reach(result, u.name)
+        if not (_all_seeds(u, "input_mean_square", lambda h: h > 0)
+                and not _all_seeds(u, "dead_fraction", lambda d: d >= 1)
+                and (reach is None or reach & names)):
+            return []
+    return zero
+
+
+def branch_ends(zero: list[UnitStats], result: SimulationResult) -> bool:
+    """Whether every one of the ``zero`` layers ends a residual branch (its output is summed into
+    another path) and gets a gradient of its own in every seed."""
     summed = set(result.summed)
-    if all(u.name in summed and "grad_norm" in u.values and bool(np.all(u.values["grad_norm"] > 0)) for u in zero):
-        return zero
-    return []
+    return all(u.name in summed and _all_seeds(u, "grad_norm", lambda g: g > 0) for u in zero)
+
+
+def _zero_init_note(zero: list[UnitStats], result: SimulationResult, first: UnitStats) -> str:
+    """The explanation of a designed zero initialisation (:func:`designed_zero_layers`)."""
+    if branch_ends(zero, result):
+        return (
+            f"{_named(zero)} {'ends' if len(zero) == 1 else 'end'} a residual branch with weights that are all "
+            "exactly zero, on purpose (Fixup, ADM/DDPM U-Nets, ControlNet's zero convolutions): each block starts "
+            "as the identity. So at the first step no gradient reaches the layers that feed only those branches "
+            f"(here {first.name}); the zero layers themselves get one, so after one step they are no longer "
+            "zero and the gradient reaches everything. Nothing to change: re-initialising them would undo the "
+            "design.")
+    learners = [u for u in zero if _all_seeds(u, "grad_norm", lambda g: g > 0)]
+    waiting = [u for u in zero if u not in learners]
+    one = len(waiting) == 1
+    later = (f" {_named(waiting)} {'gets' if one else 'get'} none yet, only because the zero "
+             f"{'layers' if len(learners) > 1 else 'layer'} after {'it' if one else 'them'} "
+             f"{'pass' if len(learners) > 1 else 'passes'} nothing back; with {'its' if one else 'their'} input "
+             f"nonzero, {'it learns' if one else 'they learn'} from the second step.") if waiting else ""
+    return (
+        f"{_named(zero)} {'has' if len(zero) == 1 else 'have'} weights that are all exactly zero, on purpose "
+        "(a zero-initialised readout or residual branch end: Fixup, ADM/DDPM U-Nets, DiT's final layer), so no "
+        f"gradient reaches {first.name} at the first step. {_named(learners)} "
+        f"{'gets' if len(learners) == 1 else 'get'} a gradient of {'its' if len(learners) == 1 else 'their'} own "
+        f"(dL/dW = g h^T, nonzero), so after one step {'it is' if len(learners) == 1 else 'they are'} no longer "
+        f"zero and pass{'es' if len(learners) == 1 else ''} the gradient back.{later} Nothing to change: "
+        "re-initialising them would undo the design.")
 
 
 def _these_layers(acts: str) -> str:
@@ -260,8 +344,8 @@ class VanishingGradient(ArchitectureRule):
             # an error where the path's own ratio is one
             ratio = depth_ratio(result)[0]
             return "error" if not math.isnan(ratio) and t.vanishing(ratio) == "error" else "warning"
-        if value == 0 and zero_branch_ends(result):
-            return "info"  # the design of a zero-initialised branch end: learns from the first step
+        if value == 0 and designed_zero_layers(result):
+            return "info"  # a designed zero init (a branch end, a readout): learns from the first steps
         return t.vanishing(value)
 
     def describe(
@@ -944,9 +1028,13 @@ class LargeUpdates(ArchitectureRule):
             "update_ratios": {u.name: ratios[u.name] for u in hit},
             "optimizer": kind,
             "learning_rate": lr,
-            "first_step_factor": _first_over_usual(result, hit[0].name),
+            "first_step_factor": (factor := _first_over_usual(result, hit[0].name)),
         }
-        summary = (f"one {kind} step at lr {lr:g} changes {hit[0].name}'s weights by {fmt(ratios[hit[0].name])} of their "
+        # the figure judged is the optimizer's usual step: say so where its first step differs
+        # (RMSprop's and Adadelta's start-up transient, Adagrad's shrinking steps)
+        step = (f"one {kind} step at lr {lr:g}" if abs(factor - 1) < 0.05 else
+                f"a usual {kind} step at lr {lr:g} (its first is {fmt(factor)}x that)")
+        summary = (f"{step} changes {hit[0].name}'s weights by {fmt(ratios[hit[0].name])} of their "
                    f"norm (healthy: about 1e-3)" + (f"; {len(hit)} layers above {t.large_update_warning:g}"
                                                     if len(hit) > 1 else ""))
         explanation = (

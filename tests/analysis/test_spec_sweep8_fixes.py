@@ -47,3 +47,19 @@ def test_an_override_of_seeds_does_not_hide_an_invalid_seeds(tmp_path: Path) -> 
     with pytest.raises(SpecError) as exc:
         check_architecture(path, seeds=2, verify=False)
     assert _pointers(exc) == ["/seeds"]
+
+
+@pytest.mark.parametrize(("optimizer", "words"), [
+    ({"type": "rmsprop", "lr": 0.03}, "a usual rmsprop step at lr 0.03 (its first is 10x that)"),
+    ({"type": "adam", "lr": 0.05}, "one adam step at lr 0.05 changes"),
+])
+def test_a_large_update_says_which_step_it_judged(optimizer: dict, words: str) -> None:
+    # RMSprop's square average starts at (1 - alpha) g^2: its first step is 1/sqrt(0.01) = 10x the
+    # usual one, which is what is judged; the summary must not call the usual figure "one step"
+    spec = {"input": {"shape": [64]}, "optimizer": optimizer, "seeds": 1,
+            "layers": [{"type": "linear", "out_features": 64, "activation": "relu", "init": "kaiming_normal",
+                        "repeat": 3}, {"type": "linear", "out_features": 10}]}
+    doc = check_architecture(spec, verify=False)
+    [f] = [f for f in doc.findings if f.code == "large_updates"]
+    assert words in f.summary
+    assert f.evidence.first_step_factor == pytest.approx(10.0 if optimizer["type"] == "rmsprop" else 1.0, rel=1e-6)
