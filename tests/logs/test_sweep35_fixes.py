@@ -65,3 +65,16 @@ def test_several_severe_gradient_spikes_are_a_warning_however_often_the_run_logs
     grad[500] *= 150                                                    # one, however large: a note
     [f] = [f for f in diagnose(run_of(loss=loss, grad_norm=grad)).findings if f.code == "gradient_spike"]
     assert f.severity == "info"
+
+
+def test_mmengines_validation_records_stepped_by_their_epoch_follow_that_epochs_training(tmp_path: Path) -> None:
+    lines = []
+    for epoch in range(1, 4):
+        for it in range(50, 1001, 50):
+            step = (epoch - 1) * 1000 + it
+            lines.append(json.dumps({"lr": 0.02, "loss": 2.4 - step / 5000, "grad_norm": 7.0, "data_time": 0.01,
+                                     "time": 0.44, "epoch": epoch, "iter": step, "memory": 3821, "step": step}))
+        lines.append(json.dumps({"coco/bbox_mAP": 0.1 * epoch, "data_time": 0.003, "time": 0.05, "step": epoch}))
+    s = by_name(read_log(write(tmp_path, "scalars.json", "\n".join(lines) + "\n")))
+    np.testing.assert_array_equal(s["val/coco/bbox_mAP"].steps, [1000, 2000, 3000])
+    assert len(s["time"].values) == 60 and s["time"].steps[0] == 50   # training's own, unmixed

@@ -549,6 +549,7 @@ class _Records:
         self.order = 0
         self.headers = 0                    # leading records passed over as the run's description
         self.last_step: float | None = None  # the step of the last training record read
+        self.epoch: float | None = None      # ... and its epoch, where it gives one beside its iteration
 
     def add(self, obj: Any, where: str) -> None:
         """Add one decoded record (``where``: ``line 12``, ``record 3``); :class:`BadRow` if it is not one."""
@@ -572,6 +573,12 @@ class _Records:
                             if k not in _EVAL_BOOKKEEPING and step_key({k: v}) is None}}
         elif isinstance(mode, str):
             obj = {k: v for k, v in obj.items() if k != "mode"}
+        elif ("epoch" not in obj and "iter" not in obj and self.epoch is not None and self.last_step is not None
+              and number(obj.get("step")) == self.epoch):
+            # mmengine's scalars.json: a by-epoch run's validation record is stepped by the epoch
+            # it closes ({"coco/bbox_mAP": 0.3, "step": 1} among training records at step 50, 100...):
+            # the evaluation's figures, at the training step they followed
+            obj = {"step": self.last_step, **{f"val/{k}": v for k, v in obj.items() if k != "step"}}
         if self.by_order is None:
             self.by_order = stepless_losses(obj)
             if self.by_order:
@@ -600,8 +607,9 @@ class _Records:
             else:
                 self.starts[fields] = (first, step, count + 1 if step > last or count == 0 else count)
         self.points.add_records(found)
-        if found and not (isinstance(mode, str) and mode.lower() in _EVAL_MODES):
+        if found and not (isinstance(mode, str) and mode.lower() in _EVAL_MODES) and not found[0][0].startswith("val/"):
             self.last_step = found[0][1]
+            self.epoch = number(obj.get("epoch")) if "iter" in obj else None
         for name, shown in list(self.skipped.items())[noted:]:  # the fields first left out here
             self.warnings.append(LogWarning(
                 "skipped_values", f"{self.name} {where}: {name!r} is {shown}, not a number: left out "
