@@ -3,7 +3,8 @@
 Why an interpreter of our own rather than onnx2torch: onnx2torch has had no release since 2024, has
 no converter for LSTM/GRU/RNN and leaves MatMul weights as buffers (no gradient, so no grad_norm).
 Here each node becomes a small ``nn.Module`` from a registry of ops, and :class:`OnnxModule` runs
-them in the file's (topological) order over a name -> tensor table. Initializers that feed weight
+them in topological order (the file's, or sorted by the header's structural check, which refuses
+a cycle, an undefined input or a name written twice) over a name -> tensor table. Initializers that feed weight
 inputs (Gemm/MatMul/Conv weights and biases, normalisation scales, embedding tables behind Gather,
 LSTM/GRU/RNN W/R/B, which become torch's own recurrent modules) are ``nn.Parameter``s; other
 initializers and ``Constant`` values are buffers.
@@ -32,7 +33,7 @@ from torch import nn
 from gradhealth.analysis.cells import mark
 from gradhealth.analysis.graph import InputSpec, Recurrence, Role, einsum_fans, run_recurrent
 from gradhealth.analysis.importers import ModelError
-from gradhealth.analysis.importers.onnx_static import read_header
+from gradhealth.analysis.importers.onnx_static import BYTES_PER_VALUE, read_header
 from gradhealth.analysis.plan import Limits
 
 #: ONNX element types we read, to numpy (float16 and bfloat16 are read via onnx.numpy_helper).
@@ -64,11 +65,24 @@ class Ctx:
 
     static: dict[str, np.ndarray]
     weights: set[str] = field(default_factory=set)  # initializers that became parameters
+    #: the most values one tensor made from the values of its inputs (ConstantOfShape, Expand,
+    #: Tile, Range) may hold: the activation memory limit's (None: unbounded, when folding)
+    max_values: int | None = None
 
     def value(self, name: str) -> np.ndarray | None:
+        """The value of ``name`` known before running (an initializer, a Constant), else None."""
         return self.static.get(name) if name else None
 
+    def bounded(self, node: Node, count: int) -> None:
+        """Refuse (ValueError: the check's "does not run" refusal) a tensor of ``count`` values
+        from ``node`` over :attr:`max_values`, before it is allocated: what its arguments are only
+        known at run time (the static check sizes the constant ones before anything runs)."""
+        if self.max_values is not None and count > self.max_values:
+            raise ValueError(f"node {node.name or '?'} ({node.op}) would make a tensor of {count} values, "
+                             f"over the {self.max_values} the activation memory limit allows")
+
     def param(self, name: str, transpose: bool = False) -> nn.Parameter | None:
+        """``name``'s floating-point value as a parameter (noted in :attr:`weights`), else None."""
         v = self.value(name)
         if v is None or not np.issubdtype(v.dtype, np.floating):
             return None
@@ -720,8 +734,44 @@ def _clip(n: Node, c: Ctx) -> Op:
     return Fn(clip, role)
 
 
-def _expand(x: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-    return x.expand(torch.broadcast_shapes(tuple(x.shape), tuple(_ints(shape))))
+def _expand_op(n: Node, c: Ctx) -> Op:
+    """Expand: ``x`` broadcast to ``shape`` (bounded: the next op materialises the view)."""
+    def expand(x: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        size = torch.broadcast_shapes(tuple(x.shape), tuple(_ints(shape)))
+        c.bounded(n, math.prod(size))
+        return x.expand(size)
+    return Fn(expand)
+
+
+def _constant_of_shape(n: Node, c: Ctx) -> Op:
+    """ConstantOfShape: a tensor of ``shape`` filled with the node's ``value`` (0 without one)."""
+    stored = c.value(n.outputs[0] + "#value")  # read from the attribute at import
+    fill = float(stored.reshape(-1)[0]) if stored is not None and stored.size else 0.0
+
+    def constant_of_shape(shape: torch.Tensor) -> torch.Tensor:
+        dims = _ints(shape)
+        c.bounded(n, math.prod(dims))
+        return torch.full(dims, fill, device=shape.device)
+    return Fn(constant_of_shape)
+
+
+def _tile(n: Node, c: Ctx) -> Op:
+    """Tile: ``x`` repeated ``repeats`` times along each axis."""
+    def tile(x: torch.Tensor, repeats: torch.Tensor) -> torch.Tensor:
+        times = _ints(repeats)
+        c.bounded(n, x.numel() * math.prod(times))
+        return x.repeat(*times)
+    return Fn(tile)
+
+
+def _range_op(n: Node, c: Ctx) -> Op:
+    """Range(start, limit, delta): ``arange``, its length bounded before it is made."""
+    def range_(start: torch.Tensor, limit: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        step = delta.item()
+        if step:
+            c.bounded(n, max(math.ceil((limit.item() - start.item()) / step), 0))
+        return _range(start, limit, delta)
+    return Fn(range_)
 
 
 def _reduce(fn: Callable[..., torch.Tensor]) -> Callable[[Node, Ctx], Op]:
@@ -924,6 +974,45 @@ def _selu(x: torch.Tensor) -> torch.Tensor:
     return F.selu(x)
 
 
+def _isinf(n: Node, c: Ctx) -> Op:
+    """IsInf: which values are +inf (``detect_positive``) or -inf (``detect_negative``); a boolean
+    output carries no gradient (torch.nan_to_num and torch.isfinite export it)."""
+    pos, neg = bool(n.attrs.get("detect_positive", 1)), bool(n.attrs.get("detect_negative", 1))
+
+    def isinf(x: torch.Tensor) -> torch.Tensor:
+        if pos and neg:
+            return torch.isinf(x)
+        if pos or neg:
+            return torch.isposinf(x) if pos else torch.isneginf(x)
+        return torch.zeros_like(x, dtype=torch.bool)
+    return Fn(isinf)
+
+
+def _reduce_prod(x: torch.Tensor, dim: list[int], keepdim: bool) -> torch.Tensor:
+    """torch.prod over several axes (it takes one): the last first, so the others keep their index."""
+    for d in sorted({d % x.dim() for d in dim}, reverse=True):
+        x = torch.prod(x, d, keepdim=keepdim)
+    return x
+
+
+def _one_hot(n: Node, c: Ctx) -> Op:
+    """OneHot(indices, depth, values): ``values[1]`` at each index along ``axis``, ``values[0]``
+    elsewhere; negative indices count from ``depth``, others out of range are all off (as ONNX
+    says; F.one_hot would raise). torch's legacy exporter writes F.one_hot so."""
+    axis = int(n.attrs.get("axis", -1))
+
+    def one_hot(indices: torch.Tensor, depth: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        d = int(depth.reshape(-1)[0].item())
+        i = indices.long()
+        i = torch.where(i < 0, i + d, i)
+        inside = (i >= 0) & (i < d)
+        hot = F.one_hot(torch.where(inside, i, 0), d).bool() & inside.unsqueeze(-1)
+        hot = hot.movedim(-1, axis % hot.dim())
+        off, on = values.reshape(-1)[0], values.reshape(-1)[1]
+        return torch.where(hot, on, off)
+    return Fn(one_hot)
+
+
 OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "ConvTranspose": _conv_transpose, "BatchNormalization": _bn,
     "LayerNormalization": _ln, "Gather": _gather,
@@ -959,10 +1048,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Shape": lambda n, c: Fn(lambda x: torch.tensor(list(x.shape)[n.attrs.get("start", 0):n.attrs.get("end")],
                                                     dtype=torch.int64, device=x.device)),
     "Constant": _constant, "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Slice": _slice,
-    "Expand": _binary(_expand), "Cast": _cast,
-    "ConstantOfShape": lambda n, c: Fn(lambda s: torch.full(
-        _ints(s), float(c.value(n.outputs[0] + "#value").reshape(-1)[0])  # type: ignore[union-attr]  # read below
-        if c.value(n.outputs[0] + "#value") is not None else 0.0, device=s.device)),
+    "Expand": _expand_op, "Cast": _cast, "ConstantOfShape": _constant_of_shape,
     "ReduceMean": _reduce(torch.mean), "ReduceSum": _reduce(torch.sum),
     "ReduceMax": _reduce(torch.amax), "ReduceMin": _reduce(torch.amin),
     "ReduceL2": _reduce(lambda x, dim, keepdim: torch.linalg.vector_norm(x, 2, dim=dim, keepdim=keepdim)),
@@ -981,11 +1067,20 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Less": _binary(torch.lt), "Greater": _binary(torch.gt), "LessOrEqual": _binary(torch.le),
     "GreaterOrEqual": _binary(torch.ge), "And": _binary(torch.logical_and),
     "Or": _binary(torch.logical_or), "Xor": _binary(torch.logical_xor),
-    "Tile": lambda n, c: Fn(lambda x, repeats: x.repeat(*_ints(repeats))),
-    "Range": _binary(_range),
+    "Tile": _tile, "Range": _range_op,
     "Einsum": _einsum,
     "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin), "TopK": _topk,
     "ScatterND": _scatter_nd, "GatherElements": _gather_elements, "CumSum": _cumsum,
+    # boolean tests: no gradient through them (the legacy exporter masks attention with
+    # Where(IsNaN(Softmax(..)), 0, Softmax(..)), torch.isfinite and nan_to_num use IsInf too)
+    "IsNaN": _binary(torch.isnan), "IsInf": _isinf,
+    "Round": _binary(torch.round),  # half to even in both
+    "Celu": lambda n, c: Fn(lambda x: F.celu(x, float(n.attrs.get("alpha", 1.0)))),
+    "ThresholdedRelu": lambda n, c: Fn(lambda x: F.threshold(x, float(n.attrs.get("alpha", 1.0)), 0.0)),
+    "ReduceProd": _reduce(_reduce_prod), "OneHot": _one_hot,
+    "Tan": _binary(torch.tan), "Atan": _binary(torch.atan), "Asin": _binary(torch.asin),
+    "Acos": _binary(torch.acos), "Sinh": _binary(torch.sinh), "Cosh": _binary(torch.cosh),
+    "Asinh": _binary(torch.asinh), "Acosh": _binary(torch.acosh), "Atanh": _binary(torch.atanh),
 }
 
 
@@ -996,11 +1091,14 @@ class OnnxModule(nn.Module):
 
     def __init__(self, inputs: list[str], outputs: list[str], ops: list[Op],
                  wiring: list[tuple[list[str], list[str]]], consts: dict[str, np.ndarray],
-                 unit_names: list[tuple[str, str]]) -> None:
+                 unit_names: list[tuple[str, str]], held: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.input_names, self.output_names = inputs, outputs
         self.ops = nn.ModuleList(ops)
         self.wiring = wiring
+        #: values known at import that an op holds itself (a weight it made a parameter): read as
+        #: None from the table; any other name missing there is a graph defect, not an input
+        self.held = held
         self.unit_names = unit_names  # (name, pointer) per op
         #: per unrolled recurrence, the indices of the ops that apply its recurrent weight, and of
         #: its input projections
@@ -1019,8 +1117,11 @@ class OnnxModule(nn.Module):
         previous = torch.get_default_dtype()
         torch.set_default_dtype(self._dtype.dtype)  # Cast-to-float follows the simulation's precision
         try:
-            for op, (ins, outs) in zip(self.ops, self.wiring, strict=True):
-                result = op(*[env.get(i) if i else None for i in ins])  # parameters live in the op
+            for k, (op, (ins, outs)) in enumerate(zip(self.ops, self.wiring, strict=True)):
+                args = [env.get(i) if i else None for i in ins]  # parameters live in the op
+                if any(a is None for a in args):
+                    self._check_defined(k, ins, env)
+                result = op(*args)
                 if len(outs) == 1:
                     env[outs[0]] = result[0] if isinstance(result, tuple) else result
                 else:
@@ -1029,8 +1130,20 @@ class OnnxModule(nn.Module):
                             env[name] = value
         finally:
             torch.set_default_dtype(previous)
+        missing = [o for o in self.output_names if o not in env]
+        if missing:
+            raise ModelError(f"graph output {missing[0]!r} was computed by no node")
         out = [env[o] for o in self.output_names]
         return out[0] if len(out) == 1 else tuple(out)
+
+    def _check_defined(self, k: int, ins: list[str], env: dict[str, Any]) -> None:
+        """A backstop to the header's structural check: op ``k`` is never handed None for a name
+        that is neither left out (``""``) nor held by the op, but refused, naming both."""
+        for i in ins:
+            if i and i not in env and i not in self.held:
+                node = self.unit_names[k][1].removeprefix("node:") or "?"
+                raise ModelError(f"node {node} reads {i!r}, which no graph input, initializer or "
+                                 "earlier node defines")
 
     def module_names(self) -> dict[nn.Module, tuple[str, str]]:
         """The unit name and pointer of every measured module (for the tracer)."""
@@ -1523,7 +1636,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     nodes = _fuse(nodes, static, consumers)
     nodes, restored = _restore_norms(nodes, static)
 
-    ctx = Ctx(static)
+    # a tensor sized by run-time values is bounded as the header bounds the constant ones
+    ctx = Ctx(static, max_values=(limits or Limits()).max_activation_bytes // BYTES_PER_VALUE)
     ops: list[Op] = []
     problems: list[str] = []
     names: list[tuple[str, str]] = []
@@ -1549,7 +1663,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             for i in node.inputs}
     consts = {k: v for k, v in static.items() if k in init_names and (k not in ctx.weights or k in read)}
     module = OnnxModule([n for n, _ in specs], [o.name for o in graph.output], ops,
-                        [(n.inputs, n.outputs) for n in nodes], consts, names)
+                        [(n.inputs, n.outputs) for n in nodes], consts, names, held=frozenset(static))
     recurrences = _recurrences(nodes, ops, names)
     index = {n: i for i, (n, _) in enumerate(names)}
     # the input projections that are the recurrent module's own (one module path with its

@@ -1,6 +1,7 @@
-"""What can be known about an ONNX file without torch: is it ONNX, which ops it uses, whether it
-refers to external data, its parameter count, which input dimensions still need a size, and its
-estimated activation memory.
+"""What can be known about an ONNX file without torch: is it ONNX, is its graph a dataflow graph
+(single assignment, every read defined, acyclic), which ops it uses, whether it refers to external
+data, its parameter count, which input dimensions still need a size, and its estimated activation
+memory.
 
 The API process runs this at submission (it must never import torch: tests/test_boundary.py), so
 an upload that could never be checked gets its 4xx before a job exists; the worker's importer
@@ -10,6 +11,8 @@ disagree. Parsing is protobuf only (``ModelProto.FromString``): nothing in the f
 
 from __future__ import annotations
 
+import heapq
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +27,19 @@ from gradhealth.errors import InputFormatError, LimitExceeded
 #: Every op the interpreter has a builder for (keys of ``importers.onnx.OPS`` without the private
 #: fused ones; tests/api/test_model_checks.py pins the two equal).
 SUPPORTED_OPS: frozenset[str] = frozenset({
-    "Abs", "Add", "And", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "Cast", "Ceil",
-    "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Cos", "CumSum", "DepthToSpace",
-    "Div", "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor", "GRU",
+    "Abs", "Acos", "Acosh", "Add", "And", "ArgMax", "ArgMin", "Asin", "Asinh", "Atan", "Atanh", "AveragePool",
+    "BatchNormalization", "Cast", "Ceil", "Celu",
+    "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose", "Cos", "Cosh", "CumSum",
+    "DepthToSpace", "Div", "Dropout", "Einsum", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Floor", "GRU",
     "Gather", "GatherElements", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual",
-    "GroupNormalization", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LSTM",
-    "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max",
-    "MaxPool", "Mean", "Min", "Mish", "Mod", "Mul", "Neg", "Not", "Or", "PRelu", "Pad", "Pow", "RNN",
+    "GroupNormalization", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "IsInf", "IsNaN",
+    "LSTM", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max",
+    "MaxPool", "Mean", "Min", "Mish", "Mod", "Mul", "Neg", "Not", "OneHot", "Or", "PRelu", "Pad", "Pow", "RNN",
     "Range", "Reciprocal", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
-    "ReduceMin", "ReduceSum", "ReduceSumSquare", "Relu", "Reshape",
-    "Resize", "ScatterND", "Selu", "Shape", "Sigmoid", "Sign", "Sin", "Slice", "Softmax", "Softplus", "Softsign",
-    "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Tile", "TopK", "Transpose", "Trilu", "Unsqueeze", "Where",
-    "Xor",
+    "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "Relu", "Reshape",
+    "Resize", "Round", "ScatterND", "Selu", "Shape", "Sigmoid", "Sign", "Sin", "Sinh", "Slice", "Softmax",
+    "Softplus", "Softsign", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tan", "Tanh", "ThresholdedRelu", "Tile",
+    "TopK", "Transpose", "Trilu", "Unsqueeze", "Where", "Xor",
 })
 
 #: The first bytes of a file that is certainly not ONNX (a cheap, friendlier message than protobuf's).
@@ -52,6 +56,8 @@ class Header:
     elem_types: dict[str, int]  # ... -> its ONNX element type
     parameters: int
     activation_bytes: int
+    #: the file listed its nodes out of topological order and they were sorted (:func:`check_structure`)
+    reordered: bool = False
 
 
 def parse(data: bytes) -> Any:
@@ -96,6 +102,200 @@ def _external_tensors(model: Any) -> list[str]:
 def _named(names: list[str], most: int = 5) -> str:
     """The first ``most`` of ``names``, and how many more."""
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _node_label(node: Any, k: int) -> str:
+    """``name (Op)`` of the ``k``-th node, its position where the exporter left it unnamed."""
+    return f"{node.name or f'#{k}'} ({node.op_type})"
+
+
+def _outer_reads(graph: Any) -> set[str]:
+    """The names a subgraph (an If branch, a Loop or Scan body) reads from the scopes around it:
+    what it reads that none of its own inputs, initializers or nodes define, its nested bodies'
+    reads included (ONNX lets a body see every name of the graphs it is inside)."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    defined |= {o for n in graph.node for o in n.output if o}
+    reads = {i for n in graph.node for i in _node_reads(n)}
+    reads |= {o.name for o in graph.output}
+    return {r for r in reads if r and r not in defined}
+
+
+def _node_reads(node: Any) -> list[str]:
+    """A node's inputs, and for a node holding subgraphs the outer names its bodies read: both
+    must be defined before it runs."""
+    reads = [i for i in node.input if i]
+    for a in node.attribute:
+        for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+            reads.extend(sorted(_outer_reads(g) - set(reads)))
+    return reads
+
+
+def check_structure(graph: Any) -> bool:
+    """Refuse (:class:`ModelError`, naming the node and tensor) a graph that is no dataflow graph:
+    a name assigned twice across the graph inputs, initializers and node outputs (ONNX is single
+    assignment; a second writer would silently make another model), a node input nothing defines
+    (a graph input, an initializer, a node's output, or ``""``: an optional input left out), a node
+    reading its own output, a graph output nothing produces, or a cycle. An acyclic graph listed out
+    of order (ONNX requires topological order, but onnxruntime sorts such a file and runs it) is
+    sorted in place, stably (a sorted graph keeps its order); returns whether it was reordered."""
+    nodes = list(graph.node)
+    # a name both a graph input and an initializer is one tensor (IR < 4 lists every weight as an
+    # input, its initializer the default value)
+    sources: dict[str, str] = {}
+    for inp in graph.input:
+        if inp.name in sources:
+            raise ModelError(f"tensor {inp.name!r} is assigned more than once: it is declared twice "
+                             "as a graph input (ONNX assigns each name once)")
+        sources[inp.name] = "a graph input"
+    seen_init: set[str] = set()
+    for t in graph.initializer:
+        if t.name in seen_init:
+            raise ModelError(f"tensor {t.name!r} is assigned more than once: two initializers have "
+                             "that name (ONNX assigns each name once)")
+        seen_init.add(t.name)
+        sources.setdefault(t.name, "an initializer")
+    producer: dict[str, int] = {}
+    for k, n in enumerate(nodes):
+        for o in n.output:
+            if not o:  # an optional output left out
+                continue
+            if o in producer or o in sources:
+                first = (f"node {_node_label(nodes[producer[o]], producer[o])}" if o in producer
+                         else sources[o])
+                raise ModelError(f"tensor {o!r} is assigned more than once: by {first} and again by node "
+                                 f"{_node_label(n, k)}; ONNX assigns each name once (single assignment), "
+                                 "and which value a reader gets would be a guess")
+            producer[o] = k
+    reads = [_node_reads(n) for n in nodes]
+    for k, n in enumerate(nodes):
+        for i in reads[k]:
+            if producer.get(i) == k:
+                raise ModelError(f"node {_node_label(n, k)} reads its own output {i!r}: a cycle, which no "
+                                 "dataflow graph has")
+            if i not in producer and i not in sources:
+                raise ModelError(f"node {_node_label(n, k)} reads {i!r}, which is not defined: no graph "
+                                 "input, initializer or node produces it")
+    for o in graph.output:
+        if o.name not in producer and o.name not in sources:
+            raise ModelError(f"graph output {o.name!r} is produced by no node (nor is it a graph input "
+                             "or initializer)")
+    # already in order (the usual case): every read made by an earlier node
+    if all(producer.get(i, -1) < k for k in range(len(nodes)) for i in reads[k]):
+        return False
+    # Kahn's algorithm, always taking the earliest-listed ready node: a stable sort
+    users: dict[int, list[int]] = {}
+    waiting = [0] * len(nodes)
+    for k in range(len(nodes)):
+        for j in {producer[i] for i in reads[k] if i in producer}:
+            users.setdefault(j, []).append(k)
+            waiting[k] += 1
+    ready = [k for k in range(len(nodes)) if not waiting[k]]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(k)
+        for u in users.get(k, []):
+            waiting[u] -= 1
+            if not waiting[u]:
+                heapq.heappush(ready, u)
+    if len(order) < len(nodes):
+        raise ModelError("the graph has a cycle, so no node order computes it: "
+                         + _cycle(nodes, reads, producer, set(order)))
+    # copies: a message removed from a repeated field is not to be read afterwards
+    sorted_nodes = [type(nodes[k])() for k in order]
+    for copy, k in zip(sorted_nodes, order, strict=True):
+        copy.CopyFrom(nodes[k])
+    del graph.node[:]
+    graph.node.extend(sorted_nodes)
+    return True
+
+
+def _cycle(nodes: list[Any], reads: list[list[str]], producer: dict[str, int], done: set[int]) -> str:
+    """One cycle among the nodes a topological sort could not place, as ``a -(t)-> b ...``: every
+    such node waits on another such one, so walking back from any of them repeats a node."""
+    k = next(j for j in range(len(nodes)) if j not in done)
+    path: list[tuple[int, str]] = []  # (node, the tensor it reads from the next one back)
+    at: dict[int, int] = {}
+    while k not in at:
+        at[k] = len(path)
+        tensor = next(i for i in reads[k] if i in producer and producer[i] not in done)
+        path.append((k, tensor))
+        k = producer[tensor]
+    loop = path[at[k]:][::-1]  # producers first
+    steps = [f"node {_node_label(nodes[j], j)} -({t!r})-> " for j, t in
+             [(producer[t], t) for _, t in loop]]
+    return "".join(steps) + f"node {_node_label(nodes[loop[-1][0]], loop[-1][0])}"
+
+
+#: Ops whose output size is set by the values of their inputs, not by their shapes: a constant
+#: argument can ask for any size at all from a file of a few bytes.
+_SIZED_BY_VALUE = ("ConstantOfShape", "Expand", "Tile", "Range")
+#: The largest stored integer tensor read as a value here (shapes, repeats and bounds are short).
+_SMALL = 1 << 12
+#: Bytes the estimate counts for a value: float64, and its gradient.
+BYTES_PER_VALUE = 16
+#: ONNX's integer element types (uint8 to uint64).
+_INT_DATA = frozenset({2, 3, 4, 5, 6, 7, 12, 13})
+
+
+def _known_values(graph: Any) -> dict[str, np.ndarray]:
+    """Values known without running anything: small initializers, ``Constant`` nodes, and what
+    ``Identity``, ``Cast``, ``Concat``, ``Reshape``, ``Squeeze`` and ``Unsqueeze`` make of them (the
+    ways an exporter writes a shape), raveled: only the numbers matter to the sizes read from them."""
+    from onnx import helper, numpy_helper
+
+    values: dict[str, np.ndarray] = {}
+    for t in graph.initializer:
+        if int(np.prod(t.dims)) <= _SMALL and t.data_location != 1:  # (not external data)
+            try:
+                values[t.name] = np.asarray(numpy_helper.to_array(t)).ravel()
+            except Exception:  # a tensor whose data does not match its dims: read nothing from it
+                continue
+    for n in graph.node:
+        ins = [i for i in n.input if i]
+        try:
+            if n.op_type == "Constant":
+                for a in n.attribute:
+                    if a.name == "value" and int(np.prod(a.t.dims)) <= _SMALL:
+                        values[n.output[0]] = np.asarray(numpy_helper.to_array(a.t)).ravel()
+                    elif a.name in ("value_int", "value_ints", "value_float", "value_floats"):
+                        values[n.output[0]] = np.asarray(helper.get_attribute_value(a)).ravel()
+            elif n.op_type in ("Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze") and ins \
+                    and ins[0] in values:
+                values[n.output[0]] = values[ins[0]]
+            elif n.op_type == "Concat" and ins and all(i in values for i in ins):
+                values[n.output[0]] = np.concatenate([values[i] for i in ins])
+        except Exception:  # a malformed constant: nothing known from it
+            continue
+    return values
+
+
+def value_sized_outputs(graph: Any) -> list[tuple[str, str, int]]:
+    """``(node, tensor, at least how many values)`` for each :data:`_SIZED_BY_VALUE` node whose
+    arguments are known constants: ConstantOfShape's shape, Expand's shape (the output broadcasts to
+    it at least), Tile's repeats (times its input where that is known), Range's count."""
+    values = _known_values(graph)
+    out: list[tuple[str, str, int]] = []
+    for k, n in enumerate(graph.node):
+        ins = list(n.input)
+        if n.op_type not in _SIZED_BY_VALUE or not n.output or not ins:
+            continue
+        count: int | None = None
+        if n.op_type in ("ConstantOfShape", "Expand", "Tile"):
+            arg = ins[0] if n.op_type == "ConstantOfShape" else (ins[1] if len(ins) > 1 else "")
+            v = values.get(arg)
+            if v is not None and v.size and np.issubdtype(v.dtype, np.integer) and (v >= 0).all():
+                count = math.prod(int(d) for d in v)
+                if n.op_type == "Tile" and ins[0] in values:
+                    count *= int(values[ins[0]].size)
+        elif len(ins) == 3 and all(i in values and values[i].size == 1 for i in ins):
+            start, limit, delta = (float(values[i][0]) for i in ins)
+            if delta != 0 and math.isfinite(start) and math.isfinite(limit) and math.isfinite(delta):
+                count = max(math.ceil((limit - start) / delta), 0)
+        if count is not None:
+            out.append((_node_label(n, k), n.output[0], count))
+    return out
 
 
 def inline_external(data: bytes, folder: Path, max_bytes: int = 1 << 30) -> bytes:
@@ -163,17 +363,32 @@ def unsupported(model: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS
 def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
     """Estimated bytes of the inputs and of every intermediate tensor and its gradient in float64, from
     ONNX shape inference on the declared input sizes (protobuf-only; unknown shapes count as nothing)."""
+    return _estimate(model, shapes)[0]
+
+
+def _estimate(model: Any, shapes: dict[str, list[int]]) -> tuple[int, tuple[str, int] | None]:
+    """:func:`activation_bytes`, and the largest tensor a node makes: (its name, its bytes)."""
     import onnx
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
     # Shapes only: the weights become declared inputs of their shape (without them inference cannot
-    # size a Gemm's output, and the estimate would count the graph's output alone).
+    # size a Gemm's output, and the estimate would count the graph's output alone). Small integer
+    # tensors keep their values: they are shapes, repeats and bounds, which data propagation needs
+    # to size a ConstantOfShape, Expand, Tile or Reshape (onnxsweep6: ConstantOfShape of a stored
+    # [1e5, 1e5] counted as nothing, then allocated 80 GB).
     declared = {i.name for i in m.graph.input}
+    kept = [t for t in m.graph.initializer
+            if t.data_type in _INT_DATA and int(np.prod(t.dims)) <= _SMALL]
+    kept_names = {t.name for t in kept}
     for t in m.graph.initializer:
-        if t.name not in declared:
+        if t.name not in declared and t.name not in kept_names:
             m.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    kept_copies = [onnx.TensorProto() for _ in kept]
+    for copy, t in zip(kept_copies, kept, strict=True):
+        copy.CopyFrom(t)
     del m.graph.initializer[:]
+    m.graph.initializer.extend(kept_copies)
     for inp in m.graph.input:
         if inp.name in shapes:
             dims = inp.type.tensor_type.shape.dim
@@ -191,12 +406,16 @@ def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
     try:
         inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
     except Exception:  # inference is an estimate: a graph it cannot follow counts its inputs alone
-        return total
+        return total, None
+    largest: tuple[str, int] | None = None
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = vi.type.tensor_type.shape.dim
         if dims and all(d.HasField("dim_value") for d in dims):
-            total += int(np.prod([d.dim_value for d in dims])) * 8 * 2
-    return total
+            size = math.prod(int(d.dim_value) for d in dims) * BYTES_PER_VALUE
+            total += size
+            if largest is None or size > largest[1]:
+                largest = (vi.name, size)
+    return total, largest
 
 
 #: The batch a dynamic first dimension takes when no batch size is given.
@@ -208,9 +427,11 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                 max_bytes: int = 1 << 30,
                 supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> Header:
     """Everything refused before a tensor is made, in the order a user would fix it: not ONNX
-    (:class:`InputFormatError`), external data, unsupported ops (every one named, with its node),
-    the parameter count, dynamic dimensions without a size (:class:`ModelError`), the activation
-    memory (:class:`LimitExceeded`).
+    (:class:`InputFormatError`), control flow, a graph that is no dataflow graph
+    (:func:`check_structure`; one listed out of order is sorted), external data, unsupported ops
+    (every one named, with its node), the parameter count, a ConstantOfShape, Expand, Tile or Range
+    whose constant arguments ask for more than the memory limit, dynamic dimensions without a size
+    (:class:`ModelError`), the activation memory (:class:`LimitExceeded`).
 
     ``input_shapes`` gives sizes by input name; ``batch_size`` fills a dynamic first dimension (and
     replaces a fixed one). Without it a dynamic first dimension, the batch both torch's and tf2onnx's
@@ -225,6 +446,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         raise ModelError(f"control flow is not simulated: {_named(flow)} hold(s) a subgraph; export the "
                          "model without data-dependent branches or loops (torch.jit.script and torch.cond "
                          "export If/Loop nodes; tracing unrolls a loop of fixed length)")
+    # a graph that is no dataflow graph (a name written twice, a read of nothing, a cycle) is
+    # refused by name here, before the worker's interpreter would trip over it
+    reordered = check_structure(model.graph)
     stored = _external_tensors(model)
     if stored:
         raise ModelError(
@@ -252,6 +476,13 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     params = sum(int(np.prod(t.dims)) for t in graph.initializer)
     if params > limits.max_parameters:
         raise LimitExceeded(f"the model has {params} parameters, over the limit of {limits.max_parameters}")
+    # A constant argument can ask a ConstantOfShape, Expand, Tile or Range for any size, whatever the
+    # inputs: counted as the estimate counts a tensor (float64, with its gradient), by node.
+    for label, tensor, count in value_sized_outputs(graph):
+        if count * BYTES_PER_VALUE > limits.max_activation_bytes:
+            raise LimitExceeded(f"node {label} would make {tensor!r} of {count} values, about "
+                                f"{count * BYTES_PER_VALUE} bytes with its gradient, over the activation "
+                                f"memory limit of {limits.max_activation_bytes} bytes")
     unknown = sorted(set(input_shapes or {}) - {i.name for i in graph.input if i.name not in init_names})
     if unknown:
         raise ModelError(f"input shapes given for inputs the graph does not have: {', '.join(unknown)}")
@@ -294,23 +525,28 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                          + ("; give the batch size (--batch-size 32; `batch_size` over HTTP) or the "
                             "input shapes" if batch_only else "; give them as input shapes")
                          + " (e.g. --input-shape name=32x3x224x224)")
-    act = activation_bytes(model, shapes)
+    act, largest = _estimate(model, shapes)
     if act > limits.max_activation_bytes and defaulted:
         # the default batch was the check's choice, not the user's: take the largest that fits
         fits = DEFAULT_BATCH * limits.max_activation_bytes // act
         if fits >= 2:
             for name in defaulted:
                 shapes[name][0] = int(fits)
-            act = activation_bytes(model, shapes)
+            act, largest = _estimate(model, shapes)
     if act > limits.max_activation_bytes:
         first = next(iter(shapes.values()), [])
         batch = first[0] if first else 1
         fits = batch * limits.max_activation_bytes // act
+        maker = {o: _node_label(n, k) for k, n in enumerate(graph.node) for o in n.output if o}
+        # one tensor over the limit by itself: name the node that makes it
+        alone = (f"; {largest[0]!r}, made by node {maker[largest[0]]}, alone takes about {largest[1]} bytes"
+                 if largest is not None and largest[1] > limits.max_activation_bytes and largest[0] in maker
+                 else "")
         raise LimitExceeded(f"activations and their gradients would take about {act} "
-                            f"bytes, over the limit of {limits.max_activation_bytes}"
+                            f"bytes, over the limit of {limits.max_activation_bytes}" + alone
                             + (f"; a batch of {fits} or fewer fits (--batch-size; batch_size over HTTP)"
                                if 1 <= fits < batch else ""))
-    return Header(model, shapes, elem_types, params, act)
+    return Header(model, shapes, elem_types, params, act, reordered)
 
 
 def parse_input_shape(text: str) -> tuple[str, list[int]]:
