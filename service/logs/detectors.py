@@ -2559,17 +2559,47 @@ def _short_divergence(val: Series, loss: Series, t: LogThresholds) -> Finding | 
         evidence, [])
 
 
+#: Evaluations after the best that a validation divergence needs (fewer: a dip and its noise)
+_AFTER_BEST = 3
+#: The Mann-Kendall statistic's z a rise after the best must reach: one-sided 5 %
+_RISING_Z = 1.64
+
+
+def _trend_z(x: np.ndarray) -> float:
+    """Mann-Kendall's z of ``x``: how consistently later values exceed earlier ones (about 0 for
+    noise, positive for a rise), with its continuity correction; ties count as neither."""
+    n = len(x)
+    if n < 3:
+        return 0.0
+    signs = np.sign(x[None, :] - x[:, None])[np.triu_indices(n, 1)]
+    stat = float(np.sum(signs))
+    var = n * (n - 1) * (2 * n + 5) / 18
+    return (stat - math.copysign(1.0, stat)) / math.sqrt(var) if stat else 0.0
+
+
 def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None:
     vs, vv = finite(val)
     if len(vv) < 4:
         return None
-    # Validation losses are noisy: judge smoothed values, and ask the rise to stand out of the noise.
+    # Validation losses are noisy: find the best by smoothed values, then compare levels, not single
+    # points: the raw evaluations around the smoothed best against the median of the last three,
+    # and ask the rise to stand out of the evaluations' own noise and to be a trend, not a blip (a
+    # flat val_loss at 0.030 +- 13 % put its "best" on one low draw and "rose" +30 % in a third of
+    # such runs: ls36)
     w = max(3, len(vv) // 10)
     sm = smooth(vv, w)
     i_min = int(np.argmin(sm))
-    best, last = float(sm[i_min]), float(sm[-1])
-    noise = 1.4826 * float(np.median(np.abs(vv - sm)))
-    if i_min >= len(vv) - 2 or best <= 0 or (last - best) / best < t.validation_rise or last - best < 3 * noise:
+    if i_min > len(vv) - 1 - _AFTER_BEST:
+        return None
+    best = float(np.median(vv[max(0, i_min - 1):i_min + 2]))
+    last = float(np.median(vv[-3:]))
+    # the noise of one evaluation: from the points around the running median, and from the steps
+    # between successive evaluations after the best (a 3-point median follows each point closely)
+    noise = max(1.4826 * float(np.median(np.abs(vv - sm))),
+                1.4826 * float(np.median(np.abs(np.diff(vv[i_min:])))) / math.sqrt(2))
+    if best <= 0 or (last - best) / best < t.validation_rise or last - best < 3 * noise * math.sqrt(2 / 3):
+        return None
+    if _trend_z(vv[i_min:]) < _RISING_Z:
         return None
     # A loss printed with few decimals (Keras' console: "val_loss: 0.0013") that rose by a few units
     # of its last place is rounding, not a rise: 0.0010 -> 0.0013 is "+30%".
@@ -2591,10 +2621,15 @@ def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None
     # smoothed best (the weights early stopping would keep), and the last one.
     lo, hi = max(0, i_min - w), min(len(vv), i_min + w + 1)
     j = lo + int(np.argmin(vv[lo:hi]))
-    # and the training loss the file shows then and at the end (the medians above only decide)
+    # and the training loss the file shows then and at the end; where those two raw points say the
+    # opposite of the medians that decided (a noisy loss's last point above the one at the best:
+    # "fell from 0.0187 to 0.0222"), the medians
     then = lv[ls <= vs[j]]
+    shown_then, shown_now = (float(then[-1]) if len(then) else train_then), float(lv[-1])
+    if not shown_now < shown_then:
+        shown_then, shown_now = train_then, train_now
     return _Divergence(val, (last - best) / best, float(vv[j]), float(vs[j]), float(vv[-1]), float(vs[-1]),
-                       float(then[-1]) if len(then) else train_then, float(lv[-1]), int(len(vv) - 1 - j))
+                       shown_then, shown_now, int(len(vv) - 1 - j))
 
 
 #: Ctrl-C, as Python and torch's elastic launcher report it (SIGINT is signal 2)
