@@ -153,12 +153,34 @@ def _sum(parts: list[Series]) -> tuple[np.ndarray, np.ndarray, int] | None:
     return shared, total, int(len(every) - len(shared))
 
 
+def _part_name(s: Series) -> str:
+    """The part a component loss names (``box`` of ``train/box_loss``); '' for none."""
+    c = _component(s, bare=True)
+    return c[3] if c is not None else ""
+
+
 def add_component_losses(run: RunLog) -> RunLog:
     """Add to ``run`` (in place; also returned) the sum of its component losses as its training or
     validation loss where it logs no such loss (see the module's docstring)."""
     logged = {s.role for s in run.series}
-    for g in _groups(run):
-        if g.aggregate or len(g.members) < 2 or g.role in logged:
+    groups = _groups(run)
+    for g in groups:
+        if g.aggregate or g.role in logged:
+            continue
+        if len(g.members) == 1:
+            # a split that logs one loss only, under a name of its own (SimCLR's train/nt_xent_loss,
+            # train/contrastive_loss): that is the split's loss, not a part of one; unless another
+            # split logs it among its parts (train/box_loss beside val/box_loss, val/cls_loss)
+            (lone,) = g.members
+            part = _part_name(lone)
+            shared = any(len(o.members) > 1 and part in {_part_name(m) for m in o.members} for o in groups if o is not g)
+            if named_loss(lone.name) and not shared:
+                lone.role = g.role
+                logged.add(g.role)
+                what = "training" if g.role == "loss" else "validation"
+                run.warnings.append(LogWarning(
+                    "derived_loss", f"{run.source}: no {what} loss has a usual name; the check reads "
+                    f"{lone.name.strip()}, the only loss logged for that split, as it"))
             continue
         if len({s.step_unit for s in g.members}) != 1:
             continue

@@ -2599,7 +2599,11 @@ def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None
                 1.4826 * float(np.median(np.abs(np.diff(vv[i_min:])))) / math.sqrt(2))
     if best <= 0 or (last - best) / best < t.validation_rise or last - best < 3 * noise * math.sqrt(2 / 3):
         return None
-    if _trend_z(vv[i_min:]) < _RISING_Z:
+    # a trend after the best, or a shift that held: every one of the later half of the evaluations
+    # after it (3 at least) above the best by 3 evaluations' noise (nanoGPT's val loss jumping from
+    # 1.24 to 1.47 and staying there, drifting slightly down, is no trend but a lasting rise)
+    tail = vv[-max(3, (len(vv) - 1 - i_min) // 2):]
+    if _trend_z(vv[i_min:]) < _RISING_Z and not bool(np.all(tail > best + 3 * noise)):
         return None
     # A loss printed with few decimals (Keras' console: "val_loss: 0.0013") that rose by a few units
     # of its last place is rounding, not a rise: 0.0010 -> 0.0013 is "+30%".

@@ -58,3 +58,27 @@ def test_the_trend_statistic() -> None:
     assert _trend_z(np.arange(10.0)) > 3 and _trend_z(-np.arange(10.0)) < -3
     assert abs(_trend_z(np.array([1.0, 3.0, 2.0, 3.0, 1.0, 2.0]))) < 1
     assert _trend_z(np.ones(8)) == 0.0
+
+
+def test_a_validation_loss_that_jumps_and_stays_up_is_a_divergence_without_a_trend_after() -> None:
+    # nanoGPT's evaluations: down to 1.24, then from one evaluation to the next 1.47, where it stays
+    # (drifting down a little) while the training loss keeps falling: a lasting rise, not a blip
+    val = np.array([4.57, 2.727, 1.911, 1.542, 1.369, 1.282, 1.234, 1.259, 1.247, 1.24, 1.237, 1.472,
+                    1.469, 1.478, 1.472, 1.473, 1.462, 1.458, 1.457, 1.491, 1.466])
+    train = np.linspace(4.5, 1.05, len(val))
+    assert _trend_z(val[9:]) < 1.64          # the Mann-Kendall test alone would let it pass
+    [f] = _flagged(val, train)
+    assert "rose from its lowest 1.23" in f.summary
+
+
+def test_a_splits_only_loss_under_a_name_of_its_own_is_its_loss(tmp_path) -> None:  # noqa: ANN001
+    # SimCLR's Lightning log: the contrastive loss is all the training split logs
+    from gradhealth.logs.load import read_log
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,train/nt_xent_loss\n" + "".join(
+        f"{10 * i},{6.93 - 0.01 * i + (0.1 * (i - 30) if i > 30 else 0.0)}\n" for i in range(60)))
+    log = read_log(path)
+    [loss] = log.by_role("loss")
+    assert loss.name == "train/nt_xent_loss" and any("only loss logged" in w.message for w in log.warnings)
+    assert [f.code for f in diagnose(log).findings if f.severity == "error"] == ["loss_divergence"]
