@@ -199,14 +199,24 @@ def residual(ctx: Context) -> list[Remedy]:
 
 
 def scaled_residual(ctx: Context) -> list[Remedy]:
+    """Scale every residual branch by 1/sqrt(the number of residual copies in the network), counted
+    through the repeats that enclose them (ResNet's ``block`` of a residual and a ReLU, repeated 9
+    times, holds a residual of repeat 1 that runs 9 times): the Fixup / SkipInit rule, which keeps
+    the sum of the branches' variances of order one."""
+    residuals = [u for u in ctx.plan.all_units() if isinstance(u.layer, S.ResidualBlock)]
+    copies: dict[str, int] = {}
+    for unit in residuals:
+        copies[unit.pointer] = copies.get(unit.pointer, 0) + 1
+    total = sum(copies.values())
     patch, done = [], []
-    for unit in ctx.plan.units:
-        layer = unit.layer
-        if unit.copy == 0 and isinstance(layer, S.ResidualBlock) and layer.repeat > 1:
-            scale = round(1 / math.sqrt(layer.repeat), 4)
-            if layer.scale > scale:
-                patch.append({"op": "add", "path": unit.pointer + "/scale", "value": scale})
-                done.append(unit.pointer)
+    for pointer in copies:
+        layer = next(u.layer for u in residuals if u.pointer == pointer)
+        assert isinstance(layer, S.ResidualBlock)  # residuals holds only those
+        # (a residual running once in a network of one is no sum to scale)
+        scale = round(1 / math.sqrt(total), 4)
+        if total > 1 and layer.scale > scale:
+            patch.append({"op": "add", "path": pointer + "/scale", "value": scale})
+            done.append(pointer)
     if not patch:
         return []
     return [R.scaled_residual(_names(done), patch)]

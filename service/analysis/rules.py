@@ -179,6 +179,18 @@ def _through_depth(
             f"The per-layer gain of {these} is above 1 (weights too large for the "
             "activation, or residual branches adding up), so signals grow exponentially with depth."
         )
+        if severity != "info" and which == "gradient" and absorbed_by_normalisation(result, t):
+            # the same growth as the note below, past the point training absorbs it: say where it
+            # comes from (plain-56 with BN: 1.19 per layer, its activations flat), not "weights too large"
+            evidence["absorbed_by_normalisation"] = True
+            explanation = (
+                "The gain comes from the normalisation itself: batch statistics add about 1.21x per plain "
+                "BN-ReLU layer at init (Yang et al. 2019), and every layer it reaches past the warning "
+                "threshold is normalised, so its weights' scale does not matter. Compounded over this many "
+                "layers, though, the early layers' gradients are so large that their weights' norms grow "
+                "and their effective steps all but stop: deep plain nets with batch norm train poorly "
+                "(He et al. 2016's plain-56). Skip connections keep the growth from compounding."
+            )
         if severity == "info":
             evidence["absorbed_by_normalisation"] = True
             explanation = (
@@ -373,11 +385,18 @@ class VanishingGradient(ArchitectureRule):
             evidence, detached)
 
 
+def _residual_if_normalised(ctx: Context) -> list[Remedy]:
+    """Skip connections, where the growth is the normalisation's own gain (a deep plain BN net):
+    a new init or a norm does nothing there, and elsewhere residuals do not stop a gain above 1."""
+    return residual(ctx) if ctx.detection.evidence.get("absorbed_by_normalisation") else []
+
+
 class ExplodingGradient(ArchitectureRule):
     code = "exploding_gradient"
     remedies = (
         init_remedies,
         scaled_residual,
+        _residual_if_normalised,
         _batchnorm,
         _layernorm,
         clipping,
