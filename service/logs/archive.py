@@ -34,8 +34,43 @@ def extract(path: Path, kind: str, dest: Path, limits: ReadLimits) -> None:
     budget = _Budget(path.name, max(path.stat().st_size, 1), limits)
     if kind == "zip":
         _extract_zip(path, dest, budget)
+    elif kind in _COMPRESSED and not _holds_tar(path, kind):
+        _extract_single(path, kind, dest, budget)
     else:
         _extract_tar(path, kind, dest, budget)
+
+
+#: Compressions a lone file comes in (a rotated ``train.log.gz``) as well as a tar
+_COMPRESSED = {"gz": (".gz", ".gzip"), "bz2": (".bz2",), "xz": (".xz",)}
+
+
+def _holds_tar(path: Path, kind: str) -> bool:
+    """Whether the compressed file's content is a tar: its first header's ``ustar`` magic (POSIX and
+    GNU tar both write it); a file that cannot be decompressed is left to the tar reader's error."""
+    try:
+        with _open_tar_stream(path, kind) as raw:
+            head = raw.read(512)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError):
+        return True
+    return len(head) < 512 or head[257:262] == b"ustar"
+
+
+def _extract_single(path: Path, kind: str, dest: Path, budget: _Budget) -> None:
+    """A lone compressed file (``train.log.gz``), decompressed under its name without the suffix,
+    within the same limits as an archive's entries."""
+    name = path.name
+    for suffix in _COMPRESSED[kind]:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[:-len(suffix)]
+            break
+    budget.entry()
+    try:
+        with _open_tar_stream(path, kind) as raw:
+            _copy(cast(IO[bytes], raw), _safe_target(dest, name, path.name), budget, None)
+    except (EOFError, zlib.error, lzma.LZMAError) as e:
+        raise LogError(f"{path.name}: not a readable {kind} file ({e})") from None
+    except OSError as e:   # gzip.BadGzipFile is an OSError
+        raise LogError(f"{path.name}: not a readable {kind} file ({e.strerror or e})") from None
 
 
 class _Budget:

@@ -120,7 +120,10 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     """Findings for an already-read run."""
     thresholds = thresholds or LogThresholds()
     started = started if started is not None else time.perf_counter()
-    findings = worst_first([f for detect in DETECTORS for f in detect(run, thresholds)])
+    # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
+    # for another's divergence)
+    parts = [run.run_of(prefix) for prefix in run.runs] or [run]
+    findings = worst_first([f for part in parts for detect in DETECTORS for f in detect(part, thresholds)])
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")

@@ -22,7 +22,9 @@ archive.
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -36,6 +38,7 @@ from gradhealth.logs import archive, derive, sniff
 from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify
+from gradhealth.logs.stats import natural_key
 
 
 def read_log(path: Path, *, format: str | None = None,  # noqa: A002
@@ -67,9 +70,82 @@ def _read_any(path: Path, format: str | None, limits: ReadLimits) -> RunLog:  # 
 
 # --- files -------------------------------------------------------------------------------------------
 
+#: Byte-order marks of the encodings other than UTF-8 a text log arrives in (PowerShell's ``>``
+#: and Notepad's "Unicode" write UTF-16LE with a BOM); the longer marks first
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+         (b"\xfe\xff", "utf-16"))
+
+
+def _wide_encoding(path: Path) -> str | None:
+    """``utf-16`` or ``utf-32`` for a file that starts with that encoding's byte-order mark."""
+    try:
+        head = sniff.read_head(path, 4)
+    except OSError:
+        return None
+    return next((enc for bom, enc in _BOMS if head.startswith(bom)), None)
+
+
+def _read_transcoded(path: Path, encoding: str, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
+    """A text log in UTF-16/32, read as its UTF-8 copy (the readers read bytes as UTF-8)."""
+    with tempfile.TemporaryDirectory(prefix="gh-logs-") as tmp:
+        copy = Path(tmp) / path.name
+        try:
+            with path.open("r", encoding=encoding, newline="") as src, copy.open("w", encoding="utf-8",
+                                                                                   newline="") as out:
+                while chunk := src.read(2**20):
+                    out.write(chunk)
+        except UnicodeError as e:
+            raise LogError(f"{label}: starts with a {encoding.upper()} byte-order mark but is not "
+                           f"{encoding.upper()} text ({e}); save it as UTF-8") from None
+        log = _read_file(copy, label, hint, limits)
+        log.warnings.append(LogWarning("transcoded", f"{label}: {encoding.upper()} text, read as UTF-8"))
+        return log
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*$")
+
+
+def _semicolon_table(path: Path) -> bool:
+    """Whether the file is a table separated by semicolons (Excel's CSV in a locale whose decimal
+    mark is the comma): a header of 2+ named columns and no comma, rows of as many cells."""
+    try:
+        lines = sniff.read_head(path, 8192).decode("utf-8-sig", "replace").splitlines()[:3]
+    except OSError:
+        return False
+    if len(lines) < 2 or "," in lines[0]:
+        return False
+    width = len(lines[0].split(";"))
+    return width >= 2 and all(c.strip() for c in lines[0].split(";")) and all(
+        len(line.split(";")) == width for line in lines[1:] if line.strip())
+
+
+def _read_semicolon_table(path: Path, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
+    """A semicolon-separated table with decimal commas, read as its comma-separated copy."""
+    with tempfile.TemporaryDirectory(prefix="gh-logs-") as tmp:
+        copy = Path(tmp) / path.name
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as src, \
+                copy.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            for row in csv.reader(src, delimiter=";"):
+                writer.writerow([c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in row])
+        log = _read_file(copy, label, hint, limits)
+        log.warnings.append(LogWarning("transcoded", f"{label}: separated by semicolons, read with ',' as "
+                                       "the decimal mark (a spreadsheet's export in a European locale)"))
+        return log
+
+
 def _read_file(path: Path, label: str, hint: str | None, limits: ReadLimits,
                reader: registry.Reader | None = None) -> RunLog:
     sniff.check_size(path, limits, label)
+    if reader is None and (encoding := _wide_encoding(path)) is not None:
+        return _read_transcoded(path, encoding, label, hint, limits)
+    if reader is None and hint is None:
+        try:
+            reader = sniff.detect(path, hint)
+        except UnknownLogFormat as e:
+            if _semicolon_table(path):
+                return _read_semicolon_table(path, label, hint, limits)
+            raise _relabel(e, path.name, label) from None
     try:
         reader = reader or sniff.detect(path, hint)
         log = reader.read(path, limits)
@@ -175,7 +251,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
             logs.append((rel, log))
             continue
         reader = _sniff(p, candidates)
-        if reader is None:
+        if reader is None and _wide_encoding(p) is None:
             skipped.append(rel)
             continue
         total_bytes += p.stat().st_size
@@ -199,7 +275,12 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
         log = logs[0][1]
         log.warnings.extend(warnings)
         return log
-    merged = RunLog(format="folder", source=label, warnings=warnings)
+    logs, runs = _separate_runs(logs, label, warnings)
+    if len(logs) == 1:
+        log = logs[0][1]
+        log.warnings.extend(warnings)
+        return log
+    merged = RunLog(format="folder", source=label, warnings=warnings, runs=runs)
     by_name: dict[str, Series] = {}
     for prefix, log in logs:
         for s in log.series:
@@ -218,6 +299,44 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
     merged.series = list(by_name.values())
     _check_points(merged, label, limits)
     return merged
+
+
+def _trains(prefix: str, log: RunLog) -> Series | None:
+    """The training loss of one log of a folder (the longest), None where it logs none."""
+    losses = [s for s in log.series if _split_role(prefix, s) == "loss"]
+    return max(losses, key=len) if losses else None
+
+
+def _snapshot_of(a: Series, b: Series) -> bool:
+    """Whether loss ``a`` is an earlier part of loss ``b``: every step of ``a`` is in ``b`` with the
+    same value (a Trainer's checkpoint-500/trainer_state.json beside checkpoint-1000's)."""
+    at = dict(zip(b.steps.tolist(), b.values.tolist(), strict=True))
+    return all(st in at and (at[st] == v or (v != v and at[st] != at[st]))
+               for st, v in zip(a.steps.tolist(), a.values.tolist(), strict=True))
+
+
+def _separate_runs(logs: list[tuple[str, RunLog]], label: str, warnings: list[LogWarning]
+                   ) -> tuple[list[tuple[str, RunLog]], list[str]]:
+    """The logs of a folder without earlier snapshots of a run it also holds whole, and the folders
+    of the separate runs in it (several folders each with a training loss of its own, none inside
+    another: Lightning's ``version_0``, ``version_1``; two MLflow experiments), which the checks
+    judge one by one; noted in ``warnings``."""
+    trained = {prefix: loss for prefix, log in logs if prefix and (loss := _trains(prefix, log)) is not None}
+    earlier = sorted({p for p in trained for q in trained
+                      if len(trained[p]) < len(trained[q]) and _snapshot_of(trained[p], trained[q])}, key=natural_key)
+    if earlier:
+        logs = [(prefix, log) for prefix, log in logs if prefix not in earlier]
+        warnings.append(LogWarning("skipped_runs", f"{label}: {', '.join(earlier)} "
+                                   f"{'is an earlier snapshot' if len(earlier) == 1 else 'are earlier snapshots'} of a "
+                                   "history the folder holds whole; read once"))
+        trained = {p: s for p, s in trained.items() if p not in earlier}
+    runs = sorted(trained, key=natural_key)
+    nested = any(a != b and b.startswith(a + "/") for a in runs for b in runs)
+    if len(runs) < 2 or nested:
+        return logs, []
+    warnings.append(LogWarning("several_runs", f"{label}: {len(runs)} runs, each judged on its own: "
+                               + ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")))
+    return logs, runs
 
 
 def _split_role(prefix: str, s: Series) -> Role:

@@ -107,6 +107,23 @@ class RunLog:
     warnings: list[LogWarning] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)   # e.g. max_grad_norm / clipnorm when the log has it
     traceback: str | None = None                           # a text log that ends in a Python traceback
+    #: a folder of several runs (Lightning's version_N, MLflow's experiments): each one's folder, the
+    #: prefix of its series' names; the checks judge each on its own (empty: one run)
+    runs: list[str] = field(default_factory=list)
+
+    def run_of(self, prefix: str) -> RunLog:
+        """The part of a folder of runs that is run ``prefix`` (:attr:`runs`): its own series, and
+        those under no run's folder that sit nearest it (a validation folder beside it)."""
+        def home(s: Series) -> str | None:
+            own = next((r for r in self.runs if s.name.startswith(r + "/")), None)
+            if own is not None:
+                return own
+            parts = s.name.split("/")[:-1]
+            shared = {r: sum(1 for a, b in zip(parts, r.split("/"), strict=False) if a == b) for r in self.runs}
+            best = max(shared.values(), default=0)
+            return prefix if shared.get(prefix) == best else None
+        return RunLog(format=self.format, source=self.source, params=dict(self.params), traceback=self.traceback,
+                      series=[s for s in self.series if home(s) == prefix])
 
     def by_role(self, role: Role) -> list[Series]:
         return [s for s in self.series if s.role == role]
