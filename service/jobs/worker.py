@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from gradhealth.db.engine import make_engine, make_sessionmaker
+from gradhealth.errors import GradHealthError
 from gradhealth.jobs import store, wakeup
 from gradhealth.jobs.kinds import HANDLERS
 from gradhealth.settings import Settings, get_settings
@@ -193,7 +194,11 @@ def run_one(factory: sessionmaker[Session], cfg: WorkerConfig, *, reap: bool = T
         to_problem = getattr(exc, "to_problem", None)
         problem = to_problem() if callable(to_problem) else store.problem(
             "job-error", "The check failed", f"{type(exc).__name__}: {exc}", 500)
-        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+        if isinstance(exc, GradHealthError) and exc.status < 500:
+            # the input's fault, said on the job (a 4xx problem): one line, not an error with a traceback
+            log.info("job %s refused its input: %s", job_id, exc)
+        else:
+            log.error("job %s failed:\n%s", job_id, traceback.format_exc())
     finally:
         running.done.set()  # from here on SIGTERM only stops the loop: the outcome is recorded
         _current = None

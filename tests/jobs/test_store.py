@@ -521,3 +521,17 @@ def test_one_heart_renews_each_job_and_stops_a_cancelled_one(factory, database_u
         assert row(factory, job.id).status == "cancelled"
     finally:
         heart.stop()
+
+
+def test_a_job_whose_input_is_refused_is_logged_as_one_line_not_an_error(factory, database_url, caplog):
+    # (logsweep37: every refused archive filled the worker's log with an ERROR and a traceback)
+    cfg = worker.WorkerConfig(database_url=database_url, worker_id="w1", lease_s=5)
+    with factory() as session:
+        job, _ = submit(session, request={**TINY_SPEC, "seeds": 0})
+    with caplog.at_level("INFO", logger="gradhealth"):
+        assert worker.run_one(factory, cfg) is True
+    stored = row(factory, job.id)
+    assert stored.status == "failed" and 400 <= stored.error["status"] < 500, stored.error
+    mine = [r for r in caplog.records if str(job.id) in r.getMessage() and "refused" in r.getMessage()]
+    assert mine and all(r.levelname == "INFO" and "Traceback" not in r.getMessage() for r in mine)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
