@@ -1,0 +1,40 @@
+"""What the eighteenth module sweep found: SGD at ResNet's own rate was called too large, because
+the stem convolution that feeds a batch norm moves by a third of its weights at the first step,
+though a layer a norm takes directly is scale-invariant: a large step there grows its weights'
+norm and so shrinks its own next steps (Arora, Li & Lyu 2019)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradhealth import check_module
+
+
+def _cnn(bn: bool) -> nn.Module:
+    layers: list[nn.Module] = []
+    c = 3
+    for _ in range(3):
+        layers += [nn.Conv2d(c, 16, 3, padding=1, bias=not bn), *([nn.BatchNorm2d(16)] if bn else []), nn.ReLU()]
+        c = 16
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+
+def _large(bn: bool, lr: float) -> list:
+    torch.manual_seed(0)
+    doc = check_module(_cnn(bn), torch.randn(8, 3, 16, 16), seeds=1, verify=False,
+                       optimizer={"type": "sgd", "lr": lr, "momentum": 0.9})
+    return [f for f in doc.findings if f.code == "large_updates"]
+
+
+def test_batch_normed_layers_moving_less_than_their_norm_are_not_the_rates_fault() -> None:
+    # at lr 2 the BN-fed convolutions move by 0.1-0.7 of their norm and the fresh head by 0.7: no
+    # finding; the same network without norms at the same rate (0.11 in a convolution) is a warning
+    assert _large(bn=True, lr=2.0) == []
+    [plain] = _large(bn=False, lr=2.0)
+    assert plain.severity == "warning"
+
+
+def test_a_step_that_rewrites_a_batch_normed_layer_whole_is_still_an_error() -> None:
+    [f] = _large(bn=True, lr=5.0)
+    assert f.severity == "error" and f.evidence.value > 1
