@@ -162,14 +162,16 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     _add_docs(app)
-    # Inside the metrics middleware, so that refused requests are counted too.
-    app.add_middleware(_Raw, wrap=lambda inner: exposure_guard(inner, settings, app.state.auth_failures))
-    app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, route_label))
     def limit_for(path: str) -> int:
         uploads = ("/v1/checks/logs", "/v1/checks/model")
         return settings.max_upload_bytes if path in uploads else settings.max_body_bytes
 
+    # Inside the metrics middleware (the last added is the outermost), so that refused requests are
+    # counted too, with their own status: a body over the limit is a 413 there, not the exception
+    # that stopped reading it
+    app.add_middleware(_Raw, wrap=lambda inner: exposure_guard(inner, settings, app.state.auth_failures))
     app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, limit_for))
+    app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, route_label))
     return app
 
 

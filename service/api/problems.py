@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from gradhealth.errors import PROBLEM_BASE, GradHealthError
 
@@ -19,7 +21,7 @@ log = logging.getLogger("gradhealth.api")
 PROBLEM_JSON = "application/problem+json"
 
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
+           405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
            422: "Unprocessable content", 429: "Too many requests", 503: "Service unavailable"}
 
 
@@ -46,13 +48,25 @@ def problem_response(status: int, title: str, detail: str, *, type_: str | None 
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """The methods the OpenAPI document lists for this path (Starlette's own Allow names only the
-    first matching route's)."""
+    """The methods the routes for this path take, the documented ones and those left out of the
+    OpenAPI document (the UI's pages, /docs), asked of the routes themselves (Starlette's own Allow
+    names only the first matching route's)."""
     methods: set[str] = set()
     for template, operations in request.app.openapi()["paths"].items():
         if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
             methods |= {m.upper() for m in operations}
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        if method not in methods:
+            scope = {**request.scope, "method": method}
+            if any(route.matches(scope)[0] == Match.FULL for route in request.app.routes):
+                methods.add(method)
     return sorted(methods)
+
+
+def _json_position(body: bytes, pos: int) -> str:
+    """``line L, column C`` of character offset ``pos`` in a request body."""
+    text = body.decode("utf-8", "replace")[:pos]
+    return f"line {text.count(chr(10)) + 1}, column {pos - (text.rfind(chr(10)) + 1) + 1}"
 
 
 def install(app: FastAPI) -> None:
@@ -67,6 +81,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        bad_json = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if bad_json is not None:
+            # a body that is not JSON has no member to point at: its offset is a place in the text
+            loc = bad_json.get("loc", ())
+            pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+            reason = (bad_json.get("ctx") or {}).get("error") or bad_json.get("msg", "not JSON")
+            detail = f"invalid JSON at {_json_position(await request.body(), pos)}: {reason}"
+            return problem_response(400, "Bad request", detail, type_=f"{PROBLEM_BASE}invalid-request",
+                                    instance=request.url.path,
+                                    extra={"errors": [{"pointer": None, "parameter": "body", "detail": detail}]})
         errors = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ())]
@@ -89,6 +113,14 @@ def install(app: FastAPI) -> None:
             detail = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}"
         return problem_response(exc.status_code, _TITLES.get(exc.status_code, "Error"), detail,
                                 instance=request.url.path, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client went away mid-body: nobody reads this answer, and nothing failed here (handled
+        # here, inside the app, it is neither a 500 in the metrics nor a traceback in the log)
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return problem_response(400, "Bad request", "the client disconnected before sending its whole body",
+                                instance=request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

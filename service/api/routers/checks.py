@@ -132,7 +132,7 @@ async def respond(request: Request, row, owner: str, wait: float) -> Response:  
 async def submit_architecture(
     request: Request, caller: CallerDep, settings: SettingsDep,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
 ) -> Response:
     body = await request.body()
     content_type = request.headers.get("content-type", "application/json")
@@ -223,13 +223,32 @@ async def _submit_upload(request: Request, upload: _Upload, *, kind: str,
     return await respond(request, row, owner, min(wait, settings.wait_max_s))
 
 
+async def _form(request: Request, *, max_files: int, max_fields: int) -> Any:
+    """The multipart form, or a 400 that says what is wrong with it (no boundary in the
+    Content-Type, more files or fields than the endpoint takes)."""
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException
+
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields)
+    except (MultiPartException, HTTPException) as exc:
+        # (Starlette answers a parse error inside an app as an HTTPException(400) with its message)
+        message = exc.message if isinstance(exc, MultiPartException) else str(exc.detail)
+        if isinstance(exc, HTTPException) and exc.status_code != 400:
+            raise
+        where = "header.Content-Type" if "boundary" in message.lower() else "body"
+        raise ApiError(400, "invalid_multipart", f"{where}: not a multipart body this endpoint takes: "
+                       f"{message} (one part named `file`"
+                       + (", options as fields)" if max_fields > 5 else ")")) from None
+
+
 async def _receive_upload(request: Request, folder: Path, filename: str | None) -> _Upload:
     content_type = request.headers.get("content-type", "")
     if filename is not None:
         safe_filename(filename)  # a bad ?filename= is refused before the body is read
     if content_type.startswith("multipart/form-data"):
         # Starlette spools parts to disk past 1 MiB; the body-limit middleware caps the total.
-        form = await request.form(max_files=1, max_fields=5)
+        form = await _form(request, max_files=1, max_fields=5)
         part = form.get("file")
         if part is None or isinstance(part, str):
             raise ApiError(422, "missing_file", "send the log as a multipart part named `file`")
@@ -280,7 +299,7 @@ async def submit_logs(
                       Query(description="format hint: a reader's name (see /v1/catalog)")] = None,
     filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
 ) -> Response:
     from gradhealth.logs.readers.registry import formats
     from gradhealth.logs.sniff import archive_kind, detect
@@ -312,6 +331,11 @@ async def submit_logs(
 ONNX_TYPES = ("application/onnx", "application/octet-stream")
 MODEL_FIELDS = ("loss", "weights", "batch_size", "seeds", "verify", "input_shapes", "input_shape", "optimizer",
                 "filename")
+
+
+#: ``input_shapes`` is a few names and sizes: a longer text is no such thing (and a deeply nested
+#: one would exhaust the JSON decoder's recursion)
+_MAX_SHAPES_TEXT = 4096
 
 
 def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
@@ -361,9 +385,12 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     text = one("input_shapes")
     try:
         if text is not None:
+            if len(text) > _MAX_SHAPES_TEXT:
+                raise bad("input_shapes", f"{len(text):,} characters; at most {_MAX_SHAPES_TEXT:,} "
+                          '(a few names and sizes: {"x": [8, 3, 32, 32]})')
             try:
                 shapes.update(input_shapes_from(json.loads(text)))
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise bad("input_shapes", 'not JSON; expected e.g. {"x": [8, 3, 32, 32]}') from None
         for item in fields.get("input_shape") or []:
             name, dims = parse_input_shape(item)
@@ -386,7 +413,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
     if filename is not None:
         safe_filename(filename)  # a bad ?filename= is refused before the body is read
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=64)
+        form = await _form(request, max_files=1, max_fields=64)
         try:
             part = form.get("file")
             if part is None or isinstance(part, str):
@@ -468,7 +495,7 @@ async def submit_model(
                                      'e.g. {"type": "adam", "lr": 0.001} (a Keras file: overrides its own)')] = None,
     filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
 ) -> Response:
     from gradhealth.analysis.importers.keras import (
         read_keras_training,
