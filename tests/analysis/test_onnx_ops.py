@@ -10,9 +10,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx import InstanceNorm, import_onnx
 from gradhealth.analysis.importers.onnx_static import parse, unsupported
 from gradhealth.analysis.module_check import check_module, check_onnx
@@ -200,8 +200,9 @@ def test_a_weight_computed_from_stored_tensors_is_folded_into_the_layer(how: str
     _same(check_module(model, x, seeds=2, verify=False), stored)
 
 
-def test_a_conv_whose_weight_depends_on_the_input_is_refused_by_name() -> None:
-    # a weight computed from a graph input is not a constant: nothing to fold, refused as before
+def test_a_conv_whose_weight_depends_on_the_input_is_a_conv_of_that_weight() -> None:
+    # a weight computed from a graph input is not a constant: nothing to fold, so the Conv takes
+    # it as a value (onnxsweep7: StyleGAN2's modulated conv; tests/analysis/test_onnx_sweep7_fixes.py)
     w = helper.make_node("Mul", ["w_in", "s"], ["w"], name="make_w")
     conv = helper.make_node("Conv", ["x", "w"], ["y"], name="c1")
     graph = helper.make_graph(
@@ -211,8 +212,8 @@ def test_a_conv_whose_weight_depends_on_the_input_is_refused_by_name() -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 3])],
         [numpy_helper.from_array(np.array(2.0, np.float32), "s")])
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
-    with pytest.raises(ModelError, match=r"c1.*weight must be an initializer"):
-        import_onnx(data)
+    x, w_in = torch.randn(1, 2, 5, dtype=torch.float64), torch.randn(3, 2, 3, dtype=torch.float64)
+    torch.testing.assert_close(import_onnx(data).module.double()(x, w_in), F.conv1d(x, 2.0 * w_in))
 
 
 def test_folding_leaves_a_node_whose_result_would_outgrow_the_file() -> None:

@@ -38,7 +38,48 @@ from gradhealth.analysis.plan import Limits
 
 #: ONNX element types we read, to numpy (float16 and bfloat16 are read via onnx.numpy_helper).
 _INT_TYPES = {6: torch.int32, 7: torch.int64, 9: torch.bool, 2: torch.uint8, 3: torch.int8}
-_FLOAT_TYPES = {1, 10, 11, 16}
+#: ONNX's floating-point element types: float, float16, double, bfloat16, the four float8 kinds
+#: and float4 (numpy_helper reads the last six as ml_dtypes' types, numpy kind 'V'; the static
+#: table holds them as float32, :func:`_native`)
+_FLOAT_TYPES = {1, 10, 11, 16, 17, 18, 19, 20, 23}
+
+
+def _ml_dtype(dtype: np.dtype) -> str | None:
+    """``"float"`` or ``"int"`` for one of ml_dtypes' extension types (bfloat16, float8, float4;
+    int4, uint4), which ``np.issubdtype`` calls neither; None for any other dtype."""
+    if dtype == np.bool_ or np.issubdtype(dtype, np.number) or dtype.kind in "OSU":
+        return None  # numpy's own (ml_dtypes' types are no np.number)
+    try:
+        import ml_dtypes  # onnx's own dependency: what numpy_helper reads those types as
+    except ImportError:  # pragma: no cover - onnx >= 1.15 installs it
+        return None
+    for kind, info in (("float", ml_dtypes.finfo), ("int", ml_dtypes.iinfo)):
+        try:
+            info(dtype)
+        except (ValueError, TypeError):
+            continue
+        return kind
+    return None
+
+
+def _is_float(v: np.ndarray | None) -> bool:
+    """Whether ``v`` is a floating-point tensor, of numpy's own types or of ml_dtypes' (a bfloat16
+    or float8 initializer: onnxsweep7 read those as no weight at all)."""
+    return v is not None and (np.issubdtype(v.dtype, np.floating) or _ml_dtype(v.dtype) == "float")
+
+
+def _native(name: str, v: np.ndarray) -> np.ndarray:
+    """``v`` in a dtype numpy and torch compute with: a bfloat16, float8 or float4 tensor as
+    float32 (all of their values are float32 values), int4/uint4 as int64; numpy's numbers and
+    bools as they are. Anything else (strings, complex) is refused naming the tensor, never
+    read as some other number."""
+    if (np.issubdtype(v.dtype, np.number) and not np.issubdtype(v.dtype, np.complexfloating)) \
+            or v.dtype == np.bool_:
+        return v
+    kind = _ml_dtype(v.dtype)
+    if kind is not None:
+        return v.astype(np.float32 if kind == "float" else np.int64)
+    raise ModelError(f"tensor {name!r}: element type {v.dtype} is not a number type the check reads")
 
 
 class Unsupported(Exception):
@@ -84,10 +125,10 @@ class Ctx:
     def param(self, name: str, transpose: bool = False) -> nn.Parameter | None:
         """``name``'s floating-point value as a parameter (noted in :attr:`weights`), else None."""
         v = self.value(name)
-        if v is None or not np.issubdtype(v.dtype, np.floating):
+        if v is None or not _is_float(v):
             return None
         self.weights.add(name)
-        return nn.Parameter(_tensor(v.T if transpose else v))
+        return nn.Parameter(_tensor(v.T if transpose else v, name))
 
 
 class Op(nn.Module):
@@ -173,7 +214,7 @@ def _einsum(n: Node, c: Ctx) -> Op:
         parts = lhs.split(",")
         for at in (1, 0):
             w, x = c.value(n.inputs[at]), c.value(n.inputs[1 - at])
-            if w is None or x is not None or not np.issubdtype(w.dtype, np.floating) or len(parts) != 2:
+            if w is None or x is not None or not _is_float(w) or len(parts) != 2:
                 continue
             found = einsum_fans(f"{parts[1 - at]},{parts[at]}->{out}", tuple(w.shape))
             if found is not None:
@@ -195,34 +236,92 @@ class Gemm(Op):
         return y + self.beta * c if c is not None else y
 
 
+class ConvAttrs:
+    """A Conv or ConvTranspose node's attributes (strides, pads or ``auto_pad``, dilations, group,
+    output_padding) applied as ONNX defines them, with torch's functions: what both the layer of
+    a stored weight (:class:`Conv`) and the one of a computed weight (:class:`DynamicConv`) run."""
+
+    def __init__(self, a: dict[str, Any], nd: int, transpose: bool) -> None:
+        if nd not in (1, 2, 3):
+            raise Unsupported(f"{nd}-d convolution")
+        self.auto_pad = str(a.get("auto_pad", "NOTSET") or "NOTSET")
+        if self.auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+            raise Unsupported(f"auto_pad={self.auto_pad}")
+        if transpose and a.get("output_shape") is not None:
+            raise Unsupported("output_shape (give pads and output_padding instead)")
+        self.nd, self.transpose = nd, transpose
+        self.stride = [int(v) for v in a.get("strides") or [1] * nd]
+        self.dilation = [int(v) for v in a.get("dilations") or [1] * nd]
+        self.groups = int(a.get("group", 1))
+        self.pads = [int(v) for v in a.get("pads") or [0] * 2 * nd]
+        self.output_padding = [int(v) for v in a.get("output_padding") or [0] * nd]
+
+    def padding(self, x: torch.Tensor, w: torch.Tensor) -> tuple[list[int], list[int]]:
+        """The (begin, end) padding of each spatial dim for input ``x`` and weight ``w``: the
+        node's ``pads``, or those ``auto_pad`` asks for (SAME: an output of ``ceil(in / stride)``,
+        or ``in * stride`` for a transposed one; SAME_UPPER puts the odd one at the end)."""
+        nd = self.nd
+        if self.auto_pad == "NOTSET":
+            return self.pads[:nd], self.pads[nd:]
+        if self.auto_pad == "VALID":
+            return [0] * nd, [0] * nd
+        begin, end = [], []
+        for i in range(nd):
+            size, span = int(x.shape[2 + i]), (int(w.shape[2 + i]) - 1) * self.dilation[i] + 1
+            if self.transpose:  # as the spec (and onnx's reference) compute it
+                total = self.stride[i] * (size - 1) + self.output_padding[i] + span - size * self.stride[i]
+            else:
+                total = max((-(-size // self.stride[i]) - 1) * self.stride[i] + span - size, 0)
+            low = total // 2 if self.auto_pad == "SAME_UPPER" else total - total // 2
+            begin.append(low)
+            end.append(total - low)
+        return begin, end
+
+    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        if w.dim() != self.nd + 2:
+            raise ValueError(f"a {self.nd}-d convolution given a weight of shape {list(w.shape)}")
+        begin, end = self.padding(x, w)
+        if not self.transpose:
+            padding: Any = begin
+            if begin != end:  # asymmetric: pad explicitly (F.pad lists the last dim first)
+                x = F.pad(x, [p for b_, e in zip(reversed(begin), reversed(end), strict=True) for p in (b_, e)])
+                padding = 0
+            conv = (F.conv1d, F.conv2d, F.conv3d)[self.nd - 1]
+            return conv(x, w, b, self.stride, padding, self.dilation, self.groups)
+        up = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self.nd - 1]
+        if begin == end and min(begin, default=0) >= 0:
+            return up(x, w, b, self.stride, begin, self.output_padding, self.groups, self.dilation)
+        if min(begin + end) < 0:
+            raise ValueError(f"ConvTranspose with negative padding {begin + end}")
+        # asymmetric: the whole output (output_padding's extra rows included), then cropped
+        y = up(x, w, b, self.stride, 0, self.output_padding, self.groups, self.dilation)
+        crop = tuple(slice(bg, y.shape[2 + i] - e) for i, (bg, e) in enumerate(zip(begin, end, strict=True)))
+        return y[(slice(None), slice(None), *crop)]
+
+
+def _conv_fan(w: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """(weight, fan_in, fan_out) of a convolution weight, as torch's init counts them."""
+    return w, int(w[0].numel()), int(w.shape[0] * w[0][0].numel())
+
+
 class Conv(Op):
+    """Conv with an initializer weight: the layer's own parameter."""
+
+    transpose = False
+
     def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, a: dict[str, Any]) -> None:
         super().__init__()
         self.weight, self.bias = weight, bias
         nd = weight.dim() - 2
-        if nd not in (1, 2, 3):
-            raise Unsupported(f"{nd}-d convolution")
-        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-            raise Unsupported(f"auto_pad={a['auto_pad']}")
+        self.attrs = ConvAttrs(a, nd, self.transpose)
         self.role = Role("weight", f"conv{nd}d", channels_first=True)
         self.nd = nd
-        self.stride = a.get("strides", [1] * nd)
-        self.dilation = a.get("dilations", [1] * nd)
-        self.groups = a.get("group", 1)
-        self.pads = list(a.get("pads", [0] * 2 * nd))
 
     def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
-        begin, end = self.pads[:self.nd], self.pads[self.nd:]
-        padding: Any = begin
-        if begin != end:  # asymmetric: pad explicitly (F.pad lists the last dim first)
-            x = F.pad(x, [p for b, e in zip(reversed(begin), reversed(end), strict=True) for p in (b, e)])
-            padding = 0
-        conv = (F.conv1d, F.conv2d, F.conv3d)[self.nd - 1]
-        return conv(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return self.attrs(x, self.weight, self.bias)
 
     def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
-        w = self.weight
-        return w, int(w[0].numel()), int(w.shape[0] * w[0][0].numel())
+        return _conv_fan(self.weight)
 
     def reinitialise(self) -> None:
         _uniform_([self.weight, self.bias], 1.0 / math.sqrt(self.weight[0].numel()))
@@ -231,18 +330,70 @@ class Conv(Op):
 class ConvTranspose(Conv):
     """ONNX ConvTranspose: torch's layout ([in, out/groups, k...]) and arithmetic."""
 
-    def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, a: dict[str, Any]) -> None:
-        super().__init__(weight, bias, a)
-        if a.get("output_shape") is not None:
-            raise Unsupported("output_shape (give pads and output_padding instead)")
-        if self.pads[:self.nd] != self.pads[self.nd:]:
-            raise Unsupported("asymmetric pads")
-        self.output_padding = a.get("output_padding", [0] * self.nd)
+    transpose = True
 
-    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
-        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self.nd - 1]
-        return conv(x, self.weight, self.bias, self.stride, self.pads[:self.nd], self.output_padding,
-                    self.groups, self.dilation)
+
+class DynamicConv(Op):
+    """Conv / ConvTranspose whose weight the graph computes at run time: StyleGAN2's modulated
+    and demodulated weight (style * w / sqrt(sum ...), a grouped conv per sample), weight
+    standardisation, a hypernetwork's kernel. The weight is an input like any value, so autograd
+    carries its gradient to whatever it is computed from (the stored kernel, made a parameter at
+    import: :func:`_weight_sources`; the style's affine layer). The unit is a layer all the same:
+    :meth:`fan` gives the weight this call used (its gradient kept, as a parametrization's computed
+    weight) and its fans. The role is fixed before the first call: the spatial rank is read from
+    the node's attributes (``kernel_shape``, ``strides`` ...)."""
+
+    def __init__(self, a: dict[str, Any], transpose: bool, bias: nn.Parameter | None) -> None:
+        super().__init__()
+        lengths = [len(a[k]) for k in ("kernel_shape", "strides", "dilations", "output_padding") if a.get(k)]
+        if a.get("pads"):
+            lengths.append(len(a["pads"]) // 2)
+        if a.get("_rank"):  # the declared rank of its input or weight, where no attribute says it
+            lengths.append(int(a["_rank"]) - 2)
+        nd = lengths[0] if lengths else 2
+        self.node_attrs, self.transpose = a, transpose
+        self.attrs = ConvAttrs(a, nd, transpose)
+        self.nd = nd
+        self.bias = bias
+        self.role = Role("weight", f"conv{nd}d", channels_first=True)
+        #: the weight the last call computed with (None before one): not a parameter of this op
+        self.computed: torch.Tensor | None = None
+        #: the stored tensors the weight is computed from (the graph's parameters, in a list: not
+        #: this op's own), bound at import
+        self.sources: list[torch.Tensor] = []
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """What a remedy's edit of this layer's weight changes (a re-initialisation, a scaling):
+        the stored kernel the weight is computed from, viewed as one sample's kernel ([1, out, in,
+        k, k] -> [out, in, k, k]: its fans are the layer's); a scratch tensor where there is none
+        (a hypernetwork's weight, made from an input: nothing stored to edit)."""
+        for t in self.sources:
+            lead = t.shape[:max(t.dim() - self.nd - 2, 0)]
+            if t.dim() >= self.nd + 2 and math.prod(lead) == 1:
+                return t.view(t.shape[t.dim() - self.nd - 2:])
+        return torch.zeros((1, 1) + (1,) * self.nd)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        bias = self.bias if self.bias is not None else b
+        w = w.to(x.dtype)
+        if w.dim() != self.nd + 2 and w.dim() in (3, 4, 5) and w.dim() == x.dim():
+            # a rank nothing in the file said (no attribute, no declared shape): the weight's
+            self.nd = w.dim() - 2
+            self.attrs = ConvAttrs(self.node_attrs, self.nd, self.transpose)
+            self.role = Role("weight", f"conv{self.nd}d", channels_first=True)
+        if w.requires_grad:
+            w.retain_grad()  # the layer's weight gradient (grad_norm), read through fan()
+        self.computed = w
+        return self.attrs(x, w, bias.to(x.dtype) if bias is not None else None)
+
+    def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
+        return _conv_fan(self.computed) if self.computed is not None else (None, None, None)
+
+    def reinitialise(self) -> None:
+        # nn.Conv's default, on the stored kernel (as :attr:`weight` views it) and the bias
+        w = self.weight
+        _uniform_([w, self.bias], 1.0 / math.sqrt(w[0].numel()))
 
 
 class BatchNorm(Op):
@@ -459,17 +610,20 @@ class Fn(Op):
 
 class Const(Op):
     value: torch.Tensor  # a buffer, declared for the type checker
-    def __init__(self, value: np.ndarray) -> None:
+    def __init__(self, value: np.ndarray, name: str = "?") -> None:
         super().__init__()
-        self.register_buffer("value", _tensor(value))
+        self.register_buffer("value", _tensor(value, name))
 
     def forward(self, *_: Any) -> torch.Tensor:
         return self.value
 
 
-def _tensor(v: np.ndarray) -> torch.Tensor:
+def _tensor(v: np.ndarray, name: str = "?") -> torch.Tensor:
+    """``v`` (the value of tensor ``name``) as float32, bool or int64; :class:`ModelError` for a
+    dtype that is none of those (an integer cast of it would silently be another tensor)."""
+    v = _native(name, v)  # (a no-op for the static table's values, converted when it was built)
     # np.array, not np.ascontiguousarray: the latter turns a 0-d scalar into shape (1,)
-    if np.issubdtype(v.dtype, np.floating):
+    if _is_float(v):
         return torch.from_numpy(np.array(v, dtype=np.float32))
     if v.dtype == np.bool_:
         return torch.from_numpy(np.array(v))
@@ -492,9 +646,12 @@ def _binary(fn: Callable[..., Any]) -> Callable[[Node, Ctx], Op]:
 
 def _mul(n: Node, c: Ctx) -> Op:
     """Mul; by a stored per-channel vector (ConvNeXt's and CaiT's layer scale, 1e-6 at init) it is
-    part of the layer it scales, as a norm is (the Tracer folds it into that unit)."""
+    part of the layer it scales, as a norm is (the Tracer folds it into that unit). One that
+    computes a convolution's weight (a stored kernel times a style) scales no layer's output."""
+    if n.attrs.get("_weight_math"):
+        return Fn(torch.mul)
     static = [c.value(i) for i in n.inputs[:2]]
-    scale = [v is not None and np.issubdtype(v.dtype, np.floating) and v.size > 1 for v in static]
+    scale = [v is not None and _is_float(v) and v.size > 1 for v in static]
     if sum(scale) == 1 and not all(v is not None for v in static):
         return Fn(torch.mul, Role("norm", "layerscale"))
     return Fn(torch.mul)
@@ -518,7 +675,7 @@ def _gemm(n: Node, c: Ctx) -> Op:
 
 def _matmul(n: Node, c: Ctx) -> Op:
     b = c.value(n.inputs[1])
-    if b is not None and b.ndim == 2 and np.issubdtype(b.dtype, np.floating):
+    if b is not None and b.ndim == 2 and _is_float(b):
         w = c.param(n.inputs[1], transpose=True)
         assert w is not None
         bias_name = n.attrs.get("_bias")
@@ -528,19 +685,16 @@ def _matmul(n: Node, c: Ctx) -> Op:
 
 
 def _conv(n: Node, c: Ctx) -> Op:
-    w = c.param(n.inputs[1])
-    if w is None:
-        raise Unsupported("the weight must be an initializer")
+    """Conv / ConvTranspose: a layer of its stored weight, or of the weight the graph computes
+    (:class:`DynamicConv`, as Gemm and MatMul fall back to a product of two values)."""
+    transpose = n.op == "ConvTranspose"
     bias = c.param(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
-    return Conv(w, bias, n.attrs)
-
-
-def _conv_transpose(n: Node, c: Ctx) -> Op:
     w = c.param(n.inputs[1])
-    if w is None:
-        raise Unsupported("the weight must be an initializer")
-    bias = c.param(n.inputs[2]) if len(n.inputs) > 2 and n.inputs[2] else None
-    return ConvTranspose(w, bias, n.attrs)
+    if w is not None:
+        return (ConvTranspose if transpose else Conv)(w, bias, n.attrs)
+    if c.value(n.inputs[1]) is not None:
+        raise Unsupported("the stored weight is not a floating-point tensor")
+    return DynamicConv(n.attrs, transpose, bias)
 
 
 def _bn(n: Node, c: Ctx) -> Op:
@@ -562,7 +716,7 @@ def _ln(n: Node, c: Ctx) -> Op:
 def _gather(n: Node, c: Ctx) -> Op:
     table = c.value(n.inputs[0])
     axis = n.attrs.get("axis", 0)
-    if table is not None and table.ndim == 2 and axis == 0 and np.issubdtype(table.dtype, np.floating):
+    if table is not None and table.ndim == 2 and axis == 0 and _is_float(table):
         w = c.param(n.inputs[0])
         assert w is not None
         return Embedding(w)
@@ -702,7 +856,7 @@ def _constant(n: Node, c: Ctx) -> Op:
     v = c.value(n.outputs[0])
     if v is None:
         raise Unsupported("a Constant of a kind not read (sparse or string)")
-    return Const(v)
+    return Const(v, n.outputs[0])
 
 
 def _cast(n: Node, c: Ctx) -> Op:
@@ -966,6 +1120,39 @@ def _scatter_nd(n: Node, c: Ctx) -> Op:
     return Fn(scatter_nd)
 
 
+#: ScatterElements' reductions -> torch.scatter_reduce's (ONNX reduces with the data's own
+#: values: include_self); "none" and "add" are torch.scatter and scatter_add.
+_SCATTER_REDUCE = {"mul": "prod", "max": "amax", "min": "amin"}
+
+
+def _scatter_elements(n: Node, c: Ctx) -> Op:
+    """ONNX ScatterElements (torch's scatter, scatter_add and index_add export it; a graph
+    network's message passing sums messages into their destination nodes so): ``data`` with
+    each element of ``updates`` written to, or reduced into, the position ``indices`` gives along
+    ``axis``. Negative indices count from the end; one out of range is refused (torch would index
+    out of bounds, or assert on a GPU). Differentiable in ``data`` and ``updates``."""
+    axis = int(n.attrs.get("axis", 0))
+    reduction = str(n.attrs.get("reduction", "none"))
+    if reduction not in ("none", "add", *_SCATTER_REDUCE):
+        raise Unsupported(f"reduction={reduction}")
+
+    def scatter_elements(data: torch.Tensor, indices: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        ax = axis % max(data.dim(), 1)
+        c.bounded(n, data.numel())  # the output: a copy of data, however few updates
+        i = indices.long()
+        i = torch.where(i < 0, i + data.shape[ax], i)
+        if i.numel() and (bool((i < 0).any()) or bool((i >= data.shape[ax]).any())):
+            raise ValueError(f"node {n.name or '?'} (ScatterElements) has an index out of range "
+                             f"for axis {ax} of size {data.shape[ax]}")
+        upd = updates.to(data.dtype)
+        if reduction == "none":
+            return torch.scatter(data, ax, i, upd)
+        if reduction == "add":
+            return torch.scatter_add(data, ax, i, upd)
+        return torch.scatter_reduce(data, ax, i, upd, _SCATTER_REDUCE[reduction], include_self=True)
+    return Fn(scatter_elements)
+
+
 def _range(start: torch.Tensor, limit: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
 
@@ -1014,7 +1201,7 @@ def _one_hot(n: Node, c: Ctx) -> Op:
 
 
 OPS: dict[str, Callable[[Node, Ctx], Op]] = {
-    "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "ConvTranspose": _conv_transpose, "BatchNormalization": _bn,
+    "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "ConvTranspose": _conv, "BatchNormalization": _bn,
     "LayerNormalization": _ln, "Gather": _gather,
     "LSTM": lambda n, c: Recurrent("lstm", n, c), "GRU": lambda n, c: Recurrent("gru", n, c),
     "RNN": lambda n, c: Recurrent("rnn", n, c),
@@ -1070,7 +1257,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Tile": _tile, "Range": _range_op,
     "Einsum": _einsum,
     "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin), "TopK": _topk,
-    "ScatterND": _scatter_nd, "GatherElements": _gather_elements, "CumSum": _cumsum,
+    "ScatterND": _scatter_nd, "ScatterElements": _scatter_elements, "GatherElements": _gather_elements, "CumSum": _cumsum,
     # boolean tests: no gradient through them (the legacy exporter masks attention with
     # Where(IsNaN(Softmax(..)), 0, Softmax(..)), torch.isfinite and nan_to_num use IsInf too)
     "IsNaN": _binary(torch.isnan), "IsInf": _isinf,
@@ -1091,7 +1278,8 @@ class OnnxModule(nn.Module):
 
     def __init__(self, inputs: list[str], outputs: list[str], ops: list[Op],
                  wiring: list[tuple[list[str], list[str]]], consts: dict[str, np.ndarray],
-                 unit_names: list[tuple[str, str]], held: frozenset[str] = frozenset()) -> None:
+                 unit_names: list[tuple[str, str]], held: frozenset[str] = frozenset(),
+                 trainable: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.input_names, self.output_names = inputs, outputs
         self.ops = nn.ModuleList(ops)
@@ -1106,7 +1294,10 @@ class OnnxModule(nn.Module):
         self.const_keys: dict[str, str] = {}
         for i, (name, value) in enumerate(consts.items()):
             key = f"c{i}"
-            self.register_buffer(key, _tensor(value))
+            if name in trainable:  # a kernel a convolution's weight is computed from: trained
+                self.register_parameter(key, nn.Parameter(_tensor(value, name)))
+            else:
+                self.register_buffer(key, _tensor(value, name))
             self.const_keys[name] = key
         self._dtype: torch.Tensor
         self.register_buffer("_dtype", torch.zeros(()))
@@ -1307,7 +1498,7 @@ def _fuse(nodes: list[Node], static: dict[str, np.ndarray], consumers: dict[str,
 
 def _near(static: dict[str, np.ndarray], name: str, target: float) -> bool:
     v = static.get(name)
-    return v is not None and v.size == 1 and np.issubdtype(v.dtype, np.floating) \
+    return v is not None and v.size == 1 and _is_float(v) \
         and abs(float(v.reshape(-1)[0]) - target) < 1e-4 * abs(target)
 
 
@@ -1493,6 +1684,44 @@ _FOLDABLE = frozenset({
 _FOLD_MIN_LIMIT = 1 << 22
 
 
+#: Ops a convolution's weight is computed with at run time (StyleGAN2's modulation and
+#: demodulation, weight standardisation): arithmetic and shape ops, walked back by
+#: :func:`_weight_sources` from the weight to the tensors it is made of.
+_WEIGHT_MATH = _FOLDABLE | {"Expand", "Tile", "Exp", "Log", "Clip", "Max", "Min", "ReduceL1", "ReduceProd"}
+
+
+def _weight_sources(nodes: list[Node], static: dict[str, np.ndarray], stored: set[str]) -> dict[int, list[str]]:
+    """For each Conv/ConvTranspose whose weight is computed at run time (no stored value), by its
+    index: walk back from the weight through :data:`_WEIGHT_MATH` nodes (each marked
+    ``_weight_math``: its Mul is no layer scale) to the stored floating-point tensors of more than
+    one value they read (the kernel being modulated or standardised; not a scalar gain or
+    epsilon). Those are the model's parameters: trained, so they get a gradient (they would
+    otherwise be buffers), and what a remedy re-initialises (:attr:`DynamicConv.weight`)."""
+    producer = {o: k for k, n in enumerate(nodes) for o in n.outputs if o}
+    found: dict[int, list[str]] = {}
+    for at, conv in enumerate(nodes):
+        if conv.op not in ("Conv", "ConvTranspose") or len(conv.inputs) < 2 or conv.inputs[1] in static:
+            continue
+        sources: list[str] = []
+        seen: set[int] = set()
+        frontier = [conv.inputs[1]]
+        while frontier:
+            name = frontier.pop()
+            if name in static:
+                v = static[name]
+                if name in stored and _is_float(v) and v.size > 1 and name not in sources:
+                    sources.append(name)
+                continue
+            k = producer.get(name)
+            if k is None or k in seen or nodes[k].op not in _WEIGHT_MATH:
+                continue  # a graph input, a layer's or an activation's output: the walk ends there
+            seen.add(k)
+            nodes[k].attrs["_weight_math"] = True
+            frontier.extend(i for i in nodes[k].inputs if i)
+        found[at] = sources
+    return found
+
+
 #: A weight or bias the TorchScript exporter computed while exporting (``onnx::Conv_538``): what
 #: its eval-mode Conv + BatchNorm fusion stores, where the model's own tensors keep their names.
 _COMPUTED = re.compile(r"onnx::(Conv|ConvTranspose)_\d+")
@@ -1604,7 +1833,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     init_names = {t.name for t in graph.initializer}
     specs = list(header.elem_types.items())
 
-    static: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    # bfloat16/float8 as float32 here, once: every builder then reads a float weight as such
+    static: dict[str, np.ndarray] = {t.name: _native(t.name, numpy_helper.to_array(t)) for t in graph.initializer}
     nodes: list[Node] = []
     for n in graph.node:
         attrs = _attrs(n)
@@ -1616,13 +1846,16 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         if n.op_type == "Constant":
             for a in n.attribute:
                 if a.name == "value":
-                    static[n.output[0]] = numpy_helper.to_array(a.t)
+                    try:
+                        static[n.output[0]] = _native(n.output[0], numpy_helper.to_array(a.t))
+                    except ModelError:  # a string Constant: its builder names it as not read
+                        continue
                 elif a.name in ("value_float", "value_int", "value_floats", "value_ints"):
                     static[n.output[0]] = np.array(onnx.helper.get_attribute_value(a))
         if n.op_type == "ConstantOfShape":
             for a in n.attribute:
                 if a.name == "value":
-                    static[n.output[0] + "#value"] = numpy_helper.to_array(a.t)
+                    static[n.output[0] + "#value"] = _native(n.output[0], numpy_helper.to_array(a.t))
         if n.op_type == "Identity" and n.input[0] in static:
             static[n.output[0]] = static[n.input[0]]  # an exporter's alias of a shared weight
         nodes.append(node)
@@ -1635,6 +1868,14 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     nodes = _fold_tanh_gelu(_fold_gelu(_fold_group_norm(nodes, static), static), static)
     nodes = _fuse(nodes, static, consumers)
     nodes, restored = _restore_norms(nodes, static)
+    trainable = _weight_sources(nodes, static, init_names)
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*graph.input, *graph.value_info)
+             if v.type.tensor_type.HasField("shape")}
+    for node in nodes:  # a computed weight's convolution: its rank, where the file declares it
+        if node.op in ("Conv", "ConvTranspose") and node.inputs[1] not in static:
+            rank = ranks.get(node.inputs[0]) or ranks.get(node.inputs[1])
+            if rank:
+                node.attrs["_rank"] = rank
 
     # a tensor sized by run-time values is bounded as the header bounds the constant ones
     ctx = Ctx(static, max_values=(limits or Limits()).max_activation_bytes // BYTES_PER_VALUE)
@@ -1659,11 +1900,16 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # Initializers a parameter-free op reads (shared weights the exporter passes through an
     # Identity, shapes, masks) stay buffers even when another node made them a parameter.
     read = {i for node, op in zip(nodes, ops, strict=True)
-            if not isinstance(op, Linear | EinsumLayer | Conv | BatchNorm | LayerNorm | Embedding | Recurrent)
+            if not isinstance(op, Linear | EinsumLayer | Conv | DynamicConv | BatchNorm | LayerNorm | Embedding | Recurrent)
             for i in node.inputs}
     consts = {k: v for k, v in static.items() if k in init_names and (k not in ctx.weights or k in read)}
     module = OnnxModule([n for n, _ in specs], [o.name for o in graph.output], ops,
-                        [(n.inputs, n.outputs) for n in nodes], consts, names, held=frozenset(static))
+                        [(n.inputs, n.outputs) for n in nodes], consts, names, held=frozenset(static),
+                        trainable=frozenset({k for found in trainable.values() for k in found} - ctx.weights))
+    for at, sources in trainable.items():
+        op = ops[at]
+        if isinstance(op, DynamicConv):
+            op.sources = [getattr(module, module.const_keys[k]) for k in sources if k in module.const_keys]
     recurrences = _recurrences(nodes, ops, names)
     index = {n: i for i, (n, _) in enumerate(names)}
     # the input projections that are the recurrent module's own (one module path with its
