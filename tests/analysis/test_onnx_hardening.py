@@ -397,3 +397,23 @@ def test_a_value_sized_op_bounds_what_it_makes_at_run_time_before_allocating(op:
     with pytest.raises(ValueError, match=r"node late \(" + op + r"\) would make a tensor of \d+ values"):
         built(*args)
     assert OPS[op](node, Ctx({}))(*args).numel() > 10_000  # unbounded where no limit is set (folding)
+
+
+def test_a_graph_of_more_nodes_than_the_limits_allow_is_refused_before_anything_runs() -> None:
+    # (apisweep2: a 1.3 MB chain of 50,000 Relu nodes held a worker for minutes)
+    from onnx import TensorProto, helper
+
+    from gradhealth.analysis.importers.onnx_static import NODES_PER_UNIT, read_header
+    from gradhealth.analysis.plan import Limits
+    from gradhealth.errors import LimitExceeded
+
+    limits = Limits(max_units=10)
+    def chain(n: int) -> bytes:
+        nodes = [helper.make_node("Relu", [f"h{i}"], [f"h{i + 1}"], name=f"r{i}") for i in range(n)]
+        graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 4])],
+                                  [helper.make_tensor_value_info(f"h{n}", TensorProto.FLOAT, [1, 4])])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+    read_header(chain(NODES_PER_UNIT * 10), limits=limits)
+    with pytest.raises(LimitExceeded, match=r"101 nodes, over the limit of 100"):
+        read_header(chain(NODES_PER_UNIT * 10 + 1), limits=limits)

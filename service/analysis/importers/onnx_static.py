@@ -422,6 +422,10 @@ def _estimate(model: Any, shapes: dict[str, list[int]]) -> tuple[int, tuple[str,
 DEFAULT_BATCH = 16
 
 
+#: Nodes an ONNX graph may have per measured layer the limits allow (:attr:`Limits.max_units`)
+NODES_PER_UNIT = 10
+
+
 def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
                 max_bytes: int = 1 << 30,
@@ -476,6 +480,13 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     params = sum(int(np.prod(t.dims)) for t in graph.initializer)
     if params > limits.max_parameters:
         raise LimitExceeded(f"the model has {params} parameters, over the limit of {limits.max_parameters}")
+    # every node is an op call per step and seed: a chain of 50,000 Relus in a 1 MB file held a
+    # worker for minutes (apisweep2); a spec's layers are bounded by max_units, a graph's nodes by
+    # NODES_PER_UNIT times that (a transformer layer exports as a few dozen nodes)
+    if len(graph.node) > NODES_PER_UNIT * limits.max_units:
+        raise LimitExceeded(f"the graph has {len(graph.node)} nodes, over the limit of "
+                            f"{NODES_PER_UNIT * limits.max_units} ({NODES_PER_UNIT} per layer of the "
+                            f"{limits.max_units}-layer limit, GRADHEALTH_LIMITS__MAX_UNITS)")
     # A constant argument can ask a ConstantOfShape, Expand, Tile or Range for any size, whatever the
     # inputs: counted as the estimate counts a tensor (float64, with its gradient), by node.
     for label, tensor, count in value_sized_outputs(graph):
