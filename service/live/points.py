@@ -34,8 +34,18 @@ LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonl
 def _points(obj: object) -> list[Point]:
     if not isinstance(obj, dict):
         raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
+    if "value" not in obj and any(k in obj for k in ("metric", "layer", "kind")):
+        # a long-form point with its value misnamed ({"metric": "loss", "valu": 2.0}) would otherwise
+        # be read as a wide one: a series "valu", the metric dropped
+        raise BadRow("it names a 'metric' (or 'layer' and 'kind') but has no 'value'")
+    if "value" in obj and not any(k in obj for k in ("metric", "layer", "kind")):
+        raise BadRow("its 'value' needs a 'metric' (or a 'layer' and a 'kind') naming it")
+    found = NativeReader._record(obj)
+    if not found and "value" not in obj:   # (a long-form point whose value is null is none, as in a log)
+        raise BadRow("it holds no value: send {\"step\": 1, \"metric\": \"loss\", \"value\": 2.3} or "
+                     "{\"step\": 1, \"loss\": 2.3}")
     # Names are scrubbed of lone surrogates (from JSON escapes) before they reach the database.
-    return [Point(clean_name(name), step, value) for name, step, value, _wall, _role in NativeReader._record(obj)]
+    return [Point(clean_name(name), step, value) for name, step, value, _wall, _role in found]
 
 
 def parse(body: bytes, content_type: str, *, max_points: int) -> list[Point]:

@@ -82,8 +82,14 @@ def test_non_finite_values_stay_distinct_through_the_database(api):
 
 
 @pytest.mark.parametrize(("body", "headers", "status", "detail"), [
-    (b'{"step": 1, "metric": "loss", "value": 1}\n{"step": 2, "metric": "loss"}\n'
+    (b'{"step": 1, "metric": "loss", "value": 1}\n{"step": 2, "metric": "loss", "value": null}\n'
      b'{"step": 3, "metric": "loss", "value": "x"}\n', NDJSON, 422, "line 3: 'value' is \"x\", not a number"),
+    # a point whose value is missing or misnamed is refused, not dropped (apisweep2)
+    (b'{"step": 1, "metric": "loss", "value": 1}\n{"step": 2, "metric": "loss", "valu": 2.0}\n', NDJSON, 422,
+     "line 2: it names a 'metric' (or 'layer' and 'kind') but has no 'value'"),
+    (b'[{"step": 1}]', {"content-type": "application/json"}, 422, "record 1: it holds no value"),
+    (b'[{"step": 1, "value": 2.0}]', {"content-type": "application/json"}, 422,
+     "record 1: its 'value' needs a 'metric'"),
     (json.dumps([{"step": 1, "metric": "loss", "value": 1}, {"metric": "loss", "value": 2}]).encode(),
      {"content-type": "application/json"}, 422, "record 2: no 'step'"),
     (b'{"step": 1, "metric": "loss", "value": 1}\n{"step": 2, "metric": \n', NDJSON, 422, "line 2: not JSON"),
