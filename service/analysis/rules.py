@@ -641,6 +641,10 @@ class Saturation(_Fraction):
         outputs = {u.name for u in result.units if u.readout}
         if result.units:
             outputs.add(result.units[-1].name)
+        # and, in a live module, a unit whose output no other unit reads: it reaches the loss as it
+        # is, joined to the others only by a concatenation or a reshape (a PPO agent's tanh-bounded
+        # actions returned beside its critic's value: msweep18)
+        outputs |= {u.name for u in result.units if u.name in result.feeds and not result.feeds[u.name]}
         return outputs
 
     def judged(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:

@@ -38,3 +38,26 @@ def test_batch_normed_layers_moving_less_than_their_norm_are_not_the_rates_fault
 def test_a_step_that_rewrites_a_batch_normed_layer_whole_is_still_an_error() -> None:
     [f] = _large(bn=True, lr=5.0)
     assert f.severity == "error" and f.evidence.value > 1
+
+
+class _Agent(nn.Module):
+    """CleanRL's continuous PPO agent, its actions bounded by a tanh and returned beside the critic's
+    value, the actor's last layer at gain 100 (its tanh in its tails for nearly every unit)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.critic = nn.Sequential(nn.Linear(8, 64), nn.Tanh(), nn.Linear(64, 1))
+        self.actor = nn.Sequential(nn.Linear(8, 64), nn.Tanh(), nn.Linear(64, 4), nn.Tanh())
+        nn.init.orthogonal_(self.actor[2].weight, gain=100.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.actor(x), self.critic(x)], dim=-1)
+
+
+def test_a_tanh_output_returned_beside_another_is_judged_as_an_output() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_Agent(), torch.randn(16, 8), loss="mse", seeds=1, verify=False)
+    [f] = [f for f in doc.findings if f.code == "saturation"]
+    assert f.severity == "warning" and f.evidence.model_dump().get("output") is True
+    # the action bound is the model's range: no ReLU offered in its place
+    assert not [r for r in f.remedies if r.id == "relu_family_activation"]
