@@ -755,6 +755,10 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                 after = verifier.verify(det, detections, remedy, edit)
                 if after is not None:
                     results[id(remedy)] = after
+            elif edit is None:
+                remedy.unverified = "not_simulable"   # (its change says so in words too)
+            else:
+                remedy.unverified = "skipped"
             remedies.append(remedy)
         if det.severity != "info":
             remedies += _training_time(det, remedies, results)

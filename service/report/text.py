@@ -9,7 +9,8 @@ from gradhealth.report.baseline import baseline_text
 
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 #: Why a remedy of an architecture check carries no measurement.
-_UNVERIFIED = {"skipped": "not verified: --no-verify", "training_time": "a training-time change: not simulable at init"}
+_UNVERIFIED = {"skipped": "not verified: --no-verify", "training_time": "a training-time change: not simulable at init",
+               "not_simulable": "a change to the model's code the check cannot make on a copy: not measured"}
 #: Steps listed one by one in the text (the document keeps them all).
 _MAX_STEPS_SHOWN = 10
 

@@ -61,3 +61,20 @@ def test_a_tanh_output_returned_beside_another_is_judged_as_an_output() -> None:
     assert f.severity == "warning" and f.evidence.model_dump().get("output") is True
     # the action bound is the model's range: no ReLU offered in its place
     assert not [r for r in f.remedies if r.id == "relu_family_activation"]
+
+
+def test_a_remedy_the_check_cannot_make_on_a_module_says_why_it_is_not_verified() -> None:
+    # (msweep18: nanoGPT's Post-LN remedy came back with neither `verified` nor `unverified`)
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(12):
+        layers += [nn.Linear(32, 32), nn.Sigmoid()]
+    doc = check_module(nn.Sequential(*layers, nn.Linear(32, 4)), torch.randn(16, 32), seeds=1)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    norm = next(r for r in f.remedies if r.id == "batch_norm")
+    assert norm.verified is None and norm.unverified == "not_simulable"
+    assert all(r.verified is not None or r.unverified is not None for r in f.remedies)
+    quick = check_module(nn.Sequential(*layers, nn.Linear(32, 4)), torch.randn(16, 32), seeds=1, verify=False)
+    [g] = [g for g in quick.findings if g.code == "vanishing_gradient"]
+    assert {r.unverified for r in g.remedies} <= {"skipped", "not_simulable", "training_time"}
+    assert next(r for r in g.remedies if r.id == "xavier_init").unverified == "skipped"
