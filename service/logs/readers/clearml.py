@@ -18,8 +18,8 @@ from pathlib import Path
 
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.sacred import add_lists
-from gradhealth.logs.readers.textio import Points, loads, read_text
+from gradhealth.logs.readers.sacred import add_lists, json_object
+from gradhealth.logs.readers.textio import Points
 from gradhealth.logs.series import RunLog
 
 #: The file's start: an object of graphs, the first holding an object of series of "x"/"y" lists.
@@ -39,12 +39,7 @@ class ClearMLReader:
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         name = path.name
-        try:
-            obj = loads(read_text(path, limits))
-        except ValueError as e:
-            raise LogError(f"{name}: not valid JSON ({e})") from None
-        if not isinstance(obj, dict) or not obj:
-            raise LogError(f"{name}: expected one JSON object of graphs ({{title: {{series: {{x, y}}}}}})")
+        obj = json_object(path, limits, "graphs ({title: {series: {x, y}}})")
         points = Points(name, limits)
         for title, graph in obj.items():
             if not isinstance(graph, dict):

@@ -48,12 +48,7 @@ class SacredReader:
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         name = path.name
-        try:
-            obj = loads(read_text(path, limits))
-        except ValueError as e:
-            raise LogError(f"{name}: not valid JSON ({e})") from None
-        if not isinstance(obj, dict) or not obj:
-            raise LogError(f"{name}: expected one JSON object of metrics ({{name: {{steps, values}}}})")
+        obj = json_object(path, limits, "metrics ({name: {steps, values}})")
         points = Points(name, limits)
         for key, entry in obj.items():
             steps, values = (entry.get("steps"), entry.get("values")) if isinstance(entry, dict) else (None, None)
@@ -62,6 +57,18 @@ class SacredReader:
                                f"(a Sacred metric): {json.dumps(entry)[:80]}")
             add_lists(points, name, key, steps, values, entry.get("timestamps"))
         return RunLog(format=self.name, source=name, series=points.build())
+
+
+def json_object(path: Path, limits: ReadLimits, of_what: str) -> dict[str, Any]:
+    """The file's one non-empty JSON object (a LogError naming the file otherwise: ``of_what`` says
+    what the object should hold)."""
+    try:
+        obj = loads(read_text(path, limits))
+    except ValueError as e:
+        raise LogError(f"{path.name}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict) or not obj:
+        raise LogError(f"{path.name}: expected one JSON object of {of_what}")
+    return obj
 
 
 def add_lists(points: Points, source: str, key: str, steps: list[Any], values: list[Any], stamps: Any = None) -> None:
