@@ -384,6 +384,36 @@ def lr_growth(run: RunLog, since: float | None = None, until: float | None = Non
             "steps": [_num(steps[0]), _num(steps[-1])]}
 
 
+#: A range test sweeps the rate over this many decades at least, from a rate this small or smaller
+_SWEEP_DECADES = 4.0
+_SWEEP_START = 1e-5
+
+
+def _range_test(run: RunLog, loss: Series) -> dict | None:
+    """The learning rate's sweep when the log is a range test: constant growth per step from its first
+    logged rate (at most :data:`_SWEEP_START`) to its last, over :data:`_SWEEP_DECADES` or more, across
+    the whole of the loss's steps. A schedule with gamma > 1 in a training run starts at a working rate
+    or partway through, and stays the error it is."""
+    growth = lr_growth(run)
+    lr = run.first("learning_rate")
+    if growth is None or lr is None or not len(loss):
+        return None
+    first_step, last_step = growth["steps"]
+    covers = first_step <= float(loss.steps[0]) + 1e-9 and last_step >= float(loss.steps[-1]) - 1e-9
+    wide = math.log10(growth["last"] / growth["first"]) >= _SWEEP_DECADES
+    return growth if covers and wide and growth["first"] <= _SWEEP_START else None
+
+
+def _rate_at(run: RunLog, step: float) -> float:
+    """The logged learning rate at (or just before) ``step``."""
+    lr = run.first("learning_rate")
+    if lr is None:
+        return math.nan
+    steps, v = finite(lr)
+    before = v[steps <= step]
+    return float(before[-1]) if len(before) else float(v[0]) if len(v) else math.nan
+
+
 def _schedule_remedy(run: RunLog, growth: dict, at_step: float) -> Remedy:
     """lower_learning_rate that names the schedule: the fix is the growing schedule, not one rate."""
     fix = lower_lr(run, at_step=at_step, why=(
@@ -1425,6 +1455,20 @@ def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
              "threshold": t.divergence_factor, "data_term": term.name, "data_term_range": [lo, hi]}, [])]
     growth = lr_growth(run, since=onset, until=float(steps[-1]))
+    sweep = _range_test(run, loss)
+    if sweep is not None:
+        # a learning-rate range test (Smith 2017; torch-lr-finder, fastai's lr_find): the rate swept
+        # up by decades from a tiny one over the whole log, the loss blowing up at its end by design
+        return [_finding(
+            "loss_divergence", "info",
+            f"{loss.name} diverged as the learning rate swept from {sweep['first']:.3g} to {sweep['last']:.3g} "
+            f"(x{sweep['gamma']:.4g} per step over the whole log): a learning-rate range test; its lowest "
+            f"loss was at rate {_rate_at(run, float(steps[i_min])):.3g}",
+            "A learning-rate range test raises the rate by a constant factor from a tiny value until the loss "
+            "blows up; the blow-up is how it finds the usable rate (about a tenth of the rate at the loss's "
+            "minimum). Not a training run to fix.",
+            {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
+             "threshold": t.divergence_factor, "learning_rate_growth": sweep}, [])]
     fix = (_schedule_remedy(run, growth, onset) if growth is not None else
            lower_lr(run, at_step=onset, why=f"the loss diverged from {loss.where(onset)}"))
     # the figures judged are running medians; the summary gives the logged values beside them
@@ -2203,7 +2247,12 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                    + f" over the last half of the run (after falling {overall:.0%} before)")
         explanation = "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
     alarm = never or chance is not None
-    warm = _warming_up(run, float(steps[0]), float(steps[-1])) if alarm else None
+    # (the rate must still be climbing over the stretch judged, the last half: a warm-up that ended
+    # at step 700 of 3000, the rate constant since, excuses nothing there: logsweep38's llm.c at ln 50304)
+    # (over that half a linear ramp rises by less than 2x: still climbing by a quarter is a warm-up)
+    warm = _warming_up(run, float(steps[half]), float(steps[-1]), factor=1.25) if alarm else None
+    if warm is not None:   # (quoted over the whole run where the rate rose all along)
+        warm = _warming_up(run, float(steps[0]), float(steps[-1])) or warm
     if warm is not None:
         # a learning rate still climbing through its warm-up: the run has not trained at its rate yet
         alarm = False
@@ -2220,16 +2269,16 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     return out + ([stuck] if stuck else [])
 
 
-def _warming_up(run: RunLog, first: float, last: float) -> tuple[float, float] | None:
+def _warming_up(run: RunLog, first: float, last: float, factor: float = 2.0) -> tuple[float, float] | None:
     """(first, last) learning rate where the log's rate rose over ``first``..``last`` all along
-    (never falling, and at least doubled): a linear or exponential warm-up still under way."""
+    (never falling, and by ``factor`` at least): a linear or exponential warm-up still under way."""
     lr = run.first("learning_rate")
     if lr is None:
         return None
     steps, v = finite(lr)
     keep = (steps >= first) & (steps <= last) & (v > 0)
     v = v[keep]
-    if len(v) < 3 or not v[-1] >= 2 * v[0] or bool(np.any(np.diff(v) < 0)):
+    if len(v) < 3 or not v[-1] >= factor * v[0] or bool(np.any(np.diff(v) < 0)):
         return None
     return float(v[0]), float(v[-1])
 
