@@ -182,7 +182,7 @@ def _through_depth(
         if severity != "info" and which == "gradient" and absorbed_by_normalisation(result, t):
             # the same growth as the note below, past the point training absorbs it: say where it
             # comes from (plain-56 with BN: 1.19 per layer, its activations flat), not "weights too large"
-            evidence["absorbed_by_normalisation"] = True
+            evidence["normalisation_gain"] = True
             explanation = (
                 "The gain comes from the normalisation itself: batch statistics add about 1.21x per plain "
                 "BN-ReLU layer at init (Yang et al. 2019), and every layer it reaches past the warning "
@@ -388,7 +388,7 @@ class VanishingGradient(ArchitectureRule):
 def _residual_if_normalised(ctx: Context) -> list[Remedy]:
     """Skip connections, where the growth is the normalisation's own gain (a deep plain BN net):
     a new init or a norm does nothing there, and elsewhere residuals do not stop a gain above 1."""
-    return residual(ctx) if ctx.detection.evidence.get("absorbed_by_normalisation") else []
+    return residual(ctx) if ctx.detection.evidence.get("normalisation_gain") else []
 
 
 class ExplodingGradient(ArchitectureRule):

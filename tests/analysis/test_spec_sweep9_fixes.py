@@ -34,7 +34,8 @@ def test_a_plain_batch_normed_stack_is_told_where_its_growth_comes_from_and_offe
             "layers": [{**conv, "repeat": 60}, {"type": "flatten"}, {"type": "linear", "out_features": 10}]}
     doc = check_architecture(spec)
     [f] = [f for f in doc.findings if f.code == "exploding_gradient"]
-    assert f.severity == "error" and f.evidence.model_dump()["absorbed_by_normalisation"] is True
+    assert f.severity == "error" and f.evidence.model_dump()["normalisation_gain"] is True
+    assert "absorbed_by_normalisation" not in f.evidence.model_dump()   # past the error level: not absorbed
     assert "normalisation itself" in f.explanation and "weights too large" not in f.explanation
     [skip] = [r for r in f.remedies if r.id == "residual_connections"]
     assert skip.verified is not None and skip.verified.fixed
