@@ -41,6 +41,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import re
 import stat
 import zipfile
@@ -575,6 +576,27 @@ def keras3_names(model: dict[str, Any]) -> bool:
     return not (isinstance(version, str) and version.split(".")[0] in ("1", "2"))
 
 
+#: A BatchNormalization's initialisers and Keras' defaults, the values the spec's batchnorm starts at.
+_BN_DEFAULTS = {"gamma_initializer": 1.0, "beta_initializer": 0.0, "moving_mean_initializer": 0.0,
+                "moving_variance_initializer": 1.0}
+
+
+def _is_constant(value: Any, number: float) -> bool:
+    """Whether the initialiser ``value`` (absent: Keras' default, which the caller passes) draws
+    ``number`` everywhere: Zeros, Ones or a Constant of it."""
+    if value is None:
+        return True
+    name, cfg = _initializer(value)
+    if name in ("zeros", "ones"):
+        return (name == "ones") == (number == 1.0) and number in (0.0, 1.0)
+    if name == "constant":
+        try:
+            return bool(np.all(np.asarray(cfg.get("value", 0.0), dtype=np.float64) == number))
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
 class _Translator:
     def __init__(self, stored: Weights | None = None, keras3: bool = True) -> None:
         self.keras3 = keras3  # keras3_names()
@@ -707,6 +729,14 @@ class _Translator:
         if cls in _SKIPPED:
             return self._skipped(cls, cfg, name, layout)
         if cls == "BatchNormalization":
+            # the spec's batchnorm starts at Keras' defaults (gamma 1, beta 0, moving statistics 0
+            # and 1); other initialisers (beta -3 before a ReLU: every unit dead) are drawn by the
+            # graph door, as it draws every layer's (keras_torch._INIT_KEYS)
+            changed = [key for key, default in _BN_DEFAULTS.items()
+                       if not _is_constant(cfg.get(key), default)]
+            if changed:
+                self.fail(name, f"BatchNormalization with {', '.join(changed)} other than Keras' default "
+                                "is read by the graph door")
             return [{"type": "batchnorm"}]
         if cls == "LayerNormalization":
             axis = cfg.get("axis", -1)
@@ -831,21 +861,17 @@ class _Translator:
                  layout: str) -> list[dict[str, Any]]:
         """Layers that are the identity for the simulated network: no spec layer, or refused
         where they are not."""
-        if cls == "Masking":
-            # Masking hides the timesteps whose features all equal mask_value from the recurrent
-            # layers after it. The synthetic inputs are continuous (normal), so no timestep equals
-            # it and the mask hides nothing: the identity. Deeper in the network features can be
-            # exactly 0 (a ReLU's), so only a Masking of the model's input is skipped.
-            if not self.on_input or layout == "tokens":
-                self.fail(name, "Masking is supported on the model's (float) input only: deeper, "
-                                "a timestep's features can equal mask_value (a ReLU's zeros) and "
-                                "hiding it changes the recurrent gradients")
-        elif cls == "ActivityRegularization":
-            l1, l2 = float(cfg.get("l1") or 0.0), float(cfg.get("l2") or 0.0)
-            if l1 or l2:  # the penalty adds l1 * sign(x) + 2 * l2 * x to this layer's gradient
-                self.fail(name, f"ActivityRegularization with l1={l1:g}, l2={l2:g} is not "
-                                "supported: its penalty adds to the gradient of every layer "
-                                "before it, and the spec has no such loss term")
+        # Masking hides the timesteps whose features all equal mask_value from the recurrent
+        # layers after it. The synthetic inputs are continuous (normal), so no timestep equals
+        # it and the mask hides nothing: the identity. Deeper in the network features can be
+        # exactly 0 (a ReLU's), so only a Masking of the model's input is skipped.
+        if cls == "Masking" and (not self.on_input or layout == "tokens"):
+            self.fail(name, "Masking is supported on the model's (float) input only: deeper, "
+                            "a timestep's features can equal mask_value (a ReLU's zeros) and "
+                            "hiding it changes the recurrent gradients")
+        # ActivityRegularization computes the identity; its penalty (l1 * sign(x) + 2 * l2 * x
+        # added to this output's gradient) is no term of the simulated loss, and
+        # activity_penalty_notes has the document say it was left out.
         # GaussianNoise adds N(0, stddev^2) in training: its Jacobian is the identity, so it
         # passes gradients through unchanged. It does add stddev^2 to the variance of the next
         # layer's input, which the spec cannot add; for the usual stddev (well under the
@@ -894,6 +920,8 @@ class _Translator:
         except ValueError as exc:
             self.fail(name, str(exc))
             act, gate, reset_after = "tanh", "sigmoid", True
+        if cfg.get("go_backwards"):  # the spec's recurrent layers read forwards; the graph door reverses
+            self.fail(name, f"{cls} with go_backwards is read by the graph door")
         out: dict[str, Any] = {
             "type": kind, "hidden_size": int(cfg["units"]),
             "output": "sequence" if cfg.get("return_sequences") else "last",
@@ -1509,6 +1537,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
     config = with_input_shapes(config, input_shapes)
+    notes = (*notes, *activity_penalty_notes(config))  # the one part of the model's loss not simulated
     settings = settings if settings is not None else get_settings()
 
     def translated(batch: int) -> tuple[dict[str, Any] | None, Origins | None, Any]:
@@ -1551,6 +1580,58 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         return _loss_note(doc, unsimulated, notes)
     doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings, progress=progress)
     return _loss_note(doc, unsimulated, notes)
+
+
+def _regularizer_penalty(value: Any) -> tuple[float, float] | None:
+    """(l1, l2) of a Keras regularizer config (``"l2"``, ``{"class_name": "L1L2", "config":
+    {...}}``), None for none; Keras' defaults (0.01) where a name gives no factor. A regularizer
+    of another kind is read as (nan, nan): a penalty of unknown size."""
+    if value is None:
+        return None
+    name, cfg = _name_of(value)
+    defaults = {"l1": (0.01, 0.0), "l2": (0.0, 0.01), "l1l2": (0.0, 0.0)}
+    if name not in defaults:
+        return (math.nan, math.nan)
+    d1, d2 = defaults[name] if isinstance(value, dict) or name != "l1l2" else (0.01, 0.01)
+    try:
+        return float(cfg.get("l1", d1) or 0.0), float(cfg.get("l2", d2) or 0.0)
+    except (TypeError, ValueError):
+        return (math.nan, math.nan)
+
+
+def activity_penalty_notes(config: dict[str, Any]) -> tuple[str, ...]:
+    """The document's note that the activity penalties of ``config`` (ActivityRegularization
+    layers and layers' ``activity_regularizer``, nested models' too) are not simulated: both doors
+    read those layers as the identity, and the penalty's gradient (l1 * sign(x) + 2 * l2 * x of the
+    penalised output, added to its gradient) is left out of the layers before it."""
+    found: dict[str, str] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, list):
+            for v in value:
+                walk(v)
+            return
+        if not isinstance(value, dict):
+            return
+        cfg = value.get("config")
+        if "class_name" in value and isinstance(cfg, dict):
+            name = str(cfg.get("name", value.get("class_name")))
+            if value.get("class_name") == "ActivityRegularization":
+                penalty = _regularizer_penalty({"class_name": "L1L2", "config": cfg})
+            else:
+                penalty = _regularizer_penalty(cfg.get("activity_regularizer"))
+            if penalty is not None and any(p != 0.0 for p in penalty):  # nan: of unknown size
+                l1, l2 = penalty
+                found.setdefault(name, "an unknown penalty" if math.isnan(l1) else f"l1={l1:g}, l2={l2:g}")
+        for v in value.values():
+            walk(v)
+
+    walk(config)
+    if not found:
+        return ()
+    named = ", ".join(f"{n} ({p})" for n, p in list(found.items())[:10]) + (" ..." if len(found) > 10 else "")
+    return (f"activity penalty not simulated: {named}; those outputs pass unchanged and the "
+            "penalty's gradient (l1 * sign(x) + 2 * l2 * x, added to the output's) is left out",)
 
 
 def _loss_note(doc: Any, unsimulated: str | None, notes: tuple[str, ...] = ()) -> Any:
@@ -1614,7 +1695,7 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
         return spec, origins, None
     except ModelError as spec_error:
         try:
-            return None, None, plan_keras_graph(config, batch_size=batch_size, limits=limits)
+            return None, None, plan_keras_graph(config, batch_size=batch_size, limits=limits, stored=stored)
         except ModelError as graph_error:
             raise ModelError(f"{graph_error} (as a spec: {spec_error})") from None
 

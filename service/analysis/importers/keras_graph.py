@@ -17,7 +17,7 @@ without importing torch. Every problem is collected into ONE :class:`ModelError`
 from __future__ import annotations
 
 import math
-from collections.abc import Container
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -94,6 +94,9 @@ class KerasGraph:
     inputs: list[tuple[str, Shape, int | None]] = field(default_factory=list)
     #: every output, in the order the model returns them (output_name is the first)
     output_names: list[str] = field(default_factory=list)
+    #: the input's preprocessing kept in the simulation, its statistics describing no data:
+    #: (name, why, the largest factor it scales its input by; nan: statistics not finite)
+    degenerate_preprocessing: list[tuple[str, str, float]] = field(default_factory=list)
 
     def node(self, name: str) -> Node:
         """The node called ``name``."""
@@ -407,6 +410,10 @@ def recurrent_cell(cls: str, cfg: dict[str, Any]) -> tuple[str, dict[str, Any], 
         raise ValueError(f"merge_mode {cfg.get('merge_mode')!r} is not supported (only concat)")
     if not mirrored_backward(inner, cfg.get("backward_layer")):
         raise ValueError("a custom backward_layer is not supported")
+    if inner_cfg.get("go_backwards"):
+        # Keras then reads forwards in its backward half and returns the forward half's outputs
+        # unflipped: not the concatenation of aligned directions that is simulated
+        raise ValueError("Bidirectional of a go_backwards layer is not supported")
     return inner_cls, inner_cfg, 2
 
 
@@ -446,8 +453,10 @@ def recurrent_gates(cls: str, cfg: dict[str, Any]) -> tuple[str, str, bool]:
     if cls != "SimpleRNN" and not gate:
         raise ValueError(f"recurrent_activation {cfg.get('recurrent_activation')!r} is not supported "
                          "(sigmoid, hard_sigmoid)")
-    if cfg.get("go_backwards") or cfg.get("stateful"):
-        raise ValueError("go_backwards / stateful recurrent layers are not supported")
+    # go_backwards is simulated (keras_torch._Recurrent reads the sequence reversed); a stateful
+    # layer carries its state from one batch to the next, which one simulated step has no notion of
+    if cfg.get("stateful"):
+        raise ValueError("stateful recurrent layers are not supported")
     if not cfg.get("use_bias", True):
         raise ValueError("recurrent layers without bias are not supported")
     return act, gate or "sigmoid", cls != "GRU" or bool(cfg.get("reset_after", True))
@@ -815,11 +824,8 @@ def _check_layer(node: Node) -> None:
                     "pointwise_initializer", "embeddings_initializer"):
             if key in cfg:
                 check_initializer(cfg.get(key), key)
-    if node.cls == "ActivityRegularization" and (float(cfg.get("l1") or 0.0) or float(cfg.get("l2") or 0.0)):
-        # the penalty adds l1 * sign(x) + 2 * l2 * x to the gradient of every layer before it
-        raise ValueError(f"ActivityRegularization with l1={float(cfg.get('l1') or 0):g}, "
-                         f"l2={float(cfg.get('l2') or 0):g}: its penalty is a loss term the "
-                         "simulation does not have")
+    # ActivityRegularization is the identity here whatever its l1/l2: its penalty's gradient is left
+    # out, and check_keras says so in the document (keras.activity_penalty_notes)
     if node.cls == "Softmax" and node.inputs and len(node.inputs) > 1:
         raise ValueError("Softmax with a mask input is not supported")
 
@@ -946,19 +952,62 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
 PREPROCESSING = ("Rescaling", "Normalization")
 
 
-def _skip_preprocessing(nodes: list[Node], input_name: str) -> list[str]:
-    """Mark the chain of preprocessing layers that reads the model's input as skipped, and name it.
+#: keras.backend.epsilon(): Keras' Normalization divides by max(sqrt(variance), this).
+NORMALIZATION_EPSILON = 1e-7
+
+
+def degenerate_statistics(node: Node, stored: Mapping[str, Sequence[Any]] | None = None
+                          ) -> tuple[str, float] | None:
+    """Why a Normalization's statistics are not those of any data (a variance of at most
+    epsilon^2, so Keras multiplies by up to 1e7; a mean or variance that is not finite), with the
+    largest factor it scales its input by (nan where not finite); None where they are fine.
+    The statistics are the file's stored variables when ``stored`` has them (as
+    :func:`.keras_torch.load_stored` reads them), else the config's ``mean`` / ``variance``."""
+    import numpy as np
+
+    if node.cls != "Normalization":
+        return None
+    arrays = list((stored or {}).get(node.name) or [])
+    mean, var = (arrays[0], arrays[1]) if len(arrays) >= 2 else (node.cfg.get("mean"), node.cfg.get("variance"))
+    if var is None:
+        return None  # not adapted: Keras' own 0 and 1 until it is
+    try:
+        m = np.asarray(0.0 if mean is None else mean, dtype=np.float64)
+        v = np.asarray(var, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None  # not numbers: the layer's own check (or the weights' loading) says so
+    if v.size == 0:
+        return None
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(v))):
+        return "a stored mean or variance that is not finite", math.nan
+    low = float(v.min())
+    if low <= NORMALIZATION_EPSILON ** 2:
+        scale = 1.0 / max(math.sqrt(max(low, 0.0)), NORMALIZATION_EPSILON)
+        return f"a stored variance of {low:g}, which scales its input by {scale:.3g}", scale
+    return None
+
+
+def _skip_preprocessing(nodes: list[Node], input_name: str,
+                        stored: Mapping[str, Sequence[Any]] | None = None
+                        ) -> tuple[list[str], list[tuple[str, str, float]]]:
+    """Mark the chain of preprocessing layers that reads the model's input as skipped, and name it;
+    with the layer kept because its statistics are degenerate: (name, why, the scale it applies).
 
     The simulation's inputs are standard normal: they stand for the data as the first layer that
     learns sees it, normalised. A model that normalises its raw input itself (keras.applications'
     ``Rescaling(1/255)`` and ``Normalization``) would scale those inputs a second time, and every
-    figure after it would describe inputs 255 times too small, not the network."""
+    figure after it would describe inputs 255 times too small, not the network. A Normalization
+    whose statistics describe no data (:func:`degenerate_statistics`: a variance of 0 multiplies
+    by 1e7) normalises nothing: it is kept, with its statistics, and the chain stops there."""
     skipped: list[str] = []
     current = input_name
     while True:
         readers = [n for n in nodes if current in n.inputs]
         if len(readers) != 1 or readers[0].cls not in PREPROCESSING or readers[0].inputs != [current]:
-            return skipped
+            return skipped, []
+        why = degenerate_statistics(readers[0], stored)
+        if why is not None:
+            return skipped, [(readers[0].name, *why)]
         readers[0].weights = []
         readers[0].cfg = {**readers[0].cfg, "_skipped": True}
         skipped.append(readers[0].name)
@@ -966,14 +1015,16 @@ def _skip_preprocessing(nodes: list[Node], input_name: str) -> list[str]:
 
 
 def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: Any = None,
-                     keep_preprocessing: bool = False) -> KerasGraph:
+                     keep_preprocessing: bool = False,
+                     stored: Mapping[str, Sequence[Any]] | None = None) -> KerasGraph:
     """Read ``config`` (a Keras model config) as a graph, infer every shape and weight, and check
     it against ``limits`` (parameters, activation memory) before anything is allocated.
 
     Raises :class:`ModelError` naming every layer that cannot be checked, in one message,
     :class:`InputFormatError` for sizes that are not positive integers (:func:`check_config_sizes`),
     and :class:`LimitExceeded` over the limits. The input's own preprocessing is skipped unless
-    ``keep_preprocessing`` (:func:`_skip_preprocessing` says why)."""
+    ``keep_preprocessing`` (:func:`_skip_preprocessing` says why), or where its statistics
+    (``stored``: the file's weights, where they will be used) are degenerate."""
     from gradhealth.analysis.importers.keras import _input_shape, keras3_names
     from gradhealth.settings import Limits
 
@@ -1044,10 +1095,15 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
             node.weights = []
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
-    skipped = [] if keep_preprocessing else [n for name in input_names for n in _skip_preprocessing(nodes, name)]
+    skipped: list[str] = []
+    kept: list[tuple[str, str, float]] = []
+    for name in [] if keep_preprocessing else input_names:
+        names, degenerate = _skip_preprocessing(nodes, name, stored)
+        skipped += names
+        kept += degenerate
     graph = KerasGraph(str(config["config"].get("name") or "keras_model"), nodes, input_names[0],
                        output_names[0], inputs[0][1], inputs[0][2], skipped, inputs=inputs,
-                       output_names=output_names)
+                       output_names=output_names, degenerate_preprocessing=kept)
     graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
     # float64 activations and their gradients, one copy each per node (as the ONNX door counts),
     # and an unrolled recurrent layer's gates and states at every step (as the spec's plan counts)

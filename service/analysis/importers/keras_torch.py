@@ -31,6 +31,7 @@ from gradhealth.analysis.importers.keras_graph import (
     _TRANSPOSED,
     ATTENTION_PARTS,
     IDENTITY_LAYERS,
+    NORMALIZATION_EPSILON,
     RECURRENT,
     KerasGraph,
     Node,
@@ -274,10 +275,16 @@ class _Recurrent(nn.Module):
             mark(self.rnn, spec_gate(gate_activation, keras3=not node.cfg.get("_keras2")), reset_after)
         self.cls, self.directions = cls, directions
         self.sequences = bool(cfg.get("return_sequences"))
+        # go_backwards (one direction only: keras_graph.recurrent_cell refuses it in a Bidirectional)
+        self.backwards = directions == 1 and bool(cfg.get("go_backwards"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backwards:  # Keras reads the sequence from its last step to its first
+            x = x.flip(1)
         seq, _ = run_recurrent(self.rnn, x)
         if self.sequences:
+            # in the order read: Keras' go_backwards layer returns the reversed sequence (its
+            # backend's rnn stacks the outputs step by step; only Bidirectional flips them back)
             return seq
         if self.directions == 2:  # the backward direction ends at t = 0
             return torch.cat([seq[:, -1, :self.units], seq[:, 0, self.units:]], dim=-1)
@@ -875,6 +882,7 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=graph.parameters, activation_bytes=graph.activation_bytes,
                    progress=progress)
+    _degenerate_preprocessing(doc, graph)
     doc.summary = (f"{doc.summary} [weights: as stored in the file]" if stored is not None
                    else f"{doc.summary} [weights: Keras' initialisers, drawn per seed]")
     if stored is not None:
@@ -882,4 +890,35 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     if graph.preprocessing:
         doc.summary += (f" [input preprocessing skipped: {', '.join(graph.preprocessing)}; the "
                         "synthetic inputs are already normalised]")
+    if graph.degenerate_preprocessing:
+        doc.summary += (" [input preprocessing simulated with its statistics, which describe no data: "
+                        + ", ".join(f"{name} ({why})" for name, why, _ in graph.degenerate_preprocessing) + "]")
     return doc
+
+
+def _degenerate_preprocessing(doc: Any, graph: KerasGraph) -> None:
+    """An error finding for each input Normalization whose statistics describe no data
+    (:func:`.keras_graph.degenerate_statistics`), unless the simulation's own names it already.
+    The layer is simulated with them, but the rules judge growth between layers, and a network
+    whose every input is 1e7 times too large has none to judge: its first weights' gradients and
+    its loss are about 1e14 times a normalised input's."""
+    from gradhealth.analysis.check import summary_line
+    from gradhealth.core.document import status_of
+    from gradhealth.core.rules import rule
+
+    added = []
+    for name, why, scale in graph.degenerate_preprocessing:
+        code = "nonfinite" if math.isnan(scale) else "exploding_gradient"
+        if any(f.code == code and name in (f.evidence.layers or []) for f in doc.findings):
+            continue  # (the simulation's own nonfinite names the first layer after it: this is why)
+        added.append(rule(code).finding(
+            "error", f"{name}: {why}",
+            f"The Normalization {name} reads the model's input with {why}: Keras divides by "
+            f"max(sqrt(variance), {NORMALIZATION_EPSILON:g}), so every later activation, the loss and "
+            "every weight's gradient scale with it (or are not finite). Statistics adapted on data "
+            "that vary in every feature, or the layer left out, normalise the input instead.",
+            {"metric": "input_scale", "value": None if math.isnan(scale) else scale, "layers": [name]}))
+    if added:
+        doc.findings[:0] = added  # the worst first, as the check orders them
+        doc.status = status_of(doc.findings)
+        doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
