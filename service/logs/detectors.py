@@ -1584,6 +1584,9 @@ def _data_term_held(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray,
 #: A climb short of divergence_factor that gives back this share of what the loss had gained, for
 #: good, is a divergence still (:func:`_lost_progress`); and the least rise that counts.
 _LOST_SHARE = 1 / 3
+#: ... or back where it stood this share of the run's steps before its end (and the climb is many
+#: noise units), however small a share of its fall that is
+_UNDONE_STEPS = 0.5
 _LOST_RISE = 1.15
 #: ... and the fall it gives back at least this many times the loss's point-to-point noise
 _LOST_NOISES = 5.0
@@ -1603,20 +1606,30 @@ def _lost_progress(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, 
     # a loss whose lowest is where it began never fell: its whole climb is progress undone (a boosting
     # run whose training loss rises from its first round, a rate too large from the first step)
     never_fell = i_min == 0 or top <= low
+    # ... or counted in training time: where the loss last stood at its final level on its way down.
+    # An LM's fall from ln(vocab) is mostly its first few hundred steps, so a late climb of 0.65 nats
+    # is a small share of the fall yet takes the run back to where it was at 18 % of 5000 steps
+    # (logsweep38): the rest of training undone
+    above = np.nonzero(sm[:i_min] >= end)[0]
+    span = float(steps[-1] - steps[0])
+    undone = (float(steps[-1] - steps[above[-1]]) / span) if len(above) and span > 0 else 0.0
+    lost = never_fell or (end - low) / (top - low) >= _LOST_SHARE or (
+        undone >= _UNDONE_STEPS and end - low >= _LOST_NOISES * noise)
     if (not low > 0 or end < _LOST_RISE * low or (not never_fell and top - low < _LOST_NOISES * noise)
-            or end - low < _LOST_NOISES / 2 * noise or (not never_fell and (end - low) / (top - low) < _LOST_SHARE)):
+            or end - low < _LOST_NOISES / 2 * noise or not lost):
         return []
     onset_i = _sustained_onset(v, sm, i_min, low + 0.5 * (end - low))
     if onset_i is None:
         return []
     onset = float(steps[onset_i])
     share = 1.0 if never_fell else (end - low) / (top - low)
+    back = "" if never_fell or share >= _LOST_SHARE else f", back where it stood {undone:.0%} of the run's steps before"
     window = _divergence_window(len(v))
     summary = (f"{loss.name} rose from {low:.3g} ({loss.where(steps[i_min])}) to {end:.3g} ({end / low:.3g}x) and "
                f"never went below where it began (running medians of {window} points)" if never_fell else
                f"{loss.name} climbed back from its minimum {low:.3g} ({loss.where(steps[i_min])}) to {end:.3g} "
-               f"({end / low:.3g}x) and stayed there: {share:.0%} of its fall from {top:.3g} undone (running "
-               f"medians of {window} points)")
+               f"({end / low:.3g}x) and stayed there: {share:.0%} of its fall from {top:.3g} undone{back} "
+               f"(running medians of {window} points)")
     return [_finding(
         "loss_divergence", "warning", summary,
         "The loss gave back a large part of what training had gained and did not come down again: the "
@@ -1624,7 +1637,7 @@ def _lost_progress(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, 
         "nats, rises by a small factor for a large loss of progress).",
         {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": end / low,
          "threshold": _LOST_RISE, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
-         "start": top, "share_undone": share, "window": _divergence_window(len(v))},
+         "start": top, "share_undone": share, "steps_undone": undone, "window": _divergence_window(len(v))},
         [lower_lr(run, at_step=onset, why=f"the loss climbed back from {loss.where(onset)}"), clipping(run, t)])]
 
 

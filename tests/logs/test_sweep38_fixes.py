@@ -38,3 +38,19 @@ def test_a_learning_rate_range_test_is_a_note_and_a_growing_schedule_in_training
     grown = np.concatenate([np.full(60, 1e-3), 1e-3 * 1.2 ** np.arange(1, 41)])
     [f] = [f for f in diagnose(run_of(loss=loss, lr=grown)).findings if f.code == "loss_divergence"]
     assert f.severity == "error"
+
+
+def test_a_late_climb_that_takes_an_lm_back_to_where_it_stood_early_is_a_divergence() -> None:
+    # an LM's loss: 10.8 -> 3.06 at 80 % of 5000 steps (most of the fall in its first few hundred),
+    # then a steady climb to 3.7 and no way down: back where it stood at ~18 % of the run
+    rng = np.random.default_rng(2)
+    steps = np.arange(0, 5000, 5)
+    s = steps / 5000
+    loss = 3.0 + 7.8 * np.exp(-steps / 150) + 0.06 * (1 - s) + np.where(s > 0.8, 3.2 * (s - 0.8), 0.0)
+    loss += 0.03 * rng.standard_normal(len(steps))
+    [f] = [f for f in diagnose(run_of(steps=steps, loss=loss)).findings if f.code == "loss_divergence"]
+    assert f.severity == "warning" and f.evidence.model_dump()["steps_undone"] >= 0.5
+    assert "back where it stood" in f.summary
+    # the same run ending at its floor, noise and all: nothing
+    flat = 3.0 + 7.8 * np.exp(-steps / 150) + 0.06 * (1 - s) + 0.03 * rng.standard_normal(len(steps))
+    assert not [f for f in diagnose(run_of(steps=steps, loss=flat)).findings if f.code == "loss_divergence"]
