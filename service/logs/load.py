@@ -26,7 +26,7 @@ import csv
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -85,10 +85,21 @@ def _wide_encoding(path: Path) -> str | None:
     return next((enc for bom, enc in _BOMS if head.startswith(bom)), None)
 
 
-def _read_transcoded(path: Path, encoding: str, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
-    """A text log in UTF-16/32, read as its UTF-8 copy (the readers read bytes as UTF-8)."""
+def _read_copy(path: Path, label: str, hint: str | None, limits: ReadLimits,
+               rewrite: Callable[[Path], None], note: str) -> RunLog:
+    """``path`` read as the copy ``rewrite`` writes of it in a temporary folder (a text encoding or a
+    table layout the readers do not read, turned into one they do), with a ``transcoded`` ``note``."""
     with tempfile.TemporaryDirectory(prefix="gh-logs-") as tmp:
         copy = Path(tmp) / path.name
+        rewrite(copy)
+        log = _read_file(copy, label, hint, limits)
+        log.warnings.append(LogWarning("transcoded", f"{label}: {note}"))
+        return log
+
+
+def _read_transcoded(path: Path, encoding: str, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
+    """A text log in UTF-16/32, read as its UTF-8 copy (the readers read bytes as UTF-8)."""
+    def rewrite(copy: Path) -> None:
         try:
             with path.open("r", encoding=encoding, newline="") as src, copy.open("w", encoding="utf-8",
                                                                                    newline="") as out:
@@ -97,9 +108,8 @@ def _read_transcoded(path: Path, encoding: str, label: str, hint: str | None, li
         except UnicodeError as e:
             raise LogError(f"{label}: starts with a {encoding.upper()} byte-order mark but is not "
                            f"{encoding.upper()} text ({e}); save it as UTF-8") from None
-        log = _read_file(copy, label, hint, limits)
-        log.warnings.append(LogWarning("transcoded", f"{label}: {encoding.upper()} text, read as UTF-8"))
-        return log
+
+    return _read_copy(path, label, hint, limits, rewrite, f"{encoding.upper()} text, read as UTF-8")
 
 
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*$")
@@ -121,33 +131,30 @@ def _semicolon_table(path: Path) -> bool:
 
 def _read_semicolon_table(path: Path, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
     """A semicolon-separated table with decimal commas, read as its comma-separated copy."""
-    with tempfile.TemporaryDirectory(prefix="gh-logs-") as tmp:
-        copy = Path(tmp) / path.name
+    def rewrite(copy: Path) -> None:
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as src, \
                 copy.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             for row in csv.reader(src, delimiter=";"):
                 writer.writerow([c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in row])
-        log = _read_file(copy, label, hint, limits)
-        log.warnings.append(LogWarning("transcoded", f"{label}: separated by semicolons, read with ',' as "
-                                       "the decimal mark (a spreadsheet's export in a European locale)"))
-        return log
+
+    return _read_copy(path, label, hint, limits, rewrite, "separated by semicolons, read with ',' as the "
+                      "decimal mark (a spreadsheet's export in a European locale)")
 
 
 def _read_file(path: Path, label: str, hint: str | None, limits: ReadLimits,
                reader: registry.Reader | None = None) -> RunLog:
     sniff.check_size(path, limits, label)
-    if reader is None and (encoding := _wide_encoding(path)) is not None:
-        return _read_transcoded(path, encoding, label, hint, limits)
-    if reader is None and hint is None:
-        try:
-            reader = sniff.detect(path, hint)
-        except UnknownLogFormat as e:
-            if _semicolon_table(path):
-                return _read_semicolon_table(path, label, hint, limits)
-            raise _relabel(e, path.name, label) from None
     try:
-        reader = reader or sniff.detect(path, hint)
+        if reader is None and (encoding := _wide_encoding(path)) is not None:
+            return _read_transcoded(path, encoding, label, hint, limits)
+        if reader is None:
+            try:
+                reader = sniff.detect(path, hint)
+            except UnknownLogFormat:
+                if hint is not None or not _semicolon_table(path):
+                    raise
+                return _read_semicolon_table(path, label, hint, limits)
         log = reader.read(path, limits)
     except LogError as e:
         raise _relabel(e, path.name, label) from None
