@@ -18,7 +18,7 @@ import numpy as np
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import Detector, detects, rule, rules
-from gradhealth.logs.remedies import clipping, lower_lr, matching_init, raise_lr
+from gradhealth.logs.remedies import clipping, learning_rate_at, lower_lr, matching_init, raise_lr
 from gradhealth.logs.series import RunLog, Series, gan_part
 from gradhealth.logs.stats import (
     centred_median,
@@ -395,23 +395,12 @@ def _range_test(run: RunLog, loss: Series) -> dict | None:
     the whole of the loss's steps. A schedule with gamma > 1 in a training run starts at a working rate
     or partway through, and stays the error it is."""
     growth = lr_growth(run)
-    lr = run.first("learning_rate")
-    if growth is None or lr is None or not len(loss):
+    if growth is None or not len(loss):
         return None
     first_step, last_step = growth["steps"]
     covers = first_step <= float(loss.steps[0]) + 1e-9 and last_step >= float(loss.steps[-1]) - 1e-9
     wide = math.log10(growth["last"] / growth["first"]) >= _SWEEP_DECADES
     return growth if covers and wide and growth["first"] <= _SWEEP_START else None
-
-
-def _rate_at(run: RunLog, step: float) -> float:
-    """The logged learning rate at (or just before) ``step``."""
-    lr = run.first("learning_rate")
-    if lr is None:
-        return math.nan
-    steps, v = finite(lr)
-    before = v[steps <= step]
-    return float(before[-1]) if len(before) else float(v[0]) if len(v) else math.nan
 
 
 def _schedule_remedy(run: RunLog, growth: dict, at_step: float) -> Remedy:
@@ -1463,7 +1452,7 @@ def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
             "loss_divergence", "info",
             f"{loss.name} diverged as the learning rate swept from {sweep['first']:.3g} to {sweep['last']:.3g} "
             f"(x{sweep['gamma']:.4g} per step over the whole log): a learning-rate range test; its lowest "
-            f"loss was at rate {_rate_at(run, float(steps[i_min])):.3g}",
+            f"loss was at rate {learning_rate_at(run, float(steps[i_min])) or math.nan:.3g}",
             "A learning-rate range test raises the rate by a constant factor from a tiny value until the loss "
             "blows up; the blow-up is how it finds the usable rate (about a tenth of the rate at the loss's "
             "minimum). Not a training run to fix.",
