@@ -26,7 +26,7 @@ their steps. The components keep their names and roles.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,6 +66,7 @@ class _Group:
     head: str                 # ``<prefix><split><sep>``: what each component's name starts with
     members: list[Series]
     aggregate: bool = False
+    parts: set[str] = field(default_factory=set)   # what the members name (``box`` of ``train/box_loss``)
 
 
 def _component(s: Series, bare: bool = False) -> tuple[Role, str, str, str] | None:
@@ -116,6 +117,7 @@ def _groups(run: RunLog) -> list[_Group]:
             g.aggregate = True
         else:
             g.members.append(s)
+            g.parts.add(part)
     return [g for (_, form), g in found.items() if not form.startswith("bare_") or len(g.members) >= _BARE_PARTS]
 
 
@@ -153,12 +155,6 @@ def _sum(parts: list[Series]) -> tuple[np.ndarray, np.ndarray, int] | None:
     return shared, total, int(len(every) - len(shared))
 
 
-def _part_name(s: Series) -> str:
-    """The part a component loss names (``box`` of ``train/box_loss``); '' for none."""
-    c = _component(s, bare=True)
-    return c[3] if c is not None else ""
-
-
 def add_component_losses(run: RunLog) -> RunLog:
     """Add to ``run`` (in place; also returned) the sum of its component losses as its training or
     validation loss where it logs no such loss (see the module's docstring)."""
@@ -172,8 +168,7 @@ def add_component_losses(run: RunLog) -> RunLog:
             # train/contrastive_loss): that is the split's loss, not a part of one; unless another
             # split logs it among its parts (train/box_loss beside val/box_loss, val/cls_loss)
             (lone,) = g.members
-            part = _part_name(lone)
-            shared = any(len(o.members) > 1 and part in {_part_name(m) for m in o.members} for o in groups if o is not g)
+            shared = any(len(o.members) > 1 and g.parts <= o.parts for o in groups if o is not g)
             if named_loss(lone.name) and not shared:
                 lone.role = g.role
                 logged.add(g.role)
