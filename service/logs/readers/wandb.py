@@ -207,11 +207,24 @@ class WandbReader:
 
     # --- history, JSON Lines -----------------------------------------------------------------------
     def _read_jsonl(self, path: Path, limits: ReadLimits) -> RunLog:
+        # placed by the trainer's own step where every record has it, never going back (the
+        # HF/Lightning integrations); else by W&B's row counter. A record that breaks that stops the
+        # attempt at once, so a history is read whole once in the usual cases
+        for trainer_step in (*_TRAINER_STEPS, None):
+            try:
+                return self._read_history(path, limits, trainer_step)
+            except _NotSteppedBy:
+                continue
+        raise AssertionError("unreachable: the last attempt has no trainer step to break")
+
+    def _read_history(self, path: Path, limits: ReadLimits, trainer_step: str | None) -> RunLog:
+        """The history placed by ``trainer_step`` (:class:`_NotSteppedBy` where a record lacks it or it
+        goes back: a run resumed from an earlier checkpoint logs steps again), or by ``_step``."""
         points = Points(path.name, limits)
         warnings: list[LogWarning] = []
         skipped: set[str] = set()
         index = 0
-        trainer_step = _jsonl_trainer_step(path, limits)
+        last = -math.inf
         with open_log(path, limits) as f:
             lines = Lines(f, path.name)
             for text in lines:
@@ -226,8 +239,12 @@ class WandbReader:
                         warnings.append(truncated(path.name, lines.lineno, "not JSON"))
                         break
                     raise LogError(f"{path.name} line {lines.lineno}: not a JSON object ({e})") from None
-                step = number(obj.get(trainer_step)) if trainer_step else None
-                if step is None:
+                if trainer_step is not None:
+                    step = number(obj.get(trainer_step))
+                    if step is None or not math.isfinite(step) or step < last:
+                        raise _NotSteppedBy
+                    last = step
+                else:
                     step = number(obj.get("_step"))
                 if step is None or not math.isfinite(step):
                     step = float(index)
@@ -349,30 +366,8 @@ def _never_decreases(path: Path, limits: ReadLimits, column: str) -> bool:
     return last > -math.inf
 
 
-def _jsonl_trainer_step(path: Path, limits: ReadLimits) -> str | None:
-    """The trainer's step key (:data:`_TRAINER_STEPS`) when every record of a history in JSON Lines
-    has it, finite and never below the one before (a run resumed from an earlier checkpoint logs
-    steps again: ``_step`` keeps their order), else None."""
-    last: dict[str, float] = dict.fromkeys(_TRAINER_STEPS, -math.inf)
-    with open_log(path, limits) as f:
-        for text in Lines(f, path.name):
-            if not text.strip():
-                continue
-            try:
-                obj = loads(text)
-            except ValueError:
-                break   # the read proper reports it
-            if not isinstance(obj, dict):
-                break
-            for key in list(last):
-                value = number(obj.get(key))
-                if value is None or not math.isfinite(value) or value < last[key]:
-                    del last[key]
-                else:
-                    last[key] = value
-            if not last:
-                return None
-    return next((k for k in _TRAINER_STEPS if last.get(k, -math.inf) > -math.inf), None)
+class _NotSteppedBy(Exception):
+    """A history record without the trainer step being tried, or with one below the record before."""
 
 
 def _skipped(name: str, keys: set[str]) -> LogWarning:
