@@ -272,7 +272,7 @@ class NativeReader:
                 nxt = next((o for o in map(_json_object, following) if o is not None and not _header_record(o)), None)
                 if nxt is None:
                     return 0.0
-                obj = summarised(nxt)
+                obj = nxt
             key = step_key(obj)
             if key is None:
                 return 0.4 if stepless_losses(obj) else 0.0
@@ -564,7 +564,8 @@ class _Records:
                 where=where))
             return
         mode = obj.get("mode")
-        if isinstance(mode, str) and mode.lower() in _EVAL_MODES:
+        evaluation = isinstance(mode, str) and mode.lower() in _EVAL_MODES
+        if evaluation:
             # an evaluation's record: its own names, at the training step it followed (mmcv writes
             # the evaluation loader's length as its "iter")
             at = {"step": self.last_step} if self.last_step is not None else {
@@ -579,6 +580,7 @@ class _Records:
             # it closes ({"coco/bbox_mAP": 0.3, "step": 1} among training records at step 50, 100...):
             # the evaluation's figures, at the training step they followed
             obj = {"step": self.last_step, **{f"val/{k}": v for k, v in obj.items() if k != "step"}}
+            evaluation = True
         if self.by_order is None:
             self.by_order = stepless_losses(obj)
             if self.by_order:
@@ -607,7 +609,7 @@ class _Records:
             else:
                 self.starts[fields] = (first, step, count + 1 if step > last or count == 0 else count)
         self.points.add_records(found)
-        if found and not (isinstance(mode, str) and mode.lower() in _EVAL_MODES) and not found[0][0].startswith("val/"):
+        if found and not evaluation:
             self.last_step = found[0][1]
             self.epoch = number(obj.get("epoch")) if "iter" in obj else None
         for name, shown in list(self.skipped.items())[noted:]:  # the fields first left out here
