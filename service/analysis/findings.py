@@ -71,6 +71,19 @@ def trunk(result: SimulationResult) -> list[UnitStats]:
     return units[:-1]
 
 
+def reached_from(result: SimulationResult, name: str) -> set[str]:
+    """Every unit the output of unit ``name`` reaches, following :attr:`SimulationResult.feeds` to
+    the end (empty where it feeds none, or the simulation recorded no feeds: a spec's chain)."""
+    seen: set[str] = set()
+    stack = list(result.feeds.get(name, ()))
+    while stack:
+        unit = stack.pop()
+        if unit not in seen:
+            seen.add(unit)
+            stack.extend(result.feeds.get(unit, ()))
+    return seen
+
+
 def towers(result: SimulationResult, units: list[UnitStats]) -> list[list[UnitStats]]:
     """``units`` (the trunk, in the order they ran) split by the paths through the network: one
     list per first unit, which no other unit of the trunk feeds (:attr:`SimulationResult.feeds`),
@@ -80,16 +93,7 @@ def towers(result: SimulationResult, units: list[UnitStats]) -> list[list[UnitSt
     first. The first list is the tower of the first unit that ran."""
     if not result.feeds or len(units) < 2 or any(u.name not in result.feeds for u in units):
         return [units]  # (a unit the loss does not reach: no gradient there is the finding, on one chain)
-    reach: dict[str, set[str]] = {}
-    for u in units:
-        seen: set[str] = set()
-        stack = list(result.feeds.get(u.name, ()))
-        while stack:
-            name = stack.pop()
-            if name not in seen:
-                seen.add(name)
-                stack.extend(result.feeds.get(name, ()))
-        reach[u.name] = seen
+    reach = {u.name: reached_from(result, u.name) for u in units}
     firsts = [u for u in units if not any(u.name in reach[o.name] for o in units if o is not u)]
     # a layer reading the same thing for every sample (a learned query: Perceiver IO's output query,
     # DETR's object queries) starts no path from the data; its gradient comes only through the

@@ -24,6 +24,7 @@ from gradhealth.analysis.findings import (
     fmt,
     layer_activations,
     post_ln_stacks,
+    reached_from,
     time_ratios,
 )
 from gradhealth.analysis.losses import BOUNDS, REGRESSION, unreachable_fraction
@@ -237,18 +238,9 @@ def _all_seeds(u: UnitStats, metric: str, test: Callable[[np.ndarray], np.ndarra
 
 
 def _reach(result: SimulationResult, name: str) -> set[str] | None:
-    """Every unit the output of unit ``name`` reaches (:attr:`SimulationResult.feeds`, followed to
-    the end); None where the simulation did not record it (a spec's single chain)."""
-    if name not in result.feeds:
-        return None
-    seen: set[str] = set()
-    stack = list(result.feeds[name])
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.add(n)
-            stack.extend(result.feeds.get(n, ()))
-    return seen
+    """Every unit the output of unit ``name`` reaches (:func:`reached_from`); None where the
+    simulation did not record it (a spec's single chain)."""
+    return reached_from(result, name) if name in result.feeds else None
 
 
 def _behind_zero(result: SimulationResult, zero: list[UnitStats]) -> list[UnitStats]:
