@@ -66,6 +66,7 @@ from pathlib import Path
 import numpy as np
 
 from gradhealth.errors import LogError
+from gradhealth.logs.readers import shapes
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, open_log
 from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, make_series
@@ -317,7 +318,15 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     ``1 + 100/600`` and the line has no step. A line marked as an evaluation before its first value
     (``[Eval][Epoch 265][Iter: 0/25] loss: 2.57``, Caffe's ``Test net output #0: loss = 0.015``)
     names its values ``eval_<name>`` (its loss is a validation loss) and its counter is the
-    evaluation's own, not the run's step."""
+    evaluation's own, not the run's step.
+
+    Lines of one shape (the same text but for their digits) are read from the spans their shape's
+    first lines took their values from (:mod:`gradhealth.logs.readers.shapes`)."""
+    return _SHAPES(line)
+
+
+def _parsed(line: str) -> tuple[list[tuple[str, str]], float | None]:
+    """:func:`line_values` of one line, parsed in full."""
     found, total = _line_values(line)
     if found and "step" in line.lower() and not any(k.lower() in STEP_KEYS for k, _ in found):
         at = _STEP_PHRASE.search(line)
@@ -333,6 +342,7 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     # step comes first (OLMo's "[step=1/2500,epoch=0]"). Where each is a word of its own: loguru's
     # "yolox.core.trainer:after_iter:246 - epoch: 1/300, iter: 10/47" names iter before the epoch.
     if step is not None and epoch is not None and _word_at(low, "epoch") < _word_at(low, step):
+        shapes.computed()
         values = dict(found)
         e = float(values[epoch])
         i = float(values[keys[step]])
@@ -444,10 +454,12 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # again from 1 every epoch, as a step within it)
         found["epoch"], found["step"] = esp["e"], esp["b"]
         spans.append(esp.span())
-    pos = _EPOCH_POS.search(line) if ("poch" in line or "][" in line or "Train:" in line) and esp is None else None
+    pos = (_EPOCH_POS.search(line) if "/" in line and ("poch" in line or "][" in line or "Train:" in line)
+           and esp is None else None)
     if pos is not None:
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
         form = next(f for f in _POSITION_FORMS if pos[f[0]] is not None)
+        shapes.computed()
         e, i, n = (int(pos[g]) for g in form)
         # an epoch's last batch (266/266) stays in it: e + 1 would read as the next epoch's start,
         # and the lines after the bar (its summary) would be named by the next epoch
@@ -562,6 +574,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             if m["step"] is not None and not any(k.lower() in _POSITION_KEYS for k in found):
                 found["epoch" if m["unit"].lower() == "epoch" else "iteration"] = m["step"]
     if "loss scale" in line:
+        shapes.computed()  # two numbers compared below
         # the fp16 scaler's own report (fairseq: "overflow detected, setting loss scale to: 64.0",
         # apex: "reducing loss scale to 32768.0"): the scale, which halves at every overflow
         m = _SCALE_SENTENCE.search(line)
@@ -599,6 +612,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # an evaluation's values: its own names, and no step (its counter is the evaluation's)
         progress = _EVAL_PROGRESS.search(line, mark.end(), first_at)
         if progress is not None:
+            shapes.computed()
             i, n = int(progress["i"]), int(progress["n"])
             if i < n - 1:
                 return [], None   # part way through the pass: one batch's figures, not the pass's
@@ -622,6 +636,9 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         found = {(_SPLIT_LOSS[k.lower()] if k.lower() in _SPLIT_LOSS and _SPLIT_LOSS[k.lower()] not in found
                   else k): v for k, v in found.items()}
     return list(found.items()), total
+
+
+_SHAPES = shapes.ShapeCache(_parsed)
 
 
 #: A time unit after a number: "Training time for one epoch: 42.8 seconds" is a duration, not epoch 42.8.
@@ -835,8 +852,9 @@ class TextReader:
                         in_eval = in_eval or (epoch is not None and _EVAL_SECTION.match(segment) is not None)
                         continue
                     names = {k.lower() for k, _ in found}
-                    pos = (_EPOCH_POS.search(segment) if "epoch" in names and ("poch" in segment or "][" in segment)
-                           else None)
+                    # (every form of _EPOCH_POS counts i/n)
+                    pos = (_EPOCH_POS.search(segment) if "epoch" in names and "/" in segment
+                           and ("poch" in segment or "][" in segment) else None)
                     if pos is not None:
                         lengths.add(next((int(pos[f[2]]) for f in _POSITION_FORMS if pos[f[2]]), None))
                     if "epoch" in names:
