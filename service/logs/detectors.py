@@ -642,13 +642,19 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
         [clipping(run, t), lower_lr(run, at_step=float(steps[idx[0]]), why="gradient norm spikes")])]
 
 
-def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, i: int, t: LogThresholds) -> bool:
-    """Whether grad norm point ``i`` starts a level the rest of the run keeps (its median after ``i``
-    within 2x of it either way) while the training loss falls from there on: a norm that grows
-    early in training and then holds (a detector's 20 -> 130 in its first 150 of 1,500 steps) is
-    the landscape sharpening, not a spike that failed to recover."""
+def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, med: np.ndarray, i: int, t: LogThresholds) -> bool:
+    """Whether grad norm point ``i`` starts a level the rest of the run keeps while the training loss
+    falls from there on: a norm that grows early in training and then holds (a detector's 20 -> 130 in
+    its first 150 of 1,500 steps) is the landscape sharpening, not a spike that failed to recover.
+    The level is kept when the median after ``i`` is within 2x of the point either way, or when it is
+    at least twice the level before (``med``, the rolling median at ``i``) and the point would be no
+    spike against it: an LSTM leaving its ln 2 plateau (livesweep: norms 0.2 -> 1.1 for good, with
+    2.4-2.7 on the way) overshoots the level it moves to."""
     after = v[i + 1:]
-    if len(after) < max(3, t.min_points // 2) or not 0.5 * v[i] <= float(np.median(after)) <= 2 * v[i]:
+    if len(after) < max(3, t.min_points // 2):
+        return False
+    level = float(np.median(after))
+    if not (0.5 * v[i] <= level <= 2 * v[i] or (level >= 2 * med[i] and v[i] <= t.spike_factor * level)):
         return False
     loss = run.first("loss")
     if loss is None:
@@ -679,7 +685,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
             else _short_spike(s, "loss_spike")
     steps, v, med, spike, idx = _spikes(s, t)
     if role == "grad_norm":
-        idx = np.array([i for i in idx if not _new_level(run, steps, v, int(i), t)], dtype=np.int64)
+        idx = np.array([i for i in idx if not _new_level(run, steps, v, med, int(i), t)], dtype=np.int64)
     if len(idx) == 0:
         return []
     recovered = [_recovered(v, med, i, t.window) for i in idx]
@@ -698,6 +704,13 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         # however rare among the logged points (a run logged at every step has many to be rare
         # among; the same run logged every 10th step would be "frequent"), the run keeps taking
         # steps that size. One such spike that recovered stays a note.
+        severity = "warning"
+    start = float(np.median(v[:3]))
+    above_start = (role != "grad_norm" and start > 0 and float(np.max(v[idx])) >= _ABOVE_START * start
+                   and float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= _SEVERE_GRAD_SPIKE)
+    if above_start:
+        # one step that threw the loss an order of magnitude above where the untrained network began
+        # (a PINN's 0.05 -> 126, logsweep39): the step undid the training, however fast it came back
         severity = "warning"
     if (role != "grad_norm" and all_recovered and float(np.max(v[idx])) < float(v[0])
             and float(np.median(v[-3:])) <= _FLOOR_END * float(np.min(v))):
@@ -722,6 +735,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         code, severity,
         f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
         f"({v[worst] / med[worst]:.3g}x its rolling median); "
+        + (f"{v[worst] / start:.3g}x where the run started; " if above_start else "")
         + ("the run recovered after each" if all_recovered else "the run did not recover from every one"),
         f"Isolated {what} values far above the recent median: a bad batch, a too-large step or an "
         "instability that " + ("settled again." if all_recovered else "did not settle."),
@@ -736,6 +750,9 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
 #: Gradient norm spikes this many times their rolling median, three or more of them, are a warning
 #: however rare among the logged points.
 _SEVERE_GRAD_SPIKE = 20.0
+#: A loss spike this many times the run's starting level (and _SEVERE_GRAD_SPIKE times its rolling
+#: median) is a warning even alone and recovered.
+_ABOVE_START = 10.0
 
 
 def _severe_episodes(idx: np.ndarray, ratio: np.ndarray) -> int:
@@ -1881,6 +1898,11 @@ def _validation_at_chance(run: RunLog) -> dict | None:
     return None
 
 
+#: How close to ln k a cross-entropy sits at chance over k classes, where the log names k or the
+#: accuracy alone suggests it
+_CHANCE_LOSS_MARGIN = 0.1
+
+
 def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
     """Evidence that a classifier sits at chance: accuracy near 1/k. k comes from the params, or from
     the accuracy itself only when the loss confirms it (a cross-entropy near ln k, what a uniform
@@ -1900,11 +1922,15 @@ def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
     def ce(k: int, margin: float) -> bool:
         return abs(loss_level - math.log(k)) <= margin * math.log(k)
 
-    if k_param is not None and (near(k_param) if acc is not None else ce(k_param, 0.1)):
+    if k_param is not None and (near(k_param) if acc is not None else ce(k_param, _CHANCE_LOSS_MARGIN)):
         return {"num_classes": k_param, "accuracy": acc, "source": "params"}
     if k_param is None and acc is not None and acc > 0:
+        # k from the accuracy alone: the loss must say it too, as closely as a known k's does. A
+        # network with no signal settles at its labels' entropy, at most ln k and near it for balanced
+        # classes; a loss a fifth above ln 2 beside an accuracy near 1/2 is a model of more classes
+        # scoring its majority class (logsweep39's 3-class Keras run at 0.82, ln 3 = 1.10), not chance
         k = round(1 / acc)
-        if k >= 2 and near(k) and ce(k, m):
+        if k >= 2 and near(k) and ce(k, min(m, _CHANCE_LOSS_MARGIN)):
             name = train_acc.name if train_acc is not None else "accuracy"
             return {"num_classes": k, "accuracy": acc, "source": f"{name} ~ 1/{k} and loss ~ ln {k}"}
     return None

@@ -274,31 +274,40 @@ def _last_run(path: Path, limits: ReadLimits) -> tuple[int, int]:
     run counts its steps out of one total (``iter: 10/1000``), or its epochs where no step is
     counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter: 10/50``, then
     ``iter: 10100/50000`` for a resumed run; ``Epoch 10/10``, then ``Epoch 1/5`` for a fine-tune)
-    starts another. A total that alternates with another (training's 98 iterations an epoch,
+    starts another, and so does an epoch counter that starts again at its first epoch with the same
+    total (a hyperparameter search's ``Epoch 30/30``, then ``Epoch 1/30`` for its next trial; a resumed
+    run, which goes on from a later epoch, is still one). A total that alternates with another (training's 98 iterations an epoch,
     evaluation's 25) is one run's, and so is a last stretch of lines with no loss on them (a final
     test). Lines with a loss but no counter (Keras' progress lines) count for the stretch they are
     in. (1, 1) for one run."""
-    segments: list[list[int]] = []  # [total, first line, counted lines, lines with a loss]
+    # [total, first line, counted lines, lines with a loss, the last epoch counted, started again]
+    segments: list[list[int]] = []
     with open_log(path, limits) as f:
         for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
-            m = None
+            m = epoch = None
             if b"/" in raw:
                 text = raw.decode("utf-8", "replace")
-                m = _COUNTER.search(text) or _EPOCH_COUNTER.search(text)
+                m = _COUNTER.search(text)
+                if m is None:
+                    m = epoch = _EPOCH_COUNTER.search(text)
             if m is None:
                 if segments and _LOSS_BYTES.search(raw):
                     segments[-1][3] += 1
                 continue
             n = int(m[2])
-            if not segments or segments[-1][0] != n:
-                segments.append([n, lineno, 0, 0])
+            i = int(m[1]) if epoch is not None else -1
+            again = epoch is not None and i <= 1 < segments[-1][4] if segments else False
+            if not segments or segments[-1][0] != n or again:
+                segments.append([n, lineno, 0, 0, -1, again])
             segments[-1][2] += 1
             segments[-1][3] += "loss" in text.lower()
+            segments[-1][4] = max(segments[-1][4], i)
     runs, start = 1, 1
     for j in range(1, len(segments)):
         before = {s[0] for s in segments[:j]}
         after = segments[j:]
-        if (before.isdisjoint(s[0] for s in after) and sum(s[2] for s in segments[:j]) >= _MIN_RUN_LINES
+        if ((segments[j][5] or before.isdisjoint(s[0] for s in after))
+                and sum(s[2] for s in segments[:j]) >= _MIN_RUN_LINES
                 and sum(s[2] for s in after) >= _MIN_RUN_LINES and sum(s[3] for s in after) >= _MIN_RUN_LINES):
             runs, start = runs + 1, segments[j][1]
     return runs, start
@@ -760,7 +769,8 @@ class TextReader:
         if runs > 1:
             warnings.append(LogWarning(
                 "skipped_runs", f"{name}: {runs} runs appended one after another (the step or epoch counter's total "
-                f"changes); the last one, from line {start}, is read", where=f"line {start}"))
+                f"changes, or its epochs start again); the last one, from line {start}, is read",
+                where=f"line {start}"))
         last_step: float | None = None
         first_step: float | None = None
         steps_first = False  # stepped lines came before any epoch (an excerpt starting mid-epoch)
