@@ -133,10 +133,11 @@ def _cannot_run(args: argparse.Namespace, exc: GradHealthError) -> str | None:
     from gradhealth.client import RemoteError
     from gradhealth.errors import cuda_unavailable
 
+    if args.device == "cuda" and exc.detail == cuda_unavailable().detail:  # here or on --server
+        return ("--device cuda was given but no CUDA device is available "
+                f"{'on the service' if args.server else 'here'}; use --device auto or cpu")
     if isinstance(exc, RemoteError):
         return f"{exc.title.lower()}: {exc.detail}" if exc.status >= 500 else None
-    if args.device == "cuda" and exc.detail == cuda_unavailable().detail:
-        return "--device cuda was given but no CUDA device is available here; use --device auto or cpu"
     return None
 
 
@@ -181,20 +182,28 @@ def _silence_stdout() -> None:
 def _emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext) -> int:
     """Print or write the reports (every --output from this one document); the exit code follows
     --fail-on (with --baseline, on the compared document)."""
-    from gradhealth.cli_report import emit
+    from gradhealth.cli_report import ReportWriteError, emit
 
-    return exit_code(emit(args, doc, ctx, _write), args.fail_on)
+    try:
+        return exit_code(emit(args, doc, ctx, _write), args.fail_on or "error")
+    except ReportWriteError as exc:  # a path the user gave: invalid input, one line
+        print(f"gradhealth: {args.spec}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
 
 
 def cmd_check_inputs(args: argparse.Namespace) -> int:
     """``check`` with one input or several (pre-commit passes several files)."""
     from gradhealth.cli_report import run_inputs
 
+    # JUnit's failures follow --fail-on when it is given (see gradhealth.report.junit)
+    args.fail_on_given = args.fail_on
+    args.fail_on = args.fail_on or "error"
+
     def usage(message: str) -> int:
         print(f"gradhealth: check: {message}", file=sys.stderr)
         return EXIT_INVALID
 
-    return run_inputs(args, cmd_check, usage)
+    return run_inputs(args, cmd_check, usage, _write)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -213,11 +222,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         text = _stdin_text() if args.spec == "-" else None
         raw = load_spec(text if text is not None else args.spec)
-        if args.server and args.seeds is not None:
+        if args.server:
+            refused = _server_refuses(args, "spec")
+            if refused:
+                raise InputFormatError(refused)
+        if args.server and (args.seeds is not None or args.device is not None):
             from gradhealth.analysis.spec import parse_spec
 
-            parse_spec(raw)   # the spec as written, before the override hides a bad `seeds`
-            raw["seeds"] = args.seeds
+            parse_spec(raw)   # the spec as written, before the overrides hide a bad `seeds`
+            if args.seeds is not None:
+                raw["seeds"] = args.seeds
+            if args.device is not None:  # the spec's own field: the service checks it (422 for cuda)
+                raw["device"] = args.device
     except GradHealthError as exc:
         return _invalid(args, exc)
     return _check_spec_dict(args, raw, kind="spec", text=text)
@@ -409,8 +425,10 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
     import httpx
 
     from gradhealth.client import Client
-    from gradhealth.core.document import Diagnosis
 
+    refused = _server_refuses(args, "model")
+    if refused:
+        raise InputFormatError(refused)
     fields: dict[str, Any] = {k: str(v) for k, v in (("loss", args.loss), ("weights", args.weights),
                                                      ("batch_size", args.batch_size), ("seeds", args.seeds))
                               if v is not None}
@@ -439,7 +457,7 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
         raise _unreachable(args, exc) from None
     finally:
         client.close()
-    return Diagnosis.model_validate(job["result"])
+    return _diagnosis(args, job)
 
 
 def _stdin_text() -> str:
@@ -473,7 +491,7 @@ def cmd_check_logs(args: argparse.Namespace) -> int:
         return _invalid(args, exc)
     from gradhealth.cli_report import report_context
 
-    return _emit(args, doc, report_context(args, kind="logs"))
+    return _emit(args, doc, report_context(args, kind="logs", doc=doc))
 
 
 def _remote_logs(args: argparse.Namespace) -> Diagnosis:
@@ -481,7 +499,6 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
     import tempfile
 
     from gradhealth.client import Client
-    from gradhealth.core.document import Diagnosis
 
     path = Path(args.spec)
     import httpx
@@ -498,14 +515,44 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
         raise _unreachable(args, exc) from None
     finally:
         client.close()
-    return Diagnosis.model_validate(job["result"])
+    return _diagnosis(args, job)
+
+
+def _diagnosis(args: argparse.Namespace, job: dict[str, Any]) -> Diagnosis:
+    """The finished job's diagnosis document; a result that is not one says the server is not a
+    Gradient Health service (of this version): exit 3, one line."""
+    from pydantic import ValidationError
+
+    from gradhealth.client import RemoteError
+    from gradhealth.core.document import Diagnosis
+
+    try:
+        return Diagnosis.model_validate(job["result"])
+    except ValidationError as exc:
+        raise RemoteError({"status": 502, "title": "Not a Gradient Health service",
+                           "detail": f"{args.server}: job {job.get('id')}'s result is not a diagnosis "
+                                     f"document ({exc.error_count()} error(s), first: "
+                                     f"{exc.errors()[0]['msg']})"}) from None
+
+
+def _server_refuses(args: argparse.Namespace, kind: str) -> str | None:
+    """The flags ``--server`` cannot carry for this kind of input (the service's API has no field
+    for them), as a usage error: they are never dropped silently."""
+    refused = []
+    if kind == "spec" and args.no_verify:
+        refused.append("--no-verify")  # the spec route has no such option: the service's setting
+    if kind == "model" and args.device is not None:
+        refused.append("--device")  # the model route runs on the worker's device
+    if not refused:
+        return None
+    return (f"{' and '.join(refused)} cannot be sent with --server for this input (the service decides "
+            "it); drop the flag or check locally")
 
 
 def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
     import httpx
 
     from gradhealth.client import Client
-    from gradhealth.core.document import Diagnosis
 
     client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
     try:
@@ -514,7 +561,7 @@ def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
         raise _unreachable(args, exc) from None
     finally:
         client.close()
-    return Diagnosis.model_validate(job["result"])
+    return _diagnosis(args, job)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -696,6 +743,24 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A verb's parser that takes options between its positional arguments
+    (``gradhealth check a.yaml --fail-on never b.csv``, as pre-commit and shell globs build it):
+    argparse's intermixed parsing (the verbs have no REMAINDER or sub-command positionals, which
+    it refuses)."""
+
+    _mixing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._mixing:  # intermixed parsing calls back into plain parsing, twice
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     from gradhealth import __version__
 
@@ -703,14 +768,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradhealth", description="Is this network's gradient healthy?",
                                      epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_IntermixedParser)
     check = sub.add_parser("check", help="check an architecture spec (JSON/YAML) or a training log (file, run "
                                          "folder or archive)", epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("spec", help="an architecture spec (file, '-' for stdin, or example:NAME), or a training "
                                     "log file, run folder or archive")
     check.add_argument("--log-format", default=None, help="format hint for logs (see `gradhealth formats`)")
-    check.add_argument("--fail-on", choices=["warning", "error", "new", "never"], default="error",
+    check.add_argument("--fail-on", choices=["warning", "error", "new", "never"], default=None,
                        help="exit 1 when a finding is at least this severe (default: error); new: only "
                             "when a finding at warning or above is new or worse than in --baseline")
     check.add_argument("--no-verify", action="store_true", help="propose remedies without re-simulating them")

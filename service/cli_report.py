@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis
     from gradhealth.report import ReportContext
 
-__all__ = ["FORMAT_NAMES", "STREAM_FORMATS", "add_report_options", "emit", "parse_output",
+__all__ = ["FORMAT_NAMES", "ReportWriteError", "writable", "write_report", "STREAM_FORMATS", "add_report_options", "emit", "parse_output",
            "has_regressions", "prepare", "report_context", "repo_relative", "run_inputs"]
 
 # The registry's names (gradhealth.report.FORMATS), written out so `--help` does not load the
@@ -53,7 +53,7 @@ def parse_output(value: str) -> tuple[str | None, str]:
 
 def add_report_options(check: argparse.ArgumentParser) -> None:
     """The check command's report options (its other options stay in gradhealth.cli)."""
-    check.add_argument("more", nargs="*", metavar="INPUT",
+    check.add_argument("more", nargs="*", default=[], metavar="INPUT",
                        help="further inputs, checked one after the other (pre-commit passes several "
                             "files); their reports share standard output (text, github, markdown)")
     check.add_argument("--format", choices=FORMAT_NAMES, default="text",
@@ -89,16 +89,29 @@ def repo_relative(path: Path, cwd: Path | None = None) -> str:
         return PurePosixPath(path.as_posix()).as_posix()
 
 
-def report_context(args: argparse.Namespace, *, kind: str, text: str | None = None) -> ReportContext:
+def report_context(args: argparse.Namespace, *, kind: str, text: str | None = None,
+                   doc: Diagnosis | None = None) -> ReportContext:
     """What the renderers need besides the document: the input's repository path, the spec's own
-    text (for lines; read here when not given) or the log's local path."""
+    text (for lines; read here when not given) or the log's local path. For a run folder that is
+    the file the log check read in it (``doc.log.source``), so findings land on its lines; for an
+    archive, the archive (no file on disk) with the member named."""
     from gradhealth.report import ReportContext
 
     source: str | None = None
     path: Path | None = None
+    member: str | None = None
     if args.spec != "-" and not args.spec.startswith("example:"):
         source = repo_relative(Path(args.spec))
         path = Path(args.spec)
+    if kind == "logs" and path is not None and doc is not None and doc.log is not None:
+        inner = doc.log.source
+        if path.is_dir():
+            found = (path / inner).resolve()
+            if found.is_file() and found.is_relative_to(path.resolve()):
+                path = path / inner
+                source = repo_relative(path)
+        elif inner and inner != path.name:
+            member = inner  # read from inside an archive
     if kind == "spec" and text is None and path is not None and path.is_file():
         try:
             text = path.read_text(encoding="utf-8")
@@ -110,8 +123,9 @@ def report_context(args: argparse.Namespace, *, kind: str, text: str | None = No
         name = args.spec.removeprefix("example:")
         text = (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text()
     return ReportContext(source=source, text=text if kind == "spec" else None,
-                         path=path if kind == "logs" else None,
-                         kind="logs" if kind == "logs" else None, layers=args.layers)
+                         path=path if kind == "logs" and member is None else None,
+                         kind="logs" if kind == "logs" else None, layers=args.layers,
+                         member=member, fail_on=getattr(args, "fail_on_given", None))
 
 
 def load_baseline(source: str) -> Diagnosis:
@@ -147,8 +161,52 @@ def prepare(args: argparse.Namespace) -> str | None:
         return "several inputs write to standard output only (one input per --output)"
     if args.more and args.format not in STREAM_FORMATS:
         return f"several inputs: use --format {', '.join(STREAM_FORMATS)} (one {args.format} per input)"
+    for _, path in args.output:
+        problem = writable(path)
+        if problem:
+            return problem
+    if _step_summary_wanted(args):
+        problem = writable(os.environ["GITHUB_STEP_SUMMARY"], name="$GITHUB_STEP_SUMMARY")
+        if problem:
+            return problem
     args.baseline_doc = load_baseline(args.baseline) if args.baseline else None
     return None
+
+
+class ReportWriteError(Exception):
+    """A report file that could not be written (one line for stderr; exit 2)."""
+
+
+def _make_parent(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def writable(file: str, *, name: str | None = None) -> str | None:
+    """Why a report cannot be written to ``file`` (its folders are created here), or None; checked
+    before the check runs, so that a typo in a path does not cost a simulation."""
+    path = Path(file)
+    label = f"{name} ({file})" if name else file
+    try:
+        _make_parent(path)
+    except OSError as exc:
+        return f"cannot write the report to {label}: {exc.strerror or exc}"
+    if path.is_dir():
+        return f"cannot write the report to {label}: it is a directory"
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        return f"cannot write the report to {label}: permission denied"
+    return None
+
+
+def write_report(file: str, text: str, *, append: bool = False, name: str | None = None) -> None:
+    """Write (or append) one report, creating its folders; ReportWriteError when that fails."""
+    path = Path(file)
+    try:
+        _make_parent(path)
+        with path.open("a" if append else "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        label = f"{name} ({file})" if name else file
+        raise ReportWriteError(f"cannot write the report to {label}: {exc.strerror or exc}") from None
 
 
 def _step_summary_wanted(args: argparse.Namespace) -> bool:
@@ -171,29 +229,47 @@ def emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext,
             doc, args.baseline_doc, decades=args.baseline_decades,
             fraction_step=args.baseline_fraction, source=args.baseline)})
     main_file = next((path for fmt, path in args.output if fmt is None), None)
-    out = render(args.format, doc, ctx)
-    if main_file:
-        Path(main_file).write_text(out + "\n", encoding="utf-8")
-    elif out or args.format != "github":
-        write(out)
+    collected = getattr(args, "github_collect", None)
+    if collected is not None and args.format == "github" and not main_file:
+        collected.append((doc, ctx))  # several inputs: one set of annotations, capped per step
+    else:
+        out = render(args.format, doc, ctx)
+        if main_file:
+            write_report(main_file, out + "\n")
+        elif out or args.format != "github":
+            write(out)
     for fmt, path in args.output:
         if fmt is not None:
-            Path(path).write_text(render(fmt, doc, ctx) + "\n", encoding="utf-8")
+            write_report(path, render(fmt, doc, ctx) + "\n")
     if _step_summary_wanted(args):
-        write_step_summary(doc, ctx)
+        summary = os.environ["GITHUB_STEP_SUMMARY"]
+        try:
+            write_step_summary(doc, ctx, summary)
+        except OSError as exc:
+            raise ReportWriteError(f"cannot write the report to $GITHUB_STEP_SUMMARY ({summary}): "
+                                   f"{exc.strerror or exc}") from None
     return doc
 
 
 def run_inputs(args: argparse.Namespace, check_one: Callable[[argparse.Namespace], int],
-               usage_error: Callable[[str], int]) -> int:
+               usage_error: Callable[[str], int], write: Callable[[str], None] = print) -> int:
     """Check ``args.spec`` and every further input with ``check_one``; the worst exit status wins
     (3 could not run > 2 invalid > 1 unhealthy > 0)."""
     problem = prepare_or_error(args)
     if problem is not None:
         return usage_error(problem)
     worst = 0
+    # GitHub shows 10 annotations of each kind per step, not per input: several inputs' annotations
+    # are written once, after the last, most severe first across them all.
+    collected: list[tuple[Diagnosis, ReportContext]] | None = (
+        [] if args.more and args.format == "github" else None)
     for source in [args.spec, *args.more]:
-        worst = max(worst, check_one(argparse.Namespace(**{**vars(args), "spec": source})))
+        worst = max(worst, check_one(argparse.Namespace(**{**vars(args), "spec": source,
+                                                           "github_collect": collected})))
+    if collected:
+        from gradhealth.report.github import github_commands_for
+
+        write("\n".join(github_commands_for(collected)))
     return worst
 
 

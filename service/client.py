@@ -25,6 +25,10 @@ class RemoteError(GradHealthError):
         return dict(self._problem)
 
 
+#: A job resource's states (``GET /v1/jobs/{id}``).
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
 class Client:
     """Submit checks and wait for their results."""
 
@@ -35,11 +39,28 @@ class Client:
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code >= 400:
             try:
-                raise RemoteError(response.json())
+                problem = response.json()
             except ValueError:
-                raise RemoteError({"status": response.status_code, "title": "HTTP error",
-                                   "detail": response.text[:500]}) from None
-        return response.json()
+                problem = None
+            if not isinstance(problem, dict):
+                problem = {"status": response.status_code, "title": "HTTP error",
+                           "detail": " ".join(response.text[:500].split())}
+            raise RemoteError(problem)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise self._not_a_service(response, "the answer is not a JSON object")
+        return data
+
+    def _not_a_service(self, response: httpx.Response | None, why: str) -> RemoteError:
+        """A 2xx answer that is not one of the service's documents (a proxy's HTML page, say)."""
+        where = f"{response.request.method} {response.request.url}: " if response is not None else ""
+        kind = response.headers.get("content-type", "no content type") if response is not None else ""
+        return RemoteError({"status": 502, "title": "Not a Gradient Health service",
+                            "detail": f"{where}{why}" + (f" ({kind})" if kind else "")
+                            + f"; is {self.http.base_url} a Gradient Health service?"})
 
     def check_architecture(self, spec: dict[str, Any], *, wait_s: float = 3600.0, poll_s: float = 0.5,
                            idempotency_key: str | None = None) -> dict[str, Any]:
@@ -67,11 +88,20 @@ class Client:
         return httpx.Timeout(base.connect, read=(base.read or 0) + min(wait_s, 30),
                              write=base.write, pool=base.pool)
 
+    def _job(self, job: dict[str, Any]) -> dict[str, Any]:
+        """``job`` when it is a job resource (an id and a known status), else RemoteError."""
+        if job.get("status") not in JOB_STATES or not isinstance(job.get("id"), (str, int)):
+            raise self._not_a_service(None, "the answer is not a job (no `id` and known `status`)")
+        if job["status"] == "succeeded" and not isinstance(job.get("result"), dict):
+            raise self._not_a_service(None, f"job {job['id']} succeeded without a `result` document")
+        return job
+
     def _finish(self, job: dict[str, Any], wait_s: float, poll_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + wait_s
+        job = self._job(job)
         while job["status"] in ("queued", "running") and time.monotonic() < deadline:
             time.sleep(poll_s)
-            job = self._json(self.http.get(f"/v1/jobs/{job['id']}"))
+            job = self._job(self._json(self.http.get(f"/v1/jobs/{job['id']}")))
         if job["status"] == "failed":
             raise RemoteError(job.get("error") or {"detail": "the job failed", "status": 500})
         if job["status"] != "succeeded":

@@ -6,6 +6,7 @@ so one diagnosis renders the same in-process and through the service.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -76,6 +77,11 @@ class ReportContext:
     kind: CheckKind | None = None
     layers: bool = False  # the text report's per-layer table
     readme_url: str = README_URL
+    #: an archive's member the log was read from (there is no file on disk to point at)
+    member: str | None = None
+    #: ``--fail-on`` when given: the findings JUnit fails, as the exit code does; None: every
+    #: warning and error finding fails (a report rendered without a bar, as the API's)
+    fail_on: str | None = None
 
     def check_kind(self, doc: Diagnosis) -> CheckKind:
         """``logs``, ``model`` (an ONNX/Keras/... file) or ``spec``."""
@@ -86,6 +92,37 @@ class ReportContext:
         if self.source and PurePosixPath(self.source).suffix.lower() in MODEL_SUFFIXES:
             return "model"
         return "spec"
+
+
+# Control characters (C0, DEL, C1) and Unicode's own line and paragraph separators: a user string
+# (a spec's name, a layer, a series, a file name) holding one could start a new line of a report,
+# where a CI system reads commands (GitHub's `::error::`) or Markdown reads structure.
+_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# ASCII punctuation that Markdown (CommonMark, GitHub) or its inline HTML gives a meaning to.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: every run of control characters and line breaks becomes a space."""
+    return _BREAKS.sub(" ", text)
+
+
+def md_text(text: str) -> str:
+    """A user string as literal Markdown text on one line: no HTML, no emphasis, links or table
+    cells (every character Markdown reads is backslash-escaped)."""
+    return _MD_SPECIAL.sub(r"\\\1", one_line(text))
+
+
+def md_code(text: str, *, in_table: bool = False) -> str:
+    """A user string as a Markdown code span on one line (a fence longer than its backtick runs);
+    ``in_table``: pipes escaped, as GitHub's tables need even inside code."""
+    body = " ".join(one_line(text).split())
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    if in_table:
+        body = body.replace("|", "\\|")
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def evaluated_codes(doc: Diagnosis) -> tuple[str, ...]:
@@ -230,6 +267,8 @@ def _log_places(doc: Diagnosis, ctx: ReportContext) -> list[Where]:
     for i, finding in enumerate(doc.findings):
         line = line_of.get(i)
         series = finding.evidence.metric or _first(finding.evidence.layers)
+        if ctx.member:  # an archive: the file is the archive, the member is named beside the series
+            series = f"{ctx.member}: {series}" if series else ctx.member
         places.append(
             Where(ctx.source, line, None, line, None, logical=series, logical_kind="variable")
         )

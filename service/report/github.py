@@ -9,6 +9,7 @@ summary (``$GITHUB_STEP_SUMMARY``).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from gradhealth.core.document import Diagnosis, Finding
@@ -26,9 +27,14 @@ COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
 PER_KIND = 10  # GitHub's limit per annotation kind and step
 
 
+# Control characters other than CR and LF (which are escaped), and Unicode's line separators: a
+# user string's (a terminal escape, a U+2028) become a space.
+_OTHER_BREAKS = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
 def escape_data(s: str) -> str:
-    """A command's message, escaped as @actions/core does."""
-    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A command's message, escaped as @actions/core does (other control characters: spaces)."""
+    return _OTHER_BREAKS.sub(" ", s).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(s: str) -> str:
@@ -41,8 +47,10 @@ def _command(kind: str, message: str, **props: str | int | None) -> str:
     return f"::{kind}{' ' + shown if shown else ''}::{escape_data(message)}"
 
 
-def _message(f: Finding, doc: Diagnosis) -> str:
+def _message(f: Finding, doc: Diagnosis, ctx: ReportContext | None = None) -> str:
     lines = [f.summary]
+    if ctx is not None and ctx.member:
+        lines.append(f"In the archive's {ctx.member}")
     best = top_remedy(f)
     if best is not None:
         lines.append(f"Fix: {best.id}: {best.change} ({verified_text(best, doc, markdown=False)})")
@@ -51,23 +59,32 @@ def _message(f: Finding, doc: Diagnosis) -> str:
 
 def github_commands(doc: Diagnosis, ctx: ReportContext) -> list[str]:
     """The workflow commands for ``doc``, most severe first, within GitHub's per-kind caps."""
-    placed = dict(zip(map(id, doc.findings), locate_findings(doc, ctx), strict=True))
-    ordered = by_severity(doc.findings)
-    count = {k: sum(1 for f in ordered if COMMAND[f.severity] == k) for k in COMMAND.values()}
+    return github_commands_for([(doc, ctx)])
+
+
+def github_commands_for(reports: list[tuple[Diagnosis, ReportContext]]) -> list[str]:
+    """The workflow commands of several checks in one step (``gradhealth check a.yaml b.csv``):
+    GitHub's caps are per step, so they apply once across all of them, most severe first (each
+    check's own order, then the inputs' order, within a severity)."""
+    placed: list[tuple[Finding, Diagnosis, ReportContext, Where]] = []
+    for doc, ctx in reports:
+        placed += [(f, doc, ctx, w) for f, w in zip(doc.findings, locate_findings(doc, ctx), strict=True)]
+    rank = {id(f): i for i, f in enumerate(by_severity([f for f, _, _, _ in placed]))}
+    ordered = sorted(placed, key=lambda item: rank[id(item[0])])
+    count = {k: sum(1 for f, *_ in ordered if COMMAND[f.severity] == k) for k in COMMAND.values()}
     room = dict.fromkeys(COMMAND.values(), PER_KIND)
     if any(n > PER_KIND for n in count.values()):
         room["notice"] = PER_KIND - 1  # the last notice says how many more there are
     shown: list[str] = []
-    for f in ordered:
+    for f, doc, ctx, w in ordered:
         kind = COMMAND[f.severity]
         if room[kind] == 0:
             continue
         room[kind] -= 1
-        w: Where = placed[id(f)]
         shown.append(
             _command(
                 kind,
-                _message(f, doc),
+                _message(f, doc, ctx),
                 file=w.uri,
                 line=w.line,
                 endLine=w.end_line,
@@ -104,6 +121,7 @@ def write_step_summary(
     target = path if path is not None else os.environ.get("GITHUB_STEP_SUMMARY")
     if not target:
         return False
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
     with Path(target).open("a", encoding="utf-8") as f:
         f.write(render_markdown(doc, ctx) + "\n\n")
     return True

@@ -1,28 +1,37 @@
 """JUnit XML as GitLab and Jenkins read it: one test case per finding code the check evaluated.
 
 ``testcase@classname`` is the checked input and ``@name`` the finding code. A code without a
-finding is a passed case, so dashboards count what was checked, not only what failed. Each
-warning or error finding is a failed case (``failure@message`` = its summary, ``@type`` = its
-severity, the body = evidence and remedies); an informational finding is a passed case whose
-``system-out`` says what was noted. A code with several findings (one per series, say) has one
-case per finding.
+finding is a passed case, so dashboards count what was checked, not only what failed. A finding
+that fails the check is a failed case (``failure@message`` = its summary, ``@type`` = its
+severity, the body = evidence and remedies): at or above ``--fail-on`` when one was given (the exit
+code's bar, ``ReportContext.fail_on``), else every warning or error. A finding below it (an
+informational one, a warning under ``--fail-on error``, an unchanged one under ``new``) is a passed
+case whose ``system-out`` says what was noted. A code with several findings (one per series, say)
+has one case per finding.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
-from gradhealth.core.document import Diagnosis, Finding
+from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding
 from gradhealth.report.context import (
     ReportContext,
     Where,
     evaluated_codes,
     locate_findings,
     num,
+    one_line,
     verified_text,
 )
 
-FAILING = ("warning", "error")
+# Characters XML 1.0 cannot hold at all (a control character in a layer's or series' name).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
 
 
 def _place(w: Where) -> str:
@@ -64,22 +73,46 @@ def _case(code: str, classname: str, ctx: ReportContext) -> ET.Element:
     return case
 
 
+def failing(doc: Diagnosis, fail_on: str | None) -> list[bool]:
+    """Which findings of ``doc`` fail under ``--fail-on`` (the exit code's rule): at least that
+    severe; ``new``: a new or worse finding at warning or above (every one without a baseline);
+    ``never``: none; None (no bar given): every warning and error finding."""
+    if fail_on is None:
+        fail_on = "warning"
+    if fail_on == "never":
+        return [False] * len(doc.findings)
+    if fail_on == "new":
+        at_least = [SEVERITY_RANK[f.severity] >= SEVERITY_RANK["warning"] for f in doc.findings]
+        if doc.baseline is None:
+            return at_least
+        # the comparison lists the current findings first, in order, then the gone ones
+        changes = [e.change for e in doc.baseline.findings if e.change != "gone"]
+        if len(changes) != len(doc.findings):
+            return at_least
+        return [a and c in ("new", "worse") for a, c in zip(at_least, changes, strict=True)]
+    bar = SEVERITY_RANK.get(fail_on, SEVERITY_RANK["warning"])
+    return [SEVERITY_RANK[f.severity] >= bar for f in doc.findings]
+
+
 def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
-    """JUnit XML text (UTF-8, with declaration)."""
+    """JUnit XML text (UTF-8, with declaration). A finding below ``ctx.fail_on`` (the bar the
+    exit code follows) is a passed case with the finding in its ``system-out``."""
     classname = ctx.source or doc.name or doc.kind
     places = locate_findings(doc, ctx)
-    by_code: dict[str, list[tuple[Finding, Where]]] = {}
-    for f, w in zip(doc.findings, places, strict=True):
-        by_code.setdefault(f.code, []).append((f, w))
+    fails = failing(doc, ctx.fail_on)
+    by_code: dict[str, list[tuple[Finding, Where, bool]]] = {}
+    for f, w, fail in zip(doc.findings, places, fails, strict=True):
+        by_code.setdefault(f.code, []).append((f, w, fail))
     cases: list[ET.Element] = []
     for code in evaluated_codes(doc):
         if code not in by_code:
             cases.append(_case(code, classname, ctx))  # evaluated, nothing found: passed
-        for f, w in by_code.get(code, []):
+        for f, w, fail in by_code.get(code, []):
             case = _case(code, classname, ctx)
-            body = _body(f, w, doc)
-            if f.severity in FAILING:
-                failure = ET.SubElement(case, "failure", message=f.summary, type=f.severity)
+            body = _xml_text(_body(f, w, doc))
+            if fail:
+                failure = ET.SubElement(case, "failure", message=_xml_text(one_line(f.summary)),
+                                        type=f.severity)
                 failure.text = body
             else:
                 ET.SubElement(case, "system-out").text = body

@@ -16,7 +16,10 @@ from gradhealth.report.context import (
     ReportContext,
     Where,
     locate_findings,
+    md_code,
+    md_text,
     num,
+    one_line,
     title,
     top_remedy,
     verified_text,
@@ -29,8 +32,8 @@ LOG10_FLOOR = -40.0  # a zero norm is charted at this floor (log10 of 0 is -inf)
 
 
 def cell(text: str) -> str:
-    """Text for one table cell: no line breaks, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Text for one table cell: one line, literal (Markdown and HTML escaped, pipes too)."""
+    return md_text(" ".join(one_line(text).split()))
 
 
 def fenced(code: str, lang: str = "") -> str:
@@ -42,9 +45,9 @@ def fenced(code: str, lang: str = "") -> str:
 
 def _where(w: Where) -> str:
     if w.uri is None:
-        return f"`{cell(w.logical)}`" if w.logical else ""
+        return md_code(w.logical, in_table=True) if w.logical else ""
     at = f"{w.uri}:{w.line}" if w.line else w.uri
-    return f"`{cell(at)}`" + (f" ({cell(w.logical)})" if w.logical else "")
+    return md_code(at, in_table=True) + (f" ({md_code(w.logical, in_table=True)})" if w.logical else "")
 
 
 def _log10(x: float) -> float:
@@ -52,7 +55,7 @@ def _log10(x: float) -> float:
 
 
 def _label(name: str) -> str:
-    return '"' + name.replace('"', "'") + '"'
+    return '"' + one_line(name).replace('"', "'") + '"'
 
 
 def gradient_chart(layers: list[LayerReport]) -> str | None:
@@ -83,12 +86,12 @@ def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
     """The Markdown report."""
     name = doc.name or ctx.source or doc.kind
     out = [
-        f"## {STATUS_MARK[doc.status]} Gradient Health: {name}: **{doc.status}**",
+        f"## {STATUS_MARK[doc.status]} Gradient Health: {md_text(name)}: **{doc.status}**",
         "",
-        doc.summary,
+        md_text(doc.summary),
     ]
     if ctx.source:
-        out += ["", f"Checked: `{ctx.source}` ({ctx.check_kind(doc)})"]
+        out += ["", f"Checked: {md_code(ctx.source)} ({ctx.check_kind(doc)})"]
     places = locate_findings(doc, ctx)
     if doc.findings:
         out += ["", "| severity | code | where | finding |", "|---|---|---|---|"]
@@ -101,16 +104,16 @@ def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
             best = top_remedy(f)
             out += ["", f"#### `{f.code}`: {title(f.code)}", ""]
             if best is None:
-                out.append("No remedy proposed: " + f.explanation)
+                out.append("No remedy proposed: " + md_text(f.explanation))
                 continue
-            out.append(f"**`{best.id}`**: {best.change} ({verified_text(best, doc)})")
+            out.append(f"**`{best.id}`**: {md_text(best.change)} ({verified_text(best, doc)})")
             if best.verified is not None:
                 v = best.verified
                 out += [
                     "",
                     "| metric | before | after | fixed |",
                     "|---|---|---|---|",
-                    f"| `{cell(v.metric)}` | {num(v.before)} | {num(v.after)} "
+                    f"| {md_code(v.metric, in_table=True)} | {num(v.before)} | {num(v.after)} "
                     f"| {'yes' if v.fixed else 'no'} |",
                 ]
             if best.snippet:

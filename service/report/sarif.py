@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import quote
 
 from gradhealth import __version__
 from gradhealth.core.catalog import FINDINGS, REMEDIES
@@ -55,9 +56,12 @@ def _rule(code: str, doc: Diagnosis, ctx: ReportContext) -> dict[str, Any]:
     }
 
 
-def _message(f: Finding, doc: Diagnosis) -> dict[str, str]:
+def _message(f: Finding, doc: Diagnosis, ctx: ReportContext) -> dict[str, str]:
     text = [f.summary, f.explanation]
     md = [f"**{f.summary}**", "", f.explanation]
+    if ctx.member:  # the location is the archive: the file read inside it is named here
+        text.append(f"In the archive's {ctx.member}.")
+        md += ["", f"In the archive's `{ctx.member}`."]
     ev = f.evidence
     if ev.metric:
         where = f" at steps {ev.steps[0]}..{ev.steps[-1]}" if ev.steps else ""
@@ -94,8 +98,14 @@ def _region(w: Where) -> dict[str, int] | None:
     return region
 
 
-def _artifact(uri: str) -> dict[str, str]:
-    return {"uri": uri, "uriBaseId": "%SRCROOT%"}
+def artifact_uri(path: str) -> str:
+    """A repository path as an RFC 3986 URI reference: percent-encoded (UTF-8), slashes kept, so
+    a relative path stays relative (a colon in it is encoded too: never read as a scheme)."""
+    return quote(path, safe="/")
+
+
+def _artifact(path: str) -> dict[str, str]:
+    return {"uri": artifact_uri(path), "uriBaseId": "%SRCROOT%"}
 
 
 def _location(w: Where) -> dict[str, Any]:
@@ -164,7 +174,7 @@ def sarif_log(doc: Diagnosis, ctx: ReportContext) -> dict[str, Any]:
             "ruleId": f.code,
             "ruleIndex": index[f.code],
             "level": LEVEL[f.severity],
-            "message": _message(f, doc),
+            "message": _message(f, doc, ctx),
             "partialFingerprints": {FINGERPRINT: _fingerprint(f.code, w)},
         }
         location = _location(w)

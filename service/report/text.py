@@ -6,6 +6,7 @@ import json
 
 from gradhealth.core.document import Diagnosis, Evidence, Remedy
 from gradhealth.report.baseline import baseline_text
+from gradhealth.report.context import one_line
 
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 #: Why a remedy of an architecture check carries no measurement.
@@ -85,4 +86,6 @@ def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
             lines.append(f"{layer.name:44s} {_num(layer.grad_norm):>10s} {_num(layer.output_grad_norm):>10s} "
                          f"{_num(layer.activation_std):>10s} {sat:>5s} {dead:>5s}")
     lines += baseline_text(doc)
-    return "\n".join(lines)
+    # Every line on its own: a user string (the spec's name, a layer, a series, a log's warning)
+    # cannot start a line of its own, where a CI runner reads commands (`::error::`).
+    return "\n".join(one_line(line) for line in lines)
