@@ -184,31 +184,64 @@ STATIC_URL = "/static"
 
 
 def _add_docs(app: FastAPI) -> None:
-    """/docs (Swagger UI) and /redoc, with their scripts and styles served from the package."""
+    """/docs (Swagger UI) and /redoc, with their scripts and styles served from the package, under
+    the web UI's Content-Security-Policy (``default-src 'self'``: nothing loads from elsewhere),
+    its one inline script (Swagger UI's set-up) and inline stylesheet (ReDoc's) allowed by hash."""
+    import base64
+    import hashlib
+    import re
+
+    from gradhealth.ui import content_security_policy
+
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="static")
 
     def base(request: Request) -> str:
         return request.scope.get("root_path", "").rstrip("/")
 
+    def hashes(page: str, tag: str) -> list[str]:
+        return ["'sha256-" + base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
+                + "'" for body in re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.S)]
+
+    def policed(response: HTMLResponse, *, runtime_styles: bool = False) -> HTMLResponse:
+        """The UI's policy, with the page's own inline script and styles. ``runtime_styles``:
+        ReDoc writes its styles into <style> elements as it renders (styled-components), which
+        no hash can name: its styles are then allowed inline (scripts never are), and its search
+        worker, started from a blob: the page itself makes."""
+        page = bytes(response.body).decode("utf-8")
+        directives = [d.strip() for d in content_security_policy().split(";")]
+        styles = ["'unsafe-inline'"] if runtime_styles else hashes(page, "style")
+        # The UI's style-src names the report's stylesheet; these pages have their own.
+        directives = [" ".join(["style-src 'self'", *styles]) if d.startswith("style-src ") else d
+                      for d in directives]
+        if runtime_styles:  # and its search index in a worker it starts from a blob: of its own
+            directives.append("worker-src 'self' blob:")
+        scripts = hashes(page, "script")
+        if scripts:
+            directives.append(" ".join(["script-src 'self'", *scripts]))
+        response.headers["Content-Security-Policy"] = "; ".join(directives)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
     @app.get("/docs", include_in_schema=False)
     def swagger_ui(request: Request) -> HTMLResponse:
         root = base(request)
-        return get_swagger_ui_html(
+        return policed(get_swagger_ui_html(
             openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{root}{STATIC_URL}/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{STATIC_URL}/swagger-ui/swagger-ui.css",
             swagger_favicon_url=f"{root}{STATIC_URL}/swagger-ui/favicon-32x32.png",
             # No badge from the public validator.swagger.io: nothing leaves the page.
-            swagger_ui_parameters={"validatorUrl": None})
+            swagger_ui_parameters={"validatorUrl": None}))
 
     @app.get("/redoc", include_in_schema=False)
     def redoc(request: Request) -> HTMLResponse:
         root = base(request)
-        return get_redoc_html(
+        return policed(get_redoc_html(
             openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{STATIC_URL}/redoc/redoc.standalone.js",
             redoc_favicon_url=f"{root}{STATIC_URL}/swagger-ui/favicon-32x32.png",
-            with_google_fonts=False)
+            with_google_fonts=False), runtime_styles=True)
 
 
 def _document_problems(schema: dict[str, Any]) -> None:

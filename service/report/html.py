@@ -15,8 +15,10 @@ document's downsampled ``points``. Light and dark themes follow ``prefers-color-
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from html import escape
 
 from gradhealth.analysis.thresholds import Thresholds  # pydantic only: keeps the report torch-free
@@ -68,6 +70,8 @@ tr.hl td{background:color-mix(in srgb,var(--err) 12%,transparent)}
 figure{margin:1rem 0;overflow-x:auto}figcaption{color:var(--muted);font-size:.88rem}
 @media (max-width:40rem){body{font-size:14px;padding:.6rem}}
 """ + svg.CSS
+
+_log = logging.getLogger(__name__)
 
 # How many items of an evidence list the finding card prints (the raw JSON has them all).
 EVIDENCE_ITEMS = 12
@@ -447,31 +451,39 @@ def charts(doc: Diagnosis) -> list[str]:
     out: list[str] = []
     ordered = by_severity(doc.findings)
 
-    def figure(svg_text: str | None, caption: str) -> None:
+    def figure(draw: Callable[[], str | None], caption: str) -> None:
+        # One chart that cannot be drawn (numbers the drawing cannot handle) is left out with a
+        # note; the page, its findings and its other charts still come.
+        try:
+            svg_text = draw()
+        except Exception as exc:  # noqa: BLE001 - any failure of one chart, logged with its trace
+            _log.exception("chart not drawn: %s", caption)
+            out.append(f'<p class="warning chart-skipped">A chart could not be drawn ({_e(caption)}): '
+                       f"{_e(type(exc).__name__)}: {_e(exc)}</p>")
+            return
         if svg_text:
             out.append(f"<figure>{svg_text}<figcaption>{_e(caption)}</figcaption></figure>")
 
-    figure(layer_norm_chart(doc), "Gradient norms per layer, input to output, on a log scale. Dotted lines: the "
-           "thresholds, as factors of the reference (the last layer of the stretch the check "
-           "measured); dashed: the mean-field "
-           "prediction; red dots: layers a finding names.")
+    figure(lambda: layer_norm_chart(doc), "Gradient norms per layer, input to output, on a log scale. "
+           "Dotted lines: the thresholds, as factors of the reference (the last layer of the stretch "
+           "the check measured); dashed: the mean-field prediction; red dots: layers a finding names.")
     for i, f in enumerate(ordered, 1):
-        figure(remedy_chart(i, f), f"Finding {i}: the metric before (red) and after (green: fixed; "
-               "amber: not fixed) each remedy, re-simulated.")
-    figure(time_step_chart(doc), "How much gradient reaches each time step, from the last back to "
-           "the first.")
-    figure(fraction_chart(doc), "Fraction of each layer's units in the flat tails of its "
+        figure(partial(remedy_chart, i, f), f"Finding {i}: the metric before (red) and after "
+               "(green: fixed; amber: not fixed) each remedy, re-simulated.")
+    figure(lambda: time_step_chart(doc), "How much gradient reaches each time step, from the last back "
+           "to the first.")
+    figure(lambda: fraction_chart(doc), "Fraction of each layer's units in the flat tails of its "
            "activation (saturated) or zero for the whole batch (dead).")
     by_name = {p.name: p for p in doc.points}
     lr = next((p for p in doc.points if p.role == "learning_rate"), None)
     for i, f in enumerate(ordered, 1):
         s = by_name.get(f.evidence.metric or "")
         if s is not None and s.steps:
-            figure(series_chart(i, f, s, lr if lr is not s else None),
+            figure(partial(series_chart, i, f, s, lr if lr is not s else None),
                    f"Finding {i}: {s.name} over steps, the finding's steps shaded"
                    + ("; the learning rate beneath." if lr is not None and lr is not s else "."))
-    figure(layer_heatmap(doc), "Per-layer gradient norms over the run (colour: log10 of the norm); "
-           "rows in red are named by a finding.")
+    figure(lambda: layer_heatmap(doc), "Per-layer gradient norms over the run (colour: log10 of the "
+           "norm); rows in red are named by a finding.")
     return out
 
 

@@ -13,6 +13,7 @@ Coordinates are in the SVG's own ``viewBox`` units; the page scales the picture 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -49,6 +50,21 @@ svg.chart .legend rect{stroke:none}
 
 def _e(x: object) -> str:
     return escape(str(x), quote=True)
+
+
+#: The largest finite float: a domain never reaches past it (a log axis' next decade would).
+_MAX = sys.float_info.max
+#: The smallest positive float: a log axis' domain never starts at 0.
+_TINY = math.ulp(0.0)
+
+
+def _frac(v: float, lo: float, hi: float) -> float:
+    """Where ``v`` lies between ``lo`` (0) and ``hi`` (1), on finite numbers even when the
+    distance between them is beyond the largest float (-1.7e308 to 1.7e308): halved, it is not."""
+    span = hi - lo
+    if math.isfinite(span):
+        return (v - lo) / span
+    return (v / 2 - lo / 2) / (hi / 2 - lo / 2)
 
 
 def fmt(x: float) -> str:
@@ -88,9 +104,13 @@ class Axis:
             lo_d, hi_d = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
             if hi_d <= lo_d:
                 lo_d, hi_d = lo_d - 1, hi_d + 1
-            return 10.0**lo_d, 10.0**hi_d
+            # Clamped to finite, positive floats: 1e309 overflows, 1e-324 is 0.
+            return max(10.0**max(lo_d, -324), _TINY), 10.0**hi_d if hi_d <= 308 else _MAX
         if hi <= lo:
-            lo, hi = lo - 1, hi + 1
+            # Widened by at least one unit, by more where the value is so large that 1 is lost
+            # in its rounding (1e300 + 1 == 1e300), and never past the largest float.
+            pad = max(1.0, abs(lo) / 2)
+            lo, hi = max(lo - pad, -_MAX), min(hi + pad, _MAX)
         return lo, hi
 
     def tick_texts(self, ticks: Sequence[float]) -> list[str]:
@@ -112,10 +132,19 @@ class Axis:
             return sorted(t for t in self.tick_labels if lo <= t <= hi)
         if self.scale == "log":
             a, b = round(math.log10(lo)), round(math.log10(hi))
-            step = max(1, math.ceil((b - a) / most))
-            return [10.0**d for d in range(a, b + 1, step)]
+            every = max(1, math.ceil((b - a) / most))
+            return [10.0**d for d in range(a, b + 1, every)]
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            return [lo] if lo == hi and math.isfinite(lo) else []
+        if not math.isfinite(hi - lo):
+            # A range past the largest float (-1.7e308 to 1.7e308): ticks of the range scaled
+            # down by a power of ten (still 1-2-5 steps), scaled back up.
+            scale = 1e10
+            return [min(max(t * scale, lo), hi) for t in self.ticks(lo / scale, hi / scale, most)]
         raw = (hi - lo) / max(1, most - 2)
-        mag = 10 ** math.floor(math.log10(raw))
+        if not raw > 0 or 10.0 ** math.floor(math.log10(raw)) == 0:
+            return [lo, hi]  # a range of a few subnormal floats: its ends are the ticks
+        mag = 10.0 ** math.floor(math.log10(raw))
         step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
         first = math.ceil(lo / step - 1e-9) * step
         return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
@@ -259,16 +288,16 @@ class Chart:
 
         def px(v: float) -> float:
             if self.x.scale == "log":
-                f = (math.log10(v) - math.log10(x0)) / (math.log10(x1) - math.log10(x0))
+                f = _frac(math.log10(v), math.log10(x0), math.log10(x1))
             else:
-                f = (v - x0) / (x1 - x0)
+                f = _frac(v, x0, x1)
             return left + f * (right - left)
 
         def py(v: float) -> float:
             if self.y.scale == "log":
-                f = (math.log10(v) - math.log10(y0)) / (math.log10(y1) - math.log10(y0))
+                f = _frac(math.log10(v), math.log10(y0), math.log10(y1))
             else:
-                f = (v - y0) / (y1 - y0)
+                f = _frac(v, y0, y1)
             return bottom - f * (bottom - top)
 
         def ok_y(v: float | None) -> bool:

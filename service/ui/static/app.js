@@ -12,6 +12,7 @@
   const MODEL_FILE = /\.(onnx|h5|hdf5|keras)$/i;
   const ACTIVE = new Set(["queued", "running"]);
   const RANK = { info: 1, warning: 2, error: 3 };
+  const PAGE = 50; // jobs per page of the list
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -20,6 +21,8 @@
     streams: new Map(), // id -> {close()}: the jobs watched live
     rows: new Map(), // id -> {tr, signature}
     order: [],
+    older: [], // ids of the jobs "Load older" brought, after the newest page
+    olderCursor: null, // the API's next_cursor: where the next older page starts
     reportUrl: null,
   };
 
@@ -88,7 +91,9 @@
     }
     const p = error.problem || { title: "Error", detail: String(error.message || error) };
     box.append(el("strong", { text: `${p.status ? p.status + " " : ""}${p.title || "Error"}` }));
-    if (p.detail) box.append(": " + p.detail);
+    const listed = Array.isArray(p.errors) && p.errors.length > 0;
+    // A validation problem's detail is its errors joined: listed below, not said twice.
+    if (p.detail && !listed) box.append(": " + p.detail);
     if (p.retry) box.append(` (retry in ${p.retry} s)`);
     if (Array.isArray(p.errors) && p.errors.length) {
       box.append(el("ul", {}, ...p.errors.slice(0, 20).map((e) =>
@@ -97,15 +102,32 @@
     box.hidden = false;
   }
 
+  /** Brings the problem box into view (it sits above the forms: off-screen on a phone) and
+   *  moves the focus to it, so that it is seen and read. */
+  function revealProblem() {
+    const box = $("problem");
+    if (box.hidden) return;
+    box.scrollIntoView({ block: "nearest" });
+    box.focus({ preventScroll: true });
+  }
+
   async function busy(button, work) {
+    // A disabled button loses the focus: give it back once it is enabled again, unless the
+    // work moved it somewhere on purpose or a problem takes it.
+    const focused = document.activeElement === button;
     button.disabled = true;
     showProblem(null);
+    let failed = false;
     try {
       await work();
     } catch (error) {
+      failed = true;
       showProblem(error);
     } finally {
       button.disabled = false;
+      const lost = !document.activeElement || document.activeElement === document.body;
+      if (failed) revealProblem();
+      else if (focused && lost && button.isConnected) button.focus({ preventScroll: true });
     }
   }
 
@@ -182,7 +204,15 @@
     event.preventDefault();
     busy($("spec-submit"), async () => {
       const text = $("spec").value;
-      const type = /^\s*[{[]/.test(text) ? "application/json" : "application/yaml";
+      // JSON only when it parses as JSON: YAML's flow style ({input: {shape: [16]}}) opens
+      // with a brace too.
+      let type = "application/yaml";
+      try {
+        JSON.parse(text);
+        type = "application/json";
+      } catch {
+        // not JSON: YAML (JSON is YAML too, but the API's JSON errors say where better)
+      }
       const response = await api("v1/checks/architecture",
         { method: "POST", body: text, headers: { "Content-Type": type } });
       submitted(await response.json());
@@ -217,6 +247,12 @@
     const known = state.jobs.get(job.id) || {};
     state.jobs.set(job.id, { ...known, ...job });
     if (job.result && !state.details.has(job.id)) state.details.set(job.id, findingsOf(job.result));
+    if (job.error && !(state.details.get(job.id) || {}).error) state.details.set(job.id, { error: job.error });
+  }
+
+  /** Whether a job in this state has details worth one fetch: its findings, or why it failed. */
+  function hasDetails(job) {
+    return job.status === "succeeded" || job.status === "failed";
   }
 
   function findingsOf(result) {
@@ -229,7 +265,7 @@
   async function refreshJobs() {
     if (!mayCall()) return;
     try {
-      const page = await (await api("v1/jobs?limit=50")).json();
+      const page = await (await api(`v1/jobs?limit=${PAGE}`)).json();
       const seen = new Set();
       for (const job of page.items) {
         seen.add(job.id);
@@ -237,15 +273,35 @@
         const watched = state.streams.has(job.id) && ACTIVE.has(job.status);
         if (!watched) update(job);
       }
-      state.order = page.items.map((job) => job.id);
+      // The older pages "Load older" brought stay, after the newest page.
+      state.older = state.older.filter((id) => !seen.has(id) && state.jobs.has(id));
+      if (!state.older.length) state.olderCursor = page.next_cursor || null;
+      for (const id of state.older) seen.add(id);
+      state.order = [...page.items.map((job) => job.id), ...state.older];
       for (const id of [...state.jobs.keys()]) if (!seen.has(id)) forget(id);
-      $("jobs-state").textContent = page.next_cursor ? "showing the newest 50" : "";
       render();
       for (const job of page.items) {
-        if (job.status === "succeeded" && !state.details.has(job.id)) loadDetails(job.id);
+        if (hasDetails(job) && !state.details.has(job.id)) loadDetails(job.id);
       }
     } catch (error) {
       showProblem(error);
+    }
+  }
+
+  /** The next older page of jobs (the API's next_cursor), after those shown. */
+  async function loadOlder() {
+    if (!state.olderCursor) return;
+    const page = await (await api(`v1/jobs?limit=${PAGE}&cursor=${encodeURIComponent(state.olderCursor)}`)).json();
+    for (const job of page.items) {
+      if (state.order.includes(job.id)) continue;
+      update(job);
+      state.older.push(job.id);
+      state.order.push(job.id);
+    }
+    state.olderCursor = page.next_cursor || null;
+    render();
+    for (const job of page.items) {
+      if (hasDetails(job) && !state.details.has(job.id)) loadDetails(job.id);
     }
   }
 
@@ -253,7 +309,8 @@
     state.details.set(id, null); // asked once
     try {
       const job = await (await api(`v1/jobs/${encodeURIComponent(id)}`)).json();
-      state.details.set(id, findingsOf(job.result));
+      state.details.set(id, job.status === "failed" ? { error: job.error || { title: "failed" } }
+        : findingsOf(job.result));
       render();
     } catch (error) {
       state.details.delete(id);
@@ -271,11 +328,13 @@
     if (row) row.tr.remove();
     state.rows.delete(id);
     state.order = state.order.filter((x) => x !== id);
+    state.older = state.older.filter((x) => x !== id);
   }
 
   /** Another key, another caller: nothing of the previous one's stays on the page. */
   function resetJobs() {
     for (const id of [...state.jobs.keys()]) forget(id);
+    state.olderCursor = null;
     render();
     runsSignature = "";
     $("runs").tBodies[0].replaceChildren();
@@ -295,6 +354,12 @@
       }), el("span", { class: "stage", text: `${Math.round(fraction * 100)}%${stage ? " " + stage : ""}` }));
     } else if (job.result_status) {
       cell.append(el("span", { class: "stage", text: `diagnosis: ${job.result_status}` }));
+    }
+    const error = job.status === "failed" && (state.details.get(job.id) || {}).error;
+    if (error) {
+      // why it failed: the problem's title and detail, as the API gives them
+      cell.append(el("span", { class: "stage reason", "data-reason": "",
+        text: [error.title, error.detail].filter(Boolean).join(": ") }));
     }
     return cell;
   }
@@ -358,6 +423,8 @@
     }
     $("jobs-empty").hidden = state.order.length > 0;
     $("jobs").hidden = state.order.length === 0;
+    $("jobs-older").hidden = !state.olderCursor;
+    $("jobs-state").textContent = state.olderCursor ? `showing the newest ${state.order.length}` : "";
   }
 
   async function removeJob(id) {
@@ -389,6 +456,7 @@
     } else {
       update(data);
       announce(`Job ${data.id.slice(0, 8)} ${data.status}`);
+      if (hasDetails(data) && !state.details.has(data.id)) loadDetails(data.id);
     }
     render();
   }
@@ -477,9 +545,16 @@
   // --- the report ---------------------------------------------------------------------------
 
   async function openReport(id) {
-    const response = await api(`v1/jobs/${encodeURIComponent(id)}/report?format=html`,
-      { headers: { Accept: "text/html" } });
-    const html = await response.text();
+    let html;
+    try {
+      const response = await api(`v1/jobs/${encodeURIComponent(id)}/report?format=html`,
+        { headers: { Accept: "text/html" } });
+      html = await response.text();
+    } catch (error) {
+      // The report shown so far is another job's: it goes, so that it is not taken for this one.
+      closeReport();
+      throw error;
+    }
     const section = $("report-section");
     section.dataset.job = id;
     $("report-h").textContent = `Report of job ${id.slice(0, 8)}`;
@@ -513,6 +588,7 @@
 
   $("report-close").addEventListener("click", closeReport);
   $("jobs-refresh").addEventListener("click", (e) => busy(e.currentTarget, refreshJobs));
+  $("jobs-older").addEventListener("click", (e) => busy(e.currentTarget, loadOlder));
 
   // --- live runs (polled: a run changes with every batch of points) ---------------------------
 
@@ -534,7 +610,7 @@
     const number = (x) => (x === null || x === undefined ? "-" : Number(x).toPrecision(3));
     $("runs").tBodies[0].replaceChildren(...page.items.map((run) => el("tr", { "data-run-id": run.id },
       el("td", { "data-label": "Run" }, el("span", { text: run.name }),
-        el("span", { class: "stage", text: age(run.created_at) })),
+        el("span", { class: "stage", "data-created": run.created_at, text: age(run.created_at) })),
       el("td", { "data-label": "Status" }, el("span", { class: `status ${run.status}`, text: run.status })),
       el("td", { "data-label": "Points", text: `${run.points}${run.last_step !== null ? ` (step ${run.last_step})` : ""}` }),
       el("td", { "data-label": "Gradient norm", text: number(run.grad_norm) }),
@@ -586,7 +662,7 @@
     if (!document.hidden) refreshRuns();
   }, 5000);
   setInterval(() => {
-    for (const cell of document.querySelectorAll("td[data-created]")) cell.textContent = age(cell.dataset.created);
+    for (const node of document.querySelectorAll("[data-created]")) node.textContent = age(node.dataset.created);
   }, 5000);
 
   start();
