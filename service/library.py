@@ -50,7 +50,8 @@ def load_spec(source: SpecSource) -> dict[str, Any]:
     path = Path(source)
     if not path.is_file():
         raise InputFormatError(f"{source}: no such file")
-    content_type = "application/json" if path.suffix == ".json" else None
+    content_type = ("application/json" if path.suffix == ".json"
+                    else "application/yaml" if path.suffix in (".yaml", ".yml") else None)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

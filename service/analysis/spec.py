@@ -903,6 +903,26 @@ def parse_optimizer(text: str) -> dict[str, Any]:
         raise _spec_error(found) from None
 
 
+_QUOTED_KEY = re.compile(r'\s*\{\s*"')
+
+
+def _load_yaml(text: str, max_nodes: int) -> Any:
+    loader = _SpecLoader(text, max_nodes)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _yaml_or_none(text: str, max_nodes: int) -> dict[str, Any] | None:
+    """``text`` read as YAML where that gives a mapping, else None (its JSON error is the one to report)."""
+    try:
+        data = _load_yaml(text, max_nodes)
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def load_spec_text(text: str, *, content_type: str | None = None,
                    max_nodes: int = MAX_NODES) -> dict[str, Any]:
     """Decode spec text as JSON or YAML (YAML is a superset; JSON errors are reported as such).
@@ -913,16 +933,23 @@ def load_spec_text(text: str, *, content_type: str | None = None,
     """
     if not text.strip():
         raise InputFormatError(EMPTY)
-    is_json = (content_type or "").endswith("json") or text.lstrip().startswith("{")
+    declared = (content_type or "").lower()
+    # JSON where declared, or undeclared text that opens like a JSON object; YAML where declared (a
+    # flow mapping, "{input: {shape: [16]}, ...}", opens like JSON too), or when undeclared text that
+    # opens with "{" is no JSON but is YAML
+    is_json = declared.endswith("json") or ("yaml" not in declared and text.lstrip().startswith("{"))
     try:
         if is_json:
-            data = json.loads(text, parse_int=_json_int, object_pairs_hook=_unique_object)
-        else:
-            loader = _SpecLoader(text, max_nodes)
             try:
-                data = loader.get_single_data()
-            finally:
-                loader.dispose()
+                data = json.loads(text, parse_int=_json_int, object_pairs_hook=_unique_object)
+            except json.JSONDecodeError:
+                if declared or _QUOTED_KEY.match(text):
+                    raise  # JSON by its look: a quoted first key ('{"input":\n oops}' is broken JSON)
+                data = _yaml_or_none(text, max_nodes)
+                if data is None:
+                    raise
+        else:
+            data = _load_yaml(text, max_nodes)
     except json.JSONDecodeError as exc:
         raise InputFormatError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except yaml.YAMLError as exc:

@@ -474,3 +474,17 @@ def test_a_softmax_activation_is_refused_with_where_the_softmax_belongs() -> Non
     spec = {"input": {"shape": [4]}, "layers": [{"type": "linear", "out_features": 3, "activation": "softmax"}]}
     with pytest.raises(SpecError, match=r"/layers/0/activation.*softmax.*loss cross_entropy"):
         parse_spec(spec)
+
+
+def test_undeclared_text_opening_with_a_brace_is_json_or_else_yaml() -> None:
+    from gradhealth.analysis.spec import load_spec_text
+    from gradhealth.errors import InputFormatError
+
+    flow = "{input: {shape: [16]}, layers: [{type: linear, out_features: 4}]}"
+    assert load_spec_text(flow)["layers"] == [{"type": "linear", "out_features": 4}]
+    assert load_spec_text(flow, content_type="application/yaml")["input"] == {"shape": [16]}
+    # text that looks like JSON (a quoted first key) keeps its JSON error, with line and column
+    with pytest.raises(InputFormatError, match="invalid JSON at line 1, column 11"):
+        load_spec_text('{"input": ')
+    with pytest.raises(InputFormatError, match="invalid JSON at line 2"):
+        load_spec_text('{"input":\n  oops}')  # YAML would read it as {"input": "oops"}

@@ -60,7 +60,8 @@ def decode_spec(body: bytes, content_type: str) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ApiError(400, "invalid_encoding", f"the body is not UTF-8 (byte {exc.start})") from None
-    return load_spec_text(text, content_type="application/json" if media.endswith("json") else None)
+    return load_spec_text(text, content_type=(media or None) if media.endswith("json") or media in YAML_TYPES
+                          else None)
 
 
 async def wait_for(request: Request, job_id: str, owner: str, seconds: float, row=None):  # noqa: ANN001, ANN201
