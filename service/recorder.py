@@ -29,6 +29,13 @@ Each logged step writes JSON Lines in the long form of the native format::
     {"step": 120, "metric": "lr", "value": 0.0006, "wall_time": 1718000000.0}
     {"step": 120, "layer": "encoder.0.weight", "kind": "grad_norm", "value": 0.013}
 
+between a first line ``{"gradhealth_recorder": "start", "params": {...}}`` (the run's ``config``
+as log params, e.g. ``max_grad_norm``) and a last one, ``{"gradhealth_recorder": "end", ...}``,
+that only a clean close writes: a file without it was cut off (the log check says
+``truncated_log``). A close is clean unless training stopped on an exception: one out of the
+``with`` block, or the interpreter exiting on an unhandled one; then the live run is not finished
+either (see :class:`HttpSink`). A refusal of the service reaches the loop as :class:`RunRefused`.
+
 Overhead: on logged steps the training thread runs one fused norm over all gradients
 (``torch._foreach_norm``) and detaches the loss; nothing in it waits for the device, copies,
 walks the module tree or builds a record. On CUDA the norms stay on the device until the
@@ -65,6 +72,7 @@ import os
 import random
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -135,7 +143,14 @@ class Sink(Protocol):
         """Deliver whatever ``write`` buffered."""
 
     def close(self) -> None:
-        """Flush and release; no call follows."""
+        """Flush and release; no call follows.
+
+        A sink may also have an ``interrupted()`` method: the writer calls it just before
+        ``close()`` when training stopped with an exception (an exception out of a ``with`` block,
+        or the interpreter exiting on an unhandled one), so the sink can tell a cut-off run from a
+        finished one (:class:`FileSink` then writes no end record; :class:`HttpSink` does not
+        finish the run).
+        """
 
 
 # json.dumps writes non-finite floats as these (allow_nan=True, the default).
@@ -205,14 +220,43 @@ class _Encoder:
         return "".join(out)
 
 
-class FileSink(_Encoder):
-    """The JSON Lines file: :meth:`encode` gives each record's lines."""
+#: The key of the recorder's own records in its file: the first line (``"start"``, with the run's
+#: params) and, written by a clean ``close()`` only, the last (``"end"``). Gradient Health's log
+#: reader reads the params, and reports a file that has the start record but not the end one as
+#: cut off (``truncated_log``): the training script crashed or was killed before it closed.
+RECORDER_KEY = "gradhealth_recorder"
 
-    def __init__(self, path: str | Path) -> None:
+
+def config_params(config: dict[str, Any] | None) -> dict[str, str]:
+    """The log params a live run's ``config`` stands for (``clip_threshold`` is ``max_grad_norm``),
+    as the service maps a run's config."""
+    config = config or {}
+    params = {str(k): str(v) for k, v in (config.get("params") or {}).items()}
+    if config.get("clip_threshold") is not None:
+        params["max_grad_norm"] = str(config["clip_threshold"])
+    if config.get("num_classes") is not None:
+        params["num_classes"] = str(config["num_classes"])
+    return params
+
+
+class FileSink(_Encoder):
+    """The JSON Lines file: :meth:`encode` gives each record's lines.
+
+    The file opens with a start record (``{"gradhealth_recorder": "start", "params": {...}}``: the
+    run's ``config`` as log params, e.g. ``max_grad_norm``) and a clean :meth:`close` ends it with
+    ``{"gradhealth_recorder": "end", "logged_steps": n}``; without the end record the log check
+    reports the file as cut off (``truncated_log``).
+    """
+
+    def __init__(self, path: str | Path, *, config: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("w", encoding="utf-8")
+        self._file.write(json.dumps({RECORDER_KEY: "start", "params": config_params(config)}) + "\n")
+        self._file.flush()  # a file that holds the start record and no end record was cut off
+        self._logged = 0
+        self._clean = True
 
     def write(self, records: Sequence[Record]) -> None:
         """Append the records' lines to the file."""
@@ -221,15 +265,23 @@ class FileSink(_Encoder):
     def _write_lines(self, records: Sequence[Record], texts: Sequence[str]) -> None:
         """:meth:`write`, with each record's lines already encoded by the writer thread."""
         self._file.write("".join(texts))
+        self._logged += len(records)
 
     def flush(self) -> None:
         """Hand buffered lines to the operating system."""
         self._file.flush()
 
+    def interrupted(self) -> None:
+        """Training stopped with an exception: :meth:`close` writes no end record."""
+        self._clean = False
+
     def close(self) -> None:
-        """Flush, fsync and close, so a crash right after loses nothing."""
+        """Write the end record (unless :meth:`interrupted`), flush, fsync and close, so a crash
+        right after loses nothing."""
         if self._file.closed:
             return
+        if self._clean:
+            self._file.write(json.dumps({RECORDER_KEY: "end", "logged_steps": self._logged}) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -294,6 +346,7 @@ class _Writer:
         self.cond = threading.Condition()
         self.flush_requests: list[threading.Event] = []
         self.closing = False
+        self.clean = True  # False: training stopped with an exception (see Sink.close)
         self.error: BaseException | None = None
         self.pid = os.getpid()
         self.thread = threading.Thread(target=self._run, name="gradhealth-recorder", daemon=True)
@@ -313,8 +366,21 @@ class _Writer:
         self.raise_error()
 
     def raise_error(self) -> None:
-        if self.error is not None:
-            raise RuntimeError("the gradient recorder's writer failed") from self.error
+        error = self.error
+        if error is None:
+            return
+        if isinstance(error, RunRefused):  # what the service refused: catchable as RunRefused
+            raise RunRefused(f"the gradient recorder's writer failed: {error}") from error
+        raise RuntimeError("the gradient recorder's writer failed") from error
+
+    def _close_sinks(self, best_effort: bool = False) -> None:
+        for sink in self.sinks:
+            with contextlib.suppress(*((Exception,) if best_effort else ())):
+                if not self.clean:
+                    interrupted = getattr(sink, "interrupted", None)
+                    if interrupted is not None:
+                        interrupted()
+                sink.close()
 
     def flush(self) -> None:
         done = threading.Event()
@@ -326,17 +392,21 @@ class _Writer:
                 break
         self.raise_error()
 
-    def close(self) -> None:
+    def close(self, clean: bool = True) -> None:
+        """Drain the queue and close the sinks; ``clean`` False: training stopped with an
+        exception (see :meth:`Sink.close`)."""
         if os.getpid() != self.pid:
             return  # a forked child: the parent owns the thread, the sinks and the queue
         with self.cond:
+            self.clean = clean
             self.closing = True
             self.cond.notify()
         self.thread.join()
         if self.error is not None:
-            for sink in self.sinks:  # best effort: keep what did reach the sinks
-                with contextlib.suppress(Exception):  # the writer's error is the one to report
-                    sink.close()
+            # Best effort: keep what did reach the sinks (the writer's error is the one to report),
+            # marked as cut off: what was queued after the error was not written.
+            self.clean = False
+            self._close_sinks(best_effort=True)
             self.raise_error()
 
     def _run(self) -> None:
@@ -371,8 +441,7 @@ class _Writer:
                 for done in requests:
                     done.set()
                 if closing and not self.items:
-                    for sink in self.sinks:
-                        sink.close()
+                    self._close_sinks()
                     return
                 if self.on_wake is not None:
                     self.on_wake()
@@ -424,6 +493,21 @@ def _record(item: tuple[Any, ...]) -> Record:
     return Record(seq, step, wall_time, loss, lr, layers, tuple(numbers))
 
 
+def _unhandled() -> BaseException | None:
+    """The exception the interpreter last reported as unhandled (``sys.last_exc``), if any."""
+    return getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+
+
+def _finalize(writer: _Writer, before: int) -> None:
+    """A recorder's close when ``close()`` was not called: at garbage collection or interpreter
+    exit. It is not a clean close when an exception went unhandled since the recorder started
+    (``before``: the id of the one reported before, held by id so that the finalizer keeps no
+    traceback alive): the interpreter is exiting on it, the training script crashed or was
+    interrupted."""
+    last = _unhandled()
+    writer.close(clean=last is None or id(last) == before)
+
+
 def _norms_present(names: tuple[str, ...], grads: list[Any]) -> tuple[tuple[str, ...], Any]:
     """The slow path of ``step()``: some parameters have no gradient (or they sit on several
     devices); their names are left out."""
@@ -448,8 +532,10 @@ class GradientRecorder:
     Live mode: with ``server`` (a service's base URL) and ``run`` (the run's name) the points go to
     that run too (``POST /v1/runs``, then batches to ``/v1/runs/{id}/points``; a recorder started
     again under the same name re-attaches to the run while it is active). ``path`` is then
-    optional. ``config`` is the run's config (e.g. the clip threshold); ``api_key`` goes in the
-    ``X-API-Key`` header; ``finish_on_close`` marks the run finished once everything is sent;
+    optional. ``config`` is the run's config (e.g. the clip threshold; the file's start record
+    holds it as params too); ``api_key`` goes in the
+    ``X-API-Key`` header; ``finish_on_close`` marks the run finished once everything is sent
+    (by the last live recorder of this process on that run, and only on a clean close);
     ``close_timeout`` bounds how long ``close()`` waits for the service; ``spill`` is the file
     that holds what the service has not taken yet when more than ``buffer`` logged steps wait
     (default: next to ``path``, else in the temporary folder). See :class:`HttpSink`.
@@ -479,7 +565,7 @@ class GradientRecorder:
         self._seq = 0
         self._closed = False
         self.live: HttpSink | None = None
-        all_sinks: list[Sink] = [FileSink(self.path)] if self.path is not None else []
+        all_sinks: list[Sink] = [FileSink(self.path, config=config)] if self.path is not None else []
         if server is not None:
             assert run is not None
             if spill is None and self.path is not None:
@@ -491,8 +577,9 @@ class GradientRecorder:
         all_sinks += sinks
         self._writer = _Writer(all_sinks, buffer, flush_interval, self._params.refresh)
         # Closes (and so flushes) at garbage collection or interpreter exit if close() was not
-        # called; holds the writer, never the recorder or the model.
-        self._finalizer = weakref.finalize(self, self._writer.close)
+        # called; holds the writer, never the recorder or the model. At an exit on an unhandled
+        # exception the close is not a clean one (see _finalize).
+        self._finalizer = weakref.finalize(self, _finalize, self._writer, id(_unhandled()))
 
     @property
     def params(self) -> list[tuple[str, torch.Tensor]]:
@@ -544,16 +631,23 @@ class GradientRecorder:
             self._writer.flush()
 
     def close(self) -> None:
-        """Write everything still queued, flush, fsync and close the file; in live mode send
-        what is left (for at most ``close_timeout`` seconds) and finish the run (idempotent)."""
+        """Write everything still queued, flush, fsync and close the file (with its end record);
+        in live mode send what is left (for at most ``close_timeout`` seconds) and finish the run
+        (idempotent)."""
+        self._close(clean=True)
+
+    def _close(self, clean: bool) -> None:
         self._closed = True
-        self._finalizer()
+        if self._finalizer.detach() is not None:  # the first close only
+            self._writer.close(clean)
 
     def __enter__(self) -> GradientRecorder:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # An exception out of the block stopped training: the file gets no end record and the
+        # live run is left unfinished (see close()).
+        self._close(clean=exc_type is None)
 
     def send(self, server: str, *, api_key: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
         """Upload the log to a Gradient Health service; returns the job resource."""
@@ -577,6 +671,11 @@ class RunRefused(RuntimeError):
     or finished run, a run over its size limit)."""
 
 
+# Live sinks of this process attached to each run, by (server, API key, run name): two recorders
+# of one process writing one run finish it when the last of them closes, not the first.
+_ATTACHED: collections.Counter[tuple[str, str | None, str]] = collections.Counter()
+_ATTACHED_LOCK = threading.Lock()
+
 # Statuses worth retrying: the service is restarting, overloaded or rate limiting.
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -599,7 +698,10 @@ class HttpSink:
     logged steps and ``last_seq`` is the highest acknowledged :attr:`Record.seq`.
 
     ``close()`` sends what is left for at most ``close_timeout`` seconds, then finishes the run
-    (``finish_on_close``). What it could not send is left in ``unsent_path`` (the spill file,
+    (``finish_on_close``) unless another live sink of this process still writes to the same run
+    (same server, key and name: the last of them to close finishes it) or training stopped with an
+    exception (:meth:`interrupted`: the run is left active, so a recorder started again under the
+    same name resumes it). What it could not send is left in ``unsent_path`` (the spill file,
     JSON Lines: ``gradhealth check`` reads it, and ``POST /v1/runs/{id}/points`` takes it as
     ``application/x-ndjson``) and logged as a warning. A refusal no retry fixes (401/403, 404,
     409, 413, 422) is raised from the next ``step()`` as :class:`RunRefused`, with what was not
@@ -637,6 +739,8 @@ class HttpSink:
         self.finished = False
         self.error: BaseException | None = None
         self.unsent_path: Path | None = None
+        self.clean = True
+        self._attached: tuple[str, str | None, str] | None = None
         self._encoder = _Encoder()
         # (seq, rows as JSON Lines, line count) in seq order; the head is the batch in flight.
         self._mem: collections.deque[tuple[int, str, int]] = collections.deque()
@@ -654,6 +758,9 @@ class HttpSink:
                                     headers={"X-API-Key": api_key} if api_key else {})
         self._thread = threading.Thread(target=self._run, name="gradhealth-recorder-live",
                                         daemon=True)
+        self._attached = (self.server, api_key, run)
+        with _ATTACHED_LOCK:
+            _ATTACHED[self._attached] += 1
         self._thread.start()
 
     # -- the writer thread's side ------------------------------------------------------------
@@ -696,9 +803,26 @@ class HttpSink:
                 self._cond.wait(left)
         return self.last_seq >= seq
 
+    def interrupted(self) -> None:
+        """Training stopped with an exception: :meth:`close` sends what is left but leaves the
+        run active (not finished, so not taken for a completed run)."""
+        self.clean = False
+
+    def _leave(self) -> bool:
+        """Detach from the run (once); True when no other live sink of this process is attached."""
+        with _ATTACHED_LOCK:
+            key, self._attached = self._attached, None
+            if key is None:
+                return False
+            _ATTACHED[key] -= 1
+            if _ATTACHED[key] > 0:
+                return False
+            del _ATTACHED[key]
+            return True
+
     def close(self) -> None:
-        """Send what is left for at most ``close_timeout`` seconds, finish the run, keep what
-        could not be sent in ``unsent_path``."""
+        """Send what is left for at most ``close_timeout`` seconds, finish the run (see the
+        class), keep what could not be sent in ``unsent_path``."""
         with self._cond:
             if self._closed:
                 return
@@ -707,6 +831,7 @@ class HttpSink:
             self._cond.notify_all()
         self._nudge.set()
         self._thread.join(self.close_timeout + 2 * self._request_timeout + 1)
+        self._leave()  # if the sending thread did not
         with self._cond:
             if self._mem or self._spill_index:
                 self._keep_unsent()
@@ -717,6 +842,11 @@ class HttpSink:
             log.warning("gradhealth recorder: %s could not be sent to %s run %r (%s); they are "
                         "kept in %s", "some logged steps", self.server, self.run,
                         self.error or "the service did not answer in time", self.unsent_path)
+        if not self.clean and self.finish_on_close and self.run_id is not None:
+            log.warning("gradhealth recorder: training stopped with an exception; %s run %r is "
+                        "left active, not finished (a recorder started again under that name "
+                        "resumes it; POST /v1/runs/%s/finish finishes it)", self.server, self.run,
+                        self.run_id)
         if isinstance(self.error, RunRefused):
             raise self.error
 
@@ -793,7 +923,8 @@ class HttpSink:
                     self.sent += len(batch)
                     self.last_seq = batch[-1][0]
                     self._cond.notify_all()
-            if self.finish_on_close and self.run_id is not None:
+            last = self._leave()
+            if self.finish_on_close and self.clean and last and self.run_id is not None:
                 self.finished = self._call("POST", f"/v1/runs/{self.run_id}/finish") is not None
         except BaseException as error:  # noqa: BLE001 - reported by write() and close()
             self.error = error

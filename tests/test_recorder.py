@@ -74,7 +74,10 @@ def _train(model: _Branchy, steps: int, recorder: GradientRecorder | None,
 
 
 def _rows(path: Path) -> list[dict]:
+    """The file's points: its rows between the recorder's start and end records."""
     rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows[0]["gradhealth_recorder"] == "start"
+    rows = [row for row in rows[1:] if row.get("gradhealth_recorder") != "end"]
     for row in rows:
         if "metric" in row:
             assert list(row) == ["step", "metric", "value", "wall_time"]

@@ -110,10 +110,15 @@ def stand_in():
     s.stop()
 
 
+def _point_lines(path: Path) -> list[str]:
+    """The recorder's file's lines less its own start and end records: the rows it sends."""
+    return [line for line in path.read_text().splitlines() if "gradhealth_recorder" not in json.loads(line)]
+
+
 def _file_points(path: Path) -> list[tuple[tuple[float, str], float]]:
     """The recorder's file as (step, series) -> value, in file order."""
     out = []
-    for line in path.read_text().splitlines():
+    for line in _point_lines(path):
         row = json.loads(line)
         out.append(((row["step"], row.get("metric") or "grad_norm/" + row["layer"]), row["value"]))
     return out
@@ -210,7 +215,7 @@ def test_a_service_down_at_close_leaves_the_unsent_steps_in_a_file(tmp_path, cap
     unsent = rec.live.unsent_path
     assert unsent == tmp_path / "run.unsent.jsonl"
     # Every step, in order, in the recorder's own format: what the file holds.
-    assert unsent.read_text() == path.read_text()
+    assert unsent.read_text().splitlines() == _point_lines(path)
     assert str(unsent) in caplog.text
 
 
@@ -219,16 +224,16 @@ def test_a_refusal_stops_the_training_loop_and_keeps_the_points(stand_in, tmp_pa
     path = tmp_path / "run.jsonl"
     model = _model()
     rec = GradientRecorder(model, path, server=stand_in.url, run="nokey", flush_interval=0)
-    with pytest.raises(RuntimeError, match="writer failed") as raised:  # noqa: PT012
+    with pytest.raises(RunRefused, match="writer failed.*401") as raised:  # noqa: PT012
         for i in range(200):
             _train(model, rec, 1, start=i)
             time.sleep(0.01)
-    assert isinstance(raised.value.__cause__, RunRefused)
+    assert isinstance(raised.value.__cause__, RunRefused)  # the sending thread's, chained
     assert "401" in str(raised.value.__cause__)
-    with pytest.raises(RuntimeError, match="writer failed"):
+    with pytest.raises(RunRefused, match="writer failed"):
         rec.close()
     kept = rec.live.unsent_path.read_text().splitlines()
-    assert kept and kept == path.read_text().splitlines()[:len(kept)]
+    assert kept and kept == _point_lines(path)[:len(kept)]
 
 
 def test_live_mode_without_a_file(stand_in):

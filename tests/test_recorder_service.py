@@ -66,6 +66,8 @@ def _file_points(path: Path) -> dict[tuple[float, str], float]:
     out: dict[tuple[float, str], float] = {}
     for line in path.read_text().splitlines():
         row = json.loads(line)
+        if "gradhealth_recorder" in row:  # the recorder's start and end records: no point
+            continue
         key = (row["step"], row.get("metric") or "grad_norm/" + row["layer"])
         assert key not in out
         out[key] = row["value"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from gradhealth.logs.readers.native import NativeReader
+from gradhealth.logs.readers.native import NativeReader, recorder_record
 from gradhealth.logs.readers.textio import BadRow, loads
 from gradhealth.logs.series import clean_name
 
@@ -34,6 +34,8 @@ LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonl
 def _points(obj: object) -> list[Point]:
     if not isinstance(obj, dict):
         raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
+    if recorder_record(obj) is not None:  # a recorder file's start or end record: no point
+        return []
     if "value" not in obj and any(k in obj for k in ("metric", "layer", "kind")):
         # a long-form point with its value misnamed ({"metric": "loss", "valu": 2.0}) would otherwise
         # be read as a wide one: a series "valu", the metric dropped

@@ -63,6 +63,13 @@ Rows may come in any step order; each series is sorted by step. A final line tha
 (no newline at the end of the file, and it does not parse) is dropped with the warning
 ``truncated_log``; a line that does not parse anywhere else is an error naming the line.
 
+**GradientRecorder's files** (:mod:`gradhealth.recorder`) are the long form between two records of
+the recorder's own: a first line ``{"gradhealth_recorder": "start", "params": {"max_grad_norm":
+"1.0"}}`` (the run's params, read into the log's params) and, written by a clean ``close()`` only,
+a last line ``{"gradhealth_recorder": "end", "logged_steps": 300}``. A file with the start record and
+no end record was cut off (the training script crashed or was killed): it is read, with the warning
+``truncated_log``.
+
 The line, CSV and point-collecting helpers it shares with the other text readers are in
 :mod:`gradhealth.logs.readers.textio`.
 """
@@ -217,6 +224,18 @@ def _is_long(cols: Iterable[str]) -> bool:
 _HEADER_RECORDS = 3
 
 
+#: The key of GradientRecorder's start and end records (gradhealth.recorder.RECORDER_KEY).
+RECORDER_KEY = "gradhealth_recorder"
+
+
+def recorder_record(obj: object) -> str | None:
+    """``"start"`` or ``"end"`` for GradientRecorder's own records (no step, no value), else None."""
+    if isinstance(obj, dict) and obj.get(RECORDER_KEY) in ("start", "end") and "value" not in obj \
+            and step_key(obj) is None:
+        return str(obj[RECORDER_KEY])
+    return None
+
+
 def _header_record(obj: dict[str, Any]) -> bool:
     """Whether a record names no step and holds no loss or norm: the run's description, not a point."""
     return step_key(obj) is None and not stepless_losses(obj)
@@ -265,7 +284,7 @@ class NativeReader:
             if not isinstance(obj, dict) or "_step" in obj or "log_history" in obj:
                 return 0.0
             obj = summarised(obj)
-            if _header_record(obj):
+            if _header_record(obj) or recorder_record(obj):
                 # mmcv's *.log.json opens with the run's env_info, config and seed: judge the records
                 # after it
                 following = [line for line in first_lines(head, _HEADER_RECORDS + 2)[1:] if line.strip()]
@@ -329,6 +348,11 @@ class NativeReader:
                         records.warnings.append(truncated(path.name, n, why))
                         break
                     raise LogError(f"{path.name} line {n}: {why}") from None
+        if records.recorder == "start" and not any(w.code == "truncated_log" for w in records.warnings):
+            records.warnings.append(LogWarning(
+                "truncated_log", f"{path.name}: GradientRecorder's file has no end record after line "
+                f"{lines.lineno}: the recorder was not closed (the training script crashed, was "
+                "interrupted or killed), so the log may stop before the run did", where=f"line {lines.lineno}"))
         return records.run(self.name)
 
     def _read_json_array(self, path: Path, limits: ReadLimits) -> RunLog:
@@ -550,11 +574,20 @@ class _Records:
         self.headers = 0                    # leading records passed over as the run's description
         self.last_step: float | None = None  # the step of the last training record read
         self.epoch: float | None = None      # ... and its epoch, where it gives one beside its iteration
+        self.recorder: str | None = None     # the last of GradientRecorder's own records: "start", "end"
+        self.params: dict[str, str] = {}     # the run's params (from the recorder's start record)
 
     def add(self, obj: Any, where: str) -> None:
         """Add one decoded record (``where``: ``line 12``, ``record 3``); :class:`BadRow` if it is not one."""
         if not isinstance(obj, dict):
             raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
+        kind = recorder_record(obj)
+        if kind is not None:
+            self.recorder = kind
+            params = obj.get("params")
+            if kind == "start" and isinstance(params, dict):
+                self.params.update({str(k): str(v) for k, v in params.items()})
+            return
         if self.order == self.headers < _HEADER_RECORDS and _header_record(summarised(obj)):
             self.headers += 1
             self.order += 1
@@ -626,6 +659,6 @@ class _Records:
                 f"again); the last one, from {self.restarted}, is read", where=self.restarted))
         unit = "epoch" if self.keys == {_EPOCH} else "step"
         return RunLog(format=fmt, source=self.name, series=self.points.build(role=native_role, step_unit=unit),
-                      warnings=self.warnings)
+                      warnings=self.warnings, params=self.params)
 
 READER = NativeReader()
