@@ -228,3 +228,12 @@ def test_the_recorders_file_posted_as_points_skips_its_own_start_and_end_records
     assert "gradhealth_recorder" in lines[0] and "gradhealth_recorder" in lines[-1]
     points = parse(path.read_bytes(), "application/x-ndjson", max_points=10_000)
     assert len(points) == 3 * ROWS_PER_STEP == len(lines) - 2
+
+
+@pytest.mark.parametrize("config", [{}, {"clip_threshold": 1.0}, {"num_classes": 10, "params": {"lr": 3e-4}},
+                                    {"clip_threshold": 0.5, "num_classes": 2, "params": {"max_grad_norm": 9}}])
+def test_the_recorders_file_and_a_live_run_map_a_config_to_the_same_params(config: dict) -> None:
+    from gradhealth.live.diagnose import params_of
+    from gradhealth.recorder import config_params
+
+    assert config_params(config) == params_of(config)

@@ -54,7 +54,9 @@ class RunConfig(BaseModel):
 
 
 def params_of(config: dict[str, Any]) -> dict[str, str]:
-    """The RunLog params a run's stored config stands for."""
+    """The RunLog params a run's stored config stands for. (``gradhealth.recorder.config_params`` is
+    the same mapping for the recorder's file, kept there so that the recorder stays one file needing
+    only torch; a test pins that the two agree.)"""
     params = {str(k): str(v) for k, v in (config.get("params") or {}).items()}
     if config.get("clip_threshold") is not None:
         params["max_grad_norm"] = str(config["clip_threshold"])

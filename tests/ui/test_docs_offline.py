@@ -6,12 +6,12 @@ whatever a bundle might still try is refused by the browser."""
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from tests.api.helpers import running_app, settings_for
+from tests.ui.test_page import _Refs
 
 #: Patterns of a URL the browser fetches by itself (not a link the reader may follow, nor a name
 #: such as a JSON Schema $id or an XML namespace): attribute or JSX-prop sources, CSS url() and
@@ -24,15 +24,6 @@ FETCHED = re.compile(
     | (?:https?:)?//(?:cdn\.redoc\.ly|fonts\.googleapis\.com|fonts\.gstatic\.com|cdn\.jsdelivr\.net
                       |unpkg\.com|cdnjs\.cloudflare\.com)\b[^"'`)\s]*
     """)
-
-
-class _Refs(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.urls: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.urls += [v for k, v in attrs if k in ("src", "href") and v]
 
 
 def _directives(csp: str) -> dict[str, list[str]]:
