@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from gradhealth.core.document import Diagnosis, Finding
@@ -35,7 +35,11 @@ from gradhealth.webhooks import outbox
 
 
 class RunConfig(BaseModel):
-    """What a run's diagnosis needs beyond its points (what a log's params would hold)."""
+    """What a run's diagnosis needs beyond its points (what a log's params would hold). Any other
+    field is refused (422 at its pointer): a misspelt ``clip_treshold`` would otherwise be dropped."""
+
+    # (allow_inf_nan=False: a clip threshold of 1e999 read as inf, stored as null, judged as "inf")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     clip_threshold: float | None = Field(
         None, gt=0, description="the gradient clipping max_norm the run uses (clipping_saturated, clip remedies)")
@@ -51,6 +55,16 @@ class RunConfig(BaseModel):
     @classmethod
     def _utf8(cls, value: dict[str, str]) -> dict[str, str]:
         return {clean_name(k): clean_name(v) for k, v in value.items()}  # storable as UTF-8
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _known_thresholds(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(LogThresholds.model_fields))
+            if unknown:
+                raise ValueError(f"no such threshold: {', '.join(unknown)} (see GET /v1/catalog or the README's "
+                                 "log thresholds)")
+        return value
 
 
 def params_of(config: dict[str, Any]) -> dict[str, str]:
@@ -250,11 +264,18 @@ def append(session: Session, run_id: str, owner: str, points: list[Point], *, ba
                         f"{len(names):,} series; the limit is {max_series:,} (GRADHEALTH_LOG_MAX_SERIES)")
                 raise RunFull(f"this batch would give the run {what}")
             state.add(new)
-            run_log = state.run_log(run.name, params_of(run.config or {}))
-            note = None if state.exact else (
-                f"{total:,} points: the live diagnosis reads each series' last points in full and its history "
-                "decimated (spikes and NaN/Inf kept); finishing the run checks every point")
-            doc = _document(run_log, thresholds_of(run.config or {}, base), run.name, note)
+            try:
+                run_log = state.run_log(run.name, params_of(run.config or {}))
+                note = None if state.exact else (
+                    f"{total:,} points: the live diagnosis reads each series' last points in full and its "
+                    "history decimated (spikes and NaN/Inf kept); finishing the run checks every point")
+                doc = _document(run_log, thresholds_of(run.config or {}, base), run.name, note)
+            except BaseException:
+                # the cached state holds points that will not be stored: the next batch rebuilds it
+                # from the table (a diagnosis that failed once must not fail every batch after it)
+                session.rollback()
+                forget(run.id)
+                raise
             steps = [p.step for p in new]
             last_step = max(steps + ([run.last_step] if run.last_step is not None else []))
             if _commit(session, run, doc, run_log, extra=dict(points=total, series=names, last_step=last_step)):

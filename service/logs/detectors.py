@@ -380,7 +380,7 @@ def lr_growth(run: RunLog, since: float | None = None, until: float | None = Non
     g = float(np.median(rate))
     if not g > 1e-6 or np.mean(np.abs(rate - g) <= 0.05 * g) < 0.8 or v[-1] / v[0] < 2:
         return None
-    return {"gamma": math.exp(g), "first": float(v[0]), "last": float(v[-1]),
+    return {"gamma": math.exp(min(g, _MAX_EXP)), "first": float(v[0]), "last": float(v[-1]),
             "steps": [_num(steps[0]), _num(steps[-1])]}
 
 
@@ -667,6 +667,11 @@ def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, med: np.ndarray, i
 def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int) -> bool:
     after = v[i + 1:i + 1 + window]
     return len(after) > 0 and bool(np.median(after) < 2 * med[i])
+
+
+#: The largest exponent math.exp takes (e^709 is near the largest float): a log-loss trend times a
+#: span of steps past it is a rise beyond any float, not an OverflowError
+_MAX_EXP = 700.0
 
 
 #: A run whose last points are within this factor of its lowest ended at its floor
@@ -2233,7 +2238,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     x = steps[half:].astype(np.float64)
     slope, _, high = theil_sen(x, np.log(v[half:]))
     width = float(x[-1] - x[0])
-    late = 1 - math.exp(slope * width)
+    late = 1 - math.exp(min(slope * width, _MAX_EXP))  # (a step of 1e20 must not overflow a float)
     converged = overall >= t.plateau_converged_fraction
     level = float(np.median(v[half:]))
     chance = at_chance(run, level, t) or uniform_guess(v[half:]) or _validation_at_chance(run)
@@ -2372,7 +2377,7 @@ def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     half = len(v) // 2
     x = steps[half:].astype(np.float64)
     slope, _, high = theil_sen(x, np.log(v[half:]))
-    if high < 0 and 1 - math.exp(slope * float(x[-1] - x[0])) >= t.plateau_improvement:
+    if high < 0 and 1 - math.exp(min(slope * float(x[-1] - x[0]), _MAX_EXP)) >= t.plateau_improvement:
         return []
     return [_finding(
         "loss_oscillation", "warning",

@@ -96,6 +96,11 @@ def test_non_finite_values_stay_distinct_through_the_database(api):
     (b'[{"step": 1, "layer": "fc", "kind": "speed", "value": 1}]', {"content-type": "application/json"}, 422,
      "record 1: 'kind' is \"speed\""),
     (b"step,loss\n1,2\n", {"content-type": "text/csv"}, 415, "application/x-ndjson"),
+    # past 2^53 two steps are one float (apisweep3: 1e20 was a 500, 2^53 + 1 a silent duplicate)
+    (b'[{"step": 1e20, "metric": "loss", "value": 1}]', {"content-type": "application/json"}, 422,
+     "record 1: 'step' is 1e+20: from 2^53 on"),
+    (b'[{"step": 9007199254740993, "metric": "loss", "value": 1}]', {"content-type": "application/json"}, 422,
+     "from 2^53 on"),
 ])
 def test_a_bad_point_is_refused_naming_its_line(api, body, headers, status, detail):
     run = _create(api, f"bad-{status}-{len(body)}")
@@ -214,3 +219,33 @@ def test_a_state_rebuilt_from_the_database_gives_the_same_diagnosis(api, tmp_pat
     a = api.get(f"/v1/runs/{cached['id']}").json()["diagnosis"]
     b = api.get(f"/v1/runs/{run['id']}").json()["diagnosis"]
     assert _pin(a) == _pin(b) and a["series"] == b["series"]
+
+
+def test_a_diagnosis_that_fails_leaves_the_run_usable(api, monkeypatch):
+    # apisweep3: one batch whose diagnosis raised left its points in the cached state, and every
+    # batch after it failed the same way until a restart
+    run = _create(api, "poisoned")
+    assert api.post(f"/v1/runs/{run['id']}/points", json=_rows(range(10))).status_code == 200
+    real = diagnose._document
+    monkeypatch.setattr(diagnose, "_document", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # a NaN loss in the batch whose diagnosis fails
+        api.post(f"/v1/runs/{run['id']}/points", json=_rows(range(10, 12), f=lambda i: "nan"))
+    monkeypatch.setattr(diagnose, "_document", real)
+    r = api.post(f"/v1/runs/{run['id']}/points", json=_rows(range(12, 14)))
+    assert r.status_code == 200, r.text
+    got = api.get(f"/v1/runs/{run['id']}").json()
+    assert r.json()["accepted"] == 2 and got["points"] == 12
+    # the diagnosis is of the points stored: the NaN batch was never stored
+    assert "nonfinite" not in {f["code"] for f in got["diagnosis"]["findings"]}, got["diagnosis"]["summary"]
+
+
+@pytest.mark.parametrize(("config", "pointer"), [
+    ({"clip_treshold": 1.0}, "/config/clip_treshold"),
+    ({"clip_threshold": 1e999}, "/config/clip_threshold"),
+    ({"thresholds": {"spike_factr": 3}}, "/config/thresholds"),
+])
+def test_a_run_config_with_a_field_it_does_not_have_is_refused_where_it_is(api, config, pointer):
+    r = api.post("/v1/runs", content=json.dumps({"name": "typo", "config": config}).replace("Infinity", "1e999"),
+                 headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert pointer in [e["pointer"] for e in r.json()["errors"]]

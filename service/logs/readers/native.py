@@ -89,6 +89,7 @@ from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import (
     CORE_ROLES,
+    MAX_STEP,
     BadRow,
     CsvRows,
     Lines,
@@ -384,6 +385,9 @@ class NativeReader:
         step = number(obj[key])
         if step is None or not math.isfinite(step):
             raise BadRow(f"{key!r} is {json.dumps(obj[key])[:40]}, not a finite number")
+        if abs(step) >= MAX_STEP:
+            raise BadRow(f"{key!r} is {json.dumps(obj[key])[:40]}: from 2^53 on, steps are no longer told apart "
+                         "(each float stands for several), so no run counts that far")
         if keys is not None:
             keys.add(key)
         wall = None

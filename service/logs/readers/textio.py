@@ -82,6 +82,11 @@ def truncated(name: str, lineno: int, why: str) -> LogWarning:
                       f"read up to line {lineno - 1}", where=f"line {lineno}")
 
 
+#: Steps from 2^53 on are refused: 2^53 + 1 is the first integer a float cannot tell from its
+#: neighbour (two steps read as one there, and a span of steps overflows what the trends compute).
+MAX_STEP = 2.0 ** 53
+
+
 #: A point with its series name and, when the format says it, the series' role and layer.
 Record = tuple[str, float, float, "float | None", "tuple[Role, str | None] | None"]
 
@@ -98,6 +103,9 @@ class Points:
         self.roles: dict[str, tuple[Role, str | None]] = {}
 
     def add(self, series: str, step: float, value: float, wall: float | None = None) -> None:
+        if abs(step) >= MAX_STEP:
+            raise LogError(f"{self.name}: {series!r} has a point at step {step:.6g}: from 2^53 on, steps are no "
+                           "longer told apart (each float stands for several), so no run counts that far")
         entry = self._data.get(series)
         if entry is None:
             if len(self._data) >= self.limits.max_series:
