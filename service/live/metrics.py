@@ -4,6 +4,8 @@ time (one indexed query of at most ``limit`` rows, whatever the number of runs o
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily
@@ -23,10 +25,22 @@ class RunCollector(Collector):
     def __init__(self, factory: sessionmaker[Session], limit: int = DEFAULT_LIMIT) -> None:
         self.factory = factory
         self.limit = limit
+        self._scope = threading.local()
+
+    @contextlib.contextmanager
+    def owned_by(self, owner: str | None) -> Iterator[None]:
+        """Collect, in this thread, only the runs of ``owner`` (None: every caller's): with API keys
+        on, a run's id and name are its owner's, as its jobs are."""
+        self._scope.owner = owner
+        try:
+            yield
+        finally:
+            self._scope.owner = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        owner = getattr(self._scope, "owner", None)
         with self.factory() as session:
-            runs = store.active_recent(session, self.limit) if self.limit > 0 else []
+            runs = store.active_recent(session, self.limit, owner=owner) if self.limit > 0 else []
         norm = GaugeMetricFamily("gradhealth_run_grad_norm", "Latest total gradient norm of an active live run",
                                  labels=["run", "name"])
         findings = GaugeMetricFamily("gradhealth_run_findings",

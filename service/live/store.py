@@ -177,7 +177,10 @@ def compare_and_set(session: Session, run_id: str, version: int, values: dict[st
     return result.rowcount == 1
 
 
-def active_recent(session: Session, limit: int) -> list[RunRow]:
-    """The ``limit`` most recently updated active runs (what the per-run gauges show)."""
-    return list(session.scalars(select(RunRow).where(RunRow.status == "active")
-                                .order_by(RunRow.updated_at.desc()).limit(limit)))
+def active_recent(session: Session, limit: int, *, owner: str | None = None) -> list[RunRow]:
+    """The ``limit`` most recently updated active runs (what the per-run gauges show); ``owner``'s
+    alone where given."""
+    query = select(RunRow).where(RunRow.status == "active")
+    if owner is not None:
+        query = query.where(RunRow.owner == owner)
+    return list(session.scalars(query.order_by(RunRow.updated_at.desc()).limit(limit)))

@@ -41,3 +41,29 @@ def test_gauges_show_the_latest_norm_and_findings_of_the_most_recent_active_runs
         got = _samples(api)
         assert {s.labels["run"] for s in got["gradhealth_run_grad_norm"]} == {ids[0]}
         assert all(s.labels["run"] == ids[0] for s in got.get("gradhealth_run_findings", []))
+
+
+def test_with_keys_on_a_callers_gauges_name_only_its_own_runs(tmp_path):
+    # a run's id and name are its owner's (apisweep3: bob's scrape listed alice's run "shared")
+    from gradhealth.api.security import hash_key
+
+    keys = f"alice={hash_key('a-key')},bob={hash_key('b-key')}"
+    alice, bob = {"X-API-Key": "a-key"}, {"X-API-Key": "b-key"}
+    rows = [{"step": s, "metric": "grad_norm", "value": 1.0} for s in range(5)]
+
+    def runs_seen(api, headers) -> set[str]:  # noqa: ANN001
+        text = api.get("/metrics", headers=headers).text
+        return {s.labels["run"] for f in text_string_to_metric_families(text)
+                if f.name == "gradhealth_run_grad_norm" for s in f.samples}
+
+    with running_app(settings_for(tmp_path / "private", workers=0, api_keys=keys)) as api:
+        run = api.post("/v1/runs", json={"name": "shared"}, headers=alice).json()["id"]
+        assert api.post(f"/v1/runs/{run}/points", json=rows, headers=alice).status_code == 200
+        assert runs_seen(api, alice) == {run}
+        assert runs_seen(api, bob) == set()
+        assert api.get("/metrics").status_code == 401
+    # metrics opened to everyone by the operator: every run, as the job counters are
+    with running_app(settings_for(tmp_path / "public", workers=0, api_keys=keys, metrics_public=True)) as api:
+        run = api.post("/v1/runs", json={"name": "shared"}, headers=alice).json()["id"]
+        assert api.post(f"/v1/runs/{run}/points", json=rows, headers=alice).status_code == 200
+        assert runs_seen(api, {}) == {run} == runs_seen(api, bob)

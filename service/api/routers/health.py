@@ -9,6 +9,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.schemas import Health
+from gradhealth.api.security import authenticate
 
 router = APIRouter(tags=["health"])
 
@@ -48,5 +49,18 @@ async def readyz(request: Request) -> JSONResponse:
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "the Prometheus text exposition format"}})
 async def metrics(request: Request) -> Response:
-    payload = await run_in_threadpool(generate_latest, request.app.state.metrics.registry)
+    """The job counters are every caller's (database-wide); with API keys on, the live runs' gauges
+    name the calling key's own runs only (``GRADHEALTH_METRICS_PUBLIC=true``: every run's)."""
+    settings = request.app.state.settings
+    owner = None
+    if settings.key_owners() and not settings.metrics_public:
+        # (the security middleware let the key through; read here for its owner's name)
+        owner = authenticate(settings, request.headers.get("X-API-Key")).name
+    state = request.app.state.metrics
+
+    def render() -> bytes:
+        with state.runs.owned_by(owner):
+            return generate_latest(state.registry)
+
+    payload = await run_in_threadpool(render)
     return Response(payload, media_type=CONTENT_TYPE_LATEST)
