@@ -56,6 +56,8 @@ def parse(url: str) -> Target:
         port = parts.port
     except ValueError as exc:
         raise UrlRefused(f"not a valid URL: {exc}") from None
+    if port == 0:
+        raise UrlRefused("port 0 is no port a server listens on")
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise UrlRefused(f"the scheme must be http or https (got {parts.scheme or 'none'!r})")

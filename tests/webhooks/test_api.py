@@ -30,6 +30,8 @@ def test_private_targets_are_refused_with_a_pointer_to_the_url(strict_api: Api, 
     ({"url": "https://93.184.216.34/", "events": ["job.started"]}, "/events/0"),
     ({"url": "https://93.184.216.34/", "events": []}, "/events"),
     ({"url": "https://93.184.216.34/", "secret": "short"}, "/secret"),
+    ({"url": "https://93.184.216.34/", "bogus": 1}, "/bogus"),   # refused as PATCH refuses it
+    ({"url": "http://93.184.216.34:0/"}, "/url"),
 ])
 def test_bad_bodies_are_problems_with_pointers(strict_api: Api, body: dict, pointer: str) -> None:
     r = strict_api.post("/v1/webhooks", json=body, headers=ALICE)

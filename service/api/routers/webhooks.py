@@ -24,7 +24,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "descripti
 
 
 class WebhookCreate(BaseModel):
-    """A webhook to register."""
+    """A webhook to register. Any other field is refused (422), as on PATCH."""
+
+    model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=MAX_URL_CHARS, description="http or https URL without user name or password; "
                      "a private, loopback or other non-public address is refused unless the service "
