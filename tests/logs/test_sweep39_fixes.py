@@ -3,7 +3,6 @@ found in the log check."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -35,26 +34,6 @@ def test_a_resumed_run_going_on_from_a_later_epoch_is_one_run(tmp_path: Path) ->
     resumed = "".join(ln for ln in _trial(losses, 10).splitlines(keepends=True)[3:])  # from epoch 4
     doc = run_log_check(write(tmp_path, "resumed.log", first + resumed))
     assert not [w for w in doc.log.warnings if "runs appended" in w]
-
-
-def _flat(level: float, accuracy: float, n: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(9)
-    t = np.arange(n)
-    loss = level + (0.98 - level) * np.exp(-t / 4) + rng.normal(0, 0.002, n)
-    acc = accuracy + rng.normal(0, 0.01, n)
-    return loss, acc
-
-
-def test_an_accuracy_near_one_half_is_chance_only_where_the_loss_sits_at_ln_2() -> None:
-    # a binary classifier with no signal: accuracy ~0.5, the loss settles at ln 2
-    loss, acc = _flat(math.log(2) * 1.01, 0.5)
-    [f] = [f for f in diagnose(run_of(loss=loss, accuracy=acc)).findings if f.code == "loss_plateau"]
-    assert f.severity == "warning" and f.evidence.at_chance["num_classes"] == 2
-    # a 3-class model scoring its majority class (accuracy 0.54) with its loss a fifth above ln 2 and
-    # a quarter below ln 3 (logsweep39's Keras run): it learnt something, nothing says chance
-    loss, acc = _flat(0.82, 0.54)
-    found = [f for f in diagnose(run_of(loss=loss, accuracy=acc)).findings if f.code == "loss_plateau"]
-    assert all(f.evidence.at_chance is None and f.severity == "info" for f in found)
 
 
 def _with_spike(peak: float) -> np.ndarray:

@@ -206,9 +206,13 @@ def test_keras_fits_appended_to_one_console_keep_the_last(tmp_path: Path) -> Non
     assert loss.values.tolist() == pytest.approx([0.5 * 1.9 ** e for e in range(1, 6)], abs=5e-5)
     [w] = [w for w in run.warnings if w.code == "skipped_runs"]
     assert "2 runs" in w.message and f"line {len(first) + 2}" in w.message
-    # the same total again (fit called twice for 10 epochs) is not told apart: one run, by epoch
-    again = load_run(_write(tmp_path, "again.log", "\n".join(first + first) + "\n"))
-    assert not [w for w in again.warnings if w.code == "skipped_runs"]
+    # the same total again with the epochs starting over (fit called twice for 10 epochs, or a
+    # search's next trial): the last fit is read, as reading by epoch kept the last fit's values too
+    third = _keras_fit(10, lambda e: 3.0 - 0.2 * e)
+    again = load_run(_write(tmp_path, "again.log", "\n".join(first + third) + "\n"))
+    assert _series(again, "loss").values.tolist() == pytest.approx([3.0 - 0.2 * e for e in range(1, 11)])
+    [w] = [w for w in again.warnings if w.code == "skipped_runs"]
+    assert "2 runs" in w.message and "epochs start again" in w.message
 
 
 def test_fairseq_epoch_lines_are_read_by_epoch(tmp_path: Path) -> None:
