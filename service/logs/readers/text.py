@@ -232,9 +232,13 @@ _MAX_TB_LINES = 200
 MAX_LINE = 16 * 2**20
 _NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".sh", ".html", ".xml")
 #: Documents that are a console's output saved as text (a notebook's or a book's training runs kept
-#: as .md) only where most of their lines carry values; a README's prose with a number in it is not.
+#: as .md) only where most of their lines carry values, or a long stretch of them does; a README's
+#: prose with a number in it is not.
 _DOCUMENTS = (".md", ".markdown", ".rst")
 _DOCUMENT_SHARE = 0.5
+#: ... or where this many lines one after another do (a log.md whose training lines follow a long
+#: model summary: build-nanogpt's 26 "step N | loss: ..." lines after 66 of layers, logsweep40)
+_DOCUMENT_BLOCK = 10
 
 
 #: A run's step counter out of its total: PaddleSeg's "iter: 10/1000", "step 300/5000", "[Iter 5/100]".
@@ -718,7 +722,7 @@ class TextReader:
         if not lines or (_JSON_START.match(lines[0]) and not (_MPI_TAG.match(lines[0])
                                                                or _BOOST_ROUND.match(lines[0]))):
             return 0.0
-        hits = 0
+        hits = block = longest = 0  # lines with values; the longest stretch of them one after another
         known = has_step = broken = False
         seen: dict[str, int] = {}
         table: list[str] | None = None
@@ -733,6 +737,8 @@ class TextReader:
             broken = broken or any("loss" in k.lower() and not math.isfinite(float(v)) for k, v in found_pairs)
             has_step = has_step or any(k in STEP_KEYS for k in keys)
             found = [k for k in keys if k not in STEP_KEYS]
+            block = block + 1 if found else 0
+            longest = max(longest, block)
             if found:
                 hits += 1
                 known = known or any(k in ROLES for k in found)
@@ -747,7 +753,8 @@ class TextReader:
         if hits >= 2 and not has_step and max(seen.values()) < 2 and not (known and "epoch" in seen) and not broken:
             return 0.0                      # every name once: a config file, not a training log (a
             #                                 loss in an epoch is a pasted console's first epoch)
-        if filename.lower().endswith(_DOCUMENTS) and hits < _DOCUMENT_SHARE * len(lines):
+        if filename.lower().endswith(_DOCUMENTS) and hits < _DOCUMENT_SHARE * len(lines) \
+                and longest < _DOCUMENT_BLOCK:
             return 0.0
         score = 0.3 + 0.2 * min(1.0, 2.0 * hits / len(lines)) + (0.1 if known else 0.0)
         return round(score, 3)

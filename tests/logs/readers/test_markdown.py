@@ -134,3 +134,17 @@ def test_a_notebook_table_without_outer_pipes_or_long_rules(tmp_path):
     assert s["Training Loss"].steps.tolist() == [1, 2, 3]
     assert s["Training Loss"].values.tolist() == [-0.2836, -0.1491, -0.1105]
     assert all(math.isnan(v) for v in s["kl"].values)
+
+
+def test_a_document_with_a_long_stretch_of_training_lines_after_a_summary_is_a_log(tmp_path):
+    # build-nanogpt's log.md (logsweep40): 66 lines of a model summary, then 26 step lines
+    summary = [f"  ({i}): Block(attn=CausalSelfAttention, mlp=MLP)" for i in range(66)]
+    steps = [f"step {i:4d} | loss: {10.9 * 0.9 ** i:.6f} | lr 6.0000e-04 | norm: {6.7 * 0.85 ** i:.4f}"
+             for i in range(26)]
+    log = read_log(write(tmp_path, "log.md", "\n".join(["# Training", *summary, *steps]) + "\n"))
+    assert {"loss", "norm"} <= {s.name for s in log.series}
+    # a README whose prose holds a few numbers, one line after another, stays no log
+    prose = ["# Results", *[f"We trained for {i} epochs and the loss was {0.5 + i / 10}." for i in range(4)],
+             *["Some more prose without numbers."] * 20]
+    with pytest.raises(UnknownLogFormat):
+        read_log(write(tmp_path, "README.md", "\n".join(prose) + "\n"))
