@@ -9,8 +9,9 @@ Read:
   Exports from the W&B web UI (``wandb_export_*.csv``: a ``Step`` column and
   ``<run name> - <key>`` columns with ``__MIN`` / ``__MAX`` companions) are read too: the
   ``__MIN``/``__MAX`` columns are dropped and, when all columns belong to one run, the
-  ``<run name> - `` prefix is removed from the series names. An export of several runs is refused
-  with an error naming them (export one run, or filter the chart to one, and check that file). A
+  ``<run name> - `` prefix is removed from the series names. An export of several runs is read as a
+  folder of runs is: each run's series named ``<run>/<key>`` and each run judged on its own (a
+  ``several_runs`` note). A
   chart with a custom x-axis is exported with that key (``epoch_id``...) as the first column instead
   of ``Step``: it is the step axis when its cells are numbers that never decrease (else the row
   index is, and the column is a series).
@@ -299,11 +300,7 @@ class WandbReader:
             m["run"] for c in header if c != step and not skip(c) and (m := _UI_COLUMN.match(c))))
         ui = step != "_step" and len(runs) >= 1 and all(
             _UI_COLUMN.match(c) for c in header if c and c not in (step, x) and not skip(c))
-        if ui and len(runs) > 1:
-            shown = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
-            raise LogError(f"{path.name}: a W&B export of {len(runs)} runs ({shown}); the checks judge "
-                           "one run's history: export one run (or filter the chart to one run before "
-                           "exporting) and check that file")
+        several = ui and len(runs) > 1
         points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt=self.name, skip=skip,
                                             wall_columns=("_timestamp",), cell=cell)
 
@@ -311,16 +308,27 @@ class WandbReader:
             m = _UI_COLUMN.match(name)
             return m["key"] if ui and m else name
 
+        def named(name: str) -> str:
+            """A run's series as ``<run>/<key>`` where the export holds several runs (each judged on
+            its own, as a folder's runs are), else the key alone."""
+            m = _UI_COLUMN.match(name)
+            return f"{m['run']}/{m['key']}" if several and m else key(name)
+
         def role(name: str) -> tuple[Role | None, str | None]:
             r, layer = wandb_role(key(name))
             return (r, layer) if r else classify(key(name))
 
         series = points.build(role=role)
         for s in series:
-            s.name = key(s.name)
+            s.name = named(s.name)
         if skipped:
             warnings.append(_skipped(path.name, skipped))
-        return RunLog(format=self.name, source=path.name, series=series, warnings=warnings)
+        if several:
+            shown = ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")
+            warnings.append(LogWarning("several_runs", f"{path.name}: a W&B export of {len(runs)} runs, each "
+                                       f"judged on its own: {shown}"))
+        return RunLog(format=self.name, source=path.name, series=series, warnings=warnings,
+                      runs=runs if several else [])
 
 
 def _runs_table(header: list[str]) -> bool:

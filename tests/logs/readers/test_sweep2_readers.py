@@ -14,6 +14,7 @@ import pytest
 
 from gradhealth.errors import LogError
 from gradhealth.logs import sniff
+from gradhealth.logs.check import diagnose
 from gradhealth.logs.load import read_log
 from tests.logs.helpers import by_name, write
 
@@ -203,13 +204,14 @@ def test_lightning_csv_is_still_lightning(tmp_path):
 
 # --- 4. W&B UI exports: several runs, custom x-axis -----------------------------------------------
 
-def test_wandb_export_of_several_runs_names_them():
-    with pytest.raises(LogError) as e:
-        read_log(DRUID)
-    msg = str(e.value)
-    assert "wandb_export.csv: a W&B export of 8 runs (gpt2_last_char_to_char1729642919.4054031, " in msg
-    assert "and 3 more" in msg and "export one run" in msg
-    assert e.value.status == 422
+def test_wandb_export_of_several_runs_reads_each_as_a_run_of_its_own():
+    # (it was refused: "export one run"; logsweep40 found a real export of 8 runs, 3 diverging)
+    log = read_log(DRUID)
+    assert len(log.runs) == 8 and log.runs[0] == "gpt2_last_char_to_char1729642919.4054031"
+    assert all(s.name.split("/")[0] in log.runs and s.name.endswith("train/loss") for s in log.series)
+    assert all(s.role == "loss" for s in log.series)
+    [w] = [w for w in log.warnings if w.code == "several_runs"]
+    assert "8 runs, each judged on its own" in w.message
 
 
 def _ui(first: str, runs: list[str], xs: list[str]) -> str:
@@ -242,10 +244,18 @@ def test_wandb_export_custom_x_axis_that_goes_back_is_not_the_axis(tmp_path):
     assert s["epoch_id"].values.tolist() == [0, 20, 10]
 
 
-def test_wandb_export_custom_x_axis_several_runs(tmp_path):
-    path = write(tmp_path, "wandb_export.csv", _ui("epoch_id", ["run-a", "run-b"], ["0", "10"]))
-    with pytest.raises(LogError, match=r"a W&B export of 2 runs \(run-a, run-b\)"):
-        read_log(path)
+def test_wandb_export_custom_x_axis_several_runs_are_judged_each(tmp_path):
+    # run-b diverges, run-a is fine: the export's verdict is run-b's, named by its run
+    cols = ['"epoch_id"', '"run-a - train/loss"', '"run-b - train/loss"']
+    rows = [f"{10 * i},{2.0 * 0.9 ** i},{2.0 * 0.9 ** min(i, 10) * 1.3 ** max(0, i - 10)}" for i in range(30)]
+    path = write(tmp_path, "wandb_export.csv", ",".join(cols) + "\n" + "\n".join(rows) + "\n")
+    log = read_log(path)
+    assert log.runs == ["run-a", "run-b"] and sorted(s.name for s in log.series) == ["run-a/train/loss",
+                                                                                     "run-b/train/loss"]
+    assert by_name(log)["run-a/train/loss"].steps.tolist() == list(range(0, 300, 10))
+    doc = diagnose(log)
+    [f] = [f for f in doc.findings if f.code == "loss_divergence"]
+    assert f.evidence.metric == "run-b/train/loss" and f.severity == "error"
 
 
 def test_wandb_export_one_run_with_step_still_reads(tmp_path):
