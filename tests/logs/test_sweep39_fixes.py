@@ -19,13 +19,15 @@ def _trial(losses: list[float], total: int) -> str:
 
 
 def test_an_epoch_counter_starting_again_with_the_same_total_is_another_run(tmp_path: Path) -> None:
-    # a hyperparameter search appends its trials: each counts Epoch 1/8 .. 8/8; the last diverges
+    # a hyperparameter search appends its trials: each counts Epoch 1/8 .. 8/8; the middle one
+    # diverges: each trial is judged on its own, and the one that diverged is named
     good = [1.5 * 0.8 ** i for i in range(8)]
     bad = [1.5 * 1.6 ** i for i in range(8)]
-    doc = run_log_check(write(tmp_path, "search.log", _trial(good, 8) + _trial(good, 8) + _trial(bad, 8)))
+    doc = run_log_check(write(tmp_path, "search.log", _trial(good, 8) + _trial(bad, 8) + _trial(good, 8)))
     [w] = [w for w in doc.log.warnings if "runs appended" in w]
-    assert "3 runs" in w and "from line 17" in w
-    assert "loss_divergence" in {f.code for f in doc.findings if f.severity != "info"}
+    assert "3 runs" in w and "run2 (line 9)" in w and "each judged on its own" in w
+    [f] = [f for f in doc.findings if f.code == "loss_divergence"]
+    assert f.evidence.metric == "run2/Train_Loss" and f.severity == "error"
 
 
 def test_a_resumed_run_going_on_from_a_later_epoch_is_one_run(tmp_path: Path) -> None:

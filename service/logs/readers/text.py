@@ -61,6 +61,7 @@ import functools
 import math
 import re
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -250,8 +251,10 @@ _COUNTER = re.compile(r"(?<![\w./-])(?:iter|iters|iteration|step|steps|global_st
 _EPOCH_COUNTER = re.compile(r"(?<![\w./-])epoch\s*[:=]?\s*\[?\s*(\d+)\s*/\s*(\d+)", re.IGNORECASE)
 _LOSS_BYTES = re.compile(rb"loss", re.IGNORECASE)
 
-#: The fewest counted lines on either side of a run boundary (:func:`_last_run`).
+#: The fewest counted lines on either side of a run boundary (:func:`_run_starts`).
 _MIN_RUN_LINES = 3
+#: Trials of a search in one console judged each on its own: the last this many.
+_MAX_TRIALS = 50
 
 
 _KERAS_HEADER = re.compile(r"^\s*Epoch\s+(\d+)/\d+\s*$")
@@ -273,8 +276,9 @@ def _epoch_above(path: Path, limits: ReadLimits) -> float | None:
     return None
 
 
-def _last_run(path: Path, limits: ReadLimits) -> tuple[int, int]:
-    """(runs, the line the last one starts at) of a console that several runs were appended to: a
+def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], bool]:
+    """(the lines the runs start at, whether they are trials) of a console that several runs were
+    appended to: a
     run counts its steps out of one total (``iter: 10/1000``), or its epochs where no step is
     counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter: 10/50``, then
     ``iter: 10100/50000`` for a resumed run; ``Epoch 10/10``, then ``Epoch 1/5`` for a fine-tune)
@@ -283,7 +287,9 @@ def _last_run(path: Path, limits: ReadLimits) -> tuple[int, int]:
     run, which goes on from a later epoch, is still one). A total that alternates with another (training's 98 iterations an epoch,
     evaluation's 25) is one run's, and so is a last stretch of lines with no loss on them (a final
     test). Lines with a loss but no counter (Keras' progress lines) count for the stretch they are
-    in. (1, 1) for one run."""
+    in. ([1], False) for one run. Trials: every run after the first started again at the first
+    epoch after the run before it reached its last (``Epoch 30/30``, then ``Epoch 1/30``: a search's
+    trials, each complete), not after one cut short (a crash and a fresh start)."""
     # [total, first line, counted lines, lines with a loss, the last epoch counted, started again]
     segments: list[list[int]] = []
     with open_log(path, limits) as f:
@@ -300,21 +306,24 @@ def _last_run(path: Path, limits: ReadLimits) -> tuple[int, int]:
                 continue
             n = int(m[2])
             i = int(m[1]) if epoch is not None else -1
-            again = epoch is not None and i <= 1 < segments[-1][4] if segments else False
+            # (the same total counted again from its first epoch; a new total is a run of its own kind)
+            again = (epoch is not None and segments[-1][0] == n and i <= 1 < segments[-1][4]) if segments else False
             if not segments or segments[-1][0] != n or again:
-                segments.append([n, lineno, 0, 0, -1, again])
+                # (a restart after the run before reached its last epoch: 2; cut short: 1)
+                segments.append([n, lineno, 0, 0, -1, (2 if segments[-1][4] >= n else 1) if again else 0])
             segments[-1][2] += 1
             segments[-1][3] += "loss" in text.lower()
             segments[-1][4] = max(segments[-1][4], i)
-    runs, start = 1, 1
+    starts, trials = [1], True
     for j in range(1, len(segments)):
         before = {s[0] for s in segments[:j]}
         after = segments[j:]
         if ((segments[j][5] or before.isdisjoint(s[0] for s in after))
                 and sum(s[2] for s in segments[:j]) >= _MIN_RUN_LINES
                 and sum(s[2] for s in after) >= _MIN_RUN_LINES and sum(s[3] for s in after) >= _MIN_RUN_LINES):
-            runs, start = runs + 1, segments[j][1]
-    return runs, start
+            starts.append(segments[j][1])
+            trials = trials and segments[j][5] == 2
+    return starts, trials and len(starts) > 1
 
 
 def pairs(line: str) -> list[tuple[str, str]]:
@@ -769,15 +778,52 @@ class TextReader:
         return 0.0
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
+        starts, trials = _run_starts(path, limits)
+        if trials:
+            judged = self._trials(path, limits, starts)
+            if judged is not None:
+                return judged
+        start = starts[-1]
+        warnings: list[LogWarning] = []
+        if len(starts) > 1:
+            warnings.append(LogWarning(
+                "skipped_runs", f"{path.name}: {len(starts)} runs appended one after another (the step or epoch "
+                f"counter's total changes, or its epochs start again); the last one, from line {start}, is read",
+                where=f"line {start}"))
+        return self._segment(path, limits, start, None, warnings)
+
+    def _trials(self, path: Path, limits: ReadLimits, starts: list[int]) -> RunLog | None:
+        """A console of complete trials appended one after another (a search: each counts its epochs
+        to the end, then the next starts at epoch 1), each read and judged on its own as a folder's
+        runs are: series ``run<k>/<name>``. None where fewer than two trials hold values."""
+        skipped = max(0, len(starts) - _MAX_TRIALS)
+        ends: list[int | None] = [*starts[1:], None]
+        logs: list[tuple[str, int, RunLog]] = []
+        for k in range(skipped, len(starts)):
+            try:
+                logs.append((f"run{k + 1}", starts[k], self._segment(path, limits, starts[k], ends[k], [])))
+            except LogError:
+                continue  # a stretch with no values of its own
+        if len(logs) < 2:
+            return None
+        shown = ", ".join(f"{p} (line {at})" for p, at, _ in logs[:10]) + (
+            f" and {len(logs) - 10} more" if len(logs) > 10 else "")
+        warnings = [LogWarning("several_runs", f"{path.name}: {len(starts)} runs appended one after another, "
+                               f"each counting its epochs to the end before the next starts again: each judged "
+                               f"on its own: {shown}" + (f"; the first {skipped} are not read" if skipped else ""))]
+        merged = RunLog(format=self.name, source=path.name, warnings=warnings, runs=[p for p, _, _ in logs],
+                        traceback=logs[-1][2].traceback)
+        for prefix, _, log in logs:
+            merged.series += [replace(s, name=f"{prefix}/{s.name}") for s in log.series]
+            merged.warnings += log.warnings
+            merged.params = {**log.params, **merged.params}
+        return merged
+
+    def _segment(self, path: Path, limits: ReadLimits, start: int, stop: int | None,
+                 warnings: list[LogWarning]) -> RunLog:
+        """The run of lines ``start`` to ``stop`` (excluded; None: the end) of the console at ``path``."""
         name = path.name
         points = Points(name, limits)
-        warnings: list[LogWarning] = []
-        runs, start = _last_run(path, limits)
-        if runs > 1:
-            warnings.append(LogWarning(
-                "skipped_runs", f"{name}: {runs} runs appended one after another (the step or epoch counter's total "
-                f"changes, or its epochs start again); the last one, from line {start}, is read",
-                where=f"line {start}"))
         last_step: float | None = None
         first_step: float | None = None
         steps_first = False  # stepped lines came before any epoch (an excerpt starting mid-epoch)
@@ -825,6 +871,8 @@ class TextReader:
                 raw = nxt
                 if lineno < start:
                     continue  # an earlier run appended before the last
+                if stop is not None and lineno >= stop:
+                    break  # the next run
                 if lineno == 1:
                     text = text.lstrip("\ufeff")
                 stripped = text.rstrip("\r\n")

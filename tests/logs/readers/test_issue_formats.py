@@ -206,13 +206,21 @@ def test_keras_fits_appended_to_one_console_keep_the_last(tmp_path: Path) -> Non
     assert loss.values.tolist() == pytest.approx([0.5 * 1.9 ** e for e in range(1, 6)], abs=5e-5)
     [w] = [w for w in run.warnings if w.code == "skipped_runs"]
     assert "2 runs" in w.message and f"line {len(first) + 2}" in w.message
-    # the same total again with the epochs starting over (fit called twice for 10 epochs, or a
-    # search's next trial): the last fit is read, as reading by epoch kept the last fit's values too
+    # the same total again with the epochs starting over after the first reached its last (fit
+    # called twice for 10 epochs, a search's next trial): two runs, each read and judged on its own
     third = _keras_fit(10, lambda e: 3.0 - 0.2 * e)
     again = load_run(_write(tmp_path, "again.log", "\n".join(first + third) + "\n"))
-    assert _series(again, "loss").values.tolist() == pytest.approx([3.0 - 0.2 * e for e in range(1, 11)])
-    [w] = [w for w in again.warnings if w.code == "skipped_runs"]
-    assert "2 runs" in w.message and "epochs start again" in w.message
+    assert again.runs == ["run1", "run2"]
+    assert _series(again, "run1/loss").values.tolist() == pytest.approx([2.0 - 0.1 * e for e in range(1, 11)])
+    assert _series(again, "run2/loss").values.tolist() == pytest.approx([3.0 - 0.2 * e for e in range(1, 11)])
+    [w] = [w for w in again.warnings if w.code == "several_runs"]
+    assert "2 runs" in w.message and "run2 (line 31)" in w.message
+    # ... but a fit cut short (epoch 6 of 10) and started again is a crash and a fresh start: the last
+    crashed = load_run(_write(tmp_path, "crashed.log", "\n".join(first[:18] + third) + "\n"))
+    assert not crashed.runs and _series(crashed, "loss").values.tolist() == pytest.approx(
+        [3.0 - 0.2 * e for e in range(1, 11)])
+    [w] = [w for w in crashed.warnings if w.code == "skipped_runs"]
+    assert "the last one, from line 19, is read" in w.message
 
 
 def test_fairseq_epoch_lines_are_read_by_epoch(tmp_path: Path) -> None:
