@@ -64,7 +64,7 @@ from gradhealth.analysis.rules import (
     problems,
     sigmoids_under_cross_entropy,
 )
-from gradhealth.analysis.simulate import SimulationResult, at_rate
+from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
 from gradhealth.analysis.spec import OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core import remedies as R
@@ -186,13 +186,17 @@ class _SwappedLeakyReLU(nn.LeakyReLU):
         return super().forward(x)
 
 
-def _swap_edit(old: set[str], new: str) -> Edit:
+def _swap_edit(old: set[str], new: str, keep: str | None = None) -> Edit:
+    """Every activation module of the kinds ``old`` swapped for ``new`` (He init after), but the one
+    at ``keep`` (the output's own squashing: the model's range)."""
     def make() -> nn.Module:
         return _SwappedReLU() if new == "relu" else _SwappedLeakyReLU(0.01)
 
     def edit(net: nn.Module, seed: int) -> None:
-        for parent in list(net.modules()):
+        for path, parent in list(net.named_modules()):
             for name, child in list(parent.named_children()):
+                if (f"{path}.{name}" if path else name) == keep:
+                    continue
                 if role_of(child).kind == "act" and role_of(child).activation in old:
                     setattr(parent, name, make())
         # the same activations called as functions (F.sigmoid(self.fc(x))) are swapped as they run
@@ -322,14 +326,16 @@ def _combine(first: Edit | None, then: Edit) -> Edit:
     return edit
 
 
-def _every(result: SimulationResult, activations: set[str]) -> str:
+def _every(result: SimulationResult, activations: set[str], but: UnitStats | None = None) -> str:
     """The layers an activation swap changes, as its words should name them: every one of those
     ``activations``, since the verified edit swaps them all (msweep13: "in ls.0" for a swap of
-    every tanh of a PINN)."""
-    names = [u.name for u in result.units if u.activation in activations]
-    kinds = "/".join(sorted({u.activation for u in result.units if u.activation in activations}))
+    every tanh of a PINN); ``but``: the output layer, whose squashing is kept."""
+    units = [u for u in result.units if u.activation in activations and u is not but]
+    names = [u.name for u in units]
+    kinds = "/".join(sorted({u.activation or "" for u in units}))
     shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    return f"every {kinds} layer ({shown})" if len(names) > 1 else shown or "the network"
+    kept = f"; the output's {but.activation} after {but.name} kept" if but is not None else ""
+    return (f"every {kinds} layer ({shown}{kept})" if len(names) > 1 else shown + kept) or "the network"
 
 
 def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> list[tuple[Remedy, Change | None]]:
@@ -418,9 +424,15 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
                 and not det.evidence.get("output"):  # (an output's squashing is the model's range: kept)
             # (not where every saturating unit of the finding gates another tensor: a ReLU gate
             # gates nothing)
-            swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}), "relu")
+            # the output's own squashing (a sigmoid before BCELoss) stays: it is the model's range,
+            # and swapping it makes an output the loss cannot read (modsweep19's deep sigmoid nets)
+            last = output_layer(result)
+            keep = (_output_activation_module(model, last.pointer.removeprefix("module:"), after=last.has_weights)
+                    if last.activation in _SATURATING and last.pointer.startswith("module:")
+                    else None)
+            swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=last if keep else None), "relu")
             swap.change += f" ({_BIASES_ZEROED})"
-            out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu")))
+            out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu", keep)))
         # a dead or saturated unit's bias far from 0 may pin it alone (an SE gate's -10)
         if code == "dead_units" or (code == "saturation" and any(
                 u.mean("bias_mean_square") >= _SATURATING_BIAS ** 2 for u in det.units if "bias_mean_square" in u.values)):
