@@ -108,6 +108,11 @@ def detect(path: Path, hint: str | None = None) -> Reader:
     if best is None and len(head) == HEAD_BYTES:
         best = _text_later(path, all_readers)
     if best is None:
+        if path.suffix.lower() == ".py":
+            # a model's source: checked where it can be imported, never run from a file here
+            raise UnknownLogFormat(f"{path.name} is Python source, not a log or a spec: check a PyTorch module "
+                                   "from Python with gradhealth.check_module(model, example_inputs), or export it "
+                                   "(torch.onnx.export) and check the .onnx file")
         raise UnknownLogFormat(f"{path.name}: not a log format this service reads "
                                f"({', '.join(r.name for r in all_readers)})")
     return best

@@ -113,3 +113,11 @@ def test_a_git_lfs_pointer_is_named_as_one(tmp_path):
     for fmt in (None, "text"):
         with pytest.raises(UnknownLogFormat, match="Git LFS pointer.*git lfs pull"):
             read_log(p, format=fmt)
+
+
+def test_a_python_file_is_told_how_a_module_is_checked(tmp_path):
+    # modsweep19: `gradhealth check model.py` said only "not a log format this service reads"
+    path = tmp_path / "model.py"
+    path.write_text("import torch\nclass Net(torch.nn.Module):\n    pass\n")
+    with pytest.raises(UnknownLogFormat, match=r"model\.py is Python source.*check_module\(model, example_inputs\)"):
+        sniff.detect(path)
