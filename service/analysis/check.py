@@ -487,7 +487,11 @@ CRITICAL_TOLERANCE = 0.01
 
 
 def _phase(pred: theory.StretchPrediction) -> str:
-    if math.isfinite(pred.chi1_star) and abs(pred.chi1_star - 1.0) < CRITICAL_TOLERANCE:
+    # (with no finite fixed point, a ReLU's q growing or shrinking forever, chi1 is its limit there:
+    # q-independent for the ReLU family, the last layer's; He init's sigma_w^2 = 2.00009 measured is
+    # critical, not "chaotic", as the README's relu_he_mlp says)
+    chi = pred.chi1_star if math.isfinite(pred.chi1_star) else (pred.chi_layers[-1] if pred.chi_layers else math.nan)
+    if math.isfinite(chi) and abs(chi - 1.0) < CRITICAL_TOLERANCE:
         return "critical"
     return pred.phase
 

@@ -483,3 +483,14 @@ def test_prediction_matches_wide_net_simulation(
 def test_theory_module_imports_no_torch() -> None:
     source = Path(theory.__file__).read_text(encoding="utf-8")
     assert "import torch" not in source and "from torch" not in source
+
+
+def test_he_init_measured_a_hair_above_two_is_critical_in_the_report() -> None:
+    # the README's relu_he_mlp: sigma_w^2 measured 2.000089 (a finite sample of He's 2) has no finite
+    # fixed point, so chi1* is undefined; its large-q chi1, 1.00004, is as critical as 0.99996
+    from gradhealth.analysis.check import _phase
+
+    for sigma_w2 in (2.000089, 1.999911):
+        pred = theory.predict_stretch("relu", sigma_w2, 0.0, 20, 1.0)
+        assert _phase(pred) == "critical", (sigma_w2, pred.phase, pred.chi1_star)
+    assert _phase(theory.predict_stretch("relu", 2.1, 0.0, 20, 1.0)) == "chaotic"
