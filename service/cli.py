@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -618,16 +619,23 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
 
 
 def example_description(name: str) -> str:
-    """One line about a bundled example: its leading comment, else its ``name`` field."""
+    """One line about a bundled example: the first sentence of its leading comment (which may run
+    over several lines), else its ``name`` field."""
     from importlib import resources
 
     text = (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text(encoding="utf-8")
+    comment: list[str] = []
     for line in text.splitlines():
         if line.startswith("#") and line.strip("# "):
-            return line.lstrip("# ").strip()
+            comment.append(line.lstrip("# ").strip())
+            continue
+        if comment:
+            break
         if line.startswith("name:"):
             return line.removeprefix("name:").strip()
-    return ""
+    joined = " ".join(comment)
+    end = re.search(r"\.(?=\s+[A-Z(]|$)", joined)   # a full stop before the next sentence (not "e.g. a")
+    return joined[:end.end()] if end else joined
 
 
 def cmd_examples(args: argparse.Namespace) -> int:

@@ -48,7 +48,19 @@ def parse_output(value: str) -> tuple[str | None, str]:
         if not path:
             raise argparse.ArgumentTypeError(f"{value!r}: no file after {name}=")
         return name, path
+    meant = _FORMAT_ALIASES.get(name.lower()) if sep else None
+    if meant is not None:
+        # "md=out/r.md" meant a format: the text report in a folder named "md=out" is no answer
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: {name!r} is no report format; did you mean {meant}={path}? (formats: "
+            f"{', '.join(FORMAT_NAMES)}; for a file so named, write ./{value})")
     return None, value
+
+
+#: Names users give formats that are not theirs here, and the format they mean.
+_FORMAT_ALIASES = {"md": "markdown", "txt": "text", "xml": "junit", "junitxml": "junit", "gh": "github",
+                   "htm": "html", "codequality": "codeclimate", "gitlab": "codeclimate", "cq": "codeclimate",
+                   "sarif-json": "sarif", "jsonl": "json"}
 
 
 def add_report_options(check: argparse.ArgumentParser) -> None:

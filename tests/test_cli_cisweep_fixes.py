@@ -282,3 +282,26 @@ def test_junit_failures_follow_fail_on(spec, tmp_path, capsys):
     assert failures("--fail-on", "never") == (0, 0)
     assert failures("--fail-on", "new", "--baseline", str(baseline)) == (0, 0)  # unchanged: not new
 
+
+
+def test_a_formats_other_name_before_an_equals_sign_is_refused() -> None:
+    # newuser sweep: "-o md=out/r.md" wrote the text report into a folder named "md=out"
+    import argparse
+
+    from gradhealth.cli_report import parse_output
+
+    assert parse_output("markdown=out/r.md") == ("markdown", "out/r.md")
+    assert parse_output("out/a=b.txt") == (None, "out/a=b.txt")   # a path: a folder before the "="
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'md' is no report format; did you mean markdown=out/r\.md"):
+        parse_output("md=out/r.md")
+
+
+def test_each_examples_line_is_its_first_whole_sentence() -> None:
+    # newuser sweep: "... Adam's first step moves every" (the comment's first line, cut mid-sentence)
+    from gradhealth.cli import example_description
+    from gradhealth.library import example_names
+
+    for name in example_names():
+        line = example_description(name)
+        assert line.endswith((".", ")")) and "\n" not in line, (name, line)
+    assert example_description("adam_high_lr_mlp").endswith("of its norm (healthy: about 1e-3).")
