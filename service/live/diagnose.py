@@ -51,6 +51,15 @@ class RunConfig(BaseModel):
     thresholds: LogThresholds | None = Field(
         None, description="the log check's thresholds: the fields given override the service's")
 
+    @field_validator("params", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: Any) -> Any:
+        # a log's params are text ({"lr": "0.1"}); a number or a flag given as JSON reads as its text
+        if isinstance(value, dict):
+            return {k: (("true" if v else "false") if isinstance(v, bool)
+                        else repr(v) if isinstance(v, int | float) else v) for k, v in value.items()}
+        return value
+
     @field_validator("params")
     @classmethod
     def _utf8(cls, value: dict[str, str]) -> dict[str, str]:

@@ -249,3 +249,9 @@ def test_a_run_config_with_a_field_it_does_not_have_is_refused_where_it_is(api, 
                  headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert pointer in [e["pointer"] for e in r.json()["errors"]]
+
+
+def test_a_run_configs_params_may_be_numbers(api):
+    # newuser sweep: {"params": {"lr": 0.1}} was a 422 ("Input should be a valid string")
+    run = _create(api, "numbers", params={"lr": 0.1, "epochs": 3, "amp": True, "opt": "adamw"})
+    assert run["config"]["params"] == {"lr": "0.1", "epochs": "3", "amp": "true", "opt": "adamw"}
