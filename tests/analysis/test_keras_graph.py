@@ -34,7 +34,7 @@ from gradhealth.analysis.importers.keras_torch import (
     load_stored,
     reinitialise,
 )
-from gradhealth.errors import LimitExceeded
+from gradhealth.errors import InputFormatError, LimitExceeded
 from gradhealth.settings import Limits
 
 DATA = Path(__file__).parents[1] / "data" / "keras"
@@ -703,8 +703,13 @@ def test_a_time_distributed_per_step_layer_is_that_layer() -> None:
     assert len([s for s in doc.time_steps if s.layer == "context"]) == 2 * 9  # both directions
     bad = json.loads(json.dumps(config))
     wrapper = next(lay for lay in bad["config"]["layers"] if lay["config"]["name"] == "per_token")
+    # a layer that reads a sequence of its own is no frame-wise layer: refused by name (a frame-wise
+    # one, a Conv1D, is read: kerassweep9; here with the Dense's config, it has no filters to read)
+    wrapper["config"]["layer"]["class_name"] = "GRU"
+    with pytest.raises(ModelError, match=r"TimeDistributed\(GRU\) \(per_token\)"):
+        translate_or_graph(bad)
     wrapper["config"]["layer"]["class_name"] = "Conv1D"
-    with pytest.raises(ModelError, match=r"TimeDistributed\(Conv1D\) \(per_token\)"):
+    with pytest.raises(InputFormatError, match=r"/config/layer/config/filters: dense \(Conv1D\)"):
         translate_or_graph(bad)
 
 

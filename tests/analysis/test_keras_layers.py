@@ -674,3 +674,35 @@ def test_a_layer_normalization_of_a_convolutions_channels_is_the_specs_layernorm
     assert check_keras(model([-1]), seeds=1, verify=False).layers[1].name == "ln"
     with pytest.raises(ModelError, match="axis"):
         keras_to_spec(model([1, 2, 3]))
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_time_distributed_convolutions_over_a_videos_frames_are_simulated(style: str) -> None:
+    # kerassweep9's video classifier: TimeDistributed(Conv2D, MaxPooling2D, Flatten) -> LSTM -> Dense
+    # was refused; each frame goes through the CNN with the frames stacked along the batch
+    def model(std: float | None, recurrent: bool = True) -> dict[str, Any]:
+        kernel = (_init(style, "RandomNormal", mean=0.0, stddev=std, seed=None) if std is not None
+                  else _init(style, "HeNormal", seed=None))
+        convs = [_layer(style, "TimeDistributed", f"td_conv{i}", layer=_layer(
+            style, "Conv2D", f"conv{i}", filters=8, kernel_size=[3, 3], strides=[1, 1], padding="same",
+            activation="relu", use_bias=True, kernel_initializer=kernel, bias_initializer=_init(style, "Zeros"),
+            dilation_rate=[1, 1], groups=1)) for i in range(4)]
+        pool = _layer(style, "TimeDistributed", "td_pool", layer=_layer(
+            style, "MaxPooling2D", "pool", pool_size=[2, 2], strides=[2, 2], padding="valid"))
+        flat = _layer(style, "TimeDistributed", "td_flat", layer=_layer(style, "Flatten", "flat"))
+        lstm = _layer(style, "LSTM", "lstm", units=8, activation="tanh", recurrent_activation="sigmoid",
+                      use_bias=True, return_sequences=False, unit_forget_bias=True,
+                      kernel_initializer=_init(style, "GlorotUniform", seed=None),
+                      recurrent_initializer=_init(style, "Orthogonal", gain=1.0, seed=None),
+                      bias_initializer=_init(style, "Zeros"))
+        return _model(style, "sequential", [*convs, pool, flat, *([lstm] if recurrent else []),
+                                            _dense(style, "out", 3, "softmax")], [5, 8, 8, 1])
+
+    healthy = check_keras(model(None), seeds=1, verify=False)
+    assert healthy.status == "healthy", healthy.summary
+    assert [x.name for x in healthy.layers][:4] == [f"td_conv{i}" for i in range(4)]
+    # the frames through convolutions drawn with std 1 (fan-in 9-72, He's 0.17-0.47), read per
+    # frame: the growth through them is measured (~6x a layer)
+    exploding = check_keras(model(1.0, recurrent=False), seeds=1, verify=False)
+    [f] = [f for f in exploding.findings if f.code == "exploding_gradient"]
+    assert f.evidence.layers[0] == "td_conv0" and f.evidence.layers[-1] == "td_conv3"

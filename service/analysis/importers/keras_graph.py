@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from gradhealth.analysis.importers import ModelError, name_layers
@@ -125,19 +125,37 @@ PER_STEP = ("Dense", "Activation", "Dropout", "SpatialDropout1D", "GaussianDropo
             "ELU", "Softmax", "BatchNormalization", "LayerNormalization")
 
 
+#: Layers a ``TimeDistributed`` applies to each time step's frame (a CNN over a video's frames): run
+#: on the frames stacked along the batch (:data:`TIME_DISTRIBUTED`, read by ``_shape`` and the torch
+#: module). Not the ones that read several tensors or a sequence of their own.
+FRAME_WISE = tuple(c for c in GRAPH_LAYERS if c not in (*_MERGES, *RECURRENT, "Bidirectional", "MultiHeadAttention",
+                                                        "Dot", "InputLayer"))
+#: The config key that marks a layer as applied frame by frame (set by :func:`_unwrap`).
+TIME_DISTRIBUTED = "_time_distributed"
+
+
 def _unwrap(cls: str, cfg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(class, config) of a layer, a ``TimeDistributed`` of a per-step layer read as that layer
-    (under the wrapper's name, where the file stores its weights)."""
+    (under the wrapper's name, where the file stores its weights); of any other frame-wise layer
+    (Conv2D, MaxPooling2D, Flatten over a video's frames) as that layer marked
+    :data:`TIME_DISTRIBUTED`."""
     if cls != "TimeDistributed":
         return cls, cfg
     inner = cfg.get("layer")
     inner_cls = str(inner.get("class_name", "")) if isinstance(inner, dict) else ""
     inner_cfg = inner.get("config") if isinstance(inner, dict) else None
+    if inner_cls in FRAME_WISE and inner_cls not in PER_STEP and isinstance(inner_cfg, dict):
+        return inner_cls, {**inner_cfg, "name": cfg.get("name", inner_cfg.get("name")), TIME_DISTRIBUTED: True}
     if inner_cls not in PER_STEP or not isinstance(inner_cfg, dict):
         return f"TimeDistributed({inner_cls or '?'})", cfg  # named as refused: not a class read here
     if inner_cls in ("BatchNormalization", "LayerNormalization") and inner_cfg.get("axis", -1) not in (-1, [-1]):
         return f"TimeDistributed({inner_cls} over axis {inner_cfg.get('axis')})", cfg
     return inner_cls, {**inner_cfg, "name": cfg.get("name", inner_cfg.get("name"))}
+
+
+def frame_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A :data:`TIME_DISTRIBUTED` layer's config as the layer's own (applied to one frame)."""
+    return {k: v for k, v in cfg.items() if k != TIME_DISTRIBUTED}
 
 
 def call_name(layer: str, call: int) -> str:
@@ -493,6 +511,12 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
     """(output shape, weights) of one layer from its input shapes, by Keras' formulas."""
     cls, cfg = node.cls, node.cfg
     x = shapes[0] if shapes else ()
+    if cfg.get(TIME_DISTRIBUTED):
+        # the layer on each time step's frame: its shape rule on the frame, the time axis kept
+        if len(shapes) != 1 or len(x) < 2:
+            raise ValueError(f"TimeDistributed({cls}) needs one input with a time axis")
+        frame, weights = _shape(replace(node, cfg=frame_config(cfg)), [x[1:]])
+        return (x[0], *frame), weights
     if cls in _MERGES:
         constants = sum(isinstance(a, float) for a in node.args or [])
         if len(shapes) + constants < 2 or not shapes or (constants and cls == "Concatenate"):
@@ -770,7 +794,7 @@ def check_config_sizes(config: dict[str, Any]) -> None:
         for key, message in size_problems(cls, cfg):
             problems.append(Problem(f"{pointer}/config/{key}", f"{name} ({cls}): {message}"))
         # a wrapper's layer, where the doors read it (another is refused by name)
-        inner = RECURRENT if cls == "Bidirectional" else PER_STEP if cls == "TimeDistributed" else ()
+        inner = RECURRENT if cls == "Bidirectional" else FRAME_WISE if cls == "TimeDistributed" else ()
         layer(cfg.get("layer"), f"{pointer}/config/layer", depth + 1, inner)
         if cls in MODELS:
             model(cfg, f"{pointer}/config", depth + 1)

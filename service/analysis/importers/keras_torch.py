@@ -10,6 +10,7 @@ formulas (fans of Keras' kernel layouts, truncated normals rescaled by .8796...)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any, cast
@@ -33,6 +34,7 @@ from gradhealth.analysis.importers.keras_graph import (
     IDENTITY_LAYERS,
     NORMALIZATION_EPSILON,
     RECURRENT,
+    TIME_DISTRIBUTED,
     KerasGraph,
     Node,
     _activation,
@@ -41,6 +43,7 @@ from gradhealth.analysis.importers.keras_graph import (
     _padding_pairs,
     conv_padding,
     dot_axes,
+    frame_config,
     recurrent_cell,
     recurrent_gates,
     spec_gate,
@@ -376,8 +379,26 @@ def _relu_layer(cfg: dict[str, Any]) -> nn.Module:
     return _Fn(relu)
 
 
+class _TimeDistributed(nn.Module):
+    """Keras' TimeDistributed: ``body`` on each time step's frame, the frames stacked along the batch."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        y = self.body(x.reshape(b * t, *x.shape[2:]))
+        return cast(torch.Tensor, y.reshape(b, t, *y.shape[1:]))
+
+
 def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     """The torch module of one Keras layer and the modules its weights go into (in order)."""
+    if node.cfg.get(TIME_DISTRIBUTED):
+        frame = dataclasses.replace(node, cfg=frame_config(node.cfg), shape=node.shape[1:],
+                                    in_shapes=[s[1:] for s in node.in_shapes])
+        body, inner = _layer(frame)
+        return _TimeDistributed(body), inner
     cls, cfg, x = node.cls, node.cfg, node.in_shapes[0] if node.in_shapes else node.shape
     core: nn.Module
     holders: list[nn.Module] = []
