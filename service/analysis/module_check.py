@@ -951,13 +951,17 @@ def implied_loss(module: nn.Module, inputs: list[InputSpec],
                  out: torch.Tensor | None = None) -> tuple[str, bool]:
     """(loss, from_logits) for a graph whose file says nothing about its loss: cross_entropy over
     its classes, unless it outputs one number per sample: binary cross-entropy on probabilities
-    after a sigmoid (a binary classifier), mse otherwise (a regression). Cross-entropy over one
-    unit is a softmax of one value, the constant 1: no gradient reaches the network at all.
-    ``out``: the graph's output (:func:`_first_output`) where the caller has it."""
+    after a sigmoid (a binary classifier), mse otherwise (a regression). Several outputs that end in
+    a sigmoid are a multi-label head, each a binary classifier: binary cross-entropy on each
+    (a softmax over probabilities in (0, 1) was simulated, a loss no such model trains with:
+    onnxsweep8). Cross-entropy over one unit is a softmax of one value, the constant 1: no gradient
+    reaches the network at all. ``out``: the graph's output (:func:`_first_output`) where the caller
+    has it."""
     out = _first_output(module, inputs) if out is None else out
-    if out is None or out.dim() == 0 or (out.dim() > 1 and out.shape[-1] > 1):
-        return "cross_entropy", True
     act = output_activation(module)
+    if out is None or out.dim() == 0 or (out.dim() > 1 and out.shape[-1] > 1):
+        return ("binary_cross_entropy", False) if act == "sigmoid" and out is not None and out.dim() > 0 \
+            else ("cross_entropy", True)
     return ("binary_cross_entropy", False) if act == "sigmoid" else ("mse", True)
 
 

@@ -352,6 +352,12 @@ def test_a_files_loss_is_read_from_its_output_when_none_is_given() -> None:
         assert check_onnx(data, seeds=1, verify=False).findings == []
     classes = import_onnx(export(mlp(nn.ReLU, depth=1), torch.randn(4, 64)))
     assert implied_loss(classes.module, classes.inputs) == ("cross_entropy", True)
+    # a sigmoid over several outputs is a multi-label head: binary cross-entropy on each (a softmax
+    # over its probabilities was simulated, a loss no such model trains with: onnxsweep8)
+    torch.manual_seed(0)
+    labels = import_onnx(export(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 10), nn.Sigmoid()),
+                                torch.randn(4, 8)))
+    assert implied_loss(labels.module, labels.inputs) == ("binary_cross_entropy", False)
     # asked for, cross-entropy over one unit is still what the user gets, and named as such
     [f] = check_onnx(_one_output(None), seeds=1, verify=False, loss="cross_entropy").findings
     assert f.code == "output_loss_mismatch"
