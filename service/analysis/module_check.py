@@ -999,6 +999,19 @@ def _inference_softmax_note(run: GraphRun) -> Finding:
         {"metric": "output_activation", "value": None, "activation": "softmax", "loss": run.loss}, [])
 
 
+def _multi_label_note(run: GraphRun, width: int) -> Finding:
+    """The note for an imported graph ending in a sigmoid over several outputs with no loss given,
+    which the check takes as a multi-label head (:func:`implied_loss`)."""
+    return rule("output_loss_mismatch").finding(
+        "info", f"the file ends in a sigmoid over {width} outputs: taken as a multi-label head, a binary "
+                "cross-entropy on each (give --loss if it was trained otherwise)",
+        "A sigmoid per output is a multi-label classifier's head (each output its own yes or no), trained with "
+        "binary cross-entropy; the check simulates that. If these outputs are instead classes trained with a "
+        "softmax cross-entropy (nn.CrossEntropyLoss on the sigmoid's outputs), every logit is squashed into "
+        "(0, 1) first and the loss can barely move: return the logits and let the loss apply its softmax.",
+        {"metric": "output_activation", "value": None, "activation": "sigmoid", "loss": run.loss}, [])
+
+
 def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
@@ -1020,8 +1033,11 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     from_logits = True
     # one forward serves both questions (none for a loss given that is not the cross-entropy)
     out = _first_output(imported.module, imported.inputs) if loss in (None, "cross_entropy") else None
+    multi_label = 0
     if loss is None:
         loss, from_logits = implied_loss(imported.module, imported.inputs, out)
+        if loss == BINARY and out is not None and out.dim() > 1 and out.shape[-1] > 1:
+            multi_label = int(out.shape[-1])
     # an inference file's final softmax (over classes) is its exporter's: the cross-entropy it was
     # trained with took the logits, which on the probabilities is the loss from_logits=False
     # computes (simulating through the softmax and a second one inside the loss shrank every
@@ -1047,8 +1063,8 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,
                        progress=progress)
-        if inference_softmax:
-            doc.findings.append(_inference_softmax_note(run))
+        if inference_softmax or multi_label:
+            doc.findings.append(_inference_softmax_note(run) if inference_softmax else _multi_label_note(run, multi_label))
             doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
         return doc if weights == "reinitialise" else on_synthetic_inputs(doc)
     except torch.OutOfMemoryError:

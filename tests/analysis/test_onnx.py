@@ -358,6 +358,9 @@ def test_a_files_loss_is_read_from_its_output_when_none_is_given() -> None:
     labels = import_onnx(export(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 10), nn.Sigmoid()),
                                 torch.randn(4, 8)))
     assert implied_loss(labels.module, labels.inputs) == ("binary_cross_entropy", False)
+    [note] = check_onnx(export(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 10), nn.Sigmoid()),
+                               torch.randn(4, 8)), seeds=1, verify=False).findings
+    assert (note.code, note.severity) == ("output_loss_mismatch", "info") and "multi-label" in note.summary
     # asked for, cross-entropy over one unit is still what the user gets, and named as such
     [f] = check_onnx(_one_output(None), seeds=1, verify=False, loss="cross_entropy").findings
     assert f.code == "output_loss_mismatch"
