@@ -78,6 +78,7 @@ import threading
 import time
 import urllib.request
 import uuid
+import warnings
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -219,6 +220,9 @@ class _Encoder:
                 out.append(head + part + _json_float(v) + "}\n")
         return "".join(out)
 
+
+#: Logged steps after which trained parameters that never got a gradient are named (once).
+_NO_GRAD_STEPS = 5
 
 #: The key of the recorder's own records in its file: the first line (``"start"``, with the run's
 #: params) and, written by a clean ``close()`` only, the last (``"end"``). Gradient Health's log
@@ -564,6 +568,10 @@ class GradientRecorder:
         self._count = 0
         self._seq = 0
         self._closed = False
+        # trained parameters without a gradient at every logged step so far (None: none seen yet);
+        # said once, after _NO_GRAD_STEPS logged steps (they are not recorded)
+        self._no_grad: set[str] | None = None
+        self._said_no_grad = False
         self.live: HttpSink | None = None
         all_sinks: list[Sink] = [FileSink(self.path, config=config)] if self.path is not None else []
         if server is not None:
@@ -605,7 +613,11 @@ class GradientRecorder:
         try:
             try:
                 norms = _foreach_norm(grads)  # type: ignore[arg-type]  # a None raises TypeError
+                if not self._said_no_grad:
+                    self._no_grad = set()
             except (TypeError, RuntimeError):  # a parameter without a gradient, or no parameter
+                if not self._said_no_grad:
+                    self._watch_no_grad(names, grads)
                 names, norms = _norms_present(names, grads)
             # The loss detached: a reference to its values, not to the graph or the gradients.
             # On an accelerator the norms and the loss stay there, queued: the writer thread
@@ -623,6 +635,23 @@ class GradientRecorder:
         self._seq += 1
         if len(items) >= writer.wake_at or writer.error is not None:
             writer.wake()
+
+    def _watch_no_grad(self, names: tuple[str, ...], grads: list[Any]) -> None:
+        """Say once (a RuntimeWarning) which trained parameters got no gradient at any of the first
+        :data:`_NO_GRAD_STEPS` logged steps: they are not recorded, so a branch cut off from the
+        loss (``.detach()``, ``torch.no_grad``) or left out of the forward would go unseen in the
+        log (livesweep: a detached encoder)."""
+        missing = {n for n, g in zip(names, grads, strict=True) if g is None}
+        self._no_grad = missing if self._no_grad is None else self._no_grad & missing
+        if self._seq + 1 < _NO_GRAD_STEPS or not self._no_grad or len(self._no_grad) == len(names):
+            return  # (none at all: step() before backward or after zero_grad(set_to_none=True))
+        self._said_no_grad = True
+        shown = sorted(self._no_grad)
+        warnings.warn(
+            f"GradientRecorder: {len(shown)} trained parameter(s) got no gradient at any of the first "
+            f"{_NO_GRAD_STEPS} logged steps ({', '.join(shown[:5])}{' ...' if len(shown) > 5 else ''}); "
+            "they are not recorded. Cut off from the loss (.detach(), torch.no_grad) or unused in forward? "
+            "Freeze them (requires_grad_(False)) if that is meant.", RuntimeWarning, stacklevel=3)
 
     def flush(self) -> None:
         """Wait until everything recorded so far is written and flushed (in live mode: queued

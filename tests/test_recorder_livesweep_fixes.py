@@ -237,3 +237,21 @@ def test_the_recorders_file_and_a_live_run_map_a_config_to_the_same_params(confi
     from gradhealth.recorder import config_params
 
     assert config_params(config) == params_of(config)
+
+
+def test_trained_parameters_that_never_get_a_gradient_are_named_once(tmp_path: Path) -> None:
+    # livesweep p10: an encoder cut off by .detach() got no gradient and was simply not recorded
+    torch.manual_seed(0)
+    enc, head = nn.Linear(6, 8), nn.Linear(8, 1)
+    model = nn.ModuleDict({"enc": enc, "head": head})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(16, 6), torch.randn(16, 1)
+    with pytest.warns(RuntimeWarning, match=r"2 trained parameter\(s\) got no gradient .*enc\.bias, enc\.weight") as seen, \
+            GradientRecorder(model, tmp_path / "g.jsonl") as rec:
+        for step in range(8):
+            loss = nn.functional.mse_loss(head(enc(x).detach()), y)
+            optimizer.zero_grad()
+            loss.backward()
+            rec.step(loss=loss, step=step)
+            optimizer.step()
+    assert len([w for w in seen if "no gradient" in str(w.message)]) == 1  # said once
