@@ -126,13 +126,14 @@ def exposure_guard(app: ASGIApp, settings: Settings, failures: RateLimiter) -> A
         if keys_on and any(path == p.rstrip("/") or path.startswith(p) for p in protected):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
             try:
-                authenticate_throttled(settings, headers.get("x-api-key"), failures, client_address(scope))
+                caller = authenticate_throttled(settings, headers.get("x-api-key"), failures, client_address(scope))
             except ApiError as refused:
                 response = problem_response(refused.status, refused.title, refused.detail,
                                             type_=str(refused.to_problem()["type"]), instance=path,
                                             headers=refused.headers)
                 await response(scope, receive, send)
                 return
+            scope.setdefault("state", {})["caller"] = caller  # request.state.caller: whose /metrics
         await app(scope, receive, send)
 
     return guarded

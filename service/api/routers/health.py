@@ -9,7 +9,6 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.schemas import Health
-from gradhealth.api.security import authenticate
 
 router = APIRouter(tags=["health"])
 
@@ -51,11 +50,8 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """The job counters are every caller's (database-wide); with API keys on, the live runs' gauges
     name the calling key's own runs only (``GRADHEALTH_METRICS_PUBLIC=true``: every run's)."""
-    settings = request.app.state.settings
-    owner = None
-    if settings.key_owners() and not settings.metrics_public:
-        # (the security middleware let the key through; read here for its owner's name)
-        owner = authenticate(settings, request.headers.get("X-API-Key")).name
+    caller = getattr(request.state, "caller", None)  # set by the key check (security.exposure_guard)
+    owner = caller.name if caller is not None else None
     state = request.app.state.metrics
 
     def render() -> bytes:
