@@ -37,7 +37,7 @@ from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs import archive, derive, sniff
 from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify
+from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, several_runs
 from gradhealth.logs.stats import natural_key
 
 
@@ -341,8 +341,7 @@ def _separate_runs(logs: list[tuple[str, RunLog]], label: str, warnings: list[Lo
     nested = any(a != b and b.startswith(a + "/") for a in runs for b in runs)
     if len(runs) < 2 or nested:
         return logs, []
-    warnings.append(LogWarning("several_runs", f"{label}: {len(runs)} runs, each judged on its own: "
-                               + ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")))
+    warnings.append(several_runs(label, f"{len(runs)} runs", runs))
     return logs, runs
 
 

@@ -97,6 +97,13 @@ class LogWarning:
     where: str | None = None
 
 
+def several_runs(label: str, what: str, names: list[str], *, tail: str = "") -> LogWarning:
+    """The ``several_runs`` note of a log holding several runs that are judged each on its own (a
+    folder's, a W&B export's, a console's trials): ``label: what, each judged on its own: names``."""
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return LogWarning("several_runs", f"{label}: {what}, each judged on its own: {shown}{tail}")
+
+
 @dataclass
 class RunLog:
     """Everything read from one run."""

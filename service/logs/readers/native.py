@@ -89,7 +89,6 @@ from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import (
     CORE_ROLES,
-    MAX_STEP,
     BadRow,
     CsvRows,
     Lines,
@@ -104,6 +103,7 @@ from gradhealth.logs.readers.textio import (
     open_log,
     read_text,
     read_wide_csv,
+    step_too_far,
     truncated,
 )
 from gradhealth.logs.series import LogWarning, Role, RunLog, classify, make_series
@@ -385,9 +385,9 @@ class NativeReader:
         step = number(obj[key])
         if step is None or not math.isfinite(step):
             raise BadRow(f"{key!r} is {json.dumps(obj[key])[:40]}, not a finite number")
-        if abs(step) >= MAX_STEP:
-            raise BadRow(f"{key!r} is {json.dumps(obj[key])[:40]}: from 2^53 on, steps are no longer told apart "
-                         "(each float stands for several), so no run counts that far")
+        too_far = step_too_far(step)
+        if too_far is not None:
+            raise BadRow(f"{key!r} is {json.dumps(obj[key])[:40]}: {too_far}")
         if keys is not None:
             keys.add(key)
         wall = None

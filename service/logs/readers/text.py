@@ -70,7 +70,15 @@ from gradhealth.errors import LogError
 from gradhealth.logs.readers import shapes
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, open_log
-from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, make_series
+from gradhealth.logs.series import (
+    LogWarning,
+    Role,
+    RunLog,
+    Series,
+    classify,
+    make_series,
+    several_runs,
+)
 
 # a number; thousands may be grouped with commas (8,388,608) when every group after a comma has
 # exactly 3 digits and the first group does not start with 0 (so "a=1,b=2" and "x=0,5" are not one)
@@ -278,14 +286,13 @@ def _epoch_above(path: Path, limits: ReadLimits) -> float | None:
 
 def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], bool]:
     """(the lines the runs start at, whether they are trials) of a console that several runs were
-    appended to: a
-    run counts its steps out of one total (``iter: 10/1000``), or its epochs where no step is
-    counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter: 10/50``, then
-    ``iter: 10100/50000`` for a resumed run; ``Epoch 10/10``, then ``Epoch 1/5`` for a fine-tune)
-    starts another, and so does an epoch counter that starts again at its first epoch with the same
-    total (a hyperparameter search's ``Epoch 30/30``, then ``Epoch 1/30`` for its next trial; a resumed
-    run, which goes on from a later epoch, is still one). A total that alternates with another (training's 98 iterations an epoch,
-    evaluation's 25) is one run's, and so is a last stretch of lines with no loss on them (a final
+    appended to: a run counts its steps out of one total (``iter: 10/1000``), or its epochs where no
+    step is counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter: 10/50``,
+    then ``iter: 10100/50000`` for a resumed run; ``Epoch 10/10``, then ``Epoch 1/5`` for a
+    fine-tune) starts another, and so does an epoch counter that starts again at its first epoch
+    with the same total (a hyperparameter search's ``Epoch 30/30``, then ``Epoch 1/30`` for its next
+    trial; a resumed run, which goes on from a later epoch, is still one). A total that alternates
+    with another (training's 98 iterations an epoch, evaluation's 25) is one run's, and so is a last stretch of lines with no loss on them (a final
     test). Lines with a loss but no counter (Keras' progress lines) count for the stretch they are
     in. ([1], False) for one run. Trials: every run after the first started again at the first
     epoch after the run before it reached its last (``Epoch 30/30``, then ``Epoch 1/30``: a search's
@@ -806,11 +813,10 @@ class TextReader:
                 continue  # a stretch with no values of its own
         if len(logs) < 2:
             return None
-        shown = ", ".join(f"{p} (line {at})" for p, at, _ in logs[:10]) + (
-            f" and {len(logs) - 10} more" if len(logs) > 10 else "")
-        warnings = [LogWarning("several_runs", f"{path.name}: {len(starts)} runs appended one after another, "
-                               f"each counting its epochs to the end before the next starts again: each judged "
-                               f"on its own: {shown}" + (f"; the first {skipped} are not read" if skipped else ""))]
+        warnings = [several_runs(
+            path.name, f"{len(starts)} runs appended one after another, each counting its epochs to the end "
+            "before the next starts again", [f"{p} (line {at})" for p, at, _ in logs],
+            tail=f"; the first {skipped} are not read" if skipped else "")]
         merged = RunLog(format=self.name, source=path.name, warnings=warnings, runs=[p for p, _, _ in logs],
                         traceback=logs[-1][2].traceback)
         for prefix, _, log in logs:

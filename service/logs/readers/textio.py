@@ -87,6 +87,13 @@ def truncated(name: str, lineno: int, why: str) -> LogWarning:
 MAX_STEP = 2.0 ** 53
 
 
+def step_too_far(step: float) -> str | None:
+    """Why a point at ``step`` cannot be read (from :data:`MAX_STEP` on), else None."""
+    if abs(step) < MAX_STEP:
+        return None
+    return "from 2^53 on, steps are no longer told apart (each float stands for several), so no run counts that far"
+
+
 #: A point with its series name and, when the format says it, the series' role and layer.
 Record = tuple[str, float, float, "float | None", "tuple[Role, str | None] | None"]
 
@@ -103,9 +110,9 @@ class Points:
         self.roles: dict[str, tuple[Role, str | None]] = {}
 
     def add(self, series: str, step: float, value: float, wall: float | None = None) -> None:
-        if abs(step) >= MAX_STEP:
-            raise LogError(f"{self.name}: {series!r} has a point at step {step:.6g}: from 2^53 on, steps are no "
-                           "longer told apart (each float stands for several), so no run counts that far")
+        too_far = step_too_far(step)
+        if too_far is not None:
+            raise LogError(f"{self.name}: {series!r} has a point at step {step:.6g}: {too_far}")
         entry = self._data.get(series)
         if entry is None:
             if len(self._data) >= self.limits.max_series:

@@ -11,9 +11,8 @@ Read:
   ``__MIN``/``__MAX`` columns are dropped and, when all columns belong to one run, the
   ``<run name> - `` prefix is removed from the series names. An export of several runs is read as a
   folder of runs is: each run's series named ``<run>/<key>`` and each run judged on its own (a
-  ``several_runs`` note). A
-  chart with a custom x-axis is exported with that key (``epoch_id``...) as the first column instead
-  of ``Step``: it is the step axis when its cells are numbers that never decrease (else the row
+  ``several_runs`` note). A chart with a custom x-axis is exported with that key (``epoch_id``...)
+  as the first column instead of ``Step``: it is the step axis when its cells are numbers that never decrease (else the row
   index is, and the column is a series).
 - Not read: the **runs table** export (the project's table, one row per *run*: ``Name``, ``State``,
   ``Notes``, ``User``, ``Tags``, ``Created``, ``Runtime``... and each run's final values). It holds
@@ -66,7 +65,7 @@ from gradhealth.logs.readers.textio import (
     read_wide_csv,
     truncated,
 )
-from gradhealth.logs.series import LogWarning, Role, RunLog, classify, parse_number
+from gradhealth.logs.series import LogWarning, Role, RunLog, classify, parse_number, several_runs
 
 _STEP_COLUMNS = ("_step", "Step", "step")
 #: The training loop's own step, which the Hugging Face and Lightning integrations log with every
@@ -324,9 +323,7 @@ class WandbReader:
         if skipped:
             warnings.append(_skipped(path.name, skipped))
         if several:
-            shown = ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")
-            warnings.append(LogWarning("several_runs", f"{path.name}: a W&B export of {len(runs)} runs, each "
-                                       f"judged on its own: {shown}"))
+            warnings.append(several_runs(path.name, f"a W&B export of {len(runs)} runs", runs))
         return RunLog(format=self.name, source=path.name, series=series, warnings=warnings,
                       runs=runs if several else [])
 
