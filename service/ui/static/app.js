@@ -250,9 +250,12 @@
     if (job.error && !(state.details.get(job.id) || {}).error) state.details.set(job.id, { error: job.error });
   }
 
-  /** Whether a job in this state has details worth one fetch: its findings, or why it failed. */
-  function hasDetails(job) {
-    return job.status === "succeeded" || job.status === "failed";
+  /** Fetches, once, the details of each of `jobs` that has some: its findings, or why it failed. */
+  function loadMissingDetails(jobs) {
+    for (const job of jobs) {
+      const done = job.status === "succeeded" || job.status === "failed";
+      if (done && !state.details.has(job.id)) loadDetails(job.id);
+    }
   }
 
   function findingsOf(result) {
@@ -280,9 +283,7 @@
       state.order = [...page.items.map((job) => job.id), ...state.older];
       for (const id of [...state.jobs.keys()]) if (!seen.has(id)) forget(id);
       render();
-      for (const job of page.items) {
-        if (hasDetails(job) && !state.details.has(job.id)) loadDetails(job.id);
-      }
+      loadMissingDetails(page.items);
     } catch (error) {
       showProblem(error);
     }
@@ -300,9 +301,7 @@
     }
     state.olderCursor = page.next_cursor || null;
     render();
-    for (const job of page.items) {
-      if (hasDetails(job) && !state.details.has(job.id)) loadDetails(job.id);
-    }
+    loadMissingDetails(page.items);
   }
 
   async function loadDetails(id) {
@@ -456,7 +455,7 @@
     } else {
       update(data);
       announce(`Job ${data.id.slice(0, 8)} ${data.status}`);
-      if (hasDetails(data) && !state.details.has(data.id)) loadDetails(data.id);
+      loadMissingDetails([data]);
     }
     render();
   }
