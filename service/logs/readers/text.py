@@ -284,21 +284,24 @@ def _epoch_above(path: Path, limits: ReadLimits) -> float | None:
     return None
 
 
-def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], bool]:
-    """(the lines the runs start at, whether they are trials) of a console that several runs were
-    appended to: a run counts its steps out of one total (``iter: 10/1000``), or its epochs where no
-    step is counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter: 10/50``,
-    then ``iter: 10100/50000`` for a resumed run; ``Epoch 10/10``, then ``Epoch 1/5`` for a
+def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None]:
+    """(the lines the runs start at, how trials were told apart) of a console that several runs
+    were appended to: a run counts its steps out of one total (``iter: 10/1000``), or its epochs
+    where no step is counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter:
+    10/50``, then ``iter: 10100/50000`` for a resumed run; ``Epoch 10/10``, then ``Epoch 1/5`` for a
     fine-tune) starts another, and so does an epoch counter that starts again at its first epoch
     with the same total (a hyperparameter search's ``Epoch 30/30``, then ``Epoch 1/30`` for its next
     trial; a resumed run, which goes on from a later epoch, is still one). A total that alternates
-    with another (training's 98 iterations an epoch, evaluation's 25) is one run's, and so is a last stretch of lines with no loss on them (a final
-    test). Lines with a loss but no counter (Keras' progress lines) count for the stretch they are
-    in. ([1], False) for one run. Trials: every run after the first started again at the first
-    epoch after the run before it reached its last (``Epoch 30/30``, then ``Epoch 1/30``: a search's
-    trials, each complete), not after one cut short (a crash and a fresh start)."""
+    with another (training's 98 iterations an epoch, evaluation's 25) is one run's, and so is a
+    last stretch of lines with no loss on them (a final test). Lines with a loss but no counter
+    (Keras' progress lines) count for the stretch they are in. Trials: every run after the first
+    started again at the first epoch after the run before it reached its last (``Epoch 30/30``, then
+    ``Epoch 1/30``: a search's trials, each complete), not after one cut short (a crash and a fresh
+    start); a console that counts nothing has trials where :class:`_Headers` finds them. ([1],
+    None) for one run; the second item is None where the runs are not trials."""
     # [total, first line, counted lines, lines with a loss, the last epoch counted, started again]
     segments: list[list[int]] = []
+    headers = _Headers()
     with open_log(path, limits) as f:
         for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
             m = epoch = None
@@ -308,8 +311,11 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], bool]:
                 if m is None:
                     m = epoch = _EPOCH_COUNTER.search(text)
             if m is None:
-                if segments and _LOSS_BYTES.search(raw):
+                loss = _LOSS_BYTES.search(raw) is not None
+                if segments and loss:
                     segments[-1][3] += 1
+                if not segments:
+                    headers.line(lineno, raw, loss)
                 continue
             n = int(m[2])
             i = int(m[1]) if epoch is not None else -1
@@ -330,7 +336,94 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], bool]:
                 and sum(s[2] for s in after) >= _MIN_RUN_LINES and sum(s[3] for s in after) >= _MIN_RUN_LINES):
             starts.append(segments[j][1])
             trials = trials and segments[j][5] == 2
-    return starts, trials and len(starts) > 1
+    if not segments:
+        return headers.starts()
+    return starts, ("each counting its epochs to the end before the next starts again"
+                    if trials and len(starts) > 1 else None)
+
+
+#: A name followed by a number (``Dropout:0.5``, ``lr=1e-3``): the names a header line sets.
+_HEADER_NAME = re.compile(rb"([A-Za-z_][\w.-]*)\s*[:=]\s*[-+]?\.?\d")
+#: A header line seen more often than this is a per-epoch line, not a run's (at most
+#: :data:`_MAX_TRIALS` runs are judged).
+_MAX_HEADERS = 4 * _MAX_TRIALS
+
+
+class _Headers:
+    """Runs of a console that counts no steps, told apart by a header line naming their settings
+    (a grid search's ``(cell_type:GRU:Dropout:0.5:Size:256)``, then the trial's loss lines).
+
+    A header is the last line without a loss before a line with one; headers setting the same
+    names are one kind. A kind starts runs where, at (nearly) every one of its lines after the
+    first run, the run before fell by a fifth or more from where the kind's first run started and
+    the loss now jumps back at least halfway there: a fresh model. Each run has at least
+    :data:`_MIN_RUN_LINES` loss lines. A line printed every epoch (``lr: 0.01``) does not restart
+    the loss, and a loss spike has no header before it, so neither splits a run."""
+
+    def __init__(self) -> None:
+        self._pending: tuple[int, bytes] | None = None
+        self._last_loss: bytes | None = None
+        self._losses = 0  # loss lines so far
+        # names -> [(header line, loss lines before it, last loss line before it or None, first after it)]
+        self._kinds: dict[tuple[bytes, ...], list[tuple[int, int, bytes | None, bytes]]] = {}
+
+    def line(self, lineno: int, raw: bytes, loss: bool) -> None:
+        """Take the console's next line (``loss``: whether it names a loss)."""
+        if not loss:
+            if raw.strip():
+                self._pending = (lineno, raw)
+            return
+        if self._pending is not None:
+            names = tuple(_HEADER_NAME.findall(self._pending[1]))
+            seen = self._kinds.get(names)
+            if names and (seen is None or len(seen) <= _MAX_HEADERS):
+                self._kinds.setdefault(names, []).append((self._pending[0], self._losses, self._last_loss, raw))
+            self._pending = None
+        self._last_loss = raw
+        self._losses += 1
+
+    def starts(self) -> tuple[list[int], str | None]:
+        """:func:`_run_starts`' answer: the runs the headers start, else one run."""
+        found: set[int] = set()
+        for seen in self._kinds.values():
+            if not 2 <= len(seen) <= _MAX_HEADERS:
+                continue
+            start = _loss_of(seen[0][3])  # where this kind's first run started
+            counts = [n for _, n, _, _ in seen] + [self._losses]
+            boundaries = restarts = 0
+            at_restarts = []
+            for i, (at, n, before, first) in enumerate(seen):
+                if before is None:
+                    continue
+                boundaries += 1
+                last, now = _loss_of(before), _loss_of(first)
+                # (the same loss on both sides: a test's loss after "Testing net" starts no run)
+                if (start is None or last is None or now is None or not start[0] == last[0] == now[0]
+                        or min(n - (counts[i - 1] if i else 0), counts[i + 1] - n) < _MIN_RUN_LINES):
+                    continue
+                start_, last_, now_ = start[1], last[1], now[1]
+                if start_ - last_ >= 0.2 * abs(start_) and now_ - last_ >= 0.5 * (start_ - last_):
+                    restarts += 1
+                    at_restarts.append(at)
+            if restarts and restarts >= 2 * boundaries / 3:
+                found.update(at_restarts)
+        if not found:
+            return [1], None
+        return [1, *sorted(found)], "each after a header line naming its settings, its loss starting again"
+
+
+def _loss_of(raw: bytes | None) -> tuple[str, float] | None:
+    """(name, value) of the first loss a console line names, None where it names none that is finite."""
+    if raw is None:
+        return None
+    for name, text in pairs(raw.decode("utf-8", "replace")):
+        if _is_loss(name):
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+            return (name, value) if math.isfinite(value) else None
+    return None
 
 
 def pairs(line: str) -> list[tuple[str, str]]:
@@ -786,8 +879,8 @@ class TextReader:
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         starts, trials = _run_starts(path, limits)
-        if trials:
-            judged = self._trials(path, limits, starts)
+        if trials is not None:
+            judged = self._trials(path, limits, starts, trials)
             if judged is not None:
                 return judged
         start = starts[-1]
@@ -799,10 +892,11 @@ class TextReader:
                 where=f"line {start}"))
         return self._segment(path, limits, start, None, warnings)
 
-    def _trials(self, path: Path, limits: ReadLimits, starts: list[int]) -> RunLog | None:
+    def _trials(self, path: Path, limits: ReadLimits, starts: list[int], how: str) -> RunLog | None:
         """A console of complete trials appended one after another (a search: each counts its epochs
-        to the end, then the next starts at epoch 1), each read and judged on its own as a folder's
-        runs are: series ``run<k>/<name>``. None where fewer than two trials hold values."""
+        to the end, then the next starts at epoch 1; or each follows a header line), each read and
+        judged on its own as a folder's runs are: series ``run<k>/<name>``. ``how``: how they were
+        told apart. None where fewer than two trials hold values."""
         skipped = max(0, len(starts) - _MAX_TRIALS)
         ends: list[int | None] = [*starts[1:], None]
         logs: list[tuple[str, int, RunLog]] = []
@@ -814,8 +908,8 @@ class TextReader:
         if len(logs) < 2:
             return None
         warnings = [several_runs(
-            path.name, f"{len(starts)} runs appended one after another, each counting its epochs to the end "
-            "before the next starts again", [f"{p} (line {at})" for p, at, _ in logs],
+            path.name, f"{len(starts)} runs appended one after another, {how}",
+            [f"{p} (line {at})" for p, at, _ in logs],
             tail=f"; the first {skipped} are not read" if skipped else "")]
         merged = RunLog(format=self.name, source=path.name, warnings=warnings, runs=[p for p, _, _ in logs],
                         traceback=logs[-1][2].traceback)
