@@ -55,3 +55,41 @@ def test_one_loss_jump_after_a_recurring_line_is_not_a_new_run(tmp_path: Path) -
             lines.append(f"step {k * 20 + i} loss: {v:.4f}\n")
     doc = run_log_check(write(tmp_path, "ckpt.log", "".join(lines)))
     assert not [w for w in doc.log.warnings if "runs appended" in w]
+
+
+def _gpt_run(start: int, n: int, scale: float, *, blow_up: bool = False) -> list[str]:
+    # build-nanogpt's console: "step 0049, loss: 5.888381, norm: 0.6488, lr: ..."
+    lines = []
+    for i in range(n):
+        loss = 10.9 * (0.97 ** i) if not (blow_up and i > n // 2) else 10.9 * 0.97 ** (n // 2) * 1.3 ** (i - n // 2)
+        lines.append(f"step {start + i:04d}, loss: {loss:.6f}, norm: {scale * (0.9 + 0.2 * (i % 3)):.4f}, "
+                     f"lr: 6.0000e-04, time: 489.4ms\n")
+    return lines
+
+
+def test_runs_whose_bare_step_counter_starts_again_are_judged_each(tmp_path: Path) -> None:
+    # three attempts pasted into one notes file, each from step 0 (the last logged from step 1);
+    # only the second blows up. Read as one curve, each fresh start would sit beside the others'
+    # late steps at the same step numbers
+    text = "".join(_gpt_run(0, 50, 1.0) + ["```\n", "\n", "Second try\n", "```\n"]
+                   + _gpt_run(0, 50, 1.0, blow_up=True) + ["```\n", "Final\n"] + _gpt_run(1, 60, 1.0))
+    doc = run_log_check(write(tmp_path, "log.md", text))
+    [w] = [w for w in doc.log.warnings if "runs appended" in w]
+    assert "3 runs" in w and "step counter starting again" in w
+    diverged = [f for f in doc.findings if f.code == "loss_divergence"]
+    assert diverged and {f.evidence.metric for f in diverged} == {"run2/loss"}
+
+
+def test_a_resumed_run_and_an_evaluation_counter_do_not_split_a_run(tmp_path: Path) -> None:
+    lines = _gpt_run(0, 60, 1.0)
+    # resumed from the checkpoint at step 40: the counter goes back, not to where the run began
+    lines += [ln.replace("step 00", "step 00") for ln in _gpt_run(40, 40, 1.0)]
+    doc = run_log_check(write(tmp_path, "resumed.log", "".join(lines)))
+    assert not [w for w in doc.log.warnings if "runs appended" in w]
+    # an evaluation that counts its own batches from 0 after every 20 training steps
+    lines = []
+    for k in range(5):
+        lines += _gpt_run(20 * k, 20, 1.0)
+        lines += [f"eval step {j}, loss: {3.0 - 0.1 * k + 0.01 * j:.4f}\n" for j in range(5)]
+    doc = run_log_check(write(tmp_path, "eval.log", "".join(lines)))
+    assert not [w for w in doc.log.warnings if "runs appended" in w]

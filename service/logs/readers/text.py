@@ -297,11 +297,11 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None]:
     (Keras' progress lines) count for the stretch they are in. Trials: every run after the first
     started again at the first epoch after the run before it reached its last (``Epoch 30/30``, then
     ``Epoch 1/30``: a search's trials, each complete), not after one cut short (a crash and a fresh
-    start); a console that counts nothing has trials where :class:`_Headers` finds them. ([1],
+    start); a console that counts nothing has trials where :class:`_Restarts` finds them. ([1],
     None) for one run; the second item is None where the runs are not trials."""
     # [total, first line, counted lines, lines with a loss, the last epoch counted, started again]
     segments: list[list[int]] = []
-    headers = _Headers()
+    restarts = _Restarts()
     with open_log(path, limits) as f:
         for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
             m = epoch = None
@@ -315,7 +315,7 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None]:
                 if segments and loss:
                     segments[-1][3] += 1
                 if not segments:
-                    headers.line(lineno, raw, loss)
+                    restarts.line(lineno, raw, loss)
                 continue
             n = int(m[2])
             i = int(m[1]) if epoch is not None else -1
@@ -337,35 +337,48 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None]:
             starts.append(segments[j][1])
             trials = trials and segments[j][5] == 2
     if not segments:
-        return headers.starts()
+        return restarts.starts()
     return starts, ("each counting its epochs to the end before the next starts again"
                     if trials and len(starts) > 1 else None)
 
 
 #: A name followed by a number (``Dropout:0.5``, ``lr=1e-3``): the names a header line sets.
 _HEADER_NAME = re.compile(rb"([A-Za-z_][\w.-]*)\s*[:=]\s*[-+]?\.?\d")
+#: A step counted with no total (``step 0049, loss: ...``, ``iter 200 loss=...``).
+_BARE_STEP = re.compile(rb"(?<![\w./-])(?:step|iter|iteration)\s*[:=#]?\s*(\d+)(?![\d/.])", re.IGNORECASE)
+_DIGITS = b"0123456789"
 #: A header line seen more often than this is a per-epoch line, not a run's (at most
 #: :data:`_MAX_TRIALS` runs are judged).
 _MAX_HEADERS = 4 * _MAX_TRIALS
 
+#: A place a run may start: (its line, loss lines before it, the last loss line before it or
+#: None, the first loss line from it on).
+_Boundary = tuple[int, int, bytes | None, bytes]
 
-class _Headers:
-    """Runs of a console that counts no steps, told apart by a header line naming their settings
-    (a grid search's ``(cell_type:GRU:Dropout:0.5:Size:256)``, then the trial's loss lines).
+
+class _Restarts:
+    """Runs of a console that counts no step out of a total, appended one after another: a grid
+    search's trials each after a header line naming their settings (``(cell_type:GRU:Dropout:0.5:
+    Size:256)``, then the trial's loss lines), or runs whose bare step counter starts again from
+    where the first began (``step 0049``, then ``step 0000``).
 
     A header is the last line without a loss before a line with one; headers setting the same
-    names are one kind. A kind starts runs where, at (nearly) every one of its lines after the
-    first run, the run before fell by a fifth or more from where the kind's first run started and
-    the loss now jumps back at least halfway there: a fresh model. Each run has at least
-    :data:`_MIN_RUN_LINES` loss lines. A line printed every epoch (``lr: 0.01``) does not restart
-    the loss, and a loss spike has no header before it, so neither splits a run."""
+    names are one kind, and so are step counters with the same text before them (``eval step``
+    is not ``step``). A kind starts runs where, at (nearly) every place it could, the run before
+    moved by a fifth or more from where the kind's first run started (fell, or blew up) and the
+    loss now jumps back at least halfway there: a fresh model. Each run has at least :data:`_MIN_RUN_LINES` loss lines. A
+    line printed every epoch (``lr: 0.01``) does not restart the loss, an evaluation's counter
+    starting again does not either, and a loss spike has no header before it, so none of them
+    splits a run."""
 
     def __init__(self) -> None:
         self._pending: tuple[int, bytes] | None = None
         self._last_loss: bytes | None = None
         self._losses = 0  # loss lines so far
-        # names -> [(header line, loss lines before it, last loss line before it or None, first after it)]
-        self._kinds: dict[tuple[bytes, ...], list[tuple[int, int, bytes | None, bytes]]] = {}
+        # header kind (the names it sets) or counter kind (bytes) -> its places
+        self._kinds: dict[bytes | tuple[bytes, ...], list[_Boundary]] = {}
+        # counter kind (the text before it, digits dropped) -> [first step of its current run, last step]
+        self._steps: dict[bytes, list[int]] = {}
 
     def line(self, lineno: int, raw: bytes, loss: bool) -> None:
         """Take the console's next line (``loss``: whether it names a loss)."""
@@ -374,42 +387,69 @@ class _Headers:
                 self._pending = (lineno, raw)
             return
         if self._pending is not None:
-            names = tuple(_HEADER_NAME.findall(self._pending[1]))
-            seen = self._kinds.get(names)
-            if names and (seen is None or len(seen) <= _MAX_HEADERS):
-                self._kinds.setdefault(names, []).append((self._pending[0], self._losses, self._last_loss, raw))
+            self._add(tuple(_HEADER_NAME.findall(self._pending[1])), self._pending[0], raw)
             self._pending = None
+        m = _BARE_STEP.search(raw) if (b"tep" in raw or b"ter" in raw or b"TEP" in raw or b"TER" in raw) else None
+        if m is not None:
+            kind = raw[:m.start()].translate(None, _DIGITS).strip()
+            step = int(m[1])
+            seen = self._steps.get(kind)
+            if seen is None:
+                self._steps[kind] = [step, step]
+                self._kinds.setdefault(kind, []).append((lineno, self._losses, None, raw))
+            else:
+                # back to (about) where the run began, not to a checkpoint a resumed run goes on from
+                if step < seen[1] and step <= seen[0] + max(1, (seen[1] - seen[0]) // 10):
+                    self._add(kind, lineno, raw)
+                    seen[0] = step
+                seen[1] = step
         self._last_loss = raw
         self._losses += 1
 
+    def _add(self, kind: bytes | tuple[bytes, ...], lineno: int, raw: bytes) -> None:
+        seen = self._kinds.get(kind)
+        if kind != () and (seen is None or len(seen) <= _MAX_HEADERS):
+            self._kinds.setdefault(kind, []).append((lineno, self._losses, self._last_loss, raw))
+
     def starts(self) -> tuple[list[int], str | None]:
-        """:func:`_run_starts`' answer: the runs the headers start, else one run."""
-        found: set[int] = set()
-        for seen in self._kinds.values():
+        """:func:`_run_starts`' answer: the runs the headers or counters start, else one run."""
+        found: dict[int, tuple[int, str]] = {}  # loss lines before a run -> (its first line, how)
+        for kind, seen in self._kinds.items():
             if not 2 <= len(seen) <= _MAX_HEADERS:
                 continue
-            start = _loss_of(seen[0][3])  # where this kind's first run started
-            counts = [n for _, n, _, _ in seen] + [self._losses]
-            boundaries = restarts = 0
-            at_restarts = []
-            for i, (at, n, before, first) in enumerate(seen):
-                if before is None:
-                    continue
-                boundaries += 1
-                last, now = _loss_of(before), _loss_of(first)
-                # (the same loss on both sides: a test's loss after "Testing net" starts no run)
-                if (start is None or last is None or now is None or not start[0] == last[0] == now[0]
-                        or min(n - (counts[i - 1] if i else 0), counts[i + 1] - n) < _MIN_RUN_LINES):
-                    continue
-                start_, last_, now_ = start[1], last[1], now[1]
-                if start_ - last_ >= 0.2 * abs(start_) and now_ - last_ >= 0.5 * (start_ - last_):
-                    restarts += 1
-                    at_restarts.append(at)
-            if restarts and restarts >= 2 * boundaries / 3:
-                found.update(at_restarts)
+            how = ("its step counter starting again" if isinstance(kind, bytes)
+                   else "each after a header line naming its settings")
+            for at, n in _restarted(seen, self._losses):
+                # a header and the counter after it start the same run: from the header on
+                found[n] = min(found.get(n, (at, how)), (at, how))
         if not found:
             return [1], None
-        return [1, *sorted(found)], "each after a header line naming its settings, its loss starting again"
+        hows = sorted({how for _, how in found.values()})
+        return [1, *sorted(at for at, _ in found.values())], f"{' or '.join(hows)}, its loss starting again"
+
+
+def _restarted(seen: list[_Boundary], losses: int) -> list[tuple[int, int]]:
+    """(line, loss lines before it) of the places in ``seen`` (one kind's, :class:`_Restarts`) that
+    start runs, ``losses`` loss lines in all: all those where the loss started again, if it did at
+    two thirds of them."""
+    start = _loss_of(seen[0][3])  # where this kind's first run started
+    counts = [n for _, n, _, _ in seen] + [losses]
+    boundaries, restarts = 0, []
+    for i, (at, n, before, first) in enumerate(seen):
+        if before is None:
+            continue
+        boundaries += 1
+        last, now = _loss_of(before), _loss_of(first)
+        # (the same loss on both sides: a test's loss after "Testing net" starts no run)
+        if (start is None or last is None or now is None or not start[0] == last[0] == now[0]
+                or min(n - (counts[i - 1] if i else 0), counts[i + 1] - n) < _MIN_RUN_LINES):
+            continue
+        # the run before moved well away from where the first began (down, or up where it blew up),
+        # and the loss is back at least halfway there
+        away = abs(last[1] - start[1])
+        if away >= 0.2 * abs(start[1]) and abs(now[1] - start[1]) <= 0.5 * away:
+            restarts.append((at, n))
+    return restarts if restarts and len(restarts) >= 2 * boundaries / 3 else []
 
 
 def _loss_of(raw: bytes | None) -> tuple[str, float] | None:
