@@ -1002,8 +1002,8 @@ class Tracer:
 
 
 #: Set on a network copy by a remedy's activation swap: (the activations it replaces, the new
-#: one's name, its module), which :class:`FunctionalOps` applies where the forward calls them as
-#: functions.
+#: one's name, its module, the unit whose activation is kept or None), which :class:`FunctionalOps`
+#: applies where the forward calls them as functions.
 SWAP_ATTRIBUTE = "_gradhealth_activation_swap"
 
 
@@ -1202,7 +1202,7 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         name = own or clamp_activation(func, args, kwargs or {})
         if name is not None and _reads(args[0], last, out):
             swap = getattr(self.model, SWAP_ATTRIBUTE, None)  # a remedy's activation swap, verified
-            if swap is not None and name in swap[0]:
+            if swap is not None and name in swap[0] and last.name != swap[3]:
                 name, out = swap[1], swap[2](args[0])
             last.pre = _pre_activation(last.out, name, args[1] if len(args) > 1 else (kwargs or {}).get("dim", -1))
             last.activation, last.act_in = name, last.out

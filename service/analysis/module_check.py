@@ -186,9 +186,10 @@ class _SwappedLeakyReLU(nn.LeakyReLU):
         return super().forward(x)
 
 
-def _swap_edit(old: set[str], new: str, keep: str | None = None) -> Edit:
+def _swap_edit(old: set[str], new: str, keep: str | None = None, keep_call: str | None = None) -> Edit:
     """Every activation module of the kinds ``old`` swapped for ``new`` (He init after), but the one
-    at ``keep`` (the output's own squashing: the model's range)."""
+    at ``keep`` (the output's own squashing: the model's range); ``keep_call``: the unit whose
+    activation, called as a function (``torch.sigmoid(self.out(x))``), is kept so."""
     def make() -> nn.Module:
         return _SwappedReLU() if new == "relu" else _SwappedLeakyReLU(0.01)
 
@@ -200,7 +201,7 @@ def _swap_edit(old: set[str], new: str, keep: str | None = None) -> Edit:
                 if role_of(child).kind == "act" and role_of(child).activation in old:
                     setattr(parent, name, make())
         # the same activations called as functions (F.sigmoid(self.fc(x))) are swapped as they run
-        object.__setattr__(net, SWAP_ATTRIBUTE, (frozenset(old), new, make()))
+        object.__setattr__(net, SWAP_ATTRIBUTE, (frozenset(old), new, make(), keep_call))
         _init_edit("kaiming_normal")(net, seed)
     return edit
 
@@ -430,9 +431,15 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
             keep = (_output_activation_module(model, last.pointer.removeprefix("module:"), after=last.has_weights)
                     if last.activation in _SATURATING and last.pointer.startswith("module:")
                     else None)
-            swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=last if keep else None), "relu")
+            # no module computes that activation: the forward calls it as a function on the output
+            # layer (torch.sigmoid(self.layers[-1](x))), which the swap passes over by the layer's name
+            keep_call = (last.name if keep is None and last.activation in _SATURATING
+                         and not any(role_of(m).kind == "act" and role_of(m).activation == last.activation
+                                     for m in model.modules()) else None)
+            kept = last if keep or keep_call else None
+            swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu")
             swap.change += f" ({_BIASES_ZEROED})"
-            out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu", keep)))
+            out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu", keep, keep_call)))
         # a dead or saturated unit's bias far from 0 may pin it alone (an SE gate's -10)
         if code == "dead_units" or (code == "saturation" and any(
                 u.mean("bias_mean_square") >= _SATURATING_BIAS ** 2 for u in det.units if "bias_mean_square" in u.values)):
