@@ -48,6 +48,7 @@ from gradhealth.core.document import (
     TimeStep,
     Verified,
     finite_or_none,
+    pow10,
     status_of,
 )
 from gradhealth.core.rules import rule
@@ -173,7 +174,11 @@ class _Verifier:
     def _simulate(self, patch: list[dict[str, Any]], seeds: int | None = None) -> SimulationResult | str:
         """The patched spec's simulation over its first ``seeds`` seeds (all: None), or why there
         is none. A rate-only patch rescales the first simulation instead (every seed, no cost)."""
-        patched = jsonpatch.apply_patch(copy.deepcopy(self.raw), patch)
+        try:
+            patched = jsonpatch.apply_patch(copy.deepcopy(self.raw), patch)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            # a remedy whose patch does not fit this spec is left unverified; the check goes on
+            return f"the remedy's patch does not apply to this spec ({exc})"
         key = json.dumps(patched, sort_keys=True)
         if key not in self.plans:
             try:
@@ -466,12 +471,12 @@ def theory_report(result: SimulationResult) -> Theory:
         with np.errstate(divide="ignore", invalid="ignore"):
             logs = np.log10(run[0].values["output_grad_norm"]) - np.log10(run[-1].values["output_grad_norm"])
         measured_log = float(np.mean(logs)) if np.all(np.isfinite(logs)) else math.nan
-        predicted = 10 ** pred.predicted_log10_ratio if math.isfinite(pred.predicted_log10_ratio) else math.nan
+        predicted = pow10(pred.predicted_log10_ratio) if math.isfinite(pred.predicted_log10_ratio) else math.nan
         out.stretches.append(TheoryStretch(
             layers=[run[0].name, run[-1].name], depth=len(run), activation=act,
             sigma_w2=round(sigma_w2, 6), sigma_b2=round(sigma_b2, 6),
             q_star=finite_or_none(pred.q_star), chi1=finite_or_none(pred.chi1_star), phase=_phase(pred),
-            predicted_ratio=finite_or_none(predicted), measured_ratio=finite_or_none(10 ** measured_log),
+            predicted_ratio=finite_or_none(predicted), measured_ratio=finite_or_none(pow10(measured_log)),
             log10_error=finite_or_none(measured_log - pred.predicted_log10_ratio),
         ))
         key = (act, round(sigma_b2, 4))

@@ -64,6 +64,9 @@ class PlanContext(Protocol):
 
     def fail(self, pointer: str, message: str) -> SpecError: ...
 
+    def count(self, layers: int, pointer: str) -> None:
+        """Count ``layers`` more layers (a recurrent stack's) against the limit, refusing at ``pointer``."""
+
     def layers(
         self, layers: list[S.Layer], shape: tuple[int, ...], layout: Layout, prefix: str, pointer: str
     ) -> tuple[list[UnitPlan], tuple[int, ...], Layout]: ...
@@ -140,6 +143,15 @@ def conv_out(size: int, kernel: int, stride: int, padding: int | str) -> int:
     if padding == "same":
         return math.ceil(size / stride)
     return (size + 2 * int(padding) - kernel) // stride + 1
+
+
+def _check_stride(ctx: PlanContext, ptr: str, stride: int, spatial: tuple[int, ...], padding: int | str) -> None:
+    """Refuse a stride past the (padded) input's extent: it gives the one output a stride of that
+    extent gives, and PyTorch's kernels take it in 32 bits (2^31 overflows them)."""
+    extent = max(spatial) + (2 * padding if isinstance(padding, int) else 0)
+    if stride > extent:
+        raise ctx.fail(ptr + "/stride", f"stride {stride} is larger than the input's extent {extent} "
+                       f"(input {list(spatial)}): at most {extent}, which gives the same single output")
 
 
 def _check_time_steps(ctx: PlanContext, seq: int) -> None:
@@ -220,6 +232,7 @@ class _ConvKind(_WeightKind[L]):
         if len(shape) != self.rank:
             want = "[channels, length]" if self.rank == 2 else "[channels, height, width]"
             raise ctx.fail(ptr, f"{conv.type} needs an input of shape {want}, got {list(shape)}")
+        _check_stride(ctx, ptr, conv.stride, shape[1:], conv.padding)
         spatial = tuple(conv_out(s, conv.kernel_size, conv.stride, conv.padding) for s in shape[1:])
         if min(spatial) < 1:
             raise ctx.fail(ptr + "/kernel_size", f"kernel {conv.kernel_size} does not fit the input {list(shape)}")
@@ -263,6 +276,8 @@ class Pool2dKind(LayerKind[S.PoolLayer2d]):
         if len(shape) != 3:
             raise ctx.fail(ptr, f"{layer.type} needs [channels, height, width], got {list(shape)}")
         stride = layer.stride or layer.kernel_size
+        if layer.stride is not None:
+            _check_stride(ctx, ptr, stride, shape[1:], 0)
         spatial = tuple(conv_out(s, layer.kernel_size, stride, 0) for s in shape[1:])
         if min(spatial) < 1:
             raise ctx.fail(ptr + "/kernel_size", f"kernel {layer.kernel_size} does not fit {list(shape)}")
@@ -396,12 +411,13 @@ class RecurrentKind(LayerKind[S.RecurrentLayer]):
             raise ctx.fail(ptr, f"{layer.type} needs a sequence input [seq_len, features], got {list(shape)}")
         seq, feat = shape
         _check_time_steps(ctx, seq)
+        # each stacked layer is simulated like a layer of its own: counted before anything loops
+        ctx.count(layer.num_layers - 1, ptr + "/num_layers")
         gates, h = GATES[layer.type], layer.hidden_size
         dirs = 2 if layer.bidirectional else 1
         # weight_ih [gates*h, fan_in] + weight_hh [gates*h, h] + two biases [gates*h], per stacked
         # layer and direction; a stacked layer above a bidirectional one reads 2h features
-        params = dirs * sum(gates * h * ((feat if i == 0 else dirs * h) + h + 2)
-                            for i in range(layer.num_layers))
+        params = dirs * gates * h * ((feat + h + 2) + (layer.num_layers - 1) * (dirs * h + h + 2))
         inner = dirs * layer.num_layers * seq * h * (2 * gates + 3)
         if layer.output == "last":
             return Planned((dirs * h,), "vector", params, inner)

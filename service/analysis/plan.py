@@ -139,13 +139,16 @@ class _Planner:
             raise self.fail(ptr, f"unsupported layer type {layer.type!r}")
         return kind
 
-    def unit(self, kind: K.LayerKind[Any], layer: S.Layer, shape: tuple[int, ...], layout: Layout,
-             name: str, ptr: str) -> UnitPlan:
-        self.units += 1
+    def count(self, layers: int, pointer: str) -> None:
+        self.units += layers
         if self.units > self.limits.max_units:
             # Checked while expanding, so `repeat: 1000000000` costs nothing.
-            raise LimitExceeded.at(ptr + "/repeat", f"more than {self.limits.max_units} layers after expanding "
+            raise LimitExceeded.at(pointer, f"more than {self.limits.max_units} layers after expanding "
                                    "`repeat`/`num_layers`; that is the limit")
+
+    def unit(self, kind: K.LayerKind[Any], layer: S.Layer, shape: tuple[int, ...], layout: Layout,
+             name: str, ptr: str) -> UnitPlan:
+        self.count(1, ptr + "/repeat")
         if layout == "tokens" and not kind.takes_tokens:
             raise self.fail(ptr, f"a `{layer.type}` layer cannot take token ids; start with an `embedding` layer")
         return self.planned(kind, layer.type, layer, shape, layout, name, ptr)
@@ -188,7 +191,26 @@ def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:
                     math.prod(shape) + sum(u.activation_elements for u in units)),
                 )
     check_limits(plan, limits, planner.units)
+    if plan.parameters == 0:
+        raise SpecError.at("/layers", "the network has no trainable parameters, so there is no gradient to "
+                           "check: add a layer with weights (linear, conv1d, conv2d, an embedding, a recurrent "
+                           "layer, ...)")
+    _check_batch_norm(plan)
     return plan
+
+
+def _check_batch_norm(plan: Plan) -> None:
+    """Refuse a batch norm that would see one value per channel (batch_size 1 over a vector):
+    training mode has no variance to normalise by there."""
+    for u in plan.units:
+        if "batchnorm" not in (getattr(u.layer, "norm", None), getattr(u.layer, "type", None)):
+            continue
+        shape = u.out_shape
+        spatial = math.prod(shape[1:]) if u.out_layout in ("channels", "image") else math.prod(shape[:-1])
+        if plan.spec.batch_size * spatial < 2:
+            raise SpecError.at("/batch_size", f"batch norm in {u.name} ({u.pointer}) sees one value per channel "
+                               f"with batch_size {plan.spec.batch_size}: training mode needs at least 2 to "
+                               "normalise, so set batch_size to 2 or more")
 
 
 def _heaviest(plan: Plan) -> tuple[str, str]:

@@ -237,7 +237,7 @@ def logits_loss(ctx: Context) -> list[Remedy]:
                               [{"op": "replace", "path": path, "value": "identity"}], squashed=squashed)]
     if loss.from_logits:
         return []
-    patch: list[dict[str, Any]] = [{"op": "replace", "path": "/loss/from_logits", "value": True}]
+    patch = [_loss_patch(ctx, from_logits=True)]
     if getattr(last.layer, "activation", None) not in (None, "identity"):
         # logits are the last layer's raw outputs: sigmoids per class give way to the loss's own
         # softmax, and a ReLU (which no logit below 0 passes) to a linear output, as the change says
@@ -251,10 +251,15 @@ def binary_loss(ctx: Context) -> list[Remedy]:
     if loss.type != "cross_entropy" or ctx.plan.classes != 1:
         return []
     last = [u for u in ctx.plan.units if u.copy == 0][-1]
-    # (the spec may name its loss by a string alone: "loss": "cross_entropy")
-    path = "/loss/type" if isinstance(ctx.raw.get("loss"), dict) else "/loss"
-    return [R.single_unit_binary_loss(_names([last.pointer]),
-                                      [{"op": "replace", "path": path, "value": "binary_cross_entropy"}])]
+    return [R.single_unit_binary_loss(_names([last.pointer]), [_loss_patch(ctx, type="binary_cross_entropy")])]
+
+
+def _loss_patch(ctx: Context, **fields: Any) -> dict[str, Any]:
+    """The patch operation that sets ``fields`` of the spec's loss, however the spec gives it: an
+    object, a name alone (``"loss": "cross_entropy"``) or nothing (the default loss)."""
+    given = ctx.raw.get("loss")
+    loss = dict(given) if isinstance(given, dict) else {"type": given if isinstance(given, str) else ctx.plan.spec.loss.type}
+    return {"op": "add", "path": "/loss", "value": {**loss, **fields}}
 
 
 def linear_output(ctx: Context) -> list[Remedy]:
