@@ -793,7 +793,7 @@ def _reshape(n: Node, c: Ctx) -> Op:
 
 def _flatten(n: Node, c: Ctx) -> Op:
     axis = n.attrs.get("axis", 1)
-    return Fn(lambda x: x.reshape(int(np.prod(x.shape[:axis % (x.dim() or 1)] or [1])), -1)
+    return Fn(lambda x: x.reshape(math.prod(x.shape[:axis % (x.dim() or 1)]), -1)
               if axis != 0 else x.reshape(1, -1))
 
 
@@ -1288,6 +1288,8 @@ class OnnxModule(nn.Module):
         #: None from the table; any other name missing there is a graph defect, not an input
         self.held = held
         self.unit_names = unit_names  # (name, pointer) per op
+        #: the ONNX op type per op (set by :func:`import_onnx`; named in a refusal)
+        self.op_types: list[str] = []
         #: per unrolled recurrence, the indices of the ops that apply its recurrent weight, and of
         #: its input projections
         self.recurrent_links: list[tuple[list[int], list[int]]] = []
@@ -1312,7 +1314,14 @@ class OnnxModule(nn.Module):
                 args = [env.get(i) if i else None for i in ins]  # parameters live in the op
                 if any(a is None for a in args):
                     self._check_defined(k, ins, env)
-                result = op(*args)
+                try:
+                    result = op(*args)
+                except (IndexError, TypeError, KeyError) as exc:
+                    # torch's "Dimension out of range" (an axis the header could not judge), an
+                    # attribute of the wrong kind or missing: the file's graph, not the check, is
+                    # wrong; a ValueError naming the node is what the check refuses as such (a 422),
+                    # and what a remedy's re-simulation reports as not simulated (errsweep E7)
+                    raise ValueError(f"node {self._label(k)}: {type(exc).__name__}: {exc}") from exc
                 if len(outs) == 1:
                     env[outs[0]] = result[0] if isinstance(result, tuple) else result
                 else:
@@ -1326,6 +1335,11 @@ class OnnxModule(nn.Module):
             raise ModelError(f"graph output {missing[0]!r} was computed by no node")
         out = [env[o] for o in self.output_names]
         return out[0] if len(out) == 1 else tuple(out)
+
+    def _label(self, k: int) -> str:
+        """``name (Op)`` of op ``k``'s node, its position where the file left it unnamed."""
+        node = self.unit_names[k][1].removeprefix("node:") or f"#{k}"
+        return f"{node} ({self.op_types[k]})" if k < len(self.op_types) else node
 
     def _check_defined(self, k: int, ins: list[str], env: dict[str, Any]) -> None:
         """A backstop to the header's structural check: op ``k`` is never handed None for a name
@@ -1886,7 +1900,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     for node in nodes:
         try:
             ops.append(OPS[node.op](node, ctx))
-        except (Unsupported, KeyError, ValueError) as exc:
+        except (Unsupported, KeyError, ValueError, IndexError, TypeError) as exc:
+            # (an attribute missing, of the wrong kind, or an input left out: errsweep E7)
             problems.append(f"{node.op} (node {node.name or '?'}: {exc})")
             continue
         measured = ops[-1].role.kind != "other" or isinstance(ops[-1], Recurrent)
@@ -1906,6 +1921,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     module = OnnxModule([n for n, _ in specs], [o.name for o in graph.output], ops,
                         [(n.inputs, n.outputs) for n in nodes], consts, names, held=frozenset(static),
                         trainable=frozenset({k for found in trainable.values() for k in found} - ctx.weights))
+    module.op_types = [node.op for node in nodes]
     for at, sources in trainable.items():
         op = ops[at]
         if isinstance(op, DynamicConv):

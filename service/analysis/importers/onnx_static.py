@@ -228,6 +228,131 @@ def _cycle(nodes: list[Any], reads: list[list[str]], producer: dict[str, int], d
     return "".join(steps) + f"node {_node_label(nodes[loop[-1][0]], loop[-1][0])}"
 
 
+def elements(dims: Any) -> int:
+    """The number of values a tensor of sizes ``dims`` holds, as an exact Python integer: numpy's
+    int64 product wraps (errsweep E5: ``[2**32, 2**32]`` made 0, and passed every limit)."""
+    return math.prod(int(d) for d in dims)
+
+
+#: ONNX element types stored packed in ``raw_data``, and how many bits a value takes there (by
+#: name: an older onnx package lacks the newer ones).
+_PACKED_BITS = {"INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2, "FLOAT6E2M3": 6, "FLOAT6E3M2": 6}
+#: ... and how many values one entry of ``int32_data`` holds (the 6-bit ones keep one an entry).
+_PER_INT32 = {4: 2, 2: 4, 6: 1}
+
+
+def _tensor_problem(t: Any) -> str | None:
+    """What is wrong with the data of the stored tensor ``t`` (an initializer, a Constant's value),
+    None when its element type is one ONNX defines and it holds exactly the values its dims need;
+    what ``numpy_helper.to_array`` would otherwise fail on with a KeyError or a reshape error
+    (errsweep E6). A tensor stored as external data is left to the external-data refusal."""
+    import onnx
+    from onnx import helper
+
+    if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
+        return None
+    dims = [int(d) for d in t.dims]
+    if any(d < 0 for d in dims):
+        return f"its dims {dims} have a negative size"
+    code = int(t.data_type)
+    try:
+        if code == onnx.TensorProto.UNDEFINED:
+            raise KeyError(code)
+        np_type = helper.tensor_dtype_to_np_dtype(code)
+        field = helper.tensor_dtype_to_field(code)
+    except (KeyError, ValueError, TypeError):
+        return f"data type {code} is not an ONNX element type"
+    name = onnx.TensorProto.DataType.Name(code)
+    label = "string" if code == onnx.TensorProto.STRING else str(np_type)
+    count = elements(dims)
+    bits = _PACKED_BITS.get(name)
+    if code != onnx.TensorProto.STRING and t.HasField("raw_data"):
+        need = -(-count * bits // 8) if bits else count * np.dtype(np_type).itemsize
+        have, what = len(t.raw_data), "bytes"
+        field = "raw_data"
+    else:
+        complex_types = (onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128)
+        need = (-(-count // _PER_INT32[bits]) if bits else 2 * count if code in complex_types else count)
+        have, what = len(getattr(t, field)), "values"
+    if have == need:
+        return None
+    return f"{field} holds {have} {what}, its dims {dims} of {label} need {need}"
+
+
+def check_tensor_data(graph: Any) -> None:
+    """Refuse (:class:`ModelError`, naming the tensor) a stored tensor, initializer or a node's
+    tensor attribute (a Constant's value), whose element type ONNX does not define or whose data
+    is not what its dims need: ``initializer 'fc.weight': raw_data holds 12 bytes, its dims [4, 4]
+    of float32 need 64``. Checked before anything reads one (the worker's ``to_array``)."""
+    for t in graph.initializer:
+        problem = _tensor_problem(t)
+        if problem:
+            raise ModelError(f"initializer {t.name!r}: {problem}")
+    for k, n in enumerate(graph.node):
+        for a in n.attribute:
+            for t in ([a.t] if a.HasField("t") else []) + list(a.tensors):
+                problem = _tensor_problem(t)
+                if problem:
+                    raise ModelError(f"node {_node_label(n, k)}, attribute {a.name!r}: {problem}")
+
+
+#: Ops with an ``axis`` attribute over their first input, and how far past that input's rank r it
+#: may reach: (low, high) allows -(r + low) to r - 1 + high (Flatten's axis may be r; OneHot's
+#: counts in its output, one rank more).
+_AXIS_RANGE: dict[str, tuple[int, int]] = {
+    "Softmax": (0, 0), "LogSoftmax": (0, 0), "Concat": (0, 0), "Gather": (0, 0), "GatherElements": (0, 0),
+    "ScatterElements": (0, 0), "Split": (0, 0), "ArgMax": (0, 0), "ArgMin": (0, 0), "TopK": (0, 0),
+    "LayerNormalization": (0, 0), "Flatten": (0, 1), "OneHot": (1, 1),
+}
+#: Ops whose ``axes`` attribute (older opsets; newer ones take an input) lists axes of their first input.
+_AXES_OPS = frozenset({"Squeeze", "Unsqueeze", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceMax",
+                       "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"})
+
+
+def check_axes(graph: Any, ranks: dict[str, int]) -> None:
+    """Refuse (:class:`ModelError`, naming the node and the attribute) an ``axis``, ``axes`` or
+    Transpose ``perm`` attribute out of range for the rank of the tensor it applies to, where that
+    rank is known (``ranks``: declared or inferred); torch would raise an IndexError mid-simulation
+    (errsweep E7: Softmax axis=99, Transpose perm=[5, 0]), or a modulo would silently pick another
+    axis. Rank-0 inputs are left to the simulation."""
+    import onnx
+
+    for k, n in enumerate(graph.node):
+        if not n.input or not n.input[0]:
+            continue
+        r = ranks.get(n.input[0])
+        if r is None and n.op_type == "Concat":
+            r = next((ranks[i] for i in n.input if i in ranks), None)
+        if not r:
+            continue
+        where = f"node {_node_label(n, k)}"
+        of = f"its input {n.input[0]!r} has rank {r}"
+        for a in n.attribute:
+            if n.op_type in _AXIS_RANGE and a.name == "axis":
+                if a.type != onnx.AttributeProto.INT:
+                    raise ModelError(f"{where}: attribute 'axis' must be an integer")
+                low, high = _AXIS_RANGE[n.op_type]
+                if not -(r + low) <= a.i <= r - 1 + high:
+                    raise ModelError(f"{where}: axis {a.i} is out of range, {of} (axis -{r + low} to "
+                                     f"{r - 1 + high})")
+            elif n.op_type in _AXES_OPS and a.name == "axes":
+                if a.type != onnx.AttributeProto.INTS:
+                    raise ModelError(f"{where}: attribute 'axes' must be a list of integers")
+                out = r + len(a.ints) if n.op_type == "Unsqueeze" else r
+                bad = [int(x) for x in a.ints if not -out <= x <= out - 1]
+                if bad:
+                    raise ModelError(f"{where}: axes {list(a.ints)} has {bad[0]} out of range, {of} "
+                                     f"(axes -{out} to {out - 1})")
+            elif n.op_type == "Transpose" and a.name == "perm":
+                if a.type != onnx.AttributeProto.INTS:
+                    raise ModelError(f"{where}: attribute 'perm' must be a list of integers")
+                perm = [int(x) for x in a.ints]
+                if len(perm) != r or not all(-r <= x < r for x in perm) \
+                        or sorted(x % r for x in perm) != list(range(r)):
+                    raise ModelError(f"{where}: perm {perm} is not a permutation of the {r} axes of "
+                                     f"its input {n.input[0]!r} (each of 0 to {r - 1} once)")
+
+
 #: Ops whose output size is set by the values of their inputs, not by their shapes: a constant
 #: argument can ask for any size at all from a file of a few bytes.
 _SIZED_BY_VALUE = ("ConstantOfShape", "Expand", "Tile", "Range")
@@ -247,7 +372,7 @@ def _known_values(graph: Any) -> dict[str, np.ndarray]:
 
     values: dict[str, np.ndarray] = {}
     for t in graph.initializer:
-        if int(np.prod(t.dims)) <= _SMALL and t.data_location != 1:  # (not external data)
+        if elements(t.dims) <= _SMALL and t.data_location != 1:  # (not external data)
             try:
                 values[t.name] = np.asarray(numpy_helper.to_array(t)).ravel()
             except Exception:  # a tensor whose data does not match its dims: read nothing from it
@@ -257,7 +382,7 @@ def _known_values(graph: Any) -> dict[str, np.ndarray]:
         try:
             if n.op_type == "Constant":
                 for a in n.attribute:
-                    if a.name == "value" and int(np.prod(a.t.dims)) <= _SMALL:
+                    if a.name == "value" and elements(a.t.dims) <= _SMALL:
                         values[n.output[0]] = np.asarray(numpy_helper.to_array(a.t)).ravel()
                     elif a.name in ("value_int", "value_ints", "value_float", "value_floats"):
                         values[n.output[0]] = np.asarray(helper.get_attribute_value(a)).ravel()
@@ -366,8 +491,10 @@ def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
     return _estimate(model, shapes)[0]
 
 
-def _estimate(model: Any, shapes: dict[str, list[int]]) -> tuple[int, tuple[str, int] | None]:
-    """:func:`activation_bytes`, and the largest tensor a node makes: (its name, its bytes)."""
+def _estimate(model: Any, shapes: dict[str, list[int]]
+              ) -> tuple[int, tuple[str, int] | None, dict[str, int]]:
+    """:func:`activation_bytes`, the largest tensor a node makes: (its name, its bytes), and the
+    rank of every tensor whose rank is declared or inferred (for :func:`check_axes`)."""
     import onnx
 
     m = onnx.ModelProto()
@@ -379,7 +506,7 @@ def _estimate(model: Any, shapes: dict[str, list[int]]) -> tuple[int, tuple[str,
     # [1e5, 1e5] counted as nothing, then allocated 80 GB).
     declared = {i.name for i in m.graph.input}
     kept = [t for t in m.graph.initializer
-            if t.data_type in _INT_DATA and int(np.prod(t.dims)) <= _SMALL]
+            if t.data_type in _INT_DATA and elements(t.dims) <= _SMALL]
     kept_names = {t.name for t in kept}
     for t in m.graph.initializer:
         if t.name not in declared and t.name not in kept_names:
@@ -400,22 +527,27 @@ def _estimate(model: Any, shapes: dict[str, list[int]]) -> tuple[int, tuple[str,
     # whatever the nodes after them (onnxsweep5: [16, 64, 2e9] read by a ReduceMean was estimated at
     # 19 kB and then allocated)
     weights = {t.name for t in model.graph.initializer}
-    total = sum(int(np.prod([d.dim_value for d in i.type.tensor_type.shape.dim])) * 8
+    total = sum(elements(d.dim_value for d in i.type.tensor_type.shape.dim) * 8
                 for i in m.graph.input if i.name in declared and i.name not in weights
                 and all(d.HasField("dim_value") for d in i.type.tensor_type.shape.dim))
+    ranks = {t.name: len(t.dims) for t in model.graph.initializer}
+    ranks.update((i.name, len(i.type.tensor_type.shape.dim)) for i in m.graph.input
+                 if i.type.tensor_type.HasField("shape"))
     try:
         inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
     except Exception:  # inference is an estimate: a graph it cannot follow counts its inputs alone
-        return total, None
+        return total, None, ranks
     largest: tuple[str, int] | None = None
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        if vi.type.tensor_type.HasField("shape"):
+            ranks.setdefault(vi.name, len(vi.type.tensor_type.shape.dim))
         dims = vi.type.tensor_type.shape.dim
         if dims and all(d.HasField("dim_value") for d in dims):
             size = math.prod(int(d.dim_value) for d in dims) * BYTES_PER_VALUE
             total += size
             if largest is None or size > largest[1]:
                 largest = (vi.name, size)
-    return total, largest
+    return total, largest, ranks
 
 
 #: The batch a dynamic first dimension takes when no batch size is given.
@@ -433,9 +565,11 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     """Everything refused before a tensor is made, in the order a user would fix it: not ONNX
     (:class:`InputFormatError`), control flow, a graph that is no dataflow graph
     (:func:`check_structure`; one listed out of order is sorted), external data, unsupported ops
-    (every one named, with its node), the parameter count, a ConstantOfShape, Expand, Tile or Range
-    whose constant arguments ask for more than the memory limit, dynamic dimensions without a size
-    (:class:`ModelError`), the activation memory (:class:`LimitExceeded`).
+    (every one named, with its node), the parameter count (exact: :func:`elements`), a stored tensor
+    of an unknown element type or of data not the size of its dims (:func:`check_tensor_data`), a
+    ConstantOfShape, Expand, Tile or Range whose constant arguments ask for more than the memory
+    limit, dynamic dimensions without a size, an axis or perm out of range for its input's rank
+    (:func:`check_axes`) (:class:`ModelError`), the activation memory (:class:`LimitExceeded`).
 
     ``input_shapes`` gives sizes by input name; ``batch_size`` fills a dynamic first dimension (and
     replaces a fixed one). Without it a dynamic first dimension, the batch both torch's and tf2onnx's
@@ -477,9 +611,12 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     if ahead:
         raise ModelError(f"the model declares opset {ahead[0]}, newer than the {newest} this check knows; "
                          "export it with an opset it knows (torch.onnx.export(..., opset_version=17))")
-    params = sum(int(np.prod(t.dims)) for t in graph.initializer)
+    params = sum(elements(t.dims) for t in graph.initializer)
     if params > limits.max_parameters:
         raise LimitExceeded(f"the model has {params} parameters, over the limit of {limits.max_parameters}")
+    # an element type ONNX does not define, or data of another size than the dims (errsweep E6):
+    # refused by name here, not met by the worker's to_array as a KeyError or reshape error
+    check_tensor_data(graph)
     # every node is an op call per step and seed: a chain of 50,000 Relus in a 1 MB file held a
     # worker for minutes (apisweep2); a spec's layers are bounded by max_units, a graph's nodes by
     # NODES_PER_UNIT times that (a transformer layer exports as a few dozen nodes)
@@ -536,14 +673,16 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                          + ("; give the batch size (--batch-size 32; `batch_size` over HTTP) or the "
                             "input shapes" if batch_only else "; give them as input shapes")
                          + " (e.g. --input-shape name=32x3x224x224)")
-    act, largest = _estimate(model, shapes)
+    act, largest, ranks = _estimate(model, shapes)
+    # an axis or perm out of the range of its input's rank (errsweep E7), before any tensor is made
+    check_axes(graph, ranks)
     if act > limits.max_activation_bytes and defaulted:
         # the default batch was the check's choice, not the user's: take the largest that fits
         fits = DEFAULT_BATCH * limits.max_activation_bytes // act
         if fits >= 2:
             for name in defaulted:
                 shapes[name][0] = int(fits)
-            act, largest = _estimate(model, shapes)
+            act, largest, _ = _estimate(model, shapes)
     if act > limits.max_activation_bytes:
         first = next(iter(shapes.values()), [])
         batch = first[0] if first else 1
