@@ -1,7 +1,10 @@
 """Reading a training log from a file, a folder or an archive: :func:`read_log`.
 
 - A **file** is read by the reader :func:`gradhealth.logs.sniff.detect` picks (or the one the
-  ``format`` hint names, checked against the content).
+  ``format`` hint names, checked against the content); a text log in UTF-16/32 with its byte-order
+  mark, and a semicolon-separated table with decimal commas, as the UTF-8 or comma-separated copy
+  of it. :func:`detect` makes the same decision without reading the file (the upload route's
+  check, so the service accepts what this module reads).
 - A **folder** that is an MLflow run folder (``metrics/`` of MLflow metric files) is read by the
   mlflow reader. Any other folder is walked (hidden files and folders, ``__MACOSX`` and symlinks
   are skipped): MLflow run folders inside it are read as runs, and every other file a reader
@@ -29,7 +32,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -85,31 +88,95 @@ def _wide_encoding(path: Path) -> str | None:
     return next((enc for bom, enc in _BOMS if head.startswith(bom)), None)
 
 
-def _read_copy(path: Path, label: str, hint: str | None, limits: ReadLimits,
-               rewrite: Callable[[Path], None], note: str) -> RunLog:
-    """``path`` read as the copy ``rewrite`` writes of it in a temporary folder (a text encoding or a
-    table layout the readers do not read, turned into one they do), with a ``transcoded`` ``note``."""
+class _Rewrite(NamedTuple):
+    """A copy the loader reads in place of a file (a text encoding or a table layout the readers do
+    not read, turned into one they do): ``write(copy, upto)`` writes it (whole, or with ``upto``
+    at least its first ``upto`` characters, a table in whole rows), ``hint`` is the format hint
+    the copy is read with, ``note`` the ``transcoded`` warning's text."""
+
+    write: Callable[[Path, int | None], None]
+    hint: str | None
+    note: str
+
+
+#: How much of a rewritten copy :func:`detect` writes: the sniffer reads at most
+#: ``sniff.TEXT_SEARCH_BYTES`` of a file (the semicolon check 8 KiB) and a UTF-8 copy has at least
+#: as many bytes as characters. Four times that covers a semicolon table's copy of a transcoded
+#: copy, whose rows can be up to three times shorter than their source (quotes dropped), so
+#: detection sees the bytes that reading the whole copy would.
+DETECT_CHARS = 4 * (sniff.TEXT_SEARCH_BYTES + sniff.HEAD_BYTES)
+
+
+def _route(path: Path, label: str, hint: str | None) -> registry.Reader | _Rewrite:
+    """How the file at ``path`` is read: by a reader (:func:`gradhealth.logs.sniff.detect`), or as
+    a rewritten copy (UTF-16/32 with a byte-order mark; a semicolon table with decimal commas, when
+    no reader knows the file and no hint is given). The one decision of :func:`_read_file` and
+    :func:`detect`. Raises :class:`UnknownLogFormat` as :func:`gradhealth.logs.sniff.detect` does."""
+    if (encoding := _wide_encoding(path)) is not None:
+        return _transcoding(path, encoding, label, hint)
+    try:
+        return sniff.detect(path, hint)
+    except UnknownLogFormat:
+        if hint is not None or not _semicolon_table(path):
+            raise
+        return _semicolons(path, label)
+
+
+def detect(path: Path, hint: str | None = None) -> str:
+    """What :func:`read_log` reads the file at ``path`` as, decided as it decides it but without
+    reading the file: an archive's kind (``zip``, ``tar``, ``gz``, ...; its files are detected as
+    it is extracted), else the name of the reader that reads the file, or its transcoded or
+    comma-separated copy (a bounded head of the copy is written for this: :data:`DETECT_CHARS`).
+
+    The upload route's check before a job exists (:mod:`gradhealth.api.routers.checks`), so an
+    upload is refused or accepted exactly as ``gradhealth check`` treats the same file. Raises
+    :class:`UnknownLogFormat` (an empty file, an unknown or contradicted hint, a format no reader
+    knows) and :class:`LogError` (a byte-order mark on text of another encoding) with the loader's
+    messages.
+    """
+    path = Path(path)
+    kind = sniff.archive_kind(path)
+    if kind is not None:
+        return kind
+    return _detect_file(path, path.name, hint).name
+
+
+def _detect_file(path: Path, label: str, hint: str | None) -> registry.Reader:
+    route = _route(path, label, hint)
+    if not isinstance(route, _Rewrite):
+        return route
     with tempfile.TemporaryDirectory(prefix="gh-logs-") as tmp:
         copy = Path(tmp) / path.name
-        rewrite(copy)
-        log = _read_file(copy, label, hint, limits)
-        log.warnings.append(LogWarning("transcoded", f"{label}: {note}"))
+        route.write(copy, DETECT_CHARS)
+        return _detect_file(copy, label, route.hint)
+
+
+def _read_copy(path: Path, label: str, limits: ReadLimits, rewrite: _Rewrite) -> RunLog:
+    """``path`` read as the whole copy ``rewrite`` writes of it in a temporary folder, with a
+    ``transcoded`` note."""
+    with tempfile.TemporaryDirectory(prefix="gh-logs-") as tmp:
+        copy = Path(tmp) / path.name
+        rewrite.write(copy, None)
+        log = _read_file(copy, label, rewrite.hint, limits)
+        log.warnings.append(LogWarning("transcoded", f"{label}: {rewrite.note}"))
         return log
 
 
-def _read_transcoded(path: Path, encoding: str, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
+def _transcoding(path: Path, encoding: str, label: str, hint: str | None) -> _Rewrite:
     """A text log in UTF-16/32, read as its UTF-8 copy (the readers read bytes as UTF-8)."""
-    def rewrite(copy: Path) -> None:
+    def write(copy: Path, upto: int | None) -> None:
+        written = 0
         try:
             with path.open("r", encoding=encoding, newline="") as src, copy.open("w", encoding="utf-8",
                                                                                    newline="") as out:
-                while chunk := src.read(2**20):
+                while (upto is None or written < upto) and (chunk := src.read(2**20)):
                     out.write(chunk)
+                    written += len(chunk)
         except UnicodeError as e:
             raise LogError(f"{label}: starts with a {encoding.upper()} byte-order mark but is not "
                            f"{encoding.upper()} text ({e}); save it as UTF-8") from None
 
-    return _read_copy(path, label, hint, limits, rewrite, f"{encoding.upper()} text, read as UTF-8")
+    return _Rewrite(write, hint, f"{encoding.upper()} text, read as UTF-8")
 
 
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*$")
@@ -129,32 +196,45 @@ def _semicolon_table(path: Path) -> bool:
         len(line.split(";")) == width for line in lines[1:] if line.strip())
 
 
-def _read_semicolon_table(path: Path, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
+class _Counted:
+    """A text file's ``write`` that counts the characters written."""
+
+    def __init__(self, out: Any) -> None:
+        self.out, self.chars = out, 0
+
+    def write(self, text: str) -> int:
+        self.chars += len(text)
+        return int(self.out.write(text))
+
+
+def _semicolons(path: Path, label: str) -> _Rewrite:
     """A semicolon-separated table with decimal commas, read as its comma-separated copy."""
-    def rewrite(copy: Path) -> None:
+    def write(copy: Path, upto: int | None) -> None:
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as src, \
                 copy.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            for row in csv.reader(src, delimiter=";"):
-                writer.writerow([c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in row])
+            counted = _Counted(out)
+            writer = csv.writer(counted)
+            try:
+                for row in csv.reader(src, delimiter=";"):
+                    writer.writerow([c.replace(",", ".") if _DECIMAL_COMMA.match(c) else c for c in row])
+                    if upto is not None and counted.chars >= upto:
+                        break
+            except csv.Error as e:
+                raise LogError(f"{label}: cannot be read as a table separated by semicolons ({e})") from None
 
-    return _read_copy(path, label, hint, limits, rewrite, "separated by semicolons, read with ',' as the "
-                      "decimal mark (a spreadsheet's export in a European locale)")
+    return _Rewrite(write, None, "separated by semicolons, read with ',' as the decimal mark (a "
+                    "spreadsheet's export in a European locale)")
 
 
 def _read_file(path: Path, label: str, hint: str | None, limits: ReadLimits,
                reader: registry.Reader | None = None) -> RunLog:
     sniff.check_size(path, limits, label)
     try:
-        if reader is None and (encoding := _wide_encoding(path)) is not None:
-            return _read_transcoded(path, encoding, label, hint, limits)
         if reader is None:
-            try:
-                reader = sniff.detect(path, hint)
-            except UnknownLogFormat:
-                if hint is not None or not _semicolon_table(path):
-                    raise
-                return _read_semicolon_table(path, label, hint, limits)
+            route = _route(path, label, hint)
+            if isinstance(route, _Rewrite):
+                return _read_copy(path, label, limits, route)
+            reader = route
         log = reader.read(path, limits)
     except LogError as e:
         raise _relabel(e, path.name, label) from None
@@ -258,7 +338,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
             logs.append((rel, log))
             continue
         reader = _sniff(p, candidates)
-        if reader is None and _wide_encoding(p) is None:
+        if reader is None and not _read_as_copy(p, shown, candidates):
             skipped.append(rel)
             continue
         total_bytes += p.stat().st_size
@@ -361,6 +441,18 @@ def _sniff(path: Path, readers: list[registry.Reader]) -> registry.Reader | None
     except OSError:
         return None
     return sniff.sniff(path.name, head, readers)[0] if head else None
+
+
+def _read_as_copy(path: Path, label: str, readers: list[registry.Reader]) -> bool:
+    """Whether a file in a folder that no reader recognises is read as its rewritten copy (UTF-16/32
+    text, a semicolon table): decided by :func:`_detect_file`, as for a lone file, and only when
+    the copy is in one of ``readers``' formats; an unknown copy is skipped like any unknown file."""
+    if _wide_encoding(path) is None and not _semicolon_table(path):
+        return False
+    try:
+        return _detect_file(path, label, None) in readers
+    except UnknownLogFormat:
+        return False
 
 
 def _join(a: Series, b: Series) -> Series:

@@ -1,5 +1,7 @@
 """What a log file is, before it is read: the one size check, the one archive detector and the one
-format sniffer, used by the loader (:mod:`gradhealth.logs.load`), every reader and the upload route.
+format sniffer, used by the loader (:mod:`gradhealth.logs.load`) and every reader. The upload route
+calls :func:`gradhealth.logs.load.detect`, which adds the loader's own decisions (byte-order marks,
+semicolon tables) to :func:`detect` here, so an upload is judged as the loader reads the file.
 
 - :func:`check_size`: a file over ``limits.max_file_bytes`` raises :class:`UploadTooLarge`.
 - :func:`archive_kind`: ``zip``, ``tar``, ``gz``, ``bz2`` or ``xz`` (a tar inside the compressed

@@ -302,8 +302,8 @@ async def submit_logs(
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
 ) -> Response:
+    from gradhealth.logs.load import detect
     from gradhealth.logs.readers.registry import formats
-    from gradhealth.logs.sniff import archive_kind, detect
 
     if format is not None and format not in formats():
         raise ApiError(422, "unknown_format_hint", f"unknown format {format!r}; use one of: {', '.join(formats())}")
@@ -311,10 +311,9 @@ async def submit_logs(
     try:
         if upload.size == 0:
             raise ApiError(422, "empty_upload", "the upload is empty")
-        # The loader's archive detector: an archive is checked as the job extracts it; any other
-        # file gets its 415 now, not a failed job later.
-        if archive_kind(upload.path) is None:
-            await run_in_threadpool(detect, upload.path, format)
+        # The loader's own detection (archives, byte-order marks, semicolon tables): an archive is
+        # checked as the job extracts it; any other file the job could not read gets its 415 now.
+        await run_in_threadpool(detect, upload.path, format)
     except BaseException:
         upload.discard()
         raise
