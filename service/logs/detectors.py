@@ -1419,14 +1419,17 @@ def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     sm = smooth(v, _divergence_window(len(v)))
     i_min = int(np.argmin(sm))
     low, end = float(sm[i_min]), float(sm[-1])
-    if i_min >= len(sm) - 3 or low <= 0 and end <= 0:
+    if low <= 0 and end <= 0:
         return []
-    rise = end / low if low > 0 else math.inf
     rollouts = _on_rollouts(run)
+    if i_min >= len(sm) - 3:
+        return [] if rollouts else _rescued(run, loss, steps, v, sm, t)
+    rise = end / low if low > 0 else math.inf
     if rise < t.divergence_factor:
         if rollouts:
             return []
-        return _excursion(run, loss, steps, sm, t) or _lost_progress(run, loss, steps, v, sm, i_min, t)
+        return (_excursion(run, loss, steps, sm, t) or _lost_progress(run, loss, steps, v, sm, i_min, t)
+                or _rescued(run, loss, steps, v, sm, t))
     if rollouts and rise < _BLOWN_UP:
         # an agent's value or TD loss regresses onto returns that grow as the policy improves (DQN's
         # TD loss rose 5x while its episode reward went 1.6 -> 18.9): a rise short of a blow-up is
@@ -1650,6 +1653,51 @@ def _lost_progress(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, 
          "threshold": _LOST_RISE, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
          "start": top, "share_undone": share, "steps_undone": undone, "window": _divergence_window(len(v))},
         [lower_lr(run, at_step=onset, why=f"the loss climbed back from {loss.where(onset)}"), clipping(run, t)])]
+
+
+def _rescued(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, sm: np.ndarray,
+             t: LogThresholds) -> list[Finding]:
+    """A loss that climbed away from its lowest so far and held there, as :func:`_lost_progress`
+    judges a run's end, for a fifth of the run or more, then came down again (a word-level RNN at
+    lr 20 rising from 12.3 to 17.3 nats over two epochs, down to 8 only once the rate was cut to 5):
+    a warning for that stretch, however the run ended. The progress was lost there, and the same
+    rate diverges again."""
+    floor = np.minimum.accumulate(sm)
+    if not np.all(floor > 0):
+        return []
+    p = int(np.argmax(sm / floor))  # the highest climb over the lowest before it
+    if sm[p] < _LOST_RISE * floor[p]:
+        return []
+    back = np.nonzero(sm[p:] < _LOST_RISE * floor[p])[0]
+    if not len(back) or p + int(back[0]) >= len(sm) - 3:
+        return []  # held to the end: the run's end is judged as it is
+    j = p + int(back[0]) - 1  # the last point before it came down
+    i_min = int(np.argmin(sm[:j + 1]))
+    held = int(np.sum(sm[i_min:j + 1] >= _LOST_RISE * sm[i_min]))
+    if held < max(5, _EXCURSION_FRACTION * len(sm)):
+        return []
+    found = _lost_progress(run, loss, steps[:j + 1], v[:j + 1], sm[:j + 1], i_min, t)
+    if not found:
+        return []
+    down = float(steps[j + 1])
+    rates = learning_rate_at(run, float(steps[j])), learning_rate_at(run, down)
+    cut = (f" when the learning rate went from {rates[0]:.3g} to {rates[1]:.3g}"
+           if rates[0] is not None and rates[1] is not None and rates[1] < rates[0] else "")
+    f = found[0]
+    low, top = float(sm[i_min]), float(np.max(sm[i_min:j + 1]))
+    first = i_min + int(np.nonzero(sm[i_min:j + 1] >= _LOST_RISE * low)[0][0])
+    summary = (f"{loss.name} climbed from {low:.3g} ({loss.where(steps[i_min])}) to {top:.3g} ({top / low:.3g}x) and "
+               f"stayed above {_LOST_RISE * low:.3g} on {held} of the {j + 1 - i_min} points to "
+               f"{loss.where(steps[j])}; it came down only from {loss.where(down)}{cut}, ending at "
+               f"{float(sm[-1]):.3g} (running medians of {_divergence_window(len(v))} points)")
+    evidence = f.evidence.model_copy(update={
+        "steps": [_num(steps[first]), _num(steps[j])], "value": top / low, "minimum": low,
+        "minimum_step": _num(steps[i_min]), "recovered_at": _num(down), "final": float(sm[-1]),
+        "points_above": held})
+    why = ("The loss gave back what training had gained and held there for a long stretch before it came down "
+           "again (often only after the learning rate was lowered): the rate was too large for that stage, the "
+           "stretch was lost, and the same rate would diverge again.")
+    return [f.model_copy(update={"summary": summary, "explanation": why, "evidence": evidence})]
 
 
 #: Evaluations of a validation loss logged alone that say how its run went: this many all worse than

@@ -93,3 +93,15 @@ def test_a_resumed_run_and_an_evaluation_counter_do_not_split_a_run(tmp_path: Pa
         lines += [f"eval step {j}, loss: {3.0 - 0.1 * k + 0.01 * j:.4f}\n" for j in range(5)]
     doc = run_log_check(write(tmp_path, "eval.log", "".join(lines)))
     assert not [w for w in doc.log.warnings if "runs appended" in w]
+
+
+def test_trials_of_other_settings_may_start_above_the_first(tmp_path: Path) -> None:
+    # a grid's trials each start where their settings put them (1.18, then 1.43, 1.39): a fresh
+    # start above the first trial's is a fresh start all the same
+    text = "".join(
+        _trial(f"('Dropout: 0.5', 'Size: {size}', 'Embed: 300')", [start * 0.9 ** i for i in range(8)],
+               [1.7 - 0.01 * i for i in range(8)])
+        for size, start in ((256, 1.18), (128, 1.43), (64, 1.39), (32, 1.45)))
+    doc = run_log_check(write(tmp_path, "grid2.txt", text))
+    [w] = [w for w in doc.log.warnings if "runs appended" in w]
+    assert "4 runs" in w

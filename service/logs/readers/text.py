@@ -95,7 +95,7 @@ _SPLIT_WORD = r"(?:train|training|val|vali|valid|validation|eval|test)"  # (Info
 # a word naming which loss ("total loss: 4119.9", "cls loss: 0.56", "running loss: 0.3"): part of its
 # name, or every such line reads as one "loss" (PyTorch-YOLOv3 forks print eight of them)
 _LOSS_QUALIFIER = (r"(?!(?:the|a|an|of|and|or|in|on|to|for|with|is|at|by|this|that|no|its|per|our|your|my)[ \t])"
-                   r"[A-Za-z]{1,12}")
+                   r"[A-Za-z]{1,16}")
 # "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
 # (and after it: NICE-EEG's "loss val: 6.6089"; a split word before an accuracy: "train acc: 0.50")
@@ -445,9 +445,10 @@ def _restarted(seen: list[_Boundary], losses: int) -> list[tuple[int, int]]:
                 or min(n - (counts[i - 1] if i else 0), counts[i + 1] - n) < _MIN_RUN_LINES):
             continue
         # the run before moved well away from where the first began (down, or up where it blew up),
-        # and the loss is back at least halfway there
-        away = abs(last[1] - start[1])
-        if away >= 0.2 * abs(start[1]) and abs(now[1] - start[1]) <= 0.5 * away:
+        # and the loss jumps back at least halfway there (or past it: a run of other settings may
+        # start higher)
+        away = start[1] - last[1]
+        if abs(away) >= 0.2 * abs(start[1]) and (now[1] - last[1]) * math.copysign(1.0, away) >= 0.5 * abs(away):
             restarts.append((at, n))
     return restarts if restarts and len(restarts) >= 2 * boundaries / 3 else []
 

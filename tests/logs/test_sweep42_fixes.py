@@ -1,0 +1,49 @@
+"""What the forty-second log sweep (unhealthy real runs from public repositories) found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gradhealth.logs.check import diagnose, run_log_check
+from tests.logs.helpers import write
+from tests.logs.test_detectors import run_of
+
+
+def test_a_long_loss_qualifier_names_a_component_and_the_total_is_judged(tmp_path: Path) -> None:
+    # a VAE's console: "Reconstruction Loss" was read as the bare loss, so the total's blow-up
+    # (its KL term 95x in one step) was never looked at
+    total = [476.6 * 0.9 ** i for i in range(20)] + [45008.3, 23015.4, 7747.1] + [50 * 0.99 ** i for i in range(60)]
+    lines = [f"Epoch 1, Step {30 * i}: Reconstruction Loss={0.9 * 0.98 ** i:.4f}, KL Loss={t * 3.3:.2f}, "
+             f"Total Loss={t:.4f}\n" for i, t in enumerate(total)]
+    doc = run_log_check(write(tmp_path, "vae.txt", "".join(lines)))
+    roles = {s.name: s.role for s in doc.series}
+    assert roles["Reconstruction_Loss"] == "metric" and roles["Total_Loss"] == "loss"
+    assert any(f.code == "loss_spike" and f.evidence.metric == "Total_Loss" for f in doc.findings)
+
+
+def _lm(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    # a word-level RNN at lr 20: 12.3 nats rising to 15-17 over three epochs, then the rate cut to 5
+    # and the loss down to 8 (what a scheduler on the validation loss does)
+    n = 90
+    loss = np.concatenate([np.linspace(12.3, 13.1, 14), np.full(28, 14.9), np.full(8, 13.0), np.full(6, 16.5),
+                           np.linspace(8.8, 8.0, n - 56)]) + rng.normal(0, 0.1, n)
+    lr = np.concatenate([np.full(56, 20.0), np.full(n - 56, 5.0)])
+    return loss, lr
+
+
+def test_a_divergence_a_rate_cut_rescued_is_still_a_warning() -> None:
+    loss, lr = _lm(np.random.default_rng(3))
+    [f] = [f for f in diagnose(run_of(loss=loss, learning_rate=lr)).findings if f.code == "loss_divergence"]
+    assert f.severity == "warning" and "came down only from" in f.summary
+    assert "learning rate went from 20 to 5" in f.summary and f.evidence.recovered_at == 560  # steps of 10
+
+
+def test_a_short_bump_before_new_lows_is_no_divergence() -> None:
+    # a warm-up overshoot: the loss rises for a few points, then falls to new lows for good
+    rng = np.random.default_rng(4)
+    loss = np.concatenate([np.linspace(10.4, 9.0, 10), np.linspace(9.0, 10.8, 4), np.linspace(10.8, 3.0, 86)])
+    loss = loss * np.exp(rng.normal(0, 0.01, len(loss)))
+    assert not [f for f in diagnose(run_of(loss=loss)).findings if f.code == "loss_divergence"
+                and f.severity != "info"]
