@@ -237,7 +237,7 @@ def logits_loss(ctx: Context) -> list[Remedy]:
                               [{"op": "replace", "path": path, "value": "identity"}], squashed=squashed)]
     if loss.from_logits:
         return []
-    patch = [_loss_patch(ctx, from_logits=True)]
+    patch = _loss_patch(ctx, from_logits=True)
     if getattr(last.layer, "activation", None) not in (None, "identity"):
         # logits are the last layer's raw outputs: sigmoids per class give way to the loss's own
         # softmax, and a ReLU (which no logit below 0 passes) to a linear output, as the change says
@@ -251,15 +251,18 @@ def binary_loss(ctx: Context) -> list[Remedy]:
     if loss.type != "cross_entropy" or ctx.plan.classes != 1:
         return []
     last = [u for u in ctx.plan.units if u.copy == 0][-1]
-    return [R.single_unit_binary_loss(_names([last.pointer]), [_loss_patch(ctx, type="binary_cross_entropy")])]
+    return [R.single_unit_binary_loss(_names([last.pointer]), _loss_patch(ctx, type="binary_cross_entropy"))]
 
 
-def _loss_patch(ctx: Context, **fields: Any) -> dict[str, Any]:
-    """The patch operation that sets ``fields`` of the spec's loss, however the spec gives it: an
-    object, a name alone (``"loss": "cross_entropy"``) or nothing (the default loss)."""
+def _loss_patch(ctx: Context, **fields: Any) -> list[dict[str, Any]]:
+    """The patch that sets ``fields`` of the spec's loss, however the spec gives it: an object (each
+    field replaced or added), a name alone (``"loss": "cross_entropy"``) or nothing (the default
+    loss; both become an object)."""
     given = ctx.raw.get("loss")
-    loss = dict(given) if isinstance(given, dict) else {"type": given if isinstance(given, str) else ctx.plan.spec.loss.type}
-    return {"op": "add", "path": "/loss", "value": {**loss, **fields}}
+    if isinstance(given, dict):
+        return [{"op": "replace" if k in given else "add", "path": f"/loss/{k}", "value": v} for k, v in fields.items()]
+    loss = {"type": given if isinstance(given, str) else ctx.plan.spec.loss.type}
+    return [{"op": "add", "path": "/loss", "value": {**loss, **fields}}]
 
 
 def linear_output(ctx: Context) -> list[Remedy]:

@@ -43,8 +43,11 @@ def test_the_loss_patch_keeps_what_the_spec_wrote(loss: Any) -> None:
     raw = {"input": {"shape": [8]}, "seeds": 1, "loss": loss, "layers": [_linear(out_features=1)]}
     doc = run_architecture_check(raw, CheckOptions(Thresholds(), Limits(), device="cpu"))
     [remedy] = [r for f in doc.findings for r in f.remedies if r.patch]
-    written = loss if isinstance(loss, dict) else {"type": loss}
-    assert remedy.patch[0]["value"] == {**written, "type": "binary_cross_entropy"}
+    if isinstance(loss, dict):  # the field the spec wrote, replaced; the rest kept
+        assert remedy.patch == [{"op": "replace", "path": "/loss/type", "value": "binary_cross_entropy"}]
+    else:  # a name alone becomes an object
+        assert remedy.patch == [{"op": "add", "path": "/loss", "value": {"type": "binary_cross_entropy"}}]
+    assert remedy.verified is not None and remedy.verified.fixed
 
 
 def test_a_predicted_ratio_past_the_largest_float_is_reported_not_raised() -> None:
