@@ -2056,24 +2056,46 @@ def _frozen_gan(run: RunLog) -> Finding | None:
     if not parts["G"] or not parts["D"]:
         return None
     every = [x for p in parts.values() for x in p]
-    if any(len(v) < _GAN_FROZEN_POINTS or np.ptp(v) != 0 for _, _, v in every):
+    exact = all(len(v) >= _GAN_FROZEN_POINTS and np.ptp(v) == 0 for _, _, v in every)
+    if not exact and not all(_pinned(v) for _, _, v in every):
         return None
     g, d = parts["G"][0], parts["D"][0]
     first = min(float(steps[0]) for _, steps, _ in every)
     last = max(float(steps[-1]) for _, steps, _ in every)
+    points = min(len(v) for _, _, v in every)
+    where = (f"{g[0].name} is {float(g[2][0]) + 0.0:g} and {d[0].name} {float(d[2][0]) + 0.0:g} at every one of "
+             f"{points} logged points" if exact else
+             f"{g[0].name} stays at {float(np.median(g[2])):.4g} and {d[0].name} at {float(np.median(d[2])):.4g}, "
+             f"8 in 10 of the {points} logged points within {_GAN_PINNED:.0%} of that")
     return _finding(
         "loss_plateau", "warning",
-        f"the GAN's losses do not move: {g[0].name} is {float(g[2][0]) + 0.0:g} and {d[0].name} "
-        f"{float(d[2][0]) + 0.0:g} at "
-        f"every one of {min(len(v) for _, _, v in every)} logged points ({g[0].between(first, last)})",
-        "A generator and a discriminator that learn push each other's losses around; losses that are exactly "
-        "the same at every step mean neither network's updates change anything: most often the discriminator "
-        "has won outright and its saturated output gives the generator no gradient (a learning rate or a "
-        "discriminator too strong, or a non-saturating loss needed).",
+        f"the GAN's losses do not move: {where} ({g[0].between(first, last)})",
+        "A generator and a discriminator that learn push each other's losses around; losses that stay the same "
+        "at every step mean neither network's updates change anything: most often the discriminator has won "
+        "outright and its saturated output gives the generator no gradient (a learning rate or a discriminator "
+        "too strong, or a non-saturating loss needed), or it has stopped telling real from fake at all (an "
+        "output of 0.5 everywhere: ln 2 per term of a cross-entropy, 2 ln 2 = 1.386 for the real and fake terms "
+        "summed).",
         {"metric": g[0].name, "steps": [_num(first), _num(last)], "value": 0.0, "threshold": 0.0,
          "generator": [s.name for s, _, _ in parts["G"]][:20],
          "discriminator": [s.name for s, _, _ in parts["D"]][:20]},
         [lower_lr(run, at_step=first, why="the GAN's losses froze")])
+
+
+#: A GAN player's per-step loss whose middle 80 % spans at most this share of its level, over at least
+#: :data:`_GAN_PINNED_POINTS` points, does not move (:func:`_frozen_gan`): a learning player's loss
+#: swings by tens of percent from batch to batch.
+_GAN_PINNED = 0.02
+_GAN_PINNED_POINTS = 20
+
+
+def _pinned(v: np.ndarray) -> bool:
+    """Whether a GAN player's losses ``v`` stay within :data:`_GAN_PINNED` of one level."""
+    if len(v) < _GAN_PINNED_POINTS:
+        return False
+    level = float(np.median(v))
+    lo, hi = np.percentile(v, [10, 90])
+    return level != 0 and float(hi - lo) <= _GAN_PINNED * abs(level)
 
 
 #: Share of a discriminator's logged losses at exactly 0 that says it has won (:func:`_discriminator_won`).

@@ -47,3 +47,27 @@ def test_a_short_bump_before_new_lows_is_no_divergence() -> None:
     loss = loss * np.exp(rng.normal(0, 0.01, len(loss)))
     assert not [f for f in diagnose(run_of(loss=loss)).findings if f.code == "loss_divergence"
                 and f.severity != "info"]
+
+
+def _gan(tmp_path: Path, d: np.ndarray, g: np.ndarray) -> list[tuple[str, str]]:
+    lines = [f"[{i:8d} Epoch:[ 0/25] [{i:4d}/ 273] time: {0.76 * i:.4f}, d_loss: {a:.8f}, g_loss: {b:.8f}\n"
+             for i, (a, b) in enumerate(zip(d, g, strict=True))]
+    doc = run_log_check(write(tmp_path, "nohup.out", "".join(lines)))
+    return [(f.code, f.severity) for f in doc.findings]
+
+
+def test_a_gan_pinned_at_its_equilibrium_losses_is_not_playing(tmp_path: Path) -> None:
+    # a DCGAN whose discriminator says 0.5 to everything from the start: d_loss at 2 ln 2 and
+    # g_loss at ln 2 within half a percent, step after step
+    rng = np.random.default_rng(5)
+    n = 300
+    found = _gan(tmp_path, 1.386 * (1 + rng.normal(0, 0.003, n)), 0.693 * (1 + rng.normal(0, 0.003, n)))
+    assert ("loss_plateau", "warning") in found
+
+
+def test_a_gan_whose_losses_swing_is_playing(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    n = 300
+    d = np.clip(0.9 + 0.3 * rng.standard_normal(n), 0.1, None)
+    g = np.clip(2.0 + 0.8 * rng.standard_normal(n), 0.2, None)
+    assert ("loss_plateau", "warning") not in _gan(tmp_path, d, g)
