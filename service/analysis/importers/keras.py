@@ -53,7 +53,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gradhealth.analysis.importers import ModelError, name_layers
-from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem
+from gradhealth.analysis.importers.keras_pointers import Origin, Origins, relocated
+from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem, SpecError
 
 __all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
            "KerasTraining", "read_keras_training", "sniff_keras", "translate_or_graph", "translation_reads_weights"]
@@ -130,8 +131,13 @@ def modern_config(data: Any) -> Any:
     """``data`` with a Keras <= 2.2.2 Sequential config (``config`` the bare list of layers, as
     AUTOTRAINER-era files store it) in today's form, ``config: {layers: [...]}``; else unchanged."""
     if isinstance(data, dict) and data.get("class_name") == "Sequential" and isinstance(data.get("config"), list):
-        return {**data, "config": {"name": data.get("name", "sequential"), "layers": data["config"]}}
+        return {**data, "config": _LegacyConfig(name=data.get("name", "sequential"), layers=data["config"])}
     return data
+
+
+class _LegacyConfig(dict[str, Any]):
+    """The ``config`` :func:`modern_config` made of a Keras <= 2.2.2 Sequential's bare layer list: a
+    plain dict that remembers its layers are at ``/config/<i>`` in the file (:func:`_layers_base`)."""
 
 
 def sniff_keras(head: bytes) -> str | None:
@@ -1089,7 +1095,7 @@ def keras_to_spec(model: dict[str, Any], loss: str | dict[str, Any] | None = Non
     at all.
     """
     return _translate(modern_config(model), loss, seeds=seeds, batch_size=batch_size, stored=stored,
-                      optimizer=optimizer)[0]
+                      optimizer=optimizer, base=_layers_base(model))[0]
 
 
 def translation_reads_weights(model: dict[str, Any]) -> bool:
@@ -1099,14 +1105,41 @@ def translation_reads_weights(model: dict[str, Any]) -> bool:
     return any(isinstance(lay, dict) and lay.get("class_name") == "PReLU" for lay in layers or [])
 
 
-#: spec layer pointer -> (Keras layer name, class, config, layout of its input)
-Origins = dict[str, tuple[str, str, dict[str, Any], str]]
+def _layers_base(model: Any) -> str:
+    """The JSON pointer of a Keras model's layer list in its file: ``/config/layers``, or
+    ``/config`` for a Keras <= 2.2.2 Sequential (:func:`modern_config`)."""
+    legacy = isinstance(model, dict) and isinstance(model.get("config"), list | _LegacyConfig)
+    return "/config" if legacy else "/config/layers"
+
+
+def _input_origin(items: list[dict[str, Any]], config: dict[str, Any], base: str,
+                  index: dict[int, int]) -> tuple[str, str, str] | None:
+    """Where :func:`_input_shape` read the input shape: (the JSON pointer of that list, whose item
+    0 is the batch size, the Keras layer's name, its class); None where it read none."""
+    for layer in items:
+        cfg = layer.get("config") or {}
+        cls = str(layer.get("class_name"))
+        where = f"{base}/{index[id(layer)]}" if id(layer) in index else base
+        name = str(cfg.get("name", cls))
+        for key in ("batch_shape", "batch_input_shape"):
+            if isinstance(cfg.get(key), list):
+                return f"{where}/config/{key}", name, cls
+        if isinstance((layer.get("build_config") or {}).get("input_shape"), list):
+            return f"{where}/build_config/input_shape", name, cls
+        if layer.get("class_name") != "InputLayer":
+            break
+    if isinstance(config.get("build_input_shape"), list):
+        return "/config/build_input_shape", str(config.get("name", "model")), "model"
+    return None
 
 
 def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, *, seeds: int = 3,
                batch_size: int = 64, stored: Weights | None = None,
-               optimizer: dict[str, Any] | None = None) -> tuple[dict[str, Any], Origins]:
-    """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer).
+               optimizer: dict[str, Any] | None = None,
+               base: str = "/config/layers") -> tuple[dict[str, Any], Origins]:
+    """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer), with its
+    place in the file (``base``: the pointer of the file's layer list, :func:`_layers_base`); the
+    input's sizes too (``/input/shape/0`` -> the Keras ``batch_shape`` entry).
     ``stored``: the file's weights when they will be used (a PReLU's slope is its stored alpha)."""
     from gradhealth.analysis.importers.keras_graph import check_config_sizes
 
@@ -1135,6 +1168,7 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
     elif any(not isinstance(d, int) or d < 1 for d in shape):
         tr.fail("input", f"dynamic dimensions in the input shape {shape} are not supported; "
                          "give the model a fixed input shape or the sizes to use (--input-shape input=32x41; `input_shapes` over HTTP)")
+    index = {id(lay): i for i, lay in enumerate(cfg["layers"])}  # a layer's place in the file
     first = _first_kind(items)
     layout = ("tokens" if first == "Embedding" else "image" if shape and len(shape) == 3
               else "channels" if shape and len(shape) == 2 and first == "Conv1D"
@@ -1156,9 +1190,10 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
                 continue
             made = tr.layer(str(cls), item.get("config") or {}, layout)
             tr.on_input = False
-            for lay in made:  # which Keras layer each spec layer is (names, stored weights)
-                lay["_keras"] = (str((item.get("config") or {}).get("name", cls)), str(cls),
-                                 item.get("config") or {}, layout)
+            for lay in made:  # which Keras layer each spec layer is (names, stored weights, refusals)
+                lay["_keras"] = Origin(str((item.get("config") or {}).get("name", cls)), str(cls),
+                                       item.get("config") or {}, layout,
+                                       f"{base}/{index[id(item)]}" if id(item) in index else base)
             out.extend(made)
             layout = _layout(str(cls), item.get("config") or {}, layout)
         return out, layout
@@ -1190,7 +1225,36 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
         spec["input"] = {"shape": [shape[-1], *shape[:-1]]}  # channels-last -> channels-first
     else:
         spec["input"] = {"shape": shape}
+    _input_origins(spec, origins, _input_origin([i for i in items if isinstance(i, dict)], cfg, base, index),
+                   channels_first=layout in ("channels", "image"))
     return spec, origins
+
+
+def _input_origins(spec: dict[str, Any], origins: Origins, found: tuple[str, str, str] | None, *,
+                   channels_first: bool) -> None:
+    """Add to ``origins`` where each of the spec's input sizes is in the Keras file: the spec's
+    ``/input/shape/i`` is the Keras shape's entry i + 1 (after the batch size), channels-first
+    from channels-last for a convolution's input; ``/input/tokens/seq_len`` is entry 1, and the
+    vocabulary the Embedding's ``input_dim``."""
+    tokens = spec["input"].get("tokens")
+    if tokens is not None:
+        embedding = next((o for o in origins.values() if o.cls == "Embedding"), None)
+        if embedding is not None:
+            origins["/input/tokens/vocab_size"] = embedding._replace(
+                where=f"{embedding.where}/config/input_dim", exact=True)
+    if found is None:
+        return
+    where, name, cls = found
+    whole = Origin(name, cls, {}, "", where, exact=True)
+    origins["/input"] = whole
+    if tokens is not None:
+        origins["/input/tokens/seq_len"] = whole._replace(where=f"{where}/1")
+        return
+    shape = spec["input"].get("shape") or []
+    origins["/input/shape"] = whole
+    for i in range(len(shape)):
+        keras = (len(shape) if i == 0 else i) if channels_first else i + 1  # [C, H, W] <- [H, W, C]
+        origins[f"/input/shape/{i}"] = whole._replace(where=f"{where}/{keras}")
 
 
 def _first_kind(items: list[Any]) -> str:
@@ -1380,7 +1444,8 @@ def _flatten_permutation(shape: tuple[int, ...]) -> np.ndarray:
     """For a channels-first shape (C, ...): perm[i] = the Keras (channels-last) flat index of the
     element torch's flatten puts at i. A Dense after Flatten reads its kernel rows through it."""
     c, rest = shape[0], shape[1:]
-    keras_order = np.arange(int(np.prod(shape))).reshape(*rest, c)
+    # exact Python integers: numpy's int64 product of untrusted sizes wraps ([2**32, 2**32] -> 0)
+    keras_order = np.arange(math.prod(int(d) for d in shape)).reshape(*rest, c)
     return keras_order.transpose(len(rest), *range(len(rest))).reshape(-1)
 
 
@@ -1409,7 +1474,7 @@ def _load_weights(net: Any, origins: Origins, weights: Weights) -> list[str]:
         origin = origins.get(unit.plan.pointer)
         if origin is None:
             continue
-        name, cls, cfg, layout = origin
+        name, cls, cfg, layout = origin.name, origin.cls, origin.cfg, origin.layout
         if cls == "Flatten" and layout in ("image", "channels"):
             perm = _flatten_permutation(tuple(unit.plan.in_shape))
             continue
@@ -1536,6 +1601,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     if weights == "as_given" and stored is None:
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
+    base = _layers_base(config)  # where the file's layers are, for refusals that point into it
     config = with_input_shapes(config, input_shapes)
     notes = (*notes, *activity_penalty_notes(config))  # the one part of the model's loss not simulated
     settings = settings if settings is not None else get_settings()
@@ -1571,14 +1637,17 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         return _loss_note(doc, unsimulated, notes)
     assert spec is not None and origins is not None
     if stored is None:
-        doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
-                                 progress=progress)
+        with keras_located(origins, base):
+            doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
+                                     progress=progress)
         doc = _renamed(doc, _keras_names(spec, origins))
         if ignored:  # the file has weights: say they were not used
             doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         doc.summary += shrunk
         return _loss_note(doc, unsimulated, notes)
-    doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings, progress=progress)
+    with keras_located(origins, base):
+        doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
+                            progress=progress)
     return _loss_note(doc, unsimulated, notes)
 
 
@@ -1685,19 +1754,41 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
     ``(None, None, graph)`` (:func:`.keras_graph.plan_keras_graph`: concatenations, projection
     shortcuts, depthwise convolutions, squeeze-and-excitation, checked as a graph). Torch-free, so
     the API decides before a job exists. Raises :class:`ModelError` with both reasons when neither
-    reads it, :class:`LimitExceeded` when the graph is over ``limits``."""
-    from gradhealth.analysis.importers.keras_graph import plan_keras_graph
+    reads it, :class:`LimitExceeded` when the graph is over ``limits``.
 
+    A translated spec is validated and planned here (over ``limits``, the defaults when None): a
+    refusal (:class:`SpecError`, :class:`LimitExceeded`) points into the Keras file and names its
+    layer (:func:`.keras_pointers.relocated`), not into the spec the importer made of it."""
+    from gradhealth.analysis.importers.keras_graph import plan_keras_graph
+    from gradhealth.analysis.plan import make_plan
+    from gradhealth.analysis.spec import parse_spec
+
+    base = _layers_base(config)
     config = modern_config(config)  # both doors read today's form of a Keras 2.2 Sequential
     try:
         spec, origins = _translate(config, loss, seeds=seeds, batch_size=batch_size, stored=stored,
-                                   optimizer=optimizer)
-        return spec, origins, None
+                                   optimizer=optimizer, base=base)
     except ModelError as spec_error:
         try:
             return None, None, plan_keras_graph(config, batch_size=batch_size, limits=limits, stored=stored)
         except ModelError as graph_error:
             raise ModelError(f"{graph_error} (as a spec: {spec_error})") from None
+    with keras_located(origins, base):
+        make_plan(parse_spec(spec), limits)
+    return spec, origins, None
+
+
+@contextmanager
+def keras_located(origins: Origins | None, base: str = "/config/layers") -> Iterator[None]:
+    """Re-raise a refusal of a translated spec (:class:`SpecError`, :class:`LimitExceeded`) pointed
+    into the Keras file, naming its layers (:func:`.keras_pointers.relocated`)."""
+    try:
+        yield
+    except SpecError as exc:
+        moved = relocated(exc, origins, base)
+        if moved is exc:
+            raise
+        raise moved from None
 
 
 def _keras_names(spec: dict[str, Any], origins: Origins) -> dict[str, str]:
