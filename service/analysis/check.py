@@ -420,10 +420,17 @@ OPPOSITE = {"vanishing_gradient": "exploding_gradient", "exploding_gradient": "v
 _AFTER_CLIPPING = ("lower_learning_rate", "raise_learning_rate", "weight_decay")
 
 
+#: Measured fixes whose badness differs by less than this (5% of units, 0.05 of a decade) rank as
+#: equals, in the order their rule proposes them (its preference: the smaller change first), since
+#: one seed's figures scatter by about as much.
+RANK_RESOLUTION = 0.05
+
+
 def _rank(code: str, r: Remedy) -> tuple[int, float]:
     if r.verified is None:
         return (1, 0.0)  # not simulable: after every measured fix, before every measured failure
     badness = rule(code).badness.of(r.verified.after)
+    badness = float(round(badness / RANK_RESOLUTION)) if math.isfinite(badness) else badness
     if r.verified.fixed and not r.verified.side_effects:
         return (0, badness)
     if r.verified.fixed:

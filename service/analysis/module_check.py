@@ -55,7 +55,7 @@ from gradhealth.analysis.graph import (
     softmax_over_last,
 )
 from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_code
-from gradhealth.analysis.remedies import clip_threshold, lower_rate, raise_rate
+from gradhealth.analysis.remedies import clip_threshold, far_input, lower_rate, raise_rate
 from gradhealth.analysis.rules import (
     clipped_regression_output,
     detect,
@@ -225,6 +225,20 @@ def _output_activation_module(model: nn.Module, path: str, *, after: bool) -> st
     if role_of(getattr(container, child)).kind != "act":
         return None
     return f"{parent}.{child}" if parent else child
+
+
+def _standardise_input_edit(path: str) -> Edit:
+    """The module at ``path`` (the first layer) reading its input standardised, (x - mean) / std over
+    the batch: what normalising the data gives that layer, whatever the example's dtype."""
+    def standardise(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        x = args[0]
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() > 1):
+            return args
+        return ((x - x.mean()) / x.std().clamp_min(1e-12), *args[1:])
+
+    def edit(net: nn.Module, seed: int) -> None:
+        net.get_submodule(path).register_forward_pre_hook(standardise)
+    return edit
 
 
 def _identity_edit(path: str) -> Edit:
@@ -407,6 +421,13 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
     functions = any(u.pointer.startswith("function:") for u in result.units)
     if code == "symmetric_weights":
         acts = {u.activation for u in det.units if u.activation} or acts
+    far = far_input(result, det) if code in ("exploding_gradient", "nonfinite", "saturation") else None
+    if far is not None:
+        first = next(u for u in result.units if u.name == far[0])
+        # simulated as the first layer reading its input standardised; a layer the forward computes
+        # with a function of its own parameters has no module to hook
+        out.append((R.normalise_inputs(*far), _standardise_input_edit(first.pointer.removeprefix("module:"))
+                    if first.pointer.startswith("module:") else None))
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units", "symmetric_weights"):
         for scheme, wanted in (("kaiming_normal", bool(acts & {"relu", "leaky_relu", "elu", "gelu", "silu"})
                                 or code == "dead_units"),

@@ -140,6 +140,34 @@ def xavier_for_saturating(ctx: Context) -> list[Remedy]:
     return [r] if r else []
 
 
+#: Inputs whose root mean square is this many times the unit scale (or more) are not normalised:
+#: raw 0-255 pixels read about 147.
+FAR_INPUT_RMS = 10.0
+
+
+def far_input(result: SimulationResult, detection: Detection) -> tuple[str, float] | None:
+    """(the first weight layer's name, the root mean square of its inputs) where ``detection`` is
+    about that layer and its inputs are :data:`FAR_INPUT_RMS` or more times the unit scale its
+    init assumes; None otherwise."""
+    first = next((u for u in result.units if u.has_weights and "input_mean_square" in u.values), None)
+    if first is None or first.name not in {u.name for u in detection.units}:
+        return None
+    rms = math.sqrt(max(first.mean("input_mean_square"), 0.0))
+    return (first.name, rms) if math.isfinite(rms) and rms >= FAR_INPUT_RMS else None
+
+
+def input_normalisation(ctx: Context) -> list[Remedy]:
+    """``normalise_inputs`` where the finding's first layer reads inputs far from the unit scale
+    (a spec's ``input.scale`` of 255): the patch sets the scale to 1, what standardised inputs
+    have."""
+    if ctx.plan.spec.input.tokens is not None:
+        return []
+    found = far_input(ctx.result, ctx.detection)
+    if found is None:
+        return []
+    return [R.normalise_inputs(found[0], found[1], [{"op": "add", "path": "/input/scale", "value": 1.0}])]
+
+
 def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
     """Swap saturating (or dead ReLU) layers to a ReLU-family activation with He init; not an output
     layer's squashing (a saturated sigmoid output: the model's range, kept)."""

@@ -36,6 +36,7 @@ from gradhealth.analysis.remedies import (
     decay,
     gated_cells,
     init_remedies,
+    input_normalisation,
     larger_learning_rate,
     learning_rate,
     linear_output,
@@ -336,7 +337,7 @@ def _these_layers(acts: str) -> str:
 
 class VanishingGradient(ArchitectureRule):
     code = "vanishing_gradient"
-    remedies = (relu_family, init_remedies, zero_biases, _batchnorm, _layernorm, residual)
+    remedies = (init_remedies, zero_biases, relu_family, _batchnorm, _layernorm, residual)
 
     def measure(self, result: SimulationResult) -> float:
         # a layer the forward detaches gets none at all, wherever it sits on the path
@@ -386,6 +387,7 @@ def _residual_if_normalised(ctx: Context) -> list[Remedy]:
 class ExplodingGradient(ArchitectureRule):
     code = "exploding_gradient"
     remedies = (
+        input_normalisation,
         init_remedies,
         scaled_residual,
         _residual_if_normalised,
@@ -623,7 +625,7 @@ class _Fraction(ArchitectureRule):
 class Saturation(_Fraction):
     code = "saturation"
     key = "saturated_fraction"
-    remedies = (zero_biases, xavier_for_saturating, relu_family, _batchnorm)
+    remedies = (input_normalisation, zero_biases, xavier_for_saturating, relu_family, _batchnorm)
 
     #: An output layer counts only with this share of its units or more in the tails, and as a
     #: warning at most (:meth:`output_share`)
@@ -838,7 +840,7 @@ def _masked_nonfinite(result: SimulationResult) -> bool:
 
 class Nonfinite(ArchitectureRule):
     code = "nonfinite"
-    remedies = (init_remedies, clipping, learning_rate)
+    remedies = (input_normalisation, init_remedies, clipping, learning_rate)
 
     def measure(self, result: SimulationResult) -> float:
         return float(

@@ -192,6 +192,12 @@ REMEDIES: dict[str, Entry] = {
                           "|a| each step back: |a| far below 1 forgets within a few steps, above 1 explodes. "
                           "Draw |a| near 1 (0.9-0.999) and parameterise it so it stays below 1 (exp(-exp(nu))) "
                           "(Orvieto et al. 2023)."),
+    "normalise_inputs": Entry("Normalised inputs",
+                              "He, Xavier and LeCun inits keep a unit-variance signal at unit variance; inputs "
+                              "far from that scale (raw 0-255 pixels, unscaled physical units) start every layer "
+                              "as far off: sigmoid and tanh units saturated, activations and gradients scaled "
+                              "up. Inputs standardised with the training set's mean and standard deviation "
+                              "(LeCun et al. 1998, Efficient BackProp) start the network where its init assumes."),
     "zero_bias": Entry("Zero-initialised biases",
                        "A bias set far from 0 (a constant such as +6 or -3, or a wide normal) shifts every unit's "
                        "pre-activation by itself: sigmoid and tanh units start saturated, ReLU units dead, "

@@ -50,6 +50,11 @@ SNIPPETS: dict[str, str] = {
         "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:\n"
         "        nn.init.zeros_(m.bias)"
     ),
+    "normalise_inputs": (
+        "# in the data pipeline, from the training set's own statistics (images: x = x / 255 first)\n"
+        "mean, std = train_x.mean(dim=0), train_x.std(dim=0).clamp_min(1e-8)\n"
+        "x = (x - mean) / std  # every split, with the training set's mean and std"
+    ),
     "domain_guard": "{code}  # at {where}",
     "stable_decay": (
         "# |a| drawn in [r_min, r_max] (LRU: 0.9 to 0.999) and kept in (0, 1) by its parameterisation\n"
@@ -164,6 +169,14 @@ def init(scheme: str, where: str, patch: Patch = ()) -> Remedy:
 def zero_bias(where: str, patch: Patch = ()) -> Remedy:
     """Initialise the biases of ``where`` to zero."""
     return make_remedy("zero_bias", f"initialise the biases of {where} to zero", patch)
+
+
+def normalise_inputs(where: str, rms: float, patch: Patch = ()) -> Remedy:
+    """Standardise the inputs: ``where``, the first layer, reads inputs of root mean square ``rms``,
+    far from the unit scale its init assumes."""
+    return make_remedy("normalise_inputs", f"standardise the inputs to zero mean and unit variance (images: divide "
+                       f"0-255 pixels by 255 first): {where} reads inputs of root mean square {rms:.3g}, and an init "
+                       "that keeps a unit-variance signal's scale multiplies that one by the same", patch)
 
 
 def stable_decay(where: str, vanishing: bool) -> Remedy:

@@ -143,6 +143,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "output_activation": lambda: R.output_activation("out"),
         "positive_learning_rate": lambda: R.positive_learning_rate(-1e3, "Adam"),
         "zero_bias": lambda: R.zero_bias("x"),
+        "normalise_inputs": lambda: R.normalise_inputs("x", 147.0),
         "stable_decay": lambda: R.stable_decay("x", vanishing=True),
         "domain_guard": lambda: R.domain_guard("log", "net.py:12 (torch.log(h))", "torch.log(x.clamp(min=1e-12))"),
     }[rid]()
