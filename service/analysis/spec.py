@@ -21,7 +21,8 @@ aliases expanded (counted while composing, so an alias bomb never expands), at m
 :data:`MAX_DEPTH` levels of nesting, and only JSON values (finite numbers, valid Unicode text
 without NUL). Numbers are strict (``true`` is not ``1``) and bounded: integers by
 :data:`MAX_INT`; scales, standard deviations, gains and bias constants by :data:`MAX_SCALE`;
-``negative_slope`` by 1. Messages quote at most :data:`QUOTE_CHARS` characters of the input.
+``negative_slope`` by 1. YAML numbers are YAML 1.2's (core schema): ``1:30`` is text and ``010`` is
+ten. Messages quote at most :data:`QUOTE_CHARS` characters of the input.
 """
 
 from __future__ import annotations
@@ -667,17 +668,38 @@ class _SpecLoader(yaml.SafeLoader):
         return node
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int | _Overlong:  # type: ignore[override]  # an over-long literal becomes a marker, reported at its field
-        literal = str(node.value).replace("_", "")
-        if len(literal) > _INT_CHARS:
-            return _Overlong(len(literal.lstrip("+-")))
-        return super().construct_yaml_int(node)
+        """An integer as YAML 1.2's core schema writes one (:data:`_YAML12_INT`: decimal, ``0o17``,
+        ``0x1F``); another form under an explicit ``!!int`` tag is a YAML error at its place."""
+        literal = str(self.construct_scalar(node))
+        if _YAML12_INT.fullmatch(literal) is None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{_clip(literal, QUOTE_CHARS)!r} is not a YAML 1.2 integer "
+                "(decimal, 0o octal or 0x hexadecimal)", node.start_mark)
+        digits = literal[2:] if literal[:2] in ("0o", "0x") else literal.lstrip("+-")
+        if len(digits) > _INT_CHARS:
+            return _Overlong(len(digits))
+        if literal.startswith("0o"):
+            return int(digits, 8)
+        return int(digits, 16) if literal.startswith("0x") else int(literal)
 
 
-_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
-# YAML 1.1 (PyYAML) reads `1e-3` as a string, since its floats need a dot; numbers are strict here,
-# so read exponents as YAML 1.2 and JSON do: `std: 1e-3` is the number users mean.
+#: YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution) numbers. PyYAML resolves
+#: YAML 1.1's, which read ``1:30`` as 90 (base 60), ``010`` as 8 (octal), ``0b11`` and ``1_000`` as
+#: integers and ``1e-3`` as text; a spec's numbers are strict, so those would be silent surprises.
+_YAML12_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_YAML12_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                           r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+# the inherited resolvers less YAML 1.1's numbers (bool, null, timestamp, merge and value stay)
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMBER_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+# ints before floats: "10" matches both, and is an integer
 _SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+    "tag:yaml.org,2002:int", re.compile(f"^(?:{_YAML12_INT.pattern})$"), list("-+0123456789"))
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(f"^(?:{_YAML12_FLOAT.pattern})$"), list("-+.0123456789"))
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
 
 
 def _pointer_of(path: tuple[Any, ...]) -> str:
@@ -906,6 +928,44 @@ def parse_optimizer(text: str) -> dict[str, Any]:
 _QUOTED_KEY = re.compile(r'\s*\{\s*"')
 
 
+#: JSON text's tokens, as far as finding a container's place needs: a string, a bracket or ``,``.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def _json_too_deep_at(text: str) -> str:
+    """``, at POINTER``: where JSON ``text`` (which the parser found too deep to read) first opens a
+    container past MAX_DEPTH levels, as :func:`_inspect` says it for a document it can walk; ``""``
+    where the text does not (not JSON). One pass that stops there: keys and indices are tracked
+    through objects and arrays without building anything."""
+    path: list[Any] = []  # per open container: its current key (object) or index (array)
+    arrays: list[bool] = []  # per open container: whether it is an array
+    want_key = False  # the next string in the innermost object is a key
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        if token in "[{":
+            if len(arrays) >= MAX_DEPTH:
+                return f", at {_clip(_pointer_of(tuple(path)))}"
+            arrays.append(token == "[")
+            path.append(0 if token == "[" else "")
+            want_key = token == "{"
+        elif token in "]}":
+            if arrays:
+                arrays.pop()
+                path.pop()
+            want_key = False
+        elif token == ",":
+            if arrays and arrays[-1]:
+                path[-1] += 1
+            want_key = bool(arrays) and not arrays[-1]
+        elif want_key:
+            try:
+                path[-1] = json.loads(token)
+            except ValueError:
+                path[-1] = token[1:-1]
+            want_key = False
+    return ""
+
+
 def _load_yaml(text: str, max_nodes: int) -> Any:
     loader = _SpecLoader(text, max_nodes)
     try:
@@ -958,7 +1018,8 @@ def load_spec_text(text: str, *, content_type: str | None = None,
         problem = getattr(exc, "problem", None) or str(exc)
         raise InputFormatError(f"invalid YAML{where}: {_clip(str(problem))}") from None
     except RecursionError:  # JSON nested past the interpreter's stack: the YAML reader stops sooner
-        raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep") from None
+        raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep"
+                               f"{_json_too_deep_at(text)}") from None
     if data is None:  # only comments, or an empty document
         raise InputFormatError(EMPTY)
     if not isinstance(data, dict):

@@ -14,6 +14,7 @@ import bz2
 import gzip
 import io
 import lzma
+import re
 import stat
 import tarfile
 import zipfile
@@ -106,13 +107,25 @@ class _Budget:
                                  f"{lim.max_compression_ratio:,.0f}: refused as a possible zip bomb")
 
 
+#: A control character (C0, DEL, C1): no file name needs one, and one in a name could forge lines
+#: of a log or CI annotation that quotes it.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _safe_target(dest: Path, name: str, archive: str) -> Path:
+    """Where the entry ``name`` is extracted inside ``dest``; a :class:`LogError` saying which check
+    refuses it (a control character, an absolute path or drive, ``..``)."""
     clean = name.replace("\\", "/")
     parts = PurePosixPath(clean).parts
-    if (clean.startswith("/") or ".." in parts or (parts and ":" in parts[0])
-            or any("\x00" in p for p in parts)):
-        raise LogError(f"{archive}: the entry {name!r} points outside the archive (absolute path or "
-                       "'..'); refused")
+    refused = f"{archive}: the entry {name!r}"
+    if (control := _CONTROL.search(name)) is not None:
+        raise LogError(f"{refused} holds a control character ({control.group()!r}) in its name; refused")
+    if clean.startswith("/") or (parts and ":" in parts[0]):
+        # "/x", "C:/x", and any ":" in the first part: on Windows a drive, or an NTFS stream ("x:y")
+        raise LogError(f"{refused} points outside the archive: it is an absolute path (or names a "
+                       "drive); refused")
+    if ".." in parts:
+        raise LogError(f"{refused} points outside the archive: it climbs out with '..'; refused")
     return dest.joinpath(*[p for p in parts if p not in ("", ".")])
 
 

@@ -50,12 +50,35 @@ SPEC_BODY = {
 }
 
 
-def decode_spec(body: bytes, content_type: str) -> dict[str, Any]:
-    """The spec from a JSON or YAML body."""
+#: The charsets a text body may declare: UTF-8, and US-ASCII (a subset of it).
+UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
+
+
+def refuse_undecoded(content_type: str, content_encoding: str | None, what: str = "the spec") -> None:
+    """A 415 for a text body the service would misread: a Content-Encoding other than ``identity``
+    (nothing here decompresses a request body) or a ``charset`` other than UTF-8 (each body is read
+    as UTF-8, so UTF-16 would be "invalid JSON at line 1, column 2")."""
+    encoding = (content_encoding or "").strip()
+    if encoding and encoding.lower() != "identity":
+        raise ApiError(415, "unsupported_content_encoding",
+                       f"Content-Encoding {encoding[:60]} is not supported; send the body uncompressed",
+                       headers={"Accept-Encoding": "identity"})  # RFC 9110 15.5.16
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        charset = value.strip().strip('"').strip().lower()
+        if name.strip().lower() == "charset" and charset not in UTF8_CHARSETS:
+            raise ApiError(415, "unsupported_charset",
+                           f"charset {charset[:60]} is not supported; send {what} as UTF-8 "
+                           "(charset=utf-8, or no charset)")
+
+
+def decode_spec(body: bytes, content_type: str, content_encoding: str | None = None) -> dict[str, Any]:
+    """The spec from a JSON or YAML body (UTF-8, not compressed)."""
     media = content_type.split(";")[0].strip().lower()
     if media and media != "application/json" and media not in YAML_TYPES and not media.endswith("+json"):
         raise ApiError(415, "unsupported_media_type",
                        f"send the spec as application/json or application/yaml, not {media}")
+    refuse_undecoded(content_type, content_encoding)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -127,7 +150,7 @@ async def respond(request: Request, row, owner: str, wait: float) -> Response:  
                **QUEUE_FULL,
                409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
                413: {"model": Problem, "description": "body too large"},
-               415: {"model": Problem, "description": "not JSON or YAML"},
+               415: {"model": Problem, "description": "not JSON or YAML, not UTF-8, or compressed"},
                422: {"model": Problem, "description": "invalid spec (with JSON pointers) or over the limits"}},
 )
 async def submit_architecture(
@@ -137,9 +160,10 @@ async def submit_architecture(
 ) -> Response:
     body = await request.body()
     content_type = request.headers.get("content-type", "application/json")
+    content_encoding = request.headers.get("content-encoding")
 
     def validate_and_submit():  # noqa: ANN202
-        raw = decode_spec(body, content_type)
+        raw = decode_spec(body, content_type, content_encoding)
         spec = parse_spec(raw)
         make_plan(spec, settings.limits)  # SpecError / LimitExceeded -> 422 with pointers
         # cuda on a host without a GPU: 422 now, decided without torch (nvidia-smi). A pure API node

@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError
+from gradhealth.api.routers import known_query_only
+from gradhealth.api.routers.checks import refuse_undecoded
 from gradhealth.api.routers.jobs import _event, _last_event_id
 from gradhealth.api.schemas import RATE_LIMITED, EventStreamResponse, Problem
 from gradhealth.core.document import Diagnosis
@@ -161,7 +163,7 @@ _POINTS_BODY = {"requestBody": {"required": True, "content": {
                         409: {"model": Problem, "description": "the run is finished"},
                         413: {"model": Problem, "description": "the run would hold more than "
                                                               "GRADHEALTH_RUN_MAX_POINTS points"},
-                        415: {"model": Problem, "description": "not JSON or JSON Lines"},
+                        415: {"model": Problem, "description": "not JSON or JSON Lines, not UTF-8, or compressed"},
                         422: {"model": Problem, "description": "a bad point: the detail names its line or record"}})
 async def append_points(run_id: str, request: Request, caller: CallerDep, settings: SettingsDep) -> PointsAccepted:
     """A JSON array (``application/json``) or JSON Lines (``application/x-ndjson``) of
@@ -171,6 +173,7 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
     if media not in JSON_TYPES + LINES_TYPES:
         raise ApiError(415, "unsupported_media_type",
                        f"send points as application/json or application/x-ndjson, not {media[:60]}")
+    refuse_undecoded(request.headers.get("content-type", ""), request.headers.get("content-encoding"), "points")
     body = await request.body()
 
     def owned() -> bool:
@@ -218,7 +221,8 @@ def finish_run(run_id: str, session: SessionDep, caller: CallerDep, settings: Se
 
 
 @router.get("", response_model=RunPage, summary="Your runs, newest first",
-            responses={422: {"model": Problem, "description": "a bad cursor or filter"}})
+            responses={422: {"model": Problem, "description": "a bad cursor or filter"}},
+            dependencies=[Depends(known_query_only)])
 def list_runs(session: SessionDep, caller: CallerDep,
               status: Annotated[RunStatus | None, Query(description="only runs in this state")] = None,
               cursor: Annotated[str | None, Query(min_length=1, description="next_cursor of the previous page")] = None,

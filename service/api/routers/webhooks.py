@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError
+from gradhealth.api.routers import known_query_only
 from gradhealth.api.schemas import RATE_LIMITED, Problem
 from gradhealth.db.models import WebhookDeliveryRow, WebhookRow
 from gradhealth.errors import Problem as Located
@@ -214,7 +215,8 @@ def delete_webhook(webhook_id: str, session: SessionDep, caller: CallerDep) -> R
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, summary="A webhook's deliveries, newest first",
-            responses={**NOT_FOUND, 422: {"model": Problem, "description": "a bad cursor"}})
+            responses={**NOT_FOUND, 422: {"model": Problem, "description": "a bad cursor"}},
+            dependencies=[Depends(known_query_only)])
 def list_deliveries(webhook_id: str, session: SessionDep, caller: CallerDep,
                     cursor: Annotated[str | None, Query(min_length=1,
                                                         description="next_cursor of the previous page")] = None,

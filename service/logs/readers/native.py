@@ -79,6 +79,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,22 @@ _ARRAY_OF_RECORDS = re.compile(rb"\[\s*\{")
 _ARRAY_STEP = re.compile(rb'"(?:step|global_step|iteration|iter|epoch)"\s*:\s*-?\d')
 _RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
+
+
+_INT_DIGITS = re.compile(r"value has (\d+) digits")
+
+
+def _not_json(e: ValueError, text: str, what: str = "not JSON") -> str:
+    """Why ``text`` could not be decoded, in words: an integer literal longer than Python converts
+    (``sys.get_int_max_str_digits()``, 4,300 digits by default) as "an integer of N digits", as the
+    spec loader says it, not Python's advice to raise that limit; else ``what`` and the decoder's
+    message."""
+    if isinstance(e, json.JSONDecodeError) or "integer string conversion" not in str(e):
+        return f"{what} ({e})"
+    found = _INT_DIGITS.search(str(e))
+    digits = int(found.group(1)) if found else max(
+        (len(m) for m in re.findall(rf"\d{{{sys.get_int_max_str_digits() + 1},}}", text)), default=0)
+    return f"an integer of {digits or 'too many'} digits, too long to be read as a number"
 
 
 def summarised(obj: dict[str, Any]) -> dict[str, Any]:
@@ -344,7 +361,7 @@ class NativeReader:
                 try:
                     records.add(loads(text), f"line {n}")
                 except (ValueError, BadRow) as e:
-                    why = f"not JSON ({e})" if isinstance(e, ValueError) else str(e)
+                    why = _not_json(e, text) if isinstance(e, ValueError) else str(e)
                     if lines.unterminated_last:
                         records.warnings.append(truncated(path.name, n, why))
                         break
@@ -358,10 +375,11 @@ class NativeReader:
 
     def _read_json_array(self, path: Path, limits: ReadLimits) -> RunLog:
         """One JSON array of records (Chainer's ``LogReport`` writes ``result/log`` so)."""
+        text = read_text(path, limits)
         try:
-            data = loads(read_text(path, limits))
+            data = loads(text)
         except ValueError as e:
-            raise LogError(f"{path.name}: not valid JSON ({e})") from None
+            raise LogError(f"{path.name}: {_not_json(e, text, 'not valid JSON')}") from None
         if not isinstance(data, list):
             raise LogError(f"{path.name}: expected a JSON array of records, got {type(data).__name__}")
         records = _Records(path.name, limits)
