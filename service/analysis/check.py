@@ -421,21 +421,32 @@ _AFTER_CLIPPING = ("lower_learning_rate", "raise_learning_rate", "weight_decay")
 
 
 #: Measured fixes whose badness differs by less than this (5% of units, 0.05 of a decade) rank as
-#: equals, in the order their rule proposes them (its preference: the smaller change first), since
-#: one seed's figures scatter by about as much.
+#: equals, in the order their rule proposes them, since one seed's figures scatter by about as much.
 RANK_RESOLUTION = 0.05
 
+#: How much of the network a remedy changes: of the fixes that work, the smallest change comes first
+#: (the inputs, an init, a bias, a rate; then an activation or the loss; then new structure), as an
+#: engineer would try them; how close each leaves the metric to healthy orders fixes of one scope.
+_SCOPE: dict[str, int] = {
+    "normalise_inputs": 0, "he_init": 0, "xavier_init": 0, "lecun_init": 0, "orthogonal_init": 0, "zero_bias": 0,
+    "lower_learning_rate": 0, "raise_learning_rate": 0, "positive_learning_rate": 0, "weight_decay": 0,
+    "gradient_clipping": 0, "early_stopping": 0,
+    "relu_family_activation": 1, "logits_loss": 1, "output_activation": 1, "domain_guard": 1, "stable_decay": 1,
+    "batch_norm": 2, "layer_norm": 2, "pre_layer_norm": 2, "residual_connections": 2, "scaled_residual": 2,
+    "gated_recurrent_cell": 2,
+}
 
-def _rank(code: str, r: Remedy) -> tuple[int, float]:
+
+def _rank(code: str, r: Remedy) -> tuple[int, int, float]:
     if r.verified is None:
-        return (1, 0.0)  # not simulable: after every measured fix, before every measured failure
+        return (1, 0, 0.0)  # not simulable: after every measured fix, before every measured failure
     badness = rule(code).badness.of(r.verified.after)
     badness = float(round(badness / RANK_RESOLUTION)) if math.isfinite(badness) else badness
     if r.verified.fixed and not r.verified.side_effects:
-        return (0, badness)
+        return (0, _SCOPE.get(r.id, 1), badness)
     if r.verified.fixed:
-        return (1, badness)
-    return (2, badness)
+        return (1, 0, badness)
+    return (2, 0, badness)
 
 
 # --- theory -------------------------------------------------------------------------------------
