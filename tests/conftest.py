@@ -20,6 +20,9 @@ from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import Diagnosis
 from tests.helpers import example
 
+# A log detector that raises fails the test instead of becoming a note in the document.
+os.environ.setdefault("GRADHEALTH_STRICT", "1")
+
 # Tests share two cores with each other's simulations; one torch thread avoids oversubscription.
 torch.set_num_threads(1)
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from pathlib import Path
 
@@ -19,11 +21,13 @@ from gradhealth.core.document import (
     finite_or_none,
     status_of,
 )
-from gradhealth.core.rules import worst_first
+from gradhealth.core.rules import Detector, worst_first
 from gradhealth.logs.detectors import DETECTORS
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.series import LogWarning, RunLog, Series
 from gradhealth.logs.thresholds import LogThresholds
+
+_log = logging.getLogger(__name__)
 
 #: Series listed one by one in a log diagnosis; beyond it the list is cut (``log.series`` keeps the
 #: count, and a note in ``log.warnings`` says so), so a log of many series cannot make a huge document.
@@ -123,7 +127,7 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
     # for another's divergence)
     parts = [run.run_of(prefix) for prefix in run.runs] or [run]
-    findings = worst_first([f for part in parts for detect in DETECTORS for f in detect(part, thresholds)])
+    findings = worst_first([f for part in parts for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)])
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")
@@ -137,6 +141,23 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
                     points=sum(len(s) for s in run.series), warnings=_notes(run)[:100],
                     params=dict(run.params), duration_s=round(time.perf_counter() - started, 4)),
     )
+
+
+def _guarded(detect: Detector, part: RunLog, thresholds: LogThresholds, run: RunLog) -> list[Finding]:
+    """``detect``'s findings on ``part``; a detector that fails is logged and named in a note on
+    ``run``, and the others' findings stand (one rule's bug must not fail every append of a live
+    run). ``GRADHEALTH_STRICT=1`` (the test suite sets it) re-raises instead."""
+    try:
+        return detect(part, thresholds)
+    except Exception as exc:  # noqa: BLE001 - reported in the document, and raised in strict mode
+        if os.environ.get("GRADHEALTH_STRICT") == "1":
+            raise
+        name = getattr(detect, "__name__", "a detector")
+        _log.exception("log detector %s failed on %s", name, part.source)
+        run.warnings.append(LogWarning("detector_failed", (
+            f"the {name} check failed on this log ({type(exc).__name__}: {str(exc)[:200]}) and is missing from "
+            "the findings; this is a bug in gradhealth, not a finding about your run: please report it")))
+        return []
 
 
 def _notes(run: RunLog) -> list[str]:

@@ -1264,7 +1264,10 @@ def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
     best, s0, steps0 = max(medians, key=lambda m: m[0])
     if not best < t.small_update_warning:
         return []
-    factor = R.UPDATE_RATIO_FLOOR_TARGET / best
+    # to the floor target, or to the run's own threshold where it set one above it (1e-3, the
+    # healthy level): either way above the ratio measured, so the rate goes up
+    target = max(R.UPDATE_RATIO_FLOOR_TARGET, t.small_update_warning)
+    factor = target / best
     at = float(steps0[len(steps0) // 2])
     names = [s.layer or s.name for _, s, _ in medians]
     return [_finding(
@@ -1279,7 +1282,7 @@ def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
         [raise_lr(
             run, at_step=at, factor=factor,
             why=f"the fastest median update-to-weight ratio {best:.3g} x {factor:.3g} = "
-                f"{R.UPDATE_RATIO_FLOOR_TARGET:g}: the ratio is proportional to the learning rate "
+                f"{target:g}: the ratio is proportional to the learning rate "
                 "for SGD and Adam alike")])]
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
+from gradhealth.logs import check
 from gradhealth.logs.check import diagnose, run_log_check
+from gradhealth.logs.series import RunLog
+from gradhealth.logs.thresholds import LogThresholds
 from tests.logs.helpers import write
-from tests.logs.test_detectors import run_of
+from tests.logs.test_detectors import healthy, run_of
 
 
 def test_a_long_loss_qualifier_names_a_component_and_the_total_is_judged(tmp_path: Path) -> None:
@@ -71,3 +76,37 @@ def test_a_gan_whose_losses_swing_is_playing(tmp_path: Path) -> None:
     d = np.clip(0.9 + 0.3 * rng.standard_normal(n), 0.1, None)
     g = np.clip(2.0 + 0.8 * rng.standard_normal(n), 0.2, None)
     assert ("loss_plateau", "warning") not in _gan(tmp_path, d, g)
+
+
+def _slow_updates() -> RunLog:
+    rng = np.random.default_rng(7)
+    n = 200
+    loss, _ = healthy(n, 7)
+    ratios = 5e-4 * np.exp(rng.normal(0, 0.1, n))
+    return run_of(loss=loss, update_ratio__fc1__weight=ratios, update_ratio__fc2__weight=0.8 * ratios)
+
+
+def test_a_small_update_threshold_above_the_floor_target_raises_the_rate_to_it() -> None:
+    # a live run's config set small_update_warning to 1e-3 (the healthy level): ratios of 5e-4 are
+    # under it, and the remedy raised the rate by 1e-4 / 5e-4, "a factor above 1" refused: every
+    # append was a 500
+    doc = diagnose(_slow_updates(), LogThresholds(small_update_warning=1e-3))
+    [f] = [f for f in doc.findings if f.code == "small_updates"]
+    [r] = f.remedies
+    assert r.id == "raise_learning_rate" and 1.8 < r.params["factor"] < 2.2  # to 1e-3 from ~5e-4
+
+
+def test_a_detector_that_fails_is_a_note_and_the_others_stand(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(run: RunLog, t: LogThresholds) -> list[Any]:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(check, "DETECTORS", [broken, *check.DETECTORS])
+    monkeypatch.delenv("GRADHEALTH_STRICT")
+    loss = np.full(100, 2.3)
+    loss[60] = np.nan
+    doc = diagnose(run_of(loss=loss))
+    assert any(f.code == "nonfinite" for f in doc.findings)  # the other detectors ran
+    assert any("broken check failed" in w and "ZeroDivisionError" in w for w in doc.log.warnings)
+    monkeypatch.setenv("GRADHEALTH_STRICT", "1")  # what the tests run under: the bug surfaces
+    with pytest.raises(ZeroDivisionError):
+        diagnose(run_of(loss=loss))
