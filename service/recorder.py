@@ -67,6 +67,7 @@ import contextlib
 import json
 import logging
 import math
+import numbers
 import operator
 import os
 import random
@@ -76,6 +77,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 import warnings
@@ -375,7 +377,8 @@ class _Writer:
             return
         if isinstance(error, RunRefused):  # what the service refused: catchable as RunRefused
             raise RunRefused(f"the gradient recorder's writer failed: {error}") from error
-        raise RuntimeError("the gradient recorder's writer failed") from error
+        raise RuntimeError(f"the gradient recorder's writer failed: {type(error).__name__}: "
+                           f"{error}") from error
 
     def _close_sinks(self, best_effort: bool = False) -> None:
         for sink in self.sinks:
@@ -526,6 +529,84 @@ def _norms_present(names: tuple[str, ...], grads: list[Any]) -> tuple[tuple[str,
         return names, tuple(torch.linalg.vector_norm(g) for g in present)
 
 
+def _check_int(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``; TypeError (not an integer: a float, a bool, text) or
+    ValueError naming the argument and the value."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} "
+                        f"({type(value).__name__})")
+    number = operator.index(value)  # type: ignore[arg-type]  # has __index__, checked above
+    if number < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {number!r}")
+    return number
+
+
+def _check_seconds(name: str, value: object, *, positive: bool = False) -> float:
+    """``value`` as a finite float of seconds, >= 0 (> 0 when ``positive``) and no more than a
+    thread can wait (``threading.TIMEOUT_MAX``); TypeError or ValueError naming the argument."""
+    bound = "> 0" if positive else ">= 0"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds {bound}, got {value!r} "
+                        f"({type(value).__name__})")
+    seconds = float(value)
+    if not (math.isfinite(seconds) and (seconds > 0 if positive else seconds >= 0)
+            and seconds <= threading.TIMEOUT_MAX):
+        raise ValueError(f"{name} must be a finite number of seconds {bound}"
+                         f"{f' (at most {threading.TIMEOUT_MAX:.0f})' if seconds > 0 else ''}, "
+                         f"got {value!r}")
+    return seconds
+
+
+def _check_live(server: object, run: object, api_key: object, config: object) -> None:
+    """Live mode's settings, refused here rather than retried for ``close_timeout`` on the sending
+    thread (errsweep2 N10): the server an http(s) URL with a host, the run name text, the API key
+    printable ASCII without spaces (an HTTP header value), the config JSON with finite numbers."""
+    if not isinstance(server, str):
+        raise TypeError(f"server must be a URL (text), got {type(server).__name__}")
+    if any(c.isspace() or not c.isprintable() for c in server):
+        raise ValueError(f"server must be an http:// or https:// URL without spaces or control "
+                         f"characters, got {server!r}")
+    parts = urllib.parse.urlsplit(server)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError as error:
+        raise ValueError(f"server {server!r} is not a valid URL: {error}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"server must be an http:// or https:// URL with a host "
+                         f"(e.g. http://127.0.0.1:8000), got {server!r}")
+    if not isinstance(run, str):
+        raise TypeError(f"run must be a name (text), got {type(run).__name__}")
+    if api_key is not None:
+        if not isinstance(api_key, str):
+            raise TypeError(f"api_key must be text, got {type(api_key).__name__}")
+        for i, c in enumerate(api_key):
+            if not "!" <= c <= "~":  # the key itself is a secret: only the culprit is shown
+                raise ValueError(f"api_key must be printable ASCII without spaces or control "
+                                 f"characters (it is sent as an HTTP header); character {i + 1} "
+                                 f"of {len(api_key)} is {c!r}")
+    if config is not None:
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        try:
+            json.dumps({"config": config}, allow_nan=False)
+        except ValueError as error:  # NaN or an infinity
+            raise ValueError(f"config must be JSON with finite numbers ({error}): "
+                             f"{config!r}") from None
+        except (TypeError, RecursionError) as error:
+            raise TypeError(f"config must be JSON-serialisable: {error}") from None
+
+
+def _bad_loss(loss: object) -> Exception:
+    """The error of a loss that is not one number."""
+    if isinstance(loss, torch.Tensor):
+        if loss.is_complex():
+            return TypeError(f"loss must be a real number, got a tensor of dtype {loss.dtype}")
+        return ValueError(f"loss must be a scalar (a 0-d or 1-element tensor, or a number), got a "
+                          f"tensor of shape {tuple(loss.shape)}")
+    return TypeError(f"loss must be a number or a 0-d or 1-element tensor, got {loss!r} "
+                     f"({type(loss).__name__})")
+
+
 class GradientRecorder:
     """Writes gradient norms, loss and learning rate every ``every`` steps.
 
@@ -552,16 +633,18 @@ class GradientRecorder:
                  api_key: str | None = None, config: dict[str, Any] | None = None,
                  finish_on_close: bool = True, close_timeout: float = 30.0,
                  spill: str | Path | None = None) -> None:
-        if every < 1:
-            raise ValueError("every must be >= 1")
-        if buffer < 1:
-            raise ValueError("buffer must be >= 1")
-        if not flush_interval >= 0:
-            raise ValueError("flush_interval must be >= 0 seconds")
+        # Every setting is checked here, before a file or a thread exists: a NaN passes `< 1`
+        # and would record nothing, an infinity would kill the writer thread (errsweep2 N9).
+        every = _check_int("every", every, 1)
+        buffer = _check_int("buffer", buffer, 1)
+        flush_interval = _check_seconds("flush_interval", flush_interval)
+        close_timeout = _check_seconds("close_timeout", close_timeout)
         if path is None and server is None:
             raise ValueError("give a path, a server, or both")
         if server is not None and not run:
             raise ValueError("live mode needs a run name: run='...'")
+        if server is not None:
+            _check_live(server, run, api_key, config)
         self.path = Path(path) if path is not None else None
         self.every = every
         self._params = _Params(model, weights_only)
@@ -622,13 +705,29 @@ class GradientRecorder:
             # The loss detached: a reference to its values, not to the graph or the gradients.
             # On an accelerator the norms and the loss stay there, queued: the writer thread
             # reads them (see _records), so this thread never waits for the device.
-            loss_out: object = loss.detach() if isinstance(loss, torch.Tensor) else (
-                None if loss is None else float(loss))
+            # Checked here, not on the writer thread: a loss of several values is the caller's
+            # error (numel and is_complex read metadata only; nothing waits for the device).
+            loss_out: object
+            if isinstance(loss, torch.Tensor):
+                if loss.numel() != 1 or loss.is_complex():
+                    raise _bad_loss(loss)
+                loss_out = loss.detach()
+            elif loss is None:
+                loss_out = None
+            else:
+                if isinstance(loss, (str, bytes, bytearray, complex)):
+                    raise _bad_loss(loss)
+                try:
+                    loss_out = float(loss)
+                except (TypeError, ValueError):
+                    raise _bad_loss(loss) from None
         finally:
             if enabled:
                 _set_grad_enabled(True)
         if lr is None and optimizer is not None:
             lr = float(optimizer.param_groups[0]["lr"])
+        elif lr is not None and type(lr) is not float:
+            lr = float(lr)  # an int or a tensor, here rather than on the writer thread
         writer = self._writer
         items = writer.items
         items.append((self._seq, index, wall_time, names, norms, loss_out, lr))
@@ -705,8 +804,13 @@ class RunRefused(RuntimeError):
 _ATTACHED: collections.Counter[tuple[str, str | None, str]] = collections.Counter()
 _ATTACHED_LOCK = threading.Lock()
 
-# Statuses worth retrying: the service is restarting, overloaded or rate limiting.
+# Statuses worth retrying: the service is restarting, overloaded or rate limiting (and any 5xx:
+# see _retryable). Any other answer that is not a 2xx is a refusal (RunRefused).
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def _retryable(status: int) -> bool:
+    return status in _RETRY_STATUS or 500 <= status < 600
 
 
 class HttpSink:
@@ -732,9 +836,13 @@ class HttpSink:
     exception (:meth:`interrupted`: the run is left active, so a recorder started again under the
     same name resumes it). What it could not send is left in ``unsent_path`` (the spill file,
     JSON Lines: ``gradhealth check`` reads it, and ``POST /v1/runs/{id}/points`` takes it as
-    ``application/x-ndjson``) and logged as a warning. A refusal no retry fixes (401/403, 404,
-    409, 413, 422) is raised from the next ``step()`` as :class:`RunRefused`, with what was not
-    sent kept in the same file.
+    ``application/x-ndjson``) and logged as a warning. A refusal no retry fixes (a 4xx other than
+    408/429: 401/403, 404, 409, 413, 422), or a request that cannot succeed however often it is
+    sent (a URL httpx cannot use, a header it cannot send, a body it cannot encode), is raised from
+    the next ``step()`` as :class:`RunRefused`, and again from ``close()``, with what was not sent
+    kept in the same file. Only a failure to reach the service (connection refused or reset, a
+    timeout, the connection closed mid-answer) and the statuses above are retried. The server URL,
+    the key and the config are checked when the sink is made (``ValueError``/``TypeError``).
     """
 
     def __init__(self, server: str, run: str, *, api_key: str | None = None,
@@ -744,8 +852,14 @@ class HttpSink:
                  finish_on_close: bool = True, backoff: tuple[float, float] = (0.25, 30.0)) -> None:
         import httpx  # only live mode needs it
 
-        if buffer < 1 or batch_points < 1:
-            raise ValueError("buffer and batch_points must be >= 1")
+        buffer = _check_int("buffer", buffer, 1)
+        batch_points = _check_int("batch_points", batch_points, 1)
+        timeout = _check_seconds("timeout", timeout, positive=True)
+        close_timeout = _check_seconds("close_timeout", close_timeout)
+        if not (isinstance(backoff, tuple) and len(backoff) == 2):
+            raise TypeError(f"backoff must be a (first delay, cap) pair of seconds, got {backoff!r}")
+        backoff = (_check_seconds("backoff[0]", backoff[0]), _check_seconds("backoff[1]", backoff[1]))
+        _check_live(server, run, api_key, config)
         self._httpx = httpx
         self.server = server.rstrip("/")
         self.run = run
@@ -859,7 +973,8 @@ class HttpSink:
             self._deadline = time.monotonic() + self.close_timeout
             self._cond.notify_all()
         self._nudge.set()
-        self._thread.join(self.close_timeout + 2 * self._request_timeout + 1)
+        self._thread.join(min(threading.TIMEOUT_MAX,
+                              self.close_timeout + 2 * self._request_timeout + 1))
         self._leave()  # if the sending thread did not
         with self._cond:
             if self._mem or self._spill_index:
@@ -878,6 +993,9 @@ class HttpSink:
                         self.run_id)
         if isinstance(self.error, RunRefused):
             raise self.error
+        if self.error is not None:  # not transient either (those are retried): no retry fixes it
+            raise RunRefused(f"{type(self.error).__name__}: {self.error} (the points not sent are "
+                             f"kept in {self.unsent_path or self.spill_path})") from self.error
 
     # -- the spill file (the lock held) -------------------------------------------------------
 
@@ -981,14 +1099,20 @@ class HttpSink:
         attempt = 0
         while True:
             retry_after = 0.0
+            httpx = self._httpx
             try:
                 response = self._client.request(method, url, **kwargs)
-            except self._httpx.TransportError as error:
+            except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL,
+                    UnicodeError) as error:
+                # Nothing reached the service and nothing would on a retry (a URL or header
+                # httpx cannot use): a refusal, not an outage (errsweep2 N10).
+                raise RunRefused(f"{method} {url}: {type(error).__name__}: {error}") from error
+            except httpx.TransportError as error:  # unreachable, reset, timed out: transient
                 why: object = error
             else:
                 if response.status_code < 300:
                     return response.json() if response.content else {}
-                if response.status_code not in _RETRY_STATUS:
+                if not _retryable(response.status_code):
                     raise RunRefused(f"{method} {url}: {response.status_code} "
                                      f"{response.text[:300]}")
                 why = response.status_code
