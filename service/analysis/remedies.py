@@ -499,6 +499,12 @@ def _rate_to(target: float, measured: float, which: str, opt: S.OptimizerSpec,
 
 
 def decay(ctx: Context) -> list[Remedy]:
+    """``weight_decay`` at :data:`gradhealth.core.remedies.WEIGHT_DECAY` (a training-time remedy:
+    not simulated at initialisation); none where the spec's optimizer already decays its weights
+    as much or more (GPT-2's 0.1 was told to "add weight decay 0.01")."""
+    opt = ctx.result.optimizer
+    if opt is not None and opt.weight_decay >= R.WEIGHT_DECAY:
+        return []
     return [R.weight_decay()]
 
 

@@ -335,6 +335,11 @@ def _these_layers(acts: str) -> str:
     return f"these {'/'.join(named)} layers"
 
 
+#: The smallest normal number of each precision a simulation runs in, as a gradient that
+#: underflowed is said to be under it.
+_SMALLEST_NORMAL = {"float64": "1e-308", "float32": "1e-38", "bfloat16": "1e-38", "float16": "6e-5"}
+
+
 class VanishingGradient(ArchitectureRule):
     code = "vanishing_gradient"
     remedies = (init_remedies, zero_biases, relu_family, _batchnorm, _layernorm, residual)
@@ -520,9 +525,10 @@ class _ThroughTime(ArchitectureRule):
             f"{layer}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
             f"({fmt(per_step)} per step)"
         )
-        if vanishing and ratio == 0:  # below float64's range (or exactly none): no factor to show
-            summary = (f"{layer}: no {what} reaches step 0 from step {steps - 2} (under 1e-308 of it: "
-                       "below what float64 holds)")
+        if vanishing and ratio == 0:  # below the simulation's float range (or exactly none): no factor to show
+            floor = _SMALLEST_NORMAL.get(result.dtype, "its smallest number")
+            summary = (f"{layer}: no {what} reaches step 0 from step {steps - 2} (under {floor} of it: "
+                       f"below what {result.dtype} holds)")
         explanation = (
             "An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
             f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps."

@@ -493,8 +493,26 @@ def combined(first: SimulationResult, rest: SimulationResult) -> SimulationResul
                    duration_s=first.duration_s + rest.duration_s)
 
 
+def _read_by_norms(units: list[Unit]) -> set[str]:
+    """Units whose output only layer norms read, up to residual sums: the copies of a Pre-LN
+    transformer stack and the unit that feeds it (GPT-2's embedding at std 0.02). Each block reads
+    the stream through its own LayerNorm and adds its branch to it, and the stack's final norm reads
+    the end: the stream's scale is divided out wherever it is read, so ||dL/dh|| there grows as its
+    scale shrinks (50x behind an embedding at 0.02) without changing what the network learns."""
+    found: set[str] = set()
+    for i, unit in enumerate(units):
+        layer = unit.plan.layer
+        if (isinstance(layer, S.TransformerEncoderLayer) and layer.norm_first
+                and unit.plan.kind == "transformer_encoder"):
+            found.add(unit.name)
+            if unit.plan.copy == 0 and i > 0 and units[i - 1].name.count(".layers[") == unit.name.count(".layers["):
+                found.add(units[i - 1].name)
+    return found
+
+
 def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:
     depth = {u.name: u.name.count(".layers[") for u in units}
+    by_norms = _read_by_norms(units)
     out: list[UnitStats] = []
     for unit in units:
         if unit.name not in per_seed[0]:
@@ -511,5 +529,5 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> 
                 fan_out = unit.layer.hidden_size
         out.append(UnitStats(unit.name, unit.plan.pointer, unit.plan.kind, _activation_of(unit),
                              depth[unit.name], bool(list(unit.own_parameters())), fan_in, fan_out, values,
-                             normalised=getattr(unit, "norm", None) is not None))
+                             normalised=getattr(unit, "norm", None) is not None or unit.name in by_norms))
     return out
