@@ -6,6 +6,13 @@ AND attempts = <seen> AND next_attempt_at <= now``) that also counts the attempt
 never send one attempt twice, and a deliverer that dies mid-attempt leaves the delivery due again
 once the lease runs out. Its outcome is recorded only by the claimer of that attempt.
 
+Each attempt (name resolution, connecting, TLS, sending, and the response head) must end within
+``webhook_timeout_s`` of wall-clock time, whatever the receiver does (see :mod:`.deadline`: a
+receiver that trickles its answer a byte at a time is cut off at the deadline, and the attempt is
+recorded as timed out and retried). The lease is longer than that, so an attempt in progress is
+never claimed again. Within a process, a webhook has at most one attempt in flight and an owner at
+most all threads but one, so one owner's slow receivers cannot take every deliverer thread.
+
 A 2xx answer is delivered; anything else (3xx included: redirects are never followed) is retried
 after ``base * 2**(attempt-1)`` seconds (capped, with jitter) until ``webhook_max_attempts``.
 
@@ -24,6 +31,7 @@ import random
 import ssl
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -37,7 +45,8 @@ from gradhealth import __version__
 from gradhealth.db.models import WebhookDeliveryRow, WebhookRow
 from gradhealth.settings import Settings
 from gradhealth.webhooks import registry
-from gradhealth.webhooks.addresses import Resolver, UrlRefused, parse, pin
+from gradhealth.webhooks.addresses import Resolver, UrlRefused, parse, pin, system_resolver
+from gradhealth.webhooks.deadline import DeadlinePassed, DeadlineTransport, call_within, deadline
 
 log = logging.getLogger("gradhealth.webhooks")
 
@@ -48,6 +57,10 @@ SIGNATURE_HEADER = "X-Gradhealth-Signature"
 
 #: Delivery threads per process: one slow receiver (up to the timeout per attempt) holds one, not all.
 THREADS = 4
+#: Attempts in flight at once, per process, to one webhook.
+PER_WEBHOOK = 1
+#: The lease's margin over an attempt's deadline: time to record the outcome.
+LEASE_MARGIN_S = 30.0
 #: Delivered and failed deliveries older than this leave the log (checked about once an hour).
 RETENTION = timedelta(days=30)
 _PRUNE_EVERY_S = 3600.0
@@ -96,6 +109,7 @@ class _Claimed:
     created_at: datetime
     url: str
     secret: str
+    owner: str
 
 
 def _dml(session: Session, statement: Any) -> CursorResult[Any]:
@@ -116,21 +130,34 @@ class Deliverer:
         self._threads: list[threading.Thread] = []
         self._pruned = 0.0  # monotonic time of the last pruning
         self._prune_lock = threading.Lock()
-        # No proxies from the environment (a proxy would connect where it likes, not to the
-        # checked address), no redirects, and a short limit on every phase of an attempt.
-        self._client = httpx.Client(trust_env=False, follow_redirects=False, verify=verify,
-                                    timeout=httpx.Timeout(settings.webhook_timeout_s))
+        # Attempts in flight in this process, by webhook and by owner (see _reserve).
+        self._busy_lock = threading.Lock()
+        self._busy_hooks: Counter[str] = Counter()
+        self._busy_owners: Counter[str] = Counter()
+        self._per_owner = max(1, THREADS - 1)
+        # No proxies (a proxy would connect where it likes, not to the checked address), no
+        # redirects, a limit on every phase of an attempt, and a deadline on the whole of it.
+        self._client = httpx.Client(transport=DeadlineTransport(verify=verify), trust_env=False,
+                                    follow_redirects=False, timeout=httpx.Timeout(settings.webhook_timeout_s))
+
+    @property
+    def deadline_s(self) -> float:
+        """How long one attempt may last, from resolving the host to the response's status."""
+        return self.settings.webhook_timeout_s
 
     @property
     def lease_s(self) -> float:
-        """How long a claimed attempt is ours: resolution and the request, with room to record."""
-        return 2 * self.settings.webhook_timeout_s + 30
+        """How long a claimed attempt is ours: longer than any attempt lasts (its deadline), with room
+        to record the outcome, so an attempt in progress is never claimed again."""
+        return self.deadline_s + LEASE_MARGIN_S
 
     # --- the loop ----------------------------------------------------------------------------------
 
     def start(self, threads: int = THREADS) -> None:
         """Run in ``threads`` daemon threads until :meth:`stop` (their claims exclude each other
-        as those of separate processes do)."""
+        as those of separate processes do). An owner's webhooks get at most ``threads - 1`` of them
+        at once, one webhook at most one."""
+        self._per_owner = max(1, threads - 1)
         self._threads = [threading.Thread(target=self._loop, name=f"gradhealth-webhooks-{i}", daemon=True)
                          for i in range(threads)]
         for thread in self._threads:
@@ -178,32 +205,67 @@ class Deliverer:
             claimed = self._claim()
             if claimed is None:
                 break
-            outcome = self.attempt(claimed)
-            self._record(claimed, outcome)
+            try:
+                outcome = self.attempt(claimed)
+                self._record(claimed, outcome)
+            finally:
+                self._release(claimed.webhook_id, claimed.owner)
             done += 1
         return done
 
     # --- steps -------------------------------------------------------------------------------------
 
+    def _busy(self) -> tuple[list[str], list[str]]:
+        """The webhooks and owners that may not start another attempt in this process now."""
+        with self._busy_lock:
+            hooks = [h for h, n in self._busy_hooks.items() if n >= PER_WEBHOOK]
+            owners = [o for o, n in self._busy_owners.items() if n >= self._per_owner]
+        return hooks, owners
+
+    def _reserve(self, webhook_id: str, owner: str) -> bool:
+        """Count an attempt to ``webhook_id`` as in flight, unless it or its owner is at its cap."""
+        with self._busy_lock:
+            if self._busy_hooks[webhook_id] >= PER_WEBHOOK or self._busy_owners[owner] >= self._per_owner:
+                return False
+            self._busy_hooks[webhook_id] += 1
+            self._busy_owners[owner] += 1
+            return True
+
+    def _release(self, webhook_id: str, owner: str) -> None:
+        with self._busy_lock:
+            for counts, key in ((self._busy_hooks, webhook_id), (self._busy_owners, owner)):
+                counts[key] -= 1
+                if counts[key] <= 0:
+                    del counts[key]
+
     def _claim(self) -> _Claimed | None:
-        """Take one due delivery (compare-and-set), or None when none is due."""
+        """Take one due delivery (compare-and-set) of a webhook and owner below their caps of attempts
+        in flight (counted until :meth:`_release`), or None when none is due."""
         with self.sessions() as session:
             for _ in range(5):  # lost races: try the next candidate
                 now = utcnow()
-                candidate = session.execute(
-                    select(WebhookDeliveryRow.id, WebhookDeliveryRow.attempts)
-                    .where(WebhookDeliveryRow.status == "pending", WebhookDeliveryRow.next_attempt_at <= now)
-                    .order_by(WebhookDeliveryRow.next_attempt_at).limit(1)).first()
+                busy_hooks, busy_owners = self._busy()
+                query = (select(WebhookDeliveryRow.id, WebhookDeliveryRow.attempts, WebhookRow.id, WebhookRow.owner)
+                         .join(WebhookRow, WebhookRow.id == WebhookDeliveryRow.webhook_id)
+                         .where(WebhookDeliveryRow.status == "pending", WebhookDeliveryRow.next_attempt_at <= now))
+                if busy_hooks:
+                    query = query.where(WebhookDeliveryRow.webhook_id.not_in(busy_hooks))
+                if busy_owners:
+                    query = query.where(WebhookRow.owner.not_in(busy_owners))
+                candidate = session.execute(query.order_by(WebhookDeliveryRow.next_attempt_at).limit(1)).first()
                 session.rollback()
                 if candidate is None:
                     return None
-                delivery_id, seen = candidate
+                delivery_id, seen, webhook_id, owner = candidate
+                if not self._reserve(webhook_id, owner):  # another thread took the last place meanwhile
+                    continue
                 won = _dml(session, update(WebhookDeliveryRow).where(
                     WebhookDeliveryRow.id == delivery_id, WebhookDeliveryRow.status == "pending",
                     WebhookDeliveryRow.attempts == seen, WebhookDeliveryRow.next_attempt_at <= now,
                 ).values(attempts=seen + 1, next_attempt_at=now + timedelta(seconds=self.lease_s))).rowcount
                 session.commit()
                 if not won:
+                    self._release(webhook_id, owner)
                     continue
                 row = session.execute(
                     select(WebhookDeliveryRow.event, WebhookDeliveryRow.payload, WebhookDeliveryRow.created_at,
@@ -212,6 +274,7 @@ class Deliverer:
                     .where(WebhookDeliveryRow.id == delivery_id)).first()
                 session.rollback()
                 if row is None:  # its webhook was deleted meanwhile
+                    self._release(webhook_id, owner)
                     continue
                 event, payload, created_at, webhook_id, url, secret, active = row
                 if not active:
@@ -223,16 +286,31 @@ class Deliverer:
                     ).values(status="cancelled", attempts=seen, next_attempt_at=None,
                              last_error=registry.CANCELLED))
                     session.commit()
+                    self._release(webhook_id, owner)
                     continue
-                return _Claimed(delivery_id, seen + 1, webhook_id, event, payload, created_at, url, secret)
+                return _Claimed(delivery_id, seen + 1, webhook_id, event, payload, created_at, url, secret, owner)
         return None
 
     def attempt(self, claimed: _Claimed) -> Outcome:
-        """One POST of ``claimed`` to the address its host resolves to now, once that is checked."""
+        """One POST of ``claimed`` to the address its host resolves to now, once that is checked; over
+        (timed out) :attr:`deadline_s` after it began, whatever the receiver does."""
+        started = time.monotonic()
+        ends = started + self.deadline_s
+
+        def resolve(host: str, port: int) -> list[str]:  # a lookup that hangs ends with the deadline
+            lookup = self.resolve or system_resolver
+            try:
+                return call_within(ends - time.monotonic(), lambda: lookup(host, port),
+                                   name="gradhealth-webhooks-resolve")
+            except DeadlinePassed as exc:
+                raise OSError(str(exc)) from None
+
         try:
             target = parse(claimed.url)
-            address = pin(target, allow_private=self.settings.webhooks_allow_private, resolve=self.resolve)
+            address = pin(target, allow_private=self.settings.webhooks_allow_private, resolve=resolve)
         except UrlRefused as refused:
+            if time.monotonic() >= ends:
+                return self._timed_out(started, f"resolving the host: {refused}")
             return Outcome(False, None, f"refused: {refused}")
         body = body_of(claimed.id, claimed.webhook_id, claimed.event, claimed.created_at, claimed.payload)
         timestamp = str(int(time.time()))
@@ -245,16 +323,24 @@ class Deliverer:
         shown = f"[{address}]" if address.version == 6 else str(address)
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         try:
-            with self._client.stream("POST", f"{target.scheme}://{shown}:{target.port}{target.path}",
+            with deadline(ends), \
+                 self._client.stream("POST", f"{target.scheme}://{shown}:{target.port}{target.path}",
                                      content=body, headers=headers, extensions=extensions) as response:
                 status = response.status_code  # the body is never read: a receiver cannot flood us
         except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.TimeoutException) or time.monotonic() >= ends:
+                return self._timed_out(started, f"{type(exc).__name__}: {exc}")
             return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__)
         if 200 <= status < 300:
             return Outcome(True, status, None)
         if 300 <= status < 400:
             return Outcome(False, status, f"HTTP {status}: redirects are not followed; register the final URL")
         return Outcome(False, status, f"HTTP {status}")
+
+    def _timed_out(self, started: float, detail: str) -> Outcome:
+        took = time.monotonic() - started
+        return Outcome(False, None, f"timed out after {took:.1f} s (an attempt may last "
+                                    f"{self.deadline_s:g} s, webhook_timeout_s): {detail}"[:500])
 
     def _record(self, claimed: _Claimed, outcome: Outcome) -> None:
         """The attempt's outcome, written only while the attempt is still ours (its count unchanged)."""
