@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
@@ -88,6 +90,33 @@ async def _reject(scope: Scope, send: Send, limit: int) -> None:
 
 async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def head_as_get(app: ASGIApp) -> ASGIApp:
+    """HEAD answered as GET without its body (RFC 9110 9.3.2), for every GET route: FastAPI's
+    routes answer only the methods they declare, so the OpenAPI document stays GET-only. Once the
+    status and headers are sent the GET is cancelled, so a HEAD on an event stream ends at once."""
+
+    async def head(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await app(scope, receive, send)
+            return
+        with anyio.CancelScope() as answered:
+
+            async def headers_only(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    await send(message)
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    answered.cancel()
+                    await anyio.lowlevel.checkpoint()
+
+            inner = {**scope, "method": "GET"}
+            try:
+                await app(inner, receive, headers_only)
+            finally:  # what routing recorded (the route, for the metrics' label), not the method
+                scope.update({k: v for k, v in inner.items() if k != "method"})
+
+    return head
 
 
 def create_app(settings: Settings | None = None, *, start_workers: bool | None = None) -> FastAPI:
@@ -169,6 +198,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     # Inside the metrics middleware (the last added is the outermost), so that refused requests are
     # counted too, with their own status: a body over the limit is a 413 there, not the exception
     # that stopped reading it
+    app.add_middleware(_Raw, wrap=head_as_get)  # innermost: metrics count a HEAD as HEAD
     app.add_middleware(_Raw, wrap=lambda inner: exposure_guard(inner, settings, app.state.auth_failures))
     app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, limit_for))
     app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, route_label))

@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
-from gradhealth.api.security import Caller, authenticate_throttled, client_address, enforce_rate
+from gradhealth.api.security import (
+    Caller,
+    authenticate_throttled,
+    client_address,
+    enforce_rate,
+    single_credentials,
+)
 from gradhealth.settings import Settings
 
 
@@ -28,6 +34,7 @@ async def get_caller(request: Request,
                      x_api_key: Annotated[str | None, Header(alias="X-API-Key",
                                                              description="your API key")] = None,
                      ) -> Caller:
+    single_credentials(request.scope.get("headers") or [])  # the app's guard refuses it first
     address = client_address(request.scope)
     caller = authenticate_throttled(request.app.state.settings, x_api_key, request.app.state.auth_failures,
                                     address)

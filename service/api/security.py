@@ -8,6 +8,7 @@ import hmac
 import math
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -51,6 +52,25 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (1 - tokens) / self.rate
+
+
+#: Headers that carry a credential. Sent twice, which one counts would be a guess (a proxy's and
+#: the client's, say): such a request is refused, not answered as the first one's caller.
+CREDENTIAL_HEADERS = {"x-api-key": "X-API-Key", "authorization": "Authorization"}
+
+
+def single_credentials(raw_headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """400 when a credential header (:data:`CREDENTIAL_HEADERS`) is in ``raw_headers`` (ASGI's)
+    more than once."""
+    seen: set[str] = set()
+    for raw, _ in raw_headers:
+        name = raw.decode("latin-1").lower()
+        if name in CREDENTIAL_HEADERS:
+            if name in seen:
+                shown = CREDENTIAL_HEADERS[name]
+                raise ApiError(400, "repeated_credentials",
+                               f"the request has several {shown} headers: send one {shown}")
+            seen.add(name)
 
 
 def authenticate(settings: Settings, api_key: str | None) -> Caller:
@@ -116,24 +136,34 @@ DOC_PREFIXES = ("/openapi.json", "/docs", "/redoc", "/static/", "/v1/catalog")
 
 def exposure_guard(app: ASGIApp, settings: Settings, failures: RateLimiter) -> ASGIApp:
     """With keys on, /metrics (counts across all callers) needs a key unless ``metrics_public``,
-    and the documentation routes unless ``docs_public``. With keys off, nothing changes."""
+    and the documentation routes unless ``docs_public``. With keys off, nothing changes. On every
+    route, keys on or off, a repeated credential header is a 400 (:func:`single_credentials`)."""
     protected: tuple[str, ...] = (() if settings.metrics_public else ("/metrics",)) + (
         () if settings.docs_public else DOC_PREFIXES)
     keys_on = bool(settings.key_owners())
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
+        try:
+            if scope["type"] == "http":
+                single_credentials(scope.get("headers") or [])  # every route, keys on or off
+        except ApiError as refused:
+            await _refuse(refused, path, scope, receive, send)
+            return
         if keys_on and any(path == p.rstrip("/") or path.startswith(p) for p in protected):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
             try:
                 caller = authenticate_throttled(settings, headers.get("x-api-key"), failures, client_address(scope))
             except ApiError as refused:
-                response = problem_response(refused.status, refused.title, refused.detail,
-                                            type_=str(refused.to_problem()["type"]), instance=path,
-                                            headers=refused.headers)
-                await response(scope, receive, send)
+                await _refuse(refused, path, scope, receive, send)
                 return
             scope.setdefault("state", {})["caller"] = caller  # request.state.caller: whose /metrics
         await app(scope, receive, send)
 
     return guarded
+
+
+async def _refuse(refused: ApiError, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+    response = problem_response(refused.status, refused.title, refused.detail,
+                                type_=str(refused.to_problem()["type"]), instance=path, headers=refused.headers)
+    await response(scope, receive, send)

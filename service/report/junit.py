@@ -34,6 +34,19 @@ def _xml_text(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
 
 
+def _scrub(root: ET.Element) -> None:
+    """Every attribute and text node of ``root`` as XML 1.0 can hold it, at serialisation: an
+    attribute (a name, the source, a summary) on one line; a text node (a finding's body, whose
+    lines :func:`_body` builds with every user string on one line) keeps its own line breaks."""
+    for el in root.iter():
+        for key, value in el.attrib.items():
+            el.set(key, _xml_text(one_line(value)))
+        if el.text:
+            el.text = _xml_text(el.text)
+        if el.tail:
+            el.tail = _xml_text(el.tail)
+
+
 def _place(w: Where) -> str:
     if w.uri is None:
         return w.logical or ""
@@ -42,7 +55,7 @@ def _place(w: Where) -> str:
 
 
 def _body(f: Finding, w: Where, doc: Diagnosis) -> str:
-    lines = [f"{f.severity}: {f.summary}", f.explanation]
+    lines = [f"{f.severity}: {f.summary}", f"why: {f.explanation}"]
     place = _place(w)
     if place:
         lines.append(f"where: {place}")
@@ -63,7 +76,9 @@ def _body(f: Finding, w: Where, doc: Diagnosis) -> str:
             lines.append(
                 f"  {i}. {r.id}{tag}: {r.change} [{verified_text(r, doc, markdown=False)}]"
             )
-    return "\n".join(lines)
+    # every line on its own: a user string (a series, a layer, the source) cannot start a line,
+    # where a CI runner that prints the file reads commands (GitHub's `::error::`)
+    return "\n".join(one_line(line) for line in lines)
 
 
 def _case(code: str, classname: str, ctx: ReportContext) -> ET.Element:
@@ -109,10 +124,9 @@ def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
             cases.append(_case(code, classname, ctx))  # evaluated, nothing found: passed
         for f, w, fail in by_code.get(code, []):
             case = _case(code, classname, ctx)
-            body = _xml_text(_body(f, w, doc))
+            body = _body(f, w, doc)
             if fail:
-                failure = ET.SubElement(case, "failure", message=_xml_text(one_line(f.summary)),
-                                        type=f.severity)
+                failure = ET.SubElement(case, "failure", message=f.summary, type=f.severity)
                 failure.text = body
             else:
                 ET.SubElement(case, "system-out").text = body
@@ -129,5 +143,6 @@ def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
     ET.SubElement(props, "property", name="status", value=doc.status)
     ET.SubElement(props, "property", name="summary", value=doc.summary)
     suite.extend(cases)
+    _scrub(root)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True)

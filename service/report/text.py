@@ -16,6 +16,14 @@ _UNVERIFIED = {"skipped": "not verified: --no-verify", "training_time": "a train
 _MAX_STEPS_SHOWN = 10
 
 
+def _not_a_command(line: str) -> str:
+    """``line`` in double quotes (after its indent) when it would begin with ``::``, a GitHub
+    workflow command as the runner reads a line after its leading spaces: a user string first on
+    its line (the spec's name, a row of the --layers tables, a baseline reason naming a layer)."""
+    body = line.lstrip()
+    return f'{line[: len(line) - len(body)]}"{body}"' if body.startswith("::") else line
+
+
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
@@ -87,5 +95,6 @@ def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
                          f"{_num(layer.activation_std):>10s} {sat:>5s} {dead:>5s}")
     lines += baseline_text(doc)
     # Every line on its own: a user string (the spec's name, a layer, a series, a log's warning)
-    # cannot start a line of its own, where a CI runner reads commands (`::error::`).
-    return "\n".join(one_line(line) for line in lines)
+    # cannot start a line of its own, where a CI runner reads commands (`::error::`), nor begin
+    # one with `::` where it comes first.
+    return "\n".join(_not_a_command(one_line(line)) for line in lines)
