@@ -538,7 +538,8 @@ def predict_stretch(
     iteration stops and the remaining layers reuse that q (chi1 there is at its
     limit; q-independent for the relu family).  ``phase`` follows ``chi1(q*)``
     with tolerance ``PHASE_TOLERANCE``; when ``q* = inf``, ``chi1_star`` is nan
-    and the phase follows chi1's large-q limit.
+    and the phase follows chi1 at the q the stack's last layer reaches (the limit only where
+    q passes 1e300 within the stack).
     """
     key = _canonical(name)
     if depth < 1:
@@ -562,8 +563,10 @@ def predict_stretch(
     # with a small bias) q* is the one this stretch actually approaches.
     q_star = fixed_point(key, sigma_w2, sigma_b2, q0=float(q_in), negative_slope=negative_slope)
     if math.isinf(q_star):
+        # no finite fixed point: the phase is what the stack's own layers do at the q they reach
+        # (softplus under He init: chi1 -> 1 only as q -> inf, below 1 at every depth a net has)
         chi1_star = math.nan
-        chi_phase = chi1(key, _Q_MAX, sigma_w2, negative_slope)
+        chi_phase = chi_layers[-1]
     else:
         chi1_star = chi1(key, q_star, sigma_w2, negative_slope)
         chi_phase = chi1_star

@@ -494,3 +494,13 @@ def test_he_init_measured_a_hair_above_two_is_critical_in_the_report() -> None:
         pred = theory.predict_stretch("relu", sigma_w2, 0.0, 20, 1.0)
         assert _phase(pred) == "critical", (sigma_w2, pred.phase, pred.chi1_star)
     assert _phase(theory.predict_stretch("relu", 2.1, 0.0, 20, 1.0)) == "chaotic"
+
+
+def test_without_a_finite_fixed_point_the_phase_is_what_the_stacks_own_layers_do() -> None:
+    # softplus under He init: q grows without bound and chi1 -> 1 only in the limit; at every depth
+    # a network has, each layer's chi1 is below 1 (specsweep10 c07 read "chaotic" from q = 1e300)
+    pred = theory.predict_stretch("softplus", 2.0, 0.0, 80, 1.0)
+    assert math.isinf(pred.q_star)
+    assert all(c < 1 for c in pred.chi_layers) and pred.phase == "ordered"
+    # the ReLU family's chi1 does not depend on q: He init stays critical
+    assert theory.predict_stretch("relu", 2.0, 0.0, 80, 1.0).phase == "critical"
