@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
@@ -104,6 +105,17 @@ def install(app: FastAPI) -> None:
             detail = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(allowed)}"
         return problem_response(exc.status_code, _TITLES.get(exc.status_code, "Error"), detail,
                                 instance=request.url.path, headers=headers)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (PostgreSQL: a string over its column's length, a number JSON
+        # cannot hold; SQLite checks neither): the request's validation should have refused it first,
+        # so it is logged, but it is the request's value that is wrong, not the service: a 422.
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        log.warning("the database refused a value on %s %s: %s", request.method, request.url.path, reason)
+        detail = f"a value of this request cannot be stored: {reason[:200]}"
+        return problem_response(422, "Invalid request", detail, type_=f"{PROBLEM_BASE}invalid-request",
+                                instance=request.url.path)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:

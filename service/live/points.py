@@ -5,10 +5,13 @@ reader's row rules, so a name maps to the same series (and role) as in an upload
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
+from typing import Any
 
-from gradhealth.logs.readers.native import NativeReader, recorder_record
-from gradhealth.logs.readers.textio import BadRow, loads
+from gradhealth.logs.readers.native import NativeReader, recorder_record, step_key
+from gradhealth.logs.readers.textio import _BARE_NONFINITE, BadRow
 from gradhealth.logs.series import clean_name
 
 
@@ -24,6 +27,117 @@ class Point:
     metric: str
     step: float
     value: float
+
+
+#: The published bounds of a point (``MetricPoint.metric``, ``LayerPoint.layer`` in the OpenAPI
+#: document): a series name is stored in ``run_points.metric``, a ``String(255)`` (which PostgreSQL
+#: enforces and SQLite does not), and ``<kind>/<layer>`` stays within it.
+MAX_METRIC_CHARS = 255
+MAX_LAYER_CHARS = 200
+#: Keys of a record that are never read as a value (the rest of a wide record's keys are series).
+_NOT_VALUES = frozenset({"metric", "layer", "kind", "wall_time", "time"})
+_NONFINITE_TEXT = re.compile(r"^\s*[+-]?(?:nan|inf|infinity)\s*$", re.IGNORECASE)
+#: Within a line of a JSON Lines body, the ASCII separators ``str.splitlines`` also broke at (``\r``,
+#: ``\v``, ``\f``, ``\x1c``-``\x1e``: JSON-seq's RS before each record). None can occur raw inside a
+#: JSON string (U+0085, U+2028 and U+2029 can, and are no break).
+_SEPARATORS = re.compile(r"[\r\x0b\x0c\x1c-\x1e]")
+
+
+class _Overflow(float):
+    """A JSON number literal too large for a float (``1e999``, ``10**400`` as an integer): read as
+    the infinity ``float()`` makes of it, and marked, so that a point's value or step written so is
+    refused (a client sends an infinity as ``Infinity`` or ``"inf"``, never as a huge number)."""
+
+    __slots__ = ("literal",)
+    literal: str
+
+    def __new__(cls, literal: str) -> _Overflow:
+        out = super().__new__(cls, -math.inf if literal.lstrip().startswith("-") else math.inf)
+        out.literal = literal
+        return out
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    return _Overflow(text) if math.isinf(value) else value
+
+
+def _int(text: str) -> int | float:
+    # more than 309 digits is beyond float64 (1.8e308) whatever they are (JSON has no leading zeros);
+    # this also spares int() its 4,300-digit limit
+    if len(text.lstrip("-")) > 309:
+        return _Overflow(text)
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        return _Overflow(text)
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_float=_float, parse_int=_int)
+
+
+def loads(text: str) -> Any:
+    """:func:`gradhealth.logs.readers.textio.loads` (JSON, with bare ``nan`` / ``inf`` tokens read
+    as strings), with number literals that overflow a float marked :class:`_Overflow`."""
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError as first:
+        fixed = _BARE_NONFINITE.sub(lambda m: f'{m[1]}"{m[2]}{m[3]}"', text)
+        if fixed == text:
+            raise
+        try:
+            return _DECODER.decode(fixed)
+        except (json.JSONDecodeError, RecursionError):
+            raise first from None
+
+
+def _overflow(raw: Any) -> str | None:
+    """The text of a value that overflows a float (a number literal, or a string holding one that is
+    not a non-finite spelling); None for any other value."""
+    if isinstance(raw, dict) and "mean" in raw:  # a summary record's field (read as its mean)
+        raw = raw["mean"]
+    if isinstance(raw, _Overflow):
+        text = raw.literal.strip()
+    elif isinstance(raw, str) and not _NONFINITE_TEXT.match(raw):
+        try:
+            if not math.isinf(float(raw.strip())):
+                return None
+        except ValueError:
+            return None
+        text = raw.strip()
+    else:
+        return None
+    digits = len(text.lstrip("+-"))
+    return f"an integer of {digits:,} digits" if text.lstrip("+-").isdigit() and digits > 40 else text[:40]
+
+
+_SUSPECT = frozenset({_Overflow, str, dict})  # the types of value that may hold an overflowing number
+
+
+def _check_bounds(obj: dict[str, Any]) -> None:
+    """Refuse what the published point models refuse and the stores cannot hold: a name over its
+    length bound, and a value (or step) that overflows a float."""
+    metric, layer = obj.get("metric"), obj.get("layer")
+    if isinstance(metric, str) and metric.strip() and len(metric) > MAX_METRIC_CHARS:
+        raise BadRow(f"'metric' is {len(metric):,} characters; at most {MAX_METRIC_CHARS}")
+    if (not isinstance(metric, str) or not metric.strip()) and isinstance(layer, str) \
+            and len(layer) > MAX_LAYER_CHARS:
+        raise BadRow(f"'layer' is {len(layer):,} characters; at most {MAX_LAYER_CHARS}")
+    suspects = [k for k, v in obj.items() if type(v) in _SUSPECT and k not in _NOT_VALUES]
+    if not suspects:  # (the common case, cheaply: no number overflowed, no value given as text)
+        return
+    if "value" in obj and any(k in obj for k in ("metric", "layer", "kind")):  # long form: step and value
+        read = {step_key(obj), "value"}
+        suspects = [k for k in suspects if k in read]
+    for name in suspects:
+        text = _overflow(obj[name])
+        if text is not None:
+            raise BadRow(f"{name[:40]!r} is {text}, beyond the range of a float (about 1.8e308); "
+                         "send an infinite value as Infinity or \"inf\"")
 
 
 JSON_TYPES = ("application/json",)
@@ -42,10 +156,14 @@ def _points(obj: object) -> list[Point]:
         raise BadRow("it names a 'metric' (or 'layer' and 'kind') but has no 'value'")
     if "value" in obj and not any(k in obj for k in ("metric", "layer", "kind")):
         raise BadRow("its 'value' needs a 'metric' (or a 'layer' and a 'kind') naming it")
+    _check_bounds(obj)
     found = NativeReader._record(obj)
     if not found and "value" not in obj:   # (a long-form point whose value is null is none, as in a log)
         raise BadRow("it holds no value: send {\"step\": 1, \"metric\": \"loss\", \"value\": 2.3} or "
                      "{\"step\": 1, \"loss\": 2.3}")
+    for name, *_ in found:  # a wide record's keys are series names
+        if len(name) > MAX_METRIC_CHARS:
+            raise BadRow(f"the series name {name[:40]!r}... is {len(name):,} characters; at most {MAX_METRIC_CHARS}")
     # Names are scrubbed of lone surrogates (from JSON escapes) before they reach the database.
     return [Point(clean_name(name), step, value) for name, step, value, _wall, _role in found]
 
@@ -73,11 +191,15 @@ def parse(body: bytes, content_type: str, *, max_points: int) -> list[Point]:
             if len(out) > max_points:
                 raise BadPoints(f"more than {max_points:,} points in one batch (GRADHEALTH_RUN_MAX_BATCH_POINTS)")
         return out
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+    # Lines end at "\n" (a "\r" before it is a separator, as below): str.splitlines() would also
+    # break at U+2028, U+2029 and U+0085, which JSON allows raw inside a string (JSON.stringify and
+    # json.dumps(ensure_ascii=False) write them so), and number the lines after them wrong.
+    records = ((n, part) for n, line in enumerate(text.split("\n"), 1) for part in _SEPARATORS.split(line))
+    for n, record in records:
+        if not record.strip():
             continue
         try:
-            out += _points(loads(line))
+            out += _points(loads(record))
         except ValueError as e:
             raise BadPoints(f"line {n}: not JSON ({e})") from None
         except BadRow as e:
