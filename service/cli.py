@@ -705,7 +705,14 @@ def cmd_fix(args: argparse.Namespace) -> int:
     except (RuntimeError, MemoryError, OSError) as exc:
         return _failed(args, exc)
     proposed = [r for f in doc.findings for r in f.remedies]
-    patched = next((r for r in proposed if r.id == args.remedy and r.patch), None)
+    # one id may come in variants (a gated cell with chrono gates or a forget bias of 1): distinct patches
+    variants = list({json.dumps(r.patch, sort_keys=True): r for r in proposed
+                     if r.id == args.remedy and r.patch}.values())
+    if variants and not 1 <= args.variant <= len(variants):
+        print(f"gradhealth: {args.spec}: {args.remedy} has {len(variants)} variant(s); --variant takes 1 to "
+              f"{len(variants)}", file=sys.stderr)
+        return EXIT_INVALID
+    patched = variants[args.variant - 1] if variants else None
     if patched is None:
         ids = sorted({r.id for r in proposed if r.patch})
         why = (f"{args.remedy} is a change to training, not to the spec (see its code in `gradhealth check`)"
@@ -722,6 +729,10 @@ def cmd_fix(args: argparse.Namespace) -> int:
     where = args.output or "the output"
     print(f"gradhealth: applied {patched.id}: {patched.change}; check {where} with `gradhealth check`",
           file=sys.stderr)
+    if len(variants) > 1:
+        others = "; ".join(f"--variant {i}: {r.change}" for i, r in enumerate(variants, 1) if r is not patched)
+        print(f"gradhealth: {patched.id} has {len(variants)} variants (this was --variant {args.variant}); {others}",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -832,6 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
     fix = sub.add_parser("fix", help="write the spec with a remedy's patch applied (comments kept)")
     fix.add_argument("spec", help="an architecture spec (file, '-' for stdin, or example:NAME)")
     fix.add_argument("--remedy", required=True, help="the remedy id, as `gradhealth check` lists it")
+    fix.add_argument("--variant", type=int, default=1,
+                     help="which of a remedy's variants to apply, as `gradhealth check` lists them (default 1)")
     fix.add_argument("--output", "-o", help="write the fixed spec here instead of stdout")
     fix.set_defaults(func=cmd_fix, device=None, format="text")
     sub.add_parser("schema", help="print the spec's JSON Schema").set_defaults(func=cmd_schema)

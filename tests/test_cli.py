@@ -287,6 +287,23 @@ def test_fix_of_a_json_spec_and_of_a_remedy_not_proposed(tmp_path, capsys):
     assert "he_init" in capsys.readouterr().err  # says which spec remedies there are
 
 
+def test_fix_picks_one_of_a_remedys_variants(tmp_path, capsys):
+    # a long default LSTM: the gated-cell remedy comes as chrono gates and as a forget bias of 1
+    spec = tmp_path / "lstm.json"
+    spec.write_text(json.dumps({"input": {"shape": [400, 8]}, "seeds": 1, "precision": "float32",
+                                "layers": [{"type": "lstm", "hidden_size": 16}, {"type": "linear", "out_features": 4}]}))
+    biases = []
+    for variant in (1, 2):
+        assert main(["fix", str(spec), "--remedy", "gated_recurrent_cell", "--variant", str(variant)]) == 0
+        biases.append(json.loads(capsys.readouterr().out)["layers"][0]["forget_bias"])
+    assert biases == ["chrono", 1.0]
+    assert main(["fix", str(spec), "--remedy", "gated_recurrent_cell"]) == 0
+    err = capsys.readouterr().err
+    assert "give the LSTM layers[0] chrono" in err and "2 variants" in err and "--variant 2: give the LSTM" in err
+    assert main(["fix", str(spec), "--remedy", "gated_recurrent_cell", "--variant", "3"]) == 2
+    assert "--variant takes 1 to 2" in capsys.readouterr().err
+
+
 def test_examples_have_a_one_line_description(capsys):
     from gradhealth.library import example_names
 

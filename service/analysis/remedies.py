@@ -332,7 +332,8 @@ def gated_cells(ctx: Context) -> list[Remedy]:
             # (the fields only an RNN or a GRU takes go: the patched spec must be valid)
             value = {k: v for k, v in _resolve(ctx.raw, p).items() if k not in _NOT_LSTM}
             value.update({"type": "lstm", "forget_bias": fb})
-            remedy = R.gated_recurrent_cell(_names([p]), fb, steps, [{"op": "replace", "path": p, "value": value}])
+            remedy = R.gated_recurrent_cell(_names([p]), fb, steps, [{"op": "replace", "path": p, "value": value}],
+                                            already_lstm=layer.type == "lstm")
             if str(value.get("recurrent_activation", "sigmoid")).startswith("hard_sigmoid"):
                 # a hard sigmoid is flat past |x| = 2.5 (Keras 2's 0.2x + 0.5) or 3: an opened forget
                 # gate's bias pins it there and chrono's input gate at 0, passing no gradient

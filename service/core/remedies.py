@@ -279,10 +279,10 @@ def orthogonal_init(where: str, patch: Patch = ()) -> Remedy:
 
 
 def gated_recurrent_cell(
-    where: str, forget_bias: float | str, steps: int, patch: Patch = ()
+    where: str, forget_bias: float | str, steps: int, patch: Patch = (), *, already_lstm: bool = False
 ) -> Remedy:
     """Make ``where`` an LSTM with its forget gate open: a constant bias, or chrono init over
-    ``steps``."""
+    ``steps``; ``already_lstm``: it is one, and only its forget gate changes."""
     if forget_bias == "chrono":
         bias_code = (
             "b_f = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init\n"
@@ -294,7 +294,7 @@ def gated_recurrent_cell(
         how = f"forget-gate bias {forget_bias}"
     return make_remedy(
         "gated_recurrent_cell",
-        f"make {where} an LSTM with {how}",
+        f"give the LSTM {where} {how}" if already_lstm else f"make {where} an LSTM with {how}",
         patch,
         forget_bias=forget_bias,
         bias_code=bias_code,
