@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gradhealth.logs.readers import textio
 from gradhealth.logs.readers.native import NativeReader, recorder_record, step_key
-from gradhealth.logs.readers.textio import _BARE_NONFINITE, BadRow
+from gradhealth.logs.readers.textio import BadRow
 from gradhealth.logs.series import clean_name
 
 
@@ -81,18 +82,7 @@ _DECODER = json.JSONDecoder(parse_float=_float, parse_int=_int)
 def loads(text: str) -> Any:
     """:func:`gradhealth.logs.readers.textio.loads` (JSON, with bare ``nan`` / ``inf`` tokens read
     as strings), with number literals that overflow a float marked :class:`_Overflow`."""
-    try:
-        return _DECODER.decode(text)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-    except json.JSONDecodeError as first:
-        fixed = _BARE_NONFINITE.sub(lambda m: f'{m[1]}"{m[2]}{m[3]}"', text)
-        if fixed == text:
-            raise
-        try:
-            return _DECODER.decode(fixed)
-        except (json.JSONDecodeError, RecursionError):
-            raise first from None
+    return textio.loads(text, _DECODER)
 
 
 def _overflow(raw: Any) -> str | None:

@@ -190,13 +190,17 @@ def read_text(path: Path, limits: ReadLimits) -> str:
         raise LogError(f"{path.name}: cannot be read ({e.strerror or e})") from None
 
 
-def loads(text: str) -> Any:
-    """``json.loads`` that also takes bare ``nan`` / ``inf`` / ``-inf`` tokens (as strings).
+_JSON = json.JSONDecoder()
+
+
+def loads(text: str, decoder: json.JSONDecoder = _JSON) -> Any:
+    """``json.loads`` that also takes bare ``nan`` / ``inf`` / ``-inf`` tokens (as strings);
+    ``decoder``: the decoder to read with (one that marks numbers of its own, say).
 
     Raises ``ValueError`` (a ``json.JSONDecodeError`` when the text is not JSON).
     """
     try:
-        return json.loads(text)
+        return decoder.decode(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     except json.JSONDecodeError as first:
@@ -204,7 +208,7 @@ def loads(text: str) -> Any:
         if fixed == text:
             raise
         try:
-            return json.loads(fixed)
+            return decoder.decode(fixed)
         except (json.JSONDecodeError, RecursionError):
             raise first from None
 
