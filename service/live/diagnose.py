@@ -4,7 +4,10 @@ Each run's :class:`~gradhealth.live.state.RunState` is cached in this process, k
 id and version; a batch updates it with the points that were new and re-runs the log check's
 detectors on its bounded series, so the cost of a batch is O(batch + the bounded series), whatever
 the run's length. A miss (another process appended, or a restart) rebuilds the state from the
-stored points once. :func:`finish` runs the full log check over every point.
+stored points once. :func:`finish` runs the full log check over every point, read per series into
+arrays. The API hands batches and finishes to a run's queue (:func:`submit_append`,
+:func:`submit_finish`): one worker per run at a time, on a small pool of this module's own, stores
+and diagnoses the batches queued together, so no request waits for a run's lock on a thread.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
@@ -111,16 +117,53 @@ class RunGone(Exception):
 
 # --- the state cache -----------------------------------------------------------------------------
 
-#: Runs whose state this process keeps (least recently used dropped first).
+#: Runs whose state this process keeps (least recently used dropped first)...
 CACHE_RUNS = 256
-_cache: OrderedDict[str, tuple[int, RunState]] = OrderedDict()
+#: ...and about how many bytes their states may take together (errsweep2 N14: a run of 10,000
+#: series holds ~27 MB, so a count alone let 256 of them take gigabytes). The newest run stays
+#: cached even when it alone is larger.
+CACHE_BYTES = 512 * 2**20
+_cache: OrderedDict[str, tuple[int, RunState, int]] = OrderedDict()
+_cache_size = 0
 _cache_lock = threading.Lock()
-_run_locks: dict[str, threading.Lock] = {}
 
 
-def _lock(run_id: str) -> threading.Lock:
+class _RunLock:
+    """A run's lock, with the callers using it: the entry is dropped when none is and the run is
+    no longer cached (finished, deleted, evicted), so the table does not grow with every run."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+
+
+_run_locks: dict[str, _RunLock] = {}
+
+
+@contextmanager
+def _lock(run_id: str) -> Iterator[None]:
     with _cache_lock:
-        return _run_locks.setdefault(run_id, threading.Lock())
+        entry = _run_locks.get(run_id)
+        if entry is None:
+            entry = _run_locks[run_id] = _RunLock()
+        entry.users += 1
+    try:
+        with entry.lock:
+            yield
+    finally:
+        with _cache_lock:
+            entry.users -= 1
+            if not entry.users and run_id not in _cache and _run_locks.get(run_id) is entry:
+                del _run_locks[run_id]
+
+
+def _drop_lock(run_id: str) -> None:
+    """Forget a run's lock entry unless a caller holds or waits for it (under ``_cache_lock``)."""
+    entry = _run_locks.get(run_id)
+    if entry is not None and not entry.users:
+        del _run_locks[run_id]
 
 
 def _cached(run: RunRow) -> RunState | None:
@@ -133,18 +176,29 @@ def _cached(run: RunRow) -> RunState | None:
 
 
 def _remember(run_id: str, version: int, state: RunState) -> None:
+    global _cache_size
+    size = state.approx_bytes()
     with _cache_lock:
-        _cache[run_id] = (version, state)
-        _cache.move_to_end(run_id)
-        while len(_cache) > CACHE_RUNS:
-            dropped, _ = _cache.popitem(last=False)
-            _run_locks.pop(dropped, None)
+        old = _cache.pop(run_id, None)
+        if old is not None:
+            _cache_size -= old[2]
+        _cache[run_id] = (version, state, size)
+        _cache_size += size
+        while len(_cache) > 1 and (len(_cache) > CACHE_RUNS or _cache_size > CACHE_BYTES):
+            dropped, (_, _, dropped_size) = _cache.popitem(last=False)
+            _cache_size -= dropped_size
+            _drop_lock(dropped)
 
 
 def forget(run_id: str) -> None:
-    """Drop a run's cached state (deleted, finished, or a change that did not commit)."""
+    """Drop a run's cached state (deleted, finished, or a change that did not commit), and its lock
+    entry unless a caller holds it (the holder drops it on release)."""
+    global _cache_size
     with _cache_lock:
-        _cache.pop(run_id, None)
+        old = _cache.pop(run_id, None)
+        if old is not None:
+            _cache_size -= old[2]
+        _drop_lock(run_id)
 
 
 def rebuild(session: Session, run: RunRow) -> RunState:
@@ -247,32 +301,65 @@ class Appended:
 def append(session: Session, run_id: str, owner: str, points: list[Point], *, base: LogThresholds,
            max_points: int, max_series: int) -> Appended:
     """Store the new points of a batch and bring the run's diagnosis up to date."""
+    outcome = append_batches(session, run_id, owner, [points], base=base, max_points=max_points,
+                             max_series=max_series)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def append_batches(session: Session, run_id: str, owner: str, batches: list[list[Point]], *,
+                   base: LogThresholds, max_points: int, max_series: int) -> list[Appended | Exception]:
+    """Store several batches of one run in one transaction, as if appended one after another, and
+    diagnose the run once for all of them (batches queued while another was being diagnosed, see
+    :func:`submit_append`). Per batch, its outcome: what it added, or the error that refused it
+    (:class:`RunGone`, :class:`RunFinished`, :class:`RunFull`; a batch that would overfill the run
+    is refused alone). An error of the diagnosis itself is raised, for every batch."""
+    out: list[Appended | Exception | None] = [None] * len(batches)
+    pending = list(range(len(batches)))
     with _lock(run_id):
-        for _ in range(20):
+        tries = 0
+        while tries < 20:
             run = store.get(session, run_id, owner)
-            if run is None:
-                raise RunGone(run_id)
-            if run.status != "active":
-                raise RunFinished(run_id)
+            refused: Exception | None = (RunGone(run_id) if run is None else
+                                         RunFinished(run_id) if run.status != "active" else None)
+            if run is None or refused is not None or not pending:
+                for i in pending:
+                    out[i] = refused
+                return [o if o is not None else RunGone(run_id) for o in out]
             state = _cached(run) or rebuild(session, run)
-            new = store.insert_points(session, run.id, points)
-            if not new:
-                session.rollback()
-                return Appended(0, len(points), run.points, run.last_step)
-            total = run.points + len(new)
+            total = run.points
             names = list(run.series or [])
             known = set(names)
-            for p in new:
-                if p.metric not in known:
-                    known.add(p.metric)
-                    names.append(p.metric)
-            if total > max_points or len(names) > max_series:
+            added: dict[int, int] = {}
+            new_points: list[Point] = []
+            full: tuple[int, RunFull] | None = None
+            for i in pending:
+                new = store.insert_points(session, run.id, batches[i])
+                total += len(new)
+                for p in new:
+                    if p.metric not in known:
+                        known.add(p.metric)
+                        names.append(p.metric)
+                if total > max_points or len(names) > max_series:
+                    what = (f"{total:,} points; the limit is {max_points:,} (GRADHEALTH_RUN_MAX_POINTS)"
+                            if total > max_points else
+                            f"{len(names):,} series; the limit is {max_series:,} (GRADHEALTH_LOG_MAX_SERIES)")
+                    full = (i, RunFull(f"this batch would give the run {what}"))
+                    break
+                added[i] = len(new)
+                new_points += new
+            if full is not None:  # refuse that batch alone; the others are stored again without it
                 session.rollback()
-                what = (f"{total:,} points; the limit is {max_points:,} (GRADHEALTH_RUN_MAX_POINTS)"
-                        if total > max_points else
-                        f"{len(names):,} series; the limit is {max_series:,} (GRADHEALTH_LOG_MAX_SERIES)")
-                raise RunFull(f"this batch would give the run {what}")
-            state.add(new)
+                out[full[0]] = full[1]
+                pending.remove(full[0])
+                continue
+            if not new_points:
+                session.rollback()
+                for i in pending:
+                    out[i] = Appended(0, len(batches[i]), run.points, run.last_step)
+                return [o for o in out if o is not None]
+            state.add(new_points)
             try:
                 run_log = state.run_log(run.name, params_of(run.config or {}))
                 note = None if state.exact else (
@@ -285,26 +372,160 @@ def append(session: Session, run_id: str, owner: str, points: list[Point], *, ba
                 session.rollback()
                 forget(run.id)
                 raise
-            steps = [p.step for p in new]
+            steps = [p.step for p in new_points]
             last_step = max(steps + ([run.last_step] if run.last_step is not None else []))
             if _commit(session, run, doc, run_log, extra=dict(points=total, series=names, last_step=last_step)):
                 _remember(run.id, run.version + 1, state)
-                return Appended(len(new), len(points) - len(new), total, last_step)
+                for i in pending:
+                    out[i] = Appended(added[i], len(batches[i]) - added[i], total, last_step)
+                return [o for o in out if o is not None]
             forget(run.id)  # the state took points that were rolled back
+            tries += 1
         raise RuntimeError(f"run {run_id}: too many concurrent changes")
 
 
+# --- one worker per run: appends queue and coalesce ----------------------------------------------
+#
+# errsweep2 N2: each append waited for the run's lock inside the API's shared threadpool, so 80
+# concurrent appends to one run held every thread, and another caller's GET waited 51.7 s. Now a
+# request hands its batch to the run's queue and awaits the outcome without holding a thread. One
+# worker at a time per run (on this module's own small pool, never the API's) takes every batch
+# queued meanwhile and stores and diagnoses them together: N batches queued behind a slow diagnosis
+# cost one diagnosis, not N. Past MAX_PENDING queued batches a run refuses more (:class:`RunBusy`:
+# 429 with Retry-After, which the recorder retries).
+
+#: Threads diagnosing live runs in this process (each run uses at most one at a time).
+WORKERS = 4
+#: Batches one run may have queued in this process before it answers 429.
+MAX_PENDING = 64
+#: At most this many points are stored and diagnosed together.
+GROUP_POINTS = 200_000
+
+
+class RunBusy(Exception):
+    """Too many batches of this run are queued: retry later."""
+
+    retry_after = 1
+
+
+@dataclass(eq=False)
+class _Job:
+    sessions: Callable[[], Session]
+    owner: str
+    base: LogThresholds
+    points: list[Point] | None  # None: finish the run
+    limits: tuple[int, int] = (0, 0)  # max_points, max_series
+    future: Future[Any] = field(default_factory=Future)
+
+    def joins(self, other: _Job) -> bool:
+        return (self.points is not None and other.points is not None and self.sessions is other.sessions
+                and self.owner == other.owner and self.base is other.base and self.limits == other.limits)
+
+
+_queues: dict[str, deque[_Job]] = {}
+_queue_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _workers() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="gradhealth-live")
+    return _pool
+
+
+def _submit(run_id: str, job: _Job, *, bounded: bool) -> Future[Any]:
+    with _queue_lock:
+        queue = _queues.get(run_id)
+        if queue is not None and bounded and len(queue) >= MAX_PENDING:
+            raise RunBusy(f"{len(queue)} batches of run {run_id} are waiting to be stored; "
+                          f"retry in {RunBusy.retry_after} s")
+        start = queue is None
+        if queue is None:
+            queue = _queues[run_id] = deque()
+        queue.append(job)
+    if start:  # no worker has this run: start one (a run's queue exists while a worker has it)
+        _workers().submit(_drain, run_id)
+    return job.future
+
+
+def submit_append(run_id: str, owner: str, points: list[Point], *, sessions: Callable[[], Session],
+                  base: LogThresholds, max_points: int, max_series: int) -> Future[Appended]:
+    """Queue a batch for the run's worker; the future holds its :class:`Appended` or its error.
+    Raises :class:`RunBusy` when MAX_PENDING batches of the run are queued already."""
+    return _submit(run_id, _Job(sessions, owner, base, points, (max_points, max_series)), bounded=True)
+
+
+def submit_finish(run_id: str, owner: str, *, sessions: Callable[[], Session],
+                  base: LogThresholds) -> Future[None]:
+    """Queue the run's finish after the batches queued before it; the future is done when it is."""
+    return _submit(run_id, _Job(sessions, owner, base, None), bounded=False)
+
+
+def _drain(run_id: str) -> None:
+    """Run the next group of the run's queued jobs, then queue the worker again (behind other runs')
+    while more are waiting, or end, removing the queue."""
+    with _queue_lock:
+        queue = _queues[run_id]
+        group: list[_Job] = []
+        size = 0
+        while queue and (not group or (group[0].joins(queue[0])
+                                       and size + len(queue[0].points or ()) <= GROUP_POINTS)):
+            job = queue.popleft()
+            if job.future.set_running_or_notify_cancel():  # False: its request went away
+                group.append(job)
+                size += len(job.points or ())
+    try:
+        if group:
+            _run_group(run_id, group)
+    finally:
+        with _queue_lock:
+            again = bool(_queues[run_id])
+            if not again:
+                del _queues[run_id]
+        if again:
+            _workers().submit(_drain, run_id)
+
+
+def _run_group(run_id: str, group: list[_Job]) -> None:
+    head = group[0]
+    try:
+        with head.sessions() as session:
+            if head.points is None:
+                finish(session, run_id, head.owner, base=head.base)
+                head.future.set_result(None)
+                return
+            outcomes = append_batches(session, run_id, head.owner, [j.points or [] for j in group], base=head.base,
+                                      max_points=head.limits[0], max_series=head.limits[1])
+    except Exception as e:
+        if len(group) > 1:  # one batch's failure must not fail the batches queued with it: one by one
+            for job in group:
+                _run_group(run_id, [job])
+            return
+        head.future.set_exception(e)
+        return
+    except BaseException as e:
+        for job in group:
+            job.future.set_exception(e)
+        raise
+    for job, outcome in zip(group, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            job.future.set_exception(outcome)
+        else:
+            job.future.set_result(outcome)
+
+
 def full_log(session: Session, run: RunRow) -> RunLog:
-    """Every stored point of a run as the log check reads a log."""
-    data: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in run.series or []}
-    for p in store.iter_points(session, run.id):
-        steps, values = data.setdefault(p.metric, ([], []))
-        steps.append(p.step)
-        values.append(p.value)
+    """Every stored point of a run as the log check reads a log: read per series into numpy arrays
+    (a columnar, chunked query), not a Python object per point, so finishing a run of millions of
+    points costs about 16 bytes a point and the database's read time."""
+    data: dict[str, tuple[np.ndarray, np.ndarray]] = {name: (np.zeros(0), np.zeros(0)) for name in run.series or []}
+    for name, steps, values in store.run_arrays(session, run.id):
+        data[name] = (steps, values)
     series = []
     for name, (steps, values) in data.items():
         role, layer = native_role(name)
-        series.append(make_series(name, np.asarray(steps), np.asarray(values), role=role, layer=layer))
+        series.append(make_series(name, steps, values, role=role, layer=layer))
     return RunLog(format="live", source=run.name, series=series, params=params_of(run.config or {}))
 
 

@@ -161,6 +161,8 @@ _POINTS_BODY = {"requestBody": {"required": True, "content": {
              openapi_extra=_POINTS_BODY,
              responses={**NOT_FOUND,
                         409: {"model": Problem, "description": "the run is finished"},
+                        429: {**RATE_LIMITED[429], "description": "over the rate limit, or too many batches "
+                              "of this run waiting to be stored (`run_busy`); retry after Retry-After seconds"},
                         413: {"model": Problem, "description": "the run would hold more than "
                                                               "GRADHEALTH_RUN_MAX_POINTS points"},
                         415: {"model": Problem, "description": "not JSON or JSON Lines, not UTF-8, or compressed"},
@@ -187,13 +189,15 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
     except BadPoints as e:
         raise ApiError(422, "invalid_points", str(e)) from None
 
-    def work() -> diagnose.Appended:
-        with request.app.state.sessions() as session:
-            return diagnose.append(session, run_id, caller.name, points, base=settings.log_thresholds,
-                                   max_points=settings.run_max_points, max_series=settings.log_max_series)
-
+    # The run's own worker stores and diagnoses the batch (with any others queued meanwhile): this
+    # request holds no thread while it waits, so a flood of appends to one run cannot starve the
+    # threadpool every other request needs (errsweep2 N2).
     try:
-        done = await run_in_threadpool(work)
+        done = await asyncio.wrap_future(diagnose.submit_append(
+            run_id, caller.name, points, sessions=request.app.state.sessions, base=settings.log_thresholds,
+            max_points=settings.run_max_points, max_series=settings.log_max_series))
+    except diagnose.RunBusy as e:
+        raise ApiError(429, "run_busy", str(e), headers={"Retry-After": str(e.retry_after)}) from None
     except diagnose.RunGone:
         raise ApiError(404, "run_not_found", f"no run {run_id}") from None
     except diagnose.RunFinished:
@@ -211,13 +215,26 @@ def read_run(run_id: str, session: SessionDep, caller: CallerDep) -> RunRead:
 
 @router.post("/{run_id}/finish", response_model=RunRead, responses=NOT_FOUND,
              summary="Finish a run: a last diagnosis over every point")
-def finish_run(run_id: str, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> RunRead:
-    _load(session, run_id, caller)
+async def finish_run(run_id: str, request: Request, caller: CallerDep, settings: SettingsDep) -> RunRead:
+    sessions = request.app.state.sessions
+
+    def read() -> RunRead | None:
+        with sessions() as session:
+            row = store.get(session, run_id, caller.name)
+            return None if row is None else _read(row)
+
+    if await run_in_threadpool(read) is None:
+        raise ApiError(404, "run_not_found", f"no run {run_id}")
+    # after the batches queued before it, on the run's worker: no thread held while it reads every point
     try:
-        row = diagnose.finish(session, run_id, caller.name, base=settings.log_thresholds)
+        await asyncio.wrap_future(diagnose.submit_finish(run_id, caller.name, sessions=sessions,
+                                                         base=settings.log_thresholds))
     except diagnose.RunGone:
         raise ApiError(404, "run_not_found", f"no run {run_id}") from None
-    return _read(row)
+    done = await run_in_threadpool(read)
+    if done is None:
+        raise ApiError(404, "run_not_found", f"no run {run_id}")
+    return done
 
 
 @router.get("", response_model=RunPage, summary="Your runs, newest first",
