@@ -101,13 +101,14 @@ def detect(path: Path, hint: str | None = None) -> Reader:
             raise UnknownLogFormat(f"unknown format hint {hint!r}; use one of: "
                                    f"{', '.join(r.name for r in all_readers)}")
         # the file's own name may veto a format it is in (a text log saved as .md): the hint decides
-        if match[0].sniff(path.name, head) <= 0 and match[0].sniff(f"{path.stem or 'log'}.log", head) <= 0:
+        if (match[0].sniff(path.name, head) <= 0 and match[0].sniff(f"{path.stem or 'log'}.log", head) <= 0
+                and not (hint == "text" and _text_later(path, all_readers) is not None)):
             best, _ = sniff(path.name, head, all_readers)
             guess = f"; it looks like {best.name}" if best is not None else ""
             raise UnknownLogFormat(f"{path.name} is not in the {hint} format{guess}")
         return match[0]
     best, _ = sniff(path.name, head, all_readers)
-    if best is None and len(head) == HEAD_BYTES:
+    if best is None:
         best = _text_later(path, all_readers)
     if best is None:
         if path.suffix.lower() == ".py":
@@ -126,15 +127,17 @@ TEXT_SEARCH_BYTES = 4 * 2**20
 
 
 def _text_later(path: Path, readers: list[Reader]) -> Reader | None:
-    """The text reader when a window after the head, up to :data:`TEXT_SEARCH_BYTES`, reads as
-    a text log (each window from its first whole line); None otherwise."""
+    """The text reader when a window past the lines the head's sniff reads, up to
+    :data:`TEXT_SEARCH_BYTES`, reads as a text log (each window from its first whole line, windows
+    half a head apart: a notes file's training lines 600 lines down, still inside the head's 64 KB);
+    None otherwise."""
     from gradhealth.logs.readers.text import READER as text
 
     if text not in readers:
         return None
     with path.open("rb") as f:
-        f.seek(HEAD_BYTES)
-        while f.tell() < TEXT_SEARCH_BYTES:
+        for at in range(HEAD_BYTES // 2, TEXT_SEARCH_BYTES, HEAD_BYTES // 2):
+            f.seek(at)
             window = f.read(HEAD_BYTES)
             if not window:
                 return None

@@ -16,7 +16,8 @@ section and the keys under it belong to it::
 
 Each table is one record: its values are named ``section/key`` (``rollout/ep_rew_mean``,
 ``train/loss``) and stepped by ``time/total_timesteps`` (the environment steps so far), else by the
-table's index. Lines outside the tables (the environment's banner, warnings) are skipped. SB3
+table's index (baselines' DDPG by ``total/steps``, HER by ``epoch``). Lines outside the tables (the
+environment's banner, a set-up's pages of output) are skipped. SB3
 shortens long keys and values with ``...``; a value that is not a number (a shortened one, a
 string) is skipped. A table the file ends inside is kept when it has a step, with the warning
 ``truncated_log``.
@@ -34,7 +35,12 @@ from gradhealth.logs.series import LogWarning, RunLog, parse_number
 
 _ROW = re.compile(r"^\s*\|\s+(?P<key>[^|]*?)\s*\|\s*(?P<val>[^|]*?)\s*\|\s*$")
 _RULE = re.compile(r"^\s*-{10,}\s*$")
-_STEP = ("time/total_timesteps", "total_timesteps")
+#: The step of a table, the first of these it has (SB3 and PPO2: environment steps; baselines' DDPG:
+#: total/steps; HER: its epoch), else the table's index.
+_STEP = ("time/total_timesteps", "total_timesteps", "total/steps", "epoch")
+#: A table of this many "| key | number |" rows or more, twice in a file's head, is such a table
+#: whatever its keys (baselines' DDPG, HER and the rest print them after pages of set-up output).
+_TABLE_ROWS = 4
 #: Keys of OpenAI baselines' and stable-baselines 2's tables, which have no sections (PPO2: approxkl,
 #: ep_rewmean, nupdates, policy_entropy, serial_timesteps, total_timesteps, value_loss ...)
 _BASELINES_KEYS = frozenset({"total_timesteps", "serial_timesteps", "nupdates", "n_updates", "policy_entropy",
@@ -53,6 +59,24 @@ def _record(points: Points, values: dict[str, float], index: int) -> bool:
     return True
 
 
+def _tables(lines: list[str]) -> int:
+    """How many tables ``lines`` hold: blocks between dashed rules of :data:`_TABLE_ROWS` or more
+    rows, most of them a number."""
+    found, rows, numbers = 0, 0, 0
+    for line in lines:
+        if _RULE.match(line):
+            found += rows >= _TABLE_ROWS and 2 * numbers > rows
+            rows = numbers = 0
+        elif (m := _ROW.match(line)) is not None:
+            rows += 1
+            try:
+                parse_number(m["val"])
+                numbers += 1
+            except ValueError:
+                pass
+    return found
+
+
 class SB3Reader:
     name = "sb3"
     description = "Stable-Baselines3 console tables (verbose=1: '| rollout/ |', '|    ep_rew_mean | 1.48 |' ...)"
@@ -65,7 +89,7 @@ class SB3Reader:
         if len(rows) >= 4 and (sections & {"rollout/", "time/", "train/", "eval/"} or keys & _BASELINES_KEYS) and any(
                 _RULE.match(ln) for ln in lines):
             return 0.85
-        return 0.0
+        return 0.85 if _tables(first_lines(head, 1 << 20)) >= 2 else 0.0
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         points = Points(path.name, limits)

@@ -563,6 +563,13 @@ _BOOST_PAIR = re.compile(rf"(?P<set>[A-Za-z][\w.]*)(?:-|'s[ \t]+)(?P<metric>[A-Z
                          re.IGNORECASE)
 
 
+#: A split's loss followed by an iteration count and then the loss, Tacotron 2's print:
+#: "Train loss 7082 0.412546", "Validation loss 7090:  0.495267".
+_LOSS_AT_STEP = re.compile(
+    r"(?<![\w/])(?P<name>(?:train|training|valid|validation|val|eval|test)[ \t]+loss)[ \t]+(?P<step>\d+):?[ \t]+"
+    r"(?P<val>[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)(?![\w.])", re.IGNORECASE)
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
         line = line[tag.end():]
@@ -574,6 +581,10 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         return [(f"eval_{name}" if caffe["split"].lower() == "test" else name, caffe["val"])], None
     if "avg" in line and "rate" in line and (dk := _DARKNET.search(line)) is not None:
         return [("step", dk["step"]), ("loss", dk["loss"]), ("avg", dk["avg"]), ("lr", dk["lr"])], None
+    if "oss " in line and (at := _LOSS_AT_STEP.search(line)) is not None:
+        # NVIDIA Tacotron 2's "Train loss 7082 0.412546 Grad Norm 1.33 1.15s/it" and "Validation loss
+        # 7090:  0.495267": the count after the loss's name is the iteration, the number after it the loss
+        line = f"{line[:at.start()]}step: {at['step']} {at['name']}: {at['val']}{line[at.end():]}"
     if "<--" in line:
         line = line[:line.index("<--")]  # a reader's note on a pasted line ("<-- spike (step 4)")
     if "-" in line:
