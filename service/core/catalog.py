@@ -116,6 +116,12 @@ FINDINGS: dict[str, Entry] = {
     "loss_oscillation": Entry(
         "Loss oscillation",
         "The training loss swings widely around its trend from step to step instead of settling."),
+    "reward_collapse": Entry(
+        "Return collapsed",
+        "A reinforcement-learning run's episode return (or success rate) climbed, then fell back more than "
+        "half of what it had gained and stayed down to the end: the policy got worse with training, most "
+        "often from updates too large for it (an actor's or critic's rate, a target network updated too "
+        "fast, Q overestimation). Keep the best checkpoint and lower the rate."),
     "validation_divergence": Entry(
         "Validation divergence",
         "The validation loss rises while the training loss still falls: the model is overfitting."),

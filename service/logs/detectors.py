@@ -2423,6 +2423,60 @@ def _on_rollouts(run: RunLog) -> bool:
     return any(_ROLLOUT_REWARD.search(s.name) for s in run.series)
 
 
+#: An RL run's outcome series: the episode return (mean reward) or success rate it logs, by name.
+_RETURN = re.compile(r"(?:^|[/_.])(?:ep_?rew(?:ard)?_?mean|eprewmean|episode_?(?:reward|return)s?|episodic_?return|"
+                     r"mean_?(?:reward|return)|(?:average)?ep_?ret|return|success_rate)(?:$|[/_.](?:mean|avg))?$",
+                     re.IGNORECASE)
+#: Points an outcome series needs before a collapse is judged, and the share of the run at its end
+#: that must stay down.
+_RETURN_POINTS = 20
+_RETURN_TAIL = 0.2
+
+
+@detects("reward_collapse")
+def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """An agent's episode return (or success rate) that climbed well above where it started and
+    then lost more than half of that gain for the last fifth of the run or more (DDPG on a
+    continuous-control task: 2,143 at its best, -362 at the end). Judged on running medians, so a
+    bad episode or two is not a collapse; the gain must stand out from the series' own
+    episode-to-episode noise."""
+    out: list[Finding] = []
+    for s in run.series:
+        if not _RETURN.search(s.name) or "history" in s.name.lower():
+            continue
+        steps, v = finite(s)
+        n = len(v)
+        if n < _RETURN_POINTS:
+            continue
+        sm = smooth(v, max(3, (n // 10) | 1))
+        head = max(2, n // 10)
+        start = float(np.median(v[:head]))
+        i_peak = int(np.argmax(sm))
+        peak = float(sm[i_peak])
+        gain = peak - start
+        noise = 1.4826 * float(np.median(np.abs(np.diff(v)))) / math.sqrt(2)
+        tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
+        if gain <= 0 or gain < 4 * noise or i_peak >= n - tail:
+            continue
+        end = float(np.median(v[-tail:]))
+        kept = (end - start) / gain
+        if kept >= 0.5 or not np.all(sm[-tail:] < start + 0.5 * gain):
+            continue
+        best = float(steps[i_peak])
+        out.append(_finding(
+            "reward_collapse", "warning",
+            f"{s.name} climbed from {start:.4g} to {peak:.4g} ({s.where(best)}) and fell back to {end:.4g} over the "
+            f"last {tail} of {n} points: {1 - kept:.0%} of its gain lost (running medians)",
+            "The agent got better and then worse, and stayed worse: updates too large for the policy at that "
+            "stage (an actor's or critic's learning rate, a target network updated too fast, Q overestimation). "
+            "The best policy was the one at the peak.",
+            {"metric": s.name, "steps": [_num(best), _num(float(steps[-1]))], "value": 1 - kept,
+             "threshold": 0.5, "start": start, "peak": peak, "last": end, "best_step": _num(best)},
+            [R.early_stopping(best, max(2, tail // 2)),
+             lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")]))
+    return out[:3]
+
+
 @detects("loss_oscillation")
 def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     found = _positive_loss(run, t)

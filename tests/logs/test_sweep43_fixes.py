@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradhealth.logs.check import run_log_check
+import numpy as np
+
+from gradhealth.logs.check import diagnose, run_log_check
 from gradhealth.logs.readers.text import line_values
 from tests.logs.helpers import write
+from tests.logs.test_detectors import run_of
 
 
 def _her_table(epoch: int, success: float) -> str:
@@ -46,3 +49,27 @@ def test_a_notes_file_whose_training_lines_start_600_lines_down_is_a_log(tmp_pat
         doc = run_log_check(path, format=fmt)
         loss = next(s for s in doc.series if s.role == "loss")
         assert loss.points == 60 and loss.first_step == 7000
+
+
+def _returns(peak_at: float, end_level: float, seed: int = 8) -> np.ndarray:
+    # a DDPG return: -500 at first, climbing to 2,000, then (from peak_at) falling to end_level
+    rng = np.random.default_rng(seed)
+    n = 400
+    t = np.arange(n) / n
+    up = -500 + 2500 * np.clip(t / peak_at, 0, 1)
+    down = np.where(t > peak_at, (2000 - end_level) * np.clip((t - peak_at) / 0.1, 0, 1), 0)
+    return up - down + rng.normal(0, 150, n)
+
+
+def test_a_return_that_climbs_and_falls_back_for_good_is_a_collapse() -> None:
+    [f] = [f for f in diagnose(run_of(rollout__return=_returns(0.6, -300.0))).findings if f.code == "reward_collapse"]
+    assert f.severity == "warning" and f.evidence.metric == "rollout/return"
+    assert 0.5 < f.evidence.value < 1.2 and f.remedies[0].id == "early_stopping"
+
+
+def test_a_return_that_levels_off_or_dips_and_recovers_is_no_collapse() -> None:
+    assert not [f for f in diagnose(run_of(rollout__return=_returns(0.6, 1800.0))).findings
+                if f.code == "reward_collapse"]  # a plateau a little under the peak
+    dip = _returns(0.4, -300.0)
+    dip[300:] = 2000 + np.random.default_rng(9).normal(0, 150, 100)  # down for a while, then back
+    assert not [f for f in diagnose(run_of(rollout__return=dip)).findings if f.code == "reward_collapse"]
