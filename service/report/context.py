@@ -49,6 +49,7 @@ LOG_CODES: tuple[str, ...] = (
     "loss_plateau",
     "loss_oscillation",
     "validation_divergence",
+    "reward_collapse",
     "truncated_log",
     "insufficient_data",
     "large_updates",
