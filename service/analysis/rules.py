@@ -147,6 +147,9 @@ def _through_depth(
         explanation = (
             f"Backpropagation multiplies one Jacobian per layer; through {these} the "
             f"typical factor is {fmt(per_layer)} < 1, so the early layers barely learn."
+            if math.isfinite(per_layer) else
+            f"Backpropagation multiplies one Jacobian per layer; through {these} the product is exactly 0 "
+            "(a layer passes no gradient back at all), so the early layers do not learn."
         )
         zero = [u for u in units if u.has_weights and u.geo("weight_std") == 0]
         designed = designed_zero_layers(result) if ratio == 0 else []

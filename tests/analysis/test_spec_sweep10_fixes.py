@@ -73,3 +73,21 @@ def test_a_default_lstm_over_fewer_than_50_steps_is_a_note() -> None:
         doc = run_architecture_check(_lstm(steps), CheckOptions(Thresholds(), Limits(), device="cpu"))
         [f] = [f for f in doc.findings if f.code == "vanishing_through_time"]
         assert f.severity == severity, (steps, f.summary)
+
+
+def test_a_gradient_of_exactly_zero_is_said_to_be_zero_not_a_factor_of_nan() -> None:
+    # ReLU layers behind a bias of -3 pass nothing back (onnxsweep9 b03): no per-layer factor exists
+    import torch
+    from torch import nn
+
+    from gradhealth import check_module
+
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(6):
+        linear = nn.Linear(32, 32)
+        nn.init.constant_(linear.bias, -3.0)
+        layers += [linear, nn.ReLU()]
+    doc = check_module(nn.Sequential(*layers, nn.Linear(32, 4)), torch.randn(64, 32), loss="cross_entropy", seeds=1)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert "nan" not in f.explanation and "exactly 0" in f.explanation
