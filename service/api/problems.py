@@ -49,10 +49,14 @@ def problem_response(status: int, title: str, detail: str, *, type_: str | None 
 
 def _allowed_methods(request: Request) -> list[str]:
     """The methods the routes for this path take, documented or not (the UI's pages, /docs), asked
-    of the routes themselves (Starlette's own Allow names only the first matching route's)."""
-    return [method for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
-            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
-                   for route in request.app.routes)]
+    of the routes themselves (Starlette's own Allow names only the first matching route's). HEAD
+    wherever GET is: the app answers it as GET without the body (``app.head_as_get``)."""
+    found = [method for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+             if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                    for route in request.app.routes)]
+    if "GET" in found and "HEAD" not in found:
+        found.insert(found.index("GET") + 1, "HEAD")
+    return found
 
 
 def _json_position(body: bytes, pos: int) -> str:

@@ -88,3 +88,10 @@ def test_one_key_still_works_and_a_repeated_key_is_refused_with_keys_off(keyed: 
     assert keyed.get("/v1/jobs", headers={"X-API-Key": BOB}).status_code == 200
     assert keyed.get("/v1/jobs", headers=[("X-API-Key", BOB), ("X-API-Key", BOB)]).status_code == 400
     assert open_api.get("/v1/jobs", headers=[("X-API-Key", "a"), ("X-API-Key", "b")]).status_code == 400
+
+
+def test_a_405_lists_head_where_get_is_answered(open_api: Api) -> None:
+    refused = open_api.request("PUT", "/v1/jobs")  # GET (and so HEAD) and POST there
+    allowed = [m.strip() for m in refused.headers["allow"].split(",")]
+    assert refused.status_code == 405 and "GET" in allowed and "HEAD" in allowed
+    assert "HEAD" not in open_api.request("GET", "/v1/checks/architecture").headers.get("allow", "")
