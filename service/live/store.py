@@ -137,7 +137,7 @@ def run_arrays(session: Session, run_id: str, *, chunk: int = 5_000) -> Iterator
     metric order: one query in the primary key's order, fetched ``chunk`` rows at a time and turned
     into numpy columns per chunk, so a run of millions of points costs about 16 bytes a point (the
     arrays) and no Python object per point outlives its chunk (finishing a run reads every point)."""
-    # as decode_special: 0 with a value is the value; 1 (or unknown, or no value) NaN; 2 +Inf; 3 -Inf
+    # a NULL value with code 0 reads as code 1 (NaN), as decode_special reads it
     code = RunPointRow.special + case((and_(RunPointRow.value.is_(None), RunPointRow.special == 0), 1), else_=0)
     q = (select(RunPointRow.metric, RunPointRow.step, func.coalesce(RunPointRow.value, 0.0), code)
          .where(RunPointRow.run_id == run_id).order_by(RunPointRow.metric, RunPointRow.step)
@@ -155,11 +155,7 @@ def run_arrays(session: Session, run_id: str, *, chunk: int = 5_000) -> Iterator
     for rows in session.connection().execute(q).partitions():
         metrics, steps_t, values_t, special_t = zip(*rows, strict=True)
         steps = np.array(steps_t, dtype=np.float64)
-        values = np.array(values_t, dtype=np.float64)
-        special = np.array(special_t, dtype=np.int64)
-        values[special != 0] = math.nan
-        values[special == 2] = math.inf
-        values[special == 3] = -math.inf
+        values = _decoded(np.array(values_t, dtype=np.float64), np.array(special_t, dtype=np.int64))
         labels = np.array(metrics, dtype=object)
         cuts = [0, *(np.flatnonzero(labels[1:] != labels[:-1]) + 1).tolist(), len(labels)]
         del metrics, labels
@@ -184,12 +180,17 @@ def series_arrays(session: Session, run_id: str, metric: str) -> tuple[np.ndarra
     if not rows:
         return np.zeros(0), np.zeros(0)
     arr = np.array([(s, math.nan if v is None else v, c) for s, v, c in rows], dtype=np.float64)
-    values = arr[:, 1]
-    special = arr[:, 2]
-    values[special == 1] = math.nan
+    return arr[:, 0], _decoded(arr[:, 1], arr[:, 2])
+
+
+def _decoded(values: np.ndarray, special: np.ndarray) -> np.ndarray:
+    """``values`` with the stored ``special`` codes applied in place, as
+    :func:`~gradhealth.live.points.decode_special` reads one point: 0 the value, 2 +Inf, 3 -Inf,
+    any other NaN (a value stored as NULL is NaN already)."""
+    values[special != 0] = math.nan
     values[special == 2] = math.inf
     values[special == 3] = -math.inf
-    return arr[:, 0], values
+    return values
 
 
 def count_points(session: Session, run_id: str) -> int:
