@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socketserver
 import ssl
 import threading
 import time
@@ -83,10 +84,17 @@ def receiver(statuses: list[int] | None = None, location: str = "",
 
         tls.sni_callback = remember  # type: ignore[assignment]
         server.socket = tls.wrap_socket(server.socket, server_side=True)
+    with serving(server):
+        yield state
+
+
+@contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[None]:
+    """``server`` answering on a thread of its own until the block ends, then shut and closed."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield state
+        yield
     finally:
         server.shutdown()
         server.server_close()

@@ -27,7 +27,7 @@ from gradhealth.db.models import WebhookDeliveryRow
 from gradhealth.webhooks import outbox, registry
 from gradhealth.webhooks.deliver import Deliverer
 from tests.webhooks.helpers import key_settings
-from tests.webhooks.receiver import receiver
+from tests.webhooks.receiver import receiver, serving
 
 TRICKLE_S = 0.3  # one byte of the response every TRICKLE_S seconds
 DEADLINE_S = 1.0
@@ -110,13 +110,8 @@ def slow_receiver() -> Iterator[Slow]:
 
     server = Server(("127.0.0.1", 0), Handler)
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _queue(sessions: sessionmaker[Session], url: str, owner: str = "alice") -> str:
