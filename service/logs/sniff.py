@@ -128,15 +128,15 @@ TEXT_SEARCH_BYTES = 4 * 2**20
 
 def _text_later(path: Path, readers: list[Reader]) -> Reader | None:
     """The text reader when a window past the lines the head's sniff reads, up to
-    :data:`TEXT_SEARCH_BYTES`, reads as a text log (each window from its first whole line, windows
-    half a head apart: a notes file's training lines 600 lines down, still inside the head's 64 KB);
-    None otherwise."""
+    :data:`TEXT_SEARCH_BYTES`, reads as a text log (each window from its first whole line; the first
+    from half a head in, the rest after it without overlap: a notes file's training lines 600 lines
+    down, still inside the head's 64 KB); None otherwise."""
     from gradhealth.logs.readers.text import READER as text
 
     if text not in readers:
         return None
     with path.open("rb") as f:
-        for at in range(HEAD_BYTES // 2, TEXT_SEARCH_BYTES, HEAD_BYTES // 2):
+        for at in range(HEAD_BYTES // 2, TEXT_SEARCH_BYTES, HEAD_BYTES):
             f.seek(at)
             window = f.read(HEAD_BYTES)
             if not window:
