@@ -102,6 +102,43 @@ def test_a_problem_is_listed_once_in_view_and_focused_at_phone_width(page: Any, 
         assert text.count(detail) == 1, text
 
 
+def test_a_job_list_that_left_before_a_submission_does_not_take_the_new_job_off(
+        page: Any, server: httpx.Client) -> None:
+    from playwright.sync_api import expect
+
+    _open(page, server)
+    rows = page.locator("#jobs tbody tr")
+    before = rows.count()
+    # A list refresh whose answer was made before the submission arrives after it (CI saw this
+    # race: the new job's row went and, every job done, no refresh brought it back).
+    held: list[Any] = []
+
+    def hold_first(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/v1/jobs?limit=*", hold_first)
+    page.locator("#jobs-refresh").click()
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the list request was not made"
+    stale = held[0].fetch()
+    page.fill("#spec", SMALL_SPEC)
+    page.locator("#spec-submit").click()
+    expect(rows).to_have_count(before + 1, timeout=30_000)
+    new_id = rows.first.get_attribute("data-job-id")
+    held[0].fulfill(response=stale)
+    expect(page.locator("#jobs-refresh")).to_be_enabled()
+    expect(rows).to_have_count(before + 1)
+    assert rows.first.get_attribute("data-job-id") == new_id
+    wait_job(server, new_id, ("succeeded", "failed"))
+    server.delete(f"/v1/jobs/{new_id}")
+
+
 def test_a_failed_job_says_why(page: Any, server: httpx.Client) -> None:
     from playwright.sync_api import expect
 

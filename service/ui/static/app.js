@@ -267,6 +267,7 @@
 
   async function refreshJobs() {
     if (!mayCall()) return;
+    const asked = new Set(state.jobs.keys()); // the jobs known when the list was asked for
     try {
       const page = await (await api(`v1/jobs?limit=${PAGE}`)).json();
       const seen = new Set();
@@ -280,7 +281,10 @@
       state.older = state.older.filter((id) => !seen.has(id) && state.jobs.has(id));
       if (!state.older.length) state.olderCursor = page.next_cursor || null;
       for (const id of state.older) seen.add(id);
-      state.order = [...page.items.map((job) => job.id), ...state.older];
+      // A job submitted while the list was on its way is not in it: it stays, first.
+      const newer = state.order.filter((id) => !asked.has(id) && !seen.has(id) && state.jobs.has(id));
+      for (const id of newer) seen.add(id);
+      state.order = [...newer, ...page.items.map((job) => job.id), ...state.older];
       for (const id of [...state.jobs.keys()]) if (!seen.has(id)) forget(id);
       render();
       loadMissingDetails(page.items);
