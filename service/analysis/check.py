@@ -454,14 +454,16 @@ def _rank(code: str, r: Remedy) -> tuple[int, int, float]:
 def _stretches(result: SimulationResult) -> list[list[UnitStats]]:
     """Runs of consecutive top-level fully-connected layers with one pointwise activation."""
     weighted = [u for u in result.units if u.depth == 0 and u.has_weights]
-    layer_of = {p.name: p.layer for p in result.plan.all_units()}
+    # a spec says each layer's norm; a module's graph marks the layers a norm reads (its plan is None)
+    layer_of = {p.name: p.layer for p in result.plan.all_units()} if result.plan is not None else {}
     runs: list[list[UnitStats]] = []
     current: list[UnitStats] = []
     for u in weighted[:-1]:  # the readout is not part of any stretch
-        plan_layer = layer_of[u.name]
-        ok = (u.type == "linear" and u.activation in theory.ACTIVATIONS
-              and getattr(plan_layer, "norm", None) is None)
-        if ok and current and current[-1].activation == u.activation and current[-1].fan_out == u.fan_out:
+        normed = getattr(layer_of[u.name], "norm", None) is not None if layer_of else u.normalised
+        ok = u.type == "linear" and u.activation in theory.ACTIVATIONS and not normed
+        # a module's layers are a chain only where each feeds the next alone (no skip around it)
+        chained = bool(layer_of) or bool(current) and result.feeds.get(current[-1].name) == [u.name]
+        if ok and current and chained and current[-1].activation == u.activation and current[-1].fan_out == u.fan_out:
             current.append(u)
             continue
         if len(current) >= 2:

@@ -32,6 +32,7 @@ from gradhealth.analysis.check import (
     seed_margin,
     still_nonfinite,
     summary_line,
+    theory_report,
     unmeasured_with_errors,
     verdict_note,
     worsened,
@@ -810,6 +811,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     return Diagnosis(
         name=name, status=status, summary=summary, findings=findings,
         layers=[_layer_report(u) for u in result.units],
+        theory=theory_report(result),
         time_steps=[TimeStep(layer=ts.layer, sublayer=ts.sublayer, t=t, output_grad_norm=finite_or_none(g),
                              log10_spread=finite_or_none(s))
                     for ts in result.time_series
