@@ -212,6 +212,11 @@ REMEDIES: dict[str, Entry] = {
                        "the weights' own signal decide."),
     "weight_decay": Entry("Weight decay",
                           "L2 regularisation keeps weights from growing without bound."),
+    "balance_classes": Entry("Balanced classes",
+                             "A loss weighted by inverse class frequency (or balanced resampling) makes the "
+                             "majority class alone score no better than chance, so a model that predicts it for "
+                             "every sample is pushed to learn the inputs (King and Zeng 2001; scikit-learn's "
+                             "class_weight='balanced')."),
     "early_stopping": Entry("Early stopping",
                             "Keep the weights from the step with the best validation loss and stop once it has "
                             "not improved for a while."),

@@ -123,6 +123,12 @@ SNIPPETS: dict[str, str] = {
         "nn.Sequential(nn.Linear(n_in, 1), nn.{activation}())  # not {was}"
     ),
     "weight_decay": _KEEP_OPTIMIZER + '    group["weight_decay"] = {weight_decay}',
+    "balance_classes": (
+        "counts = torch.bincount(train_labels, minlength=n_classes).float()\n"
+        "weight = counts.sum() / (n_classes * counts.clamp(min=1))  # rarer classes weigh more\n"
+        "criterion = nn.CrossEntropyLoss(weight=weight)\n"
+        "# Keras: model.fit(..., class_weight=dict(enumerate(weight.tolist())))"
+    ),
     "early_stopping": (
         "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
         '    torch.save(model.state_dict(), "best.pt")\nelse:\n    bad_epochs += 1\n'
@@ -431,6 +437,17 @@ def lower_weight_decay(old: float, new: float, why: str) -> Remedy:
         f"lower the weight decay from {old:g} to {new:g}: {why}",
         weight_decay=new,
         previous_weight_decay=old,
+    )
+
+
+def balance_classes(share: float) -> Remedy:
+    """Weight the loss by inverse class frequency: a model that predicts the majority class (a
+    ``share`` of the samples) for everything learned only the class balance."""
+    return make_remedy(
+        "balance_classes",
+        f"weight the loss by inverse class frequency (or resample to balance the classes): predicting "
+        f"the majority class for every sample already scores {share:.4g}, so the loss rewards nothing else "
+        "first; then check that the labels match the inputs and the inputs are scaled",
     )
 
 

@@ -1873,12 +1873,12 @@ def _excursion(run: RunLog, loss: Series, steps: np.ndarray, sm: np.ndarray, t: 
          clipping(run, t)])]
 
 
-_ACCURACY = re.compile(r"(?:^|[/_.])(?:acc|accuracy|categorical_accuracy|sparse_categorical_accuracy|"
-                       r"binary_accuracy)(?:[/_.](?:epoch|step))?$")
-_VALIDATION = re.compile(r"(?:^|[/_.])(?:val|vali|valid|validation|eval|test)(?:[/_.]|$)")
+_ACCURACY = re.compile(r"(?:^|[/_. -])(?:acc|accuracy|categorical_accuracy|sparse_categorical_accuracy|"
+                       r"binary_accuracy)(?:[/_. -](?:epoch|step))?$")
+_VALIDATION = re.compile(r"(?:^|[/_. -])(?:val|vali|valid|validation|eval|test)(?:[/_. -]|$)")
 #: Any accuracy, top-k ones included (YOLO's metrics/accuracy_top1, accuracy_top5)
-_ANY_ACCURACY = re.compile(r"(?:^|[/_.])(?:acc|accuracy)(?:[/_.-]?top-?\d+)?(?:[/_.](?:epoch|step))?$|"
-                           r"(?:^|[/_.])top-?\d+[/_.-]?acc(?:uracy)?$")
+_ANY_ACCURACY = re.compile(r"(?:^|[/_. -])(?:acc|accuracy)(?:[/_. -]?top-?\d+)?(?:[/_. -](?:epoch|step))?$|"
+                           r"(?:^|[/_. -])top-?\d+[/_.-]?acc(?:uracy)?$")
 NUM_CLASS_KEYS = ("num_classes", "n_classes", "nb_classes", "num_labels", "n_labels", "num_class", "n_class")
 
 
@@ -2031,6 +2031,108 @@ def _stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
          "threshold": t.accuracy_stuck, "band": [float(np.min(va)), float(np.max(va))],
          "train_metric": train.name, "train_final": t_late, "gap": t_late - v_late, "num_classes": classes},
         [R.weight_decay()])
+
+
+#: A validation accuracy that moves less than this (as a fraction) over :data:`_ONE_CLASS_POINTS`
+#: evaluations or more takes one value: the same predictions every time.
+_ONE_CLASS_SPREAD = 0.002
+_ONE_CLASS_POINTS = 8
+
+
+#: An area under the ROC curve, by name (auc, roc_auc, val_auc, AUC-ROC).
+_AUC = re.compile(r"(?:^|[/_. -])(?:roc[_ -]?)?auc(?:[_ -]?roc)?(?:[/_. -]|$)", re.IGNORECASE)
+#: An AUC this close to 0.5 (the median of the last half of 20 points or more, none of them past
+#: :data:`_AUC_BEST`) ranks positives above negatives no better than a coin.
+_AUC_MARGIN, _AUC_BEST, _AUC_POINTS = 0.03, 0.56, 20
+
+
+def _auc_at_chance(run: RunLog) -> Finding | None:
+    """An ROC AUC at 0.5 over the last half of the run: whatever the loss does (on imbalanced data
+    it falls by learning the base rate alone: a click-through model's log loss 5.4 -> 0.4 while its
+    AUC stays at 0.50-0.54), the model does not tell the classes apart. AUC is immune to the class
+    balance, so 0.5 is chance for any data; the validation AUC is judged where one is logged."""
+    aucs = [s for s in run.series if _AUC.search(s.name)]
+    aucs.sort(key=lambda s: not _VALIDATION.search(s.name.lower()))
+    for s in aucs[:1]:
+        steps, v = finite(s)
+        if len(v) < _AUC_POINTS or v.min() < 0:
+            continue
+        v = v / 100 if v.max() > 1 else v
+        if v.max() > 1:
+            continue
+        late = v[len(v) // 2:]
+        level = float(np.median(late))
+        # (a window of a run under way, opening after more steps than it spans, says nothing of its start)
+        if abs(level - 0.5) > _AUC_MARGIN or float(np.max(late)) > _AUC_BEST or steps[0] > steps[-1] - steps[0]:
+            continue
+        return _finding(
+            "loss_plateau", "warning",
+            f"{s.name} stays at {level:.3f} over the last half ({s.between(steps[len(v) // 2], steps[-1])}; "
+            f"at most {float(np.max(late)):.3f}): the model ranks the classes no better than chance (0.5)",
+            "The area under the ROC curve is the chance that a positive sample scores above a negative one: 0.5 "
+            "is a coin, whatever the class balance. A loss can still fall while it stays there (on imbalanced "
+            "data the base rate alone lowers a log loss a long way), so the loss's trend does not show it. Check "
+            "that the features reach the model (scaling, embedding sizes, an input pipeline feeding constants or "
+            "shuffled labels), then the learning rate.",
+            {"metric": s.name, "steps": [_num(steps[len(v) // 2]), _num(steps[-1])], "value": level,
+             "threshold": 0.5 + _AUC_MARGIN, "best_late": float(np.max(late))},
+            [])
+    return None
+
+
+def _binary_entropy(p: float) -> float:
+    """H(p) in nats: the cross-entropy of always predicting the share p of one class."""
+    return -sum(q * math.log(q) for q in (p, 1 - p) if 0 < q < 1)
+
+
+def _one_class_validation(run: RunLog) -> Finding | None:
+    """A validation accuracy that keeps one value at every evaluation while the training loss moves,
+    with a validation loss never better than the class share alone scores: the model predicts the
+    same class for every validation sample, and its accuracy is that class's share (Keras issue
+    4662: val_acc 0.7188 for 15 epochs, val_loss 0.61 against H(0.719) = 0.594).
+
+    The loss is the confirmation: a model that learned, on a validation set small enough to keep
+    its accuracy at one count, scores a loss well under the entropy of the share it gets right;
+    one that only learned the class prior scores about that entropy (over k classes the prior's
+    entropy is at least this two-way one, so more is no better)."""
+    _, val = accuracies(run)
+    val_loss, loss = run.first("val_loss"), run.first("loss")
+    if val is None or val_loss is None or loss is None:
+        return None
+    vs, va = finite(val)
+    if len(va) < _ONE_CLASS_POINTS:
+        return None
+    va = _as_fraction(va)
+    share = float(np.median(va))
+    if float(np.ptp(va)) > _ONE_CLASS_SPREAD or not 0 < share < 1:
+        return None
+    lv, tv = finite(val_loss)[1], finite(loss)[1]
+    if len(lv) < 3 or len(tv) < 3:
+        return None
+    late, best = float(np.median(lv[len(lv) // 2:])), float(np.min(lv))
+    prior = _binary_entropy(share)
+    # the training side moved: a run that changes nothing at all is the frozen checks' case
+    moved = abs(float(np.median(tv[-3:])) - float(np.median(tv[:3]))) > 0.05 * abs(float(np.median(tv[:3])))
+    # never better than the share alone at any evaluation (an overfitting model on a small set keeps
+    # its answers while its loss climbs, but from a best well under the prior's)
+    if not moved or best < 0.9 * prior:
+        return None
+    return _finding(
+        "loss_plateau", "warning",
+        (f"{val.name} is {share:.4g} at every one of {len(va)} evaluations" if not np.ptp(va) else
+         f"{val.name} stays within {float(np.min(va)):.4g}-{float(np.max(va)):.4g} at all {len(va)} evaluations")
+        + f" ({val.between(vs[0], vs[-1])}) and "
+        f"{val_loss.name} never gets below {best:.3g} (ends at {late:.3g}), no better than the {prior:.3g} that "
+        f"predicting the class share {share:.4g} alone scores: the model gives every validation sample the same class",
+        "A validation accuracy that never changes by a single sample while the training loss moves, with a "
+        "validation loss at the entropy of that share, is a model predicting one class (the majority) for "
+        "everything: it learned the class balance and nothing else. Check the labels and the inputs reach the "
+        "model (scaling, a frozen or dead layer, a sigmoid output with a softmax loss), balance the classes or "
+        "weight the loss, and lower the learning rate if it collapsed after a few steps.",
+        {"metric": val.name, "steps": [_num(vs[0]), _num(vs[-1])], "value": float(np.ptp(va)),
+         "threshold": _ONE_CLASS_SPREAD, "accuracy": share, "val_loss": late, "best_val_loss": best,
+         "prior_entropy": prior},
+        [R.balance_classes(share)])
 
 
 def _change(improvement: float) -> str:
@@ -2294,7 +2396,8 @@ def _zero_accuracy(run: RunLog) -> Finding | None:
 
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
-    stuck = _stuck_validation_accuracy(run, t) or _zero_accuracy(run)
+    stuck = (_stuck_validation_accuracy(run, t) or _one_class_validation(run) or _auc_at_chance(run)
+             or _zero_accuracy(run))
     found = _positive_loss(run, t) if not _on_rollouts(run) else None
     if found is not None and np.any(found[2][len(found[2]) // 2:] == 0):
         found = None  # a loss at exactly 0 in its last half has no level to stall at (zero_gradient's case)
@@ -2412,8 +2515,15 @@ def _alternation(v: np.ndarray, trend: np.ndarray) -> float | None:
 
 
 #: An agent trained on its own rollouts (Stable-Baselines3, RLlib, baselines): its episode reward.
-_ROLLOUT_REWARD = re.compile(r"ep_?rew|episode_?(?:reward|return)|episodic_?return|eprewmean|rollout/|averageepret|"
-                             r"epret|success_rate", re.IGNORECASE)
+#: (names with spaces or hyphens too: "mean 100 episode reward", MXNet's "Train-Accuracy")
+_ROLLOUT_REWARD = re.compile(r"ep[_ -]?rew|episode[_ -]?(?:reward|return)|episodic[_ -]?return|eprewmean|rollout/|"
+                             r"averageepret|epret|success[_ -]?rate", re.IGNORECASE)
+
+
+#: A series named a reward or return as a word (a TensorBoard CSV export named after its tag,
+#: "run_ppo_reward"): an agent's outcome for what the log check says it holds, but not enough to
+#: read the run as one on rollouts (TRL's DPO logs "rewards/chosen" beside its loss).
+_A_REWARD = re.compile(r"(?:^|[/_. -])(?:reward|return)s?(?:[/_. -]|$)", re.IGNORECASE)
 
 
 def _on_rollouts(run: RunLog) -> bool:
@@ -2424,9 +2534,11 @@ def _on_rollouts(run: RunLog) -> bool:
 
 
 #: An RL run's outcome series: the episode return (mean reward) or success rate it logs, by name.
-_RETURN = re.compile(r"(?:^|[/_.])(?:ep_?rew(?:ard)?_?mean|eprewmean|episode_?(?:reward|return)s?|episodic_?return|"
-                     r"mean_?(?:reward|return)|(?:average)?ep_?ret|return|success_rate)(?:$|[/_.](?:mean|avg))?$",
-                     re.IGNORECASE)
+_RETURN = re.compile(r"(?:^|[/_. -])(?:ep[_ -]?rew(?:ard)?[_ -]?mean|eprewmean|episode[_ -]?(?:reward|return)s?|"
+                     r"episodic[_ -]?return|mean[_ -]?(?:reward|return)|(?:average)?ep[_ -]?ret|return|"
+                     r"success[_ -]?rate)(?:$|[/_. -](?:mean|avg))?$", re.IGNORECASE)
+#: A statistic of the episodes other than their mean (min/max/std of the returns).
+_SPREAD = re.compile(r"(?:^|[/_. -])(?:min|max|std)(?:[/_. -]|$)", re.IGNORECASE)
 #: Points an outcome series needs before a collapse is judged, and the share of the run at its end
 #: that must stay down.
 _RETURN_POINTS = 20
@@ -2441,9 +2553,11 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
     bad episode or two is not a collapse; the gain must stand out from the series' own
     episode-to-episode noise."""
     out: list[Finding] = []
-    for s in run.series:
-        if not _RETURN.search(s.name) or "history" in s.name.lower():
-            continue
+    outcomes = [s for s in run.series if _RETURN.search(s.name) and "history" not in s.name.lower()]
+    # the mean return where one is logged, not its min/max/std companions (baselines' and GAIL's
+    # "min 100 episode reward" beside the mean)
+    plain = [s for s in outcomes if not _SPREAD.search(s.name)]
+    for s in plain or outcomes:
         steps, v = finite(s)
         n = len(v)
         if n < _RETURN_POINTS:
@@ -2660,6 +2774,11 @@ _TASK_GAIN = 0.02  # relative: a task metric 2% better than at the loss's best h
 _SPLIT_PREFIX = re.compile(r"^(?P<split>val|valid|validation|eval|test|dev)(?P<sep>[/_.])", re.IGNORECASE)
 
 
+#: A metric named for the whole evaluation set (``f1``, ``overall_f1``, ``macro_f1``, ``accuracy``),
+#: not for one class or slice of it (``T005_f1``, ``person_precision``).
+_OVERALL = re.compile(r"(?:(?:overall|macro|micro|weighted|mean|avg|average)[_/. -]?)?[a-z0-9@]+$", re.IGNORECASE)
+
+
 def _task_metric_improved(run: RunLog, val: Series, best_step: float) -> tuple[str, float, float] | None:
     """A task metric logged by the same evaluation as ``val`` (``eval_loss`` -> ``eval_wer``,
     ``val_loss`` -> ``val_accuracy``) that is better at the end than when ``val`` was lowest:
@@ -2669,12 +2788,14 @@ def _task_metric_improved(run: RunLog, val: Series, best_step: float) -> tuple[s
     # the same evaluation's names: eval_g0_loss -> eval_g0_accuracy, validation/epoch_loss ->
     # validation/epoch_accuracy (another set's metric says nothing about this one)
     prefix = val.name[:val.name.lower().rfind("loss")]
-    for s in run.series:
-        if s.role != "metric" or not s.name.startswith(prefix) or "loss" in s.name.lower():
-            continue
+    metrics = [s for s in run.series if s.role == "metric" and s.name.startswith(prefix) and "loss" not in s.name.lower()
+               and (_LOWER_BETTER.search(s.name[len(prefix):]) or _HIGHER_BETTER.search(s.name[len(prefix):]))]
+    # the set's overall figure where one is logged, not one class's among dozens (an NER
+    # evaluation's eval_T005_f1 over 4 entities moves 0.27 with one of them; eval_overall_f1 is
+    # what the loss's rise is weighed against)
+    overall = [s for s in metrics if _OVERALL.match(s.name[len(prefix):])]
+    for s in overall or metrics:
         lower = bool(_LOWER_BETTER.search(s.name[len(prefix):]))
-        if not lower and not _HIGHER_BETTER.search(s.name[len(prefix):]):
-            continue
         steps, v = finite(s)
         then = v[steps <= best_step]
         if len(then) == 0 or len(v) < 3 or steps[-1] <= best_step:
@@ -2903,8 +3024,8 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "training loss or a gradient norm; the validation loss alone is checked for what it can show. Log the "
             "training loss too (self.log('train_loss', loss) in training_step).",
             {"metric": val.name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
-    if not main and _on_rollouts(run):
-        rewards = [s.name for s in run.series if _ROLLOUT_REWARD.search(s.name)]
+    if not main and (_on_rollouts(run) or any(_A_REWARD.search(s.name) for s in run.series)):
+        rewards = [s.name for s in run.series if _ROLLOUT_REWARD.search(s.name) or _A_REWARD.search(s.name)]
         return [_finding(
             "insufficient_data", "info",
             f"an agent's episode rewards ({', '.join(rewards[:4])}) and no loss or gradient norm: checked for "

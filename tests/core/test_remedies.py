@@ -139,6 +139,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "raise_learning_rate": lambda: R.raise_learning_rate(),
         "weight_decay": lambda: R.weight_decay(),
         "early_stopping": lambda: R.early_stopping(10, 3),
+        "balance_classes": lambda: R.balance_classes(0.72),
         "logits_loss": lambda: R.logits_loss("binary_cross_entropy", "out"),
         "output_activation": lambda: R.output_activation("out"),
         "positive_learning_rate": lambda: R.positive_learning_rate(-1e3, "Adam"),
