@@ -347,6 +347,9 @@ _HEADER_NAME = re.compile(rb"([A-Za-z_][\w.-]*)\s*[:=]\s*[-+]?\.?\d")
 #: A step counted with no total (``step 0049, loss: ...``, ``iter 200 loss=...``).
 _BARE_STEP = re.compile(rb"(?<![\w./-])(?:step|iter|iteration)\s*[:=#]?\s*(\d+)(?![\d/.])", re.IGNORECASE)
 _DIGITS = b"0123456789"
+#: Where a line may name its epoch (:meth:`_Restarts._epoch`): the word, two bracketed counts
+#: (``[3/300][370/1251]``), timm's ``Train: 3 [``
+_EPOCH_HINT = re.compile(rb"epoch|\]\s*\[|Train:\s+\d+\s+\[", re.IGNORECASE)
 #: A header line seen more often than this is a per-epoch line, not a run's (at most
 #: :data:`_MAX_TRIALS` runs are judged).
 _MAX_HEADERS = 4 * _MAX_TRIALS
@@ -360,7 +363,9 @@ class _Restarts:
     """Runs of a console that counts no step out of a total, appended one after another: a grid
     search's trials each after a header line naming their settings (``(cell_type:GRU:Dropout:0.5:
     Size:256)``, then the trial's loss lines), or runs whose bare step counter starts again from
-    where the first began (``step 0049``, then ``step 0000``).
+    where the first began (``step 0049``, then ``step 0000``), or whose epoch counter, in any form
+    the reader parses, goes back to where its run began after it advanced (``Epoch=6``, then
+    ``Epoch=1``: :meth:`epoch_restarts`; an epoch repeated on several lines moves nowhere).
 
     A header is the last line without a loss before a line with one; headers setting the same
     names are one kind, and so are step counters with the same text before them (``eval step``
@@ -379,9 +384,16 @@ class _Restarts:
         self._kinds: dict[bytes | tuple[bytes, ...], list[_Boundary]] = {}
         # counter kind (the text before it, digits dropped) -> [first step of its current run, last step]
         self._steps: dict[bytes, list[int]] = {}
+        # epoch counter kind (the text before it, digits dropped) -> [first epoch of its current run,
+        # last epoch, highest epoch of the current run, lines that named it]; and its places (line,
+        # the kind's lines before it, the highest epoch the run before it reached)
+        self._epochs: dict[bytes, list[int]] = {}
+        self._epoch_starts: dict[bytes, list[tuple[int, int, int]]] = {}
 
     def line(self, lineno: int, raw: bytes, loss: bool) -> None:
         """Take the console's next line (``loss``: whether it names a loss)."""
+        if _EPOCH_HINT.search(raw) is not None:
+            self._epoch(lineno, raw)
         if not loss:
             if raw.strip():
                 self._pending = (lineno, raw)
@@ -406,6 +418,67 @@ class _Restarts:
         self._last_loss = raw
         self._losses += 1
 
+    def _epoch(self, lineno: int, raw: bytes) -> None:
+        """Follow the epoch counter of a line that names one (any form :func:`line_values` reads:
+        ``Epoch=3``, ``epoch: 3``, ``Epoch [3][50/100]``...): one that goes back to where its run
+        began (or below) after it advanced starts a run. An epoch printed on several lines (a batch's
+        line and the epoch's summary) goes nowhere; one that goes back less far is a run resumed from
+        a checkpoint, which the reader notes (:func:`_overwrites`) without splitting."""
+        hint = _EPOCH_HINT.search(raw)
+        assert hint is not None  # (the caller's test)
+        text = raw.decode("utf-8", "replace")
+        value = next((v for k, v in line_values(text)[0] if k.lower() == "epoch"), None)
+        if value is None:
+            return
+        try:
+            number = float(value)
+        except ValueError:
+            return
+        if not math.isfinite(number):
+            return
+        e = math.floor(number)
+        kind = raw[:hint.start()].translate(None, _DIGITS).strip()
+        seen = self._epochs.get(kind)
+        if seen is None:
+            self._epochs[kind] = [e, e, e, 1]
+            self._epoch_starts[kind] = [(1, 0, e)]
+            return
+        first, last, top, lines = seen
+        if e < last and e <= first and top > first:
+            places = self._epoch_starts[kind]
+            if len(places) <= _MAX_HEADERS:
+                places.append((lineno, lines, top))
+            seen[0] = seen[2] = e
+        seen[1] = e
+        seen[2] = max(seen[2], e)
+        seen[3] += 1
+
+    def epoch_restarts(self) -> tuple[list[tuple[int, int]], bool]:
+        """(line, lines naming the epoch before it) of the places an epoch counter starts a run, each
+        run with at least :data:`_MIN_RUN_LINES` lines naming it; and whether every run but the last counted its epochs
+        as far as the furthest one did (complete trials, not a run cut short and started again)."""
+        best: tuple[list[tuple[int, int]], bool] = ([], False)
+        for kind, places in self._epoch_starts.items():
+            if not 2 <= len(places) <= _MAX_HEADERS:
+                continue
+            tops = [top for _, _, top in places[1:]] + [self._epochs[kind][2]]
+            counts = [n for _, n, _ in places] + [self._epochs[kind][3]]
+            kept: list[tuple[int, int]] = []
+            reached: list[int] = []  # the highest epoch of each run before a kept place
+            run_top = tops[0]
+            last_n = 0
+            for i in range(1, len(places)):
+                at, n, _ = places[i]
+                run_top = max(run_top, tops[i - 1])
+                if n - last_n >= _MIN_RUN_LINES and counts[i + 1] - n >= _MIN_RUN_LINES:
+                    kept.append((at, n))
+                    reached.append(run_top)
+                    run_top, last_n = tops[i], n
+            if len(kept) > len(best[0]):
+                furthest = max([*reached, run_top])
+                best = (kept, all(r == furthest for r in reached))
+        return best
+
     def _add(self, kind: bytes | tuple[bytes, ...], lineno: int, raw: bytes) -> None:
         seen = self._kinds.get(kind)
         if kind != () and (seen is None or len(seen) <= _MAX_HEADERS):
@@ -422,10 +495,17 @@ class _Restarts:
             for at, n in _restarted(seen, self._losses):
                 # a header and the counter after it start the same run: from the header on
                 found[n] = min(found.get(n, (at, how)), (at, how))
-        if not found:
+        if found:
+            hows = sorted({how for _, how in found.values()})
+            return [1, *sorted(at for at, _ in found.values())], f"{' or '.join(hows)}, its loss starting again"
+        # an epoch counter going back to where its run began (``Epoch=6``, then ``Epoch=1``): runs
+        # each judged on its own where every one counted as far as the furthest (a search's trials),
+        # else the last (a run cut short and started afresh)
+        places, complete = self.epoch_restarts()
+        if not places:
             return [1], None
-        hows = sorted({how for _, how in found.values()})
-        return [1, *sorted(at for at, _ in found.values())], f"{' or '.join(hows)}, its loss starting again"
+        return [1, *(at for at, _ in places)], ("each counting its epochs again from the first" if complete
+                                                else None)
 
 
 def _restarted(seen: list[_Boundary], losses: int) -> list[tuple[int, int]]:
@@ -484,14 +564,33 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
     evaluation's own, not the run's step.
 
     Lines of one shape (the same text but for their digits) are read from the spans their shape's
-    first lines took their values from (:mod:`gradhealth.logs.readers.shapes`)."""
+    first lines took their values from (:mod:`gradhealth.logs.readers.shapes`).
+
+    A one-letter name (``B=32``, the ``r`` of a line cut in the middle of ``lr``) is no value here;
+    :func:`_all_values` keeps it, marked, for a log to judge by how often it recurs."""
+    found, total = _SHAPES(line)
+    if any(k.startswith(_ONE) for k, _ in found):
+        found = [(k, v) for k, v in found if not k.startswith(_ONE)]
+    return found, total
+
+
+#: Marks a one-letter name (ComboGAN's ``D: 0.11, ... | G: 0.15, ...``): kept as a series only where
+#: it recurs with a value on :data:`_MIN_ONE_LETTER_LINES` lines or more of a run; once, it is a
+#: setting or a stray piece of a cut line (llm.c's ``B=32``, the ``r`` of ``lr``)
+_ONE = "\x01"
+_MIN_ONE_LETTER_LINES = 3
+
+
+def _all_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
+    """:func:`line_values` with its one-letter names, marked with :data:`_ONE`."""
     return _SHAPES(line)
 
 
 def _parsed(line: str) -> tuple[list[tuple[str, str]], float | None]:
     """:func:`line_values` of one line, parsed in full."""
     found, total = _line_values(line)
-    if found and "step" in line.lower() and not any(k.lower() in STEP_KEYS for k, _ in found):
+    if (found and "step" in line.lower() and not any(k.lower() in STEP_KEYS for k, _ in found)
+            and not all(k.startswith(_ONE) for k, _ in found)):
         at = _STEP_PHRASE.search(line)
         if at is not None:
             found = [("step", at[1]), *found]
@@ -596,6 +695,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         key = m["key"]
         return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))], None
     found: dict[str, str] = {}
+    singles: dict[str, str] = {}  # one-letter names (marked, :data:`_ONE`) and their values
     spans: list[tuple[int, int]] = []
     first_at = len(line)  # where the first value read starts (a step or an epoch is a position)
     total: float | None = None
@@ -691,12 +791,18 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                 # A bar named for the steps counts the run's (the training scripts' one bar over
                 # max_train_steps), not an epoch's: no total, so no header's epoch re-counts it
                 val = bar["i"]
-        elif (len(key) == 1 or key.lower() in _WHERE_KEYS
+        elif (key.lower() in _WHERE_KEYS
               or (":" in m["sep"] and _INT.fullmatch(m["val"])
                   and (_SOURCE_REF.search(key) or (m.start() < header_end and m["sep"] == ":")
                        or ("." in key and line[m.start() - 1:m.start()] == "[" and line[m.end():m.end() + 1] == "]")
                        or (m.start() > 0 and line[m.start() - 1] == ":"
                            and _LOGURU_REF.search(line, max(0, m.start() - 200), m.start()))))):
+            continue
+        elif len(key) == 1:
+            # one letter: a value only where the log repeats it (:data:`_ONE`), set aside
+            val = _value(line, m, count_ok=False)
+            if val is not None and _ONE + key not in singles:
+                singles[_ONE + key] = val
             continue
         else:
             val = _value(line, m, count_ok=key.lower() == "epoch")
@@ -777,6 +883,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # so far in one clause; the clauses after it are the step's own values
         head, _ = _line_values(line[:cut.start()], clauses=False)
         tail, total = _line_values(line[cut.end():])
+        head = [(k, v) for k, v in head if not k.startswith(_ONE)]
+        tail = [(k, v) for k, v in tail if not k.startswith(_ONE)]
         named = {k for k, _ in head}
         return ([(k if k.lower() in _POSITION_KEYS or k.lower().startswith("best_") else f"best_{k}", v)
                  for k, v in head]
@@ -796,6 +904,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             found = {k: averages.get(k, v) for k, v in found.items()}
         found = {(k if k.lower() == "epoch" else f"eval_{k}"): v
                  for k, v in found.items() if k.lower() not in STEP_KEYS}
+        singles = {f"{_ONE}eval_{k[1:]}": v for k, v in singles.items()}
         total = None
     if counted is not None and total is not None and sum(k.lower() in STEP_KEYS for k in found) > 1:
         # a counted step beside a step of its own ("E6 iter[ 14/ 15] | ... | [step]   104"): the
@@ -809,7 +918,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # are the two losses (a lone "eval" is llm.c's HellaSwag accuracy)
         found = {(_SPLIT_LOSS[k.lower()] if k.lower() in _SPLIT_LOSS and _SPLIT_LOSS[k.lower()] not in found
                   else k): v for k, v in found.items()}
-    return list(found.items()), total
+    return [*found.items(), *singles.items()], total
 
 
 _SHAPES = shapes.ShapeCache(_parsed)
@@ -1002,6 +1111,8 @@ class TextReader:
         in_eval = False
         table: list[str] | None = None     # the columns of an "Epoch ..." table (YOLO's console)
         by_epoch: dict[str, dict[float, float]] = {}
+        epoch_top: float | None = None    # the furthest epoch a line placed by epoch reached
+        rewritten: tuple[int, float, float] | None = None  # (line, from, to): the epoch went back onto values
         # (epoch, values) of each line that prints its own epoch, in order: the Trainer's dicts
         # round a fractional epoch to 2 decimals, so lines logged within 0.01 of an epoch share one
         epoch_rows: list[tuple[float, list[tuple[str, float]]]] | None = []
@@ -1010,6 +1121,7 @@ class TextReader:
         # (epoch, step, values) of each stepped line, for a step that starts again every epoch
         stepped_rows: list[tuple[float, float, list[tuple[str, float]]]] | None = []
         lengths: set[int | None] = set()  # N of the "iteration i of N" positions lines give
+        letters: dict[str, int] = {}  # the lines each one-letter name (marked, _ONE) has a value on
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -1047,7 +1159,9 @@ class TextReader:
                 for segment in stripped.split("\r"):
                     table = table or headerless_table(segment)
                     row = table_row(table, segment) if table else None
-                    found, total = (row, None) if row else line_values(segment)
+                    found, total = (row, None) if row else _all_values(segment)
+                    if found and found[0][0].startswith(_ONE):
+                        found = []  # one-letter names alone on a line (a config's "B=32 T=1024")
                     if found and found[0][0] == _BAR_KEY:
                         # a Keras progress line: under an "Epoch 3/10" header its epoch places it (as
                         # before), pasted without one (a NaN report) its batch counter is the step,
@@ -1127,7 +1241,14 @@ class TextReader:
                     if last_step is None and epoch is not None:
                         for k, value in values:
                             if k.lower() != "epoch":
-                                by_epoch.setdefault(k, {})[epoch] = value
+                                at_epoch = by_epoch.setdefault(k, {})
+                                if (rewritten is None and epoch_top is not None and epoch < epoch_top
+                                        and epoch in at_epoch):
+                                    # the epoch went back (a run resumed from a checkpoint): this
+                                    # value replaces one an earlier pass logged at the same epoch
+                                    rewritten = (lineno, epoch_top, epoch)
+                                at_epoch[epoch] = value
+                        epoch_top = epoch if epoch_top is None else max(epoch_top, epoch)
                         if epoch_rows is not None:
                             own = [(k, v) for k, v in values if k.lower() != "epoch"]
                             if len(own) == len(values) or len(epoch_rows) >= _MAX_PENDING * 10:
@@ -1139,6 +1260,9 @@ class TextReader:
                     if not values:
                         continue
                     tb = None               # values after a traceback: training went on
+                    for k, _ in values:
+                        if k.startswith(_ONE):
+                            letters[k] = letters.get(k, 0) + 1
                     prev_keys = keys
                     shapes.add(tuple(keys))
                     if last_step is not None:
@@ -1181,8 +1305,15 @@ class TextReader:
             # no step in the whole log, but epochs: each epoch's last values, at the epoch; or,
             # where each line prints its own fractional epoch, every line at its place in it
             spread = _spread_epochs(epoch_rows) if epoch_rows else None
+            if rewritten is not None and spread is None:
+                at, was, now = rewritten
+                warnings.append(LogWarning(
+                    "overwritten_values", f"{name} line {at}: the epoch goes back from {was:g} to {now:g} "
+                    f"within one run (resumed from a checkpoint?); the values logged at epochs {now:g} to "
+                    f"{was:g} before it are replaced by the later ones", where=f"line {at}"))
             return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
-                                  series=_epoch_series(spread if spread is not None else by_epoch)), lengths)
+                                  series=_letters(_epoch_series(spread if spread is not None else by_epoch),
+                                                  letters)), lengths)
         within = _within_epochs(stepped_rows) if stepped_rows else None
         if within is not None and stepped_rows:
             # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it;
@@ -1194,7 +1325,7 @@ class TextReader:
                     for name_, number_ in early_values:
                         within.setdefault(name_, {}).setdefault(start_at, number_)
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
-                          series=_epoch_series(within))
+                          series=_letters(_epoch_series(within), letters))
         if first_step is None:
             _add(points, pending, None)     # no step in the whole log: the running index
         elif pending:
@@ -1214,8 +1345,11 @@ class TextReader:
                                f"{traceback.splitlines()[-1][:200]}")
             raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
                            "not a text training log")
-        return _placed(RunLog(format=self.name, source=name,
-                              series=_prepend(early, points.build(role=_role, repeats=False)),
+        series = _letters(_prepend(early, points.build(role=_role, repeats=False)), letters)
+        if not series and event is None:
+            raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
+                           "not a text training log")
+        return _placed(RunLog(format=self.name, source=name, series=series,
                               warnings=warnings, traceback=traceback), lengths)
 
 
@@ -1365,6 +1499,23 @@ def _placed(run: RunLog, lengths: set[int | None]) -> RunLog:
             if s.step_unit == "epoch":
                 s.epoch_length = n
     return run
+
+
+def _letters(series: list[Series], lines: dict[str, int]) -> list[Series]:
+    """``series`` with the one-letter names (marked, :data:`_ONE`) that had a value on at least
+    :data:`_MIN_ONE_LETTER_LINES` lines named as the log names them, the others left out."""
+    if not lines:
+        return series
+    out = []
+    for s in series:
+        if s.name.startswith(_ONE):
+            if lines.get(s.name, 0) < _MIN_ONE_LETTER_LINES:
+                continue
+            real = s.name[len(_ONE):]
+            role, layer = classify(real)
+            s = replace(s, name=real, role=ROLES.get(real.lower(), role), layer=layer)
+        out.append(s)
+    return out
 
 
 def _epoch_series(values: dict[str, dict[float, float]]) -> list[Series]:
