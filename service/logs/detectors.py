@@ -2412,7 +2412,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     # Robust trend of the log-loss over the last half: its relative change over that window, with a
     # confidence interval, so that noise around a falling loss does not read as flat.
     x = steps[half:].astype(np.float64)
-    slope, _, high = theil_sen(x, np.log(v[half:]))
+    slope, _, high = theil_sen(x, _log_printed(v[half:]))
     width = float(x[-1] - x[0])
     late = 1 - math.exp(min(slope * width, _MAX_EXP))  # (a step of 1e20 must not overflow a float)
     converged = overall >= t.plateau_converged_fraction
@@ -2497,6 +2497,13 @@ def _warming_up(run: RunLog, first: float, last: float, factor: float = 2.0) -> 
 _ALTERNATION = -0.3
 
 
+def _log_printed(v: np.ndarray) -> np.ndarray:
+    """ln of a positive loss, a point printed as 0 (0.0000: rounded to the log's digits) read at the
+    smallest value printed: ln 0 would make a trend's slopes NaN."""
+    positive = v[v > 0]
+    return np.log(np.maximum(v, float(np.min(positive)))) if len(positive) else np.full(len(v), np.nan)
+
+
 def _alternation(v: np.ndarray, trend: np.ndarray) -> float | None:
     """Lag-1 autocorrelation of the log-loss around its trend, when it is clearly below what
     independent batches give; None otherwise.
@@ -2506,7 +2513,11 @@ def _alternation(v: np.ndarray, trend: np.ndarray) -> float | None:
     five. The bound is that null's mean less 1.64 standard errors (about 5 % of noise series pass),
     and never looser than ``_ALTERNATION``.
     """
-    resid = np.log(v) - np.log(np.maximum(trend, 1e-300))
+    positive = v[v > 0]
+    if not len(positive):
+        return None
+    floor = float(np.min(positive))  # (as _log_printed reads a point printed as 0)
+    resid = _log_printed(v) - np.log(np.maximum(trend, floor))
     if len(resid) < 4 or float(np.std(resid)) == 0:
         return None
     ac = float(np.corrcoef(resid[:-1], resid[1:])[0, 1])
@@ -2617,7 +2628,7 @@ def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     # not steps too large for the curvature.
     half = len(v) // 2
     x = steps[half:].astype(np.float64)
-    slope, _, high = theil_sen(x, np.log(v[half:]))
+    slope, _, high = theil_sen(x, _log_printed(v[half:]))
     if high < 0 and 1 - math.exp(min(slope * float(x[-1] - x[0]), _MAX_EXP)) >= t.plateau_improvement:
         return []
     return [_finding(

@@ -127,3 +127,16 @@ def test_an_auc_that_climbs_or_a_window_late_in_a_run_is_not_judged_at_chance() 
     for name, v in (("loss", np.full(n, 0.4) + rng.normal(0, 0.01, n)), ("auc", 0.5 + rng.normal(0, 0.008, n))):
         late.series.append(make_series(name, 5000 + np.arange(n), v))
     assert not [f for f in diagnose(late).findings if f.code == "loss_plateau" and f.evidence.metric == "auc"]
+
+
+def test_a_loss_printed_as_zero_now_and_then_does_not_break_the_oscillation_check() -> None:
+    # a random-looking loss in [0, 1) printed to 4 digits: some points read 0.0000
+    import warnings
+
+    rng = np.random.default_rng(4)
+    loss = np.round(0.3 + 0.25 * (-1) ** np.arange(400) + rng.normal(0, 0.01, 400), 4)  # swings step to step
+    loss[1::38] = 0.0  # some low swings print as 0.0000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # log(0) warned and made the check fail
+        [f] = [f for f in diagnose(_run(loss=loss)).findings if f.code == "loss_oscillation"]
+    assert f.evidence.lag1_autocorrelation < 0
