@@ -548,6 +548,23 @@ def problem(slug: str, title: str, detail: str, status: int) -> dict[str, Any]:
             "detail": detail}
 
 
+#: What makes a job of each kind quicker, for its time-limit problem.
+_SMALLER = {
+    "architecture": "make the spec smaller (fewer seeds, layers or time steps)",
+    "logs": "send a smaller upload (fewer runs in the archive, a shorter log)",
+    "model": "check a smaller model or input (fewer seeds, a shorter sequence, a smaller batch)",
+}
+
+
+def time_limit_problem(kind: str, limit_s: float, stage: str | None = None) -> dict[str, Any]:
+    """The problem stored on a job stopped at its time limit, with the advice that fits its kind."""
+    at = f" (at: {stage})" if stage else ""
+    advice = _SMALLER.get(kind, "send a smaller input")
+    return problem("time-limit", "Time limit exceeded",
+                   f"the job ran longer than its limit of {limit_s:g} s{at} and was stopped; {advice} or raise "
+                   "GRADHEALTH_JOB_TIME_LIMIT_S", 422)
+
+
 def counts(session: Session) -> dict[tuple[str, str], int]:
     """Jobs by (kind, status), for metrics."""
     rows = session.execute(select(JobRow.kind, JobRow.status, func.count()).group_by(JobRow.kind, JobRow.status))

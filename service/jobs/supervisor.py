@@ -161,27 +161,24 @@ class Supervisor:
                 continue
             overdue = self._overdue(slot.worker_id)
             if overdue is not None:
-                job_id, limit = overdue
+                job_id, limit, kind = overdue
                 log.warning("job %s is past its %.0f s limit; stopping worker %s", job_id, limit, slot.worker_id)
                 slot.process.kill()
                 slot.process.join(10)
                 with self._factory() as session:
                     store.finish(session, job_id=job_id, worker_id=slot.worker_id, status="failed",
-                                 error=store.problem("time-limit", "Time limit exceeded",
-                                                     f"the job ran longer than its limit of {limit:g} s and was "
-                                                     "stopped; make the spec smaller or raise "
-                                                     "GRADHEALTH_JOB_TIME_LIMIT_S", 422))
+                                 error=store.time_limit_problem(kind, limit))
                 self._restarted(slot)
 
-    def _overdue(self, worker_id: str) -> tuple[str, float] | None:
+    def _overdue(self, worker_id: str) -> tuple[str, float, str] | None:
         now = store.utcnow()
         with self._factory() as session:
-            rows = session.execute(select(JobRow.id, JobRow.started_at, JobRow.time_limit_s).where(
+            rows = session.execute(select(JobRow.id, JobRow.started_at, JobRow.time_limit_s, JobRow.kind).where(
                 JobRow.status == "running", JobRow.lease_owner == worker_id)).all()
         for row in rows:
             if row.started_at is not None and now > store.as_utc(row.started_at) + timedelta(
                     seconds=row.time_limit_s + self.grace_s):
-                return row.id, row.time_limit_s
+                return row.id, row.time_limit_s, row.kind
         return None
 
     def stop(self, timeout: float = 10.0) -> None:

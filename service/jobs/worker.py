@@ -76,8 +76,9 @@ class WorkerConfig:
 class _Running:
     """Shared state between a running job, its progress callback and its heartbeat thread."""
 
-    def __init__(self, job_id: str, time_limit_s: float) -> None:
+    def __init__(self, job_id: str, time_limit_s: float, kind: str = "architecture") -> None:
         self.job_id = job_id
+        self.kind = kind
         self.started = time.monotonic()
         self.time_limit_s = time_limit_s
         self.progress = 0.0
@@ -93,10 +94,7 @@ class _Running:
         if self.cancelled:
             raise JobStopped("cancelled", None)
         if time.monotonic() - self.started > self.time_limit_s:
-            raise JobStopped("failed", store.problem(
-                "time-limit", "Time limit exceeded",
-                f"the job ran longer than its limit of {self.time_limit_s:g} s (at: {stage}); make the spec "
-                "smaller (fewer seeds, layers or time steps) or raise GRADHEALTH_JOB_TIME_LIMIT_S", 422))
+            raise JobStopped("failed", store.time_limit_problem(self.kind, self.time_limit_s, stage))
 
 
 def _beat(factory: sessionmaker[Session], cfg: WorkerConfig, running: _Running) -> None:
@@ -171,7 +169,7 @@ def run_one(factory: sessionmaker[Session], cfg: WorkerConfig, *, reap: bool = T
             claimed()
         job_id, kind, request, limit = job.id, job.kind, job.request, job.time_limit_s
     global _current
-    running = _Running(job_id, limit)
+    running = _Running(job_id, limit, kind)
     beat = None if heart is not None else threading.Thread(target=_heartbeat, args=(factory, cfg, running),
                                                            daemon=True)
     status, result, problem = "failed", None, None

@@ -126,7 +126,7 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     started = started if started is not None else time.perf_counter()
     # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
     # for another's divergence)
-    parts = [run.run_of(prefix) for prefix in run.runs] or [run]
+    parts = list(run.split().values()) or [run]
     findings = worst_first([f for part in parts for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)])
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)

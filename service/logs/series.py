@@ -118,19 +118,31 @@ class RunLog:
     #: prefix of its series' names; the checks judge each on its own (empty: one run)
     runs: list[str] = field(default_factory=list)
 
-    def run_of(self, prefix: str) -> RunLog:
-        """The part of a folder of runs that is run ``prefix`` (:attr:`runs`): its own series, and
-        those under no run's folder that sit nearest it (a validation folder beside it)."""
-        def home(s: Series) -> str | None:
-            own = next((r for r in self.runs if s.name.startswith(r + "/")), None)
-            if own is not None:
-                return own
+    def split(self) -> dict[str, RunLog]:
+        """Each run of a folder of runs (:attr:`runs`) by its prefix: its own series, and those under
+        no run's folder that sit nearest it (a validation folder beside it).
+
+        Each series is placed once: its run is the first of :attr:`runs` (in their order) whose
+        folder holds it, found by looking its name's folders up (a zip of 1,000 run folders took
+        236 s when each run scanned every series against every run); a series under no run's folder
+        goes to every run sharing the most folder names with it."""
+        order = {r: i for i, r in enumerate(self.runs)}
+        folders = [r.split("/") for r in self.runs]
+        placed: dict[str, list[Series]] = {r: [] for r in self.runs}
+        for s in self.series:
             parts = s.name.split("/")[:-1]
-            shared = {r: sum(1 for a, b in zip(parts, r.split("/"), strict=False) if a == b) for r in self.runs}
-            best = max(shared.values(), default=0)
-            return prefix if shared.get(prefix) == best else None
-        return RunLog(format=self.format, source=self.source, params=dict(self.params), traceback=self.traceback,
-                      series=[s for s in self.series if home(s) == prefix])
+            owners = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+            own = min((o for o in owners if o in order), key=order.__getitem__, default=None)
+            if own is not None:
+                placed[own].append(s)
+                continue
+            shared = [sum(1 for a, b in zip(parts, f, strict=False) if a == b) for f in folders]
+            best = max(shared, default=0)
+            for r, n in zip(self.runs, shared, strict=True):
+                if n == best:
+                    placed[r].append(s)
+        return {r: RunLog(format=self.format, source=self.source, params=dict(self.params), traceback=self.traceback,
+                          series=placed[r]) for r in self.runs}
 
     def by_role(self, role: Role) -> list[Series]:
         return [s for s in self.series if s.role == role]

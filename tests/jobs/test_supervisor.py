@@ -23,10 +23,11 @@ def _wait_alive(sup: Supervisor, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def _running_job(factory, worker_id: str, *, started_ago: float, limit: float) -> str:  # noqa: ANN001
+def _running_job(factory, worker_id: str, *, started_ago: float, limit: float,  # noqa: ANN001
+                 kind: str = "nothing-runs-this") -> str:
     """A job that this worker holds, as if it had started ``started_ago`` seconds ago."""
     with factory() as session:
-        job, _ = store.submit(session, kind="nothing-runs-this", owner="t", request=TINY, idempotency_key=None,
+        job, _ = store.submit(session, kind=kind, owner="t", request=TINY, idempotency_key=None,
                               time_limit_s=limit, max_attempts=3)
         now = store.utcnow()
         session.execute(update(JobRow).where(JobRow.id == job.id).values(
@@ -49,13 +50,15 @@ def test_a_worker_past_the_time_limit_is_killed_and_replaced(tmp_path):
         fresh = _running_job(factory, old_id, started_ago=1, limit=600)
         sup.check_once()
         assert slot.process.pid == old_pid  # within its limit: left alone
-        overdue = _running_job(factory, old_id, started_ago=100, limit=10)
+        overdue = _running_job(factory, old_id, started_ago=100, limit=10, kind="logs")
         sup.check_once()
         assert slot.process.pid != old_pid and slot.restarts == 1
         with factory() as session:
             job = store.get(session, overdue, None)
             assert job.status == "failed" and job.error["type"].endswith("time-limit")
             assert "10 s" in job.error["detail"]
+            # the advice fits the job: a log upload has no spec to make smaller
+            assert "smaller upload" in job.error["detail"] and "spec" not in job.error["detail"]
         _wait_alive(sup)
         assert fresh  # the other job's fate is the lease's business, not the time limit's
     finally:
