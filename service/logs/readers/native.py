@@ -70,6 +70,10 @@ a last line ``{"gradhealth_recorder": "end", "logged_steps": 300}``. A file with
 no end record was cut off (the training script crashed or was killed): it is read, with the warning
 ``truncated_log``.
 
+**Stable-Baselines3's Monitor CSV** (``monitor.csv``: a ``#{"t_start": ...}`` line, then ``r,l,t``
+per episode) is read as :mod:`gradhealth.logs.readers.monitor` reads it. In any CSV, leading ``#``
+comment lines above the header are passed over.
+
 The line, CSV and point-collecting helpers it shares with the other text readers are in
 :mod:`gradhealth.logs.readers.textio`.
 """
@@ -87,6 +91,7 @@ from typing import Any
 import numpy as np
 
 from gradhealth.errors import LogError
+from gradhealth.logs.readers.monitor import monitor_layout, read_monitor
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import (
     CORE_ROLES,
@@ -95,6 +100,7 @@ from gradhealth.logs.readers.textio import (
     Lines,
     Points,
     Record,
+    after_comments,
     check_header,
     csv_header,
     delimiter,
@@ -318,9 +324,12 @@ class NativeReader:
             if _is_long(obj.keys()) or ({"value", "kind"} <= obj.keys()):
                 return 0.95
             return 0.5 if key == _EPOCH else 0.6
+        if monitor_layout(head) is not None:
+            return 0.5  # SB3's monitor.csv: the sb3_monitor reader's, read here too (--log-format native)
         header = csv_header(head)
         if header is None:
             return 0.0
+        lines = first_lines(after_comments(head), 2)  # the header and the row below it
         if step_key(header, epoch=False) is None and step_key(header) == _EPOCH and any(
                 _RL_COLUMN.search(c) for c in header):
             return 0.3  # baselines' HER logs by epoch: success rates and Q values, no loss (logsweep31)
@@ -456,6 +465,8 @@ class NativeReader:
     def _read_csv(self, path: Path, limits: ReadLimits) -> RunLog:
         with open_log(path, limits) as f:
             head = f.read(64 * 1024)
+        if monitor_layout(head) is not None:
+            return read_monitor(path, limits, self.name)
         header = csv_header(head)
         if header is not None and _is_long(header):
             return self._read_long_csv(path, limits)

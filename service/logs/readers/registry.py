@@ -13,7 +13,8 @@ from gradhealth.logs.series import RunLog
 
 #: One module per format under gradhealth.logs.readers, each exposing ``READER``.
 READER_MODULES: tuple[str, ...] = (
-    "native", "hf_trainer", "lightning", "tensorboard", "mlflow", "wandb", "keras", "sb3", "sacred", "clearml", "allennlp", "markdown", "text",
+    "native", "hf_trainer", "lightning", "tensorboard", "mlflow", "wandb", "keras", "sb3", "monitor", "sacred", "clearml",
+    "allennlp", "markdown", "text",
 )
 
 

@@ -239,15 +239,61 @@ def first_lines(head: bytes, n: int = 50) -> list[str]:
     return out
 
 
+_COMMENT_HEADER = re.compile(r"#\s*[,\t]")  # "#,epoch,loss": a header whose first column is named "#"
+
+
+def _comment(line: str) -> bool:
+    """A line that is a ``#`` comment, not a row (a header whose first column is ``#`` is a row)."""
+    text = line.lstrip("\ufeff").lstrip()
+    return text.startswith("#") and not _COMMENT_HEADER.match(text)
+
+
+def leading_comments(head: bytes) -> int:
+    """How many lines at the start of a table's ``head`` are ``#`` comments (blank lines among them
+    counted), to be passed over before its header: Stable-Baselines3's Monitor opens its
+    ``monitor.csv`` with ``#{"t_start": 1591112345.12, "env_id": "LunarLander-v2"}`` above
+    ``r,l,t``. 0 when there are none, or when the line after them is not a header but a row of
+    numbers: then the last comment is the header itself (``numpy.savetxt``'s ``# step,loss``) and
+    the table is read as it always was."""
+    raw = head.split(b"\n")
+    if len(raw) > 1 and len(head) >= 4096:
+        raw = raw[:-1]                                   # the head may end mid-line
+    count = 0
+    for i, line in enumerate(raw):
+        try:
+            text = line.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            return 0
+        if not text.strip() or _comment(text):
+            count = i + 1
+            continue
+        if not any(_comment(t.decode("utf-8", "replace")) for t in raw[:i]):
+            return 0                                     # blank lines alone: nothing to pass over
+        try:
+            row = next(csv.reader([text], delimiter="\t" if "\t" in text and "," not in text else ","))
+        except (csv.Error, StopIteration):
+            return 0
+        return count if not all(_numeric(c) for c in row if c.strip()) else 0
+    return 0
+
+
+def after_comments(head: bytes) -> bytes:
+    """``head`` without its leading ``#`` comment lines (:func:`leading_comments`)."""
+    n = leading_comments(head)
+    return head.split(b"\n", n)[n] if n else head
+
+
 def delimiter(head: bytes) -> str:
-    """A table's column separator: a tab where its first line has tabs and no comma, else a comma."""
-    lines = first_lines(head, 1)
+    """A table's column separator: a tab where its first line (after leading ``#`` comments) has
+    tabs and no comma, else a comma."""
+    lines = first_lines(after_comments(head), 1)
     return "\t" if lines and "\t" in lines[0] and "," not in lines[0] else ","
 
 
 def csv_header(head: bytes) -> list[str] | None:
     """The first row of ``head`` when it looks like a CSV (or tab-separated) header (>= 2 columns),
-    else None."""
+    else None. Leading ``#`` comment lines are passed over (:func:`leading_comments`)."""
+    head = after_comments(head)
     lines = first_lines(head, 3)
     if not lines:
         return None
@@ -288,14 +334,18 @@ def _heads_numbers(row: list[str], below: list[str], sep: str) -> bool:
 class CsvRows:
     """A CSV file's records as (line number, cells), used as a context manager that closes the file.
 
-    ``cells`` is None for a last line cut off inside a quoted field; blank lines are skipped;
-    ``lines.unterminated_last`` says whether the record just returned is an unterminated last line.
+    Leading ``#`` comment lines are passed over (:func:`leading_comments`); ``cells`` is None for a
+    last line cut off inside a quoted field; blank lines are skipped; ``lines.unterminated_last``
+    says whether the record just returned is an unterminated last line.
     """
 
     def __init__(self, path: Path, limits: ReadLimits, *, sep: str = ",") -> None:
         self.path = path
         self.sep = sep
         self._f = open_log(path, limits)
+        # leading "#" comment lines are passed over, as csv_header passes them over
+        self._skip = leading_comments(self._f.read(64 * 1024))
+        self._f.seek(0)
         self.lines = Lines(self._f, path.name)
 
     def __enter__(self) -> CsvRows:
@@ -306,7 +356,8 @@ class CsvRows:
 
     def __iter__(self) -> Iterator[tuple[int, list[str] | None]]:
         lines = self.lines
-        reader = csv.reader(iter(lines), delimiter=self.sep)
+        skip = self._skip
+        reader = csv.reader((text for text in lines if lines.lineno > skip), delimiter=self.sep)
         while True:
             try:
                 row = next(reader)
