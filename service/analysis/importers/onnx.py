@@ -33,7 +33,7 @@ from torch import nn
 from gradhealth.analysis.cells import mark
 from gradhealth.analysis.graph import InputSpec, Recurrence, Role, einsum_fans, run_recurrent
 from gradhealth.analysis.importers import ModelError
-from gradhealth.analysis.importers.onnx_static import BYTES_PER_VALUE, read_header
+from gradhealth.analysis.importers.onnx_static import BYTES_PER_VALUE, attribute_value, read_header
 from gradhealth.analysis.plan import Limits
 
 #: ONNX element types we read, to numpy (float16 and bfloat16 are read via onnx.numpy_helper).
@@ -86,6 +86,10 @@ class Unsupported(Exception):
     """Raised by an op builder: this node cannot be interpreted (the reason says why)."""
 
 
+class NodeFailure(ValueError):
+    """A node's failure at run time whose message already names the node (not prefixed again)."""
+
+
 @dataclass
 class Node:
     """One ONNX node as the builders see it."""
@@ -119,7 +123,7 @@ class Ctx:
         from ``node`` over :attr:`max_values`, before it is allocated: what its arguments are only
         known at run time (the static check sizes the constant ones before anything runs)."""
         if self.max_values is not None and count > self.max_values:
-            raise ValueError(f"node {node.name or '?'} ({node.op}) would make a tensor of {count} values, "
+            raise NodeFailure(f"node {node.name or '?'} ({node.op}) would make a tensor of {count} values, "
                              f"over the {self.max_values} the activation memory limit allows")
 
     def param(self, name: str, transpose: bool = False) -> nn.Parameter | None:
@@ -1316,12 +1320,20 @@ class OnnxModule(nn.Module):
                     self._check_defined(k, ins, env)
                 try:
                     result = op(*args)
-                except (IndexError, TypeError, KeyError) as exc:
+                except (torch.OutOfMemoryError, NodeFailure):
+                    raise
+                except RuntimeError as exc:
+                    # torch's own refusal (shapes that do not multiply, a stride of 0): named by the
+                    # node in flight, and still a RuntimeError (the float32 retry is judged on it)
+                    raise RuntimeError(f"node {self._label(k)}: {exc}") from exc
+                except ValueError as exc:
+                    raise NodeFailure(f"node {self._label(k)}: {exc}") from exc
+                except (IndexError, TypeError, KeyError, ArithmeticError) as exc:
                     # torch's "Dimension out of range" (an axis the header could not judge), an
                     # attribute of the wrong kind or missing: the file's graph, not the check, is
                     # wrong; a ValueError naming the node is what the check refuses as such (a 422),
                     # and what a remedy's re-simulation reports as not simulated (errsweep E7)
-                    raise ValueError(f"node {self._label(k)}: {type(exc).__name__}: {exc}") from exc
+                    raise NodeFailure(f"node {self._label(k)}: {type(exc).__name__}: {exc}") from exc
                 if len(outs) == 1:
                     env[outs[0]] = result[0] if isinstance(result, tuple) else result
                 else:
@@ -1411,11 +1423,11 @@ class Imported:
 
 
 def _attrs(node: Any) -> dict[str, Any]:
-    import onnx
-
+    """A node's attributes by name, each read as the type its op defines (:func:`attribute_value`:
+    a :class:`ModelError` naming the node and the attribute otherwise), strings decoded."""
     out: dict[str, Any] = {}
     for a in node.attribute:
-        v = onnx.helper.get_attribute_value(a)
+        v = attribute_value(node, a)
         if isinstance(v, bytes):
             v = v.decode("utf-8", "replace")
         elif isinstance(v, list):
@@ -1834,7 +1846,6 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     ``input_shapes`` gives the size of dynamic dimensions by input name; ``batch_size`` fills a
     dynamic first dimension (and replaces a fixed one). Raises :class:`InputFormatError` (not ONNX),
     :class:`ModelError` (unsupported ops, external data, missing sizes), :class:`LimitExceeded`."""
-    import onnx
     from onnx import numpy_helper
 
     # The static refusals (not ONNX, external data, unsupported ops, sizes, limits) are shared with
@@ -1857,19 +1868,18 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             attrs["_folded_norm"] = True
             # its scope is the folded BatchNorm's: the layer is named by its weight
             node.scope = None if any(i.endswith(".weight") for i in node.inputs) else node.scope
+        # (the attributes as :func:`_attrs` read them: ``value`` is a TensorProto, its type checked)
         if n.op_type == "Constant":
-            for a in n.attribute:
-                if a.name == "value":
+            for key, v in attrs.items():
+                if key == "value":
                     try:
-                        static[n.output[0]] = _native(n.output[0], numpy_helper.to_array(a.t))
+                        static[n.output[0]] = _native(n.output[0], numpy_helper.to_array(v))
                     except ModelError:  # a string Constant: its builder names it as not read
                         continue
-                elif a.name in ("value_float", "value_int", "value_floats", "value_ints"):
-                    static[n.output[0]] = np.array(onnx.helper.get_attribute_value(a))
-        if n.op_type == "ConstantOfShape":
-            for a in n.attribute:
-                if a.name == "value":
-                    static[n.output[0] + "#value"] = _native(n.output[0], numpy_helper.to_array(a.t))
+                elif key in ("value_float", "value_int", "value_floats", "value_ints"):
+                    static[n.output[0]] = np.array(v)
+        if n.op_type == "ConstantOfShape" and "value" in attrs:
+            static[n.output[0] + "#value"] = _native(n.output[0], numpy_helper.to_array(attrs["value"]))
         if n.op_type == "Identity" and n.input[0] in static:
             static[n.output[0]] = static[n.input[0]]  # an exporter's alias of a shared weight
         nodes.append(node)

@@ -11,6 +11,7 @@ disagree. Parsing is protobuf only (``ModelProto.FromString``): nothing in the f
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import re
@@ -296,6 +297,191 @@ def check_tensor_data(graph: Any) -> None:
                     raise ModelError(f"node {_node_label(n, k)}, attribute {a.name!r}: {problem}")
 
 
+# --- attributes: their types, and the geometry of a sliding window ------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _attribute_table() -> dict[str, dict[str, frozenset[int]]]:
+    """op type -> attribute name -> the ``AttributeProto`` types ONNX's own op definitions give
+    that attribute in any opset (a file whose opset is off by one still reads), for every op in
+    :data:`SUPPORTED_OPS`: the table the registry's attributes are read against."""
+    import onnx.defs
+
+    table: dict[str, dict[str, set[int]]] = {}
+    for schema in onnx.defs.get_all_schemas_with_history():
+        if schema.domain not in ("", "ai.onnx") or schema.name not in SUPPORTED_OPS:
+            continue
+        attrs = table.setdefault(schema.name, {})
+        for name, attr in schema.attributes.items():
+            attrs.setdefault(name, set()).add(int(attr.type))  # type: ignore[call-overload]  # the stub lacks __int__
+    return {op: {name: frozenset(kinds) for name, kinds in attrs.items()} for op, attrs in table.items()}
+
+
+#: Integer attributes ONNX defines as a flag, 0 or 1 (Gemm's transA, a reduction's keepdims ...):
+#: any other value would be read as a guess (``bool(7)``).
+_FLAGS = frozenset({"transA", "transB", "keepdims", "ceil_mode", "count_include_pad", "allowzero",
+                    "noop_with_empty_axes", "select_last_index", "exclusive", "reverse", "upper", "largest",
+                    "sorted", "detect_negative", "detect_positive", "linear_before_reset", "layout",
+                    "input_forget"})
+
+
+def _a(kind: str) -> str:
+    """``a FLOAT``, ``an INT``: an attribute type's name with its article."""
+    return f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind}"
+
+
+def attribute_value(node: Any, a: Any, label: str | None = None) -> Any:
+    """The value of attribute ``a`` of ``node`` (``onnx.helper.get_attribute_value``), read only
+    when its type is the one ONNX defines for that attribute of that op (:func:`_attribute_table`;
+    an attribute ONNX does not define for the op is read as it is): :class:`ModelError` naming the
+    node (``label``) and the attribute otherwise, e.g. ``node cst (Constant): attribute 'value' is a
+    FLOAT, expected a TENSOR``, where reading ``a.t`` regardless would hand on an empty tensor
+    (errsweep3 F5). A flag (:data:`_FLAGS`) must be 0 or 1. Every attribute the importer reads
+    comes through here, as the submission's :func:`check_attributes` does."""
+    import onnx
+
+    label = label or _node_label(node, 0)
+    kinds = onnx.AttributeProto.AttributeType
+    kind = int(a.type)
+    if kind == onnx.AttributeProto.UNDEFINED or kind not in kinds.values():
+        raise ModelError(f"node {label}: attribute {a.name!r} has no type ONNX defines (type {kind})")
+    expected = _attribute_table().get(node.op_type, {}).get(a.name)
+    if expected and kind not in expected:
+        want = " or ".join(_a(kinds.Name(k)) for k in sorted(expected))
+        raise ModelError(f"node {label}: attribute {a.name!r} is {_a(kinds.Name(kind))}, expected {want}")
+    value = onnx.helper.get_attribute_value(a)
+    if a.name in _FLAGS and kind == onnx.AttributeProto.INT and value not in (0, 1):
+        raise ModelError(f"node {label}: attribute {a.name!r} is {value}, must be 0 or 1")
+    return value
+
+
+def check_attributes(graph: Any) -> None:
+    """Refuse (:class:`ModelError`, naming the node and the attribute) a node that gives one
+    attribute twice (which one counts would be a guess: errsweep3 F16), or an attribute of a type
+    other than the one its op defines, or a flag other than 0 or 1 (:func:`attribute_value`)."""
+    for k, n in enumerate(graph.node):
+        label = _node_label(n, k)
+        seen: set[str] = set()
+        for a in n.attribute:
+            if a.name in seen:
+                raise ModelError(f"node {label}: attribute {a.name!r} is given more than once (ONNX "
+                                 "gives a node each attribute once; which one counts would be a guess)")
+            seen.add(a.name)
+            attribute_value(n, a, label)
+
+
+#: Ops that slide a window over the spatial dimensions of their first input.
+_WINDOW_OPS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool"})
+_AUTO_PAD = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
+
+
+def _check_window(n: Any, label: str, weight: list[int] | None, rank: int | None) -> None:
+    """The geometry of one :data:`_WINDOW_OPS` node (attributes already of their types): how many
+    spatial dimensions it slides over (its stored weight's, else its input's rank's, else its
+    attributes' lengths), and ``kernel_shape``, ``strides``, ``dilations``, ``pads``,
+    ``output_padding`` and ``group`` as long as those need and in range, ``kernel_shape`` the
+    weight's own window; torch would stop mid-simulation naming none of it (errsweep3 F13)."""
+    attrs = {a.name: attribute_value(n, a, label) for a in n.attribute}
+    conv = n.op_type in ("Conv", "ConvTranspose")
+    where = f"node {label}"
+    kernel = [int(v) for v in attrs["kernel_shape"]] if "kernel_shape" in attrs else None
+    if not conv and kernel is None:
+        raise ModelError(f"{where}: attribute 'kernel_shape' is required (the {n.op_type}'s window)")
+    nd: int | None = None
+    of = ""
+    if conv and weight is not None:
+        nd, of = len(weight) - 2, f"its weight {n.input[1]!r} of shape {weight}"
+    elif rank is not None:
+        nd, of = rank - 2, f"its input {n.input[0]!r} of rank {rank}"
+    else:
+        for name, per in (("kernel_shape", 1), ("strides", 1), ("dilations", 1), ("output_padding", 1),
+                          ("pads", 2)):
+            if name in attrs and len(attrs[name]) % per == 0:
+                nd, of = len(attrs[name]) // per, f"its {name} {[int(v) for v in attrs[name]]}"
+                break
+    if nd is not None and not 1 <= nd <= 3:
+        raise ModelError(f"{where}: {of} makes a {nd}-d window; 1-d to 3-d ones are simulated")
+    for name, per, low in (("kernel_shape", 1, 1), ("strides", 1, 1), ("dilations", 1, 1),
+                           ("pads", 2, 0), ("output_padding", 1, 0)):
+        if name not in attrs:
+            continue
+        values = [int(v) for v in attrs[name]]
+        if nd is not None and len(values) != per * nd:
+            each = "a begin and an end" if per > 1 else "one"
+            raise ModelError(f"{where}: {name} has {len(values)} value(s), needs {per * nd} ({each} per "
+                             f"spatial dimension of {of})")
+        bad = [v for v in values if v < low]
+        if bad:
+            raise ModelError(f"{where}: {name} {values} holds {bad[0]}; each must be at least {low}")
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode("utf-8", "replace") if isinstance(auto_pad, bytes) else str(auto_pad)
+    if (auto_pad or "NOTSET") not in _AUTO_PAD:
+        raise ModelError(f"{where}: auto_pad {auto_pad[:50]!r} is none of {', '.join(_AUTO_PAD)}")
+    if conv and weight is not None and kernel is not None and kernel != weight[2:]:
+        raise ModelError(f"{where}: kernel_shape {kernel} contradicts {of} (a {weight[2:]} window)")
+    if conv:
+        group = int(attrs.get("group", 1))
+        if group < 1:
+            raise ModelError(f"{where}: group {group}; it must be at least 1")
+        if weight is not None and weight and weight[0] % group:
+            channels = "input" if n.op_type == "ConvTranspose" else "output"
+            raise ModelError(f"{where}: group {group} does not divide the {weight[0]} {channels} channels "
+                             f"of {of}")
+
+
+def check_windows(graph: Any, ranks: dict[str, int]) -> None:
+    """:func:`_check_window` for every Conv, ConvTranspose, MaxPool and AveragePool node, with the
+    shape of its weight where it is stored and the rank of its input where it is known."""
+    stored = {t.name: [int(d) for d in t.dims] for t in graph.initializer}
+    for k, n in enumerate(graph.node):
+        if n.op_type in _WINDOW_OPS and n.domain in ("", "ai.onnx"):
+            weight = stored.get(n.input[1]) if len(n.input) > 1 else None
+            rank = ranks.get(n.input[0]) if n.input else None
+            _check_window(n, _node_label(n, k), weight, rank or None)
+
+
+def check_outputs(graph: Any) -> None:
+    """Refuse (:class:`ModelError`) a graph with no output, or whose first output (the one the
+    check takes its loss of) no node computes (a graph input or initializer passed through: no
+    gradient reaches any layer from it) or is declared of a type that is no floating-point one."""
+    import onnx
+
+    if not graph.output:
+        raise ModelError("the graph has no output: the check takes its loss of the first graph output")
+    first = graph.output[0]
+    made = {o for n in graph.node for o in n.output if o}
+    if first.name not in made:
+        what = "a graph input" if first.name in {i.name for i in graph.input} else "an initializer"
+        raise ModelError(f"graph output {first.name!r} is {what} that no node computes: the check takes its "
+                         "loss of the first graph output, and no gradient would reach any layer from it")
+    elem = first.type.tensor_type.elem_type if first.type.HasField("tensor_type") else 0
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
+              onnx.TensorProto.BFLOAT16}
+    if elem and elem not in floats:
+        name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
+        raise ModelError(f"graph output {first.name!r} is declared {name}: the check takes its loss of the "
+                         "first graph output, which must be a floating-point tensor")
+
+
+def check_stored_values(graph: Any, parameters: int, limits: Limits) -> None:
+    """Refuse (:class:`LimitExceeded`) a graph whose stored tensors, the initializers
+    (``parameters``) and the tensors in node attributes (a Constant's value) together, declare more
+    values than :attr:`Limits.max_parameters`, from their dims alone (:func:`elements`: exact), before
+    the data of any is read: the worker makes each a float32 or int64 array, so a packed INT4
+    constant would take sixteen times its bytes (errsweep3 F2)."""
+    held: list[tuple[str, int]] = []
+    for k, n in enumerate(graph.node):
+        for a in n.attribute:
+            for t in ([a.t] if a.HasField("t") else []) + list(a.tensors):
+                if all(d >= 0 for d in t.dims):  # (a negative size is refused by name later)
+                    held.append((f"node {_node_label(n, k)}, attribute {a.name!r}", elements(t.dims)))
+    total = parameters + sum(count for _, count in held)
+    if total > limits.max_parameters:
+        where, count = max(held, key=lambda h: h[1])
+        raise LimitExceeded(f"the model stores {total} values ({parameters} parameters, and constants in node "
+                            f"attributes: {where} alone declares {count}), over the limit of "
+                            f"{limits.max_parameters}")
+
+
 #: Ops with an ``axis`` attribute over their first input, and how far past that input's rank r it
 #: may reach: (low, high) allows -(r + low) to r - 1 + high (Flatten's axis may be r; OneHot's
 #: counts in its output, one rank more).
@@ -564,12 +750,15 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                 supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> Header:
     """Everything refused before a tensor is made, in the order a user would fix it: not ONNX
     (:class:`InputFormatError`), control flow, a graph that is no dataflow graph
-    (:func:`check_structure`; one listed out of order is sorted), external data, unsupported ops
-    (every one named, with its node), the parameter count (exact: :func:`elements`), a stored tensor
-    of an unknown element type or of data not the size of its dims (:func:`check_tensor_data`), a
-    ConstantOfShape, Expand, Tile or Range whose constant arguments ask for more than the memory
-    limit, dynamic dimensions without a size, an axis or perm out of range for its input's rank
-    (:func:`check_axes`) (:class:`ModelError`), the activation memory (:class:`LimitExceeded`).
+    (:func:`check_structure`; one listed out of order is sorted), no output to take a loss of
+    (:func:`check_outputs`), external data, unsupported ops (every one named, with its node), an
+    opset below 1, the parameter count (exact: :func:`elements`) and the values stored in all
+    (:func:`check_stored_values`), a stored tensor of an unknown element type or of data not the
+    size of its dims (:func:`check_tensor_data`), an attribute given twice or of the wrong type
+    (:func:`check_attributes`), a ConstantOfShape, Expand, Tile or Range whose constant arguments
+    ask for more than the memory limit, dynamic dimensions without a size, an axis or perm out of
+    range for its input's rank (:func:`check_axes`), a window's geometry (:func:`check_windows`)
+    (:class:`ModelError`), the activation memory (:class:`LimitExceeded`).
 
     ``input_shapes`` gives sizes by input name; ``batch_size`` fills a dynamic first dimension (and
     replaces a fixed one). Without it a dynamic first dimension, the batch both torch's and tf2onnx's
@@ -587,6 +776,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # a graph that is no dataflow graph (a name written twice, a read of nothing, a cycle) is
     # refused by name here, before the worker's interpreter would trip over it
     reordered = check_structure(model.graph)
+    # no output, or a first output no node computes: nothing to take a loss of (errsweep3 F13)
+    check_outputs(model.graph)
     stored = _external_tensors(model)
     if stored:
         raise ModelError(
@@ -611,12 +802,21 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     if ahead:
         raise ModelError(f"the model declares opset {ahead[0]}, newer than the {newest} this check knows; "
                          "export it with an opset it knows (torch.onnx.export(..., opset_version=17))")
+    # opsets count from 1: a 0 or negative one names no version of any op (errsweep3 F16)
+    below = [f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import if o.version < 1]
+    if below:
+        raise ModelError(f"the model declares opset {below[0]}; opset versions start at 1")
     params = sum(elements(t.dims) for t in graph.initializer)
     if params > limits.max_parameters:
         raise LimitExceeded(f"the model has {params} parameters, over the limit of {limits.max_parameters}")
     # an element type ONNX does not define, or data of another size than the dims (errsweep E6):
     # refused by name here, not met by the worker's to_array as a KeyError or reshape error
+    # constants count too, from their dims, before any tensor's data is read (errsweep3 F2)
+    check_stored_values(graph, params, limits)
     check_tensor_data(graph)
+    # an attribute given twice, or of another type than its op's (a FLOAT Constant value: errsweep3
+    # F5), refused by node and name here, not met by the worker as a TypeError
+    check_attributes(graph)
     # every node is an op call per step and seed: a chain of 50,000 Relus in a 1 MB file held a
     # worker for minutes (apisweep2); a spec's layers are bounded by max_units, a graph's nodes by
     # NODES_PER_UNIT times that (a transformer layer exports as a few dozen nodes)
@@ -676,6 +876,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     act, largest, ranks = _estimate(model, shapes)
     # an axis or perm out of the range of its input's rank (errsweep E7), before any tensor is made
     check_axes(graph, ranks)
+    # a window's strides, pads, dilations, group or kernel_shape that no convolution or pool has
+    check_windows(graph, ranks)
     if act > limits.max_activation_bytes and defaulted:
         # the default batch was the check's choice, not the user's: take the largest that fits
         fits = DEFAULT_BATCH * limits.max_activation_bytes // act
