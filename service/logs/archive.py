@@ -22,6 +22,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
+from gradhealth.core.zipmembers import READ_ERRORS, ZipMemberError, encrypted, open_member
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
 
@@ -161,14 +162,18 @@ def _extract_zip(path: Path, dest: Path, budget: _Budget) -> None:
                 ftype = stat.S_IFMT(info.external_attr >> 16)     # 0 when the zip does not say
                 if ftype and ftype not in (stat.S_IFREG, stat.S_IFDIR):
                     raise LogError(f"{path.name}: the entry {info.filename!r} is a link or device; refused")
-                if info.flag_bits & 0x1:
+                if encrypted(info):
                     raise LogError(f"{path.name}: the entry {info.filename!r} is encrypted")
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
-                with zf.open(info) as src:
-                    _copy(src, target, budget, info.file_size)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as e:
+                try:
+                    with open_member(zf, info) as src:
+                        _copy(src, target, budget, info.file_size)
+                except ZipMemberError as e:  # the shared reader's refusal, in this module's words
+                    raise LogError(f"{path.name}: not a readable zip archive "
+                                   f"({e.cause if e.cause is not None else e.reason})") from None
+    except READ_ERRORS as e:
         raise LogError(f"{path.name}: not a readable zip archive ({e})") from None
     except OSError as e:
         raise LogError(f"{path.name}: cannot be extracted ({e.strerror or e})") from None

@@ -33,7 +33,12 @@ An upload never makes the importer read another file (:class:`InputFormatError` 
 read): an HDF5 dataset with external storage, a virtual dataset, an external or soft link
 (:func:`_open_h5`), and a ``.keras`` zip entry outside the archive's folder, a link or a name given
 twice (:func:`_open_archive`) are refused; so is a layer size that is not a positive integer
-(:func:`.keras_graph.check_config_sizes`), with its place in the config.
+(:func:`.keras_graph.check_config_sizes`), with its place in the config. A zip entry that cannot be
+decompressed (encrypted, deflate64 or AES, corrupt data, a bad CRC or local header) is an
+:class:`InputFormatError` naming it (:func:`_member`); stored weights are checked from their HDF5
+metadata before any is read: the file's structure (names, groups, numeric datasets, by HDF5 path),
+each dataset's shape against its layer's config and the sizes against the parameter limit
+(:func:`_read_found`).
 """
 
 from __future__ import annotations
@@ -54,10 +59,12 @@ import numpy as np
 
 from gradhealth.analysis.importers import ModelError, name_layers
 from gradhealth.analysis.importers.keras_pointers import Origin, Origins, relocated
+from gradhealth.core.zipmembers import ZipMemberError, read_member
 from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem, SpecError
 
 __all__ = ["is_keras_config", "keras_loss", "keras_optimizer", "keras_to_spec", "read_keras",
-           "KerasTraining", "read_keras_training", "sniff_keras", "translate_or_graph", "translation_reads_weights"]
+           "KerasTraining", "read_keras_training", "read_keras_weights", "sniff_keras", "stores_weights",
+           "translate_or_graph", "translation_reads_weights"]
 
 #: The largest config text read (a config of thousands of layers is a few MB).
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -219,6 +226,17 @@ def _open_archive(data: bytes) -> zipfile.ZipFile:
     return zf
 
 
+def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """At most ``limit`` bytes of the ``.keras`` entry ``info`` (:func:`.zipmembers.read_member`):
+    an entry that cannot be decompressed (encrypted, a method such as deflate64 or AES, corrupt
+    data, a CRC mismatch, a damaged local header) is an :class:`InputFormatError` naming it."""
+    try:
+        return read_member(zf, info, limit)
+    except ZipMemberError as exc:
+        raise InputFormatError(f"{exc.member} in the .keras archive cannot be read: {exc.reason}",
+                               [Problem(exc.member, exc.reason)]) from None
+
+
 def _read_zip(data: bytes) -> tuple[dict[str, Any], Any]:
     with _open_archive(data) as zf:
         try:
@@ -227,8 +245,7 @@ def _read_zip(data: bytes) -> tuple[dict[str, Any], Any]:
             raise InputFormatError("not a .keras archive: it has no config.json") from None
         if info.file_size > MAX_CONFIG_BYTES:
             raise InputFormatError(f"config.json is over {MAX_CONFIG_BYTES // 2**20} MB")
-        with zf.open(info) as fh:  # read at most the limit, whatever the header declared
-            text = fh.read(MAX_CONFIG_BYTES + 1)
+        text = _member(zf, info, MAX_CONFIG_BYTES + 1)  # at most the limit, whatever the header declared
         version = _zip_keras_version(zf)
     config = _json(text, "config.json")
     if version is not None:
@@ -245,8 +262,7 @@ def _zip_keras_version(zf: zipfile.ZipFile) -> str | None:
         return None
     if info.file_size > 65536:  # (a link entry: refused with the archive, _open_archive)
         return None
-    with zf.open(info) as fh:
-        raw = fh.read(65537)
+    raw = _member(zf, info, 65537)  # an entry that cannot be decompressed: a broken archive
     try:
         meta = json.loads(raw)
     except (ValueError, RecursionError):
@@ -1315,38 +1331,119 @@ def _snake(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _arrays_keras3(group: Any) -> list[np.ndarray]:
+#: numpy dtype kinds a stored weight may have: float, signed and unsigned integer, bool (Keras 3
+#: stores a seed generator's state as integers); read as float64 when loaded.
+_NUMERIC_KINDS = "fiub"
+
+
+def _h5_path(prefix: str, obj: Any) -> str:
+    """Where ``obj`` is, for a refusal: its HDF5 path, after the archive entry it is in."""
+    return f"{prefix}{obj.name}"
+
+
+def _refuse(where: str, what: str) -> InputFormatError:
+    return InputFormatError(f"{where}: {what}", [Problem(where, what)])
+
+
+def _group(obj: Any, prefix: str, role: str) -> Any:
+    """``obj`` when it is an HDF5 group, else an :class:`InputFormatError` naming its path."""
+    import h5py
+
+    if not isinstance(obj, h5py.Group):
+        raise _refuse(_h5_path(prefix, obj), f"a dataset where a group is expected ({role})")
+    return obj
+
+
+def _dataset(obj: Any, prefix: str) -> Any:
+    """``obj`` when it is a weight array: an HDF5 dataset of numbers with a dataspace (nothing of
+    it is read); else an :class:`InputFormatError` naming its path and what it is."""
+    import h5py
+
+    where = _h5_path(prefix, obj)
+    if not isinstance(obj, h5py.Dataset):
+        raise _refuse(where, "a group, not a weight array (a dataset of numbers)")
+    dtype = obj.dtype
+    if dtype.kind not in _NUMERIC_KINDS:
+        kind = ("a string dataset" if dtype.kind in "SUO" or h5py.check_string_dtype(dtype) is not None
+                else "a compound (record) dataset" if dtype.names else f"a dataset of type {dtype}")
+        raise _refuse(where, f"{kind}, not a number array")
+    if obj.shape is None:
+        raise _refuse(where, "an empty dataset (a null dataspace), not a weight array")
+    return obj
+
+
+def _attr_list(obj: Any, name: str, prefix: str = "") -> list[str]:
+    """A list attribute as Keras writes it: whole, or split over ``name0``, ``name1``... when it
+    is over HDF5's 64 kB attribute limit (keras' save_attributes_to_hdf5_group). Anything else
+    (a number, a lone string, a list of numbers) is an :class:`InputFormatError` naming it."""
+    import h5py
+
+    keys = [name] if name in obj.attrs else []
+    while not keys or keys[0] != name:  # name0, name1, ... while there are such
+        if f"{name}{len(keys)}" not in obj.attrs:
+            break
+        keys.append(f"{name}{len(keys)}")
+    names: list[str] = []
+    for key in keys:
+        value = obj.attrs[key]
+        if isinstance(value, h5py.Empty):  # an empty list, as h5py may store one
+            continue
+        where = f"{_h5_path(prefix, obj)} attribute {key}"
+        if not isinstance(value, np.ndarray) or value.ndim != 1:
+            what = (f"an array of shape {list(value.shape)}" if isinstance(value, np.ndarray)
+                    else "a single string" if isinstance(value, bytes | str)
+                    else f"a number ({str(value)[:40]})" if isinstance(value, int | float | np.number)
+                    else f"a {type(value).__name__}")
+            raise _refuse(where, f"{what}, not a list of names")
+        for item in value.tolist():
+            if not isinstance(item, bytes | str):
+                raise _refuse(where, f"holds {str(item)[:40]!r}, not a name (a string)")
+            names.append(item.decode(errors="replace") if isinstance(item, bytes) else item)
+    return names
+
+
+#: The layers' datasets a file stores, by layer name, in ``layer.weights`` order (nothing read yet).
+_Found = dict[str, list[Any]]
+
+
+def _arrays_keras3(group: Any, prefix: str) -> list[Any]:
     """A Keras 3 layer group's variables in ``layer.weights`` order: its own ``vars/0, 1, ...``
     then its sub-objects' (an RNN's ``cell``; a Bidirectional's forward, then backward layer)."""
     import h5py
 
-    out: list[np.ndarray] = []
+    out: list[Any] = []
     own = group.get("vars")
-    if isinstance(own, h5py.Group):
-        out += [np.asarray(own[k]) for k in sorted(own, key=lambda k: int(k) if k.isdigit() else -1)]
+    if own is not None:
+        own = _group(own, prefix, "a layer's variables")
+        out += [_dataset(own[k], prefix) for k in sorted(own, key=lambda k: int(k) if k.isdigit() else -1)]
     # an RNN's cell; a Bidirectional's directions; a MultiHeadAttention's projections in order
     first = ("cell", "forward_layer", "backward_layer", "query_dense", "key_dense", "value_dense",
              "output_dense")
     rest = [k for k in first if k in group] + sorted(k for k in group if k not in first and k != "vars")
     for key in rest:
         if isinstance(group[key], h5py.Group):
-            out += _arrays_keras3(group[key])
+            out += _arrays_keras3(group[key], prefix)
     return out
 
 
-def _weights_keras3(f: Any, config: dict[str, Any]) -> Weights:
+def _weights_keras3(f: Any, config: dict[str, Any], prefix: str) -> _Found:
     """``model.weights.h5`` of a Keras 3 ``.keras`` archive: ``layers/<snake_case class>[_k]/vars/i``
     (Keras 3 addresses a layer by its class and position, not its name)."""
     layers = f.get("layers")
-    if layers is None:
+    if layers is not None:
+        layers = _group(layers, prefix, "the model's layers")
+    else:
         # saved on Windows (Keras 2.15's .keras): the top-level names are "layers\\conv2d", one
         # group each, with "/" only below them
         layers = {k.split("\\", 1)[1]: f[k] for k in f if k.startswith("layers\\")} or None
     if layers is None:
         return {}
-    out: Weights = {}
+    out: _Found = {}
     used: dict[str, int] = {}
-    for lay in config["config"]["layers"]:
+    cfg = config.get("config") if isinstance(config, dict) else None
+    for lay in (cfg.get("layers") if isinstance(cfg, dict) else None) or []:
+        if not isinstance(lay, dict):
+            continue
         cls = str(lay.get("class_name", ""))
         name = str((lay.get("config") or {}).get("name", cls))
         key = _snake(cls)
@@ -1355,39 +1452,28 @@ def _weights_keras3(f: Any, config: dict[str, Any]) -> Weights:
         group = layers.get(key) if key in layers else layers.get(name)
         if group is None:
             continue
+        group = _group(group, prefix, f"layer {name}")
         if cls in ("Sequential", "Functional", "Model") and isinstance(lay.get("config"), dict):
-            out.update(_weights_keras3(group, {"config": lay["config"]}))  # by its own layers
+            out.update(_weights_keras3(group, {"config": lay["config"]}, prefix))  # by its own layers
             continue
-        arrays = _arrays_keras3(group)
+        arrays = _arrays_keras3(group, prefix)
         if arrays:
             out[name] = arrays
     return out
 
 
-def _attr_list(obj: Any, name: str) -> list[str]:
-    """A list attribute as Keras writes it: whole, or split over ``name0``, ``name1``... when it
-    is over HDF5's 64 kB attribute limit (keras' save_attributes_to_hdf5_group)."""
-    if name in obj.attrs:
-        values = list(obj.attrs[name])
-    else:
-        values, k = [], 0
-        while f"{name}{k}" in obj.attrs:
-            values += list(obj.attrs[f"{name}{k}"])
-            k += 1
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
-def _weights_keras2(f: Any) -> Weights:
+def _weights_keras2(f: Any, prefix: str) -> _Found:
     """A Keras 2 ``.h5`` (``model.save``: group ``model_weights``; ``save_weights``: the root): each
     layer group lists its weights in order in ``weight_names`` (``dense/kernel:0``), paths inside
     the group (``model_weights/dense/dense/kernel:0``)."""
-    root = f.get("model_weights", f)
-    out: Weights = {}
-    for name in _attr_list(root, "layer_names"):
+    root = _group(f.get("model_weights", f), prefix, "the model's weights")
+    out: _Found = {}
+    for name in _attr_list(root, "layer_names", prefix):
         group = root.get(name)
         if group is None:
             continue
-        read = [(n, np.asarray(group[n])) for n in _attr_list(group, "weight_names") if n in group]
+        group = _group(group, prefix, f"layer {name}, named in layer_names")
+        read = [(n, _dataset(group[n], prefix)) for n in _attr_list(group, "weight_names", prefix) if n in group]
         if read:
             out[name] = [array for _, array in read]
         for n, array in read:  # a nested model's are its layers': inner/kernel:0, outer/inner/kernel
@@ -1397,47 +1483,206 @@ def _weights_keras2(f: Any) -> Weights:
     return out
 
 
-def read_keras_weights(data: bytes, config: dict[str, Any]) -> Weights | None:
+def _layer_configs(config: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every layer of ``config`` (nested models' too) by name: ``(class, config)``; a name given
+    to layers of different configs is left out (which one a weight group is cannot be told)."""
+    found: dict[str, tuple[str, dict[str, Any]] | None] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, dict):
+            cfg = value.get("config")
+            if isinstance(value.get("class_name"), str) and isinstance(cfg, dict) and "name" in cfg:
+                name, mine = str(cfg["name"]), (value["class_name"], cfg)
+                found[name] = mine if found.get(name, mine) == mine else None
+            for v in value.values():
+                walk(v)
+
+    walk(config)
+    return {k: v for k, v in found.items() if v is not None}
+
+
+#: The dims of one stored array as a layer's config fixes them (None: not known from the config
+#: alone, such as a Dense kernel's input size), and how the loader transposes it into torch's
+#: layout (``"T"``: reversed; ``"conv"``: [out, in, k...]; ``""``: unchanged), so a refusal shows
+#: the shapes as :func:`_load_weights` does.
+class _Want(NamedTuple):
+    dims: tuple[int | None, ...] | None  # None: any shape
+    layout: str = ""
+
+
+def _size(value: Any) -> int | None:
+    """A positive integer size from a config, else None (unknown: checked with the config)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _expected(cls: str, cfg: dict[str, Any]) -> list[_Want] | None:
+    """The arrays a layer of class ``cls`` stores, in order, as far as its config fixes their
+    shapes; None for a class whose arrays are not checked here (the loaders check them)."""
+    if cls == "Dense":
+        units = _size(cfg.get("units"))
+        return [_Want((None, units), "T")] + ([_Want((units,))] if cfg.get("use_bias", True) else [])
+    if cls in ("Conv1D", "Conv2D"):
+        rank = 1 if cls == "Conv1D" else 2
+        k = cfg.get("kernel_size")
+        ks = [k] * rank if isinstance(k, int) else list(k) if isinstance(k, list | tuple) else [None] * rank
+        filters = _size(cfg.get("filters"))
+        kernel = tuple(_size(v) for v in ks) if len(ks) == rank else (None,) * rank
+        return [_Want((*kernel, None, filters), "conv")] + ([_Want((filters,))] if cfg.get("use_bias", True) else [])
+    if cls == "Embedding":
+        return [_Want((_size(cfg.get("input_dim")), _size(cfg.get("output_dim"))))]
+    if cls in ("SimpleRNN", "LSTM", "GRU"):
+        units = _size(cfg.get("units"))
+        width = units * {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cls] if units is not None else None
+        bias = (_Want((2, width)) if cls == "GRU" and cfg.get("reset_after") is True else
+                _Want(None) if cls == "GRU" and "reset_after" not in cfg else _Want((width,)))
+        return [_Want((None, width), "T"), _Want((units, width), "T")] + ([bias] if cfg.get("use_bias", True) else [])
+    if cls == "Bidirectional":
+        inner = cfg.get("layer")
+        if isinstance(inner, dict) and isinstance(inner.get("config"), dict):
+            one = _expected(str(inner.get("class_name")), inner["config"])
+            return None if one is None else one + one
+    return None
+
+
+def _torch_shape(shape: tuple[int | None, ...], layout: str) -> tuple[int | None, ...]:
+    if layout == "T":
+        return shape[::-1]
+    if layout == "conv" and len(shape) >= 2:
+        return (shape[-1], shape[-2], *shape[:-2])
+    return shape
+
+
+def _shape_problem(ds: Any, want: _Want) -> str | None:
+    """How the dataset's declared shape differs from ``want`` (its metadata only), or None."""
+    shape = tuple(int(d) for d in ds.shape)
+    if want.dims is None:
+        return None
+    if len(shape) == len(want.dims) and all(w is None or w == d for d, w in zip(shape, want.dims, strict=True)):
+        return None
+    # in torch's layout, as _load_weights words a mismatch it finds after reading
+    built = ["?" if d is None else d for d in _torch_shape(want.dims, want.layout)]
+    stored = list(_torch_shape(shape, want.layout)) if len(shape) == len(want.dims) else list(shape)
+    return f"stored weight of shape {stored} where the config builds [{', '.join(map(str, built))}]"
+
+
+def _read_found(found: _Found, config: dict[str, Any], limits: Any, prefix: str) -> Weights:
+    """The arrays of ``found``, read only once every dataset's metadata passed: its declared shape
+    against the shape its layer's config implies (a [200000, 200000] kernel where the config
+    builds [8, 4] is a :class:`ModelError`, not 160 GB read), each dataset's and all datasets'
+    element counts against ``limits.max_parameters`` and their bytes against
+    :data:`MAX_WEIGHTS_BYTES` (:class:`LimitExceeded`). A gzip-compressed dataset of a declared
+    shape is a few hundred bytes in the file whatever its size: the file's size bounds nothing."""
+    layers = _layer_configs(config)
+    problems: list[Problem] = []
+    sizes: dict[str, tuple[int, int]] = {}  # path -> (elements, bytes): a nested model's arrays twice
+    for name, datasets in found.items():
+        cls, cfg = layers.get(name, ("", {}))
+        for ds, want in zip(datasets, _expected(cls, cfg) or [], strict=False):
+            why = _shape_problem(ds, want)
+            if why is not None:
+                problems.append(Problem(_h5_path(prefix, ds), f"{name}: {why} (at {_h5_path(prefix, ds)})"))
+    if problems:  # the most specific refusal first: the config says what each array must be
+        raise ModelError("the stored weights do not fit the config: " + "; ".join(p.message for p in problems[:20])
+                         + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""), problems)
+    for name, datasets in found.items():
+        for ds in datasets:
+            count = math.prod(int(d) for d in ds.shape)  # exact: numpy's int64 product can wrap
+            sizes[ds.name] = (count, count * ds.dtype.itemsize)
+            if count > limits.max_parameters:
+                raise LimitExceeded(
+                    f"{_h5_path(prefix, ds)} (layer {name}) declares {count:,} values "
+                    f"(shape {[int(d) for d in ds.shape]}); the limit is {limits.max_parameters:,} parameters",
+                    [Problem(_h5_path(prefix, ds), f"{count:,} values over the parameter limit")])
+    total, nbytes = sum(c for c, _ in sizes.values()), sum(b for _, b in sizes.values())
+    if total > limits.max_parameters:
+        raise LimitExceeded(f"the stored weights declare {total:,} values in {len(sizes):,} arrays; the limit is "
+                            f"{limits.max_parameters:,} parameters")
+    if nbytes > MAX_WEIGHTS_BYTES:
+        raise LimitExceeded(f"the stored weights declare {nbytes:,} bytes; the limit is "
+                            f"{MAX_WEIGHTS_BYTES:,} bytes")
+    read: dict[str, np.ndarray] = {}
+    out: Weights = {}
+    for name, datasets in found.items():
+        for ds in datasets:
+            if ds.name not in read:
+                try:
+                    read[ds.name] = np.asarray(ds[()])
+                except (OSError, ValueError, TypeError) as exc:  # a corrupt chunk, a filter h5py lacks
+                    raise _refuse(_h5_path(prefix, ds), f"cannot be read: {str(exc)[:200]}") from None
+            out.setdefault(name, []).append(read[ds.name])
+    return out
+
+
+def read_keras_weights(data: bytes, config: dict[str, Any], limits: Any = None) -> Weights | None:
     """The weights a Keras file stores, by layer name in ``layer.weights`` order (kernel, bias;
     gamma, beta, moving mean, moving variance; kernel, recurrent kernel, bias...), read with h5py
-    only; None when the file stores none (a JSON config, an archive without weights)."""
+    only; None when the file stores none (a JSON config, an archive without weights).
+
+    The file's structure is checked as it is walked (attributes that are lists of names, groups
+    that are groups, weights that are datasets of numbers: :class:`InputFormatError` naming the
+    HDF5 path) and every dataset's declared shape and size before any is read
+    (:func:`_read_found`, against ``limits``: the service's when None)."""
+    if limits is None:
+        from gradhealth.settings import get_settings
+
+        limits = get_settings().limits
+    with _stored_datasets(data, config) as (found, prefix):
+        return _read_found(found, config, limits, prefix) if found else None
+
+
+def stores_weights(data: bytes, config: dict[str, Any]) -> bool:
+    """Whether the Keras file ``data`` stores weights for ``config``'s layers (:func:`read_keras_weights`
+    would return some), its structure checked as there but no dataset read."""
+    with _stored_datasets(data, config) as (found, _):
+        return bool(found)
+
+
+@contextmanager
+def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Found, str]]:
+    """The weight datasets of the Keras file ``data`` by layer (nothing read), with the prefix that
+    names the file they are in, while the HDF5 file is open; an empty dict where it stores none."""
     import h5py
 
     kind = sniff_keras(data[:4096])
     if kind == "h5":
         try:
             with _open_h5(data, "the .h5 file") as f:
-                found = _weights_keras2(f)
+                yield _weights_keras2(f, ""), ""
         except (OSError, KeyError, ValueError) as exc:
             raise InputFormatError(f"the .h5 weights cannot be read: {str(exc)[:200]}") from None
-        return found or None
+        return
     if kind != "keras":
-        return None
+        yield {}, ""
+        return
     with _open_archive(data) as zf:
         try:
             info = zf.getinfo("model.weights.h5")
         except KeyError:
-            return None
-        if info.file_size > MAX_WEIGHTS_BYTES:
+            info = None
+        if info is not None and info.file_size > MAX_WEIGHTS_BYTES:
             raise InputFormatError(f"model.weights.h5 is over {MAX_WEIGHTS_BYTES // 2**20} MB")
-        with zf.open(info) as fh:
-            blob = fh.read(MAX_WEIGHTS_BYTES + 1)
+        blob = _member(zf, info, MAX_WEIGHTS_BYTES + 1) if info is not None else b""
     if not blob:
-        return None
+        yield {}, ""
+        return
+    prefix = "model.weights.h5:"
     try:
         with _open_h5(blob, "model.weights.h5") as f:
-            found = _weights_keras3(f, config) or _weights_keras2(f)
+            found = _weights_keras3(f, config, prefix) or _weights_keras2(f, prefix)
             arrays: list[str] = []
             f.visititems(lambda n, obj: arrays.append(n) if isinstance(obj, h5py.Dataset) else None)
+            if not found and any(not a.startswith(("metrics", "optimizer")) for a in arrays):
+                # weights that are there but match no layer must not quietly become an initialised network
+                shown = ", ".join(arrays[:4]) + (" ..." if len(arrays) > 4 else "")
+                raise InputFormatError(f"model.weights.h5 stores {len(arrays)} arrays ({shown}) that match no "
+                                       "layer of the model's config; check the architecture alone with "
+                                       "weights: reinitialise")
+            yield found, prefix
     except (OSError, KeyError, ValueError) as exc:
         raise InputFormatError(f"model.weights.h5 cannot be read: {str(exc)[:200]}") from None
-    if not found and any(not a.startswith(("metrics", "optimizer")) for a in arrays):
-        # weights that are there but match no layer must not quietly become an initialised network
-        shown = ", ".join(arrays[:4]) + (" ..." if len(arrays) > 4 else "")
-        raise InputFormatError(f"model.weights.h5 stores {len(arrays)} arrays ({shown}) that match no "
-                               "layer of the model's config; check the architecture alone with "
-                               "weights: reinitialise")
-    return found or None
 
 
 def _flatten_permutation(shape: tuple[int, ...]) -> np.ndarray:
@@ -1582,6 +1827,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     stored: Weights | None = None
+    ignored = False  # weights: reinitialise, and the file stores weights
     unsimulated = output_losses = None
     notes: tuple[str, ...] = ()
     if isinstance(source, dict):
@@ -1594,10 +1840,11 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         unsimulated = None if loss else training.unsimulated_loss  # a loss given replaces the file's
         notes = () if loss else training.loss_notes
         optimizer = optimizer or compiled
-        stored = read_keras_weights(data, config)
-    ignored = weights == "reinitialise" and stored is not None
-    if weights == "reinitialise":
-        stored = None
+        settings = settings if settings is not None else get_settings()
+        if weights == "reinitialise":  # the file's weights are not used: their structure checked, none read
+            ignored = stores_weights(data, config)
+        else:
+            stored = read_keras_weights(data, config, settings.limits)
     if weights == "as_given" and stored is None:
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
