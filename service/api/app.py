@@ -25,6 +25,7 @@ from gradhealth import __version__
 from gradhealth.analysis.spec import Spec
 from gradhealth.api import problems
 from gradhealth.api.metrics import Metrics, route_label
+from gradhealth.api.problems import ApiError
 from gradhealth.api.routers import catalog, checks, health, jobs, reports
 from gradhealth.api.routers import runs as run_routes
 from gradhealth.api.routers import webhooks as webhook_routes
@@ -40,6 +41,44 @@ log = logging.getLogger("gradhealth.api")
 
 class _TooLarge(Exception):
     pass
+
+
+class StartupError(Exception):
+    """The service cannot start as configured (its message says which setting and why)."""
+
+
+def check_startup(settings: Settings) -> None:
+    """Refuse to start where every upload would fail: the upload folder (GRADHEALTH_UPLOAD_DIR) is
+    created and a file written in it and removed. Raises :class:`StartupError` naming the folder;
+    run at the app's start-up (``gradhealth serve`` may call it first, to exit 2 before binding)."""
+    problem = health.upload_dir_problem(Path(settings.upload_dir))
+    if problem is not None:
+        raise StartupError(f"GRADHEALTH_UPLOAD_DIR {settings.upload_dir} cannot be created or written: "
+                           f"{problem}; set it to a folder this process can write (shared with the workers)")
+
+
+#: Methods whose requests carry no body the service reads (a Content-Encoding on them is moot).
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def refuse_encoded_bodies(app: ASGIApp) -> ASGIApp:
+    """415 for a request body with a Content-Encoding other than ``identity``, on every route that
+    reads one: nothing here decompresses a body, and no route can forget the check (the spec,
+    points, log and model doors all answer alike, ``checks.refuse_encoding``)."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in _BODILESS:
+            values = [v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"content-encoding"]
+            try:
+                checks.refuse_encoding(", ".join(values) if values else None)
+            except ApiError as exc:
+                response = problems.problem_response(exc.status, exc.title, exc.detail, type_=exc.type_uri,
+                                                     instance=scope.get("path"), headers=exc.headers)
+                await response(scope, _empty_receive, send)
+                return
+        await app(scope, receive, send)
+
+    return guarded
 
 
 def body_limit(app: ASGIApp, limit_for: Any) -> ASGIApp:
@@ -128,6 +167,11 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:  # before anything starts: a service whose every upload would be a 500 does not start
+            check_startup(settings)
+        except StartupError as exc:
+            log.critical("%s", exc)
+            raise
         migrate(settings.database_url)
         # Wakes this process's workers when it queues a job, and ?wait callers when one finishes.
         app.state.wakeup = Hub(settings.database_url, fallback_s=settings.job_wake_fallback_s)
@@ -199,6 +243,8 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     # counted too, with their own status: a body over the limit is a 413 there, not the exception
     # that stopped reading it
     app.add_middleware(_Raw, wrap=head_as_get)  # innermost: metrics count a HEAD as HEAD
+    # After the key check (a caller without a key gets its 401 first), before any route reads
+    app.add_middleware(_Raw, wrap=refuse_encoded_bodies)
     app.add_middleware(_Raw, wrap=lambda inner: exposure_guard(inner, settings, app.state.auth_failures))
     app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, limit_for))
     app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, route_label))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable
 from functools import partial
 from html import escape
@@ -29,6 +30,7 @@ from gradhealth.report.context import (
     by_severity,
     locate_findings,
     num,
+    one_line,
     title,
     verified_text,
 )
@@ -80,7 +82,27 @@ FRACTION_KEYS = ("saturated_fraction", "dead_fraction")
 
 
 def _e(x: object) -> str:
-    return escape(str(x), quote=True)
+    """``x`` as HTML text on one line: a user string (a model's file name, a spec's name, a series)
+    holding a line break must not start a line of the page, where a CI log that shows the report
+    would read a workflow command (``::error::``), as the other formats keep names on one line."""
+    return escape(one_line(str(x)), quote=True)
+
+
+def _pre(text: str) -> str:
+    """A multi-line block (a remedy's snippet) for ``<pre>``: its own lines kept, each on one line
+    (no other break characters) and none starting with ``::`` (:func:`_no_commands`)."""
+    return "\n".join(_no_commands(escape(one_line(line), quote=True)) for line in text.splitlines())
+
+
+# A line whose first non-blank characters are "::", the start of a GitHub workflow command.
+_COMMAND_START = re.compile(r"^([ \t]*)::", re.M)
+
+
+def _no_commands(markup: str) -> str:
+    """``markup`` with no line beginning (after blanks) with ``::``: the first colon is written as
+    the character reference ``&#58;``, which a browser shows as ``:``, so the page reads the same.
+    For HTML text and attribute values only (not inside <style>, which reads no references)."""
+    return _COMMAND_START.sub(r"\1&#58;:", markup)
 
 
 def _value(v: object) -> str:
@@ -140,7 +162,7 @@ def _finding_card(i: int, f: Finding, where: str, doc: Diagnosis) -> list[str]:
                 + f"<br>Verified: {_e(verified_text(r, doc, markdown=False))}"
                 + (f" ({_e(r.unverified.replace('_', ' '))})" if r.unverified else "")
                 + (f"<br><span class=\"muted\">{_e(v.note)}</span>" if v and v.note else "")
-                + (f"<pre><code>{_e(r.snippet)}</code></pre>" if r.snippet else "")
+                + (f"<pre><code>{_pre(r.snippet)}</code></pre>" if r.snippet else "")
                 + "</li>"
             )
         parts.append("</ol>")
@@ -461,8 +483,8 @@ def charts(doc: Diagnosis) -> list[str]:
             out.append(f'<p class="warning chart-skipped">A chart could not be drawn ({_e(caption)}): '
                        f"{_e(type(exc).__name__)}: {_e(exc)}</p>")
             return
-        if svg_text:
-            out.append(f"<figure>{svg_text}<figcaption>{_e(caption)}</figcaption></figure>")
+        if svg_text:  # the chart's labels (layer and series names) start no line either
+            out.append(f"<figure>{_no_commands(svg_text)}<figcaption>{_e(caption)}</figcaption></figure>")
 
     figure(lambda: layer_norm_chart(doc), "Gradient norms per layer, input to output, on a log scale. "
            "Dotted lines: the thresholds, as factors of the reference (the last layer of the stretch "

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
+import logging
 import re
 import shutil
 import time
@@ -34,9 +36,11 @@ from gradhealth.db.models import JobRow
 from gradhealth.errors import GradHealthError, cuda_unavailable
 from gradhealth.jobs import store
 from gradhealth.jobs.wakeup import Hub
+from gradhealth.report.context import one_line
 from gradhealth.settings import Settings
 
 router = APIRouter(prefix="/v1/checks", tags=["checks"], responses=RATE_LIMITED)
+log = logging.getLogger("gradhealth.api")
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 SPEC_BODY = {
@@ -54,15 +58,24 @@ SPEC_BODY = {
 UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
 
 
-def refuse_undecoded(content_type: str, content_encoding: str | None, what: str = "the spec") -> None:
-    """A 415 for a text body the service would misread: a Content-Encoding other than ``identity``
-    (nothing here decompresses a request body) or a ``charset`` other than UTF-8 (each body is read
-    as UTF-8, so UTF-16 would be "invalid JSON at line 1, column 2")."""
+def refuse_encoding(content_encoding: str | None) -> None:
+    """A 415 for a body with a Content-Encoding other than ``identity``: nothing here decompresses
+    a request body, so a compressed one would be misread (a log "in no format", a model "not
+    protobuf") and a plain one labelled compressed would be read as if it were not. Every route
+    that reads a body gets this refusal from the app's middleware (``app.refuse_encoded_bodies``)."""
     encoding = (content_encoding or "").strip()
-    if encoding and encoding.lower() != "identity":
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    if any(c != "identity" for c in codings):
         raise ApiError(415, "unsupported_content_encoding",
                        f"Content-Encoding {encoding[:60]} is not supported; send the body uncompressed",
                        headers={"Accept-Encoding": "identity"})  # RFC 9110 15.5.16
+
+
+def refuse_undecoded(content_type: str, content_encoding: str | None, what: str = "the spec") -> None:
+    """A 415 for a text body the service would misread: a Content-Encoding other than ``identity``
+    (:func:`refuse_encoding`) or a ``charset`` other than UTF-8 (each body is read as UTF-8, so
+    UTF-16 would be "invalid JSON at line 1, column 2")."""
+    refuse_encoding(content_encoding)
     for param in content_type.split(";")[1:]:
         name, _, value = param.partition("=")
         charset = value.strip().strip('"').strip().lower()
@@ -199,29 +212,68 @@ def safe_filename(filename: str) -> str:
     return safe
 
 
+def storage_error(exc: OSError, folder: Path) -> ApiError:
+    """The problem for an upload the service could not store: 507 when the disk or the quota is
+    full, 503 (retry later) when the upload folder cannot be created or written. The answer names
+    the setting and the system's reason; the folder's path goes to the log, not to the caller."""
+    log.error("cannot store an upload in GRADHEALTH_UPLOAD_DIR %s: %s", folder, exc)
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        full = ApiError(507, "insufficient_storage", f"the upload could not be stored: the upload folder "
+                        f"(GRADHEALTH_UPLOAD_DIR) is full ({reason}); try again later")
+        full.title = "Insufficient storage"
+        return full
+    return ApiError(503, "upload_storage_unavailable", f"the upload could not be stored: the upload folder "
+                    f"(GRADHEALTH_UPLOAD_DIR) cannot be written ({reason}); the service is misconfigured, "
+                    "see its /readyz", headers={"Retry-After": "60"})
+
+
+def display_name(text: str) -> str:
+    """The ``filename`` form field as the report names the model: on one line (a line break or
+    other control character would let the name start a line of a report, where CI runners read
+    commands such as ``::error::``), at most 255 characters; "" when nothing is left."""
+    return " ".join(one_line(text).split())[-255:]
+
+
 class _Upload:
-    """Streams an upload to a file in the upload folder, hashing it on the way."""
+    """Streams an upload to a file in the upload folder, hashing it on the way. Any ``OSError``
+    of the folder or the disk is a 503/507 problem (:func:`storage_error`), never a 500, and
+    leaves nothing behind."""
 
     def __init__(self, folder: Path, filename: str) -> None:
         safe = safe_filename(filename)  # before anything is created: a refused name leaves nothing
-        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.job_dir = folder / uuid.uuid4().hex
-        self.job_dir.mkdir()
         self.path = self.job_dir / safe
         self.digest = hashlib.sha256()
         self.size = 0
-        self._file = self.path.open("wb")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.job_dir.mkdir()
+            self._file = self.path.open("wb")
+        except OSError as exc:
+            shutil.rmtree(self.job_dir, ignore_errors=True)
+            raise storage_error(exc, folder) from None
 
     def write(self, chunk: bytes) -> None:
         self.digest.update(chunk)
         self.size += len(chunk)
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:  # the disk filled up (ENOSPC) while the body streamed in
+            self.discard()
+            raise storage_error(exc, self.folder) from None
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()  # flushes: the last buffered bytes can meet a full disk here
+        except OSError as exc:
+            self.discard()
+            raise storage_error(exc, self.folder) from None
 
     def discard(self) -> None:
-        self.close()
+        with contextlib.suppress(OSError):
+            self._file.close()
         shutil.rmtree(self.job_dir, ignore_errors=True)
 
 
@@ -248,23 +300,109 @@ async def _submit_upload(request: Request, upload: _Upload, *, kind: str,
     return await respond(request, row, owner, min(wait, settings.wait_max_s))
 
 
+#: How long one header line of a multipart part may be (python-multipart's own limit; a longer
+#: one is refused by the parser, whose message would only say "Invalid multipart data").
+MAX_PART_HEADER = 4096 + 128
+
+
+class _CutShort(Exception):
+    """The multipart body ended without its closing delimiter."""
+
+
+class _CloseWatch:
+    """Watches a multipart body stream in for its closing delimiter (``--BOUNDARY--``): a body cut
+    short (a dropped connection, a client that stopped writing) would parse without an error, its
+    last part silently dropped, where the answer should say the body is incomplete, not "no file".
+    Its last chunk raises :class:`_CutShort` inside the parser, which then closes its spooled parts."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self.close = b"--" + boundary + b"--"
+        self.closed = not boundary  # without a boundary the form parser refuses the body itself
+        self._tail = b""
+
+    def wrap(self, receive: Any) -> Any:
+        async def watched() -> Any:
+            message = await receive()
+            if not self.closed and message.get("type") == "http.request":
+                seen = self._tail + message.get("body", b"")
+                self.closed = self.close in seen
+                self._tail = seen[-len(self.close):]  # a delimiter split across two chunks is found too
+                if not self.closed and not message.get("more_body", False):
+                    raise _CutShort
+            return message
+
+        return watched
+
+
 async def _form(request: Request, *, max_files: int, max_fields: int) -> Any:
-    """The multipart form, or a 400 that says what is wrong with it (no boundary in the
-    Content-Type, more files or fields than the endpoint takes)."""
+    """The multipart form, or a 400 that says what is wrong with it: no boundary in the
+    Content-Type, more files or fields than the endpoint takes, a part header over the parser's
+    limit, a body that ends before its closing boundary, the parser's own reason otherwise."""
+    from python_multipart.exceptions import FormParserError
+    from python_multipart.multipart import parse_options_header
     from starlette.exceptions import HTTPException
     from starlette.formparsers import MultiPartException
 
+    takes = "(one part named `file`" + (", options as fields)" if max_fields > 5 else ")")
+
+    def refused(where: str, message: str) -> ApiError:
+        return ApiError(400, "invalid_multipart", f"{where}: not a multipart body this endpoint takes: "
+                        f"{message} {takes}")
+
+    _, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary", b"")
+    watch = _CloseWatch(boundary)
+    # The form is parsed from a view of the same stream that watches for the closing delimiter.
+    watched = Request(request.scope, receive=watch.wrap(request.receive))
     try:
-        return await request.form(max_files=max_files, max_fields=max_fields)
+        form = await watched.form(max_files=max_files, max_fields=max_fields)
+    except _CutShort:
+        raise refused("body", f"the body ends before its closing boundary --{boundary.decode('latin-1')[:70]}-- "
+                      "(the upload was cut short?)") from None
     except (MultiPartException, HTTPException) as exc:
         # (Starlette answers a parse error inside an app as an HTTPException(400) with its message)
         message = exc.message if isinstance(exc, MultiPartException) else str(exc.detail)
         if isinstance(exc, HTTPException) and exc.status_code != 400:
             raise
-        where = "header.Content-Type" if "boundary" in message.lower() else "body"
-        raise ApiError(400, "invalid_multipart", f"{where}: not a multipart body this endpoint takes: "
-                       f"{message} (one part named `file`"
-                       + (", options as fields)" if max_fields > 5 else ")")) from None
+        # The parser's own reason, under Starlette's "Invalid multipart data." (a cause or context)
+        reason: BaseException | None = exc
+        for _ in range(8):  # a short chain; bounded all the same
+            if reason is None or isinstance(reason, FormParserError):
+                break
+            reason = reason.__cause__ or reason.__context__
+        reason = reason if isinstance(reason, FormParserError) else None
+        cause = str(reason or "")
+        if "header size" in cause.lower():
+            message = (f"a part's header line is over {MAX_PART_HEADER:,} bytes (a file name that long? "
+                       "send a short one)")
+        elif cause:
+            message = f"{message.rstrip('.')} ({cause[:200]})."
+        where = "header.Content-Type" if "boundary" in message.lower() and not cause else "body"
+        raise refused(where, message) from None
+    return form
+
+
+def _file_part(form: Any, what: str) -> Any:
+    """The form's part ``file`` as an upload, or a 422 that says why there is none: absent, or
+    sent without a ``filename=`` (a part without one is a text field, RFC 7578 4.2)."""
+    part = form.get("file")
+    if part is None:
+        present = ", ".join(sorted({str(k)[:40] for k in form}))[:200]
+        raise ApiError(422, "missing_file", f"send {what} as a multipart part named `file`"
+                       + (f" (the body has: {present})" if present else " (the body has no parts)"))
+    if isinstance(part, str):
+        raise ApiError(422, "missing_file", "part `file` has no filename=, so it was read as a text field, "
+                       "not a file (a filename*= alone is not read); add filename=\"NAME\" to its "
+                       "Content-Disposition")
+    return part
+
+
+def _refuse_unknown_fields(form: Any, allowed: tuple[str, ...]) -> None:
+    """422 ``invalid_option`` naming the form's fields the endpoint does not take."""
+    unknown = sorted({k for k in form if k != "file" and k not in allowed})
+    if unknown:
+        takes = f"use {', '.join(allowed)}" if allowed else "this endpoint takes only the part `file`"
+        raise ApiError(422, "invalid_option", f"unknown fields: {', '.join(unknown)[:200]}; {takes}")
 
 
 async def _receive_upload(request: Request, folder: Path, filename: str | None) -> _Upload:
@@ -274,21 +412,20 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
     if content_type.startswith("multipart/form-data"):
         # Starlette spools parts to disk past 1 MiB; the body-limit middleware caps the total.
         form = await _form(request, max_files=1, max_fields=5)
-        part = form.get("file")
-        if part is None or isinstance(part, str):
-            raise ApiError(422, "missing_file", "send the log as a multipart part named `file`")
         try:
+            part = _file_part(form, "the log")
+            _refuse_unknown_fields(form, ())  # the OpenAPI says additionalProperties: false
             upload = _Upload(folder, filename if filename is not None else part.filename or "upload")
-        except BaseException:
-            await part.close()  # the spooled part is closed even when its name is refused
-            raise
-        try:
-            while chunk := await part.read(CHUNK):
-                upload.write(chunk)
-        finally:
-            await part.close()
+            try:
+                while chunk := await part.read(CHUNK):
+                    upload.write(chunk)
+            except BaseException:
+                upload.discard()
+                raise
             upload.close()
-        return upload
+            return upload
+        finally:
+            await form.close()  # the spooled parts are closed whatever happened
     upload = _Upload(folder, filename if filename is not None else "upload")
     try:
         async for chunk in request.stream():
@@ -309,7 +446,7 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
     openapi_extra={"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             "file": {"type": "string", "format": "binary"}}, "required": ["file"],
-            "additionalProperties": False}},  # other parts are refused (400), so say so
+            "additionalProperties": False}},  # other parts are refused (422), so say so
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
                **QUEUE_FULL,
@@ -439,13 +576,8 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
     if content_type.startswith("multipart/form-data"):
         form = await _form(request, max_files=1, max_fields=64)
         try:
-            part = form.get("file")
-            if part is None or isinstance(part, str):
-                raise ApiError(422, "missing_file", "send the .onnx file as a multipart part named `file`")
-            unknown = sorted({k for k in form if k != "file" and k not in MODEL_FIELDS})
-            if unknown:
-                raise ApiError(422, "invalid_option", f"unknown fields: {', '.join(unknown)[:200]}; "
-                               f"use {', '.join(MODEL_FIELDS)}")
+            part = _file_part(form, "the .onnx file")
+            _refuse_unknown_fields(form, MODEL_FIELDS)
             fields = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in MODEL_FIELDS if k in form}
             upload = _Upload(folder, filename or part.filename or "model.onnx")
             try:
@@ -579,7 +711,7 @@ async def submit_model(
         upload.discard()
         raise
     given: list[str] = form_fields.get("filename") or []
-    name = (given[0] if given else None) or upload.path.name
+    name = (display_name(given[0]) if given else "") or upload.path.name
     job_request = {"path": str(upload.path.resolve()), "filename": name,
                    "sha256": upload.digest.hexdigest(), "bytes": upload.size, **options}
     if model_format == "keras":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,12 +16,26 @@ from gradhealth.api.schemas import Health
 router = APIRouter(tags=["health"])
 
 
+def upload_dir_problem(folder: Path) -> str | None:
+    """Why uploads cannot be stored in ``folder`` (GRADHEALTH_UPLOAD_DIR), or None: the folder is
+    created if missing, then a file is written in it and removed, as an upload would be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ready-") as probe:  # removed on close
+            probe.write(b"ok")
+            probe.flush()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
 @router.get("/livez", response_model=Health, summary="The process is up")
 def livez() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, summary="The database and the worker are reachable",
+@router.get("/readyz", response_model=Health,
+            summary="The database and the worker are reachable, and uploads can be stored",
             responses={503: {"model": Health, "description": "not ready"}})
 async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
@@ -32,6 +49,9 @@ async def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}"
+    # The upload folder: a folder that cannot be written fails every log and model upload.
+    problem = await run_in_threadpool(upload_dir_problem, Path(request.app.state.settings.upload_dir))
+    checks["upload_dir"] = "ok" if problem is None else f"GRADHEALTH_UPLOAD_DIR cannot be written: {problem}"
     supervisor = request.app.state.supervisor
     if supervisor is None:
         checks["worker"] = "external (not supervised by this process)"
@@ -39,7 +59,8 @@ async def readyz(request: Request) -> JSONResponse:
         alive = supervisor.alive()
         checks["worker"] = (f"ok ({alive} process(es))" if alive
                             else "no worker process is running (dead, or restarting over and over)")
-    ready = checks["database"] == "ok" and not checks["worker"].startswith("no worker")
+    ready = (checks["database"] == "ok" and checks["upload_dir"] == "ok"
+             and not checks["worker"].startswith("no worker"))
     body = Health(status="ok" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 

@@ -19,10 +19,12 @@ Where the findings are:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import WithJsonSchema
 
 from gradhealth.api.deps import CallerDep, SessionDep
@@ -51,6 +53,22 @@ def spec_text(spec: Any) -> str:
     return json.dumps(spec, indent=2, ensure_ascii=False)
 
 
+#: A quality value as written: a plain decimal (RFC 9110 12.4.2 allows at most three decimals; more
+#: are read, not refused). Signs, exponents, ``inf`` and ``nan`` are not quality values.
+_QVALUE = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+
+
+def quality(value: str, media: str) -> float:
+    """The ``q`` of an Accept entry, from 0 to 1; a 400 naming the header otherwise."""
+    text = value.strip().strip('"')
+    q = float(text) if _QVALUE.fullmatch(text) else None
+    if q is None or not 0.0 <= q <= 1.0:
+        raise ApiError(400, "invalid_accept",
+                       f"header.Accept: q={value.strip()[:40]!r} for {media[:60]!r} is not a quality value; "
+                       "use a number from 0 to 1 (e.g. q=0.5)")
+    return q
+
+
 def negotiate(format: str | None, accept: str | None) -> Format:
     """The format ``?format=`` names, else the most preferred one ``Accept`` lists; 406 when
     neither names one this service writes."""
@@ -68,10 +86,7 @@ def negotiate(format: str | None, accept: str | None) -> Format:
         for p in params:
             key, _, value = p.partition("=")
             if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+                q = quality(value, media)
         if media and q > 0:
             ranked.append((-q, i, media.lower()))
     for _, _, media in sorted(ranked):
@@ -106,18 +121,28 @@ def _context(kind: str, request: Any, source: str | None) -> ReportContext:
     responses={
         200: {"content": _CONTENT, "description": "the report"},
         **NOT_FOUND,
+        400: {"model": Problem, "description": "an Accept header with a q that is not a number from 0 to 1"},
         406: {"model": Problem, "description": "an unknown ?format= or no format the Accept header allows"},
+        422: {"model": Problem, "description": "?format= or ?source= given more than once"},
         409: {"model": Problem, "description": "the job has not succeeded (yet): no diagnosis to report"},
     },
 )
 def job_report(
-    job_id: str, session: SessionDep, caller: CallerDep,
+    job_id: str, request: Request, session: SessionDep, caller: CallerDep,
     format: Annotated[ReportFormat | None, Query(description="a report format; overrides Accept")] = None,
     source: Annotated[str | None, Query(max_length=1000, description="the input's path in your "
                                         "repository, as the report should name it")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     row = _load(session, job_id, caller)  # 404 first: an unknown job is unknown in any format
+    # One value each: which of two wins would be a guess (the last, silently), so say so.
+    repeated = [(name, given) for name in ("format", "source")
+                if len(given := request.query_params.getlist(name)) > 1]
+    if repeated:
+        raise RequestValidationError([
+            {"type": "value_error", "loc": ("query", name), "input": given,
+             "msg": f"given {len(given)} times ({', '.join(repr(g[:40]) for g in given[:4])}); give it once"}
+            for name, given in repeated])
     chosen = negotiate(format, accept)
     if row.status != "succeeded" or row.result is None:
         raise ApiError(409, "job_not_finished",
