@@ -417,8 +417,10 @@ def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSp
             pairs = [(p.detach(), p.grad) for p in ps if p.dim() >= 2 and p.grad is not None]
             if not pairs:
                 continue
-            num = math.sqrt(sum(first_step_norm(spec, w, g, step) ** 2 for w, g in pairs))
-            den = math.sqrt(sum(float(torch.linalg.vector_norm(w)) ** 2 for w, _ in pairs))
+            # hypot, not the root of summed squares: a step of 1e-170 (Adam at lr 1e-170) squares to 0
+            # in float64, and a ratio of 0 reads as "no gradient" rather than a step too small
+            num = math.hypot(*(first_step_norm(spec, w, g, step) for w, g in pairs))
+            den = math.hypot(*(float(torch.linalg.vector_norm(w)) for w, _ in pairs))
             out[name] = num / den if den > 0 else math.nan
     return out
 

@@ -635,3 +635,15 @@ def test_adagrad_with_kerass_accumulator_is_judged_by_its_25th_step_measured_not
     [f] = [f for f in check_architecture(spec).findings if f.code == "large_updates"]
     assert f.evidence.value == pytest.approx(step25, rel=0.05)
     assert f.evidence.first_step_factor < 2.5  # not the fixed 5 of a sum started at 0
+
+
+@pytest.mark.parametrize("lr", [1e-12, 1e-170, 1e-300])
+def test_a_rate_whose_step_squares_below_float64_is_still_too_small(lr: float) -> None:
+    # Adam's first step is about lr per weight: 1e-170 squared is 0 in float64, and the ratio read
+    # 0 ("no gradient"), so the network was called healthy (errsweep3 F12)
+    spec = {"input": {"shape": [8]}, "batch_size": 8, "seeds": 1, "optimizer": {"type": "adam", "lr": lr},
+            "layers": [{"type": "linear", "out_features": 8, "activation": "relu"}, {"type": "linear", "out_features": 4}]}
+    doc = check_architecture(spec, verify=False)
+    [f] = [f for f in doc.findings if f.code == "small_updates"]
+    # the fastest layer moves by about lr * sqrt(n) / ||W||: within two decades of lr itself
+    assert f.severity == "warning" and f.evidence.value > 0 and abs(math.log10(f.evidence.value / lr)) < 2
