@@ -178,7 +178,7 @@ _TOTAL_GRAD = re.compile(r"^(?:train[/_]|optim(?:izer)?[/_])?(?:grad_norm|gradie
 _CLIPPED_GRAD = re.compile(r"^(?:train[/_])?(?:clipped[/_]grad(?:ient)?_norm|"
                            r"grad(?:ient)?_norm[/_](?:clipped|post[/_]?clip|after[/_]clip(?:ping)?))$")
 _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epoch_loss|batch_loss|loss_step|"
-                   r"train_loss_step|train_loss_epoch|loss_epoch|total_?loss|loss_?total|"
+                   r"train_loss_step|train_loss_epoch|loss_epoch|tot(?:al)?_?loss|loss_?tot(?:al)?|"
                    # the split after the name (NICE-EEG's "loss val", TensorBoard's "loss/train")
                    r"loss[/_.]train(?:ing)?|"
                    # a run that averages its per-part losses (a PINN's boundary and PDE terms)

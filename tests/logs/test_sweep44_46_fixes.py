@@ -140,3 +140,23 @@ def test_a_loss_printed_as_zero_now_and_then_does_not_break_the_oscillation_chec
         warnings.simplefilter("error", RuntimeWarning)  # log(0) warned and made the check fail
         [f] = [f for f in diagnose(_run(loss=loss)).findings if f.code == "loss_oscillation"]
     assert f.evidence.lag1_autocorrelation < 0
+
+
+def test_three_steady_rises_of_a_short_validation_loss_that_add_up_are_overfitting() -> None:
+    # a Keras CSVLogger of 7 epochs: val_loss 0.457 at epoch 3, then 0.469, 0.498, 0.534
+    loss = np.array([0.63, 0.52, 0.44, 0.37, 0.29, 0.21, 0.158])
+    val = np.array([0.61, 0.52, 0.48, 0.457, 0.469, 0.498, 0.534])
+    [f] = [f for f in diagnose(_run(loss=loss, val_loss=val)).findings if f.code == "validation_divergence"]
+    assert f.severity == "warning" and abs(f.evidence.value - (0.534 - 0.457) / 0.457) < 1e-9
+    # three rises of 8% in all are within what evaluation noise does: no warning
+    small = np.array([0.61, 0.52, 0.48, 0.457, 0.465, 0.478, 0.494])
+    assert not [f for f in diagnose(_run(loss=loss, val_loss=small)).findings
+                if f.code == "validation_divergence" and f.severity == "warning"]
+
+
+def test_an_abbreviated_total_loss_is_the_training_loss(tmp_path: Path) -> None:
+    lines = "".join(f"Epoch {e} train Loc Loss: {0.9 * 0.8 ** e:.4f} Cls Loss: {0.5 * 0.8 ** e:.4f} "
+                    f"Tot Loss: {1.4 * 0.8 ** e:.4f} Accu :{0.5 + 0.04 * e:.4f}\n" for e in range(12))
+    doc = run_log_check(write(tmp_path, "train.log", lines))
+    [loss] = [s for s in doc.series if s.role == "loss"]
+    assert loss.name.lower().startswith("tot") and loss.points == 12
