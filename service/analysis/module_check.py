@@ -167,6 +167,22 @@ def _zero_bias_edit(net: nn.Module, seed: int) -> None:
                 bias.zero_()
 
 
+#: The norms whose affine shift (beta) can hold the units after them off as a layer's bias does.
+_NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d,
+                nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+def _zero_shift_edit(net: nn.Module, seed: int) -> None:
+    """:func:`_zero_bias_edit`, and every norm's shift at 0 too (a BatchNorm whose beta is -3 kills
+    the ReLUs after it whatever the Linear before it does: msweep21)."""
+    _zero_bias_edit(net, seed)
+    with torch.no_grad():
+        for m in _layers(net, _NORM_LAYERS):
+            bias = getattr(m, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                bias.zero_()
+
+
 #: What the re-initialising edits do to the biases, which the remedies' words must say (with the
 #: weights kept, a dead layer's negative biases alone can be what kills it)
 _BIASES_ZEROED = "and their biases at 0"
@@ -465,7 +481,8 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
         # a dead or saturated unit's bias far from 0 may pin it alone (an SE gate's -10)
         if code == "dead_units" or (code == "saturation" and any(
                 u.mean("bias_mean_square") >= _SATURATING_BIAS ** 2 for u in det.units if "bias_mean_square" in u.values)):
-            out.append((R.zero_bias("the Linear/Conv layers (their weights kept)"), _zero_bias_edit))
+            out.append((R.zero_bias("the Linear/Conv layers and the norms' shifts (their weights kept)"),
+                        _zero_shift_edit))
         if code == "dead_units":
             leaky = R.relu_family_activation(_every(result, {"relu"}), "leaky_relu")
             leaky.change += f" ({_BIASES_ZEROED})"
@@ -659,8 +676,8 @@ _TRAINING_TIME = ("exploding_gradient", "exploding_through_time")
 
 def _training_time(det: Detection, remedies: list[Remedy],
                    results: dict[int, SimulationResult]) -> list[Remedy]:
-    """Clipping (its threshold from :func:`clip_reference`'s re-simulation, none without one) and
-    a lower learning rate, for an exploding finding."""
+    """Clipping (its threshold from :func:`clip_reference`'s re-simulation, none without one) for
+    an exploding finding, and a lower learning rate for one through depth."""
     if det.code not in _TRAINING_TIME:
         return []
     out: list[Remedy] = []
@@ -669,7 +686,8 @@ def _training_time(det: Detection, remedies: list[Remedy],
         clip = clip_threshold(best, "the best verified remedy's re-simulation")
         if clip is not None:
             out.append(clip)
-    out.append(R.lower_learning_rate())
+    if det.code == "exploding_gradient":  # (through time: the recurrence's own growth, see rules)
+        out.append(R.lower_learning_rate())
     for remedy in out:
         remedy.unverified = "training_time"
     return out

@@ -584,7 +584,9 @@ class VanishingThroughTime(_ThroughTime):
 
 class ExplodingThroughTime(_ThroughTime):
     code = "exploding_through_time"
-    remedies = (orthogonal, gated_cells, clipping, learning_rate)
+    # (no learning-rate cut: the growth is the recurrence's at init, whatever the steps; clipping
+    # is what bounds the steps it makes, Pascanu et al. 2013)
+    remedies = (orthogonal, gated_cells, clipping)
     verb = "grows"
 
     def measure(self, result: SimulationResult) -> float:

@@ -690,10 +690,11 @@ def test_exploding_through_time_gets_a_clipping_threshold_from_the_fixed_network
     doc = check_module(model, x, seeds=2)
     finding = next(f for f in doc.findings if f.code == "exploding_through_time")
     ids = [r.id for r in finding.remedies]
-    assert "gradient_clipping" in ids and "lower_learning_rate" in ids
+    assert "gradient_clipping" in ids
     clip = finding.remedies[ids.index("gradient_clipping")]
     assert clip.unverified == "training_time" and clip.verified is None
-    assert ids.index("gradient_clipping") < ids.index("lower_learning_rate")
+    # no learning-rate cut: the recurrence grows at init whatever the step size (sweeps 19-21)
+    assert "lower_learning_rate" not in ids
     # orthogonal recurrent weights remove the explosion (tanh then leaves a mild vanishing): the
     # re-simulation the threshold comes from
     ortho = finding.remedies[ids.index("orthogonal_init")]
@@ -754,7 +755,8 @@ def test_without_verification_an_exploding_finding_gets_no_clipping_threshold() 
     doc = check_module(_ExplodingRNN(), torch.randn(8, 40, 8), seeds=2, verify=False)
     finding = next(f for f in doc.findings if f.code == "exploding_through_time")
     ids = [r.id for r in finding.remedies]
-    assert "gradient_clipping" not in ids and "lower_learning_rate" in ids
+    assert "gradient_clipping" not in ids and "lower_learning_rate" not in ids
+    assert "orthogonal_init" in ids  # the recurrence's own fix, unverified here
 
 
 class _GRUClassifier(nn.Module):
