@@ -565,20 +565,47 @@ def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
     return _diagnosis(args, job)
 
 
+def _warn_unknown_settings() -> None:
+    """A warning line for each ``GRADHEALTH_*`` variable no setting reads (a misspelt name would
+    otherwise be ignored without a word); not a failure."""
+    from gradhealth.settings import unknown_variables
+
+    for line in unknown_variables():
+        print(f"gradhealth: warning: {line}", file=sys.stderr)
+
+
+def _settings_invalid(exc: Exception) -> int | None:
+    """Exit 2 with one line per bad variable when ``exc`` is invalid settings, else None. The
+    settings module is looked up, not imported: an exception from it means it is loaded already."""
+    settings = sys.modules.get("gradhealth.settings")
+    if settings is None or not isinstance(exc, settings.SettingsInvalid):
+        return None
+    for line in exc.problems:
+        print(f"gradhealth: {line}", file=sys.stderr)
+    print("gradhealth: invalid settings (see the README's Settings section)", file=sys.stderr)
+    return EXIT_INVALID
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gradhealth.api.app import create_app
-    from gradhealth.settings import Settings, get_settings
+    from gradhealth.api.app import StartupError, check_startup, create_app
+    from gradhealth.settings import get_settings, with_overrides
 
     overrides: dict[str, Any] = {}  # flags given win over the environment; absent ones leave it be
     for name in ("host", "port", "workers"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
-    settings = Settings(**{**get_settings().model_dump(), **overrides})
-    reason = settings.unsafe_reason()
+    _warn_unknown_settings()
+    settings = with_overrides(get_settings(), overrides, {n: f"--{n}" for n in overrides})
+    reason = settings.unsafe_reason() or settings.sqlite_problem()
     if reason:
         print(f"gradhealth: {reason}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        check_startup(settings)  # before binding: one line and exit 2, not uvicorn's lifespan traceback
+    except StartupError as exc:
+        print(f"gradhealth: {exc}", file=sys.stderr)
         return EXIT_INVALID
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=os.environ.get("GRADHEALTH_LOG_LEVEL", "info").lower())
@@ -593,7 +620,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from gradhealth.jobs.supervisor import Supervisor
     from gradhealth.settings import get_settings
 
+    _warn_unknown_settings()
     settings = get_settings()
+    if args.processes is not None and args.processes < 0:
+        print(f"gradhealth: --processes must be 0 or more, not {args.processes}", file=sys.stderr)
+        return EXIT_INVALID
+    problem = settings.sqlite_problem()
+    if problem:
+        print(f"gradhealth: {problem}", file=sys.stderr)
+        return EXIT_INVALID
     migrate(settings.database_url)
     supervisor = Supervisor(settings.database_url, processes=args.processes or settings.workers or None,
                             lease_s=settings.lease_s, settings=settings)
@@ -669,7 +704,12 @@ def _spec_source(source: str) -> tuple[str, bool]:
 
 def apply_patch_to_text(text: str, patch: list[dict[str, Any]], *, is_json: bool) -> str:
     """``text`` (a YAML or JSON spec) with the RFC 6902 ``patch`` applied. YAML goes through
-    ruamel.yaml's round trip, so the user's comments, key order and flow style are kept."""
+    ruamel.yaml's round trip, so the user's comments, key order and flow style are kept.
+
+    A YAML anchor, alias or merge key (``<<: *blk``) makes several places of the spec one node
+    there; each such node on a patched path is copied first, so that the patch changes only the
+    place it names. The written text is read back and must equal the patch applied to the spec
+    as read (:class:`InputFormatError` naming the first difference otherwise)."""
     import io
 
     import jsonpatch
@@ -684,17 +724,138 @@ def apply_patch_to_text(text: str, patch: list[dict[str, Any]], *, is_json: bool
     yaml.width = 4096  # never re-wrap the user's long flow lines
     yaml.indent(mapping=2, sequence=4, offset=2)  # `layers:` then `  - {...}`, as the examples are
     data = yaml.load(text)
+    _unshare(data, patch)
     jsonpatch.apply_patch(data, patch, in_place=True)
     out = io.StringIO()
     yaml.dump(data, out)
-    return out.getvalue()
+    fixed = out.getvalue()
+    _same_as_patched(text, fixed, patch)
+    return fixed
+
+
+def _pointer_parts(pointer: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+
+
+def _unshare(root: Any, patch: list[dict[str, Any]]) -> None:
+    """Give every node on a path the ``patch`` touches (``path`` and ``from``) that is shared in
+    ruamel's round-trip graph its own copy, top down: a node reached through an alias or a merge
+    key, or one that other mappings merge (an anchor ``<<: *it`` names), is one object for all its
+    places, and patching it in place would change them all."""
+    counts: dict[int, int] = {}
+    stack = [root]
+    while stack:  # how many places hold each container (merged keys count at their merger too)
+        node = stack.pop()
+        counts[id(node)] = counts.get(id(node), 0) + 1
+        if counts[id(node)] == 1:
+            stack.extend(v for v in (node.values() if isinstance(node, dict) else node if
+                                     isinstance(node, list) else ()) if isinstance(v, dict | list))
+    for op in patch:
+        for pointer in (op.get("path"), op.get("from")):
+            if not isinstance(pointer, str):
+                continue
+            node = root
+            for part in _pointer_parts(pointer):
+                key: Any = part
+                if isinstance(node, list):
+                    if not part.isdigit() or int(part) >= len(node):
+                        break
+                    key = int(part)
+                elif not isinstance(node, dict) or part not in node:
+                    break
+                child = node[key]
+                if not isinstance(child, dict | list):
+                    break
+                inherited = isinstance(node, dict) and key not in getattr(node, "_ok", node)
+                if counts.get(id(child), 0) > 1 or getattr(child, "_ref", None) or inherited:
+                    child = _own_copy(child)
+                    node[key] = child  # in a mapping, now its own key (no longer the merged one)
+                node = child
+
+
+def _own_copy(node: Any) -> Any:
+    """A deep copy of a ruamel node with no anchor and no merge key (merged keys become its own),
+    keeping its flow style and comments."""
+    import copy
+
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    new: Any
+    if isinstance(node, dict):
+        new = CommentedMap((k, _own_copy(v)) for k, v in node.items())
+    elif isinstance(node, list):
+        new = CommentedSeq(_own_copy(v) for v in node)
+    else:
+        return node
+    if getattr(node, "fa", None) is not None and node.fa.flow_style():
+        new.fa.set_flow_style()
+    if getattr(node, "ca", None) is not None:
+        new._yaml_comment = copy.copy(node.ca)  # the comments on its own lines stay with it
+    return new
+
+
+def _same_as_patched(text: str, fixed: str, patch: list[dict[str, Any]]) -> None:
+    """Read ``fixed`` back and compare it with ``patch`` applied to ``text`` as read; the first
+    difference is an :class:`InputFormatError` (the written YAML would not say what the patch says)."""
+    import jsonpatch
+
+    from gradhealth.analysis.spec import load_spec_text
+
+    want = jsonpatch.apply_patch(_tree(load_spec_text(text)), patch)
+    try:
+        got = load_spec_text(fixed)
+    except GradHealthError as exc:
+        raise InputFormatError(f"the fixed YAML does not read back ({exc.detail}); apply this patch "
+                               f"by hand: {json.dumps(patch)}") from None
+    where = _first_difference(want, got)
+    if where is not None:
+        raise InputFormatError(
+            f"the fix cannot be written into this YAML as it is: it would also change {where or '/'} "
+            "(YAML anchors, aliases or merge keys share it); apply this patch by hand: "
+            f"{json.dumps(patch)}")
+
+
+def _tree(value: Any) -> Any:
+    """``value`` rebuilt with no object in two places: the YAML reader shares an alias's (and a
+    merged key's) object between its places, which a deep copy would keep, and the patch must
+    change only the place it names. The depth is bounded by the spec reader."""
+    if isinstance(value, dict):
+        return {k: _tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tree(v) for v in value]
+    return value
+
+
+def _first_difference(a: Any, b: Any, pointer: str = "") -> str | None:
+    """The JSON pointer of the first place where ``a`` and ``b`` differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            if key not in a or key not in b:
+                return f"{pointer}/{key}"
+            found = _first_difference(a[key], b[key], f"{pointer}/{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            found = _first_difference(x, y, f"{pointer}/{i}")
+            if found is not None:
+                return found
+        return None if len(a) == len(b) else f"{pointer}/{min(len(a), len(b))}"
+    return None if a == b and isinstance(a, bool) == isinstance(b, bool) else pointer
 
 
 def cmd_fix(args: argparse.Namespace) -> int:
     """Write the spec with one remedy's patch applied (the remedy the check proposes for it)."""
     from gradhealth.analysis.spec import load_spec_text
+    from gradhealth.cli_report import ReportWriteError, writable, write_report
     from gradhealth.library import check_architecture
 
+    if args.output:  # as `check -o`: a path that cannot be written must not cost a check
+        problem = writable(args.output, what="the fixed spec")
+        if problem:
+            print(f"gradhealth: {args.spec}: {problem}", file=sys.stderr)
+            return EXIT_INVALID
     try:
         text, is_json = _spec_source(args.spec)
         raw = load_spec_text(text, content_type="application/json" if is_json else None)
@@ -721,10 +882,17 @@ def cmd_fix(args: argparse.Namespace) -> int:
         print(f"gradhealth: {args.spec}: {why}; spec remedies proposed: {', '.join(ids) or 'none'}",
               file=sys.stderr)
         return EXIT_INVALID
-    fixed = apply_patch_to_text(text, patched.patch, is_json=is_json)
-    if args.output:
-        Path(args.output).write_text(fixed, encoding="utf-8")
-    else:
+    try:
+        fixed = apply_patch_to_text(text, patched.patch, is_json=is_json)
+        if args.output:
+            write_report(args.output, fixed, what="the fixed spec")
+    except GradHealthError as exc:
+        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
+        return EXIT_INVALID
+    except ReportWriteError as exc:  # a path that passed writable() and still failed (/dev/full)
+        print(f"gradhealth: {args.spec}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.output:
         _write(fixed.rstrip("\n"))
     where = args.output or "the output"
     print(f"gradhealth: applied {patched.id}: {patched.change}; check {where} with `gradhealth check`",
@@ -862,6 +1030,9 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001  # a bug of ours must not exit 1, which CI reads as "unhealthy"
+        invalid = _settings_invalid(exc)  # a bad GRADHEALTH_* variable, read by whichever verb
+        if invalid is not None:
+            return invalid
         import traceback
 
         traceback.print_exc(file=sys.stderr)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -140,25 +141,153 @@ def report_context(args: argparse.Namespace, *, kind: str, text: str | None = No
                          member=member, fail_on=getattr(args, "fail_on_given", None))
 
 
+#: Nesting a baseline may have: a diagnosis is about a dozen levels deep, and a remedy's patch
+#: carries a part of a spec (itself at most 64 levels). Deeper text is refused before it is decoded.
+MAX_BASELINE_DEPTH = 100
+#: Digits of an integer literal worth converting: every figure of a diagnosis fits a float (1e308);
+#: Python refuses past 4,300 digits with a message about its own internals.
+_MAX_INT_DIGITS = 400
+#: JSON text's tokens, as far as finding a container's place needs: a string, a bracket or ``,``.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+class _Overlong:
+    """An integer literal too long to convert, reported at its place."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _json_int(literal: str) -> int | _Overlong:
+    digits = len(literal.lstrip("-"))
+    return int(literal) if digits <= _MAX_INT_DIGITS else _Overlong(digits)
+
+
+def _escape(part: Any) -> str:
+    return str(part).replace("~", "~0").replace("/", "~1")
+
+
+def _clip_pointer(pointer: str, limit: int = 80) -> str:
+    return pointer if len(pointer) <= limit else pointer[: limit - 1] + "…"
+
+
+def too_deep_at(text: str, limit: int = MAX_BASELINE_DEPTH) -> str | None:
+    """The JSON pointer where ``text`` opens a container past ``limit`` levels, or None. One pass
+    over its tokens that builds nothing (so no depth can exhaust the stack)."""
+    path: list[Any] = []  # per open container: its current key (object) or index (array)
+    arrays: list[bool] = []
+    want_key = False
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        if token in "[{":
+            if len(arrays) >= limit:
+                return "".join("/" + _escape(p) for p in path)
+            arrays.append(token == "[")
+            path.append(0 if token == "[" else "")
+            want_key = token == "{"
+        elif token in "]}":
+            if arrays:
+                arrays.pop()
+                path.pop()
+            want_key = False
+        elif token == ",":
+            if arrays and arrays[-1]:
+                path[-1] += 1
+            want_key = bool(arrays) and not arrays[-1]
+        elif want_key:
+            try:
+                path[-1] = json.loads(token)
+            except ValueError:
+                path[-1] = token[1:-1]
+            want_key = False
+    return None
+
+
+def _overlong_at(data: Any) -> tuple[str, int] | None:
+    """The pointer and digit count of the first over-long integer in ``data`` (bounded depth)."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, pointer = stack.pop()
+        if isinstance(value, _Overlong):
+            return pointer or "the top level", value.digits
+        if isinstance(value, dict):
+            stack.extend((v, f"{pointer}/{_escape(k)}") for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend((v, f"{pointer}/{i}") for i, v in reversed(list(enumerate(value))))
+    return None
+
+
+def _pointer(loc: tuple[Any, ...], data: Any) -> str:
+    """A pydantic error location as a JSON pointer into ``data``: the parts that are not keys of
+    the document (model names, union tags) are left out."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node) or \
+                isinstance(node, dict) and part in node:
+            node = node[part]
+            parts.append(_escape(part))
+    return "".join("/" + p for p in parts)
+
+
+def _schema_problems(exc: Any, data: Any, limit: int = 3) -> str:
+    """A validation error's first problems, each at its JSON pointer: "/layers/0/name: should be
+    a valid string (got None)"."""
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        pointer = _pointer(tuple(err["loc"]), data)
+        if err["type"] == "missing" and err["loc"]:  # absent, so the walk cannot reach it
+            pointer = pointer.rstrip("/") + "/" + _escape(err["loc"][-1])
+        msg = "required but missing" if err["type"] == "missing" else str(err["msg"]).removeprefix("Value error, ")
+        msg = "should be " + msg.removeprefix("Input should be ") if msg.startswith("Input should be ") else msg
+        got = err.get("input")
+        if err["type"] != "missing" and (got is None or isinstance(got, bool | int | float | str)):
+            shown = repr(got)
+            msg += f" (got {shown if len(shown) <= 40 else shown[:39] + '…'})"
+        line = f"{_clip_pointer(pointer) if pointer else 'the top level'}: {msg[:200]}"
+        if line not in lines:
+            lines.append(line)
+    more = f"; and {len(lines) - limit} more" if len(lines) > limit else ""
+    return "; ".join(lines[:limit]) + more
+
+
 def load_baseline(source: str) -> Diagnosis:
-    """The baseline document: a diagnosis, or a job resource (its ``result``)."""
+    """The baseline document: a diagnosis, or a job resource (its ``result``). Anything else is
+    :class:`InputFormatError` saying what is wrong and where (a JSON pointer into the file)."""
     from pydantic import ValidationError
 
     from gradhealth.core.document import Diagnosis
     from gradhealth.errors import InputFormatError
 
+    where = f"--baseline {source}"
     try:
-        data: Any = json.loads(Path(source).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputFormatError(f"--baseline {source}: not a readable JSON document ({exc})") from None
+        text = Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFormatError(f"{where}: not a readable JSON document ({exc})") from None
+    deep = too_deep_at(text)
+    if deep is not None:
+        raise InputFormatError(f"{where}: nested more than {MAX_BASELINE_DEPTH} levels deep, at "
+                               f"{_clip_pointer(deep)} (no diagnosis document is)") from None
+    try:
+        data: Any = json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as exc:
+        raise InputFormatError(f"{where}: not a readable JSON document (line {exc.lineno}, column "
+                               f"{exc.colno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputFormatError(f"{where}: not a readable JSON document ({type(exc).__name__})") from None
+    overlong = _overlong_at(data)
+    if overlong is not None:
+        raise InputFormatError(f"{where}: at {_clip_pointer(overlong[0])}: an integer of {overlong[1]} "
+                               "digits is out of range for any figure of a diagnosis")
     if isinstance(data, dict) and isinstance(data.get("result"), dict) and "findings" not in data:
         data = data["result"]  # a job resource from GET /v1/jobs/{id}
     try:
         return Diagnosis.model_validate(data)
     except ValidationError as exc:
-        raise InputFormatError(f"--baseline {source}: not a diagnosis document "
-                               f"({exc.error_count()} error(s), first: {exc.errors()[0]['msg']})"
-                               ) from None
+        raise InputFormatError(f"{where}: not a diagnosis document ({exc.error_count()} error(s)): "
+                               f"{_schema_problems(exc, data)}") from None
+    except RecursionError:  # bounded above; kept so that no shape of document can escape as a bug
+        raise InputFormatError(f"{where}: nested too deep to read") from None
 
 
 def prepare(args: argparse.Namespace) -> str | None:
@@ -193,23 +322,35 @@ def _make_parent(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def writable(file: str, *, name: str | None = None) -> str | None:
-    """Why a report cannot be written to ``file`` (its folders are created here), or None; checked
-    before the check runs, so that a typo in a path does not cost a simulation."""
+def writable(file: str, *, name: str | None = None, what: str = "the report") -> str | None:
+    """Why ``what`` cannot be written to ``file`` (its folders are created here), or None; checked
+    before the check runs, so that a typo in a path does not cost a simulation. Every verb's
+    output file goes through this and :func:`write_report`."""
     path = Path(file)
     label = f"{name} ({file})" if name else file
     try:
         _make_parent(path)
     except OSError as exc:
-        return f"cannot write the report to {label}: {exc.strerror or exc}"
+        return f"cannot write {what} to {label}: {exc.strerror or exc}"
     if path.is_dir():
-        return f"cannot write the report to {label}: it is a directory"
+        return f"cannot write {what} to {label}: it is a directory"
     if not os.access(path if path.exists() else path.parent, os.W_OK):
-        return f"cannot write the report to {label}: permission denied"
+        return f"cannot write {what} to {label}: permission denied"
+    if not path.exists():
+        # access() says yes to root and on /proc, where creating still fails: create the file as
+        # the write will, and take it away again (an existing file is left untouched)
+        try:
+            path.open("x").close()
+            path.unlink()
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            return f"cannot write {what} to {label}: {exc.strerror or exc}"
     return None
 
 
-def write_report(file: str, text: str, *, append: bool = False, name: str | None = None) -> None:
+def write_report(file: str, text: str, *, append: bool = False, name: str | None = None,
+                 what: str = "the report") -> None:
     """Write (or append) one report, creating its folders; ReportWriteError when that fails."""
     path = Path(file)
     try:
@@ -218,7 +359,7 @@ def write_report(file: str, text: str, *, append: bool = False, name: str | None
             f.write(text)
     except OSError as exc:
         label = f"{name} ({file})" if name else file
-        raise ReportWriteError(f"cannot write the report to {label}: {exc.strerror or exc}") from None
+        raise ReportWriteError(f"cannot write {what} to {label}: {exc.strerror or exc}") from None
 
 
 def _step_summary_wanted(args: argparse.Namespace) -> bool:

@@ -7,12 +7,22 @@ as most deployment tools set it.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from gradhealth.analysis.plan import Limits
 from gradhealth.analysis.thresholds import Thresholds
@@ -26,6 +36,39 @@ def hash_key(key: str) -> str:
     """How API keys are stored: the hex SHA-256 of the key (keys are long random strings, so a
     fast hash is enough; what matters is that the settings never hold a usable key)."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+#: The database URLs the job store opens (gradhealth.db.engine.make_engine): SQLite, embedded, and
+#: PostgreSQL through psycopg 3. Anything else would fail at start on a missing driver.
+DATABASE_SCHEMES = ("sqlite://", "sqlite+pysqlite://", "postgresql://", "postgresql+psycopg://")
+
+#: ``GRADHEALTH_*`` variables that are read elsewhere, not by :class:`Settings` (the client's key,
+#: the log level, the GitHub Action's and the install script's inputs, the test suite's): never
+#: reported as unknown.
+OTHER_VARIABLES = frozenset({
+    "GRADHEALTH_API_KEY", "GRADHEALTH_LOG_LEVEL", "GRADHEALTH_SERVER", "GRADHEALTH_STRICT",
+    "GRADHEALTH_PATHS", "GRADHEALTH_OUT", "GRADHEALTH_FAIL_ON", "GRADHEALTH_BASELINE",
+    "GRADHEALTH_PACKAGE", "GRADHEALTH_INSTALL", "GRADHEALTH_ACTION_PATH", "GRADHEALTH_VENV",
+    "GRADHEALTH_TORCH", "GRADHEALTH_TORCH_INDEX", "GRADHEALTH_TEST_POSTGRES_URL",
+    "GRADHEALTH_TEST_ARTIFACTS"})
+
+#: Threshold pairs whose warning must come before their error (else the error fires first and the
+#: warning never does): (warning, error, True when the figure fires by falling below them).
+_ORDERED_THRESHOLDS = (("vanishing_warning", "vanishing_error", True),
+                       ("exploding_warning", "exploding_error", False),
+                       ("saturation_warning", "saturation_error", False),
+                       ("dead_warning", "dead_error", False),
+                       ("large_update_warning", "large_update_error", False),
+                       ("silent_loss_warning", "silent_loss_error", False))
+
+
+class SettingsInvalid(Exception):  # noqa: N818 - reads as what it is: settings invalid
+    """Settings that cannot be used; ``problems`` holds one line per bad variable, each naming it
+    (``GRADHEALTH_PORT: ...``). The command line prints them and exits 2."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
 
 
 class Settings(BaseSettings):
@@ -102,6 +145,44 @@ class Settings(BaseSettings):
     run_gauge_limit: int = Field(50, ge=0, description="active live runs (the most recently updated) that get "
                                                       "per-run gauges on /metrics")
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value.startswith("postgres://"):  # Heroku's spelling; SQLAlchemy reads only postgresql://
+            raise ValueError("use postgresql://..., not postgres://...")
+        if not value.startswith(DATABASE_SCHEMES):
+            scheme = value.partition(":")[0][:20] if ":" in value else "no scheme"
+            raise ValueError(f"use sqlite:///PATH or postgresql://USER@HOST/DB (got {scheme!r}; "
+                             f"accepted: {', '.join(DATABASE_SCHEMES)})")
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        for warning, error, below in _ORDERED_THRESHOLDS:
+            w, e = getattr(self.thresholds, warning), getattr(self.thresholds, error)
+            if (w < e) if below else (w > e):
+                first, then = f"GRADHEALTH_THRESHOLDS__{warning.upper()}", f"__{error.upper()}"
+                raise ValueError(f"{first} ({w:g}) and {then} ({e:g}) are inverted: the warning must come "
+                                 f"before the error, so set the warning {'above' if below else 'below'} it")
+        return self
+
+    def sqlite_problem(self) -> str | None:
+        """Why the SQLite database's folder cannot be made (created here, as the engine would), or
+        None (PostgreSQL, or in memory, or fine)."""
+        if not self.database_url.startswith("sqlite"):
+            return None
+        from pathlib import Path
+
+        path = self.database_url.split("///", 1)[-1] if "///" in self.database_url else ""
+        if not path or path == ":memory:":
+            return None
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return (f"{_env_name(('database_url',), os.environ)}: cannot create the folder of the SQLite "
+                    f"database {path}: {exc.strerror or exc}")
+        return None
+
     @field_validator("api_keys")
     @classmethod
     def _keys_well_formed(cls, value: str) -> str:
@@ -150,5 +231,103 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Settings read from the environment now."""
-    return Settings()
+    """Settings read from the environment now; :class:`SettingsInvalid` names every bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsInvalid(describe_errors(exc)) from None
+    except SettingsError as exc:  # a nested field given as JSON that does not parse
+        raise SettingsInvalid([_settings_error_line(exc)]) from None
+
+
+def with_overrides(settings: Settings, overrides: dict[str, Any], flags: Mapping[str, str]) -> Settings:
+    """``settings`` with command-line ``overrides`` (field -> value); a bad one raises
+    :class:`SettingsInvalid` naming its flag (``flags``: field -> ``--port``)."""
+    try:
+        return Settings(**{**settings.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise SettingsInvalid(describe_errors(exc, flags=flags)) from None
+
+
+def _env_name(loc: tuple[Any, ...], environ: Mapping[str, str]) -> str:
+    """The environment variable a pydantic error location came from (the nested one where that is
+    set, else its top-level field's: ``GRADHEALTH_THRESHOLDS`` given as JSON)."""
+    if not loc:
+        return "settings"
+    upper = {k.upper() for k in environ}
+    if str(loc[0]).upper() in _DATABASE_NAMES:  # the alias chosen is the first one set
+        return next((n for n in _DATABASE_NAMES if n in upper), _DATABASE_NAMES[0])
+    names = [str(p) for p in loc if isinstance(p, str)]
+    for n in range(len(names), 0, -1):
+        name = "GRADHEALTH_" + "__".join(names[:n]).upper()
+        if name in upper:
+            return name
+    return "GRADHEALTH_" + "__".join(names).upper()
+
+
+#: Where the database URL is read from, in order (its validation alias).
+_DATABASE_NAMES = ("GRADHEALTH_DATABASE_URL", "DATABASE_URL", "DATABASE_URL".lower())
+#: Fields whose value is not repeated in a message (a key, a URL with a password).
+_SECRET_FIELDS = frozenset({"api_keys", *_DATABASE_NAMES})
+
+
+def describe_errors(exc: ValidationError, *, flags: Mapping[str, str] | None = None,
+                    environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per bad setting: ``GRADHEALTH_PORT: should be a valid integer (got 'abc')``; a
+    cross-field problem (no location) is named by its message."""
+    env = os.environ if environ is None else environ
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        name = (flags or {}).get(str(loc[0])) if loc else None
+        name = name or _env_name(loc, env)
+        msg = str(err["msg"])
+        if msg.startswith("Value error, "):  # our validators' own words
+            msg = msg.removeprefix("Value error, ")
+        elif msg.startswith("Input should be "):
+            msg = "should be " + msg.removeprefix("Input should be ")
+        if loc and str(loc[0]) not in _SECRET_FIELDS and err["type"] != "value_error" and "input" in err:
+            shown = repr(err["input"])
+            msg += f" (got {shown if len(shown) <= 40 else shown[:39] + '…'})"
+        line = f"{name}: {msg}" if loc else msg
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _settings_error_line(exc: SettingsError) -> str:
+    """pydantic-settings' 'error parsing value for field "thresholds" ...' as a line naming the variable."""
+    text = str(exc)
+    field = text.split('"')[1] if text.count('"') >= 2 else ""
+    name = "GRADHEALTH_" + field.upper() if field else "GRADHEALTH_*"
+    return f"{name}: not valid JSON for a nested setting (or set each field: {name}__FIELD=...)"
+
+
+def _known_names() -> set[str]:
+    """Every ``GRADHEALTH_*`` name a setting is read from (nested fields with ``__``)."""
+    names: set[str] = set(OTHER_VARIABLES)
+    for field, info in Settings.model_fields.items():
+        top = "GRADHEALTH_" + field.upper()
+        names.add(top)
+        model = info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names.update(f"{top}__{sub.upper()}" for sub in model.model_fields)
+    return names
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning line for each ``GRADHEALTH_*`` variable that no setting reads (a misspelling is
+    silently ignored otherwise), with the closest known name where there is one."""
+    env = os.environ if environ is None else environ
+    known = _known_names()
+    # compared without the shared prefix, which would make every name look close to every other
+    suffixes = sorted(k.removeprefix("GRADHEALTH_") for k in known)
+    lines = []
+    for key in sorted(env):
+        name = key.upper()
+        if not name.startswith("GRADHEALTH_") or name in known:
+            continue
+        close = difflib.get_close_matches(name.removeprefix("GRADHEALTH_"), suffixes, n=1, cutoff=0.75)
+        hint = f"; did you mean GRADHEALTH_{close[0]}?" if close else ""
+        lines.append(f"{key} is not a setting and is ignored{hint}")
+    return lines
