@@ -74,6 +74,9 @@ class SeedFigures:
     #: units whose output is added to another path (a residual branch's last layer;
     #: :func:`.graph.branch_sums`)
     summed: list[str] = field(default_factory=list)
+    #: training-mode batch norms -> the fewest values per channel each normalised over in the
+    #: forward (the batch times the positions): 2 make its output +-1 whatever its input
+    batch_statistics: dict[str, int] = field(default_factory=dict)
     #: per recurrent (sub)layer, the loss's gradient at its last step carried back through its own
     #: recurrence alone (:meth:`Readout.add_carried`), one norm per step, the last step's own last
     carried: dict[tuple[str, int], list[float]] = field(default_factory=dict)

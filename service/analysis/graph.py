@@ -73,6 +73,8 @@ ACTIVATION_MODULES: dict[type[nn.Module], str] = {
 #: of the weights before them (nn.ReLU6 reads as relu: its cap at 6 is far above unit-variance
 #: pre-activations).
 HOMOGENEOUS = frozenset({"relu", "leaky_relu"})
+#: The norms whose statistics are the batch's in training (what :attr:`Tracer.batch_statistics` counts).
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 NORM_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm,
                 nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.RMSNorm)
 RNN_TYPES = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
@@ -714,6 +716,8 @@ class Tracer:
         #: the autograd nodes of the tensors the forward called ``.detach()`` on (a live module's)
         self.detached: list[Any] = []
         self._handles: list[Any] = []
+        #: training-mode batch norms -> the fewest values per channel they normalised over
+        self.batch_statistics: dict[str, int] = {}
         #: leaves running now (what they compute with functions is theirs): counted only where
         #: :class:`FunctionalOps` reads functions
         self.functions = functions
@@ -805,6 +809,9 @@ class Tracer:
         inp, out = first_tensor(args), first_tensor(output)
         if out is None or not out.is_floating_point():
             return
+        if isinstance(module, _BATCH_NORMS) and module.training and inp is not None and inp.dim() >= 2:
+            values = inp.numel() // max(inp.shape[1], 1)
+            self.batch_statistics[name] = min(values, self.batch_statistics.get(name, values))
         if role.kind == "act":
             self._inside_norm(inp)
         self._unit_event(name, pointer, role, module, args, inp, out)
@@ -1757,6 +1764,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             readout.add_carried((r.layer, r.sublayer), [by_name[n].out for n in r.steps])
     figures = readout.read(loss, silent)
     figures.forward_squash = squashed
+    figures.batch_statistics = dict(tracer.batch_statistics)
     if seed == 0 and loss.grad_fn is not None:  # the structure is every seed's: read once (simulate_graph)
         readers = consumers(loss.grad_fn)  # one walk of the graph serves all three
         sums = branch_sums(records, readers)
@@ -2193,5 +2201,6 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             gate_drivers=figures_of[0].gate_drivers,
                             summed=figures_of[0].summed, feeds=figures_of[0].feeds,
+                            batch_statistics=figures_of[0].batch_statistics,
                             on_probabilities=run.losses is None and not run.from_logits
                             and run.loss in PROBABILITY_LOSSES and not run.inference_head)

@@ -56,7 +56,13 @@ from gradhealth.analysis.graph import (
     softmax_over_last,
 )
 from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_code
-from gradhealth.analysis.remedies import clip_threshold, far_input, lower_rate, raise_rate
+from gradhealth.analysis.remedies import (
+    clip_threshold,
+    far_input,
+    lower_rate,
+    per_sample_norm_remedy,
+    raise_rate,
+)
 from gradhealth.analysis.rules import (
     clipped_regression_output,
     detect,
@@ -376,6 +382,8 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
     acts = {u.activation for u in result.units if u.activation}
     out: list[tuple[Remedy, Change | None]] = []
     code = det.code
+    if code == "small_batch_statistics":  # the training batch is the user's to choose: not simulated
+        return [(per_sample_norm_remedy(list(det.evidence.get("layers") or [])), None)]
     if code == "nonfinite" and det.evidence.get("dtype"):
         return []  # an overflow of the model's own dtype: its explanation names the fix (_native_overflow)
     op = det.evidence.get("operation") if code == "nonfinite" else None

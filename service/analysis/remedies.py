@@ -391,6 +391,21 @@ def clipping(ctx: Context) -> list[Remedy]:
     return [r] if r is not None else []
 
 
+def per_sample_norm_remedy(names: list[str]) -> Remedy:
+    """A norm that needs no batch in place of the batch norms ``names``, which normalise over too few
+    values (small_batch_statistics); not simulable: the training batch is the user's."""
+    remedy = R.normalisation("layernorm", ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
+                             if names else "the batch norms")
+    remedy.change = ("replace the batch norms by GroupNorm (nn.GroupNorm(min(32, C), C)) or LayerNorm, which "
+                     "normalise each sample on its own, or train (and check) with a batch of 16 or more")
+    return remedy
+
+
+def per_sample_norm(ctx: Context) -> list[Remedy]:
+    """:func:`per_sample_norm_remedy` for the finding's batch norms."""
+    return [per_sample_norm_remedy(list(ctx.detection.evidence.get("layers") or []))]
+
+
 def learning_rate(ctx: Context, warmup_steps: int = 0) -> list[Remedy]:
     """The default learning-rate cut (nothing at init says by how much), with an optional warm-up."""
     return [R.lower_learning_rate(warmup_steps=warmup_steps)]

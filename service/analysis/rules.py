@@ -44,6 +44,7 @@ from gradhealth.analysis.remedies import (
     logits_loss,
     normalisation,
     orthogonal,
+    per_sample_norm,
     positive_rate,
     pre_layer_norm,
     relu_family,
@@ -1252,6 +1253,54 @@ class SymmetricWeights(ArchitectureRule):
             layers)
 
 
+#: A batch norm over this few values a channel or fewer outputs +-1 whatever its input (error);
+#: under :data:`FEW_BATCH_VALUES` its statistics are mostly noise (warning).
+DEGENERATE_BATCH_VALUES = 2
+FEW_BATCH_VALUES = 8
+
+
+def _named_list(names: list[str]) -> str:
+    return ", ".join(names[:4]) + (" ..." if len(names) > 4 else "") if names else "the batch norms"
+
+
+class SmallBatchStatistics(ArchitectureRule):
+    """A live module's training-mode batch norm that normalises over a handful of values per
+    channel (the example batch times the positions): 2 make it a sign function, a few make its
+    statistics noise, and the rest of the check then describes that network, not the one trained."""
+
+    code = "small_batch_statistics"
+    remedies = (per_sample_norm,)
+
+    def measure(self, result: SimulationResult) -> float:
+        return float(min(result.batch_statistics.values())) if result.batch_statistics else math.nan
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        return "error" if value <= DEGENERATE_BATCH_VALUES else "warning" if value < FEW_BATCH_VALUES else None
+
+    def describe(
+        self, severity: str, value: float, result: SimulationResult, t: Thresholds
+    ) -> Detection:
+        few = [(name, n) for name, n in result.batch_statistics.items() if n < FEW_BATCH_VALUES]  # forward order
+        names = [name for name, _ in few]
+        n = int(value)
+        its = "its" if len(names) == 1 else "their"
+        what = (f"{its} output is +-1 whatever {its} input (a sign function)" if n <= DEGENERATE_BATCH_VALUES
+                else f"{its} mean and variance are mostly noise")
+        return Detection(
+            self.code, severity, "batch_values_per_channel", value,
+            f"{_named_list(names)} normalise{'s' if len(names) == 1 else ''} over only {n} value(s) per channel "
+            f"at this batch ({result.batch_size} sample(s)): {what}",
+            f"A batch norm in training mode normalises each channel over the batch times the positions; over "
+            f"{n} value(s) {what.replace('their', 'its')}, so what it passes on says little about its input and its gradient is dominated "
+            "by near-ties. The other findings describe the network at this batch. If the training batch is this "
+            "small, use a norm that works per sample (GroupNorm, LayerNorm); if it is larger, check with a batch "
+            "of the size you train with (16 or more).",
+            {"metric": "batch_values_per_channel", "value": value, "threshold": float(FEW_BATCH_VALUES),
+             "layers": names, "values_per_channel": dict(few[:20]),
+             "batch_size": result.batch_size},
+            [])
+
+
 def sigmoids_under_cross_entropy(result: SimulationResult) -> bool:
     """Sigmoid outputs, two or more, under a categorical cross-entropy on probabilities (Keras
     normalises them by their sum): the classic forgotten softmax with the wrong activation."""
@@ -1428,6 +1477,7 @@ for _part in (
     NegativeLearningRate(),
     OutputLossMismatch(),
     SymmetricWeights(),
+    SmallBatchStatistics(),
 ):
     implement_architecture(_part.code, _part)
 

@@ -175,6 +175,9 @@ class SimulationResult:
     #: shared across depth is named once a call) (``SeedFigures.summed``): where
     #: none is, the network has no residual branch
     summed: list[str] = field(default_factory=list)
+    #: a live module's training-mode batch norms -> the fewest values per channel each normalised
+    #: over (``SeedFigures.batch_statistics``): the batch times the positions
+    batch_statistics: dict[str, int] = field(default_factory=dict)
     #: a live module's (or imported graph's) units -> the units their outputs reach next
     #: (``SeedFigures.feeds``); empty for a spec, whose layers are one chain
     feeds: dict[str, list[str]] = field(default_factory=dict)

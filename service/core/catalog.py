@@ -71,6 +71,12 @@ FINDINGS: dict[str, Entry] = {
         "Every weight of a layer starts at the same nonzero value (a constant or `ones` initialiser): each of its "
         "units computes the same function of the same input and gets the same gradient, so they stay identical "
         "for good and the layer is as wide as one unit."),
+    "small_batch_statistics": Entry(
+        "Batch statistics over too few values",
+        "A batch norm in training normalises each channel over the batch (times the positions): over 2 values "
+        "its output is +-1 whatever its input, and over a handful its statistics are mostly noise, so the network "
+        "computes little of its input and its gradients are dominated by near-ties (Ioffe and Szegedy 2015; Wu and "
+        "He 2018, Group Normalization). The other findings of such a check describe that degenerate network."),
     "output_loss_mismatch": Entry(
         "Loss takes probabilities the output does not give",
         "The loss is told the model outputs probabilities (Keras' from_logits=False, its default) but the "

@@ -178,5 +178,6 @@ for _rule in (
     FindingRule("small_updates"),
     FindingRule("output_loss_mismatch"),
     FindingRule("symmetric_weights"),
+    FindingRule("small_batch_statistics"),
 ):
     register(_rule)

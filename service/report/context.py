@@ -35,6 +35,7 @@ ARCHITECTURE_CODES: tuple[str, ...] = (
     "small_updates",
     "output_loss_mismatch",
     "symmetric_weights",
+    "small_batch_statistics",
 )
 LOG_CODES: tuple[str, ...] = (
     "nonfinite",

@@ -16,6 +16,7 @@ from gradhealth.core.rules import Badness, FindingRule
 #: The codes the simulation can show (the README's architecture table), written out independently.
 ARCHITECTURE = {
     "nonfinite",
+    "small_batch_statistics",
     "negative_learning_rate",
     "exploding_gradient",
     "vanishing_gradient",
