@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
+
+from gradhealth.core.jsondepth import too_deep_path
 
 if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis
@@ -148,7 +149,6 @@ MAX_BASELINE_DEPTH = 100
 #: Python refuses past 4,300 digits with a message about its own internals.
 _MAX_INT_DIGITS = 400
 #: JSON text's tokens, as far as finding a container's place needs: a string, a bracket or ``,``.
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
 
 
 class _Overlong:
@@ -174,33 +174,8 @@ def _clip_pointer(pointer: str, limit: int = 80) -> str:
 def too_deep_at(text: str, limit: int = MAX_BASELINE_DEPTH) -> str | None:
     """The JSON pointer where ``text`` opens a container past ``limit`` levels, or None. One pass
     over its tokens that builds nothing (so no depth can exhaust the stack)."""
-    path: list[Any] = []  # per open container: its current key (object) or index (array)
-    arrays: list[bool] = []
-    want_key = False
-    for m in _JSON_TOKEN.finditer(text):
-        token = m.group()
-        if token in "[{":
-            if len(arrays) >= limit:
-                return "".join("/" + _escape(p) for p in path)
-            arrays.append(token == "[")
-            path.append(0 if token == "[" else "")
-            want_key = token == "{"
-        elif token in "]}":
-            if arrays:
-                arrays.pop()
-                path.pop()
-            want_key = False
-        elif token == ",":
-            if arrays and arrays[-1]:
-                path[-1] += 1
-            want_key = bool(arrays) and not arrays[-1]
-        elif want_key:
-            try:
-                path[-1] = json.loads(token)
-            except ValueError:
-                path[-1] = token[1:-1]
-            want_key = False
-    return None
+    path = too_deep_path(text, limit)
+    return None if path is None else "".join("/" + _escape(p) for p in path)
 
 
 def _overlong_at(data: Any) -> tuple[str, int] | None:

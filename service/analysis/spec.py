@@ -50,6 +50,7 @@ from pydantic_core import ErrorDetails, core_schema
 
 from gradhealth.analysis.activations import SATURATING as SATURATING  # re-exported: spec vocabulary
 from gradhealth.analysis.activations import Activation
+from gradhealth.core.jsondepth import too_deep_path
 from gradhealth.errors import InputFormatError, Problem, SpecError
 
 #: Values in a spec (mapping keys included) after YAML aliases are expanded. Fifty times the
@@ -928,42 +929,13 @@ def parse_optimizer(text: str) -> dict[str, Any]:
 _QUOTED_KEY = re.compile(r'\s*\{\s*"')
 
 
-#: JSON text's tokens, as far as finding a container's place needs: a string, a bracket or ``,``.
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
-
-
 def _json_too_deep_at(text: str) -> str:
     """``, at POINTER``: where JSON ``text`` (which the parser found too deep to read) first opens a
     container past MAX_DEPTH levels, as :func:`_inspect` says it for a document it can walk; ``""``
     where the text does not (not JSON). One pass that stops there: keys and indices are tracked
     through objects and arrays without building anything."""
-    path: list[Any] = []  # per open container: its current key (object) or index (array)
-    arrays: list[bool] = []  # per open container: whether it is an array
-    want_key = False  # the next string in the innermost object is a key
-    for m in _JSON_TOKEN.finditer(text):
-        token = m.group()
-        if token in "[{":
-            if len(arrays) >= MAX_DEPTH:
-                return f", at {_clip(_pointer_of(tuple(path)))}"
-            arrays.append(token == "[")
-            path.append(0 if token == "[" else "")
-            want_key = token == "{"
-        elif token in "]}":
-            if arrays:
-                arrays.pop()
-                path.pop()
-            want_key = False
-        elif token == ",":
-            if arrays and arrays[-1]:
-                path[-1] += 1
-            want_key = bool(arrays) and not arrays[-1]
-        elif want_key:
-            try:
-                path[-1] = json.loads(token)
-            except ValueError:
-                path[-1] = token[1:-1]
-            want_key = False
-    return ""
+    path = too_deep_path(text, MAX_DEPTH)
+    return "" if path is None else f", at {_clip(_pointer_of(path))}"
 
 
 def _load_yaml(text: str, max_nodes: int) -> Any:

@@ -277,6 +277,20 @@ class _Upload:
         shutil.rmtree(self.job_dir, ignore_errors=True)
 
 
+async def _store_part(part: Any, folder: Path, filename: str) -> _Upload:
+    """A multipart file part copied into a new upload under ``folder``, in chunks; removed again
+    if the copy fails (a client gone, a disk full)."""
+    upload = _Upload(folder, filename)
+    try:
+        while chunk := await part.read(CHUNK):
+            upload.write(chunk)
+    except BaseException:
+        upload.discard()
+        raise
+    upload.close()
+    return upload
+
+
 async def _submit_upload(request: Request, upload: _Upload, *, kind: str,
                          job_request: dict[str, Any], fingerprint: dict[str, Any], owner: str,
                          settings: Settings, idempotency_key: str | None, wait: float) -> Response:
@@ -415,15 +429,7 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
         try:
             part = _file_part(form, "the log")
             _refuse_unknown_fields(form, ())  # the OpenAPI says additionalProperties: false
-            upload = _Upload(folder, filename if filename is not None else part.filename or "upload")
-            try:
-                while chunk := await part.read(CHUNK):
-                    upload.write(chunk)
-            except BaseException:
-                upload.discard()
-                raise
-            upload.close()
-            return upload
+            return await _store_part(part, folder, filename if filename is not None else part.filename or "upload")
         finally:
             await form.close()  # the spooled parts are closed whatever happened
     upload = _Upload(folder, filename if filename is not None else "upload")
@@ -579,15 +585,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
             part = _file_part(form, "the .onnx file")
             _refuse_unknown_fields(form, MODEL_FIELDS)
             fields = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in MODEL_FIELDS if k in form}
-            upload = _Upload(folder, filename or part.filename or "model.onnx")
-            try:
-                while chunk := await part.read(CHUNK):
-                    upload.write(chunk)
-            except BaseException:
-                upload.discard()
-                raise
-            upload.close()
-            return upload, fields
+            return await _store_part(part, folder, filename or part.filename or "model.onnx"), fields
         finally:
             await form.close()
     media = content_type.split(";")[0].strip().lower()
