@@ -2581,9 +2581,14 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
         gain = peak - start
         noise = 1.4826 * float(np.median(np.abs(np.diff(v)))) / math.sqrt(2)
         tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
-        if gain <= 0 or gain < 4 * noise or i_peak >= n - tail:
-            continue
         end = float(np.median(v[-tail:]))
+        # a climb smaller than the ground lost below the start is no climb and fall: the series
+        # fell (a 100-episode mean's first points, a handful of episodes, read as a "peak")
+        if gain <= 0 or gain < 4 * noise or i_peak >= n - tail or gain < start - end:
+            fell = _fell_below_start(s, steps, v, sm, start, noise, tail, run)
+            if fell is not None:
+                out.append(fell)
+            continue
         kept = (end - start) / gain
         if kept >= 0.5 or not np.all(sm[-tail:] < start + 0.5 * gain):
             continue
@@ -2600,6 +2605,31 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
             [R.early_stopping(best, max(2, tail // 2)),
              lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")]))
     return out[:3]
+
+
+def _fell_below_start(s: Series, steps: np.ndarray, v: np.ndarray, sm: np.ndarray, start: float, noise: float,
+                      tail: int, run: RunLog) -> Finding | None:
+    """An outcome that never climbed clear of where it started and ends far below it: the median of
+    its last fifth and its last running median under the start by half the start's size and by 4
+    standard errors of a median of that many noisy episodes (LunarLander under DQN: -154 over its first episodes, -948
+    over its last). An agent that ends worse than its untrained policy has been made worse by
+    training; where the series is at 0 (a success rate) it cannot fall."""
+    need = max(0.5 * abs(start), 4 * 1.2533 * noise / math.sqrt(tail))  # (1.2533: a median's standard error)
+    end = float(np.median(v[-tail:]))
+    # the last fifth's median and the last running median both that far down: a fall that stays
+    if not need > 0 or not (end < start - need and sm[-1] < start - need):
+        return None
+    return _finding(
+        "reward_collapse", "warning",
+        f"{s.name} fell from {start:.4g} (its first tenth) to {end:.4g} over the last {tail} of {len(v)} points "
+        f"and stayed there: the agent ends worse than it started (running medians)",
+        "The agent's return got worse with training and stayed worse: its updates push the policy away from what "
+        "its first episodes did (a learning rate too large for the policy or the critic, a reward whose sign or "
+        "scale is wrong, exploration that decays into a bad deterministic policy). The untrained policy scored "
+        "better.",
+        {"metric": s.name, "steps": [_num(float(steps[0])), _num(float(steps[-1]))],
+         "value": (start - end) / abs(start) if start else math.inf, "threshold": 0.5, "start": start, "last": end},
+        [lower_lr(run, at_step=float(steps[0]), why=f"{s.name} fell below where it started")])
 
 
 @detects("loss_oscillation")

@@ -160,3 +160,21 @@ def test_an_abbreviated_total_loss_is_the_training_loss(tmp_path: Path) -> None:
     doc = run_log_check(write(tmp_path, "train.log", lines))
     [loss] = [s for s in doc.series if s.role == "loss"]
     assert loss.name.lower().startswith("tot") and loss.points == 12
+
+
+def test_a_return_that_ends_far_below_where_it_started_is_a_collapse() -> None:
+    # LunarLander under DQN: about -150 over its first episodes, about -950 over its last (noise 200)
+    rng = np.random.default_rng(5)
+    n = 200
+    level = np.where(np.arange(n) < 120, -150.0, -950.0)
+    [f] = [f for f in diagnose(_run(episode_return=level + rng.normal(0, 200, n))).findings
+           if f.code == "reward_collapse"]
+    assert f.severity == "warning" and "fell from" in f.summary and f.evidence.last < -700
+
+
+def test_a_flat_or_rising_return_is_no_fall() -> None:
+    rng = np.random.default_rng(6)
+    n = 200
+    for level in (np.full(n, -103.0), np.linspace(-200, 100, n)):
+        assert not [f for f in diagnose(_run(episode_return=level + rng.normal(0, 30, n))).findings
+                    if f.code == "reward_collapse"]
