@@ -88,6 +88,15 @@ def _int_output() -> bytes:
     return bytes(m.SerializeToString())
 
 
+def _cast(to: int) -> bytes:
+    return _mlp(pre=[helper.make_node("Cast", ["x"], ["x1"], name="cast", to=to)]).SerializeToString()
+
+
+def _reshape(shape: list[int]) -> bytes:
+    target = numpy_helper.from_array(np.array(shape, np.int64), "shape")
+    return _mlp(pre=[helper.make_node("Reshape", ["x", "shape"], ["x1"], name="rs")], inits=[target]).SerializeToString()
+
+
 def _bad_models() -> dict[str, tuple[bytes, str]]:
     """Each refused by the header (what the API runs at submission), and the message it names."""
     return {
@@ -110,6 +119,9 @@ def _bad_models() -> dict[str, tuple[bytes, str]]:
         "pool_kernel_0": (_conv("MaxPool", kernel_shape=[0, 0]), "node pool (MaxPool): kernel_shape [0, 0] holds 0"),
         "pool_kernel_rank": (_conv("AveragePool", kernel_shape=[2]),
                              "node pool (AveragePool): kernel_shape has 1 value(s), needs 2"),
+        "cast_string": (_cast(TensorProto.STRING), "node cast (Cast): casts to element type 8 (STRING)"),
+        "cast_999": (_cast(999), "node cast (Cast): casts to element type 999 (no ONNX type)"),
+        "reshape_two_inferred": (_reshape([-1, -1]), "node rs (Reshape): its target shape [-1, -1] has more than one -1"),
         "no_output": (_no_output(), "the graph has no output"),
         "output_is_input": (_output_is("x"), "graph output 'x' is a graph input that no node computes"),
         "output_is_initializer": (_output_is("W"), "graph output 'W' is an initializer that no node computes"),
@@ -131,6 +143,8 @@ def test_a_well_formed_conv_and_pool_still_pass() -> None:
     read_header(_conv(pads=[1, 1, 1, 1], strides=[1, 1], kernel_shape=[3, 3], group=1))
     read_header(_conv("MaxPool", kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0]))
     read_header(_mlp(gemm={"transB": 0, "alpha": 1.0}).SerializeToString())
+    read_header(_cast(TensorProto.DOUBLE))
+    read_header(_reshape([-1, 8]))
 
 
 def test_the_worker_reads_attributes_through_the_type_checking_accessor() -> None:

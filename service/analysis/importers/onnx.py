@@ -33,15 +33,22 @@ from torch import nn
 from gradhealth.analysis.cells import mark
 from gradhealth.analysis.graph import InputSpec, Recurrence, Role, einsum_fans, run_recurrent
 from gradhealth.analysis.importers import ModelError
-from gradhealth.analysis.importers.onnx_static import BYTES_PER_VALUE, attribute_value, read_header
+from gradhealth.analysis.importers.onnx_static import (
+    BYTES_PER_VALUE,
+    FLOAT_ELEMENT_TYPES,
+    INT_ELEMENT_TYPES,
+    attribute_value,
+    read_header,
+)
 from gradhealth.analysis.plan import Limits
 
 #: ONNX element types we read, to numpy (float16 and bfloat16 are read via onnx.numpy_helper).
 _INT_TYPES = {6: torch.int32, 7: torch.int64, 9: torch.bool, 2: torch.uint8, 3: torch.int8}
+assert set(_INT_TYPES) == INT_ELEMENT_TYPES  # (the submission check refuses a Cast to any other)
 #: ONNX's floating-point element types: float, float16, double, bfloat16, the four float8 kinds
 #: and float4 (numpy_helper reads the last six as ml_dtypes' types, numpy kind 'V'; the static
 #: table holds them as float32, :func:`_native`)
-_FLOAT_TYPES = {1, 10, 11, 16, 17, 18, 19, 20, 23}
+_FLOAT_TYPES = FLOAT_ELEMENT_TYPES
 
 
 def _ml_dtype(dtype: np.dtype) -> str | None:

@@ -369,6 +369,38 @@ def check_attributes(graph: Any) -> None:
             attribute_value(n, a, label)
 
 
+#: The element types a ``Cast`` may go to that the import can simulate: the floating-point ones
+#: (float, float16, double, bfloat16, the float8 kinds, float4) and these integers and bool
+#: (int32, int64, bool, uint8, int8); :mod:`.onnx` reads them, a test pins the two alike.
+FLOAT_ELEMENT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
+INT_ELEMENT_TYPES = frozenset({6, 7, 9, 2, 3})
+
+
+def check_ops(graph: Any) -> None:
+    """Refuse (:class:`ModelError`, naming the node) what a node's attributes or constant inputs
+    already make impossible to run, before a job is queued: a ``Cast`` to an element type the check
+    cannot simulate (a string, a complex, ``to=999``), a ``Reshape`` whose known target shape infers
+    more than one dimension (two -1s)."""
+    known = _known_values(graph)
+    for k, n in enumerate(graph.node):
+        label = _node_label(n, k)
+        if n.op_type == "Cast":
+            to = next((a.i for a in n.attribute if a.name == "to"), None)
+            if to is None:
+                raise ModelError(f"node {label}: attribute 'to' is missing (the element type to cast to)")
+            if to not in FLOAT_ELEMENT_TYPES | INT_ELEMENT_TYPES:
+                from onnx import TensorProto
+
+                name = TensorProto.DataType.Name(to) if to in TensorProto.DataType.values() else "no ONNX type"
+                raise ModelError(f"node {label}: casts to element type {to} ({name}); the check simulates "
+                                 "floating-point and integer tensors only")
+        elif n.op_type == "Reshape" and len(n.input) > 1 and n.input[1] in known:
+            shape = known[n.input[1]]
+            if int(np.sum(shape == -1)) > 1:
+                raise ModelError(f"node {label}: its target shape {shape.astype(np.int64).tolist()} has "
+                                 "more than one -1 (only one dimension can be inferred)")
+
+
 #: Ops that slide a window over the spatial dimensions of their first input.
 _WINDOW_OPS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool"})
 _AUTO_PAD = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
@@ -876,6 +908,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     act, largest, ranks = _estimate(model, shapes)
     # an axis or perm out of the range of its input's rank (errsweep E7), before any tensor is made
     check_axes(graph, ranks)
+    check_ops(graph)  # a Cast to a type no tensor here has, a Reshape with two -1s
     # a window's strides, pads, dilations, group or kernel_shape that no convolution or pool has
     check_windows(graph, ranks)
     if act > limits.max_activation_bytes and defaulted:
