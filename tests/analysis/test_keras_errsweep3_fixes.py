@@ -8,7 +8,7 @@ import io
 import json
 import struct
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,14 +115,6 @@ def test_a_metadata_entry_that_cannot_be_decompressed_is_refused() -> None:
     b[j + 16] ^= 0xFF
     with pytest.raises(InputFormatError, match=r"metadata\.json in the \.keras archive cannot be read.*CRC"):
         read_keras_training(bytes(b))
-
-
-@pytest.fixture(scope="module")
-def idle_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from tests.api.helpers import running_app, settings_for
-
-    with running_app(settings_for(tmp_path_factory.mktemp("idle"), workers=0)) as client:
-        yield client
 
 
 @pytest.mark.parametrize("how", ["encrypted", "aes", "crc", "local header"])

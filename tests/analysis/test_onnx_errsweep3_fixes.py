@@ -7,7 +7,6 @@ attribute; what only a run can find names the node in flight."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from gradhealth.analysis.importers.onnx import _attrs
 from gradhealth.analysis.importers.onnx_static import read_header
 from gradhealth.analysis.plan import Limits
 from gradhealth.errors import LimitExceeded
-from tests.api.helpers import Api, running_app, settings_for
+from tests.api.helpers import Api
 
 
 def _mlp(*, pre: list[Any] | None = None, inits: list[Any] | None = None, gemm: dict[str, Any] | None = None,
@@ -206,13 +205,6 @@ def test_a_torch_error_keeps_its_kind_with_the_node_named() -> None:
 
 
 # --- the HTTP door: refused at submission, no job queued --------------------------------------------
-
-@pytest.fixture(scope="module")
-def idle_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """An app without workers: a model passing the submission check would stay queued."""
-    with running_app(settings_for(tmp_path_factory.mktemp("errsweep3"), workers=0)) as client:
-        yield client
-
 
 def test_http_refuses_each_at_submission_with_a_422(idle_api: Api) -> None:
     for case, (data, message) in _bad_models().items():

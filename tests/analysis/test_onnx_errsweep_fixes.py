@@ -5,7 +5,6 @@ for its input's rank (E7, statically, and at run time as a backstop naming the n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from gradhealth.analysis.importers import ModelError, onnx_static
 from gradhealth.analysis.importers.onnx_static import _tensor_problem, elements
 from gradhealth.cli import main
 from gradhealth.errors import LimitExceeded
-from tests.api.helpers import Api, running_app, settings_for
+from tests.api.helpers import Api
 
 
 def _weight(name: str = "W") -> Any:
@@ -209,13 +208,6 @@ def test_the_cli_exits_2_with_the_message(case: str, tmp_path: Path, capsys: pyt
     assert main(["check", str(path), "--no-progress", "--seeds", "1"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-
-
-@pytest.fixture(scope="module")
-def idle_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """An app without workers: a model passing the submission check would stay queued."""
-    with running_app(settings_for(tmp_path_factory.mktemp("errsweep"), workers=0)) as client:
-        yield client
 
 
 def test_http_refuses_each_at_submission_with_a_422(idle_api: Api) -> None:
