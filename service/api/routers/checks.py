@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -277,18 +278,24 @@ class _Upload:
         shutil.rmtree(self.job_dir, ignore_errors=True)
 
 
-async def _store_part(part: Any, folder: Path, filename: str) -> _Upload:
-    """A multipart file part copied into a new upload under ``folder``, in chunks; removed again
-    if the copy fails (a client gone, a disk full)."""
+async def _store(chunks: AsyncIterator[bytes], folder: Path, filename: str) -> _Upload:
+    """``chunks`` (a request's body, or a multipart part's: :func:`_part_chunks`) copied into a new
+    upload under ``folder``; removed again if the copy fails (a client gone, a disk full)."""
     upload = _Upload(folder, filename)
     try:
-        while chunk := await part.read(CHUNK):
+        async for chunk in chunks:
             upload.write(chunk)
     except BaseException:
         upload.discard()
         raise
     upload.close()
     return upload
+
+
+async def _part_chunks(part: Any) -> AsyncIterator[bytes]:
+    """A multipart file part's bytes, ``CHUNK`` at a time."""
+    while chunk := await part.read(CHUNK):
+        yield chunk
 
 
 async def _submit_upload(request: Request, upload: _Upload, *, kind: str,
@@ -429,18 +436,11 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None) 
         try:
             part = _file_part(form, "the log")
             _refuse_unknown_fields(form, ())  # the OpenAPI says additionalProperties: false
-            return await _store_part(part, folder, filename if filename is not None else part.filename or "upload")
+            name = filename if filename is not None else part.filename or "upload"
+            return await _store(_part_chunks(part), folder, name)
         finally:
             await form.close()  # the spooled parts are closed whatever happened
-    upload = _Upload(folder, filename if filename is not None else "upload")
-    try:
-        async for chunk in request.stream():
-            upload.write(chunk)
-    except BaseException:
-        upload.discard()
-        raise
-    upload.close()
-    return upload
+    return await _store(request.stream(), folder, filename if filename is not None else "upload")
 
 
 @router.post(
@@ -585,22 +585,14 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
             part = _file_part(form, "the .onnx file")
             _refuse_unknown_fields(form, MODEL_FIELDS)
             fields = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in MODEL_FIELDS if k in form}
-            return await _store_part(part, folder, filename or part.filename or "model.onnx"), fields
+            return await _store(_part_chunks(part), folder, filename or part.filename or "model.onnx"), fields
         finally:
             await form.close()
     media = content_type.split(";")[0].strip().lower()
     if media not in ONNX_TYPES:
         raise ApiError(415, "unsupported_media_type",
                        f"send the model as application/onnx or multipart/form-data, not {media or 'no type'}")
-    upload = _Upload(folder, filename or "model.onnx")
-    try:
-        async for chunk in request.stream():
-            upload.write(chunk)
-    except BaseException:
-        upload.discard()
-        raise
-    upload.close()
-    return upload, {}
+    return await _store(request.stream(), folder, filename or "model.onnx"), {}
 
 
 @router.post(
