@@ -169,12 +169,12 @@ class Settings(BaseSettings):
     def sqlite_problem(self) -> str | None:
         """Why the SQLite database's folder cannot be made (created here, as the engine would), or
         None (PostgreSQL, or in memory, or fine)."""
-        if not self.database_url.startswith("sqlite"):
-            return None
         from pathlib import Path
 
-        path = self.database_url.split("///", 1)[-1] if "///" in self.database_url else ""
-        if not path or path == ":memory:":
+        from gradhealth.db.urls import sqlite_file
+
+        path = sqlite_file(self.database_url)
+        if path is None:
             return None
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
