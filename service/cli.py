@@ -733,15 +733,13 @@ def apply_patch_to_text(text: str, patch: list[dict[str, Any]], *, is_json: bool
     return fixed
 
 
-def _pointer_parts(pointer: str) -> list[str]:
-    return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
-
-
 def _unshare(root: Any, patch: list[dict[str, Any]]) -> None:
     """Give every node on a path the ``patch`` touches (``path`` and ``from``) that is shared in
     ruamel's round-trip graph its own copy, top down: a node reached through an alias or a merge
     key, or one that other mappings merge (an anchor ``<<: *it`` names), is one object for all its
     places, and patching it in place would change them all."""
+    from gradhealth.core.pointers import parse_pointer
+
     counts: dict[int, int] = {}
     stack = [root]
     while stack:  # how many places hold each container (merged keys count at their merger too)
@@ -752,10 +750,10 @@ def _unshare(root: Any, patch: list[dict[str, Any]]) -> None:
                                      isinstance(node, list) else ()) if isinstance(v, dict | list))
     for op in patch:
         for pointer in (op.get("path"), op.get("from")):
-            if not isinstance(pointer, str):
-                continue
+            if not isinstance(pointer, str) or not pointer.startswith("/"):
+                continue  # (not a place in the document: the patch itself is refused for it)
             node = root
-            for part in _pointer_parts(pointer):
+            for part in parse_pointer(pointer):
                 key: Any = part
                 if isinstance(node, list):
                     if not part.isdigit() or int(part) >= len(node):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from gradhealth.core.jsondepth import too_deep_path
+from gradhealth.core.pointers import escape, pointer_of, too_deep_path
 
 if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis
@@ -163,10 +163,6 @@ def _json_int(literal: str) -> int | _Overlong:
     return int(literal) if digits <= _MAX_INT_DIGITS else _Overlong(digits)
 
 
-def _escape(part: Any) -> str:
-    return str(part).replace("~", "~0").replace("/", "~1")
-
-
 def _clip_pointer(pointer: str, limit: int = 80) -> str:
     return pointer if len(pointer) <= limit else pointer[: limit - 1] + "…"
 
@@ -175,7 +171,7 @@ def too_deep_at(text: str, limit: int = MAX_BASELINE_DEPTH) -> str | None:
     """The JSON pointer where ``text`` opens a container past ``limit`` levels, or None. One pass
     over its tokens that builds nothing (so no depth can exhaust the stack)."""
     path = too_deep_path(text, limit)
-    return None if path is None else "".join("/" + _escape(p) for p in path)
+    return None if path is None else pointer_of(path)
 
 
 def _overlong_at(data: Any) -> tuple[str, int] | None:
@@ -186,7 +182,7 @@ def _overlong_at(data: Any) -> tuple[str, int] | None:
         if isinstance(value, _Overlong):
             return pointer or "the top level", value.digits
         if isinstance(value, dict):
-            stack.extend((v, f"{pointer}/{_escape(k)}") for k, v in reversed(list(value.items())))
+            stack.extend((v, f"{pointer}/{escape(k)}") for k, v in reversed(list(value.items())))
         elif isinstance(value, list):
             stack.extend((v, f"{pointer}/{i}") for i, v in reversed(list(enumerate(value))))
     return None
@@ -201,7 +197,7 @@ def _pointer(loc: tuple[Any, ...], data: Any) -> str:
         if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node) or \
                 isinstance(node, dict) and part in node:
             node = node[part]
-            parts.append(_escape(part))
+            parts.append(escape(part))
     return "".join("/" + p for p in parts)
 
 
@@ -212,7 +208,7 @@ def _schema_problems(exc: Any, data: Any, limit: int = 3) -> str:
     for err in exc.errors(include_url=False):
         pointer = _pointer(tuple(err["loc"]), data)
         if err["type"] == "missing" and err["loc"]:  # absent, so the walk cannot reach it
-            pointer = pointer.rstrip("/") + "/" + _escape(err["loc"][-1])
+            pointer = pointer.rstrip("/") + "/" + escape(err["loc"][-1])
         msg = "required but missing" if err["type"] == "missing" else str(err["msg"]).removeprefix("Value error, ")
         msg = "should be " + msg.removeprefix("Input should be ") if msg.startswith("Input should be ") else msg
         got = err.get("input")

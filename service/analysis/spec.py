@@ -50,7 +50,7 @@ from pydantic_core import ErrorDetails, core_schema
 
 from gradhealth.analysis.activations import SATURATING as SATURATING  # re-exported: spec vocabulary
 from gradhealth.analysis.activations import Activation
-from gradhealth.core.jsondepth import too_deep_path
+from gradhealth.core.pointers import escape, pointer_of, too_deep_path
 from gradhealth.errors import InputFormatError, Problem, SpecError
 
 #: Values in a spec (mapping keys included) after YAML aliases are expanded. Fifty times the
@@ -703,10 +703,6 @@ _SpecLoader.add_implicit_resolver(
 _SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
 
 
-def _pointer_of(path: tuple[Any, ...]) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
-
-
 def _scalar_problem(value: Any) -> str | None:
     """What is wrong with a leaf of the decoded document, if anything (None: a JSON value)."""
     if value is None or isinstance(value, bool | str) and not isinstance(value, str):
@@ -766,15 +762,15 @@ def _inspect(data: Any, max_nodes: int = MAX_NODES) -> list[Problem]:
             depth += 1
             if depth > MAX_DEPTH:
                 raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep, at "
-                                       f"{_clip(_pointer_of(path))}")
+                                       f"{_clip(pointer_of(path))}")
         if isinstance(value, dict):
             children: list[tuple[Any, tuple[Any, ...], int]] = []
             for key, item in value.items():
                 seen += 1
                 if not isinstance(key, str):
-                    problems.append(Problem(_pointer_of(path), f"keys must be text, not {_quote(key)}"))
+                    problems.append(Problem(pointer_of(path), f"keys must be text, not {_quote(key)}"))
                 elif len(key) > _LONGEST_KEY or _BAD_TEXT.search(key):
-                    problems.append(Problem(_pointer_of(path), f"the key {_quote(key)} is not a field name "
+                    problems.append(Problem(pointer_of(path), f"the key {_quote(key)} is not a field name "
                                             "(too long, or not valid Unicode text)"))
                 else:
                     children.append((item, (*path, key), depth))
@@ -782,7 +778,7 @@ def _inspect(data: Any, max_nodes: int = MAX_NODES) -> list[Problem]:
         elif isinstance(value, list | tuple):
             stack.extend((item, (*path, i), depth) for i, item in reversed(list(enumerate(value))))
         elif (problem := _scalar_problem(value)) is not None:
-            problems.append(Problem(_pointer_of(path), problem))
+            problems.append(Problem(pointer_of(path), problem))
     return problems
 
 
@@ -800,7 +796,7 @@ def _pointer(loc: tuple[Any, ...], data: Any) -> str:
             node = node[part]
         else:
             continue
-        parts.append(str(part).replace("~", "~0").replace("/", "~1"))
+        parts.append(escape(part))
     return "/" + "/".join(parts) if parts else ""
 
 
@@ -935,7 +931,7 @@ def _json_too_deep_at(text: str) -> str:
     where the text does not (not JSON). One pass that stops there: keys and indices are tracked
     through objects and arrays without building anything."""
     path = too_deep_path(text, MAX_DEPTH)
-    return "" if path is None else f", at {_clip(_pointer_of(path))}"
+    return "" if path is None else f", at {_clip(pointer_of(path))}"
 
 
 def _load_yaml(text: str, max_nodes: int) -> Any:

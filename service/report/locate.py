@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from gradhealth.core.pointers import parse_pointer, pointer_of
+
 __all__ = ["Span", "locate", "log_step_lines", "parse_pointer", "patch_replacement", "span"]
 
 # Step keys beyond the text reader's; epoch is only a CSV fallback (Keras logs once per epoch).
@@ -65,19 +67,6 @@ class Span:
         return self.requested == self.pointer
 
 
-def parse_pointer(pointer: str) -> list[str]:
-    """RFC 6901 reference tokens: ``/a~1b/0`` -> ``["a/b", "0"]``; ``""`` is the whole document."""
-    if pointer in ("", "#"):
-        return []
-    if not pointer.startswith("/"):
-        raise ValueError(f"a JSON pointer starts with '/' (got {pointer!r})")
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
-
-
-def _join(tokens: Sequence[str]) -> str:
-    return "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
-
-
 def is_json_text(text: str) -> bool:
     """The spec loader's rule: text that starts with ``{`` (or ``[``) is JSON."""
     return text.lstrip().startswith(("{", "["))
@@ -91,7 +80,7 @@ def _position(text: str, offset: int) -> tuple[int, int]:
 def _make_span(text: str, tokens: Sequence[str], start: int, end: int, requested: str) -> Span:
     line, column = _position(text, start)
     end_line, end_column = _position(text, end)
-    return Span(_join(tokens), requested, start, end, line, column, end_line, end_column)
+    return Span(pointer_of(tokens), requested, start, end, line, column, end_line, end_column)
 
 
 # --- YAML ----------------------------------------------------------------------------------------
@@ -295,7 +284,7 @@ def patch_replacement(text: str, patch: list[dict[str, Any]]) -> tuple[Span, str
     if not targets:
         return None
     prefix = _common_prefix(targets)
-    region = span(text, _join(prefix))
+    region = span(text, pointer_of(prefix))
     if region is None or not region.exact:
         return None
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from gradhealth.core.pointers import escape
 from gradhealth.errors import Problem, SpecError
 
 
@@ -65,10 +66,6 @@ FIELDS: dict[str, Keys] = {
 }
 
 
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
 def keras_key(origin: Origin, field: str) -> str | None:
     """The config key (relative, ``config/rate``) the spec's ``field`` of a layer translated from
     ``origin`` was read from, or None when no one key says it."""
@@ -77,7 +74,7 @@ def keras_key(origin: Origin, field: str) -> str | None:
         return None
     if isinstance(key, tuple):  # the first one the config gives, else the first (where to add it)
         key = next((k for k in key if k in origin.cfg), key[0])
-    return "config/" + "/".join(_escape(part) for part in key.split("/"))
+    return "config/" + "/".join(escape(part) for part in key.split("/"))
 
 
 def _nearest(pointer: str, origins: Origins) -> tuple[str, Origin] | None:

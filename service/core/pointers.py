@@ -1,12 +1,33 @@
-"""Where JSON text nests too deep, found without parsing it: one pass over its tokens that builds
-nothing, so no depth can exhaust the stack (the spec door and the CLI's ``--baseline`` both refuse a
-document past their depth limit with a pointer to the place)."""
+"""JSON pointers (RFC 6901), as every error and patch here names a place in a document, and where
+JSON text nests too deep, found without parsing it: one pass over its tokens that builds nothing, so
+no depth can exhaust the stack (the spec door and the CLI's ``--baseline`` both refuse a document
+past their depth limit with a pointer to the place)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
+
+
+def escape(token: Any) -> str:
+    """One reference token of a pointer: ``a/b`` -> ``a~1b``, ``~`` -> ``~0``."""
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def pointer_of(tokens: Iterable[Any]) -> str:
+    """The pointer of a path of keys and indices: ``("layers", 0, "a/b")`` -> ``/layers/0/a~1b``."""
+    return "".join("/" + escape(t) for t in tokens)
+
+
+def parse_pointer(pointer: str) -> list[str]:
+    """RFC 6901 reference tokens: ``/a~1b/0`` -> ``["a/b", "0"]``; ``""`` is the whole document."""
+    if pointer in ("", "#"):
+        return []
+    if not pointer.startswith("/"):
+        raise ValueError(f"a JSON pointer starts with '/' (got {pointer!r})")
+    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
 
 #: JSON text's tokens, as far as finding a container's place needs: a string, a bracket or ``,``.
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
