@@ -1483,24 +1483,28 @@ def _weights_keras2(f: Any, prefix: str) -> _Found:
     return out
 
 
+def _class_entries(value: Any) -> Iterator[dict[str, Any]]:
+    """Every ``{"class_name": ..., "config": {...}}`` in ``value``, depth first, nested models'
+    layers and wrapped layers too (the config's own depth is bounded when it is read)."""
+    if isinstance(value, list):
+        for v in value:
+            yield from _class_entries(v)
+    elif isinstance(value, dict):
+        if "class_name" in value and isinstance(value.get("config"), dict):
+            yield value
+        for v in value.values():
+            yield from _class_entries(v)
+
+
 def _layer_configs(config: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every layer of ``config`` (nested models' too) by name: ``(class, config)``; a name given
     to layers of different configs is left out (which one a weight group is cannot be told)."""
     found: dict[str, tuple[str, dict[str, Any]] | None] = {}
-
-    def walk(value: Any) -> None:
-        if isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, dict):
-            cfg = value.get("config")
-            if isinstance(value.get("class_name"), str) and isinstance(cfg, dict) and "name" in cfg:
-                name, mine = str(cfg["name"]), (value["class_name"], cfg)
-                found[name] = mine if found.get(name, mine) == mine else None
-            for v in value.values():
-                walk(v)
-
-    walk(config)
+    for entry in _class_entries(config):
+        cfg = entry["config"]
+        if isinstance(entry["class_name"], str) and "name" in cfg:
+            name, mine = str(cfg["name"]), (entry["class_name"], cfg)
+            found[name] = mine if found.get(name, mine) == mine else None
     return {k: v for k, v in found.items() if v is not None}
 
 
@@ -1921,28 +1925,16 @@ def activity_penalty_notes(config: dict[str, Any]) -> tuple[str, ...]:
     read those layers as the identity, and the penalty's gradient (l1 * sign(x) + 2 * l2 * x of the
     penalised output, added to its gradient) is left out of the layers before it."""
     found: dict[str, str] = {}
-
-    def walk(value: Any) -> None:
-        if isinstance(value, list):
-            for v in value:
-                walk(v)
-            return
-        if not isinstance(value, dict):
-            return
-        cfg = value.get("config")
-        if "class_name" in value and isinstance(cfg, dict):
-            name = str(cfg.get("name", value.get("class_name")))
-            if value.get("class_name") == "ActivityRegularization":
-                penalty = _regularizer_penalty({"class_name": "L1L2", "config": cfg})
-            else:
-                penalty = _regularizer_penalty(cfg.get("activity_regularizer"))
-            if penalty is not None and any(p != 0.0 for p in penalty):  # nan: of unknown size
-                l1, l2 = penalty
-                found.setdefault(name, "an unknown penalty" if math.isnan(l1) else f"l1={l1:g}, l2={l2:g}")
-        for v in value.values():
-            walk(v)
-
-    walk(config)
+    for entry in _class_entries(config):
+        cfg = entry["config"]
+        name = str(cfg.get("name", entry.get("class_name")))
+        if entry.get("class_name") == "ActivityRegularization":
+            penalty = _regularizer_penalty({"class_name": "L1L2", "config": cfg})
+        else:
+            penalty = _regularizer_penalty(cfg.get("activity_regularizer"))
+        if penalty is not None and any(p != 0.0 for p in penalty):  # nan: of unknown size
+            l1, l2 = penalty
+            found.setdefault(name, "an unknown penalty" if math.isnan(l1) else f"l1={l1:g}, l2={l2:g}")
     if not found:
         return ()
     named = ", ".join(f"{n} ({p})" for n, p in list(found.items())[:10]) + (" ..." if len(found) > 10 else "")
