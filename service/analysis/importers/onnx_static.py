@@ -376,12 +376,11 @@ FLOAT_ELEMENT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
 INT_ELEMENT_TYPES = frozenset({6, 7, 9, 2, 3})
 
 
-def check_ops(graph: Any) -> None:
+def check_ops(graph: Any, known: dict[str, np.ndarray]) -> None:
     """Refuse (:class:`ModelError`, naming the node) what a node's attributes or constant inputs
     already make impossible to run, before a job is queued: a ``Cast`` to an element type the check
     cannot simulate (a string, a complex, ``to=999``), a ``Reshape`` whose known target shape infers
-    more than one dimension (two -1s)."""
-    known = _known_values(graph)
+    more than one dimension (two -1s). ``known``: :func:`_known_values` of the graph."""
     for k, n in enumerate(graph.node):
         label = _node_label(n, k)
         if n.op_type == "Cast":
@@ -614,11 +613,11 @@ def _known_values(graph: Any) -> dict[str, np.ndarray]:
     return values
 
 
-def value_sized_outputs(graph: Any) -> list[tuple[str, str, int]]:
+def value_sized_outputs(graph: Any, values: dict[str, np.ndarray]) -> list[tuple[str, str, int]]:
     """``(node, tensor, at least how many values)`` for each :data:`_SIZED_BY_VALUE` node whose
     arguments are known constants: ConstantOfShape's shape, Expand's shape (the output broadcasts to
-    it at least), Tile's repeats (times its input where that is known), Range's count."""
-    values = _known_values(graph)
+    it at least), Tile's repeats (times its input where that is known), Range's count (``values``:
+    :func:`_known_values` of the graph)."""
     out: list[tuple[str, str, int]] = []
     for k, n in enumerate(graph.node):
         ins = list(n.input)
@@ -858,7 +857,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                             f"{limits.max_units}-layer limit, GRADHEALTH_LIMITS__MAX_UNITS)")
     # A constant argument can ask a ConstantOfShape, Expand, Tile or Range for any size, whatever the
     # inputs: counted as the estimate counts a tensor (float64, with its gradient), by node.
-    for label, tensor, count in value_sized_outputs(graph):
+    known = _known_values(graph)  # (read once: the sizes here and check_ops below)
+    for label, tensor, count in value_sized_outputs(graph, known):
         if count * BYTES_PER_VALUE > limits.max_activation_bytes:
             raise LimitExceeded(f"node {label} would make {tensor!r} of {count} values, about "
                                 f"{count * BYTES_PER_VALUE} bytes with its gradient, over the activation "
@@ -908,7 +908,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     act, largest, ranks = _estimate(model, shapes)
     # an axis or perm out of the range of its input's rank (errsweep E7), before any tensor is made
     check_axes(graph, ranks)
-    check_ops(graph)  # a Cast to a type no tensor here has, a Reshape with two -1s
+    check_ops(graph, known)  # a Cast to a type no tensor here has, a Reshape with two -1s
     # a window's strides, pads, dilations, group or kernel_shape that no convolution or pool has
     check_windows(graph, ranks)
     if act > limits.max_activation_bytes and defaulted:
