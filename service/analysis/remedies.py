@@ -391,11 +391,15 @@ def clipping(ctx: Context) -> list[Remedy]:
     return [r] if r is not None else []
 
 
+def batch_norms_named(names: list[str]) -> str:
+    """The batch norms ``names`` in words: the first four, then ``...``."""
+    return ", ".join(names[:4]) + (" ..." if len(names) > 4 else "") if names else "the batch norms"
+
+
 def per_sample_norm_remedy(names: list[str]) -> Remedy:
     """A norm that needs no batch in place of the batch norms ``names``, which normalise over too few
     values (small_batch_statistics); not simulable: the training batch is the user's."""
-    remedy = R.normalisation("layernorm", ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
-                             if names else "the batch norms")
+    remedy = R.normalisation("layernorm", batch_norms_named(names))
     remedy.change = ("replace the batch norms by GroupNorm (nn.GroupNorm(min(32, C), C)) or LayerNorm, which "
                      "normalise each sample on its own, or train (and check) with a batch of 16 or more")
     return remedy

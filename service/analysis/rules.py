@@ -32,6 +32,7 @@ from gradhealth.analysis.remedies import (
     CHRONO_MIN_STEPS,
     Builder,
     Context,
+    batch_norms_named,
     binary_loss,
     clipping,
     decay,
@@ -1259,10 +1260,6 @@ DEGENERATE_BATCH_VALUES = 2
 FEW_BATCH_VALUES = 8
 
 
-def _named_list(names: list[str]) -> str:
-    return ", ".join(names[:4]) + (" ..." if len(names) > 4 else "") if names else "the batch norms"
-
-
 class SmallBatchStatistics(ArchitectureRule):
     """A live module's training-mode batch norm that normalises over a handful of values per
     channel (the example batch times the positions): 2 make it a sign function, a few make its
@@ -1288,7 +1285,7 @@ class SmallBatchStatistics(ArchitectureRule):
                 else f"{its} mean and variance are mostly noise")
         return Detection(
             self.code, severity, "batch_values_per_channel", value,
-            f"{_named_list(names)} normalise{'s' if len(names) == 1 else ''} over only {n} value(s) per channel "
+            f"{batch_norms_named(names)} normalise{'s' if len(names) == 1 else ''} over only {n} value(s) per channel "
             f"at this batch ({result.batch_size} sample(s)): {what}",
             f"A batch norm in training mode normalises each channel over the batch times the positions; over "
             f"{n} value(s) {what.replace('their', 'its')}, so what it passes on says little about its input and its gradient is dominated "
