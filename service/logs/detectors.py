@@ -2585,7 +2585,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
         # a climb smaller than the ground lost below the start is no climb and fall: the series
         # fell (a 100-episode mean's first points, a handful of episodes, read as a "peak")
         if gain <= 0 or gain < 4 * noise or i_peak >= n - tail or gain < start - end:
-            fell = _fell_below_start(s, steps, v, sm, start, noise, tail, run)
+            fell = _fell_below_start(s, steps, sm, start, end, noise, tail, run)
             if fell is not None:
                 out.append(fell)
             continue
@@ -2607,7 +2607,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
     return out[:3]
 
 
-def _fell_below_start(s: Series, steps: np.ndarray, v: np.ndarray, sm: np.ndarray, start: float, noise: float,
+def _fell_below_start(s: Series, steps: np.ndarray, sm: np.ndarray, start: float, end: float, noise: float,
                       tail: int, run: RunLog) -> Finding | None:
     """An outcome that never climbed clear of where it started and ends far below it: the median of
     its last fifth and its last running median under the start by half the start's size and by 4
@@ -2615,13 +2615,12 @@ def _fell_below_start(s: Series, steps: np.ndarray, v: np.ndarray, sm: np.ndarra
     over its last). An agent that ends worse than its untrained policy has been made worse by
     training; where the series is at 0 (a success rate) it cannot fall."""
     need = max(0.5 * abs(start), 4 * 1.2533 * noise / math.sqrt(tail))  # (1.2533: a median's standard error)
-    end = float(np.median(v[-tail:]))
     # the last fifth's median and the last running median both that far down: a fall that stays
     if not need > 0 or not (end < start - need and sm[-1] < start - need):
         return None
     return _finding(
         "reward_collapse", "warning",
-        f"{s.name} fell from {start:.4g} (its first tenth) to {end:.4g} over the last {tail} of {len(v)} points "
+        f"{s.name} fell from {start:.4g} (its first tenth) to {end:.4g} over the last {tail} of {len(steps)} points "
         f"and stayed there: the agent ends worse than it started (running medians)",
         "The agent's return got worse with training and stayed worse: its updates push the policy away from what "
         "its first episodes did (a learning rate too large for the policy or the critic, a reward whose sign or "
