@@ -34,7 +34,7 @@ CODES = ("vanishing_gradient", "exploding_gradient", "dead_layer")
 
 def layer_norms(run: Any) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(layer, steps, norms) for each per-layer gradient norm series of a RunLog, in depth order."""
-    from gradhealth.logs.detectors import _depth_order
+    from gradhealth.logs.detectors.layers import _depth_order
 
     layers = [s for s in run.series if s.role == "layer_grad_norm"]
     return [(s.layer or s.name, np.asarray(s.steps), np.asarray(s.values, dtype=float))

@@ -324,7 +324,7 @@ def test_eighteen_decades_in_35_steps_after_a_long_healthy_run_is_an_explosion()
 
 
 def test_a_linear_warmup_is_not_an_exponential_schedule():
-    from gradhealth.logs.detectors import lr_growth
+    from gradhealth.logs.detectors.schedule import lr_growth
 
     warm = run_of(lr=np.minimum(np.arange(1, 201) / 100, 1.0) * 1e-3)
     assert lr_growth(warm) is None

@@ -72,7 +72,7 @@ def test_a_loss_that_blew_up_at_its_first_update_and_never_came_back_diverges(tm
 def test_a_loss_that_came_back_near_its_start_is_not_that() -> None:
     import numpy as np
 
-    from gradhealth.logs.detectors import _never_back_to_start
+    from gradhealth.logs.detectors.divergence import _never_back_to_start
     from gradhealth.logs.series import RunLog, Series
 
     v = np.array([7.12, 30.0, 25.0, 20.0, 15.0, 12.0, 10.0, 8.0, 7.0, 6.0])  # back under 3x its start

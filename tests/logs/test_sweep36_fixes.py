@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from gradhealth.logs.check import diagnose
-from gradhealth.logs.detectors import _trend_z
+from gradhealth.logs.detectors.validation import _trend_z
 from gradhealth.logs.series import RunLog, make_series
 
 

@@ -754,7 +754,7 @@ def test_a_learning_rate_of_zero_throughout_and_an_astronomical_loss_are_finding
 def test_an_accuracy_column_that_counts_samples_is_no_accuracy() -> None:
     # ls19: train_acc 87-126 (correct samples per batch of 128): divided by 100 as a percent it was
     # "accuracy 1.26"; it is no share at all
-    from gradhealth.logs.detectors import accuracies
+    from gradhealth.logs.detectors.chance import accuracies
 
     counts = run_of(loss=np.linspace(1.0, 0.2, 20), train_acc=np.linspace(87, 126, 20), val_acc=np.linspace(0.5, 0.8, 20))
     assert accuracies(counts)[0] is None and accuracies(counts)[1] is not None

@@ -60,7 +60,7 @@ from gradhealth.logs.series import LogWarning, RunLog, parse_number
 
 #: The columns every Monitor file starts with, in this order (``csv.DictWriter(fieldnames=("r", "l", "t", ...))``).
 COLUMNS = ["r", "l", "t"]
-#: The series names the columns are read as: names the RL checks know (``detectors._RETURN``).
+#: The series names the columns are read as: names the RL checks know (``detectors.rl._RETURN``).
 RETURN, MEAN_RETURN, LENGTH, SUCCESS = "episode_return", "ep_rew_mean", "episode_length", "success_rate"
 #: Episodes the mean return and the success rate are taken over (SB3's ``stats_window_size`` default).
 WINDOW = 100

@@ -1,0 +1,382 @@
+"""A model no better than chance: losses at the uniform guess's level, accuracies at 1/k, a validation
+accuracy stuck at one class's share, an ROC AUC at 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from gradhealth.core import remedies as R
+from gradhealth.core.document import Finding
+from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.detectors.rl import on_rollouts
+from gradhealth.logs.remedies import raise_lr
+from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.stats import finite, theil_sen
+from gradhealth.logs.stats import num as _num
+from gradhealth.logs.thresholds import LogThresholds
+
+_ACCURACY = re.compile(r"(?:^|[/_. -])(?:acc|accuracy|categorical_accuracy|sparse_categorical_accuracy|"
+                       r"binary_accuracy)(?:[/_. -](?:epoch|step))?$")
+VALIDATION = re.compile(r"(?:^|[/_. -])(?:val|vali|valid|validation|eval|test)(?:[/_. -]|$)")
+#: Any accuracy, top-k ones included (YOLO's metrics/accuracy_top1, accuracy_top5)
+_ANY_ACCURACY = re.compile(r"(?:^|[/_. -])(?:acc|accuracy)(?:[/_. -]?top-?\d+)?(?:[/_. -](?:epoch|step))?$|"
+                           r"(?:^|[/_. -])top-?\d+[/_.-]?acc(?:uracy)?$")
+NUM_CLASS_KEYS = ("num_classes", "n_classes", "nb_classes", "num_labels", "n_labels", "num_class", "n_class")
+
+
+def accuracies(run: RunLog) -> tuple[Series | None, Series | None]:
+    """The run's training and validation accuracy series (top-k accuracies left out), by name."""
+    train: list[Series] = []
+    val: list[Series] = []
+    for s in run.by_role("metric"):
+        name = s.name.lower()
+        if not _ACCURACY.search(name) or "top" in name:
+            continue
+        # an "accuracy" above 100 counts something (ls19: correct samples per batch, 87-126), and
+        # one below 0 is no share: neither is read as a fraction or a percent
+        v = finite(s)[1]
+        if not (len(v) and (v.max() > 100 or v.min() < 0)):
+            (val if VALIDATION.search(name) else train).append(s)
+    return (max(train, key=len) if train else None), (max(val, key=len) if val else None)
+
+
+def as_fraction(v: np.ndarray) -> np.ndarray:
+    return v / 100 if len(v) and float(np.max(v)) > 1.5 else v  # accuracy logged in percent
+
+
+def num_classes(run: RunLog) -> int | None:
+    """The number of classes when the run's params record it."""
+    for key, raw in run.params.items():
+        if re.split(r"[/.]", key.lower())[-1] in NUM_CLASS_KEYS:
+            try:
+                k = int(float(raw))
+            except ValueError:
+                continue
+            if k >= 2:
+                return k
+    return None
+
+
+#: Class counts a loss pinned at ln k names on its own, with no accuracy or params to confirm it:
+#: small k, where ln k and ln (k + 1) are far apart, the round counts of the usual benchmarks, and
+#: the vocabularies language models predict over (BERT's 30522, Llama 2's 32000, SmolLM's 49152,
+#: GPT-2's 50257 and nanoGPT's 50304, Llama 3's 128256, Qwen's 151936, Gemma's 256000): an LM
+#: whose loss sits at ln V predicts every token alike.
+_UNIFORM_K = (*range(2, 21), 100, 200, 1000, 10_000, 30_522, 32_000, 32_768, 49_152, 50_257, 50_304,
+              65_536, 128_256, 151_936, 256_000)
+
+
+def uniform_guess(values: np.ndarray) -> dict | None:
+    """A loss that does not move (its points within 0.2 % of their median) and sits within 0.3 % of
+    ln k for one of :data:`_UNIFORM_K`: the cross-entropy of predicting every one of k classes
+    equally, whatever the input (Keras' 0.6931, CIFAR-100's 4.605, ImageNet's 6.9078)."""
+    if len(values) < 4:
+        return None
+    level = float(np.median(values))
+    if not level > 0 or float(np.max(np.abs(values - level))) > 0.002 * level:
+        return None
+    near = [k for k in _UNIFORM_K if abs(level - math.log(k)) <= 0.003 * math.log(k)]
+    if not near:
+        return None
+    k = min(near, key=lambda k: abs(level - math.log(k)))
+    return {"num_classes": k, "accuracy": None, "source": f"the loss sits at ln {k} = {math.log(k):.4g} without moving"}
+
+
+def validation_at_chance(run: RunLog) -> dict | None:
+    """:func:`uniform_guess` of a validation loss's last half: evaluations pinned at ln k (a 4-way
+    multiple-choice fine-tune whose every eval_loss was 1.3863) while the noisier training loss
+    wanders around it."""
+    for val in run.by_role("val_loss"):
+        vv = finite(val)[1]
+        guess = uniform_guess(vv[len(vv) // 2:])
+        if guess is not None:
+            k = guess["num_classes"]
+            return {**guess, "validation": True,
+                    "source": f"{val.name} sits at ln {k} = {math.log(k):.4g} without moving"}
+    return None
+
+
+#: How close to ln k a cross-entropy sits at chance over k classes, where the log names k or the
+#: accuracy alone suggests it
+_CHANCE_LOSS_MARGIN = 0.1
+
+
+def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
+    """Evidence that a classifier sits at chance: accuracy near 1/k. k comes from the params, or from
+    the accuracy itself only when the loss confirms it (a cross-entropy near ln k, what a uniform
+    guess over k classes scores); with params but no accuracy, a loss within 10 % of ln k."""
+    k_param = num_classes(run)
+    train_acc, _ = accuracies(run)
+    acc = None
+    if train_acc is not None:
+        a = as_fraction(finite(train_acc)[1])
+        if len(a) >= 3:
+            acc = float(np.median(a[len(a) // 2:]))
+    m = t.plateau_chance_margin
+
+    def near(k: int) -> bool:
+        return acc is not None and abs(acc - 1 / k) <= m / k
+
+    def ce(k: int, margin: float) -> bool:
+        return abs(loss_level - math.log(k)) <= margin * math.log(k)
+
+    if k_param is not None and (near(k_param) if acc is not None else ce(k_param, _CHANCE_LOSS_MARGIN)):
+        return {"num_classes": k_param, "accuracy": acc, "source": "params"}
+    if k_param is None and acc is not None and acc > 0:
+        # (k from the accuracy alone: a loss within the margin of ln k says it too. Left at the
+        # accuracy's margin: a probe at chance over 11 classes sat 23% above ln 11 (logsweep31),
+        # while a 3-class model scoring its majority class, 0.54 with a loss 19% above ln 2, reads
+        # as chance over 2 (logsweep39 09): the two are not told apart by these figures)
+        k = round(1 / acc)
+        if k >= 2 and near(k) and ce(k, m):
+            name = train_acc.name if train_acc is not None else "accuracy"
+            return {"num_classes": k, "accuracy": acc, "source": f"{name} ~ 1/{k} and loss ~ ln {k}"}
+    return None
+
+
+def stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
+    """A validation accuracy that never moves while the training accuracy climbs far above it: the
+    model fits its training set and learns nothing that carries over. Reported as loss_plateau with
+    the accuracy as its metric (the quantity that should improve does not), so validation_divergence
+    keeps meaning a validation loss rising from its best."""
+    train, val = accuracies(run)
+    if train is None or val is None:
+        return None
+    vs, va = finite(val)
+    ts, ta = finite(train)
+    if len(va) < 5 or len(ta) < 5:
+        return None
+    va, ta = as_fraction(va), as_fraction(ta)
+    k = max(2, len(va) // 5)
+    slope, _, _ = theil_sen(vs.astype(np.float64), va)
+    gained = max(float(np.median(va[-k:]) - np.median(va[:k])), slope * float(vs[-1] - vs[0]))
+    v_late = float(np.median(va[-k:]))
+    # A climb in the first evaluations, then a plateau (Keras logs validation after each epoch, and
+    # a small model learns what generalises in one or two) is a gain the early median hides; it
+    # counts when it stands out of the series' point-to-point noise.
+    sigma = 1.4826 * float(np.median(np.abs(np.diff(va)))) / math.sqrt(2)
+    if v_late - float(va[0]) > max(t.accuracy_stuck, 3 * sigma):
+        gained = max(gained, v_late - float(va[0]))
+    t_late = float(np.median(ta[-max(3, len(ta) // 10):]))
+    if gained >= t.accuracy_stuck or t_late - v_late < t.accuracy_gap:
+        return None
+    classes = num_classes(run)
+    chance = f" (chance for {classes} classes is {1 / classes:.2f})" if classes else ""
+    return finding(
+        "loss_plateau", "warning",
+        f"{val.name} never left {float(np.min(va)):.2f}-{float(np.max(va)):.2f} over "
+        f"{val.between(vs[0], vs[-1])}{chance} while {train.name} reached {t_late:.2f}",
+        "A validation metric that never improves while the training one does: the model memorises the training "
+        "set and learns nothing that generalises (too little data, leakage-free labels that carry no signal, or "
+        "a train/validation mismatch).",
+        {"metric": val.name, "steps": [_num(vs[0]), _num(vs[-1])], "value": gained,
+         "threshold": t.accuracy_stuck, "band": [float(np.min(va)), float(np.max(va))],
+         "train_metric": train.name, "train_final": t_late, "gap": t_late - v_late, "num_classes": classes},
+        [R.weight_decay()])
+
+
+#: A validation accuracy that moves less than this (as a fraction) over :data:`_ONE_CLASS_POINTS`
+#: evaluations or more takes one value: the same predictions every time.
+_ONE_CLASS_SPREAD = 0.002
+_ONE_CLASS_POINTS = 8
+
+
+#: An area under the ROC curve, by name (auc, roc_auc, val_auc, AUC-ROC).
+_AUC = re.compile(r"(?:^|[/_. -])(?:roc[_ -]?)?auc(?:[_ -]?roc)?(?:[/_. -]|$)", re.IGNORECASE)
+#: An AUC this close to 0.5 (the median of the last half of 20 points or more, none of them past
+#: :data:`_AUC_BEST`) ranks positives above negatives no better than a coin.
+_AUC_MARGIN, _AUC_BEST, _AUC_POINTS = 0.03, 0.56, 20
+
+
+def auc_at_chance(run: RunLog) -> Finding | None:
+    """An ROC AUC at 0.5 over the last half of the run: whatever the loss does (on imbalanced data
+    it falls by learning the base rate alone: a click-through model's log loss 5.4 -> 0.4 while its
+    AUC stays at 0.50-0.54), the model does not tell the classes apart. AUC is immune to the class
+    balance, so 0.5 is chance for any data; the validation AUC is judged where one is logged."""
+    aucs = [s for s in run.series if _AUC.search(s.name)]
+    aucs.sort(key=lambda s: not VALIDATION.search(s.name.lower()))
+    for s in aucs[:1]:
+        steps, v = finite(s)
+        if len(v) < _AUC_POINTS or v.min() < 0:
+            continue
+        v = v / 100 if v.max() > 1 else v
+        if v.max() > 1:
+            continue
+        late = v[len(v) // 2:]
+        level = float(np.median(late))
+        # (a window of a run under way, opening after more steps than it spans, says nothing of its start)
+        if abs(level - 0.5) > _AUC_MARGIN or float(np.max(late)) > _AUC_BEST or steps[0] > steps[-1] - steps[0]:
+            continue
+        return finding(
+            "loss_plateau", "warning",
+            f"{s.name} stays at {level:.3f} over the last half ({s.between(steps[len(v) // 2], steps[-1])}; "
+            f"at most {float(np.max(late)):.3f}): the model ranks the classes no better than chance (0.5)",
+            "The area under the ROC curve is the chance that a positive sample scores above a negative one: 0.5 "
+            "is a coin, whatever the class balance. A loss can still fall while it stays there (on imbalanced "
+            "data the base rate alone lowers a log loss a long way), so the loss's trend does not show it. Check "
+            "that the features reach the model (scaling, embedding sizes, an input pipeline feeding constants or "
+            "shuffled labels), then the learning rate.",
+            {"metric": s.name, "steps": [_num(steps[len(v) // 2]), _num(steps[-1])], "value": level,
+             "threshold": 0.5 + _AUC_MARGIN, "best_late": float(np.max(late))},
+            [])
+    return None
+
+
+def _binary_entropy(p: float) -> float:
+    """H(p) in nats: the cross-entropy of always predicting the share p of one class."""
+    return -sum(q * math.log(q) for q in (p, 1 - p) if 0 < q < 1)
+
+
+def one_class_validation(run: RunLog) -> Finding | None:
+    """A validation accuracy that keeps one value at every evaluation while the training loss moves,
+    with a validation loss never better than the class share alone scores: the model predicts the
+    same class for every validation sample, and its accuracy is that class's share (Keras issue
+    4662: val_acc 0.7188 for 15 epochs, val_loss 0.61 against H(0.719) = 0.594).
+
+    The loss is the confirmation: a model that learned, on a validation set small enough to keep
+    its accuracy at one count, scores a loss well under the entropy of the share it gets right;
+    one that only learned the class prior scores about that entropy (over k classes the prior's
+    entropy is at least this two-way one, so more is no better)."""
+    _, val = accuracies(run)
+    val_loss, loss = run.first("val_loss"), run.first("loss")
+    if val is None or val_loss is None or loss is None:
+        return None
+    vs, va = finite(val)
+    if len(va) < _ONE_CLASS_POINTS:
+        return None
+    va = as_fraction(va)
+    share = float(np.median(va))
+    if float(np.ptp(va)) > _ONE_CLASS_SPREAD or not 0 < share < 1:
+        return None
+    lv, tv = finite(val_loss)[1], finite(loss)[1]
+    if len(lv) < 3 or len(tv) < 3:
+        return None
+    late, best = float(np.median(lv[len(lv) // 2:])), float(np.min(lv))
+    prior = _binary_entropy(share)
+    # the training side moved: a run that changes nothing at all is the frozen checks' case
+    moved = abs(float(np.median(tv[-3:])) - float(np.median(tv[:3]))) > 0.05 * abs(float(np.median(tv[:3])))
+    # never better than the share alone at any evaluation (an overfitting model on a small set keeps
+    # its answers while its loss climbs, but from a best well under the prior's)
+    if not moved or best < 0.9 * prior:
+        return None
+    return finding(
+        "loss_plateau", "warning",
+        (f"{val.name} is {share:.4g} at every one of {len(va)} evaluations" if not np.ptp(va) else
+         f"{val.name} stays within {float(np.min(va)):.4g}-{float(np.max(va)):.4g} at all {len(va)} evaluations")
+        + f" ({val.between(vs[0], vs[-1])}) and "
+        f"{val_loss.name} never gets below {best:.3g} (ends at {late:.3g}), no better than the {prior:.3g} that "
+        f"predicting the class share {share:.4g} alone scores: the model gives every validation sample the same class",
+        "A validation accuracy that never changes by a single sample while the training loss moves, with a "
+        "validation loss at the entropy of that share, is a model predicting one class (the majority) for "
+        "everything: it learned the class balance and nothing else. Check the labels and the inputs reach the "
+        "model (scaling, a frozen or dead layer, a sigmoid output with a softmax loss), balance the classes or "
+        "weight the loss, and lower the learning rate if it collapsed after a few steps.",
+        {"metric": val.name, "steps": [_num(vs[0]), _num(vs[-1])], "value": float(np.ptp(va)),
+         "threshold": _ONE_CLASS_SPREAD, "accuracy": share, "val_loss": late, "best_val_loss": best,
+         "prior_entropy": prior},
+        [R.balance_classes(share)])
+
+
+def short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
+    """A run too short for the trend checks (its training loss has under 8 points) whose training or
+    validation loss sits, at every one of its 4 or more points, exactly where a uniform guess over k
+    classes scores (:func:`uniform_guess`: within 0.3 % of ln k, moving under 0.2 %): four
+    evaluations at 1.386 = ln 4 are a model that never learnt, however few points show it. A loss
+    that starts there and then falls is not."""
+    train = run.first("loss")
+    if train is None or on_rollouts(run) or len(finite(train)[1]) >= t.min_points:
+        return None
+    for loss in (train, run.first("val_loss")):
+        if loss is None:
+            continue
+        steps, v = finite(loss)
+        chance = uniform_guess(v) if len(v) >= 4 else None
+        if chance is not None:
+            summary = (f"{loss.name} stays at {float(np.median(v)):.4g} at every one of its {len(v)} points: "
+                       f"chance for {chance['num_classes']} classes (ln {chance['num_classes']} = "
+                       f"{math.log(chance['num_classes']):.4g})")
+            break
+    else:
+        pinned = _pinned_at_chance(run, t)
+        if pinned is None:
+            return None
+        loss, steps, v, chance, summary = pinned
+    return finding(
+        "loss_plateau", "warning", summary,
+        "The loss sits where a uniform guess over the classes scores and does not move: the model predicts no "
+        "better than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
+        "that do not follow from the inputs).",
+        {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0,
+         "threshold": t.plateau_improvement, "at_chance": chance},
+        [raise_lr(run, why="the loss is not moving")])
+
+
+#: Share of an accuracy's points at exactly one value that pins it there (:func:`_pinned_at_chance`).
+_PINNED_SHARE = 0.75
+
+
+def _pinned_at_chance(run: RunLog, t: LogThresholds
+                      ) -> tuple[Series, np.ndarray, np.ndarray, dict, str] | None:
+    """On a run too short for the trends: an accuracy at exactly 1/k (to 1 %) at three quarters or more
+    of its 4 or more points, and a loss of the same split (else the other) whose median is within
+    ``plateau_chance_margin`` of ln k: a classifier answering one class whatever the input (Keras'
+    ``val_accuracy: 0.5000`` epoch after epoch beside a loss at 0.693). Two signs that agree, each
+    weak alone: an accuracy stuck at 0.5 on a balanced set and a cross-entropy at ln 2."""
+    train_acc, val_acc = accuracies(run)
+    for acc, losses in ((val_acc, (run.first("val_loss"), run.first("loss"))),
+                        (train_acc, (run.first("loss"), run.first("val_loss")))):
+        if acc is None:
+            continue
+        a = as_fraction(finite(acc)[1])
+        if len(a) < 4:
+            continue
+        values, counts = np.unique(a, return_counts=True)
+        top = float(values[int(np.argmax(counts))])
+        if int(counts.max()) < _PINNED_SHARE * len(a) or not top > 0:
+            continue
+        k = round(1 / top)
+        if k < 2 or abs(top * k - 1) > 0.01:
+            continue
+        for loss in losses:
+            if loss is None:
+                continue
+            steps, v = finite(loss)
+            level = float(np.median(v)) if len(v) else math.nan
+            if abs(level - math.log(k)) <= t.plateau_chance_margin * math.log(k):
+                chance = {"num_classes": k, "accuracy": top,
+                          "source": f"{acc.name} ~ 1/{k} and loss ~ ln {k}"}
+                return loss, steps, v, chance, (
+                    f"{acc.name} is {top:g} at {int(counts.max())} of its {len(a)} points, chance for {k} "
+                    f"classes, and {loss.name} stays near ln {k} = {math.log(k):.4g} (median {level:.4g})")
+    return None
+
+
+def zero_accuracy(run: RunLog) -> Finding | None:
+    """An accuracy (top-k included) exactly 0 at every one of its 5 or more points while the training
+    loss fell by half or more: what the model learns never once shows where it is measured (ls16, a
+    YOLO classifier: accuracy_top1 and top5 0 for 22 epochs, train/loss 2.52 -> 0.05): classes mapped
+    differently in the two sets, or a metric reading the wrong outputs."""
+    loss = run.first("loss")
+    if loss is None or on_rollouts(run):
+        return None
+    ls, lv = finite(loss)
+    if len(lv) < 5 or not lv[0] > 0 or not lv[-1] <= 0.5 * lv[0]:
+        return None
+    for s in run.by_role("metric"):
+        steps, v = finite(s)
+        if _ANY_ACCURACY.search(s.name.lower()) and len(v) >= 5 and bool(np.all(v == 0)):
+            return finding(
+                "loss_plateau", "warning",
+                f"{s.name} is exactly 0 at all {len(v)} points ({s.between(steps[0], steps[-1])}) while "
+                f"{loss.name} fell from {float(lv[0]):.3g} to {float(lv[-1]):.3g}",
+                "The training loss falls, so the model learns its training set, but not one sample is ever right "
+                "where the accuracy is measured: the classes are numbered differently in the two sets (a folder "
+                "order, a label map), the labels are not the targets the loss was given, or the metric reads the "
+                "wrong outputs. Chance alone would score 1/classes.",
+                {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+                 "train_metric": loss.name, "train_first": float(lv[0]), "train_last": float(lv[-1])}, [])
+    return None

@@ -1,0 +1,87 @@
+"""Gradient clipping that bounds nearly every step (``clipping_saturated``), with the threshold read
+from the log's hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from gradhealth.core.document import Finding
+from gradhealth.core.rules import detects
+from gradhealth.logs.detectors.common import finding, judged
+from gradhealth.logs.remedies import lower_lr
+from gradhealth.logs.series import RunLog
+from gradhealth.logs.stats import span as _span
+from gradhealth.logs.thresholds import LogThresholds
+
+CLIP_KEYS = ("max_grad_norm", "clip_grad_norm", "gradient_clip_val", "clipnorm", "opt_clipnorm", "clip", "grad_clip",
+             "max_norm", "clip_norm", "grad_clip_norm", "gradient_clip_norm", "grad_norm_clip", "gradient_clipping")
+
+
+def clip_threshold(run: RunLog) -> float | None:
+    """The clipping max_norm the run's params record, under any of the names tools use, also nested
+    (``optimizer/max_norm``, ``args.max_grad_norm``). Lightning's ``gradient_clip_val`` with
+    ``gradient_clip_algorithm=value`` clips values, not the norm, and does not count."""
+    leaves: dict[str, str] = {}
+    for key, given in run.params.items():
+        leaves.setdefault(re.split(r"[/.]", key.lower())[-1], given)
+    value_clip = str(leaves.get("gradient_clip_algorithm", "")).strip().lower() == "value"
+    for key in CLIP_KEYS:
+        if key == "gradient_clip_val" and value_clip:
+            continue
+        raw = run.params.get(key, leaves.get(key))
+        try:
+            value = float(raw) if raw is not None else math.nan
+        except ValueError:
+            continue
+        if math.isfinite(value) and value > 0:
+            return value
+    return None
+
+
+def pinned_maximum(v: np.ndarray, fraction: float) -> float | None:
+    """The maximum of a norm series that sits at it (within 0.1 %) on at least ``fraction`` of the
+    points: a clipped norm, whose maximum is the threshold. A free norm never repeats its maximum."""
+    if len(v) < 3:
+        return None
+    top = float(np.max(v))
+    if not top > 0 or np.mean(v >= top * (1 - 1e-3)) < fraction:
+        return None
+    return top
+
+
+@detects("clipping_saturated")
+def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
+    limit, source = clip_threshold(run), "the run's params"
+    found = judged(run, "grad_norm", t) or judged(run, "clipped_grad_norm", t)
+    if found is None:
+        return []
+    s, steps, v = found
+    if limit is None:
+        # No recorded threshold: a clipped norm series (or a grad_norm logged after clipping) that
+        # sits at its maximum on most steps tells it.
+        clipped = judged(run, "clipped_grad_norm", t) or found
+        limit = pinned_maximum(clipped[2], t.clip_saturated_fraction)
+        source = f"{clipped[0].name}, constant at its maximum"
+        if limit is None:
+            return []
+    # At or above: a norm logged after clipping sits exactly at max_norm while clipping acts.
+    frac = float(np.mean(v >= limit * (1 - 1e-3)))
+    if frac < t.clip_saturated_fraction:
+        return []
+    factor = limit / float(np.median(v))
+    pre = "pre-clip " if s.role == "grad_norm" and float(np.max(v)) > limit * (1 + 1e-3) else ""
+    return [finding(
+        "clipping_saturated", "warning",
+        f"{pre}{s.name} is at or above max_norm {limit:g} (from {source}) on {frac:.0%} of steps "
+        f"(median {np.median(v):.3g})",
+        "Clipping that acts on nearly every step is not catching spikes: it is hiding a gradient that is "
+        "too large all the time, and effectively rescales the learning rate.",
+        {"metric": s.name, "steps": _span(steps), "value": frac, "threshold": t.clip_saturated_fraction,
+         "max_norm": limit, "max_norm_source": source, "median_norm": float(np.median(v))},
+        # The one data-derived factor: what brings the typical step under the threshold.
+        [lower_lr(run, at_step=float(steps[0]), factor=factor,
+                  why="so that typical steps fall under the clipping threshold") if 0 < factor < 1 else None])]

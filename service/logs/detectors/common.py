@@ -1,0 +1,49 @@
+"""Helpers every log detector uses: building a finding on its rule, the loss series a detector judges, and
+the printed-precision and exponent limits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradhealth.core.document import Finding, Remedy
+from gradhealth.core.rules import rule
+from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.stats import finite
+from gradhealth.logs.thresholds import LogThresholds
+
+
+def finding(code: str, severity: str, summary: str, explanation: str, evidence: dict,
+            remedies: list[Remedy | None]) -> Finding:
+    """A finding of ``code`` made by its rule (which checks the severity; ``None`` remedies are dropped)."""
+    return rule(code).finding(severity, summary, explanation, evidence, remedies)
+
+
+def judged(run: RunLog, role: str, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
+    """The run's main series of ``role`` with its finite points, when it has enough to judge."""
+    s = run.first(role)  # type: ignore[arg-type]  # callers pass Role literals typed as str
+    if s is None:
+        return None
+    steps, v = finite(s)
+    return (s, steps, v) if len(v) >= t.min_points else None
+
+
+#: The largest exponent math.exp takes (e^709 is near the largest float): a log-loss trend times a
+#: span of steps past it is a rise beyond any float, not an OverflowError
+MAX_EXP = 700.0
+
+
+def positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np.ndarray] | None:
+    """The training loss when relative changes of it mean something: enough points, and positive
+    (an RL objective that sits at 0 or changes sign has no scale to be relative to)."""
+    found = judged(run, "loss", t)
+    if found is None or np.min(found[2]) < 0 or np.median(found[2]) <= 0:
+        return None
+    return found
+
+
+def log_printed(v: np.ndarray) -> np.ndarray:
+    """ln of a positive loss, a point printed as 0 (0.0000: rounded to the log's digits) read at the
+    smallest value printed: ln 0 would make a trend's slopes NaN."""
+    positive = v[v > 0]
+    return np.log(np.maximum(v, float(np.min(positive)))) if len(positive) else np.full(len(v), np.nan)

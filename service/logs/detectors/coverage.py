@@ -1,0 +1,153 @@
+"""How much of a run a log covers: logs cut off mid-run (``truncated_log``) and too few points to judge
+(``insufficient_data``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from gradhealth.core.document import Finding
+from gradhealth.core.rules import detects
+from gradhealth.logs.detectors.chance import accuracies
+from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.detectors.rl import A_REWARD, ROLLOUT_REWARD, on_rollouts
+from gradhealth.logs.series import RunLog, Series, gan_part
+from gradhealth.logs.stats import finite
+from gradhealth.logs.stats import num as _num
+from gradhealth.logs.stats import span as _span
+from gradhealth.logs.thresholds import LogThresholds
+
+#: Ctrl-C, as Python and torch's elastic launcher report it (SIGINT is signal 2)
+_BY_HAND = re.compile(r"KeyboardInterrupt|got signal:? *(?:2|SIGINT)\b")
+
+
+@detects("truncated_log")
+def truncated(run: RunLog, t: LogThresholds) -> list[Finding]:
+    notes = [w for w in run.warnings if w.code in ("truncated_log", "corrupt_record")]
+    if not notes and not run.traceback:
+        return []
+    last_line = run.traceback.strip().splitlines()[-1] if run.traceback else None
+    damage = [w for w in notes if w.code == "corrupt_record" or "traceback" not in w.message]
+    if last_line and _BY_HAND.search(last_line) and not damage:
+        # Ctrl-C: the user stopped the run; nothing was cut or damaged
+        return [finding(
+            "truncated_log", "info", f"the run was stopped by hand: {last_line}",
+            "The log ends in a KeyboardInterrupt: someone stopped the run; everything before it is analysed.",
+            {"metric": None, "steps": None, "value": 0.0, "problems": [], "traceback_last_line": last_line}, [])]
+    summary = (f"the log ends in a traceback: {last_line}" if last_line else
+               "; ".join(w.message for w in notes[:3]))
+    steps = [s.steps[-1] for s in run.series if len(s)]
+    last_step = _num(max(steps)) if steps else None
+    return [finding(
+        "truncated_log", "warning", summary,
+        "The run stopped abnormally or the file was cut or damaged; everything read before the damage is "
+        "still analysed.",
+        {"metric": None, "steps": [last_step, last_step] if last_step is not None else None,
+         "value": float(len(notes)), "problems": [w.message for w in notes][:20], "traceback_last_line": last_line},
+        [])]
+
+
+@detects("insufficient_data")
+def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
+    main = [s for s in (run.first("loss"), run.first("grad_norm")) if s is not None]
+    gan = [s for s in run.series if s.role == "metric" and gan_part(s.name) is not None]
+    if not main and {gan_part(s.name) for s in gan} == {"G", "D"}:
+        names = ", ".join(s.name for s in gan[:6]) + (" ..." if len(gan) > 6 else "")
+        return [finding(
+            "insufficient_data", "info",
+            f"a GAN's generator and discriminator losses ({names}): checked for NaN/Inf, for losses that do "
+            "not move and for a discriminator at 0 only",
+            "The generator and the discriminator play against each other: each one's loss rises when the other "
+            "improves, so neither is a training loss whose trend says whether the run learns. Their NaN/Inf are "
+            "checked, and losses frozen at one value; log a gradient norm per network (see the recorder) for "
+            "the gradient checks.",
+            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in gan][:50],
+             "generator": [s.name for s in gan if gan_part(s.name) == "G"][:20],
+             "discriminator": [s.name for s in gan if gan_part(s.name) == "D"][:20]}, [])]
+    val = run.first("val_loss")
+    if not main and val is not None and int(np.sum(np.isfinite(val.values))) >= 5:
+        # a Lightning CSVLogger with only validation_step logging: what it logs is still a loss
+        return [finding(
+            "insufficient_data", "info",
+            f"no training loss or gradient norm: only {val.name} ({int(np.sum(np.isfinite(val.values)))} points), "
+            "checked for NaN/Inf and spikes",
+            "The training-side checks (exploding or vanishing gradients, divergence, plateaus, overfitting) need the "
+            "training loss or a gradient norm; the validation loss alone is checked for what it can show. Log the "
+            "training loss too (self.log('train_loss', loss) in training_step).",
+            {"metric": val.name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
+    if not main and (on_rollouts(run) or any(A_REWARD.search(s.name) for s in run.series)):
+        rewards = [s.name for s in run.series if ROLLOUT_REWARD.search(s.name) or A_REWARD.search(s.name)]
+        return [finding(
+            "insufficient_data", "info",
+            f"an agent's episode rewards ({', '.join(rewards[:4])}) and no loss or gradient norm: checked for "
+            "NaN/Inf only",
+            "A reinforcement-learning run's reward is what improves, but whether it does is the task's to say (a "
+            "reward's scale and pace are the environment's), so it is not judged as a loss; its NaN/Inf are "
+            "checked. Log the policy and value losses or a gradient norm (see the recorder) for the gradient checks.",
+            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
+    accuracy = [a for a in accuracies(run) if a is not None and int(np.sum(np.isfinite(a.values))) >= 5]
+    if not main and accuracy:
+        # MXNet's Speedometer and Module.fit log accuracy alone by default (ls18, ls20): a run the user
+        # can read from its accuracy, not a log that says nothing
+        names = ", ".join(a.name for a in accuracy)
+        return [finding(
+            "insufficient_data", "info",
+            f"no training loss or gradient norm: only {names}, checked for NaN/Inf",
+            "The gradient and loss checks (exploding or vanishing gradients, divergence, plateaus, overfitting) "
+            "need the training loss or a gradient norm; an accuracy alone says how well the model does, not why. "
+            "Log the loss too (MXNet: eval_metric=['acc', 'ce']; Keras logs it by default).",
+            {"metric": accuracy[0].name, "steps": None, "value": 0.0,
+             "series": [s.name for s in run.series][:50]}, [])]
+    named = [s for s in run.series if s.role == "metric" and "loss" in s.name.lower()
+             and bool(np.any(np.isfinite(s.values)))]
+    if not main and named:
+        # an actor's and a critic's losses, two autoencoders' (faceswap's loss_A, loss_B), a value
+        # loss alone (ls21): losses, but none the training loss whose trend the checks can judge
+        names = ", ".join(s.name for s in named[:5]) + (" ..." if len(named) > 5 else "")
+        return [finding(
+            "insufficient_data", "info",
+            f"losses logged ({names}) but none is a training loss the trend checks judge: checked for NaN/Inf",
+            "These are separate objectives (an actor's and a critic's, two models'), or one that is not minimised "
+            "towards a floor, so no one of them says whether the run learns, and they do not add up to a loss; "
+            "their NaN/Inf and blow-ups are checked. Log the total loss, or a gradient norm (see the recorder), "
+            "for the gradient and trend checks.",
+            {"metric": named[0].name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]},
+            [])]
+    if not main:
+        return [finding(
+            "insufficient_data", "warning",
+            "the log has no training loss and no gradient norm to judge"
+            + (f" (series found: {', '.join(s.name for s in run.series[:8])})" if run.series else ""),
+            "Without a loss or gradient-norm series none of the checks can run; log them (see the recorder).",
+            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
+    longest = max(main, key=lambda s: int(np.sum(np.isfinite(s.values))))
+    n = int(np.sum(np.isfinite(longest.values)))
+    if n >= t.min_points:
+        return _within_one_epoch(longest)
+    return [finding(
+        "insufficient_data", "info",
+        f"only {n} point(s) in {longest.name}: too short to judge trends",
+        "Trend checks need at least a few points; only the per-point checks (NaN/Inf) ran.",
+        {"metric": longest.name, "steps": _span(longest.steps) if len(longest) else None, "value": float(n),
+         "threshold": float(t.min_points)}, [])]
+
+
+def _within_one_epoch(s: Series) -> list[Finding]:
+    """A note for an excerpt that lies within one epoch of a run already under way (a progress bar
+    pasted from epoch 476, 0-11 % of it): its points are enough for the checks, the span is not
+    enough to say how the run trends."""
+    steps = finite(s)[0]
+    if s.step_unit != "epoch" or not len(steps):
+        return []
+    first, last = float(steps[0]), float(steps[-1])
+    if last - first >= 1 or first < 2:
+        return []
+    return [finding(
+        "insufficient_data", "info",
+        f"{s.name} covers only {last - first:.2g} of an epoch (epochs {first:.4g}-{last:.4g}) of a run already "
+        "under way: too little of it to judge the run's trends",
+        "An excerpt within one epoch shows the batch-to-batch noise around a level, not whether the run still "
+        "learns; the per-point checks ran. Check the whole log, or its per-epoch values.",
+        {"metric": s.name, "steps": [_num(first), _num(last)], "value": last - first, "threshold": 1.0}, [])]

@@ -1,0 +1,413 @@
+"""Gradient norms that blow up or spike: a total norm growing exponentially or jumping by decades
+(``exploding_gradient``), and isolated spikes above the rolling baseline (``gradient_spike``,
+``loss_spike``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gradhealth.core import remedies as R
+from gradhealth.core.document import Finding, Remedy
+from gradhealth.core.rules import detects
+from gradhealth.logs.detectors.common import finding, judged
+from gradhealth.logs.detectors.layers import exploding_layers
+from gradhealth.logs.detectors.rl import on_rollouts
+from gradhealth.logs.detectors.schedule import lr_growth, lr_note, schedule_remedy
+from gradhealth.logs.remedies import clipping, lower_lr
+from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.stats import (
+    centred_median,
+    early_baseline,
+    finite,
+    resolution,
+    rolling_median_mad,
+)
+from gradhealth.logs.stats import num as _num
+from gradhealth.logs.thresholds import LogThresholds
+
+
+def _exploding_tail(s: Series, steps: np.ndarray, v: np.ndarray, base: float, t: LogThresholds
+                    ) -> tuple[int, bool]:
+    """How many last finite points of a norm grew far above its baseline and never came back (0 when
+    none), and whether the series then turned non-finite: at least ``explode_min_points`` of them, or
+    fewer that climb straight into Inf/NaN (a fast blow-up leaves only a few finite points)."""
+    high = v > t.explode_warning * base
+    tail = len(high) if high.all() else int(np.argmax(~high[::-1]))
+    after = s.values[s.steps > steps[-1]] if len(steps) else s.values[:0]
+    into_inf = bool(len(after)) and not np.all(np.isfinite(after))
+    if tail >= t.explode_min_points or (into_inf and tail >= 2 and bool(np.all(np.diff(v[-tail:]) > 0))):
+        return tail, into_inf
+    return 0, into_inf
+
+
+@detects("exploding_gradient")
+def exploding(run: RunLog, t: LogThresholds) -> list[Finding]:
+    return _exploding_total(run, t) or exploding_layers(run, t)
+
+
+def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """The total gradient norm growing over training (or already astronomical, or jumping)."""
+    found = judged(run, "grad_norm", t)
+    if found is None:
+        return _astronomical(run, t) or _jump(run, t)
+    s, steps, v = found
+    base = early_baseline(v, t.baseline_fraction)
+    if not base > 0:
+        return []
+    late = float(np.median(v[-max(3, len(v) // 4):]))
+    ratio = late / base
+    tail, into_inf = _exploding_tail(s, steps, v, base, t)
+    sustained = tail > 0
+    # Sustained growth the run never came back from: the last finite points all far above the
+    # baseline (a long healthy run that explodes in its last few dozen steps, often into Inf,
+    # has a healthy last-quarter median). Isolated spikes come back; these do not.
+    if sustained:
+        ratio = max(ratio, float(np.median(v[-tail:])) / base)
+    severity = "error" if ratio >= t.explode_error else "warning" if ratio >= t.explode_warning else None
+    if severity != "error":
+        # a norm beyond any healthy network's is an error whatever its baseline: a run already
+        # blown up at its first logged step (3.8e12 growing to 1.4e14) has a baseline that hides it
+        astronomical = _astronomical(run, t)
+        if astronomical or severity is None:
+            return astronomical
+    if sustained:
+        onset = steps[len(v) - tail]
+        peak = float(np.max(v[-tail:]))
+        ends = " and then became non-finite" if into_inf else ""
+        summary = (f"{s.name} grew steadily from {s.where(onset)}: {peak / base:.3g}x its early baseline "
+                   f"{base:.3g} over {tail} logged points{ends}")
+    else:
+        above = np.nonzero(v > t.explode_warning * base)[0]
+        onset = steps[above[0]] if len(above) else steps[-1]
+        peak = float(np.max(v))
+        summary = (f"{s.name} grew {ratio:.3g}x over its early baseline {base:.3g} (last quarter median "
+                   f"{late:.3g}), from {s.where(onset)}")
+    # the learning rate usually started growing before the norm crossed the line
+    growth = lr_growth(run, since=float(steps[max(0, len(v) - tail - max(tail, 10))] if sustained else onset),
+                       until=float(steps[-1]))
+    remedies: list[Remedy | None] = [clipping(run, t), lower_lr(run, at_step=float(onset),
+                                                                why="gradient norm exploding"),
+                                     R.weight_decay()]
+    if growth is not None:
+        remedies = [schedule_remedy(run, growth, float(onset)), clipping(run, t), R.weight_decay()]
+    return [finding(
+        "exploding_gradient", severity, summary + lr_note(growth),
+        "The gradient norm keeps growing instead of settling: an unstable learning rate or a per-layer gain "
+        "above 1 compounding through training.",
+        {"metric": s.name, "steps": [_num(onset), _num(steps[-1])], "value": ratio, "threshold": t.explode_warning,
+         "baseline": base, "late_median": late, "peak": peak, "sustained_points": int(tail),
+         "learning_rate_growth": growth},
+        remedies)]
+
+
+#: A total gradient norm this many times the one logged before it, and at least this large
+#: (:func:`_jump`): no healthy step does that, however short the log.
+_NORM_JUMP = 1e5
+_NORM_JUMP_AT_LEAST = 1e5
+
+
+def _jump(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A total gradient norm that jumped by orders of magnitude from one logged step to the next,
+    on a log too short for the baseline checks (an mmdet paste of two lines: 3.46, then 3.1e7
+    with the loss 1.5 -> 63): an error when the loss jumped with it, else a warning."""
+    s = run.first("grad_norm")
+    if s is None:
+        return []
+    steps, v = finite(s)
+    if len(v) < 2 or np.any(v[:-1] <= 0):
+        return []
+    ratios = v[1:] / v[:-1]
+    hits = np.nonzero((ratios >= _NORM_JUMP) & (v[1:] >= _NORM_JUMP_AT_LEAST))[0]
+    if not len(hits):
+        return []
+    i = int(hits[0]) + 1
+    before, after, at = float(v[i - 1]), float(v[i]), float(steps[i])
+    loss = run.first("loss")
+    with_loss = ""
+    if loss is not None:
+        ls, lv = finite(loss)
+        now, prev = lv[ls == at], lv[ls < at]
+        if len(now) and len(prev) and prev[-1] > 0 and now[0] >= 10 * prev[-1]:
+            with_loss = f"; {loss.name} jumped with it, {float(prev[-1]):.3g} -> {float(now[0]):.3g}"
+    return [finding(
+        "exploding_gradient", "error" if with_loss else "warning",
+        f"{s.name} jumped {after / before:.3g}x from one logged point to the next, {before:.3g} -> {after:.3g} at "
+        f"{s.where(at)}{with_loss}",
+        "A gradient norm that grows by orders of magnitude between two logged steps has blown up: one update "
+        "at that size throws the weights far from where they were (a learning rate too large, an unnormalised "
+        "input or target, a missing normalisation, or mixed precision overflowing).",
+        {"metric": s.name, "steps": [_num(steps[i - 1]), _num(at)], "value": after / before,
+         "threshold": _NORM_JUMP, "before": before, "peak": float(np.max(v)), "points": len(v)},
+        [clipping(run, t), lower_lr(run, at_step=at, why="the gradient norm jumped by orders of magnitude")])]
+
+
+def _astronomical(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A total gradient norm beyond any healthy network's at some step, on however few points: no
+    baseline needed to call 3.8e12 exploded (an mmdet run pasted with two lines of log had it)."""
+    s = run.first("grad_norm")
+    if s is None:
+        return []
+    steps, v = finite(s)
+    over = np.nonzero(v >= t.explode_absolute)[0]
+    if not len(over):
+        return []
+    i = int(over[0])
+    peak = float(np.max(v))
+    return [finding(
+        "exploding_gradient", "error",
+        f"{s.name} reached {v[i]:.3g} at {s.where(steps[i])} (largest {peak:.3g}); a healthy network's total "
+        f"gradient norm is around 0.1-100",
+        "A gradient norm this large means the weights, the activations or the loss have already blown up (a "
+        "learning rate far too large, an unnormalised input or target, a missing normalisation): the next update "
+        "throws the weights far from where they were.",
+        {"metric": s.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": peak, "threshold": t.explode_absolute,
+         "peak": peak, "points": len(v)},
+        [clipping(run, t), lower_lr(run, at_step=float(steps[i]), why="the gradient norm is astronomical")])]
+
+
+def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Spikes of a loss: points far above both their neighbours (the run came back) and their recent
+    past (not a fast early descent), in log units against the run's own noise.
+
+    A fixed 'x times the median' misses an LLM's spikes (5.5 against 3.2 is only 1.7x, yet dozens of
+    standard deviations of its per-step noise) and the same rule works on a per-epoch validation loss,
+    with the window shrunk to what a short series has."""
+    if len(v) == 0 or np.mean(v <= 0) > 0.05:
+        # An objective that sits at 0 or changes sign (RL) has no scale for 'x times its level'.
+        empty = np.array([], dtype=np.int64)
+        return steps[:0], v[:0], v[:0], np.zeros(0, dtype=bool), empty
+    keep = v > 0
+    steps, v = steps[keep], v[keep]
+    half = max(2, min(t.window // 2, len(v) // 6))
+    lv = np.log(v)
+    around = centred_median(lv, half)
+    past, _ = rolling_median_mad(lv, max(3, half))
+    # A value rounded when it was logged could be up to half a step lower, its level half a step
+    # higher: only what stands out under that reading is a spike.
+    q = resolution(v) / 2
+    resid = np.log(np.maximum(v - q, 1e-300)) - np.log(np.exp(around) + q) if q else lv - around
+    ok = np.isfinite(resid)
+    sigma = 1.4826 * float(np.median(np.abs(resid[ok]))) if ok.any() else 0.0
+    cut = max(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * sigma)
+    # The last points have no future to show the run came back: a rising end must clear twice the cut.
+    need = np.full(len(v), cut)
+    need[-max(1, half // 2):] = 2 * cut
+    with np.errstate(invalid="ignore"):
+        spike = (resid > need) & (lv - past > need)
+    return steps, v, np.exp(around), spike, np.nonzero(spike)[0]
+
+
+def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    steps, v = finite(s)
+    if s.role in ("loss", "val_loss"):
+        return _level_spikes(steps, v, t)
+    if s.role == "grad_norm" and len(v) >= t.min_points:
+        base = early_baseline(v, t.baseline_fraction)
+        tail = _exploding_tail(s, steps, v, base, t)[0] if base > 0 else 0
+        if tail:  # the growth the run never came back from is exploding_gradient's, not spikes
+            steps, v = steps[:-tail], v[:-tail]
+    if s.role == "grad_norm":
+        # A step with exactly zero gradient made no update (e.g. RL batches without reward variance):
+        # it is not part of the baseline a spike stands out from.
+        steps, v = steps[v != 0], v[v != 0]
+    med, mad = rolling_median_mad(v, t.window)
+    with np.errstate(invalid="ignore"):
+        # Only against a positive baseline: next to a run of exact zeros a ratio means nothing.
+        spike = (med > 0) & (v > t.spike_factor * med) & (v - med > 6 * 1.4826 * np.maximum(mad, 1e-12 * med))
+    return steps, v, med, spike, np.nonzero(spike)[0]
+
+
+#: On a grad norm too short for a rolling baseline, a point this many times the median of the
+#: others is a spike on its face (an excerpt pasted into a bug report: 11140 among norms of 8).
+_GLARING = 50.0
+
+
+def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
+    """Spikes of a short grad-norm series (at least 6 points), judged against the median of all of
+    them: only points :data:`_GLARING` times above it."""
+    steps, v = finite(s)
+    if len(v) < 6:
+        return []
+    base = float(np.median(v))
+    if not base > 0:
+        return []
+    idx = np.nonzero(v >= _GLARING * base)[0]
+    if not len(idx):
+        return []
+    worst = int(idx[np.argmax(v[idx])])
+    recovered = bool(idx[-1] < len(v) - 1 and np.median(v[idx[-1] + 1:]) < 2 * base)
+    return [finding(
+        "gradient_spike", "warning",
+        f"{len(idx)} gradient norm spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
+        f"({v[worst] / base:.3g}x the median of its {len(v)} points); "
+        + ("the run recovered after each" if recovered else "the run did not recover from every one"),
+        "A gradient norm tens of times its usual size on one step: a bad batch or an instability. Clipping "
+        "at a few times the usual norm keeps such a step from throwing the weights away.",
+        {"metric": s.name, "steps": [_num(x) for x in steps[idx]], "value": float(v[worst]), "count": len(idx),
+         "spike_steps": [_num(x) for x in steps[idx]], "max_ratio": float(v[worst] / base), "recovered": recovered,
+         "points": len(v)},
+        [clipping(run, t), lower_lr(run, at_step=float(steps[idx[0]]), why="gradient norm spikes")])]
+
+
+def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, med: np.ndarray, i: int, t: LogThresholds) -> bool:
+    """Whether grad norm point ``i`` starts a level the rest of the run keeps while the training loss
+    falls from there on: a norm that grows early in training and then holds (a detector's 20 -> 130 in
+    its first 150 of 1,500 steps) is the landscape sharpening, not a spike that failed to recover.
+    The level is kept when the median after ``i`` is within 2x of the point either way, or when it is
+    at least twice the level before (``med``, the rolling median at ``i``) and the point would be no
+    spike against it: an LSTM leaving its ln 2 plateau (livesweep: norms 0.2 -> 1.1 for good, with
+    2.4-2.7 on the way) overshoots the level it moves to."""
+    after = v[i + 1:]
+    if len(after) < max(3, t.min_points // 2):
+        return False
+    level = float(np.median(after))
+    if not (0.5 * v[i] <= level <= 2 * v[i] or (level >= 2 * med[i] and v[i] <= t.spike_factor * level)):
+        return False
+    loss = run.first("loss")
+    if loss is None:
+        return False
+    ls, lv = finite(loss)
+    at, later = lv[ls <= steps[i]], lv[ls > steps[i]]
+    return len(at) > 0 and len(later) >= 3 and float(np.median(later[-3:])) < float(at[-1])
+
+
+def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int) -> bool:
+    after = v[i + 1:i + 1 + window]
+    return len(after) > 0 and bool(np.median(after) < 2 * med[i])
+
+
+#: A run whose last points are within this factor of its lowest ended at its floor
+_FLOOR_END = 2.0
+
+
+@detects("gradient_spike")
+def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Finding]:
+    s = run.first(role)  # type: ignore[arg-type]  # callers pass Role literals typed as str
+    # A loss is judged against its neighbours, so a per-epoch series of a dozen points will do.
+    needed = max(t.min_points, t.window) if role == "grad_norm" else max(t.min_points, 6)
+    if s is None:
+        return []
+    if np.sum(np.isfinite(s.values)) < needed:
+        return (_glaring_spikes(run, s, t) or _short_spike(s, "gradient_spike")) if role == "grad_norm" \
+            else _short_spike(s, "loss_spike")
+    steps, v, med, spike, idx = _spikes(s, t)
+    if role == "grad_norm":
+        idx = np.array([i for i in idx if not _new_level(run, steps, v, med, int(i), t)], dtype=np.int64)
+    if len(idx) == 0:
+        return []
+    recovered = [_recovered(v, med, i, t.window) for i in idx]
+    worst = idx[int(np.argmax(v[idx]))]  # the largest spike: the one the summary and `value` name
+    fraction = len(idx) / len(v)
+    all_recovered = all(recovered)
+    # Frequent is a fraction of the run, but two recovered bumps of 1.5x in a short run are not
+    # yet a pattern: a warning needs three, or one at least twice its level. Spikes on consecutive
+    # points are one event (detectron2's 20-iteration medians carry one bad stretch over several).
+    episodes = 1 + int(np.sum(np.diff(idx) > 1))
+    frequent = episodes / len(v) > t.spike_warning_fraction and (
+        episodes >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
+    severity = "warning" if (frequent or not all_recovered) else "info"
+    if role == "grad_norm" and _severe_episodes(idx, v / np.maximum(med, 1e-300)) >= 3:
+        # a pattern of steps whose gradient is more than an order of magnitude above the run's:
+        # however rare among the logged points (a run logged at every step has many to be rare
+        # among; the same run logged every 10th step would be "frequent"), the run keeps taking
+        # steps that size. One such spike that recovered stays a note.
+        severity = "warning"
+    start = float(np.median(v[:3]))
+    above_start = (role != "grad_norm" and start > 0 and float(np.max(v[idx])) >= _ABOVE_START * start
+                   and float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= _SEVERE_GRAD_SPIKE)
+    if above_start:
+        # one step that threw the loss an order of magnitude above where the untrained network began
+        # (a PINN's 0.05 -> 126, logsweep39): the step undid the training, however fast it came back
+        severity = "warning"
+    if (role != "grad_norm" and all_recovered and float(np.max(v[idx])) < float(v[0])
+            and float(np.median(v[-3:])) <= _FLOOR_END * float(np.min(v))):
+        # bumps of a loss fitted near 0 (a validation loss at 1e-3 jumping to 0.2, ls22): huge against
+        # its rolling median, yet below where the run started, each gone again, and the run ending at
+        # its lowest: a note
+        severity = "info"
+    if role != "grad_norm" and on_rollouts(run):
+        # an agent's value loss regresses onto the returns its last rollout held: one with a rare large
+        # episode reward (SB3 PPO, episodes of one step paying +-100) jumps and falls back with it. A
+        # loss that blows up is loss_divergence's or nonfinite's; its spikes are a note
+        severity = "info"
+    code = "gradient_spike" if role == "grad_norm" else "loss_spike"
+    what = {"grad_norm": "gradient norm", "val_loss": "validation loss"}.get(role, "loss")
+    remedies: list[Remedy | None] = [clipping(run, t)] if role == "grad_norm" else [clipping(run, t)]
+    first_step = float(steps[idx[0]])
+    early = first_step <= steps[0] + 0.1 * (steps[-1] - steps[0])
+    remedies.append(lower_lr(run, at_step=first_step,
+                             warmup_steps=int(2 * (first_step - steps[0])) if early and first_step > steps[0] else 0,
+                             why=f"{what} spikes"))
+    return [finding(
+        code, severity,
+        f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
+        f"({v[worst] / med[worst]:.3g}x its rolling median); "
+        + (f"{v[worst] / start:.3g}x where the run started; " if above_start else "")
+        + ("the run recovered after each" if all_recovered else "the run did not recover from every one"),
+        f"Isolated {what} values far above the recent median: a bad batch, a too-large step or an "
+        "instability that " + ("settled again." if all_recovered else "did not settle."),
+        # Separate events: the steps of each spike (not a span), the largest in `value`, their count.
+        {"metric": s.name, "steps": [_num(x) for x in steps[idx][:50]], "value": float(v[worst]),
+         "count": len(idx), "episodes": episodes, "spike_steps": [_num(x) for x in steps[idx][:50]],
+         "max_ratio": float(np.max(v[idx] / med[idx])),
+         "fraction_of_steps": fraction, "recovered": all_recovered},
+        remedies)]
+
+
+#: Gradient norm spikes this many times their rolling median, three or more of them, are a warning
+#: however rare among the logged points.
+_SEVERE_GRAD_SPIKE = 20.0
+#: A loss spike this many times the run's starting level (and _SEVERE_GRAD_SPIKE times its rolling
+#: median) is a warning even alone and recovered.
+_ABOVE_START = 10.0
+
+
+def _severe_episodes(idx: np.ndarray, ratio: np.ndarray) -> int:
+    """How many spike episodes (runs of consecutive spike points ``idx``) peak at
+    :data:`_SEVERE_GRAD_SPIKE` or more times their rolling median (``ratio`` per point)."""
+    if len(idx) == 0:
+        return 0
+    episodes = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
+    return sum(float(np.max(ratio[e])) >= _SEVERE_GRAD_SPIKE for e in episodes)
+
+#: On a loss too short for the rolling statistics, a point this many times both its neighbours and
+#: the median of the other points is a spike anyway (a note).
+_SHORT_SPIKE = 4.0
+
+
+def _short_spike(s: Series, code: str) -> list[Finding]:
+    """A note for one value far above everything around it in an excerpt too short for the rolling
+    statistics: a loss (LLaVA #918: 0.66, 0.80, 4.27, 0.77, 0.56, 0.82) at least ``_SHORT_SPIKE``
+    times both its neighbours and the median of the others; a gradient norm (unsloth #5207: 14.98,
+    9.78, 7.64, 92.10, 29.00, 5.21, 7.83, 7.79), whose step after a spike is often still raised
+    (Adam's moments), ``_SHORT_SPIKE`` times the others' median and twice its neighbours; either
+    back down after it."""
+    steps, v = finite(s)
+    if len(v) < 4 or np.any(v <= 0):
+        return []
+    beside = _SHORT_SPIKE if code == "loss_spike" else 2.0
+    what = "loss" if code == "loss_spike" else "gradient norm"
+    for i in range(1, len(v) - 1):
+        rest = np.delete(v, i)
+        if v[i] >= beside * max(v[i - 1], v[i + 1]) and v[i] >= _SHORT_SPIKE * float(np.median(rest)):
+            ratio = float(v[i] / np.median(rest))
+            return [finding(
+                code, "info",
+                f"{s.name} spiked to {v[i]:.3g} at {s.where(steps[i])}, {ratio:.3g}x the median of the other "
+                f"{len(rest)} points, and came back to {v[i + 1]:.3g}",
+                f"One {what} value far above the others that the next step leaves again: a bad batch (mislabelled, "
+                "extreme or corrupt examples), or a step too large for that batch. A single one in a short excerpt "
+                "is a note: if it repeats, look at the batches at those steps, clip the gradient or lower the rate.",
+                {"metric": s.name, "steps": [_num(steps[i])], "value": float(v[i]), "count": 1,
+                 "spike_steps": [_num(steps[i])], "max_ratio": ratio, "recovered": True, "points": int(len(v))},
+                [])]
+    return []
+
+
+@detects("loss_spike")
+def loss_spikes(run: RunLog, t: LogThresholds) -> list[Finding]:
+    return spikes(run, t, role="loss") + spikes(run, t, role="val_loss")

@@ -1,0 +1,108 @@
+"""GAN runs: a generator and discriminator frozen at their start, or a discriminator that won outright.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradhealth.core.document import Finding
+from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.remedies import lower_lr
+from gradhealth.logs.series import RunLog, Series, gan_part
+from gradhealth.logs.stats import finite
+from gradhealth.logs.stats import num as _num
+
+#: A GAN's losses logged this many times, every one the same, are frozen, not a game going on.
+_GAN_FROZEN_POINTS = 5
+
+
+def frozen_gan(run: RunLog) -> Finding | None:
+    """A GAN whose generator and discriminator losses are each exactly the same number at every
+    logged step (StudioGAN's ``Gen_loss: -0.0 Dis_loss: 13.82`` from step 100 on): the game is
+    not being played. A discriminator that wins outright gives the generator no gradient
+    (Goodfellow et al. 2014; Arjovsky and Bottou 2017), and the losses of two networks that learn
+    move, however they balance."""
+    if run.first("loss") is not None:
+        return None
+    parts: dict[str, list[tuple[Series, np.ndarray, np.ndarray]]] = {"G": [], "D": []}
+    for s in run.series:
+        part = gan_part(s.name) if s.role == "metric" else None
+        if part is not None:
+            steps, v = finite(s)
+            parts[part].append((s, steps, v))
+    if not parts["G"] or not parts["D"]:
+        return None
+    every = [x for p in parts.values() for x in p]
+    exact = all(len(v) >= _GAN_FROZEN_POINTS and np.ptp(v) == 0 for _, _, v in every)
+    if not exact and not all(_pinned(v) for _, _, v in every):
+        return None
+    g, d = parts["G"][0], parts["D"][0]
+    first = min(float(steps[0]) for _, steps, _ in every)
+    last = max(float(steps[-1]) for _, steps, _ in every)
+    points = min(len(v) for _, _, v in every)
+    where = (f"{g[0].name} is {float(g[2][0]) + 0.0:g} and {d[0].name} {float(d[2][0]) + 0.0:g} at every one of "
+             f"{points} logged points" if exact else
+             f"{g[0].name} stays at {float(np.median(g[2])):.4g} and {d[0].name} at {float(np.median(d[2])):.4g}, "
+             f"8 in 10 of the {points} logged points within {_GAN_PINNED:.0%} of that")
+    return finding(
+        "loss_plateau", "warning",
+        f"the GAN's losses do not move: {where} ({g[0].between(first, last)})",
+        "A generator and a discriminator that learn push each other's losses around; losses that stay the same "
+        "at every step mean neither network's updates change anything: most often the discriminator has won "
+        "outright and its saturated output gives the generator no gradient (a learning rate or a discriminator "
+        "too strong, or a non-saturating loss needed), or it has stopped telling real from fake at all (an "
+        "output of 0.5 everywhere: ln 2 per term of a cross-entropy, 2 ln 2 = 1.386 for the real and fake terms "
+        "summed).",
+        {"metric": g[0].name, "steps": [_num(first), _num(last)], "value": 0.0, "threshold": 0.0,
+         "generator": [s.name for s, _, _ in parts["G"]][:20],
+         "discriminator": [s.name for s, _, _ in parts["D"]][:20]},
+        [lower_lr(run, at_step=first, why="the GAN's losses froze")])
+
+
+#: A GAN player's per-step loss whose middle 80 % spans at most this share of its level, over at least
+#: :data:`_GAN_PINNED_POINTS` points, does not move (:func:`frozen_gan`): a learning player's loss
+#: swings by tens of percent from batch to batch.
+_GAN_PINNED = 0.02
+_GAN_PINNED_POINTS = 20
+
+
+def _pinned(v: np.ndarray) -> bool:
+    """Whether a GAN player's losses ``v`` stay within :data:`_GAN_PINNED` of one level."""
+    if len(v) < _GAN_PINNED_POINTS:
+        return False
+    level = float(np.median(v))
+    lo, hi = np.percentile(v, [10, 90])
+    return level != 0 and float(hi - lo) <= _GAN_PINNED * abs(level)
+
+
+#: Share of a discriminator's logged losses at exactly 0 that says it has won (:func:`discriminator_won`).
+_D_ZERO_SHARE = 0.75
+
+
+def discriminator_won(run: RunLog) -> Finding | None:
+    """A GAN whose discriminator loss is exactly 0 (as printed) at three quarters or more of its 5 or
+    more points: it tells real from fake with certainty, its saturated output passes the generator no
+    useful gradient, and the game has stopped (Goodfellow et al. 2014; Arjovsky and Bottou 2017). A
+    cross-entropy or hinge loss reaches exactly 0 only there; a WGAN critic's loss crosses 0 now and
+    then and is exactly 0 at no more than a point or two."""
+    if run.first("loss") is not None:
+        return None
+    for s in run.series:
+        if s.role != "metric" or gan_part(s.name) != "D":
+            continue
+        steps, v = finite(s)
+        zeros = int(np.count_nonzero(v == 0))
+        if len(v) < _GAN_FROZEN_POINTS or zeros < _D_ZERO_SHARE * len(v):
+            continue
+        return finding(
+            "loss_plateau", "warning",
+            f"the discriminator has won: {s.name} is exactly 0 at {zeros} of its {len(v)} logged points "
+            f"({s.between(steps[0], steps[-1])})",
+            "A discriminator loss of exactly 0 means it separates real from generated samples with certainty: its "
+            "output has saturated, the generator receives almost no gradient and stops improving (a discriminator "
+            "too strong or learning too fast, or a saturating generator loss). Balance the two: a lower "
+            "discriminator learning rate, label smoothing or instance noise, or a non-saturating/Wasserstein loss.",
+            {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+             "points": zeros},
+            [lower_lr(run, at_step=float(steps[0]), why="the discriminator overpowered the generator")])
+    return None

@@ -1,0 +1,138 @@
+"""Per-layer gradient norms: the first layer's against the last (``vanishing_gradient``, and the
+per-layer part of ``exploding_gradient``) and layers whose norm is exactly zero (``dead_layer``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradhealth.core import remedies as R
+from gradhealth.core.document import Finding
+from gradhealth.core.rules import detects
+from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.remedies import clipping, lower_lr, matching_init
+from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.stats import early_baseline, finite, natural_key, smooth
+from gradhealth.logs.stats import num as _num
+from gradhealth.logs.stats import span as _span
+from gradhealth.logs.thresholds import LogThresholds
+
+
+def _depth_order(layers: list[Series]) -> list[Series]:
+    """Layers in depth order. A log that wrote them in plain alphabetical order (Lightning's CSVLogger
+    sorts its columns: ``layers.10`` before ``layers.2``) kept no order of its own, so the numbers in
+    the names decide; any other order is the log's, i.e. the model's, and is kept."""
+    names = [s.layer or s.name for s in layers]
+    if names == sorted(names) and sorted(names, key=natural_key) != names:
+        return sorted(layers, key=lambda s: natural_key(s.layer or s.name))
+    return layers
+
+
+def _first_and_last_layer(run: RunLog) -> tuple[Series, Series, float, float] | None:
+    """The first and the last layer in depth order (weights rather than biases, where the names say)
+    with their median gradient norms over the run; None without two layers of 3 finite points."""
+    layers = [s for s in run.by_role("layer_grad_norm") if np.sum(np.isfinite(s.values)) >= 3]
+    weights = _depth_order([s for s in layers if "weight" in (s.layer or s.name)] or layers)
+    if len(weights) < 2:
+        return None
+    first, last = weights[0], weights[-1]
+    return first, last, float(np.median(finite(first)[1])), float(np.median(finite(last)[1]))
+
+
+def exploding_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """The first layer's gradient many decades above the last one's throughout the run: the growth
+    with depth that exploding gradients are, read from per-layer norms (the mirror of
+    :func:`vanishing`'s test, at the same number of decades)."""
+    pair = _first_and_last_layer(run)
+    if pair is None:
+        return []
+    first, last, a, b = pair
+    if not (b > 0 and a > 0 and b / a < t.vanishing_layer_ratio):
+        return []
+    ratio = a / b
+    steps = np.concatenate([first.steps, last.steps])
+    return [finding(
+        "exploding_gradient", "error" if b / a < t.vanishing_layer_ratio**2 else "warning",
+        f"{first.layer or first.name} gets {ratio:.3g}x more gradient than {last.layer or last.name} "
+        f"(median {a:.3g} vs {b:.3g})",
+        "The gradient grows on its way back to the first layers (a per-layer gain above 1: weights too large "
+        "for the activation, unnormalised residual sums), so the first layers take the largest steps and "
+        "become unstable first.",
+        {"metric": first.name, "steps": [_num(steps.min()), _num(steps.max())], "value": ratio,
+         "threshold": 1 / t.vanishing_layer_ratio, "layers": [first.layer or first.name, last.layer or last.name],
+         "first_layer_median": a, "last_layer_median": b},
+        [clipping(run, t), matching_init(run, "the hidden layers"),
+         R.normalisation("layernorm", "each hidden layer")])]
+
+
+@detects("vanishing_gradient")
+def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
+    found: list[Finding] = []
+    pair = _first_and_last_layer(run)
+    if pair is not None:
+        first, last, a, b = pair
+        if b > 0 and a >= 0 and a / b < t.vanishing_layer_ratio and a > 0:
+            ratio = a / b
+            steps = np.concatenate([first.steps, last.steps])
+            found.append(finding(
+                "vanishing_gradient", "error" if ratio < t.vanishing_layer_ratio**2 else "warning",
+                f"{first.layer or first.name} gets {1 / ratio:.3g}x less gradient than {last.layer or last.name} "
+                f"(median {a:.3g} vs {b:.3g})",
+                "The gradient shrinks on its way back to the first layers, so they barely learn (saturating "
+                "activations, small init or depth without skips/normalisation).",
+                {"metric": first.name, "steps": [_num(steps.min()), _num(steps.max())], "value": ratio,
+                 "threshold": t.vanishing_layer_ratio, "layers": [first.layer or first.name, last.layer or last.name],
+                 "first_layer_median": a, "last_layer_median": b},
+                [R.relu_family_activation("the hidden layers"),
+                 matching_init(run, "the hidden layers"),
+                 R.normalisation("batchnorm", "each hidden layer"),
+                 R.residual_connections("the deep part of the network")]))
+    s = run.first("grad_norm")
+    loss = run.first("loss")
+    if s is not None and loss is not None and not found:
+        steps, v = finite(s)
+        _, lv = finite(loss)
+        if len(v) >= t.min_points and len(lv) >= t.min_points:
+            base = early_baseline(v, t.baseline_fraction)
+            late = float(np.median(v[-max(3, len(v) // 4):]))
+            sl = smooth(lv, 9)
+            stalled = (sl[len(sl) // 2] - sl[-1]) / max(abs(sl[len(sl) // 2]), 1e-12) < t.plateau_improvement
+            # (a late median of exactly 0 is steps without any gradient: zero_gradient's to report)
+            if base > 0 and 0 < late / base < t.vanishing_decay and stalled:
+                found.append(finding(
+                    "vanishing_gradient", "warning",
+                    f"{s.name} decayed {base / late:.3g}x (to {late:.3g}) while the loss stalled",
+                    "Gradients decaying towards zero while the loss no longer improves: the network stopped learning.",
+                    {"metric": s.name, "steps": _span(steps), "value": late / base, "threshold": t.vanishing_decay,
+                     "baseline": base, "late_median": late},
+                    [R.relu_family_activation("the hidden layers"),
+                     R.normalisation("batchnorm", "each hidden layer")]))
+    return found
+
+
+@detects("dead_layer")
+def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
+    dead = []
+    for s in run.by_role("layer_grad_norm"):
+        _, v = finite(s)
+        if len(v) >= 3:
+            zero = v == 0.0
+            # dead from some point on, for at least half the run
+            tail = len(zero) - int(np.argmax(~zero[::-1])) if not zero.all() else 0
+            if zero.all() or (tail and zero[tail:].all() and len(zero) - tail >= len(zero) // 2):
+                first_zero = int(np.argmax(zero)) if not zero.all() else 0
+                dead.append((s, first_zero))
+    if not dead:
+        return []
+    names = [s.layer or s.name for s, _ in dead]
+    s0, i0 = dead[0]
+    return [finding(
+        "dead_layer", "warning" if len(dead) < len(run.by_role("layer_grad_norm")) else "error",
+        f"{len(dead)} layer(s) get exactly zero gradient: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""),
+        "A layer whose gradient is exactly zero does not learn: dead ReLUs, a detached branch, frozen or "
+        "unused parameters.",
+        {"metric": s0.name, "steps": [_num(s0.steps[i0]), _num(s0.steps[-1])], "layers": names,
+         "value": float(len(dead))},
+        [R.relu_family_activation("the dead layers", "leaky_relu"),
+         R.init("kaiming_normal", "the dead layers"),
+         lower_lr(run, at_step=float(s0.steps[i0]), why="units died")])]

@@ -1,0 +1,319 @@
+"""NaN and Inf in a log: non-finite points of trained quantities, losses clamped at a framework's floor,
+and a mixed-precision loss scaler that gave up (``nonfinite``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from gradhealth.core.document import Finding
+from gradhealth.core.rules import detects
+from gradhealth.logs.detectors.chance import accuracies, as_fraction
+from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.remedies import clipping, lower_lr
+from gradhealth.logs.series import RunLog, Series, gan_part
+from gradhealth.logs.stats import finite
+from gradhealth.logs.stats import num as _num
+from gradhealth.logs.thresholds import LogThresholds
+
+# --- detectors ---------------------------------------------------------------------------------
+
+
+@detects("nonfinite")
+def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
+    hits: list[tuple[float, Series, int]] = []
+    notes: list[tuple[float, Series, int]] = []
+    for s in run.series:
+        if s.role == "update_ratio":
+            continue  # ||dW|| / ||W|| over weights of norm 0 (a bias at init) is inf or NaN: no overflow
+        bad = ~np.isfinite(s.values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
+    stand_ins = [(h, other) for h in hits if (other := _finite_twin(run, h[1])) is not None]
+    if stand_ins and len(stand_ins) == len(hits):
+        (_, s, n), other = stand_ins[0]
+        return [finding(
+            "nonfinite", "info",
+            f"{s.name} is NaN/Inf at every one of its {n} point(s) while {other.name} is finite at the same "
+            "steps: a progress bar's placeholder for a loss it was not given, not the loss being trained",
+            "A loss that is never a number from its first point, beside another loss finite at every one of "
+            "the same steps, is not a run that overflowed (its updates would make every loss NaN): Lightning's "
+            "bar shows loss=nan when the step returns its loss under another name.",
+            _where([h for h, _ in stand_ins]), [])]
+    if not hits:
+        return (_reported_nonfinite(run, t) or _clamped_loss(run, t) or _clamped_share(run, t)
+                or _undefined_metrics(run, notes))
+    hits.sort(key=lambda h: h[0])
+    if _skipped_by_the_scaler(run, hits):
+        return [finding(
+            "nonfinite", "info",
+            f"{', '.join(dict.fromkeys(h[1].name for h in hits))}: NaN/Inf at {sum(h[2] for h in hits)} isolated "
+            f"step(s) (first at {hits[0][1].where(hits[0][0])}) while the loss stays finite and the norm comes back: "
+            "steps a mixed-precision loss scaler skipped",
+            "fp16 training's loss scaler skips a step whose gradients overflowed and lowers its scale; the "
+            "Trainer logs that step's norm as NaN or Inf. Occasional skips are how the scaler works.",
+            _where(hits), [])]
+    step, first, _ = hits[0]
+    layers = sorted({h[1].layer for h in hits if h[1].layer})
+    kind = "NaN" if np.isnan(first.values[np.argmax(~np.isfinite(first.values))]) else "Inf"
+    note = ""
+    loss = run.first("loss")
+    if first.role == "grad_norm" and loss is not None and np.all(np.isfinite(loss.values)):
+        note = " (the loss stayed finite: some trainers replace a NaN loss with a running average)"
+    return [finding(
+        "nonfinite", "error",
+        f"{kind} first appears in {first.name} at {first.where(step)}{note}",
+        "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
+        {**_where(hits), "layers": layers or None},
+        [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
+
+
+_AVERAGED = re.compile(r"avg|mean|average|running|smooth|ema", re.IGNORECASE)
+
+
+def _finite_twin(run: RunLog, s: Series) -> Series | None:
+    """Another training loss finite at every step of ``s``, where ``s`` is the bar's plain ``loss``
+    and never finite (NeMo's bar: ``loss=nan`` beside ``Loss=3.920`` and ``reduced_train_loss=3.910``).
+    A loss named for what it is (``Mean Training loss : nan`` beside a bar's finite ``loss=1.95e+4``)
+    may be NaN from one batch of the epoch it averages: that one stays the run's."""
+    if s.role != "loss" or s.name != "loss" or len(s) == 0 or np.isfinite(s.values).any():
+        return None
+    steps = set(s.steps.tolist())
+    for other in run.by_role("loss"):
+        ok = np.isfinite(other.values)
+        # (an average may skip the batches whose loss was NaN: no witness that the loss was finite)
+        if (other is not s and ok.any() and steps <= set(other.steps[ok].tolist())
+                and not _AVERAGED.search(other.name)):
+            return other
+    return None
+
+
+#: A probability loss's value where the probability of every sample's class has underflowed and
+#: the framework's clamp holds it: -ln(FLT_MIN) (Caffe's SoftmaxWithLoss) and -ln(1e-7) (Keras'
+#: epsilon in its cross-entropies). The logits overflowed: as good as NaN, and no gradient.
+_UNDERFLOW = "every sample's predicted probability of its class underflowed to 0"
+#: value -> (what it is, what it means, whether only a loss read from a perplexity can hold it)
+_CLAMPED_LOSSES = {87.3365: ("-ln(FLT_MIN), Caffe's floor for a probability", _UNDERFLOW, False),
+                   16.1181: ("-ln(1e-7), Keras' epsilon", _UNDERFLOW, False),
+                   # OpenNMT-py reports exp(min(loss, 100)) as its perplexity: its log at 100 is a loss of 100 or more
+                   100.0: ("the log of OpenNMT's perplexity cap exp(100)",
+                           "the loss is 100 nats a token or more, where chance is ln(vocabulary), about 10", True)}
+_CLAMPED_RUN = 2  # points in a row at the clamp, to the end (a value no healthy loss lands on twice)
+
+
+def _clamped_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A loss pinned, to the end, at the value a probability clamp gives (:data:`_CLAMPED_LOSSES`)."""
+    for s in run.series:
+        if s.role not in ("loss", "val_loss") or len(s) < _CLAMPED_RUN:
+            continue
+        v = s.values
+        for value, (what, meaning, perplexity_only) in _CLAMPED_LOSSES.items():
+            if perplexity_only and not s.name.startswith("ln("):
+                continue  # (derive.add_loss_from_perplexity names its loss ln(<perplexity>))
+            at = np.isclose(v, value, rtol=0, atol=5e-4)
+            k = len(v) if at.all() else int(np.argmax(~at[::-1]))  # the run of clamped values at the end
+            if k < _CLAMPED_RUN:
+                continue
+            first = float(s.steps[len(v) - k])
+            return [finding(
+                "nonfinite", "error",
+                f"{s.name} is pinned at {value:g} = {what} from {s.where(first)}: {meaning}",
+                "A cross-entropy on probabilities clamps them away from 0 before the log; a loss sitting exactly at "
+                "that clamp on every batch means the softmax gives each sample's class a probability below it: the "
+                "logits have blown up (to overflow, or past it), the clamp passes no gradient, and the run is as "
+                "good as NaN. It usually follows a learning rate too high for the network or an unnormalised input.",
+                {"metric": s.name, "steps": [_num(first), _num(s.steps[-1])], "value": value, "points": k},
+                [clipping(run, t), lower_lr(run, at_step=first, why="the logits overflowed")])]
+    return []
+
+
+#: The Keras clamp's cost of a wrong sample, and how close loss / (1 - accuracy) must stay to it
+_KERAS_CLAMP = 16.1181
+_CLAMP_MATCH = 0.003
+_CLAMP_POINTS = 5
+
+
+def _clamped_share(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A loss equal to the clamp's cost times the share of samples wrong, at every point: each
+    prediction is 0 or 1 (its logits overflowed), the right ones cost 0 and each wrong one -ln(1e-7)
+    (ls20, a Keras CNN: loss 8.9545 at accuracy 0.4444, 9.3127 at 0.4222, 16.118 x (1 - acc)).
+    Saturated outputs pass no gradient: the accuracy wanders and nothing is learnt."""
+    train_acc, val_acc = accuracies(run)
+    for loss, acc in ((run.first("loss"), train_acc), (run.first("val_loss"), val_acc)):
+        if loss is None or acc is None:
+            continue
+        ls, lv = finite(loss)
+        as_, av = finite(acc)
+        common, il, ia = np.intersect1d(ls, as_, return_indices=True)
+        a = as_fraction(av[ia])
+        keep = a < 0.99
+        if int(keep.sum()) < _CLAMP_POINTS:
+            continue
+        ratio = lv[il][keep] / (1 - a[keep])
+        if not bool(np.all(np.abs(ratio / _KERAS_CLAMP - 1) < _CLAMP_MATCH)):
+            continue
+        return [finding(
+            "nonfinite", "error",
+            f"{loss.name} is {_KERAS_CLAMP:g} x (1 - {acc.name}) at all {int(keep.sum())} points "
+            f"({loss.between(common[0], common[-1])}): every prediction is 0 or 1, each wrong one costing "
+            "-ln(1e-7), Keras' clamp",
+            "A cross-entropy on probabilities clamps them at 1e-7; a loss that is exactly that clamp's cost times "
+            "the share of samples wrong means every output is saturated at 0 or 1: the logits have blown up, the "
+            "saturated outputs pass no gradient, and the accuracy only wanders. It follows a learning rate too "
+            "high, unnormalised inputs, or a sigmoid/softmax output fed values far too large.",
+            {"metric": loss.name, "steps": [_num(common[0]), _num(common[-1])], "value": _KERAS_CLAMP,
+             "points": int(keep.sum()), "accuracy_metric": acc.name},
+            [clipping(run, t), lower_lr(run, at_step=float(common[0]), why="the outputs saturated at the clamp")])]
+    return []
+
+
+def _reported_nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """The framework's own report that the loss or a gradient went NaN/Inf (TerminateOnNaN,
+    CheckNumerics, detectron2's FloatingPointError...) where no logged value shows it: training
+    stops there, before the NaN reaches a line of values."""
+    event = next((w for w in run.warnings if w.code == "nonfinite_event"), None)
+    if event is None:
+        return _scaler_gave_up(run, t)
+    return [finding(
+        "nonfinite", "error",
+        f"the log reports a NaN/Inf: {event.message}",
+        "The framework detected a NaN or Inf in the loss or the gradients and said so (often stopping the run) "
+        "before any logged value showed it: values overflowed or an operation was undefined.",
+        {"metric": None, "steps": None, "value": None, "where": event.where, "message": event.message},
+        [clipping(run, t), lower_lr(run, why="the run reported NaN/Inf")])]
+
+
+_LOSS_SCALE = re.compile(r"(?:^|[/_.-])(?:loss|grad|amp)[_-]?scale$", re.IGNORECASE)
+#: A dynamic loss scale this small has halved at every step for a long time: fp16's scaler starts
+#: at 2^16 and its floors are 1e-4 (fairseq, which then stops) or 1 (apex, torch.amp).
+_SCALE_FLOOR = 1e-3
+#: DeepSpeed's and apex's floor (min_loss_scale 1)
+_SCALE_MIN = 1.0
+#: A scale halved at each of its last this many reports, down to _SCALE_LOW or less, is on its way
+_HALVINGS = 4
+_SCALE_LOW = 16.0
+
+
+def _halving_run(v: np.ndarray) -> int:
+    """How many of the last reports each halved (or more) the scale before them."""
+    k = 0
+    while k + 1 < len(v) and v[-1 - k] <= v[-2 - k] / 2:
+        k += 1
+    return k
+
+
+def _scaler_gave_up(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A mixed-precision loss scale that has fallen to (about) 0: the scaler halves it at each step
+    whose gradients overflow, so every step for a long while overflowed (fairseq's ``loss_scale
+    0.000`` before its "Minimum loss scale reached")."""
+    scale = next((s for s in run.series if _LOSS_SCALE.search(s.name)), None)
+    if scale is None:
+        return []
+    steps, v = finite(scale)
+    if not len(v):
+        return []
+    last = float(v[-1])
+    k = _halving_run(v)
+    if _SCALE_FLOOR < last <= _SCALE_LOW and k >= _HALVINGS:
+        # halved at every report down to a few units: DeepSpeed and apex stop at 1 (DeepSpeed then
+        # exits: "Current loss scale already at minimum"). A scale that merely sits at 1 is not
+        # this: Megatron prints "loss scale: 1" for bf16 and fp32 runs, which need none.
+        at_floor = last <= _SCALE_MIN
+        return [finding(
+            "nonfinite", "error" if at_floor else "warning",
+            f"{scale.name} fell to {last:g} (step {_num(steps[-1])}): "
+            + ("the mixed-precision loss scaler's floor: every step overflows" if at_floor else
+               f"halved at each of the last {k} reports, each a step skipped for overflowing"),
+            "A dynamic loss scale (fp16) starts at 2^16 and halves each time the gradients overflow to Inf/NaN, "
+            "skipping that step; it only grows back after many clean steps. Halving report after report down to a "
+            "few units means nearly every step overflows even at a tiny scale: the loss or the gradients themselves "
+            "are exploding (bf16, which needs no scaler, or a lower learning rate and clipping avoid it).",
+            {"metric": scale.name, "steps": [_num(steps[-1 - k] if k < len(steps) else steps[0]), _num(steps[-1])],
+             "value": last, "threshold": _SCALE_MIN if at_floor else _SCALE_LOW},
+            [clipping(run, t), lower_lr(run, why="the loss scale fell at every report")])]
+    if not 0 <= last <= _SCALE_FLOOR:
+        return []
+    return [finding(
+        "nonfinite", "error",
+        f"{scale.name} fell to {float(v[-1]):.3g} (step {_num(steps[-1])}): the mixed-precision loss scaler "
+        "halved it at every step whose gradients overflowed, down to its floor",
+        "A dynamic loss scale starts at 2^16 and halves each time the gradients overflow to Inf/NaN; one near 0 "
+        "means they overflowed on step after step, even at a tiny scale: the loss or the gradients themselves "
+        "are exploding, and the steps are being skipped.",
+        {"metric": scale.name, "steps": [_num(steps[-1]), _num(steps[-1])], "value": float(v[-1]),
+         "threshold": _SCALE_FLOOR},
+        [clipping(run, t), lower_lr(run, why="every step overflowed")])]
+
+
+def _where(hits: list[tuple[float, Series, int]]) -> dict:
+    """The evidence of non-finite values: (first step, series, count) per series, first step first."""
+    return {"metric": hits[0][1].name, "steps": [_num(hits[0][0]), _num(max(float(h[1].steps[-1]) for h in hits))],
+            "metrics": [h[1].name for h in hits], "counts": {h[1].name: h[2] for h in hits}, "value": None}
+
+
+#: At most this fraction of a gradient norm's points may be NaN/Inf for them to read as a loss
+#: scaler's skipped steps (it halves its scale at each and is back within a few steps).
+_SKIP_FRACTION = 0.05
+#: ... or this many in all: the scaler starts at 2^16 and halves at each overflow, so a short run
+#: can log several skips while it finds its scale.
+_SKIPS_AT_START = 5
+
+
+def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -> bool:
+    """Whether the non-finite points are a mixed-precision loss scaler's skipped steps: only in
+    gradient norms, a few of each series, none at its end, and the loss finite throughout."""
+    loss = run.first("loss")
+    if loss is None or not len(loss) or not np.all(np.isfinite(loss.values)):
+        return False
+    for _, s, count in hits:
+        if s.role not in ("grad_norm", "clipped_grad_norm", "layer_grad_norm"):
+            return False
+        if not np.isfinite(s.values[-1]) or count > max(_SKIP_FRACTION * len(s), _SKIPS_AT_START):
+            return False
+    return True
+
+
+#: A metric named for a loss or a norm (YOLO's train/box_loss, detectron2's loss_cls) is part of
+#: what training computes; accuracy, AP or a learning rate is not. A perplexity is exp of a loss: Inf
+#: only where the loss per token passed 709 nats (OpenNMT-tf at a rate of 1.2: "perplexity = inf").
+_TRAINED_NAME = re.compile(r"loss|norm|grad|perplexity|(?<![a-z])ppl", re.IGNORECASE)
+
+
+def _trained_quantity(s: Series) -> bool:
+    """Whether a NaN/Inf in ``s`` means the training computation broke (loss, gradients, weights);
+    a best-so-far record (``best_train_loss``: inf until there is one) does not."""
+    if s.name.lower().startswith(("best_", "best/")):
+        return False
+    return (s.role not in ("metric", "learning_rate") or bool(_TRAINED_NAME.search(s.name))
+            or gan_part(s.name) is not None)
+
+
+def _undefined_metrics(run: RunLog, notes: list[tuple[float, Series, int]]) -> list[Finding]:
+    """A note for evaluation metrics that are NaN/Inf while the loss and gradients are finite: a
+    metric with nothing to measure (COCO's AP for small objects on a set without any is NaN). With
+    no loss or gradient norm logged to show training finite, a warning: the metrics may be NaN
+    because the network's outputs are (darknet's region stats ``Avg IOU: nan, Obj: nan``)."""
+    if not notes:
+        return []
+    notes.sort(key=lambda h: h[0])
+    names = f"{', '.join(h[1].name for h in notes[:5])}{' ...' if len(notes) > 5 else ''}"
+    if not any(s.role in ("loss", "val_loss", "grad_norm", "clipped_grad_norm", "layer_grad_norm")
+               for s in run.series):
+        return [finding(
+            "nonfinite", "warning",
+            f"{names}: NaN/Inf from "
+            f"{notes[0][1].where(notes[0][0])}, and no loss or gradient norm is logged to show training finite",
+            "Metrics computed from the network's outputs (an IoU, an objectness, a class score) turn NaN when those "
+            "outputs do; with no loss or gradient norm in the log there is nothing to tell that from a metric that "
+            "is merely undefined (nothing to measure). Log the loss to know.",
+            _where(notes), [])]
+    return [finding(
+        "nonfinite", "info",
+        f"{names}: NaN/Inf from step "
+        f"{_num(notes[0][0])}, while the losses and gradients stay finite",
+        "An evaluation metric that is undefined (nothing to measure, a division by zero in the metric) is "
+        "not a training failure; the loss and the gradients, which training computes, are finite.",
+        _where(notes), [])]

@@ -1,0 +1,189 @@
+"""A loss that stops improving or never starts (``loss_plateau``), told apart from convergence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gradhealth.core.document import Finding
+from gradhealth.core.rules import detects
+from gradhealth.logs.detectors.chance import (
+    at_chance,
+    auc_at_chance,
+    one_class_validation,
+    short_at_chance,
+    stuck_validation_accuracy,
+    uniform_guess,
+    validation_at_chance,
+    zero_accuracy,
+)
+from gradhealth.logs.detectors.common import MAX_EXP, finding, log_printed, positive_loss
+from gradhealth.logs.detectors.divergence import LOST_RISE, validation_alone
+from gradhealth.logs.detectors.gan import discriminator_won, frozen_gan
+from gradhealth.logs.detectors.rl import on_rollouts
+from gradhealth.logs.remedies import raise_lr
+from gradhealth.logs.series import RunLog
+from gradhealth.logs.stats import finite, smooth, theil_sen
+from gradhealth.logs.stats import num as _num
+from gradhealth.logs.thresholds import LogThresholds
+
+
+def _change(improvement: float) -> str:
+    """A relative improvement in words: "8.2% lower", or "8.2% higher" when it is negative."""
+    return f"{improvement:.1%} lower" if improvement >= 0 else f"{-improvement:.1%} higher"
+
+
+#: Identical last points that make a run too short for the trends a frozen one (:func:`_frozen_short`).
+_FROZEN_REPEATS = 3
+
+
+#: Steps from the run's start over which a loss repeated exactly has not moved (a short excerpt).
+_FROZEN_SPAN = 100
+
+#: A log whose first point is past this share of its last one starts mid-run (an excerpt).
+_EXCERPT_START = 0.1
+
+
+def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
+    """A run too short for the trend checks whose training loss is the very same number at its last
+    3 points, after at least one other, and never fell below half its first: printed to 4 digits,
+    5.7257 three epochs running is weights that do not move (saturated units, a learning rate of 0
+    or far too large, an optimizer stepping nothing), not noise. A loss near 0, or that fell and
+    then settled, is not."""
+    train = run.first("loss")
+    if train is None or on_rollouts(run):
+        return None
+    steps, v = finite(train)
+    if 2 <= len(v) <= _FROZEN_REPEATS and v[0] >= 1e-3 and bool(np.all(v == v[0])) \
+            and float(steps[0]) <= 1 and float(steps[-1]) >= _FROZEN_SPAN:
+        # litgpt #125: "iter 1: loss 11.0666" and "iter 400: loss 11.0666", the lines between elided:
+        # the same number from the run's first step to hundreds later is a run that never moved
+        return finding(
+            "loss_plateau", "warning",
+            f"{train.name} is exactly {float(v[0]):.6g} at {train.where(steps[0])} and still at "
+            f"{train.where(steps[-1])}: it has not moved since the run began",
+            "A loss that repeats to every printed digit from the first step to hundreds of steps later comes from "
+            "weights that do not move: saturated or dead units passing no gradient, a learning rate of 0 or one so "
+            "large the optimizer has thrown the weights into a flat region, or parameters the optimizer was not "
+            "given.",
+            {"metric": train.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0,
+             "threshold": t.plateau_improvement, "repeats": int(len(v)), "first": float(v[0])},
+            [])
+    # a point before the repeats: three points alone show no run that stopped moving; and the log
+    # from (near) the run's start: an excerpt of its last epochs at a settled loss (piaic's Keras
+    # paste, epochs 95-100 all at 0.0266) has not shown where the run began
+    if not _FROZEN_REPEATS < len(v) < t.min_points or not v[0] > 0 \
+            or float(steps[0]) > max(1.0, _EXCERPT_START * float(steps[-1])):
+        return None
+    tail = v[-_FROZEN_REPEATS:]
+    if np.any(tail != tail[0]) or tail[0] < 0.5 * v[0] or tail[0] < 1e-3:
+        return None
+    return finding(
+        "loss_plateau", "warning",
+        f"{train.name} is exactly {float(tail[0]):.6g} at each of its last {_FROZEN_REPEATS} points "
+        f"({train.between(steps[-_FROZEN_REPEATS], steps[-1])}), having started at {float(v[0]):.6g}",
+        "A loss that repeats to every printed digit from one epoch to the next comes from weights that do not "
+        "move: saturated or dead units passing no gradient, a learning rate of 0 or one so large the optimizer "
+        "has thrown the weights into a flat region, or parameters the optimizer was not given.",
+        {"metric": train.name, "steps": [_num(steps[-_FROZEN_REPEATS]), _num(steps[-1])], "value": 0.0,
+         "threshold": t.plateau_improvement, "repeats": _FROZEN_REPEATS, "first": float(v[0])},
+        [])  # a rate too small or far too large freezes a loss alike: nothing says which way
+
+
+@detects("loss_plateau")
+def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
+    stuck = (stuck_validation_accuracy(run, t) or one_class_validation(run) or auc_at_chance(run)
+             or zero_accuracy(run))
+    found = positive_loss(run, t) if not on_rollouts(run) else None
+    if found is not None and np.any(found[2][len(found[2]) // 2:] == 0):
+        found = None  # a loss at exactly 0 in its last half has no level to stall at (zero_gradient's case)
+    if found is None:
+        frozen = (frozen_gan(run) or discriminator_won(run) or short_at_chance(run, t) or _frozen_short(run, t)
+                  or validation_alone(run, t, "loss_plateau"))
+        return [f for f in (stuck, frozen) if f is not None]
+    loss, steps, v = found
+    sm = smooth(v, max(3, min(9, len(v) // 4)))
+    half = len(sm) // 2
+    overall = (sm[0] - sm[-1]) / max(abs(sm[0]), 1e-12)
+    # Robust trend of the log-loss over the last half: its relative change over that window, with a
+    # confidence interval, so that noise around a falling loss does not read as flat.
+    x = steps[half:].astype(np.float64)
+    slope, _, high = theil_sen(x, log_printed(v[half:]))
+    width = float(x[-1] - x[0])
+    late = 1 - math.exp(min(slope * width, MAX_EXP))  # (a step of 1e20 must not overflow a float)
+    converged = overall >= t.plateau_converged_fraction
+    level = float(np.median(v[half:]))
+    chance = at_chance(run, level, t) or uniform_guess(v[half:]) or validation_at_chance(run)
+    # at chance, only a fall its confidence interval bears out is learning: a short noisy loss's
+    # estimate leans either way (logsweep31: 14 points at ln 11, "falling" 5.7% with a rise inside)
+    falling = ((late >= t.plateau_improvement and (chance is None or high < 0))
+               or (high < 0 and late >= t.plateau_improvement / 2))
+    # (a loss that ends 15 % or more above where it began did not stall: it climbed, which
+    # loss_divergence judges, from its first point on where it never fell; not one at chance)
+    rising = (sm[-1] > sm[half] * t.divergence_factor or sm[-1] >= LOST_RISE * sm[0]
+              or (chance is None and v[0] > 0 and sm[-1] >= LOST_RISE * v[0]))  # (smoothing can hide v[0])
+    # a loss lower at every point than at the one before is learning, however slowly (ls21: SimCLR's
+    # epoch averages 7.24 -> 6.89 over 10 epochs, each one down)
+    descending = (len(v) >= 4 and bool(np.all(np.diff(v) < 0)) and chance is None
+                  and overall >= t.plateau_improvement)  # (0.09% over 46 epochs is no learning)
+    if rising or falling or descending or (converged and chance is None):
+        return [stuck] if stuck else []
+    # "Never learnt" is a claim about the run from its start: a log that opens at step 1631 and spans
+    # ten steps of it (a pasted excerpt, a resumed run) shows a window, not the start.
+    from_start = float(steps[0]) <= float(steps[-1] - steps[0])
+    never = overall < t.plateau_early_fraction and from_start
+    if chance is None and not never and overall < t.plateau_early_fraction and not from_start:
+        return [stuck] if stuck else []  # flat over an excerpt: nothing to say about the run
+    if chance is not None:
+        acc = f", accuracy {chance['accuracy']:.2f}" if chance["accuracy"] is not None else ""
+        summary = (f"{loss.name} is flat at {level:.3g} over the last half of the run, at chance for "
+                   f"{chance['num_classes']} classes (ln {chance['num_classes']} = "
+                   f"{math.log(chance['num_classes']):.3g}{acc}"
+                   + (f"; {chance['source']}" if chance.get("validation") else "") + ")")
+        explanation = ("The loss stopped where a uniform guess over the classes scores: the model predicts no better "
+                       "than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
+                       "that do not follow from the inputs).")
+    elif never:
+        summary = f"{loss.name} barely moved: {_change(overall)} at the end than at the start"
+        explanation = ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning "
+                       "rate far too small, or a data/label problem).")
+    else:
+        summary = (f"{loss.name} " + (f"improved {late:.2%}" if late >= 0 else f"rose {-late:.2%}")
+                   + f" over the last half of the run (after falling {overall:.0%} before)")
+        explanation = "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
+    alarm = never or chance is not None
+    # (the rate must still be climbing over the stretch judged, the last half: a warm-up that ended
+    # at step 700 of 3000, the rate constant since, excuses nothing there: logsweep38's llm.c at ln 50304)
+    # (over that half a linear ramp rises by less than 2x: still climbing by a quarter is a warm-up)
+    warm = _warming_up(run, float(steps[half]), float(steps[-1]), factor=1.25) if alarm else None
+    if warm is not None:   # (quoted over the whole run where the rate rose all along)
+        warm = _warming_up(run, float(steps[0]), float(steps[-1])) or warm
+    if warm is not None:
+        # a learning rate still climbing through its warm-up: the run has not trained at its rate yet
+        alarm = False
+        summary += f"; but the learning rate was still rising ({warm[0]:.3g} -> {warm[1]:.3g}, a warm-up)"
+        explanation = ("The loss has hardly moved, but the learning rate was still climbing over the whole stretch: "
+                       "a run still in its warm-up has not trained at its full rate yet, so a slow start is expected; "
+                       "judge it past the warm-up.")
+    out = [finding(
+        "loss_plateau", "warning" if alarm else "info", summary, explanation,
+        {"metric": loss.name, "steps": [_num(steps[half]), _num(steps[-1])], "value": late,
+         "threshold": t.plateau_improvement, "overall_improvement": overall, "at_chance": chance,
+         "warmup": list(warm) if warm is not None else None},
+        [raise_lr(run, why="the loss is not moving") if alarm else None])]
+    return out + ([stuck] if stuck else [])
+
+
+def _warming_up(run: RunLog, first: float, last: float, factor: float = 2.0) -> tuple[float, float] | None:
+    """(first, last) learning rate where the log's rate rose over ``first``..``last`` all along
+    (never falling, and by ``factor`` at least): a linear or exponential warm-up still under way."""
+    lr = run.first("learning_rate")
+    if lr is None:
+        return None
+    steps, v = finite(lr)
+    keep = (steps >= first) & (steps <= last) & (v > 0)
+    v = v[keep]
+    if len(v) < 3 or not v[-1] >= factor * v[0] or bool(np.any(np.diff(v) < 0)):
+        return None
+    return float(v[0]), float(v[-1])

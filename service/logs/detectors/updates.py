@@ -1,0 +1,362 @@
+"""Steps that change nothing or too much: zero gradients or a zero learning rate (``zero_gradient``),
+update-to-weight ratios (``large_updates``, ``small_updates``) and an RL policy that never moves.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from gradhealth.core import remedies as R
+from gradhealth.core.document import Finding
+from gradhealth.core.rules import detects
+from gradhealth.logs.detectors.common import finding, judged
+from gradhealth.logs.detectors.rl import on_rollouts
+from gradhealth.logs.remedies import lower_lr, raise_lr
+from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.stats import finite, resolution
+from gradhealth.logs.stats import num as _num
+from gradhealth.logs.thresholds import LogThresholds
+
+
+@detects("zero_gradient")
+def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """Steps on which the total gradient norm is exactly zero: no update happened on them."""
+    norm = run.first("grad_norm")
+    if norm is not None:
+        # an exact value needs no trend: three points of exactly 0 say it as well as thirty
+        steps, v = finite(norm)
+        if len(v) >= _EXACT_MIN_POINTS and bool(np.all(v == 0.0)):
+            return _never_updated(run, norm, steps, v, t)
+    pinned = _loss_pinned_at_zero(run, t)
+    if pinned:
+        return pinned
+    found = judged(run, "grad_norm", t)
+    if found is None:
+        return []
+    s, steps, v = found
+    zero = v == 0.0
+    fraction = float(np.mean(zero))
+    if fraction < t.zero_gradient_fraction:
+        return []
+    idx = np.nonzero(zero)[0]
+    evidence = {"metric": s.name, "steps": [_num(steps[idx[0]]), _num(steps[idx[-1]])], "value": fraction,
+                "threshold": t.zero_gradient_fraction, "zero_steps": [_num(x) for x in steps[idx][:50]]}
+    spread = _no_reward_spread(run, steps[idx])
+    if spread is not None:
+        # GRPO-style advantages are rewards less their group's mean: a group whose completions all
+        # scored the same teaches nothing, and its step's gradient is exactly 0 by construction.
+        name, matched = spread
+        most = fraction >= t.zero_gradient_rl_warning
+        return [finding(
+            "zero_gradient", "warning" if most else "info",
+            f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), each a step where "
+            f"{name} was 0: every completion in the group scored the same",
+            "Group-relative advantages (GRPO, RLOO) are each reward less its group's mean, so a group whose "
+            "completions all got the same reward gives no gradient at all. "
+            + (f"On {fraction:.0%} of the steps here nothing is learned: the prompts are too hard or too easy for "
+               "the model, or the reward cannot tell completions apart. " if most else "")
+            + "More completions per prompt, a reward with partial credit, or prompts of mixed difficulty give "
+              "the groups a spread.",
+            {**evidence, "explained_by": name, "explained_steps": matched}, [])]
+    return [finding(
+        "zero_gradient", "warning",
+        f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), first at "
+        f"{s.where(steps[idx[0]])}",
+        "A step with an exactly zero gradient makes no update: the loss did not depend on the parameters for "
+        "that batch (e.g. RL batches without reward variance, fully masked batches, or a detached graph).",
+        evidence,
+        [])]
+
+
+#: Points of exactly 0 that make a series "exactly 0 throughout" on a log too short for trends.
+_EXACT_MIN_POINTS = 3
+
+
+def _rates_within(run: RunLog, first: float, last: float) -> np.ndarray:
+    """The learning rates the log recorded from ``first`` to ``last`` (empty without any)."""
+    lr = run.first("learning_rate")
+    if lr is None:
+        return np.array([])
+    ls, lv = finite(lr)
+    return lv[(ls >= first) & (ls <= last)]
+
+
+#: Logged learning rates, all exactly 0, that make a run with no step: 5 or more
+_ZERO_RATE_POINTS = 5
+
+
+def _rate_zero_throughout(run: RunLog) -> Finding | None:
+    """A learning rate exactly 0 at every one of 5 or more logged points while a loss is logged
+    (PaddleSpeech, ls20: "lr: 0.00000000" on every line): the optimizer steps by nothing, whatever
+    the loss does. A rate printed to 8 decimals is at most 5e-9 there: no update a run could use
+    either. A warm-up from 0 logs a rate above 0 after its first points and is not this."""
+    lr, loss = run.first("learning_rate"), run.first("loss") or run.first("val_loss")
+    if lr is None or loss is None:
+        return None
+    steps, v = finite(lr)
+    if len(v) < _ZERO_RATE_POINTS or not _zero_rate(run, -math.inf, math.inf):
+        return None
+    return finding(
+        "small_updates", "warning",
+        f"{lr.name} is 0 at all {len(v)} logged points ({lr.between(steps[0], steps[-1])}): the optimizer "
+        "changes nothing",
+        "With a learning rate of 0 (or one below the printed precision) no step changes the weights, so "
+        "whatever the loss shows is the data's noise: a schedule that decayed to 0 or has not started, a "
+        "rate read from the wrong setting, or an optimizer built before the rate was set.",
+        {"metric": lr.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+         "points": int(len(v))},
+        [R.positive_learning_rate(0.0)])
+
+
+def _zero_rate(run: RunLog, first: float, last: float) -> bool:
+    """Whether the log's learning rate is exactly 0 at every point it logged from ``first`` to ``last``."""
+    within = _rates_within(run, first, last)
+    return len(within) > 0 and bool(np.all(within == 0))
+
+
+def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray,
+                   t: LogThresholds) -> list[Finding]:
+    """A total gradient norm exactly 0 at every logged step, with no per-layer norms to say more
+    (where those are logged, dead_layer speaks for each layer): no step changed the model. An
+    error from ``min_points`` points on, a warning on fewer (a pasted excerpt)."""
+    if run.by_role("layer_grad_norm"):
+        return []
+    loss = run.first("loss")
+    zero_loss = loss is not None and len(finite(loss)[1]) > 0 and bool(np.all(finite(loss)[1] == 0))
+    why = (f"; {loss.name} is exactly 0 at every step as well: the loss measures nothing (every label masked "
+           "to -100, a completion-only collator that finds no response template, empty batches)"
+           if zero_loss and loss is not None else "")
+    if _zero_rate(run, float(steps[0]), float(steps[-1])):
+        why += "; the learning rate is exactly 0 at every one of them too"
+    return [finding(
+        "zero_gradient", "error" if len(v) >= t.min_points else "warning",
+        f"{s.name} is exactly 0 at every one of its {len(v)} logged points ({s.between(steps[0], steps[-1])})"
+        + why,
+        "A total gradient norm of exactly 0 means no step changed the model: the loss does not depend on the "
+        "trained parameters (labels all masked, parameters frozen or not handed to the optimizer, a detached "
+        "graph), so the run trains nothing whatever its schedule.",
+        {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 1.0, "threshold": 1.0,
+         "zero_steps": [_num(x) for x in steps[:50]], "loss_zero": zero_loss},
+        [])]
+
+
+#: A training loss that reaches exactly 0 from at least this far above it in one logged interval
+#: was not learnt down to 0: it stopped measuring anything.
+_ZERO_LOSS_FROM = 0.01
+
+
+def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A supervised training loss exactly 0 at every logged point from some point on (at least
+    ``_EXACT_MIN_POINTS`` and half of them), having got there in one step from ``_ZERO_LOSS_FROM``
+    or more, or being 0 from the start: a loss of exactly 0 gives no gradient, so nothing trains
+    (every label masked, no targets in the batch, a loss not connected to the output). A loss
+    that glides down to 0 (a memorised set) is left alone, as are RL runs (a GRPO loss is 0 at its
+    start by construction) and runs whose gradient norm is logged and not 0."""
+    loss = run.first("loss")
+    if loss is None or on_rollouts(run) or any("reward" in x.name.lower() for x in run.series):
+        return []
+    norm = run.first("grad_norm")
+    if norm is not None and (bool(np.any(finite(norm)[1] != 0)) or not np.all(np.isfinite(norm.values))):
+        # a moving norm is a gradient; a NaN one is the nonfinite finding's, and the Trainer's
+        # NaN filter logs the loss of such steps as 0.0
+        return []
+    steps, v = finite(loss)
+    nonzero = np.nonzero(v != 0)[0]
+    start = int(nonzero[-1]) + 1 if len(nonzero) else 0
+    zeros = len(v) - start
+    if zeros < _EXACT_MIN_POINTS or zeros < len(v) / 2 or (start > 0 and abs(v[start - 1]) < _ZERO_LOSS_FROM):
+        return []
+    came = f", down from {float(v[start - 1]):.4g} at the point before" if start else ""
+    why = "; the learning rate is exactly 0 there too" if _zero_rate(run, float(steps[start]),
+                                                                   float(steps[-1])) else ""
+    return [finding(
+        "zero_gradient", "error" if zeros >= t.min_points else "warning",
+        f"{loss.name} is exactly 0 at all {zeros} logged points ({loss.between(steps[start], steps[-1])}){came}: "
+        f"a loss of 0 gives no gradient{why}",
+        "A training loss of exactly 0 is no learning signal: its gradient is 0, so no step changes the model. "
+        "A real loss gets there gradually, if ever; one that is 0 from the start, or drops to 0 at once, "
+        "measures nothing: every label masked (-100, a completion-only collator that finds no response "
+        "template), batches without targets, or a loss not connected to the model's output.",
+        {"metric": loss.name, "steps": [_num(steps[start]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+         "zero_points": zeros, "before": float(v[start - 1]) if start else None},
+        [])]
+
+
+_REWARD_STD = re.compile(r"^(?:train[/_])?(?:reward_std|rewards?/std|reward/std)$", re.I)
+
+
+def _no_reward_spread(run: RunLog, at: np.ndarray) -> tuple[str, int] | None:
+    """The run's within-group reward spread series when it was exactly 0 for (nearly) every one of
+    the steps ``at``: (its name, how many of them). Each step is matched with the last spread logged
+    at or before it: a trainer that reuses one batch of completions for several updates
+    (``num_iterations``) logs the rewards only on the step that generated them. None when the run
+    logs no spread or it does not match."""
+    for r in run.series:
+        if not _REWARD_STD.match(r.name):
+            continue
+        rs, rv = finite(r)
+        i = np.searchsorted(rs, at, side="right") - 1
+        known = rv[i[i >= 0]]
+        matched = int(np.sum(known == 0))
+        if matched >= 0.9 * len(at):
+            return r.name, matched
+    return None
+
+
+# A bias (also a LayerNorm's shift, torch's in_proj_bias, Keras' ``dense/bias:0``) starts at
+# zero: its ratio is +inf on the first step and stays huge while its norm is still tiny, which
+# says nothing about the learning rate. The weights next to it carry the signal.
+_BIAS = re.compile(r"(?:^|[/._])bias(?::\d+)?$", re.IGNORECASE)
+
+
+def _is_bias(s: Series) -> bool:
+    return bool(_BIAS.search(s.layer or s.name))
+
+
+def _update_medians(run: RunLog, t: LogThresholds) -> list[tuple[float, Series, np.ndarray]]:
+    """(median, series, its steps) of each weight's ``update_ratio`` series with enough finite
+    positive points (a bias is left out: it starts at zero, and its ratio says nothing)."""
+    out: list[tuple[float, Series, np.ndarray]] = []
+    for s in run.by_role("update_ratio"):
+        if _is_bias(s):
+            continue
+        steps, v = finite(s)
+        steps, v = steps[v > 0], v[v > 0]
+        if len(v) >= t.min_points:
+            out.append((float(np.median(v)), s, steps))
+    return out
+
+
+@detects("large_updates")
+def large_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """Layers (or the total) whose typical update-to-weight ratio is far above ~1e-3 per step.
+
+    Typical is the median over the logged steps: spikes have their own rules and a median ignores
+    them. Only finite positive ratios count (a zero weight gives +inf/NaN, a frozen step 0)."""
+    over = [m for m in _update_medians(run, t) if m[0] > t.large_update_warning]
+    if not over:
+        return []
+    over.sort(key=lambda o: -o[0])
+    worst, s0, steps0 = over[0]
+    severity = "error" if worst > t.large_update_error else "warning"
+    names = [s.layer or s.name for _, s, _ in over]
+    first = min(float(st[0]) for _, _, st in over)
+    last = max(float(st[-1]) for _, _, st in over)
+    shown = ", ".join(f"{n} ({m:.3g})" for n, (m, _, _) in zip(names[:5], over[:5], strict=False))
+    # The update is lr x (the gradient, or Adam's normalised moment): the ratio scales with the
+    # learning rate for SGD and Adam alike, so this factor takes the worst median to the target.
+    # A user threshold below the target falls back to the default factor (it must lower).
+    factor = R.UPDATE_RATIO_TARGET / worst
+    why = (f"the worst median update-to-weight ratio {worst:.3g} x {factor:.3g} = "
+           f"{R.UPDATE_RATIO_TARGET:g}: the ratio is proportional to the learning rate for SGD and "
+           "Adam alike")
+    if not 0 < factor < 1:
+        factor, why = R.LOWER_LR_FACTOR, "updates too large for the weights"
+    # The rate in effect mid-way through the worst series: its median is over the whole run, so a
+    # warm-up's first small rates are not the ones it measured.
+    at = float(steps0[len(steps0) // 2])
+    # No gradient_clipping: clipping at a high percentile of the norms leaves the typical step,
+    # which the median measures, as large as it was (and Adam's step hardly depends on the norm).
+    return [finding(
+        "large_updates", severity,
+        f"median update-to-weight ratio per step above {t.large_update_warning:g} in {len(over)} "
+        f"series: {shown}" + (" ..." if len(over) > 5 else "") + " (healthy is about 1e-3)",
+        "Each optimizer step changes these weights by a large fraction of their norm: the learning "
+        "rate is too large for this network and optimizer, and training oscillates, diverges or "
+        "kills units.",
+        {"metric": s0.name, "steps": [_num(first), _num(last)], "layers": names, "value": worst,
+         "threshold": t.large_update_warning, "error_threshold": t.large_update_error,
+         "medians": {s.name: m for m, s, _ in over}},
+        [lower_lr(run, at_step=at, factor=factor, why=why)])]
+
+
+@detects("small_updates")
+def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """Every logged weight series (or the total) with a typical update-to-weight ratio far below
+    ~1e-3 per step: the rate is too small for the whole network, not one layer starved.
+
+    Typical is the median over the logged steps (a warm-up's first steps and a schedule's last
+    ones are a minority); a series that is exactly 0 throughout is a frozen or dead layer and left
+    to the other rules."""
+    medians = _update_medians(run, t)
+    if not medians:
+        frozen = _frozen_policy(run, t) or _rate_zero_throughout(run)
+        return [frozen] if frozen else []
+    best, s0, steps0 = max(medians, key=lambda m: m[0])
+    if not best < t.small_update_warning:
+        return []
+    # to the floor target, or to the run's own threshold where it set one above it (1e-3, the
+    # healthy level): either way above the ratio measured, so the rate goes up
+    target = max(R.UPDATE_RATIO_FLOOR_TARGET, t.small_update_warning)
+    factor = target / best
+    at = float(steps0[len(steps0) // 2])
+    names = [s.layer or s.name for _, s, _ in medians]
+    return [finding(
+        "small_updates", "warning",
+        f"median update-to-weight ratio per step at most {best:.3g} in all {len(medians)} logged "
+        f"series, fastest {s0.layer or s0.name} (healthy is about 1e-3)",
+        "Each optimizer step changes even the fastest-moving weights by a tiny fraction of their "
+        "norm: the learning rate is too small for this network and optimizer, and training crawls.",
+        {"metric": s0.name, "steps": [_num(float(steps0[0])), _num(float(steps0[-1]))], "layers": names,
+         "value": best, "threshold": t.small_update_warning,
+         "medians": {s.name: m for m, s, _ in medians}},
+        [raise_lr(
+            run, at_step=at, factor=factor,
+            why=f"the fastest median update-to-weight ratio {best:.3g} x {factor:.3g} = "
+                f"{target:g}: the ratio is proportional to the learning rate "
+                "for SGD and Adam alike")])]
+
+
+#: Series that say how far an RL policy has moved from its reference model: the KL that TRL's GRPO
+#: and PPO log (``kl``, ``objective/kl``; logged only when the KL is computed), PPO's approximate KL
+#: between consecutive policies, and DPO's implicit rewards (beta x the log-ratio to the reference).
+_REFERENCE_KL = re.compile(r"^(?:(?:train|rollout|objective|policy|ppo|ppo/policy|loss)[/_])?"
+                           r"(?:kl|mean_kl|kl_mean|approx_?kl|ref_kl|kl_ref|kl_div|kl_divergence|"
+                           r"approximate_kullback-leibler)$", re.I)  # (stable-baselines 2's tag: logsweep31)
+_REFERENCE_RATIO = re.compile(r"^(?:train[/_])?rewards/(?:chosen|rejected|margins)$", re.I)
+#: A KL this many logged steps long that never leaves 0 is a run, not a warm-up.
+_FROZEN_MIN_POINTS = 20
+
+
+def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
+    """An RL or preference run whose distance from its reference policy is exactly 0 at every
+    logged step after the first: no update changed the model's outputs at the precision they are
+    computed in (a learning rate of 0 or too small for bf16 weights, frozen or detached adapters).
+
+    The first point is taken before any update (a LoRA adapter starts as the identity), so it does
+    not count. Judged only where the run's norms are written at full precision: a log that rounds
+    its numbers to a few decimals would print a small, moving KL as 0."""
+    if not any("reward" in s.name.lower() for s in run.series):
+        return None  # a VAE's KL term is another quantity
+    grad = run.first("grad_norm")
+    anchor = grad or run.first("loss")
+    if anchor is None or resolution(finite(anchor)[1]) >= 1e-6:
+        return None
+    for s in run.series:
+        if not (_REFERENCE_KL.match(s.name) or _REFERENCE_RATIO.match(s.name)):
+            continue
+        steps, v = finite(s)
+        if len(v) <= _FROZEN_MIN_POINTS or np.any(v[1:] != 0):
+            continue
+        within = _rates_within(run, float(steps[0]), float(steps[-1]))
+        rate = float(np.max(within)) if len(within) else None
+        moving = grad is not None and bool(np.any(finite(grad)[1] > 0))
+        cause = (" with a learning rate of 0" if rate == 0 else
+                 f" while the learning rate reached {rate:.3g}" if rate is not None else "")
+        return finding(
+            "small_updates", "warning",
+            f"{s.name} is exactly 0 at all {len(v)} logged points ({s.between(steps[0], steps[-1])}){cause}: "
+            "the policy never moved from its reference model",
+            "A distance to the reference that stays exactly 0 means no optimizer step changed the model's "
+            "outputs: the learning rate is 0, or so small that every update rounds away (Adam moves each weight "
+            "by about the learning rate, and a bf16 weight of 0.01 cannot change by less than about 4e-5), or "
+            "the trained parameters (an adapter) are frozen or not in the graph. Whatever the rewards do, the "
+            "model is not learning from them.",
+            {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+             "points": len(v), "max_learning_rate": rate, "gradients_nonzero": moving},
+            [raise_lr(run, at_step=float(steps[len(steps) // 2]),
+                      why=f"{s.name} stayed exactly 0: no update reached the model's outputs") if rate else None])
+    return None

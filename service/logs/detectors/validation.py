@@ -1,0 +1,365 @@
+"""Validation against training: a validation loss that turns up while the training loss falls, gaps
+between the splits (``validation_divergence``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradhealth.core import remedies as R
+from gradhealth.core.document import Finding
+from gradhealth.core.rules import detects
+from gradhealth.logs.detectors.chance import accuracies, as_fraction
+from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.stats import finite, resolution, smooth
+from gradhealth.logs.stats import num as _num
+from gradhealth.logs.thresholds import LogThresholds
+
+
+@detects("validation_divergence")
+def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """Every validation loss (a Trainer evaluating several sets logs one per set) that rose clearly
+    from its best while the training loss fell; the finding is the largest rise, naming the others."""
+    loss = run.first("loss")
+    if loss is None:
+        return []
+    gap = _evaluation_gap(run, loss)
+    if gap is not None:
+        return [gap]
+    found = [d for val in run.by_role("val_loss") if (d := _diverged(val, loss, t)) is not None]
+    if not found:
+        short = [f for val in run.by_role("val_loss") if (f := _short_divergence(val, loss, t)) is not None][:1]
+        return short or _generalisation_gap(run, loss)
+    found.sort(key=lambda d: -d.rise)
+    d, val = found[0], found[0].val
+    others = [o.val.name for o in found[1:]]
+    raw_rise = (d.last - d.best) / d.best
+    evidence = {"metric": val.name, "steps": [_num(d.best_step), _num(d.last_step)], "value": d.rise,
+                "threshold": t.validation_rise, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
+                "raw_rise": raw_rise, "train_metric": loss.name}
+    better = _task_metric_improved(run, val, d.best_step)
+    # over-confidence explains a rising loss beside a rising task metric, but not a training set
+    # learnt while the validation accuracy trails it by 30 points (ls19's EEG runs: val_loss 3x its
+    # best, training accuracy 1.0, validation 0.44 -> 0.53): that is overfitting still
+    if better is not None and not _generalisation_gap(run, loss):
+        name, then, now = better
+        return [finding(
+            "validation_divergence", "info",
+            f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
+            f"({raw_rise:+.0%}), but {name} kept improving: {then:.4g} then, {now:.4g} at the end",
+            "A validation loss that rises while the task metric of the same evaluation still improves is "
+            "usually over-confidence on the examples it gets wrong (calibration), not overfitting; keep the "
+            f"checkpoint with the best {name}.",
+            {**evidence, "task_metric": name, "task_metric_then": then, "task_metric_last": now}, [])]
+    return [finding(
+        "validation_divergence", "warning",
+        f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
+        f"({val.where(d.last_step)}, {raw_rise:+.0%}) while {loss.name} fell from {d.train_then:.3g} to "
+        f"{d.train_now:.3g}" + (f"; also {', '.join(others[:4])}" + (" ..." if len(others) > 4 else "")
+                                if others else ""),
+        "Validation loss rising while training loss falls is overfitting: the model memorises the training set.",
+        {**evidence, "also_diverged": others},
+        [R.early_stopping(d.best_step, max(2, d.patience // 2)), R.weight_decay()])]
+
+
+#: A validation loss this many times the training loss (medians over the last half), beside a
+#: validation accuracy within :data:`_SAME_ACCURACY` of the training one, is no overfitting.
+_EVAL_GAP = 20.0
+_SAME_ACCURACY = 0.05
+_MEMORISED = 0.995
+
+
+def _split_levels(run: RunLog, loss: Series) -> Iterator[tuple[Series, np.ndarray, np.ndarray, Series, Series,
+                                                                float, float, float, float]]:
+    """Per validation loss of 4 or more points, beside a training loss and training and validation
+    accuracies of 4 or more: (the validation loss, its finite steps and values, the training and
+    validation accuracy series, then the medians over the last half of the training loss, the
+    validation loss, the training and the validation accuracy as fractions)."""
+    train_acc, val_acc = accuracies(run)
+    if train_acc is None or val_acc is None:
+        return
+    lv = finite(loss)[1]
+    ta, va = as_fraction(finite(train_acc)[1]), as_fraction(finite(val_acc)[1])
+    for val in run.by_role("val_loss"):
+        steps, vv = finite(val)
+        if min(len(vv), len(lv), len(ta), len(va)) < 4:
+            continue
+        yield (val, steps, vv, train_acc, val_acc,
+               float(np.median(lv[len(lv) // 2:])), float(np.median(vv[len(vv) // 2:])),
+               float(np.median(ta[len(ta) // 2:])), float(np.median(va[len(va) // 2:])))
+
+
+def _evaluation_gap(run: RunLog, loss: Series) -> Finding | None:
+    """A validation loss far above the training loss while the validation accuracy matches the
+    training accuracy (tensorflow #39831: val_loss 8-20 against 0.07, both accuracies 0.97): the
+    model predicts the validation set as well as the training set, so the loss there is made
+    differently, not by overfitting, which would lower the accuracy too."""
+    for val, steps, vv, train_acc, val_acc, train_level, val_level, a_train, a_val in _split_levels(run, loss):
+        # a training set learnt by heart (accuracy ~1, loss ~0) makes any ratio: that is overfitting;
+        # a validation loss above a nat at ~the training accuracy is not
+        if (not train_level > 0 or val_level < _EVAL_GAP * train_level or abs(a_train - a_val) > _SAME_ACCURACY
+                or a_train >= _MEMORISED or val_level < 1.0):
+            continue
+        return finding(
+            "validation_divergence", "warning",
+            f"{val.name} is {val_level / train_level:.3g}x {loss.name} (medians over the last half: "
+            f"{val_level:.3g} against {train_level:.3g}, ranging {float(np.min(vv)):.3g}-{float(np.max(vv)):.3g}) "
+            f"while {val_acc.name} stays at {a_val:.3g} beside {train_acc.name}'s {a_train:.3g}",
+            "The model classifies the validation set as well as the training set, so a loss this much higher is "
+            "not overfitting: it is computed differently in evaluation (BatchNorm or dropout left in training "
+            "mode, or their running statistics not matching the data; a loss or metric applied to outputs in "
+            "another form, such as probabilities where logits are expected), or a few validation samples are "
+            "predicted wrongly with extreme confidence. Compare the loss of the same batches in training and "
+            "evaluation mode.",
+            {"metric": val.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": val_level / train_level,
+             "threshold": _EVAL_GAP, "val_level": val_level, "train_level": train_level,
+             "val_accuracy": a_val, "train_accuracy": a_train, "train_metric": loss.name}, [])
+    return None
+
+
+#: A training accuracy at least this, a validation accuracy this far below it and a validation loss
+#: this many times the training loss (medians over the last half) are a model that learnt its
+#: training set and not the task (:func:`_generalisation_gap`)
+_FITTED = 0.9
+_ACCURACY_GAP = 0.3
+_LOSS_GAP = 10.0
+
+
+def _generalisation_gap(run: RunLog, loss: Series) -> list[Finding]:
+    """Overfitting from the first evaluation on: the validation loss never fell far enough to rise
+    from, but the training set is learnt (accuracy ~1) while the validation accuracy stays 30+ points
+    below it and its loss 10x the training one (LipNet, ls17: 0.996 against 0.35, val_loss 6 against
+    0.015 over 6 epochs). A loss gap alone can be made by evaluation (:func:`_evaluation_gap`); the
+    accuracies say the model is wrong on the validation set."""
+    for val, steps, _, train_acc, val_acc, train_level, val_level, a_train, a_val in _split_levels(run, loss):
+        if not train_level > 0 or a_train < _FITTED or a_train - a_val < _ACCURACY_GAP \
+                or val_level < _LOSS_GAP * train_level:
+            continue
+        return [finding(
+            "validation_divergence", "warning",
+            f"{train_acc.name} reaches {a_train:.3g} while {val_acc.name} stays at {a_val:.3g}, and {val.name} is "
+            f"{val_level / train_level:.3g}x {loss.name} ({val_level:.3g} against {train_level:.3g}, medians over "
+            "the last half)",
+            "The model has learnt its training set but not the task: it is right on nearly every training sample "
+            "and wrong on much of the validation set from the first evaluation on. That is overfitting (too little "
+            "data or regularisation for the model's size), or validation data unlike the training data (another "
+            "distribution, labels or preprocessing).",
+            {"metric": val.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": val_level / train_level,
+             "threshold": _LOSS_GAP, "val_level": val_level, "train_level": train_level, "val_accuracy": a_val,
+             "train_accuracy": a_train, "train_metric": loss.name},
+            [R.weight_decay()])]
+    return []
+
+
+# A task metric of an evaluation, and which way is better: error rates down, scores up. Perplexity
+# is the loss itself (exp of it), so it says nothing the loss does not.
+_LOWER_BETTER = re.compile(r"(?:^|[/_.])(?:wer|cer|error|err|mae|mse|rmse)(?:$|[/_.])", re.IGNORECASE)
+_HIGHER_BETTER = re.compile(r"(?:^|[/_.])(?:acc|accuracy|f1|bleu|rouge\w*|exact_match|em|auc|auroc|map|"
+                            r"iou|miou|dice|precision|recall|top1|top5|sacrebleu|chrf|score)(?:$|[/_.])",
+                            re.IGNORECASE)
+_TASK_GAIN = 0.02  # relative: a task metric 2% better than at the loss's best has kept improving
+_SPLIT_PREFIX = re.compile(r"^(?P<split>val|valid|validation|eval|test|dev)(?P<sep>[/_.])", re.IGNORECASE)
+
+
+#: A metric named for the whole evaluation set (``f1``, ``overall_f1``, ``macro_f1``, ``accuracy``),
+#: not for one class or slice of it (``T005_f1``, ``person_precision``).
+_OVERALL = re.compile(r"(?:(?:overall|macro|micro|weighted|mean|avg|average)[_/. -]?)?[a-z0-9@]+$", re.IGNORECASE)
+
+
+def _task_metric_improved(run: RunLog, val: Series, best_step: float) -> tuple[str, float, float] | None:
+    """A task metric logged by the same evaluation as ``val`` (``eval_loss`` -> ``eval_wer``,
+    ``val_loss`` -> ``val_accuracy``) that is better at the end than when ``val`` was lowest:
+    (its name, its value then, its last value); None when there is none."""
+    if _SPLIT_PREFIX.match(val.name) is None:
+        return None
+    # the same evaluation's names: eval_g0_loss -> eval_g0_accuracy, validation/epoch_loss ->
+    # validation/epoch_accuracy (another set's metric says nothing about this one)
+    prefix = val.name[:val.name.lower().rfind("loss")]
+    metrics = [s for s in run.series if s.role == "metric" and s.name.startswith(prefix) and "loss" not in s.name.lower()
+               and (_LOWER_BETTER.search(s.name[len(prefix):]) or _HIGHER_BETTER.search(s.name[len(prefix):]))]
+    # the set's overall figure where one is logged, not one class's among dozens (an NER
+    # evaluation's eval_T005_f1 over 4 entities moves 0.27 with one of them; eval_overall_f1 is
+    # what the loss's rise is weighed against)
+    overall = [s for s in metrics if _OVERALL.match(s.name[len(prefix):])]
+    for s in overall or metrics:
+        lower = bool(_LOWER_BETTER.search(s.name[len(prefix):]))
+        steps, v = finite(s)
+        then = v[steps <= best_step]
+        if len(then) == 0 or len(v) < 3 or steps[-1] <= best_step:
+            continue
+        at_best, last = float(then[-1]), float(v[-1])
+        gain = (at_best - last) if lower else (last - at_best)
+        # and out of the metric's own evaluation-to-evaluation noise, or its quantum on a small set
+        # (an accuracy at chance on 228 samples "improved" 0.048 -> 0.057: two samples)
+        steps_between = np.abs(np.diff(v))
+        quantum = float(np.min(steps_between[steps_between > 0])) if np.any(steps_between > 0) else 0.0
+        noise = max(1.4826 * float(np.median(steps_between)) / math.sqrt(2), quantum)
+        # and ending near its own best: a metric that was better before the loss's best than it ends
+        # (ls22: eval_accuracy 0.90 at the first evaluation, 0.49 at the loss's best, 0.78 at the end)
+        # has not kept improving, it has partly recovered
+        best_ever = float(np.min(v)) if lower else float(np.max(v))
+        short = (last - best_ever) if lower else (best_ever - last)
+        if gain > _TASK_GAIN * abs(at_best) and gain > 3 * noise and short <= 3 * noise:
+            return s.name, at_best, last
+    return None
+
+
+@dataclass(frozen=True)
+class _Divergence:
+    val: Series
+    rise: float  # the smoothed rise the rule judges (noise-robust)
+    best: float  # the lowest logged value around the smoothed best, as the log writes it
+    best_step: float
+    last: float
+    last_step: float
+    train_then: float
+    train_now: float
+    patience: int
+
+
+#: A validation loss's rise from its best that is less than this share of its fall from its first
+#: value to that best is noise at its floor, not overfitting (overfitting gives back tens of %).
+_FLOOR_SHARE = 0.02
+
+
+#: A validation loss of two or three points (a fine-tune of a few epochs) that ends this far above
+#: its best, while the training loss fell by at least as much, is noted (too few points to judge).
+_SHORT_RISE = 0.3
+_RISES_IN_A_ROW = 4
+
+
+def _short_divergence(val: Series, loss: Series, t: LogThresholds) -> Finding | None:
+    """A validation loss too short for :func:`_diverged` (fewer than ``t.min_points`` evaluations:
+    BERT-style fine-tunes of a few epochs) that ends at its highest while the training loss fell:
+    a note where it rose ``_SHORT_RISE`` or more above its best and the training loss fell by that
+    share (ls13: 0.318, 0.320, 0.443 while the training loss went 0.386 -> 0.113); a warning where
+    it rose ``t.validation_rise`` or more over ``_RISES_IN_A_ROW`` rises in a row after its best (or
+    1.5 times that over one rise fewer)
+    (ls15, a Keras LSTM: 0.6765, 0.6789, 0.6913, 0.7101, 0.7268, 0.7586 while the loss fell 0.67 ->
+    0.55), which noise seldom makes. Fewer points cannot tell a trend from one noisy evaluation."""
+    vs, vv = finite(val)
+    if not 2 <= len(vv) < max(t.min_points, 4) or not np.all(vv > 0):
+        return None
+    i = int(np.argmin(vv[:-1]))
+    best, last = float(vv[i]), float(vv[-1])
+    if last < float(np.max(vv[i:])) or last - best <= 3 * resolution(vv):
+        return None
+    rises = len(vv) - 1 - i
+    # four rises in a row, or three that add up to half as much again as a divergence needs
+    # (lsw44 u08, a Keras run of 7 epochs: 0.457, 0.469, 0.498, 0.534 while the loss fell 0.37 ->
+    # 0.16): noise of a few % seldom climbs that far that steadily
+    steady = (rises >= _RISES_IN_A_ROW or (rises >= _RISES_IN_A_ROW - 1
+                                           and (last - best) / best >= 1.5 * t.validation_rise)
+              ) and bool(np.all(np.diff(vv[i:]) > 0))
+    needed = t.validation_rise if steady else _SHORT_RISE
+    if (last - best) / best < needed or (not steady and len(vv) > 3):
+        return None
+    ls, lv = finite(loss)
+    then, now = lv[ls <= vs[i]], lv[ls <= vs[-1]]
+    if not len(then) or not len(now) or not now[-1] <= (1 - needed) * then[-1]:
+        return None
+    evidence = {"metric": val.name, "steps": [_num(vs[i]), _num(vs[-1])], "value": (last - best) / best,
+                "threshold": needed, "best": best, "best_step": _num(vs[i]), "last": last,
+                "raw_rise": (last - best) / best, "train_metric": loss.name, "evaluations": int(len(vv))}
+    if steady:
+        return finding(
+            "validation_divergence", "warning",
+            f"{val.name} rose at each of the {rises} evaluations after its lowest {best:.3g} ({val.where(vs[i])}), "
+            f"to {last:.3g} ({val.where(vs[-1])}, {(last - best) / best:+.0%}), while {loss.name} fell from "
+            f"{float(then[-1]):.3g} to {float(now[-1]):.3g}",
+            "Validation loss rising while training loss falls is overfitting: the model memorises the training "
+            f"set. {rises} rises in a row are a trend, not one noisy evaluation.",
+            evidence, [R.early_stopping(float(vs[i]), max(2, rises // 2)), R.weight_decay()])
+    return finding(
+        "validation_divergence", "info",
+        f"{val.name} rose from {best:.3g} ({val.where(vs[i])}) to {last:.3g} ({val.where(vs[-1])}, "
+        f"{(last - best) / best:+.0%}) while {loss.name} fell from {float(then[-1]):.3g} to {float(now[-1]):.3g}: "
+        f"the start of overfitting, on {len(vv)} evaluations",
+        "A validation loss that rises while the training loss falls is the model fitting its training set "
+        f"beyond what generalises. {len(vv)} evaluations are too few to call it a trend (one noisy "
+        f"evaluation can do it), so this is a note: keep the checkpoint of {val.where(vs[i])} (early stopping) "
+        "and evaluate more often to see the trend.",
+        evidence, [])
+
+
+#: Evaluations after the best that a validation divergence needs (fewer: a dip and its noise)
+_AFTER_BEST = 3
+#: The Mann-Kendall statistic's z a rise after the best must reach: one-sided 5 %
+_RISING_Z = 1.64
+
+
+def _trend_z(x: np.ndarray) -> float:
+    """Mann-Kendall's z of ``x``: how consistently later values exceed earlier ones (about 0 for
+    noise, positive for a rise), with its continuity correction; ties count as neither."""
+    n = len(x)
+    if n < 3:
+        return 0.0
+    signs = np.sign(x[None, :] - x[:, None])[np.triu_indices(n, 1)]
+    stat = float(np.sum(signs))
+    var = n * (n - 1) * (2 * n + 5) / 18
+    return (stat - math.copysign(1.0, stat)) / math.sqrt(var) if stat else 0.0
+
+
+def _diverged(val: Series, loss: Series, t: LogThresholds) -> _Divergence | None:
+    vs, vv = finite(val)
+    if len(vv) < 4:
+        return None
+    # Validation losses are noisy: find the best by smoothed values, then compare levels, not single
+    # points: the raw evaluations around the smoothed best against the median of the last three,
+    # and ask the rise to stand out of the evaluations' own noise and to be a trend, not a blip (a
+    # flat val_loss at 0.030 +- 13 % put its "best" on one low draw and "rose" +30 % in a third of
+    # such runs: ls36)
+    w = max(3, len(vv) // 10)
+    sm = smooth(vv, w)
+    i_min = int(np.argmin(sm))
+    if i_min > len(vv) - 1 - _AFTER_BEST:
+        return None
+    best = float(np.median(vv[max(0, i_min - 1):i_min + 2]))
+    last = float(np.median(vv[-3:]))
+    # the noise of one evaluation: from the points around the running median, and from the steps
+    # between successive evaluations after the best (a 3-point median follows each point closely)
+    noise = max(1.4826 * float(np.median(np.abs(vv - sm))),
+                1.4826 * float(np.median(np.abs(np.diff(vv[i_min:])))) / math.sqrt(2))
+    if best <= 0 or (last - best) / best < t.validation_rise or last - best < 3 * noise * math.sqrt(2 / 3):
+        return None
+    # a trend after the best, or a shift that held: every one of the later half of the evaluations
+    # after it (3 at least) above the best by 3 evaluations' noise (nanoGPT's val loss jumping from
+    # 1.24 to 1.47 and staying there, drifting slightly down, is no trend but a lasting rise)
+    tail = vv[-max(3, (len(vv) - 1 - i_min) // 2):]
+    if _trend_z(vv[i_min:]) < _RISING_Z and not bool(np.all(tail > best + 3 * noise)):
+        return None
+    # A loss printed with few decimals (Keras' console: "val_loss: 0.0013") that rose by a few units
+    # of its last place is rounding, not a rise: 0.0010 -> 0.0013 is "+30%".
+    if last - best <= 3 * resolution(vv):
+        return None
+    # Nor is a rise that is a sliver of the run's own descent: a validation loss at 1e-3 after 3.4
+    # (accuracy 1.0) is at its floor, where +30% is a few ten-thousandths.
+    if last - best < _FLOOR_SHARE * (float(vv[0]) - best):
+        return None
+    ls, lv = finite(loss)
+    after = lv[ls >= vs[i_min]]
+    at_best = lv[ls <= vs[i_min]]
+    if len(after) < 2 or len(at_best) == 0:
+        return None
+    train_then, train_now = float(np.median(at_best[-3:])), float(np.median(after[-3:]))
+    if not train_now < train_then:
+        return None
+    # What the user reads in the file: the lowest raw value within the smoothing window of the
+    # smoothed best (the weights early stopping would keep), and the last one.
+    lo, hi = max(0, i_min - w), min(len(vv), i_min + w + 1)
+    j = lo + int(np.argmin(vv[lo:hi]))
+    # and the training loss the file shows then and at the end; where those two raw points say the
+    # opposite of the medians that decided (a noisy loss's last point above the one at the best:
+    # "fell from 0.0187 to 0.0222"), the medians
+    then = lv[ls <= vs[j]]
+    shown_then, shown_now = (float(then[-1]) if len(then) else train_then), float(lv[-1])
+    if not shown_now < shown_then:
+        shown_then, shown_now = train_then, train_now
+    return _Divergence(val, (last - best) / best, float(vv[j]), float(vs[j]), float(vv[-1]), float(vs[-1]),
+                       shown_then, shown_now, int(len(vv) - 1 - j))
