@@ -28,6 +28,11 @@ from gradhealth.logs.stats import finite, smooth, theil_sen
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
+#: The largest fall over a run its trend's 99 % interval may allow for "the loss barely moved" (a
+#: fall under plateau_early_fraction) to stand: four times that bar, so only data that rule out a
+#: real fall make the claim
+_NEVER_PLAUSIBLE = 0.2
+
 
 def _change(improvement: float) -> str:
     """A relative improvement in words: "8.2% lower", or "8.2% higher" when it is negative."""
@@ -135,6 +140,13 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     never = overall < t.plateau_early_fraction and from_start
     if chance is None and not never and overall < t.plateau_early_fraction and not from_start:
         return [stuck] if stuck else []  # flat over an excerpt: nothing to say about the run
+    # "barely moved" must be borne out: the whole run's trend, within its 99 % interval, rules out a
+    # real fall (a fine-tune's 9 points at 0.15 +-12 % allow a 39 % fall; stalled runs allow <= 8 %)
+    whole = float(steps[-1] - steps[0])
+    most_fall = (1 - math.exp(min(theil_sen(steps.astype(np.float64), log_printed(v))[1] * whole, MAX_EXP))
+                 if never and chance is None else 0.0)
+    noisy = most_fall >= _NEVER_PLAUSIBLE
+    never = never and not noisy
     if chance is not None:
         acc = f", accuracy {chance['accuracy']:.2f}" if chance["accuracy"] is not None else ""
         summary = (f"{loss.name} is flat at {level:.3g} over the last half of the run, at chance for "
@@ -148,6 +160,11 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         summary = f"{loss.name} barely moved: {_change(overall)} at the end than at the start"
         explanation = ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning "
                        "rate far too small, or a data/label problem).")
+    elif noisy:
+        summary = (f"{loss.name} is {_change(overall)} at the end than at the start, but over {len(v)} noisy points "
+                   f"its trend allows a fall of up to {most_fall:.0%}: too little to tell whether it learns")
+        explanation = ("A run too short or too noisy for its trend to be known: whether the loss is flat or falling "
+                       "slowly, the points cannot tell. Log more steps (or per-epoch averages) and check again.")
     else:
         summary = (f"{loss.name} " + (f"improved {late:.2%}" if late >= 0 else f"rose {-late:.2%}")
                    + f" over the last half of the run (after falling {overall:.0%} before)")
@@ -170,7 +187,8 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         "loss_plateau", "warning" if alarm else "info", summary, explanation,
         {"metric": loss.name, "steps": [_num(steps[half]), _num(steps[-1])], "value": late,
          "threshold": t.plateau_improvement, "overall_improvement": overall, "at_chance": chance,
-         "warmup": list(warm) if warm is not None else None},
+         "warmup": list(warm) if warm is not None else None,
+         "largest_fall_allowed": most_fall if noisy else None},
         [raise_lr(run, why="the loss is not moving") if alarm else None])]
     return out + ([stuck] if stuck else [])
 
