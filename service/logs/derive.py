@@ -1,5 +1,5 @@
 """Series a log implies but does not write: :func:`add_component_losses`, :func:`add_loss_from_perplexity`,
-:func:`add_named_loss`.
+:func:`add_named_loss`; and which component losses pair up across splits (:func:`component_pairs`).
 
 Some trainers log only the parts of their loss. Ultralytics YOLO writes ``train/box_loss``,
 ``train/cls_loss``, ``train/dfl_loss`` (v5: ``box``, ``obj``, ``cls``) and the same under ``val/``,
@@ -198,6 +198,50 @@ def add_component_losses(run: RunLog) -> RunLog:
             f"{len(parts)} component losses at the {len(steps):,} step(s) all of them log"
             + (f" ({left_out:,} step(s) where some component has no value are left out)" if left_out else "")))
     return run
+
+
+def component_pairs(run: RunLog) -> list[tuple[Series, Series]]:
+    """Each validation component loss of ``run`` beside its own training counterpart:
+    (``val/cls_loss``, ``train/cls_loss``), matched by folder prefix, separator, form and part, where
+    the validation split logs two or more components (Ultralytics' box, cls and dfl; YOLOv5's box,
+    obj and cls). A sum of the parts (:func:`add_component_losses`) can hide one part that rises
+    under others that fall or stay flat, so the validation check judges each part as well."""
+    train: dict[tuple[str, str, str, str], Series] = {}
+    val: dict[tuple[str, str, str], list[tuple[str, Series]]] = {}
+    for s in run.series:
+        c = _split_component(s)
+        if c is None:
+            continue
+        role, pre, sep, form, part = c
+        if part in _AGGREGATE:
+            continue
+        if role == "loss":
+            train.setdefault((pre, sep, form, part), s)
+        elif role == "val_loss":
+            val.setdefault((pre, sep, form), []).append((part, s))
+    pairs = []
+    for (pre, sep, form), members in val.items():
+        if len(members) < 2:
+            continue
+        pairs += [(s, train[(pre, sep, form, part)]) for part, s in members if (pre, sep, form, part) in train]
+    return pairs
+
+
+def _split_component(s: Series) -> tuple[Role, str, str, str, str] | None:
+    """(role of the total, folder prefix, separator, form, part) when ``s`` names a component loss of
+    a named split (``val/cls_loss``, ``train_loss_box``), with prefix and part lower-cased."""
+    if s.role != "metric":
+        return None
+    name = s.name.strip()
+    for form, pattern in (("part_loss", _PART_LOSS), ("loss_part", _LOSS_PART), ("part_loss", _HEAD_PART)):
+        m = pattern.match(name)
+        if m is None:
+            continue
+        role, _ = classify(f"{m.group('split').lower()}_loss")
+        if role not in ("loss", "val_loss"):
+            return None
+        return role, m.group("pre").lower(), m.group("sep"), form, m.group("part").lower()
+    return None
 
 
 #: A perplexity by split: ``ppl``, ``train_ppl``, ``eval_perplexity``, ``valid/ppl``, ``Validation_perplexity``.
