@@ -1,11 +1,15 @@
 """Remedy parameters read from the run, handed to the one builder per remedy id in core.
 
-The clipping threshold is a stated percentile of the run's healthy gradient norms; the learning
-rate a remedy names is the one in effect where the trouble started. Wording and defaults come
+The clipping threshold is a stated percentile of the run's healthy gradient norms, never above the
+threshold the run already clips at (:func:`clip_in_force`); the learning rate a remedy names is the
+one in effect where the trouble started. Wording and defaults come
 from :mod:`gradhealth.core.remedies`, shared with the architecture check.
 """
 
 from __future__ import annotations
+
+import math
+import re
 
 import numpy as np
 
@@ -18,6 +22,50 @@ from gradhealth.logs.thresholds import LogThresholds
 
 #: The threshold offered when a run logs no healthy norm to take one from.
 DEFAULT_MAX_NORM = 1.0
+#: The Hugging Face Trainer's ``max_grad_norm`` default: it clips every run at this unless told otherwise.
+HF_TRAINER_MAX_NORM = 1.0
+#: A data-derived threshold is worth suggesting over the one in force only at this fraction of it or
+#: below: within 2x of it the run's clipping already bounds the same steps.
+TIGHTER_CLIP = 0.5
+
+CLIP_KEYS = ("max_grad_norm", "clip_grad_norm", "gradient_clip_val", "clipnorm", "opt_clipnorm", "clip", "grad_clip",
+             "max_norm", "clip_norm", "grad_clip_norm", "gradient_clip_norm", "grad_norm_clip", "gradient_clipping")
+
+
+def clip_threshold(run: RunLog) -> float | None:
+    """The clipping max_norm the run's params record, under any of the names tools use, also nested
+    (``optimizer/max_norm``, ``args.max_grad_norm``). Lightning's ``gradient_clip_val`` with
+    ``gradient_clip_algorithm=value`` clips values, not the norm, and does not count."""
+    leaves: dict[str, str] = {}
+    for key, given in run.params.items():
+        leaves.setdefault(re.split(r"[/.]", key.lower())[-1], given)
+    value_clip = str(leaves.get("gradient_clip_algorithm", "")).strip().lower() == "value"
+    for key in CLIP_KEYS:
+        if key == "gradient_clip_val" and value_clip:
+            continue
+        raw = run.params.get(key, leaves.get(key))
+        try:
+            value = float(raw) if raw is not None else math.nan
+        except ValueError:
+            continue
+        if math.isfinite(value) and value > 0:
+            return value
+    return None
+
+
+def clip_in_force(run: RunLog) -> tuple[float, str] | None:
+    """The threshold the run already clips the total gradient norm at, and where that is known from:
+    its params (:func:`clip_threshold`), or, for a Hugging Face ``trainer_state.json`` that records
+    none, the Trainer's default ``max_grad_norm`` of 1.0 (the state file does not keep the Trainer's
+    arguments, and a run has to pass ``max_grad_norm=0`` or ``None`` to turn clipping off). None when
+    nothing says the run clips."""
+    limit = clip_threshold(run)
+    if limit is not None:
+        return limit, "the run's params"
+    if run.format == "hf_trainer":
+        return HF_TRAINER_MAX_NORM, ("the Hugging Face Trainer's default max_grad_norm, assumed: trainer_state.json "
+                                     "records no max_grad_norm, and the grad_norm it logs is the norm before clipping")
+    return None
 
 
 def healthy_norms(run: RunLog, t: LogThresholds) -> np.ndarray:
@@ -37,21 +85,36 @@ def healthy_norms(run: RunLog, t: LogThresholds) -> np.ndarray:
 
 
 def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
-    """Clipping at the ``clip_percentile`` of the healthy norms (None with fewer than 3 of them)."""
+    """Clipping at the ``clip_percentile`` of the healthy norms (None with fewer than 3 of them).
+
+    A run that already clips (:func:`clip_in_force`) gets no looser threshold than its own: the
+    percentile only when it is well below the one in force (:data:`TIGHTER_CLIP`), else no clipping
+    remedy, since clipping is then not what would change the run (a Trainer log's pre-clip norms
+    of 1e5 were already clipped to 1.0 at every step)."""
+    in_force = clip_in_force(run)
     norms = healthy_norms(run, t)
     if len(norms) < 3:
         logged = run.first("grad_norm")
-        if logged is not None and len(finite(logged)[1]) >= 3:
+        if in_force is None and logged is not None and len(finite(logged)[1]) >= 3:
             # every norm logged is blown up: nothing of the run's own to take a threshold from
             return R.gradient_clipping(DEFAULT_MAX_NORM, "a common default (Hugging Face's max_grad_norm): "
                                        "none of the run's gradient norms is a healthy one", healthy_points=0)
         return None
     max_norm = float(f"{float(np.percentile(norms, t.clip_percentile)):.2g}")
+    basis = f"p{t.clip_percentile:g} of the run's gradient norms without spikes or exploding stretches"
+    if in_force is None:
+        return R.gradient_clipping(max_norm, basis, percentile=t.clip_percentile, healthy_points=int(len(norms)))
+    limit, source = in_force
+    if not max_norm <= TIGHTER_CLIP * limit:
+        return None
     return R.gradient_clipping(
         max_norm,
-        f"p{t.clip_percentile:g} of the run's gradient norms without spikes or exploding stretches",
+        f"the run already clips at {limit:g} ({source}); {basis} is {max_norm:g}: steps up to "
+        f"{limit / max_norm:.3g}x that pass the current threshold unclipped",
         percentile=t.clip_percentile,
         healthy_points=int(len(norms)),
+        current_max_norm=limit,
+        current_max_norm_source=source,
     )
 
 

@@ -4,42 +4,19 @@ from the log's hyper-parameters.
 
 from __future__ import annotations
 
-import math
-import re
-
 import numpy as np
 
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding, judged
-from gradhealth.logs.remedies import lower_lr
+from gradhealth.logs.remedies import CLIP_KEYS, clip_threshold, lower_lr
 from gradhealth.logs.series import RunLog
 from gradhealth.logs.stats import span as _span
 from gradhealth.logs.thresholds import LogThresholds
 
-CLIP_KEYS = ("max_grad_norm", "clip_grad_norm", "gradient_clip_val", "clipnorm", "opt_clipnorm", "clip", "grad_clip",
-             "max_norm", "clip_norm", "grad_clip_norm", "gradient_clip_norm", "grad_norm_clip", "gradient_clipping")
-
-
-def clip_threshold(run: RunLog) -> float | None:
-    """The clipping max_norm the run's params record, under any of the names tools use, also nested
-    (``optimizer/max_norm``, ``args.max_grad_norm``). Lightning's ``gradient_clip_val`` with
-    ``gradient_clip_algorithm=value`` clips values, not the norm, and does not count."""
-    leaves: dict[str, str] = {}
-    for key, given in run.params.items():
-        leaves.setdefault(re.split(r"[/.]", key.lower())[-1], given)
-    value_clip = str(leaves.get("gradient_clip_algorithm", "")).strip().lower() == "value"
-    for key in CLIP_KEYS:
-        if key == "gradient_clip_val" and value_clip:
-            continue
-        raw = run.params.get(key, leaves.get(key))
-        try:
-            value = float(raw) if raw is not None else math.nan
-        except ValueError:
-            continue
-        if math.isfinite(value) and value > 0:
-            return value
-    return None
+# CLIP_KEYS and clip_threshold live with the remedies (the clipping remedy must not suggest a threshold
+# looser than the one in force) and are re-exported here, where the detector reads them.
+__all__ = ["CLIP_KEYS", "clip_threshold", "clipping_saturated", "pinned_maximum"]
 
 
 def pinned_maximum(v: np.ndarray, fraction: float) -> float | None:

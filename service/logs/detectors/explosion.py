@@ -16,7 +16,7 @@ from gradhealth.logs.detectors.common import finding, judged
 from gradhealth.logs.detectors.layers import exploding_layers
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.detectors.schedule import lr_growth, lr_note, schedule_remedy
-from gradhealth.logs.remedies import clipping, lower_lr
+from gradhealth.logs.remedies import clip_in_force, clipping, lower_lr
 from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.stats import (
     centred_median,
@@ -226,30 +226,98 @@ def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.nda
 _GLARING = 50.0
 
 
+def _startup(run: RunLog, steps: np.ndarray, high: np.ndarray) -> int:
+    """How many leading points of a short grad-norm series are the run's start-up, not spikes: the
+    points ``high`` above the series' level from the first one on, with no point at that level before
+    them, while the training loss at their steps is the run's highest and falls afterwards (a model's
+    first logged norms 198 and 422 settling to 3.3 and 2.7 as the loss goes 285 -> 161 -> 9.9 -> 5.0).
+    A spike stands above a lower level on both sides; these have none before them: the norm started
+    high and settled. 0 when the loss is not logged or does not fall so."""
+    lead = len(high) if high.all() else int(np.argmin(high))
+    if lead == 0 or lead == len(high):
+        return 0
+    loss = run.first("loss")
+    if loss is None:
+        return 0
+    ls, lv = finite(loss)
+    at, later = lv[ls <= steps[lead - 1]], lv[ls > steps[lead - 1]]
+    if not len(at) or len(later) < 2:
+        return 0
+    falls = float(np.max(at)) >= float(np.max(later)) and float(np.median(later[-3:])) < float(at[-1])
+    return lead if falls else 0
+
+
+def _ends_at_spike(idx: np.ndarray, n: int) -> int:
+    """Where the last spike episode starts when it runs to the last of ``n`` points (spike indices
+    ``idx``, ascending), else ``n``: the log ends there, so whether the run recovered is unknown."""
+    if not len(idx) or int(idx[-1]) != n - 1:
+        return n
+    k = len(idx) - 1
+    while k > 0 and idx[k - 1] == idx[k] - 1:
+        k -= 1
+    return int(idx[k])
+
+
+def _open_words(s: Series, steps: np.ndarray, open_from: int) -> str | None:
+    """Where the log ends on a spike, in words ("at the spike at step 8", "in the spike from step
+    2600" for several points), from :func:`_ends_at_spike`'s ``open_from``; None when it does not."""
+    if open_from >= len(steps):
+        return None
+    where = s.where(steps[open_from])
+    return f"at the spike at {where}" if open_from == len(steps) - 1 else f"in the spike from {where}"
+
+
+def _recovery_words(recovered: bool, open_at: str | None, others: bool) -> str:
+    """The summary's words on recovery: ``recovered`` of the spikes the log shows points after,
+    ``open_at`` where the log ends on a spike (:func:`_open_words`; None when it does not), ``others``
+    whether there are spikes before that one."""
+    known = ("the run recovered after each" if recovered else "the run did not recover from every one")
+    if open_at is None:
+        return known
+    unknown = f"the log ends {open_at}, so whether the run recovered from it is unknown"
+    if not others:
+        return unknown
+    known = "the run recovered after the others" if recovered else "the run did not recover from every other one"
+    return f"{known}; {unknown}"
+
+
 def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
     """Spikes of a short grad-norm series (at least 6 points), judged against the median of all of
-    them: only points :data:`_GLARING` times above it."""
+    them: only points :data:`_GLARING` times above it, after a lower point (not the start-up,
+    :func:`_startup`)."""
     steps, v = finite(s)
     if len(v) < 6:
         return []
     base = float(np.median(v))
     if not base > 0:
         return []
-    idx = np.nonzero(v >= _GLARING * base)[0]
+    high = v >= _GLARING * base
+    idx = np.nonzero(high)[0]
+    idx = idx[idx >= _startup(run, steps, high)]
     if not len(idx):
         return []
     worst = int(idx[np.argmax(v[idx])])
-    recovered = bool(idx[-1] < len(v) - 1 and np.median(v[idx[-1] + 1:]) < 2 * base)
+    open_from = _ends_at_spike(idx, len(v))
+    known = idx[idx < open_from]
+    # the points between the last spike the log shows an end of and the next (or the end of the log)
+    after = v[int(known[-1]) + 1:open_from] if len(known) else v[:0]
+    recovered: bool | None = bool(np.median(after) < 2 * base) if len(after) else None
+    open_at = _open_words(s, steps, open_from)
+    clipped = clip_in_force(run)
+    why = ("A gradient norm tens of times its usual size on one step: a bad batch or an instability. "
+           + (f"The run already clips at {clipped[0]:g} ({clipped[1]}), so that step's update was bounded; the "
+              "logged norm still says a batch or an instability produced it." if clipped else
+              "Clipping at a few times the usual norm keeps such a step from throwing the weights away."))
     return [finding(
         "gradient_spike", "warning",
         f"{len(idx)} gradient norm spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
         f"({v[worst] / base:.3g}x the median of its {len(v)} points); "
-        + ("the run recovered after each" if recovered else "the run did not recover from every one"),
-        "A gradient norm tens of times its usual size on one step: a bad batch or an instability. Clipping "
-        "at a few times the usual norm keeps such a step from throwing the weights away.",
+        + _recovery_words(bool(recovered), open_at, bool(len(known))),
+        why,
         {"metric": s.name, "steps": [_num(x) for x in steps[idx]], "value": float(v[worst]), "count": len(idx),
-         "spike_steps": [_num(x) for x in steps[idx]], "max_ratio": float(v[worst] / base), "recovered": recovered,
-         "points": len(v)},
+         "spike_steps": [_num(x) for x in steps[idx]], "max_ratio": float(v[worst] / base),
+         "recovered": recovered if open_at is None or recovered is False else None,
+         "ends_at_spike": open_at is not None, "points": len(v)},
         [clipping(run, t), lower_lr(run, at_step=float(steps[idx[0]]), why="gradient norm spikes")])]
 
 
@@ -275,7 +343,11 @@ def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, med: np.ndarray, i
     return len(at) > 0 and len(later) >= 3 and float(np.median(later[-3:])) < float(at[-1])
 
 
-def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int) -> bool:
+def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int, open_from: int) -> bool | None:
+    """Whether the points after spike ``i`` came back under twice its baseline; None for a spike of
+    the episode the log ends on (from ``open_from``): nothing after it shows either way."""
+    if i >= open_from:
+        return None
     after = v[i + 1:i + 1 + window]
     return len(after) > 0 and bool(np.median(after) < 2 * med[i])
 
@@ -292,24 +364,31 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     if s is None:
         return []
     if np.sum(np.isfinite(s.values)) < needed:
-        return (_glaring_spikes(run, s, t) or _short_spike(s, "gradient_spike")) if role == "grad_norm" \
+        return (_glaring_spikes(run, s, t) or _short_spike(s, "gradient_spike", run)) if role == "grad_norm" \
             else _short_spike(s, "loss_spike")
     steps, v, med, spike, idx = _spikes(s, t)
     if role == "grad_norm":
         idx = np.array([i for i in idx if not _new_level(run, steps, v, med, int(i), t)], dtype=np.int64)
     if len(idx) == 0:
         return []
-    recovered = [_recovered(v, med, i, t.window) for i in idx]
+    # Only a spike on the series' last logged point is open: one before the exploding tail cut off
+    # above (or before exact zeros) has points after it that show it did not recover.
+    logged = finite(s)[0]
+    open_from = _ends_at_spike(idx, len(v)) if len(logged) and steps[-1] >= logged[-1] else len(v)
+    recovered = [_recovered(v, med, int(i), t.window, open_from) for i in idx]
     worst = idx[int(np.argmax(v[idx]))]  # the largest spike: the one the summary and `value` name
     fraction = len(idx) / len(v)
-    all_recovered = all(recovered)
+    # a spike on the last logged point has no recovery to judge: it is not graded as one that failed
+    failed = any(r is False for r in recovered)
+    all_recovered = all(r is True for r in recovered)
+    open_at = _open_words(s, steps, open_from)
     # Frequent is a fraction of the run, but two recovered bumps of 1.5x in a short run are not
     # yet a pattern: a warning needs three, or one at least twice its level. Spikes on consecutive
     # points are one event (detectron2's 20-iteration medians carry one bad stretch over several).
     episodes = 1 + int(np.sum(np.diff(idx) > 1))
     frequent = episodes / len(v) > t.spike_warning_fraction and (
         episodes >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
-    severity = "warning" if (frequent or not all_recovered) else "info"
+    severity = "warning" if (frequent or failed) else "info"
     if role == "grad_norm" and _severe_episodes(idx, v / np.maximum(med, 1e-300)) >= 3:
         # a pattern of steps whose gradient is more than an order of magnitude above the run's:
         # however rare among the logged points (a run logged at every step has many to be rare
@@ -347,14 +426,16 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
         f"({v[worst] / med[worst]:.3g}x its rolling median); "
         + (f"{v[worst] / start:.3g}x where the run started; " if above_start else "")
-        + ("the run recovered after each" if all_recovered else "the run did not recover from every one"),
+        + _recovery_words(not failed, open_at, any(r is not None for r in recovered)),
         f"Isolated {what} values far above the recent median: a bad batch, a too-large step or an "
-        "instability that " + ("settled again." if all_recovered else "did not settle."),
+        "instability that " + ("did not settle." if failed else "settled again." if all_recovered
+                               else "the log ends on, so whether it settled is unknown."),
         # Separate events: the steps of each spike (not a span), the largest in `value`, their count.
         {"metric": s.name, "steps": [_num(x) for x in steps[idx][:50]], "value": float(v[worst]),
          "count": len(idx), "episodes": episodes, "spike_steps": [_num(x) for x in steps[idx][:50]],
          "max_ratio": float(np.max(v[idx] / med[idx])),
-         "fraction_of_steps": fraction, "recovered": all_recovered},
+         "fraction_of_steps": fraction, "recovered": False if failed else True if all_recovered else None,
+         "ends_at_spike": open_at is not None},
         remedies)]
 
 
@@ -379,19 +460,24 @@ def _severe_episodes(idx: np.ndarray, ratio: np.ndarray) -> int:
 _SHORT_SPIKE = 4.0
 
 
-def _short_spike(s: Series, code: str) -> list[Finding]:
+def _short_spike(s: Series, code: str, run: RunLog | None = None) -> list[Finding]:
     """A note for one value far above everything around it in an excerpt too short for the rolling
     statistics: a loss (LLaVA #918: 0.66, 0.80, 4.27, 0.77, 0.56, 0.82) at least ``_SHORT_SPIKE``
     times both its neighbours and the median of the others; a gradient norm (unsloth #5207: 14.98,
     9.78, 7.64, 92.10, 29.00, 5.21, 7.83, 7.79), whose step after a spike is often still raised
     (Adam's moments), ``_SHORT_SPIKE`` times the others' median and twice its neighbours; either
-    back down after it."""
+    back down after it. A gradient norm's leading points that are the run's start-up (``run``'s
+    loss falling from its highest over them, :func:`_startup`) are not spikes: nothing lower came
+    before them."""
     steps, v = finite(s)
     if len(v) < 4 or np.any(v <= 0):
         return []
     beside = _SHORT_SPIKE if code == "loss_spike" else 2.0
     what = "loss" if code == "loss_spike" else "gradient norm"
-    for i in range(1, len(v) - 1):
+    lead = 0
+    if run is not None and code == "gradient_spike":
+        lead = _startup(run, steps, v >= _SHORT_SPIKE * float(np.median(v)))
+    for i in range(max(1, lead), len(v) - 1):
         rest = np.delete(v, i)
         if v[i] >= beside * max(v[i - 1], v[i + 1]) and v[i] >= _SHORT_SPIKE * float(np.median(rest)):
             ratio = float(v[i] / np.median(rest))
