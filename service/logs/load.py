@@ -367,7 +367,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
         log = logs[0][1]
         log.warnings.extend(warnings)
         return log
-    merged = RunLog(format="folder", source=label, warnings=warnings, runs=runs)
+    merged = RunLog(format="folder", source=label, warnings=warnings, runs=_with_inner_runs(logs, runs))
     by_name: dict[str, Series] = {}
     for prefix, log in logs:
         for s in log.series:
@@ -423,6 +423,18 @@ def _separate_runs(logs: list[tuple[str, RunLog]], label: str, warnings: list[Lo
         return logs, []
     warnings.append(several_runs(label, f"{len(runs)} runs", runs))
     return logs, runs
+
+
+def _with_inner_runs(logs: list[tuple[str, RunLog]], runs: list[str]) -> list[str]:
+    """The runs of a folder's merged log: its folders' runs, where a file of several runs (runs
+    appended to one Keras CSV or JSON Lines file, a console's trials: its own :attr:`RunLog.runs`)
+    stands for its runs, ``<folder>/run<k>``, so each is still judged on its own."""
+    inner = {prefix: log.runs for prefix, log in logs if log.runs}
+    if not inner:
+        return runs
+    out = [x for r in runs for x in ([f"{r}/{k}" for k in inner[r]] if r in inner else [r])]
+    out += [f"{p}/{k}" if p else k for p, ks in inner.items() if p not in runs for k in ks]
+    return list(dict.fromkeys(out))
 
 
 def _split_role(prefix: str, s: Series) -> Role:

@@ -11,11 +11,18 @@ Several runs in one file: ``CSVLogger(append=True)`` (and a script re-run with i
 for appending and writes the header only when the file is empty, so a later run's rows follow the
 earlier ones with no header between them, its epochs starting again (at 0, or at
 ``initial_epoch``). Where the epoch (or the index) goes back to a value at or below the previous
-row's, a new run starts; only the last run is read (the one the file ends with, the run being
-looked at now), and one ``skipped_runs`` warning says how many earlier runs, which lines and how
-many rows were left out. A row repeating the header (files concatenated, or appended to with
-pandas' ``to_csv(mode="a")``) is skipped with a ``skipped_line`` warning; it starts no run by
-itself. The header is the file's first row for every run: CSVLogger never writes another.
+row's, a new run starts (a resume whose epochs go on from the last row's is the same run). Every
+run is read and judged on its own, as a folder's runs are: its series are ``run<k>/<name>`` (k
+counts the runs from the file's start) and one ``several_runs`` note says how many runs the file
+holds and each one's lines and epochs, e.g. ``run1 (lines 2-134, epoch 0-132)``. The last
+:data:`_MAX_RUNS` runs are read at most (the note says how many earlier ones are not). An earlier
+run with a row that cannot be read (text in a number column) is left out with a ``skipped_runs``
+note naming the line; in the last run (the one the file ends with) that row is an error, as in a
+file of one run. Lines between two runs that hold no row of either (a repeated header, a row cut
+off by the crash that ended a run) are passed over. A row repeating the header (files
+concatenated, or appended to with pandas' ``to_csv(mode="a")``) is skipped with a ``skipped_line``
+warning; it starts no run by itself. The header is the file's first row for every run: CSVLogger
+never writes another.
 
 **History as JSON** (``json.dump(history.history, f)``, e.g. ``training_history.json``): one object
 of per-epoch lists, ``{"loss": [...], "val_loss": [...], "accuracy": [...]}`` (or the same object
@@ -33,6 +40,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +58,7 @@ from gradhealth.logs.readers.textio import (
     read_text,
     read_wide_csv,
 )
-from gradhealth.logs.series import LogWarning, RunLog, parse_number
+from gradhealth.logs.series import LogWarning, RunLog, parse_number, several_runs
 
 _INDEX = ("", "Unnamed: 0")
 _NAME = re.compile(r"[A-Za-z_][\w./-]*")
@@ -98,12 +107,11 @@ class KerasReader:
         sep = delimiter(head)  # CSVLogger(separator="\t"), fastai's and tsai's tab-separated tables
         step = "epoch" if "epoch" in header else next((c for c in _INDEX if c in header), None)
         runs = _runs(path, limits, step, sep) if step is not None else []
+        if len(runs) > 1 and step is not None:
+            return _read_runs(path, limits, step, sep, runs)
         points, warnings, _ = read_wide_csv(
             path, limits, step_column=step, fmt=self.name,
-            skip=lambda c: c in _INDEX, skip_repeated_header=True,
-            from_line=runs[-1].first_line if len(runs) > 1 else 0, sep=sep)
-        if len(runs) > 1:
-            warnings.insert(0, _skipped_runs(path.name, "epoch" if step == "epoch" else "index", runs))
+            skip=lambda c: c in _INDEX, skip_repeated_header=True, sep=sep)
         return RunLog(format=self.name, source=path.name, series=points.build(step_unit="epoch"),
                       warnings=warnings)
 
@@ -190,12 +198,20 @@ def _read_json_history(path: Path, limits: ReadLimits) -> RunLog:
                   warnings=warnings)
 
 
-class _Run:
-    """Consecutive data rows whose step rises: lines ``first_line`` to ``last_line``."""
+#: Appended runs read and judged at most: the last ones (a file that restarts its epochs on every
+#: row is not a file of runs to list one by one); as many as the text reader's trials.
+_MAX_RUNS = 50
 
-    def __init__(self, line: int, step: float) -> None:
+
+class _Run:
+    """Consecutive data rows whose step rises: lines ``first_line`` to ``last_line``; ``start`` is
+    the physical line its first row begins on (``first_line`` is the line that row ends on), and
+    ``header`` the line the file's header ends on."""
+
+    def __init__(self, line: int, step: float, start: int, header: int) -> None:
         self.first_line = self.last_line = line
         self.first_step = self.last_step = step
+        self.start, self.header = start, header
         self.rows = 1
 
 
@@ -203,17 +219,19 @@ def _runs(path: Path, limits: ReadLimits, step_column: str, sep: str = ",") -> l
     """The runs appended one after another in the file: a new one starts at a row whose step is at
     or below the previous row's. Rows the reader will refuse or skip (a repeated header, a wrong
     column count, a step that is not a finite number) are passed over here; the reader reports
-    them when they are in the run it reads."""
+    them when they are in a run it reads."""
     runs: list[_Run] = []
     header: list[str] | None = None
+    header_line = previous = 0
     idx = -1
     with CsvRows(path, limits, sep=sep) as rows:
         for lineno, row in rows:
             if row is None:
                 break
+            before, previous = previous, lineno
             cells = [c.strip() for c in row]
             if header is None:
-                header = cells
+                header, header_line = cells, lineno
                 if step_column not in header:
                     return []
                 idx = header.index(step_column)
@@ -230,24 +248,106 @@ def _runs(path: Path, limits: ReadLimits, step_column: str, sep: str = ",") -> l
                 run = runs[-1]
                 run.last_line, run.last_step, run.rows = lineno, step, run.rows + 1
             else:
-                runs.append(_Run(lineno, step))
+                runs.append(_Run(lineno, step, before + 1, header_line))
     return runs
 
 
-def _skipped_runs(name: str, unit: str, runs: list[_Run]) -> LogWarning:
-    """The note for the earlier runs of a file appended to, which are left out."""
-    last, before = runs[-1], runs[-2]
-    earlier = runs[:-1]
-    n = len(earlier)
-    rows = sum(r.rows for r in earlier)
-    return LogWarning(
-        "skipped_runs",
-        f"{name}: {len(runs)} runs appended one after another (the {unit} goes back from "
-        f"{before.last_step:g} to {last.first_step:g} at line {last.first_line}); read the last run "
-        f"(lines {last.first_line}-{last.last_line}, {unit} {last.first_step:g}-{last.last_step:g}) "
-        f"and left out the earlier {'run' if n == 1 else f'{n} runs'} (lines {earlier[0].first_line}-"
-        f"{before.last_line}, {rows} rows)",
-        where=f"line {last.first_line}")
+def _read_runs(path: Path, limits: ReadLimits, step: str, sep: str, runs: list[_Run]) -> RunLog:
+    """A file of several runs appended one after another, each read as a run of its own (series
+    ``run<k>/<name>``, judged one by one as a folder's runs are), with a ``several_runs`` note.
+
+    The last run is read from the file itself (from its first line on, as a file of one run); each
+    earlier one from a copy holding the file's header lines and that run's lines only, read by the
+    same reader, its messages' line numbers put back to the file's. An earlier run that cannot be
+    read is left out with a note; when no earlier run can be, the last one is the log."""
+    name = path.name
+    unit = "epoch" if step == "epoch" else "index"
+    skipped = max(0, len(runs) - _MAX_RUNS)
+    kept = runs[skipped:]
+    notes: list[LogWarning] = []
+    logs: list[tuple[int, _Run, RunLog]] = []
+    with tempfile.TemporaryDirectory(prefix="gh-keras-") as tmp:
+        copies = _copy_runs(path, limits, kept[:-1], Path(tmp))
+        for k, (run, copy) in enumerate(zip(kept[:-1], copies, strict=True), start=skipped + 1):
+            try:
+                points, warnings, _ = read_wide_csv(copy, limits, step_column=step, fmt="keras",
+                                                    skip=lambda c: c in _INDEX, skip_repeated_header=True,
+                                                    sep=sep)
+            except LogError as e:
+                notes.append(LogWarning(
+                    "skipped_runs", f"{name}: run{k} (lines {run.first_line}-{run.last_line}) is not read: "
+                    f"{_file_lines(e.detail, run)}", where=f"line {run.first_line}"))
+                continue
+            for w in warnings:
+                w.message = _file_lines(w.message, run)
+                w.where = _file_lines(w.where, run) if w.where else w.where
+            logs.append((k, run, RunLog(format="keras", source=name, series=points.build(step_unit="epoch"),
+                                        warnings=warnings)))
+    last = kept[-1]
+    points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="keras",
+                                        skip=lambda c: c in _INDEX, skip_repeated_header=True,
+                                        from_line=last.first_line, sep=sep)
+    final = RunLog(format="keras", source=name, series=points.build(step_unit="epoch"), warnings=warnings)
+    if not logs:   # no earlier run could be read: the last one is the log, with the notes why
+        final.warnings[:0] = notes
+        return final
+    logs.append((len(runs), last, final))
+    shown = [f"run{k} (lines {r.first_line}-{r.last_line}, {unit} {r.first_step:g}-{r.last_step:g})"
+             for k, r, _ in logs]
+    head = several_runs(
+        name, f"{len(runs)} runs appended one after another (the {unit} starts again)", shown,
+        tail=f"; the first {skipped} are not read" if skipped else "")
+    merged = RunLog(format="keras", source=name, warnings=[head, *notes], runs=[f"run{k}" for k, _, _ in logs])
+    seen = {w.message for w in merged.warnings}
+    for k, _, log in logs:
+        merged.series += [replace(s, name=f"run{k}/{s.name}") for s in log.series]
+        for w in log.warnings:  # the same note from every run (a text column) once
+            if w.message not in seen:
+                seen.add(w.message)
+                merged.warnings.append(w)
+    return merged
+
+
+def _copy_runs(path: Path, limits: ReadLimits, runs: list[_Run], folder: Path) -> list[Path]:
+    """For each of ``runs``, a copy of the file (in its own folder under ``folder``, under the
+    file's name, so messages name the file) holding the header's lines and the run's lines
+    ``start`` to ``last_line``; one pass over the file, writing no line twice but the header's."""
+    copies = []
+    for i in range(len(runs)):
+        (folder / str(i)).mkdir()
+        copies.append(folder / str(i) / path.name)
+    outs = [c.open("wb") for c in copies]
+    try:
+        with open_log(path, limits) as f:
+            k = 0
+            for lineno, raw in enumerate(f, start=1):
+                if lineno <= runs[0].header:
+                    for out in outs:
+                        out.write(raw)
+                    continue
+                while k < len(runs) and lineno > runs[k].last_line:
+                    k += 1
+                if k == len(runs):
+                    break
+                if lineno >= runs[k].start:
+                    outs[k].write(raw)
+    finally:
+        for out in outs:
+            out.close()
+    return copies
+
+
+_LINE = re.compile(r"\bline (\d+)")
+
+
+def _file_lines(text: str, run: _Run) -> str:
+    """``text`` about a copy of ``run`` (:func:`_copy_runs`) with its line numbers the file's: a line
+    after the header's is the run's ``start`` plus how far after the header it is."""
+    def shift(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        return m.group(0) if n <= run.header else f"line {n + run.start - run.header - 1}"
+
+    return _LINE.sub(shift, text)
 
 
 READER = KerasReader()

@@ -63,6 +63,13 @@ Rows may come in any step order; each series is sorted by step. A final line tha
 (no newline at the end of the file, and it does not parse) is dropped with the warning
 ``truncated_log``; a line that does not parse anywhere else is an error naming the line.
 
+**Runs appended to one file** (a JSON Lines file or array a restarted job appends to, detectron2's
+``metrics.json``): where, after at least three records of a kind in rising order, a record's step
+goes back to or below the first step of its kind, a new run starts (a resume that goes back less,
+to a checkpoint after the run's start, is the same run). Every run is read and judged on its own,
+as a folder's runs are: its series are ``run<k>/<name>`` and one ``several_runs`` note says how
+many runs the file holds and each one's lines (``run1 (lines 1-40)``); the last 50 runs at most.
+
 **GradientRecorder's files** (:mod:`gradhealth.recorder`) are the long form between two records of
 the recorder's own: a first line ``{"gradhealth_recorder": "start", "params": {"max_grad_norm":
 "1.0"}}`` (the run's params, read into the log's params) and, written by a clean ``close()`` only,
@@ -85,6 +92,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +121,7 @@ from gradhealth.logs.readers.textio import (
     step_too_far,
     truncated,
 )
-from gradhealth.logs.series import LogWarning, Role, RunLog, classify, make_series
+from gradhealth.logs.series import LogWarning, Role, RunLog, classify, make_series, several_runs
 
 # --- the native reader -------------------------------------------------------------------------------
 
@@ -141,6 +149,7 @@ _RL_COLUMN = re.compile(r"success_rate|(?:^|/)episodes?$|mean_q|ep_?rew|episode_
 _ARRAY_OF_RECORDS = re.compile(rb"\[\s*\{")
 _ARRAY_STEP = re.compile(rb'"(?:step|global_step|iteration|iter|epoch)"\s*:\s*-?\d')
 _RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
+_MAX_RUNS = 50    # runs appended to one file read and judged at most (the last ones)
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
 
 
@@ -592,7 +601,7 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
 
 class _Records:
     """The records of a JSON Lines file or JSON array as they are read: their points, the fields
-    left out as text, and the runs appended one after another (the last is kept)."""
+    left out as text, and the runs appended one after another (each kept, judged on its own)."""
 
     def __init__(self, name: str, limits: ReadLimits) -> None:
         self.name, self.limits = name, limits
@@ -601,7 +610,10 @@ class _Records:
         self.keys: set[str] = set()
         self.skipped: dict[str, str] = {}  # a field left out as text -> its text, noted once
         self.starts: dict[frozenset[str], tuple[float, float, int]] = {}  # fields -> first, last step, rising
-        self.runs, self.restarted = 1, ""
+        self.runs = 1
+        # the runs before the one being read: (points, where its first and last record are)
+        self.done: list[tuple[Points, str, str]] = []
+        self.first_where = self.last_where = ""  # the current run's first and last record with values
         self.by_order: bool | None = None  # records with no step, placed by their order (decided at the first)
         self.order = 0
         self.headers = 0                    # leading records passed over as the run's description
@@ -670,11 +682,16 @@ class _Records:
             step = found[0][1]
             first, last, count = self.starts.setdefault(fields, (step, step, 0))
             if step < last and step <= first and count >= _RUN_RECORDS:
+                self.done.append((self.points, self.first_where, self.last_where))
+                if len(self.done) >= _MAX_RUNS:  # the last _MAX_RUNS runs are read at most
+                    del self.done[0]
                 self.points, self.starts = Points(self.name, self.limits), {fields: (step, step, 1)}
-                self.runs, self.restarted = self.runs + 1, where
+                self.runs, self.first_where = self.runs + 1, where
             else:
                 self.starts[fields] = (first, step, count + 1 if step > last or count == 0 else count)
         self.points.add_records(found)
+        if found:
+            self.first_where, self.last_where = self.first_where or where, where
         if found and not evaluation:
             self.last_step = found[0][1]
             self.epoch = number(obj.get("epoch")) if "iter" in obj else None
@@ -684,14 +701,30 @@ class _Records:
                 "wherever it is not one", where=where))
 
     def run(self, fmt: str) -> RunLog:
+        """The log read: one run, or several appended one after another, each judged on its own
+        (series ``run<k>/<name>``, as a folder's runs are) with a ``several_runs`` note."""
         if self.points.count == 0:
             raise LogError(f"{self.name}: no values (each record needs a step and a value)")
-        if self.runs > 1:
-            self.warnings.append(LogWarning(
-                "skipped_runs", f"{self.name}: {self.runs} runs appended one after another (the steps start "
-                f"again); the last one, from {self.restarted}, is read", where=self.restarted))
         unit = "epoch" if self.keys == {_EPOCH} else "step"
-        return RunLog(format=fmt, source=self.name, series=self.points.build(role=native_role, step_unit=unit),
-                      warnings=self.warnings, params=self.params)
+        if not self.done:
+            return RunLog(format=fmt, source=self.name, series=self.points.build(role=native_role, step_unit=unit),
+                          warnings=self.warnings, params=self.params)
+        parts = [*self.done, (self.points, self.first_where, self.last_where)]
+        first = self.runs - len(parts) + 1   # the index of the first run kept
+        names = [f"run{k}" for k in range(first, self.runs + 1)]
+        series = [replace(s, name=f"{prefix}/{s.name}") for prefix, (points, _, _) in zip(names, parts, strict=True)
+                  for s in points.build(role=native_role, step_unit=unit)]
+        shown = [f"{prefix} ({_span(a, b)})" for prefix, (_, a, b) in zip(names, parts, strict=True)]
+        note = several_runs(self.name, f"{self.runs} runs appended one after another (the steps start again)",
+                            shown, tail=f"; the first {first - 1} are not read" if first > 1 else "")
+        return RunLog(format=fmt, source=self.name, series=series, warnings=[note, *self.warnings],
+                      params=self.params, runs=names)
+
+
+def _span(first: str, last: str) -> str:
+    """``lines 2-40`` for a run from ``line 2`` to ``line 40`` (``records 0-9`` in a JSON array)."""
+    word, _, a = first.partition(" ")
+    return f"{word}s {a}-{last.partition(' ')[2]}" if first != last else first
+
 
 READER = NativeReader()

@@ -119,15 +119,17 @@ def test_text_and_list_fields_in_json_lines_are_left_out_with_a_note(tmp_path: P
     assert not [s for s in run.series if s.name in ("elapsed_time", "remaining_time", "coco_eval_bbox")]
 
 
-def test_runs_appended_to_one_json_lines_file_keep_the_last(tmp_path: Path) -> None:
+def test_runs_appended_to_one_json_lines_file_are_each_read(tmp_path: Path) -> None:
+    # once only the last run was kept; every appended run is judged on its own now (logsweep48)
     first = [{"epoch": e, "train_loss": 40.0 - e, "test_loss": 50.0 - e} for e in range(10)]
     second = [{"epoch": e, "train_loss": 26.5 - 0.3 * e, "test_loss": 22.4 - 0.2 * e} for e in range(51)]
     path = _write(tmp_path, "log.txt", "\n".join(json.dumps(r) for r in first + second) + "\n")
     run = load_run(path)
-    loss = _series(run, "train_loss")
+    loss = _series(run, "run2/train_loss")
     assert len(loss) == 51 and loss.values[0] == pytest.approx(26.5)
-    [w] = [w for w in run.warnings if w.code == "skipped_runs"]
-    assert "2 runs" in w.message and "line 11" in w.message
+    assert len(_series(run, "run1/train_loss")) == 10 and run.runs == ["run1", "run2"]
+    [w] = [w for w in run.warnings if w.code == "several_runs"]
+    assert "2 runs" in w.message and "run1 (lines 1-10), run2 (lines 11-61)" in w.message
 
 
 def test_validation_records_with_steps_of_their_own_are_not_a_new_run(tmp_path: Path) -> None:
@@ -324,9 +326,10 @@ def test_a_resumed_run_with_other_loss_components_is_still_a_new_run(tmp_path: P
     second = [{"step": s, "lr": 1e-5, "grad_norm": 20.0, "loss": 40.0 - s / 100, "loss_fgl": 0.2}
               for s in range(1, 1501, 50)]
     run = load_run(_write(tmp_path, "scalars.json", "\n".join(json.dumps(r) for r in first + second) + "\n"))
-    loss = _series(run, "loss")
+    loss = _series(run, "run2/loss")   # each run is read (once only the last was)
     assert len(loss) == len(second) and loss.values[0] == pytest.approx(40.0 - 0.01)
-    assert [w.code for w in run.warnings] == ["skipped_runs"]
+    assert len(_series(run, "run1/loss")) == len(first)
+    assert [w.code for w in run.warnings] == ["several_runs"]
 
 
 def test_a_step_counted_within_each_epoch_is_a_position_in_it(tmp_path: Path) -> None:

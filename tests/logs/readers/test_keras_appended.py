@@ -47,52 +47,51 @@ def rows_of(text: str) -> list[tuple[int, dict[str, str]]]:
             if i > 0 and line != lines[0]]
 
 
-def skipped_runs(log):
-    return [w for w in log.warnings if w.code == "skipped_runs"]
+def several(log):
+    return [w for w in log.warnings if w.code == "several_runs"]
 
 
-def test_two_runs_without_a_second_header_keeps_the_last(tmp_path):
+# Every appended run is read and judged on its own (logsweep48 item 13: keeping only the last run
+# dropped an overfitting 133-epoch first run); these tests once pinned the last-run-only reading.
+def test_two_runs_without_a_second_header_are_each_read(tmp_path):
     text = csvlogger(list(range(4)), list(range(6)))
     p = write(tmp_path, "training.log", text)
     assert sniff.detect(p).name == "keras"
     log = read_log(p)
     rows = rows_of(text)
-    last = [r for _, r in rows[4:]]
     reset_line = rows[4][0]
-    assert reset_line == 6 and last[0]["epoch"] == "0"        # epoch 3 on line 5, then 0 on line 6
+    assert reset_line == 6 and rows[4][1]["epoch"] == "0"        # epoch 3 on line 5, then 0 on line 6
+    assert log.runs == ["run1", "run2"]
     s = by_name(log)
-    for name in KEYS:
-        assert s[name].steps.tolist() == [float(r["epoch"]) for r in last]
-        assert s[name].values.tolist() == [float(r[name]) for r in last]
-    assert s["loss"].values[0] == float(last[0]["loss"]) == 2.0      # the first row after the reset
-    [w] = skipped_runs(log)
-    assert w.where == "line 6"
-    assert w.message == ("training.log: 2 runs appended one after another (the epoch goes back from "
-                         "3 to 0 at line 6); read the last run (lines 6-11, epoch 0-5) and left out "
-                         "the earlier run (lines 2-5, 4 rows)")
-    assert [x.code for x in log.warnings] == ["skipped_runs"]
+    for k, part in (("run1", rows[:4]), ("run2", rows[4:])):
+        for name in KEYS:
+            assert s[f"{k}/{name}"].steps.tolist() == [float(r["epoch"]) for _, r in part]
+            assert s[f"{k}/{name}"].values.tolist() == [float(r[name]) for _, r in part]
+    assert s["run2/loss"].values[0] == 2.0      # the first row after the reset
+    [w] = several(log)
+    assert w.message == ("training.log: 2 runs appended one after another (the epoch starts again), each "
+                         "judged on its own: run1 (lines 2-5, epoch 0-3), run2 (lines 6-11, epoch 0-5)")
+    assert [x.code for x in log.warnings] == ["several_runs"]
 
 
 def test_three_runs_and_a_resume_at_initial_epoch(tmp_path):
     # run 2 crashed after epoch 1 and was resumed with fit(initial_epoch=1): the epoch goes back to 1
     text = csvlogger([0, 1, 2], [0, 1], [1, 2, 3, 4])
     log = read_log(write(tmp_path, "log.csv", text))
-    rows = rows_of(text)
-    last = [r for _, r in rows[5:]]
-    loss = by_name(log)["loss"]
-    assert loss.steps.tolist() == [1, 2, 3, 4]
-    assert loss.values.tolist() == [float(r["loss"]) for r in last] and loss.values[0] == 3.01
-    [w] = skipped_runs(log)
-    assert "3 runs" in w.message and "goes back from 1 to 1 at line 7" in w.message
-    assert "left out the earlier 2 runs (lines 2-6, 5 rows)" in w.message
+    s = by_name(log)
+    assert s["run3/loss"].steps.tolist() == [1, 2, 3, 4] and s["run3/loss"].values[0] == 3.01
+    assert s["run2/loss"].values.tolist() == [2.0, 2.01] and len(s["run1/loss"]) == 3
+    [w] = several(log)
+    assert "3 runs" in w.message and "run2 (lines 5-6, epoch 0-1), run3 (lines 7-10, epoch 1-4)" in w.message
 
 
 def test_same_epoch_again_starts_a_run(tmp_path):
     # a run that crashed after its first epoch, then a fresh one: 0, then 0 1 2
     text = csvlogger([0], [0, 1, 2])
     log = read_log(write(tmp_path, "training.log", text))
-    assert by_name(log)["val_loss"].values.tolist() == [2.5, 2.51, 2.52]
-    assert "goes back from 0 to 0 at line 3" in skipped_runs(log)[0].message
+    assert by_name(log)["run2/val_loss"].values.tolist() == [2.5, 2.51, 2.52]
+    assert by_name(log)["run1/val_loss"].values.tolist() == [1.5]
+    assert "run1 (lines 2-2, epoch 0-0), run2 (lines 3-5" in several(log)[0].message
 
 
 def test_one_run_has_no_note(tmp_path):
@@ -105,11 +104,12 @@ def test_repeated_header_between_runs(tmp_path):
     text = csvlogger([0, 1, 2], [0, 1], repeat_header=True)
     log = read_log(write(tmp_path, "training.log", text))
     assert text.splitlines()[4] == "epoch,acc,loss,val_acc,val_loss"
-    loss = by_name(log)["loss"]
+    loss = by_name(log)["run2/loss"]
     assert loss.steps.tolist() == [0, 1] and loss.values.tolist() == [2.0, 2.01]
-    [w] = skipped_runs(log)
-    assert "goes back from 2 to 0 at line 6" in w.message and "(lines 2-4, 3 rows)" in w.message
-    assert [x.code for x in log.warnings] == ["skipped_runs"]   # the header line is among those left out
+    assert by_name(log)["run1/loss"].steps.tolist() == [0, 1, 2]
+    [w] = several(log)
+    assert "run1 (lines 2-4, epoch 0-2), run2 (lines 6-7, epoch 0-1)" in w.message
+    assert [x.code for x in log.warnings] == ["several_runs"]   # the header between the runs is passed over
 
 
 def test_repeated_header_without_a_reset_is_one_run(tmp_path):
@@ -128,16 +128,17 @@ def test_history_csv_index_resets(tmp_path):
     text = ",loss,accuracy\n" + first + ",loss,accuracy\n" + second
     log = read_log(write(tmp_path, "history.csv", text))
     s = by_name(log)
-    assert set(s) == {"loss", "accuracy"}
-    assert s["loss"].values.tolist() == [5.0, 5.1] and s["loss"].steps.tolist() == [0, 1]
-    assert "the index goes back from 2 to 0 at line 6" in skipped_runs(log)[0].message
+    assert set(s) == {"run1/loss", "run1/accuracy", "run2/loss", "run2/accuracy"}
+    assert s["run2/loss"].values.tolist() == [5.0, 5.1] and s["run2/loss"].steps.tolist() == [0, 1]
+    assert "the index starts again" in several(log)[0].message and "run2 (lines 6-7, index 0-1)" in several(
+        log)[0].message
 
 
 def test_cut_last_line_of_the_last_run(tmp_path):
     text = csvlogger([0, 1, 2], [0, 1, 2])
     log = read_log(write(tmp_path, "training.log", text + "3,0.503,2.0"))
-    assert [w.code for w in log.warnings] == ["skipped_runs", "truncated_log"]
-    assert by_name(log)["loss"].steps.tolist() == [0, 1, 2]
+    assert [w.code for w in log.warnings] == ["several_runs", "truncated_log"]
+    assert by_name(log)["run2/loss"].steps.tolist() == [0, 1, 2]
 
 
 def test_bad_row_in_the_last_run_is_still_an_error(tmp_path):
@@ -151,7 +152,7 @@ def test_check_document_carries_the_note(tmp_path):
     doc = run_log_check(write(tmp_path, "training.log", csvlogger(list(range(10)), list(range(12)))))
     assert doc.log is not None
     assert any("2 runs appended one after another" in n for n in doc.log.warnings)
-    assert doc.log.points == 12 * len(KEYS)
+    assert doc.log.points == (10 + 12) * len(KEYS)    # every run's rows
 
 
 @pytest.mark.skipif(not IRFANET.exists(), reason="unlicensed real file, only in /work/logsweep")
@@ -164,8 +165,9 @@ def test_irfanet_real_file():
     log = read_log(IRFANET)
     s = by_name(log)
     assert (reset, len(last)) == (26, 200)
-    assert s["val_loss"].steps.tolist() == list(range(200))
-    assert s["val_loss"].values.tolist() == [float(r["val_loss"]) for r in last]
-    assert s["loss"].values[0] == float(last[0]["loss"]) == 0.494461827167
-    [w] = skipped_runs(log)
-    assert "goes back from 25 to 0 at line 28" in w.message and "(lines 2-27, 26 rows)" in w.message
+    assert s["run2/val_loss"].steps.tolist() == list(range(200))
+    assert s["run2/val_loss"].values.tolist() == [float(r["val_loss"]) for r in last]
+    assert s["run2/loss"].values[0] == float(last[0]["loss"]) == 0.494461827167
+    assert len(s["run1/loss"]) == 26
+    [w] = several(log)
+    assert "run1 (lines 2-27, epoch 0-25), run2 (lines 28-227" in w.message
