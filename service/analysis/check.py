@@ -246,7 +246,7 @@ class _Verifier:
                                        seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, thresholds))
             remedy.recommended = fixed and not new
         best = clip_reference(det.code, remedies, self.results)
-        if best is not None and clipping in part.remedies:
+        if best is not None and part.clips(det):
             # A clipping threshold from a fixed network's norms, never the broken one's.
             for clip in clipping(Context(self.raw, self.plan, self.result, det, reference=best)):
                 clip.unverified = "training_time"

@@ -23,6 +23,25 @@ KERAS_EPSILON = 1e-7
 BOUNDS = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0)}
 
 
+#: The range each bounded output activation holds a regression's prediction to, (low, high). A
+#: softmax is not here: its outputs are one distribution, which mse on one-hot targets (a
+#: classifier's) is fitted to; softplus and ELU are the open-ended outputs a positive target wants.
+OUTPUT_RANGES: dict[str, tuple[float, float]] = {
+    "relu": (0.0, math.inf),
+    "sigmoid": BOUNDS["sigmoid"], "hardsigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0),
+    "hard_sigmoid_keras2": (0.0, 1.0),
+    "tanh": BOUNDS["tanh"], "hardtanh": BOUNDS["hardtanh"], "softsign": (-1.0, 1.0),
+}
+
+
+def unreachable_target_fraction(activation: str) -> float:
+    """The share of the simulated regression targets (standard normal, as :func:`loss_value` draws them)
+    outside ``OUTPUT_RANGES[activation]``: P(t < low) + P(t > high)."""
+    low, high = OUTPUT_RANGES[activation]
+    # Phi(low) + (1 - Phi(high)), each side from erfc (exact at +-inf)
+    return 0.5 * math.erfc(-low / math.sqrt(2.0)) + 0.5 * math.erfc(high / math.sqrt(2.0))
+
+
 def unreachable_fraction(squashed: str, loss_squash: str, classes: int) -> float:
     """The share of the chance-level loss a loss on logits can never remove when its inputs have
     been through ``squashed`` already, so lie in ``BOUNDS[squashed]`` = [a, b].

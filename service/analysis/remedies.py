@@ -19,6 +19,7 @@ from typing import Any
 
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.findings import Detection
+from gradhealth.analysis.losses import OUTPUT_RANGES
 from gradhealth.analysis.plan import Plan
 from gradhealth.analysis.simulate import SimulationResult
 from gradhealth.core import remedies as R
@@ -76,7 +77,7 @@ class Context:
         return list(dict.fromkeys(u.pointer for u in self.detection.units if u.type in ("rnn", "lstm", "gru")))
 
 
-def _names(pointers: list[str]) -> str:
+def names_of(pointers: list[str]) -> str:
     """``/layers/3/layers/0`` -> ``layers[3].layers[0]``."""
     return ", ".join(re.sub(r"/layers/(\d+)", r".layers[\1]", p).lstrip(".") for p in pointers)
 
@@ -86,7 +87,7 @@ def _init_remedy(ctx: Context, target: str, pointers: list[str]) -> Remedy | Non
     if not todo:
         return None
     patch = [{"op": "add", "path": p + "/init", "value": {"scheme": target}} for p in todo]
-    return R.init(target, _names(todo), patch)
+    return R.init(target, names_of(todo), patch)
 
 
 def init_remedies(ctx: Context) -> list[Remedy]:
@@ -115,8 +116,8 @@ def _zero_init_remedy(ctx: Context, names: list[str]) -> list[Remedy]:
     by_scheme: dict[str, list[str]] = {}
     for p, scheme in chosen:
         by_scheme.setdefault(scheme, []).append(p)
-    remedy = R.init(chosen[0][1], _names([p for p, _ in chosen]), patch)
-    remedy.change = "initialise " + " and ".join(f"{_names(ps)} with {scheme}" for scheme, ps in by_scheme.items()) \
+    remedy = R.init(chosen[0][1], names_of([p for p, _ in chosen]), patch)
+    remedy.change = "initialise " + " and ".join(f"{names_of(ps)} with {scheme}" for scheme, ps in by_scheme.items()) \
         + " (all their weights are zero)"
     return [remedy]
 
@@ -130,7 +131,7 @@ def zero_biases(ctx: Context) -> list[Remedy]:
             and (b.scheme == "normal" or (b.scheme == "constant" and b.value != 0))]
     if not todo:
         return []
-    return [R.zero_bias(_names(todo), [{"op": "add", "path": p + "/bias_init", "value": {"scheme": "zeros"}}
+    return [R.zero_bias(names_of(todo), [{"op": "add", "path": p + "/bias_init", "value": {"scheme": "zeros"}}
                                        for p in todo])]
 
 
@@ -183,7 +184,7 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
         patch += [{"op": "add", "path": p + "/activation", "value": activation},
                   {"op": "add", "path": p + "/init", "value": {"scheme": "kaiming_normal"}}]
     patch += [{"op": "replace", "path": p + "/activation", "value": activation} for p in separate]
-    return [R.relu_family_activation(_names(ps + separate), activation, patch)]
+    return [R.relu_family_activation(names_of(ps + separate), activation, patch)]
 
 
 def normalisation(ctx: Context, kind: str) -> list[Remedy]:
@@ -193,7 +194,7 @@ def normalisation(ctx: Context, kind: str) -> list[Remedy]:
     if not ps:
         return []
     patch = [{"op": "add", "path": p + "/norm", "value": kind} for p in ps]
-    return [R.normalisation(kind, _names(ps), patch)]
+    return [R.normalisation(kind, names_of(ps), patch)]
 
 
 def residual(ctx: Context) -> list[Remedy]:
@@ -223,7 +224,7 @@ def residual(ctx: Context) -> list[Remedy]:
         done.append(unit.pointer)
     if not patch:
         return []
-    return [R.residual_connections(f"the repeated copies of {_names(done[::-1])}", patch)]
+    return [R.residual_connections(f"the repeated copies of {names_of(done[::-1])}", patch)]
 
 
 def scaled_residual(ctx: Context) -> list[Remedy]:
@@ -247,7 +248,7 @@ def scaled_residual(ctx: Context) -> list[Remedy]:
             done.append(pointer)
     if not patch:
         return []
-    return [R.scaled_residual(_names(done), patch)]
+    return [R.scaled_residual(names_of(done), patch)]
 
 
 def logits_loss(ctx: Context) -> list[Remedy]:
@@ -261,7 +262,7 @@ def logits_loss(ctx: Context) -> list[Remedy]:
     if loss.from_logits and squashed is not None:
         path = last.pointer + "/activation"
         # (one remedy per id: its change names the other way, from_logits: false, in words)
-        return [R.logits_loss(loss.type, _names([last.pointer]),
+        return [R.logits_loss(loss.type, names_of([last.pointer]),
                               [{"op": "replace", "path": path, "value": "identity"}], squashed=squashed)]
     if loss.from_logits:
         return []
@@ -270,7 +271,7 @@ def logits_loss(ctx: Context) -> list[Remedy]:
         # logits are the last layer's raw outputs: sigmoids per class give way to the loss's own
         # softmax, and a ReLU (which no logit below 0 passes) to a linear output, as the change says
         patch.insert(0, {"op": "replace", "path": last.pointer + "/activation", "value": "identity"})
-    return [R.logits_loss(loss.type, _names([last.pointer]), patch)]
+    return [R.logits_loss(loss.type, names_of([last.pointer]), patch)]
 
 
 def binary_loss(ctx: Context) -> list[Remedy]:
@@ -279,7 +280,7 @@ def binary_loss(ctx: Context) -> list[Remedy]:
     if loss.type != "cross_entropy" or ctx.plan.classes != 1:
         return []
     last = [u for u in ctx.plan.units if u.copy == 0][-1]
-    return [R.single_unit_binary_loss(_names([last.pointer]), _loss_patch(ctx, type="binary_cross_entropy"))]
+    return [R.single_unit_binary_loss(names_of([last.pointer]), _loss_patch(ctx, type="binary_cross_entropy"))]
 
 
 def _loss_patch(ctx: Context, **fields: Any) -> list[dict[str, Any]]:
@@ -294,15 +295,19 @@ def _loss_patch(ctx: Context, **fields: Any) -> list[dict[str, Any]]:
 
 
 def linear_output(ctx: Context) -> list[Remedy]:
-    """A ReLU on a regression output: the output layer (or its activation layer) with no activation."""
-    if ctx.detection.evidence.get("metric") != "clipped_output_fraction":
+    """A bounded activation on a regression output (a ReLU's clipped outputs, a sigmoid's range):
+    the output layer (or its activation layer) with no activation."""
+    ev = ctx.detection.evidence
+    if ev.get("metric") not in ("clipped_output_fraction", "unreachable_target_fraction"):
         return []
     # (a layer repeated N times is the output's and N - 1 hidden layers': no patch of it alone)
     ps = [d.pointer for d in ctx.detection.units if getattr(ctx.layer_at(d.pointer), "repeat", 1) == 1]
     if not ps:
         return []
-    return [R.linear_regression_output(_names(ps), [{"op": "replace", "path": p + "/activation", "value": "identity"}
-                                                     for p in ps])]
+    act = ev.get("output_activation")
+    act = act if isinstance(act, str) and act in OUTPUT_RANGES else "relu"
+    return [R.linear_regression_output(names_of(ps), [{"op": "replace", "path": p + "/activation", "value": "identity"}
+                                                      for p in ps], activation=act, output_range=OUTPUT_RANGES[act])]
 
 
 def pre_layer_norm(ctx: Context) -> list[Remedy]:
@@ -311,7 +316,7 @@ def pre_layer_norm(ctx: Context) -> list[Remedy]:
     if not ps:
         return []
     patch = [{"op": "add", "path": p + "/norm_first", "value": True} for p in ps]
-    return [R.pre_layer_norm(_names(ps), patch)]
+    return [R.pre_layer_norm(names_of(ps), patch)]
 
 
 def gated_cells(ctx: Context) -> list[Remedy]:
@@ -332,7 +337,7 @@ def gated_cells(ctx: Context) -> list[Remedy]:
             # (the fields only an RNN or a GRU takes go: the patched spec must be valid)
             value = {k: v for k, v in _resolve(ctx.raw, p).items() if k not in _NOT_LSTM}
             value.update({"type": "lstm", "forget_bias": fb})
-            remedy = R.gated_recurrent_cell(_names([p]), fb, steps, [{"op": "replace", "path": p, "value": value}],
+            remedy = R.gated_recurrent_cell(names_of([p]), fb, steps, [{"op": "replace", "path": p, "value": value}],
                                             already_lstm=layer.type == "lstm")
             if str(value.get("recurrent_activation", "sigmoid")).startswith("hard_sigmoid"):
                 # a hard sigmoid is flat past |x| = 2.5 (Keras 2's 0.2x + 0.5) or 3: an opened forget
@@ -353,7 +358,7 @@ def orthogonal(ctx: Context) -> list[Remedy]:
         return []
     patch = [{"op": "add", "path": p + "/recurrent_init", "value": {"scheme": "orthogonal", "gain": 1.0}}
              for p in ps]
-    return [R.orthogonal_init(_names(ps), patch)]
+    return [R.orthogonal_init(names_of(ps), patch)]
 
 
 def total_grad_norm(result: SimulationResult) -> float:

@@ -27,7 +27,13 @@ from gradhealth.analysis.findings import (
     reached_from,
     time_ratios,
 )
-from gradhealth.analysis.losses import BOUNDS, REGRESSION, unreachable_fraction
+from gradhealth.analysis.losses import (
+    BOUNDS,
+    OUTPUT_RANGES,
+    REGRESSION,
+    unreachable_fraction,
+    unreachable_target_fraction,
+)
 from gradhealth.analysis.remedies import (
     CHRONO_MIN_STEPS,
     Builder,
@@ -107,6 +113,11 @@ class ArchitectureRule(ABC):
     def propose(self, ctx: Context) -> list[Remedy]:
         """Every remedy worth trying (not yet verified)."""
         return [r for build in self.remedies for r in build(ctx)]
+
+    def clips(self, detection: Detection) -> bool:
+        """Whether a clipping threshold (taken from a fixed network's norms) belongs among
+        ``detection``'s remedies."""
+        return clipping in self.remedies
 
 
 #: exploding_gradient's metric: the larger of the backward gradient ratio and the forward growth.
@@ -858,9 +869,41 @@ def _masked_nonfinite(result: SimulationResult) -> bool:
     return bool(weighted) and all(u.mean("nonfinite_weight_grad") == 0 for u in weighted)
 
 
+def nonfinite_in_loss(result: SimulationResult) -> bool:
+    """Every layer's forward output finite and the loss not: the NaN/Inf is made after the last
+    layer, by the loss, in the first forward pass (before any update)."""
+    return not all(math.isfinite(x) for x in result.losses) and not any(
+        u.mean("nonfinite_forward") > 0 for u in result.units)
+
+
+def loss_made_nonfinite(result: SimulationResult) -> bool:
+    """A NaN/Inf the loss makes from finite outputs because of the output/loss pairing: a loss on
+    probabilities (``from_logits: false``) over outputs that are not (Keras divides them by their
+    row sum: a row of ReLU zeros gives 0/0). No learning rate or clipping can change it: it is
+    there before the first update. (An overflow of a regression loss on huge outputs is growth
+    through depth, not this.)"""
+    return nonfinite_in_loss(result) and result.on_probabilities
+
+
+def _loss_side_remedies(ctx: Context) -> list[Remedy]:
+    """The remedies of the output/loss pairing (output_loss_mismatch's), for a NaN the loss makes."""
+    return [r for build in OutputLossMismatch.remedies for r in build(ctx)]
+
+
 class Nonfinite(ArchitectureRule):
     code = "nonfinite"
     remedies = (input_normalisation, init_remedies, clipping, learning_rate)
+
+    def propose(self, ctx: Context) -> list[Remedy]:
+        if ctx.detection.evidence.get("cause") == "output_loss_pairing":
+            # made by the loss in the first forward: the pairing's fixes, verified by re-simulation;
+            # a rate cut, clipping or a new init act on updates and growth, which this NaN needs neither of
+            return _loss_side_remedies(ctx)
+        return super().propose(ctx)
+
+    def clips(self, detection: Detection) -> bool:
+        # a NaN the loss makes before any update is not one clipping bounds
+        return super().clips(detection) and detection.evidence.get("cause") != "output_loss_pairing"
 
     def measure(self, result: SimulationResult) -> float:
         return float(
@@ -897,7 +940,9 @@ class Nonfinite(ArchitectureRule):
         bwd = [u for u in result.units if u.mean("nonfinite_backward") > 0]
         # every layer's output finite and the loss not: it is made after the last layer (a log of a
         # ReLU's zeros in the loss, msweep9), in the forward, and the backward only carries it
-        in_loss = not fwd and not all(math.isfinite(x) for x in result.losses)
+        in_loss = nonfinite_in_loss(result)
+        if loss_made_nonfinite(result):
+            return self._loss_made(severity, value, result, t)
         first = fwd[0] if fwd else (bwd[-1] if bwd and not in_loss else None)
         where = (f"{'forward' if fwd else 'backward'} pass at {first.name}" if first else
                  "loss, computed in the forward pass after the last layer" if in_loss else "loss")
@@ -919,6 +964,33 @@ class Nonfinite(ArchitectureRule):
             evidence,
             [first] if first else [],
         )
+
+    def _loss_made(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        """The NaN/Inf a loss on probabilities makes from finite outputs: the output/loss pairing
+        is named as its cause (output_loss_mismatch's finding, kept beside this one)."""
+        last = output_layer(result)
+        act = _output_activation(result).activation or "identity"
+        loss = _loss_kind(result) or "the loss"
+        _, mismatch = OutputLossMismatch().severity(result, t)
+        nan_seeds = [s for s, x in enumerate(result.losses) if not math.isfinite(x)]
+        evidence = {
+            "metric": "nonfinite", "value": value, "layers": [last.name], "pass": "forward",
+            "losses": [fmt(x) for x in result.losses], "in_loss": True, "cause": "output_loss_pairing",
+            "loss": loss, "from_logits": False, "output_activation": act,
+            "related": ["output_loss_mismatch"] if mismatch is not None else [],
+        }
+        return Detection(
+            self.code, severity, "nonfinite", value,
+            f"NaN/Inf first appears in the loss, in the first forward pass ({len(nan_seeds)} of {len(result.losses)} "
+            f"seeds): every layer's output is finite, but {loss} takes {last.name}'s {act} outputs for "
+            "probabilities (from_logits=False), which they are not",
+            "The loss itself makes the NaN from finite outputs, before any update, so no learning rate, clipping "
+            "or init change removes it. A loss on probabilities divides the outputs by their sum (Keras' "
+            "categorical cross-entropy with from_logits=False): a row of outputs that are all 0 (ReLUs all off "
+            "for a sample) gives 0/0, and one NaN in the batch makes the whole loss NaN. End the model with a "
+            "softmax (or a sigmoid for binary cross-entropy), or keep it linear and compute the loss on logits "
+            "(from_logits=True).",
+            evidence, [last])
 
 
 class PostLnDepthRisk(ArchitectureRule):
@@ -1190,13 +1262,34 @@ def _output_activation(result: SimulationResult) -> UnitStats:
     return tail if tail is not last and not tail.has_weights and tail.activation else last
 
 
+#: A bounded regression output is a warning where it cannot reach this share of the simulated
+#: standard-normal targets (about half: a ReLU's 50%, a sigmoid's 66%), a note below it (a tanh's
+#: 32%: a symmetric range, right for targets scaled into it).
+UNREACHABLE_TARGETS_WARNING = 0.45
+
+
 def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
-    """The ReLU ending a network trained on a regression loss (mse, mae, huber), where it has one:
-    every output on its flat side gets no gradient and every target below 0 is out of reach."""
+    """The bounded activation (``OUTPUT_RANGES``: a ReLU, a sigmoid, a tanh...) ending a network
+    trained on a regression loss (mse, mae, huber), where it has one: every target outside its range
+    is out of reach (and a ReLU's outputs on its flat side get no gradient at all)."""
     unit = _output_activation(result)
-    if _loss_kind(result) in REGRESSION and unit.activation == "relu" and "active_fraction" in unit.values:
-        return unit
-    return None
+    if _loss_kind(result) not in REGRESSION or unit.activation not in OUTPUT_RANGES:
+        return None
+    if unit.activation == "relu":
+        return unit if "active_fraction" in unit.values else None
+    # Another bounded output is judged on one scalar target, in a spec (a Keras file's too): many
+    # bounded outputs are a reconstruction whose data has that range by design (an autoencoder's
+    # sigmoid pixels, a generator's tanh images), and a graph's or module's fix for them is still
+    # the ReLU's (module_check.py words and verifies it)
+    if result.plan is None or (output_layer(result).fan_out or 0) != 1:
+        return None
+    return unit
+
+
+def _relu_output(result: SimulationResult) -> UnitStats | None:
+    """:func:`clipped_regression_output` where it is a ReLU, whose clipped outputs are measured."""
+    unit = clipped_regression_output(result)
+    return unit if unit is not None and unit.activation == "relu" else None
 
 
 #: Weights whose spread is below this share of their size are all equal (a constant initialiser).
@@ -1320,19 +1413,26 @@ class OutputLossMismatch(ArchitectureRule):
             # a forward's own softmax or sigmoid under cross-entropy: either way the loss's softmax
             # sees logits in [0, 1], one per class
             return unreachable_fraction(result.squashed, _second_squash(result), output_layer(result).fan_out or 1)
-        relu = clipped_regression_output(result)
+        relu = _relu_output(result)
         if relu is not None:
             return 1.0 - float(np.nanmean(relu.values["active_fraction"]))
+        bounded = clipped_regression_output(result)
+        if bounded is not None and bounded.activation is not None:
+            return unreachable_target_fraction(bounded.activation)
         seeds = [s for s in result.silent if not math.isnan(s)]
         return sum(seeds) / len(seeds) if seeds else math.nan
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        relu = clipped_regression_output(result)
+        relu = _relu_output(result)
         if relu is not None:
             # a ReLU output is a choice some make for targets >= 0 (counts, prices): a risk whatever
             # share it clips at init (a positive bias may clip none yet), an error only where the
             # whole output is off in some seed and nothing learns
             return "error" if float(np.nanmax(1.0 - relu.values["active_fraction"])) >= 1.0 else "warning"
+        if clipped_regression_output(result) is not None:
+            # a bounded output (a sigmoid's (0, 1)): a risk where it cannot reach about half of
+            # zero-centred targets, a note for a symmetric range (a tanh's), right for scaled targets
+            return "warning" if value >= UNREACHABLE_TARGETS_WARNING else "info"
         severity = t.fraction(value, t.silent_loss_warning, t.silent_loss_error)
         if severity is None and sigmoids_under_cross_entropy(result):
             return "warning"
@@ -1407,10 +1507,39 @@ class OutputLossMismatch(ArchitectureRule):
                 f"(\"received from_logits=True, but the output argument was produced by a Softmax\"); the "
                 f"model trains slowly and stalls high.",
                 evidence, [last])
-        relu = clipped_regression_output(result)
+        bounded = clipped_regression_output(result)
+        if bounded is not None and bounded.activation != "relu" and bounded.activation is not None:
+            low, high = OUTPUT_RANGES[bounded.activation]
+            evidence.update(metric="unreachable_target_fraction", threshold=UNREACHABLE_TARGETS_WARNING,
+                            from_logits=None, output_activation=bounded.activation, output_range=[low, high],
+                            targets="standard normal", silent_by_seed=[])
+            if severity == "info":
+                return Detection(
+                    self.code, severity, "unreachable_target_fraction", value,
+                    f"{last.name}'s outputs go through a {bounded.activation} under {loss}: every prediction "
+                    f"stays in [{low:g}, {high:g}], out of reach of {value:.0%} of standard-normal targets; "
+                    "right for targets scaled into that range",
+                    f"A {bounded.activation} output bounds a regression's predictions to [{low:g}, {high:g}]. "
+                    "Targets scaled into that range are fitted, and the range is symmetric, so zero-centred "
+                    "targets are not cut off on one side; targets beyond it cannot be reached, and as outputs "
+                    f"near the bounds the {bounded.activation}'s slope, and with it the gradient, fades. End "
+                    "with no activation for unscaled targets.",
+                    evidence, [bounded])
+            return Detection(
+                self.code, severity, "unreachable_target_fraction", value,
+                f"{last.name}'s outputs go through a {bounded.activation} under {loss}: every prediction stays "
+                f"in [{low:g}, {high:g}], so {value:.0%} of standard-normal targets are out of reach",
+                f"A regression loss needs outputs free to reach the targets. A {bounded.activation} on the "
+                f"output holds every prediction in [{low:g}, {high:g}]: targets outside it (any that are not "
+                "scaled into it: unscaled prices, standardised values below 0) cannot be reached, the loss "
+                f"stalls high, and as outputs near a bound the {bounded.activation}'s slope, and with it every "
+                "gradient, fades. End a regression with no activation, or scale the targets into the range.",
+                evidence, [bounded])
+        relu = _relu_output(result)
         if relu is not None:
             evidence.update(metric="clipped_output_fraction", from_logits=None, output_activation="relu",
                             clipped_by_seed=[round(1.0 - float(x), 6) for x in relu.values["active_fraction"]],
+                            unreachable_target_fraction=unreachable_target_fraction("relu"),
                             silent_by_seed=[])
             return Detection(
                 self.code, severity, "clipped_output_fraction", value,
@@ -1484,6 +1613,9 @@ def architecture_rules() -> list[ArchitectureRule]:
     return [r.architecture for r in rules() if r.architecture is not None]
 
 
+#: Findings measured on the forward's outputs ahead of the loss: true where the loss alone turns NaN.
+_BEFORE_LOSS = frozenset({"output_loss_mismatch"})
+
 #: Findings whose network makes every gradient small (SGD's step small with it: not the rate's fault).
 _SHRINKS_GRADIENTS = frozenset({"vanishing_gradient", "dead_units", "saturation", "vanishing_through_time"})
 
@@ -1501,8 +1633,11 @@ def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
         # saturated units) makes the step small, and raising the rate would not fix the network
         found = [d for d in found if d.code != "small_updates"]
     if any(d.code == "nonfinite" and d.severity != "info" for d in found):
-        # Once values are NaN/Inf every ratio is meaningless; keep the one finding that is true.
-        found = [d for d in found if d.code in ("nonfinite", "exploding_gradient")]
+        # Once values are NaN/Inf every ratio is meaningless; keep the one finding that is true, and
+        # where the loss made it from finite outputs, the findings measured on those outputs ahead of
+        # the loss (the pairing that made it)
+        keep = {"nonfinite", "exploding_gradient"} | (_BEFORE_LOSS if loss_made_nonfinite(result) else set())
+        found = [d for d in found if d.code in keep]
     return worst_first(found)
 
 

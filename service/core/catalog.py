@@ -38,7 +38,8 @@ FINDINGS: dict[str, Entry] = {
         "ReLU units that output 0 for every input of the batch; their gradient is 0, so they never recover."),
     "nonfinite": Entry(
         "NaN or Inf values",
-        "A NaN or Inf appears in the forward or backward pass; the evidence names the first layer where it does."),
+        "A NaN or Inf appears in the forward or backward pass; the evidence names the first layer where it does, "
+        "or the loss, where a loss on probabilities makes it from finite outputs (the output/loss pairing)."),
     "vanishing_through_time": Entry(
         "Vanishing gradient through time",
         "In a recurrent layer, ||dL/dh_t|| shrinks exponentially towards the first time steps, so long-range "
@@ -86,7 +87,8 @@ FINDINGS: dict[str, Entry] = {
         "all of it when the output layer receives exactly none (a softmax over a single unit is the constant 1). "
         "The other way round too: a loss compiled on logits (from_logits=True) over a softmax or sigmoid output "
         "applies that activation twice, and the loss can never fall below ln(1 + (k-1)/e) for k classes; "
-        "measured as that floor's share of the loss at chance."),
+        "measured as that floor's share of the loss at chance. And a bounded output activation (a ReLU, a sigmoid, "
+        "a tanh) under a regression loss: targets outside its range cannot be reached."),
     # Findings from training logs (the log check).
     "gradient_spike": Entry(
         "Gradient-norm spikes",

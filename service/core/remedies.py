@@ -8,6 +8,7 @@ what they know (which layers, a patch, a data-derived number); the words come fr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -264,12 +265,23 @@ def single_unit_binary_loss(where: str, patch: Patch = ()) -> Remedy:
                        activation="Sigmoid", was="categorical cross-entropy over one unit")
 
 
-def linear_regression_output(where: str, patch: Patch = ()) -> Remedy:
-    """Drop the ReLU on the regression output ``where``: every output it clips gets no gradient."""
-    return make_remedy("output_activation", f"end {where} with no activation (a linear output) instead of the ReLU: "
-                       "a regression's outputs must move both ways; for targets that must stay positive, "
-                       "softplus keeps a gradient everywhere", patch, activation="Identity",
-                       was="nn.ReLU() on a regression output")
+def linear_regression_output(where: str, patch: Patch = (), *, activation: str = "relu",
+                             output_range: tuple[float, float] | None = None) -> Remedy:
+    """Drop the bounded ``activation`` (a ReLU by default) on the regression output ``where``: a
+    ReLU's clipped outputs get no gradient; any bound (``output_range``) keeps targets beyond it out
+    of reach."""
+    torch_name = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "hardtanh": "Hardtanh",
+                  "softsign": "Softsign"}.get(activation, "Hardsigmoid")
+    if activation == "relu":
+        why = ("a regression's outputs must move both ways; for targets that must stay positive, softplus keeps a "
+               "gradient everywhere")
+    else:
+        low, high = output_range if output_range is not None else (math.nan, math.nan)
+        why = (f"it holds every prediction in [{low:g}, {high:g}], out of reach of the targets outside it; or "
+               "scale the targets into that range")
+    label = "ReLU" if activation == "relu" else activation
+    return make_remedy("output_activation", f"end {where} with no activation (a linear output) instead of the "
+                       f"{label}: {why}", patch, activation="Identity", was=f"nn.{torch_name}() on a regression output")
 
 
 def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:
