@@ -355,6 +355,11 @@ def _pinned_at_chance(run: RunLog, t: LogThresholds
     return None
 
 
+#: A training accuracy never above this share while the training loss halves learns nothing an
+#: accuracy counts (a classifier fitting its training set climbs far past it)
+_NO_ACCURACY = 0.05
+
+
 def zero_accuracy(run: RunLog) -> Finding | None:
     """An accuracy (top-k included) exactly 0 at every one of its 5 or more points while the training
     loss fell by half or more: what the model learns never once shows where it is measured (ls16, a
@@ -369,6 +374,22 @@ def zero_accuracy(run: RunLog) -> Finding | None:
     for s in run.by_role("metric"):
         steps, v = finite(s)
         if _ANY_ACCURACY.search(s.name.lower()) and len(v) >= 5 and bool(np.all(v == 0)):
+            train = accuracies(run)[0]
+            tv = as_fraction(finite(train)[1]) if train is not None and train is not s else np.array([])
+            if len(tv) >= 5 and float(tv.max()) <= _NO_ACCURACY:
+                # the training set's accuracy is ~0 as well while its loss falls: the loss is not one an
+                # accuracy measures (ls49: a Keras regression on mse logging "acc", 0.0056 at best)
+                return finding(
+                    "loss_plateau", "info",
+                    f"{s.name} is exactly 0 at all {len(v)} points and {train.name} never above {float(tv.max()):.3g}, "
+                    f"while {loss.name} fell from {float(lv[0]):.3g} to {float(lv[-1]):.3g}: the accuracy does not "
+                    "measure what this loss trains",
+                    "The loss falls, so the model learns, yet not even the training set's accuracy moves: a regression "
+                    "loss (mse, mae) with an accuracy metric, which counts exact matches of continuous outputs. Log a "
+                    "metric of the loss's kind (mean absolute error, R^2) instead.",
+                    {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+                     "train_metric": loss.name, "train_first": float(lv[0]), "train_last": float(lv[-1]),
+                     "train_accuracy": train.name, "train_accuracy_max": float(tv.max())}, [])
             return finding(
                 "loss_plateau", "warning",
                 f"{s.name} is exactly 0 at all {len(v)} points ({s.between(steps[0], steps[-1])}) while "
