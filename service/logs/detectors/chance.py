@@ -376,7 +376,7 @@ def zero_accuracy(run: RunLog) -> Finding | None:
         if _ANY_ACCURACY.search(s.name.lower()) and len(v) >= 5 and bool(np.all(v == 0)):
             train = accuracies(run)[0]
             tv = as_fraction(finite(train)[1]) if train is not None and train is not s else np.array([])
-            if len(tv) >= 5 and float(tv.max()) <= _NO_ACCURACY:
+            if train is not None and len(tv) >= 5 and float(tv.max()) <= _NO_ACCURACY:
                 # the training set's accuracy is ~0 as well while its loss falls: the loss is not one an
                 # accuracy measures (ls49: a Keras regression on mse logging "acc", 0.0056 at best)
                 return finding(
