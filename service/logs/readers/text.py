@@ -9,8 +9,11 @@ Examples of lines read::
     step 500: train loss 2.3456, val loss 2.4567        (nanoGPT eval)
     epoch=3 step=1200 loss=0.51 grad_norm=nan           (key=value)
 
-A pair is a name (letters, digits, ``_ . / -``, starting with a letter or ``_``) followed by ``:``
-or ``=`` and a number (``nan``, ``inf``, ``-inf``, ``Infinity`` included). ``name value`` without a
+A pair is a name (letters, digits, ``_ . / -``, starting with a letter of any script or ``_``) followed
+by ``:`` or ``=`` (a copula before it is part of it: ``loss is: 2.50``) and a number (``nan``,
+``inf``, ``-inf``, ``Infinity`` included), also printed as a one-element array or tensor (``Loss [
+0.69]``, ``loss tensor(0.69, device='cuda:0')``). A name made of common Chinese words is read in
+English (``训练损失`` -> ``train_loss``, ``验证损失`` -> ``val_loss``). ``name value`` without a
 separator counts on pipe-separated lines (``a 1 | b 2``) and, on other lines, for the names below
 (optionally preceded by ``train``/``val``/``eval``/``test``, as ``train loss``, which becomes
 ``train_loss``). A number followed by a unit (``54.32ms``) is not a value.
@@ -101,10 +104,12 @@ _LOSS_QUALIFIER = (r"(?!(?:the|a|an|of|and|or|in|on|to|for|with|is|at|by|this|th
 # (and after it: NICE-EEG's "loss val: 6.6089"; a split word before an accuracy: "train acc: 0.50")
 _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|"
                  rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
-                 rf"learning[ \t](?=rate\b))?[A-Za-z_][\w./-]*)['\"]?(?P<sep>\s*[:=]\s*(?:=\s*)?)"
+                 rf"learning[ \t](?=rate\b))?[^\W\d][\w./-]*)['\"]?"
+                 # a copula before the separator is part of it (Paddle's prints: "loss is: 2.50, acc is: 0.07")
+                 rf"(?:[ \t]+(?:is|was|are)(?=[ \t]*[:=]))?(?P<sep>\s*[:=]\s*(?:=\s*)?)"
                  rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
 _WS = re.compile(rf"(?<![\w./-])(?P<key>(?:{_SPLIT_WORD}[ _]|learning[ _](?=rate\b))?"
-                 rf"[A-Za-z_][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
+                 rf"[^\W\d][\w./-]*)[ \t]+(?P<val>{_NUM}){_END}", re.IGNORECASE)
 # "<step> <name> <value>", the whole line (build-nanogpt's log.txt: "250 val 6.5893"); a name is not
 # a number's spelling (MLflow's "<timestamp> nan <step>" is not one), nor prose ("72 in 194")
 _TRIPLE = re.compile(rf"^\s*(?P<step>\d+)[ \t]+(?!(?:nan|inf|infinity|in|of|out|to|at|for|from|and|or|by|on|per|x)[ \t])"
@@ -151,7 +156,7 @@ _SCALE_SENTENCE = re.compile(rf"loss scale(?::?\s*(?P<was>{_NUM}),\s*reducing)? 
 _LOGURU_REF = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+:$")
 _CALL_OPEN = re.compile(r"\w\(")  # a call or repr opens: only then are argument spans worth finding
 # one pipe-delimited field "words words: number" (the number ends the field)
-_PIPED_KV = re.compile(rf"(?:^|(?<=\|))[ \t]*(?P<key>[A-Za-z][\w./-]*(?:[ \t]+[A-Za-z(][\w./()-]*)+)[ \t]*:"
+_PIPED_KV = re.compile(rf"(?:^|(?<=\|))[ \t]*(?P<key>(?!_)[^\W\d][\w./-]*(?:[ \t]+[A-Za-z(][\w./()-]*)+)[ \t]*:"
                        rf"[ \t]*(?P<val>{_NUM})(?=[ \t]*(?:\||$))", re.IGNORECASE)
 _BARE_NONFINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
 # a bracketed name before its value, a custom logger's "| [Loss] 51566519.44 | [step]    89 |"
@@ -284,7 +289,7 @@ def _epoch_above(path: Path, limits: ReadLimits) -> float | None:
     return None
 
 
-def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None]:
+def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None, int]:
     """(the lines the runs start at, how trials were told apart) of a console that several runs
     were appended to: a run counts its steps out of one total (``iter: 10/1000``), or its epochs
     where no step is counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter:
@@ -298,7 +303,9 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None]:
     started again at the first epoch after the run before it reached its last (``Epoch 30/30``, then
     ``Epoch 1/30``: a search's trials, each complete), not after one cut short (a crash and a fresh
     start); a console that counts nothing has trials where :class:`_Restarts` finds them. ([1],
-    None) for one run; the second item is None where the runs are not trials."""
+    None, 0) for one run; the second item is None where the runs are not trials; the third, how
+    many runs came before the first start (only past the places :class:`_Restarts` keeps: the
+    first start is then not line 1)."""
     # [total, first line, counted lines, lines with a loss, the last epoch counted, started again]
     segments: list[list[int]] = []
     restarts = _Restarts()
@@ -339,7 +346,7 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None]:
     if not segments:
         return restarts.starts()
     return starts, ("each counting its epochs to the end before the next starts again"
-                    if trials and len(starts) > 1 else None)
+                    if trials and len(starts) > 1 else None), 0
 
 
 #: A name followed by a number (``Dropout:0.5``, ``lr=1e-3``): the names a header line sets.
@@ -388,7 +395,10 @@ class _Restarts:
         # last epoch, highest epoch of the current run, lines that named it]; and its places (line,
         # the kind's lines before it, the highest epoch the run before it reached)
         self._epochs: dict[bytes, list[int]] = {}
-        self._epoch_starts: dict[bytes, list[tuple[int, int, int]]] = {}
+        # (the latest :data:`_MAX_HEADERS` places only: a search of a thousand trials still splits,
+        # and the last :data:`_MAX_TRIALS` are judged), and how many places came before them
+        self._epoch_starts: dict[bytes, deque[tuple[int, int, int]]] = {}
+        self._epoch_dropped: dict[bytes, int] = {}
 
     def line(self, lineno: int, raw: bytes, loss: bool) -> None:
         """Take the console's next line (``loss``: whether it names a loss)."""
@@ -441,32 +451,43 @@ class _Restarts:
         seen = self._epochs.get(kind)
         if seen is None:
             self._epochs[kind] = [e, e, e, 1]
-            self._epoch_starts[kind] = [(1, 0, e)]
+            self._epoch_starts[kind] = deque([(1, 0, e)], maxlen=_MAX_HEADERS)
             return
         first, last, top, lines = seen
         if e < last and e <= first and top > first:
             places = self._epoch_starts[kind]
-            if len(places) <= _MAX_HEADERS:
-                places.append((lineno, lines, top))
+            if len(places) == places.maxlen:
+                # the oldest place goes: the runs before the kept ones are counted, not read
+                self._epoch_dropped[kind] = self._epoch_dropped.get(kind, 0) + 1
+            places.append((lineno, lines, top))
             seen[0] = seen[2] = e
         seen[1] = e
         seen[2] = max(seen[2], e)
         seen[3] += 1
 
-    def epoch_restarts(self) -> tuple[list[tuple[int, int]], bool]:
+    def epoch_restarts(self) -> tuple[list[tuple[int, int]], bool, int]:
         """(line, lines naming the epoch before it) of the places an epoch counter starts a run, each
-        run with at least :data:`_MIN_RUN_LINES` lines naming it; and whether every run but the last counted its epochs
-        as far as the furthest one did (complete trials, not a run cut short and started again)."""
-        best: tuple[list[tuple[int, int]], bool] = ([], False)
-        for kind, places in self._epoch_starts.items():
-            if not 2 <= len(places) <= _MAX_HEADERS:
+        run with at least :data:`_MIN_RUN_LINES` lines naming it; whether every run but the last counted its epochs
+        as far as the furthest one did (complete trials, not a run cut short and started again); and
+        how many runs came before the first place, past the places kept (:data:`_MAX_HEADERS`), 0
+        where the first place is the log's first line.
+
+        A counter that went back to its start more often than the places kept still splits: the
+        latest places are kept, so the last runs are told apart and the earlier ones only counted."""
+        best: tuple[list[tuple[int, int]], bool, int] = ([], False, 0)
+        for kind, deque_places in self._epoch_starts.items():
+            places = list(deque_places)
+            dropped = self._epoch_dropped.get(kind, 0)
+            if len(places) < 2:
                 continue
             tops = [top for _, _, top in places[1:]] + [self._epochs[kind][2]]
             counts = [n for _, n, _ in places] + [self._epochs[kind][3]]
             kept: list[tuple[int, int]] = []
+            if dropped:
+                kept.append(places[0][:2])  # a run starts at the oldest place kept
             reached: list[int] = []  # the highest epoch of each run before a kept place
             run_top = tops[0]
-            last_n = 0
+            last_n = places[0][1]
             for i in range(1, len(places)):
                 at, n, _ = places[i]
                 run_top = max(run_top, tops[i - 1])
@@ -474,9 +495,10 @@ class _Restarts:
                     kept.append((at, n))
                     reached.append(run_top)
                     run_top, last_n = tops[i], n
-            if len(kept) > len(best[0]):
+            if len(kept) + dropped > len(best[0]) + best[2]:
                 furthest = max([*reached, run_top])
-                best = (kept, all(r == furthest for r in reached))
+                # (past the cap, the runs before the oldest place kept are one run each: dropped of them)
+                best = (kept, all(r == furthest for r in reached), dropped)
         return best
 
     def _add(self, kind: bytes | tuple[bytes, ...], lineno: int, raw: bytes) -> None:
@@ -484,7 +506,7 @@ class _Restarts:
         if kind != () and (seen is None or len(seen) <= _MAX_HEADERS):
             self._kinds.setdefault(kind, []).append((lineno, self._losses, self._last_loss, raw))
 
-    def starts(self) -> tuple[list[int], str | None]:
+    def starts(self) -> tuple[list[int], str | None, int]:
         """:func:`_run_starts`' answer: the runs the headers or counters start, else one run."""
         found: dict[int, tuple[int, str]] = {}  # loss lines before a run -> (its first line, how)
         for kind, seen in self._kinds.items():
@@ -497,15 +519,16 @@ class _Restarts:
                 found[n] = min(found.get(n, (at, how)), (at, how))
         if found:
             hows = sorted({how for _, how in found.values()})
-            return [1, *sorted(at for at, _ in found.values())], f"{' or '.join(hows)}, its loss starting again"
+            return [1, *sorted(at for at, _ in found.values())], f"{' or '.join(hows)}, its loss starting again", 0
         # an epoch counter going back to where its run began (``Epoch=6``, then ``Epoch=1``): runs
         # each judged on its own where every one counted as far as the furthest (a search's trials),
         # else the last (a run cut short and started afresh)
-        places, complete = self.epoch_restarts()
+        places, complete, earlier = self.epoch_restarts()
         if not places:
-            return [1], None
-        return [1, *(at for at, _ in places)], ("each counting its epochs again from the first" if complete
-                                                else None)
+            return [1], None, 0
+        # (past the places kept, the runs before the first one kept are counted, not read)
+        return [*([] if earlier else [1]), *(at for at, _ in places)], (
+            "each counting its epochs again from the first" if complete else None), earlier
 
 
 def _restarted(seen: list[_Boundary], losses: int) -> list[tuple[int, int]]:
@@ -669,6 +692,48 @@ _LOSS_AT_STEP = re.compile(
     r"(?P<val>[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)(?![\w.])", re.IGNORECASE)
 
 
+#: A value printed as a one-element array or tensor: numpy's ``Loss [ 0.69090915]``, ``loss: [0.69]``,
+#: torch's ``loss tensor(0.6909)`` or ``tensor(0.6909, device='cuda:0', grad_fn=<NllLossBackward0>)``
+#: (read as ``name: x``). A bracketed whole number after a name is a position (``Epoch [3]``) or a
+#: count, not an array: only a fraction, an exponent, NaN or Inf in brackets is.
+_ONE_ELEMENT = re.compile(
+    rf"(?<![\w./-])(?P<key>[^\W\d][\w./-]*)[ \t]*[:=]?[ \t]*"
+    rf"(?:\[[ \t]*(?P<b>{_NUM})[ \t]*\]|tensor\([ \t]*(?P<tb>\[[ \t]*)?(?P<t>{_NUM})[ \t]*(?(tb)\])[ \t]*(?:,[^()]*)?\))",
+    re.IGNORECASE)
+_WHOLE = re.compile(r"[-+]?\d+")
+
+
+def _one_element(m: re.Match[str]) -> str:
+    """``name: x`` for a one-element array or tensor printed after a name; a position's or a whole
+    number's brackets are left as they are."""
+    if m["b"] is not None and (m["key"].lower() in _POSITION_KEYS | {"batch"} or _WHOLE.fullmatch(m["b"])):
+        return m[0]
+    return f"{m['key']}: {m['b'] if m['b'] is not None else m['t']}"
+
+
+#: Common Chinese words of a training console's names (a tmux capture's ``训练损失: 4.61 | 验证损失:
+#: 6.00``), read as the English names the roles know: a name made of them only is translated
+#: (``训练损失`` -> ``train_loss``, ``验证准确率`` -> ``val_acc``), any other keeps its own
+_CJK_WORDS = (("训练", "train"), ("验证", "val"), ("测试", "test"), ("准确率", "acc"), ("损失", "loss"),
+              ("学习率", "lr"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _english(key: str) -> str:
+    """``key`` in the English words of :data:`_CJK_WORDS` where it is made of them only, else itself."""
+    if key.isascii():
+        return key
+    words: list[str] = []
+    rest = key
+    while rest:
+        hit = next(((zh, en) for zh, en in _CJK_WORDS if rest.startswith(zh)), None)
+        if hit is None:
+            return key
+        words.append(hit[1])
+        rest = rest[len(hit[0]):].lstrip("_")
+    return "_".join(words)
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
         line = line[tag.end():]
@@ -690,6 +755,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         line = _HYPHEN_COUNT.sub(r"\1 \2", line)  # "Epoch-151": the count joined by a hyphen
     if "[" in line:
         line = _ANSI.sub("", line)
+    if "[" in line or "tensor(" in line:
+        line = _ONE_ELEMENT.sub(_one_element, line)  # "Loss [ 0.69]", "loss tensor(0.69, ...)": the number
     m = _TRIPLE.match(line) or _TRIPLE_TAIL.match(line)
     if m:
         key = m["key"]
@@ -757,7 +824,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # iterations: 0 |": between two pipes, every word before the colon is the name
         for m in _PIPED_KV.finditer(line):
             spans.append(m.span())
-            key = re.sub(r"\s+", "_", m["key"].strip())
+            key = _english(re.sub(r"\s+", "_", m["key"].strip()))
             found.setdefault(key, _value(line, m, count_ok=False) or m["val"])
             if key.lower() not in _POSITION_KEYS:
                 first_at = min(first_at, m.start())
@@ -768,7 +835,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         if any(x <= m.start() < y for x, y in spans):
             continue
         spans.append(m.span())
-        key = m["key"]
+        key = _english(m["key"])
         if " " in key or "\t" in key:
             key = re.sub(r"[ \t]+", "_", key)
         if m.start() >= 5 and line[m.start() - 5:m.start()].lower() == "best ":
@@ -778,9 +845,9 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         if (key.lower() in _POSITION_KEYS and "=" in m["sep"] and _COUNT_BANNER.search(line, 0, m.start())
                 and _KV.search(line, m.end()) is None):
             continue  # "Total optimization steps = 1,548", "Num Epochs = 3": how many, not where
-        head, _, tail = key.partition("/")
-        if tail.lower().startswith("total") and head.lower() in STEP_KEYS:
-            key = head  # "step/total_step: 5/60": the step, out of its total
+        scope, _, rest = key.partition("/")
+        if rest.lower().startswith("total") and scope.lower() in STEP_KEYS:
+            key = scope  # "step/total_step: 5/60": the step, out of its total
         if key.lower() in STEP_KEYS:
             val = _value(line, m, count_ok=True)
             of = _OF.match(line, m.end())
@@ -823,7 +890,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         a, b = m.span()
         if any(a < y and x < b for x, y in spans) or any(x <= a < y for x, y in calls):
             continue
-        key = m["key"]
+        key = _english(m["key"])
         if " " in key or "\t" in key:
             key = re.sub(r"[ \t]+", "_", key)
         low = key.lower()
@@ -1039,37 +1106,41 @@ class TextReader:
         return 0.0
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
-        starts, trials = _run_starts(path, limits)
+        starts, trials, earlier = _run_starts(path, limits)
         if trials is not None:
-            judged = self._trials(path, limits, starts, trials)
+            judged = self._trials(path, limits, starts, trials, earlier)
             if judged is not None:
                 return judged
         start = starts[-1]
         warnings: list[LogWarning] = []
-        if len(starts) > 1:
+        if len(starts) + earlier > 1:
             warnings.append(LogWarning(
-                "skipped_runs", f"{path.name}: {len(starts)} runs appended one after another (the step or epoch "
+                "skipped_runs", f"{path.name}: {len(starts) + earlier} runs appended one after another (the step or epoch "
                 f"counter's total changes, or its epochs start again); the last one, from line {start}, is read",
                 where=f"line {start}"))
         return self._segment(path, limits, start, None, warnings)
 
-    def _trials(self, path: Path, limits: ReadLimits, starts: list[int], how: str) -> RunLog | None:
+    def _trials(self, path: Path, limits: ReadLimits, starts: list[int], how: str,
+                earlier: int = 0) -> RunLog | None:
         """A console of complete trials appended one after another (a search: each counts its epochs
         to the end, then the next starts at epoch 1; or each follows a header line), each read and
         judged on its own as a folder's runs are: series ``run<k>/<name>``. ``how``: how they were
-        told apart. None where fewer than two trials hold values."""
+        told apart; ``earlier``: trials before ``starts[0]`` that were only counted (past
+        :data:`_MAX_HEADERS`). None where fewer than two trials hold values."""
         skipped = max(0, len(starts) - _MAX_TRIALS)
         ends: list[int | None] = [*starts[1:], None]
         logs: list[tuple[str, int, RunLog]] = []
         for k in range(skipped, len(starts)):
             try:
-                logs.append((f"run{k + 1}", starts[k], self._segment(path, limits, starts[k], ends[k], [])))
+                logs.append((f"run{earlier + k + 1}", starts[k],
+                             self._segment(path, limits, starts[k], ends[k], [])))
             except LogError:
                 continue  # a stretch with no values of its own
         if len(logs) < 2:
             return None
+        skipped += earlier
         warnings = [several_runs(
-            path.name, f"{len(starts)} runs appended one after another, {how}",
+            path.name, f"{len(starts) + earlier} runs appended one after another, {how}",
             [f"{p} (line {at})" for p, at, _ in logs],
             tail=f"; the first {skipped} are not read" if skipped else "")]
         merged = RunLog(format=self.name, source=path.name, warnings=warnings, runs=[p for p, _, _ in logs],
@@ -1113,6 +1184,12 @@ class TextReader:
         by_epoch: dict[str, dict[float, float]] = {}
         epoch_top: float | None = None    # the furthest epoch a line placed by epoch reached
         rewritten: tuple[int, float, float] | None = None  # (line, from, to): the epoch went back onto values
+        back_to_start = 0  # times the epoch went back to (or below) the first one after advancing
+        first_epoch: float | None = None
+        # where each NaN/Inf kept by epoch was logged ((name, epoch) -> line), and the first one a
+        # later line at the same epoch replaced (line, name, value, epoch): never hidden silently
+        nonfinite_at: dict[tuple[str, float], int] = {}
+        hidden: tuple[int, str, float, float] | None = None
         # (epoch, values) of each line that prints its own epoch, in order: the Trainer's dicts
         # round a fractional epoch to 2 decimals, so lines logged within 0.01 of an epoch share one
         epoch_rows: list[tuple[float, list[tuple[str, float]]]] | None = []
@@ -1188,7 +1265,16 @@ class TextReader:
                            and ("poch" in segment or "][" in segment) else None)
                     if pos is not None:
                         lengths.add(next((int(pos[f[2]]) for f in _POSITION_FORMS if pos[f[2]]), None))
-                    if "epoch" in names:
+                    if ("epoch" in names and in_eval and epoch is not None and not names & STEP_KEYS and len(names) > 1
+                            and float(dict((k.lower(), v) for k, v in found)["epoch"]) == epoch
+                            and not any(k.lower().startswith(_SPLITS) for k, _ in found)):
+                        # an evaluation announced on a line of its own that reprints the epoch it
+                        # evaluates (Paddle's examples: "testing in eval mode……", then "epoch: 0, loss
+                        # is: 0.49, acc is: 0.84" after the training line of epoch 0): its values are
+                        # the evaluation's, not a second training line replacing the first
+                        found = [(k if k.lower() == "epoch" or k.startswith("eval_") else f"eval_{k}", v)
+                                 for k, v in found]
+                    elif "epoch" in names:
                         in_eval = False
                         if not names & STEP_KEYS:
                             header_epoch = float(dict((k.lower(), v) for k, v in found)["epoch"])
@@ -1239,6 +1325,10 @@ class TextReader:
                         loss_lines += 1
                         loss_epoch_lines += epoch is not None
                     if last_step is None and epoch is not None:
+                        if first_epoch is None:
+                            first_epoch = epoch
+                        elif epoch_top is not None and epoch < epoch_top and epoch <= first_epoch < epoch_top:
+                            back_to_start += 1
                         for k, value in values:
                             if k.lower() != "epoch":
                                 at_epoch = by_epoch.setdefault(k, {})
@@ -1247,6 +1337,11 @@ class TextReader:
                                     # the epoch went back (a run resumed from a checkpoint): this
                                     # value replaces one an earlier pass logged at the same epoch
                                     rewritten = (lineno, epoch_top, epoch)
+                                nan_line = nonfinite_at.pop((k, epoch), None)
+                                if nan_line is not None and hidden is None and math.isfinite(value):
+                                    hidden = (nan_line, k, at_epoch[epoch], epoch)
+                                if not math.isfinite(value):
+                                    nonfinite_at[(k, epoch)] = lineno
                                 at_epoch[epoch] = value
                         epoch_top = epoch if epoch_top is None else max(epoch_top, epoch)
                         if epoch_rows is not None:
@@ -1307,10 +1402,22 @@ class TextReader:
             spread = _spread_epochs(epoch_rows) if epoch_rows else None
             if rewritten is not None and spread is None:
                 at, was, now = rewritten
+                why = ("resumed from a checkpoint?" if back_to_start < 2 else
+                       # many returns to the start are runs appended (each too short to be judged
+                       # on its own), never one resumed run
+                       f"it goes back to its first epoch {back_to_start} times: {back_to_start + 1} runs "
+                       "appended one after another, too short to judge each on its own?")
                 warnings.append(LogWarning(
                     "overwritten_values", f"{name} line {at}: the epoch goes back from {was:g} to {now:g} "
-                    f"within one run (resumed from a checkpoint?); the values logged at epochs {now:g} to "
+                    f"within one run ({why}); the values logged at epochs {now:g} to "
                     f"{was:g} before it are replaced by the later ones", where=f"line {at}"))
+            if hidden is not None and spread is None:
+                bad_line, bad_name, bad, bad_epoch = hidden
+                # the series keeps each epoch's last value: a NaN/Inf a later line replaced still counts
+                warnings.append(LogWarning(
+                    "nonfinite_event", f"{name} line {bad_line}: {bad_name} = {bad} at epoch {bad_epoch:g}, "
+                    "replaced by a later line's value at the same epoch (each epoch keeps its last values)",
+                    where=f"line {bad_line}"))
             return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
                                   series=_letters(_epoch_series(spread if spread is not None else by_epoch),
                                                   letters)), lengths)
