@@ -41,6 +41,9 @@ class Series:
     #: iterations per epoch where the log placed its points as "epoch e, iteration i of N" (an
     #: mmdet "Epoch [12][700/3953]"), read back as e + i / N: findings name the log's own position
     epoch_length: int | None = None
+    #: what was done about a step that counted down on most points (:meth:`_order`); the run
+    #: gathers it into its warnings as ``step_order``
+    order_note: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A name decoded from a JSON escape like "\\ud800" may hold a lone surrogate, which no
@@ -51,8 +54,50 @@ class Series:
         self.values = np.asarray(self.values, dtype=np.float64)
         if len(self.steps) != len(self.values):
             raise ValueError(f"series {self.name}: {len(self.steps)} steps but {len(self.values)} values")
-        if len(self.steps) > 1 and np.any(np.diff(self.steps) < 0):
-            order = np.argsort(self.steps, kind="stable")
+        if len(self.steps) > 1:
+            back = np.diff(self.steps) < 0
+            if back.any():
+                self._order(back)
+
+    def _order(self, back: np.ndarray) -> None:
+        """Put the points, given in the log's order with ``back`` marking each step lower than the
+        one before, in time order.
+
+        A step that goes back now and then (a resume, a restart, joined files) is sorted by the
+        step, as the readers' own notes say. A step that goes back on most points counts down
+        (Keras' ``Epoch 100/100`` ... ``1/100`` printed in reverse, a CSV's step column counting
+        down): the log's lines are in the order they were written, so a step that only ever counts
+        down is read in the log's order, with the step taken as the distance from the first point
+        (sorting it would read the run backwards: a rising loss as a falling one). Only a wall time
+        that falls with it says the lines were written newest first (an export sorted so): then the
+        step's order is the time order. Either way the ``step_order`` note says what was done."""
+        falls, pairs = int(back.sum()), len(back)
+        first = int(np.argmax(back)) + 1  # the first point lower than the one before it
+        order: np.ndarray | None = np.argsort(self.steps, kind="stable")
+        if falls >= 2 and 2 * falls > pairs:
+            where = (f"the {self.unit} goes down on {falls:,} of {pairs:,} points ({100 * falls / pairs:.0f} %), "
+                     f"first at the series' point {first + 1:,} ({self._position(self.steps[first - 1])} then "
+                     f"{self._position(self.steps[first])})")
+            wall = None if self.wall_time is None else np.asarray(self.wall_time, dtype=np.float64)
+            newest_first = False
+            if wall is not None and len(wall) == len(self.steps):
+                dw = np.diff(wall)
+                dw = dw[np.isfinite(dw)]
+                newest_first = bool(len(dw)) and 2 * int(np.sum(dw < 0)) > len(dw)
+            if newest_first:
+                how = (f"read in the {self.unit}'s order, which its wall time follows (the lines were written "
+                       "newest first)")
+            elif not np.any(np.diff(self.steps) > 0):
+                # a countdown: the log's order is the time order; the distance from the first point
+                # keeps the step's spacing and is the same for the series logged on the same lines
+                order = None
+                self.steps = self.steps[0] - self.steps
+                how = (f"read in the log's order, the order its lines were written, each point at its distance "
+                       f"in {self.unit}s from the first ({self.unit} 0)")
+            else:
+                how = f"read in the {self.unit}'s order"
+            self.order_note = f"{self.name}: {where}: {how}"
+        if order is not None:
             self.steps, self.values = self.steps[order], self.values[order]
             if self.wall_time is not None:
                 self.wall_time = np.asarray(self.wall_time)[order]
@@ -117,6 +162,18 @@ class RunLog:
     #: a folder of several runs (Lightning's version_N, MLflow's experiments): each one's folder, the
     #: prefix of its series' names; the checks judge each on its own (empty: one run)
     runs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.note_step_order()
+
+    def note_step_order(self) -> None:
+        """Add a ``step_order`` warning for each series whose step counted down (its
+        :attr:`Series.order_note`), once."""
+        seen = {w.message for w in self.warnings if w.code == "step_order"}
+        for s in self.series:
+            if s.order_note is not None and s.order_note not in seen:
+                seen.add(s.order_note)
+                self.warnings.append(LogWarning("step_order", s.order_note))
 
     def split(self) -> dict[str, RunLog]:
         """Each run of a folder of runs (:attr:`runs`) by its prefix: its own series, and those under

@@ -14,6 +14,7 @@ semicolon tables) to :func:`detect` here, so an upload is judged as the loader r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs.readers import registry
@@ -42,10 +43,37 @@ def check_size(path: Path, limits: ReadLimits, label: str | None = None) -> int:
     return size
 
 
+#: How far a first line that is one ``#`` comment is followed to its end (:func:`past_comment`).
+COMMENT_BYTES = 2**20
+
+
 def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
-    """The first ``n`` bytes of the file (fewer when it is shorter)."""
+    """The first ``n`` bytes of the file (fewer when it is shorter); for a sniffer's head (``n`` of
+    :data:`HEAD_BYTES` or more), a first ``#`` comment line longer than that is read to its end and
+    ``n`` bytes after it (:func:`past_comment`)."""
     with path.open("rb") as f:
-        return f.read(n)
+        head = f.read(n)
+        return past_comment(f, head, n) if n >= HEAD_BYTES else head
+
+
+def past_comment(f: BinaryIO, head: bytes, n: int) -> bytes:
+    """``head``, the first bytes read from ``f``, and where it is all one unfinished ``#`` comment
+    line (a Monitor file's ``#{"t_start": ...}`` with a long info dict), the rest of that line, up
+    to :data:`COMMENT_BYTES`, and ``n`` bytes after it: the lines the comment would hide from a
+    sniffer (the header of the table it heads). ``f`` is read on from where ``head`` ends."""
+    if not head.lstrip(b"\xef\xbb\xbf").startswith(b"#") or b"\n" in head or len(head) < n:
+        return head
+    line = bytearray(head)
+    while len(line) < COMMENT_BYTES:
+        chunk = f.read(min(HEAD_BYTES, COMMENT_BYTES - len(line)))
+        if not chunk:
+            return bytes(line)
+        end = chunk.find(b"\n")
+        if end >= 0:
+            rest = chunk[end + 1:]
+            return bytes(line) + chunk[:end + 1] + rest[:n] + (f.read(n - len(rest)) if len(rest) < n else b"")
+        line += chunk
+    return head
 
 
 def archive_kind_of(name: str, head: bytes) -> str | None:

@@ -52,11 +52,13 @@ from gradhealth.logs.readers.textio import (
     check_header,
     csv_header,
     first_lines,
+    leading_comments,
     number,
     open_log,
     truncated,
 )
 from gradhealth.logs.series import LogWarning, RunLog, parse_number
+from gradhealth.logs.sniff import HEAD_BYTES, past_comment
 
 #: The columns every Monitor file starts with, in this order (``csv.DictWriter(fieldnames=("r", "l", "t", ...))``).
 COLUMNS = ["r", "l", "t"]
@@ -92,36 +94,54 @@ def _value(row: list[str], i: int, column: str, what: str) -> float:
     if not text:
         raise BadRow(f"column {column!r} ({what}) is blank")
     try:
-        return parse_number(text)
+        return _finite_literal(parse_number(text), text, column)
     except ValueError:
         shown = text if len(text) <= 40 else text[:40] + "..."
         raise BadRow(f"column {column!r} ({what}) is {shown!r}, not a number") from None
 
 
-def _flag(text: str) -> float | None:
-    """A cell of ``is_success`` or another info keyword: True/False as 1/0, a number as itself,
-    None for a blank or missing value; :class:`ValueError` for other text."""
+def _flag(text: str, column: str) -> float | None:
+    """A cell of ``is_success`` or another info keyword (``column``): True/False as 1/0, a number as
+    itself, None for a blank or missing value; :class:`ValueError` for other text, :class:`BadRow`
+    for a number beyond a float's range."""
     t = text.strip()
     if not t or t.lower() in MISSING:
         return None
     if t.lower() in _BOOL:
         return _BOOL[t.lower()]
-    return parse_number(t)
+    return _finite_literal(parse_number(t), t, column)
+
+
+def _finite_literal(value: float, text: str, column: str) -> float:
+    """``value``, refused where it is an infinity ``float()`` made of a number too large
+    (``1e999``): Python writes an infinite value as ``inf``, never as a huge number, so that one
+    is a corrupt cell, refused as the other doors refuse it."""
+    if math.isinf(value) and any(c.isdigit() for c in text):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise BadRow(f"column {column!r} is {shown}, beyond the range of a float (about 1.8e308)")
+    return value
 
 
 def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
     """Read a Monitor file as the run of format ``fmt`` (see the module's description)."""
     with open_log(path, limits) as f:
-        head = f.read(64 * 1024)
+        # a start record longer than the head (a long info dict) is read to its end: the header after it
+        head = past_comment(f, f.read(HEAD_BYTES), HEAD_BYTES)
     found = monitor_layout(head)
     if found is None:
         raise LogError(f"{path.name}: not a Monitor file (its header must start with r,l,t)")
     start, _ = found
+    warnings: list[LogWarning] = []
+    first = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if start is None and first.startswith(b"#"):
+        shown = first.split(b"\n", 1)[0][:60].decode("utf-8", "replace").rstrip()
+        warnings.append(LogWarning(
+            "skipped_line", f"{path.name} line 1: the Monitor start record {shown!r} is not JSON with a "
+            "numeric t_start: left out, so the episodes have no wall time and no env_id", where="line 1"))
     t_start = number(start.get("t_start")) if start is not None else None
     if t_start is not None and not math.isfinite(t_start):
         t_start = None
     points = Points(path.name, limits)
-    warnings: list[LogWarning] = []
     header: list[str] = []
     success = -1
     extra: list[tuple[int, str]] = []
@@ -131,6 +151,9 @@ def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
     steps = 0.0
     episodes = 0
     with CsvRows(path, limits) as rows:
+        # CsvRows finds the comments to pass over in its own 64 KB head, which a longer start record
+        # fills: pass over those found in the head read here to the record's end
+        rows._skip = max(rows._skip, leading_comments(head))
         lines = rows.lines
         for lineno, row in rows:
             if not header:
@@ -154,14 +177,18 @@ def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
                 ok: float | None = None
                 if success >= 0:
                     try:
-                        ok = _flag(row[success])
+                        ok = _flag(row[success], "is_success")
+                    except BadRow:
+                        raise
                     except ValueError:
                         raise BadRow(f"column 'is_success' is {row[success].strip()[:40]!r}, not True, False "
                                      "or a number") from None
                 others: list[tuple[str, float]] = []
                 for i, c in extra:
                     try:
-                        v = _flag(row[i])
+                        v = _flag(row[i], c)
+                    except BadRow:
+                        raise
                     except ValueError:
                         if c not in skipped:
                             skipped.add(c)
