@@ -95,6 +95,19 @@ class Settings(BaseSettings):
                                 description="series (columns, metric names) one log may hold; a log with more "
                                             "is refused (413) as it is read, a wide CSV from its header")
     upload_dir: str = Field("./data/uploads", description="where uploaded logs are kept (shared by API and workers)")
+    body_timeout_s: float = Field(
+        20.0, gt=0, description="a request's body must have arrived this many seconds after the request "
+                                "began, plus one second per body_min_rate bytes received; slower is a 408 and "
+                                "the connection is closed (a client trickling a body cannot hold it forever)")
+    body_min_rate: int = Field(500, ge=1, description="bytes per second that extend body_timeout_s: the least "
+                                                      "average rate a long upload may arrive at")
+    max_uploads_in_flight: int = Field(
+        16, ge=1, description="log and model uploads being received at once; one more gets 503 with "
+                              "Retry-After (each holds an upload file open while its body arrives)")
+    max_connections: int = Field(1000, ge=1, description="`gradhealth serve`: connections and requests at once "
+                                                         "(uvicorn's limit_concurrency); beyond it, 503")
+    keep_alive_s: int = Field(5, ge=1, description="`gradhealth serve`: seconds an idle keep-alive connection "
+                                                   "is held open (uvicorn's timeout_keep_alive)")
     wait_max_s: float = Field(60.0, ge=0, description="cap on ?wait=N")
     job_wake_fallback_s: float = Field(
         5.0, gt=0, description="workers are woken when a job is queued and ?wait callers when it finishes; "

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import HTMLResponse
@@ -26,7 +26,7 @@ from gradhealth.analysis.spec import Spec
 from gradhealth.api import problems
 from gradhealth.api.metrics import Metrics, route_label
 from gradhealth.api.problems import ApiError
-from gradhealth.api.routers import catalog, checks, health, jobs, reports
+from gradhealth.api.routers import catalog, checks, health, jobs, query_guard, reports
 from gradhealth.api.routers import runs as run_routes
 from gradhealth.api.routers import webhooks as webhook_routes
 from gradhealth.api.security import RateLimiter, exposure_guard
@@ -131,6 +131,115 @@ async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+#: The doors whose bodies are streamed to an upload file (GRADHEALTH_MAX_UPLOAD_BYTES applies).
+UPLOAD_PATHS = frozenset({"/v1/checks/logs", "/v1/checks/model"})
+
+
+def body_deadline(app: ASGIApp, timeout_s: float, min_rate: int) -> ASGIApp:
+    """408 for a request body that arrives too slowly: all of it must be in ``timeout_s`` seconds
+    after the request began, plus one second per ``min_rate`` bytes received (a large upload at a
+    fair rate has the time it needs; one trickling a byte every few seconds does not). The route
+    reading it is cancelled (an upload's file is removed) and the connection closed. Any answer
+    sent before the body is read whole closes the connection too: the rest is never read."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        start = anyio.current_time()
+        received = 0
+        started = False
+        headers = dict(scope.get("headers") or [])
+        # A request declares its body (RFC 9112 6.3): without one there is nothing to time or close on
+        complete = b"transfer-encoding" not in headers and headers.get(b"content-length", b"0") in (b"0", b"")
+
+        async def closing_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                given = list(message.get("headers", []))
+                if not complete and not any(k.lower() == b"connection" for k, _ in given):
+                    message = {**message, "headers": [*given, (b"connection", b"close")]}
+            await send(message)
+
+        with anyio.CancelScope() as request_scope:
+
+            async def timed_receive() -> Message:
+                nonlocal received, complete
+                if complete:  # the body is in: what follows is waiting for a disconnect, not a body
+                    return await receive()
+                deadline = start + timeout_s + received / min_rate
+                try:
+                    with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                        message = await receive()
+                except TimeoutError:
+                    if not started:
+                        await _too_slow(scope, closing_send, timeout_s, min_rate, received)
+                    request_scope.cancel()  # the route stops reading; its cleanup runs
+                    await anyio.lowlevel.checkpoint()
+                    raise  # not reached: the checkpoint raises the cancellation
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    complete = not message.get("more_body", False)
+                else:  # http.disconnect
+                    complete = True
+                return message
+
+            await app(scope, timed_receive, closing_send)
+
+    return guarded
+
+
+async def _too_slow(scope: Scope, send: Send, timeout_s: float, min_rate: int, received: int) -> None:
+    response = problems.problem_response(
+        408, "Request timeout",
+        f"the request body arrived too slowly ({received:,} bytes by the deadline): it must arrive within "
+        f"{timeout_s:g} s (GRADHEALTH_BODY_TIMEOUT_S) plus 1 s per {min_rate:,} bytes (GRADHEALTH_BODY_MIN_RATE)",
+        instance=scope.get("path"), headers={"Connection": "close"})
+    await response(scope, _empty_receive, send)
+
+
+def upload_cap(app: ASGIApp, limit: int, paths: frozenset[str] = UPLOAD_PATHS) -> ASGIApp:
+    """503 with ``Retry-After`` for an upload (a POST to ``paths``) while ``limit`` others are still
+    arriving: each holds an upload file open until its body is in. A slot is freed when the body
+    is in (a ``?wait`` for the result holds none) or the request ends."""
+    in_flight = 0  # one event loop: no lock needed
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal in_flight
+        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("path") not in paths:
+            await app(scope, receive, send)
+            return
+        if in_flight >= limit:
+            response = problems.problem_response(
+                503, "Service unavailable", f"{limit} uploads are being received already "
+                "(GRADHEALTH_MAX_UPLOADS_IN_FLIGHT); retry after a few seconds",
+                instance=scope.get("path"), headers={"Retry-After": "5", "Connection": "close"})
+            await response(scope, _empty_receive, send)
+            return
+        in_flight += 1
+        held = True
+
+        def release() -> None:
+            nonlocal in_flight, held
+            if held:
+                held = False
+                in_flight -= 1
+
+        async def counted_receive() -> Message:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                release()
+            return message
+
+        try:
+            await app(scope, counted_receive, send)
+        finally:
+            release()
+
+    return guarded
+
+
 def head_as_get(app: ASGIApp) -> ASGIApp:
     """HEAD answered as GET without its body (RFC 9110 9.3.2), for every GET route: FastAPI's
     routes answer only the methods they declare, so the OpenAPI document stays GET-only. Once the
@@ -197,8 +306,10 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
             engine.dispose()
 
     # /docs and /redoc are built below from the package's own copies of their assets (no CDN).
+    # query_guard on every route, once: a one-value query parameter given twice is a 422 everywhere,
+    # an unknown one on every list route (routers.query_guard); a new route cannot forget it.
     app = FastAPI(title="Gradient Health", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, dependencies=[Depends(query_guard)],
                   description="Tells whether a network's gradients are healthy, why not, and what fixes it.")
     app.state.settings = settings
     app.state.engine = engine
@@ -236,8 +347,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     _add_docs(app)
     def limit_for(path: str) -> int:
-        uploads = ("/v1/checks/logs", "/v1/checks/model")
-        return settings.max_upload_bytes if path in uploads else settings.max_body_bytes
+        return settings.max_upload_bytes if path in UPLOAD_PATHS else settings.max_body_bytes
 
     # Inside the metrics middleware (the last added is the outermost), so that refused requests are
     # counted too, with their own status: a body over the limit is a 413 there, not the exception
@@ -245,8 +355,13 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.add_middleware(_Raw, wrap=head_as_get)  # innermost: metrics count a HEAD as HEAD
     # After the key check (a caller without a key gets its 401 first), before any route reads
     app.add_middleware(_Raw, wrap=refuse_encoded_bodies)
+    # After the key check: a caller without a key takes no upload slot
+    app.add_middleware(_Raw, wrap=lambda inner: upload_cap(inner, settings.max_uploads_in_flight))
     app.add_middleware(_Raw, wrap=lambda inner: exposure_guard(inner, settings, app.state.auth_failures))
     app.add_middleware(_Raw, wrap=lambda inner: body_limit(inner, limit_for))
+    # Outside all that reads the body, inside the metrics (a 408 is counted as one)
+    app.add_middleware(_Raw, wrap=lambda inner: body_deadline(inner, settings.body_timeout_s,
+                                                              settings.body_min_rate))
     app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, route_label))
     return app
 

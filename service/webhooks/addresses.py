@@ -8,6 +8,7 @@ to a public address at check time and to 127.0.0.1 a moment later gains nothing)
 
 from __future__ import annotations
 
+import encodings.idna
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -67,11 +68,53 @@ def parse(url: str) -> Target:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UrlRefused("the URL has no host")
+    _check_name(host)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     return Target(url=url, scheme=scheme, host=host.lower(), port=port or (443 if scheme == "https" else 80),
                   path=path)
+
+
+#: RFC 1035 2.3.4: a name's length in octets, and one label's.
+_MAX_NAME, _MAX_LABEL = 253, 63
+
+
+def _check_name(host: str) -> None:
+    """:class:`UrlRefused` unless ``host`` (an address literal, or a name) can be looked up at all:
+    every label non-empty and within 63 octets once IDNA-encoded, a non-ASCII label encodable, and
+    an ``xn--`` label a real A-label (Punycode that decodes to a name which encodes back to it), as
+    ``xn--`` or ``xn--zz-`` do not. Such a host would fail only at delivery; refuse it now."""
+    if ":" in host or numeric(host) is not None:  # an IPv6 literal, or an address in any form
+        return
+    encoded: list[str] = []
+    for label in host.split("."):
+        if not label:
+            raise UrlRefused(f"the host {host[:80]!r} is not a valid domain name: it has an empty label")
+        try:
+            ascii_label = label if label.isascii() else encodings.idna.ToASCII(label).decode("ascii")
+        except UnicodeError as exc:
+            raise UrlRefused(f"the host {host[:80]!r} is not a valid domain name: {label[:63]!r} cannot be "
+                             f"IDNA-encoded ({exc})") from None
+        if ascii_label.lower().startswith("xn--") and not _is_a_label(ascii_label):
+            raise UrlRefused(f"the host {host[:80]!r} is not a valid domain name: {label[:63]!r} is not a "
+                             "valid IDNA A-label (Punycode of an internationalised label)")
+        if len(ascii_label) > _MAX_LABEL:
+            raise UrlRefused(f"the host {host[:80]!r} is not a valid domain name: a label is longer than "
+                             f"{_MAX_LABEL} characters")
+        encoded.append(ascii_label)
+    if len(".".join(encoded)) > _MAX_NAME:
+        raise UrlRefused(f"the host is not a valid domain name: longer than {_MAX_NAME} characters")
+
+
+def _is_a_label(label: str) -> bool:
+    """Whether ``xn--...`` is Punycode of a non-ASCII label that IDNA encodes back to the same label."""
+    try:
+        unicode_label = label[4:].encode("ascii").decode("punycode")
+        return (not unicode_label.isascii()
+                and encodings.idna.ToASCII(unicode_label).decode("ascii").lower() == label.lower())
+    except UnicodeError:
+        return False
 
 
 def refusal(address: IPAddress) -> str | None:

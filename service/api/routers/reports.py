@@ -23,8 +23,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import WithJsonSchema
 
 from gradhealth.api.deps import CallerDep, SessionDep
@@ -128,21 +127,14 @@ def _context(kind: str, request: Any, source: str | None) -> ReportContext:
     },
 )
 def job_report(
-    job_id: str, request: Request, session: SessionDep, caller: CallerDep,
+    job_id: str, session: SessionDep, caller: CallerDep,
     format: Annotated[ReportFormat | None, Query(description="a report format; overrides Accept")] = None,
     source: Annotated[str | None, Query(max_length=1000, description="the input's path in your "
                                         "repository, as the report should name it")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     row = _load(session, job_id, caller)  # 404 first: an unknown job is unknown in any format
-    # One value each: which of two wins would be a guess (the last, silently), so say so.
-    repeated = [(name, given) for name in ("format", "source")
-                if len(given := request.query_params.getlist(name)) > 1]
-    if repeated:
-        raise RequestValidationError([
-            {"type": "value_error", "loc": ("query", name), "input": given,
-             "msg": f"given {len(given)} times ({', '.join(repr(g[:40]) for g in given[:4])}); give it once"}
-            for name, given in repeated])
+    # ?format= or ?source= given twice is refused app-wide (routers.query_guard), before this runs
     chosen = negotiate(format, accept)
     if row.status != "succeeded" or row.result is None:
         raise ApiError(409, "job_not_finished",
