@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
 from gradhealth.core.document import Diagnosis, Finding
@@ -95,9 +95,21 @@ def params_of(config: dict[str, Any]) -> dict[str, str]:
 
 
 def thresholds_of(config: dict[str, Any], base: LogThresholds) -> LogThresholds:
-    """The service's thresholds with the run's own overrides (stored as only the fields given)."""
+    """The service's thresholds with the run's own overrides (stored as only the fields given);
+    a ValidationError where together they do not fit (an inverted warning/error pair)."""
     given = config.get("thresholds") or {}
     return LogThresholds.model_validate({**base.model_dump(), **given}) if given else base
+
+
+def run_thresholds(config: dict[str, Any], base: LogThresholds) -> tuple[LogThresholds, str | None]:
+    """:func:`thresholds_of` for a stored run, with a note where its overrides no longer fit the
+    service's thresholds (a run stored before the service's were changed): then the service's
+    thresholds are used, so a run's points are never refused for its stored settings."""
+    try:
+        return thresholds_of(config, base), None
+    except ValidationError as e:
+        why = "; ".join(str(err.get("msg", "")).removeprefix("Value error, ") for err in e.errors())
+        return base, f"the run's thresholds do not fit the service's ({why}): the service's thresholds are used"
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -365,7 +377,8 @@ def append_batches(session: Session, run_id: str, owner: str, batches: list[list
                 note = None if state.exact else (
                     f"{total:,} points: the live diagnosis reads each series' last points in full and its "
                     "history decimated (spikes and NaN/Inf kept); finishing the run checks every point")
-                doc = _document(run_log, thresholds_of(run.config or {}, base), run.name, note)
+                thresholds, misfit = run_thresholds(run.config or {}, base)
+                doc = _document(run_log, thresholds, run.name, "; ".join(n for n in (misfit, note) if n) or None)
             except BaseException:
                 # the cached state holds points that will not be stored: the next batch rebuilds it
                 # from the table (a diagnosis that failed once must not fail every batch after it)
@@ -539,7 +552,8 @@ def finish(session: Session, run_id: str, owner: str, *, base: LogThresholds) ->
             if run.status != "active":
                 return run
             run_log = full_log(session, run)
-            doc = _document(run_log, thresholds_of(run.config or {}, base), run.name, None)
+            thresholds, misfit = run_thresholds(run.config or {}, base)
+            doc = _document(run_log, thresholds, run.name, misfit)
             now = store.utcnow()
             if _commit(session, run, doc, run_log, extra=dict(status="finished", finished_at=now), final=True):
                 forget(run.id)

@@ -7,7 +7,13 @@ LoRA fine-tune with tiny gradient norms or a loss measured in hundreds is judged
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Warning/error pairs of one figure: the warning must not exceed the error, else the error fires
+#: first and the warning never does (a 50x grad-norm rise would be an error under a warning of 1000).
+ORDERED_PAIRS = (("explode_warning", "explode_error"), ("large_update_warning", "large_update_error"))
 
 #: The bounds of a ratio or factor threshold with no natural upper bound (finite, so that a run's
 #: config, stored as JSON, reads back as it was given, and far beyond any useful setting).
@@ -95,3 +101,14 @@ class LogThresholds(BaseModel):
         1e-6, gt=0, le=1,
         description="every logged layer's median update-to-weight ratio per step below this: "
                     "small_updates warning (three decades under the healthy 1e-3)")
+
+    @model_validator(mode="after")
+    def _pairs_ordered(self) -> Self:
+        # One check for every door: the settings (GRADHEALTH_LOG_THRESHOLDS__*), a live run's config
+        # (POST /v1/runs, merged with the service's), and the library.
+        for warning, error in ORDERED_PAIRS:
+            w, e = getattr(self, warning), getattr(self, error)
+            if w > e:
+                raise ValueError(f"{warning} ({w:g}) and {error} ({e:g}) are inverted: the warning must come "
+                                 "before the error, so set the warning below it (or the error above it)")
+        return self

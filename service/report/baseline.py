@@ -1,14 +1,22 @@
-"""The baseline comparison (``gradhealth check --baseline``) in the text and Markdown reports."""
+"""The baseline comparison (``gradhealth check --baseline``) in the text and Markdown reports.
+
+Every string of a comparison is user input: the baseline document is a file the user gives (its
+codes, series, summaries) and ``source`` is its path. The text report puts each line through
+``one_line`` (text.py); the Markdown report escapes each string here, as it does its own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gradhealth.core.document import BaselineComparison, Diagnosis
+from gradhealth.report.context import md_code, md_text, one_line
 
 _ORDER = ("new", "worse", "gone", "unchanged")
 
 
-def _headline(b: BaselineComparison) -> str:
-    against = f" {b.source}" if b.source else ""
+def _headline(b: BaselineComparison, quote: Callable[[str], str] = str) -> str:
+    against = f" {quote(b.source)}" if b.source else ""
     return (f"compared with the baseline{against}: {b.new} new, {b.worse} worse, {b.gone} gone, "
             f"{b.unchanged} unchanged; {b.regressions} regression(s) at warning or above")
 
@@ -28,7 +36,8 @@ def baseline_text(doc: Diagnosis) -> list[str]:
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    """Literal text for one table cell: one line, Markdown and HTML escaped (pipes too)."""
+    return md_text(" ".join(one_line(text).split()))
 
 
 def baseline_markdown(doc: Diagnosis) -> list[str]:
@@ -36,12 +45,13 @@ def baseline_markdown(doc: Diagnosis) -> list[str]:
     b = doc.baseline
     if b is None:
         return []
-    out = ["", "### Compared with the baseline", "", _headline(b) + "."]
+    out = ["", "### Compared with the baseline", "", _headline(b, md_code) + "."]
     shown = [e for change in _ORDER[:3] for e in b.findings if e.change == change]
     if shown:
         out += ["", "| change | severity | code | where | why |", "|---|---|---|---|---|"]
         for e in shown:
             why = "; ".join(e.reasons) or e.summary
-            out.append(f"| **{e.change}** | {e.severity} | `{e.code}` | {_cell(e.where or '')} "
-                       f"| {_cell(why)} |")
+            # A baseline's code need not be in the catalog: any string is shown as a literal span.
+            out.append(f"| **{e.change}** | {e.severity} | {md_code(e.code, in_table=True)} "
+                       f"| {_cell(e.where or '')} | {_cell(why)} |")
     return out
