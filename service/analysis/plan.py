@@ -35,6 +35,10 @@ class Limits(BaseModel):
     max_units: int = Field(default=2_000, description="measured layers after expanding `repeat`")
     max_time_steps: int = Field(default=4_096, description="sequence length of recurrent/transformer inputs")
     max_seeds: int = Field(default=S.DEFAULT_MAX_SEEDS, ge=1, description="seeds per check")
+    max_cell_steps: int = Field(
+        default=24_576, ge=1, description="recurrent cell steps of a check: layers x time steps x directions "
+                                          "of every rnn/lstm/gru layer, times the seeds"
+    )
 
 
 @dataclass
@@ -52,6 +56,7 @@ class UnitPlan:
     parameters: int
     activation_elements: int  # per sample, including internal buffers kept for backward
     copy: int = 0  # which repeat/num_layers copy this is
+    overhead_bytes: int = 0  # per seed, whatever the batch and precision (Planned.overhead)
     children: list[UnitPlan] = field(default_factory=list)
 
     def walk(self) -> list[UnitPlan]:
@@ -72,6 +77,9 @@ class Plan:
     classes: int | None
     parameters: int
     activation_bytes: int
+    #: Bytes of one seed's simulation that scale with neither the batch nor the precision: the
+    #: recurrent layers' per-step autograd nodes and tensor headers (RecurrentKind.STEP_BYTES).
+    overhead_bytes: int = 0
 
     @property
     def memory_bytes(self) -> int:
@@ -84,9 +92,16 @@ class Plan:
         CNN 0.93, LSTM 0.41 of it; the activation bytes alone were 1.05-6.5x too low. An
         ``optimizer``'s first step is computed layer by layer in closed form
         (:func:`gradhealth.analysis.simulate.first_step_norm`): no state, no copy of the weights.
+
+        The recurrent layers' per-step overhead (``overhead_bytes``, measured, not scaled) comes on
+        top, twice with two seeds or more: the simulation still holds the last seed's units, and
+        with them their unrolled steps, while it runs the next (a 10 x 256 lstm of hidden_size 1
+        peaked 54 MB above start-up with one seed, 100 MB with two and with three).
         """
         width = _BYTES[self.spec.precision]
-        return int(ACTIVATION_FACTOR * self.activation_bytes + PARAMETER_FACTOR * width * self.parameters)
+        graphs = min(self.spec.seeds, 2)
+        return int(ACTIVATION_FACTOR * self.activation_bytes + PARAMETER_FACTOR * width * self.parameters
+                   + graphs * self.overhead_bytes)
 
     def all_units(self) -> list[UnitPlan]:
         return [u for top in self.units for u in top.walk()]
@@ -106,6 +121,7 @@ class _Planner:
         self.spec = spec
         self.limits = limits
         self.units = 0
+        self.cells = 0  # recurrent cell steps of one seed so far
 
     def fail(self, pointer: str, message: str) -> SpecError:
         return SpecError.at(pointer, message)
@@ -146,6 +162,18 @@ class _Planner:
             raise LimitExceeded.at(pointer, f"more than {self.limits.max_units} layers after expanding "
                                    "`repeat`/`num_layers`; that is the limit")
 
+    def cell_steps(self, steps: int, pointer: str, detail: str) -> None:
+        self.cells += steps
+        seeds = self.spec.seeds
+        if self.cells * seeds > self.limits.max_cell_steps:
+            # Checked while planning: the simulation runs each cell step on its own (about 21 KB
+            # and 0.2-0.7 ms a step on a CPU), so these are its memory and its time.
+            total = f", {self.cells * seeds:,} with the recurrent layers before it" if self.cells > steps else ""
+            raise LimitExceeded.at(pointer, f"{detail} x {seeds} seed{'s' * (seeds > 1)} is "
+                                   f"{steps * seeds:,} recurrent cell steps{total}, over the limit "
+                                   f"of {self.limits.max_cell_steps:,} (GRADHEALTH_LIMITS__MAX_CELL_STEPS); "
+                                   "use fewer layers, a shorter sequence or fewer seeds")
+
     def unit(self, kind: K.LayerKind[Any], layer: S.Layer, shape: tuple[int, ...], layout: Layout,
              name: str, ptr: str) -> UnitPlan:
         self.count(1, ptr + "/repeat")
@@ -158,7 +186,7 @@ class _Planner:
         p = kind.plan(self, layer, shape, layout, name, ptr)
         # The output and its gradient are kept for every unit; `extra` is what the kind keeps inside.
         return UnitPlan(name, ptr, layer, kind_name, shape, p.out_shape, layout, p.out_layout, p.parameters,
-                        2 * math.prod(p.out_shape) + p.extra, children=p.children)
+                        2 * math.prod(p.out_shape) + p.extra, overhead_bytes=p.overhead, children=p.children)
 
 
 def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:
@@ -189,6 +217,7 @@ def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:
                 parameters=sum(u.parameters for u in units),
                 activation_bytes=_BYTES[spec.precision] * spec.batch_size * (
                     math.prod(shape) + sum(u.activation_elements for u in units)),
+                overhead_bytes=sum(u.overhead_bytes for u in units),
                 )
     check_limits(plan, limits, planner.units)
     if plan.parameters == 0:
@@ -237,7 +266,14 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
                                 "or fewer"))
     if plan.memory_bytes > limits.max_activation_bytes:
         weights = PARAMETER_FACTOR * _BYTES[spec.precision] * plan.parameters
-        if weights > plan.memory_bytes - weights:  # mostly weights: the batch is not what to change
+        steps = min(spec.seeds, 2) * plan.overhead_bytes
+        if 2 * steps > plan.memory_bytes:  # mostly the recurrent steps' own: the batch is not it either
+            top = max((u for u in plan.all_units() if u.kind in ("rnn", "lstm", "gru")),
+                      key=lambda u: u.overhead_bytes)
+            problems.append(Problem(top.pointer, f"{top.pointer}: too much memory, mostly the recurrent "
+                                    f"layers' per-step autograd records: {figures}; use fewer layers or a "
+                                    "shorter sequence"))
+        elif weights > plan.memory_bytes - weights:  # mostly weights: the batch is not what to change
             if plan.parameters <= limits.max_parameters:  # else already said, at the same place
                 problems.append(Problem(where, f"{where}: too much memory, mostly weights: {figures}{culprit}; "
                                         "make layers narrower or fewer"))
