@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from gradhealth.analysis import spec as S
 from gradhealth.analysis.findings import (
     Detection,
     absorbed_by_normalisation,
@@ -49,6 +50,7 @@ from gradhealth.analysis.remedies import (
     learning_rate,
     linear_output,
     logits_loss,
+    names_of,
     normalisation,
     orthogonal,
     per_sample_norm,
@@ -62,8 +64,17 @@ from gradhealth.analysis.remedies import (
     xavier_for_saturating,
     zero_biases,
 )
-from gradhealth.analysis.simulate import SimulationResult, UnitStats, adadelta_rho
+from gradhealth.analysis.simulate import (
+    BORN_DEAD_RISK,
+    MIN_DEAD_BATCH,
+    SimulationResult,
+    UnitStats,
+    adadelta_rho,
+    death_chance,
+    select_seeds,
+)
 from gradhealth.analysis.thresholds import Thresholds
+from gradhealth.core import remedies as R
 from gradhealth.core.document import SEVERITY_RANK, Remedy
 from gradhealth.core.rules import implement_architecture, rule, rules, worst_first
 
@@ -82,6 +93,74 @@ def _leaky_relu(c: Context) -> list[Remedy]:
 
 def _warmup(c: Context) -> list[Remedy]:
     return learning_rate(c, warmup_steps=4000)
+
+
+#: The std of N(0, 1) cut at +-2 (torch's trunc_normal_ at 2 std, as ``truncated_normal`` draws).
+_TRUNCATED_STD = 0.87962566103423978
+
+
+def init_variance(init: S.InitSpec, fan_in: int, fan_out: int, activation: str | None,
+                  slope: float = 0.01) -> float | None:
+    """Var(W) that ``init`` gives a weight of these fans (as ``model.init_weight`` draws it); None
+    where it depends on more than that (PyTorch's own default, which differs by layer type)."""
+    scheme, gain = init.scheme, init.gain
+    if scheme == "zeros":
+        return 0.0
+    if scheme == "normal" and init.std is not None:
+        return init.std ** 2
+    if scheme == "truncated_normal" and init.std is not None:
+        return (init.std * _TRUNCATED_STD) ** 2
+    if scheme == "uniform" and init.bound is not None:
+        return init.bound ** 2 / 3
+    if scheme in ("xavier_normal", "xavier_uniform"):
+        return (gain or 1.0) ** 2 * 2 / (fan_in + fan_out)
+    if scheme in ("kaiming_normal", "he_normal", "kaiming_uniform", "he_uniform"):
+        he = 2.0 / (1.0 + slope ** 2) if activation == "leaky_relu" else 2.0
+        return (gain ** 2 if gain else he) / fan_in
+    if scheme == "lecun_normal":
+        return (gain or 1.0) ** 2 / fan_in
+    if scheme == "variance_scaling":
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[init.mode]
+        return init.scale / fan
+    if scheme == "orthogonal":
+        return (gain or 1.0) ** 2 / max(fan_in, fan_out)  # orthonormal rows (or columns) of unit norm
+    return None
+
+
+def _same_variance(ctx: Context, pointer: str, target: S.InitSpec) -> bool:
+    """Whether re-initialising the weight layer at ``pointer`` with ``target`` leaves its weights'
+    variance as it is (he_uniform for kaiming_normal: only the distribution's shape changes)."""
+    layer = ctx.layer_at(pointer)
+    current = getattr(layer, "init", None)
+    unit = next((u for u in ctx.result.units if u.pointer == pointer and u.fan_in and u.fan_out), None)
+    if not isinstance(current, S.InitSpec) or unit is None or unit.type in ("rnn", "lstm", "gru"):
+        return False  # (a recurrent layer's fans are its stacked gates': not judged here)
+    assert unit.fan_in is not None and unit.fan_out is not None  # (selected for both above)
+    act = getattr(layer, "activation", None)
+    slope = getattr(layer, "negative_slope", 0.01)
+    now = init_variance(current, unit.fan_in, unit.fan_out, act, slope)
+    new = init_variance(target, unit.fan_in, unit.fan_out, act, slope)
+    return now is not None and new is not None and math.isclose(now, new, rel_tol=0.01)
+
+
+def new_inits(ctx: Context) -> list[Remedy]:
+    """:func:`.remedies.init_remedies` without the layers whose current init already has the
+    variance the proposed scheme gives: such a "fix" redraws the same network (a re-simulation that
+    happens to draw other weights is no evidence), so it is not offered."""
+    out: list[Remedy] = []
+    for remedy in init_remedies(ctx):
+        ops = remedy.patch
+        if not ops or not all(op.get("op") == "add" and str(op.get("path", "")).endswith("/init") for op in ops):
+            out.append(remedy)
+            continue
+        keep = [op for op in ops if not _same_variance(ctx, str(op["path"])[:-len("/init")],
+                                                       S.InitSpec.model_validate(op["value"]))]
+        if len(keep) == len(ops):
+            out.append(remedy)
+        elif keep:
+            scheme = str(keep[0]["value"]["scheme"])
+            out.append(R.init(scheme, names_of([str(op["path"])[:-len("/init")] for op in keep]), keep))
+    return out
 
 
 class ArchitectureRule(ABC):
@@ -125,8 +204,11 @@ EXPLODING_METRIC = "max(output_grad_ratio_first_to_last, activation_growth)"
 
 
 def _through_depth(
-    code: str, severity: str, value: float, result: SimulationResult, t: Thresholds
+    code: str, severity: str, value: float, result: SimulationResult, t: Thresholds,
+    left_out: list[int] | None = None,
 ) -> Detection:
+    """The through-depth finding on ``result``; ``left_out``: the born-dead seeds ``result`` was
+    taken without (:func:`live_seeds`), said in the evidence."""
     ratio, units = depth_ratio(result)
     growth = activation_growth(result)
     depth = len(units)
@@ -148,6 +230,10 @@ def _through_depth(
         "first_output_grad_norm": units[0].geo("output_grad_norm"),
         "last_output_grad_norm": units[-1].geo("output_grad_norm"),
     }
+    if left_out:
+        # the ratio is over the draws that live; the dead ones are dead_units' (born dead)
+        evidence["born_dead_seeds_left_out"] = list(left_out)
+        evidence["seeds_judged"] = result.seeds
     these = _these_layers(layer_activations(units))
     if code == "vanishing_gradient":
         # no gradient at all reaches the first layer (all-zero weights, dead units): say so
@@ -359,13 +445,15 @@ _SMALLEST_NORMAL = {"float64": "1e-308", "float32": "1e-38", "bfloat16": "1e-38"
 
 class VanishingGradient(ArchitectureRule):
     code = "vanishing_gradient"
-    remedies = (init_remedies, zero_biases, relu_family, _batchnorm, _layernorm, residual)
+    remedies = (new_inits, zero_biases, relu_family, _batchnorm, _layernorm, residual)
 
     def measure(self, result: SimulationResult) -> float:
+        result, _ = live_seeds(result)  # a born-dead draw is dead_units' finding
         # a layer the forward detaches gets none at all, wherever it sits on the path
         return 0.0 if _detached_on_path(result) else depth_ratio(result)[0]
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        result, _ = live_seeds(result)
         if _detached_on_path(result):
             # a warning: a detach may be meant (a target network another rule updates, an EMA),
             # an error where the path's own ratio is one
@@ -378,9 +466,10 @@ class VanishingGradient(ArchitectureRule):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
+        result, dead = live_seeds(result)
         detached = _detached_on_path(result)
         if not detached:
-            return _through_depth(self.code, severity, value, result, t)
+            return _through_depth(self.code, severity, value, result, t, dead)
         ratio, _ = depth_ratio(result)
         names = _named(detached)
         evidence = {"metric": "output_grad_ratio_first_to_last", "value": 0.0, "threshold": t.vanishing_warning,
@@ -410,7 +499,7 @@ class ExplodingGradient(ArchitectureRule):
     code = "exploding_gradient"
     remedies = (
         input_normalisation,
-        init_remedies,
+        new_inits,
         scaled_residual,
         _residual_if_normalised,
         _batchnorm,
@@ -421,6 +510,7 @@ class ExplodingGradient(ArchitectureRule):
     )
 
     def measure(self, result: SimulationResult) -> float:
+        result, _ = live_seeds(result)  # a born-dead draw is dead_units' finding
         # Gradients growing backwards or activations growing forwards: whichever is worse.
         values = [
             v for v in (depth_ratio(result)[0], activation_growth(result)) if not math.isnan(v)
@@ -428,6 +518,7 @@ class ExplodingGradient(ArchitectureRule):
         return max(values) if values else math.nan
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        result, _ = live_seeds(result)
         severity = t.exploding(value)
         if severity == "warning" and depth_ratio(result)[0] == value and absorbed_by_normalisation(result, t):
             return "info"  # scale-invariant layers absorb it (findings.absorbed_by_normalisation)
@@ -436,7 +527,8 @@ class ExplodingGradient(ArchitectureRule):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        return _through_depth(self.code, severity, value, result, t)
+        result, dead = live_seeds(result)
+        return _through_depth(self.code, severity, value, result, t, dead)
 
 
 #: Recurrent cells whose gates learn how long to keep their memory (DOMAIN: "LSTM/GRU gates fix
@@ -758,10 +850,13 @@ class Saturation(_Fraction):
         )
 
 
-#: The smallest batch over which "zero for every sample" can mean dead: a healthy unit is off for
-#: all of b independent samples with probability 2^-b, which is 1/2 at b = 1 (a graph exported
-#: with a fixed batch of one) and under 0.4% from b = 8.
-MIN_DEAD_BATCH = 8
+# (MIN_DEAD_BATCH, the smallest batch over which "zero for every sample" can mean dead, is the
+# simulation's: it also decides when a part of the seeds is run on to every seed)
+
+#: The share of seeds born dead from which ``dead_units`` is an error: most draws of the network
+#: never train. Below it, a minority of draws dies (a narrow ReLU stack's few per cent): a warning
+#: saying how often.
+BORN_DEAD_ERROR_SHARE = 0.5
 
 
 def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
@@ -787,10 +882,42 @@ def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
     return out
 
 
+def may_die(result: SimulationResult) -> list[UnitStats]:
+    """The ReLU layers that die whole in some seed, or may in another draw (narrow, with units
+    off for the whole batch: :func:`.simulate.death_chance` at :data:`.simulate.BORN_DEAD_RISK` or
+    more in some seed): a born-dead network's remedy is for all of them, not only the one that died
+    in the seeds drawn."""
+    output = clipped_regression_output(result)
+    out = []
+    for u in result.units:
+        dead, width = u.values.get("dead_fraction"), u.values.get("relu_units")
+        if dead is None or width is None or u is output:
+            continue
+        if any(death_chance(d, w) >= BORN_DEAD_RISK for d, w in zip(dead.tolist(), width.tolist(), strict=True)):
+            out.append(u)
+    return out
+
+
+def born_dead_seeds(result: SimulationResult) -> list[int]:
+    """The seeds in which the network is born dead (:func:`born_dead`), in order."""
+    return sorted({s for _, ss in born_dead(result) for s in ss})
+
+
+def live_seeds(result: SimulationResult) -> tuple[SimulationResult, list[int]]:
+    """(``result`` over the seeds not born dead, the born-dead seeds left out): the depth ratios are
+    judged on the draws that live, since a dead draw's 0 is ``dead_units``'s finding (one dead
+    seed of ten made the geometric mean 0: "no gradient reaches the first layer" for the network).
+    Where every seed is born dead (or none), ``result`` as it is and no seed left out."""
+    dead = born_dead_seeds(result)
+    if not dead or len(dead) >= result.seeds:
+        return result, []
+    return select_seeds(result, [s for s in range(result.seeds) if s not in dead]), dead
+
+
 class DeadUnits(_Fraction):
     code = "dead_units"
     key = "dead_fraction"
-    remedies = (zero_biases, init_remedies, _leaky_relu, _batchnorm)
+    remedies = (zero_biases, new_inits, _leaky_relu, _batchnorm)
 
     def judged(self, result: SimulationResult) -> list[tuple[UnitStats, float]]:
         # Up to half a layer's units off for the whole batch is what correlated inputs alone make
@@ -818,34 +945,60 @@ class DeadUnits(_Fraction):
         return t.dead_warning, t.dead_error
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        return "error" if born_dead(result) else super().assess(value, result, t)
+        # born dead in most seeds: an error; in some: a warning saying how often (a narrow ReLU
+        # stack dies in a few per cent of its draws, which a seed or two of ten shows by chance)
+        units = super().assess(value, result, t)
+        dead = self._born_dead(result)
+        if units is None or (dead != "none" and SEVERITY_RANK[dead] > SEVERITY_RANK[units]):
+            return None if dead == "none" else dead
+        return units
+
+    @staticmethod
+    def _born_dead(result: SimulationResult) -> str:
+        """The severity of the network's born-dead share (``none`` where no seed is born dead)."""
+        share = len(born_dead_seeds(result)) / max(result.seeds, 1)
+        return "none" if share == 0 else "error" if share >= BORN_DEAD_ERROR_SHARE else "warning"
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         dead = born_dead(result)
-        if not dead:
-            return super().describe(severity, value, result, t)
+        units = super().assess(value, result, t)
+        if not dead or (units is not None and SEVERITY_RANK[units] > SEVERITY_RANK[self._born_dead(result)]):
+            return super().describe(severity, value, result, t)  # (the layers' own share is the worse)
         seeds = sorted({s for _, ss in dead for s in ss})
         layers = [u for u, _ in dead]
+        share = len(seeds) / result.seeds
         # (the share of seeds born dead, above 0: the per-layer fractions average dead and live
         # draws, and read beside dead_warning they looked like a finding that does not fire)
         evidence = {
-            "metric": "born_dead_seeds", "value": len(seeds) / result.seeds, "threshold": 0.0,
+            "metric": "born_dead_seeds", "value": share, "threshold": 0.0,
+            "error_share": BORN_DEAD_ERROR_SHARE,
             "layers": [u.name for u in layers],
             "fractions": {u.name: u.mean(self.key) for u in layers},
             "dead_seeds": {u.name: ss for u, ss in dead}, "seeds": result.seeds,
         }
+        most = share >= BORN_DEAD_ERROR_SHARE
+        # the remedies are for every layer that may die, not only the one that did in these draws
+        named = {u.name for u in layers}
+        named |= {u.name for u in may_die(result)}
+        at_risk = [u for u in result.units if u.name in named]
         # (the detection's metric stays the rule's measure, which a remedy's before and after are in)
         return Detection(
             self.code, severity, f"max_{self.key}", value,
-            f"born dead in {len(seeds)} of {result.seeds} seeds: every unit of {layers[0].name} is zero for the whole "
-            "batch, and no gradient reaches the first layer",
+            f"born dead in {len(seeds)} of {result.seeds} seeds, about {share:.0%} of initialisations: every unit "
+            f"of {layers[0].name}{' (or of another ReLU layer)' if len(layers) > 1 else ''} is zero for the whole "
+            f"batch in {'that seed' if len(seeds) == 1 else 'each of them'}, and no gradient reaches the first layer",
             "A ReLU layer whose every unit is off for every input passes no gradient, so nothing before it ever "
-            "learns: the network is dead from its first step. Narrow deep ReLU stacks die at initialisation with a "
-            "probability that grows with depth (Lu et al. 2019); a draw that lives trains, one that dies never does. "
-            "Wider layers, a leaky ReLU, a small positive bias or normalisation keep units alive.",
-            evidence, layers)
+            "learns: that draw of the network is dead from its first step. Narrow deep ReLU stacks die at "
+            "initialisation with a probability that grows with depth (Lu et al. 2019); a draw that lives trains, "
+            "one that dies never does. "
+            + ("Most draws here die, so training this network mostly fails. " if most else
+               f"Here a minority of draws dies (the share is measured over {result.seeds} seeds, so it is rough): "
+               "a run that does not learn at all is likely this; restarting with another seed, or the changes "
+               "below, avoids it. ")
+            + "Wider layers, a leaky ReLU, a small positive bias or normalisation keep units alive.",
+            evidence, at_risk)
 
     def words(
         self, value: float, worst: str, activation: str | None, layers: int
@@ -892,7 +1045,7 @@ def _loss_side_remedies(ctx: Context) -> list[Remedy]:
 
 class Nonfinite(ArchitectureRule):
     code = "nonfinite"
-    remedies = (input_normalisation, init_remedies, clipping, learning_rate)
+    remedies = (input_normalisation, new_inits, clipping, learning_rate)
 
     def propose(self, ctx: Context) -> list[Remedy]:
         if ctx.detection.evidence.get("cause") == "output_loss_pairing":
@@ -1317,7 +1470,7 @@ class SymmetricWeights(ArchitectureRule):
     gets the same gradient. (All zero is vanishing_gradient's: no gradient passes such a layer.)"""
 
     code = "symmetric_weights"
-    remedies = (init_remedies,)
+    remedies = (new_inits,)
 
     def measure(self, result: SimulationResult) -> float:
         return float(len(equal_weight_layers(result)))

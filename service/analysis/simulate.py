@@ -64,7 +64,8 @@ class UnitStats:
 
     def geo(self, metric: str) -> float:
         """Geometric mean over seeds (norms span orders of magnitude); 0 if any seed is 0.
-        NaN seeds are left out (all NaN: NaN)."""
+        NaN seeds are left out (all NaN: NaN). (The depth ratios are taken over the seeds not born
+        dead, :func:`select_seeds`: one dead draw is ``dead_units``'s, not a 0 for the network.)"""
         v = self.values.get(metric)
         if v is None:
             return math.nan
@@ -451,7 +452,9 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     """Run the instrumented simulation of ``plan`` for every seed and collect per-unit figures.
 
     ``seeds``: simulate only the spec's seeds ``start`` to ``seeds - 1`` (the same draws as a full
-    run's); the result's ``seeds`` says how many were run, and :func:`combined` joins two runs."""
+    run's); the result's ``seeds`` says how many were run, and :func:`combined` joins two runs. Such
+    a part goes on to every seed where it shows a network that may be born dead
+    (:func:`could_be_born_dead`): one draw that lives says nothing of the share that dies."""
     spec = plan.spec
     dev = pick_device(device or spec.device)
     started = time.perf_counter()
@@ -459,7 +462,8 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     start = min(start, count - 1)
     figures: list[SeedFigures] = []
     units: list[Unit] = []
-    for seed in range(start, count):
+    seed = start
+    while seed < count:
         if progress:
             progress((seed - start) / (count - start), f"simulating seed {seed + 1} of {count}")
         net, x, target = prepare(plan, seed, dev)
@@ -467,6 +471,11 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
             figures.append(instrumented_step(net, x, target))
         units = net.units()
         del net
+        seed += 1
+        if seed == count < spec.seeds and could_be_born_dead(figures, spec.batch_size):
+            # whether a network is born dead is a share of its draws, which a part of its seeds
+            # cannot tell: a remedy's verdict is the share over every seed, as its finding's was
+            count = spec.seeds
     if progress:
         progress(1.0, "simulation done")
     stats = _collect(units, [s.units for s in figures])
@@ -479,6 +488,45 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
                             silent=[s.silent for s in figures], squashed=squashed,
                             squashed_in_forward=in_forward,
                             on_probabilities=not spec.loss.from_logits and spec.loss.type in PROBABILITY_LOSSES)
+
+
+#: A batch of fewer samples than this cannot show a unit dead: a live unit is off for all of b
+#: independent samples with probability 2^-b, 1/2 at b = 1 and under 0.4% from b = 8.
+MIN_DEAD_BATCH = 8
+
+#: A ReLU layer of w units, d of them off for the whole batch in a draw, is taken to die whole in
+#: another draw with a chance of about d^w (its units as independent coins); from this chance on, a
+#: part of the seeds does not settle whether the network can be born dead (5 units with 2 off: 1%).
+BORN_DEAD_RISK = 1e-3
+
+
+def could_be_born_dead(figures: Sequence[SeedFigures], batch_size: int | None) -> bool:
+    """Whether the seeds' ``figures`` show a ReLU layer dead whole, or narrow and with enough units
+    off for the whole batch that another draw may kill it whole (:data:`BORN_DEAD_RISK`): the
+    network's born-dead share (the rules' ``born_dead``) needs every seed to be told."""
+    if batch_size is not None and batch_size < MIN_DEAD_BATCH:
+        return False
+    return any(death_chance(values.get("dead_fraction", math.nan), values.get("relu_units", math.nan))
+               >= BORN_DEAD_RISK for seed in figures for values in seed.units.values())
+
+
+def death_chance(dead: float, width: float) -> float:
+    """About how likely a ReLU layer of ``width`` units, a share ``dead`` of them off for the whole
+    batch in one draw, is to die whole in another: ``dead ** width`` (0 where not measured)."""
+    return dead ** width if dead > 0 and width >= 1 else 0.0
+
+
+def select_seeds(result: SimulationResult, keep: Sequence[int]) -> SimulationResult:
+    """``result`` over the seeds ``keep`` only (indices into its seeds, in order): the figures a
+    simulation of those draws alone would give (the rules judge a depth ratio over the seeds not
+    born dead)."""
+    idx = list(keep)
+    units = [replace(u, values={m: v[idx] for m, v in u.values.items()}) for u in result.units]
+    series = [replace(ts, norms=ts.norms[idx], carried=None if ts.carried is None else ts.carried[idx])
+              for ts in result.time_series]
+    return replace(result, seeds=len(idx), units=units, time_series=series,
+                   losses=[result.losses[i] for i in idx],
+                   silent=[result.silent[i] for i in idx] if len(result.silent) == result.seeds else result.silent)
 
 
 def combined(first: SimulationResult, rest: SimulationResult) -> SimulationResult:
