@@ -94,14 +94,12 @@ class Plan:
         (:func:`gradhealth.analysis.simulate.first_step_norm`): no state, no copy of the weights.
 
         The recurrent layers' per-step overhead (``overhead_bytes``, measured, not scaled) comes on
-        top, twice with two seeds or more: the simulation still holds the last seed's units, and
-        with them their unrolled steps, while it runs the next (a 10 x 256 lstm of hidden_size 1
-        peaked 54 MB above start-up with one seed, 100 MB with two and with three).
+        top, once: the simulation lets one seed's network go before it builds the next (a 10 x 256
+        lstm of hidden_size 1 peaked 54 MB above start-up with one seed and with three).
         """
         width = _BYTES[self.spec.precision]
-        graphs = min(self.spec.seeds, 2)
         return int(ACTIVATION_FACTOR * self.activation_bytes + PARAMETER_FACTOR * width * self.parameters
-                   + graphs * self.overhead_bytes)
+                   + self.overhead_bytes)
 
     def all_units(self) -> list[UnitPlan]:
         return [u for top in self.units for u in top.walk()]
@@ -266,7 +264,7 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
                                 "or fewer"))
     if plan.memory_bytes > limits.max_activation_bytes:
         weights = PARAMETER_FACTOR * _BYTES[spec.precision] * plan.parameters
-        steps = min(spec.seeds, 2) * plan.overhead_bytes
+        steps = plan.overhead_bytes
         if 2 * steps > plan.memory_bytes:  # mostly the recurrent steps' own: the batch is not it either
             top = max((u for u in plan.all_units() if u.kind in ("rnn", "lstm", "gru")),
                       key=lambda u: u.overhead_bytes)

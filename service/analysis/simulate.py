@@ -466,6 +466,10 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     while seed < count:
         if progress:
             progress((seed - start) / (count - start), f"simulating seed {seed + 1} of {count}")
+        # the last seed's network and batch go before the next is built: kept, they held two
+        # networks' recorded steps at once (an unrolled recurrence's 2x the planned memory)
+        units = []
+        net = x = target = None
         net, x, target = prepare(plan, seed, dev)
         with _seeded(seed, dev):
             figures.append(instrumented_step(net, x, target))

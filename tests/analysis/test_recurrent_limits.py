@@ -112,3 +112,16 @@ def test_the_estimate_is_within_2x_of_the_measured_peak_at_hidden_size_1(seeds: 
                           timeout=120, check=True)
     measured = int(done.stdout.strip().splitlines()[-1])
     assert measured / 2 <= plan.memory_bytes <= 2 * measured, (measured, plan.memory_bytes)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_a_second_seed_does_not_hold_the_first_seeds_network() -> None:
+    # each seed's unrolled steps go before the next seed's are built: three seeds peak as one does
+    # (they held two networks at once: 1.45x one seed's peak, errsweep4 D7's follow-up)
+    def measured(seeds: int) -> int:
+        done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(_lstm(10, 256, seeds=seeds))],
+                              capture_output=True, text=True, timeout=120, check=True)
+        return int(done.stdout.strip().splitlines()[-1])
+
+    one, three = measured(1), measured(3)
+    assert three <= 1.2 * one, (one, three)
