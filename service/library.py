@@ -118,8 +118,10 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     """Diagnose the gradients of a live ``torch.nn.Module`` in this process, with the same
     findings, thresholds and document as :func:`check_architecture`.
 
-    ``example_inputs``: a tensor or a tuple of tensors; the simulation draws synthetic inputs of
-    the same shapes and dtypes (standard normal floats; integer ids that an nn.Embedding reads
+    ``example_inputs``: a tensor, a tuple of them, or a mapping of the forward's arguments; any
+    argument may nest tuples, lists and dicts of tensors (an LSTM's ``(h0, c0)`` beside the tokens),
+    with numbers and None passed as given; the simulation draws synthetic inputs of the same shapes
+    and dtypes (standard normal floats; integer ids that an nn.Embedding reads
     below the example's max + 1; other integer inputs, such as an attention mask, as given).
     ``loss``: ``cross_entropy`` (over the output's last dimension, random classes), ``mse`` or ``sum``.
     ``optimizer``: your training optimizer (``torch.optim`` SGD, Adam, AdamW or RMSprop; or a dict

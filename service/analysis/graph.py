@@ -1412,6 +1412,9 @@ class InputSpec:
     high: int | None = None  # integer inputs: ids are drawn below this; None: all ones (a mask)
     #: an integer input used as given for every seed (the live door's attention mask)
     value: torch.Tensor | None = None
+    #: where the input sits in a live module's example inputs (``hidden[0]``: the first tensor of
+    #: the forward's ``hidden`` argument, an LSTM's (h0, c0)); None for an imported graph's
+    name: str | None = None
 
 
 def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
@@ -1494,6 +1497,10 @@ class GraphRun:
     #: the inputs' keyword names, where the model takes them as keywords (a Hugging Face model's
     #: ``input_ids``, ``attention_mask``); None: positionally, in ``inputs``' order
     keywords: tuple[str, ...] | None = None
+    #: the example inputs' nesting (a live module's ``model(x, (h0, c0))``): the inputs, one tensor
+    #: per spec, put back into the arguments the forward takes (:func:`call`); None: each input is
+    #: one argument
+    nest: Callable[[Sequence[torch.Tensor]], list[Any]] | None = None
     #: False: the loss takes the (first) output for probabilities, as Keras' from_logits=False
     #: does (:func:`.losses.loss_value`); only for the two cross-entropies
     from_logits: bool = True
@@ -1542,11 +1549,14 @@ def softmax_over_last(out: torch.Tensor) -> bool:
     return bool(dim % out.dim() == out.dim() - 1)
 
 
-def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | None = None) -> Any:
-    """``net`` on ``xs``: positionally, or by the keyword names given."""
+def call(net: nn.Module, xs: Sequence[torch.Tensor], keywords: Sequence[str] | None = None,
+         nest: Callable[[Sequence[torch.Tensor]], list[Any]] | None = None) -> Any:
+    """``net`` on ``xs``: positionally, or by the keyword names given; ``nest`` first puts the
+    tensors back into the arguments they came from (:attr:`GraphRun.nest`)."""
+    args: Sequence[Any] = nest(xs) if nest is not None else xs
     if keywords is not None:
-        return net(**dict(zip(keywords, xs, strict=True)))
-    return net(*xs)
+        return net(**dict(zip(keywords, args, strict=True)))
+    return net(*args)
 
 
 _COMPLEX_OF = {torch.float64: torch.complex128, torch.float32: torch.complex64, torch.float16: torch.complex32}
@@ -1709,7 +1719,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
         with torch.nn.utils.parametrize.cached(), functional, direct_checkpoints(), _guarded(run):
-            value = call(net, xs, run.keywords)
+            value = call(net, xs, run.keywords, run.nest)
             tracer.drop_repeated()
             squashed = None if run.unsquash else forward_squash(run, value)
             loss, silent = _loss(run, value, seed)
@@ -1879,7 +1889,7 @@ def first_nonfinite(run: GraphRun, device: str | None = None) -> tuple[str, str 
     with _Sites(run, net) as site:
         mode = _FirstNonfinite(site=site)
         with torch.no_grad(), mode, _guarded(run):
-            call(net, xs, run.keywords)
+            call(net, xs, run.keywords, run.nest)
     return mode.found
 
 
@@ -1893,7 +1903,7 @@ def first_nonfinite_backward(run: GraphRun, device: str | None = None) -> tuple[
     with _Sites(run, net) as site:
         mode = _FirstNonfiniteGrad(site=site)
         with mode, _guarded(run):
-            loss, _ = _loss(run, call(net, xs, run.keywords), 0)
+            loss, _ = _loss(run, call(net, xs, run.keywords, run.nest), 0)
     if loss.requires_grad:
         loss.backward()
     return mode.found
@@ -1966,12 +1976,12 @@ def native_nonfinite(run: GraphRun, device: str | None = None
     dev = pick_device(device or "auto")
     net, xs = _copy_for_seed(own, 0, dev), _seed_inputs(own, 0, dev)
     with torch.no_grad():
-        if bool(torch.isfinite(_output(call(net, xs, run.keywords))).all()):
+        if bool(torch.isfinite(_output(call(net, xs, run.keywords, run.nest))).all()):
             return None  # a -inf written on purpose (a mask) and gone by the output: no overflow
         with _Sites(own, net) as site:
             mode = _FirstNonfinite(overflow_only=True, site=site)
             with mode:
-                call(net, xs, run.keywords)
+                call(net, xs, run.keywords, run.nest)
     return native, mode.found or ("the forward", None)
 
 

@@ -15,11 +15,13 @@ The user's module itself is never modified: every simulation runs on a copy.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import torch
+import torch.utils._pytree as pytree
 from torch import nn
 
 from gradhealth.analysis.check import (
@@ -854,30 +856,121 @@ def _batch(inputs: list[InputSpec]) -> int:
     return inputs[0].shape[0] if inputs and inputs[0].shape else 1
 
 
-def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[InputSpec]:
-    """Shapes and dtypes of the user's example inputs. Integer inputs that an ``nn.Embedding``
-    of ``model`` reads are token ids, drawn below the example's max + 1; other integer inputs
-    (an attention mask) are used as given, since random values there would mask at random. So is
-    a float input after the first whose values are all 0 or 1 (a float mask, a graph's adjacency
-    matrix): noise there is no graph (a degree normalisation of it takes the root of a negative)."""
+#: Where an example input's leaf is a tensor (:class:`ExampleLayout`): the simulation's own goes there.
+_TENSOR = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleLayout:
+    """How the example inputs nest (pytorch/examples' word language model takes
+    ``model(input, (h0, c0))``): each top-level argument's pytree structure and its leaves, the
+    tensors' places marked; called with the simulation's tensors (one per :class:`InputSpec`, in
+    order), it gives the arguments back, numbers and ``None`` as the example had them."""
+
+    specs: tuple[pytree.TreeSpec, ...]
+    leaves: tuple[tuple[Any, ...], ...]
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[Any]:
+        """The forward's arguments (positional, or a mapping's values in order) holding ``xs``."""
+        it = iter(xs)
+        return [pytree.tree_unflatten([next(it) if leaf is _TENSOR else leaf for leaf in leaves], spec)
+                for spec, leaves in zip(self.specs, self.leaves, strict=True)]
+
+
+def _argument_names(example_inputs: Any, model: nn.Module | None, count: int) -> list[str]:
+    """What to call each top-level example input in a message: its keyword, else the forward's
+    parameter it binds to (``hidden``), else ``example_inputs[i]``."""
     keywords = _keywords(example_inputs)
-    xs = (list(example_inputs.values()) if keywords is not None else list(example_inputs)
-          if isinstance(example_inputs, tuple | list) else [example_inputs])
-    for x in xs:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"example inputs must be tensors, not {type(x).__name__}")
+    if keywords is not None:
+        return list(keywords)
+    names: list[str] = []
+    if model is not None:
+        try:
+            params = list(inspect.signature(model.forward).parameters.values())
+        except (TypeError, ValueError):  # a forward whose signature cannot be read (a builtin)
+            params = []
+        for p in params:
+            if p.kind == p.VAR_POSITIONAL or p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                break
+            names.append(p.name)
+    if not isinstance(example_inputs, tuple | list):  # one input, the forward's first argument
+        return names[:1] or ["example_inputs"]
+    names = names[:count]
+    return names + [f"example_inputs[{i}]" for i in range(len(names), count)]
+
+
+def _flatten(example_inputs: Any, model: nn.Module | None
+             ) -> tuple[list[torch.Tensor], list[str], ExampleLayout | None]:
+    """The example's tensors, where each sits (``hidden[0]``) and, where any argument is not one
+    bare tensor, its :class:`ExampleLayout` (None: each tensor is one argument, as before).
+    Tuples, lists and dicts of tensors nest to any depth (``torch.utils._pytree``); Python numbers
+    and None are leaves passed as given. Raises :class:`ModelError` naming the position of
+    anything else, and for example inputs without a tensor."""
+    from gradhealth.analysis.importers import ModelError
+
+    keywords = _keywords(example_inputs)
+    args = (list(example_inputs.values()) if keywords is not None else list(example_inputs)
+            if isinstance(example_inputs, tuple | list) else [example_inputs])
+    names = _argument_names(example_inputs, model, len(args))
+    xs: list[torch.Tensor] = []
+    where: list[str] = []
+    specs: list[pytree.TreeSpec] = []
+    leaves: list[tuple[Any, ...]] = []
+    for name, arg in zip(names, args, strict=True):
+        paths, spec = pytree.tree_flatten_with_path(arg)
+        marked: list[Any] = []
+        for path, leaf in paths:
+            at = name + pytree.keystr(path)
+            if isinstance(leaf, torch.Tensor):
+                xs.append(leaf)
+                where.append(at)
+                marked.append(_TENSOR)
+            elif leaf is None or isinstance(leaf, int | float | complex):  # (bool is an int)
+                marked.append(leaf)
+            else:
+                raise ModelError(f"example input {at} is a {type(leaf).__name__}: example inputs must be "
+                                 "tensors, Python numbers or None, or tuples, lists and dicts of them")
+        specs.append(spec)
+        leaves.append(tuple(marked))
+    if not xs:
+        raise ModelError("example inputs hold no tensor: give the forward's inputs as a tensor, a tuple "
+                         "of them or a mapping of keyword inputs (nested tuples, lists and dicts allowed)")
+    flat = all(isinstance(a, torch.Tensor) for a in args)
+    return xs, where, None if flat else ExampleLayout(tuple(specs), tuple(leaves))
+
+
+def example_layout(example_inputs: Any) -> ExampleLayout | None:
+    """How to put the simulation's tensors back into the example's nesting (:class:`ExampleLayout`);
+    None where each example input is one tensor."""
+    return _flatten(example_inputs, None)[2]
+
+
+def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[InputSpec]:
+    """Shapes and dtypes of the user's example inputs, one spec per tensor, named where it sits
+    (``hidden[1]``) in tuples, lists or dicts nested to any depth (their numbers and None are
+    passed to the forward as given; anything else is a :class:`ModelError` naming its position).
+    Integer inputs that an ``nn.Embedding`` of ``model`` reads are token ids, drawn below the
+    example's max + 1; other integer inputs (an attention mask) are used as given, since random
+    values there would mask at random. So is a float input after the first whose values are all 0
+    or 1 (a float mask, a graph's adjacency matrix, an RNN's zero initial state): noise there is no
+    graph (a degree normalisation of it takes the root of a negative). Shapes are kept as given:
+    the check never changes a batch size, so a state's batch dimension (dim 1 of an ``nn.LSTM``'s
+    h0 and c0) stays the example's."""
+    keywords = _keywords(example_inputs)
+    xs, where, layout = _flatten(example_inputs, model)
     integers = any(not x.is_floating_point() for x in xs)
-    ids = _ids_read_by_embeddings(model, xs, keywords) if model is not None and integers else None
+    ids = _ids_read_by_embeddings(model, xs, keywords, layout) if model is not None and integers else None
     specs: list[InputSpec] = []
-    for i, x in enumerate(xs):
+    for i, (x, name) in enumerate(zip(xs, where, strict=True)):
         if x.is_floating_point() and i > 0 and x.numel() and bool(((x == 0) | (x == 1)).all()):
-            specs.append(InputSpec(tuple(x.shape), value=x.detach().cpu().clone()))
+            specs.append(InputSpec(tuple(x.shape), value=x.detach().cpu().clone(), name=name))
         elif x.is_floating_point():
-            specs.append(InputSpec(tuple(x.shape)))
+            specs.append(InputSpec(tuple(x.shape), name=name))
         elif ids is not None and i not in ids:
-            specs.append(InputSpec(tuple(x.shape), x.dtype, value=x.detach().cpu().clone()))
+            specs.append(InputSpec(tuple(x.shape), x.dtype, value=x.detach().cpu().clone(), name=name))
         else:
-            specs.append(InputSpec(tuple(x.shape), torch.int64, int(x.max().item()) + 1 if x.numel() else 2))
+            specs.append(InputSpec(tuple(x.shape), torch.int64, int(x.max().item()) + 1 if x.numel() else 2,
+                                   name=name))
     return specs
 
 
@@ -890,7 +983,8 @@ def _keywords(example_inputs: Any) -> tuple[str, ...] | None:
 
 
 def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor],
-                            keywords: tuple[str, ...] | None = None) -> set[int] | None:
+                            keywords: tuple[str, ...] | None = None,
+                            nest: ExampleLayout | None = None) -> set[int] | None:
     """Which integer inputs among ``xs`` an ``nn.Embedding`` reads (as they are, or cast or
     moved: the same values in the same shape), found by one forward pass of a copy (the user's
     module is never run: batch norm would update its statistics). None if that pass fails: then
@@ -908,7 +1002,7 @@ def _ids_read_by_embeddings(model: nn.Module, xs: list[torch.Tensor],
         for m in probe.modules() if isinstance(m, nn.Embedding)]
     try:
         with torch.no_grad():
-            call(probe, xs, keywords)
+            call(probe, xs, keywords, nest)
     except Exception:  # noqa: BLE001 - the simulation reports a model that does not run
         return None
     finally:
@@ -950,7 +1044,10 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     """Check a live module with synthetic inputs shaped like ``example_inputs`` (standard normal
     floats; integer ids an nn.Embedding reads below the example's largest + 1, other integer inputs
     as given), with the module's own weights. ``example_inputs``: a tensor, a tuple of them, or a
-    mapping of keyword inputs (a tokenizer's output: ``{"input_ids": ..., "attention_mask": ...}``).
+    mapping of keyword inputs (a tokenizer's output: ``{"input_ids": ..., "attention_mask": ...}``);
+    an argument may itself be a tuple, list or dict of tensors, nested (an LSTM's state ``(h0, c0)``
+    beside the tokens: ``(tokens, (h0, c0))``), holding Python numbers or None too, which are passed
+    as given. Anything else is a :class:`~gradhealth.analysis.importers.ModelError` naming its place.
     The loss is taken on the output: a tensor, the first of a tuple, or a mapping's ``logits``
     (a Hugging Face ``ModelOutput``).
 
@@ -969,7 +1066,7 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     if seeds < 1:
         raise ValueError("seeds must be at least 1")
     run = GraphRun(model, input_specs(example_inputs, model), loss, seeds, optimizer=optimizer_spec(optimizer),
-                   trace_functions=True, keywords=_keywords(example_inputs))
+                   trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs))
     return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
 
 
