@@ -3,15 +3,15 @@ delivery log; a test ping. Each webhook belongs to the key that created it (404 
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError
-from gradhealth.api.routers import known_query_only
 from gradhealth.api.schemas import RATE_LIMITED, Problem
 from gradhealth.db.models import WebhookDeliveryRow, WebhookRow
 from gradhealth.errors import Problem as Located
@@ -24,6 +24,28 @@ Event = Literal["job.finished", "run.error_finding"]  # outbox.EVENTS, as the sc
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such webhook (or not yours)"}}
 
 
+#: A secret without control characters (C0, DEL, C1): a NUL or a newline in it is a paste gone wrong,
+#: and one that a receiver's configuration file or header cannot hold as typed.
+SECRET_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+
+
+def _printable(value: str) -> str:
+    bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise ValueError(f"the secret holds control characters ({bad!r} at {value.index(bad)}); use "
+                         "printable characters only")
+    return value
+
+
+def _printable_schema(schema: dict[str, Any]) -> None:
+    """The rule :func:`_printable` checks, for the schema's readers (clients, fuzzers)."""
+    target = next((o for o in schema.get("anyOf", []) if o.get("type") == "string"), schema)
+    target["pattern"] = SECRET_PATTERN
+
+
+Secret = Annotated[str, AfterValidator(_printable)]
+
+
 class WebhookCreate(BaseModel):
     """A webhook to register. Any other field is refused (422), as on PATCH."""
 
@@ -34,9 +56,10 @@ class WebhookCreate(BaseModel):
                      "allows them (GRADHEALTH_WEBHOOKS_ALLOW_PRIVATE)")
     events: list[Event] = Field(list(get_args(Event)), min_length=1,  # pydantic copies it per request
                                 description="the events to send (default: all)")
-    secret: str | None = Field(None, min_length=16, max_length=255,
-                               description="the HMAC-SHA256 signing secret; when absent one is generated and "
-                                           "returned once, in this response only")
+    secret: Secret | None = Field(None, min_length=16, max_length=255, json_schema_extra=_printable_schema,
+                                  description="the HMAC-SHA256 signing secret, without control characters; "
+                                              "when absent one is generated and returned once, in this "
+                                              "response only")
 
 
 def _not_null(schema: dict[str, Any]) -> None:
@@ -45,6 +68,11 @@ def _not_null(schema: dict[str, Any]) -> None:
     if len(options) == 1:
         schema.update(options[0])
     schema.pop("default", None)
+
+
+def _not_null_printable(schema: dict[str, Any]) -> None:
+    _not_null(schema)
+    _printable_schema(schema)
 
 
 class WebhookPatch(BaseModel):
@@ -61,8 +89,10 @@ class WebhookPatch(BaseModel):
                                 description="false pauses the webhook (its pending deliveries are cancelled, "
                                             "no new ones are queued); true resumes it and clears "
                                             "`disabled_reason`")
-    secret: str | None = Field(None, min_length=16, max_length=255, json_schema_extra=_not_null,
-                               description="a new signing secret of your choosing")
+    secret: Secret | None = Field(None, min_length=16, max_length=255,
+                                  json_schema_extra=_not_null_printable,
+                                  description="a new signing secret of your choosing, without control "
+                                              "characters")
     rotate_secret: bool = Field(False, description="generate a new signing secret, returned once, in this "
                                                    "response only (not with `secret`)")
 
@@ -215,8 +245,7 @@ def delete_webhook(webhook_id: str, session: SessionDep, caller: CallerDep) -> R
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, summary="A webhook's deliveries, newest first",
-            responses={**NOT_FOUND, 422: {"model": Problem, "description": "a bad cursor"}},
-            dependencies=[Depends(known_query_only)])
+            responses={**NOT_FOUND, 422: {"model": Problem, "description": "a bad cursor"}})
 def list_deliveries(webhook_id: str, session: SessionDep, caller: CallerDep,
                     cursor: Annotated[str | None, Query(min_length=1,
                                                         description="next_cursor of the previous page")] = None,
