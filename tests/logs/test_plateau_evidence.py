@@ -53,3 +53,29 @@ def test_a_long_noisy_flat_run_never_learnt() -> None:
     assert not nine
     [f] = _plateau(_run(np.arange(2000) * 10, loss))
     assert f.severity == "warning"
+
+
+def _stalls_at(tail: np.ndarray) -> list:
+    # 240 logged epochs: a fall from 1.75 over the first half, then ``tail``
+    head = 0.25 + 1.5 * np.exp(-np.arange(120) / 25)
+    return _plateau(_run(np.arange(240) * 25, np.concatenate([head, tail])))
+
+
+def test_a_loss_frozen_to_its_last_digit_is_a_warning() -> None:
+    # a tiny LSTM's MSE stuck at 0.25000453 (both outputs 0.5 on 0/1 targets) for 120 epochs
+    [f] = _stalls_at(np.full(120, 0.25000453) + np.tile([0.0, 5e-6], 60))
+    assert f.severity == "warning"
+    assert "frozen at 0.25" in f.summary
+
+
+def test_a_loss_still_moving_in_its_fourth_digit_has_flattened_not_frozen() -> None:
+    # a fit that still moves in its fourth digit (0.1% over its last half, +-0.02% between epochs):
+    # convergence, a note
+    [f] = _stalls_at(0.25 * (1 - 1e-3 * np.linspace(0, 1, 120)) * (1 + 2e-4 * np.tile([1.0, -1.0], 60)))
+    assert f.severity == "info" and "frozen" not in f.summary
+
+
+def test_a_loss_printed_with_too_few_digits_to_show_a_change_is_not_called_frozen() -> None:
+    # "0.2500" to 4 decimals: a change under 2e-4 relative cannot show
+    [f] = _stalls_at(np.full(120, 0.25))
+    assert f.severity == "info"

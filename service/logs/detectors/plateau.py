@@ -24,7 +24,7 @@ from gradhealth.logs.detectors.gan import discriminator_won, frozen_gan
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import raise_lr
 from gradhealth.logs.series import RunLog
-from gradhealth.logs.stats import finite, smooth, theil_sen
+from gradhealth.logs.stats import finite, resolution, smooth, theil_sen
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -32,6 +32,24 @@ from gradhealth.logs.thresholds import LogThresholds
 #: fall under plateau_early_fraction) to stand: four times that bar, so only data that rule out a
 #: real fall make the claim
 _NEVER_PLAUSIBLE = 0.2
+
+
+#: A loss's last half is frozen when it spans less than this share of its level, over this many
+#: points at least, printed with the digits to show a change that size: no healthy run's loss
+#: in the sweeps' 540 logs comes within 6e-4, and a full-batch fit still moves in its 5th digit
+_FROZEN_SPREAD = 1e-4
+_FROZEN_POINTS = 20
+
+
+def _frozen_tail(v: np.ndarray) -> float:
+    """The relative spread of ``v`` (a loss's last half) where it is frozen (:data:`_FROZEN_SPREAD`),
+    else 0.0: a stuck model's loss repeats itself to the last digit (logsweep44/50: an LSTM's MSE at
+    0.25000453 for 120 logged epochs, both outputs at 0.5)."""
+    level = float(np.median(v)) if len(v) else 0.0
+    if len(v) < _FROZEN_POINTS or level <= 0 or resolution(v) > _FROZEN_SPREAD * level:
+        return 0.0
+    spread = float(np.max(v) - np.min(v)) / level
+    return max(spread, 1e-300) if spread < _FROZEN_SPREAD else 0.0
 
 
 def _change(improvement: float) -> str:
@@ -142,6 +160,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         return [stuck] if stuck else []  # flat over an excerpt: nothing to say about the run
     # "barely moved" must be borne out: the whole run's trend, within its 99 % interval, rules out a
     # real fall (a fine-tune's 9 points at 0.15 +-12 % allow a 39 % fall; stalled runs allow <= 8 %)
+    frozen = 0.0
     whole = float(steps[-1] - steps[0])
     most_fall = (1 - math.exp(min(theil_sen(steps.astype(np.float64), log_printed(v))[1] * whole, MAX_EXP))
                  if never and chance is None else 0.0)
@@ -165,11 +184,19 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                    f"its trend allows a fall of up to {most_fall:.0%}: too little to tell whether it learns")
         explanation = ("A run too short or too noisy for its trend to be known: whether the loss is flat or falling "
                        "slowly, the points cannot tell. Log more steps (or per-epoch averages) and check again.")
+    elif frozen := _frozen_tail(v[half:]):
+        same = "all equal" if frozen <= 1e-300 else f"within {frozen:.1e} of it"
+        summary = (f"{loss.name} is frozen at {level:.6g} over the last half of the run ({len(v) - half} points "
+                   f"{same}, after falling {overall:.0%} before): no step changes it any more")
+        explanation = ("A loss that stops changing to its last printed digit, far above 0, while training goes on: the "
+                       "updates no longer reach the output (dead or saturated units, a zero learning rate, a model "
+                       "that outputs one constant whatever its input: an MSE of 0.25 on 0/1 targets is the mean's). "
+                       "A loss that has converged still moves with every batch.")
     else:
         summary = (f"{loss.name} " + (f"improved {late:.2%}" if late >= 0 else f"rose {-late:.2%}")
                    + f" over the last half of the run (after falling {overall:.0%} before)")
         explanation = "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
-    alarm = never or chance is not None
+    alarm = never or chance is not None or bool(frozen)
     # (the rate must still be climbing over the stretch judged, the last half: a warm-up that ended
     # at step 700 of 3000, the rate constant since, excuses nothing there: logsweep38's llm.c at ln 50304)
     # (over that half a linear ramp rises by less than 2x: still climbing by a quarter is a warm-up)
