@@ -115,6 +115,17 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "for the gradient and trend checks.",
             {"metric": named[0].name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]},
             [])]
+    finals = {k.removeprefix("summary/"): v for k, v in run.params.items() if k.startswith("summary/")}
+    if not main and not run.series and finals and any(w.code == "summary_only" for w in run.warnings):
+        # a run summary (W&B's wandb-summary.json) is a file of final values by design: nothing wrong
+        # with the run is shown by it, so a note, naming what it holds
+        shown = ", ".join(f"{k} = {v}" for k, v in list(finals.items())[:6]) + (" ..." if len(finals) > 6 else "")
+        return [finding(
+            "insufficient_data", "info",
+            f"a run summary: only the final value of each of its {len(finals)} keys ({shown}), no history to judge",
+            "A summary holds where each metric ended, not how it got there; the checks judge trends, spikes and "
+            "NaN/Inf over a run's history. Export the run's history (CSV or JSON Lines) and check that.",
+            {"metric": None, "steps": None, "value": 0.0, "final_values": dict(list(finals.items())[:50])}, [])]
     if not main:
         return [finding(
             "insufficient_data", "warning",

@@ -1,0 +1,26 @@
+"""logsweep50: a W&B run summary (final values only) is a note, not a log that failed to read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gradhealth.library import check_logs
+
+
+def test_a_run_summary_is_a_note_naming_its_final_values(tmp_path: Path) -> None:
+    path = tmp_path / "wandb-summary.json"
+    path.write_text(json.dumps({"bce_loss": 0.277, "ACC": 0.653, "epoch": 49, "_step": 11749}))
+    doc = check_logs(path)
+    [f] = doc.findings
+    assert (f.code, f.severity) == ("insufficient_data", "info")
+    assert "only the final value of each of its 4 keys" in f.summary and "bce_loss = 0.277" in f.summary
+    assert f.evidence.model_extra["final_values"]["ACC"] == "0.653"
+    assert doc.status == "healthy"
+
+
+def test_a_log_with_nothing_to_judge_is_still_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,throughput\n" + "".join(f"{i},{100 + i}\n" for i in range(20)))
+    [f] = check_logs(path).findings
+    assert (f.code, f.severity) == ("insufficient_data", "warning")
