@@ -160,7 +160,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         return [stuck] if stuck else []  # flat over an excerpt: nothing to say about the run
     # "barely moved" must be borne out: the whole run's trend, within its 99 % interval, rules out a
     # real fall (a fine-tune's 9 points at 0.15 +-12 % allow a 39 % fall; stalled runs allow <= 8 %)
-    frozen = 0.0
+    pinned = 0.0
     whole = float(steps[-1] - steps[0])
     most_fall = (1 - math.exp(min(theil_sen(steps.astype(np.float64), log_printed(v))[1] * whole, MAX_EXP))
                  if never and chance is None else 0.0)
@@ -184,8 +184,8 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                    f"its trend allows a fall of up to {most_fall:.0%}: too little to tell whether it learns")
         explanation = ("A run too short or too noisy for its trend to be known: whether the loss is flat or falling "
                        "slowly, the points cannot tell. Log more steps (or per-epoch averages) and check again.")
-    elif frozen := _frozen_tail(v[half:]):
-        same = "all equal" if frozen <= 1e-300 else f"within {frozen:.1e} of it"
+    elif pinned := _frozen_tail(v[half:]):
+        same = "all equal" if pinned <= 1e-300 else f"within {pinned:.1e} of it"
         summary = (f"{loss.name} is frozen at {level:.6g} over the last half of the run ({len(v) - half} points "
                    f"{same}, after falling {overall:.0%} before): no step changes it any more")
         explanation = ("A loss that stops changing to its last printed digit, far above 0, while training goes on: the "
@@ -196,7 +196,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         summary = (f"{loss.name} " + (f"improved {late:.2%}" if late >= 0 else f"rose {-late:.2%}")
                    + f" over the last half of the run (after falling {overall:.0%} before)")
         explanation = "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
-    alarm = never or chance is not None or bool(frozen)
+    alarm = never or chance is not None or bool(pinned)
     # (the rate must still be climbing over the stretch judged, the last half: a warm-up that ended
     # at step 700 of 3000, the rate constant since, excuses nothing there: logsweep38's llm.c at ln 50304)
     # (over that half a linear ramp rises by less than 2x: still climbing by a quarter is a warm-up)
