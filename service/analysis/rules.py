@@ -1403,7 +1403,11 @@ def _loss_kind(result: SimulationResult) -> str | None:
 def _second_squash(result: SimulationResult) -> str:
     """The squash a loss on logits applies over an output already ``result.squashed``:
     cross-entropy's softmax (over a forward's own softmax or sigmoid, a spec's or a file's bounded
-    output) or binary cross-entropy's sigmoid."""
+    output) or binary cross-entropy's sigmoid. A loss on probabilities applies none: the second is
+    the output's own (a Keras softmax layer over a softmax), which the output unit records."""
+    own = _output_activation(result).activation
+    if result.on_probabilities and own in ("sigmoid", "softmax"):
+        return own
     loss = _loss_kind(result)
     return "softmax" if result.squashed_in_forward or loss != "binary_cross_entropy" else "sigmoid"
 

@@ -1308,6 +1308,11 @@ def _fold_output(layers: list[dict[str, Any]], loss: str | dict[str, Any] | None
             return kind
         if last.get("type") == "activation":
             layers.pop()
+            below = layers[-1].get("activation") if layers else None
+            if below in ("softmax", "sigmoid"):
+                # a second squash over one: the spec would read the first as the output's own under
+                # a loss on logits; the graph door names both layers and the loss the file compiled
+                tr.fail("output", f"{act} layer over a {below} output")
         else:
             last["activation"] = "identity"
         return kind

@@ -499,11 +499,14 @@ class KerasNet(nn.Module):
         folds = fold if isinstance(fold, dict) else {graph.output_name: fold} if fold else {}
         # a shared layer's later calls run its first call's module (the same weights)
         built = {node.name: _layer(node) for node in graph.nodes if not node.cfg.get("_shares")}
+        outputs = set(graph.output_names or [graph.output_name])
         for node in graph.nodes:
             owner = node.cfg.get("_shares")
             module, holders = (built[owner][0], []) if owner else built[node.name]
             if node.name in folds:
                 module = _without_activation(module, folds[node.name])
+            if node.name in outputs:
+                module = _marked_softmax(module, tuple(node.shape))
             self.layers.append(module)
             self.holders.append(holders)
         _fuse_convolutions(self)
@@ -600,6 +603,51 @@ def _without_activation(module: nn.Module, fold: str) -> nn.Module:
     if isinstance(module, nn.Sequential) and isinstance(module[-1], kind):
         return module[0]
     return module
+
+
+class _OutputSoftmax(nn.Softmax):
+    """A softmax over the classes ending an output the loss does not fold in (probabilities under
+    binary cross-entropy or a regression loss): recorded as the output's activation, as a
+    sigmoid's is, so the rules see probabilities rather than an identity output."""
+
+    role = Role("act", "activation", "softmax")
+
+
+def _marked_softmax(module: nn.Module, shape: tuple[int, ...]) -> nn.Module:
+    """``module`` with its final softmax over the last axis, where it has one, an
+    :class:`_OutputSoftmax`. Not a softmax over one unit: that is the constant 1, whose zero
+    gradient is read at the layer's own output."""
+    parts = list(module) if isinstance(module, nn.Sequential) else [module]
+    soft = parts[-1] if parts else None
+    if not isinstance(soft, nn.Softmax) or type(soft) is not nn.Softmax or soft.dim not in (-1, len(shape)) \
+            or not shape or shape[-1] < 2:
+        return module
+    marked = _OutputSoftmax(soft.dim)
+    return nn.Sequential(*parts[:-1], marked) if isinstance(module, nn.Sequential) else marked
+
+
+def _fed_squash(graph: KerasGraph, name: str) -> tuple[str, str] | None:
+    """(the softmax/sigmoid, the layer) that output ``name``, itself a softmax or sigmoid layer
+    without weights (Activation, Softmax), reads directly: two squashes in a row, whose second
+    sees inputs in [0, 1] and so can never be confident."""
+    node = graph.node(name)
+    if node.weights or len(node.inputs) != 1 or _output_activation(graph, name) not in ("softmax", "sigmoid"):
+        return None
+    src = graph.node(node.inputs[0])
+    inner = _output_activation(graph, src.name)
+    if inner not in ("softmax", "sigmoid") or src.cls in (*RECURRENT, "Bidirectional", "InputLayer"):
+        return None
+    return inner, src.name
+
+
+def _sole_reader(graph: KerasGraph, src: str, reader: str) -> bool:
+    """Whether ``reader`` is the only layer reading ``src``, which is no output and no shared
+    layer's call (so its activation can leave the network without changing another path)."""
+    node = graph.node(src)
+    shared = {n.cfg.get("_shares") for n in graph.nodes} - {None}
+    readers = [n.name for n in graph.nodes if src in n.inputs]
+    return (readers == [reader] and src not in (graph.output_names or [graph.output_name])
+            and not node.cfg.get("_shares") and src not in shared)
 
 
 def _readout_units(graph: KerasGraph) -> list[str]:
@@ -852,12 +900,15 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     require_cuda_if_asked(device)
     outputs = graph.output_names or [graph.output_name]
     losses: list[str] = []
+    spec_losses: list[Any] = []
     folds: dict[str, str] = {}
     options: list[tuple[bool, str | None]] = []  # each output's (from_logits, squashed)
+    doubles: dict[str, tuple[str, str, bool]] = {}  # output -> (first squash, its layer, re-simulated)
     for k, name in enumerate(outputs):  # each output's compiled loss, the file's one, or the output's own
         given = (output_losses[k] if isinstance(output_losses, list) and k < len(output_losses) else
                  output_losses.get(name) if isinstance(output_losses, dict) else None)
         spec_loss = given if given is not None else loss
+        spec_losses.append(spec_loss)
         kind = loss_type(spec_loss)
         out_act = _output_activation(graph, name)
         width = graph.node(name).shape[-1:] or (1,)
@@ -874,7 +925,25 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
         # folded into the loss; a loss on logits over a softmax/sigmoid output applies it again
         on_probabilities = isinstance(spec_loss, dict) and spec_loss.get("from_logits") is False
         on_logits = isinstance(spec_loss, dict) and spec_loss.get("from_logits") is True
-        options.append((not (on_probabilities and fold is None), fold if on_logits else None))
+        squashed = fold if on_logits else None
+        double = _fed_squash(graph, name) if not on_logits else None
+        if double is not None and own in ("cross_entropy", "binary_cross_entropy"):
+            inner, src = double
+            # the loss (or the layer after it) squashes outputs that went through a softmax/sigmoid
+            # already: the first as `squashed`, so output_loss_mismatch measures the floor
+            reapplied = (inner, own) in (("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"))
+            if not reapplied:
+                # the loss does not apply this one again (.losses.loss_value): it stays in the
+                # network, simulated as it is; its removal cannot be re-simulated
+                squashed = inner
+                doubles[name] = (inner, src, False)
+            elif fold is not None and _sole_reader(graph, src, name):
+                # both folded out, the loss applies the first again and then its own: exactly the
+                # model, and dropping the redundant one is the run without `squashed`
+                folds[src] = inner
+                squashed = inner
+                doubles[name] = (inner, src, True)
+        options.append((not (on_probabilities and fold is None), squashed))
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(0)
         net = KerasNet(graph, folds).double()
@@ -903,6 +972,8 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=graph.parameters, activation_bytes=graph.activation_bytes,
                    progress=progress)
+    if not several and outputs[0] in doubles:
+        _redundant_squash(doc, graph, outputs[0], *doubles[outputs[0]], loss=spec_losses[0], kind=losses[0])
     _degenerate_preprocessing(doc, graph)
     doc.summary = (f"{doc.summary} [weights: as stored in the file]" if stored is not None
                    else f"{doc.summary} [weights: Keras' initialisers, drawn per seed]")
@@ -915,6 +986,65 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
         doc.summary += (" [input preprocessing simulated with its statistics, which describe no data: "
                         + ", ".join(f"{name} ({why})" for name, why, _ in graph.degenerate_preprocessing) + "]")
     return doc
+
+
+def _redundant_squash(doc: Any, graph: KerasGraph, name: str, inner: str, src: str, resimulated: bool, *,
+                      loss: Any, kind: str) -> None:
+    """Word the output_loss_mismatch finding of two squashes in a row (``src``'s ``inner``, then
+    the output layer ``name``'s softmax/sigmoid) as what the file holds: the rule words a
+    squashed output as one a loss compiled on logits squashes again, and its remedy as that loss
+    changed; here the fix is one activation fewer. ``loss``: the file's (or given) loss, ``kind``
+    the one simulated. A remedy whose run could not drop the first
+    (:func:`check_keras_graph` keeps it in the network) is said to be unverified, not fixed."""
+    from gradhealth.analysis.check import summary_line
+    from gradhealth.core.document import status_of
+
+    outer = _output_activation(graph, name)
+    found = [f for f in doc.findings
+             if f.code == "output_loss_mismatch" and f.evidence.metric == "unreachable_loss_fraction"]
+    if not found:
+        return
+    f = found[0]
+    k = int(getattr(f.evidence, "classes", None) or (graph.node(name).shape or (1,))[-1])
+    floor = getattr(f.evidence, "loss_floor", None)
+    value = f.evidence.value
+    if outer == "softmax":
+        best = math.e / (math.e + max(k - 1, 1))
+        reach = f"no class can get a probability over e / (e + {k - 1}) = {best:.0%} ({k} classes)"
+    else:
+        reach = f"every probability stays in [0.5, {1 / (1 + math.exp(-1)):.3g}]"
+    own = (outer, kind) in (("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"))
+    bound = (f"{kind} can never fall below {floor:.3g} ({value:.0%} of its value at chance)" if own
+             else f"the right class's log loss can never fall below {floor:.3g} ({value:.0%} of ln {k})")
+    f.summary = (f"{name} applies a {outer} to {src}'s {inner} outputs: the {outer} sees inputs in [0, 1], "
+                 f"so {reach}, and {bound}")
+    f.explanation = (
+        f"{src} ends in a {inner} and {name} applies a {outer} to its outputs: two squashes in a row. The "
+        f"second gets inputs in [0, 1], at most 1 apart, so it can never be confident ({reach}); the loss "
+        "stalls high, and the gradient reaching the network is scaled down by the first one's slope as well. "
+        "One softmax (or sigmoid) per output is the whole of a classifier's squash; the second is redundant.")
+    f.evidence.from_logits = loss.get("from_logits") if isinstance(loss, dict) else None
+    f.evidence.output_activation = outer
+    f.evidence.first_activation = inner
+    f.evidence.squash_layers = [src, name]
+    f.evidence.layers = [src]
+    for r in f.remedies:
+        if r.id != "logits_loss":
+            continue
+        r.title = "Squash once"
+        r.rationale = (f"A {outer} becomes confident only as its inputs spread apart; the outputs of another "
+                       "squash stay in [0, 1], while a linear layer's are unbounded.")
+        r.change = (f"drop the {inner} of {src} (activation linear) so that {name}'s {outer} is the only squash "
+                    f"under {kind}" + (f"; or remove {name} and keep {src}'s {inner}" if inner == outer else ""))
+        r.snippet = (f"# Keras: {src} with no activation of its own, then the one {outer}\n"
+                     f"x = keras.layers.Dense({k})(x)  # {src}: activation=None\n"
+                     f"out = keras.layers.Activation('{outer}')(x)  # {name}")
+        r.params = {"layer": src, "drop_activation": inner}
+        if not resimulated and r.verified is not None:
+            # the first squash stays in the simulated network: a run without `squashed` is the same model
+            r.verified, r.unverified = None, "not_simulable"
+    doc.status = status_of(doc.findings)
+    doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
 
 
 def _degenerate_preprocessing(doc: Any, graph: KerasGraph) -> None:
