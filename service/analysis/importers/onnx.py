@@ -109,6 +109,8 @@ class Node:
     #: the module path the node was traced in, where the exporter wrote it (torch's dynamo
     #: exporter: metadata ``pkg.torch.onnx.name_scopes``), e.g. ``enc.layers.0.self_attn``
     scope: str | None = None
+    #: the node's position in the file's graph: an unnamed node is named by it (``LSTM_3``)
+    index: int | None = None
 
 
 @dataclass
@@ -247,6 +249,27 @@ class Gemm(Op):
         return y + self.beta * c if c is not None else y
 
 
+def same_padding(auto_pad: str, sizes: list[int], strides: list[int],
+                 spans: list[int]) -> tuple[list[int], list[int]]:
+    """The (begin, end) padding of each spatial dim that ``auto_pad`` SAME_UPPER or SAME_LOWER
+    asks of a Conv or pool window: an output of ``ceil(in / stride)``, so a total of
+    ``max(0, (ceil(in / stride) - 1) * stride + span - in)`` where ``span`` is the dilated
+    kernel's ``(k - 1) * dilation + 1``; SAME_UPPER puts the odd one at the end, SAME_LOWER
+    at the beginning (the ONNX spec)."""
+    begin, end = [], []
+    for size, stride, span in zip(sizes, strides, spans, strict=True):
+        total = max((-(-size // stride) - 1) * stride + span - size, 0)
+        low = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        begin.append(low)
+        end.append(total - low)
+    return begin, end
+
+
+def _torch_pads(begin: list[int], end: list[int]) -> list[int]:
+    """``F.pad``'s list of per-dim (begin, end) pads: the last spatial dim first."""
+    return [p for b, e in zip(reversed(begin), reversed(end), strict=True) for p in (b, e)]
+
+
 class ConvAttrs:
     """A Conv or ConvTranspose node's attributes (strides, pads or ``auto_pad``, dilations, group,
     output_padding) applied as ONNX defines them, with torch's functions: what both the layer of
@@ -276,13 +299,13 @@ class ConvAttrs:
             return self.pads[:nd], self.pads[nd:]
         if self.auto_pad == "VALID":
             return [0] * nd, [0] * nd
+        sizes = [int(d) for d in x.shape[2:]]
+        spans = [(int(w.shape[2 + i]) - 1) * self.dilation[i] + 1 for i in range(nd)]
+        if not self.transpose:
+            return same_padding(self.auto_pad, sizes, self.stride, spans)
         begin, end = [], []
-        for i in range(nd):
-            size, span = int(x.shape[2 + i]), (int(w.shape[2 + i]) - 1) * self.dilation[i] + 1
-            if self.transpose:  # as the spec (and onnx's reference) compute it
-                total = self.stride[i] * (size - 1) + self.output_padding[i] + span - size * self.stride[i]
-            else:
-                total = max((-(-size // self.stride[i]) - 1) * self.stride[i] + span - size, 0)
+        for i in range(nd):  # as the spec (and onnx's reference) compute it
+            total = self.stride[i] * (sizes[i] - 1) + self.output_padding[i] + spans[i] - sizes[i] * self.stride[i]
             low = total // 2 if self.auto_pad == "SAME_UPPER" else total - total // 2
             begin.append(low)
             end.append(total - low)
@@ -295,7 +318,7 @@ class ConvAttrs:
         if not self.transpose:
             padding: Any = begin
             if begin != end:  # asymmetric: pad explicitly (F.pad lists the last dim first)
-                x = F.pad(x, [p for b_, e in zip(reversed(begin), reversed(end), strict=True) for p in (b_, e)])
+                x = F.pad(x, _torch_pads(begin, end))
                 padding = 0
             conv = (F.conv1d, F.conv2d, F.conv3d)[self.nd - 1]
             return conv(x, w, b, self.stride, padding, self.dilation, self.groups)
@@ -768,26 +791,102 @@ def _cumsum(n: Node, c: Ctx) -> Op:
     return Fn(cumsum)
 
 
+class Pool(Op):
+    """MaxPool or AveragePool as ONNX defines them: ``pads`` (uneven ones too) or ``auto_pad``
+    (SAME_UPPER/SAME_LOWER as :func:`same_padding` computes for a Conv), ``ceil_mode``,
+    ``dilations`` and, for the average, ``count_include_pad``. Padding is applied explicitly
+    before a padding-free torch pool: -inf for the max (a padded cell never wins), and for
+    the average the sum of each window divided by the number of its real elements (or, with
+    ``count_include_pad``, of its real and padded ones), counted by pooling a mask alike."""
+
+    def __init__(self, kind: str, a: dict[str, Any]) -> None:
+        super().__init__()
+        self.kind = kind
+        self.kernel = [int(v) for v in a["kernel_shape"]]
+        nd = self.nd = len(self.kernel)
+        if nd not in (1, 2, 3):
+            raise Unsupported(f"{nd}-d pool")
+        self.auto_pad = str(a.get("auto_pad", "NOTSET") or "NOTSET")
+        if self.auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+            raise Unsupported(f"auto_pad={self.auto_pad}")
+        self.stride = [int(v) for v in a.get("strides") or [1] * nd]
+        self.dilation = [int(v) for v in a.get("dilations") or [1] * nd]
+        self.pads = [int(v) for v in a.get("pads") or [0] * 2 * nd]
+        for name, values, per in (("strides", self.stride, 1), ("dilations", self.dilation, 1),
+                                  ("pads", self.pads, 2)):
+            if len(values) != per * nd:
+                raise ValueError(f"{name} has {len(values)} value(s) for a {nd}-d kernel_shape")
+        self.spans = [(k - 1) * d + 1 for k, d in zip(self.kernel, self.dilation, strict=True)]
+        self.ceil = bool(a.get("ceil_mode", 0))
+        self.include_pad = bool(a.get("count_include_pad", 0))
+
+    def geometry(self, sizes: list[int]) -> tuple[list[int], list[int], list[int]]:
+        """Per spatial dim: the begin and end padding, and the extra end cells ``ceil_mode``'s
+        last window reaches past the end padding (neither real nor counted as padding)."""
+        nd = self.nd
+        if self.auto_pad == "VALID":
+            begin, end = [0] * nd, [0] * nd
+        elif self.auto_pad != "NOTSET":  # SAME: an output of ceil(in / stride), no overhang
+            begin, end = same_padding(self.auto_pad, sizes, self.stride, self.spans)
+        else:
+            begin, end = self.pads[:nd], self.pads[nd:]
+        extra = [0] * nd
+        for i in range(nd):
+            room = sizes[i] + begin[i] + end[i] - self.spans[i]
+            if room < 0:
+                raise ValueError(f"a window of {self.spans[i]} (kernel_shape and dilations) is larger than "
+                                 f"spatial dim {i} of the input, {sizes[i]} with pads {begin[i]}+{end[i]}")
+            if self.ceil and self.auto_pad == "NOTSET":
+                out = -(-room // self.stride[i]) + 1
+                if (out - 1) * self.stride[i] >= sizes[i] + begin[i]:
+                    out -= 1  # the last window starts inside the input or its begin padding
+                extra[i] = max(0, (out - 1) * self.stride[i] + self.spans[i] - (sizes[i] + begin[i] + end[i]))
+        return begin, end, extra
+
+    def _window_mean(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean over each (unpadded, strided, dilated) window of ``t``."""
+        if all(d == 1 for d in self.dilation):
+            avg = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[self.nd - 1]
+            return avg(t, self.kernel, self.stride, 0)
+        # torch's average pools take no dilation: a depthwise convolution with a mean kernel
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self.nd - 1]
+        flat = t.reshape(-1, 1, *t.shape[2:])
+        w = torch.full((1, 1, *self.kernel), 1.0 / math.prod(self.kernel), dtype=t.dtype, device=t.device)
+        y = conv(flat, w, None, self.stride, 0, self.dilation)
+        return y.reshape(*t.shape[:2], *y.shape[2:])
+
+    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
+        sizes = [int(d) for d in x.shape[2:]]
+        if len(sizes) != self.nd:
+            raise ValueError(f"a {self.nd}-d pool given an input of shape {list(x.shape)}")
+        begin, end, extra = self.geometry(sizes)
+        outer = [e + x_ for e, x_ in zip(end, extra, strict=True)]
+        padded = any(begin + outer)
+        if self.kind == "max":
+            pool = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[self.nd - 1]
+            y = pool(F.pad(x, _torch_pads(begin, outer), value=-math.inf) if padded else x,
+                     self.kernel, self.stride, 0, self.dilation)
+            if any(p >= s for p, s in zip(begin + outer, self.spans * 2, strict=True)):
+                y = y.masked_fill(y == -math.inf, 0.0)  # a window of padding alone holds no value
+            return y
+        if not padded:
+            return self._window_mean(x)
+        total = self._window_mean(F.pad(x, _torch_pads(begin, outer)))
+        mask = torch.ones((1, 1, *sizes), dtype=x.dtype, device=x.device)
+        mask = F.pad(mask, _torch_pads(begin, end), value=1.0 if self.include_pad else 0.0)
+        if any(extra):
+            mask = F.pad(mask, _torch_pads([0] * self.nd, extra))
+        count = self._window_mean(mask)
+        # the share of a window's cells that count: at least 1/K where one does, and a window
+        # with none (all padding: its sum is 0 too) averages to 0
+        return total / count.clamp_min(0.5 / math.prod(self.kernel))
+
+
 def _pool(kind: str) -> Callable[[Node, Ctx], Op]:
     def build(n: Node, c: Ctx) -> Op:
-        a = n.attrs
-        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-            raise Unsupported(f"auto_pad={a['auto_pad']}")
-        k = a["kernel_shape"]
-        nd = len(k)
-        stride = a.get("strides", [1] * nd)
-        pads = a.get("pads", [0] * 2 * nd)
-        if pads[:nd] != pads[nd:]:
-            raise Unsupported("asymmetric pads")
-        ceil = bool(a.get("ceil_mode", 0))
-        if kind == "max":
-            fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[nd - 1]
-            dil = a.get("dilations", [1] * nd)
-            return Fn(lambda x: fn(x, k, stride, pads[:nd], dil, ceil_mode=ceil),
-                      n_outputs=len(n.outputs))
-        avg = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[nd - 1]
-        inc = bool(a.get("count_include_pad", 0))
-        return Fn(lambda x: avg(x, k, stride, pads[:nd], ceil, inc))
+        if kind == "max" and len(n.outputs) > 1 and n.outputs[1]:
+            raise Unsupported("the Indices output")
+        return Pool(kind, n.attrs)
     return build
 
 
@@ -1443,6 +1542,12 @@ def _attrs(node: Any) -> dict[str, Any]:
     return out
 
 
+def _unnamed(node: Node) -> str:
+    """The name of a node the exporter left unnamed: its op and its position in the graph
+    (``LSTM_3``), the same on every run (the static check's ``#3 (LSTM)`` is that position)."""
+    return f"{node.op}_{node.index}" if node.index is not None else node.op
+
+
 def _unit_name(node: Node, ctx: Ctx) -> str:
     """What the user sees in named_parameters() or in Netron: the module path of the node's
     weight (``0.weight`` -> ``0``), or the module the exporter traced it in, else the legacy
@@ -1462,7 +1567,7 @@ def _unit_name(node: Node, ctx: Ctx) -> str:
         parts = [p for p in node.name.split("/") if p]
         if node.name.startswith("/") and len(parts) >= 2:
             return _module_path(parts[:-1])
-        return node.name or f"{node.op}_{id(node)}"
+        return node.name or _unnamed(node)
     if path is None or path == scope or path.startswith(scope + "."):
         return path or scope  # the weight's own module inside the traced one (MHA's out_proj)
     # The dynamo exporter keeps one copy of initializers with equal values (the layers of an
@@ -1523,7 +1628,7 @@ def _fuse(nodes: list[Node], static: dict[str, np.ndarray], consumers: dict[str,
                 skip.add(i + 1)
         elif (n.op == "Sigmoid" and nxt is not None and nxt.op == "Mul" and consumers.get(n.outputs[0]) == 1
               and sorted(nxt.inputs) == sorted([n.inputs[0], n.outputs[0]])):
-            n = Node("_Silu", n.name, [n.inputs[0]], list(nxt.outputs), {})
+            n = Node("_Silu", n.name, [n.inputs[0]], list(nxt.outputs), {}, index=n.index)
             skip.add(i + 1)
         out.append(n)
     return out
@@ -1598,7 +1703,7 @@ def _fold_group_norm(nodes: list[Node], static: dict[str, np.ndarray]) -> list[N
         drop |= set(chain[:-1])
         replace[last] = Node("_GroupNorm", norm.name, inputs, list(nodes[last].outputs),
                              {"num_groups": int(scale.size),
-                              "epsilon": norm.attrs.get("epsilon", 1e-5)})
+                              "epsilon": norm.attrs.get("epsilon", 1e-5)}, index=norm.index)
     return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
 
 
@@ -1662,7 +1767,8 @@ def _fold_tanh_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[No
         if m5 is None or split(m5, 0.5) != nodes[m4].outputs[0]:
             continue
         drop |= parts | {add, m3, i, a1, m4}
-        replace[m5] = Node("Gelu", t.name, [x], list(nodes[m5].outputs), {"approximate": "tanh"})
+        replace[m5] = Node("Gelu", t.name, [x], list(nodes[m5].outputs), {"approximate": "tanh"},
+                           index=t.index)
     return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
 
 
@@ -1699,7 +1805,7 @@ def _fold_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
         if m2 is None or half is None or not _near(static, half, 0.5):
             continue
         drop |= {d, i, a, m1}
-        replace[m2] = Node("Gelu", erf.name, [x], list(nodes[m2].outputs), {})
+        replace[m2] = Node("Gelu", erf.name, [x], list(nodes[m2].outputs), {}, index=erf.index)
     return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
 
 
@@ -1868,9 +1974,9 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # bfloat16/float8 as float32 here, once: every builder then reads a float weight as such
     static: dict[str, np.ndarray] = {t.name: _native(t.name, numpy_helper.to_array(t)) for t in graph.initializer}
     nodes: list[Node] = []
-    for n in graph.node:
+    for k, n in enumerate(graph.node):
         attrs = _attrs(n)
-        node = Node(n.op_type, n.name, list(n.input), list(n.output), attrs, _scope(n))
+        node = Node(n.op_type, n.name, list(n.input), list(n.output), attrs, _scope(n), index=k)
         if _folded_norm(n):
             attrs["_folded_norm"] = True
             # its scope is the folded BatchNorm's: the layer is named by its weight
