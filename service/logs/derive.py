@@ -69,22 +69,29 @@ class _Group:
     parts: set[str] = field(default_factory=set)   # what the members name (``box`` of ``train/box_loss``)
 
 
+def _split_match(name: str) -> tuple[Role, re.Match[str], str] | None:
+    """(the role its split's total would have, the match, form) where ``name`` names a component loss
+    of a named split (``val/cls_loss``, ``train_loss_box``); the role in series.py's spelling of the
+    splits, which may be neither loss (``test``)."""
+    for form, pattern in (("part_loss", _PART_LOSS), ("loss_part", _LOSS_PART), ("part_loss", _HEAD_PART)):
+        m = pattern.match(name)
+        if m is not None:
+            return classify(f"{m.group('split').lower()}_loss")[0], m, form
+    return None
+
+
 def _component(s: Series, bare: bool = False) -> tuple[Role, str, str, str] | None:
     """(role of the total, prefix + split + separator, form, part) when ``s`` names a component loss;
     with ``bare``, also one named with no split (:data:`_BARE_PART_LOSS`)."""
     if s.role != "metric":
         return None
     name = s.name.strip()
-    for form, pattern in (("part_loss", _PART_LOSS), ("loss_part", _LOSS_PART), ("part_loss", _HEAD_PART)):
-        m = pattern.match(name)
-        if m is None:
-            continue
-        split = m.group("split").lower()
-        # The role the split's own total would have, in series.py's spelling of the splits.
-        role, _ = classify(f"{split}_loss")
+    found = _split_match(name)
+    if found is not None:
+        role, split, form = found
         if role not in ("loss", "val_loss"):
             return None
-        return role, f"{m.group('pre')}{m.group('split')}{m.group('sep')}", form, m.group("part").lower()
+        return role, f"{split.group('pre')}{split.group('split')}{split.group('sep')}", form, split.group("part").lower()
     # no split named: a trainer that logs only its training loss's parts (Hand4Whole's loss_smpl_pose,
     # loss_joint_proj...; Ultralytics' console box_loss, cls_loss, dfl_loss)
     for form, pattern in (("part_loss", _BARE_PART_LOSS), ("loss_part", _BARE_LOSS_PART)) if bare else ():
@@ -230,18 +237,11 @@ def component_pairs(run: RunLog) -> list[tuple[Series, Series]]:
 def _split_component(s: Series) -> tuple[Role, str, str, str, str] | None:
     """(role of the total, folder prefix, separator, form, part) when ``s`` names a component loss of
     a named split (``val/cls_loss``, ``train_loss_box``), with prefix and part lower-cased."""
-    if s.role != "metric":
+    found = _split_match(s.name.strip()) if s.role == "metric" else None
+    if found is None or found[0] not in ("loss", "val_loss"):
         return None
-    name = s.name.strip()
-    for form, pattern in (("part_loss", _PART_LOSS), ("loss_part", _LOSS_PART), ("part_loss", _HEAD_PART)):
-        m = pattern.match(name)
-        if m is None:
-            continue
-        role, _ = classify(f"{m.group('split').lower()}_loss")
-        if role not in ("loss", "val_loss"):
-            return None
-        return role, m.group("pre").lower(), m.group("sep"), form, m.group("part").lower()
-    return None
+    role, m, form = found
+    return role, m.group("pre").lower(), m.group("sep"), form, m.group("part").lower()
 
 
 #: A perplexity by split: ``ppl``, ``train_ppl``, ``eval_perplexity``, ``valid/ppl``, ``Validation_perplexity``.
