@@ -1513,9 +1513,10 @@ class GraphRun:
     #: (:func:`forward_squash`): take the loss on the logits they came from (the softmax's log, the
     #: sigmoid's logit), as the model returning logits would
     unsquash: bool = False
-    #: an imported file ending in a softmax under cross_entropy: its exporter's inference head, the
-    #: loss taken on its probabilities (``from_logits`` False) as on the logits before it; not the
-    #: user's loss-on-probabilities choice that output_loss_mismatch judges
+    #: an imported file ending in a softmax under cross_entropy, or in a sigmoid under the binary
+    #: cross-entropy the check implied: its exporter's inference head, the loss the cross-entropy
+    #: of the logits before it (:func:`head_logits`), as it was trained; not the user's
+    #: loss-on-probabilities choice that output_loss_mismatch judges
     inference_head: bool = False
     #: eps guards on operations' inputs at their call sites (a remedy's, :mod:`.guards`)
     guards: tuple[Guard, ...] = ()
@@ -1633,12 +1634,98 @@ def _output(value: Any) -> torch.Tensor:
     return out
 
 
-def _loss(run: GraphRun, out: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def output_op(net: nn.Module) -> tuple[nn.Module, str] | None:
+    """The activation op an imported graph's (first) output ends in, and its activation, back
+    through parameter-free ops after it (tf2onnx's Identity, a Squeeze); None where the graph ends in
+    a layer or is no imported graph (it has no ``ops`` and ``wiring``)."""
+    ops, wiring = getattr(net, "ops", None), getattr(net, "wiring", None)
+    outputs = getattr(net, "output_names", None)
+    if ops is None or wiring is None or not outputs:
+        return None
+    producer = {o: k for k, (_, outs) in enumerate(wiring) for o in outs if o}
+    k = producer.get(outputs[0])
+    for _ in range(4):
+        role = getattr(ops[k], "role", None) if k is not None else None
+        if role is None or role.kind not in ("act", "other"):
+            return None
+        if role.kind == "act":
+            return cast(nn.Module, ops[k]), str(role.activation)
+        ins = wiring[k][0]
+        k = producer.get(ins[0]) if ins else None
+    return None
+
+
+def head_op(net: nn.Module) -> nn.Module | None:
+    """The op of an imported graph whose softmax or sigmoid makes its (first) output
+    (:func:`output_op`); None where the graph ends otherwise."""
+    found = output_op(net)
+    return found[0] if found is not None and found[1] in ("softmax", "sigmoid") else None
+
+
+@contextlib.contextmanager
+def head_logits(run: GraphRun, net: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """While a forward of ``net`` runs: a list that gets the logits its inference softmax or sigmoid
+    head (:attr:`GraphRun.inference_head`, :func:`head_op`) was given; empty for any other run."""
+    held: list[torch.Tensor] = []
+    op = head_op(net) if run.inference_head and run.losses is None else None
+    if op is None:
+        yield held
+        return
+
+    def keep(module: nn.Module, args: tuple[Any, ...], result: Any) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            held[:] = [args[0]]
+
+    handle = op.register_forward_hook(keep)
+    try:
+        yield held
+    finally:
+        handle.remove()
+
+
+def _head_log_probabilities(probs: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
+    """The log-softmax of an inference head's logits, taken through its probabilities ``probs``
+    (so the softmax and the layers before it get their gradient as a net returning logits gives
+    them) where they are above the dtype's smallest normal, and from ``logits`` where a probability
+    underflowed there (a log of 0: -inf, and a NaN gradient)."""
+    tiny = torch.finfo(probs.dtype).tiny
+    # clamped: at an underflowed entry the log's branch passes no gradient (not 0 * inf = NaN)
+    through = torch.log(probs.clamp_min(tiny))
+    if logits is None or logits.shape != probs.shape:
+        return through
+    return torch.where(probs < tiny, torch.log_softmax(logits.to(probs.dtype), dim=-1), through)
+
+
+def _head_sigmoid_logits(probs: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
+    """The logits of a sigmoid head's probabilities ``probs``: their logit, through the sigmoid,
+    where it is exact, and ``logits`` (what the sigmoid was given) where the sigmoid rounded to 0
+    or 1 (beyond about +-36 in float64)."""
+    tiny, eps = torch.finfo(probs.dtype).tiny, torch.finfo(probs.dtype).eps
+    # clamped: at a rounded entry the logit's branch passes no gradient (not 0 * inf = NaN)
+    through = torch.logit(probs.clamp(tiny, 1 - eps))
+    if logits is None or logits.numel() != probs.numel():
+        return through
+    z = logits.reshape(probs.shape).to(probs.dtype)  # (a Squeeze or Identity after the sigmoid)
+    return torch.where((probs < tiny) | (probs > 1 - eps), z, through)
+
+
+def _loss(run: GraphRun, out: Any, seed: int, logits: Sequence[torch.Tensor] = ()
+          ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The step's loss: ``run.loss`` of the (first) output, or the sum of ``run.losses`` over the
     outputs, each against targets of its own; and the fraction of the batch the single loss gives
-    no gradient (None for several)."""
+    no gradient (None for several). An inference softmax or sigmoid head
+    (:attr:`GraphRun.inference_head`) gets the cross-entropy of the logits before it (``logits``:
+    what :func:`head_logits` held), as the net was trained: on the probabilities, a loss's clip
+    held every sample whose trained logits put its class under 1e-7 and gave it no gradient
+    (onnxsweep10)."""
     if run.losses is None:
         first = _output(out)
+        held = logits[0] if logits else None
+        if run.inference_head and run.loss == "cross_entropy" and softmax_over_last(first):
+            # log-probabilities are logits whose log_softmax is themselves
+            return loss_of(run.loss, _head_log_probabilities(first, held), seed, from_logits=True)
+        if run.inference_head and run.loss == "binary_cross_entropy" and held is not None:
+            return loss_of(run.loss, _head_sigmoid_logits(first, held), seed, from_logits=True)
         squash = forward_squash(run, out) if run.unsquash else None
         if squash == "softmax":
             first = torch.log(first)  # = log_softmax(logits): the loss on the logits themselves
@@ -1718,11 +1805,12 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         net.zero_grad(set_to_none=True)
         # cached: a parametrized weight is computed once, so the hooks see the tensor used
         functional = FunctionalOps(tracer, net) if run.trace_functions else contextlib.nullcontext()
-        with torch.nn.utils.parametrize.cached(), functional, direct_checkpoints(), _guarded(run):
+        with (torch.nn.utils.parametrize.cached(), functional, direct_checkpoints(), _guarded(run),
+              head_logits(run, net) as logits):
             value = call(net, xs, run.keywords, run.nest)
             tracer.drop_repeated()
             squashed = None if run.unsquash else forward_squash(run, value)
-            loss, silent = _loss(run, value, seed)
+            loss, silent = _loss(run, value, seed, logits)
         tracer.settle(loss)
         looped = loops(tracer.units)
         scans = elementwise_loops(tracer.decays)
@@ -1902,8 +1990,8 @@ def first_nonfinite_backward(run: GraphRun, device: str | None = None) -> tuple[
     xs = _seed_inputs(run, 0, dev)
     with _Sites(run, net) as site:
         mode = _FirstNonfiniteGrad(site=site)
-        with mode, _guarded(run):
-            loss, _ = _loss(run, call(net, xs, run.keywords, run.nest), 0)
+        with mode, _guarded(run), head_logits(run, net) as logits:
+            loss, _ = _loss(run, call(net, xs, run.keywords, run.nest), 0, logits)
     if loss.requires_grad:
         loss.backward()
     return mode.found
@@ -2150,6 +2238,36 @@ def precision_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+#: A ReLU unit's figure: the share of its units zero for every sample of EVERY seed's batch (the
+#: seeds' batches together); ``dead_fraction`` is each seed's own share.
+DEAD_IN_EVERY_SEED = "dead_in_every_seed"
+
+
+def _add_active_units(ever_active: dict[str, torch.Tensor], records: Sequence[Record], figures: SeedFigures) -> None:
+    """OR into ``ever_active`` (a unit's name -> which of its ReLU units were > 0 for some sample)
+    one seed's units, read from their pre-activations as :meth:`Readout.add_unit` reads
+    ``dead_fraction``. A layer switched off in that seed (its input all 0: dead_fraction 0) counts
+    all its units active, as the figure does. A unit that fires for one input in ten is zero for a
+    batch of 16 with probability 0.19: one seed's batch calls healthy trained units dead."""
+    for rec in records:
+        seed_dead = figures.units.get(rec.name, {}).get("dead_fraction")
+        pre = rec.pre
+        if seed_dead is None or pre is None or rec.activation != "relu" or pre.dim() < 1:
+            continue
+        with torch.no_grad():
+            z = pre.detach()
+            feature_dim = 1 if rec.role.channels_first and z.dim() > 1 else z.dim() - 1
+            reduce = [d for d in range(z.dim()) if d != feature_dim]
+            alive = z.amax(dim=reduce) > 0 if z.dim() > 1 and reduce else z > 0
+            if seed_dead == 0.0:
+                alive = torch.ones_like(alive)
+        held = ever_active.get(rec.name)
+        if held is None:
+            ever_active[rec.name] = alive
+        elif held.shape == alive.shape:
+            ever_active[rec.name] = held | alive
+
+
 def simulate_graph(run: GraphRun, *, device: str | None = None,
                    progress: ProgressFn | None = None, seeds: int | None = None) -> SimulationResult:
     """Simulate ``run`` for every seed and collect per-unit figures as :func:`simulate` does.
@@ -2162,6 +2280,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     count = run.seeds if seeds is None else max(1, min(seeds, run.seeds))
     figures_of: list[SeedFigures] = []
     records: list[Record] = []
+    ever_active: dict[str, torch.Tensor] = {}
     for seed in range(count):
         if progress:
             progress(seed / count, f"simulating seed {seed + 1} of {count}")
@@ -2169,6 +2288,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
         xs = _seed_inputs(run, seed, dev)
         figures, records = instrumented_step(run, net, xs, seed)
         figures_of.append(figures)
+        _add_active_units(ever_active, records, figures)
         if seed == 0:
             post_ln = post_ln_layers(net)
             by_hand = not post_ln and figures.post_ln
@@ -2190,6 +2310,10 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
         metrics = figures_of[0].units[rec.name].keys()
         values = {m: np.array([s.units.get(rec.name, {}).get(m, math.nan) for s in figures_of],
                               dtype=np.float64) for m in metrics}
+        if rec.name in ever_active and "dead_fraction" in values:
+            active = ever_active[rec.name]
+            # the same for every seed: the share of units zero in every seed's batch
+            values[DEAD_IN_EVERY_SEED] = np.full(len(figures_of), 1.0 - float(active.sum()) / max(active.numel(), 1))
         _, fan_in, fan_out = weight_of(rec.module) if rec.role.kind == "weight" else (None, None, None)
         kind = rec.role.type if rec.role.type in CELL_TYPES.values() else "rnn"  # a looped cell keeps its own
         stats.append(UnitStats(rec.name, rec.pointer, kind if rec.name in timed else rec.role.type,

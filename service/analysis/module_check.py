@@ -52,6 +52,7 @@ from gradhealth.analysis.graph import (
     in_own_dtype,
     make_inputs,
     native_nonfinite,
+    output_op,
     parametrized_weight,
     role_of,
     simulate_graph,
@@ -1119,34 +1120,21 @@ def implied_loss(module: nn.Module, inputs: list[InputSpec],
 
 
 def output_activation(module: nn.Module) -> str | None:
-    """The activation an imported graph's (first) output ends in, back through parameter-free ops
-    after it (tf2onnx's Identity, a Squeeze); None where it ends in a layer or the graph says nothing."""
-    ops, wiring = getattr(module, "ops", None), getattr(module, "wiring", None)
-    outputs = getattr(module, "output_names", None)
-    if ops is None or wiring is None or not outputs:
-        return None
-    producer = {o: k for k, (_, outs) in enumerate(wiring) for o in outs if o}
-    k = producer.get(outputs[0])
-    for _ in range(4):
-        role = getattr(ops[k], "role", None) if k is not None else None
-        if role is None or role.kind not in ("act", "other"):
-            break
-        if role.kind == "act":
-            return str(role.activation)
-        ins = wiring[k][0]
-        k = producer.get(ins[0]) if ins else None
-    return None
+    """The activation an imported graph's (first) output ends in (:func:`graph.output_op`); None
+    where it ends in a layer or the graph says nothing."""
+    found = output_op(module)
+    return found[1] if found is not None else None
 
 
 def _inference_softmax_note(run: GraphRun) -> Finding:
     """The note for an imported graph ending in a softmax under cross_entropy, which the check takes
     as its exporter's inference head (:func:`check_onnx`)."""
     return rule("output_loss_mismatch").finding(
-        "info", "the file ends in a softmax: taken as its inference head, the cross-entropy computed on its "
-                "probabilities (as on the logits before it)",
+        "info", "the file ends in a softmax: taken as its inference head, the cross-entropy computed on the "
+                "logits before it",
         "Files exported for inference end in a softmax, and the loss they were trained with took the logits "
-        "before it, so the check computes the cross-entropy on the probabilities (its log is the log-softmax of "
-        "the logits). If training applies nn.CrossEntropyLoss to these outputs, that is a softmax applied twice: "
+        "before it, so the check computes the cross-entropy of those logits (the log-softmax the file's "
+        "probabilities are the exponential of). If training applies nn.CrossEntropyLoss to these outputs, that is a softmax applied twice: "
         "the loss cannot fall below about 63% of chance for 10 classes and the gradient shrinks; return the "
         "logits from forward and keep the softmax for inference.",
         {"metric": "output_activation", "value": None, "activation": "softmax", "loss": run.loss}, [])
@@ -1187,18 +1175,22 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     # one forward serves both questions (none for a loss given that is not the cross-entropy)
     out = _first_output(imported.module, imported.inputs) if loss in (None, "cross_entropy") else None
     multi_label = 0
+    implied_sigmoid = False
     if loss is None:
         loss, from_logits = implied_loss(imported.module, imported.inputs, out)
+        # the sigmoid head implied (a binary classifier, a multi-label head): the binary
+        # cross-entropy of the logits before it, as it is trained (graph.head_logits), not of its
+        # clipped probabilities, which blamed the user for the check's own choice (onnxsweep10)
+        implied_sigmoid = loss == BINARY and not from_logits
         if loss == BINARY and out is not None and out.dim() > 1 and out.shape[-1] > 1:
             multi_label = int(out.shape[-1])
     # an inference file's final softmax (over classes) is its exporter's: the cross-entropy it was
-    # trained with took the logits, which on the probabilities is the loss from_logits=False
-    # computes (simulating through the softmax and a second one inside the loss shrank every
-    # gradient ~9x, onnxsweep2)
+    # trained with took the logits before it, which the simulation takes too (graph.head_logits).
+    # Through the softmax and a second one inside the loss every gradient shrank ~9x (onnxsweep2);
+    # on its clipped probabilities trained logits left part of the batch no gradient, blamed on the
+    # user as output_loss_mismatch for a loss the check chose (onnxsweep10)
     inference_softmax = (loss == "cross_entropy" and out is not None and softmax_over_last(out)
                          and out.shape[-1] > 1)
-    if inference_softmax:
-        from_logits = False
 
     def reinit(net: nn.Module, seed: int) -> None:
         assert isinstance(net, OnnxModule)
@@ -1210,7 +1202,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
 
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
                    reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer),
-                   from_logits=from_logits, inference_head=inference_softmax,
+                   from_logits=from_logits, inference_head=inference_softmax or implied_sigmoid,
                    recurrences=imported.recurrences)
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,

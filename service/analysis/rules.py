@@ -553,6 +553,19 @@ def _memory_horizon(per_step: float) -> float | None:
     return -1 / math.log(per_step)
 
 
+#: The per-step factor of dL/dh_t at or above which a gated cell's vanishing over fewer than
+#: CHRONO_MIN_STEPS steps is a note: default gates give about 0.6 (a memory horizon of ~2 steps).
+DEFAULT_GATE_PER_STEP = 0.5
+
+
+def _per_step(ratio: float, steps: int) -> float:
+    """dL/dh_t's factor per step over a recurrent layer's ``steps`` (its ratio first to last
+    measured step, over ``steps - 2`` steps); nan where there is none to take."""
+    if not (ratio > 0 and math.isfinite(ratio)) or steps < 3:
+        return math.nan if ratio != 0 else 0.0
+    return float(ratio ** (1 / (steps - 2)))
+
+
 def _rank(severity: str | None) -> int:
     """A severity's rank, below every severity when there is none."""
     return SEVERITY_RANK[severity] if severity is not None else -1
@@ -586,10 +599,12 @@ class _ThroughTime(ArchitectureRule):
             if severity == "error" and self.code == "vanishing_through_time" and _gated_cell(result, layer):
                 severity = "warning"
             if (severity is not None and self.code == "vanishing_through_time" and steps < CHRONO_MIN_STEPS
-                    and (gated or _gated_cell(result, layer))):
+                    and (gated or _gated_cell(result, layer)) and _per_step(ratio, steps) >= DEFAULT_GATE_PER_STEP):
                 # a gated cell over fewer steps than that: default gates shrink dL/dh_t by ~0.6 a step at
                 # init, and learn to keep memory that long (an LSTM over 25 steps at default init is
-                # the textbook set-up that trains; three held-out sweeps labelled it healthy): a note
+                # the textbook set-up that trains; three held-out sweeps labelled it healthy): a note.
+                # Not for gates far from that state: a forget gate shut (its bias -5, sigmoid 0.01)
+                # wipes the memory every step, 0.33 a step, and stays a warning (onnxsweep10)
                 severity = "info"
             if severity is not None and self.code == "vanishing_through_time" and (layer, sub) in read_often:
                 # the loss (or a layer above) reads every step: each step learns from a gradient of
@@ -933,7 +948,15 @@ class DeadUnits(_Fraction):
         out = []
         for u, value in measured:
             units = u.values.get("relu_units")
-            if value > 0.5 and units is not None and units[0] >= 1:
+            every = u.values.get("dead_in_every_seed")  # graph.DEAD_IN_EVERY_SEED
+            if every is not None and units is not None and units[0] >= 1 and not math.isnan(every[0]):
+                # a graph door: dead is zero for every sample of every seed's batch (48 samples at 3
+                # seeds); a unit of a trained net that fires on 10% of inputs is zero for one
+                # batch of 16 with probability 0.19, and per-seed shares called it dead (onnxsweep10)
+                value = min(value, float(every[0]))
+                k, n = round(value * int(units[0])), int(units[0])
+                value = value if value <= 0.5 or binomial_tail_half(k, n) < level else 0.5
+            elif value > 0.5 and units is not None and units[0] >= 1:
                 fractions = [f for f in u.values[self.key].tolist() if f == f]
                 n = int(units[0]) * len(fractions)
                 k = round(sum(fractions) * int(units[0]))
