@@ -52,10 +52,9 @@ from gradhealth.logs.readers.textio import (
     check_header,
     csv_header,
     first_lines,
-    leading_comments,
     number,
     open_log,
-    truncated,
+    row_failed,
 )
 from gradhealth.logs.series import LogWarning, RunLog, parse_number
 from gradhealth.logs.sniff import HEAD_BYTES, past_comment
@@ -151,9 +150,6 @@ def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
     steps = 0.0
     episodes = 0
     with CsvRows(path, limits) as rows:
-        # CsvRows finds the comments to pass over in its own 64 KB head, which a longer start record
-        # fills: pass over those found in the head read here to the record's end
-        rows._skip = max(rows._skip, leading_comments(head))
         lines = rows.lines
         for lineno, row in rows:
             if not header:
@@ -200,10 +196,8 @@ def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
                     if v is not None:
                         others.append((c, v))
             except BadRow as e:
-                if cut:
-                    warnings.append(truncated(path.name, lineno, str(e)))
-                    break
-                raise LogError(f"{path.name} line {lineno}: {e}") from None
+                row_failed(path.name, lineno, e, cut, warnings)
+                break
             steps += length
             episodes += 1
             wall = t_start + t if t_start is not None and math.isfinite(t) else None

@@ -118,6 +118,7 @@ from gradhealth.logs.readers.textio import (
     open_log,
     read_text,
     read_wide_csv,
+    row_failed,
     step_too_far,
     truncated,
 )
@@ -526,10 +527,8 @@ class NativeReader:
                     continue
                 found = self._record(rec, long=True)
             except BadRow as e:
-                if cut:
-                    warnings.append(truncated(path.name, lineno, str(e)))
-                    break
-                raise LogError(f"{path.name} line {lineno}: {e}") from None
+                row_failed(path.name, lineno, e, cut, warnings)
+                break
             points.add_records(found)
 
 

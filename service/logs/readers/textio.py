@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, cast
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, Series, classify, make_series, parse_number
-from gradhealth.logs.sniff import check_size
+from gradhealth.logs.sniff import HEAD_BYTES, check_size, past_comment
 
 MAX_LINE_BYTES = 16 * 2**20
 
@@ -331,6 +331,16 @@ def _heads_numbers(row: list[str], below: list[str], sep: str) -> bool:
     return all(len(r) == len(row) and all(_numeric(c) for c in r) for r in rows)
 
 
+def row_failed(name: str, lineno: int, error: BadRow, cut: bool, warnings: list[LogWarning], *,
+               sep: str = ":") -> None:
+    """A table row a reader could not read: on the file's cut-off last line a ``truncated_log``
+    warning, the rows before it kept (the caller stops reading); anywhere else a :class:`LogError`
+    naming the line."""
+    if not cut:
+        raise LogError(f"{name} line {lineno}{sep} {error}") from None
+    warnings.append(truncated(name, lineno, str(error)))
+
+
 class CsvRows:
     """A CSV file's records as (line number, cells), used as a context manager that closes the file.
 
@@ -343,8 +353,9 @@ class CsvRows:
         self.path = path
         self.sep = sep
         self._f = open_log(path, limits)
-        # leading "#" comment lines are passed over, as csv_header passes them over
-        self._skip = leading_comments(self._f.read(64 * 1024))
+        # leading "#" comment lines are passed over, as csv_header passes them over; a first comment
+        # longer than the head (a Monitor file's start record with a long info dict) is read to its end
+        self._skip = leading_comments(past_comment(self._f, self._f.read(HEAD_BYTES), HEAD_BYTES))
         self._f.seek(0)
         self.lines = Lines(self._f, path.name)
 
@@ -488,10 +499,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                         if v is not None:
                             found.append((c, v))
             except BadRow as e:
-                if cut:
-                    warnings.append(truncated(path.name, lineno, str(e)))
-                    break
-                raise LogError(f"{path.name} line {lineno}, {e}") from None
+                row_failed(path.name, lineno, e, cut, warnings, sep=",")
+                break
             last_step = step
             n_data += 1
             for c, v in found:
