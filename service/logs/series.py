@@ -346,6 +346,23 @@ _SCOPE_ROLES = frozenset({"train", "training", "val", "valid", "validation", "ev
                           "grads", "gradients", "grad_norm", "lr", "weights", "params", "update", "x"})
 
 
+def final_series(run: RunLog) -> list[Series]:
+    """The final value of each key of a run summary (W&B's ``wandb-summary.json``, which a reader
+    keeps in ``params`` as ``summary/<key>``) as a one-point series at the summary's ``_step``: the
+    only numbers a file of final values has, for the checks that need no history (NaN/Inf, a norm
+    beyond any healthy one). Bookkeeping keys (``_step``, ``_runtime``) are left out."""
+    finals: dict[str, float] = {}
+    for key, raw in run.params.items():
+        if key.startswith("summary/"):
+            try:
+                finals[key.removeprefix("summary/")] = parse_number(raw)
+            except ValueError:
+                continue
+    at = finals.get("_step", 0.0)
+    at = at if math.isfinite(at) else 0.0
+    return [make_series(k, [at], [v]) for k, v in finals.items() if not k.startswith("_")]
+
+
 def make_series(name: str, steps: list[float] | np.ndarray, values: list[float] | np.ndarray,
                 wall_time: list[float] | np.ndarray | None = None, *, step_unit: str = "step",
                 role: Role | None = None, layer: str | None = None) -> Series:

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Warning/error pairs of one figure: the warning must not exceed the error, else the error fires
 #: first and the warning never does (a 50x grad-norm rise would be an error under a warning of 1000).
-ORDERED_PAIRS = (("explode_warning", "explode_error"), ("large_update_warning", "large_update_error"))
+ORDERED_PAIRS = (("explode_warning", "explode_error"), ("large_update_warning", "large_update_error"),
+                 ("grad_to_weight_warning", "grad_to_weight_error"))
 
 #: The bounds of a ratio or factor threshold with no natural upper bound (finite, so that a run's
 #: config, stored as JSON, reads back as it was given, and far beyond any useful setting).
@@ -36,6 +37,10 @@ class LogThresholds(BaseModel):
     explode_absolute: float = Field(
         1e8, gt=0, le=1e30, description="a total grad norm this large at any step is an exploding_gradient error, however short "
                                "the log (healthy networks' norms are around 0.1-100, a loss-scaled one's under 1e7)")
+    grad_to_weight_warning: float = Field(
+        100.0, gt=0, le=_MAX_FACTOR, description="median total grad norm over the total weight norm logged with it: "
+        "warning (a healthy network's is well under 1; at 100 one plain SGD step of lr 0.01 moves the weights by their own size)")
+    grad_to_weight_error: float = Field(1e4, gt=0, le=_MAX_FACTOR, description="... error")
     spike_factor: float = Field(
         5.0, gt=1, le=_MAX_FACTOR, description="a point this many times its rolling median (and 6 MADs above it) is a spike")
     spike_warning_fraction: float = Field(

@@ -16,8 +16,8 @@ from gradhealth.logs.detectors.common import finding, judged
 from gradhealth.logs.detectors.layers import exploding_layers
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.detectors.schedule import lr_growth, lr_note, schedule_remedy
-from gradhealth.logs.remedies import clip_in_force, clipping, lower_lr
-from gradhealth.logs.series import RunLog, Series
+from gradhealth.logs.remedies import DEFAULT_MAX_NORM, clip_in_force, clipping, lower_lr
+from gradhealth.logs.series import RunLog, Series, final_series
 from gradhealth.logs.stats import (
     centred_median,
     early_baseline,
@@ -52,7 +52,7 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
     """The total gradient norm growing over training (or already astronomical, or jumping)."""
     found = judged(run, "grad_norm", t)
     if found is None:
-        return _astronomical(run, t) or _jump(run, t)
+        return _astronomical(run, t) or _steep(run, t) or _jump(run, t)
     s, steps, v = found
     base = early_baseline(v, t.baseline_fraction)
     if not base > 0:
@@ -70,7 +70,7 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
     if severity != "error":
         # a norm beyond any healthy network's is an error whatever its baseline: a run already
         # blown up at its first logged step (3.8e12 growing to 1.4e14) has a baseline that hides it
-        astronomical = _astronomical(run, t)
+        astronomical = _astronomical(run, t) or _steep(run, t)
         if astronomical or severity is None:
             return astronomical
     if sustained:
@@ -149,7 +149,9 @@ def _astronomical(run: RunLog, t: LogThresholds) -> list[Finding]:
     baseline needed to call 3.8e12 exploded (an mmdet run pasted with two lines of log had it)."""
     s = run.first("grad_norm")
     if s is None:
-        return []
+        s = _final_norm(run)
+        if s is None:
+            return []
     steps, v = finite(s)
     over = np.nonzero(v >= t.explode_absolute)[0]
     if not len(over):
@@ -166,6 +168,63 @@ def _astronomical(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": s.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": peak, "threshold": t.explode_absolute,
          "peak": peak, "points": len(v)},
         [clipping(run, t), lower_lr(run, at_step=float(steps[i]), why="the gradient norm is astronomical")])]
+
+
+def _final_norm(run: RunLog) -> Series | None:
+    """The final total gradient norm of a run summary (final values only) as a one-point series."""
+    return next((n for n in final_series(run) if n.role == "grad_norm" and np.isfinite(n.values[0])), None)
+
+
+#: Shared points of a total grad norm and a total weight norm that make their ratio's median a level.
+_STEEP_MIN_POINTS = 3
+
+
+def _steep(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A total gradient norm far above the total weight norm logged with it, whatever its own trend:
+    a run already blown up before its first logged step has no baseline to grow from (grad norm 7e5
+    to 1.1e6 against a weight norm of 1,800), but the ratio is scale-free. A healthy network's
+    ||g|| / ||w|| is well under 1 (an LLM's about 1e-3); at 100 one step of plain SGD at lr 0.01
+    moves the weights by their own size."""
+    s = run.first("grad_norm")
+    totals = [w for w in run.by_role("weight_norm") if w.layer is None]
+    if s is None or not totals:
+        return []
+    w = max(totals, key=len)
+    gs, gv = finite(s)
+    ws, wv = finite(w)
+    at, gi, wi = np.intersect1d(gs, ws, assume_unique=False, return_indices=True)
+    # a weight "norm" under 1 is likely a per-parameter mean, not the total L2 norm the ratio needs
+    keep = wv[wi] >= 1.0
+    at, g, ww = at[keep], gv[gi][keep], wv[wi][keep]
+    if len(at) < _STEEP_MIN_POINTS:
+        return []
+    ratios = g / ww
+    ratio = float(np.median(ratios))
+    if ratio < t.grad_to_weight_warning:
+        return []
+    severity = "error" if ratio >= t.grad_to_weight_error else "warning"
+    first = float(at[int(np.argmax(ratios >= t.grad_to_weight_warning))])
+    return [finding(
+        "exploding_gradient", severity,
+        f"{s.name} is {ratio:.3g}x {w.name} (median over {len(at)} shared points; grad norm {float(np.median(g)):.3g}, "
+        f"weight norm {float(np.median(ww)):.3g}); a healthy network's gradient is well under its weights' norm",
+        "The gradient is orders of magnitude larger than the weights it updates: the loss surface is so steep "
+        "that any step not clipped to a tiny size throws the weights far from where they were. The run blew up "
+        "before its first logged step or the loss is on an unnormalised scale (a target or input in the "
+        "thousands, a sum over a huge batch), so the gradient norm has no healthy baseline to compare with.",
+        {"metric": s.name, "steps": [_num(at[0]), _num(at[-1])], "value": ratio, "threshold": t.grad_to_weight_warning,
+         "weight_metric": w.name, "grad_norm_median": float(np.median(g)), "weight_norm_median": float(np.median(ww)),
+         "points": len(at)},
+        [_blown_clipping(run), lower_lr(run, at_step=first, why="the gradient norm dwarfs the weight norm")])]
+
+
+def _blown_clipping(run: RunLog) -> Remedy | None:
+    """Clipping at the common default when the run does not clip yet: every norm it logged is blown
+    up, so none of them is a threshold (its p95 would be 1e6)."""
+    if clip_in_force(run) is not None:
+        return None
+    return R.gradient_clipping(DEFAULT_MAX_NORM, "a common default (Hugging Face's max_grad_norm): every logged "
+                               "gradient norm dwarfs the weight norm, so none is a healthy one", healthy_points=0)
 
 
 def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds

@@ -13,7 +13,7 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import clipping, lower_lr
-from gradhealth.logs.series import RunLog, Series, gan_part
+from gradhealth.logs.series import RunLog, Series, final_series, gan_part
 from gradhealth.logs.stats import finite
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
@@ -44,8 +44,8 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
             "bar shows loss=nan when the step returns its loss under another name.",
             _where([h for h, _ in stand_ins]), [])]
     if not hits:
-        return (_reported_nonfinite(run, t) or _clamped_loss(run, t) or _clamped_share(run, t)
-                or _undefined_metrics(run, notes))
+        return (_reported_nonfinite(run, t) or _nonfinite_finals(run, t) or _clamped_loss(run, t)
+                or _clamped_share(run, t) or _undefined_metrics(run, notes))
     hits.sort(key=lambda h: h[0])
     if _skipped_by_the_scaler(run, hits):
         return [finding(
@@ -289,6 +289,25 @@ def _trained_quantity(s: Series) -> bool:
         return False
     return (s.role not in ("metric", "learning_rate") or bool(_TRAINED_NAME.search(s.name))
             or gan_part(s.name) is not None)
+
+
+def _nonfinite_finals(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A run summary (final values only) whose loss or gradient norm ended NaN/Inf: no history says
+    when it broke, but a run that ends non-finite learnt nothing from then on."""
+    bad = [s for s in final_series(run) if not np.isfinite(s.values[0]) and _trained_quantity(s)]
+    if not bad:
+        return []
+    at = float(bad[0].steps[0])
+    names = ", ".join(f"{s.name} = {float(s.values[0])}" for s in bad[:6]) + (" ..." if len(bad) > 6 else "")
+    return [finding(
+        "nonfinite", "error",
+        f"the run ended non-finite: its summary's final values {names}",
+        "A loss or gradient norm that is NaN/Inf at the end of a run overflowed or hit an undefined operation "
+        "somewhere before; every update after that is NaN/Inf. The summary cannot say when: check the run's "
+        "history (export it as CSV or JSON Lines) for the first non-finite step.",
+        {"metric": bad[0].name, "steps": [_num(at)], "metrics": [s.name for s in bad], "value": None,
+         "final_values": {s.name: str(float(s.values[0])) for s in bad[:50]}},
+        [clipping(run, t), lower_lr(run, why="the run ended NaN/Inf")])]
 
 
 def _undefined_metrics(run: RunLog, notes: list[tuple[float, Series, int]]) -> list[Finding]:

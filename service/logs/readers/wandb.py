@@ -195,7 +195,7 @@ class WandbReader:
             raise LogError(f"{path.name}: expected one JSON object (a W&B summary), got {type(obj).__name__}")
         params: dict[str, str] = {}
         for key, raw in obj.items():
-            value = number(raw) if not isinstance(raw, str) else None
+            value = number(raw) if not isinstance(raw, str) else _nonfinite_text(raw)
             if value is None:
                 value = histogram_norm(raw)
             if value is not None:
@@ -382,3 +382,13 @@ def _skipped(name: str, keys: set[str]) -> LogWarning:
 
 
 READER = WandbReader()
+
+
+def _nonfinite_text(raw: str) -> float | None:
+    """A summary's final value written as a string only when it spells NaN or Inf (an encoder that
+    cannot write them bare); any other string (a sample text, a note) is not a number of the run."""
+    try:
+        value = parse_number(raw)
+    except ValueError:
+        return None
+    return value if not math.isfinite(value) else None
