@@ -1579,6 +1579,15 @@ def sigmoids_under_cross_entropy(result: SimulationResult) -> bool:
             and unit.activation == "sigmoid" and (output_layer(result).fan_out or 0) >= 2)
 
 
+def output_saturation(result: SimulationResult) -> float:
+    """The largest share, over seeds, of the output activation's units in their flat tails (0 when
+    the simulation did not measure it)."""
+    values = _output_activation(result).values.get("saturated_fraction")
+    if values is None or not np.any(np.isfinite(values)):
+        return 0.0
+    return float(np.nanmax(values))
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
@@ -1615,7 +1624,10 @@ class OutputLossMismatch(ArchitectureRule):
             return "warning" if value >= UNREACHABLE_TARGETS_WARNING else "info"
         severity = t.fraction(value, t.silent_loss_warning, t.silent_loss_error)
         if severity is None and sigmoids_under_cross_entropy(result):
-            return "warning"
+            # Keras divides the sigmoids by their sum: each logit's gradient is (s_j/S - [j=t])(1 - s_j),
+            # the softmax's scaled by 1 - s_j, about half at initialisation (peersweep4 measured 0.44-0.51);
+            # the trap is the sigmoids saturating towards 1 together, where the loss stalls at ln k
+            return "warning" if output_saturation(result) >= t.saturation_warning else "info"
         if (severity is None and result.on_probabilities and result.squashed is None
                 and _output_activation(result).activation not in ("sigmoid", "softmax")):
             # an output with no softmax or sigmoid under a loss on probabilities is the mismatch
@@ -1747,16 +1759,20 @@ class OutputLossMismatch(ArchitectureRule):
                 evidence, [last])
         if sigmoids_under_cross_entropy(result) and value < t.silent_loss_warning:
             k = last.fan_out or 0
+            saturated = output_saturation(result)
+            state = (f"{saturated:.0%} of them already saturated at initialisation" if severity != "info" else
+                     "a note: at initialisation they pass about half the softmax's gradient")
             return Detection(
                 self.code, severity, "silent_sample_fraction", value,
                 f"{loss} takes {last.name}'s {k} sigmoid outputs for one distribution over {k} classes "
-                "(from_logits=False): each class gets its own sigmoid, and Keras divides them by their sum",
+                f"(from_logits=False): each class gets its own sigmoid, and Keras divides them by their sum; {state}",
                 "Categorical cross-entropy wants one probability distribution per sample (a softmax). Independent "
-                "sigmoids, divided by their sum, make one, but every unit's gradient also goes through its own "
-                "sigmoid's slope: at most a quarter of the softmax's, and none once the sigmoids saturate together, "
-                "where the loss stalls at ln k. It trains slowly and worse; a sigmoid per class is for multi-label "
-                "targets under binary cross-entropy.",
-                {**evidence, "output_activation": "sigmoid", "classes": k}, [last])
+                "sigmoids s_j divided by their sum S make one, and each logit's gradient is (s_j/S - [j = target])"
+                "(1 - s_j): the softmax's, times 1 - s_j (about a half while the sigmoids sit near 0.5), and none "
+                "once they saturate towards 1 together, where the loss stalls at ln k. It trains, more slowly; a "
+                "sigmoid per class is for multi-label targets under binary cross-entropy.",
+                {**evidence, "output_activation": "sigmoid", "classes": k,
+                 "saturated_output_fraction": saturated}, [last])
         summary = (f"{loss} takes {last.name}'s {act} outputs for probabilities (from_logits=False): "
                    f"{value:.0%} of the {what} are clipped and get no gradient")
         explanation = (
