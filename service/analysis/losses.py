@@ -34,10 +34,16 @@ OUTPUT_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def unreachable_target_fraction(activation: str) -> float:
-    """The share of the simulated regression targets (standard normal, as :func:`loss_value` draws them)
-    outside ``OUTPUT_RANGES[activation]``: P(t < low) + P(t > high)."""
+def unreachable_target_fraction(activation: str, target_range: tuple[float, float] | None = None) -> float:
+    """The share of the regression targets outside ``OUTPUT_RANGES[activation]``: of the simulated
+    ones (standard normal, as :func:`loss_value` draws them), P(t < low) + P(t > high); of targets
+    known to lie in ``target_range`` (the spec's ``loss.target_range``), the share of that range
+    outside it, taking them as spread evenly over it."""
     low, high = OUTPUT_RANGES[activation]
+    if target_range is not None:
+        a, b = target_range
+        inside = max(0.0, min(b, high) - max(a, low))
+        return 1.0 - inside / (b - a)
     # Phi(low) + (1 - Phi(high)), each side from erfc (exact at +-inf)
     return 0.5 * math.erfc(-low / math.sqrt(2.0)) + 0.5 * math.erfc(high / math.sqrt(2.0))
 

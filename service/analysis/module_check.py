@@ -486,9 +486,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
                          and not any(role_of(m).kind == "act" and role_of(m).activation == last.activation
                                      for m in model.modules()) else None)
             kept = last if keep or keep_call else None
-            swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu")
-            swap.change += f" ({_BIASES_ZEROED})"
-            out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu", keep, keep_call)))
+            # nothing to swap where the output's own squashing is the only one (an all-ReLU
+            # autoencoder ending in tanh: the remedy would read "use relu ... in ;", modsweep23)
+            if any(u.activation in _SATURATING - {"glu"} and u is not kept for u in result.units):
+                swap = R.relu_family_activation(_every(result, _SATURATING - {"glu"}, but=kept), "relu")
+                swap.change += f" ({_BIASES_ZEROED})"
+                out.append((swap, _swap_edit(_SATURATING - {"glu"}, "relu", keep, keep_call)))
         # a dead or saturated unit's bias far from 0 may pin it alone (an SE gate's -10)
         if code == "dead_units" or (code == "saturation" and any(
                 u.mean("bias_mean_square") >= _SATURATING_BIAS ** 2 for u in det.units if "bias_mean_square" in u.values)):

@@ -381,6 +381,12 @@ def designed_zero_layers(result: SimulationResult) -> list[UnitStats]:
     learners = [u for u in zero if _all_seeds(u, "grad_norm", lambda g: g > 0)]
     if not learners or _behind_zero(result, zero):
         return []
+    if any(not _all_seeds(u, "dead_fraction", lambda d: ~(d > 0)) for u in zero if "dead_fraction" in u.values):
+        # a zero layer under a ReLU-like activation: its pre-activation is its bias alone, the same
+        # for every sample, so each unit whose bias is negative is dead for good (no gradient to
+        # its weights or its bias) and the layer keeps only the rest (a DDPG actor's zeroed hidden
+        # fc2: 33 of 64 units still dead after 200 steps, modsweep23). No design zeroes such a layer.
+        return []
     names = {u.name for u in learners}
     for u in zero:
         if u in learners:
@@ -1466,6 +1472,11 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
     return unit
 
 
+def target_range(result: SimulationResult) -> tuple[float, float] | None:
+    """The range a spec says its regression targets lie in (``loss.target_range``), else None."""
+    return result.plan.spec.loss.target_range if result.plan is not None else None
+
+
 def _relu_output(result: SimulationResult) -> UnitStats | None:
     """:func:`clipped_regression_output` where it is a ReLU, whose clipped outputs are measured."""
     unit = clipped_regression_output(result)
@@ -1607,7 +1618,7 @@ class OutputLossMismatch(ArchitectureRule):
             return 1.0 - float(np.nanmean(relu.values["active_fraction"]))
         bounded = clipped_regression_output(result)
         if bounded is not None and bounded.activation is not None:
-            return unreachable_target_fraction(bounded.activation)
+            return unreachable_target_fraction(bounded.activation, target_range(result))
         seeds = [s for s in result.silent if not math.isnan(s)]
         return sum(seeds) / len(seeds) if seeds else math.nan
 
@@ -1702,14 +1713,28 @@ class OutputLossMismatch(ArchitectureRule):
         bounded = clipped_regression_output(result)
         if bounded is not None and bounded.activation != "relu" and bounded.activation is not None:
             low, high = OUTPUT_RANGES[bounded.activation]
+            given = target_range(result)
             evidence.update(metric="unreachable_target_fraction", threshold=UNREACHABLE_TARGETS_WARNING,
                             from_logits=None, output_activation=bounded.activation, output_range=[low, high],
-                            targets="standard normal", silent_by_seed=[])
+                            targets="standard normal" if given is None else f"in [{given[0]:g}, {given[1]:g}]",
+                            silent_by_seed=[])
+            if given is not None and value <= 0.0:
+                return Detection(
+                    self.code, severity, "unreachable_target_fraction", value,
+                    f"{last.name}'s outputs go through a {bounded.activation} under {loss}; the targets lie in "
+                    f"[{given[0]:g}, {given[1]:g}] (loss.target_range), within its range [{low:g}, {high:g}]: "
+                    "every target is in reach",
+                    f"A {bounded.activation} output holds the predictions to [{low:g}, {high:g}], which covers the "
+                    f"targets, so the regression can fit them. Each gradient still goes through the "
+                    f"{bounded.activation}'s slope, which fades as outputs near a bound: for 0/1 labels, binary "
+                    "cross-entropy on the same output cancels that slope and trains faster.",
+                    evidence, [bounded])
+            targets = "standard-normal targets" if given is None else f"targets in [{given[0]:g}, {given[1]:g}]"
             if severity == "info":
                 return Detection(
                     self.code, severity, "unreachable_target_fraction", value,
                     f"{last.name}'s outputs go through a {bounded.activation} under {loss}: every prediction "
-                    f"stays in [{low:g}, {high:g}], out of reach of {value:.0%} of standard-normal targets; "
+                    f"stays in [{low:g}, {high:g}], out of reach of {value:.0%} of {targets}; "
                     "right for targets scaled into that range",
                     f"A {bounded.activation} output bounds a regression's predictions to [{low:g}, {high:g}]. "
                     "Targets scaled into that range are fitted, and the range is symmetric, so zero-centred "
@@ -1720,12 +1745,16 @@ class OutputLossMismatch(ArchitectureRule):
             return Detection(
                 self.code, severity, "unreachable_target_fraction", value,
                 f"{last.name}'s outputs go through a {bounded.activation} under {loss}: every prediction stays "
-                f"in [{low:g}, {high:g}], so {value:.0%} of standard-normal targets are out of reach",
+                f"in [{low:g}, {high:g}], so {value:.0%} of {targets} are out of reach",
                 f"A regression loss needs outputs free to reach the targets. A {bounded.activation} on the "
                 f"output holds every prediction in [{low:g}, {high:g}]: targets outside it (any that are not "
                 "scaled into it: unscaled prices, standardised values below 0) cannot be reached, the loss "
                 f"stalls high, and as outputs near a bound the {bounded.activation}'s slope, and with it every "
-                "gradient, fades. End a regression with no activation, or scale the targets into the range.",
+                "gradient, fades. End a regression with no activation, or scale the targets into the range."
+                + ("" if given is not None else
+                   " Targets already in the range (0/1 labels) are in reach: say so with the spec's "
+                   "loss.target_range, or compile the Keras model with an accuracy metric, which implies 0/1 "
+                   "labels."),
                 evidence, [bounded])
         relu = _relu_output(result)
         if relu is not None:

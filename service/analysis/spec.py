@@ -482,6 +482,20 @@ class LossSpec(_Strict):
                     "[1e-7, 1 - 1e-7], binary_cross_entropy clips them; mse and sum take no logits and ignore "
                     "it. A model whose last layer does not give probabilities is then reported "
                     "(output_loss_mismatch)")
+    target_range: tuple[Float, Float] | None = Field(
+        default=None,
+        description="mse, mae, huber: [low, high], the range the training targets lie in, where known (a Keras "
+                    "file compiled with an accuracy metric has 0/1 labels: [0, 1]). A bounded output activation "
+                    "(sigmoid, tanh) is judged on the share of that range it cannot reach; without it, on "
+                    "standard-normal targets. The simulated targets stay standard normal")
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> LossSpec:
+        if self.target_range is not None:
+            low, high = self.target_range
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError(f"target_range must be two finite numbers, low < high (got [{low:g}, {high:g}])")
+        return self
 
 
 #: The largest learning rate a spec may give: far past any rate that trains (the check exists to

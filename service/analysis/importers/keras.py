@@ -399,7 +399,7 @@ def read_keras_training(data: bytes) -> KerasTraining:
     loss = training.get("loss") if isinstance(training, dict) else None
     compiled = training.get("optimizer_config") or training.get("optimizer") if isinstance(training, dict) else None
     loss, per_output, notes = _split_loss(loss, _outputs(config))
-    spec_loss = keras_loss(loss)
+    spec_loss = with_label_targets(keras_loss(loss), training)
     return KerasTraining(config, spec_loss, keras_optimizer(compiled),
                          _loss_name(loss) if spec_loss is None and per_output is None else None, per_output,
                          tuple(notes))
@@ -562,6 +562,42 @@ def keras_loss(loss: Any) -> str | dict[str, Any] | None:
     if kind in ("cross_entropy", "binary_cross_entropy"):
         return {"type": kind, "from_logits": logits}
     return kind
+
+
+#: Compiled metrics that compare the outputs with 0/1 labels (normalised: lower case, no
+#: underscores). Keras' ``accuracy`` under a regression loss is binary (one output) or categorical
+#: (one-hot targets) accuracy; ``sparse_categorical_accuracy`` takes class indices, not 0/1.
+_LABEL_METRICS = frozenset({"accuracy", "acc", "binaryaccuracy", "categoricalaccuracy"})
+
+
+def _metric_names(value: Any, depth: int = 0) -> set[str]:
+    """The normalised names in a compiled ``metrics`` value: names, serialised metric objects
+    (their class and configured name, and a wrapper's ``fn``), lists per output, dicts by output."""
+    if depth > 4:
+        return set()
+    if isinstance(value, str):
+        return {value.lower().replace("_", "")}
+    if isinstance(value, list | tuple):
+        return set().union(*(_metric_names(v, depth + 1) for v in value)) if value else set()
+    if isinstance(value, dict):
+        if "class_name" in value:
+            cfg = value.get("config")
+            cfg = cfg if isinstance(cfg, dict) else {}
+            return _metric_names([value.get("class_name"), cfg.get("name"), cfg.get("fn")], depth + 1)
+        return _metric_names(list(value.values()), depth + 1)
+    return set()
+
+
+def with_label_targets(loss: str | dict[str, Any] | None, training: Any) -> str | dict[str, Any] | None:
+    """A regression loss compiled beside an accuracy metric: its targets are 0/1 labels, so the
+    spec loss says ``target_range: [0, 1]`` (a sigmoid output then reaches every target)."""
+    kind = loss_type(loss)
+    if kind not in ("mse", "mae", "huber") or not isinstance(training, dict):
+        return loss
+    names = _metric_names([training.get("metrics"), training.get("weighted_metrics")])
+    if not names & _LABEL_METRICS:
+        return loss
+    return {**(loss if isinstance(loss, dict) else {"type": kind}), "target_range": [0.0, 1.0]}
 
 
 def loss_type(loss: str | dict[str, Any] | None) -> str | None:

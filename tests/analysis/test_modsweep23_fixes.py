@@ -1,0 +1,84 @@
+"""modsweep23: a zeroed hidden layer under a ReLU is no designed zero init, and an activation swap
+is not offered where the output's own squashing is the only one."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradhealth import check_module
+
+
+class _Actor(nn.Module):
+    """minimalRL's DDPG actor (MuNet), with its hidden fc2 zeroed or, ``relu=False``, read linearly."""
+
+    def __init__(self, relu: bool = True) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc_mu = nn.Linear(3, 128), nn.Linear(128, 64), nn.Linear(64, 1)
+        nn.init.zeros_(self.fc2.weight)
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.fc1(x))
+        x = self.fc2(x)
+        x = F.relu(x) if self.relu else x
+        return torch.tanh(self.fc_mu(x)) * 2
+
+
+def _dead_after_training(net: _Actor, steps: int = 100) -> int:
+    """fc2's units that output 0 for every sample after ``steps`` Adam steps (independent of the check)."""
+    torch.manual_seed(1)
+    x, y = torch.randn(256, 3), torch.rand(256, 1) * 4 - 2
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.mse_loss(net(x), y).backward()
+        opt.step()
+    with torch.no_grad():
+        h = F.relu(net.fc2(F.relu(net.fc1(x))))
+    return int((h.amax(dim=0) == 0).sum())
+
+
+def test_a_zeroed_hidden_layer_under_a_relu_is_an_error_not_a_design() -> None:
+    torch.manual_seed(0)
+    net = _Actor()
+    # the premise, measured: the units whose bias starts negative never come back
+    assert _dead_after_training(_Actor()) > 10
+    doc = check_module(net, torch.randn(32, 3), loss="mse", seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert f.severity == "error" and f.evidence.model_extra["zero_weights"] == ["fc2"]
+    assert not f.evidence.model_extra.get("zero_init")
+
+
+def test_a_zeroed_layer_read_linearly_is_still_a_designed_zero_init() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_Actor(relu=False), torch.randn(32, 3), loss="mse", seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert f.severity == "info" and f.evidence.model_extra["zero_init"] is True
+
+
+class _TinyReluTanh(nn.Module):
+    """An all-ReLU stack at a tiny init whose output is squashed by tanh (an autoencoder's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*[m for _ in range(6) for m in (nn.Linear(64, 64), nn.ReLU())])
+        self.out = nn.Linear(64, 64)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.05)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.out(self.body(x)))
+
+
+def test_no_activation_swap_where_the_output_squashing_is_the_only_one() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_TinyReluTanh(), torch.randn(32, 64), loss="mse", seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "vanishing_gradient"]
+    assert f.severity in ("warning", "error")
+    ids = [r.id for r in f.remedies]
+    assert "relu_family_activation" not in ids and "he_init" in ids
+    assert not any(" in ;" in r.change for r in f.remedies)
