@@ -222,6 +222,37 @@ def _schema_problems(exc: Any, data: Any, limit: int = 3) -> str:
     return "; ".join(lines[:limit]) + more
 
 
+#: A job resource's statuses (GET /v1/jobs/{id}); a diagnosis' own are healthy, warning, unhealthy.
+_JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def _job_result(data: dict[str, Any], where: str) -> Any:
+    """The diagnosis inside a job resource from ``GET /v1/jobs/{id}`` (its ``result``), or
+    :class:`InputFormatError` saying why the job has none (it failed: its error; it was cancelled or
+    has not finished). ``data`` itself when it is not a job resource."""
+    from gradhealth.errors import InputFormatError
+
+    status = data.get("status")
+    if status not in _JOB_STATUSES:
+        # a wrapper without a job status: its result when that is a document
+        return data["result"] if isinstance(data.get("result"), dict) else data
+    job = f"job {data['id']}" if isinstance(data.get("id"), str) and data["id"] else "job"
+    if status == "succeeded" and isinstance(data.get("result"), dict):
+        return data["result"]
+    if status == "failed":
+        error = data.get("error")
+        detail = error.get("detail") or error.get("title") if isinstance(error, dict) else error
+        why = f": {str(detail)[:300]}" if isinstance(detail, str | int | float) and str(detail) else ""
+        raise InputFormatError(f"{where}: this {job} failed{why}; it has no diagnosis: use a succeeded "
+                               "job's document (or gradhealth check --format json) as the baseline")
+    if status == "succeeded":
+        raise InputFormatError(f"{where}: this {job} succeeded but its document has no /result "
+                               "diagnosis: save the whole GET /v1/jobs/{id} response")
+    what = "was cancelled" if status == "cancelled" else f"is {status}"
+    raise InputFormatError(f"{where}: this {job} {what} and has no diagnosis: use a succeeded job's "
+                           "document as the baseline")
+
+
 def load_baseline(source: str) -> Diagnosis:
     """The baseline document: a diagnosis, or a job resource (its ``result``). Anything else is
     :class:`InputFormatError` saying what is wrong and where (a JSON pointer into the file)."""
@@ -232,9 +263,13 @@ def load_baseline(source: str) -> Diagnosis:
 
     where = f"--baseline {source}"
     try:
-        text = Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFormatError(f"{where}: not a readable JSON document ({exc})") from None
+        # utf-8-sig: a BOM (Windows PowerShell 5's Out-File / Set-Content -Encoding utf8) is dropped
+        text = Path(source).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"{where}: not UTF-8 text (byte offset {exc.start}); save the diagnosis "
+                               "document as UTF-8") from None
+    except OSError as exc:
+        raise InputFormatError(f"{where}: cannot be read ({exc.strerror or exc})") from None
     deep = too_deep_at(text)
     if deep is not None:
         raise InputFormatError(f"{where}: nested more than {MAX_BASELINE_DEPTH} levels deep, at "
@@ -250,8 +285,8 @@ def load_baseline(source: str) -> Diagnosis:
     if overlong is not None:
         raise InputFormatError(f"{where}: at {_clip_pointer(overlong[0])}: an integer of {overlong[1]} "
                                "digits is out of range for any figure of a diagnosis")
-    if isinstance(data, dict) and isinstance(data.get("result"), dict) and "findings" not in data:
-        data = data["result"]  # a job resource from GET /v1/jobs/{id}
+    if isinstance(data, dict) and "findings" not in data:
+        data = _job_result(data, where)
     try:
         return Diagnosis.model_validate(data)
     except ValidationError as exc:
@@ -287,6 +322,25 @@ def prepare(args: argparse.Namespace) -> str | None:
 
 class ReportWriteError(Exception):
     """A report file that could not be written (one line for stderr; exit 2)."""
+
+
+class BaselineKindError(ReportWriteError):
+    """A baseline of another kind than the check's (an architecture diagnosis compared with a log
+    check): refused, exit 2, as a bad report path is."""
+
+
+def check_baseline_kind(doc: Diagnosis, baseline: Diagnosis, source: str) -> None:
+    """Refuse a baseline whose kind (``architecture`` / ``logs``) is not the checked document's:
+    their findings are keyed differently (layers against series), so every finding would read as
+    new and every old one as gone, and a ``--fail-on new`` gate would pass or fail on that noise."""
+    if baseline.kind != doc.kind:
+        def what(kind: str) -> str:
+            return "a log check" if kind == "logs" else "an architecture (spec or model) check"
+
+        raise BaselineKindError(
+            f"--baseline {source}: the baseline is the document of {what(baseline.kind)} (kind "
+            f"{baseline.kind!r}); this is {what(doc.kind)} (kind {doc.kind!r}): compare with a baseline "
+            "of the same kind")
 
 
 def _make_parent(path: Path) -> None:
@@ -349,6 +403,7 @@ def emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext,
     if getattr(args, "baseline_doc", None) is not None:
         from gradhealth.core.baseline import compare
 
+        check_baseline_kind(doc, args.baseline_doc, args.baseline)
         doc = doc.model_copy(update={"baseline": compare(
             doc, args.baseline_doc, decades=args.baseline_decades,
             fraction_step=args.baseline_fraction, source=args.baseline)})

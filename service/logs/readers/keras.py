@@ -11,7 +11,10 @@ Several runs in one file: ``CSVLogger(append=True)`` (and a script re-run with i
 for appending and writes the header only when the file is empty, so a later run's rows follow the
 earlier ones with no header between them, its epochs starting again (at 0, or at
 ``initial_epoch``). Where the epoch (or the index) goes back to a value at or below the previous
-row's, a new run starts (a resume whose epochs go on from the last row's is the same run). Every
+row's, a new run starts (a resume whose epochs go on from the last row's is the same run). A counter
+that stays or goes back on more rows than it rises on (stuck at 0, each epoch on several rows, a
+countdown) starts no runs: the file is one run read in its row order, each row one epoch after the
+row before, with a ``step_order`` note (runs of one row each could not be judged). Every
 run is read and judged on its own, as a folder's runs are: its series are ``run<k>/<name>`` (k
 counts the runs from the file's start) and one ``several_runs`` note says how many runs the file
 holds and each one's lines and epochs, e.g. ``run1 (lines 2-134, epoch 0-132)``. The last
@@ -107,6 +110,8 @@ class KerasReader:
         sep = delimiter(head)  # CSVLogger(separator="\t"), fastai's and tsai's tab-separated tables
         step = "epoch" if "epoch" in header else next((c for c in _INDEX if c in header), None)
         runs = _runs(path, limits, step, sep) if step is not None else []
+        if step is not None and _stalled(runs):
+            return _read_by_row(path, limits, step, sep, runs)
         if len(runs) > 1 and step is not None:
             return _read_runs(path, limits, step, sep, runs)
         points, warnings, _ = read_wide_csv(
@@ -250,6 +255,38 @@ def _runs(path: Path, limits: ReadLimits, step_column: str, sep: str = ",") -> l
             else:
                 runs.append(_Run(lineno, step, before + 1, header_line))
     return runs
+
+
+def _stalled(runs: list[_Run]) -> bool:
+    """Whether the counter stays or goes back on more rows than it rises on: a counter stuck at one
+    value (0 on every row), one that repeats each value (a row per batch, each with its epoch) or
+    counts down. Such a file is not runs appended one after another (most would be one row, too
+    short to judge, and a loss rising over the whole file would be judged healthy): it is one run.
+    Appended CSVLogger runs restart after advancing, so their epochs rise on most rows."""
+    restarts = len(runs) - 1
+    rises = sum(r.rows - 1 for r in runs)
+    return restarts > rises
+
+
+def _read_by_row(path: Path, limits: ReadLimits, step: str, sep: str, runs: list[_Run]) -> RunLog:
+    """A file whose counter does not advance (:func:`_stalled`), read as one run in its row order,
+    each row one position after the one before, with a ``step_order`` note saying so."""
+    name = path.name
+    unit = "epoch" if step == "epoch" else "index"
+    points, warnings, _ = read_wide_csv(
+        path, limits, step_column=None, fmt="keras", skip=lambda c: c in _INDEX or c == step,
+        skip_repeated_header=True, sep=sep)
+    rows = sum(r.rows for r in runs)
+    first, second = runs[0], runs[1]
+    note = LogWarning(
+        "step_order",
+        f"{name}: the {unit} does not rise from one row to the next on {len(runs) - 1:,} of {rows - 1:,} rows "
+        f"(first at line {second.first_line}: {unit} {first.last_step:g} then {second.first_step:g}), so these "
+        "are not runs appended one after another: read as one run in the file's row order, the order its "
+        f"lines were written, each row one {unit} after the row before ({unit} 0 at line {first.first_line})",
+        where=f"line {second.first_line}")
+    return RunLog(format="keras", source=name, series=points.build(step_unit="epoch"),
+                  warnings=[note, *warnings])
 
 
 def _read_runs(path: Path, limits: ReadLimits, step: str, sep: str, runs: list[_Run]) -> RunLog:
