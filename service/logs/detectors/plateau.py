@@ -139,8 +139,12 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     level = float(np.median(v[half:]))
     chance = at_chance(run, level, t) or uniform_guess(v[half:]) or validation_at_chance(run)
     # at chance, only a fall its confidence interval bears out is learning: a short noisy loss's
-    # estimate leans either way (logsweep31: 14 points at ln 11, "falling" 5.7% with a rise inside)
-    falling = ((late >= t.plateau_improvement and (chance is None or high < 0))
+    # estimate leans either way (logsweep31: 14 points at ln 11, "falling" 5.7% with a rise inside);
+    # so too for a run that has shown no learning yet (under plateau_early_fraction overall): a
+    # point estimate of 1% whose interval holds a rise is noise, not a slow descent (logsweep52: a
+    # LoRA's loss 2.25 -> 2.28 over 1000 steps, "falling" 1.04% over its last half, upper bound > 0)
+    unproven = chance is not None or overall < t.plateau_early_fraction
+    falling = ((late >= t.plateau_improvement and (not unproven or high < 0))
                or (high < 0 and late >= t.plateau_improvement / 2))
     # (a loss that ends 15 % or more above where it began did not stall: it climbed, which
     # loss_divergence judges, from its first point on where it never fell; not one at chance)

@@ -77,8 +77,11 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
         tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
         end = float(np.median(v[-tail:]))
         # a climb smaller than the ground lost below the start is no climb and fall: the series
-        # fell (a 100-episode mean's first points, a handful of episodes, read as a "peak")
-        if gain <= 0 or gain < 4 * noise or i_peak >= n - tail or gain < start - end:
+        # fell (a 100-episode mean's first points, a handful of episodes, read as a "peak"); nor
+        # is a peak inside the first tenth the start is the median of: the running median's edge
+        # window there is the start itself, not a climb from it (logsweep52: a PPO's ep_rew_mean
+        # 15000 at its first point decaying to ~1600, "climbed from 2738 to 3948")
+        if gain <= 0 or gain < 4 * noise or i_peak < head or i_peak >= n - tail or gain < start - end:
             fell = _fell_below_start(s, steps, sm, start, end, noise, tail, run)
             if fell is not None:
                 out.append(fell)

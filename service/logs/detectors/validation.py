@@ -35,7 +35,8 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     gap = _evaluation_gap(run, loss)
     if gap is not None:
         return [gap]
-    found = sorted((d for val in run.by_role("val_loss") if (d := _diverged(val, loss, t)) is not None),
+    found = sorted((d for val in run.by_role("val_loss")
+                    if (d := _diverged(val, loss, t) or _steady_divergence(run, val, loss, t)) is not None),
                    key=lambda d: -d.rise)
     # a sum of component losses can hide one part's rise under the others' fall or flat level
     # (ls48: YOLOv8's val/cls_loss +24% after its best under flat box and dfl terms):
@@ -196,15 +197,9 @@ _SPLIT_PREFIX = re.compile(r"^(?P<split>val|valid|validation|eval|test|dev)(?P<s
 _OVERALL = re.compile(r"(?:(?:overall|macro|micro|weighted|mean|avg|average)[_/. -]?)?[a-z0-9@]+$", re.IGNORECASE)
 
 
-def _task_metric_improved(run: RunLog, val: Series, best_step: float,
-                          evaluation: bool = False) -> tuple[str, float, float] | None:
-    """A task metric logged by the same evaluation as ``val`` (``eval_loss`` -> ``eval_wer``,
-    ``val_loss`` -> ``val_accuracy``) that is better at the end than when ``val`` was lowest:
-    (its name, its value then, its last value); None when there is none. With ``evaluation``,
-    where none has ``val``'s prefix, the detector's ``metrics/`` columns
-    (:func:`_evaluation_metrics`) are that evaluation's metrics."""
-    if _SPLIT_PREFIX.match(val.name) is None:
-        return None
+def _own_metrics(run: RunLog, val: Series) -> list[tuple[Series, bool]]:
+    """The task metrics logged by the same evaluation as ``val`` (a name with a split prefix), each
+    with whether lower is better; the set's overall figures where any are logged."""
     # the same evaluation's names: eval_g0_loss -> eval_g0_accuracy, validation/epoch_loss ->
     # validation/epoch_accuracy (another set's metric says nothing about this one)
     prefix = val.name[:val.name.lower().rfind("loss")]
@@ -214,7 +209,19 @@ def _task_metric_improved(run: RunLog, val: Series, best_step: float,
     # evaluation's eval_T005_f1 over 4 entities moves 0.27 with one of them; eval_overall_f1 is
     # what the loss's rise is weighed against)
     overall = [s for s in metrics if _OVERALL.match(s.name[len(prefix):])]
-    judged = [(s, bool(_LOWER_BETTER.search(s.name[len(prefix):]))) for s in overall or metrics]
+    return [(s, bool(_LOWER_BETTER.search(s.name[len(prefix):]))) for s in overall or metrics]
+
+
+def _task_metric_improved(run: RunLog, val: Series, best_step: float,
+                          evaluation: bool = False) -> tuple[str, float, float] | None:
+    """A task metric logged by the same evaluation as ``val`` (``eval_loss`` -> ``eval_wer``,
+    ``val_loss`` -> ``val_accuracy``) that is better at the end than when ``val`` was lowest:
+    (its name, its value then, its last value); None when there is none. With ``evaluation``,
+    where none has ``val``'s prefix, the detector's ``metrics/`` columns
+    (:func:`_evaluation_metrics`) are that evaluation's metrics."""
+    if _SPLIT_PREFIX.match(val.name) is None:
+        return None
+    judged = _own_metrics(run, val)
     # no metric under the loss's own prefix: the evaluation's metrics/ columns (Ultralytics writes
     # val/box_loss beside metrics/mAP50-95(B)), all higher-better
     for s, lower in judged or [(s, False) for s in (_evaluation_metrics(run) if evaluation else [])]:
@@ -379,6 +386,28 @@ def _slow_divergence(run: RunLog, val: Series, train: Series, t: LogThresholds) 
         then = v[steps <= d.best_step]
         if len(then) == 0 or len(v) < 3 or float(np.median(v[-3:])) - float(then[-1]) >= _SLOW_GAIN:
             return None
+    return d
+
+
+def _steady_divergence(run: RunLog, val: Series, loss: Series, t: LogThresholds) -> _Divergence | None:
+    """A validation loss that rose less than ``t.validation_rise`` but at least ``_SLOW_RISE`` from
+    its best, as a strong trend (Mann-Kendall z ``_SLOW_Z``, which takes 7 evaluations or more
+    after the best) while the training loss fell and the task metric of the same evaluation, logged
+    beside it, did not improve (logsweep52: a Keras text classifier's val_loss 0.521 -> 0.586
+    rising at 8 of the last 10 epochs, +8.4 % on the smoothed levels, val_accuracy flat at 0.76,
+    the loss 0.42 -> 0.18). The rule's 10 % guards against a noisy loss's level shift; a rise that
+    steady is no noise, and a metric that stands still beside it says the model learns nothing
+    more that generalises. Without such a metric a small rise says too little (a detector's summed
+    losses drift a few % over hundreds of converged epochs, ls41; its parts are judged by
+    :func:`_slow_divergence`)."""
+    if _SPLIT_PREFIX.match(val.name) is None or not _own_metrics(run, val):
+        return None
+    d = _diverged(val, loss, t, rise=_SLOW_RISE)
+    if d is None or d.rise >= t.validation_rise:
+        return None
+    vs, vv = finite(val)
+    if _trend_z(vv[vs >= d.best_step]) < _SLOW_Z or _task_metric_improved(run, val, d.best_step) is not None:
+        return None
     return d
 
 
