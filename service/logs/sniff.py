@@ -13,6 +13,7 @@ semicolon tables) to :func:`detect` here, so an upload is judged as the loader r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -145,8 +146,31 @@ def detect(path: Path, hint: str | None = None) -> Reader:
                                    "from Python with gradhealth.check_module(model, example_inputs), or export it "
                                    "(torch.onnx.export) and check the .onnx file")
         raise UnknownLogFormat(f"{path.name}: not a log format this service reads "
-                               f"({', '.join(r.name for r in all_readers)})")
+                               f"({', '.join(r.name for r in all_readers)}){_encoding_problem(head)}")
     return best
+
+
+_LINE_END = re.compile(rb"\r\n?|\n")
+#: The lines a refusal looks at for bytes that are not text: a table's header and first rows
+_ENCODING_LINES = 50
+
+
+def _encoding_problem(head: bytes) -> str:
+    """Where the first lines of a text file no reader knows are not UTF-8 (nor Windows-1252, which
+    the table readers fall back to), as the refusal's last words: ``; line 1 is not UTF-8 text
+    (byte 0x81 at column 15): save it as UTF-8``; "" for binary data (NUL bytes) or UTF-8 text."""
+    if b"\x00" in head[:4096]:
+        return ""
+    lines = _LINE_END.split(head)
+    if len(head) >= HEAD_BYTES:
+        lines = lines[:-1]  # (the head may end inside a character)
+    for lineno, raw in enumerate(lines[:_ENCODING_LINES], 1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return (f"; line {lineno} is not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}): "
+                    "save it as UTF-8")
+    return ""
 
 
 #: How far into a file whose head no reader knows to look for a text log's lines: an mmengine

@@ -60,6 +60,7 @@ nor is a file where every name appears once and none is a step (a config file).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
@@ -219,6 +220,32 @@ _MAX_PENDING = 10_000         # lines with values before the first step kept asi
 STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step",
              "num_updates"}  # fairseq's update count
 _POSITION_KEYS = STEP_KEYS | {"epoch"}  # where a line is in the run, not what it measured
+#: The most digits a step, an epoch or a count is read with: 10^18 is past any run's steps (and past
+#: 2^53, where steps are refused), and a longer run of digits (a hash, an id) is no count; ``int()``
+#: of one over 4,300 digits would raise Python's own error
+_MAX_COUNT_DIGITS = 18
+
+
+def _count(digits: str | bytes) -> int | None:
+    """The whole number a run of digits (``\\d+``) spells; None past :data:`_MAX_COUNT_DIGITS` digits."""
+    return int(digits) if len(digits) <= _MAX_COUNT_DIGITS else None
+
+
+def _total(digits: str) -> float | None:
+    """:func:`_count` as the float a count's total is kept as (None: no total)."""
+    n = _count(digits)
+    return None if n is None else float(n)
+
+
+def _bad_step(text: str) -> str | None:
+    """Why ``text``, a line's step, is no step (not a finite number, or a whole part of more than
+    :data:`_MAX_COUNT_DIGITS` digits), else None."""
+    whole = text.lstrip("+-").split(".")[0].split("e")[0].split("E")[0]
+    if len(whole) > _MAX_COUNT_DIGITS and whole.isdigit():
+        return f"the step has {len(whole):,} digits, more than any run counts"
+    if not math.isfinite(float(text)):
+        return f"the step is {text!r}, not a finite number"
+    return None
 # a script announcing its stages ("📚 Step 1: Loading dataset...", "Step 4: Creating trainer"):
 # a step number followed by words and nothing measured
 _STEP_BANNER = re.compile(r"(?<![\w./-])step\s*\d+\s*[:.)-]\s*[A-Za-z]+(?:\s+[A-Za-z]+)", re.IGNORECASE)
@@ -284,7 +311,8 @@ def _epoch_above(path: Path, limits: ReadLimits) -> float | None:
     for ln in _head_lines(head):
         m = _KERAS_HEADER.match(ln)
         if m is not None:
-            return float(int(m[1]) - 1) if bars else None
+            first = _count(m[1])
+            return float(first - 1) if bars and first is not None else None
         bars = bars or _KERAS_BAR.match(ln) is not None
     return None
 
@@ -317,6 +345,8 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None, 
                 m = _COUNTER.search(text)
                 if m is None:
                     m = epoch = _EPOCH_COUNTER.search(text)
+                if m is not None and (_count(m[1]) is None or _count(m[2]) is None):
+                    m = epoch = None  # a run of digits too long to be a count (a hash): none
             if m is None:
                 loss = _LOSS_BYTES.search(raw) is not None
                 if segments and loss:
@@ -324,7 +354,7 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None, 
                 if not segments:
                     restarts.line(lineno, raw, loss)
                 continue
-            n = int(m[2])
+            n = int(m[2])  # (at most _MAX_COUNT_DIGITS digits: above)
             i = int(m[1]) if epoch is not None else -1
             # (the same total counted again from its first epoch; a new total is a run of its own kind)
             again = (epoch is not None and segments[-1][0] == n and i <= 1 < segments[-1][4]) if segments else False
@@ -412,9 +442,9 @@ class _Restarts:
             self._add(tuple(_HEADER_NAME.findall(self._pending[1])), self._pending[0], raw)
             self._pending = None
         m = _BARE_STEP.search(raw) if (b"tep" in raw or b"ter" in raw or b"TEP" in raw or b"TER" in raw) else None
-        if m is not None:
+        step = _count(m[1]) if m is not None else None
+        if m is not None and step is not None:
             kind = raw[:m.start()].translate(None, _DIGITS).strip()
-            step = int(m[1])
             seen = self._steps.get(kind)
             if seen is None:
                 self._steps[kind] = [step, step]
@@ -734,6 +764,44 @@ def _english(key: str) -> str:
     return "_".join(words)
 
 
+class _Spans:
+    """Character spans of a line already read, as a sorted union of disjoint [start, end) intervals:
+    whether a position or a span falls on one is a binary search, so a line of thousands of pairs
+    (``a=1 a=1 ...``) reads in time that grows with the pairs, not with their square. ``checks``
+    counts the look-ups (a test counts them)."""
+
+    checks = 0
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def add(self, start: int, end: int) -> None:
+        """Add [start, end), merged with the spans it touches."""
+        if end <= start:
+            return
+        # the spans from the first that ends at or after start to the last that starts at or before end
+        i = bisect.bisect_left(self._ends, start)
+        j = bisect.bisect_right(self._starts, end)
+        if i < j:
+            start = min(start, self._starts[i])
+            end = max(end, self._ends[j - 1])
+        self._starts[i:j] = [start]
+        self._ends[i:j] = [end]
+
+    def covers(self, pos: int) -> bool:
+        """Whether a span holds ``pos`` (start <= pos < end)."""
+        _Spans.checks += 1
+        i = bisect.bisect_right(self._starts, pos) - 1
+        return i >= 0 and pos < self._ends[i]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether a span shares a character with [start, end) (start < end)."""
+        _Spans.checks += 1
+        i = bisect.bisect_right(self._ends, start)
+        return i < len(self._starts) and self._starts[i] < end
+
+
 def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, str]], float | None]:
     if line.startswith("[") and (tag := _MPI_TAG.match(line)) is not None:
         line = line[tag.end():]
@@ -763,54 +831,55 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))], None
     found: dict[str, str] = {}
     singles: dict[str, str] = {}  # one-letter names (marked, :data:`_ONE`) and their values
-    spans: list[tuple[int, int]] = []
+    spans = _Spans()
     first_at = len(line)  # where the first value read starts (a step or an epoch is a position)
     total: float | None = None
     counted: str | None = None  # the step key counted out of its total (``iter[ 14/ 15]``)
     bar = _KERAS_BAR.match(line) if "/" in line else None
     if bar is not None:
         found[_BAR_KEY] = bar["i"]  # the batch within its epoch: the step where no epoch header counts
-        total = float(bar["n"])
-        spans.append(bar.span())
+        total = _total(bar["n"])
+        spans.add(*bar.span())
     for m in _BRACKET_COUNT.finditer(line) if "[" in line else ():
         low = m["key"].lower()
         if low in STEP_KEYS or low == "epoch":
             found.setdefault(m["key"], m["i"])
-            spans.append(m.span())
+            spans.add(*m.span())
             if low in STEP_KEYS:
-                total = float(m["n"])
+                total = _total(m["n"])
                 counted = m["key"]
     if "[" in line and not total:
         ones = {m["key"].lower(): m for m in _BRACKET_ONE.finditer(line)}
-        if "epoch" in ones and len(ones) <= 2 and not any(x <= ones["epoch"].start() < y for x, y in spans):
+        if "epoch" in ones and len(ones) <= 2 and not spans.covers(ones["epoch"].start()):
             found.setdefault("epoch", ones["epoch"]["i"])
-            spans.append(ones["epoch"].span())
+            spans.add(*ones["epoch"].span())
             # the batch counts within the epoch: a step that starts again every epoch
             for inner in (m for k, m in ones.items() if k != "epoch"):
                 found.setdefault("step", inner["i"])
-                spans.append(inner.span())
+                spans.add(*inner.span())
     esp = _ESPNET_POS.search(line) if "batch" in line else None
     if esp is not None:
         # "18epoch:train:6376-6750batch": the epoch and the last batch of the report (counted
         # again from 1 every epoch, as a step within it)
         found["epoch"], found["step"] = esp["e"], esp["b"]
-        spans.append(esp.span())
+        spans.add(*esp.span())
     pos = (_EPOCH_POS.search(line) if "/" in line and ("poch" in line or "][" in line or "Train:" in line)
            and esp is None else None)
-    if pos is not None:
+    form = next(f for f in _POSITION_FORMS if pos[f[0]] is not None) if pos is not None else ()
+    counts = [_count(pos[g]) for g in form] if pos is not None else []
+    if pos is not None and None not in counts:  # (a run of digits too long for a count: no position)
         # the epoch and how far into it, as a fractional epoch (0- or 1-based as the log counts)
-        form = next(f for f in _POSITION_FORMS if pos[f[0]] is not None)
         shapes.computed()
-        e, i, n = (int(pos[g]) for g in form)
+        e, i, n = (c or 0 for c in counts)
         # an epoch's last batch (266/266) stays in it: e + 1 would read as the next epoch's start,
         # and the lines after the bar (its summary) would be named by the next epoch
         found["epoch"] = repr((round(e + i / n, 6) - (1e-6 if i == n else 0.0)) if n else float(e))
-        spans.append(pos.span())
+        spans.add(*pos.span())
     for g in _GROUP.finditer(line) if "[" in line and "," in line else ():
         pairs = [_GROUP_PAIR.fullmatch(item) for item in g["body"].split(",")]
-        if len(pairs) < 2 or not all(pairs) or any(x <= g.start() < y for x, y in spans):
+        if len(pairs) < 2 or not all(pairs) or spans.covers(g.start()):
             continue
-        spans.append(g.span())
+        spans.add(*g.span())
         label = g["label"].strip().lower().replace(" ", "_")
         for m in pairs:
             assert m is not None  # all() above
@@ -823,26 +892,28 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # Megatron/DeepSpeed: "| learning rate: 5.997E-05 | lm loss: 3.88E+00 | number of nan
         # iterations: 0 |": between two pipes, every word before the colon is the name
         for m in _PIPED_KV.finditer(line):
-            spans.append(m.span())
+            spans.add(*m.span())
             key = _english(re.sub(r"\s+", "_", m["key"].strip()))
             found.setdefault(key, _value(line, m, count_ok=False) or m["val"])
             if key.lower() not in _POSITION_KEYS:
                 first_at = min(first_at, m.start())
-    calls = _call_spans(line) if _CALL_OPEN.search(line) else []
+    calls = _Spans()
+    for a, b in _call_spans(line) if _CALL_OPEN.search(line) else ():
+        calls.add(a, b)
     level = _LEVEL.search(line, 0, _LEVEL_WITHIN)
     header_end = level.start() if level else 0
     for m in _KV.finditer(line):
-        if any(x <= m.start() < y for x, y in spans):
+        if spans.covers(m.start()):
             continue
-        spans.append(m.span())
+        spans.add(*m.span())
         key = _english(m["key"])
         if " " in key or "\t" in key:
             key = re.sub(r"[ \t]+", "_", key)
         if m.start() >= 5 and line[m.start() - 5:m.start()].lower() == "best ":
             key = f"best_{key}"  # "loss 0.5, best val_loss: 0.3, val_loss: 0.4": the best so far, by its name
-        if calls and any(a <= m.start() < b for a, b in calls):
+        if calls.covers(m.start()):
             continue  # an argument of a call or repr: a config, even when named like a step
-        if (key.lower() in _POSITION_KEYS and "=" in m["sep"] and _COUNT_BANNER.search(line, 0, m.start())
+        if (key.lower() in _POSITION_KEYS and "=" in m["sep"] and _banner_before(line, m.start())
                 and _KV.search(line, m.end()) is None):
             continue  # "Total optimization steps = 1,548", "Num Epochs = 3": how many, not where
         scope, _, rest = key.partition("/")
@@ -852,7 +923,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             val = _value(line, m, count_ok=True)
             of = _OF.match(line, m.end())
             if of is not None and key not in found:
-                total = float(of["n"])
+                total = _total(of["n"])
             if (bar := _TQDM_DONE.match(line, m.end())) is not None:
                 # tqdm's "steps:  38%|███▊  | 611/1600": the percentage first, then the count done.
                 # A bar named for the steps counts the run's (the training scripts' one bar over
@@ -878,9 +949,9 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             if key.lower() not in _POSITION_KEYS:
                 first_at = min(first_at, m.start())
     for m in _BRACKET_KV.finditer(line) if "[" in line else ():
-        if any(x <= m.start() < y for x, y in spans):
+        if spans.covers(m.start()):
             continue
-        spans.append(m.span())
+        spans.add(*m.span())
         val = _value(line, m, count_ok=m["key"].lower() in STEP_KEYS or m["key"].lower() == "epoch")
         if val is not None:
             found.setdefault(m["key"], val)
@@ -888,7 +959,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                 first_at = min(first_at, m.start())
     for m in _WS.finditer(line):
         a, b = m.span()
-        if any(a < y and x < b for x, y in spans) or any(x <= a < y for x, y in calls):
+        if spans.overlaps(a, b) or calls.covers(a):
             continue
         key = _english(m["key"])
         if " " in key or "\t" in key:
@@ -907,7 +978,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                     first_at = min(first_at, a)
                 of = _OF.match(line, m.end())
                 if low in STEP_KEYS and of is not None:
-                    total = float(of["n"])
+                    total = _total(of["n"])
     if " is " in line:
         # sentences: DL4J's "Score at iteration 100 is 1.39", BigDL's "Loss is 1.26. Current learning
         # rate is 0.046." (a minibatch loss, its score, and the rate; no other "X is N" is a value)
@@ -960,6 +1031,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
     if mark is not None and found and not any(k.lower().startswith(_SPLITS) for k in found):
         # an evaluation's values: its own names, and no step (its counter is the evaluation's)
         progress = _EVAL_PROGRESS.search(line, mark.end(), first_at)
+        if progress is not None and (_count(progress["i"]) is None or _count(progress["n"]) is None):
+            progress = None  # a run of digits too long for a count: no progress
         if progress is not None:
             shapes.computed()
             i, n = int(progress["i"]), int(progress["n"])
@@ -986,6 +1059,17 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         found = {(_SPLIT_LOSS[k.lower()] if k.lower() in _SPLIT_LOSS and _SPLIT_LOSS[k.lower()] not in found
                   else k): v for k, v in found.items()}
     return [*found.items(), *singles.items()], total
+
+
+
+def _banner_before(line: str, end: int) -> bool:
+    """Whether a count's word (:data:`_COUNT_BANNER`: ``Total optimization``, ``Num``) ends just
+    before ``end``; looked for in the few characters before the blanks there, not the whole line up
+    to it (a line of thousands of ``step=1`` would be read in time growing with their square)."""
+    j = end
+    while j > 0 and line[j - 1] in " \t":
+        j -= 1
+    return j < end and _COUNT_BANNER.search(line, max(0, j - 64), end) is not None
 
 
 _SHAPES = shapes.ShapeCache(_parsed)
@@ -1171,6 +1255,8 @@ class TextReader:
         tb_prefix = ""
         in_tb = False
         bad_bytes_line = 0
+        bad_step: tuple[int, str] | None = None  # the first line whose step is no step, and why
+        bad_steps = 0
         event: tuple[int, str] | None = None  # the first line reporting a NaN/Inf (line, text)
         # a log without steps that counts epochs (Keras' "Epoch 2/10" headers, fairseq's
         # "| epoch 002 |", an mmdet "Epoch [1][50/5808]"): each name's last value in each epoch
@@ -1245,11 +1331,15 @@ class TextReader:
                         # counted on across epochs where it starts again (12299/12300, 12300/12300,
                         # 12299/12300...: the headers cut from the paste)
                         if header_epoch is None:
-                            count = int(found[0][1])
-                            if bar_last is not None and count < bar_last and total:
-                                bar_round += 1
-                            bar_last = count
-                            found = [("step", str(bar_round * int(total or 0) + count)), *found[1:]]
+                            count = _count(found[0][1])
+                            if count is None:
+                                # too many digits for a count: the step check below skips the line
+                                found = [("step", found[0][1]), *found[1:]]
+                            else:
+                                if bar_last is not None and count < bar_last and total:
+                                    bar_round += 1
+                                bar_last = count
+                                found = [("step", str(bar_round * int(total or 0) + count)), *found[1:]]
                             total = None
                         else:
                             found = found[1:]
@@ -1264,7 +1354,7 @@ class TextReader:
                     pos = (_EPOCH_POS.search(segment) if "epoch" in names and "/" in segment
                            and ("poch" in segment or "][" in segment) else None)
                     if pos is not None:
-                        lengths.add(next((int(pos[f[2]]) for f in _POSITION_FORMS if pos[f[2]]), None))
+                        lengths.add(next((_count(pos[f[2]]) for f in _POSITION_FORMS if pos[f[2]]), None))
                     if ("epoch" in names and in_eval and epoch is not None and not names & STEP_KEYS and len(names) > 1
                             and float(dict((k.lower(), v) for k, v in found)["epoch"]) == epoch
                             and not any(k.lower().startswith(_SPLITS) for k, _ in found)):
@@ -1306,14 +1396,25 @@ class TextReader:
                         break
                     step = None
                     values: list[tuple[str, float]] = []
+                    why = None
                     for k, v in found:
                         value = float(v)   # the pattern lets only numbers, nan, inf, infinity through
                         #                    (pairs() has dropped thousands commas)
                         if k.lower() in STEP_KEYS and step is None:
                             step = value
+                            why = _bad_step(v)
                         else:
                             values.append((k, value))
-                    if step is not None and step == step and abs(step) != float("inf"):
+                    if why is not None:
+                        # a step that is no step ("step inf", "step nan", "step 1e400", a hash's digits):
+                        # the line is skipped, never given the step before (its values would replace
+                        # that step's own)
+                        bad_steps += 1
+                        if bad_step is None:
+                            shown = ", ".join(f"{k} = {value:g}" for k, value in values[:3])
+                            bad_step = (lineno, f"{why}; the line{f' ({shown})' if shown else ''} is")
+                        continue
+                    if step is not None:
                         last_step = step
                         if first_step is None:
                             first_step = step
@@ -1383,6 +1484,10 @@ class TextReader:
         if event is not None:
             warnings.append(LogWarning("nonfinite_event", f"{name} line {event[0]}: {event[1]}",
                                        where=f"line {event[0]}"))
+        if bad_step is not None:
+            more = f" (and {bad_steps - 1:,} more such lines)" if bad_steps > 1 else ""
+            warnings.append(LogWarning("skipped_line", f"{name} line {bad_step[0]}: {bad_step[1]} skipped{more}",
+                                       where=f"line {bad_step[0]}"))
         if bad_bytes_line:
             warnings.append(LogWarning("replaced_bytes", f"{name} line {bad_bytes_line}: bytes that are "
                                        "not UTF-8 were replaced", where=f"line {bad_bytes_line}"))

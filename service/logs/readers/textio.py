@@ -20,6 +20,36 @@ from gradhealth.logs.series import LogWarning, Role, Series, classify, make_seri
 from gradhealth.logs.sniff import HEAD_BYTES, check_size, past_comment
 
 MAX_LINE_BYTES = 16 * 2**20
+#: A line's end: LF, CRLF, or a lone CR (Excel's "CSV (Macintosh)", classic Mac OS text)
+_LINE_END = re.compile(rb"\r\n?|\n")
+_CHUNK = 2**16
+#: C0 control characters other than tab, CR and LF: text in a single-byte encoding has none of them
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: What a line that is not UTF-8 is read as: Windows' Western European code page, which Excel on
+#: Windows saves CSV in (``acc_é`` is the byte 0xe9); its letters are ISO-8859-1's, plus ``€`` and
+#: typographic quotes where ISO-8859-1 has control codes
+FALLBACK_ENCODING = "cp1252"
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """``data``'s lines without their ends (LF, CRLF or a lone CR); a last empty piece is kept (the
+    text after the last line end)."""
+    return _LINE_END.split(data)
+
+
+def decode_line(raw: bytes) -> tuple[str, bool] | None:
+    """A line's text: UTF-8, else :data:`FALLBACK_ENCODING` where every byte is a character of it
+    and none is a control code (so binary data is never read as text); and whether the fallback
+    was used. None when it is neither."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = raw.decode(FALLBACK_ENCODING)
+    except UnicodeDecodeError:
+        return None
+    return (None if _CONTROL.search(text) else (text, True))
 
 
 def open_log(path: Path, limits: ReadLimits) -> BinaryIO:
@@ -37,17 +67,56 @@ class Lines:
     While iterating, ``lineno`` (1-based) and ``offset`` (byte offset of the line's start) describe
     the line just returned, and ``unterminated_last`` says it is the file's last line and has no
     newline (so it may have been cut off while being written).
+
+    ``lenient`` (tables: :class:`CsvRows`): a lone CR ends a line too (Excel's "CSV (Macintosh)"),
+    and a file whose first line is not UTF-8 is read as :data:`FALLBACK_ENCODING` throughout
+    (Excel's CSV on Windows); ``transcoded`` is then 1 (the reader's ``transcoded`` note), else
+    None. Otherwise a line that is not UTF-8 (a file whose header is UTF-8 and a later line is
+    not has mixed encodings) is a :class:`LogError` naming the line, the byte offset and the byte.
     """
 
-    def __init__(self, f: BinaryIO, name: str) -> None:
+    def __init__(self, f: BinaryIO, name: str, *, lenient: bool = False) -> None:
         self._f = f
         self.name = name
         self.lineno = 0
         self.offset = 0
         self.unterminated_last = False
+        self.transcoded: int | None = None
         self._read = 0
+        self._lenient = lenient
+        self._ends = (b"\n", b"\r") if lenient else (b"\n",)
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+
+    def _lenient_raw(self) -> bytes:
+        """The next line, up to and with its end (LF, CRLF or a lone CR); b"" at the end of the file."""
+        scan = self._pos
+        while True:
+            m = _LINE_END.search(self._buf, scan)
+            # (a CR that ends what was read may be the first half of a CRLF: read on to see)
+            if m is not None and (m.end() < len(self._buf) or m[0] != b"\r" or self._eof):
+                line = self._buf[self._pos:m.end()]
+                self._pos = m.end()
+                break
+            if self._eof:
+                line = self._buf[self._pos:]
+                self._pos = len(self._buf)
+                break
+            if len(self._buf) - self._pos >= MAX_LINE_BYTES:
+                raise LogError(f"{self.name} line {self.lineno + 1} (byte offset {self._read}): the line is "
+                               f"longer than {MAX_LINE_BYTES:,} bytes; this is not a line-based log")
+            scan = max(self._pos, len(self._buf) - 1) - self._pos  # (searched already, but a last CR)
+            chunk = self._f.read(_CHUNK)
+            self._eof = not chunk
+            self._buf = self._buf[self._pos:] + chunk
+            self._pos = 0
+        self._read += len(line)
+        return line
 
     def _next_raw(self) -> bytes:
+        if self._lenient:
+            return self._lenient_raw()
         start = self._read
         raw = self._f.readline(MAX_LINE_BYTES)
         self._read += len(raw)
@@ -63,14 +132,22 @@ class Lines:
             self.lineno += 1
             self.offset = offset_here = self._read - len(raw)
             nxt = self._next_raw()
-            self.unterminated_last = not nxt and not raw.endswith(b"\n")
+            self.unterminated_last = not nxt and not raw.endswith(self._ends)
             try:
-                text = raw.decode("utf-8")
+                # (a table whose first line is Windows-1252 is so throughout: Excel saves it whole)
+                text = raw.decode(FALLBACK_ENCODING if self.transcoded else "utf-8")
             except UnicodeDecodeError as e:
-                if not self.unterminated_last:
-                    raise LogError(f"{self.name} line {self.lineno}: not UTF-8 text (byte offset "
-                                   f"{offset_here + e.start})") from None
-                text = raw.decode("utf-8", "replace")  # cut inside a character: fails to parse later
+                decoded = decode_line(raw) if self._lenient and self.lineno == 1 else None
+                if decoded is not None:
+                    text = decoded[0]
+                    self.transcoded = self.lineno
+                elif not self.unterminated_last:
+                    what = f"{FALLBACK_ENCODING} text as line 1 is" if self.transcoded else "UTF-8 text"
+                    raise LogError(f"{self.name} line {self.lineno}: not {what} (byte offset "
+                                   f"{offset_here + e.start}), byte 0x{raw[e.start]:02x}; save it as "
+                                   "UTF-8") from None
+                else:
+                    text = raw.decode("utf-8", "replace")  # cut inside a character: fails to parse later
             if self.lineno == 1 and text.startswith("\ufeff"):
                 text = text[1:]
             yield text
@@ -214,24 +291,30 @@ def loads(text: str, decoder: json.JSONDecoder = _JSON) -> Any:
 
 
 def first_lines(head: bytes, n: int = 50) -> list[str]:
-    """Up to ``n`` complete, non-empty lines of ``head`` as text; [] when it holds NUL bytes or its
-    first line is not UTF-8 (lines after a line that is not UTF-8 are left out)."""
+    """Up to ``n`` complete, non-empty lines of ``head`` as text, split where :class:`Lines` splits
+    them (LF, CRLF or a lone CR); where the first line is not UTF-8, all are read as
+    :data:`FALLBACK_ENCODING`, as a table's reader reads them (:func:`decode_line`). [] when the
+    head holds NUL bytes or its first line is neither (lines after one that is not UTF-8 in a head
+    that is are left out)."""
     if b"\x00" in head[:4096]:
         return []
-    raw_lines = head.split(b"\n")
+    raw_lines = split_lines(head)
     if len(raw_lines) > 1 and len(head) >= 4096:
         raw_lines = raw_lines[:-1]            # the head may end mid-line
     out: list[str] = []
+    fallback = False
     for i, raw in enumerate(raw_lines):
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode(FALLBACK_ENCODING if fallback else "utf-8")
         except UnicodeDecodeError:
-            if i == 0:
-                return []
-            break
+            decoded = decode_line(raw) if i == 0 else None
+            if decoded is None:
+                if i == 0:
+                    return []
+                break
+            text, fallback = decoded
         if i == 0:
             text = text.lstrip("\ufeff")
-        text = text.rstrip("\r")
         if text.strip():
             out.append(text)
             if len(out) >= n:
@@ -255,15 +338,15 @@ def leading_comments(head: bytes) -> int:
     ``r,l,t``. 0 when there are none, or when the line after them is not a header but a row of
     numbers: then the last comment is the header itself (``numpy.savetxt``'s ``# step,loss``) and
     the table is read as it always was."""
-    raw = head.split(b"\n")
+    raw = split_lines(head)
     if len(raw) > 1 and len(head) >= 4096:
         raw = raw[:-1]                                   # the head may end mid-line
     count = 0
     for i, line in enumerate(raw):
-        try:
-            text = line.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError:
+        decoded = decode_line(line)
+        if decoded is None:
             return 0
+        text = decoded[0]
         if not text.strip() or _comment(text):
             count = i + 1
             continue
@@ -280,7 +363,16 @@ def leading_comments(head: bytes) -> int:
 def after_comments(head: bytes) -> bytes:
     """``head`` without its leading ``#`` comment lines (:func:`leading_comments`)."""
     n = leading_comments(head)
-    return head.split(b"\n", n)[n] if n else head
+    if not n:
+        return head
+    ends = _LINE_END.finditer(head)
+    end = 0
+    for _ in range(n):
+        m = next(ends, None)
+        if m is None:
+            return b""
+        end = m.end()
+    return head[end:]
 
 
 def delimiter(head: bytes) -> str:
@@ -357,7 +449,7 @@ class CsvRows:
         # longer than the head (a Monitor file's start record with a long info dict) is read to its end
         self._skip = leading_comments(past_comment(self._f, self._f.read(HEAD_BYTES), HEAD_BYTES))
         self._f.seek(0)
-        self.lines = Lines(self._f, path.name)
+        self.lines = Lines(self._f, path.name, lenient=True)
 
     def __enter__(self) -> CsvRows:
         return self
@@ -512,7 +604,19 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
     if blank_steps:
         warnings.append(LogWarning("placed_by_order", f"{path.name}: {blank_steps:,} row(s) with a blank "
                                    f"{step_column!r} cell took the step of the row before"))
+    if (note := transcoded_note(path.name, lines)) is not None:
+        warnings.append(note)
     return points, warnings, header
+
+
+def transcoded_note(name: str, lines: Lines) -> LogWarning | None:
+    """The ``transcoded`` note of a table whose lines were not all UTF-8 (:class:`Lines`'
+    ``lenient``), else None."""
+    if lines.transcoded is None:
+        return None
+    return LogWarning("transcoded", f"{name} line {lines.transcoded}: not UTF-8 text; read as "
+                      f"{FALLBACK_ENCODING} (Windows-1252, the encoding Excel on Windows saves CSV in)",
+                      where=f"line {lines.transcoded}")
 
 
 #: The roles a run is judged on: never read past as text.
