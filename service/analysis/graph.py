@@ -47,6 +47,7 @@ from torch import nn
 from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, step
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.guards import BACKWARD_MAKERS, DomainGuards, Guard, caller, op_name
+from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.simulate import (
     PROBABILITY_LOSSES,
@@ -669,12 +670,15 @@ def hook_computed_weight(module: nn.Module) -> torch.Tensor | None:
 
 
 def first_tensor(value: Any) -> torch.Tensor | None:
-    """The tensor ``value`` is, or the first in it: of a tuple or list, or of a mapping (a Hugging
-    Face ``ModelOutput``: its ``logits`` where it has them, else its first tensor field)."""
+    """The tensor ``value`` is, or the first in it: the first element of a tuple or list that holds
+    one (past a leading None), or of a mapping (a Hugging Face ``ModelOutput``: its ``logits`` where
+    it has them, else its first tensor field)."""
     if isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, tuple | list) and value:
-        return first_tensor(value[0])
+    if isinstance(value, tuple | list):
+        # the first element that holds one: a model's ``(None, logits)`` when no labels are given
+        # (the loss it would compute itself, absent) is its logits
+        return next((t for t in map(first_tensor, value) if t is not None), None)
     if isinstance(value, Mapping):
         if isinstance(value.get("logits"), torch.Tensor):
             return cast(torch.Tensor, value["logits"])
@@ -1433,12 +1437,35 @@ def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
     return out
 
 
+def check_loss_input(kind: str, out: torch.Tensor, name: str = "the model's output") -> None:
+    """Refuse (:class:`ModelError`: a 422, exit 2) an output no loss of ``kind`` can be taken of,
+    naming it (``name``): one with no elements (a ``Slice 0:0``: a loss of nothing is NaN, which
+    read as a model that makes NaN), or a scalar under cross-entropy, which needs classes along a
+    last dimension (a graph that returns its own loss, a ``ReduceSum`` with ``keepdims=0``)."""
+    shape = list(out.shape)
+    if out.numel() == 0:
+        raise ModelError(f"{name} has no elements (shape {shape}): the check takes its loss of it, and a "
+                         "loss of no values is no loss; return or export an output with values")
+    if kind == "cross_entropy" and out.dim() == 0:
+        raise ModelError(f"{name} is a scalar (shape []); cross_entropy needs [batch, classes]: return or "
+                         "export the logits (not a loss already taken of them), or use the mse loss")
+
+
+def _output_name(run: GraphRun, k: int = 0) -> str:
+    """How a refusal names output ``k`` of ``run``: an imported graph's by its name, else by place."""
+    names = getattr(run.model, "output_names", None)
+    if isinstance(names, Sequence) and not isinstance(names, str) and k < len(names):
+        return f"the graph's output {str(names[k])!r}"
+    return "the model's output" if k == 0 else f"the model's output {k}"
+
+
 def loss_of(kind: str, out: torch.Tensor, seed: int, *, from_logits: bool = True, squashed: str | None = None
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(the loss, the fraction of the batch it gives no gradient; :func:`.losses.loss_value`):
     cross-entropy over the last dimension against random classes, MSE against a random target,
     binary cross-entropy against random 0/1 targets, or a plain sum; the target is drawn from
     ``seed`` on the CPU."""
+    check_loss_input(kind, out)
     gen = torch.Generator().manual_seed(20_000 + seed)
     target: torch.Tensor | None = None
     if kind == "cross_entropy":
@@ -1627,10 +1654,31 @@ def _seed_inputs(run: GraphRun, seed: int, device: torch.device) -> list[torch.T
             for x in make_inputs(run.inputs, seed)]
 
 
-def _output(value: Any) -> torch.Tensor:
+def structure(value: Any, depth: int = 3, most: int = 6) -> str:
+    """What ``value`` is made of, by type and never by value: ``tuple(NoneType, Tensor(int64,
+    [16]))``, ``dict(loss: NoneType, logits: NoneType)``; ``depth`` levels, ``most`` items each."""
+    if isinstance(value, torch.Tensor):
+        return f"Tensor({str(value.dtype).removeprefix('torch.')}, {list(value.shape)})"
+    if isinstance(value, tuple | list | Mapping):
+        kind = type(value).__name__
+        if depth <= 0:
+            return f"{kind}(...)"
+        items = ([f"{str(k)[:40]}: {structure(v, depth - 1, most)}" for k, v in list(value.items())[:most]]
+                 if isinstance(value, Mapping) else [structure(v, depth - 1, most) for v in list(value)[:most]])
+        more = len(value) - most
+        return f"{kind}({', '.join(items)}{f', and {more} more' if more > 0 else ''})"
+    return type(value).__name__
+
+
+def _output(value: Any, name: str = "the model's (first) output") -> torch.Tensor:
+    """The tensor the loss is taken of in ``value`` (:func:`first_tensor`); :class:`ModelError` (a
+    4xx, exit 2: the model's, not the check's) naming what ``value`` holds where it has no
+    floating-point one."""
     out = first_tensor(value)
     if out is None or not out.is_floating_point():
-        raise ValueError("the model's (first) output is not a floating-point tensor")
+        raise ModelError(f"{name} is {structure(value)}: the check takes its loss of a floating-point tensor "
+                         "(the output itself, the first tensor of a tuple or list, or a mapping's 'logits'); "
+                         "return the logits from forward")
     return out
 
 
@@ -1720,6 +1768,8 @@ def _loss(run: GraphRun, out: Any, seed: int, logits: Sequence[torch.Tensor] = (
     (onnxsweep10)."""
     if run.losses is None:
         first = _output(out)
+        # before the loss: a scalar or empty output named, not an IndexError or a NaN loss (errsweep5 G2)
+        check_loss_input(run.loss, first, _output_name(run))
         held = logits[0] if logits else None
         if run.inference_head and run.loss == "cross_entropy" and softmax_over_last(first):
             # log-probabilities are logits whose log_softmax is themselves
@@ -1736,8 +1786,11 @@ def _loss(run: GraphRun, out: Any, seed: int, logits: Sequence[torch.Tensor] = (
     if len(outs) != len(run.losses) or not all(isinstance(o, torch.Tensor) for o in outs):
         raise ValueError(f"the model returned {len(outs)} outputs where {len(run.losses)} were expected")
     options = run.output_options or ((True, None),) * len(outs)
-    return cast(torch.Tensor, sum(loss_of(kind, _output(o), seed + 1_000_000 * k, from_logits=fl, squashed=sq)[0]
-                                  for k, (kind, o, (fl, sq)) in enumerate(zip(run.losses, outs, options, strict=True)))), None
+    firsts = [_output(o, _output_name(run, k)) for k, o in enumerate(outs)]
+    for k, (kind, o) in enumerate(zip(run.losses, firsts, strict=True)):
+        check_loss_input(kind, o, _output_name(run, k))
+    return cast(torch.Tensor, sum(loss_of(kind, o, seed + 1_000_000 * k, from_logits=fl, squashed=sq)[0]
+                                  for k, (kind, o, (fl, sq)) in enumerate(zip(run.losses, firsts, options, strict=True)))), None
 
 
 def layer_scale_names(net: nn.Module, tracer: Tracer) -> dict[str, float]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from gradhealth.analysis.importers.onnx_static import (
     FLOAT_ELEMENT_TYPES,
     INT_ELEMENT_TYPES,
     attribute_value,
+    declared_outputs,
     read_header,
 )
 from gradhealth.analysis.plan import Limits
@@ -95,6 +96,36 @@ class Unsupported(Exception):
 
 class NodeFailure(ValueError):
     """A node's failure at run time whose message already names the node (not prefixed again)."""
+
+
+def _failure(exc: Exception, names: Sequence[str], values: Sequence[Any]) -> str:
+    """What a node's IndexError, TypeError, KeyError or ArithmeticError says of the model: torch's
+    own words where they name the fault ("Dimension out of range (expected to be in range of [-2,
+    1], but got 99)"), the key a KeyError missed (a required attribute), and otherwise, where the
+    words are Python's own of the interpreter's code ("tuple index out of range": errsweep5 G10),
+    the node's inputs, by name and shape, that the op could not take; the exception stays chained."""
+    kind = type(exc).__name__
+    if isinstance(exc, IndexError) and str(exc).startswith("Dimension out of range"):
+        return f"{kind}: {exc}"
+    if isinstance(exc, KeyError) and exc.args:
+        return f"{kind}: {str(exc.args[0])[:80]!r} is missing (a required attribute, or a value the op reads)"
+    return (f"{kind}: its inputs do not fit it ({_describe(names, values)}): an attribute or an input's values "
+            "are outside what the op takes")
+
+
+def _describe(names: Sequence[str], values: Sequence[Any], most: int = 8) -> str:
+    """A node's inputs for a refusal: each by name and shape, a short integer one (a shape, axes)
+    with its values too: ``'y' of shape [16, 4], 's' = [0, 0, 0]``."""
+    parts = []
+    for name, v in zip(names, values, strict=False):
+        if not name:
+            continue
+        if isinstance(v, torch.Tensor):
+            small = not v.is_floating_point() and v.dim() <= 1 and v.numel() <= most
+            parts.append(f"{name!r} = {v.reshape(-1).tolist()}" if small else f"{name!r} of shape {list(v.shape)}")
+        else:
+            parts.append(f"{name!r}: {type(v).__name__}")
+    return ", ".join(parts) or "no inputs"
 
 
 @dataclass
@@ -926,6 +957,12 @@ def _squeeze(n: Node, c: Ctx) -> Op:
         ax = list(attr_axes) if attr_axes is not None else _ints(axes)
         if not ax:
             return x.squeeze()
+        # torch's squeeze leaves an axis longer than 1 as it is; ONNX defines no such Squeeze, and
+        # going on silently simulated another graph than the file's (errsweep5 G10)
+        wide = next((a for a in ax if -x.dim() <= a < x.dim() and x.shape[a] != 1), None)
+        if wide is not None:
+            raise ValueError(f"axis {wide} has size {x.shape[wide]} (its input has shape {list(x.shape)}); "
+                             "only an axis of size 1 can be squeezed")
         for a in sorted((a % x.dim() for a in ax), reverse=True):
             x = x.squeeze(a)
         return x
@@ -1392,6 +1429,9 @@ class OnnxModule(nn.Module):
                  trainable: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.input_names, self.output_names = inputs, outputs
+        #: per output, its declared shape and whether its fixed sizes hold for this run
+        #: (:func:`.onnx_static.declared_outputs`; set by :func:`import_onnx`), checked by forward
+        self.declared_shapes: list[tuple[list[int | None], bool] | None] = []
         self.ops = nn.ModuleList(ops)
         self.wiring = wiring
         #: values known at import that an op holds itself (a weight it made a parameter): read as
@@ -1439,7 +1479,7 @@ class OnnxModule(nn.Module):
                     # attribute of the wrong kind or missing: the file's graph, not the check, is
                     # wrong; a ValueError naming the node is what the check refuses as such (a 422),
                     # and what a remedy's re-simulation reports as not simulated (errsweep E7)
-                    raise NodeFailure(f"node {self._label(k)}: {type(exc).__name__}: {exc}") from exc
+                    raise NodeFailure(f"node {self._label(k)}: {_failure(exc, ins, args)}") from exc
                 if len(outs) == 1:
                     env[outs[0]] = result[0] if isinstance(result, tuple) else result
                 else:
@@ -1452,7 +1492,32 @@ class OnnxModule(nn.Module):
         if missing:
             raise ModelError(f"graph output {missing[0]!r} was computed by no node")
         out = [env[o] for o in self.output_names]
+        self._check_declared(out)
         return out[0] if len(out) == 1 else tuple(out)
+
+    def _check_declared(self, out: list[Any]) -> None:
+        """Refuse (:class:`ModelError`, naming the output) a graph output whose declared shape
+        (:attr:`declared_shapes`) what the graph computed contradicts: another rank, or, while the
+        inputs take their declared sizes, another fixed size. The file then says two things of the
+        tensor the loss is taken of ([3, 3, 3] declared, [16, 4] computed: which classes?), and
+        ONNX's own checker refuses such a file (``onnx.checker`` with ``full_check``): errsweep5 G10.
+        Judged on the tensors the run made, never on shape inference's estimate."""
+        for name, value, declared in zip(self.output_names, out, self.declared_shapes, strict=False):
+            if declared is None or not isinstance(value, torch.Tensor):
+                continue
+            dims, sizes_hold = declared
+            got = list(value.shape)
+            shown = [d if d is not None else "?" for d in dims]
+            if len(dims) != len(got):
+                raise ModelError(f"graph output {name!r} is declared of shape {shown} (rank {len(dims)}), but its "
+                                 f"graph computes shape {got} (rank {len(got)}); fix the declared output shape "
+                                 "(or leave its sizes dynamic)")
+            wrong = next((k for k, (d, g) in enumerate(zip(dims, got, strict=True)) if d is not None and d != g),
+                         None) if sizes_hold else None
+            if wrong is not None:
+                raise ModelError(f"graph output {name!r} is declared of shape {shown}, but its graph computes "
+                                 f"shape {got} (dimension {wrong}: {dims[wrong]} declared, {got[wrong]} computed); "
+                                 "fix the declared output shape (or leave its sizes dynamic)")
 
     def _label(self, k: int) -> str:
         """``name (Op)`` of op ``k``'s node, its position where the file left it unnamed."""
@@ -2045,6 +2110,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                         [(n.inputs, n.outputs) for n in nodes], consts, names, held=frozenset(static),
                         trainable=frozenset({k for found in trainable.values() for k in found} - ctx.weights))
     module.op_types = [node.op for node in nodes]
+    module.declared_shapes = declared_outputs(graph, shapes)
     for at, sources in trainable.items():
         op = ops[at]
         if isinstance(op, DynamicConv):

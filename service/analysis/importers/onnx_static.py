@@ -376,13 +376,18 @@ FLOAT_ELEMENT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
 INT_ELEMENT_TYPES = frozenset({6, 7, 9, 2, 3})
 
 
-def check_ops(graph: Any, known: dict[str, np.ndarray]) -> None:
+def check_ops(graph: Any, known: dict[str, np.ndarray], ranks: dict[str, int] | None = None) -> None:
     """Refuse (:class:`ModelError`, naming the node) what a node's attributes or constant inputs
     already make impossible to run, before a job is queued: a ``Cast`` to an element type the check
     cannot simulate (a string, a complex, ``to=999``), a ``Reshape`` whose known target shape infers
-    more than one dimension (two -1s). ``known``: :func:`_known_values` of the graph."""
+    more than one dimension (two -1s), and the constant parameter inputs the ONNX operator does not
+    define (:func:`_check_parameters`: a Reshape's target, Squeeze's and Unsqueeze's axes, Dropout's
+    ratio, Slice's steps and axes). ``known``: :func:`_known_values` of the graph; ``ranks``: the
+    rank of each tensor where it is declared or inferred (:func:`_estimate`)."""
     for k, n in enumerate(graph.node):
         label = _node_label(n, k)
+        if n.domain in ("", "ai.onnx"):
+            _check_parameters(n, label, known, ranks or {})
         if n.op_type == "Cast":
             to = next((a.i for a in n.attribute if a.name == "to"), None)
             if to is None:
@@ -398,6 +403,106 @@ def check_ops(graph: Any, known: dict[str, np.ndarray]) -> None:
             if int(np.sum(shape == -1)) > 1:
                 raise ModelError(f"node {label}: its target shape {shape.astype(np.int64).tolist()} has "
                                  "more than one -1 (only one dimension can be inferred)")
+
+
+def _input(n: Any, i: int, known: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The known value (:func:`_known_values`) of node ``n``'s input ``i``, else None."""
+    return known.get(n.input[i]) if len(n.input) > i and n.input[i] else None
+
+
+def _attr(n: Any, name: str) -> Any:
+    """Node ``n``'s attribute ``name`` as a Python value (types already checked), else None."""
+    from onnx import helper
+
+    return next((helper.get_attribute_value(a) for a in n.attribute if a.name == name), None)
+
+
+def _check_parameters(n: Any, label: str, known: dict[str, np.ndarray], ranks: dict[str, int]) -> None:
+    """Refuse (:class:`ModelError`, naming the node) a parameter that the op takes as an input (or
+    an older opset's attribute) and that is known before running, where the ONNX operator does not
+    define it: the interpreter would stop with Python's own words (``tuple index out of range``)
+    or go on silently (a Dropout ratio of 2.5: errsweep5 G10). ``ranks``: the rank of the node's data
+    input where it is known (as :func:`check_axes` reads it); what needs its sizes (a Squeeze of
+    an axis longer than 1, a Reshape target of another size) is judged by the interpreter on the
+    tensors themselves, named by node too: ONNX's shape inference can be a size off (a pool with
+    ceil_mode), and a valid file must not be refused on its estimate."""
+    where = f"node {label}"
+    rank = ranks.get(n.input[0]) if n.input and n.input[0] else None
+    if n.op_type == "Dropout":
+        ratio = _input(n, 1, known)
+        value = (float(ratio.ravel()[0]) if ratio is not None and ratio.size == 1
+                 and np.issubdtype(ratio.dtype, np.number) else _attr(n, "ratio"))
+        if value is not None and not 0 <= float(value) < 1:
+            raise ModelError(f"{where}: ratio {float(value):g} is outside [0, 1) (the fraction of values "
+                             "dropped)")
+        return
+    if n.op_type not in ("Reshape", "Squeeze", "Unsqueeze", "Slice"):
+        return
+    arg = _input(n, 1, known)
+    if n.op_type == "Reshape":
+        if arg is None or not np.issubdtype(arg.dtype, np.integer):
+            return
+        target = [int(d) for d in arg]
+        allowzero = bool(_attr(n, "allowzero") or 0)
+        bad = [d for d in target if d < -1]
+        if bad:
+            raise ModelError(f"{where}: its target shape {target} holds {bad[0]}; each size must be -1 (inferred), "
+                             "0 (copied from the input) or positive")
+        if allowzero and 0 in target and -1 in target:
+            raise ModelError(f"{where}: its target shape {target} has both a 0 and a -1 with allowzero=1 "
+                             "(the -1 cannot be inferred from an empty tensor)")
+        past = next((i for i, d in enumerate(target) if d == 0 and rank is not None and i >= rank), None)
+        if past is not None and not allowzero:
+            raise ModelError(f"{where}: its target shape {target}: shape[{past}] = 0 copies a dimension its input "
+                             f"{n.input[0]!r} (rank {rank}) does not have")
+        return
+    if n.op_type in ("Squeeze", "Unsqueeze"):
+        attr = _attr(n, "axes")
+        axes = [int(a) for a in attr] if attr is not None else (
+            [int(a) for a in arg] if arg is not None and np.issubdtype(arg.dtype, np.integer) else None)
+        if axes is None or not rank:
+            return
+        out = rank + len(axes) if n.op_type == "Unsqueeze" else rank
+        off = [a for a in axes if not -out <= a < out]
+        if off:
+            raise ModelError(f"{where}: axes {axes} has {off[0]} out of range, its input {n.input[0]!r} has "
+                             f"rank {rank} (axes -{out} to {out - 1})")
+        if len({a % out for a in axes}) != len(axes):
+            raise ModelError(f"{where}: axes {axes} names an axis more than once")
+        return
+    # Slice: a step of 0 never ends, and its axes are axes of its input
+    steps, axes_v = _input(n, 4, known), _input(n, 3, known)
+    if steps is not None and np.issubdtype(steps.dtype, np.integer) and (steps == 0).any():
+        raise ModelError(f"{where}: its steps {steps.astype(np.int64).tolist()} hold a 0 (a slice steps at "
+                         "least 1 either way)")
+    if axes_v is not None and rank and np.issubdtype(axes_v.dtype, np.integer):
+        off = [int(a) for a in axes_v if not -rank <= int(a) < rank]
+        if off:
+            raise ModelError(f"{where}: axes {axes_v.astype(np.int64).tolist()} has {off[0]} out of range, its "
+                             f"input {n.input[0]!r} has rank {rank} (axes -{rank} to {rank - 1})")
+
+
+def declared_outputs(graph: Any, shapes: dict[str, list[int]]) -> list[tuple[list[int | None], bool] | None]:
+    """Per graph output, (its declared shape, a fixed size as None where dynamic; whether its fixed
+    sizes hold for this run: every graph input takes the sizes its file declares, no batch size or
+    input shape given in place of a fixed one), or None where no shape is declared. The interpreter
+    compares them with what the graph computes (:meth:`.onnx.OnnxModule.forward`)."""
+    as_declared = True
+    for inp in graph.input:
+        given = shapes.get(inp.name)
+        if given is not None and any(
+                d.HasField("dim_value") and d.dim_value > 0 and (k >= len(given) or given[k] != d.dim_value)
+                for k, d in enumerate(inp.type.tensor_type.shape.dim)):
+            as_declared = False
+    out: list[tuple[list[int | None], bool] | None] = []
+    for o in graph.output:
+        tt = o.type.tensor_type if o.type.HasField("tensor_type") else None
+        if tt is None or not tt.HasField("shape"):
+            out.append(None)
+            continue
+        out.append(([int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
+                     for d in tt.shape.dim], as_declared))
+    return out
 
 
 #: Ops that slide a window over the spatial dimensions of their first input.
@@ -908,7 +1013,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     act, largest, ranks = _estimate(model, shapes)
     # an axis or perm out of the range of its input's rank (errsweep E7), before any tensor is made
     check_axes(graph, ranks)
-    check_ops(graph, known)  # a Cast to a type no tensor here has, a Reshape with two -1s
+    # a Cast to a type no tensor here has; a Reshape, Squeeze, Unsqueeze, Dropout or Slice whose
+    # constant inputs the op does not define (errsweep5 G10)
+    check_ops(graph, known, ranks)
     # a window's strides, pads, dilations, group or kernel_shape that no convolution or pool has
     check_windows(graph, ranks)
     if act > limits.max_activation_bytes and defaulted:
