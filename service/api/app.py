@@ -363,7 +363,58 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.add_middleware(_Raw, wrap=lambda inner: body_deadline(inner, settings.body_timeout_s,
                                                               settings.body_min_rate))
     app.add_middleware(_Raw, wrap=lambda inner: app.state.metrics.middleware(inner, route_label))
+    # Outermost: every response, the refusals of the middlewares above included
+    app.add_middleware(_Raw, wrap=security_headers)
     return app
+
+
+#: Media types a browser renders as a document of the service's origin (or may, when sniffing):
+#: what a job's report is served as (?format=html, markdown), and the UI's pages and icon.
+DOCUMENT_TYPES = frozenset({b"text/html", b"application/xhtml+xml", b"text/markdown", b"image/svg+xml"})
+
+
+def document_policy() -> str:
+    """The Content-Security-Policy of a document served without one of its own (a job's report,
+    which holds names from the caller's input): a sandbox (no script, no form, an opaque origin)
+    where nothing loads but the report's own stylesheet (by its hash, as the UI allows it) and
+    inline images, and that no other page may frame."""
+    from gradhealth.ui import report_style_hash
+
+    return "; ".join(["sandbox", "default-src 'none'", f"style-src {report_style_hash()}", "img-src data:",
+                      "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'"])
+
+
+def security_headers(app: ASGIApp) -> ASGIApp:
+    """``X-Content-Type-Options: nosniff`` on every response, and on every document
+    (:data:`DOCUMENT_TYPES`) a Content-Security-Policy: :func:`document_policy` where the route
+    set none (the UI's pages and /docs set their own), ``frame-ancestors 'none'`` added to one that
+    lacks it. One place, so that no route (a new report format, an error page) can forget them."""
+    policy = document_policy().encode("ascii")
+
+    async def secured(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])]
+                names = {k.lower() for k, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                media = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if media.split(b";", 1)[0].strip().lower() in DOCUMENT_TYPES:
+                    if b"content-security-policy" not in names:
+                        headers.append((b"content-security-policy", policy))
+                    else:
+                        headers = [(k, v + b"; frame-ancestors 'none'" if k.lower() == b"content-security-policy"
+                                    and b"frame-ancestors" not in v else v) for k, v in headers]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_secured)
+
+    return secured
 
 
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"

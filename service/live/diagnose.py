@@ -29,11 +29,11 @@ from sqlalchemy.orm import Session
 from gradhealth.core.document import Diagnosis, Finding
 from gradhealth.db.models import RunRow
 from gradhealth.live import store
-from gradhealth.live.points import Point
+from gradhealth.live.points import Point, unstorable
 from gradhealth.live.state import RunState, SeriesState
 from gradhealth.logs.check import diagnose as log_diagnose
 from gradhealth.logs.readers.native import native_role
-from gradhealth.logs.series import RunLog, clean_name, make_series
+from gradhealth.logs.series import RunLog, classify, clean_name, make_series
 from gradhealth.logs.thresholds import LogThresholds
 from gradhealth.webhooks import outbox
 
@@ -69,6 +69,15 @@ class RunConfig(BaseModel):
     @field_validator("params")
     @classmethod
     def _utf8(cls, value: dict[str, str]) -> dict[str, str]:
+        # a key is a name (no control character), a value free text (no NUL): as a point's names,
+        # refused here on either store, not by PostgreSQL alone
+        for key, text in value.items():
+            why = unstorable(key)
+            if why is not None:
+                raise ValueError(f"the key {key[:40]!r} {why}")
+            why = unstorable(text, name=False)
+            if why is not None:
+                raise ValueError(f"the value of {key[:40]!r} {why}")
         return {clean_name(k): clean_name(v) for k, v in value.items()}  # storable as UTF-8
 
     @field_validator("thresholds", mode="before")
@@ -272,11 +281,33 @@ def _document(run_log: RunLog, thresholds: LogThresholds, name: str, note: str |
 
 
 def _latest_grad_norm(run_log: RunLog) -> float | None:
+    """The last value of the run's total gradient-norm series, NaN and the infinities included (a
+    run blowing up is when a dashboard needs it most); None while the run has no such series."""
     s = run_log.first("grad_norm")
     if s is None or not len(s):
         return None
-    v = float(s.values[-1])
-    return None if math.isnan(v) else v
+    return float(s.values[-1])
+
+
+def _stored_grad_norm(value: float | None) -> float | None:
+    # SQLite stores NaN as NULL (PostgreSQL would keep it): NULL on both, read back by grad_norm_of
+    return None if value is None or math.isnan(value) else value
+
+
+def _grad_norm_series(name: str) -> bool:
+    """Whether ``name`` is read as a total gradient norm (the role _latest_grad_norm looks for), as
+    the run's RunLog assigns roles (:meth:`RunState.run_log`, :func:`full_log`)."""
+    role, _layer = native_role(name)
+    return (role or classify(name)[0]) == "grad_norm"
+
+
+def grad_norm_of(run: RunRow) -> float | None:
+    """A run's latest total gradient norm as :func:`_commit` stored it: a finite value or an
+    infinity as it is; NULL is NaN where the run has a total gradient-norm series (its last value
+    was NaN: every series of a run holds a point), and no value where it has none."""
+    if run.grad_norm is not None:
+        return float(run.grad_norm)
+    return math.nan if any(_grad_norm_series(n) for n in run.series or []) else None
 
 
 def _commit(session: Session, run: RunRow, doc: Diagnosis, run_log: RunLog, *, extra: dict[str, Any],
@@ -288,7 +319,7 @@ def _commit(session: Session, run: RunRow, doc: Diagnosis, run_log: RunLog, *, e
     last = store.add_events(session, run.id, run.events, events)
     values = dict(diagnosis=doc.model_dump(mode="json"), findings_state=changes.state, events=last,
                   finding_codes=",".join(sorted({f.code for f in doc.findings})) or None,
-                  grad_norm=_latest_grad_norm(run_log), updated_at=store.utcnow(), **extra)
+                  grad_norm=_stored_grad_norm(_latest_grad_norm(run_log)), updated_at=store.utcnow(), **extra)
     if not store.compare_and_set(session, run.id, run.version, values):
         session.rollback()
         return False

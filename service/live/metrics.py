@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from gradhealth.live import store
+from gradhealth.live.diagnose import grad_norm_of
 from gradhealth.settings import Settings
 
 #: The default of the setting: the app sets its configured value on the collector.
@@ -20,7 +21,8 @@ DEFAULT_LIMIT = int(Settings.model_fields["run_gauge_limit"].default)
 
 
 class RunCollector(Collector):
-    """``gradhealth_run_grad_norm{run,name}`` and ``gradhealth_run_findings{run,name,code}``."""
+    """``gradhealth_run_grad_norm{run,name}`` (NaN, +Inf or -Inf where the run's latest gradient
+    norm is) and ``gradhealth_run_findings{run,name,code}``."""
 
     def __init__(self, factory: sessionmaker[Session], limit: int = DEFAULT_LIMIT) -> None:
         self.factory = factory
@@ -47,8 +49,9 @@ class RunCollector(Collector):
                                      "Findings of an active live run's current diagnosis, by code and severity",
                                      labels=["run", "name", "code", "severity"])
         for run in runs:
-            if run.grad_norm is not None:
-                norm.add_metric([run.id, run.name], run.grad_norm)
+            value = grad_norm_of(run)
+            if value is not None:  # NaN and +-Inf too: the exposition format spells them (NaN, +Inf, -Inf)
+                norm.add_metric([run.id, run.name], value)
             tally: dict[tuple[str, str], int] = {}
             for f in (run.diagnosis or {}).get("findings", []):
                 key = (str(f.get("code")), str(f.get("severity")))

@@ -43,6 +43,30 @@ _NONFINITE_TEXT = re.compile(r"^\s*[+-]?(?:nan|inf|infinity)\s*$", re.IGNORECASE
 #: JSON string (U+0085, U+2028 and U+2029 can, and are no break).
 _SEPARATORS = re.compile(r"[\r\x0b\x0c\x1c-\x1e]")
 
+#: What a name (a run's, a series', a layer's, a param's key) may hold: no C0 control character
+#: (U+0000-U+001F), the rule a run's name has always had (``RunCreate.name``). A NUL cannot be
+#: stored the same on both stores (PostgreSQL's text refuses it, SQLite keeps it), and the other
+#: controls would break the name's line in a report. A free-text value (a param's) may hold them,
+#: all but the NUL. The published schemas carry the same rule (``NAME_PATTERN``).
+NAME_PATTERN = r"^[^\x00-\x1f]+$"
+_NAME_REFUSED = re.compile(r"[\x00-\x1f]")
+_TEXT_REFUSED = re.compile(r"\x00")
+
+
+def unstorable(text: str, *, name: bool = True) -> str | None:
+    """Why ``text`` cannot be stored as a name (``name``: no C0 control character) or as a free-text
+    value (no NUL), said after the field's name ("contains a NUL character (U+0000) at index 2");
+    None when it can. The one check of every string a live run stores, so that SQLite and
+    PostgreSQL answer the same, before anything is stored."""
+    found = (_NAME_REFUSED if name else _TEXT_REFUSED).search(text)
+    if found is None:
+        return None
+    char = found.group()
+    what = "a NUL character (U+0000)" if char == "\x00" else f"the control character U+{ord(char):04X}"
+    rule = ("names cannot hold control characters (U+0000-U+001F)" if name
+            else "a NUL cannot be stored")
+    return f"contains {what} at index {found.start()}; {rule}"
+
 
 class _Overflow(float):
     """A JSON number literal too large for a float (``1e999``, ``10**400`` as an integer): read as
@@ -110,8 +134,12 @@ _SUSPECT = frozenset({_Overflow, str, dict})  # the types of value that may hold
 
 def _check_bounds(obj: dict[str, Any]) -> None:
     """Refuse what the published point models refuse and the stores cannot hold: a name over its
-    length bound, and a value (or step) that overflows a float."""
+    length bound or holding a control character, and a value (or step) that overflows a float."""
     metric, layer = obj.get("metric"), obj.get("layer")
+    for field_name, text in (("metric", metric), ("layer", layer)):
+        why = unstorable(text) if isinstance(text, str) else None
+        if why is not None:
+            raise BadRow(f"{field_name!r} {why}")
     if isinstance(metric, str) and metric.strip() and len(metric) > MAX_METRIC_CHARS:
         raise BadRow(f"'metric' is {len(metric):,} characters; at most {MAX_METRIC_CHARS}")
     if (not isinstance(metric, str) or not metric.strip()) and isinstance(layer, str) \
@@ -154,6 +182,9 @@ def _points(obj: object) -> list[Point]:
     for name, *_ in found:  # a wide record's keys are series names
         if len(name) > MAX_METRIC_CHARS:
             raise BadRow(f"the series name {name[:40]!r}... is {len(name):,} characters; at most {MAX_METRIC_CHARS}")
+        why = unstorable(name)
+        if why is not None:
+            raise BadRow(f"the series name {name[:40]!r} {why}")
     # Names are scrubbed of lone surrogates (from JSON escapes) before they reach the database.
     return [Point(clean_name(name), step, value) for name, step, value, _wall, _role in found]
 
@@ -214,6 +245,18 @@ def decode_special(value: float | None, special: int) -> float:
     """The value :func:`encode_special` stored."""
     return (value if special == 0 and value is not None else
             (float("nan"), float("nan"), float("inf"), float("-inf"))[special if special in (1, 2, 3) else 1])
+
+
+def spelled(value: float) -> float | str:
+    """A value for a JSON document: a finite number as it is, NaN and the infinities as the strings
+    ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (strict JSON has no literal for them). These are the
+    spellings a point's ``value`` takes, JavaScript's ``Number()`` and Python's ``float()`` read,
+    and the recorder writes."""
+    if value != value:
+        return "NaN"
+    if abs(value) == float("inf"):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 def dumps_point(p: Point) -> str:

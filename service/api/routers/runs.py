@@ -24,7 +24,7 @@ from gradhealth.db.models import RunRow
 from gradhealth.jobs.store import as_utc
 from gradhealth.live import diagnose, store
 from gradhealth.live.diagnose import RunConfig
-from gradhealth.live.points import JSON_TYPES, LINES_TYPES, BadPoints, parse
+from gradhealth.live.points import JSON_TYPES, LINES_TYPES, NAME_PATTERN, BadPoints, parse, spelled
 from gradhealth.logs.series import clean_name
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=RATE_LIMITED)
@@ -37,8 +37,9 @@ RunStatus = Literal["active", "finished"]
 
 
 class RunCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$",
-                      description="the run's name; a second create with the name of your active run returns it")
+    name: str = Field(min_length=1, max_length=255, pattern=NAME_PATTERN,
+                      description="the run's name; a second create with the name of your active run returns it "
+                                  "(a 409 if it sends another config)")
     config: RunConfig = Field(default_factory=RunConfig)
 
     @field_validator("name")
@@ -54,11 +55,15 @@ PointValue = Annotated[float | NonFinite | None, Field(description="a number, a 
                                                                     "(not logged: skipped)")]
 
 
+#: A point's series or layer name: not blank, and no control character (points.unstorable)
+_POINT_NAME = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
+
+
 class MetricPoint(BaseModel):
     """One value of the series ``metric`` (``loss``, ``grad_norm``, ``lr``, ...) at ``step``."""
 
     step: float
-    metric: str = Field(min_length=1, max_length=255, pattern=r"\S")
+    metric: str = Field(min_length=1, max_length=255, pattern=_POINT_NAME)
     value: PointValue
     wall_time: float | None = None
 
@@ -67,7 +72,7 @@ class LayerPoint(BaseModel):
     """One per-layer value, as GradientRecorder writes them: the series ``<kind>/<layer>``."""
 
     step: float
-    layer: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    layer: str = Field(min_length=1, max_length=200, pattern=_POINT_NAME)
     kind: Literal["grad_norm", "weight_norm", "update_ratio"]
     value: PointValue
     wall_time: float | None = None
@@ -89,7 +94,9 @@ class RunSummary(BaseModel):
     finished_at: datetime | None = None
     points: int = Field(description="points stored")
     last_step: float | None = None
-    grad_norm: float | None = Field(None, description="the latest total gradient norm")
+    grad_norm: float | NonFinite | None = Field(
+        None, description="the latest total gradient norm: a number, or \"NaN\", \"Infinity\" or \"-Infinity\" where "
+        "it is not finite (as a point's value may be sent); null while the run has logged none")
     health: Literal["healthy", "warning", "unhealthy"] | None = Field(
         None, description="the current diagnosis' status")
     finding_codes: list[str] = Field(default_factory=list)
@@ -116,11 +123,17 @@ class PointsAccepted(BaseModel):
     last_step: float | None = None
 
 
+def _grad_norm(row: RunRow) -> float | str | None:
+    # a non-finite norm spelled as a point's value may be (JSON would say null for NaN and Inf alike)
+    value = diagnose.grad_norm_of(row)
+    return None if value is None else spelled(value)
+
+
 def _summary(row: RunRow) -> dict[str, Any]:
     base = f"/v1/runs/{row.id}"
     return dict(id=row.id, name=row.name, status=row.status, created_at=as_utc(row.created_at),
                 updated_at=as_utc(row.updated_at), finished_at=as_utc(row.finished_at), points=row.points,
-                last_step=row.last_step, grad_norm=row.grad_norm,
+                last_step=row.last_step, grad_norm=_grad_norm(row),
                 health=(row.diagnosis or {}).get("status"), finding_codes=(row.finding_codes or "").split(",")
                 if row.finding_codes else [], version=row.version,
                 links=RunLinks(self=base, points=f"{base}/points", events=f"{base}/events", finish=f"{base}/finish"))
@@ -141,7 +154,9 @@ def _load(session, run_id: str, caller) -> RunRow:  # noqa: ANN001 - internal he
 
 
 @router.post("", status_code=201, response_model=RunRead, summary="Start a live run (or re-attach to it)",
-             responses={200: {"model": RunRead, "description": "your active run of that name, re-attached"}})
+             responses={200: {"model": RunRead, "description": "your active run of that name, re-attached"},
+                        409: {"model": Problem, "description": "your active run of that name has another "
+                              "config: the detail names the fields that differ"}})
 def create_run(body: RunCreate, response: Response, session: SessionDep, caller: CallerDep,
                settings: SettingsDep) -> RunRead:
     config = body.config.model_dump(mode="json", exclude_unset=True)
@@ -155,9 +170,43 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, caller:
                                        "msg": f"{err['msg']} (the service's thresholds with the run's)"}
                                       for err in e.errors(include_url=False, include_context=False)]) from None
     row, created = store.create(session, owner=caller.name, name=body.name, config=config)
+    if not created and "config" in body.model_fields_set:
+        # a re-attach that sends a config must send the run's own: another one would be dropped
+        # silently (the run keeps diagnosing with its stored settings). Without a config, it re-attaches.
+        changed = config_changes(row.config or {}, config)
+        if changed:
+            raise ApiError(409, "run_config_conflict",
+                           f"run {row.id} ({body.name[:80]!r}) is active with another config: "
+                           f"{'; '.join(changed)}; send its config (GET /v1/runs/{row.id}), finish it "
+                           "(POST .../finish) or use another name")
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/runs/{row.id}"
     return _read(row)
+
+
+def config_changes(stored: dict[str, Any], sent: dict[str, Any]) -> list[str]:
+    """How a config sent for a run differs from the one it is stored with, field by field
+    (``thresholds`` and ``params`` key by key) as ``"clip_threshold: 1.0 (the run's) != 50.0 (sent)"``;
+    [] when they mean the same (a field left out is its default: ``{}`` equals ``{"params": {}}``)."""
+    def flat(config: dict[str, Any]) -> dict[str, Any]:
+        try:  # as validated (60 and 60.0 are one threshold); a config stored under older rules as it is
+            given = RunConfig.model_validate(config).model_dump(mode="json", exclude_unset=True)
+        except ValidationError:
+            given = config
+        out: dict[str, Any] = {}
+        for key, value in given.items():
+            if isinstance(value, dict):
+                out.update({f"{key}.{k}": v for k, v in value.items() if v is not None})
+            elif value is not None:
+                out[key] = value
+        return out
+
+    def shown(value: Any) -> str:
+        return "unset" if value is None else repr(value)[:60]
+
+    before, after = flat(stored), flat(sent)
+    return [f"{key[:80]}: {shown(before.get(key))} (the run's) != {shown(after.get(key))} (sent)"
+            for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)][:10]
 
 
 _POINT_SCHEMA = {"anyOf": [MetricPoint.model_json_schema(), LayerPoint.model_json_schema()]}
