@@ -21,7 +21,7 @@ import jsonpatch
 import numpy as np
 
 from gradhealth.analysis import theory
-from gradhealth.analysis.findings import Detection
+from gradhealth.analysis.findings import Detection, fc_stretches
 from gradhealth.analysis.plan import Limits, Plan, make_plan
 from gradhealth.analysis.remedies import Context, clipping
 from gradhealth.analysis.rules import ArchitectureRule, detect, problems
@@ -451,34 +451,11 @@ def _rank(code: str, r: Remedy) -> tuple[int, int, float]:
 
 # --- theory -------------------------------------------------------------------------------------
 
-def _stretches(result: SimulationResult) -> list[list[UnitStats]]:
-    """Runs of consecutive top-level fully-connected layers with one pointwise activation."""
-    weighted = [u for u in result.units if u.depth == 0 and u.has_weights]
-    # a spec says each layer's norm; a module's graph marks the layers a norm reads (its plan is None)
-    layer_of = {p.name: p.layer for p in result.plan.all_units()} if result.plan is not None else {}
-    runs: list[list[UnitStats]] = []
-    current: list[UnitStats] = []
-    for u in weighted[:-1]:  # the readout is not part of any stretch
-        normed = getattr(layer_of[u.name], "norm", None) is not None if layer_of else u.normalised
-        ok = u.type == "linear" and u.activation in theory.ACTIVATIONS and not normed
-        # a module's layers are a chain only where each feeds the next alone (no skip around it)
-        chained = bool(layer_of) or bool(current) and result.feeds.get(current[-1].name) == [u.name]
-        if ok and current and chained and current[-1].activation == u.activation and current[-1].fan_out == u.fan_out:
-            current.append(u)
-            continue
-        if len(current) >= 2:
-            runs.append(current)
-        current = [u] if ok else []
-    if len(current) >= 2:
-        runs.append(current)
-    return runs
-
-
 def theory_report(result: SimulationResult) -> Theory:
     """Mean-field prediction next to the measurement for every stretch, and the critical inits."""
     out = Theory()
     seen: set[tuple[str, float]] = set()
-    for run in _stretches(result):
+    for run in fc_stretches(result):
         act = run[0].activation or "identity"
         sw2 = [u.mean("weight_std") ** 2 * (u.fan_in or 1) for u in run]
         sigma_w2 = sum(sw2[1:]) / len(sw2[1:])

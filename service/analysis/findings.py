@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from gradhealth.analysis import spec as S
+from gradhealth.analysis import theory
 from gradhealth.analysis.simulate import SimulationResult, TimeSeries, UnitStats
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import Finding, Remedy
@@ -150,6 +151,52 @@ def _chain_ratio(result: SimulationResult, units: list[UnitStats]) -> tuple[floa
     if len(units) < 2:
         return math.nan, units
     return _geo_ratio(units[0].values["output_grad_norm"], units[-1].values["output_grad_norm"]), units
+
+
+def fc_stretches(result: SimulationResult) -> list[list[UnitStats]]:
+    """Runs of consecutive top-level fully-connected layers of one width with one pointwise
+    activation and no norm: the chains mean-field theory predicts (``check.theory_report``)."""
+    weighted = [u for u in result.units if u.depth == 0 and u.has_weights]
+    # a spec says each layer's norm; a module's graph marks the layers a norm reads (its plan is None)
+    layer_of = {p.name: p.layer for p in result.plan.all_units()} if result.plan is not None else {}
+    runs: list[list[UnitStats]] = []
+    current: list[UnitStats] = []
+    for u in weighted[:-1]:  # the readout is not part of any stretch
+        normed = getattr(layer_of[u.name], "norm", None) is not None if layer_of else u.normalised
+        ok = u.type == "linear" and u.activation in theory.ACTIVATIONS and not normed
+        # a module's layers are a chain only where each feeds the next alone (no skip around it)
+        chained = bool(layer_of) or bool(current) and result.feeds.get(current[-1].name) == [u.name]
+        if ok and current and chained and current[-1].activation == u.activation and current[-1].fan_out == u.fan_out:
+            current.append(u)
+            continue
+        if len(current) >= 2:
+            runs.append(current)
+        current = [u] if ok else []
+    if len(current) >= 2:
+        runs.append(current)
+    return runs
+
+
+#: A measured per-layer gain of ||dL/dh|| this large along an equal-width fully-connected chain is
+#: no initialisation's: He keeps it at 1, Xavier on ReLU at 0.7, torch's default at 0.41; 2 is a
+#: weight variance four times He's (a U(-1, 1) or N(0, 1) init of wide layers).
+STEEP_LAYER_GAIN = 2.0
+
+
+def steep_stretch(result: SimulationResult) -> tuple[list[UnitStats], float] | None:
+    """The equal-width fully-connected chain (:func:`fc_stretches`) whose measured gradient gain
+    per layer is largest, with that gain, when it is at least :data:`STEEP_LAYER_GAIN`: a shallow
+    net's total growth stays under the through-depth bar however wrong its init (4 layers of
+    U(-1, 1) weights at width 256: 6.7x per layer, 46x in all)."""
+    best: tuple[list[UnitStats], float] | None = None
+    for run in fc_stretches(result):
+        first, last = run[0].geo("output_grad_norm"), run[-1].geo("output_grad_norm")
+        if not (first > 0 and last > 0 and math.isfinite(first) and math.isfinite(last)):
+            continue
+        gain = (first / last) ** (1.0 / (len(run) - 1))
+        if gain >= STEEP_LAYER_GAIN and (best is None or gain > best[1]):
+            best = (run, gain)
+    return best
 
 
 def activation_growth(result: SimulationResult) -> float:

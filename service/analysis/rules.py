@@ -15,6 +15,7 @@ import numpy as np
 
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.findings import (
+    STEEP_LAYER_GAIN,
     Detection,
     absorbed_by_normalisation,
     activation_growth,
@@ -26,6 +27,7 @@ from gradhealth.analysis.findings import (
     layer_activations,
     post_ln_stacks,
     reached_from,
+    steep_stretch,
     time_ratios,
 )
 from gradhealth.analysis.losses import (
@@ -528,13 +530,30 @@ class ExplodingGradient(ArchitectureRule):
         severity = t.exploding(value)
         if severity == "warning" and depth_ratio(result)[0] == value and absorbed_by_normalisation(result, t):
             return "info"  # scale-invariant layers absorb it (findings.absorbed_by_normalisation)
+        if severity is None and steep_stretch(result) is not None:
+            # a shallow net under the through-depth bar whose every layer multiplies the gradient
+            # as no init does: the depth, not the init, keeps the total small
+            return "warning"
         return severity
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         result, dead = live_seeds(result)
-        return _through_depth(self.code, severity, value, result, t, dead)
+        det = _through_depth(self.code, severity, value, result, t, dead)
+        steep = steep_stretch(result)
+        if steep is not None and value < t.exploding_warning:
+            run, gain = steep
+            det.evidence.update(stretch_gain=gain, per_layer_threshold=STEEP_LAYER_GAIN,
+                                stretch=[run[0].name, run[-1].name])
+            det.summary += (f"; {fmt(gain)}x per layer from {run[-1].name} back to {run[0].name}, a gain no "
+                            "initialisation gives (He keeps it at 1)")
+            det.explanation += (" The total is small only because the network is shallow: each of these layers "
+                                "multiplies the gradient (and its activations) by about the same factor, so the "
+                                "weights are several times too large for the activation (a U(-1, 1) or N(0, 1) "
+                                "init of wide layers); the activations and the loss start huge and the first "
+                                "steps are far too large.")
+        return det
 
 
 #: Recurrent cells whose gates learn how long to keep their memory (DOMAIN: "LSTM/GRU gates fix

@@ -82,3 +82,42 @@ def test_no_activation_swap_where_the_output_squashing_is_the_only_one() -> None
     ids = [r.id for r in f.remedies]
     assert "relu_family_activation" not in ids and "he_init" in ids
     assert not any(" in ;" in r.change for r in f.remedies)
+
+
+class _FlowMLP(nn.Module):
+    """karpathy/pytorch-normalizing-flows' 4-layer conditioner MLP (LeakyReLU 0.2)."""
+
+    def __init__(self, init: str) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 256), nn.LeakyReLU(0.2), nn.Linear(256, 256), nn.LeakyReLU(0.2),
+                                 nn.Linear(256, 256), nn.LeakyReLU(0.2), nn.Linear(256, 16))
+        for m in self.net:
+            if isinstance(m, nn.Linear) and init == "uniform":
+                nn.init.uniform_(m.weight, -1, 1)
+                nn.init.uniform_(m.bias, -1, 1)
+            elif isinstance(m, nn.Linear) and init == "he":
+                nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def test_a_shallow_chain_at_a_gain_no_init_gives_is_exploding() -> None:
+    torch.manual_seed(0)
+    doc = check_module(_FlowMLP("uniform"), torch.randn(128, 8), loss="mse", seeds=2, verify=False)
+    [f] = [f for f in doc.findings if f.code == "exploding_gradient"]
+    extra = f.evidence.model_extra
+    # under the through-depth bar in all, yet each layer multiplies the gradient by
+    # sqrt(chi1) = sqrt(sigma_w^2 (1 + a^2) / 2) with sigma_w^2 = 256 / 3 (mean-field, Schoenholz et al.)
+    assert f.severity == "warning" and f.evidence.value < 100
+    chi1 = (256 / 3) * (1 + 0.2 ** 2) / 2
+    assert abs(extra["stretch_gain"] / chi1 ** 0.5 - 1) < 0.15
+    assert extra["stretch"] == ["net.0", "net.4"] and "per layer" in f.summary
+
+
+def test_the_same_chain_at_he_or_torchs_default_init_is_not() -> None:
+    for init in ("he", "default"):
+        torch.manual_seed(0)
+        doc = check_module(_FlowMLP(init), torch.randn(128, 8), loss="mse", seeds=2, verify=False)
+        assert not [f for f in doc.findings if f.code == "exploding_gradient"], init
