@@ -171,8 +171,9 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, caller:
                                       for err in e.errors(include_url=False, include_context=False)]) from None
     row, created = store.create(session, owner=caller.name, name=body.name, config=config)
     if not created and "config" in body.model_fields_set:
-        # a re-attach that sends a config must send the run's own: another one would be dropped
-        # silently (the run keeps diagnosing with its stored settings). Without a config, it re-attaches.
+        # a re-attach that sets a field of the config must set the run's own value: another one would
+        # be dropped silently (the run keeps diagnosing with its stored settings). Fields it leaves
+        # out, or no config at all, re-attach.
         changed = config_changes(row.config or {}, config)
         if changed:
             raise ApiError(409, "run_config_conflict",
@@ -187,7 +188,9 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, caller:
 def config_changes(stored: dict[str, Any], sent: dict[str, Any]) -> list[str]:
     """How a config sent for a run differs from the one it is stored with, field by field
     (``thresholds`` and ``params`` key by key) as ``"clip_threshold: 1.0 (the run's) != 50.0 (sent)"``;
-    [] when they mean the same (a field left out is its default: ``{}`` equals ``{"params": {}}``)."""
+    [] when every field the sender set means the same. A field it leaves out is the run's: a
+    recorder re-attaching after a restart may not know what the first one sent (its clip
+    threshold), and a setting left out is not one dropped."""
     def flat(config: dict[str, Any]) -> dict[str, Any]:
         try:  # as validated (60 and 60.0 are one threshold); a config stored under older rules as it is
             given = RunConfig.model_validate(config).model_dump(mode="json", exclude_unset=True)
@@ -206,7 +209,7 @@ def config_changes(stored: dict[str, Any], sent: dict[str, Any]) -> list[str]:
 
     before, after = flat(stored), flat(sent)
     return [f"{key[:80]}: {shown(before.get(key))} (the run's) != {shown(after.get(key))} (sent)"
-            for key in sorted(before.keys() | after.keys()) if before.get(key) != after.get(key)][:10]
+            for key in sorted(after.keys()) if before.get(key) != after.get(key)][:10]
 
 
 _POINT_SCHEMA = {"anyOf": [MetricPoint.model_json_schema(), LayerPoint.model_json_schema()]}
