@@ -55,6 +55,7 @@ from gradhealth.logs.readers.textio import (
     number,
     open_log,
     row_failed,
+    transcoded_note,
 )
 from gradhealth.logs.series import LogWarning, RunLog, parse_number
 from gradhealth.logs.sniff import HEAD_BYTES, past_comment
@@ -218,6 +219,8 @@ def read_monitor(path: Path, limits: ReadLimits, fmt: str) -> RunLog:
     env_id = start.get("env_id") if start is not None else None
     if isinstance(env_id, str) and env_id.strip() and env_id != "None":
         params["env_id"] = env_id.strip()
+    if (note := transcoded_note(path.name, lines)) is not None:
+        warnings.append(note)
     return RunLog(format=fmt, source=path.name, series=points.build(), warnings=warnings, params=params)
 
 

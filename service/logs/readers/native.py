@@ -120,6 +120,7 @@ from gradhealth.logs.readers.textio import (
     read_wide_csv,
     row_failed,
     step_too_far,
+    transcoded_note,
     truncated,
 )
 from gradhealth.logs.series import LogWarning, Role, RunLog, classify, make_series, several_runs
@@ -499,6 +500,8 @@ class NativeReader:
         points = Points(path.name, limits)
         with CsvRows(path, limits) as rows:
             self._long_rows(path, rows, points, warnings)
+            if (note := transcoded_note(path.name, rows.lines)) is not None:
+                warnings.append(note)
         if points.count == 0:
             raise LogError(f"{path.name}: no values after the header")
         return RunLog(format=self.name, source=path.name,

@@ -178,3 +178,15 @@ def test_several_bad_steps_are_one_note(tmp_path: Path) -> None:
     log = read_log(write(tmp_path, "t.log", "".join(lines)))
     (note,) = [w for w in log.warnings if w.code == "skipped_line"]
     assert note.message.endswith("is skipped (and 3 more such lines)")
+
+
+def test_a_long_form_table_in_windows_1252_says_so(tmp_path: Path) -> None:
+    # the long-form native reader walks CsvRows itself: its table gets the note read_wide_csv gives
+    path = tmp_path / "points.csv"
+    body = "step,metric,value,note_\xe9\n" + "".join(f"{i},loss,{2.0 - 0.05 * i},x\n" for i in range(12))
+    path.write_bytes(body.encode("cp1252"))
+    run = read_log(path)
+    assert run.format == "native"
+    [note] = [w for w in run.warnings if w.code == "transcoded"]
+    assert "line 1" in note.message and "cp1252" in note.message
+    assert len(run.first("loss")) == 12
