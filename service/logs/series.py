@@ -273,6 +273,12 @@ def gan_part(name: str) -> str | None:
     (``loss_G``, ``g_loss``, ``Loss/D/loss``, ``errD``, ``gen_loss``, CycleGAN's ``G_A`` and ``D_B``,
     a CSV's ``Generator`` column), else None."""
     words = [w.lower() for w in re.split(r"[/_.\s-]+|(?<=[a-z])(?=[A-Z])", name.strip()) if w]
+    # the run a file's appended runs are told apart by (run2/...) and the split it was measured on
+    # (a CSV's train_G and train_D) are not part of the name
+    if len(words) > 1 and re.fullmatch(r"run\d+", words[0]):
+        words = words[1:]
+    if len(words) > 1 and words[0] in ("train", "training"):
+        words = words[1:]
     if not words or set(words) & _GAN_NOT_LOSS:
         return None
     g, d = bool(set(words) & _GAN_G), bool(set(words) & _GAN_D)

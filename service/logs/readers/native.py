@@ -144,7 +144,9 @@ STEP_KEYS: tuple[str, ...] = ("step", "global_step", "train/global_step", "itera
                               # an off-policy SB3 run's episodes, a DQN script's own count (logsweep31)
                               "time/episodes", "steps_done", "total_steps", "env_steps",
                               # StyleGAN2/3's stats.jsonl: thousands of real images shown
-                              "Progress/kimg")
+                              "Progress/kimg",
+                              # an RL script's own table, a row per episode (logsweep53: A2C's episode,total_reward,...)
+                              "episode", "episodes")
 _EPOCH = "epoch"
 #: Columns only a reinforcement-learning logger writes (an agent's success rate, episode counts, Q values)
 _RL_COLUMN = re.compile(r"success_rate|(?:^|/)episodes?$|mean_q|ep_?rew|episode_?reward", re.IGNORECASE)
