@@ -1217,9 +1217,12 @@ class PostLnDepthRisk(ArchitectureRule):
         evidence = {
             "metric": "last_layer_grad_norm",
             "value": value,
-            "threshold": float(t.post_ln_depth),
+            # the rule fires on the stack's depth, not on the norm: no threshold in the norm's unit
+            # (a depth of 6 beside a norm of 4.88 read as "under the bar", specsweep11)
+            "threshold": None,
             "layers": [stack[0].name, stack[-1].name],
             "depth": len(stack),
+            "depth_threshold": t.post_ln_depth,
             "first_layer_grad_norm": g_first,
             "last_layer_grad_norm": g_last,
         }

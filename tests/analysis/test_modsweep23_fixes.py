@@ -121,3 +121,17 @@ def test_the_same_chain_at_he_or_torchs_default_init_is_not() -> None:
         torch.manual_seed(0)
         doc = check_module(_FlowMLP(init), torch.randn(128, 8), loss="mse", seeds=2, verify=False)
         assert not [f for f in doc.findings if f.code == "exploding_gradient"], init
+
+
+def test_a_post_ln_finding_sets_no_threshold_beside_a_norm() -> None:
+    # specsweep11: the depth bar (6) stood as the threshold of a gradient norm (4.88), which read as
+    # "under the bar" to anything comparing the two (baselines, dashboards)
+    from gradhealth.library import check_architecture
+    spec = {"input": {"tokens": {"vocab_size": 100, "seq_len": 16}}, "batch_size": 8, "seeds": 1,
+            "layers": [{"type": "embedding", "embedding_dim": 32},
+                       {"type": "transformer_encoder", "d_model": 32, "heads": 4, "ff_width": 64,
+                        "norm_first": False, "num_layers": 6},
+                       {"type": "pool", "mode": "mean"}, {"type": "linear", "out_features": 10}]}
+    [f] = [f for f in check_architecture(spec, verify=False).findings if f.code == "post_ln_depth_risk"]
+    assert f.evidence.metric == "last_layer_grad_norm" and f.evidence.threshold is None
+    assert f.evidence.model_extra["depth"] == 6 and f.evidence.model_extra["depth_threshold"] == 6
