@@ -11,6 +11,7 @@ answers 5xx, ``--device cuda`` where there is no CUDA device, the simulation fai
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
 import re
@@ -78,10 +79,15 @@ def is_spec(source: str) -> bool:
     path = Path(source)
     if path.is_dir() or path.suffix.lower() not in (".yaml", ".yml", ".json"):
         return False
+    if not path.is_file():
+        # a named pipe or a device ending .yaml would block the read: the log loader refuses it
+        # as not a regular file, at once (cisweep2)
+        return False
     from gradhealth.analysis.spec import load_spec_text
 
     try:
-        text = path.read_text(encoding="utf-8")[:5_000_000]
+        with path.open("rb") as f:  # a bounded prefix (a character cut at its end is left out)
+            text = codecs.getincrementaldecoder("utf-8")().decode(f.read(5_000_000), final=False)
     except UnicodeDecodeError:
         # not UTF-8: a log reader may know it (a log in another encoding); else the spec's own
         # error names the byte, not "unknown log format" (spec sweep 7)
@@ -467,6 +473,18 @@ def _stdin_text() -> str:
         return sys.stdin.buffer.read().decode("utf-8") if hasattr(sys.stdin, "buffer") else sys.stdin.read()
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"stdin: not UTF-8 text (byte {exc.start})") from None
+
+
+def server_url(value: str) -> str:
+    """A --server value: an http(s) URL with a host. Anything else is a usage error (exit 2) before
+    any input is read, not a service found 'unreachable' (exit 3) after (cisweep2)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a service URL: give http://HOST[:PORT] or https://HOST[:PORT]")
+    return value.strip()
 
 
 def _unreachable(args: argparse.Namespace, exc: Exception) -> GradHealthError:
@@ -972,7 +990,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--layers", action="store_true", help="add the per-layer table to the text report")
     check.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="show progress on stderr (default: when stderr is a terminal)")
-    check.add_argument("--server", help="send the check to a running service at this URL instead")
+    check.add_argument("--server", type=server_url,
+                       help="send the check to a running service at this URL instead (http:// or https://)")
     model = check.add_argument_group("model files (.onnx; Keras .keras, .h5, config .json)")
     model.add_argument("--loss", choices=["cross_entropy", "mse"], default=None,
                        help="the loss the simulation backpropagates (default: cross_entropy)")

@@ -302,8 +302,14 @@ def prepare(args: argparse.Namespace) -> str | None:
     files = [path for _, path in args.output]
     if len([1 for fmt, _ in args.output if fmt is None]) > 1:
         return "--output FILE given twice: name the second one's format (FORMAT=FILE)"
-    if len(set(files)) != len(files):
+    if len(set(files)) != len(files) or len({_same_file_key(f) for f in files}) != len(files):
         return "two reports to the same --output file"
+    inputs = [args.spec, *(args.more or [])] + ([args.baseline] if args.baseline else [])
+    taken = {_same_file_key(i): i for i in inputs if i != "-" and not i.startswith("example:") and os.path.exists(i)}
+    for path in files:
+        if (clash := taken.get(_same_file_key(path))) is not None:
+            # the report would overwrite what is checked (or compared with) before it is read back
+            return f"--output {path} is {clash}, an input of this check: write the report elsewhere"
     if args.more and args.output:
         return "several inputs write to standard output only (one input per --output)"
     if args.more and args.format not in STREAM_FORMATS:
@@ -318,6 +324,11 @@ def prepare(args: argparse.Namespace) -> str | None:
             return problem
     args.baseline_doc = load_baseline(args.baseline) if args.baseline else None
     return None
+
+
+def _same_file_key(path: str) -> str:
+    """One spelling per file (``out/r.x`` and ``./out/r.x``, a link and its target)."""
+    return os.path.realpath(os.path.expanduser(path))
 
 
 class ReportWriteError(Exception):
