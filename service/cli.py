@@ -431,7 +431,6 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
     """Upload the model to ``--server`` with the options as form fields, and wait for the job."""
     import httpx
 
-    from gradhealth.client import Client
 
     refused = _server_refuses(args, "model")
     if refused:
@@ -445,7 +444,7 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
         fields["input_shape"] = list(args.input_shape)
     if getattr(args, "optimizer", None):
         fields["optimizer"] = args.optimizer  # checked by the service, as every option
-    client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
+    client = _client(args)
     try:
         body: Any = path.open("rb")
         if getattr(args, "external_data", False):  # the service never reads beside an upload
@@ -459,7 +458,7 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
         finally:
             if not isinstance(body, bytes):
                 body.close()
-        job = client._finish(job, 3600.0, 0.5)
+        job = client._finish(job, _server_wait(args), 0.5)
     except httpx.TransportError as exc:
         raise _unreachable(args, exc) from None
     finally:
@@ -485,6 +484,46 @@ def server_url(value: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a service URL: give http://HOST[:PORT] or https://HOST[:PORT]")
     return value.strip()
+
+
+#: How long a --server check waits for its job by default: a CI step must not hang for an hour on
+#: a service whose queue is stuck (GRADHEALTH_SERVER_TIMEOUT or --server-timeout change it).
+SERVER_TIMEOUT_S = 600.0
+
+
+def _server_wait(args: argparse.Namespace) -> float:
+    """Seconds a --server check waits for its job: --server-timeout, $GRADHEALTH_SERVER_TIMEOUT, or 600."""
+    given = getattr(args, "server_timeout", None)
+    if given is not None:
+        return float(given)
+    env = os.environ.get("GRADHEALTH_SERVER_TIMEOUT")
+    try:
+        return float(env) if env and float(env) > 0 else SERVER_TIMEOUT_S
+    except ValueError:
+        return SERVER_TIMEOUT_S
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """The --server client, printing each state of the job it waits for with --progress."""
+    from gradhealth.client import Client
+
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+
+    def state(job: dict[str, Any]) -> None:
+        print(f"gradhealth: {args.server}: job {job.get('id')} {job.get('status')}", file=sys.stderr, flush=True)
+
+    return Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"),
+                  on_state=state if show else None)
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds <= 86_400:
+        raise argparse.ArgumentTypeError(f"{value!r}: give seconds above 0, at most 86400")
+    return seconds
 
 
 def _unreachable(args: argparse.Namespace, exc: Exception) -> GradHealthError:
@@ -517,19 +556,18 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
     import shutil
     import tempfile
 
-    from gradhealth.client import Client
 
     path = Path(args.spec)
     import httpx
 
-    client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
+    client = _client(args)
     try:
         if path.is_dir():  # a run folder travels as a zip archive
             with tempfile.TemporaryDirectory() as tmp:
                 archive = shutil.make_archive(str(Path(tmp) / path.name), "zip", root_dir=path)
-                job = client.check_logs(Path(archive), format=args.log_format)
+                job = client.check_logs(Path(archive), format=args.log_format, wait_s=_server_wait(args))
         else:
-            job = client.check_logs(path, format=args.log_format)
+            job = client.check_logs(path, format=args.log_format, wait_s=_server_wait(args))
     except httpx.TransportError as exc:
         raise _unreachable(args, exc) from None
     finally:
@@ -571,11 +609,10 @@ def _server_refuses(args: argparse.Namespace, kind: str) -> str | None:
 def _remote_check(args: argparse.Namespace, raw: dict[str, Any]) -> Diagnosis:
     import httpx
 
-    from gradhealth.client import Client
 
-    client = Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"))
+    client = _client(args)
     try:
-        job = client.check_architecture(raw)
+        job = client.check_architecture(raw, wait_s=_server_wait(args))
     except httpx.TransportError as exc:
         raise _unreachable(args, exc) from None
     finally:
@@ -992,6 +1029,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show progress on stderr (default: when stderr is a terminal)")
     check.add_argument("--server", type=server_url,
                        help="send the check to a running service at this URL instead (http:// or https://)")
+    check.add_argument("--server-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+                       help="with --server: how long to wait for the job (default $GRADHEALTH_SERVER_TIMEOUT "
+                            "or 600); a job still queued or running then is exit 3, naming it")
     model = check.add_argument_group("model files (.onnx; Keras .keras, .h5, config .json)")
     model.add_argument("--loss", choices=["cross_entropy", "mse"], default=None,
                        help="the loss the simulation backpropagates (default: cross_entropy)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,13 @@ JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 class Client:
     """Submit checks and wait for their results."""
 
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0,
+                 on_state: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``on_state``: called with the job each time its status changes while it is waited for
+        (a command line's progress lines)."""
         headers = {"X-API-Key": api_key} if api_key else {}
         self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+        self.on_state = on_state
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code >= 400:
@@ -97,15 +102,22 @@ class Client:
         return job
 
     def _finish(self, job: dict[str, Any], wait_s: float, poll_s: float) -> dict[str, Any]:
-        deadline = time.monotonic() + wait_s
+        started = time.monotonic()
+        deadline = started + wait_s
         job = self._job(job)
+        seen = None
         while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+            if self.on_state is not None and job["status"] != seen:
+                seen = job["status"]
+                self.on_state(job)
             time.sleep(poll_s)
             job = self._job(self._json(self.http.get(f"/v1/jobs/{job['id']}")))
         if job["status"] == "failed":
             raise RemoteError(job.get("error") or {"detail": "the job failed", "status": 500})
         if job["status"] != "succeeded":
-            raise RemoteError({"status": 504, "title": "Timed out", "detail": f"job {job['id']} is {job['status']}"})
+            raise RemoteError({"status": 504, "title": "Timed out",
+                               "detail": f"job {job['id']} is still {job['status']} after {time.monotonic() - started:.0f} s "
+                                         f"(the wait allowed {wait_s:g} s); see GET /v1/jobs/{job['id']}"})
         return job
 
     def close(self) -> None:

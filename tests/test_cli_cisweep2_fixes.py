@@ -45,3 +45,35 @@ def test_a_report_over_the_input_or_twice_by_another_spelling_is_refused(
     # distinct files are written
     assert main(["check", "s.yaml", "-o", "out/r.txt", "--output", "json=out/r.json"]) == 0
     assert (tmp_path / "out" / "r.json").exists()
+
+
+def test_a_job_the_service_never_runs_is_waited_for_only_as_long_as_asked(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # a service whose queue is stuck (no worker) answers every poll "queued": the CLI polled for an
+    # hour, silently; now it says each state with --progress and gives up after --server-timeout
+    import httpx
+
+    polls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        polls.append(request.method)
+        return httpx.Response(202 if request.method == "POST" else 200, json={"id": "j1", "status": "queued"})
+
+    real = httpx.Client.__init__
+
+    def init(self: httpx.Client, *args: object, **kwargs: object) -> None:
+        real(self, *args, **{**kwargs, "transport": httpx.MockTransport(handler)})  # type: ignore[arg-type]
+
+    monkeypatch.setattr(httpx.Client, "__init__", init)
+    code = main(["check", str(EXAMPLE), "--server", "http://stuck.invalid", "--server-timeout", "0.6", "--progress"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "job j1 queued" in err and "job j1 is still queued after" in err and "allowed 0.6 s" in err
+    assert polls[0] == "POST" and polls.count("GET") >= 1
+    # the environment sets the default; a bad value is a usage error
+    monkeypatch.setenv("GRADHEALTH_SERVER_TIMEOUT", "0.3")
+    assert main(["check", str(EXAMPLE), "--server", "http://stuck.invalid"]) == 3
+    assert "allowed 0.3 s" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["check", str(EXAMPLE), "--server", "http://stuck.invalid", "--server-timeout", "-1"])
+    assert exc.value.code == 2
