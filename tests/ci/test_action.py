@@ -126,3 +126,30 @@ def test_no_input_is_an_error_not_a_pass(tmp_path):
     repo = git_checkout(tmp_path, {"README": "x"})
     run = run_action(repo, {**NO_INSTALL, "path": " "}, tmp_path)
     assert run["rc"] == 2
+
+
+def test_a_path_with_a_space_on_its_own_line_and_a_glob_are_inputs(tmp_path):
+    # cisweep2: `for input in $GRADHEALTH_PATHS` split "models/my model.yaml" in two
+    repo = git_checkout(tmp_path, {"models/my model.yaml": VANISHING_YAML, "logs/a.csv": healthy_csv(),
+                                   "logs/b.csv": healthy_csv()})
+    run = run_action(repo, {**NO_INSTALL, "path": "models/my model.yaml\nlogs/*.csv"}, tmp_path)
+    assert run["rc"] == 1, run["stdout"] + run["stderr"]
+    uris = {json.loads(f.read_text())["runs"][0]["artifacts"][0]["location"]["uri"] for f in sarif_files(repo)}
+    # (SARIF URIs are percent-encoded)
+    assert uris == {"models/my%20model.yaml", "logs/a.csv", "logs/b.csv"}
+
+
+def test_a_baseline_folder_compares_each_input_with_its_own(tmp_path):
+    # cisweep2: one --baseline handed to every input compared a log with a spec's document (now
+    # refused) and a second spec with the first's; main's output folder is each input's own baseline
+    repo = git_checkout(tmp_path, {"specs/vanishing.yaml": VANISHING_YAML, "logs/exploding.csv": exploding_csv()})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    paths = "specs/vanishing.yaml logs/exploding.csv"
+    first = run_action(repo, {**NO_INSTALL, "path": paths}, tmp_path / "a")
+    assert first["rc"] == 1
+    (repo / "gradhealth-results").rename(repo / "main-results")
+    again = run_action(repo, {**NO_INSTALL, "path": paths, "fail-on": "new", "baseline": "main-results"},
+                       tmp_path / "b")
+    assert again["rc"] == 0, again["stdout"] + again["stderr"]
+    assert again["summary"].read_text().count("0 new, 0 worse") == 2
