@@ -60,3 +60,17 @@ def test_a_job_without_paths_fails(tmp_path):
     repo = git_checkout(tmp_path, {"README": "x"})
     done = run_gitlab_job(repo, {"GRADHEALTH_INSTALL": "false"})
     assert done.returncode == 2 and "GRADHEALTH_PATHS" in done.stdout
+
+
+def test_a_path_with_a_space_and_a_baseline_folder_per_input(tmp_path):
+    # cisweep2: the job split "logs/my run.csv" at its space and built its arguments as one string;
+    # a folder of main's results is each input's own baseline
+    repo = git_checkout(tmp_path, {"logs/my run.csv": exploding_csv(), "logs/healthy.csv": healthy_csv()})
+    paths = "logs/my run.csv\nlogs/healthy.csv"
+    first = run_gitlab_job(repo, {"GRADHEALTH_PATHS": paths, "GRADHEALTH_INSTALL": "false"})
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert len(glob.glob(str(repo / "gradhealth-results" / "*.junit.xml"))) == 2
+    (repo / "gradhealth-results").rename(repo / "main-results")
+    again = run_gitlab_job(repo, {"GRADHEALTH_PATHS": paths, "GRADHEALTH_INSTALL": "false",
+                                  "GRADHEALTH_FAIL_ON": "new", "GRADHEALTH_BASELINE": "main-results"})
+    assert again.returncode == 0, again.stdout + again.stderr
