@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -300,6 +301,12 @@ def prepare(args: argparse.Namespace) -> str | None:
     """Check the report options before anything runs (a bad baseline must not cost a simulation).
     Returns a usage error, or None; loads the baseline into ``args.baseline_doc``."""
     files = [path for _, path in args.output]
+    if "-" in files:
+        # a file named "-" in the working folder was no one's intent: stdout holds the main report
+        return "--output -: standard output takes the main report (--format); give --output a file"
+    if args.step_summary and not os.environ.get("GITHUB_STEP_SUMMARY"):
+        print("gradhealth: --step-summary: $GITHUB_STEP_SUMMARY is not set (not a GitHub Actions step): "
+              "no step summary is written", file=sys.stderr)
     if len([1 for fmt, _ in args.output if fmt is None]) > 1:
         return "--output FILE given twice: name the second one's format (FORMAT=FILE)"
     if len(set(files)) != len(files) or len({_same_file_key(f) for f in files}) != len(files):

@@ -77,3 +77,14 @@ def test_a_job_the_service_never_runs_is_waited_for_only_as_long_as_asked(
     with pytest.raises(SystemExit) as exc:
         main(["check", str(EXAMPLE), "--server", "http://stuck.invalid", "--server-timeout", "-1"])
     assert exc.value.code == 2
+
+
+def test_output_to_a_dash_is_refused_and_a_step_summary_without_its_file_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", str(EXAMPLE), "--output", "json=-"]) == 2
+    assert "standard output takes the main report" in capsys.readouterr().err
+    assert not (tmp_path / "-").exists()
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    assert main(["check", str(EXAMPLE), "--format", "github", "--step-summary"]) == 0
+    assert "$GITHUB_STEP_SUMMARY is not set" in capsys.readouterr().err
