@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 # Only what every verb needs: each command imports its own tools, so `--help`, `catalog`, a log
 # check or `serve` never load torch (only a simulating check does).
-from gradhealth.errors import GradHealthError, InputFormatError
+from gradhealth.errors import GradHealthError, InputFormatError, LogError
 from gradhealth.library import example_names, load_spec
 
 if TYPE_CHECKING:
@@ -556,6 +556,8 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
     import shutil
     import tempfile
 
+    from gradhealth.client import RemoteError
+
 
     path = Path(args.spec)
     import httpx
@@ -563,9 +565,19 @@ def _remote_logs(args: argparse.Namespace) -> Diagnosis:
     client = _client(args)
     try:
         if path.is_dir():  # a run folder travels as a zip archive
+            if not any(p.is_file() for p in path.rglob("*")):
+                # the service would name the zip made here ("emptyrun.zip: the archive is empty")
+                raise LogError(f"{path.name}: the folder holds no file to check")
             with tempfile.TemporaryDirectory() as tmp:
                 archive = shutil.make_archive(str(Path(tmp) / path.name), "zip", root_dir=path)
-                job = client.check_logs(Path(archive), format=args.log_format, wait_s=_server_wait(args))
+                try:
+                    job = client.check_logs(Path(archive), format=args.log_format, wait_s=_server_wait(args))
+                except RemoteError as exc:  # its words name the zip made here: the user's folder instead
+                    problem = exc.to_problem()
+                    detail = problem.get("detail")
+                    if isinstance(detail, str):
+                        problem["detail"] = detail.replace(Path(archive).name, f"{path.name}/")
+                    raise RemoteError(problem) from None
         else:
             job = client.check_logs(path, format=args.log_format, wait_s=_server_wait(args))
     except httpx.TransportError as exc:

@@ -88,3 +88,34 @@ def test_output_to_a_dash_is_refused_and_a_step_summary_without_its_file_says_so
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     assert main(["check", str(EXAMPLE), "--format", "github", "--step-summary"]) == 0
     assert "$GITHUB_STEP_SUMMARY is not set" in capsys.readouterr().err
+
+
+def test_a_folder_sent_to_a_server_is_named_as_the_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import httpx
+
+    empty = tmp_path / "emptyrun"
+    empty.mkdir()
+    # nothing to send: refused here, before any request (the service named the zip made for it)
+    monkeypatch.setattr(httpx.Client, "send", lambda *a, **k: pytest.fail("sent an empty folder"))
+    assert main(["check", str(empty), "--server", "http://x.invalid"]) == 2
+    assert "emptyrun: the folder holds no file to check" in capsys.readouterr().err
+    # a refusal of the upload names the folder, not the archive
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.bin").write_bytes(b"\\x00\\x01")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(415, json={"status": 415, "title": "Unsupported Media Type",
+                                         "detail": "run.zip: no file in this archive is a log format"})
+
+    monkeypatch.undo()
+    real = httpx.Client.__init__
+
+    def init(self: httpx.Client, *args: object, **kwargs: object) -> None:
+        real(self, *args, **{**kwargs, "transport": httpx.MockTransport(handler)})  # type: ignore[arg-type]
+
+    monkeypatch.setattr(httpx.Client, "__init__", init)
+    assert main(["check", str(run), "--server", "http://x.invalid"]) == 2
+    err = capsys.readouterr().err
+    assert "run/: no file in this archive" in err and "run.zip" not in err
