@@ -153,9 +153,10 @@ def _chain_ratio(result: SimulationResult, units: list[UnitStats]) -> tuple[floa
     return _geo_ratio(units[0].values["output_grad_norm"], units[-1].values["output_grad_norm"]), units
 
 
-def fc_stretches(result: SimulationResult) -> list[list[UnitStats]]:
+def fc_stretches(result: SimulationResult, *, equal_width: bool = True) -> list[list[UnitStats]]:
     """Runs of consecutive top-level fully-connected layers of one width with one pointwise
-    activation and no norm: the chains mean-field theory predicts (``check.theory_report``)."""
+    activation and no norm: the chains mean-field theory predicts (``check.theory_report``);
+    ``equal_width=False``: of any widths (an autoencoder's 100-30-100)."""
     weighted = [u for u in result.units if u.depth == 0 and u.has_weights]
     # a spec says each layer's norm; a module's graph marks the layers a norm reads (its plan is None)
     layer_of = {p.name: p.layer for p in result.plan.all_units()} if result.plan is not None else {}
@@ -166,7 +167,8 @@ def fc_stretches(result: SimulationResult) -> list[list[UnitStats]]:
         ok = u.type == "linear" and u.activation in theory.ACTIVATIONS and not normed
         # a module's layers are a chain only where each feeds the next alone (no skip around it)
         chained = bool(layer_of) or bool(current) and result.feeds.get(current[-1].name) == [u.name]
-        if ok and current and chained and current[-1].activation == u.activation and current[-1].fan_out == u.fan_out:
+        if ok and current and chained and current[-1].activation == u.activation and (
+                not equal_width or current[-1].fan_out == u.fan_out):
             current.append(u)
             continue
         if len(current) >= 2:
@@ -183,19 +185,29 @@ def fc_stretches(result: SimulationResult) -> list[list[UnitStats]]:
 STEEP_LAYER_GAIN = 2.0
 
 
-def steep_stretch(result: SimulationResult) -> tuple[list[UnitStats], float] | None:
-    """The equal-width fully-connected chain (:func:`fc_stretches`) whose measured gradient gain
-    per layer is largest, with that gain, when it is at least :data:`STEEP_LAYER_GAIN`: a shallow
+def steep_stretch(result: SimulationResult) -> tuple[list[UnitStats], float, str] | None:
+    """The fully-connected chain whose measured gain per layer is largest, with that gain and what
+    grew ("gradient" or "activation"), when it is at least :data:`STEEP_LAYER_GAIN`: a shallow
     net's total growth stays under the through-depth bar however wrong its init (4 layers of
-    U(-1, 1) weights at width 256: 6.7x per layer, 46x in all)."""
-    best: tuple[list[UnitStats], float] | None = None
-    for run in fc_stretches(result):
-        first, last = run[0].geo("output_grad_norm"), run[-1].geo("output_grad_norm")
+    U(-1, 1) weights at width 256: 6.7x per layer, 46x in all), over two layers or more. The
+    gradient's ||dL/dh|| is compared along equal-width chains (a norm over more units is larger);
+    the per-unit activation std along chains of any widths (He init keeps it whatever the widths:
+    an autoencoder's 100-30-100 at N(0, 1) grew it 5x per layer)."""
+    best: tuple[list[UnitStats], float, str] | None = None
+    # two gains or more: one layer's alone is a trained layer's as often as a wrong init's (a stored
+    # 512-wide MLP: 3.9x between its two hidden layers, onnxsweep10 h07, labelled healthy)
+    candidates: list[tuple[list[UnitStats], str, str]] = [(run, "output_grad_norm", "gradient")
+                                                          for run in fc_stretches(result) if len(run) >= 3]
+    candidates += [(run, "activation_std", "activation") for run in fc_stretches(result, equal_width=False)
+                   if len(run) >= 3]
+    for run, metric, what in candidates:
+        first, last = run[0].geo(metric), run[-1].geo(metric)
         if not (first > 0 and last > 0 and math.isfinite(first) and math.isfinite(last)):
             continue
-        gain = (first / last) ** (1.0 / (len(run) - 1))
+        grown = first / last if what == "gradient" else last / first
+        gain = grown ** (1.0 / (len(run) - 1))
         if gain >= STEEP_LAYER_GAIN and (best is None or gain > best[1]):
-            best = (run, gain)
+            best = (run, gain, what)
     return best
 
 

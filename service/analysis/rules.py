@@ -543,11 +543,13 @@ class ExplodingGradient(ArchitectureRule):
         det = _through_depth(self.code, severity, value, result, t, dead)
         steep = steep_stretch(result)
         if steep is not None and value < t.exploding_warning:
-            run, gain = steep
+            run, gain, what = steep
             det.evidence.update(stretch_gain=gain, per_layer_threshold=STEEP_LAYER_GAIN,
-                                stretch=[run[0].name, run[-1].name])
+                                stretch=[run[0].name, run[-1].name], stretch_measure=what)
             det.summary += (f"; {fmt(gain)}x per layer from {run[-1].name} back to {run[0].name}, a gain no "
-                            "initialisation gives (He keeps it at 1)")
+                            "initialisation gives (He keeps it at 1)" if what == "gradient" else
+                            f"; the activations grow {fmt(gain)}x per layer from {run[0].name} to {run[-1].name}, "
+                            "a gain no initialisation gives (He keeps their scale whatever the widths)")
             det.explanation += (" The total is small only because the network is shallow: each of these layers "
                                 "multiplies the gradient (and its activations) by about the same factor, so the "
                                 "weights are several times too large for the activation (a U(-1, 1) or N(0, 1) "

@@ -135,3 +135,29 @@ def test_a_post_ln_finding_sets_no_threshold_beside_a_norm() -> None:
     [f] = [f for f in check_architecture(spec, verify=False).findings if f.code == "post_ln_depth_risk"]
     assert f.evidence.metric == "last_layer_grad_norm" and f.evidence.threshold is None
     assert f.evidence.model_extra["depth"] == 6 and f.evidence.model_extra["depth_threshold"] == 6
+
+
+def _hourglass(init: dict | str) -> dict:
+    """handson-ml3's stacked autoencoder, 784-100-30-100-784, with the given init on every layer."""
+    return {"input": {"shape": [784]}, "batch_size": 64, "seeds": 2, "loss": "mse",
+            "layers": [{"type": "linear", "out_features": 100, "activation": "relu", "init": init},
+                       {"type": "linear", "out_features": 30, "activation": "relu", "init": init},
+                       {"type": "linear", "out_features": 100, "activation": "relu", "init": init},
+                       {"type": "linear", "out_features": 784, "init": init}]}
+
+
+def test_an_hourglass_at_unit_variance_grows_its_activations_per_layer() -> None:
+    # kerassweep10 u09: RandomNormal(stddev=1) on 784-100-30-100-784; no two hidden layers share a
+    # width, so the equal-width gradient chain cannot judge it; the per-unit activation std can:
+    # relu under N(0, 1) multiplies it by sqrt(fan_in / 2) (He's variance is 2 / fan_in)
+    from gradhealth.library import check_architecture
+    doc = check_architecture(_hourglass({"scheme": "normal", "std": 1.0}), verify=False)
+    [f] = [f for f in doc.findings if f.code == "exploding_gradient"]
+    extra = f.evidence.model_extra
+    assert f.severity == "warning" and extra["stretch_measure"] == "activation"
+    # from the 100-unit layer to the 30- and the 100-unit one: sqrt(100/2) and sqrt(30/2), geometric mean
+    expected = ((100 / 2) ** 0.5 * (30 / 2) ** 0.5) ** 0.5
+    assert abs(extra["stretch_gain"] / expected - 1) < 0.25
+    # He's init on the same hourglass keeps the scale
+    he = check_architecture(_hourglass("kaiming_normal"), verify=False)
+    assert not [f for f in he.findings if f.code == "exploding_gradient"]
