@@ -39,3 +39,15 @@ def test_a_table_stepped_by_episode_is_read(tmp_path: Path) -> None:
     doc = check_logs(path)
     assert doc.status == "healthy" and doc.log.format == "native"
     assert doc.log.points == 600  # 3 series of 200 episodes
+
+
+def test_a_mean_reward_printed_in_two_words_is_the_return_the_rl_check_judges(tmp_path: Path) -> None:
+    # ML-Agents' console ("Mean Reward: 2.3. Std of Reward: 1.1."): the key was read as "Reward", a
+    # metric no RL rule knows, so a return that climbed to 70 and fell to 0.2 was healthy
+    rewards = [2.3, 4.1, 5.4, 6.5, 8.0, 12, 25, 70, 68, 66, 60, 52, 40, 31, 22, 15, 9, 5, 2, 0.9, 0.4, 0.3, 0.2, 0.2]
+    path = tmp_path / "mlagents.txt"
+    path.write_text("".join(f"Step: {1000 * (i + 1)}. Time Elapsed: {10 * i} s Mean Reward: {r}. Std of Reward: 1.1.\n"
+                            for i, r in enumerate(rewards)))
+    doc = check_logs(path)
+    [f] = [f for f in doc.findings if f.code == "reward_collapse"]
+    assert f.severity == "warning" and f.evidence.metric == "Mean_Reward"

@@ -105,7 +105,8 @@ _LOSS_QUALIFIER = (r"(?!(?:the|a|an|of|and|or|in|on|to|for|with|is|at|by|this|th
 # (and after it: NICE-EEG's "loss val: 6.6089"; a split word before an accuracy: "train acc: 0.50")
 _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|"
                  rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
-                 rf"learning[ \t](?=rate\b))?[^\W\d][\w./-]*)['\"]?"
+                 rf"learning[ \t](?=rate\b)|(?:mean|average|avg|total|episode|episodic)[ \t](?=rewards?\b|returns?\b))?"
+                 rf"[^\W\d][\w./-]*)['\"]?"
                  # a copula before the separator is part of it (Paddle's prints: "loss is: 2.50, acc is: 0.07")
                  rf"(?:[ \t]+(?:is|was|are)(?=[ \t]*[:=]))?(?P<sep>\s*[:=]\s*(?:=\s*)?)"
                  rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
