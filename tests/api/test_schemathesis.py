@@ -50,6 +50,9 @@ CONTENT_REFUSALS: dict[str, set[str]] = {
     # for a float is known once read.
     "POST /v1/runs/{run_id}/points": {"invalid-points"},
     "GET /v1/runs": {"invalid-cursor"},
+    # A run's warning/error threshold pairs must be ordered (alone and against the service's): a
+    # relation between two fields, each valid alone, which JSON Schema cannot state.
+    "POST /v1/runs": {"inverted-thresholds"},
 }
 # invalid-spec passes only where every error points at a layer (nested in a block or not): a
 # field's own rule is the schema's.
@@ -74,6 +77,9 @@ def _refusal_is_about_content(ctx: object, response: schemathesis.Response, case
     allowed = CONTENT_REFUSALS.get(f"{case.method.upper()} {case.path}", set())
     if (case.media_type or "").endswith("yaml") and slug in ("invalid-input", "invalid-spec"):
         return  # the YAML alternative is declared as text: its spec is the JSON body's schema's
+    errors = body.get("errors") or [{}]
+    if slug == "invalid-request" and all("are inverted" in str(e.get("detail") or "") for e in errors):
+        slug = "inverted-thresholds"
     if slug == "invalid-spec":
         pointers = [e.get("pointer") or "" for e in body.get("errors") or [{}]]
         slug = slug if all(_AT_A_LAYER.match(p) for p in pointers) else "invalid-spec (at a field)"
