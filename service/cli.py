@@ -259,7 +259,7 @@ def _check_spec_dict(args: argparse.Namespace, raw: dict[str, Any], *, kind: str
     """Check a decoded spec in-process or through ``--server`` and emit the reports (exit 0-3)."""
     from gradhealth.library import check_architecture
 
-    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    show_progress = _show_progress(args)
     try:
         if args.server:
             doc = _remote_check(args, raw)
@@ -344,7 +344,7 @@ def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str
     from gradhealth.cli_report import report_context
     from gradhealth.library import check_keras
 
-    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    show_progress = _show_progress(args)
     try:
         _simulating_here()
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
@@ -393,7 +393,7 @@ def _optimizer(args: argparse.Namespace) -> dict[str, Any] | None:
 def cmd_check_model(args: argparse.Namespace) -> int:
     """The check of an ONNX model file (in-process, or with --server): exit 2 for a file that
     cannot be checked (not ONNX, unsupported ops, external data, sizes missing, over the limits)."""
-    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    show_progress = _show_progress(args)
     try:
         shapes = _input_shapes(args)
         for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
@@ -503,11 +503,16 @@ def _server_wait(args: argparse.Namespace) -> float:
         return SERVER_TIMEOUT_S
 
 
+def _show_progress(args: argparse.Namespace) -> bool:
+    """--progress / --no-progress, else whether stderr is a terminal."""
+    return args.progress if args.progress is not None else sys.stderr.isatty()
+
+
 def _client(args: argparse.Namespace) -> Any:
     """The --server client, printing each state of the job it waits for with --progress."""
     from gradhealth.client import Client
 
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    show = _show_progress(args)
 
     def state(job: dict[str, Any]) -> None:
         print(f"gradhealth: {args.server}: job {job.get('id')} {job.get('status')}", file=sys.stderr, flush=True)
@@ -537,7 +542,7 @@ def cmd_check_logs(args: argparse.Namespace) -> int:
     """The log check of a file, folder or archive (in-process, or with --server)."""
     from gradhealth.library import check_logs
 
-    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    show_progress = _show_progress(args)
     try:
         if args.server:
             doc = _remote_logs(args)

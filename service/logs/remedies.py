@@ -95,10 +95,9 @@ def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
     norms = healthy_norms(run, t)
     if len(norms) < 3:
         logged = run.first("grad_norm")
-        if in_force is None and logged is not None and len(finite(logged)[1]) >= 3:
+        if logged is not None and len(finite(logged)[1]) >= 3:
             # every norm logged is blown up: nothing of the run's own to take a threshold from
-            return R.gradient_clipping(DEFAULT_MAX_NORM, "a common default (Hugging Face's max_grad_norm): "
-                                       "none of the run's gradient norms is a healthy one", healthy_points=0)
+            return default_clipping(run, "none of the run's gradient norms is a healthy one")
         return None
     max_norm = float(f"{float(np.percentile(norms, t.clip_percentile)):.2g}")
     basis = f"p{t.clip_percentile:g} of the run's gradient norms without spikes or exploding stretches"
@@ -116,6 +115,16 @@ def clipping(run: RunLog, t: LogThresholds) -> Remedy | None:
         current_max_norm=limit,
         current_max_norm_source=source,
     )
+
+
+def default_clipping(run: RunLog, why: str) -> Remedy | None:
+    """Clipping at the common default (:data:`DEFAULT_MAX_NORM`) where the run has no healthy norm
+    to take a threshold from (``why`` says so); None where it clips already, since a tighter
+    threshold is then not what would change it."""
+    if clip_in_force(run) is not None:
+        return None
+    return R.gradient_clipping(DEFAULT_MAX_NORM, f"a common default (Hugging Face's max_grad_norm): {why}",
+                               healthy_points=0)
 
 
 def _where(run: RunLog, step: float | None) -> str | None:

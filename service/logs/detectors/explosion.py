@@ -16,7 +16,7 @@ from gradhealth.logs.detectors.common import finding, judged
 from gradhealth.logs.detectors.layers import exploding_layers
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.detectors.schedule import lr_growth, lr_note, schedule_remedy
-from gradhealth.logs.remedies import DEFAULT_MAX_NORM, clip_in_force, clipping, lower_lr
+from gradhealth.logs.remedies import clip_in_force, clipping, default_clipping, lower_lr
 from gradhealth.logs.series import RunLog, Series, final_series
 from gradhealth.logs.stats import (
     centred_median,
@@ -215,16 +215,8 @@ def _steep(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": s.name, "steps": [_num(at[0]), _num(at[-1])], "value": ratio, "threshold": t.grad_to_weight_warning,
          "weight_metric": w.name, "grad_norm_median": float(np.median(g)), "weight_norm_median": float(np.median(ww)),
          "points": len(at)},
-        [_blown_clipping(run), lower_lr(run, at_step=first, why="the gradient norm dwarfs the weight norm")])]
-
-
-def _blown_clipping(run: RunLog) -> Remedy | None:
-    """Clipping at the common default when the run does not clip yet: every norm it logged is blown
-    up, so none of them is a threshold (its p95 would be 1e6)."""
-    if clip_in_force(run) is not None:
-        return None
-    return R.gradient_clipping(DEFAULT_MAX_NORM, "a common default (Hugging Face's max_grad_norm): every logged "
-                               "gradient norm dwarfs the weight norm, so none is a healthy one", healthy_points=0)
+        [default_clipping(run, "every logged gradient norm dwarfs the weight norm, so none is a healthy one"),
+         lower_lr(run, at_step=first, why="the gradient norm dwarfs the weight norm")])]
 
 
 def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
