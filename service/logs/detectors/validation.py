@@ -45,7 +45,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
                     if (d := _diverged(val, train, t) or _slow_divergence(run, val, train, t)) is not None),
                    key=lambda d: -d.rise)
     if not found and not parts:
-        short = [f for val in run.by_role("val_loss") if (f := _short_divergence(val, loss, t)) is not None][:1]
+        short = [f for val in run.by_role("val_loss") if (f := _short_divergence(run, val, loss, t)) is not None][:1]
         return short or _generalisation_gap(run, loss)
     # each judged with its excuse: the largest rise of the whole validation loss as ever (a task
     # metric of its own evaluation), a part also by the detector's metrics/ columns (mAP). The
@@ -209,6 +209,18 @@ def _own_metrics(run: RunLog, val: Series) -> list[tuple[Series, bool]]:
     # evaluation's eval_T005_f1 over 4 entities moves 0.27 with one of them; eval_overall_f1 is
     # what the loss's rise is weighed against)
     overall = [s for s in metrics if _OVERALL.match(s.name[len(prefix):])]
+    loss = run.first("loss")
+    if not metrics and loss is not None:
+        # none under the loss's prefix: a task metric logged at exactly the evaluations' steps is
+        # the same evaluation's (Lightning's self.log("mAP") in validation_step beside val_loss),
+        # where the evaluations are at most half the training loss's points (in a table of one row
+        # per epoch every column shares the steps, and YOLO's mAP is no excuse for its summed loss)
+        at = set(finite(val)[0].tolist())
+        metrics = [s for s in run.series if s.role == "metric" and "loss" not in s.name.lower()
+                   and (_LOWER_BETTER.search(s.name) or _HIGHER_BETTER.search(s.name))
+                   and len(at) >= 3 and set(finite(s)[0].tolist()) == at] \
+            if len(at) <= len(finite(loss)[0]) // 2 else []
+        return [(s, bool(_LOWER_BETTER.search(s.name))) for s in metrics]
     return [(s, bool(_LOWER_BETTER.search(s.name[len(prefix):]))) for s in overall or metrics]
 
 
@@ -303,9 +315,12 @@ _FLOOR_SHARE = 0.02
 #: its best, while the training loss fell by at least as much, is noted (too few points to judge).
 _SHORT_RISE = 0.3
 _RISES_IN_A_ROW = 4
+#: Rises in a row after the best, up to the last evaluation, that make a rise of ``_SLOW_RISE`` a
+#: trend in a series of any length: noise puts five in a row once in 720 tries.
+_LONG_RISES = 5
 
 
-def _short_divergence(val: Series, loss: Series, t: LogThresholds) -> Finding | None:
+def _short_divergence(run: RunLog, val: Series, loss: Series, t: LogThresholds) -> Finding | None:
     """A validation loss too short for :func:`_diverged` (fewer than ``t.min_points`` evaluations:
     BERT-style fine-tunes of a few epochs) that ends at its highest while the training loss fell:
     a note where it rose ``_SHORT_RISE`` or more above its best and the training loss fell by that
@@ -313,24 +328,34 @@ def _short_divergence(val: Series, loss: Series, t: LogThresholds) -> Finding | 
     it rose ``t.validation_rise`` or more over ``_RISES_IN_A_ROW`` rises in a row after its best (or
     1.5 times that over one rise fewer)
     (ls15, a Keras LSTM: 0.6765, 0.6789, 0.6913, 0.7101, 0.7268, 0.7586 while the loss fell 0.67 ->
-    0.55), which noise seldom makes. Fewer points cannot tell a trend from one noisy evaluation."""
+    0.55), which noise seldom makes. Fewer points cannot tell a trend from one noisy evaluation.
+    In a series of any length, ``_LONG_RISES`` rises in a row from the lowest evaluation to the last
+    are a warning from a rise of ``_SLOW_RISE`` (logsweep53: a tiny transformer's val_loss 1.4986,
+    1.508, 1.509, 1.545, 1.585, 1.611, +7.5 %, while the loss fell 1.15 -> 0.84), unless a task
+    metric of the same evaluation kept improving (:func:`_task_metric_improved`)."""
     vs, vv = finite(val)
-    if not 2 <= len(vv) < max(t.min_points, 4) or not np.all(vv > 0):
+    if len(vv) < 2 or not np.all(vv > 0):
         return None
+    short = len(vv) < max(t.min_points, 4)
     i = int(np.argmin(vv[:-1]))
     best, last = float(vv[i]), float(vv[-1])
     if last < float(np.max(vv[i:])) or last - best <= 3 * resolution(vv):
         return None
     rises = len(vv) - 1 - i
+    rising = bool(np.all(np.diff(vv[i:]) > 0))
     # four rises in a row, or three that add up to half as much again as a divergence needs
     # (lsw44 u08, a Keras run of 7 epochs: 0.457, 0.469, 0.498, 0.534 while the loss fell 0.37 ->
-    # 0.16): noise of a few % seldom climbs that far that steadily
+    # 0.16): noise of a few % seldom climbs that far that steadily; five in a row, a twentieth
     steady = (rises >= _RISES_IN_A_ROW or (rises >= _RISES_IN_A_ROW - 1
-                                           and (last - best) / best >= 1.5 * t.validation_rise)
-              ) and bool(np.all(np.diff(vv[i:]) > 0))
-    needed = t.validation_rise if steady else _SHORT_RISE
+                                           and (last - best) / best >= 1.5 * t.validation_rise)) and rising
+    needed = (min(_SLOW_RISE, t.validation_rise) if rises >= _LONG_RISES else t.validation_rise) if steady \
+        else _SHORT_RISE
     if (last - best) / best < needed or (not steady and len(vv) > 3):
         return None
+    if not short and not steady:
+        return None
+    if steady and _task_metric_improved(run, val, float(vs[i])) is not None:
+        return None  # over-confidence beside a task metric still improving, as in :func:`validation`
     ls, lv = finite(loss)
     then, now = lv[ls <= vs[i]], lv[ls <= vs[-1]]
     if not len(then) or not len(now) or not now[-1] <= (1 - needed) * then[-1]:
