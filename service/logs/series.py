@@ -247,6 +247,9 @@ _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epo
                    # Neural Monkey's and fairseq's short names: cross-entropy, negative log-likelihood
                    r"xent|nll)$")
 # (Chainer's LogReport names the model "main": main/loss, validation/main/loss)
+#: VSE++'s printed loss ("Eit 12400  lr 0.0002  Le 25.6"), kept by the image-text matchers built on
+#: its train.py (SCAN, VSRN, SGRAF, GSMN); exact case, as it prints it
+_VSE_LOSS = "Le"
 _VAL_LOSS = re.compile(r"^(?:val|vali|valid|validation|eval|test|dev)[/_.]?(?:main/)?(?:loss|epoch_loss|loss_epoch|loss_step|xent|nll)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
                        r"^loss[/_.](?:val|valid|validation|eval|test|dev)$|"
                        r"^epoch_val_loss$|"
@@ -317,7 +320,7 @@ def classify(name: str) -> tuple[Role, str | None]:
         return ("loss" if boost["set"] in ("train", "training") else "val_loss"), None
     if _VAL_LOSS.match(low):
         return "val_loss", None
-    if _LOSS.match(low):
+    if _LOSS.match(low) or key == _VSE_LOSS:
         return "loss", None
     if _TOTAL_GRAD.match(low):
         return "grad_norm", None

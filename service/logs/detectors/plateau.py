@@ -41,12 +41,17 @@ _FROZEN_SPREAD = 1e-4
 _FROZEN_POINTS = 20
 
 
-def _frozen_tail(v: np.ndarray) -> float:
+#: Points of an excerpt (a log that starts mid-run) frozen within :data:`_FROZEN_SPREAD`: a minibatch
+#: loss moves in its 3rd or 4th digit from one print to the next; six prints that do not are stuck
+_FROZEN_EXCERPT_POINTS = 6
+
+
+def _frozen_tail(v: np.ndarray, points: int = _FROZEN_POINTS) -> float:
     """The relative spread of ``v`` (a loss's last half) where it is frozen (:data:`_FROZEN_SPREAD`),
-    else 0.0: a stuck model's loss repeats itself to the last digit (logsweep44/50: an LSTM's MSE at
-    0.25000453 for 120 logged epochs, both outputs at 0.5)."""
+    over ``points`` at least, else 0.0: a stuck model's loss repeats itself to the last digit
+    (logsweep44/50: an LSTM's MSE at 0.25000453 for 120 logged epochs, both outputs at 0.5)."""
     level = float(np.median(v)) if len(v) else 0.0
-    if len(v) < _FROZEN_POINTS or level <= 0 or resolution(v) > _FROZEN_SPREAD * level:
+    if len(v) < points or level <= 0 or resolution(v) > _FROZEN_SPREAD * level:
         return 0.0
     spread = float(np.max(v) - np.min(v)) / level
     return max(spread, 1e-300) if spread < _FROZEN_SPREAD else 0.0
@@ -161,7 +166,23 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     from_start = float(steps[0]) <= float(steps[-1] - steps[0])
     never = overall < t.plateau_early_fraction and from_start
     if chance is None and not never and overall < t.plateau_early_fraction and not from_start:
-        return [stuck] if stuck else []  # flat over an excerpt: nothing to say about the run
+        if not (pinned := _frozen_tail(v, _FROZEN_EXCERPT_POINTS)) or _warming_up(run, float(steps[0]),
+                                                                                  float(steps[-1])):
+            return [stuck] if stuck else []  # flat over an excerpt: nothing to say about the run
+        # ... unless frozen to its last digits, far above 0: stuck wherever the window starts
+        # (logsweep54: a VSE++ loss at 25.60001-25.60002 over 8 prints of epoch 5)
+        same = "all equal" if pinned <= 1e-300 else f"within {pinned:.1e} of it"
+        return [finding(
+            "loss_plateau", "warning",
+            f"{loss.name} is frozen at {level:.7g} over the {len(v)} points logged "
+            f"({loss.between(steps[0], steps[-1])}, {same}): no step changes it",
+            "A minibatch loss moves in its third or fourth digit from one print to the next; one that repeats to "
+            "its last digits, far above 0, comes from updates that no longer reach the output (dead or saturated "
+            "units, a zero learning rate, a model that outputs one constant whatever its input, a loss clamped at "
+            "its margin). The log starts mid-run, so it does not show when it froze.",
+            {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": pinned,
+             "threshold": _FROZEN_SPREAD, "overall_improvement": overall, "excerpt": True},
+            [])] + ([stuck] if stuck else [])
     # "barely moved" must be borne out: the whole run's trend, within its 99 % interval, rules out a
     # real fall (a fine-tune's 9 points at 0.15 +-12 % allow a 39 % fall; stalled runs allow <= 8 %)
     pinned = 0.0

@@ -219,7 +219,8 @@ _EVENT_HINTS = ("nan", "NaN", "Invalid loss", "Tensor had", "loss scale")
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
 
 STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step",
-             "num_updates"}  # fairseq's update count
+             "num_updates",  # fairseq's update count
+             "eit"}  # VSE++'s global iteration ("Eit 12400  lr 0.0002  Le 25.6"), and its image-text descendants
 _POSITION_KEYS = STEP_KEYS | {"epoch"}  # where a line is in the run, not what it measured
 #: The most digits a step, an epoch or a count is read with: 10^18 is past any run's steps (and past
 #: 2^53, where steps are refused), and a longer run of digits (a hash, an id) is no count; ``int()``
@@ -968,7 +969,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         low = key.lower()
         if low in _SPLIT_LOSS and found.keys() & STEP_KEYS:
             key = low = _SPLIT_LOSS[low]  # "iter 0: train 9.8578 val 9.8535": each split's loss
-        known = low in _WS_KEYS or _WS_LOSS_PART.match(low) is not None
+        known = low in _WS_KEYS or _WS_LOSS_PART.match(low) is not None or classify(key)[0] == "loss"
         if _BARE_NONFINITE.fullmatch(m["val"]) and not known:
             continue  # "number of nan iterations": prose, not a NaN
         if (piped and len(key) > 1) or known:
