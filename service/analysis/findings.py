@@ -134,7 +134,7 @@ def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:
 
 def _chain_ratio(result: SimulationResult, units: list[UnitStats]) -> tuple[float, list[UnitStats]]:
     """:func:`depth_ratio` of one chain of units."""
-    if len(units) >= 2 and not any(np.any(u.values["output_grad_norm"] != 0) for u in units):
+    if units and not any(np.any(u.values["output_grad_norm"] != 0) for u in units):
         after = [u for u in result.units if u.depth == 0 and u.has_weights and u not in units
                  and np.any(u.values.get("output_grad_norm", np.zeros(1)) != 0)]
         # No gradient reaches any layer of the trunk: its own weights are zero (zeros for every
@@ -262,15 +262,70 @@ def binomial_tail_half(k: int, n: int) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2))
 
 
-def time_ratios(result: SimulationResult) -> list[tuple[str, int, float, int]]:
+@dataclass(frozen=True)
+class Reach:
+    """How far back a bidirectional layer's two directions together carry the gradient: each
+    input position is reached by the direction that carries more to it; ``ratio`` is that at the
+    worst-reached ``position`` (of ``length``), ``steps`` the path length there plus 2 (as
+    :func:`time_ratios` counts T), ``forward`` whether the forward direction reaches it."""
+
+    ratio: float
+    steps: int
+    position: int
+    length: int
+    forward: bool
+
+
+def bidirectional_reach(result: SimulationResult) -> dict[tuple[str, int], Reach]:
+    """:class:`Reach` per bidirectional layer (keyed by its forward sublayer) whose two directions
+    are both read at their ends (Keras' Bidirectional without sequences, a pooled readout): the
+    first input position is where the backward direction's path starts, so the forward
+    direction's ratio from its last step back to step 0 is not how little reaches any input; the
+    middle of the sequence, about T/2 from either end, is the worst reached."""
+    out: dict[tuple[str, int], Reach] = {}
+    by_key = {(ts.layer, ts.sublayer): ts for ts in result.time_series}
+    for ts in result.time_series:
+        back = by_key.get((ts.layer, ts.sublayer + 1))
+        if ts.reverse or back is None or not back.reverse:
+            continue
+        fwd, bwd = judged_norms(ts), judged_norms(back)
+        length = fwd.shape[1]
+        if length < 4 or bwd.shape[1] != length or not (np.any(fwd[:, -2] != 0) and np.any(bwd[:, -2] != 0)):
+            continue  # a direction with no path through the recurrence (read at the other end)
+        # input position p: the forward direction carries it from step T-2, the backward one (which
+        # runs T-1 .. 0) from its own step T-2, that is from position 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.mean(np.log(fwd[:, :-1]), axis=0) - np.mean(np.log(fwd[:, -2]))
+            b = (np.mean(np.log(bwd[:, :-1]), axis=0) - np.mean(np.log(bwd[:, -2])))[::-1]
+        reach = np.fmax(f[1:], b[:-1])  # positions 1 .. T-2, where both are defined
+        if np.all(np.isnan(reach)):
+            continue
+        i = int(np.nanargmin(reach))
+        position = i + 1
+        forward = bool(f[position] >= b[i])
+        path = (length - 2 - position) if forward else (position - 1)
+        out[(ts.layer, ts.sublayer)] = Reach(float(np.exp(reach[i])), path + 2, position, length, forward)
+    return out
+
+
+def time_ratios(result: SimulationResult, reach: bool = False) -> list[tuple[str, int, float, int]]:
     """(layer, sublayer, ||dL/dh_0|| / ||dL/dh_{T-2}||, T) for every recurrent (sub)layer.
 
     Steps at the end that get exactly no gradient in any seed are not part of the path through
     time (a bidirectional layer read at its last position: the backward direction's steps after
     its first one feed nothing the loss reads); the ratio ends at the last step that gets some, and
-    T is counted to it. A layer with fewer than three such steps has no path to judge."""
+    T is counted to it. A layer with fewer than three such steps has no path to judge. With
+    ``reach``, a bidirectional layer whose directions are both read at their ends is one entry
+    (its forward sublayer's), the worst-reached input position's (:func:`bidirectional_reach`):
+    what a vanishing gradient denies the layer's inputs."""
+    joined = bidirectional_reach(result) if reach else {}
     out = []
     for ts in result.time_series:
+        if (r := joined.get((ts.layer, ts.sublayer))) is not None:
+            out.append((ts.layer, ts.sublayer, r.ratio, r.steps))
+            continue
+        if ts.reverse and (ts.layer, ts.sublayer - 1) in joined:
+            continue
         norms = judged_norms(ts)
         steps = norms.shape[1]
         end = steps - 2

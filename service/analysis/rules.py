@@ -19,6 +19,7 @@ from gradhealth.analysis.findings import (
     Detection,
     absorbed_by_normalisation,
     activation_growth,
+    bidirectional_reach,
     binomial_tail_half,
     carried_apart,
     cut_off,
@@ -610,7 +611,7 @@ class _ThroughTime(ArchitectureRule):
         order it runs by the injection's profile, not by its recurrence (its forward direction,
         with the same profile the other way round, reads as shrinking)."""
         out = []
-        found = time_ratios(result)
+        found = time_ratios(result, reach=self.code == "vanishing_through_time")
         ratios = {(layer, sub): ratio for layer, sub, ratio, _ in found}
         reverse = {(ts.layer, ts.sublayer) for ts in result.time_series if ts.reverse}
         read_often = {(ts.layer, ts.sublayer) for ts in result.time_series if carried_apart(ts)}
@@ -682,6 +683,19 @@ class _ThroughTime(ArchitectureRule):
             f"{layer}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
             f"({fmt(per_step)} per step)"
         )
+        joined = bidirectional_reach(result).get((layer, sub)) if vanishing else None
+        if joined is not None:
+            # both directions read at their ends: the worst-reached input, through the nearer one
+            first, last = ((joined.position, joined.length - 2) if joined.forward else (1, joined.position))
+            evidence |= {"time_steps": [first, last], "sequence_length": joined.length,
+                         "worst_reached_position": joined.position,
+                         "reached_by": "forward" if joined.forward else "backward"}
+            summary = (
+                f"{layer}: at input position {joined.position} of {joined.length}, the worst reached by "
+                f"either direction, {what} is {fmt(shown)}x smaller than where it enters "
+                f"({steps - 2} steps of the {'forward' if joined.forward else 'backward'} direction, "
+                f"{fmt(per_step)} per step)"
+            )
         if vanishing and ratio == 0:  # below the simulation's float range (or exactly none): no factor to show
             floor = _SMALLEST_NORMAL.get(result.dtype, "its smallest number")
             summary = (f"{layer}: no {what} reaches step 0 from step {steps - 2} (under {floor} of it: "
@@ -723,7 +737,7 @@ class VanishingThroughTime(_ThroughTime):
     verb = "shrinks"
 
     def measure(self, result: SimulationResult) -> float:
-        return min((r for _, _, r, _ in time_ratios(result)), default=math.nan)
+        return min((r for _, _, r, _ in time_ratios(result, reach=True)), default=math.nan)
 
     def judge(self, ratio: float, t: Thresholds) -> str | None:
         return t.vanishing(ratio)
@@ -1614,10 +1628,11 @@ def sigmoids_under_cross_entropy(result: SimulationResult) -> bool:
             and unit.activation == "sigmoid" and (output_layer(result).fan_out or 0) >= 2)
 
 
-def output_saturation(result: SimulationResult) -> float:
-    """The largest share, over seeds, of the output activation's units in their flat tails (0 when
-    the simulation did not measure it)."""
-    values = _output_activation(result).values.get("saturated_fraction")
+def output_saturation(result: SimulationResult, together: bool = False) -> float:
+    """The largest share, over seeds, of the output activation's units in their flat tails (with
+    ``together``, of its rows whose every sigmoid is near 1) (0 when the simulation did not measure it)."""
+    values = _output_activation(result).values.get("saturated_together_fraction" if together
+                                                   else "saturated_fraction")
     if values is None or not np.any(np.isfinite(values)):
         return 0.0
     return float(np.nanmax(values))
@@ -1662,7 +1677,7 @@ class OutputLossMismatch(ArchitectureRule):
             # Keras divides the sigmoids by their sum: each logit's gradient is (s_j/S - [j=t])(1 - s_j),
             # the softmax's scaled by 1 - s_j, about half at initialisation (peersweep4 measured 0.44-0.51);
             # the trap is the sigmoids saturating towards 1 together, where the loss stalls at ln k
-            return "warning" if output_saturation(result) >= t.saturation_warning else "info"
+            return "warning" if output_saturation(result, together=True) >= t.saturation_warning else "info"
         if (severity is None and result.on_probabilities and result.squashed is None
                 and _output_activation(result).activation not in ("sigmoid", "softmax")):
             # an output with no softmax or sigmoid under a loss on probabilities is the mismatch
@@ -1812,9 +1827,10 @@ class OutputLossMismatch(ArchitectureRule):
                 evidence, [last])
         if sigmoids_under_cross_entropy(result) and value < t.silent_loss_warning:
             k = last.fan_out or 0
-            saturated = output_saturation(result)
-            state = (f"{saturated:.0%} of them already saturated at initialisation" if severity != "info" else
-                     "a note: at initialisation they pass about half the softmax's gradient")
+            saturated = output_saturation(result, together=True)
+            state = (f"in {saturated:.0%} of the samples every one is already saturated towards 1 together"
+                     if severity != "info" else
+                     "a note: while they sit near 0.5 they pass about half the softmax's gradient")
             return Detection(
                 self.code, severity, "silent_sample_fraction", value,
                 f"{loss} takes {last.name}'s {k} sigmoid outputs for one distribution over {k} classes "

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradhealth.analysis.findings import time_ratios
+from gradhealth.analysis.findings import bidirectional_reach, time_ratios
 from gradhealth.analysis.simulate import TimeSeries
 from gradhealth.library import check_architecture, check_module
 
@@ -158,3 +158,50 @@ def test_a_carried_pass_that_cannot_run_leaves_the_check_on_dl_dh(monkeypatch) -
     doc = check_module(_PooledLoopRNN(0.5), torch.randn(8, 30, 8), seeds=2, verify=False)
     assert not [f for f in doc.findings if f.code == "vanishing_through_time"]  # dL/dh_t barely falls
     assert any(s.layer == "rec" for s in doc.time_steps)
+
+
+def _pair(fwd: np.ndarray, bwd: np.ndarray) -> SimpleNamespace:
+    return SimpleNamespace(time_series=[TimeSeries("bi", 0, fwd), TimeSeries("bi", 1, bwd, reverse=True)])
+
+
+def test_a_bidirectional_layer_read_at_both_ends_is_judged_at_its_worst_reached_input() -> None:
+    # each direction halves its gradient per step over 30 steps; the backward one runs from the
+    # last position to the first, so position p is 28 - p forward steps and p - 1 backward steps
+    # from where each enters: the middle is the worst reached, about 13-14 steps from either end
+    decay = np.tile(0.5 ** np.arange(30)[::-1], (3, 1))
+    result = _pair(decay, decay.copy())
+    per_direction = time_ratios(result)  # type: ignore[arg-type]
+    assert [r[2] for r in per_direction] == pytest.approx([0.5 ** 28, 0.5 ** 28])
+    [(layer, sub, ratio, steps)] = time_ratios(result, reach=True)  # type: ignore[arg-type]
+    assert (layer, sub) == ("bi", 0)
+    reach = bidirectional_reach(result)[("bi", 0)]  # type: ignore[arg-type]
+    path = min(28 - reach.position, reach.position - 1)
+    assert path == 13 and ratio == pytest.approx(0.5 ** 13) and steps == path + 2
+    # a backward direction that carries nothing past its first step (read at the last position):
+    # no pair, each direction as before
+    cut = np.zeros((3, 30))
+    cut[:, 0] = 1.0
+    assert bidirectional_reach(_pair(decay, cut)) == {}  # type: ignore[arg-type]
+
+
+def test_a_keras_style_bilstm_names_its_worst_reached_position_not_step_0() -> None:
+    class Final(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.LSTM(8, 16, batch_first=True, bidirectional=True)
+            self.head = nn.Linear(32, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seq = self.rnn(x)[0]  # each direction's final state, as Keras' Bidirectional returns
+            return self.head(torch.cat([seq[:, -1, :16], seq[:, 0, 16:]], -1))
+    torch.manual_seed(0)
+    doc = check_module(Final(), torch.randn(8, 120, 8), seeds=1, verify=False)
+    finding = next(f for f in doc.findings if f.code == "vanishing_through_time")
+    extra = finding.evidence.model_extra or {}
+    position = extra["worst_reached_position"]
+    assert 30 <= position <= 90 and extra["sequence_length"] == 120, finding.summary
+    # independently: the forward direction's own ratio from its step 118 to step 0, from the
+    # document's per-step norms, is far smaller than what reaches the worst position
+    fwd = [s.output_grad_norm for s in doc.time_steps if s.layer == finding.evidence.layers[0] and s.sublayer == 0]
+    assert finding.evidence.value > 100 * fwd[0] / fwd[118]
+    assert f"position {position} of 120" in finding.summary
