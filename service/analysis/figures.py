@@ -133,11 +133,18 @@ class Readout:
         i_bias = (self._norm(bias.detach().to(torch.float64)), bias.numel()) if (
             weight is not None and bias is not None and bias.numel()) else None
         i_in = (self._norm(inp), inp.numel()) if inp is not None and inp.is_floating_point() and inp.numel() else None
-        i_sat = i_dead = i_active = None
+        i_sat = i_sat_high = i_dead = i_active = None
+        n_rows = 0
         if pre is not None and activation in MEASURED_SATURATING:
             m = SATURATION_MARGIN
             if activation == "sigmoid":
                 sat = (h < m) | (h > 1 - m)
+                # rows whose every sigmoid is in the upper tail: sigmoids per class under Keras'
+                # categorical cross-entropy stall only there, all near 1 together (the loss at ln k);
+                # one near 1 is a confident prediction, one near 0 where a non-target belongs
+                if h.dim() >= 2 and h.shape[-1] > 1:
+                    i_sat_high = self._scalar((h > 1 - m).all(dim=-1).sum())
+                    n_rows = h.numel() // h.shape[-1]
             elif activation == "tanh":
                 sat = h.abs() > 1 - m
             elif activation == "hardsigmoid":
@@ -187,6 +194,8 @@ class Readout:
                 out_figures["input_mean_square"] = v[i_in[0]] ** 2 / i_in[1]
             if i_sat is not None:
                 out_figures["saturated_fraction"] = v[i_sat] / n_out
+            if i_sat_high is not None:
+                out_figures["saturated_together_fraction"] = v[i_sat_high] / n_rows
             if i_dead is not None:
                 # A layer whose input is exactly 0 everywhere is switched off, not dead: a
                 # zero-initialised layer before it (NF-Nets' last convolution, read by a

@@ -506,6 +506,24 @@ def test_sigmoids_per_class_already_saturated_are_a_warning(tmp_path: Path) -> N
     assert r.id == "logits_loss" and {"op": "replace", "path": "/layers/1/activation", "value": "identity"} in r.patch
 
 
+@pytest.mark.parametrize("bias,severity", [(-8.0, "info"), (8.0, "warning")])
+def test_only_sigmoids_saturated_towards_1_are_the_trap(tmp_path: Path, bias: float, severity: str) -> None:
+    # peersweep5 (AutoTrainer's selu repair, trained weights): sigmoids near 0 keep the softmax's
+    # gradient under Keras' renormalised cross-entropy, (s_j/S - [j=t])(1 - s_j) with 1 - s_j ~ 1,
+    # and one near 1 is a confident prediction: only a sample whose every sigmoid is near 1 has
+    # p = 1/k and no gradient; both tails of every output were counted as the trap
+    out = _dense("out", 3, "sigmoid")
+    out["config"]["bias_initializer"] = {"module": "keras.initializers", "class_name": "Constant",
+                                         "config": {"value": bias}, "registered_name": None}
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), out, shape=[4])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": "categorical_crossentropy"}}))
+    [f] = _mismatch(check_keras(path))
+    assert f.severity == severity, f.summary
+    # the measured fraction is of samples with all three near 1: all of them at +8, none at -8
+    assert (f.evidence.model_extra["saturated_output_fraction"] > 0.9) == (bias > 0)
+
+
 def test_a_relu_output_under_a_loss_on_probabilities_is_made_linear_as_its_remedy_says() -> None:
     # spec sweep 6: the change said "keeping layers[1] linear" while the patch left its ReLU, which
     # passes no logit below 0
