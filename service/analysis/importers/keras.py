@@ -400,7 +400,7 @@ def read_keras_training(data: bytes) -> KerasTraining:
     compiled = training.get("optimizer_config") or training.get("optimizer") if isinstance(training, dict) else None
     loss, per_output, notes = _split_loss(loss, _outputs(config))
     spec_loss = with_label_targets(keras_loss(loss), training)
-    return KerasTraining(config, spec_loss, keras_optimizer(compiled),
+    return KerasTraining(config, spec_loss, keras_optimizer(compiled, config.get("keras_version")),
                          _loss_name(loss) if spec_loss is None and per_output is None else None, per_output,
                          tuple(notes))
 
@@ -495,7 +495,7 @@ _KERAS_LR = {"sgd": 0.01}  # every other one defaults to 0.001 (Keras 2's Adadel
 _KERAS_RHO = {"rmsprop": 0.9, "adadelta": 0.95}
 
 
-def keras_optimizer(value: Any) -> dict[str, Any] | None:
+def keras_optimizer(value: Any, keras_version: Any = None) -> dict[str, Any] | None:
     """The spec ``optimizer`` of a serialised Keras optimizer (``compile(optimizer=...)`` as the
     file stores it: a name, or ``{class_name, config}`` from Keras 2 or 3), or None where it has no
     spec equivalent (Ftrl, Lion...: their first steps differ from the spec's) or the
@@ -503,7 +503,9 @@ def keras_optimizer(value: Any) -> dict[str, Any] | None:
 
     Keras 3 applies ``weight_decay`` decoupled, as AdamW does, in every optimizer: Adam with a
     weight decay is the spec's ``adamw``. Clipping (``clipnorm``...) is left out: it does not
-    change Adam's first step (lr times the gradient's sign) and rarely binds for SGD at init."""
+    change Adam's first step (lr times the gradient's sign) and rarely binds for SGD at init.
+    ``keras_version`` (the file's) picks the defaults of the Keras that wrote it: standalone
+    Keras before 2.4 started Adagrad's accumulator at 0, tf.keras and Keras 3 at 0.1."""
     name, cfg = _name_of(value)
     kind = _OPTIMIZERS.get(name)
     if kind is None:
@@ -532,10 +534,20 @@ def keras_optimizer(value: Any) -> dict[str, Any] | None:
     if kind != "sgd" and eps is not None and 0 < eps <= 1:
         out["eps"] = eps
     if kind == "adagrad":
-        start = _real(cfg.get("initial_accumulator_value", 0.1))  # Keras' default
+        start = _real(cfg.get("initial_accumulator_value", 0.0 if _standalone_keras(keras_version) else 0.1))
         if start is not None and start >= 0:
             out["initial_accumulator"] = start
     return out
+
+
+def _standalone_keras(version: Any) -> bool:
+    """Whether ``version`` (a file's ``keras_version``) is standalone Keras before 2.4, whose
+    optimizers' defaults differ from tf.keras's (Adagrad's accumulators started at zeros)."""
+    parts = str(version).split(".") if isinstance(version, str) else []
+    try:
+        return len(parts) >= 2 and (int(parts[0]), int(parts[1])) < (2, 4)
+    except ValueError:
+        return False
 
 
 def _real(value: Any) -> float | None:
