@@ -302,7 +302,14 @@ def add_named_loss(run: RunLog) -> RunLog:
     """Where ``run`` still has no training loss and exactly one series is named as a loss in words
     (:func:`named_loss`), or one of several has a total's name in its last part
     (``Loss/total_loss``), read that series as the training loss. Other sets are left as they are:
-    an actor's and a critic's, or two adversaries', do not add up to one loss."""
+    an actor's and a critic's, or two adversaries', do not add up to one loss. A log of several
+    runs (:attr:`RunLog.runs`) is judged run by run: each run's one loss in words is its loss."""
+    if run.runs:
+        for part in run.split().values():
+            part.source = run.source
+            add_named_loss(part)
+            run.warnings.extend(w for w in part.warnings if w not in run.warnings)
+        return run
     if any(s.role == "loss" for s in run.series):
         return run
     # a split's component (``train/box_loss``) is a part of a loss: add_component_losses' business

@@ -123,7 +123,16 @@ from gradhealth.logs.readers.textio import (
     transcoded_note,
     truncated,
 )
-from gradhealth.logs.series import LogWarning, Role, RunLog, classify, make_series, several_runs
+from gradhealth.logs.series import (
+    LogWarning,
+    Role,
+    RunLog,
+    Series,
+    classify,
+    make_series,
+    several_runs,
+)
+from gradhealth.logs.stats import num as _num
 
 # --- the native reader -------------------------------------------------------------------------------
 
@@ -492,6 +501,17 @@ class NativeReader:
             # TensorBoard's "download CSV" of one scalar: the tag is only in the file's name
             name = tensorboard_csv_tag(path.name)
             series = [make_series(name, s.steps, s.values, s.wall_time) for s in series]
+            runs = _restarts(series[0]) if len(series) == 1 else []
+            if len(runs) > 1:
+                kept = runs[-_MAX_RUNS:]
+                first = len(runs) - len(kept) + 1
+                names = [f"run{k}" for k in range(first, len(runs) + 1)]
+                series = [make_series(f"{prefix}/{name}", st, v, w) for prefix, (st, v, w) in zip(names, kept, strict=True)]
+                shown = [f"{prefix} (steps {_num(st[0])}-{_num(st[-1])})" for prefix, (st, _, _) in zip(names, kept, strict=True)]
+                warnings = [several_runs(path.name, f"{len(runs)} runs one after another in wall-time order (the step "
+                                         "starts again)", shown,
+                                         tail=f"; the first {first - 1} are not read" if first > 1 else ""), *warnings]
+                return RunLog(format=self.name, source=path.name, series=series, warnings=warnings, runs=names)
         return RunLog(format=self.name, source=path.name, series=series, warnings=warnings)
 
     def _read_long_csv(self, path: Path, limits: ReadLimits) -> RunLog:
@@ -601,6 +621,34 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
         series.append(make_series(name, steps[rows], values[rows], None if walls is None else walls[rows],
                                   role=role, layer=layer))
     return RunLog(format="native", source=path.name, series=series)
+
+
+def _restarts(s: Series) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The runs in a TensorBoard CSV of one scalar whose step starts again while its wall time goes
+    on (a job restarted with its step counter reset, logging to the same directory): the points in
+    wall-time order, split where a step goes back to or below its run's first one after
+    ``_RUN_RECORDS`` in rising order (a resume from a checkpoint after the start goes back less and
+    stays one run), as the JSON Lines reader splits appended runs. Sorted by step the runs' points
+    would interleave. One run, or none where the points carry no wall time: ``[]``."""
+    if s.wall_time is None or len(s.steps) < 2 * _RUN_RECORDS:
+        return []
+    wall = np.asarray(s.wall_time, dtype=np.float64)
+    if not np.all(np.isfinite(wall)):
+        return []
+    order = np.argsort(wall, kind="stable")
+    steps, values, wall = s.steps[order], s.values[order], wall[order]
+    cuts, first, last, rising = [], steps[0], steps[0], 1
+    for i in range(1, len(steps)):
+        if steps[i] < last and steps[i] <= first and rising >= _RUN_RECORDS:
+            cuts.append(i)
+            first, rising = steps[i], 1
+        elif steps[i] > last:
+            rising += 1
+        last = steps[i]
+    if not cuts:
+        return []
+    bounds = [0, *cuts, len(steps)]
+    return [(steps[a:b], values[a:b], wall[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 class _Records:
