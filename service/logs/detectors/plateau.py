@@ -220,7 +220,11 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     else:
         summary = (f"{loss.name} " + (f"improved {late:.2%}" if late >= 0 else f"rose {-late:.2%}")
                    + f" over the last half of the run (after falling {overall:.0%} before)")
-        explanation = "The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
+        explanation = ("The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
+                       if late >= 0 else
+                       "The loss rose over the last half of the run, by less than loss_divergence needs (or over too "
+                       "few points to call it sustained): not a convergence. Noise can do it over a short stretch; "
+                       "if it keeps climbing, lower the learning rate or clip the gradients.")
     alarm = never or chance is not None or bool(pinned)
     # (the rate must still be climbing over the stretch judged, the last half: a warm-up that ended
     # at step 700 of 3000, the rate constant since, excuses nothing there: logsweep38's llm.c at ln 50304)

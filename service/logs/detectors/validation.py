@@ -74,7 +74,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
         return [finding(
             "validation_divergence", "info",
             f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
-            f"({raw_rise:+.0%}), but {name} kept improving: {then:.4g} then, {now:.4g} at the end",
+            f"({raw_rise:+.0%}), but {name} improved: {then:.4g} then, {now:.4g} at the end",
             "A validation loss that rises while the task metric of the same evaluation still improves is "
             "usually over-confidence on the examples it gets wrong (calibration), not overfitting; keep the "
             f"checkpoint with the best {name}.",
