@@ -415,8 +415,19 @@ def per_sample_norm(ctx: Context) -> list[Remedy]:
     return [per_sample_norm_remedy(list(ctx.detection.evidence.get("layers") or []))]
 
 
+def _init_made(ctx: Context) -> bool:
+    """Whether the finding is a growth measured at initialisation in a spec that trains with no
+    stated optimizer: no learning rate or weight decay acts on it (it is there before any step),
+    and there is no rate to cut (specsweep10/11: "add weight decay 0.01" offered for a 10^10
+    growth of an N(0, 1) init)."""
+    return ctx.detection.code == "exploding_gradient" and ctx.result.optimizer is None
+
+
 def learning_rate(ctx: Context, warmup_steps: int = 0) -> list[Remedy]:
-    """The default learning-rate cut (nothing at init says by how much), with an optional warm-up."""
+    """The default learning-rate cut (nothing at init says by how much), with an optional warm-up;
+    none for a growth made by the initialisation alone (:func:`_init_made`)."""
+    if not warmup_steps and _init_made(ctx):
+        return []
     return [R.lower_learning_rate(warmup_steps=warmup_steps)]
 
 
@@ -526,9 +537,10 @@ def _rate_to(target: float, measured: float, which: str, opt: S.OptimizerSpec,
 def decay(ctx: Context) -> list[Remedy]:
     """``weight_decay`` at :data:`gradhealth.core.remedies.WEIGHT_DECAY` (a training-time remedy:
     not simulated at initialisation); none where the spec's optimizer already decays its weights
-    as much or more (GPT-2's 0.1 was told to "add weight decay 0.01")."""
+    as much or more (GPT-2's 0.1 was told to "add weight decay 0.01"), nor for a growth made by the
+    initialisation alone (:func:`_init_made`)."""
     opt = ctx.result.optimizer
-    if opt is not None and opt.weight_decay >= R.WEIGHT_DECAY:
+    if (opt is not None and opt.weight_decay >= R.WEIGHT_DECAY) or _init_made(ctx):
         return []
     return [R.weight_decay()]
 
