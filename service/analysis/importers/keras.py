@@ -50,14 +50,14 @@ import math
 import re
 import stat
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from gradhealth.analysis.importers import ModelError, name_layers
+from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_pointers import Origin, Origins, relocated
 from gradhealth.core.zipmembers import ZipMemberError, read_member
 from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem, SpecError
@@ -88,8 +88,12 @@ REFUSED = {
     # no layer with that scale.
     "AlphaDropout": "AlphaDropout (SELU's dropout: dropped units set to -alpha' and an affine "
                     "rescale) changes gradients in a way the spec's dropout cannot express",
-    # a Lambda's function is Python code in the file, which is never run; the usual one rescales
-    "Lambda": "a Lambda layer's function is code, which is never run from a file; an input "
+    # a Lambda's function is Python code in the file, which is never run; one whose shapes make
+    # a parameter-free stand-in obvious is simulated as that (keras_graph.lambda_stand_in), the
+    # rest refused with this after their own reason; the usual one-input Lambda rescales
+    "Lambda": "a Lambda layer's function is code, which is never run from a file; a Lambda is stood in "
+              "for only where its shapes make the stand-in obvious (one input and an output of its "
+              "shape: the identity; several inputs of the output's shape: their sum); an input "
               "normalisation such as `lambda x: x / 255 - 0.5` is Rescaling(1/255, offset=-0.5)",
 }
 #: Layers translated to no spec layer: exactly the identity for the simulated network.
@@ -798,6 +802,8 @@ class _Translator:
             return [{"type": "dropout", "p": float(cfg.get("rate", 0.0))}]
         if cls in _SKIPPED:
             return self._skipped(cls, cfg, name, layout)
+        if cls == "Lambda":  # only one _stand_ins made the identity reaches here; its code is never run
+            return []
         if cls == "BatchNormalization":
             # the spec's batchnorm starts at Keras' defaults (gamma 1, beta 0, moving statistics 0
             # and 1); other initialisers (beta -3 before a ReLU: every unit dead) are drawn by the
@@ -1088,9 +1094,82 @@ def _inbound(layer: dict[str, Any]) -> list[str]:
     return [name for name, _ in _tensors(layer.get("inbound_nodes") or [], [])]
 
 
-def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, Any] | list[Any]]:
-    """The layers of a Functional graph as a chain, with identity-skip ``Add`` nodes turned into
-    ``["residual", [branch layers...], add's name]`` items."""
+def _stand_ins(model: dict[str, Any]) -> tuple[dict[str, tuple[str, list[str]]], list[tuple[str, str]]]:
+    """The spec door's reading of a model's ``Lambda`` layers (whose code is never run), from the
+    shapes the file declares: ({name: (stand-in, the layers it reads)}, [(name, why not)]).
+    :func:`.keras_graph.lambda_stand_in` decides; the graph door decides the same from the shapes
+    it infers, so a Lambda refused here for want of declared shapes (a Keras 2 file) is read there."""
+    from gradhealth.analysis.importers.keras_graph import (
+        declared_shape,
+        keras_tensor_shapes,
+        lambda_stand_in,
+    )
+
+    layers = [lay for lay in (model.get("config") or {}).get("layers") or [] if isinstance(lay, dict)]
+    if not any(lay.get("class_name") == "Lambda" for lay in layers):
+        return {}, []
+    sequential = model.get("class_name") == "Sequential"
+    reads = {} if sequential else keras_tensor_shapes(model)
+    stood: dict[str, tuple[str, list[str]]] = {}
+    refused: list[tuple[str, str]] = []
+    for k, lay in enumerate(layers):
+        if lay.get("class_name") != "Lambda":
+            continue
+        cfg = lay.get("config") or {}
+        name = str(lay.get("name") or cfg.get("name", "?"))
+        if sequential:  # Keras 3 writes each layer's input shape in its build_config
+            before = layers[k - 1] if k else {}
+            shape = declared_shape((lay.get("build_config") or {}).get("input_shape"), batch=True)
+            if shape is None and before.get("class_name") == "InputLayer":
+                shape = declared_shape((before.get("config") or {}).get("batch_shape"), batch=True)
+            after = layers[k + 1] if k + 1 < len(layers) else {}
+            read = declared_shape((after.get("build_config") or {}).get("input_shape"), batch=True)
+            in_shapes, srcs = [shape], [str((before.get("config") or {}).get("name", "input"))]
+            read_as = [read] if read is not None else []
+        else:
+            nodes = lay.get("inbound_nodes") or []
+            if len(nodes) != 1:
+                refused.append((name, f"it is called {len(nodes)} times"))
+                continue
+            tensors: list[Any] = []
+            _keras_tensors(nodes[0], tensors)
+            in_shapes = [declared_shape(((t.get("config") or {}).get("shape")), batch=True) for t in tensors]
+            srcs = [src for src, _ in _tensors_of(nodes[0])]
+            if len(srcs) != len(in_shapes):
+                in_shapes = [None] * max(len(srcs), 1)  # Keras 2: no shapes declared
+            read_as = reads.get((name, 0), [])
+        kind, why = lambda_stand_in(in_shapes, cfg.get("output_shape"), read_as)
+        if kind is None:
+            refused.append((name, why))
+        else:
+            stood[name] = (kind, srcs)
+    return stood, refused
+
+
+def _keras_tensors(value: Any, out: list[Any]) -> None:
+    """Every Keras 3 tensor reference in ``value``, in order."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            out.append(value)
+            return
+        for item in value.values():
+            _keras_tensors(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _keras_tensors(item, out)
+
+
+def _tensors_of(node: Any) -> list[tuple[str, int]]:
+    from gradhealth.analysis.importers.keras_graph import _tensors
+
+    return _tensors(node, [])
+
+
+def _sequential_order(model: dict[str, Any], tr: _Translator,
+                      sums: Container[str] = ()) -> list[dict[str, Any] | list[Any]]:
+    """The layers of a Functional graph as a chain, with identity-skip ``Add`` nodes (and the
+    Lambda layers whose stand-in is the sum, ``sums``) turned into ``["residual", [branch
+    layers...], add's name]`` items."""
     cfg = model["config"]
     layers = {str(lay.get("name") or (lay.get("config") or {}).get("name")): lay for lay in cfg["layers"]}
     from gradhealth.analysis.importers.keras_graph import endpoints
@@ -1119,7 +1198,7 @@ def _sequential_order(model: dict[str, Any], tr: _Translator) -> list[dict[str, 
                 return items
             used.add(node)
             lay, srcs = layers[node], _inbound(layers[node])
-            if lay.get("class_name") == "Add":
+            if lay.get("class_name") == "Add" or node in sums:
                 if len(srcs) != 2:
                     tr.fail(node, "Add of other than two tensors is not supported")
                     return items
@@ -1205,7 +1284,7 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
     place in the file (``base``: the pointer of the file's layer list, :func:`_layers_base`); the
     input's sizes too (``/input/shape/0`` -> the Keras ``batch_shape`` entry).
     ``stored``: the file's weights when they will be used (a PReLU's slope is its stored alpha)."""
-    from gradhealth.analysis.importers.keras_graph import check_config_sizes
+    from gradhealth.analysis.importers.keras_graph import check_config_sizes, unsupported_message
 
     if not is_keras_config(model):
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
@@ -1219,13 +1298,15 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
     check_config_sizes(model)  # the translation int()s sizes: Infinity raised, 64.7 and true coerced
     tr = _Translator(stored, keras3_names(model))
     cfg = model["config"]
+    stood, refused = _stand_ins(model)  # Lambda layers: a stand-in from their shapes, or refused
     unsupported = [(str(lay.get("class_name")), str((lay.get("config") or {}).get("name", "?")))
-                   for lay in cfg["layers"] if lay.get("class_name") not in SUPPORTED]
+                   for lay in cfg["layers"] if lay.get("class_name") not in SUPPORTED
+                   and not (lay.get("class_name") == "Lambda"
+                            and str(lay.get("name") or (lay.get("config") or {}).get("name")) in stood)]
     if unsupported:
-        raise ModelError("unsupported Keras layers: " + name_layers(unsupported, why=REFUSED) + "; supported: "
-                         + ", ".join(SUPPORTED))
+        raise ModelError(unsupported_message(unsupported, refused, SUPPORTED, nested=False))
     items: list[Any] = (list(cfg["layers"]) if model["class_name"] == "Sequential"
-                        else _sequential_order(model, tr))
+                        else _sequential_order(model, tr, {n for n, (kind, _) in stood.items() if kind == "sum"}))
     shape = _input_shape([i for i in items if isinstance(i, dict)], cfg)
     if shape is None:
         tr.fail("input", "the config has no input shape (build the model or give it an Input)")
@@ -1878,6 +1959,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     :class:`InputFormatError` before anything runs (``as_given`` for a file without weights, or
     with weights that do not fit the config, is a :class:`ModelError`).
     """
+    from gradhealth.analysis.importers.keras_graph import stand_in_note
     from gradhealth.library import check_architecture
     from gradhealth.settings import get_settings
 
@@ -1930,6 +2012,11 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         batch_size, shrunk = _batch_within_budget(spec, graph, settings.limits)
         if shrunk:
             spec, origins, graph = translated(batch_size)
+    # Lambda layers simulated by a stand-in (their code never run): said first among the notes
+    stood = graph.stand_ins if graph is not None else [
+        (name, kind, srcs) for name, (kind, srcs) in _stand_ins(modern_config(config))[0].items()]
+    lambda_note = stand_in_note(stood)
+    notes = (lambda_note, *notes) if lambda_note else notes
     if graph is not None:
         from gradhealth.analysis.importers.keras_torch import check_keras_graph
 
@@ -2064,7 +2151,12 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
         try:
             return None, None, plan_keras_graph(config, batch_size=batch_size, limits=limits, stored=stored)
         except ModelError as graph_error:
-            raise ModelError(f"{graph_error} (as a spec: {spec_error})") from None
+            # the supported classes once: the graph door's (the spec door's are a subset of them, so
+            # a class the graph door refuses is refused as a spec too)
+            said = str(spec_error).split("; supported: ")[0]
+            if said.startswith("unsupported Keras layers: ") and str(graph_error).startswith(said[:26]):
+                said = "refused too"
+            raise ModelError(f"{graph_error} (as a spec: {said})") from None
     with keras_located(origins, base):
         make_plan(parse_spec(spec), limits)
     return spec, origins, None

@@ -24,8 +24,8 @@ from typing import Any, cast
 from gradhealth.analysis.importers import ModelError, name_layers
 from gradhealth.errors import LimitExceeded
 
-__all__ = ["GRAPH_LAYERS", "KerasGraph", "Node", "check_config_sizes", "endpoints", "plan_keras_graph",
-           "size_problems"]
+__all__ = ["GRAPH_LAYERS", "KerasGraph", "Node", "check_config_sizes", "endpoints", "lambda_stand_in",
+           "plan_keras_graph", "size_problems", "stand_in_note"]
 
 Shape = tuple[int, ...]
 
@@ -97,6 +97,9 @@ class KerasGraph:
     #: the input's preprocessing kept in the simulation, its statistics describing no data:
     #: (name, why, the largest factor it scales its input by; nan: statistics not finite)
     degenerate_preprocessing: list[tuple[str, str, float]] = field(default_factory=list)
+    #: Lambda layers simulated by a parameter-free stand-in (their code never run): (name, the
+    #: stand-in: ``identity`` or ``sum``, the layers it reads) (:func:`lambda_stand_in`)
+    stand_ins: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
     def node(self, name: str) -> Node:
         """The node called ``name``."""
@@ -117,6 +120,96 @@ def endpoints(value: Any) -> list[str]:
     if isinstance(value[0], dict):  # a dict of named inputs: its values
         value = list(value[0].values())
     return [str(v[0]) for v in value if isinstance(v, list) and v and isinstance(v[0], str)]
+
+
+# --- Lambda layers: a stand-in, never their code --------------------------------------------------
+#: The layer that stands in for a Lambda, by stand-in (:func:`lambda_stand_in`).
+STAND_IN_LAYERS = {"identity": "Identity", "sum": "Add"}
+def declared_shape(value: Any, batch: bool = False) -> Shape | None:
+    """A shape as a config declares it (``batch``: with the batch size first, dropped), None
+    where it is not a list of positive integers (absent, a dynamic size, or code: Keras 2
+    serialises an ``output_shape`` function as its bytecode, which is never run)."""
+    if not isinstance(value, list | tuple):
+        return None
+    dims = list(value[1:] if batch else value)
+    if not all(_count(d, MAX_SIZE) for d in dims):
+        return None
+    return tuple(dims)
+
+
+def keras_tensor_shapes(value: Any, out: dict[tuple[str, int], list[Shape]] | None = None
+                        ) -> dict[tuple[str, int], list[Shape]]:
+    """The shape every Keras 3 tensor reference in ``value`` (a config) declares for the tensor
+    it reads, by (layer, call): what the layers reading a layer's output say that output is."""
+    out = {} if out is None else out
+    if isinstance(value, dict):
+        cfg = value.get("config")
+        if value.get("class_name") == "__keras_tensor__" and isinstance(cfg, dict):
+            history, shape = cfg.get("keras_history"), declared_shape(cfg.get("shape"), batch=True)
+            if isinstance(history, list) and history and shape is not None:
+                call = history[1] if len(history) > 1 and isinstance(history[1], int) else 0
+                out.setdefault((str(history[0]), max(call, 0)), []).append(shape)
+            return out
+        for item in value.values():
+            keras_tensor_shapes(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            keras_tensor_shapes(item, out)
+    return out
+
+
+def lambda_stand_in(in_shapes: Sequence[Shape | None], output_shape: Any,
+                    read_as: Sequence[Shape] = ()) -> tuple[str | None, str]:
+    """What stands in for a ``Lambda`` layer, whose function (code in the file) is never run:
+    ``("identity", "")`` or ``("sum", "")``, or ``(None, why not)``.
+
+    ``in_shapes``: its inputs' shapes (None: unknown); ``output_shape``: its config's (absent:
+    None); ``read_as``: the shapes the layers reading it declare for its output (Keras 3's
+    tensor references). The output's shape is the declared one, else the one its readers agree
+    on; the stand-in is the identity for one input of that shape, the sum for several.
+
+    Why the sum: the usual multi-input Lambda is a VAE's reparameterisation z = mu + exp(logvar
+    / 2) * eps. Its Jacobian with respect to mu is exactly I, and with respect to logvar it is
+    diag(eps * exp(logvar / 2) / 2): at initialisation (logvar ~ 0) noise of unit scale, which
+    the sum's I matches in scale but not in sign or direction. So the sum carries gradients of
+    the right size to every branch (what the vanishing/exploding checks measure); it is not the
+    function (no noise, no exp), so what the check says of that layer itself is approximate."""
+    if not in_shapes:
+        return None, "it reads no tensor"
+    if any(s is None for s in in_shapes):
+        return None, "the shapes of its inputs are not known"
+    ins = [s for s in in_shapes if s is not None]
+    declared = declared_shape(output_shape)
+    if output_shape is not None and declared is None:
+        return None, (f"its output_shape {str(output_shape)[:60]} is not a list of fixed sizes "
+                      "(a function that computes it is code, never run)")
+    outs = {*([declared] if declared is not None else []), *read_as}
+    if len(outs) > 1:
+        return None, f"its output shapes as the file declares them differ: {sorted(list(o) for o in outs)}"
+    if not outs:
+        return None, ("it declares no output_shape, and no layer that reads it declares the shape "
+                      "it reads, so its output's shape is unknown")
+    out = outs.pop()
+    if any(s != out for s in ins):
+        what = "its input's" if len(ins) == 1 else "each of its inputs'"
+        return None, (f"its output shape {list(out)} is not {what} ({', '.join(str(list(s)) for s in ins)}): "
+                      "a reshape, a reduction over an axis or a new axis has no stand-in that needs no code")
+    return ("identity" if len(ins) == 1 else "sum"), ""
+
+
+def stand_in_note(stand_ins: Sequence[tuple[str, str, Sequence[str]]]) -> str | None:
+    """The document's note (its summary's) that Lambda layers were stood in for, or None.
+
+    Starts with the stable marker ``Lambda stand-in``."""
+    if not stand_ins:
+        return None
+    said = [f"{name} = the sum of its inputs ({', '.join(srcs)})" if kind == "sum" else f"{name} = its input"
+            for name, kind, srcs in stand_ins[:10]]
+    names = ", ".join(name for name, _, _ in stand_ins[:10]) + (" ..." if len(stand_ins) > 10 else "")
+    return ("Lambda stand-in: the function of Lambda " + names + " was NOT run (code in a file never is); "
+            "a parameter-free stand-in was simulated in its place: " + "; ".join(said)
+            + (f"; and {len(stand_ins) - 10} more" if len(stand_ins) > 10 else "")
+            + f"; findings that name {names} are approximate")
 
 
 #: Layers that compute the same on each time step as on the whole sequence (they act on the last
@@ -1038,6 +1131,21 @@ def _skip_preprocessing(nodes: list[Node], input_name: str,
         current = readers[0].name
 
 
+def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tuple[str, str]] = (),
+                        supported: Sequence[str] = GRAPH_LAYERS, nested: bool = True) -> str:
+    """The one refusal of ``unsupported`` (class, name) layers: each class with its layers and the
+    reason it is refused (a refused Lambda's own reason first: ``lambdas``, (name, why)), then
+    the classes this door reads, once."""
+    from gradhealth.analysis.importers.keras import REFUSED  # (keras.py imports this module)
+
+    why = dict(REFUSED)
+    if lambdas:  # the reason each was refused, then why a Lambda is read by its shapes only
+        own = "; ".join((f"{n}: {w}" if len(lambdas) > 1 else w) for n, w in lambdas[:3])
+        why["Lambda"] = own + (f"; and {len(lambdas) - 3} more" if len(lambdas) > 3 else "") + "; " + REFUSED["Lambda"]
+    return ("unsupported Keras layers: " + name_layers(unsupported, why=why) + "; supported: "
+            + ", ".join(supported) + (", and models nested in the model" if nested else ""))
+
+
 def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: Any = None,
                      keep_preprocessing: bool = False,
                      stored: Mapping[str, Sequence[Any]] | None = None) -> KerasGraph:
@@ -1059,12 +1167,10 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     if not keras3_names(config):
         for n in nodes:  # hard_sigmoid is Keras 2's 0.2x + 0.5 (keras_torch._act_module)
             n.cfg = {**n.cfg, "_keras2": True}
-    unsupported = [(n.cls, n.name) for n in nodes if n.cls not in GRAPH_LAYERS]
+    # a Lambda is decided from its shapes, once they are known (below)
+    unsupported = [(n.cls, n.name) for n in nodes if n.cls not in GRAPH_LAYERS and n.cls != "Lambda"]
     if unsupported:
-        from gradhealth.analysis.importers.keras import REFUSED  # (keras.py imports this module)
-
-        raise ModelError("unsupported Keras layers: " + name_layers(unsupported, why=REFUSED) + "; supported: "
-                         + ", ".join(GRAPH_LAYERS) + ", and models nested in the model")
+        raise ModelError(unsupported_message(unsupported))
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
     by_name = {n.name: n for n in nodes}
@@ -1096,9 +1202,28 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
         first.shape = tuple(shape_list)
         inputs.append((input_name, first.shape, vocab))
     shapes: dict[str, Shape] = {name: shape for name, shape, _ in inputs}
+    reads = keras_tensor_shapes(config)  # what each layer's readers declare its output to be
+    stand_ins: list[tuple[str, str, list[str]]] = []
+    refused: list[tuple[str, str]] = []  # Lambda layers no stand-in fits: (name, why)
     for node in nodes:
         if node.name in shapes and node.cls == "InputLayer":
             continue
+        if node.cls == "Lambda":
+            node.in_shapes = [shapes[i] for i in node.inputs]
+            base, _, call = node.name.partition("#")
+            kind, why = lambda_stand_in(node.in_shapes, node.cfg.get("output_shape"),
+                                        reads.get((base, int(call) if call.isdigit() else 0), []))
+            if kind is None:
+                refused.append((node.name, why))
+                node.shape = node.in_shapes[0] if node.in_shapes else ()
+                shapes[node.name] = node.shape
+                continue
+            # the stand-in is the existing parameter-free layer (the torch half builds it as such);
+            # the function in the config is never looked at
+            node.cls, node.args = STAND_IN_LAYERS[kind], None
+            node.cfg = {"name": node.cfg.get("name", node.name), "_stand_in": kind,
+                        **({"_shares": node.cfg["_shares"]} if node.cfg.get("_shares") else {})}
+            stand_ins.append((node.name, kind, list(node.inputs)))
         try:
             node.in_shapes = [shapes[i] for i in node.inputs]
             _check_numbers(node)
@@ -1117,6 +1242,9 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                 problems.append(f"{node.name}: called on inputs of shapes {[list(s) for s in node.in_shapes]}, "
                                 f"which make weights other than its first call's")
             node.weights = []
+    if refused:
+        raise ModelError(unsupported_message([("Lambda", name) for name, _ in refused], lambdas=refused)
+                         + ("; also: " + "; ".join(problems) if problems else ""))
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
     skipped: list[str] = []
@@ -1127,7 +1255,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
         kept += degenerate
     graph = KerasGraph(str(config["config"].get("name") or "keras_model"), nodes, input_names[0],
                        output_names[0], inputs[0][1], inputs[0][2], skipped, inputs=inputs,
-                       output_names=output_names, degenerate_preprocessing=kept)
+                       output_names=output_names, degenerate_preprocessing=kept, stand_ins=stand_ins)
     graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
     # float64 activations and their gradients, one copy each per node (as the ONNX door counts),
     # and an unrolled recurrent layer's gates and states at every step (as the spec's plan counts)
