@@ -216,19 +216,22 @@ def cmd_check_inputs(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """The architecture check of a spec (in-process, or with --server); a log path goes to the log
     check and an ``.onnx`` file to the model check."""
-    if is_keras(args.spec):
-        return cmd_check_keras(args)
-    if is_model(args.spec):
-        return cmd_check_model(args)
-    given = [flag for flag, value in _model_flags(args).items() if value]
-    if given:
-        return _invalid(args, InputFormatError(f"{', '.join(given)} apply to model files only (.onnx, "
-                                               "Keras); a spec carries its own `optimizer`"))
-    if not is_spec(args.spec) and Path(args.spec).exists():
+    if is_keras(args.spec) or is_model(args.spec):
+        refused = _flags_refused(args, "model")
+        if refused:
+            return _invalid(args, InputFormatError(refused))
+        return cmd_check_keras(args) if is_keras(args.spec) else cmd_check_model(args)
+    kind = "log" if not is_spec(args.spec) and Path(args.spec).exists() else "spec"
+    refused = _flags_refused(args, kind)
+    if refused:
+        return _invalid(args, InputFormatError(refused))
+    if kind == "log":
         return cmd_check_logs(args)
+    from gradhealth.analysis.spec import load_spec_text
+
     try:
-        text = _stdin_text() if args.spec == "-" else None
-        raw = load_spec(text if text is not None else args.spec)
+        text = _spec_text(args.spec)
+        raw = load_spec(args.spec) if text is None else load_spec_text(text, content_type=_spec_type(args.spec))
         if args.server:
             refused = _server_refuses(args, "spec")
             if refused:
@@ -244,6 +247,55 @@ def cmd_check(args: argparse.Namespace) -> int:
     except GradHealthError as exc:
         return _invalid(args, exc)
     return _check_spec_dict(args, raw, kind="spec", text=text)
+
+
+#: What a spec carries in place of each model file flag (the refusal says where it goes instead).
+_SPEC_HAS = {"--loss": "its own `loss`", "--weights": "no stored weights (its layers are initialised as "
+             "they say)", "--batch-size": "its own `batch_size`", "--input-shape": "its own `input.shape`",
+             "--optimizer": "its own `optimizer`", "--external-data": "no tensors stored beside it"}
+
+
+def _flags_refused(args: argparse.Namespace, kind: str) -> str | None:
+    """The flags given that do not apply to this kind of input (``spec``, ``log`` or ``model``),
+    each with what it applies to, as one usage error; None when all apply. A flag is refused, never
+    dropped: a CI step would otherwise pass without what it asked for."""
+    problems = []
+    if kind != "model":
+        for flag, value in _model_flags(args).items():
+            if not value:
+                continue
+            why = (f"a spec carries {_SPEC_HAS[flag]}" if kind == "spec" else
+                   "a training log is read as recorded, nothing is simulated")
+            only = ".onnx files" if flag == "--external-data" else "model files (.onnx; Keras .keras, .h5, config .json)"
+            problems.append(f"{flag} applies to {only} only, not to a {'spec' if kind == 'spec' else 'training log'}: "
+                            f"{why}")
+    if kind != "log" and getattr(args, "log_format", None):
+        problems.append(f"--log-format applies to training logs (a log file, run folder or archive) only, not "
+                        f"to {'a spec' if kind == 'spec' else 'a model file'}")
+    return "; ".join(problems) or None
+
+
+def _spec_type(source: str) -> str | None:
+    """The content type a spec file's suffix declares (as :func:`gradhealth.load_spec` reads it)."""
+    suffix = Path(source).suffix
+    return "application/json" if suffix == ".json" else "application/yaml" if suffix in (".yaml", ".yml") else None
+
+
+def _spec_text(source: str) -> str | None:
+    """The text of a spec on stdin (``-``) or in a file, read through the one reader of user files
+    (a regular file, at most MAX_SPEC_BYTES; a folder, pipe or device refused by name); None for
+    ``example:NAME``."""
+    if source == "-":
+        return _stdin_text()
+    if source.startswith("example:"):
+        return None
+    from gradhealth.cli_report import MAX_SPEC_BYTES, read_user_file
+
+    data = read_user_file(source, what=source, cap=MAX_SPEC_BYTES)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"{source}: not UTF-8 text (byte {exc.start})") from None
 
 
 def _simulating_here() -> None:
@@ -307,17 +359,22 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
     :func:`gradhealth.check_keras` or with ``--server`` by uploading the file whole to the model route:
     one translation, the Keras layer names and the stored weights (when the file has them) either
     way. Exit 2 for what cannot be translated."""
-    from gradhealth.analysis.importers.keras import read_keras, with_input_shapes
+    from gradhealth.analysis.importers.keras import (
+        MAX_CONFIG_BYTES,
+        MAX_WEIGHTS_BYTES,
+        read_keras,
+        with_input_shapes,
+    )
+    from gradhealth.cli_report import read_user_file
 
     try:
         shapes = _input_shapes(args)
         path = Path(args.spec)
-        if not path.is_file():
-            raise InputFormatError(f"{args.spec}: no such file")
         for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
             if value is not None and value < 1:
                 raise InputFormatError(f"{flag} must be at least 1, not {value}")
-        data = path.read_bytes()
+        # a regular file only, bounded by what the reader takes (its weights plus its config)
+        data = read_user_file(args.spec, what=args.spec, cap=MAX_WEIGHTS_BYTES + MAX_CONFIG_BYTES)
         with_input_shapes(read_keras(data)[0], shapes)  # not a Keras model: exit 2 here, before any upload
         optimizer = _optimizer(args)
     except GradHealthError as exc:
@@ -400,8 +457,11 @@ def cmd_check_model(args: argparse.Namespace) -> int:
             if value is not None and value < 1:
                 raise InputFormatError(f"{flag} must be at least 1, not {value}")
         path = Path(args.spec)
-        if not path.is_file():
-            raise InputFormatError(f"{args.spec}: no such file")
+        from gradhealth.cli_report import path_problem
+
+        problem = path_problem(args.spec)  # a folder, a pipe or a device by name, not "no such file"
+        if problem is not None:
+            raise InputFormatError(f"{args.spec}: {problem}")
         optimizer = _optimizer(args)
         if args.server:
             doc = _remote_model(args, path)
@@ -467,9 +527,13 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
 
 
 def _stdin_text() -> str:
-    """The spec on stdin; not UTF-8 is invalid input (exit 2), not a traceback."""
+    """The spec on stdin (at most MAX_SPEC_BYTES); empty or not UTF-8 is invalid input (exit 2),
+    not a missing file or a traceback."""
+    from gradhealth.cli_report import MAX_SPEC_BYTES, read_stdin
+
+    data = read_stdin(what="the spec", cap=MAX_SPEC_BYTES)
     try:
-        return sys.stdin.buffer.read().decode("utf-8") if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"stdin: not UTF-8 text (byte {exc.start})") from None
 
@@ -519,6 +583,17 @@ def _client(args: argparse.Namespace) -> Any:
 
     return Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"),
                   on_state=state if show else None)
+
+
+def _log_format(value: str) -> str:
+    """A --log-format value: one of the log readers' names (the registry loads only when the flag
+    is given; `--help` stays cheap)."""
+    from gradhealth.logs.readers.registry import formats
+
+    if value not in formats():
+        raise argparse.ArgumentTypeError(f"{value!r} is no log format; use one of: {', '.join(formats())} "
+                                         "(see `gradhealth formats`)")
+    return value
 
 
 def _positive_seconds(value: str) -> float:
@@ -721,10 +796,38 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_hash_key(args: argparse.Namespace) -> int:
-    from gradhealth.settings import hash_key
+#: The shortest key hash-key takes: keys are long random strings (`openssl rand -hex 32`).
+MIN_KEY_CHARS = 16
 
-    print(f"{args.name}={hash_key(args.key)}")
+
+def hash_key_problem(name: str, key: str) -> str | None:
+    """Why ``name``/``key`` cannot make a GRADHEALTH_API_KEYS entry, or None. The settings parser
+    splits the variable on ``,``, strips each entry and takes the name before the first ``=``: a
+    name must be non-empty, without ``,``, ``=`` or whitespace, to be read back as itself."""
+    if not name:
+        return "the name is empty: give the caller's name (e.g. ci)"
+    bad = sorted({c for c in name if c in ",=" or c.isspace() or not c.isprintable()})
+    if bad:
+        return (f"the name {name!r} holds {', '.join(repr(c) for c in bad)}: GRADHEALTH_API_KEYS separates "
+                "its entries with ',' and a name from its hash with '='; choose a name without them")
+    if len(key) < MIN_KEY_CHARS:
+        return (f"the key is {'empty' if not key else f'{len(key)} characters long'}: give a long random "
+                f"key (at least {MIN_KEY_CHARS} characters, e.g. `openssl rand -hex 32`)")
+    return None
+
+
+def cmd_hash_key(args: argparse.Namespace) -> int:
+    from gradhealth.settings import Settings, hash_key
+
+    problem = hash_key_problem(args.name, args.key)
+    entry = f"{args.name}={hash_key(args.key)}"
+    # read back as the settings parser reads GRADHEALTH_API_KEYS: it must be one entry, this name
+    if problem is None and Settings.model_construct(api_keys=entry).key_owners() != {hash_key(args.key): args.name}:
+        problem = f"the name {args.name!r} would not read back from GRADHEALTH_API_KEYS as itself"
+    if problem is not None:
+        print(f"gradhealth: hash-key: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    print(entry)
     return EXIT_OK
 
 
@@ -767,14 +870,8 @@ def _spec_source(source: str) -> tuple[str, bool]:
         if name not in example_names():
             raise InputFormatError(f"no bundled example {name!r}; choose one of: {', '.join(example_names())}")
         return (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text(encoding="utf-8"), False
-    path = Path(source)
-    if not path.is_file():
-        raise InputFormatError(f"{source}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputFormatError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-    return text, path.suffix.lower() == ".json" or text.lstrip().startswith("{")
+    text = _spec_text(source) or ""
+    return text, Path(source).suffix.lower() == ".json" or text.lstrip().startswith("{")
 
 
 def apply_patch_to_text(text: str, patch: list[dict[str, Any]], *, is_json: bool) -> str:
@@ -1034,7 +1131,7 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("spec", help="an architecture spec (file, '-' for stdin, or example:NAME), or a training "
                                     "log file, run folder or archive")
-    check.add_argument("--log-format", default=None, help="format hint for logs (see `gradhealth formats`)")
+    check.add_argument("--log-format", type=_log_format, default=None, help="format hint for logs (see `gradhealth formats`)")
     check.add_argument("--fail-on", choices=["warning", "error", "new", "never"], default=None,
                        help="exit 1 when a finding is at least this severe (default: error); new: only "
                             "when a finding at warning or above is new or worse than in --baseline")

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis
     from gradhealth.report import ReportContext
 
-__all__ = ["FORMAT_NAMES", "ReportWriteError", "writable", "write_report", "STREAM_FORMATS", "add_report_options", "emit", "parse_output",
+__all__ = ["MAX_BASELINE_BYTES", "MAX_SPEC_BYTES", "FORMAT_NAMES", "ReportWriteError", "finite_at_least_zero",
+           "path_problem", "read_stdin", "read_user_file", "writable", "write_report", "STREAM_FORMATS", "add_report_options", "emit", "parse_output",
            "has_regressions", "prepare", "report_context", "repo_relative", "run_inputs"]
 
 # The registry's names (gradhealth.report.FORMATS), written out so `--help` does not load the
@@ -42,6 +45,114 @@ FAIL_ON = ("warning", "error", "new", "never")
 # gradhealth.core.baseline's defaults (pinned by a test; importing it here would load pydantic).
 DEFAULT_DECADES = 0.5
 DEFAULT_FRACTION_STEP = 0.1
+
+
+# --- the files a user names ------------------------------------------------------------------------
+
+#: The largest spec (or Keras config) the CLI reads: the service takes 1 MB bodies; a spec is text.
+MAX_SPEC_BYTES = 16 * 2**20
+#: The largest --baseline document: a diagnosis is a few MB at most, even for a large model.
+MAX_BASELINE_BYTES = 64 * 2**20
+
+
+def _kind_of(mode: int) -> str:
+    """What a file that is not a regular one is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def _mode_problem(mode: int) -> str | None:
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return f"not a regular file ({_kind_of(mode)})"
+    return None
+
+
+def _os_problem(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return "no such file"
+    if isinstance(exc, PermissionError):
+        return "cannot be read (permission denied)"
+    return f"cannot be read ({exc.strerror or exc})"
+
+
+def path_problem(source: str) -> str | None:
+    """Why ``source`` cannot be read as a file, in a few words ("no such file", "is a folder, not
+    a file", "not a regular file (a named pipe)", ...), or None when it is a regular file. Nothing
+    is opened: a named pipe or a device is never read."""
+    try:
+        return _mode_problem(os.stat(source).st_mode)
+    except OSError as exc:
+        return _os_problem(exc)
+
+
+def read_user_file(source: str, *, what: str, cap: int) -> bytes:
+    """The bytes of the file a user named (``what`` starts each message, e.g. ``--baseline X``).
+
+    Only a regular file is read, and at most ``cap`` bytes of it: a missing file, a folder, a named
+    pipe or a device (``/dev/zero`` would be read for ever, a pipe would block) and a file over
+    ``cap`` are each :class:`~gradhealth.errors.InputFormatError` with its own message, before
+    anything is read. The file is opened without blocking and checked on the open descriptor, so
+    that a path swapped for a pipe after a check cannot block either."""
+    from gradhealth.errors import InputFormatError
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(source, flags)
+    except OSError as exc:
+        raise InputFormatError(f"{what}: {_os_problem(exc)}") from None
+    try:
+        info = os.fstat(fd)  # on the descriptor, before a file object (which refuses a folder itself)
+        problem = _mode_problem(info.st_mode)
+        if problem is None and info.st_size > cap:
+            problem = f"{info.st_size:,} bytes, over the limit of {cap:,} bytes"
+        if problem is not None:
+            raise InputFormatError(f"{what}: {problem}")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1  # the file object closes it now
+            data = f.read(cap + 1)  # a file that grew since fstat is still bounded
+    except OSError as exc:
+        raise InputFormatError(f"{what}: {_os_problem(exc)}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > cap:
+        raise InputFormatError(f"{what}: over the limit of {cap:,} bytes")
+    return data
+
+
+def read_stdin(*, what: str, cap: int) -> bytes:
+    """Standard input's bytes, at most ``cap`` of them; empty input is
+    :class:`~gradhealth.errors.InputFormatError` ("standard input is empty"), not a missing file."""
+    from gradhealth.errors import InputFormatError
+
+    stream: Any = getattr(sys.stdin, "buffer", None)
+    data = stream.read(cap + 1) if stream is not None else sys.stdin.read(cap + 1).encode("utf-8")
+    if not data:
+        raise InputFormatError(f"standard input is empty: pipe {what} in, or name a file")
+    if len(data) > cap:
+        raise InputFormatError(f"standard input: over the limit of {cap:,} bytes")
+    return data
+
+
+def finite_at_least_zero(flag: str) -> Callable[[str], float]:
+    """An argparse type for ``flag``: a finite number >= 0 (``nan`` would make every comparison
+    false, ``inf`` would disable the comparison: neither is a threshold)."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise argparse.ArgumentTypeError(f"{value!r}: {flag} takes a finite number, 0 or more")
+        return number
+    return parse
 
 
 def parse_output(value: str) -> tuple[str | None, str]:
@@ -82,10 +193,10 @@ def add_report_options(check: argparse.ArgumentParser) -> None:
                             "set and --format is github or $GITHUB_ACTIONS is true)")
     check.add_argument("--baseline", metavar="PREVIOUS.json",
                        help="compare with an earlier diagnosis document: findings new, gone or worse")
-    check.add_argument("--baseline-decades", type=float, default=DEFAULT_DECADES, metavar="N",
+    check.add_argument("--baseline-decades", type=finite_at_least_zero("--baseline-decades"), default=DEFAULT_DECADES, metavar="N",
                        help="a gradient ratio that moved more than N decades (log10) is worse "
                             f"(default: {DEFAULT_DECADES})")
-    check.add_argument("--baseline-fraction", type=float, default=DEFAULT_FRACTION_STEP, metavar="F",
+    check.add_argument("--baseline-fraction", type=finite_at_least_zero("--baseline-fraction"), default=DEFAULT_FRACTION_STEP, metavar="F",
                        help="a dead or saturated fraction up by more than F is worse "
                             f"(default: {DEFAULT_FRACTION_STEP})")
 
@@ -263,14 +374,14 @@ def load_baseline(source: str) -> Diagnosis:
     from gradhealth.errors import InputFormatError
 
     where = f"--baseline {source}"
+    # a regular file of bounded size only: /dev/zero or a named pipe must not be read (errsweep6)
+    raw = read_user_file(source, what=where, cap=MAX_BASELINE_BYTES)
     try:
         # utf-8-sig: a BOM (Windows PowerShell 5's Out-File / Set-Content -Encoding utf8) is dropped
-        text = Path(source).read_text(encoding="utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"{where}: not UTF-8 text (byte offset {exc.start}); save the diagnosis "
                                "document as UTF-8") from None
-    except OSError as exc:
-        raise InputFormatError(f"{where}: cannot be read ({exc.strerror or exc})") from None
     deep = too_deep_at(text)
     if deep is not None:
         raise InputFormatError(f"{where}: nested more than {MAX_BASELINE_DEPTH} levels deep, at "

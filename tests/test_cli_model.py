@@ -103,7 +103,7 @@ def test_what_cannot_be_checked_exits_2(models, capsys, name, extra, message):
 
 def test_model_flags_on_a_spec_are_a_usage_error(capsys):
     assert main(["check", "example:relu_he_mlp", "--loss", "mse"]) == 2
-    assert "--loss apply to model files only" in capsys.readouterr().err
+    assert "--loss applies to model files" in capsys.readouterr().err
     assert main(["check", "example:relu_he_mlp", "--optimizer", '{"type": "adam", "lr": 0.1}']) == 2
     assert "a spec carries its own `optimizer`" in capsys.readouterr().err
 
