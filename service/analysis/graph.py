@@ -2264,14 +2264,172 @@ def post_ln_units(sums: Mapping[str, Any], readers: Mapping[Any, set[Any]]) -> l
     layer-normalised and the norm's output summed on in turn: x = norm(x + f(x)), the Post-LN
     block written by hand (BERT's re-implementations, the annotated Transformer in its Post-LN
     form). The norm's output read by the next sum is what tells it from Pre-LN, x + f(norm(x)),
-    where the norm feeds only the next sublayer. Read from the autograd graph the step built
-    (``sums``: :func:`branch_sums`; ``readers``: :func:`consumers` of its loss)."""
-    def read_by(node: Any, kind: str) -> list[Any]:
-        return [r for r in readers.get(node, ()) if kind in type(r).__name__]
+    where the norm feeds only the next sublayer. The norm is recognised by what it computes
+    (:func:`normalised_outputs`), so a LayerNorm or RMSNorm written by hand counts as torch's own.
+    Read from the autograd graph the step built (``sums``: :func:`branch_sums`; ``readers``:
+    :func:`consumers` of its loss)."""
+    def summed_on(norm: Any) -> bool:
+        # read by a sum with another operand than parameters and constants (the next residual
+        # sum; a norm's own "+ beta" is part of the norm, :func:`normalised_outputs`)
+        return any(_op(r) == "Add" and not all(f is norm or _constant(f, {norm}) for f, _ in r.next_functions)
+                   for r in readers.get(norm, ()))
 
     # the branch summed into the stream, the sum normalised, the norm summed on in turn
-    return [name for name, add in sums.items()
-            if any(read_by(norm, "AddBackward") for norm in read_by(add, "LayerNorm"))]
+    return [name for name, add in sums.items() if any(summed_on(n) for n in normalised_outputs(add, readers))]
+
+
+def _op(node: Any) -> str:
+    """An autograd node's operation: ``MeanBackward1`` -> ``Mean``, ``AccumulateGrad`` as is."""
+    return re.sub(r"Backward\d*$", "", type(node).__name__)
+
+
+#: Steps that only move, copy or cast values (a norm computed in float32: HF LLaMA's RMSNorm).
+_KEEPS_VALUES = (*_RESHAPES, "ToCopy", "T", "Contiguous")
+
+#: Reductions to a per-position second moment, by the power of the scale sigma they measure:
+#: a variance is sigma^2; a standard deviation and an L2 norm sigma^1.
+_SCALE_REDUCTIONS = {"Var": 2.0, "VarMean": 2.0, "Std": 1.0, "StdMean": 1.0,
+                     "LinalgVectorNorm": 1.0, "Norm": 1.0}
+
+#: Elementwise steps on a statistic that keep its power of sigma (an epsilon added, a clamp, a
+#: constant factor), and those that change it (their factor on the power).
+_KEEPS_POWER = ("Add", "Sub", "Mul", "Div", "Clamp", "ClampMin", "ClampMax", "Maximum", *_KEEPS_VALUES)
+_POWER_OF = {"Sqrt": 0.5, "Rsqrt": -0.5, "Reciprocal": -1.0}
+
+
+def _constant(node: Any, avoid: Mapping[Any, Any] | set[Any], budget: int = 8) -> bool:
+    """``node`` (an operand) depends on parameters and constants only, within a few steps, and
+    on none of ``avoid`` (the stream and what is computed from it): a norm's gain and bias
+    (``self.gamma``, ``1 + self.weight``, ``self.g.to(dtype)``)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n is None or _op(n) == "AccumulateGrad":
+            continue
+        budget -= 1
+        if budget < 0 or n in avoid:
+            return False
+        stack.extend(f for f, _ in n.next_functions)
+    return True
+
+
+def _exponent(node: Any) -> float | None:
+    """A ``Pow`` node's constant exponent; None for a tensor exponent or where it is not recorded."""
+    try:
+        exponent = node._saved_exponent
+    except (AttributeError, RuntimeError):
+        return None
+    return float(exponent) if isinstance(exponent, int | float) else None
+
+
+def _shape(node: Any, index: int = 0) -> tuple[int, ...] | None:
+    """The shape of an autograd node's output ``index`` as the graph recorded it; None if unknown."""
+    try:
+        return tuple(int(d) for d in node._input_metadata[index].shape)
+    except (AttributeError, IndexError, TypeError, RuntimeError):
+        return None
+
+
+def _per_position(reduction: Any, source: Any, index: int) -> bool:
+    """``reduction`` (of ``source``'s output ``index``) reduces over the trailing (feature)
+    dimensions only, keeping at least the leading one: one statistic per position, as a
+    LayerNorm's or an RMSNorm's (not a BatchNorm's over the batch, nor one over the whole tensor)."""
+    out, inp = _shape(reduction), _shape(source, index)
+    raw = getattr(reduction, "_saved_dim", None)
+    dims = None if raw is None else {int(d) - (1 << 64) if int(d) >= 1 << 63 else int(d) for d in raw}
+    if inp is None or out is None:  # shapes not recorded: the reduced dimensions must end at the last
+        return dims is not None and -1 in dims and all(d < 0 for d in dims)
+    n = len(inp)
+    if dims is not None:
+        dims = {d % n for d in dims} if n else set()
+        if not dims or dims != set(range(n - len(dims), n)):
+            return False
+    if len(out) < n:  # keepdim=False: the leading dimensions kept as they were
+        kept = len(out)
+        return kept >= 1 and out == inp[:kept]
+    kept = n - next((i for i, d in enumerate(reversed(out)) if d != 1), n)
+    return len(out) == n and 1 <= kept < n and out[:kept] == inp[:kept] and any(d != 1 for d in inp[kept:])
+
+
+def _norm_tag(node: Any, tags: Mapping[Any, tuple[str, float]]) -> tuple[str, float] | None:
+    """What ``node`` computes from a residual stream x (``tags``: what its operands compute),
+    per position over the feature dimension: ``full`` (x, cast, reshaped, scaled or centred),
+    ``square`` (x^2), ``mean`` (its mean), ``scale`` sigma^p, ``both`` (a var_mean: a mean and
+    sigma^2), ``normed`` (x / sigma, then any gain and bias); None for anything else."""
+    op = _op(node)
+    if "LayerNorm" in op or "RmsNorm" in op:  # torch's own norms (native_layer_norm, rms_norm)
+        ins = [tags.get(f) for f, _ in node.next_functions if f is not None]
+        return ("normed", 0.0) if ins and ins[0] is not None and ins[0][0] == "full" else None
+    tagged: list[tuple[str, float]] = []
+    for f, _ in node.next_functions:
+        if f in tags:
+            tagged.append(tags[f])
+        elif not _constant(f, tags):
+            return None  # reads something else too (the next sublayer's output: a residual sum)
+    if not tagged:
+        return None
+    kinds = sorted(t[0] for t in tagged)
+    if len(tagged) == 1:
+        kind, power = tagged[0]
+        if op in _KEEPS_VALUES or (kind in ("full", "normed", "mean") and op in ("Add", "Sub", "Mul", "Div")):
+            return kind, power  # a cast, a reshape, a gain, a bias, a shift or a constant factor
+        if kind == "full":
+            source, index = next((f, i) for f, i in node.next_functions if f in tags)
+            if op == "Pow" and _exponent(node) == 2.0:
+                return "square", 0.0
+            if op in _SCALE_REDUCTIONS and _per_position(node, source, index):
+                return ("both" if op.endswith("Mean") else "scale"), _SCALE_REDUCTIONS[op]
+            if op in ("Mean", "Sum") and _per_position(node, source, index):
+                return "mean", 0.0
+        elif kind == "square" and op in ("Mean", "Sum"):
+            source, index = next((f, i) for f, i in node.next_functions if f in tags)
+            return ("scale", 2.0) if _per_position(node, source, index) else None
+        elif kind in ("scale", "both"):
+            if op in _POWER_OF:
+                return "scale", power * _POWER_OF[op]
+            if op == "Pow":
+                exponent = _exponent(node)
+                return None if exponent is None else ("scale", power * exponent)
+            if op in _KEEPS_POWER:
+                return "scale", power
+        return None
+    if len(tagged) != 2:
+        return None
+    by_input = [tags.get(f) for f, _ in node.next_functions]
+    if op == "Mul" and kinds == ["full", "full"]:
+        return "square", 0.0  # x * x
+    if op == "Sub" and by_input[0] is not None and by_input[0][0] == "full" \
+            and by_input[1] is not None and by_input[1][0] in ("mean", "both"):
+        return "full", 0.0  # centred: x - mean(x)
+    scale = next((t for t in tagged if t[0] in ("scale", "both")), None)
+    if scale is None or "full" not in kinds:
+        return None
+    # divided by sigma (x / sqrt(var + eps), x / (std + eps)) or multiplied by 1 / sigma
+    # (x * rsqrt(mean(x^2) + eps)): the output has unit scale whatever x's
+    if op == "Div" and by_input[0] is not None and by_input[0][0] == "full" and scale[1] == 1.0:
+        return "normed", 0.0
+    if op == "Mul" and scale[1] == -1.0:
+        return "normed", 0.0
+    return None
+
+
+def normalised_outputs(stream: Any, readers: Mapping[Any, set[Any]], limit: int = 64) -> list[Any]:
+    """The autograd nodes that normalise ``stream``'s output per position over its feature
+    dimension - subtract its mean (or not) and divide by the root of its variance or mean square
+    - with any gain and bias after: a LayerNorm or RMSNorm however written (torch's module, F.layer_norm,
+    ``(x - mean) / sqrt(var + eps) * gamma + beta``, ``x * rsqrt(mean(x^2) + eps) * g``,
+    ``(x - mean) / (std + eps)``), recognised by what it computes rather than by a class or node
+    name. Read forward from ``stream`` through ``readers`` (:func:`consumers`), at most ``limit`` nodes."""
+    tags: dict[Any, tuple[str, float]] = {stream: ("full", 0.0)}
+    changed = True
+    while changed and len(tags) < limit:  # to a fixed point: a division is reached from x before its sigma
+        changed = False
+        for node in [r for n in list(tags) for r in readers.get(n, ())]:
+            tag = _norm_tag(node, tags) if node not in tags else None
+            if tag is not None:
+                tags[node] = tag
+                changed = True
+    return [n for n, (kind, _) in tags.items() if kind == "normed"]
 
 
 def post_ln_layers(net: nn.Module) -> list[list[str]]:

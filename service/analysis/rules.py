@@ -1210,6 +1210,25 @@ class Nonfinite(ArchitectureRule):
             evidence, [last])
 
 
+#: The largest first-step update-to-weight ratio in a Post-LN stack at which its depth is a note,
+#: not a warning: what warm-up is for is small first steps while Adam's statistics settle and the
+#: top layers' large gradients shrink (Xiong et al. 2020; Liu et al. 2020). The papers give no rate
+#: at which Post-LN is safe without warm-up; the smallest they show failing (Adam 5e-4 on d = 512,
+#: Xavier weights of rms 0.044) moves each weight by about 1e-2 of its norm. A step ten times under
+#: that is where a warm-up itself starts; raised without one, the risk returns.
+POST_LN_GENTLE_STEP = 1e-3
+
+
+def _stack_step(result: SimulationResult, stack: list[UnitStats]) -> float | None:
+    """The largest first-step update-to-weight ratio in ``stack`` (None: no optimizer given, or
+    none measured there)."""
+    if result.optimizer is None:
+        return None
+    ratios = _first_step(result)[0]
+    found = [ratios[u.name] for u in stack if u.name in ratios and math.isfinite(ratios[u.name])]
+    return max(found) if found else None
+
+
 class PostLnDepthRisk(ArchitectureRule):
     code = "post_ln_depth_risk"
     remedies = (pre_layer_norm, _warmup)
@@ -1223,7 +1242,11 @@ class PostLnDepthRisk(ArchitectureRule):
         return stack[-1].geo("grad_norm") if stack else math.nan
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        return "warning" if post_ln_stacks(result, t) else None
+        stack = post_ln_stacks(result, t)
+        if not stack:
+            return None
+        step = _stack_step(result, stack)
+        return "info" if step is not None and step <= POST_LN_GENTLE_STEP else "warning"
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -1252,6 +1275,17 @@ class PostLnDepthRisk(ArchitectureRule):
             "(Xiong et al. 2020), so deep stacks need learning-rate warm-up or diverge; "
             "Pre-LN does not."
         )
+        step = _stack_step(result, stack)
+        if step is not None:
+            evidence["max_update_ratio"] = step
+            evidence["update_ratio_threshold"] = POST_LN_GENTLE_STEP
+        if severity == "info" and step is not None:
+            summary += (f"; a note: the optimizer's first step moves the stack by at most {fmt(step)} of its "
+                        f"weights, as gently as a warm-up starts")
+            explanation += (
+                f" At this learning rate the first steps move the stack's weights by at most {fmt(step)} of their "
+                f"norm ({POST_LN_GENTLE_STEP:g} or less), the small steps a warm-up gives; raising the rate "
+                "without a warm-up brings the risk back.")
         return Detection(
             self.code,
             severity,
