@@ -5,7 +5,8 @@ checked before and while extracting: the number of entries, the total uncompress
 compression ratio (uncompressed / archive size, checked once more than :data:`RATIO_FLOOR_BYTES`
 have come out, so a zip bomb is refused after at most ``max_compression_ratio`` times the
 archive's size) raise :class:`UploadTooLarge` with the figures; entries with absolute paths or
-``..``, symlinks, hard links, devices and encrypted entries raise :class:`LogError`.
+``..``, nested more than :data:`MAX_ENTRY_DEPTH` folders deep or with over-long names, symlinks,
+hard links, devices and encrypted entries raise :class:`LogError` naming the entry.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _extract_single(path: Path, kind: str, dest: Path, budget: _Budget) -> None:
     budget.entry()
     try:
         with _open_tar_stream(path, kind) as raw:
-            _copy(cast(IO[bytes], raw), _safe_target(dest, name, path.name), budget, None)
+            _copy(cast(IO[bytes], raw), _safe_target(dest, name, path.name), budget, None, dest)
     except (EOFError, zlib.error, lzma.LZMAError) as e:
         raise LogError(f"{path.name}: not a readable {kind} file ({e})") from None
     except OSError as e:   # gzip.BadGzipFile is an OSError
@@ -108,19 +109,44 @@ class _Budget:
                                  f"{lim.max_compression_ratio:,.0f}: refused as a possible zip bomb")
 
 
+#: How deep an entry may sit (folders above its file) and how long its name may be (characters; a
+#: part of it, bytes as the file system counts them): an entry past these is refused naming it,
+#: before any folder is made (the system limits are 4,096 bytes a path and 255 a name)
+MAX_ENTRY_DEPTH = 64
+MAX_ENTRY_CHARS = 1024
+MAX_PART_BYTES = 255
+
 #: A control character (C0, DEL, C1): no file name needs one, and one in a name could forge lines
 #: of a log or CI annotation that quotes it.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def shown_name(name: str, n: int = 80) -> str:
+    """``name`` quoted for a message, its middle cut out where it is longer than ``n`` characters
+    (a 2 KB entry name would drown the message)."""
+    return repr(name if len(name) <= n else f"{name[:n // 2]}...{name[-(n // 2):]}")
+
+
 def _safe_target(dest: Path, name: str, archive: str) -> Path:
     """Where the entry ``name`` is extracted inside ``dest``; a :class:`LogError` saying which check
-    refuses it (a control character, an absolute path or drive, ``..``)."""
+    refuses it (a control character, an absolute path or drive, ``..``, more than
+    :data:`MAX_ENTRY_DEPTH` folders deep, a name over :data:`MAX_ENTRY_CHARS` characters or a part
+    of it over :data:`MAX_PART_BYTES` bytes)."""
     clean = name.replace("\\", "/")
     parts = PurePosixPath(clean).parts
-    refused = f"{archive}: the entry {name!r}"
+    refused = f"{archive}: the entry {shown_name(name)}"
     if (control := _CONTROL.search(name)) is not None:
         raise LogError(f"{refused} holds a control character ({control.group()!r}) in its name; refused")
+    if len(parts) > MAX_ENTRY_DEPTH + 1:
+        raise LogError(f"{refused} is nested {len(parts) - 1:,} folders deep, more than the "
+                       f"{MAX_ENTRY_DEPTH} an archive's entry may be; refused")
+    if len(name) > MAX_ENTRY_CHARS:
+        raise LogError(f"{refused} has a name of {len(name):,} characters, longer than the "
+                       f"{MAX_ENTRY_CHARS:,} an archive's entry may have; refused")
+    if (long := next((p for p in parts if len(p.encode("utf-8", "surrogateescape")) > MAX_PART_BYTES),
+                     None)) is not None:
+        raise LogError(f"{refused} has a part {shown_name(long, 40)} of more than {MAX_PART_BYTES} "
+                       "bytes, longer than a file name may be; refused")
     if clean.startswith("/") or (parts and ":" in parts[0]):
         # "/x", "C:/x", and any ":" in the first part: on Windows a drive, or an NTFS stream ("x:y")
         raise LogError(f"{refused} points outside the archive: it is an absolute path (or names a "
@@ -130,8 +156,17 @@ def _safe_target(dest: Path, name: str, archive: str) -> Path:
     return dest.joinpath(*[p for p in parts if p not in ("", ".")])
 
 
-def _copy(src: IO[bytes], target: Path, budget: _Budget, declared: int | None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _make_folders(dest: Path, target: Path) -> None:
+    """``target`` and the folders between ``dest`` and it, made one by one (``mkdir(parents=True)``
+    recurses once per level)."""
+    folder = dest
+    for part in target.relative_to(dest).parts:
+        folder = folder / part
+        folder.mkdir(exist_ok=True)
+
+
+def _copy(src: IO[bytes], target: Path, budget: _Budget, declared: int | None, dest: Path) -> None:
+    _make_folders(dest, target.parent)
     written = 0
     with target.open("wb") as out:
         while True:
@@ -165,11 +200,11 @@ def _extract_zip(path: Path, dest: Path, budget: _Budget) -> None:
                 if encrypted(info):
                     raise LogError(f"{path.name}: the entry {info.filename!r} is encrypted")
                 if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
+                    _make_folders(dest, target)
                     continue
                 try:
                     with open_member(zf, info) as src:
-                        _copy(src, target, budget, info.file_size)
+                        _copy(src, target, budget, info.file_size, dest)
                 except ZipMemberError as e:  # the shared reader's refusal, in this module's words
                     raise LogError(f"{path.name}: not a readable zip archive "
                                    f"({e.cause if e.cause is not None else e.reason})") from None
@@ -223,7 +258,7 @@ def _extract_tar(path: Path, kind: str, dest: Path, budget: _Budget) -> None:
                 if target == dest:
                     continue
                 if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
+                    _make_folders(dest, target)
                     continue
                 if not member.isreg():
                     raise LogError(f"{path.name}: the entry {member.name!r} is a link or device; refused")
@@ -231,7 +266,7 @@ def _extract_tar(path: Path, kind: str, dest: Path, budget: _Budget) -> None:
                 src = tf.extractfile(member)
                 if src is None:
                     continue
-                _copy(src, target, budget, member.size)
+                _copy(src, target, budget, member.size, dest)
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, ValueError) as e:
         raise LogError(f"{path.name}: not a readable tar archive ({e})") from None
     except OSError as e:   # gzip.BadGzipFile is an OSError

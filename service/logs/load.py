@@ -8,7 +8,10 @@
 - A **folder** that is an MLflow run folder (``metrics/`` of MLflow metric files) is read by the
   mlflow reader. Any other folder is walked (hidden files and folders, ``__MACOSX`` and symlinks
   are skipped): MLflow run folders inside it are read as runs, and every other file a reader
-  recognises is read with it. With one log in the folder the result is that log's RunLog; with
+  recognises is read with it. The walk stays on the folder's file system (``/proc``, ``/sys`` and
+  other mount points are noted, never entered), opens regular files only (an empty one is not
+  opened: a pseudo-file's size is 0) and refuses a folder nested more than
+  :data:`MAX_FOLDER_DEPTH` deep. With one log in the folder the result is that log's RunLog; with
   more, the logs are merged into one RunLog with ``format="folder"`` and every series name is
   prefixed with its relative sub-folder (``validation/epoch_loss``); series of the same name in
   the same sub-folder (an event file per restart) are joined. Files no reader recognises are
@@ -28,6 +31,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -278,32 +282,74 @@ def _allennlp() -> Any:
     return allennlp.READER
 
 
-def _walk(root: Path, limits: ReadLimits) -> Iterator[tuple[Path, bool]]:
-    """(path, is_run_folder) for MLflow run folders and other regular files under ``root``."""
-    seen = 0
+#: How deep a folder is walked (folders below the one read): as deep as an archive's entries may be
+MAX_FOLDER_DEPTH = archive.MAX_ENTRY_DEPTH
+
+
+def _walk(root: Path, limits: ReadLimits, passed: list[str]) -> Iterator[tuple[Path, bool]]:
+    """(path, is_run_folder) for MLflow run folders and other regular files under ``root``, in name
+    order, depth first. What the walk does not enter or open is added to ``passed`` (its path inside
+    ``root`` and why): folders on another file system than ``root``'s (``/proc``, ``/sys``, a mount
+    point: their pseudo-files can block a read for ever) and entries that are neither a regular
+    file nor a folder (a FIFO, a socket, a device). Iterative (``os.walk`` recurses once per level),
+    and refused with :class:`LogError` below :data:`MAX_FOLDER_DEPTH` folders, and with
+    :class:`UploadTooLarge` past ``limits.max_archive_entries`` files (or as many folders)."""
+    files = folders = 0
     mlflow = _mlflow()
-    for dirpath, dirs, files in os.walk(root):
-        here = Path(dirpath)
-        dirs.sort()
-        keep = []
-        for d in dirs:
-            p = here / d
-            if d.startswith(".") or d == "__MACOSX" or p.is_symlink():
+    try:
+        device = root.stat().st_dev
+    except OSError as e:
+        raise LogError(f"{root.name}: cannot be read ({e.strerror or e})") from None
+    stack = [root]
+    while stack:
+        here = stack.pop()
+        rel = here.relative_to(root)
+        try:
+            with os.scandir(here) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            passed.append(f"{rel.as_posix()}/ (cannot be listed: {e.strerror or e})")
+            continue
+        subdirs: list[Path] = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            if mlflow.sniff_dir(p) >= 0.8:
-                yield p, True
+            p = here / entry.name
+            shown = (rel / entry.name).as_posix()
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                passed.append(f"{shown} (cannot be read)")
                 continue
-            keep.append(d)
-        dirs[:] = keep
-        for f in sorted(files):
-            p = here / f
-            if f.startswith(".") or p.is_symlink() or not p.is_file():
+            if stat.S_ISLNK(st.st_mode):
                 continue
-            seen += 1
-            if seen > limits.max_archive_entries:
-                raise UploadTooLarge(f"{root.name}: more than {limits.max_archive_entries:,} files; the "
-                                     f"limit is {limits.max_archive_entries:,}")
-            yield p, False
+            if st.st_dev != device:  # a mount point (a bind-mounted file too): never entered or opened
+                passed.append(f"{shown}{'/' if stat.S_ISDIR(st.st_mode) else ''} (another file system)")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if entry.name == "__MACOSX":
+                    continue
+                folders += 1
+                if folders > limits.max_archive_entries:
+                    raise UploadTooLarge(f"{root.name}: more than {limits.max_archive_entries:,} folders; the "
+                                         f"limit is {limits.max_archive_entries:,}")
+                if mlflow.sniff_dir(p) >= 0.8:
+                    yield p, True
+                    continue
+                subdirs.append(p)
+            elif not stat.S_ISREG(st.st_mode):
+                passed.append(f"{shown} (not a regular file)")
+            else:
+                files += 1
+                if files > limits.max_archive_entries:
+                    raise UploadTooLarge(f"{root.name}: more than {limits.max_archive_entries:,} files; the "
+                                         f"limit is {limits.max_archive_entries:,}")
+                yield p, False
+        if subdirs and len(rel.parts) >= MAX_FOLDER_DEPTH:
+            deep = subdirs[0].relative_to(root).as_posix()
+            raise LogError(f"{root.name}: the folder {archive.shown_name(deep)} is nested more than "
+                           f"{MAX_FOLDER_DEPTH} folders deep; refused")
+        stack.extend(reversed(subdirs))
 
 
 def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
@@ -322,8 +368,9 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
     candidates = [r for r in registry.readers() if hint is None or r.name == hint]
     logs: list[tuple[str, RunLog]] = []
     skipped: list[str] = []
+    passed: list[str] = []
     total_bytes = 0
-    for p, is_run in _walk(root, limits):
+    for p, is_run in _walk(root, limits, passed):
         rel = p.relative_to(root).as_posix()
         shown = f"{label}/{rel}"
         if is_run:
@@ -352,12 +399,15 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
         if hint is not None:
             raise UnknownLogFormat(f"{label}: no file in this folder is in the {hint} format")
         raise UnknownLogFormat(f"{label}: no file in this folder is a log format this service reads "
-                               f"({', '.join(registry.formats())}); looked at {len(skipped)} file(s)")
+                               f"({', '.join(registry.formats())}); looked at {len(skipped)} file(s)"
+                               f"{'; not read: ' + _listed(passed) if passed else ''}")
     warnings = []
+    if passed:
+        warnings.append(LogWarning("skipped_files", f"{label}: {len(passed)} entr{'y' if len(passed) == 1 else 'ies'} "
+                                   f"not read: {_listed(passed)}"))
     if skipped:
-        shown_names = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
         warnings.append(LogWarning("skipped_files", f"{label}: {len(skipped)} file(s) not recognised as "
-                                   f"a training log were skipped: {shown_names}"))
+                                   f"a training log were skipped: {_listed(skipped)}"))
     if len(logs) == 1:
         log = logs[0][1]
         log.warnings.extend(warnings)
@@ -386,6 +436,11 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
     merged.series = list(by_name.values())
     _check_points(merged, label, limits)
     return merged
+
+
+def _listed(names: list[str]) -> str:
+    """The first five of ``names`` and how many more."""
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _trains(prefix: str, log: RunLog) -> Series | None:
@@ -449,6 +504,8 @@ def _sniff(path: Path, readers: list[registry.Reader]) -> registry.Reader | None
     """The surest of ``readers`` for a file in a folder; None when none recognises it, or the file
     is empty or cannot be read (it is then listed as skipped)."""
     try:
+        if path.stat().st_size == 0:  # empty, or a pseudo-file whose read may block: not opened
+            return None
         head = sniff.read_head(path)
     except OSError:
         return None

@@ -8,11 +8,16 @@ semicolon tables) to :func:`detect` here, so an upload is judged as the loader r
   ones) by the first bytes, not by the name; the name counts only for a file the content does not
   settle (a tar written without the ``ustar`` magic, or an archive cut short).
 - :func:`sniff` / :func:`detect`: the reader for a file by its name and first bytes
-  (:data:`HEAD_BYTES`): each registered reader scores how sure it is, the surest wins.
+  (:data:`HEAD_BYTES`): each registered reader scores how sure it is, the surest wins. A file none
+  claims that is nearly one's (a first JSON record too long or too deep to judge: :func:`near_miss`)
+  is refused with :class:`LogError` naming the line and why; a text file with a NUL byte or a
+  line that is not UTF-8 has that line named in the refusal.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 from typing import BinaryIO
@@ -51,10 +56,22 @@ COMMENT_BYTES = 2**20
 def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
     """The first ``n`` bytes of the file (fewer when it is shorter); for a sniffer's head (``n`` of
     :data:`HEAD_BYTES` or more), a first ``#`` comment line longer than that is read to its end and
-    ``n`` bytes after it (:func:`past_comment`)."""
-    with path.open("rb") as f:
+    ``n`` bytes after it (:func:`past_comment`). Opened non-blocking: a pseudo-file that would block
+    (``/proc/kmsg``, a FIFO) raises :class:`OSError` instead of waiting for ever."""
+    with _open_nonblocking(path) as f:
         head = f.read(n)
         return past_comment(f, head, n) if n >= HEAD_BYTES else head
+
+
+def _open_nonblocking(path: Path) -> BinaryIO:
+    """``path`` opened for reading bytes with ``O_NONBLOCK`` (where the system has it): a regular
+    file reads as ever, a read that would block fails with ``EAGAIN``."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def past_comment(f: BinaryIO, head: bytes, n: int) -> bytes:
@@ -145,9 +162,94 @@ def detect(path: Path, hint: str | None = None) -> Reader:
             raise UnknownLogFormat(f"{path.name} is Python source, not a log or a spec: check a PyTorch module "
                                    "from Python with gradhealth.check_module(model, example_inputs), or export it "
                                    "(torch.onnx.export) and check the .onnx file")
+        if (miss := near_miss(path, head, all_readers)) is not None:
+            raise LogError(f"{path.name} {miss}")
         raise UnknownLogFormat(f"{path.name}: not a log format this service reads "
                                f"({', '.join(r.name for r in all_readers)}){_encoding_problem(head)}")
     return best
+
+
+# --- near misses: a file no reader claims that is almost one's, refused naming the line and why ---------
+
+#: How far a first JSON record that does not end inside the head is followed to measure it (as far
+#: as a line-based reader reads one line)
+RECORD_SCAN_BYTES = 16 * 2**20
+
+
+def near_miss(path: Path, head: bytes, readers: list[Reader]) -> str | None:
+    """Why a file no reader claims is nearly one a reader reads, as ``line N: <reason>``: what a
+    reader's optional ``near_miss(filename, head)`` says (the first that says something), else
+    :func:`json_record_near_miss`'s verdict on a first line that opens a JSON record; None when
+    nothing is nearly read (the caller then refuses the format as unknown)."""
+    for r in readers:
+        hook = getattr(r, "near_miss", None)
+        if callable(hook) and (said := hook(path.name, head)):
+            return str(said)
+    return json_record_near_miss(path, head)
+
+
+def json_record_near_miss(path: Path, head: bytes) -> str | None:
+    """``line N: <reason>`` for a first non-blank line that opens a JSON record (``{"``) but cannot
+    be judged from the head: it does not end within :data:`HEAD_BYTES` (its length is measured, up
+    to :data:`RECORD_SCAN_BYTES`), is nested deeper than a JSON reader goes, or is not JSON. None
+    for any other head, and for a record that parses (a JSON object no reader knows is no near miss)."""
+    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    stripped = body.lstrip(b" \t\r\n")
+    lineno = len(_LINE_END.findall(body[:len(body) - len(stripped)])) + 1
+    if not re.match(rb'\{\s*"', stripped):
+        return None
+    end = _LINE_END.search(stripped)
+    if end is None and len(head) >= HEAD_BYTES:
+        size = _line_length(path, len(head) - len(stripped))
+        shown = f"{size:,} bytes" if size is not None else f"more than {RECORD_SCAN_BYTES:,} bytes"
+        return (f"line {lineno}: the JSON record is {shown} long, more than the {HEAD_BYTES:,} bytes a log's "
+                "format is recognised within; write long notes or configs to a file of their own")
+    from gradhealth.logs.readers.textio import loads  # (textio imports this module)
+
+    line = stripped[:end.start()] if end is not None else stripped
+    try:
+        loads(line.decode("utf-8", "replace"))
+    except ValueError as e:
+        depth = json_depth(line)
+        if depth >= 100 and "nested" in str(e):
+            return (f"line {lineno}: the JSON record is nested {depth:,} levels deep, deeper than a JSON "
+                    "reader goes; a training log's record is flat")
+        where = f" at column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+        return f"line {lineno}: starts a JSON record but is not JSON ({getattr(e, 'msg', e)}{where})"
+    return None
+
+
+def _line_length(path: Path, start: int) -> int | None:
+    """The length of the line starting at byte ``start`` of the file, its end not counted; None when
+    it runs past :data:`RECORD_SCAN_BYTES` without one."""
+    with _open_nonblocking(path) as f:
+        f.seek(start)
+        n = 0
+        while n <= RECORD_SCAN_BYTES:
+            chunk = f.read(2**20)
+            if not chunk:
+                return n
+            if (m := _LINE_END.search(chunk)) is not None:
+                return n + m.start()
+            n += len(chunk)
+    return None
+
+
+def json_depth(text: bytes) -> int:
+    """How deep the brackets of JSON ``text`` nest (strings passed over), counted without parsing:
+    the depth of a record too deep to parse."""
+    depth = deepest = 0
+    for m in _JSON_TOKEN.finditer(text):
+        tok = m.group()
+        if tok in (b"{", b"["):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif tok in (b"}", b"]"):
+            depth -= 1
+    return deepest
+
+
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 _LINE_END = re.compile(rb"\r\n?|\n")
@@ -155,16 +257,41 @@ _LINE_END = re.compile(rb"\r\n?|\n")
 _ENCODING_LINES = 50
 
 
+def binary(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is binary data, not text: NUL bytes in its first line,
+    or as more than an eighth of its first 4 KiB (UTF-16 text without a byte-order mark is half
+    NULs). A NUL further down a text file (a crash's zero padding, a UTF-16 fragment a Windows tool
+    appended) leaves it text, whose readers then name that line."""
+    start = head[:4096]
+    first = _LINE_END.split(start, maxsplit=1)[0]
+    return b"\x00" in first or start.count(b"\x00") * 8 > len(start)
+
+
+def nul_at(head: bytes) -> tuple[int, int] | None:
+    """(line, column), both from 1, of the first NUL byte in ``head``; None when it holds none."""
+    at = head.find(b"\x00")
+    if at < 0:
+        return None
+    before = head[:at]
+    lines = _LINE_END.split(before)
+    return len(lines), len(lines[-1]) + 1
+
+
 def _encoding_problem(head: bytes) -> str:
     """Where the first lines of a text file no reader knows are not UTF-8 (nor Windows-1252, which
-    the table readers fall back to), as the refusal's last words: ``; line 1 is not UTF-8 text
-    (byte 0x81 at column 15): save it as UTF-8``; "" for binary data (NUL bytes) or UTF-8 text."""
-    if b"\x00" in head[:4096]:
+    the table readers fall back to), or hold a NUL byte, as the refusal's last words: ``; line 1 is
+    not UTF-8 text (byte 0x81 at column 15): save it as UTF-8``; "" for binary data
+    (:func:`binary`) or UTF-8 text."""
+    if binary(head):
         return ""
+    nul = nul_at(head)
     lines = _LINE_END.split(head)
     if len(head) >= HEAD_BYTES:
         lines = lines[:-1]  # (the head may end inside a character)
     for lineno, raw in enumerate(lines[:_ENCODING_LINES], 1):
+        if nul is not None and nul[0] == lineno:
+            return (f"; line {lineno} holds a NUL byte (column {nul[1]}), which no text log has: a crash's "
+                    "zero padding or text of another encoding (UTF-16) written into it")
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as e:

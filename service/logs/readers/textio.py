@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, cast
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, Series, classify, make_series, parse_number
-from gradhealth.logs.sniff import HEAD_BYTES, check_size, past_comment
+from gradhealth.logs.sniff import HEAD_BYTES, binary, check_size, past_comment
 
 MAX_LINE_BYTES = 16 * 2**20
 #: A line's end: LF, CRLF, or a lone CR (Excel's "CSV (Macintosh)", classic Mac OS text)
@@ -294,10 +294,15 @@ def first_lines(head: bytes, n: int = 50) -> list[str]:
     """Up to ``n`` complete, non-empty lines of ``head`` as text, split where :class:`Lines` splits
     them (LF, CRLF or a lone CR); where the first line is not UTF-8, all are read as
     :data:`FALLBACK_ENCODING`, as a table's reader reads them (:func:`decode_line`). [] when the
-    head holds NUL bytes or its first line is neither (lines after one that is not UTF-8 in a head
-    that is are left out)."""
-    if b"\x00" in head[:4096]:
+    head is binary (:func:`gradhealth.logs.sniff.binary`) or its first line is neither; lines from
+    one that is not UTF-8 in a head that is, or that holds a NUL byte (a crash's padding, a UTF-16
+    fragment appended), are left out, so the reader meets that line and names it."""
+    if binary(head):
         return []
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        head = head[:nul]
+        head = head[:max(head.rfind(b"\n"), head.rfind(b"\r")) + 1]  # up to the NUL's line
     raw_lines = split_lines(head)
     if len(raw_lines) > 1 and len(head) >= 4096:
         raw_lines = raw_lines[:-1]            # the head may end mid-line
@@ -586,7 +591,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                         found.append((c, _cell_number(text)))
                     except ValueError:
                         if cell is None:
-                            raise BadRow(f"column {c!r}: not a number: {_short(text)}") from None
+                            raise BadRow(_not_a_number(c, text)) from None
                         v = cell(c, text)
                         if v is not None:
                             found.append((c, v))
@@ -652,7 +657,16 @@ def _num(text: str, column: str) -> float:
     try:
         return parse_number(text)
     except ValueError:
-        raise BadRow(f"column {column!r}: not a number: {_short(text)}") from None
+        raise BadRow(_not_a_number(column, text)) from None
+
+
+def _not_a_number(column: str, text: str) -> str:
+    """Why a cell is refused: not a number, or holding a NUL byte (said so: ``'0.4\\x00'`` alone
+    looks like a number)."""
+    if "\x00" in text:
+        return (f"column {column!r}: not a number: {_short(text)} holds a NUL byte (a crash's zero "
+                "padding, or text of another encoding such as UTF-16 written into the file)")
+    return f"column {column!r}: not a number: {_short(text)}"
 
 
 def _short(text: str, n: int = 40) -> str:
