@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import encodings.idna
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,9 @@ def parse(url: str) -> Target:
 
 #: RFC 1035 2.3.4: a name's length in octets, and one label's.
 _MAX_NAME, _MAX_LABEL = 253, 63
+#: RFC 1123 2.1: a host name's (ASCII) label is letters, digits and hyphens, with no hyphen at
+#: either end; ``exa%00mple`` or ``a_b!`` names nothing a resolver would look up (errsweep6 H10)
+_LDH_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 def _check_name(host: str) -> None:
@@ -102,6 +106,10 @@ def _check_name(host: str) -> None:
         if len(ascii_label) > _MAX_LABEL:
             raise UrlRefused(f"the host {host[:80]!r} is not a valid domain name: a label is longer than "
                              f"{_MAX_LABEL} characters")
+        if not _LDH_LABEL.fullmatch(ascii_label):
+            raise UrlRefused(f"the host {host[:80]!r} is not a valid domain name: {label[:63]!r} is not "
+                             "letters, digits and inner hyphens (a percent sign, an underscore or other "
+                             "punctuation cannot be in a host name)")
         encoded.append(ascii_label)
     if len(".".join(encoded)) > _MAX_NAME:
         raise UrlRefused(f"the host is not a valid domain name: longer than {_MAX_NAME} characters")

@@ -280,19 +280,32 @@ def _tensor_problem(t: Any) -> str | None:
     return f"{field} holds {have} {what}, its dims {dims} of {label} need {need}"
 
 
+def _not_numbers(t: Any) -> str | None:
+    """Why the well-formed stored tensor ``t`` cannot take part in the check: the check computes
+    on numbers, and a STRING tensor would reach the worker's ``to_array`` as an array of dtype
+    ``object`` ("element type object is not a number type", errsweep6 H12); None for the rest."""
+    import onnx
+
+    if int(t.data_type) == onnx.TensorProto.STRING:
+        return ("a STRING tensor (text), not numbers; the check computes on numeric tensors "
+                "(float, int or bool)")
+    return None
+
+
 def check_tensor_data(graph: Any) -> None:
     """Refuse (:class:`ModelError`, naming the tensor) a stored tensor, initializer or a node's
-    tensor attribute (a Constant's value), whose element type ONNX does not define or whose data
-    is not what its dims need: ``initializer 'fc.weight': raw_data holds 12 bytes, its dims [4, 4]
-    of float32 need 64``. Checked before anything reads one (the worker's ``to_array``)."""
+    tensor attribute (a Constant's value), whose element type ONNX does not define, whose data
+    is not what its dims need (``initializer 'fc.weight': raw_data holds 12 bytes, its dims [4, 4]
+    of float32 need 64``), or that holds text, not numbers (``initializer 'W': a STRING tensor``).
+    Checked before anything reads one (the worker's ``to_array``)."""
     for t in graph.initializer:
-        problem = _tensor_problem(t)
+        problem = _tensor_problem(t) or _not_numbers(t)
         if problem:
             raise ModelError(f"initializer {t.name!r}: {problem}")
     for k, n in enumerate(graph.node):
         for a in n.attribute:
             for t in ([a.t] if a.HasField("t") else []) + list(a.tensors):
-                problem = _tensor_problem(t)
+                problem = _tensor_problem(t) or _not_numbers(t)
                 if problem:
                     raise ModelError(f"node {_node_label(n, k)}, attribute {a.name!r}: {problem}")
 
@@ -1041,21 +1054,46 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     return Header(model, shapes, elem_types, params, act, reordered)
 
 
+#: A dimension's size: positive and under 2**31, in both spellings of a shape (``x=8x3x32x32`` and
+#: ``{"x": [8, 3, 32, 32]}``); protobuf's ``dim_value`` and every size the checks compute hold it.
+MAX_SIZE = 2**31 - 1
+
+
+def _size(text: str, where: str) -> int:
+    """One size of an input shape's text as an int, 1..MAX_SIZE; :class:`InputFormatError` naming
+    it otherwise. Checked before ``int()``: ``str.isdigit()`` also takes '²' and '١', which int()
+    refuses, and int() refuses over 4300 digits (errsweep6 H1)."""
+    part = text.strip()
+    if not (part.isascii() and part.isdigit()):
+        raise InputFormatError(f"{where}: size {part[:40]!r} is not a whole number in the digits 0-9; "
+                               "expected NAME=1x3x32x32 (positive sizes)")
+    digits = part.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_SIZE)):
+        shown = digits if len(digits) <= 40 else f"{digits[:40]}... ({len(digits)} digits)"
+        raise InputFormatError(f"{where}: size {shown} out of range (1..2^31-1)")
+    size = int(digits)
+    if not 1 <= size <= MAX_SIZE:
+        raise InputFormatError(f"{where}: size {size} out of range (1..2^31-1)")
+    return size
+
+
 def parse_input_shape(text: str) -> tuple[str, list[int]]:
-    """``NAME=1x3x32x32`` (or ``NAME=1,3,32,32``) -> (name, sizes); :class:`InputFormatError` otherwise."""
+    """``NAME=1x3x32x32`` (or ``NAME=1,3,32,32``) -> (name, sizes); :class:`InputFormatError` otherwise
+    (each size ASCII digits, 1..2^31-1, the same bound as :func:`input_shapes_from`)."""
     name, sep, dims = text.rpartition("=")
     sizes = [p for p in re.split(r"[x,]", dims.strip()) if p.strip()] if sep else []
-    if not name.strip() or not sizes or not all(p.strip().isdigit() and int(p) > 0 for p in sizes):
-        raise InputFormatError(f"input shape {text[:200]!r}: expected NAME=1x3x32x32 (positive sizes)")
-    return name.strip(), [int(p) for p in sizes]
+    where = f"input shape {text[:60]!r}{'...' if len(text) > 60 else ''}"
+    if not name.strip() or not sizes:
+        raise InputFormatError(f"{where}: expected NAME=1x3x32x32 (positive sizes)")
+    return name.strip(), [_size(p, where) for p in sizes]
 
 
 def input_shapes_from(value: Any) -> dict[str, list[int]]:
     """A JSON object name -> list of positive ints, checked; :class:`InputFormatError` otherwise."""
     if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, list) and v
-            and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d < 2**31 for d in v)
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_SIZE for d in v)
             for k, v in value.items()):
         raise InputFormatError("input_shapes: expected a JSON object of input name -> list of positive "
-                               'integers, e.g. {"x": [8, 3, 32, 32]}')
+                               'integers (1..2^31-1), e.g. {"x": [8, 3, 32, 32]}')
     return {k: list(v) for k, v in value.items()}

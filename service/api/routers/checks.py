@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import json
 import logging
 import re
 import shutil
@@ -22,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from gradhealth import devices
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.spec import load_spec_text, parse_spec
+from gradhealth.api.bodies import DuplicateKey, strict_loads
 from gradhealth.api.deps import CallerDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.jobs import job_response, to_read
@@ -507,9 +509,16 @@ _MAX_SHAPES_TEXT = 4096
 
 def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     """The model check's options from form fields or query parameters (each name once, except the
-    repeatable ``input_shape``), checked: 422 ``invalid_option`` naming the field otherwise."""
-    import json
+    repeatable ``input_shape``), checked: 422 ``invalid_option`` naming the field otherwise. Any
+    ``ValueError`` from reading an option is that option's fault, never a 500 (errsweep6 H1: an
+    ``int()`` of '²' dropped the connection): 422 ``invalid_option`` too."""
+    try:
+        return _model_options(fields, limits)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_option", f"an option could not be read: {str(exc)[:200]}") from None
 
+
+def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     from gradhealth.analysis.importers.onnx_static import input_shapes_from, parse_input_shape
 
     def bad(name: str, detail: str) -> ApiError:
@@ -525,9 +534,12 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
         text = one(name)
         if text is None:
             return None
-        if not text.strip().isdigit() or not 1 <= int(text) <= high:
+        digits = text.strip()
+        # ASCII digits, and few of them, before int(): isdigit() takes '²', int() refuses it
+        if (not (digits.isascii() and digits.isdigit()) or len(digits.lstrip("0")) > len(str(high))
+                or not 1 <= int(digits) <= high):
             raise bad(name, f"expected an integer from 1 to {high}, not {text[:40]!r}")
-        return int(text)
+        return int(digits)
 
     # None: the file's compiled loss (Keras), or the one its output implies (ONNX)
     loss = one("loss")
@@ -542,7 +554,14 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
         from gradhealth.analysis.spec import parse_optimizer
 
         try:
+            if len(text) <= 1000:  # parse_optimizer refuses a longer one; json would keep a repeated key's last value
+                with contextlib.suppress(json.JSONDecodeError):
+                    strict_loads(text)
             optimizer = parse_optimizer(text)
+        except DuplicateKey as repeat:
+            raise bad("optimizer", str(repeat)) from None
+        except RecursionError:
+            raise bad("optimizer", 'nested too deeply; expected JSON like {"type": "adam", "lr": 0.001}') from None
         except GradHealthError as exc:
             raise bad("optimizer", exc.detail) from None
     verify_text = one("verify")
@@ -556,7 +575,9 @@ def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
                 raise bad("input_shapes", f"{len(text):,} characters; at most {_MAX_SHAPES_TEXT:,} "
                           '(a few names and sizes: {"x": [8, 3, 32, 32]})')
             try:
-                shapes.update(input_shapes_from(json.loads(text)))
+                shapes.update(input_shapes_from(strict_loads(text)))
+            except DuplicateKey as repeat:
+                raise bad("input_shapes", str(repeat)) from None
             except (ValueError, RecursionError):
                 raise bad("input_shapes", 'not JSON; expected e.g. {"x": [8, 3, 32, 32]}') from None
         for item in fields.get("input_shape") or []:

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from gradhealth.api.bodies import JsonBodyDep
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.checks import refuse_undecoded
@@ -158,7 +159,7 @@ def _load(session, run_id: str, caller) -> RunRow:  # noqa: ANN001 - internal he
                         409: {"model": Problem, "description": "your active run of that name has another "
                               "config: the detail names the fields that differ"}})
 def create_run(body: RunCreate, response: Response, session: SessionDep, caller: CallerDep,
-               settings: SettingsDep) -> RunRead:
+               settings: SettingsDep, _json: JsonBodyDep) -> RunRead:
     config = body.config.model_dump(mode="json", exclude_unset=True)
     try:
         # the run's thresholds override the service's field by field: together they must still be

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, get_args
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from gradhealth.api.bodies import JsonBodyDep
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.schemas import RATE_LIMITED, Problem
@@ -189,7 +190,7 @@ def _load(session: Any, webhook_id: str, owner: str) -> WebhookRow:
              responses={409: {"model": Problem, "description": "this key holds the most webhooks allowed"},
                         422: {"model": Problem, "description": "a bad URL (pointer `/url`) or event"}})
 def create_webhook(body: WebhookCreate, request: Request, response: Response, session: SessionDep,
-                   caller: CallerDep, settings: SettingsDep) -> WebhookCreated:
+                   caller: CallerDep, settings: SettingsDep, _json: JsonBodyDep) -> WebhookCreated:
     """The response holds the signing secret, the only time it is shown."""
     _check_url(body.url, request, settings)
     if registry.count(session, caller.name) >= registry.MAX_PER_OWNER:
@@ -216,7 +217,7 @@ def read_webhook(webhook_id: str, session: SessionDep, caller: CallerDep) -> Web
               "rotate its secret", responses={**NOT_FOUND, 422: {"model": Problem, "description":
                                                                  "a bad URL, event or field (with a pointer)"}})
 def patch_webhook(webhook_id: str, body: WebhookPatch, request: Request, session: SessionDep,
-                  caller: CallerDep, settings: SettingsDep) -> WebhookUpdated:
+                  caller: CallerDep, settings: SettingsDep, _json: JsonBodyDep) -> WebhookUpdated:
     """Only the fields given change. A new URL is checked as at registration; `active: false` pauses
     (pending deliveries end `cancelled`), `active: true` resumes and clears `disabled_reason`;
     `rotate_secret: true` returns the new secret in this response only. Deliveries still pending
