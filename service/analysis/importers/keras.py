@@ -166,14 +166,41 @@ def sniff_keras(head: bytes) -> str | None:
     return None
 
 
+#: The most digits an integer in a Keras config is read with: sizes, seeds and counts have at most
+#: 20 (an unsigned 64-bit seed); Python refuses to convert more than 4,300 in its own words.
+_MAX_INT_DIGITS = 30
+
+
+class _ConfigProblem(ValueError):
+    """What makes a config's JSON unreadable beyond its syntax (a repeated key, an overlong integer)."""
+
+
+def _config_int(literal: str) -> int:
+    if len(literal.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _ConfigProblem(f"an integer of {len(literal.lstrip('-')):,} digits ({literal[:12]}...): "
+                             "no size, seed or count in a Keras config is that long")
+    return int(literal)
+
+
+def _config_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:  # json.loads keeps the last silently: a layer's class_name twice is two configs
+            raise _ConfigProblem(f"the key {key[:60]!r} appears twice in one object; a config names each field once")
+        seen[key] = value
+    return seen
+
+
 def _json(text: bytes | str, where: str) -> dict[str, Any]:
     if len(text) > MAX_CONFIG_BYTES:
         raise InputFormatError(f"{where} is over {MAX_CONFIG_BYTES // 2**20} MB")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_config_int, object_pairs_hook=_config_object)
         if isinstance(data, str) and data.lstrip().startswith("{"):
             # json.dump(model.to_json(), f) writes the config as one JSON string: read the string
-            data = json.loads(data)
+            data = json.loads(data, parse_int=_config_int, object_pairs_hook=_config_object)
+    except _ConfigProblem as exc:
+        raise InputFormatError(f"{where}: {exc}") from None
     except (ValueError, RecursionError) as exc:
         raise InputFormatError(f"{where} is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
@@ -349,13 +376,25 @@ def _read_h5(data: bytes) -> tuple[dict[str, Any], Any]:
                                "(a save_weights() file holds weights only; check the file model.save() "
                                "writes, or the model.to_json() config)")
 
-    def text(value: Any) -> str | bytes:
-        return value.decode() if isinstance(value, bytes) else str(value)
+    def text(value: Any, name: str) -> str:
+        if isinstance(value, str):
+            try:  # h5py hands a variable-length string's bad bytes back as surrogate escapes
+                value.encode("utf-8")
+                return value
+            except UnicodeEncodeError:
+                value = value.encode("utf-8", "surrogateescape")
+        if not isinstance(value, bytes):
+            return str(value)
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as exc:  # (h5py returns a variable-length string attribute as bytes)
+            raise InputFormatError(f"the HDF5 attribute `{name}` is not UTF-8 text: byte {exc.start} is "
+                                   f"0x{value[exc.start]:02x} ({exc.reason}); Keras writes it as UTF-8 JSON") from None
 
-    config = _json(text(raw), "model_config")
+    config = _json(text(raw, "model_config"), "model_config")
     if version is not None and isinstance(config, dict):
-        config.setdefault("keras_version", text(version))  # where model.to_json() puts it
-    return config, _json(text(training), "training_config") if training is not None else None
+        config.setdefault("keras_version", text(version, "keras_version"))  # where model.to_json() puts it
+    return config, _json(text(training, "training_config"), "training_config") if training is not None else None
 
 
 def read_keras(data: bytes) -> tuple[dict[str, Any], str | dict[str, Any] | None]:
