@@ -247,6 +247,8 @@ _LOSS = re.compile(r"^(?:train[/_.]?|main/)?(?:loss|train_loss|training_loss|epo
                    # Neural Monkey's and fairseq's short names: cross-entropy, negative log-likelihood
                    r"xent|nll)$")
 # (Chainer's LogReport names the model "main": main/loss, validation/main/loss)
+#: A name marked as a best-so-far record: ``best_loss``, ``eval_best_loss``, ``val/best_acc``.
+_BEST = re.compile(r"(?:^|[/_.])best(?:[/_.]|$)")
 #: VSE++'s printed loss ("Eit 12400  lr 0.0002  Le 25.6"), kept by the image-text matchers built on
 #: its train.py (SCAN, VSRN, SGRAF, GSMN); exact case, as it prints it
 _VSE_LOSS = "Le"
@@ -318,6 +320,8 @@ def classify(name: str) -> tuple[Role, str | None]:
             return role, layer
     if (boost := _BOOSTING.match(low)) is not None:
         return ("loss" if boost["set"] in ("train", "training") else "val_loss"), None
+    if _BEST.search(low):
+        return "metric", None  # a best-so-far record (fairseq's best_loss), not the loss of its step
     if _VAL_LOSS.match(low):
         return "val_loss", None
     if _LOSS.match(low) or key == _VSE_LOSS:

@@ -196,8 +196,8 @@ def json_record_near_miss(path: Path, head: bytes) -> str | None:
     body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
     stripped = body.lstrip(b" \t\r\n")
     lineno = len(_LINE_END.findall(body[:len(body) - len(stripped)])) + 1
-    if not re.match(rb'\{\s*"', stripped):
-        return None
+    if not re.match(rb'\{[ \t]*"', stripped):
+        return None  # (a pretty-printed JSON document opens with "{" alone on its line: no record)
     end = _LINE_END.search(stripped)
     if end is None and len(head) >= HEAD_BYTES:
         size = _line_length(path, len(head) - len(stripped))

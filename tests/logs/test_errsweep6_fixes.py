@@ -207,3 +207,15 @@ def test_a_reader_may_say_why_a_file_is_nearly_its_format(tmp_path: Path) -> Non
     path = tmp_path / "x.dat"
     path.write_bytes(b"something\n")
     assert sniff.near_miss(path, b"something\n", [Picky()]) == "line 3: the 'step' column is empty"  # type: ignore[list-item]
+
+
+def test_a_pretty_printed_json_document_is_no_near_miss(tmp_path: Path) -> None:
+    # an AllenNLP run's config.json: "{" alone on line 1 opens a document, not a JSON Lines record
+    # that failed to parse; a file no reader knows stays "not a log format" (415), not a 422
+    from gradhealth.errors import UnknownLogFormat
+    from gradhealth.logs.load import read_log
+
+    path = tmp_path / "config.json"
+    path.write_text('{\n  "dataset_reader": {"type": "snli"},\n  "trainer": {"num_epochs": 3}\n}\n')
+    with pytest.raises(UnknownLogFormat):
+        read_log(path)

@@ -385,10 +385,18 @@ _FLAT_EVALUATIONS = 20
 _FLAT_SHARE = 0.01
 
 
+#: Evaluations after the first that a validation loss logged alone must all be this many times its
+#: first one for a lasting jump, with fewer than _NEVER_BETTER of them: no healthy run's
+#: validation loss stays 30 % above where it began for four evaluations running.
+_SHIFTED = 1.3
+_SHIFTED_AFTER = 4
+
+
 def validation_alone(run: RunLog, t: LogThresholds, code: str) -> Finding | None:
     """A run that logs its validation loss and no training loss or gradient norm (a Lightning module
     logging in validation_step only), judged on it: ``loss_divergence`` where 8 or more evaluations
     after the first are all worse than it (ls19: 6.589 at epoch 0, then 46 evaluations at 6.60-6.84),
+    or 4 or more all ``_SHIFTED`` times it or more,
     ``loss_plateau`` where 20 or more stay within 1% of their start, end and lowest (6.464 -> 6.449
     over 50 epochs). A validation loss alone cannot say overfitting from a too-high rate; these two it
     can."""
@@ -398,10 +406,13 @@ def validation_alone(run: RunLog, t: LogThresholds, code: str) -> Finding | None
     if val is None:
         return None
     steps, v = finite(val)
-    if len(v) < _NEVER_BETTER + 1 or not float(v[0]) > 0:
+    if len(v) < _SHIFTED_AFTER + 1 or not float(v[0]) > 0:
         return None
     first, best_later = float(v[0]), float(np.min(v[1:]))
-    if code == "loss_divergence" and best_later > first:
+    # every later evaluation worse, over 8 of them; or, over fewer, every one far worse (a lasting
+    # jump: logsweep55's fairseq 5.99, then 12.4, 11.7, 9.2 ... 11.8, none under 1.46x the first)
+    worse = (len(v) >= _NEVER_BETTER + 1 and best_later > first) or best_later >= _SHIFTED * first
+    if code == "loss_divergence" and worse:
         return finding(
             "loss_divergence", "warning",
             f"{val.name} never improved on its first evaluation {first:.4g} ({val.where(steps[0])}): all "
