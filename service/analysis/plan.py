@@ -226,15 +226,25 @@ def make_plan(spec: S.Spec, limits: Limits | None = None) -> Plan:
     return plan
 
 
-def _check_batch_norm(plan: Plan) -> None:
-    """Refuse a batch norm that would see one value per channel (batch_size 1 over a vector):
-    training mode has no variance to normalise by there."""
+def batch_norm_values(plan: Plan) -> dict[str, int]:
+    """Each unit whose batch norm normalises over the batch, with the values per channel it sees in
+    the check's forward (the batch times the positions), in forward order."""
+    out: dict[str, int] = {}
     for u in plan.units:
         if "batchnorm" not in (getattr(u.layer, "norm", None), getattr(u.layer, "type", None)):
             continue
         shape = u.out_shape
         spatial = math.prod(shape[1:]) if u.out_layout in ("channels", "image") else math.prod(shape[:-1])
-        if plan.spec.batch_size * spatial < 2:
+        out[u.name] = plan.spec.batch_size * spatial
+    return out
+
+
+def _check_batch_norm(plan: Plan) -> None:
+    """Refuse a batch norm that would see one value per channel (batch_size 1 over a vector):
+    training mode has no variance to normalise by there."""
+    for name, values in batch_norm_values(plan).items():
+        if values < 2:
+            u = next(u for u in plan.units if u.name == name)
             raise SpecError.at("/batch_size", f"batch norm in {u.name} ({u.pointer}) sees one value per channel "
                                f"with batch_size {plan.spec.batch_size}: training mode needs at least 2 to "
                                "normalise, so set batch_size to 2 or more")

@@ -24,7 +24,7 @@ from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
-from gradhealth.analysis.plan import Plan
+from gradhealth.analysis.plan import Plan, batch_norm_values
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -56,6 +56,10 @@ class UnitStats:
     #: a batch/layer/group/instance norm takes the unit's weighted output directly, so its output
     #: does not change with the scale of its weights (a layer scale does not count)
     normalised: bool = False
+    #: normalised only as part of a Pre-LN residual stream (each reader takes the stream through
+    #: its own norm, and adds to it): the stream's scale is divided out where it is read, but this
+    #: unit's weights are not scale-invariant (they scale its share of the stream alone)
+    stream: bool = False
     #: makes one of several outputs (its gradient is that loss's own, as the last unit's is)
     readout: bool = False
 
@@ -491,7 +495,8 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
                             time.perf_counter() - started, spec.optimizer, batch_size=spec.batch_size,
                             silent=[s.silent for s in figures], squashed=squashed,
                             squashed_in_forward=in_forward,
-                            on_probabilities=not spec.loss.from_logits and spec.loss.type in PROBABILITY_LOSSES)
+                            on_probabilities=not spec.loss.from_logits and spec.loss.type in PROBABILITY_LOSSES,
+                            batch_statistics=batch_norm_values(plan))
 
 
 #: A batch of fewer samples than this cannot show a unit dead: a live unit is off for all of b
@@ -586,5 +591,6 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> 
                 fan_out = unit.layer.hidden_size
         out.append(UnitStats(unit.name, unit.plan.pointer, unit.plan.kind, _activation_of(unit),
                              depth[unit.name], bool(list(unit.own_parameters())), fan_in, fan_out, values,
-                             normalised=getattr(unit, "norm", None) is not None or unit.name in by_norms))
+                             normalised=getattr(unit, "norm", None) is not None or unit.name in by_norms,
+                             stream=getattr(unit, "norm", None) is None and unit.name in by_norms))
     return out

@@ -31,8 +31,9 @@ def both() -> tuple[dict[str, Remedy], dict[str, Remedy]]:
     # ReLU layers with Var(W) * fan_in = 16, 8x He's 2: the gradient grows sqrt(8) per layer,
     # ~1e3 over the 7 steps between first and last hidden layer.
     # Verified: a clipping threshold needs the healthy norms of a verified fix's re-simulation.
+    # (with an optimizer: an init-made explosion in a spec without one gets no rate or decay remedy)
     arch = run_architecture_check(
-        mlp(8, width=64, init={"scheme": "normal", "std": 0.5}),
+        {**mlp(8, width=64, init={"scheme": "normal", "std": 0.5}), "optimizer": {"type": "sgd", "lr": 0.01}},
         CheckOptions(Thresholds(), Limits(), verify=True),
     )
     n = 200
@@ -188,7 +189,8 @@ def test_a_warmup_of_real_length_is_in_words_params_and_code_alike():
 @pytest.fixture(scope="module")
 def std1_unverified() -> Diagnosis:
     # 6 ReLU layers of width 64 with std-1 weights: sigma_w^2 = 64, chi1 = 32 per layer.
-    return _arch(mlp(6, width=64, init={"scheme": "normal", "std": 1.0}), verify=False)
+    return _arch({**mlp(6, width=64, init={"scheme": "normal", "std": 1.0}), "optimizer": {"type": "sgd", "lr": 0.01}},
+                 verify=False)
 
 
 def test_no_verify_labels_say_skipped_not_unsimulable(std1_unverified):
