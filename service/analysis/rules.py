@@ -639,8 +639,9 @@ class _ThroughTime(ArchitectureRule):
                 # its own, and what vanishes is only the reach of longer dependencies, a risk (a
                 # plain cell) or, for gates that learn to keep memory, a note; never raised by this
                 # (modsweep25: a hand-written ConvLSTM over 10 steps, a note by the rule above, was
-                # raised back to a warning here because only torch's cells counted as gated)
-                read = "info" if gated or _gated_cell(result, layer) else "warning"
+                # raised back to a warning here). A cell written by hand stays a risk: its cell path
+                # makes what it carries differ from dL/dh_t even where the loss reads its last step
+                read = "info" if gated else "warning"
                 severity = min(severity, read, key=_rank)
             out.append((severity, layer, sub, ratio, steps))
         return out
