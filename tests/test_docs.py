@@ -162,3 +162,18 @@ def test_a_row_dropped_from_the_readme_is_noticed(row: str, check: Callable[[], 
     monkeypatch.setitem(globals(), "README", "\n".join(kept))
     with pytest.raises(AssertionError, match="undocumented"):
         check()
+
+
+def test_the_python_api_snippet_runs_as_pasted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # newuser3: the snippet used a `model` it never defined (NameError before the SpecError example)
+    # (its comments start with "#": read from the heading on, not by section())
+    snippet = re.search(r"```python\n(.*?)```", README[README.index("## Python API"):], re.DOTALL)
+    assert snippet is not None
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "data").symlink_to(root / "tests" / "data")  # the snippet's log path, from the root
+    monkeypatch.chdir(tmp_path)  # the recorder writes run/gradients.jsonl here, not in the checkout
+    exec(compile(snippet.group(1), "README.md (Python API)", "exec"), {})  # noqa: S102 - our own README
+    out = capsys.readouterr().out
+    assert "vanishing_gradient" in out and "422 ['/layers/0/out_features" in out
