@@ -579,7 +579,11 @@ def _client(args: argparse.Namespace) -> Any:
     show = _show_progress(args)
 
     def state(job: dict[str, Any]) -> None:
-        print(f"gradhealth: {args.server}: job {job.get('id')} {job.get('status')}", file=sys.stderr, flush=True)
+        progress = job.get("progress") if isinstance(job.get("progress"), dict) else {}
+        fraction, stage = progress.get("fraction"), progress.get("stage")
+        done = f" [{100 * fraction:3.0f}%]" if isinstance(fraction, int | float) and job.get("status") == "running" else ""
+        print(f"gradhealth: {args.server}: job {job.get('id')} {job.get('status')}{done}"
+              + (f" {stage}" if stage and job.get("status") == "running" else ""), file=sys.stderr, flush=True)
 
     return Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"),
                   on_state=state if show else None)

@@ -35,8 +35,10 @@ class Client:
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0,
                  on_state: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """``on_state``: called with the job each time its status changes while it is waited for
-        (a command line's progress lines)."""
+        """``on_state``: called with the job each time its status or progress (``progress.fraction``,
+        ``progress.stage``) changes while it is waited for (a command line's progress lines); with
+        one, a check is submitted without the server's long wait, so its progress is seen from the
+        start."""
         headers = {"X-API-Key": api_key} if api_key else {}
         self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
         self.on_state = on_state
@@ -71,20 +73,25 @@ class Client:
                            idempotency_key: str | None = None) -> dict[str, Any]:
         """Submit ``spec`` and return the finished job (raises RemoteError for a failed one)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        job = self._json(self.http.post("/v1/checks/architecture", params={"wait": min(wait_s, 30)},
+        job = self._json(self.http.post("/v1/checks/architecture", params={"wait": self._server_wait(wait_s)},
                                         json=spec, headers=headers, timeout=self._waiting(wait_s)))
         return self._finish(job, wait_s, poll_s)
 
     def check_logs(self, path: Path, *, format: str | None = None, wait_s: float = 3600.0,
                    poll_s: float = 0.5) -> dict[str, Any]:
         """Upload a log file (or archive) and return the finished job."""
-        params: dict[str, Any] = {"wait": min(wait_s, 30), "filename": path.name}
+        params: dict[str, Any] = {"wait": self._server_wait(wait_s), "filename": path.name}
         if format:
             params["format"] = format
         with path.open("rb") as f:
             job = self._json(self.http.post("/v1/checks/logs", params=params, files={"file": (path.name, f)},
                                             timeout=self._waiting(wait_s)))
         return self._finish(job, wait_s, poll_s)
+
+    def _server_wait(self, wait_s: float) -> float:
+        """The ``?wait`` to submit with: none where progress is followed (a long wait answered only
+        at its end showed nothing for 30 s: newuser3), else up to 30 s (one round trip for a quick check)."""
+        return 0 if self.on_state is not None else min(wait_s, 30)
 
     def _waiting(self, wait_s: float) -> httpx.Timeout:
         """The client's timeout plus the ?wait the server may spend before it answers (a read
@@ -105,20 +112,35 @@ class Client:
         started = time.monotonic()
         deadline = started + wait_s
         job = self._job(job)
-        seen = None
+        seen: tuple[Any, ...] | None = None
         while job["status"] in ("queued", "running") and time.monotonic() < deadline:
-            if self.on_state is not None and job["status"] != seen:
-                seen = job["status"]
+            progress = job.get("progress") if isinstance(job.get("progress"), dict) else {}
+            now = (job["status"], progress.get("fraction"), progress.get("stage"))
+            if self.on_state is not None and now != seen:
+                seen = now
                 self.on_state(job)
             time.sleep(poll_s)
             job = self._job(self._json(self.http.get(f"/v1/jobs/{job['id']}")))
         if job["status"] == "failed":
             raise RemoteError(job.get("error") or {"detail": "the job failed", "status": 500})
         if job["status"] != "succeeded":
+            # a check the caller gave up on is stopped, not left holding a worker (a CI step that
+            # times out and is retried queued a second one behind it: newuser3)
+            stopped = job["status"] in ("queued", "running") and self._cancel(job["id"])
             raise RemoteError({"status": 504, "title": "Timed out",
                                "detail": f"job {job['id']} is still {job['status']} after {time.monotonic() - started:.0f} s "
-                                         f"(the wait allowed {wait_s:g} s); see GET /v1/jobs/{job['id']}"})
+                                         f"(the wait allowed {wait_s:g} s); "
+                                         + ("it has been cancelled (DELETE /v1/jobs/{id})" if stopped
+                                            else f"see GET /v1/jobs/{job['id']}")})
         return job
+
+    def _cancel(self, job_id: Any) -> bool:
+        """Ask the service to stop job ``job_id``; whether it accepted (a failure to reach it is
+        not the caller's error: the timeout is)."""
+        try:
+            return self.http.delete(f"/v1/jobs/{job_id}").status_code in (200, 202, 204)
+        except httpx.HTTPError:
+            return False
 
     def close(self) -> None:
         self.http.close()
