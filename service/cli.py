@@ -579,7 +579,8 @@ def _client(args: argparse.Namespace) -> Any:
     show = _show_progress(args)
 
     def state(job: dict[str, Any]) -> None:
-        progress = job.get("progress") if isinstance(job.get("progress"), dict) else {}
+        raw = job.get("progress")
+        progress: dict[str, Any] = raw if isinstance(raw, dict) else {}
         fraction, stage = progress.get("fraction"), progress.get("stage")
         done = f" [{100 * fraction:3.0f}%]" if isinstance(fraction, int | float) and job.get("status") == "running" else ""
         print(f"gradhealth: {args.server}: job {job.get('id')} {job.get('status')}{done}"

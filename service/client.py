@@ -114,7 +114,8 @@ class Client:
         job = self._job(job)
         seen: tuple[Any, ...] | None = None
         while job["status"] in ("queued", "running") and time.monotonic() < deadline:
-            progress = job.get("progress") if isinstance(job.get("progress"), dict) else {}
+            raw = job.get("progress")
+            progress: dict[str, Any] = raw if isinstance(raw, dict) else {}
             now = (job["status"], progress.get("fraction"), progress.get("stage"))
             if self.on_state is not None and now != seen:
                 seen = now
