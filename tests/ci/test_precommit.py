@@ -25,9 +25,11 @@ def run_hook(hook: dict, files: list[str], cwd) -> subprocess.CompletedProcess:
 
 def test_hook_definitions():
     found = hooks()
-    assert set(found) == {"gradhealth", "gradhealth-logs", "gradhealth-models"}
-    for hook in found.values():
-        assert hook["language"] == "python"
+    python_hooks = {"gradhealth", "gradhealth-logs", "gradhealth-models"}
+    # each with a `language: system` twin that runs the gradhealth on PATH (newuser3 #4)
+    assert set(found) == python_hooks | {f"{h}-system" for h in python_hooks}
+    for hook_id, hook in found.items():
+        assert hook["language"] == ("python" if hook_id in python_hooks else "system")
         assert hook.get("pass_filenames", True)
         assert shlex.split(hook["entry"])[:2] == ["gradhealth", "check"]
     spec = re.compile(found["gradhealth"]["files"])
