@@ -77,6 +77,8 @@ class JobLinks(BaseModel):
 class JobSummary(BaseModel):
     id: str
     kind: JobKind
+    name: str | None = Field(None, description="what the job checked: the spec's `name`, or the uploaded file's "
+                                               "name (log and model checks); null when it had none")
     status: JobStatus
     progress: Progress
     attempts: int

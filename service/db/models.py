@@ -60,6 +60,8 @@ class JobRow(Base):
     result_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     finding_codes: Mapped[str | None] = mapped_column(Text, nullable=True)  # comma-separated, for metrics
     error: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    # what the job checked, for people: a spec's name or an upload's file name (migration 0006)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class CounterRow(Base):

@@ -107,7 +107,7 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
     values = dict(id=uuid.uuid4().hex, kind=kind, owner=owner, status="queued", request=request,
                   request_hash=digest, idempotency_key=idempotency_key, progress=0.0, stage="queued",
                   attempts=0, max_attempts=max_attempts, time_limit_s=time_limit_s, cancel_requested=False,
-                  created_at=now, updated_at=now)
+                  created_at=now, updated_at=now, name=job_name(kind, request))
     # The row is written with one Core INSERT (the ORM's flush of one new object cost more CPU than
     # the insert); the caller gets the job as an ORM object all the same, built from those values,
     # belonging to no session.
@@ -128,6 +128,27 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
             raise IdempotencyConflict(winner.id, idempotency_key) from None
         return winner, False
     return job, True
+
+
+#: The longest job name stored (the column's size); a longer one is cut, with an ellipsis.
+JOB_NAME_MAX = 255
+# Control characters (C0, DEL, C1) and Unicode's line separators: a name is one line of a table.
+_NAME_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def job_name(kind: str, request: Any) -> str | None:
+    """What a job checked, for people: an architecture spec's ``name``, an upload's file name (log
+    and model jobs); None when the input has none. One line, at most :data:`JOB_NAME_MAX`
+    characters, storable as UTF-8 (a lone surrogate from a JSON escape is replaced)."""
+    if not isinstance(request, dict):
+        return None
+    raw = request.get("name") if kind == "architecture" else request.get("filename")
+    if not isinstance(raw, str):
+        return None
+    text = _NAME_BREAKS.sub(" ", raw).strip().encode("utf-8", "replace").decode("utf-8")
+    if not text:
+        return None
+    return text if len(text) <= JOB_NAME_MAX else text[:JOB_NAME_MAX - 1] + "\u2026"
 
 
 #: What a job id can look like (ours are uuid4 hex). Anything else is no job, decided before the

@@ -52,7 +52,7 @@ def test_openapi_documents_the_public_surface(idle_api):
         ("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"),
         ("POST", "/v1/runs"), ("GET", "/v1/runs"), ("GET", "/v1/runs/{run_id}"), ("DELETE", "/v1/runs/{run_id}"),
         ("GET", "/v1/runs/{run_id}/events"), ("POST", "/v1/runs/{run_id}/finish"),
-        ("POST", "/v1/runs/{run_id}/points"),
+        ("POST", "/v1/runs/{run_id}/points"), ("GET", "/v1/runs/{run_id}/points"), ("GET", "/v1/runs/{run_id}/report"),
         ("POST", "/v1/webhooks"), ("GET", "/v1/webhooks"), ("GET", "/v1/webhooks/{webhook_id}"),
         ("DELETE", "/v1/webhooks/{webhook_id}"), ("PATCH", "/v1/webhooks/{webhook_id}"),
         ("GET", "/v1/webhooks/{webhook_id}/deliveries"),

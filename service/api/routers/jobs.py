@@ -39,7 +39,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "descripti
 
 def summary_fields(row: JobRow) -> dict:
     return dict(
-        id=row.id, kind=row.kind, status=row.status,
+        id=row.id, kind=row.kind, name=row.name, status=row.status,
         progress=Progress(fraction=row.progress, stage=row.stage), attempts=row.attempts,
         max_attempts=row.max_attempts, created_at=store.as_utc(row.created_at),
         started_at=store.as_utc(row.started_at), finished_at=store.as_utc(row.finished_at),

@@ -1,9 +1,13 @@
 """/v1/runs: live training runs. Create (or re-attach to) a run, append batches of points, read its
-current diagnosis, watch new findings as Server-Sent Events, finish, list and delete."""
+current diagnosis, watch new findings as Server-Sent Events, finish, list and delete; read its
+stored points back (page by page) and its diagnosis as a report (HTML charts, Markdown, SARIF, ...)
+like a job's."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -12,6 +16,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy import and_, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.bodies import JsonBodyDep
@@ -19,14 +24,25 @@ from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.checks import refuse_undecoded
 from gradhealth.api.routers.jobs import _event, _last_event_id
+from gradhealth.api.routers.reports import _CONTENT as REPORT_CONTENT
+from gradhealth.api.routers.reports import ReportFormat, negotiate
 from gradhealth.api.schemas import RATE_LIMITED, EventStreamResponse, Problem
 from gradhealth.core.document import Diagnosis
-from gradhealth.db.models import RunRow
+from gradhealth.db.models import RunPointRow, RunRow
 from gradhealth.jobs.store import as_utc
 from gradhealth.live import diagnose, store
 from gradhealth.live.diagnose import RunConfig
-from gradhealth.live.points import JSON_TYPES, LINES_TYPES, NAME_PATTERN, BadPoints, parse, spelled
+from gradhealth.live.points import (
+    JSON_TYPES,
+    LINES_TYPES,
+    NAME_PATTERN,
+    BadPoints,
+    decode_special,
+    parse,
+    spelled,
+)
 from gradhealth.logs.series import clean_name
+from gradhealth.report import ReportContext, render
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=RATE_LIMITED)
 
@@ -81,9 +97,11 @@ class LayerPoint(BaseModel):
 
 class RunLinks(BaseModel):
     self: str
-    points: str
+    points: str = Field(description="POST a batch of points; GET the stored points, page by page")
     events: str
     finish: str
+    report: str | None = Field(None, description="the run's diagnosis as a report (?format=html, markdown, json, "
+                                                 "...), charts included")
 
 
 class RunSummary(BaseModel):
@@ -117,6 +135,21 @@ class RunPage(BaseModel):
     next_cursor: str | None = Field(None, description="pass as ?cursor= for the next (older) page")
 
 
+class StoredPoint(BaseModel):
+    """One stored point of a run: the series ``metric`` (a recorder's per-layer point is the series
+    ``<kind>/<layer>``) at ``step``."""
+
+    metric: str
+    step: float
+    value: float | NonFinite = Field(description="a number, or \"NaN\", \"Infinity\" or \"-Infinity\"")
+
+
+class RunPointsPage(BaseModel):
+    run_id: str
+    items: list[StoredPoint] = Field(description="by series name, then step")
+    next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page; null on the last")
+
+
 class PointsAccepted(BaseModel):
     accepted: int = Field(description="new points stored")
     duplicates: int = Field(description="points of this batch stored before (a retried batch): ignored")
@@ -137,7 +170,8 @@ def _summary(row: RunRow) -> dict[str, Any]:
                 last_step=row.last_step, grad_norm=_grad_norm(row),
                 health=(row.diagnosis or {}).get("status"), finding_codes=(row.finding_codes or "").split(",")
                 if row.finding_codes else [], version=row.version,
-                links=RunLinks(self=base, points=f"{base}/points", events=f"{base}/events", finish=f"{base}/finish"))
+                links=RunLinks(self=base, points=f"{base}/points", events=f"{base}/events", finish=f"{base}/finish",
+                               report=f"{base}/report"))
 
 
 def _read(row: RunRow) -> RunRead:
@@ -269,6 +303,84 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
         raise ApiError(413, "run_too_large", str(e)) from None
     return PointsAccepted(accepted=done.accepted, duplicates=done.duplicates, points=done.points,
                           last_step=done.last_step)
+
+
+#: Points one GET /v1/runs/{id}/points page may hold.
+MAX_POINTS_PAGE = 10_000
+
+
+def _points_cursor(metric: str, step: float) -> str:
+    """The page cursor after the point (metric, step): opaque to clients."""
+    return base64.urlsafe_b64encode(json.dumps([metric, step]).encode()).decode()
+
+
+def _after_point(cursor: str) -> tuple[str, float]:
+    """The (metric, step) a cursor names; a 422 naming ?cursor= for anything this service did not write."""
+    try:
+        metric, step = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+        if isinstance(metric, str) and isinstance(step, int | float) and not isinstance(step, bool):
+            return metric, float(step)
+    except (ValueError, TypeError, UnicodeError):
+        pass
+    raise ApiError(422, "invalid_cursor", "query.cursor: not a cursor this service returned; start again without it")
+
+
+@router.get("/{run_id}/points", response_model=RunPointsPage, summary="A run's stored points, page by page",
+            responses={**NOT_FOUND, 422: {"model": Problem, "description": "a bad cursor, metric or limit"}})
+def read_points(run_id: str, session: SessionDep, caller: CallerDep,
+                metric: Annotated[str | None, Query(min_length=1, max_length=255,
+                                                    description="only this series (e.g. `loss`, "
+                                                                "`grad_norm/encoder.0`)")] = None,
+                cursor: Annotated[str | None, Query(min_length=1, max_length=2000,
+                                                    description="next_cursor of the previous page")] = None,
+                limit: Annotated[int, Query(ge=1, le=MAX_POINTS_PAGE)] = 1000) -> RunPointsPage:
+    """Every point the run holds, active or finished, ordered by series and step (the store's key):
+    a page costs one indexed range read, whatever the run's length. Non-finite values are spelled
+    as a point's value may be sent."""
+    _load(session, run_id, caller)
+    q = (select(RunPointRow.metric, RunPointRow.step, RunPointRow.value, RunPointRow.special)
+         .where(RunPointRow.run_id == run_id))
+    if metric is not None:
+        q = q.where(RunPointRow.metric == metric)
+    if cursor is not None:
+        after_metric, after_step = _after_point(cursor)
+        q = q.where(or_(RunPointRow.metric > after_metric,
+                        and_(RunPointRow.metric == after_metric, RunPointRow.step > after_step)))
+    rows = session.execute(q.order_by(RunPointRow.metric, RunPointRow.step).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [StoredPoint(metric=m, step=st, value=spelled(decode_special(v, sp))) for m, st, v, sp in rows]
+    return RunPointsPage(run_id=run_id, items=items,
+                         next_cursor=_points_cursor(rows[-1][0], float(rows[-1][1])) if more and rows else None)
+
+
+@router.get(
+    "/{run_id}/report",
+    summary="A run's diagnosis as HTML (with charts), Markdown, JSON, SARIF, JUnit or text",
+    description="Chosen by ?format= or the Accept header, as a job's report. The diagnosis of the run so far "
+                "(each series' recent points in full and its history decimated, spikes and non-finite values "
+                "kept) while it is active, of every point once it is finished.",
+    response_class=Response,
+    responses={200: {"content": REPORT_CONTENT, "description": "the report"},
+               **NOT_FOUND,
+               400: {"model": Problem, "description": "an Accept header with a q that is not a number from 0 to 1"},
+               406: {"model": Problem, "description": "an unknown ?format= or no format the Accept header allows"},
+               409: {"model": Problem, "description": "the run has no diagnosis yet (no points)"}},
+)
+def run_report(
+    run_id: str, session: SessionDep, caller: CallerDep,
+    format: Annotated[ReportFormat | None, Query(description="a report format; overrides Accept")] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    row = _load(session, run_id, caller)  # 404 first: an unknown run is unknown in any format
+    chosen = negotiate(format, accept)
+    if not row.diagnosis:
+        raise ApiError(409, "run_not_diagnosed",
+                       f"run {run_id} has no diagnosis yet: POST its points first (/v1/runs/{run_id}/points)")
+    doc = Diagnosis.model_validate(row.diagnosis)
+    # the run's series are a log's (a RunLog): its findings locate by step, as a log job's do
+    body = render(chosen.name, doc, ReportContext(source=row.name, kind="logs"))
+    return Response(body, media_type=chosen.media_type, headers={"Vary": "Accept"})
 
 
 @router.get("/{run_id}", response_model=RunRead, responses=NOT_FOUND, summary="A run and its current diagnosis")

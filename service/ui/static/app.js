@@ -395,7 +395,10 @@
 
   function row(job) {
     return el("tr", { "data-job-id": job.id, "data-status": job.status },
-      el("td", { "data-label": "Job" }, el("code", { title: job.id, text: job.id.slice(0, 8) })),
+      el("td", { "data-label": "Job" },
+        // what it checked (the spec's name, the upload's file name), then its short id
+        job.name ? el("span", { class: "job-name", "data-job-name": "", title: job.name, text: job.name }) : "",
+        el("code", { title: job.id, text: job.id.slice(0, 8) })),
       el("td", { "data-label": "Kind", text: job.kind }),
       statusCell(job),
       el("td", { "data-label": "Age", "data-created": job.created_at, text: age(job.created_at) }),
@@ -547,10 +550,12 @@
 
   // --- the report ---------------------------------------------------------------------------
 
-  async function openReport(id) {
+  /** The HTML report of a job, or of a live run (``run``: its name) in the same frame. */
+  async function openReport(id, run) {
+    const path = run === undefined ? "jobs" : "runs";
     let html;
     try {
-      const response = await api(`v1/jobs/${encodeURIComponent(id)}/report?format=html`,
+      const response = await api(`v1/${path}/${encodeURIComponent(id)}/report?format=html`,
         { headers: { Accept: "text/html" } });
       html = await response.text();
     } catch (error) {
@@ -559,8 +564,15 @@
       throw error;
     }
     const section = $("report-section");
-    section.dataset.job = id;
-    $("report-h").textContent = `Report of job ${id.slice(0, 8)}`;
+    if (run === undefined) {
+      section.dataset.job = id;
+      delete section.dataset.run;
+      $("report-h").textContent = `Report of job ${id.slice(0, 8)}`;
+    } else {
+      section.dataset.run = id;
+      delete section.dataset.job;
+      $("report-h").textContent = `Report of live run ${run}`;
+    }
     // A fresh frame, filled once it is shown: a frame loaded while hidden may stay unrendered
     // (Chromium throttles hidden cross-origin frames; a sandboxed frame is one).
     section.hidden = false;
@@ -584,6 +596,7 @@
     const section = $("report-section");
     section.hidden = true;
     delete section.dataset.job;
+    delete section.dataset.run;
     freshFrame(); // the previous report's content goes with its frame
     if (state.reportUrl) URL.revokeObjectURL(state.reportUrl);
     state.reportUrl = null;
@@ -621,14 +634,28 @@
         class: run.health === "unhealthy" ? "sev-error" : run.health === "warning" ? "sev-warning" : "sev-none",
         text: run.health || "-" })),
       el("td", { "data-label": "Findings", text: run.finding_codes.join(", ") || "none" }),
-      el("td", { class: "actions" }, el("button", {
-        type: "button", class: "secondary", "aria-label": `Delete run ${run.name}`, text: "Delete",
-        onclick: (e) => busy(e.currentTarget, async () => {
-          await api(`v1/runs/${encodeURIComponent(run.id)}`, { method: "DELETE" });
-          runsSignature = "";
-          await refreshRuns();
-        }),
-      })))));
+      el("td", { class: "actions" },
+        // A run's diagnosis so far (finished: of every point), its findings and charts
+        run.health ? el("button", {
+          type: "button", "data-action": "report", "aria-label": `Open the report of run ${run.name}`,
+          text: "Report", onclick: (e) => busy(e.currentTarget, () => openReport(run.id, run.name)),
+        }) : "",
+        el("button", {
+          type: "button", class: "secondary", "data-action": "delete", "aria-label": `Delete run ${run.name}`,
+          text: "Delete",
+          onclick: (e) => busy(e.currentTarget, async () => {
+            // One misclick would end a live recording: the recorder's next batch gets 404
+            const question = run.status === "active"
+              ? `Delete the active run "${run.name}" and its ${run.points} points? It is still recording: `
+                + "the training process's next batch will be refused (404) and its recorder stops."
+              : `Delete the run "${run.name}" and its ${run.points} points?`;
+            if (!window.confirm(question)) return;
+            await api(`v1/runs/${encodeURIComponent(run.id)}`, { method: "DELETE" });
+            if ($("report-section").dataset.run === run.id) closeReport();
+            runsSignature = "";
+            await refreshRuns();
+          }),
+        })))));
     $("runs-empty").hidden = page.items.length > 0;
     $("runs").hidden = page.items.length === 0;
   }
