@@ -88,7 +88,8 @@ class _Running:
         self.done = threading.Event()
 
     def check(self, fraction: float, stage: str) -> None:
-        self.progress, self.stage = max(0.0, min(1.0, fraction)), stage
+        # to 4 decimals: 0.1 + 0.2 is shown as 0.3, not 0.30000000000000004 (newuser3)
+        self.progress, self.stage = round(max(0.0, min(1.0, fraction)), 4), stage
         if self.lost:
             raise JobStopped("lost", None)
         if self.cancelled:

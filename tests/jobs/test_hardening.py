@@ -84,3 +84,14 @@ def test_a_database_url_is_printed_without_its_password() -> None:
     assert "s3cret-pw" not in shown and shown == "postgresql://gh:***@db.internal:5432/gradhealth"
     assert redact_url("sqlite:///./data/gradhealth.db") == "sqlite:///./data/gradhealth.db"
     assert "pw" not in redact_url("::not a url pw::")
+
+
+def test_progress_is_kept_to_four_decimals() -> None:
+    # newuser3: 0.1 + 0.2 was shown as "fraction": 0.30000000000000004 in GET /v1/jobs/{id} and SSE
+    from gradhealth.jobs.worker import _Running
+
+    running = _Running("j", time_limit_s=60.0)
+    running.check(0.1 + 0.2, "simulating")
+    assert running.progress == 0.3 and repr(running.progress) == "0.3"
+    running.check(1.7, "done")  # and clamped to [0, 1] as before
+    assert running.progress == 1.0
