@@ -5,6 +5,8 @@ schema calls valid, with the per-caller rate limit on, so 429s happen and must b
 from __future__ import annotations
 
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -18,12 +20,15 @@ from gradhealth.settings import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-_DB = "sqlite:////tmp/gradhealth-schemathesis.db"
+# a folder of this run's own: a fixed /tmp path was shared by every checkout and run on the machine
+# (another checkout's migrations left it at a revision this one does not know)
+_HOME = Path(tempfile.mkdtemp(prefix="gradhealth-schemathesis-"))
+_DB = f"sqlite:///{_HOME / 'db.sqlite'}"
 # No worker runs here, so ?wait could only time out: cap it so generated waits cost nothing.
 # 120 a minute: the run makes more requests than that, so the limit is reached and its 429s are
 # checked against the document like any other answer.
 _settings = Settings(database_url=_DB, workers=0, rate_limit_per_minute=120, max_body_bytes=200_000,
-                     wait_max_s=0.1, upload_dir="/tmp/gradhealth-schemathesis-uploads")
+                     wait_max_s=0.1, upload_dir=str(_HOME / "uploads"))
 migrate(_DB)
 app = create_app(_settings, start_workers=False)
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
