@@ -173,6 +173,9 @@ def test_external_data_is_refused_without_being_read() -> None:
         check_onnx(data)
     # the count and the fix, not a list of every tensor torch's exporter put beside the file
     assert "1 tensor(s)" in err.value.detail and "external_data=False" in err.value.detail
+    # and how to check it as it is, from the machine holding the .data file, with or without a server
+    # (newuser3: "for a file on this machine" read as the server's machine)
+    assert "--external-data" in err.value.detail and "--server URL" in err.value.detail
 
 
 def test_many_external_tensors_are_counted_and_control_flow_is_named_as_such() -> None:

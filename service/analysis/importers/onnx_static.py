@@ -933,8 +933,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             f"{len(stored)} tensor(s) are stored outside the file as external data ({_named(stored)}), and "
             "the check does not follow file references; save the model with every tensor inside it: "
             "torch.onnx.export(..., external_data=False), or onnx.save(onnx.load('model.onnx'), "
-            "'inline.onnx', save_as_external_data=False) (under 2 GB); for a file on this machine, "
-            "gradhealth check --external-data reads them from beside it")
+            "'inline.onnx', save_as_external_data=False) (under 2 GB); or, from the machine that holds the "
+            "file and its .data, `gradhealth check model.onnx --external-data` reads them from beside it (with "
+            "`--server URL` too, the CLI inlines them into what it sends)")
     missing_ops = unsupported(model, supported)
     if missing_ops:
         raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}")
