@@ -158,7 +158,25 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
         print(f"gradhealth: {args.spec}: the check could not run: {reason}", file=sys.stderr)
     if args.format == "json":
         _write(json.dumps(exc.to_problem(), indent=2))
+    if args.format == "github" and reason is None:
+        _write("\n".join(_invalid_annotations(args.spec, exc)))
     return EXIT_INVALID if reason is None else EXIT_CANNOT_RUN
+
+
+def _invalid_annotations(source: str, exc: GradHealthError) -> list[str]:
+    """``--format github``: the refusal as annotations on the input, each spec problem at its
+    pointer's line (newuser3: an invalid spec showed only on the job log, never on the file)."""
+    from gradhealth.report.github import invalid_input_commands
+
+    text = None
+    path = Path(source)
+    if exc.problems and path.suffix.lower() in (".yaml", ".yml", ".json") and path.is_file():
+        try:
+            text = path.read_bytes()[:16 * 2**20].decode("utf-8", "replace")
+        except OSError:
+            text = None
+    return invalid_input_commands(source, exc.title.lower(), exc.detail,
+                                  [(p.pointer, p.message) for p in exc.problems], text)
 
 
 def _failed(args: argparse.Namespace, exc: Exception) -> int:

@@ -72,3 +72,22 @@ def test_a_check_given_up_on_is_cancelled(monkeypatch: pytest.MonkeyPatch, capsy
     err = capsys.readouterr().err
     assert code == 3 and "it has been cancelled" in err, err
     assert [r.method for r in seen][-1] == "DELETE" and seen[-1].url.path == "/v1/jobs/j1"
+
+
+def test_an_invalid_spec_is_annotated_at_its_pointers_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # newuser3 #11: with --format github an invalid spec showed only in the job log (exit 2, stderr)
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: bad\ninput:\n  shape: [8]\nlayers:\n  - type: linear\n    out_features: 16\n"
+                    "  - type: linear\n    out_features: -3\n")
+    assert main(["check", str(spec), "--format", "github"]) == 2
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith(f"::error file={spec},line=8,col=19,")
+    assert "/layers/1/out_features" in out[0]
+
+
+def test_an_unreadable_input_is_annotated_on_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "weird.log"
+    log.write_bytes(b"\x00\x01\x02" * 100)
+    assert main(["check", str(log), "--format", "github"]) == 2
+    [line] = capsys.readouterr().out.strip().splitlines()
+    assert line.startswith(f"::error file={log},title=gradhealth") and "line=" not in line

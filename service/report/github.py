@@ -47,6 +47,25 @@ def _command(kind: str, message: str, **props: str | int | None) -> str:
     return f"::{kind}{' ' + shown if shown else ''}::{escape_data(message)}"
 
 
+def invalid_input_commands(path: str, title: str, detail: str, problems: list[tuple[str, str]],
+                           text: str | None) -> list[str]:
+    """``::error`` commands for an input the check refused (exit 2): one per problem at the line its
+    JSON pointer names in ``text`` (the input's own text, where it is a spec the reader can locate
+    in), else one at the file for the whole error; a CI run shows them on the file as a finding's."""
+    from gradhealth.report.locate import locate
+
+    out = []
+    for pointer, why in problems[:10]:
+        at = locate(text, pointer) if text is not None and pointer else None
+        out.append(_command("error", f"{pointer or '/'}: {why}", file=path, line=at[0] if at else None,
+                            col=at[1] if at else None, title=f"gradhealth: {title}"))
+    if not out:
+        out.append(_command("error", detail, file=path, title=f"gradhealth: {title}"))
+    elif len(problems) > 10:
+        out.append(_command("notice", f"{len(problems) - 10} more problem(s) in {path}; see the job log", file=path))
+    return out
+
+
 def _message(f: Finding, doc: Diagnosis, ctx: ReportContext | None = None) -> str:
     lines = [f.summary]
     if ctx is not None and ctx.member:
