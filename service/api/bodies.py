@@ -3,10 +3,10 @@
 
 Python's ``json`` keeps the last of two equal keys silently, so ``{"url": A, "url": B}`` registered
 B and a model's ``input_shapes`` with ``"x"`` twice checked the shape the user did not mean
-(errsweep6 H7). The spec door refuses a repeated key (``analysis.spec``); every other JSON door
-refuses it here, naming the key and its JSON pointer. A JSON body's door also answers 415 for a
-body that is not JSON by its ``Content-Type`` (H10), as the spec door does, rather than FastAPI's
-"/: Input should be a valid dictionary".
+(errsweep6 H7). The spec door refuses a repeated key (``analysis.spec``); the API's other JSON doors
+refuse it here, through :func:`gradhealth.core.strict_json.strict_loads`, naming the key and its JSON
+pointer. A JSON body's door also answers 415 for a body that is not JSON by its ``Content-Type``
+(H10), as the spec door does, rather than FastAPI's "/: Input should be a valid dictionary".
 
 The check is a dependency (:data:`JsonBodyDep`) on the routes whose body is a pydantic model:
 FastAPI still parses and validates the body from the model, so the OpenAPI document is unchanged.
@@ -14,77 +14,16 @@ FastAPI still parses and validates the body from the model, so the OpenAPI docum
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from gradhealth.api.deps import CallerDep
 from gradhealth.api.problems import ApiError
+from gradhealth.core.strict_json import DuplicateKey, strict_loads
 from gradhealth.errors import Problem as Located
 
-
-class DuplicateKey(ValueError):
-    """A JSON object names ``key`` twice; ``pointer`` is the JSON pointer of that member."""
-
-    def __init__(self, key: str, pointer: str) -> None:
-        shown = key if len(key) <= 60 else key[:60] + "..."
-        where = pointer if len(pointer) <= 200 else pointer[:200] + "..."
-        self.why = f"the key {shown!r} appears twice in one object; name each field once"
-        super().__init__(f"{where or '/'}: {self.why}")
-        self.key = key
-        self.pointer = pointer
-
-
-class _Repeated(dict[str, Any]):
-    """A decoded object that named ``repeated`` twice (the last value kept, as ``json`` does)."""
-
-    repeated: str = ""
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads``' object hook: the object, marked where it names a key twice (found and
-    placed by :func:`_first_repeat` once the document is read, so the error can carry the path)."""
-    value = dict(pairs)
-    if len(value) == len(pairs):
-        return value
-    marked = _Repeated(value)
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            marked.repeated = key
-            break
-        seen.add(key)
-    return marked
-
-
-def _escape(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")  # RFC 6901
-
-
-def _first_repeat(document: Any) -> DuplicateKey | None:
-    """The first object (depth first, in document order) that names a key twice, as an error with
-    its pointer; None when there is none. Iterative: the document may be as deep as json allows."""
-    stack: list[tuple[str, Any]] = [("", document)]
-    while stack:
-        pointer, value = stack.pop()
-        if isinstance(value, _Repeated):
-            return DuplicateKey(value.repeated, f"{pointer}/{_escape(value.repeated)}")
-        if isinstance(value, dict):
-            stack.extend((f"{pointer}/{_escape(k)}", v) for k, v in reversed(value.items()))
-        elif isinstance(value, list):
-            stack.extend((f"{pointer}/{i}", v) for i, v in reversed(list(enumerate(value))))
-    return None
-
-
-def strict_loads(text: str | bytes) -> Any:
-    """``json.loads(text)``, but :class:`DuplicateKey` (a ``ValueError``) where an object names a
-    key twice; every other error is ``json.loads``' own."""
-    document = json.loads(text, object_pairs_hook=_pairs)
-    repeat = _first_repeat(document)
-    if repeat is not None:
-        raise repeat
-    return document
+__all__ = ["DuplicateKey", "JsonBodyDep", "is_json_type", "refusal", "strict_json_body", "strict_loads"]
 
 
 def refusal(repeat: DuplicateKey) -> ApiError:

@@ -59,6 +59,7 @@ import numpy as np
 
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_pointers import Origin, Origins, relocated
+from gradhealth.core.strict_json import DuplicateKey, strict_loads
 from gradhealth.core.zipmembers import ZipMemberError, read_member
 from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem, SpecError
 
@@ -171,35 +172,28 @@ def sniff_keras(head: bytes) -> str | None:
 _MAX_INT_DIGITS = 30
 
 
-class _ConfigProblem(ValueError):
-    """What makes a config's JSON unreadable beyond its syntax (a repeated key, an overlong integer)."""
+class _OverlongInt(ValueError):
+    """An integer in a config too long to be a size, a seed or a count."""
 
 
 def _config_int(literal: str) -> int:
     if len(literal.lstrip("-")) > _MAX_INT_DIGITS:
-        raise _ConfigProblem(f"an integer of {len(literal.lstrip('-')):,} digits ({literal[:12]}...): "
-                             "no size, seed or count in a Keras config is that long")
+        raise _OverlongInt(f"an integer of {len(literal.lstrip('-')):,} digits ({literal[:12]}...): "
+                           "no size, seed or count in a Keras config is that long")
     return int(literal)
-
-
-def _config_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:  # json.loads keeps the last silently: a layer's class_name twice is two configs
-            raise _ConfigProblem(f"the key {key[:60]!r} appears twice in one object; a config names each field once")
-        seen[key] = value
-    return seen
 
 
 def _json(text: bytes | str, where: str) -> dict[str, Any]:
     if len(text) > MAX_CONFIG_BYTES:
         raise InputFormatError(f"{where} is over {MAX_CONFIG_BYTES // 2**20} MB")
     try:
-        data = json.loads(text, parse_int=_config_int, object_pairs_hook=_config_object)
+        # json.loads keeps the last of a repeated key silently (a layer's class_name twice is two
+        # configs in one): the strict reading refuses it, naming its pointer
+        data = strict_loads(text, parse_int=_config_int)
         if isinstance(data, str) and data.lstrip().startswith("{"):
             # json.dump(model.to_json(), f) writes the config as one JSON string: read the string
-            data = json.loads(data, parse_int=_config_int, object_pairs_hook=_config_object)
-    except _ConfigProblem as exc:
+            data = strict_loads(data, parse_int=_config_int)
+    except (_OverlongInt, DuplicateKey) as exc:
         raise InputFormatError(f"{where}: {exc}") from None
     except (ValueError, RecursionError) as exc:
         raise InputFormatError(f"{where} is not valid JSON: {str(exc)[:200]}") from None
