@@ -623,6 +623,14 @@ def _fast_long_csv(path: Path, limits: ReadLimits) -> RunLog | None:
     return RunLog(format="native", source=path.name, series=series)
 
 
+def _starts_again(step: float, first: float, last: float, rising: int) -> bool:
+    """Whether a point at ``step`` starts a new run after one that began at ``first`` and last
+    stood at ``last``: it goes back to or below the run's first step after ``_RUN_RECORDS`` points
+    in rising order (a resume from a checkpoint after the start goes back less: the same run; a few
+    points out of order are not a run)."""
+    return step < last and step <= first and rising >= _RUN_RECORDS
+
+
 def _restarts(s: Series) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The runs in a TensorBoard CSV of one scalar whose step starts again while its wall time goes
     on (a job restarted with its step counter reset, logging to the same directory): the points in
@@ -639,7 +647,7 @@ def _restarts(s: Series) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     steps, values, wall = s.steps[order], s.values[order], wall[order]
     cuts, first, last, rising = [], steps[0], steps[0], 1
     for i in range(1, len(steps)):
-        if steps[i] < last and steps[i] <= first and rising >= _RUN_RECORDS:
+        if _starts_again(steps[i], first, last, rising):
             cuts.append(i)
             first, rising = steps[i], 1
         elif steps[i] > last:
@@ -733,7 +741,7 @@ class _Records:
             fields = frozenset(core or names)
             step = found[0][1]
             first, last, count = self.starts.setdefault(fields, (step, step, 0))
-            if step < last and step <= first and count >= _RUN_RECORDS:
+            if _starts_again(step, first, last, count):
                 self.done.append((self.points, self.first_where, self.last_where))
                 if len(self.done) >= _MAX_RUNS:  # the last _MAX_RUNS runs are read at most
                     del self.done[0]
