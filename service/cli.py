@@ -166,15 +166,15 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
 def _invalid_annotations(source: str, exc: GradHealthError) -> list[str]:
     """``--format github``: the refusal as annotations on the input, each spec problem at its
     pointer's line (newuser3: an invalid spec showed only on the job log, never on the file)."""
+    from gradhealth.cli_report import MAX_SPEC_BYTES, read_user_file
     from gradhealth.report.github import invalid_input_commands
 
     text = None
-    path = Path(source)
-    if exc.problems and path.suffix.lower() in (".yaml", ".yml", ".json") and path.is_file():
-        try:
-            text = path.read_bytes()[:16 * 2**20].decode("utf-8", "replace")
-        except OSError:
-            text = None
+    if exc.problems and Path(source).suffix.lower() in (".yaml", ".yml", ".json"):
+        try:  # the one reader of user files: a regular file, within the spec's cap
+            text = read_user_file(source, what=source, cap=MAX_SPEC_BYTES).decode("utf-8", "replace")
+        except GradHealthError:
+            text = None  # annotated on the file, with no line
     return invalid_input_commands(source, exc.title.lower(), exc.detail,
                                   [(p.pointer, p.message) for p in exc.problems], text)
 
