@@ -36,10 +36,10 @@ from gradhealth.report import FORMATS, Format, ReportContext, for_media_type, re
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RATE_LIMITED)
 
 # The media types the route answers with, for the OpenAPI document.
-_CONTENT: dict[str, dict[str, Any]] = {}
+REPORT_CONTENT: dict[str, dict[str, Any]] = {}
 for _f in FORMATS.values():
-    _CONTENT.setdefault(_f.media_type.split(";")[0], {"schema": {"type": "string"}})
-_CONTENT["application/json"] = {"schema": {"$ref": "#/components/schemas/Diagnosis"}}
+    REPORT_CONTENT.setdefault(_f.media_type.split(";")[0], {"schema": {"type": "string"}})
+REPORT_CONTENT["application/json"] = {"schema": {"$ref": "#/components/schemas/Diagnosis"}}
 
 
 # ?format=: any string to the server (an unknown one gets the 406 that lists them), the registry's
@@ -118,7 +118,7 @@ def _context(kind: str, request: Any, source: str | None) -> ReportContext:
                 "use `gradhealth check --server` which renders on your side.",
     response_class=Response,
     responses={
-        200: {"content": _CONTENT, "description": "the report"},
+        200: {"content": REPORT_CONTENT, "description": "the report"},
         **NOT_FOUND,
         400: {"model": Problem, "description": "an Accept header with a q that is not a number from 0 to 1"},
         406: {"model": Problem, "description": "an unknown ?format= or no format the Accept header allows"},
@@ -141,5 +141,9 @@ def job_report(
                        f"job {job_id} is {row.status}: a report needs a succeeded job")
     doc = Diagnosis.model_validate(row.result)
     ctx = _context(row.kind, row.request or {}, source)
-    body = render(chosen.name, doc, ctx)
-    return Response(body, media_type=chosen.media_type, headers={"Vary": "Accept"})
+    return rendered(chosen, doc, ctx)
+
+
+def rendered(chosen: Format, doc: Diagnosis, ctx: ReportContext) -> Response:
+    """``doc`` rendered in the negotiated format ``chosen`` (a job's report, a live run's)."""
+    return Response(render(chosen.name, doc, ctx), media_type=chosen.media_type, headers={"Vary": "Accept"})

@@ -24,8 +24,7 @@ from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.checks import refuse_undecoded
 from gradhealth.api.routers.jobs import _event, _last_event_id
-from gradhealth.api.routers.reports import _CONTENT as REPORT_CONTENT
-from gradhealth.api.routers.reports import ReportFormat, negotiate
+from gradhealth.api.routers.reports import REPORT_CONTENT, ReportFormat, negotiate, rendered
 from gradhealth.api.schemas import RATE_LIMITED, EventStreamResponse, Problem
 from gradhealth.core.document import Diagnosis
 from gradhealth.db.models import RunPointRow, RunRow
@@ -42,7 +41,7 @@ from gradhealth.live.points import (
     spelled,
 )
 from gradhealth.logs.series import clean_name
-from gradhealth.report import ReportContext, render
+from gradhealth.report import ReportContext
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=RATE_LIMITED)
 
@@ -379,8 +378,7 @@ def run_report(
                        f"run {run_id} has no diagnosis yet: POST its points first (/v1/runs/{run_id}/points)")
     doc = Diagnosis.model_validate(row.diagnosis)
     # the run's series are a log's (a RunLog): its findings locate by step, as a log job's do
-    body = render(chosen.name, doc, ReportContext(source=row.name, kind="logs"))
-    return Response(body, media_type=chosen.media_type, headers={"Vary": "Accept"})
+    return rendered(chosen, doc, ReportContext(source=row.name, kind="logs"))
 
 
 @router.get("/{run_id}", response_model=RunRead, responses=NOT_FOUND, summary="A run and its current diagnosis")
