@@ -38,3 +38,24 @@ def parse_sse(body: str) -> list[dict[str, Any]]:
             out.append({"id": int(fields["id"]) if "id" in fields else None, "event": fields["event"],
                         "data": json.loads(fields["data"])})
     return out
+
+
+def migrations_at(tmp_path: Any, revision: str) -> tuple[Any, Any]:
+    """(alembic config, engine) of a fresh SQLite database in ``tmp_path`` upgraded to
+    ``revision``: for a test that stores a row the way an older version did, then upgrades to
+    ``head`` (and back) through the project's own migrations. Dispose of the engine after."""
+    from pathlib import Path
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    import gradhealth.db
+
+    url = f"sqlite:///{tmp_path}/upgrade.db"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(gradhealth.db.__file__).with_name("migrations")))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, revision)
+    return cfg, sa.create_engine(url)

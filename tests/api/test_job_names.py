@@ -73,17 +73,10 @@ def test_the_openapi_job_schema_has_an_optional_name(api):
 
 def test_migration_0006_adds_the_column_to_existing_jobs(tmp_path: Any) -> None:
     from alembic import command
-    from alembic.config import Config
 
-    import gradhealth.db
+    from tests.helpers import migrations_at
 
-    url = f"sqlite:///{tmp_path}/upgrade.db"
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(gradhealth.db.__file__).with_name("migrations")))
-    cfg.set_main_option("sqlalchemy.url", url)
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "0005")
-    engine = sa.create_engine(url)
+    cfg, engine = migrations_at(tmp_path, "0005")
     try:
         with engine.begin() as connection:
             connection.execute(sa.text(

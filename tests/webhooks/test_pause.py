@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,17 +171,10 @@ def test_zero_never_pauses(sessions: sessionmaker[Session], tmp_path: Any) -> No
 
 def test_migration_0005_adds_the_columns_to_existing_webhooks(tmp_path: Any) -> None:
     from alembic import command
-    from alembic.config import Config
 
-    import gradhealth.db
+    from tests.helpers import migrations_at
 
-    url = f"sqlite:///{tmp_path}/upgrade.db"
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(gradhealth.db.__file__).with_name("migrations")))
-    cfg.set_main_option("sqlalchemy.url", url)
-    cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "0004")
-    engine = sa.create_engine(url)
+    cfg, engine = migrations_at(tmp_path, "0004")
     try:
         with engine.begin() as connection:
             connection.execute(sa.text(
