@@ -166,6 +166,12 @@ def _make_folders(dest: Path, target: Path) -> None:
 
 
 def _copy(src: IO[bytes], target: Path, budget: _Budget, declared: int | None, dest: Path) -> None:
+    if target.exists():
+        # a second entry of the same name: zip and tar tools disagree about which one counts (the
+        # first, the last, or both, renamed), so reading either would judge a file the user may not
+        # have meant
+        raise LogError(f"{budget.name}: the entry {shown_name(str(target.relative_to(dest)))} appears twice "
+                       "in the archive (tools disagree about which copy counts); refused")
     _make_folders(dest, target.parent)
     written = 0
     with target.open("wb") as out:

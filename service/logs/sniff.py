@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
+from gradhealth.core.strict_json import DuplicateKey
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import Reader, ReadLimits
@@ -209,6 +210,8 @@ def json_record_near_miss(path: Path, head: bytes) -> str | None:
     line = stripped[:end.start()] if end is not None else stripped
     try:
         loads(line.decode("utf-8", "replace"))
+    except DuplicateKey as e:
+        return f"line {lineno}: the JSON record at {e.pointer}: {e.why}"
     except ValueError as e:
         depth = json_depth(line)
         if depth >= 100 and "nested" in str(e):

@@ -81,7 +81,7 @@ class KerasReader:
             if b'"log_history"' in head or not _JSON_LOSS.search(head):
                 return 0.0
             try:
-                obj = _unwrap(loads(start.decode("utf-8")))
+                obj = _unwrap(loads(start.decode("utf-8"), strict=False))
             except (ValueError, UnicodeDecodeError):      # longer than the head: the start must do
                 return 0.6 if _JSON_HISTORY.match(start) else 0.0
             if not isinstance(obj, dict) or _loss_key(obj) is None:

@@ -98,6 +98,7 @@ from typing import Any
 
 import numpy as np
 
+from gradhealth.core.strict_json import DuplicateKey
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.monitor import monitor_layout, read_monitor
 from gradhealth.logs.readers.registry import ReadLimits
@@ -173,7 +174,9 @@ def _not_json(e: ValueError, text: str, what: str = "not JSON") -> str:
     """Why ``text`` could not be decoded, in words: an integer literal longer than Python converts
     (``sys.get_int_max_str_digits()``, 4,300 digits by default) as "an integer of N digits", as the
     spec loader says it, not Python's advice to raise that limit; else ``what`` and the decoder's
-    message."""
+    message; a key named twice as the record's JSON pointer and that."""
+    if isinstance(e, DuplicateKey):
+        return f"the record at {e.pointer}: {e.why}"
     if isinstance(e, json.JSONDecodeError) or "integer string conversion" not in str(e):
         return f"{what} ({e})"
     found = _INT_DIGITS.search(str(e))
@@ -289,7 +292,7 @@ def _header_record(obj: dict[str, Any]) -> bool:
 
 def _json_object(text: str) -> dict[str, Any] | None:
     try:
-        obj = loads(text)
+        obj = loads(text, strict=False)
     except ValueError:
         return None
     return summarised(obj) if isinstance(obj, dict) else None
@@ -324,7 +327,7 @@ class NativeReader:
         first = lines[0].strip()
         if first.startswith("{"):
             try:
-                obj = loads(first)
+                obj = loads(first, strict=False)
             except ValueError:
                 return 0.0
             if not isinstance(obj, dict) or "_step" in obj or "log_history" in obj:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from gradhealth.core.strict_json import strict_loads
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, Series, classify, make_series, parse_number
@@ -270,14 +271,23 @@ def read_text(path: Path, limits: ReadLimits) -> str:
 _JSON = json.JSONDecoder()
 
 
-def loads(text: str, decoder: json.JSONDecoder = _JSON) -> Any:
+def loads(text: str, decoder: json.JSONDecoder = _JSON, *, strict: bool = True) -> Any:
     """``json.loads`` that also takes bare ``nan`` / ``inf`` / ``-inf`` tokens (as strings);
-    ``decoder``: the decoder to read with (one that marks numbers of its own, say).
+    ``decoder``: the decoder to read with (one that marks numbers of its own, say). With ``strict``
+    (the default, for reading records) an object that names a key twice is refused
+    (:class:`~gradhealth.core.strict_json.DuplicateKey`, with the member's JSON pointer): json keeps
+    the last of the two silently, and a record ``{"loss": 0.5, "loss": NaN}`` would be judged by a
+    value its writer may not have meant. Format sniffing passes ``strict=False``.
 
     Raises ``ValueError`` (a ``json.JSONDecodeError`` when the text is not JSON).
     """
+    def decode(document: str) -> Any:
+        if strict and decoder is _JSON:
+            return strict_loads(document)
+        return decoder.decode(document)
+
     try:
-        return decoder.decode(text)
+        return decode(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     except json.JSONDecodeError as first:
@@ -285,7 +295,7 @@ def loads(text: str, decoder: json.JSONDecoder = _JSON) -> Any:
         if fixed == text:
             raise
         try:
-            return decoder.decode(fixed)
+            return decode(fixed)
         except (json.JSONDecodeError, RecursionError):
             raise first from None
 

@@ -140,7 +140,7 @@ class WandbReader:
                 return 0.95
             lines = first_lines(head, 1)
             try:
-                obj = loads(lines[0]) if lines else None
+                obj = loads(lines[0], strict=False) if lines else None
             except ValueError:
                 obj = None
             if isinstance(obj, dict):
@@ -174,7 +174,7 @@ class WandbReader:
             return self._read_jsonl(path, limits)
         lines = first_lines(head, 2)
         try:
-            one_line_object = bool(lines) and isinstance(loads(lines[0]), dict)
+            one_line_object = bool(lines) and isinstance(loads(lines[0], strict=False), dict)
         except ValueError:
             one_line_object = False
         if one_line_object and len(lines) > 1 and lines[1].lstrip().startswith("{"):
