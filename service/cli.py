@@ -159,24 +159,55 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
     if args.format == "json":
         _write(json.dumps(exc.to_problem(), indent=2))
     if args.format == "github" and reason is None:
-        _write("\n".join(_invalid_annotations(args.spec, exc)))
-    return EXIT_INVALID if reason is None else EXIT_CANNOT_RUN
+        from gradhealth.report.github import invalid_input_commands
+
+        _write("\n".join(invalid_input_commands(args.spec, exc.title.lower(), exc.detail,
+                                                [(p.pointer, p.message) for p in exc.problems],
+                                                _spec_text_of(args.spec, exc))))
+    return max(EXIT_INVALID if reason is None else EXIT_CANNOT_RUN, _refusal_reports(args, exc, reason))
 
 
-def _invalid_annotations(source: str, exc: GradHealthError) -> list[str]:
-    """``--format github``: the refusal as annotations on the input, each spec problem at its
-    pointer's line (newuser3: an invalid spec showed only on the job log, never on the file)."""
+def _spec_text_of(source: str, exc: GradHealthError) -> str | None:
+    """The refused input's text where its problems' pointers can be placed in it (a spec file read
+    within the spec's cap), else None: the refusal is then reported on the file."""
     from gradhealth.cli_report import MAX_SPEC_BYTES, read_user_file
-    from gradhealth.report.github import invalid_input_commands
 
-    text = None
-    if exc.problems and Path(source).suffix.lower() in (".yaml", ".yml", ".json"):
-        try:  # the one reader of user files: a regular file, within the spec's cap
-            text = read_user_file(source, what=source, cap=MAX_SPEC_BYTES).decode("utf-8", "replace")
-        except GradHealthError:
-            text = None  # annotated on the file, with no line
-    return invalid_input_commands(source, exc.title.lower(), exc.detail,
-                                  [(p.pointer, p.message) for p in exc.problems], text)
+    if not exc.problems or Path(source).suffix.lower() not in (".yaml", ".yml", ".json"):
+        return None
+    try:  # the one reader of user files: a regular file, within the spec's cap
+        return read_user_file(source, what=source, cap=MAX_SPEC_BYTES).decode("utf-8", "replace")
+    except GradHealthError:
+        return None
+
+
+def _refusal_reports(args: argparse.Namespace, exc: GradHealthError, reason: str | None) -> int:
+    """Write the SARIF and JUnit reports asked for (``--format``, ``--output``) of an input that got
+    no diagnosis, so a CI step that uploads them finds them, with the refusal at the input's lines
+    (newuser3). Returns 0, or exit 2 where a report path cannot be written."""
+    from gradhealth.cli_report import ReportWriteError, repo_relative, write_report
+    from gradhealth.report.refusal import RENDERERS, Refusal
+
+    outputs = getattr(args, "output", None) or []
+    wanted = [(fmt or args.format, path) for fmt, path in outputs if (fmt or args.format) in RENDERERS]
+    if args.format in RENDERERS and not any(fmt is None for fmt, _ in outputs):
+        wanted.append((args.format, None))
+    if not wanted:
+        return 0
+    refusal = Refusal(source=repo_relative(Path(args.spec)), title=exc.title, detail=reason or exc.detail,
+                      problems=[(p.pointer, p.message) for p in exc.problems],
+                      text=_spec_text_of(args.spec, exc), could_not_run=reason is not None,
+                      kind={"log": "logs"}.get(kind := _input_kind(args.spec), kind))
+    for fmt, path in wanted:
+        out = RENDERERS[fmt](refusal)
+        try:
+            if path is None:
+                _write(out)
+            else:
+                write_report(path, out + "\n")
+        except ReportWriteError as e:
+            print(f"gradhealth: {args.spec}: {e}", file=sys.stderr)
+            return EXIT_INVALID
+    return 0
 
 
 def _failed(args: argparse.Namespace, exc: Exception) -> int:
@@ -228,18 +259,41 @@ def cmd_check_inputs(args: argparse.Namespace) -> int:
         print(f"gradhealth: check: {message}", file=sys.stderr)
         return EXIT_INVALID
 
+    unused = _simulation_flags_unused(args)
+    if unused is not None:
+        return usage(unused)
     return run_inputs(args, cmd_check, usage, _write)
+
+
+def _input_kind(source: str) -> str:
+    """What ``check`` reads ``source`` as: ``model`` (ONNX, Keras), ``log`` (an existing path that
+    is no spec) or ``spec``."""
+    if is_keras(source) or is_model(source):
+        return "model"
+    return "log" if not is_spec(source) and Path(source).exists() else "spec"
+
+
+def _simulation_flags_unused(args: argparse.Namespace) -> str | None:
+    """``--seeds`` and ``--device`` given where every input is a training log, which nothing
+    simulates, as a usage error: the flag would change nothing, and a CI step would pass without
+    what it asked for. With a spec or model among the inputs they apply to those."""
+    given = [flag for flag, value in (("--seeds", args.seeds), ("--device", args.device)) if value is not None]
+    if not given or any(_input_kind(source) != "log" for source in [args.spec, *args.more]):
+        return None
+    return (f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to specs and model files, which are simulated; the "
+            f"input{'s are' if args.more else ' is a'} training log{'s' if args.more else ''}, read as "
+            "recorded: drop the flag")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """The architecture check of a spec (in-process, or with --server); a log path goes to the log
     check and an ``.onnx`` file to the model check."""
-    if is_keras(args.spec) or is_model(args.spec):
+    kind = _input_kind(args.spec)
+    if kind == "model":
         refused = _flags_refused(args, "model")
         if refused:
             return _invalid(args, InputFormatError(refused))
         return cmd_check_keras(args) if is_keras(args.spec) else cmd_check_model(args)
-    kind = "log" if not is_spec(args.spec) and Path(args.spec).exists() else "spec"
     refused = _flags_refused(args, kind)
     if refused:
         return _invalid(args, InputFormatError(refused))

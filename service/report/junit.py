@@ -34,7 +34,7 @@ def _xml_text(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
 
 
-def _scrub(root: ET.Element) -> None:
+def scrub_xml(root: ET.Element) -> None:
     """Every attribute and text node of ``root`` as XML 1.0 can hold it, at serialisation: an
     attribute (a name, the source, a summary) on one line; a text node (a finding's body, whose
     lines :func:`_body` builds with every user string on one line) keeps its own line breaks."""
@@ -143,6 +143,6 @@ def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
     ET.SubElement(props, "property", name="status", value=doc.status)
     ET.SubElement(props, "property", name="summary", value=doc.summary)
     suite.extend(cases)
-    _scrub(root)
+    scrub_xml(root)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
