@@ -10,13 +10,32 @@ Contract fields (clients depend on them; add, never rename): ``status``,
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_serializer,
+    model_validator,
+)
 
 Severity = Literal["info", "warning", "error"]
 Status = Literal["healthy", "warning", "unhealthy"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+
+def _step_json(value: float) -> float | int:
+    # a step is counted in whole numbers almost always (epochs may be fractional): JSON says 1200,
+    # not 1200.0, as the log wrote it; beyond 2**53 a float is no exact integer any more
+    return int(value) if math.isfinite(value) and value.is_integer() and abs(value) < 2**53 else value
+
+
+#: A training step (or epoch) as a number: written without ``.0`` in JSON where it is whole.
+Step = Annotated[float, PlainSerializer(_step_json, return_type=Any, when_used="json"),
+                 WithJsonSchema({"type": "number"})]
 
 
 def finite_or_none(x: float | None) -> float | None:
@@ -198,8 +217,8 @@ class SeriesSummary(BaseModel):
     layer: str | None = None
     points: int
     nonfinite: int
-    first_step: float | None = None
-    last_step: float | None = None
+    first_step: Step | None = None
+    last_step: Step | None = None
     min: float | None = None
     max: float | None = None
     median: float | None = None
@@ -219,7 +238,7 @@ class SeriesPoints(BaseModel):
     name: str = Field(description="the series as the log names it (matches series[].name)")
     role: str
     layer: str | None = None
-    steps: list[float]
+    steps: list[Step]
     values: list[float | None]
     downsampled: bool = Field(False, description="true when the log has more points than these")
 

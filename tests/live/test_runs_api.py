@@ -255,3 +255,18 @@ def test_a_run_configs_params_may_be_numbers(api):
     # newuser sweep: {"params": {"lr": 0.1}} was a 422 ("Input should be a valid string")
     run = _create(api, "numbers", params={"lr": 0.1, "epochs": 3, "amp": True, "opt": "adamw"})
     assert run["config"]["params"] == {"lr": "0.1", "epochs": "3", "amp": "true", "opt": "adamw"}
+
+
+def test_whole_steps_are_written_without_a_decimal_point(api):
+    # newuser3: dashboards showed `"last_step": 1.0` for a run counted in whole steps
+    run = _create(api, "whole-steps")
+    r = api.post(f"/v1/runs/{run['id']}/points", json=_rows(range(3)))
+    assert '"last_step":2}' in r.text.replace(" ", "")
+    summary = api.get(f"/v1/runs/{run['id']}").text.replace(" ", "")
+    assert '"last_step":2,' in summary
+    page = api.get(f"/v1/runs/{run['id']}/points").json()
+    assert [p["step"] for p in page["items"]] == [0, 1, 2]
+    assert '"step":0,' in api.get(f"/v1/runs/{run['id']}/points").text.replace(" ", "")
+    # a fractional step (an epoch fraction) keeps its digits
+    r = api.post(f"/v1/runs/{run['id']}/points", json=[{"step": 2.5, "metric": "loss", "value": 0.1}])
+    assert '"last_step":2.5}' in r.text.replace(" ", "")

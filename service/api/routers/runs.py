@@ -26,7 +26,7 @@ from gradhealth.api.routers.checks import refuse_undecoded
 from gradhealth.api.routers.jobs import _event, _last_event_id
 from gradhealth.api.routers.reports import REPORT_CONTENT, ReportFormat, negotiate, rendered
 from gradhealth.api.schemas import RATE_LIMITED, EventStreamResponse, Problem
-from gradhealth.core.document import Diagnosis
+from gradhealth.core.document import Diagnosis, Step
 from gradhealth.db.models import RunPointRow, RunRow
 from gradhealth.jobs.store import as_utc
 from gradhealth.live import diagnose, store
@@ -111,7 +111,7 @@ class RunSummary(BaseModel):
     updated_at: datetime
     finished_at: datetime | None = None
     points: int = Field(description="points stored")
-    last_step: float | None = None
+    last_step: Step | None = None
     grad_norm: float | NonFinite | None = Field(
         None, description="the latest total gradient norm: a number, or \"NaN\", \"Infinity\" or \"-Infinity\" where "
         "it is not finite (as a point's value may be sent); null while the run has logged none")
@@ -139,7 +139,7 @@ class StoredPoint(BaseModel):
     ``<kind>/<layer>``) at ``step``."""
 
     metric: str
-    step: float
+    step: Step
     value: float | NonFinite = Field(description="a number, or \"NaN\", \"Infinity\" or \"-Infinity\"")
 
 
@@ -153,7 +153,7 @@ class PointsAccepted(BaseModel):
     accepted: int = Field(description="new points stored")
     duplicates: int = Field(description="points of this batch stored before (a retried batch): ignored")
     points: int = Field(description="points the run holds now")
-    last_step: float | None = None
+    last_step: Step | None = None
 
 
 def _grad_norm(row: RunRow) -> float | str | None:
