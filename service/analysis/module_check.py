@@ -67,11 +67,12 @@ from gradhealth.analysis.remedies import (
     raise_rate,
 )
 from gradhealth.analysis.rules import (
-    clipped_regression_output,
+    clipped_output,
     detect,
     no_output_gradient,
     output_layer,
     problems,
+    relu_logits_output,
     sigmoids_under_cross_entropy,
 )
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
@@ -397,11 +398,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
         shown = where_called or det.evidence.get("node")
         out.append((R.domain_guard(op, shown, guarded_code(op), guard_note(op)), Guard(op.lower(), where_called)))
     if code == "output_loss_mismatch":
-        relu = clipped_regression_output(result)
+        relu = clipped_output(result)
         if relu is not None:
             # a separate ReLU module can be taken out of a copy; one called in forward cannot
             path = _output_activation_module(model, relu.pointer.removeprefix("module:"), after=relu.has_weights)
-            return [(R.linear_regression_output(where), _identity_edit(path) if path is not None else None)]
+            remedy = R.linear_regression_output(where, logits=relu is relu_logits_output(result))
+            return [(remedy, _identity_edit(path) if path is not None else None)]
         if no_output_gradient(result):
             if (result.loss or "cross_entropy") == "cross_entropy" and output_layer(result).fan_out == 1:
                 # cross-entropy over one class is 0 whatever the output: the loss must change too

@@ -70,6 +70,7 @@ from gradhealth.analysis.remedies import (
 from gradhealth.analysis.simulate import (
     BORN_DEAD_RISK,
     MIN_DEAD_BATCH,
+    PROBABILITY_LOSSES,
     SimulationResult,
     UnitStats,
     adadelta_rho,
@@ -470,7 +471,10 @@ class VanishingGradient(ArchitectureRule):
             return "error" if not math.isnan(ratio) and t.vanishing(ratio) == "error" else "warning"
         if value == 0 and designed_zero_layers(result):
             return "info"  # a designed zero init (a branch end, a readout): learns from the first steps
-        return t.vanishing(value)
+        severity = t.vanishing(value)
+        if severity == "warning" and adaptive_steps_even(result) is not None:
+            return "info"
+        return severity
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -478,7 +482,15 @@ class VanishingGradient(ArchitectureRule):
         result, dead = live_seeds(result)
         detached = _detached_on_path(result)
         if not detached:
-            return _through_depth(self.code, severity, value, result, t, dead)
+            found = _through_depth(self.code, severity, value, result, t, dead)
+            even = adaptive_steps_even(result) if severity == "info" and t.vanishing(value) == "warning" else None
+            if even is not None:
+                opt, first, typical = even
+                found.summary += (f"; a note under {opt}, which steps every layer by about its rate per weight: the "
+                                  f"first layer's first step moves {first:.3g} of its weights, the layers' median "
+                                  f"{typical:.3g}, so the early layers learn at the others' pace")
+                found.evidence.update(optimizer=opt, first_layer_update_ratio=first, median_update_ratio=typical)
+            return found
         ratio, _ = depth_ratio(result)
         names = _named(detached)
         evidence = {"metric": "output_grad_ratio_first_to_last", "value": 0.0, "threshold": t.vanishing_warning,
@@ -496,6 +508,35 @@ class VanishingGradient(ArchitectureRule):
             ".detach(), or pass it straight through); if the weights are meant to be updated otherwise (an "
             "exponential moving average of another network's), freeze them with requires_grad_(False).",
             evidence, detached)
+
+
+#: Optimizers whose step divides each weight's gradient by its own running size (its first step is
+#: about the rate per weight, whatever the gradient's scale)
+ADAPTIVE = frozenset({"adam", "adamw", "nadam", "rmsprop", "adagrad", "adadelta"})
+#: ... where the first layer's first step is at least this share of the layers' median, a
+#: gradient shrinking through depth does not starve it
+EVEN_STEPS = 0.1
+
+
+def adaptive_steps_even(result: SimulationResult) -> tuple[str, float, float] | None:
+    """(optimizer, the first weighted layer's first-step update ratio, the median over the layers)
+    where an adaptive optimizer (:data:`ADAPTIVE`) moves the first layer at least
+    :data:`EVEN_STEPS` of the median layer's step, else None. A gradient that shrinks through
+    depth starves the early layers under SGD, whose step is the gradient; Adam's is the gradient
+    over its own running size, so each layer moves about its rate per weight (NeRF's 8-layer ReLU
+    MLP at torch's default init shrinks the gradient 559x, 0.41 per layer, and trains under Adam
+    5e-4: modsweep26)."""
+    opt = result.optimizer
+    if opt is None or opt.type not in ADAPTIVE:
+        return None
+    ratios = _first_step(result)[0]
+    ordered = [ratios[u.name] for u in result.units if u.name in ratios and math.isfinite(ratios[u.name])]
+    if len(ordered) < 2:
+        return None
+    typical = float(np.median(ordered))
+    if not typical > 0 or ordered[0] < EVEN_STEPS * typical:
+        return None
+    return opt.type, ordered[0], typical
 
 
 def _residual_if_normalised(ctx: Context) -> list[Remedy]:
@@ -934,7 +975,7 @@ def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
     if not weighted:
         return []
     first = weighted[0].values["grad_norm"].tolist()
-    output = clipped_regression_output(result)  # output_loss_mismatch's: its cause is the ReLU itself
+    output = clipped_output(result)  # output_loss_mismatch's: its cause is the ReLU itself
     out = []
     for u in result.units:
         f = u.values.get("dead_fraction")
@@ -951,7 +992,7 @@ def may_die(result: SimulationResult) -> list[UnitStats]:
     off for the whole batch: :func:`.simulate.death_chance` at :data:`.simulate.BORN_DEAD_RISK` or
     more in some seed): a born-dead network's remedy is for all of them, not only the one that died
     in the seeds drawn."""
-    output = clipped_regression_output(result)
+    output = clipped_output(result)
     out = []
     for u in result.units:
         dead, width = u.values.get("dead_fraction"), u.values.get("relu_units")
@@ -991,7 +1032,7 @@ class DeadUnits(_Fraction):
         # at 1/2 (one-sided binomial test over the seeds' units, Bonferroni over the layers).
         if result.batch_size is not None and result.batch_size < MIN_DEAD_BATCH:
             return []  # "zero for the whole batch" of one or two samples is a coin toss, not death
-        output = clipped_regression_output(result)  # judged by output_loss_mismatch
+        output = clipped_output(result)  # judged by output_loss_mismatch
         measured = [(u, f) for u, f in super().judged(result) if u is not output]
         level = 0.05 / max(len(measured), 1)
         out = []
@@ -1559,10 +1600,28 @@ def target_range(result: SimulationResult) -> tuple[float, float] | None:
     return result.plan.spec.loss.target_range if result.plan is not None else None
 
 
+def relu_logits_output(result: SimulationResult) -> UnitStats | None:
+    """The ReLU ending a network whose loss takes logits (cross-entropy, binary cross-entropy on
+    logits), where it has one: every logit it clips to 0 passes no gradient, and a class whose
+    logit is clipped for every input is never learned (its score stays 0 while the others' can
+    only rise). Peer benchmarks' "ReLU on the last layer" bug (peersweep6)."""
+    if result.on_probabilities or result.squashed is not None or _loss_kind(result) not in PROBABILITY_LOSSES:
+        return None
+    unit = _output_activation(result)
+    return unit if unit.activation == "relu" and "active_fraction" in unit.values else None
+
+
+def clipped_output(result: SimulationResult) -> UnitStats | None:
+    """The output activation ``output_loss_mismatch`` judges for its clip or range (a bounded
+    regression output, a ReLU under a loss on logits): the dead-unit rules leave it to that."""
+    return clipped_regression_output(result) or relu_logits_output(result)
+
+
 def _relu_output(result: SimulationResult) -> UnitStats | None:
-    """:func:`clipped_regression_output` where it is a ReLU, whose clipped outputs are measured."""
+    """A ReLU output whose clipped outputs are measured: :func:`clipped_regression_output`'s, or
+    :func:`relu_logits_output`."""
     unit = clipped_regression_output(result)
-    return unit if unit is not None and unit.activation == "relu" else None
+    return unit if unit is not None and unit.activation == "relu" else relu_logits_output(result)
 
 
 #: Weights whose spread is below this share of their size are all equal (a constant initialiser).
@@ -1707,6 +1766,12 @@ class OutputLossMismatch(ArchitectureRule):
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         relu = _relu_output(result)
+        if relu is not None and relu is relu_logits_output(result):
+            # a ReLU under a loss on logits is never right (a logit is a log-odds, negative as
+            # often as not): a risk whatever it clips at init, an error where a class's logit is
+            # off for the whole batch in some seed and that class can never be learned
+            dead = relu.values.get("dead_fraction")
+            return "error" if dead is not None and float(np.nanmax(dead)) > 0.0 else "warning"
         if relu is not None:
             # a ReLU output is a choice some make for targets >= 0 (counts, prices): a risk whatever
             # share it clips at init (a positive bias may clip none yet), an error only where the
@@ -1840,6 +1905,26 @@ class OutputLossMismatch(ArchitectureRule):
                    "labels."),
                 evidence, [bounded])
         relu = _relu_output(result)
+        if relu is not None and relu is relu_logits_output(result):
+            dead = relu.values.get("dead_fraction")
+            classes = last.fan_out or 0
+            dead_units = [round(float(x) * classes) for x in dead] if dead is not None and classes else []
+            evidence.update(metric="clipped_output_fraction", from_logits=True, output_activation="relu",
+                            clipped_by_seed=[round(1.0 - float(x), 6) for x in relu.values["active_fraction"]],
+                            classes=classes, dead_output_units_by_seed=dead_units, silent_by_seed=[])
+            never = (f"; {max(dead_units)} of the {classes} outputs are 0 for every sample in some seed, so "
+                     "their classes can never be learned" if dead_units and max(dead_units) > 0 else "")
+            return Detection(
+                self.code, severity, "clipped_output_fraction", value,
+                f"{last.name}'s outputs go through a ReLU and {loss} takes them for logits: {value:.0%} of the "
+                f"logits are clipped to 0 and pass no gradient{never}",
+                f"{loss} applies its own {'sigmoid' if loss == 'binary_cross_entropy' else 'softmax'} to raw "
+                "scores (logits), which must be free to go negative. A ReLU on the last layer clips every "
+                "negative score to 0 and passes no gradient for it: a class is pushed down only until its score "
+                "reaches 0, and a class whose score is 0 for every input gets no gradient at all and is never "
+                "learned. Accuracy stalls below what the network can reach. End the network with no "
+                "activation: the loss's own softmax or sigmoid makes the probabilities.",
+                evidence, [relu])
         if relu is not None:
             evidence.update(metric="clipped_output_fraction", from_logits=None, output_activation="relu",
                             clipped_by_seed=[round(1.0 - float(x), 6) for x in relu.values["active_fraction"]],

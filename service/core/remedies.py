@@ -121,7 +121,7 @@ SNIPPETS: dict[str, str] = {
         "# Keras: model.compile(loss=keras.losses.{keras_loss}(from_logits=True), ...)"
     ),
     "output_activation": (
-        "nn.Sequential(nn.Linear(n_in, 1), nn.{activation}())  # not {was}"
+        "nn.Sequential(nn.Linear(n_in, {n_out}), nn.{activation}())  # not {was}"
     ),
     "weight_decay": _KEEP_OPTIMIZER + '    group["weight_decay"] = {weight_decay}',
     "balance_classes": (
@@ -253,7 +253,7 @@ def output_activation(where: str, activation: str = "sigmoid", patch: Patch = ()
     return make_remedy("output_activation", f"replace the softmax over one unit after {where} with {activation} "
                        "(or no activation for a regression)", patch,
                        activation={"sigmoid": "Sigmoid", "identity": "Identity"}.get(activation, "Sigmoid"),
-                       was="nn.Softmax(dim=-1) over one unit")
+                       was="nn.Softmax(dim=-1) over one unit", n_out="1")
 
 
 def single_unit_binary_loss(where: str, patch: Patch = ()) -> Remedy:
@@ -262,16 +262,20 @@ def single_unit_binary_loss(where: str, patch: Patch = ()) -> Remedy:
     return make_remedy("output_activation", f"train the single unit of {where} with binary cross-entropy (a sigmoid "
                        "on it, or binary_cross_entropy_with_logits on its logit): categorical cross-entropy over one "
                        "class is 0 whatever the output; or make the last layer one unit per class", patch,
-                       activation="Sigmoid", was="categorical cross-entropy over one unit")
+                       activation="Sigmoid", was="categorical cross-entropy over one unit", n_out="1")
 
 
 def linear_regression_output(where: str, patch: Patch = (), *, activation: str = "relu",
-                             output_range: tuple[float, float] | None = None) -> Remedy:
+                             output_range: tuple[float, float] | None = None, logits: bool = False) -> Remedy:
     """Drop the bounded ``activation`` (a ReLU by default) on the regression output ``where``: a
     ReLU's clipped outputs get no gradient; any bound (``output_range``) keeps targets beyond it out
-    of reach."""
+    of reach. ``logits``: the output feeds a loss on logits (a classifier's ReLU on its scores)."""
     torch_name = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "hardtanh": "Hardtanh",
                   "softsign": "Softsign"}.get(activation, "Hardsigmoid")
+    if logits:
+        return make_remedy("output_activation", f"end {where} with no activation (raw logits) instead of the ReLU: "
+                           "the loss applies its own softmax or sigmoid, and a logit must be free to go negative",
+                           patch, activation="Identity", was="nn.ReLU() on the logits", n_out="n_classes")
     if activation == "relu":
         why = ("a regression's outputs must move both ways; for targets that must stay positive, softplus keeps a "
                "gradient everywhere")
@@ -281,7 +285,8 @@ def linear_regression_output(where: str, patch: Patch = (), *, activation: str =
                "scale the targets into that range")
     label = "ReLU" if activation == "relu" else activation
     return make_remedy("output_activation", f"end {where} with no activation (a linear output) instead of the "
-                       f"{label}: {why}", patch, activation="Identity", was=f"nn.{torch_name}() on a regression output")
+                       f"{label}: {why}", patch, activation="Identity", was=f"nn.{torch_name}() on a regression output",
+                       n_out="n_out")
 
 
 def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:
