@@ -525,6 +525,9 @@ def _worse_than_start(run: RunLog, t: LogThresholds) -> list[Finding]:
 #: A stretch this long (a fraction of the points) above divergence_factor x the lowest smoothed loss
 #: so far is a divergence the run partly came back from, not noise.
 _EXCURSION_FRACTION = 0.2
+#: ... or this share of them where the climb gave back at least _GIVEN_BACK of the fall before it
+_SHORT_EXCURSION_FRACTION = 0.1
+_GIVEN_BACK = 0.25
 
 
 def _excursion(run: RunLog, loss: Series, steps: np.ndarray, sm: np.ndarray, t: LogThresholds) -> list[Finding]:
@@ -539,11 +542,20 @@ def _excursion(run: RunLog, loss: Series, steps: np.ndarray, sm: np.ndarray, t: 
             run_start = i + 1
         elif i - run_start + 1 > longest:
             longest, best_start = i - run_start + 1, run_start
-    if longest < max(5, _EXCURSION_FRACTION * len(sm)):
+    if longest < 5:
         return []
     a, b = best_start, best_start + longest - 1
     peak = a + int(np.argmax(sm[a:b + 1]))
     low = float(floor[a])
+    if longest < _EXCURSION_FRACTION * len(sm):
+        # a shorter stretch counts where the climb gave back a large share of what training had
+        # gained until then (a fine-tune's loss 883 -> 2,397 over 9 of 61 points, half its fall
+        # from 3,550, before it came back: logsweep56); a bump that gives back little is noise
+        start = float(np.max(sm[:a + 1]))
+        gained = start - low
+        if (longest < _SHORT_EXCURSION_FRACTION * len(sm) or gained <= 0
+                or (float(sm[peak]) - low) / gained < _GIVEN_BACK):
+            return []
     return [finding(
         "loss_divergence", "warning",
         f"{loss.name} climbed to {float(sm[peak]) / low:.3g}x its lowest {low:.3g} and stayed above "

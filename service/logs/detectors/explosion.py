@@ -405,6 +405,10 @@ def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int, open_from: i
 
 #: A run whose last points are within this factor of its lowest ended at its floor
 _FLOOR_END = 2.0
+#: Validation-loss spikes no later than this share of the run's steps are its early settling
+#: (:func:`spikes`), where the run ends within :data:`_VAL_FLOOR_END` of its lowest
+_EARLY_EVALS = 0.2
+_VAL_FLOOR_END = 1.1
 
 
 @detects("gradient_spike")
@@ -461,6 +465,14 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         # bumps of a loss fitted near 0 (a validation loss at 1e-3 jumping to 0.2, ls22): huge against
         # its rolling median, yet no higher than where the run started, each gone again, and the run
         # ending at its lowest: a note
+        severity = "info"
+    if (role == "val_loss" and all_recovered and not above_start and len(v) >= 20
+            and float(steps[idx[-1]]) <= steps[0] + _EARLY_EVALS * (steps[-1] - steps[0])
+            and float(np.median(v[-3:])) <= _VAL_FLOOR_END * float(np.min(v))):
+        # an evaluation's bumps in the first fifth of training, each gone again, the run ending at
+        # its lowest (a detector's val/cls_loss at 65 and 113 against 4.3 in epochs 7 and 11 of
+        # 60, logsweep56): an evaluation takes no step, so the model of those epochs was erratic
+        # on held-out data while its heads settled, not damaged by them: a note
         severity = "info"
     if role != "grad_norm" and on_rollouts(run):
         # an agent's value loss regresses onto the returns its last rollout held: one with a rare large

@@ -9,7 +9,7 @@ from gradhealth.core.document import Finding
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import lower_lr
 from gradhealth.logs.series import RunLog, Series, gan_part
-from gradhealth.logs.stats import finite
+from gradhealth.logs.stats import finite, smooth
 from gradhealth.logs.stats import num as _num
 
 #: A GAN's losses logged this many times, every one the same, are frozen, not a game going on.
@@ -105,4 +105,82 @@ def discriminator_won(run: RunLog) -> Finding | None:
             {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
              "points": zeros},
             [lower_lr(run, at_step=float(steps[0]), why="the discriminator overpowered the generator")])
+    return None
+
+
+#: A discriminator's running median at or under this (and under :data:`_D_AHEAD_SHARE` of its early
+#: level) has all but won: LSGAN's 0.5 (D(x) - 1)^2 at 0.01 is D within 0.14 of its targets on
+#: both halves, a cross-entropy's 0.01 is D(real) = 0.99
+_D_AHEAD_LEVEL = 0.01
+_D_AHEAD_SHARE = 0.05
+#: ... for this share of the run's points, while its generator's loss stood at this many times
+#: its own early level: the generator was losing the game
+_D_AHEAD_FRACTION = 0.2
+_G_BEHIND = 2.0
+_D_AHEAD_POINTS = 50
+
+
+def _partner(d: Series, generators: list[Series]) -> Series | None:
+    """The generator loss logged with the discriminator loss ``d``: the one whose name differs from
+    ``d``'s in one character (CycleGAN's ``D_B``/``G_B``, DCGAN's ``errD``/``errG``), else the only one."""
+    same = [g for g in generators if len(g.name) == len(d.name)
+            and sum(a != b for a, b in zip(g.name, d.name, strict=True)) == 1]
+    if len(same) == 1:
+        return same[0]
+    return generators[0] if len(generators) == 1 else None
+
+
+def discriminator_ahead(run: RunLog) -> Finding | None:
+    """A GAN whose discriminator loss, not exactly 0 but printed near it, sat under
+    :data:`_D_AHEAD_LEVEL` (and :data:`_D_AHEAD_SHARE` of where it began) for a fifth of the run or
+    more while its generator's loss stood at :data:`_G_BEHIND` times its own start (a CycleGAN's
+    D_B at 0.002-0.006 and G_B at 0.97, LSGAN's ceiling, for 60 of 200 epochs: logsweep57): the
+    discriminator tells real from fake all but perfectly there and the generator learns little.
+    A WGAN critic's loss goes below 0 and is not judged."""
+    if run.first("loss") is not None:
+        return None
+    generators = [s for s in run.series if s.role == "metric" and gan_part(s.name) == "G"]
+    for d in run.series:
+        if d.role != "metric" or gan_part(d.name) != "D":
+            continue
+        g = _partner(d, generators)
+        steps, v = finite(d)
+        if g is None or len(v) < _D_AHEAD_POINTS or float(np.min(v)) < 0:
+            continue
+        window = max(5, len(v) // 20)
+        med = smooth(v, window)
+        early = float(np.median(v[:max(5, len(v) // 10)]))
+        ahead = med <= min(_D_AHEAD_LEVEL, _D_AHEAD_SHARE * early)
+        if early <= 0 or np.count_nonzero(ahead) < _D_AHEAD_FRACTION * len(v):
+            continue
+        g_steps, g_v = finite(g)
+        if len(g_v) < _D_AHEAD_POINTS:
+            continue
+        g_med = smooth(g_v, max(5, len(g_v) // 20))
+        g_early = float(np.median(g_v[:max(5, len(g_v) // 10)]))
+        at = np.searchsorted(g_steps, steps[ahead]).clip(0, len(g_v) - 1)
+        behind = float(np.median(g_med[at]))
+        if g_early <= 0 or behind < _G_BEHIND * g_early:
+            continue
+        idx = np.nonzero(ahead)[0]
+        first, last = float(steps[idx[0]]), float(steps[idx[-1]])
+        low = float(np.median(v[idx]))
+        end = float(np.median(v[-max(5, len(v) // 10):]))
+        ended = ("and is still there at the end" if end <= min(_D_AHEAD_LEVEL, _D_AHEAD_SHARE * early)
+                 else f"before it rose again to {end:.3g} at the end")
+        return finding(
+            "loss_plateau", "warning",
+            f"the discriminator was winning: {d.name}'s running median stayed at or under "
+            f"{min(_D_AHEAD_LEVEL, _D_AHEAD_SHARE * early):.3g} (median {low:.3g}, from {early:.3g} early) on "
+            f"{len(idx)} of its {len(v)} points ({d.between(first, last)}) while {g.name} stood at "
+            f"{behind:.3g}, {behind / g_early:.3g}x its start, {ended}",
+            "A discriminator loss near 0 means it tells real from generated samples almost perfectly; its output "
+            "saturates and the generator's loss climbs to where it gets little useful gradient, so the generator "
+            "stops improving for that stretch (Goodfellow et al. 2014; Arjovsky and Bottou 2017). Balance the "
+            "two: a lower discriminator learning rate or fewer discriminator steps, label smoothing or instance "
+            "noise, a replay buffer of generated images, or a non-saturating/Wasserstein loss.",
+            {"metric": d.name, "steps": [_num(first), _num(last)], "value": low,
+             "threshold": min(_D_AHEAD_LEVEL, _D_AHEAD_SHARE * early), "points": int(len(idx)),
+             "generator": g.name, "generator_ratio": behind / g_early, "early_level": early, "final": end},
+            [lower_lr(run, at_step=first, why="the discriminator overpowered the generator")])
     return None

@@ -20,7 +20,7 @@ from gradhealth.logs.detectors.chance import (
 )
 from gradhealth.logs.detectors.common import MAX_EXP, finding, log_printed, positive_loss
 from gradhealth.logs.detectors.divergence import LOST_RISE, validation_alone
-from gradhealth.logs.detectors.gan import discriminator_won, frozen_gan
+from gradhealth.logs.detectors.gan import discriminator_ahead, discriminator_won, frozen_gan
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import raise_lr
 from gradhealth.logs.series import RunLog
@@ -127,7 +127,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     if found is not None and np.any(found[2][len(found[2]) // 2:] == 0):
         found = None  # a loss at exactly 0 in its last half has no level to stall at (zero_gradient's case)
     if found is None:
-        frozen = (frozen_gan(run) or discriminator_won(run) or short_at_chance(run, t) or _frozen_short(run, t)
+        frozen = (frozen_gan(run) or discriminator_won(run) or discriminator_ahead(run) or short_at_chance(run, t) or _frozen_short(run, t)
                   or validation_alone(run, t, "loss_plateau"))
         return [f for f in (stuck, frozen) if f is not None]
     loss, steps, v = found

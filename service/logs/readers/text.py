@@ -218,7 +218,7 @@ _NONFINITE_EVENT = re.compile(
 _EVENT_HINTS = ("nan", "NaN", "Invalid loss", "Tensor had", "loss scale")
 _MAX_PENDING = 10_000         # lines with values before the first step kept aside (see TextReader.read)
 
-STEP_KEYS = {"step", "s", "iter", "iteration", "it", "global_step", "steps", "train/global_step",
+STEP_KEYS = {"step", "s", "iter", "iters", "iteration", "it", "global_step", "steps", "train/global_step",
              "num_updates",  # fairseq's update count
              "eit"}  # VSE++'s global iteration ("Eit 12400  lr 0.0002  Le 25.6"), and its image-text descendants
 _POSITION_KEYS = STEP_KEYS | {"epoch"}  # where a line is in the run, not what it measured
@@ -1305,6 +1305,10 @@ class TextReader:
                 if lineno == 1:
                     text = text.lstrip("\ufeff")
                 stripped = text.rstrip("\r\n")
+                if "\x1b" in stripped:
+                    # terminal colour and erase codes (Ultralytics starts each progress row with
+                    # "\x1b[K"): out before the line is split at "\r" and its rows are matched
+                    stripped = _ANSI.sub("", stripped)
                 if event is None and any(h in stripped for h in _EVENT_HINTS) and _NONFINITE_EVENT.search(stripped):
                     event = (lineno, stripped.strip()[:300])
                 if _TRACEBACK in stripped:
