@@ -1035,6 +1035,13 @@ def optimizer_spec(optimizer: Any) -> OptimizerSpec | None:
     group = optimizer.param_groups[0]
     fields: dict[str, Any] = {k: float(group[k]) for k in ("lr", "momentum", "weight_decay", "alpha", "eps")
                               if k in group}
+    peak = group.get("initial_lr")
+    if isinstance(peak, (int, float)) and float(peak) > 0 and float(group["lr"]) < float(peak):
+        # a scheduler built on it starts below its rate (LinearLR, a LambdaLR warm-up at 0): the step
+        # judged is the rate it warms up to, not the warm-up's first (HF's starts at lr 0, which read
+        # as a rate of 0: "negative_learning_rate"); the warm-up's length is the scheduler's, unknown here
+        fields["lr"] = float(peak)
+        fields["warmup_steps"] = 1
     if kind == "adadelta":
         fields["alpha"] = float(group["rho"])
     if kind == "adagrad":

@@ -529,6 +529,11 @@ class OptimizerSpec(_Strict):
     initial_accumulator: Float = Field(default=0.0, ge=0, le=MAX_SCALE,
                                        description="adagrad: the squared-gradient sum's start (torch's "
                                                    "initial_accumulator_value, default 0; Keras' 0.1)")
+    warmup_steps: Int = Field(default=0, ge=0,
+                              description="steps over which the rate warms up to lr (torch's LinearLR, "
+                                          "Hugging Face's get_linear_schedule_with_warmup, timm's warmup); "
+                                          "large_updates judges the step at lr, and a warning there is a note "
+                                          "where the run warms up to it")
 
 
 class Spec(_Strict):
