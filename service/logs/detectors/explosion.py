@@ -405,6 +405,8 @@ def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int, open_from: i
 
 #: A run whose last points are within this factor of its lowest ended at its floor
 _FLOOR_END = 2.0
+#: A spike's recovery is judged over 1/this of the series' points (at least the rolling window)
+_RECOVERY_SHARE = 100
 #: Validation-loss spikes no later than this share of the run's steps are its early settling
 #: (:func:`spikes`), where the run ends within :data:`_VAL_FLOOR_END` of its lowest
 _EARLY_EVALS = 0.2
@@ -430,7 +432,10 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # above (or before exact zeros) has points after it that show it did not recover.
     logged = finite(s)[0]
     open_from = _ends_at_spike(idx, len(v)) if len(logged) and steps[-1] >= logged[-1] else len(v)
-    recovered = [_recovered(v, med, int(i), t.window, open_from) for i in idx]
+    # recovery is judged over a window that grows with the log: on a per-batch series of 58,000
+    # points, 25 points are a few seconds of training, and a spike whose next 25 batches sat at
+    # 2.04x the baseline before coming back was graded "not recovered" (logsweep58)
+    recovered = [_recovered(v, med, int(i), max(t.window, len(v) // _RECOVERY_SHARE), open_from) for i in idx]
     worst = idx[int(np.argmax(v[idx]))]  # the largest spike: the one the summary and `value` name
     fraction = len(idx) / len(v)
     # a spike on the last logged point has no recovery to judge: it is not graded as one that failed

@@ -170,6 +170,21 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
     if zeros < _EXACT_MIN_POINTS or zeros < len(v) / 2 or (start > 0 and abs(v[start - 1]) < _ZERO_LOSS_FROM):
         return []
     came = f", down from {float(v[start - 1]):.4g} at the point before" if start else ""
+    moving = _moving_while_zero(run, loss, steps, v, start)
+    if moving is not None:
+        name, first, last = moving
+        return [finding(
+            "zero_gradient", "info",
+            f"{loss.name} is printed as exactly 0 at all {zeros} logged points ({loss.between(steps[start], steps[-1])})"
+            f"{came}, while {name} went from {first:.4g} to {last:.4g} there: the model kept changing, so the "
+            "printed loss is not the one being minimised",
+            "A loss of exactly 0 gives no gradient, yet another figure of the same run kept moving over those "
+            "steps, so something was minimised: the printed loss is a placeholder or another quantity (an "
+            "optimizer that reports its own objective, a wrapper that logs 0). The run is judged by the series "
+            "that moved.",
+            {"metric": loss.name, "steps": [_num(steps[start]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+             "zero_points": zeros, "before": float(v[start - 1]) if start else None, "moving": name},
+            [])]
     why = "; the learning rate is exactly 0 there too" if _zero_rate(run, float(steps[start]),
                                                                    float(steps[-1])) else ""
     return [finding(
@@ -183,6 +198,37 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": loss.name, "steps": [_num(steps[start]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
          "zero_points": zeros, "before": float(v[start - 1]) if start else None},
         [])]
+
+
+#: A series that changes by this factor over a printed-zero loss's span moved (:func:`_moving_while_zero`)
+_MOVED = 1.5
+
+
+def _moving_while_zero(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray,
+                       start: int) -> tuple[str, float, float] | None:
+    """(a series, its first and last value) of the run that kept moving while ``loss`` was printed
+    as 0 from ``steps[start]`` on: a validation loss, or a metric equal to the loss at its last
+    nonzero point (Keras' ``mean_squared_error`` beside an optimizer that prints ``loss:
+    0.0000e+00``: both 0.4609 at epoch 1, then the metric falls to 7e-8; logsweep58). Such a run
+    was minimising something, so its zero is no missing gradient. None when nothing moved."""
+    lo, hi = float(steps[start]), float(steps[-1])
+    before = float(v[start - 1]) if start else None
+    for s in run.series:
+        if s is loss:
+            continue
+        ss, sv = finite(s)
+        if s.role != "val_loss":
+            if before is None or before == 0 or len(ss) == 0:
+                continue
+            at = int(np.searchsorted(ss, float(steps[start - 1]), side="right")) - 1
+            if at < 0 or ss[at] != steps[start - 1] or abs(float(sv[at]) - before) > 0.01 * abs(before):
+                continue  # not the loss under another name at its last nonzero point
+        span = sv[(ss >= lo) & (ss <= hi)]
+        if len(span) < _EXACT_MIN_POINTS or np.any(span <= 0):
+            continue
+        if float(np.max(span)) >= _MOVED * float(np.min(span)):
+            return s.name, float(span[0]), float(span[-1])
+    return None
 
 
 _REWARD_STD = re.compile(r"^(?:train[/_])?(?:reward_std|rewards?/std|reward/std)$", re.I)
