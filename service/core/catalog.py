@@ -130,6 +130,14 @@ FINDINGS: dict[str, Entry] = {
         "half of what it had gained and stayed down to the end: the policy got worse with training, most "
         "often from updates too large for it (an actor's or critic's rate, a target network updated too "
         "fast, Q overestimation). Keep the best checkpoint and lower the rate."),
+    "reward_plateau": Entry(
+        "Return never rose",
+        "A reinforcement-learning run's episode return (or success rate) stayed where it started over a long "
+        "run (1,000 episodes, or 200 logged means, or more): its running median never rose above the start by "
+        "more than a tenth "
+        "of the start's size (or its own noise) and it ends there: the agent never learnt. Most often steps "
+        "too small for the reward's scale, or a policy that collapsed early into one behaviour (its "
+        "exploration or entropy gone); also a reward that gives no signal. Try another learning rate."),
     "validation_divergence": Entry(
         "Validation divergence",
         "The validation loss rises while the training loss still falls: the model is overfitting."),

@@ -166,6 +166,7 @@ for _rule in (
     FindingRule("loss_oscillation"),
     FindingRule("validation_divergence"),
     FindingRule("reward_collapse"),
+    FindingRule("reward_plateau"),
     FindingRule("truncated_log"),
     FindingRule("insufficient_data"),
     FindingRule("exploding_through_time", Badness.LOG_RATIO),

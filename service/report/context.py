@@ -51,6 +51,7 @@ LOG_CODES: tuple[str, ...] = (
     "loss_oscillation",
     "validation_divergence",
     "reward_collapse",
+    "reward_plateau",
     "truncated_log",
     "insufficient_data",
     "large_updates",

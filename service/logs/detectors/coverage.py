@@ -12,7 +12,7 @@ from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies
 from gradhealth.logs.detectors.common import finding
-from gradhealth.logs.detectors.rl import A_REWARD, ROLLOUT_REWARD, on_rollouts
+from gradhealth.logs.detectors.rl import A_REWARD, ROLLOUT_REWARD, on_rollouts, plateau_judged
 from gradhealth.logs.series import RunLog, Series, gan_part
 from gradhealth.logs.stats import finite
 from gradhealth.logs.stats import num as _num
@@ -79,14 +79,28 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": val.name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
     if not main and (on_rollouts(run) or any(A_REWARD.search(s.name) for s in run.series)):
         rewards = [s.name for s in run.series if ROLLOUT_REWARD.search(s.name) or A_REWARD.search(s.name)]
+        trend = plateau_judged(run)
+        if trend:
+            # long enough from its start for reward_plateau: whether it rose at all was judged
+            # (logsweep57: a BipedalWalker monitor of 46,706 episodes that never did)
+            checked = ("checked for NaN/Inf, for a collapse after a climb and for a return that never rose "
+                       f"({', '.join(trend[:3])})")
+            why = ("A reinforcement-learning run's reward is what improves; how far and how fast is the task's to "
+                   "say (a reward's scale and pace are the environment's), so it is not judged as a loss. Over a "
+                   "run this long from its start (1,000 episodes or 200 logged means or more), a return that "
+                   "never rose clear of where it started, or one that climbed and then lost most of its gain, is "
+                   "reported; its NaN/Inf are checked. ")
+        else:
+            checked = "checked for NaN/Inf only"
+            why = ("A reinforcement-learning run's reward is what improves, but whether it does is the task's to say "
+                   "(a reward's scale and pace are the environment's), so it is not judged as a loss; its NaN/Inf "
+                   "are checked. ")
         return [finding(
             "insufficient_data", "info",
-            f"an agent's episode rewards ({', '.join(rewards[:4])}) and no loss or gradient norm: checked for "
-            "NaN/Inf only",
-            "A reinforcement-learning run's reward is what improves, but whether it does is the task's to say (a "
-            "reward's scale and pace are the environment's), so it is not judged as a loss; its NaN/Inf are "
-            "checked. Log the policy and value losses or a gradient norm (see the recorder) for the gradient checks.",
-            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
+            f"an agent's episode rewards ({', '.join(rewards[:4])}) and no loss or gradient norm: {checked}",
+            why + "Log the policy and value losses or a gradient norm (see the recorder) for the gradient checks.",
+            {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50],
+             "trend_judged": trend}, [])]
     accuracy = [a for a in accuracies(run) if a is not None and int(np.sum(np.isfinite(a.values))) >= 5]
     if not main and accuracy:
         # MXNet's Speedometer and Module.fit log accuracy alone by default (ls18, ls20): a run the user

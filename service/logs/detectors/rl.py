@@ -1,5 +1,5 @@
-"""Reinforcement-learning runs: telling rollout rewards from losses, and a return that collapses
-(``reward_collapse``).
+"""Reinforcement-learning runs: telling rollout rewards from losses, a return that collapses
+(``reward_collapse``) and one that never rises (``reward_plateau``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding
-from gradhealth.logs.remedies import lower_lr
+from gradhealth.logs.remedies import lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.stats import finite, smooth
 from gradhealth.logs.stats import num as _num
@@ -126,3 +126,122 @@ def _fell_below_start(s: Series, steps: np.ndarray, sm: np.ndarray, start: float
         {"metric": s.name, "steps": [_num(float(steps[0])), _num(float(steps[-1]))],
          "value": (start - end) / abs(start) if start else math.inf, "threshold": 0.5, "start": start, "last": end},
         [lower_lr(run, at_step=float(steps[0]), why=f"{s.name} fell below where it started")])
+
+
+#: A return series long enough to say an agent never learnt: this many episodes (one point each, a
+#: Monitor's ``r``), or this many logged means of a return (SB3's ``rollout/ep_rew_mean`` per update).
+#: logsweep57: an A2C on BipedalWalker-v3, 46,706 episodes over 15,140 s, every tenth's median
+#: -102 to -108 (the walker falls in every episode); a few hundred episodes can be exploration.
+_PLATEAU_EPISODES = 1000
+_PLATEAU_MEANS = 200
+#: How far the running median may rise above the start and still be "never rose": this share of the
+#: start's size (the walker's -108.4 -> -101.8 is 6 %), or this many standard errors of a running
+#: median of the series' own episode-to-episode noise, whichever is larger.
+_PLATEAU_SHARE = 0.1
+_PLATEAU_NOISE = 4.0
+#: A share of the points at the series' maximum that makes it a ceiling (CartPole's 500, a success
+#: rate's 1): an agent there from the start has solved the task, not failed to learn it.
+_CEILING_SHARE = 0.25
+#: A success rate whose start is at least this share of its scale (1, or 100 for a percentage).
+_SUCCESS_SOLVED = 0.9
+#: The names of a mean return (one point per update or a running mean), not one episode's return.
+_A_MEAN = re.compile(r"mean|avg|average|eprew", re.IGNORECASE)
+_SUCCESS = re.compile(r"success", re.IGNORECASE)
+#: An outcome series as :func:`reward_plateau` judges it: the series, its steps and finite values,
+#: its start, its band and its running median.
+_Judged = tuple[Series, np.ndarray, np.ndarray, float, float, np.ndarray]
+
+
+def _at_ceiling(v: np.ndarray, start: float, band: float, success: bool) -> bool:
+    """Whether an outcome starts at the task's best: a success rate at 90 % or more of its scale, or
+    a return whose maximum a quarter of the points or more reach exactly (a capped episode: CartPole's
+    500) and whose start is within ``band`` of it. A series pinned at one value at or below 0, with
+    nothing under it (a sparse reward never reached, MountainCar's -200 time-out), is no ceiling."""
+    top = float(np.max(v))
+    if success:
+        scale = 100.0 if top > 1.0 else 1.0
+        return start >= _SUCCESS_SOLVED * scale
+    at_top = np.abs(v - top) <= 1e-9 * max(1.0, abs(top))
+    if float(np.mean(at_top)) < _CEILING_SHARE or start < top - band:
+        return False
+    return top > 0 or not bool(np.all(at_top))
+
+
+def _long_returns(run: RunLog) -> tuple[list[_Judged], bool, int]:
+    """The run's outcome series long enough for :func:`reward_plateau`, each with its steps, finite
+    values, start, band and running median; whether one of them starts at the task's best (then
+    none is a plateau); and the episodes counted (0 where no series has one point per episode)."""
+    outcomes = [s for s in run.series if _RETURN.search(s.name) and "history" not in s.name.lower()]
+    plain = [s for s in outcomes if not _SPREAD.search(s.name)] or outcomes
+    # one point per episode where any series counts them (a Monitor's running mean is per episode too)
+    per_episode = max((len(finite(s)[1]) for s in plain if not _A_MEAN.search(s.name)
+                       and not _SUCCESS.search(s.name)), default=0)
+    judged: list[_Judged] = []
+    solved = False
+    for s in plain:
+        steps, v = finite(s)
+        n = len(v)
+        mean = bool(_A_MEAN.search(s.name)) and n != per_episode
+        if n < (_PLATEAU_MEANS if mean else _PLATEAU_EPISODES) or n < _RETURN_POINTS:
+            continue
+        # "never learnt" is a claim about the run from its start (as loss_plateau's): a log opening
+        # at step 5e6 that spans 1e6 of them is a window of it
+        if float(steps[0]) > float(steps[-1] - steps[0]):
+            continue
+        window = max(3, (n // 10) | 1)
+        sm = smooth(v, window)
+        # the first tenth's median, or the first 20 points' where lower (the untrained policy): a
+        # climb inside the first tenth (an agent that learnt fast, then held) is learning, not a plateau
+        start = min(float(np.median(v[: max(2, n // 10)])), float(np.median(v[:_RETURN_POINTS])))
+        noise = 1.4826 * float(np.median(np.abs(np.diff(v)))) / math.sqrt(2)
+        band = max(_PLATEAU_SHARE * abs(start), _PLATEAU_NOISE * 1.2533 * noise / math.sqrt(window))
+        # an outcome at the task's best from the start: the task is solved, nothing to learn
+        solved = solved or _at_ceiling(v, start, band, bool(_SUCCESS.search(s.name)))
+        judged.append((s, steps, v, start, band, sm))
+    return judged, solved, per_episode
+
+
+def plateau_judged(run: RunLog) -> list[str]:
+    """The outcome series :func:`reward_plateau` judges in ``run`` (long enough, from the run's start)."""
+    judged, _, _ = _long_returns(run)
+    return [j[0].name for j in judged]
+
+
+@detects("reward_plateau")
+def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """An agent's episode return (or success rate) that never rose: over 1,000 episodes or more (200
+    logged means) its running median never climbs above its start (the median of its first tenth,
+    or of its first 20 points where lower) by more than the larger of a tenth of the start's
+    size and 4 standard errors of a running median, and its last fifth stays within that band of the
+    start. Not judged on an excerpt (a log that opens after more steps than it spans), nor where an
+    outcome starts at the task's best (a success rate at its ceiling, a capped return at its cap)."""
+    judged, solved, per_episode = _long_returns(run)
+    if solved:
+        return []
+    for s, steps, v, start, band, sm in judged:
+        n = len(v)
+        tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
+        i_peak = int(np.argmax(sm))
+        peak = float(sm[i_peak])
+        end = float(np.median(v[-tail:]))
+        last = sm[-tail:]
+        if peak - start > band or not (np.all(np.abs(last - start) <= band) and abs(end - start) <= band):
+            continue
+        unit = "episodes" if n == per_episode else "points"
+        return [finding(
+            "reward_plateau", "warning",
+            f"{s.name} never rose over {n:,} {unit} ({s.where(float(steps[0]))} to {s.where(float(steps[-1]))}): "
+            f"it starts at {start:.4g}, its running median is at most {peak:.4g} ({s.where(float(steps[i_peak]))}) "
+            f"and its last fifth's median is {end:.4g}, all within {band:.3g} of the start (running medians)",
+            "The agent's return did not improve over the whole run: the policy is no better at the end than at "
+            "the start. Most often the updates are too small to move it (a learning rate too low for the "
+            "reward's scale), or too large so that it collapsed into one behaviour early (a deterministic "
+            "policy, exploration or entropy decayed to nothing); also a reward that gives no signal (sparse, "
+            "unnormalised, or the wrong sign) or observations the policy cannot use.",
+            {"metric": s.name, "steps": [_num(float(steps[0])), _num(float(steps[-1]))],
+             "value": peak - start, "threshold": band, "start": start, "peak": peak, "last": end,
+             "points": n, "episodes": per_episode or None, "peak_step": _num(float(steps[i_peak]))},
+            [raise_lr(run, at_step=float(steps[0]), why=f"{s.name} never rose above its start"),
+             lower_lr(run, at_step=float(steps[0]),
+                      why=f"{s.name} never rose: a policy that collapsed early learns with smaller steps")])]
+    return []
