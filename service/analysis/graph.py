@@ -2232,10 +2232,20 @@ def _summed(node: Any, readers: Mapping[Any, set[Any]]) -> Any:
         after = readers.get(node, set())
         if len(after) != 1:
             return None
-        (node,) = after
+        prev, (node,) = node, after
         kind = type(node).__name__
         if kind.startswith("AddBackward"):
-            return node
+            # a sum with another path that carries a gradient only: an Add of a constant (no
+            # gradient: a stored shift) or of a parameter itself (a bias, a folded inference
+            # BatchNorm's "+ shift") is the branch's own affine step, walked past (onnxsweep11 h07:
+            # tf2onnx's batchnorm/add_1 offered scaled_residual to a plain MLP). (A stream computed
+            # from parameters and the input alone is a path: the first block's x + f(x).)
+            operands = [f for f, _ in node.next_functions]
+            if prev in operands:
+                operands.remove(prev)
+            if any(f is not None and _op(f) != "AccumulateGrad" for f in operands):
+                return node
+            continue
         # (or a scaling by a constant: LoRA's B(A(x)) * alpha / r, x + 0.5 * f(x): msweep15's
         # zero-initialised B then read as no branch end, an error where it is the design)
         constant_scale = kind.startswith(("MulBackward", "DivBackward")) and sum(

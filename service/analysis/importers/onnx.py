@@ -491,6 +491,30 @@ class BatchNorm(Op):
                 self.bias.zero_()
 
 
+class FoldedBatchNorm(Op):
+    """An inference BatchNorm an exporter folded into a per-feature ``x * scale + shift``
+    (:func:`_fold_affine_norms`), put back with batch statistics over every axis but the feature's,
+    as in training, and PyTorch's initial affine (weight 1, bias 0): the file's scale is
+    gamma / sqrt(moving variance), which cannot be told apart."""
+
+    role = Role("norm", "batchnorm")
+
+    def __init__(self, weight: nn.Parameter, bias: nn.Parameter, axis: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight, self.bias, self.axis, self.eps = weight, bias, axis, eps
+
+    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
+        # the feature axis counted from the end, as the stored vector broadcasts
+        axis = x.dim() + self.axis
+        y = F.batch_norm(x.movedim(axis, 1), None, None, self.weight, self.bias, True, 0.0, self.eps)
+        return y.movedim(1, axis)
+
+    def reinitialise(self) -> None:
+        with torch.no_grad():
+            self.weight.fill_(1.0)
+            self.bias.zero_()
+
+
 class LayerNorm(Op):
     role = Role("norm", "layernorm")
 
@@ -515,7 +539,9 @@ class Embedding(Op):
         self.weight = weight
 
     def forward(self, _: Any, idx: torch.Tensor) -> torch.Tensor:
-        return F.embedding(idx.long(), self.weight)
+        # a negative index counts from the end, as ONNX's Gather defines (torch's embedding refuses it)
+        i = idx.long()
+        return F.embedding(torch.where(i < 0, i + self.weight.shape[0], i), self.weight)
 
     def fan(self) -> tuple[torch.Tensor | None, int | None, int | None]:
         return self.weight, 1, int(self.weight.shape[1])
@@ -610,6 +636,12 @@ class Recurrent(Op):
         # torch: [T, N, D * H] (batch_first: [N, T, D * H]); ONNX: Y [T, D, N, H] (layout 1:
         # [N, T, D, H]), Y_h/Y_c [D, N, H] (layout 1: [N, D, H])
         hidden = h_n.shape[-1]
+        # Y_h is Y's last step (the reverse direction's first): taken from Y, so a loss reading only
+        # Y_h (torch 1.3's RNN -> Squeeze -> Gemm) gives the unit's output, Y, its gradient; from
+        # torch's h_n it left Y's exactly 0, read as "no gradient reaches" (onnxsweep11 b08, h01)
+        steps = seq if self.batch_first else seq.transpose(0, 1)  # [N, T, D * H]
+        h_n = torch.stack([steps[:, -1 if d == 0 else 0, d * hidden:(d + 1) * hidden]
+                           for d in range(self.directions)])
         y = seq.reshape(*seq.shape[:2], self.directions, hidden)
         if self.batch_first:
             return y, h_n.transpose(0, 1), c_n.transpose(0, 1) if c_n is not None else None
@@ -769,6 +801,12 @@ def _bn(n: Node, c: Ctx) -> Op:
     op = BatchNorm(c.param(n.inputs[1]), c.param(n.inputs[2]), mean, var, n.attrs.get("epsilon", 1e-5))
     op.n_outputs = len(n.outputs)
     return op
+
+
+def _folded_bn(n: Node, c: Ctx) -> Op:
+    weight, bias = c.param(n.inputs[1]), c.param(n.inputs[2])
+    assert weight is not None and bias is not None
+    return FoldedBatchNorm(weight, bias, int(n.attrs["axis"]))
 
 
 def _ln(n: Node, c: Ctx) -> Op:
@@ -1360,6 +1398,7 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Gelu": lambda n, c: Fn(lambda x: F.gelu(x, approximate=n.attrs.get("approximate", "none")),
                             Role("act", "activation", "gelu")),
     "_Silu": _act("silu", F.silu),
+    "_FoldedBatchNorm": _folded_bn,
     "Clip": _clip, "Erf": _binary(lambda x: torch.erf(x)),
     "HardSigmoid": lambda n, c: Fn(lambda x: torch.clamp(n.attrs.get("alpha", 0.2) * x
                                                          + n.attrs.get("beta", 0.5), 0, 1),
@@ -1772,6 +1811,70 @@ def _fold_group_norm(nodes: list[Node], static: dict[str, np.ndarray]) -> list[N
     return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
 
 
+#: Ops that make a layer's output (a folded inference BatchNorm follows one, or its activation).
+_NORMED_LAYERS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+#: Activations a folded inference BatchNorm may follow (Keras puts BatchNormalization either side).
+_NORMED_ACTS = ("Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "PRelu", "_Silu",
+                "Gelu", "HardSwish", "Clip")
+
+
+def _feature_axis(v: np.ndarray) -> int | None:
+    """The one axis, counted from the end, along which a stored vector varies (size above 1)."""
+    wide = [k - v.ndim for k, d in enumerate(v.shape) if d > 1]
+    return wide[0] if len(wide) == 1 else None
+
+
+def _fold_affine_norms(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
+    """An inference BatchNorm as tf2onnx, keras2onnx and onnx-simplifier write it: ``x * scale +
+    shift``, two stored float vectors along one feature axis, right after a layer (MatMul, Gemm,
+    Conv) or its activation, becomes one :class:`FoldedBatchNorm` with batch statistics, as the model
+    trains. Left as it is, its moving-variance scale (mean 5.8 in onnxsweep11's h07) multiplied
+    synthetic N(0, 1) activations ~5x per layer, read as an init no initialisation gives, and its
+    "+ shift" as a residual sum. An input's own standardisation (no layer before it) and a norm's
+    affine (a Div or a norm before it) are left alone."""
+    wiring = _Wiring(nodes)
+
+    def per_feature(name: str) -> np.ndarray | None:
+        v = static.get(name)
+        return v if v is not None and _is_float(v) and v.size > 1 and _feature_axis(v) is not None else None
+
+    def after_layer(name: str) -> bool:
+        k = wiring.producer.get(name)
+        if k is None:
+            return False
+        if nodes[k].op in _NORMED_ACTS and nodes[k].inputs:
+            k = wiring.producer.get(nodes[k].inputs[0])
+            if k is None:
+                return False
+        n = nodes[k]
+        return n.op in _NORMED_LAYERS and len(n.inputs) > 1 and n.inputs[1] in static
+
+    drop: set[int] = set()
+    replace: dict[int, Node] = {}
+    for i, mul in enumerate(nodes):
+        if mul.op != "Mul" or len(mul.inputs) != 2 or i in drop:
+            continue
+        scale_at = [k for k, x in enumerate(mul.inputs) if per_feature(x) is not None]
+        if len(scale_at) != 1 or mul.inputs[1 - scale_at[0]] in static:
+            continue
+        x, scale = mul.inputs[1 - scale_at[0]], static[mul.inputs[scale_at[0]]]
+        j = wiring.only_user(mul.outputs[0], "Add")
+        if j is None or len(nodes[j].inputs) != 2 or not after_layer(x):
+            continue
+        shift_name = next((t for t in nodes[j].inputs if t != mul.outputs[0]), "")
+        shift = per_feature(shift_name)
+        if shift is None or shift.size != scale.size or _feature_axis(shift) != _feature_axis(scale):
+            continue
+        axis = _feature_axis(scale)
+        names = [f"{mul.outputs[0]}#norm.weight", f"{mul.outputs[0]}#norm.bias"]
+        static[names[0]] = np.ones(scale.size, np.float32)
+        static[names[1]] = np.zeros(scale.size, np.float32)
+        drop.add(i)
+        replace[j] = Node("_FoldedBatchNorm", mul.name, [x, *names], list(nodes[j].outputs),
+                          {"axis": axis}, mul.scope, index=mul.index)
+    return [replace.get(i, n) for i, n in enumerate(nodes) if i not in drop]
+
+
 def _fold_tanh_gelu(nodes: list[Node], static: dict[str, np.ndarray]) -> list[Node]:
     """The tanh form of GELU (GPT-2's; ``nn.GELU(approximate="tanh")``) as opsets before 20 write
     it, ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))`` in nine nodes, becomes one
@@ -2068,7 +2171,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     nodes, folded = _fold_constants(nodes, static, {o.name for o in graph.output})
     init_names |= folded  # stored values now, read as buffers like the initializers
     nodes = _fold_tanh_gelu(_fold_gelu(_fold_group_norm(nodes, static), static), static)
-    nodes = _fuse(nodes, static, consumers)
+    nodes = _fold_affine_norms(_fuse(nodes, static, consumers), static)
     nodes, restored = _restore_norms(nodes, static)
     trainable = _weight_sources(nodes, static, init_names)
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*graph.input, *graph.value_info)
@@ -2126,7 +2229,12 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         for r in recurrences]
     inputs: list[InputSpec] = []
     for name, elem in specs:
-        if elem in _FLOAT_TYPES:
+        table = _id_bound(name, nodes, static) if elem in _FLOAT_TYPES and _cast_ids(name, nodes) else None
+        if table is not None:
+            # a float input that is only cast to integers feeding an embedding is token ids: drawn
+            # below the table's size (onnxsweep11: N(0, 1) values cast to int64 made negative ids)
+            inputs.append(InputSpec(tuple(shapes[name]), torch.int64, table))
+        elif elem in _FLOAT_TYPES:
             inputs.append(InputSpec(tuple(shapes[name])))
         elif elem in _INT_TYPES:
             bound = _id_bound(name, nodes, static)
@@ -2269,6 +2377,13 @@ def _true_masks(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> 
         for o in n.outputs:
             polarity[o] = sign != flip
     return False
+
+
+def _cast_ids(name: str, nodes: list[Node]) -> bool:
+    """Whether every node reading the graph input ``name`` is a Cast to an integer type: a float
+    input the graph reads only as integers (ids or indices)."""
+    readers = [n for n in nodes if name in n.inputs]
+    return bool(readers) and all(n.op == "Cast" and n.attrs.get("to") in _INT_TYPES for n in readers)
 
 
 def _id_bound(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> int | None:

@@ -59,6 +59,8 @@ class Header:
     activation_bytes: int
     #: the file listed its nodes out of topological order and they were sorted (:func:`check_structure`)
     reordered: bool = False
+    #: ``Op (node name)`` of the nodes dropped as no part of the loss's output (:func:`prune_to`)
+    pruned: tuple[str, ...] = ()
 
 
 def parse(data: bytes) -> Any:
@@ -588,27 +590,121 @@ def check_windows(graph: Any, ranks: dict[str, int]) -> None:
             _check_window(n, _node_label(n, k), weight, rank or None)
 
 
-def check_outputs(graph: Any) -> None:
-    """Refuse (:class:`ModelError`) a graph with no output, or whose first output (the one the
-    check takes its loss of) no node computes (a graph input or initializer passed through: no
-    gradient reaches any layer from it) or is declared of a type that is no floating-point one."""
+#: ONNX's floating-point element types (FLOAT, DOUBLE, FLOAT16, BFLOAT16): a loss can be taken of these.
+_FLOAT_ELEMS = frozenset({1, 11, 10, 16})
+
+
+def check_outputs(graph: Any) -> str:
+    """The tensor the check takes its loss of: the first graph output that is a floating-point tensor
+    a node computes, or the tensor a ``ZipMap`` (``ai.onnx.ml``) turns into a sequence of maps, and
+    of a binary classifier's two columns ``[1 - p, p]`` the ``p`` (:func:`_binary_probability`).
+    Every skl2onnx classifier lists its int64 label first and its probabilities, a ZipMap's
+    sequence of maps, second (onnxsweep11: five files refused for their ``output_label``).
+
+    Refuse (:class:`ModelError`) a graph with no output, or with no such output, naming the first
+    output and why it is none: no node computes it (a graph input or initializer passed through: no
+    gradient reaches any layer from it), or it is declared of a type that is no floating-point one."""
     import onnx
 
     if not graph.output:
         raise ModelError("the graph has no output: the check takes its loss of the first graph output")
-    first = graph.output[0]
-    made = {o for n in graph.node for o in n.output if o}
-    if first.name not in made:
-        what = "a graph input" if first.name in {i.name for i in graph.input} else "an initializer"
-        raise ModelError(f"graph output {first.name!r} is {what} that no node computes: the check takes its "
-                         "loss of the first graph output, and no gradient would reach any layer from it")
-    elem = first.type.tensor_type.elem_type if first.type.HasField("tensor_type") else 0
-    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
-              onnx.TensorProto.BFLOAT16}
-    if elem and elem not in floats:
-        name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
-        raise ModelError(f"graph output {first.name!r} is declared {name}: the check takes its loss of the "
-                         "first graph output, which must be a floating-point tensor")
+    producer = {o: n for n in graph.node for o in n.output if o}
+    problem: str | None = None
+    for out in graph.output:
+        if not out.type.HasField("tensor_type") and out.type.WhichOneof("value") is not None:
+            zipmap = producer.get(out.name)
+            if zipmap is not None and zipmap.op_type == "ZipMap" and zipmap.input and zipmap.input[0] in producer:
+                return _binary_probability(graph, zipmap.input[0], producer)
+            problem = problem or (f"graph output {out.name!r} is a {out.type.WhichOneof('value').replace('_type', '')}, "
+                                  "not a tensor")
+            continue
+        if out.name not in producer:
+            what = "a graph input" if out.name in {i.name for i in graph.input} else "an initializer"
+            problem = problem or (f"graph output {out.name!r} is {what} that no node computes, and no gradient "
+                                  "would reach any layer from it")
+            continue
+        elem = out.type.tensor_type.elem_type if out.type.HasField("tensor_type") else 0
+        if elem and elem not in _FLOAT_ELEMS:
+            name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
+            problem = problem or f"graph output {out.name!r} is declared {name}"
+            continue
+        return _binary_probability(graph, out.name, producer)
+    raise ModelError(f"{problem}: the check takes its loss of the first graph output that is a floating-point "
+                     "tensor, and the graph has none")
+
+
+def _scalar_one(graph: Any, name: str, producer: dict[str, Any]) -> bool:
+    """Whether ``name`` is a stored or Constant tensor holding the single value 1."""
+    from onnx import numpy_helper
+
+    tensor = next((t for t in graph.initializer if t.name == name), None)
+    node = producer.get(name)
+    if tensor is None and node is not None and node.op_type == "Constant":
+        tensor = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+    if tensor is None or elements(tensor.dims) != 1:
+        return False
+    try:
+        return bool(float(numpy_helper.to_array(tensor).reshape(-1)[0]) == 1.0)
+    except (ValueError, TypeError):
+        return False
+
+
+def _binary_probability(graph: Any, name: str, producer: dict[str, Any]) -> str:
+    """``p`` where ``name`` is ``Concat([1 - p, p], axis=-1)``, the two columns a binary classifier's
+    probabilities are written as (skl2onnx does so for every binary classifier): the loss is then the
+    binary cross-entropy of ``p``'s sigmoid, as the classifier was trained (a cross-entropy over the two
+    columns would read probabilities as logits); ``name`` otherwise."""
+    concat = producer.get(name)
+    if concat is None or concat.op_type != "Concat" or len(concat.input) != 2:
+        return name
+    axis = next((a.i for a in concat.attribute if a.name == "axis"), None)
+    if axis not in (1, -1):
+        return name
+    sub = producer.get(concat.input[0])
+    p = concat.input[1]
+    if (sub is None or sub.op_type != "Sub" or len(sub.input) != 2 or sub.input[1] != p
+            or not _scalar_one(graph, sub.input[0], producer)):
+        return name
+    return p
+
+
+def prune_to(graph: Any, name: str) -> list[str]:
+    """Keep, of ``graph``, the output ``name`` (:func:`check_outputs`' choice) and the nodes it depends
+    on, before any op is checked: a label tail (ArgMax, ArrayFeatureExtractor, ZipMap, the label's
+    Casts) or another head the loss never reads is neither simulated nor refused for its ops. The
+    labels (``Op (node name)``) of the nodes dropped, in graph order."""
+    import onnx
+
+    producer = {o: k for k, n in enumerate(graph.node) for o in n.output if o}
+    needed: set[int] = set()
+    todo = [name]
+    while todo:
+        k = producer.get(todo.pop())
+        if k is None or k in needed:
+            continue
+        needed.add(k)
+        todo.extend(_node_reads(graph.node[k]))
+    dropped = [_node_label(n, k) for k, n in enumerate(graph.node) if k not in needed]
+    kept_output = next((o for o in graph.output if o.name == name), None)
+    if kept_output is None:
+        info = next((v for v in graph.value_info if v.name == name), None)
+        kept_output = info if info is not None and info.type.HasField("tensor_type") else \
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+    output = onnx.ValueInfoProto()
+    output.CopyFrom(kept_output)
+    if dropped:
+        kept = []
+        for k, n in enumerate(graph.node):
+            if k in needed:
+                copy = onnx.NodeProto()
+                copy.CopyFrom(n)
+                kept.append(copy)
+        del graph.node[:]
+        graph.node.extend(kept)
+    if len(graph.output) != 1 or graph.output[0].name != name:
+        del graph.output[:]
+        graph.output.append(output)
+    return dropped
 
 
 def check_stored_values(graph: Any, parameters: int, limits: Limits) -> None:
@@ -826,10 +922,11 @@ def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
     return _estimate(model, shapes)[0]
 
 
-def _estimate(model: Any, shapes: dict[str, list[int]]
+def _estimate(model: Any, shapes: dict[str, list[int]], sized: list[tuple[str, int, list[int]]] | None = None
               ) -> tuple[int, tuple[str, int] | None, dict[str, int]]:
     """:func:`activation_bytes`, the largest tensor a node makes: (its name, its bytes), and the
-    rank of every tensor whose rank is declared or inferred (for :func:`check_axes`)."""
+    rank of every tensor whose rank is declared or inferred (for :func:`check_axes`). ``sized``, where
+    given, gets (name, bytes, sizes) of every tensor counted after the inputs."""
     import onnx
 
     m = onnx.ModelProto()
@@ -880,6 +977,8 @@ def _estimate(model: Any, shapes: dict[str, list[int]]
         if dims and all(d.HasField("dim_value") for d in dims):
             size = math.prod(int(d.dim_value) for d in dims) * BYTES_PER_VALUE
             total += size
+            if sized is not None:
+                sized.append((vi.name, size, [int(d.dim_value) for d in dims]))
             if largest is None or size > largest[1]:
                 largest = (vi.name, size)
     return total, largest, ranks
@@ -891,6 +990,61 @@ DEFAULT_BATCH = 16
 
 #: Nodes an ONNX graph may have per measured layer the limits allow (:attr:`Limits.max_units`)
 NODES_PER_UNIT = 10
+
+
+def _largest_producers(sized: list[tuple[str, int, list[int]]], graph: Any, most: int = 3) -> str:
+    """``; most of it: 16 Softmax outputs of [1, 4, 5000, 5000] (e.g. node ...), ...``: the tensors
+    :func:`_estimate` counted, grouped by the op that makes them and their sizes, the largest
+    groups first; empty where none is known."""
+    maker = {o: (n, k) for k, n in enumerate(graph.node) for o in n.output if o}
+    groups: dict[tuple[str, tuple[int, ...]], list[Any]] = {}
+    for name, size, dims in sized:
+        if name not in maker:
+            continue
+        node, k = maker[name]
+        group = groups.setdefault((node.op_type, tuple(dims)), [0, 0, _node_label(node, k)])
+        group[0] += size
+        group[1] += 1
+    if not groups:
+        return ""
+    top = heapq.nlargest(most, groups.items(), key=lambda item: item[1][0])
+    return "; most of it: " + ", ".join(
+        f"{count} {op} output{'s' if count > 1 else ''} of {list(dims)} ({total} bytes; e.g. node {label})"
+        for (op, dims), (total, count, label) in top)
+
+
+def _fitting_length(sized: list[tuple[str, int, list[int]]], shapes: dict[str, list[int]],
+                    act: int, limit: int) -> str:
+    """``; a length of about N along input[k] would fit ...``: the longest size of the first input's
+    longest dimension after the batch under which the estimate fits, each tensor scaled by the power
+    of that length its sizes hold (an attention map of [L, L] with the square: onnxsweep11's 5000
+    tokens, 20 GB, fit at about 3200); empty where no input has such a length or nothing scales."""
+    name, dims = next(iter(shapes.items()), ("", []))
+    if len(dims) < 2 or max(dims[1:]) < 2:
+        return ""
+    axis = 1 + max(range(len(dims) - 1), key=lambda k: dims[1 + k])
+    length = dims[axis]
+    if dims[1:].count(length) > 1:  # an image's height and width: no one length to shorten
+        return ""
+    counted = sum(size for _, size, _ in sized)
+    # (the inputs, not in ``sized``, scale with the length once)
+    terms = [(size, sum(d == length for d in sizes)) for _, size, sizes in sized] + [(max(act - counted, 0), 1)]
+
+    def at(n: int) -> float:
+        return sum(size * (n / length) ** power for size, power in terms)
+
+    if at(length - 1) >= act:  # nothing grows with it
+        return ""
+    low, high = 0, length
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if at(mid) <= limit else (low, mid)
+    if low < 1:
+        return ""
+    shown = "x".join(str(low if k == axis else d) for k, d in enumerate(dims))
+    return (f"; a length of about {low} along {name}[{axis}] ({length} now) would fit: --input-shape "
+            f"{name}={shown}, where the graph bakes no length into its constants (a stored positional "
+            "table of that length needs the model exported at the shorter one)")
 
 
 def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
@@ -925,8 +1079,10 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # a graph that is no dataflow graph (a name written twice, a read of nothing, a cycle) is
     # refused by name here, before the worker's interpreter would trip over it
     reordered = check_structure(model.graph)
-    # no output, or a first output no node computes: nothing to take a loss of (errsweep3 F13)
-    check_outputs(model.graph)
+    # no output, or none a node computes as a floating-point tensor: nothing to take a loss of
+    # (errsweep3 F13); the nodes the loss does not read are dropped before their ops are checked
+    # (onnxsweep11: skl2onnx's label tail, ZipMap and ArrayFeatureExtractor, refused its classifiers)
+    pruned = prune_to(model.graph, check_outputs(model.graph))
     stored = _external_tensors(model)
     if stored:
         raise ModelError(
@@ -1048,11 +1204,17 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         alone = (f"; {largest[0]!r}, made by node {maker[largest[0]]}, alone takes about {largest[1]} bytes"
                  if largest is not None and largest[1] > limits.max_activation_bytes and largest[0] in maker
                  else "")
+        way = (f"; a batch of {fits} or fewer fits (--batch-size; batch_size over HTTP)" if 1 <= fits < batch
+               else "")
+        if not way and not alone:
+            # the batch is 1 already and no tensor is too big alone (onnxsweep11: 16 attention maps of
+            # [1, 4, 5000, 5000] over 5000 tokens): what takes the memory, and the length that fits
+            sized: list[tuple[str, int, list[int]]] = []
+            _estimate(model, shapes, sized)
+            way = _largest_producers(sized, graph) + _fitting_length(sized, shapes, act, limits.max_activation_bytes)
         raise LimitExceeded(f"activations and their gradients would take about {act} "
-                            f"bytes, over the limit of {limits.max_activation_bytes}" + alone
-                            + (f"; a batch of {fits} or fewer fits (--batch-size; batch_size over HTTP)"
-                               if 1 <= fits < batch else ""))
-    return Header(model, shapes, elem_types, params, act, reordered)
+                            f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way)
+    return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned))
 
 
 #: A dimension's size: positive and under 2**31, in both spellings of a shape (``x=8x3x32x32`` and
