@@ -551,9 +551,11 @@ def _excursion(run: RunLog, loss: Series, steps: np.ndarray, sm: np.ndarray, t: 
         # a shorter stretch counts where the climb gave back a large share of what training had
         # gained until then (a fine-tune's loss 883 -> 2,397 over 9 of 61 points, half its fall
         # from 3,550, before it came back: logsweep56); a bump that gives back little is noise
+        # (only after a real fall, to half the start or less: a loss that wandered 59 -> 49 -> 82 had
+        # nothing to give back, and its bump is noise around a level it never left)
         start = float(np.max(sm[:a + 1]))
         gained = start - low
-        if (longest < _SHORT_EXCURSION_FRACTION * len(sm) or gained <= 0
+        if (longest < _SHORT_EXCURSION_FRACTION * len(sm) or low > 0.5 * start
                 or (float(sm[peak]) - low) / gained < _GIVEN_BACK):
             return []
     return [finding(

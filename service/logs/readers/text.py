@@ -1284,7 +1284,7 @@ class TextReader:
         epoch_lines = batch_lines = 0
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
         # (epoch, step, values) of each stepped line, for a step that starts again every epoch
-        stepped_rows: list[tuple[float, float, list[tuple[str, float]]]] | None = []
+        stepped_rows: list[tuple[float, float, list[tuple[str, float]], bool]] | None = []
         lengths: set[int | None] = set()  # N of the "iteration i of N" positions lines give
         letters: dict[str, int] = {}  # the lines each one-letter name (marked, _ONE) has a value on
         with open_log(path, limits) as f:
@@ -1477,7 +1477,7 @@ class TextReader:
                             if epoch is None or len(stepped_rows) >= _MAX_PENDING * 10:
                                 stepped_rows = None
                             else:
-                                stepped_rows.append((epoch, last_step, values))
+                                stepped_rows.append((epoch, last_step, values, step is not None))
                     elif stepless:
                         for k, value in values:
                             points.add(k, float(index), value)
@@ -1649,22 +1649,25 @@ def table_row(columns: list[str], line: str) -> list[tuple[str, str]] | None:
     return out
 
 
-def _within_epochs(rows: list[tuple[float, float, list[tuple[str, float]]]]
+def _within_epochs(rows: list[tuple[float, float, list[tuple[str, float]], bool]]
                    ) -> dict[str, dict[float, float]] | None:
     """Each name's values by fractional epoch when the log's step starts again with every epoch:
     it goes back at least once, and only where the epoch moved on. The epoch's length is its
-    largest step plus the usual step between lines, so that its positions fill [e, e + 1)."""
-    if len(rows) < 4:
+    largest step plus the usual step between lines, so that its positions fill [e, e + 1). A line
+    with no step of its own (an epoch's summary: Informer's ``Epoch: 1, Steps: 225 | Train Loss``
+    after its ``iters: 200, epoch: 1`` lines) sits at its epoch, as an epoch-only log's lines do."""
+    own = [row for row in rows if row[3]]
+    if len(own) < 4:
         return None
-    backs = [(a, b) for a, b in zip(rows, rows[1:], strict=False) if b[1] < a[1]]
+    backs = [(a, b) for a, b in zip(own, own[1:], strict=False) if b[1] < a[1]]
     if not backs or any(not b[0] > a[0] for a, b in backs):
         return None
-    steps = sorted({s for _, s, _ in rows})
+    steps = sorted({row[1] for row in own})
     gaps = [b - a for a, b in zip(steps, steps[1:], strict=False) if b > a]
     length = steps[-1] + (float(np.median(gaps)) if gaps else 1.0)
     out: dict[str, dict[float, float]] = {}
-    for e, s, values in rows:
-        at = round(e + s / length, 6)
+    for e, s, values, stepped in rows:
+        at = round(e + s / length, 6) if stepped else float(e)
         for k, v in values:
             if k.lower() != "epoch":
                 out.setdefault(k, {})[at] = v

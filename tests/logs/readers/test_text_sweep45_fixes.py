@@ -97,9 +97,12 @@ def test_combogan_one_letter_losses_are_read(tmp_path: Path) -> None:
     log = read_log(write(tmp_path, "loss_log.txt", lines))
     s = by_name(log)
     assert {"D", "G", "Cyc"} <= set(s)
-    assert s["D"].steps.tolist() == [1, 2, 3, 4, 5] and s["D"].step_unit == "epoch"
-    assert s["D"].values.tolist() == [round(0.1 / e, 3) for e in range(1, 6)]
-    assert s["G"].values.tolist() == [round(0.15 + e / 100, 3) for e in range(1, 6)]
+    # iters counts within the epoch (100, 200, then 100 again): each line is a point at its place
+    # in the epoch, e + iters / 300 (the largest count plus the usual gap), none merged away
+    assert s["D"].steps.tolist() == [round(e + i / 300, 6) for e in range(1, 6) for i in (100, 200)]
+    assert s["D"].step_unit == "epoch"
+    assert s["D"].values.tolist() == [round(0.1 / e, 3) for e in range(1, 6) for _ in (100, 200)]
+    assert s["G"].values.tolist() == [round(0.15 + e / 100, 3) for e in range(1, 6) for _ in (100, 200)]
 
 
 def test_combogan_restarted_keeps_the_last_run_with_its_gan_losses(tmp_path: Path) -> None:
@@ -109,8 +112,8 @@ def test_combogan_restarted_keeps_the_last_run_with_its_gan_losses(tmp_path: Pat
     log = read_log(write(tmp_path, "loss_log.txt", lines))
     s = by_name(log)
     assert codes(log) == ["skipped_runs"] and "from line 10" in log.warnings[0].message
-    assert s["D"].steps.tolist() == list(range(1, 9))
-    assert s["D"].values.tolist() == [round(0.2 / e, 3) for e in range(1, 9)]  # the second run's, all of them
+    assert s["D"].steps.tolist() == [round(e + i / 300, 6) for e in range(1, 9) for i in (100, 200)]
+    assert s["D"].values.tolist() == [round(0.2 / e, 3) for e in range(1, 9) for _ in (100, 200)]  # the second run's
 
 
 def test_a_one_letter_name_seen_once_or_twice_is_still_no_value(tmp_path: Path) -> None:
