@@ -135,8 +135,15 @@ class Readout:
         i_in = (self._norm(inp), inp.numel()) if inp is not None and inp.is_floating_point() and inp.numel() else None
         i_sat = i_sat_high = i_dead = i_active = None
         n_rows = 0
-        if pre is not None and activation in MEASURED_SATURATING:
+        # a recurrent cell (torch's RNN, LSTM or GRU, or an imported graph's) runs its tanh inside
+        # and records no pre-activation: its sequence output h_t is read instead (a tanh RNN's h_t is
+        # the tanh's; an LSTM's o * tanh(c) and a GRU's mix of tanh values are near +-1 only where
+        # those are). A recurrent weight x4 puts 35% of a tanh RNN's h_t within 0.02 of +-1
+        # (onnxsweep11 b08), which no figure showed. A unit outside training (no gradient) is left out
+        cell = pre is None and activation == "tanh" and grad is not None and h.dim() >= 3
+        if (pre is not None or cell) and activation in MEASURED_SATURATING:
             m = SATURATION_MARGIN
+            z_pre = pre.detach() if pre is not None else h  # a cell's: only its tanh is read, from h
             if activation == "sigmoid":
                 sat = (h < m) | (h > 1 - m)
                 # rows whose every sigmoid is in the upper tail: sigmoids per class under Keras'
@@ -150,10 +157,10 @@ class Readout:
             elif activation == "hardsigmoid":
                 sat = (h <= 0) | (h >= 1)  # its clip: derivative exactly 0, whatever its slope
             elif activation == "glu":  # pre is the gate's half: a * sigmoid(b)'s b
-                gate = torch.sigmoid(pre.detach())
+                gate = torch.sigmoid(z_pre)
                 sat = (gate < m) | (gate > 1 - m)
             else:
-                sat = pre.detach().abs() >= 1
+                sat = z_pre.abs() >= 1
             i_sat = self._scalar(sat.sum())
         n_features = n_elements = 0
         if pre is not None and activation == "relu" and pre.dim() >= 1:

@@ -357,6 +357,30 @@ def carried_apart(ts: TimeSeries) -> bool:
     return norms is not ts.norms and not np.allclose(norms[:, :-1], ts.norms[:, :-1], rtol=1e-6, atol=0)
 
 
+#: dL/dh_t at or above this share of its largest step counts as read by the loss directly: where
+#: the loss reads a layer at some steps only, dL/dh_t is about flat over them (each gets its own
+#: gradient) and falls by the recurrence's own factor before the first (onnxsweep11: a Keras
+#: forecaster reads the last 30 of 120 steps, dL/dh_t steps up 3x at step 90 and falls 0.84 a step
+#: before it)
+READ_SHARE = 1 / math.e
+
+
+def unread_stretch(ts: TimeSeries) -> tuple[int, float] | None:
+    """(the earliest step the loss reads directly, dL/dh_0 over the largest dL/dh_t) for a layer
+    the loss reads at more steps than its last (:func:`carried_apart`); None where its dL/dh_t has
+    no positive, finite largest step. Steps before that one learn only from what the recurrence
+    carries back to them, so over that stretch "read often" does not hold: the steps are not read."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geo = ts.geo()
+    if geo.size < 3 or not np.all(np.isfinite(geo)):
+        return None
+    peak = float(np.max(geo))
+    if not peak > 0:
+        return None
+    first = int(np.argmax(geo >= peak * READ_SHARE))
+    return first, float(geo[0] / peak)
+
+
 def post_ln_stacks(result: SimulationResult, thresholds: Thresholds) -> list[UnitStats]:
     """The units of every Post-LN Transformer stack at least ``post_ln_depth`` layers deep: a spec's
     ``transformer_encoder`` layers, or a live module's ``nn.TransformerEncoderLayer`` /

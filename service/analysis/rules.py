@@ -30,6 +30,7 @@ from gradhealth.analysis.findings import (
     reached_from,
     steep_stretch,
     time_ratios,
+    unread_stretch,
 )
 from gradhealth.analysis.losses import (
     BOUNDS,
@@ -576,6 +577,10 @@ class ExplodingGradient(ArchitectureRule):
             # a shallow net under the through-depth bar whose every layer multiplies the gradient
             # as no init does: the depth, not the init, keeps the total small
             return "warning"
+        if severity is None and logit_scale(result) is not None:
+            # a shallow net whose weights are all too large: the first/last ratio leaves the
+            # readout out, but its logits saturate the loss's softmax or sigmoid (onnxsweep11 b10)
+            return "warning"
         return severity
 
     def describe(
@@ -584,6 +589,19 @@ class ExplodingGradient(ArchitectureRule):
         result, dead = live_seeds(result)
         det = _through_depth(self.code, severity, value, result, t, dead)
         steep = steep_stretch(result)
+        logits = logit_scale(result) if value < t.exploding_warning and steep is None else None
+        if logits is not None:
+            out, std = logits
+            det.evidence.update(logit_std=std, logit_std_threshold=LOGIT_STD_WARNING, output_layer=out.name)
+            det.summary += (f"; the logits out of {out.name} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
+                            f"the {_loss_kind(result)} loss's {'sigmoid' if _loss_kind(result) == 'binary_cross_entropy' else 'softmax'} "
+                            "is saturated from the first step")
+            det.explanation += (" The gradient ratio through the hidden layers is small only because the network "
+                                "is shallow; the logits are orders of magnitude larger than a loss on logits "
+                                "expects (about 1 at initialisation), so the softmax or sigmoid is saturated: "
+                                "a sample the net gets right passes almost no gradient and one it gets wrong a "
+                                "loss and gradient the size of the logits. The weights are several times too "
+                                "large for their fan-in (an init like N(0, 1), or weights scaled up).")
         if steep is not None and value < t.exploding_warning:
             run, gain, what = steep
             det.evidence.update(stretch_gain=gain, per_layer_threshold=STEEP_LAYER_GAIN,
@@ -675,17 +693,39 @@ class _ThroughTime(ArchitectureRule):
                 # Not for gates far from that state: a forget gate shut (its bias -5, sigmoid 0.01)
                 # wipes the memory every step, 0.33 a step, and stays a warning (onnxsweep10)
                 severity = "info"
-            if severity is not None and self.code == "vanishing_through_time" and (layer, sub) in read_often:
+            if (severity is not None and self.code == "vanishing_through_time" and (layer, sub) in read_often
+                    and not self.unread(result, layer, sub, t)):
                 # the loss (or a layer above) reads every step: each step learns from a gradient of
                 # its own, and what vanishes is only the reach of longer dependencies, a risk (a
                 # plain cell) or, for gates that learn to keep memory, a note; never raised by this
                 # (modsweep25: a hand-written ConvLSTM over 10 steps, a note by the rule above, was
                 # raised back to a warning here). A cell written by hand stays a risk: its cell path
-                # makes what it carries differ from dL/dh_t even where the loss reads its last step
-                read = "info" if gated else "warning"
+                # makes what it carries differ from dL/dh_t even where the loss reads its last step.
+                # Not a note for gates far from their default state either, as above: a forget gate
+                # shut (bias -5, 0.135 a step, a memory horizon of half a step) keeps nothing to
+                # learn from, wherever the loss reads it (onnxsweep11 b04)
+                shut = _per_step(ratio, steps) < DEFAULT_GATE_PER_STEP
+                read = "info" if gated and not shut else "warning"
                 severity = min(severity, read, key=_rank)
             out.append((severity, layer, sub, ratio, steps))
         return out
+
+    @staticmethod
+    def unread(result: SimulationResult, layer: str, sub: int, t: Thresholds) -> tuple[int, float] | None:
+        """(earliest step read directly, dL/dh_0 over the largest dL/dh_t) of a layer the loss reads
+        at more steps than its last, where the steps before the first it reads make a long stretch
+        (:data:`CHRONO_MIN_STEPS` or more) that learns from the recurrence alone and gets under the
+        vanishing threshold of the best-read step's gradient; else None. Such a layer is not "read
+        often" where it matters: a Keras forecaster's Dense reads the last 30 of 120 LSTM steps, so
+        steps 0-89 get 5.5e-8 of the gradient, 0.84 a step through the recurrence (onnxsweep11 h05)."""
+        series = next((ts for ts in result.time_series if (ts.layer, ts.sublayer) == (layer, sub)), None)
+        if series is None or not carried_apart(series):
+            return None
+        found = unread_stretch(series)
+        if found is None:
+            return None
+        first, ratio = found
+        return found if first >= CHRONO_MIN_STEPS and t.vanishing(ratio) is not None else None
 
     def judge(self, ratio: float, t: Thresholds) -> str | None:
         raise NotImplementedError
@@ -730,6 +770,12 @@ class _ThroughTime(ArchitectureRule):
             f"{layer}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
             f"({fmt(per_step)} per step)"
         )
+        unread = self.unread(result, layer, sub, t) if vanishing else None
+        if unread is not None:
+            first, reached = unread
+            evidence |= {"first_read_step": first, "unread_steps": [0, first - 1], "unread_grad_ratio": reached}
+            summary += (f"; the loss reads it only from step {first} on, so steps 0-{first - 1} learn through "
+                        f"the recurrence alone: dL/dh_0 is {fmt(reached)} of the best-read step's")
         joined = bidirectional_reach(result).get((layer, sub)) if vanishing else None
         if joined is not None:
             # both directions read at their ends: the worst-reached input, through the nearer one
@@ -751,7 +797,13 @@ class _ThroughTime(ArchitectureRule):
             "An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
             f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps."
         )
-        if apart:
+        if apart and unread is not None:
+            explanation += (
+                f" The loss reads this layer at more steps than its last, but not before step {unread[0]}: "
+                f"those {unread[0]} steps get no gradient of their own, only what the recurrence carries "
+                "back to them, so the inputs there barely train the layer."
+            )
+        elif apart:
             explanation += (
                 " The loss reads this layer at every step (a pooled or per-step output, or a layer "
                 "above it), so each step also gets a gradient of its own; measured here is how much of "
@@ -1563,6 +1615,26 @@ def no_output_gradient(result: SimulationResult) -> bool:
     """Whether the output layer's output got exactly zero gradient in every seed."""
     grads = output_layer(result).values.get("output_grad_norm")
     return grads is not None and len(grads) > 0 and all(float(g) == 0.0 for g in grads)
+
+
+#: The std of the logits (the output layer's linear output under a cross-entropy on logits) over
+#: which the loss's softmax or sigmoid is saturated: He or LeCun init keeps them about 1 on unit
+#: inputs. Trained nets in two ONNX sweeps reach up to 66 on N(0, 1) inputs (onnxsweep10 h15; 31,
+#: 28, 21 and 19 for four more); weights x10 give 323 (onnxsweep11 b05) to 3e5 (1.3e4, 1.6e4, 2e4
+#: for two- to five-layer MLPs whose first/last gradient ratio stays under the bar)
+LOGIT_STD_WARNING = 100.0
+
+
+def logit_scale(result: SimulationResult) -> tuple[UnitStats, float] | None:
+    """(the output layer, its outputs' std) where the loss is a cross-entropy on the output
+    layer's linear output (logits) and their std is over :data:`LOGIT_STD_WARNING`, else None."""
+    if _loss_kind(result) not in PROBABILITY_LOSSES or not result.units:
+        return None
+    out = output_layer(result)
+    if out.activation not in (None, "identity") or "activation_std" not in out.values:
+        return None
+    std = out.mean("activation_std")
+    return (out, std) if math.isfinite(std) and std > LOGIT_STD_WARNING else None
 
 
 def _loss_kind(result: SimulationResult) -> str | None:
