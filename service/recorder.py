@@ -34,7 +34,9 @@ as log params, e.g. ``max_grad_norm``) and a last one, ``{"gradhealth_recorder":
 that only a clean close writes: a file without it was cut off (the log check says
 ``truncated_log``). A close is clean unless training stopped on an exception: one out of the
 ``with`` block, or the interpreter exiting on an unhandled one; then the live run is not finished
-either (see :class:`HttpSink`). A refusal of the service reaches the loop as :class:`RunRefused`.
+either (see :class:`HttpSink`). A refusal of the service (a deleted or finished run, a rotated
+key) never stops training unless asked to: it is logged once and streaming stops
+(``on_refused="raise"`` raises it in the loop as :class:`RunRefused` instead).
 
 Overhead: on logged steps the training thread runs one fused norm over all gradients
 (``torch._foreach_norm``) and detaches the loss; nothing in it waits for the device, copies,
@@ -88,6 +90,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+
+try:  # the local file's lock (P7 of newuser4); without fcntl (Windows) files are not locked
+    import fcntl
+except ImportError:  # pragma: no cover - not on the platforms CI runs
+    fcntl = None  # type: ignore[assignment]  # no fcntl module here: files are not locked
 
 log = logging.getLogger(__name__)
 
@@ -252,13 +259,16 @@ class FileSink(_Encoder):
     run's ``config`` as log params, e.g. ``max_grad_norm``) and a clean :meth:`close` ends it with
     ``{"gradhealth_recorder": "end", "logged_steps": n}``; without the end record the log check
     reports the file as cut off (``truncated_log``).
+
+    The file is locked (``flock``) while it is written: a second recorder given the same path while
+    the first still writes it (two training processes started with one run name, newuser4 P7: the
+    two wrote over each other's lines) writes ``<stem>.<pid>[-n]<suffix>`` next to it instead,
+    with a warning; :attr:`path` is the file actually written.
     """
 
     def __init__(self, path: str | Path, *, config: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w", encoding="utf-8")
+        self.path, self._file = _open_exclusive(Path(path))
         self._file.write(json.dumps({RECORDER_KEY: "start", "params": config_params(config)}) + "\n")
         self._file.flush()  # a file that holds the start record and no end record was cut off
         self._logged = 0
@@ -291,6 +301,31 @@ class FileSink(_Encoder):
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
+
+
+def _open_exclusive(path: Path) -> tuple[Path, Any]:
+    """``path`` opened for writing, emptied and locked, or, when another recorder holds its lock,
+    the first free ``<stem>.<pid>[-n]<suffix>`` beside it (with a warning). Emptied only once the
+    lock is held, so a second recorder never truncates a file that the first is writing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wanted = path
+    for attempt in range(100):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by another recorder (of this process or another one)
+            os.close(fd)
+            tag = f"{os.getpid()}" if attempt == 0 else f"{os.getpid()}-{attempt}"
+            path = wanted.with_name(f"{wanted.stem}.{tag}{wanted.suffix}")
+            continue
+        os.ftruncate(fd, 0)
+        if path != wanted:
+            log.warning("gradhealth recorder: %s is being written by another recorder (another "
+                        "training process with the same path?); this one writes %s instead",
+                        wanted, path)
+        return path, open(fd, "w", encoding="utf-8")  # noqa: SIM115 - FileSink.close closes it
+    raise OSError(f"{wanted}: 100 recorders write files of this name at once")
 
 
 class _Params:
@@ -623,7 +658,15 @@ class GradientRecorder:
     (by the last live recorder of this process on that run, and only on a clean close);
     ``close_timeout`` bounds how long ``close()`` waits for the service; ``spill`` is the file
     that holds what the service has not taken yet when more than ``buffer`` logged steps wait
-    (default: next to ``path``, else in the temporary folder). See :class:`HttpSink`.
+    (default: next to ``path``, else in the temporary folder). ``on_refused`` is what a refusal
+    no retry fixes does (a run deleted in the web UI, a rotated API key, a run finished
+    elsewhere): ``"warn"`` (the default) logs one warning, stops streaming and lets training go
+    on with the file still written; ``"raise"`` raises :class:`RunRefused` from the next
+    ``step()``. See :class:`HttpSink`.
+
+    ``path`` is locked while it is written: given a path another recorder is writing, the
+    recorder writes ``<stem>.<pid><suffix>`` beside it instead (see :class:`FileSink`), and
+    :attr:`path` names it.
     """
 
     def __init__(self, model: torch.nn.Module, path: str | Path | None = None, *,
@@ -632,13 +675,14 @@ class GradientRecorder:
                  server: str | None = None, run: str | None = None,
                  api_key: str | None = None, config: dict[str, Any] | None = None,
                  finish_on_close: bool = True, close_timeout: float = 30.0,
-                 spill: str | Path | None = None) -> None:
+                 spill: str | Path | None = None, on_refused: str = "warn") -> None:
         # Every setting is checked here, before a file or a thread exists: a NaN passes `< 1`
         # and would record nothing, an infinity would kill the writer thread (errsweep2 N9).
         every = _check_int("every", every, 1)
         buffer = _check_int("buffer", buffer, 1)
         flush_interval = _check_seconds("flush_interval", flush_interval)
         close_timeout = _check_seconds("close_timeout", close_timeout)
+        on_refused = _check_on_refused(on_refused)
         if path is None and server is None:
             raise ValueError("give a path, a server, or both")
         if server is not None and not run:
@@ -656,14 +700,18 @@ class GradientRecorder:
         self._no_grad: set[str] | None = None
         self._said_no_grad = False
         self.live: HttpSink | None = None
-        all_sinks: list[Sink] = [FileSink(self.path, config=config)] if self.path is not None else []
+        all_sinks: list[Sink] = []
+        if self.path is not None:
+            file_sink = FileSink(self.path, config=config)
+            self.path = file_sink.path  # another one, when another recorder writes this path
+            all_sinks.append(file_sink)
         if server is not None:
             assert run is not None
             if spill is None and self.path is not None:
                 spill = self.path.with_name(self.path.stem + ".unsent.jsonl")
             self.live = HttpSink(server, run, api_key=api_key, config=config, buffer=buffer,
                                  spill=spill, finish_on_close=finish_on_close,
-                                 close_timeout=close_timeout)
+                                 close_timeout=close_timeout, on_refused=on_refused)
             all_sinks.append(self.live)
         all_sinks += sinks
         self._writer = _Writer(all_sinks, buffer, flush_interval, self._params.refresh)
@@ -796,7 +844,51 @@ class GradientRecorder:
 
 class RunRefused(RuntimeError):
     """The service refused the run or its points in a way no retry fixes (a bad key, a deleted
-    or finished run, a run over its size limit)."""
+    or finished run, a run over its size limit). ``status`` is the HTTP status (None: no answer
+    came, the request could not be sent)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _BatchTooLarge(RunRefused):
+    """A 413, or the service's 422 for a batch over ``GRADHEALTH_RUN_MAX_BATCH_POINTS``: the same
+    points in smaller batches are taken. ``limit``: the service's limit, when its answer says it."""
+
+    def __init__(self, message: str, status: int, limit: int | None) -> None:
+        super().__init__(message, status)
+        self.limit = limit
+
+
+# The service's 422 for a batch over its limit: "more than 500 points in one batch
+# (GRADHEALTH_RUN_MAX_BATCH_POINTS)" (service/live/points.py; newuser4 P2).
+_BATCH_LIMIT = re.compile(r"more than ([\d,]+) points in one batch")
+_RUN_TOO_LARGE = re.compile(r"run[-_]too[-_]large")  # the service's 413 for the run's total
+
+
+def _refusal_reason(error: BaseException) -> str:
+    """What a refusal means for the run, in words (the log line of ``on_refused="warn"``)."""
+    status = getattr(error, "status", None)
+    if status == 404:
+        return ("the run no longer exists on the service (deleted in the web UI or by DELETE "
+                "/v1/runs/{id}, or the API key no longer sees it)")
+    if status in (401, 403):
+        return "the service refused the API key (rotated or revoked?)"
+    if status == 409:
+        return ("the run is finished on the service (by POST /v1/runs/{id}/finish, or by another "
+                "recorder writing the same run name)")
+    return "the service refused the points"
+
+
+_ON_REFUSED = ("warn", "raise")
+
+
+def _check_on_refused(value: object) -> str:
+    if value not in _ON_REFUSED:
+        raise ValueError(f"on_refused must be 'warn' (log, stop streaming, training goes on) or "
+                         f"'raise' (RunRefused from the next step()), got {value!r}")
+    return str(value)
 
 
 # Live sinks of this process attached to each run, by (server, API key, run name): two recorders
@@ -836,21 +928,36 @@ class HttpSink:
     exception (:meth:`interrupted`: the run is left active, so a recorder started again under the
     same name resumes it). What it could not send is left in ``unsent_path`` (the spill file,
     JSON Lines: ``gradhealth check`` reads it, and ``POST /v1/runs/{id}/points`` takes it as
-    ``application/x-ndjson``) and logged as a warning. A refusal no retry fixes (a 4xx other than
-    408/429: 401/403, 404, 409, 413, 422), or a request that cannot succeed however often it is
-    sent (a URL httpx cannot use, a header it cannot send, a body it cannot encode), is raised from
-    the next ``step()`` as :class:`RunRefused`, and again from ``close()``, with what was not sent
-    kept in the same file. Only a failure to reach the service (connection refused or reset, a
-    timeout, the connection closed mid-answer) and the statuses above are retried. The server URL,
-    the key and the config are checked when the sink is made (``ValueError``/``TypeError``).
+    ``application/x-ndjson``) and logged as a warning. A batch over the service's size limit (a
+    413, or the 422 of ``GRADHEALTH_RUN_MAX_BATCH_POINTS``) is sent again in smaller batches (the
+    limit the answer names, else halves, down to one point), and later batches keep to it.
+
+    A refusal no retry fixes (a 4xx other than 408/429: 401/403 a rotated key, 404 a deleted run,
+    409 a finished run, 422), or a request that cannot succeed however often it is sent (a URL
+    httpx cannot use, a header it cannot send, a body it cannot encode), is a monitoring-side
+    problem, and monitoring never stops training by default (``on_refused="warn"``): one warning
+    names the reason, streaming stops (:attr:`refused` holds the refusal), the recorder's file
+    goes on, and what was not sent (with every later step) is kept in the spill file, which
+    ``close()`` leaves as ``unsent_path`` without raising. ``on_refused="raise"`` raises it from
+    the next ``step()`` as :class:`RunRefused`, and again from ``close()``. A 404 or 409 to the
+    final ``/finish`` (another process finished or deleted the run) is logged, never raised.
+
+    Only a failure to reach the service (connection refused or reset, a timeout, the connection
+    closed mid-answer) and the statuses above are retried; the first failure of a series is logged
+    as one warning (with the backlog and the spill file), the recovery as one info line. The
+    server URL, the key and the config are checked when the sink is made
+    (``ValueError``/``TypeError``).
     """
 
     def __init__(self, server: str, run: str, *, api_key: str | None = None,
                  config: dict[str, Any] | None = None, buffer: int = 4096,
                  spill: str | Path | None = None, batch_points: int = 5000,
                  timeout: float = 10.0, close_timeout: float = 30.0,
-                 finish_on_close: bool = True, backoff: tuple[float, float] = (0.25, 30.0)) -> None:
+                 finish_on_close: bool = True, backoff: tuple[float, float] = (0.25, 30.0),
+                 on_refused: str = "warn") -> None:
         import httpx  # only live mode needs it
+
+        self.on_refused = _check_on_refused(on_refused)
 
         buffer = _check_int("buffer", buffer, 1)
         batch_points = _check_int("batch_points", batch_points, 1)
@@ -880,7 +987,9 @@ class HttpSink:
         self.retries = 0
         self.spilled = 0  # logged steps that went through the spill file, in all
         self.finished = False
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # on_refused="raise": raised by write(), close()
+        self.refused: BaseException | None = None  # on_refused="warn": logged, streaming stopped
+        self._failing_since: float | None = None  # the first failed try of the current outage
         self.unsent_path: Path | None = None
         self.clean = True
         self._attached: tuple[str, str | None, str] | None = None
@@ -939,7 +1048,7 @@ class HttpSink:
         """Wait until the service acknowledged the logged step ``seq`` (and all before)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self.last_seq < seq and self.error is None:
+            while self.last_seq < seq and self.error is None and self.refused is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -983,10 +1092,15 @@ class HttpSink:
                 self._drop_spill()
         self._client.close()
         if self.unsent_path is not None:
-            log.warning("gradhealth recorder: %s could not be sent to %s run %r (%s); they are "
-                        "kept in %s", "some logged steps", self.server, self.run,
-                        self.error or "the service did not answer in time", self.unsent_path)
-        if not self.clean and self.finish_on_close and self.run_id is not None:
+            # After a refusal its warning said so already: the file's name is worth an info line.
+            log.log(logging.INFO if self.refused is not None else logging.WARNING,
+                    "gradhealth recorder: %s could not be sent to %s run %r (%s); they are "
+                    "kept in %s", "some logged steps", self.server, self.run,
+                    self.error or self.refused or "the service did not answer in time",
+                    self.unsent_path)
+        if (not self.clean and self.finish_on_close and self.run_id is not None
+                and self.error is None and self.refused is None):
+            # (Not after a refusal: a deleted run is not "left active", newuser4 P1.)
             log.warning("gradhealth recorder: training stopped with an exception; %s run %r is "
                         "left active, not finished (a recorder started again under that name "
                         "resumes it; POST /v1/runs/%s/finish finishes it)", self.server, self.run,
@@ -1047,36 +1161,66 @@ class HttpSink:
 
     def _run(self) -> None:
         try:
-            while True:
-                with self._cond:
-                    while not (self._mem or self._spill_index or self._closing):
-                        self._cond.wait()
-                    if not self._mem and self._spill_index:
-                        self._load()
-                    if not self._mem:
-                        break  # closing, and everything sent
-                    batch: list[tuple[int, str, int]] = []
-                    lines = 0
-                    for item in self._mem:
-                        if batch and lines + item[2] > self.batch_points:
-                            break
-                        batch.append(item)
-                        lines += item[2]
-                if not self._send(batch):
-                    return  # close() gave up waiting
-                with self._cond:
-                    for _ in batch:
-                        self._mem.popleft()
-                    self.sent += len(batch)
-                    self.last_seq = batch[-1][0]
-                    self._cond.notify_all()
-            last = self._leave()
-            if self.finish_on_close and self.clean and last and self.run_id is not None:
-                self.finished = self._call("POST", f"/v1/runs/{self.run_id}/finish") is not None
+            self._stream()
+        except Exception as error:
+            if self.on_refused == "raise":
+                self.error = error
+            else:
+                self._refuse(error)
+            with self._cond:
+                self._cond.notify_all()
         except BaseException as error:  # noqa: BLE001 - reported by write() and close()
             self.error = error
             with self._cond:
                 self._cond.notify_all()
+
+    def _refuse(self, error: BaseException) -> None:
+        """``on_refused="warn"``: say why once, stop streaming; training and the file go on."""
+        self.refused = error
+        self._leave()
+        log.warning("gradhealth recorder: stopped streaming to %s run %r: %s (%s: %s). Training "
+                    "goes on and the recorder's file is still written; the logged steps not sent "
+                    "are kept in %s (pass on_refused='raise' to stop training instead)",
+                    self.server, self.run, _refusal_reason(error), type(error).__name__,
+                    str(error)[:300], self.spill_path)
+
+    def _stream(self) -> None:
+        """The sending loop, then the finish (see the class)."""
+        while True:
+            with self._cond:
+                while not (self._mem or self._spill_index or self._closing):
+                    self._cond.wait()
+                if not self._mem and self._spill_index:
+                    self._load()
+                if not self._mem:
+                    break  # closing, and everything sent
+                batch: list[tuple[int, str, int]] = []
+                lines = 0
+                for item in self._mem:
+                    if batch and lines + item[2] > self.batch_points:
+                        break
+                    batch.append(item)
+                    lines += item[2]
+            if not self._send(batch):
+                return  # close() gave up waiting
+            with self._cond:
+                for _ in batch:
+                    self._mem.popleft()
+                self.sent += len(batch)
+                self.last_seq = batch[-1][0]
+                self._cond.notify_all()
+        last = self._leave()
+        if self.finish_on_close and self.clean and last and self.run_id is not None:
+            try:
+                self.finished = self._call("POST",
+                                           f"/v1/runs/{self.run_id}/finish") is not None
+            except RunRefused as error:
+                if error.status not in (404, 409):
+                    raise
+                # Finished or deleted meanwhile (another process on the same run name,
+                # newuser4 P7): everything was sent; nothing to stop a script for.
+                log.warning("gradhealth recorder: could not finish %s run %r: %s (%s)",
+                            self.server, self.run, _refusal_reason(error), error)
 
     def _send(self, batch: list[tuple[int, str, int]]) -> bool:
         if self.run_id is None:
@@ -1086,12 +1230,34 @@ class HttpSink:
             self.run_id = str(run["id"])
         lines = "".join(text for _, text, _ in batch).splitlines(keepends=True)
         # One step with more rows than a batch may carry goes in several requests.
-        for start in range(0, len(lines), self.batch_points):
-            body = "".join(lines[start:start + self.batch_points]).encode()
-            if self._call("POST", f"/v1/runs/{self.run_id}/points", content=body,
-                          headers={"Content-Type": "application/x-ndjson"}) is None:
+        start = 0
+        while start < len(lines):
+            size = self.batch_points
+            body = "".join(lines[start:start + size]).encode()
+            try:
+                answer = self._call("POST", f"/v1/runs/{self.run_id}/points", content=body,
+                                    headers={"Content-Type": "application/x-ndjson"})
+            except _BatchTooLarge as error:
+                size = min(size, len(lines) - start)
+                if size <= 1:
+                    raise
+                # The service takes fewer points a batch (newuser4 P2: a limit of 500 below the
+                # 5000 here killed training): its limit when the answer names it, else halves.
+                # The same points again, in smaller batches; the service keeps one point per
+                # (step, metric), so nothing already taken counts twice.
+                limit = error.limit if error.limit is not None and error.limit < size else 0
+                self.batch_points = max(1, limit or size // 2)
+                log.info("gradhealth recorder: %s refused a batch of %d points as too large; "
+                         "sending batches of at most %d", self.server, size, self.batch_points)
+                continue
+            if answer is None:
                 return False
+            start += size
         return True
+
+    def _backlog(self) -> int:
+        """Logged steps not acknowledged yet (an estimate: read without the lock)."""
+        return len(self._mem) + len(self._spill_index)
 
     def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any] | None:
         """One request, retried with backoff until it succeeds; None when close() gave up."""
@@ -1111,14 +1277,34 @@ class HttpSink:
                 why: object = error
             else:
                 if response.status_code < 300:
+                    if self._failing_since is not None:
+                        log.info("gradhealth recorder: %s answers again after %.0f s; sending "
+                                 "the %d logged steps waiting", self.server,
+                                 time.monotonic() - self._failing_since, self._backlog())
+                        self._failing_since = None
                     return response.json() if response.content else {}
                 if not _retryable(response.status_code):
-                    raise RunRefused(f"{method} {url}: {response.status_code} "
-                                     f"{response.text[:300]}")
+                    message = f"{method} {url}: {response.status_code} {response.text[:300]}"
+                    too_large = _BATCH_LIMIT.search(response.text)
+                    # A 413 of a proxy (its body size limit) is the batch's size; the service's
+                    # own 413 (run-too-large: GRADHEALTH_RUN_MAX_POINTS) is the run's, a refusal.
+                    if (response.status_code == 413
+                            and not _RUN_TOO_LARGE.search(response.text)) \
+                            or (response.status_code == 422 and too_large):
+                        raise _BatchTooLarge(message, response.status_code, int(
+                            too_large.group(1).replace(",", "")) if too_large else None)
+                    raise RunRefused(message, response.status_code)
                 why = response.status_code
                 with contextlib.suppress(ValueError):
                     retry_after = float(response.headers.get("Retry-After", "0"))
             self.retries += 1
+            if self._failing_since is None:
+                # Once an outage, not once a retry (newuser4 P16: silent until close before).
+                self._failing_since = time.monotonic()
+                log.warning("gradhealth recorder: %s %s%s failed (%s); retrying with backoff, "
+                            "training goes on: %d logged steps wait to be sent (past %d in "
+                            "memory they are kept in %s)", method, self.server, url, why,
+                            self._backlog(), self.buffer, self.spill_path)
             # Exponential backoff with jitter, so many recorders do not come back in step.
             delay = min(cap, first * 2 ** min(attempt, 30))
             delay = max(min(cap, retry_after), random.uniform(delay / 2, delay))  # noqa: S311

@@ -212,7 +212,7 @@ def test_a_non_json_success_answer_is_raised_by_close_not_dropped(server: _Serve
     # Not a Gradient Health service (a proxy's or another app's HTML page): no retry fixes it.
     server.plan = [(200, b"<html>welcome</html>", "text/html")]
     model = _model()
-    rec = GradientRecorder(model, tmp_path / "run.jsonl", server=server.url, run="html",
+    rec = GradientRecorder(model, tmp_path / "run.jsonl", server=server.url, run="html", on_refused="raise",
                            close_timeout=5)
     _train(model, rec, 3)
     started = time.monotonic()
@@ -225,7 +225,7 @@ def test_a_non_json_success_answer_is_raised_by_close_not_dropped(server: _Serve
 
 def test_a_request_httpx_cannot_send_is_a_refusal_not_an_outage(server: _Server,
                                                                 tmp_path: Path) -> None:
-    sink = HttpSink(server.url, "hdr", close_timeout=5, spill=tmp_path / "unsent.jsonl")
+    sink = HttpSink(server.url, "hdr", close_timeout=5, on_refused="raise", spill=tmp_path / "unsent.jsonl")
     sink._client.headers["X-Trace"] = "a\nb"  # a header h11 will never send (LocalProtocolError)
     sink.write([Record(0, 0, 0.0, 1.0, None, ("w",), (0.5,))])
     started = time.monotonic()

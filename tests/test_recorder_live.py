@@ -223,7 +223,7 @@ def test_a_refusal_stops_the_training_loop_and_keeps_the_points(stand_in, tmp_pa
     stand_in.refuse_runs = True
     path = tmp_path / "run.jsonl"
     model = _model()
-    rec = GradientRecorder(model, path, server=stand_in.url, run="nokey", flush_interval=0)
+    rec = GradientRecorder(model, path, server=stand_in.url, run="nokey", flush_interval=0, on_refused="raise")
     with pytest.raises(RunRefused, match="writer failed.*401") as raised:  # noqa: PT012
         for i in range(200):
             _train(model, rec, 1, start=i)

@@ -78,7 +78,7 @@ def _codes(doc: dict) -> set[str]:
 def test_a_run_finished_under_the_recorder_stops_the_loop_with_run_refused(service, tmp_path):
     model = _model()
     rec = GradientRecorder(model, tmp_path / "r.jsonl", server=service.url, run="refused",
-                           flush_interval=0)
+                           flush_interval=0, on_refused="raise")
     _train(model, rec, range(3))
     assert rec.live.wait_sent(2, timeout=60), service.log()
     with httpx.Client(base_url=service.url, timeout=30) as client:
