@@ -647,7 +647,8 @@
             // One misclick would end a live recording: the recorder's next batch gets 404
             const question = run.status === "active"
               ? `Delete the active run "${run.name}" and its ${run.points} points? It is still recording: `
-                + "the training process's next batch will be refused (404) and its recorder stops."
+                + "the training process's next batch will be refused (404): its recorder stops streaming "
+                + "(training goes on, writing its local file) unless it was started with on_refused=\"raise\"."
               : `Delete the run "${run.name}" and its ${run.points} points?`;
             if (!window.confirm(question)) return;
             await api(`v1/runs/${encodeURIComponent(run.id)}`, { method: "DELETE" });
