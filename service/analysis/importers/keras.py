@@ -1102,6 +1102,123 @@ def with_input_shapes(model: dict[str, Any], shapes: dict[str, list[int]] | None
     return model
 
 
+#: The length a dynamic time axis (a variable-length sequence: ``Input(shape=(None, 20))``,
+#: ``input_shape=[None, 1]``, an Embedding without ``input_length``) is checked at, when the file
+#: gives none (kerassweep12: 8 of 10 refusals were such files). 32 steps: a GRU(512) over the 1,344
+#: steps its tutorial reads took 60 s on two cores, over 32 about 2 s; and it is under
+#: :data:`~gradhealth.analysis.remedies.CHRONO_MIN_STEPS` (50), so a gated cell's ordinary memory
+#: horizon at default init is a note, not a warning about a length the user never chose, while a
+#: cell whose gradient through time vanishes faster than default gates do is still judged.
+DEFAULT_STEPS = 32
+#: The size of a dynamic spatial axis (an image of None x None pixels): CIFAR's, which five
+#: stride-2 stages still reduce to 1 x 1.
+DEFAULT_SPATIAL = 32
+
+
+def _input_slots(model: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, list[dict[str, Any]]]]:
+    """Where each input of ``model`` (today's form) states its shape: (input name, the dict holding
+    it, its key, the layers that read the input), in the places :func:`_input_shape` reads."""
+    cfg = model.get("config") or {}
+    layers = [lay for lay in cfg.get("layers") or [] if isinstance(lay, dict)]
+    slots: list[tuple[str, dict[str, Any], str, list[dict[str, Any]]]] = []
+    if model.get("class_name") == "Sequential":
+        if not layers:
+            return []
+        first = layers[0]
+        is_input = first.get("class_name") == "InputLayer"
+        readers = layers[1:2] if is_input else [first]
+        holder: dict[str, Any] = first["config"] if isinstance(first.get("config"), dict) else {}
+        name = str(holder.get("name", "input"))
+        key = next((k for k in ("batch_shape", "batch_input_shape") if isinstance(holder.get(k), list)), None)
+        if key is not None:
+            return [(name, holder, key, readers)]
+        build = first.get("build_config")
+        if isinstance(build, dict) and isinstance(build.get("input_shape"), list):
+            return [(name, build, "input_shape", readers)]
+        if isinstance(cfg.get("build_input_shape"), list):
+            return [(name, cfg, "build_input_shape", readers)]
+        return []
+    for lay in layers:
+        if lay.get("class_name") != "InputLayer" or not isinstance(lay.get("config"), dict):
+            continue
+        holder = lay["config"]
+        name = str(holder.get("name") or lay.get("name"))
+        key = next((k for k in ("batch_shape", "batch_input_shape") if isinstance(holder.get(k), list)), None)
+        if key is not None:
+            slots.append((name, holder, key, [r for r in layers if name in _inbound(r)]))
+    return slots
+
+
+def with_default_sizes(model: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``model`` with each dynamic (``None``) non-batch input dimension given a size, and the
+    document's note saying which were assumed (None where none was), as the batch size is.
+
+    Keras saves every variable-length model so (``Input(shape=(None,))``, ``input_shape=[None, 1]``,
+    an Embedding without ``input_length``): a token axis read by an Embedding takes its
+    ``input_length`` where it states one, else :data:`DEFAULT_STEPS`; the time axis of a
+    (steps, features) input (and the frame axis of a (frames, h, w, channels) one)
+    :data:`DEFAULT_STEPS`; a spatial axis :data:`DEFAULT_SPATIAL`. A dynamic feature or channel
+    axis (the last) sizes the weights of the layer that reads it: no size can be assumed, and it is
+    a :class:`ModelError` naming that layer. ``--input-shape`` (:func:`with_input_shapes`, applied
+    first) sets any of them."""
+    model = modern_config(model)
+    if not is_keras_config(model):
+        return model, None
+    slots = _input_slots(model)
+    if not any(d is None for _, holder, key, _ in slots for d in holder[key][1:]):
+        return model, None
+    model = copy.deepcopy(model)
+    slots = _input_slots(model)
+    said: list[str] = []
+    refused: list[str] = []
+    single = len(slots) == 1
+    for name, holder, key, readers in slots:
+        dims = list(holder[key][1:])
+        if not any(d is None for d in dims):
+            continue
+        tokens = next((r for r in readers if r.get("class_name") == "Embedding"), None)
+        reader = str(((readers[0].get("config") or {}).get("name") if readers else None) or "the model")
+        filled: list[Any] = []
+        kinds: set[str] = set()
+        marks: list[str] = []  # the flag's placeholder per dimension
+        for i, d in enumerate(dims):
+            marks.append(str(d) if d is not None else "<tokens>" if tokens is not None
+                         else "<features>" if i == len(dims) - 1
+                         else "<pixels>" if len(dims) == 3 or (len(dims) == 4 and i > 0) else "<steps>")
+            if d is not None:
+                filled.append(d)
+            elif tokens is not None:
+                length = (tokens.get("config") or {}).get("input_length")
+                ok = isinstance(length, int) and not isinstance(length, bool) and length >= 1
+                filled.append(length if ok else DEFAULT_STEPS)
+                kinds.add(f"{length} tokens, the Embedding's input_length" if ok else f"{DEFAULT_STEPS} tokens")
+            elif i == len(dims) - 1:
+                filled.append(None)  # the features (channels): they size the reader's weights
+            elif len(dims) == 3 or (len(dims) == 4 and i > 0):
+                filled.append(DEFAULT_SPATIAL)
+                kinds.add(f"{DEFAULT_SPATIAL} pixels a side")
+            else:
+                filled.append(DEFAULT_STEPS)
+                kinds.add(f"{DEFAULT_STEPS} time steps")
+        flag = f"--input-shape {'input' if single else name}={'x'.join(marks)}"
+        if filled and filled[-1] is None and tokens is None:
+            refused.append(f"input {name}: the last dimension of its shape {_shown(dims)} (the features "
+                           f"{reader} reads, which size its weights) is dynamic and cannot be assumed; "
+                           f"give it ({flag})")
+            continue
+        holder[key] = [holder[key][0], *filled]
+        said.append(f"{name} {_shown(filled)} for {_shown(dims)} ({', '.join(sorted(kinds))}; {flag} to choose)")
+    if refused:
+        raise ModelError("; ".join(refused) + " (`input_shapes` over HTTP)")
+    note = ("assumed input sizes the file leaves dynamic: " + "; ".join(said)) if said else None
+    return model, note
+
+
+def _shown(dims: list[Any]) -> str:
+    """A shape as the user wrote it, ``None`` for a dynamic size: ``[None, 20]``."""
+    return "[" + ", ".join("None" if d is None else str(d) for d in dims) + "]"
+
+
 def _layout(cls: str, cfg: dict[str, Any], layout: str) -> str:
     """The layout after a layer (vector, sequence, image, channels or tokens)."""
     if cls == "Embedding":
@@ -2022,6 +2139,8 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                          "use weights: reinitialise to check the architecture as Keras builds it")
     base = _layers_base(config)  # where the file's layers are, for refusals that point into it
     config = with_input_shapes(config, input_shapes)
+    config, assumed = with_default_sizes(config)  # what --input-shape left dynamic
+    notes = (assumed, *notes) if assumed else notes
     notes = (*notes, *activity_penalty_notes(config))  # the one part of the model's loss not simulated
     settings = settings if settings is not None else get_settings()
 
@@ -2177,6 +2296,7 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
 
     base = _layers_base(config)
     config = modern_config(config)  # both doors read today's form of a Keras 2.2 Sequential
+    config, _ = with_default_sizes(config)  # check_keras says which it assumed (the API's pre-check too)
     try:
         spec, origins = _translate(config, loss, seeds=seeds, batch_size=batch_size, stored=stored,
                                    optimizer=optimizer, base=base)

@@ -283,6 +283,63 @@ def _tensors(value: Any, refs: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return refs
 
 
+def _indexed(value: Any, refs: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """``refs`` extended by the (layer, call, output index) of every tensor reference in ``value``."""
+    if isinstance(value, dict):
+        history = (value.get("config") or {}).get("keras_history") if value.get(
+            "class_name") == "__keras_tensor__" else None
+        if isinstance(history, list) and history:
+            call = history[1] if len(history) > 1 and isinstance(history[1], int) else 0
+            index = history[2] if len(history) > 2 and isinstance(history[2], int) else 0
+            refs.append((str(history[0]), max(call, 0), max(index, 0)))
+            return refs
+        for item in value.values():
+            _indexed(item, refs)
+    elif isinstance(value, list):
+        if len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
+            refs.append((value[0], max(value[1], 0), value[2] if isinstance(value[2], int) else 0))
+            return refs
+        for item in value:
+            _indexed(item, refs)
+    return refs
+
+
+def _recurrent_refs(layer: dict[str, Any], call: int, refs: list[tuple[str, int]],
+                    by_layer: Mapping[str, dict[str, Any]], problems: list[str]
+                    ) -> tuple[list[tuple[str, int]], int]:
+    """(the tensors a recurrent layer's ``call`` reads, its initial states last; how many those
+    are). ``RNN(...)(x, initial_state=[h0, c0])`` is the encoder-decoder idiom (Keras' own
+    lstm_seq2seq; kerassweep12 h03/h05 were refused as "GRU with 2 inputs"): Keras 3 writes the
+    states under the call's ``kwargs``, Keras 2 as inbound tensors after the sequence. Any other
+    tensor argument stays an extra input, which ``_shape`` refuses. A state read from a
+    ``return_state`` layer's output k > 0 is the last h only where that layer returns no sequence
+    and k is 1 (its output 0 is then the same h); its cell state c is no tensor here: refused."""
+    nodes = layer.get("inbound_nodes")
+    node = nodes[call] if isinstance(nodes, list) and call < len(nodes) else None
+    if isinstance(node, dict):
+        kwargs: dict[str, Any] = node["kwargs"] if isinstance(node.get("kwargs"), dict) else {}
+        args: list[Any] = node["args"] if isinstance(node.get("args"), list) else []
+        # RNN.call(sequences, initial_state=None, mask=None, ...): a second positional is the states
+        given = kwargs.get("initial_state", args[1] if len(args) > 1 else None)
+        rest = args[:1] + args[1 + ("initial_state" not in kwargs):]
+        main = _tensors([rest, {k: v for k, v in kwargs.items() if k != "initial_state"}], [])
+        states = _indexed(given, [])
+    elif isinstance(node, list) and len(refs) > 1:  # Keras 2: [sequence, *initial_state]
+        main, states = refs[:1], _indexed(node[1:], [])
+    else:
+        return refs, 0
+    name = str(layer.get("name") or _cfg(layer).get("name"))
+    for src, _, index in states:
+        if index == 0:
+            continue
+        source = by_layer.get(src) or {}
+        src_cfg = _cfg(source)
+        if not (source.get("class_name") in RECURRENT and index == 1 and not src_cfg.get("return_sequences")):
+            problems.append(f"{name}: its initial_state reads output {index} of {src} (a return_state "
+                            "layer's state other than its last output), which is not supported")
+    return main + [(src, k) for src, k, _ in states], len(states)
+
+
 def _args(layer: dict[str, Any]) -> list[str | float] | None:
     """A Keras 3 layer's call arguments in order (tensors by layer name, numbers as floats) when
     any is a number; None otherwise (the inputs say it all)."""
@@ -579,13 +636,17 @@ def spec_gate(gate: str, keras3: bool) -> str:
     return "hard_sigmoid_keras2" if gate == "hard_sigmoid" and not keras3 else gate
 
 
-def _recurrent_shape(node: Node, x: Shape) -> tuple[Shape, list[tuple[str, Shape]]]:
+def _recurrent_shape(node: Node, x: Shape, states: Sequence[Shape] = ()) -> tuple[Shape, list[tuple[str, Shape]]]:
     cls, cfg, directions = recurrent_cell(node.cls, node.cfg)
     if len(x) != 2:
         raise ValueError(f"{cls} reads a sequence (timesteps, features), not a tensor of shape {list(x)}")
     for _, message in size_problems(cls, cfg)[:1]:  # a Bidirectional's layer: its own sizes
         raise ValueError(message)
     units = cast(int, cfg["units"])
+    want = 2 if cls == "LSTM" else 1  # [h0, c0] for an LSTM, h0 otherwise
+    if states and (len(states) != want or any(tuple(s) != (units,) for s in states)):
+        raise ValueError(f"{cls}'s initial_state needs {want} tensor(s) of shape [{units}] "
+                         f"({'h, c' if want == 2 else 'h'}), not {[list(s) for s in states]}")
     _, _, reset_after = recurrent_gates(cls, cfg)
     for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
         if key in cfg:
@@ -634,6 +695,11 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         return _attention_shape(cfg, shapes)
     if cls == "Dot":
         return _dot_shape(cfg, shapes), []
+    states = int(cfg.get("_states") or 0)
+    if states and cls not in RECURRENT:
+        raise ValueError(f"{cls} with initial_state is not supported")  # a Bidirectional's: per direction
+    if states and len(shapes) == states + 1:
+        return _recurrent_shape(node, x, shapes[1:])
     if len(shapes) != 1:
         raise ValueError(f"{cls} with {len(shapes)} inputs is not supported")
     if cfg.get("data_format") == "channels_first":
@@ -1011,6 +1077,7 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
         nodes, alias = _inline(nodes, problems, depth)
         return nodes, [nodes[0].name] if nodes else [], [alias.get(nodes[-1].name, nodes[-1].name)] if nodes else []
     listed: list[Node] = []
+    by_layer = {str(lay.get("name") or _cfg(lay).get("name")): lay for lay in raw}
     for lay in raw:
         name = str(lay.get("name") or _cfg(lay).get("name"))
         cls, layer_cfg = _unwrap(str(lay.get("class_name")), _cfg(lay))
@@ -1027,7 +1094,11 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
         for k, refs in enumerate(calls or [[]]):
             # a layer called again (shared weights) is a node per call, "name#k", whose module is
             # the first call's; Keras names a call's output by [layer, call, tensor]
-            listed.append(Node(call_name(name, k), cls, {**layer_cfg, "_shares": name} if k else layer_cfg,
+            node_cfg = {**layer_cfg, "_shares": name} if k else layer_cfg
+            if cls in RECURRENT or cls == "Bidirectional":
+                refs, states = _recurrent_refs(lay, k, refs, by_layer, problems)
+                node_cfg = {**node_cfg, "_states": states} if states else node_cfg
+            listed.append(Node(call_name(name, k), cls, node_cfg,
                                [call_name(src, i) for src, i in refs], args=_args(lay)))
     flat, alias = _inline(listed, problems, depth)
     by_name = {n.name: n for n in flat}

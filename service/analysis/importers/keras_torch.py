@@ -281,10 +281,16 @@ class _Recurrent(nn.Module):
         # go_backwards (one direction only: keras_graph.recurrent_cell refuses it in a Bidirectional)
         self.backwards = directions == 1 and bool(cfg.get("go_backwards"))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *states: torch.Tensor) -> torch.Tensor:
+        """The sequence or last output; ``states``: the call's ``initial_state`` ([h0] or, for an
+        LSTM, [h0, c0], each [batch, units]; keras_graph._recurrent_refs), zeros when absent."""
         if self.backwards:  # Keras reads the sequence from its last step to its first
             x = x.flip(1)
-        seq, _ = run_recurrent(self.rnn, x)
+        hx: Any = None
+        if states:  # torch's [layers * directions, batch, units]; Keras' state is one layer's
+            h0 = [s.unsqueeze(0) for s in states]
+            hx = (h0[0], h0[1]) if self.cls == "LSTM" else h0[0]
+        seq, _ = run_recurrent(self.rnn, x, hx)
         if self.sequences:
             # in the order read: Keras' go_backwards layer returns the reversed sequence (its
             # backend's rnn stacks the outputs step by step; only Bidirectional flips them back)
@@ -317,35 +323,44 @@ def _conv(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     return _ChannelsLast(conv, pads), [conv]
 
 
-class _Transposed(nn.Module):
-    """A Keras transposed convolution on a channels-last tensor: torch's full output (no bias),
-    cut or zero-extended to Keras' size on each axis (``transposed_padding``), then the bias."""
+def _keras_cut(y: torch.Tensor, cuts: list[tuple[int, int]], bias: torch.Tensor | None) -> torch.Tensor:
+    """A channels-first transposed convolution's full output (no bias) cut or zero-extended to
+    Keras' size on each axis (``transposed_padding``), then the bias."""
+    for axis, (start, size) in enumerate(cuts, start=2):
+        y = y.narrow(axis, start, min(size, y.shape[axis] - start))
+        if y.shape[axis] < size:
+            pad = [0, 0] * (y.dim() - axis - 1) + [0, size - y.shape[axis]]
+            y = F.pad(y, pad)
+    return y + bias.reshape(-1, *[1] * (y.dim() - 2)) if bias is not None else y
 
-    def __init__(self, conv: nn.Module, bias: nn.Parameter | None, cuts: list[tuple[int, int]]) -> None:
-        super().__init__()
-        self.conv, self.bias, self.cuts = conv, bias, cuts
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = cast(torch.Tensor, self.conv(x.movedim(-1, 1)))
-        for axis, (start, size) in enumerate(self.cuts, start=2):
-            y = y.narrow(axis, start, min(size, y.shape[axis] - start))
-            if y.shape[axis] < size:
-                pad = [0, 0] * (y.dim() - axis - 1) + [0, size - y.shape[axis]]
-                y = F.pad(y, pad)
-        y = y.movedim(1, -1)
-        return y + self.bias if self.bias is not None else y
+class _Transposed1d(nn.ConvTranspose1d):
+    """Keras' Conv1DTranspose, channels first: one torch weight layer whose output is Keras' (cut,
+    then the bias), so its activation and norm read the tensor it makes (one unit, as a Conv1D's)."""
+
+    cuts: list[tuple[int, int]]
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        return _keras_cut(F.conv_transpose1d(x, self.weight, None, self.stride), self.cuts, self.bias)
+
+
+class _Transposed2d(nn.ConvTranspose2d):
+    """Keras' Conv2DTranspose, channels first (as :class:`_Transposed1d`)."""
+
+    cuts: list[tuple[int, int]]
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        return _keras_cut(F.conv_transpose2d(x, self.weight, None, self.stride), self.cuts, self.bias)
 
 
 def _transposed(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     cfg, x = node.cfg, node.in_shapes[0]
     n = len(x) - 1
     k, s, _, padding = window(cfg, n)
-    cuts = [(transposed_padding(x[i], k[i], s[i], padding)[1], node.shape[i]) for i in range(n)]
-    conv = (nn.ConvTranspose2d if n == 2 else nn.ConvTranspose1d)(x[-1], int(cfg["filters"]), cast(Any, k), cast(Any, s),
-                                                                 bias=False)
-    bias = nn.Parameter(torch.zeros(int(cfg["filters"]))) if cfg.get("use_bias", True) else None
-    module = _Transposed(conv, bias, cuts)
-    return module, [module]
+    conv: Any = (_Transposed2d if n == 2 else _Transposed1d)(x[-1], int(cfg["filters"]), cast(Any, k), cast(Any, s),
+                                                            bias=bool(cfg.get("use_bias", True)))
+    conv.cuts = [(transposed_padding(x[i], k[i], s[i], padding)[1], node.shape[i]) for i in range(n)]
+    return _ChannelsLast(conv, []), [conv]
 
 
 def _pool(node: Node) -> nn.Module:
@@ -550,7 +565,10 @@ def _fuse_convolutions(net: KerasNet) -> None:
     The graph simulation reads a layer, its norm and its activation as one unit when each reads
     the tensor the one before made; between Keras' channels-last layers the channels move, so
     apart they were three: the convolution's output gradient was read before its norm (scaled by
-    1 / the batch std, which the norm makes meaningless) and no ReLU of a convolution was seen."""
+    1 / the batch std, which the norm makes meaningless) and no ReLU of a convolution was seen.
+    Transposed convolutions too (kerassweep12 u08: a DCGAN generator's Conv2DTranspose(tanh) had
+    no activation on its unit, its saturation never measured), and a TimeDistributed one's own
+    activation inside each frame's body."""
     nodes = net.graph.nodes
     readers: dict[str, list[int]] = {}
     for k, node in enumerate(nodes):
@@ -567,11 +585,15 @@ def _fuse_convolutions(net: KerasNet) -> None:
     shared = {n.cfg.get("_shares") for n in nodes} - {None}
     for k, node in enumerate(nodes):
         module = net.layers[k]
-        if node.cls not in _CONVS or node.cfg.get("_skipped") or node.name in shared or node.cfg.get("_shares"):
+        if node.cls not in (*_CONVS, *_TRANSPOSED) or node.cfg.get("_skipped") or node.name in shared or node.cfg.get("_shares"):
             continue  # a shared convolution's calls each have their own norm, if any
+        if isinstance(module, _TimeDistributed):  # its frames' own activation (no norm: that reads all frames)
+            module.body = _channels_first_activation(module.body)
+            continue
         core, act = (module[0], module[1]) if isinstance(module, nn.Sequential) else (module, None)
         if not isinstance(core, _ChannelsLast):
             continue
+        act = _channels_first(act) if act is not None else None
         parts = [core.body] if act is None else [core.body, act]
         # the norm only the convolution feeds, also after its own relu (Conv2D(activation="relu")
         # then BatchNormalization, as Keras tutorials write it: relu(c z) = c relu(z))
@@ -593,6 +615,23 @@ def _fuse_convolutions(net: KerasNet) -> None:
         if len(parts) > 1:
             core.body = nn.Sequential(*parts)
             net.layers[k] = core
+
+
+def _channels_first(act: nn.Module) -> nn.Module:
+    """A convolution's activation to run on its channels-first output: a softmax over the channels
+    (Keras' axis -1 is torch's 1 there); the element-wise ones as they are."""
+    return nn.Softmax(dim=1) if isinstance(act, nn.Softmax) else act
+
+
+def _channels_first_activation(module: nn.Module) -> nn.Module:
+    """``Sequential(convolution, activation)`` (channels last) as the convolution with the
+    activation inside its channels-first body, where the simulation reads the two as one unit
+    (the activation reads the tensor the convolution made); anything else unchanged."""
+    if isinstance(module, nn.Sequential) and len(module) == 2 and isinstance(module[0], _ChannelsLast):
+        core = module[0]
+        core.body = nn.Sequential(core.body, _channels_first(module[1]))
+        return core
+    return module
 
 
 def _without_activation(module: nn.Module, fold: str) -> nn.Module:
@@ -807,8 +846,8 @@ def _assign(node: Node, holders: list[nn.Module], module: nn.Module, arrays: lis
         put(last.bias, values.get("bias"))
     elif cls in _TRANSPOSED:  # Keras [k..., out, in] -> torch [in, out, k...]
         k = values["kernel"]
-        put(cast(_Transposed, holders[0]).conv.weight, k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2)))
-        put(cast(_Transposed, holders[0]).bias, values.get("bias"))
+        put(holders[0].weight, k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2)))
+        put(holders[0].bias, values.get("bias"))
     elif cls in ("BatchNormalization", "LayerNormalization"):
         norm = holders[0]
         n = int(cast(torch.Tensor, norm.weight).numel())
