@@ -245,9 +245,16 @@ class Changes:
     new_errors: list[Finding]
 
 
+#: Marks, in a run's findings state, a finding whose error was already sent as a webhook: the run
+#: keeps its marks until it ends, so an error that comes back is sent once (newuser4: a diverging
+#: run's loss_divergence went error -> resolved -> error four times, and three webhooks went out)
+_ALERTED = "alerted:"
+
+
 def compare(before: dict[str, str], doc: Diagnosis, run: RunRow) -> Changes:
-    """Events for findings that are new, changed severity, or went away since ``before``."""
-    now: dict[str, str] = {}
+    """Events for findings that are new, changed severity, or went away since ``before``; the new
+    errors to send as webhooks (each finding's first error in the run only)."""
+    now: dict[str, str] = {k: v for k, v in before.items() if k.startswith(_ALERTED)}
     events: list[tuple[str, dict[str, Any]]] = []
     errors: list[Finding] = []
     for f in doc.findings:
@@ -260,10 +267,11 @@ def compare(before: dict[str, str], doc: Diagnosis, run: RunRow) -> Changes:
             continue
         events.append(("finding", {"run_id": run.id, "change": "new" if old is None else "changed",
                                    "previous_severity": old, "finding": f.model_dump(mode="json")}))
-        if f.severity == "error":
+        if f.severity == "error" and _ALERTED + key not in now:
             errors.append(f)
+            now[_ALERTED + key] = "error"
     for key, severity in before.items():
-        if key not in now:
+        if key not in now and not key.startswith(_ALERTED):
             code, _, metric = key.partition("|")
             events.append(("resolved", {"run_id": run.id, "code": code, "metric": metric or None,
                                         "previous_severity": severity}))

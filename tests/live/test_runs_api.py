@@ -270,3 +270,28 @@ def test_whole_steps_are_written_without_a_decimal_point(api):
     # a fractional step (an epoch fraction) keeps its digits
     r = api.post(f"/v1/runs/{run['id']}/points", json=[{"step": 2.5, "metric": "loss", "value": 0.1}])
     assert '"last_step":2.5}' in r.text.replace(" ", "")
+
+
+def test_an_error_that_resolves_and_comes_back_is_sent_once(tmp_path):
+    # newuser4: a diverging run's loss_divergence went error -> resolved -> error and each return
+    # sent another run.error_finding webhook (three for one divergence)
+    from types import SimpleNamespace
+
+    from gradhealth.core.document import Diagnosis
+    from gradhealth.logs.detectors.common import finding
+
+    bad = finding("loss_divergence", "error", "loss climbed", "why", {"metric": "loss", "value": 3.0}, [])
+    other = finding("nonfinite", "error", "NaN", "why", {"metric": "grad_norm", "value": 1.0}, [])
+
+    def doc(*findings):
+        return Diagnosis(kind="logs", status="unhealthy" if findings else "healthy", summary="s",
+                         findings=list(findings))
+
+    run = SimpleNamespace(id="r1")
+    first = diagnose.compare({}, doc(bad), run)
+    assert [f.code for f in first.new_errors] == ["loss_divergence"]
+    gone = diagnose.compare(first.state, doc(), run)
+    assert [e for e, _ in gone.events] == ["resolved"]
+    back = diagnose.compare(gone.state, doc(bad, other), run)
+    assert [f.code for f in back.new_errors] == ["nonfinite"]  # the divergence was sent already
+    assert [e["finding"]["code"] for k, e in back.events if k == "finding"] == ["loss_divergence", "nonfinite"]
