@@ -69,6 +69,15 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str] | N
             assert job is not None
             assert store.finish(session, job_id=job.id, worker_id="w", status="succeeded",
                                 result={"findings": [{"code": "vanishing_gradient"}]})
+        # A live run still active, with findings (the per-run gauges), and one finished (the run
+        # counters), so that every live-run panel's metric has samples and its labels are checked.
+        rows = [{"step": s, "metric": "grad_norm", "value": 1.0} for s in range(20)]
+        rows += [{"step": s, "metric": "loss", "value": 1.0 / (s + 1)} for s in range(20)]
+        rows.append({"step": 20, "metric": "grad_norm", "value": "nan"})
+        for name in ("watched", "done"):
+            run = api.post("/v1/runs", json={"name": name}).json()["id"]
+            assert api.post(f"/v1/runs/{run}/points", json=rows).status_code == 200
+        assert api.post(f"/v1/runs/{run}/finish").status_code == 200
         api.get("/livez")
         text = api.get("/metrics").text
     out: dict[str, set[str] | None] = {}
@@ -144,7 +153,8 @@ def test_dashboard_queries_only_metrics_the_service_exports(exported):
     # What the dashboard is for: throughput and latency, queue depth, worker health, findings.
     assert {"gradhealth_jobs_finished_total", "gradhealth_job_duration_seconds_bucket",
             "gradhealth_queue_depth", "gradhealth_jobs", "gradhealth_findings_total",
-            "gradhealth_http_requests_total"} <= used
+            "gradhealth_http_requests_total", "gradhealth_run_health", "gradhealth_runs_finished_total",
+            "gradhealth_run_findings_raised_total"} <= used
 
 
 def test_dashboard_is_well_formed_and_uses_the_provisioned_datasource():
@@ -153,12 +163,51 @@ def test_dashboard_is_well_formed_and_uses_the_provisioned_datasource():
         "datasources"]
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)) and dash["uid"] and dash["title"]
+    # newuser4 P9: the data source is a variable (a dashboard imported into another Grafana picks
+    # its own Prometheus), whose default is the provisioned one.
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    chooser = variables["datasource"]
+    assert chooser["type"] == "datasource" and chooser["query"] == source["type"] == "prometheus"
+    assert chooser["current"]["value"] == source["uid"]
     for panel in dash["panels"]:
         assert {"x", "y", "w", "h"} <= set(panel["gridPos"]) and panel["gridPos"]["w"] <= 24
-        for target in panel.get("targets", []):
-            assert target["datasource"]["uid"] == source["uid"]
-            assert target["datasource"]["type"] == source["type"] == "prometheus"
+        for target in [*panel.get("targets", []), *([panel] if "datasource" in panel else [])]:
+            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
     assert source["url"] == "http://prometheus:9090"
+    del variables["datasource"]  # the default is the one place the provisioned uid is named
+    assert source["uid"] not in json.dumps([dash["panels"], list(variables.values())])
+
+
+def test_live_run_panels_link_to_the_run_report_and_name_the_run():
+    # newuser4 P9: from a run's series to its report, and a legend that tells two runs of one name apart
+    dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["gradhealth_url"]["type"] in ("textbox", "constant")
+    per_run = [p for p in dash["panels"] for t in p.get("targets", [])
+               if any(name.startswith("gradhealth_run_") and not name.endswith("_total")
+                      for name, _ in selectors(t["expr"]))]
+    queried = {name for p in per_run for t in p["targets"] for name, _ in selectors(t["expr"])}
+    assert {"gradhealth_run_grad_norm", "gradhealth_run_findings", "gradhealth_run_health",
+            "gradhealth_run_last_step", "gradhealth_run_last_point_timestamp_seconds"} <= queried
+    for panel in per_run:
+        (link,) = panel["fieldConfig"]["defaults"]["links"]
+        run = "${__data.fields.run}" if panel["type"] == "table" else "${__field.labels.run}"
+        assert link["url"] == "${gradhealth_url}/v1/runs/" + run + "/report?format=html", panel["title"]
+        for target in panel["targets"]:
+            assert "by (run, name" in target["expr"]  # the labels the link and legend read
+            assert target["legendFormat"].startswith("{{name}} ({{run}})"), panel["title"]
+    exprs = " ".join(dashboard_exprs())
+    assert "gradhealth_runs_finished_total" in exprs and "gradhealth_run_findings_raised_total" in exprs
+
+
+def test_every_queried_metric_has_samples_after_a_job_and_a_live_run(exported):
+    # A family declared without samples passes the name check above but leaves a panel empty: after
+    # one job and one live run (one active, one finished), every metric a panel or an alert
+    # queries has samples (the counters from 0: newuser4 P6; the run metrics: P4).
+    for expr in dashboard_exprs() + list(rule_exprs().values()):
+        for name, _labels in selectors(expr):
+            if name not in PROMETHEUS_OWN:
+                assert exported.get(name) is not None, f"{name!r} ({expr!r}) has no sample"
 
 
 def test_every_dashboard_query_parses(tmp_path):

@@ -4,12 +4,18 @@ database at scrape time so they are right however many API and worker processes 
 A scrape costs the same at any history size: the finished-job figures come from the small
 ``counters`` table that a job's terminal transition updates (gradhealth.jobs.counters), and the
 queue and running figures are indexed counts over the non-terminal statuses only
-(``ix_jobs_status_created``). Two statements, a few dozen rows, never the whole job table."""
+(``ix_jobs_status_created``). Two statements, a few dozen rows, never the whole job table.
+
+Every counter series whose labels are known up front (each job kind x terminal status, each catalog
+finding code) is exported from the start at 0 (newuser4 P6): Prometheus' ``increase()`` and
+``rate()`` see nothing of a series' first sample, so a counter born at 1 with its first job left
+the dashboard's throughput, failed-jobs and findings panels at 0 for the first event of each kind."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from urllib.parse import parse_qsl
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import (
@@ -23,12 +29,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gradhealth.core.catalog import FINDINGS
 from gradhealth.db.models import JobRow
 from gradhealth.jobs import counters
 from gradhealth.jobs.counters import DURATION_BUCKETS
+from gradhealth.jobs.kinds import KINDS
+from gradhealth.jobs.store import TERMINAL
 from gradhealth.live.metrics import RunCollector
 
-__all__ = ["DURATION_BUCKETS", "JobCollector", "Metrics", "route_label"]
+__all__ = ["DURATION_BUCKETS", "STREAM_BUCKETS", "JobCollector", "Metrics", "route_label", "streaming"]
 
 #: The statuses a job is counted in while it is not finished (a gauge, read from the job table).
 ACTIVE = ("queued", "running")
@@ -37,10 +46,18 @@ ACTIVE = ("queued", "running")
 class JobCollector(Collector):
     """Job figures: ``gradhealth_jobs{kind,status}`` (queued and running jobs now),
     ``gradhealth_queue_depth``, ``gradhealth_jobs_finished_total{kind,status}``,
-    ``gradhealth_job_duration_seconds{kind}`` (histogram) and ``gradhealth_findings_total{code}``."""
+    ``gradhealth_job_duration_seconds{kind}`` (histogram) and ``gradhealth_findings_total{code}``.
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    ``kinds``, ``statuses`` and ``codes``: the label values exported at 0 before any job counts in
+    them (the app passes every job kind, terminal status and catalog code), so that a series exists
+    before its first event and ``increase()`` counts that event."""
+
+    def __init__(self, factory: sessionmaker[Session], *, kinds: Iterable[str] = (),
+                 statuses: Iterable[str] = (), codes: Iterable[str] = ()) -> None:
         self.factory = factory
+        self.kinds = tuple(kinds)
+        self.statuses = tuple(statuses)
+        self.codes = tuple(codes)
 
     def collect(self) -> Iterator[Metric]:
         with self.factory() as session:
@@ -63,17 +80,23 @@ class JobCollector(Collector):
                                        "status, by kind and status", labels=["kind", "status"])
         findings = CounterMetricFamily("gradhealth_findings", "Findings in finished diagnoses, by code",
                                        labels=["code"])
-        buckets: dict[str, dict[float, float]] = {}
+        done: dict[tuple[str, str], float] = {(k, st): 0.0 for k in self.kinds for st in self.statuses}
+        found: dict[str, float] = dict.fromkeys(self.codes, 0.0)
+        buckets: dict[str, dict[float, float]] = {kind: {} for kind in self.kinds}
         sums: dict[str, float] = {}
         for s in samples:
             if s.name == counters.FINISHED:
-                finished.add_metric([s.labels["kind"], s.labels["status"]], s.value)
+                done[(s.labels["kind"], s.labels["status"])] = s.value
             elif s.name == counters.FINDINGS:
-                findings.add_metric([s.labels["code"]], s.value)
+                found[s.labels["code"]] = s.value
             elif s.name == counters.DURATION_BUCKET:
                 buckets.setdefault(s.labels["kind"], {})[float(s.labels["le"])] = s.value
             elif s.name == counters.DURATION_SUM:
                 sums[s.labels["kind"]] = s.value
+        for (kind, status), value in sorted(done.items()):
+            finished.add_metric([kind, status], value)
+        for code, value in sorted(found.items()):
+            findings.add_metric([code], value)
         yield finished
         hist = HistogramMetricFamily("gradhealth_job_duration_seconds",
                                      "Run time of jobs that ended succeeded or failed", labels=["kind"])
@@ -103,6 +126,35 @@ def route_label(scope: Scope) -> str:
     return "unmatched"
 
 
+#: Buckets (seconds) of ``gradhealth_http_stream_duration_seconds``: an SSE stream lasts as long as
+#: its client listens, a long poll up to its ``wait``, both far past the request histogram's 10 s.
+STREAM_BUCKETS: tuple[float, ...] = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
+
+
+def _wait_asked(scope: Scope) -> bool:
+    """Whether the request is a long poll (a ``wait`` query parameter above 0)."""
+    raw = scope.get("query_string") or b""
+    if b"wait" not in raw:  # (the common case, without parsing)
+        return False
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if key == "wait":
+            try:
+                return float(value) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def streaming(scope: Scope, content_type: bytes | None) -> bool:
+    """Whether a request is a stream or a long poll, whose time is the client's (how long it
+    listens, or ``?wait``) rather than the service's: an SSE response (``text/event-stream``) or a
+    request with ``wait`` > 0. newuser4 P11: in the request histogram (top bucket 10 s) these
+    pinned the dashboard's p95 of their routes at 10 s, which looked like an outage."""
+    if content_type is not None and content_type.split(b";", 1)[0].strip().lower() == b"text/event-stream":
+        return True
+    return _wait_asked(scope)
+
+
 class Metrics:
     """The registry of one app, with the HTTP middleware that feeds it."""
 
@@ -110,9 +162,14 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("gradhealth_http_requests", "HTTP requests", ["method", "route", "status"],
                                 registry=self.registry)
-        self.latency = Histogram("gradhealth_http_request_duration_seconds", "HTTP request latency",
+        self.latency = Histogram("gradhealth_http_request_duration_seconds",
+                                 "HTTP request latency (streams and long polls are in "
+                                 "gradhealth_http_stream_duration_seconds)",
                                  ["method", "route"], registry=self.registry)
-        self.registry.register(JobCollector(factory))
+        self.stream_latency = Histogram("gradhealth_http_stream_duration_seconds",
+                                        "Duration of SSE streams and ?wait long polls",
+                                        ["method", "route"], buckets=STREAM_BUCKETS, registry=self.registry)
+        self.registry.register(JobCollector(factory, kinds=KINDS, statuses=sorted(TERMINAL), codes=FINDINGS))
         self.runs = RunCollector(factory)  # per-run gauges of live runs (gradhealth.live)
         self.registry.register(self.runs)
 
@@ -123,10 +180,12 @@ class Metrics:
                 return
             started = time.perf_counter()
             status = {"code": 500}
+            content_type: list[bytes] = []
 
             async def send_wrapper(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status["code"] = message["status"]
+                    content_type[:] = [v for k, v in message.get("headers", ()) if k.lower() == b"content-type"]
                 await send(message)
 
             try:
@@ -134,6 +193,8 @@ class Metrics:
             finally:
                 route = route_of(scope)
                 self.requests.labels(scope["method"], route, str(status["code"])).inc()
-                self.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+                histogram = (self.stream_latency if streaming(scope, content_type[0] if content_type else None)
+                             else self.latency)
+                histogram.labels(scope["method"], route).observe(time.perf_counter() - started)
 
         return wrapped

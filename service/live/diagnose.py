@@ -24,10 +24,12 @@ from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gradhealth.core.document import Diagnosis, Finding
-from gradhealth.db.models import RunRow
+from gradhealth.db.models import RunEventRow, RunRow
+from gradhealth.jobs import counters
 from gradhealth.live import store
 from gradhealth.live.points import Point, unstorable
 from gradhealth.live.state import RunState, SeriesState
@@ -278,6 +280,35 @@ def compare(before: dict[str, str], doc: Diagnosis, run: RunRow) -> Changes:
     return Changes(events, now, errors)
 
 
+#: The ``counters`` rows behind ``gradhealth_run_findings_raised_total{code,severity}`` and
+#: ``gradhealth_runs_finished_total{health}`` (gradhealth.live.metrics exports them).
+RUN_FINDINGS = "run_findings"
+RUNS_FINISHED = "runs_finished"
+
+
+def count_changes(session: Session, run: RunRow, before: dict[str, str], now: dict[str, str],
+                  *, finished: str | None = None) -> None:
+    """Add to the run counters, in the caller's transaction: each finding that reached a severity it
+    never had before in this run (a finding that flaps, resolved and back, or is re-diagnosed at
+    every batch, counts once per severity), and the run's final health when it ``finished``."""
+    deltas: dict[tuple[str, str], float] = {}
+    if finished is not None:
+        deltas[(RUNS_FINISHED, counters.labels_key(health=finished))] = 1.0
+    changed = {(key, severity) for key, severity in now.items() if before.get(key) != severity}
+    if changed:
+        # What the run's earlier "finding" events said (the events this commit adds are numbered
+        # after run.events): a few rows, read only when a finding is new or changed severity.
+        for (data,) in session.execute(select(RunEventRow.data).where(
+                RunEventRow.run_id == run.id, RunEventRow.event == "finding", RunEventRow.seq <= run.events)):
+            f = (data or {}).get("finding") or {}
+            key = f"{f.get('code')}|{(f.get('evidence') or {}).get('metric') or ''}"
+            changed.discard((key, str(f.get("severity"))))
+    for key, severity in changed:
+        label = counters.labels_key(code=key.partition("|")[0], severity=severity)
+        deltas[(RUN_FINDINGS, label)] = deltas.get((RUN_FINDINGS, label), 0.0) + 1.0
+    counters.add(session, deltas)
+
+
 def _document(run_log: RunLog, thresholds: LogThresholds, name: str, note: str | None) -> Diagnosis:
     doc = log_diagnose(run_log, thresholds, started=time.perf_counter())
     doc.name = name
@@ -331,6 +362,7 @@ def _commit(session: Session, run: RunRow, doc: Diagnosis, run_log: RunLog, *, e
     if not store.compare_and_set(session, run.id, run.version, values):
         session.rollback()
         return False
+    count_changes(session, run, run.findings_state or {}, changes.state, finished=doc.status if final else None)
     for f in changes.new_errors:
         outbox.enqueue(session, owner=run.owner, event="run.error_finding",
                        payload={"run_id": run.id, "name": run.name, "finding": f.model_dump(mode="json")})

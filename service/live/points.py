@@ -174,9 +174,14 @@ def _points(obj: object) -> list[Point]:
         raise BadRow("it names a 'metric' (or 'layer' and 'kind') but has no 'value'")
     if "value" in obj and not any(k in obj for k in ("metric", "layer", "kind")):
         raise BadRow("its 'value' needs a 'metric' (or a 'layer' and a 'kind') naming it")
+    if obj.get("value", 0) is None and any(k in obj for k in ("metric", "layer", "kind")):
+        # newuser4 P15: a log's reader skips such a row, but a batch that answered 200 having
+        # dropped a point silently hid a client's bug (a None logged where a NaN was meant)
+        raise BadRow("'value' is null; send a number, or \"NaN\", \"Infinity\" or \"-Infinity\" "
+                     "for a value that is not finite, or leave the point out")
     _check_bounds(obj)
     found = NativeReader._record(obj)
-    if not found and "value" not in obj:   # (a long-form point whose value is null is none, as in a log)
+    if not found and "value" not in obj:
         raise BadRow("it holds no value: send {\"step\": 1, \"metric\": \"loss\", \"value\": 2.3} or "
                      "{\"step\": 1, \"loss\": 2.3}")
     for name, *_ in found:  # a wide record's keys are series names

@@ -82,8 +82,11 @@ def test_non_finite_values_stay_distinct_through_the_database(api):
 
 
 @pytest.mark.parametrize(("body", "headers", "status", "detail"), [
-    (b'{"step": 1, "metric": "loss", "value": 1}\n{"step": 2, "metric": "loss", "value": null}\n'
+    (b'{"step": 1, "metric": "loss", "value": 1}\n{"step": 2, "metric": "loss", "value": 0.5}\n'
      b'{"step": 3, "metric": "loss", "value": "x"}\n', NDJSON, 422, "line 3: 'value' is \"x\", not a number"),
+    # a null value is refused naming its line, not dropped (newuser4)
+    (b'{"step": 1, "metric": "loss", "value": 1}\n{"step": 2, "metric": "loss", "value": null}\n', NDJSON, 422,
+     "line 2: 'value' is null"),
     # a point whose value is missing or misnamed is refused, not dropped (apisweep2)
     (b'{"step": 1, "metric": "loss", "value": 1}\n{"step": 2, "metric": "loss", "valu": 2.0}\n', NDJSON, 422,
      "line 2: it names a 'metric' (or 'layer' and 'kind') but has no 'value'"),
