@@ -294,7 +294,8 @@ def count_changes(session: Session, run: RunRow, before: dict[str, str], now: di
     deltas: dict[tuple[str, str], float] = {}
     if finished is not None:
         deltas[(RUNS_FINISHED, counters.labels_key(health=finished))] = 1.0
-    changed = {(key, severity) for key, severity in now.items() if before.get(key) != severity}
+    changed = {(key, severity) for key, severity in now.items()
+               if before.get(key) != severity and not key.startswith(_ALERTED)}
     if changed:
         # What the run's earlier "finding" events said (the events this commit adds are numbered
         # after run.events): a few rows, read only when a finding is new or changed severity.
