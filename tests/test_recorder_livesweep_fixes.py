@@ -23,7 +23,7 @@ from torch import nn
 from gradhealth.logs.readers.native import READER
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.recorder import GradientRecorder, RunRefused
-from tests.test_recorder_service import Service
+from tests.test_recorder_service import Service, small_model, train_recorded
 
 ROWS_PER_STEP = 3 + 4  # loss, grad_norm, lr and the 4 parameters of the model below
 
@@ -36,20 +36,6 @@ def service(tmp_path_factory):
     s.stop()
 
 
-def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
-
-
-def _train(model: nn.Module, rec: GradientRecorder, steps: range) -> None:
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, y = torch.randn(16, 6), torch.randn(16, 1)
-    for step in steps:
-        loss = nn.functional.mse_loss(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        rec.step(loss=loss, optimizer=optimizer, step=step)
-        optimizer.step()
 
 
 def _run(service: Service, run_id: str) -> dict:
@@ -76,17 +62,17 @@ def _codes(doc: dict) -> set[str]:
 
 
 def test_a_run_finished_under_the_recorder_stops_the_loop_with_run_refused(service, tmp_path):
-    model = _model()
+    model = small_model()
     rec = GradientRecorder(model, tmp_path / "r.jsonl", server=service.url, run="refused",
                            flush_interval=0, on_refused="raise")
-    _train(model, rec, range(3))
+    train_recorded(model, rec, range(3))
     assert rec.live.wait_sent(2, timeout=60), service.log()
     with httpx.Client(base_url=service.url, timeout=30) as client:
         client.post(f"/v1/runs/{rec.live.run_id}/finish").raise_for_status()
     caught = None
     try:  # what the README tells a training loop to write
         for start in range(3, 400):
-            _train(model, rec, range(start, start + 1))
+            train_recorded(model, rec, range(start, start + 1))
     except RunRefused as error:
         caught = error
     assert caught is not None, "the service's 409 did not reach the loop as RunRefused"
@@ -100,16 +86,16 @@ def test_a_run_finished_under_the_recorder_stops_the_loop_with_run_refused(servi
 
 
 def test_two_recorders_of_one_process_on_one_run_finish_it_when_the_last_closes(service, tmp_path):
-    a_model, b_model = _model(), _model()
+    a_model, b_model = small_model(), small_model()
     a = GradientRecorder(a_model, tmp_path / "a.jsonl", server=service.url, run="shared",
                          flush_interval=0.01)
     b = GradientRecorder(b_model, tmp_path / "b.jsonl", server=service.url, run="shared",
                          flush_interval=0.01)
-    _train(a_model, a, range(0, 10))
-    _train(b_model, b, range(100, 110))
+    train_recorded(a_model, a, range(0, 10))
+    train_recorded(b_model, b, range(100, 110))
     a.close()  # the first to leave: the run stays active for b
     assert not a.live.finished
-    _train(b_model, b, range(110, 130))  # no 409: the run is still active
+    train_recorded(b_model, b, range(110, 130))  # no 409: the run is still active
     b.close()  # raises nothing
     assert a.live.run_id == b.live.run_id and b.live.finished
     assert a.live.unsent_path is None and b.live.unsent_path is None
@@ -220,10 +206,10 @@ def test_the_clip_threshold_given_as_config_reaches_the_files_log_check(tmp_path
 def test_the_recorders_file_posted_as_points_skips_its_own_start_and_end_records(tmp_path):
     from gradhealth.live.points import parse
 
-    model = _model()
+    model = small_model()
     path = tmp_path / "posted.jsonl"
     with GradientRecorder(model, path, config={"clip_threshold": 1.0}) as rec:
-        _train(model, rec, range(3))
+        train_recorded(model, rec, range(3))
     lines = path.read_text().splitlines()
     assert "gradhealth_recorder" in lines[0] and "gradhealth_recorder" in lines[-1]
     points = parse(path.read_bytes(), "application/x-ndjson", max_points=10_000)

@@ -24,30 +24,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
-from torch import nn
 
 from gradhealth.recorder import GradientRecorder, RunRefused
-from tests.e2e.helpers import env_for, start_server, wait_ready
-from tests.test_recorder_service import Service
+from tests.test_recorder_service import Service, small_model, train_recorded
 
 ROWS_PER_STEP = 3 + 4  # loss, grad_norm, lr and the 4 parameters of the model below
-
-
-class LimitedService(Service):
-    """`gradhealth serve` with extra settings (here a small ``GRADHEALTH_RUN_MAX_BATCH_POINTS``)."""
-
-    def __init__(self, tmp: Path, **extra: str) -> None:
-        super().__init__(tmp)
-        self.extra = extra
-
-    def start(self) -> None:
-        self.starts += 1
-        env = env_for(f"sqlite:///{self.db}", GRADHEALTH_UPLOAD_DIR=str(self.tmp / "uploads"),
-                      GRADHEALTH_WORKERS="1", **self.extra)
-        self.proc = start_server(env, self.logfile, self.port)
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            wait_ready(self.proc, client, self.logfile, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +39,6 @@ def service(tmp_path_factory):
     s.stop()
 
 
-def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
-
-
-def _train(model: nn.Module, rec: GradientRecorder, steps: range) -> None:
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, y = torch.randn(16, 6), torch.randn(16, 1)
-    for step in steps:
-        loss = nn.functional.mse_loss(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        rec.step(loss=loss, optimizer=optimizer, step=step)
-        optimizer.step()
 
 
 def _lines(path: Path) -> list[dict]:
@@ -104,18 +71,18 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_a_run_deleted_or_finished_under_the_recorder_does_not_stop_training(
         service, tmp_path, caplog, action, status, reason):
     caplog.set_level(logging.INFO, logger="gradhealth.recorder")
-    model = _model()
+    model = small_model()
     path = tmp_path / "r.jsonl"
     rec = GradientRecorder(model, path, server=service.url, run=f"monitored-{action}",
                            flush_interval=0)
-    _train(model, rec, range(5))
+    train_recorded(model, rec, range(5))
     assert rec.live is not None and rec.live.wait_sent(4, timeout=60), service.log()
     with httpx.Client(base_url=service.url, timeout=30) as client:
         if action == "delete":  # what the web UI's Delete does
             assert client.delete(f"/v1/runs/{rec.live.run_id}").status_code == 204
         else:
             client.post(f"/v1/runs/{rec.live.run_id}/finish").raise_for_status()
-    _train(model, rec, range(5, 60))  # raised RunRefused here before (newuser4 P1)
+    train_recorded(model, rec, range(5, 60))  # raised RunRefused here before (newuser4 P1)
     rec.close()  # and here
     assert isinstance(rec.live.refused, RunRefused) and rec.live.refused.status == status
     said = _warnings(caplog)
@@ -135,23 +102,23 @@ def test_a_run_deleted_or_finished_under_the_recorder_does_not_stop_training(
 
 
 def test_on_refused_raise_still_stops_the_loop(service, tmp_path):
-    model = _model()
+    model = small_model()
     rec = GradientRecorder(model, tmp_path / "r.jsonl", server=service.url, run="opt-in",
                            flush_interval=0, on_refused="raise")
-    _train(model, rec, range(3))
+    train_recorded(model, rec, range(3))
     assert rec.live is not None and rec.live.wait_sent(2, timeout=60), service.log()
     with httpx.Client(base_url=service.url, timeout=30) as client:
         assert client.delete(f"/v1/runs/{rec.live.run_id}").status_code == 204
     with pytest.raises(RunRefused, match="404"):  # noqa: PT012
         for start in range(3, 400):
-            _train(model, rec, range(start, start + 1))
+            train_recorded(model, rec, range(start, start + 1))
     with pytest.raises(RunRefused, match="404"):
         rec.close()
 
 
 def test_on_refused_takes_warn_or_raise_only(tmp_path):
     with pytest.raises(ValueError, match="on_refused"):
-        GradientRecorder(_model(), tmp_path / "r.jsonl", server="http://127.0.0.1:9", run="x",
+        GradientRecorder(small_model(), tmp_path / "r.jsonl", server="http://127.0.0.1:9", run="x",
                          on_refused="ignore")
 
 
@@ -163,13 +130,13 @@ def test_a_service_batch_limit_below_the_recorders_splits_batches_and_loses_noth
     caplog.set_level(logging.INFO, logger="gradhealth.recorder")
     # 5 points a batch: below one step's 7 rows, so steps are split too; the recorder's own
     # batches hold up to 5000.
-    svc = LimitedService(tmp_path, GRADHEALTH_RUN_MAX_BATCH_POINTS="5")
+    svc = Service(tmp_path, GRADHEALTH_RUN_MAX_BATCH_POINTS="5")
     svc.start()
     try:
-        model = _model()
+        model = small_model()
         path = tmp_path / "r.jsonl"
         rec = GradientRecorder(model, path, server=svc.url, run="small-batches", flush_interval=0.5)
-        _train(model, rec, range(40))
+        train_recorded(model, rec, range(40))
         rec.close()  # RunRefused (422) before: training exited (newuser4 P2)
         assert rec.live is not None and rec.live.refused is None and rec.live.finished
         assert rec.live.batch_points == 5  # the limit the service's answer named
@@ -196,14 +163,14 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(tmp_path,
     svc = Service(tmp_path)
     svc.start()
     try:
-        model = _model()
+        model = small_model()
         rec = GradientRecorder(model, tmp_path / "r.jsonl", server=svc.url, run="outage",
                                flush_interval=0)
         rec.live.backoff = (0.05, 0.2)  # type: ignore[union-attr]  # quick retries for the test
-        _train(model, rec, range(5))
+        train_recorded(model, rec, range(5))
         assert rec.live is not None and rec.live.wait_sent(4, timeout=60)
         svc.stop()
-        _train(model, rec, range(5, 30))
+        train_recorded(model, rec, range(5, 30))
         assert not rec.live.wait_sent(29, timeout=2)  # it is down: these wait
         said = _warnings(caplog)
         assert len(said) == 1, said  # one warning for many failed tries
@@ -248,9 +215,9 @@ def test_a_second_process_on_the_same_run_and_path_gets_its_own_file_and_closes_
         service, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="gradhealth.recorder")
     path = tmp_path / "shared.jsonl"
-    model = _model()
+    model = small_model()
     rec = GradientRecorder(model, path, server=service.url, run="two-writers", flush_interval=0)
-    _train(model, rec, range(5))
+    train_recorded(model, rec, range(5))
     assert rec.live is not None and rec.live.wait_sent(4, timeout=60)
     script = tmp_path / "other.py"
     script.write_text(_OTHER)
@@ -260,7 +227,7 @@ def test_a_second_process_on_the_same_run_and_path_gets_its_own_file_and_closes_
     other = Path(done.stdout.strip().splitlines()[-1])
     assert other != path and other.parent == path.parent  # its own file, named in a warning
     assert str(path) in done.stderr and str(other) in done.stderr
-    _train(model, rec, range(100, 130))  # the run is finished now: 409
+    train_recorded(model, rec, range(100, 130))  # the run is finished now: 409
     rec.close()  # raised RunRefused (409) before (newuser4 P7)
     assert rec.live.refused is not None and rec.live.refused.status == 409
     # Each file whole and its own: every line JSON, the steps of its own process only.
@@ -273,12 +240,12 @@ def test_a_second_process_on_the_same_run_and_path_gets_its_own_file_and_closes_
 
 def test_two_recorders_of_one_process_on_one_path_write_two_whole_files(tmp_path):
     path = tmp_path / "same.jsonl"
-    a_model, b_model = _model(), _model()
+    a_model, b_model = small_model(), small_model()
     a = GradientRecorder(a_model, path, flush_interval=0)
     b = GradientRecorder(b_model, path, flush_interval=0)
     assert a.path == path and b.path != path
-    _train(a_model, a, range(20))
-    _train(b_model, b, range(50, 70))
+    train_recorded(a_model, a, range(20))
+    train_recorded(b_model, b, range(50, 70))
     a.close()
     b.close()
     for rec, steps in ((a, range(20)), (b, range(50, 70))):
@@ -287,6 +254,6 @@ def test_two_recorders_of_one_process_on_one_path_write_two_whole_files(tmp_path
         assert len(rows) == 2 + 20 * ROWS_PER_STEP
         assert {r["step"] for r in rows if "step" in r} == set(steps)
     # Closed, the path is free again: a third recorder writes it (emptied first).
-    c = GradientRecorder(_model(), path)
+    c = GradientRecorder(small_model(), path)
     c.close()
     assert c.path == path and len(_lines(path)) == 2

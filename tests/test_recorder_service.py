@@ -24,20 +24,22 @@ from tests.e2e.helpers import env_for, free_port, start_server, stop, wait_ready
 
 
 class Service:
-    """`gradhealth serve` in its own process group, startable again on the same port and DB."""
+    """`gradhealth serve` in its own process group, startable again on the same port and DB;
+    ``extra``: settings beside the defaults (``GRADHEALTH_RUN_MAX_BATCH_POINTS="5"``)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, **extra: str) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = tmp / "runs.db"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.extra = extra
 
     def start(self) -> None:
         self.starts += 1
         env = env_for(f"sqlite:///{self.db}", GRADHEALTH_UPLOAD_DIR=str(self.tmp / "uploads"),
-                      GRADHEALTH_WORKERS="1")
+                      GRADHEALTH_WORKERS="1", **self.extra)
         self.proc = start_server(env, self.logfile, self.port)
         with httpx.Client(base_url=self.url, timeout=10) as client:
             wait_ready(self.proc, client, self.logfile, timeout=120)
@@ -52,6 +54,24 @@ class Service:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
             stop(self.proc, sig)
+
+
+def small_model() -> nn.Module:
+    """The recorder tests' model: 4 parameters, so a step records 3 + 4 rows."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
+
+
+def train_recorded(model: nn.Module, rec: GradientRecorder, steps: range) -> None:
+    """Train ``model`` by SGD on one fixed batch for ``steps``, recording each step."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(16, 6), torch.randn(16, 1)
+    for step in steps:
+        loss = nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        rec.step(loss=loss, optimizer=optimizer, step=step)
+        optimizer.step()
 
 
 @pytest.fixture
