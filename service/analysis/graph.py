@@ -2235,15 +2235,16 @@ def _summed(node: Any, readers: Mapping[Any, set[Any]]) -> Any:
         prev, (node,) = node, after
         kind = type(node).__name__
         if kind.startswith("AddBackward"):
-            # a sum with another path that carries a gradient only: an Add of a constant (no
-            # gradient: a stored shift) or of a parameter itself (a bias, a folded inference
-            # BatchNorm's "+ shift") is the branch's own affine step, walked past (onnxsweep11 h07:
-            # tf2onnx's batchnorm/add_1 offered scaled_residual to a plain MLP). (A stream computed
-            # from parameters and the input alone is a path: the first block's x + f(x).)
+            # a sum with another path, not with a parameter itself: an Add of a bias or a learned
+            # shift is the branch's own affine step, walked past (onnxsweep11 h07: a "+ shift" read
+            # as a residual offered scaled_residual to a plain MLP; tf2onnx's folded inference
+            # BatchNorm is imported as a norm now). An operand with no gradient at all may be data:
+            # the first block's x + f(x) on the raw input, a frozen base layer's W0 x beside a
+            # LoRA branch (msweep15), so it is a sum.
             operands = [f for f, _ in node.next_functions]
             if prev in operands:
                 operands.remove(prev)
-            if any(f is not None and _op(f) != "AccumulateGrad" for f in operands):
+            if any(f is None or _op(f) != "AccumulateGrad" for f in operands):
                 return node
             continue
         # (or a scaling by a constant: LoRA's B(A(x)) * alpha / r, x + 0.5 * f(x): msweep15's

@@ -165,10 +165,10 @@ class _Rec:
         self.name, self.out = name, out
 
 
-def test_an_add_of_a_constant_is_no_branch_sum_and_a_skip_is() -> None:
+def test_an_add_of_a_learned_shift_is_no_branch_sum_and_a_skip_is() -> None:
     lin1, lin2 = torch.nn.Linear(8, 8).double(), torch.nn.Linear(8, 8).double()
     x = torch.randn(4, 8, dtype=torch.float64)
-    shift = torch.randn(8, dtype=torch.float64)  # a stored shift: no gradient
+    shift = torch.nn.Parameter(torch.randn(8, dtype=torch.float64))  # a learned shift: a leaf parameter
     h = lin1(x)
     affine = h * 3.0 + shift  # a folded norm's x * scale + shift after the layer
     assert branch_sums([_Rec("lin1", h)], consumers(lin2(affine).sum().grad_fn)) == {}  # type: ignore[list-item]
