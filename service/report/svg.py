@@ -107,9 +107,10 @@ class Axis:
             # Clamped to finite, positive floats: 1e309 overflows, 1e-324 is 0.
             return max(10.0**max(lo_d, -324), _TINY), 10.0**hi_d if hi_d <= 308 else _MAX
         if hi <= lo:
-            # Widened by at least one unit, by more where the value is so large that 1 is lost
-            # in its rounding (1e300 + 1 == 1e300), and never past the largest float.
-            pad = max(1.0, abs(lo) / 2)
+            # Widened by half the value either way (one unit around 0), never past the largest
+            # float: a constant learning rate of 0.05 padded by a whole unit read as a flat line
+            # at "0" among ticks of 0.5 (newuser4)
+            pad = abs(lo) / 2 if lo != 0 else 1.0
             lo, hi = max(lo - pad, -_MAX), min(hi + pad, _MAX)
         return lo, hi
 

@@ -71,3 +71,13 @@ def test_a_chart_that_cannot_be_drawn_is_left_out_with_a_note(
     assert 'class="warning chart-skipped"' in page and "OverflowError" in page
     assert 'data-chart="fractions"' in page or 'data-chart="remedies"' in page  # the other charts stay
     assert page.rstrip().endswith("</html>") and 'id="tables"' in page
+
+
+def test_a_constant_series_is_shown_at_its_value_not_among_unit_ticks() -> None:
+    # newuser4: a constant learning rate of 0.05 was padded by a whole unit, and its flat line sat
+    # among ticks of 0.5 as if at "0"
+    axis = svg.Axis("learning rate")
+    lo, hi = axis.fitted([0.05, 0.05, 0.05])
+    texts = axis.tick_texts(axis.ticks(lo, hi))
+    assert lo < 0.05 < hi and hi - lo < 0.06 and "0.05" in texts and "0" not in texts
+    assert axis.fitted([0.0]) == (-1.0, 1.0)
