@@ -376,14 +376,18 @@ def layer_heatmap(doc: Diagnosis) -> str | None:
     columns = [(lo + k * width, lo + (k + 1) * width) for k in range(n)]
     cells: list[list[float | None]] = []
     for p in rows:
-        sums, counts = [0.0] * n, [0] * n
+        sums, counts, bad = [0.0] * n, [0] * n, [0] * n
         for step, v in zip(p.steps, p.values, strict=True):
-            if v is None or not v > 0:
-                continue
             k = min(n - 1, int((step - lo) / width)) if hi > lo else 0
+            if v is None:
+                bad[k] += 1  # NaN or Inf in the log (null in the document)
+                continue
+            if not v > 0:
+                continue
             sums[k] += math.log10(v)
             counts[k] += 1
-        row = [10 ** (sums[k] / counts[k]) if counts[k] else None for k in range(n)]
+        # a bin of non-finite values only is NaN: drawn in a colour of its own, not as "no data"
+        row = [10 ** (sums[k] / counts[k]) if counts[k] else math.nan if bad[k] else None for k in range(n)]
         # Downsampling keeps each bucket's extremes, so a bin inside the logged range may get
         # none: it shows the bin before it rather than a hole the log does not have.
         filled = [k for k, v in enumerate(row) if v is not None]

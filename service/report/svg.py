@@ -405,10 +405,15 @@ def colour(f: float) -> str:
     return "#" + "".join(f"{round(a[k] + (b[k] - a[k]) * t):02x}" for k in range(3))
 
 
+#: The heatmap's colour of a cell whose values were NaN or Inf (outside the value scale's ramp)
+NONFINITE_FILL = "#d81b60"
+
+
 def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, float]],
             cells: Sequence[Sequence[float | None]], *, x_label: str, y_label: str,
             value_label: str, highlight: Sequence[str] = ()) -> str:
-    """Rows x columns of positive values on a log10 colour scale (empty cells left blank).
+    """Rows x columns of positive values on a log10 colour scale (empty cells left blank, NaN
+    cells, where the values were NaN or Inf, in :data:`NONFINITE_FILL` with a legend swatch).
 
     ``columns`` are (start, end) x-ranges in order; ``highlight`` names rows a finding names.
     """
@@ -429,6 +434,9 @@ def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, floa
                    f'<text x="{left + i * 64 + 32}" y="{top - 3}" text-anchor="middle" '
                    f'font-size="10">{_e(fmt(10 ** (lo + f * span)))}</text>')
     out.append(f'<text x="{left + 330}" y="31">{_e(value_label)} (log colour)</text>')
+    if any(v is not None and math.isnan(v) for row in cells for v in row):
+        out.append(f'<rect x="{right - 110}" y="22" width="14" height="10" fill="{NONFINITE_FILL}"/>'
+                   f'<text x="{right - 92}" y="31">NaN / Inf</text>')
     for r, (name, row) in enumerate(zip(rows, cells, strict=True)):
         y = top + r * row_h
         hl = name in highlight
@@ -440,6 +448,11 @@ def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, floa
             out.append(f'<g class="hlmark" data-layer="{_e(name)}"><rect class="hlband" x="0" '
                        f'y="{y}" width="{left}" height="{row_h}"/></g>')
         for c, v in enumerate(row):
+            if v is not None and math.isnan(v):
+                out.append(f'<rect x="{left + c * cw:.1f}" y="{y}" width="{cw + 0.3:.1f}" height="{row_h}" '
+                           f'fill="{NONFINITE_FILL}"><title>{_e(name)} @ {_e(fmt_linear(columns[c][0]))}: '
+                           "NaN / Inf</title></rect>")
+                continue
             if v is None or not v > 0 or not math.isfinite(v):
                 continue
             fill = colour((math.log10(v) - lo) / span)

@@ -81,3 +81,14 @@ def test_a_constant_series_is_shown_at_its_value_not_among_unit_ticks() -> None:
     texts = axis.tick_texts(axis.ticks(lo, hi))
     assert lo < 0.05 < hi and hi - lo < 0.06 and "0.05" in texts and "0" not in texts
     assert axis.fitted([0.0]) == (-1.0, 1.0)
+
+
+def test_nan_cells_of_the_heatmap_have_a_colour_of_their_own() -> None:
+    # newuser4: the all-NaN steps of a blown-up run were blank, the same as "no data"
+    out = svg.heatmap("g", ["fc1", "fc2"], [(0, 10), (10, 20), (20, 30)],
+                      [[1.0, math.nan, None], [2.0, 3.0, math.nan]], x_label="step", y_label="layer",
+                      value_label="norm")
+    assert out.count(f'fill="{svg.NONFINITE_FILL}"') == 3  # the two cells and the legend's swatch
+    assert "fc1 @ 10: NaN / Inf" in out and "fc2 @ 20: NaN / Inf" in out
+    clean = svg.heatmap("g", ["fc1"], [(0, 10)], [[1.0]], x_label="step", y_label="layer", value_label="n")
+    assert svg.NONFINITE_FILL not in clean
