@@ -1563,7 +1563,27 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
         return None
     if type(fn).__name__ == "SigmoidBackward0":
         return "sigmoid" if out.shape[-1] > 1 else None  # one unit: a softmax of one value, another fault
-    return "softmax" if softmax_over_last(out) else None
+    return "softmax" if softmax_over_last(out) or distributions(out) else None
+
+
+#: A row of probabilities sums to 1 within this (float32 rounding over a few thousand classes)
+_SUMS_TO_ONE = 1e-4
+
+
+def distributions(out: torch.Tensor) -> bool:
+    """Whether every row of ``out`` (over its last dimension, 2 or more classes) is a probability
+    distribution by its values: no entry below 0 and each row summing to 1. A mix of softmaxes
+    made some other way (a mixture of experts' gate-weighted softmax outputs, combined by
+    index_add; an ensemble's mean) is probabilities though its last autograd step is no softmax
+    (modsweep27: cross-entropy on such a mix can never fall below -ln(e/(e+19)) = 2.08 for 20
+    classes); a network's logits never sum to 1 in every row by chance."""
+    if out.dim() < 2 or out.shape[-1] < 2 or not out.is_floating_point() or out.numel() == 0:
+        return False
+    with torch.no_grad():
+        v = out.detach()
+        if not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
+            return False
+        return bool(((v.sum(dim=-1) - 1).abs() <= _SUMS_TO_ONE).all())
 
 
 def softmax_over_last(out: torch.Tensor) -> bool:
