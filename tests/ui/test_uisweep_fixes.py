@@ -221,3 +221,20 @@ def test_a_live_runs_age_ticks_and_its_long_name_wraps(page: Any, server: httpx.
     ago.evaluate("(node, when) => { node.dataset.created = when; }", two_hours)
     expect(ago).to_have_text("2 h ago", timeout=8_000)  # the ages tick every 5 s
     server.delete(f"/v1/runs/{run.json()['id']}")
+
+
+def test_an_active_run_older_than_twenty_others_is_still_listed(page: Any, server: httpx.Client) -> None:
+    # newuser4: the list showed the 20 newest runs, so a run training for days dropped out of it
+    from playwright.sync_api import expect
+
+    old = server.post("/v1/runs", json={"name": "long-training"}).json()
+    finished = []
+    for k in range(21):
+        run = server.post("/v1/runs", json={"name": f"short-{k}"}).json()
+        server.post(f"/v1/runs/{run['id']}/finish")
+        finished.append(run["id"])
+    _open(page, server)
+    expect(page.locator(f"tr[data-run-id='{old['id']}']")).to_be_visible()
+    expect(page.locator("#runs tbody tr").first).to_have_attribute("data-run-id", old["id"])
+    for run_id in [old["id"], *finished]:
+        server.delete(f"/v1/runs/{run_id}")

@@ -614,7 +614,14 @@
     if (!mayCall()) return;
     let page;
     try {
-      page = await (await api("v1/runs?limit=20")).json();
+      // Every active run first (one that trains for days outlives 20 newer ones: newuser4), then
+      // the newest of the others
+      const [active, newest] = await Promise.all([
+        api("v1/runs?status=active&limit=100").then((r) => r.json()),
+        api("v1/runs?limit=20").then((r) => r.json()),
+      ]);
+      const shown = new Set(active.items.map((run) => run.id));
+      page = { items: [...active.items, ...newest.items.filter((run) => !shown.has(run.id))] };
     } catch (error) {
       if (error.problem && error.problem.status === 404) $("runs-section").hidden = true; // an older API
       else showProblem(error);
