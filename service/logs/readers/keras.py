@@ -61,11 +61,13 @@ from gradhealth.logs.readers.textio import (
     read_text,
     read_wide_csv,
 )
-from gradhealth.logs.series import LogWarning, RunLog, parse_number, several_runs
+from gradhealth.logs.series import LogWarning, RunLog, classify, parse_number, several_runs
 
 _INDEX = ("", "Unnamed: 0")
 _NAME = re.compile(r"[A-Za-z_][\w./-]*")
 _LOSSY = ("loss", "val_loss")
+# A column name's words: letter case, spaces, underscores and hyphens aside ("Epoch", "EPOCH", " epoch_").
+_SEPARATORS = re.compile(r"[\s_-]+")
 # A JSON object whose first value is a list (optionally inside "history"), with a loss list somewhere.
 _JSON_HISTORY = re.compile(rb'^\{\s*(?:"history"\s*:\s*\{\s*)?"(?:[^"\\]|\\.)*"\s*:\s*\[')
 _JSON_LOSS = re.compile(rb'"(?:\w*[_/])?loss"\s*:\s*\[\s*(?:-?[\d.]|NaN|Infinity|null|\])')
@@ -90,12 +92,15 @@ class KerasReader:
         header = csv_header(head)
         if header is None or {"step", "_step", "Step"} & set(header):
             return 0.0
+        epoch = _epoch_column(header)
         if header[0] == "epoch":
             return 0.85
-        has_loss = any(c in _LOSSY or c.startswith("val_") for c in header)
+        # a loss column by its role, not its exact name: "Cross Entropy Loss", "train loss" (logsweep59's
+        # DeepCubeA metrics.csv: "Epoch,Target Cost,Squared Loss,Cross Entropy Loss", refused by all)
+        has_loss = any(c in _LOSSY or c.startswith("val_") or classify(c)[0] in _LOSSY for c in header)
         if header[0] in _INDEX and has_loss:
             return 0.6
-        if "epoch" in header and has_loss:
+        if epoch is not None and has_loss:
             return 0.5
         if "loss" in header and all(_NAME.fullmatch(c) for c in header):
             return 0.4                       # History saved without index: metric columns only
@@ -108,7 +113,7 @@ class KerasReader:
             return _read_json_history(path, limits)
         header = csv_header(head) or []
         sep = delimiter(head)  # CSVLogger(separator="\t"), fastai's and tsai's tab-separated tables
-        step = "epoch" if "epoch" in header else next((c for c in _INDEX if c in header), None)
+        step = _epoch_column(header) or next((c for c in _INDEX if c in header), None)
         runs = _runs(path, limits, step, sep) if step is not None else []
         if step is not None and _stalled(runs):
             return _read_by_row(path, limits, step, sep, runs)
@@ -119,6 +124,14 @@ class KerasReader:
             skip=lambda c: c in _INDEX, skip_repeated_header=True, sep=sep)
         return RunLog(format=self.name, source=path.name, series=points.build(step_unit="epoch"),
                       warnings=warnings)
+
+
+def _epoch_column(header: list[str]) -> str | None:
+    """The header's epoch column: ``epoch`` itself, else the first named so in any letter case and
+    with spaces, underscores or hyphens around it (``Epoch``, ``EPOCH``, ``epoch_``); None if none."""
+    if "epoch" in header:
+        return "epoch"
+    return next((c for c in header if _SEPARATORS.sub("_", c.strip().lower()).strip("_") == "epoch"), None)
 
 
 def _unwrap(obj: Any) -> Any:
@@ -272,7 +285,7 @@ def _read_by_row(path: Path, limits: ReadLimits, step: str, sep: str, runs: list
     """A file whose counter does not advance (:func:`_stalled`), read as one run in its row order,
     each row one position after the one before, with a ``step_order`` note saying so."""
     name = path.name
-    unit = "epoch" if step == "epoch" else "index"
+    unit = "index" if step in _INDEX else "epoch"
     points, warnings, _ = read_wide_csv(
         path, limits, step_column=None, fmt="keras", skip=lambda c: c in _INDEX or c == step,
         skip_repeated_header=True, sep=sep)
@@ -298,7 +311,7 @@ def _read_runs(path: Path, limits: ReadLimits, step: str, sep: str, runs: list[_
     same reader, its messages' line numbers put back to the file's. An earlier run that cannot be
     read is left out with a note; when no earlier run can be, the last one is the log."""
     name = path.name
-    unit = "epoch" if step == "epoch" else "index"
+    unit = "index" if step in _INDEX else "epoch"
     skipped = max(0, len(runs) - _MAX_RUNS)
     kept = runs[skipped:]
     notes: list[LogWarning] = []

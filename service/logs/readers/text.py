@@ -200,6 +200,9 @@ _GROUP = re.compile(r"\[\s*(?P<label>[A-Za-z][\w ]*?)\s*:\s*(?P<body>[^\[\]]+)\]
 _GROUP_PAIR = re.compile(rf"\s*(?P<key>[A-Za-z_][\w./-]*)\s*:?\s+(?P<val>{_NUM}){_END}\s*", re.IGNORECASE)
 #: Keras' progress line, "  2/100 [>....] - ETA: 20:11 - loss: nan": the batch counted out of the epoch's
 _KERAS_BAR = re.compile(r"^\s*(?P<i>\d+)/(?P<n>\d+) \[[=>.]*\]")
+#: An unnamed count ``i/N`` opening a line (``1920/191900 (epoch 1) loss: 8.237``): not a date
+#: (``12/05/2020``), a fraction (``1/2.5``) nor a Keras bar (``12/100 [==>...]``, :data:`_KERAS_BAR`)
+_LEADING_COUNT = re.compile(r"\s*(?P<i>\d+)[ \t]*/[ \t]*(?P<n>\d+)(?![\w./:-])(?![ \t]*\[)")
 _BAR_KEY = "\x00bar"  # its count, until the reader knows whether an epoch header is above it
 _BEST_MARK = re.compile(r"(?<![\w/.-])best(?![\w/.=-])", re.IGNORECASE)
 _EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing)\b", re.IGNORECASE)
@@ -658,7 +661,10 @@ def _parsed(line: str) -> tuple[list[tuple[str, str]], float | None]:
     # within an epoch, the counter follows the epoch ("Epoch [1/10], Step [100/600]"); a run's own
     # step comes first (OLMo's "[step=1/2500,epoch=0]"). Where each is a word of its own: loguru's
     # "yolox.core.trainer:after_iter:246 - epoch: 1/300, iter: 10/47" names iter before the epoch.
-    if step is not None and epoch is not None and _word_at(low, "epoch") < _word_at(low, step):
+    # a step leading the line unnamed ("1920/191900 (epoch 1)", see _line_values) comes first too
+    lead = _LEADING_COUNT.match(line) if step == "step" and "step" not in low else None
+    if (step is not None and epoch is not None and _word_at(low, "epoch") < _word_at(low, step)
+            and lead is None):
         shapes.computed()
         values = dict(found)
         e = float(values[epoch])
@@ -727,9 +733,11 @@ _LOSS_AT_STEP = re.compile(
 #: A value printed as a one-element array or tensor: numpy's ``Loss [ 0.69090915]``, ``loss: [0.69]``,
 #: torch's ``loss tensor(0.6909)`` or ``tensor(0.6909, device='cuda:0', grad_fn=<NllLossBackward0>)``
 #: (read as ``name: x``). A bracketed whole number after a name is a position (``Epoch [3]``) or a
-#: count, not an array: only a fraction, an exponent, NaN or Inf in brackets is.
+#: count, not an array: only a fraction, an exponent, NaN or Inf in brackets is. The name may be quoted,
+#: as a dict's key: detectron2's ``loss_dict = {'loss_cls': tensor(nan, device='cuda:0', ...), ...}``
+#: (logsweep59's pasted NaN report, where only the plain ``'data_time': 0.0079`` was read).
 _ONE_ELEMENT = re.compile(
-    rf"(?<![\w./-])(?P<key>[^\W\d][\w./-]*)[ \t]*[:=]?[ \t]*"
+    rf"(?<![\w./-])(?P<q>['\"]?)(?P<key>[^\W\d][\w./-]*)(?P=q)[ \t]*[:=]?[ \t]*"
     rf"(?:\[[ \t]*(?P<b>{_NUM})[ \t]*\]|tensor\([ \t]*(?P<tb>\[[ \t]*)?(?P<t>{_NUM})[ \t]*(?(tb)\])[ \t]*(?:,[^()]*)?\))",
     re.IGNORECASE)
 _WHOLE = re.compile(r"[-+]?\d+")
@@ -1053,6 +1061,14 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         # count is a position within an epoch, the other the run's step
         del found[counted]
         total = None
+    if (found and "/" in line and (lead := _LEADING_COUNT.match(line)) is not None
+            and "epoch" in {k.lower() for k in found} and not any(k.lower() in STEP_KEYS for k in found)
+            and not spans.covers(lead.start("i"))):
+        # "1920/191900 (epoch 1) loss: 8.237, ...": an unnamed count leading a line that names its
+        # epoch is the step, out of its total (logsweep59's bayou log: read by epoch, its 3,948 lines
+        # were 11 points); one that starts again every epoch is then placed within it (_within_epochs)
+        found = {"step": lead["i"], **found}
+        total = _total(lead["n"])
     names = {k.lower() for k in found}
     if (names & _POSITION_KEYS and names & {"train", "training"}
             and names & {"val", "valid", "validation"}):
@@ -1146,7 +1162,7 @@ class TextReader:
                                                                or _BOOST_ROUND.match(lines[0]))):
             return 0.0
         hits = block = longest = 0  # lines with values; the longest stretch of them one after another
-        known = has_step = broken = False
+        known = has_step = broken = lossy = False
         seen: dict[str, int] = {}
         table: list[str] | None = None
         for ln in lines:
@@ -1165,22 +1181,25 @@ class TextReader:
             if found:
                 hits += 1
                 known = known or any(k in ROLES for k in found)
+                lossy = lossy or any(ROLES.get(k) in ("loss", "val_loss") or _is_loss(k) for k in found)
                 for k in found:
                     seen[k] = seen.get(k, 0) + 1
-        if hits == 0 and any(_NONFINITE_EVENT.search(ln) for ln in lines):
-            return 0.3  # only a framework's report of a NaN loss (a traceback pasted alone)
+        # a framework's report of a NaN loss with no loss value beside it (a traceback pasted alone,
+        # or with a timing only: logsweep59's detectron2 paste read 'data_time' and was refused):
+        # the report is the log, whatever else the values below would make of it
+        event = 0.3 if not lossy and any(_NONFINITE_EVENT.search(ln) for ln in lines) else 0.0
         # one line is enough when it holds a loss that is NaN or Inf (a YOLOv5 console pasted at
         # its first epoch, every loss column nan): that line is the report
         if hits == 0 or (hits < 2 and len(lines) > 2 and not known and not broken):
-            return 0.0
+            return event
         if hits >= 2 and not has_step and max(seen.values()) < 2 and not (known and "epoch" in seen) and not broken:
-            return 0.0                      # every name once: a config file, not a training log (a
+            return event                    # every name once: a config file, not a training log (a
             #                                 loss in an epoch is a pasted console's first epoch)
         if filename.lower().endswith(_DOCUMENTS) and hits < _DOCUMENT_SHARE * len(lines) \
                 and longest < _DOCUMENT_BLOCK:
-            return 0.0
+            return event
         score = 0.3 + 0.2 * min(1.0, 2.0 * hits / len(lines)) + (0.1 if known else 0.0)
-        return round(score, 3)
+        return round(max(score, event), 3)
 
     def sniff_within(self, filename: str, window: bytes) -> float:
         """:meth:`sniff` of ``window`` (bytes from the middle of a file, from a line start) from its
