@@ -343,8 +343,11 @@ def classify(name: str) -> tuple[Role, str | None]:
     if m:
         return "update_ratio", m.group("layer")
     scope, _, rest = low.partition("/")
-    if rest and scope not in _SCOPE_ROLES:
-        # a model's or a decoder's scope before the name: Neural Monkey's "target/train_xent"
+    if rest and scope not in _SCOPE_ROLES and gan_part(key) is None:
+        # a model's or a decoder's scope before the name: Neural Monkey's "target/train_xent". A
+        # GAN player's scope (Chainer DCGAN's gen/loss, dis/loss: logsweep59) names one of two
+        # players, never the run's training loss: as loss_gen, it is a metric that the GAN
+        # checks judge
         role = classify(rest)[0]
         if role in ("loss", "val_loss"):
             return role, None

@@ -51,29 +51,81 @@ def _divergence_window(n: int) -> int:
 _ASTRONOMICAL_LOSS = 1e15
 
 
+#: Words that make a series a term of the loss (:func:`loss_terms`): named a loss, or a term
+#: losses are made of by its usual name (a VAE's KL and reconstruction, a likelihood)
+_TERM_WORDS = frozenset({"loss", "kl", "kld", "recon", "reconstruction", "nll", "elbo", "xent"})
+#: ... and words that make it something else: a scale, a weight or coefficient, a schedule, a
+#: best-so-far, a statistic of the loss, a time
+_NOT_TERM = frozenset({"scale", "scaler", "weight", "weights", "coef", "coeff", "lambda", "beta", "ratio", "lr",
+                       "best", "min", "max", "std", "var", "target", "time", "timestamp", "count", "anneal",
+                       "annealing"})
+_NAME_WORDS = re.compile(r"[/_.\s:-]+|(?<=[a-z])(?=[A-Z])")
+
+
+def loss_terms(run: RunLog) -> list[Series]:
+    """The series logged as terms of the training loss besides the loss itself: a metric whose
+    name's words say a loss or one of its usual terms (``gen_loss``, ``KL_loss``, ``loss_box``,
+    ``kl``, ``recon``), not a validation figure, a scale or weight of one, a best-so-far, nor a GAN
+    player's (which only the GAN checks judge)."""
+    out = []
+    for s in run.series:
+        if s.role != "metric" or VALIDATION.search(s.name.lower()) or gan_part(s.name) is not None:
+            continue
+        words = {w.lower() for w in _NAME_WORDS.split(s.name.strip()) if w}
+        if words & _TERM_WORDS and not words & _NOT_TERM:
+            out.append(s)
+    return out
+
+
 def _astronomical_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
     loss = run.first("loss")
-    if loss is None:
-        return []
+    found = _astronomical(run, t, loss, None) if loss is not None else []
+    if found:
+        return found
+    # a term of the loss blown up while the total the log calls its loss is not (logsweep59: a
+    # bayou run's KL_loss 13.2 -> 1.1e16 while its loss, the retrieval term, fell 8.24 -> 2.45)
+    for term in loss_terms(run):
+        found = _astronomical(run, t, term, loss)
+        if found:
+            return found
+    return []
+
+
+def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | None) -> list[Finding]:
+    """``loss_divergence`` for ``loss`` (the training loss, or a term of ``total``) where it
+    reaches :data:`_ASTRONOMICAL_LOSS`."""
     steps, v = finite(loss)
     big = np.nonzero(np.abs(v) >= _ASTRONOMICAL_LOSS)[0]
     if len(big) == 0:
         return []
     i = int(big[0])
+    is_term = loss.role != "loss"
+    beside = ""
+    if is_term and total is not None:
+        _, t_v = finite(total)
+        beside = f", while {total.name} ends at {float(t_v[-1]):.3g}" if len(t_v) else ""
     return [finding(
         "loss_divergence", "error",
-        f"{loss.name} reaches {float(v[i]):.3g} ({loss.where(steps[i])}), and {len(big)} of its {len(v)} points are "
-        f"{_ASTRONOMICAL_LOSS:.0e} or more",
+        f"{loss.name}{', a term of the loss,' if is_term else ''} reaches {float(v[i]):.3g} ({loss.where(steps[i])}), "
+        f"and {len(big)} of its {len(v)} points are {_ASTRONOMICAL_LOSS:.0e} or more{beside}",
         "A loss this large is no training progress to judge: the weights or activations have blown up (a "
         "learning rate far too large, exploding gradients with no clipping, or an input or target far out of "
         "scale), and float32 overflows to Inf a few orders of magnitude further.",
         {"metric": loss.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": float(v[i]),
-         "threshold": _ASTRONOMICAL_LOSS, "points": int(len(big))},
-        [lower_lr(run, at_step=float(steps[i]), why="the loss blew up"), clipping(run, t)])]
+         "threshold": _ASTRONOMICAL_LOSS, "points": int(len(big)),
+         **({"loss_term": True, "total": total.name if total is not None else None} if is_term else {})},
+        [lower_lr(run, at_step=float(steps[i]), why=f"{loss.name} blew up" if is_term else "the loss blew up"),
+         clipping(run, t)])]
 
 
 @detects("loss_divergence")
 def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
+    main = run.first("loss")
+    if main is not None and gan_part(main.name) is not None:
+        # a GAN player (a reader's own "loss" for a generator or a discriminator): each one's loss
+        # rises as the other improves, and only the GAN checks judge it (logsweep59: a DCGAN's
+        # gen/loss 1.46 -> 2.45 while dis/loss fell 1.69 -> 0.66 read as a divergence)
+        return []
     found = _divergence(run, t)
     if found:
         return found

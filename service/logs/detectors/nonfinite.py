@@ -31,6 +31,8 @@ def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
         bad = ~np.isfinite(s.values)
         if bad.any():
             i = int(np.argmax(bad))
+            if _initial_best(s, bad):
+                continue  # a best-so-far's starting -inf/+inf: no value computed, nothing broke
             (hits if _trained_quantity(s) else notes).append((float(s.steps[i]), s, int(bad.sum())))
     stand_ins = [(h, other) for h in hits if (other := _finite_twin(run, h[1])) is not None]
     if stand_ins and len(stand_ins) == len(hits):
@@ -282,10 +284,33 @@ def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -
 _TRAINED_NAME = re.compile(r"loss|norm|grad|perplexity|(?<![a-z])ppl", re.IGNORECASE)
 
 
+#: The words of a name, split at separators, spaces and a lower-to-upper case change (``BestAvg``).
+_WORDS = re.compile(r"[/_.\s:-]+|(?<=[a-z])(?=[A-Z])")
+
+
+def best_so_far(name: str) -> bool:
+    """Whether ``name`` is a best-so-far record: ``best`` as one of its words, whatever the
+    separator or case (``best_loss``, ``val/best_acc``, ``BestAvg``, ``best avg``, ``best-reward``)."""
+    return "best" in (w.lower() for w in _WORDS.split(name.strip()))
+
+
+def _initial_best(s: Series, bad: np.ndarray) -> bool:
+    """Whether the non-finite points of ``s`` (``bad``) are a best-so-far's starting value only:
+    every one +-inf and before its first finite point (logsweep59: a DDPG console's ``BestAvg: -inf``
+    before its first 100-episode window, then -102.4 on). NaN, or an inf after a finite value, is
+    no initial value."""
+    if not best_so_far(s.name):
+        return False
+    where = np.nonzero(bad)[0]
+    good = np.nonzero(~bad)[0]
+    return (bool(np.all(np.isinf(s.values[bad]))) and len(good) > 0
+            and int(where[-1]) < int(good[0]))
+
+
 def _trained_quantity(s: Series) -> bool:
     """Whether a NaN/Inf in ``s`` means the training computation broke (loss, gradients, weights);
-    a best-so-far record (``best_train_loss``: inf until there is one) does not."""
-    if s.name.lower().startswith(("best_", "best/")):
+    a best-so-far record (``best_train_loss``, ``BestAvg``: inf until there is one) does not."""
+    if best_so_far(s.name):
         return False
     return (s.role not in ("metric", "learning_rate") or bool(_TRAINED_NAME.search(s.name))
             or gan_part(s.name) is not None)

@@ -50,6 +50,54 @@ _RETURN_POINTS = 20
 _RETURN_TAIL = 0.2
 
 
+#: A run's episode counter, logged on each line as its step (a console's ``Episode: 19500``), and a
+#: bare mean logged against it (``Avg: -105.8``, ``average reward``): the mean return of the episodes
+#: up to that line when the run logs no other return (logsweep59: a DDPG console's
+#: ``Episode: N  Avg: x  BestAvg: y``).
+#: (not a bare "ep": many consoles print their epoch so; nor "eps", an exploration epsilon)
+_EPISODE_COUNTER = re.compile(r"(?:^|[/.])(?:episodes?|episode[_ -]?(?:num|number|count|idx|index|no)|"
+                              r"n[_ -]?episodes|num[_ -]?episodes|total[_ -]?episodes)$", re.IGNORECASE)
+_BARE_MEAN = re.compile(r"(?:avg|average|mean)(?:[_ -]?(?:reward|return|score)s?)?", re.IGNORECASE)
+
+
+def episode_counter(run: RunLog) -> Series | None:
+    """The run's episode counter: a series named as one (``Episode``, ``episodes``,
+    ``time/episodes``) whose finite values never fall and grow over the run, else None."""
+    for s in run.series:
+        if not _EPISODE_COUNTER.search(s.name.strip()):
+            continue
+        _, v = finite(s)
+        if len(v) >= 2 and bool(np.all(np.diff(v) >= 0)) and float(v[-1]) > float(v[0]):
+            return s
+    return None
+
+
+def _outcomes(run: RunLog) -> list[Series]:
+    """The run's outcome series (episode returns, success rates) by name; where it logs none but
+    counts its episodes, a bare mean (``Avg``) logged against that counter."""
+    found = [s for s in run.series if _RETURN.search(s.name) and "history" not in s.name.lower()]
+    if found:
+        return found
+    counter = episode_counter(run)
+    if counter is None:
+        return []
+    return [s for s in run.series if s is not counter and _BARE_MEAN.fullmatch(s.name.strip())]
+
+
+def _episodes_spanned(counter: Series | None, steps: np.ndarray) -> int:
+    """The episodes an outcome logged at ``steps`` covers, read from the episode ``counter`` at the
+    same steps: its last count less its first, plus one interval (the first mean covers the
+    episodes before it); 0 where the counter has no point at the outcome's steps."""
+    if counter is None or len(steps) < 2:
+        return 0
+    at = {float(x): float(y) for x, y in zip(*finite(counter), strict=True)}
+    counts = np.array([at[float(x)] for x in steps if float(x) in at])
+    if len(counts) < 2:
+        return 0
+    gaps = np.diff(counts)
+    return int(counts[-1] - counts[0] + float(np.median(gaps[gaps > 0])) if np.any(gaps > 0) else 0)
+
+
 @detects("reward_collapse")
 def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
     """An agent's episode return (or success rate) that climbed well above where it started and
@@ -58,7 +106,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
     bad episode or two is not a collapse; the gain must stand out from the series' own
     episode-to-episode noise."""
     out: list[Finding] = []
-    outcomes = [s for s in run.series if _RETURN.search(s.name) and "history" not in s.name.lower()]
+    outcomes = _outcomes(run)
     # the mean return where one is logged, not its min/max/std companions (baselines' and GAIL's
     # "min 100 episode reward" beside the mean)
     plain = [s for s in outcomes if not _SPREAD.search(s.name)]
@@ -171,8 +219,9 @@ def _long_returns(run: RunLog) -> tuple[list[_Judged], bool, int]:
     """The run's outcome series long enough for :func:`reward_plateau`, each with its steps, finite
     values, start, band and running median; whether one of them starts at the task's best (then
     none is a plateau); and the episodes counted (0 where no series has one point per episode)."""
-    outcomes = [s for s in run.series if _RETURN.search(s.name) and "history" not in s.name.lower()]
+    outcomes = _outcomes(run)
     plain = [s for s in outcomes if not _SPREAD.search(s.name)] or outcomes
+    counter = episode_counter(run)
     # one point per episode where any series counts them (a Monitor's running mean is per episode too)
     per_episode = max((len(finite(s)[1]) for s in plain if not _A_MEAN.search(s.name)
                        and not _SUCCESS.search(s.name)), default=0)
@@ -182,7 +231,11 @@ def _long_returns(run: RunLog) -> tuple[list[_Judged], bool, int]:
         steps, v = finite(s)
         n = len(v)
         mean = bool(_A_MEAN.search(s.name)) and n != per_episode
-        if n < (_PLATEAU_MEANS if mean else _PLATEAU_EPISODES) or n < _RETURN_POINTS:
+        # a mean logged every k episodes against an episode counter covers the counter's span, not
+        # its n points (logsweep59: 36 hundred-episode means spanning 19,500 episodes)
+        spanned = _episodes_spanned(counter, steps) if mean else 0
+        if (n < (_PLATEAU_MEANS if mean else _PLATEAU_EPISODES) and spanned < _PLATEAU_EPISODES) \
+                or n < _RETURN_POINTS:
             continue
         # "never learnt" is a claim about the run from its start (as loss_plateau's): a log opening
         # at step 5e6 that spans 1e6 of them is a window of it
@@ -218,6 +271,7 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     judged, solved, per_episode = _long_returns(run)
     if solved:
         return []
+    counter = episode_counter(run)
     for s, steps, v, start, band, sm in judged:
         n = len(v)
         tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
@@ -227,7 +281,10 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         last = sm[-tail:]
         if peak - start > band or not (np.all(np.abs(last - start) <= band) and abs(end - start) <= band):
             continue
-        unit = "episodes" if n == per_episode else "points"
+        spanned = 0 if n == per_episode else _episodes_spanned(counter, steps)
+        unit = ("episodes" if n == per_episode else
+                f"logged means spanning {spanned:,} episodes ({counter.name})" if counter is not None and spanned
+                else "points")
         return [finding(
             "reward_plateau", "warning",
             f"{s.name} never rose over {n:,} {unit} ({s.where(float(steps[0]))} to {s.where(float(steps[-1]))}): "
@@ -240,7 +297,7 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
             "unnormalised, or the wrong sign) or observations the policy cannot use.",
             {"metric": s.name, "steps": [_num(float(steps[0])), _num(float(steps[-1]))],
              "value": peak - start, "threshold": band, "start": start, "peak": peak, "last": end,
-             "points": n, "episodes": per_episode or None, "peak_step": _num(float(steps[i_peak]))},
+             "points": n, "episodes": per_episode or spanned or None, "peak_step": _num(float(steps[i_peak]))},
             [raise_lr(run, at_step=float(steps[0]), why=f"{s.name} never rose above its start"),
              lower_lr(run, at_step=float(steps[0]),
                       why=f"{s.name} never rose: a policy that collapsed early learns with smaller steps")])]
