@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import math
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from torch import nn
 
 from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, step
 from gradhealth.analysis.figures import Readout, SeedFigures
-from gradhealth.analysis.guards import BACKWARD_MAKERS, DomainGuards, Guard, caller, op_name
+from gradhealth.analysis.guards import _SKIP, BACKWARD_MAKERS, DomainGuards, Guard, caller, op_name
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.simulate import (
@@ -1121,6 +1122,38 @@ class FunctionLayer(nn.Module):
         self.role = Role("weight", kind, channels_first=kind != "linear" if channels_first is None else channels_first)
 
 
+#: The softmax calls a forward may make (``nn.Softmax`` calls ``F.softmax``).
+_SOFTMAXES = (torch.softmax, torch.Tensor.softmax, nn.functional.softmax)
+#: A row of a softmax is one-hot when its largest probability passes this: its Jacobian
+#: diag(p) - p p^T is then within 0.01 of 0, so the scores before it get almost no gradient.
+SOFTMAX_ONE_HOT = 0.99
+#: A score at or below this is a mask (``masked_fill(mask, -inf)``, -1e9, finfo.min, HF's -10000),
+#: not a logit: a row with a single entry above it (a causal mask's first row) is one-hot by design.
+SOFTMAX_MASKED = -1e4
+
+
+@dataclass
+class SoftmaxCall:
+    """A softmax a live module's forward computed (an attention's, a router's): where, and its
+    counts of one-hot rows and of rows with two entries or more unmasked (0-d tensors)."""
+
+    module: str
+    site: str | None
+    after: str | None  # the unit the tracer read last before it
+    out: torch.Tensor
+    counts: torch.Tensor  # [one-hot rows, rows with >= 2 unmasked entries]
+
+
+def softmax_counts(inp: torch.Tensor, out: torch.Tensor, dim: int) -> torch.Tensor:
+    """[rows whose largest probability is > :data:`SOFTMAX_ONE_HOT`, rows judged] of a softmax
+    over ``dim`` of ``inp`` giving ``out``; rows with fewer than two unmasked scores are not judged."""
+    with torch.no_grad():
+        p = out.detach().movedim(dim, -1)
+        judged = (inp.detach().movedim(dim, -1) > SOFTMAX_MASKED).sum(dim=-1) >= 2
+        one_hot = (p.amax(dim=-1) > SOFTMAX_ONE_HOT) & judged
+        return torch.stack([one_hot.sum(), judged.sum()])
+
+
 class FunctionalOps(torch.overrides.TorchFunctionMode):
     """What a live module computes with functions rather than modules, folded into the unit it
     applies to as the Tracer folds an activation or a norm module (the live door only: an imported
@@ -1163,11 +1196,17 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         self.module_names = {n for n, _ in model.named_modules()}
         self.layers: dict[int, tuple[str, FunctionLayer]] = {}
         self.activations: dict[str, FunctionActivation] = {}
+        #: every softmax the forward computed, the output's included (:func:`softmax_figures` drops it)
+        self.softmaxes: list[SoftmaxCall] = []
+        self._module_of = {id(m): n or type(m).__name__ for n, m in model.named_modules()}
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
         tracer = self.tracer
+        if func in _SOFTMAXES:
+            self._softmax(args, kwargs or {}, out)
+            return out
         if func in _DETACHES and args and isinstance(args[0], torch.Tensor) and args[0].grad_fn is not None:
             tracer.detached.append(args[0].grad_fn)
             return out
@@ -1225,6 +1264,30 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 tracer._advance(last, out)
                 tracer.layer_scales.append(self.scales[id(scale)][1])
         return out
+
+    def _softmax(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """Count the one-hot rows of a softmax (one reduction): an attention whose scores are not
+        scaled by 1/sqrt(d_head) is one-hot in most rows at init (msweep27 linformer_lm_nosqrt:
+        80.5% against 5%), which no measured activation unit showed."""
+        inp = args[0] if args else kwargs.get("input")
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        if not (isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor) and isinstance(dim, int)
+                and out.is_floating_point() and out.dim() >= 1 and inp.shape == out.shape and out.shape[dim] >= 2):
+            return
+        module, site = self._site()
+        last = self.tracer.units[-1].name if self.tracer.units else None
+        self.softmaxes.append(SoftmaxCall(module, site, last, out, softmax_counts(inp, out, dim)))
+
+    def _site(self) -> tuple[str, str | None]:
+        """(the module whose forward made the call, :func:`caller`'s ``file:line (code)``)."""
+        site = caller()
+        frame: Any = sys._getframe(1)
+        while frame is not None:
+            if not frame.f_code.co_filename.startswith(_SKIP) and not frame.f_code.co_filename.startswith("<"):
+                owner = frame.f_locals.get("self")
+                return self._module_of.get(id(owner), type(owner).__name__ if owner is not None else "forward"), site
+            frame = frame.f_back
+        return "forward", site
 
     def _own_activation(self, name: str, inp: Any, out: torch.Tensor, last: Record) -> torch.Tensor:
         """An activation function on ``inp``, a tensor no single layer made: a unit of its own
@@ -1867,6 +1930,54 @@ def _zero_weight(rec: Record) -> bool:
     return w is not None and w.numel() > 0 and not bool(w.detach().any())
 
 
+#: Autograd steps that only reshape: a softmax reached from an output through them alone is the output's.
+_OUTPUT_RESHAPES = ("View", "Reshape", "Unsqueeze", "Squeeze", "Permute", "Transpose", "Clone", "Expand",
+                    "Select", "Slice", "Unbind", "Split", "Cat", "Stack", "ToCopy")
+
+
+def _output_nodes(value: Any, depth: int = 3) -> set[Any]:
+    """The autograd nodes of a forward's returned tensors and what they reshape (a softmax
+    returned as the output, viewed or stacked, is output_loss_mismatch's, not an inner one's)."""
+    found: list[Any] = []
+    if isinstance(value, torch.Tensor):
+        found = [value.grad_fn] if value.grad_fn is not None else []
+    elif depth and isinstance(value, list | tuple | dict):
+        for v in value.values() if isinstance(value, dict) else value:
+            found += list(_output_nodes(v, depth - 1))
+    nodes, frontier = set(found), found
+    for _ in range(4):
+        frontier = [c for n in frontier if type(n).__name__.startswith(_OUTPUT_RESHAPES)
+                    for c, _ in n.next_functions if c is not None and c not in nodes]
+        nodes.update(frontier)
+    return nodes
+
+
+#: The figure a softmax inside the forward leaves on the unit read before it: its share of one-hot
+#: rows, under ``f"{SOFTMAX_KEY}:{module}>softmax|{file:line (code)}"`` (one key per call site; the
+#: softmax is no layer of the document's, so it rides on a unit's figures, which reports do not list)
+SOFTMAX_KEY = "softmax_saturated_fraction"
+
+
+def softmax_figures(calls: Sequence[SoftmaxCall], value: Any, records: Sequence[Record],
+                    figures: SeedFigures) -> None:
+    """Put each softmax call site's share of one-hot rows (:func:`softmax_counts`, the calls of one
+    site pooled) on the unit read before it (the first unit where none was), for ``rules.Saturation``;
+    a softmax the forward returns (viewed, stacked) is the output's, output_loss_mismatch's business."""
+    outputs = _output_nodes(value)
+    sites: dict[tuple[str, str | None], list[SoftmaxCall]] = {}
+    for c in calls:
+        if c.out.grad_fn is None or c.out.grad_fn not in outputs:
+            sites.setdefault((c.module, c.site), []).append(c)
+    names = [r.name for r in records if r.name in figures.units]
+    if not sites or not names:
+        return
+    counts = torch.stack([torch.stack([c.counts for c in cs]).sum(dim=0) for cs in sites.values()]).tolist()
+    for ((module, site), cs), (one_hot, judged) in zip(sites.items(), counts, strict=True):
+        if judged:
+            host = cs[0].after if cs[0].after in names else names[0]
+            figures.units[host][f"{SOFTMAX_KEY}:{module}>softmax|{site or module}"] = one_hot / judged
+
+
 def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int
                       ) -> tuple[SeedFigures, list[Record]]:
     """One forward + backward with every leaf hooked; all figures read back in one transfer."""
@@ -1975,6 +2086,8 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         own = {rec.name: list((rec.module.rnn if isinstance(rec.module, UnrolledRNN) else rec.module)
                               .parameters(recurse=isinstance(rec.module, UnrolledRNN))) for rec in records}
         add_step_ratios(figures.units, own, run.optimizer)
+    if isinstance(functional, FunctionalOps) and functional.softmaxes:  # (no tensors of theirs read above)
+        softmax_figures(functional.softmaxes, value, records, figures)
     return figures, records
 
 

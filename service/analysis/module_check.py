@@ -390,6 +390,10 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
         return [(per_sample_norm_remedy(list(det.evidence.get("layers") or [])), None)]
     if code == "nonfinite" and det.evidence.get("dtype"):
         return []  # an overflow of the model's own dtype: its explanation names the fix (_native_overflow)
+    if code == "saturation" and det.evidence.get("softmax"):
+        # a softmax inside the forward fed scores far too large: the fix is their scale (1/sqrt(d_head),
+        # a temperature) at the line named, which no init or activation change here makes
+        return []
     op = det.evidence.get("operation") if code == "nonfinite" else None
     if isinstance(op, str) and guardable(op):
         # undefined at one call, not too large a network: its guard first, the usual changes after

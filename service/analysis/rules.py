@@ -934,6 +934,26 @@ class Saturation(_Fraction):
                 and (u.activation != "hardtanh" or f >= self._hardtanh_warning)]
 
     @staticmethod
+    def softmax_shares(result: SimulationResult) -> list[tuple[str, str, float, UnitStats]]:
+        """Each softmax inside a live module's forward (an attention's, a router's; not the output's:
+        ``graph.softmax_figures``) as (its name, its call site, its share of one-hot rows, the unit
+        it is reported on), largest share first."""
+        prefix = "softmax_saturated_fraction:"  # graph.SOFTMAX_KEY
+        found = []
+        for u in result.units:
+            for key in u.values:
+                if key.startswith(prefix):
+                    name, _, site = key.removeprefix(prefix).partition("|")
+                    found.append((name, site, u.mean(key), u))
+        return sorted(found, key=lambda f: -f[2] if f[2] == f[2] else math.inf)
+
+    @classmethod
+    def softmax_share(cls, result: SimulationResult) -> float:
+        """The largest share of one-hot rows of a softmax inside the forward (nan: none measured)."""
+        found = cls.softmax_shares(result)
+        return found[0][2] if found else math.nan
+
+    @staticmethod
     def _bypassed(result: SimulationResult) -> set[str]:
         return {u.name for u in result.units if "bypassed" in u.values and bool(np.all(u.values["bypassed"] == 1))
                 and u.name in result.feeds and not result.feeds[u.name]}
@@ -947,6 +967,12 @@ class Saturation(_Fraction):
         return worst if worst is not None and worst[1] >= self.OUTPUT_SHARE else None
 
     def measure(self, result: SimulationResult) -> float:
+        units = self._unit_measure(result)
+        soft = self.softmax_share(result)
+        return soft if not math.isnan(soft) and (math.isnan(units) or soft > units) else units
+
+    def _unit_measure(self, result: SimulationResult) -> float:
+        """The share judged over the units with a saturating activation (hidden, else the output's)."""
         hidden = super().measure(result)
         out = self.output_share(result)
         if out is not None and (math.isnan(hidden) or hidden < out[1]):
@@ -966,15 +992,25 @@ class Saturation(_Fraction):
         inner = t.fraction(hidden, *self.limits(t)) if not math.isnan(hidden) else None
         if self.output_share(result) is not None and inner != "error":
             return "warning"
+        if inner is None and self._softmax_fires(result, t):
+            # a warning at most: a trained attention may be sharp by design; at init it means scores
+            # far too large (msweep27 linformer_lm_nosqrt: 80.5% one-hot against 5% scaled)
+            return "warning"
         return inner
+
+    def _softmax_fires(self, result: SimulationResult, t: Thresholds) -> bool:
+        return self.softmax_share(result) >= t.saturation_warning
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         hidden = super().measure(result)
         out = self.output_share(result)
+        if out is None and (math.isnan(hidden) or t.fraction(hidden, *self.limits(t)) is None) \
+                and self._softmax_fires(result, t):
+            return self._describe_softmax(severity, result, t)
         if out is None or (not math.isnan(hidden) and t.fraction(hidden, *self.limits(t)) is not None):
-            return super().describe(severity, value, result, t)
+            return super().describe(severity, self._unit_measure(result), result, t)
         unit, share = out
         return Detection(
             self.code, severity, f"max_{self.key}", share,
@@ -987,6 +1023,26 @@ class Saturation(_Fraction):
             {"metric": f"max_{self.key}", "value": share, "threshold": self.OUTPUT_SHARE, "layers": [unit.name],
              "fractions": {unit.name: share}, "output": True},
             [unit])
+
+    def _describe_softmax(self, severity: str, result: SimulationResult, t: Thresholds) -> Detection:
+        """A softmax inside the forward one-hot in most of its rows: its scores are far too large."""
+        hit = [f for f in self.softmax_shares(result) if f[2] >= t.saturation_warning]
+        name, site, share, _ = hit[0]
+        return Detection(
+            self.code, severity, f"max_{self.key}", share,
+            f"{share:.0%} of the rows of the softmax in {name.rsplit('>', 1)[0]} ({site}) are one-hot "
+            "(max probability > 0.99)",
+            f"The softmax at {site} gives one entry nearly all the weight in most rows already at "
+            "initialisation: its scores are far too large, so its Jacobian diag(p) - pp^T is near zero and the "
+            "layers that make the scores get almost no gradient (attention becomes a hard lookup). The likely "
+            "cause is scores not scaled by 1/sqrt(d_head) (multiplied instead of divided, or not scaled at "
+            "all), or a router or similarity (contrastive logits) without a temperature. Divide the scores "
+            "by sqrt(d_head), or by a temperature, before the softmax. Rows with a single unmasked entry (a "
+            "causal mask's first row) are not counted.",
+            {"metric": f"max_{self.key}", "value": share, "threshold": t.saturation_warning,
+             "layers": [f[0] for f in hit], "fractions": {f[0]: f[2] for f in hit},
+             "operation": "softmax", "called_at": site, "softmax": True},
+            [u for k, u in enumerate(f[3] for f in hit) if all(u is not g[3] for g in hit[:k])])
 
     #: A hardtanh is flat from its kink at |x| = 1, where a unit-variance pre-activation (a correct
     #: init) already sits 31.7% of the time (erfc(1/sqrt 2)); sigmoid and tanh are counted only
