@@ -1148,8 +1148,9 @@ def softmax_counts(inp: torch.Tensor, out: torch.Tensor, dim: int) -> torch.Tens
     """[rows whose largest probability is > :data:`SOFTMAX_ONE_HOT`, rows judged] of a softmax
     over ``dim`` of ``inp`` giving ``out``; rows with fewer than two unmasked scores are not judged."""
     with torch.no_grad():
-        p = out.detach().movedim(dim, -1)
-        judged = (inp.detach().movedim(dim, -1) > SOFTMAX_MASKED).sum(dim=-1) >= 2
+        # .data, not .detach(): inside the traced forward a .detach() reads as the model's own cut
+        p = out.data.movedim(dim, -1)
+        judged = (inp.data.movedim(dim, -1) > SOFTMAX_MASKED).sum(dim=-1) >= 2
         one_hot = (p.amax(dim=-1) > SOFTMAX_ONE_HOT) & judged
         return torch.stack([one_hot.sum(), judged.sum()])
 
@@ -1643,7 +1644,9 @@ def distributions(out: torch.Tensor) -> bool:
     if out.dim() < 2 or out.shape[-1] < 2 or not out.is_floating_point() or out.numel() == 0:
         return False
     with torch.no_grad():
-        v = out.detach()
+        # .data, not .detach(): this runs inside the traced forward, where a .detach() call is
+        # recorded as the model cutting its own output from the graph (Tracer.detached)
+        v = out.data
         if not bool(torch.isfinite(v).all()) or bool((v < 0).any()):
             return False
         return bool(((v.sum(dim=-1) - 1).abs() <= _SUMS_TO_ONE).all())

@@ -49,3 +49,21 @@ def test_rows_are_distributions_by_their_values_only() -> None:
     assert not distributions(torch.relu(torch.randn(8, 5)))    # non-negative logits: rows do not sum to 1
     assert not distributions(p - 0.01)                         # a negative entry
     assert not distributions(torch.ones(8, 1))                 # one class: no distribution to speak of
+
+
+def test_checking_the_output_for_distributions_cuts_nothing() -> None:
+    # the value check runs inside the traced forward, where a .detach() call reads as the model's
+    # own cut: a LoRA adapter's zero B then read as "the forward detaches their output", an error
+    class Adapter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.A, self.B = nn.Linear(16, 4, bias=False), nn.Linear(4, 16, bias=False)
+            nn.init.zeros_(self.B.weight)
+            self.head = nn.Linear(16, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.relu(x + self.B(self.A(x))))
+
+    torch.manual_seed(0)
+    doc = check_module(Adapter(), torch.randn(16, 16), seeds=1, verify=False)
+    assert not any("detaches" in f.summary for f in doc.findings)
