@@ -38,6 +38,11 @@ FINISHED = "jobs_finished"
 DURATION_BUCKET = "job_duration_bucket"
 DURATION_SUM = "job_duration_sum"
 FINDINGS = "findings"
+#: Live runs' rows (gradhealth.live.diagnose.count_changes adds to them, gradhealth.live.metrics
+#: exports them): ``gradhealth_run_findings_raised_total{code,severity}`` and
+#: ``gradhealth_runs_finished_total{health}``
+RUN_FINDINGS = "run_findings"
+RUNS_FINISHED = "runs_finished"
 
 #: Statuses whose run time the duration histogram observes (a cancelled job's time says little).
 TIMED = frozenset({"succeeded", "failed"})
@@ -128,10 +133,13 @@ class Sample:
     value: float
 
 
-def read(session: Session | Connection) -> list[Sample]:
-    """Every counter (a few rows per kind and finding code, whatever the number of jobs)."""
-    rows = session.execute(select(CounterRow.name, CounterRow.labels, CounterRow.value)
-                           .order_by(CounterRow.name, CounterRow.labels)).all()
+def read(session: Session | Connection, names: Iterable[str] | None = None) -> list[Sample]:
+    """Every counter (a few rows per kind and finding code, whatever the number of jobs), or those
+    of the given ``names``."""
+    query = select(CounterRow.name, CounterRow.labels, CounterRow.value)
+    if names is not None:
+        query = query.where(CounterRow.name.in_(tuple(names)))
+    rows = session.execute(query.order_by(CounterRow.name, CounterRow.labels)).all()
     return [Sample(name, json.loads(labels), float(value)) for name, labels, value in rows]
 
 

@@ -280,12 +280,6 @@ def compare(before: dict[str, str], doc: Diagnosis, run: RunRow) -> Changes:
     return Changes(events, now, errors)
 
 
-#: The ``counters`` rows behind ``gradhealth_run_findings_raised_total{code,severity}`` and
-#: ``gradhealth_runs_finished_total{health}`` (gradhealth.live.metrics exports them).
-RUN_FINDINGS = "run_findings"
-RUNS_FINISHED = "runs_finished"
-
-
 def count_changes(session: Session, run: RunRow, before: dict[str, str], now: dict[str, str],
                   *, finished: str | None = None) -> None:
     """Add to the run counters, in the caller's transaction: each finding that reached a severity it
@@ -293,7 +287,7 @@ def count_changes(session: Session, run: RunRow, before: dict[str, str], now: di
     every batch, counts once per severity), and the run's final health when it ``finished``."""
     deltas: dict[tuple[str, str], float] = {}
     if finished is not None:
-        deltas[(RUNS_FINISHED, counters.labels_key(health=finished))] = 1.0
+        deltas[(counters.RUNS_FINISHED, counters.labels_key(health=finished))] = 1.0
     changed = {(key, severity) for key, severity in now.items()
                if before.get(key) != severity and not key.startswith(_ALERTED)}
     if changed:
@@ -306,7 +300,7 @@ def count_changes(session: Session, run: RunRow, before: dict[str, str], now: di
             changed.discard((key, str(f.get("severity"))))
     for key, severity in changed:
         label = counters.labels_key(code=key.partition("|")[0], severity=severity)
-        deltas[(RUN_FINDINGS, label)] = deltas.get((RUN_FINDINGS, label), 0.0) + 1.0
+        deltas[(counters.RUN_FINDINGS, label)] = deltas.get((counters.RUN_FINDINGS, label), 0.0) + 1.0
     counters.add(session, deltas)
 
 

@@ -13,22 +13,20 @@ codes, three severities, three health values) and every combination is exported 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Iterator
 from typing import get_args
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gradhealth.core.catalog import FINDINGS
 from gradhealth.core.document import Severity, Status
-from gradhealth.db.models import CounterRow
+from gradhealth.jobs import counters
 from gradhealth.jobs.store import as_utc
 from gradhealth.live import store
-from gradhealth.live.diagnose import RUN_FINDINGS, RUNS_FINISHED, grad_norm_of
+from gradhealth.live.diagnose import grad_norm_of
 from gradhealth.settings import Settings
 
 #: The default of the setting: the app sets its configured value on the collector.
@@ -69,18 +67,16 @@ class RunCollector(Collector):
         owner = getattr(self._scope, "owner", None)
         with self.factory() as session:
             runs = store.active_recent(session, self.limit, owner=owner) if self.limit > 0 else []
-            totals = session.execute(select(CounterRow.name, CounterRow.labels, CounterRow.value)
-                                     .where(CounterRow.name.in_((RUN_FINDINGS, RUNS_FINISHED)))).all()
+            totals = counters.read(session, names=(counters.RUN_FINDINGS, counters.RUNS_FINISHED))
         # (the counter is gradhealth_run_findings_raised_total, not gradhealth_run_findings_total: in
         # OpenMetrics, and to parsers that drop _total, that would be the gauge gradhealth_run_findings)
         finished_by: dict[str, float] = dict.fromkeys(HEALTH_VALUES, 0.0)
         found_by: dict[tuple[str, str], float] = {(c, sev): 0.0 for c in FINDINGS for sev in SEVERITIES}
-        for counter, labels, count in totals:
-            got = json.loads(labels)
-            if counter == RUNS_FINISHED:
-                finished_by[got["health"]] = float(count)
+        for sample in totals:
+            if sample.name == counters.RUNS_FINISHED:
+                finished_by[sample.labels["health"]] = sample.value
             else:
-                found_by[(got["code"], got["severity"])] = float(count)
+                found_by[(sample.labels["code"], sample.labels["severity"])] = sample.value
         finished = CounterMetricFamily("gradhealth_runs_finished", "Live runs finished, by the health of their "
                                        "final diagnosis", labels=["health"])
         for verdict, total in sorted(finished_by.items()):
