@@ -27,6 +27,7 @@ from gradhealth.library import example_names, load_spec
 if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis
     from gradhealth.report import ReportContext
+    from gradhealth.report.refusal import Refusal
 
 __all__ = ["EXIT_CANNOT_RUN", "EXIT_CODES", "EXIT_INVALID", "EXIT_OK", "EXIT_UNHEALTHY", "build_parser",
            "example_names", "exit_code", "main"]
@@ -158,13 +159,16 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
         print(f"gradhealth: {args.spec}: the check could not run: {reason}", file=sys.stderr)
     if args.format == "json":
         _write(json.dumps(exc.to_problem(), indent=2))
+    code = EXIT_INVALID if reason is None else EXIT_CANNOT_RUN
+    wanted = _refusal_outputs(args)
+    if not wanted and not (args.format == "github" and reason is None):
+        return code
+    refusal = _refusal(args, exc, reason)  # the input read once, for the annotations and the reports
     if args.format == "github" and reason is None:
         from gradhealth.report.github import invalid_input_commands
 
-        _write("\n".join(invalid_input_commands(args.spec, exc.title.lower(), exc.detail,
-                                                [(p.pointer, p.message) for p in exc.problems],
-                                                _spec_text_of(args.spec, exc))))
-    return max(EXIT_INVALID if reason is None else EXIT_CANNOT_RUN, _refusal_reports(args, exc, reason))
+        _write("\n".join(invalid_input_commands(args.spec, refusal)))
+    return max(code, _refusal_reports(args, refusal, wanted))
 
 
 def _spec_text_of(source: str, exc: GradHealthError) -> str | None:
@@ -180,23 +184,37 @@ def _spec_text_of(source: str, exc: GradHealthError) -> str | None:
         return None
 
 
-def _refusal_reports(args: argparse.Namespace, exc: GradHealthError, reason: str | None) -> int:
-    """Write the SARIF and JUnit reports asked for (``--format``, ``--output``) of an input that got
-    no diagnosis, so a CI step that uploads them finds them, with the refusal at the input's lines
-    (newuser3). Returns 0, or exit 2 where a report path cannot be written."""
-    from gradhealth.cli_report import ReportWriteError, repo_relative, write_report
-    from gradhealth.report.refusal import RENDERERS, Refusal
+def _refusal_outputs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The SARIF and JUnit reports asked for (``--format``, ``--output``), as (format, file or None
+    for standard output)."""
+    from gradhealth.report.refusal import RENDERERS
 
     outputs = getattr(args, "output", None) or []
     wanted = [(fmt or args.format, path) for fmt, path in outputs if (fmt or args.format) in RENDERERS]
     if args.format in RENDERERS and not any(fmt is None for fmt, _ in outputs):
         wanted.append((args.format, None))
-    if not wanted:
-        return 0
-    refusal = Refusal(source=repo_relative(Path(args.spec)), title=exc.title, detail=reason or exc.detail,
-                      problems=[(p.pointer, p.message) for p in exc.problems],
-                      text=_spec_text_of(args.spec, exc), could_not_run=reason is not None,
-                      kind={"log": "logs"}.get(kind := _input_kind(args.spec), kind))
+    return wanted
+
+
+def _refusal(args: argparse.Namespace, exc: GradHealthError, reason: str | None) -> Refusal:
+    """The input that got no diagnosis, as its reports name it (``reason``: why the check could
+    not run, None for an input refused)."""
+    from gradhealth.cli_report import repo_relative
+    from gradhealth.report.refusal import Refusal
+
+    return Refusal(source=repo_relative(Path(args.spec)), title=exc.title, detail=reason or exc.detail,
+                   problems=[(p.pointer, p.message) for p in exc.problems],
+                   text=_spec_text_of(args.spec, exc), could_not_run=reason is not None,
+                   kind={"log": "logs"}.get(kind := _input_kind(args.spec), kind))
+
+
+def _refusal_reports(args: argparse.Namespace, refusal: Refusal, wanted: list[tuple[str, str | None]]) -> int:
+    """Write the ``wanted`` reports of an input that got no diagnosis, so a CI step that uploads
+    them finds them, with the refusal at the input's lines (newuser3). Returns 0, or exit 2 where
+    a report path cannot be written."""
+    from gradhealth.cli_report import ReportWriteError, write_report
+    from gradhealth.report.refusal import RENDERERS
+
     for fmt, path in wanted:
         out = RENDERERS[fmt](refusal)
         try:

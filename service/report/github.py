@@ -22,6 +22,7 @@ from gradhealth.report.context import (
     top_remedy,
     verified_text,
 )
+from gradhealth.report.refusal import Refusal
 
 COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
 PER_KIND = 10  # GitHub's limit per annotation kind and step
@@ -47,22 +48,16 @@ def _command(kind: str, message: str, **props: str | int | None) -> str:
     return f"::{kind}{' ' + shown if shown else ''}::{escape_data(message)}"
 
 
-def invalid_input_commands(path: str, title: str, detail: str, problems: list[tuple[str, str]],
-                           text: str | None) -> list[str]:
-    """``::error`` commands for an input the check refused (exit 2): one per problem at the line its
-    JSON pointer names in ``text`` (the input's own text, where it is a spec the reader can locate
-    in), else one at the file for the whole error; a CI run shows them on the file as a finding's."""
-    from gradhealth.report.locate import locate
-
-    out = []
-    for pointer, why in problems[:10]:
-        at = locate(text, pointer) if text is not None and pointer else None
-        out.append(_command("error", f"{pointer or '/'}: {why}", file=path, line=at[0] if at else None,
-                            col=at[1] if at else None, title=f"gradhealth: {title}"))
-    if not out:
-        out.append(_command("error", detail, file=path, title=f"gradhealth: {title}"))
-    elif len(problems) > 10:
-        out.append(_command("notice", f"{len(problems) - 10} more problem(s) in {path}; see the job log", file=path))
+def invalid_input_commands(path: str, refusal: Refusal) -> list[str]:
+    """``::error`` commands for an input the check refused (exit 2), on the file ``path``: one per
+    problem at the line its JSON pointer names (:meth:`Refusal.placed`, GitHub's 10 per kind),
+    else one at the file for the whole error; a CI run shows them on the file as a finding's."""
+    title = f"gradhealth: {refusal.title.lower()}"
+    out = [_command("error", message, file=path, line=line, col=col, title=title)
+           for message, line, col in refusal.placed(10)]
+    if len(refusal.problems) > 10:
+        out.append(_command("notice", f"{len(refusal.problems) - 10} more problem(s) in {path}; see the job log",
+                            file=path))
     return out
 
 

@@ -42,16 +42,19 @@ class Refusal:
     #: the refusal's alert closes when the fixed input's next upload lands in the same category
     kind: str = "spec"
 
-    def placed(self) -> list[tuple[str, int | None, int | None]]:
-        """Each problem's message with its line and column (None where it cannot be placed); the
-        whole error at the file when there is no problem list."""
+    def placed(self, limit: int = _MAX_PROBLEMS) -> list[tuple[str, int | None, int | None]]:
+        """The first ``limit`` problems' messages, each with its line and column (None where it
+        cannot be placed); the whole error at the file when there is no problem list."""
         out: list[tuple[str, int | None, int | None]] = []
-        for pointer, why in self.problems[:_MAX_PROBLEMS]:
+        for pointer, why in self.problems[:limit]:
             at = locate(self.text, pointer) if self.text is not None and pointer else None
             out.append((f"{pointer or '/'}: {why}", at[0] if at else None, at[1] if at else None))
-        if len(self.problems) > _MAX_PROBLEMS:
-            out.append((f"{len(self.problems) - _MAX_PROBLEMS} more problem(s); see the job log", None, None))
         return out or [(self.detail, None, None)]
+
+    def reported(self) -> list[tuple[str, int | None, int | None]]:
+        """:meth:`placed`, and a last entry counting the problems past :data:`_MAX_PROBLEMS`."""
+        more = len(self.problems) - _MAX_PROBLEMS
+        return self.placed() + ([(f"{more} more problem(s); see the job log", None, None)] if more > 0 else [])
 
 
 def _artifact(source: str) -> dict[str, str]:
@@ -82,7 +85,7 @@ def refusal_sarif(refusal: Refusal) -> str:
             "shortDescription": {"text": "The input was refused: it is not a valid spec, model or log"},
             "defaultConfiguration": {"level": "error"}}]
         results = []
-        for message, line, column in refusal.placed():
+        for message, line, column in refusal.reported():
             physical: dict[str, Any] = {"artifactLocation": _artifact(refusal.source)}
             if line is not None:
                 physical["region"] = {"startLine": line, **({"startColumn": column} if column else {})}
@@ -100,7 +103,7 @@ def refusal_junit(refusal: Refusal) -> str:
     case = ET.Element("testcase", classname=refusal.source, name=INVALID_INPUT if not refusal.could_not_run
                       else "check", file=refusal.source)
     body = "\n".join(f"{refusal.source}:{line}: {message}" if line else f"{refusal.source}: {message}"
-                     for message, line, _ in refusal.placed())
+                     for message, line, _ in refusal.reported())
     if refusal.could_not_run:
         element = ET.SubElement(case, "error", message=f"the check could not run: {refusal.detail}",
                                 type="could_not_run")
