@@ -62,10 +62,14 @@ def small_model() -> nn.Module:
     return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
 
 
-def train_recorded(model: nn.Module, rec: GradientRecorder, steps: range) -> None:
-    """Train ``model`` by SGD on one fixed batch for ``steps``, recording each step."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, y = torch.randn(16, 6), torch.randn(16, 1)
+def train_recorded(model: nn.Module, rec: GradientRecorder, steps: range, *,
+                   optimizer: torch.optim.Optimizer | None = None,
+                   batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    """Train ``model`` on one fixed batch for ``steps``, recording each step: by ``optimizer`` and on
+    ``batch`` where given (a run continued across restarts keeps both), else a fresh SGD at 0.01 on a
+    fresh batch of 16."""
+    optimizer = optimizer if optimizer is not None else torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = batch if batch is not None else (torch.randn(16, 6), torch.randn(16, 1))
     for step in steps:
         loss = nn.functional.mse_loss(model(x), y)
         optimizer.zero_grad()
@@ -98,15 +102,10 @@ def test_a_service_killed_and_restarted_mid_run_gets_every_point_exactly_once(se
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, y = torch.randn(32, 6), torch.randn(32, 1)
+    batch = torch.randn(32, 6), torch.randn(32, 1)
 
     def train(rec: GradientRecorder, steps: range) -> None:
-        for step in steps:
-            loss = nn.functional.mse_loss(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            rec.step(loss=loss, optimizer=optimizer, step=step)
-            optimizer.step()
+        train_recorded(model, rec, steps, optimizer=optimizer, batch=batch)
 
     first = GradientRecorder(model, tmp_path / "part1.jsonl", server=service.url, run="restarts",
                              config={"clip_threshold": 5.0}, flush_interval=0.05,
