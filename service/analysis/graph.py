@@ -35,7 +35,6 @@ import dataclasses
 import functools
 import math
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,15 @@ from torch import nn
 
 from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, step
 from gradhealth.analysis.figures import Readout, SeedFigures
-from gradhealth.analysis.guards import _SKIP, BACKWARD_MAKERS, DomainGuards, Guard, caller, op_name
+from gradhealth.analysis.guards import (
+    BACKWARD_MAKERS,
+    DomainGuards,
+    Guard,
+    caller,
+    frame_site,
+    op_name,
+    user_frame,
+)
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.simulate import (
@@ -1280,15 +1287,13 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         self.softmaxes.append(SoftmaxCall(module, site, last, out, softmax_counts(inp, out, dim)))
 
     def _site(self) -> tuple[str, str | None]:
-        """(the module whose forward made the call, :func:`caller`'s ``file:line (code)``)."""
-        site = caller()
-        frame: Any = sys._getframe(1)
-        while frame is not None:
-            if not frame.f_code.co_filename.startswith(_SKIP) and not frame.f_code.co_filename.startswith("<"):
-                owner = frame.f_locals.get("self")
-                return self._module_of.get(id(owner), type(owner).__name__ if owner is not None else "forward"), site
-            frame = frame.f_back
-        return "forward", site
+        """(the module whose forward made the call, its ``file:line (code)`` as :func:`caller` says
+        it), from the one frame both come from (:func:`user_frame`)."""
+        frame = user_frame()
+        if frame is None:
+            return "forward", None
+        owner = frame.f_locals.get("self")
+        return self._module_of.get(id(owner), type(owner).__name__ if owner is not None else "forward"), frame_site(frame)
 
     def _own_activation(self, name: str, inp: Any, out: torch.Tensor, last: Record) -> torch.Tensor:
         """An activation function on ``inp``, a tensor no single layer made: a unit of its own

@@ -14,6 +14,7 @@ import linecache
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -82,17 +83,29 @@ def guarded_code(op: str) -> str:
 _SKIP = (str(Path(torch.__file__).parent) + "/", str(Path(__file__).parent.parent) + "/")
 
 
-def caller() -> str | None:
-    """``file:line (code)`` of the innermost frame outside torch and this package: where the user's
-    forward made the call (the frames walked, not formatted: it runs at every call a guard sees)."""
-    frame = sys._getframe(1)
+def user_frame() -> FrameType | None:
+    """The innermost frame outside torch and this package: the user's forward making the call (the
+    frames walked, not formatted: it runs at every call a guard sees)."""
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         name = frame.f_code.co_filename
         if not name.startswith(_SKIP) and not name.startswith("<"):
-            line = linecache.getline(name, frame.f_lineno).strip()
-            return f"{Path(name).name}:{frame.f_lineno}" + (f" ({line})" if line else "")
-        frame = frame.f_back  # type: ignore[assignment]  # None ends the walk (the while tests it)
+            return frame
+        frame = frame.f_back
     return None
+
+
+def frame_site(frame: FrameType) -> str:
+    """``file:line (code)`` of ``frame``."""
+    name = frame.f_code.co_filename
+    line = linecache.getline(name, frame.f_lineno).strip()
+    return f"{Path(name).name}:{frame.f_lineno}" + (f" ({line})" if line else "")
+
+
+def caller() -> str | None:
+    """``file:line (code)`` of :func:`user_frame`: where the user's forward made the call."""
+    frame = user_frame()
+    return None if frame is None else frame_site(frame)
 
 
 @dataclass(frozen=True)
