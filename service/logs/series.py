@@ -273,6 +273,16 @@ _GAN_D = frozenset({"d", "dis", "disc", "discriminator", "netd", "errd", "lossd"
 _GAN_NOT_LOSS = frozenset({"real", "fake", "x", "gz", "dx", "acc", "accuracy", "lr", "prob", "score", "norm"})
 
 
+#: Where a series name splits into words: separators, spaces and a lower-to-upper case change
+_NAME_WORDS = re.compile(r"[/_.\s:-]+|(?<=[a-z])(?=[A-Z])")
+
+
+def name_words(name: str) -> list[str]:
+    """The lower-cased words of a series name, split at separators, spaces and a case change
+    (``BestAvg`` -> best, avg; ``val/KL_loss`` -> val, kl, loss)."""
+    return [w.lower() for w in _NAME_WORDS.split(name.strip()) if w]
+
+
 def gan_part(name: str) -> str | None:
     """``"G"`` or ``"D"`` for a GAN's generator or discriminator loss as tools name them
     (``loss_G``, ``g_loss``, ``Loss/D/loss``, ``errD``, ``gen_loss``, CycleGAN's ``G_A`` and ``D_B``,

@@ -16,7 +16,7 @@ from gradhealth.logs.detectors.common import finding, judged, positive_loss
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.detectors.schedule import lr_growth, lr_note, range_test, schedule_remedy
 from gradhealth.logs.remedies import clipping, learning_rate_at, lower_lr, raise_lr
-from gradhealth.logs.series import RunLog, Series, gan_part
+from gradhealth.logs.series import RunLog, Series, gan_part, name_words
 from gradhealth.logs.stats import finite, smooth
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
@@ -59,7 +59,6 @@ _TERM_WORDS = frozenset({"loss", "kl", "kld", "recon", "reconstruction", "nll", 
 _NOT_TERM = frozenset({"scale", "scaler", "weight", "weights", "coef", "coeff", "lambda", "beta", "ratio", "lr",
                        "best", "min", "max", "std", "var", "target", "time", "timestamp", "count", "anneal",
                        "annealing"})
-_NAME_WORDS = re.compile(r"[/_.\s:-]+|(?<=[a-z])(?=[A-Z])")
 
 
 def loss_terms(run: RunLog) -> list[Series]:
@@ -71,7 +70,7 @@ def loss_terms(run: RunLog) -> list[Series]:
     for s in run.series:
         if s.role != "metric" or VALIDATION.search(s.name.lower()) or gan_part(s.name) is not None:
             continue
-        words = {w.lower() for w in _NAME_WORDS.split(s.name.strip()) if w}
+        words = set(name_words(s.name))
         if words & _TERM_WORDS and not words & _NOT_TERM:
             out.append(s)
     return out

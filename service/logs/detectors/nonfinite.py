@@ -13,7 +13,7 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import clipping, lower_lr
-from gradhealth.logs.series import RunLog, Series, final_series, gan_part
+from gradhealth.logs.series import RunLog, Series, final_series, gan_part, name_words
 from gradhealth.logs.stats import finite
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
@@ -284,14 +284,10 @@ def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -
 _TRAINED_NAME = re.compile(r"loss|norm|grad|perplexity|(?<![a-z])ppl", re.IGNORECASE)
 
 
-#: The words of a name, split at separators, spaces and a lower-to-upper case change (``BestAvg``).
-_WORDS = re.compile(r"[/_.\s:-]+|(?<=[a-z])(?=[A-Z])")
-
-
 def best_so_far(name: str) -> bool:
     """Whether ``name`` is a best-so-far record: ``best`` as one of its words, whatever the
     separator or case (``best_loss``, ``val/best_acc``, ``BestAvg``, ``best avg``, ``best-reward``)."""
-    return "best" in (w.lower() for w in _WORDS.split(name.strip()))
+    return "best" in name_words(name)
 
 
 def _initial_best(s: Series, bad: np.ndarray) -> bool:
