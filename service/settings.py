@@ -157,6 +157,14 @@ class Settings(BaseSettings):
     run_max_points: int = Field(10_000_000, ge=1, description="points one live run may hold (413 beyond)")
     run_gauge_limit: int = Field(50, ge=0, description="active live runs (the most recently updated) that get "
                                                       "per-run gauges on /metrics")
+    run_stale_after_s: float = Field(
+        1800.0, ge=0, description="an active live run that stored no new point for this long is stale: it "
+                                  "loses its per-run gauges on /metrics (its alerts resolve) and reads "
+                                  "\"stale\": true until its next point; 0: never")
+    run_retention_s: float = Field(
+        0.0, ge=0, description="live runs finished, or left active without a new point, longer ago than this "
+                               "are deleted with their points (swept every 5 minutes by the process that "
+                               "runs the workers); 0: kept until deleted")
 
     @field_validator("database_url")
     @classmethod

@@ -325,6 +325,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.state.auth_failures = RateLimiter(settings.auth_failures_per_minute)
     app.state.metrics = Metrics(sessions)
     app.state.metrics.runs.limit = settings.run_gauge_limit
+    app.state.metrics.runs.stale_after_s = settings.run_stale_after_s
     problems.install(app)
     for module in (checks, jobs, reports, catalog, health, webhook_routes, run_routes):
         app.include_router(module.router)

@@ -28,6 +28,8 @@ from gradhealth.db.models import JobRow
 from gradhealth.devices import gpu_count
 from gradhealth.jobs import store, wakeup
 from gradhealth.jobs.worker import worker_main
+from gradhealth.live import diagnose
+from gradhealth.live import store as run_store
 from gradhealth.settings import Settings, get_settings
 
 log = logging.getLogger("gradhealth.supervisor")
@@ -120,6 +122,7 @@ class Supervisor:
                 if time.monotonic() - last_reap >= self.reap_every_s:
                     last_reap = time.monotonic()
                     self.reap_uploads()
+                    self.reap_runs()
             except Exception:  # noqa: BLE001 - the watcher must outlive a database hiccup
                 log.exception("supervisor check failed")
 
@@ -135,6 +138,17 @@ class Supervisor:
         if removed:
             log.info("removed %d upload folder(s)", removed)
         return removed
+
+    def reap_runs(self) -> int:
+        """Delete the live runs finished, or left active without a new point, more than
+        ``run_retention_s`` ago (0: none)."""
+        with self._factory() as session:
+            removed = run_store.reap_runs(session, self.settings.run_retention_s)
+        for run_id in removed:
+            diagnose.forget(run_id)
+        if removed:
+            log.info("removed %d live run(s) past GRADHEALTH_RUN_RETENTION_S", len(removed))
+        return len(removed)
 
     def check_once(self) -> None:
         """Restart dead workers; stop workers whose job overran its time limit."""

@@ -31,6 +31,7 @@ from gradhealth.settings import Settings
 
 #: The default of the setting: the app sets its configured value on the collector.
 DEFAULT_LIMIT = int(Settings.model_fields["run_gauge_limit"].default)
+DEFAULT_STALE_AFTER_S = float(Settings.model_fields["run_stale_after_s"].default)
 
 #: ``gradhealth_run_health``'s value for a run's diagnosis status: worse is higher, so that
 #: ``max()`` over runs and ``> 1`` alerts read naturally.
@@ -40,17 +41,22 @@ SEVERITIES: tuple[str, ...] = get_args(Severity)
 
 
 class RunCollector(Collector):
-    """Per active run (the ``limit`` most recently updated): ``gradhealth_run_grad_norm{run,name}``
+    """Per active run that is not stale (the ``limit`` most recently updated):
+    ``gradhealth_run_grad_norm{run,name}``
     (NaN, +Inf or -Inf where the run's latest gradient norm is),
     ``gradhealth_run_findings{run,name,code,severity}``, ``gradhealth_run_health{run,name}``
     (:data:`HEALTH_VALUES`), ``gradhealth_run_last_step{run,name}`` and
     ``gradhealth_run_last_point_timestamp_seconds{run,name}``. Of every run, database-wide as the
     job counters: ``gradhealth_runs_finished_total{health}`` and
-    ``gradhealth_run_findings_raised_total{code,severity}``."""
+    ``gradhealth_run_findings_raised_total{code,severity}``; and the gauge
+    ``gradhealth_runs_active{stale}`` (the caller's runs, with API keys on)."""
 
-    def __init__(self, factory: sessionmaker[Session], limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, factory: sessionmaker[Session], limit: int = DEFAULT_LIMIT,
+                 stale_after_s: float = DEFAULT_STALE_AFTER_S) -> None:
         self.factory = factory
         self.limit = limit
+        #: an active run idle this long gets no per-run gauges (its alerts resolve); 0: never
+        self.stale_after_s = stale_after_s
         self._scope = threading.local()
 
     @contextlib.contextmanager
@@ -66,7 +72,9 @@ class RunCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         owner = getattr(self._scope, "owner", None)
         with self.factory() as session:
-            runs = store.active_recent(session, self.limit, owner=owner) if self.limit > 0 else []
+            cutoff = store.stale_cutoff(self.stale_after_s)
+            runs = store.active_recent(session, self.limit, owner=owner, cutoff=cutoff) if self.limit > 0 else []
+            fresh, stale = store.count_active(session, cutoff, owner=owner)
             totals = counters.read(session, names=(counters.RUN_FINDINGS, counters.RUNS_FINISHED))
         # (the counter is gradhealth_run_findings_raised_total, not gradhealth_run_findings_total: in
         # OpenMetrics, and to parsers that drop _total, that would be the gauge gradhealth_run_findings)
@@ -88,6 +96,13 @@ class RunCollector(Collector):
         for (code, severity), total in sorted(found_by.items()):
             appeared.add_metric([code, severity], total)
         yield appeared
+
+        active = GaugeMetricFamily("gradhealth_runs_active", "Active live runs: stale=\"true\" for those that "
+                                   "stored no new point for GRADHEALTH_RUN_STALE_AFTER_S (no per-run gauges)",
+                                   labels=["stale"])
+        active.add_metric(["false"], fresh)
+        active.add_metric(["true"], stale)
+        yield active
 
         norm = GaugeMetricFamily("gradhealth_run_grad_norm", "Latest total gradient norm of an active live run",
                                  labels=["run", "name"])

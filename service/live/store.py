@@ -12,17 +12,18 @@ import math
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy import and_, case, delete, false, func, insert, not_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gradhealth.db.models import RunEventRow, RunPointRow, RunRow
-from gradhealth.jobs.store import keyset_page, utcnow, valid_id
+from gradhealth.jobs.store import as_utc, keyset_page, utcnow, valid_id
 from gradhealth.live.points import Point, decode_special, encode_special
 
 #: Rows per INSERT statement: 4 parameters each stays under SQLite's 32,766 bound variables.
@@ -71,16 +72,59 @@ class Page:
     next_cursor: str | None
 
 
+def stale_cutoff(stale_after_s: float, now: datetime | None = None) -> datetime | None:
+    """The time before which an active run's last stored point makes it stale (None: runs never go
+    stale). A stale run is still active: its next point makes it fresh again, and its recorder
+    re-attaches to it by name."""
+    if stale_after_s <= 0:
+        return None
+    return (now or utcnow()) - timedelta(seconds=stale_after_s)
+
+
+def is_stale(row: RunRow, cutoff: datetime | None) -> bool:
+    """Whether ``row`` is an active run that stored no point since ``cutoff`` (its ``updated_at`` is
+    set by each batch that stored points, and at creation)."""
+    return cutoff is not None and row.status == "active" and as_utc(row.updated_at) < cutoff
+
+
 def list_runs(session: Session, *, owner: str | None, status: str | None = None, cursor: str | None = None,
-              limit: int = 20) -> Page:
-    """Newest first, keyset-paginated by (created_at, id) like the job list. Raises ValueError on a
-    malformed cursor."""
+              limit: int = 20, stale: bool | None = None, cutoff: datetime | None = None) -> Page:
+    """Newest first, keyset-paginated by (created_at, id) like the job list; ``stale`` True: only
+    the active runs idle since ``cutoff``, False: every other run. Raises ValueError on a malformed
+    cursor."""
     q = select(RunRow)
     if owner is not None:
         q = q.where(RunRow.owner == owner)
     if status is not None:
         q = q.where(RunRow.status == status)
+    if stale is not None:
+        idle = and_(RunRow.status == "active", RunRow.updated_at < cutoff) if cutoff is not None else false()
+        q = q.where(idle if stale else not_(idle))
     return Page(*keyset_page(session, q, RunRow, cursor, limit))
+
+
+def count_active(session: Session, cutoff: datetime | None, *, owner: str | None = None) -> tuple[int, int]:
+    """How many active runs are fresh and how many stale (idle since ``cutoff``)."""
+    idle = RunRow.updated_at < cutoff if cutoff is not None else false()
+    query = select(func.count(), func.coalesce(func.sum(case((idle, 1), else_=0)), 0)).where(RunRow.status == "active")
+    if owner is not None:
+        query = query.where(RunRow.owner == owner)
+    total, stale = session.execute(query).one()
+    return int(total) - int(stale), int(stale)
+
+
+def reap_runs(session: Session, retention_s: float, now: datetime | None = None) -> list[str]:
+    """Delete the runs finished, or active without a new point, more than ``retention_s`` ago (0:
+    none), with their points and events. Returns their ids."""
+    if retention_s <= 0:
+        return []
+    cutoff = (now or utcnow()) - timedelta(seconds=retention_s)
+    old = list(session.scalars(select(RunRow.id).where(
+        ((RunRow.status == "finished") & (func.coalesce(RunRow.finished_at, RunRow.updated_at) < cutoff))
+        | ((RunRow.status == "active") & (RunRow.updated_at < cutoff)))))
+    for run_id in old:
+        delete_run(session, run_id)
+    return old
 
 
 def delete_run(session: Session, run_id: str) -> None:
@@ -221,10 +265,13 @@ def compare_and_set(session: Session, run_id: str, version: int, values: dict[st
     return result.rowcount == 1
 
 
-def active_recent(session: Session, limit: int, *, owner: str | None = None) -> list[RunRow]:
-    """The ``limit`` most recently updated active runs (what the per-run gauges show); ``owner``'s
-    alone where given."""
+def active_recent(session: Session, limit: int, *, owner: str | None = None,
+                  cutoff: datetime | None = None) -> list[RunRow]:
+    """The ``limit`` most recently updated active runs (what the per-run gauges show), leaving out
+    those stale since ``cutoff``; ``owner``'s alone where given."""
     query = select(RunRow).where(RunRow.status == "active")
+    if cutoff is not None:
+        query = query.where(RunRow.updated_at >= cutoff)
     if owner is not None:
         query = query.where(RunRow.owner == owner)
     return list(session.scalars(query.order_by(RunRow.updated_at.desc()).limit(limit)))

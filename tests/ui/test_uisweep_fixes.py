@@ -238,3 +238,29 @@ def test_an_active_run_older_than_twenty_others_is_still_listed(page: Any, serve
     expect(page.locator("#runs tbody tr").first).to_have_attribute("data-run-id", old["id"])
     for run_id in [old["id"], *finished]:
         server.delete(f"/v1/runs/{run_id}")
+
+
+def test_a_stale_run_says_so_and_when_it_last_stored_a_point(page: Any, server: httpx.Client) -> None:
+    # newuser4 P5: a crashed run looked live (its row showed only its creation age). The service
+    # marks it stale (tests/live/test_stale_runs.py); here the page's rendering of that answer.
+    from playwright.sync_api import expect
+
+    run = server.post("/v1/runs", json={"name": "crashed-run"}).json()
+    server.post(f"/v1/runs/{run['id']}/points", json=[{"step": 1, "metric": "loss", "value": 1.0}])
+    two_hours = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+
+    def aged(route: Any) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        for item in body["items"]:
+            if item["id"] == run["id"]:
+                item.update(stale=True, updated_at=two_hours)
+        route.fulfill(response=answer, json=body)
+
+    page.route("**/v1/runs?*", aged)
+    _open(page, server)
+    row = page.locator(f"tr[data-run-id='{run['id']}']")
+    expect(row.locator(".status")).to_have_text("stale")
+    expect(row.locator("[data-prefix]")).to_have_text("last point 2 h ago")
+    page.unroute("**/v1/runs?*")
+    server.delete(f"/v1/runs/{run['id']}")

@@ -42,6 +42,7 @@ from gradhealth.live.points import (
 )
 from gradhealth.logs.series import clean_name
 from gradhealth.report import ReportContext
+from gradhealth.settings import Settings
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=RATE_LIMITED)
 
@@ -107,6 +108,9 @@ class RunSummary(BaseModel):
     id: str
     name: str
     status: RunStatus
+    stale: bool = Field(False, description="active, but no new point for GRADHEALTH_RUN_STALE_AFTER_S (updated_at "
+                                           "is when it last stored one): a crashed or stopped process. It keeps "
+                                           "no per-run gauges on /metrics; its next point makes it fresh again")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
@@ -162,9 +166,11 @@ def _grad_norm(row: RunRow) -> float | str | None:
     return None if value is None else spelled(value)
 
 
-def _summary(row: RunRow) -> dict[str, Any]:
+def _summary(row: RunRow, settings: Settings) -> dict[str, Any]:
     base = f"/v1/runs/{row.id}"
-    return dict(id=row.id, name=row.name, status=row.status, created_at=as_utc(row.created_at),
+    return dict(id=row.id, name=row.name, status=row.status,
+                stale=store.is_stale(row, store.stale_cutoff(settings.run_stale_after_s)),
+                created_at=as_utc(row.created_at),
                 updated_at=as_utc(row.updated_at), finished_at=as_utc(row.finished_at), points=row.points,
                 last_step=row.last_step, grad_norm=_grad_norm(row),
                 health=(row.diagnosis or {}).get("status"), finding_codes=(row.finding_codes or "").split(",")
@@ -173,8 +179,8 @@ def _summary(row: RunRow) -> dict[str, Any]:
                                report=f"{base}/report"))
 
 
-def _read(row: RunRow) -> RunRead:
-    return RunRead(**_summary(row), config=RunConfig.model_validate(row.config or {}), diagnosis=row.diagnosis)
+def _read(row: RunRow, settings: Settings) -> RunRead:
+    return RunRead(**_summary(row, settings), config=RunConfig.model_validate(row.config or {}), diagnosis=row.diagnosis)
 
 
 def _load(session, run_id: str, caller) -> RunRow:  # noqa: ANN001 - internal helper
@@ -216,7 +222,7 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, caller:
                            "(POST .../finish) or use another name")
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/runs/{row.id}"
-    return _read(row)
+    return _read(row, settings)
 
 
 def config_changes(stored: dict[str, Any], sent: dict[str, Any]) -> list[str]:
@@ -382,8 +388,8 @@ def run_report(
 
 
 @router.get("/{run_id}", response_model=RunRead, responses=NOT_FOUND, summary="A run and its current diagnosis")
-def read_run(run_id: str, session: SessionDep, caller: CallerDep) -> RunRead:
-    return _read(_load(session, run_id, caller))
+def read_run(run_id: str, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> RunRead:
+    return _read(_load(session, run_id, caller), settings)
 
 
 @router.post("/{run_id}/finish", response_model=RunRead, responses=NOT_FOUND,
@@ -394,7 +400,7 @@ async def finish_run(run_id: str, request: Request, caller: CallerDep, settings:
     def read() -> RunRead | None:
         with sessions() as session:
             row = store.get(session, run_id, caller.name)
-            return None if row is None else _read(row)
+            return None if row is None else _read(row, settings)
 
     if await run_in_threadpool(read) is None:
         raise ApiError(404, "run_not_found", f"no run {run_id}")
@@ -413,15 +419,20 @@ async def finish_run(run_id: str, request: Request, caller: CallerDep, settings:
 @router.get("", response_model=RunPage, summary="Your runs, newest first",
             responses={422: {"model": Problem, "description": "a bad cursor or filter"}})
 def list_runs(session: SessionDep, caller: CallerDep,
+              settings: SettingsDep,
               status: Annotated[RunStatus | None, Query(description="only runs in this state")] = None,
+              stale: Annotated[bool | None, Query(description="true: only the stale runs (active, no new point "
+                                                               "for GRADHEALTH_RUN_STALE_AFTER_S); false: the "
+                                                               "others")] = None,
               cursor: Annotated[str | None, Query(min_length=1, description="next_cursor of the previous page")] = None,
               limit: Annotated[int, Query(ge=1, le=100)] = 20) -> RunPage:
     try:
-        page = store.list_runs(session, owner=caller.name, status=status, cursor=cursor, limit=limit)
+        page = store.list_runs(session, owner=caller.name, status=status, cursor=cursor, limit=limit, stale=stale,
+                               cutoff=store.stale_cutoff(settings.run_stale_after_s))
     except (ValueError, UnicodeDecodeError):
         raise ApiError(422, "invalid_cursor", "cursor is not one this service returned; "
                        "start again without it") from None
-    return RunPage(items=[RunSummary(**_summary(r)) for r in page.runs], next_cursor=page.next_cursor)
+    return RunPage(items=[RunSummary(**_summary(r, settings)) for r in page.runs], next_cursor=page.next_cursor)
 
 
 @router.delete("/{run_id}", status_code=204, response_model=None, summary="Delete a run and its points",

@@ -634,8 +634,17 @@
     $("runs").tBodies[0].replaceChildren(...page.items.map((run) => el("tr", { "data-run-id": run.id },
       el("td", { "data-label": "Run" }, el("span", { text: run.name }),
         el("span", { class: "stage", "data-created": run.created_at, text: age(run.created_at) })),
-      el("td", { "data-label": "Status" }, el("span", { class: `status ${run.status}`, text: run.status })),
-      el("td", { "data-label": "Points", text: `${run.points}${run.last_step !== null ? ` (step ${run.last_step})` : ""}` }),
+      // stale: active, but its process sent nothing for the service's stale time (crashed or stopped)
+      el("td", { "data-label": "Status" }, el("span", {
+        class: `status ${run.stale ? "stale" : run.status}`, text: run.stale ? "stale" : run.status,
+        title: run.stale ? "active, but no new point for a while: its training process may have stopped" : "" })),
+      el("td", { "data-label": "Points" }, el("span", {
+        text: `${run.points}${run.last_step !== null ? ` (step ${run.last_step})` : ""}` }),
+      // when it last stored a point: a dead run looks like a live one by its creation age alone
+      run.status === "active" && run.points
+        ? el("span", { class: "stage", "data-created": run.updated_at, "data-prefix": "last point ",
+            text: `last point ${age(run.updated_at)}` })
+        : ""),
       el("td", { "data-label": "Gradient norm", text: number(run.grad_norm) }),
       el("td", { "data-label": "Health" }, el("span", {
         class: run.health === "unhealthy" ? "sev-error" : run.health === "warning" ? "sev-warning" : "sev-none",
@@ -700,7 +709,7 @@
     if (!document.hidden) refreshRuns();
   }, 5000);
   setInterval(() => {
-    for (const node of document.querySelectorAll("[data-created]")) node.textContent = age(node.dataset.created);
+    for (const node of document.querySelectorAll("[data-created]")) node.textContent = (node.dataset.prefix || "") + age(node.dataset.created);
   }, 5000);
 
   start();
