@@ -875,6 +875,10 @@ def _refusal_reason(error: BaseException) -> str:
                 "/v1/runs/{id}, or the API key no longer sees it)")
     if status in (401, 403):
         return "the service refused the API key (rotated or revoked?)"
+    if status == 409 and _TAKEN_OVER.search(str(error)):
+        return ("another process took the run over (a recorder of the same run name, started with "
+                "the run's name while this one sent nothing for the service's writer lease, or with "
+                "?take_over=true)")
     if status == 409:
         return ("the run is finished on the service (by POST /v1/runs/{id}/finish, or by another "
                 "recorder writing the same run name)")
@@ -903,6 +907,26 @@ _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 def _retryable(status: int) -> bool:
     return status in _RETRY_STATUS or 500 <= status < 600
+
+
+_NONCE = uuid.uuid4().hex[:16]
+
+
+def _writer_id() -> str:
+    """This process's id as a run's writer (X-Gradhealth-Writer): one per process, so that the
+    recorders of one process share their run, while a forked or second process is told apart from
+    the process writing the run (newuser4 P7)."""
+    return f"{_NONCE}-{os.getpid()}"
+
+
+_RUN_IN_USE = re.compile(r"run[-_]in[-_]use")
+_TAKEN_OVER = re.compile(r"run[-_]taken[-_]over")
+
+
+def _in_use(status: int, text: str) -> bool:
+    """The service's 409 for a run name another live process writes: waited out (that process
+    may have died: after the writer lease a restart re-attaches), not a refusal."""
+    return status == 409 and _RUN_IN_USE.search(text) is not None
 
 
 class HttpSink:
@@ -1006,8 +1030,10 @@ class HttpSink:
         self._deadline = math.inf
         self._nudge = threading.Event()  # cuts a backoff short when close() starts
         self._request_timeout = timeout
-        self._client = httpx.Client(base_url=self.server, timeout=timeout,
-                                    headers={"X-API-Key": api_key} if api_key else {})
+        headers = {"X-Gradhealth-Writer": _writer_id()}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        self._client = httpx.Client(base_url=self.server, timeout=timeout, headers=headers)
         self._thread = threading.Thread(target=self._run, name="gradhealth-recorder-live",
                                         daemon=True)
         self._attached = (self.server, api_key, run)
@@ -1283,7 +1309,7 @@ class HttpSink:
                                  time.monotonic() - self._failing_since, self._backlog())
                         self._failing_since = None
                     return response.json() if response.content else {}
-                if not _retryable(response.status_code):
+                if not _retryable(response.status_code) and not _in_use(response.status_code, response.text):
                     message = f"{method} {url}: {response.status_code} {response.text[:300]}"
                     too_large = _BATCH_LIMIT.search(response.text)
                     # A 413 of a proxy (its body size limit) is the batch's size; the service's
@@ -1295,6 +1321,9 @@ class HttpSink:
                             too_large.group(1).replace(",", "")) if too_large else None)
                     raise RunRefused(message, response.status_code)
                 why = response.status_code
+                if _in_use(response.status_code, response.text):  # say who holds the run
+                    with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
+                        why = f"409: {response.json()['detail']}"
                 with contextlib.suppress(ValueError):
                     retry_after = float(response.headers.get("Retry-After", "0"))
             self.retries += 1

@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     run_max_points: int = Field(10_000_000, ge=1, description="points one live run may hold (413 beyond)")
     run_gauge_limit: int = Field(50, ge=0, description="active live runs (the most recently updated) that get "
                                                       "per-run gauges on /metrics")
+    run_writer_lease_s: float = Field(
+        60.0, ge=0, description="a live run's writer (the process whose recorder sends X-Gradhealth-Writer) holds "
+                                "it this long after its last point: another process creating the run's name "
+                                "meanwhile gets 409 run_in_use (unless ?take_over=true); after it, a restarted "
+                                "process re-attaches; 0: no lease")
     run_stale_after_s: float = Field(
         1800.0, ge=0, description="an active live run that stored no new point for this long is stale: it "
                                   "loses its per-run gauges on /metrics (its alerts resolve) and reads "

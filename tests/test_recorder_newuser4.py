@@ -200,13 +200,14 @@ _OTHER = textwrap.dedent("""
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(16, 6), torch.randn(16, 1)
-    rec = GradientRecorder(model, path, server=url, run="two-writers", flush_interval=0)
+    rec = GradientRecorder(model, path, server=url, run="two-writers", flush_interval=0, close_timeout=3)
     for step in range(10):
         loss = nn.functional.mse_loss(model(x), y)
         opt.zero_grad(); loss.backward()
         rec.step(loss=loss, optimizer=opt, step=step)
         opt.step()
-    rec.close()  # finishes the run (the other process still writes it)
+    rec.close()  # the run is the other process's: nothing sent, kept in the unsent file
+    print(rec.live.unsent_path)
     print(rec.path)
 """)
 
@@ -224,12 +225,22 @@ def test_a_second_process_on_the_same_run_and_path_gets_its_own_file_and_closes_
     done = subprocess.run([sys.executable, str(script), service.url, str(path)],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    other = Path(done.stdout.strip().splitlines()[-1])
+    unsent, other = (Path(line) for line in done.stdout.strip().splitlines()[-2:])
     assert other != path and other.parent == path.parent  # its own file, named in a warning
     assert str(path) in done.stderr and str(other) in done.stderr
-    train_recorded(model, rec, range(100, 130))  # the run is finished now: 409
-    rec.close()  # raised RunRefused (409) before (newuser4 P7)
-    assert rec.live.refused is not None and rec.live.refused.status == 409
+    # The service told the second process that another one writes the run (409 run_in_use): it
+    # waited, sent nothing into the first process's run, and kept its points for later.
+    assert "is being written by another process" in done.stderr, done.stderr
+    assert "stopped streaming" not in done.stderr  # waited, not refused
+    assert {step for step, _ in _points(unsent)} == set(range(10))
+    train_recorded(model, rec, range(100, 130))
+    rec.close()
+    assert rec.live.refused is None and rec.live.finished
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        run = client.get(f"/v1/runs/{rec.live.run_id}").json()
+        stored = client.get(f"/v1/runs/{rec.live.run_id}/points?metric=loss").json()["items"]
+    assert run["status"] == "finished"
+    assert {p["step"] for p in stored} == set(range(5)) | set(range(100, 130))  # no step of the other
     # Each file whole and its own: every line JSON, the steps of its own process only.
     mine, theirs = _lines(path), _lines(other)
     assert mine[-1] == {"gradhealth_recorder": "end", "logged_steps": 35}

@@ -146,6 +146,9 @@ class RunRow(Base):
     findings_state: Mapped[Any] = mapped_column(JSON)  # finding key -> severity, to tell new from changed
     events: Mapped[int] = mapped_column(Integer, default=0)  # last run_events.seq
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # The process that writes the run (the recorder's X-Gradhealth-Writer), so that a second process
+    # on the same run name is told, not interleaved (newuser4 P7); null: none said (curl, older recorders)
+    writer: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RunPointRow(Base):

@@ -30,15 +30,28 @@ from gradhealth.live.points import Point, decode_special, encode_special
 _CHUNK = 2000
 
 
-def create(session: Session, *, owner: str, name: str, config: dict[str, Any]) -> tuple[RunRow, bool]:
+class RunInUse(Exception):
+    """Another writer stored points in the run (or created it) less than the writer lease ago."""
+
+    def __init__(self, run_id: str, idle_s: float, lease_s: float) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+        self.idle_s = idle_s
+        self.retry_after = max(1, math.ceil(lease_s - idle_s))
+
+
+def create(session: Session, *, owner: str, name: str, config: dict[str, Any], writer: str | None = None,
+           take_over: bool = False, writer_lease_s: float = 0.0) -> tuple[RunRow, bool]:
     """A new active run, or (``created`` False) the caller's active run of that name: the recorder
-    re-attaches to its run after a restart."""
+    re-attaches to its run after a restart. ``writer`` (the process that will send the points)
+    becomes the run's writer; re-attaching under another writer raises :class:`RunInUse` while the
+    run's writer was active within ``writer_lease_s`` (``take_over``: takes it anyway)."""
     existing = active_named(session, owner, name)
     if existing is not None:
-        return existing, False
+        return claim(session, existing, writer, take_over=take_over, lease_s=writer_lease_s), False
     now = utcnow()
     row = RunRow(id=uuid.uuid4().hex, owner=owner, name=name, status="active", config=config, created_at=now,
-                 updated_at=now, points=0, series=[], findings_state={}, events=0, version=0)
+                 updated_at=now, points=0, series=[], findings_state={}, events=0, version=0, writer=writer)
     session.add(row)
     try:
         session.commit()
@@ -47,8 +60,31 @@ def create(session: Session, *, owner: str, name: str, config: dict[str, Any]) -
         existing = active_named(session, owner, name)
         if existing is None:
             raise
-        return existing, False
+        return claim(session, existing, writer, take_over=take_over, lease_s=writer_lease_s), False
     return row, True
+
+
+def claim(session: Session, row: RunRow, writer: str | None, *, take_over: bool, lease_s: float) -> RunRow:
+    """Make ``writer`` the writer of the active run ``row`` (None: nothing to claim). Another writer's
+    run is taken only once that writer has been quiet for ``lease_s`` (its process likely died:
+    a restart re-attaches), or with ``take_over``; otherwise :class:`RunInUse`."""
+    for _ in range(8):  # a batch of the old writer may bump the version meanwhile: read again
+        if writer is None or row.writer == writer:
+            return row
+        if row.writer is not None and not take_over and lease_s > 0:
+            idle = (utcnow() - as_utc(row.updated_at)).total_seconds()
+            if idle < lease_s:
+                raise RunInUse(row.id, idle, lease_s)
+        if compare_and_set(session, row.id, row.version, {"writer": writer}):
+            session.commit()
+            session.refresh(row)
+            return row
+        session.rollback()
+        fresh = get(session, row.id, None)
+        if fresh is None or fresh.status != "active":
+            raise RunInUse(row.id, 0.0, 1.0)  # finished or deleted meanwhile: the caller tries again
+        row = fresh
+    raise RunInUse(row.id, 0.0, 1.0)
 
 
 def active_named(session: Session, owner: str, name: str) -> RunRow | None:

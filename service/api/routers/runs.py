@@ -53,6 +53,15 @@ RunStatus = Literal["active", "finished"]
 # --- bodies --------------------------------------------------------------------------------------
 
 
+#: The process that writes a run: the recorder sends a random id per process on each request, so
+#: that two processes on one run name are told apart (newuser4 P7). Optional (curl sends none).
+WriterHeader = Annotated[str | None, Header(alias="X-Gradhealth-Writer", min_length=1, max_length=64,
+                                            pattern=r"^[A-Za-z0-9._:-]+$",
+                                            description="the id of the process writing the run (the recorder "
+                                                        "sends one): points or a finish from a process that "
+                                                        "is no longer the run's writer get 409 run_taken_over")]
+
+
 class RunCreate(BaseModel):
     name: str = Field(min_length=1, max_length=255, pattern=NAME_PATTERN,
                       description="the run's name; a second create with the name of your active run returns it "
@@ -190,15 +199,31 @@ def _load(session, run_id: str, caller) -> RunRow:  # noqa: ANN001 - internal he
     return row
 
 
+def _refuse_replaced_writer(row: RunRow, writer: str | None) -> None:
+    """409 for points or a finish from a process that is no longer the run's writer: another one
+    took the run over, and the two must not interleave their points (newuser4 P7)."""
+    if writer is not None and row.writer is not None and row.writer != writer:
+        raise ApiError(409, "run_taken_over",
+                       f"run {row.id} ({row.name[:80]!r}) is now written by another process (it took the run "
+                       "over with ?take_over=true, or re-attached after this one sent nothing for "
+                       "GRADHEALTH_RUN_WRITER_LEASE_S): this process's requests to it are refused; start "
+                       "a run of another name")
+
+
 # --- routes --------------------------------------------------------------------------------------
 
 
 @router.post("", status_code=201, response_model=RunRead, summary="Start a live run (or re-attach to it)",
              responses={200: {"model": RunRead, "description": "your active run of that name, re-attached"},
                         409: {"model": Problem, "description": "your active run of that name has another "
-                              "config: the detail names the fields that differ"}})
+                              "config: the detail names the fields that differ (run_config_conflict); or "
+                              "another process writes it (run_in_use, with Retry-After)"}})
 def create_run(body: RunCreate, response: Response, session: SessionDep, caller: CallerDep,
-               settings: SettingsDep, _json: JsonBodyDep) -> RunRead:
+               settings: SettingsDep, _json: JsonBodyDep, writer: WriterHeader = None,
+               take_over: Annotated[bool, Query(description="with X-Gradhealth-Writer: become the writer of your "
+                                                            "active run of that name even while another "
+                                                            "process writes it (that one's next batch gets 409 "
+                                                            "run_taken_over)")] = False) -> RunRead:
     config = body.config.model_dump(mode="json", exclude_unset=True)
     try:
         # the run's thresholds override the service's field by field: together they must still be
@@ -209,7 +234,16 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, caller:
         raise RequestValidationError([{**err, "loc": ("body", "config", "thresholds"),
                                        "msg": f"{err['msg']} (the service's thresholds with the run's)"}
                                       for err in e.errors(include_url=False, include_context=False)]) from None
-    row, created = store.create(session, owner=caller.name, name=body.name, config=config)
+    try:
+        row, created = store.create(session, owner=caller.name, name=body.name, config=config, writer=writer,
+                                    take_over=take_over, writer_lease_s=settings.run_writer_lease_s)
+    except store.RunInUse as e:
+        raise ApiError(409, "run_in_use",
+                       f"run {e.run_id} ({body.name[:80]!r}) is being written by another process (its last "
+                       f"points came {e.idle_s:.0f} s ago): use another name, finish that run, wait "
+                       f"{e.retry_after} s (a process that died loses the run after "
+                       f"GRADHEALTH_RUN_WRITER_LEASE_S), or take it over with ?take_over=true",
+                       headers={"Retry-After": str(e.retry_after)}) from None
     if not created and "config" in body.model_fields_set:
         # a re-attach that sets a field of the config must set the run's own value: another one would
         # be dropped silently (the run keeps diagnosing with its stored settings). Fields it leaves
@@ -262,14 +296,16 @@ _POINTS_BODY = {"requestBody": {"required": True, "content": {
 @router.post("/{run_id}/points", response_model=PointsAccepted, summary="Append a batch of points",
              openapi_extra=_POINTS_BODY,
              responses={**NOT_FOUND,
-                        409: {"model": Problem, "description": "the run is finished"},
+                        409: {"model": Problem, "description": "the run is finished (run_finished), or another "
+                              "process is its writer now (run_taken_over)"},
                         429: {**RATE_LIMITED[429], "description": "over the rate limit, or too many batches "
                               "of this run waiting to be stored (`run_busy`); retry after Retry-After seconds"},
                         413: {"model": Problem, "description": "the run would hold more than "
                                                               "GRADHEALTH_RUN_MAX_POINTS points"},
                         415: {"model": Problem, "description": "not JSON or JSON Lines, not UTF-8, or compressed"},
                         422: {"model": Problem, "description": "a bad point: the detail names its line or record"}})
-async def append_points(run_id: str, request: Request, caller: CallerDep, settings: SettingsDep) -> PointsAccepted:
+async def append_points(run_id: str, request: Request, caller: CallerDep, settings: SettingsDep,
+                        writer: WriterHeader = None) -> PointsAccepted:
     """A JSON array (``application/json``) or JSON Lines (``application/x-ndjson``) of
     ``{step, metric, value}`` or the recorder's rows. Idempotent by (metric, step): a point stored
     before is counted in ``duplicates`` and changes nothing."""
@@ -280,12 +316,14 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
     refuse_undecoded(request.headers.get("content-type", ""), request.headers.get("content-encoding"), "points")
     body = await request.body()
 
-    def owned() -> bool:
+    def owned() -> RunRow | None:
         with request.app.state.sessions() as session:
-            return store.get(session, run_id, caller.name) is not None
+            return store.get(session, run_id, caller.name)
 
-    if not await run_in_threadpool(owned):  # another key's run is not found, whatever the body
+    row = await run_in_threadpool(owned)
+    if row is None:  # another key's run is not found, whatever the body
         raise ApiError(404, "run_not_found", f"no run {run_id}")
+    _refuse_replaced_writer(row, writer)
     try:
         points = parse(body, media, max_points=settings.run_max_batch_points)
     except BadPoints as e:
@@ -392,17 +430,22 @@ def read_run(run_id: str, session: SessionDep, caller: CallerDep, settings: Sett
     return _read(_load(session, run_id, caller), settings)
 
 
-@router.post("/{run_id}/finish", response_model=RunRead, responses=NOT_FOUND,
+@router.post("/{run_id}/finish", response_model=RunRead,
+             responses={**NOT_FOUND, 409: {"model": Problem, "description": "another process is the run's writer "
+                                                                         "now (run_taken_over)"}},
              summary="Finish a run: a last diagnosis over every point")
-async def finish_run(run_id: str, request: Request, caller: CallerDep, settings: SettingsDep) -> RunRead:
+async def finish_run(run_id: str, request: Request, caller: CallerDep, settings: SettingsDep,
+                     writer: WriterHeader = None) -> RunRead:
     sessions = request.app.state.sessions
 
-    def read() -> RunRead | None:
+    def read(check_writer: bool = False) -> RunRead | None:
         with sessions() as session:
             row = store.get(session, run_id, caller.name)
+            if row is not None and check_writer and row.status == "active":
+                _refuse_replaced_writer(row, writer)
             return None if row is None else _read(row, settings)
 
-    if await run_in_threadpool(read) is None:
+    if await run_in_threadpool(read, True) is None:
         raise ApiError(404, "run_not_found", f"no run {run_id}")
     # after the batches queued before it, on the run's worker: no thread held while it reads every point
     try:
