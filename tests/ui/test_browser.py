@@ -291,7 +291,9 @@ def test_with_a_key_required_the_key_goes_in_a_header_only(tmp_path: Path, brows
             stored = api.post(f"/v1/runs/{run['id']}/points", json=points, headers=key).json()
             assert stored["points"] == 30
             run_row = w.page.locator(f'tr[data-run-id="{run["id"]}"]')
-            expect(run_row.locator('td[data-label="Points"]')).to_have_text("30 (step 29)", timeout=15_000)
+            points_cell = run_row.locator('td[data-label="Points"]')
+            expect(points_cell.locator('span').first).to_have_text("30 (step 29)", timeout=15_000)
+            expect(points_cell).to_contain_text("last point")  # when it last stored a point (newuser4 P5)
             expect(run_row.locator('td[data-label="Run"]')).to_contain_text("ui-live")
 
             # Forgetting the key leaves nothing of this caller's on the page.

@@ -12,6 +12,7 @@ real `gradhealth serve`: one server and one browser for the module, a fresh page
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -263,4 +264,30 @@ def test_a_stale_run_says_so_and_when_it_last_stored_a_point(page: Any, server: 
     expect(row.locator(".status")).to_have_text("stale")
     expect(row.locator("[data-prefix]")).to_have_text("last point 2 h ago")
     page.unroute("**/v1/runs?*")
+    server.delete(f"/v1/runs/{run['id']}")
+
+
+def test_a_live_runs_report_follows_the_run_and_says_which_step_it_shows(page: Any, server: httpx.Client) -> None:
+    # newuser4 P13: the report of an active run was a one-off snapshot, with nothing saying of
+    # which step, and no address to open it on its own.
+    from playwright.sync_api import expect
+
+    run = server.post("/v1/runs", json={"name": "followed"}).json()
+    rows = [{"step": s, "metric": "loss", "value": 2.0 - 0.01 * s} for s in range(30)]
+    assert server.post(f"/v1/runs/{run['id']}/points", json=rows).status_code == 200
+    _open(page, server)
+    row = page.locator(f"tr[data-run-id='{run['id']}']")
+    row.get_by_role("button", name="Report").click()
+    expect(page.locator("#report-asof")).to_have_text(re.compile(r"as of step 29 \(30 points\)"))
+    link = page.locator("#report-link")
+    expect(link).to_be_visible()
+    assert link.get_attribute("href") == f"{str(server.base_url).rstrip('/')}/v1/runs/{run['id']}/report?format=html"
+    first = page.locator("#report").get_attribute("srcdoc")
+
+    more = [{"step": s, "metric": "loss", "value": 2.0 - 0.01 * s} for s in range(30, 45)]
+    assert server.post(f"/v1/runs/{run['id']}/points", json=more).status_code == 200
+    expect(page.locator("#report-asof")).to_have_text(re.compile(r"as of step 44 \(45 points\)"), timeout=15_000)
+    assert page.locator("#report").get_attribute("srcdoc") != first  # the frame holds the new report
+    server.post(f"/v1/runs/{run['id']}/finish")
+    expect(page.locator("#report-asof")).to_have_text(re.compile(r"^Finished at step 44"), timeout=15_000)
     server.delete(f"/v1/runs/{run['id']}")

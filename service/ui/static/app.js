@@ -551,7 +551,9 @@
   // --- the report ---------------------------------------------------------------------------
 
   /** The HTML report of a job, or of a live run (``run``: its name) in the same frame. */
-  async function openReport(id, run) {
+  // A live run's report is of the points so far: refreshRuns() opens it again when the run's
+  // version moves (newuser4 P13), quietly (no scroll), and says which step it shows.
+  async function openReport(id, run, live = null) {
     const path = run === undefined ? "jobs" : "runs";
     let html;
     try {
@@ -581,8 +583,23 @@
     state.reportUrl = URL.createObjectURL(new Blob([html], { type: "text/html" }));
     $("report-save").href = state.reportUrl;
     $("report-save").download = `gradhealth-${id}.html`;
+    // The report's own address: with keys off a browser opens it as is (with keys on it needs
+    // the key in a header, which a link cannot carry)
+    $("report-link").hidden = KEYS_ON;
+    $("report-link").href = new URL(`v1/${path}/${encodeURIComponent(id)}/report?format=html`, document.baseURI).href;
+    const asof = $("report-asof");
+    if (live) {
+      section.dataset.version = String(live.version);
+      asof.textContent = live.status === "active"
+        ? `Live: as of step ${live.last_step ?? "-"} (${live.points} points), refreshed as the run trains`
+        : `Finished at step ${live.last_step ?? "-"} (${live.points} points)`;
+      asof.hidden = false;
+    } else {
+      delete section.dataset.version;
+      asof.hidden = true;
+    }
     section.hidden = false;
-    section.scrollIntoView({ block: "start" });
+    if (!live || !live.quiet) section.scrollIntoView({ block: "start" });
   }
 
   function freshFrame() {
@@ -597,6 +614,7 @@
     section.hidden = true;
     delete section.dataset.job;
     delete section.dataset.run;
+    delete section.dataset.version;
     freshFrame(); // the previous report's content goes with its frame
     if (state.reportUrl) URL.revokeObjectURL(state.reportUrl);
     state.reportUrl = null;
@@ -630,6 +648,12 @@
     const signature = JSON.stringify(page.items);
     if (signature === runsSignature) return;
     runsSignature = signature;
+    const section = $("report-section");
+    const shown = section.hidden ? undefined : page.items.find((run) => run.id === section.dataset.run);
+    if (shown && String(shown.version) !== section.dataset.version && shown.health) {
+      // the open report is of an older version of this run: the new one, where the reader is
+      openReport(shown.id, shown.name, { ...shown, quiet: true }).catch(showProblem);
+    }
     const number = (x) => (x === null || x === undefined ? "-" : Number(x).toPrecision(3));
     $("runs").tBodies[0].replaceChildren(...page.items.map((run) => el("tr", { "data-run-id": run.id },
       el("td", { "data-label": "Run" }, el("span", { text: run.name }),
@@ -654,7 +678,7 @@
         // A run's diagnosis so far (finished: of every point), its findings and charts
         run.health ? el("button", {
           type: "button", "data-action": "report", "aria-label": `Open the report of run ${run.name}`,
-          text: "Report", onclick: (e) => busy(e.currentTarget, () => openReport(run.id, run.name)),
+          text: "Report", onclick: (e) => busy(e.currentTarget, () => openReport(run.id, run.name, run)),
         }) : "",
         el("button", {
           type: "button", class: "secondary", "data-action": "delete", "aria-label": `Delete run ${run.name}`,
