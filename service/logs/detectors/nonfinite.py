@@ -23,6 +23,35 @@ from gradhealth.logs.thresholds import LogThresholds
 
 @detects("nonfinite")
 def nonfinite(run: RunLog, t: LogThresholds) -> list[Finding]:
+    found = _in_run(run, t)
+    if any(f.severity in ("warning", "error") for f in found):
+        return found  # the run judged broke: that is the finding
+    return [*_in_skipped_runs(run, t), *found]
+
+
+def _in_skipped_runs(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """NaN/Inf in runs of the same console that were appended before (or after) the one judged and
+    are not read for trends (the text reader's ``skipped_nonfinite`` notes): the file records a
+    training computation that broke, whatever the run judged shows (logsweep61 u08: two restarts of
+    an MXNet SSD logged ``Train-SmoothL1=nan`` at every batch, then the user started again). A
+    warning, not an error: the run judged is finite, and a later restart may be the fix."""
+    notes = [w for w in run.warnings if w.code == "skipped_nonfinite"]
+    if not notes:
+        return []
+    more = f" (and in {len(notes) - 1} other run(s) of the file)" if len(notes) > 1 else ""
+    return [finding(
+        "nonfinite", "warning",
+        f"NaN/Inf in a run of this log that is not the one judged{more}: {notes[0].message}",
+        "The file holds several runs appended one after another; only one is judged for trends, but another "
+        "logged a NaN or Inf loss or gradient norm: its values overflowed or an operation was undefined. If the "
+        "run judged is the fix, this is history; if the same settings run again, it will break again.",
+        {"metric": None, "steps": None, "value": None, "where": notes[0].where, "message": notes[0].message,
+         "earlier_run": True, "runs": len(notes), "messages": [w.message for w in notes[:20]]},
+        [clipping(run, t), lower_lr(run, why="an earlier run of the log went NaN/Inf")])]
+
+
+def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """NaN/Inf in the run judged (its values, a framework's report, a clamp or a loss scaler)."""
     hits: list[tuple[float, Series, int]] = []
     notes: list[tuple[float, Series, int]] = []
     for s in run.series:

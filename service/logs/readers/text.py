@@ -83,6 +83,7 @@ from gradhealth.logs.series import (
     make_series,
     several_runs,
 )
+from gradhealth.logs.thresholds import LogThresholds
 
 # a number; thousands may be grouped with commas (8,388,608) when every group after a comma has
 # exactly 3 digits and the first group does not start with 0 (so "a=1,b=2" and "x=0,5" are not one)
@@ -320,6 +321,102 @@ def _epoch_above(path: Path, limits: ReadLimits) -> float | None:
             return float(first - 1) if bars and first is not None else None
         bars = bars or _KERAS_BAR.match(ln) is not None
     return None
+
+
+#: The fewest points of a run's loss (or gradient norm) that the trend checks judge: the
+#: ``insufficient_data`` bar's default (:attr:`LogThresholds.min_points`). Of several appended runs
+#: that are not trials, a last one shorter than this (an aborted start) is not the one judged.
+_JUDGED_POINTS: int = LogThresholds.model_fields["min_points"].default
+#: Earlier runs read, at most, looking for one long enough to judge: each is a pass over the file.
+_MAX_FALLBACKS = 8
+#: A line that may hold a NaN or Inf value (``nan``, ``NaN``, ``inf``, ``-Infinity``, ``nanxxx``).
+_NONFINITE_BYTES = re.compile(rb"nan|inf", re.IGNORECASE)
+#: What training computes: a NaN/Inf in one of these (not in an accuracy or a speed) is a failure.
+_TRAINED_ROLES = frozenset({"loss", "val_loss", "grad_norm", "layer_grad_norm", "clipped_grad_norm", "weight_norm"})
+_TRAINED_NAME = re.compile(r"loss|norm|grad|perplexity|(?<![a-z])ppl", re.IGNORECASE)
+
+
+def _judged_points(log: RunLog) -> tuple[int, str]:
+    """(finite points, name) of the longest of a run's training loss and gradient norm: what the
+    ``insufficient_data`` check counts against its bar; (0, "a loss") where it logs neither."""
+    main = [s for s in (log.first("loss"), log.first("grad_norm")) if s is not None]
+    counts = [(int(np.sum(np.isfinite(s.values))), s.name) for s in main]
+    return max(counts, key=lambda c: c[0]) if counts else (0, "a loss")
+
+
+def _last_line(stop: int | None) -> str:
+    """The last line of a stretch that ends before ``stop`` (None: at the end of the file)."""
+    return "the end" if stop is None else str(stop - 1)
+
+
+def _counted_to_its_total(path: Path, limits: ReadLimits, start: int) -> bool:
+    """Whether the console's lines from ``start`` on count their steps or epochs up to the total
+    they count out of (``Epoch 5/5``, ``iter: 1000/1000``): a run that ran to its end."""
+    with open_log(path, limits) as f:
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
+            if lineno < start or b"/" not in raw:
+                continue
+            text = raw.decode("utf-8", "replace")
+            m = _COUNTER.search(text) or _EPOCH_COUNTER.search(text)
+            done, total = (_count(m[1]), _count(m[2])) if m is not None else (None, None)
+            if done is not None and total is not None and 0 < total <= done:
+                return True
+    return False
+
+
+def _trained_name(name: str) -> bool:
+    """Whether a NaN/Inf in ``name`` means training broke (a loss, a gradient or weight norm): the
+    ``nonfinite`` check's test of a series, by name; a best-so-far (``best_loss: inf`` before any)
+    is no failure."""
+    role = classify(name)[0]
+    if "best" in name.lower() or role == "update_ratio":
+        return False
+    return role in _TRAINED_ROLES or _TRAINED_NAME.search(name) is not None
+
+
+def _skipped_nonfinite(path: Path, limits: ReadLimits, spans: list[tuple[str, int, int | None]],
+                       judged: int) -> list[LogWarning]:
+    """A ``skipped_nonfinite`` note for each stretch of ``spans`` ((which run, first line, the line
+    after its last or None)) of a console that holds a NaN/Inf of a trained quantity: its first one,
+    by line, name and step. One cheap pass over the file (only lines with ``nan``/``inf`` in them
+    are parsed); ``judged``: the first line of the run that is read."""
+    if not spans:
+        return []
+    spans = sorted(spans, key=lambda sp: sp[1])
+    firsts = [sp[1] for sp in spans]
+    found: dict[int, LogWarning] = {}
+    with open_log(path, limits) as f:
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
+            if _NONFINITE_BYTES.search(raw) is None:
+                continue
+            i = bisect.bisect_right(firsts, lineno) - 1
+            if i < 0 or i in found:
+                continue
+            label, first, stop = spans[i]
+            if stop is not None and lineno >= stop:
+                continue  # (the run that is read, between two skipped ones)
+            values = _all_values(raw.decode("utf-8", "replace").rstrip("\r\n"))[0]
+            bad = next(((k, v) for k, v in values if _trained_name(k) and not math.isfinite(_as_float(v))), None)
+            if bad is None:
+                continue
+            at = [f"{k} {v}" for k, v in values if k.lower() in _POSITION_KEYS]
+            side = "before" if first < judged else "after"
+            found[i] = LogWarning(
+                "skipped_nonfinite",
+                f"{path.name} line {lineno}: {bad[0]} = {bad[1]}{' at ' + ', '.join(at) if at else ''}, in {label} "
+                f"(lines {first}-{_last_line(stop)}), a run appended {side} the one read (from line {judged}), "
+                "which is not judged for trends", where=f"line {lineno}")
+            if len(found) == len(spans):
+                break
+    return [found[i] for i in sorted(found)]
+
+
+def _as_float(value: str) -> float:
+    """``value`` as a number; 0.0 (finite) where it is none."""
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
 
 
 def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None, int]:
@@ -1216,14 +1313,54 @@ class TextReader:
             judged = self._trials(path, limits, starts, trials, earlier)
             if judged is not None:
                 return judged
-        start = starts[-1]
-        warnings: list[LogWarning] = []
-        if len(starts) + earlier > 1:
-            warnings.append(LogWarning(
-                "skipped_runs", f"{path.name}: {len(starts) + earlier} runs appended one after another (the step or epoch "
-                f"counter's total changes, or its epochs start again); the last one, from line {start}, is read",
-                where=f"line {start}"))
-        return self._segment(path, limits, start, None, warnings)
+        if len(starts) + earlier == 1:
+            return self._segment(path, limits, starts[-1], None, [])
+        return self._last_run(path, limits, starts, earlier)
+
+    def _last_run(self, path: Path, limits: ReadLimits, starts: list[int], earlier: int) -> RunLog:
+        """One run of a console of runs that are not complete trials (a run cut short and started
+        again, resumed, restarted): the last one, or, where it is too short to judge (fewer points
+        of its loss or gradient norm than ``insufficient_data``'s bar: an aborted start), the last
+        one long enough. The NaN/Inf of every run not read are noted (``skipped_nonfinite``), so the
+        ``nonfinite`` check still reports them (logsweep61 u08: an MXNet console of ten appended
+        runs whose last was a 2-point fragment, while two earlier ones logged ``Train-SmoothL1=nan``)."""
+        name, total = path.name, len(starts) + earlier
+        ends: list[int | None] = [*starts[1:], None]
+        chosen = len(starts) - 1
+        log = self._segment(path, limits, starts[chosen], None, [])
+        short = _judged_points(log)
+        why = ""
+        # (a run that counted to its own total is whole however short: a 5-epoch fine-tune after a
+        # 10-epoch fit is read, not passed over for the fit)
+        if short[0] < _JUDGED_POINTS and not _counted_to_its_total(path, limits, starts[chosen]):
+            tried = 0
+            for k in range(chosen - 1, -1, -1):
+                if starts[k + 1] - starts[k] < _JUDGED_POINTS:
+                    continue  # fewer lines than the points it needs (no pass over the file)
+                tried += 1
+                if tried > _MAX_FALLBACKS:
+                    break  # (each try reads the file again)
+                try:
+                    candidate = self._segment(path, limits, starts[k], ends[k], [])
+                except LogError:
+                    continue  # a stretch with no values of its own
+                if _judged_points(candidate)[0] >= _JUDGED_POINTS:
+                    why = (f"; the last one, from line {starts[-1]}, has only {short[0]} point(s) of {short[1]}, "
+                           f"fewer than the {_JUDGED_POINTS} a trend needs: lines {starts[k]}-{_last_line(ends[k])}, "
+                           f"run {earlier + k + 1}, the last run long enough to judge, are read")
+                    chosen, log = k, candidate
+                    break
+        note = LogWarning(
+            "skipped_runs", f"{name}: {total} runs appended one after another (the step or epoch counter's total "
+            f"changes, or its epochs start again)"
+            + (why or f"; the last one, from line {starts[chosen]}, is read"),
+            where=f"line {starts[chosen]}")
+        # every stretch not read: the runs before the first start that were only counted, and the others
+        spans: list[tuple[str, int, int | None]] = (
+            [(f"runs 1-{earlier}" if earlier > 1 else "run 1", 1, starts[0])] if earlier else [])
+        spans += [(f"run {earlier + k + 1} of {total}", starts[k], ends[k]) for k in range(len(starts)) if k != chosen]
+        log.warnings = [note, *log.warnings, *_skipped_nonfinite(path, limits, spans, starts[chosen])]
+        return log
 
     def _trials(self, path: Path, limits: ReadLimits, starts: list[int], how: str,
                 earlier: int = 0) -> RunLog | None:
