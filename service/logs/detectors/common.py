@@ -42,6 +42,29 @@ def positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np
     return found
 
 
+#: Epoch averages an epoch-level twin needs to show a level at the start and at the end
+_TWIN_POINTS = 3
+
+
+def epoch_twin(run: RunLog, loss: Series) -> tuple[Series, np.ndarray, np.ndarray] | None:
+    """The per-epoch average logged beside a per-batch loss, with its finite points: Lightning's
+    ``self.log(..., on_step=True, on_epoch=True)`` writes ``<name>_step`` (one batch each) and
+    ``<name>_epoch`` (the epoch's mean). :func:`positive_loss` picks the longer, per-batch one;
+    the epoch means are its level with the batch noise averaged out (logsweep60 u06: 536 batch
+    losses bouncing 1.6-4.3 beside 7 epoch means 2.60 -> 2.66). ``None`` without such a twin, or
+    where it has fewer than 3 positive points."""
+    if not loss.name.endswith("_step"):
+        return None
+    name = loss.name[: -len("_step")] + "_epoch"
+    twin = next((s for s in run.series if s.name == name and s is not loss), None)
+    if twin is None:
+        return None
+    steps, v = finite(twin)
+    if len(v) < _TWIN_POINTS or np.min(v) <= 0:
+        return None
+    return twin, steps, v
+
+
 def log_printed(v: np.ndarray) -> np.ndarray:
     """ln of a positive loss, a point printed as 0 (0.0000: rounded to the log's digits) read at the
     smallest value printed: ln 0 would make a trend's slopes NaN."""

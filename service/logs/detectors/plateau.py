@@ -18,7 +18,13 @@ from gradhealth.logs.detectors.chance import (
     validation_at_chance,
     zero_accuracy,
 )
-from gradhealth.logs.detectors.common import MAX_EXP, finding, log_printed, positive_loss
+from gradhealth.logs.detectors.common import (
+    MAX_EXP,
+    epoch_twin,
+    finding,
+    log_printed,
+    positive_loss,
+)
 from gradhealth.logs.detectors.divergence import LOST_RISE, validation_alone
 from gradhealth.logs.detectors.gan import discriminator_ahead, discriminator_won, frozen_gan
 from gradhealth.logs.detectors.rl import on_rollouts
@@ -55,6 +61,57 @@ def _frozen_tail(v: np.ndarray, points: int = _FROZEN_POINTS) -> float:
         return 0.0
     spread = float(np.max(v) - np.min(v)) / level
     return max(spread, 1e-300) if spread < _FROZEN_SPREAD else 0.0
+
+
+#: The share of a run's points at each end whose median is its level there (a tenth of 3 points at least): a
+#: 5-point median of noisy batch losses moves by more than the 5 % "never learnt" bar (logsweep60
+#: u06: 2.927 -> 2.781, a 5.008 % "fall", where the first and last tenths' medians, 54 points each,
+#: read 2.481 -> 2.636, a 6 % rise)
+_LEVEL_SHARE = 0.1
+_LEVEL_POINTS = 3
+
+#: The quantile of the last half's points a start must clear to be a fall the tenths' medians hide
+_BAND = 0.9
+
+
+def _robust_fall(v: np.ndarray, start_edge: float, edge_fall: float) -> float:
+    """The relative fall of ``v`` from the median of its first tenth to that of its last.
+
+    A fall inside the first tenth (a loss that drops from 10 to 1 in its first few points) pulls
+    that tenth's median down with it; a start (``start_edge``, the smoothed first point) above the
+    last half's 90th percentile is such a fall, not noise, and ``edge_fall`` (the smoothed first to
+    last point) counts then where it is the larger. A run too short for a tenth to hold 3 points
+    keeps ``edge_fall``: 3 of its 10 points are no longer its start (logsweep55: a fine-tune's
+    1.36 -> 0.48 over its first two points, its first three's median 0.58)."""
+    k = math.ceil(_LEVEL_SHARE * len(v))
+    if k < _LEVEL_POINTS:
+        return edge_fall
+    start, end = float(np.median(v[:k])), float(np.median(v[-k:]))
+    fell = (start - end) / max(abs(start), 1e-12)
+    if start_edge > float(np.quantile(v[len(v) // 2:], _BAND)):
+        fell = max(fell, edge_fall)
+    return fell
+
+
+#: A noisy run's span in steps, and points in each quarter, from which a last quarter no lower than
+#: the first is evidence of no learning: logsweep60 u05's 50 losses over 2,500 steps (a single
+#: epoch's fine-tune) bounce 1.24-3.15; their trend's 99 % interval still admits a 27 % fall, but
+#: the last 12 points rank above the first 12 (a last point below a first one in 45 % of pairs)
+_RANKED_STEPS = 1000
+_RANKED_POINTS = 10
+
+
+def _last_quarter_lower(steps: np.ndarray, v: np.ndarray) -> float | None:
+    """The share of (first-quarter, last-quarter) pairs of points whose last-quarter point is the
+    lower (ties count half: Mann-Whitney's U over the pairs, as a probability), where the run spans
+    :data:`_RANKED_STEPS` steps and each quarter holds :data:`_RANKED_POINTS` points; else ``None``.
+    0.5 is no difference; a falling loss gives more."""
+    q = len(v) // 4
+    if q < _RANKED_POINTS or float(steps[-1] - steps[0]) < _RANKED_STEPS:
+        return None
+    first, last = v[:q], v[-q:]
+    lower = (last[:, None] < first[None, :]).sum() + 0.5 * (last[:, None] == first[None, :]).sum()
+    return float(lower) / (q * q)
 
 
 def _change(improvement: float) -> str:
@@ -134,6 +191,11 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     sm = smooth(v, max(3, min(9, len(v) // 4)))
     half = len(sm) // 2
     overall = (sm[0] - sm[-1]) / max(abs(sm[0]), 1e-12)
+    # "never learnt" judges the run's level at both ends, not its 5-point edges (logsweep60 u06)
+    fell = _robust_fall(v, float(sm[0]), overall)
+    # Lightning's per-batch loss beside its epoch means: the epochs' level must show a fall too
+    twin = epoch_twin(run, loss)
+    twin_fell = (float(twin[2][0] - twin[2][-1]) / float(twin[2][0])) if twin is not None else None
     # Robust trend of the log-loss over the last half: its relative change over that window, with a
     # confidence interval, so that noise around a falling loss does not read as flat.
     x = steps[half:].astype(np.float64)
@@ -148,13 +210,19 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     # so too for a run that has shown no learning yet (under plateau_early_fraction overall): a
     # point estimate of 1% whose interval holds a rise is noise, not a slow descent (logsweep52: a
     # LoRA's loss 2.25 -> 2.28 over 1000 steps, "falling" 1.04% over its last half, upper bound > 0)
-    unproven = chance is not None or overall < t.plateau_early_fraction
+    unproven = chance is not None or fell < t.plateau_early_fraction
     falling = ((late >= t.plateau_improvement and (not unproven or high < 0))
                or (high < 0 and late >= t.plateau_improvement / 2))
     # (a loss that ends 15 % or more above where it began did not stall: it climbed, which
     # loss_divergence judges, from its first point on where it never fell; not one at chance)
-    rising = (sm[-1] > sm[half] * t.divergence_factor or sm[-1] >= LOST_RISE * sm[0]
-              or (chance is None and v[0] > 0 and sm[-1] >= LOST_RISE * v[0]))  # (smoothing can hide v[0])
+    # The end's edge median above the start is a rise only where the whole run's trend bears it out
+    # (its 99 % interval above 0) or it is past divergence_factor: 5 noisy points ending in one spike
+    # read "up 16 %" on a flat loss (logsweep60 u04: a GRPO loss 0.178 -> 0.207, trend -10 % .. +23 %),
+    # which then neither detector judged
+    whole_trend = theil_sen(steps.astype(np.float64), log_printed(v))
+    climbed = min(sm[0], v[0]) if chance is None and v[0] > 0 else sm[0]  # (smoothing can hide v[0])
+    rising = (sm[-1] > sm[half] * t.divergence_factor
+              or (sm[-1] >= LOST_RISE * climbed and (whole_trend[1] > 0 or sm[-1] >= t.divergence_factor * climbed)))
     # a loss lower at every point than at the one before is learning, however slowly (ls21: SimCLR's
     # epoch averages 7.24 -> 6.89 over 10 epochs, each one down)
     descending = (len(v) >= 4 and bool(np.all(np.diff(v) < 0)) and chance is None
@@ -164,8 +232,12 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     # "Never learnt" is a claim about the run from its start: a log that opens at step 1631 and spans
     # ten steps of it (a pasted excerpt, a resumed run) shows a window, not the start.
     from_start = float(steps[0]) <= float(steps[-1] - steps[0])
-    never = overall < t.plateau_early_fraction and from_start
-    if chance is None and not never and overall < t.plateau_early_fraction and not from_start:
+    # with an epoch twin, both must show the fall: 536 batch losses whose ends fell 5 % by chance
+    # said nothing of 7 epoch means 2.60 -> 2.66 (logsweep60 u06); a clear fall of the batches
+    # (past _NEVER_PLAUSIBLE) stands, as epoch 0's mean already holds a fall inside that epoch
+    twin_flat = twin_fell is not None and twin_fell < t.plateau_early_fraction and fell < _NEVER_PLAUSIBLE
+    never = (fell < t.plateau_early_fraction or twin_flat) and from_start
+    if chance is None and not never and fell < t.plateau_early_fraction and not from_start:
         if not (pinned := _frozen_tail(v, _FROZEN_EXCERPT_POINTS)) or _warming_up(run, float(steps[0]),
                                                                                   float(steps[-1])):
             return [stuck] if stuck else []  # flat over an excerpt: nothing to say about the run
@@ -181,16 +253,21 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
             "units, a zero learning rate, a model that outputs one constant whatever its input, a loss clamped at "
             "its margin). The log starts mid-run, so it does not show when it froze.",
             {"metric": loss.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": pinned,
-             "threshold": _FROZEN_SPREAD, "overall_improvement": overall, "excerpt": True},
+             "threshold": _FROZEN_SPREAD, "overall_improvement": fell, "excerpt": True},
             [])] + ([stuck] if stuck else [])
     # "barely moved" must be borne out: the whole run's trend, within its 99 % interval, rules out a
     # real fall (a fine-tune's 9 points at 0.15 +-12 % allow a 39 % fall; stalled runs allow <= 8 %)
     pinned = 0.0
     whole = float(steps[-1] - steps[0])
-    most_fall = (1 - math.exp(min(theil_sen(steps.astype(np.float64), log_printed(v))[1] * whole, MAX_EXP))
-                 if never and chance is None else 0.0)
-    noisy = most_fall >= _NEVER_PLAUSIBLE
-    never = never and not noisy
+    most_fall = 1 - math.exp(min(whole_trend[1] * whole, MAX_EXP)) if never and chance is None else 0.0
+    # (epoch means that did not fall are the level itself, whatever the batches' noise allows)
+    noisy = most_fall >= _NEVER_PLAUSIBLE and not twin_flat
+    # ... but a long noisy run whose last quarter ranks no lower than its first, and whose trend's
+    # estimate is no fall, has shown no learning, whatever its interval admits (logsweep60 u05)
+    ranked = _last_quarter_lower(steps, v) if noisy else None
+    unmoved = (ranked is not None and ranked <= 0.5
+               and 1 - math.exp(min(whole_trend[0] * whole, MAX_EXP)) < t.plateau_early_fraction)
+    never = never and (not noisy or unmoved)
     if chance is not None:
         acc = f", accuracy {chance['accuracy']:.2f}" if chance["accuracy"] is not None else ""
         summary = (f"{loss.name} is flat at {level:.3g} over the last half of the run, at chance for "
@@ -200,26 +277,36 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         explanation = ("The loss stopped where a uniform guess over the classes scores: the model predicts no better "
                        "than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
                        "that do not follow from the inputs).")
+    elif unmoved:
+        summary = (f"{loss.name} shows no evidence of learning over {whole:.6g} steps: {_change(fell)} at the end "
+                   f"than at the start, its last quarter no lower than its first ({len(v)} noisy points)")
+        explanation = ("Over this many steps a model that learns brings its loss down: here the points of the run's "
+                       "last quarter rank no lower than those of its first, and the trend's estimate is no fall, "
+                       "though the noise leaves its interval wide. The model is not learning (a learning rate far too "
+                       "small, frozen or detached parameters, or a data/label problem).")
     elif never:
-        summary = f"{loss.name} barely moved: {_change(overall)} at the end than at the start"
+        summary = f"{loss.name} barely moved: {_change(fell)} at the end than at the start"
+        if twin is not None:
+            summary += (f" (its epoch means {twin[0].name} {float(twin[2][0]):.4g} -> {float(twin[2][-1]):.4g} "
+                        f"over {len(twin[2])} epochs)")
         explanation = ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning "
                        "rate far too small, or a data/label problem).")
     elif noisy:
-        summary = (f"{loss.name} is {_change(overall)} at the end than at the start, but over {len(v)} noisy points "
+        summary = (f"{loss.name} is {_change(fell)} at the end than at the start, but over {len(v)} noisy points "
                    f"its trend allows a fall of up to {most_fall:.0%}: too little to tell whether it learns")
         explanation = ("A run too short or too noisy for its trend to be known: whether the loss is flat or falling "
                        "slowly, the points cannot tell. Log more steps (or per-epoch averages) and check again.")
     elif pinned := _frozen_tail(v[half:]):
         same = "all equal" if pinned <= 1e-300 else f"within {pinned:.1e} of it"
         summary = (f"{loss.name} is frozen at {level:.6g} over the last half of the run ({len(v) - half} points "
-                   f"{same}, after falling {overall:.0%} before): no step changes it any more")
+                   f"{same}, after falling {fell:.0%} before): no step changes it any more")
         explanation = ("A loss that stops changing to its last printed digit, far above 0, while training goes on: the "
                        "updates no longer reach the output (dead or saturated units, a zero learning rate, a model "
                        "that outputs one constant whatever its input: an MSE of 0.25 on 0/1 targets is the mean's). "
                        "A loss that has converged still moves with every batch.")
     else:
         summary = (f"{loss.name} " + (f"improved {late:.2%}" if late >= 0 else f"rose {-late:.2%}")
-                   + f" over the last half of the run (after falling {overall:.0%} before)")
+                   + f" over the last half of the run (after falling {fell:.0%} before)")
         explanation = ("The loss has flattened out: convergence, a decayed learning rate, or capacity reached."
                        if late >= 0 else
                        "The loss rose over the last half of the run, by less than loss_divergence needs (or over too "
@@ -242,9 +329,12 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     out = [finding(
         "loss_plateau", "warning" if alarm else "info", summary, explanation,
         {"metric": loss.name, "steps": [_num(steps[half]), _num(steps[-1])], "value": late,
-         "threshold": t.plateau_improvement, "overall_improvement": overall, "at_chance": chance,
+         "threshold": t.plateau_improvement, "overall_improvement": fell, "at_chance": chance,
          "warmup": list(warm) if warm is not None else None,
-         "largest_fall_allowed": most_fall if noisy else None},
+         "largest_fall_allowed": most_fall if noisy else None,
+         "epoch_metric": twin[0].name if twin is not None else None,
+         "epoch_improvement": twin_fell,
+         "last_quarter_lower": ranked},
         [raise_lr(run, why="the loss is not moving") if alarm else None])]
     return out + ([stuck] if stuck else [])
 
