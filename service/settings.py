@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(
         10, ge=1, description="requests with a missing or wrong API key one client address may make per "
                               "minute before it gets 429 (throttles key guessing)")
+    link_secret: str = Field("", repr=False,
+                             description="the key that signs report links (POST .../report/link): set the same "
+                                         "one on every replica; empty: a random key per process, so links "
+                                         "stop working at a restart. Changing it revokes every link")
+    link_max_ttl_s: float = Field(30 * 86400.0, gt=0, description="the longest a report link may stay valid")
+    report_frame_ancestors: str = Field(
+        "", description="origins that may frame a report opened by its link (a dashboard's, e.g. "
+                        "https://grafana.example.com), as CSP frame-ancestors sources; empty: none may")
     metrics_public: bool = Field(False, description="with keys on, serve /metrics without a key (it counts "
                                                     "jobs and findings across all callers)")
     docs_public: bool = Field(True, description="with keys on, serve /openapi.json, /docs, /redoc, /static "
@@ -224,6 +232,14 @@ class Settings(BaseSettings):
             raise ValueError(f"GRADHEALTH_API_KEYS is set to {value[:20]!r} but holds no key; leave it "
                              "empty for no keys, or give name=<sha256 hex> entries")
         return value
+
+    @field_validator("report_frame_ancestors")
+    @classmethod
+    def _ancestor_sources(cls, value: str) -> str:
+        # one CSP directive's sources: a ';' or ',' would smuggle in another directive or policy
+        if any(c in value for c in ";,\r\n'\"") and value.strip() not in ("'self'", "'none'"):
+            raise ValueError("give space-separated origins (https://grafana.example.com), or 'self' or 'none'")
+        return value.strip()
 
     def key_owners(self) -> dict[str, str]:
         """sha256 hex -> caller name."""

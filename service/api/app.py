@@ -23,10 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gradhealth import __version__
 from gradhealth.analysis.spec import Spec
-from gradhealth.api import problems
+from gradhealth.api import links, problems
 from gradhealth.api.metrics import Metrics, route_label
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers import catalog, checks, health, jobs, query_guard, reports
+from gradhealth.api.routers import links as link_routes
 from gradhealth.api.routers import runs as run_routes
 from gradhealth.api.routers import webhooks as webhook_routes
 from gradhealth.api.security import RateLimiter, exposure_guard
@@ -326,8 +327,10 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     app.state.metrics = Metrics(sessions)
     app.state.metrics.runs.limit = settings.run_gauge_limit
     app.state.metrics.runs.stale_after_s = settings.run_stale_after_s
+    # signs report links: the setting's key on every replica, else one of this process's own
+    app.state.link_secret = settings.link_secret.encode() if settings.link_secret else links.new_secret()
     problems.install(app)
-    for module in (checks, jobs, reports, catalog, health, webhook_routes, run_routes):
+    for module in (checks, jobs, reports, catalog, health, webhook_routes, run_routes, link_routes):
         app.include_router(module.router)
     app.include_router(ui_router)  # the web UI at / (gradhealth.ui)
 

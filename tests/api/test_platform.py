@@ -57,6 +57,8 @@ def test_openapi_documents_the_public_surface(idle_api):
         ("DELETE", "/v1/webhooks/{webhook_id}"), ("PATCH", "/v1/webhooks/{webhook_id}"),
         ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
         ("POST", "/v1/webhooks/{webhook_id}/test"),
+        ("POST", "/v1/jobs/{job_id}/report/link"), ("POST", "/v1/runs/{run_id}/report/link"),
+        ("GET", "/v1/shared/{token}"),
     }
     schemas = doc["components"]["schemas"]
     assert {"Spec", "LinearLayer", "JobRead", "Diagnosis", "Finding", "Remedy", "Problem"} <= set(schemas)

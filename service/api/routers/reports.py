@@ -31,6 +31,7 @@ from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.jobs import NOT_FOUND, _load
 from gradhealth.api.schemas import RATE_LIMITED, Problem
 from gradhealth.core.document import Diagnosis
+from gradhealth.db.models import JobRow
 from gradhealth.report import FORMATS, Format, ReportContext, for_media_type, render
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RATE_LIMITED)
@@ -135,13 +136,16 @@ def job_report(
 ) -> Response:
     row = _load(session, job_id, caller)  # 404 first: an unknown job is unknown in any format
     # ?format= or ?source= given twice is refused app-wide (routers.query_guard), before this runs
-    chosen = negotiate(format, accept)
+    return job_rendered(row, negotiate(format, accept), source)
+
+
+def job_rendered(row: JobRow, chosen: Format, source: str | None = None) -> Response:
+    """A job's report in ``chosen``: 409 unless the job succeeded."""
     if row.status != "succeeded" or row.result is None:
         raise ApiError(409, "job_not_finished",
-                       f"job {job_id} is {row.status}: a report needs a succeeded job")
+                       f"job {row.id} is {row.status}: a report needs a succeeded job")
     doc = Diagnosis.model_validate(row.result)
-    ctx = _context(row.kind, row.request or {}, source)
-    return rendered(chosen, doc, ctx)
+    return rendered(chosen, doc, _context(row.kind, row.request or {}, source))
 
 
 def rendered(chosen: Format, doc: Diagnosis, ctx: ReportContext) -> Response:

@@ -41,7 +41,7 @@ from gradhealth.live.points import (
     spelled,
 )
 from gradhealth.logs.series import clean_name
-from gradhealth.report import ReportContext
+from gradhealth.report import Format, ReportContext
 from gradhealth.settings import Settings
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=RATE_LIMITED)
@@ -416,10 +416,14 @@ def run_report(
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     row = _load(session, run_id, caller)  # 404 first: an unknown run is unknown in any format
-    chosen = negotiate(format, accept)
+    return run_rendered(row, negotiate(format, accept))
+
+
+def run_rendered(row: RunRow, chosen: Format) -> Response:
+    """A run's current diagnosis as a report in ``chosen``: 409 before its first points."""
     if not row.diagnosis:
         raise ApiError(409, "run_not_diagnosed",
-                       f"run {run_id} has no diagnosis yet: POST its points first (/v1/runs/{run_id}/points)")
+                       f"run {row.id} has no diagnosis yet: POST its points first (/v1/runs/{row.id}/points)")
     doc = Diagnosis.model_validate(row.diagnosis)
     # the run's series are a log's (a RunLog): its findings locate by step, as a log job's do
     return rendered(chosen, doc, ReportContext(source=row.name, kind="logs"))

@@ -1,0 +1,112 @@
+"""Report links: ``POST /v1/jobs/{id}/report/link`` and ``POST /v1/runs/{id}/report/link`` issue a
+signed, expiring URL (``/v1/shared/{token}``) that opens that report without an API key, for a
+dashboard's data link or a message to a colleague (newuser4 P8). The signing is
+:mod:`gradhealth.api.links`; what a link opens is the report route's own rendering."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from gradhealth.api import links
+from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
+from gradhealth.api.problems import ApiError
+from gradhealth.api.routers import jobs as job_routes
+from gradhealth.api.routers import runs as run_routes
+from gradhealth.api.routers.reports import REPORT_CONTENT, ReportFormat, job_rendered, negotiate
+from gradhealth.api.schemas import RATE_LIMITED, Problem
+from gradhealth.api.security import ANONYMOUS, Caller, client_address, enforce_rate
+from gradhealth.settings import Settings
+
+router = APIRouter(tags=["reports"], responses=RATE_LIMITED)
+
+#: A link's default life: a week.
+DEFAULT_TTL_S = 7 * 86400
+
+
+class ReportLink(BaseModel):
+    url: str = Field(description="the report's address, absolute (as this request reached the service); "
+                                 "anyone holding it reads the report until it expires")
+    path: str = Field(description="the same, from the service's root (/v1/shared/...)")
+    format: str
+    expires_at: datetime
+
+
+def _issue(request: Request, settings: Settings, kind: str, item_id: str, owner: str, format: str,
+           ttl_s: float) -> ReportLink:
+    chosen = negotiate(format, None)  # 406 for an unknown format, as the report route
+    if ttl_s > settings.link_max_ttl_s:
+        raise ApiError(422, "link_ttl_too_long", f"query.ttl_s: {ttl_s:g} s is over this service's "
+                       f"GRADHEALTH_LINK_MAX_TTL_S ({settings.link_max_ttl_s:g} s)")
+    expires = int(time.time() + ttl_s)
+    token = links.sign(request.app.state.link_secret,
+                       links.Link(kind=kind, id=item_id, owner=owner, format=chosen.name, expires=expires))
+    path = f"/v1/shared/{token}"
+    return ReportLink(url=str(request.base_url).rstrip("/") + path, path=path, format=chosen.name,
+                      expires_at=datetime.fromtimestamp(expires, UTC))
+
+
+Ttl = Annotated[float, Query(gt=0, description="seconds the link stays valid (default a week; at most "
+                                               "GRADHEALTH_LINK_MAX_TTL_S)")]
+LinkFormat = Annotated[ReportFormat, Query(description="the report format the link opens")]
+_ISSUED = {**job_routes.NOT_FOUND, 406: {"model": Problem, "description": "an unknown format"},
+           422: {"model": Problem, "description": "a ttl_s over GRADHEALTH_LINK_MAX_TTL_S"}}
+
+
+@router.post("/v1/jobs/{job_id}/report/link", response_model=ReportLink, status_code=201, responses=_ISSUED,
+             summary="A signed, expiring link to a job's report, opened without an API key")
+def job_report_link(job_id: str, request: Request, session: SessionDep, caller: CallerDep, settings: SettingsDep,
+                    format: LinkFormat = "html", ttl_s: Ttl = DEFAULT_TTL_S) -> ReportLink:
+    job_routes._load(session, job_id, caller, with_result=False)
+    return _issue(request, settings, "job", job_id, caller.name, format, ttl_s)
+
+
+@router.post("/v1/runs/{run_id}/report/link", response_model=ReportLink, status_code=201, responses=_ISSUED,
+             summary="A signed, expiring link to a live run's report (its diagnosis when opened)")
+def run_report_link(run_id: str, request: Request, session: SessionDep, caller: CallerDep, settings: SettingsDep,
+                    format: LinkFormat = "html", ttl_s: Ttl = DEFAULT_TTL_S) -> ReportLink:
+    run_routes._load(session, run_id, caller)
+    return _issue(request, settings, "run", run_id, caller.name, format, ttl_s)
+
+
+@router.get("/v1/shared/{token}", response_class=Response,
+            summary="The report a link opens (no API key: the link is the credential)",
+            responses={200: {"content": REPORT_CONTENT, "description": "the report, as it is now"},
+                       404: {"model": Problem, "description": "not a link of this service (or its job or run "
+                                                              "was deleted, or the signing key changed)"},
+                       409: {"model": Problem, "description": "nothing to report yet"},
+                       410: {"model": Problem, "description": "the link expired"}})
+def shared_report(token: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    address = client_address(request.scope)
+    enforce_rate(request.app.state.limiter, Caller(ANONYMOUS), address)  # by address: no key here
+    try:
+        link = links.verify(request.app.state.link_secret, token)
+    except links.BadLink:
+        raise ApiError(404, "link_not_found", "no such report link (or the service's signing key changed)") from None
+    except links.ExpiredLink as e:
+        when = datetime.fromtimestamp(e.link.expires, UTC).isoformat()
+        raise ApiError(410, "link_expired", f"this report link expired at {when}; ask for a new one") from None
+    owner = Caller(link.owner)
+    chosen = negotiate(link.format, None)
+    try:
+        if link.kind == "job":
+            response = job_rendered(job_routes._load(session, link.id, owner), chosen)
+        else:
+            response = run_routes.run_rendered(run_routes._load(session, link.id, owner), chosen)
+    except ApiError as e:
+        if e.status == 404:
+            raise ApiError(404, "link_not_found", "the report this link opened was deleted") from None
+        raise
+    response.headers["Cache-Control"] = "private, no-store"  # a live run's report changes
+    if settings.report_frame_ancestors and chosen.media_type.startswith("text/html"):
+        # a dashboard may frame it: the document's own policy, its frame-ancestors the setting's
+        from gradhealth.api.app import document_policy
+
+        policy = document_policy().replace("frame-ancestors 'none'",
+                                           f"frame-ancestors {settings.report_frame_ancestors}")
+        response.headers["Content-Security-Policy"] = policy
+    return response
