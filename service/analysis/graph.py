@@ -1066,11 +1066,16 @@ LAYER_FUNCTIONS: dict[Any, str] = {nn.functional.linear: "linear", nn.functional
                                    nn.functional.conv2d: "conv2d", nn.functional.conv3d: "conv3d"}
 
 
-def einsum_fans(equation: str, weight_shape: tuple[int, ...]) -> tuple[tuple[int, int], bool] | None:
+def einsum_fans(equation: str, weight_shape: tuple[int, ...],
+                any_layout: bool = False) -> tuple[tuple[int, int], bool] | None:
     """((fan_in, fan_out), channels_first) of ``x, w -> y`` written ``"xs,ws->ys"`` as a layer: the
     weight's sizes the product contracts with the input, those it makes in the output, and whether
     the output's units lie along its second axis (b c h w) rather than its last; None for a product
-    that is no layer (a scale, a diagonal, no axis of the weight's own in the output)."""
+    that is no layer (a scale, a diagonal, no axis of the weight's own in the output).
+    ``any_layout``: also a layer where the units lie on neither of those axes (a live module's
+    ``"bhni,hoi->bhon"``), read as units last: its fans and gradients are exact, and only a ReLU's
+    dead-unit count after it reads whole slices along the last axis (it can under-count, never
+    over-count)."""
     if "->" not in equation or "." in equation:
         return None
     lhs, produced_by = equation.replace(" ", "").split("->")
@@ -1083,9 +1088,76 @@ def einsum_fans(equation: str, weight_shape: tuple[int, ...]) -> tuple[tuple[int
     own = {ws[i] for i in made}
     last = bool(produced_by) and produced_by[-1] in own
     channels_first = not last and len(produced_by) > 1 and produced_by[1] in own
-    if not contracted or not made or not (last or channels_first):
+    if not contracted or not made or not (last or channels_first or any_layout):
         return None
     return (math.prod(int(weight_shape[i]) for i in contracted), math.prod(int(weight_shape[i]) for i in made)), channels_first
+
+
+def matmul_fans(weight_shape: tuple[int, ...], input_dims: int, input_lead: tuple[int, ...],
+                weight_first: bool) -> tuple[tuple[int, int], bool] | None:
+    """((fan_in, fan_out), channels_first) of ``torch.matmul`` (or ``bmm``, ``mm``) of an input with
+    a weight of ``weight_shape`` as a layer, the weight on either side and at any rank: ``x @ W``
+    with W [..., in, out] or ``W @ x`` with W [..., out, in] (a capsule layer's
+    ``W[j, i] @ u[i]``, msweep28 capsnet: W [10, 1152, 16, 8] before a [B, 1, 1152, 8, 1] input).
+    fan_in is the contracted size; fan_out the produced size times each leading size of the
+    weight's that the input lacks or holds once (the input is broadcast along it: every input
+    feeds that many more outputs, as an einsum axis of the weight's own). Leading sizes both hold
+    are groups (experts, heads, capsules), counted in neither. ``input_lead``: the input's sizes
+    before its last two (``()`` for a 1-D or a 2-D input). None for a 1-D weight (a weighted sum).
+    The units lie last for ``x @ W`` and for ``W @ v`` with v a vector; for ``W @ x`` on a 3-D
+    output ([B, out, L], a 1x1 convolution) second; else on the output's second-last axis, read as
+    last (see :func:`einsum_fans`' ``any_layout``)."""
+    if len(weight_shape) < 2 or input_dims < 1:
+        return None
+    fan_in, fan_out = (weight_shape[-1], weight_shape[-2]) if weight_first else (weight_shape[-2], weight_shape[-1])
+    lead = weight_shape[:-2]
+    for back in range(1, len(lead) + 1):
+        if back > len(input_lead) or input_lead[-back] == 1:
+            fan_out *= lead[-back]
+    out_dims = (max(len(lead), len(input_lead)) + 2) if input_dims >= 2 else len(lead) + 1
+    channels_first = weight_first and input_dims >= 2 and out_dims == 3
+    return (int(fan_in), int(fan_out)), channels_first
+
+
+def _expand_ellipsis(subscripts: list[str], produced_by: str, dims: list[int]) -> tuple[list[str], str] | None:
+    """An einsum's subscripts with each ``...`` spelled out in letters the equation does not use
+    (broadcast from the right, as torch does), for operands of ``dims`` dimensions; None where the
+    equation cannot be read so."""
+    used = set("".join(subscripts) + produced_by)
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in used]
+    spans = [d - (len(sub) - 3) if "..." in sub else 0 for sub, d in zip(subscripts, dims, strict=True)]
+    width = max(spans, default=0)
+    if min(spans, default=0) < 0 or width > len(free) or produced_by.count("...") > 1:
+        return None
+    letters = "".join(free[:width])
+    spelled = [sub.replace("...", letters[width - n:]) for sub, n in zip(subscripts, spans, strict=True)]
+    return spelled, produced_by.replace("...", letters)
+
+
+#: The autograd steps that only lay out a parameter's values anew (a view, a permute, an expand
+#: along a batch or group axis): a product with what they make is a product with the parameter.
+_LAYOUT_STEPS = frozenset({
+    "ExpandBackward0", "ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "UnsqueezeBackward0",
+    "SqueezeBackward0", "SqueezeBackward1", "SqueezeBackward2", "PermuteBackward0", "TransposeBackward0",
+    "TBackward0", "AliasBackward0", "CloneBackward0", "ToCopyBackward0"})
+
+
+def _laid_out(t: torch.Tensor) -> torch.Tensor | None:
+    """The leaf ``t`` is made from by :data:`_LAYOUT_STEPS` alone (one chain, a few steps), or None."""
+    node = t.grad_fn
+    for _ in range(8):
+        if node is None:
+            return None
+        variable = getattr(node, "variable", None)
+        if variable is not None:
+            return cast(torch.Tensor, variable)
+        if node.name() not in _LAYOUT_STEPS:
+            return None
+        children = [child for child, _ in node.next_functions if child is not None]
+        if len(children) != 1:
+            return None
+        node = children[0]
+    return None
 
 
 #: The calls that cut a tensor from the autograd graph on purpose (:attr:`Tracer.detached`).
@@ -1182,10 +1254,12 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
     #: ``x @ self.W`` with W a matrix the model holds: a linear layer stored [in, out]
     _MATMULS = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.Tensor.mm)
     #: a product of an input with a weight the model holds, written as one call: ``torch.einsum``
-    #: (a KAN's basis coefficients, a per-head projection) and a batched product with a 3-D
-    #: weight (``torch.bmm(x, self.experts)``, a mixture of experts)
+    #: (a KAN's basis coefficients, a per-head projection) and a (batched) product with a weight of
+    #: any rank on either side (``torch.bmm(x, self.experts)``, a mixture of experts; a capsule
+    #: layer's ``torch.matmul(self.weight, u[:, None, :, :, None])``)
     _EINSUMS = (torch.einsum,)
-    _BATCHED = (torch.bmm, torch.Tensor.bmm, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__)
+    _BATCHED = (torch.bmm, torch.Tensor.bmm, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__,
+                torch.mm, torch.Tensor.mm)
     #: Reshapes of a scale vector before the multiply (timm's ConvNeXt:
     #: ``x.mul(self.gamma.reshape(1, -1, 1, 1))``): the result is the same scale.
     _VIEWS = (torch.Tensor.reshape, torch.Tensor.view, torch.reshape, torch.Tensor.unsqueeze,
@@ -1201,7 +1275,11 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
             id(p): (p, p) for m in model.modules() if any(True for _ in m.children())
             for p in m.parameters(recurse=False) if p.numel() > 1}
         self.param_names = {id(p): n for n, p in model.named_parameters()}
-        self.module_names = {n for n, _ in model.named_modules()}
+        #: the units the tracer names after a module: a weight leaf's (a tied decoder's F.linear on
+        #: an embedding's weight is told apart from it); a custom module computing with its own
+        #: weight (msweep28's DenseCapsule) is no unit, and its product is named after it plainly
+        self.module_names = {n for n, m in model.named_modules() if role_of(m).kind == "weight"
+                             and not any(c != "parametrizations" for c, _ in m.named_children())}
         self.layers: dict[int, tuple[str, FunctionLayer]] = {}
         self.activations: dict[str, FunctionActivation] = {}
         #: every softmax the forward computed, the output's included (:func:`softmax_figures` drops it)
@@ -1327,17 +1405,21 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         self.tracer._unit_event(name, f"function:{name}", layer.role, layer, args[:1], args[0], out)
 
     def _product_layer(self, func: Any, args: tuple[Any, ...], out: torch.Tensor) -> bool:
-        """An einsum or a batched product of an input with one weight of the model's (a parameter,
-        or a view of one): a unit of its own, its fans the weight's contracted and produced sizes.
-        False for anything else (an attention product of two activations, an outer product)."""
+        """An einsum or a (batched) matrix product of an input with one weight of the model's (a
+        parameter, or a view or an expand of one), the weight on either side and at any rank: a
+        unit of its own, measured as a Linear (gradient norm, update ratio), its fans the weight's
+        contracted and produced sizes (:func:`einsum_fans`, :func:`matmul_fans`). False for
+        anything else (an attention product of two activations, an outer product, a weighted sum
+        by a weight vector). msweep28 capsnet_w1: a capsule layer's weight-first 4-D product was
+        no layer, so its gradient-to-weight ratio falling 1.4e-3 -> 7e-6 went unmeasured."""
         if func in self._EINSUMS:
-            if not args or not isinstance(args[0], str) or "->" not in args[0] or "." in args[0]:
-                return False  # an implicit output or an ellipsis: not read
+            if not args or not isinstance(args[0], str) or "->" not in args[0]:
+                return False  # an implicit output: not read
             operands = list(args[1]) if len(args) == 2 and isinstance(args[1], list | tuple) else list(args[1:])
             lhs, produced_by = args[0].replace(" ", "").split("->")
             subscripts = lhs.split(",")
         else:
-            operands, subscripts, produced_by = list(args), [], ""
+            operands, subscripts, produced_by = list(args[:2]), [], ""
         if len(operands) != 2 or not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in operands):
             return False
         sources = [self._weight_operand(t) for t in operands]
@@ -1346,15 +1428,25 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         k = 0 if sources[0] is not None else 1
         x, w, source = operands[1 - k], operands[k], cast(nn.Parameter, sources[k])
         if subscripts:
+            if len(subscripts) != 2:
+                return False
+            if "." in args[0]:
+                spelled = _expand_ellipsis(subscripts, produced_by, [t.dim() for t in operands])
+                if spelled is None:
+                    return False
+                subscripts, produced_by = spelled
             if len(subscripts[1 - k]) != x.dim():
                 return False
-            found = einsum_fans(f"{subscripts[1 - k]},{subscripts[k]}->{produced_by}", tuple(w.shape))
+            found = einsum_fans(f"{subscripts[1 - k]},{subscripts[k]}->{produced_by}", tuple(w.shape),
+                                any_layout=True)
         else:
-            # x @ W with W [groups, in, out] and x [groups, n, in]: a 2-D W is the transposed linear
-            found = ((int(w.shape[1]), int(w.shape[2])), False) if k == 1 and w.dim() == 3 and x.dim() == 3 else None
+            found = matmul_fans(tuple(w.shape), x.dim(), tuple(x.shape[:-2]), weight_first=k == 0)
         if found is None:
             return False
-        self._layer("linear", (x, w), {}, out, source=source, fans=found[0], channels_first=found[1])
+        # an expanded weight (W.expand(B, -1, -1) for a bmm) is read as its parameter: the
+        # expand's own gradient holds each copy's share apart, and its norm is not the weight's
+        held = w if w.numel() == source.numel() else source
+        self._layer("linear", (x, held), {}, out, source=source, fans=found[0], channels_first=found[1])
         return True
 
     def _weight_operand(self, t: torch.Tensor) -> nn.Parameter | None:
@@ -1369,7 +1461,11 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         ids = {id(p) for p in found}
         if foreign or unfinished or len(ids) != 1:
             return None  # an input that requires grad, several parameters, or a history too deep
-        return found[0] if found[0].numel() == t.numel() else None
+        if found[0].numel() == t.numel():
+            return found[0]
+        # more values than the parameter holds: a weight only when nothing but layout steps made
+        # them (an expand along a batch axis), not a product with an input that needs no gradient
+        return found[0] if t.numel() > found[0].numel() and _laid_out(t) is found[0] else None
 
     def _decay(self, a: Any, b: Any, out: torch.Tensor) -> None:
         """Keep ``state * decay`` where ``decay`` is a learned vector (a Parameter, or computed from
