@@ -211,13 +211,34 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name) if p)
 
 
+#: An early window whose median sits this many times above the warm-up points before it is already
+#: inside a blow-up (:func:`early_baseline`): two decades, the default ``explode_error``.
+EARLY_BLOWUP = 100.0
+
+
 def early_baseline(values: np.ndarray, fraction: float) -> float:
-    """Median of the early part of a run, after the first few warm-up points."""
+    """Median of the early part of a run, after the first few warm-up points.
+
+    The window is a fraction of the run, so it moves later as the log grows: a run that blew up
+    early and stayed up (a missing ``zero_grad()``: norms 0.75-5.9 for 13 steps, then 2.9e6-1.8e7
+    to the end, newuser5) had its window inside the blow-up on 250 points and more, the blown-up
+    level became the baseline and its ``exploding_gradient`` disappeared. Where the window's median
+    is :data:`EARLY_BLOWUP` times the warm-up points' before it (or their first 10's), the baseline
+    is theirs: the level before the growth, however long the run."""
     n = len(values)
     k = max(5, int(n * fraction))
     skip = min(n // 20, k // 2)  # warm-up: the first 5% may be atypical either way
     part = values[skip : skip + k]
-    return float(np.median(part)) if len(part) else math.nan
+    if not len(part):
+        return math.nan
+    base = float(np.median(part))
+    if skip >= 3:
+        # the warm-up points, or their first 10 alone where the blow-up began among them (13 healthy
+        # points of a 600-point run's 30)
+        before = min(float(np.median(values[:skip])), float(np.median(values[:min(skip, 10)])))
+        if before > 0 and base >= EARLY_BLOWUP * before:
+            return before
+    return base
 
 
 def num(x: float | np.generic) -> int | float:

@@ -13,7 +13,7 @@ from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding, judged
-from gradhealth.logs.detectors.layers import exploding_layers
+from gradhealth.logs.detectors.layers import converged_loss, exploding_layers
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.detectors.schedule import lr_growth, lr_note, schedule_remedy
 from gradhealth.logs.remedies import clip_in_force, clipping, default_clipping, lower_lr
@@ -394,13 +394,48 @@ def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, med: np.ndarray, i
     return len(at) > 0 and len(later) >= 3 and float(np.median(later[-3:])) < float(at[-1])
 
 
-def _recovered(v: np.ndarray, med: np.ndarray, i: int, window: int, open_from: int) -> bool | None:
-    """Whether the points after spike ``i`` came back under twice its baseline; None for a spike of
-    the episode the log ends on (from ``open_from``): nothing after it shows either way."""
+#: A grad norm that settles after a spike at a new level within this factor of the level before it,
+#: steady (:data:`_LEVEL_SHIFT_SPREAD`) and with the loss falling, shifted level (:func:`_recovered`)
+_LEVEL_SHIFT = 10.0
+#: ... steady: the median absolute deviation of the points after the spike at most this share of their median
+_LEVEL_SHIFT_SPREAD = 1 / 3
+#: ... and the loss falling: its median over those points at most this share of its median over as many
+#: points before the spike (newuser5: 0.75 against 2.0; a flat loss's noise is no fall)
+_LEVEL_SHIFT_LOSS_FALL = 0.9
+
+
+def _recovered(run: RunLog | None, steps: np.ndarray, v: np.ndarray, med: np.ndarray, i: int, window: int,
+               open_from: int) -> bool | None:
+    """Whether the points after spike ``i`` came back under twice its baseline, or settled at a new
+    steady level; None for a spike of the episode the log ends on (from ``open_from``): nothing
+    after it shows either way.
+
+    A norm that steps up to a new level as the loss falls (a healthy ReLU MLP leaving its plateau:
+    0.3 -> 5.8 at step 42, then 1.5-4.9 around a median of 2.7 against the 0.86 before, its loss
+    1.3 -> 0.75, newuser5) did recover: from the spike, to a level within :data:`_LEVEL_SHIFT` of the
+    old one, steady (spread at most :data:`_LEVEL_SHIFT_SPREAD` of it), with the loss over those
+    points well below its level before the spike (:data:`_LEVEL_SHIFT_LOSS_FALL`). A norm that stays up erratically, or with a stalled or
+    rising loss, did not."""
     if i >= open_from:
         return None
     after = v[i + 1:i + 1 + window]
-    return len(after) > 0 and bool(np.median(after) < 2 * med[i])
+    if not len(after):
+        return False
+    level = float(np.median(after))
+    if level < 2 * med[i]:
+        return True
+    steady = float(np.median(np.abs(after - level))) <= _LEVEL_SHIFT_SPREAD * level
+    if not (steady and level < _LEVEL_SHIFT * med[i] and level < v[i] and len(after) >= 3):
+        return False
+    loss = run.first("loss") if run is not None else None
+    if loss is None:
+        return False
+    ls, lv = finite(loss)
+    last = float(steps[min(len(steps) - 1, i + len(after))])
+    before = lv[(ls < steps[i])][-len(after):]
+    during = lv[(ls > steps[i]) & (ls <= last)]
+    return (len(before) >= 3 and len(during) >= 3
+            and float(np.median(during)) <= _LEVEL_SHIFT_LOSS_FALL * float(np.median(before)))
 
 
 #: A run whose last points are within this factor of its lowest ended at its floor
@@ -435,7 +470,10 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # recovery is judged over a window that grows with the log: on a per-batch series of 58,000
     # points, 25 points are a few seconds of training, and a spike whose next 25 batches sat at
     # 2.04x the baseline before coming back was graded "not recovered" (logsweep58)
-    recovered = [_recovered(v, med, int(i), max(t.window, len(v) // _RECOVERY_SHARE), open_from) for i in idx]
+    recovered = [_recovered(run, steps, v, med, int(i), max(t.window, len(v) // _RECOVERY_SHARE), open_from)
+                 if role == "grad_norm" else
+                 _recovered(None, steps, v, med, int(i), max(t.window, len(v) // _RECOVERY_SHARE), open_from)
+                 for i in idx]
     worst = idx[int(np.argmax(v[idx]))]  # the largest spike: the one the summary and `value` name
     fraction = len(idx) / len(v)
     # a spike on the last logged point has no recovery to judge: it is not graded as one that failed
@@ -484,20 +522,27 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         # episode reward (SB3 PPO, episodes of one step paying +-100) jumps and falls back with it. A
         # loss that blows up is loss_divergence's or nonfinite's; its spikes are a note
         severity = "info"
+    converged = _converged_spikes(run, s, steps, v, idx, t) if role == "grad_norm" else None
+    if converged is not None:
+        severity = "info"
     code = "gradient_spike" if role == "grad_norm" else "loss_spike"
     what = {"grad_norm": "gradient norm", "val_loss": "validation loss"}.get(role, "loss")
-    remedies: list[Remedy | None] = [clipping(run, t)] if role == "grad_norm" else [clipping(run, t)]
+    remedies: list[Remedy | None] = [clipping(run, t)] if converged is None else []
     first_step = float(steps[idx[0]])
     early = first_step <= steps[0] + 0.1 * (steps[-1] - steps[0])
-    remedies.append(lower_lr(run, at_step=first_step,
-                             warmup_steps=int(2 * (first_step - steps[0])) if early and first_step > steps[0] else 0,
-                             why=f"{what} spikes"))
+    if converged is None:
+        remedies.append(lower_lr(run, at_step=first_step,
+                                 warmup_steps=int(2 * (first_step - steps[0])) if early and first_step > steps[0] else 0,
+                                 why=f"{what} spikes"))
     return [finding(
         code, severity,
         f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
         f"({v[worst] / med[worst]:.3g}x its rolling median); "
         + (f"{v[worst] / start:.3g}x where the run started; " if above_start else "")
-        + _recovery_words(not failed, open_at, any(r is not None for r in recovered)),
+        + _recovery_words(not failed, open_at, any(r is not None for r in recovered))
+        + (f"; every one below the run's early level {converged[0]:.3g}, with the loss at {converged[2]:.3g} "
+           f"({100 * converged[2] / converged[1]:.2g}% of its start): the noise of a converged run"
+           if converged is not None else ""),
         f"Isolated {what} values far above the recent median: a bad batch, a too-large step or an "
         "instability that " + ("did not settle." if failed else "settled again." if all_recovered
                                else "the log ends on, so whether it settled is unknown."),
@@ -506,8 +551,27 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
          "count": len(idx), "episodes": episodes, "spike_steps": [_num(x) for x in steps[idx][:50]],
          "max_ratio": float(np.max(v[idx] / med[idx])),
          "fraction_of_steps": fraction, "recovered": False if failed else True if all_recovered else None,
-         "ends_at_spike": open_at is not None},
+         "ends_at_spike": open_at is not None}
+        | ({"converged": True, "early_baseline": converged[0], "loss_start": converged[1], "loss_level": converged[2]}
+           if converged is not None else {}),
         remedies)]
+
+
+def _converged_spikes(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray, idx: np.ndarray,
+                      t: LogThresholds) -> tuple[float, float, float] | None:
+    """``(early level, loss start, loss level)`` when grad-norm spikes ``idx`` are the jitter of a run
+    that converged: the training loss at its floor from the first spike on (:func:`converged_loss`)
+    and every spike below the norm's early baseline, so no spike is a step larger than the ones the
+    run took while it was learning. Against a norm that fell to 4e-9 with the loss at ~0, 3.3e-7 is
+    79x, yet 5,000x under the starting 1.7; a clip taken from those norms (0.0023) would cut the
+    healthy start 700x (newuser5). None otherwise."""
+    if not len(idx):
+        return None
+    base = early_baseline(finite(s)[1], t.baseline_fraction)
+    if not base > 0 or float(np.max(v[idx])) >= base:
+        return None
+    done = converged_loss(run, since=float(steps[idx[0]]))
+    return None if done is None else (base, done[0], done[1])
 
 
 #: Gradient norm spikes this many times their rolling median, three or more of them, are a warning

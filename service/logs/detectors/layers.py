@@ -17,6 +17,32 @@ from gradhealth.logs.stats import num as _num
 from gradhealth.logs.stats import span as _span
 from gradhealth.logs.thresholds import LogThresholds
 
+#: A non-negative training loss whose level is at most this fraction of its start has fallen to its
+#: floor: gradients that shrink by decades, or become exactly 0, then say the run converged (an MLP's
+#: loss 2.33 -> ~1e-8 with its grad norm 1.7 -> 4e-9; a CNN's loss exactly 0 from step 20 with every
+#: layer's gradient exactly 0, newuser5), not that it stopped learning or that its units died.
+CONVERGED_LOSS_FRACTION = 0.01
+
+
+def converged_loss(run: RunLog, since: float | None = None) -> tuple[float, float] | None:
+    """``(start, level)`` of the training loss when it fell to its floor: the median of its first 3
+    points (a loss that converges fast is far down already by the end of the first 5 %), and the median of its points from step ``since`` on (the last
+    quarter when None), that level (their 90th percentile: the loss stayed there, a few bumps aside) at most :data:`CONVERGED_LOSS_FRACTION` of the start. None when
+    it did not, when no loss is logged, or when the loss goes negative (no floor at 0 to fall to).
+    A loss that is stuck never gets there, so vanishing or dead gradients under it are kept."""
+    loss = run.first("loss")
+    if loss is None:
+        return None
+    ls, lv = finite(loss)
+    if len(lv) < 3 or np.any(lv < 0):
+        return None
+    start = float(np.median(lv[:3]))
+    tail = lv[ls >= since] if since is not None else lv[-max(3, len(lv) // 4):]
+    if not start > 0 or not len(tail):
+        return None
+    level = float(np.percentile(tail, 90))
+    return (start, level) if level <= CONVERGED_LOSS_FRACTION * start else None
+
 
 def _depth_order(layers: list[Series]) -> list[Series]:
     """Layers in depth order. A log that wrote them in plain alphabetical order (Lightning's CSVLogger
@@ -99,6 +125,20 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
             stalled = (sl[len(sl) // 2] - sl[-1]) / max(abs(sl[len(sl) // 2]), 1e-12) < t.plateau_improvement
             # (a late median of exactly 0 is steps without any gradient: zero_gradient's to report)
             if base > 0 and 0 < late / base < t.vanishing_decay and stalled:
+                done = converged_loss(run)
+                if done is not None:
+                    # the loss stalled at its floor: the gradient shrank because there is nothing left to fit
+                    start, level = done
+                    return [finding(
+                        "vanishing_gradient", "info",
+                        f"{s.name} decayed {base / late:.3g}x (to {late:.3g}) as {loss.name} fell to {level:.3g} "
+                        f"({100 * level / start:.2g}% of its start {start:.3g}): the run converged",
+                        "A loss at its floor has (almost) no gradient left: the shrinking norm is the fit being "
+                        "done, not a network that stopped learning.",
+                        {"metric": s.name, "steps": _span(steps), "value": late / base,
+                         "threshold": t.vanishing_decay, "baseline": base, "late_median": late,
+                         "converged": True, "loss_start": start, "loss_level": level},
+                        [])]
                 found.append(finding(
                     "vanishing_gradient", "warning",
                     f"{s.name} decayed {base / late:.3g}x (to {late:.3g}) while the loss stalled",
@@ -113,8 +153,9 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
 @detects("dead_layer")
 def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
     dead = []
+    onsets = []  # the step each dead layer's zeros start at, for good
     for s in run.by_role("layer_grad_norm"):
-        _, v = finite(s)
+        fs, v = finite(s)
         if len(v) >= 3:
             zero = v == 0.0
             # dead from some point on, for at least half the run
@@ -122,10 +163,25 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
             if zero.all() or (tail and zero[tail:].all() and len(zero) - tail >= len(zero) // 2):
                 first_zero = int(np.argmax(zero)) if not zero.all() else 0
                 dead.append((s, first_zero))
+                onsets.append(float(fs[tail if not zero.all() else 0]))
     if not dead:
         return []
     names = [s.layer or s.name for s, _ in dead]
     s0, i0 = dead[0]
+    # the layers went to exactly zero when the loss had reached its floor (all from the same point on):
+    # nothing died, the loss gives no gradient because there is nothing left to fit
+    done = converged_loss(run, since=min(onsets))
+    if done is not None:
+        start, level = done
+        return [finding(
+            "dead_layer", "info",
+            f"{len(dead)} layer(s) get exactly zero gradient from {s0.where(min(onsets))}, where the loss had "
+            f"fallen to {level:.3g} ({100 * level / start:.2g}% of its start {start:.3g}): the run converged",
+            "A loss at its floor gives no gradient: the layers stopped getting one because the fit is done, "
+            "not because their units died.",
+            {"metric": s0.name, "steps": [_num(min(onsets)), _num(s0.steps[-1])], "layers": names,
+             "value": float(len(dead)), "converged": True, "loss_start": start, "loss_level": level},
+            [])]
     return [finding(
         "dead_layer", "warning" if len(dead) < len(run.by_role("layer_grad_norm")) else "error",
         f"{len(dead)} layer(s) get exactly zero gradient: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""),
