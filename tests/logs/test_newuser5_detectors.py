@@ -81,6 +81,26 @@ def test_layers_at_exactly_zero_once_the_loss_is_exactly_zero_are_a_converged_no
     assert not dead[0].remedies
 
 
+def test_a_total_grad_norm_exactly_zero_once_the_loss_is_exactly_zero_is_a_converged_note(tmp_path: Path) -> None:
+    # the same easy CNN's total norm: 0 on 280 of 300 steps, each after the loss reached exactly 0
+    n, solved = 300, 20
+    loss = np.concatenate([np.geomspace(1.4, 1e-6, solved), np.zeros(n - solved)])
+    grad = np.concatenate([np.geomspace(0.75, 1e-6, solved), np.zeros(n - solved)])
+    zero = _codes(run_log_check(_recorder(tmp_path, loss, grad)).findings, "zero_gradient")
+    assert len(zero) == 1 and zero[0].severity == "info" and not zero[0].remedies
+    assert zero[0].evidence.model_extra["converged"] is True
+    assert zero[0].evidence.value == (n - solved) / n
+
+
+def test_a_total_grad_norm_exactly_zero_under_a_loss_that_stays_up_still_warns(tmp_path: Path) -> None:
+    # zero gradients with the loss stuck near its start (a detached graph): no update, not convergence
+    n = 300
+    loss = np.full(n, 1.4) * np.random.default_rng(3).uniform(0.98, 1.02, n)
+    grad = np.concatenate([np.full(20, 0.7), np.zeros(n - 20)])
+    zero = _codes(run_log_check(_recorder(tmp_path, loss, grad)).findings, "zero_gradient")
+    assert len(zero) == 1 and zero[0].severity == "warning" and "converged" not in (zero[0].evidence.model_extra or {})
+
+
 def test_a_layer_dead_from_the_start_stays_dead_when_the_loss_later_reaches_zero(tmp_path: Path) -> None:
     n, solved = 300, 100
     loss = np.concatenate([np.geomspace(1.4, 1e-6, solved), np.zeros(n - solved)])
