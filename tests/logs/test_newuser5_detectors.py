@@ -197,3 +197,31 @@ def test_a_grad_norm_that_stays_up_while_the_loss_is_stuck_did_not_recover(tmp_p
     doc = run_log_check(_recorder(tmp_path, loss, grad))
     spikes = _codes(doc.findings, "gradient_spike")
     assert spikes and spikes[0].severity == "warning" and spikes[0].evidence.model_extra["recovered"] is False
+
+
+# --- P11: dead_layer's remedies fit what zeroed the layers ---------------------------------------
+
+def test_dead_recurrent_layers_get_no_relu_remedy(tmp_path: Path) -> None:
+    # a GRU at lr 200: its weights go to exactly zero gradient while the loss is still high
+    n = 60
+    loss = np.full(n, 4.2) * np.random.default_rng(5).uniform(0.97, 1.03, n)
+    grad = np.concatenate([np.full(10, 3.0), np.full(n - 10, 1e-3)])
+    layers = {name: np.concatenate([np.full(10, 1.0), np.zeros(n - 10)])
+              for name in ("rnn.weight_ih_l0", "rnn.weight_hh_l0")}
+    layers["fc.weight"] = np.full(n, 0.5)
+    dead = _codes(run_log_check(_recorder(tmp_path, loss, grad, layers)).findings, "dead_layer")
+    assert len(dead) == 1 and dead[0].evidence.model_extra["recurrent"] is True
+    ids = [r.id for r in dead[0].remedies]
+    assert "relu_family_activation" not in ids and "init" not in ids
+    assert "lower_learning_rate" in ids
+
+
+def test_a_layer_dead_from_the_first_step_is_not_blamed_on_the_learning_rate(tmp_path: Path) -> None:
+    n = 60
+    loss = np.geomspace(2.3, 0.5, n)
+    grad = np.geomspace(1.0, 0.3, n)
+    layers = {"l0.weight": np.geomspace(1.0, 0.3, n), "l1.weight": np.zeros(n), "l2.weight": np.geomspace(0.5, 0.2, n)}
+    dead = _codes(run_log_check(_recorder(tmp_path, loss, grad, layers)).findings, "dead_layer")
+    assert len(dead) == 1 and dead[0].evidence.model_extra["from_start"] is True
+    ids = [r.id for r in dead[0].remedies]
+    assert "lower_learning_rate" not in ids and "relu_family_activation" in ids

@@ -4,6 +4,8 @@ per-layer part of ``exploding_gradient``) and layers whose norm is exactly zero 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from gradhealth.core import remedies as R
@@ -182,13 +184,31 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
             {"metric": s0.name, "steps": [_num(min(onsets)), _num(s0.steps[-1])], "layers": names,
              "value": float(len(dead)), "converged": True, "loss_start": start, "loss_level": level},
             [])]
+    # The remedies follow what can have zeroed them (newuser5 P11): a GRU's or LSTM's weights get no
+    # ReLU, and a layer at zero from the first logged step did not die of the learning rate.
+    recurrent = all(_RECURRENT.search(n) for n in names)
+    from_start = all(first == 0 for _, first in dead)
+    if recurrent:
+        remedies = [clipping(run, t), lower_lr(run, at_step=float(s0.steps[i0]),
+                                               why="the recurrent layers' gates saturated")]
+        why = ("A recurrent layer whose gradient is exactly zero does not learn: its gates saturated (a step "
+               "too large for the recurrence) or its weights are frozen or unused.")
+    else:
+        remedies = [R.relu_family_activation("the dead layers", "leaky_relu"),
+                    R.init("kaiming_normal", "the dead layers")]
+        if not from_start:
+            remedies.append(lower_lr(run, at_step=float(s0.steps[i0]), why="units died"))
+        why = ("A layer whose gradient is exactly zero does not learn: dead ReLUs, a detached branch, frozen "
+               "or unused parameters." + (" It was at zero from the first logged step: its initialisation, "
+                                          "or a branch the loss never reaches." if from_start else ""))
     return [finding(
         "dead_layer", "warning" if len(dead) < len(run.by_role("layer_grad_norm")) else "error",
         f"{len(dead)} layer(s) get exactly zero gradient: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""),
-        "A layer whose gradient is exactly zero does not learn: dead ReLUs, a detached branch, frozen or "
-        "unused parameters.",
+        why,
         {"metric": s0.name, "steps": [_num(s0.steps[i0]), _num(s0.steps[-1])], "layers": names,
-         "value": float(len(dead))},
-        [R.relu_family_activation("the dead layers", "leaky_relu"),
-         R.init("kaiming_normal", "the dead layers"),
-         lower_lr(run, at_step=float(s0.steps[i0]), why="units died")])]
+         "value": float(len(dead)), "from_start": from_start, "recurrent": recurrent},
+        [r for r in remedies if r is not None])]
+
+
+#: A recurrent layer's parameters (torch's ``weight_hh_l0``, ``gru``/``lstm``/``rnn`` modules).
+_RECURRENT = re.compile(r"weight_(hh|ih)|bias_(hh|ih)|(?<![a-z])(gru|lstm|rnn)", re.IGNORECASE)
