@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 
-from gradhealth.errors import cuda_unavailable
+from gradhealth.errors import cuda_unavailable, device_unavailable
 
 
 def gpu_count() -> int:
@@ -41,10 +41,62 @@ def torch_cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def require_cuda_if_asked(requested: str | None) -> None:
-    """Raise the ``/device`` spec error when ``requested`` is ``cuda`` and torch sees no CUDA device."""
-    if requested == "cuda" and not torch_cuda_available():
-        raise cuda_unavailable()
+def available_devices() -> list[str]:
+    """The device names a simulation here may ask for: ``auto``, ``cpu`` and, where torch sees
+    CUDA, ``cuda`` and each ``cuda:N`` (imports torch)."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(count)] if count else [])
+
+
+def check_device(requested: object) -> str | None:
+    """``requested`` (text or a ``torch.device``) as the device name a simulation runs on: None
+    and ``auto`` stay as given (CUDA when there is one), ``cpu``, ``cuda`` and ``cuda:N``
+    normalised as torch writes them. Anything else is the ``/device`` spec error, naming the value
+    and the devices there are: text torch does not read as a device (``gpu``, a typo), a device
+    type the simulation does not run on (``mps``, ``xla``), CUDA without a CUDA device, or a
+    ``cuda:N`` past the last one. (Every value but ``cuda`` used to run on the CPU without a word,
+    so ``cuda:1`` quietly simulated on the CPU: newuser5 P5.) Imports torch."""
+    if requested is None:
+        return None
+    import torch
+
+    if isinstance(requested, torch.device):
+        text = str(requested)
+    elif isinstance(requested, str):
+        text = requested
+    else:
+        raise device_unavailable(requested, f"is not a device name (a {type(requested).__name__})",
+                                 available_devices())
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):  # "gpu", "banana", "cuda:x"
+        raise device_unavailable(requested, "is not a device", available_devices()) from None
+    if device.type == "cpu":
+        return "cpu"
+    if device.type != "cuda":
+        raise device_unavailable(requested, f"is a {device.type} device, which the simulation does not "
+                                            "run on", available_devices())
+    if not torch_cuda_available():
+        if text == "cuda":
+            raise cuda_unavailable()  # the message the CLI and the API already give
+        raise device_unavailable(requested, "was requested but no CUDA device is available",
+                                 available_devices())
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise device_unavailable(requested, f"names CUDA device {device.index}, but torch sees "
+                                            f"{count}", available_devices())
+    return str(device)
+
+
+def require_cuda_if_asked(requested: object) -> None:
+    """Raise the ``/device`` spec error when ``requested`` cannot be simulated on here: ``cuda``
+    (or ``cuda:N``) where torch sees no such CUDA device, or a value that is no device the
+    simulation runs on (:func:`check_device`). None and ``auto`` always pass."""
+    check_device(requested)
 
 
 def _cpus() -> int:

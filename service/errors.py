@@ -10,6 +10,8 @@ exit codes::
     ├── SpecError                    (422, invalid_spec)      one or more spec problems, each with a JSON pointer
     │   └── LimitExceeded            (422, limit_exceeded)    the spec is valid but too large to simulate
     ├── InputFormatError             (400, invalid_input)     the input could not be read at all (not JSON/YAML)
+    ├── ArgumentError                (422, invalid_argument)  a bad argument of a Python function (also a ValueError)
+    │   └── ArgumentTypeError        (422, invalid_argument)  an argument of the wrong type (also a TypeError)
     ├── LogError                     (422, invalid_log)       a log that cannot be read; says where (line, record, offset)
     │   ├── UnknownLogFormat         (415, unknown_log_format) no reader recognises the file (or the hint is wrong)
     │   └── UploadTooLarge           (413, upload_too_large)  over the upload, archive or uncompressed-size limits
@@ -95,6 +97,21 @@ class SpecError(GradHealthError):
         return cls(str(problem), [problem])
 
 
+class ArgumentError(GradHealthError, ValueError):
+    """An argument of a public Python function (``check_module``, ``GradientRecorder``) that is
+    refused before anything runs; the message names the argument. Also a ``ValueError``, as
+    these were before (newuser5 P6: the README says every error is a GradHealthError)."""
+
+    status = 422
+    code = "invalid_argument"
+    title = "Invalid argument"
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong type (a list where a module goes, text where a number goes); also
+    a ``TypeError``."""
+
+
 class LimitExceeded(SpecError):
     """The input (a spec, a model, a log) is valid but over a configured resource limit; refused before
     allocation."""
@@ -153,6 +170,13 @@ class QueueFull(GradHealthError):
         super().__init__(f"{queued} jobs are queued, the limit is {limit} (GRADHEALTH_MAX_QUEUED_JOBS); "
                          f"retry in {retry_after_s} s")
         self.headers = {"Retry-After": str(retry_after_s)}
+
+
+def device_unavailable(requested: object, reason: str, available: list[str]) -> SpecError:
+    """The ``/device`` error for a device that is not one (``"gpu"``) or that this machine lacks
+    (``"cuda:7"`` beside one GPU, ``"mps"`` off a Mac), naming the devices there are."""
+    return SpecError.at("/device", f"{requested!r} {reason}; devices available here: "
+                                   f"{', '.join(available)}")
 
 
 def cuda_unavailable() -> SpecError:

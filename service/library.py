@@ -9,12 +9,13 @@ this module costs nothing.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gradhealth.errors import InputFormatError
+from gradhealth.errors import ArgumentTypeError, InputFormatError
 
 if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis
@@ -40,6 +41,8 @@ def load_spec(source: SpecSource) -> dict[str, Any]:
 
     if isinstance(source, Mapping):
         return copy.deepcopy(dict(source))  # the caller's dict is theirs: overrides go on a copy
+    if not isinstance(source, (str, Path)):  # a torch module reached pathlib (newuser5 P6)
+        raise ArgumentTypeError(_source_type_message("spec", source, "a dict, a path, example:NAME or YAML/JSON text"))
     if isinstance(source, str) and source.startswith("example:"):
         name = source.removeprefix("example:")
         if name not in example_names():
@@ -57,6 +60,24 @@ def load_spec(source: SpecSource) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InputFormatError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     return load_spec_text(text, content_type=content_type)
+
+
+def _source_type_message(argument: str, value: object, expected: str) -> str:
+    """The message of an argument of the wrong type, with a hint where the value is a live module."""
+    message = f"{argument} must be {expected}, got {type(value).__name__}"
+    torch = sys.modules.get("torch")  # not imported: the value is no torch module (never imported here)
+    if torch is not None and (isinstance(value, torch.nn.Module)
+                              or (isinstance(value, type) and issubclass(value, torch.nn.Module))):
+        message += "; a live torch.nn.Module goes to check_module(model, example_inputs)"
+    return message
+
+
+def _check_settings(settings: object) -> None:
+    """``settings`` is a :class:`~gradhealth.settings.Settings` (or None)."""
+    from gradhealth.settings import Settings
+
+    if settings is not None and not isinstance(settings, Settings):
+        raise ArgumentTypeError(f"settings must be a gradhealth.settings.Settings, got {type(settings).__name__}")
 
 
 def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: str | None = None,
@@ -77,6 +98,7 @@ def check_architecture(spec: SpecSource, *, seeds: int | None = None, device: st
     from gradhealth.devices import require_cuda_if_asked
     from gradhealth.settings import get_settings
 
+    _check_settings(settings)
     settings = settings if settings is not None else get_settings()
     raw = load_spec(spec)
     # Invalid input is reported before torch is imported (so a bad spec fails fast) and before the
@@ -107,6 +129,9 @@ def check_logs(path: str | Path, *, format: str | None = None, settings: Setting
     from gradhealth.logs.check import run_log_check
     from gradhealth.settings import get_settings
 
+    if not isinstance(path, (str, Path)):  # a number reached pathlib as a TypeError (newuser5 P6)
+        raise ArgumentTypeError(_source_type_message("path", path, "a path (str or pathlib.Path)"))
+    _check_settings(settings)
     settings = settings if settings is not None else get_settings()
     return run_log_check(Path(path), format=format, thresholds=settings.log_thresholds,
                          limits=settings.read_limits(), progress=progress)
@@ -127,11 +152,21 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     ``optimizer``: your training optimizer (``torch.optim`` SGD, Adam, AdamW or RMSprop; or a dict
     like ``{"type": "adam", "lr": 1e-3}``): its first step is measured and ``large_updates``
     reports a learning rate too large for the network, with a verified rate.
+    ``device``: ``auto`` (the default: CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
     The module is never modified: every simulation, remedies included, runs on a deep copy.
+
+    Raises, before anything runs, :class:`~gradhealth.errors.ArgumentError` (a ``ValueError``;
+    :class:`~gradhealth.errors.ArgumentTypeError`, a ``TypeError``, for a wrong type) naming the
+    argument, :class:`~gradhealth.errors.SpecError` for a bad ``optimizer`` dict or a ``device``
+    that is no device or not here, ``ModelError`` for an example input that is not a tensor;
+    where the model's own code fails, ``ModelRunError`` (a ``ModelError`` and a ``RuntimeError``,
+    with ``stage`` forward, loss or backward, the original error chained). All are
+    :class:`~gradhealth.errors.GradHealthError`.
     """
     from gradhealth.analysis.module_check import check_module as run
     from gradhealth.settings import get_settings
 
+    _check_settings(settings)
     settings = settings if settings is not None else get_settings()
     return run(model, example_inputs, loss=loss, seeds=seeds, verify=verify, device=device,
                thresholds=settings.thresholds, optimizer=optimizer)

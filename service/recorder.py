@@ -84,12 +84,22 @@ import urllib.request
 import uuid
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+
+try:  # the package's error types; this file copied into a project alone has its own below
+    from gradhealth.errors import ArgumentError, ArgumentTypeError
+except ImportError:  # pragma: no cover - the package is installed wherever the tests run
+
+    class ArgumentError(ValueError):  # type: ignore[no-redef]  # the package's, where installed
+        """A bad argument (``gradhealth.errors.ArgumentError`` where the package is installed)."""
+
+    class ArgumentTypeError(ArgumentError, TypeError):  # type: ignore[no-redef]  # as above
+        """An argument of the wrong type (``gradhealth.errors.ArgumentTypeError``)."""
 
 try:  # the local file's lock (P7 of newuser4); without fcntl (Windows) files are not locked
     import fcntl
@@ -111,6 +121,8 @@ class Record:
     ``seq`` counts logged steps from 0 without gaps, so a sink that retries (a network one) can
     tell a duplicate from a new point. ``norms[i]`` is the L2 norm of the gradient of parameter
     ``layers[i]``; parameters without a gradient at that step are left out of both.
+    ``loss_scale``: a mixed-precision ``GradScaler``'s scale at that step (None: none given); the
+    norms are already divided by it (see :meth:`GradientRecorder.step`).
     """
 
     seq: int
@@ -120,6 +132,7 @@ class Record:
     lr: float | None
     layers: tuple[str, ...]
     norms: tuple[float, ...]
+    loss_scale: float | None = None
 
     @property
     def grad_norm(self) -> float:
@@ -137,6 +150,9 @@ class Record:
                          "wall_time": self.wall_time})
         if self.lr is not None:
             rows.append({"step": self.step, "metric": "lr", "value": self.lr,
+                         "wall_time": self.wall_time})
+        if self.loss_scale is not None:
+            rows.append({"step": self.step, "metric": "loss_scale", "value": self.loss_scale,
                          "wall_time": self.wall_time})
         rows += [{"step": self.step, "layer": name, "kind": "grad_norm", "value": v}
                  for name, v in zip(self.layers, self.norms, strict=True)]
@@ -214,6 +230,8 @@ class _Encoder:
                        + _json_float(record.grad_norm) + tail)
         if record.lr is not None:
             out.append(head + ', "metric": "lr", "value": ' + _json_float(record.lr) + tail)
+        if record.loss_scale is not None:
+            out.append(head + ', "metric": "loss_scale", "value": ' + _json_float(record.loss_scale) + tail)
         norms = tuple(record.norms)
         if len(norms) != len(record.layers):
             raise ValueError("a record needs one norm per layer")
@@ -272,6 +290,7 @@ class FileSink(_Encoder):
         self._file.write(json.dumps({RECORDER_KEY: "start", "params": config_params(config)}) + "\n")
         self._file.flush()  # a file that holds the start record and no end record was cut off
         self._logged = 0
+        self._without_gradients = 0  # logged steps at which no parameter had a gradient
         self._clean = True
 
     def write(self, records: Sequence[Record]) -> None:
@@ -282,6 +301,7 @@ class FileSink(_Encoder):
         """:meth:`write`, with each record's lines already encoded by the writer thread."""
         self._file.write("".join(texts))
         self._logged += len(records)
+        self._without_gradients += sum(1 for r in records if not r.layers)
 
     def flush(self) -> None:
         """Hand buffered lines to the operating system."""
@@ -297,7 +317,10 @@ class FileSink(_Encoder):
         if self._file.closed:
             return
         if self._clean:
-            self._file.write(json.dumps({RECORDER_KEY: "end", "logged_steps": self._logged}) + "\n")
+            end: dict[str, Any] = {RECORDER_KEY: "end", "logged_steps": self._logged}
+            if self._without_gradients:  # step() before backward or after zero_grad (newuser5 P3)
+                end["steps_without_gradients"] = self._without_gradients
+            self._file.write(json.dumps(end) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -515,7 +538,7 @@ def _records(batch: list[tuple[Any, ...]]) -> list[Record]:
 
 def _record(item: tuple[Any, ...]) -> Record:
     """Builds a record from what ``step()`` queued (device values: see :func:`_records`)."""
-    seq, step, wall_time, layers, values, loss, lr = item
+    seq, step, wall_time, layers, values, loss, lr, scale, divide = item
     numbers: list[Any] = []
     if values and all(t.is_cpu for t in values):  # CPU: computed already
         numbers = [t.item() for t in values]  # half the cost of a stack and a tolist
@@ -532,7 +555,11 @@ def _record(item: tuple[Any, ...]) -> Record:
             loss = numbers.pop()
     if isinstance(loss, torch.Tensor):
         loss = float(loss)
-    return Record(seq, step, wall_time, loss, lr, layers, tuple(numbers))
+    if isinstance(scale, torch.Tensor):  # a copy of a CUDA scaler's scale, taken at step()
+        scale = float(scale)
+    if divide and scale:  # the gradients carried the loss scale: the norms of the true gradients
+        numbers = [x / scale for x in numbers]
+    return Record(seq, step, wall_time, loss, lr, layers, tuple(numbers), scale)
 
 
 def _unhandled() -> BaseException | None:
@@ -568,11 +595,11 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     """``value`` as an int >= ``minimum``; TypeError (not an integer: a float, a bool, text) or
     ValueError naming the argument and the value."""
     if isinstance(value, bool) or not hasattr(type(value), "__index__"):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} "
+        raise ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {value!r} "
                         f"({type(value).__name__})")
     number = operator.index(value)  # type: ignore[arg-type]  # has __index__, checked above
     if number < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {number!r}")
+        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {number!r}")
     return number
 
 
@@ -581,12 +608,12 @@ def _check_seconds(name: str, value: object, *, positive: bool = False) -> float
     thread can wait (``threading.TIMEOUT_MAX``); TypeError or ValueError naming the argument."""
     bound = "> 0" if positive else ">= 0"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number of seconds {bound}, got {value!r} "
+        raise ArgumentTypeError(f"{name} must be a number of seconds {bound}, got {value!r} "
                         f"({type(value).__name__})")
     seconds = float(value)
     if not (math.isfinite(seconds) and (seconds > 0 if positive else seconds >= 0)
             and seconds <= threading.TIMEOUT_MAX):
-        raise ValueError(f"{name} must be a finite number of seconds {bound}"
+        raise ArgumentError(f"{name} must be a finite number of seconds {bound}"
                          f"{f' (at most {threading.TIMEOUT_MAX:.0f})' if seconds > 0 else ''}, "
                          f"got {value!r}")
     return seconds
@@ -597,48 +624,157 @@ def _check_live(server: object, run: object, api_key: object, config: object) ->
     thread (errsweep2 N10): the server an http(s) URL with a host, the run name text, the API key
     printable ASCII without spaces (an HTTP header value), the config JSON with finite numbers."""
     if not isinstance(server, str):
-        raise TypeError(f"server must be a URL (text), got {type(server).__name__}")
+        raise ArgumentTypeError(f"server must be a URL (text), got {type(server).__name__}")
     if any(c.isspace() or not c.isprintable() for c in server):
-        raise ValueError(f"server must be an http:// or https:// URL without spaces or control "
+        raise ArgumentError(f"server must be an http:// or https:// URL without spaces or control "
                          f"characters, got {server!r}")
     parts = urllib.parse.urlsplit(server)
     try:
         parts.port  # noqa: B018 - raises ValueError for a port that is not one
     except ValueError as error:
-        raise ValueError(f"server {server!r} is not a valid URL: {error}") from None
+        raise ArgumentError(f"server {server!r} is not a valid URL: {error}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"server must be an http:// or https:// URL with a host "
+        raise ArgumentError(f"server must be an http:// or https:// URL with a host "
                          f"(e.g. http://127.0.0.1:8000), got {server!r}")
     if not isinstance(run, str):
-        raise TypeError(f"run must be a name (text), got {type(run).__name__}")
+        raise ArgumentTypeError(f"run must be a name (text), got {type(run).__name__}")
     if api_key is not None:
         if not isinstance(api_key, str):
-            raise TypeError(f"api_key must be text, got {type(api_key).__name__}")
+            raise ArgumentTypeError(f"api_key must be text, got {type(api_key).__name__}")
         for i, c in enumerate(api_key):
             if not "!" <= c <= "~":  # the key itself is a secret: only the culprit is shown
-                raise ValueError(f"api_key must be printable ASCII without spaces or control "
+                raise ArgumentError(f"api_key must be printable ASCII without spaces or control "
                                  f"characters (it is sent as an HTTP header); character {i + 1} "
                                  f"of {len(api_key)} is {c!r}")
-    if config is not None:
-        if not isinstance(config, dict):
-            raise TypeError(f"config must be a dict, got {type(config).__name__}")
-        try:
-            json.dumps({"config": config}, allow_nan=False)
-        except ValueError as error:  # NaN or an infinity
-            raise ValueError(f"config must be JSON with finite numbers ({error}): "
-                             f"{config!r}") from None
-        except (TypeError, RecursionError) as error:
-            raise TypeError(f"config must be JSON-serialisable: {error}") from None
+    _check_config(config)
+
+
+#: A run's config, as the service's RunConfig takes it (service/live/diagnose.py; kept here so that
+#: this file needs only torch): any other key is refused, with or without a server (newuser5 P13:
+#: a misspelt ``clip`` was dropped from the file's params without a word).
+_CONFIG_KEYS = ("clip_threshold", "num_classes", "params", "thresholds")
+
+
+def _check_config(config: object) -> None:
+    """The run's ``config``: a dict of :data:`_CONFIG_KEYS`, JSON with finite numbers, a
+    ``clip_threshold`` > 0, ``num_classes`` an integer >= 2, ``params`` and ``thresholds`` dicts.
+    Checked whether or not a server is given, before the file is opened."""
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise ArgumentTypeError(f"config must be a dict, got {type(config).__name__}")
+    try:
+        json.dumps({"config": config}, allow_nan=False)
+    except ValueError as error:  # NaN or an infinity
+        raise ArgumentError(f"config must be JSON with finite numbers ({error}): {config!r}") from None
+    except (TypeError, RecursionError) as error:
+        raise ArgumentTypeError(f"config must be JSON-serialisable: {error}") from None
+    unknown = [k for k in config if k not in _CONFIG_KEYS]
+    if unknown:
+        import difflib
+
+        hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+            str(k), _CONFIG_KEYS, n=1, cutoff=0.5) or [c for c in _CONFIG_KEYS if c.startswith(str(k))])
+            else repr(k) for k in unknown]
+        raise ArgumentError(f"config has no key {', '.join(hints)}; its keys are {', '.join(_CONFIG_KEYS)} "
+                            "(other hyper-parameters go in config['params'])")
+    clip = config.get("clip_threshold")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not float(clip) > 0):
+        raise ArgumentError(f"config['clip_threshold'] must be a number > 0 (the clipping max_norm), got {clip!r}")
+    classes = config.get("num_classes")
+    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int)
+                                or not 2 <= classes <= 1_000_000):
+        raise ArgumentError(f"config['num_classes'] must be an integer from 2 to 1000000, got {classes!r}")
+    for key in ("params", "thresholds"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            raise ArgumentTypeError(f"config[{key!r}] must be a dict, got {type(config[key]).__name__}")
+
+
+def _check_step(step: object) -> int:
+    """``step()``'s ``step``: an integer (a bool, a float or text is refused, naming it)."""
+    if isinstance(step, bool) or not hasattr(type(step), "__index__"):
+        raise ArgumentTypeError(f"step must be an integer (the training step's number), got {step!r} "
+                                f"({type(step).__name__})")
+    return operator.index(step)  # type: ignore[arg-type]  # has __index__, checked above
+
+
+def _check_lr(lr: object) -> float:
+    """``step()``'s ``lr`` as a float: a real number or a one-element real tensor, not text (newuser5
+    P12: ``lr='0.1'`` was taken while ``loss='abc'`` was refused)."""
+    if isinstance(lr, torch.Tensor):
+        if lr.numel() != 1 or lr.is_complex():
+            raise ArgumentError(f"lr must be one real number, got a tensor of shape {tuple(lr.shape)} "
+                                f"and dtype {lr.dtype}")
+        return float(lr)
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise ArgumentTypeError(f"lr must be a number, got {lr!r} ({type(lr).__name__})")
+    return float(lr)
+
+
+def _optimizer_lr(optimizer: object) -> float:
+    """The learning rate of ``optimizer``'s first parameter group."""
+    groups = getattr(optimizer, "param_groups", None)
+    if not groups or not isinstance(groups[0], dict) or "lr" not in groups[0]:
+        raise ArgumentTypeError(f"optimizer must be a torch.optim optimizer (its param_groups[0]['lr'] is "
+                                f"recorded), got {type(optimizer).__name__}; or give lr= instead")
+    return _check_lr(groups[0]["lr"])
+
+
+def _check_scaler(scaler: object) -> Any:
+    """A ``torch.amp.GradScaler`` (or one like it: ``get_scale()`` gives the scale)."""
+    if not callable(getattr(scaler, "get_scale", None)):
+        raise ArgumentTypeError(f"scaler must be a torch.amp.GradScaler (an object with get_scale()), "
+                                f"got {type(scaler).__name__}")
+    return scaler
+
+
+def _scaler_state(scaler: Any, optimizer: object) -> tuple[float | torch.Tensor | None, bool]:
+    """(the loss scale now, whether the gradients still carry it). The scale is None for a disabled
+    scaler; the gradients no longer carry it once ``scaler.unscale_(optimizer)`` (or
+    ``scaler.step``) ran for the optimizer this step: torch marks that optimizer's state UNSCALED
+    (or STEPPED) in ``scaler._per_optimizer_states`` until ``update()``. Without ``optimizer`` any
+    optimizer so marked counts. A CUDA scale is copied on the device (``update()`` changes it in
+    place; the writer thread reads the copy), so nothing here waits for the device."""
+    is_enabled = getattr(scaler, "is_enabled", None)
+    if callable(is_enabled) and not is_enabled():
+        return None, False
+    states = getattr(scaler, "_per_optimizer_states", None)
+    unscaled = False
+    if isinstance(states, Mapping):  # a defaultdict: looked up, never added to
+        picked = ([states[id(optimizer)]] if id(optimizer) in states else []) if optimizer is not None \
+            else list(states.values())
+        unscaled = any(getattr(state.get("stage"), "name", None) in ("UNSCALED", "STEPPED")
+                       for state in picked if isinstance(state, dict))
+    raw = getattr(scaler, "_scale", None)
+    if isinstance(raw, torch.Tensor) and raw.numel() == 1:
+        scale: float | torch.Tensor = float(raw) if raw.is_cpu else raw.detach().clone()
+    else:
+        scale = float(scaler.get_scale())
+    return scale, not unscaled
+
+
+def _check_model(model: object) -> None:
+    """The recorder's ``model``: a ``torch.nn.Module`` (it is held weakly and its parameters read
+    by name); a list of parameters or an optimizer is refused, saying what to pass."""
+    if isinstance(model, torch.nn.Module):
+        return
+    if isinstance(model, torch.optim.Optimizer):
+        hint = "; pass the model, and the optimizer to step(optimizer=...)"
+    elif isinstance(model, (list, tuple)) or hasattr(model, "__next__"):
+        hint = "; pass the module itself, not its parameters (the norms are recorded by parameter name)"
+    else:
+        hint = ""
+    raise ArgumentTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}{hint}")
 
 
 def _bad_loss(loss: object) -> Exception:
     """The error of a loss that is not one number."""
     if isinstance(loss, torch.Tensor):
         if loss.is_complex():
-            return TypeError(f"loss must be a real number, got a tensor of dtype {loss.dtype}")
-        return ValueError(f"loss must be a scalar (a 0-d or 1-element tensor, or a number), got a "
+            return ArgumentTypeError(f"loss must be a real number, got a tensor of dtype {loss.dtype}")
+        return ArgumentError(f"loss must be a scalar (a 0-d or 1-element tensor, or a number), got a "
                           f"tensor of shape {tuple(loss.shape)}")
-    return TypeError(f"loss must be a number or a 0-d or 1-element tensor, got {loss!r} "
+    return ArgumentTypeError(f"loss must be a number or a 0-d or 1-element tensor, got {loss!r} "
                      f"({type(loss).__name__})")
 
 
@@ -667,6 +803,13 @@ class GradientRecorder:
     ``path`` is locked while it is written: given a path another recorder is writing, the
     recorder writes ``<stem>.<pid><suffix>`` beside it instead (see :class:`FileSink`), and
     :attr:`path` names it.
+
+    ``config`` is checked with or without a server (its keys are ``clip_threshold``,
+    ``num_classes``, ``params`` and ``thresholds``; numbers finite). ``scaler``: a mixed-precision
+    ``torch.amp.GradScaler`` whose scale is divided out of every logged step's norms (see
+    :meth:`step`). A bad argument raises :class:`gradhealth.errors.ArgumentError` (a ValueError;
+    :class:`~gradhealth.errors.ArgumentTypeError`, a TypeError, for a wrong type) naming it,
+    before the file is opened.
     """
 
     def __init__(self, model: torch.nn.Module, path: str | Path | None = None, *,
@@ -675,18 +818,27 @@ class GradientRecorder:
                  server: str | None = None, run: str | None = None,
                  api_key: str | None = None, config: dict[str, Any] | None = None,
                  finish_on_close: bool = True, close_timeout: float = 30.0,
-                 spill: str | Path | None = None, on_refused: str = "warn") -> None:
+                 spill: str | Path | None = None, on_refused: str = "warn",
+                 scaler: Any = None) -> None:
         # Every setting is checked here, before a file or a thread exists: a NaN passes `< 1`
-        # and would record nothing, an infinity would kill the writer thread (errsweep2 N9).
+        # and would record nothing, an infinity would kill the writer thread (errsweep2 N9); a
+        # bad model or config no longer leaves the file open behind its error (newuser5 P6, P13).
+        _check_model(model)
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise ArgumentTypeError(f"path must be a file path (str or pathlib.Path), got {path!r} "
+                                    f"({type(path).__name__})")
+        if scaler is not None:
+            _check_scaler(scaler)
+        _check_config(config)
         every = _check_int("every", every, 1)
         buffer = _check_int("buffer", buffer, 1)
         flush_interval = _check_seconds("flush_interval", flush_interval)
         close_timeout = _check_seconds("close_timeout", close_timeout)
         on_refused = _check_on_refused(on_refused)
         if path is None and server is None:
-            raise ValueError("give a path, a server, or both")
+            raise ArgumentError("give a path, a server, or both")
         if server is not None and not run:
-            raise ValueError("live mode needs a run name: run='...'")
+            raise ArgumentError("live mode needs a run name: run='...'")
         if server is not None:
             _check_live(server, run, api_key, config)
         self.path = Path(path) if path is not None else None
@@ -699,22 +851,34 @@ class GradientRecorder:
         # said once, after _NO_GRAD_STEPS logged steps (they are not recorded)
         self._no_grad: set[str] | None = None
         self._said_no_grad = False
+        # a logged step that records no gradient at all is said once (see _watch_no_gradient)
+        self._said_no_gradient = False
+        self._zero_checks = 0
+        self._zero_steps = 0
+        self._scaler = scaler
         self.live: HttpSink | None = None
         all_sinks: list[Sink] = []
+        file_sink: FileSink | None = None
         if self.path is not None:
             file_sink = FileSink(self.path, config=config)
             self.path = file_sink.path  # another one, when another recorder writes this path
             all_sinks.append(file_sink)
-        if server is not None:
-            assert run is not None
-            if spill is None and self.path is not None:
-                spill = self.path.with_name(self.path.stem + ".unsent.jsonl")
-            self.live = HttpSink(server, run, api_key=api_key, config=config, buffer=buffer,
-                                 spill=spill, finish_on_close=finish_on_close,
-                                 close_timeout=close_timeout, on_refused=on_refused)
-            all_sinks.append(self.live)
-        all_sinks += sinks
-        self._writer = _Writer(all_sinks, buffer, flush_interval, self._params.refresh)
+        try:
+            if server is not None:
+                assert run is not None
+                if spill is None and self.path is not None:
+                    spill = self.path.with_name(self.path.stem + ".unsent.jsonl")
+                self.live = HttpSink(server, run, api_key=api_key, config=config, buffer=buffer,
+                                     spill=spill, finish_on_close=finish_on_close,
+                                     close_timeout=close_timeout, on_refused=on_refused)
+                all_sinks.append(self.live)
+            all_sinks += sinks
+            self._writer = _Writer(all_sinks, buffer, flush_interval, self._params.refresh)
+        except BaseException:  # no recorder: its file is not left open (nor locked) behind the error
+            if file_sink is not None:
+                file_sink.interrupted()
+                file_sink.close()
+            raise
         # Closes (and so flushes) at garbage collection or interpreter exit if close() was not
         # called; holds the writer, never the recorder or the model. At an exit on an unhandled
         # exception the close is not a clean one (see _finalize).
@@ -727,14 +891,30 @@ class GradientRecorder:
         return list(zip(names, tensors, strict=True))
 
     def step(self, loss: torch.Tensor | float | None = None, *, lr: float | None = None,
-             optimizer: torch.optim.Optimizer | None = None, step: int | None = None) -> None:
-        """Call once per training step, after ``backward()``."""
-        index = self._count if step is None else operator.index(step)
+             optimizer: torch.optim.Optimizer | None = None, step: int | None = None,
+             scaler: Any = None) -> None:
+        """Call once per training step, after ``backward()`` and before ``optimizer.zero_grad()``
+        (and before clipping and ``optimizer.step()``, so the norms are the pre-clip ones).
+
+        ``loss``: a number or a one-element tensor; ``lr`` a number, else read from
+        ``optimizer.param_groups[0]`` (the first group's rate only); ``step`` the training step's
+        number (an integer; default: the calls counted from 0); the ones ``every`` divides are
+        logged.
+
+        Mixed precision: with a ``torch.amp.GradScaler`` the gradients after
+        ``scaler.scale(loss).backward()`` are multiplied by the loss scale (2^16 at first), and so
+        would their norms be. Give the scaler (``scaler=``, here or to the constructor) and the
+        recorded norms are divided by its scale, unless ``scaler.unscale_(optimizer)`` already
+        unscaled them (torch tracks that per optimizer: pass ``optimizer=`` too when several share
+        the scaler); the scale is recorded too (metric ``loss_scale``). A step whose gradients
+        overflowed is recorded with its Inf/NaN norms, as the scaler skips it and lowers the
+        scale (which the log check reads as a skipped step, not a diverged run)."""
+        if self._closed:  # whether or not this step is logged (newuser5 P12)
+            raise ArgumentError("step() on a closed GradientRecorder")
+        index = self._count if step is None else _check_step(step)
         self._count += 1
         if index % self.every:
             return
-        if self._closed:
-            raise ValueError("step() on a closed GradientRecorder")
         wall_time = time.time()
         names, tensors = self._params.current
         grads = [p.grad for p in tensors]
@@ -750,6 +930,8 @@ class GradientRecorder:
                 if not self._said_no_grad:
                     self._watch_no_grad(names, grads)
                 names, norms = _norms_present(names, grads)
+            if not self._said_no_gradient:
+                self._watch_no_gradient(names, norms)
             # The loss detached: a reference to its values, not to the graph or the gradients.
             # On an accelerator the norms and the loss stay there, queued: the writer thread
             # reads them (see _records), so this thread never waits for the device.
@@ -769,19 +951,58 @@ class GradientRecorder:
                     loss_out = float(loss)
                 except (TypeError, ValueError):
                     raise _bad_loss(loss) from None
+            scaler = self._scaler if scaler is None else _check_scaler(scaler)
+            scale, divide = _scaler_state(scaler, optimizer) if scaler is not None else (None, False)
         finally:
             if enabled:
                 _set_grad_enabled(True)
         if lr is None and optimizer is not None:
-            lr = float(optimizer.param_groups[0]["lr"])
+            lr = _optimizer_lr(optimizer)
         elif lr is not None and type(lr) is not float:
-            lr = float(lr)  # an int or a tensor, here rather than on the writer thread
+            lr = _check_lr(lr)  # an int or a tensor, here rather than on the writer thread
         writer = self._writer
         items = writer.items
-        items.append((self._seq, index, wall_time, names, norms, loss_out, lr))
+        items.append((self._seq, index, wall_time, names, norms, loss_out, lr, scale, divide))
         self._seq += 1
         if len(items) >= writer.wake_at or writer.error is not None:
             writer.wake()
+
+    def _watch_no_gradient(self, names: tuple[str, ...], norms: Any) -> None:
+        """Say once (a RuntimeWarning) when a logged step records no gradient at all: no trained
+        parameter had one (``step()`` before ``backward()``, or after ``zero_grad()``, which sets
+        them to None), or every one was exactly zero at each of the first :data:`_NO_GRAD_STEPS`
+        logged steps (after ``zero_grad(set_to_none=False)``). The file then holds only the loss
+        and the rate, and nothing said why (newuser5 P3: a loop calling ``step()`` last)."""
+        if not names:
+            self._said_no_gradient = True
+            if not self._params.current[0]:
+                why = ("the model has no parameter that requires a gradient (no weights, or all "
+                       "frozen), so only the loss and the learning rate are recorded")
+            else:
+                why = ("no parameter had a gradient at this logged step: step() ran before "
+                       "loss.backward(), or after optimizer.zero_grad() cleared them, so no "
+                       "gradient norm is recorded")
+            warnings.warn(f"GradientRecorder: {why}. Call recorder.step() after loss.backward() "
+                          "and before optimizer.zero_grad() (and optimizer.step()).",
+                          RuntimeWarning, stacklevel=3)
+            return
+        if self._zero_checks >= _NO_GRAD_STEPS:
+            self._said_no_gradient = True  # the early steps had gradients: nothing more to watch
+            return
+        self._zero_checks += 1
+        # The first few logged steps only: one read of the norms (a wait on an accelerator).
+        try:
+            zero = not bool(torch.stack(list(norms)).any())
+        except RuntimeError:  # on several devices
+            zero = not any(bool(t) for t in norms)
+        self._zero_steps += zero
+        if self._zero_checks == _NO_GRAD_STEPS and self._zero_steps == _NO_GRAD_STEPS:
+            self._said_no_gradient = True
+            warnings.warn(
+                f"GradientRecorder: every gradient was exactly zero at each of the first {_NO_GRAD_STEPS} "
+                "logged steps: step() runs after optimizer.zero_grad(set_to_none=False) cleared them? "
+                "Call recorder.step() after loss.backward() and before optimizer.zero_grad().",
+                RuntimeWarning, stacklevel=3)
 
     def _watch_no_grad(self, names: tuple[str, ...], grads: list[Any]) -> None:
         """Say once (a RuntimeWarning) which trained parameters got no gradient at any of the first
@@ -828,7 +1049,7 @@ class GradientRecorder:
     def send(self, server: str, *, api_key: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
         """Upload the log to a Gradient Health service; returns the job resource."""
         if self.path is None:
-            raise ValueError("send() uploads the file: this recorder has no path")
+            raise ArgumentError("send() uploads the file: this recorder has no path")
         self.close()
         boundary = uuid.uuid4().hex
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{self.path.name}\"\r\n"
@@ -890,7 +1111,7 @@ _ON_REFUSED = ("warn", "raise")
 
 def _check_on_refused(value: object) -> str:
     if value not in _ON_REFUSED:
-        raise ValueError(f"on_refused must be 'warn' (log, stop streaming, training goes on) or "
+        raise ArgumentError(f"on_refused must be 'warn' (log, stop streaming, training goes on) or "
                          f"'raise' (RunRefused from the next step()), got {value!r}")
     return str(value)
 
@@ -988,7 +1209,7 @@ class HttpSink:
         timeout = _check_seconds("timeout", timeout, positive=True)
         close_timeout = _check_seconds("close_timeout", close_timeout)
         if not (isinstance(backoff, tuple) and len(backoff) == 2):
-            raise TypeError(f"backoff must be a (first delay, cap) pair of seconds, got {backoff!r}")
+            raise ArgumentTypeError(f"backoff must be a (first delay, cap) pair of seconds, got {backoff!r}")
         backoff = (_check_seconds("backoff[0]", backoff[0]), _check_seconds("backoff[1]", backoff[1]))
         _check_live(server, run, api_key, config)
         self._httpx = httpx

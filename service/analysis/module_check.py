@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import torch
 import torch.utils._pytree as pytree
+from pydantic import ValidationError
 from torch import nn
 
 from gradhealth.analysis.check import (
@@ -59,6 +60,7 @@ from gradhealth.analysis.graph import (
     softmax_over_last,
 )
 from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_code
+from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.remedies import (
     clip_threshold,
     far_input,
@@ -90,6 +92,8 @@ from gradhealth.core.document import (
     status_of,
 )
 from gradhealth.core.rules import rule
+from gradhealth.devices import check_device
+from gradhealth.errors import ArgumentError, ArgumentTypeError, GradHealthError, Problem
 
 Edit = Callable[[nn.Module, int], None]
 #: The change that gives the loss logits (``GraphRun.from_logits``), the output left as it is.
@@ -1027,13 +1031,19 @@ def optimizer_spec(optimizer: Any) -> OptimizerSpec | None:
     if optimizer is None or isinstance(optimizer, OptimizerSpec):
         return optimizer
     if isinstance(optimizer, dict):
-        return OptimizerSpec.model_validate(optimizer)
+        try:
+            return OptimizerSpec.model_validate(optimizer)
+        except ValidationError as exc:  # a SpecError naming each field under /optimizer (newuser5 P6)
+            from gradhealth.analysis.spec import _message, _spec_error
+
+            raise _spec_error([Problem("/optimizer" + "".join(f"/{p}" for p in err["loc"]), _message(err))
+                               for err in exc.errors(include_url=False)]) from None
     kinds = {torch.optim.SGD: "sgd", torch.optim.AdamW: "adamw", torch.optim.Adam: "adam",
              torch.optim.RMSprop: "rmsprop", torch.optim.Adadelta: "adadelta", torch.optim.NAdam: "nadam",
              torch.optim.Adagrad: "adagrad"}
     kind = kinds.get(type(optimizer))
     if kind is None or not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(f"optimizer: {type(optimizer).__name__} is not one whose first step the check "
+        raise ArgumentError(f"optimizer: {type(optimizer).__name__} is not one whose first step the check "
                          "knows (torch.optim.SGD, Adam, AdamW, RMSprop, Adadelta, NAdam, Adagrad, or a dict with type "
                          "and lr)")
     group = optimizer.param_groups[0]
@@ -1078,13 +1088,91 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
 
     The module is never modified: it is deep-copied for every simulation and every remedy (a
     module that cannot be copied is refused with a ValueError)."""
-    if loss not in ("cross_entropy", "mse", "sum"):
-        raise ValueError(f"loss must be cross_entropy, mse or sum, not {loss!r}")
-    if seeds < 1:
-        raise ValueError("seeds must be at least 1")
+    device = _check_module_arguments(model, loss, seeds, verify, device)
     run = GraphRun(model, input_specs(example_inputs, model), loss, seeds, optimizer=optimizer_spec(optimizer),
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs))
-    return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
+    try:
+        return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
+    except GradHealthError:
+        raise
+    except Exception as exc:
+        stage = _failed_stage(exc)
+        if stage is None:  # not the model's code: the check's own error, as raised
+            raise
+        raise ModelRunError(stage, exc, example_inputs) from exc
+
+
+class ModelRunError(ModelError, RuntimeError):
+    """The model's own code failed while ``check_module`` ran it: its ``forward`` on inputs shaped
+    like the examples, the loss on its output, or the ``backward`` through it. ``stage`` names
+    which; the original error is chained (``__cause__``) and quoted. Also a RuntimeError, as the
+    raw torch error it wraps was before (newuser5 P6)."""
+
+    def __init__(self, stage: str, error: BaseException, example_inputs: Any = None) -> None:
+        what = {"forward": "the model's forward failed on inputs shaped like example_inputs"
+                           + (f" ({_shapes(example_inputs)})" if example_inputs is not None else ""),
+                "loss": "the loss could not be taken on the model's output",
+                "backward": "the backward pass through the model failed"}[stage]
+        super().__init__(f"{what}: {type(error).__name__}: {error}")
+        self.stage = stage
+
+
+def _shapes(example_inputs: Any) -> str:
+    """The example inputs' shapes, as the message of a failed forward quotes them."""
+    leaves = pytree.tree_leaves(example_inputs)
+    return ", ".join(f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" if isinstance(t, torch.Tensor)
+                     else type(t).__name__ for t in leaves[:6]) + (" ..." if len(leaves) > 6 else "")
+
+
+#: graph.py's functions that run the model's forward, and the loss on its output
+_STAGE_FRAMES = {"call": "forward", "_loss": "loss"}
+
+
+def _failed_stage(error: BaseException) -> str | None:
+    """Where in a simulation ``error`` was raised, read off its traceback: in the model's forward
+    (under graph.py's :func:`call`), in the loss (graph.py's ``_loss``), or in ``backward``
+    (torch's autograd); None when it came from none of them (the check's own code)."""
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        path = code.co_filename.replace("\\", "/")
+        if path.endswith("gradhealth/analysis/graph.py") or path.endswith("service/analysis/graph.py"):
+            if code.co_name in _STAGE_FRAMES:
+                return _STAGE_FRAMES[code.co_name]
+        elif code.co_name in ("backward", "_engine_run_backward") and "/torch/" in path:
+            return "backward"
+        tb = tb.tb_next
+    return None
+
+
+_LOSSES = ("cross_entropy", "mse", "sum")
+
+
+def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, device: Any) -> str | None:
+    """``check_module``'s arguments checked before anything runs, each error naming the argument
+    (newuser5 P6: a function as the model, ``seeds="2"`` or a module without parameters reached
+    torch and came back as its raw errors). Returns the device, validated (:func:`check_device`)."""
+    if not isinstance(model, nn.Module):
+        hint = (" (check_architecture takes a spec; a torch module goes to check_module)"
+                if isinstance(model, type) and issubclass(model, nn.Module) else "")
+        raise ArgumentTypeError(f"model must be a torch.nn.Module instance, got {model!r:.80} "
+                                f"({type(model).__name__}){hint}")
+    if not isinstance(loss, str):
+        raise ArgumentTypeError(f"loss must be one of {', '.join(_LOSSES)} (text), got {loss!r:.80} "
+                                f"({type(loss).__name__})")
+    if loss not in _LOSSES:
+        raise ArgumentError(f"loss must be cross_entropy, mse or sum, not {loss!r}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int):
+        raise ArgumentTypeError(f"seeds must be an integer >= 1, got {seeds!r} ({type(seeds).__name__})")
+    if seeds < 1:
+        raise ArgumentError(f"seeds must be at least 1, got {seeds}")
+    if not isinstance(verify, bool):
+        raise ArgumentTypeError(f"verify must be True or False, got {verify!r} ({type(verify).__name__})")
+    # (a model frozen whole is checked as if it were trained: graph.py unfreezes a copy)
+    if next(iter(model.parameters()), None) is None:
+        raise ArgumentError(f"model ({type(model).__name__}) has no parameters: there is no weight whose "
+                            "gradient could be diagnosed")
+    return check_device(device)
 
 
 #: Findings about what units do on the inputs: a network's own (trained) weights meet the check's

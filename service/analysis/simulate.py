@@ -25,19 +25,22 @@ from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
 from gradhealth.analysis.plan import Plan, batch_norm_values
+from gradhealth.devices import check_device
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 ProgressFn = Callable[[float, str], None]
 
 
-def pick_device(requested: str) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was requested but no CUDA device is available")
-        return torch.device("cuda")
-    return torch.device("cpu")
+def pick_device(requested: str | torch.device | None) -> torch.device:
+    """``auto`` (or None) picks CUDA when present, else the CPU; ``cpu``, ``cuda`` and ``cuda:N``
+    are taken as torch reads them. Anything else (``gpu``, ``mps``, a ``cuda:N`` this machine
+    lacks, CUDA without CUDA) is the ``/device`` spec error of :func:`gradhealth.devices.check_device`
+    (it used to run on the CPU without a word: newuser5 P5)."""
+    name = check_device(requested)
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 @dataclass
