@@ -1046,6 +1046,30 @@ class GradientRecorder:
         # live run is left unfinished (see close()).
         self._close(clean=exc_type is None)
 
+    def diagnose(self, *, settings: Any = None) -> Any:  # noqa: ANN401 - the package's Settings and Diagnosis
+        """The log check of what this recorder has written so far, in this process (no service):
+        the same :class:`~gradhealth.core.document.Diagnosis` as ``gradhealth check`` of its file,
+        except that while the recorder is open the run is in progress, so its missing end record is
+        not reported as a cut-off file. Call it every N steps to act on the findings in the
+        training loop (stop on an error, lower the learning rate). ``settings``: a
+        ``gradhealth.settings.Settings`` (thresholds, limits); default the environment's.
+        :class:`ArgumentError` for a recorder without a file (live mode only)."""
+        if self.path is None:
+            raise ArgumentError("diagnose() reads the recorder's file: this recorder has no path (live mode "
+                                "only: GET /v1/runs/{id} has the run's diagnosis)")
+        from gradhealth.logs.check import diagnose as diagnose_run  # the package's log check
+        from gradhealth.logs.load import read_log
+        from gradhealth.settings import get_settings
+
+        settings = settings if settings is not None else get_settings()
+        in_progress = not self._closed
+        self.flush()
+        run = read_log(self.path, format="native", limits=settings.read_limits())
+        if in_progress:  # (newuser5 P4: every check during training said truncated_log)
+            run.warnings = [w for w in run.warnings
+                            if not (w.code == "truncated_log" and "no end record" in w.message)]
+        return diagnose_run(run, settings.log_thresholds)
+
     def send(self, server: str, *, api_key: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
         """Upload the log to a Gradient Health service; returns the job resource."""
         if self.path is None:

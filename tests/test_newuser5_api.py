@@ -59,6 +59,10 @@ def test_step_after_zero_grad_warns_once_and_the_end_record_counts_the_steps(tmp
     rows = _rows(rec.path)
     assert not any(r.get("metric") == "grad_norm" or "layer" in r for r in rows)
     assert rows[-1] == {"gradhealth_recorder": "end", "logged_steps": 12, "steps_without_gradients": 12}
+    # and the log check says so: the file's missing norms are not a healthy run's
+    doc = check_logs(rec.path)
+    said = [w for w in doc.log.warnings if "no parameter had a gradient" in w]
+    assert len(said) == 1 and "12 of 12 step(s)" in said[0] and doc.status != "healthy"
 
 
 def test_all_zero_gradients_after_zero_grad_set_to_none_false_warn(tmp_path: Path) -> None:
@@ -334,3 +338,53 @@ def test_a_recorder_that_fails_after_opening_its_file_closes_it(tmp_path: Path,
         GradientRecorder(_mlp(), path, server="http://127.0.0.1:9", run="r")
     with GradientRecorder(_mlp(), path) as rec:
         assert rec.path == path  # the failed recorder's lock was released with its file
+
+
+# --- P4: a diagnosis in the training process, mid-run -------------------------------------------
+
+def _train(rec: GradientRecorder, model: nn.Module, opt: torch.optim.Optimizer, steps: range,
+           poison: int | None = None) -> None:
+    torch.manual_seed(1)
+    x = torch.randn(64, 8)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    for i in steps:
+        loss = F.cross_entropy(model(x), y)
+        if poison is not None and i >= poison:
+            loss = loss * float("nan")
+        opt.zero_grad()
+        loss.backward()
+        rec.step(loss=loss, optimizer=opt)
+        opt.step()
+
+
+def test_diagnose_mid_run_is_the_log_check_without_calling_the_open_file_cut_off(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    with GradientRecorder(model, tmp_path / "healthy.jsonl") as rec:
+        _train(rec, model, opt, range(60))
+        during = rec.diagnose()
+        assert not any("no end record" in w for w in during.log.warnings)
+        assert during.status == "healthy", [(f.code, f.severity) for f in during.findings]
+        # the file itself, read by the CLI's check while open, is cut off: only diagnose() knows better
+        assert any("no end record" in w for w in check_logs(rec.path).log.warnings)
+    after = rec.diagnose()  # closed: the same document as the check of the file
+    assert [(f.code, f.severity) for f in after.findings] == \
+        [(f.code, f.severity) for f in check_logs(rec.path).findings]
+
+
+def test_diagnose_mid_run_sees_a_nan_at_once(tmp_path: Path) -> None:
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with GradientRecorder(model, tmp_path / "nan.jsonl") as rec:
+        _train(rec, model, opt, range(30), poison=25)
+        doc = rec.diagnose()
+        nonfinite = [f for f in doc.findings if f.code == "nonfinite"]
+        assert nonfinite and nonfinite[0].severity == "error" and nonfinite[0].evidence.steps[0] == 25
+
+
+def test_diagnose_needs_a_file() -> None:
+    rec = GradientRecorder.__new__(GradientRecorder)
+    rec.path = None
+    with pytest.raises(ArgumentError, match="no path"):
+        rec.diagnose()

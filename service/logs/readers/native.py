@@ -695,6 +695,17 @@ class _Records:
             params = obj.get("params")
             if kind == "start" and isinstance(params, dict):
                 self.params.update({str(k): str(v) for k, v in params.items()})
+            missing = obj.get("steps_without_gradients")
+            if kind == "end" and isinstance(missing, int) and not isinstance(missing, bool) and missing > 0:
+                # (newuser5 P3) the recorder saw no gradient at those steps: step() was called before
+                # backward() or after zero_grad(), so the norms a diagnosis needs are missing there
+                logged = obj.get("logged_steps")
+                of = f" of {logged}" if isinstance(logged, int) else ""
+                self.warnings.append(LogWarning(
+                    "steps_without_gradients", f"{self.name} {where}: GradientRecorder logged {missing}{of} "
+                    "step(s) at which no parameter had a gradient: step() was called before backward() or "
+                    "after optimizer.zero_grad(), so their gradient norms are missing; call it after "
+                    "backward() and before zero_grad()", where=where))
             return
         if self.order == self.headers < _HEADER_RECORDS and _header_record(summarised(obj)):
             self.headers += 1
