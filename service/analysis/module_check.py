@@ -1257,6 +1257,25 @@ def _multi_label_note(run: GraphRun, width: int) -> Finding:
         {"metric": "output_activation", "value": None, "activation": "sigmoid", "loss": run.loss}, [])
 
 
+def _one_sample_norms(imported: Any) -> bool:
+    """Whether the imported graph's batch is 1 and a batch norm in it (the file's, or one restored)
+    fails for want of a second value per channel: run once, forward only, on the first seed's inputs."""
+    from gradhealth.analysis.importers.onnx import BatchNorm, FoldedBatchNorm
+
+    if not imported.inputs or any(len(i.shape) == 0 or i.shape[0] != 1 for i in imported.inputs):
+        return False
+    if not any(isinstance(m, BatchNorm | FoldedBatchNorm) for m in imported.module.modules()):
+        return False
+    dtype = next((p.dtype for p in imported.module.parameters()), torch.float32)
+    xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(imported.inputs, 0)]
+    try:
+        with torch.no_grad():
+            call(imported.module, xs)
+    except (RuntimeError, ValueError) as exc:
+        return "more than 1 value per channel" in str(exc)
+    return False
+
+
 def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
@@ -1269,12 +1288,21 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     (an ONNX file does not say) reads it from the output (:func:`implied_loss`)."""
     from gradhealth.analysis.importers import ModelError
     from gradhealth.analysis.importers.onnx import OnnxModule, import_onnx
+    from gradhealth.analysis.importers.onnx_static import DEFAULT_BATCH
 
     if weights not in ("as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     if loss is not None and loss not in ("cross_entropy", "mse"):
         raise ModelError(f"loss must be cross_entropy or mse, not {loss!r}")
     imported = import_onnx(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits)
+    if batch_size is None and _one_sample_norms(imported):
+        # The file fixes its batch at 1 (an export example's) and a batch norm, simulated with batch
+        # statistics as in training, has one value per channel to normalise: refused until the user
+        # gave --batch-size (onnxsweep12's torch MLP with BatchNormalization ran at 16). The batch
+        # the file bakes in is the example's, not the training's: simulate at the default batch.
+        imported = import_onnx(data, input_shapes=input_shapes, batch_size=DEFAULT_BATCH, limits=limits)
+        imported.notes.append(f"the file fixes its batch at 1; simulated at {DEFAULT_BATCH} because its batch "
+                              "norms need batch statistics (give --batch-size to choose another)")
     from_logits = True
     # one forward serves both questions (none for a loss given that is not the cross-entropy)
     out = _first_output(imported.module, imported.inputs) if loss in (None, "cross_entropy") else None
@@ -1315,13 +1343,16 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         if inference_softmax or multi_label:
             doc.findings.append(_inference_softmax_note(run) if inference_softmax else _multi_label_note(run, multi_label))
             doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
+        if imported.notes:
+            doc.summary = f"{doc.summary} (Note: {'; '.join(imported.notes)}.)"
         return doc if weights == "reinitialise" else on_synthetic_inputs(doc)
     except torch.OutOfMemoryError:
         raise
     except (RuntimeError, ValueError) as exc:  # the file's own graph does not compute on these inputs: a 422
         if "more than 1 value per channel" in str(exc):
             # a BatchNorm in training mode (a training-mode export) needs 2 samples to normalise over
-            hint = "; a batch norm in training mode needs at least 2 samples: give batch_size 2 or more"
+            hint = ("; a batch norm in training mode needs at least 2 samples: give a batch size of 2 or more "
+                    "(--batch-size 16; batch_size over HTTP)")
         elif batch_size is not None:
             hint = ("; the graph may fix its batch size (an exporter bakes the example's batch into "
                     "shapes): leave batch_size out, or export with a dynamic batch axis")

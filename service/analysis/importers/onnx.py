@@ -39,6 +39,7 @@ from gradhealth.analysis.importers.onnx_static import (
     INT_ELEMENT_TYPES,
     attribute_value,
     declared_outputs,
+    op_key,
     read_header,
 )
 from gradhealth.analysis.plan import Limits
@@ -1385,6 +1386,73 @@ def _one_hot(n: Node, c: Ctx) -> Op:
     return Fn(one_hot)
 
 
+def _floats(x: torch.Tensor, values: Any) -> torch.Tensor:
+    """An ML op's per-feature attribute (one value broadcasts to every feature) as ``x``'s floats."""
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    return torch.as_tensor(np.asarray(values, np.float64).reshape(-1), dtype=dtype, device=x.device)
+
+
+def _float_input(x: torch.Tensor) -> torch.Tensor:
+    return x if x.is_floating_point() else x.float()
+
+
+def _scaler(n: Node, c: Ctx) -> Op:
+    """``ai.onnx.ml::Scaler``: ``(x - offset) * scale`` per feature (scikit-learn's StandardScaler)."""
+    offset, scale = n.attrs.get("offset", [0.0]), n.attrs.get("scale", [1.0])
+    return Fn(lambda x: (_float_input(x) - _floats(x, offset)) * _floats(x, scale))
+
+
+def _unscale(n: Node, c: Ctx) -> Op:
+    """The inverse of a Scaler in front of it, on a graph input: ``offset + z / scale`` (``z`` where
+    the scale is 0), so the synthetic N(0, 1) draw is read in the raw feature space the Scaler was
+    fitted on, and the network behind it sees standardised features, as it does in use."""
+    offset, scale = n.attrs.get("offset", [0.0]), n.attrs.get("scale", [1.0])
+
+    def unscale(z: torch.Tensor) -> torch.Tensor:
+        s = _floats(z, scale)
+        return _floats(z, offset) + z / torch.where(s == 0, torch.ones_like(s), s)
+    return Fn(unscale)
+
+
+def _normalizer(n: Node, c: Ctx) -> Op:
+    """``ai.onnx.ml::Normalizer``: each row over its largest magnitude (MAX), L1 or L2 norm (floored
+    at 1e-30, as ONNX's reference)."""
+    norm = n.attrs.get("norm", "MAX")
+    if norm not in ("MAX", "L1", "L2"):
+        raise Unsupported(f"norm {norm!r} (MAX, L1 or L2)")
+
+    def normalise(x: torch.Tensor) -> torch.Tensor:
+        x = _float_input(x)
+        if norm == "MAX":
+            div = x.abs().amax(dim=-1, keepdim=True)
+        else:
+            div = torch.linalg.vector_norm(x, 1 if norm == "L1" else 2, dim=-1, keepdim=True)
+        return x / div.clamp_min(1e-30)
+    return Fn(normalise)
+
+
+def _imputer(n: Node, c: Ctx) -> Op:
+    """``ai.onnx.ml::Imputer``: the features equal to the replaced value (NaN by default for
+    scikit-learn's SimpleImputer) take the imputed one (per feature, or one for all)."""
+    floats = n.attrs.get("imputed_value_floats")
+    values = floats if floats else n.attrs.get("imputed_value_int64s")
+    if not values:
+        raise Unsupported("no imputed values")
+    replaced = float(n.attrs.get("replaced_value_float", 0.0) if floats else n.attrs.get("replaced_value_int64", 0))
+
+    def impute(x: torch.Tensor) -> torch.Tensor:
+        v = torch.as_tensor(np.asarray(values).reshape(-1), dtype=x.dtype, device=x.device)
+        hit = torch.isnan(x) if math.isnan(replaced) else x == replaced
+        return torch.where(hit, v, x)
+    return Fn(impute)
+
+
+def _binarizer(n: Node, c: Ctx) -> Op:
+    """``ai.onnx.ml::Binarizer``: 1 above the threshold, else 0 (a step: no gradient through it)."""
+    threshold = float(n.attrs.get("threshold", 0.0))
+    return Fn(lambda x: (x > threshold).to(x.dtype if x.is_floating_point() else torch.float32))
+
+
 OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Gemm": _gemm, "MatMul": _matmul, "Conv": _conv, "ConvTranspose": _conv, "BatchNormalization": _bn,
     "LayerNormalization": _ln, "Gather": _gather,
@@ -1454,6 +1522,8 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "Tan": _binary(torch.tan), "Atan": _binary(torch.atan), "Asin": _binary(torch.asin),
     "Acos": _binary(torch.acos), "Sinh": _binary(torch.sinh), "Cosh": _binary(torch.cosh),
     "Asinh": _binary(torch.asinh), "Acosh": _binary(torch.acosh), "Atanh": _binary(torch.atanh),
+    "ai.onnx.ml::Scaler": _scaler, "ai.onnx.ml::Normalizer": _normalizer, "ai.onnx.ml::Imputer": _imputer,
+    "ai.onnx.ml::Binarizer": _binarizer, "_Unscale": _unscale,
 }
 
 
@@ -1630,6 +1700,8 @@ class Imported:
     restored_norms: list[str] = field(default_factory=list)
     #: recurrences the exporter unrolled step by step (:func:`_recurrences`)
     recurrences: tuple[Recurrence, ...] = ()
+    #: what the simulation chose for the file, for the summary (:func:`_raw_features`)
+    notes: list[str] = field(default_factory=list)
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -2080,6 +2152,31 @@ def _restore_norms(nodes: list[Node], static: dict[str, np.ndarray]) -> tuple[li
     return out, restored
 
 
+def _raw_features(nodes: list[Node], inputs: set[str]) -> tuple[list[Node], list[str]]:
+    """Put an ``_Unscale`` (the Scaler's inverse) between each graph input and the
+    ``ai.onnx.ml::Scaler`` that reads it first, for every reader of that input: the synthetic
+    N(0, 1) draw becomes ``offset + N(0, 1) / scale``, the raw features the Scaler was fitted on,
+    and the network sees z-scores, as in use. Drawn raw, onnxsweep12's heart-disease features sat
+    5-7 standard deviations from their means (cholesterol: offset 248, scale 0.019) and the sigmoid
+    output sat in its tails. Returns the nodes and a note per input so drawn."""
+    out: list[Node] = []
+    notes: list[str] = []
+    renamed: dict[str, str] = {}
+    for n in nodes:
+        x = n.inputs[0] if n.inputs else ""
+        if n.op == "ai.onnx.ml::Scaler" and x in inputs and x not in renamed:
+            renamed[x] = f"{x}#raw"
+            out.insert(0, Node("_Unscale", f"{n.name}#inverse", [x], [renamed[x]],
+                               {k: n.attrs[k] for k in ("offset", "scale") if k in n.attrs}, n.scope))
+            notes.append(f"input {x} is drawn in the raw feature space its Scaler ({n.name or '?'}) expects, "
+                         "offset + N(0, 1) / scale, so the network sees standardised features")
+        out.append(n)
+    for n in out:
+        if n.op != "_Unscale":
+            n.inputs = [renamed.get(i, i) for i in n.inputs]
+    return out, notes
+
+
 def _fold_constants(nodes: list[Node], static: dict[str, np.ndarray],
                     keep: set[str]) -> tuple[list[Node], set[str]]:
     """Evaluate the :data:`_FOLDABLE` nodes whose inputs are all known (initializers, Constants,
@@ -2144,7 +2241,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     nodes: list[Node] = []
     for k, n in enumerate(graph.node):
         attrs = _attrs(n)
-        node = Node(n.op_type, n.name, list(n.input), list(n.output), attrs, _scope(n), index=k)
+        node = Node(op_key(n), n.name, list(n.input), list(n.output), attrs, _scope(n), index=k)
         if _folded_norm(n):
             attrs["_folded_norm"] = True
             # its scope is the folded BatchNorm's: the layer is named by its weight
@@ -2173,6 +2270,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     nodes = _fold_tanh_gelu(_fold_gelu(_fold_group_norm(nodes, static), static), static)
     nodes = _fold_affine_norms(_fuse(nodes, static, consumers), static)
     nodes, restored = _restore_norms(nodes, static)
+    nodes, notes = _raw_features(nodes, {n for n, _ in specs})
     trainable = _weight_sources(nodes, static, init_names)
     ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*graph.input, *graph.value_info)
              if v.type.tensor_type.HasField("shape")}
@@ -2252,7 +2350,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     restored_ids = {id(n) for n in restored}
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
                     [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids],
-                    tuple(recurrences))
+                    tuple(recurrences), notes)
 
 
 def _base(name: str) -> str:

@@ -41,6 +41,9 @@ SUPPORTED_OPS: frozenset[str] = frozenset({
     "Resize", "Round", "ScatterElements", "ScatterND", "Selu", "Shape", "Sigmoid", "Sign", "Sin", "Sinh", "Slice", "Softmax",
     "Softplus", "Softsign", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tan", "Tanh", "ThresholdedRelu", "Tile",
     "TopK", "Transpose", "Trilu", "Unsqueeze", "Where", "Xor",
+    # scikit-learn's elementwise preprocessors (skl2onnx writes a Scaler for every StandardScaler:
+    # onnxsweep12 refused its Pipeline(StandardScaler(), MLPClassifier())), named with their domain
+    "ai.onnx.ml::Binarizer", "ai.onnx.ml::Imputer", "ai.onnx.ml::Normalizer", "ai.onnx.ml::Scaler",
 })
 
 #: The first bytes of a file that is certainly not ONNX (a cheap, friendlier message than protobuf's).
@@ -909,11 +912,15 @@ def onnx_opset() -> int:
     return int(onnx.defs.onnx_opset_version())
 
 
+def op_key(node: Any) -> str:
+    """A node's op as :data:`SUPPORTED_OPS` and the interpreter's registry name it: the op type in
+    the default domain, ``domain::Op`` in any other (``ai.onnx.ml::Scaler``)."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+
+
 def unsupported(model: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> list[str]:
     """``Op (node name)`` for every node the interpreter has no builder for."""
-    return [f"{n.domain + '::' if n.domain not in ('', 'ai.onnx') else ''}{n.op_type} (node {n.name or '?'})"
-            for n in model.graph.node
-            if n.domain not in ("", "ai.onnx") or n.op_type not in supported]
+    return [f"{op_key(n)} (node {n.name or '?'})" for n in model.graph.node if op_key(n) not in supported]
 
 
 def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
