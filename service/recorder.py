@@ -133,6 +133,7 @@ class Record:
     layers: tuple[str, ...]
     norms: tuple[float, ...]
     loss_scale: float | None = None
+    metrics: tuple[tuple[str, float], ...] = ()  # the caller's own (``metrics=``, :meth:`GradientRecorder.log`)
 
     @property
     def grad_norm(self) -> float:
@@ -154,6 +155,8 @@ class Record:
         if self.loss_scale is not None:
             rows.append({"step": self.step, "metric": "loss_scale", "value": self.loss_scale,
                          "wall_time": self.wall_time})
+        rows += [{"step": self.step, "metric": name, "value": v, "wall_time": self.wall_time}
+                 for name, v in self.metrics]
         rows += [{"step": self.step, "layer": name, "kind": "grad_norm", "value": v}
                  for name, v in zip(self.layers, self.norms, strict=True)]
         return rows
@@ -232,6 +235,8 @@ class _Encoder:
             out.append(head + ', "metric": "lr", "value": ' + _json_float(record.lr) + tail)
         if record.loss_scale is not None:
             out.append(head + ', "metric": "loss_scale", "value": ' + _json_float(record.loss_scale) + tail)
+        for name, v in record.metrics:
+            out.append(head + ', "metric": ' + json.dumps(name) + ', "value": ' + _json_float(v) + tail)
         norms = tuple(record.norms)
         if len(norms) != len(record.layers):
             raise ValueError("a record needs one norm per layer")
@@ -538,7 +543,7 @@ def _records(batch: list[tuple[Any, ...]]) -> list[Record]:
 
 def _record(item: tuple[Any, ...]) -> Record:
     """Builds a record from what ``step()`` queued (device values: see :func:`_records`)."""
-    seq, step, wall_time, layers, values, loss, lr, scale, divide = item
+    seq, step, wall_time, layers, values, loss, lr, scale, divide, metrics = item
     numbers: list[Any] = []
     if values and all(t.is_cpu for t in values):  # CPU: computed already
         numbers = [t.item() for t in values]  # half the cost of a stack and a tolist
@@ -559,7 +564,8 @@ def _record(item: tuple[Any, ...]) -> Record:
         scale = float(scale)
     if divide and scale:  # the gradients carried the loss scale: the norms of the true gradients
         numbers = [x / scale for x in numbers]
-    return Record(seq, step, wall_time, loss, lr, layers, tuple(numbers), scale)
+    return Record(seq, step, wall_time, loss, lr, layers, tuple(numbers), scale,
+                  tuple((name, float(v)) for name, v in metrics))
 
 
 def _unhandled() -> BaseException | None:
@@ -688,6 +694,38 @@ def _check_config(config: object) -> None:
     for key in ("params", "thresholds"):
         if config.get(key) is not None and not isinstance(config[key], dict):
             raise ArgumentTypeError(f"config[{key!r}] must be a dict, got {type(config[key]).__name__}")
+
+
+#: The names the recorder writes itself: figures of the caller's may not take them.
+_OWN_METRICS = frozenset({"loss", "grad_norm", "lr", "loss_scale"})
+
+
+def _check_metrics(metrics: object) -> tuple[tuple[str, Any], ...]:
+    """``metrics=``/``log()``'s figures as (name, value) pairs: names non-empty text without control
+    characters and not one the recorder writes; values numbers or one-element tensors (detached,
+    read on the writer thread as the loss is)."""
+    if metrics is None:
+        return ()
+    if not isinstance(metrics, Mapping):
+        raise ArgumentTypeError(f"metrics must be a mapping of names to numbers, got {type(metrics).__name__}")
+    out: list[tuple[str, Any]] = []
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not name.strip() or any(ord(c) < 32 for c in name) or len(name) > 200:
+            raise ArgumentError(f"metrics: a name must be text of 1-200 characters without control "
+                                f"characters, got {name!r}")
+        if name in _OWN_METRICS:
+            raise ArgumentError(f"metrics: {name!r} is written by the recorder itself (pass the loss as "
+                                "loss=, the rate as lr= or optimizer=); use another name")
+        if isinstance(value, torch.Tensor):
+            if value.numel() != 1 or value.is_complex():
+                raise ArgumentError(f"metrics[{name!r}] must be one number, got a tensor of shape "
+                                    f"{tuple(value.shape)}")
+            out.append((name, value.detach()))
+        elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ArgumentTypeError(f"metrics[{name!r}] must be a number, got {value!r} ({type(value).__name__})")
+        else:
+            out.append((name, float(value)))
+    return tuple(out)
 
 
 def _check_step(step: object) -> int:
@@ -892,14 +930,16 @@ class GradientRecorder:
 
     def step(self, loss: torch.Tensor | float | None = None, *, lr: float | None = None,
              optimizer: torch.optim.Optimizer | None = None, step: int | None = None,
-             scaler: Any = None) -> None:
+             scaler: Any = None, metrics: Mapping[str, Any] | None = None) -> None:
         """Call once per training step, after ``backward()`` and before ``optimizer.zero_grad()``
         (and before clipping and ``optimizer.step()``, so the norms are the pre-clip ones).
 
         ``loss``: a number or a one-element tensor; ``lr`` a number, else read from
         ``optimizer.param_groups[0]`` (the first group's rate only); ``step`` the training step's
         number (an integer; default: the calls counted from 0); the ones ``every`` divides are
-        logged.
+        logged. ``metrics``: more figures of this step, by name (``{"val_loss": v, "acc": a}``:
+        numbers or one-element tensors), written beside the loss; :meth:`log` writes figures of a
+        step that is not logged (an evaluation every epoch).
 
         Mixed precision: with a ``torch.amp.GradScaler`` the gradients after
         ``scaler.scale(loss).backward()`` are multiplied by the loss scale (2^16 at first), and so
@@ -962,10 +1002,26 @@ class GradientRecorder:
             lr = _check_lr(lr)  # an int or a tensor, here rather than on the writer thread
         writer = self._writer
         items = writer.items
-        items.append((self._seq, index, wall_time, names, norms, loss_out, lr, scale, divide))
+        items.append((self._seq, index, wall_time, names, norms, loss_out, lr, scale, divide,
+                      _check_metrics(metrics)))
         self._seq += 1
         if len(items) >= writer.wake_at or writer.error is not None:
             writer.wake()
+
+    def log(self, metrics: Mapping[str, Any], *, step: int | None = None) -> None:
+        """Write figures of your own at ``step`` (default: the last step() call's), whether or not
+        ``every`` logs that step: a validation loss or accuracy from an evaluation, a loss scale,
+        a reward. Names and values as ``step(metrics=...)`` takes them; the log check reads
+        ``val_loss`` as the validation loss (``validation_divergence``), ``*_acc`` as accuracies,
+        and so on, as in any log."""
+        if self._closed:
+            raise ArgumentError("log() on a closed GradientRecorder")
+        index = max(self._count - 1, 0) if step is None else _check_step(step)
+        values = _check_metrics(metrics)
+        if not values:
+            return
+        self._writer.put((self._seq, index, time.time(), (), (), None, None, None, False, values))
+        self._seq += 1
 
     def _watch_no_gradient(self, names: tuple[str, ...], norms: Any) -> None:
         """Say once (a RuntimeWarning) when a logged step records no gradient at all: no trained

@@ -388,3 +388,44 @@ def test_diagnose_needs_a_file() -> None:
     rec.path = None
     with pytest.raises(ArgumentError, match="no path"):
         rec.diagnose()
+
+
+# --- P8: figures of your own beside the gradients --------------------------------------------------
+
+def test_metrics_and_log_write_your_figures_and_the_check_reads_a_validation_loss(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _batch()
+    with GradientRecorder(model, tmp_path / "m.jsonl", every=2) as rec:
+        for i in range(40):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            rec.step(loss=loss, optimizer=opt, metrics={"train_acc": torch.tensor(0.5 + i / 100)})
+            opt.step()
+            if i % 5 == 4:  # an evaluation every 5 steps, on a step `every` may not log
+                rec.log({"val_loss": 1.0 + 0.05 * i})  # rising: the model overfits
+    rows = _rows(rec.path)
+    acc = [(r["step"], r["value"]) for r in rows if r.get("metric") == "train_acc"]
+    assert acc == [(i, pytest.approx(0.5 + i / 100)) for i in range(0, 40, 2)]  # the logged steps only
+    val = [(r["step"], r["value"]) for r in rows if r.get("metric") == "val_loss"]
+    assert val == [(i, pytest.approx(1.0 + 0.05 * i)) for i in range(4, 40, 5)]
+    for r in rows:  # each line exactly as json.dumps writes it (the encoder is hand-written)
+        if r.get("metric") in ("train_acc", "val_loss"):
+            assert json.dumps(r) in rec.path.read_text()
+    # the check reads val_loss as the validation loss: rising from its best while training falls
+    found = [f for f in check_logs(rec.path).findings if f.code == "validation_divergence"]
+    assert found and found[0].severity in ("warning", "error") and found[0].evidence.metric == "val_loss"
+
+
+@pytest.mark.parametrize(("metrics", "error", "match"), [
+    ({"loss": 1.0}, ArgumentError, "written by the recorder itself"),
+    ({"": 1.0}, ArgumentError, "1-200 characters"),
+    ({"acc": "0.9"}, ArgumentTypeError, r"metrics\['acc'\] must be a number"),
+    ({"acc": torch.ones(3)}, ArgumentError, "one number"),
+    ([("acc", 1.0)], ArgumentTypeError, "mapping"),
+])
+def test_bad_metrics_are_refused_naming_them(tmp_path: Path, metrics: Any, error: type, match: str) -> None:
+    with GradientRecorder(_mlp(), tmp_path / "bad.jsonl") as rec, pytest.raises(error, match=match):
+        rec.log(metrics, step=0)

@@ -153,6 +153,10 @@ def test_the_file_encoder_writes_what_json_dumps_writes(tmp_path):
         Record(4, 15, 4.5, 0.25, None, ("50%.w", 'q"%s', "ü%%d\t"), (1e-300, 0.1 + 0.2, 7.0)),
         Record(5, 16, 5.0, None, 2.0, ("50%.w", 'q"%s', "ü%%d\t"), (1e16, 3.0, 1 / 3)),
         Record(6, 17, 6.0, None, None, ("a.weight",), (1.5e-45,)),
+        # the caller's own figures (metrics=, log()): names that need escaping, non-finite values
+        Record(7, 18, 7.0, 0.5, None, ("a.weight",), (1.0,), 1024.0,
+               (("val_loss", 0.75), ('q"%s\n', math.nan), ("ünï", -math.inf))),
+        Record(8, 19, 8.0, None, None, (), (), None, (("val_acc", 0.9),)),
     ]
     for record in records:
         assert sink.encode(record) == "".join(json.dumps(r) + "\n" for r in record.rows())
