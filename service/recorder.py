@@ -787,7 +787,12 @@ def _scaler_state(scaler: Any, optimizer: object) -> tuple[float | torch.Tensor 
     if isinstance(raw, torch.Tensor) and raw.numel() == 1:
         scale: float | torch.Tensor = float(raw) if raw.is_cpu else raw.detach().clone()
     else:
-        scale = float(scaler.get_scale())
+        got = scaler.get_scale()
+        try:
+            scale = float(got)
+        except (TypeError, ValueError):  # (apisweep4 D12: a bare ValueError that named nothing)
+            raise ArgumentTypeError(f"scaler.get_scale() must give the loss scale as a number, got {got!r}: pass "
+                                    "a torch.amp.GradScaler as scaler=") from None
     return scale, not unscaled
 
 
@@ -1115,11 +1120,16 @@ class GradientRecorder:
                                 "only: GET /v1/runs/{id} has the run's diagnosis)")
         from gradhealth.logs.check import diagnose as diagnose_run  # the package's log check
         from gradhealth.logs.load import read_log
-        from gradhealth.settings import get_settings
+        from gradhealth.settings import Settings, get_settings
 
-        settings = settings if settings is not None else get_settings()
+        if settings is None:
+            settings = get_settings()
+        elif not isinstance(settings, Settings):  # (apisweep4 D12: an AttributeError)
+            raise ArgumentTypeError(f"settings must be a gradhealth.settings.Settings, got {type(settings).__name__}")
         in_progress = not self._closed
         self.flush()
+        if not self._seq:  # (apisweep4 D12: "empty.jsonl is not in the native format")
+            raise ArgumentError("diagnose(): nothing recorded yet; call it after recorder.step() has logged a step")
         run = read_log(self.path, format="native", limits=settings.read_limits())
         if in_progress:  # (newuser5 P4: every check during training said truncated_log)
             run.warnings = [w for w in run.warnings

@@ -429,3 +429,21 @@ def test_metrics_and_log_write_your_figures_and_the_check_reads_a_validation_los
 def test_bad_metrics_are_refused_naming_them(tmp_path: Path, metrics: Any, error: type, match: str) -> None:
     with GradientRecorder(_mlp(), tmp_path / "bad.jsonl") as rec, pytest.raises(error, match=match):
         rec.log(metrics, step=0)
+
+
+def test_diagnose_and_scaler_errors_say_what_is_wrong(tmp_path: Path) -> None:
+    # apisweep4 D12: "not in the native format", a bare AttributeError, a bare ValueError
+    with GradientRecorder(_mlp(), tmp_path / "early.jsonl") as rec:
+        with pytest.raises(ArgumentError, match="nothing recorded yet"):
+            rec.diagnose()
+        with pytest.raises(ArgumentTypeError, match="settings must be"):
+            rec.diagnose(settings="x")
+
+    class Odd:
+        def get_scale(self) -> str:
+            return "big"
+
+    model = _mlp()
+    F.cross_entropy(model(torch.randn(4, 8)), torch.tensor([0, 1, 2, 0])).backward()
+    with GradientRecorder(model, tmp_path / "odd.jsonl") as rec, pytest.raises(ArgumentTypeError, match="get_scale"):
+        rec.step(loss=1.0, scaler=Odd())

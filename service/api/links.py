@@ -1,10 +1,11 @@
 """Report links: a signed, expiring token that opens one job's or run's report without an API key.
 
 A dashboard links a run's report (Grafana's data links open a URL; they cannot send ``X-API-Key``).
-The token carries what it opens (kind, id, owner, format) and when it expires, signed with
-HMAC-SHA256 under the service's ``link_secret``: it needs no table, every replica with the same
-secret honours it, and changing the secret revokes every link. Deleting the job or run makes its
-links 404. A token says nothing more than the report it opens does.
+The token carries what it opens (kind, id, format) and when it expires, signed with HMAC-SHA256
+under the service's ``link_secret`` together with the owner of that job or run (not written in
+the token): it needs no table, every replica with the same secret honours it, and changing the
+secret revokes every link. Deleting the job or run, or removing its owner's API key, makes its
+links 404.
 """
 
 from __future__ import annotations
@@ -60,26 +61,44 @@ def _mac(secret: bytes, payload: str) -> str:
 
 
 def sign(secret: bytes, link: Link) -> str:
-    """The token of ``link``: its fields as compact JSON, then the MAC of that, both base64url."""
-    payload = _b64(json.dumps({"k": link.kind, "i": link.id, "o": link.owner, "f": link.format, "e": link.expires},
+    """The token of ``link``: what it opens (kind, id, format, expiry) as compact JSON, base64url,
+    then the MAC of that and of the owner. The owner is not in the token (a key's name is nobody
+    else's business, apisweep4 D7): the MAC holds with the owner of the job or run it names only."""
+    payload = _b64(json.dumps({"k": link.kind, "i": link.id, "f": link.format, "e": link.expires},
                               separators=(",", ":"), ensure_ascii=True).encode("ascii"))
-    return f"{payload}.{_mac(secret, payload)}"
+    return f"{payload}.{_mac(secret, _signed(payload, link.owner))}"
 
 
-def verify(secret: bytes, token: str, now: float | None = None) -> Link:
-    """The link ``token`` stands for; :class:`BadLink` unless this secret signed it (compared in
-    constant time), :class:`ExpiredLink` past its expiry."""
+def _signed(payload: str, owner: str) -> str:
+    # (the owner's name is any text: hashed into the signed string, so it is ASCII there)
+    return f"{payload}.{hashlib.sha256(owner.encode('utf-8')).hexdigest()}"
+
+
+def read(token: str) -> Link:
+    """What ``token`` claims to open (its owner blank), not yet verified; :class:`BadLink` for a
+    token that is not one of this service's shape."""
     payload, dot, mac = token.partition(".")
-    if not dot or len(token) > 2048 or not hmac.compare_digest(_mac(secret, payload), mac):
+    if not dot or len(token) > 1024 or not token.isascii():
         raise BadLink(token[:40])
     try:
         fields = json.loads(_unb64(payload))
-        link = Link(kind=str(fields["k"]), id=str(fields["i"]), owner=str(fields["o"]), format=str(fields["f"]),
+        link = Link(kind=str(fields["k"]), id=str(fields["i"]), owner="", format=str(fields["f"]),
                     expires=int(fields["e"]))
-    except (ValueError, KeyError, TypeError) as e:  # (signed by us, so only a bug gets here)
+    except (ValueError, KeyError, TypeError) as e:
         raise BadLink(token[:40]) from e
     if link.kind not in KINDS:
         raise BadLink(token[:40])
+    return link
+
+
+def verify(secret: bytes, token: str, owner: str, now: float | None = None) -> Link:
+    """The link ``token`` stands for, signed by ``secret`` for the job or run of ``owner`` (compared
+    in constant time); :class:`BadLink` otherwise, :class:`ExpiredLink` past its expiry."""
+    link = read(token)
+    payload, _, mac = token.partition(".")
+    if not hmac.compare_digest(_mac(secret, _signed(payload, owner)), mac):
+        raise BadLink(token[:40])
+    link = Link(link.kind, link.id, owner, link.format, link.expires)
     if (time.time() if now is None else now) >= link.expires:
         raise ExpiredLink(link)
     return link

@@ -405,6 +405,9 @@ def append_batches(session: Session, run_id: str, owner: str, batches: list[list
                 for i in pending:
                     out[i] = refused
                 return [o if o is not None else RunGone(run_id) for o in out]
+            # (after a rollback or a commit the row's attributes reload, and a run deleted meanwhile
+            # cannot: apisweep4 D3's 500s) the version this pass read, kept as a plain number
+            version = run.version
             state = _cached(run) or rebuild(session, run)
             total = run.points
             names = list(run.series or [])
@@ -449,16 +452,16 @@ def append_batches(session: Session, run_id: str, owner: str, batches: list[list
                 # the cached state holds points that will not be stored: the next batch rebuilds it
                 # from the table (a diagnosis that failed once must not fail every batch after it)
                 session.rollback()
-                forget(run.id)
+                forget(run_id)
                 raise
             steps = [p.step for p in new_points]
             last_step = max(steps + ([run.last_step] if run.last_step is not None else []))
             if _commit(session, run, doc, run_log, extra=dict(points=total, series=names, last_step=last_step)):
-                _remember(run.id, run.version + 1, state)
+                _remember(run_id, version + 1, state)
                 for i in pending:
                     out[i] = Appended(added[i], len(batches[i]) - added[i], total, last_step)
                 return [o for o in out if o is not None]
-            forget(run.id)  # the state took points that were rolled back
+            forget(run_id)  # the state took points that were rolled back
             tries += 1
         raise RuntimeError(f"run {run_id}: too many concurrent changes")
 
@@ -622,7 +625,7 @@ def finish(session: Session, run_id: str, owner: str, *, base: LogThresholds) ->
             doc = _document(run_log, thresholds, run.name, misfit)
             now = store.utcnow()
             if _commit(session, run, doc, run_log, extra=dict(status="finished", finished_at=now), final=True):
-                forget(run.id)
+                forget(run_id)
                 fresh = store.get(session, run_id, owner)
                 if fresh is None:
                     raise RunGone(run_id)

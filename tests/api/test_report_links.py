@@ -113,10 +113,18 @@ def test_a_dashboard_origin_may_frame_a_linked_report(tmp_path):
         assert "frame-ancestors 'none'" in plain.headers["content-security-policy"]
 
 
-@pytest.mark.parametrize("value", ["https://a.example; script-src *", "https://a.example, https://b"])
+@pytest.mark.parametrize("value", ["https://a.example; script-src *", "https://a.example, https://b",
+                                   "https://例え.jp", "https://a.example\x00", "https://a\x7f.example"])
 def test_frame_ancestors_take_sources_only(tmp_path, value):
-    with pytest.raises(ValueError, match="space-separated origins"):
+    # apisweep4 D2: a non-Latin-1 origin passed, then every linked HTML report was a 500
+    with pytest.raises(ValueError, match="not a frame-ancestors source"):
         settings_for(tmp_path, report_frame_ancestors=value)
+
+
+def test_frame_ancestors_take_a_list_of_valid_sources(tmp_path):
+    # apisweep4 D9: 'self' with an origin was refused
+    value = "'self' https://grafana.example.com https://*.example.org:3000 https:"
+    assert settings_for(tmp_path, report_frame_ancestors=value).report_frame_ancestors == value
 
 
 def test_a_job_link_opens_the_jobs_report(tmp_path):
@@ -126,3 +134,43 @@ def test_a_job_link_opens_the_jobs_report(tmp_path):
         link = api.post(f"/v1/jobs/{job}/report/link?format=json").json()
         doc = api.get(link["path"]).json()
         assert doc == api.get(f"/v1/jobs/{job}/report?format=json").json()
+
+
+def test_a_token_that_is_not_ascii_is_not_found(tmp_path):
+    # apisweep4 D1: a 500 (and a dropped connection) for /v1/shared/%C3%A9.abc
+    with running_app(_keyed(tmp_path)) as api:
+        for bad in ("%C3%A9.abc", "abc.%C3%A9", "%E2%80%8B"):
+            r = api.get(f"/v1/shared/{bad}")
+            assert r.status_code == 404, (bad, r.status_code)
+
+
+def test_a_link_names_no_owner_and_dies_with_its_key(tmp_path):
+    with running_app(_keyed(tmp_path)) as api:
+        run = _run_with_points(api)
+        path = api.post(f"/v1/runs/{run}/report/link", headers=ALICE).json()["path"]
+        token = path.rsplit("/", 1)[1]
+        assert b"alice" not in links._unb64(token.split(".")[0])  # apisweep4 D7: the key's name stays private
+        assert api.get(path).status_code == 200
+    # the same database, alice's key removed (apisweep4 D6)
+    with running_app(settings_for(tmp_path, workers=0, api_keys=f"bob={hash_key(BOB['X-API-Key'])}")) as api:
+        assert api.get(path).status_code == 404
+
+
+def test_a_link_lives_at_least_its_ttl(tmp_path):
+    # apisweep4 D8: ttl_s=1e-9 made a link already expired
+    with running_app(_keyed(tmp_path)) as api:
+        run = _run_with_points(api)
+        assert api.post(f"/v1/runs/{run}/report/link?ttl_s=0.5", headers=ALICE).status_code == 422
+        link = api.post(f"/v1/runs/{run}/report/link?ttl_s=1", headers=ALICE).json()
+        assert api.get(link["path"]).status_code == 200
+
+
+def test_public_metrics_show_a_key_its_own_runs_only(tmp_path):
+    # apisweep4 D5: with GRADHEALTH_METRICS_PUBLIC, key B saw key A's run ids and names
+    with running_app(_keyed(tmp_path, metrics_public=True)) as api:
+        mine = _run_with_points(api)
+        bob_view = api.get("/metrics", headers=BOB).text
+        assert mine not in bob_view and "linked-run" not in bob_view
+        assert mine in api.get("/metrics", headers=ALICE).text
+        assert mine in api.get("/metrics").text  # no key: the operator opened them to every scrape
+        assert api.get("/metrics", headers={"X-API-Key": "wrong"}).status_code == 401

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.schemas import Health
+from gradhealth.api.security import authenticate_throttled, client_address
 
 router = APIRouter(tags=["health"])
 
@@ -70,8 +71,15 @@ async def readyz(request: Request) -> JSONResponse:
                              "description": "the Prometheus text exposition format"}})
 async def metrics(request: Request) -> Response:
     """The job counters are every caller's (database-wide); with API keys on, the live runs' gauges
-    name the calling key's own runs only (``GRADHEALTH_METRICS_PUBLIC=true``: every run's)."""
+    name the calling key's own runs only (``GRADHEALTH_METRICS_PUBLIC=true``: a scrape that sends a key
+    gets its own runs, one without a key every run's)."""
     caller = getattr(request.state, "caller", None)  # set by the key check (security.exposure_guard)
+    settings = request.app.state.settings
+    if caller is None and settings.key_owners() and request.headers.get("x-api-key"):
+        # public metrics, but the scrape names its key: its own runs only (apisweep4 D5: key B saw
+        # key A's run ids and names)
+        caller = authenticate_throttled(settings, request.headers["x-api-key"], request.app.state.auth_failures,
+                                        client_address(request.scope))
     owner = caller.name if caller is not None else None
     state = request.app.state.metrics
 

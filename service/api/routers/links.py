@@ -5,6 +5,7 @@ dashboard's data link or a message to a colleague (newuser4 P8). The signing is
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 from typing import Annotated
@@ -20,6 +21,9 @@ from gradhealth.api.routers import runs as run_routes
 from gradhealth.api.routers.reports import REPORT_CONTENT, ReportFormat, job_rendered, negotiate
 from gradhealth.api.schemas import RATE_LIMITED, Problem
 from gradhealth.api.security import ANONYMOUS, Caller, client_address, enforce_rate
+from gradhealth.db.models import JobRow, RunRow
+from gradhealth.jobs import store as job_store
+from gradhealth.live import store as run_store
 from gradhealth.settings import Settings
 
 router = APIRouter(tags=["reports"], responses=RATE_LIMITED)
@@ -42,7 +46,7 @@ def _issue(request: Request, settings: Settings, kind: str, item_id: str, owner:
     if ttl_s > settings.link_max_ttl_s:
         raise ApiError(422, "link_ttl_too_long", f"query.ttl_s: {ttl_s:g} s is over this service's "
                        f"GRADHEALTH_LINK_MAX_TTL_S ({settings.link_max_ttl_s:g} s)")
-    expires = int(time.time() + ttl_s)
+    expires = math.ceil(time.time() + ttl_s)  # (never before ttl_s: apisweep4 D8)
     token = links.sign(request.app.state.link_secret,
                        links.Link(kind=kind, id=item_id, owner=owner, format=chosen.name, expires=expires))
     path = f"/v1/shared/{token}"
@@ -50,7 +54,7 @@ def _issue(request: Request, settings: Settings, kind: str, item_id: str, owner:
                       expires_at=datetime.fromtimestamp(expires, UTC))
 
 
-Ttl = Annotated[float, Query(gt=0, description="seconds the link stays valid (default a week; at most "
+Ttl = Annotated[float, Query(ge=1, description="seconds the link stays valid (default a week; at most "
                                                "GRADHEALTH_LINK_MAX_TTL_S)")]
 LinkFormat = Annotated[ReportFormat, Query(description="the report format the link opens")]
 _ISSUED = {**job_routes.NOT_FOUND, 406: {"model": Problem, "description": "an unknown format"},
@@ -83,24 +87,25 @@ def run_report_link(run_id: str, request: Request, session: SessionDep, caller: 
 def shared_report(token: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     address = client_address(request.scope)
     enforce_rate(request.app.state.limiter, Caller(ANONYMOUS), address)  # by address: no key here
+    not_found = ApiError(404, "link_not_found", "no such report link: it was not made here, its job or run was "
+                         "deleted, its owner's API key was removed, or the service's signing key changed")
     try:
-        link = links.verify(request.app.state.link_secret, token)
+        claimed = links.read(token)
+        # looked up by id alone: the MAC then holds only with its owner's name
+        row: JobRow | RunRow | None = (job_store.get(session, claimed.id, None) if claimed.kind == "job"
+               else run_store.get(session, claimed.id, None))
+        if row is None:
+            raise links.BadLink(token[:40])
+        link = links.verify(request.app.state.link_secret, token, row.owner)
     except links.BadLink:
-        raise ApiError(404, "link_not_found", "no such report link (or the service's signing key changed)") from None
+        raise not_found from None
     except links.ExpiredLink as e:
         when = datetime.fromtimestamp(e.link.expires, UTC).isoformat()
         raise ApiError(410, "link_expired", f"this report link expired at {when}; ask for a new one") from None
-    owner = Caller(link.owner)
+    if settings.key_owners() and link.owner not in settings.key_owners().values():
+        raise not_found  # the key that made it is gone: so are its links (apisweep4 D6)
     chosen = negotiate(link.format, None)
-    try:
-        if link.kind == "job":
-            response = job_rendered(job_routes._load(session, link.id, owner), chosen)
-        else:
-            response = run_routes.run_rendered(run_routes._load(session, link.id, owner), chosen)
-    except ApiError as e:
-        if e.status == 404:
-            raise ApiError(404, "link_not_found", "the report this link opened was deleted") from None
-        raise
+    response = job_rendered(row, chosen) if isinstance(row, JobRow) else run_routes.run_rendered(row, chosen)
     response.headers["Cache-Control"] = "private, no-store"  # a live run's report changes
     if settings.report_frame_ancestors and chosen.media_type.startswith("text/html"):
         # a dashboard may frame it: the document's own policy, its frame-ancestors the setting's

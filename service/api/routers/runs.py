@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -60,6 +60,17 @@ WriterHeader = Annotated[str | None, Header(alias="X-Gradhealth-Writer", min_len
                                             description="the id of the process writing the run (the recorder "
                                                         "sends one): points or a finish from a process that "
                                                         "is no longer the run's writer get 409 run_taken_over")]
+
+
+async def _one_writer(request: Request) -> None:
+    """400 for a request naming its writer twice: which one would hold the run? (apisweep4 D10)
+    A coroutine: a plain function dependency would wait for a thread of the pool, and batches
+    queued before a finish could then reach their run after it."""
+    if len(request.headers.getlist("x-gradhealth-writer")) > 1:
+        raise ApiError(400, "repeated_writer", "the request has several X-Gradhealth-Writer headers: send one")
+
+
+OneWriter = [Depends(_one_writer)]
 
 
 class RunCreate(BaseModel):
@@ -214,6 +225,7 @@ def _refuse_replaced_writer(row: RunRow, writer: str | None) -> None:
 
 
 @router.post("", status_code=201, response_model=RunRead, summary="Start a live run (or re-attach to it)",
+             dependencies=OneWriter,
              responses={200: {"model": RunRead, "description": "your active run of that name, re-attached"},
                         409: {"model": Problem, "description": "your active run of that name has another "
                               "config: the detail names the fields that differ (run_config_conflict); or "
@@ -224,6 +236,9 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, caller:
                                                             "active run of that name even while another "
                                                             "process writes it (that one's next batch gets 409 "
                                                             "run_taken_over)")] = False) -> RunRead:
+    if take_over and writer is None:  # (apisweep4 D10: it took nothing over, silently)
+        raise ApiError(422, "take_over_needs_writer", "query.take_over: true takes the run over for the writer "
+                       "named by the X-Gradhealth-Writer header; send that header too")
     config = body.config.model_dump(mode="json", exclude_unset=True)
     try:
         # the run's thresholds override the service's field by field: together they must still be
@@ -238,9 +253,11 @@ def create_run(body: RunCreate, response: Response, session: SessionDep, caller:
         row, created = store.create(session, owner=caller.name, name=body.name, config=config, writer=writer,
                                     take_over=take_over, writer_lease_s=settings.run_writer_lease_s)
     except store.RunInUse as e:
+        last = (f"its last points came {e.idle_s:.0f} s ago" if e.points else
+                f"it was created {e.idle_s:.0f} s ago and has no points yet")  # (apisweep4 D11)
         raise ApiError(409, "run_in_use",
-                       f"run {e.run_id} ({body.name[:80]!r}) is being written by another process (its last "
-                       f"points came {e.idle_s:.0f} s ago): use another name, finish that run, wait "
+                       f"run {e.run_id} ({body.name[:80]!r}) is being written by another process ({last}): "
+                       f"use another name, finish that run, wait "
                        f"{e.retry_after} s (a process that died loses the run after "
                        f"GRADHEALTH_RUN_WRITER_LEASE_S), or take it over with ?take_over=true",
                        headers={"Retry-After": str(e.retry_after)}) from None
@@ -294,6 +311,7 @@ _POINTS_BODY = {"requestBody": {"required": True, "content": {
 
 
 @router.post("/{run_id}/points", response_model=PointsAccepted, summary="Append a batch of points",
+             dependencies=OneWriter,
              openapi_extra=_POINTS_BODY,
              responses={**NOT_FOUND,
                         409: {"model": Problem, "description": "the run is finished (run_finished), or another "
@@ -435,6 +453,7 @@ def read_run(run_id: str, session: SessionDep, caller: CallerDep, settings: Sett
 
 
 @router.post("/{run_id}/finish", response_model=RunRead,
+             dependencies=OneWriter,
              responses={**NOT_FOUND, 409: {"model": Problem, "description": "another process is the run's writer "
                                                                          "now (run_taken_over)"}},
              summary="Finish a run: a last diagnosis over every point")
