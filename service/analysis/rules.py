@@ -96,8 +96,19 @@ def _leaky_relu(c: Context) -> list[Remedy]:
     return relu_family(c, "leaky_relu")
 
 
+#: The warm-up a deep Post-LN stack is offered (Xiong et al. 2020's BERT recipe trains with 4,000 to
+#: 10,000 steps), and the shortest declared one that counts: a warm-up of a few steps is over before
+#: the stack's large last-layer gradients have settled.
+POST_LN_WARMUP_STEPS = 4000
+POST_LN_MIN_WARMUP = 1000
+
+
 def _warmup(c: Context) -> list[Remedy]:
-    return learning_rate(c, warmup_steps=4000)
+    # never a warm-up shorter than the one declared (specsweep13: 4,000 offered beside a declared 10,000)
+    declared = c.result.optimizer.warmup_steps if c.result.optimizer is not None else 0
+    if declared >= POST_LN_WARMUP_STEPS:
+        return []
+    return learning_rate(c, warmup_steps=POST_LN_WARMUP_STEPS)
 
 
 #: The std of N(0, 1) cut at +-2 (torch's trunc_normal_ at 2 std, as ``truncated_normal`` draws).
@@ -1403,7 +1414,12 @@ class PostLnDepthRisk(ArchitectureRule):
         if not stack:
             return None
         step = _stack_step(result, stack)
-        return "info" if step is not None and step <= POST_LN_GENTLE_STEP else "warning"
+        if step is not None and step <= POST_LN_GENTLE_STEP:
+            return "info"
+        # a declared warm-up of the length that trains Post-LN stacks (BERT-base: 10,000 steps) is
+        # the remedy already in place (specsweep13 g27)
+        warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
+        return "info" if warm >= POST_LN_MIN_WARMUP else "warning"
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -1436,7 +1452,14 @@ class PostLnDepthRisk(ArchitectureRule):
         if step is not None:
             evidence["max_update_ratio"] = step
             evidence["update_ratio_threshold"] = POST_LN_GENTLE_STEP
-        if severity == "info" and step is not None:
+        warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
+        if warm:
+            evidence["warmup_steps"] = warm
+        if severity == "info" and (step is None or step > POST_LN_GENTLE_STEP) and warm >= POST_LN_MIN_WARMUP:
+            summary += f"; a note: the run warms up over {warm:,} steps, which is what trains such a stack"
+            explanation += (f" The optimizer warms up over {warm:,} steps ({POST_LN_MIN_WARMUP:,} or more), the "
+                            "remedy Xiong et al. found Post-LN needs: keep it (Pre-LN would not need it).")
+        elif severity == "info" and step is not None:
             summary += (f"; a note: the optimizer's first step moves the stack by at most {fmt(step)} of its "
                         f"weights, as gently as a warm-up starts")
             explanation += (

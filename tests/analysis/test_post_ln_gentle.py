@@ -37,3 +37,20 @@ def test_adams_first_step_on_the_stack_decides(lr: float, severity: str) -> None
 def test_with_no_optimizer_the_depth_alone_is_a_warning() -> None:
     f = _finding(None)
     assert f.severity == "warning" and "max_update_ratio" not in (f.evidence.model_extra or {})
+
+
+@pytest.mark.parametrize("warmup,severity", [(0, "warning"), (100, "warning"), (1000, "info"), (10000, "info")])
+def test_a_declared_warm_up_long_enough_is_the_remedy_in_place(warmup: int, severity: str) -> None:
+    # specsweep13 g27: BERT-base's recipe (Post-LN x12, Adam 1e-4, 10,000 warm-up steps) warned, and was
+    # offered a 4,000-step warm-up, shorter than its own
+    opt = {"type": "adam", "lr": 1e-3, **({"warmup_steps": warmup} if warmup else {})}
+    f = _finding(opt)
+    assert f.evidence.model_extra["max_update_ratio"] > POST_LN_GENTLE_STEP  # the step alone would warn
+    assert f.severity == severity
+    assert f.evidence.model_extra.get("warmup_steps", 0) == warmup
+    full = [g for g in check_architecture(_spec(opt), verify=False).findings if g.code == "post_ln_depth_risk"][0]
+    offered = [str(r.change) for r in full.remedies if r.id == "lower_learning_rate"]
+    if severity == "warning":  # a warm-up offered, never one shorter than declared
+        assert len(offered) == 1 and "warm-up over the first 4000 steps" in offered[0]
+    else:
+        assert not offered
