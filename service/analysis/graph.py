@@ -1221,6 +1221,21 @@ class SoftmaxCall:
     after: str | None  # the unit the tracer read last before it
     out: torch.Tensor
     counts: torch.Tensor  # [one-hot rows, rows with >= 2 unmasked entries]
+    #: a softmax over the features of the weight unit read last, on its output as that unit made it
+    #: (``F.softmax(self.conv(x), dim=1)``): its activation, if a weight layer reads it
+    #: (:func:`softmax_figures`); (its features, its mean Jacobian gain :func:`softmax_gain`), else None
+    hidden: tuple[int, torch.Tensor] | None = None
+
+
+def softmax_gain(out: torch.Tensor, dim: int) -> torch.Tensor:
+    """The root-mean-square gain of a softmax's Jacobian J = diag(p) - pp^T over ``dim`` (0-d): the
+    mean over rows of sqrt(||J||_F^2 / k), what a random backward signal keeps through it. A flat row
+    over k features (p = 1/k) gives sqrt((k - 1) / k^3), about 1/k."""
+    with torch.no_grad():
+        p = out.data.movedim(dim, -1).double()
+        p2 = (p * p).sum(dim=-1)
+        frob = p2 - 2 * (p ** 3).sum(dim=-1) + p2 * p2  # ||diag(p) - pp^T||_F^2
+        return (frob.clamp_min(0) / p.shape[-1]).sqrt().mean()
 
 
 def softmax_counts(inp: torch.Tensor, out: torch.Tensor, dim: int) -> torch.Tensor:
@@ -1291,8 +1306,7 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         out = func(*args, **(kwargs or {}))
         tracer = self.tracer
         if func in _SOFTMAXES:
-            self._softmax(args, kwargs or {}, out)
-            return out
+            return self._softmax(args, kwargs or {}, out)
         if func in _DETACHES and args and isinstance(args[0], torch.Tensor) and args[0].grad_fn is not None:
             tracer.detached.append(args[0].grad_fn)
             return out
@@ -1351,18 +1365,31 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 tracer.layer_scales.append(self.scales[id(scale)][1])
         return out
 
-    def _softmax(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+    def _softmax(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> Any:
         """Count the one-hot rows of a softmax (one reduction): an attention whose scores are not
         scaled by 1/sqrt(d_head) is one-hot in most rows at init (msweep27 linformer_lm_nosqrt:
-        80.5% against 5%), which no measured activation unit showed."""
+        80.5% against 5%), which no measured activation unit showed. A softmax over a weight
+        layer's own features (not an attention's scores, a product of two activations) is also
+        measured as that layer's possible activation (:attr:`SoftmaxCall.hidden`), and swapped as a
+        remedy's copy asks; returns the call's output."""
         inp = args[0] if args else kwargs.get("input")
         dim = args[1] if len(args) > 1 else kwargs.get("dim")
         if not (isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor) and isinstance(dim, int)
                 and out.is_floating_point() and out.dim() >= 1 and inp.shape == out.shape and out.shape[dim] >= 2):
-            return
+            return out
         module, site = self._site()
-        last = self.tracer.units[-1].name if self.tracer.units else None
-        self.softmaxes.append(SoftmaxCall(module, site, last, out, softmax_counts(inp, out, dim)))
+        units = self.tracer.units
+        rec = units[-1] if units else None
+        hidden = None
+        if (rec is not None and rec.role.kind == "weight" and rec.activation is None and _reads(inp, rec, out)
+                and out.dim() >= 2 and dim % out.dim() == (1 if rec.role.channels_first else out.dim() - 1)):
+            swap = getattr(self.model, SWAP_ATTRIBUTE, None)  # a remedy's activation swap, verified
+            if swap is not None and "softmax" in swap[0] and rec.name != swap[3]:
+                return swap[2](inp)
+            hidden = (int(out.shape[dim]), softmax_gain(out, dim))
+        self.softmaxes.append(SoftmaxCall(module, site, rec.name if rec is not None else None, out,
+                                          softmax_counts(inp, out, dim), hidden))
+        return out
 
     def _site(self) -> tuple[str, str | None]:
         """(the module whose forward made the call, its ``file:line (code)`` as :func:`caller` says
@@ -2080,6 +2107,56 @@ def softmax_figures(calls: Sequence[SoftmaxCall], value: Any, records: Sequence[
         if judged:
             host = cs[0].after if cs[0].after in names else names[0]
             figures.units[host][f"{SOFTMAX_KEY}:{module}>softmax|{site or module}"] = one_hot / judged
+        hidden = [c for c in cs if c.hidden is not None and c.after in names and _feeds_weight(c.out, records)]
+        if hidden:
+            # the layer's activation: its gain and its width (peersweep7 base_wrong_act: a conv's
+            # softmax over 32 channels, gain ~1/32, read healthy as no activation at all)
+            key = f"{hidden[0].after}>softmax|{site or module}"
+            gains = torch.stack([cast(tuple[int, torch.Tensor], c.hidden)[1] for c in hidden])
+            figures.units[cast(str, hidden[0].after)][f"{HIDDEN_SOFTMAX_KEY}:{key}"] = float(gains.mean())
+            figures.units[cast(str, hidden[0].after)][f"{HIDDEN_SOFTMAX_WIDTH}:{key}"] = float(
+                cast(tuple[int, torch.Tensor], hidden[0].hidden)[0])
+
+
+#: The figures a softmax used as a weight layer's activation leaves on that layer (:func:`softmax_figures`):
+#: its Jacobian's gain (:func:`softmax_gain`) and the features it is taken over.
+HIDDEN_SOFTMAX_KEY = "hidden_softmax_gain"
+HIDDEN_SOFTMAX_WIDTH = "hidden_softmax_features"
+#: Autograd steps a softmax's output may pass through on its way into a weight layer, those of one
+#: input besides parameters (a pooling, a reshape, a dropout, a scale); a sum, a product with another
+#: activation (an attention's p @ v, a router's gate times an expert) stops the walk.
+_FEED_DEPTH = 24
+
+
+def _param_only(node: Any, depth: int = 4) -> bool:
+    """``node`` is a parameter, or a transpose, view or cast of one (``x @ W.t()``'s)."""
+    kind = type(node).__name__
+    if kind == "AccumulateGrad":
+        return True
+    parents = [n for n, _ in node.next_functions if n is not None]
+    return (depth > 0 and (kind == "TBackward0" or kind.startswith(("ToCopy", *_RESHAPES))) and bool(parents)
+            and all(_param_only(n, depth - 1) for n in parents))
+
+
+def _feeds_weight(out: torch.Tensor, records: Sequence[Record]) -> bool:
+    """A weight unit reads ``out`` (a softmax's output), through steps of one input only."""
+    target = out.grad_fn
+    if target is None:
+        return False
+    for rec in records:
+        if rec.role.kind != "weight" or not isinstance(rec.inp, torch.Tensor):
+            continue
+        if rec.inp is out:
+            return True
+        node, seen = rec.inp.grad_fn, 0
+        while node is not None and seen < _FEED_DEPTH:
+            if node is target:
+                return True
+            inputs = [n for n, _ in node.next_functions if n is not None and not _param_only(n)]
+            if len(inputs) != 1:
+                break
+            node, seen = inputs[0], seen + 1
+    return False
 
 
 def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], seed: int

@@ -394,6 +394,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
         return [(per_sample_norm_remedy(list(det.evidence.get("layers") or [])), None)]
     if code == "nonfinite" and det.evidence.get("dtype"):
         return []  # an overflow of the model's own dtype: its explanation names the fix (_native_overflow)
+    if code == "saturation" and det.evidence.get("hidden_softmax"):
+        # a softmax used as a hidden layer's activation (peersweep7 base_wrong_act): swap it for a ReLU,
+        # verified on the copy (graph.FunctionalOps swaps a softmax over a layer's own features)
+        swap = R.relu_family_activation(where, "relu")
+        swap.change += f" ({_BIASES_ZEROED})"
+        return [(swap, _swap_edit({"softmax"}, "relu"))]
     if code == "saturation" and det.evidence.get("softmax"):
         # a softmax inside the forward fed scores far too large: the fix is their scale (1/sqrt(d_head),
         # a temperature) at the line named, which no init or activation change here makes

@@ -1003,6 +1003,9 @@ class Saturation(_Fraction):
         inner = t.fraction(hidden, *self.limits(t)) if not math.isnan(hidden) else None
         if self.output_share(result) is not None and inner != "error":
             return "warning"
+        if inner is None and self.hidden_softmaxes(result):
+            # a softmax as a layer's activation: a warning, as an attention's (peersweep7 base_wrong_act)
+            return "warning"
         if inner is None and self._softmax_fires(result, t):
             # a warning at most: a trained attention may be sharp by design; at init it means scores
             # far too large (msweep27 linformer_lm_nosqrt: 80.5% one-hot against 5% scaled)
@@ -1017,6 +1020,9 @@ class Saturation(_Fraction):
     ) -> Detection:
         hidden = super().measure(result)
         out = self.output_share(result)
+        if out is None and (math.isnan(hidden) or t.fraction(hidden, *self.limits(t)) is None) \
+                and self.hidden_softmaxes(result):
+            return self._describe_hidden_softmax(severity, result)
         if out is None and (math.isnan(hidden) or t.fraction(hidden, *self.limits(t)) is None) \
                 and self._softmax_fires(result, t):
             return self._describe_softmax(severity, result, t)
@@ -1034,6 +1040,49 @@ class Saturation(_Fraction):
             {"metric": f"max_{self.key}", "value": share, "threshold": self.OUTPUT_SHARE, "layers": [unit.name],
              "fractions": {unit.name: share}, "output": True},
             [unit])
+
+    #: A softmax used as a layer's activation is judged when its Jacobian passes less than this of a
+    #: backward signal (:func:`graph.softmax_gain`): a sigmoid's steepest slope, the most any
+    #: saturating activation passes. A flat softmax over k features gains about 1/k, below it from
+    #: k = 4 (peersweep7 base_wrong_act: 32 channels, 0.048, the gradient 9x smaller across the layer).
+    HIDDEN_SOFTMAX_GAIN = 0.25
+
+    @classmethod
+    def hidden_softmaxes(cls, result: SimulationResult) -> list[tuple[str, str, float, float, UnitStats]]:
+        """Each softmax a live module applies to a weight layer's features before another weight layer
+        reads them (``graph.softmax_figures``), whose gain is under :data:`HIDDEN_SOFTMAX_GAIN`: (its
+        name, its call site, its gain, its features, its layer), smallest gain first."""
+        prefix, width = "hidden_softmax_gain:", "hidden_softmax_features:"  # graph.HIDDEN_SOFTMAX_KEY/_WIDTH
+        found = []
+        for u in result.units:
+            for key in u.values:
+                if key.startswith(prefix):
+                    rest = key.removeprefix(prefix)
+                    name, _, site = rest.partition("|")
+                    gain = u.mean(key)
+                    if gain < cls.HIDDEN_SOFTMAX_GAIN:
+                        found.append((name, site, gain, u.mean(width + rest), u))
+        return sorted(found, key=lambda f: f[2])
+
+    def _describe_hidden_softmax(self, severity: str, result: SimulationResult) -> Detection:
+        """A softmax used as a hidden layer's activation: its outputs ~1/k, its Jacobian's gain ~1/k."""
+        hit = self.hidden_softmaxes(result)
+        name, site, gain, k, unit = hit[0]
+        return Detection(
+            self.code, severity, "min_softmax_gain", gain,
+            f"a softmax over {k:.0f} features is the activation of {unit.name} ({site}): its Jacobian passes "
+            f"{fmt(gain)} of the backward signal (a flat softmax: about 1/{k:.0f})",
+            f"The softmax at {site} is applied to {unit.name}'s features and its output feeds another weight "
+            "layer, so it acts as a hidden activation. A softmax over k features normalises them to sum to 1, "
+            "so each output is near 1/k and its Jacobian diag(p) - pp^T is near diag(1/k): both the signal "
+            "passed forward and the gradient passed back shrink by about k at this layer, and the features "
+            "compete instead of being independent. A softmax belongs on the output (or on attention scores); "
+            "use a ReLU-family activation here.",
+            {"metric": "min_softmax_gain", "value": gain, "threshold": self.HIDDEN_SOFTMAX_GAIN,
+             "layers": [f[4].name for f in hit], "gains": {f[4].name: f[2] for f in hit},
+             "features": {f[4].name: int(f[3]) for f in hit},
+             "operation": "softmax", "called_at": site, "hidden_softmax": True},
+            [u for k, u in enumerate(f[4] for f in hit) if all(u is not g[4] for g in hit[:k])])
 
     def _describe_softmax(self, severity: str, result: SimulationResult, t: Thresholds) -> Detection:
         """A softmax inside the forward one-hot in most of its rows: its scores are far too large."""
@@ -1526,7 +1575,8 @@ def _near_zero_init(u: UnitStats) -> bool:
 
 def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     """:func:`_first_step`'s ratios that large_updates judges: all of them, except the output
-    layer's when it alone is over the warning level and under the error level. At initialisation
+    layer's when it alone is over the warning level, by no more than :data:`FRESH_HEAD_MARGIN`
+    times it, and under the error level. At initialisation
     the loss's gradient on the logits is of order one (softmax minus one-hot), so a freshly
     initialised head moves a tenth of its weights at SGD 0.1 on a recipe that trains well (a
     BN-CNN's head 0.15, its convolutions 0.007-0.04); a head rewritten entirely (past 1) is still
@@ -1552,9 +1602,17 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     head = output_layer(result).name if result.units else None
     others = {n: r for n, r in ratios.items() if n != head}
     if (head in ratios and (others or normalised) and ratios[head] <= t.large_update_error
+            and ratios[head] <= FRESH_HEAD_MARGIN * t.large_update_warning
             and max(others.values(), default=0.0) <= t.large_update_warning):
         return others  # the head alone over the warning, and not rewritten: the fresh head's step
     return ratios
+
+
+#: How far over the warning line a lone output layer's first step is still a fresh head's (a
+#: healthy BN-CNN's 0.15, Adam's wide head 0.11: :func:`_judged_steps`); past it the rate is too
+#: large as for any layer (peersweep7 base_high_lr: SGD 0.5, 5x a recipe whose head moves 0.085,
+#: moves the head by 0.548 with every other layer <= 0.0997 and read healthy)
+FRESH_HEAD_MARGIN = 3.0
 
 
 class LargeUpdates(ArchitectureRule):
