@@ -270,7 +270,13 @@ _GAN_G = frozenset({"g", "gen", "generator", "netg", "errg", "lossg"})
 _GAN_D = frozenset({"d", "dis", "disc", "discriminator", "netd", "errd", "lossd", "critic"})
 # words that make a G/D-named series something else than a loss: D's outputs (D(x), D(G(z))), an
 # accuracy, a rate, a gradient penalty's norm
-_GAN_NOT_LOSS = frozenset({"real", "fake", "x", "gz", "dx", "acc", "accuracy", "lr", "prob", "score", "norm"})
+_GAN_NOT_LOSS = frozenset({"x", "gz", "dx", "acc", "accuracy", "lr", "prob", "score", "norm"})
+#: D's output on real or generated samples (pix2pix's D_real, a D_fake mean) -- unless the name says it
+#: is a loss: AdvGAN's loss_G_fake, DCGAN's errD_real and errG_fake are the players' loss terms
+#: (logsweep62 u03: loss_G_fake 0.30 -> 0.91 went unread)
+_GAN_SIDE = frozenset({"real", "fake"})
+#: words that say a G/D-named series is a loss
+_GAN_LOSS_WORDS = frozenset({"loss", "losses", "err", "errg", "errd", "lossg", "lossd"})
 
 
 #: Where a series name splits into words: separators, spaces and a lower-to-upper case change
@@ -286,8 +292,10 @@ def name_words(name: str) -> list[str]:
 def gan_part(name: str) -> str | None:
     """``"G"`` or ``"D"`` for a GAN's generator or discriminator loss as tools name them
     (``loss_G``, ``g_loss``, ``Loss/D/loss``, ``errD``, ``gen_loss``, CycleGAN's ``G_A`` and ``D_B``,
-    a CSV's ``Generator`` column), else None."""
-    words = [w.lower() for w in re.split(r"[/_.\s-]+|(?<=[a-z])(?=[A-Z])", name.strip()) if w]
+    a CSV's ``Generator`` column), else None. A name with ``real`` or ``fake`` is D's output on those
+    samples unless it says it is a loss (``loss_G_fake``, ``errD_real``) or is D's with both (``D_real+fake``)."""
+    # ("+" joins a sum's terms: DeblurGAN's D_real+fake)
+    words = [w.lower() for w in re.split(r"[/_.\s+-]+|(?<=[a-z])(?=[A-Z])", name.strip()) if w]
     # the run a file's appended runs are told apart by (run2/...) and the split it was measured on
     # (a CSV's train_G and train_D) are not part of the name
     if len(words) > 1 and re.fullmatch(r"run\d+", words[0]):
@@ -296,12 +304,20 @@ def gan_part(name: str) -> str | None:
         words = words[1:]
     if not words or set(words) & _GAN_NOT_LOSS:
         return None
+    named_loss = bool(set(words) & _GAN_LOSS_WORDS)
     g, d = bool(set(words) & _GAN_G), bool(set(words) & _GAN_D)
     if g == d:
         return None
+    side = set(words) & _GAN_SIDE
+    if d and side == _GAN_SIDE and set(words) - _GAN_SIDE - _GAN_LOSS_WORDS <= _GAN_D:
+        # D's terms on real and on generated samples summed, or both named (DeblurGAN's D_real+fake, a
+        # WGAN-GP critic's D_fake_real): D's loss, not one of its outputs (logsweep62 h06)
+        return "D"
+    if side and not named_loss:
+        return None
     # a loss by name, or the part's name alone or with a short suffix (CycleGAN's G_A, pix2pix's
     # G_L1, a CSV's Generator column; not d_model)
-    if not ({"loss", "err"} & set(words)
+    if not (named_loss
             or len(words) == 1 or (len(words) == 2 and min(len(w) for w in words) == 1 and max(map(len, words)) <= 3)):
         return None
     return "G" if g else "D"

@@ -361,6 +361,61 @@ _NO_ACCURACY = 0.05
 
 
 def zero_accuracy(run: RunLog) -> Finding | None:
+    """A task metric never once right: an accuracy at exactly 0 (:func:`_accuracy_at_zero`) or an error
+    rate at 100 % (:func:`error_rate_at_ceiling`) at every one of its points."""
+    return _accuracy_at_zero(run) or error_rate_at_ceiling(run)
+
+
+#: An error rate by its name: a word or character error rate (wer, cer, eval_wer, val/cer), an
+#: error_rate, or an error or err after a set or metric's name (val_err, top1_err, test_error)
+_RATE_NAME = re.compile(r"(?:^|[/_. -])(?:wer|cer|error[/_. -]?rate|err[/_. -]?rate)(?:[/_. -](?:epoch|step))?$")
+_ERROR_NAME = re.compile(r"[/_. -](?:err|error)(?:[/_. -](?:epoch|step))?$")
+#: An error rate this many times or more at or above 100 %, at every one of them: nothing right, ever
+_CEILING_POINTS = 5
+
+
+def error_rate_at_ceiling(run: RunLog) -> Finding | None:
+    """An error rate at 100 % or more (1.0 as a fraction, 100 in percent) at every one of its 5 or
+    more points: not one sample, word or character right at any evaluation (logsweep62 u07, a data2vec
+    CTC fine-tune: WER exactly 1.0 at all 69 evaluations while its training loss fell 36 % to the
+    level of a blank-only output). A word error rate can pass 1.0 (insertions); a rate named only
+    "err"/"error" (which a regression's error can be too) is judged only where it sits exactly at
+    1.0 or 100. Values above 1.5 read as percent (as :func:`as_fraction` does for accuracies); below,
+    half the points must be exactly 1.0, as a percent rate of 1.0-1.5 % is a good model's."""
+    for s in run.by_role("metric"):
+        name = s.name.lower()
+        rate = bool(_RATE_NAME.search(name))
+        if not rate and not _ERROR_NAME.search(name):
+            continue
+        steps, v = finite(s)
+        if len(v) < _CEILING_POINTS or float(v.min()) < 0:
+            continue
+        percent = float(v.max()) > 1.5
+        ceiling = 100.0 if percent else 1.0
+        # (a rate of 1.0-1.5 may be a fine model's percent, a CER of 1.2 %: as a fraction it must sit at
+        # exactly 1.0, the blank output's, at half its points or more)
+        at = bool(float(v.min()) >= ceiling and (percent or float(np.median(v)) == ceiling)) if rate \
+            else bool(np.all(v == ceiling))
+        if not at:
+            continue
+        level = float(np.median(v))
+        return finding(
+            "loss_plateau", "warning",
+            f"{s.name} is at {level:.4g}" + (" or more" if float(v.max()) > level else "")
+            + f" ({level / ceiling:.0%} errors) at all {len(v)} points ({s.between(steps[0], steps[-1])}): "
+            "the model never gets anything right",
+            "An error rate of 100 % at every evaluation means not one prediction is right, whatever the loss "
+            "does: a speech model trained with CTC that emits only blanks (empty transcripts: every word "
+            "deleted) scores a WER of exactly 1.0 while its loss falls to the blank-only level and stalls there. "
+            "Check the vocabulary and the labels against the tokenizer (an empty or mismatched vocabulary, "
+            "targets that are all padding), the learning rate (too small to leave the blank-only output, or "
+            "too large), and that the decoder reads the model's outputs.",
+            {"metric": s.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": level, "threshold": ceiling,
+             "points": int(len(v))}, [])
+    return None
+
+
+def _accuracy_at_zero(run: RunLog) -> Finding | None:
     """An accuracy (top-k included) exactly 0 at every one of its 5 or more points while the training
     loss fell by half or more: what the model learns never once shows where it is measured (ls16, a
     YOLO classifier: accuracy_top1 and top5 0 for 22 epochs, train/loss 2.52 -> 0.05): classes mapped

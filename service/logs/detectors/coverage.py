@@ -114,7 +114,9 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "Log the loss too (MXNet: eval_metric=['acc', 'ce']; Keras logs it by default).",
             {"metric": accuracy[0].name, "steps": None, "value": 0.0,
              "series": [s.name for s in run.series][:50]}, [])]
-    named = [s for s in run.series if s.role == "metric" and "loss" in s.name.lower()
+    # a GAN player's loss counts however it is named (pix2pix's G_GAN and G_L1 hold no "loss"): a log
+    # of them is not one without a loss (logsweep62 h06, a DeblurGAN loss_log.txt read as nothing to judge)
+    named = [s for s in run.series if s.role == "metric" and ("loss" in s.name.lower() or gan_part(s.name) is not None)
              and bool(np.any(np.isfinite(s.values)))]
     if not main and named:
         # an actor's and a critic's losses, two autoencoders' (faceswap's loss_A, loss_B), a value

@@ -118,6 +118,11 @@ _D_AHEAD_SHARE = 0.05
 _D_AHEAD_FRACTION = 0.2
 _G_BEHIND = 2.0
 _D_AHEAD_POINTS = 50
+#: ... or, at any level, a running median at or under this share of its early level (a fall of 90 %
+#: or more) with the same generator at :data:`_G_BEHIND` times its start: an LSGAN's D need not reach
+#: 0.01 to have won (logsweep62 u03, AdvGAN: loss_D 0.405 -> 0.027, 6.7 % of its start, while
+#: loss_G_fake tripled 0.30 -> 0.91, near LSGAN's ceiling of 1)
+_D_FELL_SHARE = 0.1
 
 
 def _partner(d: Series, generators: list[Series]) -> Series | None:
@@ -130,12 +135,19 @@ def _partner(d: Series, generators: list[Series]) -> Series | None:
     return generators[0] if len(generators) == 1 else None
 
 
+def _start(v: np.ndarray) -> float:
+    """Where a GAN player's loss began: the median of its first 2 % of points (5 at least)."""
+    return float(np.median(v[:max(5, len(v) // 50)]))
+
+
 def discriminator_ahead(run: RunLog) -> Finding | None:
     """A GAN whose discriminator loss, not exactly 0 but printed near it, sat under
     :data:`_D_AHEAD_LEVEL` (and :data:`_D_AHEAD_SHARE` of where it began) for a fifth of the run or
     more while its generator's loss stood at :data:`_G_BEHIND` times its own start (a CycleGAN's
     D_B at 0.002-0.006 and G_B at 0.97, LSGAN's ceiling, for 60 of 200 epochs: logsweep57): the
     discriminator tells real from fake all but perfectly there and the generator learns little.
+    So too a discriminator loss fallen to :data:`_D_FELL_SHARE` of where it began, at any level,
+    with the generator's as far behind (AdvGAN's loss_D 0.405 -> 0.027, loss_G_fake 0.30 -> 0.91).
     A WGAN critic's loss goes below 0 and is not judged."""
     if run.first("loss") is not None:
         return None
@@ -150,28 +162,37 @@ def discriminator_ahead(run: RunLog) -> Finding | None:
         window = max(5, len(v) // 20)
         med = smooth(v, window)
         early = float(np.median(v[:max(5, len(v) // 10)]))
-        ahead = med <= min(_D_AHEAD_LEVEL, _D_AHEAD_SHARE * early)
-        if early <= 0 or np.count_nonzero(ahead) < _D_AHEAD_FRACTION * len(v):
-            continue
         g_steps, g_v = finite(g)
         if len(g_v) < _D_AHEAD_POINTS:
             continue
         g_med = smooth(g_v, max(5, len(g_v) // 20))
         g_early = float(np.median(g_v[:max(5, len(g_v) // 10)]))
-        at = np.searchsorted(g_steps, steps[ahead]).clip(0, len(g_v) - 1)
-        behind = float(np.median(g_med[at]))
-        if g_early <= 0 or behind < _G_BEHIND * g_early:
+        # near 0 (the first rule), else fallen 90 % from where it began, the generator behind either
+        # way. Where it began is the median of its first 2 % of points: a game lost within the first
+        # tenth of the run (u03's D at 0.185 by then) has no "early level" of its first tenth
+        start, g_start = _start(v), _start(g_v)
+        for level, base, g_base in ((min(_D_AHEAD_LEVEL, _D_AHEAD_SHARE * early), early, g_early),
+                                    (_D_FELL_SHARE * start, start, g_start)):
+            ahead = med <= level
+            if base <= 0 or g_base <= 0 or np.count_nonzero(ahead) < _D_AHEAD_FRACTION * len(v):
+                continue
+            at = np.searchsorted(g_steps, steps[ahead]).clip(0, len(g_v) - 1)
+            behind = float(np.median(g_med[at]))
+            if behind >= _G_BEHIND * g_base:
+                early, g_early = base, g_base
+                break
+        else:
             continue
         idx = np.nonzero(ahead)[0]
         first, last = float(steps[idx[0]]), float(steps[idx[-1]])
         low = float(np.median(v[idx]))
         end = float(np.median(v[-max(5, len(v) // 10):]))
-        ended = ("and is still there at the end" if end <= min(_D_AHEAD_LEVEL, _D_AHEAD_SHARE * early)
+        ended = ("and is still there at the end" if end <= level
                  else f"before it rose again to {end:.3g} at the end")
         return finding(
             "loss_plateau", "warning",
             f"the discriminator was winning: {d.name}'s running median stayed at or under "
-            f"{min(_D_AHEAD_LEVEL, _D_AHEAD_SHARE * early):.3g} (median {low:.3g}, from {early:.3g} early) on "
+            f"{level:.3g} (median {low:.3g}, from {early:.3g} early) on "
             f"{len(idx)} of its {len(v)} points ({d.between(first, last)}) while {g.name} stood at "
             f"{behind:.3g}, {behind / g_early:.3g}x its start, {ended}",
             "A discriminator loss near 0 means it tells real from generated samples almost perfectly; its output "
@@ -180,7 +201,7 @@ def discriminator_ahead(run: RunLog) -> Finding | None:
             "two: a lower discriminator learning rate or fewer discriminator steps, label smoothing or instance "
             "noise, a replay buffer of generated images, or a non-saturating/Wasserstein loss.",
             {"metric": d.name, "steps": [_num(first), _num(last)], "value": low,
-             "threshold": min(_D_AHEAD_LEVEL, _D_AHEAD_SHARE * early), "points": int(len(idx)),
+             "threshold": level, "points": int(len(idx)),
              "generator": g.name, "generator_ratio": behind / g_early, "early_level": early, "final": end},
             [lower_lr(run, at_step=first, why="the discriminator overpowered the generator")])
     return None

@@ -101,13 +101,17 @@ _SPLIT_WORD = r"(?:train|training|val|vali|valid|validation|eval|test)"  # (Info
 # name, or every such line reads as one "loss" (PyTorch-YOLOv3 forks print eight of them)
 _LOSS_QUALIFIER = (r"(?!(?:the|a|an|of|and|or|in|on|to|for|with|is|at|by|this|that|no|its|per|our|your|my)[ \t])"
                    r"[A-Za-z]{1,16}")
+# a sum's terms joined by "+" inside one name before its ":" or "=" (DeblurGAN's "D_real+fake: -0.112",
+# a VAE's "loss_ce+kl= 3.1"), each side two characters or more: read as "fake" alone, the name lost
+# its player (logsweep62 h06); "a+b=3" in prose stays "b", as before
+_PLUS_JOINED = r"(?:(?<=\w\w)\+[^\W\d][\w./-]+)*"
 # "name: 1", "name=1", the Trainer's console dicts "'name': 1", and a split word before a name
 # ("Validation Loss: 0.07", "Val loss : 10288") that tells a validation loss from a training one
 # (and after it: NICE-EEG's "loss val: 6.6089"; a split word before an accuracy: "train acc: 0.50")
 _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|"
                  rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
                  rf"learning[ \t](?=rate\b)|(?:mean|average|avg|total|episode|episodic)[ \t](?=rewards?\b|returns?\b))?"
-                 rf"[^\W\d][\w./-]*)['\"]?"
+                 rf"[^\W\d][\w./-]*{_PLUS_JOINED})['\"]?"
                  # a copula before the separator is part of it (Paddle's prints: "loss is: 2.50, acc is: 0.07")
                  rf"(?:[ \t]+(?:is|was|are)(?=[ \t]*[:=]))?(?P<sep>\s*[:=]\s*(?:=\s*)?)"
                  rf"(?P<q>['\"]?)(?P<val>{_NUM})(?P=q){_END}", re.IGNORECASE)  # fairseq's JSON quotes numbers
