@@ -42,6 +42,20 @@ from gradhealth.webhooks import outbox
 # --- configuration -------------------------------------------------------------------------------
 
 
+def _params_schema(schema: dict[str, Any]) -> None:
+    """The schema of ``params`` says what ``_utf8`` refuses (a generated client, or a fuzzer, then
+    knows): a key holds no control character, a value no NUL."""
+    schema["propertyNames"] = {"maxLength": 255, "pattern": "^[^\\x00-\\x1f]*$"}
+    schema["additionalProperties"] = {"type": "string", "maxLength": 1000, "pattern": "^[^\\x00]*$"}
+
+
+class RunThresholds(LogThresholds):
+    """The log check's thresholds as a run's config takes them: a name that is none of them is
+    refused, and the schema says so (``additionalProperties: false``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
 class RunConfig(BaseModel):
     """What a run's diagnosis needs beyond its points (what a log's params would hold). Any other
     field is refused (422 at its pointer): a misspelt ``clip_treshold`` would otherwise be dropped."""
@@ -54,9 +68,9 @@ class RunConfig(BaseModel):
     num_classes: int | None = Field(None, ge=2, le=1_000_000,
                                     description="classes of a classifier (a loss flat at ln k is at chance)")
     params: dict[Annotated[str, Field(max_length=255)], Annotated[str, Field(max_length=1000)]] = Field(
-        default_factory=dict, max_length=100,
+        default_factory=dict, max_length=100, json_schema_extra=_params_schema,
         description="other hyper-parameters, as a log's params (e.g. max_grad_norm)")
-    thresholds: LogThresholds | None = Field(
+    thresholds: RunThresholds | None = Field(
         None, description="the log check's thresholds: the fields given override the service's")
 
     @field_validator("params", mode="before")

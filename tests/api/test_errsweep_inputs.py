@@ -105,7 +105,7 @@ def test_a_sexagesimal_yaml_integer_is_422_at_its_pointer(app):
 
 
 @pytest.mark.parametrize("url, allowed", [
-    ("/v1/runs?kind=bogus", "cursor, limit, status"),
+    ("/v1/runs?kind=bogus", "cursor, limit, stale, status"),
     ("/v1/jobs?stauts=queued", "cursor, kind, limit, status"),
 ])
 def test_list_endpoints_refuse_unknown_query_parameters_naming_those_they_take(app, url, allowed):

@@ -56,8 +56,9 @@ CONTENT_REFUSALS: dict[str, set[str]] = {
     "POST /v1/runs/{run_id}/points": {"invalid-points"},
     "GET /v1/runs": {"invalid-cursor"},
     # A run's warning/error threshold pairs must be ordered (alone and against the service's): a
-    # relation between two fields, each valid alone, which JSON Schema cannot state.
-    "POST /v1/runs": {"inverted-thresholds"},
+    # relation between two fields, each valid alone, which JSON Schema cannot state; so is
+    # ?take_over=true's need of the X-Gradhealth-Writer header (a query's on a header).
+    "POST /v1/runs": {"inverted-thresholds", "take-over-needs-writer"},
 }
 # invalid-spec passes only where every error points at a layer (nested in a block or not): a
 # field's own rule is the schema's.
