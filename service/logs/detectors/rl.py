@@ -152,27 +152,65 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
     return out[:3]
 
 
+#: A fall that is no share of the start's size but stands out from the series' own noise: at least
+#: this share of the start's size (of the early level's spread where the start is nearer 0 than
+#: that) and this many standard errors of the early level, held over the whole last fifth.
+#: logsweep62 u02: an SB3 PPO on Mario, ep_rew_mean 2519-2572 over its first tenth (spread 79, one
+#: effective sample: a 100-episode mean moves in steps), then 1444 to the end: a 43 % fall (1076),
+#: under the half of the start asked of any fall, 10.8 standard errors. A return's distance from 0
+#: is the task's offset (distance walked, a survival bonus), not a scale for its falls.
+_FALL_SHARE = 0.25
+_FALL_SE = 10.0
+
+
+def _early_se(v: np.ndarray, head: int, noise: float) -> tuple[float, float]:
+    """The spread of the series' first ``head`` points (1.4826 MADs: a standard deviation robust to
+    a jump) and the standard error of their median, counting the points as independent only as far
+    as the episode-to-episode ``noise`` says they are: a running mean whose points move less from one
+    to the next than over the tenth counts as few samples (``head * (noise / spread)**2``, 1 at
+    least), episodes that vary independently as all of them."""
+    early = v[:head]
+    spread = 1.4826 * float(np.median(np.abs(early - np.median(early))))
+    if not spread > 0:
+        spread = noise
+    if not spread > 0:
+        return 0.0, 0.0
+    effective = min(float(head), max(1.0, head * (noise / spread) ** 2))
+    return spread, 1.2533 * spread / math.sqrt(effective)  # (1.2533: a median's standard error)
+
+
 def _fell_below_start(s: Series, steps: np.ndarray, sm: np.ndarray, start: float, end: float, noise: float,
                       tail: int, run: RunLog) -> Finding | None:
     """An outcome that never climbed clear of where it started and ends far below it: the median of
     its last fifth and its last running median under the start by half the start's size and by 4
     standard errors of a median of that many noisy episodes (LunarLander under DQN: -154 over its first episodes, -948
-    over its last). An agent that ends worse than its untrained policy has been made worse by
-    training; where the series is at 0 (a success rate) it cannot fall."""
+    over its last); or, a smaller fall, by a quarter of the start's size (of the early level's spread
+    where larger) and by ten standard errors of the early level, every running median of the last
+    fifth that far down (:data:`_FALL_SE`). An agent that ends worse than its untrained policy has
+    been made worse by training; where the series is at 0 (a success rate) it cannot fall."""
+    n = len(steps)
     need = max(0.5 * abs(start), 4 * 1.2533 * noise / math.sqrt(tail))  # (1.2533: a median's standard error)
+    threshold, against = 0.5, ""
     # the last fifth's median and the last running median both that far down: a fall that stays
     if not need > 0 or not (end < start - need and sm[-1] < start - need):
-        return None
+        spread, se = _early_se(np.asarray(finite(s)[1]), max(2, n // 10), noise)
+        need = max(_FALL_SHARE * max(abs(start), spread), _FALL_SE * se)
+        if not (need > 0 and se > 0 and end < start - need and bool(np.all(sm[-tail:] < start - need))):
+            return None
+        threshold = _FALL_SHARE
+        against = (f", {(start - end) / se:.3g} standard errors of its first tenth's level (spread {spread:.3g}), "
+                   "held over the whole last fifth")
     return finding(
         "reward_collapse", "warning",
-        f"{s.name} fell from {start:.4g} (its first tenth) to {end:.4g} over the last {tail} of {len(steps)} points "
-        f"and stayed there: the agent ends worse than it started (running medians)",
+        f"{s.name} fell from {start:.4g} (its first tenth) to {end:.4g} over the last {tail} of {n} points "
+        f"and stayed there{against}: the agent ends worse than it started (running medians)",
         "The agent's return got worse with training and stayed worse: its updates push the policy away from what "
         "its first episodes did (a learning rate too large for the policy or the critic, a reward whose sign or "
         "scale is wrong, exploration that decays into a bad deterministic policy). The untrained policy scored "
         "better.",
         {"metric": s.name, "steps": [_num(float(steps[0])), _num(float(steps[-1]))],
-         "value": (start - end) / abs(start) if start else math.inf, "threshold": 0.5, "start": start, "last": end},
+         "value": (start - end) / abs(start) if start else math.inf, "threshold": threshold, "start": start,
+         "last": end, **({"standard_errors": (start - end) / se} if against else {})},
         [lower_lr(run, at_step=float(steps[0]), why=f"{s.name} fell below where it started")])
 
 

@@ -77,6 +77,12 @@ a last line ``{"gradhealth_recorder": "end", "logged_steps": 300}``. A file with
 no end record was cut off (the training script crashed or was killed): it is read, with the warning
 ``truncated_log``.
 
+**A wide table aligned with blanks** (no commas or tabs: the PyTorch Mario tutorial's ``MetricLogger``,
+``Episode  Step  Epsilon  MeanReward ... Time``): a first line of three or more names, then rows with as
+many cells, mostly numbers (a trailing date and time counts as one cell). Its step is the step key
+above (``Step``, else ``Episode``...; else ``Epoch``, else the row); a column of text (a timestamp) is
+left out with a note. Tables the text reader reads (Ultralytics', fastai's consoles) stay its own.
+
 **Stable-Baselines3's Monitor CSV** (``monitor.csv``: a ``#{"t_start": ...}`` line, then ``r,l,t``
 per episode) is read as :mod:`gradhealth.logs.readers.monitor` reads it. In any CSV, leading ``#``
 comment lines above the header are passed over.
@@ -103,6 +109,7 @@ from gradhealth.errors import LogError
 from gradhealth.logs.readers.monitor import monitor_layout, read_monitor
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import (
+    ALIGNED,
     CORE_ROLES,
     BadRow,
     CsvRows,
@@ -110,6 +117,7 @@ from gradhealth.logs.readers.textio import (
     Points,
     Record,
     after_comments,
+    aligned_header,
     check_header,
     csv_header,
     delimiter,
@@ -165,6 +173,9 @@ _ARRAY_STEP = re.compile(rb'"(?:step|global_step|iteration|iter|epoch)"\s*:\s*-?
 _RUN_RECORDS = 3  # records in rising order before a step that goes back starts a new run
 _MAX_RUNS = 50    # runs appended to one file read and judged at most (the last ones)
 _MIN_UNIX_TIME = 1e8  # a ``time`` below this (1973) is a duration (detectron2's seconds per iteration)
+#: A table aligned with blanks is claimed this surely: under any score the text reader gives a console
+#: it reads (0.3 and up; registered after this reader, it loses ties), above nothing (logsweep62 u01).
+_ALIGNED_SCORE = 0.28
 
 
 _INT_DIGITS = re.compile(r"value has (\d+) digits")
@@ -353,7 +364,10 @@ class NativeReader:
             return 0.5  # SB3's monitor.csv: the sb3_monitor reader's, read here too (--log-format native)
         header = csv_header(head)
         if header is None:
-            return 0.0
+            # a table aligned with blanks (the PyTorch Mario tutorial's MetricLogger): claimed below
+            # every console the text reader reads (its scores are 0.3 and up), so Ultralytics',
+            # scikit-learn's and fastai's aligned tables stay the text reader's (logsweep62 u01)
+            return _ALIGNED_SCORE if aligned_header(head) is not None else 0.0
         lines = first_lines(after_comments(head), 2)  # the header and the row below it
         if step_key(header, epoch=False) is None and step_key(header) == _EPOCH and any(
                 _RL_COLUMN.search(c) for c in header):
@@ -495,6 +509,9 @@ class NativeReader:
         header = csv_header(head)
         if header is not None and _is_long(header):
             return self._read_long_csv(path, limits)
+        aligned = aligned_header(head) if header is None else None
+        if aligned is not None:
+            return self._read_aligned(path, limits, aligned)
         step: str | None = step_key(header or [], epoch=False) or ("" if header and _pandas_index(header) else None)
         tensorboard = [c.strip().lower() for c in header or []] == ["wall time", "step", "value"]
         points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native", sep=delimiter(head),
@@ -516,6 +533,17 @@ class NativeReader:
                                          tail=f"; the first {first - 1} are not read" if first > 1 else ""), *warnings]
                 return RunLog(format=self.name, source=path.name, series=series, warnings=warnings, runs=names)
         return RunLog(format=self.name, source=path.name, series=series, warnings=warnings)
+
+    def _read_aligned(self, path: Path, limits: ReadLimits, header: list[str]) -> RunLog:
+        """A wide table aligned with blanks (:func:`~gradhealth.logs.readers.textio.aligned_header`):
+        stepped by its step column (``Step``, else ``Episode``, ``Iter``...; else ``Epoch``, by epoch;
+        else by row), each other numeric column a series; a text column (the Mario logger's ISO
+        ``Time``) is left out with a note."""
+        step = step_key(header)
+        points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native", sep=ALIGNED)
+        unit = "epoch" if step is not None and step.lower() == _EPOCH else "step"
+        return RunLog(format=self.name, source=path.name, series=points.build(role=native_role, step_unit=unit),
+                      warnings=warnings)
 
     def _read_long_csv(self, path: Path, limits: ReadLimits) -> RunLog:
         fast = _fast_long_csv(path, limits)

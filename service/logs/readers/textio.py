@@ -438,6 +438,53 @@ def _heads_numbers(row: list[str], below: list[str], sep: str) -> bool:
     return all(len(r) == len(row) and all(_numeric(c) for c in r) for r in rows)
 
 
+#: The separator :class:`CsvRows` and :func:`read_wide_csv` take for a table whose columns are
+#: aligned with blanks (:func:`aligned_header`): its cells are split at runs of spaces.
+ALIGNED = " "
+#: A column's name in an aligned table's header: an identifier (``MeanReward``, ``val/acc``, ``mAP@.5``).
+_ALIGNED_NAME = re.compile(r"[A-Za-z_][\w./@%-]*")
+#: A piece of a date or time written in words and numbers (``2023-10-14``, ``12:36:54.120``, ``Oct``,
+#: ``PM``, ``+0200``): a row's last cell may be a timestamp of several such pieces.
+_TIME_PIECE = re.compile(r"(?:\d{1,4}[-/.:]){1,3}\d{1,4}(?:[.,]\d+)?Z?|[A-Za-z]{3}|\d{1,4}|[AaPp][Mm]|UTC|[+-]\d{2}:?\d{2}")
+#: Rows below an aligned table's header that must all match it, and the lines of the head looked at.
+_ALIGNED_ROWS = 3
+_ALIGNED_SAMPLE = 20
+
+
+def aligned_cells(line: str, width: int | None = None) -> list[str]:
+    """The cells of a line of a table aligned with blanks: its tokens, where a row of ``width``
+    columns holds more, the last ones joined into one cell when they are the pieces of a date and
+    time (``2023-10-14 12:36:54``, ``Sat Oct 14 12:36:54 2023``), the timestamp column's one value."""
+    tokens = line.split()
+    if width is not None and 0 < width < len(tokens):
+        tail = tokens[width - 1:]
+        if all(_TIME_PIECE.fullmatch(t) for t in tail) and any(":" in t for t in tail):
+            tokens = [*tokens[:width - 1], " ".join(tail)]
+    return tokens
+
+
+def aligned_header(head: bytes) -> list[str] | None:
+    """The column names of a table whose columns are aligned with blanks, not commas or tabs (the
+    PyTorch Mario tutorial's ``MetricLogger``: ``Episode  Step  Epsilon  MeanReward ... Time``; what
+    ``column -t`` prints), else None. Its first line (after leading ``#`` comments) is three or more
+    distinct names, each an identifier; every line below it in the head (three at least) has as many
+    cells (a trailing timestamp of several pieces is one cell, :func:`aligned_cells`), two thirds of
+    them and two at least numbers or missing values. Prose, ``key value`` lines (half of them names)
+    and consoles with lines of other shapes are no such table (logsweep62 u01)."""
+    lines = first_lines(after_comments(head), _ALIGNED_SAMPLE + 1)
+    if len(lines) < _ALIGNED_ROWS + 1 or "\t" in lines[0] or "," in lines[0]:
+        return None
+    names = lines[0].split()
+    if len(names) < 3 or len(set(names)) != len(names) or not all(_ALIGNED_NAME.fullmatch(c) for c in names):
+        return None
+    for line in lines[1:]:
+        cells = aligned_cells(line, len(names))
+        numbers = sum(_numeric(c) or c.lower() in MISSING for c in cells)
+        if len(cells) != len(names) or numbers < 2 or 3 * numbers < 2 * len(cells):
+            return None
+    return names
+
+
 def row_failed(name: str, lineno: int, error: BadRow, cut: bool, warnings: list[LogWarning], *,
                sep: str = ":") -> None:
     """A table row a reader could not read: on the file's cut-off last line a ``truncated_log``
@@ -451,7 +498,8 @@ def row_failed(name: str, lineno: int, error: BadRow, cut: bool, warnings: list[
 class CsvRows:
     """A CSV file's records as (line number, cells), used as a context manager that closes the file.
 
-    Leading ``#`` comment lines are passed over (:func:`leading_comments`); ``cells`` is None for a
+    Leading ``#`` comment lines are passed over (:func:`leading_comments`); with ``sep=ALIGNED`` the
+    cells of a table aligned with blanks are its tokens (:func:`aligned_cells`); ``cells`` is None for a
     last line cut off inside a quoted field; blank lines are skipped; ``lines.unterminated_last``
     says whether the record just returned is an unterminated last line.
     """
@@ -475,6 +523,15 @@ class CsvRows:
     def __iter__(self) -> Iterator[tuple[int, list[str] | None]]:
         lines = self.lines
         skip = self._skip
+        if self.sep == ALIGNED:
+            # a table aligned with blanks: no quoting, cells split at runs of spaces, its width the header's
+            width: int | None = None
+            for text in lines:
+                cells = aligned_cells(text, width) if lines.lineno > skip else []
+                if cells:
+                    width = width or len(cells)
+                    yield lines.lineno, cells
+            return
         reader = csv.reader((text for text in lines if lines.lineno > skip), delimiter=self.sep)
         while True:
             try:
@@ -520,7 +577,7 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
     With ``skip_repeated_header``, a row equal to the header (files appended to) is skipped with a
     warning. Rows on lines before ``from_line`` are not read (a caller keeping only the last of
     several runs appended to one file); the header is still the file's first row. ``sep``: the
-    column separator (``\\t`` for a tab-separated table).
+    column separator (``\\t`` for a tab-separated table, :data:`ALIGNED` for one aligned with blanks).
     """
     warnings: list[LogWarning] = []
     points = Points(path.name, limits)
