@@ -779,6 +779,10 @@ class _Translator:
         """Spec layers of one Keras layer, given the layout of its input (vector, sequence,
         image, channels or tokens)."""
         name = str(cfg.get("name", cls))
+        if cfg.get("data_format") == "channels_first":
+            # every spec layer is channels-last here (a pool over the other axis, a transposed
+            # convolution): the graph door runs it so (keras_graph._channels_last)
+            self.fail(name, "data_format channels_first is read by the graph door")
         if cls == "Dense":
             if layout in ("image", "channels"):
                 self.fail(name, "Dense on a convolution's output without Flatten is not supported "
@@ -793,8 +797,6 @@ class _Translator:
             dil = self._square(cfg.get("dilation_rate", 1), name)
             if dil != 1 or int(cfg.get("groups", 1)) != 1:
                 self.fail(name, "dilated or grouped convolutions are not supported")
-            if cfg.get("data_format") == "channels_first":
-                self.fail(name, "data_format channels_first is not supported (Keras' default is channels_last)")
             if rank == 1 and layout in ("sequence", "tokens"):
                 # Keras convolves (timesteps, features) along its timesteps, features the channels; the
                 # spec's conv1d reads [channels, length]: the graph door reads it (kerassweep6: an
@@ -1029,6 +1031,11 @@ class _Translator:
         except ValueError as exc:
             self.fail(name, str(exc))
             act, gate, reset_after = "tanh", "sigmoid", True
+        if kind != "rnn" and (act != "tanh" or gate not in ("sigmoid", "hard_sigmoid")):
+            # the spec's cells are tanh with a (hard) sigmoid gate; the graph door's take the rest
+            self.fail(name, f"{cls} with activation {act} and recurrent_activation {gate.split('/')[0]} is "
+                            "read by the graph door")
+            act, gate = "tanh", "sigmoid"
         if cfg.get("go_backwards"):  # the spec's recurrent layers read forwards; the graph door reverses
             self.fail(name, f"{cls} with go_backwards is read by the graph door")
         out: dict[str, Any] = {

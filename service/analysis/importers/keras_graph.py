@@ -563,6 +563,20 @@ def _attention_shape(cfg: dict[str, Any], shapes: list[Shape]) -> tuple[Shape, l
     return (t, out), weights
 
 
+def attention_inner(node: Node) -> int:
+    """Values per sample a MultiHeadAttention holds besides its output (for the memory plan): the
+    scores and their softmax (heads x T x S each) and the per-head query, key, value and attended
+    value (kerassweep13 h02: 4 blocks of 4 heads over 640 steps are 13M values per sample, 13 GB at
+    batch 64 with their gradients, uncounted until then: the process was killed at 22.6 GB)."""
+    if len(node.in_shapes) != 3 or any(len(s) != 2 for s in node.in_shapes):
+        return 0
+    # from the config (validated by _attention_shape): a shared layer's later calls have no weights
+    heads, key_dim = int(node.cfg["num_heads"]), int(node.cfg["key_dim"])
+    value_dim = int(node.cfg.get("value_dim") or key_dim)
+    t, s = node.in_shapes[0][0], node.in_shapes[1][0]
+    return heads * (2 * t * s + (t + s) * key_dim + (s + t) * value_dim)
+
+
 def recurrent_cell(cls: str, cfg: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
     """(recurrent class, its config, directions) of a recurrent layer ``cls`` with config ``cfg``,
     or of a Bidirectional's layer (concatenated: its backward layer is a copy of the forward one);
@@ -608,19 +622,29 @@ def mirrored_backward(layer: Any, backward: Any) -> bool:
             and rest(backward.get("config")) == rest(layer.get("config")))
 
 
+#: The activations an LSTM/GRU cell computes (:data:`gradhealth.analysis.cells.ACTIVATION_FUNCTIONS`,
+#: the ones a Dense has here): its own (candidate and cell state) and its gates'. Not softmax.
+CELL_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")
+
+
 def recurrent_gates(cls: str, cfg: dict[str, Any]) -> tuple[str, str, bool]:
     """(activation, gate activation in Keras' name, reset_after) of a recurrent config, refusing
-    what the cells in :mod:`gradhealth.analysis.cells` do not compute."""
-    from gradhealth.analysis.importers.keras import _name_of
-
+    what the cells in :mod:`gradhealth.analysis.cells` do not compute. An LSTM/GRU whose own
+    activation is not tanh has it after the gate's, ``"sigmoid/relu"``: what
+    :func:`gradhealth.analysis.cells.mark` takes (so the torch half's cell is built with it);
+    SimpleRNN is torch's cell, tanh or relu."""
     act = _activation(cfg.get("activation", "tanh"))
-    if act not in (("tanh", "relu") if cls == "SimpleRNN" else ("tanh",)):
+    if act not in (("tanh", "relu") if cls == "SimpleRNN" else CELL_ACTIVATIONS):
         raise ValueError(f"{cls} with activation {act} is not supported")
-    gate = {"sigmoid": "sigmoid", "hardsigmoid": "hard_sigmoid"}.get(
-        _name_of(cfg.get("recurrent_activation", "sigmoid"))[0], "")
-    if cls != "SimpleRNN" and not gate:
+    try:
+        gate = _activation(cfg.get("recurrent_activation", "sigmoid"))
+    except ValueError:
+        gate = ""
+    if cls != "SimpleRNN" and gate not in CELL_ACTIVATIONS:
         raise ValueError(f"recurrent_activation {cfg.get('recurrent_activation')!r} is not supported "
-                         "(sigmoid, hard_sigmoid)")
+                         f"({', '.join(CELL_ACTIVATIONS)})")
+    if cls != "SimpleRNN" and act != "tanh":
+        gate = f"{gate}/{act}"
     # go_backwards is simulated (keras_torch._Recurrent reads the sequence reversed); a stateful
     # layer carries its state from one batch to the next, which one simulated step has no notion of
     if cfg.get("stateful"):
@@ -632,8 +656,11 @@ def recurrent_gates(cls: str, cfg: dict[str, Any]) -> tuple[str, str, bool]:
 
 def spec_gate(gate: str, keras3: bool) -> str:
     """The spec's ``recurrent_activation`` for Keras' gate name in a file of Keras 3 (or not):
-    Keras 3 redefined hard_sigmoid as relu6(x + 3) / 6; Keras 2's is 0.2x + 0.5."""
-    return "hard_sigmoid_keras2" if gate == "hard_sigmoid" and not keras3 else gate
+    Keras 3 redefined hard_sigmoid as relu6(x + 3) / 6; Keras 2's is 0.2x + 0.5 (each name of a
+    ``gate/activation`` pair, :func:`recurrent_gates`)."""
+    if keras3:
+        return gate
+    return "/".join("hard_sigmoid_keras2" if g == "hard_sigmoid" else g for g in gate.split("/"))
 
 
 def _recurrent_shape(node: Node, x: Shape, states: Sequence[Shape] = ()) -> tuple[Shape, list[tuple[str, Shape]]]:
@@ -702,8 +729,9 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         return _recurrent_shape(node, x, shapes[1:])
     if len(shapes) != 1:
         raise ValueError(f"{cls} with {len(shapes)} inputs is not supported")
-    if cfg.get("data_format") == "channels_first":
-        raise ValueError("data_format channels_first is not supported (Keras' default is channels_last)")
+    if cfg.get("data_format") == "channels_first":  # what _channels_last does not run channels-last
+        raise ValueError("data_format channels_first is supported on convolutions, pooling, padding, "
+                         "cropping and upsampling outside a TimeDistributed only")
     bias = bool(cfg.get("use_bias", True))
     if cls in RECURRENT or cls == "Bidirectional":
         return _recurrent_shape(node, x)
@@ -1013,6 +1041,47 @@ def _check_layer(node: Node) -> None:
         raise ValueError("Softmax with a mask input is not supported")
 
 
+#: Layers that take Keras' ``data_format``: those that keep a channels axis run channels-last
+#: between two transposes; the global pools reduce every axis but the channels, so a transpose of
+#: their input is all they need. The keras.io time-series transformer ends in
+#: ``GlobalAveragePooling1D(data_format="channels_first")``, a mean over the features of each step
+#: (kerassweep13 h02, refused until then).
+_FORMATTED = (*_CONVS, *_TRANSPOSED, *_POOLS, "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
+              "UpSampling1D", "UpSampling2D")
+
+
+def _channels_last(nodes: list[Node], outputs: list[str]) -> tuple[list[Node], list[str]]:
+    """``nodes`` with each ``data_format="channels_first"`` layer run channels-last: a ``Permute``
+    of its input (channels to the last axis) before it and, where its output keeps a channels axis,
+    a ``Permute`` back after it, which its readers (and ``outputs``) then read. The layer keeps its
+    name and its weights (Keras' kernels have one layout in both formats); the transposes are named
+    ``<layer>#channels_last`` and ``<layer>#channels_first``. A layer inside a TimeDistributed is
+    left as it is (:func:`_shape` refuses it)."""
+    out: list[Node] = []
+    renamed: dict[str, str] = {}
+    for node in nodes:
+        node.inputs = [renamed.get(i, i) for i in node.inputs]
+        if node.args:
+            node.args = [renamed.get(a, a) if isinstance(a, str) else a for a in node.args]
+        if (node.cfg.get("data_format") != "channels_first" or node.cfg.get(TIME_DISTRIBUTED)
+                or node.cls not in (*_FORMATTED, *_GLOBAL) or len(node.inputs) != 1):
+            out.append(node)
+            continue
+        rank = (2 if node.cls.endswith("2D") else 1) + 1  # the input's axes without the batch
+        before = Node(f"{node.name}#channels_last", "Permute",
+                      {"name": f"{node.name}#channels_last", "dims": [*range(2, rank + 1), 1]}, node.inputs)
+        node.inputs = [before.name]
+        node.cfg = {**node.cfg, "data_format": "channels_last"}
+        out += [before, node]
+        if node.cls in _GLOBAL and not node.cfg.get("keepdims"):
+            continue  # (channels,): the same in both formats
+        after = Node(f"{node.name}#channels_first", "Permute",
+                     {"name": f"{node.name}#channels_first", "dims": [rank, *range(1, rank)]}, [node.name])
+        out.append(after)
+        renamed[node.name] = after.name
+    return out, [renamed.get(name, name) for name in outputs]
+
+
 def _cfg(layer: dict[str, Any]) -> dict[str, Any]:
     cfg = layer.get("config")
     return cfg if isinstance(cfg, dict) else {}
@@ -1235,6 +1304,7 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     check_config_sizes(config)  # every size a positive integer before any is used
     problems: list[str] = []
     nodes, input_names, output_names = _order(config, problems)
+    nodes, output_names = _channels_last(nodes, output_names)
     if not keras3_names(config):
         for n in nodes:  # hard_sigmoid is Keras 2's 0.2x + 0.5 (keras_torch._act_module)
             n.cfg = {**n.cfg, "_keras2": True}
@@ -1329,10 +1399,12 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                        output_names=output_names, degenerate_preprocessing=kept, stand_ins=stand_ins)
     graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
     # float64 activations and their gradients, one copy each per node (as the ONNX door counts),
-    # and an unrolled recurrent layer's gates and states at every step (as the spec's plan counts)
+    # an unrolled recurrent layer's gates and states at every step (as the spec's plan counts), and
+    # an attention's scores, probabilities and per-head projections (attention_inner)
     steps = [(n, recurrent_cell(n.cls, n.cfg)) for n in nodes if n.cls in RECURRENT or n.cls == "Bidirectional"]
     inner = sum(dirs * n.in_shapes[0][0] * int(cfg["units"]) * (2 * RECURRENT[cls] + 3)
                 for n, (cls, cfg, dirs) in steps)
+    inner += sum(attention_inner(n) for n in nodes if n.cls == "MultiHeadAttention")
     graph.activation_bytes = 2 * 8 * batch_size * (sum(math.prod(n.shape) for n in nodes) + inner)
     longest = max((n.in_shapes[0][0] for n, _ in steps), default=0)
     if longest > limits.max_time_steps:
