@@ -633,8 +633,9 @@ class ExplodingGradient(ArchitectureRule):
 #: vanishing in RNNs"). At initialisation their forget or update gates sit near sigmoid(b), a
 #: memory horizon of a few steps, so dL/dh_t still shrinks geometrically through time at init; but
 #: the gates open during training where the data asks for it, which a plain cell's fixed tanh
-#: Jacobian cannot. Vanishing through time of a gated cell is a risk for dependencies longer than
-#: its horizon (a warning, with chrono initialisation as its remedy), not a failure.
+#: Jacobian cannot. Vanishing through time of a gated cell is a note on its horizon where its gates
+#: do about as well as default ones (:data:`DEFAULT_GATE_PER_STEP`), a risk (a warning, with chrono
+#: initialisation as its remedy) where they are shut, never a failure.
 GATED_CELLS = frozenset({"lstm", "gru"})
 
 
@@ -651,9 +652,30 @@ def _memory_horizon(per_step: float) -> float | None:
     return -1 / math.log(per_step)
 
 
-#: The per-step factor of dL/dh_t at or above which a gated cell's vanishing over fewer than
-#: CHRONO_MIN_STEPS steps is a note: default gates give about 0.6 (a memory horizon of ~2 steps).
-DEFAULT_GATE_PER_STEP = 0.5
+#: What a default-initialised gated cell gives: dL/dh_t's factor per step, read at the last step,
+#: of PyTorch's default LSTM and GRU (every weight U(+-1/sqrt(H)), forget/update gate ~0.5),
+#: measured 0.58-0.66 over hidden 16-256 and 1-64 input features of std 0.3-1 (a memory horizon of
+#: ~2 steps). It is the lowest common default: Keras' (forget bias 1, orthogonal recurrent kernel)
+#: gives 0.81-0.97 for an LSTM and 0.65-0.74 for a GRU. A gated cell near it or above keeps the
+#: memory its gates start with, and they learn to keep it longer where the data asks for it: its
+#: vanishing through time is a note stating its memory horizon, whatever the sequence's length
+#: (kerassweep13 h04: a default Keras LSTM at 0.837 a step over 60 steps was a warning, and a
+#: RandomNormal(1) one at 0.888, while the same model over 49 steps was a note).
+DEFAULT_GATE_PER_STEP = 0.6
+
+#: The per-step factor under which a gated cell does worse than default gates by a margin (a
+#: horizon of 1.4 steps against default's 2): gates shut or pinned shut (a forget bias of -5,
+#: sigmoid 0.007: 0.33 a step over 28 steps, onnxsweep10 b05; 0.135 read at every step,
+#: onnxsweep11 b04). Such a cell stays a warning (never an error: gates can still learn to open)
+#: where the gradient its last step sends back reaches its first under the vanishing threshold
+#: (the floor: ``Thresholds.vanishing_warning``, 1e-2 by default; 7 steps at 0.5 a step).
+SHUT_GATE_PER_STEP = 0.5
+
+
+def _shut(ratio: float, steps: int) -> bool:
+    """Whether a gated cell whose dL/dh_t falls by ``ratio`` over ``steps`` does worse than
+    default gates by the margin :data:`SHUT_GATE_PER_STEP` (a ratio of 0 counts as shut)."""
+    return _per_step(ratio, steps) < SHUT_GATE_PER_STEP
 
 
 def _per_step(ratio: float, steps: int) -> float:
@@ -674,7 +696,9 @@ class _ThroughTime(ArchitectureRule):
 
     def severities(self, result: SimulationResult, t: Thresholds) -> list[tuple[str | None, str, int, float, int]]:
         """(severity, layer, sublayer, ratio, steps) per recurrent (sub)layer. A gated cell's
-        vanishing is at most a warning (:data:`GATED_CELLS`). The backward direction of a
+        vanishing is at most a warning (:data:`GATED_CELLS`), and a note at any length where its
+        per-step factor is not under default gates' by a margin (:data:`DEFAULT_GATE_PER_STEP`,
+        :data:`SHUT_GATE_PER_STEP`). The backward direction of a
         bidirectional layer whose forward direction shrinks does not explode: under a layer
         above that vanishes through time, the gradient injected at each position is largest at
         the end of the sequence, where the backward direction starts, so its dL/dh_t falls in the
@@ -696,13 +720,14 @@ class _ThroughTime(ArchitectureRule):
             # its carried gradient differ from dL/dh_t even where the loss reads the last step alone)
             if severity == "error" and self.code == "vanishing_through_time" and _gated_cell(result, layer):
                 severity = "warning"
-            if (severity is not None and self.code == "vanishing_through_time" and steps < CHRONO_MIN_STEPS
-                    and (gated or _gated_cell(result, layer)) and _per_step(ratio, steps) >= DEFAULT_GATE_PER_STEP):
-                # a gated cell over fewer steps than that: default gates shrink dL/dh_t by ~0.6 a step at
-                # init, and learn to keep memory that long (an LSTM over 25 steps at default init is
-                # the textbook set-up that trains; three held-out sweeps labelled it healthy): a note.
-                # Not for gates far from that state: a forget gate shut (its bias -5, sigmoid 0.01)
-                # wipes the memory every step, 0.33 a step, and stays a warning (onnxsweep10)
+            if (severity is not None and self.code == "vanishing_through_time"
+                    and (gated or _gated_cell(result, layer)) and not _shut(ratio, steps)):
+                # a gated cell as good as default gates or better (DEFAULT_GATE_PER_STEP): a note with
+                # its memory horizon, over any number of steps; the length alone says nothing of the
+                # cell (kerassweep8/12/13: default LSTMs/GRUs over 60-542 steps, labelled healthy, were
+                # warnings at 0.62-0.89 a step). Not for gates far under that: a forget gate shut (its
+                # bias -5, sigmoid 0.007) wipes the memory each step, 0.33 a step, and stays a
+                # warning (onnxsweep10 b05)
                 severity = "info"
             if (severity is not None and self.code == "vanishing_through_time" and (layer, sub) in read_often
                     and not self.unread(result, layer, sub, t)):
@@ -715,8 +740,7 @@ class _ThroughTime(ArchitectureRule):
                 # Not a note for gates far from their default state either, as above: a forget gate
                 # shut (bias -5, 0.135 a step, a memory horizon of half a step) keeps nothing to
                 # learn from, wherever the loss reads it (onnxsweep11 b04)
-                shut = _per_step(ratio, steps) < DEFAULT_GATE_PER_STEP
-                read = "info" if gated and not shut else "warning"
+                read = "info" if gated and not _shut(ratio, steps) else "warning"
                 severity = min(severity, read, key=_rank)
             out.append((severity, layer, sub, ratio, steps))
         return out
@@ -831,6 +855,21 @@ class _ThroughTime(ArchitectureRule):
                 f"about {fmt(horizon or math.inf)} steps, so dependencies longer than that start with "
                 "little gradient; opening the forget gate (chrono initialisation) lengthens it from the start."
             )
+            # judged against default gates, not the sequence's length (kerassweep13 h04/h13)
+            shut = _shut(ratio, steps)
+            evidence |= {"default_per_step_factor": DEFAULT_GATE_PER_STEP, "gates_shut": shut}
+            explanation += (
+                f" A default-initialised gated cell gives about {fmt(DEFAULT_GATE_PER_STEP)} a step (a horizon of "
+                f"{fmt(_memory_horizon(DEFAULT_GATE_PER_STEP) or math.inf)} steps); "
+                + (f"this one is under {fmt(SHUT_GATE_PER_STEP)}, worse by a margin: its gates are shut or "
+                   "pinned (a very negative forget or update gate bias, or saturated gates), so it keeps almost "
+                   "nothing from step to step and learns little through time."
+                   if shut else
+                   "this one keeps about as much or more, which training builds on whatever the sequence's "
+                   "length.")
+            )
+            if horizon is not None and ratio > 0:
+                summary += f"; memory horizon {fmt(horizon)} steps"
         return Detection(
             self.code,
             severity,

@@ -94,10 +94,11 @@ def test_long_tanh_rnn_vanishes_through_time_and_the_gated_cell_is_measured(chec
     best = _first_recommended(f)
     assert best.id == "gated_recurrent_cell" and best.verified.fixed
     assert best.verified.after > 1e-2 > f.evidence.value
-    # A constant forget bias of 1 is the textbook fix but loses most of the gradient over 100 steps:
-    # it must be reported as measured, not as the fix.
+    # A constant forget bias of 1 loses most of the gradient over 100 steps, reported as measured;
+    # since kerassweep13 an LSTM at or above default gates' per-step factor is a note at any
+    # length (the gates learn to keep memory), so it now counts as a fix too, after chrono
     fb1 = next(r for r in gated if r.params.get("forget_bias") == 1.0)
-    assert not fb1.recommended and fb1.verified.after < 1e-2
+    assert fb1.verified.after < 1e-2 and fb1.verified.fixed
 
 
 def test_lstm_counterpart_with_chrono_init_is_healthy(checked):

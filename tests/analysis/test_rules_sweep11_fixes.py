@@ -41,12 +41,15 @@ def _through_time(model: nn.Module, steps: int):
     return [f for f in doc.findings if f.code == "vanishing_through_time"]
 
 
-def test_an_lstm_read_at_its_last_steps_only_keeps_its_warning() -> None:
+def test_an_lstm_read_at_its_last_steps_only_says_its_unread_stretch() -> None:
     # steps 0-89 get no gradient of their own: dL/dh_t falls by the recurrence's factor per step
-    # (well under 1 for torch's default LSTM init) from step 90 back to step 0
+    # (well under 1 for torch's default LSTM init) from step 90 back to step 0. Since kerassweep13
+    # a gated cell at default gates' factor (~0.6 a step) is a note at any length, as it is read at
+    # its last step alone (the onnxsweep11 tester doubted this warning's label too); the note still
+    # says which steps learn through the recurrence alone
     [f] = _through_time(_Forecaster(120, 30), 120)
     extra = f.evidence.model_dump()
-    assert f.severity == "warning", f.summary
+    assert f.severity == "info", f.summary
     assert extra["first_read_step"] == 120 - 30 and extra["unread_steps"] == [0, 89]
     # 90 steps at a per-step factor p < 0.9: dL/dh_0 under p^90 < 1e-4 of the read steps'
     assert extra["unread_grad_ratio"] < 1e-2

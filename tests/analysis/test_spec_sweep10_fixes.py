@@ -68,8 +68,9 @@ def _lstm(steps: int) -> dict[str, Any]:
 
 def test_a_default_lstm_over_fewer_than_50_steps_is_a_note() -> None:
     # default gates shrink dL/dh_t by ~0.6 a step: 25 steps is 1e-5, and the textbook set-up trains
-    # (onnxsweep8 h06, onnxsweep9 h06 and h11); over 200 steps it stays a warning
-    for steps, severity in ((25, "info"), (200, "warning")):
+    # (onnxsweep8 h06, onnxsweep9 h06 and h11); since kerassweep13 (h04: 60 steps) a note over 200
+    # steps too: judged against default gates, not the length
+    for steps, severity in ((25, "info"), (200, "info")):
         doc = run_architecture_check(_lstm(steps), CheckOptions(Thresholds(), Limits(), device="cpu"))
         [f] = [f for f in doc.findings if f.code == "vanishing_through_time"]
         assert f.severity == severity, (steps, f.summary)
