@@ -1112,10 +1112,9 @@ def with_input_shapes(model: dict[str, Any], shapes: dict[str, list[int]] | None
 #: The length a dynamic time axis (a variable-length sequence: ``Input(shape=(None, 20))``,
 #: ``input_shape=[None, 1]``, an Embedding without ``input_length``) is checked at, when the file
 #: gives none (kerassweep12: 8 of 10 refusals were such files). 32 steps: a GRU(512) over the 1,344
-#: steps its tutorial reads took 60 s on two cores, over 32 about 2 s; and it is under
-#: :data:`~gradhealth.analysis.remedies.CHRONO_MIN_STEPS` (50), so a gated cell's ordinary memory
-#: horizon at default init is a note, not a warning about a length the user never chose, while a
-#: cell whose gradient through time vanishes faster than default gates do is still judged.
+#: steps its tutorial reads took 60 s on two cores, over 32 about 2 s. (A gated cell is judged by
+#: its per-step factor against default gates, whatever the length: the length chosen here decides
+#: no severity.)
 DEFAULT_STEPS = 32
 #: The size of a dynamic spatial axis (an image of None x None pixels): CIFAR's, which five
 #: stride-2 stages still reduce to 1 x 1.
