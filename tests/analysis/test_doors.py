@@ -34,6 +34,7 @@ from gradhealth.analysis.module_check import check_onnx, diagnose
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.spec import parse_spec
 from tests.analysis.onnx_models import Residual, Sequence, export, mlp
+from tests.analysis.recurrent import shut_gates
 
 WEIGHT_TYPES = {"linear", "conv1d", "conv2d", "lstm", "gru", "rnn", "embedding"}
 
@@ -168,17 +169,6 @@ def test_a_stacked_recurrent_layer_through_every_door(kind: str, cell: type[nn.R
 
 # --- bidirectional recurrent layers ------------------------------------------------------------
 
-
-def _shut_gates(rnn: nn.Module, hidden: int) -> None:
-    """Shut a torch LSTM's forget gates or a GRU's update gates (the second gate block of every
-    bias: -5, sigmoid 0.007): since kerassweep13 a default gated cell's vanishing through time is
-    a note without remedies at any length, so the remedy tests use gates worse than default."""
-    with torch.no_grad():
-        for name, p in rnn.named_parameters():
-            if name.startswith("bias_ih"):
-                p[hidden:2 * hidden] = -5.0
-            elif name.startswith("bias_hh"):
-                p[hidden:2 * hidden] = 0.0
 
 class Bidirectional(nn.Module):
     def __init__(self, cell: type[nn.RNNBase], final: bool = False) -> None:
@@ -376,7 +366,7 @@ def test_bidirectional_lstm_over_100_steps_and_its_chrono_remedy() -> None:
     # re-simulated (shut gates: a default LSTM's is a note without remedies since kerassweep13)
     torch.manual_seed(0)
     model = Bidirectional(nn.LSTM, final=True)
-    _shut_gates(model.rnn, 16)
+    shut_gates(model.rnn, 16)
     doc = check_module(model, torch.randn(8, 100, 8), seeds=1)
     finding = next(f for f in doc.findings if f.code == "vanishing_through_time")
     chrono = next(r for r in finding.remedies if r.id == "gated_recurrent_cell")

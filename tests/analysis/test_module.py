@@ -17,6 +17,7 @@ from torch import nn
 from gradhealth import check_module
 from gradhealth.testing import assert_gradients_healthy
 from tests.analysis.onnx_models import Sequence, mlp
+from tests.analysis.recurrent import shut_gates
 
 
 def _codes(doc) -> set[str]:
@@ -66,7 +67,7 @@ def test_default_lstm_over_100_steps_vanishes_through_time() -> None:
     # forget gates shut (bias -5): a default LSTM's is a note without remedies since kerassweep13
     torch.manual_seed(0)
     model = Sequence(nn.LSTM, hidden=32)
-    _shut_gates(model.rnn, 32)
+    shut_gates(model.rnn, 32)
     doc = check_module(model, torch.randn(8, 100, 8), seeds=2)
     finding = next(f for f in doc.findings if f.code == "vanishing_through_time")
     chrono = next(r for r in finding.remedies if r.id == "gated_recurrent_cell")
@@ -81,19 +82,6 @@ def test_assert_gradients_healthy_fails_with_the_report() -> None:
     assert "vanishing_gradient" in str(err.value)
     doc = assert_gradients_healthy(mlp(nn.ReLU, he=True), torch.randn(64, 64), seeds=2, verify=False)
     assert doc.status == "healthy"
-
-
-
-def _shut_gates(rnn: nn.Module, hidden: int) -> None:
-    """Shut a torch LSTM's forget gates or a GRU's update gates (the second gate block of every
-    bias: -5, sigmoid 0.007): since kerassweep13 a default gated cell's vanishing through time is
-    a note without remedies at any length, so the remedy tests use gates worse than default."""
-    with torch.no_grad():
-        for name, p in rnn.named_parameters():
-            if name.startswith("bias_ih"):
-                p[hidden:2 * hidden] = -5.0
-            elif name.startswith("bias_hh"):
-                p[hidden:2 * hidden] = 0.0
 
 class _MaskedWithInf(nn.Module):
     """Attention masked with -inf where the mask is 0: a row with every key masked is NaN."""
@@ -790,7 +778,7 @@ def test_a_gru_that_forgets_is_given_its_own_update_gate_opened_not_an_lstm() ->
     # update gates shut (bias -5): a default GRU's is a note without remedies since kerassweep13
     torch.manual_seed(0)
     model = _GRUClassifier()
-    _shut_gates(model.rnn, 64)
+    shut_gates(model.rnn, 64)
     doc = check_module(model, torch.randn(8, 200, 16), seeds=2)
     finding = next(f for f in doc.findings if f.code == "vanishing_through_time")
     gated = next(r for r in finding.remedies if r.id == "gated_recurrent_cell")

@@ -5,6 +5,7 @@ per-layer part of ``exploding_gradient``) and layers whose norm is exactly zero 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,17 @@ def converged_loss(run: RunLog, since: float | None = None) -> tuple[float, floa
         return None
     level = float(np.percentile(tail, 90))
     return (start, level) if level <= CONVERGED_LOSS_FRACTION * start else None
+
+
+def converged_note(code: str, what: str, done: tuple[float, float], explanation: str,
+                   evidence: dict[str, Any]) -> Finding:
+    """The info note, without remedies, for gradients that shrank or stopped because the training
+    loss reached its floor (:func:`converged_loss`'s ``done``): ``what`` says what happened and
+    ends where the loss level follows ("... where the loss had fallen to")."""
+    start, level = done
+    return finding(code, "info", f"{what} {level:.3g} ({100 * level / start:.2g}% of its start {start:.3g}): "
+                   "the run converged", explanation,
+                   {**evidence, "converged": True, "loss_start": start, "loss_level": level}, [])
 
 
 def _depth_order(layers: list[Series]) -> list[Series]:
@@ -130,17 +142,13 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
                 done = converged_loss(run)
                 if done is not None:
                     # the loss stalled at its floor: the gradient shrank because there is nothing left to fit
-                    start, level = done
-                    return [finding(
-                        "vanishing_gradient", "info",
-                        f"{s.name} decayed {base / late:.3g}x (to {late:.3g}) as {loss.name} fell to {level:.3g} "
-                        f"({100 * level / start:.2g}% of its start {start:.3g}): the run converged",
+                    return [converged_note(
+                        "vanishing_gradient", f"{s.name} decayed {base / late:.3g}x (to {late:.3g}) as {loss.name} "
+                        "fell to", done,
                         "A loss at its floor has (almost) no gradient left: the shrinking norm is the fit being "
                         "done, not a network that stopped learning.",
                         {"metric": s.name, "steps": _span(steps), "value": late / base,
-                         "threshold": t.vanishing_decay, "baseline": base, "late_median": late,
-                         "converged": True, "loss_start": start, "loss_level": level},
-                        [])]
+                         "threshold": t.vanishing_decay, "baseline": base, "late_median": late})]
                 found.append(finding(
                     "vanishing_gradient", "warning",
                     f"{s.name} decayed {base / late:.3g}x (to {late:.3g}) while the loss stalled",
@@ -174,16 +182,13 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
     # nothing died, the loss gives no gradient because there is nothing left to fit
     done = converged_loss(run, since=min(onsets))
     if done is not None:
-        start, level = done
-        return [finding(
-            "dead_layer", "info",
-            f"{len(dead)} layer(s) get exactly zero gradient from {s0.where(min(onsets))}, where the loss had "
-            f"fallen to {level:.3g} ({100 * level / start:.2g}% of its start {start:.3g}): the run converged",
+        return [converged_note(
+            "dead_layer", f"{len(dead)} layer(s) get exactly zero gradient from {s0.where(min(onsets))}, where the "
+            "loss had fallen to", done,
             "A loss at its floor gives no gradient: the layers stopped getting one because the fit is done, "
             "not because their units died.",
             {"metric": s0.name, "steps": [_num(min(onsets)), _num(s0.steps[-1])], "layers": names,
-             "value": float(len(dead)), "converged": True, "loss_start": start, "loss_level": level},
-            [])]
+             "value": float(len(dead))})]
     # The remedies follow what can have zeroed them (newuser5 P11): a GRU's or LSTM's weights get no
     # ReLU, and a layer at zero from the first logged step did not die of the learning rate.
     recurrent = all(_RECURRENT.search(n) for n in names)

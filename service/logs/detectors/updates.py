@@ -13,7 +13,7 @@ from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding, judged
-from gradhealth.logs.detectors.layers import converged_loss
+from gradhealth.logs.detectors.layers import converged_loss, converged_note
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
@@ -66,16 +66,13 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
     if converged is not None:
         # (newuser5 P1: a CNN whose cross-entropy reached exactly 0 in float32 got this warning on
         # 280 of its 300 steps) a loss at its floor has no gradient left to give: convergence
-        start, level = converged
-        return [finding(
-            "zero_gradient", "info",
-            f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}) from "
-            f"{s.where(steps[idx[0]])}, where the loss had fallen to {level:.3g} ({level / start:.1%} of its start "
-            f"{start:.3g}): the run converged",
+        return [converged_note(
+            "zero_gradient", f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}) from "
+            f"{s.where(steps[idx[0]])}, where the loss had fallen to", converged,
             "A loss at its floor (every training example fitted, the float32 cross-entropy rounded to 0) has "
             "no gradient left: nothing is wrong with the gradients. If the run is meant to go on learning, the "
             "training set may be too easy or too small (validate on held-out data).",
-            {**evidence, "converged": True, "loss_start": start, "loss_level": level}, [])]
+            evidence)]
     return [finding(
         "zero_gradient", "warning",
         f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), first at "
