@@ -191,3 +191,30 @@ def test_a_sum_lambda_of_x_and_f_of_x_is_the_spec_doors_residual_block() -> None
     assert [lay["type"] for lay in spec["layers"]] == ["residual", "linear"]
     doc = check_keras(_functional(layers, "out"), seeds=1, verify=False)
     assert "res = the sum of its inputs (x, b)" in doc.summary
+
+
+@pytest.mark.parametrize("output_shape", [[1], []])
+def test_a_siamese_distance_lambda_is_the_euclidean_distance_of_its_two_inputs(output_shape: list[int]) -> None:
+    # kerassweep13 h06: Lambda(euclidean_distance)([a, b]) of two embeddings to one number was refused
+    import numpy as np
+    import torch
+
+    from gradhealth.analysis.importers.keras_torch import _Distance
+
+    layers = [_layer("InputLayer", "x", [], batch_shape=[None, 8]), _dense("a", 6, "x", 8), _dense("b", 6, "x", 8),
+              _layer("Lambda", "dist", [("a", 6), ("b", 6)], function=SAMPLING, output_shape=output_shape),
+              *([_dense("out", 1, "dist", 1, "sigmoid")] if output_shape else [])]
+    spec, _, graph = translate_or_graph(_functional(layers, "out" if output_shape else "dist"))
+    assert spec is None and graph is not None
+    dist = graph.node("dist")
+    assert (dist.inputs, dist.shape, dist.weights) == (["a", "b"], tuple(output_shape), [])
+    assert graph.stand_ins == [("dist", "distance", ["a", "b"])]
+    # the stand-in computes what Keras' siamese example does: sqrt(max(sum((a - b)^2), 1e-7))
+    a, b = np.random.default_rng(0).normal(size=(2, 5, 6))
+    want = np.sqrt(np.maximum(((a - b) ** 2).sum(-1, keepdims=bool(output_shape)), 1e-7))
+    got = _Distance(bool(output_shape))(torch.tensor(a), torch.tensor(b)).numpy()
+    assert got == pytest.approx(want, rel=1e-12)
+    if output_shape:
+        doc = check_keras(_functional(layers, "out"), seeds=1, verify=False)
+        assert "dist = the Euclidean distance of its inputs (a, b)" in doc.summary
+        assert "findings that name dist are approximate" in doc.summary

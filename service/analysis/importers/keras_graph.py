@@ -47,12 +47,14 @@ _GLOBAL = ("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling
            "GlobalMaxPooling2D")
 #: Keras' recurrent layers (also inside a ``Bidirectional``) and their gate blocks.
 RECURRENT = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+#: The parameter-free layer that stands in for a distance Lambda (not a Keras class: the stand-in's own).
+DISTANCE = "_EuclideanDistance"
 #: Every layer class this path reads.
 GRAPH_LAYERS = ("InputLayer", "Dense", *_CONVS, *_TRANSPOSED, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
                 *RECURRENT, "Bidirectional", "MultiHeadAttention", "Dot", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
                 "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Flatten", "Reshape", "Permute",
                 "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
-                "UpSampling2D", "Rescaling", "Normalization", "LayerScale", "Embedding")
+                "UpSampling2D", "Rescaling", "Normalization", "LayerScale", "Embedding", DISTANCE)
 #: Keras activation names this path simulates (as torch modules in :mod:`.keras_torch`).
 ACTIVATIONS = ("linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "gelu", "swish",
                "silu", "softplus", "softsign", "leaky_relu", "hard_sigmoid", "hard_swish",
@@ -124,7 +126,7 @@ def endpoints(value: Any) -> list[str]:
 
 # --- Lambda layers: a stand-in, never their code --------------------------------------------------
 #: The layer that stands in for a Lambda, by stand-in (:func:`lambda_stand_in`).
-STAND_IN_LAYERS = {"identity": "Identity", "sum": "Add"}
+STAND_IN_LAYERS = {"identity": "Identity", "sum": "Add", "distance": DISTANCE}
 def declared_shape(value: Any, batch: bool = False) -> Shape | None:
     """A shape as a config declares it (``batch``: with the batch size first, dropped), None
     where it is not a list of positive integers (absent, a dynamic size, or code: Keras 2
@@ -161,7 +163,7 @@ def keras_tensor_shapes(value: Any, out: dict[tuple[str, int], list[Shape]] | No
 def lambda_stand_in(in_shapes: Sequence[Shape | None], output_shape: Any,
                     read_as: Sequence[Shape] = ()) -> tuple[str | None, str]:
     """What stands in for a ``Lambda`` layer, whose function (code in the file) is never run:
-    ``("identity", "")`` or ``("sum", "")``, or ``(None, why not)``.
+    ``("identity", "")``, ``("sum", "")`` or ``("distance", "")``, or ``(None, why not)``.
 
     ``in_shapes``: its inputs' shapes (None: unknown); ``output_shape``: its config's (absent:
     None); ``read_as``: the shapes the layers reading it declare for its output (Keras 3's
@@ -190,6 +192,10 @@ def lambda_stand_in(in_shapes: Sequence[Shape | None], output_shape: Any,
         return None, ("it declares no output_shape, and no layer that reads it declares the shape "
                       "it reads, so its output's shape is unknown")
     out = outs.pop()
+    if len(ins) == 2 and ins[0] == ins[1] and ins[0] and out in (ins[0][:-1] + (1,), ins[0][:-1]):
+        # a Siamese net's head (kerassweep13 h06): two embeddings of one shape to one number each,
+        # ``sqrt(sum(square(a - b), -1))``, the Euclidean distance Keras' siamese example computes
+        return "distance", ""
     if any(s != out for s in ins):
         what = "its input's" if len(ins) == 1 else "each of its inputs'"
         return None, (f"its output shape {list(out)} is not {what} ({', '.join(str(list(s)) for s in ins)}): "
@@ -203,8 +209,9 @@ def stand_in_note(stand_ins: Sequence[tuple[str, str, Sequence[str]]]) -> str | 
     Starts with the stable marker ``Lambda stand-in``."""
     if not stand_ins:
         return None
-    said = [f"{name} = the sum of its inputs ({', '.join(srcs)})" if kind == "sum" else f"{name} = its input"
-            for name, kind, srcs in stand_ins[:10]]
+    said = [f"{name} = the sum of its inputs ({', '.join(srcs)})" if kind == "sum"
+            else f"{name} = the Euclidean distance of its inputs ({', '.join(srcs)}), sqrt(sum((a - b)^2))"
+            if kind == "distance" else f"{name} = its input" for name, kind, srcs in stand_ins[:10]]
     names = ", ".join(name for name, _, _ in stand_ins[:10]) + (" ..." if len(stand_ins) > 10 else "")
     return ("Lambda stand-in: the function of Lambda " + names + " was NOT run (code in a file never is); "
             "a parameter-free stand-in was simulated in its place: " + "; ".join(said)
@@ -698,6 +705,8 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
             raise ValueError(f"TimeDistributed({cls}) needs one input with a time axis")
         frame, weights = _shape(replace(node, cfg=frame_config(cfg)), [x[1:]])
         return (x[0], *frame), weights
+    if cls == DISTANCE:  # a Lambda's stand-in: two inputs of one shape, their distance on the last axis
+        return (shapes[0][:-1] + (1,) if cfg.get("_keepdims", True) else shapes[0][:-1]), []
     if cls in _MERGES:
         constants = sum(isinstance(a, float) for a in node.args or [])
         if len(shapes) + constants < 2 or not shapes or (constants and cls == "Concatenate"):
@@ -1361,8 +1370,11 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                 continue
             # the stand-in is the existing parameter-free layer (the torch half builds it as such);
             # the function in the config is never looked at
+            keepdims = kind != "distance" or len(node.in_shapes[0] or ()) == len(
+                declared_shape(node.cfg.get("output_shape"))
+                or next(iter(reads.get((base, int(call) if call.isdigit() else 0), [])), ()))
             node.cls, node.args = STAND_IN_LAYERS[kind], None
-            node.cfg = {"name": node.cfg.get("name", node.name), "_stand_in": kind,
+            node.cfg = {"name": node.cfg.get("name", node.name), "_stand_in": kind, "_keepdims": keepdims,
                         **({"_shares": node.cfg["_shares"]} if node.cfg.get("_shares") else {})}
             stand_ins.append((node.name, kind, list(node.inputs)))
         try:

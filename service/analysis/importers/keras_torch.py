@@ -31,6 +31,7 @@ from gradhealth.analysis.importers.keras_graph import (
     _POOLS,
     _TRANSPOSED,
     ATTENTION_PARTS,
+    DISTANCE,
     IDENTITY_LAYERS,
     NORMALIZATION_EPSILON,
     RECURRENT,
@@ -187,6 +188,19 @@ class _Merge(nn.Module):
                    if self.cls in ("Divide", "TrueDivide") else torch.maximum(out, torch.as_tensor(x))
                    if self.cls == "Maximum" else torch.minimum(out, torch.as_tensor(x)))
         return cast(torch.Tensor, out / len(xs) if self.cls == "Average" else out)
+
+
+class _Distance(nn.Module):
+    """A distance Lambda's stand-in: sqrt(max(sum((a - b)^2), eps)) over the last axis (Keras'
+    siamese example, with its epsilon 1e-7 under the root), its last axis kept or not."""
+
+    def __init__(self, keepdims: bool) -> None:
+        super().__init__()
+        self.keepdims = keepdims
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        squared = torch.sum((a - b) ** 2, dim=-1, keepdim=self.keepdims)
+        return torch.sqrt(torch.clamp(squared, min=1e-7))
 
 
 class _Dot(nn.Module):
@@ -464,6 +478,8 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
     elif cls == "MultiHeadAttention":
         core = _Attention(node)
         holders = [core]
+    elif cls == DISTANCE:
+        core = _Distance(bool(cfg.get("_keepdims", True)))
     elif cls == "Dot":
         core = _Dot(dot_axes(cfg, node.in_shapes), bool(cfg.get("normalize", False)))
     elif cls == "Activation":
