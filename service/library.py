@@ -149,7 +149,8 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     and dtypes (standard normal floats; integer ids that an nn.Embedding reads
     below the example's max + 1; other integer inputs, such as an attention mask, as given).
     ``loss``: ``cross_entropy`` (over the output's last dimension, random classes), ``mse`` or ``sum``.
-    ``optimizer``: your training optimizer (``torch.optim`` SGD, Adam, AdamW or RMSprop; or a dict
+    ``optimizer``: your training optimizer (``torch.optim`` SGD, Adam, AdamW, RMSprop, Adadelta, NAdam or
+    Adagrad, a warm-up scheduler on it read as warming up; or a dict
     like ``{"type": "adam", "lr": 1e-3}``): its first step is measured and ``large_updates``
     reports a learning rate too large for the network, with a verified rate.
     ``device``: ``auto`` (the default: CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``.

@@ -177,3 +177,19 @@ def test_the_python_api_snippet_runs_as_pasted(tmp_path: Path, monkeypatch: pyte
     exec(compile(snippet.group(1), "README.md (Python API)", "exec"), {})  # noqa: S102 - our own README
     out = capsys.readouterr().out
     assert "vanishing_gradient" in out and "422 ['/layers/0/out_features" in out
+
+
+def test_the_recorder_snippet_runs_as_pasted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # newuser5 P14: the recorder's loop used a model, a loader, a loss and an optimizer it never
+    # defined, and ended in send(), which needs a running service
+    start = README.index("## Recording per-layer gradients") if "## Recording per-layer gradients" in README \
+        else README.index("`service/recorder.py` (torch and the standard library only)")
+    snippet = re.search(r"```python\n(.*?)```", README[start:], re.DOTALL)
+    assert snippet is not None and "recorder.step(" in snippet.group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet.group(1), "README.md (recorder)", "exec"), {})  # noqa: S102 - our own README
+    out = capsys.readouterr().out
+    assert out.startswith("healthy")  # a small classifier learning a learnable task
+    assert (tmp_path / "run" / "gradients.jsonl").read_text().splitlines()[-1] == \
+        '{"gradhealth_recorder": "end", "logged_steps": 20}'

@@ -447,3 +447,16 @@ def test_diagnose_and_scaler_errors_say_what_is_wrong(tmp_path: Path) -> None:
     F.cross_entropy(model(torch.randn(4, 8)), torch.tensor([0, 1, 2, 0])).backward()
     with GradientRecorder(model, tmp_path / "odd.jsonl") as rec, pytest.raises(ArgumentTypeError, match="get_scale"):
         rec.step(loss=1.0, scaler=Odd())
+
+
+def test_assert_gradients_healthy_takes_never_as_the_cli_does() -> None:
+    # newuser5 P14: the CLI's --fail-on never was refused by the pytest helper
+    from gradhealth.testing import assert_gradients_healthy
+
+    sick = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(32, 32), nn.Sigmoid())], nn.Linear(32, 3))
+    with pytest.raises(AssertionError, match="vanishing_gradient"):
+        assert_gradients_healthy(sick, torch.randn(16, 32), seeds=1, verify=False)
+    doc = assert_gradients_healthy(sick, torch.randn(16, 32), "never", seeds=1, verify=False)
+    assert any(f.code == "vanishing_gradient" for f in doc.findings)  # reported, not raised
+    with pytest.raises(ValueError, match="never"):
+        assert_gradients_healthy(sick, torch.randn(16, 32), "sometimes", seeds=1, verify=False)
