@@ -120,3 +120,28 @@ def test_attention_and_output_softmax_are_no_hidden_activation() -> None:
     for model, x in ((_Attention(), torch.randn(4, 8, 16)), (_SoftmaxOut(), torch.randn(16, 16))):
         doc = gradhealth.check_module(model, x, loss="cross_entropy", seeds=1, verify=False)
         assert not [f for f in doc.findings if _ev(f).get("hidden_softmax")]
+
+
+def test_an_adam_head_between_the_margin_and_the_error_line_is_still_a_fresh_head() -> None:
+    # kerassweep12 h05: Adam's first step is its rate per weight, so a wide head's small weights move
+    # most (the poetry LSTM's head 0.368 at Adam 1e-2 trains): let off up to the error level, as before
+    # the SGD margin.
+    from gradhealth import check_module
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 256), nn.ReLU(), nn.Linear(256, 3))
+    lr = 0.012
+    # Adam's first step moves every weight by lr (m / sqrt(v) = g / |g|): ratio lr * sqrt(n) / ||W||
+    first, head = (lr * math.sqrt(m.weight.numel()) / float(m.weight.detach().norm()) for m in (model[0], model[2]))
+    assert first < 0.1 and 0.3 < head < 1.0  # the head alone, past the SGD margin, under the error line
+    doc = check_module(model, torch.randn(32, 8), seeds=1, verify=False,
+                       optimizer=torch.optim.Adam(model.parameters(), lr=lr))
+    assert not [f for f in doc.findings if f.code == "large_updates" and f.severity != "info"], doc.summary
+    # at SGD, a head moved as far by a rate 5x too large is judged (peersweep7 base_high_lr)
+    g = torch.autograd.grad(F.cross_entropy(model(torch.randn(32, 8)), torch.randint(0, 3, (32,))),
+                            model[2].weight)[0]
+    sgd_lr = 0.6 * float(model[2].weight.detach().norm()) / float(g.norm())  # head ratio ~0.6 on this batch
+    sgd = check_module(model, torch.randn(32, 8), seeds=1, verify=False,
+                       optimizer=torch.optim.SGD(model.parameters(), lr=sgd_lr))
+    hits = [f for f in sgd.findings if f.code == "large_updates" and f.severity in ("warning", "error")]
+    assert hits and "2" in hits[0].summary, sgd.summary  # the head, named in the summary
