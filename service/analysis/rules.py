@@ -1615,7 +1615,8 @@ def _near_zero_init(u: UnitStats) -> bool:
 def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     """:func:`_first_step`'s ratios that large_updates judges: all of them, except the output
     layer's when it alone is over the warning level, under the error level and, under a
-    non-adaptive optimizer (SGD), by no more than :data:`FRESH_HEAD_MARGIN` times it. At initialisation
+    non-adaptive optimizer (SGD) on a network without norms, by no more than
+    :data:`FRESH_HEAD_MARGIN` times it. At initialisation
     the loss's gradient on the logits is of order one (softmax minus one-hot), so a freshly
     initialised head moves a tenth of its weights at SGD 0.1 on a recipe that trains well (a
     BN-CNN's head 0.15, its convolutions 0.007-0.04); a head rewritten entirely (past 1) is still
@@ -1642,10 +1643,12 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     others = {n: r for n, r in ratios.items() if n != head}
     # An adaptive optimizer's first step is its rate per weight whatever the gradient, so a small
     # head's step is its size, let off up to the error level (kerassweep12 h05: the poetry LSTM's
-    # head at Adam 1e-2, 0.368, trains); SGD's scales with the gradient, so a head past the margin
-    # there is the rate's doing (peersweep7 base_high_lr)
-    fresh = (t.large_update_error if result.optimizer is not None and result.optimizer.type in ADAPTIVE
-             else FRESH_HEAD_MARGIN * t.large_update_warning)
+    # head at Adam 1e-2, 0.368, trains); so is the head of a normalised network, whose large-rate
+    # SGD recipes move it far (msweep18: a BN-CNN at SGD 2 moves its head 0.7). SGD's step on a
+    # plain network scales with the gradient: a head past the margin there is the rate's doing
+    # (peersweep7 base_high_lr: no norm, SGD 0.5, 5x its recipe)
+    adaptive = result.optimizer is not None and result.optimizer.type in ADAPTIVE
+    fresh = t.large_update_error if adaptive or normalised else FRESH_HEAD_MARGIN * t.large_update_warning
     if (head in ratios and (others or normalised) and ratios[head] <= t.large_update_error
             and ratios[head] <= fresh
             and max(others.values(), default=0.0) <= t.large_update_warning):
