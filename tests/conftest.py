@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
+from typing import Any
 
 import pytest
 import torch
@@ -42,3 +43,15 @@ def _checked(name: str) -> Diagnosis:
 def checked() -> Callable[[str], Diagnosis]:
     """checked(name) -> the diagnosis of a bundled example (computed once per session)."""
     return lambda name: copy.deepcopy(_checked(name))
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A running ``gradhealth serve`` (tests/test_recorder_service.py's ``Service``) shared by the
+    tests of a module (the live recorder's); test_recorder_service.py has one per test instead."""
+    from tests.test_recorder_service import Service
+
+    s = Service(tmp_path_factory.mktemp("serve"))
+    s.start()
+    yield s
+    s.stop()

@@ -23,19 +23,7 @@ from torch import nn
 from gradhealth.logs.readers.native import READER
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.recorder import GradientRecorder, RunRefused
-from tests.test_recorder_service import Service, small_model, train_recorded
-
-ROWS_PER_STEP = 3 + 4  # loss, grad_norm, lr and the 4 parameters of the model below
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    s = Service(tmp_path_factory.mktemp("serve"))
-    s.start()
-    yield s
-    s.stop()
-
-
+from tests.test_recorder_service import ROWS_PER_STEP, Service, small_model, train_recorded
 
 
 def _run(service: Service, run_id: str) -> dict:

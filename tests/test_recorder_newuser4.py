@@ -26,19 +26,7 @@ import httpx
 import pytest
 
 from gradhealth.recorder import GradientRecorder, RunRefused
-from tests.test_recorder_service import Service, small_model, train_recorded
-
-ROWS_PER_STEP = 3 + 4  # loss, grad_norm, lr and the 4 parameters of the model below
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    s = Service(tmp_path_factory.mktemp("serve"))
-    s.start()
-    yield s
-    s.stop()
-
-
+from tests.test_recorder_service import ROWS_PER_STEP, Service, small_model, train_recorded
 
 
 def _lines(path: Path) -> list[dict]:

@@ -78,8 +78,13 @@ def train_recorded(model: nn.Module, rec: GradientRecorder, steps: range, *,
         optimizer.step()
 
 
+#: Rows one logged step of :func:`small_model` writes: loss, grad_norm, lr and its 4 parameters.
+ROWS_PER_STEP = 3 + 4
+
+
 @pytest.fixture
 def service(tmp_path):
+    # one per test here (they restart and stop it); tests/conftest.py shares one per module elsewhere
     s = Service(tmp_path)
     s.start()
     yield s
