@@ -118,6 +118,11 @@ def stale_cutoff(stale_after_s: float, now: datetime | None = None) -> datetime 
     return (now or utcnow()) - timedelta(seconds=stale_after_s)
 
 
+def _idle(cutoff: datetime | None) -> Any:
+    """SQL: an active run that stored no point since ``cutoff`` (None: no run is)."""
+    return and_(RunRow.status == "active", RunRow.updated_at < cutoff) if cutoff is not None else false()
+
+
 def is_stale(row: RunRow, cutoff: datetime | None) -> bool:
     """Whether ``row`` is an active run that stored no point since ``cutoff`` (its ``updated_at`` is
     set by each batch that stored points, and at creation)."""
@@ -135,15 +140,14 @@ def list_runs(session: Session, *, owner: str | None, status: str | None = None,
     if status is not None:
         q = q.where(RunRow.status == status)
     if stale is not None:
-        idle = and_(RunRow.status == "active", RunRow.updated_at < cutoff) if cutoff is not None else false()
-        q = q.where(idle if stale else not_(idle))
+        q = q.where(_idle(cutoff) if stale else not_(_idle(cutoff)))
     return Page(*keyset_page(session, q, RunRow, cursor, limit))
 
 
 def count_active(session: Session, cutoff: datetime | None, *, owner: str | None = None) -> tuple[int, int]:
     """How many active runs are fresh and how many stale (idle since ``cutoff``)."""
-    idle = RunRow.updated_at < cutoff if cutoff is not None else false()
-    query = select(func.count(), func.coalesce(func.sum(case((idle, 1), else_=0)), 0)).where(RunRow.status == "active")
+    query = select(func.count(), func.coalesce(func.sum(case((_idle(cutoff), 1), else_=0)), 0)).where(
+        RunRow.status == "active")
     if owner is not None:
         query = query.where(RunRow.owner == owner)
     total, stale = session.execute(query).one()
@@ -157,7 +161,7 @@ def reap_runs(session: Session, retention_s: float, now: datetime | None = None)
         return []
     cutoff = (now or utcnow()) - timedelta(seconds=retention_s)
     old_enough = (((RunRow.status == "finished") & (func.coalesce(RunRow.finished_at, RunRow.updated_at) < cutoff))
-                  | ((RunRow.status == "active") & (RunRow.updated_at < cutoff)))
+                  | _idle(cutoff))
     gone: list[str] = []
     for run_id in list(session.scalars(select(RunRow.id).where(old_enough))):
         # the condition again, in the DELETE itself: a batch that stored points since the look-up
@@ -314,9 +318,7 @@ def active_recent(session: Session, limit: int, *, owner: str | None = None,
                   cutoff: datetime | None = None) -> list[RunRow]:
     """The ``limit`` most recently updated active runs (what the per-run gauges show), leaving out
     those stale since ``cutoff``; ``owner``'s alone where given."""
-    query = select(RunRow).where(RunRow.status == "active")
-    if cutoff is not None:
-        query = query.where(RunRow.updated_at >= cutoff)
+    query = select(RunRow).where(RunRow.status == "active", not_(_idle(cutoff)))
     if owner is not None:
         query = query.where(RunRow.owner == owner)
     return list(session.scalars(query.order_by(RunRow.updated_at.desc()).limit(limit)))
