@@ -377,15 +377,16 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
 DOCUMENT_TYPES = frozenset({b"text/html", b"application/xhtml+xml", b"text/markdown", b"image/svg+xml"})
 
 
-def document_policy() -> str:
+def document_policy(frame_ancestors: str = "'none'") -> str:
     """The Content-Security-Policy of a document served without one of its own (a job's report,
     which holds names from the caller's input): a sandbox (no script, no form, an opaque origin)
     where nothing loads but the report's own stylesheet (by its hash, as the UI allows it) and
-    inline images, and that no other page may frame."""
+    inline images, and that no other page may frame (``frame_ancestors``: the sources that may, for
+    a report opened by its link)."""
     from gradhealth.ui import report_style_hash
 
     return "; ".join(["sandbox", "default-src 'none'", f"style-src {report_style_hash()}", "img-src data:",
-                      "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'"])
+                      "base-uri 'none'", "form-action 'none'", f"frame-ancestors {frame_ancestors}"])
 
 
 def security_headers(app: ASGIApp) -> ASGIApp:

@@ -102,16 +102,15 @@ def shared_report(token: str, request: Request, session: SessionDep, settings: S
     except links.ExpiredLink as e:
         when = datetime.fromtimestamp(e.link.expires, UTC).isoformat()
         raise ApiError(410, "link_expired", f"this report link expired at {when}; ask for a new one") from None
-    if settings.key_owners() and link.owner not in settings.key_owners().values():
+    owners = settings.key_owners()
+    if owners and link.owner not in owners.values():
         raise not_found  # the key that made it is gone: so are its links (apisweep4 D6)
     chosen = negotiate(link.format, None)
     response = job_rendered(row, chosen) if isinstance(row, JobRow) else run_routes.run_rendered(row, chosen)
     response.headers["Cache-Control"] = "private, no-store"  # a live run's report changes
     if settings.report_frame_ancestors and chosen.media_type.startswith("text/html"):
         # a dashboard may frame it: the document's own policy, its frame-ancestors the setting's
-        from gradhealth.api.app import document_policy
+        from gradhealth.api.app import document_policy  # (the app imports this router)
 
-        policy = document_policy().replace("frame-ancestors 'none'",
-                                           f"frame-ancestors {settings.report_frame_ancestors}")
-        response.headers["Content-Security-Policy"] = policy
+        response.headers["Content-Security-Policy"] = document_policy(settings.report_frame_ancestors)
     return response
