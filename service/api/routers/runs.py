@@ -186,10 +186,9 @@ def _grad_norm(row: RunRow) -> float | str | None:
     return None if value is None else spelled(value)
 
 
-def _summary(row: RunRow, settings: Settings) -> dict[str, Any]:
+def _summary(row: RunRow, stale_before: datetime | None) -> dict[str, Any]:
     base = f"/v1/runs/{row.id}"
-    return dict(id=row.id, name=row.name, status=row.status,
-                stale=store.is_stale(row, store.stale_cutoff(settings.run_stale_after_s)),
+    return dict(id=row.id, name=row.name, status=row.status, stale=store.is_stale(row, stale_before),
                 created_at=as_utc(row.created_at),
                 updated_at=as_utc(row.updated_at), finished_at=as_utc(row.finished_at), points=row.points,
                 last_step=row.last_step, grad_norm=_grad_norm(row),
@@ -200,7 +199,7 @@ def _summary(row: RunRow, settings: Settings) -> dict[str, Any]:
 
 
 def _read(row: RunRow, settings: Settings) -> RunRead:
-    return RunRead(**_summary(row, settings), config=RunConfig.model_validate(row.config or {}), diagnosis=row.diagnosis)
+    return RunRead(**_summary(row, store.stale_cutoff(settings.run_stale_after_s)), config=RunConfig.model_validate(row.config or {}), diagnosis=row.diagnosis)
 
 
 def _load(session, run_id: str, caller) -> RunRow:  # noqa: ANN001 - internal helper
@@ -493,12 +492,13 @@ def list_runs(session: SessionDep, caller: CallerDep,
               cursor: Annotated[str | None, Query(min_length=1, description="next_cursor of the previous page")] = None,
               limit: Annotated[int, Query(ge=1, le=100)] = 20) -> RunPage:
     try:
+        cutoff = store.stale_cutoff(settings.run_stale_after_s)  # one "now" for the filter and every row
         page = store.list_runs(session, owner=caller.name, status=status, cursor=cursor, limit=limit, stale=stale,
-                               cutoff=store.stale_cutoff(settings.run_stale_after_s))
+                               cutoff=cutoff)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(422, "invalid_cursor", "cursor is not one this service returned; "
                        "start again without it") from None
-    return RunPage(items=[RunSummary(**_summary(r, settings)) for r in page.runs], next_cursor=page.next_cursor)
+    return RunPage(items=[RunSummary(**_summary(r, cutoff)) for r in page.runs], next_cursor=page.next_cursor)
 
 
 @router.delete("/{run_id}", status_code=204, response_model=None, summary="Delete a run and its points",
