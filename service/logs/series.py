@@ -283,6 +283,13 @@ _GAN_LOSS_WORDS = frozenset({"loss", "losses", "err", "errg", "errd", "lossg", "
 _NAME_WORDS = re.compile(r"[/_.\s:-]+|(?<=[a-z])(?=[A-Z])")
 
 
+#: A series named for a loss or a norm (YOLO's train/box_loss, detectron2's loss_cls) is part of
+#: what training computes, whatever its role; accuracy, AP or a learning rate is not. A perplexity
+#: is exp of a loss: Inf only where the loss per token passed 709 nats (OpenNMT-tf at a rate of
+#: 1.2: "perplexity = inf"). A NaN/Inf in such a series means training broke.
+TRAINED_NAME = re.compile(r"loss|norm|grad|perplexity|(?<![a-z])ppl", re.IGNORECASE)
+
+
 def name_words(name: str) -> list[str]:
     """The lower-cased words of a series name, split at separators, spaces and a case change
     (``BestAvg`` -> best, avg; ``val/KL_loss`` -> val, kl, loss)."""

@@ -13,7 +13,7 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import clipping, lower_lr
-from gradhealth.logs.series import RunLog, Series, final_series, gan_part, name_words
+from gradhealth.logs.series import TRAINED_NAME, RunLog, Series, final_series, gan_part, name_words
 from gradhealth.logs.stats import finite
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
@@ -307,10 +307,6 @@ def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -
     return True
 
 
-#: A metric named for a loss or a norm (YOLO's train/box_loss, detectron2's loss_cls) is part of
-#: what training computes; accuracy, AP or a learning rate is not. A perplexity is exp of a loss: Inf
-#: only where the loss per token passed 709 nats (OpenNMT-tf at a rate of 1.2: "perplexity = inf").
-_TRAINED_NAME = re.compile(r"loss|norm|grad|perplexity|(?<![a-z])ppl", re.IGNORECASE)
 
 
 def best_so_far(name: str) -> bool:
@@ -337,7 +333,7 @@ def _trained_quantity(s: Series) -> bool:
     a best-so-far record (``best_train_loss``, ``BestAvg``: inf until there is one) does not."""
     if best_so_far(s.name):
         return False
-    return (s.role not in ("metric", "learning_rate") or bool(_TRAINED_NAME.search(s.name))
+    return (s.role not in ("metric", "learning_rate") or bool(TRAINED_NAME.search(s.name))
             or gan_part(s.name) is not None)
 
 

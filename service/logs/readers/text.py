@@ -75,6 +75,7 @@ from gradhealth.logs.readers import shapes
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, open_log
 from gradhealth.logs.series import (
+    TRAINED_NAME,
     LogWarning,
     Role,
     RunLog,
@@ -337,7 +338,6 @@ _MAX_FALLBACKS = 8
 _NONFINITE_BYTES = re.compile(rb"nan|inf", re.IGNORECASE)
 #: What training computes: a NaN/Inf in one of these (not in an accuracy or a speed) is a failure.
 _TRAINED_ROLES = frozenset({"loss", "val_loss", "grad_norm", "layer_grad_norm", "clipped_grad_norm", "weight_norm"})
-_TRAINED_NAME = re.compile(r"loss|norm|grad|perplexity|(?<![a-z])ppl", re.IGNORECASE)
 
 
 def _judged_points(log: RunLog) -> tuple[int, str]:
@@ -375,7 +375,7 @@ def _trained_name(name: str) -> bool:
     role = classify(name)[0]
     if "best" in name.lower() or role == "update_ratio":
         return False
-    return role in _TRAINED_ROLES or _TRAINED_NAME.search(name) is not None
+    return role in _TRAINED_ROLES or TRAINED_NAME.search(name) is not None
 
 
 def _skipped_nonfinite(path: Path, limits: ReadLimits, spans: list[tuple[str, int, int | None]],
