@@ -158,6 +158,13 @@ def split_medians(values: np.ndarray, parts: int) -> np.ndarray:
     return out
 
 
+def diff_noise(values: np.ndarray) -> float:
+    """The standard deviation of a series' point-to-point noise, read from its successive
+    differences (1.4826 MAD of them, over sqrt 2): robust to outliers, and a slow trend barely
+    moves it."""
+    return 1.4826 * float(np.median(np.abs(np.diff(values)))) / math.sqrt(2)
+
+
 def theil_sen(x: np.ndarray, y: np.ndarray, *, max_points: int = 200,
               z: float = 2.576) -> tuple[float, float, float]:
     """Theil-Sen slope of ``y`` over ``x`` with Sen's rank-based confidence interval (``z``: 99 %

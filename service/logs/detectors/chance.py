@@ -15,7 +15,7 @@ from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import finite, theil_sen
+from gradhealth.logs.stats import diff_noise, finite, theil_sen
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -158,7 +158,7 @@ def stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
     # A climb in the first evaluations, then a plateau (Keras logs validation after each epoch, and
     # a small model learns what generalises in one or two) is a gain the early median hides; it
     # counts when it stands out of the series' point-to-point noise.
-    sigma = 1.4826 * float(np.median(np.abs(np.diff(va)))) / math.sqrt(2)
+    sigma = diff_noise(va)
     if v_late - float(va[0]) > max(t.accuracy_stuck, 3 * sigma):
         gained = max(gained, v_late - float(va[0]))
     t_late = float(np.median(ta[-max(3, len(ta) // 10):]))

@@ -15,7 +15,7 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import finite, smooth
+from gradhealth.logs.stats import diff_noise, finite, smooth
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -121,7 +121,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
         i_peak = int(np.argmax(sm))
         peak = float(sm[i_peak])
         gain = peak - start
-        noise = 1.4826 * float(np.median(np.abs(np.diff(v)))) / math.sqrt(2)
+        noise = diff_noise(v)
         tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
         end = float(np.median(v[-tail:]))
         # a climb smaller than the ground lost below the start is no climb and fall: the series
@@ -284,7 +284,7 @@ def _long_returns(run: RunLog) -> tuple[list[_Judged], bool, int]:
         # the first tenth's median, or the first 20 points' where lower (the untrained policy): a
         # climb inside the first tenth (an agent that learnt fast, then held) is learning, not a plateau
         start = min(float(np.median(v[: max(2, n // 10)])), float(np.median(v[:_RETURN_POINTS])))
-        noise = 1.4826 * float(np.median(np.abs(np.diff(v)))) / math.sqrt(2)
+        noise = diff_noise(v)
         band = max(_PLATEAU_SHARE * abs(start), _PLATEAU_NOISE * 1.2533 * noise / math.sqrt(window))
         # an outcome at the task's best from the start: the task is solved, nothing to learn
         solved = solved or _at_ceiling(v, start, band, bool(_SUCCESS.search(s.name)))

@@ -18,7 +18,7 @@ from gradhealth.logs.derive import component_pairs
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import finite, resolution, smooth, theil_sen
+from gradhealth.logs.stats import diff_noise, finite, resolution, smooth, theil_sen
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -562,7 +562,7 @@ def _noise_after(x: np.ndarray) -> float:
         return 0.0
     idx = np.arange(n, dtype=np.float64)
     res = x - theil_sen(idx, x)[0] * idx
-    return 1.4826 * float(np.median(np.abs(np.diff(res)))) / math.sqrt(2)
+    return diff_noise(res)
 
 
 def _diverged(val: Series, loss: Series, t: LogThresholds, rise: float | None = None, gate: float = 3.0,
