@@ -1361,8 +1361,8 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
         if node.cls == "Lambda":
             node.in_shapes = [shapes[i] for i in node.inputs]
             base, _, call = node.name.partition("#")
-            kind, why = lambda_stand_in(node.in_shapes, node.cfg.get("output_shape"),
-                                        reads.get((base, int(call) if call.isdigit() else 0), []))
+            read_as = reads.get((base, int(call) if call.isdigit() else 0), [])
+            kind, why = lambda_stand_in(node.in_shapes, node.cfg.get("output_shape"), read_as)
             if kind is None:
                 refused.append((node.name, why))
                 node.shape = node.in_shapes[0] if node.in_shapes else ()
@@ -1370,9 +1370,9 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                 continue
             # the stand-in is the existing parameter-free layer (the torch half builds it as such);
             # the function in the config is never looked at
-            keepdims = kind != "distance" or len(node.in_shapes[0] or ()) == len(
-                declared_shape(node.cfg.get("output_shape"))
-                or next(iter(reads.get((base, int(call) if call.isdigit() else 0), [])), ()))
+            # (a distance keeps its last axis as 1 where the output, declared or read, has the inputs' rank)
+            out = declared_shape(node.cfg.get("output_shape")) or next(iter(read_as), ())
+            keepdims = kind != "distance" or len(node.in_shapes[0] or ()) == len(out)
             node.cls, node.args = STAND_IN_LAYERS[kind], None
             node.cfg = {"name": node.cfg.get("name", node.name), "_stand_in": kind, "_keepdims": keepdims,
                         **({"_shares": node.cfg["_shares"]} if node.cfg.get("_shares") else {})}
