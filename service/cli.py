@@ -73,7 +73,8 @@ def is_spec(source: str) -> bool:
     reader recognises it: such a file gets the spec's own error (line and column, JSON pointer,
     "did you mean"), not "unknown log format". A file of JSON Lines (one JSON object per line, none
     with spec fields: detectron2's ``metrics.json``, a history dump) is a log even when no reader
-    recognises it: the log check then says so, rather than the spec parser's "Extra data".
+    recognises it: the log check then says so, rather than the spec parser's "Extra data". So is
+    a JSON array of numbers.
     """
     if source == "-" or source.startswith("example:"):
         return True
@@ -106,7 +107,10 @@ def is_spec(source: str) -> bool:
                 break
         json_lines = len(objects) >= 2 and all(
             isinstance(o, dict) and "layers" not in o and not _looks_like_spec(o) for o in objects)
-        return not (json_lines or _a_log_reader_knows(path))
+        # an array of numbers (json.dump(losses, f)) is a log's, whose check says how to name it
+        from gradhealth.logs.readers.numbers import number_array
+
+        return not (json_lines or number_array(text[:64].encode()) or _a_log_reader_knows(path))
     return "layers" in data or (_looks_like_spec(data) and not _a_log_reader_knows(path))
 
 

@@ -449,8 +449,8 @@ def test_a_header_of_names_that_start_with_digits_heads_a_table_of_numbers(tmp_p
     run = load_run(_write(tmp_path, "val_loss.csv", text))
     assert [s.name for s in run.series] == [f"{d}-dim" for d in sizes]
     assert list(run.series[0].steps[:3]) == [0, 8, 16]
-    # the same rows with a header of numbers are data, as before
-    with pytest.raises(Exception, match="not a log format"):
+    # the same rows with a header of numbers are data, refused: which column is which cannot be told
+    with pytest.raises(Exception, match="table of numbers with no header"):
         load_run(_write(tmp_path, "numbers.csv", "1,2,3\n" + text.split("\n", 1)[1]))
 
 

@@ -1,0 +1,211 @@
+"""A file of bare numbers with no header, named after what it holds: what ``np.savetxt("losses.txt",
+losses)``, ``json.dump(losses, f)`` or a ``print(loss, file=f)`` loop writes::
+
+    2.302585
+    2.147109
+    1.998342
+
+One value per line (the step is the line's row, counted from 0, as a header-less table's index), or
+two per line where the first counts up in whole numbers (``step loss``, ``10,2.14``), separated by
+commas, tabs, semicolons or blanks; or one JSON array of numbers (``[2.30, 2.14, NaN]``).
+
+The file's name says what the numbers are, since nothing else in the file does: a name with
+``loss`` in it is the training loss (``val_``/``valid``/``eval``/``test``/``dev`` with it, the
+validation loss), one with ``grad`` and ``norm`` the gradient norm (``train_losses.txt``,
+``loss-history.csv``, ``val_loss.npy.txt``, ``grad_norms.csv``); a loss of a part keeps its name
+(``g_losses.txt`` is ``g_loss``), judged as a column of that name would be. A file of numbers whose name says
+none of these is refused with what to do (put a header line first: ``step,loss``; or name the file
+after what it holds): judging an unnamed curve as a loss could call a rising accuracy a divergence.
+So is a table of numbers with more columns than a step and one value: which is which cannot be told.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from gradhealth.errors import LogError
+from gradhealth.logs.readers.registry import ReadLimits
+from gradhealth.logs.readers.textio import Lines, Points, first_lines, loads, open_log, read_text
+from gradhealth.logs.series import LogWarning, RunLog, parse_number
+
+#: A number as a logging loop or numpy writes it, the non-finite spellings included.
+_NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|NAN|inf|Inf|INF|Infinity|-?nan)"
+#: A line of one or two numbers: the value, or the step and the value.
+_LINE = re.compile(rf"\s*({_NUMBER})(?:\s*[,;\t ]\s*({_NUMBER}))?\s*[,;]?\s*")
+_SEP = re.compile(r"\s*[,;\t ]\s*")
+#: A JSON array of numbers (``json.dump(losses, f)``) opening the file.
+_ARRAY = re.compile(rb"\s*\[\s*(?:-?\d|NaN|-?Infinity|null)")
+#: Lines of the head that must all be numbers before the file is taken for one of numbers.
+_MIN_LINES = 3
+
+_VALIDATION = {"val", "valid", "validation", "eval", "evaluation", "test", "dev"}
+
+
+#: Words beside "loss" in a file's name that leave it the model's training loss.
+_PLAIN = {"train", "training", "total", "mean", "avg", "average", "epoch", "step", "batch", "iter", "iteration",
+          "history", "curve", "log", "value", "list", "all", "run", "model", "my", "per", "npy", "np"}
+
+
+def quantity(filename: str) -> str | None:
+    """The series a file of bare numbers holds, by its name: ``loss`` (a name of ``loss`` and plain
+    words: ``train_losses.txt``, ``loss-history.csv``), ``val_loss`` (with ``val``, ``eval``, ``test``...),
+    ``grad_norm`` (``grad`` and ``norm``), or a loss of a part under its own name (``g_losses.txt``
+    is ``g_loss``, ``kl_loss.csv`` ``kl_loss``: judged as a header of that name is); None when the
+    name says no loss and no gradient norm."""
+    stem = filename.lower()
+    for ext in (".gz", ".txt", ".csv", ".tsv", ".dat", ".log", ".json", ".out"):
+        stem = stem.removesuffix(ext)
+    words = [_singular(w) for w in re.split(r"[^a-z]+", stem) if w]
+    if ("grad" in words or "gradient" in words) and "norm" in words or "gradnorm" in words:
+        return "grad_norm"
+    if not any(w.endswith("loss") for w in words):
+        return None
+    if "loss" in words and not set(words) - {"loss"} - _PLAIN - _VALIDATION:
+        return "val_loss" if set(words) & _VALIDATION else "loss"
+    return "_".join(w for w in words if w not in _PLAIN)
+
+
+def _singular(word: str) -> str:
+    if word.endswith("sses"):
+        return word[:-2]            # losses
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word   # norms, not loss
+
+
+def columns(head: bytes) -> int | None:
+    """1 or 2 when every line of ``head`` (three at least) is one number or two, else None."""
+    lines = [line for line in first_lines(head, 50) if line.strip()]
+    if lines and not head.rstrip(b" \t").endswith((b"\n", b"\r")):
+        lines = lines[:-1]          # a last line cut off while being written: the reader drops it
+    if len(lines) < _MIN_LINES:
+        return None
+    widths = set()
+    for line in lines:
+        m = _LINE.fullmatch(line)
+        if m is None:
+            return None
+        widths.add(2 if m.group(2) is not None else 1)
+    return widths.pop() if len(widths) == 1 else None
+
+
+def number_array(head: bytes) -> bool:
+    """Whether ``head`` opens a JSON array of numbers."""
+    return _ARRAY.match(head.lstrip(b"\xef\xbb\xbf")) is not None
+
+
+class NumbersReader:
+    name = "numbers"
+    description = ("a file of bare numbers, one per line (or a step and a number, or a JSON array), named "
+                   "after what it holds: loss.txt, val_loss.csv, grad_norms.txt (np.savetxt, json.dump)")
+
+    def sniff(self, filename: str, head: bytes) -> float:
+        if quantity(filename) is None:
+            return 0.0
+        return 0.3 if columns(head) is not None or number_array(head) else 0.0
+
+    def near_miss(self, filename: str, head: bytes) -> str | None:
+        """Why a file of bare numbers is not read: its name does not say what they are, or it has
+        more columns than a step and a value."""
+        if number_array(head) and quantity(filename) is None:
+            return ("line 1: a JSON array of bare numbers, with nothing to say what they are: name the file "
+                    "after what it holds (loss.json, val_loss.json, grad_norm.json) or write records "
+                    "({\"step\": 0, \"loss\": 2.3} per line)")
+        lines = [line for line in first_lines(head, 50) if line.strip()]
+        if len(lines) < _MIN_LINES or not all(_all_numbers(line) for line in lines):
+            return None
+        if columns(head) is None:
+            width = max(len(_SEP.split(line.strip())) for line in lines)
+            return (f"line 1: a table of numbers with no header ({width} columns): which column is which "
+                    "cannot be told; put a header line first (step,loss,val_loss)")
+        return ("line 1: numbers with no header and a file name that does not say what they are: put a "
+                "header line first (step,loss) or name the file after what it holds (loss.txt, "
+                "val_loss.csv, grad_norm.txt)")
+
+    def read(self, path: Path, limits: ReadLimits) -> RunLog:
+        name = quantity(path.name)
+        if name is None:
+            raise LogError(f"{path.name}: the file's name does not say what its numbers are (loss, val_loss, "
+                           "grad_norm): put a header line first (step,loss) or rename the file")
+        points = Points(path.name, limits)
+        with open_log(path, limits) as f:
+            head = f.read(4096)
+        if number_array(head):
+            how = self._read_array(path, limits, name, points)
+        else:
+            how = self._read_lines(path, limits, name, points)
+        if points.count == 0:
+            raise LogError(f"{path.name}: no numbers")
+        note = LogWarning("read_as", f"{path.name}: {points.count:,} bare numbers read as {name!r} (the file's "
+                          f"name says so), {how}")
+        return RunLog(format=self.name, source=path.name, series=points.build(), warnings=[note])
+
+    @staticmethod
+    def _read_array(path: Path, limits: ReadLimits, name: str, points: Points) -> str:
+        text = read_text(path, limits)
+        try:
+            data = loads(text)
+        except ValueError as e:
+            raise LogError(f"{path.name}: not valid JSON ({e})") from None
+        if not isinstance(data, list):
+            raise LogError(f"{path.name}: expected a JSON array of numbers, got {type(data).__name__}")
+        for i, v in enumerate(data):
+            if v is None:
+                value = math.nan
+            elif isinstance(v, str):
+                try:
+                    value = parse_number(v)
+                except ValueError:
+                    raise LogError(f"{path.name} record {i}: {v[:40]!r} is not a number") from None
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                value = float(v)
+            else:
+                raise LogError(f"{path.name} record {i}: expected a number, got {type(v).__name__}")
+            points.add(name, i, value)
+        return "one per element of the array, stepped by its index"
+
+    @staticmethod
+    def _read_lines(path: Path, limits: ReadLimits, name: str, points: Points) -> str:
+        width: int | None = None
+        last_step = -math.inf
+        with open_log(path, limits) as f:
+            lines = Lines(f, path.name, lenient=True)
+            row = 0
+            for text in lines:
+                if not text.strip():
+                    continue
+                m = _LINE.fullmatch(text)
+                cells = 0 if m is None else (2 if m.group(2) is not None else 1)
+                if width is None:
+                    width = cells
+                if m is None or cells != width:
+                    if lines.unterminated_last:
+                        break  # a last line cut off while being written
+                    shown = text.strip()[:60]
+                    raise LogError(f"{path.name} line {lines.lineno}: expected {width} number"
+                                   f"{'s' if width == 2 else ''} as on the lines above, got {shown!r}")
+                if width == 1:
+                    points.add(name, row, parse_number(m.group(1)))
+                else:
+                    step = parse_number(m.group(1))
+                    if step != math.floor(step) or not step > last_step:
+                        raise LogError(f"{path.name} line {lines.lineno}: two numbers per line are a step and "
+                                       f"a value, and the step must count up in whole numbers ({m.group(1)} after "
+                                       f"{last_step:g}); for two values, put a header line first (loss,val_loss)")
+                    last_step = step
+                    points.add(name, step, parse_number(m.group(2)))
+                row += 1
+        return "one per line, stepped by the line's row" if width == 1 else "a step and a value per line"
+
+
+def _all_numbers(line: str) -> bool:
+    cells = [c for c in _SEP.split(line.strip()) if c]
+    try:
+        for c in cells:
+            parse_number(c)
+    except ValueError:
+        return False
+    return bool(cells)
+
+
+READER = NumbersReader()
