@@ -1282,6 +1282,11 @@ class HttpSink:
     as one warning (with the backlog and the spill file), the recovery as one info line. The
     server URL, the key and the config are checked when the sink is made
     (``ValueError``/``TypeError``).
+
+    After ``heartbeat`` seconds (20; 0: never) without an answer from the service, the sink says
+    the process is alive (``POST /v1/runs/{id}/heartbeat``): the service's writer lease
+    (``GRADHEALTH_RUN_WRITER_LEASE_S``, 60 s) then counts from it, so a training step slower than
+    the lease does not let another process take the run over.
     """
 
     def __init__(self, server: str, run: str, *, api_key: str | None = None,
@@ -1289,7 +1294,7 @@ class HttpSink:
                  spill: str | Path | None = None, batch_points: int = 5000,
                  timeout: float = 10.0, close_timeout: float = 30.0,
                  finish_on_close: bool = True, backoff: tuple[float, float] = (0.25, 30.0),
-                 on_refused: str = "warn") -> None:
+                 on_refused: str = "warn", heartbeat: float = 20.0) -> None:
         import httpx  # only live mode needs it
 
         self.on_refused = _check_on_refused(on_refused)
@@ -1298,6 +1303,7 @@ class HttpSink:
         batch_points = _check_int("batch_points", batch_points, 1)
         timeout = _check_seconds("timeout", timeout, positive=True)
         close_timeout = _check_seconds("close_timeout", close_timeout)
+        self.heartbeat = _check_seconds("heartbeat", heartbeat)
         if not (isinstance(backoff, tuple) and len(backoff) == 2):
             raise ArgumentTypeError(f"backoff must be a (first delay, cap) pair of seconds, got {backoff!r}")
         backoff = (_check_seconds("backoff[0]", backoff[0]), _check_seconds("backoff[1]", backoff[1]))
@@ -1341,6 +1347,7 @@ class HttpSink:
         self._deadline = math.inf
         self._nudge = threading.Event()  # cuts a backoff short when close() starts
         self._request_timeout = timeout
+        self._last_answer = time.monotonic()  # the service's last 2xx answer (heartbeats count from it)
         headers = {"X-Gradhealth-Writer": _writer_id()}
         if api_key:
             headers["X-API-Key"] = api_key
@@ -1526,7 +1533,15 @@ class HttpSink:
         while True:
             with self._cond:
                 while not (self._mem or self._spill_index or self._closing):
-                    self._cond.wait()
+                    due = self._heartbeat_due()
+                    if due is not None and due <= 0:
+                        break
+                    self._cond.wait(due)
+                idle = not (self._mem or self._spill_index or self._closing)
+            if idle:
+                self._beat()
+                continue
+            with self._cond:
                 if not self._mem and self._spill_index:
                     self._load()
                 if not self._mem:
@@ -1558,6 +1573,25 @@ class HttpSink:
                 # newuser4 P7): everything was sent; nothing to stop a script for.
                 log.warning("gradhealth recorder: could not finish %s run %r: %s (%s)",
                             self.server, self.run, _refusal_reason(error), error)
+
+    def _heartbeat_due(self) -> float | None:
+        """Seconds until a heartbeat is due (<= 0: now); None while none is sent (off, no run yet)."""
+        if self.heartbeat <= 0 or self.run_id is None:
+            return None
+        return self._last_answer + self.heartbeat - time.monotonic()
+
+    def _beat(self) -> None:
+        """Say this process is alive on the run, so a training step slower than the service's writer
+        lease does not let another process take the run (``POST /v1/runs/{id}/heartbeat``). A
+        service from before heartbeats answers 404: heartbeats stop; a deleted run's 404 is left
+        to the next batch to find."""
+        try:
+            self._call("POST", f"/v1/runs/{self.run_id}/heartbeat")
+        except RunRefused as error:
+            if error.status not in (404, 405):
+                raise
+            log.debug("gradhealth recorder: %s takes no heartbeats (%s); none sent", self.server, error)
+            self.heartbeat = 0.0
 
     def _send(self, batch: list[tuple[int, str, int]]) -> bool:
         if self.run_id is None:
@@ -1614,6 +1648,7 @@ class HttpSink:
                 why: object = error
             else:
                 if response.status_code < 300:
+                    self._last_answer = time.monotonic()
                     if self._failing_since is not None:
                         log.info("gradhealth recorder: %s answers again after %.0f s; sending "
                                  "the %d logged steps waiting", self.server,

@@ -149,6 +149,9 @@ class RunRow(Base):
     # The process that writes the run (the recorder's X-Gradhealth-Writer), so that a second process
     # on the same run name is told, not interleaved (newuser4 P7); null: none said (curl, older recorders)
     writer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The writer's last heartbeat (POST /v1/runs/{id}/heartbeat): alive between slow batches, so the
+    # writer lease counts from the later of it and updated_at; null: none sent
+    writer_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class RunPointRow(Base):

@@ -73,7 +73,7 @@ def claim(session: Session, row: RunRow, writer: str | None, *, take_over: bool,
         if writer is None or row.writer == writer:
             return row
         if row.writer is not None and not take_over and lease_s > 0:
-            idle = (utcnow() - as_utc(row.updated_at)).total_seconds()
+            idle = (utcnow() - writer_active_at(row)).total_seconds()
             if idle < lease_s:
                 raise RunInUse(row.id, idle, lease_s, row.points)
         if compare_and_set(session, row.id, row.version, {"writer": writer}):
@@ -86,6 +86,31 @@ def claim(session: Session, row: RunRow, writer: str | None, *, take_over: bool,
             raise RunInUse(row.id, 0.0, 1.0)  # finished or deleted meanwhile: the caller tries again
         row = fresh
     raise RunInUse(row.id, 0.0, 1.0)
+
+
+def writer_active_at(row: RunRow) -> datetime:
+    """When the run's writer was last heard from: its last stored batch or its last heartbeat."""
+    stored = as_utc(row.updated_at)
+    return max(stored, as_utc(row.writer_seen_at)) if row.writer_seen_at is not None else stored
+
+
+def heartbeat(session: Session, run_id: str, owner: str, writer: str) -> str:
+    """Record that ``writer`` is alive on the run: ``"ok"``, else why not: ``"not_found"``,
+    ``"finished"`` or ``"taken_over"`` (another process writes it now). A plain update of one
+    column: no version bump, so a heartbeat never makes a batch's compare-and-set start over."""
+    done = cast("CursorResult[Any]", session.execute(update(RunRow).where(
+        RunRow.id == run_id, RunRow.owner == owner, RunRow.status == "active", RunRow.writer == writer,
+    ).values(writer_seen_at=utcnow()).execution_options(synchronize_session=False)))
+    session.commit()
+    if done.rowcount == 1:
+        return "ok"
+    row = get(session, run_id, owner)
+    if row is None:
+        return "not_found"
+    if row.status != "active":
+        return "finished"
+    # a run no process named itself the writer of (created by curl) holds no lease: nothing to keep
+    return "ok" if row.writer is None else "taken_over"
 
 
 def active_named(session: Session, owner: str, name: str) -> RunRow | None:

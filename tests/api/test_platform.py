@@ -51,7 +51,7 @@ def test_openapi_documents_the_public_surface(idle_api):
         ("DELETE", "/v1/jobs/{job_id}"), ("GET", "/v1/jobs/{job_id}/events"), ("GET", "/v1/catalog"),
         ("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"),
         ("POST", "/v1/runs"), ("GET", "/v1/runs"), ("GET", "/v1/runs/{run_id}"), ("DELETE", "/v1/runs/{run_id}"),
-        ("GET", "/v1/runs/{run_id}/events"), ("POST", "/v1/runs/{run_id}/finish"),
+        ("GET", "/v1/runs/{run_id}/events"), ("POST", "/v1/runs/{run_id}/finish"), ("POST", "/v1/runs/{run_id}/heartbeat"),
         ("POST", "/v1/runs/{run_id}/points"), ("GET", "/v1/runs/{run_id}/points"), ("GET", "/v1/runs/{run_id}/report"),
         ("POST", "/v1/webhooks"), ("GET", "/v1/webhooks"), ("GET", "/v1/webhooks/{webhook_id}"),
         ("DELETE", "/v1/webhooks/{webhook_id}"), ("PATCH", "/v1/webhooks/{webhook_id}"),

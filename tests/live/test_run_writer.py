@@ -84,3 +84,73 @@ def test_a_malformed_writer_header_is_a_422_naming_it(tmp_path):
         r = api.post("/v1/runs", json={"name": "x"}, headers={"X-Gradhealth-Writer": "a b/c"})
         assert r.status_code == 422
         assert "X-Gradhealth-Writer" in r.text or "x-gradhealth-writer" in r.text.lower()
+
+
+def _seen(api, run_id: str) -> tuple:  # noqa: ANN001 - the test client
+    with api.app.state.sessions() as session:
+        row = session.get(RunRow, run_id)
+        return row.updated_at, row.writer_seen_at
+
+
+def test_a_heartbeat_keeps_the_run_for_a_writer_slower_than_the_lease(tmp_path):
+    with running_app(settings_for(tmp_path, workers=0, run_writer_lease_s=60)) as api:
+        run = api.post("/v1/runs", json={"name": "slow"}, headers=A).json()["id"]
+        api.post(f"/v1/runs/{run}/points", json=_point(0), headers=A)
+        _idle(api, run, 61)                      # a step slower than the lease...
+        stored_at, _ = _seen(api, run)
+        beat = api.post(f"/v1/runs/{run}/heartbeat", headers=A)
+        assert beat.status_code == 204 and beat.content == b""
+        after, seen = _seen(api, run)
+        assert after == stored_at and seen is not None       # the last point's time is left alone
+        listed = api.get(f"/v1/runs/{run}").json()
+        assert listed["points"] == 1 and listed["version"] == api.get(f"/v1/runs/{run}").json()["version"]
+        # ...whose process said it is alive: a second process is refused, not handed the run
+        second = api.post("/v1/runs", json={"name": "slow"}, headers=B)
+        assert second.status_code == 409 and second.json()["type"].endswith("run-in-use")
+        # once the heartbeats stop too (the process died), the lease runs out as before
+        with api.app.state.sessions() as session:
+            session.execute(update(RunRow).where(RunRow.id == run)
+                            .values(writer_seen_at=store.utcnow() - timedelta(seconds=61)))
+            session.commit()
+        assert api.post("/v1/runs", json={"name": "slow"}, headers=B).status_code == 200
+        late = api.post(f"/v1/runs/{run}/heartbeat", headers=A)   # the old one was only slow
+        assert late.status_code == 409 and late.json()["type"].endswith("run-taken-over")
+
+
+def test_a_heartbeat_names_its_writer_and_a_live_run_of_the_caller(tmp_path):
+    with running_app(settings_for(tmp_path, workers=0, run_writer_lease_s=60)) as api:
+        run = api.post("/v1/runs", json={"name": "beats"}, headers=A).json()["id"]
+        anonymous = api.post(f"/v1/runs/{run}/heartbeat")
+        assert anonymous.status_code == 422 and anonymous.json()["type"].endswith("heartbeat-needs-writer")
+        assert api.post("/v1/runs/0123456789abcdef0123456789abcdef/heartbeat", headers=A).status_code == 404
+        twice = api.post(f"/v1/runs/{run}/heartbeat", headers=[("X-Gradhealth-Writer", "a"),
+                                                                   ("X-Gradhealth-Writer", "b")])
+        assert twice.status_code == 400
+        api.post(f"/v1/runs/{run}/points", json=_point(0), headers=A)
+        api.post(f"/v1/runs/{run}/finish", headers=A)
+        done = api.post(f"/v1/runs/{run}/heartbeat", headers=A)
+        assert done.status_code == 409 and done.json()["type"].endswith("run-finished")
+
+
+def test_migration_0008_adds_the_heartbeat_column_to_existing_runs(tmp_path):
+    import sqlalchemy as sa
+    from alembic import command
+
+    from tests.helpers import migrations_at
+
+    cfg, engine = migrations_at(tmp_path, "0007")
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO runs (id, owner, name, status, config, created_at, updated_at, points, series, "
+                "findings_state, events, version, writer) VALUES ('0123456789abcdef0123456789abcdef', 'alice', "
+                "'old', 'active', '{}', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 0, '[]', '{}', 0, 0, 'w-1')"))
+        command.upgrade(cfg, "head")
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT writer_seen_at FROM runs")).scalar_one() is None
+        command.downgrade(cfg, "0007")
+        with engine.connect() as connection:
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("runs")}
+        assert "writer_seen_at" not in columns and "writer" in columns
+    finally:
+        engine.dispose()

@@ -481,6 +481,31 @@ async def finish_run(run_id: str, request: Request, caller: CallerDep, settings:
     return done
 
 
+@router.post("/{run_id}/heartbeat", status_code=204, dependencies=OneWriter,
+             summary="Say the run's writer is alive between batches (keeps the writer lease)",
+             responses={**NOT_FOUND,
+                        409: {"model": Problem, "description": "another process is the run's writer now "
+                              "(run_taken_over), or the run is finished (run_finished)"},
+                        422: {"model": Problem, "description": "no X-Gradhealth-Writer header "
+                              "(heartbeat_needs_writer)"}})
+def run_heartbeat(run_id: str, session: SessionDep, caller: CallerDep, writer: WriterHeader = None) -> Response:
+    """The recorder sends this when it has sent nothing for a while (a training step slower than
+    ``GRADHEALTH_RUN_WRITER_LEASE_S``): the lease counts from the later of the run's last batch and
+    its writer's last heartbeat, so a slow process is not taken for a dead one. Stores no point and
+    leaves ``updated_at`` (the last point) and ``stale`` as they are."""
+    if writer is None:
+        raise ApiError(422, "heartbeat_needs_writer", "a heartbeat keeps the run for the process named by the "
+                       "X-Gradhealth-Writer header; send that header")
+    said = store.heartbeat(session, run_id, caller.name, writer)
+    if said == "not_found":
+        raise ApiError(404, "run_not_found", f"no run {run_id}")
+    if said == "finished":
+        raise ApiError(409, "run_finished", f"run {run_id} is finished; start a new run")
+    if said == "taken_over":
+        _refuse_replaced_writer(_load(session, run_id, caller), writer)
+    return Response(status_code=204)
+
+
 @router.get("", response_model=RunPage, summary="Your runs, newest first",
             responses={422: {"model": Problem, "description": "a bad cursor or filter"}})
 def list_runs(session: SessionDep, caller: CallerDep,
