@@ -33,7 +33,7 @@ from gradhealth.analysis.simulate import (
     combined,
     simulate,
 )
-from gradhealth.analysis.spec import parse_spec
+from gradhealth.analysis.spec import OptimizerSpec, parse_spec
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import (
     SEVERITY_RANK,
@@ -108,8 +108,21 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
                                   precision=spec.precision, parameters=plan.parameters,
                                   activation_bytes=plan.activation_bytes,
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
-                                  remedies_simulated=verifier.simulated),
+                                  remedies_simulated=verifier.simulated,
+                                  loss=spec.loss.type + ("" if spec.loss.from_logits else " (on probabilities)"),
+                                  optimizer=optimizer_shown(spec.optimizer)),
     )
+
+
+def optimizer_shown(optimizer: OptimizerSpec | None) -> dict[str, str | float | bool] | None:
+    """The document's ``simulation.optimizer``: the optimizer's type and rate, and its settings that
+    differ from their defaults."""
+    if optimizer is None:
+        return None
+    shown: dict[str, str | float | bool] = {"type": optimizer.type, "lr": optimizer.lr}
+    shown.update({k: v for k, v in optimizer.model_dump(exclude_defaults=True).items()
+                  if k not in shown and isinstance(v, (str, float, int, bool))})
+    return shown
 
 
 def summary_line(status: str, findings: list[Finding], layers: int) -> str:

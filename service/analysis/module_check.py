@@ -32,6 +32,7 @@ from gradhealth.analysis.check import (
     acted_on,
     clip_reference,
     decided,
+    optimizer_shown,
     seed_margin,
     still_nonfinite,
     summary_line,
@@ -868,7 +869,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                                   precision=result.dtype, parameters=int(n_params),
                                   activation_bytes=activation_bytes,
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
-                                  remedies_simulated=verifier.simulated),
+                                  remedies_simulated=verifier.simulated, loss=run.loss,
+                                  optimizer=optimizer_shown(run.optimizer)),
     )
 
 

@@ -207,6 +207,13 @@ class SimulationInfo(BaseModel):
         "patched specs simulated again to verify remedies; a remedy that changes only the optimizer's "
         "learning rate is verified from the first simulation's gradients (its update ratios scale "
         "with the rate), exactly and without a simulation"))
+    loss: str | None = Field(default=None, description=(
+        "the loss backpropagated (cross_entropy, binary_cross_entropy, mse, mae, huber, sum), as the spec, "
+        "the model file or the caller gave it or its default; \" (on probabilities)\" where the outputs are "
+        "taken for probabilities (a Keras loss with from_logits=False)"))
+    optimizer: dict[str, str | float | bool] | None = Field(default=None, description=(
+        "the optimizer whose first step was judged (large_updates): its type, lr and the settings that differ "
+        "from torch's defaults; null: none was given, so large_updates and small_updates were not checked"))
 
 
 class SeriesSummary(BaseModel):

@@ -53,6 +53,10 @@ def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
         s = doc.simulation
         lines.append(f"  simulated {s.seeds} seed(s) x batch {s.batch_size} on {s.device} in {s.precision}; "
                      f"{s.parameters:,} parameters; {s.remedies_simulated} remedy simulation(s); {s.duration_s:.2f}s")
+        if s.loss is not None:
+            trained = ("optimizer " + ", ".join(f"{v}" if k == "type" else f"{k} {v}" for k, v in s.optimizer.items())
+                       if s.optimizer else "no optimizer given: update sizes not checked")
+            lines.append(f"  loss {s.loss}; {trained}")
     if doc.log:
         lines.append(f"  read {doc.log.series} series, {doc.log.points:,} points ({doc.log.format}) in "
                      f"{doc.log.duration_s:.2f}s")

@@ -1,0 +1,42 @@
+"""The document says which loss and which optimizer the check used (peersweep8: a Keras file's
+compiled SGD with momentum could not be confirmed from the output), and the text report says when
+no optimizer was given, so that update sizes were not checked."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gradhealth import check_architecture, check_module
+from gradhealth.report.text import render_text
+
+SPEC = {"input": {"shape": [8]}, "seeds": 1,
+        "layers": [{"type": "linear", "out_features": 16, "activation": "relu"}, {"type": "linear", "out_features": 3}]}
+
+
+def test_a_specs_loss_and_optimizer_are_in_the_document_and_the_text() -> None:
+    doc = check_architecture({**SPEC, "loss": {"type": "mse"},
+                              "optimizer": {"type": "sgd", "lr": 0.01, "momentum": 0.9}}, verify=False)
+    assert doc.simulation is not None
+    assert doc.simulation.loss == "mse"
+    assert doc.simulation.optimizer == {"type": "sgd", "lr": 0.01, "momentum": 0.9}   # defaults left out
+    assert "  loss mse; optimizer sgd, lr 0.01, momentum 0.9" in render_text(doc).splitlines()
+
+
+def test_no_optimizer_is_said_and_probabilities_are_named() -> None:
+    doc = check_architecture({**SPEC, "layers": [*SPEC["layers"][:-1], {"type": "linear", "out_features": 1,
+                                                                        "activation": "sigmoid"}],
+                              "loss": {"type": "binary_cross_entropy", "from_logits": False}}, verify=False)
+    assert doc.simulation is not None and doc.simulation.optimizer is None
+    assert doc.simulation.loss == "binary_cross_entropy (on probabilities)"
+    assert "no optimizer given: update sizes not checked" in render_text(doc)
+
+
+def test_a_live_modules_loss_and_torch_optimizer() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4, weight_decay=0.01)
+    doc = check_module(model, torch.randn(4, 8), seeds=1, verify=False, optimizer=opt)
+    assert doc.simulation is not None and doc.simulation.loss == "cross_entropy"
+    # torch's optimizer states its eps: shown as the optimizer has it
+    assert doc.simulation.optimizer == {"type": "adam", "lr": 3e-4, "eps": 1e-8, "weight_decay": 0.01}
