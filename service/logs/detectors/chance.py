@@ -70,6 +70,19 @@ _UNIFORM_K = (*range(2, 21), 100, 200, 1000, 10_000, 30_522, 32_000, 32_768, 49_
               65_536, 128_256, 151_936, 256_000)
 
 
+#: How close a loss sits to ln k to name k by itself (0.3 %: 2.3026 is ln 10, not ln 9 = 2.197 nor ln 11 = 2.398)
+_LN_K_TOLERANCE = 0.003
+
+
+def loss_at_ln_k(level: float) -> int | None:
+    """The k of :data:`_UNIFORM_K` whose ln k ``level`` sits within :data:`_LN_K_TOLERANCE` of (the
+    nearest one), else None: the cross-entropy of a uniform guess over k classes."""
+    if not level > 0:
+        return None
+    near = [k for k in _UNIFORM_K if abs(level - math.log(k)) <= _LN_K_TOLERANCE * math.log(k)]
+    return min(near, key=lambda k: abs(level - math.log(k))) if near else None
+
+
 def uniform_guess(values: np.ndarray) -> dict | None:
     """A loss that does not move (its points within 0.2 % of their median) and sits within 0.3 % of
     ln k for one of :data:`_UNIFORM_K`: the cross-entropy of predicting every one of k classes
@@ -79,10 +92,9 @@ def uniform_guess(values: np.ndarray) -> dict | None:
     level = float(np.median(values))
     if not level > 0 or float(np.max(np.abs(values - level))) > 0.002 * level:
         return None
-    near = [k for k in _UNIFORM_K if abs(level - math.log(k)) <= 0.003 * math.log(k)]
-    if not near:
+    k = loss_at_ln_k(level)
+    if k is None:
         return None
-    k = min(near, key=lambda k: abs(level - math.log(k)))
     return {"num_classes": k, "accuracy": None, "source": f"the loss sits at ln {k} = {math.log(k):.4g} without moving"}
 
 
@@ -126,6 +138,13 @@ def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
 
     if k_param is not None and (near(k_param) if acc is not None else ce(k_param, _CHANCE_LOSS_MARGIN)):
         return {"num_classes": k_param, "accuracy": acc, "source": "params"}
+    k_loss = loss_at_ln_k(loss_level) if k_param is None and acc is not None else None
+    if k_loss is not None and acc is not None and 1 / (2 * k_loss) <= acc < 2 / k_loss:
+        # a loss at ln k to 0.3 % names k more exactly than the accuracy does: Keras' CIFAR-10 stuck
+        # at 2.3026 = ln 10 with a training accuracy of 0.13 is chance over 10 classes, not over
+        # round(1 / 0.13) = 8 (logsweep63 u03); the accuracy only must not contradict it (within a factor 2 of 1/k)
+        name = train_acc.name if train_acc is not None else "accuracy"
+        return {"num_classes": k_loss, "accuracy": acc, "source": f"loss ~ ln {k_loss} and {name} ~ 1/{k_loss}"}
     if k_param is None and acc is not None and acc > 0:
         # (k from the accuracy alone: a loss within the margin of ln k says it too. Left at the
         # accuracy's margin: a probe at chance over 11 classes sat 23% above ln 11 (logsweep31),

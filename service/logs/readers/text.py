@@ -211,7 +211,13 @@ _KERAS_BAR = re.compile(r"^\s*(?P<i>\d+)/(?P<n>\d+) \[[=>.]*\]")
 _LEADING_COUNT = re.compile(r"\s*(?P<i>\d+)[ \t]*/[ \t]*(?P<n>\d+)(?![\w./:-])(?![ \t]*\[)")
 _BAR_KEY = "\x00bar"  # its count, until the reader knows whether an epoch header is above it
 _BEST_MARK = re.compile(r"(?<![\w/.-])best(?![\w/.=-])", re.IGNORECASE)
-_EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing)\b", re.IGNORECASE)
+_EVAL_SECTION = re.compile(r"\s*(?:eval|evaluation|evaluating|validation|validating|test|testing"
+                           r"|final[ \t]+(?:eval|evaluation|results?|metrics|scores?|test))\b", re.IGNORECASE)
+#: What comes before a heading's words: Python logging's "INFO:__main__:" or a "2024-01-02 10:00:00 - INFO - "
+#: record's head, then marks that are no words (emoji, bullets, rules): "INFO:__main__:📊 Evaluation Results:"
+_HEADING_LEAD = re.compile(
+    r"(?:.{0,80}?(?<![A-Za-z])(?:INFO|DEBUG|WARNING|WARN|ERROR|CRITICAL)(?![A-Za-z])\]?"
+    r"(?::[\w.<>-]*:|[ \t]*[-:|][ \t]*(?:[\w.<>]+(?::\d+)?[ \t]*[-:|])?)?)?[\W_]*")
 _TRACEBACK = "Traceback (most recent call last):"
 # what frameworks print when a loss or gradient goes NaN/Inf and they stop or complain (not the
 # loss scaler's routine "Gradient overflow. Skipping step"): Keras' TerminateOnNaN, TensorFlow's
@@ -231,6 +237,8 @@ STEP_KEYS = {"step", "s", "iter", "iters", "iteration", "it", "global_step", "st
              "num_updates",  # fairseq's update count
              "eit"}  # VSE++'s global iteration ("Eit 12400  lr 0.0002  Le 25.6"), and its image-text descendants
 _POSITION_KEYS = STEP_KEYS | {"epoch"}  # where a line is in the run, not what it measured
+#: Position names in the plural: after a count's word (:data:`_COUNT_BANNER`) a total, whatever the separator
+_COUNTED_KEYS = frozenset({"steps", "iters", "iterations", "epochs"})
 #: The most digits a step, an epoch or a count is read with: 10^18 is past any run's steps (and past
 #: 2^53, where steps are refused), and a longer run of digits (a hash, an id) is no count; ``int()``
 #: of one over 4,300 digits would raise Python's own error
@@ -1024,9 +1032,12 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             key = f"best_{key}"  # "loss 0.5, best val_loss: 0.3, val_loss: 0.4": the best so far, by its name
         if calls.covers(m.start()):
             continue  # an argument of a call or repr: a config, even when named like a step
-        if (key.lower() in _POSITION_KEYS and "=" in m["sep"] and _banner_before(line, m.start())
-                and _KV.search(line, m.end()) is None):
-            continue  # "Total optimization steps = 1,548", "Num Epochs = 3": how many, not where
+        if (key.lower() in _POSITION_KEYS and ("=" in m["sep"] or key.lower() in _COUNTED_KEYS)
+                and _banner_before(line, m.start()) and _KV.search(line, m.end()) is None):
+            # "Total optimization steps = 1,548", "Num Epochs = 3", and with a colon where the name
+            # is a plural ("Total training steps: 13002", AnshDhalla1's GPT-2 LoRA script): how many,
+            # not where (read as a step, every line after it sat at step 13002)
+            continue
         scope, _, rest = key.partition("/")
         if rest.lower().startswith("total") and scope.lower() in STEP_KEYS:
             key = scope  # "step/total_step: 5/60": the step, out of its total
@@ -1179,6 +1190,13 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                   else k): v for k, v in found.items()}
     return [*found.items(), *singles.items()], total
 
+
+
+def _eval_heading(segment: str) -> bool:
+    """Whether ``segment``, a line without values, opens an evaluation's block (``Evaluating...``,
+    ``Validation:``, ``📊 Evaluation Results:``, ``🏁 Final evaluation...``), after any logging head."""
+    lead = _HEADING_LEAD.match(segment)
+    return _EVAL_SECTION.match(segment, lead.end() if lead is not None else 0) is not None
 
 
 def _banner_before(line: str, end: int) -> bool:
@@ -1434,6 +1452,7 @@ class TextReader:
         rewritten: tuple[int, float, float] | None = None  # (line, from, to): the epoch went back onto values
         back_to_start = 0  # times the epoch went back to (or below) the first one after advancing
         first_epoch: float | None = None
+        within_top: float | None = None  # the furthest fractional epoch a line placed itself at
         # where each NaN/Inf kept by epoch was logged ((name, epoch) -> line), and the first one a
         # later line at the same epoch replaced (line, name, value, epoch): never hidden silently
         nonfinite_at: dict[tuple[str, float], int] = {}
@@ -1513,7 +1532,8 @@ class TextReader:
                         table = table_header(segment) or table
                         # "Eval begin...": in a log that counts epochs, the lines up to the next
                         # epoch are an evaluation's (Paddle's Model.fit prints them as training's)
-                        in_eval = in_eval or (epoch is not None and _EVAL_SECTION.match(segment) is not None)
+                        # (after a logging record's head and an emoji: "INFO:__main__:📊 Evaluation Results:")
+                        in_eval = in_eval or (epoch is not None and _eval_heading(segment))
                         continue
                     names = {k.lower() for k, _ in found}
                     # (every form of _EPOCH_POS counts i/n)
@@ -1521,6 +1541,12 @@ class TextReader:
                            and ("poch" in segment or "][" in segment) else None)
                     if pos is not None:
                         lengths.add(next((_count(pos[f[2]]) for f in _POSITION_FORMS if pos[f[2]]), None))
+                    elif ("epoch" in names and "/" in segment and not names & STEP_KEYS
+                          and (counter := _COUNTER.search(segment)) is not None
+                          and _word_at(segment.lower(), "epoch") < counter.start()):
+                        # "Epoch 0 | Step 3000/6501": the step counted within the epoch, read as the
+                        # fractional epoch 0 + 3000/6501 (_parsed); its N names the position again
+                        lengths.add(_count(counter[2]))
                     if ("epoch" in names and in_eval and epoch is not None and not names & STEP_KEYS and len(names) > 1
                             and float(dict((k.lower(), v) for k, v in found)["epoch"]) == epoch
                             and not any(k.lower().startswith(_SPLITS) for k, _ in found)):
@@ -1534,7 +1560,8 @@ class TextReader:
                         in_eval = False
                         if not names & STEP_KEYS:
                             header_epoch = float(dict((k.lower(), v) for k, v in found)["epoch"])
-                    elif in_eval:
+                    elif in_eval or (epoch is not None and not names & _POSITION_KEYS and _eval_heading(segment)):
+                        # (and a line of its own values under such a heading: "🎉 Final Results: Loss=0.4886")
                         found = [(k if k.startswith("eval_") else f"eval_{k}", v) for k, v in found
                                  if k.lower() not in STEP_KEYS]
                     elif total and header_epoch is not None and names & STEP_KEYS:
@@ -1585,8 +1612,16 @@ class TextReader:
                         if first_step is None:
                             first_step = step
                             steps_first = epoch is None and header_epoch is None
-                    for k, value in values:
+                    for j, (k, value) in enumerate(values):
                         if k.lower() == "epoch" and value == value and abs(value) != float("inf"):
+                            if value.is_integer() and within_top is not None and value < within_top < value + 1:
+                                # a whole epoch after lines placed within it (0.067 ... 0.94): the
+                                # epoch's summary ("| end of epoch 1 | valid loss", "Epoch 0 completed |
+                                # Avg Loss"), at its end, after its batches, not before them at its start
+                                value = value + 1 - 1e-6
+                                values[j] = (k, value)
+                            elif not value.is_integer():
+                                within_top = value if within_top is None else max(within_top, value)
                             epoch = value
                     if any(_is_loss(k) for k, _ in values):
                         loss_lines += 1
