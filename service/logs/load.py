@@ -369,10 +369,14 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
     logs: list[tuple[str, RunLog]] = []
     skipped: list[str] = []
     passed: list[str] = []
+    wandb_debug: list[str] = []
     total_bytes = 0
     for p, is_run in _walk(root, limits, passed):
         rel = p.relative_to(root).as_posix()
         shown = f"{label}/{rel}"
+        if not is_run and _wandb_debug_log(p):
+            wandb_debug.append(rel)
+            continue
         if is_run:
             if hint not in (None, "mlflow"):
                 skipped.append(rel + "/")
@@ -401,7 +405,11 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
         raise UnknownLogFormat(f"{label}: no file in this folder is a log format this service reads "
                                f"({', '.join(registry.formats())}); looked at {len(skipped)} file(s)"
                                f"{'; not read: ' + _listed(passed) if passed else ''}")
+    _note_wandb_histories(logs)
     warnings = []
+    if wandb_debug:
+        warnings.append(LogWarning("skipped_files", f"{label}: W&B's own debug log(s) left out, not training "
+                                   f"logs: {_listed(wandb_debug)}"))
     if passed:
         warnings.append(LogWarning("skipped_files", f"{label}: {len(passed)} entr{'y' if len(passed) == 1 else 'ies'} "
                                    f"not read: {_listed(passed)}"))
@@ -436,6 +444,47 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
     merged.series = list(by_name.values())
     _check_points(merged, label, limits)
     return merged
+
+
+#: W&B's own logs in a run folder: ``debug.log`` (the wandb library's), ``debug-internal.log`` (its
+#: writer process's), ``debug-core.log`` (wandb-core's) and ``debug-cli.<user>.log``
+_WANDB_DEBUG_LOG = re.compile(r"^debug(?:-internal|-core|-cli\.[^/]+)?\.log$")
+_WANDB_RUN_FOLDER = re.compile(r"^(?:offline-)?run-\d{8}_\d{6}-[a-z0-9]+$")
+
+
+def _wandb_debug_log(path: Path) -> bool:
+    """Whether ``path`` is one of W&B's debug logs in a W&B run folder (``wandb/run-<date>-<id>/``,
+    the file beside the run files or in their ``logs/``): a folder named like one, or holding a
+    ``run-<id>.wandb`` file or ``files/wandb-metadata.json`` or ``files/wandb-summary.json``. They
+    log the library's threads and requests, not training; the text reader would make series of
+    their thread ids and sizes."""
+    if not _WANDB_DEBUG_LOG.match(path.name):
+        return False
+    here = path.parent
+    for run in (here, here.parent) if here.name == "logs" else (here,):
+        if _WANDB_RUN_FOLDER.match(run.name) or any(
+                (run / "files" / f).is_file() for f in ("wandb-metadata.json", "wandb-summary.json")):
+            return True
+        try:
+            if any(p.suffix == ".wandb" and p.name.startswith("run-") for p in run.iterdir()):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _note_wandb_histories(logs: list[tuple[str, RunLog]]) -> None:
+    """A W&B run folder's ``files/wandb-summary.json`` beside the ``run-<id>.wandb`` the history was
+    read from: its ``summary_only`` note says where the history is, not to export it."""
+    read = {PurePosixPath(log.source).parent: log.source for _, log in logs
+            if log.source.endswith(".wandb") and log.series}
+    for _, log in logs:
+        folder = PurePosixPath(log.source).parent
+        history = read.get(folder.parent) if folder.name == "files" else None
+        for w in log.warnings if history else ():
+            if w.code == "summary_only":
+                w.message = (f"{log.source} holds only the final value of each key (a W&B run summary); "
+                             f"the run's history is read from {history}")
 
 
 def _listed(names: list[str]) -> str:

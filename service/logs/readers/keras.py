@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import tempfile
 from dataclasses import replace
@@ -176,18 +177,23 @@ def _read_json_history(path: Path, limits: ReadLimits) -> RunLog:
     pure = all(isinstance(v, list) for v in obj.values())
     epochs = len(obj[loss]) if not pure else len(next(iter(obj.values())))
     first = next(iter(obj)) if pure else loss
+    lengths: dict[int, list[str]] = {}
+    for key, values in obj.items():
+        if isinstance(values, list):
+            lengths.setdefault(len(values), []).append(key)
+    # lists of different lengths in a pure history: each read over its own epochs (two models'
+    # histories merged with prefixes, heads stopped early at different epochs)
+    uneven = pure and len(lengths) > 1
+    runs = _model_prefixes(lengths) if uneven else None
     points = Points(name, limits)
     skipped: list[str] = []
     for key, values in obj.items():
         if not isinstance(values, list):
             skipped.append(key)
             continue
-        if len(values) != epochs:
-            if not pure:
-                skipped.append(key)
-                continue
-            raise LogError(f"{name}: {key!r} has {len(values)} values but {first!r} has {epochs}: "
-                           "a Keras history has one value per epoch in every list")
+        if len(values) != epochs and not uneven:
+            skipped.append(key)
+            continue
         found: list[tuple[int, float]] = []
         for i, raw in enumerate(values):
             if raw is None:
@@ -200,8 +206,12 @@ def _read_json_history(path: Path, limits: ReadLimits) -> RunLog:
                                "not a number")
             found.append((i, value))
         else:
+            shown = key
+            if runs is not None:
+                prefix = runs[len(values)]
+                shown = f"{prefix.rstrip(_PREFIX_ENDS)}/{key[len(prefix):]}"
             for i, value in found:
-                points.add(key, float(i), value)
+                points.add(shown, float(i), value)
             continue
         skipped.append(key)
     warnings: list[LogWarning] = []
@@ -212,8 +222,42 @@ def _read_json_history(path: Path, limits: ReadLimits) -> RunLog:
             f"(one per epoch, as {loss!r}) were left out: {shown}"))
     if points.count == 0:
         raise LogError(f"{name}: no values: the lists are empty")
+    names: list[str] = []
+    if uneven:
+        counts = "; ".join(f"{n} in {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+                           for n, keys in lengths.items())
+        if runs is not None:
+            names = [runs[n].rstrip(_PREFIX_ENDS) for n in lengths]
+            warnings.append(several_runs(name, f"the histories of {len(names)} models, told apart by their "
+                                         f"keys' prefixes and lengths (values: {counts})", names))
+        else:
+            warnings.append(LogWarning(
+                "uneven_lengths", f"{name}: the lists have different lengths (values: {counts}; {first!r} "
+                f"has {epochs}); each is read over its own epochs from 0"))
     return RunLog(format="keras", source=name, series=points.build(step_unit="epoch"),
-                  warnings=warnings)
+                  warnings=warnings, runs=names)
+
+
+_PREFIX_ENDS = "_/.- "
+
+
+def _model_prefixes(lengths: dict[int, list[str]]) -> dict[int, str] | None:
+    """Each list length's prefix where a history of lists of different lengths is several models'
+    histories merged (``reg_loss``, ``reg_val_loss`` for 30 epochs, ``cls_loss``, ``cls_accuracy``
+    for 19): every key of one length starts with one prefix ending in a separator, and the lengths'
+    prefixes differ and none starts another. None otherwise (the lists are then one run's)."""
+    out: dict[int, str] = {}
+    for n, keys in lengths.items():
+        common = os.path.commonprefix(keys)
+        cut = max(common.rfind(c) for c in _PREFIX_ENDS) + 1
+        prefix = common[:cut]
+        if not prefix.rstrip(_PREFIX_ENDS) or any(len(k) == len(prefix) for k in keys):
+            return None
+        out[n] = prefix
+    prefixes = list(out.values())
+    if any(a != b and b.startswith(a) for a in prefixes for b in prefixes) or len(set(prefixes)) < len(prefixes):
+        return None
+    return out
 
 
 #: Appended runs read and judged at most: the last ones (a file that restarts its epochs on every

@@ -45,12 +45,14 @@ import json
 import math
 import re
 import warnings as pywarnings
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradhealth.errors import LogError
+from gradhealth.logs.readers import wandb_datastore
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import (
     CsvRows,
@@ -127,10 +129,12 @@ def wandb_role(key: str) -> tuple[Role | None, str | None]:
 
 class WandbReader:
     name = "wandb"
-    description = ("Weights & Biases history export (CSV or JSON Lines: _step, train/loss..., "
-                   "gradients/* histograms) or wandb-summary.json (final values only)")
+    description = ("Weights & Biases run file (run-<id>.wandb), history export (CSV or JSON Lines: _step, "
+                   "train/loss..., gradients/* histograms) or wandb-summary.json (final values only)")
 
     def sniff(self, filename: str, head: bytes) -> float:
+        if wandb_datastore.is_datastore(head):
+            return 0.99
         low = filename.lower()
         start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
         if start.startswith(b"{"):
@@ -162,6 +166,8 @@ class WandbReader:
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         with open_log(path, limits) as f:
             head = f.read(64 * 1024)
+        if wandb_datastore.is_datastore(head):
+            return self._read_datastore(path, limits)
         start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
         if not start:
             raise LogError(f"{path.name}: the file is empty")
@@ -220,52 +226,104 @@ class WandbReader:
     def _read_history(self, path: Path, limits: ReadLimits, trainer_step: str | None) -> RunLog:
         """The history placed by ``trainer_step`` (:class:`_NotSteppedBy` where a record lacks it or it
         goes back: a run resumed from an earlier checkpoint logs steps again), or by ``_step``."""
-        points = Points(path.name, limits)
         warnings: list[LogWarning] = []
+
+        def records() -> Generator[dict[str, Any], None, None]:
+            with open_log(path, limits) as f:
+                lines = Lines(f, path.name)
+                for text in lines:
+                    if not text.strip():
+                        continue
+                    try:
+                        obj = loads(text)
+                        if not isinstance(obj, dict):
+                            raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+                    except ValueError as e:
+                        if lines.unterminated_last:
+                            warnings.append(truncated(path.name, lines.lineno, "not JSON"))
+                            break
+                        raise LogError(f"{path.name} line {lines.lineno}: not a JSON object ({e})") from None
+                    yield obj
+
+        rows = records()
+        try:
+            return self._placed(path.name, limits, rows, trainer_step, warnings)
+        finally:
+            rows.close()                               # the file, where a placement gave up early
+
+    def _placed(self, name: str, limits: ReadLimits, records: Iterable[dict[str, Any]],
+                trainer_step: str | None, warnings: list[LogWarning]) -> RunLog:
+        """The RunLog of history records (one dict of key -> value per logged row), each row placed at
+        ``trainer_step`` (:class:`_NotSteppedBy` where a row lacks it or it goes back), else at
+        ``_step``, else at its index."""
+        points = Points(name, limits)
         skipped: set[str] = set()
         index = 0
         last = -math.inf
-        with open_log(path, limits) as f:
-            lines = Lines(f, path.name)
-            for text in lines:
-                if not text.strip():
+        for obj in records:
+            if trainer_step is not None:
+                step = number(obj.get(trainer_step))
+                if step is None or not math.isfinite(step) or step < last:
+                    raise _NotSteppedBy
+                last = step
+            else:
+                step = number(obj.get("_step"))
+            if step is None or not math.isfinite(step):
+                step = float(index)
+            wall = number(obj.get("_timestamp"))
+            index += 1
+            for key, raw in obj.items():
+                if key.startswith("_") or raw is None:
                     continue
-                try:
-                    obj = loads(text)
-                    if not isinstance(obj, dict):
-                        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-                except ValueError as e:
-                    if lines.unterminated_last:
-                        warnings.append(truncated(path.name, lines.lineno, "not JSON"))
-                        break
-                    raise LogError(f"{path.name} line {lines.lineno}: not a JSON object ({e})") from None
-                if trainer_step is not None:
-                    step = number(obj.get(trainer_step))
-                    if step is None or not math.isfinite(step) or step < last:
-                        raise _NotSteppedBy
-                    last = step
-                else:
-                    step = number(obj.get("_step"))
-                if step is None or not math.isfinite(step):
-                    step = float(index)
-                wall = number(obj.get("_timestamp"))
-                index += 1
-                for key, raw in obj.items():
-                    if key.startswith("_") or raw is None:
-                        continue
-                    value = number(raw) if not isinstance(raw, str) else None
-                    if value is None:
-                        value = histogram_norm(raw)
-                    if value is None:
-                        skipped.add(key)
-                        continue
-                    points.add(key, step, value, wall)
+                value = number(raw) if not isinstance(raw, str) else None
+                if value is None:
+                    value = histogram_norm(raw)
+                if value is None:
+                    skipped.add(key)
+                    continue
+                points.add(key, step, value, wall)
         if points.count == 0:
-            raise LogError(f"{path.name}: no numeric values in the history")
+            raise LogError(f"{name}: no numeric values in the history")
         if skipped:
-            warnings.append(_skipped(path.name, skipped))
-        return RunLog(format=self.name, source=path.name, series=points.build(role=wandb_role),
+            warnings.append(_skipped(name, skipped))
+        return RunLog(format=self.name, source=name, series=points.build(role=wandb_role),
                       warnings=warnings)
+
+    # --- the run file, run-<id>.wandb ---------------------------------------------------------------
+    def _read_datastore(self, path: Path, limits: ReadLimits) -> RunLog:
+        """The step history of W&B's own run file (:mod:`.wandb_datastore`): each ``HistoryRecord``
+        a row, its items' ``value_json`` decoded as JSON, placed as a JSON Lines history is."""
+        with open_log(path, limits) as f:
+            found = wandb_datastore.scan(f, path.name, path.stat().st_size)
+        notes: list[LogWarning] = []
+        if found.bad_checksums:
+            notes.append(LogWarning(
+                "corrupt_record", f"{path.name}: {found.bad_checksums} record(s) whose checksum does not "
+                f"match were skipped (the first at byte {found.first_bad})", where=f"byte {found.first_bad}"))
+        if found.truncated_at is not None:
+            notes.append(LogWarning(
+                "truncated_log", f"{path.name} byte {found.truncated_at}: the last record is cut off; "
+                f"read the {len(found.rows)} history row(s) before it", where=f"byte {found.truncated_at}"))
+        if not found.rows:
+            raise LogError(f"{path.name}: a W&B run file with no history rows ({found.records} record(s) "
+                           "read): nothing was logged with wandb.log")
+        rows: list[dict[str, Any]] = []
+        for row in found.rows:
+            obj: dict[str, Any] = {}
+            for key, text in row.items:
+                try:
+                    obj[key] = loads(text) if text else None
+                except ValueError as e:
+                    raise LogError(f"{path.name} byte {row.offset}: {key!r} is not JSON ({e})") from None
+            if "_step" not in obj and row.step is not None:
+                obj["_step"] = row.step
+            rows.append(obj)
+        for trainer_step in (*_TRAINER_STEPS, None):
+            try:
+                return self._placed(path.name, limits, rows, trainer_step, list(notes))
+            except _NotSteppedBy:
+                continue
+        raise AssertionError("unreachable: the last attempt has no trainer step to break")
 
     # --- history, CSV ------------------------------------------------------------------------------
     def _read_csv(self, path: Path, limits: ReadLimits) -> RunLog:
