@@ -181,7 +181,8 @@ def test_padding_follows_keras(size: int, kernel: int, stride: int, dilation: in
 
 
 def test_every_problem_is_named_in_one_error() -> None:
-    cfg = _chain([{"class_name": "Lambda", "config": {"name": "lam"}}])
+    # (a shape change: a one-input Lambda with no output_shape is assumed to keep its input's)
+    cfg = _chain([{"class_name": "Lambda", "config": {"name": "lam", "output_shape": [999]}}])
     with pytest.raises(ModelError) as err:
         translate_or_graph(cfg)
     assert "Lambda (lam)" in err.value.detail and "as a spec:" in err.value.detail

@@ -206,7 +206,8 @@ def test_unsupported_layers_are_named_in_one_error() -> None:
         keras_to_spec(cfg)
     assert "Lambda (my_lambda)" in err.value.detail and "Conv3D (vol)" in err.value.detail
     # a large model names each unsupported class once, with a count, not its hundreds of layers
-    many = _seq(*[_layer("Lambda", f"scale_{i}") for i in range(40)], _dense("d", 8), shape=[4])
+    # (each changes the shape: a one-input Lambda with no output_shape is assumed to keep its input's)
+    many = _seq(*[_layer("Lambda", f"scale_{i}", output_shape=[5]) for i in range(40)], _dense("d", 8), shape=[4])
     with pytest.raises(ModelError) as err:
         keras_to_spec(many)
     listed = err.value.detail.split("; supported:")[0]
@@ -268,7 +269,7 @@ def test_cli_checks_a_keras_json_with_no_options(tmp_path: Path) -> None:
     assert "vanishing_gradient" in {f["code"] for f in json.loads(run.stdout)["findings"]}
     bad = tmp_path / "bad.keras"
     with zipfile.ZipFile(bad, "w") as zf:
-        zf.writestr("config.json", json.dumps(_seq(_layer("Lambda", "lam"), shape=[4])))
+        zf.writestr("config.json", json.dumps(_seq(_layer("Lambda", "lam", output_shape=[3]), shape=[4])))
     run = subprocess.run([sys.executable, "-m", "gradhealth.cli", "check", str(bad)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "Lambda (lam)" in run.stderr

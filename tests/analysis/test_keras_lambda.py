@@ -112,7 +112,6 @@ def test_a_shape_preserving_one_input_lambda_is_the_identity_on_both_doors() -> 
 @pytest.mark.parametrize(("output_shape", "reason"), [
     ([3], "its output shape [3] is not"),  # a shape change
     ([], "its output shape [] is not"),  # a reduction to a scalar
-    (None, "it declares no output_shape"),  # unknown, and no reader declares it
     (["4sGAAAA...", None, None], "its output_shape ["),  # Keras 2: output_shape as code
 ])
 def test_a_lambda_no_stand_in_fits_is_refused_the_reason_first_and_the_list_once(
@@ -218,3 +217,27 @@ def test_a_siamese_distance_lambda_is_the_euclidean_distance_of_its_two_inputs(o
         doc = check_keras(_functional(layers, "out"), seeds=1, verify=False)
         assert "dist = the Euclidean distance of its inputs (a, b)" in doc.summary
         assert "findings that name dist are approximate" in doc.summary
+
+
+def test_a_two_input_lambda_without_output_shape_is_still_refused() -> None:
+    # one input and no output_shape is assumed to keep its input's shape (kerassweep14 h08); two are
+    # not: their sum, a distance or a concatenation are all as likely
+    layers = [_layer("InputLayer", "x", [], batch_shape=[None, 8]), _dense("a", 2, "x", 8), _dense("c", 2, "x", 8),
+              _layer("Lambda", "lam", [("a", 2), ("c", 2)], function=SAMPLING), _dense("b", 4, "lam", None)]
+    with pytest.raises(ModelError) as err:
+        translate_or_graph(_functional(layers, "b"))
+    assert err.value.detail.startswith("unsupported Keras layers: Lambda (lam): it declares no output_shape, "
+                                       "reads 2 tensors"), err.value.detail
+
+
+def test_a_one_input_lambda_without_output_shape_is_the_assumed_identity_on_the_graph_door() -> None:
+    layers = [_layer("InputLayer", "x", [], batch_shape=[None, 8]), _dense("a", 2, "x", 8),
+              _layer("Lambda", "lam", [("a", 2)], function=SAMPLING), _dense("b", 4, "lam", None),
+              _dense("c", 4, "lam", None)]
+    fun = _functional(layers, "b")
+    fun["config"]["output_layers"] = [["b", 0, 0], ["c", 0, 0]]  # off the spec path by a second output
+    spec, _, graph = translate_or_graph(fun)
+    assert graph is not None and graph.node("lam").cls == "Identity" and graph.node("lam").shape == (2,)
+    assert graph.stand_ins == [("lam", "assumed", ["a"])]
+    doc = check_keras(fun, seeds=1, verify=False)
+    assert "lam = its input, ASSUMED" in doc.summary

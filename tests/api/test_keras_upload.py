@@ -28,7 +28,7 @@ def test_a_keras_archive_is_checked_by_the_worker(api):
 
 def test_untranslatable_keras_layers_are_422_before_a_job(api):
     r = api.post("/v1/checks/model", files={"file": ("m.json", json.dumps(_seq(
-        _layer("Lambda", "lam"), shape=[4])).encode())})
+        _layer("Lambda", "lam", output_shape=[3]), shape=[4])).encode())})  # a shape change
     assert r.status_code == 422, r.text
     assert "Lambda (lam)" in r.json()["detail"]
 

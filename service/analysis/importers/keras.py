@@ -50,7 +50,7 @@ import math
 import re
 import stat
 import zipfile
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -94,7 +94,7 @@ REFUSED = {
     # rest refused with this after their own reason; the usual one-input Lambda rescales
     "Lambda": "a Lambda layer's function is code, which is never run from a file; a Lambda is stood in "
               "for only where its shapes make the stand-in obvious (one input and an output of its "
-              "shape: the identity; several inputs of the output's shape: their sum); an input "
+              "shape, or none declared: the identity; several inputs of the output's shape: their sum); an input "
               "normalisation such as `lambda x: x / 255 - 0.5` is Rescaling(1/255, offset=-0.5)",
 }
 #: Layers translated to no spec layer: exactly the identity for the simulated network.
@@ -139,12 +139,40 @@ def is_keras_config(data: Any) -> bool:
         data["config"].get("layers"), list)
 
 
-def modern_config(data: Any) -> Any:
+def modern_config(data: Any, *, _name: str = "sequential", _depth: int = 0) -> Any:
     """``data`` with a Keras <= 2.2.2 Sequential config (``config`` the bare list of layers, as
-    AUTOTRAINER-era files store it) in today's form, ``config: {layers: [...]}``; else unchanged."""
-    if isinstance(data, dict) and data.get("class_name") == "Sequential" and isinstance(data.get("config"), list):
-        return {**data, "config": _LegacyConfig(name=data.get("name", "sequential"), layers=data["config"])}
-    return data
+    AUTOTRAINER-era files store it) in today's form, ``config: {layers: [...]}``; else unchanged.
+    Models nested in the model as its layers are read the same way, to any depth (Keras <= 2.1's
+    ``Sequential([Sequential([...]), ...])`` stores the inner one as a bare list too, with no name:
+    it is named ``sequential_<i>`` by its place ``i`` among its model's layers, counted from 1)."""
+    if not isinstance(data, dict) or _depth > 64:
+        return data
+    cfg = data.get("config")
+    if data.get("class_name") == "Sequential" and isinstance(cfg, list):
+        cfg = _LegacyConfig(name=data.get("name", _name), layers=cfg)
+    layers = cfg.get("layers") if isinstance(cfg, dict) else None
+    if isinstance(cfg, dict) and isinstance(layers, list) and data.get("class_name") in _MODEL_CLASSES:
+        taken = {str((lay.get("config") or {}).get("name")) for lay in layers
+                 if isinstance(lay, dict) and isinstance(lay.get("config"), dict)}
+        read = [modern_config(lay, _name=_free_name(f"sequential_{i + 1}", taken), _depth=_depth + 1)
+                if isinstance(lay, dict) and lay.get("class_name") in _MODEL_CLASSES else lay
+                for i, lay in enumerate(layers)]
+        if any(new is not old for new, old in zip(read, layers, strict=True)):
+            cfg = type(cfg)({**cfg, "layers": read})  # a _LegacyConfig stays one (its pointers)
+    return data if cfg is data.get("config") else {**data, "config": cfg}
+
+
+#: Classes of a Keras model (also as a layer of another: :data:`.keras_graph.MODELS`).
+_MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... the first that no layer in ``taken`` has."""
+    k, free = 1, name
+    while free in taken:
+        k += 1
+        free = f"{name}_{k}"
+    return free
 
 
 class _LegacyConfig(dict[str, Any]):
@@ -1276,6 +1304,8 @@ def _stand_ins(model: dict[str, Any]) -> tuple[dict[str, tuple[str, list[str]]],
         if sequential:  # Keras 3 writes each layer's input shape in its build_config
             before = layers[k - 1] if k else {}
             shape = declared_shape((lay.get("build_config") or {}).get("input_shape"), batch=True)
+            if shape is None and not k:  # the first layer of a Keras 2 Sequential: its own input shape
+                shape = declared_shape(cfg.get("batch_input_shape") or cfg.get("batch_shape"), batch=True)
             if shape is None and before.get("class_name") == "InputLayer":
                 shape = declared_shape((before.get("config") or {}).get("batch_shape"), batch=True)
             after = layers[k + 1] if k + 1 < len(layers) else {}
@@ -1445,7 +1475,7 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
     if not is_keras_config(model):
         raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
                                "Functional) and `config.layers`")
-    malformed = [f"/config/layers/{i}" for i, lay in
+    malformed = [f"{base}/{i}" for i, lay in
                  enumerate(model["config"]["layers"])
                  if not isinstance(lay, dict) or not isinstance(lay.get("config", {}), dict)]
     if malformed:  # each layer is {class_name, config: {...}}; anything else is not a Keras file
@@ -2122,7 +2152,6 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     stored: Weights | None = None
-    ignored = False  # weights: reinitialise, and the file stores weights
     unsimulated = output_losses = None
     notes: tuple[str, ...] = ()
     if isinstance(source, dict):
@@ -2137,7 +2166,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         optimizer = optimizer or compiled
         settings = settings if settings is not None else get_settings()
         if weights == "reinitialise":  # the file's weights are not used: their structure checked, none read
-            ignored = stores_weights(data, config)
+            stores_weights(data, config)
         else:
             stored = read_keras_weights(data, config, settings.limits)
     if weights == "as_given" and stored is None:
@@ -2178,10 +2207,11 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     if graph is not None:
         from gradhealth.analysis.importers.keras_torch import check_keras_graph
 
-        doc = check_keras_graph(graph, loss=loss or file_loss, stored=stored, seeds=seeds or 3,
-                                batch_size=batch_size, device=device, verify=verify,
-                                settings=settings, progress=progress, optimizer=optimizer,
-                                output_losses=output_losses)
+        with _assumed_shapes_named(config, graph, stood):
+            doc = check_keras_graph(graph, loss=loss or file_loss, stored=stored, seeds=seeds or 3,
+                                    batch_size=batch_size, device=device, verify=verify,
+                                    settings=settings, progress=progress, optimizer=optimizer,
+                                    output_losses=output_losses)
         doc.summary += shrunk
         return _loss_note(doc, unsimulated, notes)
     assert spec is not None and origins is not None
@@ -2190,14 +2220,54 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
             doc = check_architecture(spec, seeds=seeds, device=device, verify=verify, settings=settings,
                                      progress=progress)
         doc = _renamed(doc, _keras_names(spec, origins))
-        if ignored:  # the file has weights: say they were not used
-            doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
+        # which weights were used, as the graph door says it: a config alone, or a file's weights
+        # left unused (reinitialise), both get Keras' initialisers
+        doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         doc.summary += shrunk
         return _loss_note(doc, unsimulated, notes)
-    with keras_located(origins, base):
+    with keras_located(origins, base), _assumed_shapes_named(config, None, stood):
         doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                             progress=progress)
     return _loss_note(doc, unsimulated, notes)
+
+
+@contextmanager
+def _assumed_shapes_named(config: dict[str, Any], graph: Any,
+                          stood: Sequence[tuple[str, str, Sequence[str]]]) -> Iterator[None]:
+    """Re-raise stored weights that do not fit the config, where a layer they belong to reads a
+    Lambda whose output's shape was assumed (its input's: :func:`.keras_graph.lambda_stand_in`),
+    naming that Lambda too: the stored kernel says the Lambda changes the shape."""
+    try:
+        yield
+    except ModelError as exc:
+        if "do not fit the config" not in exc.detail:
+            raise
+        said = []
+        for name, readers in _assumed_readers(config, graph, stood).items():
+            named = [r for r in readers if re.search(rf"(?<![\w#]){re.escape(r)}(?![\w#])", exc.detail)]
+            if named:
+                said.append(f"{', '.join(named)} reads Lambda {name}, which declares no output_shape and was "
+                            f"assumed to keep its input's shape: the stored weights of {named[0]} say "
+                            f"{name} changes it (its code is never run); give {name} its output_shape")
+        if not said:
+            raise
+        raise ModelError(f"{exc.detail} ({'; '.join(said)})", exc.problems) from None
+
+
+def _assumed_readers(config: dict[str, Any], graph: Any,
+                     stood: Sequence[tuple[str, str, Sequence[str]]]) -> dict[str, list[str]]:
+    """The Lambda layers whose output's shape was assumed -> the layers that read them."""
+    assumed = [name for name, kind, _ in stood if kind == "assumed"]
+    if not assumed:
+        return {}
+    if graph is not None:
+        return {a: [n.name for n in graph.nodes if a in n.inputs] for a in assumed}
+    model = modern_config(config)
+    layers = [lay for lay in (model.get("config") or {}).get("layers") or [] if isinstance(lay, dict)]
+    names = [str(lay.get("name") or (lay.get("config") or {}).get("name")) for lay in layers]
+    if model.get("class_name") == "Sequential":
+        return {a: names[names.index(a) + 1:names.index(a) + 2] if a in names else [] for a in assumed}
+    return {a: [n for n, lay in zip(names, layers, strict=True) if a in _inbound(lay)] for a in assumed}
 
 
 def _regularizer_penalty(value: Any) -> tuple[float, float] | None:

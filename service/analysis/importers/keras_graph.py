@@ -126,7 +126,7 @@ def endpoints(value: Any) -> list[str]:
 
 # --- Lambda layers: a stand-in, never their code --------------------------------------------------
 #: The layer that stands in for a Lambda, by stand-in (:func:`lambda_stand_in`).
-STAND_IN_LAYERS = {"identity": "Identity", "sum": "Add", "distance": DISTANCE}
+STAND_IN_LAYERS = {"identity": "Identity", "assumed": "Identity", "sum": "Add", "distance": DISTANCE}
 def declared_shape(value: Any, batch: bool = False) -> Shape | None:
     """A shape as a config declares it (``batch``: with the batch size first, dropped), None
     where it is not a list of positive integers (absent, a dynamic size, or code: Keras 2
@@ -188,9 +188,15 @@ def lambda_stand_in(in_shapes: Sequence[Shape | None], output_shape: Any,
     outs = {*([declared] if declared is not None else []), *read_as}
     if len(outs) > 1:
         return None, f"its output shapes as the file declares them differ: {sorted(list(o) for o in outs)}"
+    if not outs and len(ins) == 1:
+        # Keras 2 gives a Lambda without output_shape the shape it finds by running the function,
+        # which for the usual one-input Lambda (an input normalisation, x / 127.5 - 1) is its
+        # input's: that is assumed, and said (stand_in_note); a reader's stored kernel that reads
+        # another size refuses it, naming both layers (:func:`assumed_shape_problem`)
+        return "assumed", ""
     if not outs:
-        return None, ("it declares no output_shape, and no layer that reads it declares the shape "
-                      "it reads, so its output's shape is unknown")
+        return None, (f"it declares no output_shape, reads {len(ins)} tensors, and no layer that reads "
+                      "it declares the shape it reads, so its output's shape is unknown")
     out = outs.pop()
     if len(ins) == 2 and ins[0] == ins[1] and ins[0] and out in (ins[0][:-1] + (1,), ins[0][:-1]):
         # a Siamese net's head (kerassweep13 h06): two embeddings of one shape to one number each,
@@ -211,7 +217,11 @@ def stand_in_note(stand_ins: Sequence[tuple[str, str, Sequence[str]]]) -> str | 
         return None
     said = [f"{name} = the sum of its inputs ({', '.join(srcs)})" if kind == "sum"
             else f"{name} = the Euclidean distance of its inputs ({', '.join(srcs)}), sqrt(sum((a - b)^2))"
-            if kind == "distance" else f"{name} = its input" for name, kind, srcs in stand_ins[:10]]
+            if kind == "distance"
+            else f"{name} = its input, ASSUMED (it declares no output_shape: Keras infers its shape by "
+                 "running the function, which is taken to keep its input's, as an element-wise "
+                 "normalisation such as x / 127.5 - 1 does)"
+            if kind == "assumed" else f"{name} = its input" for name, kind, srcs in stand_ins[:10]]
     names = ", ".join(name for name, _, _ in stand_ins[:10]) + (" ..." if len(stand_ins) > 10 else "")
     return ("Lambda stand-in: the function of Lambda " + names + " was NOT run (code in a file never is); "
             "a parameter-free stand-in was simulated in its place: " + "; ".join(said)
@@ -974,7 +984,7 @@ def check_config_sizes(config: dict[str, Any]) -> None:
     size that is not a positive integer within the limits, with a JSON pointer to each one
     (``/config/layers/1/config/units``). Run before either door reads a size: the spec door
     converts them with ``int()``, which raises on Infinity and coerces 64.7, true or "64"."""
-    from gradhealth.analysis.importers.keras import SUPPORTED
+    from gradhealth.analysis.importers.keras import SUPPORTED, _LegacyConfig
     from gradhealth.errors import InputFormatError, Problem
 
     known = {*GRAPH_LAYERS, *SUPPORTED, *MODELS, "TimeDistributed"}
@@ -997,8 +1007,10 @@ def check_config_sizes(config: dict[str, Any]) -> None:
 
     def model(cfg: Any, pointer: str, depth: int) -> None:
         layers = cfg.get("layers") if isinstance(cfg, dict) else None
+        # a Keras <= 2.2.2 Sequential's layers are its config itself (keras.modern_config)
+        at = pointer if isinstance(cfg, _LegacyConfig) else f"{pointer}/layers"
         for i, lay in enumerate(layers if isinstance(layers, list) else []):
-            layer(lay, f"{pointer}/layers/{i}", depth)
+            layer(lay, f"{at}/{i}", depth)
 
     model(config.get("config") if isinstance(config, dict) else None, "/config", 0)
     if problems:
