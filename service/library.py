@@ -148,7 +148,8 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     with numbers and None passed as given; the simulation draws synthetic inputs of the same shapes
     and dtypes (standard normal floats; integer ids that an nn.Embedding reads
     below the example's max + 1; other integer inputs, such as an attention mask, as given).
-    ``loss``: ``cross_entropy`` (over the output's last dimension, random classes), ``mse`` or ``sum``.
+    ``loss``: ``cross_entropy`` (over the output's last dimension, random classes), ``binary_cross_entropy``
+    (on logits, as ``nn.BCEWithLogitsLoss``, against random 0/1 targets of the output's shape), ``mse`` or ``sum``.
     ``optimizer``: your training optimizer (``torch.optim`` SGD, Adam, AdamW, RMSprop, Adadelta, NAdam or
     Adagrad, a warm-up scheduler on it read as warming up; or a dict
     like ``{"type": "adam", "lr": 1e-3}``): its first step is measured and ``large_updates``
@@ -161,7 +162,8 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     argument, :class:`~gradhealth.errors.SpecError` for a bad ``optimizer`` dict or a ``device``
     that is no device or not here, ``ModelError`` for an example input that is not a tensor;
     where the model's own code fails, ``ModelRunError`` (a ``ModelError`` and a ``RuntimeError``,
-    with ``stage`` forward, loss or backward, the original error chained). All are
+    with ``stage`` forward, loss or backward, the original error chained); where the check's own code
+    fails, ``CheckFailed`` (a ``RuntimeError`` too, the original error chained). All are
     :class:`~gradhealth.errors.GradHealthError`.
     """
     from gradhealth.analysis.module_check import check_module as run

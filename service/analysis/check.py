@@ -157,6 +157,8 @@ def _layer_report(u: UnitStats) -> LayerReport:
         nonfinite_backward=u.mean("nonfinite_backward") > 0,
         spread=spread,
     )
+    if "no_samples" in u.values:
+        report.seeds_without_samples = int(np.nansum(u.values["no_samples"]))
     if u.fan_in:
         report.weight_std_he = math.sqrt(2 / u.fan_in)
         report.weight_std_lecun = math.sqrt(1 / u.fan_in)

@@ -125,6 +125,14 @@ class Readout:
         joint norm is its ``grad_norm`` (left out when any is missing)."""
         h = out.detach()
         n_out = h.numel()
+        if n_out == 0:
+            # no sample reached the unit in this step (a sparse mixture of experts' expert that the
+            # router gave none of a small batch runs on a [0, d] tensor, legal in torch): nothing of
+            # its outputs, units or gradients was measured, so no figure but its weights' is taken
+            # (its weight gradient is exactly 0 for want of samples, not vanishing; its ReLUs
+            # neither dead nor alive). ``no_samples`` says so; the seed's other figures are NaN.
+            self._empty_unit(name, weight)
+            return
         i_sum, i_norm = self._scalar(h.sum()), self._norm(h)
         i_grad = self._norm(grad) if grad is not None else None
         grads = [g for g in weight_grads or [] if g is not None]
@@ -213,6 +221,22 @@ class Readout:
                 out_figures["relu_units"] = float(n_features)  # how many units the fraction is of
             if i_active is not None and n_elements:
                 out_figures["active_fraction"] = v[i_active] / n_elements
+            return out_figures
+
+        self._units.append((name, figures))
+
+    def _empty_unit(self, name: str, weight: torch.Tensor | None) -> None:
+        """A unit that saw no sample this step (:meth:`add_unit`): ``no_samples`` 1, its weights'
+        figures, and NaN for every figure of its outputs and gradients."""
+        i_w = (self._scalar(weight.detach().sum()), self._norm(weight), weight.numel()) if (
+            weight is not None and weight.numel()) else None
+
+        def figures(v: _Values) -> dict[str, float]:
+            out_figures = {"no_samples": 1.0, "output_grad_norm": math.nan, "activation_mean": math.nan,
+                           "activation_std": math.nan, "nonfinite_forward": 0.0, "nonfinite_backward": math.nan}
+            if i_w is not None:
+                out_figures["weight_std"] = _std(v[i_w[0]], v[i_w[1]], i_w[2])
+                out_figures["weight_rms"] = v[i_w[1]] / math.sqrt(i_w[2])
             return out_figures
 
         self._units.append((name, figures))

@@ -1745,17 +1745,42 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
     """``"softmax"`` or ``"sigmoid"`` when a live module's forward returns probabilities over the
     classes (``F.softmax``, ``nn.Softmax`` over the last dimension; a sigmoid per class) that
     cross_entropy, on logits, softmaxes again: torch's ``nn.CrossEntropyLoss`` applies log_softmax
-    itself. An imported graph's final softmax is its exporter's (inference files end in one), not
+    itself; or ``"sigmoid"`` for a forward ending in a sigmoid under binary_cross_entropy, on
+    logits as ``nn.BCEWithLogitsLoss``, which applies its own. An imported graph's final softmax is its exporter's (inference files end in one), not
     the training loss's input, so only the live door asks."""
-    if not run.trace_functions or run.losses is not None or run.loss != "cross_entropy" or run.squashed:
+    if (not run.trace_functions or run.losses is not None or run.squashed
+            or run.loss not in ("cross_entropy", "binary_cross_entropy")):
         return None
     out = first_tensor(value)
     fn = getattr(out, "grad_fn", None)
-    if out is None or fn is None or out.dim() < 1:
+    if out is None or fn is None:
+        return None
+    if run.loss == "binary_cross_entropy":
+        # binary cross-entropy on logits (nn.BCEWithLogitsLoss) applies a sigmoid itself: a forward
+        # ending in one (a CTR model's or recommender's final nn.Sigmoid) is squashed twice, whatever
+        # its width (one logit per pair, or one per label)
+        return "sigmoid" if type(_through_views(fn)).__name__ == "SigmoidBackward0" else None
+    if out.dim() < 1:
         return None
     if type(fn).__name__ == "SigmoidBackward0":
         return "sigmoid" if out.shape[-1] > 1 else None  # one unit: a softmax of one value, another fault
     return "softmax" if softmax_over_last(out) or distributions(out) else None
+
+
+#: Autograd nodes that only move or reshape values: an elementwise squash before them still ends the output
+_VIEW_NODES = ("ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "SqueezeBackward0",
+               "SqueezeBackward1", "SqueezeBackward2", "SqueezeBackward3", "UnsqueezeBackward0",
+               "PermuteBackward0", "TransposeBackward0", "TBackward0", "CloneBackward0", "ExpandBackward0")
+
+
+def _through_views(fn: Any, depth: int = 8) -> Any:
+    """The autograd node behind ``fn`` past reshapes and views (NCF's ``prediction.view(-1)``)."""
+    while depth and fn is not None and type(fn).__name__ in _VIEW_NODES:
+        nxt = [f for f, _ in fn.next_functions if f is not None]
+        if len(nxt) != 1:
+            break
+        fn, depth = nxt[0], depth - 1
+    return fn
 
 
 #: A row of probabilities sums to 1 within this (float32 rounding over a few thousand classes)
@@ -2113,7 +2138,7 @@ def softmax_figures(calls: Sequence[SoftmaxCall], value: Any, records: Sequence[
             # softmax over 32 channels, gain ~1/32, read healthy as no activation at all)
             key = f"{hidden[0].after}>softmax|{site or module}"
             gains = torch.stack([cast(tuple[int, torch.Tensor], c.hidden)[1] for c in hidden])
-            figures.units[cast(str, hidden[0].after)][f"{HIDDEN_SOFTMAX_KEY}:{key}"] = float(gains.mean())
+            figures.units[cast(str, hidden[0].after)][f"{HIDDEN_SOFTMAX_KEY}:{key}"] = float(gains.nanmean())  # (a call on an empty batch: NaN)
             figures.units[cast(str, hidden[0].after)][f"{HIDDEN_SOFTMAX_WIDTH}:{key}"] = float(
                 cast(tuple[int, torch.Tensor], hidden[0].hidden)[0])
 
@@ -2264,8 +2289,10 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     figures.layer_scales = layer_scale_names(net, tracer)
     if run.optimizer is not None:
         # (an unrolled nn.RNN/GRU/LSTM keeps the module it unrolls as a child: its weights are its own)
-        own = {rec.name: list((rec.module.rnn if isinstance(rec.module, UnrolledRNN) else rec.module)
-                              .parameters(recurse=isinstance(rec.module, UnrolledRNN))) for rec in records}
+        # (a unit that saw no sample, an expert given none of the batch, has a gradient of 0 for
+        # want of data: its step is not measured in this seed, as none of its figures is)
+        own = {rec.name: own_parameters(rec.module) for rec in records
+               if not figures.units.get(rec.name, {}).get("no_samples")}
         add_step_ratios(figures.units, own, run.optimizer)
     if isinstance(functional, FunctionalOps) and functional.softmaxes:  # (no tensors of theirs read above)
         softmax_figures(functional.softmaxes, value, records, figures)
@@ -2779,6 +2806,45 @@ def precision_name(dtype: torch.dtype) -> str:
 DEAD_IN_EVERY_SEED = "dead_in_every_seed"
 
 
+#: The figure of a unit in the seeds no sample reached it in (1.0), :func:`simulate_graph`'s.
+NO_SAMPLES = "no_samples"
+
+
+def own_parameters(module: nn.Module) -> list[torch.Tensor]:
+    """The parameters a unit's optimizer step moves: an unrolled nn.RNN/GRU/LSTM's (it keeps the
+    module it unrolls as a child), else the module's own, a parametrized weight's originals included
+    (``torch.nn.utils.parametrizations.weight_norm`` keeps ``weight_g`` and ``weight_v`` as
+    ``parametrizations.weight.original0/1``, where ``parameters(recurse=False)`` does not look: the
+    old ``torch.nn.utils.weight_norm`` keeps the same two as the module's own, and the same network
+    got another document with each API)."""
+    if isinstance(module, UnrolledRNN):
+        return list(module.rnn.parameters())
+    params: list[torch.Tensor] = list(module.parameters(recurse=False))
+    holder = getattr(module, "parametrizations", None)
+    if isinstance(holder, nn.ModuleDict):
+        for plist in holder.values():
+            params += [p for name, p in plist.named_parameters(recurse=False) if name.startswith("original")]
+    return params
+
+
+def _merge_records(records: list[Record], more: Sequence[Record]) -> list[Record]:
+    """``records`` with each unit of ``more`` (another seed's) it lacks put after the unit that ran
+    before it there: the units of every seed, in the order they ran."""
+    if not records:
+        return list(more)
+    out = list(records)
+    names = {rec.name for rec in out}
+    at = -1
+    for rec in more:
+        if rec.name in names:
+            at = next(i for i, r in enumerate(out) if r.name == rec.name)
+            continue
+        at += 1
+        out.insert(at, rec)
+        names.add(rec.name)
+    return out
+
+
 def _add_active_units(ever_active: dict[str, torch.Tensor], records: Sequence[Record], figures: SeedFigures) -> None:
     """OR into ``ever_active`` (a unit's name -> which of its ReLU units were > 0 for some sample)
     one seed's units, read from their pre-activations as :meth:`Readout.add_unit` reads
@@ -2788,8 +2854,8 @@ def _add_active_units(ever_active: dict[str, torch.Tensor], records: Sequence[Re
     for rec in records:
         seed_dead = figures.units.get(rec.name, {}).get("dead_fraction")
         pre = rec.pre
-        if seed_dead is None or pre is None or rec.activation != "relu" or pre.dim() < 1:
-            continue
+        if seed_dead is None or pre is None or rec.activation != "relu" or pre.dim() < 1 or not pre.numel():
+            continue  # (no sample reached it in this seed: neither dead nor alive there)
         with torch.no_grad():
             z = pre.detach()
             feature_dim = 1 if rec.role.channels_first and z.dim() > 1 else z.dim() - 1
@@ -2817,14 +2883,20 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     figures_of: list[SeedFigures] = []
     records: list[Record] = []
     ever_active: dict[str, torch.Tensor] = {}
+    reached: list[set[str]] = []  # per seed, the units some sample reached
     for seed in range(count):
         if progress:
             progress(seed / count, f"simulating seed {seed + 1} of {count}")
         net = _copy_for_seed(run, seed, dev)
         xs = _seed_inputs(run, seed, dev)
-        figures, records = instrumented_step(run, net, xs, seed)
+        figures, seed_records = instrumented_step(run, net, xs, seed)
+        # a unit a seed does not reach (a branch its data does not take, an expert the router left
+        # out) is still every other seed's: the units are those of every seed, in the order they ran
+        records = _merge_records(records, seed_records)
+        reached.append({rec.name for rec in seed_records
+                        if not figures.units.get(rec.name, {}).get("no_samples")})
         figures_of.append(figures)
-        _add_active_units(ever_active, records, figures)
+        _add_active_units(ever_active, seed_records, figures)
         if seed == 0:
             post_ln = post_ln_layers(net)
             by_hand = not post_ln and figures.post_ln
@@ -2841,11 +2913,17 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     nested = ({n for r in run.recurrences if r.layer in timed for n in (*r.steps, *r.nested)}
               | set(figures_of[0].beside_loops)) - timed
     for rec in records:
-        if rec.name not in figures_of[0].units:
+        if not any(rec.name in f.units for f in figures_of):
             continue
-        metrics = figures_of[0].units[rec.name].keys()
+        metrics = list(dict.fromkeys(m for f in figures_of for m in f.units.get(rec.name, {})))
         values = {m: np.array([s.units.get(rec.name, {}).get(m, math.nan) for s in figures_of],
                               dtype=np.float64) for m in metrics}
+        if any(rec.name not in seen for seen in reached):
+            # the seeds in which no sample reached it: its figures are the other seeds' (all NaN where
+            # none reached it), neither dead nor alive, and the layer table says how many (no_samples)
+            values[NO_SAMPLES] = np.array([float(rec.name not in seen) for seen in reached], dtype=np.float64)
+        else:
+            values.pop(NO_SAMPLES, None)
         if rec.name in ever_active and "dead_fraction" in values:
             active = ever_active[rec.name]
             # the same for every seed: the share of units zero in every seed's batch

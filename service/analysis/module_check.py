@@ -427,9 +427,11 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
         if result.squashed is not None and result.squashed_in_forward:
             remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed)
             other = ("keep the softmax and train with nn.NLLLoss on its log" if result.squashed == "softmax"
+                     else "keep the sigmoid and train with nn.BCELoss on it" if result.loss == BINARY
                      else "for independent labels, keep the sigmoid and train with nn.BCELoss")
+            own = "a sigmoid" if result.loss == BINARY else "log_softmax"
             remedy.change = (f"return the logits from forward (drop the final {result.squashed} after {where}) and "
-                             f"keep {result.loss or 'cross_entropy'}, which applies log_softmax itself; or {other}")
+                             f"keep {result.loss or 'cross_entropy'}, which applies {own} itself; or {other}")
             return [(remedy, UNSQUASH)]
         if result.squashed is not None:
             return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]
@@ -855,7 +857,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
     report(1.0, "done")
     status = status_of(findings)
-    summary = summary_line(status, findings, len(result.units))
+    summary = summary_line(status, findings, len(result.units)) + _unreached_note(result) + _unstepped_note(result)
     n_params = parameters if parameters is not None else sum(p.numel() for p in run.model.parameters())
     return Diagnosis(
         name=name, status=status, summary=summary, findings=findings,
@@ -872,6 +874,40 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                                   remedies_simulated=verifier.simulated, loss=run.loss,
                                   optimizer=optimizer_shown(run.optimizer)),
     )
+
+
+def _unreached_note(result: SimulationResult) -> str:
+    """The summary's note on the layers no sample reached in some seed (:data:`graph.NO_SAMPLES`: a
+    sparse mixture of experts' expert that the router gave none of a small batch): their figures
+    are the other seeds', and one that no seed reached is not judged at all. Empty where none."""
+    some = [u for u in result.units if "no_samples" in u.values]
+    if not some:
+        return ""
+    never = [u.name for u in some if bool((u.values["no_samples"] == 1.0).all())]
+    names = ", ".join(u.name for u in some[:4]) + (f" and {len(some) - 4} more" if len(some) > 4 else "")
+    note = (f" (Note: {len(some)} layer{'s' if len(some) > 1 else ''} saw no sample in some of the "
+            f"{result.seeds} seeds ({names}): not called, or called on an empty batch, as a sparse mixture "
+            "of experts' expert the router gives none of the batch; their figures are the other seeds', "
+            "neither dead nor alive where no sample reached them")
+    if never:
+        note += f"; {len(never)} saw none in any seed and {'is' if len(never) == 1 else 'are'} not judged"
+    return note + ".)"
+
+
+def _unstepped_note(result: SimulationResult) -> str:
+    """The summary's note on the layers with a weight gradient whose optimizer step was not measured
+    (no ``update_ratio``: weights the check could not find among the unit's parameters), so that
+    ``large_updates`` is never left out silently. Empty where there is no optimizer or none."""
+    if result.optimizer is None:
+        return ""
+    missed = [u.name for u in result.units if u.has_weights and "update_ratio" not in u.values
+              and "grad_norm" in u.values and u.geo("grad_norm") > 0]
+    if not missed:
+        return ""
+    names = ", ".join(missed[:4]) + (f" and {len(missed) - 4} more" if len(missed) > 4 else "")
+    return (f" (Note: the optimizer's first step was not measured on {len(missed)} layer"
+            f"{'s' if len(missed) > 1 else ''} with a gradient ({names}): the check did not find "
+            "their weights among the layer's parameters, so large_updates does not judge them.)")
 
 
 def _batch(inputs: list[InputSpec]) -> int:
@@ -1103,11 +1139,35 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
     except GradHealthError:
         raise
+    except torch.OutOfMemoryError:
+        raise
     except Exception as exc:
         stage = _failed_stage(exc)
-        if stage is None:  # not the model's code: the check's own error, as raised
+        if stage is not None:
+            raise ModelRunError(stage, exc, example_inputs) from exc
+        if isinstance(exc, ValueError):  # the check's refusals (a module it cannot copy), worded so
             raise
-        raise ModelRunError(stage, exc, example_inputs) from exc
+        # not the model's code: the check's own failure, named as such, never a bare traceback
+        # (modsweep29 u01: an IndexError from a readout of an expert's empty batch)
+        raise CheckFailed(type(model).__name__, exc) from exc
+
+
+class CheckFailed(GradHealthError, RuntimeError):
+    """The check itself failed while measuring a live module (not the module's own code, which is
+    :class:`ModelRunError`): the error is named and chained (``__cause__``), and the module is
+    left as it was. Also a RuntimeError."""
+
+    def __init__(self, model: str, error: BaseException) -> None:
+        where = ""
+        tb = error.__traceback__
+        while tb is not None:  # the check's innermost frame, to report
+            path = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+            if path.rsplit("/", 3)[-3:-1] in (["gradhealth", "analysis"], ["service", "analysis"]):
+                where = f" in {tb.tb_frame.f_code.co_name} ({path.rsplit('/', 1)[-1]}:{tb.tb_lineno})"
+            tb = tb.tb_next
+        super().__init__(f"the check failed while measuring {model}{where}: {type(error).__name__}: {error}. "
+                         "This is the check's own error, not your model's: please report it with the model's "
+                         "code and example inputs")
 
 
 class ModelRunError(ModelError, RuntimeError):
@@ -1153,7 +1213,8 @@ def _failed_stage(error: BaseException) -> str | None:
     return None
 
 
-_LOSSES = ("cross_entropy", "mse", "sum")
+#: binary_cross_entropy is on logits, as nn.BCEWithLogitsLoss, against 0/1 targets of the output's shape
+_LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "sum")
 
 
 def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, device: Any) -> str | None:
@@ -1169,7 +1230,7 @@ def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, devi
         raise ArgumentTypeError(f"loss must be one of {', '.join(_LOSSES)} (text), got {loss!r:.80} "
                                 f"({type(loss).__name__})")
     if loss not in _LOSSES:
-        raise ArgumentError(f"loss must be cross_entropy, mse or sum, not {loss!r}")
+        raise ArgumentError(f"loss must be cross_entropy, binary_cross_entropy, mse or sum, not {loss!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, int):
         raise ArgumentTypeError(f"seeds must be an integer >= 1, got {seeds!r} ({type(seeds).__name__})")
     if seeds < 1:

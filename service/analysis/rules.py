@@ -1836,7 +1836,9 @@ def _second_squash(result: SimulationResult) -> str:
     if result.on_probabilities and own in ("sigmoid", "softmax"):
         return own
     loss = _loss_kind(result)
-    return "softmax" if result.squashed_in_forward or loss != "binary_cross_entropy" else "sigmoid"
+    # (a live module's forward ending in a sigmoid under binary cross-entropy on logits, as
+    # nn.BCEWithLogitsLoss: its sigmoid, as a spec's)
+    return "sigmoid" if loss == "binary_cross_entropy" else "softmax"
 
 
 def _output_activation(result: SimulationResult) -> UnitStats:
@@ -2115,11 +2117,17 @@ class OutputLossMismatch(ArchitectureRule):
                     self.code, severity, "unreachable_loss_fraction", value,
                     f"the forward returns a {result.squashed} (after {last.name}) and {loss} applies its own: "
                     f"the loss can never fall below {floor:.3g} ({value:.0%} of its value at chance)",
-                    "torch's cross-entropy (nn.CrossEntropyLoss, F.cross_entropy) takes logits and applies "
-                    "log_softmax itself; given probabilities (values in [0, 1]) it sees logits at most 1 apart, "
-                    "so the model can never be confident (at best e / (e + k - 1) for the right one of k "
-                    "classes) and the gradient reaching the network is scaled down by the first softmax's "
-                    "slope. The model trains slowly and stalls high.",
+                    ("torch's binary cross-entropy on logits (nn.BCEWithLogitsLoss, "
+                     "F.binary_cross_entropy_with_logits) applies a sigmoid itself; given probabilities (values "
+                     "in [0, 1]) it sees logits in [0, 1], so the model can never be confident (at best "
+                     "sigmoid(1) = 0.73 for a positive, and never below 0.5 for a negative) and the gradient "
+                     "reaching the network is scaled down by the first sigmoid's slope (at most 1/4). The model "
+                     "trains slowly and stalls high." if own == "sigmoid" else
+                     "torch's cross-entropy (nn.CrossEntropyLoss, F.cross_entropy) takes logits and applies "
+                     "log_softmax itself; given probabilities (values in [0, 1]) it sees logits at most 1 apart, "
+                     "so the model can never be confident (at best e / (e + k - 1) for the right one of k "
+                     "classes) and the gradient reaching the network is scaled down by the first softmax's "
+                     "slope. The model trains slowly and stalls high."),
                     evidence, [last])
             return Detection(
                 self.code, severity, "unreachable_loss_fraction", value,

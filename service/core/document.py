@@ -154,6 +154,10 @@ class LayerReport(BaseModel):
     nonfinite_backward: bool = False
     spread: dict[str, float | None] = Field(
         default_factory=dict, description="std of log10 of each norm across seeds")
+    seeds_without_samples: int | None = Field(
+        None, description="live modules: the seeds in which no sample reached this layer (not called, or "
+        "called on an empty batch: a sparse mixture of experts' expert the router gave none of the batch); "
+        "its figures are the other seeds', and it is neither dead nor alive in those; None: every seed's")
 
     @field_serializer("grad_norm", "output_grad_norm", "activation_mean", "activation_std", "saturated_fraction",
                       "dead_fraction", "weight_std")
