@@ -346,7 +346,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 #: What a spec carries in place of each model file flag (the refusal says where it goes instead).
 _SPEC_HAS = {"--loss": "its own `loss`", "--weights": "no stored weights (its layers are initialised as "
              "they say)", "--batch-size": "its own `batch_size`", "--input-shape": "its own `input.shape`",
-             "--optimizer": "its own `optimizer`", "--external-data": "no tensors stored beside it"}
+             "--optimizer": "its own `optimizer`", "--external-data": "no tensors stored beside it",
+             "--target-range": "its own `loss.target_range`"}
 
 
 def _flags_refused(args: argparse.Namespace, kind: str) -> str | None:
@@ -471,6 +472,7 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
         data = read_user_file(args.spec, what=args.spec, cap=MAX_WEIGHTS_BYTES + MAX_CONFIG_BYTES)
         with_input_shapes(read_keras(data)[0], shapes)  # not a Keras model: exit 2 here, before any upload
         optimizer = _optimizer(args)
+        _target_range(args)
     except GradHealthError as exc:
         return _invalid(args, exc)
     return _remote_keras(args, path) if args.server else _check_keras_file(args, data, optimizer, shapes)
@@ -500,7 +502,8 @@ def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str
         _simulating_here()
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
                           weights=args.weights, device=args.device, verify=False if args.no_verify else None,
-                          progress=_progress(show_progress), optimizer=optimizer, input_shapes=shapes or None)
+                          progress=_progress(show_progress), optimizer=optimizer, input_shapes=shapes or None,
+                          target_range=_target_range(args))
         if show_progress:
             print(file=sys.stderr)
     except GradHealthError as exc:
@@ -525,7 +528,18 @@ def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {"--loss": getattr(args, "loss", None), "--weights": getattr(args, "weights", None),
             "--batch-size": getattr(args, "batch_size", None), "--input-shape": getattr(args, "input_shape", None),
             "--optimizer": getattr(args, "optimizer", None),
-            "--external-data": getattr(args, "external_data", None)}
+            "--external-data": getattr(args, "external_data", None),
+            "--target-range": getattr(args, "target_range", None)}
+
+
+def _target_range(args: argparse.Namespace) -> tuple[float, float] | None:
+    """``--target-range LO,HI`` as a pair (checked here: exit 2 names what is wrong)."""
+    text = getattr(args, "target_range", None)
+    if text is None:
+        return None
+    from gradhealth.analysis.importers.keras import parse_target_range
+
+    return parse_target_range(text)
 
 
 def _optimizer(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -557,6 +571,12 @@ def cmd_check_model(args: argparse.Namespace) -> int:
         if problem is not None:
             raise InputFormatError(f"{args.spec}: {problem}")
         optimizer = _optimizer(args)
+        if getattr(args, "target_range", None) is not None:
+            # an ONNX file's bounded output is not judged against regression targets (only a spec's
+            # or a Keras file's single output is): refused, never dropped
+            raise InputFormatError("--target-range applies to Keras files (.keras, .h5, config .json), whose "
+                                   "single bounded output under mse, mae or huber is judged against the "
+                                   "targets' range; an .onnx file's is not: leave it out")
         if args.server:
             doc = _remote_model(args, path)
         else:
@@ -598,6 +618,8 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
         fields["input_shape"] = list(args.input_shape)
     if getattr(args, "optimizer", None):
         fields["optimizer"] = args.optimizer  # checked by the service, as every option
+    if getattr(args, "target_range", None) is not None:
+        fields["target_range"] = args.target_range
     client = _client(args)
     try:
         body: Any = path.open("rb")
@@ -1258,6 +1280,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help='the training optimizer whose first step large_updates checks, e.g. '
                             '\'{"type": "adam", "lr": 0.001}\' (.onnx and Keras files; a Keras file\'s own '
                             'compiled optimizer otherwise)')
+    model.add_argument("--target-range", default=None, metavar="LO,HI",
+                       help="where a regression loss's targets lie, e.g. 0,1 for 0/1 labels (Keras files; "
+                            "the spec's loss.target_range): a sigmoid output is then judged on that range, "
+                            "not on standard-normal targets")
     model.add_argument("--external-data", action="store_true", default=None,
                        help="read the tensors an .onnx file stores beside it (torch's model.onnx.data), "
                             "from the file's own folder only; with --server they are sent inside the file")

@@ -218,7 +218,8 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
                 verify: bool | None = None, device: str | None = None,
                 settings: Settings | None = None, progress: Progress | None = None,
                 optimizer: dict[str, Any] | None = None,
-                input_shapes: Mapping[str, list[int]] | None = None) -> Diagnosis:
+                input_shapes: Mapping[str, list[int]] | None = None,
+                target_range: tuple[float, float] | None = None) -> Diagnosis:
     """Diagnose a Keras model: a ``model.to_json()`` config (a dict), or a path to / the bytes of
     a JSON config, a ``.keras`` archive or an ``.h5`` file. Read as data only (JSON, zip, h5py):
     nothing in the file is executed, and neither Keras nor TensorFlow is imported.
@@ -228,7 +229,9 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
     ``weights``: ``as_given`` (the weights the file stores), ``reinitialise`` (Keras' initialisers
     per seed), or None: ``as_given`` when the file stores weights. Layers are named by their Keras
     names when stored weights are used. ``input_shapes`` fills dynamic input dimensions (a
-    variable-length sequence): ``{"input": [32, 41]}`` or by ``InputLayer`` name. Raises ``gradhealth.analysis.importers.ModelError``
+    variable-length sequence): ``{"input": [32, 41]}`` or by ``InputLayer`` name. ``target_range``:
+    where a regression loss's targets lie, ``(0, 1)`` for 0/1 labels (the spec's ``loss.target_range``;
+    without it and an accuracy metric they are taken as standard normal). Raises ``gradhealth.analysis.importers.ModelError``
     (untranslatable layers, all named in one message; weights that do not fit),
     :class:`~gradhealth.errors.InputFormatError` or :class:`~gradhealth.errors.LimitExceeded`,
     before anything is simulated.
@@ -246,5 +249,6 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
         data = path.read_bytes()
     doc: Diagnosis = run(data, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
                          verify=verify, device=device, settings=settings, progress=progress,
-                         optimizer=optimizer, input_shapes=dict(input_shapes) if input_shapes else None)
+                         optimizer=optimizer, input_shapes=dict(input_shapes) if input_shapes else None,
+                         target_range=target_range)
     return doc

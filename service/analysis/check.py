@@ -151,6 +151,9 @@ def _layer_report(u: UnitStats) -> LayerReport:
         activation_mean=u.mean("activation_mean"), activation_std=u.mean("activation_std"),
         saturated_fraction=u.mean("saturated_fraction") if "saturated_fraction" in u.values else None,
         dead_fraction=u.mean("dead_fraction") if "dead_fraction" in u.values else None,
+        # (graph.DEAD_IN_EVERY_SEED: the same for every seed)
+        dead_fraction_all_samples=float(u.values["dead_in_every_seed"][0])
+        if "dead_in_every_seed" in u.values else None,
         weight_std=u.mean("weight_std") if "weight_std" in u.values else None,
         fan_in=u.fan_in, fan_out=u.fan_out, normalised=u.normalised,
         nonfinite_forward=u.mean("nonfinite_forward") > 0,

@@ -211,9 +211,16 @@ def steep_stretch(result: SimulationResult) -> tuple[list[UnitStats], float, str
     return best
 
 
+def activation_span(result: SimulationResult) -> list[UnitStats]:
+    """The layers :func:`activation_growth` compares, first to last (the trunk: whatever gradient
+    reaches them, since the forward grows the same whether or not one does)."""
+    return trunk(result)
+
+
 def activation_growth(result: SimulationResult) -> float:
-    """std of the last hidden layer's output over the first's (forward explosion)."""
-    units = trunk(result)
+    """std of the last hidden layer's output over the first's (forward explosion), over
+    :func:`activation_span`."""
+    units = activation_span(result)
     if len(units) < 2:
         return math.nan
     # a first layer whose every output is 0 (all its units dead) has no scale to grow from: its

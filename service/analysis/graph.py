@@ -1937,6 +1937,8 @@ def output_op(net: nn.Module) -> tuple[nn.Module, str] | None:
             return None
         if role.kind == "act":
             return cast(nn.Module, ops[k]), str(role.activation)
+        if role.type == "softmax":  # an imported Softmax node (no unit's activation: it mixes units)
+            return cast(nn.Module, ops[k]), "softmax"
         ins = wiring[k][0]
         k = producer.get(ins[0]) if ins else None
     return None

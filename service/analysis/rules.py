@@ -19,6 +19,7 @@ from gradhealth.analysis.findings import (
     Detection,
     absorbed_by_normalisation,
     activation_growth,
+    activation_span,
     bidirectional_reach,
     binomial_tail_half,
     carried_apart,
@@ -227,10 +228,24 @@ def _through_depth(
     taken without (:func:`live_seeds`), said in the evidence."""
     ratio, units = depth_ratio(result)
     growth = activation_growth(result)
+    # which growth exploding_gradient reports: the activation's is over layers of its own
+    # (activation_span), named as such. The gradient's chain ends at the last layer any gradient
+    # reaches; where none reaches any (the forward overflowed the loss: weights x8, onnxsweep13) it
+    # was the first layer alone, and "1.95e+04x across 1 layers (FC1 .. FC1)" named that span
+    which = "gradient" if ratio >= growth or math.isnan(growth) else "activation"
+    no_gradient = not any(np.any(u.values["output_grad_norm"] != 0) for u in units)
     depth = len(units)
     per_layer = (
         ratio ** (1 / (depth - 1)) if depth > 1 and ratio > 0 and math.isfinite(ratio) else math.nan
     )
+    growth_per_layer = math.nan
+    if code != "vanishing_gradient" and which == "activation" and len(activation_span(result)) >= 2:
+        units = activation_span(result)
+        depth = len(units)
+        if no_gradient:  # (0 over 0: no ratio, not a vanishing one)
+            ratio, per_layer = math.nan, math.nan
+        if growth > 0 and math.isfinite(growth):
+            growth_per_layer = growth ** (1 / (depth - 1))
     evidence = {
         # The name says what ``value`` is: exploding_gradient measures the worse of the two growths
         # (ExplodingGradient.measure), so its value may be the activation growth.
@@ -243,6 +258,7 @@ def _through_depth(
         "per_layer_factor": per_layer,
         "depth": depth,
         "activation_growth": growth,
+        **({"activation_growth_per_layer": growth_per_layer} if math.isfinite(growth_per_layer) else {}),
         "first_output_grad_norm": units[0].geo("output_grad_norm"),
         "last_output_grad_norm": units[-1].geo("output_grad_norm"),
     }
@@ -290,16 +306,23 @@ def _through_depth(
                 "gradient), so its weights, and those of every layer before the cut, never change. Remove "
                 "the cut; if those layers are meant to stay fixed, freeze them (requires_grad=False).")
     else:
-        which = "gradient" if ratio >= growth or math.isnan(growth) else "activation"
         shown = ratio if which == "gradient" else growth
         summary = (
             f"{which} norm grows {fmt(shown)}x across {depth} layers "
-            f"({units[0].name} .. {units[-1].name})"
+            f"({units[0].name} .. {units[-1].name}"
+            + (f", {fmt(growth_per_layer)} per layer)" if math.isfinite(growth_per_layer) else ")")
         )
         explanation = (
             f"The per-layer gain of {these} is above 1 (weights too large for the "
             "activation, or residual branches adding up), so signals grow exponentially with depth."
         )
+        if which == "activation" and no_gradient:
+            evidence["no_gradient"] = True
+            explanation += (
+                " No gradient at all reached these layers in the simulation (every output gradient is "
+                "0): outputs this large leave the loss nothing to pass back (its probabilities round to "
+                "exactly 0 and 1), so the forward growth is what is judged."
+            )
         if severity != "info" and which == "gradient" and absorbed_by_normalisation(result, t):
             # the same growth as the note below, past the point training absorbs it: say where it
             # comes from (plain-56 with BN: 1.19 per layer, its activations flat), not "weights too large"
@@ -672,6 +695,20 @@ DEFAULT_GATE_PER_STEP = 0.6
 SHUT_GATE_PER_STEP = 0.5
 
 
+#: The stretch of steps, learnt through the recurrence alone (the loss reads the layer only at its
+#: end, or only from a later step on), beyond which a gated cell's vanishing through time is a
+#: warning however good its gates: past about a thousand steps gates that can learn memory in
+#: principle do not in practice. A default-initialised LSTM stays at the memoryless baseline of the
+#: copy task at 2000 steps, which only chrono initialisation solves (Tallec & Ollivier 2018, "Can
+#: recurrent neural networks warp time?"); LSTMs trained with full backpropagation through time fail
+#: the adding and copy tasks and long pixel-by-pixel sequences from roughly 1,000 steps on (Arjovsky,
+#: Shah & Bengio 2016; Trinh, Dai, Luong & Le 2018, who add auxiliary losses to reach 1,000-16,000
+#: steps); Hochreiter & Schmidhuber's 1,000-step bridges needed noise-free, purpose-built tasks. A
+#: 50-500-step LSTM or GRU classifier stays a note (kerassweep8/12/13, labelled healthy); a 4001-step
+#: LSTM read at its last step alone, 0.951 a step (1e-58 at step 0), was a note (onnxsweep13 u01).
+GATED_PRACTICAL_STEPS = 1000
+
+
 def _shut(ratio: float, steps: int) -> bool:
     """Whether a gated cell whose dL/dh_t falls by ``ratio`` over ``steps`` does worse than
     default gates by the margin :data:`SHUT_GATE_PER_STEP` (a ratio of 0 counts as shut)."""
@@ -742,8 +779,26 @@ class _ThroughTime(ArchitectureRule):
                 # learn from, wherever the loss reads it (onnxsweep11 b04)
                 read = "info" if gated and not _shut(ratio, steps) else "warning"
                 severity = min(severity, read, key=_rank)
+            if severity == "info" and self.code == "vanishing_through_time" \
+                    and self.beyond_gates(result, layer, sub, ratio, steps, t) is not None:
+                severity = "warning"  # gates as good as default ones, over more steps than gates learn
             out.append((severity, layer, sub, ratio, steps))
         return out
+
+    def beyond_gates(self, result: SimulationResult, layer: str, sub: int, ratio: float, steps: int,
+                     t: Thresholds) -> int | None:
+        """The steps a gated cell must learn through its recurrence alone where they are
+        :data:`GATED_PRACTICAL_STEPS` or more and its gradient there is under the vanishing
+        threshold: the whole measured stretch where the loss reads the layer only at its end, the
+        steps before the first it reads otherwise (:meth:`unread`); else None."""
+        if not _gated_cell(result, layer):
+            return None
+        series = next((ts for ts in result.time_series if (ts.layer, ts.sublayer) == (layer, sub)), None)
+        if series is not None and carried_apart(series):
+            unread = self.unread(result, layer, sub, t)
+            return unread[0] if unread is not None and unread[0] >= GATED_PRACTICAL_STEPS else None
+        stretch = steps - 2  # (the measured ratio's: step steps - 2 back to step 0)
+        return stretch if stretch >= GATED_PRACTICAL_STEPS and t.vanishing(ratio) is not None else None
 
     @staticmethod
     def unread(result: SimulationResult, layer: str, sub: int, t: Thresholds) -> tuple[int, float] | None:
@@ -865,9 +920,21 @@ class _ThroughTime(ArchitectureRule):
                    "pinned (a very negative forget or update gate bias, or saturated gates), so it keeps almost "
                    "nothing from step to step and learns little through time."
                    if shut else
-                   "this one keeps about as much or more, which training builds on whatever the sequence's "
-                   "length.")
+                   "this one keeps about as much or more, which training builds on over the lengths gates "
+                   "learn in practice.")
             )
+            beyond = self.beyond_gates(result, layer, sub, ratio, steps, t) if vanishing else None
+            if beyond is not None:
+                evidence |= {"unread_stretch_steps": beyond, "gated_practical_steps": GATED_PRACTICAL_STEPS}
+                explanation += (
+                    f" But here {beyond} steps learn through the recurrence alone, past the roughly "
+                    f"{GATED_PRACTICAL_STEPS} steps over which gated cells learn dependencies in practice: "
+                    "default-initialised LSTMs fail the copy and adding tasks beyond about that (Tallec & "
+                    "Ollivier 2018; Trinh et al. 2018), so good gates do not make up for the length. Besides "
+                    "chrono initialisation (T_max the sequence's length), shorten what the recurrence must "
+                    "carry: downsample the sequence (a strided convolution or pooling in front of the cell, "
+                    "frames of several steps), read more than the last step (pool over the steps or attend "
+                    "over them), or split it into shorter windows.")
             if horizon is not None and ratio > 0:
                 summary += f"; memory horizon {fmt(horizon)} steps"
         return Detection(
@@ -1264,14 +1331,96 @@ class DeadUnits(_Fraction):
     def limits(self, t: Thresholds) -> tuple[float, float]:
         return t.dead_warning, t.dead_error
 
+    def discounted(self, result: SimulationResult, t: Thresholds
+                   ) -> list[tuple[UnitStats, float, float | None, float | None]]:
+        """The layers whose figure in the layer table (``dead_fraction``: each seed's batch, averaged)
+        or over every seed's samples together (``dead_in_every_seed``) is at the warning or above while
+        the share the finding judges (:meth:`judged`) is below it: (layer, per batch, all samples or
+        None, judged or None where not judged). Each is a note saying why (onnxsweep13: a trained
+        layer's table read 69% beside no finding at all)."""
+        warn = self.limits(t)[0]
+        judged = {u.name: f for u, f in self.judged(result)}
+        output = clipped_output(result)
+        out: list[tuple[UnitStats, float, float | None, float | None]] = []
+        for u in result.units:
+            if "dead_fraction" not in u.values or u is output:
+                continue
+            per_batch = u.mean("dead_fraction")
+            every = u.values.get("dead_in_every_seed")  # graph.DEAD_IN_EVERY_SEED
+            pooled = float(every[0]) if every is not None and not math.isnan(every[0]) else None
+            shown = max(per_batch if per_batch == per_batch else 0.0, pooled or 0.0)
+            mark = judged.get(u.name)
+            if shown >= warn and (mark is None or mark < warn):
+                out.append((u, per_batch, pooled, mark))
+        return out
+
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         # born dead in most seeds: an error; in some: a warning saying how often (a narrow ReLU
         # stack dies in a few per cent of its draws, which a seed or two of ten shows by chance)
         units = super().assess(value, result, t)
         dead = self._born_dead(result)
+        if units is None and dead == "none":
+            # a figure at the warning that the judging discounts: a note saying why, never silence
+            return "info" if self.discounted(result, t) else None
         if units is None or (dead != "none" and SEVERITY_RANK[dead] > SEVERITY_RANK[units]):
             return None if dead == "none" else dead
         return units
+
+    def severity(self, result: SimulationResult, t: Thresholds) -> tuple[float, str | None]:
+        value, severity = super().severity(result, t)
+        if severity is None and math.isnan(value) and self.discounted(result, t):
+            return value, "info"  # (a batch too small to judge: every judged share is missing)
+        return value, severity
+
+    def _describe_discounted(self, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        """The note for :meth:`discounted`'s layers: what each figure counts, and why the finding's
+        own share is below the warning."""
+        warn = self.limits(t)[0]
+        found = self.discounted(result, t)
+        u, per_batch, pooled, mark = max(found, key=lambda x: max(x[1] if x[1] == x[1] else 0.0, x[2] or 0.0))
+        batch = result.batch_size
+        samples = batch * result.seeds if batch else None
+        units = u.values.get("relu_units")
+        width = int(units[0]) if units is not None and units[0] == units[0] and units[0] >= 1 else None
+        if batch is not None and batch < MIN_DEAD_BATCH:
+            short = f"a batch of {batch} is too small to tell"
+            why = (f"with a batch of {batch}, a live unit is zero for the whole batch with probability "
+                   f"2^-{batch}, so a share off for the batch says nothing about death; give a batch of "
+                   f"{MIN_DEAD_BATCH} or more to judge it")
+        elif pooled is not None and pooled < warn:
+            short = f"under {warn:.0%} over all samples"
+            why = (f"over all {samples} samples of the {result.seeds} seeds' batches together only {pooled:.0%} "
+                   "are zero for every one: a unit off for one batch of "
+                   f"{batch} fires in another's, so it is not dead (a trained unit firing on one input in "
+                   f"ten is off for a batch of 16 with probability 0.19)")
+        else:
+            k = round((pooled if pooled is not None else per_batch) * (width or 0))
+            short = f"{k} of {width} units is within chance of half" if width else "within chance of half"
+            why = (f"{k} of its {width} units off is not more than half by more than chance: inputs that "
+                   "look alike leave each unit off with probability 1/2, and a share above 1/2 counts only "
+                   "where a one-sided binomial test at 1/2 rejects it (Bonferroni over the ReLU layers)"
+                   if width else "the share is not beyond what correlated inputs alone make")
+        all_samples = f", {pooled:.0%} for all {samples} samples of every seed" if pooled is not None else ""
+        evidence = {
+            "metric": f"max_{self.key}", "value": value if value == value else None, "threshold": warn,
+            "layers": [x[0].name for x in found],
+            "fractions": {x[0].name: x[1] for x in found},
+            "all_samples_fractions": {x[0].name: x[2] for x in found if x[2] is not None},
+            "judged_fractions": {x[0].name: x[3] for x in found if x[3] is not None},
+            "batch_size": batch, "seeds": result.seeds,
+        }
+        return Detection(
+            self.code, "info", f"max_{self.key}", value,
+            f"{per_batch:.0%} of units in {u.name} are zero for a batch of {batch}{all_samples}: not judged "
+            f"dead ({short})",
+            "The layer table's dead_fraction is each seed's share of units zero for its whole batch, "
+            "averaged over the seeds"
+            + ("; dead_fraction_all_samples is the share zero for every sample of every seed, the figure "
+               "dead_units judges here" if pooled is not None else "")
+            + f". {u.name} is not reported as dead because {why}. "
+            "A layer with this many units off on these inputs still wastes capacity: if it is trained, "
+            "check it on real data.",
+            evidence, [x[0] for x in found])
 
     @staticmethod
     def _born_dead(result: SimulationResult) -> str:
@@ -1282,6 +1431,8 @@ class DeadUnits(_Fraction):
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
+        if severity == "info":
+            return self._describe_discounted(value, result, t)
         dead = born_dead(result)
         units = super().assess(value, result, t)
         if not dead or (units is not None and SEVERITY_RANK[units] > SEVERITY_RANK[self._born_dead(result)]):
@@ -2184,8 +2335,8 @@ class OutputLossMismatch(ArchitectureRule):
                 "gradient, fades. End a regression with no activation, or scale the targets into the range."
                 + ("" if given is not None else
                    " Targets already in the range (0/1 labels) are in reach: say so with the spec's "
-                   "loss.target_range, or compile the Keras model with an accuracy metric, which implies 0/1 "
-                   "labels."),
+                   "loss.target_range, --target-range 0,1 for a Keras file (target_range over HTTP), or "
+                   "compile the Keras model with an accuracy metric, which implies 0/1 labels."),
                 evidence, [bounded])
         relu = _relu_output(result)
         if relu is not None and relu is relu_logits_output(result):

@@ -43,9 +43,10 @@ FINDINGS: dict[str, Entry] = {
     "vanishing_through_time": Entry(
         "Vanishing gradient through time",
         "In a recurrent layer, ||dL/dh_t|| shrinks exponentially towards the first time steps, so long-range "
-        "dependencies cannot be learnt. In a gated cell (LSTM, GRU) it is at most a warning, and a note over "
-        "fewer than 50 steps: the gates learn to keep memory longer, and the evidence gives the memory horizon "
-        "they start with."),
+        "dependencies cannot be learnt. In a gated cell (LSTM, GRU) it is at most a warning, and a note where "
+        "its gates keep as much as default ones: they learn to keep memory longer, and the evidence gives the "
+        "memory horizon they start with; a warning again past 1,000 steps learnt through the recurrence alone, "
+        "longer than gated cells learn dependencies in practice."),
     "exploding_through_time": Entry(
         "Exploding gradient through time",
         "In a recurrent layer, ||dL/dh_t|| grows exponentially towards the first time steps; training "

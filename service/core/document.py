@@ -138,7 +138,11 @@ class LayerReport(BaseModel):
     activation_mean: float | None = None
     activation_std: float | None = None
     saturated_fraction: float | None = None
-    dead_fraction: float | None = None
+    dead_fraction: float | None = Field(
+        None, description="each seed's share of ReLU units zero for every sample of its batch, averaged over seeds")
+    dead_fraction_all_samples: float | None = Field(
+        None, description="the share of ReLU units zero for every sample of every seed's batch together (ONNX, "
+        "Keras graph and live-module checks): the figure dead_units judges there")
     weight_std: float | None = None
     weight_std_he: float | None = Field(None, description="sqrt(2/fan_in)")
     weight_std_xavier: float | None = Field(None, description="sqrt(2/(fan_in+fan_out))")
@@ -160,7 +164,7 @@ class LayerReport(BaseModel):
         "its figures are the other seeds', and it is neither dead nor alive in those; None: every seed's")
 
     @field_serializer("grad_norm", "output_grad_norm", "activation_mean", "activation_std", "saturated_fraction",
-                      "dead_fraction", "weight_std")
+                      "dead_fraction", "dead_fraction_all_samples", "weight_std")
     def _finite(self, v: float | None) -> float | None:
         return finite_or_none(v)
 

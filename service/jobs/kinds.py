@@ -57,7 +57,7 @@ def run_logs(request: Any, progress: Progress, settings: Settings) -> dict[str, 
 @_simulating
 def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
     """The check of an uploaded ONNX model (``request``: path, original filename and the options
-    the API checked: loss, weights, batch_size, seeds, verify, input_shapes, optimizer). On the worker's GPU
+    the API checked: loss, weights, batch_size, seeds, verify, input_shapes, optimizer, target_range). On the worker's GPU
     when it has one."""
     from pathlib import Path
 
@@ -70,7 +70,8 @@ def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str,
                           seeds=request.get("seeds"), batch_size=request.get("batch_size"),
                           weights=request.get("weights"), verify=request.get("verify"),
                           settings=settings, progress=progress, optimizer=request.get("optimizer"),
-                          input_shapes=request.get("input_shapes"))
+                          input_shapes=request.get("input_shapes"),
+                          target_range=tuple(request["target_range"]) if request.get("target_range") else None)
         doc.name = request.get("filename") or doc.name
         return doc.model_dump(mode="json")
     doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss"),

@@ -55,7 +55,10 @@ def _squeeze(doc: Diagnosis) -> float:
 def test_five_of_eight_units_off_is_what_alike_inputs_make_by_chance() -> None:
     doc = _check(8, 5)
     assert _squeeze(doc) == pytest.approx(5 / 8)  # the layer report shows the count as measured
-    assert "dead_units" not in {f.code for f in doc.findings}
+    assert "dead_units" not in {f.code for f in doc.findings if f.severity != "info"}
+    # 62.5% beside no finding at all read as a contradiction (onnxsweep13 u06): a note says why
+    [note] = [f for f in doc.findings if f.code == "dead_units"]
+    assert "5 of 8 units is within chance of half" in note.summary
 
 
 def test_the_same_fraction_of_a_wide_layer_is_no_coin_toss() -> None:
@@ -96,10 +99,12 @@ def test_a_batch_of_one_cannot_show_dead_units_and_a_batch_of_eight_can() -> Non
     one = check_module(_mostly_off(), torch.randn(1, 32), seeds=3, verify=False)
     fractions = [lay.dead_fraction for lay in one.layers if lay.dead_fraction is not None]
     assert fractions and max(fractions) > 0.65  # the measurement itself is still reported
-    assert "dead_units" not in {f.code for f in one.findings}
+    assert "dead_units" not in {f.code for f in one.findings if f.severity != "info"}
+    # (and a note says why the figure in the table is no finding)
+    assert any(f.code == "dead_units" and "a batch of 1 is too small to tell" in f.summary for f in one.findings)
     # over 8 samples a live unit is off for all of them with probability 0.75^8 = 0.1
     eight = check_module(_mostly_off(), torch.randn(8, 32), seeds=3, verify=False)
-    assert "dead_units" not in {f.code for f in eight.findings}
+    assert "dead_units" not in {f.code for f in eight.findings if f.severity != "info"}
     # and a layer truly off for every input is found once the batch can show it
     dead = _mostly_off()
     with torch.no_grad():

@@ -677,6 +677,37 @@ def with_label_targets(loss: str | dict[str, Any] | None, training: Any) -> str 
     return {**(loss if isinstance(loss, dict) else {"type": kind}), "target_range": [0.0, 1.0]}
 
 
+def parse_target_range(text: str, name: str = "--target-range") -> tuple[float, float]:
+    """``LO,HI`` (two finite numbers, low < high: where a regression's targets lie) as a pair;
+    :class:`InputFormatError` naming ``name`` otherwise."""
+    parts = str(text).split(",")
+    try:
+        low, high = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise InputFormatError(f"{name}: expected LO,HI, two finite numbers with LO < HI (0,1 for 0/1 labels), "
+                               f"not {str(text)[:40]!r}")
+    return low, high
+
+
+def with_target_range(loss: str | dict[str, Any] | None, target_range: tuple[float, float] | None
+                      ) -> str | dict[str, Any] | None:
+    """``loss`` with the range its regression targets lie in (``--target-range``; ``target_range``
+    over HTTP) as the spec's ``loss.target_range``; a range given for any other loss (or none) is
+    refused, never dropped: only a regression loss has targets a bounded output may not reach."""
+    if target_range is None:
+        return loss
+    kind = loss_type(loss)
+    if kind not in ("mse", "mae", "huber"):
+        raise InputFormatError(
+            f"target_range applies to a regression loss (mse, mae, huber), and this model's loss is "
+            f"{kind or 'the one its output implies (none compiled)'}: give --loss mse (loss=mse) with it, or "
+            "leave the range out")
+    low, high = target_range
+    return {**(loss if isinstance(loss, dict) else {"type": kind}), "target_range": [float(low), float(high)]}
+
+
 def loss_type(loss: str | dict[str, Any] | None) -> str | None:
     """The type of a spec loss given as a name or as ``{"type": ...}``."""
     return loss.get("type") if isinstance(loss, dict) else loss
@@ -2129,8 +2160,12 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                 seeds: int | None = None, batch_size: int | None = None, device: str | None = None,
                 verify: bool | None = None, weights: str | None = None, settings: Any = None,
                 progress: Any = None, optimizer: dict[str, Any] | None = None,
-                input_shapes: dict[str, list[int]] | None = None) -> Any:
+                input_shapes: dict[str, list[int]] | None = None,
+                target_range: tuple[float, float] | None = None) -> Any:
     """The check of a Keras model: a config dict, a file's bytes, or a path.
+
+    ``target_range``: where a regression loss's targets lie, (low, high): the spec's
+    ``loss.target_range`` (:func:`with_target_range`; refused for a loss that is not mse, mae or huber).
 
     ``input_shapes``: sizes for the inputs' dynamic dimensions (:func:`with_input_shapes`), e.g.
     ``{"input": [32, 41]}`` for a variable-length sequence of 41 features.
@@ -2173,6 +2208,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
                          "use weights: reinitialise to check the architecture as Keras builds it")
     base = _layers_base(config)  # where the file's layers are, for refusals that point into it
+    given_loss = with_target_range(loss or file_loss, target_range)
     config = with_input_shapes(config, input_shapes)
     config, assumed = with_default_sizes(config)  # what --input-shape left dynamic
     notes = (assumed, *notes) if assumed else notes
@@ -2180,7 +2216,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     settings = settings if settings is not None else get_settings()
 
     def translated(batch: int) -> tuple[dict[str, Any] | None, Origins | None, Any]:
-        return translate_or_graph(config, loss or file_loss, seeds=seeds or 3, batch_size=batch,
+        return translate_or_graph(config, given_loss, seeds=seeds or 3, batch_size=batch,
                                   stored=stored, optimizer=optimizer, limits=settings.limits)
 
     try:
@@ -2208,7 +2244,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         from gradhealth.analysis.importers.keras_torch import check_keras_graph
 
         with _assumed_shapes_named(config, graph, stood):
-            doc = check_keras_graph(graph, loss=loss or file_loss, stored=stored, seeds=seeds or 3,
+            doc = check_keras_graph(graph, loss=given_loss, stored=stored, seeds=seeds or 3,
                                     batch_size=batch_size, device=device, verify=verify,
                                     settings=settings, progress=progress, optimizer=optimizer,
                                     output_losses=output_losses)

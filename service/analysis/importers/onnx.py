@@ -1471,7 +1471,12 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     "HardSigmoid": lambda n, c: Fn(lambda x: torch.clamp(n.attrs.get("alpha", 0.2) * x
                                                          + n.attrs.get("beta", 0.5), 0, 1),
                                    Role("act", "activation", "hardsigmoid")),
-    "Softmax": lambda n, c: Fn(lambda x: F.softmax(x, n.attrs.get("axis", -1))),
+    # a softmax is no unit's activation (it mixes the units: not folded into the layer before it),
+    # but its type names it, so that a file ending in one is seen to (graph.output_op): the
+    # cross-entropy is then taken of the logits it was given, not of its probabilities, whose
+    # winner rounds to exactly 1 and losers under the smallest float on large logits, which left
+    # no sample a gradient ("no gradient reaches FC6", weights x8: onnxsweep13)
+    "Softmax": lambda n, c: Fn(lambda x: F.softmax(x, n.attrs.get("axis", -1)), Role("other", "softmax")),
     "LogSoftmax": lambda n, c: Fn(lambda x: F.log_softmax(x, n.attrs.get("axis", -1))),
     "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _mul, "Div": _binary(_div),
     "Pow": _binary(torch.pow), "Sqrt": _binary(torch.sqrt), "Neg": _binary(torch.neg),

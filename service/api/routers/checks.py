@@ -499,7 +499,7 @@ async def submit_logs(
 
 ONNX_TYPES = ("application/onnx", "application/octet-stream")
 MODEL_FIELDS = ("loss", "weights", "batch_size", "seeds", "verify", "input_shapes", "input_shape", "optimizer",
-                "filename")
+                "target_range", "filename")
 
 
 #: ``input_shapes`` is a few names and sizes: a longer text is no such thing (and a deeply nested
@@ -589,10 +589,19 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
         if isinstance(exc, ApiError):
             raise
         raise ApiError(422, "invalid_option", exc.detail) from None
-    return {"loss": loss, "weights": weights, "batch_size": integer("batch_size", 1 << 16),
-            "seeds": integer("seeds", limits.max_seeds),
-            "verify": None if verify_text is None else verify_text.lower() in ("true", "1"),
-            "input_shapes": shapes or None, "optimizer": optimizer}
+    options: dict[str, Any] = {"loss": loss, "weights": weights, "batch_size": integer("batch_size", 1 << 16),
+               "seeds": integer("seeds", limits.max_seeds),
+               "verify": None if verify_text is None else verify_text.lower() in ("true", "1"),
+               "input_shapes": shapes or None, "optimizer": optimizer}
+    text = one("target_range")
+    if text is not None:  # (only where given: a request without it keeps its fingerprint)
+        from gradhealth.analysis.importers.keras import parse_target_range
+
+        try:
+            options["target_range"] = list(parse_target_range(text, "target_range"))
+        except GradHealthError as exc:
+            raise ApiError(422, "invalid_option", exc.detail) from None
+    return options
 
 
 async def _receive_model(request: Request, folder: Path, filename: str | None) -> tuple[_Upload, dict[str, list[str]]]:
@@ -637,7 +646,10 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
             "input_shapes": {"type": "string", "description": "JSON object: input name -> sizes"},
             "input_shape": {"type": "array", "items": {"type": "string", "pattern": "^.+=[0-9x,]+$"}},
             "optimizer": {"type": "string", "description": 'JSON: the training optimizer, e.g. '
-                                                            '{"type": "adam", "lr": 0.001}'}}}},
+                                                            '{"type": "adam", "lr": 0.001}'},
+            "target_range": {"type": "string", "pattern": "^[^,]+,[^,]+$",
+                             "description": "LO,HI: where a Keras model's regression targets lie (0,1 for "
+                                            "0/1 labels): the spec's loss.target_range"}}}},
         "application/onnx": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
                **QUEUE_FULL,
@@ -660,6 +672,8 @@ async def submit_model(
     optimizer: Annotated[str | None, Query(
         max_length=1000, description='JSON: the training optimizer whose first step large_updates checks, '
                                      'e.g. {"type": "adam", "lr": 0.001} (a Keras file: overrides its own)')] = None,
+    target_range: Annotated[str | None, Query(
+        max_length=100, description="LO,HI: where a Keras model's regression targets lie (0,1 for 0/1 labels)")] = None,
     filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
@@ -671,13 +685,14 @@ async def submit_model(
         translate_or_graph,
         translation_reads_weights,
         with_input_shapes,
+        with_target_range,
     )
     from gradhealth.analysis.importers.onnx_static import read_header
     from gradhealth.analysis.plan import make_plan
     from gradhealth.analysis.spec import parse_spec
 
     query = {"loss": loss, "weights": weights, "batch_size": batch_size, "seeds": seeds, "verify": verify,
-             "input_shapes": input_shapes, "optimizer": optimizer}
+             "input_shapes": input_shapes, "optimizer": optimizer, "target_range": target_range}
     fields: dict[str, list[str]] = {k: [v] for k, v in query.items() if v is not None}
     if input_shape:
         fields["input_shape"] = list(input_shape)
@@ -704,13 +719,19 @@ async def submit_model(
                           if options["weights"] != "reinitialise" and translation_reads_weights(config)
                           else None)
                 # torch-free: refused before a job exists (a spec's plan, or the graph's shapes)
+                given = options.get("target_range")
                 spec, _, _ = translate_or_graph(
-                    config, options["loss"] or file_loss, seeds=options["seeds"] or 3,
+                    config, with_target_range(options["loss"] or file_loss, tuple(given) if given else None),
+                    seeds=options["seeds"] or 3,
                     batch_size=options["batch_size"] or 64, stored=stored,
                     optimizer=options["optimizer"] or compiled, limits=settings.limits)
                 if spec is not None:
                     make_plan(parse_spec(spec), settings.limits)
                 return "keras"
+            if options.get("target_range") is not None:  # refused, never dropped (the CLI's words)
+                raise ApiError(422, "invalid_option", "target_range applies to Keras files, whose single "
+                               "bounded output under mse, mae or huber is judged against the targets' range; "
+                               "an .onnx file's is not: leave it out")
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
             read_header(data, input_shapes=options["input_shapes"],
                         batch_size=options["batch_size"], limits=settings.limits,
