@@ -1763,6 +1763,53 @@ def _near_zero_init(u: UnitStats) -> bool:
     return bool(u.fan_in) and std < NEAR_ZERO_INIT / math.sqrt(u.fan_in or 1)
 
 
+#: A usual initialisation's weight std, times sqrt(fan_in), at its smallest: torch's default for
+#: nn.Linear, nn.Conv and its recurrent layers, U(+-1/sqrt(fan_in)), has std 1/sqrt(3 fan_in) =
+#: 0.577/sqrt(fan_in) (LeCun's 1/sqrt(fan_in), He's sqrt(2/fan_in)); 0.5 sits 13% under it, so a
+#: default-initialised layer's sampled std (a few percent either side in a small layer) never falls
+#: under it and its figure is unchanged. A layer's update is judged against the larger of its
+#: weights' scale and this one (:func:`scale_floor`).
+DEFAULT_INIT_GAIN = 0.5
+
+
+def scale_floor(u: UnitStats) -> float:
+    """The factor a unit's first-step ratio ||dW|| / ||W|| is multiplied by to judge the step against
+    the larger of ||W|| and a usually initialised layer's norm (:data:`DEFAULT_INIT_GAIN` /
+    sqrt(fan_in) per weight): min(1, std(W) / that). A layer's own gradient dL/dW = delta x^T does not
+    depend on W's scale (delta comes from the layers after it, x from those before), and Adam's
+    first step is its rate per weight whatever the gradient, so ||dW|| is the same whether W starts
+    at torch's default or at N(0, 0.01) on purpose; dividing by the small ||W|| makes any sound step
+    look large (the TCN's readout and 1x1 downsample convs at N(0, 0.01), Adam 4e-3: 0.48 and 0.39
+    of their norm, judged 0.044 and 0.011, about the step of a default-initialised layer of their
+    fan-in).
+    Such weights grow to the step's scale; the step changes the layer's output by what it would
+    change a usually initialised one's. 1 for a layer at or above the usual scale (the figure is
+    unchanged), an embedding (its rows are vectors, not a fan-in's sum: torch's default is N(0, 1)
+    and GPT's 0.02 is its signal's scale) and a layer whose weights are exactly zero (its ratio is
+    infinite: the near-zero rule of :func:`_judged_steps` judges it)."""
+    if not u.fan_in or "weight_std" not in u.values or "embedding" in u.type:
+        return 1.0
+    std = u.mean("weight_std")
+    floor = DEFAULT_INIT_GAIN / math.sqrt(u.fan_in)
+    return min(1.0, std / floor) if std > 0 and math.isfinite(std) else 1.0
+
+
+def _scale_invariant(u: UnitStats) -> bool:
+    """A layer a batch/layer/group norm takes directly (not a Pre-LN stream's: :func:`_judged_steps`)."""
+    return u.normalised and not u.stream
+
+
+def _usual_steps(result: SimulationResult) -> dict[str, float]:
+    """:func:`_first_step`'s ratios as large_updates judges them: each unit's times its
+    :func:`scale_floor` (against the larger of its weights' scale and a usual initialisation's).
+    (SGD's momentum builds its step up to 1/(1 - beta) times the first under a steady gradient, and
+    only about 1/sqrt(1 - beta^2) under a noisy one; judging the built-up step made common plain-net
+    recipes warnings (an MNIST MLP at SGD 0.1 momentum 0.9) while the limits were measured on first
+    steps, so the first step is judged: peersweep8.)"""
+    units = {u.name: u for u in result.units}
+    return {n: r * scale_floor(units[n]) for n, r in _first_step(result)[0].items()}
+
+
 def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     """:func:`_first_step`'s ratios that large_updates judges: all of them, except the output
     layer's when it alone is over the warning level, under the error level and, under a
@@ -1774,8 +1821,9 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     a rate far too large. An adaptive optimizer's first step (Adam's) is about its rate per weight,
     and a wide head's weights are small: Adam at its usual 1e-3 moves a head of fan-in 4096 by about
     0.1 (spec sweep 4's healthy BN-CNN, 0.11), the same figure as a rate 4.5x that on a narrower one
-    (spec sweep 6), so the head alone is not judged under either."""
-    ratios = _first_step(result)[0]
+    (spec sweep 6), so the head alone is not judged under either. The ratios are
+    :func:`_usual_steps`' (the init-scale floor in)."""
+    ratios = _usual_steps(result)
     # a layer started near zero on purpose (gMLP's spatial gate at N(0, 1e-3), a zero-init
     # readout) moves by its whole norm on any sound step: that is how it grows, not the rate
     near_zero = {u.name for u in result.units if u.name in ratios and _near_zero_init(u)}
@@ -1787,7 +1835,7 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     # SGD 0.1 (Goyal et al.'s recipe, which trains) moves its BN-fed stem conv by 0.26-0.36 (msweep18)
     # (not a Pre-LN stream's units: a block's weights scale its own branch of the stream, not the
     # whole of what a norm reads; specsweep12: a Pre-LN encoder at Adam 1e-2 moving 0.3 was healthy)
-    normalised = {u.name for u in result.units if u.name in ratios and u.normalised and not u.stream}
+    normalised = {u.name for u in result.units if u.name in ratios and _scale_invariant(u)}
     if normalised and len(normalised) < len(ratios):
         ratios = {n: r for n, r in ratios.items() if n not in normalised or r > t.large_update_error}
     head = output_layer(result).name if result.units else None
@@ -1852,6 +1900,10 @@ class LargeUpdates(ArchitectureRule):
             "learning_rate": lr,
             "first_step_factor": (factor := _first_over_usual(result, hit[0].name)),
         }
+        # the weights' scale each hit layer is judged against, where a usual init's is larger
+        floors = {u.name: f for u in hit if (f := scale_floor(u)) < 1}
+        if floors:
+            evidence["init_scale_factor"] = floors
         # the figure judged is the optimizer's usual step: say so where its first step differs
         # (RMSprop's and Adadelta's start-up transient, Adagrad's shrinking steps)
         step = (f"one {kind} step at lr {lr:g}" if abs(factor - 1) < 0.05 else
@@ -1869,7 +1921,10 @@ class LargeUpdates(ArchitectureRule):
             "a layer by a tenth of its weights or more make training oscillate or diverge and can kill "
             "units; the first step is measured here, from the spec's optimizer and the initial gradients "
             "(Adam's and AdamW's first step is about lr per weight whatever the gradient's size; RMSprop's is "
-            "1/sqrt(1 - alpha) times that, a start-up transient, so its ratio is judged divided by that).")
+            "1/sqrt(1 - alpha) times that, a start-up transient, so its ratio is judged divided by that). "
+            "A layer whose weights start below a usual initialisation's "
+            "scale (0.5/sqrt(fan_in), under torch's default 0.58/sqrt(fan_in)) is judged against that scale, since its step does not "
+            "depend on its weights' size.")
         return Detection(self.code, severity, "max_update_ratio", value, summary, explanation, evidence, hit)
 
 
