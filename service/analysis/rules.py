@@ -2321,7 +2321,8 @@ class OutputLossMismatch(ArchitectureRule):
                 evidence["in_forward"] = True
                 return Detection(
                     self.code, severity, "unreachable_loss_fraction", value,
-                    f"the forward returns a {result.squashed} (after {last.name}) and {loss} applies its own: "
+                    f"the forward returns a {result.squashed} (after {last.name}) and {loss} applies its own "
+                    f"{own} to it: "
                     f"the loss can never fall below {floor:.3g} ({value:.0%} of its value at chance)",
                     ("torch's binary cross-entropy on logits (nn.BCEWithLogitsLoss, "
                      "F.binary_cross_entropy_with_logits) applies a sigmoid itself; given probabilities (values "

@@ -152,3 +152,12 @@ def test_a_layers_step_left_unmeasured_is_said(monkeypatch: pytest.MonkeyPatch) 
     doc = check_module(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), torch.randn(16, 4),
                        optimizer={"type": "adam", "lr": 1e-3}, verify=False)
     assert "first step was not measured on 2 layers with a gradient (0, 2)" in doc.summary
+
+
+def test_a_sigmoid_per_class_under_cross_entropy_names_the_softmax_the_loss_adds() -> None:
+    # modsweep30 u03: "cross_entropy applies its own" read as its own sigmoid; it is a softmax
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 10), nn.Sigmoid())
+    found = next(f for f in check_module(model, torch.randn(32, 8), verify=False).findings
+                 if f.code == "output_loss_mismatch")
+    assert "cross_entropy applies its own softmax" in found.summary, found.summary
