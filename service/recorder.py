@@ -1136,20 +1136,28 @@ class GradientRecorder:
                             if not (w.code == "truncated_log" and "no end record" in w.message)]
         return diagnose_run(run, settings.log_thresholds)
 
-    def send(self, server: str, *, api_key: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
-        """Upload the log to a Gradient Health service; returns the job resource."""
+    def send(self, server: str, *, api_key: str | None = None, timeout: float = 60.0,
+             wait: float = 0.0) -> dict[str, Any]:
+        """Upload the log to a Gradient Health service (``POST /v1/checks/logs``); returns the job
+        resource as the service answers the upload: ``queued`` (the check runs on its workers; poll
+        ``GET /v1/jobs/{id}`` for the ``result``), or, with ``wait`` seconds (the endpoint's
+        ``?wait=``), finished when the check is done within them. ``timeout`` bounds the request,
+        and is raised to ``wait`` + 30 s when shorter."""
         if self.path is None:
             raise ArgumentError("send() uploads the file: this recorder has no path")
+        if not (isinstance(wait, int | float) and not isinstance(wait, bool) and math.isfinite(wait) and wait >= 0):
+            raise ArgumentError(f"send(wait=...) takes seconds >= 0, not {wait!r}")
         self.close()
         boundary = uuid.uuid4().hex
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{self.path.name}\"\r\n"
                 "Content-Type: application/x-ndjson\r\n\r\n").encode() + self.path.read_bytes() + \
             f"\r\n--{boundary}--\r\n".encode()
         request = urllib.request.Request(
-            server.rstrip("/") + "/v1/checks/logs?format=native", data=body, method="POST",
+            server.rstrip("/") + "/v1/checks/logs?format=native" + (f"&wait={wait:g}" if wait else ""),
+            data=body, method="POST",
             headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
                      **({"X-API-Key": api_key} if api_key else {})})
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the user's own server
+        with urllib.request.urlopen(request, timeout=max(timeout, wait + 30.0)) as response:  # noqa: S310 - the user's own server
             return json.loads(response.read())
 
 

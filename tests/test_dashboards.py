@@ -287,3 +287,36 @@ def test_compose_dashboards_profile_mounts_the_provisioned_files():
     for name in ("prometheus", "grafana"):
         for entry in services[name]["ports"]:
             assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry} beyond loopback"
+
+
+def _matchers(expr: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """(metric name, {label: value} of its `=` matchers) of every vector selector in ``expr``."""
+    for m in re.finditer(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}", expr):
+        yield m.group(1), dict(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"', m.group(2)))
+
+
+def test_an_alert_sees_an_error_finding_of_a_run_that_finished_at_once(tmp_path):
+    """newuser6 P1: a run that blows up and finishes within the same second loses its per-run gauges
+    before any scrape, so GradientHealthLiveRunError (on the gauge, `for: 1m`) can never fire for it.
+    Some alert must select, by severity="error", a live-run series that still has a non-zero sample
+    in the /metrics scrape after `finish`."""
+    rows = [{"step": s, "metric": "grad_norm", "value": 1.0} for s in range(20)]
+    rows += [{"step": s, "metric": "loss", "value": 1.0 / (s + 1)} for s in range(20)]
+    rows.append({"step": 20, "metric": "grad_norm", "value": "nan"})
+    with running_app(settings_for(tmp_path, workers=0)) as api:
+        run = api.post("/v1/runs", json={"name": "blew-up"}).json()["id"]
+        assert api.post(f"/v1/runs/{run}/points", json=rows).status_code == 200
+        assert api.post(f"/v1/runs/{run}/finish").status_code == 200
+        assert api.get(f"/v1/runs/{run}").json()["health"] == "unhealthy"
+        text = api.get("/metrics").text
+    samples = [s for fam in text_string_to_metric_families(text) for s in fam.samples]
+    assert not [s for s in samples if s.name == "gradhealth_run_findings"]  # the gauges went with finish
+    seen_by = []
+    for alert, expr in rule_exprs().items():
+        for name, want in _matchers(expr):
+            if not name.startswith("gradhealth_run") or want.get("severity") != "error":
+                continue
+            if any(s.name == name and s.value > 0 and all(s.labels.get(k) == v for k, v in want.items())
+                   for s in samples):
+                seen_by.append(alert)
+    assert seen_by, "no alert rule selects a live-run error series that outlives the run"

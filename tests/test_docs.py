@@ -193,3 +193,22 @@ def test_the_recorder_snippet_runs_as_pasted(tmp_path: Path, monkeypatch: pytest
     assert out.startswith("healthy")  # a small classifier learning a learnable task
     assert (tmp_path / "run" / "gradients.jsonl").read_text().splitlines()[-1] == \
         '{"gradhealth_recorder": "end", "logged_steps": 20}'
+
+
+def test_the_live_mode_recorder_snippet_runs_against_a_served_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], service) -> None:
+    # newuser6 P12: the live-mode example had `...` for its loop and a `model` it never defined.
+    # The README's address is the only change: the service of tests/conftest.py listens elsewhere.
+    start = README.index("**Live mode**")
+    snippet = re.search(r"```python\n(.*?)```", README[start:], re.DOTALL)
+    assert snippet is not None and "server=SERVER" in snippet.group(1)
+    assert "..." not in snippet.group(1)
+    code = snippet.group(1).replace('"http://127.0.0.1:8000"', repr(service.url))
+    assert code != snippet.group(1)
+    monkeypatch.delenv("GRADHEALTH_API_KEY", raising=False)  # the test service runs with keys off
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md (live mode)", "exec"), {})  # noqa: S102 - our own README
+    out = capsys.readouterr().out.strip().splitlines()
+    # 200 steps logged every 10: 20 steps x (loss, grad_norm, lr and the 4 parameters' norms)
+    assert out[-1] == "finished healthy 140"
+    assert snippet.group(1).rstrip().endswith("# finished healthy 140")

@@ -145,6 +145,66 @@ def learning_rate_at(run: RunLog, step: float | None) -> float | None:
     return float(positive[0]) if len(positive) else None
 
 
+#: A rise in the learning rate is advice-worthy (:func:`learning_rate_jump`) when ``factor`` x the rate
+#: at the onset would still be this many times the highest rate the run trained at before it.
+JUMP_MARGIN = 2.0
+
+
+def _fmt_step(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def learning_rate_jump(run: RunLog, at_step: float | None, factor: float = R.LOWER_LR_FACTOR) -> dict | None:
+    """The rise of the learning rate shortly before ``at_step`` to a rate the run had never trained at,
+    when the run was stable at the lower one first: a scheduler that restarts high, a warm-up that
+    overshoots in a few steps, a rate changed by hand (newuser6 P5: 0.1 for 150 steps, then 200).
+
+    With ``r`` the rate in effect at ``at_step``: the last logged rate at or below ``factor * r`` before it,
+    followed back over any fast rise (at least :data:`JUMP_MARGIN` x per logged interval) into it, is
+    where the rise starts, ``stable`` the highest rate logged up to there. It counts when the default
+    advice (``factor * r``) would still be :data:`JUMP_MARGIN` times ``stable`` or more, and the run
+    held rates up to ``stable`` for at least as many steps as lie from the rise to ``at_step`` (so the
+    blow-up followed the rise). A gradual ramp or a constant-growth schedule moves less than 2x per
+    logged step and is left to the factor (or to :func:`gradhealth.logs.detectors.schedule.lr_growth`).
+    None otherwise, or when the log has no learning rate."""
+    lr = run.first("learning_rate")
+    rate = learning_rate_at(run, at_step)
+    if lr is None or at_step is None or rate is None or not 0 < factor < 1:
+        return None
+    keep = np.isfinite(lr.values) & (lr.values > 0) & (lr.steps <= at_step)
+    steps, v = np.asarray(lr.steps[keep], dtype=np.float64), np.asarray(lr.values[keep], dtype=np.float64)
+    low = np.nonzero(v <= factor * rate)[0]
+    if len(low) == 0 or low[-1] + 1 >= len(v):
+        return None
+    j = int(low[-1])
+    while j > 0 and JUMP_MARGIN * v[j - 1] <= v[j]:
+        j -= 1  # back over a fast rise (at least 2x per logged interval) to where it started
+    k = j + 1  # the first logged rate of the rise
+    stable = float(np.max(v[: j + 1]))
+    held, after = float(steps[k] - steps[0]), float(at_step - steps[k])
+    if not (factor * rate >= JUMP_MARGIN * stable and held > 0 and held >= after):
+        return None
+    jumped = math.log(v[k] / v[j]) >= 0.5 * math.log(rate / v[j])  # one logged interval carries most of it
+    reached = k + int(np.argmax(v[k:] >= rate))  # where the rise got to the rate at the onset
+    return {"from": stable, "to": float(v[k]) if jumped else rate, "step": _fmt_step(steps[k]),
+            "rise_steps": [_fmt_step(steps[j]), _fmt_step(steps[k] if jumped else steps[reached])],
+            "stable_steps": [_fmt_step(steps[0]), _fmt_step(steps[j])], "sudden": bool(jumped)}
+
+
+def jump_note(run: RunLog, jump: dict) -> str:
+    """The jump of :func:`learning_rate_jump` in words."""
+    lr = run.first("learning_rate")
+    where = (lambda x: lr.where(x)) if lr is not None else (lambda x: f"step {x:g}")
+    a, b = jump["stable_steps"]
+    held = f"{where(a)} to {where(b)}" if a != b else where(a)
+    if jump["sudden"]:
+        moved = f"the learning rate jumped from {jump['from']:.3g} to {jump['to']:.3g} at {where(jump['step'])}"
+    else:
+        moved = (f"the learning rate rose from {jump['from']:.3g} ({where(jump['rise_steps'][0])}) to "
+                 f"{jump['to']:.3g} ({where(jump['rise_steps'][1])})")
+    return f"{moved}, after the run was stable at {jump['from']:.3g} or below ({held}): go back to {jump['from']:.3g} or below"
+
+
 def lower_lr(
     run: RunLog,
     *,
@@ -153,11 +213,27 @@ def lower_lr(
     warmup_steps: int = 0,
     why: str = "",
 ) -> Remedy:
-    """``factor`` x the learning rate in effect at ``at_step`` (when the log has one)."""
+    """``factor`` x the learning rate in effect at ``at_step`` (when the log has one); when the rate
+    rose to that shortly before from one the run was stable at (:func:`learning_rate_jump`), back to
+    that stable rate instead: ``factor`` x a rate the run had never trained at can still be far too high."""
+    rate = learning_rate_at(run, at_step)
+    jump = learning_rate_jump(run, at_step, factor)
+    if jump is not None and rate is not None:
+        note = jump_note(run, jump)
+        fix = R.lower_learning_rate(
+            jump["from"] / rate,
+            warmup_steps=warmup_steps,
+            learning_rate=rate,
+            at_step=_where(run, at_step),
+            why=f"{why}; {note}" if why else note,
+        )
+        fix.params["suggested_learning_rate"] = jump["from"]
+        fix.params["learning_rate_jump"] = jump
+        return fix
     return R.lower_learning_rate(
         factor,
         warmup_steps=warmup_steps,
-        learning_rate=learning_rate_at(run, at_step),
+        learning_rate=rate,
         at_step=_where(run, at_step),
         why=why,
     )

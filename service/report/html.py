@@ -400,7 +400,33 @@ def layer_heatmap(doc: Diagnosis) -> str | None:
     return svg.heatmap(
         "Per-layer gradient norm over steps", names, columns, cells,
         x_label="step", y_label="layer", value_label="||dL/dW|| (L2)", highlight=highlight,
+        column_labels=_column_labels(rows, columns, lo, width, hi > lo),
     )
+
+
+def _column_labels(rows: list[SeriesPoints], columns: list[tuple[float, float]], lo: float, width: float,
+                   binned: bool) -> list[str]:
+    """Each heatmap column in the steps logged in it ("step 4", "steps 4-8"), not its bin's edges: a
+    run logged every 2 steps over 0..294 has bins 4.9 steps wide, and "@ 4.9" names no step it logged
+    (newuser6). A bin no point fell in names its edges, whole where the run's steps are whole."""
+    first: list[float | None] = [None] * len(columns)
+    last: list[float | None] = [None] * len(columns)
+    whole = True
+    for p in rows:
+        for step in p.steps:
+            whole = whole and float(step).is_integer()
+            k = min(len(columns) - 1, int((step - lo) / width)) if binned else 0
+            a, b = first[k], last[k]
+            first[k] = step if a is None or step < a else a
+            last[k] = step if b is None or step > b else b
+    out = []
+    for (start, end), a, b in zip(columns, first, last, strict=True):
+        if a is None or b is None:
+            a, b = (float(math.ceil(start)), float(math.floor(end))) if whole else (start, end)
+            if a > b:
+                a = b = start
+        out.append(f"step {svg.fmt_linear(a)}" if a == b else f"steps {svg.fmt_linear(a)}-{svg.fmt_linear(b)}")
+    return out
 
 
 # --- tables ------------------------------------------------------------------------------------

@@ -411,12 +411,16 @@ NONFINITE_FILL = "#d81b60"
 
 def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, float]],
             cells: Sequence[Sequence[float | None]], *, x_label: str, y_label: str,
-            value_label: str, highlight: Sequence[str] = ()) -> str:
+            value_label: str, highlight: Sequence[str] = (),
+            column_labels: Sequence[str] | None = None) -> str:
     """Rows x columns of positive values on a log10 colour scale (empty cells left blank, NaN
     cells, where the values were NaN or Inf, in :data:`NONFINITE_FILL` with a legend swatch).
 
-    ``columns`` are (start, end) x-ranges in order; ``highlight`` names rows a finding names.
+    ``columns`` are (start, end) x-ranges in order; ``highlight`` names rows a finding names;
+    ``column_labels`` name each column in the cells' tooltips (default: its start, ``@ 4.9``).
     """
+    labels = (list(column_labels) if column_labels is not None else
+              [fmt_linear(start) for start, _ in columns])
     width, row_h = WIDTH, max(4, min(18, 360 // max(1, len(rows))))
     top, left, right = MARGIN_TOP + 18, 150, width - MARGIN_RIGHT
     height = top + row_h * len(rows) + MARGIN_BOTTOM
@@ -450,14 +454,14 @@ def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, floa
         for c, v in enumerate(row):
             if v is not None and math.isnan(v):
                 out.append(f'<rect x="{left + c * cw:.1f}" y="{y}" width="{cw + 0.3:.1f}" height="{row_h}" '
-                           f'fill="{NONFINITE_FILL}"><title>{_e(name)} @ {_e(fmt_linear(columns[c][0]))}: '
+                           f'fill="{NONFINITE_FILL}"><title>{_e(name)} @ {_e(labels[c])}: '
                            "NaN / Inf</title></rect>")
                 continue
             if v is None or not v > 0 or not math.isfinite(v):
                 continue
             fill = colour((math.log10(v) - lo) / span)
             out.append(f'<rect x="{left + c * cw:.1f}" y="{y}" width="{cw + 0.3:.1f}" height="{row_h}" '
-                       f'fill="{fill}"><title>{_e(name)} @ {_e(fmt_linear(columns[c][0]))}: '
+                       f'fill="{fill}"><title>{_e(name)} @ {_e(labels[c])}: '
                        f"{_e(fmt(v))}</title></rect>")
     bottom = top + row_h * len(rows)
     out.append(f'<path class="axis" d="M{left},{top} V{bottom} H{right}" fill="none"/>')

@@ -15,7 +15,13 @@ from gradhealth.logs.detectors.chance import VALIDATION
 from gradhealth.logs.detectors.common import finding, judged, positive_loss
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.detectors.schedule import lr_growth, lr_note, range_test, schedule_remedy
-from gradhealth.logs.remedies import clipping, learning_rate_at, lower_lr, raise_lr
+from gradhealth.logs.remedies import (
+    clipping,
+    learning_rate_at,
+    learning_rate_jump,
+    lower_lr,
+    raise_lr,
+)
 from gradhealth.logs.series import RunLog, Series, gan_part, name_words
 from gradhealth.logs.stats import finite, smooth
 from gradhealth.logs.stats import num as _num
@@ -225,7 +231,8 @@ def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
          "threshold": t.divergence_factor, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
          "window": window, "logged_minimum": float(v[i_low]), "logged_minimum_step": _num(steps[i_low]),
-         "logged_final": float(v[-1]), "learning_rate_growth": growth},
+         "logged_final": float(v[-1]), "learning_rate_growth": growth,
+         "learning_rate_jump": None if growth is not None else learning_rate_jump(run, onset)},
         [fix, clipping(run, t)])]
 
 

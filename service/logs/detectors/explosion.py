@@ -16,7 +16,13 @@ from gradhealth.logs.detectors.common import finding, judged
 from gradhealth.logs.detectors.layers import converged_loss, exploding_layers
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.detectors.schedule import lr_growth, lr_note, schedule_remedy
-from gradhealth.logs.remedies import clip_in_force, clipping, default_clipping, lower_lr
+from gradhealth.logs.remedies import (
+    clip_in_force,
+    clipping,
+    default_clipping,
+    learning_rate_jump,
+    lower_lr,
+)
 from gradhealth.logs.series import RunLog, Series, final_series
 from gradhealth.logs.stats import (
     centred_median,
@@ -99,7 +105,8 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
         "above 1 compounding through training.",
         {"metric": s.name, "steps": [_num(onset), _num(steps[-1])], "value": ratio, "threshold": t.explode_warning,
          "baseline": base, "late_median": late, "peak": peak, "sustained_points": int(tail),
-         "learning_rate_growth": growth},
+         "learning_rate_growth": growth,
+         "learning_rate_jump": None if growth is not None else learning_rate_jump(run, float(onset))},
         remedies)]
 
 
@@ -309,6 +316,12 @@ def _ends_at_spike(idx: np.ndarray, n: int) -> int:
     return int(idx[k])
 
 
+def _last_logged(s: Series, steps: np.ndarray) -> bool:
+    """Whether ``steps`` (a detector's points of ``s``) reach the last point ``s`` logged, NaN and Inf
+    included: a spike on the last finite point that NaN or Inf points follow did not end the log."""
+    return bool(len(steps)) and len(s.steps) > 0 and float(steps[-1]) >= float(s.steps[-1])
+
+
 def _open_words(s: Series, steps: np.ndarray, open_from: int) -> str | None:
     """Where the log ends on a spike, in words ("at the spike at step 8", "in the spike from step
     2600" for several points), from :func:`_ends_at_spike`'s ``open_from``; None when it does not."""
@@ -348,7 +361,7 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
     if not len(idx):
         return []
     worst = int(idx[np.argmax(v[idx])])
-    open_from = _ends_at_spike(idx, len(v))
+    open_from = _ends_at_spike(idx, len(v)) if _last_logged(s, steps) else len(v)
     known = idx[idx < open_from]
     # the points between the last spike the log shows an end of and the next (or the end of the log)
     after = v[int(known[-1]) + 1:open_from] if len(known) else v[:0]
@@ -464,9 +477,9 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     if len(idx) == 0:
         return []
     # Only a spike on the series' last logged point is open: one before the exploding tail cut off
-    # above (or before exact zeros) has points after it that show it did not recover.
-    logged = finite(s)[0]
-    open_from = _ends_at_spike(idx, len(v)) if len(logged) and steps[-1] >= logged[-1] else len(v)
+    # above (or before exact zeros), or before NaN/Inf points, has points after it that show it did
+    # not recover (newuser6: a loss spike from step 152 "ends the log", which went on in NaN to 298).
+    open_from = _ends_at_spike(idx, len(v)) if _last_logged(s, steps) else len(v)
     # recovery is judged over a window that grows with the log: on a per-batch series of 58,000
     # points, 25 points are a few seconds of training, and a spike whose next 25 batches sat at
     # 2.04x the baseline before coming back was graded "not recovered" (logsweep58)
