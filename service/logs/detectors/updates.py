@@ -12,6 +12,7 @@ import numpy as np
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
+from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding, judged
 from gradhealth.logs.detectors.layers import converged_loss, converged_note
 from gradhealth.logs.detectors.rl import on_rollouts
@@ -158,6 +159,27 @@ def _never_updated(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray,
 #: A training loss that reaches exactly 0 from at least this far above it in one logged interval
 #: was not learnt down to 0: it stopped measuring anything.
 _ZERO_LOSS_FROM = 0.01
+#: Points of exactly 0 after such a jump, beside a NaN gradient norm, that make a pinned loss
+#: (half the log at least)
+_ZERO_AFTER_JUMP = 2
+#: A training accuracy at least this at every point of a zero loss's span: a converged run
+_PERFECT_ACCURACY = 0.999
+
+
+def _accuracy_perfect(run: RunLog, first: float, last: float) -> bool:
+    """Whether the run's training accuracy (as a fraction) is at its ceiling at every point it
+    logged from ``first`` to ``last`` (the last one at or before ``first`` where none is logged
+    within): a loss of exactly 0 there is a converged run's (every example right, the float
+    cross-entropy rounded to 0), not a broken loss."""
+    train, _ = accuracies(run)
+    if train is None:
+        return False
+    steps, v = finite(train)
+    share = as_fraction(v)
+    within = share[(steps >= first) & (steps <= last)]
+    if not len(within):
+        within = share[steps <= first][-1:]
+    return len(within) > 0 and bool(np.all(within >= _PERFECT_ACCURACY))
 
 
 def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
@@ -165,23 +187,55 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
     ``_EXACT_MIN_POINTS`` and half of them), having got there in one step from ``_ZERO_LOSS_FROM``
     or more, or being 0 from the start: a loss of exactly 0 gives no gradient, so nothing trains
     (every label masked, no targets in the batch, a loss not connected to the output). A loss
-    that glides down to 0 (a memorised set) is left alone, as are RL runs (a GRPO loss is 0 at its
-    start by construction) and runs whose gradient norm is logged and not 0."""
+    that glides down to 0 (a memorised set) or sits at 0 while the training accuracy is at 1 (a
+    converged run) is left alone, as are RL runs (a GRPO loss is 0 at its start by construction)
+    and runs whose gradient norm is logged and not 0. Beside a NaN gradient norm it is a warning
+    (from two points after a jump): the Trainer's NaN filter logs a NaN step's loss as 0.0."""
     loss = run.first("loss")
     if loss is None or on_rollouts(run) or any("reward" in x.name.lower() for x in run.series):
-        return []
-    norm = run.first("grad_norm")
-    if norm is not None and (bool(np.any(finite(norm)[1] != 0)) or not np.all(np.isfinite(norm.values))):
-        # a moving norm is a gradient; a NaN one is the nonfinite finding's, and the Trainer's
-        # NaN filter logs the loss of such steps as 0.0
         return []
     steps, v = finite(loss)
     nonzero = np.nonzero(v != 0)[0]
     start = int(nonzero[-1]) + 1 if len(nonzero) else 0
     zeros = len(v) - start
-    if zeros < _EXACT_MIN_POINTS or zeros < len(v) / 2 or (start > 0 and abs(v[start - 1]) < _ZERO_LOSS_FROM):
+    if not zeros or zeros < len(v) / 2 or (start > 0 and abs(v[start - 1]) < _ZERO_LOSS_FROM):
         return []
+    norm = run.first("grad_norm")
+    nan_norm = False
+    if norm is not None:
+        # the norm over the zero loss's span where it is logged there, else over the whole log
+        at = (norm.steps >= steps[start]) & (norm.steps <= steps[-1])
+        span = norm.values[at] if np.any(at) else norm.values
+        if bool(np.any(np.isfinite(span) & (span != 0))):
+            return []  # a moving norm is a gradient
+        # a NaN one: the nonfinite finding names the NaN; the printed 0 is reported beside it, a
+        # warning, since the Trainer's NaN filter (logging_nan_inf_filter) logs a step whose loss
+        # was NaN as 0.0 (logsweep65 u05, u06: LLaMA-Factory runs with 'loss': 0.0, 'grad_norm': nan)
+        nan_norm = not bool(np.all(np.isfinite(span)))
+        if not nan_norm and (bool(np.any(finite(norm)[1] != 0)) or not np.all(np.isfinite(norm.values))):
+            return []  # a norm that moved (or went NaN) elsewhere only: the norm's own rules judge it
+    # three points of 0, or two after a jump from far above beside a NaN norm that says why
+    # (logsweep65 u06: 344,093 then 0.0 twice, grad_norm nan at each); two alone can be a glitch
+    if zeros < (_ZERO_AFTER_JUMP if nan_norm and start > 0 else _EXACT_MIN_POINTS):
+        return []
+    if _accuracy_perfect(run, float(steps[start]), float(steps[-1])):
+        return []  # a converged run: every training example right, its loss at the float floor
     came = f", down from {float(v[start - 1]):.4g} at the point before" if start else ""
+    if nan_norm and norm is not None:
+        return [finding(
+            "zero_gradient", "warning",
+            f"{loss.name} is exactly 0 at all {zeros} logged points from {loss.where(steps[start])} "
+            f"({loss.between(steps[start], steps[-1])}){came}, while {norm.name} is NaN there: the printed 0 is "
+            "no loss",
+            "A training loss of exactly 0 beside a NaN gradient norm is not a fitted model: the HF Trainer's "
+            "NaN filter (logging_nan_inf_filter) logs a step whose loss was NaN as 0.0, and some losses return 0 "
+            "on an overflow (fp16) or when every label is masked. No step of this stretch trained the model: "
+            "fix the NaN (a lower learning rate, bf16 or fp32, gradient clipping) and check that the labels "
+            "are not all masked (-100).",
+            {"metric": loss.name, "steps": [_num(steps[start]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+             "zero_points": zeros, "before": float(v[start - 1]) if start else None, "started": _num(steps[start]),
+             "grad_norm_nonfinite": True},
+            [])]
     moving = _moving_while_zero(run, loss, steps, v, start)
     if moving is not None:
         name, first, last = moving
@@ -201,14 +255,15 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
                                                                    float(steps[-1])) else ""
     return [finding(
         "zero_gradient", "error" if zeros >= t.min_points else "warning",
-        f"{loss.name} is exactly 0 at all {zeros} logged points ({loss.between(steps[start], steps[-1])}){came}: "
+        f"{loss.name} is exactly 0 at all {zeros} logged points from {loss.where(steps[start])} "
+        f"({loss.between(steps[start], steps[-1])}){came}: "
         f"a loss of 0 gives no gradient{why}",
         "A training loss of exactly 0 is no learning signal: its gradient is 0, so no step changes the model. "
         "A real loss gets there gradually, if ever; one that is 0 from the start, or drops to 0 at once, "
         "measures nothing: every label masked (-100, a completion-only collator that finds no response "
         "template), batches without targets, or a loss not connected to the model's output.",
         {"metric": loss.name, "steps": [_num(steps[start]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
-         "zero_points": zeros, "before": float(v[start - 1]) if start else None},
+         "zero_points": zeros, "before": float(v[start - 1]) if start else None, "started": _num(steps[start])},
         [])]
 
 

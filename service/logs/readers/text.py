@@ -66,6 +66,7 @@ import math
 import re
 from collections import deque
 from dataclasses import replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
@@ -1457,9 +1458,11 @@ class TextReader:
         # later line at the same epoch replaced (line, name, value, epoch): never hidden silently
         nonfinite_at: dict[tuple[str, float], int] = {}
         hidden: tuple[int, str, float, float] | None = None
-        # (epoch, values) of each line that prints its own epoch, in order: the Trainer's dicts
-        # round a fractional epoch to 2 decimals, so lines logged within 0.01 of an epoch share one
-        epoch_rows: list[tuple[float, list[tuple[str, float]]]] | None = []
+        # (epoch, values, shape, half units) of each line that prints its own epoch, in order: the
+        # Trainer's dicts round a fractional epoch to 2 decimals, so lines logged within 0.01 of an
+        # epoch share one (the shape and each value's printed half unit tell one step logged in two
+        # line styles from two steps: _one_step)
+        epoch_rows: list[_EpochRow] | None = []
         epoch_lines = batch_lines = 0
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
         # (epoch, step, values) of each stepped line, for a step that starts again every epoch
@@ -1651,7 +1654,9 @@ class TextReader:
                             if len(own) == len(values) or len(epoch_rows) >= _MAX_PENDING * 10:
                                 epoch_rows = None  # under a header's epoch (Keras): its last line
                             elif own:
-                                epoch_rows.append((epoch, own))
+                                printed = dict(found)
+                                epoch_rows.append((epoch, own, tuple(keys),
+                                                   {k: _half_unit(printed.get(k, "")) for k, _ in own}))
                         epoch_lines += 1
                         batch_lines += any(k.lower() == "batch" for k, _ in values)
                     if not values:
@@ -1869,19 +1874,81 @@ def _within_epochs(rows: list[tuple[float, float, list[tuple[str, float]], bool]
     return out
 
 
-def _spread_epochs(rows: list[tuple[float, list[tuple[str, float]]]]
-                   ) -> dict[str, dict[float, float]] | None:
+#: A line that prints its own epoch: (epoch, its other values, its shape (the names in order),
+#: each value's half unit in its last printed digit (:func:`_half_unit`)).
+_EpochRow = tuple[float, list[tuple[str, float]], tuple[str, ...], dict[str, float]]
+
+
+def _half_unit(token: str) -> float:
+    """Half a unit in the last digit ``token`` prints ("4.9999e-02": 5e-7, "0.0000": 5e-5, "12":
+    0.5); 0.0 for a token that is no finite decimal (nan, inf)."""
+    try:
+        exponent = Decimal(token.strip()).as_tuple().exponent
+    except (InvalidOperation, ValueError):
+        return 0.0
+    return 0.5 * 10.0 ** exponent if isinstance(exponent, int) else 0.0
+
+
+def _one_step(a: _EpochRow, b: _EpochRow) -> bool:
+    """Whether two successive lines at the same printed epoch are one step logged twice in two
+    line styles (LLaMA-Factory's callback ``INFO - {'loss': 0.0000, 'learning_rate': 4.9999e-02,
+    'epoch': 0.01}`` then the Trainer's ``{'loss': 0.0, 'grad_norm': nan, 'learning_rate':
+    0.04999871292419044, 'epoch': 0.01}``): shapes that differ, at least one name in common, and
+    every common value the same up to the coarser of its two printings (NaN as NaN, Inf as the
+    same Inf). Two lines of one shape are two steps, even with equal values."""
+    if a[0] != b[0] or a[2] == b[2]:
+        return False
+    first, second = dict(a[1]), dict(b[1])
+    common = first.keys() & second.keys()
+    if not common:
+        return False
+    for k in common:
+        x, y = first[k], second[k]
+        if math.isnan(x) or math.isnan(y):
+            if not (math.isnan(x) and math.isnan(y)):
+                return False
+        elif math.isinf(x) or math.isinf(y):
+            if x != y:
+                return False
+        elif abs(x - y) > max(a[3].get(k, 0.0), b[3].get(k, 0.0)) * (1 + 1e-9) + 1e-12 * max(abs(x), abs(y)):
+            return False
+    return True
+
+
+def _merged_steps(rows: list[_EpochRow]) -> list[_EpochRow]:
+    """``rows`` with each step logged twice in two line styles (:func:`_one_step`) made one row:
+    the names of both, each common value as printed with more digits."""
+    out: list[_EpochRow] = []
+    for row in rows:
+        if out and "|" not in out[-1][2] and _one_step(out[-1], row):
+            e, values, shape, units = out[-1]
+            merged = dict(values)
+            merged_units = dict(units)
+            for k, v in row[1]:
+                if k not in merged or row[3].get(k, 0.0) < merged_units.get(k, 0.0):
+                    merged[k] = v
+                    merged_units[k] = row[3].get(k, 0.0)
+            # (the merged shape is no line's: a third line of either style is another step)
+            out[-1] = (e, list(merged.items()), shape + ("|",) + row[2], merged_units)
+        else:
+            out.append(row)
+    return out
+
+
+def _spread_epochs(rows: list[_EpochRow]) -> dict[str, dict[float, float]] | None:
     """Each line's values at its own place, where lines print a fractional epoch of their own
     (the Trainer's ``{'loss': 0.58, 'grad_norm': 1.36, 'epoch': 0.17}``, rounded to 2 decimals):
     the k-th of n lines sharing a printed epoch e sits at e + k (e' - e) / n, e' the next printed
-    epoch (the last group takes the median gap between printed epochs). None where every epoch is
-    whole (each epoch's last line is its summary) or no printed epoch repeats a name."""
-    epochs = [e for e, _ in rows]
+    epoch (the last group takes the median gap between printed epochs). A step logged twice in two
+    line styles is one line (:func:`_merged_steps`). None where every epoch is whole (each epoch's
+    last line is its summary) or no printed epoch repeats a name."""
+    rows = _merged_steps(rows)
+    epochs = [e for e, *_ in rows]
     if all(e == int(e) for e in epochs):
         return None
     repeats = False
     seen: dict[float, set[str]] = {}
-    for e, values in rows:
+    for e, values, *_ in rows:
         names = seen.setdefault(e, set())
         repeats = repeats or any(k in names for k, _ in values)
         names.update(k for k, _ in values)
@@ -1898,7 +1965,7 @@ def _spread_epochs(rows: list[tuple[float, list[tuple[str, float]]]]
         while j < len(rows) and rows[j][0] == e:
             j += 1
         after = rows[j][0] if j < len(rows) and rows[j][0] > e else e + gap
-        for k, (_, values) in enumerate(rows[i:j]):
+        for k, (_, values, *_) in enumerate(rows[i:j]):
             at = round(e + k * (after - e) / (j - i), 9)
             for name, value in values:
                 out.setdefault(name, {})[at] = value
