@@ -4,8 +4,8 @@
 readable report (``--format json`` prints the diagnosis document). Exit codes,
 for CI pipelines (:data:`EXIT_CODES`): 0 when the worst finding is below ``--fail-on``,
 1 at or above it, 2 for invalid input (a bad spec, an unreadable file, a spec over the
-limits), 3 when the check could not run (a ``--server`` that cannot be reached or
-answers 5xx, ``--device cuda`` where there is no CUDA device, the simulation failing).
+limits), 3 when the check could not run (a ``--server`` that cannot be reached,
+answers 5xx or still answers 429 at ``--server-timeout``, ``--device cuda`` where there is no CUDA device, the simulation failing).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 # Only what every verb needs: each command imports its own tools, so `--help`, `catalog`, a log
 # check or `serve` never load torch (only a simulating check does).
-from gradhealth.errors import GradHealthError, InputFormatError, LogError
+from gradhealth.errors import GradHealthError, InputFormatError, LogError, UsageError
 from gradhealth.library import example_names, load_spec
 
 if TYPE_CHECKING:
@@ -39,8 +39,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_OK: "healthy: no finding at or above --fail-on",
     EXIT_UNHEALTHY: "unhealthy: a finding at or above --fail-on (default: error)",
     EXIT_INVALID: "invalid input: a bad spec or log, an unreadable file, a spec over the limits",
-    EXIT_CANNOT_RUN: "the check could not run: --server unreachable or answering 5xx, "
-                     "--device cuda without CUDA, the simulation failing",
+    EXIT_CANNOT_RUN: "the check could not run: --server unreachable, answering 5xx or still rate "
+                     "limiting at --server-timeout, --device cuda without CUDA, the simulation failing",
 }
 
 
@@ -143,11 +143,15 @@ def _cannot_run(args: argparse.Namespace, exc: GradHealthError) -> str | None:
     ``device: cuda`` field stays a spec error at ``/device``, like any other field.
     """
     from gradhealth.client import RemoteError
+    from gradhealth.core.numbers import plain
     from gradhealth.errors import cuda_unavailable
 
     if args.device == "cuda" and exc.detail == cuda_unavailable().detail:  # here or on --server
         return ("--device cuda was given but no CUDA device is available "
                 f"{'on the service' if args.server else 'here'}; use --device auto or cpu")
+    if isinstance(exc, RemoteError) and exc.status == 429:  # waited out up to --server-timeout, in vain
+        return (f"rate limited: {exc.detail} ({plain(_server_wait(args))} s: --server-timeout or "
+                "$GRADHEALTH_SERVER_TIMEOUT)")
     if isinstance(exc, RemoteError):
         return f"{exc.title.lower()}: {exc.detail}" if exc.status >= 500 else None
     return None
@@ -314,22 +318,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     if kind == "model":
         refused = _flags_refused(args, "model")
         if refused:
-            return _invalid(args, InputFormatError(refused))
+            return _invalid(args, UsageError(refused))
         return cmd_check_keras(args) if is_keras(args.spec) else cmd_check_model(args)
     refused = _flags_refused(args, kind)
     if refused:
-        return _invalid(args, InputFormatError(refused))
+        return _invalid(args, UsageError(refused))
     if kind == "log":
         return cmd_check_logs(args)
     from gradhealth.analysis.spec import load_spec_text
 
     try:
-        text = _spec_text(args.spec)
-        raw = load_spec(args.spec) if text is None else load_spec_text(text, content_type=_spec_type(args.spec))
-        if args.server:
+        if args.server:  # a usage error, said before the spec is read
             refused = _server_refuses(args, "spec")
             if refused:
-                raise InputFormatError(refused)
+                raise UsageError(refused)
+        text = _spec_text(args.spec)
+        raw = load_spec(args.spec) if text is None else load_spec_text(text, content_type=_spec_type(args.spec))
         if args.server and (args.seeds is not None or args.device is not None):
             from gradhealth.analysis.spec import parse_spec
 
@@ -467,7 +471,7 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
         path = Path(args.spec)
         for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
             if value is not None and value < 1:
-                raise InputFormatError(f"{flag} must be at least 1, not {value}")
+                raise UsageError(f"{flag} must be at least 1, not {value}")
         # a regular file only, bounded by what the reader takes (its weights plus its config)
         data = read_user_file(args.spec, what=args.spec, cap=MAX_WEIGHTS_BYTES + MAX_CONFIG_BYTES)
         with_input_shapes(read_keras(data)[0], shapes)  # not a Keras model: exit 2 here, before any upload
@@ -486,7 +490,7 @@ def _input_shapes(args: argparse.Namespace) -> dict[str, list[int]]:
     for item in getattr(args, "input_shape", None) or []:
         name, dims = parse_input_shape(item)
         if name in shapes:
-            raise InputFormatError(f"--input-shape {name}: given twice")
+            raise UsageError(f"--input-shape {name}: given twice")
         shapes[name] = dims
     return shapes
 
@@ -552,7 +556,7 @@ def _optimizer(args: argparse.Namespace) -> dict[str, Any] | None:
     try:
         return parse_optimizer(text)
     except GradHealthError as exc:
-        raise InputFormatError(f"--optimizer: {exc.detail}") from None
+        raise UsageError(f"--optimizer: {exc.detail}") from None
 
 
 def cmd_check_model(args: argparse.Namespace) -> int:
@@ -563,7 +567,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
         shapes = _input_shapes(args)
         for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
             if value is not None and value < 1:
-                raise InputFormatError(f"{flag} must be at least 1, not {value}")
+                raise UsageError(f"{flag} must be at least 1, not {value}")
         path = Path(args.spec)
         from gradhealth.cli_report import path_problem
 
@@ -603,12 +607,14 @@ def cmd_check_model(args: argparse.Namespace) -> int:
 
 def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
     """Upload the model to ``--server`` with the options as form fields, and wait for the job."""
+    import time
+
     import httpx
 
 
     refused = _server_refuses(args, "model")
     if refused:
-        raise InputFormatError(refused)
+        raise UsageError(refused)
     fields: dict[str, Any] = {k: str(v) for k, v in (("loss", args.loss), ("weights", args.weights),
                                                      ("batch_size", args.batch_size), ("seeds", args.seeds))
                               if v is not None}
@@ -628,13 +634,20 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
 
             with body:
                 body = inline_external(body.read(), path.parent)
-        try:  # the server answers within ?wait=25, well inside this read timeout
-            job = client._json(client.http.post("/v1/checks/model", params={"wait": 25}, data=fields,
-                                                files={"file": (path.name, body)}, timeout=60.0))
+        started = time.monotonic()
+
+        def post() -> httpx.Response:  # the server answers within ?wait=25, well inside this read timeout
+            if not isinstance(body, bytes):
+                body.seek(0)  # a try after a 429 sends the whole file again
+            return client.http.post("/v1/checks/model", params={"wait": 25}, data=fields,
+                                    files={"file": (path.name, body)}, timeout=60.0)
+
+        try:
+            job = client._json(client.send(post, started + _server_wait(args)))
         finally:
             if not isinstance(body, bytes):
                 body.close()
-        job = client._finish(job, _server_wait(args), 0.5)
+        job = client._finish(job, _server_wait(args), 0.5, started=started)
     except httpx.TransportError as exc:
         raise _unreachable(args, exc) from None
     finally:
@@ -702,8 +715,14 @@ def _client(args: argparse.Namespace) -> Any:
         print(f"gradhealth: {args.server}: job {job.get('id')} {job.get('status')}{done}"
               + (f" {stage}" if stage and job.get("status") == "running" else ""), file=sys.stderr, flush=True)
 
+    def rate_limited(wait: float, words: str) -> None:  # always said: a CI log shows why the step waits
+        from gradhealth.core.numbers import plain
+
+        print(f"gradhealth: {args.server}: rate limited ({words}); waiting {plain(wait)} s before trying again",
+              file=sys.stderr, flush=True)
+
     return Client(args.server, api_key=args.api_key or os.environ.get("GRADHEALTH_API_KEY"),
-                  on_state=state if show else None)
+                  on_state=state if show else None, on_rate_limited=rate_limited)
 
 
 def _log_format(value: str) -> str:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from gradhealth.core.numbers import plain
 from gradhealth.errors import GradHealthError
 
 
@@ -29,19 +33,84 @@ class RemoteError(GradHealthError):
 #: A job resource's states (``GET /v1/jobs/{id}``).
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
+#: The longest one wait for a 429's ``Retry-After`` (a longer ask that still ends before the
+#: deadline is waited in steps of this, each retried); a 429 without the header is retried after
+#: 1, 2, 4... seconds up to this.
+MAX_RATE_WAIT_S = 30.0
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """A 429's ``Retry-After`` in seconds (a number of seconds, or an HTTP date), else None."""
+    raw = response.headers.get("Retry-After", "").strip()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
 
 class Client:
     """Submit checks and wait for their results."""
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0,
-                 on_state: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_state: Callable[[dict[str, Any]], None] | None = None,
+                 on_rate_limited: Callable[[float, str], None] | None = None) -> None:
         """``on_state``: called with the job each time its status or progress (``progress.fraction``,
         ``progress.stage``) changes while it is waited for (a command line's progress lines); with
         one, a check is submitted without the server's long wait, so its progress is seen from the
-        start."""
+        start. ``on_rate_limited``: called with the seconds about to be waited and the service's
+        words each time a request answered 429 is retried (see :meth:`send`)."""
         headers = {"X-API-Key": api_key} if api_key else {}
         self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
         self.on_state = on_state
+        self.on_rate_limited = on_rate_limited
+
+    def send(self, request: Callable[[], httpx.Response], deadline: float) -> httpx.Response:
+        """``request()``'s response; one answered 429 (over the service's rate limit: CI jobs that
+        share a key hit it in bursts) is made again after its ``Retry-After`` (each wait at most
+        :data:`MAX_RATE_WAIT_S`) while that ends before ``deadline`` (``time.monotonic()``).
+        Past it, RemoteError with status 429, title "Rate limited", saying how long was waited."""
+        started = time.monotonic()
+        fallback = 1.0
+        while True:
+            response = request()
+            if response.status_code != 429:
+                return response
+            asked = retry_after(response)
+            wait = min(MAX_RATE_WAIT_S, fallback if asked is None else asked)
+            fallback = min(MAX_RATE_WAIT_S, fallback * 2)
+            words = self._words(response)
+            # nothing is accepted before the time asked: past the deadline, give up now
+            if time.monotonic() + (wait if asked is None else asked) > deadline:
+                waited = time.monotonic() - started
+                raise RemoteError({
+                    "status": 429, "title": "Rate limited",
+                    "detail": f"{self.http.base_url} is still rate limiting this client ({words})"
+                              + (f" after {waited:.0f} s of waiting" if waited >= 0.5 else "")
+                              + f"; the next try ({plain(asked if asked is not None else wait)} s from now) "
+                                "would be past the time allowed for the check"})
+            if self.on_rate_limited is not None:
+                self.on_rate_limited(wait, words)
+            time.sleep(wait)
+
+    @staticmethod
+    def _words(response: httpx.Response) -> str:
+        """A problem answer's ``detail`` (else its first 200 characters), on one line."""
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = None
+        if isinstance(problem, dict) and isinstance(problem.get("detail"), str):
+            return " ".join(problem["detail"].split())
+        return " ".join(response.text[:200].split()) or f"HTTP {response.status_code}"
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code >= 400:
@@ -73,9 +142,11 @@ class Client:
                            idempotency_key: str | None = None) -> dict[str, Any]:
         """Submit ``spec`` and return the finished job (raises RemoteError for a failed one)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        job = self._json(self.http.post("/v1/checks/architecture", params={"wait": self._server_wait(wait_s)},
-                                        json=spec, headers=headers, timeout=self._waiting(wait_s)))
-        return self._finish(job, wait_s, poll_s)
+        started = time.monotonic()
+        job = self._json(self.send(lambda: self.http.post(
+            "/v1/checks/architecture", params={"wait": self._server_wait(wait_s)}, json=spec, headers=headers,
+            timeout=self._waiting(wait_s)), started + wait_s))
+        return self._finish(job, wait_s, poll_s, started=started)
 
     def check_logs(self, path: Path, *, format: str | None = None, wait_s: float = 3600.0,
                    poll_s: float = 0.5) -> dict[str, Any]:
@@ -83,10 +154,15 @@ class Client:
         params: dict[str, Any] = {"wait": self._server_wait(wait_s), "filename": path.name}
         if format:
             params["format"] = format
-        with path.open("rb") as f:
-            job = self._json(self.http.post("/v1/checks/logs", params=params, files={"file": (path.name, f)},
-                                            timeout=self._waiting(wait_s)))
-        return self._finish(job, wait_s, poll_s)
+        started = time.monotonic()
+
+        def post() -> httpx.Response:  # the file read again for each try
+            with path.open("rb") as f:
+                return self.http.post("/v1/checks/logs", params=params, files={"file": (path.name, f)},
+                                      timeout=self._waiting(wait_s))
+
+        job = self._json(self.send(post, started + wait_s))
+        return self._finish(job, wait_s, poll_s, started=started)
 
     def _server_wait(self, wait_s: float) -> float:
         """The ``?wait`` to submit with: none where progress is followed (a long wait answered only
@@ -108,8 +184,11 @@ class Client:
             raise self._not_a_service(None, f"job {job['id']} succeeded without a `result` document")
         return job
 
-    def _finish(self, job: dict[str, Any], wait_s: float, poll_s: float) -> dict[str, Any]:
-        started = time.monotonic()
+    def _finish(self, job: dict[str, Any], wait_s: float, poll_s: float, *,
+                started: float | None = None) -> dict[str, Any]:
+        """Poll the submitted ``job`` until it ends or ``wait_s`` from ``started`` (the submission's
+        ``time.monotonic()``; default now) pass."""
+        started = time.monotonic() if started is None else started
         deadline = started + wait_s
         job = self._job(job)
         seen: tuple[Any, ...] | None = None
@@ -121,7 +200,15 @@ class Client:
                 seen = now
                 self.on_state(job)
             time.sleep(poll_s)
-            job = self._job(self._json(self.http.get(f"/v1/jobs/{job['id']}")))
+            job_id = job["id"]
+            try:
+                job = self._job(self._json(self.send(functools.partial(self.http.get, f"/v1/jobs/{job_id}"),
+                                                     deadline)))
+            except RemoteError as exc:
+                if exc.status != 429:
+                    raise
+                self._cancel(job_id)  # given up on: not left holding a worker
+                raise
         if job["status"] == "failed":
             raise RemoteError(job.get("error") or {"detail": "the job failed", "status": 500})
         if job["status"] != "succeeded":
@@ -130,7 +217,7 @@ class Client:
             stopped = job["status"] in ("queued", "running") and self._cancel(job["id"])
             raise RemoteError({"status": 504, "title": "Timed out",
                                "detail": f"job {job['id']} is still {job['status']} after {time.monotonic() - started:.0f} s "
-                                         f"(the wait allowed {wait_s:g} s); "
+                                         f"(the wait allowed {plain(wait_s)} s); "
                                          + ("it has been cancelled (DELETE /v1/jobs/{id})" if stopped
                                             else f"see GET /v1/jobs/{job['id']}")})
         return job
@@ -145,3 +232,4 @@ class Client:
 
     def close(self) -> None:
         self.http.close()
+

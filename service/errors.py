@@ -10,6 +10,7 @@ exit codes::
     ├── SpecError                    (422, invalid_spec)      one or more spec problems, each with a JSON pointer
     │   └── LimitExceeded            (422, limit_exceeded)    the spec is valid but too large to simulate
     ├── InputFormatError             (400, invalid_input)     the input could not be read at all (not JSON/YAML)
+    │   └── UsageError               (400, invalid_input)     a command-line flag that is wrong or does not apply
     ├── ArgumentError                (422, invalid_argument)  a bad argument of a Python function (also a ValueError)
     │   └── ArgumentTypeError        (422, invalid_argument)  an argument of the wrong type (also a TypeError)
     ├── LogError                     (422, invalid_log)       a log that cannot be read; says where (line, record, offset)
@@ -81,6 +82,14 @@ class InputFormatError(GradHealthError):
     status = 400
     code = "invalid_input"
     title = "Input could not be read"
+
+
+class UsageError(InputFormatError):
+    """A command-line flag with a wrong value, or one that cannot be used with this input
+    (``--no-verify`` with ``--server`` for a spec, a model file's ``--loss`` for a log): the
+    command was misused, not an input that could not be read (newuser6)."""
+
+    title = "Usage error"
 
 
 class SpecError(GradHealthError):

@@ -130,6 +130,50 @@ def test_selector_reader():
     assert found == {"a_b_bucket": {"kind", "status"}, "b": set()}
 
 
+#: Metrics read from the database at scrape time (JobCollector, the live-run collector): every API
+#: replica reports the same value, so a query must take max (or min) across instances before any
+#: sum; `sum(gradhealth_jobs{...})` showed N times the jobs with N replicas (newuser6 #7).
+DATABASE_WIDE = re.compile(r"gradhealth_(jobs|queue_depth|jobs_finished_total|job_duration_seconds_(bucket|sum|count)"
+                           r"|findings_total|runs?_\w+)")
+AGGREGATIONS = {"sum", "max", "min", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
+                "group", "count_values"}
+
+
+def first_aggregations(expr: str) -> Iterator[tuple[str, str | None]]:
+    """(metric, the aggregation that first takes it across series, or None) for each selector."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\[[^\]]*\]|\{[^}]*\}", "", text)  # durations and label matchers
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        if text[m.end():].lstrip().startswith("(") or m.group().lower() in PROMQL_WORDS:
+            continue
+        depth, i, found = 0, m.start() - 1, None
+        while i >= 0 and found is None:
+            if text[i] == ")":
+                depth += 1
+            elif text[i] == "(":
+                if depth:
+                    depth -= 1
+                else:
+                    word = re.search(r"([A-Za-z_]\w*)\s*$", text[:i])
+                    if word and word.group(1) in AGGREGATIONS:
+                        found = word.group(1)
+            i -= 1
+        yield m.group(), found
+
+
+def test_first_aggregation_reader():
+    assert dict(first_aggregations('sum(max by (kind) (rate(a{s="x"}[5m]))) + sum(b) or vector(0)')) == {
+        "a": "max", "b": "sum"}
+
+
+def test_database_wide_metrics_are_taken_with_max_across_replicas():
+    exprs = dashboard_exprs() + list(rule_exprs().values())
+    summed = [(metric, agg, expr) for expr in exprs for metric, agg in first_aggregations(expr)
+              if DATABASE_WIDE.fullmatch(metric) and agg not in ("max", "min")]
+    assert not summed, summed
+
+
 def check_names(exprs: list[str], exported: dict[str, set[str] | None]) -> set[str]:
     used = set()
     for expr in exprs:

@@ -31,6 +31,7 @@ from gradhealth.api.routers import links as link_routes
 from gradhealth.api.routers import runs as run_routes
 from gradhealth.api.routers import webhooks as webhook_routes
 from gradhealth.api.security import RateLimiter, exposure_guard
+from gradhealth.core.numbers import plain
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
 from gradhealth.jobs.supervisor import Supervisor
 from gradhealth.jobs.wakeup import Hub
@@ -195,7 +196,7 @@ async def _too_slow(scope: Scope, send: Send, timeout_s: float, min_rate: int, r
     response = problems.problem_response(
         408, "Request timeout",
         f"the request body arrived too slowly ({received:,} bytes by the deadline): it must arrive within "
-        f"{timeout_s:g} s (GRADHEALTH_BODY_TIMEOUT_S) plus 1 s per {min_rate:,} bytes (GRADHEALTH_BODY_MIN_RATE)",
+        f"{plain(timeout_s)} s (GRADHEALTH_BODY_TIMEOUT_S) plus 1 s per {min_rate:,} bytes (GRADHEALTH_BODY_MIN_RATE)",
         instance=scope.get("path"), headers={"Connection": "close"})
     await response(scope, _empty_receive, send)
 

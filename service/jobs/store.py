@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.sql.base import Executable
 
+from gradhealth.core.numbers import plain
 from gradhealth.db.models import JobRow
 from gradhealth.errors import IdempotencyConflict, QueueFull, problem_type
 from gradhealth.jobs import wakeup
@@ -582,7 +583,7 @@ def time_limit_problem(kind: str, limit_s: float, stage: str | None = None) -> d
     at = f" (at: {stage})" if stage else ""
     advice = _SMALLER.get(kind, "send a smaller input")
     return problem("time-limit", "Time limit exceeded",
-                   f"the job ran longer than its limit of {limit_s:g} s{at} and was stopped; {advice} or raise "
+                   f"the job ran longer than its limit of {plain(limit_s)} s{at} and was stopped; {advice} or raise "
                    "GRADHEALTH_JOB_TIME_LIMIT_S", 422)
 
 

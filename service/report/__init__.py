@@ -51,7 +51,7 @@ class Format:
 
 
 def _text(doc: Diagnosis, ctx: ReportContext) -> str:
-    return render_text(doc, layers=ctx.layers)
+    return render_text(doc, layers=ctx.layers, source=ctx.source)
 
 
 def _json(doc: Diagnosis, ctx: ReportContext) -> str:

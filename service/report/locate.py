@@ -102,9 +102,15 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _yaml_child(node: yaml.Node, token: str) -> yaml.Node | None:
+    entry = _yaml_entry(node, token)
+    return None if entry is None else entry[1]
+
+
+def _yaml_entry(node: yaml.Node, token: str) -> tuple[yaml.Node | None, yaml.Node] | None:
+    """(key node, value node) of member ``token`` of a mapping; (None, item) in a sequence."""
     if isinstance(node, yaml.SequenceNode):
         if token.isdigit() and int(token) < len(node.value):
-            return node.value[int(token)]
+            return None, node.value[int(token)]
         return None
     if not isinstance(node, yaml.MappingNode):
         return None
@@ -114,11 +120,11 @@ def _yaml_child(node: yaml.Node, token: str) -> yaml.Node | None:
         if key.tag == _MERGE_TAG:
             merged += value.value if isinstance(value, yaml.SequenceNode) else [value]
         elif isinstance(key, yaml.ScalarNode) and key.value == token:
-            found = value  # the last duplicate wins, as in the loader
+            found = (key, value)  # the last duplicate wins, as in the loader
     if found is not None:
         return found
     for source in merged:  # merge keys: the mapping's own keys first, then each merged one in order
-        hit = _yaml_child(source, token)
+        hit = _yaml_entry(source, token)
         if hit is not None:
             return hit
     return None
@@ -133,7 +139,7 @@ def _trim_end(text: str, start: int, end: int) -> int:
     return start + len("\n".join(lines).rstrip())
 
 
-def _yaml_span(text: str, tokens: list[str], requested: str) -> Span | None:
+def _yaml_span(text: str, tokens: list[str], requested: str, member: bool = False) -> Span | None:
     try:
         loader = _Composer(text)
         try:
@@ -145,14 +151,17 @@ def _yaml_span(text: str, tokens: list[str], requested: str) -> Span | None:
     if node is None:
         return None
     resolved: list[str] = []
+    key: yaml.Node | None = None
     for token in tokens:
-        child = _yaml_child(node, token)
-        if child is None:
+        entry = _yaml_entry(node, token)
+        if entry is None:
             break
-        node, resolved = child, [*resolved, token]
+        (key, node), resolved = entry, [*resolved, token]
     start, end = node.start_mark.index, node.end_mark.index
     if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and not node.flow_style:
         end = _trim_end(text, start, end)
+    if member and key is not None and key.start_mark.index < start:
+        start = key.start_mark.index  # the member from its key (a block value starts a line below)
     return _make_span(text, resolved, start, end, requested)
 
 
@@ -167,59 +176,65 @@ def _ws(text: str, i: int) -> int:
     return m.end() if m else i
 
 
-def _json_members(text: str, start: int) -> Iterable[tuple[str, int, int]]:
-    """(key or index, value start, value end) of the object or array at ``start``."""
+def _json_members(text: str, start: int) -> Iterable[tuple[str, int, int, int]]:
+    """(key or index, member start (its key's quote, or the item), value start, value end) of the
+    object or array at ``start``."""
     opening = text[start]
     closing = "}" if opening == "{" else "]"
     i = _ws(text, start + 1)
     index = 0
     while i < len(text) and text[i] != closing:
+        first = i
         if opening == "{":
             key, i = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]  # the C scanner json itself uses; typeshed omits it
             i = _ws(text, _ws(text, i) + 1)  # past the colon
         else:
             key, index = str(index), index + 1
         _, end = _DECODER.raw_decode(text, i)
-        yield key, i, end
+        yield key, first, i, end
         i = _ws(text, end)
         if i < len(text) and text[i] == ",":
             i = _ws(text, i + 1)
 
 
-def _json_span(text: str, tokens: list[str], requested: str) -> Span | None:
+def _json_span(text: str, tokens: list[str], requested: str, member: bool = False) -> Span | None:
     try:
         start = _ws(text, 0)
         _, end = _DECODER.raw_decode(text, start)
+        first = start
         resolved: list[str] = []
         for token in tokens:
             if text[start] not in "{[":
                 break
             hit = None
-            for key, s, e in _json_members(text, start):
+            for key, m, s, e in _json_members(text, start):
                 if key == token:
-                    hit = (s, e)  # keep going: the last duplicate key wins, as in json.loads
+                    hit = (m, s, e)  # keep going: the last duplicate key wins, as in json.loads
             if hit is None:
                 break
-            (start, end), resolved = hit, [*resolved, token]
+            (first, start, end), resolved = hit, [*resolved, token]
     except (ValueError, IndexError):
         return None
-    return _make_span(text, resolved, start, end, requested)
+    return _make_span(text, resolved, first if member else start, end, requested)
 
 
-def span(text: str, pointer: str) -> Span | None:
+def span(text: str, pointer: str, *, member: bool = False) -> Span | None:
     """The region of the node at ``pointer`` in spec ``text`` (JSON or YAML), or of its deepest
-    existing ancestor (see :attr:`Span.exact`); None when the text does not parse."""
+    existing ancestor (see :attr:`Span.exact`); None when the text does not parse. ``member``:
+    from the key that names the node (``layer:`` of a misspelt key whose block value starts on
+    the next line), not the value."""
     tokens = parse_pointer(pointer)
     if is_json_text(text):
-        found = _json_span(text, tokens, pointer)
+        found = _json_span(text, tokens, pointer, member)
         if found is not None:
             return found
-    return _yaml_span(text, tokens, pointer)
+    return _yaml_span(text, tokens, pointer, member)
 
 
-def locate(text: str, pointer: str) -> tuple[int, int, int] | None:
-    """``(line, column, end_line)`` of the node at ``pointer`` (1-based), or None."""
-    s = span(text, pointer)
+def locate(text: str, pointer: str, *, member: bool = False) -> tuple[int, int, int] | None:
+    """``(line, column, end_line)`` of the node at ``pointer`` (1-based), or None; ``member``:
+    of its key (see :func:`span`)."""
+    s = span(text, pointer, member=member)
     return None if s is None else (s.line, s.column, s.end_line)
 
 

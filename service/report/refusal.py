@@ -47,9 +47,21 @@ class Refusal:
         cannot be placed); the whole error at the file when there is no problem list."""
         out: list[tuple[str, int | None, int | None]] = []
         for pointer, why in self.problems[:limit]:
-            at = locate(self.text, pointer) if self.text is not None and pointer else None
+            at = self._at(pointer, why)
             out.append((f"{pointer or '/'}: {why}", at[0] if at else None, at[1] if at else None))
         return out or [(self.detail, None, None)]
+
+    def _at(self, pointer: str, why: str) -> tuple[int, int, int] | None:
+        """Where a problem is shown: at its value (a bad number's column), but at the key that
+        names it when the key is the problem (an unknown field) or the value is a block starting
+        on a later line (a misspelt `layer:` was shown at its first item, a line below: newuser6)."""
+        if self.text is None or not pointer:
+            return None
+        value = locate(self.text, pointer)
+        key = locate(self.text, pointer, member=True)
+        if key is not None and (value is None or why.startswith("unknown field") or key[0] < value[0]):
+            return key
+        return value
 
     def reported(self) -> list[tuple[str, int | None, int | None]]:
         """:meth:`placed`, and a last entry counting the problems past :data:`_MAX_PROBLEMS`."""

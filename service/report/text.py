@@ -46,9 +46,11 @@ def _remedy_body(r: Remedy, indent: str = "       ") -> list[str]:
     return out
 
 
-def render_text(doc: Diagnosis, *, layers: bool = False) -> str:
-    """A readable report: status, findings with evidence and ranked remedies, theory."""
-    lines = [f"{doc.name or 'architecture'}: {doc.status.upper()}", f"  {doc.summary}"]
+def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = None) -> str:
+    """A readable report: status, findings with evidence and ranked remedies, theory. Its header
+    names the document (``doc.name``), else the checked input (``source``, the path as the reports
+    give it), so several unnamed specs checked at once stay apart (newuser6)."""
+    lines = [f"{doc.name or source or doc.kind}: {doc.status.upper()}", f"  {doc.summary}"]
     if doc.simulation:
         s = doc.simulation
         lines.append(f"  simulated {s.seeds} seed(s) x batch {s.batch_size} on {s.device} in {s.precision}; "

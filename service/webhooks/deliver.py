@@ -42,6 +42,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
 from gradhealth import __version__
+from gradhealth.core.numbers import plain
 from gradhealth.db.models import WebhookDeliveryRow, WebhookRow
 from gradhealth.settings import Settings
 from gradhealth.webhooks import registry
@@ -340,7 +341,7 @@ class Deliverer:
     def _timed_out(self, started: float, detail: str) -> Outcome:
         took = time.monotonic() - started
         return Outcome(False, None, f"timed out after {took:.1f} s (an attempt may last "
-                                    f"{self.deadline_s:g} s, webhook_timeout_s): {detail}"[:500])
+                                    f"{plain(self.deadline_s)} s, webhook_timeout_s): {detail}"[:500])
 
     def _record(self, claimed: _Claimed, outcome: Outcome) -> None:
         """The attempt's outcome, written only while the attempt is still ours (its count unchanged)."""

@@ -174,3 +174,13 @@ def test_public_metrics_show_a_key_its_own_runs_only(tmp_path):
         assert mine in api.get("/metrics", headers=ALICE).text
         assert mine in api.get("/metrics").text  # no key: the operator opened them to every scrape
         assert api.get("/metrics", headers={"X-API-Key": "wrong"}).status_code == 401
+
+
+def test_a_ttl_over_the_maximum_is_said_in_plain_seconds(tmp_path):
+    # newuser6: "query.ttl_s: 1e+09 s is over this service's GRADHEALTH_LINK_MAX_TTL_S (2.592e+06 s)"
+    with running_app(_keyed(tmp_path)) as api:
+        run = _run_with_points(api)
+        long = api.post(f"/v1/runs/{run}/report/link?ttl_s=999999999", headers=ALICE)
+        assert long.status_code == 422
+        assert long.json()["detail"] == ("query.ttl_s: 999999999 s is over this service's "
+                                         "GRADHEALTH_LINK_MAX_TTL_S (2592000 s)")

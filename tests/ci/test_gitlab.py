@@ -74,3 +74,77 @@ def test_a_path_with_a_space_and_a_baseline_folder_per_input(tmp_path):
     again = run_gitlab_job(repo, {"GRADHEALTH_PATHS": paths, "GRADHEALTH_INSTALL": "false",
                                   "GRADHEALTH_FAIL_ON": "new", "GRADHEALTH_BASELINE": "main-results"})
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def _bin_with(tmp_path, names):
+    """A PATH of system tools plus a folder with gradhealth and the named Python launchers only
+    (an image with python3 and no `python`, or none at all)."""
+    import sys
+    from pathlib import Path
+
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "gradhealth").symlink_to(Path(sys.executable).parent / "gradhealth")
+    for name in names:
+        (bin_ / name).symlink_to(sys.executable)
+    for folder in ("/usr/local/bin", "/usr/bin", "/bin"):  # the system's tools, less its Pythons
+        for tool in Path(folder).glob("*") if Path(folder).is_dir() else ():
+            if not tool.name.startswith("python") and not (bin_ / tool.name).exists():
+                (bin_ / tool.name).symlink_to(tool)
+    return str(bin_)
+
+
+def test_the_code_quality_file_is_merged_with_only_python3(tmp_path):
+    # newuser6 #8: `python -c ... 2>/dev/null || echo "[]"` wrote [] on an image without `python`
+    repo = git_checkout(tmp_path, {"logs/exploding.csv": exploding_csv()})
+    done = run_gitlab_job(repo, {"GRADHEALTH_PATHS": "logs/exploding.csv", "GRADHEALTH_INSTALL": "false",
+                                 "PATH": _bin_with(tmp_path, ["python3"])})
+    assert done.returncode == 1, done.stdout + done.stderr
+    issues = json.loads((repo / "gradhealth-results" / "gl-code-quality.json").read_text())
+    assert {i["check_name"] for i in issues} >= {"nonfinite", "exploding_gradient"}
+
+
+def test_a_code_quality_merge_that_cannot_run_fails_the_job_loudly(tmp_path):
+    repo = git_checkout(tmp_path, {"logs/healthy.csv": healthy_csv()})
+    done = run_gitlab_job(repo, {"GRADHEALTH_PATHS": "logs/healthy.csv", "GRADHEALTH_INSTALL": "false",
+                                 "PATH": _bin_with(tmp_path, [])})
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "gl-code-quality.json: no python3 or python on PATH" in done.stderr
+
+
+def _readme_yaml_after(marker: str) -> dict:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text[text.index(marker):], re.S)
+    assert block is not None
+    return yaml.safe_load(block.group(1))
+
+
+def test_the_readme_gitlab_example_shows_the_server_and_its_variables_exist():
+    # newuser6 #9: the example showed neither a server nor where the API key goes
+    from pathlib import Path
+
+    example = _readme_yaml_after("**GitLab CI** (`ci/gitlab/gradhealth.gitlab-ci.yml`)")
+    assert set(example["variables"]) <= set(gitlab_template()["variables"])
+    assert example["variables"]["GRADHEALTH_SERVER"].startswith("https://")
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("**GitLab CI** (`ci/gitlab"):text.index("**pre-commit**")]
+    assert "GRADHEALTH_API_KEY" in section and "masked" in section
+
+
+def test_the_readme_action_example_uploads_the_baseline_it_downloads():
+    from .helpers import action
+
+    steps = _readme_yaml_after("**GitHub Action** (`action.yml`")["steps"]
+    check = next(s for s in steps if s.get("id") == "gradhealth")
+    assert set(check["with"]) <= set(action()["inputs"])
+    assert {"server", "api-key"} <= set(check["with"])
+    uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    downloads = [s for s in steps if str(s.get("uses", "")).startswith("actions/download-artifact")]
+    assert uploads and uploads[0]["with"]["path"].rstrip("/") == "gradhealth-results"
+    assert downloads and downloads[0]["with"]["path"] == check["with"]["baseline"]
+    assert downloads[0]["with"]["name"] == uploads[0]["with"]["name"]

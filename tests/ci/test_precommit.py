@@ -37,6 +37,8 @@ def test_hook_definitions():
     assert not spec.search(".gitlab-ci.yml") and not spec.search("config.yaml")
     logs = re.compile(found["gradhealth-logs"]["files"])
     assert logs.search("runs/7/metrics.csv") and not logs.search("data/users.csv")
+    # the recorder's own documented file (newuser6 #17), in both twins
+    assert logs.search("run/gradients.jsonl") and found["gradhealth-logs-system"]["files"] == logs.pattern
     models = re.compile(found["gradhealth-models"]["files"])
     assert all(models.search(f) for f in ("models/net.onnx", "a.keras", "ckpt/m.h5"))
     assert not models.search("net.onnx.txt") and not models.search("models/net.gradhealth.yaml")

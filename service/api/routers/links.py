@@ -21,6 +21,7 @@ from gradhealth.api.routers import runs as run_routes
 from gradhealth.api.routers.reports import REPORT_CONTENT, ReportFormat, job_rendered, negotiate
 from gradhealth.api.schemas import RATE_LIMITED, Problem
 from gradhealth.api.security import ANONYMOUS, Caller, client_address, enforce_rate
+from gradhealth.core.numbers import plain
 from gradhealth.db.models import JobRow, RunRow
 from gradhealth.jobs import store as job_store
 from gradhealth.live import store as run_store
@@ -44,8 +45,8 @@ def _issue(request: Request, settings: Settings, kind: str, item_id: str, owner:
            ttl_s: float) -> ReportLink:
     chosen = negotiate(format, None)  # 406 for an unknown format, as the report route
     if ttl_s > settings.link_max_ttl_s:
-        raise ApiError(422, "link_ttl_too_long", f"query.ttl_s: {ttl_s:g} s is over this service's "
-                       f"GRADHEALTH_LINK_MAX_TTL_S ({settings.link_max_ttl_s:g} s)")
+        raise ApiError(422, "link_ttl_too_long", f"query.ttl_s: {plain(ttl_s)} s is over this service's "
+                       f"GRADHEALTH_LINK_MAX_TTL_S ({plain(settings.link_max_ttl_s)} s)")
     expires = math.ceil(time.time() + ttl_s)  # (never before ttl_s: apisweep4 D8)
     token = links.sign(request.app.state.link_secret,
                        links.Link(kind=kind, id=item_id, owner=owner, format=chosen.name, expires=expires))

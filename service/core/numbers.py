@@ -1,0 +1,19 @@
+"""Numbers as people read them in messages: plain decimals, never scientific notation."""
+
+from __future__ import annotations
+
+import math
+
+
+def plain(x: float) -> str:
+    """``x`` as a plain decimal: 999999999, 2592000, 2.5, 0.25 (``:g`` wrote ``1e+09`` and
+    ``2.592e+06``: newuser6). Whole numbers have no point; others keep up to 3 decimals (at least
+    one significant digit)."""
+    if not math.isfinite(x):
+        return str(x)
+    if x == int(x) and abs(x) < 1e18:
+        return str(int(x))
+    places = 3
+    while places < 12 and round(x, places) == 0:
+        places += 1
+    return f"{x:.{places}f}".rstrip("0").rstrip(".")
