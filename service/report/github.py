@@ -66,7 +66,12 @@ def _message(f: Finding, doc: Diagnosis, ctx: ReportContext | None = None) -> st
     if ctx is not None and ctx.member:
         lines.append(f"In the archive's {ctx.member}")
     best = top_remedy(f)
-    if best is not None:
+    if best is not None and best.verified is None and doc.kind != "logs" and len(f.remedies) > 1:
+        # nothing simulated (--no-verify, as pre-commit runs it): the first by kind of change is no
+        # more "the" fix than the others, and the simulation may show it fixes nothing (newuser6)
+        shown = ", ".join(r.id for r in f.remedies[:4])
+        lines.append(f"Possible fixes, not simulated (check without --no-verify to see which work): {shown}")
+    elif best is not None:
         lines.append(f"Fix: {best.id}: {best.change} ({verified_text(best, doc, markdown=False)})")
     return "\n".join(lines)
 
