@@ -351,7 +351,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 _SPEC_HAS = {"--loss": "its own `loss`", "--weights": "no stored weights (its layers are initialised as "
              "they say)", "--batch-size": "its own `batch_size`", "--input-shape": "its own `input.shape`",
              "--optimizer": "its own `optimizer`", "--external-data": "no tensors stored beside it",
-             "--target-range": "its own `loss.target_range`"}
+             "--target-range": "its own `loss.target_range`",
+             "--loss-at": "one output, its last layer's",
+             "--input-range": "its own `input.distribution` and `input.scale` (uniform: U(-scale, scale))"}
 
 
 def _flags_refused(args: argparse.Namespace, kind: str) -> str | None:
@@ -365,7 +367,7 @@ def _flags_refused(args: argparse.Namespace, kind: str) -> str | None:
                 continue
             why = (f"a spec carries {_SPEC_HAS[flag]}" if kind == "spec" else
                    "a training log is read as recorded, nothing is simulated")
-            only = ".onnx files" if flag == "--external-data" else "model files (.onnx; Keras .keras, .h5, config .json)"
+            only = ".onnx files" if flag in ("--external-data", "--loss-at", "--input-range") else "model files (.onnx; Keras .keras, .h5, config .json)"
             problems.append(f"{flag} applies to {only} only, not to a {'spec' if kind == 'spec' else 'training log'}: "
                             f"{why}")
     if kind != "log" and getattr(args, "log_format", None):
@@ -477,6 +479,10 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
         with_input_shapes(read_keras(data)[0], shapes)  # not a Keras model: exit 2 here, before any upload
         optimizer = _optimizer(args)
         _target_range(args)
+        for flag, attr in (("--loss-at", "loss_at"), ("--input-range", "input_range")):
+            if getattr(args, attr, None) is not None:  # refused, never dropped
+                raise InputFormatError(f"{flag} applies to .onnx files; a Keras file's loss is taken at its "
+                                       "output layer and its inputs are drawn standard normal: leave it out")
     except GradHealthError as exc:
         return _invalid(args, exc)
     return _remote_keras(args, path) if args.server else _check_keras_file(args, data, optimizer, shapes)
@@ -533,7 +539,8 @@ def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
             "--batch-size": getattr(args, "batch_size", None), "--input-shape": getattr(args, "input_shape", None),
             "--optimizer": getattr(args, "optimizer", None),
             "--external-data": getattr(args, "external_data", None),
-            "--target-range": getattr(args, "target_range", None)}
+            "--target-range": getattr(args, "target_range", None),
+            "--loss-at": getattr(args, "loss_at", None), "--input-range": getattr(args, "input_range", None)}
 
 
 def _target_range(args: argparse.Namespace) -> tuple[float, float] | None:
@@ -575,6 +582,11 @@ def cmd_check_model(args: argparse.Namespace) -> int:
         if problem is not None:
             raise InputFormatError(f"{args.spec}: {problem}")
         optimizer = _optimizer(args)
+        input_range = None
+        if getattr(args, "input_range", None) is not None:
+            from gradhealth.analysis.importers.onnx_static import parse_input_range
+
+            input_range = parse_input_range(args.input_range)
         if getattr(args, "target_range", None) is not None:
             # an ONNX file's bounded output is not judged against regression targets (only a spec's
             # or a Keras file's single output is): refused, never dropped
@@ -593,7 +605,8 @@ def cmd_check_model(args: argparse.Namespace) -> int:
                              weights=args.weights or "as_given", batch_size=args.batch_size,
                              input_shapes=shapes or None, verify=False if args.no_verify else None,
                              device=args.device, progress=_progress(show_progress), optimizer=optimizer,
-                             external_data=bool(getattr(args, "external_data", False)))
+                             external_data=bool(getattr(args, "external_data", False)),
+                             loss_at=getattr(args, "loss_at", None), input_range=input_range)
             if show_progress:
                 print(file=sys.stderr)
     except GradHealthError as exc:
@@ -626,6 +639,9 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
         fields["optimizer"] = args.optimizer  # checked by the service, as every option
     if getattr(args, "target_range", None) is not None:
         fields["target_range"] = args.target_range
+    for key in ("loss_at", "input_range"):
+        if getattr(args, key, None) is not None:
+            fields[key] = getattr(args, key)
     client = _client(args)
     try:
         body: Any = path.open("rb")
@@ -1303,6 +1319,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where a regression loss's targets lie, e.g. 0,1 for 0/1 labels (Keras files; "
                             "the spec's loss.target_range): a sigmoid output is then judged on that range, "
                             "not on standard-normal targets")
+    model.add_argument("--loss-at", default=None, metavar="NAME",
+                       help="the tensor of an .onnx graph the loss is taken at: a graph output or an internal "
+                            "value (default: the first floating-point output computed from the inputs, else the "
+                            "logits its integer outputs are sampled or argmaxed from)")
+    model.add_argument("--input-range", default=None, metavar="LO,HI",
+                       help="where an .onnx file's float inputs lie, e.g. 0,1 for pixels: drawn uniform in "
+                            "[LO, HI] instead of standard normal (the spec's input.distribution: uniform)")
     model.add_argument("--external-data", action="store_true", default=None,
                        help="read the tensors an .onnx file stores beside it (torch's model.onnx.data), "
                             "from the file's own folder only; with --server they are sent inside the file")

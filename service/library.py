@@ -180,7 +180,8 @@ def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: in
                input_shapes: dict[str, list[int]] | None = None, verify: bool | None = None,
                device: str | None = None, settings: Settings | None = None,
                progress: Progress | None = None, optimizer: Any = None,
-               external_data: bool = False) -> Diagnosis:
+               external_data: bool = False, loss_at: str | None = None,
+               input_range: tuple[float, float] | None = None) -> Diagnosis:
     """Diagnose an ONNX model (a path or the file's bytes); nothing in the file is executed.
 
     ``external_data``: a path's tensors stored beside it (torch's default export writes
@@ -190,7 +191,11 @@ def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: in
 
     ``weights``: ``as_given`` or ``reinitialise``; ``input_shapes`` sizes dynamic dimensions by
     input name; ``optimizer`` (a dict like ``{"type": "adam", "lr": 1e-3}``): the training
-    optimizer whose first step ``large_updates`` checks (an ONNX file does not say). Raises
+    optimizer whose first step ``large_updates`` checks (an ONNX file does not say); ``loss_at``: the
+    tensor the loss is taken at, a graph output or an internal value (by default the first float
+    output computed from the inputs, else the logits its integer outputs are sampled from);
+    ``input_range``: ``(low, high)``, the float inputs drawn uniform in the data's range instead of
+    N(0, 1) (``(0, 1)`` for pixels). Raises
     :class:`~gradhealth.errors.InputFormatError` (not ONNX),
     ``gradhealth.analysis.importers.ModelError`` (unsupported ops, external data, missing sizes)
     or :class:`~gradhealth.errors.LimitExceeded`, before anything is simulated.
@@ -210,7 +215,8 @@ def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: in
     return run(source, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
                input_shapes=input_shapes, device=device, limits=settings.limits,
                verify=settings.verify_remedies if verify is None else verify,
-               thresholds=settings.thresholds, name=name, progress=progress, optimizer=optimizer)
+               thresholds=settings.thresholds, name=name, progress=progress, optimizer=optimizer,
+               output=loss_at, input_range=input_range)
 
 
 def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | None = None,

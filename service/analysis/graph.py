@@ -1611,16 +1611,22 @@ class InputSpec:
     #: where the input sits in a live module's example inputs (``hidden[0]``: the first tensor of
     #: the forward's ``hidden`` argument, an LSTM's (h0, c0)); None for an imported graph's
     name: str | None = None
+    #: a float input drawn uniform in [low, high] (the data's range, ``--input-range``) instead of N(0, 1)
+    uniform: tuple[float, float] | None = None
 
 
 def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
-    """The synthetic batch for ``seed``: standard normal floats (the spec check's default input)
-    and uniform integer ids below ``high``, drawn on the CPU so every device sees the same."""
+    """The synthetic batch for ``seed``: standard normal floats (the spec check's default input), or
+    uniform in an input's ``uniform`` range (``--input-range``), and uniform integer ids below
+    ``high``, drawn on the CPU so every device sees the same."""
     gen = torch.Generator().manual_seed(10_000 + seed)
     out = []
     for s in specs:
         if s.value is not None:
             out.append(s.value.clone())
+        elif s.dtype.is_floating_point and s.uniform is not None:
+            low, high = s.uniform
+            out.append(low + (high - low) * torch.rand(s.shape, generator=gen, dtype=torch.float64))
         elif s.dtype.is_floating_point:
             out.append(torch.randn(s.shape, generator=gen, dtype=torch.float64))
         else:
@@ -2320,8 +2326,10 @@ class _FirstNonfinite(torch.overrides.TorchFunctionMode):
             with torch.no_grad():
                 bad = (bool(torch.isnan(out).any() or torch.isposinf(out).any()) if self.overflow_only
                        else not bool(torch.isfinite(out).all()))
-                inputs = [a for a in (*args, *(kwargs or {}).values())
-                          if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel()]
+                # (a sequence's tensors too: torch.cat of a NaN layer output made no NaN of its own)
+                read = [b for a in (*args, *(kwargs or {}).values())
+                        for b in (a if isinstance(a, list | tuple) else (a,))]
+                inputs = [a for a in read if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel()]
                 if bad and all(bool(torch.isfinite(a).all()) for a in inputs):
                     self.found = (op_name(func), self.site())
         return out

@@ -1249,16 +1249,22 @@ def _check_module_arguments(model: Any, loss: Any, seeds: Any, verify: Any, devi
 _INPUT_DEPENDENT = ("dead_units", "saturation")
 
 
-def on_synthetic_inputs(doc: Diagnosis) -> Diagnosis:
+def on_synthetic_inputs(doc: Diagnosis, input_range: tuple[float, float] | None = None) -> Diagnosis:
     """``doc`` of a file's own weights, with each finding that depends on the inputs saying that
     the inputs were synthetic (a trained network can leave units off, or saturate them, on inputs
     unlike its data), and how to judge the architecture itself."""
     for f in doc.findings:
-        if f.code in _INPUT_DEPENDENT and f.severity != "info":
+        if f.code in _INPUT_DEPENDENT and f.severity != "info" and input_range is not None:
+            f.explanation += (
+                f" These are the file's own weights, fed synthetic inputs drawn uniform in [{input_range[0]:g}, "
+                f"{input_range[1]:g}] (the range given): a trained network can leave units off or saturated on "
+                "inputs unlike its data. weights: reinitialise judges the architecture itself.")
+        elif f.code in _INPUT_DEPENDENT and f.severity != "info":
             f.explanation += (
                 " These are the file's own weights, fed synthetic inputs (standard normal values, or "
                 "random token ids): a trained network can leave units off or saturated on inputs unlike "
-                "its data. weights: reinitialise judges the architecture itself.")
+                "its data (--input-range LO,HI draws them in the data's range, `0,1` for pixels). weights: "
+                "reinitialise judges the architecture itself.")
     return doc
 
 
@@ -1349,12 +1355,16 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
                thresholds: Thresholds | None = None, name: str | None = None,
-               progress: Callable[[float, str], None] | None = None, optimizer: Any = None) -> Diagnosis:
+               progress: Callable[[float, str], None] | None = None, optimizer: Any = None,
+               output: str | None = None, input_range: tuple[float, float] | None = None) -> Diagnosis:
     """Check the ONNX model in ``data`` (see :func:`gradhealth.analysis.importers.onnx.import_onnx`).
 
     ``weights``: ``as_given`` (the file's) or ``reinitialise`` (PyTorch's default per layer,
     drawn from each seed, to judge the architecture itself). ``loss``: cross_entropy or mse; None
-    (an ONNX file does not say) reads it from the output (:func:`implied_loss`)."""
+    (an ONNX file does not say) reads it from the output (:func:`implied_loss`). ``output``: the
+    tensor the loss is taken at (a graph output or an internal value; the first computed float output
+    by default). ``input_range``: the float inputs are drawn uniform in ``(low, high)``, the data's
+    range, instead of N(0, 1)."""
     from gradhealth.analysis.importers import ModelError
     from gradhealth.analysis.importers.onnx import OnnxModule, import_onnx
     from gradhealth.analysis.importers.onnx_static import DEFAULT_BATCH
@@ -1363,13 +1373,20 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     if loss is not None and loss not in ("cross_entropy", "mse"):
         raise ModelError(f"loss must be cross_entropy or mse, not {loss!r}")
-    imported = import_onnx(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits)
+    if input_range is not None:
+        low, high = (float(v) for v in input_range)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ModelError(f"input_range {list(input_range)}: give two finite numbers, low < high")
+        input_range = (low, high)
+    imported = import_onnx(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits,
+                           output=output, input_range=input_range)
     if batch_size is None and _one_sample_norms(imported):
         # The file fixes its batch at 1 (an export example's) and a batch norm, simulated with batch
         # statistics as in training, has one value per channel to normalise: refused until the user
         # gave --batch-size (onnxsweep12's torch MLP with BatchNormalization ran at 16). The batch
         # the file bakes in is the example's, not the training's: simulate at the default batch.
-        imported = import_onnx(data, input_shapes=input_shapes, batch_size=DEFAULT_BATCH, limits=limits)
+        imported = import_onnx(data, input_shapes=input_shapes, batch_size=DEFAULT_BATCH, limits=limits,
+                               output=output, input_range=input_range)
         imported.notes.append(f"the file fixes its batch at 1; simulated at {DEFAULT_BATCH} because its batch "
                               "norms need batch statistics (give --batch-size to choose another)")
     from_logits = True
@@ -1414,7 +1431,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
             doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
         if imported.notes:
             doc.summary = f"{doc.summary} (Note: {'; '.join(imported.notes)}.)"
-        return doc if weights == "reinitialise" else on_synthetic_inputs(doc)
+        return doc if weights == "reinitialise" else on_synthetic_inputs(doc, input_range)
     except torch.OutOfMemoryError:
         raise
     except (RuntimeError, ValueError) as exc:  # the file's own graph does not compute on these inputs: a 422

@@ -30,6 +30,7 @@ from gradhealth.analysis.findings import (
     post_ln_stacks,
     reached_from,
     steep_stretch,
+    stretch_scale,
     time_ratios,
     unread_stretch,
 )
@@ -607,10 +608,13 @@ class ExplodingGradient(ArchitectureRule):
         severity = t.exploding(value)
         if severity == "warning" and depth_ratio(result)[0] == value and absorbed_by_normalisation(result, t):
             return "info"  # scale-invariant layers absorb it (findings.absorbed_by_normalisation)
-        if severity is None and steep_stretch(result) is not None:
+        steep = steep_stretch(result) if severity is None else None
+        if steep is not None:
             # a shallow net under the through-depth bar whose every layer multiplies the gradient
-            # as no init does: the depth, not the init, keeps the total small
-            return "warning"
+            # as no init does: the depth, not the init, keeps the total small. Where the weights'
+            # scale does not give that gain (at or below the critical one), it is learned structure,
+            # a trained checkpoint's: a note stating it, not an init to fix (onnxsweep14 h06)
+            return "info" if stretch_scale(steep[0]) < 1 else "warning"
         if severity is None and logit_scale(result) is not None:
             # a shallow net whose weights are all too large: the first/last ratio leaves the
             # readout out, but its logits saturate the loss's softmax or sigmoid (onnxsweep11 b10)
@@ -636,7 +640,25 @@ class ExplodingGradient(ArchitectureRule):
                                 "a sample the net gets right passes almost no gradient and one it gets wrong a "
                                 "loss and gradient the size of the logits. The weights are several times too "
                                 "large for their fan-in (an init like N(0, 1), or weights scaled up).")
-        if steep is not None and value < t.exploding_warning:
+        learned = steep is not None and value < t.exploding_warning and stretch_scale(steep[0]) < 1
+        if learned and steep is not None:
+            run, gain, what = steep
+            scale = stretch_scale(run)
+            det.evidence.update(stretch_gain=gain, per_layer_threshold=STEEP_LAYER_GAIN,
+                                stretch=[run[0].name, run[-1].name], stretch_measure=what, weight_scale_gain=scale)
+            det.summary += (f"; {fmt(gain)}x per layer from {run[-1].name} back to {run[0].name}"
+                            if what == "gradient" else
+                            f"; the activations grow {fmt(gain)}x per layer from {run[0].name} to {run[-1].name}")
+            det.summary += (f", though the weights' scale gives {fmt(scale)}x per layer: structure the weights "
+                            "learned, not their scale")
+            det.explanation += (f" The weights are at {fmt(scale)} times the scale that keeps the gain at 1 (He's "
+                                "for ReLU, LeCun's for tanh), so random weights of this scale would not grow the "
+                                "gradient at all: the growth comes from how the layers line up with each other, "
+                                "which training does (each layer's strongest directions align with the next's). "
+                                "That is a trained network's, and the total stays under the through-depth bar; "
+                                "a lower learning rate for the first layers or gradient clipping is the remedy if "
+                                "training is unstable.")
+        elif steep is not None and value < t.exploding_warning:
             run, gain, what = steep
             det.evidence.update(stretch_gain=gain, per_layer_threshold=STEEP_LAYER_GAIN,
                                 stretch=[run[0].name, run[-1].name], stretch_measure=what)

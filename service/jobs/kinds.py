@@ -78,7 +78,8 @@ def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str,
                      seeds=request.get("seeds") or 3, weights=request.get("weights") or "as_given",
                      batch_size=request.get("batch_size"), input_shapes=request.get("input_shapes"),
                      verify=request.get("verify"), settings=settings, progress=progress,
-                     optimizer=request.get("optimizer"))
+                     optimizer=request.get("optimizer"), loss_at=request.get("loss_at"),
+                     input_range=tuple(request["input_range"]) if request.get("input_range") else None)
     doc.name = request.get("filename") or doc.name
     return doc.model_dump(mode="json")
 

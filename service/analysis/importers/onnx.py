@@ -2223,18 +2223,21 @@ def _fold_constants(nodes: list[Node], static: dict[str, np.ndarray],
 
 def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
-                max_bytes: int = 1 << 30) -> Imported:
+                max_bytes: int = 1 << 30, output: str | None = None,
+                input_range: tuple[float, float] | None = None) -> Imported:
     """Parse ``data`` (the bytes of an .onnx file) into a module, refusing what cannot be checked.
 
     ``input_shapes`` gives the size of dynamic dimensions by input name; ``batch_size`` fills a
-    dynamic first dimension (and replaces a fixed one). Raises :class:`InputFormatError` (not ONNX),
+    dynamic first dimension (and replaces a fixed one); ``output`` names the tensor the loss is
+    taken at (:func:`check_outputs`); ``input_range`` draws the float inputs uniform in it. Raises :class:`InputFormatError` (not ONNX),
     :class:`ModelError` (unsupported ops, external data, missing sizes), :class:`LimitExceeded`."""
     from onnx import numpy_helper
 
     # The static refusals (not ONNX, external data, unsupported ops, sizes, limits) are shared with
     # the API's submission check, which must not import torch.
     header = read_header(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits,
-                         max_bytes=max_bytes, supported={k for k in OPS if not k.startswith("_")})
+                         max_bytes=max_bytes, supported={k for k in OPS if not k.startswith("_")},
+                         output=output)
     model, shapes = header.model, header.shapes
     params, activation_bytes = header.parameters, header.activation_bytes
     graph = model.graph
@@ -2337,8 +2340,22 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             # a float input that is only cast to integers feeding an embedding is token ids: drawn
             # below the table's size (onnxsweep11: N(0, 1) values cast to int64 made negative ids)
             inputs.append(InputSpec(tuple(shapes[name]), torch.int64, table))
+        elif elem in _FLOAT_TYPES and _float_mask(name, nodes) is not None:
+            # a float mask (Unity ML-Agents' action_masks: logits * mask - (1 - mask) * 1e8) is drawn
+            # as the value that masks nothing, not as N(0, 1) values that scale and flip the logits
+            inputs.append(InputSpec(tuple(shapes[name]), torch.float64,
+                                    value=torch.full(tuple(shapes[name]), _float_mask(name, nodes) or 0.0,
+                                                     dtype=torch.float64)))
+            notes.append(f"input {name} is a mask and is {'all ones' if _float_mask(name, nodes) else 'all zeros'}: "
+                         "nothing masked")
+        elif elem in _FLOAT_TYPES and _initial_state(name, nodes):
+            # a recurrent cell's initial state (ML-Agents' memories, an exported h0/c0): zeros, the
+            # state a sequence starts from (torch's default h0); N(0, 1) is no state a tanh cell holds
+            inputs.append(InputSpec(tuple(shapes[name]), torch.float64,
+                                    value=torch.zeros(tuple(shapes[name]), dtype=torch.float64)))
+            notes.append(f"input {name} is a recurrent layer's initial state and is all zeros, as a sequence starts")
         elif elem in _FLOAT_TYPES:
-            inputs.append(InputSpec(tuple(shapes[name])))
+            inputs.append(InputSpec(tuple(shapes[name]), uniform=input_range))
         elif elem in _INT_TYPES:
             bound = _id_bound(name, nodes, static)
             dtype = torch.bool if elem == 9 and bound is None else torch.int64
@@ -2349,6 +2366,8 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             inputs.append(InputSpec(tuple(shapes[name]), dtype, bound, unmasked))
         else:
             raise ModelError(f"input {name}: element type {elem} is not a number type")
+    if header.loss_note:
+        notes.insert(0, header.loss_note)
     counts: dict[str, int] = {}
     for n in graph.node:
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
@@ -2480,6 +2499,63 @@ def _true_masks(name: str, nodes: list[Node], static: dict[str, np.ndarray]) -> 
         for o in n.outputs:
             polarity[o] = sign != flip
     return False
+
+
+#: Ops a mask passes through to the arithmetic that applies it (a mask per action branch is sliced).
+_MASK_MOVES = (*_MASK_KEEPS, "Slice", "Split", "Gather", "Concat")
+#: Ops that apply a mask to what they read with it: a product (ones mask nothing), or a sum (an
+#: additive mask: zeros mask nothing); ``Where`` takes it as its condition.
+_MASK_APPLIES = frozenset({"Mul", "Add", "Sub", "Where"})
+
+
+def _float_mask(name: str, nodes: list[Node]) -> float | None:
+    """The value that masks nothing for the float graph input ``name`` where it is a mask, else None.
+    A mask by name (``mask`` in it: ``action_masks``, ``attention_mask``) and by use: every path from
+    it, through ops that only move values (:data:`_MASK_MOVES`), ends at a product, sum or Where
+    (:data:`_MASK_APPLIES`), never at a layer (a feature named ``mask_area`` feeding a Gemm is data).
+    1 where one of them multiplies (ML-Agents' ``logits * mask - (1 - mask) * 1e8``; Hugging Face's
+    float ``attention_mask`` is turned into ``(1 - mask) * min``), 0 where it is only added (torch's
+    float ``attn_mask``, added to the scores). Drawn N(0, 1), a multiplicative mask flips and scales
+    the logits and an additive one shifts every score at random."""
+    if "mask" not in name.lower():
+        return None
+    frontier, applied = {name}, set()
+    for n in nodes:
+        read = [i for i in n.inputs if i in frontier]
+        if not read:
+            continue
+        if n.op in _MASK_MOVES:
+            frontier.update(n.outputs)
+        elif n.op in _MASK_APPLIES:
+            applied.add(n.op)
+        else:
+            return None
+    if not applied:
+        return None
+    return 1.0 if applied & {"Mul", "Where"} else 0.0
+
+
+#: A recurrent node's inputs that are its initial state: ``initial_h`` (LSTM, GRU, RNN), ``initial_c`` (LSTM).
+_STATE_SLOTS = (5, 6)
+
+
+def _initial_state(name: str, nodes: list[Node]) -> bool:
+    """Whether the float graph input ``name`` is only ever a recurrent node's initial state: every
+    path from it, through ops that only move values (:data:`_MASK_MOVES`), ends at an ``LSTM``,
+    ``GRU`` or ``RNN`` node's ``initial_h`` or ``initial_c`` (Unity ML-Agents' ``memories``, sliced into
+    h and c; an export that takes ``(h0, c0)`` as inputs)."""
+    frontier, reached = {name}, False
+    for n in nodes:
+        read = [k for k, i in enumerate(n.inputs) if i in frontier]
+        if not read:
+            continue
+        if n.op in _MASK_MOVES:
+            frontier.update(n.outputs)
+        elif n.op in ("LSTM", "GRU", "RNN") and all(k in _STATE_SLOTS for k in read):
+            reached = True
+        else:
+            return False
+    return reached
 
 
 def _cast_ids(name: str, nodes: list[Node]) -> bool:

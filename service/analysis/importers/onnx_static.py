@@ -64,6 +64,8 @@ class Header:
     reordered: bool = False
     #: ``Op (node name)`` of the nodes dropped as no part of the loss's output (:func:`prune_to`)
     pruned: tuple[str, ...] = ()
+    #: where the loss is taken, when not at the first graph output (:func:`check_outputs`)
+    loss_note: str | None = None
 
 
 def parse(data: bytes) -> Any:
@@ -597,43 +599,249 @@ def check_windows(graph: Any, ranks: dict[str, int]) -> None:
 _FLOAT_ELEMS = frozenset({1, 11, 10, 16})
 
 
-def check_outputs(graph: Any) -> str:
-    """The tensor the check takes its loss of: the first graph output that is a floating-point tensor
-    a node computes, or the tensor a ``ZipMap`` (``ai.onnx.ml``) turns into a sequence of maps, and
-    of a binary classifier's two columns ``[1 - p, p]`` the ``p`` (:func:`_binary_probability`).
-    Every skl2onnx classifier lists its int64 label first and its probabilities, a ZipMap's
-    sequence of maps, second (onnxsweep11: five files refused for their ``output_label``).
+#: Ops whose outputs carry no gradient back to their inputs, whatever their type: random draws
+#: (their value depends on an input's shape at most), shapes and sizes, and the integer or boolean
+#: results of an index, a sample or a comparison. A tensor made only through them is a constant
+#: to the loss.
+_NO_GRADIENT_OPS = frozenset({
+    "Constant", "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Bernoulli",
+    "Multinomial", "Shape", "Size", "ConstantOfShape", "ArgMax", "ArgMin", "Less", "LessOrEqual",
+    "Greater", "GreaterOrEqual", "Equal", "Not", "And", "Or", "Xor", "IsNaN", "IsInf", "NonZero",
+    "Round", "Floor", "Ceil", "Sign"})
+#: Ops whose (first) output is an index, a sample or a truth value made of a float tensor: the walk
+#: back from a non-float output takes the loss at the float tensor they read (a policy's
+#: ``Multinomial``/``ArgMax`` actions, a classifier's ``ArgMax`` label, ``TopK``'s indices).
+_DISCRETE_OPS = frozenset({"ArgMax", "ArgMin", "Multinomial", "TopK", "Less", "LessOrEqual", "Greater",
+                           "GreaterOrEqual", "Equal", "Round", "Floor", "Ceil", "Sign", "Cast"})
+#: Ops a loss on logits reads through: the loss is taken at their input, the logits a softmax
+#: makes probabilities of (a policy samples ``Multinomial(Log(Softmax(z)))``, acts ``ArgMax(Softmax(z))``).
+_TO_PROBABILITIES = frozenset({"Softmax", "LogSoftmax", "Log"})
+#: The name of the tensor the check adds where the loss reads several heads' logits at once.
+JOINED_LOGITS = "gradhealth#logits"
 
-    Refuse (:class:`ModelError`) a graph with no output, or with no such output, naming the first
-    output and why it is none: no node computes it (a graph input or initializer passed through: no
-    gradient reaches any layer from it), or it is declared of a type that is no floating-point one."""
-    import onnx
 
+def _computed(graph: Any, gradient: bool = True) -> set[str]:
+    """The tensors a gradient can flow along from a graph input (not an initializer): those a node
+    makes of at least one such tensor, other than through :data:`_NO_GRADIENT_OPS`. The rest
+    (initializers, Constant nodes and what is made of them alone, random draws, shapes, indices)
+    are constants to the loss. ``gradient=False``: every tensor made of an input at all (an action
+    sampled from the logits too), but for Constant nodes. The graph is in topological order
+    (:func:`check_structure`)."""
+    init = {t.name for t in graph.initializer}
+    live = {i.name for i in graph.input if i.name not in init}
+    for n in graph.node:
+        if n.op_type == "Constant" or gradient and n.op_type in _NO_GRADIENT_OPS:
+            continue
+        if any(i in live for i in n.input if i):
+            live.update(o for o in n.output if o)
+    return live
+
+
+def _float_tensors(graph: Any) -> dict[str, bool]:
+    """Whether each tensor of ``graph`` is a floating-point one, where it can be told: from a
+    declared type (graph inputs, outputs, value_info, initializers), else from the op that makes it
+    (a comparison's bool, an index's int64, a Cast's ``to``; an op of float inputs otherwise)."""
+    known: dict[str, bool] = {}
+    for v in (*graph.input, *graph.value_info, *graph.output):
+        if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type:
+            known[v.name] = v.type.tensor_type.elem_type in _FLOAT_ELEMS
+    for t in graph.initializer:
+        known[t.name] = t.data_type in _FLOAT_ELEMS
+    for n in graph.node:
+        outs = [o for o in n.output if o and o not in known]
+        if not outs:
+            continue
+        if n.op_type == "Cast":
+            to = next((a.i for a in n.attribute if a.name == "to"), 0)
+            value = to in _FLOAT_ELEMS
+        elif n.op_type == "Constant":
+            t = next((a.t for a in n.attribute if a.name == "value" and a.HasField("t")), None)
+            value = t is not None and t.data_type in _FLOAT_ELEMS or any(
+                a.name in ("value_float", "value_floats") for a in n.attribute)
+        elif n.op_type in ("ArgMax", "ArgMin", "Multinomial", "Shape", "Size", "NonZero", "Less", "LessOrEqual",
+                           "Greater", "GreaterOrEqual", "Equal", "Not", "And", "Or", "Xor", "IsNaN", "IsInf"):
+            value = False
+        elif n.op_type == "TopK":
+            known[n.output[0]] = known.get(n.input[0], True) if n.input else True
+            if len(n.output) > 1 and n.output[1]:
+                known[n.output[1]] = False
+            continue
+        else:
+            reads = [known[i] for i in n.input if i in known]
+            value = reads[0] if reads else True
+        for o in outs:
+            known[o] = value
+    return known
+
+
+def _logits_of(name: str, producer: dict[str, Any], computed: set[str]) -> str:
+    """``name``, or the logits it was made of through :data:`_TO_PROBABILITIES` (``Log(Softmax(z))``
+    gives z): a loss on logits, as the check takes its cross-entropy, reads them there."""
+    while True:
+        n = producer.get(name)
+        if n is None or n.op_type not in _TO_PROBABILITIES or not n.input or n.input[0] not in computed:
+            return name
+        name = n.input[0]
+
+
+def _float_sources(name: str, producer: dict[str, Any], computed: set[str], floats: dict[str, bool],
+                   reached: set[str]) -> list[str]:
+    """The last floating-point tensors that feed the non-float tensor ``name``: walking back through
+    what only moves indices (Concat, Reshape, Squeeze...) to each op of :data:`_DISCRETE_OPS` and the
+    computed float tensor it reads, taken at the logits (:func:`_logits_of`). In graph order, once each."""
+    found: list[str] = []
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        t = todo.pop(0)
+        if t in seen or t not in producer:
+            continue
+        seen.add(t)
+        n = producer[t]
+        reads = [i for i in n.input if i and i in reached]
+        if n.op_type in _DISCRETE_OPS:
+            for i in reads:
+                if floats.get(i, True) and i in producer and i in computed:  # (an input itself feeds no layer)
+                    logits = _logits_of(i, producer, computed)
+                    if logits not in found:
+                        found.append(logits)
+                else:
+                    todo.append(i)
+        else:
+            todo.extend(reads)
+    return found
+
+
+def _outputs_listed(graph: Any) -> str:
+    return ", ".join(repr(o.name) for o in graph.output[:8]) + (" ..." if len(graph.output) > 8 else "")
+
+
+def check_outputs(graph: Any, output: str | None = None) -> tuple[list[str], str | None]:
+    """The tensors the check takes its loss of, and a note saying where when the check chose a
+    tensor that is not the first graph output (None otherwise). Several are joined into one
+    (:func:`join_logits`).
+
+    ``output``: the user's choice (``--loss-at NAME``), a graph output or any value a node computes;
+    refused (:class:`ModelError`) when no tensor has that name (listing the graph's outputs), when
+    no gradient reaches a layer from it (an input, an initializer, a constant) or it is no
+    floating-point tensor. Otherwise the first graph output that is a floating-point tensor computed
+    from the inputs (initializers, Constant nodes and what is made of them alone are never the
+    loss's), or the tensor a ``ZipMap`` (``ai.onnx.ml``) turns into a sequence of maps, and of a
+    binary classifier's two columns ``[1 - p, p]`` the ``p`` (:func:`_binary_probability`). Every
+    skl2onnx classifier lists its int64 label first and its probabilities second (onnxsweep11).
+    Where no output is such a tensor, the computed outputs that are indices, samples or truth values
+    (ArgMax, TopK's indices, Multinomial, a comparison, a Cast to an integer) are walked back to
+    the floating-point tensors they are made of, taken at the logits a Softmax reads
+    (:func:`_float_sources`): a policy's actions to its action logits (onnxsweep14: Unity ML-Agents
+    brains, whose float outputs are constants and whose actions are Multinomial/ArgMax samples)."""
+    producer = {o: n for n in graph.node for o in n.output if o}
+    computed = _computed(graph)
+    reached = _computed(graph, gradient=False)
+    floats = _float_tensors(graph)
+    if output is not None:
+        init = {t.name for t in graph.initializer}
+        inputs = {i.name for i in graph.input if i.name not in init}
+        if output not in producer and output not in init and output not in inputs:
+            raise ModelError(f"loss_at {output!r}: the graph has no tensor of that name; its outputs are "
+                             f"{_outputs_listed(graph)} (any value a node computes may be named too)")
+        if output in reached and output not in inputs and (output not in computed or not floats.get(output, True)):
+            sources = _float_sources(output, producer, computed, floats, reached)
+            hint = f"; the floating-point tensor it is made of is {sources[0]!r}" if sources else ""
+            raise ModelError(f"loss_at {output!r} is no floating-point tensor with a gradient (an index, a sample "
+                             f"or a truth value), and no loss has a gradient there{hint}")
+        if output not in computed:
+            what = ("a graph input" if output in inputs else "an initializer" if output in init
+                    else "made of constants alone (initializers, Constant nodes)")
+            raise ModelError(f"loss_at {output!r} is {what}: no gradient would reach any layer from it; "
+                             f"name a tensor computed from the inputs (the graph's outputs are {_outputs_listed(graph)})")
+        return [output], (None if graph.output and graph.output[0].name == output
+                          else f"the loss is taken at {output!r}, as asked")
     if not graph.output:
         raise ModelError("the graph has no output: the check takes its loss of the first graph output")
-    producer = {o: n for n in graph.node for o in n.output if o}
     problem: str | None = None
+    constants: list[str] = []
+    discrete: list[str] = []
     for out in graph.output:
         if not out.type.HasField("tensor_type") and out.type.WhichOneof("value") is not None:
             zipmap = producer.get(out.name)
             if zipmap is not None and zipmap.op_type == "ZipMap" and zipmap.input and zipmap.input[0] in producer:
-                return _binary_probability(graph, zipmap.input[0], producer)
+                return [_binary_probability(graph, zipmap.input[0], producer)], None
             problem = problem or (f"graph output {out.name!r} is a {out.type.WhichOneof('value').replace('_type', '')}, "
                                   "not a tensor")
             continue
-        if out.name not in producer:
-            what = "a graph input" if out.name in {i.name for i in graph.input} else "an initializer"
-            problem = problem or (f"graph output {out.name!r} is {what} that no node computes, and no gradient "
-                                  "would reach any layer from it")
+        if out.name not in reached or out.name not in producer:  # (an input passed through: no layer)
+            constants.append(out.name)
             continue
         elem = out.type.tensor_type.elem_type if out.type.HasField("tensor_type") else 0
-        if elem and elem not in _FLOAT_ELEMS:
-            name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
-            problem = problem or f"graph output {out.name!r} is declared {name}"
+        if elem and elem not in _FLOAT_ELEMS or not floats.get(out.name, True) or out.name not in computed:
+            discrete.append(out.name)
             continue
-        return _binary_probability(graph, out.name, producer)
-    raise ModelError(f"{problem}: the check takes its loss of the first graph output that is a floating-point "
-                     "tensor, and the graph has none")
+        name = _binary_probability(graph, out.name, producer)
+        first = graph.output[0].name == out.name
+        return [name], (None if first else f"the loss is taken at graph output {out.name!r}, the first "
+                        "floating-point one computed from the inputs")
+    for out in discrete:
+        sources = _float_sources(out, producer, computed, floats, reached)
+        if sources:
+            shown = ", ".join(repr(s) for s in sources)
+            made = next((n.op_type for n in graph.node if sources[0] in n.input and n.op_type in _TO_PROBABILITIES), "")
+            return sources, (f"no graph output is a floating-point tensor computed from the inputs ({out!r} is "
+                             f"{_elem_name(graph, out, floats)}); the loss is taken at {shown}, the "
+                             f"{'logits' if made in ('Softmax', 'LogSoftmax', 'Log') else 'floating-point tensor'} "
+                             f"{out!r} is sampled or indexed from"
+                             f"{' (joined along the last axis, one head each)' if len(sources) > 1 else ''}; "
+                             "--loss-at NAME chooses another")
+    for out in graph.output:
+        # no tensor a gradient reaches: as before, the first float output a node other than a
+        # Constant makes (a single op's output, a constant-sized tensor), whose check then says what
+        # reaches no layer; never an initializer or a Constant's value
+        n = producer.get(out.name)
+        elem = out.type.tensor_type.elem_type if out.type.HasField("tensor_type") else -1
+        if n is not None and n.op_type != "Constant" and (elem == 0 or elem in _FLOAT_ELEMS):
+            return [_binary_probability(graph, out.name, producer)], None
+    init = {t.name for t in graph.initializer}
+    said = []
+    for out in constants[:3]:
+        what = ("a graph input that no node computes" if out in {i.name for i in graph.input} and out not in init
+                else "an initializer that no node computes" if out not in producer
+                else f"made of constants alone ({producer[out].op_type} of initializers or Constant nodes, or "
+                     "of an op that passes no gradient)")
+        said.append(f"graph output {out!r} is {what}, and no gradient would reach any layer from it")
+    for out in discrete[:3]:
+        said.append(f"graph output {out!r} is {_elem_name(graph, out, floats)}, and no floating-point "
+                    "tensor a node computes from the inputs feeds it")
+    if problem:
+        said.append(problem)
+    raise ModelError(f"{'; '.join(said)}: the check takes its loss at a floating-point tensor computed from the "
+                     "inputs, and no graph output is one or is made of one; name the tensor to take it at with "
+                     "--loss-at NAME (`loss_at` over HTTP), a graph output or an internal value (a layer's logits)")
+
+
+def _named_list(names: list[str], most: int = 4) -> str:
+    shown = ", ".join(repr(n) for n in names[:most])
+    return f"graph output {shown}" if len(names) == 1 else f"graph outputs {shown}" + (" ..." if len(names) > most else "")
+
+
+def _elem_name(graph: Any, name: str, floats: dict[str, bool]) -> str:
+    import onnx
+
+    out = next((o for o in graph.output if o.name == name), None)
+    elem = out.type.tensor_type.elem_type if out is not None and out.type.HasField("tensor_type") else 0
+    if elem and elem in onnx.TensorProto.DataType.values() and elem not in _FLOAT_ELEMS:
+        return "declared " + onnx.TensorProto.DataType.Name(elem)
+    return "no floating-point tensor with a gradient (a sample, an index or a truth value)"
+
+
+def join_logits(graph: Any, names: list[str]) -> str:
+    """The one tensor the loss is taken of: ``names[0]``, or where the walk back found several (a
+    policy's branches, each its own softmax) a Concat of them along the last axis that the check adds
+    (:data:`JOINED_LOGITS`), so the loss reaches every head."""
+    import onnx
+
+    if len(names) == 1:
+        return names[0]
+    graph.node.append(onnx.helper.make_node("Concat", list(names), [JOINED_LOGITS], name=JOINED_LOGITS, axis=-1))
+    return JOINED_LOGITS
 
 
 def _scalar_one(graph: Any, name: str, producer: dict[str, Any]) -> bool:
@@ -1057,7 +1265,7 @@ def _fitting_length(sized: list[tuple[str, int, list[int]]], shapes: dict[str, l
 def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
                 max_bytes: int = 1 << 30,
-                supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> Header:
+                supported: frozenset[str] | set[str] = SUPPORTED_OPS, output: str | None = None) -> Header:
     """Everything refused before a tensor is made, in the order a user would fix it: not ONNX
     (:class:`InputFormatError`), control flow, a graph that is no dataflow graph
     (:func:`check_structure`; one listed out of order is sorted), no output to take a loss of
@@ -1089,7 +1297,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # no output, or none a node computes as a floating-point tensor: nothing to take a loss of
     # (errsweep3 F13); the nodes the loss does not read are dropped before their ops are checked
     # (onnxsweep11: skl2onnx's label tail, ZipMap and ArrayFeatureExtractor, refused its classifiers)
-    pruned = prune_to(model.graph, check_outputs(model.graph))
+    chosen, loss_note = check_outputs(model.graph, output)
+    pruned = prune_to(model.graph, join_logits(model.graph, chosen))
     stored = _external_tensors(model)
     if stored:
         raise ModelError(
@@ -1221,12 +1430,26 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             way = _largest_producers(sized, graph) + _fitting_length(sized, shapes, act, limits.max_activation_bytes)
         raise LimitExceeded(f"activations and their gradients would take about {act} "
                             f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way)
-    return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned))
+    return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned), loss_note)
 
 
 #: A dimension's size: positive and under 2**31, in both spellings of a shape (``x=8x3x32x32`` and
 #: ``{"x": [8, 3, 32, 32]}``); protobuf's ``dim_value`` and every size the checks compute hold it.
 MAX_SIZE = 2**31 - 1
+
+
+def parse_input_range(text: str, name: str = "--input-range") -> tuple[float, float]:
+    """``LO,HI`` (two finite numbers, low < high: where a model file's float inputs lie, ``0,1`` for
+    pixels scaled to [0, 1]) as a pair; :class:`ModelError` naming ``name`` otherwise."""
+    parts = str(text).split(",")
+    try:
+        low, high = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ModelError(f"{name}: expected LO,HI, two finite numbers with LO < HI (0,1 for pixels in [0, 1]), "
+                         f"not {str(text)[:40]!r}")
+    return low, high
 
 
 def _size(text: str, where: str) -> int:

@@ -499,7 +499,7 @@ async def submit_logs(
 
 ONNX_TYPES = ("application/onnx", "application/octet-stream")
 MODEL_FIELDS = ("loss", "weights", "batch_size", "seeds", "verify", "input_shapes", "input_shape", "optimizer",
-                "target_range", "filename")
+                "target_range", "loss_at", "input_range", "filename")
 
 
 #: ``input_shapes`` is a few names and sizes: a longer text is no such thing (and a deeply nested
@@ -601,6 +601,19 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
             options["target_range"] = list(parse_target_range(text, "target_range"))
         except GradHealthError as exc:
             raise ApiError(422, "invalid_option", exc.detail) from None
+    text = one("loss_at")
+    if text is not None:  # (only where given, as target_range)
+        if not text or len(text) > 1000:
+            raise bad("loss_at", "a tensor name of 1 to 1000 characters")
+        options["loss_at"] = text
+    text = one("input_range")
+    if text is not None:
+        from gradhealth.analysis.importers.onnx_static import parse_input_range
+
+        try:
+            options["input_range"] = list(parse_input_range(text, "input_range"))
+        except GradHealthError as exc:
+            raise ApiError(422, "invalid_option", exc.detail) from None
     return options
 
 
@@ -649,7 +662,12 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
                                                             '{"type": "adam", "lr": 0.001}'},
             "target_range": {"type": "string", "pattern": "^[^,]+,[^,]+$",
                              "description": "LO,HI: where a Keras model's regression targets lie (0,1 for "
-                                            "0/1 labels): the spec's loss.target_range"}}}},
+                                            "0/1 labels): the spec's loss.target_range"},
+            "loss_at": {"type": "string", "description": "an ONNX graph's tensor the loss is taken at (a graph "
+                                                        "output or an internal value)"},
+            "input_range": {"type": "string", "pattern": "^[^,]+,[^,]+$",
+                            "description": "LO,HI: an ONNX model's float inputs drawn uniform in it (0,1 for "
+                                           "pixels) instead of standard normal"}}}},
         "application/onnx": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
                **QUEUE_FULL,
@@ -674,6 +692,10 @@ async def submit_model(
                                      'e.g. {"type": "adam", "lr": 0.001} (a Keras file: overrides its own)')] = None,
     target_range: Annotated[str | None, Query(
         max_length=100, description="LO,HI: where a Keras model's regression targets lie (0,1 for 0/1 labels)")] = None,
+    loss_at: Annotated[str | None, Query(
+        max_length=1000, description="an ONNX graph's tensor the loss is taken at (an output or an internal value)")] = None,
+    input_range: Annotated[str | None, Query(
+        max_length=100, description="LO,HI: an ONNX model's float inputs drawn uniform in it (0,1 for pixels)")] = None,
     filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
@@ -692,7 +714,8 @@ async def submit_model(
     from gradhealth.analysis.spec import parse_spec
 
     query = {"loss": loss, "weights": weights, "batch_size": batch_size, "seeds": seeds, "verify": verify,
-             "input_shapes": input_shapes, "optimizer": optimizer, "target_range": target_range}
+             "input_shapes": input_shapes, "optimizer": optimizer, "target_range": target_range,
+             "loss_at": loss_at, "input_range": input_range}
     fields: dict[str, list[str]] = {k: [v] for k, v in query.items() if v is not None}
     if input_shape:
         fields["input_shape"] = list(input_shape)
@@ -727,6 +750,11 @@ async def submit_model(
                     optimizer=options["optimizer"] or compiled, limits=settings.limits)
                 if spec is not None:
                     make_plan(parse_spec(spec), settings.limits)
+                for key in ("loss_at", "input_range"):
+                    if options.get(key) is not None:  # refused, never dropped (the CLI's words)
+                        raise ApiError(422, "invalid_option", f"{key} applies to ONNX files; a Keras file's loss "
+                                       "is taken at its output layer and its inputs are drawn standard normal: "
+                                       "leave it out")
                 return "keras"
             if options.get("target_range") is not None:  # refused, never dropped (the CLI's words)
                 raise ApiError(422, "invalid_option", "target_range applies to Keras files, whose single "
@@ -735,7 +763,7 @@ async def submit_model(
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
             read_header(data, input_shapes=options["input_shapes"],
                         batch_size=options["batch_size"], limits=settings.limits,
-                        max_bytes=settings.max_upload_bytes)
+                        max_bytes=settings.max_upload_bytes, output=options.get("loss_at"))
             return "onnx"
 
         model_format = await run_in_threadpool(validate)
