@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 
 def plain(x: float) -> str:
@@ -17,3 +18,16 @@ def plain(x: float) -> str:
     while places < 12 and round(x, places) == 0:
         places += 1
     return f"{x:.{places}f}".rstrip("0").rstrip(".")
+
+
+def parse_range(text: str, name: str, example: str, error: Callable[[str], Exception]) -> tuple[float, float]:
+    """``LO,HI``, two finite numbers with LO < HI, as a pair; ``error(message)`` raised naming
+    ``name`` (the option or field) and ``example`` (what a right one looks like) otherwise."""
+    parts = str(text).split(",")
+    try:
+        low, high = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise error(f"{name}: expected LO,HI, two finite numbers with LO < HI ({example}), not {str(text)[:40]!r}")
+    return low, high

@@ -59,6 +59,7 @@ import numpy as np
 
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_pointers import Origin, Origins, relocated
+from gradhealth.core.numbers import parse_range
 from gradhealth.core.strict_json import DuplicateKey, strict_loads
 from gradhealth.core.zipmembers import ZipMemberError, read_member
 from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem, SpecError
@@ -678,17 +679,9 @@ def with_label_targets(loss: str | dict[str, Any] | None, training: Any) -> str 
 
 
 def parse_target_range(text: str, name: str = "--target-range") -> tuple[float, float]:
-    """``LO,HI`` (two finite numbers, low < high: where a regression's targets lie) as a pair;
-    :class:`InputFormatError` naming ``name`` otherwise."""
-    parts = str(text).split(",")
-    try:
-        low, high = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
-    except ValueError:
-        low = high = math.nan
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise InputFormatError(f"{name}: expected LO,HI, two finite numbers with LO < HI (0,1 for 0/1 labels), "
-                               f"not {str(text)[:40]!r}")
-    return low, high
+    """``LO,HI`` (where a regression's targets lie) as a pair; :class:`InputFormatError` naming
+    ``name`` otherwise."""
+    return parse_range(text, name, "0,1 for 0/1 labels", InputFormatError)
 
 
 def with_target_range(loss: str | dict[str, Any] | None, target_range: tuple[float, float] | None

@@ -23,6 +23,7 @@ import numpy as np
 
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.plan import Limits
+from gradhealth.core.numbers import parse_range
 from gradhealth.errors import InputFormatError, LimitExceeded
 
 #: Every op the interpreter has a builder for (keys of ``importers.onnx.OPS`` without the private
@@ -1439,17 +1440,9 @@ MAX_SIZE = 2**31 - 1
 
 
 def parse_input_range(text: str, name: str = "--input-range") -> tuple[float, float]:
-    """``LO,HI`` (two finite numbers, low < high: where a model file's float inputs lie, ``0,1`` for
-    pixels scaled to [0, 1]) as a pair; :class:`ModelError` naming ``name`` otherwise."""
-    parts = str(text).split(",")
-    try:
-        low, high = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
-    except ValueError:
-        low = high = math.nan
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ModelError(f"{name}: expected LO,HI, two finite numbers with LO < HI (0,1 for pixels in [0, 1]), "
-                         f"not {str(text)[:40]!r}")
-    return low, high
+    """``LO,HI`` (where a model file's float inputs lie, ``0,1`` for pixels scaled to [0, 1]) as a
+    pair; :class:`ModelError` naming ``name`` otherwise."""
+    return parse_range(text, name, "0,1 for pixels in [0, 1]", ModelError)
 
 
 def _size(text: str, where: str) -> int:
