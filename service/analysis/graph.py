@@ -734,6 +734,11 @@ class Tracer:
         #: :class:`FunctionalOps` reads functions
         self.functions = functions
         self.inside = 0
+        #: the softmax modules an imported graph ran over a weight layer's own features (its
+        #: activation: a Keras Dense(softmax), an ONNX Softmax after a Gemm); the live door reads
+        #: every softmax as a function instead (:class:`FunctionalOps`)
+        self.softmaxes: list[SoftmaxCall] = []
+        self.model = model
         if names is None:
             names = {m: (n or type(m).__name__, f"module:{n}") for n, m in model.named_modules()}
             for m in list(names):
@@ -769,12 +774,47 @@ class Tracer:
                         functools.partial(self._scale_hook, name, pointer, vector)))
                 elif functions:
                     self._handles.append(module.register_forward_hook(self._leave))
+                elif isinstance(module, nn.Softmax) or role.type == "softmax":
+                    self._handles.append(module.register_forward_hook(
+                        functools.partial(self._softmax_hook, name, pointer)))
                 continue
             hook = functools.partial(self._hook, name, pointer, role)
             self._handles.append(module.register_forward_hook(hook))
 
     def _enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.inside += 1
+
+    def _softmax_hook(self, name: str, pointer: str, module: nn.Module, args: tuple[Any, ...],
+                      output: Any) -> torch.Tensor | None:
+        """A softmax module of an imported graph applied to the output of the weight layer read
+        last, over that layer's features (a Keras ``Dense(128, activation="softmax")`` before the
+        head, kerassweep15 u09, read as no activation at all): measured as that layer's possible
+        activation, as :meth:`FunctionalOps._softmax` measures a live module's, and swapped as a
+        remedy's copy asks (its replacement returned as the module's output)."""
+        inp, out = first_tensor(args), first_tensor(output)
+        rec = self.units[-1] if self.units else None
+        if (inp is None or out is None or rec is None or rec.role.kind != "weight" or rec.activation is not None
+                or not out.is_floating_point() or out.dim() < 2 or inp.shape != out.shape
+                or not _reads(inp, rec, out)):
+            return None
+        dim = 1 if rec.role.channels_first else out.dim() - 1
+        own = getattr(module, "dim", None)
+        if out.shape[dim] < 2:
+            return None
+        if isinstance(own, int):
+            if own % out.dim() != dim:
+                return None
+        else:  # an imported Softmax node (its axis not kept): over the features if their rows sum to 1
+            with torch.no_grad():
+                if not bool(torch.allclose(out.data.sum(dim), torch.ones((), dtype=out.dtype, device=out.device),
+                                           atol=1e-3)):
+                    return None
+        swap = getattr(self.model, SWAP_ATTRIBUTE, None)  # a remedy's activation swap, verified
+        if swap is not None and "softmax" in swap[0] and rec.name != swap[3]:
+            return cast(torch.Tensor, swap[2](inp))
+        self.softmaxes.append(SoftmaxCall(name, pointer, rec.name, out, softmax_counts(inp, out, dim),
+                                          (int(out.shape[dim]), softmax_gain(out, dim))))
+        return None
 
     def _scale_hook(self, name: str, pointer: str, vector: torch.Tensor, module: nn.Module,
                     args: tuple[Any, ...], output: Any) -> None:
@@ -2304,6 +2344,8 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         add_step_ratios(figures.units, own, run.optimizer)
     if isinstance(functional, FunctionalOps) and functional.softmaxes:  # (no tensors of theirs read above)
         softmax_figures(functional.softmaxes, value, records, figures)
+    elif tracer.softmaxes:  # an imported graph's softmax modules over a layer's features
+        softmax_figures(tracer.softmaxes, value, records, figures)
     return figures, records
 
 

@@ -230,7 +230,10 @@ def _swap_edit(old: set[str], new: str, keep: str | None = None, keep_call: str 
             for name, child in list(parent.named_children()):
                 if (f"{path}.{name}" if path else name) == keep:
                     continue
-                if role_of(child).kind == "act" and role_of(child).activation in old:
+                # a softmax is swapped only where it runs over a hidden layer's features (the
+                # tracers decide, as it runs): an output's probabilities (keras_torch's
+                # _OutputSoftmax) are the model's range
+                if role_of(child).kind == "act" and role_of(child).activation in old - {"softmax"}:
                     setattr(parent, name, make())
         # the same activations called as functions (F.sigmoid(self.fc(x))) are swapped as they run
         object.__setattr__(net, SWAP_ATTRIBUTE, (frozenset(old), new, make(), keep_call))

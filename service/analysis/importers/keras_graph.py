@@ -52,7 +52,7 @@ DISTANCE = "_EuclideanDistance"
 #: Every layer class this path reads.
 GRAPH_LAYERS = ("InputLayer", "Dense", *_CONVS, *_TRANSPOSED, *_POOLS, *_GLOBAL, *_MERGES, *IDENTITY_LAYERS,
                 *RECURRENT, "Bidirectional", "MultiHeadAttention", "Dot", "BatchNormalization", "LayerNormalization", "Activation", "ReLU", "LeakyReLU",
-                "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Flatten", "Reshape", "Permute",
+                "ELU", "PReLU", "Softmax", "ThresholdedReLU", "Flatten", "Reshape", "Permute", "RepeatVector",
                 "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D", "UpSampling1D",
                 "UpSampling2D", "Rescaling", "Normalization", "LayerScale", "Embedding", DISTANCE)
 #: Keras activation names this path simulates (as torch modules in :mod:`.keras_torch`).
@@ -848,6 +848,13 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
         if math.prod(target) != math.prod(x):
             raise ValueError(f"cannot reshape {list(x)} ({math.prod(x)} values) to {target}")
         return tuple(target), []
+    if cls == "RepeatVector":
+        # a seq2seq's encoder state (or an LSTM autoencoder's code) fed to every step of the
+        # decoder: [batch, features] -> [batch, n, features], no weights; its gradient is the
+        # sum of the n steps' gradients
+        if len(x) != 1:
+            raise ValueError(f"RepeatVector of a tensor of shape {list(x)} (it repeats a vector)")
+        return (int(cfg["n"]), x[0]), []
     if cls == "Permute":
         dims = [int(v) for v in cfg.get("dims") or []]
         if sorted(dims) != list(range(1, len(x) + 1)):
@@ -930,7 +937,7 @@ _SIZES = {"Dense": ("units",), "Conv1D": ("filters", "groups"), "Conv2D": ("filt
           "SeparableConv2D": ("filters", "depth_multiplier"),
           "DepthwiseConv1D": ("depth_multiplier",), "DepthwiseConv2D": ("depth_multiplier",),
           "Embedding": ("input_dim", "output_dim"), "SimpleRNN": ("units",), "LSTM": ("units",),
-          "GRU": ("units",), "MultiHeadAttention": ("num_heads", "key_dim", "value_dim")}
+          "GRU": ("units",), "MultiHeadAttention": ("num_heads", "key_dim", "value_dim"), "RepeatVector": ("n",)}
 #: Sizes a config may leave out (or give as null), with the value Keras then uses (None: derived
 #: from another size, as MultiHeadAttention's value_dim is its key_dim).
 _SIZE_DEFAULTS: dict[str, int | None] = {"groups": 1, "depth_multiplier": 1, "value_dim": None}
@@ -1148,6 +1155,65 @@ def _inline(nodes: list[Node], problems: list[str], depth: int = 0) -> tuple[lis
     return out, alias
 
 
+def _rebase_nested_calls(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` (a Functional config) with every ``[name, node, tensor]`` reference to a model
+    nested in it counted from the nested model's first call in this model, as every other
+    reference is. A Functional model starts with a node of its own (its Input to its output, made
+    when it was built), which Keras 2 counts when it writes the nodes of the outer model: an
+    encoder/decoder's ``decoder(encoder(x))`` is written ``["encoder", 1, 0]`` (kerassweep15 h04,
+    refused as "encoder#1: a layer the config does not define"), and Keras 3 does the same in
+    ``input_layers``/``output_layers`` (``["decoder", 1, 0]``); Keras 3's ``keras_history``
+    counts only this model's calls and is left as it is. Whether a nested model's list references
+    start at 1 is read from the references themselves: one that names node 0 means they do not,
+    one that names the node past its last call means they do (a Sequential nested without an input
+    shape has no node of its own in Keras 2, and Keras 3 never counts one for a Sequential); the
+    class decides the rest (a Functional/Model starts at 1)."""
+    layers = [lay for lay in cfg.get("layers") or [] if isinstance(lay, dict)]
+    nested = {str(lay.get("name") or _cfg(lay).get("name")): lay for lay in layers
+              if lay.get("class_name") in MODELS}
+    if not nested:
+        return cfg
+    seen: dict[str, list[int]] = {}
+
+    def walk(value: Any, rewrite: Mapping[str, int] | None) -> Any:
+        if isinstance(value, dict):
+            if value.get("class_name") == "__keras_tensor__":
+                return value  # Keras 3's keras_history: this model's calls only
+            return {k: walk(v, rewrite) for k, v in value.items()}
+        if not isinstance(value, list):
+            return value
+        if len(value) >= 3 and isinstance(value[0], str) and isinstance(value[1], int):
+            if value[0] in nested:
+                if rewrite is None:
+                    seen.setdefault(value[0], []).append(value[1])
+                elif rewrite.get(value[0]) and value[1] > 0:
+                    value = [value[0], value[1] - rewrite[value[0]], *value[2:]]
+            return [*value[:3], *(walk(v, rewrite) for v in value[3:])]
+        return [walk(v, rewrite) for v in value]
+
+    keys = ("layers", "input_layers", "output_layers")
+    for key in keys:
+        walk([lay.get("inbound_nodes") for lay in layers] if key == "layers" else cfg.get(key), None)
+    shift: dict[str, int] = {}
+    for name, indices in seen.items():
+        lay = nested[name]
+        calls = lay.get("inbound_nodes")
+        n = len(calls) if isinstance(calls, list) else 0
+        own = _cfg(lay).get("layers")
+        first = own[0] if isinstance(own, list) and own and isinstance(own[0], dict) else {}
+        built = lay.get("class_name") != "Sequential" or first.get("class_name") == "InputLayer" or any(
+            k in _cfg(first) for k in ("batch_input_shape", "input_shape", "batch_shape"))
+        shift[name] = 0 if 0 in indices else int(max(indices) >= n or built)
+    if not any(shift.values()):
+        return cfg
+    out = {**cfg, "layers": [{**lay, "inbound_nodes": walk(lay.get("inbound_nodes"), shift)}
+                             if "inbound_nodes" in lay else lay for lay in layers]}
+    for key in ("input_layers", "output_layers"):
+        if key in cfg:
+            out[key] = walk(cfg[key], shift)
+    return out
+
+
 def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple[list[Node], list[str], list[str]]:
     """The nodes of a Functional or Sequential config, inputs first, the input names (in the
     order the model takes them) and the output names (in the order it returns them)."""
@@ -1166,6 +1232,8 @@ def _order(config: dict[str, Any], problems: list[str], depth: int = 0) -> tuple
                 nodes[1].inputs = [start]
         nodes, alias = _inline(nodes, problems, depth)
         return nodes, [nodes[0].name] if nodes else [], [alias.get(nodes[-1].name, nodes[-1].name)] if nodes else []
+    cfg = _rebase_nested_calls(cfg)
+    raw = [lay for lay in cfg.get("layers") or [] if isinstance(lay, dict)]
     listed: list[Node] = []
     by_layer = {str(lay.get("name") or _cfg(lay).get("name")): lay for lay in raw}
     for lay in raw:

@@ -463,6 +463,9 @@ def _layer(node: Node) -> tuple[nn.Module, list[nn.Module]]:
         core = _Reshape(node.shape)
     elif cls == "Permute":
         core = _Reshape(node.shape, tuple(int(v) for v in cfg["dims"]))
+    elif cls == "RepeatVector":
+        steps = node.shape[0]
+        core = _Fn(lambda t: t.unsqueeze(1).expand(-1, steps, -1))
     elif cls == "BatchNormalization":
         axis = 1 + _axis(cfg.get("axis", -1), len(x))
         bn = nn.BatchNorm1d(node.shape[axis - 1], eps=float(cfg.get("epsilon", 1e-3)),
