@@ -162,6 +162,8 @@ def _layer_report(u: UnitStats) -> LayerReport:
     )
     if "no_samples" in u.values:
         report.seeds_without_samples = int(np.nansum(u.values["no_samples"]))
+    if "update_ratio" in u.values:
+        report.update_ratio = u.geo("update_ratio")
     if u.fan_in:
         report.weight_std_he = math.sqrt(2 / u.fan_in)
         report.weight_std_lecun = math.sqrt(1 / u.fan_in)

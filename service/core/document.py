@@ -162,9 +162,14 @@ class LayerReport(BaseModel):
         None, description="live modules: the seeds in which no sample reached this layer (not called, or "
         "called on an empty batch: a sparse mixture of experts' expert the router gave none of the batch); "
         "its figures are the other seeds', and it is neither dead nor alive in those; None: every seed's")
+    update_ratio: float | None = Field(
+        None, description="with an optimizer: the first step's ||delta W|| / ||W|| of this layer (geometric mean "
+        "over seeds; healthy about 1e-3), the figure large_updates and small_updates start from (they judge it "
+        "after the optimizer's start-up factor, a warm-up and a small init's scale: see the finding's evidence); "
+        "None without an optimizer or for a layer with no weights it steps")
 
     @field_serializer("grad_norm", "output_grad_norm", "activation_mean", "activation_std", "saturated_fraction",
-                      "dead_fraction", "dead_fraction_all_samples", "weight_std")
+                      "dead_fraction", "dead_fraction_all_samples", "weight_std", "update_ratio")
     def _finite(self, v: float | None) -> float | None:
         return finite_or_none(v)
 

@@ -4,6 +4,7 @@ no optimizer was given, so that update sizes were not checked."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -40,3 +41,17 @@ def test_a_live_modules_loss_and_torch_optimizer() -> None:
     assert doc.simulation is not None and doc.simulation.loss == "cross_entropy"
     # torch's optimizer states its eps: shown as the optimizer has it
     assert doc.simulation.optimizer == {"type": "adam", "lr": 3e-4, "eps": 1e-8, "weight_decay": 0.01}
+
+
+def test_each_layers_first_step_ratio_is_in_the_layer_table() -> None:
+    # peersweep9: with no large_updates the user could not see how close the rate came. SGD's first
+    # step is lr * ||dL/dW||, so each layer's ratio is lr * grad_norm / ||W|| (one seed: no mean to take)
+    lr = 0.1
+    doc = check_architecture({**SPEC, "optimizer": {"type": "sgd", "lr": lr}}, verify=False)
+    for layer in doc.layers:
+        assert layer.update_ratio is not None and layer.grad_norm is not None and layer.weight_std is not None
+        n = layer.fan_in * layer.fan_out
+        weight_norm = layer.weight_std * n ** 0.5   # zero-mean weights: ||W|| ~ std sqrt(n)
+        assert layer.update_ratio == pytest.approx(lr * layer.grad_norm / weight_norm, rel=0.1)
+    assert "dW/W" in render_text(doc, layers=True)
+    assert all(layer.update_ratio is None for layer in check_architecture(SPEC, verify=False).layers)
