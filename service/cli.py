@@ -353,7 +353,7 @@ _SPEC_HAS = {"--loss": "its own `loss`", "--weights": "no stored weights (its la
              "--optimizer": "its own `optimizer`", "--external-data": "no tensors stored beside it",
              "--target-range": "its own `loss.target_range`",
              "--loss-at": "one output, its last layer's",
-             "--input-range": "its own `input.distribution` and `input.scale` (uniform: U(-scale, scale))"}
+             "--input-range": "its own `input.range` ([LO, HI]), or `input.distribution` and `input.scale`"}
 
 
 def _flags_refused(args: argparse.Namespace, kind: str) -> str | None:
@@ -479,10 +479,10 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
         with_input_shapes(read_keras(data)[0], shapes)  # not a Keras model: exit 2 here, before any upload
         optimizer = _optimizer(args)
         _target_range(args)
-        for flag, attr in (("--loss-at", "loss_at"), ("--input-range", "input_range")):
-            if getattr(args, attr, None) is not None:  # refused, never dropped
-                raise InputFormatError(f"{flag} applies to .onnx files; a Keras file's loss is taken at its "
-                                       "output layer and its inputs are drawn standard normal: leave it out")
+        if getattr(args, "loss_at", None) is not None:  # refused, never dropped
+            raise InputFormatError("--loss-at applies to .onnx files; a Keras file's loss is taken at its "
+                                   "output layer: leave it out")
+        _input_range(args)
     except GradHealthError as exc:
         return _invalid(args, exc)
     return _remote_keras(args, path) if args.server else _check_keras_file(args, data, optimizer, shapes)
@@ -513,7 +513,7 @@ def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str
         doc = check_keras(data, loss=args.loss, seeds=args.seeds, batch_size=args.batch_size,
                           weights=args.weights, device=args.device, verify=False if args.no_verify else None,
                           progress=_progress(show_progress), optimizer=optimizer, input_shapes=shapes or None,
-                          target_range=_target_range(args))
+                          target_range=_target_range(args), input_range=_input_range(args))
         if show_progress:
             print(file=sys.stderr)
     except GradHealthError as exc:
@@ -553,6 +553,16 @@ def _target_range(args: argparse.Namespace) -> tuple[float, float] | None:
     return parse_target_range(text)
 
 
+def _input_range(args: argparse.Namespace) -> tuple[float, float] | None:
+    """``--input-range LO,HI`` as a pair (checked here: exit 2 names what is wrong)."""
+    text = getattr(args, "input_range", None)
+    if text is None:
+        return None
+    from gradhealth.analysis.importers.onnx_static import parse_input_range
+
+    return parse_input_range(text)
+
+
 def _optimizer(args: argparse.Namespace) -> dict[str, Any] | None:
     """``--optimizer`` as a spec ``optimizer`` dict (checked here: exit 2 names what is wrong)."""
     text = getattr(args, "optimizer", None)
@@ -582,11 +592,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
         if problem is not None:
             raise InputFormatError(f"{args.spec}: {problem}")
         optimizer = _optimizer(args)
-        input_range = None
-        if getattr(args, "input_range", None) is not None:
-            from gradhealth.analysis.importers.onnx_static import parse_input_range
-
-            input_range = parse_input_range(args.input_range)
+        input_range = _input_range(args)
         if getattr(args, "target_range", None) is not None:
             # an ONNX file's bounded output is not judged against regression targets (only a spec's
             # or a Keras file's single output is): refused, never dropped
@@ -1324,8 +1330,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "value (default: the first floating-point output computed from the inputs, else the "
                             "logits its integer outputs are sampled or argmaxed from)")
     model.add_argument("--input-range", default=None, metavar="LO,HI",
-                       help="where an .onnx file's float inputs lie, e.g. 0,1 for pixels: drawn uniform in "
-                            "[LO, HI] instead of standard normal (the spec's input.distribution: uniform)")
+                       help="where a model file's float inputs lie, e.g. 0,1 for pixels or one-hot features: drawn "
+                            "uniform in [LO, HI] instead of standard normal (the spec's input.range); token "
+                            "ids and masks keep their own draws")
     model.add_argument("--external-data", action="store_true", default=None,
                        help="read the tensors an .onnx file stores beside it (torch's model.onnx.data), "
                             "from the file's own folder only; with --server they are sent inside the file")

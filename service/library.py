@@ -225,7 +225,8 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
                 settings: Settings | None = None, progress: Progress | None = None,
                 optimizer: dict[str, Any] | None = None,
                 input_shapes: Mapping[str, list[int]] | None = None,
-                target_range: tuple[float, float] | None = None) -> Diagnosis:
+                target_range: tuple[float, float] | None = None,
+                input_range: tuple[float, float] | None = None) -> Diagnosis:
     """Diagnose a Keras model: a ``model.to_json()`` config (a dict), or a path to / the bytes of
     a JSON config, a ``.keras`` archive or an ``.h5`` file. Read as data only (JSON, zip, h5py):
     nothing in the file is executed, and neither Keras nor TensorFlow is imported.
@@ -237,7 +238,9 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
     names when stored weights are used. ``input_shapes`` fills dynamic input dimensions (a
     variable-length sequence): ``{"input": [32, 41]}`` or by ``InputLayer`` name. ``target_range``:
     where a regression loss's targets lie, ``(0, 1)`` for 0/1 labels (the spec's ``loss.target_range``;
-    without it and an accuracy metric they are taken as standard normal). Raises ``gradhealth.analysis.importers.ModelError``
+    without it and an accuracy metric they are taken as standard normal). ``input_range``: where the
+    float inputs lie, ``(0, 1)`` for one-hot or pixel data: drawn uniform in it instead of N(0, 1)
+    (an Embedding's token ids keep their draw). Raises ``gradhealth.analysis.importers.ModelError``
     (untranslatable layers, all named in one message; weights that do not fit),
     :class:`~gradhealth.errors.InputFormatError` or :class:`~gradhealth.errors.LimitExceeded`,
     before anything is simulated.
@@ -256,5 +259,5 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
     doc: Diagnosis = run(data, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
                          verify=verify, device=device, settings=settings, progress=progress,
                          optimizer=optimizer, input_shapes=dict(input_shapes) if input_shapes else None,
-                         target_range=target_range)
+                         target_range=target_range, input_range=input_range)
     return doc

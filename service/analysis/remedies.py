@@ -166,7 +166,10 @@ def input_normalisation(ctx: Context) -> list[Remedy]:
     found = far_input(ctx.result, ctx.detection)
     if found is None:
         return []
-    return [R.normalise_inputs(found[0], found[1], [{"op": "add", "path": "/input/scale", "value": 1.0}])]
+    patch: list[dict[str, Any]] = [{"op": "add", "path": "/input/scale", "value": 1.0}]
+    if ctx.plan.spec.input.range is not None:  # standardised inputs are centred, not in the data's range
+        patch = [{"op": "remove", "path": "/input/range"}, *patch]
+    return [R.normalise_inputs(found[0], found[1], patch)]
 
 
 def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:

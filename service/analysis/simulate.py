@@ -206,6 +206,9 @@ def make_batch(plan: Plan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None
     n = spec.batch_size
     if spec.input.tokens is not None:
         x = torch.randint(spec.input.tokens.vocab_size, (n, spec.input.tokens.seq_len), generator=gen)
+    elif spec.input.range is not None:  # the data's range (a model file's --input-range)
+        low, high = spec.input.range
+        x = low + (high - low) * torch.rand((n, *plan.input_shape), generator=gen, dtype=torch.float64)
     elif spec.input.distribution == "uniform":
         x = (torch.rand((n, *plan.input_shape), generator=gen, dtype=torch.float64) * 2 - 1) * spec.input.scale
     else:

@@ -450,6 +450,11 @@ class InputSpec(_Strict):
     distribution: Literal["normal", "uniform"] = "normal"
     scale: Float = Field(default=1.0, gt=0, le=MAX_SCALE,
                          description="std of `normal`, half-width of `uniform` (at most 100)")
+    range: tuple[Float, Float] | None = Field(
+        default=None,
+        description="[low, high]: the inputs drawn uniform in this range (the data's, [0, 1] for pixels scaled "
+                    "to [0, 1]) in place of `distribution` and `scale`; a model file's --input-range. Not with "
+                    "`tokens`")
 
     @model_validator(mode="before")
     @classmethod
@@ -465,6 +470,12 @@ class InputSpec(_Strict):
     def _one_kind(self) -> InputSpec:
         if (self.shape is None) == (self.tokens is None):
             raise ValueError("give exactly one of `shape` (e.g. [784]) or `tokens` ({vocab_size, seq_len})")
+        if self.range is not None:
+            low, high = self.range
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError(f"range must be two finite numbers, low < high (got [{low:g}, {high:g}])")
+            if self.tokens is not None:
+                raise ValueError("range applies to float inputs (`shape`); token ids are drawn below vocab_size")
         return self
 
 

@@ -57,7 +57,7 @@ def run_logs(request: Any, progress: Progress, settings: Settings) -> dict[str, 
 @_simulating
 def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
     """The check of an uploaded ONNX model (``request``: path, original filename and the options
-    the API checked: loss, weights, batch_size, seeds, verify, input_shapes, optimizer, target_range). On the worker's GPU
+    the API checked: loss, weights, batch_size, seeds, verify, input_shapes, optimizer, target_range, input_range). On the worker's GPU
     when it has one."""
     from pathlib import Path
 
@@ -71,7 +71,8 @@ def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str,
                           weights=request.get("weights"), verify=request.get("verify"),
                           settings=settings, progress=progress, optimizer=request.get("optimizer"),
                           input_shapes=request.get("input_shapes"),
-                          target_range=tuple(request["target_range"]) if request.get("target_range") else None)
+                          target_range=tuple(request["target_range"]) if request.get("target_range") else None,
+                          input_range=tuple(request["input_range"]) if request.get("input_range") else None)
         doc.name = request.get("filename") or doc.name
         return doc.model_dump(mode="json")
     doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss"),

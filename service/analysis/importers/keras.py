@@ -2154,8 +2154,13 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                 verify: bool | None = None, weights: str | None = None, settings: Any = None,
                 progress: Any = None, optimizer: dict[str, Any] | None = None,
                 input_shapes: dict[str, list[int]] | None = None,
-                target_range: tuple[float, float] | None = None) -> Any:
+                target_range: tuple[float, float] | None = None,
+                input_range: tuple[float, float] | None = None) -> Any:
     """The check of a Keras model: a config dict, a file's bytes, or a path.
+
+    ``input_range``: where the float inputs lie, (low, high): drawn uniform in it instead of
+    N(0, 1) (the spec's ``input.range`` in the spec door, :attr:`.graph.InputSpec.uniform` in the
+    graph door); an Embedding's token ids keep their own draw.
 
     ``target_range``: where a regression loss's targets lie, (low, high): the spec's
     ``loss.target_range`` (:func:`with_target_range`; refused for a loss that is not mse, mae or huber).
@@ -2179,6 +2184,11 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
 
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
+    if input_range is not None:
+        low, high = (float(v) for v in input_range)
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ModelError(f"input_range {list(input_range)}: give two finite numbers, low < high")
+        input_range = (low, high)
     stored: Weights | None = None
     unsimulated = output_losses = None
     notes: tuple[str, ...] = ()
@@ -2209,8 +2219,11 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     settings = settings if settings is not None else get_settings()
 
     def translated(batch: int) -> tuple[dict[str, Any] | None, Origins | None, Any]:
-        return translate_or_graph(config, given_loss, seeds=seeds or 3, batch_size=batch,
-                                  stored=stored, optimizer=optimizer, limits=settings.limits)
+        spec, origins, graph = translate_or_graph(config, given_loss, seeds=seeds or 3, batch_size=batch,
+                                                  stored=stored, optimizer=optimizer, limits=settings.limits)
+        if spec is not None and input_range is not None and "shape" in spec["input"]:
+            spec["input"]["range"] = list(input_range)  # token ids (an Embedding's input) keep their draw
+        return spec, origins, graph
 
     try:
         spec, origins, graph = translated(batch_size or DEFAULT_BATCH)
@@ -2240,7 +2253,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
             doc = check_keras_graph(graph, loss=given_loss, stored=stored, seeds=seeds or 3,
                                     batch_size=batch_size, device=device, verify=verify,
                                     settings=settings, progress=progress, optimizer=optimizer,
-                                    output_losses=output_losses)
+                                    output_losses=output_losses, input_range=input_range)
         doc.summary += shrunk
         return _loss_note(doc, unsimulated, notes)
     assert spec is not None and origins is not None
@@ -2482,7 +2495,8 @@ def _renamed(doc: Any, names: dict[str, str]) -> Any:
 
 def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, device: str | None,
                   verify: bool | None, settings: Any, progress: Any) -> Any:
-    """The check of the translated network with the file's weights.
+    """The check of the translated network with the file's weights (float inputs drawn uniform in
+    the spec's ``input.range`` where it has one, as the spec simulation draws them).
 
     Why this path: the spec simulation draws every seed's weights from the spec's initialisers
     (the spec language has no notion of given weights), while the graph simulation behind the
@@ -2514,7 +2528,7 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
     n = parsed.batch_size
     tokens = parsed.input.tokens
     inputs = ([InputSpec((n, tokens.seq_len), torch.int64, tokens.vocab_size)] if tokens is not None
-              else [InputSpec((n, *plan.input_shape))])
+              else [InputSpec((n, *plan.input_shape), uniform=parsed.input.range)])
 
     def names(copy: torch.nn.Module) -> dict[torch.nn.Module, tuple[str, str]]:
         out = {m: (k or type(m).__name__, f"module:{k}") for k, m in copy.named_modules()}
@@ -2532,4 +2546,4 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,
                    progress=progress)
     doc.summary = f"{doc.summary} [weights: as stored in the file]"
-    return on_synthetic_inputs(doc)
+    return on_synthetic_inputs(doc, parsed.input.range)

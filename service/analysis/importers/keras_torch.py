@@ -946,11 +946,12 @@ def reinitialise(net: KerasNet) -> None:
 def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, stored: dict[str, list[np.ndarray]] | None,
                       seeds: int, batch_size: int, device: str | None, verify: bool | None,
                       settings: Any, progress: Any, optimizer: dict[str, Any] | None,
-                      output_losses: Any = None) -> Any:
+                      output_losses: Any = None, input_range: tuple[float, float] | None = None) -> Any:
     """The check of a Keras graph: the file's weights (``stored``) or each seed's draw of the
     config's initialisers, through the graph simulation and the spec check's rules.
     ``output_losses``: a model of several outputs' compiled loss for each (a list in their order,
-    or a dict by output name; :attr:`.keras.KerasTraining.output_losses`)."""
+    or a dict by output name; :attr:`.keras.KerasTraining.output_losses`). ``input_range``: the float
+    inputs drawn uniform in it (``--input-range``); token ids keep their draw below the vocabulary."""
     from gradhealth.analysis.graph import GraphRun, InputSpec
     from gradhealth.analysis.module_check import diagnose, on_synthetic_inputs, optimizer_spec
     from gradhealth.devices import require_cuda_if_asked
@@ -1014,8 +1015,8 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     def names(copy: nn.Module) -> dict[nn.Module, tuple[str, str]]:
         return cast(KerasNet, copy).module_names()
 
-    inputs = [InputSpec((batch_size, *shape), torch.int64, vocab) if vocab else InputSpec((batch_size, *shape))
-              for _, shape, vocab in graph.inputs]
+    inputs = [InputSpec((batch_size, *shape), torch.int64, vocab) if vocab
+              else InputSpec((batch_size, *shape), uniform=input_range) for _, shape, vocab in graph.inputs]
     several = len(outputs) > 1
     # (a loss the file compiled on logits over a softmax/sigmoid output: the folded output through
     # it twice, as Keras computes it; on probabilities, as Keras computes it where none was folded)
@@ -1036,7 +1037,7 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     doc.summary = (f"{doc.summary} [weights: as stored in the file]" if stored is not None
                    else f"{doc.summary} [weights: Keras' initialisers, drawn per seed]")
     if stored is not None:
-        on_synthetic_inputs(doc)
+        on_synthetic_inputs(doc, input_range)
     if graph.preprocessing:
         doc.summary += (f" [input preprocessing skipped: {', '.join(graph.preprocessing)}; the "
                         "synthetic inputs are already normalised]")

@@ -666,8 +666,8 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
             "loss_at": {"type": "string", "description": "an ONNX graph's tensor the loss is taken at (a graph "
                                                         "output or an internal value)"},
             "input_range": {"type": "string", "pattern": "^[^,]+,[^,]+$",
-                            "description": "LO,HI: an ONNX model's float inputs drawn uniform in it (0,1 for "
-                                           "pixels) instead of standard normal"}}}},
+                            "description": "LO,HI: an ONNX or Keras model's float inputs drawn uniform in it "
+                                           "(0,1 for pixels) instead of standard normal"}}}},
         "application/onnx": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
                **QUEUE_FULL,
@@ -695,7 +695,7 @@ async def submit_model(
     loss_at: Annotated[str | None, Query(
         max_length=1000, description="an ONNX graph's tensor the loss is taken at (an output or an internal value)")] = None,
     input_range: Annotated[str | None, Query(
-        max_length=100, description="LO,HI: an ONNX model's float inputs drawn uniform in it (0,1 for pixels)")] = None,
+        max_length=100, description="LO,HI: an ONNX or Keras model's float inputs drawn uniform in it (0,1 for pixels)")] = None,
     filename: Annotated[FileName | None, Query(max_length=255, description="the original file name")] = None,
     wait: Annotated[float, Query(ge=0, description="seconds to wait for the result (capped)")] = 0,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
@@ -750,11 +750,9 @@ async def submit_model(
                     optimizer=options["optimizer"] or compiled, limits=settings.limits)
                 if spec is not None:
                     make_plan(parse_spec(spec), settings.limits)
-                for key in ("loss_at", "input_range"):
-                    if options.get(key) is not None:  # refused, never dropped (the CLI's words)
-                        raise ApiError(422, "invalid_option", f"{key} applies to ONNX files; a Keras file's loss "
-                                       "is taken at its output layer and its inputs are drawn standard normal: "
-                                       "leave it out")
+                if options.get("loss_at") is not None:  # refused, never dropped (the CLI's words)
+                    raise ApiError(422, "invalid_option", "loss_at applies to ONNX files; a Keras file's loss "
+                                   "is taken at its output layer: leave it out")
                 return "keras"
             if options.get("target_range") is not None:  # refused, never dropped (the CLI's words)
                 raise ApiError(422, "invalid_option", "target_range applies to Keras files, whose single "
