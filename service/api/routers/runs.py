@@ -62,6 +62,13 @@ WriterHeader = Annotated[str | None, Header(alias="X-Gradhealth-Writer", min_len
                                                         "is no longer the run's writer get 409 run_taken_over")]
 
 
+#: The heartbeat's writer: required (a heartbeat says which process is alive), so the schema says so.
+RequiredWriterHeader = Annotated[str, Header(alias="X-Gradhealth-Writer", min_length=1, max_length=64,
+                                             pattern=r"^[A-Za-z0-9._:-]+$",
+                                             description="the id of the process writing the run (the recorder "
+                                                         "sends one): the process the heartbeat keeps the run for")]
+
+
 async def _one_writer(request: Request) -> None:
     """400 for a request naming its writer twice: which one would hold the run? (apisweep4 D10)
     A coroutine: a plain function dependency would wait for a thread of the pool, and batches
@@ -485,17 +492,12 @@ async def finish_run(run_id: str, request: Request, caller: CallerDep, settings:
              summary="Say the run's writer is alive between batches (keeps the writer lease)",
              responses={**NOT_FOUND,
                         409: {"model": Problem, "description": "another process is the run's writer now "
-                              "(run_taken_over), or the run is finished (run_finished)"},
-                        422: {"model": Problem, "description": "no X-Gradhealth-Writer header "
-                              "(heartbeat_needs_writer)"}})
-def run_heartbeat(run_id: str, session: SessionDep, caller: CallerDep, writer: WriterHeader = None) -> Response:
+                              "(run_taken_over), or the run is finished (run_finished)"}})
+def run_heartbeat(run_id: str, session: SessionDep, caller: CallerDep, writer: RequiredWriterHeader) -> Response:
     """The recorder sends this when it has sent nothing for a while (a training step slower than
     ``GRADHEALTH_RUN_WRITER_LEASE_S``): the lease counts from the later of the run's last batch and
     its writer's last heartbeat, so a slow process is not taken for a dead one. Stores no point and
     leaves ``updated_at`` (the last point) and ``stale`` as they are."""
-    if writer is None:
-        raise ApiError(422, "heartbeat_needs_writer", "a heartbeat keeps the run for the process named by the "
-                       "X-Gradhealth-Writer header; send that header")
     said = store.heartbeat(session, run_id, caller.name, writer)
     if said == "not_found":
         raise ApiError(404, "run_not_found", f"no run {run_id}")
