@@ -154,3 +154,14 @@ def test_migration_0008_adds_the_heartbeat_column_to_existing_runs(tmp_path):
         assert "writer_seen_at" not in columns and "writer" in columns
     finally:
         engine.dispose()
+
+
+def test_a_heartbeat_without_its_header_is_a_422_even_past_the_rate_limit(tmp_path):
+    # schemathesis: a request that can never succeed is refused as such, not told to come back (429)
+    with running_app(settings_for(tmp_path, workers=0, rate_limit_per_minute=2)) as api:
+        run = api.post("/v1/runs", json={"name": "limited"}, headers=A).json()["id"]
+        while api.get("/v1/runs").status_code != 429:
+            pass
+        refused = api.post(f"/v1/runs/{run}/heartbeat")
+        assert refused.status_code == 422 and "x-gradhealth-writer" in refused.text.lower()
+        assert api.post(f"/v1/runs/{run}/heartbeat", headers=A).status_code == 429   # a valid one waits its turn

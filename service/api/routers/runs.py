@@ -80,6 +80,15 @@ async def _one_writer(request: Request) -> None:
 OneWriter = [Depends(_one_writer)]
 
 
+async def _writer_named(request: Request) -> None:
+    """The heartbeat's missing writer header refused before the caller's rate limit is taken (a
+    route's dependencies run before its parameters are validated): the 422 of a request that cannot
+    succeed, not a 429 that says to send it again."""
+    if not request.headers.get("x-gradhealth-writer"):
+        raise RequestValidationError([{"type": "missing", "loc": ("header", "X-Gradhealth-Writer"),
+                                       "msg": "Field required", "input": None}])
+
+
 class RunCreate(BaseModel):
     name: str = Field(min_length=1, max_length=255, pattern=NAME_PATTERN,
                       description="the run's name; a second create with the name of your active run returns it "
@@ -488,7 +497,7 @@ async def finish_run(run_id: str, request: Request, caller: CallerDep, settings:
     return done
 
 
-@router.post("/{run_id}/heartbeat", status_code=204, dependencies=OneWriter,
+@router.post("/{run_id}/heartbeat", status_code=204, dependencies=[Depends(_writer_named), *OneWriter],
              summary="Say the run's writer is alive between batches (keeps the writer lease)",
              responses={**NOT_FOUND,
                         409: {"model": Problem, "description": "another process is the run's writer now "
