@@ -181,6 +181,19 @@ _ALIGNED_SCORE = 0.28
 _INT_DIGITS = re.compile(r"value has (\d+) digits")
 
 
+def read_json_array(path: Path, limits: ReadLimits, of: str) -> list[Any]:
+    """The JSON array a whole file holds (of records, of numbers: ``of`` names them in the refusal);
+    :class:`LogError` saying why (:func:`_not_json`) when it is not JSON or not an array."""
+    text = read_text(path, limits)
+    try:
+        data = loads(text)
+    except ValueError as e:
+        raise LogError(f"{path.name}: {_not_json(e, text, 'not valid JSON')}") from None
+    if not isinstance(data, list):
+        raise LogError(f"{path.name}: expected a JSON array of {of}, got {type(data).__name__}")
+    return data
+
+
 def _not_json(e: ValueError, text: str, what: str = "not JSON") -> str:
     """Why ``text`` could not be decoded, in words: an integer literal longer than Python converts
     (``sys.get_int_max_str_digits()``, 4,300 digits by default) as "an integer of N digits", as the
@@ -423,15 +436,8 @@ class NativeReader:
 
     def _read_json_array(self, path: Path, limits: ReadLimits) -> RunLog:
         """One JSON array of records (Chainer's ``LogReport`` writes ``result/log`` so)."""
-        text = read_text(path, limits)
-        try:
-            data = loads(text)
-        except ValueError as e:
-            raise LogError(f"{path.name}: {_not_json(e, text, 'not valid JSON')}") from None
-        if not isinstance(data, list):
-            raise LogError(f"{path.name}: expected a JSON array of records, got {type(data).__name__}")
         records = _Records(path.name, limits)
-        for i, obj in enumerate(data):
+        for i, obj in enumerate(read_json_array(path, limits, "records")):
             try:
                 records.add(obj, f"record {i}")
             except BadRow as e:

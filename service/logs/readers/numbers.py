@@ -26,8 +26,9 @@ import re
 from pathlib import Path
 
 from gradhealth.errors import LogError
+from gradhealth.logs.readers.native import read_json_array
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.textio import Lines, Points, first_lines, loads, open_log, read_text
+from gradhealth.logs.readers.textio import Lines, Points, first_lines, number, open_log
 from gradhealth.logs.series import LogWarning, RunLog, parse_number
 
 #: A number as a logging loop or numpy writes it, the non-finite spellings included.
@@ -142,25 +143,11 @@ class NumbersReader:
 
     @staticmethod
     def _read_array(path: Path, limits: ReadLimits, name: str, points: Points) -> str:
-        text = read_text(path, limits)
-        try:
-            data = loads(text)
-        except ValueError as e:
-            raise LogError(f"{path.name}: not valid JSON ({e})") from None
-        if not isinstance(data, list):
-            raise LogError(f"{path.name}: expected a JSON array of numbers, got {type(data).__name__}")
-        for i, v in enumerate(data):
-            if v is None:
-                value = math.nan
-            elif isinstance(v, str):
-                try:
-                    value = parse_number(v)
-                except ValueError:
-                    raise LogError(f"{path.name} record {i}: {v[:40]!r} is not a number") from None
-            elif isinstance(v, (int, float)) and not isinstance(v, bool):
-                value = float(v)
-            else:
-                raise LogError(f"{path.name} record {i}: expected a number, got {type(v).__name__}")
+        for i, v in enumerate(read_json_array(path, limits, "numbers")):
+            value = math.nan if v is None else number(v)   # (null: json.dump's None)
+            if value is None:
+                raise LogError(f"{path.name} record {i}: " + (f"{v[:40]!r} is not a number" if isinstance(v, str)
+                                                              else f"expected a number, got {type(v).__name__}"))
             points.add(name, i, value)
         return "one per element of the array, stepped by its index"
 

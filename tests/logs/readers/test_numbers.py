@@ -124,3 +124,15 @@ def test_a_console_named_loss_stays_the_text_readers(tmp_path: Path) -> None:
     path = tmp_path / "loss.txt"
     path.write_text("".join(f"step {i} loss {2.3 - i * 0.01:.3f}\n" for i in range(50)))
     assert detect(path).name == "text"
+
+
+def test_a_json_array_too_big_for_a_float_or_not_json_is_said_not_raised(tmp_path: Path) -> None:
+    # an integer of 400 digits is past a float (float() raised OverflowError); it reads as inf, as
+    # in every JSON reader here, and a broken array is refused with the decoder's place
+    big = tmp_path / "loss.json"
+    big.write_text("[2.3, 2.1, " + "9" * 400 + "]")
+    assert math.isinf(read_log(big).series[0].values[-1])
+    broken = tmp_path / "losses.json"
+    broken.write_text("[2.3, 2.1, 1.9,")
+    with pytest.raises(LogError, match="not valid JSON"):
+        read_log(broken)
