@@ -40,7 +40,7 @@ MAX_RATE_WAIT_S = 30.0
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """A 429's ``Retry-After`` in seconds (a number of seconds, or an HTTP date), else None."""
+    """A response's ``Retry-After`` in seconds (a number of seconds, or an HTTP date), else None."""
     raw = response.headers.get("Retry-After", "").strip()
     if not raw:
         return None

@@ -1305,6 +1305,9 @@ class HttpSink:
                  on_refused: str = "warn", heartbeat: float = 20.0) -> None:
         import httpx  # only live mode needs it
 
+        from gradhealth.client import retry_after  # seconds or an HTTP date, as the client reads it
+
+        self._retry_after = retry_after
         self.on_refused = _check_on_refused(on_refused)
 
         buffer = _check_int("buffer", buffer, 1)
@@ -1678,8 +1681,7 @@ class HttpSink:
                 if _in_use(response.status_code, response.text):  # say who holds the run
                     with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
                         why = f"409: {response.json()['detail']}"
-                with contextlib.suppress(ValueError):
-                    retry_after = float(response.headers.get("Retry-After", "0"))
+                retry_after = self._retry_after(response) or 0.0
             self.retries += 1
             if self._failing_since is None:
                 # Once an outage, not once a retry (newuser4 P16: silent until close before).

@@ -12,6 +12,8 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -165,8 +167,9 @@ class _Server:
     (status, body) popped per request; when it is empty, 201/200 JSON as the service does)."""
 
     def __init__(self) -> None:
-        self.plan: list[tuple[int, bytes, str]] = []
+        self.plan: list[tuple[int, bytes, str] | tuple[int, bytes, str, dict[str, str]]] = []
         self.requests: list[str] = []
+        self.times: list[float] = []
         self.points = 0
         server = self
 
@@ -179,8 +182,11 @@ class _Server:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 server.requests.append(self.path)
+                server.times.append(time.monotonic())
+                headers: dict[str, str] = {}
                 if server.plan:
-                    status, data, kind = server.plan.pop(0)
+                    status, data, kind, *more = server.plan.pop(0)
+                    headers = more[0] if more else {}
                 elif self.path == "/v1/runs":
                     status, data, kind = 201, b'{"id": "r1"}', "application/json"
                 else:
@@ -190,6 +196,8 @@ class _Server:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -249,3 +257,20 @@ def test_any_5xx_is_retried_as_the_readme_says(server: _Server, tmp_path: Path) 
     assert rec.live.retries == 2 and rec.live.sent == 3 and rec.live.finished
     assert server.points == 3 * (3 + 4)
 
+
+
+def test_a_retry_after_given_as_an_http_date_is_waited(server: _Server, tmp_path: Path) -> None:
+    # RFC 9110 allows Retry-After as a date (proxies and load balancers send one); the recorder
+    # read seconds only and retried a 503 after its own 10 ms backoff instead.
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
+    server.plan = [(503, b"", "text/plain", {"Retry-After": when})]
+    sink = HttpSink(server.url, "dated", close_timeout=10, backoff=(0.01, 30.0),
+                    spill=tmp_path / "unsent.jsonl")
+    sink.write([Record(0, 0, 0.0, 1.0, None, ("w",), (0.5,))])
+    deadline = time.monotonic() + 8
+    while len(server.times) < 3 and time.monotonic() < deadline:  # 503, then the run, then points
+        time.sleep(0.05)
+    sink.close()
+    assert server.requests[:2] == ["/v1/runs", "/v1/runs"]
+    # The date has whole seconds: 3 s ahead is waited as 2-3 s.
+    assert server.times[1] - server.times[0] >= 1.5
