@@ -112,6 +112,23 @@ def test_an_architecture_job_is_located_in_its_spec_as_json(api):
     assert lines[region["startLine"] - 1].strip() == "{"
 
 
+@pytest.mark.parametrize("source", ["models/encoder.yaml", "models/encoder.yml", "spec"])
+def test_an_architecture_job_named_as_a_yaml_file_gets_no_lines(api, source):
+    # The lines are the stored spec's as JSON: in the caller's YAML they would point anywhere
+    # (newuser6 10: lines 14-23 of a 7-line file), so the findings are placed on the file.
+    job = api.post("/v1/checks/architecture", json=VANISHING).json()
+    finish_as_worker(api, job["id"], lambda spec: check_architecture(spec, verify=False))
+    sarif = api.get(f"/v1/jobs/{job['id']}/report", params={"format": "sarif", "source": source}).json()
+    results = sarif["runs"][0]["results"]
+    assert any(r["ruleId"] == "vanishing_gradient" for r in results)
+    for r in results:
+        location = r["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"] == source
+        assert "region" not in location
+    github = api.get(f"/v1/jobs/{job['id']}/report", params={"format": "github", "source": source}).text
+    assert f"file={source}" in github and "line=" not in github
+
+
 def test_openapi_declares_the_report_media_types(api):
     op = api.get("/openapi.json").json()["paths"]["/v1/jobs/{job_id}/report"]["get"]
     content = op["responses"]["200"]["content"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
@@ -107,7 +107,10 @@ def _context(kind: str, request: Any, source: str | None) -> ReportContext:
         path = Path(str(request.get("path", "")))
         return ReportContext(source=source or request.get("filename"),
                              path=path if path.is_file() else None, kind="logs")
-    return ReportContext(source=source, text=spec_text(request))
+    # The stored spec's JSON lines are not those of a file the caller names in another language
+    # (newuser6 10: line 14 of a 7-line YAML file): its findings are then placed on the file only.
+    in_json = source is None or PurePosixPath(source).suffix.lower() == ".json"
+    return ReportContext(source=source, text=spec_text(request) if in_json else None)
 
 
 @router.get(
@@ -115,7 +118,8 @@ def _context(kind: str, request: Any, source: str | None) -> ReportContext:
     summary="A finished job's diagnosis as SARIF, JUnit, Markdown, HTML, text or JSON",
     description="Chosen by ?format= (" + ", ".join(FORMATS) + ") or the Accept header. Log jobs "
                 "point at lines of the uploaded file; architecture jobs at lines of the stored spec "
-                "re-serialised as JSON (indent 2, the job's key order): for lines in your own YAML, "
+                "re-serialised as JSON (indent 2, the job's key order), so a ?source= that is not a "
+                ".json file gets findings on the file without lines: for lines in your own YAML, "
                 "use `gradhealth check --server` which renders on your side.",
     response_class=Response,
     responses={
