@@ -2438,13 +2438,22 @@ class OutputLossMismatch(ArchitectureRule):
                 "activation: the loss's own softmax or sigmoid makes the probabilities.",
                 evidence, [relu])
         if relu is not None:
+            given = target_range(result)
             evidence.update(metric="clipped_output_fraction", from_logits=None, output_activation="relu",
                             clipped_by_seed=[round(1.0 - float(x), 6) for x in relu.values["active_fraction"]],
-                            unreachable_target_fraction=unreachable_target_fraction("relu"),
+                            unreachable_target_fraction=unreachable_target_fraction("relu", given),
                             silent_by_seed=[])
+            if given is not None:
+                evidence["targets"] = f"in [{given[0]:g}, {given[1]:g}]"
+            # With the targets' range known, what is out of reach is that range's part below 0, if any
+            # (kerassweep15 u03: "no target below 0" read wrong beside --target-range 0,1).
+            reach = ("no target below 0 can be reached" if given is None else
+                     f"the targets lie in [{given[0]:g}, {given[1]:g}] (loss.target_range), "
+                     + ("all in reach" if given[0] >= 0.0 else
+                        f"{unreachable_target_fraction('relu', given):.0%} of that range below 0 out of reach"))
             return Detection(
                 self.code, severity, "clipped_output_fraction", value,
-                f"{last.name}'s outputs go through a ReLU under {loss}: no target below 0 can be reached, and "
+                f"{last.name}'s outputs go through a ReLU under {loss}: {reach}, and "
                 f"every output clipped at 0 gets no gradient ({value:.0%} of them at initialisation)",
                 "A regression loss needs outputs free to move both ways. A ReLU on the output passes no "
                 "gradient for every output it clips to 0, so those samples teach nothing; if the output "

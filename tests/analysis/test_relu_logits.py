@@ -79,3 +79,21 @@ def test_a_regression_relu_output_keeps_its_own_wording(loss: str) -> None:
     doc = check_architecture(_spec("relu", loss=loss, out=1))
     f = _finding(doc, "output_loss_mismatch")
     assert f is not None and "no target below 0 can be reached" in f.summary
+
+
+@pytest.mark.parametrize(("target_range", "words", "unreachable"), [
+    ([0.0, 1.0], "the targets lie in [0, 1] (loss.target_range), all in reach", 0.0),
+    ([-1.0, 3.0], "25% of that range below 0 out of reach", 0.25),  # (0 - -1) / (3 - -1)
+])
+def test_a_regression_relu_output_with_a_known_target_range_says_what_is_in_reach(
+        target_range: list[float], words: str, unreachable: float) -> None:
+    # kerassweep15 u03: with --target-range 0,1 the summary still said "no target below 0 can be
+    # reached", true but beside the point; the clipped outputs' lost gradient is still the finding.
+    spec = _spec("relu", loss="mse", out=1)
+    spec["loss"]["target_range"] = target_range
+    f = _finding(check_architecture(spec), "output_loss_mismatch")
+    assert f is not None and f.severity in ("warning", "error")
+    assert words in f.summary and "no target below 0" not in f.summary
+    assert "every output clipped at 0 gets no gradient" in f.summary
+    assert f.evidence.model_extra["unreachable_target_fraction"] == pytest.approx(unreachable)
+    assert f.evidence.model_extra["targets"] == f"in [{target_range[0]:g}, {target_range[1]:g}]"
