@@ -2220,7 +2220,8 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
 
     def translated(batch: int) -> tuple[dict[str, Any] | None, Origins | None, Any]:
         spec, origins, graph = translate_or_graph(config, given_loss, seeds=seeds or 3, batch_size=batch,
-                                                  stored=stored, optimizer=optimizer, limits=settings.limits)
+                                                  stored=stored, optimizer=optimizer, limits=settings.limits,
+                                                  input_range=input_range)
         if spec is not None and input_range is not None and "shape" in spec["input"]:
             spec["input"]["range"] = list(input_range)  # token ids (an Embedding's input) keep their draw
         return spec, origins, graph
@@ -2397,6 +2398,7 @@ def _batch_within_budget(spec: dict[str, Any] | None, graph: Any, limits: Any) -
 def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None = None, *, seeds: int = 3,
                        batch_size: int = 64, stored: Weights | None = None,
                        optimizer: dict[str, Any] | None = None, limits: Any = None,
+                       input_range: tuple[float, float] | None = None,
                        ) -> tuple[dict[str, Any] | None, Origins | None, Any]:
     """How a Keras model is checked: ``(spec, origins, None)`` where the spec language expresses
     it (a chain with identity-skip residual blocks: the spec check, remedies as spec patches), else
@@ -2407,7 +2409,11 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
 
     A translated spec is validated and planned here (over ``limits``, the defaults when None): a
     refusal (:class:`SpecError`, :class:`LimitExceeded`) points into the Keras file and names its
-    layer (:func:`.keras_pointers.relocated`), not into the spec the importer made of it."""
+    layer (:func:`.keras_pointers.relocated`), not into the spec the importer made of it.
+
+    ``input_range``: the raw inputs' range (``--input-range``): the graph keeps the input's own
+    preprocessing (Rescaling, Normalization) and applies it to them, where without it the
+    simulated inputs stand for the data already normalised and it is skipped."""
     from gradhealth.analysis.importers.keras_graph import plan_keras_graph
     from gradhealth.analysis.plan import make_plan
     from gradhealth.analysis.spec import parse_spec
@@ -2420,7 +2426,8 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
                                    optimizer=optimizer, base=base)
     except ModelError as spec_error:
         try:
-            return None, None, plan_keras_graph(config, batch_size=batch_size, limits=limits, stored=stored)
+            return None, None, plan_keras_graph(config, batch_size=batch_size, limits=limits, stored=stored,
+                                              input_range=input_range)
         except ModelError as graph_error:
             # the supported classes once: the graph door's (the spec door's are a subset of them, so
             # a class the graph door refuses is refused as a spec too)

@@ -99,6 +99,12 @@ class KerasGraph:
     #: the input's preprocessing kept in the simulation, its statistics describing no data:
     #: (name, why, the largest factor it scales its input by; nan: statistics not finite)
     degenerate_preprocessing: list[tuple[str, str, float]] = field(default_factory=list)
+    #: the input's preprocessing kept and applied to the raw inputs of the range given
+    #: (``--input-range``: it describes the data the model is fed, before its own preprocessing)
+    applied_preprocessing: list[str] = field(default_factory=list)
+    #: a kept Normalization with no statistics to apply (never adapted), simulated as adapted to
+    #: the range's inputs instead: (name, why, the mean and variance it was given)
+    adapted_preprocessing: list[tuple[str, str, float, float]] = field(default_factory=list)
     #: Lambda layers simulated by a parameter-free stand-in (their code never run): (name, the
     #: stand-in: ``identity`` or ``sum``, the layers it reads) (:func:`lambda_stand_in`)
     stand_ins: list[tuple[str, str, list[str]]] = field(default_factory=list)
@@ -1334,8 +1340,9 @@ def degenerate_statistics(node: Node, stored: Mapping[str, Sequence[Any]] | None
 
 
 def _skip_preprocessing(nodes: list[Node], input_name: str,
-                        stored: Mapping[str, Sequence[Any]] | None = None
-                        ) -> tuple[list[str], list[tuple[str, str, float]]]:
+                        stored: Mapping[str, Sequence[Any]] | None = None,
+                        input_range: tuple[float, float] | None = None,
+                        ) -> tuple[list[str], list[tuple[str, str, float]], list[tuple[str, str, float, float]]]:
     """Mark the chain of preprocessing layers that reads the model's input as skipped, and name it;
     with the layer kept because its statistics are degenerate: (name, why, the scale it applies).
 
@@ -1344,20 +1351,93 @@ def _skip_preprocessing(nodes: list[Node], input_name: str,
     ``Rescaling(1/255)`` and ``Normalization``) would scale those inputs a second time, and every
     figure after it would describe inputs 255 times too small, not the network. A Normalization
     whose statistics describe no data (:func:`degenerate_statistics`: a variance of 0 multiplies
-    by 1e7) normalises nothing: it is kept, with its statistics, and the chain stops there."""
+    by 1e7) normalises nothing: it is kept, with its statistics, and the chain stops there.
+
+    With ``input_range`` the inputs are the raw data (uniform in it), not normalised ones: the
+    chain is kept, each layer applied as Keras computes it, and named as applied. A Normalization
+    with no statistics to apply (:func:`_known_statistics`) is given those Keras' ``adapt()``
+    would compute on the range's inputs as they reach it, and named with them (the third list)."""
+    import numpy as np
+
     skipped: list[str] = []
+    adapted: list[tuple[str, str, float, float]] = []
     current = input_name
+    # the mean and variance of each element of the range's inputs, as they reach the next layer
+    mean: Any = 0.0 if input_range is None else (input_range[0] + input_range[1]) / 2
+    var: Any = 0.0 if input_range is None else (input_range[1] - input_range[0]) ** 2 / 12
     while True:
         readers = [n for n in nodes if current in n.inputs]
         if len(readers) != 1 or readers[0].cls not in PREPROCESSING or readers[0].inputs != [current]:
-            return skipped, []
-        why = degenerate_statistics(readers[0], stored)
+            return skipped, [], adapted
+        node = readers[0]
+        why = degenerate_statistics(node, stored)
         if why is not None:
-            return skipped, [(readers[0].name, *why)]
-        readers[0].weights = []
-        readers[0].cfg = {**readers[0].cfg, "_skipped": True}
-        skipped.append(readers[0].name)
-        current = readers[0].name
+            return skipped, [(node.name, *why)], adapted
+        if input_range is None:
+            node.weights = []
+            node.cfg = {**node.cfg, "_skipped": True}
+        elif node.cls == "Rescaling":
+            scale = np.asarray(node.cfg.get("scale", 1.0), dtype=np.float64)
+            mean, var = mean * scale + np.asarray(node.cfg.get("offset", 0.0), dtype=np.float64), var * scale ** 2
+        else:
+            shape = _statistics_shape(node)
+            known = _known_statistics(node, stored)
+            if known is None:  # what adapt() computes on the inputs reaching it, over its axes
+                x = node.in_shapes[0]
+                over = tuple(k for k, v in enumerate(shape) if v == 1 and x[k] != 1)
+                full_mean, full_var = np.broadcast_to(mean, x), np.broadcast_to(var, x)
+                mu = full_mean.mean(axis=over, keepdims=True)
+                sigma2 = np.maximum((full_var + full_mean ** 2).mean(axis=over, keepdims=True) - mu ** 2, 0.0)
+                size = dict(node.weights)["mean"]
+                node.cfg = {**node.cfg, "mean": mu.reshape(size).tolist(), "variance": sigma2.reshape(size).tolist(),
+                            "_adapted_to_range": True}
+                adapted.append((node.name, _unknown_why(node, stored), float(mu.mean()), float(sigma2.mean())))
+            else:
+                mu, sigma2 = (np.asarray(a, dtype=np.float64).reshape(shape) for a in known)
+            std = np.maximum(np.sqrt(np.maximum(sigma2, 0.0)), NORMALIZATION_EPSILON)
+            mean, var = (mean - mu) / std, var / std ** 2
+        skipped.append(node.name)
+        current = node.name
+
+
+def _statistics_shape(node: Node) -> tuple[int, ...]:
+    """A Normalization's statistics (its axes only) as a shape that broadcasts against its input."""
+    x = node.in_shapes[0]
+    axis = node.cfg.get("axis", -1)
+    keep = {_axis(a, len(x)) for a in ([axis] if isinstance(axis, int) else list(axis or []))}
+    return tuple(v if k in keep else 1 for k, v in enumerate(x))
+
+
+def _known_statistics(node: Node, stored: Mapping[str, Sequence[Any]] | None) -> tuple[Any, Any] | None:
+    """A Normalization's mean and variance, as its statistics' shape, from the file's variables
+    (as :func:`.keras_torch.load_stored` reads them) or the config's; None where it has none to
+    apply: no statistics anywhere, Keras 2's ``count`` of 0, or Keras 3's initial mean 0 and
+    variance 1 exactly (what ``build()`` makes before ``adapt()``: no data has them)."""
+    import numpy as np
+
+    size = dict(node.weights)["mean"]
+    arrays = list((stored or {}).get(node.name) or [])
+    if len(arrays) >= 2:
+        mean, var = (np.asarray(a, dtype=np.float64) for a in arrays[:2])
+        if len(arrays) >= 3 and np.asarray(arrays[2]).size == 1 and float(np.asarray(arrays[2])) == 0:
+            return None
+        if mean.size and var.size and np.all(mean == 0) and np.all(var == 1):
+            return None
+        return mean.reshape(size), var.reshape(size)
+    if node.cfg.get("variance") is None or node.cfg.get("mean") is None:
+        return None
+    return (np.broadcast_to(np.asarray(node.cfg["mean"], dtype=np.float64), size),
+            np.broadcast_to(np.asarray(node.cfg["variance"], dtype=np.float64), size))
+
+
+def _unknown_why(node: Node, stored: Mapping[str, Sequence[Any]] | None) -> str:
+    """Why :func:`_known_statistics` found none to apply, in words."""
+    arrays = list((stored or {}).get(node.name) or [])
+    if len(arrays) >= 3:
+        return "a count of 0: never adapted"
+    if len(arrays) >= 2:
+        return "Keras' initial mean 0 and variance 1: never adapted"
+    return "no mean or variance in the config" + (" or the file" if stored is not None else "")
 
 
 def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tuple[str, str]] = (),
@@ -1377,7 +1457,8 @@ def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tu
 
 def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: Any = None,
                      keep_preprocessing: bool = False,
-                     stored: Mapping[str, Sequence[Any]] | None = None) -> KerasGraph:
+                     stored: Mapping[str, Sequence[Any]] | None = None,
+                     input_range: tuple[float, float] | None = None) -> KerasGraph:
     """Read ``config`` (a Keras model config) as a graph, infer every shape and weight, and check
     it against ``limits`` (parameters, activation memory) before anything is allocated.
 
@@ -1385,7 +1466,8 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     :class:`InputFormatError` for sizes that are not positive integers (:func:`check_config_sizes`),
     and :class:`LimitExceeded` over the limits. The input's own preprocessing is skipped unless
     ``keep_preprocessing`` (:func:`_skip_preprocessing` says why), or where its statistics
-    (``stored``: the file's weights, where they will be used) are degenerate."""
+    (``stored``: the file's weights, where they will be used) are degenerate. With ``input_range``
+    (the raw inputs' range, ``--input-range``) it is kept and applied to them instead."""
     from gradhealth.analysis.importers.keras import _input_shape, keras3_names
     from gradhealth.settings import Limits
 
@@ -1481,14 +1563,19 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     if problems:
         raise ModelError("cannot check the Keras model: " + "; ".join(problems))
     skipped: list[str] = []
+    applied: list[str] = []
     kept: list[tuple[str, str, float]] = []
-    for name in [] if keep_preprocessing else input_names:
-        names, degenerate = _skip_preprocessing(nodes, name, stored)
-        skipped += names
+    adapted: list[tuple[str, str, float, float]] = []
+    for name, _, vocab in [] if keep_preprocessing else inputs:
+        given = None if vocab else input_range  # token ids keep their draw
+        names, degenerate, fitted = _skip_preprocessing(nodes, name, stored, given)
+        (skipped if given is None else applied).extend(names)
         kept += degenerate
+        adapted += fitted
     graph = KerasGraph(str(config["config"].get("name") or "keras_model"), nodes, input_names[0],
                        output_names[0], inputs[0][1], inputs[0][2], skipped, inputs=inputs,
-                       output_names=output_names, degenerate_preprocessing=kept, stand_ins=stand_ins)
+                       output_names=output_names, degenerate_preprocessing=kept, stand_ins=stand_ins,
+                       applied_preprocessing=applied, adapted_preprocessing=adapted)
     graph.parameters = sum(math.prod(s) for n in nodes for role, s in n.weights if role != "count")
     # float64 activations and their gradients, one copy each per node (as the ONNX door counts),
     # an unrolled recurrent layer's gates and states at every step (as the spec's plan counts), and

@@ -918,8 +918,10 @@ def load_stored(net: KerasNet, stored: dict[str, list[np.ndarray]]) -> None:
         if not node.weights:
             continue
         arrays = list(stored.get(node.name) or [])
-        if node.cls == "Normalization" and len(arrays) < 2:
-            arrays = _drawn(node)  # given as config constants, not variables
+        if node.cls == "Normalization" and (len(arrays) < 2 or node.cfg.get("_adapted_to_range")):
+            # given as config constants, not variables; or never adapted, and given the statistics
+            # of the range's inputs (keras_graph._skip_preprocessing)
+            arrays = _drawn(node)
         if node.cls == "Normalization" and len(arrays) == 2:
             arrays.append(np.zeros(()))
         want = [s for _, s in node.weights]
@@ -1041,6 +1043,13 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
     if graph.preprocessing:
         doc.summary += (f" [input preprocessing skipped: {', '.join(graph.preprocessing)}; the "
                         "synthetic inputs are already normalised]")
+    if graph.applied_preprocessing and input_range is not None:
+        doc.summary += (f" [input preprocessing applied to the raw inputs in [{input_range[0]:g}, "
+                        f"{input_range[1]:g}]: {', '.join(graph.applied_preprocessing)}]")
+    if graph.adapted_preprocessing:
+        doc.summary += (" [input preprocessing with no statistics to apply, simulated as adapted to the "
+                        "range's inputs: " + ", ".join(f"{name} ({why}; given mean {mean:.4g}, variance {var:.4g})"
+                                                       for name, why, mean, var in graph.adapted_preprocessing) + "]")
     if graph.degenerate_preprocessing:
         doc.summary += (" [input preprocessing simulated with its statistics, which describe no data: "
                         + ", ".join(f"{name} ({why})" for name, why, _ in graph.degenerate_preprocessing) + "]")

@@ -692,6 +692,25 @@ class PRelu(Op):
             self.weight.fill_(0.25)  # nn.PReLU's default
 
 
+def _softmax_fn(n: Node, fn: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Softmax / LogSoftmax as the file's opset defines them (``_opset``, set on import): from 13,
+    over the one ``axis`` (default -1); before 13, over the input coerced to 2-D
+    [prod(shape[:axis]), prod(shape[axis:])], all the trailing dimensions together (default axis 1),
+    and reshaped back. The two agree where ``axis`` is the last dimension."""
+    if n.attrs.get("_opset", 13) >= 13:
+        axis = int(n.attrs.get("axis", -1))
+        return lambda x: fn(x, axis)
+    axis = int(n.attrs.get("axis", 1))
+
+    def coerced(x: torch.Tensor) -> torch.Tensor:
+        k = axis + x.dim() if axis < 0 else axis
+        if not 0 <= k <= x.dim():
+            raise ValueError(f"axis {axis} is out of range for an input of rank {x.dim()}")
+        rows = math.prod(x.shape[:k])
+        return fn(x.reshape(rows, math.prod(x.shape[k:])), 1).reshape(x.shape)
+    return coerced
+
+
 class Fn(Op):
     """A parameter-free node computed by ``fn(inputs...)``."""
 
@@ -1476,8 +1495,8 @@ OPS: dict[str, Callable[[Node, Ctx], Op]] = {
     # cross-entropy is then taken of the logits it was given, not of its probabilities, whose
     # winner rounds to exactly 1 and losers under the smallest float on large logits, which left
     # no sample a gradient ("no gradient reaches FC6", weights x8: onnxsweep13)
-    "Softmax": lambda n, c: Fn(lambda x: F.softmax(x, n.attrs.get("axis", -1)), Role("other", "softmax")),
-    "LogSoftmax": lambda n, c: Fn(lambda x: F.log_softmax(x, n.attrs.get("axis", -1))),
+    "Softmax": lambda n, c: Fn(_softmax_fn(n, F.softmax), Role("other", "softmax")),
+    "LogSoftmax": lambda n, c: Fn(_softmax_fn(n, F.log_softmax)),
     "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _mul, "Div": _binary(_div),
     "Pow": _binary(torch.pow), "Sqrt": _binary(torch.sqrt), "Neg": _binary(torch.neg),
     "Exp": _binary(torch.exp), "Log": _binary(torch.log), "Abs": _binary(torch.abs),
@@ -2247,8 +2266,12 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # bfloat16/float8 as float32 here, once: every builder then reads a float weight as such
     static: dict[str, np.ndarray] = {t.name: _native(t.name, numpy_helper.to_array(t)) for t in graph.initializer}
     nodes: list[Node] = []
+    # the default domain's opset: Softmax and LogSoftmax before 13 take the flattened trailing dims
+    opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     for k, n in enumerate(graph.node):
         attrs = _attrs(n)
+        if n.op_type in ("Softmax", "LogSoftmax") and n.domain in ("", "ai.onnx") and opset is not None:
+            attrs["_opset"] = opset
         node = Node(op_key(n), n.name, list(n.input), list(n.output), attrs, _scope(n), index=k)
         if _folded_norm(n):
             attrs["_folded_norm"] = True
