@@ -212,3 +212,12 @@ def test_the_live_mode_recorder_snippet_runs_against_a_served_process(
     # 200 steps logged every 10: 20 steps x (loss, grad_norm, lr and the 4 parameters' norms)
     assert out[-1] == "finished healthy 140"
     assert snippet.group(1).rstrip().endswith("# finished healthy 140")
+
+
+def test_the_custom_loss_snippet_runs_as_pasted(capsys: pytest.CaptureFixture[str]) -> None:
+    # modsweep31: a loss of the repository's own (a VAE's, an MDN's, PPO's) had no documented way in
+    start = README.index("A loss of your own")
+    snippet = re.search(r"```python\n(.*?)```", README[start:], re.DOTALL)
+    assert snippet is not None and 'loss="sum"' in snippet.group(1)
+    exec(compile(snippet.group(1), "README.md (custom loss)", "exec"), {})  # noqa: S102 - our own README
+    assert capsys.readouterr().out.startswith("healthy []")  # a standard VAE at torch's init
