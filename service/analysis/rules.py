@@ -582,7 +582,7 @@ def _through_saturating(result: SimulationResult) -> bool:
     There the factor each layer takes is the activation's slope (a sigmoid's at most 1/4), which
     falls further as units saturate in training, and an adaptive optimizer's running scale of the
     gradient (Adam's beta2 = 0.999: about a thousand steps of memory) lags behind it: the textbook
-    vanishing gradient, which four held-out sweeps' deep sigmoid stacks under Adam were labelled
+    vanishing gradient, which three held-out sweeps' deep sigmoid stacks under Adam were labelled
     (kerassweep16 u06, peersweep8 u01, modsweep30 u02), unlike a ReLU stack whose shrink is its
     weights' fixed scale (NeRF's)."""
     units = [u for u in depth_ratio(result)[1] if u.has_weights]
