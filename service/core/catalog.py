@@ -67,7 +67,9 @@ FINDINGS: dict[str, Entry] = {
         "(update-to-weight ratio ||delta W|| / ||W|| three decades or more below the healthy ~1e-3): the "
         "learning rate is too small for this network and optimizer, and training crawls. Measured on the "
         "first step from the spec's optimizer, or from a log's update_ratio series; in an RL run, a KL to the "
-        "reference policy that stays exactly 0 says no step changed the model at all."),
+        "reference policy that stays exactly 0 says no step changed the model at all, as does a loss printed in "
+        "full that repeats exactly (one validation value at evaluation after evaluation, the same batch losses "
+        "every epoch)."),
     "symmetric_weights": Entry(
         "Weights all equal",
         "Every weight of a layer starts at the same nonzero value (a constant or `ones` initialiser): each of its "
@@ -198,6 +200,12 @@ REMEDIES: dict[str, Entry] = {
                                  "A loss that has not moved since the start can mean steps too small to "
                                  "make progress; a larger learning rate is the cheapest thing to try "
                                  "before suspecting the data or the labels."),
+    "check_updates": Entry("Make the optimizer update the weights",
+                           "A model whose losses repeat exactly is not being changed by its steps: check that "
+                           "optimizer.step() runs on every batch (not skipped by a loss scaler, an accumulation "
+                           "counter or an exception), that the trained parameters require gradients and are in "
+                           "the optimizer's parameter groups, and that the learning-rate schedule has not "
+                           "decayed to 0."),
     "logits_loss": Entry("Give the loss logits",
                          "A cross-entropy on logits (from_logits=True, or PyTorch's CrossEntropyLoss on the raw "
                          "outputs) folds the softmax into the loss: stable, and every sample gets a gradient."),

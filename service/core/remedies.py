@@ -116,6 +116,14 @@ SNIPPETS: dict[str, str] = {
         _KEEP_OPTIMIZER + '    group["lr"] = {rate}\n'
         "# Keras: model.compile(optimizer=keras.optimizers.{optimizer}(learning_rate={rate}), ...)"
     ),
+    "check_updates": (
+        "frozen = [n for n, p in model.named_parameters() if not p.requires_grad]\n"
+        "stepped = set(id(p) for g in optimizer.param_groups for p in g[\"params\"])\n"
+        "missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in stepped]\n"
+        "print(\"frozen:\", frozen, \"not in the optimizer:\", missing,\n"
+        "      \"lr:\", [g[\"lr\"] for g in optimizer.param_groups])  # each epoch: is it 0?\n"
+        "# every batch: loss.backward(); optimizer.step(); optimizer.zero_grad(); then scheduler.step()"
+    ),
     "logits_loss": (
         "loss = nn.CrossEntropyLoss()(model(x), y)  # raw outputs in: no softmax before it\n"
         "# Keras: model.compile(loss=keras.losses.{keras_loss}(from_logits=True), ...)"
@@ -422,6 +430,13 @@ def positive_learning_rate(rate: float, optimizer: str = "Adam") -> Remedy:
     new = abs(rate) if rate < 0 else 0.001
     return make_remedy("positive_learning_rate", f"set the learning rate to {new:g} instead of {rate:g}: "
                        "descent needs a positive rate", rate=f"{new:g}", optimizer=optimizer)
+
+
+def check_updates(why: str) -> Remedy:
+    """Check that the optimizer steps the trained weights (``why``: what showed that it does not)."""
+    return make_remedy("check_updates", "make every step update the weights: optimizer.step() on each batch, "
+                       "the trained parameters requiring gradients and in the optimizer, a learning rate "
+                       f"above 0 ({why})")
 
 
 def raise_learning_rate(

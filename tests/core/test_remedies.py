@@ -144,6 +144,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "logits_loss": lambda: R.logits_loss("binary_cross_entropy", "out"),
         "output_activation": lambda: R.output_activation("out"),
         "positive_learning_rate": lambda: R.positive_learning_rate(-1e3, "Adam"),
+        "check_updates": lambda: R.check_updates("val_loss repeats exactly"),
         "zero_bias": lambda: R.zero_bias("x"),
         "normalise_inputs": lambda: R.normalise_inputs("x", 147.0),
         "stable_decay": lambda: R.stable_decay("x", vanishing=True),

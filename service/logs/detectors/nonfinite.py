@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 
+from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
@@ -87,6 +88,9 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
             "fp16 training's loss scaler skips a step whose gradients overflowed and lowers its scale; the "
             "Trainer logs that step's norm as NaN or Inf. Occasional skips are how the scaler works.",
             _where(hits), [])]
+    recovered = _evaluation_only(run, hits)
+    if recovered is not None:
+        return [recovered]
     step, first, _ = hits[0]
     layers = sorted({h[1].layer for h in hits if h[1].layer})
     kind = "NaN" if np.isnan(first.values[np.argmax(~np.isfinite(first.values))]) else "Inf"
@@ -291,6 +295,55 @@ _SKIP_FRACTION = 0.05
 #: ... or this many in all: the scaler starts at 2^16 and halves at each overflow, so a short run
 #: can log several skips while it finds its scale.
 _SKIPS_AT_START = 5
+
+
+#: The first word of an evaluated quantity's name (``val/box_loss``, ``eval_loss``, ``test-loss``)
+_EVALUATION_WORDS = frozenset({"val", "vali", "valid", "validation", "eval", "evaluation", "test", "dev"})
+
+
+def _evaluated(s: Series) -> bool:
+    """Whether ``s`` is computed in evaluation (no update follows from it): a validation loss, or a
+    series named for a validation, evaluation or test set."""
+    words = name_words(s.name)
+    return s.role == "val_loss" or bool(words and words[0].lower() in _EVALUATION_WORDS)
+
+
+def _evaluation_only(run: RunLog, hits: list[tuple[float, Series, int]]) -> Finding | None:
+    """A warning for NaN/Inf confined to evaluated series that later evaluations recovered from,
+    while the training loss is finite at every logged point (logsweep67 u05, a YOLOv5 run: val
+    box and objectness losses NaN at epoch 1 only, mAP@0.5 0.86 at the end). Evaluation does not
+    update the weights, so the NaN did not spread into them: the training went on; but that
+    evaluation's numbers are void (a best checkpoint chosen on them is not), and the model's
+    outputs overflowed or a metric divided by zero on it. None where any hit is a trained
+    quantity, the training loss is missing or not finite throughout, or an evaluated series ends
+    non-finite (then no later evaluation shows the weights sound)."""
+    loss = run.first("loss")
+    if loss is None or not len(loss) or not np.all(np.isfinite(loss.values)):
+        return None
+    if not all(_evaluated(s) for _, s, _ in hits):
+        return None
+    if not all(np.isfinite(s.values[-1]) for _, s, _ in hits):
+        return None
+    series = list(dict.fromkeys(h[1].name for h in hits))
+    bad_steps = sorted({float(x) for _, s, _ in hits for x in s.steps[~np.isfinite(s.values)]})
+    first = hits[0][1]
+    at = (first.where(bad_steps[0]) if len(bad_steps) == 1 else
+          f"{len(bad_steps)} evaluations, first at {first.where(bad_steps[0])}, last at {first.where(bad_steps[-1])}")
+    return finding(
+        "nonfinite", "warning",
+        f"NaN/Inf in evaluation only: {', '.join(series[:4])}{' ...' if len(series) > 4 else ''} at {at}, while "
+        f"{loss.name} is finite at all {len(loss)} logged points and every later evaluation is finite again",
+        "Evaluation does not update the weights, so a NaN there did not spread into training, which went on "
+        "finite; but that evaluation's numbers are void (a best checkpoint or an early stop chosen on them is "
+        "not), and on those inputs the model's outputs or the loss were not finite: evaluation in half precision "
+        "(autocast, .half()) overflowing where training ran in fp32 or with a loss scaler, an empty validation "
+        "batch or a box/target count of 0 averaged over, or a metric dividing by zero. Evaluate in fp32 (or "
+        "bf16) and guard the loss's and the metrics' denominators.",
+        {**_where(hits), "evaluation_only": True, "recovered": True,
+         "nonfinite_steps": [_num(x) for x in bad_steps[:50]], "train_metric": loss.name},
+        [R.domain_guard("the validation loss's average", "the evaluation loop",
+                        "loss = loss_sum / max(n_targets, 1)  # and evaluate in fp32: model.float()",
+                        "an empty batch or no targets gives 0 / 0")])
 
 
 def _skipped_by_the_scaler(run: RunLog, hits: list[tuple[float, Series, int]]) -> bool:

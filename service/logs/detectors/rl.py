@@ -149,7 +149,49 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
              "threshold": 0.5, "start": start, "peak": peak, "last": end, "best_step": _num(best)},
             [R.early_stopping(best, max(2, tail // 2)),
              lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")]))
-    return out[:3]
+    return _one_per_quantity(out, plain or outcomes)[:3]
+
+
+def _running_mean_of(mean: Series, episodes: Series) -> bool:
+    """Whether ``mean`` is a running mean of ``episodes`` logged beside it: named a mean, the other
+    not, and a point at each of the other's steps (a Monitor's ``ep_rew_mean`` over its
+    ``episode_return``, SB3's own smoothing of the same returns)."""
+    if mean is episodes or not _A_MEAN.search(mean.name) or _A_MEAN.search(episodes.name):
+        return False
+    ms, es = finite(mean)[0], finite(episodes)[0]
+    return len(ms) == len(es) and len(ms) > 0 and bool(np.array_equal(ms, es))
+
+
+def _one_per_quantity(found: list[Finding], series: list[Series]) -> list[Finding]:
+    """One reward_collapse per quantity: where a run logs its episodes' returns and a running mean
+    of them (a Monitor file's ``episode_return`` and ``ep_rew_mean``), the collapse is judged on the
+    running mean, the return SB3 reports and plots (one episode scatters far more than the policy
+    moves), and the per-episode series' view (the medians of its first tenth and last fifth) is
+    folded into that finding; where only the per-episode series collapsed, its finding stands
+    alone (logsweep67 u10: two findings, 2888 -> -705.5 and 3108 -> 6581 -> 166.5, for one run)."""
+    by_name = {f.evidence.metric: f for f in found}
+    out = list(found)
+    for mean in series:
+        for episodes in series:
+            if not _running_mean_of(mean, episodes):
+                continue
+            kept, folded = by_name.get(mean.name), by_name.get(episodes.name)
+            if kept is None or folded is None:
+                continue
+            _, v = finite(episodes)
+            n = len(v)
+            start = float(np.median(v[: max(2, n // 10)]))
+            end = float(np.median(v[-max(3, int(math.ceil(_RETURN_TAIL * n))):]))
+            evidence = kept.evidence.model_copy(
+                update={"episodes": {"metric": episodes.name, "start": start, "last": end}})
+            merged = kept.model_copy(update={
+                "summary": kept.summary + (f"; per episode ({episodes.name}), the median of the first tenth is "
+                                           f"{start:.4g} and of the last fifth {end:.4g} (single episodes, not a 100-episode mean)"),
+                "evidence": evidence})
+            out[out.index(kept)] = merged
+            by_name[mean.name] = merged
+            out.remove(folded)
+    return out
 
 
 #: A fall that is no share of the start's size but stands out from the series' own noise: at least

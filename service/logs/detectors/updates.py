@@ -396,7 +396,7 @@ def small_updates(run: RunLog, t: LogThresholds) -> list[Finding]:
     to the other rules."""
     medians = _update_medians(run, t)
     if not medians:
-        frozen = _frozen_policy(run, t) or _rate_zero_throughout(run)
+        frozen = _frozen_policy(run, t) or _rate_zero_throughout(run) or _frozen_weights(run)
         return [frozen] if frozen else []
     best, s0, steps0 = max(medians, key=lambda m: m[0])
     if not best < t.small_update_warning:
@@ -473,3 +473,138 @@ def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
             [raise_lr(run, at_step=float(steps[len(steps) // 2]),
                       why=f"{s.name} stayed exactly 0: no update reached the model's outputs") if rate else None])
     return None
+
+
+#: Significant digits a logged loss must carry for an exact repeat of it to mean unchanged weights:
+#: a float32 loss printed in full (7 digits or more; Lightning's CSV and the HF Trainer write 17).
+#: Two evaluations of a model that moved at all differ in the 7th digit unless the change is below
+#: float32's rounding (a relative 6e-8), i.e. no change a run could use; a value printed to 4 or 5
+#: digits (Keras' 0.2297) repeats on a loss that moves less than that, a genuine plateau.
+_FULL_DIGITS = 7
+#: Evaluations in a row at one value, printed in full, that make a frozen model: 3 (two exact
+#: repeats of a 7-digit value by chance are ~1e-14 apart in odds, however a plateau drifts)
+_FROZEN_EVALS = 3
+#: A per-step training loss whose sequence repeats exactly, epoch after epoch: at least this many
+#: steps per period (an epoch of batches) and this many identical periods in a row
+_PERIOD_MIN = 10
+_PERIODS = 3
+
+
+def _digits(x: float) -> int:
+    """Significant digits of ``x`` as the log printed it (its shortest round-trip form: 0.2297 -> 4,
+    0.22974897921085358 -> 17); 0 for 0 and non-finite values."""
+    if not math.isfinite(x) or x == 0:
+        return 0
+    mantissa = repr(abs(float(x))).split("e")[0].replace(".", "").lstrip("0")
+    return len(mantissa.rstrip("0")) or 1
+
+
+def _longest_repeat(v: np.ndarray) -> tuple[int, int]:
+    """(start, length) of the longest run of consecutive identical values of ``v`` printed in full
+    (:data:`_FULL_DIGITS`); (0, 0) when there is none."""
+    best = (0, 0)
+    i = 0
+    while i < len(v):
+        j = i + 1
+        while j < len(v) and v[j] == v[i]:
+            j += 1
+        if j - i > best[1] and _digits(float(v[i])) >= _FULL_DIGITS:
+            best = (i, j - i)
+        i = j
+    return best
+
+
+def _repeating_epochs(loss: Series) -> tuple[int, int, int] | None:
+    """(period, first index, last index) of the longest stretch where the per-step training loss,
+    printed in full, equals its value one period earlier at every step, for ``_PERIODS`` periods
+    or more: the same batches through the same weights, epoch after epoch (an unshuffled loader
+    feeding a model that no longer changes). None where it does not repeat so."""
+    steps, v = finite(loss)
+    if len(v) < _PERIOD_MIN * _PERIODS:
+        return None
+    last: dict[float, int] = {}
+    lags: dict[int, int] = {}
+    for i, x in enumerate(v.tolist()):
+        j = last.get(x)
+        if j is not None and i - j >= _PERIOD_MIN:
+            lags[i - j] = lags.get(i - j, 0) + 1
+        last[x] = i
+    if not lags:
+        return None
+    period = max(lags, key=lambda k: lags[k])
+    if lags[period] < period * (_PERIODS - 1):
+        return None
+    same = np.zeros(len(v), dtype=bool)
+    same[period:] = v[period:] == v[:-period]
+    full = np.array([_digits(x) >= _FULL_DIGITS for x in v.tolist()])
+    same &= full
+    best, run_start, length = (0, 0), 0, 0
+    for i, ok in enumerate(same.tolist()):
+        length = length + 1 if ok else 0
+        if ok and length == 1:
+            run_start = i
+        if length > best[1]:
+            best = (run_start, length)
+    if best[1] < period * (_PERIODS - 1):
+        return None
+    return period, best[0] - period, best[0] + best[1] - 1
+
+
+def _frozen_weights(run: RunLog) -> Finding | None:
+    """A model whose weights stopped changing, read from its losses' exact repeats (logsweep67 u04,
+    a Lightning LSTM: val_loss 0.22974897921085358 at each of its last 13 evaluations, its per-step
+    train_loss the same 375 values every epoch): an evaluated loss printed in full (7 significant
+    digits or more) identical at ``_FROZEN_EVALS`` evaluations in a row, or a per-step training loss
+    whose sequence repeats exactly for ``_PERIODS`` periods. Neither happens by chance while the
+    weights move: a float32 loss changes in its 7th digit under any update a run could use."""
+    from gradhealth.logs.detectors.nonfinite import best_so_far
+
+    evals = None
+    for s in run.by_role("val_loss"):
+        if best_so_far(s.name):
+            continue  # a best-so-far record repeats by design
+        steps, v = finite(s)
+        start, length = _longest_repeat(v)
+        if length >= _FROZEN_EVALS and (evals is None or length > evals[3]):
+            evals = (s, steps, v, length, start)
+    loss = run.first("loss")
+    epochs = _repeating_epochs(loss) if loss is not None and loss.role == "loss" else None
+    if evals is None and epochs is None:
+        return None
+    parts: list[str] = []
+    evidence: dict = {}
+    if evals is not None:
+        s, steps, v, length, start = evals
+        value, first, last = float(v[start]), float(steps[start]), float(steps[start + length - 1])
+        parts.append(f"{s.name} is {value!r} at all {length} evaluations in a row from {s.where(first)} to "
+                     f"{s.where(last)} ({length} of its {len(v)} evaluations), identical to all {_digits(value)} "
+                     "printed digits")
+        evidence = {"metric": s.name, "steps": [_num(first), _num(last)], "value": value,
+                    "threshold": _FROZEN_EVALS, "repeats": length, "evaluations": int(len(v)),
+                    "digits": _digits(value)}
+    if epochs is not None and loss is not None:
+        period, i0, i1 = epochs
+        ls, lv = finite(loss)
+        parts.append(f"{loss.name} repeats the same {period}-value sequence exactly over {i1 - i0 + 1:,} logged "
+                     f"steps ({loss.between(float(ls[i0]), float(ls[i1]))}, {(i1 - i0 + 1) / period:.3g} periods)")
+        tail = lv[i0:]
+        more = {"train_metric": loss.name, "period": period, "repeat_steps": [_num(ls[i0]), _num(ls[i1])],
+                "repeated_points": int(i1 - i0 + 1), "distinct_values": int(len(np.unique(tail))),
+                "points_from_repeat": int(len(tail))}
+        evidence = {**more, **evidence} if evidence else {
+            "metric": loss.name, "steps": [_num(ls[i0]), _num(ls[i1])], "value": float(period),
+            "threshold": float(_PERIODS), **more}
+    rate_zero = _zero_rate(run, float(evidence["steps"][0]), float(evidence["steps"][-1]))
+    return finding(
+        "small_updates", "warning",
+        "; ".join(parts) + ": the weights stopped changing" + ("; the learning rate is 0 there" if rate_zero else ""),
+        "A loss printed in full (7 significant digits or more) changes in its last digits under any update a "
+        "run could use: the same evaluated value at several evaluations in a row, or a training loss whose "
+        "batches give the same values epoch after epoch, means the steps no longer change the model. The "
+        "optimizer is not stepping (optimizer.step() skipped or on other parameters), the trained parameters "
+        "are frozen (requires_grad False, not in the optimizer), or the learning-rate schedule has decayed to "
+        "0 (or so near it that float32 weights round every update away). Every epoch from there on is "
+        "computation that learns nothing.",
+        {**evidence, "learning_rate_zero": rate_zero},
+        [R.check_updates(parts[0].split(" is ")[0] + " repeats exactly"),
+         R.positive_learning_rate(0.0) if rate_zero else None])
