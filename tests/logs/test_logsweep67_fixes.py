@@ -147,3 +147,18 @@ def test_episode_returns_and_their_running_mean_give_one_collapse(tmp_path: Path
     assert math.isclose(episodes["start"], float(np.median(returns[: n // 10])), rel_tol=1e-6)
     assert math.isclose(episodes["last"], float(np.median(returns[-math.ceil(0.2 * n):])), rel_tol=1e-6)
     assert "per episode (episode_return)" in f.summary
+
+
+def test_a_validation_loss_carried_forward_on_every_training_line_is_not_a_frozen_model(tmp_path: Path) -> None:
+    # A console or CSV that repeats the last evaluation's value on each training line (a progress
+    # bar's postfix) shows it identical for many lines while the model learns: not evaluations.
+    rows = ["step,train_loss,val_loss"]
+    val = float("nan")
+    for step in range(600):
+        loss = float(np.float32(2.0 * math.exp(-step / 200) + 0.01 * math.sin(step)))
+        if step % 100 == 0:
+            val = float(np.float32(0.9 * loss + 0.05))
+        rows.append(f"{step},{loss!r},{val!r}")
+    p = tmp_path / "metrics.csv"
+    p.write_text("\n".join(rows) + "\n")
+    assert "small_updates" not in [f.code for f in run_log_check(p).findings]

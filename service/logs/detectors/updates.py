@@ -560,14 +560,16 @@ def _frozen_weights(run: RunLog) -> Finding | None:
     from gradhealth.logs.detectors.nonfinite import best_so_far
 
     evals = None
+    loss = run.first("loss")
     for s in run.by_role("val_loss"):
         if best_so_far(s.name):
             continue  # a best-so-far record repeats by design
+        if loss is not None and 2 * len(s) >= len(loss) > _FROZEN_EVALS:
+            continue  # on (nearly) every training line: the last evaluation carried forward, not new ones
         steps, v = finite(s)
         start, length = _longest_repeat(v)
         if length >= _FROZEN_EVALS and (evals is None or length > evals[3]):
             evals = (s, steps, v, length, start)
-    loss = run.first("loss")
     epochs = _repeating_epochs(loss) if loss is not None and loss.role == "loss" else None
     if evals is None and epochs is None:
         return None
