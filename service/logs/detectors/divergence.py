@@ -23,7 +23,7 @@ from gradhealth.logs.remedies import (
     raise_lr,
 )
 from gradhealth.logs.series import RunLog, Series, gan_part, name_words
-from gradhealth.logs.stats import finite, smooth
+from gradhealth.logs.stats import finite, resolution, smooth
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -157,13 +157,13 @@ def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     rollouts = on_rollouts(run)
     if i_min >= len(sm) - 3:
-        return [] if rollouts else _rescued(run, loss, steps, v, sm, t)
+        return [] if rollouts else (_rescued(run, loss, steps, v, sm, t) or _climbing(run, loss, steps, v, t))
     rise = end / low if low > 0 else math.inf
     if rise < t.divergence_factor:
         if rollouts:
             return []
         return (_excursion(run, loss, steps, sm, t) or _lost_progress(run, loss, steps, v, sm, i_min, t)
-                or _rescued(run, loss, steps, v, sm, t))
+                or _climbing(run, loss, steps, v, t) or _rescued(run, loss, steps, v, sm, t))
     if rollouts and rise < _BLOWN_UP:
         # an agent's value or TD loss regresses onto returns that grow as the policy improves (DQN's
         # TD loss rose 5x while its episode reward went 1.6 -> 18.9): a rise short of a blow-up is
@@ -388,6 +388,76 @@ def _lost_progress(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, 
          "threshold": LOST_RISE, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
          "start": top, "share_undone": share, "steps_undone": undone, "window": _divergence_window(len(v))},
         [lower_lr(run, at_step=onset, why=f"the loss climbed back from {loss.where(onset)}"), clipping(run, t)])]
+
+
+#: A training loss that rose at each of its last ``_CLIMB_RISES`` points or more, from its lowest
+#: point to its last, by ``_CLIMB_SHARE`` (relative) or more of that lowest and by ``_CLIMB_GATE``
+#: of its own point-to-point noise (of a difference of two points), climbs for good
+#: (:func:`steady_climb`): the count of rises in a row validation_divergence calls a trend (four,
+#: once in 120 by noise alone, and only where the run's lowest point is the fifth from its end), the
+#: rise it asks of a validation loss.
+_CLIMB_RISES = 4
+_CLIMB_SHARE = 0.1
+_CLIMB_GATE = 3.0
+
+
+def steady_climb(v: np.ndarray) -> tuple[int, float, float] | None:
+    """Where a loss's values ``v`` climb steadily to the end (:data:`_CLIMB_RISES`): (the index of
+    its lowest point, the rise in noises, the noise of one point), else None.
+
+    Its noise is read from the second differences of the whole series (1.4826 MAD / sqrt 6), which a
+    smooth descent or a steady climb hardly move: a per-batch loss scatters by a tenth of its level,
+    so five rises of 13 % in all are within its noise there; an epoch's mean over 50,000 samples
+    scatters by about 1 % (logsweep66 u04, Keras' cifar10 example: 1.0933 at epoch 4, then 1.1043,
+    1.1402, 1.1855, 1.2136, 1.2371, +13 %, 6.7 noises, with val_loss rising beside it). A rise that is a
+    sliver of the fall before it (under ``_CREEP_REGAINED`` of it) is the floor's wander, not a climb."""
+    n = len(v)
+    if n < _CLIMB_RISES + 2:
+        return None
+    i = int(np.argmin(v))
+    low, last = float(v[i]), float(v[-1])
+    if n - 1 - i < _CLIMB_RISES or not low > 0 or not bool(np.all(np.diff(v[i:]) > 0)):
+        return None
+    if (last - low) / low < _CLIMB_SHARE or last - low <= 3 * resolution(v):
+        return None
+    top = float(np.max(v[:i + 1]))
+    if top > low and (last - low) / (top - low) < _CREEP_REGAINED:
+        return None
+    noise = 1.4826 * float(np.median(np.abs(np.diff(v, 2)))) / math.sqrt(6)
+    margin = (last - low) / (noise * math.sqrt(2)) if noise > 0 else math.inf
+    if margin < _CLIMB_GATE:
+        return None
+    return i, margin, noise
+
+
+def _climbing(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, t: LogThresholds) -> list[Finding]:
+    """A training loss that climbs steadily to the end of the run from its lowest point
+    (:func:`steady_climb`), short of what the running-median rules need (an epoch log of 9 points:
+    its medians of 3 rise 1.10 -> 1.23, 1.11x, short of ``LOST_RISE``): a warning. The optimisation
+    is going backwards, whatever the validation loss does beside it: not overfitting, which needs
+    the training loss to keep falling."""
+    found = steady_climb(v)
+    if found is None:
+        return []
+    i, margin, noise = found
+    low, last = float(v[i]), float(v[-1])
+    rises = len(v) - 1 - i
+    onset = float(steps[i])
+    growth = lr_growth(run, since=onset, until=float(steps[-1]))
+    fix = (schedule_remedy(run, growth, onset) if growth is not None else
+           lower_lr(run, at_step=onset, why=f"the loss climbed from {loss.where(onset)}"))
+    return [finding(
+        "loss_divergence", "warning",
+        f"{loss.name} rose at each of its last {rises} points, from its lowest {low:.4g} ({loss.where(onset)}) to "
+        f"{last:.4g} ({loss.where(steps[-1])}, {(last - low) / low:+.1%}): {margin:.2g} times its point-to-point "
+        f"noise of {noise:.2g}" + lr_note(growth),
+        "The training loss climbs back up at every point to the end of the run, far out of its own noise: the "
+        "optimisation is going backwards (a learning rate too large for this stage of training, a schedule that "
+        "raised it, or a problem in the data), not overfitting, which needs the training loss to keep falling.",
+        {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": (last - low) / low,
+         "threshold": _CLIMB_SHARE, "minimum": low, "minimum_step": _num(onset), "final": last,
+         "rises_in_a_row": rises, "noise": noise, "noise_margin": margin, "learning_rate_growth": growth},
+        [fix, clipping(run, t)])]
 
 
 def _rescued(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarray, sm: np.ndarray,

@@ -25,7 +25,7 @@ from gradhealth.logs.detectors.common import (
     log_printed,
     positive_loss,
 )
-from gradhealth.logs.detectors.divergence import LOST_RISE, validation_alone
+from gradhealth.logs.detectors.divergence import LOST_RISE, steady_climb, validation_alone
 from gradhealth.logs.detectors.gan import discriminator_ahead, discriminator_won, frozen_gan
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import raise_lr
@@ -222,7 +222,9 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     whole_trend = theil_sen(steps.astype(np.float64), log_printed(v))
     climbed = min(sm[0], v[0]) if chance is None and v[0] > 0 else sm[0]  # (smoothing can hide v[0])
     rising = (sm[-1] > sm[half] * t.divergence_factor
-              or (sm[-1] >= LOST_RISE * climbed and (whole_trend[1] > 0 or sm[-1] >= t.divergence_factor * climbed)))
+              or (sm[-1] >= LOST_RISE * climbed and (whole_trend[1] > 0 or sm[-1] >= t.divergence_factor * climbed))
+              # (or climbing at every point to its end, out of its noise: loss_divergence's warning)
+              or steady_climb(v) is not None)
     # a loss lower at every point than at the one before is learning, however slowly (ls21: SimCLR's
     # epoch averages 7.24 -> 6.89 over 10 epochs, each one down)
     descending = (len(v) >= 4 and bool(np.all(np.diff(v) < 0)) and chance is None

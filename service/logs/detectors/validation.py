@@ -61,7 +61,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     raw_rise = (d.last - d.best) / d.best
     evidence = {"metric": val.name, "steps": [_num(d.best_step), _num(d.last_step)], "value": d.rise,
                 "threshold": d.needed, "best": d.best, "best_step": _num(d.best_step), "last": d.last,
-                "raw_rise": raw_rise, "train_metric": train.name}
+                "raw_rise": raw_rise, "train_metric": train.name, "train_then": d.train_then, "train_last": d.train_now}
     if parts:
         # the worst part, named even where the whole loss's rise is the finding
         evidence |= {"component": parts[0].val.name, "component_rise": parts[0].rise,
@@ -83,13 +83,14 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     return [finding(
         "validation_divergence", "warning",
         f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
-        f"({val.where(d.last_step)}, {raw_rise:+.0%}) while {train.name} fell from {d.train_then:.3g} to "
-        f"{d.train_now:.3g}" + (f"; also {', '.join(others[:4])}" + (" ..." if len(others) > 4 else "")
+        f"({val.where(d.last_step)}, {raw_rise:+.0%}) while {_fell_or_held(train.name, d.train_then, d.train_now)}"
+        + (f"; also {', '.join(others[:4])}" + (" ..." if len(others) > 4 else "")
                                 if others else "")
         # (an error rate's best is its least: it ends above it)
         + (f"; {fell[0]} ends at {fell[3]:.4g}, {'below' if fell[3] < fell[1] else 'above'} its best "
            f"{fell[1]:.4g} ({val.where(fell[2])})" if fell else ""),
-        "Validation loss rising while training loss falls is overfitting: the model memorises the training set.",
+        "Validation loss rising while training loss falls (or holds) is overfitting: the model memorises the "
+        "training set.",
         {**evidence, "also_diverged": others,
          **({"task_metric": fell[0], "task_metric_best": fell[1], "task_metric_best_step": _num(fell[2]),
             "task_metric_last": fell[3]} if fell else {})},
@@ -553,8 +554,8 @@ def _noisy_divergence(run: RunLog, loss: Series, t: LogThresholds) -> list[Findi
         return [finding(
             "validation_divergence", "info",
             f"{val.name} rose from its lowest {d.best:.3g} ({val.where(d.best_step)}) to {d.last:.3g} "
-            f"({val.where(d.last_step)}, {raw_rise:+.0%}) while {loss.name} fell from {d.train_then:.3g} to "
-            f"{d.train_now:.3g}, but its evaluations scatter by about {d.noise:.2g}, so the rise may be noise"
+            f"({val.where(d.last_step)}, {raw_rise:+.0%}) while {_fell_or_held(loss.name, d.train_then, d.train_now)}"
+            f", but its evaluations scatter by about {d.noise:.2g}, so the rise may be noise"
             + (f"; {better[0]} improved meanwhile ({better[1]:.4g} then, {better[2]:.4g} at the end)" if better else ""),
             "A validation loss that rises while the training loss falls can be the start of overfitting; here the "
             "rise is within 3 of the evaluations' own noise, so this is a note: keep the checkpoint with the best "
@@ -599,6 +600,61 @@ def _noise_after(x: np.ndarray) -> float:
     idx = np.arange(n, dtype=np.float64)
     res = x - theil_sen(idx, x)[0] * idx
     return diff_noise(res)
+
+
+#: A training loss that rose over the stretch of a validation loss's rise by this share (relative) or
+#: more, and by 3 of its own noise (:func:`_train_course`), rose with it: no overfitting. The least
+#: rise the module calls a sustained trend (:data:`_SUSTAINED_RISE`); a flat training loss's level
+#: moves less (a fitted model's per-batch loss wanders within its noise).
+_TRAIN_ROSE = 0.03
+
+
+def _train_course(ls: np.ndarray, lv: np.ndarray, vs: np.ndarray, i_min: int) -> tuple[float, float, bool]:
+    """The training loss (steps ``ls``, values ``lv``) over the same stretch as a validation loss's
+    rise from its smoothed best (evaluation ``i_min`` of the steps ``vs``) to its end: its level at
+    the best, its level at the end, and whether it rose materially over the stretch, from its lowest
+    level there to its end: by ``_TRAIN_ROSE`` of its level or more, by 3 of its own noise (of the difference of two
+    such levels; the noise of one point from its residuals around its trend over the stretch,
+    :func:`_noise_after`) and by 3 units of its printed rounding. A level at an evaluation is the
+    median of the training points over the evaluations either side of it, as the validation loss's
+    best is taken (one epoch mean each on an epoch log, all the batches between on a per-batch one);
+    the end's, of those from the third-last evaluation on.
+
+    Not the median of the points up to the best: on an epoch log those reach back into the descent
+    (logsweep66 u04, Keras' cifar10: 1.2171, 1.1202, 1.0933 at epochs 2-4 made "1.22", so a training
+    loss that then rose 1.0933 -> 1.2371 beside the validation loss's rise "fell from 1.22 to 1.21").
+    And not its level at the best alone: one that fell further, then climbed back (1.18 at the best,
+    1.15, then up to 1.21), did not keep falling."""
+    order = np.argsort(ls, kind="stable")
+    ls, lv = ls[order], lv[order]
+    n = len(vs)
+
+    def level(lo: float, hi: float) -> np.ndarray:
+        return lv[int(np.searchsorted(ls, lo, "left")):int(np.searchsorted(ls, hi, "right"))]
+
+    at_best = level(float(vs[max(0, i_min - 1)]), float(vs[min(n - 1, i_min + 1)]))
+    if not len(at_best):  # training logged more sparsely than the evaluations: its last point at the best
+        at_best = lv[ls <= vs[i_min]][-1:]
+    end = level(float(vs[max(i_min, n - 3)]), math.inf)
+    if not len(end):
+        end = lv[-1:]
+    # the levels between (each over three evaluations, as the end's; the end's is one of them)
+    windows = [at_best, end] + [w for k in range(i_min + 1, n - 2)
+                                if len(w := level(float(vs[k - 1]), float(vs[k + 1])))]
+    lowest = min(windows, key=lambda w: float(np.median(w)))
+    low, now = float(np.median(lowest)), float(np.median(end))
+    noise = _noise_after(lv[ls >= vs[i_min]])
+    level_noise = noise * math.sqrt(1 / len(lowest) + 1 / len(end))
+    rose = (now - low > _TRAIN_ROSE * abs(low) and now - low > 3 * level_noise
+            and now - low > 3 * resolution(lv))
+    return float(np.median(at_best)), now, rose
+
+
+def _fell_or_held(name: str, then: float, now: float) -> str:
+    """The training loss's course beside a validation loss's rise, in words."""
+    if now < then:
+        return f"{name} fell from {then:.3g} to {now:.3g}"
+    return f"{name} held ({then:.3g} -> {now:.3g})"
 
 
 def _diverged(val: Series, loss: Series, t: LogThresholds, rise: float | None = None, gate: float = 3.0,
@@ -661,8 +717,8 @@ def _diverged(val: Series, loss: Series, t: LogThresholds, rise: float | None = 
     at_best = lv[ls <= vs[i_min]]
     if len(after) < 2 or len(at_best) == 0:
         return None
-    train_then, train_now = float(np.median(at_best[-3:])), float(np.median(after[-3:]))
-    if not train_now < train_then:
+    train_then, train_now, rose = _train_course(ls, lv, vs, i_min)
+    if rose:
         return None
     # What the user reads in the file: the lowest raw value within the smoothing window of the
     # smoothed best (the weights early stopping would keep), and the last one.
@@ -673,7 +729,7 @@ def _diverged(val: Series, loss: Series, t: LogThresholds, rise: float | None = 
     # "fell from 0.0187 to 0.0222"), the medians
     then = lv[ls <= vs[j]]
     shown_then, shown_now = (float(then[-1]) if len(then) else train_then), float(lv[-1])
-    if not shown_now < shown_then:
+    if not shown_now < shown_then and train_now < train_then:
         shown_then, shown_now = train_then, train_now
     return _Divergence(val, loss, (last - best) / best, float(vv[j]), float(vs[j]), float(vv[-1]), float(vs[-1]),
                        shown_then, shown_now, int(len(vv) - 1 - j), needed, z, noise, noisy,
