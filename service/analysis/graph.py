@@ -1785,6 +1785,13 @@ class GraphRun:
     inference_head: bool = False
     #: eps guards on operations' inputs at their call sites (a remedy's, :mod:`.guards`)
     guards: tuple[Guard, ...] = ()
+    #: judge a bounded activation (a sigmoid, a tanh) ending a one-number regression output as the
+    #: spec check does, on the targets' range (``target_range``; None: standard normal): a Keras
+    #: file's output, whose targets the file or ``--target-range`` describes. Other graphs leave a
+    #: bounded output alone (an autoencoder's sigmoid pixels are in range by design)
+    bounded_regression: bool = False
+    #: where the regression targets lie (the spec's ``loss.target_range``), with ``bounded_regression``
+    target_range: tuple[float, float] | None = None
 
 
 def forward_squash(run: GraphRun, value: Any) -> str | None:
@@ -3003,4 +3010,6 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             summed=figures_of[0].summed, feeds=figures_of[0].feeds,
                             batch_statistics=figures_of[0].batch_statistics,
                             on_probabilities=run.losses is None and not run.from_logits
-                            and run.loss in PROBABILITY_LOSSES and not run.inference_head)
+                            and run.loss in PROBABILITY_LOSSES and not run.inference_head,
+                            bounded_regression=run.bounded_regression and run.losses is None,
+                            target_range=run.target_range if run.losses is None else None)

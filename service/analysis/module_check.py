@@ -62,6 +62,7 @@ from gradhealth.analysis.graph import (
 )
 from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_code
 from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.losses import OUTPUT_RANGES
 from gradhealth.analysis.remedies import (
     clip_threshold,
     far_input,
@@ -276,6 +277,21 @@ def _standardise_input_edit(path: str) -> Edit:
     return edit
 
 
+def _unit_activation(model: nn.Module, names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None,
+                     pointer: str) -> str | None:
+    """The path of the activation module a spec-built unit applies itself (``.act``: a Keras
+    file's stored weights run in the network its spec builds), for the unit ``names`` points at;
+    None where there is none."""
+    if names is None:
+        return None
+    named = names(model)
+    for path, module in model.named_modules():  # parents first: the unit before its own modules
+        act = getattr(module, "act", None)
+        if named.get(module, ("", ""))[1] == pointer and isinstance(act, nn.Module) and role_of(act).kind == "act":
+            return f"{path}.act" if path else "act"
+    return None
+
+
 def _identity_edit(path: str) -> Edit:
     """The module at ``path`` replaced by nn.Identity in each copy."""
     parent, _, child = path.rpartition(".")
@@ -388,7 +404,9 @@ def _every(result: SimulationResult, activations: set[str], but: UnitStats | Non
     return (f"every {kinds} layer ({shown}{kept})" if len(names) > 1 else shown + kept) or "the network"
 
 
-def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> list[tuple[Remedy, Change | None]]:
+def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
+               unit_names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None = None
+               ) -> list[tuple[Remedy, Change | None]]:
     """(remedy, change to verify it, or None when it needs a new structure) for one finding."""
     where = ", ".join(u.name for u in det.units) or "the network"
     acts = {u.activation for u in result.units if u.activation}
@@ -419,8 +437,11 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module) -> li
         relu = clipped_output(result)
         if relu is not None:
             # a separate ReLU module can be taken out of a copy; one called in forward cannot
-            path = _output_activation_module(model, relu.pointer.removeprefix("module:"), after=relu.has_weights)
-            remedy = R.linear_regression_output(where, logits=relu is relu_logits_output(result))
+            path = (_output_activation_module(model, relu.pointer.removeprefix("module:"), after=relu.has_weights)
+                    or _unit_activation(model, unit_names, relu.pointer))
+            act = relu.activation if relu.activation in OUTPUT_RANGES else "relu"
+            remedy = R.linear_regression_output(where, activation=act, output_range=OUTPUT_RANGES[act],
+                                                logits=relu is relu_logits_output(result))
             return [(remedy, _identity_edit(path) if path is not None else None)]
         if no_output_gradient(result):
             if (result.loss or "cross_entropy") == "cross_entropy" and output_layer(result).fan_out == 1:
@@ -845,7 +866,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         remedies: list[Remedy] = []
         results: dict[int, SimulationResult] = {}  # id(remedy) -> its verifying simulation
         # a note (info) gets none: its explanation says what would remove it, nothing needs fixing
-        for remedy, edit in _proposals(det, result, run.model) if det.severity != "info" else []:
+        for remedy, edit in _proposals(det, result, run.model, run.names) if det.severity != "info" else []:
             if verify and edit is not None:
                 after = verifier.verify(det, detections, remedy, edit)
                 if after is not None:

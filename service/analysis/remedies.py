@@ -385,9 +385,29 @@ def clip_threshold(reference: SimulationResult, basis: str) -> Remedy | None:
     total = total_grad_norm(reference)
     if not math.isfinite(total) or total <= 0:
         return None
-    return R.gradient_clipping(float(f"{CLIP_HEADROOM * total:.2g}"),
-                               f"{CLIP_HEADROOM:g} x the total gradient norm at init in {basis}",
-                               reference_total_grad_norm=total)
+    max_norm, why = float(f"{CLIP_HEADROOM * total:.2g}"), f"{CLIP_HEADROOM:g} x the total gradient norm at init in {basis}"
+    existing = clipping_in_place(reference.optimizer)
+    if existing is not None:  # the optimizer clips already (Keras' clipnorm...): named, not added again
+        return R.gradient_clipping_in_place(max_norm, why, existing, reference_total_grad_norm=total)
+    return R.gradient_clipping(max_norm, why, reference_total_grad_norm=total)
+
+
+def clipping_in_place(optimizer: S.OptimizerSpec | None) -> str | None:
+    """The gradient clipping ``optimizer`` applies in training, in words (its ``clip_norm``,
+    ``global_clip_norm``, ``clip_value``: a Keras optimizer's clipnorm, global_clipnorm, clipvalue),
+    or None where it clips nothing."""
+    if optimizer is None:
+        return None
+    said = []
+    if optimizer.clip_norm is not None:
+        said.append(f"clipnorm {optimizer.clip_norm:g}: each weight's gradient norm at most {optimizer.clip_norm:g}")
+    if optimizer.global_clip_norm is not None:
+        said.append(f"global_clipnorm {optimizer.global_clip_norm:g}: the total gradient norm at most "
+                    f"{optimizer.global_clip_norm:g}")
+    if optimizer.clip_value is not None:
+        said.append(f"clipvalue {optimizer.clip_value:g}: each gradient element in [-{optimizer.clip_value:g}, "
+                    f"{optimizer.clip_value:g}]")
+    return "; ".join(said) or None
 
 
 def clipping(ctx: Context) -> list[Remedy]:

@@ -2107,16 +2107,18 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
         return unit if "active_fraction" in unit.values else None
     # Another bounded output is judged on one scalar target, in a spec (a Keras file's too): many
     # bounded outputs are a reconstruction whose data has that range by design (an autoencoder's
-    # sigmoid pixels, a generator's tanh images), and a graph's or module's fix for them is still
-    # the ReLU's (module_check.py words and verifies it)
-    if result.plan is None or (output_layer(result).fan_out or 0) != 1:
+    # sigmoid pixels, a generator's tanh images). A graph or module is judged so only where it is a
+    # Keras file's (``bounded_regression``: its stored weights run through the graph simulation, and
+    # the output/loss pairing is the architecture's and the targets', not the weights': kerassweep16 u05)
+    if (result.plan is None and not result.bounded_regression) or (output_layer(result).fan_out or 0) != 1:
         return None
     return unit
 
 
 def target_range(result: SimulationResult) -> tuple[float, float] | None:
-    """The range a spec says its regression targets lie in (``loss.target_range``), else None."""
-    return result.plan.spec.loss.target_range if result.plan is not None else None
+    """The range a spec says its regression targets lie in (``loss.target_range``), or a graph
+    door's Keras file's (``SimulationResult.target_range``), else None."""
+    return result.plan.spec.loss.target_range if result.plan is not None else result.target_range
 
 
 def relu_logits_output(result: SimulationResult) -> UnitStats | None:

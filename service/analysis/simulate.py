@@ -189,6 +189,10 @@ class SimulationResult:
     #: a live module's (or imported graph's) units -> the units their outputs reach next
     #: (``SeedFigures.feeds``); empty for a spec, whose layers are one chain
     feeds: dict[str, list[str]] = field(default_factory=dict)
+    #: a graph door's bounded regression output is judged as a spec's (``GraphRun.bounded_regression``:
+    #: a Keras file's stored weights), on ``target_range`` where one is given
+    bounded_regression: bool = False
+    target_range: tuple[float, float] | None = None
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)

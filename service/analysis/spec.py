@@ -545,6 +545,18 @@ class OptimizerSpec(_Strict):
                                           "Hugging Face's get_linear_schedule_with_warmup, timm's warmup); "
                                           "large_updates judges the step at lr, and a warning there is a note "
                                           "where the run warms up to it")
+    clip_norm: Float | None = Field(default=None, gt=0, le=MAX_LR,
+                                    description="the gradient clipping training applies: each weight's gradient "
+                                                "norm at most this (Keras' clipnorm). Recorded, not simulated: the "
+                                                "first step is judged unclipped, and a gradient_clipping remedy "
+                                                "names this clipping instead of proposing a new one")
+    global_clip_norm: Float | None = Field(default=None, gt=0, le=MAX_LR,
+                                           description="the total gradient norm clipped at this (Keras' "
+                                                       "global_clipnorm, torch's clip_grad_norm_); recorded, "
+                                                       "as clip_norm")
+    clip_value: Float | None = Field(default=None, gt=0, le=MAX_LR,
+                                     description="each gradient element clipped to [-v, v] (Keras' clipvalue, "
+                                                 "torch's clip_grad_value_); recorded, as clip_norm")
 
 
 class Spec(_Strict):

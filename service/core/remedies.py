@@ -349,6 +349,21 @@ def gradient_clipping(max_norm: float, basis: str, **evidence: Any) -> Remedy:
     )
 
 
+def gradient_clipping_in_place(max_norm: float, basis: str, existing: str, **evidence: Any) -> Remedy:
+    """The clipping remedy where training already clips (``existing``, in words: the optimizer's
+    clipnorm, global_clipnorm or clipvalue): it names that clipping instead of proposing a new one,
+    and the threshold a healthy network's norms suggest (``max_norm``, from ``basis``) beside it."""
+    return make_remedy(
+        "gradient_clipping",
+        f"training already clips the gradients ({existing}): no clipping to add; a total-norm threshold of "
+        f"{max_norm:g} ({basis}) clips spikes only, so a clipping far below that also cuts every ordinary step",
+        max_norm=max_norm,
+        **evidence,
+        basis=basis,
+        already_clipping=existing,
+    )
+
+
 def _at(learning_rate: float | None, at_step: float | str | None) -> str:
     if at_step is None:
         return f"from {learning_rate:.3g}"

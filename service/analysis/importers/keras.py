@@ -568,8 +568,10 @@ def keras_optimizer(value: Any, keras_version: Any = None) -> dict[str, Any] | N
     learning rate cannot be read. A schedule's ``initial_learning_rate`` is the first step's.
 
     Keras 3 applies ``weight_decay`` decoupled, as AdamW does, in every optimizer: Adam with a
-    weight decay is the spec's ``adamw``. Clipping (``clipnorm``...) is left out: it does not
-    change Adam's first step (lr times the gradient's sign) and rarely binds for SGD at init.
+    weight decay is the spec's ``adamw``. Clipping (``clipnorm``, ``global_clipnorm``,
+    ``clipvalue``) is recorded as the spec's ``clip_norm``, ``global_clip_norm``, ``clip_value``:
+    not simulated (it does not change Adam's first step, lr times the gradient's sign, and rarely
+    binds for SGD at init), but the report shows it and a clipping remedy names it.
     ``keras_version`` (the file's) picks the defaults of the Keras that wrote it: standalone
     Keras before 2.4 started Adagrad's accumulator at 0, tf.keras and Keras 3 at 0.1."""
     name, cfg = _name_of(value)
@@ -603,6 +605,10 @@ def keras_optimizer(value: Any, keras_version: Any = None) -> dict[str, Any] | N
         start = _real(cfg.get("initial_accumulator_value", 0.0 if _standalone_keras(keras_version) else 0.1))
         if start is not None and start >= 0:
             out["initial_accumulator"] = start
+    for key, field in (("clipnorm", "clip_norm"), ("global_clipnorm", "global_clip_norm"), ("clipvalue", "clip_value")):
+        clip = _real(cfg.get(key))  # None (Keras' default), or a number; one <= 0 or inf clips nothing read
+        if clip is not None and 0 < clip <= 1e6:
+            out[field] = clip
     return out
 
 
@@ -2546,8 +2552,11 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
                     out[m] = (origin[0], f"layer:{origin[0]}")
         return out
 
+    # the bounded regression output judged as the reinitialised check's spec judges it, on the
+    # same targets: the output/loss pairing does not depend on the weights
     run = GraphRun(net, inputs, parsed.loss.type, parsed.seeds, None, names, optimizer=parsed.optimizer,
-                   from_logits=parsed.loss.from_logits)
+                   from_logits=parsed.loss.from_logits, bounded_regression=True,
+                   target_range=parsed.loss.target_range)
     doc = diagnose(run, name=parsed.name, device=device, thresholds=settings.thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,

@@ -1027,7 +1027,9 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
                    from_logits=from_logits, squashed=squashed,
                    optimizer=optimizer_spec(optimizer), losses=tuple(losses) if several else None,
                    readouts=frozenset(_readout_units(graph) if several else ()),
-                   output_options=tuple(options) if several else None)
+                   output_options=tuple(options) if several else None,
+                   # a bounded regression output judged as the spec door judges a Keras file's
+                   bounded_regression=not several, target_range=_target_range(spec_losses[0]))
     thresholds = settings.thresholds
     doc = diagnose(run, name=graph.name, device=device, thresholds=thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
@@ -1054,6 +1056,12 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
         doc.summary += (" [input preprocessing simulated with its statistics, which describe no data: "
                         + ", ".join(f"{name} ({why})" for name, why, _ in graph.degenerate_preprocessing) + "]")
     return doc
+
+
+def _target_range(loss: Any) -> tuple[float, float] | None:
+    """The ``target_range`` a spec loss carries (:func:`.keras.with_target_range`), else None."""
+    given = loss.get("target_range") if isinstance(loss, dict) else None
+    return (float(given[0]), float(given[1])) if isinstance(given, list | tuple) and len(given) == 2 else None
 
 
 def _redundant_squash(doc: Any, graph: KerasGraph, name: str, inner: str, src: str, resimulated: bool, *,
