@@ -267,9 +267,24 @@ class Changes:
 _ALERTED = "alerted:"
 
 
-def compare(before: dict[str, str], doc: Diagnosis, run: RunRow) -> Changes:
-    """Events for findings that are new, changed severity, or went away since ``before``; the new
-    errors to send as webhooks (each finding's first error in the run only)."""
+#: Marks, in a run's findings state, a finding missing from the latest diagnoses, with how many in a
+#: row: it is held (no event) until it has been missing from RESOLVE_AFTER diagnoses in a row, so a
+#: finding whose measure hovers at its threshold is not raised and resolved at every other batch
+#: (newuser7: loss_plateau new -> resolved four times in 200 steps of one run); one back before that
+#: is still the same finding, no new event. Finishing the run resolves every finding its full check
+#: does not make.
+_ABSENT = "absent:"
+RESOLVE_AFTER = 3
+
+
+def _mark(key: str) -> bool:
+    return key.startswith((_ALERTED, _ABSENT))
+
+
+def compare(before: dict[str, str], doc: Diagnosis, run: RunRow, *, final: bool = False) -> Changes:
+    """Events for findings that are new, changed severity, or went away since ``before`` (missing
+    from :data:`RESOLVE_AFTER` diagnoses in a row, or from the ``final`` one); the new errors to send
+    as webhooks (each finding's first error in the run only)."""
     now: dict[str, str] = {k: v for k, v in before.items() if k.startswith(_ALERTED)}
     events: list[tuple[str, dict[str, Any]]] = []
     errors: list[Finding] = []
@@ -287,7 +302,12 @@ def compare(before: dict[str, str], doc: Diagnosis, run: RunRow) -> Changes:
             errors.append(f)
             now[_ALERTED + key] = "error"
     for key, severity in before.items():
-        if key not in now and not key.startswith(_ALERTED):
+        if key not in now and not _mark(key):
+            misses = int(before.get(_ABSENT + key, "0")) + 1
+            if misses < RESOLVE_AFTER and not final:
+                now[key] = severity  # held: missing once or twice is not yet gone
+                now[_ABSENT + key] = str(misses)
+                continue
             code, _, metric = key.partition("|")
             events.append(("resolved", {"run_id": run.id, "code": code, "metric": metric or None,
                                         "previous_severity": severity}))
@@ -303,7 +323,7 @@ def count_changes(session: Session, run: RunRow, before: dict[str, str], now: di
     if finished is not None:
         deltas[(counters.RUNS_FINISHED, counters.labels_key(health=finished))] = 1.0
     changed = {(key, severity) for key, severity in now.items()
-               if before.get(key) != severity and not key.startswith(_ALERTED)}
+               if before.get(key) != severity and not _mark(key)}
     if changed:
         # What the run's earlier "finding" events said (the events this commit adds are numbered
         # after run.events): a few rows, read only when a finding is new or changed severity.
@@ -362,7 +382,7 @@ def _commit(session: Session, run: RunRow, doc: Diagnosis, run_log: RunLog, *, e
             final: bool = False) -> bool:
     """Events, webhook outbox and the run's new state in one transaction; False when another change
     to the run came first (rolled back)."""
-    changes = compare(run.findings_state or {}, doc, run)
+    changes = compare(run.findings_state or {}, doc, run, final=final)
     events = changes.events + ([("finished", {"run_id": run.id, "status": doc.status})] if final else [])
     last = store.add_events(session, run.id, run.events, events)
     values = dict(diagnosis=doc.model_dump(mode="json"), findings_state=changes.state, events=last,

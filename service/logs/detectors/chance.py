@@ -117,10 +117,18 @@ def validation_at_chance(run: RunLog) -> dict | None:
 _CHANCE_LOSS_MARGIN = 0.1
 
 
-def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
+#: A loss naming k in its params that starts within this share of ln k or below is a k-class
+#: cross-entropy (:func:`at_chance`): a level above ln k is then worse than chance, not another scale
+_CHANCE_START = 0.1
+
+
+def at_chance(run: RunLog, loss_level: float, t: LogThresholds, start: float | None = None) -> dict | None:
     """Evidence that a classifier sits at chance: accuracy near 1/k. k comes from the params, or from
     the accuracy itself only when the loss confirms it (a cross-entropy near ln k, what a uniform
-    guess over k classes scores); with params but no accuracy, a loss within 10 % of ln k."""
+    guess over k classes scores); with params but no accuracy, a loss within 10 % of ln k, or above
+    it where the loss ``start``ed within 10 % of ln k or below (a k-class cross-entropy at
+    initialisation that ends higher is no better than chance: newuser7's 3-class MLP under lr=5,
+    1.106 at step 0 and 1.22 at the end; ``"above": True``)."""
     k_param = num_classes(run)
     train_acc, _ = accuracies(run)
     acc = None
@@ -138,6 +146,9 @@ def at_chance(run: RunLog, loss_level: float, t: LogThresholds) -> dict | None:
 
     if k_param is not None and (near(k_param) if acc is not None else ce(k_param, _CHANCE_LOSS_MARGIN)):
         return {"num_classes": k_param, "accuracy": acc, "source": "params"}
+    if (k_param is not None and acc is None and start is not None and loss_level > math.log(k_param)
+            and 0 < start <= (1 + _CHANCE_START) * math.log(k_param)):
+        return {"num_classes": k_param, "accuracy": None, "source": "params", "above": True}
     k_loss = loss_at_ln_k(loss_level) if k_param is None and acc is not None else None
     if k_loss is not None and acc is not None and 1 / (2 * k_loss) <= acc < 2 / k_loss:
         # a loss at ln k to 0.3 % names k more exactly than the accuracy does: Keras' CIFAR-10 stuck

@@ -279,6 +279,59 @@ def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.nda
     return steps, v, med, spike, np.nonzero(spike)[0]
 
 
+#: A training loss judged for :func:`no_progress` holds this many points at least: a tenth of them
+#: (its level at each end) 3 points or more
+_PROGRESS_POINTS = 21
+def no_progress(run: RunLog, t: LogThresholds) -> dict | None:
+    """Where the training loss, over :data:`_PROGRESS_POINTS` points or more logged from the run's
+    start, ends (the median of its last tenth) no lower than chance or than where it began: the level
+    its spikes fall back to is no learning, so they are not "recovered" (newuser7: an MLP under SGD
+    lr=5, loss 1.106 at step 0, median 1.22 over its last 50 of 200 steps, above ln 3 = 1.099).
+
+    Chance is ln k with k from the run's params (``num_classes``), where the loss starts at ln k or
+    below (within :data:`_CHANCE_START`: a k-class cross-entropy at initialisation); an end down to
+    10 % under ln k is at chance (the chance check's cross-entropy margin). Else the start: the
+    median of the first tenth, or the first point where loss spikes inside that tenth (an instability
+    from step 1 on) lift the tenth's median above it. ``{"level", "start", "num_classes", "chance",
+    "spiked_start"}``, or None."""
+    from gradhealth.logs.detectors.chance import _CHANCE_LOSS_MARGIN, _CHANCE_START, num_classes
+
+    loss = run.first("loss")
+    if loss is None or on_rollouts(run):
+        return None
+    steps, v = finite(loss)
+    n = len(v)
+    k = math.ceil(0.1 * n)
+    if n < _PROGRESS_POINTS or not float(np.min(v)) > 0 or float(steps[0]) > float(steps[-1] - steps[0]):
+        return None
+    level = float(np.median(v[-k:]))
+    start = float(np.median(v[:k]))
+    idx = _level_spikes(steps, v, t)[4]
+    spiked_start = bool(np.any(idx < k)) and float(v[0]) < start
+    if spiked_start:
+        start = float(v[0])
+    classes = num_classes(run)
+    if classes is not None:
+        chance = math.log(classes)
+        if float(v[0]) <= (1 + _CHANCE_START) * chance:
+            if level >= (1 - _CHANCE_LOSS_MARGIN) * chance:
+                return {"level": level, "start": start, "num_classes": classes, "chance": chance,
+                        "spiked_start": spiked_start}
+            return None
+    if level >= start:
+        return {"level": level, "start": start, "num_classes": None, "chance": None, "spiked_start": spiked_start}
+    return None
+
+
+def no_progress_words(found: dict, loss: str = "loss") -> str:
+    """:func:`no_progress`'s finding in words, for the spikes' summaries."""
+    if found["num_classes"] is not None:
+        return (f"the {loss} ended at {found['level']:.4g}, no better than chance for {found['num_classes']} "
+                f"classes (ln {found['num_classes']} = {found['chance']:.4g}): the run never learnt")
+    return (f"the {loss} ended at {found['level']:.4g}, no lower than where it began ({found['start']:.4g}"
+            + (", its first point" if found["spiked_start"] else "") + "): the run never learnt")
+
+
 #: On a grad norm too short for a rolling baseline, a point this many times the median of the
 #: others is a spike on its face (an excerpt pasted into a bug report: 11140 among norms of 8).
 _GLARING = 50.0
@@ -492,6 +545,10 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # a spike on the last logged point has no recovery to judge: it is not graded as one that failed
     failed = any(r is False for r in recovered)
     all_recovered = all(r is True for r in recovered)
+    # the level the spikes fall back to is chance or the run's start: no recovery to speak of
+    stuck = no_progress(run, t) if any(r is True for r in recovered) and role != "val_loss" else None
+    if stuck is not None:
+        failed, all_recovered = True, False
     open_at = _open_words(s, steps, open_from)
     # Frequent is a fraction of the run, but two recovered bumps of 1.5x in a short run are not
     # yet a pattern: a warning needs three, or one at least twice its level. Spikes on consecutive
@@ -552,12 +609,16 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
         f"({v[worst] / med[worst]:.3g}x its rolling median); "
         + (f"{v[worst] / start:.3g}x where the run started; " if above_start else "")
-        + _recovery_words(not failed, open_at, any(r is not None for r in recovered))
+        + (_recovery_words(not failed, open_at, any(r is not None for r in recovered)) if stuck is None else
+           f"each fell back, but {no_progress_words(stuck)}"
+           + (f"; the log ends {open_at}" if open_at is not None else ""))
         + (f"; every one below the run's early level {converged[0]:.3g}, with the loss at {converged[2]:.3g} "
            f"({100 * converged[2] / converged[1]:.2g}% of its start): the noise of a converged run"
            if converged is not None else ""),
         f"Isolated {what} values far above the recent median: a bad batch, a too-large step or an "
-        "instability that " + ("did not settle." if failed else "settled again." if all_recovered
+        "instability that " + ("settled only back to a loss no better than chance or the run's start: the model "
+                               "did not learn, and a step this large (a learning rate too high) keeps it there."
+                               if stuck is not None else "did not settle." if failed else "settled again." if all_recovered
                                else "the log ends on, so whether it settled is unknown."),
         # Separate events: the steps of each spike (not a span), the largest in `value`, their count.
         {"metric": s.name, "steps": [_num(x) for x in steps[idx][:50]], "value": float(v[worst]),
@@ -565,6 +626,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
          "max_ratio": float(np.max(v[idx] / med[idx])),
          "fraction_of_steps": fraction, "recovered": False if failed else True if all_recovered else None,
          "ends_at_spike": open_at is not None}
+        | ({"no_progress": stuck} if stuck is not None else {})
         | ({"converged": True, "early_baseline": converged[0], "loss_start": converged[1], "loss_level": converged[2]}
            if converged is not None else {}),
         remedies)]

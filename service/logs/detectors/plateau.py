@@ -26,10 +26,11 @@ from gradhealth.logs.detectors.common import (
     positive_loss,
 )
 from gradhealth.logs.detectors.divergence import LOST_RISE, steady_climb, validation_alone
+from gradhealth.logs.detectors.explosion import _spikes, no_progress
 from gradhealth.logs.detectors.gan import discriminator_ahead, discriminator_won, frozen_gan
 from gradhealth.logs.detectors.rl import on_rollouts
-from gradhealth.logs.remedies import raise_lr
-from gradhealth.logs.series import RunLog
+from gradhealth.logs.remedies import lower_lr, raise_lr
+from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.stats import finite, resolution, smooth, theil_sen
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
@@ -69,6 +70,9 @@ def _frozen_tail(v: np.ndarray, points: int = _FROZEN_POINTS) -> float:
 #: read 2.481 -> 2.636, a 6 % rise)
 _LEVEL_SHARE = 0.1
 _LEVEL_POINTS = 3
+
+#: A run of fewer points whose whole trend is a fall (99 % bound below 0) is too short to say it never learnt
+_EARLY_POINTS = 30
 
 #: The quantile of the last half's points a start must clear to be a fall the tenths' medians hide
 _BAND = 0.9
@@ -204,7 +208,13 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     late = 1 - math.exp(min(slope * width, MAX_EXP))  # (a step of 1e20 must not overflow a float)
     converged = overall >= t.plateau_converged_fraction
     level = float(np.median(v[half:]))
-    chance = at_chance(run, level, t) or uniform_guess(v[half:]) or validation_at_chance(run)
+    chance = at_chance(run, level, t, float(v[0])) or uniform_guess(v[half:]) or validation_at_chance(run)
+    # a start the loss's spikes lifted (an instability from step 1 on) is judged from its first point:
+    # a loss thrown up from 1.106 at step 0 that settles at 1.18 fell from no start (newuser7)
+    stalled = no_progress(run, t)
+    if stalled is not None and stalled["spiked_start"]:
+        fell = min(fell, (stalled["start"] - stalled["level"]) / stalled["start"])
+    spiking = _spiking(run, loss, t)
     # at chance, only a fall its confidence interval bears out is learning: a short noisy loss's
     # estimate leans either way (logsweep31: 14 points at ln 11, "falling" 5.7% with a rise inside);
     # so too for a run that has shown no learning yet (under plateau_early_fraction overall): a
@@ -270,9 +280,15 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     unmoved = (ranked is not None and ranked <= 0.5
                and 1 - math.exp(min(whole_trend[0] * whole, MAX_EXP)) < t.plateau_early_fraction)
     never = never and (not noisy or unmoved)
+    # too few points to tell: a whole-run trend whose 99 % interval is all a fall, over fewer than
+    # _EARLY_POINTS points, is a run still learning that the log stops early (newuser7: killed after 18
+    # steps, 3.6 % down at 0.3 % a step, then trained to 0.10): a note, as a noisy early window is
+    early = never and chance is None and not unmoved and whole_trend[2] < 0 and len(v) < _EARLY_POINTS
+    never = never and not early
     if chance is not None:
         acc = f", accuracy {chance['accuracy']:.2f}" if chance["accuracy"] is not None else ""
-        summary = (f"{loss.name} is flat at {level:.3g} over the last half of the run, at chance for "
+        where = "no better than chance" if chance.get("above") else "at chance"
+        summary = (f"{loss.name} is flat at {level:.3g} over the last half of the run, {where} for "
                    f"{chance['num_classes']} classes (ln {chance['num_classes']} = "
                    f"{math.log(chance['num_classes']):.3g}{acc}"
                    + (f"; {chance['source']}" if chance.get("validation") else "") + ")")
@@ -286,6 +302,12 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                        "last quarter rank no lower than those of its first, and the trend's estimate is no fall, "
                        "though the noise leaves its interval wide. The model is not learning (a learning rate far too "
                        "small, frozen or detached parameters, or a data/label problem).")
+    elif never and stalled is not None and stalled["spiked_start"] and fell < 0:
+        summary = (f"{loss.name} never fell below its first point ({stalled['start']:.4g} at "
+                   f"{loss.where(steps[0])}): its last tenth's median {stalled['level']:.4g} is {_change(fell)}, "
+                   "the points between thrown up by spikes")
+        explanation = ("The loss rose from its first step and never came back below where the untrained model began: "
+                       "the model is not learning, and spikes from the start say the steps are too large.")
     elif never:
         summary = f"{loss.name} barely moved: {_change(fell)} at the end than at the start"
         if twin is not None:
@@ -293,6 +315,11 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                         f"over {len(twin[2])} epochs)")
         explanation = ("The loss stalled from the start: the model is not learning (vanishing gradients, a learning "
                        "rate far too small, or a data/label problem).")
+    elif early:
+        summary = (f"{loss.name} is {_change(fell)} at the end than at the start, falling steadily over its {len(v)} "
+                   "points (its trend's 99% interval is a fall): too few steps to tell whether it learns")
+        explanation = ("A run this short shows only its first steps: the loss is falling, slowly so far, and the log "
+                       "stops before it shows whether it goes on to learn. Check again with more steps.")
     elif noisy:
         summary = (f"{loss.name} is {_change(fell)} at the end than at the start, but over {len(v)} noisy points "
                    f"its trend allows a fall of up to {most_fall:.0%}: too little to tell whether it learns")
@@ -337,8 +364,23 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
          "epoch_metric": twin[0].name if twin is not None else None,
          "epoch_improvement": twin_fell,
          "last_quarter_lower": ranked},
-        [raise_lr(run, why="the loss is not moving") if alarm else None])]
+        [(lower_lr(run, at_step=spiking, why="the loss spikes and never falls below "
+                   + ("chance" if chance is not None else "its start")) if spiking is not None
+          else raise_lr(run, why="the loss is not moving")) if alarm else None])]
     return out + ([stuck] if stuck else [])
+
+
+def _spiking(run: RunLog, loss: Series, t: LogThresholds) -> float | None:
+    """The step of the first spike of the training loss or the total gradient norm (as loss_spike and
+    gradient_spike find them), or None: a loss that never learns while it spikes has a learning rate
+    too large, not too small (newuser7: SGD at lr=5, loss 1.106 -> 1.22 through spikes to 8.1)."""
+    first: list[float] = []
+    for s in (loss, run.first("grad_norm")):
+        if s is not None:
+            steps, _, _, _, idx = _spikes(s, t)
+            if len(idx):
+                first.append(float(steps[idx[0]]))
+    return min(first) if first else None
 
 
 def _warming_up(run: RunLog, first: float, last: float, factor: float = 2.0) -> tuple[float, float] | None:

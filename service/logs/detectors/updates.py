@@ -50,19 +50,28 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
     if spread is not None:
         # GRPO-style advantages are rewards less their group's mean: a group whose completions all
         # scored the same teaches nothing, and its step's gradient is exactly 0 by construction.
-        name, matched = spread
+        name, matched, logged = spread
         most = fraction >= t.zero_gradient_rl_warning
+        # (newuser7 4: half of a remasking run's 164 zero steps log no reward_std at all, each the
+        # second update on a batch whose spread was 0: the claim names both, not "each a step where")
+        carried = matched - logged
+        where = (f"each a step where {name} was 0" if not carried and matched == len(idx) else
+                 f"{logged} of them at a step where {name} was 0"
+                 + (f", {carried} with no {name} logged after a step where it was 0 (the same completions "
+                    "reused for another update)" if carried else "")
+                 + (f", {len(idx) - matched} at a step where it was not" if matched < len(idx) else ""))
         return [finding(
             "zero_gradient", "warning" if most else "info",
-            f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), each a step where "
-            f"{name} was 0: every completion in the group scored the same",
+            f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), {where}: "
+            "every completion in the group scored the same",
             "Group-relative advantages (GRPO, RLOO) are each reward less its group's mean, so a group whose "
             "completions all got the same reward gives no gradient at all. "
             + (f"On {fraction:.0%} of the steps here nothing is learned: the prompts are too hard or too easy for "
                "the model, or the reward cannot tell completions apart. " if most else "")
             + "More completions per prompt, a reward with partial credit, or prompts of mixed difficulty give "
               "the groups a spread.",
-            {**evidence, "explained_by": name, "explained_steps": matched}, [])]
+            {**evidence, "explained_by": name, "explained_steps": matched, "explained_logged_steps": logged,
+             "explained_carried_steps": carried}, [])]
     converged = converged_loss(run, since=float(steps[idx[0]]))
     if converged is not None:
         # (newuser5 P1: a CNN whose cross-entropy reached exactly 0 in float32 got this warning on
@@ -301,21 +310,23 @@ def _moving_while_zero(run: RunLog, loss: Series, steps: np.ndarray, v: np.ndarr
 _REWARD_STD = re.compile(r"^(?:train[/_])?(?:reward_std|rewards?/std|reward/std)$", re.I)
 
 
-def _no_reward_spread(run: RunLog, at: np.ndarray) -> tuple[str, int] | None:
+def _no_reward_spread(run: RunLog, at: np.ndarray) -> tuple[str, int, int] | None:
     """The run's within-group reward spread series when it was exactly 0 for (nearly) every one of
-    the steps ``at``: (its name, how many of them). Each step is matched with the last spread logged
-    at or before it: a trainer that reuses one batch of completions for several updates
-    (``num_iterations``) logs the rewards only on the step that generated them. None when the run
-    logs no spread or it does not match."""
+    the steps ``at``: (its name, how many of them, how many of those log the spread at that very
+    step). Each step is matched with the last spread logged at or before it: a trainer that reuses
+    one batch of completions for several updates (``num_iterations``) logs the rewards only on the
+    step that generated them. None when the run logs no spread or it does not match."""
     for r in run.series:
         if not _REWARD_STD.match(r.name):
             continue
         rs, rv = finite(r)
         i = np.searchsorted(rs, at, side="right") - 1
-        known = rv[i[i >= 0]]
+        found = i >= 0
+        known = rv[i[found]]
         matched = int(np.sum(known == 0))
         if matched >= 0.9 * len(at):
-            return r.name, matched
+            logged = int(np.sum((known == 0) & (rs[i[found]] == at[found])))
+            return r.name, matched, logged
     return None
 
 
