@@ -706,6 +706,10 @@ def _softmax_fn(n: Node, fn: Callable[..., torch.Tensor]) -> Callable[[torch.Ten
         k = axis + x.dim() if axis < 0 else axis
         if not 0 <= k <= x.dim():
             raise ValueError(f"axis {axis} is out of range for an input of rank {x.dim()}")
+        if math.prod(x.shape[k + 1:]) == 1:
+            # one dimension from the axis on (a classifier's [N, C] at axis 1): the two forms are one,
+            # and the softmax itself stays the output's autograd node (softmax_over_last reads it)
+            return fn(x, k)
         rows = math.prod(x.shape[:k])
         return fn(x.reshape(rows, math.prod(x.shape[k:])), 1).reshape(x.shape)
     return coerced
