@@ -1792,6 +1792,10 @@ class GraphRun:
     bounded_regression: bool = False
     #: where the regression targets lie (the spec's ``loss.target_range``), with ``bounded_regression``
     target_range: tuple[float, float] | None = None
+    #: an imported file's own final squash that the loss, given by the user, applies its softmax
+    #: over: a sigmoid over several units under cross_entropy (nn.CrossEntropyLoss on sigmoid
+    #: outputs), judged as a live module's forward ending in one (:func:`forward_squash`)
+    file_squash: str | None = None
 
 
 def forward_squash(run: GraphRun, value: Any) -> str | None:
@@ -1800,7 +1804,10 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
     cross_entropy, on logits, softmaxes again: torch's ``nn.CrossEntropyLoss`` applies log_softmax
     itself; or ``"sigmoid"`` for a forward ending in a sigmoid under binary_cross_entropy, on
     logits as ``nn.BCEWithLogitsLoss``, which applies its own. An imported graph's final softmax is its exporter's (inference files end in one), not
-    the training loss's input, so only the live door asks."""
+    the training loss's input, so only the live door asks; but a file's sigmoid over several units
+    under a cross_entropy the user gave (:attr:`GraphRun.file_squash`) is the model's own output."""
+    if run.file_squash is not None:
+        return run.file_squash if run.losses is None and run.loss == "cross_entropy" else None
     if (not run.trace_functions or run.losses is not None or run.squashed
             or run.loss not in ("cross_entropy", "binary_cross_entropy")):
         return None

@@ -62,7 +62,7 @@ from gradhealth.analysis.graph import (
 )
 from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_code
 from gradhealth.analysis.importers import ModelError
-from gradhealth.analysis.losses import OUTPUT_RANGES
+from gradhealth.analysis.losses import OUTPUT_RANGES, unreachable_fraction
 from gradhealth.analysis.remedies import (
     clip_threshold,
     far_input,
@@ -1329,16 +1329,19 @@ def output_activation(module: nn.Module) -> str | None:
     return found[1] if found is not None else None
 
 
-def _inference_softmax_note(run: GraphRun) -> Finding:
-    """The note for an imported graph ending in a softmax under cross_entropy, which the check takes
-    as its exporter's inference head (:func:`check_onnx`)."""
+def _inference_softmax_note(run: GraphRun, classes: int) -> Finding:
+    """The note for an imported graph ending in a softmax over ``classes`` under cross_entropy, which
+    the check takes as its exporter's inference head (:func:`check_onnx`); the floor a second softmax
+    would leave is that class count's, ln(1 + (k - 1)/e) over ln k (:func:`.losses.unreachable_fraction`)."""
+    floor = unreachable_fraction("softmax", "softmax", classes)
     return rule("output_loss_mismatch").finding(
         "info", "the file ends in a softmax: taken as its inference head, the cross-entropy computed on the "
                 "logits before it",
         "Files exported for inference end in a softmax, and the loss they were trained with took the logits "
         "before it, so the check computes the cross-entropy of those logits (the log-softmax the file's "
         "probabilities are the exponential of). If training applies nn.CrossEntropyLoss to these outputs, that is a softmax applied twice: "
-        "the loss cannot fall below about 63% of chance for 10 classes and the gradient shrinks; return the "
+        f"the loss cannot fall below about {floor:.0%} of chance for its {classes} classes and the gradient "
+        "shrinks; return the "
         "logits from forward and keep the softmax for inference.",
         {"metric": "output_activation", "value": None, "activation": "softmax", "loss": run.loss}, [])
 
@@ -1416,8 +1419,19 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     from_logits = True
     # one forward serves both questions (none for a loss given that is not the cross-entropy)
     out = _first_output(imported.module, imported.inputs) if loss in (None, "cross_entropy") else None
+    # a sigmoid per class under the cross-entropy the user gave (nn.CrossEntropyLoss on the sigmoid's
+    # outputs, as the file was trained): the model's own pairing, judged as a live module's; without
+    # --loss only a note explained it, and with it nothing was said (onnxsweep15 u01)
+    file_squash = ("sigmoid" if loss == "cross_entropy" and out is not None and out.dim() > 1 and out.shape[-1] > 1
+                   and output_activation(imported.module) == "sigmoid" else None)
     multi_label = 0
     implied_sigmoid = False
+    if loss is None and imported.sampled_means:
+        # an action sampled around a mean, the loss taken at the mean: a Gaussian policy's
+        # log-likelihood gradient there is (a - mu) / sigma^2, a squared error's (onnxsweep15)
+        loss = "mse"
+        imported.notes.append("the mean is checked under mse, the form of a Gaussian policy's log-likelihood "
+                              "gradient at its mean ((a - mu) / sigma^2); give --loss to choose another")
     if loss is None:
         loss, from_logits = implied_loss(imported.module, imported.inputs, out)
         # the sigmoid head implied (a binary classifier, a multi-label head): the binary
@@ -1445,13 +1459,13 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
                    reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer),
                    from_logits=from_logits, inference_head=inference_softmax or implied_sigmoid,
-                   recurrences=imported.recurrences)
+                   recurrences=imported.recurrences, file_squash=file_squash)
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,
                        progress=progress)
         if inference_softmax or multi_label:
-            doc.findings.append(_inference_softmax_note(run) if inference_softmax else _multi_label_note(run, multi_label))
+            doc.findings.append(_inference_softmax_note(run, int(out.shape[-1])) if inference_softmax and out is not None else _multi_label_note(run, multi_label))
             doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
         if imported.notes:
             doc.summary = f"{doc.summary} (Note: {'; '.join(imported.notes)}.)"

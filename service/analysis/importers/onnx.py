@@ -1730,6 +1730,8 @@ class Imported:
     recurrences: tuple[Recurrence, ...] = ()
     #: what the simulation chose for the file, for the summary (:func:`_raw_features`)
     notes: list[str] = field(default_factory=list)
+    #: the loss is taken at the mean an output action is sampled around (:attr:`Header.sampled_means`)
+    sampled_means: tuple[str, ...] = ()
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -2401,7 +2403,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     restored_ids = {id(n) for n in restored}
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
                     [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids],
-                    tuple(recurrences), notes)
+                    tuple(recurrences), notes, header.sampled_means)
 
 
 def _base(name: str) -> str:

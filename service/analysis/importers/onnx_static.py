@@ -67,6 +67,9 @@ class Header:
     pruned: tuple[str, ...] = ()
     #: where the loss is taken, when not at the first graph output (:func:`check_outputs`)
     loss_note: str | None = None
+    #: the means the check took the loss at because the output is an action sampled around them
+    #: (:func:`sampled_means`): a regression of the mean (mse) unless a loss is given
+    sampled_means: tuple[str, ...] = ()
 
 
 def parse(data: bytes) -> Any:
@@ -713,11 +716,144 @@ def _float_sources(name: str, producer: dict[str, Any], computed: set[str], floa
     return found
 
 
+#: Ops that draw random values: an action sampled around a policy's mean (``mu + sigma * noise``).
+RANDOM_OPS = frozenset({"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike"})
+#: Ops a noise term is made with while it stays ``scale * noise + shift`` (affine in the draw): a
+#: Gaussian's ``exp(log_std) * RandomNormalLike(mu)``, torch's ``normal(zeros, ones)`` as
+#: ``RandomNormalLike(zeros) * ones + zeros``.
+_AFFINE_NOISE_OPS = frozenset({"Mul", "Div", "Add", "Sub", "Neg", "Expand", "Reshape", "Identity", "Cast",
+                               "Unsqueeze", "Squeeze", "Flatten", "Tile"})
+#: Ops a sampled action goes through on its way out, read back to the sample (a clip to the action
+#: range, a rescale by a constant, SAC's tanh squash, a reshape).
+_SAMPLE_TAIL_OPS = frozenset({"Clip", "Mul", "Div", "Add", "Sub", "Neg", "Tanh", "Reshape", "Identity", "Cast",
+                              "Unsqueeze", "Squeeze", "Flatten", "Concat"})
+
+
+def _noisy(graph: Any) -> set[str]:
+    """Every tensor made, through any op, of a random draw (:data:`RANDOM_OPS`)."""
+    noisy: set[str] = set()
+    for n in graph.node:
+        if n.op_type in RANDOM_OPS and n.domain in ("", "ai.onnx") or any(i in noisy for i in n.input if i):
+            noisy.update(o for o in n.output if o)
+    return noisy
+
+
+def _affine_noise(name: str, producer: dict[str, Any], noisy: set[str]) -> bool:
+    """Whether the noisy tensor ``name`` is a draw scaled and shifted by tensors that are no draw
+    themselves (``sigma * eps``): walked back through :data:`_AFFINE_NOISE_OPS` to random ops only."""
+    todo, seen = [name], set()
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        n = producer.get(t)
+        if n is None:
+            return False
+        if n.op_type in RANDOM_OPS:
+            continue
+        reads = [i for i in n.input if i and i in noisy]
+        if n.op_type not in _AFFINE_NOISE_OPS or not reads:
+            return False
+        # a product of two draws, a division by one, a shape made of one: no longer scale * noise
+        if n.op_type == "Mul" and len(reads) > 1 or n.op_type not in ("Mul", "Add", "Sub") and reads != [n.input[0]]:
+            return False
+        todo.extend(reads)
+    return True
+
+
+def _through_broadcast(name: str, producer: dict[str, Any], computed: set[str]) -> str:
+    """``name``, or the computed tensor an Expand or Identity only broadcasts or renames (SB3's
+    ``Expand(action_net(x))``)."""
+    while True:
+        n = producer.get(name)
+        if n is None or n.op_type not in ("Expand", "Identity") or not n.input or n.input[0] not in computed:
+            return name
+        name = n.input[0]
+
+
+def sampled_means(graph: Any, name: str, producer: dict[str, Any] | None = None,
+                  computed: set[str] | None = None) -> tuple[list[str], list[str]] | None:
+    """Where ``name`` is a sample drawn around a mean (a continuous policy's action,
+    ``Clip(mu + exp(log_sigma) * RandomNormalLike(mu))``): (the means, the random nodes' labels),
+    walking back from ``name`` through the action's tail (:data:`_SAMPLE_TAIL_OPS`: a clip, a
+    rescale, a tanh) to each ``mean + noise`` (an Add, or a Sub of the noise) whose noise is a draw
+    scaled and shifted by what is no draw (:func:`_affine_noise`) and whose other operand carries a
+    gradient: the deterministic action, which the policy gradient trains through the mean. None
+    where ``name`` depends on no random op, or on one it cannot follow back so (a sample fed on
+    through a layer, a Gumbel noise's logs); the random op is then refused (:func:`noise_hint`)."""
+    noisy = _noisy(graph)
+    if name not in noisy:
+        return None
+    producer = producer if producer is not None else {o: n for n in graph.node for o in n.output if o}
+    computed = computed if computed is not None else _computed(graph)
+    means: list[str] = []
+    todo, seen = [name], set()
+    while todo:
+        t = todo.pop(0)
+        if t in seen:
+            continue
+        seen.add(t)
+        n = producer.get(t)
+        if n is None or n.op_type in RANDOM_OPS:
+            return None  # the draw itself, with no mean added to it
+        reads = [i for i in n.input if i and i in noisy]
+        others = [i for i in n.input if i and i not in noisy]
+        if n.op_type in ("Add", "Sub") and len(reads) == 1 and len(others) == 1 and others[0] in computed \
+                and (n.op_type == "Add" or n.input[1] == reads[0]):
+            if not _affine_noise(reads[0], producer, noisy):
+                return None
+            mean = _through_broadcast(others[0], producer, computed)
+            if mean not in means:
+                means.append(mean)
+        elif n.op_type in _SAMPLE_TAIL_OPS and reads and (n.op_type in ("Concat", "Clip") or len(reads) == 1):
+            todo.extend(reads)
+        else:
+            return None
+    drawn = [_node_label(n, k) for k, n in enumerate(graph.node) if n.op_type in RANDOM_OPS
+             and any(o in noisy for o in n.output)]
+    return (means, drawn) if means else None
+
+
+def noise_hint(graph: Any) -> str:
+    """For a refusal of the random ops left in ``graph``: how to go on (``--loss-at``), naming the
+    tensors that carry a gradient which the draws are combined with (a mean, a scale), else the
+    tensors the draws are shaped like. Empty where no random op is left."""
+    randoms = [n for n in graph.node if n.op_type in RANDOM_OPS]
+    if not randoms:
+        return ""
+    noisy = _noisy(graph)
+    computed = _computed(graph)
+    means: list[str] = []
+    scales: list[str] = []
+    for n in graph.node:
+        if n.op_type in RANDOM_OPS or not any(i in noisy for i in n.input if i):
+            continue
+        for i in n.input:
+            if i and i not in noisy and i in computed:
+                (means if n.op_type in ("Add", "Sub") else scales).append(i)
+    shaped = [i for n in randoms for i in n.input if i and i in computed]
+    candidates = list(dict.fromkeys(means + scales + shaped))
+    named = ", ".join(repr(c) for c in candidates[:4]) + (" ..." if len(candidates) > 4 else "")
+    where = ", ".join(f"{n.op_type} (node {n.name or '?'})" for n in randoms[:3])
+    return (f"; {where} draws random values, which the check does not simulate, and the tensor the loss is "
+            "taken at depends on them: take the loss before the draw with --loss-at TENSOR (`loss_at` over HTTP)"
+            + (f", e.g. {named} (what the draw is combined with)" if candidates else ", a tensor computed "
+               "before the draw (a policy's action mean)")
+            + " (without --loss-at, an output sampled as mean + scale * noise is taken at its mean)")
+
+
 def _outputs_listed(graph: Any) -> str:
     return ", ".join(repr(o.name) for o in graph.output[:8]) + (" ..." if len(graph.output) > 8 else "")
 
 
 def check_outputs(graph: Any, output: str | None = None) -> tuple[list[str], str | None]:
+    """:func:`_choose_outputs`' tensors and note."""
+    chosen, note, _ = _choose_outputs(graph, output)
+    return chosen, note
+
+
+def _choose_outputs(graph: Any, output: str | None = None) -> tuple[list[str], str | None, bool]:
     """The tensors the check takes its loss of, and a note saying where when the check chose a
     tensor that is not the first graph output (None otherwise). Several are joined into one
     (:func:`join_logits`).
@@ -734,7 +870,9 @@ def check_outputs(graph: Any, output: str | None = None) -> tuple[list[str], str
     (ArgMax, TopK's indices, Multinomial, a comparison, a Cast to an integer) are walked back to
     the floating-point tensors they are made of, taken at the logits a Softmax reads
     (:func:`_float_sources`): a policy's actions to its action logits (onnxsweep14: Unity ML-Agents
-    brains, whose float outputs are constants and whose actions are Multinomial/ArgMax samples)."""
+    brains, whose float outputs are constants and whose actions are Multinomial/ArgMax samples).
+    A float output sampled around a mean (a continuous policy's ``mu + sigma * RandomNormalLike``)
+    is taken at the mean (:func:`sampled_means`, onnxsweep15). The third value: whether it was."""
     producer = {o: n for n in graph.node for o in n.output if o}
     computed = _computed(graph)
     reached = _computed(graph, gradient=False)
@@ -756,7 +894,7 @@ def check_outputs(graph: Any, output: str | None = None) -> tuple[list[str], str
             raise ModelError(f"loss_at {output!r} is {what}: no gradient would reach any layer from it; "
                              f"name a tensor computed from the inputs (the graph's outputs are {_outputs_listed(graph)})")
         return [output], (None if graph.output and graph.output[0].name == output
-                          else f"the loss is taken at {output!r}, as asked")
+                          else f"the loss is taken at {output!r}, as asked"), False
     if not graph.output:
         raise ModelError("the graph has no output: the check takes its loss of the first graph output")
     problem: str | None = None
@@ -766,7 +904,7 @@ def check_outputs(graph: Any, output: str | None = None) -> tuple[list[str], str
         if not out.type.HasField("tensor_type") and out.type.WhichOneof("value") is not None:
             zipmap = producer.get(out.name)
             if zipmap is not None and zipmap.op_type == "ZipMap" and zipmap.input and zipmap.input[0] in producer:
-                return [_binary_probability(graph, zipmap.input[0], producer)], None
+                return [_binary_probability(graph, zipmap.input[0], producer)], None, False
             problem = problem or (f"graph output {out.name!r} is a {out.type.WhichOneof('value').replace('_type', '')}, "
                                   "not a tensor")
             continue
@@ -777,10 +915,23 @@ def check_outputs(graph: Any, output: str | None = None) -> tuple[list[str], str
         if elem and elem not in _FLOAT_ELEMS or not floats.get(out.name, True) or out.name not in computed:
             discrete.append(out.name)
             continue
+        sampled = sampled_means(graph, out.name, producer, computed)
+        if sampled is not None:
+            # a continuous policy's action, drawn around its mean: the loss at the mean, as the policy
+            # gradient's mean path trains it, the draw (no op the check simulates) dropped (onnxsweep15:
+            # ML-Agents' Walker and SB3's Gaussian PPO were refused for their RandomNormalLike)
+            means, drawn = sampled
+            shown = ", ".join(repr(m) for m in means)
+            return means, (f"graph output {out.name!r} is an action sampled around a mean (mean + scale * noise, "
+                           f"drawn by {', '.join(drawn[:3])}); the loss is taken at the mean {shown}, the "
+                           "deterministic action, as the policy gradient trains it through the mean, and the "
+                           "sampling branch is dropped"
+                           f"{' (joined along the last axis, one head each)' if len(means) > 1 else ''}; "
+                           "--loss-at NAME chooses another"), True
         name = _binary_probability(graph, out.name, producer)
         first = graph.output[0].name == out.name
         return [name], (None if first else f"the loss is taken at graph output {out.name!r}, the first "
-                        "floating-point one computed from the inputs")
+                        "floating-point one computed from the inputs"), False
     for out in discrete:
         sources = _float_sources(out, producer, computed, floats, reached)
         if sources:
@@ -791,7 +942,7 @@ def check_outputs(graph: Any, output: str | None = None) -> tuple[list[str], str
                              f"{'logits' if made in ('Softmax', 'LogSoftmax', 'Log') else 'floating-point tensor'} "
                              f"{out!r} is sampled or indexed from"
                              f"{' (joined along the last axis, one head each)' if len(sources) > 1 else ''}; "
-                             "--loss-at NAME chooses another")
+                             "--loss-at NAME chooses another"), False
     for out in graph.output:
         # no tensor a gradient reaches: as before, the first float output a node other than a
         # Constant makes (a single op's output, a constant-sized tensor), whose check then says what
@@ -799,7 +950,7 @@ def check_outputs(graph: Any, output: str | None = None) -> tuple[list[str], str
         n = producer.get(out.name)
         elem = out.type.tensor_type.elem_type if out.type.HasField("tensor_type") else -1
         if n is not None and n.op_type != "Constant" and (elem == 0 or elem in _FLOAT_ELEMS):
-            return [_binary_probability(graph, out.name, producer)], None
+            return [_binary_probability(graph, out.name, producer)], None, False
     init = {t.name for t in graph.initializer}
     said = []
     for out in constants[:3]:
@@ -1298,7 +1449,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # no output, or none a node computes as a floating-point tensor: nothing to take a loss of
     # (errsweep3 F13); the nodes the loss does not read are dropped before their ops are checked
     # (onnxsweep11: skl2onnx's label tail, ZipMap and ArrayFeatureExtractor, refused its classifiers)
-    chosen, loss_note = check_outputs(model.graph, output)
+    chosen, loss_note, sampled = _choose_outputs(model.graph, output)
     pruned = prune_to(model.graph, join_logits(model.graph, chosen))
     stored = _external_tensors(model)
     if stored:
@@ -1311,7 +1462,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             "`--server URL` too, the CLI inlines them into what it sends)")
     missing_ops = unsupported(model, supported)
     if missing_ops:
-        raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}")
+        raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{noise_hint(model.graph)}")
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     # a stored tensor of a negative size is no tensor (numpy would read a -1 as "infer" and reshape
@@ -1431,7 +1582,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             way = _largest_producers(sized, graph) + _fitting_length(sized, shapes, act, limits.max_activation_bytes)
         raise LimitExceeded(f"activations and their gradients would take about {act} "
                             f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way)
-    return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned), loss_note)
+    return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned), loss_note,
+                  tuple(chosen) if sampled else ())
 
 
 #: A dimension's size: positive and under 2**31, in both spellings of a shape (``x=8x3x32x32`` and
