@@ -440,3 +440,115 @@ def fmt(x: float) -> str:
 def layer_activations(units: list[UnitStats]) -> str:
     acts = sorted({u.activation or "identity" for u in units})
     return "/".join(acts)
+
+
+#: A starved middle (:func:`starved_middle`) is judged only where at least this many weighted layers
+#: in a row along the paths (:attr:`SimulationResult.feeds`) are under the warning level: the
+#: gradient shrinking layer after layer, as depth does it. One layer alone small is an operation's
+#: (an attention's query and key behind its softmax), two a branch's under a small scale (a layer
+#: scale's fc1 -> fc2), not depth's.
+STARVED_STRETCH = 3
+
+
+@dataclass(frozen=True)
+class Starved:
+    """The least-reached layer in the middle of a trunk whose ends a skip path joins
+    (:func:`starved_middle`): ``ratio`` is its ||dL/dh|| over the last layer's, ``stretch`` the
+    longest run of layers under the warning level through it, in forward order, ``first`` and
+    ``last`` the trunk's ends (``first_ratio`` the first's share, which the skips keep healthy)."""
+
+    ratio: float
+    unit: UnitStats
+    stretch: list[UnitStats]
+    first: UnitStats
+    last: UnitStats
+    first_ratio: float
+
+
+#: The share of the last layer's gradient under which a layer counts as starved for
+#: :data:`STARVED_STRETCH`: the default ``vanishing_warning`` (the finding's severity follows the
+#: thresholds in force)
+STARVED_LEVEL = 1e-2
+
+
+def starved_middle(result: SimulationResult, warning: float = STARVED_LEVEL) -> Starved | None:
+    """The layer in the middle of the trunk that the gradient barely reaches, where skip paths
+    around it keep both ends healthy: a U-Net's encoder and decoder meet at the bottleneck, and the
+    first and last layers sit on the short skip between them (inc -> up4 -> outc), so the ratio of
+    the ends (:func:`depth_ratio`) reads two healthy layers and misses the middle. Without batch
+    norm, torch's default init gives each conv + ReLU a gain of about sqrt(1/6) = 0.41, and the
+    bottleneck of milesial's U-Net gets 1.3e-6 of the last layer's gradient (modsweep31 u04) while
+    its first gets 0.045.
+
+    Judged over the trunk's tower that :func:`depth_ratio` judges, on a module's or graph's paths
+    (a spec is one chain, whose first layer is its least reached); a layer counts where some path
+    from the first layer to the last goes around it (on a chain, the first layer's ratio is the
+    finding's), its gradient is nonzero in every seed (an exact 0 is a cut, a dead layer or a
+    designed zero init, judged as such), it is no gate (its smallness is the gate's sigmoid) and no
+    norm, and it lies in a run of :data:`STARVED_STRETCH` or more layers in a row under
+    ``warning``. None where no layer is under ``warning``."""
+    if not result.feeds:
+        return None
+    _, chain = depth_ratio(result)
+    if len(chain) < STARVED_STRETCH + 2 or any(u.name not in result.feeds for u in chain):
+        return None
+    first, last = chain[0], chain[-1]
+    end = last.geo("output_grad_norm")
+    if not (end > 0 and math.isfinite(end)):
+        return None
+    skip = set(result.gates) | set(result.gate_drivers)
+
+    def share(u: UnitStats) -> float:
+        return u.geo("output_grad_norm") / end
+
+    starved = {u.name: u for u in chain[1:-1]
+               if u.name not in skip and "norm" not in u.type and not cut_off(u)
+               and bool(np.all(u.values["output_grad_norm"] > 0)) and share(u) < warning}
+    if not starved:
+        return None
+    # the longest run of starved layers through each, along the feeds (memoised both ways)
+    after: dict[str, list[str]] = {}
+    before: dict[str, list[str]] = {}
+
+    def longest(name: str, edges: dict[str, list[str]], memo: dict[str, list[str]], seen: frozenset[str]) -> list[str]:
+        if name in memo:
+            return memo[name]
+        best: list[str] = []
+        for nxt in edges.get(name, ()):
+            if nxt in starved and nxt not in seen:
+                run = longest(nxt, edges, memo, seen | {nxt})
+                if len(run) > len(best):
+                    best = run
+        memo[name] = [name, *best]
+        return memo[name]
+
+    forward = {n: [m for m in result.feeds.get(n, ()) if m in starved] for n in starved}
+    backward: dict[str, list[str]] = {n: [] for n in starved}
+    for n, nxts in forward.items():
+        for m in nxts:
+            backward[m].append(n)
+    order = {u.name: i for i, u in enumerate(chain)}
+    for name in sorted(starved, key=lambda n: share(starved[n])):
+        down = longest(name, forward, after, frozenset({name}))
+        up = longest(name, backward, before, frozenset({name}))
+        run = [*reversed(up[1:]), *down]
+        if len(run) < STARVED_STRETCH or not _bypassed(result, first.name, last.name, name):
+            continue
+        stretch = [starved[n] for n in sorted(set(run), key=order.__getitem__)]
+        unit = starved[name]
+        return Starved(share(unit), unit, stretch, first, last, share(first))
+    return None
+
+
+def _bypassed(result: SimulationResult, start: str, end: str, avoid: str) -> bool:
+    """Whether some path along the feeds leads from ``start`` to ``end`` without ``avoid``."""
+    seen = {start, avoid}
+    stack = [start]
+    while stack:
+        for nxt in result.feeds.get(stack.pop(), ()):
+            if nxt == end:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False

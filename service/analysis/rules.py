@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from gradhealth.analysis.activations import MEASURED_SATURATING
 from gradhealth.analysis.findings import (
     STEEP_LAYER_GAIN,
     Detection,
+    Starved,
     absorbed_by_normalisation,
     activation_growth,
     activation_span,
@@ -30,6 +32,7 @@ from gradhealth.analysis.findings import (
     layer_activations,
     post_ln_stacks,
     reached_from,
+    starved_middle,
     steep_stretch,
     stretch_scale,
     time_ratios,
@@ -497,10 +500,21 @@ class VanishingGradient(ArchitectureRule):
     def measure(self, result: SimulationResult) -> float:
         result, _ = live_seeds(result)  # a born-dead draw is dead_units' finding
         # a layer the forward detaches gets none at all, wherever it sits on the path
-        return 0.0 if _detached_on_path(result) else depth_ratio(result)[0]
+        if _detached_on_path(result):
+            return 0.0
+        ratio = depth_ratio(result)[0]
+        # a starved middle that skip paths around it hide from the ends (a U-Net without batch norm)
+        middle = _starved(result, ratio)
+        return middle.ratio if middle is not None else ratio
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         result, _ = live_seeds(result)
+        middle = _starved(result, depth_ratio(result)[0]) if not _detached_on_path(result) else None
+        if middle is not None:
+            severity = t.vanishing(middle.ratio)
+            if severity == "warning" and adaptive_steps_even(result, middle.unit.name) is not None:
+                return "info"
+            return severity
         if _detached_on_path(result):
             # a warning: a detach may be meant (a target network another rule updates, an EMA),
             # an error where the path's own ratio is one
@@ -518,6 +532,9 @@ class VanishingGradient(ArchitectureRule):
     ) -> Detection:
         result, dead = live_seeds(result)
         detached = _detached_on_path(result)
+        middle = _starved(result, depth_ratio(result)[0]) if not detached else None
+        if middle is not None:
+            return _starved_middle(self.code, severity, value, middle, result, t, dead)
         if not detached:
             found = _through_depth(self.code, severity, value, result, t, dead)
             even = adaptive_steps_even(result) if severity == "info" and t.vanishing(value) == "warning" else None
@@ -547,6 +564,65 @@ class VanishingGradient(ArchitectureRule):
             evidence, detached)
 
 
+def _starved(result: SimulationResult, ratio: float) -> Starved | None:
+    """The trunk's starved middle (:func:`starved_middle`) where it is reached less than the
+    first layer is (the ends' ratio ``ratio`` is the finding otherwise)."""
+    middle = starved_middle(result)
+    if middle is None or ratio == 0 or (math.isfinite(ratio) and not middle.ratio < ratio):
+        return None
+    return middle
+
+
+def _starved_middle(code: str, severity: str, value: float, middle: Starved, result: SimulationResult,
+                    t: Thresholds, left_out: list[int] | None) -> Detection:
+    """The vanishing finding on a starved middle: the ends healthy, the layers between starved."""
+    unit, first, last, run = middle.unit, middle.first, middle.last, middle.stretch
+    weight_ratio = _geo_share(unit, last, "grad_norm")
+    act_ratio = _geo_share(unit, first, "activation_std")
+    evidence: dict[str, Any] = {
+        "metric": "output_grad_ratio_least_to_last", "value": value, "threshold": t.vanishing_warning,
+        "layers": [first.name, last.name], "least_reached": unit.name, "starved_middle": True,
+        "starved_layers": [u.name for u in run], "grad_ratio": middle.ratio,
+        "log10_grad_ratio": math.log10(middle.ratio) if middle.ratio > 0 else None,
+        "first_to_last_grad_ratio": middle.first_ratio,
+        "least_output_grad_norm": unit.geo("output_grad_norm"),
+        "last_output_grad_norm": last.geo("output_grad_norm"),
+        "first_output_grad_norm": first.geo("output_grad_norm"),
+        **({"weight_grad_ratio_least_to_last": weight_ratio} if math.isfinite(weight_ratio) else {}),
+        **({"activation_ratio_least_to_first": act_ratio} if math.isfinite(act_ratio) else {}),
+    }
+    if left_out:
+        evidence["born_dead_seeds_left_out"] = list(left_out)
+        evidence["seeds_judged"] = result.seeds
+    summary = (f"gradient reaches {unit.name} {fmt(1 / middle.ratio)}x weaker than {last.name}, in the middle of "
+               f"the path {first.name} .. {last.name}: {len(run)} layers ({run[0].name} .. {run[-1].name}) get under "
+               f"{fmt(t.vanishing_warning)} of it, while skip connections keep the ends healthy (the first layer "
+               f"gets {fmt(middle.first_ratio)})")
+    parts = [f"Skip connections join {first.name}'s end of the network to {last.name}'s by a short path, so "
+             "both ends get a healthy gradient; the layers in the middle (a U-Net's bottleneck, an "
+             "encoder-decoder's deepest stage) are reached only through the long path, one Jacobian per "
+             f"layer, and through {_these_layers(layer_activations(run))} it shrinks there to "
+             f"{fmt(middle.ratio)} of the last layer's."]
+    if math.isfinite(act_ratio) and act_ratio < 1:
+        parts.append(f"The signal shrinks the same way on the way in: {unit.name}'s activations are "
+                     f"{fmt(act_ratio)} of {first.name}'s")
+        if math.isfinite(weight_ratio):
+            parts[-1] += f", so its weight gradient (input times output gradient) is {fmt(weight_ratio)} of {last.name}'s"
+        parts[-1] += "."
+    parts.append("Unnormalised layers at torch's default init (Var(W) = 1/(3 fan_in)) scale a ReLU layer's "
+                 "signal by about sqrt(1/6) = 0.41, so ten of them shrink it about 1e-4. The middle layers "
+                 "barely learn; batch norm after each conv (the original U-Net's) or He init keeps the "
+                 "gain at 1.")
+    return Detection(code, severity, "output_grad_ratio_least_to_last", value, summary, " ".join(parts),
+                     evidence, run)
+
+
+def _geo_share(a: UnitStats, b: UnitStats, metric: str) -> float:
+    """a's figure over b's (geometric means over seeds; nan where undefined)."""
+    x, y = a.geo(metric), b.geo(metric)
+    return x / y if y > 0 and math.isfinite(x) and math.isfinite(y) else math.nan
+
+
 #: Optimizers whose step divides each weight's gradient by its own running size (its first step is
 #: about the rate per weight, whatever the gradient's scale)
 ADAPTIVE = frozenset({"adam", "adamw", "nadam", "rmsprop", "adagrad", "adadelta"})
@@ -555,10 +631,11 @@ ADAPTIVE = frozenset({"adam", "adamw", "nadam", "rmsprop", "adagrad", "adadelta"
 EVEN_STEPS = 0.1
 
 
-def adaptive_steps_even(result: SimulationResult) -> tuple[str, float, float] | None:
+def adaptive_steps_even(result: SimulationResult, layer: str | None = None) -> tuple[str, float, float] | None:
     """(optimizer, the first weighted layer's first-step update ratio, the median over the layers)
     where an adaptive optimizer (:data:`ADAPTIVE`) moves the first layer at least
-    :data:`EVEN_STEPS` of the median layer's step, else None. A gradient that shrinks through
+    :data:`EVEN_STEPS` of the median layer's step, else None; ``layer``: that layer's step instead
+    of the first's (a starved middle's). A gradient that shrinks through
     depth starves the early layers under SGD, whose step is the gradient; Adam's is the gradient
     over its own running size, so each layer moves about its rate per weight (NeRF's 8-layer ReLU
     MLP at torch's default init shrinks the gradient 559x, 0.41 per layer, and trains under Adam
@@ -571,9 +648,10 @@ def adaptive_steps_even(result: SimulationResult) -> tuple[str, float, float] | 
     if len(ordered) < 2:
         return None
     typical = float(np.median(ordered))
-    if not typical > 0 or ordered[0] < EVEN_STEPS * typical:
+    judged = ordered[0] if layer is None else ratios.get(layer, math.nan)
+    if not typical > 0 or not judged >= EVEN_STEPS * typical:
         return None
-    return opt.type, ordered[0], typical
+    return opt.type, judged, typical
 
 
 def _through_saturating(result: SimulationResult) -> bool:
