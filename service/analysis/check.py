@@ -40,6 +40,7 @@ from gradhealth.core.document import (
     CriticalInit,
     Diagnosis,
     Finding,
+    JudgedFigure,
     LayerReport,
     Remedy,
     SimulationInfo,
@@ -263,6 +264,9 @@ class _Verifier:
             value, fixed, new = judge(det, all_detections, after, thresholds)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(value), fixed=fixed, side_effects=new,
+                                       judged=judged_figure(det, self.result, after, thresholds),
+                                       side_effect_figures=side_effect_figures(new, all_detections, self.result,
+                                                                               after, thresholds),
                                        seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, thresholds))
             remedy.recommended = fixed and not new
         best = clip_reference(det.code, remedies, self.results)
@@ -278,6 +282,38 @@ class _Verifier:
         """Whether one seed's ``after`` decides the remedy's verdict as every seed's would (:func:`decided`)."""
         return decided(lambda t: acted_on(judge(det, all_detections, after, t)), self.options.thresholds,
                        self.margin)
+
+
+def judged_figure(det: Detection, before: SimulationResult, after: SimulationResult,
+                  thresholds: Thresholds) -> JudgedFigure | None:
+    """The figure ``det``'s rule fires on where it is not its metric (``ArchitectureRule.decisive``),
+    on the unchanged and the changed network: what a remedy's "fixed" was judged on."""
+    part = _part(det)
+    was, now = part.decisive(before, thresholds), part.decisive(after, thresholds)
+    if was is None or now is None:
+        return None
+    return JudgedFigure(code=det.code, metric=was[0], before=finite_or_none(was[1]), after=finite_or_none(now[1]))
+
+
+def side_effect_figures(codes: list[str], all_detections: list[Detection], before: SimulationResult,
+                        after: SimulationResult, thresholds: Thresholds) -> list[JudgedFigure]:
+    """Each side effect's own metric on the unchanged network (its finding's, or measured there where
+    it had none) and on the changed one: the figure a side effect was judged on, which the finding's
+    own metric does not show (specsweep12 u10: Xavier on a chaotic tanh net, exploding's max of the
+    gradient ratio and the activation growth 0.593, its gradient ratio 7.8e-4)."""
+    if not codes:
+        return []
+    found = {d.code: d for d in problems(after, thresholds)}
+    had = {d.code: d for d in all_detections}
+    out = []
+    for code in dict.fromkeys(codes):
+        now = found.get(code)
+        if now is None:
+            continue
+        was = had[code].value if code in had else rule(code).architecture.measure(before)
+        out.append(JudgedFigure(code=code, metric=now.metric, before=finite_or_none(was),
+                                after=finite_or_none(now.value)))
+    return out
 
 
 def acted_on(verdict: tuple[float, bool, list[str]]) -> tuple[bool, bool]:

@@ -36,6 +36,7 @@ from gradhealth.analysis.findings import (
     steep_stretch,
     stretch_scale,
     time_ratios,
+    trunk,
     unread_stretch,
 )
 from gradhealth.analysis.losses import (
@@ -111,10 +112,20 @@ POST_LN_MIN_WARMUP = 1000
 
 def _warmup(c: Context) -> list[Remedy]:
     # never a warm-up shorter than the one declared (specsweep13: 4,000 offered beside a declared 10,000)
-    declared = c.result.optimizer.warmup_steps if c.result.optimizer is not None else 0
-    if declared >= POST_LN_WARMUP_STEPS:
+    opt = c.result.optimizer
+    declared = opt.warmup_steps if opt is not None else 0
+    steps = 0 if declared >= POST_LN_WARMUP_STEPS else POST_LN_WARMUP_STEPS
+    step = c.detection.evidence.get("max_update_ratio")
+    if (opt is not None and c.detection.evidence.get("depth", 0) > POST_LN_WARMUP_DEPTH and step is not None
+            and step * R.LOWER_LR_FACTOR > POST_LN_DEEP_WARM_STEP):
+        # deeper than warm-up alone trains: a peak rate whose step is half BERT-large's bar (specsweep12 u11)
+        factor = 0.5 * POST_LN_DEEP_WARM_STEP / step
+        return [R.lower_learning_rate(factor, warmup_steps=steps, learning_rate=opt.lr,
+                                      why=f"a peak step of {POST_LN_DEEP_WARM_STEP:g} of the weights or less, "
+                                          f"as BERT-large's 24 Post-LN layers train at 1e-4")]
+    if not steps:
         return []
-    return learning_rate(c, warmup_steps=POST_LN_WARMUP_STEPS)
+    return learning_rate(c, warmup_steps=steps)
 
 
 #: The std of N(0, 1) cut at +-2 (torch's trunc_normal_ at 2 std, as ``truncated_normal`` draws).
@@ -211,6 +222,11 @@ class ArchitectureRule(ABC):
         value = self.measure(result)
         return value, None if math.isnan(value) else self.assess(value, result, t)
 
+    def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
+        """(name, value) of the figure the rule fires on where it is not :meth:`measure`'s metric
+        (shown beside it in a remedy's verification); None where the metric is what is judged."""
+        return None
+
     def propose(self, ctx: Context) -> list[Remedy]:
         """Every remedy worth trying (not yet verified)."""
         return [r for build in self.remedies for r in build(ctx)]
@@ -232,6 +248,9 @@ def _through_depth(
     """The through-depth finding on ``result``; ``left_out``: the born-dead seeds ``result`` was
     taken without (:func:`live_seeds`), said in the evidence."""
     ratio, units = depth_ratio(result)
+    silenced = silenced_by_design(result) if code == "vanishing_gradient" and value == 0 and math.isnan(ratio) else []
+    if silenced:  # no ratio at all: no layer of the trunk gets a gradient, behind a designed zero layer
+        ratio, units = 0.0, trunk(result)
     growth = activation_growth(result)
     # which growth exploding_gradient reports: the activation's is over layers of its own
     # (activation_span), named as such. The gradient's chain ends at the last layer any gradient
@@ -303,6 +322,19 @@ def _through_depth(
                 "exactly zero, so no gradient passes back through them: every layer before passes none and "
                 "gets none, and the units of a layer stay alike (nothing breaks their symmetry). "
                 "Initialise the weights with small random values (Xavier or He).")
+        if silenced:
+            # specsweep12 h07/p3: a zero readout left every hidden layer's gradient exactly 0, and
+            # "no gradient problem found" read as if the depth had been measured
+            evidence["depth_unmeasured"] = True
+            learners = [u for u in silenced if _all_seeds(u, "grad_norm", lambda g: g > 0)]
+            summary += (f"; a note: {_named(learners)} {'starts' if len(learners) == 1 else 'start'} at zero on purpose, "
+                        "so the depth checks measured no "
+                        "gradient at initialisation")
+            explanation += (
+                f" So every gradient figure of {units[0].name} .. {units[-1].name} at initialisation is exactly 0, "
+                "and the checks through depth (vanishing and exploding gradients) had nothing to measure there: "
+                "the verdict says nothing of how the gradient passes these layers once it reaches them. To have "
+                f"it measured, check the model with {_named(learners)} initialised as usual (Xavier or He).")
         if cut_off(units[0]):
             evidence["cut_off"] = True
             explanation = (
@@ -397,14 +429,46 @@ def _behind_zero(result: SimulationResult, zero: list[UnitStats]) -> list[UnitSt
     graph simulation marks it (``input_same_for_every_sample``); a spec's layers, one chain, are
     so after its first zero layer."""
     if not result.feeds:  # a spec: one chain, in order
-        return zero[1:]
+        return _behind_zero_in_spec(result, zero)
     # (the structure is read on the first seed only: the others' values are nan)
     return [u for u in zero if bool(np.any(u.values.get("input_same_for_every_sample", np.zeros(1)) == 1))]
+
+
+def _behind_zero_in_spec(result: SimulationResult, zero: list[UnitStats]) -> list[UnitStats]:
+    """:func:`_behind_zero` of a spec, one chain in order: the zero layers after a zero layer of the
+    chain itself, or after one earlier in the same residual branch; a zero layer inside a residual
+    branch blocks only the rest of that branch, since the skip goes around it (Fixup's zero branch
+    ends, specsweep12 h07)."""
+    residuals = [p.name for p in result.plan.all_units() if isinstance(p.layer, S.ResidualBlock)] \
+        if result.plan is not None else []
+
+    def branch(u: UnitStats) -> str | None:  # the innermost residual branch holding u
+        inside = [r for r in residuals if u.name.startswith(r + ".")]
+        return max(inside, key=len) if inside else None
+
+    behind: list[UnitStats] = []
+    seen: set[str | None] = set()
+    for u in zero:
+        b = branch(u)
+        if None in seen or b in seen:
+            behind.append(u)
+        seen.add(b)
+    return behind
 
 
 def zero_layers(result: SimulationResult) -> list[UnitStats]:
     """The layers whose weights are all exactly zero in every seed."""
     return [u for u in result.units if u.has_weights and "weight_std" in u.values and u.geo("weight_std") == 0]
+
+
+def silenced_by_design(result: SimulationResult) -> list[UnitStats]:
+    """The designed zero layers (:func:`designed_zero_layers`) where no layer of the trunk gets any
+    gradient at initialisation because of them (a zero readout: Fixup's, DiT's final layer; every
+    output gradient before it is exactly 0, so :func:`depth_ratio` has no ratio); else empty."""
+    units = trunk(result)
+    if not units or any(np.any(u.values["output_grad_norm"] != 0) for u in units if "output_grad_norm" in u.values):
+        return []
+    return designed_zero_layers(result)
 
 
 def designed_zero_layers(result: SimulationResult) -> list[UnitStats]:
@@ -503,6 +567,9 @@ class VanishingGradient(ArchitectureRule):
         if _detached_on_path(result):
             return 0.0
         ratio = depth_ratio(result)[0]
+        # none reaches any layer behind a designed zero readout: 0, judged as a designed zero init (a note)
+        if math.isnan(ratio) and silenced_by_design(result):
+            return 0.0
         # a starved middle that skip paths around it hide from the ends (a U-Net without batch norm)
         middle = _starved(result, ratio)
         return middle.ratio if middle is not None else ratio
@@ -1739,6 +1806,22 @@ class Nonfinite(ArchitectureRule):
 #: that is where a warm-up itself starts; raised without one, the risk returns.
 POST_LN_GENTLE_STEP = 1e-3
 
+#: The deepest Post-LN stack a declared warm-up alone makes trainable: Xiong et al. 2020 train 6-layer
+#: (Transformer-base) and 12-layer (BERT-base) Post-LN stacks with warm-up; Liu et al. 2020
+#: ("Understanding the Difficulty of Training Transformers", Table 1 / Fig 1) find an 18-layer
+#: Post-LN encoder diverging on WMT'14 En-De with the same warm-up and Adam's 1e-3, and Liu, Duh, Liu &
+#: Gao 2020 ("Very Deep Transformers for NMT") describe Post-LN past about 12 layers as unstable at
+#: the usual rates.
+POST_LN_WARMUP_DEPTH = 12
+
+#: Deeper than :data:`POST_LN_WARMUP_DEPTH`, a warm-up counts only where its peak step is small too:
+#: the largest first-step update-to-weight ratio at the rate it warms up to. BERT-large (24 Post-LN
+#: layers, 10,000 warm-up steps) trains at Adam's 1e-4 on weights of std 0.02: a step of 1e-4 / 0.02 =
+#: 5e-3 of their norm; Liu et al.'s diverging 18-layer stack warms up to 1e-3 on Xavier weights of rms
+#: about 0.044 (d 512): 2.3e-2 (the tool measures 0.042 on torch's default init). 1e-2 sits between
+#: the two, about a factor 2 from each.
+POST_LN_DEEP_WARM_STEP = 1e-2
+
 
 def _stack_step(result: SimulationResult, stack: list[UnitStats]) -> float | None:
     """The largest first-step update-to-weight ratio in ``stack`` (None: no optimizer given, or
@@ -1748,6 +1831,36 @@ def _stack_step(result: SimulationResult, stack: list[UnitStats]) -> float | Non
     ratios = _first_step(result)[0]
     found = [ratios[u.name] for u in stack if u.name in ratios and math.isfinite(ratios[u.name])]
     return max(found) if found else None
+
+
+def _post_ln_depth(result: SimulationResult, stack: list[UnitStats]) -> int:
+    """The depth of the deepest single Post-LN stack among ``stack``'s units (two stacks of 10 with a
+    layer between are 10 deep, not 20): a live module's stacks as it recorded them, a spec's the
+    runs of consecutive units."""
+    names = {u.name for u in stack}
+    if result.plan is None:
+        return max((sum(n in names for n in s) for s in result.post_ln), default=0)
+    index = {u.name: i for i, u in enumerate(result.units)}
+    best = run = 0
+    last = -2
+    for u in stack:
+        i = index.get(u.name, -2)
+        run = run + 1 if i == last + 1 else 1
+        best, last = max(best, run), i
+    return best
+
+
+def _warmup_in_place(result: SimulationResult, stack: list[UnitStats]) -> bool:
+    """Whether the declared warm-up is what trains ``stack``: :data:`POST_LN_MIN_WARMUP` steps or more,
+    and, past :data:`POST_LN_WARMUP_DEPTH` layers, a peak step of :data:`POST_LN_DEEP_WARM_STEP` or
+    less (none measured: not shown to be small)."""
+    warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
+    if warm < POST_LN_MIN_WARMUP:
+        return False
+    if _post_ln_depth(result, stack) <= POST_LN_WARMUP_DEPTH:
+        return True
+    step = _stack_step(result, stack)
+    return step is not None and step <= POST_LN_DEEP_WARM_STEP
 
 
 class PostLnDepthRisk(ArchitectureRule):
@@ -1762,6 +1875,11 @@ class PostLnDepthRisk(ArchitectureRule):
             stack = [named[n] for s in result.post_ln for n in s if n in named]
         return stack[-1].geo("grad_norm") if stack else math.nan
 
+    def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
+        # the finding fires on the depth of a Post-LN stack, not on the norm (specsweep12 u07: "FIXED"
+        # beside a norm of 2.32 -> 2.28); a Pre-LN stack is no Post-LN stack: depth 0
+        return "post_ln_depth", float(_post_ln_depth(result, post_ln_stacks(result, t)))
+
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         stack = post_ln_stacks(result, t)
         if not stack:
@@ -1770,9 +1888,9 @@ class PostLnDepthRisk(ArchitectureRule):
         if step is not None and step <= POST_LN_GENTLE_STEP:
             return "info"
         # a declared warm-up of the length that trains Post-LN stacks (BERT-base: 10,000 steps) is
-        # the remedy already in place (specsweep13 g27)
-        warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
-        return "info" if warm >= POST_LN_MIN_WARMUP else "warning"
+        # the remedy already in place (specsweep13 g27), up to 12 layers; deeper, only at a peak step
+        # of BERT-large's size (specsweep12 u11: 18 layers warming up to Adam's 1e-3 diverge)
+        return "info" if _warmup_in_place(result, stack) else "warning"
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -1806,12 +1924,38 @@ class PostLnDepthRisk(ArchitectureRule):
             evidence["max_update_ratio"] = step
             evidence["update_ratio_threshold"] = POST_LN_GENTLE_STEP
         warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
+        depth = _post_ln_depth(result, stack)
+        deep = depth > POST_LN_WARMUP_DEPTH
         if warm:
             evidence["warmup_steps"] = warm
+            evidence["warmup_depth"] = POST_LN_WARMUP_DEPTH
+            if deep:
+                evidence["deep_warmup_update_ratio_threshold"] = POST_LN_DEEP_WARM_STEP
         if severity == "info" and (step is None or step > POST_LN_GENTLE_STEP) and warm >= POST_LN_MIN_WARMUP:
-            summary += f"; a note: the run warms up over {warm:,} steps, which is what trains such a stack"
-            explanation += (f" The optimizer warms up over {warm:,} steps ({POST_LN_MIN_WARMUP:,} or more), the "
-                            "remedy Xiong et al. found Post-LN needs: keep it (Pre-LN would not need it).")
+            if deep:
+                summary += (f"; a note: the run warms up over {warm:,} steps to a peak step of {fmt(step or 0)} of "
+                            "the weights, small enough for this depth")
+                explanation += (
+                    f" The optimizer warms up over {warm:,} steps, and its peak rate moves the stack by at most "
+                    f"{fmt(step or 0)} of its weights ({POST_LN_DEEP_WARM_STEP:g} or less): the recipe BERT-large's "
+                    "24 Post-LN layers train with (10,000 warm-up steps to Adam's 1e-4, a step of about 5e-3). "
+                    "Keep both; raising the peak rate brings the risk back (Liu et al. 2020: 18 layers warmed up "
+                    "to 1e-3 diverge).")
+            else:
+                summary += f"; a note: the run warms up over {warm:,} steps, which is what trains such a stack"
+                explanation += (f" The optimizer warms up over {warm:,} steps ({POST_LN_MIN_WARMUP:,} or more), the "
+                                "remedy Xiong et al. found Post-LN needs: keep it (Pre-LN would not need it).")
+        elif severity != "info" and warm >= POST_LN_MIN_WARMUP and deep:
+            shown = "is not measured (no first step)" if step is None else f"is {fmt(step)} of the weights"
+            summary += (f"; the run warms up over {warm:,} steps, which trains Post-LN stacks of up to "
+                        f"{POST_LN_WARMUP_DEPTH} layers, but its peak step {shown} (over {POST_LN_DEEP_WARM_STEP:g})")
+            explanation += (
+                f" Warm-up trains Post-LN stacks of 6 to {POST_LN_WARMUP_DEPTH} layers (Xiong et al. 2020), not deeper "
+                "ones at the usual rates: Liu et al. 2020 report an 18-layer Post-LN encoder diverging on WMT'14 "
+                "with warm-up to Adam's 1e-3, and Liu, Duh, Liu & Gao 2020 find Post-LN past about 12 layers "
+                "unstable. Deep Post-LN stacks that train pair the warm-up with a small peak rate (BERT-large: 24 "
+                f"layers, Adam 1e-4, a step of about 5e-3 of the weights; {POST_LN_DEEP_WARM_STEP:g} or less here), "
+                "or change the initialisation (Admin, DeepNet) or use Pre-LN.")
         elif severity == "info" and step is not None:
             summary += (f"; a note: the optimizer's first step moves the stack by at most {fmt(step)} of its "
                         f"weights, as gently as a warm-up starts")

@@ -54,6 +54,15 @@ def pow10(log10: float) -> float:
     return math.inf if log10 > 308.25 else 10.0 ** log10
 
 
+class JudgedFigure(BaseModel):
+    """A figure a remedy's verdict was judged on besides the finding's own metric, before and after."""
+
+    code: str = Field(description="the finding code whose figure this is")
+    metric: str
+    before: float | None
+    after: float | None
+
+
 class Verified(BaseModel):
     """The remedy applied to the spec and simulated again."""
 
@@ -64,6 +73,13 @@ class Verified(BaseModel):
                                     "no error-severity finding it did not have before, and the metric "
                                     "not pushed past the opposite threshold (vanishing -> exploding)")
     side_effects: list[str] = Field(default_factory=list, description="finding codes the change introduced, or made worse (a higher severity, or 10x further the wrong way)")
+    judged: JudgedFigure | None = Field(
+        None, description="the figure the verdict turns on where the finding fires on something other than its "
+                          "metric (post_ln_depth_risk: the Post-LN stack's depth, 6 -> 0 for Pre-LN)")
+    side_effect_figures: list[JudgedFigure] = Field(
+        default_factory=list, description="each side effect's own metric on the unchanged and on the changed "
+                                          "network (xavier_init on a chaotic tanh net: vanishing_gradient's "
+                                          "output_grad_ratio_first_to_last 1.3e3 -> 7.8e-4)")
     note: str | None = None
     seeds: int | None = Field(None, description="seeds the after figure and the verdict were measured on: one "
                                                 "where its verdict held with every threshold half a decade "

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from gradhealth.core.catalog import FINDINGS
-from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding, Remedy
+from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding, Remedy, Verified
 from gradhealth.report import locate as _locate
 
 CheckKind = Literal["spec", "model", "logs"]
@@ -165,8 +165,20 @@ def verified_text(r: Remedy, doc: Diagnosis, *, markdown: bool = True) -> str:
     if v is None:
         return "from the log" if doc.kind == "logs" else "not simulated"
     state = ("**fixed**" if markdown else "FIXED") if v.fixed else "not fixed"
-    side = f"; introduces {', '.join(v.side_effects)}" if v.side_effects else ""
-    return f"{state}: {v.metric} {num(v.before)} → {num(v.after)}{side}"
+    return f"{state}: {verified_figures(v)}"
+
+
+def verified_figures(v: Verified, arrow: str = "→") -> str:
+    """A verification's figures: what the verdict turned on first where that is not the finding's
+    metric (a Post-LN stack's depth, the metric after it in brackets), and each side effect with its
+    own figure (vanishing_gradient's ratio, not the finding's metric, which may hide it)."""
+    own = f"{v.metric} {num(v.before)} {arrow} {num(v.after)}"
+    if v.judged is not None:
+        own = f"{v.judged.metric} {num(v.judged.before)} {arrow} {num(v.judged.after)} ({own})"
+    figures = {s.code: s for s in v.side_effect_figures}
+    sides = [code + (f" ({figures[code].metric} {num(figures[code].before)} {arrow} {num(figures[code].after)})"
+                     if code in figures else "") for code in v.side_effects]
+    return own + (f"; introduces {', '.join(sides)}" if sides else "")
 
 
 def num(x: float | None) -> str:

@@ -6,7 +6,7 @@ import json
 
 from gradhealth.core.document import Diagnosis, Evidence, Remedy
 from gradhealth.report.baseline import baseline_text
-from gradhealth.report.context import one_line
+from gradhealth.report.context import one_line, verified_figures
 
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 #: Why a remedy of an architecture check carries no measurement.
@@ -74,8 +74,7 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
             if v is None:
                 measured = "from the log" if doc.kind == "logs" else _UNVERIFIED.get(r.unverified or "", "not verified")
             else:
-                measured = (f"{'FIXED' if v.fixed else 'not fixed'}: {v.metric} {_num(v.before)} -> {_num(v.after)}"
-                            + (f"; introduces {', '.join(v.side_effects)}" if v.side_effects else ""))
+                measured = f"{'FIXED' if v.fixed else 'not fixed'}: {verified_figures(v, '->')}"
             tag = "" if r.recommended else " (not recommended)"
             lines.append(f"    {i}. {r.id}{tag}: {r.change} [{measured}]")
             lines += _remedy_body(r)
