@@ -89,6 +89,13 @@ def init_weight(w: torch.Tensor, init: S.InitSpec, activation: str = "identity",
                 nn.init.normal_(w, 0.0, std)
         elif scheme == "orthogonal":
             nn.init.orthogonal_(w, gain=gain or 1.0)
+        elif scheme == "identity":
+            # a matrix's ones on its diagonal (a non-square one's leading square), a kernel's Dirac delta
+            if w.dim() == 2:
+                nn.init.eye_(w)
+            else:
+                nn.init.dirac_(w)
+            w.mul_(gain or 1.0)
         elif scheme == "truncated_normal":
             assert init.std is not None  # InitSpec refuses `truncated_normal` without std
             nn.init.trunc_normal_(w, 0.0, init.std, -2 * init.std, 2 * init.std)

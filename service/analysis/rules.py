@@ -155,7 +155,7 @@ def init_variance(init: S.InitSpec, fan_in: int, fan_out: int, activation: str |
     if scheme == "variance_scaling":
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[init.mode]
         return init.scale / fan
-    if scheme == "orthogonal":
+    if scheme in ("orthogonal", "identity"):
         return (gain or 1.0) ** 2 / max(fan_in, fan_out)  # orthonormal rows (or columns) of unit norm
     return None
 

@@ -83,7 +83,7 @@ Text = Annotated[str, Strict()]
 InitScheme = Literal[
     "default", "normal", "uniform", "xavier_normal", "xavier_uniform",
     "kaiming_normal", "kaiming_uniform", "he_normal", "he_uniform",
-    "lecun_normal", "orthogonal", "zeros", "variance_scaling", "truncated_normal",
+    "lecun_normal", "orthogonal", "zeros", "variance_scaling", "truncated_normal", "identity",
 ]
 BiasScheme = Literal["default", "zeros", "constant", "normal"]
 #: mae and huber (delta 1) are regression losses against a standard-normal target, as mse.
@@ -128,7 +128,9 @@ class InitSpec(_Strict):
     (He et al. 2015) give Var = 2/fan_in whatever the layer's activation, as torch's
     ``kaiming_normal_`` and Keras' ``he_normal`` do (2/((1 + a^2) fan_in) for ``leaky_relu``
     of slope a; ``gain`` replaces sqrt(2)); ``lecun_normal`` gives Var = 1/fan_in; ``orthogonal``
-    a (semi-)orthogonal matrix times ``gain``; ``default`` keeps PyTorch's own.
+    a (semi-)orthogonal matrix times ``gain``; ``identity`` the identity times ``gain`` (a
+    convolution's: the Dirac kernel that passes each channel through; IRNN's recurrent init, Le
+    et al. 2015); ``default`` keeps PyTorch's own.
     """
 
     model_config = ConfigDict(json_schema_extra={"allOf": [
@@ -141,7 +143,7 @@ class InitSpec(_Strict):
     bound: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
                                 description="half-width for `uniform` (at most 100)")
     gain: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
-                               description="gain for xavier_* and orthogonal (at most 100)")
+                               description="gain for xavier_*, orthogonal and identity (at most 100)")
     # Keras' VarianceScaling (the family of its glorot_*, he_* and lecun_* initialisers).
     scale: Float = Field(default=1.0, gt=0, le=MAX_SCALE,
                          description="`variance_scaling`: Var = scale / fan (at most 100)")

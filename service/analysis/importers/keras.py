@@ -801,8 +801,8 @@ class _Translator:
                 self.fail(layer, f"initializer RandomUniform({lo}, {hi}) is not symmetric about 0")
                 return None
             return {"scheme": "uniform", "bound": hi, **extra}
-        if name == "orthogonal":
-            return {"scheme": "orthogonal", "gain": float(cfg.get("gain", 1.0)), **extra}
+        if name in ("orthogonal", "identity"):  # Keras' Identity(gain): IRNN's recurrent kernel
+            return {"scheme": name, "gain": float(cfg.get("gain", 1.0)), **extra}
         if name == "zeros":
             return {"scheme": "zeros", **extra}
         self.fail(layer, f"initializer {name or value!r} is not supported")
