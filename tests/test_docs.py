@@ -212,3 +212,17 @@ def test_the_live_mode_recorder_snippet_runs_against_a_served_process(
     # 200 steps logged every 10: 20 steps x (loss, grad_norm, lr and the 4 parameters' norms)
     assert out[-1] == "finished healthy 140"
     assert snippet.group(1).rstrip().endswith("# finished healthy 140")
+
+
+def test_the_python_client_snippet_runs_against_a_served_process(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], service) -> None:
+    # newuser7 #7: the HTTP client that submits a spec, waits and fetches a report was undocumented
+    start = README.index("### Python client")
+    snippet = re.search(r"```python\n(.*?)```", README[start:], re.DOTALL)
+    assert snippet is not None and "Client(SERVER)" in snippet.group(1)
+    code = snippet.group(1).replace('"http://127.0.0.1:8000"', repr(service.url))
+    assert code != snippet.group(1)
+    exec(compile(code, "README.md (Python client)", "exec"), {})  # noqa: S102 - our own README
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0] == "succeeded healthy"
+    assert out[1].startswith("#") and "tanh mlp" in out[1]
