@@ -230,6 +230,23 @@ class Client:
         except httpx.HTTPError:
             return False
 
+    def report(self, job_id: str, format: str = "text") -> str:
+        """A finished job's report in ``format`` (``text``, ``markdown``, ``html``, ``json``,
+        ``sarif``, ``junit``, ``github``, ``codeclimate``) as the service writes it; RemoteError
+        for a problem (an unknown job 404, an unknown format 406, an unfinished job 409)."""
+        response = self.send(functools.partial(self.http.get, f"/v1/jobs/{job_id}/report",
+                                               params={"format": format}),
+                             time.monotonic() + MAX_RATE_WAIT_S)
+        if response.status_code >= 400:
+            self._json(response)  # raises RemoteError with the service's problem
+        return response.text
+
     def close(self) -> None:
         self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 

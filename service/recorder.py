@@ -1337,6 +1337,8 @@ class HttpSink:
         self.sent = 0
         self.last_seq = -1
         self.retries = 0
+        #: Points the service kept another value for (``conflicts`` in its answers), in all.
+        self.conflicts = 0
         self.spilled = 0  # logged steps that went through the spill file, in all
         self.finished = False
         self.error: BaseException | None = None  # on_refused="raise": raised by write(), close()
@@ -1634,8 +1636,25 @@ class HttpSink:
                 continue
             if answer is None:
                 return False
+            self._conflicted(answer)
             start += size
         return True
+
+    def _conflicted(self, answer: Any) -> None:
+        """Count the points the service kept another value for; warn at the first (newuser7: a
+        script restarted from step 0 under the same run name lost its new early points silently)."""
+        count = answer.get("conflicts") if isinstance(answer, dict) else None
+        if not isinstance(count, int) or count <= 0:
+            return
+        if self.conflicts == 0:
+            first = (answer.get("conflicting") or [{}])[0]
+            log.warning("gradhealth recorder: run %r (%s) already holds %d of these points with other "
+                        "values, e.g. %s at step %s: %s kept, %s sent; the service keeps the first value "
+                        "of each (step, metric). A script restarted from step 0 should start a new run "
+                        "(another run name) or resume from the run's last step; this is said once",
+                        self.run, self.run_id, count, first.get("metric"), first.get("step"),
+                        first.get("kept"), first.get("sent"))
+        self.conflicts += count
 
     def _backlog(self) -> int:
         """Logged steps not acknowledged yet (an estimate: read without the lock)."""
@@ -1661,9 +1680,9 @@ class HttpSink:
                 if response.status_code < 300:
                     self._last_answer = time.monotonic()
                     if self._failing_since is not None:
-                        log.info("gradhealth recorder: %s answers again after %.0f s; sending "
-                                 "the %d logged steps waiting", self.server,
-                                 time.monotonic() - self._failing_since, self._backlog())
+                        log.warning("gradhealth recorder: %s answers again after %.0f s; sending "
+                                    "the %d logged steps waiting", self.server,
+                                    time.monotonic() - self._failing_since, self._backlog())
                         self._failing_since = None
                     return response.json() if response.content else {}
                 if not _retryable(response.status_code) and not _in_use(response.status_code, response.text):

@@ -221,3 +221,17 @@ def test_the_custom_loss_snippet_runs_as_pasted(capsys: pytest.CaptureFixture[st
     assert snippet is not None and 'loss="sum"' in snippet.group(1)
     exec(compile(snippet.group(1), "README.md (custom loss)", "exec"), {})  # noqa: S102 - our own README
     assert capsys.readouterr().out.startswith("healthy []")  # a standard VAE at torch's init
+
+
+def test_the_python_client_snippet_runs_against_a_served_process(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], service) -> None:
+    # newuser7 #7: the HTTP client that submits a spec, waits and fetches a report was undocumented
+    start = README.index("### Python client")
+    snippet = re.search(r"```python\n(.*?)```", README[start:], re.DOTALL)
+    assert snippet is not None and "Client(SERVER)" in snippet.group(1)
+    code = snippet.group(1).replace('"http://127.0.0.1:8000"', repr(service.url))
+    assert code != snippet.group(1)
+    exec(compile(code, "README.md (Python client)", "exec"), {})  # noqa: S102 - our own README
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0] == "succeeded healthy"
+    assert out[1].startswith("#") and "tanh mlp" in out[1]

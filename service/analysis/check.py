@@ -191,6 +191,12 @@ class _Verifier:
         self.results: dict[int, SimulationResult] = {}  # id(remedy) -> its re-simulation
         self.simulated = 0
         self.seconds = 0.0
+        self.at = (0.4, "verifying remedies")  # the last fraction and stage reported
+
+    def _within(self, fraction: float, stage: str) -> None:
+        """A remedy's re-simulation's own progress, inside its step (its seeds' and passes' stages
+        are where a cancelled job stops; the fraction stays at the step's)."""
+        self.report(self.at[0], f"{self.at[1]}: {stage}")
 
     def _simulate(self, patch: list[dict[str, Any]], seeds: int | None = None) -> SimulationResult | str:
         """The patched spec's simulation over its first ``seeds`` seeds (all: None), or why there
@@ -219,7 +225,8 @@ class _Verifier:
                          and isinstance(r, SimulationResult)), None)
             start = done.seeds if done is not None else 0
             try:
-                res = simulate(plan_or, device=self.options.device, seeds=count, start=start)
+                res = simulate(plan_or, device=self.options.device, seeds=count, start=start,
+                               progress=self._within)
             except GradHealthError as exc:
                 self.cache[key, count] = exc.detail
                 return exc.detail
@@ -236,8 +243,9 @@ class _Verifier:
         return self.patches
 
     def _step(self, det: Detection, remedy: Remedy, total: int) -> None:
-        self.report(0.4 + 0.6 * min(self.done / max(total, 1), 1.0),
-                    f"verifying {det.code}: {remedy.id} ({self.done + 1}/{total})")
+        self.at = (0.4 + 0.6 * min(self.done / max(total, 1), 1.0),
+                   f"verifying {det.code}: {remedy.id} ({self.done + 1}/{total})")
+        self.report(*self.at)
         self.done += 1
 
     def remedies_for(self, det: Detection, all_detections: list[Detection]) -> list[Remedy]:

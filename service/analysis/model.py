@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -47,14 +48,30 @@ def activation_module(name: str, negative_slope: float = 0.01) -> nn.Module:
 class Probe:
     """Collects tensors during one instrumented forward pass."""
 
-    def __init__(self) -> None:
+    def __init__(self, tick: Callable[[str], None] | None = None) -> None:
         self.records: dict[str, dict[str, Any]] = {}
+        #: Called with "forward" at each unit and recurrent step the forward pass records, and with
+        #: "backward" as the backward pass reaches each of them: a long step's progress and the
+        #: point where a job learns it was cancelled (what it raises ends the pass).
+        self.tick = tick
 
     def record(self, unit: Unit, pre: torch.Tensor | None, out: torch.Tensor,
                inp: torch.Tensor | None = None) -> None:
         if out.requires_grad:
             out.retain_grad()
+        self.ticked(out)
         self.records[unit.name] = {"pre": pre, "out": out, "in": inp}
+
+    def ticked(self, out: torch.Tensor) -> None:
+        """One more tensor recorded: tick, and tick again when the backward pass reaches it."""
+        tick = self.tick
+        if tick is None:
+            return
+        tick("forward")
+        if out.requires_grad:
+            # the tick alone, not the probe: a hook holding the probe (which holds the tensor) is a
+            # cycle through autograd's nodes that the garbage collector may not see
+            out.register_hook(lambda grad: tick("backward"))
 
 
 # --- initialisation --------------------------------------------------------------------------
@@ -231,6 +248,7 @@ class RecurrentUnit(Unit):
         if layer.type != "rnn":
             mark(self.rnn, layer.recurrent_activation, layer.reset_after)
         self.directions = 2 if layer.bidirectional else 1
+        self.seq_len = seq_len  # its steps: what one probed forward pass unrolls
         self.layer = layer
         self.gates = GATES[layer.type]
         self._initialise(seq_len, activation)
@@ -309,6 +327,8 @@ class RecurrentUnit(Unit):
                     h, c = step(self.rnn, kind, inp[:, t], h, c, weights)
                     if h.requires_grad:
                         h.retain_grad()
+                    if self.probe is not None:
+                        self.probe.ticked(h)
                     steps.append(h)
                 self._steps[layer_index * self.directions + direction] = steps
                 outs.append(torch.stack(steps[::-1] if direction else steps, 1))

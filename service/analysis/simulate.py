@@ -283,9 +283,53 @@ def bare_step(net: Network, x: torch.Tensor, target: torch.Tensor | None) -> tor
     return loss
 
 
-def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None) -> SeedFigures:
-    """One forward + backward with every unit probed, and all figures read back in one transfer."""
-    probe = Probe()
+#: A long step reports its progress (and so meets the job's cancellation check) at most this often.
+TICK_S = 0.5
+
+
+class StepTicker:
+    """The progress inside one seed's forward + backward, for :class:`.model.Probe`'s ticks: a
+    recurrent layer over 800 steps spends a minute there, which the seed boundaries alone left
+    silent (the job sat at one fraction and a cancellation waited for the next seed). Reports
+    ``progress(lo + (hi - lo) * share, stage)`` at most every :data:`TICK_S`, the forward pass
+    the first half of the share (ticks counted over ``expected``), the backward pass the second."""
+
+    def __init__(self, progress: ProgressFn, lo: float, hi: float, stage: str, expected: int) -> None:
+        self.progress, self.lo, self.hi, self.stage = progress, lo, hi, stage
+        self.expected = max(1, expected)
+        self.forward = self.backward = 0
+        self.last = time.monotonic()
+
+    def __call__(self, phase: str) -> None:
+        if phase == "forward":
+            self.forward += 1
+        else:
+            self.backward += 1
+        now = time.monotonic()
+        if now - self.last < TICK_S:
+            return
+        self.last = now
+        if self.backward == 0:
+            share = 0.5 * min(self.forward / max(self.expected, self.forward), 1.0)
+            what = "forward pass"
+        else:  # the readout's own gradients pass the recorded tensors again: held below the seed's end
+            share = 0.5 + 0.5 * min(self.backward / max(self.forward, 1), 1.0)
+            what = "backward pass"
+        self.progress(self.lo + (self.hi - self.lo) * min(share, 0.99), f"{self.stage}: {what}")
+
+
+def expected_ticks(net: Network) -> int:
+    """The ticks one probed forward pass of ``net`` makes: one per unit, one per recurrent step."""
+    units = net.units()
+    return len(units) + sum(u.layer.num_layers * u.directions * u.seq_len
+                            for u in units if isinstance(u, RecurrentUnit))
+
+
+def instrumented_step(net: Network, x: torch.Tensor, target: torch.Tensor | None,
+                      tick: Callable[[str], None] | None = None) -> SeedFigures:
+    """One forward + backward with every unit probed, and all figures read back in one transfer.
+    ``tick``: see :class:`.model.Probe` (:class:`StepTicker` reports a job's progress with it)."""
+    probe = Probe(tick)
     net.set_probe(probe)
     net.zero_grad(set_to_none=True)
     try:
@@ -478,15 +522,19 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
     units: list[Unit] = []
     seed = start
     while seed < count:
+        stage = f"simulating seed {seed + 1} of {count}"
         if progress:
-            progress((seed - start) / (count - start), f"simulating seed {seed + 1} of {count}")
+            progress((seed - start) / (count - start), stage)
         # the last seed's network and batch go before the next is built: kept, they held two
         # networks' recorded steps at once (an unrolled recurrence's 2x the planned memory)
         units = []
-        net = x = target = None
+        net = x = target = ticker = None
         net, x, target = prepare(plan, seed, dev)
+        if progress:
+            ticker = StepTicker(progress, (seed - start) / (count - start), (seed + 1 - start) / (count - start),
+                                stage, expected_ticks(net))
         with _seeded(seed, dev):
-            figures.append(instrumented_step(net, x, target))
+            figures.append(instrumented_step(net, x, target, ticker))
         units = net.units()
         del net
         seed += 1

@@ -995,6 +995,21 @@ def _yaml_or_none(text: str, max_nodes: int) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def reads_as_yaml(text: str, max_nodes: int = MAX_NODES) -> bool:
+    """Whether ``text`` (no JSON) reads as a YAML mapping, within the reader's bounds."""
+    try:
+        return _yaml_or_none(text, max_nodes) is not None
+    except InputFormatError:  # too deep or too large as YAML too: the JSON error says enough
+        return False
+
+
+def yaml_hint(text: str, max_nodes: int = MAX_NODES) -> str:
+    """What to add to the JSON error of text declared JSON that reads as a YAML mapping (newuser7:
+    a YAML spec sent as application/json got a bare "invalid JSON at line 1, column 1")."""
+    return ("; the text reads as a YAML mapping: declare it as YAML (Content-Type: application/yaml, "
+            "or a .yaml file) or send the spec as JSON") if reads_as_yaml(text, max_nodes) else ""
+
+
 def load_spec_text(text: str, *, content_type: str | None = None,
                    max_nodes: int = MAX_NODES) -> dict[str, Any]:
     """Decode spec text as JSON or YAML (YAML is a superset; JSON errors are reported as such).
@@ -1023,7 +1038,8 @@ def load_spec_text(text: str, *, content_type: str | None = None,
         else:
             data = _load_yaml(text, max_nodes)
     except json.JSONDecodeError as exc:
-        raise InputFormatError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise InputFormatError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+                               f"{yaml_hint(text, max_nodes) if declared else ''}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

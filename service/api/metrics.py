@@ -50,7 +50,8 @@ class JobCollector(Collector):
 
     ``kinds``, ``statuses`` and ``codes``: the label values exported at 0 before any job counts in
     them (the app passes every job kind, terminal status and catalog code), so that a series exists
-    before its first event and ``increase()`` counts that event."""
+    before its first event and ``increase()`` counts that event; ``gradhealth_jobs`` has every kind
+    in both active statuses, 0 when none is queued or running."""
 
     def __init__(self, factory: sessionmaker[Session], *, kinds: Iterable[str] = (),
                  statuses: Iterable[str] = (), codes: Iterable[str] = ()) -> None:
@@ -69,8 +70,12 @@ class JobCollector(Collector):
             samples = counters.read(session)
         jobs = GaugeMetricFamily("gradhealth_jobs", "Jobs queued or running now, by kind and status",
                                  labels=["kind", "status"])
-        for kind, status, n in sorted(active):
-            jobs.add_metric([kind, status], n)
+        # every kind at 0 in each active status: an idle service's panel reads 0, not "No data" (newuser7)
+        now: dict[tuple[str, str], float] = {(k, st): 0.0 for k in self.kinds for st in ACTIVE}
+        for kind, status, n in active:
+            now[(kind, status)] = n
+        for (kind, status), value in sorted(now.items()):
+            jobs.add_metric([kind, status], value)
         yield jobs
         depth = GaugeMetricFamily("gradhealth_queue_depth", "Jobs waiting for a worker")
         depth.add_metric([], sum(n for _, status, n in active if status == "queued"))

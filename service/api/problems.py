@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
+from gradhealth.analysis.spec import reads_as_yaml
 from gradhealth.errors import PROBLEM_BASE, GradHealthError
 
 log = logging.getLogger("gradhealth.api")
@@ -21,8 +22,9 @@ log = logging.getLogger("gradhealth.api")
 PROBLEM_JSON = "application/problem+json"
 
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
-           422: "Unprocessable content", 429: "Too many requests", 503: "Service unavailable"}
+           405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 410: "Gone", 413: "Content too large", 415: "Unsupported media type",
+           422: "Unprocessable content", 429: "Too many requests", 503: "Service unavailable",
+           507: "Insufficient storage"}
 
 
 class ApiError(GradHealthError):
@@ -83,7 +85,10 @@ def install(app: FastAPI) -> None:
             loc = bad_json.get("loc", ())
             pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
             reason = (bad_json.get("ctx") or {}).get("error") or bad_json.get("msg", "not JSON")
-            detail = f"invalid JSON at {_json_position(await request.body(), pos)}: {reason}"
+            body = await request.body()
+            detail = f"invalid JSON at {_json_position(body, pos)}: {reason}"
+            if reads_as_yaml(body.decode("utf-8", "replace")):
+                detail += "; the body reads as YAML, but this route takes JSON only (application/json)"
             return problem_response(400, "Bad request", detail, type_=f"{PROBLEM_BASE}invalid-request",
                                     instance=request.url.path,
                                     extra={"errors": [{"pointer": None, "parameter": "body", "detail": detail}]})

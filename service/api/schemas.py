@@ -89,6 +89,8 @@ class JobSummary(BaseModel):
     updated_at: datetime
     result_status: Literal["healthy", "warning", "unhealthy"] | None = None
     links: JobLinks
+    cancel_requested: bool = Field(False, description="true once `DELETE /v1/jobs/{id}` asked this running job "
+                                                      "to stop: it ends `cancelled` within a few seconds")
 
 
 class JobRead(JobSummary):

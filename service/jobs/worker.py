@@ -89,7 +89,8 @@ class _Running:
 
     def check(self, fraction: float, stage: str) -> None:
         # to 4 decimals: 0.1 + 0.2 is shown as 0.3, not 0.30000000000000004 (newuser3)
-        self.progress, self.stage = round(max(0.0, min(1.0, fraction)), 4), stage
+        # the stage to its column's 255 characters (a remedy's re-simulation names both steps)
+        self.progress, self.stage = round(max(0.0, min(1.0, fraction)), 4), stage[:255]
         if self.lost:
             raise JobStopped("lost", None)
         if self.cancelled:

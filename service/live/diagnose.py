@@ -408,6 +408,8 @@ class Appended:
     duplicates: int
     points: int
     last_step: float | None
+    #: Of the duplicates, those sent with another value than the one kept (see :func:`store.conflicts`).
+    conflicts: list[store.Conflict] = field(default_factory=list)
 
 
 def append(session: Session, run_id: str, owner: str, points: list[Point], *, base: LogThresholds,
@@ -447,10 +449,12 @@ def append_batches(session: Session, run_id: str, owner: str, batches: list[list
             names = list(run.series or [])
             known = set(names)
             added: dict[int, int] = {}
+            clashes: dict[int, list[store.Conflict]] = {}
             new_points: list[Point] = []
             full: tuple[int, RunFull] | None = None
             for i in pending:
                 new = store.insert_points(session, run.id, batches[i])
+                clashes[i] = store.conflicts(session, run.id, batches[i], new)
                 total += len(new)
                 for p in new:
                     if p.metric not in known:
@@ -472,7 +476,7 @@ def append_batches(session: Session, run_id: str, owner: str, batches: list[list
             if not new_points:
                 session.rollback()
                 for i in pending:
-                    out[i] = Appended(0, len(batches[i]), run.points, run.last_step)
+                    out[i] = Appended(0, len(batches[i]), run.points, run.last_step, clashes.get(i, []))
                 return [o for o in out if o is not None]
             state.add(new_points)
             try:
@@ -493,7 +497,7 @@ def append_batches(session: Session, run_id: str, owner: str, batches: list[list
             if _commit(session, run, doc, run_log, extra=dict(points=total, series=names, last_step=last_step)):
                 _remember(run_id, version + 1, state)
                 for i in pending:
-                    out[i] = Appended(added[i], len(batches[i]) - added[i], total, last_step)
+                    out[i] = Appended(added[i], len(batches[i]) - added[i], total, last_step, clashes.get(i, []))
                 return [o for o in out if o is not None]
             forget(run_id)  # the state took points that were rolled back
             tries += 1

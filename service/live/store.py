@@ -234,6 +234,44 @@ def insert_points(session: Session, run_id: str, points: list[Point]) -> list[Po
     return [p for key, p in unique.items() if key in inserted]
 
 
+#: A conflict: (step, metric, value kept, value sent).
+Conflict = tuple[float, str, float, float]
+
+
+def conflicts(session: Session, run_id: str, points: list[Point], new: list[Point]) -> list[Conflict]:
+    """The points of a batch that were not stored (``new``: those :func:`insert_points` stored)
+    whose value differs from the one the run keeps for their (metric, step): a script restarted
+    from step 0 under the same run name, not a retried batch (whose resent values are the same).
+    NaN equals NaN here, as stored. Costs a query only where the batch had duplicates."""
+    kept: dict[tuple[str, float], tuple[float | None, int]] = {
+        (p.metric, float(p.step)): encode_special(p.value) for p in new}
+    dropped: list[Point] = []
+    fresh = {id(p) for p in new}
+    for p in points:
+        if id(p) not in fresh:
+            dropped.append(p)
+    if not dropped:
+        return []
+    wanted: dict[str, set[float]] = {}
+    for p in dropped:
+        if (p.metric, float(p.step)) not in kept:
+            wanted.setdefault(p.metric, set()).add(float(p.step))
+    for metric, steps in wanted.items():
+        ordered = sorted(steps)
+        for start in range(0, len(ordered), _CHUNK):
+            q = select(RunPointRow.step, RunPointRow.value, RunPointRow.special).where(
+                RunPointRow.run_id == run_id, RunPointRow.metric == metric,
+                RunPointRow.step.in_(ordered[start:start + _CHUNK]))
+            for step, value, special in session.execute(q):
+                kept[(metric, float(step))] = (value, special)
+    out: list[Conflict] = []
+    for p in dropped:
+        have = kept.get((p.metric, float(p.step)))
+        if have is not None and have != encode_special(p.value):
+            out.append((p.step, p.metric, decode_special(*have), p.value))
+    return out
+
+
 def bulk_points(session: Session, run_id: str, points: list[Point]) -> None:
     """Insert points known to be new, fast (no RETURNING): for filling a run in benchmarks and tests."""
     session.execute(insert(RunPointRow), [

@@ -45,6 +45,7 @@ def summary_fields(row: JobRow) -> dict:
         started_at=store.as_utc(row.started_at), finished_at=store.as_utc(row.finished_at),
         updated_at=store.as_utc(row.updated_at), result_status=row.result_status,
         links=JobLinks(self=f"/v1/jobs/{row.id}", events=f"/v1/jobs/{row.id}/events"),
+        cancel_requested=bool(row.cancel_requested),
     )
 
 
@@ -241,7 +242,8 @@ async def job_events(job_id: str, request: Request, caller: CallerDep,
                 yield _event("progress", {"id": row.id, "status": row.status,
                                           "progress": Progress(fraction=row.progress, stage=row.stage)
                                           .model_dump(mode="json"),
-                                          "attempts": row.attempts}, current)
+                                          "attempts": row.attempts,
+                                          "cancel_requested": bool(row.cancel_requested)}, current)
                 idle = 0.0
             if row.status in store.TERMINAL:
                 yield _event("done", to_read(row).model_dump(mode="json"), event_id(row, done=True))

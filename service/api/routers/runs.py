@@ -189,11 +189,29 @@ class RunPointsPage(BaseModel):
     next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page; null on the last")
 
 
+class PointConflict(BaseModel):
+    """A point sent again with another value than the one the run keeps."""
+
+    step: Step
+    metric: str
+    kept: float | NonFinite = Field(description="the value stored first, which the run keeps")
+    sent: float | NonFinite = Field(description="the value this batch sent, ignored")
+
+
+#: Conflicts a points answer lists (``conflicts`` counts them all).
+MAX_CONFLICTS_SHOWN = 5
+
+
 class PointsAccepted(BaseModel):
     accepted: int = Field(description="new points stored")
     duplicates: int = Field(description="points of this batch stored before (a retried batch): ignored")
     points: int = Field(description="points the run holds now")
     last_step: Step | None = None
+    conflicts: int = Field(0, description="of the duplicates, those sent with another value than the one "
+                                          "kept (a script restarted from step 0 under the same run name): "
+                                          "ignored too, the first value stays")
+    conflicting: list[PointConflict] = Field(default_factory=list, description=(
+        f"the first {MAX_CONFLICTS_SHOWN} conflicts, in batch order"))
 
 
 def _grad_norm(row: RunRow) -> float | str | None:
@@ -341,7 +359,8 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
                         writer: WriterHeader = None) -> PointsAccepted:
     """A JSON array (``application/json``) or JSON Lines (``application/x-ndjson``) of
     ``{step, metric, value}`` or the recorder's rows. Idempotent by (metric, step): a point stored
-    before is counted in ``duplicates`` and changes nothing."""
+    before is counted in ``duplicates`` and changes nothing; one sent with another value than the
+    one kept is counted in ``conflicts`` too (the first few listed in ``conflicting``)."""
     media = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
     if media not in JSON_TYPES + LINES_TYPES:
         raise ApiError(415, "unsupported_media_type",
@@ -378,7 +397,9 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
     except diagnose.RunFull as e:
         raise ApiError(413, "run_too_large", str(e)) from None
     return PointsAccepted(accepted=done.accepted, duplicates=done.duplicates, points=done.points,
-                          last_step=done.last_step)
+                          last_step=done.last_step, conflicts=len(done.conflicts),
+                          conflicting=[PointConflict(step=step, metric=metric, kept=spelled(kept), sent=spelled(sent))
+                                       for step, metric, kept, sent in done.conflicts[:MAX_CONFLICTS_SHOWN]])
 
 
 #: Points one GET /v1/runs/{id}/points page may hold.
