@@ -2010,6 +2010,22 @@ def _first_step(result: SimulationResult) -> tuple[dict[str, float], str, float]
 NEAR_ZERO_INIT = 0.05
 
 
+#: Under an adaptive optimizer (:data:`ADAPTIVE`), a first step up to this share of a layer's
+#: weights is a note, not a warning: Adam's first step is its rate per weight whatever the gradient,
+#: so the ratio is about lr / rms(W), and lr 1e-2, which small networks train at, moves a layer of
+#: torch's default init at fan-in 100-1,433 by 0.17-0.27 (char-rnn.pytorch's GRU at its default Adam
+#: 1e-2, pytorch-tutorial's MNIST-rows LSTM, Kipf's GAE at 1e-2: modsweep31 h06, modsweep32 h02,
+#: h08, each labelled healthy); past 3x the warning line (a transformer's 0.02-std layers at 1e-2
+#: move 0.5) it stays a warning. The same 3x the head's carve-out uses (:func:`_judged_steps`).
+ADAPTIVE_STEP_NOTE = 0.3
+
+
+def _adaptive_small_step(result: SimulationResult, value: float) -> bool:
+    """Whether the judged step ``value`` is within :data:`ADAPTIVE_STEP_NOTE` under an adaptive optimizer."""
+    opt = result.optimizer
+    return opt is not None and opt.type in ADAPTIVE and value <= ADAPTIVE_STEP_NOTE
+
+
 def _warms_up(result: SimulationResult) -> bool:
     """Whether the check's optimizer warms up to its rate (``warmup_steps``, or a scheduler that
     started a torch optimizer below its initial rate)."""
@@ -2132,8 +2148,9 @@ class LargeUpdates(ArchitectureRule):
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         # judged on :func:`_judged_steps` (a fresh head below the error level left out); the
         # metric stays the largest ratio of all, so a verification's before and after compare alike
-        severity = t.updates(max(_judged_steps(result, t).values(), default=math.nan))
-        if severity == "warning" and _warms_up(result):
+        judged = max(_judged_steps(result, t).values(), default=math.nan)
+        severity = t.updates(judged)
+        if severity == "warning" and (_warms_up(result) or _adaptive_small_step(result, judged)):
             # the step at the full rate comes after a warm-up, which lets Adam's moment estimates and
             # the weights' scale settle first (ConvNeXt's AdamW 4e-3 moves its 0.02-std layers by 0.2 at
             # that rate, and trains with its 20-epoch warm-up: modsweep26); a layer rewritten whole
@@ -2169,6 +2186,11 @@ class LargeUpdates(ArchitectureRule):
         summary = (f"{step} changes {hit[0].name}'s weights by {fmt(ratios[hit[0].name])} of their "
                    f"norm (healthy: about 1e-3)" + (f"; {len(hit)} layers above {t.large_update_warning:g}"
                                                     if len(hit) > 1 else ""))
+        if severity == "info" and not _warms_up(result):
+            summary += (f"; a note under {kind}, whose first step is its rate per weight whatever the gradient: "
+                        f"up to {ADAPTIVE_STEP_NOTE:g} of a layer's weights is a rate small networks train at "
+                        "(1e-2 on torch's default init), watch the loss for oscillation")
+            evidence["adaptive_step_note"] = ADAPTIVE_STEP_NOTE
         if severity == "info" and _warms_up(result):
             warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
             summary += (f"; a note: the run warms up to that rate{f' over {warm:,} steps' if warm > 1 else ''}, "
