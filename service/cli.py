@@ -1369,9 +1369,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value may start with a minus sign (``--input-range -1,1``): argparse takes a
+#: token starting with "-" that is not a plain negative number for an option and refuses the value
+#: ("expected one argument"), so such a value is joined to its option first (onnxsweep16 u02).
+_SIGNED_VALUES = ("--input-range", "--target-range")
+_SIGNED = re.compile(r"-(?:\d|\.\d|inf)", re.IGNORECASE)
+
+
+def _join_signed(argv: list[str]) -> list[str]:
+    """``argv`` with ``--input-range -1,1`` given as ``--input-range=-1,1``."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _SIGNED_VALUES and i + 1 < len(argv) and _SIGNED.match(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_signed(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.func(args))
     except BrokenPipeError:  # output cut short by its reader (`| head`): not a failure of ours

@@ -207,6 +207,20 @@ def test_the_cli_refuses_a_bad_input_range_with_exit_2(tmp_path: Path, capsys: A
     assert "--input-range: expected LO,HI" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["-1,1", "-0.5,0.5", "-inf,0"])
+def test_a_range_starting_below_zero_is_taken_without_an_equals_sign(tmp_path: Path, capsys: Any, value: str) -> None:
+    # onnxsweep16: argparse took "-1,1" for an option ("expected one argument"); only
+    # --input-range=-1,1 worked. -inf is refused by the range's own check, naming the flag.
+    path = tmp_path / "brain.onnx"
+    path.write_bytes(_brain())
+    code = main(["check", str(path), "--input-range", value, "--format", "json"])
+    err = capsys.readouterr().err
+    assert "expected one argument" not in err
+    assert code == (2 if "inf" in value else 0)
+    if "inf" in value:
+        assert "--input-range" in err
+
+
 # --- 2b. a gain per layer the weights' scale does not give ---------------------------------------------
 
 def _aligned_relu_mlp(scale: float, width: int = 64, depth: int = 5) -> bytes:
