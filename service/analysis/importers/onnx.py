@@ -1815,6 +1815,18 @@ def _scope(node: Any) -> str | None:
     return None
 
 
+def _row_bias(static: dict[str, np.ndarray], name: str, weight: np.ndarray, consumers: dict[str, int]) -> bool:
+    """Whether the stored ``name`` is a MatMul's bias: a vector, or a single row of the weight's
+    width read by this Add alone (skl2onnx's MLP writes its intercepts as [1, out]; read as a
+    constant beside the product, each Add was taken for a residual sum, and a plain MLP was
+    offered scaled_residual: onnxsweep16 u01)."""
+    b = static[name]
+    if b.ndim == 1:
+        return True
+    return (b.ndim >= 2 and all(d == 1 for d in b.shape[:-1]) and weight.ndim == 2
+            and b.shape[-1] == weight.shape[-1] and consumers.get(name) == 1)
+
+
 def _fuse(nodes: list[Node], static: dict[str, np.ndarray], consumers: dict[str, int]) -> list[Node]:
     """Peepholes that keep a layer one unit: MatMul(W) + Add(b) is one linear layer (its bias),
     and Sigmoid(x) * x is SiLU (so it is not measured as a sigmoid)."""
@@ -1827,7 +1839,8 @@ def _fuse(nodes: list[Node], static: dict[str, np.ndarray], consumers: dict[str,
         if (n.op == "MatMul" and n.inputs[1] in static and nxt is not None and nxt.op == "Add"
                 and consumers.get(n.outputs[0]) == 1 and n.outputs[0] in nxt.inputs):
             other = [x for x in nxt.inputs if x != n.outputs[0]]
-            if len(other) == 1 and other[0] in static and static[other[0]].ndim == 1:
+            if len(other) == 1 and other[0] in static and _row_bias(static, other[0], static[n.inputs[1]], consumers):
+                static[other[0]] = static[other[0]].reshape(-1)
                 n.attrs["_bias"] = other[0]
                 n.attrs["_bias_first"] = nxt.inputs[0] == other[0]
                 n.outputs = list(nxt.outputs)
