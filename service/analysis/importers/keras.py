@@ -133,7 +133,10 @@ def is_keras_config(data: Any) -> bool:
             data = json.loads(data)
         except (ValueError, RecursionError):
             return False
-    data = modern_config(data)
+    try:
+        data = modern_config(data)
+    except ModelError:  # a Keras 1 config with a layer that cannot be converted: still a Keras config
+        data = modern_config(data, _depth=1)
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         return False
     return data.get("class_name") in ("Sequential", "Functional", "Model") and isinstance(
@@ -145,7 +148,9 @@ def modern_config(data: Any, *, _name: str = "sequential", _depth: int = 0) -> A
     AUTOTRAINER-era files store it) in today's form, ``config: {layers: [...]}``; else unchanged.
     Models nested in the model as its layers are read the same way, to any depth (Keras <= 2.1's
     ``Sequential([Sequential([...]), ...])`` stores the inner one as a bare list too, with no name:
-    it is named ``sequential_<i>`` by its place ``i`` among its model's layers, counted from 1)."""
+    it is named ``sequential_<i>`` by its place ``i`` among its model's layers, counted from 1).
+    A Keras 1 model's layers are converted to Keras 2's names as Keras 2.0 did when it loaded one
+    (:func:`.keras_legacy.keras1_config`)."""
     if not isinstance(data, dict) or _depth > 64:
         return data
     cfg = data.get("config")
@@ -160,7 +165,12 @@ def modern_config(data: Any, *, _name: str = "sequential", _depth: int = 0) -> A
                 for i, lay in enumerate(layers)]
         if any(new is not old for new, old in zip(read, layers, strict=True)):
             cfg = type(cfg)({**cfg, "layers": read})  # a _LegacyConfig stays one (its pointers)
-    return data if cfg is data.get("config") else {**data, "config": cfg}
+    data = data if cfg is data.get("config") else {**data, "config": cfg}
+    if _depth == 0:
+        from gradhealth.analysis.importers.keras_legacy import keras1_config
+
+        data = keras1_config(data)  # a Keras 1 file's layers in Keras 2's names (ModelError if it cannot be)
+    return data
 
 
 #: Classes of a Keras model (also as a layer of another: :data:`.keras_graph.MODELS`).
@@ -620,6 +630,41 @@ def _standalone_keras(version: Any) -> bool:
         return len(parts) >= 2 and (int(parts[0]), int(parts[1])) < (2, 4)
     except ValueError:
         return False
+
+
+def gru_reset_after(config: dict[str, Any], stored: Weights | None = None) -> dict[str, Any]:
+    """``config`` (in today's form, :func:`modern_config`) with ``reset_after`` given to every GRU
+    whose config leaves it out: Keras before 2.1 (and Keras 1) had no such option and computed the
+    original GRU (reset gate applied to the state before the recurrent product, one bias of [3u]),
+    and standalone Keras kept that as its default to 2.3; tf.keras 2 and Keras 3 default to the
+    reset-after layout ([2, 3u] bias). Where the file stores the layer's weights, their bias says
+    which cell computed them ([3u]: False, [2, 3u]: True); else the Keras that wrote the file
+    decides (:func:`_standalone_keras`; a config of no known version: today's True)."""
+    default = not _standalone_keras(config.get("keras_version"))
+
+    def walk(entry: Any, key: str | None, depth: int) -> Any:
+        if not isinstance(entry, dict) or depth > 64:
+            return entry
+        cls, cfg = entry.get("class_name"), entry.get("config")
+        if not isinstance(cfg, dict):
+            return entry
+        name = str(cfg.get("name", "")) if key is None else key  # a wrapper stores its layer's weights
+        if cls == "GRU" and "reset_after" not in cfg:
+            bias = (stored or {}).get(name)
+            arrays = list(bias) if bias is not None else []
+            ndim = np.ndim(arrays[2]) if len(arrays) >= 3 and cfg.get("use_bias", True) else None
+            return {**entry, "config": {**cfg, "reset_after": ndim == 2 if ndim in (1, 2) else default}}
+        if cls in ("Bidirectional", "TimeDistributed") and isinstance(cfg.get("layer"), dict):
+            inner = walk(cfg["layer"], name, depth + 1)
+            return entry if inner is cfg["layer"] else {**entry, "config": {**cfg, "layer": inner}}
+        layers = cfg.get("layers")
+        if cls in _MODEL_CLASSES and isinstance(layers, list):
+            read = [walk(lay, None, depth + 1) for lay in layers]
+            if any(new is not old for new, old in zip(read, layers, strict=True)):
+                return {**entry, "config": type(cfg)({**cfg, "layers": read})}
+        return entry
+
+    return walk(config, None, 0)
 
 
 def _real(value: Any) -> float | None:
@@ -1453,8 +1498,8 @@ def keras_to_spec(model: dict[str, Any], loss: str | dict[str, Any] | None = Non
     translated, in one message, and :class:`InputFormatError` when the value is not a Keras config
     at all.
     """
-    return _translate(modern_config(model), loss, seeds=seeds, batch_size=batch_size, stored=stored,
-                      optimizer=optimizer, base=_layers_base(model))[0]
+    return _translate(gru_reset_after(modern_config(model), stored), loss, seeds=seeds, batch_size=batch_size,
+                      stored=stored, optimizer=optimizer, base=_layers_base(model))[0]
 
 
 def translation_reads_weights(model: dict[str, Any]) -> bool:
@@ -1994,6 +2039,25 @@ def stores_weights(data: bytes, config: dict[str, Any]) -> bool:
         return bool(found)
 
 
+def _keras1_file(f: Any, config: dict[str, Any]) -> bool:
+    """Whether the open .h5 file ``f`` was saved by Keras 1 (its ``keras_version`` attribute, or
+    the config's)."""
+    version = f.attrs.get("keras_version", config.get("keras_version") if isinstance(config, dict) else None)
+    if isinstance(version, bytes):
+        version = version.decode(errors="replace")
+    return isinstance(version, str) and version.split(".")[0] == "1"
+
+
+def _keras1_found(found: _Found, config: dict[str, Any]) -> _Found:
+    """A Keras 1 file's datasets as Keras 2 stores them for the converted config
+    (:func:`.keras_legacy.keras1_weight_arrays`: an LSTM's twelve gate arrays joined into three, a
+    Convolution1D kernel's unit axis dropped...), still unread, so they are checked as Keras 2's are."""
+    from gradhealth.analysis.importers.keras_legacy import keras1_weight_arrays
+
+    layers = _layer_configs(modern_config(config))
+    return {name: keras1_weight_arrays(*layers.get(name, ("", {})), datasets) for name, datasets in found.items()}
+
+
 @contextmanager
 def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Found, str]]:
     """The weight datasets of the Keras file ``data`` by layer (nothing read), with the prefix that
@@ -2004,7 +2068,10 @@ def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Fou
     if kind == "h5":
         try:
             with _open_h5(data, "the .h5 file") as f:
-                yield _weights_keras2(f, ""), ""
+                found = _weights_keras2(f, "")
+                if _keras1_file(f, config):
+                    found = _keras1_found(found, config)
+                yield found, ""
         except (OSError, KeyError, ValueError) as exc:
             raise InputFormatError(f"the .h5 weights cannot be read: {str(exc)[:200]}") from None
         return
@@ -2426,6 +2493,7 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
 
     base = _layers_base(config)
     config = modern_config(config)  # both doors read today's form of a Keras 2.2 Sequential
+    config = gru_reset_after(config, stored)  # both doors build the GRU cell that wrote the weights
     config, _ = with_default_sizes(config)  # check_keras says which it assumed (the API's pre-check too)
     try:
         spec, origins = _translate(config, loss, seeds=seeds, batch_size=batch_size, stored=stored,
