@@ -309,6 +309,18 @@ def _softmax_to_sigmoid(net: nn.Module, seed: int) -> None:
                 setattr(parent, name, nn.Sigmoid())
 
 
+#: The regression losses, whose output takes no activation.
+_REGRESSION = frozenset({"mse", "mae", "huber"})
+
+
+def _softmax_to_identity(net: nn.Module, seed: int) -> None:
+    """Every softmax module of the copy an identity (a single-unit softmax under a regression loss)."""
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Softmax):
+                setattr(parent, name, nn.Identity())
+
+
 def _recurrent(net: nn.Module) -> list[nn.RNNBase | nn.RNNCellBase]:
     """The copy's torch recurrent layers and cells (a cell: one step, called in a loop)."""
     return [m for m in net.modules() if isinstance(m, nn.RNNBase | nn.RNNCellBase)]
@@ -447,6 +459,10 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             if (result.loss or "cross_entropy") == "cross_entropy" and output_layer(result).fan_out == 1:
                 # cross-entropy over one class is 0 whatever the output: the loss must change too
                 return [(R.single_unit_binary_loss(where), BINARY)]
+            if (result.loss or "") in _REGRESSION:
+                # a regression's output takes no activation: a sigmoid would hold it in [0, 1]
+                # (its re-simulation then read 66% of the targets out of reach, not fixed)
+                return [(R.output_activation(where, "identity"), _softmax_to_identity)]
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
         if result.squashed is not None and result.squashed_in_forward:
             remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed)

@@ -258,8 +258,10 @@ def logits_loss(loss: str, output: str, patch: Patch = (), *, squashed: str | No
 
 def output_activation(where: str, activation: str = "sigmoid", patch: Patch = ()) -> Remedy:
     """Replace the softmax over a single unit at ``where`` with ``activation``."""
-    return make_remedy("output_activation", f"replace the softmax over one unit after {where} with {activation} "
-                       "(or no activation for a regression)", patch,
+    change = (f"remove the softmax over one unit after {where}: a regression's output takes no activation"
+              if activation == "identity" else
+              f"replace the softmax over one unit after {where} with {activation} (or no activation for a regression)")
+    return make_remedy("output_activation", change, patch,
                        activation={"sigmoid": "Sigmoid", "identity": "Identity"}.get(activation, "Sigmoid"),
                        was="nn.Softmax(dim=-1) over one unit", n_out="1")
 

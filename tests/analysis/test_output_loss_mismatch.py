@@ -208,6 +208,8 @@ def test_a_softmax_over_one_unit_passes_no_gradient(tmp_path: Path, loss: str) -
     [r] = f.remedies
     assert r.id == "output_activation" and r.verified is not None and r.verified.fixed
     assert r.verified.after is not None and r.verified.after < 0.05
+    # one probability is a sigmoid; a regression's output takes none (a sigmoid holds it in [0, 1])
+    assert ("sigmoid" in r.change) == (loss == "binary_crossentropy")
 
 
 def test_a_softmax_over_several_units_under_mse_is_read_not_refused(tmp_path: Path) -> None:
