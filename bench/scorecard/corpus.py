@@ -41,7 +41,7 @@ CODES: tuple[str, ...] = (
     "zero_gradient", "clipping_saturated", "loss_spike", "loss_divergence", "loss_plateau",
     "loss_oscillation", "validation_divergence", "reward_collapse", "reward_plateau", "truncated_log",
     "insufficient_data",
-    "large_updates", "small_updates",
+    "large_updates", "small_updates", "negative_learning_rate",
 )
 
 

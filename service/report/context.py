@@ -56,6 +56,7 @@ LOG_CODES: tuple[str, ...] = (
     "insufficient_data",
     "large_updates",
     "small_updates",
+    "negative_learning_rate",
 )
 
 README_URL = "https://gradient-health.dev/README.md"

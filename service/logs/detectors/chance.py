@@ -311,6 +311,84 @@ def one_class_validation(run: RunLog) -> Finding | None:
         [R.balance_classes(share)])
 
 
+#: Points at which an accuracy that never changes, beside a loss at the entropy of its share (or a
+#: precision and recall exactly 0), shows one class predicted for everything in any log
+_CONSTANT_POINTS = 4
+#: A loss this close (relative) to H(p) at every point is the share's entropy: nothing else learnt
+_PRIOR_LOSS_MARGIN = 0.01
+_PRECISION_RECALL = re.compile(r"(?:^|[/_. -])(?:precision|recall)(?:[/_. -](?:epoch|step))?$")
+
+
+def _zero_precision_recall(run: RunLog, validation: bool) -> list[Series]:
+    """The precision and recall series of one side (validation or training) of the run, when every
+    one of them is exactly 0 at every one of its :data:`_CONSTANT_POINTS` or more points."""
+    found = [s for s in run.by_role("metric")
+             if _PRECISION_RECALL.search(s.name.lower()) and bool(VALIDATION.search(s.name.lower())) == validation]
+    ok = all(len(finite(s)[1]) >= _CONSTANT_POINTS and bool(np.all(finite(s)[1] == 0)) for s in found)
+    return found if found and ok else []
+
+
+def one_class_constant(run: RunLog) -> Finding | None:
+    """An accuracy (training or validation) with exactly one printed value at every one of its 4 or
+    more points (0 < share < 1), beside its side's loss within 1% of the entropy H(p) of that share at
+    every point (what predicting the share alone scores), or its side's precision and recall exactly
+    0 throughout: the model predicts one class for every sample, however short the log (logsweep68
+    u05: Keras, 5 epochs, val_accuracy 0.6667 every epoch, val_loss 0.637-0.639 against H(0.6667) =
+    0.6365, val_precision and val_recall 0.0000e+00). The long rule (:func:`one_class_validation`)
+    judges a validation accuracy that keeps one value over 8 or more evaluations to 0.002."""
+    train, val = accuracies(run)
+    for acc, loss, validation in ((val, run.first("val_loss"), True), (train, run.first("loss"), False)):
+        if acc is None or on_rollouts(run):
+            continue
+        steps, v = finite(acc)
+        if len(v) < _CONSTANT_POINTS or float(np.ptp(v)) != 0:
+            continue
+        share = float(as_fraction(v)[0])
+        if not 0 < share < 1:
+            continue
+        prior = _binary_entropy(share)
+        lv = finite(loss)[1] if loss is not None else np.array([])
+        at_prior = (len(lv) >= _CONSTANT_POINTS
+                    and bool(np.all(np.abs(lv - prior) <= _PRIOR_LOSS_MARGIN * prior)))
+        zero = _zero_precision_recall(run, validation)
+        if not at_prior and not zero:
+            continue
+        why = []
+        if at_prior and loss is not None:
+            why.append(f"{loss.name} stays at {float(np.min(lv)):.4g}-{float(np.max(lv)):.4g}, within 1% of the "
+                       f"{prior:.4g} that predicting the share {share:.4g} alone scores (H(p))")
+        if zero:
+            why.append(" and ".join(s.name for s in zero) + " exactly 0 at every point")
+        # a first training loss far above the rest: a blow-up on the first steps that left the model
+        # at the prior (ibid.: 2,363,402 at epoch 1, then 0.64)
+        train_loss = run.first("loss")
+        tl = finite(train_loss)[1] if train_loss is not None else np.array([])
+        blown = (float(tl[0]) if len(tl) >= 3 and float(np.median(tl[1:])) > 0
+                 and tl[0] >= _FIRST_BLOWUP * float(np.median(tl[1:])) else None)
+        return finding(
+            "loss_plateau", "warning",
+            f"{acc.name} is {float(v[0]):.6g} at every one of its {len(v)} points ({acc.between(steps[0], steps[-1])}), "
+            + "; ".join(why) + ": the model predicts one class for every sample"
+            + (f" (after a first training loss of {blown:.4g})" if blown is not None else ""),
+            "An accuracy that does not change by a single sample from point to point, with a loss at the entropy "
+            "of that share or a precision and recall of 0 (no sample given the positive class), is a model "
+            "predicting one class (the majority) for everything: it learned the class balance and nothing else. "
+            "Check the labels and that the inputs reach the model scaled (an unscaled input or a huge first loss "
+            "can push the output to saturate on one class), balance the classes or weight the loss, and lower "
+            "the learning rate if it collapsed after a few steps.",
+            {"metric": acc.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
+             "accuracy": share, "prior_entropy": prior, "points": int(len(v)),
+             "loss_metric": loss.name if at_prior and loss is not None else None,
+             "loss_range": [float(np.min(lv)), float(np.max(lv))] if at_prior else None,
+             "zero_metrics": [s.name for s in zero], "first_loss": blown},
+            [R.balance_classes(share)])
+    return None
+
+
+#: A first training loss at least this many times the median of the rest is a blow-up on the first steps
+_FIRST_BLOWUP = 100.0
+
+
 def short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
     """A run too short for the trend checks (its training loss has under 8 points) whose training or
     validation loss sits, at every one of its 4 or more points, exactly where a uniform guess over k

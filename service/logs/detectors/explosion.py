@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -527,6 +528,12 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     steps, v, med, spike, idx = _spikes(s, t)
     if role == "grad_norm":
         idx = np.array([i for i in idx if not _new_level(run, steps, v, med, int(i), t)], dtype=np.int64)
+    # (the training loss only: an evaluation's loss on a fixed set bounces in its early epochs, and an
+    # agent's value loss jumps with a rare large return; logsweep63 h02, logsweep68 h07)
+    jumps = _smooth_jumps(run, steps, v, t) if role == "loss" and not on_rollouts(run) else {}
+    jumps = {i: n for i, n in jumps.items() if i not in set(idx.tolist())}  # (new spikes only)
+    if jumps:
+        idx = np.union1d(idx, np.array(sorted(jumps), dtype=np.int64)).astype(np.int64)
     if len(idx) == 0:
         return []
     # Only a spike on the series' last logged point is open: one before the exploding tail cut off
@@ -540,6 +547,11 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
                  if role == "grad_norm" else
                  _recovered(None, steps, v, med, int(i), max(t.window, len(v) // _RECOVERY_SHARE), open_from)
                  for i in idx]
+    # a spike after which an evaluated accuracy fell and never came back to its best is no recovery,
+    # however the loss came back (logsweep68 u01: test_384_acc1 77.8 -> 54.1, 65.0 at the end)
+    lasting = _accuracy_lost(run, steps, idx) if role != "grad_norm" else None
+    if lasting is not None:
+        recovered = [False if steps[i] == lasting["spike_step"] else r for i, r in zip(idx, recovered, strict=True)]
     worst = idx[int(np.argmax(v[idx]))]  # the largest spike: the one the summary and `value` name
     fraction = len(idx) / len(v)
     # a spike on the last logged point has no recovery to judge: it is not graded as one that failed
@@ -614,7 +626,12 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
            + (f"; the log ends {open_at}" if open_at is not None else ""))
         + (f"; every one below the run's early level {converged[0]:.3g}, with the loss at {converged[2]:.3g} "
            f"({100 * converged[2] / converged[1]:.2g}% of its start): the noise of a converged run"
-           if converged is not None else ""),
+           if converged is not None else "")
+        + (f"; at {s.where(steps[min(jumps)])} it jumped from {v[min(jumps) - 1]:.4g} to {v[min(jumps)]:.4g}, "
+           f"{jumps[min(jumps)]:.3g} times the curve's point-to-point noise" if jumps else "")
+        + (f"; {lasting['metric']} fell from its best {lasting['best']:.4g} to {lasting['after']:.4g} there and "
+           f"ended at {lasting['last']:.4g} (at most {lasting['best_after']:.4g} since): the model did not get "
+           "back what the spike cost" if lasting is not None else ""),
         f"Isolated {what} values far above the recent median: a bad batch, a too-large step or an "
         "instability that " + ("settled only back to a loss no better than chance or the run's start: the model "
                                "did not learn, and a step this large (a learning rate too high) keeps it there."
@@ -627,9 +644,101 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
          "fraction_of_steps": fraction, "recovered": False if failed else True if all_recovered else None,
          "ends_at_spike": open_at is not None}
         | ({"no_progress": stuck} if stuck is not None else {})
+        | ({"jump_noises": {str(_num(steps[i])): n for i, n in sorted(jumps.items())}} if jumps else {})
+        | ({"accuracy_lost": lasting} if lasting is not None else {})
         | ({"converged": True, "early_baseline": converged[0], "loss_start": converged[1], "loss_level": converged[2]}
            if converged is not None else {}),
         remedies)]
+
+
+#: A rise from one point to the next of a smooth series (an epoch mean) at least this many of its
+#: point-to-point noises and :data:`_JUMP_SHARE` of its level is a spike, whatever the rolling
+#: median says (a slow return keeps the median up around it)
+_JUMP_NOISES = 20.0
+_JUMP_SHARE = 0.05
+#: ... and one whose run comes back by at least this share of the jump (in log units) by its end
+_JUMP_BACK = 0.5
+#: A learning rate this many times the one logged before it restarted its schedule (SGDR): the loss
+#: jumps with it by design
+_LR_RESTART = 1.5
+
+
+def _smooth_jumps(run: RunLog, steps: np.ndarray, v: np.ndarray, t: LogThresholds) -> dict[int, float]:
+    """``{index: noises}`` of the points of a loss ``v`` that rise from the point before by
+    :data:`_JUMP_NOISES` or more of its point-to-point noise (1.4826 MAD of the second differences of
+    its log over sqrt 6, the measure :func:`steady_climb` uses) and by :data:`_JUMP_SHARE` of its
+    level, at the worst reading of a rounded log (as :func:`_level_spikes`); above every point before
+    them in the rolling window and the highest of those after them within it; the run coming back by
+    half the jump or more by its end (else a new level, a blow-up: divergence's). Logsweep68 u01: a
+    DeiT train_loss moving ~0.005 an epoch around 4.50, 5.313 at epoch 201, back to 4.59 20 epochs
+    later (~180 noises, +18 %), which a rolling median lifted by the slow return reads as 1.16x. A
+    per-batch loss scatters by far more than 1/20 of 5 % of its level, so only smooth curves get
+    here. A jump where the logged learning rate rose :data:`_LR_RESTART`-fold (a warm restart) is
+    the schedule's."""
+    if len(v) < max(t.min_points, 6) or np.any(v <= 0):
+        return {}
+    # in log units, as the rolling test reads a loss: a loss that falls by decades scatters by a share
+    # of its level, so its quiet late points must not set the bar for its early ones
+    logv = np.log(v)
+    noise = 1.4826 * float(np.median(np.abs(np.diff(logv, 2)))) / math.sqrt(6)
+    if not noise > 0:
+        return {}
+    half = max(2, min(t.window // 2, len(v) // 6))
+    q = resolution(v) / 2
+    lr = run.first("learning_rate")
+    ls, lv = finite(lr) if lr is not None else (np.array([]), np.array([]))
+    found: dict[int, float] = {}
+    for i in range(1, len(v) - 2):
+        # at the worst reading of a rounded log: the point half a step lower, the one before higher
+        rise = float(np.log(max(v[i] - q, 1e-300)) - np.log(v[i - 1] + q))
+        if rise < _JUMP_NOISES * noise or rise < math.log1p(_JUMP_SHARE):
+            continue
+        if v[i] <= float(np.max(v[max(0, i - half):i])) or v[i] < float(np.max(v[i + 1:i + 1 + half])):
+            continue
+        if float(np.min(logv[i + 1:])) > logv[i - 1] + _JUMP_BACK * rise:
+            continue  # never came back even half way: a new level (a blow-up) is divergence's
+        if len(lv):
+            at = np.searchsorted(ls, [steps[i - 1], steps[i]], side="right") - 1
+            if at[0] >= 0 and at[1] > at[0] and lv[at[0]] > 0 and lv[at[1]] >= _LR_RESTART * lv[at[0]]:
+                continue
+        found[i] = rise / noise
+    return found
+
+
+#: An evaluated accuracy's top-1 series, by name (test_acc1, test_384_acc1, val_accuracy, eval/acc@1)
+_TOP1 = re.compile(r"(?:^|[/_. -])(?:acc|accuracy)(?:[_@]?1|[_ -]?top-?1)?(?:[/_. -](?:epoch|step))?$")
+#: An accuracy this many of its noises under its best at the first evaluation at or after a spike
+#: fell with it; one that stays more than :data:`_ACC_BACK` noises under that best never came back
+_ACC_DROP, _ACC_BACK = 10.0, 3.0
+
+
+def _accuracy_lost(run: RunLog, steps: np.ndarray, idx: np.ndarray) -> dict | None:
+    """The first loss spike (of ``idx``) after which an evaluated accuracy (a validation or test
+    top-1 series) fell by :data:`_ACC_DROP` noises (and 1 % of its best) under its best before the
+    spike and never came back within :data:`_ACC_BACK` noises of it by the end (its noise: 1.4826
+    MAD of its second differences before the spike over sqrt 6, at least its printed resolution):
+    the run did not recover from it, whatever its loss did. None when there is none."""
+    from gradhealth.logs.detectors.chance import VALIDATION
+
+    evaluated = [x for x in run.by_role("metric")
+                 if VALIDATION.search(x.name.lower()) and _TOP1.search(x.name.lower())]
+    for i in idx:
+        at = float(steps[i])
+        for acc in sorted(evaluated, key=lambda x: (-len(x.values), -float(np.nanmax(x.values)))):
+            a_steps, a = finite(acc)
+            before, after = a[a_steps < at], a[a_steps >= at]
+            if len(before) < 5 or len(after) < 3:
+                continue
+            noise = max(1.4826 * float(np.median(np.abs(np.diff(before, 2)))) / math.sqrt(6), resolution(a))
+            best = float(np.max(before))
+            if not (noise > 0 and best > 0):
+                continue
+            drop = best - float(after[0])
+            if drop < max(_ACC_DROP * noise, 0.01 * best) or float(np.max(after)) >= best - _ACC_BACK * noise:
+                continue
+            return {"metric": acc.name, "spike_step": _num(at), "best": best, "after": float(after[0]),
+                    "best_after": float(np.max(after)), "last": float(after[-1]), "noise": noise}
+    return None
 
 
 def _converged_spikes(run: RunLog, s: Series, steps: np.ndarray, v: np.ndarray, idx: np.ndarray,

@@ -15,7 +15,7 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import clipping, lower_lr, matching_init
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import early_baseline, finite, natural_key, smooth
+from gradhealth.logs.stats import early_baseline, finite, natural_key, resolution, smooth
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.stats import span as _span
 from gradhealth.logs.thresholds import LogThresholds
@@ -44,7 +44,38 @@ def converged_loss(run: RunLog, since: float | None = None) -> tuple[float, floa
     if not start > 0 or not len(tail):
         return None
     level = float(np.percentile(tail, 90))
-    return (start, level) if level <= CONVERGED_LOSS_FRACTION * start else None
+    if level > CONVERGED_LOSS_FRACTION * start:
+        return None
+    # (logsweep69 u08: a Whisper loss 0.851 then exactly 0.0 for 200 logs, grad_norm 16.2 then 0.0)
+    # a loss that got to 0 in one step from far above its floor did not converge: it broke
+    return None if zero_jump(lv) is not None else (start, level)
+
+
+#: Rounding steps of the printed loss within which a point before an exact 0 is already at it
+ZERO_WITHIN_STEPS = 10
+
+
+def zero_jump(values: np.ndarray) -> int | None:
+    """The index of a non-negative loss's first exact 0 when it got there in one logged step from
+    far above its floor: the point before it above :data:`CONVERGED_LOSS_FRACTION` of the start (the
+    median of the first 3 positive points) and above :data:`ZERO_WITHIN_STEPS` rounding steps of the
+    printed values (0.0003, 0.0001, then 0.0 printed at 4 decimals is a loss that glided to 0). A
+    loss that fell gradually to its floor (to 1% of its start or to the last printed digit) and
+    then printed 0 converged; one that went 0.851 -> 0.0 stopped measuring anything (every label
+    masked, an empty batch, a loss detached from the output). None when there is no such jump."""
+    zeros = np.nonzero(values == 0)[0]
+    return int(zeros[0]) if len(zeros) and jumped_to_zero(values, int(zeros[0])) else None
+
+
+def jumped_to_zero(values: np.ndarray, at: int) -> bool:
+    """Whether a non-negative loss's exact 0 at index ``at`` came in one logged step from far above
+    its floor (:func:`zero_jump`'s test)."""
+    positive = values[values > 0]
+    if at <= 0 or values[at] != 0 or not len(positive) or not values[at - 1] > 0:
+        return False
+    start = float(np.median(positive[:3]))
+    floor = max(CONVERGED_LOSS_FRACTION * start, ZERO_WITHIN_STEPS * resolution(values))
+    return float(values[at - 1]) > floor
 
 
 def converged_note(code: str, what: str, done: tuple[float, float], explanation: str,

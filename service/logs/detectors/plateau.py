@@ -11,6 +11,7 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import (
     at_chance,
     auc_at_chance,
+    one_class_constant,
     one_class_validation,
     short_at_chance,
     stuck_validation_accuracy,
@@ -182,7 +183,8 @@ def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
 
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
-    stuck = (stuck_validation_accuracy(run, t) or one_class_validation(run) or auc_at_chance(run)
+    stuck = (stuck_validation_accuracy(run, t) or one_class_validation(run) or one_class_constant(run)
+             or auc_at_chance(run)
              or zero_accuracy(run))
     found = positive_loss(run, t) if not on_rollouts(run) else None
     if found is not None and np.any(found[2][len(found[2]) // 2:] == 0):

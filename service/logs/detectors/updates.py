@@ -14,7 +14,7 @@ from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding, judged
-from gradhealth.logs.detectors.layers import converged_loss, converged_note
+from gradhealth.logs.detectors.layers import converged_loss, converged_note, jumped_to_zero
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
@@ -83,14 +83,32 @@ def zero_gradient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "no gradient left: nothing is wrong with the gradients. If the run is meant to go on learning, the "
             "training set may be too easy or too small (validate on held-out data).",
             evidence)]
+    jump = _loss_jump_at(run, float(steps[idx[0]]))
+    if jump is not None:
+        evidence = {**evidence, "loss_before": jump}
     return [finding(
         "zero_gradient", "warning",
         f"{s.name} is exactly 0 on {len(idx)} of {len(v)} logged points ({fraction:.0%}), first at "
-        f"{s.where(steps[idx[0]])}",
+        f"{s.where(steps[idx[0]])}"
+        + (f", where the loss fell from {jump:.4g} to exactly 0 in one logged step (far above its floor: "
+           "not a run that converged)" if jump is not None else ""),
         "A step with an exactly zero gradient makes no update: the loss did not depend on the parameters for "
         "that batch (e.g. RL batches without reward variance, fully masked batches, or a detached graph).",
         evidence,
         [])]
+
+
+def _loss_jump_at(run: RunLog, step: float) -> float | None:
+    """The training loss's value just before ``step`` when it is exactly 0 at ``step`` and got there
+    in one logged step from far above its floor (:func:`jumped_to_zero`); None otherwise."""
+    loss = run.first("loss")
+    if loss is None:
+        return None
+    ls, lv = finite(loss)
+    at = int(np.searchsorted(ls, step))
+    if at >= len(ls) or ls[at] != step or np.any(lv < 0) or not jumped_to_zero(lv, at):
+        return None
+    return float(lv[at - 1])
 
 
 #: Points of exactly 0 that make a series "exactly 0 throughout" on a log too short for trends.
@@ -131,6 +149,68 @@ def _rate_zero_throughout(run: RunLog) -> Finding | None:
         {"metric": lr.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
          "points": int(len(v))},
         [R.positive_learning_rate(0.0)])
+
+
+#: A stretch of logged learning rates at or below 0 that runs to the end of the log makes
+#: ``negative_learning_rate`` from this share of the logged points on (5 of them at least): a
+#: schedule that decays to 0 reaches it at its last step only
+_NONPOSITIVE_RATE_SHARE = 0.25
+#: A rate falling to within this many rounding steps of its printed digits before printing 0s may
+#: only have decayed under them (a rate printed to 4 decimals shows 4e-5 as 0.0000)
+_RATE_PRINT_STEPS = 10
+
+
+@detects("negative_learning_rate")
+def negative_learning_rate(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A logged learning rate at or below 0 at every one of 5 or more points, or from some point to
+    the end over a quarter of the log (5 points at least): a negative rate climbs the gradient, a rate
+    of 0 changes nothing (logsweep69 u07: learning_rate 0.0 at all 186 logs of a trainer_state.json,
+    a scheduler bug). The same code as a spec's optimizer with such a rate, and an error as there.
+    Where the rate was positive before, its 0s must not continue a decay into the last printed
+    digits (0.0002, 0.0001, then 0.0000 at 4 decimals may be 4e-5); where another parameter group's
+    rate is positive over the stretch, the group at 0 is frozen by design."""
+    del t
+    lr = run.first("learning_rate")
+    if lr is None:
+        return []
+    steps, v = finite(lr)
+    if len(v) < _ZERO_RATE_POINTS:
+        return []
+    positive = np.nonzero(v > 0)[0]
+    first = int(positive[-1]) + 1 if len(positive) else 0
+    points = len(v) - first
+    if points < max(_ZERO_RATE_POINTS, _NONPOSITIVE_RATE_SHARE * len(v)):
+        return []
+    tail = v[first:]
+    negative = bool(np.any(tail < 0))
+    res = resolution(v)
+    if (first >= 2 and not negative and res > 0 and v[first - 1] <= _RATE_PRINT_STEPS * res
+            and v[first - 1] < v[first - 2]):
+        return []  # 0s that continue a decay the printed digits cut off (0.0002, 0.0001, 0.0000)
+    for other in run.by_role("learning_rate"):
+        # another parameter group training over that stretch: this one is frozen by design (a
+        # backbone at lr 0 beside its head), not a run without updates
+        os_, ov = finite(other)
+        if other is not lr and bool(np.any(ov[os_ >= steps[first]] > 0)):
+            return []
+    rate = float(np.min(tail)) if negative else 0.0
+    where = (f"at all {points} logged points ({lr.between(steps[0], steps[-1])})" if not first else
+             f"at all {points} logged points from {lr.where(steps[first])} to the end "
+             f"({lr.between(steps[first], steps[-1])}, {points / len(v):.0%} of the log), after "
+             f"{float(v[first - 1]):.4g} at the point before")
+    what = (f"negative (down to {rate:.4g})" if negative else "0")
+    return [finding(
+        "negative_learning_rate", "error",
+        f"{lr.name} is {what} {where}: "
+        + ("each step climbs the gradient" if negative else "the optimizer changes nothing"),
+        "A learning rate at or below 0 does not descend: with 0 no step changes the weights, so whatever the "
+        "loss shows is the data's noise; a negative rate steps up the gradient and the loss rises. A schedule "
+        "that decayed to 0 (or has not started), a rate read from the wrong setting, or an optimizer built "
+        "before the rate was set.",
+        {"metric": lr.name, "steps": [_num(steps[first]), _num(steps[-1])], "value": rate, "threshold": 0.0,
+         "points": int(points), "logged_points": int(len(v)), "throughout": not first,
+         "before": float(v[first - 1]) if first else None},
+        [R.positive_learning_rate(rate)])]
 
 
 def _zero_rate(run: RunLog, first: float, last: float) -> bool:
@@ -211,6 +291,7 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     norm = run.first("grad_norm")
     nan_norm = False
+    norm_before: float | None = None
     if norm is not None:
         # the norm over the zero loss's span where it is logged there, else over the whole log
         at = (norm.steps >= steps[start]) & (norm.steps <= steps[-1])
@@ -222,7 +303,13 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
         # was NaN as 0.0 (logsweep65 u05, u06: LLaMA-Factory runs with 'loss': 0.0, 'grad_norm': nan)
         nan_norm = not bool(np.all(np.isfinite(span)))
         if not nan_norm and (bool(np.any(finite(norm)[1] != 0)) or not np.all(np.isfinite(norm.values))):
-            return []  # a norm that moved (or went NaN) elsewhere only: the norm's own rules judge it
+            # a norm that moved (or went NaN) elsewhere only: the norm's own rules judge it, unless
+            # it fell to exactly 0 at the very step the loss jumped to 0 from far above its floor
+            # (logsweep69 u08: loss 0.851 and grad_norm 16.2, then both 0.0 for 200 logs): one
+            # broken step, not a run that converged
+            norm_before = _norm_before(norm, float(steps[start])) if start else None
+            if norm_before is None or not jumped_to_zero(v, start):
+                return []
     # three points of 0, or two after a jump from far above beside a NaN norm that says why
     # (logsweep65 u06: 344,093 then 0.0 twice, grad_norm nan at each); two alone can be a glitch
     if zeros < (_ZERO_AFTER_JUMP if nan_norm and start > 0 else _EXACT_MIN_POINTS):
@@ -262,6 +349,8 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
             [])]
     why = "; the learning rate is exactly 0 there too" if _zero_rate(run, float(steps[start]),
                                                                    float(steps[-1])) else ""
+    if norm_before is not None and norm is not None:
+        came += f", and {norm.name} from {norm_before:.4g} to exactly 0 at the same step"
     return [finding(
         "zero_gradient", "error" if zeros >= t.min_points else "warning",
         f"{loss.name} is exactly 0 at all {zeros} logged points from {loss.where(steps[start])} "
@@ -272,8 +361,22 @@ def _loss_pinned_at_zero(run: RunLog, t: LogThresholds) -> list[Finding]:
         "measures nothing: every label masked (-100, a completion-only collator that finds no response "
         "template), batches without targets, or a loss not connected to the model's output.",
         {"metric": loss.name, "steps": [_num(steps[start]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
-         "zero_points": zeros, "before": float(v[start - 1]) if start else None, "started": _num(steps[start])},
+         "zero_points": zeros, "before": float(v[start - 1]) if start else None, "started": _num(steps[start]),
+         **({"grad_norm_before": norm_before} if norm_before is not None else {})},
         [])]
+
+
+def _norm_before(norm: Series, first: float) -> float | None:
+    """The gradient norm's last value before step ``first`` when it is finite and above 0, and the
+    norm is exactly 0 at every point it logged from ``first`` on: a norm that dropped to 0 at once
+    there. None otherwise."""
+    ns, nv = norm.steps, norm.values
+    after = nv[ns >= first]
+    before = nv[ns < first]
+    if not len(after) or not len(before) or not bool(np.all(after == 0)):
+        return None
+    last = float(before[-1])
+    return last if math.isfinite(last) and last > 0 else None
 
 
 #: A series that changes by this factor over a printed-zero loss's span moved (:func:`_moving_while_zero`)
