@@ -222,3 +222,13 @@ def test_one_parameter_group_at_0_beside_a_training_one_is_a_frozen_backbone(tmp
     p = tmp_path / "metrics.csv"
     p.write_text("\n".join(rows) + "\n")
     assert not _by_code(run_log_check(p), "negative_learning_rate")
+
+
+def test_a_loss_of_nan_points_only_is_said_to_have_no_finite_point_not_no_point(tmp_path: Path) -> None:
+    # logsweep70 u05: a Keras loss NaN from epoch 1 read "only 0 point(s) in loss", as if nothing was parsed
+    p = tmp_path / "history.csv"
+    p.write_text("epoch,loss,accuracy\n" + "".join(f"{e},nan,0.5\n" for e in range(6)))
+    doc = run_log_check(p)
+    [note] = [f for f in doc.findings if f.code == "insufficient_data"]
+    assert "only 0 finite point(s) in loss (of 6: 6 NaN/Inf)" in note.summary
+    assert any(f.code == "nonfinite" and f.severity == "error" for f in doc.findings)

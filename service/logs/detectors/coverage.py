@@ -153,9 +153,11 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
     n = int(np.sum(np.isfinite(longest.values)))
     if n >= t.min_points:
         return _within_one_epoch(longest)
+    bad = len(longest) - n  # its NaN/Inf points, which nonfinite reports
     return [finding(
         "insufficient_data", "info",
-        f"only {n} point(s) in {longest.name}: too short to judge trends",
+        f"only {n} finite point(s) in {longest.name}" + (f" (of {len(longest)}: {bad} NaN/Inf)" if bad else "")
+        + ": too short to judge trends",
         "Trend checks need at least a few points; only the per-point checks (NaN/Inf) ran.",
         {"metric": longest.name, "steps": _span(longest.steps) if len(longest) else None, "value": float(n),
          "threshold": float(t.min_points)}, [])]
