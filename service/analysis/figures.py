@@ -71,6 +71,9 @@ class SeedFigures:
     #: layers called in a loop that drive a sigmoid gate: a gated cell written by hand
     #: (:func:`.graph.gate_drivers`)
     gate_drivers: list[str] = field(default_factory=list)
+    #: attention query and key projections, whose output reaches a softmax through q k^T
+    #: (:func:`.graph.score_projections`)
+    score_projections: list[str] = field(default_factory=list)
     #: units whose output is added to another path (a residual branch's last layer;
     #: :func:`.graph.branch_sums`)
     summed: list[str] = field(default_factory=list)

@@ -496,7 +496,9 @@ def starved_middle(result: SimulationResult, warning: float = STARVED_LEVEL) -> 
     end = last.geo("output_grad_norm")
     if not (end > 0 and math.isfinite(end)):
         return None
-    skip = set(result.gates) | set(result.gate_drivers)
+    # gates (small by their sigmoid) and attention's query and key projections (small by the
+    # softmax's Jacobian: modsweep33 h10, a Post-LN Transformer's decoder queries) are no depth
+    skip = set(result.gates) | set(result.gate_drivers) | set(result.score_projections)
 
     def share(u: UnitStats) -> float:
         return u.geo("output_grad_norm") / end

@@ -2330,6 +2330,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                 # its input is 0, or its bias's constant): it can never learn (rules.designed_zero_layers)
                 figures.units.setdefault(rec.name, {})["input_same_for_every_sample"] = 1.0
         figures.gate_drivers = gate_drivers(looped, readers)
+        figures.score_projections = score_projections(records, readers)
         # one name per residual sum made: a block shared across depth (ALBERT's, an ODE solver's
         # step) is summed once a call
         figures.summed = [name for name in sums for _ in range(max(1, counts.get(name, 1)))]
@@ -2601,6 +2602,58 @@ def gate_units(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> li
 #: What lies between a looped layer's output and the gate it drives in a cell written by hand: the
 #: split of its gates (z and r of one product), the add of the input's own projection, reshapes
 _TO_GATE = ("Split", "Unbind", "Chunk", "Slice", "Select", "Add", "Narrow", *_RESHAPES)
+
+
+#: What lies between an attention's query or key projection and its softmax: the heads' reshapes,
+#: the product q k^T, its scaling, a mask (masked_fill, an additive mask) and a bias added
+_TO_SCORES = ("Mul", "Div", "MaskedFill", "Where", *_RESHAPES)
+_PRODUCTS = ("Bmm", "Mm", "MatMul", "Baddbmm")
+
+
+def _weight_operand(node: Any) -> bool:
+    """Whether an autograd input is a parameter, directly or transposed (a linear layer's W^T)."""
+    for _ in range(2):
+        if node is None:
+            return False
+        if type(node).__name__ == "AccumulateGrad":
+            return True
+        if not type(node).__name__.startswith(("T", "Transpose", "Permute")):
+            return False
+        node = node.next_functions[0][0] if node.next_functions else None
+    return False
+
+
+def score_projections(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> list[str]:
+    """The units whose output reaches a softmax through a product with another tensor, reshapes,
+    a scaling and a mask only: an attention's query and key projections (softmax(q k^T / sqrt d)).
+    Their gradient goes through the softmax's Jacobian, so it is small by design beside the value
+    path's (a Post-LN Transformer's decoder queries get 1e-3 of the last layer's: modsweep33 h10),
+    and no run of them is a starved middle."""
+    out = []
+    for rec in records:
+        frontier = [rec.out.grad_fn] if isinstance(rec.out, torch.Tensor) and rec.out.grad_fn is not None else []
+        product = found = False
+        for _ in range(16):
+            nxt: list[Any] = []
+            for n in frontier:
+                for r in readers.get(n, ()):
+                    kind = type(r).__name__.removesuffix("Backward0").removesuffix("Backward1")
+                    if kind.startswith(("Softmax", "LogSoftmax")):
+                        found = found or product
+                    elif kind in _PRODUCTS:
+                        # q k^T multiplies two activations; a layer's own product has a weight
+                        if any(_weight_operand(f) for f, _ in r.next_functions):
+                            continue
+                        product = True
+                        nxt.append(r)
+                    elif kind in ("Add", "Sub") or kind.startswith(_TO_SCORES):
+                        nxt.append(r)
+            frontier = nxt
+            if found or not frontier:
+                break
+        if found:
+            out.append(rec.name)
+    return out
 
 
 def gate_drivers(calls: Mapping[str, Sequence[Record]], readers: Mapping[Any, set[Any]]) -> list[str]:
@@ -3014,6 +3067,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             squashed_in_forward=figures_of[0].forward_squash is not None,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             gate_drivers=figures_of[0].gate_drivers,
+                            score_projections=figures_of[0].score_projections,
                             summed=figures_of[0].summed, feeds=figures_of[0].feeds,
                             batch_statistics=figures_of[0].batch_statistics,
                             on_probabilities=run.losses is None and not run.from_logits
