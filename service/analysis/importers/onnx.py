@@ -1566,9 +1566,9 @@ class OnnxModule(nn.Module):
                  trainable: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.input_names, self.output_names = inputs, outputs
-        #: per output, its declared shape and whether its fixed sizes hold for this run
+        #: per output, its declared shape and, per dimension, whether its fixed size holds for this run
         #: (:func:`.onnx_static.declared_outputs`; set by :func:`import_onnx`), checked by forward
-        self.declared_shapes: list[tuple[list[int | None], bool] | None] = []
+        self.declared_shapes: list[tuple[list[int | None], list[bool]] | None] = []
         self.ops = nn.ModuleList(ops)
         self.wiring = wiring
         #: values known at import that an op holds itself (a weight it made a parameter): read as
@@ -1635,22 +1635,23 @@ class OnnxModule(nn.Module):
     def _check_declared(self, out: list[Any]) -> None:
         """Refuse (:class:`ModelError`, naming the output) a graph output whose declared shape
         (:attr:`declared_shapes`) what the graph computed contradicts: another rank, or, while the
-        inputs take their declared sizes, another fixed size. The file then says two things of the
+        inputs take their declared sizes, another fixed size (not one that follows a dynamic input
+        size the check filled: the exporter's trace, filesweep1 h07). The file then says two things of the
         tensor the loss is taken of ([3, 3, 3] declared, [16, 4] computed: which classes?), and
         ONNX's own checker refuses such a file (``onnx.checker`` with ``full_check``): errsweep5 G10.
         Judged on the tensors the run made, never on shape inference's estimate."""
         for name, value, declared in zip(self.output_names, out, self.declared_shapes, strict=False):
             if declared is None or not isinstance(value, torch.Tensor):
                 continue
-            dims, sizes_hold = declared
+            dims, holds = declared
             got = list(value.shape)
             shown = [d if d is not None else "?" for d in dims]
             if len(dims) != len(got):
                 raise ModelError(f"graph output {name!r} is declared of shape {shown} (rank {len(dims)}), but its "
                                  f"graph computes shape {got} (rank {len(got)}); fix the declared output shape "
                                  "(or leave its sizes dynamic)")
-            wrong = next((k for k, (d, g) in enumerate(zip(dims, got, strict=True)) if d is not None and d != g),
-                         None) if sizes_hold else None
+            wrong = next((k for k, (d, g, h) in enumerate(zip(dims, got, holds, strict=True))
+                          if h and d is not None and d != g), None)
             if wrong is not None:
                 raise ModelError(f"graph output {name!r} is declared of shape {shown}, but its graph computes "
                                  f"shape {got} (dimension {wrong}: {dims[wrong]} declared, {got[wrong]} computed); "
@@ -2361,7 +2362,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                         [(n.inputs, n.outputs) for n in nodes], consts, names, held=frozenset(static),
                         trainable=frozenset({k for found in trainable.values() for k in found} - ctx.weights))
     module.op_types = [node.op for node in nodes]
-    module.declared_shapes = declared_outputs(graph, shapes)
+    module.declared_shapes = declared_outputs(graph, shapes, model)
     for at, sources in trainable.items():
         op = ops[at]
         if isinstance(op, DynamicConv):

@@ -506,27 +506,80 @@ def _check_parameters(n: Any, label: str, known: dict[str, np.ndarray], ranks: d
                              f"input {n.input[0]!r} has rank {rank} (axes -{rank} to {rank - 1})")
 
 
-def declared_outputs(graph: Any, shapes: dict[str, list[int]]) -> list[tuple[list[int | None], bool] | None]:
-    """Per graph output, (its declared shape, a fixed size as None where dynamic; whether its fixed
-    sizes hold for this run: every graph input takes the sizes its file declares, no batch size or
-    input shape given in place of a fixed one), or None where no shape is declared. The interpreter
-    compares them with what the graph computes (:meth:`.onnx.OnnxModule.forward`)."""
+def declared_outputs(graph: Any, shapes: dict[str, list[int]], model: Any = None
+                     ) -> list[tuple[list[int | None], list[bool]] | None]:
+    """Per graph output, (its declared shape, a fixed size as None where dynamic; per dimension,
+    whether its fixed size holds for this run), or None where no shape is declared. The interpreter
+    compares them with what the graph computes (:meth:`.onnx.OnnxModule.forward`).
+
+    No fixed size holds where a batch size or input shape was given in place of a fixed one. Where
+    the check filled a dynamic input dimension (the default batch of 16, ``--input-shape``), a fixed
+    size holds only where ``model``'s shape inference computes the same size with every filled size
+    doubled: a size that follows a filled one is the exporter's trace, not the file contradicting
+    itself (ML-Agents' Hallway.onnx: a dynamic batch in, ``recurrent_out`` declared [1, 1, 128],
+    its batch traced as 1; filesweep1 h07). Without ``model``, or where inference cannot follow the
+    graph, no fixed size holds after a fill."""
     as_declared = True
+    filled: set[str] = set()
     for inp in graph.input:
         given = shapes.get(inp.name)
-        if given is not None and any(
-                d.HasField("dim_value") and d.dim_value > 0 and (k >= len(given) or given[k] != d.dim_value)
-                for k, d in enumerate(inp.type.tensor_type.shape.dim)):
+        if given is None:
+            continue
+        dims = list(inp.type.tensor_type.shape.dim)
+        if any(d.HasField("dim_value") and d.dim_value > 0 and (k >= len(given) or given[k] != d.dim_value)
+               for k, d in enumerate(dims)):
             as_declared = False
-    out: list[tuple[list[int | None], bool] | None] = []
+        if len(dims) < len(given) or any(not (d.HasField("dim_value") and d.dim_value > 0) for d in dims):
+            filled.add(inp.name)
+    fixed = as_declared and not filled
+    steady: dict[str, list[bool]] | None = None
+    if as_declared and filled and model is not None and any(
+            d.HasField("dim_value") and d.dim_value > 0
+            for o in graph.output if o.type.HasField("tensor_type") for d in o.type.tensor_type.shape.dim):
+        steady = _steady_dims(model, shapes, filled)
+    out: list[tuple[list[int | None], list[bool]] | None] = []
     for o in graph.output:
         tt = o.type.tensor_type if o.type.HasField("tensor_type") else None
         if tt is None or not tt.HasField("shape"):
             out.append(None)
             continue
-        out.append(([int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
-                     for d in tt.shape.dim], as_declared))
+        dims_out = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in tt.shape.dim]
+        holds = (steady or {}).get(o.name) or [fixed] * len(dims_out)
+        out.append((dims_out, [h and d is not None for h, d in zip(holds, dims_out, strict=False)]
+                    + [False] * (len(dims_out) - len(holds))))
     return out
+
+
+def _steady_dims(model: Any, shapes: dict[str, list[int]], filled: set[str]) -> dict[str, list[bool]]:
+    """Per graph output whose every dimension shape inference sizes, whether each size stays the same
+    with the dynamic input dimensions of ``filled`` at their sizes in ``shapes`` and at twice them
+    (doubled, a size that divides another still does); {} where inference cannot follow the graph."""
+    import onnx
+
+    doubled = dict(shapes)
+    for inp in model.graph.input:
+        if inp.name in filled:
+            dims = list(inp.type.tensor_type.shape.dim)
+            doubled[inp.name] = [size if k < len(dims) and dims[k].HasField("dim_value") and dims[k].dim_value > 0
+                                 else 2 * size for k, size in enumerate(shapes[inp.name])]
+    runs: list[dict[str, list[int]]] = []
+    for sizes in (shapes, doubled):
+        m = _shapes_only(model, sizes)
+        # what the graph computes, not what the exporter wrote of its trace
+        del m.graph.value_info[:]
+        for o in m.graph.output:
+            if o.type.HasField("tensor_type"):
+                o.type.tensor_type.ClearField("shape")
+        try:
+            inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+        except Exception:  # an estimate: a graph it cannot follow keeps no fixed size
+            return {}
+        runs.append({o.name: [int(d.dim_value) if d.HasField("dim_value") else -1 for d in o.type.tensor_type.shape.dim]
+                     for o in inferred.graph.output
+                     if o.type.HasField("tensor_type") and o.type.tensor_type.HasField("shape")})
+    first, second = runs
+    return {name: [a == b and a > 0 for a, b in zip(dims, second[name], strict=True)]
+            for name, dims in first.items() if name in second and len(second[name]) == len(dims)}
 
 
 #: Ops that slide a window over the spatial dimensions of their first input.
@@ -1289,20 +1342,17 @@ def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
     return _estimate(model, shapes)[0]
 
 
-def _estimate(model: Any, shapes: dict[str, list[int]], sized: list[tuple[str, int, list[int]]] | None = None
-              ) -> tuple[int, tuple[str, int] | None, dict[str, int]]:
-    """:func:`activation_bytes`, the largest tensor a node makes: (its name, its bytes), and the
-    rank of every tensor whose rank is declared or inferred (for :func:`check_axes`). ``sized``, where
-    given, gets (name, bytes, sizes) of every tensor counted after the inputs."""
+def _shapes_only(model: Any, shapes: dict[str, list[int]]) -> Any:
+    """A copy of ``model`` for shape inference, its graph inputs of the sizes ``shapes`` gives.
+    Shapes only: the weights become declared inputs of their shape (without them inference cannot
+    size a Gemm's output, and the estimate would count the graph's output alone). Small integer
+    tensors keep their values: they are shapes, repeats and bounds, which data propagation needs
+    to size a ConstantOfShape, Expand, Tile or Reshape (onnxsweep6: ConstantOfShape of a stored
+    [1e5, 1e5] counted as nothing, then allocated 80 GB)."""
     import onnx
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    # Shapes only: the weights become declared inputs of their shape (without them inference cannot
-    # size a Gemm's output, and the estimate would count the graph's output alone). Small integer
-    # tensors keep their values: they are shapes, repeats and bounds, which data propagation needs
-    # to size a ConstantOfShape, Expand, Tile or Reshape (onnxsweep6: ConstantOfShape of a stored
-    # [1e5, 1e5] counted as nothing, then allocated 80 GB).
     declared = {i.name for i in m.graph.input}
     kept = [t for t in m.graph.initializer
             if t.data_type in _INT_DATA and elements(t.dims) <= _SMALL]
@@ -1322,6 +1372,18 @@ def _estimate(model: Any, shapes: dict[str, list[int]], sized: list[tuple[str, i
                 if k < len(dims):
                     dims[k].ClearField("dim_param")
                     dims[k].dim_value = size
+    return m
+
+
+def _estimate(model: Any, shapes: dict[str, list[int]], sized: list[tuple[str, int, list[int]]] | None = None
+              ) -> tuple[int, tuple[str, int] | None, dict[str, int]]:
+    """:func:`activation_bytes`, the largest tensor a node makes: (its name, its bytes), and the
+    rank of every tensor whose rank is declared or inferred (for :func:`check_axes`). ``sized``, where
+    given, gets (name, bytes, sizes) of every tensor counted after the inputs."""
+    import onnx
+
+    declared = {i.name for i in model.graph.input}
+    m = _shapes_only(model, shapes)
     # the graph's own inputs, as the simulation makes them (float64 or int64: 8 bytes a value), count
     # whatever the nodes after them (onnxsweep5: [16, 64, 2e9] read by a ReduceMean was estimated at
     # 19 kB and then allocated)
