@@ -2018,12 +2018,19 @@ NEAR_ZERO_INIT = 0.05
 #: h08, each labelled healthy); past 3x the warning line (a transformer's 0.02-std layers at 1e-2
 #: move 0.5) it stays a warning. The same 3x the head's carve-out uses (:func:`_judged_steps`).
 ADAPTIVE_STEP_NOTE = 0.3
+#: ... and only where the layers' steps add up to at most the error line: Adam moves every layer by
+#: its rate at once, so a deep network's function changes by about the sum of its layers' steps
+#: (the reason deep Transformers and ConvNeXt warm Adam up, Liu et al. 2019 "On the Variance of the
+#: Adaptive Learning Rate"): three recurrent layers at 0.17-0.2 sum to 0.6, sixteen at 0.2 to 3.2
+ADAPTIVE_STEPS_SUM = 1.0
 
 
-def _adaptive_small_step(result: SimulationResult, value: float) -> bool:
-    """Whether the judged step ``value`` is within :data:`ADAPTIVE_STEP_NOTE` under an adaptive optimizer."""
+def _adaptive_small_step(result: SimulationResult, value: float, total: float = 0.0) -> bool:
+    """Whether the judged step ``value`` is within :data:`ADAPTIVE_STEP_NOTE` under an adaptive
+    optimizer, the judged layers' steps adding up to ``total`` within :data:`ADAPTIVE_STEPS_SUM`."""
     opt = result.optimizer
-    return opt is not None and opt.type in ADAPTIVE and value <= ADAPTIVE_STEP_NOTE
+    return (opt is not None and opt.type in ADAPTIVE and value <= ADAPTIVE_STEP_NOTE
+            and total <= ADAPTIVE_STEPS_SUM)
 
 
 def _warms_up(result: SimulationResult) -> bool:
@@ -2148,9 +2155,11 @@ class LargeUpdates(ArchitectureRule):
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         # judged on :func:`_judged_steps` (a fresh head below the error level left out); the
         # metric stays the largest ratio of all, so a verification's before and after compare alike
-        judged = max(_judged_steps(result, t).values(), default=math.nan)
+        steps = _judged_steps(result, t)
+        judged = max(steps.values(), default=math.nan)
         severity = t.updates(judged)
-        if severity == "warning" and (_warms_up(result) or _adaptive_small_step(result, judged)):
+        total = float(sum(r for r in steps.values() if math.isfinite(r)))
+        if severity == "warning" and (_warms_up(result) or _adaptive_small_step(result, judged, total)):
             # the step at the full rate comes after a warm-up, which lets Adam's moment estimates and
             # the weights' scale settle first (ConvNeXt's AdamW 4e-3 moves its 0.02-std layers by 0.2 at
             # that rate, and trains with its 20-epoch warm-up: modsweep26); a layer rewritten whole
@@ -2188,9 +2197,11 @@ class LargeUpdates(ArchitectureRule):
                                                     if len(hit) > 1 else ""))
         if severity == "info" and not _warms_up(result):
             summary += (f"; a note under {kind}, whose first step is its rate per weight whatever the gradient: "
-                        f"up to {ADAPTIVE_STEP_NOTE:g} of a layer's weights is a rate small networks train at "
-                        "(1e-2 on torch's default init), watch the loss for oscillation")
+                        f"up to {ADAPTIVE_STEP_NOTE:g} of a layer's weights, {ADAPTIVE_STEPS_SUM:g} over all "
+                        "layers, is a rate small networks train at (1e-2 on torch's default init), watch the "
+                        "loss for oscillation")
             evidence["adaptive_step_note"] = ADAPTIVE_STEP_NOTE
+            evidence["adaptive_steps_sum"] = float(sum(r for r in ratios.values() if math.isfinite(r)))
         if severity == "info" and _warms_up(result):
             warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
             summary += (f"; a note: the run warms up to that rate{f' over {warm:,} steps' if warm > 1 else ''}, "

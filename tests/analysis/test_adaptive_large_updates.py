@@ -2,7 +2,8 @@
 about lr / rms(W): lr 1e-2 on torch's default init (rms 1/sqrt(3 fan_in)) is lr * sqrt(3 fan_in), 0.196
 at fan-in 128, a rate small networks train at (modsweep31 h06, modsweep32 h02/h08: a GAE, a char-RNN
 GRU and an MNIST-rows LSTM at Adam 1e-2, each labelled healthy). Up to 0.3 under an adaptive
-optimizer is a note; past it, and under SGD from 0.1, a warning."""
+optimizer is a note where the layers' steps add up to 1 or less; past either, and under SGD from
+0.1, a warning."""
 
 from __future__ import annotations
 
@@ -33,6 +34,15 @@ def test_adam_at_1e_2_on_default_init_is_a_note_with_the_ratio_theory_gives() ->
     assert f.severity == "info" and "a note under adam" in f.summary
 
 
+def test_the_same_steps_over_many_layers_are_a_warning() -> None:
+    # Adam moves every layer by its rate at once: twelve layers at 0.196 change the network by
+    # about 2.4 of its size, past the sum a note allows (ConvNeXt and deep Transformers warm up)
+    spec = _mlp({"type": "adam", "lr": 1e-2})
+    spec["layers"] = [spec["layers"][0]] * 12 + [spec["layers"][-1]]
+    f = _large(check_architecture(spec, verify=False))
+    assert f.severity == "warning" and "a note" not in f.summary
+
+
 def test_adam_past_three_times_the_warning_line_stays_a_warning() -> None:
     f = _large(check_architecture(_mlp({"type": "adam", "lr": 2e-2}), verify=False))  # 0.39
     assert f.severity == "warning" and "a note" not in f.summary
@@ -48,4 +58,5 @@ def test_the_note_is_for_adaptive_optimizers_up_to_0_3(kind: str, value: float, 
     from gradhealth.analysis.rules import _adaptive_small_step
 
     result = SimpleNamespace(optimizer=SimpleNamespace(type=kind))
-    assert _adaptive_small_step(result, value) is note  # type: ignore[arg-type]
+    assert _adaptive_small_step(result, value, 3 * value) is note  # type: ignore[arg-type]
+    assert _adaptive_small_step(result, value, 1.2) is False  # type: ignore[arg-type]
