@@ -20,6 +20,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -98,8 +99,13 @@ def test_on_refused_raise_still_stops_the_loop(service, tmp_path):
     with httpx.Client(base_url=service.url, timeout=30) as client:
         assert client.delete(f"/v1/runs/{rec.live.run_id}").status_code == 204
     with pytest.raises(RunRefused, match="404"):  # noqa: PT012
-        for start in range(3, 400):
+        # until the sender has met the 404 (bounded in time, not in steps: on a loaded machine 400
+        # steps ran before the sender's next batch did, and the test failed without raising)
+        deadline, start = time.monotonic() + 60, 3
+        while time.monotonic() < deadline:
             train_recorded(model, rec, range(start, start + 1))
+            start += 1
+            time.sleep(0.005)
     with pytest.raises(RunRefused, match="404"):
         rec.close()
 
