@@ -139,7 +139,8 @@ def check_logs(path: str | Path, *, format: str | None = None, settings: Setting
 
 def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
-                 settings: Settings | None = None, optimizer: Any = None) -> Diagnosis:
+                 settings: Settings | None = None, optimizer: Any = None,
+                 input_range: tuple[float, float] | None = None) -> Diagnosis:
     """Diagnose the gradients of a live ``torch.nn.Module`` in this process, with the same
     findings, thresholds and document as :func:`check_architecture`.
 
@@ -154,6 +155,8 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     Adagrad, a warm-up scheduler on it read as warming up; or a dict
     like ``{"type": "adam", "lr": 1e-3}``): its first step is measured and ``large_updates``
     reports a learning rate too large for the network, with a verified rate.
+    ``input_range``: ``(low, high)``: the float inputs drawn uniform in your data's range instead of
+    standard normal (a VAE whose binary cross-entropy reads its input pixels as targets: ``(0, 1)``).
     ``device``: ``auto`` (the default: CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
     The module is never modified: every simulation, remedies included, runs on a deep copy.
 
@@ -172,7 +175,7 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     _check_settings(settings)
     settings = settings if settings is not None else get_settings()
     return run(model, example_inputs, loss=loss, seeds=seeds, verify=verify, device=device,
-               thresholds=settings.thresholds, optimizer=optimizer)
+               thresholds=settings.thresholds, optimizer=optimizer, input_range=input_range)
 
 
 def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: int = 3,

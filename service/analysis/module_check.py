@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -1043,7 +1044,8 @@ def example_layout(example_inputs: Any) -> ExampleLayout | None:
     return _flatten(example_inputs, None)[2]
 
 
-def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[InputSpec]:
+def input_specs(example_inputs: Any, model: nn.Module | None = None,
+                input_range: tuple[float, float] | None = None) -> list[InputSpec]:
     """Shapes and dtypes of the user's example inputs, one spec per tensor, named where it sits
     (``hidden[1]``) in tuples, lists or dicts nested to any depth (their numbers and None are
     passed to the forward as given; anything else is a :class:`ModelError` naming its position).
@@ -1053,7 +1055,7 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[Inp
     or 1 (a float mask, a graph's adjacency matrix, an RNN's zero initial state): noise there is no
     graph (a degree normalisation of it takes the root of a negative). Shapes are kept as given:
     the check never changes a batch size, so a state's batch dimension (dim 1 of an ``nn.LSTM``'s
-    h0 and c0) stays the example's."""
+    h0 and c0) stays the example's. ``input_range``: the float inputs drawn are uniform in it."""
     keywords = _keywords(example_inputs)
     xs, where, layout = _flatten(example_inputs, model)
     integers = any(not x.is_floating_point() for x in xs)
@@ -1063,7 +1065,7 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None) -> list[Inp
         if x.is_floating_point() and i > 0 and x.numel() and bool(((x == 0) | (x == 1)).all()):
             specs.append(InputSpec(tuple(x.shape), value=x.detach().cpu().clone(), name=name))
         elif x.is_floating_point():
-            specs.append(InputSpec(tuple(x.shape), name=name))
+            specs.append(InputSpec(tuple(x.shape), name=name, uniform=input_range))
         elif ids is not None and i not in ids:
             specs.append(InputSpec(tuple(x.shape), x.dtype, value=x.detach().cpu().clone(), name=name))
         else:
@@ -1151,7 +1153,8 @@ def optimizer_spec(optimizer: Any) -> OptimizerSpec | None:
 
 def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
-                 thresholds: Thresholds | None = None, optimizer: Any = None) -> Diagnosis:
+                 thresholds: Thresholds | None = None, optimizer: Any = None,
+                 input_range: tuple[float, float] | None = None) -> Diagnosis:
     """Check a live module with synthetic inputs shaped like ``example_inputs`` (standard normal
     floats; integer ids an nn.Embedding reads below the example's largest + 1, other integer inputs
     as given), with the module's own weights. ``example_inputs``: a tensor, a tuple of them, or a
@@ -1161,6 +1164,10 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     as given. Anything else is a :class:`~gradhealth.analysis.importers.ModelError` naming its place.
     The loss is taken on the output: a tensor, the first of a tuple, or a mapping's ``logits``
     (a Hugging Face ``ModelOutput``).
+
+    ``input_range``: ``(low, high)``, where the data's float inputs lie: they are drawn uniform in
+    it instead of standard normal (pixels in [0, 1] that a VAE's binary cross-entropy also reads as
+    its targets), as ``--input-range`` draws a model file's.
 
     ``optimizer``: the training optimizer (a ``torch.optim`` SGD, Adam, AdamW or RMSprop, or a
     spec-style dict such as ``{"type": "adam", "lr": 1e-3}``): ``large_updates`` checks each
@@ -1173,7 +1180,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     The module is never modified: it is deep-copied for every simulation and every remedy (a
     module that cannot be copied is refused with a ValueError)."""
     device = _check_module_arguments(model, loss, seeds, verify, device)
-    run = GraphRun(model, input_specs(example_inputs, model), loss, seeds, optimizer=optimizer_spec(optimizer),
+    drawn_in = _check_input_range(input_range)
+    run = GraphRun(model, input_specs(example_inputs, model, drawn_in), loss, seeds, optimizer=optimizer_spec(optimizer),
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs))
     try:
         return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
@@ -1184,7 +1192,7 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     except Exception as exc:
         stage = _failed_stage(exc)
         if stage is not None:
-            raise ModelRunError(stage, exc, example_inputs) from exc
+            raise ModelRunError(stage, exc, example_inputs, drawn_in) from exc
         if isinstance(exc, ValueError):  # the check's refusals (a module it cannot copy), worded so
             raise
         # not the model's code: the check's own failure, named as such, never a bare traceback
@@ -1216,13 +1224,39 @@ class ModelRunError(ModelError, RuntimeError):
     which; the original error is chained (``__cause__``) and quoted. Also a RuntimeError, as the
     raw torch error it wraps was before (newuser5 P6)."""
 
-    def __init__(self, stage: str, error: BaseException, example_inputs: Any = None) -> None:
+    def __init__(self, stage: str, error: BaseException, example_inputs: Any = None,
+                 input_range: tuple[float, float] | None = None) -> None:
         what = {"forward": "the model's forward failed on inputs shaped like example_inputs"
                            + (f" ({_shapes(example_inputs)})" if example_inputs is not None else ""),
                 "loss": "the loss could not be taken on the model's output",
                 "backward": "the backward pass through the model failed"}[stage]
-        super().__init__(f"{what}: {type(error).__name__}: {error}")
+        # the inputs are the check's own draws, not the example's values: say so, and how to give
+        # their range (modsweep33 h01: a VAE whose BCE reads its input pixels as targets)
+        drawn = ("" if stage == "backward" or not _has_float(example_inputs) else
+                 f" (its float inputs were drawn uniform in [{input_range[0]:g}, {input_range[1]:g}]"
+                 if input_range is not None else
+                 " (its float inputs were drawn standard normal, not the example's values; "
+                 "input_range=(low, high) draws them in your data's range")
+        super().__init__(f"{what}: {type(error).__name__}: {error}" + (drawn + ")" if drawn else ""))
         self.stage = stage
+
+
+def _has_float(example_inputs: Any) -> bool:
+    """Whether the example inputs hold a floating-point tensor (one the check draws afresh)."""
+    return any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in pytree.tree_leaves(example_inputs))
+
+
+def _check_input_range(value: Any) -> tuple[float, float] | None:
+    """``check_module``'s ``input_range``: None, or two finite numbers low < high."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, numbers.Real) for v in value):
+        raise ArgumentTypeError(f"input_range must be a (low, high) pair of numbers, got {value!r:.80}")
+    low, high = float(value[0]), float(value[1])
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ArgumentError(f"input_range must be two finite numbers low < high, got {value!r:.80}")
+    return low, high
 
 
 def _shapes(example_inputs: Any) -> str:
