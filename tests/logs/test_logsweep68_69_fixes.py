@@ -168,6 +168,17 @@ def test_a_short_keras_run_with_a_constant_accuracy_at_the_prior_entropy_predict
     assert [r.id for r in f.remedies] == ["balance_classes"]
 
 
+def test_a_balanced_binary_task_at_chance_is_one_finding_not_two(tmp_path: Path) -> None:
+    # logsweep70 u04: accuracy 0.5 and a loss at ln 2 on every epoch read both "at chance for 2
+    # classes" and "predicts one class": on a balanced binary task they are the same fault
+    keras = "\n".join(f"Epoch {i + 1}/5\n100/100 [====] - 1s - loss: 0.6932 - accuracy: 0.5000 - "
+                      f"val_loss: 0.6931 - val_accuracy: 0.5000" for i in range(5))
+    p = tmp_path / "train.log"
+    p.write_text(keras + "\n")
+    plateaus = _by_code(run_log_check(p), "loss_plateau")
+    assert len(plateaus) == 1 and "chance for 2 classes" in plateaus[0].summary
+
+
 def test_a_constant_accuracy_with_the_loss_at_its_entropy_alone_is_enough_but_not_with_a_lower_loss(
         tmp_path: Path) -> None:
     at_h = f"{_h(0.8125):.4f}"  # 0.4826
