@@ -165,6 +165,15 @@ def diff_noise(values: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(np.diff(values)))) / math.sqrt(2)
 
 
+def second_diff_noise(values: np.ndarray) -> float:
+    """The standard deviation of one point's noise, read from the series' second differences
+    (1.4826 MAD of them, over sqrt 6): a smooth descent and a steady rise are no noise (their
+    second differences are near 0), so a trend does not hide in it. 0 under 3 points."""
+    if len(values) < 3:
+        return 0.0
+    return 1.4826 * float(np.median(np.abs(np.diff(values, 2)))) / math.sqrt(6)
+
+
 def theil_sen(x: np.ndarray, y: np.ndarray, *, max_points: int = 200,
               z: float = 2.576) -> tuple[float, float, float]:
     """Theil-Sen slope of ``y`` over ``x`` with Sen's rank-based confidence interval (``z``: 99 %

@@ -23,7 +23,7 @@ from gradhealth.logs.remedies import (
     raise_lr,
 )
 from gradhealth.logs.series import RunLog, Series, gan_part, name_words
-from gradhealth.logs.stats import finite, resolution, smooth
+from gradhealth.logs.stats import finite, resolution, second_diff_noise, smooth
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -423,7 +423,7 @@ def steady_climb(v: np.ndarray) -> tuple[int, float, float] | None:
     top = float(np.max(v[:i + 1]))
     if top > low and (last - low) / (top - low) < _CREEP_REGAINED:
         return None
-    noise = 1.4826 * float(np.median(np.abs(np.diff(v, 2)))) / math.sqrt(6)
+    noise = second_diff_noise(v)
     margin = (last - low) / (noise * math.sqrt(2)) if noise > 0 else math.inf
     if margin < _CLIMB_GATE:
         return None

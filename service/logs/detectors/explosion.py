@@ -31,6 +31,7 @@ from gradhealth.logs.stats import (
     finite,
     resolution,
     rolling_median_mad,
+    second_diff_noise,
 )
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
@@ -680,7 +681,7 @@ def _smooth_jumps(run: RunLog, steps: np.ndarray, v: np.ndarray, t: LogThreshold
     # in log units, as the rolling test reads a loss: a loss that falls by decades scatters by a share
     # of its level, so its quiet late points must not set the bar for its early ones
     logv = np.log(v)
-    noise = 1.4826 * float(np.median(np.abs(np.diff(logv, 2)))) / math.sqrt(6)
+    noise = second_diff_noise(logv)
     if not noise > 0:
         return {}
     half = max(2, min(t.window // 2, len(v) // 6))
@@ -729,7 +730,7 @@ def _accuracy_lost(run: RunLog, steps: np.ndarray, idx: np.ndarray) -> dict | No
             before, after = a[a_steps < at], a[a_steps >= at]
             if len(before) < 5 or len(after) < 3:
                 continue
-            noise = max(1.4826 * float(np.median(np.abs(np.diff(before, 2)))) / math.sqrt(6), resolution(a))
+            noise = max(second_diff_noise(before), resolution(a))
             best = float(np.max(before))
             if not (noise > 0 and best > 0):
                 continue

@@ -18,7 +18,14 @@ from gradhealth.logs.derive import component_pairs
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import diff_noise, finite, resolution, smooth, theil_sen
+from gradhealth.logs.stats import (
+    diff_noise,
+    finite,
+    resolution,
+    second_diff_noise,
+    smooth,
+    theil_sen,
+)
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -352,16 +359,6 @@ _SUSTAINED_RISE = 0.03
 _SUSTAINED_GATE = 3.0
 
 
-def _evaluation_noise(x: np.ndarray) -> float:
-    """The noise of one evaluation of a whole validation series, from its second differences
-    (1.4826 MAD / sqrt(6)): a smooth descent and a steady rise are no noise, and the rising stretch
-    is not judged by itself alone (the residuals around a line through four rises of sorted noise
-    are far smaller than the noise that drew them: :func:`_noise_after` would pass them)."""
-    if len(x) < 3:
-        return 0.0
-    return 1.4826 * float(np.median(np.abs(np.diff(x, 2)))) / math.sqrt(6)
-
-
 def _short_divergence(run: RunLog, val: Series, loss: Series, t: LogThresholds) -> Finding | None:
     """A validation loss too short for :func:`_diverged` (fewer than ``t.min_points`` evaluations:
     BERT-style fine-tunes of a few epochs) that ends at its highest while the training loss fell:
@@ -376,7 +373,9 @@ def _short_divergence(run: RunLog, val: Series, loss: Series, t: LogThresholds) 
     1.508, 1.509, 1.545, 1.585, 1.611, +7.5 %, while the loss fell 1.15 -> 0.84), unless a task
     metric of the same evaluation kept improving (:func:`_task_metric_improved`); ``_RISES_IN_A_ROW``
     rises in a row are a warning from ``_SUSTAINED_RISE`` where they add up to ``_SUSTAINED_GATE``
-    of the whole series' evaluation noise (:func:`_evaluation_noise`), the evidence naming the rises,
+    of the whole series' evaluation noise (:func:`.stats.second_diff_noise`: the rising stretch is not
+    judged by itself alone, as the residuals around a line through four rises of sorted noise are far
+    smaller than the noise that drew them: :func:`_noise_after` would pass them), the evidence naming the rises,
     their trend and the gap between the splits at the best and at the end."""
     vs, vv = finite(val)
     if len(vv) < 2 or not np.all(vv > 0):
@@ -403,7 +402,7 @@ def _short_divergence(run: RunLog, val: Series, loss: Series, t: LogThresholds) 
     # 1.5083, 1.5319, 1.5529, +5.1 % against a noise of 0.0099, while the training loss fell 1.0886
     # -> 0.879 and the gap between them widened 0.39 -> 0.67); a flat noisy series seldom climbs 3
     # noises in four steps, and a rise that comes back down does not end at its highest
-    noise = max(_evaluation_noise(vv), _noise_after(vv[i:]))
+    noise = max(second_diff_noise(vv), _noise_after(vv[i:]))
     margin = (last - best) / (noise * math.sqrt(2)) if noise > 0 else math.inf
     sustained = rises >= _RISES_IN_A_ROW and margin >= _SUSTAINED_GATE
     needed = (min(_SUSTAINED_RISE if sustained else _SLOW_RISE, t.validation_rise)
