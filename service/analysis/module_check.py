@@ -302,24 +302,22 @@ def _identity_edit(path: str) -> Edit:
     return edit
 
 
-def _softmax_to_sigmoid(net: nn.Module, seed: int) -> None:
-    """Every softmax module of the copy a sigmoid (the fix of a softmax over a single unit)."""
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Softmax):
-                setattr(parent, name, nn.Sigmoid())
+def _softmax_swapped(make: Callable[[], nn.Module]) -> Edit:
+    """Every softmax module of the copy replaced by ``make()`` (the fix of a softmax over a single
+    unit: a sigmoid for one probability, an identity for a regression)."""
+    def edit(net: nn.Module, seed: int) -> None:
+        for parent in list(net.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.Softmax):
+                    setattr(parent, name, make())
+    return edit
 
+
+_softmax_to_sigmoid = _softmax_swapped(nn.Sigmoid)
+_softmax_to_identity = _softmax_swapped(nn.Identity)
 
 #: The regression losses, whose output takes no activation.
 _REGRESSION = frozenset({"mse", "mae", "huber"})
-
-
-def _softmax_to_identity(net: nn.Module, seed: int) -> None:
-    """Every softmax module of the copy an identity (a single-unit softmax under a regression loss)."""
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Softmax):
-                setattr(parent, name, nn.Identity())
 
 
 def _recurrent(net: nn.Module) -> list[nn.RNNBase | nn.RNNCellBase]:

@@ -749,12 +749,13 @@ def _backward_only_under_adaptive(result: SimulationResult, value: float) -> tup
     blocks with skips at every scale and intermediate supervision, under Adam 1e-3: 1.94e3x over 101
     layers at 1.08 a layer, activations 0.996x; modsweep33 h03). Under SGD the step is the gradient,
     and a warning."""
-    if depth_ratio(result)[0] != value or not activation_growth(result) <= FORWARD_STEADY:
+    growth = activation_growth(result)
+    if depth_ratio(result)[0] != value or not growth <= FORWARD_STEADY:
         return None
     even = adaptive_steps_even(result)
     if even is None or even[1] > 10 * even[2]:
         return None
-    return (*even, activation_growth(result))
+    return (*even, growth)
 
 
 def _residual_if_normalised(ctx: Context) -> list[Remedy]:
