@@ -27,6 +27,7 @@ from gradhealth.analysis.model import build_network
 from gradhealth.analysis.plan import make_plan
 from gradhealth.analysis.spec import parse_spec
 from gradhealth.errors import InputFormatError
+from tests.keras_files import keras2_h5
 
 
 def _init(cls: str, **cfg: Any) -> dict[str, Any]:
@@ -282,25 +283,7 @@ def test_cli_checks_a_keras_json_with_no_options(tmp_path: Path) -> None:
 
 def _h5_keras2(cfg: dict[str, Any], stored: dict[str, list[tuple[str, np.ndarray]]],
                split: bool = False) -> bytes:
-    import h5py
-
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        f.attrs["model_config"] = json.dumps(cfg)
-        f.attrs["keras_version"], f.attrs["backend"] = "2.15.0", "tensorflow"
-        group = f.create_group("model_weights")
-        names = [lay["config"]["name"] for lay in cfg["config"]["layers"]]
-        if split:  # how Keras writes a list attribute over HDF5's 64 kB limit: in numbered chunks
-            group.attrs["layer_names0"] = [n.encode() for n in names[:3]]
-            group.attrs["layer_names1"] = [n.encode() for n in names[3:]]
-        else:
-            group.attrs["layer_names"] = [n.encode() for n in names]
-        for name in names:
-            layer = group.create_group(name)
-            layer.attrs["weight_names"] = [f"{name}/{w}:0".encode() for w, _ in stored.get(name, [])]
-            for w, value in stored.get(name, []):
-                layer.create_dataset(f"{name}/{w}:0", data=value)
-    return buf.getvalue()
+    return keras2_h5(cfg, stored, attrs={"keras_version": "2.15.0", "backend": "tensorflow"}, split=split)
 
 
 def _keras3_zip(cfg: dict[str, Any], stored: dict[str, list[tuple[str, np.ndarray]]]) -> bytes:

@@ -23,6 +23,7 @@ import torch
 
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras import check_keras, keras_to_spec, read_keras_weights
+from tests.keras_files import keras2_h5
 
 STYLES = ("keras2", "keras3")
 KINDS = ("sequential", "functional")
@@ -501,22 +502,7 @@ def test_add_of_x_and_an_identity_of_x_is_refused(style: str) -> None:
 
 def _h5_keras2(cfg: dict[str, Any], stored: dict[str, list[tuple[str, np.ndarray]]]) -> bytes:
     """Keras 2's .h5: model_weights/<layer> lists weight_names, datasets under <layer>/<layer>/."""
-    import h5py
-
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        f.attrs["model_config"] = json.dumps(cfg)
-        group = f.create_group("model_weights")
-        names = [lay["config"]["name"] for lay in cfg["config"]["layers"]]
-        group.attrs["layer_names"] = [n.encode() for n in names]
-        for name in names:
-            layer = group.create_group(name)
-            layer.attrs["weight_names"] = [
-                f"{name}/{w}:0".encode() for w, _ in stored.get(name, [])
-            ]
-            for w, value in stored.get(name, []):
-                layer.create_dataset(f"{name}/{w}:0", data=value)
-    return buf.getvalue()
+    return keras2_h5(cfg, stored)
 
 
 def _keras3_zip(cfg: dict[str, Any], stored: dict[str, list[tuple[str, np.ndarray]]]) -> bytes:

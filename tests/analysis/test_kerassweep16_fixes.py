@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from gradhealth.analysis.importers.keras import check_keras
+from tests.keras_files import keras2_h5
 
 GLOROT = {"class_name": "GlorotUniform", "config": {"seed": None}}
 ZEROS = {"class_name": "Zeros", "config": {}}
@@ -86,26 +87,12 @@ def _stored(config: dict[str, Any], out_bias: float) -> dict[str, list[tuple[str
 
 
 def _h5(config: dict[str, Any], stored: dict[str, list[tuple[str, np.ndarray]]]) -> bytes:
-    """A Keras 2.4 .h5 as model.save() writes it: the config, the compiled mse/Adam and the weights
-    at model_weights/<layer>/<layer>/<name>:0."""
-    import h5py
-
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        f.attrs["model_config"] = json.dumps(config)
-        f.attrs["training_config"] = json.dumps({
+    """A Keras 2.4 .h5 as model.save() writes it: the config, the compiled mse/Adam and the weights."""
+    return keras2_h5(config, stored, attrs={
+        "training_config": json.dumps({
             "loss": "mse", "metrics": None,
-            "optimizer_config": {"class_name": "Adam", "config": {"name": "Adam", "learning_rate": 0.001}}})
-        f.attrs["keras_version"], f.attrs["backend"] = "2.4.0", "tensorflow"
-        group = f.create_group("model_weights")
-        names = [lay["config"]["name"] for lay in config["config"]["layers"]]
-        group.attrs["layer_names"] = [n.encode() for n in names]
-        for name in names:
-            layer = group.create_group(name)
-            layer.attrs["weight_names"] = [f"{name}/{w}:0".encode() for w, _ in stored.get(name, [])]
-            for w, value in stored.get(name, []):
-                layer.create_dataset(f"{name}/{w}:0", data=value)
-    return buf.getvalue()
+            "optimizer_config": {"class_name": "Adam", "config": {"name": "Adam", "learning_rate": 0.001}}}),
+        "keras_version": "2.4.0", "backend": "tensorflow"})
 
 
 def _mismatch(doc: Any) -> Any:
