@@ -261,7 +261,11 @@ def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
     return steps, v, np.exp(around), spike, np.nonzero(spike)[0]
 
 
-def _spikes(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def spike_points(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The spikes of one series, as ``(steps, values, baseline, is_spike, spike_indices)``: a loss's
+    against its own noise in log units (:func:`_level_spikes`), a gradient norm's against its rolling
+    median and spread, leaving out the growth it never came back from (exploding_gradient's) and
+    steps of exactly zero gradient. Shared by the spike findings and the plateau's spiking check."""
     steps, v = finite(s)
     if s.role in ("loss", "val_loss"):
         return _level_spikes(steps, v, t)
@@ -526,7 +530,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     if np.sum(np.isfinite(s.values)) < needed:
         return (_glaring_spikes(run, s, t) or _short_spike(s, "gradient_spike", run)) if role == "grad_norm" \
             else _short_spike(s, "loss_spike")
-    steps, v, med, spike, idx = _spikes(s, t)
+    steps, v, med, spike, idx = spike_points(s, t)
     if role == "grad_norm":
         idx = np.array([i for i in idx if not _new_level(run, steps, v, med, int(i), t)], dtype=np.int64)
     # (the training loss only: an evaluation's loss on a fixed set bounces in its early epochs, and an

@@ -27,7 +27,7 @@ from gradhealth.logs.detectors.common import (
     positive_loss,
 )
 from gradhealth.logs.detectors.divergence import LOST_RISE, steady_climb, validation_alone
-from gradhealth.logs.detectors.explosion import _spikes, no_progress
+from gradhealth.logs.detectors.explosion import no_progress, spike_points
 from gradhealth.logs.detectors.gan import discriminator_ahead, discriminator_won, frozen_gan
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import lower_lr, raise_lr
@@ -379,7 +379,7 @@ def _spiking(run: RunLog, loss: Series, t: LogThresholds) -> float | None:
     first: list[float] = []
     for s in (loss, run.first("grad_norm")):
         if s is not None:
-            steps, _, _, _, idx = _spikes(s, t)
+            steps, _, _, _, idx = spike_points(s, t)
             if len(idx):
                 first.append(float(steps[idx[0]]))
     return min(first) if first else None

@@ -126,6 +126,9 @@ def _rates_within(run: RunLog, first: float, last: float) -> np.ndarray:
 
 #: Logged learning rates, all exactly 0, that make a run with no step: 5 or more
 _ZERO_RATE_POINTS = 5
+#: Where a logged rate of 0 (or below) comes from, for both findings that read one
+_ZERO_RATE_CAUSES = ("Likely causes: a schedule that decayed to 0 or has not started, a rate read from the wrong "
+                     "setting, or an optimizer built before the rate was set.")
 
 
 def _rate_zero_throughout(run: RunLog) -> Finding | None:
@@ -144,8 +147,7 @@ def _rate_zero_throughout(run: RunLog) -> Finding | None:
         f"{lr.name} is 0 at all {len(v)} logged points ({lr.between(steps[0], steps[-1])}): the optimizer "
         "changes nothing",
         "With a learning rate of 0 (or one below the printed precision) no step changes the weights, so "
-        "whatever the loss shows is the data's noise: a schedule that decayed to 0 or has not started, a "
-        "rate read from the wrong setting, or an optimizer built before the rate was set.",
+        "whatever the loss shows is the data's noise. " + _ZERO_RATE_CAUSES,
         {"metric": lr.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
          "points": int(len(v))},
         [R.positive_learning_rate(0.0)])
@@ -204,9 +206,8 @@ def negative_learning_rate(run: RunLog, t: LogThresholds) -> list[Finding]:
         f"{lr.name} is {what} {where}: "
         + ("each step climbs the gradient" if negative else "the optimizer changes nothing"),
         "A learning rate at or below 0 does not descend: with 0 no step changes the weights, so whatever the "
-        "loss shows is the data's noise; a negative rate steps up the gradient and the loss rises. A schedule "
-        "that decayed to 0 (or has not started), a rate read from the wrong setting, or an optimizer built "
-        "before the rate was set.",
+        "loss shows is the data's noise; a negative rate steps up the gradient and the loss rises. "
+        + _ZERO_RATE_CAUSES,
         {"metric": lr.name, "steps": [_num(steps[first]), _num(steps[-1])], "value": rate, "threshold": 0.0,
          "points": int(points), "logged_points": int(len(v)), "throughout": not first,
          "before": float(v[first - 1]) if first else None},
