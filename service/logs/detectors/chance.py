@@ -261,6 +261,15 @@ def _binary_entropy(p: float) -> float:
     return -sum(q * math.log(q) for q in (p, 1 - p) if 0 < q < 1)
 
 
+#: What both one-class rules' findings mean and what to check, after their own evidence
+_ONE_CLASS_WHY = (
+    "is a model predicting one class (the majority) for everything: it learned the class balance and nothing "
+    "else. Check the labels and that the inputs reach the model scaled (an unscaled input or a huge first loss "
+    "can push the output to saturate on one class; so can a frozen or dead layer, or a sigmoid output under a "
+    "softmax loss), balance the classes or weight the loss, and lower the learning rate if it collapsed after "
+    "a few steps.")
+
+
 def one_class_validation(run: RunLog) -> Finding | None:
     """A validation accuracy that keeps one value at every evaluation while the training loss moves,
     with a validation loss never better than the class share alone scores: the model predicts the
@@ -301,10 +310,7 @@ def one_class_validation(run: RunLog) -> Finding | None:
         f"{val_loss.name} never gets below {best:.3g} (ends at {late:.3g}), no better than the {prior:.3g} that "
         f"predicting the class share {share:.4g} alone scores: the model gives every validation sample the same class",
         "A validation accuracy that never changes by a single sample while the training loss moves, with a "
-        "validation loss at the entropy of that share, is a model predicting one class (the majority) for "
-        "everything: it learned the class balance and nothing else. Check the labels and the inputs reach the "
-        "model (scaling, a frozen or dead layer, a sigmoid output with a softmax loss), balance the classes or "
-        "weight the loss, and lower the learning rate if it collapsed after a few steps.",
+        "validation loss at the entropy of that share, " + _ONE_CLASS_WHY,
         {"metric": val.name, "steps": [_num(vs[0]), _num(vs[-1])], "value": float(np.ptp(va)),
          "threshold": _ONE_CLASS_SPREAD, "accuracy": share, "val_loss": late, "best_val_loss": best,
          "prior_entropy": prior},
@@ -374,11 +380,7 @@ def one_class_constant(run: RunLog) -> Finding | None:
             + "; ".join(why) + ": the model predicts one class for every sample"
             + (f" (after a first training loss of {blown:.4g})" if blown is not None else ""),
             "An accuracy that does not change by a single sample from point to point, with a loss at the entropy "
-            "of that share or a precision and recall of 0 (no sample given the positive class), is a model "
-            "predicting one class (the majority) for everything: it learned the class balance and nothing else. "
-            "Check the labels and that the inputs reach the model scaled (an unscaled input or a huge first loss "
-            "can push the output to saturate on one class), balance the classes or weight the loss, and lower "
-            "the learning rate if it collapsed after a few steps.",
+            "of that share or a precision and recall of 0 (no sample given the positive class), " + _ONE_CLASS_WHY,
             {"metric": acc.name, "steps": [_num(steps[0]), _num(steps[-1])], "value": 0.0, "threshold": 0.0,
              "accuracy": share, "prior_entropy": prior, "points": int(len(v)),
              "loss_metric": loss.name if at_prior and loss is not None else None,
