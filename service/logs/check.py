@@ -127,7 +127,8 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
     # for another's divergence)
     parts = list(run.split().values()) or [run]
-    findings = worst_first([f for part in parts for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)])
+    findings = _without_moot_notes(
+        worst_first([f for part in parts for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)]))
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")
@@ -141,6 +142,17 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
                     points=sum(len(s) for s in run.series), warnings=_notes(run)[:100],
                     params=dict(run.params), duration_s=round(time.perf_counter() - started, 4)),
     )
+
+
+def _without_moot_notes(findings: list[Finding]) -> list[Finding]:
+    """``findings`` less the ``insufficient_data`` note that a loss has too few finite points for the
+    trend checks where its NaN/Inf are among them and a ``nonfinite`` warning or error reports them:
+    the trend of a loss that went NaN is moot, and "too short to judge trends" beside "NaN first
+    appears in loss at epoch 1" read as a second, lesser problem (logsweep72 u02-u04)."""
+    if not any(f.code == "nonfinite" and f.severity != "info" for f in findings):
+        return findings
+    return [f for f in findings
+            if not (f.code == "insufficient_data" and (f.evidence.model_extra or {}).get("nonfinite_points"))]
 
 
 def _guarded(detect: Detector, part: RunLog, thresholds: LogThresholds, run: RunLog) -> list[Finding]:

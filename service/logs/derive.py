@@ -196,7 +196,7 @@ def add_component_losses(run: RunLog) -> RunLog:
         if any(s.name == name for s in run.series):
             continue
         derived = Series(name=name, role=g.role, steps=steps, values=values, step_unit=g.members[0].step_unit,
-                         epoch_length=g.members[0].epoch_length)
+                         epoch_length=g.members[0].epoch_length, position_words=g.members[0].position_words)
         run.series.insert(run.series.index(g.members[0]), derived)
         what = "training" if g.role == "loss" else "validation"
         run.warnings.append(LogWarning(
@@ -267,7 +267,8 @@ def add_loss_from_perplexity(run: RunLog) -> RunLog:
             values = np.where(s.values > 0, np.log(np.where(s.values > 0, s.values, 1.0)), np.nan)
         name = f"ln({s.name})"
         run.series.insert(run.series.index(s), Series(name=name, role=role, steps=s.steps, values=values,
-                                                      step_unit=s.step_unit, epoch_length=s.epoch_length))
+                                                      step_unit=s.step_unit, epoch_length=s.epoch_length,
+                                                      position_words=s.position_words))
         logged.add(role)
         what = "training" if role == "loss" else "validation"
         run.warnings.append(LogWarning(

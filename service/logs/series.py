@@ -41,6 +41,9 @@ class Series:
     #: iterations per epoch where the log placed its points as "epoch e, iteration i of N" (an
     #: mmdet "Epoch [12][700/3953]"), read back as e + i / N: findings name the log's own position
     epoch_length: int | None = None
+    #: the log's own words for a position, where its lines named one by an epoch and a counter within
+    #: it (``ep: 0, batch: 160`` -> ``epoch 0, batch 160``), by the position on this axis
+    position_words: dict[float, str] | None = field(default=None, repr=False, compare=False)
     #: what was done about a step that counted down on most points (:meth:`_order`); the run
     #: gathers it into its warnings as ``step_order``
     order_note: str | None = field(default=None, repr=False, compare=False)
@@ -110,7 +113,12 @@ class Series:
     def where(self, x: float) -> str:
         """Where ``x`` is on this axis in words: ``step 120``, ``epoch 3``, or ``epoch 1.327`` for a
         fractional epoch (a position within it, 1 + 240/735), ``epoch 12, iteration 700/3953`` where
-        the log counted its positions so (mmdet's ``Epoch [12][700/3953]``)."""
+        the log counted its positions so (mmdet's ``Epoch [12][700/3953]``), ``epoch 0, batch 160``
+        where its lines named the epoch and a counter within it (:attr:`position_words`)."""
+        if self.position_words:
+            words = self.position_words.get(float(x))
+            if words is not None:
+                return words
         n = self.epoch_length
         if self.step_unit == "epoch" and n and not float(x).is_integer():
             e = math.floor(x)

@@ -213,6 +213,11 @@ def stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
 #: evaluations or more takes one value: the same predictions every time.
 _ONE_CLASS_SPREAD = 0.002
 _ONE_CLASS_POINTS = 8
+#: ... or less than this share of the room above its level (1 - share): a token accuracy over a
+#: large vocabulary that drifts 0.066 -> 0.068 over 52 evaluations has gained 0.25 % of the 0.93 it
+#: could, one class (the most frequent token) all the while (logsweep72 u01). An accuracy saturated
+#: near 1 has little room, so its tolerance stays the 0.002 above.
+_ONE_CLASS_HEADROOM = 0.01
 
 
 #: An area under the ROC curve, by name (auc, roc_auc, val_auc, AUC-ROC).
@@ -289,7 +294,7 @@ def one_class_validation(run: RunLog) -> Finding | None:
         return None
     va = as_fraction(va)
     share = float(np.median(va))
-    if float(np.ptp(va)) > _ONE_CLASS_SPREAD or not 0 < share < 1:
+    if float(np.ptp(va)) > max(_ONE_CLASS_SPREAD, _ONE_CLASS_HEADROOM * (1 - share)) or not 0 < share < 1:
         return None
     lv, tv = finite(val_loss)[1], finite(loss)[1]
     if len(lv) < 3 or len(tv) < 3:
@@ -307,8 +312,12 @@ def one_class_validation(run: RunLog) -> Finding | None:
         (f"{val.name} is {share:.4g} at every one of {len(va)} evaluations" if not np.ptp(va) else
          f"{val.name} stays within {float(np.min(va)):.4g}-{float(np.max(va)):.4g} at all {len(va)} evaluations")
         + f" ({val.between(vs[0], vs[-1])}) and "
-        f"{val_loss.name} never gets below {best:.3g} (ends at {late:.3g}), no better than the {prior:.3g} that "
-        f"predicting the class share {share:.4g} alone scores: the model gives every validation sample the same class",
+        f"{val_loss.name} never gets below {best:.3g} (ends at {late:.3g}), "
+        + (f"no better than the {prior:.3g} that predicting the class share {share:.4g} alone scores"
+           if best < prior else f"above even the {prior:.3g} that predicting the class share {share:.4g} alone "
+           "scores (two-way; over more classes the prior's entropy is higher)")
+        + f", while {loss.name} moves {float(tv[0]):.4g} -> {float(tv[-1]):.4g}: the model gives "
+        + ("every" if not np.ptp(va) else "almost every") + " validation sample the same class",
         "A validation accuracy that never changes by a single sample while the training loss moves, with a "
         "validation loss at the entropy of that share, " + _ONE_CLASS_WHY,
         {"metric": val.name, "steps": [_num(vs[0]), _num(vs[-1])], "value": float(np.ptp(va)),

@@ -160,7 +160,7 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
         + ": too short to judge trends",
         "Trend checks need at least a few points; only the per-point checks (NaN/Inf) ran.",
         {"metric": longest.name, "steps": _span(longest.steps) if len(longest) else None, "value": float(n),
-         "threshold": float(t.min_points)}, [])]
+         "threshold": float(t.min_points), "nonfinite_points": bad}, [])]
 
 
 def _within_one_epoch(s: Series) -> list[Finding]:

@@ -951,6 +951,19 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         return [("step", m["step"]), (_SPLIT_LOSS.get(key.lower(), key), m["val"].replace(",", ""))], None
     found: dict[str, str] = {}
     singles: dict[str, str] = {}  # one-letter names (marked, :data:`_ONE`) and their values
+    ends: dict[str, int] = {}     # where each name's first value read ends (for a name repeated)
+
+    def put(key: str, val: str, start: int, end: int) -> None:
+        """``found[key] = val`` for a name's first value; a name the line repeats keeps both
+        (:func:`_repeated_name`)."""
+        if key not in found:
+            found[key] = val
+            ends[key] = end
+        elif key.lower() not in _POSITION_KEYS:
+            again = _repeated_name(line, key, ends[key], start, found)
+            found[again] = val
+            ends[again] = end
+
     spans = _Spans()
     first_at = len(line)  # where the first value read starts (a step or an epoch is a position)
     total: float | None = None
@@ -1014,7 +1027,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         for m in _PIPED_KV.finditer(line):
             spans.add(*m.span())
             key = _english(re.sub(r"\s+", "_", m["key"].strip()))
-            found.setdefault(key, _value(line, m, count_ok=False) or m["val"])
+            put(key, _value(line, m, count_ok=False) or m["val"], m.start(), m.end())
             if key.lower() not in _POSITION_KEYS:
                 first_at = min(first_at, m.start())
     calls = _Spans()
@@ -1068,7 +1081,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         else:
             val = _value(line, m, count_ok=key.lower() == "epoch")
         if val is not None:
-            found.setdefault(key, val)
+            put(key, val, m.start(), m.end())
             if key.lower() not in _POSITION_KEYS:
                 first_at = min(first_at, m.start())
     for m in _BRACKET_KV.finditer(line) if "[" in line else ():
@@ -1077,7 +1090,7 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         spans.add(*m.span())
         val = _value(line, m, count_ok=m["key"].lower() in STEP_KEYS or m["key"].lower() == "epoch")
         if val is not None:
-            found.setdefault(m["key"], val)
+            put(m["key"], val, m.start(), m.end())
             if m["key"].lower() not in _POSITION_KEYS:
                 first_at = min(first_at, m.start())
     for m in _WS.finditer(line):
@@ -1095,8 +1108,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             continue  # "number of nan iterations": prose, not a NaN
         if (piped and len(key) > 1) or known:
             val = _value(line, m, count_ok=low in STEP_KEYS or low == "epoch")
-            if val is not None and key not in found:
-                found[key] = val
+            if val is not None and (key not in found or low not in _POSITION_KEYS):
+                put(key, val, a, b)
                 if low not in _POSITION_KEYS:
                     first_at = min(first_at, a)
                 of = _OF.match(line, m.end())
@@ -1191,6 +1204,31 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                   else k): v for k, v in found.items()}
     return [*found.items(), *singles.items()], total
 
+
+
+#: A split named between two values of one name on a line: the later value is that split's
+#: (``Train Loss: 11.2 | Token Acc: 0.049 | Val Loss: 10.9 | Token Acc: 0.066``)
+_SPLIT_BETWEEN = re.compile(r"(?<![a-z])(train|training|val|vali|valid|validation|eval|evaluation|dev|test|testing)"
+                            r"(?![a-z])", re.IGNORECASE)
+_SPLIT_PREFIX = {"training": "train", "vali": "val", "valid": "val", "validation": "val", "evaluation": "eval",
+                 "testing": "test"}
+
+
+def _repeated_name(line: str, key: str, after: int, at: int, found: dict[str, str]) -> str:
+    """The name of a value of ``key`` that the line names again at ``at``, its first value having
+    ended at ``after``: the split named last between the two (``val_Token_Acc`` after ``| Val Loss:
+    ... |``), else the name numbered by its occurrence (``loss_2``): never read over the first."""
+    marks = [m[1].lower() for m in _SPLIT_BETWEEN.finditer(line, after, at)]
+    if marks:
+        split = _SPLIT_PREFIX.get(marks[-1], marks[-1])
+        if not key.lower().startswith(split):
+            name = f"{split}_{key}"
+            if name not in found:
+                return name
+    n = 2
+    while f"{key}_{n}" in found:
+        n += 1
+    return f"{key}_{n}"
 
 
 def _eval_heading(segment: str) -> bool:
@@ -1469,6 +1507,9 @@ class TextReader:
         stepped_rows: list[tuple[float, float, list[tuple[str, float]], bool]] | None = []
         lengths: set[int | None] = set()  # N of the "iteration i of N" positions lines give
         letters: dict[str, int] = {}  # the lines each one-letter name (marked, _ONE) has a value on
+        # (epoch, step, the counter's name) of each line naming both (``ep: 0, batch: 160``), for
+        # findings to say where as the log does
+        worded: list[tuple[float, float, str]] | None = []
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -1539,6 +1580,16 @@ class TextReader:
                         in_eval = in_eval or (epoch is not None and _eval_heading(segment))
                         continue
                     names = {k.lower() for k, _ in found}
+                    if "batch" in names and names & {"epoch", "ep"} and not names & STEP_KEYS:
+                        # "ep: 0, batch: 160, ..., loss: 9.6": the batch counted within the epoch is
+                        # the line's step, the "ep" beside it its epoch (findings name both, as the
+                        # log does: "epoch 0, batch 160")
+                        found = [("step" if k.lower() == "batch" else "epoch" if k.lower() == "ep"
+                                  and "epoch" not in names else k, v) for k, v in found]
+                        names = {k.lower() for k, _ in found}
+                        counter_word = "batch"
+                    else:
+                        counter_word = next((k.lower() for k, _ in found if k.lower() in STEP_KEYS), "step")
                     # (every form of _EPOCH_POS counts i/n)
                     pos = (_EPOCH_POS.search(segment) if "epoch" in names and "/" in segment
                            and ("poch" in segment or "][" in segment) else None)
@@ -1615,8 +1666,10 @@ class TextReader:
                         if first_step is None:
                             first_step = step
                             steps_first = epoch is None and header_epoch is None
+                    line_epoch: float | None = None
                     for j, (k, value) in enumerate(values):
                         if k.lower() == "epoch" and value == value and abs(value) != float("inf"):
+                            line_epoch = value
                             if value.is_integer() and within_top is not None and value < within_top < value + 1:
                                 # a whole epoch after lines placed within it (0.067 ... 0.94): the
                                 # epoch's summary ("| end of epoch 1 | valid loss", "Epoch 0 completed |
@@ -1671,6 +1724,11 @@ class TextReader:
                         for k, value in values:
                             points.add(k, last_step, value)
                             stepped.add(k)
+                        if worded is not None and step is not None and line_epoch is not None:
+                            # the line names its epoch and its counter within it: findings say both
+                            worded.append((line_epoch, step, counter_word))
+                            if len(worded) > _MAX_PENDING * 10:
+                                worded = None
                         if stepped_rows is not None:
                             # kept only while every stepped line is in an epoch, and not past the cap
                             # (a truncated list would rebuild part of the log)
@@ -1732,7 +1790,8 @@ class TextReader:
             return _placed(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
                                   series=_letters(_epoch_series(spread if spread is not None else by_epoch),
                                                   letters)), lengths)
-        within = _within_epochs(stepped_rows) if stepped_rows else None
+        placed_within = _within_epochs(stepped_rows) if stepped_rows else None
+        within, within_length = placed_within if placed_within is not None else (None, None)
         if within is not None and stepped_rows:
             # a step that starts again with every epoch ("Epoch 31, Step 500"): a position in it;
             # the lines before the first step (ESPnet's "pytorch.version=1.13.1" banner) are kept
@@ -1742,8 +1801,8 @@ class TextReader:
                 if all(name_ in stepped for name_, _ in early_values):
                     for name_, number_ in early_values:
                         within.setdefault(name_, {}).setdefault(start_at, number_)
-            return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
-                          series=_letters(_epoch_series(within), letters))
+            return _worded(RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback,
+                                  series=_letters(_epoch_series(within), letters)), worded, within_length)
         if first_step is None:
             _add(points, pending, None)     # no step in the whole log: the running index
             if index:
@@ -1773,8 +1832,8 @@ class TextReader:
         if not series and event is None:
             raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
                            "not a text training log")
-        return _placed(RunLog(format=self.name, source=name, series=series,
-                              warnings=warnings, traceback=traceback), lengths)
+        return _worded(_placed(RunLog(format=self.name, source=name, series=series,
+                                      warnings=warnings, traceback=traceback), lengths), worded, None)
 
 
 # a table's header: "Epoch" and three or more column names (Ultralytics' console), or "Iter" and
@@ -1856,7 +1915,7 @@ def table_row(columns: list[str], line: str) -> list[tuple[str, str]] | None:
 
 
 def _within_epochs(rows: list[tuple[float, float, list[tuple[str, float]], bool]]
-                   ) -> dict[str, dict[float, float]] | None:
+                   ) -> tuple[dict[str, dict[float, float]], float] | None:
     """Each name's values by fractional epoch when the log's step starts again with every epoch:
     it goes back at least once, and only where the epoch moved on. The epoch's length is its
     largest step plus the usual step between lines, so that its positions fill [e, e + 1). A line
@@ -1877,7 +1936,25 @@ def _within_epochs(rows: list[tuple[float, float, list[tuple[str, float]], bool]
         for k, v in values:
             if k.lower() != "epoch":
                 out.setdefault(k, {})[at] = v
-    return out
+    return out, length
+
+
+def _worded(run: RunLog, worded: list[tuple[float, float, str]] | None, length: float | None) -> RunLog:
+    """``run`` with its series told the log's own words for their positions where every stepped
+    line named its epoch and its counter within it (``ep: 0, batch: 160`` -> ``epoch 0, batch 160``,
+    :attr:`Series.position_words`): by the step, or by the fractional epoch ``e + i / length`` where
+    the counter started again every epoch (:func:`_within_epochs`)."""
+    if not worded:
+        return run
+    words: dict[float, str] = {}
+    for e, i, word in worded:
+        at = round(e + i / length, 6) if length else float(i)
+        words.setdefault(at, f"epoch {e:g}, {word} {i:g}")
+    unit = "epoch" if length else "step"
+    for s in run.series:
+        if s.step_unit == unit and s.epoch_length is None and all(float(x) in words for x in s.steps):
+            s.position_words = words
+    return run
 
 
 #: A line that prints its own epoch: (epoch, its other values, its shape (the names in order),
