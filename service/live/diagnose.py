@@ -635,6 +635,35 @@ def _run_group(run_id: str, group: list[_Job]) -> None:
             job.future.set_result(outcome)
 
 
+def _note_recovered(session: Session, run: RunRow, doc: Diagnosis) -> None:
+    """Say, in the final document's notes, which errors the run raised (its "finding" events) that the
+    full check of every point does not make: the findings stay the whole-log check's (the CLI's on the
+    same points), and an error that went out as an event, a webhook and a counter does not vanish
+    without a word (newuser8: loss_divergence raised at steps 80 and 280 of a 300-step run, its loss
+    back under 1.5x its lowest running median at the end). One note per code and series: the last
+    such error's step and summary."""
+    final = {finding_key(f) for f in doc.findings if f.severity == "error"}
+    raised: dict[str, tuple[int, dict[str, Any]]] = {}
+    for seq, data in session.execute(select(RunEventRow.seq, RunEventRow.data).where(
+            RunEventRow.run_id == run.id, RunEventRow.event == "finding", RunEventRow.seq <= run.events)):
+        f = (data or {}).get("finding") or {}
+        if f.get("severity") != "error":
+            continue
+        key = f"{f.get('code')}|{(f.get('evidence') or {}).get('metric') or ''}"
+        if key not in final and (key not in raised or seq > raised[key][0]):
+            raised[key] = (int(seq), f)
+    if not raised or doc.log is None:
+        return
+    points = doc.log.points
+    for seq, f in sorted(raised.values(), key=lambda sf: sf[0]):
+        steps = (f.get("evidence") or {}).get("steps") or []
+        at = f" up to step {steps[-1]:g}" if steps and isinstance(steps[-1], int | float) else ""
+        doc.log.warnings.append(
+            f"raised and recovered: {f.get('code')} was an error during the run (event {seq}{at}: "
+            f"{str(f.get('summary') or '')[:200]}), but the full check of all {points:,} points does not make "
+            "it: over the whole run it is not borne out")
+
+
 def full_log(session: Session, run: RunRow) -> RunLog:
     """Every stored point of a run as the log check reads a log: read per series into numpy arrays
     (a columnar, chunked query), not a Python object per point, so finishing a run of millions of
@@ -661,6 +690,7 @@ def finish(session: Session, run_id: str, owner: str, *, base: LogThresholds) ->
             run_log = full_log(session, run)
             thresholds, misfit = run_thresholds(run.config or {}, base)
             doc = _document(run_log, thresholds, run.name, misfit)
+            _note_recovered(session, run, doc)
             now = store.utcnow()
             if _commit(session, run, doc, run_log, extra=dict(status="finished", finished_at=now), final=True):
                 forget(run_id)

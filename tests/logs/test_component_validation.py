@@ -94,7 +94,9 @@ def test_a_long_run_whose_parts_rise_steadily_under_ten_percent_diverged_unless_
     cls = 1.3 * np.exp(-e / 40) + 0.2  # still falling: the sum hides the box rise
     flat_map = 0.52 + np.random.default_rng(5).normal(0, 0.005, n)
     [f] = _divergence(_results_csv(tmp_path / "flat.csv", n, box, cls, _flat(n, 1.25, 6), flat_map))
-    assert f.severity == "warning" and f.evidence.metric == "val/box_loss"
+    # one part rising under a falling sum with mAP50-95 held at its best is a note (logsweep71 h06)
+    assert f.severity == "info" and f.evidence.metric == "val/box_loss"
+    assert f.evidence.model_dump()["task_metric_holds"] is True
     assert f.evidence.threshold < 0.1  # judged by the slow-trend rise, not the general bar
     # the same rise beside an mAP50-95 that gained 0.1 since the box loss's best is no divergence,
     # nor are parts that all fall

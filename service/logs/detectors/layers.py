@@ -195,6 +195,7 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
 def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
     dead = []
     onsets = []  # the step each dead layer's zeros start at, for good
+    shares = []  # each dead layer's share of exactly-zero points
     for s in run.by_role("layer_grad_norm"):
         fs, v = finite(s)
         if len(v) >= 3:
@@ -205,6 +206,16 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
                 first_zero = int(np.argmax(zero)) if not zero.all() else 0
                 dead.append((s, first_zero))
                 onsets.append(float(fs[tail if not zero.all() else 0]))
+                shares.append(float(zero.mean()))
+            elif _mostly_dead(zero):
+                # dead with flickers: a ReLU layer whose units all died still passes a gradient on the
+                # odd batch that wakes one unit, so its zeros never run unbroken to the end (newuser8: a
+                # 20-64-64-3 MLP at lr 8, five of six tensors at exactly 0 on 210 of 300 steps from step
+                # 36 on, 4 to 12 non-zero steps in a row between)
+                first_zero = int(np.argmax(zero))
+                dead.append((s, first_zero))
+                onsets.append(float(fs[first_zero]))
+                shares.append(float(zero.mean()))
     if not dead:
         return []
     names = [s.layer or s.name for s, _ in dead]
@@ -239,11 +250,38 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
                                           "or a branch the loss never reaches." if from_start else ""))
     return [finding(
         "dead_layer", "warning" if len(dead) < len(run.by_role("layer_grad_norm")) else "error",
-        f"{len(dead)} layer(s) get exactly zero gradient: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""),
+        f"{len(dead)} layer(s) get exactly zero gradient: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else "")
+        + (f" (on {min(shares):.0%} or more of their steps, from {s0.where(min(onsets))} on; the odd batch still "
+           "wakes a unit)"
+           if min(shares) < 1 and any(not _dead_to_end(s) for s, _ in dead) else ""),
         why,
         {"metric": s0.name, "steps": [_num(s0.steps[i0]), _num(s0.steps[-1])], "layers": names,
-         "value": float(len(dead)), "from_start": from_start, "recurrent": recurrent},
+         "value": float(len(dead)), "from_start": from_start, "recurrent": recurrent,
+         "zero_fraction": min(shares)},
         [r for r in remedies if r is not None])]
+
+
+#: A layer's gradient exactly zero on at least this share of all its points, and of its points from its
+#: first zero on, is dead, flickers and all (README: "exactly zero for at least half the run")
+DEAD_SHARE = 0.5
+DEAD_SINCE_SHARE = 0.6
+
+
+def _mostly_dead(zero: np.ndarray) -> bool:
+    """Whether a layer's exact zeros (``zero``, per point) make at least :data:`DEAD_SHARE` of the run
+    and :data:`DEAD_SINCE_SHARE` of it from its first zero on, and still half of its last quarter (a
+    layer that came back to life for good is not dead at the end)."""
+    if len(zero) < 8 or not zero.any():
+        return False
+    first = int(np.argmax(zero))
+    last_quarter = zero[-max(2, len(zero) // 4):]
+    return bool(zero.mean() >= DEAD_SHARE and zero[first:].mean() >= DEAD_SINCE_SHARE
+                and last_quarter.mean() >= 0.5)
+
+
+def _dead_to_end(s: Series) -> bool:
+    _, v = finite(s)
+    return bool(len(v) and v[-1] == 0.0)
 
 
 #: A recurrent layer's parameters (torch's ``weight_hh_l0``, ``gru``/``lstm``/``rnn`` modules).

@@ -26,7 +26,12 @@ from gradhealth.logs.detectors.common import (
     log_printed,
     positive_loss,
 )
-from gradhealth.logs.detectors.divergence import LOST_RISE, steady_climb, validation_alone
+from gradhealth.logs.detectors.divergence import (
+    LOST_RISE,
+    divergence,
+    steady_climb,
+    validation_alone,
+)
 from gradhealth.logs.detectors.explosion import no_progress, spike_points
 from gradhealth.logs.detectors.gan import discriminator_ahead, discriminator_won, frozen_gan
 from gradhealth.logs.detectors.rl import on_rollouts
@@ -241,6 +246,13 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     # epoch averages 7.24 -> 6.89 over 10 epochs, each one down)
     descending = (len(v) >= 4 and bool(np.all(np.diff(v) < 0)) and chance is None
                   and overall >= t.plateau_improvement)  # (0.09% over 46 epochs is no learning)
+    # ... and only where loss_divergence does judge it: a climb its own rule (running medians against
+    # their lowest, a sustained onset) does not bear out left the run with neither finding, so a loss
+    # stuck above chance went unreported at the end of a run whose prefix had raised both (newuser8:
+    # a dead MLP's loss 1.106 -> ~1.6 over 300 steps, "rising" here, no divergence there)
+    if rising and not falling and not descending and not any(
+            f.severity != "info" for f in divergence(run, t) if f.evidence.metric == loss.name):
+        rising = False
     if rising or falling or descending or (converged and chance is None):
         return [stuck] if stuck else []
     # "Never learnt" is a claim about the run from its start: a log that opens at step 1631 and spans
