@@ -1812,8 +1812,9 @@ def _arrays_keras3(group: Any, prefix: str) -> list[Any]:
         own = _group(own, prefix, "a layer's variables")
         out += [_dataset(own[k], prefix) for k in sorted(own, key=lambda k: int(k) if k.isdigit() else -1)]
     # an RNN's cell; a Bidirectional's directions; a MultiHeadAttention's projections in order
+    # (tf.keras 2.13/2.14 name them by their private attributes: _query_dense...)
     first = ("cell", "forward_layer", "backward_layer", "query_dense", "key_dense", "value_dense",
-             "output_dense")
+             "output_dense", "_query_dense", "_key_dense", "_value_dense", "_output_dense")
     rest = [k for k in first if k in group] + sorted(k for k in group if k not in first and k != "vars")
     for key in rest:
         if isinstance(group[key], h5py.Group):
@@ -1824,13 +1825,9 @@ def _arrays_keras3(group: Any, prefix: str) -> list[Any]:
 def _weights_keras3(f: Any, config: dict[str, Any], prefix: str) -> _Found:
     """``model.weights.h5`` of a Keras 3 ``.keras`` archive: ``layers/<snake_case class>[_k]/vars/i``
     (Keras 3 addresses a layer by its class and position, not its name)."""
-    layers = f.get("layers")
-    if layers is not None:
-        layers = _group(layers, prefix, "the model's layers")
-    else:
-        # saved on Windows (Keras 2.15's .keras): the top-level names are "layers\\conv2d", one
-        # group each, with "/" only below them
-        layers = {k.split("\\", 1)[1]: f[k] for k in f if k.startswith("layers\\")} or None
+    # saved on Windows (Keras 2.15's .keras): the top-level names are "layers\\conv2d", one
+    # group each, with "/" only below them
+    layers = _layer_groups(f, "layers", prefix)
     if layers is None:
         return {}
     out: _Found = {}
@@ -1850,6 +1847,63 @@ def _weights_keras3(f: Any, config: dict[str, Any], prefix: str) -> _Found:
         group = _group(group, prefix, f"layer {name}")
         if cls in ("Sequential", "Functional", "Model") and isinstance(lay.get("config"), dict):
             out.update(_weights_keras3(group, {"config": lay["config"]}, prefix))  # by its own layers
+            continue
+        arrays = _arrays_keras3(group, prefix)
+        if arrays:
+            out[name] = arrays
+    return out
+
+
+#: Where tf.keras 2.13 (and keras 2.14) ``.keras`` archives keep the model's layers in
+#: ``model.weights.h5``: the ``Functional._layer_checkpoint_dependencies`` attribute that its
+#: saving_lib walked first, not Keras 3's ``layers``.
+_TF213_LAYERS = "_layer_checkpoint_dependencies"
+
+
+def _layer_groups(f: Any, top: str, prefix: str) -> Any:
+    """The group ``top`` of ``f`` holding one group per layer, or, as an archive saved on Windows
+    has it, the top-level groups named ``top\\<layer>``; None where there are neither."""
+    layers = f.get(top)
+    if layers is not None:
+        return _group(layers, prefix, "the model's layers")
+    return {k.split("\\", 1)[1]: f[k] for k in f if k.startswith(top + "\\")} or None
+
+
+def _weights_tf213(f: Any, config: dict[str, Any], prefix: str) -> _Found:
+    """``model.weights.h5`` of a tf.keras 2.13 / keras 2.14 ``.keras`` archive:
+    ``_layer_checkpoint_dependencies/<snake_case class>[_k]/vars/i`` (an LSTM's under ``.../cell``).
+
+    That saving_lib named the layers of ``model._layer_checkpoint_dependencies``, a dict that lists
+    a layer with weights twice (``layer_with_weights-i`` and ``layer-j``) and one without once; the
+    second listing takes a name (``dense_1``) but saves nothing, as the layer was already saved. So
+    a model's Dense layers are ``dense``, ``dense_2``, ``dense_4``... where a weightless Dropout
+    takes one name. Every layer saves exactly one group (an empty ``vars`` for a weightless one),
+    so the k-th group of a class, by its index, is the k-th layer of that class in the config:
+    read that way, the file itself says which gaps there are."""
+    layers = _layer_groups(f, _TF213_LAYERS, prefix)
+    if layers is None:
+        return {}
+    out: _Found = {}
+    seen: dict[str, int] = {}
+    cfg = config.get("config") if isinstance(config, dict) else None
+    for lay in (cfg.get("layers") if isinstance(cfg, dict) else None) or []:
+        if not isinstance(lay, dict):
+            continue
+        cls = str(lay.get("class_name", ""))
+        if cls == "InputLayer":  # a Sequential's model.layers leaves it out; it has no weights either way
+            continue
+        name = str((lay.get("config") or {}).get("name", cls))
+        key = _snake(cls)
+        # the groups of this class: "dense" (index 0) and "dense_<k>", in index order
+        groups = sorted((0 if g == key else int(g[len(key) + 1:]), g) for g in layers
+                        if g == key or g.startswith(key + "_") and g[len(key) + 1:].isdigit())
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        if k >= len(groups):
+            continue
+        group = _group(layers[groups[k][1]], prefix, f"layer {name}")
+        if cls in ("Sequential", "Functional", "Model") and isinstance(lay.get("config"), dict):
+            out.update(_weights_tf213(group, {"config": lay["config"]}, prefix))  # by its own layers
             continue
         arrays = _arrays_keras3(group, prefix)
         if arrays:
@@ -2092,11 +2146,15 @@ def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Fou
     prefix = "model.weights.h5:"
     try:
         with _open_h5(blob, "model.weights.h5") as f:
-            found = _weights_keras3(f, config, prefix) or _weights_keras2(f, prefix)
+            found = (_weights_keras3(f, config, prefix) or _weights_tf213(f, config, prefix)
+                     or _weights_keras2(f, prefix))
             arrays: list[str] = []
             f.visititems(lambda n, obj: arrays.append(n) if isinstance(obj, h5py.Dataset) else None)
-            if not found and any(not a.startswith(("metrics", "optimizer")) for a in arrays):
-                # weights that are there but match no layer must not quietly become an initialised network
+            # the compiled metrics' and the optimizer's state are no layer's: not counted nor shown
+            arrays = [a for a in arrays if not a.startswith(("metrics", "optimizer"))]
+            if not found and arrays:
+                # weights that are there but match no layer must not quietly become an initialised
+                # network; weights: reinitialise reads none of them (check_keras)
                 shown = ", ".join(arrays[:4]) + (" ..." if len(arrays) > 4 else "")
                 raise InputFormatError(f"model.weights.h5 stores {len(arrays)} arrays ({shown}) that match no "
                                        "layer of the model's config; check the architecture alone with "
@@ -2276,9 +2334,9 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         notes = () if loss else training.loss_notes
         optimizer = optimizer or compiled
         settings = settings if settings is not None else get_settings()
-        if weights == "reinitialise":  # the file's weights are not used: their structure checked, none read
-            stores_weights(data, config)
-        else:
+        # reinitialise: the file's weights are not used, so neither matched nor read (a weights
+        # file this reader cannot map is no reason to refuse the architecture)
+        if weights != "reinitialise":
             stored = read_keras_weights(data, config, settings.limits)
     if weights == "as_given" and stored is None:
         raise ModelError("weights: as_given, but the file stores no weights (a config only); "
