@@ -24,7 +24,7 @@ from gradhealth.analysis import theory
 from gradhealth.analysis.findings import Detection, fc_stretches
 from gradhealth.analysis.plan import Limits, Plan, make_plan
 from gradhealth.analysis.remedies import Context, clipping
-from gradhealth.analysis.rules import ArchitectureRule, detect, problems
+from gradhealth.analysis.rules import ArchitectureRule, detect, judged_update_ratios, problems
 from gradhealth.analysis.simulate import (
     ProgressFn,
     SimulationResult,
@@ -94,12 +94,13 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
         findings.append(det.finding(remedies))
     report(1.0, "done")
     status = status_of(findings)
+    judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
     return Diagnosis(
         name=spec.name,
         status=status,
         summary=summary_line(status, findings, len(plan.all_units())),
         findings=findings,
-        layers=[_layer_report(u) for u in result.units],
+        layers=[_layer_report(u, judged) for u in result.units],
         time_steps=[TimeStep(layer=ts.layer, sublayer=ts.sublayer, t=t, output_grad_norm=finite_or_none(g),
                              log10_spread=finite_or_none(s))
                     for ts in result.time_series for t, (g, s) in enumerate(zip(ts.geo(), ts.log10_std(),
@@ -141,7 +142,9 @@ def _part(det: Detection) -> ArchitectureRule:
     return part
 
 
-def _layer_report(u: UnitStats) -> LayerReport:
+def _layer_report(u: UnitStats, judged: dict[str, float] | None = None) -> LayerReport:
+    """``u``'s row of the layer table; ``judged``: the units' update ratios as large_updates judges
+    them (:func:`.rules.judged_update_ratios`), shown beside the first step's."""
     spread = {m: finite_or_none(u.log10_std(m)) for m in ("grad_norm", "output_grad_norm") if m in u.values}
     report = LayerReport(
         name=u.name, pointer=u.pointer, type=u.type, activation=u.activation,
@@ -165,6 +168,8 @@ def _layer_report(u: UnitStats) -> LayerReport:
         report.seeds_without_samples = int(np.nansum(u.values["no_samples"]))
     if "update_ratio" in u.values:
         report.update_ratio = u.geo("update_ratio")
+        if judged is not None and u.name in judged:
+            report.judged_update_ratio = judged[u.name]
     if u.fan_in:
         report.weight_std_he = math.sqrt(2 / u.fan_in)
         report.weight_std_lecun = math.sqrt(1 / u.fan_in)

@@ -74,6 +74,7 @@ from gradhealth.analysis.remedies import (
 from gradhealth.analysis.rules import (
     clipped_output,
     detect,
+    judged_update_ratios,
     no_output_gradient,
     output_layer,
     problems,
@@ -898,9 +899,10 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     status = status_of(findings)
     summary = summary_line(status, findings, len(result.units)) + _unreached_note(result) + _unstepped_note(result)
     n_params = parameters if parameters is not None else sum(p.numel() for p in run.model.parameters())
+    judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
     return Diagnosis(
         name=name, status=status, summary=summary, findings=findings,
-        layers=[_layer_report(u) for u in result.units],
+        layers=[_layer_report(u, judged) for u in result.units],
         theory=theory_report(result),
         time_steps=[TimeStep(layer=ts.layer, sublayer=ts.sublayer, t=t, output_grad_norm=finite_or_none(g),
                              log10_spread=finite_or_none(s))

@@ -1450,6 +1450,30 @@ class Saturation(_Fraction):
 #: never train. Below it, a minority of draws dies (a narrow ReLU stack's few per cent): a warning
 #: saying how often.
 BORN_DEAD_ERROR_SHARE = 0.5
+#: Where the share is measured over many draws (:func:`.simulate.born_dead_draws`), below this it is
+#: a note: about one run in ten or fewer starts dead, which a restart with another seed fixes and
+#: which tiny networks that train well show (peersweep11 h07, the benchmark's fixed 2-2-1 net: 8%);
+#: from it a warning (one run in ten or more never learns), from BORN_DEAD_ERROR_SHARE an error.
+BORN_DEAD_WARNING_SHARE = 0.1
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% at z 1.96) of a share of ``k`` in ``n``."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def born_dead_share(result: SimulationResult) -> tuple[int, int, bool]:
+    """(draws born dead, draws, whether they are the many extra draws): over
+    :attr:`.simulate.SimulationResult.over_draws` where a small network ran them, else over the seeds."""
+    draws = result.over_draws()
+    if draws is not None:
+        return len(born_dead_seeds(draws)), draws.seeds, True
+    return len(born_dead_seeds(result)), max(result.seeds, 1), False
 
 
 def born_dead(result: SimulationResult) -> list[tuple[UnitStats, list[int]]]:
@@ -1638,22 +1662,31 @@ class DeadUnits(_Fraction):
 
     @staticmethod
     def _born_dead(result: SimulationResult) -> str:
-        """The severity of the network's born-dead share (``none`` where no seed is born dead)."""
-        share = len(born_dead_seeds(result)) / max(result.seeds, 1)
-        return "none" if share == 0 else "error" if share >= BORN_DEAD_ERROR_SHARE else "warning"
+        """The severity of the network's born-dead share (``none`` where no draw is born dead): over
+        many draws, a note under :data:`BORN_DEAD_WARNING_SHARE`; over the seeds alone, a warning for
+        any (a count of 3 cannot tell 8% from 33%)."""
+        k, n, many = born_dead_share(result)
+        share = k / n
+        if share == 0:
+            return "none"
+        if share >= BORN_DEAD_ERROR_SHARE:
+            return "error"
+        return "info" if many and share < BORN_DEAD_WARNING_SHARE else "warning"
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
-        if severity == "info":
+        k, n, many = born_dead_share(result)
+        if severity == "info" and not (k and self._born_dead(result) == "info"):
             return self._describe_discounted(value, result, t)
-        dead = born_dead(result)
+        draws = result.over_draws() if many else None
+        dead = born_dead(draws if draws is not None else result)
         units = super().assess(value, result, t)
         if not dead or (units is not None and SEVERITY_RANK[units] > SEVERITY_RANK[self._born_dead(result)]):
             return super().describe(severity, value, result, t)  # (the layers' own share is the worse)
-        seeds = sorted({s for _, ss in dead for s in ss})
         layers = [u for u, _ in dead]
-        share = len(seeds) / result.seeds
+        share = k / n
+        low, high = wilson_interval(k, n)
         # (the share of seeds born dead, above 0: the per-layer fractions average dead and live
         # draws, and read beside dead_warning they looked like a finding that does not fire)
         evidence = {
@@ -1661,27 +1694,43 @@ class DeadUnits(_Fraction):
             "error_share": BORN_DEAD_ERROR_SHARE,
             "layers": [u.name for u in layers],
             "fractions": {u.name: u.mean(self.key) for u in layers},
-            "dead_seeds": {u.name: ss for u, ss in dead}, "seeds": result.seeds,
+            "dead_seeds": {u.name: ss for u, ss in dead} if not many else
+            {u.name: ss for u, ss in born_dead(result)}, "seeds": result.seeds,
+            "born_dead_draws": k, "draws": n, "draws_beyond_seeds": many,
+            "warning_share": BORN_DEAD_WARNING_SHARE if many else 0.0,
         }
+        if many:
+            evidence["share_interval_95"] = [low, high]
         most = share >= BORN_DEAD_ERROR_SHARE
         # the remedies are for every layer that may die, not only the one that did in these draws
         named = {u.name for u in layers}
         named |= {u.name for u in may_die(result)}
         at_risk = [u for u in result.units if u.name in named]
         # (the detection's metric stays the rule's measure, which a remedy's before and after are in)
+        where = f"{layers[0].name}{' (or of another ReLU layer)' if len(layers) > 1 else ''}"
+        if many:
+            head = (f"born dead in {k} of {n} initialisations, {share:.0%} (95% interval {low:.0%}-{high:.0%}): "
+                    f"every unit of {where} is zero for the whole batch in those draws, and no gradient reaches "
+                    "the first layer")
+            if severity == "info":
+                head += "; a note: about one run in ten or fewer starts dead, and restarting with another seed fixes it"
+        else:
+            head = (f"born dead in {k} of {n} seeds: every unit of {where} is zero for the whole batch in "
+                    f"{'that seed' if k == 1 else 'each of them'}, and no gradient reaches the first layer")
         return Detection(
-            self.code, severity, f"max_{self.key}", value,
-            f"born dead in {len(seeds)} of {result.seeds} seeds, about {share:.0%} of initialisations: every unit "
-            f"of {layers[0].name}{' (or of another ReLU layer)' if len(layers) > 1 else ''} is zero for the whole "
-            f"batch in {'that seed' if len(seeds) == 1 else 'each of them'}, and no gradient reaches the first layer",
+            self.code, severity, f"max_{self.key}", value, head,
             "A ReLU layer whose every unit is off for every input passes no gradient, so nothing before it ever "
             "learns: that draw of the network is dead from its first step. Narrow deep ReLU stacks die at "
             "initialisation with a probability that grows with depth (Lu et al. 2019); a draw that lives trains, "
             "one that dies never does. "
             + ("Most draws here die, so training this network mostly fails. " if most else
-               f"Here a minority of draws dies (the share is measured over {result.seeds} seeds, so it is rough): "
-               "a run that does not learn at all is likely this; restarting with another seed, or the changes "
-               "below, avoids it. ")
+               f"Here a minority of draws dies, {share:.0%} of {n} further initialisations of the spec's init and "
+               f"input distribution (a note under {BORN_DEAD_WARNING_SHARE:.0%}, a warning from it, an error from "
+               f"{BORN_DEAD_ERROR_SHARE:.0%}): a run that does not learn at all is likely this; restarting with "
+               "another seed, or the changes below, avoids it. " if many else
+               f"Here a minority of the {n} seeds died; so few seeds cannot measure the share (one dead seed of "
+               f"{n} fits a true share from a few per cent to most draws): a run that does not learn at all is "
+               "likely this; restarting with another seed, or the changes below, avoids it. ")
             + "Wider layers, a leaky ReLU, a small positive bias or normalisation keep units alive.",
             evidence, at_risk)
 
@@ -2058,12 +2107,28 @@ ADAPTIVE_STEP_NOTE = 0.3
 ADAPTIVE_STEPS_SUM = 1.0
 
 
+def _adaptive(result: SimulationResult) -> bool:
+    """Whether the check's optimizer is adaptive (:data:`ADAPTIVE`: Adam, AdamW, NAdam, RMSprop,
+    Adagrad, Adadelta), whose usual step is about its rate per weight whatever the gradient."""
+    return result.optimizer is not None and result.optimizer.type in ADAPTIVE
+
+
+def adaptive_depth_sum(result: SimulationResult, total: float) -> bool:
+    """Whether the judged layers' usual steps, adding up to ``total``, are over
+    :data:`ADAPTIVE_STEPS_SUM` under an adaptive optimizer: the one depth-summed judgement of
+    large_updates, for every adaptive optimizer alike. It lifts a note (every layer within
+    :data:`ADAPTIVE_STEP_NOTE`) back to a warning, and makes a warning of a deep stack none of whose
+    layers is over the per-layer line: an adaptive optimizer moves every layer by about its rate at
+    once, so the function changes by about the sum (peersweep11 u05: RMSprop 0.01 moves 17 relu
+    layers by 0.04-0.08 each, 1.2 summed, and the run sat at ln 10 for 100 epochs)."""
+    return _adaptive(result) and total > ADAPTIVE_STEPS_SUM
+
+
 def _adaptive_small_step(result: SimulationResult, value: float, total: float = 0.0) -> bool:
     """Whether the judged step ``value`` is within :data:`ADAPTIVE_STEP_NOTE` under an adaptive
-    optimizer, the judged layers' steps adding up to ``total`` within :data:`ADAPTIVE_STEPS_SUM`."""
-    opt = result.optimizer
-    return (opt is not None and opt.type in ADAPTIVE and value <= ADAPTIVE_STEP_NOTE
-            and total <= ADAPTIVE_STEPS_SUM)
+    optimizer, the judged layers' steps adding up to ``total`` within :data:`ADAPTIVE_STEPS_SUM`
+    (:func:`adaptive_depth_sum`)."""
+    return _adaptive(result) and value <= ADAPTIVE_STEP_NOTE and not adaptive_depth_sum(result, total)
 
 
 def _warms_up(result: SimulationResult) -> bool:
@@ -2124,6 +2189,14 @@ def _usual_steps(result: SimulationResult) -> dict[str, float]:
     return {n: r * scale_floor(units[n]) for n, r in _first_step(result)[0].items()}
 
 
+def judged_update_ratios(result: SimulationResult) -> dict[str, float]:
+    """Each unit's update-to-weight ratio as large_updates and small_updates judge it (the layer
+    table's ``judged_update_ratio``): its first step's times the optimizer's start-up factor
+    (:func:`warm_factor`; Adagrad's 25th step) and :func:`scale_floor`. Which of them the finding
+    then leaves out (a fresh head, a layer started near zero, a normalised one) is its evidence's."""
+    return _usual_steps(result)
+
+
 def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     """:func:`_first_step`'s ratios that large_updates judges: all of them, except the output
     layer's when it alone is over the warning level, under the error level and, under a
@@ -2176,6 +2249,11 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
 FRESH_HEAD_MARGIN = 3.0
 
 
+def _steps_sum(steps: dict[str, float]) -> float:
+    """The judged layers' steps added up (finite ones): :func:`adaptive_depth_sum`'s ``total``."""
+    return float(sum(r for r in steps.values() if math.isfinite(r)))
+
+
 class LargeUpdates(ArchitectureRule):
     """The first optimizer step's update-to-weight ratio, where the spec gives an optimizer."""
 
@@ -2185,13 +2263,23 @@ class LargeUpdates(ArchitectureRule):
     def measure(self, result: SimulationResult) -> float:
         return max(_first_step(result)[0].values(), default=math.nan)
 
+    def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
+        # under an adaptive optimizer with no layer over the per-layer line, the finding fires on the
+        # layers' steps summed over depth (:func:`adaptive_depth_sum`), not on the largest one
+        steps = _judged_steps(result, t)
+        if not _adaptive(result) or max(steps.values(), default=math.nan) > t.large_update_warning:
+            return None
+        return "adaptive_steps_sum", _steps_sum(steps)
+
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         # judged on :func:`_judged_steps` (a fresh head below the error level left out); the
         # metric stays the largest ratio of all, so a verification's before and after compare alike
         steps = _judged_steps(result, t)
         judged = max(steps.values(), default=math.nan)
         severity = t.updates(judged)
-        total = float(sum(r for r in steps.values() if math.isfinite(r)))
+        total = _steps_sum(steps)
+        if severity is None and adaptive_depth_sum(result, total):
+            severity = "warning"  # every layer under the line, their sum over it: a deep stack's step
         if severity == "warning" and (_warms_up(result) or _adaptive_small_step(result, judged, total)):
             # the step at the full rate comes after a warm-up, which lets Adam's moment estimates and
             # the weights' scale settle first (ConvNeXt's AdamW 4e-3 moves its 0.02-std layers by 0.2 at
@@ -2205,14 +2293,20 @@ class LargeUpdates(ArchitectureRule):
     ) -> Detection:
         _, kind, lr = _first_step(result)
         ratios = _judged_steps(result, t)
+        total = _steps_sum(ratios)
         hit = sorted((u for u in result.units if ratios.get(u.name, 0.0) > t.large_update_warning),
                      key=lambda u: -ratios[u.name])
+        summed = not hit  # fired on the depth sum alone (adaptive_depth_sum): every judged layer
+        if summed:
+            hit = sorted((u for u in result.units if u.name in ratios and math.isfinite(ratios[u.name])),
+                         key=lambda u: -ratios[u.name])
         evidence = {
             "metric": "max_update_ratio",
             "value": value,
             "threshold": t.large_update_warning,
             "layers": [u.name for u in hit],
-            "update_ratios": {u.name: ratios[u.name] for u in hit},
+            # (the largest twenty where the sum decided: a deep network's evidence stays readable)
+            "update_ratios": {u.name: ratios[u.name] for u in hit[:20]},
             "optimizer": kind,
             "learning_rate": lr,
             "first_step_factor": (factor := _first_over_usual(result, hit[0].name)),
@@ -2225,16 +2319,26 @@ class LargeUpdates(ArchitectureRule):
         # (RMSprop's and Adadelta's start-up transient, Adagrad's shrinking steps)
         step = (f"one {kind} step at lr {lr:g}" if abs(factor - 1) < 0.05 else
                 f"a usual {kind} step at lr {lr:g} (its first is {fmt(factor)}x that)")
-        summary = (f"{step} changes {hit[0].name}'s weights by {fmt(ratios[hit[0].name])} of their "
-                   f"norm (healthy: about 1e-3)" + (f"; {len(hit)} layers above {t.large_update_warning:g}"
-                                                    if len(hit) > 1 else ""))
+        if summed:
+            low = min(ratios[u.name] for u in hit)
+            summary = (f"{step} changes each of {len(hit)} layers' weights by {fmt(low)} to "
+                       f"{fmt(ratios[hit[0].name])} of their norm ({hit[0].name} most), {fmt(total)} summed over "
+                       f"depth (over {ADAPTIVE_STEPS_SUM:g}; healthy: about 1e-3 a layer)")
+        else:
+            summary = (f"{step} changes {hit[0].name}'s weights by {fmt(ratios[hit[0].name])} of their "
+                       f"norm (healthy: about 1e-3)" + (f"; {len(hit)} layers above {t.large_update_warning:g}"
+                                                        if len(hit) > 1 else ""))
+        if _adaptive(result):
+            evidence["adaptive_steps_sum"] = total
+            evidence["adaptive_steps_sum_threshold"] = ADAPTIVE_STEPS_SUM
+        if summed and severity != "info":
+            summary += ": an adaptive optimizer moves every layer by about its rate at once, so a deep stack's steps add up"
         if severity == "info" and not _warms_up(result):
             summary += (f"; a note under {kind}, whose first step is its rate per weight whatever the gradient: "
                         f"up to {ADAPTIVE_STEP_NOTE:g} of a layer's weights, {ADAPTIVE_STEPS_SUM:g} over all "
                         "layers, is a rate small networks train at (1e-2 on torch's default init), watch the "
                         "loss for oscillation")
             evidence["adaptive_step_note"] = ADAPTIVE_STEP_NOTE
-            evidence["adaptive_steps_sum"] = float(sum(r for r in ratios.values() if math.isfinite(r)))
         if severity == "info" and _warms_up(result):
             warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
             summary += (f"; a note: the run warms up to that rate{f' over {warm:,} steps' if warm > 1 else ''}, "
@@ -2246,6 +2350,9 @@ class LargeUpdates(ArchitectureRule):
             "units; the first step is measured here, from the spec's optimizer and the initial gradients "
             "(Adam's and AdamW's first step is about lr per weight whatever the gradient's size; RMSprop's is "
             "1/sqrt(1 - alpha) times that, a start-up transient, so its ratio is judged divided by that). "
+            "Under an adaptive optimizer (Adam, AdamW, NAdam, RMSprop, Adagrad, Adadelta) every layer moves by "
+            f"about the rate at once, so the layers' steps are also judged summed over depth: over "
+            f"{ADAPTIVE_STEPS_SUM:g} is a warning even where no layer alone passes {t.large_update_warning:g}. "
             "A layer whose weights start below a usual initialisation's "
             "scale (0.5/sqrt(fan_in), under torch's default 0.58/sqrt(fan_in)) is judged against that scale, since its step does not "
             "depend on its weights' size.")

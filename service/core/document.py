@@ -183,9 +183,16 @@ class LayerReport(BaseModel):
         "over seeds; healthy about 1e-3), the figure large_updates and small_updates start from (they judge it "
         "after the optimizer's start-up factor, a warm-up and a small init's scale: see the finding's evidence); "
         "None without an optimizer or for a layer with no weights it steps")
+    judged_update_ratio: float | None = Field(
+        None, description="with an optimizer: the step's ||delta W|| / ||W|| as large_updates and small_updates "
+        "judge it, the first step's times the optimizer's start-up factor (RMSprop's and Adadelta's "
+        "sqrt(1 - rho), Adagrad's 25th step) and against at least a usual initialisation's scale; the same as "
+        "update_ratio for SGD and Adam on a usually initialised layer. The finding's per-layer line (0.1) and, "
+        "under an adaptive optimizer, its depth sum (1) are on this figure")
 
     @field_serializer("grad_norm", "output_grad_norm", "activation_mean", "activation_std", "saturated_fraction",
-                      "dead_fraction", "dead_fraction_all_samples", "weight_std", "update_ratio")
+                      "dead_fraction", "dead_fraction_all_samples", "weight_std", "update_ratio",
+                      "judged_update_ratio")
     def _finite(self, v: float | None) -> float | None:
         return finite_or_none(v)
 

@@ -450,12 +450,15 @@ def _tables(doc: Diagnosis) -> list[str]:
     named = named_layers(doc)
     if doc.layers:
         parts.append("<h3>Layers</h3>")
+        # with an optimizer, the first step's dW/W and the one large_updates judges (text report's columns)
+        stepped = any(lr.update_ratio is not None for lr in doc.layers)
         parts += _table(
             ["layer", "type", "activation", "||dL/dW||", "||dL/dh||", "activation std", "saturated",
-             "dead", "weight std"],
+             "dead", "weight std"] + (["dW/W first step", "dW/W judged"] if stepped else []),
             ([lr.name, lr.type, lr.activation or "-", num(lr.grad_norm), num(lr.output_grad_norm),
               num(lr.activation_std), num(lr.saturated_fraction), num(lr.dead_fraction),
-              num(lr.weight_std)] for lr in doc.layers),
+              num(lr.weight_std)] + ([num(lr.update_ratio), num(lr.judged_update_ratio)] if stepped else [])
+             for lr in doc.layers),
             numeric_from=3, highlight=[lr.name in named for lr in doc.layers],
         )
     if doc.time_steps:

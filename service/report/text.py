@@ -92,16 +92,19 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
             lines.append(f"{ser.name[:44]:44s} {ser.role:>16s} {ser.points:>7d} {_num(ser.median):>10s} "
                          f"{_num(ser.last):>10s}")
     if layers and doc.layers:
-        # the first step's update ratio, where an optimizer was given (peersweep9: how close a rate came)
+        # the first step's update ratio, where an optimizer was given (peersweep9: how close a rate came),
+        # and beside it the step large_updates judges (peersweep11 u05: a first step of 0.146 beside
+        # "healthy" read as a contradiction; RMSprop's first step is 1/sqrt(1 - rho) its usual one)
         stepped = any(layer.update_ratio is not None for layer in doc.layers)
         lines += ["", f"{'layer':44s} {'grad_norm':>10s} {'dL/dh':>10s} {'act_std':>10s} {'sat':>5s} {'dead':>5s}"
-                  + (f" {'dW/W':>10s}" if stepped else "")]
+                  + (f" {'dW/W first':>10s} {'dW/W judged':>11s}" if stepped else "")]
         for layer in doc.layers:
             sat = "-" if layer.saturated_fraction is None else f"{layer.saturated_fraction:.0%}"
             dead = "-" if layer.dead_fraction is None else f"{layer.dead_fraction:.0%}"
             lines.append(f"{layer.name:44s} {_num(layer.grad_norm):>10s} {_num(layer.output_grad_norm):>10s} "
                          f"{_num(layer.activation_std):>10s} {sat:>5s} {dead:>5s}"
-                         + (f" {_num(layer.update_ratio):>10s}" if stepped else ""))
+                         + (f" {_num(layer.update_ratio):>10s} {_num(layer.judged_update_ratio):>11s}"
+                            if stepped else ""))
     lines += baseline_text(doc)
     # Every line on its own: a user string (the spec's name, a layer, a series, a log's warning)
     # cannot start a line of its own, where a CI runner reads commands (`::error::`), nor begin

@@ -55,3 +55,27 @@ def test_each_layers_first_step_ratio_is_in_the_layer_table() -> None:
         assert layer.update_ratio == pytest.approx(lr * layer.grad_norm / weight_norm, rel=0.1)
     assert "dW/W" in render_text(doc, layers=True)
     assert all(layer.update_ratio is None for layer in check_architecture(SPEC, verify=False).layers)
+
+
+def test_the_table_shows_the_step_large_updates_judges_beside_the_first() -> None:
+    # peersweep11 u05: the dW/W column showed RMSprop's first step (0.146) beside "healthy", while
+    # large_updates judges its usual step, 1/sqrt(1 - alpha) times smaller (its square average starts
+    # at (1 - alpha) g^2). At alpha 0.75 the judged figure is half the first step's, on every layer.
+    from gradhealth.report.context import ReportContext
+    from gradhealth.report.html import render_html
+
+    spec = {**SPEC, "layers": [{**SPEC["layers"][0], "init": "kaiming_normal"}, SPEC["layers"][1]]}
+    doc = check_architecture({**spec, "optimizer": {"type": "rmsprop", "lr": 0.01, "alpha": 0.75}}, verify=False)
+    for layer in doc.layers:
+        assert layer.update_ratio is not None and layer.judged_update_ratio is not None
+        assert layer.judged_update_ratio == pytest.approx(0.5 * layer.update_ratio, rel=1e-6)
+    text = render_text(doc, layers=True)
+    assert "dW/W first" in text and "dW/W judged" in text
+    html = render_html(doc, ReportContext())
+    assert "dW/W first step" in html and "dW/W judged" in html
+    # where the step is large enough to fire, the finding's figure is the judged column's
+    doc = check_architecture({**spec, "optimizer": {"type": "rmsprop", "lr": 0.3, "alpha": 0.75}}, verify=False)
+    found = next(f for f in doc.findings if f.code == "large_updates")
+    judged = {layer.name: layer.judged_update_ratio for layer in doc.layers}
+    for name, ratio in found.evidence.model_extra["update_ratios"].items():
+        assert ratio == pytest.approx(judged[name], rel=1e-9)
