@@ -140,7 +140,8 @@ def check_logs(path: str | Path, *, format: str | None = None, settings: Setting
 def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
                  settings: Settings | None = None, optimizer: Any = None,
-                 input_range: tuple[float, float] | None = None) -> Diagnosis:
+                 input_range: tuple[float, float] | None = None, scheduler: Any = None,
+                 warmup_steps: int | None = None, clip_norm: float | None = None) -> Diagnosis:
     """Diagnose the gradients of a live ``torch.nn.Module`` in this process, with the same
     findings, thresholds and document as :func:`check_architecture`.
 
@@ -155,6 +156,10 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     Adagrad, a warm-up scheduler on it read as warming up; or a dict
     like ``{"type": "adam", "lr": 1e-3}``): its first step is measured and ``large_updates``
     reports a learning rate too large for the network, with a verified rate.
+    ``scheduler``: your LR scheduler (LambdaLR, LinearLR, OneCycleLR, SequentialLR), read without being
+    stepped: its warm-up length and peak rate; ``warmup_steps``: the warm-up's length stated directly;
+    ``clip_norm``: the total gradient norm you clip at (``clip_grad_norm_``'s ``max_norm``). A Post-LN
+    stack warmed up over 1,000 steps or more is then judged as a spec's with ``optimizer.warmup_steps``.
     ``input_range``: ``(low, high)``: the float inputs drawn uniform in your data's range instead of
     standard normal (a VAE whose binary cross-entropy reads its input pixels as targets: ``(0, 1)``).
     ``device``: ``auto`` (the default: CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
@@ -175,7 +180,8 @@ def check_module(model: Any, example_inputs: Any, *, loss: str = "cross_entropy"
     _check_settings(settings)
     settings = settings if settings is not None else get_settings()
     return run(model, example_inputs, loss=loss, seeds=seeds, verify=verify, device=device,
-               thresholds=settings.thresholds, optimizer=optimizer, input_range=input_range)
+               thresholds=settings.thresholds, optimizer=optimizer, input_range=input_range,
+               scheduler=scheduler, warmup_steps=warmup_steps, clip_norm=clip_norm)
 
 
 def check_onnx(source: str | Path | bytes, *, loss: str | None = None, seeds: int = 3,

@@ -523,15 +523,17 @@ def _rank(code: str, r: Remedy) -> tuple[int, int, float]:
 def theory_report(result: SimulationResult) -> Theory:
     """Mean-field prediction next to the measurement for every stretch, and the critical inits."""
     out = Theory()
-    seen: set[tuple[str, float]] = set()
+    seen: set[tuple[str, float, tuple[tuple[str, float], ...]]] = set()
     for run in fc_stretches(result):
         act = run[0].activation or "identity"
+        # the activation's own parameters (a leaky_relu's slope 0.25: chi1 = sigma_w2 (1 + 0.25^2) / 2)
+        params = theory.activation_parameters(act, run[0].activation_params)
         sw2 = [u.mean("weight_std") ** 2 * (u.fan_in or 1) for u in run]
         sigma_w2 = sum(sw2[1:]) / len(sw2[1:])
         sigma_b2 = sum(u.mean("bias_mean_square") if "bias_mean_square" in u.values else 0.0 for u in run) / len(run)
         q_in = sw2[0] * run[0].mean("input_mean_square") + sigma_b2
         try:
-            pred = theory.predict_stretch(act, sigma_w2, sigma_b2, len(run), q_in)
+            pred = theory.predict_stretch(act, sigma_w2, sigma_b2, len(run), q_in, **params)
         except (ValueError, OverflowError, ZeroDivisionError):
             continue
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -545,10 +547,10 @@ def theory_report(result: SimulationResult) -> Theory:
             predicted_ratio=finite_or_none(predicted), measured_ratio=finite_or_none(pow10(measured_log)),
             log10_error=finite_or_none(measured_log - pred.predicted_log10_ratio),
         ))
-        key = (act, round(sigma_b2, 4))
+        key = (act, round(sigma_b2, 4), tuple(sorted(params.items())))
         if key not in seen:
             seen.add(key)
-            out.critical.append(critical_init(act, key[1]))
+            out.critical.append(critical_init(act, key[1], params))
     return out
 
 
@@ -568,17 +570,21 @@ def _phase(pred: theory.StretchPrediction) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _critical(activation: str, sigma_b2: float) -> float | None:
-    return theory.critical_sigma_w2(activation, sigma_b2)  # a root search: ~0.1 s, so computed once
+def _critical(activation: str, sigma_b2: float, params: tuple[tuple[str, float], ...] = ()) -> float | None:
+    # a root search: ~0.1 s, so computed once
+    return theory.critical_sigma_w2(activation, sigma_b2, **dict(params))
 
 
-def critical_init(activation: str, sigma_b2: float = 0.0) -> CriticalInit:
-    """The edge-of-chaos weight variance for ``activation`` as a concrete init suggestion."""
-    crit = _critical(activation, sigma_b2)
+def critical_init(activation: str, sigma_b2: float = 0.0, params: dict[str, float] | None = None) -> CriticalInit:
+    """The edge-of-chaos weight variance for ``activation`` (with its parameters ``params``, e.g. a
+    leaky_relu's ``negative_slope``: 2 / (1 + slope^2)) as a concrete init suggestion."""
+    given = theory.activation_parameters(activation, params)
+    crit = _critical(activation, sigma_b2, tuple(sorted(given.items())))
+    named = activation + (f" ({', '.join(f'{k} {v:g}' for k, v in given.items())})" if given else "")
     if crit is None:
-        text = f"{activation} has no critical weight variance with sigma_b^2 = {sigma_b2:g}"
+        text = f"{named} has no critical weight variance with sigma_b^2 = {sigma_b2:g}"
     else:
-        text = (f"for {activation} with sigma_b^2 = {sigma_b2:g}: Var(W) = {crit:.4g}/fan_in, "
+        text = (f"for {named} with sigma_b^2 = {sigma_b2:g}: Var(W) = {crit:.4g}/fan_in, "
                 f"i.e. nn.init.normal_(w, std=({crit:.4g} / fan_in) ** 0.5)")
     return CriticalInit(activation=activation, sigma_b2=sigma_b2, critical_sigma_w2=finite_or_none(crit),
                         suggestion=text)

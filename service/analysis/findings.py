@@ -168,6 +168,7 @@ def fc_stretches(result: SimulationResult, *, equal_width: bool = True) -> list[
         # a module's layers are a chain only where each feeds the next alone (no skip around it)
         chained = bool(layer_of) or bool(current) and result.feeds.get(current[-1].name) == [u.name]
         if ok and current and chained and current[-1].activation == u.activation and (
+                current[-1].activation_params == u.activation_params) and (
                 not equal_width or current[-1].fan_out == u.fan_out):
             current.append(u)
             continue
@@ -224,7 +225,8 @@ def stretch_scale(run: list[UnitStats]) -> float:
     logs = []
     for u in run:
         std = u.geo("weight_std")
-        critical = theory.critical_sigma_w2(u.activation) if u.activation else None
+        critical = (theory.critical_sigma_w2(u.activation, **theory.activation_parameters(
+            u.activation, u.activation_params)) if u.activation else None)
         if not (u.fan_in and critical and std > 0 and math.isfinite(std)):
             return math.nan
         logs.append(0.5 * math.log(u.fan_in * std * std / critical))
@@ -366,6 +368,33 @@ def time_ratios(result: SimulationResult, reach: bool = False) -> list[tuple[str
             continue
         out.append((ts.layer, ts.sublayer, _geo_ratio(norms[:, 0], norms[:, end]), end + 2))
     return out
+
+
+#: The smallest normal number of each precision a simulation runs in (bfloat16 has float32's range).
+_SMALLEST_NORMAL = {"float64": float(np.finfo(np.float64).tiny), "float32": float(np.finfo(np.float32).tiny),
+                    "bfloat16": float(np.finfo(np.float32).tiny), "float16": float(np.finfo(np.float16).tiny)}
+
+
+def factor_before_underflow(ts: TimeSeries, steps: int, dtype: str) -> tuple[float, int, int] | None:
+    """(per-step factor, first step, last step) of the judged gradient over the steps before it
+    underflows: from step ``steps - 2`` back to the earliest step at which every seed's norm is
+    still a normal number of ``dtype`` (a gradient that reaches no step 0 still shrank at a
+    measurable rate until then); None where fewer than two such steps remain."""
+    norms = judged_norms(ts)
+    end = min(steps - 2, norms.shape[1] - 1)
+    tiny = _SMALLEST_NORMAL.get(dtype, _SMALLEST_NORMAL["float64"])
+    ok = np.all(norms >= tiny, axis=0) & np.all(np.isfinite(norms), axis=0)
+    if end < 1 or not ok[end]:
+        return None
+    first = end
+    while first > 0 and ok[first - 1]:
+        first -= 1
+    if first >= end:
+        return None
+    ratio = _geo_ratio(norms[:, first], norms[:, end])
+    if not (ratio > 0 and math.isfinite(ratio)):
+        return None
+    return ratio ** (1 / (end - first)), first, end
 
 
 def judged_norms(ts: TimeSeries) -> np.ndarray:

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gradhealth.analysis import theory
 from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, step
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.guards import (
@@ -408,6 +409,8 @@ class Record:
     pre: torch.Tensor | None = None
     activation: str | None = None
     params: list[nn.Parameter] = field(default_factory=list)
+    #: the folded activation's own parameters (``nn.LeakyReLU(0.2)``'s slope, ``F.elu(x, 0.5)``'s alpha)
+    activation_params: dict[str, float] = field(default_factory=dict)
     #: a parametrized layer's weight as its forward computed it (weight_norm, spectral_norm):
     #: its gradient is the layer's, as for the weight an exporter folds into the file
     weight: torch.Tensor | None = None
@@ -884,6 +887,7 @@ class Tracer:
         if role.kind in ("norm", "act") and follows and last is not None and last.activation is None:
             if role.kind == "act":
                 last.pre, last.activation = _pre_activation(last.out, role.activation, getattr(module, "dim", -1)), role.activation
+                last.activation_params = activation_params(role.activation, vars(module))
                 last.act_in = last.out
             elif role.type != "layerscale":
                 before = Fold(last.out, len(last.params), last.normalised, last.activation, last.pre, [])
@@ -1018,6 +1022,8 @@ class Tracer:
                     for other in later.marked:
                         other.normalised = False
                 u.out, u.params, u.activation, u.pre = fold.out, u.params[:fold.n_params], fold.activation, fold.pre
+                if u.activation is None:
+                    u.activation_params = {}
                 u.normalised = fold.normalised
                 del u.folds[k:]
                 break
@@ -1034,6 +1040,7 @@ class Tracer:
             if u.activation is None or a is None or a is u.out or a.grad_fn is None or not shared(a):
                 continue
             u.activation, u.pre, u.act_in = None, None, None
+            u.activation_params = {}
             self._advance(u, a)
 
     def confirm(self) -> None:
@@ -1075,6 +1082,15 @@ ACTIVATION_FUNCTIONS: dict[Any, str] = {
     torch.Tensor.sigmoid: "sigmoid", nn.functional.sigmoid: "sigmoid", torch.tanh: "tanh",
     torch.Tensor.tanh: "tanh", nn.functional.tanh: "tanh", nn.functional.hardtanh: "hardtanh",
     nn.functional.hardsigmoid: "hardsigmoid", nn.functional.glu: "glu"}
+
+
+def activation_params(name: str | None, given: Mapping[str, Any]) -> dict[str, float]:
+    """The parameters of activation ``name`` (:func:`theory.activation_parameters`) from a module's
+    attributes or a function call's arguments, where they are plain numbers."""
+    if name is None:
+        return {}
+    numbers = {k: float(v) for k, v in given.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return theory.activation_parameters(name, numbers)
 
 
 _CLAMPS = (torch.clamp, torch.Tensor.clamp, torch.clip, torch.Tensor.clip)
@@ -1396,6 +1412,8 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
                 name, out = swap[1], swap[2](args[0])
             last.pre = _pre_activation(last.out, name, args[1] if len(args) > 1 else (kwargs or {}).get("dim", -1))
             last.activation, last.act_in = name, last.out
+            given = dict(zip(("negative_slope" if name == "leaky_relu" else "alpha",), args[1:2], strict=False)) | (kwargs or {})
+            last.activation_params = activation_params(name, given)
             tracer._advance(last, out)
         elif func in self._MULS and len(args) == 2 and self.scales:
             a, b = args
@@ -2946,6 +2964,23 @@ def own_parameters(module: nn.Module) -> list[torch.Tensor]:
     return params
 
 
+def _batch_size(run: GraphRun, records: Sequence[Record]) -> int | None:
+    """The batch the first input holds: its first dimension, or its second where the first unit
+    that reads it as given is a sequence-first recurrent layer (``nn.LSTM`` with ``batch_first``
+    False reads ``[time, batch, features]``: modsweep34 reported the sequence length as the batch)."""
+    if not run.inputs or not run.inputs[0].shape:
+        return None
+    shape = tuple(run.inputs[0].shape)
+    for rec in records:
+        if rec.inp is None or tuple(rec.inp.shape) != shape:
+            continue
+        rnn = rec.module.rnn if isinstance(rec.module, UnrolledRNN) else rec.module
+        if isinstance(rnn, nn.RNNBase) and not rnn.batch_first and len(shape) == 3:
+            return int(shape[1])
+        break
+    return int(shape[0])
+
+
 def _merge_records(records: list[Record], more: Sequence[Record]) -> list[Record]:
     """``records`` with each unit of ``more`` (another seed's) it lacks put after the unit that ran
     before it there: the units of every seed, in the order they ran."""
@@ -3052,7 +3087,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
         stats.append(UnitStats(rec.name, rec.pointer, kind if rec.name in timed else rec.role.type,
                                rec.activation, int(rec.name in nested),
                                rec.role.kind == "weight", fan_in, fan_out, values,
-                               normalised=rec.normalised, readout=rec.name in run.readouts))
+                               normalised=rec.normalised, readout=rec.name in run.readouts,
+                               activation_params=rec.activation_params if rec.activation is not None else {}))
     bidirectional = {rec.name for rec in records
                      if isinstance(rec.module, UnrolledRNN) and rec.module.directions == 2}
     series = [TimeSeries.of(name, sub, figures_of, reverse=name in bidirectional and sub % 2 == 1)
@@ -3060,7 +3096,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     return SimulationResult(cast(Any, None), str(dev), precision_name(run.dtype), count, stats, series,
                             [s.loss for s in figures_of],
                             time.perf_counter() - started, run.optimizer, figures_of[0].layer_scales,
-                            batch_size=run.inputs[0].shape[0] if run.inputs and run.inputs[0].shape else None,
+                            batch_size=_batch_size(run, records),
                             silent=[s.silent for s in figures_of], loss=run.loss if run.losses is None else None,
                             squashed=(run.squashed if run.losses is None else None)
                             or figures_of[0].forward_squash,

@@ -908,7 +908,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                              log10_spread=finite_or_none(s))
                     for ts in result.time_series
                     for t, (g, s) in enumerate(zip(ts.geo(), ts.log10_std(), strict=True))],
-        simulation=SimulationInfo(seeds=run.seeds, batch_size=_batch(run.inputs), device=result.device,
+        simulation=SimulationInfo(seeds=run.seeds, batch_size=result.batch_size or _batch(run.inputs), device=result.device,
                                   precision=result.dtype, parameters=int(n_params),
                                   activation_bytes=activation_bytes,
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
@@ -1151,10 +1151,86 @@ def optimizer_spec(optimizer: Any) -> OptimizerSpec | None:
     return OptimizerSpec.model_validate({"type": kind, **fields})
 
 
+#: The most rate-multiplier values :func:`scheduler_warmup` reads off a LambdaLR's function (a
+#: warm-up longer than this reads as this long: far past the 10,000 steps BERT warms up over).
+MAX_SCHEDULE_SCAN = 200_000
+
+
+def scheduler_warmup(scheduler: Any) -> tuple[int, float | None]:
+    """(warm-up steps, peak rate or None) of a torch LR scheduler, read without stepping it or its
+    optimizer: a LambdaLR's multiplier is evaluated at steps 0, 1, ... until it stops rising; a
+    LinearLR warms up over ``total_iters`` where ``start_factor < end_factor``; a OneCycleLR over its
+    first phase (``pct_start * total_steps``) to ``max_lr``; a SequentialLR over its first
+    scheduler's warm-up, cut at its first milestone. Raises ArgumentError for another scheduler."""
+    sched = torch.optim.lr_scheduler
+    if isinstance(scheduler, sched.SequentialLR):
+        inner = list(getattr(scheduler, "_schedulers", []))
+        milestones = list(getattr(scheduler, "_milestones", []))
+        if not inner:
+            return 0, None
+        warm, peak = scheduler_warmup(inner[0])
+        if milestones and warm > int(milestones[0]):
+            warm = int(milestones[0])
+        return warm, peak
+    if isinstance(scheduler, sched.OneCycleLR):
+        phases = getattr(scheduler, "_schedule_phases", None) or [{"end_step": 0}]
+        peak = scheduler.optimizer.param_groups[0].get("max_lr")
+        return int(float(phases[0]["end_step"])) + 1, float(peak) if isinstance(peak, (int, float)) else None
+    if isinstance(scheduler, sched.LinearLR):
+        rising = float(scheduler.start_factor) < float(scheduler.end_factor)
+        base = float(scheduler.base_lrs[0]) * float(scheduler.end_factor)
+        return (int(scheduler.total_iters), base) if rising else (0, None)
+    if isinstance(scheduler, sched.LambdaLR):
+        f = scheduler.lr_lambdas[0]
+        k = -1
+        try:
+            previous = float(f(0))
+            k = 0
+            while k < MAX_SCHEDULE_SCAN:
+                now = float(f(k + 1))
+                if not now > previous:
+                    break
+                previous, k = now, k + 1
+        except Exception as exc:  # the user's function: named, never a traceback
+            raise ArgumentError(f"scheduler: its lr_lambda failed at step {k + 1} "
+                                f"({type(exc).__name__}: {exc})") from None
+        return k, float(scheduler.base_lrs[0]) * previous if k else None
+    raise ArgumentError(f"scheduler: {type(scheduler).__name__} is not one whose warm-up the check reads "
+                        "(torch.optim.lr_scheduler.LambdaLR, LinearLR, OneCycleLR, SequentialLR); "
+                        "pass warmup_steps= instead")
+
+
+def _with_schedule(spec: OptimizerSpec | None, scheduler: Any, warmup_steps: Any,
+                   clip_norm: Any) -> OptimizerSpec | None:
+    """``spec`` with the warm-up and clipping the caller states (or its scheduler says)."""
+    fields: dict[str, Any] = {}
+    if scheduler is not None:
+        warm, peak = scheduler_warmup(scheduler)
+        fields["warmup_steps"] = warm
+        if warm and peak is not None and peak > 0:
+            fields["lr"] = peak  # the rate it warms up to is the step judged
+    if warmup_steps is not None:
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ArgumentError(f"warmup_steps: expected a whole number >= 0, got {warmup_steps!r}")
+        fields["warmup_steps"] = warmup_steps
+    if clip_norm is not None:
+        if isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float)) or not 0 < clip_norm < math.inf:
+            raise ArgumentError(f"clip_norm: expected a number > 0 (torch's clip_grad_norm_ max_norm), got {clip_norm!r}")
+        fields["global_clip_norm"] = float(clip_norm)
+    if not fields:
+        return spec
+    if spec is None:
+        named = " and ".join(k for k, v in (("scheduler", scheduler), ("warmup_steps", warmup_steps),
+                                            ("clip_norm", clip_norm)) if v is not None)
+        raise ArgumentError(f"{named}: describe the training optimizer, so give optimizer= too")
+    return OptimizerSpec.model_validate(spec.model_dump(exclude_unset=True) | {"type": spec.type} | fields)
+
+
 def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
                  thresholds: Thresholds | None = None, optimizer: Any = None,
-                 input_range: tuple[float, float] | None = None) -> Diagnosis:
+                 input_range: tuple[float, float] | None = None, scheduler: Any = None,
+                 warmup_steps: int | None = None, clip_norm: float | None = None) -> Diagnosis:
     """Check a live module with synthetic inputs shaped like ``example_inputs`` (standard normal
     floats; integer ids an nn.Embedding reads below the example's largest + 1, other integer inputs
     as given), with the module's own weights. ``example_inputs``: a tensor, a tuple of them, or a
@@ -1173,6 +1249,13 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     spec-style dict such as ``{"type": "adam", "lr": 1e-3}``): ``large_updates`` checks each
     layer's ||delta W|| / ||W|| for its first step from each seed's gradients.
 
+    ``scheduler``: the LR scheduler training steps (LambdaLR, LinearLR, OneCycleLR or SequentialLR;
+    its optimizer is the one checked where ``optimizer`` is not given): its warm-up length and peak
+    rate are read from it without stepping it. ``warmup_steps``: the warm-up's length in steps, stated
+    directly (it overrides the scheduler's); ``clip_norm``: the total gradient norm training clips at
+    (``torch.nn.utils.clip_grad_norm_``'s ``max_norm``; recorded, as a spec's ``global_clip_norm``).
+    Both judge as a spec's ``optimizer`` fields do (a Post-LN stack that warms up is a note).
+
     The simulation runs in float64; a forward that makes or casts float32 tensors itself (an
     LSTM's ``torch.zeros`` initial state) runs in the module's own dtype, and the document's
     ``simulation.precision`` says which ran.
@@ -1181,7 +1264,10 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     module that cannot be copied is refused with a ValueError)."""
     device = _check_module_arguments(model, loss, seeds, verify, device)
     drawn_in = _check_input_range(input_range)
-    run = GraphRun(model, input_specs(example_inputs, model, drawn_in), loss, seeds, optimizer=optimizer_spec(optimizer),
+    if optimizer is None and scheduler is not None:
+        optimizer = getattr(scheduler, "optimizer", None)
+    stated = _with_schedule(optimizer_spec(optimizer), scheduler, warmup_steps, clip_norm)
+    run = GraphRun(model, input_specs(example_inputs, model, drawn_in), loss, seeds, optimizer=stated,
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs))
     try:
         return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)

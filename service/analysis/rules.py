@@ -28,6 +28,7 @@ from gradhealth.analysis.findings import (
     carried_apart,
     cut_off,
     depth_ratio,
+    factor_before_underflow,
     fmt,
     layer_activations,
     post_ln_stacks,
@@ -1093,10 +1094,21 @@ class _ThroughTime(ArchitectureRule):
                 f"({steps - 2} steps of the {'forward' if joined.forward else 'backward'} direction, "
                 f"{fmt(per_step)} per step)"
             )
-        if vanishing and ratio == 0:  # below the simulation's float range (or exactly none): no factor to show
+        if vanishing and ratio == 0:  # below the simulation's float range (or exactly none)
             floor = _SMALLEST_NORMAL.get(result.dtype, "its smallest number")
             summary = (f"{layer}: no {what} reaches step 0 from step {steps - 2} (under {floor} of it: "
                        f"below what {result.dtype} holds)")
+            # the rate it shrank at over the steps before it underflowed: the figure cells compare by
+            before = factor_before_underflow(series, steps, result.dtype) if joined is None else None
+            if before is not None:
+                per_step, first, last = before
+                horizon = _memory_horizon(per_step)
+                evidence |= {"per_step_factor": per_step, "per_step_factor_steps": [first, last],
+                             "per_step_factor_measured": "before_underflow"}
+                if horizon is not None:
+                    evidence["memory_horizon_steps"] = horizon
+                summary += (f"; {fmt(per_step)} per step over steps {last} back to {first}, before it "
+                            "underflowed")
         explanation = (
             "An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
             f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps."
@@ -1991,15 +2003,17 @@ class PostLnDepthRisk(ArchitectureRule):
             "first_layer_grad_norm": g_first,
             "last_layer_grad_norm": g_last,
         }
+        # what was measured, as measured: the depth is the risk, and the two norms are shown as they
+        # are (modsweep34 h06: "does not shrink with depth" beside a last layer at half the first's)
         summary = (
-            f"Post-LN Transformer stack of {len(stack)} layers: "
-            f"last-layer gradient norm {fmt(g_last)} "
-            "does not shrink with depth"
+            f"Post-LN Transformer stack of {len(stack)} layers ({t.post_ln_depth} or more need warm-up): "
+            f"gradient norm {fmt(g_first)} at its first layer, {fmt(g_last)} at its last"
         )
         explanation = (
-            "In Post-LN Transformers the gradient at the last layers is large at initialisation "
-            "(Xiong et al. 2020), so deep stacks need learning-rate warm-up or diverge; "
-            "Pre-LN does not."
+            "In a Post-LN Transformer the expected gradient of the last layers at initialisation does not "
+            "fall as the stack deepens, where Pre-LN's falls as 1/sqrt(depth) (Xiong et al. 2020), so the "
+            "first steps at the full rate are large for the layers near the output: deep Post-LN stacks need "
+            "learning-rate warm-up or diverge; Pre-LN does not."
         )
         step = _stack_step(result, stack)
         if step is not None:
@@ -2505,9 +2519,20 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
     # sigmoid pixels, a generator's tanh images). A graph or module is judged so only where it is a
     # Keras file's (``bounded_regression``: its stored weights run through the graph simulation, and
     # the output/loss pairing is the architecture's and the targets', not the weights': kerassweep16 u05)
+    # A recurrent layer's own hidden state ending the network is bounded by its cell, not chosen for a
+    # data range: an LSTM's h = o * tanh(c), a GRU's blend of tanh candidates from h_0 = 0 and a tanh
+    # RNN's h all lie in (-1, 1), judged at any width, in a spec, a module or a file (modsweep34 u04:
+    # nn.LSTM(3, 4, 3) under mse against standard-normal targets, 32% out of reach)
+    if unit.type in RECURRENT_OUTPUT_TYPES and unit is output_layer(result):
+        return unit
     if (result.plan is None and not result.bounded_regression) or (output_layer(result).fan_out or 0) != 1:
         return None
     return unit
+
+
+#: The recurrent layers whose output is their hidden state, bounded as their activation says (the unit's
+#: ``activation``: tanh for LSTM and GRU cells, an RNN's nonlinearity).
+RECURRENT_OUTPUT_TYPES = frozenset({"lstm", "gru", "rnn"})
 
 
 def target_range(result: SimulationResult) -> tuple[float, float] | None:

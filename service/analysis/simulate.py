@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gradhealth.analysis import spec as S
+from gradhealth.analysis import theory
 from gradhealth.analysis.figures import Readout, SeedFigures
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
@@ -65,6 +66,9 @@ class UnitStats:
     stream: bool = False
     #: makes one of several outputs (its gradient is that loss's own, as the last unit's is)
     readout: bool = False
+    #: the activation's own parameters where it has any (leaky_relu's ``negative_slope``, elu's
+    #: ``alpha``), which the mean-field theory of a stretch needs
+    activation_params: dict[str, float] = field(default_factory=dict)
 
     # The per-seed arrays hold a handful of numbers: plain float arithmetic on them is ~20x
     # cheaper than numpy's nan-aware reductions, and the rules and reports ask ~50 times a check.
@@ -216,6 +220,14 @@ class SimulationResult:
 def _activation_of(unit: Unit) -> str | None:
     """The canonical activation the unit applies, as its layer kind says."""
     return kind_of(unit.plan.kind).activation(unit.plan.layer)
+
+
+def _activation_params_of(unit: Unit) -> dict[str, float]:
+    """The parameters of the unit's activation its layer states (a spec's ``negative_slope``)."""
+    act = _activation_of(unit)
+    layer = unit.plan.layer
+    given = {k: getattr(layer, k) for k in ("negative_slope", "alpha") if isinstance(getattr(layer, k, None), float)}
+    return theory.activation_parameters(act, given) if act else {}
 
 
 def make_batch(plan: Plan, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -727,5 +739,6 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> 
         out.append(UnitStats(unit.name, unit.plan.pointer, unit.plan.kind, _activation_of(unit),
                              depth[unit.name], bool(list(unit.own_parameters())), fan_in, fan_out, values,
                              normalised=getattr(unit, "norm", None) is not None or unit.name in by_norms,
-                             stream=getattr(unit, "norm", None) is None and unit.name in by_norms))
+                             stream=getattr(unit, "norm", None) is None and unit.name in by_norms,
+                             activation_params=_activation_params_of(unit)))
     return out

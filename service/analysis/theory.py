@@ -46,6 +46,7 @@ from gradhealth.analysis.activations import CANONICAL_ACTIVATIONS, SATURATING
 __all__ = [
     "ACTIVATIONS",
     "StretchPrediction",
+    "activation_parameters",
     "chi1",
     "critical_sigma_w2",
     "dphi",
@@ -128,6 +129,18 @@ def _canonical(name: str) -> str:
     return key
 
 
+#: The activation parameters the maps take, by activation (torch's names and defaults): a layer's
+#: ``nn.LeakyReLU(0.25)`` or ``nn.ELU(alpha=0.5)`` changes chi1 and the critical variance.
+PARAMETERS: dict[str, dict[str, float]] = {"leaky_relu": {"negative_slope": 0.01}, "elu": {"alpha": 1.0}}
+
+
+def activation_parameters(name: str, given: dict[str, float] | None = None) -> dict[str, float]:
+    """The keyword arguments of the maps (:func:`predict_stretch`, :func:`critical_sigma_w2`, ...) for
+    ``name`` with the parameters ``given`` (others ignored, missing ones at torch's default)."""
+    defaults = PARAMETERS.get(_ALIASES.get(name, name), {})
+    return {k: float((given or {}).get(k, v)) for k, v in defaults.items()}
+
+
 def kinks(name: str, negative_slope: float = 0.01) -> tuple[float, ...]:
     """The x-locations where ``phi'`` is discontinuous.
 
@@ -147,11 +160,11 @@ def kinks(name: str, negative_slope: float = 0.01) -> tuple[float, ...]:
     return ()
 
 
-def phi(name: str, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+def phi(name: str, x: np.ndarray, negative_slope: float = 0.01, alpha: float = 1.0) -> np.ndarray:
     """The activation ``phi(x)`` in float64, exactly as ``torch.nn.functional`` defines it.
 
     gelu is the exact form ``x * Phi(x)`` (``approximate='none'``); selu uses torch's
-    alpha and scale; elu has alpha = 1; softplus has beta = 1 and returns ``x``
+    alpha and scale; elu has ``alpha`` (torch's default 1); softplus has beta = 1 and returns ``x``
     above the threshold 20; hardtanh clips to [-1, 1]; leaky_relu is ``x`` for
     ``x > 0`` and ``negative_slope * x`` otherwise.
     """
@@ -169,7 +182,7 @@ def phi(name: str, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
         return np.where(x > 0, x, negative_slope * x)
     if key == "elu":
         # expm1 only of the non-positive part, so huge x never overflows.
-        return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
     if key == "selu":
         return SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0.0)))
     if key == "gelu":
@@ -183,11 +196,11 @@ def phi(name: str, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
     return np.clip(x, -1.0, 1.0)
 
 
-def dphi(name: str, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+def dphi(name: str, x: np.ndarray, negative_slope: float = 0.01, alpha: float = 1.0) -> np.ndarray:
     """The derivative ``phi'(x)`` in float64.
 
     At a kink it takes the one-sided value torch's autograd takes (relu'(0) = 0,
-    leaky_relu'(0) = slope, elu'(0) = 1, selu'(0) = scale * alpha,
+    leaky_relu'(0) = slope, elu'(0) = alpha, selu'(0) = scale * alpha,
     hardtanh'(+-1) = 0).
     """
     key = _canonical(name)
@@ -204,7 +217,7 @@ def dphi(name: str, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
     if key == "leaky_relu":
         return np.where(x > 0, 1.0, negative_slope)
     if key == "elu":
-        return np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0)))
+        return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0)))
     if key == "selu":
         return SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0.0)))
     if key == "gelu":
@@ -299,25 +312,26 @@ def _homogeneous(key: str, negative_slope: float) -> float | None:
     return None if slope is None else (1.0 + slope * slope) / 2.0
 
 
-def _second_moment(key: str, q: float, negative_slope: float) -> float:
+def _second_moment(key: str, q: float, negative_slope: float, alpha: float = 1.0) -> float:
     """``E[phi(sqrt(q) z)^2]`` for any ``q >= 0``, including q beyond _Q_MAX or inf."""
     c = _homogeneous(key, negative_slope)
     if c is not None:  # the common case (ReLU networks), in closed form
         return c * q
     if q == 0.0:
-        return float(phi(key, np.zeros(1), negative_slope)[0]) ** 2
+        return float(phi(key, np.zeros(1), negative_slope, alpha)[0]) ** 2
     if q <= _Q_MAX:
-        return _expectation(lambda x: phi(key, x, negative_slope) ** 2, q, kinks(key, negative_slope))
+        return _expectation(lambda x: phi(key, x, negative_slope, alpha) ** 2, q, kinks(key, negative_slope))
     if key in _BOUNDED:
         # A bounded phi is a step function at this scale: E has reached its limit.
-        return _second_moment(key, _Q_MAX, negative_slope)
+        return _second_moment(key, _Q_MAX, negative_slope, alpha)
     # The unbounded ones are asymptotically piecewise linear, phi(x) ~ a x for x > 0
     # and ~ c x (or a constant) for x < 0, so E[phi^2]/q has reached its limit too
     # (relative corrections ~ 1/sqrt(q) < 1e-150).  Python floats overflow to inf quietly.
-    return q * (_second_moment(key, _Q_MAX, negative_slope) / _Q_MAX)
+    return q * (_second_moment(key, _Q_MAX, negative_slope, alpha) / _Q_MAX)
 
 
-def q_map(name: str, q: float, sigma_w2: float, sigma_b2: float, negative_slope: float = 0.01) -> float:
+def q_map(name: str, q: float, sigma_w2: float, sigma_b2: float, negative_slope: float = 0.01,
+          alpha: float = 1.0) -> float:
     """One layer of the variance map (Poole et al. 2016, eq. 3)::
 
         q_{l+1} = sigma_w2 * E[phi(sqrt(q_l) z)^2] + sigma_b2,   z ~ N(0, 1)
@@ -329,10 +343,10 @@ def q_map(name: str, q: float, sigma_w2: float, sigma_b2: float, negative_slope:
     key = _canonical(name)
     if not q >= 0.0:
         raise ValueError(f"q must be a variance >= 0 (got {q})")
-    return float(sigma_w2) * _second_moment(key, float(q), negative_slope) + float(sigma_b2)
+    return float(sigma_w2) * _second_moment(key, float(q), negative_slope, alpha) + float(sigma_b2)
 
 
-def chi1(name: str, q: float, sigma_w2: float, negative_slope: float = 0.01) -> float:
+def chi1(name: str, q: float, sigma_w2: float, negative_slope: float = 0.01, alpha: float = 1.0) -> float:
     """The per-layer factor of the backward squared norm (Schoenholz et al. 2017, eq. 8)::
 
         chi1(q) = sigma_w2 * E[phi'(sqrt(q) z)^2],   z ~ N(0, 1)
@@ -349,7 +363,7 @@ def chi1(name: str, q: float, sigma_w2: float, negative_slope: float = 0.01) -> 
     if c is not None:
         return float(sigma_w2) * c
     q_eff = min(max(float(q), _Q_MIN), _Q_MAX)
-    second = _expectation(lambda x: dphi(key, x, negative_slope) ** 2, q_eff, kinks(key, negative_slope))
+    second = _expectation(lambda x: dphi(key, x, negative_slope, alpha) ** 2, q_eff, kinks(key, negative_slope))
     return float(sigma_w2) * second
 
 
@@ -361,6 +375,7 @@ def fixed_point(
     negative_slope: float = 0.01,
     max_iter: int = 10_000,
     tol: float = 1e-12,
+    alpha: float = 1.0,
 ) -> float:
     """``q* = lim q_l`` of the variance map iterated from ``q_1 = q0`` (Poole et al. 2016).
 
@@ -385,7 +400,7 @@ def fixed_point(
         raise ValueError(f"q0 must be a finite variance >= 0 (got {q0})")
 
     def step(q: float) -> float:
-        return q_map(key, q, sigma_w2, sigma_b2, negative_slope)
+        return q_map(key, q, sigma_w2, sigma_b2, negative_slope, alpha)
 
     q = float(q0)
     evaluations = 0
@@ -449,7 +464,8 @@ def _clean_fixed_point(q: float) -> float:
     return q
 
 
-def critical_sigma_w2(name: str, sigma_b2: float = 0.0, negative_slope: float = 0.01) -> float | None:
+def critical_sigma_w2(name: str, sigma_b2: float = 0.0, negative_slope: float = 0.01,
+                      alpha: float = 1.0) -> float | None:
     """The weight variance at the edge of chaos: ``chi1(q*(sigma_w2)) = 1``.
 
     ``q*`` is the fixed point reached from q0 = 1 (:func:`fixed_point`); chi1 at
@@ -474,8 +490,8 @@ def critical_sigma_w2(name: str, sigma_b2: float = 0.0, negative_slope: float = 
 
     def excess(log_s: float) -> float:
         s = math.exp(log_s)
-        q_star = fixed_point(key, s, sigma_b2, negative_slope=negative_slope)
-        return chi1(key, q_star, s, negative_slope) - 1.0
+        q_star = fixed_point(key, s, sigma_b2, negative_slope=negative_slope, alpha=alpha)
+        return chi1(key, q_star, s, negative_slope, alpha) - 1.0
 
     lo, hi = (math.log10(v) for v in CRITICAL_BRACKET)
     n = int(round((hi - lo) * CRITICAL_GRID_PER_DECADE)) + 1
@@ -524,6 +540,7 @@ def predict_stretch(
     depth: int,
     q_in: float,
     negative_slope: float = 0.01,
+    alpha: float = 1.0,
 ) -> StretchPrediction:
     """Predict how the gradient norm changes across ``depth`` fully-connected layers.
 
@@ -551,8 +568,8 @@ def predict_stretch(
     for _ in range(depth - 1):
         q = q_layers[-1]
         # Past 1e300 the next q would overflow: freeze it there.
-        q_layers.append(q if q > _Q_MAX else q_map(key, q, sigma_w2, sigma_b2, negative_slope))
-    chi_layers = tuple(chi1(key, q, sigma_w2, negative_slope) for q in q_layers)
+        q_layers.append(q if q > _Q_MAX else q_map(key, q, sigma_w2, sigma_b2, negative_slope, alpha))
+    chi_layers = tuple(chi1(key, q, sigma_w2, negative_slope, alpha) for q in q_layers)
 
     # log10(0) = -inf is a faithful answer (e.g. hardtanh saturating everywhere).
     with np.errstate(divide="ignore"):
@@ -561,14 +578,14 @@ def predict_stretch(
 
     # From q_in, so that where the map has several stable fixed points (e.g. gelu
     # with a small bias) q* is the one this stretch actually approaches.
-    q_star = fixed_point(key, sigma_w2, sigma_b2, q0=float(q_in), negative_slope=negative_slope)
+    q_star = fixed_point(key, sigma_w2, sigma_b2, q0=float(q_in), negative_slope=negative_slope, alpha=alpha)
     if math.isinf(q_star):
         # no finite fixed point: the phase is what the stack's own layers do at the q they reach
         # (softplus under He init: chi1 -> 1 only as q -> inf, below 1 at every depth a net has)
         chi1_star = math.nan
         chi_phase = chi_layers[-1]
     else:
-        chi1_star = chi1(key, q_star, sigma_w2, negative_slope)
+        chi1_star = chi1(key, q_star, sigma_w2, negative_slope, alpha)
         chi_phase = chi1_star
     if chi_phase < 1.0 - PHASE_TOLERANCE:
         phase = "ordered"
