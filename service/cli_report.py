@@ -365,8 +365,34 @@ def _job_result(data: dict[str, Any], where: str) -> Any:
                            "document as the baseline")
 
 
+#: What --baseline reads, said where a file is none of them.
+BASELINE_ACCEPTS = ("a baseline is a diagnosis document (gradhealth check --format json), a job from "
+                    "GET /v1/jobs/{id} (its result) or a live run from GET /v1/runs/{id} (its diagnosis)")
+
+_RUN_STATUSES = ("active", "finished")
+
+
+def _is_run(data: dict[str, Any]) -> bool:
+    """A live run resource from ``GET /v1/runs/{id}``: a run status and its ``diagnosis`` key."""
+    return data.get("status") in _RUN_STATUSES and "diagnosis" in data
+
+
+def _run_diagnosis(data: dict[str, Any], where: str) -> Any:
+    """The diagnosis inside a run resource (as a job's ``result``), or :class:`InputFormatError` when
+    the run has none yet (it has logged no point)."""
+    from gradhealth.errors import InputFormatError
+
+    run = f"run {data['id']}" if isinstance(data.get("id"), str) and data["id"] else "run"
+    diagnosis = data.get("diagnosis")
+    if isinstance(diagnosis, dict):
+        return diagnosis
+    raise InputFormatError(f"{where}: this {run} ({data['status']}) has no /diagnosis yet (it has "
+                           "stored no point): use a run that has logged, or a diagnosis document")
+
+
 def load_baseline(source: str) -> Diagnosis:
-    """The baseline document: a diagnosis, or a job resource (its ``result``). Anything else is
+    """The baseline document: a diagnosis, a job resource (its ``result``) or a live run resource
+    (its ``diagnosis``). Anything else is
     :class:`InputFormatError` saying what is wrong and where (a JSON pointer into the file)."""
     from pydantic import ValidationError
 
@@ -398,12 +424,12 @@ def load_baseline(source: str) -> Diagnosis:
         raise InputFormatError(f"{where}: at {_clip_pointer(overlong[0])}: an integer of {overlong[1]} "
                                "digits is out of range for any figure of a diagnosis")
     if isinstance(data, dict) and "findings" not in data:
-        data = _job_result(data, where)
+        data = _run_diagnosis(data, where) if _is_run(data) else _job_result(data, where)
     try:
         return Diagnosis.model_validate(data)
     except ValidationError as exc:
         raise InputFormatError(f"{where}: not a diagnosis document ({exc.error_count()} error(s)): "
-                               f"{_schema_problems(exc, data)}") from None
+                               f"{_schema_problems(exc, data)}; {BASELINE_ACCEPTS}") from None
     except RecursionError:  # bounded above; kept so that no shape of document can escape as a bug
         raise InputFormatError(f"{where}: nested too deep to read") from None
 

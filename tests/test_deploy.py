@@ -412,3 +412,35 @@ def test_compose_profiles_publish_distinct_loopback_ports(compose: dict) -> None
                 assert host_ip == "127.0.0.1", f"{name} publishes {entry} beyond the loopback"
                 published.append(host_port)
         assert len(published) == len(set(published)), f"profile {profile}: ports clash: {published}"
+
+
+def _up(compose: dict, profiles: set[str], named: list[str]) -> set[str]:
+    """What `docker compose --profile P... up [SERVICE...]` starts: the named services (every
+    enabled one when none is named) and what they depend on."""
+    enabled = {n for n, s in compose["services"].items() if not s.get("profiles") or profiles & set(s["profiles"])}
+    todo, started = list(named or enabled), set()
+    while todo:
+        name = todo.pop()
+        if name not in started:
+            started.add(name)
+            todo += list(compose["services"][name].get("depends_on") or [])
+    return started
+
+
+def test_readme_fleet_command_starts_what_readme_says(compose: dict) -> None:
+    """newuser8 #9: `--profile scale up` also started the unprofiled `api` (SQLite, :8000) beside
+    the fleet; README's command names the fleet's services, and says what the plain form adds."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"`docker compose --profile scale up --build --scale worker=3 ([a-z -]+)`\n  starts "
+                  r"PostgreSQL, an API without workers on http://127\.0\.0\.1:(\d+) and three worker containers, and\n"
+                  r"  nothing else\.", readme)
+    assert m, "README's fleet line changed: keep it and this test in step"
+    started = _up(compose, {"scale"}, m.group(1).split())
+    assert started == {"db", "fleet-api", "worker"}
+    assert any(str(p).startswith(f"127.0.0.1:{m.group(2)}:") for p in compose["services"]["fleet-api"]["ports"])
+    assert environment(compose["services"]["fleet-api"]).get("GRADHEALTH_WORKERS") == "0"
+    # the plain form starts `api` too, as README says; and Prometheus scrapes only `api`
+    assert "api" in _up(compose, {"scale"}, []) and "also starts the default `api`" in readme
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in config["scrape_configs"] for s in job["static_configs"] for t in s["targets"]]
+    assert targets == ["api:8000"] and "scrapes only that `api:8000`" in readme

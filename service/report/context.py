@@ -146,6 +146,38 @@ def title(code: str) -> str:
     return entry.title if entry else code
 
 
+def baseline_changes(doc: Diagnosis) -> list[str | None]:
+    """Each current finding's change against ``--baseline`` (``new``, ``worse``, ``unchanged``), in
+    the findings' order; None for every finding without a baseline."""
+    changes: list[str | None] = [None] * len(doc.findings)
+    if doc.baseline is not None:
+        # the comparison lists the current findings first, in order, then the gone ones
+        listed = [e.change for e in doc.baseline.findings if e.change != "gone"]
+        if len(listed) == len(doc.findings):
+            changes = list(listed)
+    return changes
+
+
+#: The note on a finding the baseline already had, in every report that annotates findings.
+UNCHANGED_NOTE = "unchanged from the baseline"
+
+
+def passes_as_unchanged(doc: Diagnosis, ctx: ReportContext) -> list[bool]:
+    """Findings that ``--fail-on new`` lets pass because the baseline already had them (neither new
+    nor worse): annotations put them at most at warning level (a GitHub ``::warning``, a SARIF
+    ``warning``) and say so, as JUnit passes them and the exit code ignores them (newuser8 #8: an
+    unchanged error printed ``::error`` on a check that passed)."""
+    if ctx.fail_on != "new":
+        return [False] * len(doc.findings)
+    return [c is not None and c not in ("new", "worse") for c in baseline_changes(doc)]
+
+
+def annotation_severity(f: Finding, passing_unchanged: bool) -> str:
+    """The severity a finding is annotated at: its own, or at most ``warning`` for one that passes
+    as unchanged from the baseline (:func:`passes_as_unchanged`)."""
+    return "warning" if passing_unchanged and f.severity == "error" else f.severity
+
+
 def by_severity(findings: list[Finding]) -> list[Finding]:
     """Most severe first; the checks' own order within a severity."""
     return sorted(findings, key=lambda f: -SEVERITY_RANK[f.severity])

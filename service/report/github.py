@@ -14,10 +14,14 @@ from pathlib import Path
 
 from gradhealth.core.document import Diagnosis, Finding
 from gradhealth.report.context import (
+    UNCHANGED_NOTE,
     ReportContext,
     Where,
+    annotation_severity,
+    baseline_changes,
     by_severity,
     locate_findings,
+    passes_as_unchanged,
     title,
     top_remedy,
     verified_text,
@@ -76,6 +80,18 @@ def _message(f: Finding, doc: Diagnosis, ctx: ReportContext | None = None) -> st
     return "\n".join(lines)
 
 
+def _change_note(change: str | None, passing: bool) -> str | None:
+    """The first line of a finding's annotation against a baseline: ``(unchanged from the baseline;
+    it passes --fail-on new)``, ``(new since the baseline)``, ``(worse than in the baseline)``."""
+    if change is None:
+        return None
+    if change == "new":
+        return "(new since the baseline)"
+    if change == "worse":
+        return "(worse than in the baseline)"
+    return f"({UNCHANGED_NOTE}{'; it passes --fail-on new' if passing else ''})"
+
+
 def github_commands(doc: Diagnosis, ctx: ReportContext) -> list[str]:
     """The workflow commands for ``doc``, most severe first, within GitHub's per-kind caps."""
     return github_commands_for([(doc, ctx)])
@@ -86,24 +102,33 @@ def github_commands_for(reports: list[tuple[Diagnosis, ReportContext]]) -> list[
     GitHub's caps are per step, so they apply once across all of them, most severe first (each
     check's own order, then the inputs' order, within a severity)."""
     placed: list[tuple[Finding, Diagnosis, ReportContext, Where]] = []
+    level: dict[int, str] = {}  # id(finding): the command it is annotated with
+    note: dict[int, str | None] = {}
     for doc, ctx in reports:
         placed += [(f, doc, ctx, w) for f, w in zip(doc.findings, locate_findings(doc, ctx), strict=True)]
+        for f, passing, change in zip(doc.findings, passes_as_unchanged(doc, ctx), baseline_changes(doc),
+                                      strict=True):
+            level[id(f)] = COMMAND[annotation_severity(f, passing)]
+            note[id(f)] = _change_note(change, passing)
     rank = {id(f): i for i, f in enumerate(by_severity([f for f, _, _, _ in placed]))}
     ordered = sorted(placed, key=lambda item: rank[id(item[0])])
-    count = {k: sum(1 for f, *_ in ordered if COMMAND[f.severity] == k) for k in COMMAND.values()}
+    count = {k: sum(1 for f, *_ in ordered if level[id(f)] == k) for k in COMMAND.values()}
     room = dict.fromkeys(COMMAND.values(), PER_KIND)
     if any(n > PER_KIND for n in count.values()):
         room["notice"] = PER_KIND - 1  # the last notice says how many more there are
     shown: list[str] = []
     for f, doc, ctx, w in ordered:
-        kind = COMMAND[f.severity]
+        kind = level[id(f)]
         if room[kind] == 0:
             continue
         room[kind] -= 1
+        message = _message(f, doc, ctx)
+        if note[id(f)]:
+            message = f"{note[id(f)]}\n{message}"
         shown.append(
             _command(
                 kind,
-                _message(f, doc, ctx),
+                message,
                 file=w.uri,
                 line=w.line,
                 endLine=w.end_line,

@@ -365,7 +365,13 @@ def series_chart(i: int, f: Finding, s: SeriesPoints, lr: SeriesPoints | None) -
 
 
 def layer_heatmap(doc: Diagnosis) -> str | None:
-    """Per-layer gradient norms as layer x step (geometric mean of each step bin)."""
+    """Per-layer gradient norms as layer x step (geometric mean of each step bin's nonzero values).
+
+    A bin whose values are all exactly 0 is drawn as 0 ("no gradient"), never as the bin before it
+    (newuser8 #3: a dead ReLU layer's zeros were skipped and its last live value carried over 60
+    steps); one with some zeros says how many in its tooltip. A bin no point of the row fell in is
+    left empty, except inside a downsampled row, whose kept points stand for the steps up to the
+    next one: there it shows the last kept point before it, and its tooltip says so."""
     rows = [p for p in doc.points if p.role == "layer_grad_norm" and p.steps]
     if not rows:
         return None
@@ -375,56 +381,85 @@ def layer_heatmap(doc: Diagnosis) -> str | None:
     width = (hi - lo) / n if hi > lo else 1.0
     columns = [(lo + k * width, lo + (k + 1) * width) for k in range(n)]
     cells: list[list[float | None]] = []
+    notes: list[list[str | None]] = []
     for p in rows:
-        sums, counts, bad = [0.0] * n, [0] * n, [0] * n
+        sums, counts, zeros, bad = [0.0] * n, [0] * n, [0] * n, [0] * n
+        held: list[tuple[float, float | None] | None] = [None] * n  # the last point of each bin
         for step, v in zip(p.steps, p.values, strict=True):
             k = min(n - 1, int((step - lo) / width)) if hi > lo else 0
+            held[k] = (step, v)
             if v is None:
                 bad[k] += 1  # NaN or Inf in the log (null in the document)
-                continue
-            if not v > 0:
-                continue
-            sums[k] += math.log10(v)
-            counts[k] += 1
-        # a bin of non-finite values only is NaN: drawn in a colour of its own, not as "no data"
-        row = [10 ** (sums[k] / counts[k]) if counts[k] else math.nan if bad[k] else None for k in range(n)]
-        # Downsampling keeps each bucket's extremes, so a bin inside the logged range may get
-        # none: it shows the bin before it rather than a hole the log does not have.
-        filled = [k for k, v in enumerate(row) if v is not None]
-        for k in range(filled[0] + 1, filled[-1]) if filled else ():
-            row[k] = row[k] if row[k] is not None else row[k - 1]
+            elif v > 0:
+                sums[k] += math.log10(v)
+                counts[k] += 1
+            else:
+                zeros[k] += 1  # exactly 0: no gradient reached the layer at that step
+        row: list[float | None] = []
+        note: list[str | None] = []
+        for k in range(n):
+            finite = counts[k] + zeros[k]
+            if counts[k]:
+                row.append(10 ** (sums[k] / counts[k]))
+                note.append(f"0 at {zeros[k]} of its {finite + bad[k]} points" if zeros[k] else None)
+            elif zeros[k]:
+                row.append(0.0)
+                note.append(None)
+            else:
+                # a bin of non-finite values only is NaN: drawn in a colour of its own, not as "no data"
+                row.append(math.nan if bad[k] else None)
+                note.append(None)
+        if p.downsampled:
+            # Downsampling keeps each bucket's extremes, so a bin inside the logged range may get
+            # no point: the last point kept before it stands for it (a zero stays a zero).
+            filled = [k for k, v in enumerate(row) if v is not None]
+            last: tuple[float, float | None] | None = None
+            for k in range(filled[0], filled[-1]) if filled else ():
+                if row[k] is None and last is not None:
+                    v = last[1]
+                    row[k] = math.nan if v is None else (0.0 if not v > 0 else v)
+                    note[k] = f"downsampled: as at step {svg.fmt_linear(last[0])}"
+                last = held[k] or last
         cells.append(row)
+        notes.append(note)
     names = [p.layer or p.name for p in rows]
     named = named_layers(doc) | {f.evidence.metric for f in doc.findings if f.evidence.metric}
     highlight = [names[k] for k, p in enumerate(rows) if p.name in named or (p.layer or "") in named]
     return svg.heatmap(
         "Per-layer gradient norm over steps", names, columns, cells,
         x_label="step", y_label="layer", value_label="||dL/dW|| (L2)", highlight=highlight,
-        column_labels=_column_labels(rows, columns, lo, width, hi > lo),
+        column_labels=_column_labels(rows, columns, lo, width, hi > lo), notes=notes,
     )
 
 
 def _column_labels(rows: list[SeriesPoints], columns: list[tuple[float, float]], lo: float, width: float,
                    binned: bool) -> list[str]:
-    """Each heatmap column in the steps logged in it ("step 4", "steps 4-8"), not its bin's edges: a
+    """Each heatmap column in the steps it covers ("step 4", "steps 4-8"), not its bin's edges: a
     run logged every 2 steps over 0..294 has bins 4.9 steps wide, and "@ 4.9" names no step it logged
-    (newuser6). A bin no point fell in names its edges, whole where the run's steps are whole."""
+    (newuser6). The columns tile the run: each runs from its first step to the step before the next
+    column's first (at the run's logging interval, the smallest gap between its steps), so a
+    downsampled document's dropped steps fall in a column too (newuser8 #3: "steps 5-6" then
+    "11-14"). A column no point fell in starts at its edge, whole where the run's steps are whole."""
     first: list[float | None] = [None] * len(columns)
-    last: list[float | None] = [None] * len(columns)
+    steps: set[float] = set()
     whole = True
     for p in rows:
         for step in p.steps:
             whole = whole and float(step).is_integer()
+            steps.add(step)
             k = min(len(columns) - 1, int((step - lo) / width)) if binned else 0
-            a, b = first[k], last[k]
+            a = first[k]
             first[k] = step if a is None or step < a else a
-            last[k] = step if b is None or step > b else b
+    ordered = sorted(steps)
+    gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False) if b > a]
+    stride = min(gaps) if gaps else 1.0
+    starts: list[float] = []
+    for (start, _), a in zip(columns, first, strict=True):
+        starts.append(a if a is not None else (float(math.ceil(start)) if whole else start))
     out = []
-    for (start, end), a, b in zip(columns, first, last, strict=True):
-        if a is None or b is None:
-            a, b = (float(math.ceil(start)), float(math.floor(end))) if whole else (start, end)
-            if a > b:
-                a = b = start
+    for k, a in enumerate(starts):
+        b = starts[k + 1] - stride if k + 1 < len(starts) else ordered[-1]
+        b = max(a, b)
         out.append(f"step {svg.fmt_linear(a)}" if a == b else f"steps {svg.fmt_linear(a)}-{svg.fmt_linear(b)}")
     return out
 

@@ -17,8 +17,10 @@ import xml.etree.ElementTree as ET
 
 from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding
 from gradhealth.report.context import (
+    UNCHANGED_NOTE,
     ReportContext,
     Where,
+    baseline_changes,
     evaluated_codes,
     locate_findings,
     num,
@@ -115,16 +117,18 @@ def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
     classname = ctx.source or doc.name or doc.kind
     places = locate_findings(doc, ctx)
     fails = failing(doc, ctx.fail_on)
-    by_code: dict[str, list[tuple[Finding, Where, bool]]] = {}
-    for f, w, fail in zip(doc.findings, places, fails, strict=True):
-        by_code.setdefault(f.code, []).append((f, w, fail))
+    by_code: dict[str, list[tuple[Finding, Where, bool, str | None]]] = {}
+    for f, w, fail, change in zip(doc.findings, places, fails, baseline_changes(doc), strict=True):
+        by_code.setdefault(f.code, []).append((f, w, fail, change))
     cases: list[ET.Element] = []
     for code in evaluated_codes(doc):
         if code not in by_code:
             cases.append(_case(code, classname, ctx))  # evaluated, nothing found: passed
-        for f, w, fail in by_code.get(code, []):
+        for f, w, fail, change in by_code.get(code, []):
             case = _case(code, classname, ctx)
             body = _body(f, w, doc)
+            if change == "unchanged":
+                body = f"({UNCHANGED_NOTE})\n{body}"
             if fail:
                 failure = ET.SubElement(case, "failure", message=f.summary, type=f.severity)
                 failure.text = body

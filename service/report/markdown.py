@@ -13,13 +13,17 @@ import re
 from gradhealth.core.document import Diagnosis, LayerReport
 from gradhealth.report.baseline import baseline_markdown
 from gradhealth.report.context import (
+    UNCHANGED_NOTE,
     ReportContext,
     Where,
+    annotation_severity,
+    baseline_changes,
     locate_findings,
     md_code,
     md_text,
     num,
     one_line,
+    passes_as_unchanged,
     title,
     top_remedy,
     verified_text,
@@ -27,6 +31,7 @@ from gradhealth.report.context import (
 
 STATUS_MARK = {"healthy": "✅", "warning": "⚠️", "unhealthy": "❌"}
 SEVERITY_MARK = {"error": "❌ error", "warning": "⚠️ warning", "info": "ℹ️ info"}
+CHANGE_NOTE = {"new": "new since the baseline", "worse": "worse than in the baseline", "unchanged": UNCHANGED_NOTE}
 CHART_POINTS = 60  # an x axis past this many labels is unreadable: longer nets are sampled evenly
 LOG10_FLOOR = -40.0  # a zero norm is charted at this floor (log10 of 0 is -inf)
 
@@ -95,10 +100,15 @@ def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
     places = locate_findings(doc, ctx)
     if doc.findings:
         out += ["", "| severity | code | where | finding |", "|---|---|---|---|"]
-        for f, w in zip(doc.findings, places, strict=True):
-            out.append(
-                f"| {SEVERITY_MARK[f.severity]} | `{f.code}` | {_where(w)} | {cell(f.summary)} |"
-            )
+        for f, w, passing, change in zip(doc.findings, places, passes_as_unchanged(doc, ctx),
+                                         baseline_changes(doc), strict=True):
+            # an unchanged finding --fail-on new passes is marked as a warning, as in the annotations
+            mark = SEVERITY_MARK[annotation_severity(f, passing)]
+            if passing and f.severity == "error":
+                mark += " (an error)"
+            if change is not None:
+                mark += f" · {CHANGE_NOTE.get(change, UNCHANGED_NOTE)}"
+            out.append(f"| {mark} | `{f.code}` | {_where(w)} | {cell(f.summary)} |")
         out += ["", "### Remedies"]
         for f in doc.findings:
             best = top_remedy(f)

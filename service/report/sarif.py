@@ -20,12 +20,16 @@ from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.core.document import Diagnosis, Finding
 from gradhealth.report import locate as _locate
 from gradhealth.report.context import (
+    UNCHANGED_NOTE,
     ReportContext,
     Where,
+    annotation_severity,
+    baseline_changes,
     evaluated_codes,
     help_uri,
     locate_findings,
     num,
+    passes_as_unchanged,
     title,
     verified_text,
 )
@@ -34,6 +38,8 @@ SCHEMA_URI = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
 LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+#: SARIF's result.baselineState for each change against ``--baseline``
+BASELINE_STATE = {"new": "new", "worse": "updated", "unchanged": "unchanged"}
 FINGERPRINT = "gradhealth/v1"
 _MAX_FIXES = 3  # per result: the best remedies; the rest are in the message
 
@@ -169,14 +175,22 @@ def sarif_log(doc: Diagnosis, ctx: ReportContext) -> dict[str, Any]:
     codes = evaluated_codes(doc)
     index = {code: i for i, code in enumerate(codes)}
     results = []
-    for f, w in zip(doc.findings, locate_findings(doc, ctx), strict=True):
+    for f, w, passing, change in zip(doc.findings, locate_findings(doc, ctx), passes_as_unchanged(doc, ctx),
+                                     baseline_changes(doc), strict=True):
+        message = _message(f, doc, ctx)
+        if change == "unchanged":
+            note = f"({UNCHANGED_NOTE}{'; it passes --fail-on new' if passing else ''})"
+            message = {key: f"{note} {text}" for key, text in message.items()}
         result: dict[str, Any] = {
             "ruleId": f.code,
             "ruleIndex": index[f.code],
-            "level": LEVEL[f.severity],
-            "message": _message(f, doc, ctx),
+            # an unchanged finding --fail-on new passes is no error of this change (as in JUnit)
+            "level": LEVEL[annotation_severity(f, passing)],
+            "message": message,
             "partialFingerprints": {FINGERPRINT: _fingerprint(f.code, w)},
         }
+        if change is not None:
+            result["baselineState"] = BASELINE_STATE.get(change, "unchanged")
         location = _location(w)
         if location:
             result["locations"] = [location]

@@ -407,17 +407,23 @@ def colour(f: float) -> str:
 
 #: The heatmap's colour of a cell whose values were NaN or Inf (outside the value scale's ramp)
 NONFINITE_FILL = "#d81b60"
+#: A cell whose values were all exactly 0 (no gradient): a log scale has no place for it.
+ZERO_FILL = "#000000"
+ZERO_LABEL = "0 (no gradient)"
 
 
 def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, float]],
             cells: Sequence[Sequence[float | None]], *, x_label: str, y_label: str,
             value_label: str, highlight: Sequence[str] = (),
-            column_labels: Sequence[str] | None = None) -> str:
+            column_labels: Sequence[str] | None = None,
+            notes: Sequence[Sequence[str | None]] | None = None) -> str:
     """Rows x columns of positive values on a log10 colour scale (empty cells left blank, NaN
     cells, where the values were NaN or Inf, in :data:`NONFINITE_FILL` with a legend swatch).
 
     ``columns`` are (start, end) x-ranges in order; ``highlight`` names rows a finding names;
-    ``column_labels`` name each column in the cells' tooltips (default: its start, ``@ 4.9``).
+    ``column_labels`` name each column in the cells' tooltips (default: its start, ``@ 4.9``);
+    a cell of exactly 0 is drawn in :data:`ZERO_FILL` ("0 (no gradient)", with a legend swatch);
+    ``notes`` add a sentence to a cell's tooltip.
     """
     labels = (list(column_labels) if column_labels is not None else
               [fmt_linear(start) for start, _ in columns])
@@ -441,6 +447,9 @@ def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, floa
     if any(v is not None and math.isnan(v) for row in cells for v in row):
         out.append(f'<rect x="{right - 110}" y="22" width="14" height="10" fill="{NONFINITE_FILL}"/>'
                    f'<text x="{right - 92}" y="31">NaN / Inf</text>')
+    if any(v == 0 for row in cells for v in row):
+        out.append(f'<rect class="zero" x="{right - 110}" y="{top - 13}" width="14" height="10" '
+                   f'fill="{ZERO_FILL}"/><text x="{right - 92}" y="{top - 4}">{_e(ZERO_LABEL)}</text>')
     for r, (name, row) in enumerate(zip(rows, cells, strict=True)):
         y = top + r * row_h
         hl = name in highlight
@@ -452,17 +461,19 @@ def heatmap(title: str, rows: Sequence[str], columns: Sequence[tuple[float, floa
             out.append(f'<g class="hlmark" data-layer="{_e(name)}"><rect class="hlband" x="0" '
                        f'y="{y}" width="{left}" height="{row_h}"/></g>')
         for c, v in enumerate(row):
+            note = notes[r][c] if notes is not None else None
+            extra = f" ({_e(note)})" if note else ""
             if v is not None and math.isnan(v):
-                out.append(f'<rect x="{left + c * cw:.1f}" y="{y}" width="{cw + 0.3:.1f}" height="{row_h}" '
-                           f'fill="{NONFINITE_FILL}"><title>{_e(name)} @ {_e(labels[c])}: '
-                           "NaN / Inf</title></rect>")
+                fill, text = NONFINITE_FILL, "NaN / Inf"
+            elif v == 0:
+                fill, text = ZERO_FILL, ZERO_LABEL
+            elif v is None or not v > 0 or not math.isfinite(v):
                 continue
-            if v is None or not v > 0 or not math.isfinite(v):
-                continue
-            fill = colour((math.log10(v) - lo) / span)
+            else:
+                fill, text = colour((math.log10(v) - lo) / span), fmt(v)
             out.append(f'<rect x="{left + c * cw:.1f}" y="{y}" width="{cw + 0.3:.1f}" height="{row_h}" '
                        f'fill="{fill}"><title>{_e(name)} @ {_e(labels[c])}: '
-                       f"{_e(fmt(v))}</title></rect>")
+                       f"{_e(text)}{extra}</title></rect>")
     bottom = top + row_h * len(rows)
     out.append(f'<path class="axis" d="M{left},{top} V{bottom} H{right}" fill="none"/>')
     if columns:

@@ -40,10 +40,14 @@ class LightningReader:
             return 0.0
         if "value" in header and ("metric" in header or "kind" in header):
             return 0.0                       # the native long form
-        if any(GRAD_COLUMN.match(c) for c in header) or filename == "metrics.csv":
+        if any(GRAD_COLUMN.match(c) for c in header):
             return 0.9
+        # The CSVLogger writes an `epoch` column into every metrics.csv. The file name alone never
+        # decides: `step,loss,grad_norm` is the native wide form under any name, and a gzipped
+        # upload is read under its name without `.gz` while a plain one keeps whatever name it was
+        # sent under, so a name rule read one CSV as two formats (newuser8 #12).
         if "epoch" in header:
-            return 0.7
+            return 0.9 if filename == "metrics.csv" else 0.7
         return 0.0
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
