@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from gradhealth.core.numbers import plain
-from gradhealth.errors import GradHealthError
+from gradhealth.errors import ArgumentTypeError, GradHealthError, InputFormatError
 
 
 class RemoteError(GradHealthError):
@@ -138,9 +138,18 @@ class Client:
                             "detail": f"{where}{why}" + (f" ({kind})" if kind else "")
                             + f"; is {self.http.base_url} a Gradient Health service?"})
 
-    def check_architecture(self, spec: dict[str, Any], *, wait_s: float = 3600.0, poll_s: float = 0.5,
-                           idempotency_key: str | None = None) -> dict[str, Any]:
-        """Submit ``spec`` and return the finished job (raises RemoteError for a failed one)."""
+    def check_architecture(self, spec: Mapping[str, Any] | str | Path, *, wait_s: float = 3600.0,
+                           poll_s: float = 0.5, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Submit ``spec`` and return the finished job (raises RemoteError for a failed one).
+
+        ``spec`` is what :func:`gradhealth.check_architecture` takes (newuser8 P6): a dict, a path to
+        a YAML/JSON file, ``example:NAME`` or YAML/JSON text, read here by the same code
+        (:func:`gradhealth.library.load_spec`) and sent as JSON; one that cannot be read raises
+        :class:`~gradhealth.errors.InputFormatError` (or ``ArgumentTypeError`` for another type)
+        before anything is sent."""
+        from gradhealth.library import load_spec
+
+        spec = load_spec(spec)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         started = time.monotonic()
         job = self._json(self.send(lambda: self.http.post(
@@ -148,9 +157,15 @@ class Client:
             timeout=self._waiting(wait_s)), started + wait_s))
         return self._finish(job, wait_s, poll_s, started=started)
 
-    def check_logs(self, path: Path, *, format: str | None = None, wait_s: float = 3600.0,
+    def check_logs(self, path: str | Path, *, format: str | None = None, wait_s: float = 3600.0,
                    poll_s: float = 0.5) -> dict[str, Any]:
-        """Upload a log file (or archive) and return the finished job."""
+        """Upload a log file (or archive; a path, str or pathlib.Path) and return the finished job."""
+        if not isinstance(path, (str, Path)):
+            raise ArgumentTypeError(f"path must be a path (str or pathlib.Path), got {type(path).__name__}")
+        path = Path(path)
+        if not path.is_file():
+            raise InputFormatError(f"{path}: no such file (the client uploads one file or archive; "
+                                   "a run folder goes through `gradhealth check` locally)")
         params: dict[str, Any] = {"wait": self._server_wait(wait_s), "filename": path.name}
         if format:
             params["format"] = format
@@ -240,6 +255,18 @@ class Client:
         if response.status_code >= 400:
             self._json(response)  # raises RemoteError with the service's problem
         return response.text
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """A live run and its current diagnosis (``GET /v1/runs/{id}``; the recorder's
+        ``recorder.live.run_id``); RemoteError for a problem (404 an unknown run)."""
+        return self._json(self.send(functools.partial(self.http.get, f"/v1/runs/{run_id}"),
+                                    time.monotonic() + MAX_RATE_WAIT_S))
+
+    def runs(self, **params: Any) -> dict[str, Any]:
+        """One page of your live runs, newest first (``GET /v1/runs``; ``params`` are its query
+        parameters: ``status=``, ``stale=``, ``limit=``, ``cursor=``)."""
+        return self._json(self.send(functools.partial(self.http.get, "/v1/runs", params=params),
+                                    time.monotonic() + MAX_RATE_WAIT_S))
 
     def close(self) -> None:
         self.http.close()

@@ -286,12 +286,25 @@ class FileSink(_Encoder):
     The file is locked (``flock``) while it is written: a second recorder given the same path while
     the first still writes it (two training processes started with one run name, newuser4 P7: the
     two wrote over each other's lines) writes ``<stem>.<pid>[-n]<suffix>`` next to it instead,
-    with a warning; :attr:`path` is the file actually written.
+    with a warning; :attr:`path` is the file actually written. A file that already holds a
+    recorder's log (a training script restarted after a crash) is appended to, never emptied, with a
+    warning; :attr:`appended` says what it held (see :class:`Appended`). A file holding anything else
+    is written beside, as a locked one is.
     """
 
     def __init__(self, path: str | Path, *, config: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.path, self._file = _open_exclusive(Path(path))
+        self.path, self._file, self.appended = _open_exclusive(Path(path))
+        if self.appended is not None:
+            a = self.appended
+            log.warning(
+                "gradhealth recorder: %s already holds a recorder's log (%d bytes, last step %s, %s)%s; "
+                "this run is appended after it, nothing is overwritten. The log check reads a run whose "
+                "steps start again as a run of its own (run1, run2); a resumed run continues the step "
+                "axis by passing step= (recorder.appended.last_step is the file's last step); another "
+                "path starts a file of its own", self.path, a.size, a.last_step,
+                "closed cleanly" if a.ended else "cut off: no end record, the process crashed or was killed",
+                f"; {a.dropped} bytes of its cut-off last line removed" if a.dropped else "")
         self._file.write(json.dumps({RECORDER_KEY: "start", "params": config_params(config)}) + "\n")
         self._file.flush()  # a file that holds the start record and no end record was cut off
         self._logged = 0
@@ -331,28 +344,105 @@ class FileSink(_Encoder):
         self._file.close()
 
 
-def _open_exclusive(path: Path) -> tuple[Path, Any]:
-    """``path`` opened for writing, emptied and locked, or, when another recorder holds its lock,
-    the first free ``<stem>.<pid>[-n]<suffix>`` beside it (with a warning). Emptied only once the
-    lock is held, so a second recorder never truncates a file that the first is writing."""
+#: How much of an existing file's end is read for its last step (see :func:`_existing_log`).
+_TAIL_BYTES = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What a recorder's file held before this recorder appended to it (newuser8 P4: a restarted
+    training script emptied the log of the run it restarted). ``last_step``: the highest step of
+    the file's last 64 KiB (None: none there); ``ended``: its last record is the recorder's end
+    record (the earlier recorder closed cleanly); ``dropped``: bytes of a cut-off last line (a
+    process killed mid-write) removed so that the appended lines parse."""
+
+    path: Path
+    size: int
+    last_step: int | float | None
+    ended: bool
+    dropped: int = 0
+
+
+def _recorder_file(fd: int) -> bool:
+    """Whether the open file ``fd`` starts with the recorder's start record."""
+    head = os.pread(fd, 4096, 0).split(b"\n", 1)[0]
+    try:
+        first = json.loads(head)
+    except ValueError:
+        return False
+    return isinstance(first, dict) and first.get(RECORDER_KEY) == "start"
+
+
+def _existing_log(fd: int, path: Path, size: int) -> Appended:
+    """The recorder's log already in ``fd`` (``size`` bytes): its last step, whether it ended, and
+    a cut-off last line (no newline) removed."""
+    start = max(0, size - _TAIL_BYTES)
+    tail = os.pread(fd, size - start, start)
+    dropped = 0
+    if not tail.endswith(b"\n"):
+        keep = tail.rfind(b"\n") + 1  # 0: no whole line in the tail (one line longer than 64 KiB)
+        if keep or start == 0:
+            dropped = len(tail) - keep
+            os.ftruncate(fd, size - dropped)
+            tail = tail[:keep]
+        else:  # a cut-off line longer than the tail read: ended, so the next line stands apart
+            os.write(fd, b"\n")
+    last_step: int | float | None = None
+    ended = False
+    lines = tail.splitlines()
+    if start > 0 and lines:
+        lines = lines[1:]  # may begin mid-line
+    for i, line in enumerate(reversed(lines)):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        if i == 0 and obj.get(RECORDER_KEY) == "end":
+            ended = True
+        step = obj.get("step")
+        if isinstance(step, (int, float)) and not isinstance(step, bool):
+            last_step = step if last_step is None else max(last_step, step)
+    return Appended(path, size - dropped, last_step, ended, dropped)
+
+
+def _open_exclusive(path: Path) -> tuple[Path, Any, Appended | None]:
+    """``path`` opened for appending and locked, or, when another recorder holds its lock or it
+    holds something other than a recorder's log, the first free ``<stem>.<pid>[-n]<suffix>``
+    beside it (with a warning). An existing recorder log is never emptied (newuser8 P4: a training
+    script restarted after a crash lost the first process's steps): the new run is appended after
+    it (what it held is returned, else None)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     wanted = path
+    why = ""
     for attempt in range(100):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+        if attempt:
+            tag = f"{os.getpid()}" if attempt == 1 else f"{os.getpid()}-{attempt - 1}"
+            path = wanted.with_name(f"{wanted.stem}.{tag}{wanted.suffix}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # held by another recorder (of this process or another one)
             os.close(fd)
-            tag = f"{os.getpid()}" if attempt == 0 else f"{os.getpid()}-{attempt}"
-            path = wanted.with_name(f"{wanted.stem}.{tag}{wanted.suffix}")
+            why = why or "is being written by another recorder (another training process with the same path?)"
             continue
-        os.ftruncate(fd, 0)
+        appended = None
+        try:
+            size = os.fstat(fd).st_size
+            if size and not _recorder_file(fd):
+                os.close(fd)
+                why = why or "holds something other than a gradient recorder's log"
+                continue
+            if size:
+                appended = _existing_log(fd, path, size)
+        except BaseException:
+            os.close(fd)
+            raise
         if path != wanted:
-            log.warning("gradhealth recorder: %s is being written by another recorder (another "
-                        "training process with the same path?); this one writes %s instead",
-                        wanted, path)
-        return path, open(fd, "w", encoding="utf-8")  # noqa: SIM115 - FileSink.close closes it
+            log.warning("gradhealth recorder: %s %s; this one writes %s instead", wanted, why, path)
+        return path, open(fd, "a", encoding="utf-8"), appended  # noqa: SIM115 - FileSink.close closes it
     raise OSError(f"{wanted}: 100 recorders write files of this name at once")
 
 
@@ -845,7 +935,10 @@ class GradientRecorder:
 
     ``path`` is locked while it is written: given a path another recorder is writing, the
     recorder writes ``<stem>.<pid><suffix>`` beside it instead (see :class:`FileSink`), and
-    :attr:`path` names it.
+    :attr:`path` names it. An earlier recorder's log at ``path`` is appended to, never emptied
+    (:attr:`appended`). ``take_over=True`` (live mode) takes the run from another process that
+    still holds it (``POST /v1/runs?take_over=true``: a script restarted after a crash need not
+    wait for the dead process's writer lease); that process then stops streaming.
 
     ``config`` is checked with or without a server (its keys are ``clip_threshold``,
     ``num_classes``, ``params`` and ``thresholds``; numbers finite). ``scaler``: a mixed-precision
@@ -862,7 +955,7 @@ class GradientRecorder:
                  api_key: str | None = None, config: dict[str, Any] | None = None,
                  finish_on_close: bool = True, close_timeout: float = 30.0,
                  spill: str | Path | None = None, on_refused: str = "warn",
-                 scaler: Any = None) -> None:
+                 scaler: Any = None, take_over: bool = False) -> None:
         # Every setting is checked here, before a file or a thread exists: a NaN passes `< 1`
         # and would record nothing, an infinity would kill the writer thread (errsweep2 N9); a
         # bad model or config no longer leaves the file open behind its error (newuser5 P6, P13).
@@ -878,6 +971,9 @@ class GradientRecorder:
         flush_interval = _check_seconds("flush_interval", flush_interval)
         close_timeout = _check_seconds("close_timeout", close_timeout)
         on_refused = _check_on_refused(on_refused)
+        take_over = _check_take_over(take_over)
+        if take_over and server is None:
+            raise ArgumentError("take_over=True needs live mode (server= and run=)")
         if path is None and server is None:
             raise ArgumentError("give a path, a server, or both")
         if server is not None and not run:
@@ -900,11 +996,14 @@ class GradientRecorder:
         self._zero_steps = 0
         self._scaler = scaler
         self.live: HttpSink | None = None
+        #: What :attr:`path` held before this recorder appended to it (None: a new file).
+        self.appended: Appended | None = None
         all_sinks: list[Sink] = []
         file_sink: FileSink | None = None
         if self.path is not None:
             file_sink = FileSink(self.path, config=config)
             self.path = file_sink.path  # another one, when another recorder writes this path
+            self.appended = file_sink.appended
             all_sinks.append(file_sink)
         try:
             if server is not None:
@@ -913,7 +1012,8 @@ class GradientRecorder:
                     spill = self.path.with_name(self.path.stem + ".unsent.jsonl")
                 self.live = HttpSink(server, run, api_key=api_key, config=config, buffer=buffer,
                                      spill=spill, finish_on_close=finish_on_close,
-                                     close_timeout=close_timeout, on_refused=on_refused)
+                                     close_timeout=close_timeout, on_refused=on_refused,
+                                     take_over=take_over)
                 all_sinks.append(self.live)
             all_sinks += sinks
             self._writer = _Writer(all_sinks, buffer, flush_interval, self._params.refresh)
@@ -1204,7 +1304,29 @@ def _refusal_reason(error: BaseException) -> str:
     return "the service refused the points"
 
 
+def _free_spill(path: Path) -> Path:
+    """``path``, or where an earlier process left unsent steps in it (a crashed or timed-out run of
+    the same script), the first free ``<name>.<n>.jsonl`` beside it: those steps are never
+    overwritten (newuser8 P4)."""
+    wanted = path
+    n = 0
+    while path.exists() and path.stat().st_size > 0:
+        n += 1
+        path = wanted.with_name(f"{wanted.stem}.{n}{wanted.suffix}")
+    if path != wanted:
+        log.warning("gradhealth recorder: %s holds logged steps an earlier recorder could not send "
+                    "(POST /v1/runs/{id}/points takes it as application/x-ndjson); this one spills "
+                    "to %s", wanted, path)
+    return path
+
+
 _ON_REFUSED = ("warn", "raise")
+
+
+def _check_take_over(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ArgumentTypeError(f"take_over must be True or False, got {value!r}")
+    return value
 
 
 def _check_on_refused(value: object) -> str:
@@ -1302,13 +1424,15 @@ class HttpSink:
                  spill: str | Path | None = None, batch_points: int = 5000,
                  timeout: float = 10.0, close_timeout: float = 30.0,
                  finish_on_close: bool = True, backoff: tuple[float, float] = (0.25, 30.0),
-                 on_refused: str = "warn", heartbeat: float = 20.0) -> None:
+                 on_refused: str = "warn", heartbeat: float = 20.0,
+                 take_over: bool = False) -> None:
         import httpx  # only live mode needs it
 
         from gradhealth.client import retry_after  # seconds or an HTTP date, as the client reads it
 
         self._retry_after = retry_after
         self.on_refused = _check_on_refused(on_refused)
+        self.take_over = _check_take_over(take_over)
 
         buffer = _check_int("buffer", buffer, 1)
         batch_points = _check_int("batch_points", batch_points, 1)
@@ -1332,7 +1456,7 @@ class HttpSink:
             safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run)[:60]
             spill = Path(tempfile.gettempdir()) / (
                 f"gradhealth-{safe}-{os.getpid()}-{uuid.uuid4().hex[:8]}.unsent.jsonl")
-        self.spill_path = Path(spill)
+        self.spill_path = _free_spill(Path(spill))
         self.run_id: str | None = None
         self.sent = 0
         self.last_seq = -1
@@ -1344,6 +1468,10 @@ class HttpSink:
         self.error: BaseException | None = None  # on_refused="raise": raised by write(), close()
         self.refused: BaseException | None = None  # on_refused="warn": logged, streaming stopped
         self._failing_since: float | None = None  # the first failed try of the current outage
+        self._last_failure: object = None  # why the last try failed (None: it did not)
+        # (the service's words, seconds it asked to wait, when) of the last 409 run_in_use: another
+        # process is the run's writer (newuser8 P5: close() said "did not answer in time")
+        self._in_use: tuple[str, float, float] | None = None
         self.unsent_path: Path | None = None
         self.clean = True
         self._attached: tuple[str, str | None, str] | None = None
@@ -1453,8 +1581,7 @@ class HttpSink:
             log.log(logging.INFO if self.refused is not None else logging.WARNING,
                     "gradhealth recorder: %s could not be sent to %s run %r (%s); they are "
                     "kept in %s", "some logged steps", self.server, self.run,
-                    self.error or self.refused or "the service did not answer in time",
-                    self.unsent_path)
+                    self.error or self.refused or self._unsent_reason(), self.unsent_path)
         if (not self.clean and self.finish_on_close and self.run_id is not None
                 and self.error is None and self.refused is None):
             # (Not after a refusal: a deleted run is not "left active", newuser4 P1.)
@@ -1467,6 +1594,21 @@ class HttpSink:
         if self.error is not None:  # not transient either (those are retried): no retry fixes it
             raise RunRefused(f"{type(self.error).__name__}: {self.error} (the points not sent are "
                              f"kept in {self.unsent_path or self.spill_path})") from self.error
+
+    def _unsent_reason(self) -> str:
+        """Why ``close()`` ran out of time: the service's refusal of the run as in use by another
+        writer, or no answer (with the last failure)."""
+        if self._in_use is not None and self._last_failure is not None:
+            words, wait, when = self._in_use
+            left = max(0.0, wait - (time.monotonic() - when))
+            return (f"the service refused the run: another process is its writer (409 run_in_use: "
+                    f"{words}); close_timeout={self.close_timeout:g} s ended first, the other "
+                    f"writer's lease has about {left:.0f} s left. Pass a close_timeout longer than "
+                    f"that to wait it out, take_over=True to take the run at once (the other process, "
+                    f"if alive, then stops streaming), or another run name")
+        if self._last_failure is not None:
+            return f"the service did not answer in time; the last try: {self._last_failure}"
+        return "the service did not answer in time"
 
     # -- the spill file (the lock held) -------------------------------------------------------
 
@@ -1608,7 +1750,8 @@ class HttpSink:
 
     def _send(self, batch: list[tuple[int, str, int]]) -> bool:
         if self.run_id is None:
-            run = self._call("POST", "/v1/runs", json={"name": self.run, "config": self.config})
+            run = self._call("POST", "/v1/runs", json={"name": self.run, "config": self.config},
+                             params={"take_over": "true"} if self.take_over else None)
             if run is None:
                 return False
             self.run_id = str(run["id"])
@@ -1679,6 +1822,7 @@ class HttpSink:
             else:
                 if response.status_code < 300:
                     self._last_answer = time.monotonic()
+                    self._last_failure = self._in_use = None
                     if self._failing_since is not None:
                         log.warning("gradhealth recorder: %s answers again after %.0f s; sending "
                                     "the %d logged steps waiting", self.server,
@@ -1697,10 +1841,17 @@ class HttpSink:
                             too_large.group(1).replace(",", "")) if too_large else None)
                     raise RunRefused(message, response.status_code)
                 why = response.status_code
-                if _in_use(response.status_code, response.text):  # say who holds the run
-                    with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
-                        why = f"409: {response.json()['detail']}"
                 retry_after = self._retry_after(response) or 0.0
+                if _in_use(response.status_code, response.text):  # say who holds the run
+                    words = response.text[:300]
+                    with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
+                        words = str(response.json()["detail"])
+                    why = (f"409 run_in_use: {words}; the recorder waits for the other writer's lease "
+                           f"to run out (take_over=True takes the run at once)")
+                    self._in_use = (words, retry_after, time.monotonic())
+                else:
+                    self._in_use = None
+            self._last_failure = why
             self.retries += 1
             if self._failing_since is None:
                 # Once an outage, not once a retry (newuser4 P16: silent until close before).

@@ -258,7 +258,9 @@ def test_two_recorders_of_one_process_on_one_path_write_two_whole_files(tmp_path
         assert rows[-1] == {"gradhealth_recorder": "end", "logged_steps": 20}
         assert len(rows) == 2 + 20 * ROWS_PER_STEP
         assert {r["step"] for r in rows if "step" in r} == set(steps)
-    # Closed, the path is free again: a third recorder writes it (emptied first).
+    # Closed, the path is free again: a third recorder writes it, appending after the first's
+    # log (newuser8 P4: emptying it lost a crashed run's steps).
     c = GradientRecorder(small_model(), path)
     c.close()
-    assert c.path == path and len(_lines(path)) == 2
+    assert c.path == path and len(_lines(path)) == 2 + 20 * ROWS_PER_STEP + 2
+    assert c.appended is not None and c.appended.ended and c.appended.last_step == 19

@@ -132,9 +132,15 @@ class _Planner:
             ptr = f"{pointer}/layers/{i}"
             kind = self.kind(layer, ptr)
             copies = kind.copies(layer)
+            first_shape = shape
             for k in range(copies):
                 name = f"{prefix}layers[{i}].{layer.type}" + (f"#{k}" if copies > 1 else "")
-                unit = self.unit(kind, layer, shape, layout, name, ptr)
+                try:
+                    unit = self.unit(kind, layer, shape, layout, name, ptr)
+                except SpecError as e:
+                    if k == 0 or type(e) is not SpecError:
+                        raise
+                    raise self._repeat_error(e, layer, f"{prefix}layers[{i}]", k, copies, first_shape, shape, ptr) from None
                 unit.copy = k
                 plans.append(unit)
                 shape, layout = unit.out_shape, unit.out_layout
@@ -146,6 +152,24 @@ class _Planner:
                 plans.append(unit)
                 shape, layout = unit.out_shape, unit.out_layout
         return plans, shape, layout
+
+    def _repeat_error(self, error: SpecError, layer: S.Layer, label: str, k: int, copies: int,
+                      first: tuple[int, ...], shape: tuple[int, ...], ptr: str) -> SpecError:
+        """A copy after the first of a repeated layer refused its input (newuser8 P10: an lstm with
+        ``repeat: 4`` was told it "needs a sequence input", given one): say that it reads the copy
+        before it, not the spec's input to the layer, and, for a recurrent layer whose ``output`` is
+        ``last``, what to set."""
+        why = "; ".join(p.message for p in error.problems) or str(error)
+        said = (f"{label} repeat {k + 1} of {copies} reads repeat {k}'s output {list(shape)}, "
+                f"not the layer's input {list(first)}")
+        if layer.type in ("rnn", "lstm", "gru") and getattr(layer, "output", None) == "last":
+            said += (f": `output` is `last` (the default), so each copy passes on its final state only. Set "
+                     f"`output: sequence` on the repeated layer (the last copy then outputs the sequence too), "
+                     f"or use `num_layers: {copies}` instead of `repeat` (one stack that passes the sequence "
+                     f"between its layers and applies `output` to the top one)")
+        else:
+            said += f" ({why})"
+        return self.fail(ptr, said)
 
     def kind(self, layer: S.Layer, ptr: str) -> K.LayerKind[Any]:
         kind = K.KINDS.get(layer.type)

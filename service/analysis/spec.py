@@ -903,7 +903,8 @@ def _message(err: ErrorDetails) -> str:
     if err["type"] == "union_tag_invalid":
         expected = err.get("ctx", {}).get("expected_tags", "")
         tag = err["input"].get("type") if isinstance(err["input"], dict) else err["input"]
-        return f"unknown layer type {_quote(tag)}; allowed: {expected}"
+        hint = _value_hint(tag, expected, "type")
+        return f"unknown layer type {_quote(tag)}; allowed: {expected}{'; ' + hint if hint else ''}"
     if err["type"] == "extra_forbidden":
         return "unknown field; " + _did_you_mean(tuple(err["loc"]))
     if err["type"] in {"literal_error", "greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
@@ -911,8 +912,60 @@ def _message(err: ErrorDetails) -> str:
         if err["loc"] and err["loc"][-1] == "activation" and str(err["input"]).lower() in ("softmax", "log_softmax"):
             hint = ("; a softmax output belongs to the loss: leave the last layer's activation out (identity) and "
                     "use loss cross_entropy, which applies it")
+        if err["type"] == "literal_error" and not hint:
+            found = _value_hint(err["input"], str(err.get("ctx", {}).get("expected", "")), str(err["loc"][-1]))
+            hint = f"; {found}" if found else ""
         return f"{msg} (got {_quote(err['input'])}){hint}"
     return msg
+
+
+#: Well-known other names of enumerated values (PyTorch's, Keras', papers'), where each stands for
+#: one allowed value only; a name that stands for several (``kaiming``: normal or uniform) is
+#: answered with all of them by :func:`_value_hint`'s prefix rule instead.
+_VALUE_ALIASES: dict[str, dict[str, str]] = {"type": {
+    "ce": "cross_entropy", "crossentropyloss": "cross_entropy", "categorical_crossentropy": "cross_entropy",
+    "sparse_categorical_crossentropy": "cross_entropy", "nll": "cross_entropy",
+    "bce": "binary_cross_entropy", "bcewithlogits": "binary_cross_entropy",
+    "bcewithlogitsloss": "binary_cross_entropy", "binary_crossentropy": "binary_cross_entropy",
+    "l2": "mse", "mean_squared_error": "mse", "mseloss": "mse",
+    "l1": "mae", "mean_absolute_error": "mae", "l1loss": "mae", "smooth_l1": "huber", "huberloss": "huber",
+    "dense": "linear", "fully_connected": "linear", "fc": "linear",
+    "multiheadattention": "transformer_encoder", "transformerencoderlayer": "transformer_encoder",
+}, "scheme": {"glorot_normal": "xavier_normal", "glorot_uniform": "xavier_uniform"},
+    "activation": {"logistic": "sigmoid", "linear": "identity", "none": "identity", "lrelu": "leaky_relu"}}
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\s_\-]+", "", text.casefold())
+
+
+def _value_hint(value: object, expected: str, field: str = "") -> str:
+    """A "did you mean" for an enumerated value that is not one of ``expected`` (pydantic's
+    ``'a', 'b' or 'c'``), newuser8 P11: the same spelling without case, ``_`` or ``-``
+    (``LeakyReLU``); a well-known other name (:data:`_VALUE_ALIASES`, by ``field``: ``bce``, ``glorot_uniform``);
+    every value it is the family of (``kaiming`` -> ``kaiming_normal`` or ``kaiming_uniform``); else
+    the nearest by difflib (``sigmod`` -> ``sigmoid``). ``""`` where nothing is near."""
+    import difflib
+
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    allowed = re.findall(r"'([^']*)'", expected)
+    if not allowed:
+        return ""
+    key = value.strip()
+    squashed = _squash(key)
+    same = [a for a in allowed if _squash(a) == squashed]
+    # a shorthand (``init: glorot_uniform``, ``loss: bce``) is the value of its object's field
+    field = {"init": "scheme", "recurrent_init": "scheme", "loss": "type", "optimizer": "type"}.get(field, field)
+    aliases = _VALUE_ALIASES.get(field, {})
+    alias = aliases.get(key.casefold()) or aliases.get(squashed)
+    family = [a for a in allowed if _squash(a).startswith(squashed) and len(squashed) >= 2
+              and a.casefold().startswith(key.casefold().replace("-", "_") + "_")]
+    close = difflib.get_close_matches(key.casefold(), allowed, n=2, cutoff=0.6)
+    picks = same or ([alias] if alias in allowed else []) or family or close
+    if not picks or picks == [key]:
+        return ""
+    return "did you mean " + " or ".join(repr(p) for p in picks) + "?"
 
 
 def _spec_error(problems: list[Problem]) -> SpecError:
