@@ -212,6 +212,63 @@ def steep_stretch(result: SimulationResult) -> tuple[list[UnitStats], float, str
     return best
 
 
+#: The per-layer factor under which a signal counts as collapsing, backwards (||dL/dh||) and
+#: forwards (the signal's RMS) alike: 1/sqrt(8) = 0.354, the gain of weights with under 1/8 of the
+#: critical variance (DOMAIN: gain per layer). No usual init is that small: torch's default
+#: U(+-1/sqrt(fan_in)) on ReLU gives 1/sqrt(6) = 0.41, Xavier 0.7, He and LeCun 1; a trained net's
+#: weights scaled by 0.05 give about 0.1, a 2-2-1 net at U(+-0.05) about 0.02.
+COLLAPSE_LAYER_GAIN = 8 ** -0.5
+
+
+@dataclass(frozen=True)
+class Collapse:
+    """The forward and backward signal falling together through ``units`` (the first weighted layer
+    to the readout): ``backward`` is ||dL/dh_first|| / ||dL/dh_readout|| over ``len(units) - 1``
+    layers, ``forward`` the readout's output std over the first layer's input RMS over
+    ``len(units)`` layers, each with its factor per layer."""
+
+    units: list[UnitStats]
+    backward: float
+    forward: float
+    backward_per_layer: float
+    forward_per_layer: float
+
+
+def signal_collapse(result: SimulationResult, total: float) -> Collapse | None:
+    """The :class:`Collapse` of a plain chain of weighted layers (one tower, one readout, two gains
+    or more back to the first layer) where both directions fall under ``total`` in all and under
+    :data:`COLLAPSE_LAYER_GAIN` per layer; None otherwise. Weights uniformly too small shrink both
+    directions alike, so the weight gradients (a_{l-1} x delta_l, about s^(L-1) in every layer) stay
+    balanced across depth and the trunk's first/last ratio, which leaves the readout out, can stay
+    over the bar (onnxsweep17 u03: a trained policy's weights x0.05, ||dL/dh|| 0.359 -> 0.000152
+    over 4 layers; peersweep10 u06: a 2-2-1 ReLU net at U(+-0.05), output std 5.6e-6). A trained
+    regressor whose readout alone is small (its output scale learned) has one such gain, not two."""
+    units = trunk(result)
+    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values]
+    readouts = [u for u in weighted if u not in units]
+    if len(units) < 2 or len(readouts) != 1 or weighted[-1] is not readouts[0] or len(towers(result, units)) != 1:
+        return None
+    chain = units + readouts
+    if any(u.normalised for u in chain):
+        return None  # (a norm restores the forward scale: not this)
+    first_in = math.sqrt(chain[0].geo("input_mean_square"))
+    out_std = chain[-1].geo("activation_std")
+    g_first, g_last = chain[0].geo("output_grad_norm"), chain[-1].geo("output_grad_norm")
+    figures = (first_in, out_std, g_first, g_last)
+    if not all(v > 0 and math.isfinite(v) for v in figures):
+        return None  # (no gradient at all, or none measured: other findings')
+    backward, forward = g_first / g_last, out_std / first_in
+    per_back, per_fwd = backward ** (1 / (len(chain) - 1)), forward ** (1 / len(chain))
+    # the trunk alone must collapse too: a policy head initialised at gain 0.01 (PPO's actor) makes
+    # both totals small through one layer, over a trunk whose gains are 1
+    trunk_std = units[-1].geo("activation_std")
+    per_trunk = (trunk_std / first_in) ** (1 / len(units)) if trunk_std > 0 else 0.0
+    if (backward < total and forward < total and per_back < COLLAPSE_LAYER_GAIN and per_fwd < COLLAPSE_LAYER_GAIN
+            and per_trunk < COLLAPSE_LAYER_GAIN):
+        return Collapse(chain, backward, forward, per_back, per_fwd)
+    return None
+
+
 def stretch_scale(run: list[UnitStats]) -> float:
     """The per-layer gain the stretch's weights give by their scale alone, were they drawn i.i.d.:
     the geometric mean over its layers of sqrt(fan_in * std(W)^2 / sigma_w2*), sigma_w2* the

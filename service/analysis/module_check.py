@@ -1514,6 +1514,34 @@ def _one_sample_norms(imported: Any) -> bool:
     return False
 
 
+def _forward_failure(module: nn.Module, inputs: list[InputSpec]) -> str | None:
+    """Why an imported graph does not run forward on the first seed's inputs; None where it does."""
+    dtype = next((p.dtype for p in module.parameters()), torch.float32)
+    xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, 0)]
+    try:
+        with torch.no_grad():
+            call(module, xs)
+    except (RuntimeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _runs_at_one(data: bytes, failure: str | None, input_shapes: dict[str, list[int]] | None, limits: Any,
+                 output: str | None, input_range: tuple[float, float] | None) -> Any:
+    """The graph imported at batch 1 where it failed at another batch (``failure``, not a batch norm's
+    want of a second sample) and runs at 1; None otherwise."""
+    from gradhealth.analysis.importers.onnx import import_onnx
+
+    if failure is None or "more than 1 value per channel" in failure:
+        return None
+    try:
+        single = import_onnx(data, input_shapes=input_shapes, batch_size=1, limits=limits, output=output,
+                             input_range=input_range)
+    except ModelError:
+        return None
+    return single if _forward_failure(single.module, single.inputs) is None else None
+
+
 def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
@@ -1552,6 +1580,17 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                                output=output, input_range=input_range)
         imported.notes.append(f"the file fixes its batch at 1; simulated at {DEFAULT_BATCH} because its batch "
                               "norms need batch statistics (give --batch-size to choose another)")
+    if batch_size is None and any(len(i.shape) > 0 and i.shape[0] != 1 for i in imported.inputs):
+        failure = _forward_failure(imported.module, imported.inputs)
+        single = _runs_at_one(data, failure, input_shapes, limits, output, input_range)
+        if single is not None:
+            # the dynamic batch the check filled does not run, batch 1 does: the graph fixes its batch
+            # at 1 inside (ML-Agents' memory LSTM passes `memories` [batch, 1, n] as the LSTM's initial
+            # state [1, batch, n], onnxsweep17 h09): simulated at the batch it runs at, not refused
+            imported = single
+            imported.notes.append(f"the graph does not run at the default batch of {DEFAULT_BATCH} ({failure}) "
+                                  "but does at 1, the batch it fixes inside: simulated at batch 1 "
+                                  "(--batch-size 1 says so)")
     from_logits = True
     # one forward serves both questions (none for a loss given that is not the cross-entropy)
     out = _first_output(imported.module, imported.inputs) if loss in (None, "cross_entropy") else None
@@ -1613,6 +1652,9 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
             # a BatchNorm in training mode (a training-mode export) needs 2 samples to normalise over
             hint = ("; a batch norm in training mode needs at least 2 samples: give a batch size of 2 or more "
                     "(--batch-size 16; batch_size over HTTP)")
+        elif batch_size not in (None, 1) and _runs_at_one(data, str(exc), input_shapes, limits, output,
+                                                           input_range) is not None:
+            hint = "; the graph runs at batch 1 only (it fixes its batch inside): give --batch-size 1 (batch_size over HTTP)"
         elif batch_size is not None:
             hint = ("; the graph may fix its batch size (an exporter bakes the example's batch into "
                     "shapes): leave batch_size out, or export with a dynamic batch axis")
