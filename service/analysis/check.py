@@ -275,13 +275,16 @@ class _Verifier:
                 continue
             self.results[id(remedy)] = after
             value, fixed, new = judge(det, all_detections, after, thresholds)
+            unjudged = not_judged(det.code, value, after)
             remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                        after=finite_or_none(value), fixed=fixed, side_effects=new,
+                                       not_judged=unjudged,
                                        judged=judged_figure(det, self.result, after, thresholds),
                                        side_effect_figures=side_effect_figures(new, all_detections, self.result,
                                                                                after, thresholds),
                                        seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, thresholds))
-            remedy.recommended = fixed and not new
+            # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
+            remedy.recommended = (fixed or unjudged is not None) and not new
         best = clip_reference(det.code, remedies, self.results)
         if best is not None and part.clips(det):
             # A clipping threshold from a fixed network's norms, never the broken one's.
@@ -293,6 +296,8 @@ class _Verifier:
 
     def _decided(self, det: Detection, all_detections: list[Detection], after: SimulationResult) -> bool:
         """Whether one seed's ``after`` decides the remedy's verdict as every seed's would (:func:`decided`)."""
+        if not_judged(det.code, _part(det).measure(after), after) is not None:
+            return False  # (one seed's samples too few to judge: every seed's, as the finding's own)
         return decided(lambda t: acted_on(judge(det, all_detections, after, t)), self.options.thresholds,
                        self.margin)
 
@@ -381,8 +386,20 @@ def judge(det: Detection, all_detections: list[Detection], after: SimulationResu
     overshot = OPPOSITE.get(det.code) in new
     # a network still overflowing is fixed of nothing: its figures are NaN, not healthy
     fixed = (all(d.code != det.code for d in found) and not new_errors and not overshot
-             and not still_nonfinite(found) and not unmeasured_with_errors(value, found))
+             and not still_nonfinite(found) and not unmeasured_with_errors(value, found)
+             and not_judged(det.code, value, after) is None)
     return value, fixed, new
+
+
+def not_judged(code: str, value: float, after: SimulationResult) -> str | None:
+    """Why ``code``'s rule could not judge a remedy's re-simulation ``after`` (its metric ``value``
+    nan while units of the kind it counts remain: :meth:`ArchitectureRule.unjudged`), or None. Such
+    a verdict is not fixed: "fixed" never rests on nothing measured (onnxsweep17 u04: a file fixing
+    its batch at 1, re-simulated on one seed, read "FIXED: max_dead_fraction 1 -> -")."""
+    if not math.isnan(value):
+        return None
+    part: ArchitectureRule = rule(code).architecture
+    return part.unjudged(after)
 
 
 def unmeasured_note(value: float, code: str | None = None, after: SimulationResult | None = None) -> str | None:
@@ -404,7 +421,8 @@ def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, 
     """What a verified remedy's ``after`` needs said beside it: :func:`unmeasured_note`; or, for a
     large_updates fix whose largest ratio left is over the warning level, that the figure is the
     output layer's fresh step, which the rule does not judge alone (spec sweep 7: "fixed" at 0.15)."""
-    note = unmeasured_note(value, code, after)
+    unjudged = not_judged(code, value, after)
+    note = f"not judged: {unjudged}" if unjudged is not None else unmeasured_note(value, code, after)
     if note is None and code == "large_updates" and fixed and value > thresholds.large_update_warning:
         note = (f"the largest ratio left, {value:.3g}, is the output layer's first step, which large_updates does "
                 f"not judge alone under {thresholds.large_update_error:g} (a freshly initialised head moves that much "

@@ -33,6 +33,7 @@ from gradhealth.analysis.check import (
     acted_on,
     clip_reference,
     decided,
+    not_judged,
     optimizer_shown,
     seed_margin,
     still_nonfinite,
@@ -710,8 +711,10 @@ class _Verifier:
         try:
             after = rescaled or self.simulate(change, seeds=1)
             self.simulated += rescaled is None
-            if after.seeds < self.run.seeds and not decided(
-                    lambda t: acted_on(self.judge(det, before, after, t)), self.thresholds, self.margin):
+            if after.seeds < self.run.seeds and (not_judged(det.code, rule(det.code).architecture.measure(after),
+                                                            after) is not None or not decided(
+                    lambda t: acted_on(self.judge(det, before, after, t)), self.thresholds, self.margin)):
+                # (one seed's samples too few to judge, a batch of 1: every seed's, pooled as the finding's)
                 after = self.simulate(change)  # close to a threshold on one seed: every seed decides
                 self.simulated += 1
         except (RuntimeError, ValueError) as exc:
@@ -720,10 +723,12 @@ class _Verifier:
             remedy.recommended = False
             return None
         value, fixed, new = self.judge(det, before, after, self.thresholds)
+        unjudged = not_judged(det.code, value, after)
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
-                                   after=finite_or_none(value), fixed=fixed, side_effects=new,
+                                   after=finite_or_none(value), fixed=fixed, side_effects=new, not_judged=unjudged,
                                    seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, self.thresholds))
-        remedy.recommended = fixed and not new
+        # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
+        remedy.recommended = (fixed or unjudged is not None) and not new
         return after
 
     @staticmethod
@@ -739,7 +744,7 @@ class _Verifier:
         overshot = any(d.code == OPPOSITE.get(det.code) and d.severity == "error" for d in found) \
             and OPPOSITE.get(det.code) in new
         return (value, severity in (None, "info") and not still_nonfinite(found) and not overshot
-                and not unmeasured_with_errors(value, found), new)
+                and not unmeasured_with_errors(value, found) and not_judged(det.code, value, after) is None, new)
 
 
 #: Codes whose fixes include changes to training, as the spec check proposes them: gradient

@@ -231,6 +231,12 @@ class ArchitectureRule(ABC):
         (shown beside it in a remedy's verification); None where the metric is what is judged."""
         return None
 
+    def unjudged(self, result: SimulationResult) -> str | None:
+        """Why the rule could not judge ``result`` though it has what the metric counts (a nan
+        :meth:`measure` while units of the kind remain), in words; None where it judged, or where
+        nothing of the kind is left. A remedy's re-simulation the rule could not judge is not fixed."""
+        return None
+
     def propose(self, ctx: Context) -> list[Remedy]:
         """Every remedy worth trying (not yet verified)."""
         return [r for build in self.remedies for r in build(ctx)]
@@ -1670,6 +1676,30 @@ class DeadUnits(_Fraction):
     def limits(self, t: Thresholds) -> tuple[float, float]:
         return t.dead_warning, t.dead_error
 
+    def unjudged(self, result: SimulationResult) -> str | None:
+        # a batch under 8: judged over every seed's samples pooled, and then only a layer off whole
+        # on all of them (:meth:`judged`); a ReLU layer left out is not judged, not healthy
+        # (onnxsweep17 u04: a remedy re-simulated on one seed at the file's batch of 1, "FIXED 1 -> -")
+        if not _small_batch(result):
+            return None
+        output = clipped_output(result)
+        judged = {u.name for u, _ in self.judged(result)}
+        left = [u for u in result.units if self.key in u.values and u is not output and u.name not in judged]
+        if not left:
+            return None
+        samples = (result.batch_size or 0) * result.seeds
+        if not _pooled_enough(result):
+            return (f"too few samples: {samples} over {result.seeds} seed(s) at a batch of {result.batch_size}, "
+                    f"under the {MIN_POOLED_SAMPLES} that a layer off whole is judged on")
+        parts = []
+        for u in left[:3]:
+            every = u.values.get("dead_in_every_seed")  # graph.DEAD_IN_EVERY_SEED
+            share = f"{float(every[0]):.0%} of its units" if every is not None and not math.isnan(every[0]) else "a part"
+            parts.append(f"{u.name}: {share}")
+        return (f"too few samples: {samples} over {result.seeds} seed(s) at a batch of {result.batch_size}, on which "
+                f"only a ReLU layer off whole is judged, and {'; '.join(parts)}{' ...' if len(left) > 3 else ''} "
+                f"zero on all of them; a batch of {MIN_DEAD_BATCH} or more judges it")
+
     def discounted(self, result: SimulationResult, t: Thresholds
                    ) -> list[tuple[UnitStats, float, float | None, float | None]]:
         """The layers whose figure in the layer table (``dead_fraction``: each seed's batch, averaged)
@@ -1830,6 +1860,9 @@ class DeadUnits(_Fraction):
         else:
             head = (f"born dead in {k} of {n} seeds: every unit of {where} is zero for the whole batch in "
                     f"{'that seed' if k == 1 else 'each of them'}, and no gradient reaches the first layer")
+        # a note carries no remedies (check.py, module_check.py), so it points at the changes it names
+        # itself, not at "the changes below" (peersweep11 h07: a 6% born-dead share, a note)
+        fixes = "one of the changes named next" if severity == "info" else "the changes below"
         return Detection(
             self.code, severity, f"max_{self.key}", value, head,
             "A ReLU layer whose every unit is off for every input passes no gradient, so nothing before it ever "
@@ -1840,10 +1873,10 @@ class DeadUnits(_Fraction):
                f"Here a minority of draws dies, {share:.0%} of {n} further initialisations of the spec's init and "
                f"input distribution (a note under {BORN_DEAD_WARNING_SHARE:.0%}, a warning from it, an error from "
                f"{BORN_DEAD_ERROR_SHARE:.0%}): a run that does not learn at all is likely this; restarting with "
-               "another seed, or the changes below, avoids it. " if many else
+               f"another seed, or {fixes}, avoids it. " if many else
                f"Here a minority of the {n} seeds died; so few seeds cannot measure the share (one dead seed of "
                f"{n} fits a true share from a few per cent to most draws): a run that does not learn at all is "
-               "likely this; restarting with another seed, or the changes below, avoids it. ")
+               f"likely this; restarting with another seed, or {fixes}, avoids it. ")
             + "Wider layers, a leaky ReLU, a small positive bias or normalisation keep units alive.",
             evidence, at_risk)
 

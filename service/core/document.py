@@ -81,6 +81,10 @@ class Verified(BaseModel):
                                           "network (xavier_init on a chaotic tanh net: vanishing_gradient's "
                                           "output_grad_ratio_first_to_last 1.3e3 -> 7.8e-4)")
     note: str | None = None
+    not_judged: str | None = Field(
+        None, description="why the finding's rule could not judge the changed network though it has what the "
+                          "metric counts (dead_units on a file fixing its batch at 1: 'too few samples'); the "
+                          "remedy is then not fixed, and `after` is null")
     seeds: int | None = Field(None, description="seeds the after figure and the verdict were measured on: one "
                                                 "where its verdict held with every threshold half a decade "
                                                 "(a tenth of the units) either way, else every seed of the spec")

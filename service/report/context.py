@@ -197,7 +197,8 @@ def verified_text(r: Remedy, doc: Diagnosis, *, markdown: bool = True) -> str:
     v = r.verified
     if v is None:
         return "from the log" if doc.kind == "logs" else "not simulated"
-    state = ("**fixed**" if markdown else "FIXED") if v.fixed else "not fixed"
+    state = (f"not judged: {v.not_judged.split(':')[0]}" if v.not_judged else
+             ("**fixed**" if markdown else "FIXED") if v.fixed else "not fixed")
     return f"{state}: {verified_figures(v)}"
 
 

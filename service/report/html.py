@@ -153,7 +153,7 @@ def _finding_card(i: int, f: Finding, where: str, doc: Diagnosis) -> list[str]:
             fixed = ""
             if v is not None:
                 fixed = (f' <span class="badge {"ok" if v.fixed else "warning"}">'
-                         f'{"fixed" if v.fixed else "not fixed"}</span>')
+                         f'{"not judged" if v.not_judged else "fixed" if v.fixed else "not fixed"}</span>')
             parts.append(
                 f'<li class="remedy{state}" id="finding-{i}-{_e(r.id)}"><code>{_e(r.id)}</code> '
                 f"<strong>{_e(r.title)}</strong>{fixed}"

@@ -124,7 +124,7 @@ def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
                     "| metric | before | after | fixed |",
                     "|---|---|---|---|",
                     f"| {md_code(v.metric, in_table=True)} | {num(v.before)} | {num(v.after)} "
-                    f"| {'yes' if v.fixed else 'no'} |",
+                    f"| {'not judged' if v.not_judged else 'yes' if v.fixed else 'no'} |",
                 ]
             if best.snippet:
                 out += ["", fenced(best.snippet, "python")]

@@ -74,7 +74,8 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
             if v is None:
                 measured = "from the log" if doc.kind == "logs" else _UNVERIFIED.get(r.unverified or "", "not verified")
             else:
-                measured = f"{'FIXED' if v.fixed else 'not fixed'}: {verified_figures(v, '->')}"
+                state = f"not judged: {v.not_judged.split(':')[0]}" if v.not_judged else "FIXED" if v.fixed else "not fixed"
+                measured = f"{state}: {verified_figures(v, '->')}"
             tag = "" if r.recommended else " (not recommended)"
             lines.append(f"    {i}. {r.id}{tag}: {r.change} [{measured}]")
             lines += _remedy_body(r)
