@@ -3,7 +3,9 @@
 Framing and CRCs come from :mod:`.tfrecord`, the common one-scalar events from the numpy
 :mod:`.fastpath`, every other event from the Python :class:`.protobuf.EventDecoder`; the two kinds
 of points are merged per tag in file order. Histograms become norms, ``layer_grad_norm`` when the
-tag names a gradient, else ``weight_norm``.
+tag names a gradient, else ``weight_norm``. A file whose step is the epoch (Ultralytics' tags, an
+``epoch`` scalar equal to its step, Keras' ``epoch_*`` tags) gets ``step_unit="epoch"``
+(:mod:`gradhealth.logs.axis`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gradhealth.errors import LogError, UploadTooLarge
+from gradhealth.logs.axis import mark_epochs
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.tensorboard import protobuf
 from gradhealth.logs.readers.tensorboard.fastpath import assign_tag_ids, decode_simple_scalars
@@ -131,6 +134,7 @@ def _read_events(data: bytes, source: str, name: str, limits: ReadLimits) -> Run
     series = _series(names, fast, decoder.scalars.arrays(), histogram=False)
     taken = {s.name for s in series}
     series += _series(names, none, decoder.histograms.arrays(), histogram=True, taken=taken)
+    mark_epochs(series)   # a file whose step is the epoch (Ultralytics, Keras' epoch_* tags)
     if not series:
         skipped = (f" (tensors that are not scalars: {', '.join(sorted(decoder.skipped_tensors)[:5])})"
                    if decoder.skipped_tensors else "")
