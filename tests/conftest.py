@@ -9,6 +9,7 @@ import copy
 import os
 from collections.abc import Callable, Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,3 +56,22 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     s.start()
     yield s
     s.stop()
+
+
+@pytest.fixture
+def off_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's output as off a GitHub runner, whatever machine runs the tests (no step summary,
+    no annotations written for the runner): a module takes it with
+    ``pytestmark = pytest.mark.usefixtures("off_runner")``."""
+    for var in ("GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def run_csv(tmp_path: Path) -> Path:
+    """A CSV log whose gradient norm explodes (``tests.ci.helpers.exploding_csv``), in ``tmp_path``."""
+    from tests.ci.helpers import exploding_csv
+
+    path = tmp_path / "run.csv"
+    path.write_text(exploding_csv())
+    return path

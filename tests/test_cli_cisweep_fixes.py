@@ -18,10 +18,7 @@ from tests.ci.helpers import VANISHING_YAML, exploding_csv
 FAST = ("--no-verify", "--seeds", "1")
 
 
-@pytest.fixture(autouse=True)
-def _not_on_a_runner(monkeypatch):
-    for var in ("GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
-        monkeypatch.delenv(var, raising=False)
+pytestmark = pytest.mark.usefixtures("off_runner")
 
 
 @pytest.fixture

@@ -15,20 +15,8 @@ from pathlib import Path
 import pytest
 
 from gradhealth.cli import main
-from tests.ci.helpers import exploding_csv
 
-
-@pytest.fixture(autouse=True)
-def _not_on_a_runner(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def run_csv(tmp_path: Path) -> Path:
-    path = tmp_path / "run.csv"
-    path.write_text(exploding_csv())
-    return path
+pytestmark = pytest.mark.usefixtures("off_runner")
 
 
 def _log_doc(run_csv: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:

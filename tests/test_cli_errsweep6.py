@@ -27,10 +27,7 @@ SMALL_YAML = "input: {shape: [8]}\nseeds: 1\nlayers: [{type: linear, out_feature
 HAS_FIFO = hasattr(os, "mkfifo")
 
 
-@pytest.fixture(autouse=True)
-def _not_on_a_runner(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
-        monkeypatch.delenv(var, raising=False)
+pytestmark = pytest.mark.usefixtures("off_runner")
 
 
 @pytest.fixture
