@@ -250,7 +250,11 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     # their lowest, a sustained onset) does not bear out left the run with neither finding, so a loss
     # stuck above chance went unreported at the end of a run whose prefix had raised both (newuser8:
     # a dead MLP's loss 1.106 -> ~1.6 over 300 steps, "rising" here, no divergence there)
-    if rising and not falling and not descending and not any(
+    # A loss that went non-finite or ended past divergence_factor x its start blew up (nonfinite,
+    # exploding_gradient and the spikes say so): no level to stall at (the scorecard's exponential lr:
+    # 2,681x its start, then Inf, read "too little to tell whether it learns").
+    blew_up = not bool(np.all(np.isfinite(loss.values))) or sm[-1] > t.divergence_factor * climbed
+    if rising and not falling and not descending and not blew_up and not any(
             f.severity != "info" for f in divergence(run, t) if f.evidence.metric == loss.name):
         rising = False
     if rising or falling or descending or (converged and chance is None):
