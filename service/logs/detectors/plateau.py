@@ -186,6 +186,10 @@ def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
         [])  # a rate too small or far too large freezes a loss alike: nothing says which way
 
 
+#: A loss ending this many times over its start blew up: no plateau to judge (see plateau)
+_BLOWN_UP = 10.0
+
+
 @detects("loss_plateau")
 def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     stuck = (stuck_validation_accuracy(run, t) or one_class_validation(run) or one_class_constant(run)
@@ -250,10 +254,11 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     # their lowest, a sustained onset) does not bear out left the run with neither finding, so a loss
     # stuck above chance went unreported at the end of a run whose prefix had raised both (newuser8:
     # a dead MLP's loss 1.106 -> ~1.6 over 300 steps, "rising" here, no divergence there)
-    # A loss that went non-finite or ended past divergence_factor x its start blew up (nonfinite,
+    # A loss that went non-finite or ended an order of magnitude over its start blew up (nonfinite,
     # exploding_gradient and the spikes say so): no level to stall at (the scorecard's exponential lr:
-    # 2,681x its start, then Inf, read "too little to tell whether it learns").
-    blew_up = not bool(np.all(np.isfinite(loss.values))) or sm[-1] > t.divergence_factor * climbed
+    # 2,681x its start, then Inf, read "too little to tell whether it learns"); newuser8's 1.7x, stuck
+    # above chance, is a level
+    blew_up = not bool(np.all(np.isfinite(loss.values))) or sm[-1] > _BLOWN_UP * climbed
     if rising and not falling and not descending and not blew_up and not any(
             f.severity != "info" for f in divergence(run, t) if f.evidence.metric == loss.name):
         rising = False
