@@ -1433,16 +1433,21 @@ def on_synthetic_inputs(doc: Diagnosis, input_range: tuple[float, float] | None 
     return doc
 
 
-def _first_output(module: nn.Module, inputs: list[InputSpec]) -> torch.Tensor | None:
+def _first_forward(module: nn.Module, inputs: list[InputSpec]) -> tuple[torch.Tensor | None, str | None]:
     """An imported graph's first output on the first seed's inputs, its autograd node kept (what
-    made it is read); None where the graph does not run on them (the check then says why)."""
+    made it is read), and None; or None and why the graph does not run on them."""
     dtype = next((p.dtype for p in module.parameters()), torch.float32)
     xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, 0)]
     try:
         with torch.enable_grad():
-            return first_tensor(call(module, xs))
-    except (RuntimeError, ValueError):
-        return None
+            return first_tensor(call(module, xs)), None
+    except (RuntimeError, ValueError) as exc:
+        return None, str(exc)
+
+
+def _first_output(module: nn.Module, inputs: list[InputSpec]) -> torch.Tensor | None:
+    """:func:`_first_forward`'s output; None where the graph does not run (the check then says why)."""
+    return _first_forward(module, inputs)[0]
 
 
 def implied_loss(module: nn.Module, inputs: list[InputSpec],
@@ -1519,18 +1524,6 @@ def _one_sample_norms(imported: Any) -> bool:
     return False
 
 
-def _forward_failure(module: nn.Module, inputs: list[InputSpec]) -> str | None:
-    """Why an imported graph does not run forward on the first seed's inputs; None where it does."""
-    dtype = next((p.dtype for p in module.parameters()), torch.float32)
-    xs = [x.to(dtype) if x.is_floating_point() else x for x in make_inputs(inputs, 0)]
-    try:
-        with torch.no_grad():
-            call(module, xs)
-    except (RuntimeError, ValueError) as exc:
-        return str(exc)
-    return None
-
-
 def _runs_at_one(data: bytes, failure: str | None, input_shapes: dict[str, list[int]] | None, limits: Any,
                  output: str | None, input_range: tuple[float, float] | None) -> Any:
     """The graph imported at batch 1 where it failed at another batch (``failure``, not a batch norm's
@@ -1544,7 +1537,7 @@ def _runs_at_one(data: bytes, failure: str | None, input_shapes: dict[str, list[
                              input_range=input_range)
     except ModelError:
         return None
-    return single if _forward_failure(single.module, single.inputs) is None else None
+    return single if _first_forward(single.module, single.inputs)[1] is None else None
 
 
 def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
@@ -1585,10 +1578,13 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                                output=output, input_range=input_range)
         imported.notes.append(f"the file fixes its batch at 1; simulated at {DEFAULT_BATCH} because its batch "
                               "norms need batch statistics (give --batch-size to choose another)")
+    first: tuple[torch.Tensor | None, str | None] | None = None  # (the one forward both questions read)
     if batch_size is None and any(len(i.shape) > 0 and i.shape[0] != 1 for i in imported.inputs):
-        failure = _forward_failure(imported.module, imported.inputs)
+        first = _first_forward(imported.module, imported.inputs)
+        failure = first[1]
         single = _runs_at_one(data, failure, input_shapes, limits, output, input_range)
         if single is not None:
+            first = None
             # the dynamic batch the check filled does not run, batch 1 does: the graph fixes its batch
             # at 1 inside (ML-Agents' memory LSTM passes `memories` [batch, 1, n] as the LSTM's initial
             # state [1, batch, n], onnxsweep17 h09): simulated at the batch it runs at, not refused
@@ -1598,7 +1594,8 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                                   "(--batch-size 1 says so)")
     from_logits = True
     # one forward serves both questions (none for a loss given that is not the cross-entropy)
-    out = _first_output(imported.module, imported.inputs) if loss in (None, "cross_entropy") else None
+    out = ((first[0] if first is not None else _first_output(imported.module, imported.inputs))
+           if loss in (None, "cross_entropy") else None)
     # a sigmoid per class under the cross-entropy the user gave (nn.CrossEntropyLoss on the sigmoid's
     # outputs, as the file was trained): the model's own pairing, judged as a live module's; without
     # --loss only a note explained it, and with it nothing was said (onnxsweep15 u01)
