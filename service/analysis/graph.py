@@ -207,6 +207,9 @@ class UnrolledRNN(nn.Module):
         length = seq.shape[1]
         for layer in range(rnn.num_layers):
             outs: list[torch.Tensor] = []
+            # one unbind, not a slice per step: a slice's backward fills a zero tensor the size of
+            # the whole sequence per step (T^2 work: 7x slower over 2,500 steps), unbind's one
+            xs = inp.unbind(1)
             # a bidirectional layer: torch's second direction (``_reverse`` weights) reads the
             # sequence backwards; its steps are kept in the order it runs them (sublayer 2k + 1)
             for direction in range(self.directions):
@@ -222,7 +225,7 @@ class UnrolledRNN(nn.Module):
                 w_hr = getattr(rnn, f"weight_hr{suffix}") if self.proj else None
                 steps: list[torch.Tensor] = []
                 for t in (range(length - 1, -1, -1) if direction else range(length)):
-                    h, c = step(rnn, self.kind, inp[:, t], h, c, weights)
+                    h, c = step(rnn, self.kind, xs[t], h, c, weights)
                     if w_hr is not None:
                         h = nn.functional.linear(h, w_hr)  # the projection: what the next step and the output read
                     if h.requires_grad:

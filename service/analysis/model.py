@@ -314,6 +314,7 @@ class RecurrentUnit(Unit):
         length = x.shape[1]
         for layer_index in range(self.layer.num_layers):
             outs: list[torch.Tensor] = []
+            xs = inp.unbind(1)  # one node, not a slice per step (see graph.UnrolledRNN.forward)
             # the reverse direction reads from the end; its steps are kept in the order it runs them
             # (time series sublayer 2 * layer + 1)
             for direction in range(self.directions):
@@ -324,7 +325,7 @@ class RecurrentUnit(Unit):
                 steps: list[torch.Tensor] = []
                 for t in (range(length - 1, -1, -1) if direction else range(length)):
                     # one autograd node per step: torch's own cell kernels where the cell is torch's
-                    h, c = step(self.rnn, kind, inp[:, t], h, c, weights)
+                    h, c = step(self.rnn, kind, xs[t], h, c, weights)
                     if h.requires_grad:
                         h.retain_grad()
                     if self.probe is not None:
