@@ -12,7 +12,13 @@ from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies
 from gradhealth.logs.detectors.common import finding
-from gradhealth.logs.detectors.rl import A_REWARD, ROLLOUT_REWARD, on_rollouts, plateau_judged
+from gradhealth.logs.detectors.rl import (
+    A_REWARD,
+    ROLLOUT_REWARD,
+    on_rollouts,
+    plateau_judged,
+    rewards_unjudged,
+)
 from gradhealth.logs.series import RunLog, Series, gan_part
 from gradhealth.logs.stats import finite
 from gradhealth.logs.stats import num as _num
@@ -91,7 +97,10 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
                    "never rose clear of where it started, or one that climbed and then lost most of its gain, is "
                    "reported; its NaN/Inf are checked. ")
         else:
-            checked = "checked for NaN/Inf only"
+            unjudged = rewards_unjudged(run, t)
+            checked = "checked for NaN/Inf only" + (
+                "; not judged for a return that never rose: " + "; ".join(f"{u['metric']}: {u['reason']}"
+                                                                          for u in unjudged[:3]) if unjudged else "")
             why = ("A reinforcement-learning run's reward is what improves, but whether it does is the task's to say "
                    "(a reward's scale and pace are the environment's), so it is not judged as a loss; its NaN/Inf "
                    "are checked. ")
@@ -152,7 +161,7 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
     longest = max(main, key=lambda s: int(np.sum(np.isfinite(s.values))))
     n = int(np.sum(np.isfinite(longest.values)))
     if n >= t.min_points:
-        return _within_one_epoch(longest)
+        return _within_one_epoch(longest) + _rewards_not_judged(run, t)
     bad = len(longest) - n  # its NaN/Inf points, which nonfinite reports
     return [finding(
         "insufficient_data", "info",
@@ -180,3 +189,24 @@ def _within_one_epoch(s: Series) -> list[Finding]:
         "An excerpt within one epoch shows the batch-to-batch noise around a level, not whether the run still "
         "learns; the per-point checks ran. Check the whole log, or its per-epoch values.",
         {"metric": s.name, "steps": [_num(first), _num(last)], "value": last - first, "threshold": 1.0}, [])]
+
+
+def _rewards_not_judged(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A note where a run logs episode rewards that neither reward rule reported on and the "never
+    rose" rule did not judge (too few points, or a log that opens mid-run: logsweep74 u10, an SB3
+    PPO tail at 20M steps): "healthy" must not read as "the rewards were checked"."""
+    unjudged = rewards_unjudged(run, t)
+    if not unjudged:
+        return []
+    named = "; ".join(f"{u['metric']} ({u['reason']})" for u in unjudged[:4]) + (" ..." if len(unjudged) > 4 else "")
+    first = next(s for s in run.series if s.name == unjudged[0]["metric"])
+    return [finding(
+        "insufficient_data", "info",
+        f"episode rewards not judged for a return that never rose: {named}",
+        "Whether an agent learnt is judged from its return over the run from its start (1,000 episodes or 200 "
+        "logged means or more); a log that opens mid-run, or a short one, shows a stretch of it. A collapse "
+        "after a climb (8 points or more), a return frozen at one value with the evaluations as flat, and "
+        "NaN/Inf were checked; the losses were judged as usual. Check the whole log from step 0 to judge the "
+        "rewards.",
+        {"metric": first.name, "steps": _span(finite(first)[0]), "value": float(unjudged[0]["points"]),
+         "threshold": None, "unjudged": unjudged[:20]}, [])]

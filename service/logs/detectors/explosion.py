@@ -32,6 +32,7 @@ from gradhealth.logs.stats import (
     resolution,
     rolling_median_mad,
     second_diff_noise,
+    smooth,
 )
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
@@ -288,6 +289,41 @@ def spike_points(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, n
 #: A training loss judged for :func:`no_progress` holds this many points at least: a tenth of them
 #: (its level at each end) 3 points or more
 _PROGRESS_POINTS = 21
+
+
+def _interior_levels(v: np.ndarray, k: int) -> np.ndarray:
+    """The running level of ``v``: its centred running medians of a tenth (``k`` points, made odd),
+    only where the whole window lies inside the series (a shrunken edge window is a point or two,
+    not a level)."""
+    w = max(3, k | 1)
+    sm = smooth(v, w)
+    half = w // 2
+    return sm[half:len(v) - half] if len(v) > 2 * half else sm[:0]
+
+
+def _learnt_once(run: RunLog, v: np.ndarray, k: int, reference: float, margin: float) -> bool:
+    """Whether the run learnt at some time, whatever its end: the loss's running level (medians of a
+    tenth, as its ends are measured) went more than ``margin`` below ``reference`` (its start, or
+    chance), or its accuracy's running level rose so that the error (1 - accuracy) fell by more than
+    ``margin`` from its first tenth's. A loss that learnt and then rose again is loss_divergence's."""
+    levels = _interior_levels(v, k)
+    if len(levels) and float(np.min(levels)) < (1 - margin) * reference:
+        return True
+    from gradhealth.logs.detectors.chance import accuracies, as_fraction
+
+    train, val = accuracies(run)
+    acc = train if train is not None else val
+    if acc is None:
+        return False
+    av = as_fraction(finite(acc)[1])
+    if len(av) < _PROGRESS_POINTS:
+        return False
+    ka = math.ceil(0.1 * len(av))
+    error_start = 1 - float(np.median(av[:ka]))
+    high = _interior_levels(av, ka)
+    return error_start > 0 and len(high) > 0 and 1 - float(np.max(high)) < (1 - margin) * error_start
+
+
 def no_progress(run: RunLog, t: LogThresholds) -> dict | None:
     """Where the training loss, over :data:`_PROGRESS_POINTS` points or more logged from the run's
     start, ends (the median of its last tenth) no lower than chance or than where it began: the level
@@ -298,8 +334,15 @@ def no_progress(run: RunLog, t: LogThresholds) -> dict | None:
     below (within :data:`_CHANCE_START`: a k-class cross-entropy at initialisation); an end down to
     10 % under ln k is at chance (the chance check's cross-entropy margin). Else the start: the
     median of the first tenth, or the first point where loss spikes inside that tenth (an instability
-    from step 1 on) lift the tenth's median above it. ``{"level", "start", "num_classes", "chance",
-    "spiked_start"}``, or None."""
+    from step 1 on) lift the tenth's median above it.
+
+    Not where the run learnt at some time and lost it again (:func:`_learnt_once`): its running
+    level (medians of a tenth, the measure of both ends) went more than that same 10 % below the
+    start (or chance), past what this rule would itself read as "no lower", or its accuracy's error
+    fell by as much (logsweep73 u02: a Keras LSTM's loss 1.09 at epoch 0, its first tenth's median
+    0.199, 0.13 over epochs 130-160, accuracy 0.34 -> 0.96, its last tenth's median 0.516 after a
+    spike: it learnt, and the rise is loss_divergence's). ``{"level", "start", "num_classes",
+    "chance", "spiked_start"}``, or None."""
     from gradhealth.logs.detectors.chance import _CHANCE_LOSS_MARGIN, _CHANCE_START, num_classes
 
     loss = run.first("loss")
@@ -320,22 +363,24 @@ def no_progress(run: RunLog, t: LogThresholds) -> dict | None:
     if classes is not None:
         chance = math.log(classes)
         if float(v[0]) <= (1 + _CHANCE_START) * chance:
-            if level >= (1 - _CHANCE_LOSS_MARGIN) * chance:
+            if level >= (1 - _CHANCE_LOSS_MARGIN) * chance and not _learnt_once(run, v, k, chance, _CHANCE_LOSS_MARGIN):
                 return {"level": level, "start": start, "num_classes": classes, "chance": chance,
                         "spiked_start": spiked_start}
             return None
-    if level >= start:
+    if level >= start and not _learnt_once(run, v, k, start, _CHANCE_LOSS_MARGIN):
         return {"level": level, "start": start, "num_classes": None, "chance": None, "spiked_start": spiked_start}
     return None
 
 
 def no_progress_words(found: dict, loss: str = "loss") -> str:
-    """:func:`no_progress`'s finding in words, for the spikes' summaries."""
+    """:func:`no_progress`'s finding in words, for the spikes' summaries: each figure named for what
+    it is (a tenth's median, the first point, ln k)."""
     if found["num_classes"] is not None:
-        return (f"the {loss} ended at {found['level']:.4g}, no better than chance for {found['num_classes']} "
-                f"classes (ln {found['num_classes']} = {found['chance']:.4g}): the run never learnt")
-    return (f"the {loss} ended at {found['level']:.4g}, no lower than where it began ({found['start']:.4g}"
-            + (", its first point" if found["spiked_start"] else "") + "): the run never learnt")
+        return (f"the {loss}'s last tenth's median {found['level']:.4g} is no better than chance for "
+                f"{found['num_classes']} classes (ln {found['num_classes']} = {found['chance']:.4g}): the run never learnt")
+    began = (f"where it began ({found['start']:.4g}, its first point)" if found["spiked_start"] else
+             f"its first tenth's median {found['start']:.4g}")
+    return f"the {loss}'s last tenth's median {found['level']:.4g} is no lower than {began}: the run never learnt"
 
 
 #: On a grad norm too short for a rolling baseline, a point this many times the median of the
@@ -557,7 +602,12 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     lasting = _accuracy_lost(run, steps, idx) if role != "grad_norm" else None
     if lasting is not None:
         recovered = [False if steps[i] == lasting["spike_step"] else r for i, r in zip(idx, recovered, strict=True)]
-    worst = idx[int(np.argmax(v[idx]))]  # the largest spike: the one the summary and `value` name
+    # the largest spike, the one the summary and `value` name: by its ratio to its rolling median,
+    # how far it stands out, not by raw value (a loss falling 4.2 -> 0.3 has its 2.4x bump of 9.84 early
+    # and its 23x spike of 6.95 late: logsweep74 u08)
+    ratios = v[idx] / np.maximum(med[idx], 1e-300)
+    worst = idx[int(np.argmax(np.where(np.isfinite(ratios), ratios, -np.inf)))]
+    highest = idx[int(np.argmax(v[idx]))]
     fraction = len(idx) / len(v)
     # a spike on the last logged point has no recovery to judge: it is not graded as one that failed
     failed = any(r is False for r in recovered)
@@ -624,8 +674,10 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     return [finding(
         code, severity,
         f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
-        f"({v[worst] / med[worst]:.3g}x its rolling median); "
-        + (f"{v[worst] / start:.3g}x where the run started; " if above_start else "")
+        f"({v[worst] / max(float(med[worst]), 1e-300):.3g}x its rolling median); "
+        + ((f"{v[worst] / start:.3g}x where the run started; " if highest == worst else
+            f"the highest {v[highest]:.3g} at {s.where(steps[highest])} is {v[highest] / start:.3g}x where the run started; ")
+           if above_start else "")
         + (_recovery_words(not failed, open_at, any(r is not None for r in recovered)) if stuck is None else
            f"each fell back, but {no_progress_words(stuck)}"
            + (f"; the log ends {open_at}" if open_at is not None else ""))
@@ -645,7 +697,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         # Separate events: the steps of each spike (not a span), the largest in `value`, their count.
         {"metric": s.name, "steps": [_num(x) for x in steps[idx][:50]], "value": float(v[worst]),
          "count": len(idx), "episodes": episodes, "spike_steps": [_num(x) for x in steps[idx][:50]],
-         "max_ratio": float(np.max(v[idx] / med[idx])),
+         "max_ratio": float(np.max(ratios)),
          "fraction_of_steps": fraction, "recovered": False if failed else True if all_recovered else None,
          "ends_at_spike": open_at is not None}
         | ({"no_progress": stuck} if stuck is not None else {})

@@ -44,8 +44,12 @@ _RETURN = re.compile(r"(?:^|[/_. -])(?:ep[_ -]?rew(?:ard)?[_ -]?mean|eprewmean|e
                      r"success[_ -]?rate)(?:$|[/_. -](?:mean|avg))?$", re.IGNORECASE)
 #: A statistic of the episodes other than their mean (min/max/std of the returns).
 _SPREAD = re.compile(r"(?:^|[/_. -])(?:min|max|std)(?:[/_. -]|$)", re.IGNORECASE)
-#: Points an outcome series needs before a collapse is judged, and the share of the run at its end
-#: that must stay down.
+#: Points an outcome series needs before a "never rose" is judged (beside the episodes or means of
+#: :data:`_PLATEAU_EPISODES`), and the share of the run at its end that must stay down. A collapse
+#: needs only the trend checks' ``min_points`` (8): its start (2 points at least), running medians
+#: of 3 and a last fifth of 3 points at least fit in them, and its gain and fall must stand out from
+#: the series' own noise, which guards a short series (logsweep74 u07: an SB3 tail of 14 means,
+#: 0.975 for six updates, then 0.9, 0.72, 0.48, 0.25, 0.08 and 0 for three, went unjudged at 20).
 _RETURN_POINTS = 20
 _RETURN_TAIL = 0.2
 
@@ -113,7 +117,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
     for s in plain or outcomes:
         steps, v = finite(s)
         n = len(v)
-        if n < _RETURN_POINTS:
+        if n < t.min_points:
             continue
         sm = smooth(v, max(3, (n // 10) | 1))
         head = max(2, n // 10)
@@ -242,10 +246,17 @@ def _fell_below_start(s: Series, steps: np.ndarray, sm: np.ndarray, start: float
         threshold = _FALL_SHARE
         against = (f", {(start - end) / se:.3g} standard errors of its first tenth's level (spread {spread:.3g}), "
                    "held over the whole last fifth")
+    head = max(2, n // 10)
+    first = "its first tenth" if n // 10 >= 2 else f"the median of its first {head} points"
+    # a log that opens after more steps than it spans is a window of the run: its first points are
+    # where the log begins, not the untrained policy
+    excerpt = float(steps[0]) > float(steps[-1] - steps[0])
+    began = (f"where the log begins ({s.where(float(steps[0]))}, a run already under way)" if excerpt
+             else "it started")
     return finding(
         "reward_collapse", "warning",
-        f"{s.name} fell from {start:.4g} (its first tenth) to {end:.4g} over the last {tail} of {n} points "
-        f"and stayed there{against}: the agent ends worse than it started (running medians)",
+        f"{s.name} fell from {start:.4g} ({first}) to {end:.4g} over the last {tail} of {n} points "
+        f"and stayed there{against}: the agent ends worse than {began} (running medians)",
         "The agent's return got worse with training and stayed worse: its updates push the policy away from what "
         "its first episodes did (a learning rate too large for the policy or the critic, a reward whose sign or "
         "scale is wrong, exploration that decays into a bad deterministic policy). The untrained policy scored "
@@ -340,6 +351,92 @@ def plateau_judged(run: RunLog) -> list[str]:
     return [j[0].name for j in judged]
 
 
+#: An evaluation's outcome series by name (SB3's eval/mean_reward, a test return)
+_EVAL = re.compile(r"(?:^|[/_. -])(?:eval|evaluation|test|val|validation)(?:[/_. -]|$)", re.IGNORECASE)
+
+
+def _frozen_returns(run: RunLog, t: LogThresholds) -> Finding | None:
+    """A training return exactly constant (no spread at all) over every one of its logged points,
+    ``min_points`` (8) or more of them, with the evaluations' returns as flat and no higher: no
+    episode the agent played moved it, so the policy did not change what it scores, whether or not
+    the log begins at the run's start (logsweep74 u01: an SB3 PPO tail at 20M steps, ep_rew_mean 0
+    in all 14 updates, eval mean_reward 0). A zero spread needs no noise estimate, which is what the
+    200 means of the trend rule are for; ``min_points`` is the house's least for judging a series'
+    course at all. Not a return at the task's best: a constant above 0 that the evaluations reach
+    is a cap held (CartPole's 500), one at or below 0 is no ceiling (as :func:`_at_ceiling`); an
+    evaluation is asked for because a mean over the last 100 episodes also stays put while no
+    episode ends."""
+    outcomes = _outcomes(run)
+    plain = [s for s in outcomes if not _SPREAD.search(s.name)] or outcomes
+    evals = [(e, finite(e)[1]) for e in plain if _EVAL.search(e.name)]
+    evals = [(e, v) for e, v in evals if len(v)]
+    if not evals or any(float(np.ptp(v)) != 0 for _, v in evals):
+        return None
+    top = max(float(v[0]) for _, v in evals)
+    for s in plain:
+        if _EVAL.search(s.name):
+            continue
+        steps, v = finite(s)
+        n = len(v)
+        if n < t.min_points or float(np.ptp(v)) != 0:
+            continue
+        c = float(v[0])
+        if top > c or (c > 0 and top >= c):
+            continue
+        shown = ", ".join(f"{e.name} {float(ev[0]):.4g} at " + ("its one evaluation" if len(ev) == 1 else
+                                                                 f"each of its {len(ev)} evaluations")
+                          for e, ev in evals[:3])
+        return finding(
+            "reward_plateau", "warning",
+            f"{s.name} is exactly {c:.4g} at every one of its {n} logged points ({s.where(float(steps[0]))} to "
+            f"{s.where(float(steps[-1]))}), and the evaluation as flat and no higher ({shown}): no episode moved the return "
+            "over the stretch the log shows",
+            "The agent's return did not change at all: every episode scored alike, the policy no better at the "
+            "end than at the start of the log (a sparse reward the agent never reaches, an episode that always "
+            "times out, exploration or entropy decayed to nothing). The log may begin mid-run; a return frozen "
+            "over all of it and in evaluation is no learning there, whatever came before.",
+            {"metric": s.name, "steps": [_num(float(steps[0])), _num(float(steps[-1]))], "value": 0.0,
+             "threshold": 0.0, "start": c, "peak": c, "last": c, "points": n, "episodes": None,
+             "peak_step": _num(float(steps[0])), "constant": True,
+             "evaluation": {e.name: float(ev[0]) for e, ev in evals[:10]}},
+            [raise_lr(run, at_step=float(steps[0]), why=f"{s.name} never moved"),
+             lower_lr(run, at_step=float(steps[0]),
+                      why=f"{s.name} never moved: a policy that collapsed early learns with smaller steps")])
+    return None
+
+
+def rewards_unjudged(run: RunLog, t: LogThresholds) -> list[dict]:
+    """The outcome series neither reward rule reports on and :func:`reward_plateau` did not judge,
+    each ``{"metric", "points", "reason"}``: too few points, or a log that opens mid-run (a
+    "never rose" is a claim about the run from its start). Empty where a reward rule fired or one
+    outcome series was judged."""
+    judged = set(plateau_judged(run))
+    # one outcome judged from the run's start is the rewards checked (an eval series beside it too short)
+    if judged or reward_plateau(run, t) or reward_collapse(run, t):
+        return []
+    outcomes = _outcomes(run)
+    plain = [s for s in outcomes if not _SPREAD.search(s.name)] or outcomes
+    per_episode = _long_returns(run)[2]
+    out = []
+    for s in plain:
+        steps, v = finite(s)
+        n = len(v)
+        if s.name in judged or not n:
+            continue
+        mean = bool(_A_MEAN.search(s.name)) and n != per_episode
+        need = f"{_PLATEAU_MEANS} logged means" if mean else f"{_PLATEAU_EPISODES:,} episodes"
+        if n < t.min_points:
+            reason = f"{n} point(s), under the {t.min_points} any trend check needs"
+        elif float(steps[0]) > float(steps[-1] - steps[0]):
+            reason = (f"the log opens at {s.where(float(steps[0]))}, after more steps than it spans "
+                      f"({_num(float(steps[-1] - steps[0]))}): a window of a run under way, and whether the return "
+                      "ever rose is judged from the run's start")
+        else:
+            reason = f"{n} points, under the {need} a return that never rose is judged over"
+        out.append({"metric": s.name, "points": n, "reason": reason})
+    return out
+
+
 @detects("reward_plateau")
 def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     """An agent's episode return (or success rate) that never rose: over 1,000 episodes or more (200
@@ -347,7 +444,9 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     or of its first 20 points where lower) by more than the larger of a tenth of the start's
     size and 4 standard errors of a running median, and its last fifth stays within that band of the
     start. Not judged on an excerpt (a log that opens after more steps than it spans), nor where an
-    outcome starts at the task's best (a success rate at its ceiling, a capped return at its cap)."""
+    outcome starts at the task's best (a success rate at its ceiling, a capped return at its cap).
+    On any stretch of a run, an excerpt too, a return frozen at one value over 8 logged points or
+    more with the evaluations as flat (:func:`_frozen_returns`) never rose either."""
     judged, solved, per_episode = _long_returns(run)
     if solved:
         return []
@@ -381,4 +480,5 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
             [raise_lr(run, at_step=float(steps[0]), why=f"{s.name} never rose above its start"),
              lower_lr(run, at_step=float(steps[0]),
                       why=f"{s.name} never rose: a policy that collapsed early learns with smaller steps")])]
-    return []
+    frozen = _frozen_returns(run, t)
+    return [frozen] if frozen is not None else []

@@ -20,7 +20,11 @@ table's index (baselines' DDPG by ``total/steps``, HER by ``epoch``). Lines outs
 environment's banner, a set-up's pages of output) are skipped. SB3
 shortens long keys and values with ``...``; a value that is not a number (a shortened one, a
 string) is skipped. A table the file ends inside is kept when it has a step, with the warning
-``truncated_log``.
+``truncated_log``. A file that begins inside a table (the tail of a console log) has lost that
+table's first section header: its keys above the first header it still shows get the section the
+same key has in the file's whole tables (``ep_rew_mean`` -> ``rollout/ep_rew_mean``, ``loss`` ->
+``train/loss``), or stay bare where no table names one; the table is kept only when it has a step
+(the table's index would place a point from 20M steps in at step 0).
 """
 
 from __future__ import annotations
@@ -94,14 +98,24 @@ class SB3Reader:
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         points = Points(path.name, limits)
         warnings: list[LogWarning] = []
-        section, tables = "", 0
+        section = ""
         values: dict[str, float] = {}
+        # the tables in file order; the first is the fragment the file may begin inside (rows before
+        # any dashed rule), whose keys above its first section header have lost their section
+        found: list[dict[str, float]] = []
+        head: dict[str, float] | None = None
+        unsectioned: set[str] = set()
+        sections: dict[str, set[str]] = {}  # a bare key -> the sections it has in whole tables
+        ruled = False
         with open_log(path, limits) as f:
             lines = Lines(f, path.name)
             for line in lines:
                 if _RULE.match(line):
-                    if _record(points, values, tables):
-                        tables += 1
+                    if not ruled:
+                        head = values
+                    elif values:
+                        found.append(values)
+                    ruled = True
                     section, values = "", {}
                     continue
                 m = _ROW.match(line)
@@ -112,9 +126,26 @@ class SB3Reader:
                     section = key
                     continue
                 try:
-                    values[section + key.strip()] = parse_number(val)
+                    number = parse_number(val)
                 except ValueError:
                     continue  # a string, or a value SB3 shortened with "..."
+                values[section + key.strip()] = number
+                if not ruled and not section:
+                    unsectioned.add(key.strip())
+                elif ruled:
+                    sections.setdefault(key.strip(), set()).add(section)
+        tables = 0
+        if head:
+            head = {(next(iter(sections[k])) + k if k in unsectioned and len(sections.get(k, ())) == 1 else k): x
+                    for k, x in head.items()}
+            if any(k in head for k in _STEP):
+                tables += _record(points, head, tables)
+            else:
+                warnings.append(LogWarning("skipped_values", (
+                    f"{path.name}: the log begins inside a table with no step ({', '.join(list(head)[:5])}"
+                    + (" ..." if len(head) > 5 else "") + "): its values are not read"), where="start of file"))
+        for table in found:
+            tables += _record(points, table, tables)
         if values and any(k in values for k in _STEP) and _record(points, values, tables):
             warnings.append(LogWarning("truncated_log", f"{path.name}: the log ends inside a table; its values "
                                        "are read", where="end of file"))
