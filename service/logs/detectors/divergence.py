@@ -13,6 +13,7 @@ from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import VALIDATION
 from gradhealth.logs.detectors.common import finding, judged, positive_loss
+from gradhealth.logs.detectors.gan import generator_losing
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.detectors.schedule import lr_growth, lr_note, range_test, schedule_remedy
 from gradhealth.logs.remedies import (
@@ -126,6 +127,11 @@ def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | N
 @detects("loss_divergence")
 def divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     main = run.first("loss")
+    if main is None:
+        # a GAN's players, with no training loss: a generator losing the game to its discriminator
+        losing = generator_losing(run, t)
+        if losing is not None:
+            return [losing]
     if main is not None and gan_part(main.name) is not None:
         # a GAN player (a reader's own "loss" for a generator or a discriminator): each one's loss
         # rises as the other improves, and only the GAN checks judge it (logsweep59: a DCGAN's

@@ -355,7 +355,11 @@ def no_progress(run: RunLog, t: LogThresholds) -> dict | None:
         return None
     level = float(np.median(v[-k:]))
     start = float(np.median(v[:k]))
-    idx = _level_spikes(steps, v, t)[4]
+    # the spikes loss_spike reports: the rolling test's and the jumps', which alone see a spike on
+    # the second or third point (the rolling median needs 3 points before it): a log written every
+    # 10th step puts the lr=3.0 run's 1.112 -> 19.98 there (newuser9: trainer_state.json read
+    # healthy where the same run's every-step CSV read a plateau)
+    idx = np.union1d(_level_spikes(steps, v, t)[4], np.array(sorted(_smooth_jumps(run, steps, v, t)), dtype=np.int64))
     spiked_start = bool(np.any(idx < k)) and float(v[0]) < start
     if spiked_start:
         start = float(v[0])

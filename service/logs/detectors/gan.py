@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gradhealth.core.document import Finding
@@ -11,6 +13,7 @@ from gradhealth.logs.remedies import lower_lr
 from gradhealth.logs.series import RunLog, Series, gan_part
 from gradhealth.logs.stats import finite, smooth
 from gradhealth.logs.stats import num as _num
+from gradhealth.logs.thresholds import LogThresholds
 
 #: A GAN's losses logged this many times, every one the same, are frozen, not a game going on.
 _GAN_FROZEN_POINTS = 5
@@ -203,5 +206,72 @@ def discriminator_ahead(run: RunLog) -> Finding | None:
             {"metric": d.name, "steps": [_num(first), _num(last)], "value": low,
              "threshold": level, "points": int(len(idx)),
              "generator": g.name, "generator_ratio": behind / g_early, "early_level": early, "final": end},
+            [lower_lr(run, at_step=first, why="the discriminator overpowered the generator")])
+    return None
+
+
+#: The loss of the standard GAN's discriminator where it cannot tell real from generated samples
+#: (D = 1/2 everywhere, Goodfellow et al. 2014's equilibrium): ln 2 for the mean of the real and fake
+#: cross-entropy terms, 2 ln 2 for their sum
+_BALANCED_D = math.log(2)
+#: A discriminator whose loss over the last tenth of the run has a median at or under this share of
+#: ln 2 (0.173: it gives the right side 0.84 or more on average, 0.92 for the summed form) and of its
+#: own start (:func:`_start`: a fall to a quarter, so that a least-squares GAN's 0.125 at balance is
+#: no win) has all but won (:func:`generator_losing`)
+_D_LOST_SHARE = 0.25
+
+
+def generator_losing(run: RunLog, t: LogThresholds) -> Finding | None:
+    """``loss_divergence`` for a GAN whose generator loses the game: its loss ends (the median of its
+    last tenth) ``t.divergence_factor`` times or more over its lowest running median (loss_divergence's
+    own test on a training loss, end over running minimum), while its discriminator's loss ends at or
+    under :data:`_D_LOST_SHARE` of both ln 2 and its own start. A discriminator that wins saturates,
+    and the generator's gradient carries ever less information, whichever of the saturating or
+    non-saturating losses it uses (Goodfellow et al. 2014; Arjovsky and Bottou 2017): logsweep74's
+    plain DCGANs, loss_dis 0.49 -> 0.087 and loss_gen 4.5 -> 12.4 over 100k iterations. A balanced
+    game's discriminator stays near ln 2 however its generator's loss moves (an SN-GAN's loss_dis at
+    0.74 while loss_gen rose 1.6x: logsweep74 h06). A WGAN critic's or generator's loss goes below 0
+    and is not judged, nor a game the plateau's GAN checks already report (a discriminator at 0 or
+    winning for a stretch, losses frozen)."""
+    if run.first("loss") is not None or frozen_gan(run) or discriminator_won(run) or discriminator_ahead(run):
+        return None
+    generators = [s for s in run.series if s.role == "metric" and gan_part(s.name) == "G"]
+    for d in run.series:
+        if d.role != "metric" or gan_part(d.name) != "D":
+            continue
+        g = _partner(d, generators)
+        if g is None:
+            continue
+        steps, v = finite(d)
+        g_steps, g_v = finite(g)
+        if len(v) < _D_AHEAD_POINTS or len(g_v) < _D_AHEAD_POINTS or float(np.min(v)) < 0 or float(np.min(g_v)) < 0:
+            continue
+        start = _start(v)
+        end = float(np.median(v[-max(5, len(v) // 10):]))
+        level = _D_LOST_SHARE * min(_BALANCED_D, start)
+        g_med = smooth(g_v, max(5, len(g_v) // 20))
+        i_low = int(np.argmin(g_med))
+        g_low = float(g_med[i_low])
+        g_end = float(np.median(g_v[-max(5, len(g_v) // 10):]))
+        if not (start > 0 and end <= level and g_low > 0 and g_end >= t.divergence_factor * g_low):
+            continue
+        first, last = float(g_steps[i_low]), float(g_steps[-1])
+        return finding(
+            "loss_divergence", "warning",
+            f"the generator is losing the game: {g.name} rose {g_end / g_low:.3g}x from its lowest running median "
+            f"{g_low:.3g} to {g_end:.3g} ({g.between(first, last)}) while {d.name} fell from {start:.3g} to "
+            f"{end:.3g}, under {_D_LOST_SHARE:g} x ln 2 = {_D_LOST_SHARE * _BALANCED_D:.3g} (a balanced game's "
+            "discriminator loss) and under a quarter of its start",
+            "A discriminator whose loss falls toward 0 tells real from generated samples almost perfectly; its "
+            "output saturates, and the gradient it passes the generator carries ever less information (with the "
+            "saturating loss it vanishes, with the non-saturating one it grows noisy), so the generator's loss "
+            "climbs and its samples stop improving (Goodfellow et al. 2014; Arjovsky and Bottou 2017). Balance "
+            "the two: a lower discriminator learning rate or fewer discriminator steps, label smoothing or "
+            "instance noise, spectral normalisation or a gradient penalty on the discriminator, or a "
+            "Wasserstein loss.",
+            {"metric": g.name, "steps": [_num(first), _num(last)], "value": g_end / g_low,
+             "threshold": t.divergence_factor, "generator": g.name, "discriminator": d.name,
+             "generator_low": g_low, "generator_final": g_end, "discriminator_start": start,
+             "discriminator_final": end, "discriminator_threshold": level},
             [lower_lr(run, at_step=first, why="the discriminator overpowered the generator")])
     return None
