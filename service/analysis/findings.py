@@ -13,6 +13,7 @@ that went through the recurrence.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,23 +272,65 @@ def signal_collapse(result: SimulationResult, total: float) -> Collapse | None:
 
 def stretch_scale(run: list[UnitStats]) -> float:
     """The per-layer gain the stretch's weights give by their scale alone, were they drawn i.i.d.:
-    the geometric mean over its layers of sqrt(fan_in * std(W)^2 / sigma_w2*), sigma_w2* the
-    variance at which mean-field theory keeps the gain at 1 for the activation (He's 2 for ReLU,
-    1 for tanh: :func:`theory.critical_sigma_w2`); nan where it cannot be told. Random weights
-    multiply ||dL/dh|| per layer by about this (U(-1, 1) at width 256 under ReLU: 6.5, measured
-    6.7). A measured gain of 2 or more over weights at or below the critical scale is no scale's:
-    it is structure the weights learned (a trained layer's top singular directions aligned with the
-    next layer's), as a trained checkpoint's are (onnxsweep14 h06: 2.46x per layer at 0.52x He's
-    scale, a 5-layer ReLU MLP at 93% on MNIST)."""
-    logs = []
-    for u in run:
-        std = u.geo("weight_std")
-        critical = (theory.critical_sigma_w2(u.activation, **theory.activation_parameters(
-            u.activation, u.activation_params)) if u.activation else None)
-        if not (u.fan_in and critical and std > 0 and math.isfinite(std)):
+    the geometric mean over its layers of :func:`scale_gain`; nan where it cannot be told. Random
+    weights multiply ||dL/dh|| per layer by about this (U(-1, 1) at width 256 under ReLU: 6.5,
+    measured 6.7). A measured gain of 2 or more over weights at or below the critical scale is no
+    scale's: it is structure the weights learned (a trained layer's top singular directions aligned
+    with the next layer's), as a trained checkpoint's are (onnxsweep14 h06: 2.46x per layer at 0.52x
+    He's scale, a 5-layer ReLU MLP at 93% on MNIST; onnxsweep17 h09: a trained ML-Agents policy's
+    swish stack, 2.26x per layer at 0.89x the scale that keeps a swish's signal)."""
+    gains = [scale_gain(u) for u in run]
+    if not gains or not all(g > 0 and math.isfinite(g) for g in gains):
+        return math.nan
+    return math.exp(sum(math.log(g) for g in gains) / len(gains))
+
+
+@functools.lru_cache(maxsize=64)
+def _keeping_variance(name: str, params: tuple[tuple[str, float], ...]) -> float | None:
+    """sigma_w2 that keeps the signal's scale through a layer of activation ``name``: the critical
+    one of mean-field theory (:func:`theory.critical_sigma_w2`: He's 2 for ReLU, 1 for tanh and
+    identity); for an unbounded activation that has none (swish/silu, gelu: their chi1 jumps past 1),
+    the one keeping a unit-variance input's second moment, 1 / E[phi(z)^2] (2.81 for silu, 2.35
+    for gelu; ReLU's 2 again). None where neither is defined."""
+    kwargs = dict(params)
+    critical = theory.critical_sigma_w2(name, **kwargs)
+    if critical is None and name not in theory.SATURATING:
+        moment = theory.q_map(name, 1.0, 1.0, 0.0, **kwargs)
+        critical = 1.0 / moment if moment > 0 and math.isfinite(moment) else None
+    return critical
+
+
+def scale_gain(unit: UnitStats) -> float:
+    """The gain one layer's weights give the signal by their scale alone, were they drawn i.i.d.:
+    sqrt(fan_in * std(W)^2 / sigma_w2*), sigma_w2* the variance that keeps the signal's scale
+    through its activation (:func:`_keeping_variance`; a layer without one, a linear output, at 1);
+    nan where it cannot be told (no fan-in or weights measured, an activation outside the theory).
+    Mean-field theory predicts both directions from it for random weights: the forward's per-element
+    std and ||dL/dh|| change by about this per layer. A trained layer's growth beyond it is
+    structure, not scale: a kernel whose weights have a positive mean (iDeepLC's convs, each summing
+    to about +4.7) multiplies the positive mean of its ReLU inputs by that sum."""
+    std = unit.geo("weight_std")
+    name = unit.activation or "identity"
+    if not (unit.fan_in and std > 0 and math.isfinite(std)) or name not in theory.ACTIVATIONS:
+        return math.nan
+    params = theory.activation_parameters(name, unit.activation_params)
+    critical = _keeping_variance(name, tuple(sorted(params.items())))
+    if not critical:
+        return math.nan
+    return math.sqrt(unit.fan_in * std * std / critical)
+
+
+def scale_growth(units: list[UnitStats]) -> float:
+    """The product of :func:`scale_gain` over ``units``: the growth random weights of their scales
+    give the signal through them; nan where one layer's cannot be told, or a norm rescales the
+    signal (a normalised layer's output ignores its weights' scale)."""
+    total = 1.0
+    for u in units:
+        gain = scale_gain(u)
+        if u.normalised or not (gain > 0 and math.isfinite(gain)):
             return math.nan
-        logs.append(0.5 * math.log(u.fan_in * std * std / critical))
-    return math.exp(sum(logs) / len(logs)) if logs else math.nan
+        total *= gain
+    return total
 
 
 def activation_span(result: SimulationResult) -> list[UnitStats]:

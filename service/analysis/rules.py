@@ -35,11 +35,13 @@ from gradhealth.analysis.findings import (
     layer_activations,
     post_ln_stacks,
     reached_from,
+    scale_growth,
     signal_collapse,
     starved_middle,
     steep_stretch,
     stretch_scale,
     time_ratios,
+    towers,
     trunk,
     unread_stretch,
 )
@@ -820,6 +822,62 @@ def _backward_only_under_adaptive(result: SimulationResult, value: float) -> tup
     return (*even, growth)
 
 
+#: An activation std from which a forward's growth matters by its size alone, whatever the weights
+#: learned: a std of 1e4 puts the tail of a layer's outputs (6.5 std) at float16's largest value,
+#: 65504, so mixed-precision training overflows, and a loss on such outputs is huge.
+FORWARD_OVERFLOW_STD = 1e4
+
+
+def learned_forward_growth(result: SimulationResult, t: Thresholds) -> tuple[float, float, float] | None:
+    """(the growth the weights' scale predicts over the activation span, the backward ratio, the
+    largest activation std) where the forward alone crosses the through-depth bar as structure the
+    weights learned: the per-element activation std grows past ``t.exploding_warning`` from the
+    first layer to the last, while ||dL/dh|| over the same trunk stays under it (a gradient reaches
+    it), no layer's std reaches :data:`FORWARD_OVERFLOW_STD`, and i.i.d. weights of the layers'
+    scales (:func:`scale_growth`) would grow it less than the bar. None otherwise (at
+    initialisation the scale predicts what is measured, so an init too large stays a warning).
+
+    A forward growth is an exploding gradient's sign at initialisation, where random weights grow
+    both directions alike; a trained net fed N(0, 1) inputs (their real scale unknown) can grow the
+    forward through what it learned: iDeepLC's retention-time regressor, whose conv kernels sum to
+    about +4.7 each and multiply the positive mean of their ReLU inputs, grows 172x over 5 layers at
+    0.41-0.62x He's scale while its gradient grows 76x (onnxsweep18 h04)."""
+    ratio = depth_ratio(result)[0]
+    growth = activation_growth(result)
+    if not (growth > t.exploding_warning and 0 < ratio <= t.exploding_warning):
+        return None
+    span = activation_span(result)
+    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "activation_std" in u.values]
+    largest = max((float(np.nanmax(u.values["activation_std"])) for u in weighted
+                   if np.any(np.isfinite(u.values["activation_std"]))), default=math.nan)
+    if not largest < FORWARD_OVERFLOW_STD:
+        return None
+    predicted = scale_growth(span[1:])
+    if not predicted < t.exploding_warning:
+        return None
+    return predicted, ratio, largest
+
+
+def learned_logits(result: SimulationResult) -> tuple[float, float] | None:
+    """(the logit std the weights' scale predicts, the measured one) where :func:`logit_scale`'s
+    logits are over :data:`LOGIT_STD_WARNING` but i.i.d. weights of every layer's scale, from the
+    first layer's input RMS through the output layer (one chain, no norm), would keep them under it:
+    a trained classifier's confident logits on N(0, 1) inputs, not weights too large (kerassweep19
+    h07: a trained 4-layer accelerometer classifier, logits std 116 where its weights' scales give
+    about 7). Weights x10 or an N(0, 1) init predict what they give (thousands); None there."""
+    logits = logit_scale(result)
+    if logits is None:
+        return None
+    out, std = logits
+    chain = trunk(result)
+    if out in chain or len(towers(result, chain)) != 1:
+        return None
+    chain = chain + [out]
+    first_in = chain[0].geo("input_mean_square")
+    predicted = math.sqrt(first_in) * scale_growth(chain) if first_in > 0 and math.isfinite(first_in) else math.nan
+    return (predicted, std) if predicted < LOGIT_STD_WARNING else None
+
+
 def _residual_if_normalised(ctx: Context) -> list[Remedy]:
     """Skip connections, where the growth is the normalisation's own gain (a deep plain BN net):
     a new init or a norm does nothing there, and elsewhere residuals do not stop a gain above 1."""
@@ -855,6 +913,8 @@ class ExplodingGradient(ArchitectureRule):
             return "info"  # scale-invariant layers absorb it (findings.absorbed_by_normalisation)
         if severity == "warning" and _backward_only_under_adaptive(result, value) is not None:
             return "info"
+        if severity is not None and learned_forward_growth(result, t) is not None:
+            return "info"  # the forward alone, past what the weights' scale gives: learned, not an init
         steep = steep_stretch(result) if severity is None else None
         if steep is not None:
             # a shallow net under the through-depth bar whose every layer multiplies the gradient
@@ -864,8 +924,9 @@ class ExplodingGradient(ArchitectureRule):
             return "info" if stretch_scale(steep[0]) < 1 else "warning"
         if severity is None and logit_scale(result) is not None:
             # a shallow net whose weights are all too large: the first/last ratio leaves the
-            # readout out, but its logits saturate the loss's softmax or sigmoid (onnxsweep11 b10)
-            return "warning"
+            # readout out, but its logits saturate the loss's softmax or sigmoid (onnxsweep11 b10);
+            # a note where the weights' scale would not make them that large (a trained classifier's)
+            return "info" if learned_logits(result) is not None else "warning"
         return severity
 
     def describe(
@@ -880,11 +941,43 @@ class ExplodingGradient(ArchitectureRule):
                             f"layer to the last) and {opt} steps every layer by about its rate per weight, the first "
                             f"layer's first step {fmt(first)} of its weights against the layers' median {fmt(typical)}")
             det.evidence.update(optimizer=opt, first_layer_update_ratio=first, median_update_ratio=typical)
+        learned_forward = learned_forward_growth(result, t) if severity == "info" else None
+        if learned_forward is not None:
+            predicted, backward, largest = learned_forward
+            det.evidence.update(learned_structure=True, weight_scale_growth=predicted,
+                                largest_activation_std=largest, overflow_std=FORWARD_OVERFLOW_STD)
+            det.summary += (f"; a note: only the forward grows past the {fmt(t.exploding_warning)}x bar (the gradient "
+                            f"{fmt(backward)}x over the same layers), and the weights' scale gives {fmt(predicted)}x: "
+                            "structure the weights learned, not their scale")
+            det.explanation = (
+                "Backpropagation multiplies one Jacobian per layer, and at initialisation random weights grow the "
+                "forward and the gradient alike, so a forward growing this much means weights too large. Here the "
+                f"gradient grows {fmt(backward)}x, under the bar, and random weights of these layers' scales would "
+                f"change the activations' per-element std by {fmt(predicted)}x over them: the rest is what the weights "
+                "learned (a kernel whose weights have a positive mean multiplies the positive mean of its ReLU "
+                "inputs by their sum), measured on standard-normal inputs whose scale the file does not give. The "
+                f"largest activation std, {fmt(largest)}, is under {fmt(FORWARD_OVERFLOW_STD)} (float16's range is "
+                "reached from there). Check the model on inputs of their real range, or with its weights "
+                "reinitialised to judge its initialisation.")
         steep = steep_stretch(result)
         logits = logit_scale(result) if value < t.exploding_warning and steep is None else None
         if logits is not None:
             out, std = logits
             det.evidence.update(logit_std=std, logit_std_threshold=LOGIT_STD_WARNING, output_layer=out.name)
+        if logits is not None and severity == "info" and (confident := learned_logits(result)) is not None:
+            predicted = confident[0]
+            det.evidence.update(learned_structure=True, weight_scale_logit_std=predicted)
+            det.summary += (f"; a note: the logits out of {out.name} have a std of {fmt(std)} (over "
+                            f"{fmt(LOGIT_STD_WARNING)}) where the weights' scale gives {fmt(predicted)}: confident "
+                            "outputs the weights learned, not weights too large")
+            det.explanation = (
+                f"The logits' std is {fmt(std)} on standard-normal inputs, so the loss's softmax or sigmoid is "
+                f"saturated there; but random weights of every layer's scale would give logits of std {fmt(predicted)}, "
+                "under the bar: the size comes from how the trained layers line up with each other and with the "
+                "inputs (a trained classifier's confident outputs), not from weights too large for their fan-in. "
+                "Whether real inputs saturate it depends on their range, which the weights do not give: check "
+                "the model on inputs of that range.")
+        elif logits is not None:
             det.summary += (f"; the logits out of {out.name} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
                             f"the {_loss_kind(result)} loss's {'sigmoid' if _loss_kind(result) == 'binary_cross_entropy' else 'softmax'} "
                             "is saturated from the first step")
