@@ -1813,6 +1813,9 @@ class GraphRun:
     bounded_regression: bool = False
     #: where the regression targets lie (the spec's ``loss.target_range``), with ``bounded_regression``
     target_range: tuple[float, float] | None = None
+    #: example regression targets the user passed (``check_module``'s ``targets``, flattened, float64),
+    #: with ``bounded_regression``: the share of them out of the output's range is judged
+    target_values: np.ndarray | None = None
     #: an imported file's own final squash that the loss, given by the user, applies its softmax
     #: over: a sigmoid over several units under cross_entropy (nn.CrossEntropyLoss on sigmoid
     #: outputs), judged as a live module's forward ending in one (:func:`forward_squash`)
@@ -3112,4 +3115,5 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             on_probabilities=run.losses is None and not run.from_logits
                             and run.loss in PROBABILITY_LOSSES and not run.inference_head,
                             bounded_regression=run.bounded_regression and run.losses is None,
-                            target_range=run.target_range if run.losses is None else None)
+                            target_range=run.target_range if run.losses is None else None,
+                            target_values=run.target_values if run.losses is None else None)

@@ -21,6 +21,7 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.utils._pytree as pytree
 from pydantic import ValidationError
@@ -946,14 +947,16 @@ def _unstepped_note(result: SimulationResult) -> str:
     ``large_updates`` is never left out silently. Empty where there is no optimizer or none."""
     if result.optimizer is None:
         return ""
-    missed = [u.name for u in result.units if u.has_weights and "update_ratio" not in u.values
-              and "grad_norm" in u.values and u.geo("grad_norm") > 0]
+    judged = judged_update_ratios(result)
+    missed = [u.name for u in result.units if u.has_weights and "grad_norm" in u.values and u.geo("grad_norm") > 0
+              and ("update_ratio" not in u.values or not math.isfinite(judged.get(u.name, math.nan)))]
     if not missed:
         return ""
     names = ", ".join(missed[:4]) + (f" and {len(missed) - 4} more" if len(missed) > 4 else "")
     return (f" (Note: the optimizer's first step was not measured on {len(missed)} layer"
             f"{'s' if len(missed) > 1 else ''} with a gradient ({names}): the check did not find "
-            "their weights among the layer's parameters, so large_updates does not judge them.)")
+            "their weights among the layer's parameters, or could not size their step, so large_updates "
+            "does not judge them.)")
 
 
 def _batch(inputs: list[InputSpec]) -> int:
@@ -1235,7 +1238,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
                  verify: bool = True, device: str | None = None,
                  thresholds: Thresholds | None = None, optimizer: Any = None,
                  input_range: tuple[float, float] | None = None, scheduler: Any = None,
-                 warmup_steps: int | None = None, clip_norm: float | None = None) -> Diagnosis:
+                 warmup_steps: int | None = None, clip_norm: float | None = None,
+                 target_range: tuple[float, float] | None = None, targets: Any = None) -> Diagnosis:
     """Check a live module with synthetic inputs shaped like ``example_inputs`` (standard normal
     floats; integer ids an nn.Embedding reads below the example's largest + 1, other integer inputs
     as given), with the module's own weights. ``example_inputs``: a tensor, a tuple of them, or a
@@ -1261,6 +1265,13 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     (``torch.nn.utils.clip_grad_norm_``'s ``max_norm``; recorded, as a spec's ``global_clip_norm``).
     Both judge as a spec's ``optimizer`` fields do (a Post-LN stack that warms up is a note).
 
+    ``targets`` (``loss="mse"``): example regression targets, a tensor or array of finite numbers
+    (the batch's, or any sample of the data's): a bounded output (a single sigmoid or tanh unit) is
+    judged on the share of them out of its range. ``target_range``: ``(low, high)``, where they lie,
+    where only that is known (the spec's ``loss.target_range``; the share of the range out of reach).
+    With neither, a bounded output is judged against standard-normal targets, as a spec's is. The
+    simulated targets stay standard normal either way.
+
     The simulation runs in float64; a forward that makes or casts float32 tensors itself (an
     LSTM's ``torch.zeros`` initial state) runs in the module's own dtype, and the document's
     ``simulation.precision`` says which ran.
@@ -1269,11 +1280,13 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     module that cannot be copied is refused with a ValueError)."""
     device = _check_module_arguments(model, loss, seeds, verify, device)
     drawn_in = _check_input_range(input_range)
+    given_range, given_targets = _check_targets(loss, target_range, targets)
     if optimizer is None and scheduler is not None:
         optimizer = getattr(scheduler, "optimizer", None)
     stated = _with_schedule(optimizer_spec(optimizer), scheduler, warmup_steps, clip_norm)
     run = GraphRun(model, input_specs(example_inputs, model, drawn_in), loss, seeds, optimizer=stated,
-                   trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs))
+                   trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs),
+                   bounded_regression=True, target_range=given_range, target_values=given_targets)
     try:
         return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
     except GradHealthError:
@@ -1348,6 +1361,39 @@ def _check_input_range(value: Any) -> tuple[float, float] | None:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ArgumentError(f"input_range must be two finite numbers low < high, got {value!r:.80}")
     return low, high
+
+
+def _check_targets(loss: str, target_range: Any, targets: Any
+                   ) -> tuple[tuple[float, float] | None, np.ndarray | None]:
+    """``check_module``'s ``target_range`` (two finite numbers low < high) and ``targets`` (finite
+    numbers, as a float64 array): each for a regression loss only, and not both."""
+    if target_range is None and targets is None:
+        return None, None
+    named = "target_range" if target_range is not None else "targets"
+    if loss not in _REGRESSION:
+        raise ArgumentError(f"{named} applies to a regression loss (mse), and the loss is {loss!r}")
+    if target_range is not None and targets is not None:
+        raise ArgumentError("give targets or target_range, not both: the targets' own values are judged")
+    if target_range is not None:
+        if isinstance(target_range, str | bytes) or not isinstance(target_range, Sequence) or len(target_range) != 2 \
+                or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in target_range):
+            raise ArgumentTypeError(f"target_range must be a (low, high) pair of numbers, got {target_range!r:.80}")
+        low, high = float(target_range[0]), float(target_range[1])
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ArgumentError(f"target_range must be two finite numbers low < high, got {target_range!r:.80}")
+        return (low, high), None
+    try:
+        values = (targets.detach().to("cpu", torch.float64).numpy() if isinstance(targets, torch.Tensor)
+                  else np.asarray(targets, dtype=np.float64)).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ArgumentTypeError(f"targets must be a tensor or array of numbers, got {type(targets).__name__}: "
+                                f"{exc}") from None
+    if values.size == 0:
+        raise ArgumentError("targets is empty: give the regression targets of at least one sample")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ArgumentError(f"targets must be finite numbers: element {int(bad[0])} (flattened) is {values[bad[0]]}")
+    return None, values
 
 
 def _shapes(example_inputs: Any) -> str:

@@ -1242,8 +1242,16 @@ class _ThroughTime(ArchitectureRule):
         if unread is not None:
             first, reached = unread
             evidence |= {"first_read_step": first, "unread_steps": [0, first - 1], "unread_grad_ratio": reached}
-            summary += (f"; the loss reads it only from step {first} on, so steps 0-{first - 1} learn through "
-                        f"the recurrence alone: dL/dh_0 is {fmt(reached)} of the best-read step's")
+            above = _layers_above(result, layer, sub)
+            evidence["read_from"] = "layers above" if above else "loss"
+            # a stacked layer's steps are read by the layer above it, whose own recurrence carries the
+            # loss's gradient back only so far (specsweep14 u13: the bottom of 3 tanh layers, whose
+            # loss reads the top one's last step, "read by the loss only from step 196" unexplained)
+            reader = (f"the layer{'s' if above > 1 else ''} above pass{'' if above > 1 else 'es'} the loss's "
+                      f"gradient down to it only from step {first} on, as far back as their own recurrence carries "
+                      "it" if above else f"the loss reads it only from step {first} on")
+            summary += (f"; {reader}, so steps 0-{first - 1} learn through "
+                        f"its recurrence alone: dL/dh_0 is {fmt(reached)} of the best-read step's")
         joined = bidirectional_reach(result).get((layer, sub)) if vanishing else None
         if joined is not None:
             # both directions read at their ends: the worst-reached input, through the nearer one
@@ -1725,6 +1733,22 @@ def _pooled_enough(result: SimulationResult) -> bool:
     return result.batch_size is not None and result.batch_size * result.seeds >= MIN_POOLED_SAMPLES
 
 
+#: A ReLU layer left with this many live units or fewer (its width times its live share) is a
+#: bottleneck whatever made its units off: the layers after it see a signal of that rank at most.
+BOTTLENECK_LIVE_UNITS = 1.0
+
+
+def bottleneck(dead: float, width: int) -> bool:
+    """Whether a ReLU layer of ``width`` units with share ``dead`` off for the whole batch passes its
+    signal through :data:`BOTTLENECK_LIVE_UNITS` live unit or fewer: then its share is judged as
+    measured, not discounted as a coin toss (:meth:`DeadUnits.judged`). The binomial test cannot
+    tell a narrow layer's death from chance (4 of 5 units off in each of 3 seeds, 12 of 15, is
+    p = 0.018 at 1/2, over the Bonferroni line of 20 layers), but whether by chance or not, one
+    live unit is all the layers after it see (peersweep12 u13: 20 ReLU layers of width 5, three
+    of them left with one)."""
+    return dead > 0.5 and width * (1.0 - dead) <= BOTTLENECK_LIVE_UNITS + 1e-9
+
+
 class DeadUnits(_Fraction):
     code = "dead_units"
     key = "dead_fraction"
@@ -1757,12 +1781,12 @@ class DeadUnits(_Fraction):
                 # batch of 16 with probability 0.19, and per-seed shares called it dead (onnxsweep10)
                 value = min(value, float(every[0]))
                 k, n = round(value * int(units[0])), int(units[0])
-                value = value if value <= 0.5 or binomial_tail_half(k, n) < level else 0.5
+                value = value if value <= 0.5 or binomial_tail_half(k, n) < level or bottleneck(value, n) else 0.5
             elif value > 0.5 and units is not None and units[0] >= 1:
                 fractions = [f for f in u.values[self.key].tolist() if f == f]
                 n = int(units[0]) * len(fractions)
                 k = round(sum(fractions) * int(units[0]))
-                value = value if binomial_tail_half(k, n) < level else 0.5
+                value = value if binomial_tail_half(k, n) < level or bottleneck(value, int(units[0])) else 0.5
             out.append((u, value))
         return out
 
@@ -1858,9 +1882,19 @@ class DeadUnits(_Fraction):
         else:
             k = round((pooled if pooled is not None else per_batch) * (width or 0))
             short = f"{k} of {width} units is within chance of half" if width else "within chance of half"
-            why = (f"{k} of its {width} units off is not more than half by more than chance: inputs that "
-                   "look alike leave each unit off with probability 1/2, and a share above 1/2 counts only "
-                   "where a one-sided binomial test at 1/2 rejects it (Bonferroni over the ReLU layers)"
+            # the test's own count: the graph door's all-samples share over the width, else each
+            # seed's units together (:meth:`judged`)
+            n_all = (width or 0) * (1 if pooled is not None else result.seeds)
+            k_all = round((pooled if pooled is not None else per_batch) * n_all)
+            output = clipped_output(result)
+            layers = len([u for u, _ in super().judged(result) if u is not output]) or 1
+            why = (f"{k_all} of {n_all} units off{'' if pooled is not None else f' over the {result.seeds} seeds'} "
+                   f"is not more than half by more than chance (P = {binomial_tail_half(k_all, n_all):.2g} "
+                   f"at 1/2, over the {0.05 / layers:.2g} line): inputs that look alike leave each unit off "
+                   "with probability 1/2, and a share above 1/2 counts only where a one-sided binomial test "
+                   f"at 1/2 rejects it (Bonferroni over the {layers} ReLU layer{'s' if layers > 1 else ''}) or "
+                   f"the layer is left with {BOTTLENECK_LIVE_UNITS:g} live unit or fewer; otherwise the judged "
+                   "share is 1/2"
                    if width else "the share is not beyond what correlated inputs alone make")
         all_samples = f", {pooled:.0%} for all {samples} samples of every seed" if pooled is not None else ""
         evidence = {
@@ -1871,6 +1905,14 @@ class DeadUnits(_Fraction):
             "judged_fractions": {x[0].name: x[3] for x in found if x[3] is not None},
             "batch_size": batch, "seeds": result.seeds,
         }
+        if any(x[3] == 0.5 for x in found):
+            # what "judged" did to the share (peersweep12 u13: fractions 0.8 beside judged 0.5, unexplained)
+            evidence["judged_fraction_rule"] = (
+                "a share above 1/2 is judged as measured only where a one-sided binomial test at 1/2 over "
+                "the layer's units (those zero for every sample of every seed for a module or file, each "
+                "seed's units together for a spec) rejects it, Bonferroni over the ReLU layers, or "
+                f"where the layer is left with {BOTTLENECK_LIVE_UNITS:g} live unit or fewer; otherwise as 1/2, "
+                "what inputs that look alike make by chance")
         return Detection(
             self.code, "info", f"max_{self.key}", value,
             f"{per_batch:.0%} of units in {u.name} are zero for a batch of {batch}{all_samples}: not judged "
@@ -2298,6 +2340,17 @@ class PostLnDepthRisk(ArchitectureRule):
         )
 
 
+def _layers_above(result: SimulationResult, layer: str, sub: int) -> int:
+    """How many recurrent (sub)layers are stacked above ``layer``'s sublayer ``sub`` (its own higher
+    sublayers, and the recurrent layers after it in the network), which read its steps and pass the
+    loss's gradient down to them: 0 where the loss reads it itself."""
+    series = [(ts.layer, ts.sublayer) for ts in result.time_series]
+    order = {u.name: i for i, u in enumerate(result.units)}
+    here = order.get(layer, -1)
+    return sum(1 for name, s in series
+               if (name == layer and s > sub) or (name != layer and order.get(name, -1) > here >= 0))
+
+
 def warm_factor(result: SimulationResult) -> float:
     """What the first step's ratio is multiplied by to give the optimizer's usual step: RMSprop's
     square average starts at (1 - alpha) g^2, with no bias correction, so its first step is
@@ -2325,6 +2378,12 @@ def _first_step(result: SimulationResult) -> tuple[dict[str, float], str, float]
     warm = warm_factor(result)
     ratios = {u.name: u.geo("usual_update_ratio") if "usual_update_ratio" in u.values else u.geo("update_ratio") * warm
               for u in result.units if "update_ratio" in u.values}
+    for u in result.units:
+        zero = zero_weight_ratio(u)
+        if u.name in ratios and math.isnan(ratios[u.name]) and zero is not None:
+            # weights exactly zero: the step against a usual init's norm (:func:`zero_weight_ratio`);
+            # Adagrad's figure is its 25th step already, the others' the first times warm_factor
+            ratios[u.name] = zero * (1.0 if "usual_update_ratio" in u.values else warm)
     opt = result.optimizer
     return ratios, *((opt.type, opt.lr) if opt is not None else ("?", math.nan))
 
@@ -2390,6 +2449,25 @@ def _near_zero_init(u: UnitStats) -> bool:
 #: under it and its figure is unchanged. A layer's update is judged against the larger of its
 #: weights' scale and this one (:func:`scale_floor`).
 DEFAULT_INIT_GAIN = 0.5
+
+
+def zero_weight_ratio(u: UnitStats) -> float | None:
+    """The first step of a layer whose weights are all exactly zero, judged against a usually
+    initialised layer's norm: its step's root mean square per weight (``zero_weight_step``) over
+    :data:`DEFAULT_INIT_GAIN` / sqrt(fan_in), the limit :func:`scale_floor` gives any layer whose
+    weights start below that scale as they shrink to 0 (||dW|| / ||W|| itself is infinite). None
+    where the layer's weights are not all zero or its fan-in is unknown."""
+    if not u.fan_in or "zero_weight_step" not in u.values:
+        return None
+    step = u.geo("zero_weight_step")
+    return step / (DEFAULT_INIT_GAIN / math.sqrt(u.fan_in)) if math.isfinite(step) else None
+
+
+def zero_weight_layers(result: SimulationResult) -> list[str]:
+    """The layers whose weights are all exactly zero and whose first step large_updates judges
+    against a usual init's norm (:func:`zero_weight_ratio`)."""
+    return [u.name for u in result.units if zero_weight_ratio(u) is not None
+            and "update_ratio" in u.values and math.isnan(u.geo("update_ratio"))]
 
 
 def scale_floor(u: UnitStats) -> float:
@@ -2556,6 +2634,12 @@ class LargeUpdates(ArchitectureRule):
         floors = {u.name: f for u in hit if (f := scale_floor(u)) < 1}
         if floors:
             evidence["init_scale_factor"] = floors
+        zeros = [u.name for u in hit if u.name in zero_weight_layers(result)]
+        if zeros:
+            # a ratio to a zero norm is infinite: the step is judged against a usual init's norm
+            evidence["zero_weight_layers"] = zeros
+            evidence["zero_weight_step_rms"] = {n: next(u for u in hit if u.name == n).geo("zero_weight_step")
+                                                for n in zeros}
         # the figure judged is the optimizer's usual step: say so where its first step differs
         # (RMSprop's and Adadelta's start-up transient, Adagrad's shrinking steps)
         step = (f"one {kind} step at lr {lr:g}" if abs(factor - 1) < 0.05 else
@@ -2567,8 +2651,12 @@ class LargeUpdates(ArchitectureRule):
                        f"depth (over {ADAPTIVE_STEPS_SUM:g}; healthy: about 1e-3 a layer)")
         else:
             summary = (f"{step} changes {hit[0].name}'s weights by {fmt(ratios[hit[0].name])} of their "
-                       f"norm (healthy: about 1e-3)" + (f"; {len(hit)} layers above {t.large_update_warning:g}"
-                                                        if len(hit) > 1 else ""))
+                       f"norm (healthy: about 1e-3)" if hit[0].name not in zeros else
+                       f"{step} moves {hit[0].name}'s weights, all zero at initialisation, by "
+                       f"{fmt(next(u for u in hit if u.name == hit[0].name).geo('zero_weight_step'))} per weight "
+                       f"(root mean square): {fmt(ratios[hit[0].name])} of a usually initialised layer's norm "
+                       f"({DEFAULT_INIT_GAIN:g}/sqrt({hit[0].fan_in}) per weight; healthy: about 1e-3)")
+            summary += (f"; {len(hit)} layers above {t.large_update_warning:g}" if len(hit) > 1 else "")
         if _adaptive(result):
             evidence["adaptive_steps_sum"] = total
             evidence["adaptive_steps_sum_threshold"] = ADAPTIVE_STEPS_SUM
@@ -2596,7 +2684,8 @@ class LargeUpdates(ArchitectureRule):
             f"{ADAPTIVE_STEPS_SUM:g} is a warning even where no layer alone passes {t.large_update_warning:g}. "
             "A layer whose weights start below a usual initialisation's "
             "scale (0.5/sqrt(fan_in), under torch's default 0.58/sqrt(fan_in)) is judged against that scale, since its step does not "
-            "depend on its weights' size.")
+            "depend on its weights' size; one whose weights are all zero (a ratio to a zero norm is infinite) "
+            "likewise, by its step's root mean square per weight over 0.5/sqrt(fan_in).")
         return Detection(self.code, severity, "max_update_ratio", value, summary, explanation, evidence, hit)
 
 
@@ -2760,6 +2849,32 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
 #: The recurrent layers whose output is their hidden state, bounded as their activation says (the unit's
 #: ``activation``: tanh for LSTM and GRU cells, an RNN's nonlinearity).
 RECURRENT_OUTPUT_TYPES = frozenset({"lstm", "gru", "rnn"})
+
+
+def unreachable_targets(result: SimulationResult, activation: str) -> float:
+    """:func:`.losses.unreachable_target_fraction` of ``activation``'s range for ``result``'s
+    targets: the share of the example targets a live module's check was given (``target_values``)
+    outside the range where there are some, else of the spec's or file's ``target_range``, else of
+    standard-normal ones."""
+    values = result.target_values
+    if values is not None and len(values):
+        low, high = OUTPUT_RANGES[activation]
+        return float(np.mean((values < low) | (values > high)))
+    return unreachable_target_fraction(activation, target_range(result))
+
+
+def _targets_words(result: SimulationResult) -> tuple[str, str]:
+    """(evidence's ``targets``, the summary's words for them) for :func:`unreachable_targets`."""
+    values = result.target_values
+    if values is not None and len(values):
+        span = f"[{float(values.min()):.3g}, {float(values.max()):.3g}]"
+        n = len(values)
+        return (f"the {n} passed (targets=), in {span}",
+                f"the {n} target{'s' if n > 1 else ''} passed (in {span})")
+    given = target_range(result)
+    if given is None:
+        return "standard normal", "standard-normal targets"
+    return f"in [{given[0]:g}, {given[1]:g}]", f"targets in [{given[0]:g}, {given[1]:g}]"
 
 
 def target_range(result: SimulationResult) -> tuple[float, float] | None:
@@ -2928,7 +3043,7 @@ class OutputLossMismatch(ArchitectureRule):
             return 1.0 - float(np.nanmean(relu.values["active_fraction"]))
         bounded = clipped_regression_output(result)
         if bounded is not None and bounded.activation is not None:
-            return unreachable_target_fraction(bounded.activation, target_range(result))
+            return unreachable_targets(result, bounded.activation)
         seeds = [s for s in result.silent if not math.isnan(s)]
         return sum(seeds) / len(seeds) if seeds else math.nan
 
@@ -3037,11 +3152,25 @@ class OutputLossMismatch(ArchitectureRule):
         if bounded is not None and bounded.activation != "relu" and bounded.activation is not None:
             low, high = OUTPUT_RANGES[bounded.activation]
             given = target_range(result)
+            values = result.target_values
+            passed = values is not None and len(values) > 0
+            described, targets = _targets_words(result)
             evidence.update(metric="unreachable_target_fraction", threshold=UNREACHABLE_TARGETS_WARNING,
                             from_logits=None, output_activation=bounded.activation, output_range=[low, high],
-                            targets="standard normal" if given is None else f"in [{given[0]:g}, {given[1]:g}]",
-                            silent_by_seed=[])
-            if given is not None and value <= 0.0:
+                            targets=described, silent_by_seed=[])
+            if values is not None and passed:
+                evidence["targets_passed"] = len(values)
+            if passed and value <= 0.0:
+                return Detection(
+                    self.code, severity, "unreachable_target_fraction", value,
+                    f"{last.name}'s outputs go through a {bounded.activation} under {loss}; {targets} all lie "
+                    f"within its range [{low:g}, {high:g}]: every target is in reach",
+                    f"A {bounded.activation} output holds the predictions to [{low:g}, {high:g}], which covers the "
+                    f"targets given, so the regression can fit them. Each gradient still goes through the "
+                    f"{bounded.activation}'s slope, which fades as outputs near a bound: for 0/1 labels, binary "
+                    "cross-entropy on the same output cancels that slope and trains faster.",
+                    evidence, [bounded])
+            if given is not None and not passed and value <= 0.0:
                 return Detection(
                     self.code, severity, "unreachable_target_fraction", value,
                     f"{last.name}'s outputs go through a {bounded.activation} under {loss}; the targets lie in "
@@ -3052,7 +3181,6 @@ class OutputLossMismatch(ArchitectureRule):
                     f"{bounded.activation}'s slope, which fades as outputs near a bound: for 0/1 labels, binary "
                     "cross-entropy on the same output cancels that slope and trains faster.",
                     evidence, [bounded])
-            targets = "standard-normal targets" if given is None else f"targets in [{given[0]:g}, {given[1]:g}]"
             if severity == "info":
                 return Detection(
                     self.code, severity, "unreachable_target_fraction", value,
@@ -3074,9 +3202,10 @@ class OutputLossMismatch(ArchitectureRule):
                 "scaled into it: unscaled prices, standardised values below 0) cannot be reached, the loss "
                 f"stalls high, and as outputs near a bound the {bounded.activation}'s slope, and with it every "
                 "gradient, fades. End a regression with no activation, or scale the targets into the range."
-                + ("" if given is not None else
+                + ("" if given is not None or passed else
                    " Targets already in the range (0/1 labels) are in reach: say so with the spec's "
-                   "loss.target_range, --target-range 0,1 for a Keras file (target_range over HTTP), or "
+                   "loss.target_range, --target-range 0,1 for a Keras file (target_range over HTTP), "
+                   "check_module's targets= (example targets) or target_range=, or "
                    "compile the Keras model with an accuracy metric, which implies 0/1 labels."),
                 evidence, [bounded])
         relu = _relu_output(result)
@@ -3104,10 +3233,10 @@ class OutputLossMismatch(ArchitectureRule):
             given = target_range(result)
             evidence.update(metric="clipped_output_fraction", from_logits=None, output_activation="relu",
                             clipped_by_seed=[round(1.0 - float(x), 6) for x in relu.values["active_fraction"]],
-                            unreachable_target_fraction=unreachable_target_fraction("relu", given),
+                            unreachable_target_fraction=unreachable_targets(result, "relu"),
                             silent_by_seed=[])
-            if given is not None:
-                evidence["targets"] = f"in [{given[0]:g}, {given[1]:g}]"
+            if given is not None or result.target_values is not None:
+                evidence["targets"] = _targets_words(result)[0]
             # With the targets' range known, what is out of reach is that range's part below 0, if any
             # (kerassweep15 u03: "no target below 0" read wrong beside --target-range 0,1).
             reach = ("no target below 0 can be reached" if given is None else

@@ -199,6 +199,9 @@ class SimulationResult:
     #: a Keras file's stored weights), on ``target_range`` where one is given
     bounded_regression: bool = False
     target_range: tuple[float, float] | None = None
+    #: the example regression targets a live module's check was given (``check_module``'s ``targets``,
+    #: flattened float64), judged in place of ``target_range`` where given
+    target_values: np.ndarray | None = None
     #: a small network's extra draws (:func:`born_dead_draws`), each initialised and stepped once as a
     #: seed is, for the share of draws born dead: per unit, its figures over those draws; empty where
     #: none were run (no layer could die, or the network too large or slow for them)
@@ -402,6 +405,11 @@ def add_step_ratios(figures: dict[str, dict[str, float]], units: Mapping[str, Se
     small gradients' steps the same size)."""
     for name, ratio in step_ratios(units, spec).items():
         figures.setdefault(name, {})["update_ratio"] = ratio
+    # weights exactly zero (a zero-initialised layer): ||dW|| / ||W|| is infinite, so the step's
+    # size per weight is kept for large_updates to judge against a usual init's scale
+    warm = ADAGRAD_WARM_STEPS if spec.type == "adagrad" else 1
+    for name, rms in zero_weight_steps(units, spec, warm).items():
+        figures.setdefault(name, {})["zero_weight_step"] = rms
     if spec.type == "adagrad":
         for name, ratio in step_ratios(units, spec, ADAGRAD_WARM_STEPS).items():
             figures.setdefault(name, {})["usual_update_ratio"] = ratio
@@ -511,6 +519,22 @@ def step_ratios(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSp
             num = math.hypot(*(first_step_norm(spec, w, g, step) for w, g in pairs))
             den = math.hypot(*(float(torch.linalg.vector_norm(w)) for w, _ in pairs))
             out[name] = num / den if den > 0 else math.nan
+    return out
+
+
+def zero_weight_steps(units: Mapping[str, Sequence[torch.Tensor]], spec: S.OptimizerSpec,
+                      step: int = 1) -> dict[str, float]:
+    """The step's root mean square per weight, ||delta W|| / sqrt(n), of each unit whose weight
+    matrices and kernels with a gradient are all exactly zero (where :func:`step_ratios` has NaN:
+    a ratio to a zero norm is infinite, not unknown). A unit with some nonzero weights is left out."""
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for name, ps in units.items():
+            pairs = [(p.detach(), p.grad) for p in ps if p.dim() >= 2 and p.grad is not None]
+            if not pairs or any(bool(torch.any(w != 0)) for w, _ in pairs):
+                continue
+            num = math.hypot(*(first_step_norm(spec, w, g, step) for w, g in pairs))
+            out[name] = num / math.sqrt(sum(w.numel() for w, _ in pairs))
     return out
 
 
