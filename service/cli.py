@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 # Only what every verb needs: each command imports its own tools, so `--help`, `catalog`, a log
 # check or `serve` never load torch (only a simulating check does).
-from gradhealth.errors import GradHealthError, InputFormatError, LogError, UsageError
+from gradhealth.errors import GradHealthError, InputFormatError, LogError, UsageError, not_utf8_at
 from gradhealth.library import example_names, load_spec
 
 if TYPE_CHECKING:
@@ -161,8 +161,11 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
     """Report an error in one line on stderr (and as a problem document with --format json): exit 3
     when the check could not run, else exit 2 (invalid input)."""
     reason = _cannot_run(args, exc)
+    refusal = _refusal(args, exc, reason) if exc.problems else None  # the input read once
     if reason is None:
-        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {exc.detail}", file=sys.stderr)
+        # each problem with its line and column where the spec's text places it (newuser9 P7)
+        detail = refusal.located_detail() if refusal is not None else exc.detail
+        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {detail}", file=sys.stderr)
     else:
         print(f"gradhealth: {args.spec}: the check could not run: {reason}", file=sys.stderr)
     if args.format == "json":
@@ -171,7 +174,8 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
     wanted = _refusal_outputs(args)
     if not wanted and not (args.format == "github" and reason is None):
         return code
-    refusal = _refusal(args, exc, reason)  # the input read once, for the annotations and the reports
+    if refusal is None:  # the input read once, for the annotations and the reports
+        refusal = _refusal(args, exc, reason)
     if args.format == "github" and reason is None:
         from gradhealth.report.github import invalid_input_commands
 
@@ -311,9 +315,23 @@ def _simulation_flags_unused(args: argparse.Namespace) -> str | None:
             "recorded: drop the flag")
 
 
+def _counts_refused(args: argparse.Namespace) -> str | None:
+    """``--seeds`` or ``--batch-size`` below 1, as a usage error naming the flag; None when both
+    are absent or at least 1. Checked before any input is read: the flag is wrong whatever the
+    input says (newuser9 P5: ``--seeds 0`` was refused as the spec's own ``/seeds``, and only after
+    the spec was read)."""
+    for flag, value in (("--seeds", getattr(args, "seeds", None)), ("--batch-size", getattr(args, "batch_size", None))):
+        if value is not None and value < 1:
+            return f"{flag} must be at least 1, not {value}"
+    return None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """The architecture check of a spec (in-process, or with --server); a log path goes to the log
     check and an ``.onnx`` file to the model check."""
+    bad_count = _counts_refused(args)
+    if bad_count is not None:  # a usage error, said before the input is read (newuser9 P5)
+        return _invalid(args, UsageError(bad_count))
     kind = _input_kind(args.spec)
     if kind == "model":
         refused = _flags_refused(args, "model")
@@ -396,7 +414,7 @@ def _spec_text(source: str) -> str | None:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputFormatError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+        raise InputFormatError(f"{source}: not UTF-8 text {not_utf8_at(exc)}") from None
 
 
 def _simulating_here() -> None:
@@ -471,9 +489,6 @@ def cmd_check_keras(args: argparse.Namespace) -> int:
     try:
         shapes = _input_shapes(args)
         path = Path(args.spec)
-        for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
-            if value is not None and value < 1:
-                raise UsageError(f"{flag} must be at least 1, not {value}")
         # a regular file only, bounded by what the reader takes (its weights plus its config)
         data = read_user_file(args.spec, what=args.spec, cap=MAX_WEIGHTS_BYTES + MAX_CONFIG_BYTES)
         with_input_shapes(read_keras(data)[0], shapes)  # not a Keras model: exit 2 here, before any upload
@@ -514,6 +529,8 @@ def _check_keras_file(args: argparse.Namespace, data: bytes, optimizer: dict[str
                           weights=args.weights, device=args.device, verify=False if args.no_verify else None,
                           progress=_progress(show_progress), optimizer=optimizer, input_shapes=shapes or None,
                           target_range=_target_range(args), input_range=_input_range(args))
+        if doc.name is None:  # a model without a name: its file's, as the service names it
+            doc.name = Path(args.spec).name
         if show_progress:
             print(file=sys.stderr)
     except GradHealthError as exc:
@@ -582,9 +599,6 @@ def cmd_check_model(args: argparse.Namespace) -> int:
     show_progress = _show_progress(args)
     try:
         shapes = _input_shapes(args)
-        for flag, value in (("--seeds", args.seeds), ("--batch-size", args.batch_size)):
-            if value is not None and value < 1:
-                raise UsageError(f"{flag} must be at least 1, not {value}")
         path = Path(args.spec)
         from gradhealth.cli_report import path_problem
 
@@ -686,7 +700,7 @@ def _stdin_text() -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputFormatError(f"stdin: not UTF-8 text (byte {exc.start})") from None
+        raise InputFormatError(f"stdin: not UTF-8 text {not_utf8_at(exc)}") from None
 
 
 def server_url(value: str) -> str:

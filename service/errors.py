@@ -31,6 +31,14 @@ from dataclasses import dataclass
 PROBLEM_BASE = "https://gradient-health.dev/problems/"
 
 
+def not_utf8_at(exc: UnicodeDecodeError) -> str:
+    """Where text is not UTF-8, in every message that says so: ``at byte offset 9 (byte 0xe9)``, the
+    offset and the byte's value told apart (newuser9 P9: "(byte 0)" read as a byte of value 0)."""
+    data = exc.object
+    value = f" (byte 0x{data[exc.start]:02x})" if 0 <= exc.start < len(data) else ""
+    return f"at byte offset {exc.start}{value}"
+
+
 def problem_type(slug: str) -> str:
     """The problem-type URI of ``slug`` (e.g. ``time-limit``): every one is under PROBLEM_BASE."""
     return PROBLEM_BASE + slug

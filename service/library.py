@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gradhealth.errors import ArgumentTypeError, InputFormatError
+from gradhealth.errors import ArgumentTypeError, InputFormatError, not_utf8_at
 
 if TYPE_CHECKING:
     from gradhealth.core.document import Diagnosis
@@ -58,7 +58,7 @@ def load_spec(source: SpecSource) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise InputFormatError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+        raise InputFormatError(f"{source}: not UTF-8 text {not_utf8_at(exc)}") from None
     return load_spec_text(text, content_type=content_type)
 
 
@@ -262,6 +262,7 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
     """
     from gradhealth.analysis.importers.keras import check_keras as run
 
+    name: str | None = None
     if isinstance(source, Mapping):
         data: bytes | dict[str, Any] = dict(source)
     elif isinstance(source, bytes):
@@ -271,8 +272,11 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
         if not path.is_file():
             raise InputFormatError(f"{source}: no such file")
         data = path.read_bytes()
+        name = path.name
     doc: Diagnosis = run(data, loss=loss, seeds=seeds, weights=weights, batch_size=batch_size,
                          verify=verify, device=device, settings=settings, progress=progress,
                          optimizer=optimizer, input_shapes=dict(input_shapes) if input_shapes else None,
                          target_range=target_range, input_range=input_range)
+    if doc.name is None and name is not None:  # a model without a name: its file's, as the service
+        doc.name = name                        # and check_onnx name it
     return doc

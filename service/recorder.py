@@ -134,6 +134,9 @@ class Record:
     norms: tuple[float, ...]
     loss_scale: float | None = None
     metrics: tuple[tuple[str, float], ...] = ()  # the caller's own (``metrics=``, :meth:`GradientRecorder.log`)
+    #: written by :meth:`GradientRecorder.log`: figures only, not a training step, so neither a
+    #: logged step nor one without gradients in the file's end record (newuser9 P1)
+    from_log: bool = False
 
     @property
     def grad_norm(self) -> float:
@@ -307,7 +310,7 @@ class FileSink(_Encoder):
                 f"; {a.dropped} bytes of its cut-off last line removed" if a.dropped else "")
         self._file.write(json.dumps({RECORDER_KEY: "start", "params": config_params(config)}) + "\n")
         self._file.flush()  # a file that holds the start record and no end record was cut off
-        self._logged = 0
+        self._logged = 0  # training steps logged (step() calls, not log() calls)
         self._without_gradients = 0  # logged steps at which no parameter had a gradient
         self._clean = True
 
@@ -318,8 +321,11 @@ class FileSink(_Encoder):
     def _write_lines(self, records: Sequence[Record], texts: Sequence[str]) -> None:
         """:meth:`write`, with each record's lines already encoded by the writer thread."""
         self._file.write("".join(texts))
-        self._logged += len(records)
-        self._without_gradients += sum(1 for r in records if not r.layers)
+        # figures of log() are not training steps: counted neither as logged steps nor as steps
+        # without gradients (newuser9 P1: every val_loss read as a step() before backward())
+        steps = [r for r in records if not r.from_log]
+        self._logged += len(steps)
+        self._without_gradients += sum(1 for r in steps if not r.layers)
 
     def flush(self) -> None:
         """Hand buffered lines to the operating system."""
@@ -633,7 +639,7 @@ def _records(batch: list[tuple[Any, ...]]) -> list[Record]:
 
 def _record(item: tuple[Any, ...]) -> Record:
     """Builds a record from what ``step()`` queued (device values: see :func:`_records`)."""
-    seq, step, wall_time, layers, values, loss, lr, scale, divide, metrics = item
+    seq, step, wall_time, layers, values, loss, lr, scale, divide, metrics, from_log = item
     numbers: list[Any] = []
     if values and all(t.is_cpu for t in values):  # CPU: computed already
         numbers = [t.item() for t in values]  # half the cost of a stack and a tolist
@@ -655,7 +661,7 @@ def _record(item: tuple[Any, ...]) -> Record:
     if divide and scale:  # the gradients carried the loss scale: the norms of the true gradients
         numbers = [x / scale for x in numbers]
     return Record(seq, step, wall_time, loss, lr, layers, tuple(numbers), scale,
-                  tuple((name, float(v)) for name, v in metrics))
+                  tuple((name, float(v)) for name, v in metrics), from_log)
 
 
 def _unhandled() -> BaseException | None:
@@ -1108,7 +1114,7 @@ class GradientRecorder:
         writer = self._writer
         items = writer.items
         items.append((self._seq, index, wall_time, names, norms, loss_out, lr, scale, divide,
-                      _check_metrics(metrics)))
+                      _check_metrics(metrics), False))
         self._seq += 1
         if len(items) >= writer.wake_at or writer.error is not None:
             writer.wake()
@@ -1125,7 +1131,7 @@ class GradientRecorder:
         values = _check_metrics(metrics)
         if not values:
             return
-        self._writer.put((self._seq, index, time.time(), (), (), None, None, None, False, values))
+        self._writer.put((self._seq, index, time.time(), (), (), None, None, None, False, values, True))
         self._seq += 1
 
     def _watch_no_gradient(self, names: tuple[str, ...], norms: Any) -> None:

@@ -145,7 +145,7 @@ def test_a_spec_that_is_not_utf8_exits_2_and_an_unreachable_server_3(tmp_path, c
     # the file itself, by its path: the spec's error naming the byte, not "unknown log format" (spec sweep 7)
     assert main(["check", str(spec)]) == 2
     err = capsys.readouterr().err
-    assert "not UTF-8 text (byte 9)" in err and "log format" not in err
+    assert "not UTF-8 text at byte offset 9 (byte 0xe9)" in err and "log format" not in err
 
 
 # --- issue 14: errors a CI pipeline would misread --------------------------------------------------
@@ -203,12 +203,14 @@ def test_exit_codes_are_in_the_help_epilog():
 
 @pytest.mark.parametrize(("name", "text", "where"), [
     ("broken.yaml", "input: {shape: [4]}\nlayers:\n  - {type: linear, out_features: 2\n"
-                    "  - {type: linear, out_features: 3}\n", "invalid YAML at line 4, column 5"),
+                    "  - {type: linear, out_features: 3}\n",
+     # the unclosed `{` of line 3 is the mistake; the reader stopped at line 4 (newuser9 P12)
+     "invalid YAML at line 3, column 5: a flow mapping opened there is not closed; at line 4, column 5"),
     ("broken.yml", "input: {shape: [4]\nlayers: []\n", "invalid YAML at line"),
     ("comma.json", '{"input": {"shape": [4]},\n "layers": [{"type": "linear", "out_features": 2},]}',
      "invalid JSON at line 2, column"),
     ("misspelt.yaml", "input: {shape: [4]}\nlayer:\n  - {type: linear, out_features: 2}\n",
-     "/layer: unknown field; did you mean 'layers'?"),
+     "/layer (line 2, column 1): unknown field; did you mean 'layers'?"),  # placed (newuser9 P7)
     ("misspelt.json", '{"inputs": {"shape": [4]}, "layers": [{"type": "linear", "out_featres": 2}]}',
      "did you mean 'out_features'?"),
 ])

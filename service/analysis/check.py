@@ -49,6 +49,7 @@ from gradhealth.core.document import (
     TimeStep,
     Verified,
     finite_or_none,
+    more_findings,
     pow10,
     status_of,
 )
@@ -133,8 +134,7 @@ def summary_line(status: str, findings: list[Finding], layers: int) -> str:
         notes = f" (note: {', '.join(dict.fromkeys(f.code for f in findings))})" if findings else ""
         return f"healthy: no gradient problem found in {layers} layers{notes}"
     worst = findings[0]
-    more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-    return f"{status}: {worst.code}: {worst.summary}{more}"
+    return f"{status}: {worst.code}: {worst.summary}{more_findings(findings)}"
 
 
 def _part(det: Detection) -> ArchitectureRule:

@@ -120,6 +120,7 @@ class _Planner:
         self.limits = limits
         self.units = 0
         self.cells = 0  # recurrent cell steps of one seed so far
+        self.expanding: list[str] = []  # the `repeat`/`num_layers` fields being expanded, outermost first
 
     def fail(self, pointer: str, message: str) -> SpecError:
         return SpecError.at(pointer, message)
@@ -133,17 +134,27 @@ class _Planner:
             kind = self.kind(layer, ptr)
             copies = kind.copies(layer)
             first_shape = shape
-            for k in range(copies):
-                name = f"{prefix}layers[{i}].{layer.type}" + (f"#{k}" if copies > 1 else "")
-                try:
-                    unit = self.unit(kind, layer, shape, layout, name, ptr)
-                except SpecError as e:
-                    if k == 0 or type(e) is not SpecError:
-                        raise
-                    raise self._repeat_error(e, layer, f"{prefix}layers[{i}]", k, copies, first_shape, shape, ptr) from None
-                unit.copy = k
-                plans.append(unit)
-                shape, layout = unit.out_shape, unit.out_layout
+            # where a refusal past max_units points: the innermost `repeat`/`num_layers` expanding
+            # this layer (its own, else a repeated block's), else the layer itself
+            expands = self._expands(kind, layer, ptr)
+            if expands is not None:
+                self.expanding.append(expands)
+            try:
+                for k in range(copies):
+                    name = f"{prefix}layers[{i}].{layer.type}" + (f"#{k}" if copies > 1 else "")
+                    try:
+                        unit = self.unit(kind, layer, shape, layout, name, ptr)
+                    except SpecError as e:
+                        if k == 0 or type(e) is not SpecError:
+                            raise
+                        raise self._repeat_error(e, layer, f"{prefix}layers[{i}]", k, copies, first_shape, shape,
+                                                 ptr) from None
+                    unit.copy = k
+                    plans.append(unit)
+                    shape, layout = unit.out_shape, unit.out_layout
+            finally:
+                if expands is not None:
+                    self.expanding.pop()
             tail = kind.tail(layer)
             if tail is not None:
                 # Once per stack, not a copy: it does not count against max_units.
@@ -171,6 +182,14 @@ class _Planner:
             said += f" ({why})"
         return self.fail(ptr, said)
 
+    @staticmethod
+    def _expands(kind: K.LayerKind[Any], layer: S.Layer, ptr: str) -> str | None:
+        """The pointer of the field that makes ``layer`` several measured layers (``repeat``, or a
+        transformer's ``num_layers``), None when it is one."""
+        if kind.copies(layer) <= 1:
+            return None
+        return ptr + ("/repeat" if getattr(layer, "repeat", 1) > 1 else "/num_layers")
+
     def kind(self, layer: S.Layer, ptr: str) -> K.LayerKind[Any]:
         kind = K.KINDS.get(layer.type)
         if kind is None:  # pragma: no cover - the spec's union admits only registered types
@@ -178,11 +197,16 @@ class _Planner:
         return kind
 
     def count(self, layers: int, pointer: str) -> None:
+        """Count ``layers`` more measured layers at ``pointer`` (the field that expands them, or the
+        layer itself), refused past ``max_units`` there."""
         self.units += layers
         if self.units > self.limits.max_units:
             # Checked while expanding, so `repeat: 1000000000` costs nothing.
+            listed = len(self.spec.layers)
+            said = f"; the spec lists {listed:,} layers" if listed > self.limits.max_units else ""
             raise LimitExceeded.at(pointer, f"more than {self.limits.max_units} layers after expanding "
-                                   "`repeat`/`num_layers`; that is the limit")
+                                   f"`repeat`/`num_layers` ({self.units:,} counted up to here{said}); "
+                                   "that is the limit")
 
     def cell_steps(self, steps: int, pointer: str, detail: str) -> None:
         self.cells += steps
@@ -198,7 +222,9 @@ class _Planner:
 
     def unit(self, kind: K.LayerKind[Any], layer: S.Layer, shape: tuple[int, ...], layout: Layout,
              name: str, ptr: str) -> UnitPlan:
-        self.count(1, ptr + "/repeat")
+        # at the field that expands the layer where one does, else at the layer: a spec of 5,000
+        # plain layers was refused at `/layers/2000/repeat`, a field it does not have (newuser9 P11)
+        self.count(1, self.expanding[-1] if self.expanding else ptr)
         if layout == "tokens" and not kind.takes_tokens:
             raise self.fail(ptr, f"a `{layer.type}` layer cannot take token ids; start with an `embedding` layer")
         return self.planned(kind, layer.type, layer, shape, layout, name, ptr)

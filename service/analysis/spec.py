@@ -1063,6 +1063,34 @@ def yaml_hint(text: str, max_nodes: int = MAX_NODES) -> str:
             "or a .yaml file) or send the spec as JSON") if reads_as_yaml(text, max_nodes) else ""
 
 
+#: Contexts of a YAML error that open something a closing character ends: where the reader
+#: stopped is past the mistake, which is the opening left unclosed.
+_UNCLOSED = ("while parsing a flow mapping", "while parsing a flow sequence", "while scanning a quoted scalar")
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """The message of a YAML reader's error, at the place to fix. PyYAML's ``MarkedYAMLError`` has
+    where it stopped (``problem_mark``) and what it was reading there (``context_mark``): a flow
+    mapping, flow sequence or quoted scalar opened on an earlier line and not closed is named at its
+    opening, with where the reader stopped after it (newuser9 P12: ``input: {shape: [784]`` was
+    reported at line 2, column 1, not at its ``{`` at line 1, column 8); another context is added
+    after the problem."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = str(getattr(exc, "problem", None) or exc)
+    context = getattr(exc, "context", None)
+    opened = getattr(exc, "context_mark", None)
+    if mark is None:
+        return f"invalid YAML: {_clip(problem)}"
+    at = f"line {mark.line + 1}, column {mark.column + 1}"
+    if context is None or opened is None:
+        return f"invalid YAML at {at}: {_clip(problem)}"
+    start = f"line {opened.line + 1}, column {opened.column + 1}"
+    if context in _UNCLOSED and opened.line < mark.line:
+        what = context.removeprefix("while parsing ").removeprefix("while scanning ")
+        return f"invalid YAML at {start}: {what} opened there is not closed; at {at}: {_clip(problem)}"
+    return f"invalid YAML at {at}: {_clip(problem)} ({_clip(str(context))} at {start})"
+
+
 def load_spec_text(text: str, *, content_type: str | None = None,
                    max_nodes: int = MAX_NODES) -> dict[str, Any]:
     """Decode spec text as JSON or YAML (YAML is a superset; JSON errors are reported as such).
@@ -1094,10 +1122,7 @@ def load_spec_text(text: str, *, content_type: str | None = None,
         raise InputFormatError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
                                f"{yaml_hint(text, max_nodes) if declared else ''}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputFormatError(f"invalid YAML{where}: {_clip(str(problem))}") from None
+        raise InputFormatError(_yaml_error(exc)) from None
     except RecursionError:  # JSON nested past the interpreter's stack: the YAML reader stops sooner
         raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep"
                                f"{_json_too_deep_at(text)}") from None

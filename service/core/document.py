@@ -332,6 +332,14 @@ def status_of(findings: list[Finding]) -> Status:
     return "unhealthy" if worst == 2 else "warning" if worst == 1 else "healthy"
 
 
+def more_findings(findings: list[Finding]) -> str:
+    """What a summary that names the worst finding adds for the others: `` (+3 more findings)``
+    ("" for none). The noun is said: after a list of layers, "(+3 more)" read as three more layers
+    (newuser9 P10)."""
+    more = len(findings) - 1
+    return f" (+{more} more finding{'s' if more > 1 else ''})" if more > 0 else ""
+
+
 BaselineChangeKind = Literal["new", "gone", "worse", "unchanged"]
 
 

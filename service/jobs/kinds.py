@@ -73,7 +73,9 @@ def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str,
                           input_shapes=request.get("input_shapes"),
                           target_range=tuple(request["target_range"]) if request.get("target_range") else None,
                           input_range=tuple(request["input_range"]) if request.get("input_range") else None)
-        doc.name = request.get("filename") or doc.name
+        # the model's own name (its config's ``name``), as check_keras gives it in-process and in
+        # the CLI; the upload's file name only for a model without one (newuser9 P6)
+        doc.name = doc.name or request.get("filename")
         return doc.model_dump(mode="json")
     doc = check_onnx(Path(request["path"]).read_bytes(), loss=request.get("loss"),
                      seeds=request.get("seeds") or 3, weights=request.get("weights") or "as_given",

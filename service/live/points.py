@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gradhealth.errors import not_utf8_at
 from gradhealth.logs.readers import textio
 from gradhealth.logs.readers.native import NativeReader, recorder_record, step_key
 from gradhealth.logs.readers.textio import BadRow
@@ -201,7 +202,7 @@ def parse(body: bytes, content_type: str, *, max_points: int) -> list[Point]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise BadPoints(f"the body is not UTF-8 (byte {e.start})") from None
+        raise BadPoints(f"the body is not UTF-8 text {not_utf8_at(e)}") from None
     out: list[Point] = []
     if media in JSON_TYPES or (media not in LINES_TYPES and text.lstrip().startswith("[")):
         try:

@@ -19,6 +19,7 @@ from gradhealth.core.document import (
     SeriesPoints,
     SeriesSummary,
     finite_or_none,
+    more_findings,
     status_of,
 )
 from gradhealth.core.rules import Detector, worst_first
@@ -131,7 +132,7 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
         worst_first([f for part in parts for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)]))
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
-    summary = (f"{status}: {worst.code}: {worst.summary}" + (f" (+{len(findings) - 1} more)" if len(findings) > 1 else "")
+    summary = (f"{status}: {worst.code}: {worst.summary}" + more_findings(findings)
                if worst else f"healthy: {sum(len(s) for s in run.series):,} points in {len(run.series)} series"
                + (f"; notes: {', '.join(f.code for f in findings)}" if findings else ""))
     return Diagnosis(

@@ -63,6 +63,33 @@ class Refusal:
             return key
         return value
 
+    def located_detail(self) -> str:
+        """:attr:`detail` with the line and column of each problem the text places written after
+        its pointer (``/layers/0/activation (line 3, column 50): ...``), as the terminal shows it;
+        the detail as it is where nothing can be placed (newuser9 P7: stderr showed the pointers
+        alone while JUnit and GitHub placed the same problems). A problem is matched where the
+        detail lists it, at its start or after a ``; ``, in order."""
+        if self.text is None:
+            return self.detail
+        out, pos = self.detail, 0
+        for pointer, why in self.problems:
+            plain = f"{pointer or '/'}: {why}"
+            found = pos - 1
+            while True:
+                found = out.find(plain, found + 1)
+                if found < 0 or found == 0 or out.startswith("; ", found - 2):
+                    break
+            if found < 0:
+                continue
+            at = self._at(pointer, why)
+            if at is None:
+                pos = found + len(plain)
+                continue
+            placed = f"{pointer or '/'} (line {at[0]}, column {at[1]}): {why}"
+            out = out[:found] + placed + out[found + len(plain):]
+            pos = found + len(placed)
+        return out
+
     def reported(self) -> list[tuple[str, int | None, int | None]]:
         """:meth:`placed`, and a last entry counting the problems past :data:`_MAX_PROBLEMS`."""
         more = len(self.problems) - _MAX_PROBLEMS

@@ -36,7 +36,7 @@ from gradhealth.api.schemas import (
     Problem,
 )
 from gradhealth.db.models import JobRow
-from gradhealth.errors import GradHealthError, cuda_unavailable
+from gradhealth.errors import GradHealthError, cuda_unavailable, not_utf8_at
 from gradhealth.jobs import store
 from gradhealth.jobs.wakeup import Hub
 from gradhealth.report.context import one_line
@@ -98,7 +98,7 @@ def decode_spec(body: bytes, content_type: str, content_encoding: str | None = N
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, "invalid_encoding", f"the body is not UTF-8 (byte {exc.start})") from None
+        raise ApiError(400, "invalid_encoding", f"the body is not UTF-8 text {not_utf8_at(exc)}") from None
     return load_spec_text(text, content_type=(media or None) if media.endswith("json") or media in YAML_TYPES
                           else None)
 
