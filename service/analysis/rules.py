@@ -3056,10 +3056,18 @@ class OutputLossMismatch(ArchitectureRule):
             dead = relu.values.get("dead_fraction")
             return "error" if dead is not None and float(np.nanmax(dead)) > 0.0 else "warning"
         if relu is not None:
-            # a ReLU output is a choice some make for targets >= 0 (counts, prices): a risk whatever
-            # share it clips at init (a positive bias may clip none yet), an error only where the
-            # whole output is off in some seed and nothing learns
-            return "error" if float(np.nanmax(1.0 - relu.values["active_fraction"])) >= 1.0 else "warning"
+            # a ReLU output is a choice some make for targets >= 0 (counts, prices): an error where
+            # the whole output is off in some seed and nothing learns; a warning where it clips a
+            # share of the outputs (the evidence's value, against the silent-loss line) or leaves
+            # targets out of reach (those below 0: half the standard-normal ones simulated when the
+            # targets' range is not given); a note where the targets are known to lie at or above 0
+            # and it clips under that line: its risk (the unit pushed off for every input) is one
+            # training may never take (kerassweep19 h06: a trained LSTM regressor's ReLU, targets in
+            # [0, 1], clips 0% and was a warning beside a metric of 0.0 against 0.05)
+            if float(np.nanmax(1.0 - relu.values["active_fraction"])) >= 1.0:
+                return "error"
+            out_of_reach = unreachable_target_fraction("relu", target_range(result))
+            return "warning" if value >= t.silent_loss_warning or out_of_reach > 0.0 else "info"
         if clipped_regression_output(result) is not None:
             # a bounded output (a sigmoid's (0, 1)): a risk where it cannot reach about half of
             # zero-centred targets, a note for a symmetric range (a tanh's), right for scaled targets
@@ -3243,15 +3251,22 @@ class OutputLossMismatch(ArchitectureRule):
                      f"the targets lie in [{given[0]:g}, {given[1]:g}] (loss.target_range), "
                      + ("all in reach" if given[0] >= 0.0 else
                         f"{unreachable_target_fraction('relu', given):.0%} of that range below 0 out of reach"))
+            clipped = f"every output clipped at 0 gets no gradient ({value:.0%} of them at initialisation)"
+            if severity == "info":
+                clipped += ("; a note: it clips too few to matter now, but should the output unit go off for "
+                            "every input, nothing learns")
             return Detection(
                 self.code, severity, "clipped_output_fraction", value,
-                f"{last.name}'s outputs go through a ReLU under {loss}: {reach}, and "
-                f"every output clipped at 0 gets no gradient ({value:.0%} of them at initialisation)",
+                f"{last.name}'s outputs go through a ReLU under {loss}: {reach}, and {clipped}",
                 "A regression loss needs outputs free to move both ways. A ReLU on the output passes no "
                 "gradient for every output it clips to 0, so those samples teach nothing; if the output "
                 "unit goes off for every input (a large step, a bias pushed negative) the whole network stops "
                 "learning and predicts 0 for everything. End a regression with no activation; for targets "
-                "that must stay positive, softplus keeps a gradient everywhere.",
+                "that must stay positive, softplus keeps a gradient everywhere."
+                + ("" if given is not None else
+                   " The targets simulated are standard normal, half of them below 0; targets known to lie at "
+                   "or above 0 (scaled into [0, 1]) are in reach: say so with the spec's loss.target_range, "
+                   "--target-range 0,1 for a Keras file (target_range over HTTP)."),
                 evidence, [relu])
         if no_output_gradient(result):
             # the value is the share of samples that get no gradient: all of them (the evidence's

@@ -254,6 +254,10 @@ class SimulationInfo(BaseModel):
     optimizer: dict[str, str | float | bool] | None = Field(default=None, description=(
         "the optimizer whose first step was judged (large_updates): its type, lr and the settings that differ "
         "from torch's defaults; null: none was given, so large_updates and small_updates were not checked"))
+    optimizer_unknown: str | None = Field(default=None, description=(
+        "where optimizer is null because the model file's compiled optimizer is not one the simulation "
+        "knows (a Keras Ftrl or Lion, a registered class of the user's, a learning rate not read): its "
+        "name in the file; large_updates and small_updates were not checked"))
 
 
 class SeriesSummary(BaseModel):

@@ -57,7 +57,9 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
                      f"{s.parameters:,} parameters; {s.remedies_simulated} remedy simulation(s); {s.duration_s:.2f}s")
         if s.loss is not None:
             trained = ("optimizer " + ", ".join(f"{v}" if k == "type" else f"{k} {v}" for k, v in s.optimizer.items())
-                       if s.optimizer else "no optimizer given: update sizes not checked")
+                       if s.optimizer else
+                       f"optimizer {s.optimizer_unknown} in the file is not one the simulation knows: update "
+                       "sizes not checked" if s.optimizer_unknown else "no optimizer given: update sizes not checked")
             lines.append(f"  loss {s.loss}; {trained}")
     if doc.log:
         lines.append(f"  read {doc.log.series} series, {doc.log.points:,} points ({doc.log.format}) in "

@@ -453,6 +453,10 @@ class KerasTraining(NamedTuple):
     #: compiled losses the check does not use, each said in the document's summary (never dropped
     #: silently): an entry naming no output, a loss of one output the check does not simulate
     loss_notes: tuple[str, ...] = ()
+    #: the name of the optimizer the file was compiled with where :func:`keras_optimizer` has no
+    #: spec equivalent for it (Ftrl, Lion, a registered class of the user's, a rate not read): the
+    #: check says so instead of "no optimizer given"
+    unknown_optimizer: str | None = None
 
 
 def read_keras_training(data: bytes) -> KerasTraining:
@@ -476,9 +480,10 @@ def read_keras_training(data: bytes) -> KerasTraining:
     compiled = training.get("optimizer_config") or training.get("optimizer") if isinstance(training, dict) else None
     loss, per_output, notes = _split_loss(loss, _outputs(config))
     spec_loss = with_label_targets(keras_loss(loss), training)
-    return KerasTraining(config, spec_loss, keras_optimizer(compiled, config.get("keras_version")),
+    optimizer = keras_optimizer(compiled, config.get("keras_version"))
+    return KerasTraining(config, spec_loss, optimizer,
                          _loss_name(loss) if spec_loss is None and per_output is None else None, per_output,
-                         tuple(notes))
+                         tuple(notes), keras_optimizer_label(compiled) if optimizer is None else None)
 
 
 def _outputs(config: dict[str, Any]) -> list[tuple[str, str]]:
@@ -584,13 +589,15 @@ def keras_optimizer(value: Any, keras_version: Any = None) -> dict[str, Any] | N
     binds for SGD at init), but the report shows it and a clipping remedy names it.
     ``keras_version`` (the file's) picks the defaults of the Keras that wrote it: standalone
     Keras before 2.4 started Adagrad's accumulator at 0, tf.keras and Keras 3 at 0.1."""
-    name, cfg = _name_of(value)
+    name, cfg = _optimizer_name(value)
     kind = _OPTIMIZERS.get(name)
     if kind is None:
         return None
     rate = cfg.get("learning_rate", cfg.get("lr", _KERAS_LR.get(name, 0.001)))
-    if isinstance(rate, dict):  # a LearningRateSchedule
-        rate = (rate.get("config") or {}).get("initial_learning_rate")
+    if isinstance(rate, dict):  # a LearningRateSchedule: its first step's rate
+        sched: dict[str, Any] = rate["config"] if isinstance(rate.get("config"), dict) else {}
+        values = sched.get("values")  # PiecewiseConstantDecay: values[0] up to its first boundary
+        rate = sched.get("initial_learning_rate", values[0] if isinstance(values, list) and values else None)
     lr, rho = _real(rate), _real(cfg.get("rho", _KERAS_RHO.get(kind, 0.9)))
     if lr is None or (kind in _KERAS_RHO and rho is None):
         return None  # a rate (or a rho) that is not a number: nothing to measure
@@ -620,6 +627,38 @@ def keras_optimizer(value: Any, keras_version: Any = None) -> dict[str, Any] | N
         if clip is not None and 0 < clip <= 1e6:
             out[field] = clip
     return out
+
+
+def _optimizer_name(value: Any) -> tuple[str, dict[str, Any]]:
+    """:func:`_name_of` for a serialised optimizer, whatever Keras wrote it: the registration
+    package before ``>`` is dropped (TF 2.11-2.15 save their optimizers as ``Custom>Adam``, a
+    registered class as ``package>Name``), and Keras 3's ``registered_name`` is read where its
+    ``class_name`` names no optimizer of :data:`_OPTIMIZERS` (``module`` says where the class lives,
+    not what it computes, so it is not read)."""
+    name, cfg = _name_of(value)
+    candidates = [name]
+    if isinstance(value, dict) and isinstance(value.get("registered_name"), str):
+        candidates.append(value["registered_name"].lower().replace("_", ""))
+    for candidate in candidates:
+        bare = candidate.rsplit(">", 1)[-1].strip()
+        if bare in _OPTIMIZERS:
+            return bare, cfg
+    return name.rsplit(">", 1)[-1].strip() if name else name, cfg
+
+
+def keras_optimizer_label(value: Any) -> str | None:
+    """The name a serialised Keras optimizer goes by in the file (``Custom>Adam``, ``Ftrl``, a
+    registered ``package>Name``), for saying which one was not simulated; None where ``value``
+    names none (no optimizer compiled)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, dict):
+        for key in ("class_name", "registered_name"):
+            name = value.get(key)
+            if isinstance(name, str) and name.strip():
+                return name.strip()
+        return "of no class name"
+    return None
 
 
 def _standalone_keras(version: Any) -> bool:
@@ -1198,6 +1237,10 @@ def with_input_shapes(model: dict[str, Any], shapes: dict[str, list[int]] | None
                                    f"{', '.join(by_name) or 'unnamed'}" + (" (or `input`)" if len(holders) == 1 else ""))
         cfg = layer.setdefault("config", {})
         key = next((k for k in ("batch_shape", "batch_input_shape") if isinstance(cfg.get(k), list)), None)
+        if key is None and layer is layers[0] and unstated_input(model):
+            # an unbuilt Sequential states no shape to contradict: the sizes are one sample's
+            cfg["batch_input_shape"] = [None, *dims]
+            continue
         if key is None:
             raise InputFormatError(f"--input-shape {name}: this input states no shape to fill in")
         old = list(cfg[key][1:])
@@ -1258,7 +1301,67 @@ def _input_slots(model: dict[str, Any]) -> list[tuple[str, dict[str, Any], str, 
     return slots
 
 
-def with_default_sizes(model: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+def unstated_input(model: dict[str, Any]) -> bool:
+    """Whether ``model`` (today's form) is a Sequential saved unbuilt: no InputLayer, no input shape
+    on its first layer, no ``build_config`` or ``build_input_shape`` (Keras 3's
+    ``Sequential([Embedding(...), ...])`` saved before it saw data)."""
+    if not isinstance(model, dict) or model.get("class_name") != "Sequential":
+        return False
+    cfg = model.get("config")
+    layers = cfg.get("layers") if isinstance(cfg, dict) else None
+    return isinstance(layers, list) and bool(layers) and isinstance(layers[0], dict) and not _input_slots(model)
+
+
+#: Where a first layer's stored kernel says the width of the input it reads, and that input's
+#: rank without the batch: Dense [in, out] reads [in]; an RNN [in, k*units] reads [steps, in];
+#: ConvND [k..., in, out] reads [N dynamic axes, in] (the steps or pixels filled as any dynamic axis).
+_KERNEL_READS = {"Dense": (0, 1), "SimpleRNN": (0, 2), "LSTM": (0, 2), "GRU": (0, 2),
+                 "Conv1D": (-2, 2), "Conv2D": (-2, 3), "Conv3D": (-2, 4)}
+#: The flag's placeholder and an example for the input a first layer of that class reads.
+_INPUT_EXAMPLES = {"Dense": ("<features>", "784"), "SimpleRNN": ("<steps>x<features>", "32x8"),
+                   "LSTM": ("<steps>x<features>", "32x8"), "GRU": ("<steps>x<features>", "32x8"),
+                   "Conv1D": ("<steps>x<channels>", "128x1"), "Conv2D": ("<height>x<width>x<channels>", "32x32x3"),
+                   "Conv3D": ("<frames>x<height>x<width>x<channels>", "16x32x32x3")}
+
+
+def needs_stored_input_width(model: dict[str, Any]) -> bool:
+    """Whether ``model`` states no input shape (:func:`unstated_input`) and only its first layer's
+    stored kernel can say the width of its input (not an Embedding, whose token ids need none)."""
+    model = modern_config(model)
+    return unstated_input(model) and model["config"]["layers"][0].get("class_name") != "Embedding"
+
+
+def _state_input(model: dict[str, Any], stored: Weights | None) -> str | None:
+    """Give an unbuilt Sequential's first layer (:func:`unstated_input`, ``model`` a copy to change)
+    the input shape it reads, with its dynamic axes left None for :func:`with_default_sizes`: token
+    ids [None] before an Embedding; the width its stored kernel gives (:data:`_KERNEL_READS`) before
+    a Dense, RNN or convolution. The note's words on a width read from a kernel (None for token
+    ids); a :class:`ModelError` naming the flag to pass (with an example) where neither says."""
+    first = model["config"]["layers"][0]
+    cls = str(first.get("class_name"))
+    cfg = first.setdefault("config", {})
+    name = str(cfg.get("name", cls))
+    if cls == "Embedding":
+        cfg["batch_input_shape"] = [None, None]
+        return None
+    arrays = (stored or {}).get(name)
+    kernel = arrays[0] if arrays and cls in _KERNEL_READS else None
+    if kernel is not None and np.ndim(kernel) >= 2:
+        axis, rank = _KERNEL_READS[cls]
+        width = int(np.shape(kernel)[axis])
+        cfg["batch_input_shape"] = [None, *([None] * (rank - 1)), width]
+        return f"{width} features, from its stored kernel"
+    marks, example = _INPUT_EXAMPLES.get(cls, ("<sizes>", "32x8"))
+    why = ("its stored weights do not say the width of its input" if cls in _KERNEL_READS and stored
+           else "the file stores no weights to read its input's width from" if cls in _KERNEL_READS
+           else f"a first {cls} layer does not say the input's sizes")
+    raise ModelError(f"input: the config states no input shape (a Sequential saved unbuilt, with no Input) "
+                     f"and {name} ({cls}) reads it: {why}; give one sample's sizes with "
+                     f"--input-shape input={marks} (e.g. --input-shape input={example}; "
+                     "`input_shapes` over HTTP)")
+
+
+def with_default_sizes(model: dict[str, Any], stored: Weights | None = None) -> tuple[dict[str, Any], str | None]:
     """``model`` with each dynamic (``None``) non-batch input dimension given a size, and the
     document's note saying which were assumed (None where none was), as the batch size is.
 
@@ -1269,12 +1372,22 @@ def with_default_sizes(model: dict[str, Any]) -> tuple[dict[str, Any], str | Non
     :data:`DEFAULT_STEPS`; a spatial axis :data:`DEFAULT_SPATIAL`. A dynamic feature or channel
     axis (the last) sizes the weights of the layer that reads it: no size can be assumed, and it is
     a :class:`ModelError` naming that layer. ``--input-shape`` (:func:`with_input_shapes`, applied
-    first) sets any of them."""
+    first) sets any of them.
+
+    A Sequential saved unbuilt states no input shape at all (:func:`unstated_input`): an Embedding
+    first reads token ids, [None] filled as above; a Dense, RNN or convolution first reads the width
+    its kernel in ``stored`` (the file's weights) has; otherwise a :class:`ModelError` names the
+    ``--input-shape`` to give, with an example."""
     model = modern_config(model)
     if not is_keras_config(model):
         return model, None
+    unstated = unstated_input(model)
+    width = None
+    if unstated:
+        model = copy.deepcopy(model)
+        width = _state_input(model, stored)
     slots = _input_slots(model)
-    if not any(d is None for _, holder, key, _ in slots for d in holder[key][1:]):
+    if not unstated and not any(d is None for _, holder, key, _ in slots for d in holder[key][1:]):
         return model, None
     model = copy.deepcopy(model)
     slots = _input_slots(model)
@@ -1283,7 +1396,7 @@ def with_default_sizes(model: dict[str, Any]) -> tuple[dict[str, Any], str | Non
     single = len(slots) == 1
     for name, holder, key, readers in slots:
         dims = list(holder[key][1:])
-        if not any(d is None for d in dims):
+        if not unstated and not any(d is None for d in dims):
             continue
         tokens = next((r for r in readers if r.get("class_name") == "Embedding"), None)
         reader = str(((readers[0].get("config") or {}).get("name") if readers else None) or "the model")
@@ -1316,10 +1429,16 @@ def with_default_sizes(model: dict[str, Any]) -> tuple[dict[str, Any], str | Non
                            f"give it ({flag})")
             continue
         holder[key] = [holder[key][0], *filled]
-        said.append(f"{name} {_shown(filled)} for {_shown(dims)} ({', '.join(sorted(kinds))}; {flag} to choose)")
+        if unstated:  # no shape to have been dynamic: where each size came from
+            said.append(f"{name} {_shown(filled)} ({', '.join([*([width] if width else []), *sorted(kinds)])}; "
+                        f"{flag} to choose)")
+        else:
+            said.append(f"{name} {_shown(filled)} for {_shown(dims)} ({', '.join(sorted(kinds))}; {flag} to choose)")
     if refused:
         raise ModelError("; ".join(refused) + " (`input_shapes` over HTTP)")
-    note = ("assumed input sizes the file leaves dynamic: " + "; ".join(said)) if said else None
+    lead = ("the file states no input shape (a Sequential saved unbuilt): assumed " if unstated
+            else "assumed input sizes the file leaves dynamic: ")
+    note = (lead + "; ".join(said)) if said else None
     return model, note
 
 
@@ -1504,9 +1623,10 @@ def keras_to_spec(model: dict[str, Any], loss: str | dict[str, Any] | None = Non
 
 def translation_reads_weights(model: dict[str, Any]) -> bool:
     """Whether translating ``model`` depends on its stored weights (a PReLU's slope is its stored
-    alpha), so that a check before the job (the API's) must read them to decide as the job will."""
+    alpha; the input width of a Sequential saved unbuilt, :func:`needs_stored_input_width`), so that a check before the job (the API's) must read them to decide as the job will."""
     layers = (model.get("config") or {}).get("layers") if isinstance(model, dict) else None
-    return any(isinstance(lay, dict) and lay.get("class_name") == "PReLU" for lay in layers or [])
+    return (any(isinstance(lay, dict) and lay.get("class_name") == "PReLU" for lay in layers or [])
+            or (is_keras_config(modern_config(model)) and needs_stored_input_width(model)))
 
 
 def _layers_base(model: Any) -> str:
@@ -1570,7 +1690,9 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
                         else _sequential_order(model, tr, {n for n, (kind, _) in stood.items() if kind == "sum"}))
     shape = _input_shape([i for i in items if isinstance(i, dict)], cfg)
     if shape is None:
-        tr.fail("input", "the config has no input shape (build the model or give it an Input)")
+        tr.fail("input", "the config has no input shape (build the model or give it an Input); give one "
+                         "sample's sizes with --input-shape input=<sizes> (e.g. --input-shape input=784 for "
+                         "784 features; `input_shapes` over HTTP)")
     elif any(not isinstance(d, int) or d < 1 for d in shape):
         tr.fail("input", f"dynamic dimensions in the input shape {shape} are not supported; "
                          "give the model a fixed input shape or the sizes to use (--input-shape input=32x41; `input_shapes` over HTTP)")
@@ -2321,7 +2443,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
             raise ModelError(f"input_range {list(input_range)}: give two finite numbers, low < high")
         input_range = (low, high)
     stored: Weights | None = None
-    unsimulated = output_losses = None
+    unsimulated = output_losses = unknown_optimizer = None
     notes: tuple[str, ...] = ()
     if isinstance(source, dict):
         config, file_loss = source, None
@@ -2332,6 +2454,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         output_losses = None if loss else training.output_losses  # a loss given replaces the file's
         unsimulated = None if loss else training.unsimulated_loss  # a loss given replaces the file's
         notes = () if loss else training.loss_notes
+        unknown_optimizer = None if optimizer else training.unknown_optimizer  # one given replaces the file's
         optimizer = optimizer or compiled
         settings = settings if settings is not None else get_settings()
         # reinitialise: the file's weights are not used, so neither matched nor read (a weights
@@ -2344,7 +2467,10 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     base = _layers_base(config)  # where the file's layers are, for refusals that point into it
     given_loss = with_target_range(loss or file_loss, target_range)
     config = with_input_shapes(config, input_shapes)
-    config, assumed = with_default_sizes(config)  # what --input-shape left dynamic
+    widths = stored  # an unbuilt Sequential's input width is its first kernel's, whichever weights are used
+    if widths is None and not isinstance(source, dict) and needs_stored_input_width(config):
+        widths = read_keras_weights(data, config, settings.limits)
+    config, assumed = with_default_sizes(config, widths)  # what --input-shape left dynamic
     notes = (assumed, *notes) if assumed else notes
     notes = (*notes, *activity_penalty_notes(config))  # the one part of the model's loss not simulated
     settings = settings if settings is not None else get_settings()
@@ -2387,7 +2513,7 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
                                     settings=settings, progress=progress, optimizer=optimizer,
                                     output_losses=output_losses, input_range=input_range)
         doc.summary += shrunk
-        return _loss_note(doc, unsimulated, notes)
+        return _loss_note(doc, unsimulated, notes, unknown_optimizer)
     assert spec is not None and origins is not None
     if stored is None:
         with keras_located(origins, base):
@@ -2398,11 +2524,11 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
         # left unused (reinitialise), both get Keras' initialisers
         doc.summary = f"{doc.summary} [weights: Keras' initialisers, drawn per seed]"
         doc.summary += shrunk
-        return _loss_note(doc, unsimulated, notes)
+        return _loss_note(doc, unsimulated, notes, unknown_optimizer)
     with keras_located(origins, base), _assumed_shapes_named(config, None, stood):
         doc = _check_stored(spec, origins, stored, device=device, verify=verify, settings=settings,
                             progress=progress)
-    return _loss_note(doc, unsimulated, notes)
+    return _loss_note(doc, unsimulated, notes, unknown_optimizer)
 
 
 @contextmanager
@@ -2484,9 +2610,14 @@ def activity_penalty_notes(config: dict[str, Any]) -> tuple[str, ...]:
             "penalty's gradient (l1 * sign(x) + 2 * l2 * x, added to the output's) is left out",)
 
 
-def _loss_note(doc: Any, unsimulated: str | None, notes: tuple[str, ...] = ()) -> Any:
+def _loss_note(doc: Any, unsimulated: str | None, notes: tuple[str, ...] = (),
+               unknown_optimizer: str | None = None) -> Any:
     """``doc`` with its summary saying that the file's compiled loss was not simulated, and what
-    else of the compiled losses was not used (:attr:`KerasTraining.loss_notes`)."""
+    else of the compiled losses was not used (:attr:`KerasTraining.loss_notes`); its
+    ``simulation.optimizer_unknown`` naming the file's compiled optimizer where the check has no
+    equivalent of it (:attr:`KerasTraining.unknown_optimizer`)."""
+    if unknown_optimizer and doc.simulation is not None and doc.simulation.optimizer is None:
+        doc.simulation.optimizer_unknown = unknown_optimizer
     if unsimulated:
         doc.summary += (f" [the file's loss {unsimulated} is not one the check simulates: the loss was chosen "
                         "from the output layer; give loss to choose it]")
@@ -2552,7 +2683,7 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
     base = _layers_base(config)
     config = modern_config(config)  # both doors read today's form of a Keras 2.2 Sequential
     config = gru_reset_after(config, stored)  # both doors build the GRU cell that wrote the weights
-    config, _ = with_default_sizes(config)  # check_keras says which it assumed (the API's pre-check too)
+    config, _ = with_default_sizes(config, stored)  # check_keras says which it assumed (the API's pre-check too)
     try:
         spec, origins = _translate(config, loss, seeds=seeds, batch_size=batch_size, stored=stored,
                                    optimizer=optimizer, base=base)

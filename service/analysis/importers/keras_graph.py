@@ -1502,8 +1502,11 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
                                    *({"class_name": n.cls, "config": n.cfg} for n in after)],
                                   config["config"] if k == 0 else {})
         where = "input" if len(input_names) == 1 else f"input {input_name}"
+        flag = "input" if len(input_names) == 1 else input_name
         if shape_list is None:
-            raise ModelError(f"{where}: the config has no input shape (build the model or give it an Input)")
+            raise ModelError(f"{where}: the config has no input shape (build the model or give it an Input); "
+                             f"give one sample's sizes with --input-shape {flag}=<sizes> (e.g. --input-shape "
+                             f"{flag}=784 for 784 features; `input_shapes` over HTTP)")
         if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape_list):
             raise ModelError(f"{where}: dynamic dimensions in the input shape {shape_list} are not "
                              "supported; give the model a fixed input shape or the sizes to use (--input-shape input=32x41; `input_shapes` over HTTP)")
