@@ -6,7 +6,8 @@
 #   docker build --target gpu -t gradient-health:gpu .        # CUDA build of PyTorch
 #
 # Both run `gradhealth serve --host 0.0.0.0 --port 8000` as an unprivileged user, with the embedded
-# SQLite database in the volume /data and the local worker process(es) started by the API.
+# SQLite database and the uploaded logs and models (/data/uploads) in the volume /data, and the
+# local worker process(es) started by the API.
 #
 # SECURITY: binding 0.0.0.0 with API keys off is REFUSED at start-up (exit code 2). The operator
 # must set either
@@ -51,7 +52,8 @@ ARG CUDA_INDEX=cu128
 RUN pip install "torch==2.13.0" --index-url "https://download.pytorch.org/whl/${CUDA_INDEX}"
 COPY --from=wheel /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
-ENV GRADHEALTH_DATABASE_URL=sqlite:////data/gradhealth.db
+ENV GRADHEALTH_DATABASE_URL=sqlite:////data/gradhealth.db \
+    GRADHEALTH_UPLOAD_DIR=/data/uploads
 VOLUME /data
 EXPOSE 8000
 USER gradhealth:gradhealth
@@ -65,7 +67,8 @@ FROM base AS cpu
 RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 COPY --from=wheel /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
-ENV GRADHEALTH_DATABASE_URL=sqlite:////data/gradhealth.db
+ENV GRADHEALTH_DATABASE_URL=sqlite:////data/gradhealth.db \
+    GRADHEALTH_UPLOAD_DIR=/data/uploads
 VOLUME /data
 EXPOSE 8000
 USER gradhealth:gradhealth

@@ -39,8 +39,9 @@ EXIT_CODES: dict[int, str] = {
     EXIT_OK: "healthy: no finding at or above --fail-on",
     EXIT_UNHEALTHY: "unhealthy: a finding at or above --fail-on (default: error)",
     EXIT_INVALID: "invalid input: a bad spec or log, an unreadable file, a spec over the limits",
-    EXIT_CANNOT_RUN: "the check could not run: --server unreachable, answering 5xx or still rate "
-                     "limiting at --server-timeout, --device cuda without CUDA, the simulation failing",
+    EXIT_CANNOT_RUN: "the check could not run: --server unreachable, answering 5xx, not the service's "
+                     "base URL (404 for its check route), or still rate limiting at --server-timeout, "
+                     "--device cuda without CUDA, the simulation failing",
 }
 
 
@@ -138,11 +139,12 @@ def _cannot_run(args: argparse.Namespace, exc: GradHealthError) -> str | None:
     """The one-line reason when ``exc`` says the check could not run here (exit 3), else None
     (the input is bad: exit 2).
 
-    The service failing or unreachable (a 5xx; the CLI reports a transport error as 503) and
+    The service failing or unreachable (a 5xx; the CLI reports a transport error as 503), a
+    ``--server`` URL that is not the service's base URL (a 404 for the check route itself) and
     ``--device cuda`` on a machine without CUDA are the environment's; a spec's own
     ``device: cuda`` field stays a spec error at ``/device``, like any other field.
     """
-    from gradhealth.client import RemoteError
+    from gradhealth.client import RemoteError, WrongServiceURL
     from gradhealth.core.numbers import plain
     from gradhealth.errors import cuda_unavailable
 
@@ -152,6 +154,8 @@ def _cannot_run(args: argparse.Namespace, exc: GradHealthError) -> str | None:
     if isinstance(exc, RemoteError) and exc.status == 429:  # waited out up to --server-timeout, in vain
         return (f"rate limited: {exc.detail} ({plain(_server_wait(args))} s: --server-timeout or "
                 "$GRADHEALTH_SERVER_TIMEOUT)")
+    if isinstance(exc, WrongServiceURL):  # a 404 for the check route itself: the URL, not the input
+        return f"{exc.title.lower()}: {exc.detail}"
     if isinstance(exc, RemoteError):
         return f"{exc.title.lower()}: {exc.detail}" if exc.status >= 500 else None
     return None
@@ -679,7 +683,7 @@ def _remote_model(args: argparse.Namespace, path: Path) -> Diagnosis:
                                     files={"file": (path.name, body)}, timeout=60.0)
 
         try:
-            job = client._json(client.send(post, started + _server_wait(args)))
+            job = client.submitted(client.send(post, started + _server_wait(args)))
         finally:
             if not isinstance(body, bytes):
                 body.close()

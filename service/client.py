@@ -30,6 +30,13 @@ class RemoteError(GradHealthError):
         return dict(self._problem)
 
 
+class WrongServiceURL(RemoteError):
+    """The server answered 404 (or 405) for one of the service's own routes (``POST
+    /v1/checks/architecture``), which a Gradient Health service always has: the URL given is not the
+    service's base URL (a path such as ``/docs`` on it, another server), not a problem of the input.
+    ``gradhealth check --server`` exits 3 on it (newuser9 #13)."""
+
+
 #: A job resource's states (``GET /v1/jobs/{id}``).
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
@@ -112,6 +119,29 @@ class Client:
             return " ".join(problem["detail"].split())
         return " ".join(response.text[:200].split()) or f"HTTP {response.status_code}"
 
+    def submitted(self, response: httpx.Response) -> dict[str, Any]:
+        """The job a check route (``POST /v1/checks/...``) answered; WrongServiceURL where the
+        route itself is not there (404, 405), else as :meth:`_json`."""
+        if response.status_code in (404, 405):
+            raise self._wrong_url(response)
+        return self._json(response)
+
+    def _wrong_url(self, response: httpx.Response) -> WrongServiceURL:
+        """The server answered 404/405 for a check route: which URL was tried, and the base URL to try."""
+        url = httpx.URL(str(self.http.base_url))
+        given = str(url).rstrip("/")
+        root = str(url.copy_with(path="/", query=None, fragment=None)).rstrip("/")
+        tried = str(response.request.url.copy_with(query=None, fragment=None))
+        prefix = url.path.rstrip("/")
+        if prefix:
+            hint = (f"{given} is not the service's base URL; give its address without the path "
+                    f"{prefix}: --server {root} (unless a proxy serves the API under {prefix})")
+        else:
+            hint = f"is {given} a Gradient Health service (its address and port)?"
+        return WrongServiceURL({"status": response.status_code, "title": "Wrong service URL",
+                                "detail": f"{response.request.method} {tried} answered {response.status_code} "
+                                          f"({self._words(response)}): {hint}"})
+
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code >= 400:
             try:
@@ -152,7 +182,7 @@ class Client:
         spec = load_spec(spec)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         started = time.monotonic()
-        job = self._json(self.send(lambda: self.http.post(
+        job = self.submitted(self.send(lambda: self.http.post(
             "/v1/checks/architecture", params={"wait": self._server_wait(wait_s)}, json=spec, headers=headers,
             timeout=self._waiting(wait_s)), started + wait_s))
         return self._finish(job, wait_s, poll_s, started=started)
@@ -176,7 +206,7 @@ class Client:
                 return self.http.post("/v1/checks/logs", params=params, files={"file": (path.name, f)},
                                       timeout=self._waiting(wait_s))
 
-        job = self._json(self.send(post, started + wait_s))
+        job = self.submitted(self.send(post, started + wait_s))
         return self._finish(job, wait_s, poll_s, started=started)
 
     def _server_wait(self, wait_s: float) -> float:

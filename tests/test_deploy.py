@@ -444,3 +444,46 @@ def test_readme_fleet_command_starts_what_readme_says(compose: dict) -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = [t for job in config["scrape_configs"] for s in job["static_configs"] for t in s["targets"]]
     assert targets == ["api:8000"] and "scrapes only that `api:8000`" in readme
+
+
+# --- newuser9 #2, #3: uploads live in the persistent volume; the API writes and deletes them ------
+
+def _under(path: str, mount: str) -> bool:
+    return Path(path) == Path(mount) or Path(mount) in Path(path).parents
+
+
+@pytest.mark.parametrize("target", FINAL_TARGETS)
+def test_final_images_keep_uploads_in_the_data_volume(by_name: dict[str, Stage], target: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """newuser9 #2: the image set only the database URL; uploads went to ./data/uploads under
+    WORKDIR, the container's writable layer, and were lost when it was recreated."""
+    stage = by_name[target]
+    env = " ".join(stage.all("ENV"))
+    m = re.search(r"GRADHEALTH_UPLOAD_DIR=(\S+)", env)
+    assert m, f"stage {target} leaves GRADHEALTH_UPLOAD_DIR at its relative default"
+    volumes = " ".join(stage.all("VOLUME")).split()
+    assert any(_under(m.group(1), v) for v in volumes), (m.group(1), volumes)
+
+
+def _volume_of(service: dict, path: str) -> tuple[str, bool] | None:
+    """The volume mounted over ``path`` in ``service`` and whether that mount is read-only."""
+    for entry in service.get("volumes") or []:
+        source, target, *mode = str(entry).split(":")
+        if _under(path, target):
+            return source, "ro" in mode
+    return None
+
+
+@pytest.mark.parametrize("name", ["api", "fleet-api", "worker"])
+def test_every_compose_service_keeps_uploads_in_its_named_volume(compose: dict, name: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every profile alike: the upload folder is inside a named volume, so it outlives the container."""
+    service = compose["services"][name]
+    settings = settings_of(service, monkeypatch)
+    assert Path(settings.upload_dir).is_absolute(), settings.upload_dir
+    found = _volume_of(service, settings.upload_dir)
+    assert found and found[0] in compose["volumes"], f"{name}: {settings.upload_dir} is in no volume"
+    # The API writes uploads and its retention sweep deletes them: its mount must be writable.
+    # A worker only reads them (least privilege): read-only is right there.
+    if name != "worker":
+        assert not found[1], f"{name} mounts its uploads read-only: it could not write or delete them"

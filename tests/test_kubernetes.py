@@ -302,3 +302,16 @@ def test_the_keda_query_counts_queued_and_running_jobs_on_a_migrated_table(tmp_p
             assert conn.scalar(text(keda_query())) == 3
     finally:
         engine.dispose()
+
+
+def test_the_api_owns_the_uploads_and_the_workers_only_read_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """newuser9 #3: the API, which writes uploads, sweeps them (GRADHEALTH_UPLOAD_RETENTION_S) with
+    GRADHEALTH_WORKERS=0, so its mount must be writable; the workers' may stay read-only."""
+    api = find("Deployment", "gradhealth-api")
+    settings = settings_from(env_of(api), monkeypatch)
+    assert settings.workers == 0 and settings.upload_retention_s > 0
+    mounts = {m["mountPath"]: m for m in container(api)["volumeMounts"]}
+    assert not mounts[settings.upload_dir].get("readOnly", False)
+    worker = find("Deployment", "gradhealth-worker")
+    mounts = {m["mountPath"]: m for m in container(worker)["volumeMounts"]}
+    assert mounts[settings.upload_dir]["readOnly"] is True

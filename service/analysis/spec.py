@@ -31,6 +31,7 @@ import json
 import math
 import re
 import reprlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
@@ -868,7 +869,17 @@ def _did_you_mean(loc: tuple[Any, ...]) -> str:
     if close and close[0] == key:
         # a field of some other object (a constant bias_init's value), not of this one
         return f"{key!r} is not a field of this object (see the spec reference)"
-    return f"did you mean {close[0]!r}?" if close else "check the spelling against the spec reference"
+    return field_hint(key, fields) or "check the spelling against the spec reference"
+
+
+def field_hint(key: str, fields: Iterable[str]) -> str:
+    """``did you mean 'clip_threshold'?`` for an unknown key ``key`` among ``fields``: the nearest
+    by difflib (ratio 0.6 or more), ``""`` where none is near. The spec's unknown fields and the
+    HTTP API's request bodies (gradhealth.api.problems) say it alike."""
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(set(fields) - {key}), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
 
 
 #: Keras' and PyTorch's names for spec fields, which spelling distance would not find ("units" is

@@ -33,6 +33,7 @@ from gradhealth.api.routers import webhooks as webhook_routes
 from gradhealth.api.security import RateLimiter, exposure_guard
 from gradhealth.core.numbers import plain
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
+from gradhealth.jobs.retention import UploadSweeper
 from gradhealth.jobs.supervisor import Supervisor
 from gradhealth.jobs.wakeup import Hub
 from gradhealth.settings import Settings, get_settings
@@ -287,6 +288,11 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
         # Wakes this process's workers when it queues a job, and ?wait callers when one finishes.
         app.state.wakeup = Hub(settings.database_url, fallback_s=settings.job_wake_fallback_s)
         app.state.wakeup.start()
+        # The uploads this process writes are its to delete, with in-process workers or without
+        # (an API node of a fleet, GRADHEALTH_WORKERS=0): the workers may only read them.
+        app.state.upload_sweeper = UploadSweeper(sessions, settings,
+                                                 on_error=app.state.metrics.upload_delete_failed)
+        app.state.upload_sweeper.start()
         if run_workers:
             app.state.supervisor = Supervisor(settings.database_url, processes=settings.workers,
                                               lease_s=settings.lease_s, settings=settings,
@@ -304,6 +310,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
                 app.state.deliverer.stop()
             if app.state.supervisor is not None:
                 app.state.supervisor.stop()
+            app.state.upload_sweeper.stop()
             app.state.wakeup.stop()
             engine.dispose()
 
@@ -321,6 +328,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
     # The same pool; the level is set (client-side) at checkout and reset at return.
     app.state.reads = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     app.state.supervisor = None
+    app.state.upload_sweeper = None  # a retention.UploadSweeper while the app runs
     app.state.wakeup = None  # a wakeup.Hub while the app runs (routers poll without one)
     app.state.deliverer = None
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -174,9 +175,19 @@ class Metrics:
         self.stream_latency = Histogram("gradhealth_http_stream_duration_seconds",
                                         "Duration of SSE streams and ?wait long polls",
                                         ["method", "route"], buckets=STREAM_BUCKETS, registry=self.registry)
+        # The upload retention sweep of this process (gradhealth.jobs.retention): folders it could
+        # not delete (a read-only mount, a permission), each counted at every sweep that tried; no
+        # labels, so it is exported at 0 from start-up (the errno is in the logged warning).
+        self.upload_delete_failures = Counter(
+            "gradhealth_upload_delete_failures", "Upload folders the retention sweep could not delete "
+            "(the warning logged names the path and errno)", registry=self.registry)
         self.registry.register(JobCollector(factory, kinds=KINDS, statuses=sorted(TERMINAL), codes=FINDINGS))
         self.runs = RunCollector(factory)  # per-run gauges of live runs (gradhealth.live)
         self.registry.register(self.runs)
+
+    def upload_delete_failed(self, folder: Path, error: OSError) -> None:
+        """Count a folder the upload sweep could not delete (``store.remove_upload`` logged it)."""
+        self.upload_delete_failures.inc()
 
     def middleware(self, app: ASGIApp, route_of: Callable[[Scope], str]) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:

@@ -18,12 +18,16 @@ workers racing for one job cannot both win, on SQLite (writes serialise) and on 
 from __future__ import annotations
 
 import base64
+import errno
 import functools
 import hashlib
 import json
+import logging
 import re
 import shutil
+import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePath
@@ -40,6 +44,8 @@ from gradhealth.core.numbers import plain
 from gradhealth.db.models import JobRow
 from gradhealth.errors import IdempotencyConflict, QueueFull, problem_type
 from gradhealth.jobs import wakeup
+
+log = logging.getLogger("gradhealth.jobs")
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 #: The job table in Core: a write on the worker's hot path skips the ORM's bulk-update bookkeeping.
@@ -350,11 +356,42 @@ def requeue_stopped(session: Session, *, job_id: str, worker_id: str) -> bool:
 ORPHAN_GRACE_S = 3600.0
 
 
+def remove_upload(folder: Path) -> OSError | None:
+    """Delete one upload folder and what is in it. Returns None when it is gone (already gone too:
+    another API replica's sweep may have removed it first), else the first error that left part of
+    it behind (a read-only mount: EROFS; no write permission: EACCES), logged as a warning with the
+    path and errno: a delete that fails must not fail silently, or the volume only grows."""
+    errors: list[OSError] = []
+
+    def failed(path: str, exc: BaseException) -> None:
+        if isinstance(exc, FileNotFoundError):
+            return  # removed by someone else meanwhile: what we wanted
+        errors.append(exc if isinstance(exc, OSError) else OSError(str(exc)))
+        if len(errors) == 1 and isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = path
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=lambda _func, path, exc: failed(path, exc))
+    else:
+        shutil.rmtree(folder, onerror=lambda _func, path, info: failed(path, info[1]))
+    if not errors:
+        return None
+    first = errors[0]
+    code = errno.errorcode.get(first.errno, "?") if first.errno is not None else "?"
+    log.warning("could not delete upload folder %s: %s: [Errno %s %s] %s%s", folder,
+                first.filename or folder, first.errno, code, first.strerror or first,
+                f" ({len(errors)} entries left)" if len(errors) > 1 else "")
+    return first
+
+
 def reap_uploads(session: Session, upload_dir: Path, *, retention_s: float,
-                 orphan_grace_s: float = ORPHAN_GRACE_S) -> int:
+                 orphan_grace_s: float = ORPHAN_GRACE_S,
+                 on_error: Callable[[Path, OSError], None] | None = None) -> int:
     """Remove upload folders (``upload_dir/<hex>/<file>``) that no job names and that have not
     changed for ``orphan_grace_s`` (a partial upload left by a killed server), and those of jobs
-    finished more than ``retention_s`` ago (0: kept until the job is deleted). Returns how many.
+    finished more than ``retention_s`` ago (0: kept until the job is deleted). Returns how many
+    were removed; a folder that could not be (see :func:`remove_upload`) is logged, handed to
+    ``on_error`` (the API counts it in ``/metrics``) and not counted.
 
     Folders are matched by name, not by full path, so a host that mounts the shared folder
     elsewhere still recognises them."""
@@ -388,8 +425,11 @@ def reap_uploads(session: Session, upload_dir: Path, *, retention_s: float,
                 continue
             if now.timestamp() - changed < orphan_grace_s:
                 continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed += 1
+        error = remove_upload(folder)
+        if error is None:
+            removed += 1
+        elif on_error is not None:
+            on_error(folder, error)
     return removed
 
 

@@ -121,17 +121,20 @@ class Supervisor:
                 self.check_once()
                 if time.monotonic() - last_reap >= self.reap_every_s:
                     last_reap = time.monotonic()
-                    self.reap_uploads()
+                    # Uploads are the API's to sweep (gradhealth.jobs.retention), not the workers':
+                    # they read them, on a mount that may be read-only.
                     self.reap_runs()
             except Exception:  # noqa: BLE001 - the watcher must outlive a database hiccup
                 log.exception("supervisor check failed")
 
-    #: How often the upload folder is swept (it is a directory listing and one query).
+    #: How often the live runs are swept (one query).
     reap_every_s = 300.0
 
     def reap_uploads(self) -> int:
         """Delete uploads no job holds (older than an hour: a partial upload left by a killed
-        server) and those of jobs finished more than ``upload_retention_s`` ago."""
+        server) and those of jobs finished more than ``upload_retention_s`` ago. Not on the
+        supervisor's timer: the API process sweeps the uploads it writes
+        (:class:`gradhealth.jobs.retention.UploadSweeper`), with workers or without."""
         with self._factory() as session:
             removed = store.reap_uploads(session, Path(self.settings.upload_dir),
                                          retention_s=self.settings.upload_retention_s)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -158,7 +157,7 @@ def _remove_upload(folder: Path, request: dict) -> None:
     """Delete a deleted job's uploaded log or model (its own folder inside the upload folder, nothing else)."""
     upload = Path(request.get("path", "")).resolve().parent
     if upload.parent == folder.resolve():
-        shutil.rmtree(upload, ignore_errors=True)
+        store.remove_upload(upload)  # a failure is logged; the retention sweep retries it as an orphan
 
 
 #: Event ids: ``slot * _ID_STRIDE + per-mille progress``, ``+ _DONE`` for the final event. The slot

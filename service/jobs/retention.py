@@ -1,0 +1,72 @@
+"""The upload folder's retention sweep, run by the API process that writes the uploads.
+
+The API owns the uploads: it writes each one, deletes a deleted job's, and so sweeps the folder
+itself (every :attr:`UploadSweeper.every_s` seconds), whether or not it runs worker processes of
+its own. Workers only read an upload, so a fleet can mount the shared volume read-only for them
+(docker-compose's `worker`, deploy/kubernetes/workers.yaml): a worker, which parses untrusted logs
+and models, cannot delete or alter another job's upload. The sweep used to run in the worker
+supervisor only, so an API node with ``GRADHEALTH_WORKERS=0`` never swept, and the workers that did
+could not delete on their read-only mounts (newuser9 #3).
+
+Several API replicas may sweep the same shared folder: a folder another one removed first counts as
+removed (see :func:`gradhealth.jobs.store.remove_upload`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from gradhealth.jobs import store
+from gradhealth.settings import Settings
+
+log = logging.getLogger("gradhealth.retention")
+
+
+class UploadSweeper:
+    """Deletes uploads past ``GRADHEALTH_UPLOAD_RETENTION_S`` (and orphans), on a timer thread."""
+
+    #: How often the upload folder is swept (a directory listing and one query).
+    every_s: float = 300.0
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, *,
+                 on_error: Callable[[Path, OSError], None] | None = None) -> None:
+        """``on_error``: called with each folder a sweep could not delete and the error (the API
+        counts them in ``gradhealth_upload_delete_failures_total``); the warning is logged anyway."""
+        self._factory = factory
+        self.settings = settings
+        self.on_error = on_error
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sweep_once(self) -> int:
+        """One sweep now; how many upload folders it removed."""
+        with self._factory() as session:
+            removed = store.reap_uploads(session, Path(self.settings.upload_dir),
+                                         retention_s=self.settings.upload_retention_s,
+                                         on_error=self.on_error)
+        if removed:
+            log.info("removed %d upload folder(s)", removed)
+        return removed
+
+    def _run(self) -> None:
+        while True:  # the first sweep at start-up: a restarted node does not wait 5 minutes
+            try:
+                self.sweep_once()
+            except Exception:  # noqa: BLE001 - the sweeper must outlive a database hiccup
+                log.exception("upload retention sweep failed")
+            if self._stop.wait(self.every_s):
+                return
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="gradhealth-upload-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
