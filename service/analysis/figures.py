@@ -55,6 +55,9 @@ class SeedFigures:
     #: the softmax or sigmoid a live module's forward ended in, which cross_entropy's own softmax
     #: comes after (:func:`.graph.forward_squash`); None: it returns logits
     forward_squash: str | None = None
+    #: the bounded activation (sigmoid, tanh) right before the softmax or log_softmax a live module's
+    #: forward ends in (:func:`.graph.squash_before_softmax`); None where there is none
+    squash_before_softmax: str | None = None
     #: layers a live module's forward calls in a loop, each call a time step (:func:`.graph.loops`)
     looped: list[str] = field(default_factory=list)
     #: layers called once per step of such a loop (its input projection): part of the loop's steps

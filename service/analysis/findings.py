@@ -136,8 +136,12 @@ def depth_ratio(result: SimulationResult) -> tuple[float, list[UnitStats]]:
 def _chain_ratio(result: SimulationResult, units: list[UnitStats]) -> tuple[float, list[UnitStats]]:
     """:func:`depth_ratio` of one chain of units."""
     if units and not any(np.any(u.values["output_grad_norm"] != 0) for u in units):
+        # (a trained layer the gradient reaches: a frozen one, requires_grad False, has no grad_norm and
+        # is not judged; nor named as the path's end: modsweep35 h08's GloVe table read "no gradient
+        # reaches lstm from word_embeddings")
         after = [u for u in result.units if u.depth == 0 and u.has_weights and u not in units
-                 and np.any(u.values.get("output_grad_norm", np.zeros(1)) != 0)]
+                 and "grad_norm" in u.values
+                 and np.any(np.nan_to_num(u.values.get("output_grad_norm", np.zeros(1))) != 0)]
         # No gradient reaches any layer of the trunk: its own weights are zero (zeros for every
         # layer: no gradient passes, nothing breaks the units' symmetry), or the layer the loss
         # reads it through has weights and still passes none back (an activation that is 0

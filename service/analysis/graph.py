@@ -433,6 +433,13 @@ class Record:
     act_in: torch.Tensor | None = None
     #: an activation unit of its own whose input something else reads too (:meth:`Tracer.settle`)
     bypassed: bool = False
+    #: ``out``'s autograd node when it became the unit's output: an in-place op since (a residual
+    #: ``q += residual`` on the output of a layer a no-op dropout returned as is) gives the tensor
+    #: the op's node, and the layer's own is the one the graph walks start from (:func:`branch_sums`)
+    node: Any = None
+    #: every other tensor the module returned (an RNN's h_n and c_n beside its sequence output),
+    #: whose gradients count in the unit's output gradient (:func:`output_grad`)
+    extra_outs: list[torch.Tensor] = field(default_factory=list)
 
 
 class Fold(NamedTuple):
@@ -700,6 +707,31 @@ def first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
+def all_tensors(value: Any, depth: int = 4) -> list[torch.Tensor]:
+    """Every tensor in ``value``: itself, or those in its tuples, lists and mappings (an RNN's
+    ``(output, (h_n, c_n))``), nested up to ``depth``, in order, each once."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    items = (value if isinstance(value, tuple | list) else value.values() if isinstance(value, Mapping) else ())
+    found: list[torch.Tensor] = []
+    for item in items if depth > 0 else ():
+        for t in all_tensors(item, depth - 1):
+            if not any(t is f for f in found):
+                found.append(t)
+    return found
+
+
+def output_grad(rec: Record) -> torch.Tensor | None:
+    """The gradient the loss gave ``rec``'s outputs: its output's, joined (flattened, concatenated:
+    its norm is the norm over all of them) with that of each other tensor its module returned and
+    the loss reached (an LSTM classifier reads h_n, not the per-step output: modsweep35 h08 read
+    "no gradient reaches lstm" where its weights got one); None where the loss reached none."""
+    grads = [g for g in [rec.out.grad, *(t.grad for t in rec.extra_outs)] if g is not None]
+    if len(grads) <= 1 or not rec.extra_outs:
+        return rec.out.grad if not rec.extra_outs else (grads[0] if grads else None)
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
 def _views(a: Any, b: torch.Tensor) -> bool:
     """``a`` is a tensor holding ``b``'s values, maybe through a view (a permute, a reshape)."""
     return (isinstance(a, torch.Tensor) and a.numel() == b.numel()
@@ -745,6 +777,11 @@ class Tracer:
         #: every softmax as a function instead (:class:`FunctionalOps`)
         self.softmaxes: list[SoftmaxCall] = []
         self.model = model
+        #: the autograd nodes of in-place residual sums the forward made (``x += residual``, read by
+        #: :class:`FunctionalOps`): the node the sum gave the tensor, and where the tensor is a view
+        #: (a linear layer's output on a sequence) the ``CopySlices`` node that does the add in the
+        #: graph; an Add by another name for :func:`branch_sums` and :func:`post_ln_units`
+        self.inplace_sums: set[Any] = set()
         if names is None:
             names = {m: (n or type(m).__name__, f"module:{n}") for n, m in model.named_modules()}
             for m in list(names):
@@ -789,6 +826,13 @@ class Tracer:
 
     def _enter(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.inside += 1
+
+    def note_inplace_sum(self, node: Any) -> None:
+        """``node``: what a tensor's in-place add of another tensor made it (an ``AddBackward0``;
+        on a view, an ``AsStridedBackward0`` over the ``CopySlices`` that adds in the graph)."""
+        self.inplace_sums.add(node)
+        if type(node).__name__ == "AsStridedBackward0":
+            self.inplace_sums.update(f for f, _ in node.next_functions if type(f).__name__ == "CopySlices")
 
     def _softmax_hook(self, name: str, pointer: str, module: nn.Module, args: tuple[Any, ...],
                       output: Any) -> torch.Tensor | None:
@@ -873,6 +917,11 @@ class Tracer:
         if role.kind == "act":
             self._inside_norm(inp)
         self._unit_event(name, pointer, role, module, args, inp, out)
+        if self.units and self.units[-1].module is module and self.units[-1].out is out:
+            # the module's other outputs (an RNN's h_n and c_n, which a classifier reads instead of
+            # its sequence): the loss may reach the unit through them alone
+            self.units[-1].extra_outs = [self._keep(t) for t in all_tensors(output)
+                                         if t is not out and t.is_floating_point() and t.requires_grad]
         if isinstance(module, nn.RNNCellBase) and len(args) > 1 and self.units and self.units[-1].module is module:
             self.units[-1].state = first_tensor(args[1:])  # an LSTMCell's (h, c): its h
 
@@ -931,7 +980,7 @@ class Tracer:
         self.units.append(Record(name, pointer, role, module, inp, kept,
                                  pre=inp if role.kind == "act" else None,
                                  activation=role.activation, params=list(module.parameters()),
-                                 weight=weight, raw=kept, version=kept._version))
+                                 weight=weight, raw=kept, version=kept._version, node=kept.grad_fn))
 
     def _reached(self, tensor: torch.Tensor | None) -> None:
         """Mark the units that ``tensor`` (a norm's input) is made of through positively
@@ -1025,6 +1074,7 @@ class Tracer:
                     for other in later.marked:
                         other.normalised = False
                 u.out, u.params, u.activation, u.pre = fold.out, u.params[:fold.n_params], fold.activation, fold.pre
+                u.node = None  # (read from the fold's output)
                 if u.activation is None:
                     u.activation_params = {}
                 u.normalised = fold.normalised
@@ -1057,7 +1107,8 @@ class Tracer:
     @classmethod
     def _advance(cls, rec: Record, out: torch.Tensor) -> None:
         """``out`` (an activation's, a norm's or a layer scale's) becomes ``rec``'s output."""
-        rec.out, rec.version = cls._keep(out), out._version
+        rec.out, rec.version, rec.node = cls._keep(out), out._version, out.grad_fn
+        rec.extra_outs = []  # the module's other outputs are not the fold's
 
     @staticmethod
     def _keep(t: torch.Tensor) -> torch.Tensor:
@@ -1308,6 +1359,10 @@ def softmax_counts(inp: torch.Tensor, out: torch.Tensor, dim: int) -> torch.Tens
         return torch.stack([one_hot.sum(), judged.sum()])
 
 
+#: An in-place add of a tensor (``x += residual``: torch calls ``add_``), read as a residual sum.
+_INPLACE_ADDS = (torch.Tensor.add_, torch.Tensor.__iadd__)
+
+
 class FunctionalOps(torch.overrides.TorchFunctionMode):
     """What a live module computes with functions rather than modules, folded into the unit it
     applies to as the Tracer folds an activation or a norm module (the live door only: an imported
@@ -1369,6 +1424,10 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         if func in _DETACHES and args and isinstance(args[0], torch.Tensor) and args[0].grad_fn is not None:
             tracer.detached.append(args[0].grad_fn)
             return out
+        if (func in _INPLACE_ADDS and len(args) >= 2 and isinstance(args[0], torch.Tensor)
+                and isinstance(args[1], torch.Tensor) and not isinstance(args[1], nn.Parameter)
+                and args[0].grad_fn is not None):
+            tracer.note_inplace_sum(args[0].grad_fn)
         if (func in LAYER_FUNCTIONS and not tracer.inside and len(args) >= 2 and isinstance(out, torch.Tensor)
                 and out.is_floating_point() and isinstance(args[1], torch.Tensor)):
             # the model's weight, or one the forward computes from it (an equalised learning rate's
@@ -1637,7 +1696,7 @@ def add_record(readout: Readout, rec: Record) -> bool:
     owners = [w] if w is not None and not isinstance(rec.module, UnrolledRNN) else list(rec.module.parameters())
     grads: list[torch.Tensor | None] = [p.grad for p in owners]
     bias = getattr(rec.module, "bias", None) if w is not None else None
-    out_grad = rec.out.grad
+    out_grad = output_grad(rec)
     trainable = any(p.requires_grad for p in rec.module.parameters())
     cut = out_grad is None and rec.role.kind == "weight" and trainable
     if cut:
@@ -1849,6 +1908,36 @@ def forward_squash(run: GraphRun, value: Any) -> str | None:
     if type(fn).__name__ == "SigmoidBackward0":
         return "sigmoid" if out.shape[-1] > 1 else None  # one unit: a softmax of one value, another fault
     return "softmax" if softmax_over_last(out) or distributions(out) else None
+
+
+#: The bounded activations a forward's own (log_)softmax may read (:func:`squash_before_softmax`),
+#: by their autograd node: the logits the softmax sees then lie in their range (``losses.BOUNDS``).
+_BOUNDED_NODES = {"SigmoidBackward0": "sigmoid", "TanhBackward0": "tanh", "HardtanhBackward0": "hardtanh"}
+
+
+def squash_before_softmax(run: GraphRun, value: Any) -> str | None:
+    """``"sigmoid"``, ``"tanh"`` or ``"hardtanh"`` when a live module's forward ends in its own
+    softmax or log_softmax over the classes (the last dimension) of values that went through that
+    bounded activation just before (``F.log_softmax(torch.sigmoid(self.fc2(x)))``, past reshapes):
+    the logits the softmax sees are held in the activation's range, so the cross-entropy has a
+    floor, ln(1 + (k - 1) e^-(b - a)) for k classes in [a, b], as for a forward ending in the
+    sigmoid itself (:func:`forward_squash`). Asked where that one is: for cross_entropy only."""
+    if (not run.trace_functions or run.losses is not None or run.squashed or run.file_squash is not None
+            or run.loss != "cross_entropy"):
+        return None
+    out = first_tensor(value)
+    fn = _through_views(getattr(out, "grad_fn", None))
+    if out is None or fn is None or out.dim() < 1 or out.shape[-1] < 2:
+        return None
+    if type(fn).__name__ not in ("LogSoftmaxBackward0", "SoftmaxBackward0"):
+        return None
+    dim = getattr(fn, "_saved_dim", -1)
+    if dim >= 2 ** 63:
+        dim -= 2 ** 64  # saved as an unsigned 64-bit integer (-1: 2^64 - 1)
+    if dim % out.dim() != out.dim() - 1:
+        return None
+    inner = [f for f, _ in fn.next_functions if f is not None]
+    return _BOUNDED_NODES.get(type(_through_views(inner[0])).__name__) if len(inner) == 1 else None
 
 
 #: Autograd nodes that only move or reshape values: an elementwise squash before them still ends the output
@@ -2286,6 +2375,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             value = call(net, xs, run.keywords, run.nest)
             tracer.drop_repeated()
             squashed = None if run.unsquash else forward_squash(run, value)
+            bounded = squash_before_softmax(run, value)
             loss, silent = _loss(run, value, seed, logits)
         tracer.settle(loss)
         looped = loops(tracer.units)
@@ -2338,11 +2428,12 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             readout.add_carried((r.layer, r.sublayer), [by_name[n].out for n in r.steps])
     figures = readout.read(loss, silent)
     figures.forward_squash = squashed
+    figures.squash_before_softmax = bounded
     figures.batch_statistics = dict(tracer.batch_statistics)
     if seed == 0 and loss.grad_fn is not None:  # the structure is every seed's: read once (simulate_graph)
         readers = consumers(loss.grad_fn)  # one walk of the graph serves all three
-        sums = branch_sums(records, readers)
-        figures.post_ln = post_ln_units(sums, readers)
+        sums = branch_sums(records, readers, tracer.inplace_sums)
+        figures.post_ln = post_ln_units(sums, readers, tracer.inplace_sums)
         figures.gates = gate_units(records, readers)
         figures.feeds = unit_feeds(records, readers)
         fed = {n for targets in figures.feeds.values() for n in targets}
@@ -2369,7 +2460,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
         # no gradient, cut or exactly 0 (the path kept through a 0 weight), where a .detach() the
         # forward makes reads its output (a router's, a gate's): the output is used, the weights never
         # learn; a head the loss does not read is cut without one
-        g = rec.out.grad
+        g = output_grad(rec)
         if rec.role.kind == "weight" and rec.out.grad_fn is not None and (g is None or not bool(g.any())) and any(
                 _within_hops(node, {rec.out.grad_fn}) for node in tracer.detached):
             figures.units.setdefault(rec.name, {})["detached"] = 1.0
@@ -2740,21 +2831,32 @@ def _summed(node: Any, readers: Mapping[Any, set[Any]]) -> Any:
     return None
 
 
-def branch_sums(records: Sequence[Record], readers: Mapping[Any, set[Any]]) -> dict[str, Any]:
+def branch_sums(records: Sequence[Record], readers: Mapping[Any, set[Any]],
+                inplace: set[Any] | frozenset[Any] = frozenset()) -> dict[str, Any]:
     """The units (in forward order) whose output is added to another path, each with the sum it
     reaches (:func:`_summed`): the last layer of a residual branch (x + f(x)) or of one of several
     branches summed. None in a plain stack, which has no branch to scale (scaled_residual) and
-    gains a skip only by adding one."""
+    gains a skip only by adding one. ``inplace``: the in-place sums' nodes (:attr:`Tracer.inplace_sums`):
+    a unit whose output was summed in place (``q += residual``, modsweep35 u04) has that sum."""
     out: dict[str, Any] = {}
     for rec in records:
-        node = rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
+        # the layer's own node, where an in-place residual add (``x += residual``) has since given
+        # the tensor the Add's: the walk starts at the layer, and reaches the Add as its reader; on
+        # a view the layer's node has left the graph (the add is a CopySlices of its base), and the
+        # tensor's node now is the in-place sum's
+        node = rec.node if rec.node is not None else rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
+        now = rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
+        if now is not None and now is not node and now in inplace and node not in readers:
+            out.setdefault(rec.name, now)
+            continue
         add = _summed(node, readers) if node is not None else None
         if add is not None:
             out.setdefault(rec.name, add)
     return out
 
 
-def post_ln_units(sums: Mapping[str, Any], readers: Mapping[Any, set[Any]]) -> list[str]:
+def post_ln_units(sums: Mapping[str, Any], readers: Mapping[Any, set[Any]],
+                  inplace: set[Any] | frozenset[Any] = frozenset()) -> list[str]:
     """The units (in forward order) whose output is summed into the residual stream, the sum
     layer-normalised and the norm's output summed on in turn: x = norm(x + f(x)), the Post-LN
     block written by hand (BERT's re-implementations, the annotated Transformer in its Post-LN
@@ -2766,7 +2868,9 @@ def post_ln_units(sums: Mapping[str, Any], readers: Mapping[Any, set[Any]]) -> l
     def summed_on(norm: Any) -> bool:
         # read by a sum with another operand than parameters and constants (the next residual
         # sum; a norm's own "+ beta" is part of the norm, :func:`normalised_outputs`)
-        return any(_op(r) == "Add" and not all(f is norm or _constant(f, {norm}) for f, _ in r.next_functions)
+        # (or an in-place sum, ``x += residual``: ``inplace``, a CopySlices where x is a view)
+        return any((_op(r) == "Add" or r in inplace)
+                   and not all(f is norm or _constant(f, {norm}) for f, _ in r.next_functions)
                    for r in readers.get(norm, ()))
 
     # the branch summed into the stream, the sum normalised, the norm summed on in turn
@@ -3107,6 +3211,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             squashed=(run.squashed if run.losses is None else None)
                             or figures_of[0].forward_squash,
                             squashed_in_forward=figures_of[0].forward_squash is not None,
+                            squash_before_softmax=figures_of[0].squash_before_softmax,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             gate_drivers=figures_of[0].gate_drivers,
                             score_projections=figures_of[0].score_projections,

@@ -74,6 +74,7 @@ from gradhealth.analysis.remedies import (
     raise_rate,
 )
 from gradhealth.analysis.rules import (
+    bounded_softmax_input,
     clipped_output,
     detect,
     judged_update_ratios,
@@ -466,6 +467,18 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                 # (its re-simulation then read 66% of the targets out of reach, not fixed)
                 return [(R.output_activation(where, "identity"), _softmax_to_identity)]
             return [(R.output_activation(where, "sigmoid"), _softmax_to_sigmoid)]
+        before = bounded_softmax_input(result)
+        if before is not None:
+            # the forward's own sigmoid/tanh before its log_softmax: dropped where it is a module of
+            # its own; one called in forward cannot be taken out of a copy (named, not simulated)
+            last = output_layer(result)
+            path = (_output_activation_module(model, last.pointer.removeprefix("module:"), after=True)
+                    or _unit_activation(model, unit_names, last.pointer))
+            remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=before)
+            remedy.change = (f"drop the {before} between {where} and the forward's softmax (log_softmax): its "
+                             "logits are then free, and the log_softmax (or cross_entropy's own) makes the "
+                             "probabilities")
+            return [(remedy, _identity_edit(path) if path is not None else None)]
         if result.squashed is not None and result.squashed_in_forward:
             remedy = R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed)
             other = ("keep the softmax and train with nn.NLLLoss on its log" if result.squashed == "softmax"

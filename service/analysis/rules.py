@@ -2894,6 +2894,17 @@ def relu_logits_output(result: SimulationResult) -> UnitStats | None:
     return unit if unit.activation == "relu" and "active_fraction" in unit.values else None
 
 
+def bounded_softmax_input(result: SimulationResult) -> str | None:
+    """The bounded activation (sigmoid, tanh) a live module's forward applies right before its own
+    softmax or log_softmax (``SimulationResult.squash_before_softmax``), under a cross-entropy with
+    no squash of its own already judged: the logits that softmax sees lie in its range, so the
+    loss has the floor a forward ending in the sigmoid has (modsweep35 u08:
+    ``F.log_softmax(F.sigmoid(self.fc2(x)))`` under nll_loss, 1.46 for 10 classes)."""
+    if result.squashed is not None or result.on_probabilities or _loss_kind(result) != "cross_entropy":
+        return None
+    return result.squash_before_softmax
+
+
 def clipped_output(result: SimulationResult) -> UnitStats | None:
     """The output activation ``output_loss_mismatch`` judges for its clip or range (a bounded
     regression output, a ReLU under a loss on logits): the dead-unit rules leave it to that."""
@@ -3038,6 +3049,9 @@ class OutputLossMismatch(ArchitectureRule):
             # a forward's own softmax or sigmoid under cross-entropy: either way the loss's softmax
             # sees logits in [0, 1], one per class
             return unreachable_fraction(result.squashed, _second_squash(result), output_layer(result).fan_out or 1)
+        before = bounded_softmax_input(result)
+        if before is not None:
+            return unreachable_fraction(before, "softmax", output_layer(result).fan_out or 1)
         relu = _relu_output(result)
         if relu is not None:
             return 1.0 - float(np.nanmean(relu.values["active_fraction"]))
@@ -3106,6 +3120,25 @@ class OutputLossMismatch(ArchitectureRule):
             "silent_by_seed": [fmt(x) for x in result.silent],
         }
         what = "samples" if loss == "cross_entropy" else "outputs"
+        before = bounded_softmax_input(result)
+        if before is not None and not no_output_gradient(result):
+            classes = last.fan_out or 1
+            floor = value * math.log(max(classes, 2))
+            low, high = BOUNDS.get(before, (0.0, 1.0))
+            evidence.update(metric="unreachable_loss_fraction", from_logits=True, output_activation=before,
+                            loss_floor=floor, classes=classes, silent_by_seed=[], in_forward=True,
+                            before_softmax=True, logit_range=[low, high])
+            return Detection(
+                self.code, severity, "unreachable_loss_fraction", value,
+                f"the forward's softmax reads {last.name}'s outputs through a {before}: its logits lie in "
+                f"[{low:g}, {high:g}], so {loss} can never fall below {floor:.3g} ({value:.0%} of its value at chance)",
+                f"A softmax (or log_softmax) turns logits into probabilities, and only logits far apart make a "
+                f"confident one. A {before} before it holds every logit in [{low:g}, {high:g}], at most "
+                f"{high - low:g} apart, so even the best output gives the right one of {classes} classes "
+                f"e^{high - low:g} / (e^{high - low:g} + {classes - 1}) of the probability, the loss stalls "
+                f"at {floor:.3g}, and the gradient reaching the network is scaled down by the {before}'s slope. "
+                f"Drop the {before}: the softmax makes the probabilities from raw logits.",
+                evidence, [last])
         if result.squashed is not None and not no_output_gradient(result):
             classes = last.fan_out or 1
             own = _second_squash(result)

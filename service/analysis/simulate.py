@@ -172,6 +172,9 @@ class SimulationResult:
     #: ``squashed`` is the forward's own (a live module ending in a softmax), not a file's output
     #: activation folded out for a loss compiled on logits
     squashed_in_forward: bool = False
+    #: a live module's forward ends in its own (log_)softmax of this bounded activation's outputs
+    #: (sigmoid, tanh): cross-entropy sees logits held in its range (``SeedFigures.squash_before_softmax``)
+    squash_before_softmax: str | None = None
     #: the loss takes the output for probabilities (Keras' from_logits=False cross-entropies)
     on_probabilities: bool = False
     #: a live module's Post-LN Transformer stacks (``GraphRun.post_ln``): per stack, one unit per layer
