@@ -171,13 +171,51 @@ def weight_of(module: nn.Module) -> tuple[torch.Tensor | None, int | None, int |
 
 # --- recurrent layers, step by step ------------------------------------------------------------
 
-class UnrolledRNN(nn.Module):
+#: What a forward may read of the ``nn.LSTM``/``GRU``/``RNN`` the simulation replaced (``if
+#: self.rnn.bidirectional``, ``self.lstm.hidden_size``): the stand-ins answer with its values.
+RNN_CONFIG = ("mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+              "bidirectional", "proj_size", "nonlinearity")
+_RNN_WEIGHT = re.compile(r"(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?")
+
+
+class RecurrentStandIn(nn.Module):
+    """The torch recurrent module's interface on the simulation's stand-ins (:class:`UnrolledRNN`,
+    :class:`StackedRNN`), so a forward written against ``nn.LSTM`` runs unchanged: its configuration
+    (:data:`RNN_CONFIG`), its weights by their torch names (``weight_hh_l1``) and
+    ``flatten_parameters()`` (modsweep35: a GRU classifier calling ``self.gru.flatten_parameters()``
+    and a sentiment LSTM reading ``self.lstm.bidirectional`` failed as if their forward were wrong)."""
+
+    def _remember(self, rnn: nn.RNNBase) -> None:
+        self._rnn_config = {k: getattr(rnn, k) for k in RNN_CONFIG if hasattr(rnn, k)}
+
+    def flatten_parameters(self) -> None:
+        """cuDNN's weight packing: a step-by-step run has nothing to pack."""
+
+    def _weight(self, name: str) -> torch.Tensor | None:
+        """The torch module's parameter ``name`` (``weight_ih_l0``...), where the stand-in keeps it."""
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            config = self.__dict__.get("_rnn_config", {})
+            if name in config:
+                return config[name]
+            weight = self._weight(name) if _RNN_WEIGHT.fullmatch(name) else None
+            if weight is not None:
+                return weight
+            raise
+
+
+class UnrolledRNN(RecurrentStandIn):
     """An ``nn.LSTM``/``GRU``/``RNN`` run one step at a time with torch's cell kernels (the same
     arithmetic as the fused module), keeping every h_t so dL/dh_t can be read after backward.
     Takes and returns what the wrapped module does (``(output, h_n)`` or ``(output, (h_n, c_n))``)."""
 
     def __init__(self, rnn: nn.RNNBase) -> None:
         super().__init__()
+        self._remember(rnn)
         self.rnn = rnn
         #: an LSTM with projections (LSTMP): h_t = W_hr (o * tanh(c_t)), proj_size wide
         self.proj = int(getattr(rnn, "proj_size", 0))
@@ -186,6 +224,9 @@ class UnrolledRNN(nn.Module):
         self.nonlinearity = getattr(rnn, "nonlinearity", "tanh")
         self.steps: dict[int, list[torch.Tensor]] = {}
         self.probing = False
+
+    def _weight(self, name: str) -> torch.Tensor | None:
+        return cast("torch.Tensor | None", getattr(self.rnn, name, None))
 
     def forward(self, x: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
         if isinstance(x, nn.utils.rnn.PackedSequence):
@@ -250,7 +291,7 @@ def run_recurrent(rnn: nn.Module, x: torch.Tensor, hx: Any = None) -> tuple[torc
     return UnrolledRNN(cast(nn.RNNBase, rnn))(x, hx)  # a torch recurrent module, as runs_itself says
 
 
-class StackedRNN(nn.Module):
+class StackedRNN(RecurrentStandIn):
     """A multi-layer ``nn.LSTM``/``GRU``/``RNN`` as one single-layer module per layer, each with a
     copy of that layer's weights and run as an :class:`UnrolledRNN`: every layer is then a unit of
     its own (its gradient norm, its dL/dh_t), as the ONNX exporter emits one node per layer, so the
@@ -260,6 +301,7 @@ class StackedRNN(nn.Module):
 
     def __init__(self, rnn: nn.RNNBase) -> None:
         super().__init__()
+        self._remember(rnn)
         self.kind = RNN_TYPES[type(rnn)]
         self.directions = 2 if rnn.bidirectional else 1
         proj = int(getattr(rnn, "proj_size", 0))  # an LSTM with projections: each layer reads proj_size
@@ -279,6 +321,14 @@ class StackedRNN(nn.Module):
                 mark(single, *cell_of(rnn))
             layers.append(UnrolledRNN(single))
         self.layers = nn.ModuleList(layers)
+
+    def _weight(self, name: str) -> torch.Tensor | None:
+        found = _RNN_WEIGHT.fullmatch(name)
+        k = int(found.group(3)) if found else len(self.layers)
+        if k >= len(self.layers):
+            return None
+        # layer k's copy keeps it as its own layer 0 (the copy the simulation measures and trains)
+        return cast("torch.Tensor | None", getattr(self.layers[k].rnn, name.replace(f"_l{k}", "_l0"), None))
 
     def forward(self, x: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
         d = self.directions
