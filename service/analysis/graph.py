@@ -3116,6 +3116,11 @@ def own_parameters(module: nn.Module) -> list[torch.Tensor]:
     got another document with each API)."""
     if isinstance(module, UnrolledRNN):
         return list(module.rnn.parameters())
+    if isinstance(module, AttentionInProjection):
+        # the q/k/v projection nn.MultiheadAttention applies as a function: its weights are the
+        # attention module's (in_proj_weight, in_proj_bias), which this unit only refers to
+        owner = module._owner[0]
+        return [p for p in (owner.in_proj_weight, owner.in_proj_bias) if isinstance(p, torch.Tensor)]
     params: list[torch.Tensor] = list(module.parameters(recurse=False))
     holder = getattr(module, "parametrizations", None)
     if isinstance(holder, nn.ModuleDict):

@@ -456,7 +456,8 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
                     or _unit_activation(model, unit_names, relu.pointer))
             act = relu.activation if relu.activation in OUTPUT_RANGES else "relu"
             remedy = R.linear_regression_output(where, activation=act, output_range=OUTPUT_RANGES[act],
-                                                logits=relu is relu_logits_output(result))
+                                                logits=relu is relu_logits_output(result),
+                                                n_out=output_layer(result).fan_out)
             return [(remedy, _identity_edit(path) if path is not None else None)]
         if no_output_gradient(result):
             if (result.loss or "cross_entropy") == "cross_entropy" and output_layer(result).fan_out == 1:
@@ -916,7 +917,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
     report(1.0, "done")
     status = status_of(findings)
-    summary = summary_line(status, findings, len(result.units)) + _unreached_note(result) + _unstepped_note(result)
+    summary = summary_line(status, findings, len(result.units)) + _unreached_note(result)
+    unstepped = _unstepped_note(result)
     n_params = parameters if parameters is not None else sum(p.numel() for p in run.model.parameters())
     judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
     return Diagnosis(
@@ -932,7 +934,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                                   activation_bytes=activation_bytes,
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
                                   remedies_simulated=verifier.simulated, loss=run.loss,
-                                  optimizer=optimizer_shown(run.optimizer)),
+                                  optimizer=optimizer_shown(run.optimizer),
+                                  notes=[unstepped] if unstepped else []),
     )
 
 
@@ -955,9 +958,10 @@ def _unreached_note(result: SimulationResult) -> str:
 
 
 def _unstepped_note(result: SimulationResult) -> str:
-    """The summary's note on the layers with a weight gradient whose optimizer step was not measured
-    (no ``update_ratio``: weights the check could not find among the unit's parameters), so that
-    ``large_updates`` is never left out silently. Empty where there is no optimizer or none."""
+    """The document's note (``simulation.notes``, not the summary) on the layers with a weight
+    gradient whose optimizer step was not measured (no ``update_ratio``: weights the check could not
+    find among the unit's parameters), so that ``large_updates`` is never left out silently. Empty
+    where there is no optimizer or none."""
     if result.optimizer is None:
         return ""
     judged = judged_update_ratios(result)
@@ -966,10 +970,10 @@ def _unstepped_note(result: SimulationResult) -> str:
     if not missed:
         return ""
     names = ", ".join(missed[:4]) + (f" and {len(missed) - 4} more" if len(missed) > 4 else "")
-    return (f" (Note: the optimizer's first step was not measured on {len(missed)} layer"
+    return (f"the optimizer's first step was not measured on {len(missed)} layer"
             f"{'s' if len(missed) > 1 else ''} with a gradient ({names}): the check did not find "
             "their weights among the layer's parameters, or could not size their step, so large_updates "
-            "does not judge them.)")
+            "does not judge them")
 
 
 def _batch(inputs: list[InputSpec]) -> int:
@@ -1157,19 +1161,51 @@ def optimizer_spec(optimizer: Any) -> OptimizerSpec | None:
     fields: dict[str, Any] = {k: float(group[k]) for k in ("lr", "momentum", "weight_decay", "alpha", "eps")
                               if k in group}
     peak = group.get("initial_lr")
-    if isinstance(peak, (int, float)) and float(peak) > 0 and float(group["lr"]) < float(peak):
+    warming = isinstance(peak, (int, float)) and float(peak) > 0 and float(group["lr"]) < float(peak)
+    if warming:
         # a scheduler built on it starts below its rate (LinearLR, a LambdaLR warm-up at 0): the step
         # judged is the rate it warms up to, not the warm-up's first (HF's starts at lr 0, which read
-        # as a rate of 0: "negative_learning_rate"); the warm-up's length is the scheduler's, unknown here
-        fields["lr"] = float(peak)
-        fields["warmup_steps"] = 1
+        # as a rate of 0: "negative_learning_rate"); the warm-up's length is the scheduler's, which the
+        # optimizer does not show: it warms up, over no number of steps made up here (newuser10 #4)
+        fields["lr"] = float(cast(float, peak))
     if kind == "adadelta":
         fields["alpha"] = float(group["rho"])
     if kind == "adagrad":
         fields["initial_accumulator"] = float(group.get("initial_accumulator_value", 0.0))
     if "nesterov" in group:
         fields["nesterov"] = bool(group["nesterov"])
-    return OptimizerSpec.model_validate({"type": kind, **fields})
+    spec = OptimizerSpec.model_validate({"type": kind, **fields})
+    spec._warmup_unknown = warming
+    return spec
+
+
+def warmup_unknown_note(spec: OptimizerSpec | None, optimizer: Any) -> str | None:
+    """The document's note where ``spec`` warms up over a length no one gave (a torch optimizer
+    whose ``lr`` a scheduler built on it set below its ``initial_lr``); None otherwise."""
+    if spec is None or not spec.warms_up or spec.warmup_steps or not isinstance(optimizer, torch.optim.Optimizer):
+        return None
+    group = optimizer.param_groups[0]
+    return (f"the optimizer's lr ({float(group['lr']):.3g}) is below its initial_lr ({float(group['initial_lr']):.3g}): "
+            "a scheduler built on it warms it up, over a length the optimizer does not show; its step is judged "
+            "at the rate it warms up to, as warming up; pass scheduler= (or warmup_steps=) to have the warm-up's "
+            "length judged")
+
+
+#: torch schedulers with no warm-up: their first step's rate is the optimizer's lr (a decay, a step
+#: schedule, ReduceLROnPlateau, which changes nothing at the start)
+_NO_WARMUP = ("ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "StepLR", "MultiStepLR",
+              "PolynomialLR", "ReduceLROnPlateau")
+
+
+def no_warmup_scheduler(scheduler: Any) -> str | None:
+    """The class name of ``scheduler`` where it is a torch scheduler with no warm-up
+    (:data:`_NO_WARMUP`), else None."""
+    sched = torch.optim.lr_scheduler
+    for name in _NO_WARMUP:
+        kind = getattr(sched, name, None)
+        if isinstance(kind, type) and isinstance(scheduler, kind):
+            return name
+    return None
 
 
 #: The most rate-multiplier values :func:`scheduler_warmup` reads off a LambdaLR's function (a
@@ -1182,8 +1218,12 @@ def scheduler_warmup(scheduler: Any) -> tuple[int, float | None]:
     optimizer: a LambdaLR's multiplier is evaluated at steps 0, 1, ... until it stops rising; a
     LinearLR warms up over ``total_iters`` where ``start_factor < end_factor``; a OneCycleLR over its
     first phase (``pct_start * total_steps``) to ``max_lr``; a SequentialLR over its first
-    scheduler's warm-up, cut at its first milestone. Raises ArgumentError for another scheduler."""
+    scheduler's warm-up, cut at its first milestone; an ExponentialLR, CosineAnnealingLR, StepLR,
+    MultiStepLR, PolynomialLR, CosineAnnealingWarmRestarts or ReduceLROnPlateau has none (0, None).
+    Raises ArgumentError for another scheduler, or what is not one."""
     sched = torch.optim.lr_scheduler
+    if no_warmup_scheduler(scheduler) is not None:
+        return 0, None
     if isinstance(scheduler, sched.SequentialLR):
         inner = list(getattr(scheduler, "_schedulers", []))
         milestones = list(getattr(scheduler, "_milestones", []))
@@ -1216,9 +1256,12 @@ def scheduler_warmup(scheduler: Any) -> tuple[int, float | None]:
             raise ArgumentError(f"scheduler: its lr_lambda failed at step {k + 1} "
                                 f"({type(exc).__name__}: {exc})") from None
         return k, float(scheduler.base_lrs[0]) * previous if k else None
+    if not isinstance(scheduler, sched.LRScheduler | sched.ReduceLROnPlateau):
+        raise ArgumentError(f"scheduler: {type(scheduler).__name__} is not a torch.optim.lr_scheduler "
+                            "scheduler; pass the one training steps, or warmup_steps=")
     raise ArgumentError(f"scheduler: {type(scheduler).__name__} is not one whose warm-up the check reads "
-                        "(torch.optim.lr_scheduler.LambdaLR, LinearLR, OneCycleLR, SequentialLR); "
-                        "pass warmup_steps= instead")
+                        "(torch.optim.lr_scheduler.LambdaLR, LinearLR, OneCycleLR, SequentialLR; "
+                        f"{', '.join(_NO_WARMUP)}: no warm-up); pass warmup_steps= instead")
 
 
 def _with_schedule(spec: OptimizerSpec | None, scheduler: Any, warmup_steps: Any,
@@ -1230,6 +1273,12 @@ def _with_schedule(spec: OptimizerSpec | None, scheduler: Any, warmup_steps: Any
         fields["warmup_steps"] = warm
         if warm and peak is not None and peak > 0:
             fields["lr"] = peak  # the rate it warms up to is the step judged
+        elif not warm and isinstance(getattr(scheduler, "optimizer", None), torch.optim.Optimizer):
+            # no warm-up: the first step's rate is the optimizer's own (not the initial_lr a decay
+            # already stepped started from)
+            now = scheduler.optimizer.param_groups[0].get("lr")
+            if isinstance(now, (int, float)) and float(now) > 0:
+                fields["lr"] = float(now)
     if warmup_steps is not None:
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
             raise ArgumentError(f"warmup_steps: expected a whole number >= 0, got {warmup_steps!r}")
@@ -1244,7 +1293,10 @@ def _with_schedule(spec: OptimizerSpec | None, scheduler: Any, warmup_steps: Any
         named = " and ".join(k for k, v in (("scheduler", scheduler), ("warmup_steps", warmup_steps),
                                             ("clip_norm", clip_norm)) if v is not None)
         raise ArgumentError(f"{named}: describe the training optimizer, so give optimizer= too")
-    return OptimizerSpec.model_validate(spec.model_dump(exclude_unset=True) | {"type": spec.type} | fields)
+    out = OptimizerSpec.model_validate(spec.model_dump(exclude_unset=True) | {"type": spec.type} | fields)
+    if "warmup_steps" not in fields:  # (clip_norm alone: the optimizer still warms up as it showed)
+        out._warmup_unknown = spec._warmup_unknown
+    return out
 
 
 def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
@@ -1297,11 +1349,16 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     if optimizer is None and scheduler is not None:
         optimizer = getattr(scheduler, "optimizer", None)
     stated = _with_schedule(optimizer_spec(optimizer), scheduler, warmup_steps, clip_norm)
+    notes = [n for n in (warmup_unknown_note(stated, optimizer), _no_warmup_note(scheduler, warmup_steps))
+             if n is not None]
     run = GraphRun(model, input_specs(example_inputs, model, drawn_in), loss, seeds, optimizer=stated,
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs),
                    bounded_regression=True, target_range=given_range, target_values=given_targets)
     try:
-        return diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
+        doc = diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
+        if doc.simulation is not None:
+            doc.simulation.notes[:0] = notes
+        return doc
     except GradHealthError:
         raise
     except torch.OutOfMemoryError:
@@ -1315,6 +1372,16 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         # not the model's code: the check's own failure, named as such, never a bare traceback
         # (modsweep29 u01: an IndexError from a readout of an expert's empty batch)
         raise CheckFailed(type(model).__name__, exc) from exc
+
+
+def _no_warmup_note(scheduler: Any, warmup_steps: Any) -> str | None:
+    """The document's note where ``scheduler`` is one with no warm-up (and no length was stated)."""
+    name = no_warmup_scheduler(scheduler) if scheduler is not None and warmup_steps is None else None
+    if name is None:
+        return None
+    return (f"scheduler {name} has no warm-up: its first step's rate is the optimizer's lr"
+            + (", which it changes only on a plateau" if name == "ReduceLROnPlateau" else "")
+            + "; judged as no warm-up")
 
 
 class CheckFailed(GradHealthError, RuntimeError):

@@ -2434,7 +2434,7 @@ def _adaptive_small_step(result: SimulationResult, value: float, total: float = 
 def _warms_up(result: SimulationResult) -> bool:
     """Whether the check's optimizer warms up to its rate (``warmup_steps``, or a scheduler that
     started a torch optimizer below its initial rate)."""
-    return result.optimizer is not None and result.optimizer.warmup_steps > 0
+    return result.optimizer is not None and result.optimizer.warms_up
 
 
 def _near_zero_init(u: UnitStats) -> bool:
@@ -2670,9 +2670,10 @@ class LargeUpdates(ArchitectureRule):
             evidence["adaptive_step_note"] = ADAPTIVE_STEP_NOTE
         if severity == "info" and _warms_up(result):
             warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
-            summary += (f"; a note: the run warms up to that rate{f' over {warm:,} steps' if warm > 1 else ''}, "
+            summary += (f"; a note: the run warms up to that rate{f' over {warm:,} steps' if warm else ''}, "
                         "which lets the optimizer's statistics and the weights settle before it")
-            evidence["warmup_steps"] = warm
+            if warm:  # (a torch optimizer warming up over a length it does not show: none made up)
+                evidence["warmup_steps"] = warm
         explanation = (
             "The update-to-weight ratio ||delta W|| / ||W|| of a healthy step is about 1e-3. Steps that move "
             "a layer by a tenth of its weights or more make training oscillate or diverge and can kill "
@@ -2819,6 +2820,11 @@ def _output_activation(result: SimulationResult) -> UnitStats:
 #: standard-normal targets (about half: a ReLU's 50%, a sigmoid's 66%), a note below it (a tanh's
 #: 32%: a symmetric range, right for targets scaled into it).
 UNREACHABLE_TARGETS_WARNING = 0.45
+#: ... and an error where it cannot reach this share of the targets (given with ``targets=`` or
+#: ``target_range``): an output that reaches (nearly) none of them cannot fit at all (a sigmoid
+#: under mse against house prices in [5, 50]: 100%; newuser10 #6). The simulated standard-normal
+#: targets never come near it (a sigmoid's 66% is the most of any bounded output).
+UNREACHABLE_TARGETS_ERROR = 0.95
 
 
 def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
@@ -3081,10 +3087,15 @@ class OutputLossMismatch(ArchitectureRule):
             if float(np.nanmax(1.0 - relu.values["active_fraction"])) >= 1.0:
                 return "error"
             out_of_reach = unreachable_target_fraction("relu", target_range(result))
+            if out_of_reach >= UNREACHABLE_TARGETS_ERROR:
+                return "error"  # every target below 0: none can be reached
             return "warning" if value >= t.silent_loss_warning or out_of_reach > 0.0 else "info"
         if clipped_regression_output(result) is not None:
             # a bounded output (a sigmoid's (0, 1)): a risk where it cannot reach about half of
-            # zero-centred targets, a note for a symmetric range (a tanh's), right for scaled targets
+            # zero-centred targets, a note for a symmetric range (a tanh's), right for scaled targets;
+            # an error where it reaches (nearly) none of them: it cannot fit at all
+            if value >= UNREACHABLE_TARGETS_ERROR:
+                return "error"
             return "warning" if value >= UNREACHABLE_TARGETS_WARNING else "info"
         severity = t.fraction(value, t.silent_loss_warning, t.silent_loss_error)
         if severity is None and sigmoids_under_cross_entropy(result):
@@ -3197,6 +3208,7 @@ class OutputLossMismatch(ArchitectureRule):
             passed = values is not None and len(values) > 0
             described, targets = _targets_words(result)
             evidence.update(metric="unreachable_target_fraction", threshold=UNREACHABLE_TARGETS_WARNING,
+                            error_threshold=UNREACHABLE_TARGETS_ERROR,
                             from_logits=None, output_activation=bounded.activation, output_range=[low, high],
                             targets=described, silent_by_seed=[])
             if values is not None and passed:

@@ -42,6 +42,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    PrivateAttr,
     Strict,
     ValidationError,
     field_validator,
@@ -560,6 +561,15 @@ class OptimizerSpec(_Strict):
     clip_value: Float | None = Field(default=None, gt=0, le=MAX_LR,
                                      description="each gradient element clipped to [-v, v] (Keras' clipvalue, "
                                                  "torch's clip_grad_value_); recorded, as clip_norm")
+    #: a torch optimizer that a warm-up scheduler started below its rate (its ``lr`` under its
+    #: ``initial_lr``) while no scheduler or length was given: it warms up over steps it does not show,
+    #: so ``warmup_steps`` stays 0 rather than a made-up length (newuser10 #4). Not a spec field.
+    _warmup_unknown: bool = PrivateAttr(default=False)
+
+    @property
+    def warms_up(self) -> bool:
+        """Whether the run warms up to ``lr``: ``warmup_steps`` declared, or an unknown length."""
+        return self.warmup_steps > 0 or self._warmup_unknown
 
 
 class Spec(_Strict):

@@ -258,6 +258,10 @@ class SimulationInfo(BaseModel):
         "where optimizer is null because the model file's compiled optimizer is not one the simulation "
         "knows (a Keras Ftrl or Lion, a registered class of the user's, a learning rate not read): its "
         "name in the file; large_updates and small_updates were not checked"))
+    notes: list[str] = Field(default_factory=list, description=(
+        "what the check read, assumed or left out that no finding states (a scheduler with no warm-up, "
+        "an optimizer whose warm-up length is unknown, layers whose first step was not measured); kept out "
+        "of the summary, which names the findings"))
 
 
 class SeriesSummary(BaseModel):

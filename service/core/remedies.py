@@ -276,7 +276,8 @@ def single_unit_binary_loss(where: str, patch: Patch = ()) -> Remedy:
 
 
 def linear_regression_output(where: str, patch: Patch = (), *, activation: str = "relu",
-                             output_range: tuple[float, float] | None = None, logits: bool = False) -> Remedy:
+                             output_range: tuple[float, float] | None = None, logits: bool = False,
+                             n_out: int | None = None) -> Remedy:
     """Drop the bounded ``activation`` (a ReLU by default) on the regression output ``where``: a
     ReLU's clipped outputs get no gradient; any bound (``output_range``) keeps targets beyond it out
     of reach. ``logits``: the output feeds a loss on logits (a classifier's ReLU on its scores)."""
@@ -294,9 +295,19 @@ def linear_regression_output(where: str, patch: Patch = (), *, activation: str =
         why = (f"it holds every prediction in [{low:g}, {high:g}], out of reach of the targets outside it; or "
                "scale the targets into that range")
     label = "ReLU" if activation == "relu" else activation
-    return make_remedy("output_activation", f"end {where} with no activation (a linear output) instead of the "
-                       f"{label}: {why}", patch, activation="Identity", was=f"nn.{torch_name}() on a regression output",
-                       n_out="n_out")
+    remedy = make_remedy("output_activation", f"end {where} with no activation (a linear output) instead of the "
+                         f"{label}: {why}", patch, activation="Identity",
+                         was=f"nn.{torch_name}() on a regression output", n_out=str(n_out or "n_out"))
+    # the catalogue's rationale is the single-unit softmax's: this finding is a regression's bound
+    # (newuser10 #7: a sigmoid head under mse was told about "a softmax over a single unit")
+    remedy.rationale = (
+        "A regression's predictions must be free to reach the targets: a ReLU on the output clips every "
+        "prediction below 0, and those get no gradient; a linear output (no activation) reaches any target"
+        if activation == "relu" else
+        f"A regression's predictions must be free to reach the targets: a {activation} on the output holds "
+        "each one in its range, so targets outside it cannot be reached and the gradient fades near its "
+        "bounds; a linear output (no activation) reaches any target, or scale the targets into the range")
+    return remedy
 
 
 def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:

@@ -524,6 +524,8 @@ def _tables(doc: Diagnosis) -> list[str]:
         parts.append(f'<p class="muted">Simulated with {sim.seeds} seed(s), batch {sim.batch_size}, '
                      f"{_e(sim.device)} {_e(sim.precision)}, {sim.parameters:,} parameters, "
                      f"{sim.duration_s:.3g} s; {sim.remedies_simulated} remedies re-simulated.</p>")
+        for n in sim.notes:
+            parts.append(f'<p class="muted">Note: {_e(n)}</p>')
     if doc.log is not None:
         log = doc.log
         parts.append(f'<p class="muted">Read {log.points:,} points in {log.series} series '

@@ -61,6 +61,7 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
                        f"optimizer {s.optimizer_unknown} in the file is not one the simulation knows: update "
                        "sizes not checked" if s.optimizer_unknown else "no optimizer given: update sizes not checked")
             lines.append(f"  loss {s.loss}; {trained}")
+        lines += [f"  note: {n}" for n in s.notes]
     if doc.log:
         lines.append(f"  read {doc.log.series} series, {doc.log.points:,} points ({doc.log.format}) in "
                      f"{doc.log.duration_s:.2f}s")

@@ -103,7 +103,7 @@ def _mismatch(doc: Any) -> Any:
 
 # (target range, the share of it outside a sigmoid's [0, 1] for targets spread evenly over it, severity)
 RANGES = [
-    ((5.0, 50.0), 1.0, "warning"),        # Boston prices: none in reach
+    ((5.0, 50.0), 1.0, "error"),          # Boston prices: none in reach, it cannot fit (newuser10 #6)
     ((0.0, 1.0), 0.0, "info"),            # 0/1 labels, or targets scaled into [0, 1]
     ((0.0, 4.0), 0.75, "warning"),        # 3 of the 4 units of the range above 1
     ((-0.25, 1.0), 0.2, "info"),          # 0.25 of 1.25 below 0: under the 0.45 warning bar
@@ -157,11 +157,11 @@ def test_the_stored_weights_remedy_drops_the_sigmoid_and_is_verified(tmp_path: P
     path.write_bytes(_h5(config, _stored(config, 6.0)))
     out = tmp_path / "doc.json"
     assert main(["check", str(path), "--target-range", "5,50", "--seeds", "2", "--format", "json",
-                 "--output", str(out)]) == 0
+                 "--output", str(out)]) == 1
     doc = json.loads(out.read_text())
     assert "as stored in the file" in doc["summary"]
     [f] = [f for f in doc["findings"] if f["code"] == "output_loss_mismatch"]
-    assert f["severity"] == "warning" and f["evidence"]["value"] == 1.0
+    assert f["severity"] == "error" and f["evidence"]["value"] == 1.0
     assert "100% of targets in [5, 50] are out of reach" in f["summary"]
     [fix] = [r for r in f["remedies"] if r["id"] == "output_activation"]
     assert "instead of the sigmoid" in fix["change"] and "ReLU" not in fix["change"]

@@ -64,8 +64,11 @@ def test_scheduler_kinds() -> None:
     seq = sched.SequentialLR(opt, [sched.LinearLR(opt, 0.1, 1.0, total_iters=2000),
                                    sched.CosineAnnealingLR(opt, 10_000)], milestones=[1500])
     assert scheduler_warmup(seq)[0] == 1500
-    with pytest.raises(ArgumentError, match="StepLR"):
-        scheduler_warmup(sched.StepLR(torch.optim.SGD(p, lr=0.1), 10))
+    # a scheduler with no warm-up reads as none (newuser10 #3: it raised); one whose warm-up the
+    # check cannot read is still refused by name
+    assert scheduler_warmup(sched.StepLR(torch.optim.SGD(p, lr=0.1), 10)) == (0, None)
+    with pytest.raises(ArgumentError, match="CyclicLR"):
+        scheduler_warmup(sched.CyclicLR(torch.optim.SGD(p, lr=0.1), 0.01, 0.1))
 
 
 def test_warmup_needs_an_optimizer() -> None:
