@@ -97,6 +97,8 @@ def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
     ]
     if ctx.source:
         out += ["", f"Checked: {md_code(ctx.source)} ({ctx.check_kind(doc)})"]
+    if doc.simulation is not None and doc.simulation.notes:
+        out += [""] + [f"> Note: {md_text(n)}" for n in doc.simulation.notes]  # as text and HTML show them
     places = locate_findings(doc, ctx)
     if doc.findings:
         out += ["", "| severity | code | where | finding |", "|---|---|---|---|"]

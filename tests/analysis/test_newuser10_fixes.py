@@ -115,3 +115,16 @@ def test_the_regression_output_remedy_speaks_of_the_regression() -> None:
     [r] = [r for r in f.remedies if r.id == "output_activation"]
     assert "softmax" not in r.rationale and "regression" in r.rationale and "sigmoid" in r.rationale
     assert r.params["n_out"] == "1" and "nn.Linear(n_in, 1)" in r.snippet
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
+def test_the_simulations_notes_are_in_every_human_report(fmt: str) -> None:
+    from gradhealth.report import ReportContext, render
+
+    model = _mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 10)
+    doc = check_module(model, torch.randn(8, 16), seeds=1, verify=False, optimizer=opt, scheduler=sched)
+    assert doc.simulation is not None and doc.simulation.notes
+    report = render(fmt, doc, ReportContext(source="model"))
+    assert "StepLR has no warm-up" in report
