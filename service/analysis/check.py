@@ -24,7 +24,14 @@ from gradhealth.analysis import theory
 from gradhealth.analysis.findings import Detection, fc_stretches
 from gradhealth.analysis.plan import Limits, Plan, make_plan
 from gradhealth.analysis.remedies import Context, clipping
-from gradhealth.analysis.rules import ArchitectureRule, detect, judged_update_ratios, problems
+from gradhealth.analysis.rules import (
+    ArchitectureRule,
+    curvature,
+    curvature_decides,
+    detect,
+    judged_update_ratios,
+    problems,
+)
 from gradhealth.analysis.simulate import (
     ProgressFn,
     SimulationResult,
@@ -423,7 +430,12 @@ def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, 
     output layer's fresh step, which the rule does not judge alone (spec sweep 7: "fixed" at 0.15)."""
     unjudged = not_judged(code, value, after)
     note = f"not judged: {unjudged}" if unjudged is not None else unmeasured_note(value, code, after)
-    if note is None and code == "large_updates" and fixed and value > thresholds.large_update_warning:
+    if note is None and code == "large_updates" and curvature_decides(after):
+        found = curvature(after)
+        bound = found[2] if found is not None else 2.0
+        note = (f"lr x sharpness is {value:.3g} at the new rate, under SGD's stability bound {bound:g}"
+                if fixed else None)
+    elif note is None and code == "large_updates" and fixed and value > thresholds.large_update_warning:
         note = (f"the largest ratio left, {value:.3g}, is the output layer's first step, which large_updates does "
                 f"not judge alone under {thresholds.large_update_error:g} (a freshly initialised head moves that much "
                 "on a sound recipe); every other layer is under the warning level")

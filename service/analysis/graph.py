@@ -58,6 +58,9 @@ from gradhealth.analysis.guards import (
 )
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.losses import REGRESSION, loss_value
+from gradhealth.analysis.sharpness import MAX_PARAMETERS as SHARPNESS_MAX_PARAMETERS
+from gradhealth.analysis.sharpness import SETTLED as SHARPNESS_SETTLED
+from gradhealth.analysis.sharpness import Sharpness, top_eigenvalue
 from gradhealth.analysis.simulate import (
     PROBABILITY_LOSSES,
     SimulationResult,
@@ -3277,3 +3280,41 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             bounded_regression=run.bounded_regression and run.losses is None,
                             target_range=run.target_range if run.losses is None else None,
                             target_values=run.target_values if run.losses is None else None)
+
+
+def initial_sharpness(run: GraphRun, device: str | None = None) -> Sharpness:
+    """The loss Hessian's largest eigenvalue over every trainable parameter at the simulated initial
+    point: seed 0's copy of the network (prepared as the simulation's) on seed 0's batch and loss
+    (:func:`.sharpness.top_eigenvalue`), in the run's precision: float64, or the model's own where
+    its forward casts to that (``x.float()``; :func:`in_own_dtype`), which ``note`` says. Not
+    estimated (``value`` None, ``note`` says why) past :data:`.sharpness.MAX_PARAMETERS` trainable
+    parameters, or where the forward or its double backward fails (an op with no second derivative)."""
+    count = sum(p.numel() for p in run.model.parameters() if p.requires_grad) or sum(
+        p.numel() for p in run.model.parameters())
+    if count > SHARPNESS_MAX_PARAMETERS:
+        return Sharpness(None, parameters=count,
+                         note=f"{count:,} trainable parameters, over the {SHARPNESS_MAX_PARAMETERS:,} "
+                              "it is estimated for")
+    dev = pick_device(device or "auto")
+    try:
+        net = _copy_for_seed(run, 0, dev)
+        params = [p for p in net.parameters() if p.requires_grad]
+        if not params:
+            return Sharpness(None, note="no trainable parameter")
+        xs = _seed_inputs(run, 0, dev)
+        with _guarded(run), head_logits(run, net) as logits:
+            value = call(net, xs, run.keywords, run.nest)
+            loss, _ = _loss(run, value, 0, logits)
+        if not bool(torch.isfinite(loss)):
+            return Sharpness(None, parameters=count, note="the loss is not finite at initialisation")
+        top, used, settled = top_eigenvalue(loss, params)
+    except (RuntimeError, FloatingPointError, NotImplementedError, ValueError) as exc:
+        # (double backward is not implemented for every op; a custom autograd.Function may lack it)
+        return Sharpness(None, parameters=count, note=f"not estimated: {type(exc).__name__}: {str(exc)[:160]}")
+    note = None if settled else (f"the power iteration had not settled to {SHARPNESS_SETTLED:.0%} after "
+                                 f"{used} Hessian-vector products: a lower bound")
+    if run.dtype != torch.float64:
+        # a forward that casts to its own precision (x.float()) runs in it (_simulate_first's fallback)
+        own = f"in the model's own {str(run.dtype).removeprefix('torch.')}, as its forward casts to it"
+        note = f"{note}; {own}" if note else own
+    return Sharpness(top, iterations=used, parameters=count, note=note)

@@ -14,6 +14,7 @@ The user's module itself is never modified: every simulation runs on a copy.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -55,9 +56,11 @@ from gradhealth.analysis.graph import (
     first_nonfinite_backward,
     first_tensor,
     in_own_dtype,
+    initial_sharpness,
     make_inputs,
     native_nonfinite,
     output_op,
+    own_parameters,
     parametrized_weight,
     role_of,
     simulate_graph,
@@ -84,6 +87,7 @@ from gradhealth.analysis.rules import (
     relu_logits_output,
     sigmoids_under_cross_entropy,
 )
+from gradhealth.analysis.sharpness import Sharpness
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
 from gradhealth.analysis.spec import OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
@@ -885,11 +889,12 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     thresholds = thresholds or Thresholds()
     report = progress or (lambda fraction, stage: None)
     run, result = _simulate_first(run, device, lambda f, s: report(0.4 * f, s))
-    if not result.units:
-        raise ValueError("the check found no layer to measure in this network: its forward calls no "
-                         "nn.Linear, Conv, RNN, Embedding or norm module, and no F.linear or F.conv on "
-                         "a parameter of its own, no x @ W or torch.einsum of an input with one; write its "
-                         "layers as modules, or as F.linear(x, w, b)")
+    if not result.units and not any(True for _ in run.model.parameters()):
+        raise ValueError("the check found no layer to measure in this network, and no parameter to train: "
+                         "its forward calls no nn.Linear, Conv, RNN, Embedding or norm module, and no "
+                         "F.linear or F.conv on a parameter of its own, no x @ W or torch.einsum of an input "
+                         "with one; write its layers as modules, or as F.linear(x, w, b)")
+    result = dataclasses.replace(result, sharpness=_sharpness(run, result, device))
     detections = [_located(d, run, device) for d in detect(result, thresholds)]
     if not any(d.code == "nonfinite" for d in detections):
         overflow = _native_overflow(run, device)
@@ -917,7 +922,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
     report(1.0, "done")
     status = status_of(findings)
-    summary = summary_line(status, findings, len(result.units)) + _unreached_note(result)
+    summary = summary_line(status, findings, len(result.units)) + _unreached_note(result) + _layerless_note(result, run)
     unstepped = _unstepped_note(result)
     n_params = parameters if parameters is not None else sum(p.numel() for p in run.model.parameters())
     judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
@@ -937,6 +942,56 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                                   optimizer=optimizer_shown(run.optimizer),
                                   notes=[unstepped] if unstepped else []),
     )
+
+
+def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> Sharpness | None:
+    """The loss's sharpness at the initial point (:func:`.graph.initial_sharpness`) under SGD (None
+    under any other optimizer, or none), with whether its bound alone judges the step: a model that
+    is one affine layer (a module of the tracer's) holding every trainable parameter, or has no
+    layer the check measures; then also the trainable parameters no layer holds."""
+    opt = run.optimizer
+    if opt is None or opt.type != "sgd" or not opt.lr > 0:
+        return None
+    found = initial_sharpness(run, device)
+    named = [(n, p) for n, p in run.model.named_parameters() if p.requires_grad] or list(run.model.named_parameters())
+    weighted = [u for u in result.units if u.has_weights]
+    held: set[int] = set()
+    for u in weighted:
+        if u.pointer.startswith("module:"):
+            with contextlib.suppress(AttributeError):
+                held |= {id(p) for p in own_parameters(run.model.get_submodule(u.pointer.removeprefix("module:")))}
+    unmeasured = tuple(n for n, p in named if id(p) not in held) if not result.units else ()
+    one_affine = (len(weighted) == 1 and weighted[0].type in _AFFINE and weighted[0].pointer.startswith("module:")
+                  and all(id(p) in held for _, p in named))
+    return dataclasses.replace(found, decides=one_affine or not result.units, unmeasured=unmeasured)
+
+
+#: The layer types a one-layer model is affine in its parameters with (linear or logistic regression).
+_AFFINE = frozenset({"dense", "linear", "conv1d", "conv2d", "conv3d", "conv"})
+
+
+def _layerless_note(result: SimulationResult, run: GraphRun) -> str:
+    """The summary's note on a model with no layer the check measures (scalar parameters used
+    elementwise, ``x * W + B``): checked on its loss (non-finite) and, under SGD, the sharpness
+    bound; the per-layer figures (gradient ratios through depth, dead or saturated units, update
+    ratios) need layers. Empty where there are layers."""
+    if result.units:
+        return ""
+    names = [n for n, p in run.model.named_parameters() if p.requires_grad] or [n for n, _ in run.model.named_parameters()]
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    sharp = result.sharpness
+    if sharp is not None and sharp.value is not None and result.optimizer is not None:
+        how = f"SGD's stability bound on the loss's sharpness ({sharp.value:.3g})"
+    elif sharp is not None:
+        how = f"not the sharpness ({sharp.note})"
+    else:
+        how = ("not the sharpness, which is judged under SGD only (an adaptive optimizer's preconditioning "
+               "changes the bound)" if result.optimizer is not None else "not the sharpness (no optimizer given)")
+    return (f" (Note: no layer to measure: the forward uses its {len(names)} parameter"
+            f"{'s' if len(names) != 1 else ''} ({shown}) elementwise, with no nn.Linear, Conv, RNN, Embedding "
+            "or norm module and no F.linear, x @ W or einsum on them; checked on the loss's own figures "
+            f"(non-finite) and {how}. Per-layer figures (gradient ratios through depth, dead or saturated "
+            "units, update-to-weight ratios) need layers: write them as modules to have those measured.)")
 
 
 def _unreached_note(result: SimulationResult) -> str:

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.findings import Detection
@@ -494,12 +494,38 @@ def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     digits): one step of SGD, Adam, AdamW or RMSprop moves the weights by an amount proportional to
     the rate, so the factor is the target ratio over the measured one; the re-simulation measures
     it. None when the measured ratio is not above the target."""
+    if not opt.lr > 0:
+        return None  # (a rate at or below 0 is negative_learning_rate's to fix)
+    by_curvature = _stable_rate(detection, opt)
+    if detection.metric == "lr_times_sharpness":
+        return by_curvature  # the sharpness bound alone judged it (rules.curvature_decides)
     # the worst layer judged (a layer started near zero on purpose is not: rules._judged_steps)
     judged = detection.evidence.get("update_ratios")
     worst = max(judged.values()) if isinstance(judged, dict) and judged else detection.value
-    if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst) or not opt.lr > 0:
-        return None  # (a rate at or below 0 is negative_learning_rate's to fix)
-    return _rate_to(R.UPDATE_RATIO_TARGET, worst, "worst", opt, R.lower_learning_rate)
+    if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst):
+        return by_curvature
+    by_ratio = _rate_to(R.UPDATE_RATIO_TARGET, worst, "worst", opt, R.lower_learning_rate)
+    # past SGD's stability bound too: the lower of the two rates
+    return by_curvature if by_curvature is not None and by_curvature[1] < by_ratio[1] else by_ratio
+
+
+def _stable_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, float] | None:
+    """``lower_learning_rate`` to 1 / (sharpness + weight decay), lr x sharpness 1, where the
+    detection's lr x sharpness is over SGD's stability bound (2 (1 + momentum)); else None."""
+    ev = detection.evidence
+    figures = [ev.get(k) for k in ("lr_times_sharpness", "stability_bound", "sharpness")]
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in figures):
+        return None
+    x, bound, sharp = (float(cast(float, v)) for v in figures)
+    if not x > bound or not x > 0:
+        return None
+    factor = 1 / x
+    new_lr = float(f"{opt.lr * factor:.3g}")
+    remedy = R.lower_learning_rate(
+        factor, learning_rate=opt.lr,
+        why=f"lr x sharpness is {x:.3g} (sharpness {sharp:.3g}), over SGD's stability bound "
+            f"{bound:g}: lr {new_lr:g} = 1/sharpness puts it at 1")
+    return remedy, new_lr
 
 
 def decay_step(opt: S.OptimizerSpec) -> float:

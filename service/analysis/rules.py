@@ -81,6 +81,7 @@ from gradhealth.analysis.remedies import (
     xavier_for_saturating,
     zero_biases,
 )
+from gradhealth.analysis.sharpness import lr_times_sharpness, stability_bound
 from gradhealth.analysis.simulate import (
     BORN_DEAD_RISK,
     MIN_DEAD_BATCH,
@@ -2573,6 +2574,88 @@ def _steps_sum(steps: dict[str, float]) -> float:
     return float(sum(r for r in steps.values() if math.isfinite(r)))
 
 
+
+def curvature(result: SimulationResult) -> tuple[float, float, float] | None:
+    """(sharpness, lr x sharpness, the stability bound) of an SGD run whose loss Hessian's largest
+    eigenvalue was estimated at the initial point (:func:`.graph.initial_sharpness`); None under any
+    other optimizer (an adaptive one's preconditioning changes the bound) or where not estimated.
+    lr x sharpness counts SGD's weight decay (lr (lambda_max + wd)); the bound is 2 (1 + momentum),
+    Nesterov's 2 (1 + momentum) / (1 + 2 momentum) (:func:`.sharpness.stability_bound`)."""
+    sharp, opt = result.sharpness, result.optimizer
+    if sharp is None or sharp.value is None or opt is None or opt.type != "sgd" or not opt.lr > 0:
+        return None
+    return sharp.value, lr_times_sharpness(opt, sharp.value), stability_bound(opt)
+
+
+def curvature_decides(result: SimulationResult) -> bool:
+    """Whether the sharpness bound alone judges large_updates: a model that is one affine layer
+    holding every trainable parameter (linear or logistic regression, a convex problem, where lr x
+    lambda_max < 2 (1 + momentum) is the whole story and the deep-net rule of about 1e-3 of a layer's
+    norm per step is not: peersweep13's quadratic fit at SGD 0.001 moves its zero weights 0.418 of a
+    usual init's norm and converges, lr x lambda_max 0.23), or one with no layer the check measures
+    (scalar parameters used elementwise, ``x * W + B``)."""
+    sharp = result.sharpness
+    return curvature(result) is not None and sharp is not None and sharp.decides
+
+
+def _curvature_severity(result: SimulationResult) -> str | None:
+    """lr x sharpness over the stability bound: error (the run diverges from its first step); over
+    half of it (lr x lambda_max over 1 without momentum: the sharpest direction overshoots and
+    oscillates) a note where the bound decides; else None."""
+    found = curvature(result)
+    if found is None:
+        return None
+    _, x, bound = found
+    if x > bound:
+        return "error"
+    return "info" if x > bound / 2 and curvature_decides(result) else None
+
+
+def _curvature_evidence(result: SimulationResult) -> dict[str, Any]:
+    found = curvature(result)
+    sharp = result.sharpness
+    if found is None or sharp is None:
+        return {}
+    value, x, bound = found
+    return {"sharpness": value, "lr_times_sharpness": x, "stability_bound": bound,
+            "sharpness_iterations": sharp.iterations, "stable_learning_rate": 1 / (value + (
+                result.optimizer.weight_decay if result.optimizer is not None else 0.0)) if value > 0 else None}
+
+
+def _curvature_words(result: SimulationResult) -> str:
+    """The sentence on lr x sharpness against its bound ('' where not estimated)."""
+    found = curvature(result)
+    opt = result.optimizer
+    if found is None or opt is None:
+        return ""
+    value, x, bound = found
+    over = x > bound
+    cmp = "over" if over else ("over half of" if x > bound / 2 else "under")
+    words = (f"lr x sharpness = {fmt(opt.lr)} x {fmt(value)} = {fmt(x)}, {cmp} SGD's stability bound {fmt(bound)}"
+             f"{f' (2 (1 + momentum {opt.momentum:g}))' if opt.momentum and not opt.nesterov else ''}")
+    if over:
+        words += (f": the run diverges from the first step (the sharpest direction's error grows about "
+                  f"{fmt(abs(1 - x))}x a step without momentum); below lr {fmt(bound / value)} it is stable, "
+                  f"1/sharpness = {fmt(1 / value)} is safe" if value > 0 else "")
+    elif x > bound / 2:
+        words += ": stable, though the sharpest direction overshoots and oscillates; watch the loss"
+    return words
+
+
+#: Why a curvature-decided large_updates finding says what it says (its explanation).
+_CURVATURE_EXPLANATION = (
+    "Gradient descent on a quadratic loss diverges exactly when lr x lambda_max(Hessian) > 2, with "
+    "heavy-ball momentum beta when it passes 2 (1 + beta) (Nesterov's: 2 (1 + beta) / (1 + 2 beta)); "
+    "beyond the quadratic case this is the edge of stability (Cohen et al. 2021): a run that starts "
+    "past it is unstable from its first step. lambda_max, the loss's sharpness, is estimated here at the "
+    "initial point on the check's batch by power iteration with Hessian-vector products; SGD's weight "
+    "decay adds to it. Where the model is one affine layer (linear or logistic regression, a convex "
+    "problem) or has no layer to measure (scalar parameters used elementwise), this bound alone judges "
+    "the step: the per-layer update-to-weight ratio (about 1e-3 in a healthy deep net) does not apply. "
+    "An adaptive optimizer (Adam, RMSprop, ...) divides its step by its own gradient statistics, which "
+    "changes the bound: it is judged under SGD only.")
+
+
 class LargeUpdates(ArchitectureRule):
     """The first optimizer step's update-to-weight ratio, where the spec gives an optimizer."""
 
@@ -2580,9 +2663,17 @@ class LargeUpdates(ArchitectureRule):
     remedies = (smaller_learning_rate, smaller_weight_decay)
 
     def measure(self, result: SimulationResult) -> float:
+        if curvature_decides(result):
+            # the sharpness bound alone judges a one-layer (convex) or layerless model: its metric
+            # is lr x sharpness (a rate's re-simulation keeps the sharpness: simulate.at_rate)
+            found = curvature(result)
+            return found[1] if found is not None else math.nan
         return max(_first_step(result)[0].values(), default=math.nan)
 
     def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
+        found = curvature(result)
+        if found is not None and not curvature_decides(result) and found[1] > found[2]:
+            return "lr_times_sharpness", found[1]  # a deeper model over the bound: the sharpness fires
         # under an adaptive optimizer with no layer over the per-layer line, the finding fires on the
         # layers' steps summed over depth (:func:`adaptive_depth_sum`), not on the largest one
         steps = _judged_steps(result, t)
@@ -2591,6 +2682,10 @@ class LargeUpdates(ArchitectureRule):
         return "adaptive_steps_sum", _steps_sum(steps)
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        if curvature_decides(result):
+            return _curvature_severity(result)
+        if _curvature_severity(result) == "error":
+            return "error"  # beside the per-layer rules: past SGD's stability bound from step 1
         # judged on :func:`_judged_steps` (a fresh head below the error level left out); the
         # metric stays the largest ratio of all, so a verification's before and after compare alike
         steps = _judged_steps(result, t)
@@ -2615,6 +2710,8 @@ class LargeUpdates(ArchitectureRule):
         total = _steps_sum(ratios)
         hit = sorted((u for u in result.units if ratios.get(u.name, 0.0) > t.large_update_warning),
                      key=lambda u: -ratios[u.name])
+        if curvature_decides(result) or (not hit and not adaptive_depth_sum(result, total)):
+            return self._by_curvature(severity, value, result, t)
         summed = not hit  # fired on the depth sum alone (adaptive_depth_sum): every judged layer
         if summed:
             hit = sorted((u for u in result.units if u.name in ratios and math.isfinite(ratios[u.name])),
@@ -2687,7 +2784,40 @@ class LargeUpdates(ArchitectureRule):
             "scale (0.5/sqrt(fan_in), under torch's default 0.58/sqrt(fan_in)) is judged against that scale, since its step does not "
             "depend on its weights' size; one whose weights are all zero (a ratio to a zero norm is infinite) "
             "likewise, by its step's root mean square per weight over 0.5/sqrt(fan_in).")
+        if curvature(result) is not None:
+            # the sharpness beside the per-layer figures (a deeper model's): over the bound it is an error
+            evidence.update(_curvature_evidence(result))
+            found = curvature(result)
+            if found is not None and found[1] > found[2]:
+                summary += "; " + _curvature_words(result)
+                explanation += " " + _CURVATURE_EXPLANATION
         return Detection(self.code, severity, "max_update_ratio", value, summary, explanation, evidence, hit)
+
+    def _by_curvature(self, severity: str, value: float, result: SimulationResult, t: Thresholds) -> Detection:
+        """The finding the sharpness bound made: alone (:func:`curvature_decides`), or beside
+        per-layer ratios that are all under the warning line (a deeper model's)."""
+        opt = result.optimizer
+        decides = curvature_decides(result)
+        evidence: dict[str, Any] = {
+            "metric": "lr_times_sharpness" if decides else "max_update_ratio",
+            "value": value,
+            "threshold": (curvature(result) or (0.0, 0.0, 2.0))[2] if decides else t.large_update_warning,
+            "layers": [u.name for u in result.units if u.has_weights],
+            "optimizer": opt.type if opt is not None else "?",
+            "learning_rate": opt.lr if opt is not None else math.nan,
+            "momentum": opt.momentum if opt is not None else 0.0,
+            **_curvature_evidence(result),
+        }
+        if not decides:
+            evidence["update_ratios"] = dict(sorted(_judged_steps(result, t).items(), key=lambda kv: -kv[1])[:20])
+        sharp = result.sharpness
+        if sharp is not None and sharp.unmeasured:
+            evidence["unmeasured_parameters"] = list(sharp.unmeasured)
+        step = f"sgd at lr {fmt(opt.lr) if opt is not None else '?'}"
+        summary = f"{step}: {_curvature_words(result)}"
+        units = [u for u in result.units if u.has_weights]
+        return Detection(self.code, severity, "lr_times_sharpness" if decides else "max_update_ratio", value,
+                         summary, _CURVATURE_EXPLANATION, evidence, units)
 
 
 class SmallUpdates(ArchitectureRule):
@@ -3387,10 +3517,17 @@ _BEFORE_LOSS = frozenset({"output_loss_mismatch"})
 _SHRINKS_GRADIENTS = frozenset({"vanishing_gradient", "dead_units", "saturation", "vanishing_through_time"})
 
 
+#: The rules that judge a model with no layer the check measures (``x * W + B``): on the loss's own
+#: figures (non-finite), the optimizer's rate and, under SGD, the loss's sharpness.
+_LAYERLESS = frozenset({"nonfinite", "large_updates", "negative_learning_rate"})
+
+
 def detect(result: SimulationResult, thresholds: Thresholds) -> list[Detection]:
     """All findings on ``result``, most severe first (then in registry order)."""
     found: list[Detection] = []
     for part in architecture_rules():
+        if not result.units and part.code not in _LAYERLESS:
+            continue  # no layer to measure (scalar parameters used elementwise): per-layer rules need one
         value, severity = part.severity(result, thresholds)
         if severity is not None:
             found.append(part.describe(severity, value, result, thresholds))

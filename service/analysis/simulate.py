@@ -26,6 +26,7 @@ from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
 from gradhealth.analysis.plan import Plan, batch_norm_values
+from gradhealth.analysis.sharpness import Sharpness
 from gradhealth.devices import check_device
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -211,6 +212,9 @@ class SimulationResult:
     draw_units: list[UnitStats] = field(default_factory=list)
     #: how many such draws ``draw_units`` holds
     draws: int = 0
+    #: the loss Hessian's largest eigenvalue at the initial point (a live module's or imported
+    #: graph's check under SGD: :func:`.graph.initial_sharpness`); None where not estimated
+    sharpness: Sharpness | None = None
 
     def over_draws(self) -> SimulationResult | None:
         """The result as if its seeds were the extra draws (for the born-dead share), or None."""

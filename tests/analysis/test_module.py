@@ -258,7 +258,7 @@ def _linear_from(w: torch.Tensor, b: torch.Tensor | None) -> nn.Linear:
     return layer
 
 
-def test_a_network_with_no_layer_the_check_can_see_is_refused_not_a_crash() -> None:
+def test_a_network_with_no_layer_the_check_can_see_is_checked_with_a_note_not_a_crash() -> None:
     class BroadcastOnly(nn.Module):
         """A linear layer written as a broadcast product and a sum: no call the check reads as one
         (an einsum or a product with the weight would be)."""
@@ -270,8 +270,10 @@ def test_a_network_with_no_layer_the_check_can_see_is_refused_not_a_crash() -> N
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return (x.unsqueeze(-1) * self.w).sum(1)
 
-    with pytest.raises(ValueError, match="no layer to measure"):
-        check_module(BroadcastOnly(), torch.randn(4, 8), seeds=1, verify=False)
+    # checked on its loss (and under SGD its sharpness), with a note naming what per-layer figures
+    # could not measure (peersweep13: scalar-parameter regressions were refused)
+    doc = check_module(BroadcastOnly(), torch.randn(4, 8), seeds=1, verify=False)
+    assert "no layer to measure" in doc.summary and "(w)" in doc.summary
 
 
 def test_a_custom_layer_module_holding_its_weight_is_measured() -> None:
