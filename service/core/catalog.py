@@ -213,6 +213,13 @@ REMEDIES: dict[str, Entry] = {
                                "A softmax over a single unit is the constant 1 and passes no gradient: one "
                                "probability is a sigmoid, several classes a softmax, a regression none (a ReLU "
                                "there clips every output below 0, and those get no gradient)."),
+    "check_data": Entry("Find the batch or the operation that made the NaN",
+                        "A NaN or Inf that arrives in one step, with the loss and the gradient norm flat before "
+                        "it, was not grown by the updates: a batch holding NaN/Inf (a corrupt sample, a target "
+                        "divided by a zero count, a missing value read as NaN) or an operation undefined on that "
+                        "batch (log 0, 0/0, sqrt at 0). A lower learning rate cannot change it, and clipping a NaN "
+                        "norm gives NaN gradients: check each batch's inputs and targets for finiteness, and "
+                        "with the data finite let autograd's anomaly mode name the operation."),
     "domain_guard": Entry("An eps guard on an operation's input",
                           "A log, a square root, a division or an arc cosine is finite only on part of the "
                           "real line, and its derivative is infinite at the edge (sqrt at 0): a norm "

@@ -124,6 +124,13 @@ SNIPPETS: dict[str, str] = {
         "      \"lr:\", [g[\"lr\"] for g in optimizer.param_groups])  # each epoch: is it 0?\n"
         "# every batch: loss.backward(); optimizer.step(); optimizer.zero_grad(); then scheduler.step()"
     ),
+    "check_data": (
+        "for i, (x, y) in enumerate(loader):\n"
+        "    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):\n"
+        "        raise ValueError(\"batch %d: NaN/Inf in its inputs or targets\" % i)\n"
+        "# the data finite? rerun up to step {step} with the operation named in the traceback:\n"
+        "torch.autograd.set_detect_anomaly(True)"
+    ),
     "logits_loss": (
         "loss = nn.CrossEntropyLoss()(model(x), y)  # raw outputs in: no softmax before it\n"
         "# Keras: model.compile(loss=keras.losses.{keras_loss}(from_logits=True), ...)"
@@ -465,6 +472,15 @@ def check_updates(why: str) -> Remedy:
     return make_remedy("check_updates", "make every step update the weights: optimizer.step() on each batch, "
                        "the trained parameters requiring gradients and in the optimizer, a learning rate "
                        f"above 0 ({why})")
+
+
+def check_data(at: str, step: str, why: str) -> Remedy:
+    """Look for what made a NaN/Inf that arrived at once (``at``, the log's position; ``step`` for
+    the snippet), with nothing growing before it (``why``): a batch holding NaN/Inf, or an
+    operation undefined on it. No learning rate or clipping changes either."""
+    return make_remedy("check_data", f"check the inputs and targets of the batch at {at} for NaN/Inf, and with "
+                       "them finite run that step under torch.autograd.set_detect_anomaly(True) to name the "
+                       f"operation that made it ({why})", step=step)
 
 
 def raise_learning_rate(

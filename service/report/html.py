@@ -159,7 +159,10 @@ def _finding_card(i: int, f: Finding, where: str, doc: Diagnosis) -> list[str]:
                 f"<strong>{_e(r.title)}</strong>{fixed}"
                 + ("" if r.recommended else ' <span class="muted">(not recommended)</span>')
                 + f"<br>{_e(r.change)}<br><span class=\"muted\">{_e(r.rationale)}</span>"
-                + f"<br>Verified: {_e(verified_text(r, doc, markdown=False))}"
+                # (a log's remedies are read from it, never re-simulated: no "Verified:" label for them,
+                # as the text and Markdown reports say "from the log", newuser10 #8)
+                + (" <span class=\"muted\">(from the log)</span>" if v is None and doc.kind == "logs" else
+                   f"<br>Verified: {_e(verified_text(r, doc, markdown=False))}")
                 + (f" ({_e(r.unverified.replace('_', ' '))})" if r.unverified else "")
                 + (f"<br><span class=\"muted\">{_e(v.note)}</span>" if v and v.note else "")
                 + (f"<pre><code>{_pre(r.snippet)}</code></pre>" if r.snippet else "")

@@ -146,7 +146,7 @@ def test_episode_returns_and_their_running_mean_give_one_collapse(tmp_path: Path
     # the medians of single episodes, computed here from the returns written
     assert math.isclose(episodes["start"], float(np.median(returns[: n // 10])), rel_tol=1e-6)
     assert math.isclose(episodes["last"], float(np.median(returns[-math.ceil(0.2 * n):])), rel_tol=1e-6)
-    assert "per episode (episode_return)" in f.summary
+    assert "per episode (column r)" in f.summary  # the Monitor file's column (logsweep75)
 
 
 def test_a_validation_loss_carried_forward_on_every_training_line_is_not_a_frozen_model(tmp_path: Path) -> None:

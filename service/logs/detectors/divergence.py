@@ -113,7 +113,9 @@ def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | N
     return [finding(
         "loss_divergence", "error",
         f"{loss.name}{', a term of the loss,' if is_term else ''} reaches {float(v[i]):.3g} ({loss.where(steps[i])}), "
-        f"and {len(big)} of its {len(v)} points are {_ASTRONOMICAL_LOSS:.0e} or more{beside}",
+        f"and {len(big)} of its {len(v)} {'finite ' if len(v) < len(loss) else ''}points"
+        + (f" ({len(loss) - len(v)} NaN/Inf)" if len(v) < len(loss) else "")
+        + f" {'is' if len(big) == 1 else 'are'} {_ASTRONOMICAL_LOSS:.0e} or more{beside}",
         "A loss this large is no training progress to judge: the weights or activations have blown up (a "
         "learning rate far too large, exploding gradients with no clipping, or an input or target far out of "
         "scale), and float32 overflows to Inf a few orders of magnitude further.",
@@ -229,8 +231,9 @@ def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     i_low = int(np.argmin(v[:onset_i]))
     return [finding(
         "loss_divergence", "error",
-        f"{loss.name} rose {rise:.3g}x from its minimum {low:.3g} ({loss.where(steps[i_min])}) to {end:.3g} "
-        f"(running medians of {window} points; logged: lowest {float(v[i_low]):.3g} at "
+        # (two minima in one sentence read as a contradiction unless each says what it is: logsweep75 u04)
+        f"{loss.name}'s running median (of {window} points) rose {rise:.3g}x from its lowest, {low:.3g} at "
+        f"{loss.where(steps[i_min])}, to {end:.3g} (the logged values: lowest {float(v[i_low]):.3g} at "
         f"{loss.where(steps[i_low])}, last {float(v[-1]):.3g})" + lr_note(growth),
         "The loss climbs back up for good: the learning rate is too large for this stage of training, or an "
         "explosion is surfacing in the loss.",

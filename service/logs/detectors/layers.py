@@ -229,8 +229,8 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
             "loss had fallen to", done,
             "A loss at its floor gives no gradient: the layers stopped getting one because the fit is done, "
             "not because their units died.",
-            {"metric": s0.name, "steps": [_num(min(onsets)), _num(s0.steps[-1])], "layers": names,
-             "value": float(len(dead))})]
+            {"metric": _series_kind([s for s, _ in dead]), "steps": [_num(min(onsets)), _num(s0.steps[-1])],
+             "layers": names, "value": 0.0, "dead_count": len(dead)})]
     # The remedies follow what can have zeroed them (newuser5 P11): a GRU's or LSTM's weights get no
     # ReLU, and a layer at zero from the first logged step did not die of the learning rate.
     recurrent = all(_RECURRENT.search(n) for n in names)
@@ -248,17 +248,46 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
         why = ("A layer whose gradient is exactly zero does not learn: dead ReLUs, a detached branch, frozen "
                "or unused parameters." + (" It was at zero from the first logged step: its initialisation, "
                                           "or a branch the loss never reaches." if from_start else ""))
+    # "All" is judged over the weight tensors: a bias alone learns nothing of the input, and a plain
+    # network's output bias always gets the loss's gradient, so "every tensor dead" never happens
+    # (newuser10: a 20-128-128-5 ReLU MLP at lr 1.5, all three weight matrices at 0, only 4.bias left)
+    every = run.by_role("layer_grad_norm")
+    weights = [s for s in every if not _BIAS.search(s.layer or s.name)]
+    dead_ids = {id(s) for s, _ in dead}
+    all_weights = bool(weights) and all(id(s) in dead_ids for s in weights)
+    alive = [s.layer or s.name for s in every if id(s) not in dead_ids]
+    summary = (f"{len(dead)} layer(s) get exactly zero gradient: {', '.join(names[:5])}"
+               + (" ..." if len(names) > 5 else "")
+               + (f" (on {min(shares):.0%} or more of their steps, from {s0.where(min(onsets))} on; the odd batch "
+                  "still wakes a unit)"
+                  if min(shares) < 1 and any(not _dead_to_end(s) for s, _ in dead) else ""))
+    if all_weights and alive:
+        summary += (f"; that is every weight tensor ({len(weights)} of {len(weights)}): only "
+                    f"{', '.join(alive[:5])}{' ...' if len(alive) > 5 else ''} still get(s) a gradient, a bias "
+                    "that learns nothing of the input, so the network predicts the same for every input")
     return [finding(
-        "dead_layer", "warning" if len(dead) < len(run.by_role("layer_grad_norm")) else "error",
-        f"{len(dead)} layer(s) get exactly zero gradient: {', '.join(names[:5])}" + (" ..." if len(names) > 5 else "")
-        + (f" (on {min(shares):.0%} or more of their steps, from {s0.where(min(onsets))} on; the odd batch still "
-           "wakes a unit)"
-           if min(shares) < 1 and any(not _dead_to_end(s) for s, _ in dead) else ""),
+        "dead_layer", "error" if all_weights or len(dead) == len(every) else "warning",
+        summary,
         why,
-        {"metric": s0.name, "steps": [_num(s0.steps[i0]), _num(s0.steps[-1])], "layers": names,
-         "value": float(len(dead)), "from_start": from_start, "recurrent": recurrent,
+        {"metric": _series_kind([s for s, _ in dead]), "steps": [_num(s0.steps[i0]), _num(s0.steps[-1])],
+         "layers": names, "value": 0.0, "dead_count": len(dead), "tensors": len(every),
+         "weight_tensors": len(weights), "dead_weight_tensors": sum(id(s) in dead_ids for s in weights),
+         "all_weights_dead": all_weights, "from_start": from_start, "recurrent": recurrent,
          "zero_fraction": min(shares)},
         [r for r in remedies if r is not None])]
+
+
+#: A bias (or a norm's shift: TensorFlow's ``beta``) by its name's last word: it learns an offset,
+#: nothing of the input (``4.bias``, ``fc1/bias``, ``LayerNorm/beta``, ``bias_hh_l0``)
+_BIAS = re.compile(r"(?:^|[./_:-])(?:bias|beta)(?:_[a-z]{2}(?:_l\d+)?)?(?:[:]\d+)?$", re.IGNORECASE)
+
+
+def _series_kind(dead: list[Series]) -> str:
+    """The kind of series the dead layers' norms are, not one of them: their names with the layer
+    replaced by ``*`` where they all share that pattern (``grad_norm/*``), else the role."""
+    kinds = {s.name.replace(s.layer, "*") if s.layer and s.layer in s.name else None for s in dead}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    return kind if kind is not None else "layer_grad_norm"
 
 
 #: A layer's gradient exactly zero on at least this share of all its points, and of its points from its

@@ -98,12 +98,70 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
     loss = run.first("loss")
     if first.role == "grad_norm" and loss is not None and np.all(np.isfinite(loss.values)):
         note = " (the loss stayed finite: some trainers replace a NaN loss with a running average)"
+    flat = _flat_before(run, step, t)
+    if flat is not None:
+        # nothing grew before it: a bad batch or an undefined operation, not a step size (newuser10 #2:
+        # one batch times NaN at step 250 of a healthy run, the norm flat at median 1.04, max 1.76)
+        return [finding(
+            "nonfinite", "error",
+            f"{kind} first appears in {first.name} at {first.where(step)}{note}, with no growth before it: "
+            f"{flat['words']}, so the cause is most likely an input or a numerical operation, not the learning rate",
+            "A value that jumps from a flat level straight to NaN/Inf was not grown by the updates: a batch "
+            "holding NaN/Inf or an operation undefined on it (log 0, 0/0, sqrt at 0) made it. A lower learning "
+            "rate cannot change that, and clipping a NaN norm gives NaN gradients; from here on updates are "
+            "NaN/Inf.",
+            {**_where(hits), "layers": layers or None, "sudden": True, "before": flat["before"]},
+            [R.check_data(first.where(step), f"{_num(step)}", "the values before it were flat"),
+             R.domain_guard("the loss's log, division or square root", None,
+                            "torch.log(p.clamp(min=1e-12)), a / b.clamp(min=1e-12)",
+                            "an eps keeps a 0 from the data finite")])]
     return [finding(
         "nonfinite", "error",
         f"{kind} first appears in {first.name} at {first.where(step)}{note}",
         "Values overflowed or an operation was undefined; from here on updates are NaN/Inf.",
         {**_where(hits), "layers": layers or None},
         [clipping(run, t), lower_lr(run, at_step=step, why="NaN/Inf appeared")])]
+
+
+#: Finite points before a NaN/Inf that show whether anything grew towards it, and how far the last
+#: few of them may rise over the window's median (a healthy norm's batch-to-batch scatter: newuser10's
+#: MLP, median 1.04, max 1.76) while the window's second half stays within the same factor of its first
+_FLAT_POINTS = 8
+_FLAT_LAST = 3
+_FLAT_FACTOR = 2.0
+
+
+def _flat_before(run: RunLog, step: float, t: LogThresholds) -> dict | None:
+    """The words and figures for a NaN/Inf at ``step`` that nothing led up to: the training loss and
+    the total gradient norm (each where logged, at least one) flat or falling over the
+    ``t.window`` finite points before it, their last few within :data:`_FLAT_FACTOR` of the
+    window's median and its second half's median within that factor of its first half's. None
+    where either grew, or neither has :data:`_FLAT_POINTS` finite points before the step (too
+    short to tell growth from a jump)."""
+    before: dict[str, dict[str, float]] = {}
+    words = []
+    for role in ("grad_norm", "loss"):
+        s = run.first(role)
+        if s is None:
+            continue
+        fs, v = finite(s)
+        v = v[fs < step][-t.window:]
+        if len(v) < _FLAT_POINTS:
+            continue
+        if role == "loss" and np.min(v) < 0:
+            return None  # a loss with no floor at 0: no scale to judge growth on
+        med = float(np.median(v))
+        half = len(v) // 2
+        first_half, second_half = float(np.median(np.abs(v[:half]))), float(np.median(np.abs(v[half:])))
+        last = float(np.max(np.abs(v[-_FLAT_LAST:])))
+        if not (med > 0 and last <= _FLAT_FACTOR * med and second_half <= _FLAT_FACTOR * first_half):
+            return None
+        before[s.name] = {"points": len(v), "median": med, "max": float(np.max(v)), "last": float(v[-1])}
+        words.append(f"{s.name} was flat over the {len(v)} points before it (median {med:.3g}, at most "
+                     f"{float(np.max(v)):.3g}, last {float(v[-1]):.3g})")
+    if not before:
+        return None
+    return {"words": "; ".join(words), "before": before}
 
 
 _AVERAGED = re.compile(r"avg|mean|average|running|smooth|ema", re.IGNORECASE)

@@ -39,6 +39,21 @@ def on_rollouts(run: RunLog) -> bool:
 
 
 #: An RL run's outcome series: the episode return (mean reward) or success rate it logs, by name.
+#: What a Stable-Baselines3 Monitor file's series are, in its own columns (``readers.monitor``
+#: derives them from ``r``, ``l`` and ``is_success``): the summaries name the column, since the
+#: file has no ``ep_rew_mean`` (logsweep75)
+_MONITOR_COLUMNS = {"ep_rew_mean": "the mean of column r over the last 100 episodes",
+                    "episode_return": "column r", "episode_length": "column l",
+                    "success_rate": "column is_success over the last 100 episodes"}
+
+
+def _named(run: RunLog, s: Series, *, column_only: bool = False) -> str:
+    """``s``'s name for a summary: with the file's column it was read from, for a Monitor file
+    (the column alone with ``column_only``, for a name already in brackets)."""
+    column = _MONITOR_COLUMNS.get(s.name) if run.format == "sb3_monitor" else None
+    return s.name if not column else column if column_only else f"{s.name} ({column})"
+
+
 _RETURN = re.compile(r"(?:^|[/_. -])(?:ep[_ -]?rew(?:ard)?[_ -]?mean|eprewmean|episode[_ -]?(?:reward|return)s?|"
                      r"episodic[_ -]?return|mean[_ -]?(?:reward|return)|(?:average)?ep[_ -]?ret|return|"
                      r"success[_ -]?rate)(?:$|[/_. -](?:mean|avg))?$", re.IGNORECASE)
@@ -144,7 +159,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
         best = float(steps[i_peak])
         out.append(finding(
             "reward_collapse", "warning",
-            f"{s.name} climbed from {start:.4g} to {peak:.4g} ({s.where(best)}) and fell back to {end:.4g} over the "
+            f"{_named(run, s)} climbed from {start:.4g} to {peak:.4g} ({s.where(best)}) and fell back to {end:.4g} over the "
             f"last {tail} of {n} points: {1 - kept:.0%} of its gain lost (running medians)",
             "The agent got better and then worse, and stayed worse: updates too large for the policy at that "
             "stage (an actor's or critic's learning rate, a target network updated too fast, Q overestimation). "
@@ -153,7 +168,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
              "threshold": 0.5, "start": start, "peak": peak, "last": end, "best_step": _num(best)},
             [R.early_stopping(best, max(2, tail // 2)),
              lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")]))
-    return _one_per_quantity(out, plain or outcomes)[:3]
+    return _one_per_quantity(run, out, plain or outcomes)[:3]
 
 
 def _running_mean_of(mean: Series, episodes: Series) -> bool:
@@ -166,7 +181,7 @@ def _running_mean_of(mean: Series, episodes: Series) -> bool:
     return len(ms) == len(es) and len(ms) > 0 and bool(np.array_equal(ms, es))
 
 
-def _one_per_quantity(found: list[Finding], series: list[Series]) -> list[Finding]:
+def _one_per_quantity(run: RunLog, found: list[Finding], series: list[Series]) -> list[Finding]:
     """One reward_collapse per quantity: where a run logs its episodes' returns and a running mean
     of them (a Monitor file's ``episode_return`` and ``ep_rew_mean``), the collapse is judged on the
     running mean, the return SB3 reports and plots (one episode scatters far more than the policy
@@ -189,7 +204,7 @@ def _one_per_quantity(found: list[Finding], series: list[Series]) -> list[Findin
             evidence = kept.evidence.model_copy(
                 update={"episodes": {"metric": episodes.name, "start": start, "last": end}})
             merged = kept.model_copy(update={
-                "summary": kept.summary + (f"; per episode ({episodes.name}), the median of the first tenth is "
+                "summary": kept.summary + (f"; per episode ({_named(run, episodes, column_only=True)}), the median of the first tenth is "
                                            f"{start:.4g} and of the last fifth {end:.4g} (single episodes, not a 100-episode mean)"),
                 "evidence": evidence})
             out[out.index(kept)] = merged
@@ -255,7 +270,7 @@ def _fell_below_start(s: Series, steps: np.ndarray, sm: np.ndarray, start: float
              else "it started")
     return finding(
         "reward_collapse", "warning",
-        f"{s.name} fell from {start:.4g} ({first}) to {end:.4g} over the last {tail} of {n} points "
+        f"{_named(run, s)} fell from {start:.4g} ({first}) to {end:.4g} over the last {tail} of {n} points "
         f"and stayed there{against}: the agent ends worse than {began} (running medians)",
         "The agent's return got worse with training and stayed worse: its updates push the policy away from what "
         "its first episodes did (a learning rate too large for the policy or the critic, a reward whose sign or "
@@ -388,7 +403,7 @@ def _frozen_returns(run: RunLog, t: LogThresholds) -> Finding | None:
                           for e, ev in evals[:3])
         return finding(
             "reward_plateau", "warning",
-            f"{s.name} is exactly {c:.4g} at every one of its {n} logged points ({s.where(float(steps[0]))} to "
+            f"{_named(run, s)} is exactly {c:.4g} at every one of its {n} logged points ({s.where(float(steps[0]))} to "
             f"{s.where(float(steps[-1]))}), and the evaluation as flat and no higher ({shown}): no episode moved the return "
             "over the stretch the log shows",
             "The agent's return did not change at all: every episode scored alike, the policy no better at the "
@@ -466,7 +481,7 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                 else "points")
         return [finding(
             "reward_plateau", "warning",
-            f"{s.name} never rose over {n:,} {unit} ({s.where(float(steps[0]))} to {s.where(float(steps[-1]))}): "
+            f"{_named(run, s)} never rose over {n:,} {unit} ({s.where(float(steps[0]))} to {s.where(float(steps[-1]))}): "
             f"it starts at {start:.4g}, its running median is at most {peak:.4g} ({s.where(float(steps[i_peak]))}) "
             f"and its last fifth's median is {end:.4g}, all within {band:.3g} of the start (running medians)",
             "The agent's return did not improve over the whole run: the policy is no better at the end than at "

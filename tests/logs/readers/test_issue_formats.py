@@ -855,7 +855,7 @@ def test_a_console_whose_every_line_two_handlers_print_is_read_once(tmp_path: Pa
     assert loss.steps.tolist() == list(range(408, 416)) and loss.values.tolist() == losses
     [f] = [f for f in check_logs(path).findings if f.code == "loss_divergence"]
     assert f.severity == "error" and f.evidence.logged_minimum == 0.1442
-    assert "logged: lowest 0.144 at step 408, last 1.22e+06" in f.summary
+    assert "the logged values: lowest 0.144 at step 408, last 1.22e+06" in f.summary
 
 
 def test_a_yolov5_console_pasted_at_its_first_epoch_with_nan_losses(tmp_path: Path) -> None:
