@@ -2,11 +2,12 @@
 
 The public API (everything else is internal)::
 
-    from gradhealth import check_architecture, check_logs, Diagnosis, GradientRecorder
+    from gradhealth import check_architecture, check_logs, render, Diagnosis, GradientRecorder
 
     doc = check_architecture("example:deep_sigmoid_mlp")   # a dict, a YAML/JSON path or text
     doc = check_logs("runs/exp1/metrics.csv")               # a file, run folder or archive
     print(doc.status, [f.code for f in doc.findings])
+    print(render(doc, "markdown"))                          # any `gradhealth check --format`
 
 Names are loaded on first use, so ``import gradhealth`` is cheap and never imports torch;
 ``check_logs`` never does either (``check_architecture`` and ``GradientRecorder`` do).
@@ -26,6 +27,7 @@ _PUBLIC: dict[str, str] = {
     "check_keras": "gradhealth.library",
     "check_module": "gradhealth.library",
     "check_onnx": "gradhealth.library",
+    "render": "gradhealth.library",
     "Diagnosis": "gradhealth.core.document",
     "GradientRecorder": "gradhealth.recorder",
     "GradHealthError": "gradhealth.errors",
@@ -55,6 +57,7 @@ __all__ = [  # literal, so linters and type checkers see it; a test keeps it equ
     "check_logs",
     "check_module",
     "check_onnx",
+    "render",
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on demand
@@ -75,6 +78,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         check_logs,
         check_module,
         check_onnx,
+        render,
     )
     from gradhealth.recorder import GradientRecorder
 

@@ -300,11 +300,61 @@ def cmd_check_inputs(args: argparse.Namespace) -> int:
 
 
 def _input_kind(source: str) -> str:
-    """What ``check`` reads ``source`` as: ``model`` (ONNX, Keras), ``log`` (an existing path that
-    is no spec) or ``spec``."""
+    """What ``check`` reads ``source`` as: ``document`` (a saved diagnosis document, re-rendered),
+    ``model`` (ONNX, Keras), ``log`` (an existing path that is no spec) or ``spec``."""
+    if is_document(source):
+        return "document"
     if is_keras(source) or is_model(source):
         return "model"
     return "log" if not is_spec(source) and Path(source).exists() else "spec"
+
+
+#: The top-level keys every diagnosis document has and no spec, log or model file does.
+_DOCUMENT_KEYS = ("schema_version", "kind", "findings")
+
+
+def is_document(source: str) -> bool:
+    """Whether ``source`` is a saved diagnosis document (``gradhealth check --format json``,
+    ``doc.model_dump_json()``): a ``.json`` file (at most the baseline's size cap) holding one
+    object with ``schema_version``, ``kind`` and ``findings`` (newuser10 #9: it was read as a spec
+    and refused with 80 spec errors)."""
+    from gradhealth.cli_report import MAX_BASELINE_BYTES
+
+    path = Path(source)
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_BASELINE_BYTES:
+            return False
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and all(key in data for key in _DOCUMENT_KEYS)
+
+
+def cmd_check_document(args: argparse.Namespace) -> int:
+    """A saved diagnosis document, rendered again in ``--format`` (and ``--output``), its exit code
+    from ``--fail-on`` (and ``--baseline``): nothing is simulated or read again, so a flag that
+    would change the check itself is refused, never dropped."""
+    from gradhealth.cli_report import load_document
+    from gradhealth.report import ReportContext
+
+    given = [flag for flag, value in (("--seeds", args.seeds), ("--device", args.device),
+                                      ("--no-verify", args.no_verify), ("--server", args.server),
+                                      ("--log-format", getattr(args, "log_format", None)),
+                                      *_model_flags(args).items()) if value]
+    if given:
+        return _invalid(args, UsageError(
+            f"{', '.join(given)} cannot apply to a saved diagnosis document, which is rendered again as it "
+            "is (nothing is simulated or read again): drop the flag, or check the spec, model or log itself"))
+    try:
+        doc = load_document(args.spec, where=args.spec)
+    except GradHealthError as exc:
+        return _invalid(args, exc)
+    ctx = ReportContext(source=doc.log.source if doc.log is not None else None,
+                        kind="logs" if doc.kind == "logs" else None, layers=args.layers,
+                        fail_on=getattr(args, "fail_on_given", None))
+    return _emit(args, doc, ctx)
 
 
 def _simulation_flags_unused(args: argparse.Namespace) -> str | None:
@@ -337,6 +387,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if bad_count is not None:  # a usage error, said before the input is read (newuser9 P5)
         return _invalid(args, UsageError(bad_count))
     kind = _input_kind(args.spec)
+    if kind == "document":
+        return cmd_check_document(args)
     if kind == "model":
         refused = _flags_refused(args, "model")
         if refused:

@@ -394,12 +394,23 @@ def load_baseline(source: str) -> Diagnosis:
     """The baseline document: a diagnosis, a job resource (its ``result``) or a live run resource
     (its ``diagnosis``). Anything else is
     :class:`InputFormatError` saying what is wrong and where (a JSON pointer into the file)."""
+    return load_document(source, where=f"--baseline {source}", accepts=BASELINE_ACCEPTS)
+
+
+#: What ``gradhealth check`` re-renders, said where a saved document is not one.
+DOCUMENT_ACCEPTS = ("a saved diagnosis document is what `gradhealth check --format json` (or "
+                    "gradhealth.check_*(...).model_dump_json()) writes")
+
+
+def load_document(source: str, *, where: str, accepts: str = DOCUMENT_ACCEPTS) -> Diagnosis:
+    """A saved diagnosis document (or a job resource's ``result``, a live run resource's
+    ``diagnosis``) read from the file ``source``, as ``--baseline`` and ``gradhealth check`` of a
+    saved document read it; :class:`InputFormatError` starting with ``where`` otherwise."""
     from pydantic import ValidationError
 
     from gradhealth.core.document import Diagnosis
     from gradhealth.errors import InputFormatError
 
-    where = f"--baseline {source}"
     # a regular file of bounded size only: /dev/zero or a named pipe must not be read (errsweep6)
     raw = read_user_file(source, what=where, cap=MAX_BASELINE_BYTES)
     try:
@@ -429,7 +440,7 @@ def load_baseline(source: str) -> Diagnosis:
         return Diagnosis.model_validate(data)
     except ValidationError as exc:
         raise InputFormatError(f"{where}: not a diagnosis document ({exc.error_count()} error(s)): "
-                               f"{_schema_problems(exc, data)}; {BASELINE_ACCEPTS}") from None
+                               f"{_schema_problems(exc, data)}; {accepts}") from None
     except RecursionError:  # bounded above; kept so that no shape of document can escape as a bug
         raise InputFormatError(f"{where}: nested too deep to read") from None
 

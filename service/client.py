@@ -37,6 +37,13 @@ class WrongServiceURL(RemoteError):
     ``gradhealth check --server`` exits 3 on it (newuser9 #13)."""
 
 
+class ServiceUnreachable(RemoteError):
+    """The service could not be reached (no one listening, DNS, TLS, a timeout): httpx's transport
+    error, wrapped so that a caller catching :class:`RemoteError` (or ``GradHealthError``) catches
+    it too (newuser10 #12); ``status`` 503, or 504 where the service took too long to answer. The
+    original error is chained."""
+
+
 #: A job resource's states (``GET /v1/jobs/{id}``).
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
@@ -76,7 +83,8 @@ class Client:
         start. ``on_rate_limited``: called with the seconds about to be waited and the service's
         words each time a request answered 429 is retried (see :meth:`send`)."""
         headers = {"X-API-Key": api_key} if api_key else {}
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
         self.on_state = on_state
         self.on_rate_limited = on_rate_limited
 
@@ -88,7 +96,7 @@ class Client:
         started = time.monotonic()
         fallback = 1.0
         while True:
-            response = request()
+            response = self._reach(request)
             if response.status_code != 429:
                 return response
             asked = retry_after(response)
@@ -107,6 +115,21 @@ class Client:
             if self.on_rate_limited is not None:
                 self.on_rate_limited(wait, words)
             time.sleep(wait)
+
+    def _reach(self, request: Callable[[], httpx.Response]) -> httpx.Response:
+        """``request()``'s response; :class:`ServiceUnreachable` naming the URL where it got none."""
+        try:
+            return request()
+        except httpx.TimeoutException as exc:
+            raise ServiceUnreachable({
+                "status": 504, "title": "Service unreachable",
+                "detail": f"{self.base_url} did not answer in time ({type(exc).__name__}: {exc or 'timed out'}); "
+                          "is the service overloaded, or the client's timeout= too short?"}) from exc
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable({
+                "status": 503, "title": "Service unreachable",
+                "detail": f"cannot reach {self.base_url} ({type(exc).__name__}: {exc}); is a Gradient Health "
+                          "service running at that address?"}) from exc
 
     @staticmethod
     def _words(response: httpx.Response) -> str:
@@ -168,7 +191,8 @@ class Client:
                             "detail": f"{where}{why}" + (f" ({kind})" if kind else "")
                             + f"; is {self.http.base_url} a Gradient Health service?"})
 
-    def check_architecture(self, spec: Mapping[str, Any] | str | Path, *, wait_s: float = 3600.0,
+    def check_architecture(self, spec: Mapping[str, Any] | str | Path, *, seeds: int | None = None,
+                           device: str | None = None, wait_s: float = 3600.0,
                            poll_s: float = 0.5, idempotency_key: str | None = None) -> dict[str, Any]:
         """Submit ``spec`` and return the finished job (raises RemoteError for a failed one).
 
@@ -176,10 +200,22 @@ class Client:
         a YAML/JSON file, ``example:NAME`` or YAML/JSON text, read here by the same code
         (:func:`gradhealth.library.load_spec`) and sent as JSON; one that cannot be read raises
         :class:`~gradhealth.errors.InputFormatError` (or ``ArgumentTypeError`` for another type)
-        before anything is sent."""
+        before anything is sent. ``seeds`` and ``device`` override the spec's, as in
+        :func:`gradhealth.check_architecture` (newuser10 #11): they travel as the spec's own fields,
+        after the spec as written is validated here (a :class:`~gradhealth.errors.SpecError`, nothing
+        sent). The service has no field for the library's ``verify=``, ``settings=`` or ``progress=``
+        (its own settings decide; ``on_state`` follows the job)."""
         from gradhealth.library import load_spec
 
         spec = load_spec(spec)
+        if seeds is not None or device is not None:
+            from gradhealth.analysis.spec import parse_spec
+
+            parse_spec(spec)  # the spec as written, before an override hides a bad `seeds`
+            if seeds is not None:
+                spec["seeds"] = seeds
+            if device is not None:
+                spec["device"] = device
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         started = time.monotonic()
         job = self.submitted(self.send(lambda: self.http.post(
@@ -280,6 +316,17 @@ class Client:
         ``sarif``, ``junit``, ``github``, ``codeclimate``) as the service writes it; RemoteError
         for a problem (an unknown job 404, an unknown format 406, an unfinished job 409)."""
         response = self.send(functools.partial(self.http.get, f"/v1/jobs/{job_id}/report",
+                                               params={"format": format}),
+                             time.monotonic() + MAX_RATE_WAIT_S)
+        if response.status_code >= 400:
+            self._json(response)  # raises RemoteError with the service's problem
+        return response.text
+
+    def run_report(self, run_id: str, format: str = "text") -> str:
+        """A live run's report in ``format`` (any of :meth:`report`'s) as the service writes it
+        (``GET /v1/runs/{id}/report``): the diagnosis so far while the run is active; RemoteError for
+        a problem (404 an unknown run, 409 one with no points yet, 406 an unknown format)."""
+        response = self.send(functools.partial(self.http.get, f"/v1/runs/{run_id}/report",
                                                params={"format": format}),
                              time.monotonic() + MAX_RATE_WAIT_S)
         if response.status_code >= 400:

@@ -280,3 +280,44 @@ def check_keras(source: str | Path | bytes | Mapping[str, Any], *, loss: str | N
     if doc.name is None and name is not None:  # a model without a name: its file's, as the service
         doc.name = name                        # and check_onnx name it
     return doc
+
+
+def render(doc: Diagnosis | Mapping[str, Any] | str | Path, format: str = "text", *,
+           layers: bool = False, source: str | None = None) -> str:
+    """``doc`` as the report ``gradhealth check --format FORMAT`` prints (newuser10 #9).
+
+    ``doc``: a :class:`~gradhealth.Diagnosis` (what every ``check_*`` returns), the dict of a
+    saved diagnosis document, or the path (str or pathlib.Path) of one saved as JSON (``gradhealth
+    check --format json``, ``doc.model_dump_json()``; a job from ``GET /v1/jobs/{id}`` or a live
+    run from ``GET /v1/runs/{id}`` is read for its diagnosis, as ``--baseline`` reads it).
+    ``format``: ``text`` (the default), ``markdown``, ``html``, ``json``, ``sarif``, ``junit``,
+    ``github`` or ``codeclimate``, rendered by the same code as the CLI's and the service's
+    reports. ``layers``: add the per-layer table to the text report (``--layers``); ``source``: the
+    checked input's path as your repository names it, for the reports that point at a file (SARIF,
+    JUnit, GitHub, Code Climate). Raises :class:`~gradhealth.errors.ArgumentError` for an unknown
+    format, :class:`~gradhealth.errors.InputFormatError` for a document that is not a diagnosis.
+    Never imports torch.
+    """
+    from pydantic import ValidationError
+
+    from gradhealth.core.document import Diagnosis
+    from gradhealth.errors import ArgumentError
+    from gradhealth.report import FORMATS, ReportContext
+
+    if not isinstance(format, str) or format not in FORMATS:
+        raise ArgumentError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    if isinstance(doc, (str, Path)):
+        from gradhealth.cli_report import load_document
+
+        doc = load_document(str(doc), where=str(doc))
+    elif isinstance(doc, Mapping) and not isinstance(doc, Diagnosis):
+        try:
+            doc = Diagnosis.model_validate(dict(doc))
+        except ValidationError as exc:
+            raise InputFormatError(f"doc: not a diagnosis document ({exc.error_count()} error(s)): "
+                                   f"{' '.join(str(exc).split())[:300]}") from None
+    if not isinstance(doc, Diagnosis):
+        raise ArgumentTypeError(f"doc must be a Diagnosis, a dict of one or the path of a saved one, "
+                                f"got {type(doc).__name__}")
+    context = ReportContext(source=source, kind="logs" if doc.kind == "logs" else None, layers=layers)
+    return FORMATS[format].render(doc, context)

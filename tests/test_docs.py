@@ -235,3 +235,73 @@ def test_the_python_client_snippet_runs_against_a_served_process(
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0] == "succeeded healthy"
     assert out[1].startswith("#") and "tanh mlp" in out[1]
+
+
+# --- newuser10 #10: the README's signatures of the public functions are the code's ------------------
+
+#: The Client methods a user calls (``send`` and ``submitted`` are its plumbing).
+CLIENT_METHODS = ("check_architecture", "check_logs", "report", "run_report", "run", "runs", "close")
+
+
+def _public_callables() -> dict[str, Callable[..., object]]:
+    """Every public function and class a user calls with arguments: the ``gradhealth`` names that are
+    not errors or the document, ``Client`` and its methods."""
+    import gradhealth
+    from gradhealth.client import Client
+
+    found: dict[str, Callable[..., object]] = {}
+    for name in gradhealth.__all__:
+        value = getattr(gradhealth, name)
+        if callable(value) and not (isinstance(value, type) and (
+                issubclass(value, Exception) or issubclass(value, BaseModel))):
+            found[name] = value
+    found["Client"] = Client
+    found.update({f"Client.{name}": getattr(Client, name) for name in CLIENT_METHODS})
+    return found
+
+
+def signature_line(name: str, function: Callable[..., object]) -> str:
+    """``name(a, b=1, *, c=None)`` as inspect sees ``function`` (``self`` left out)."""
+    import inspect
+
+    parts: list[str] = []
+    star = False
+    for p in inspect.signature(function).parameters.values():
+        if p.name == "self":
+            continue
+        if p.kind is p.VAR_KEYWORD:
+            parts.append(f"**{p.name}")
+            continue
+        if p.kind is p.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        parts.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+    return f"{name}({', '.join(parts)})"
+
+
+def _documented_signatures() -> dict[str, str]:
+    """The README's "Signatures" block: one ``name(...)`` a line (a line may continue indented)."""
+    block = re.search(r"```text\n(.*?)```", section("Signatures"), re.DOTALL)
+    assert block, "README's Signatures section has no ```text block"
+    lines: list[str] = []
+    for line in block.group(1).splitlines():
+        if line.startswith(" ") and lines:
+            lines[-1] += " " + line.strip()
+        elif line.strip():
+            lines.append(line.strip())
+    return {line.split("(", 1)[0]: line for line in lines}
+
+
+def test_the_readme_signatures_are_the_public_functions_signatures() -> None:
+    documented = _documented_signatures()
+    actual = {name: signature_line(name, f) for name, f in _public_callables().items()}
+    agree(set(documented), set(actual), "public functions in README's Signatures")
+    wrong = [f"README: {documented[n]}\n  code: {actual[n]}" for n in actual if documented[n] != actual[n]]
+    assert not wrong, "README's signatures differ from the code's:\n" + "\n".join(wrong)
+
+
+def test_a_parameter_left_out_of_a_readme_signature_is_noticed(monkeypatch: pytest.MonkeyPatch) -> None:
+    line = next(ln for ln in README.splitlines() if ln.startswith("check_module("))
+    monkeypatch.setitem(globals(), "README", README.replace(line, line.replace(", targets=None", "")))
+    with pytest.raises(AssertionError, match="targets"):
+        test_the_readme_signatures_are_the_public_functions_signatures()

@@ -21,7 +21,7 @@ CSV = ROOT / "tests" / "data" / "logs" / "lightning-csv-ml-aos" / "metrics.csv"
 VANISHING_YAML = ("input: {shape: [32]}\nseeds: 1\nbatch_size: 32\nname: vanishing\nlayers:\n"
                   "  - {type: linear, out_features: 32, activation: sigmoid, init: {scheme: normal, std: 0.05},"
                   " repeat: 8}\n  - {type: linear, out_features: 4}\n")
-NAMES = {"check_architecture", "check_keras", "check_logs", "check_module", "check_onnx", "Diagnosis", "GradientRecorder", "GradHealthError", "SpecError",
+NAMES = {"check_architecture", "check_keras", "check_logs", "check_module", "check_onnx", "render", "Diagnosis", "GradientRecorder", "GradHealthError", "SpecError",
          "LimitExceeded", "InputFormatError", "LogError", "UnknownLogFormat", "UploadTooLarge",
          "IdempotencyConflict"}
 
@@ -40,7 +40,7 @@ def test_all_lists_the_public_names_and_each_resolves():
     assert set(gradhealth._PUBLIC) == NAMES
     for name in NAMES:
         assert getattr(gradhealth, name) is not None
-    for name in NAMES - {"check_architecture", "check_keras", "check_logs", "check_module", "check_onnx",
+    for name in NAMES - {"check_architecture", "check_keras", "check_logs", "check_module", "check_onnx", "render",
                          "Diagnosis",
                          "GradientRecorder"}:
         assert issubclass(getattr(gradhealth, name), gradhealth.GradHealthError)

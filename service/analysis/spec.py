@@ -882,6 +882,61 @@ def _did_you_mean(loc: tuple[Any, ...]) -> str:
     return field_hint(key, fields) or "check the spelling against the spec reference"
 
 
+def _unknown_field_message(loc: tuple[Any, ...]) -> str:
+    """newuser10 #13: an unknown key's message: a "did you mean" among the fields of the object
+    it is in, where one is near (else :func:`_did_you_mean`'s), and those fields, at every level
+    of the spec (``/layers/1/kind`` of a pool: ``unknown field (allowed: mode, repeat, type)``)."""
+    key = str(loc[-1])
+    fields = sorted(_allowed_fields(loc[:-1]))
+    if not fields:
+        return "unknown field; " + _did_you_mean(loc)
+    if len(loc) > 1 and (key in _FRAMEWORK_NAMES or key in _field_names(_Strict)):
+        hint = _did_you_mean(loc)  # a framework's name for a field, or a field of another object
+    else:
+        hint = field_hint(key, fields)
+    shown = ", ".join(fields[:16]) + (f" and {len(fields) - 16} more" if len(fields) > 16 else "")
+    return f"unknown field; {hint} (allowed: {shown})" if hint else f"unknown field (allowed: {shown})"
+
+
+def _allowed_fields(loc: tuple[Any, ...]) -> set[str]:
+    """The field names of the object at pydantic location ``loc`` of a :class:`Spec` (list indexes
+    and union tags, such as a layer's ``type`` or a model's name, are followed); empty where the
+    walk loses the object."""
+    models: list[type[BaseModel]] = [Spec]
+    for part in loc:
+        if isinstance(part, int):
+            continue  # a list item: the models found for the list already are its items'
+        inner = [m for model in models for m in _spec_models(_field_annotation(model, str(part)))]
+        if inner:
+            models = inner
+            continue
+        # a union tag (a layer's type) or the name pydantic gives the member it tried
+        tagged = [m for m in models if part == m.__name__ or part in _type_tags(m)]
+        if not tagged:
+            return set()
+        models = tagged
+    return {info.alias or name for model in models for name, info in model.model_fields.items()}
+
+
+def _field_annotation(model: type[BaseModel], name: str) -> Any:
+    field = model.model_fields.get(name) or next(
+        (f for f in model.model_fields.values() if f.alias == name), None)
+    return field.annotation if field is not None else None
+
+
+def _type_tags(model: type[BaseModel]) -> tuple[str, ...]:
+    tag = model.model_fields.get("type")
+    return tuple(str(t) for t in get_args(tag.annotation)) if tag is not None else ()
+
+
+def _spec_models(tp: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's annotation may hold (through ``Annotated``, unions, lists and
+    dicts)."""
+    if isinstance(tp, type):
+        return [tp] if issubclass(tp, BaseModel) else []
+    return [m for arg in get_args(tp) for m in _spec_models(arg)]
+
+
 def field_hint(key: str, fields: Iterable[str]) -> str:
     """``did you mean 'clip_threshold'?`` for an unknown key ``key`` among ``fields``: the nearest
     by difflib (ratio 0.6 or more), ``""`` where none is near. The spec's unknown fields and the
@@ -927,7 +982,7 @@ def _message(err: ErrorDetails) -> str:
         hint = _value_hint(tag, expected, "type")
         return f"unknown layer type {_quote(tag)}; allowed: {expected}{'; ' + hint if hint else ''}"
     if err["type"] == "extra_forbidden":
-        return "unknown field; " + _did_you_mean(tuple(err["loc"]))
+        return _unknown_field_message(tuple(err["loc"]))
     if err["type"] in {"literal_error", "greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
         hint = ""
         if err["loc"] and err["loc"][-1] == "activation" and str(err["input"]).lower() in ("softmax", "log_softmax"):
