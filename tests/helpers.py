@@ -59,3 +59,15 @@ def migrations_at(tmp_path: Any, revision: str) -> tuple[Any, Any]:
     cfg.attributes["configure_logger"] = False
     command.upgrade(cfg, revision)
     return cfg, sa.create_engine(url)
+
+
+def small_keras_config(name: str | None) -> dict:
+    """A Keras Sequential's model config (16 -> 8 relu -> 3 softmax), named ``name`` or unnamed: what
+    a model's own name versus its file's name is tested with."""
+    config: dict = {"layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 16], "name": "input_1"}},
+        {"class_name": "Dense", "config": {"name": "d1", "units": 8, "activation": "relu"}},
+        {"class_name": "Dense", "config": {"name": "out", "units": 3, "activation": "softmax"}}]}
+    if name is not None:
+        config["name"] = name
+    return {"class_name": "Sequential", "config": config}

@@ -21,6 +21,7 @@ from gradhealth.analysis.spec import load_spec_text, parse_spec
 from gradhealth.cli import main
 from gradhealth.core.document import Finding
 from gradhealth.errors import InputFormatError, LimitExceeded
+from tests.helpers import small_keras_config
 
 pytestmark = pytest.mark.usefixtures("off_runner")
 
@@ -55,20 +56,12 @@ def test_batch_size_below_one_is_refused_before_a_model_file_is_read(tmp_path, c
 
 # --- #6 ---------------------------------------------------------------------------------------
 
-def _keras_config(name: str | None) -> dict:
-    config: dict = {"layers": [
-        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 16], "name": "input_1"}},
-        {"class_name": "Dense", "config": {"name": "d1", "units": 8, "activation": "relu"}},
-        {"class_name": "Dense", "config": {"name": "out", "units": 3, "activation": "softmax"}}]}
-    if name is not None:
-        config["name"] = name
-    return {"class_name": "Sequential", "config": config}
 
 
 @pytest.mark.parametrize(("model_name", "expected"), [("seq", "seq"), (None, "keras_model.json")])
 def test_a_keras_files_document_is_named_by_the_model_else_by_the_file(tmp_path, capsys, model_name, expected):
     path = tmp_path / "keras_model.json"
-    path.write_text(json.dumps(_keras_config(model_name)))
+    path.write_text(json.dumps(small_keras_config(model_name)))
     assert main(["check", str(path), "--no-verify", "--seeds", "1", "--format", "json"]) in (0, 1)
     assert json.loads(capsys.readouterr().out)["name"] == expected
 

@@ -9,22 +9,14 @@ import json
 
 import pytest
 
-
-def _keras_config(name: str | None) -> dict:
-    config: dict = {"layers": [
-        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 16], "name": "input_1"}},
-        {"class_name": "Dense", "config": {"name": "d1", "units": 8, "activation": "relu"}},
-        {"class_name": "Dense", "config": {"name": "out", "units": 3, "activation": "softmax"}}]}
-    if name is not None:
-        config["name"] = name
-    return {"class_name": "Sequential", "config": config}
+from tests.helpers import small_keras_config
 
 
 @pytest.mark.parametrize(("model_name", "expected"), [("seq", "seq"), (None, "keras_model.json")])
 def test_a_keras_upload_is_named_as_in_process(api, model_name, expected):
     from gradhealth import check_keras
 
-    config = _keras_config(model_name)
+    config = small_keras_config(model_name)
     r = api.post("/v1/checks/model", files={"file": ("keras_model.json", json.dumps(config).encode())},
                  data={"seeds": "1", "verify": "false", "filename": "keras_model.json"})
     assert r.status_code == 202, r.text
