@@ -859,6 +859,31 @@ def learned_forward_growth(result: SimulationResult, t: Thresholds) -> tuple[flo
     return predicted, ratio, largest
 
 
+def learned_stretch(result: SimulationResult, t: Thresholds) -> tuple[float, float] | None:
+    """(the per-layer gain the weights' scale gives, the gradient's growth over the stretch) where
+    :func:`steep_stretch`'s steep gain is structure the weights learned, not their scale: the
+    weights are at or below the critical scale (:func:`stretch_scale` under 1: random weights of
+    it would not grow the signal at all), or i.i.d. weights of the layers' scales would stay under
+    the per-layer bar (:data:`STEEP_LAYER_GAIN`) while the gradient over the same stretch grows
+    under the through-depth bar (``t.exploding_warning``), as :func:`learned_forward_growth` judges
+    a whole trunk. None otherwise: a scale of 2 or more gives the gain itself (weights x8 on a
+    trained MLP: 3.3x per layer, onnxsweep14 u09), an init to fix.
+
+    A trained autoencoder's decoder 32-128 widens after its bottleneck: its activations grow 2.63x
+    per layer over dense_4..dense_6 and its gradient 5.6x over them, where its weights' scale gives
+    1.01x per layer (kerassweep20 h06, labelled healthy)."""
+    steep = steep_stretch(result)
+    if steep is None:
+        return None
+    run = steep[0]
+    scale = stretch_scale(run)
+    first, last = run[0].geo("output_grad_norm"), run[-1].geo("output_grad_norm")
+    grown = first / last if first > 0 and last > 0 and math.isfinite(first / last) else math.nan
+    if scale < 1 or (scale < STEEP_LAYER_GAIN and grown <= t.exploding_warning):
+        return scale, grown
+    return None
+
+
 def learned_logits(result: SimulationResult) -> tuple[float, float] | None:
     """(the logit std the weights' scale predicts, the measured one) where :func:`logit_scale`'s
     logits are over :data:`LOGIT_STD_WARNING` but i.i.d. weights of every layer's scale, from the
@@ -922,7 +947,7 @@ class ExplodingGradient(ArchitectureRule):
             # as no init does: the depth, not the init, keeps the total small. Where the weights'
             # scale does not give that gain (at or below the critical one), it is learned structure,
             # a trained checkpoint's: a note stating it, not an init to fix (onnxsweep14 h06)
-            return "info" if stretch_scale(steep[0]) < 1 else "warning"
+            return "info" if learned_stretch(result, t) is not None else "warning"
         if severity is None and logit_scale(result) is not None:
             # a shallow net whose weights are all too large: the first/last ratio leaves the
             # readout out, but its logits saturate the loss's softmax or sigmoid (onnxsweep11 b10);
@@ -988,31 +1013,39 @@ class ExplodingGradient(ArchitectureRule):
                                 "a sample the net gets right passes almost no gradient and one it gets wrong a "
                                 "loss and gradient the size of the logits. The weights are several times too "
                                 "large for their fan-in (an init like N(0, 1), or weights scaled up).")
-        learned = steep is not None and value < t.exploding_warning and stretch_scale(steep[0]) < 1
+        learned_run = learned_stretch(result, t) if value < t.exploding_warning else None
+        learned = steep is not None and learned_run is not None
         # where the per-layer gain is what is judged, the summary leads with it and gives the
         # end-to-end figure as what it is, the total under the bar: "activation norm grows 0.961x
         # .. ; the activations grow 2.26x per layer" said shrink and grow at once (onnxsweep17 h09)
         total = re.sub(r"^(gradient|activation) norm grows ", r"end to end the \1 norm changes ", det.summary)
         if steep is not None and value < t.exploding_warning:
             det.summary = ""
-        if learned and steep is not None:
+        if learned and steep is not None and learned_run is not None:
             run, gain, what = steep
-            scale = stretch_scale(run)
+            scale, stretch_grad = learned_run
             det.evidence.update(stretch_gain=gain, per_layer_threshold=STEEP_LAYER_GAIN,
-                                stretch=[run[0].name, run[-1].name], stretch_measure=what, weight_scale_gain=scale)
+                                stretch=[run[0].name, run[-1].name], stretch_measure=what, weight_scale_gain=scale,
+                                learned_structure=True, stretch_grad_ratio=stretch_grad)
             det.summary += (f"; {fmt(gain)}x per layer from {run[-1].name} back to {run[0].name}"
                             if what == "gradient" else
                             f"; the activations grow {fmt(gain)}x per layer from {run[0].name} to {run[-1].name}")
             det.summary += (f", though the weights' scale gives {fmt(scale)}x per layer: structure the weights "
                             "learned, not their scale")
             det.summary = det.summary.removeprefix("; ") + f" ({total}, under the {fmt(t.exploding_warning)}x bar)"
-            det.explanation += (f" The weights are at {fmt(scale)} times the scale that keeps the gain at 1 (He's "
-                                "for ReLU, LeCun's for tanh), so random weights of this scale would not grow the "
-                                "gradient at all: the growth comes from how the layers line up with each other, "
-                                "which training does (each layer's strongest directions align with the next's). "
-                                "That is a trained network's, and the total stays under the through-depth bar; "
-                                "a lower learning rate for the first layers or gradient clipping is the remedy if "
-                                "training is unstable.")
+            # said in full: _through_depth's note is about normalisation, which this is not
+            det.explanation = (
+                f"Each layer of this stretch multiplies the {what} by about {fmt(gain)}x, past the "
+                f"{fmt(STEEP_LAYER_GAIN)}x per layer judged on a shallow net. The weights are at {fmt(scale)} "
+                "times the scale that keeps the gain at 1 (He's for ReLU, LeCun's for tanh), so random weights "
+                "of this scale would "
+                + ("not grow the gradient at all" if scale < 1 else
+                   f"grow the signal {fmt(scale)}x per layer, under that bar, and the gradient grows "
+                   f"{fmt(stretch_grad)}x over these layers, under the {fmt(t.exploding_warning)}x bar")
+                + ": the growth comes from how the layers line up with each other, which training does (each "
+                "layer's strongest directions align with the next's). That is a trained network's, and the "
+                "total stays under the through-depth bar; a lower learning rate for the first layers or "
+                "gradient clipping is the remedy if training is unstable.")
         elif steep is not None and value < t.exploding_warning:
             run, gain, what = steep
             det.evidence.update(stretch_gain=gain, per_layer_threshold=STEEP_LAYER_GAIN,

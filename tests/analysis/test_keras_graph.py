@@ -191,7 +191,9 @@ def test_every_problem_is_named_in_one_error() -> None:
     bad["config"]["layers"][-1]["config"]["activation"] = "swishy"
     with pytest.raises(ModelError) as err:
         plan_keras_graph(bad)
-    assert "k (Dense): kernel_initializer 'myinit' is not supported" in err.value.detail
+    # (a config without weights draws them: the initialiser is needed, and the flag is named)
+    assert "k (Dense): kernel_initializer 'my_init' cannot be drawn" in err.value.detail
+    assert "--weights reinitialise" in err.value.detail
     assert "out (Dense): activation 'swishy' is not supported" in err.value.detail
 
 

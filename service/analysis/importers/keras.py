@@ -798,11 +798,33 @@ def loss_type(loss: str | dict[str, Any] | None) -> str | None:
 
 # --- translating -------------------------------------------------------------------------------
 
+#: Keras' initializer aliases (normalised by :func:`_name_of`, suffixes removed) -> the class each
+#: names: Keras 3's ``keras.initializers`` ALL_OBJECTS_DICT and Keras 2's (``one``, ``zero``,
+#: ``normal``, ``uniform``; ``random_normal`` is already ``randomnormal`` once normalised).
+_INITIALIZER_ALIASES = {"zero": "zeros", "one": "ones", "normal": "randomnormal", "uniform": "randomuniform"}
+
+
 def _initializer(value: Any) -> tuple[str, dict[str, Any]]:
-    """:func:`_name_of` for an initializer: Keras 2.13 to 3.x write some class names with an
-    ``Initializer`` suffix (an LSTM's default ``OrthogonalInitializer``)."""
+    """:func:`_name_of` for an initializer, as the class it names (one of
+    :data:`.keras_graph.INITIALIZERS` for every built-in: Keras 3's ``OrthogonalInitializer``,
+    Keras 2's ``Orthogonal`` and a hand-written ``orthogonal`` are all ``orthogonal``): Keras 3 writes some class names with an ``Initializer`` suffix (an LSTM's
+    default ``OrthogonalInitializer``, ``IdentityInitializer``), tf.keras 2 some with ``V2``
+    (``GlorotUniformV2``), and both read the aliases of :data:`_INITIALIZER_ALIASES`."""
     name, cfg = _name_of(value)
-    return (name.removesuffix("initializer") or name), cfg
+    for suffix in ("v2", "initializer"):
+        name = name.removesuffix(suffix) or name
+    return _INITIALIZER_ALIASES.get(name, name), cfg
+
+
+def reinitialise_only(what: str) -> str:
+    """The refusal of an initializer (``what``, with its layer's key) that cannot be drawn: it is
+    needed only where the weights are drawn, never for the file's own weights (the default)."""
+    from gradhealth.analysis.importers.keras_graph import INITIALIZERS
+
+    return (f"{what} cannot be drawn here (supported: {', '.join(INITIALIZERS)} and their Keras "
+            "aliases); it is needed only to draw the weights (--weights reinitialise, `weights: "
+            "reinitialise` over HTTP, or a config with no weights): check the file's stored weights "
+            "instead (--weights as_given, the default for a file that has them)")
 
 
 def _name_of(value: Any) -> tuple[str, dict[str, Any]]:
@@ -847,22 +869,38 @@ def _is_constant(value: Any, number: float) -> bool:
 
 
 class _Translator:
-    def __init__(self, stored: Weights | None = None, keras3: bool = True) -> None:
+    def __init__(self, stored: Weights | None = None, keras3: bool = True, draws: bool | None = None) -> None:
         self.keras3 = keras3  # keras3_names()
         self.problems: list[str] = []
         self.stored = stored  # the file's weights (weights: as_given), read by PReLU
+        # whether the weights are drawn from the config's initialisers (reinitialise; None: where
+        # no stored weights are given); otherwise they are the file's and an initialiser the spec
+        # cannot express is no reason to refuse: the spec gets Keras' default in its place
+        self.draws = stored is None if draws is None else draws
         self.on_input = True  # no layer translated yet: the next one reads the model's input
 
     def fail(self, layer: str, message: str) -> None:
         self.problems.append(f"{layer}: {message}")
 
     # initialisers ---------------------------------------------------------------------------
-    def init(self, value: Any, layer: str, stacked: bool = False) -> dict[str, Any] | None:
-        name, cfg = _initializer(value if value is not None else "glorot_uniform")
+    def _undrawable(self, layer: str, what: str, placeholder: dict[str, Any]) -> dict[str, Any] | None:
+        """An initialiser the spec cannot express: refused where the weights are drawn from it
+        (:func:`reinitialise_only` names the flag), else ``placeholder`` (never drawn from: the
+        stored weights replace every one)."""
+        if self.draws:
+            self.fail(layer, reinitialise_only(what))
+            return None
+        return placeholder
+
+    def init(self, value: Any, layer: str, stacked: bool = False, default: str = "glorot_uniform"
+             ) -> dict[str, Any] | None:
+        name, cfg = _initializer(value if value is not None else default)
         extra = {"stacked": True} if stacked else {}
         scale = {"glorotuniform": (1.0, "fan_avg", "uniform"), "glorotnormal": (1.0, "fan_avg", "truncated_normal"),
                  "henormal": (2.0, "fan_in", "truncated_normal"), "heuniform": (2.0, "fan_in", "uniform"),
                  "lecunnormal": (1.0, "fan_in", "truncated_normal"), "lecununiform": (1.0, "fan_in", "uniform")}
+        placeholder = ({"scheme": "orthogonal", "gain": 1.0, **extra} if default == "orthogonal"
+                       else {"scheme": "xavier_uniform", **extra})
         if name == "glorotuniform":
             return {"scheme": "xavier_uniform", **extra}  # identical: U(+-sqrt(6 / (fan_in + fan_out)))
         if name in scale:
@@ -873,24 +911,22 @@ class _Translator:
             dist = "truncated_normal" if dist == "normal" else dist
             return {"scheme": "variance_scaling", "scale": float(cfg.get("scale", 1.0)),
                     "mode": cfg.get("mode", "fan_in"), "distribution": dist, **extra}
-        if name in ("randomnormal", "normal", "truncatednormal"):
+        if name in ("randomnormal", "truncatednormal"):
             if float(cfg.get("mean", 0.0)) != 0.0:
-                self.fail(layer, f"initializer {name} with a non-zero mean is not supported")
-                return None
+                return self._undrawable(layer, f"initializer {name} with a non-zero mean", placeholder)
             scheme = "truncated_normal" if name == "truncatednormal" else "normal"
             return {"scheme": scheme, "std": float(cfg.get("stddev", 0.05)), **extra}
-        if name in ("randomuniform", "uniform"):
+        if name == "randomuniform":
             lo, hi = float(cfg.get("minval", -0.05)), float(cfg.get("maxval", 0.05))
             if lo != -hi or hi <= 0:
-                self.fail(layer, f"initializer RandomUniform({lo}, {hi}) is not symmetric about 0")
-                return None
+                return self._undrawable(layer, f"initializer RandomUniform({lo}, {hi}), not symmetric about 0,",
+                                        placeholder)
             return {"scheme": "uniform", "bound": hi, **extra}
         if name in ("orthogonal", "identity"):  # Keras' Identity(gain): IRNN's recurrent kernel
             return {"scheme": name, "gain": float(cfg.get("gain", 1.0)), **extra}
         if name == "zeros":
             return {"scheme": "zeros", **extra}
-        self.fail(layer, f"initializer {name or value!r} is not supported")
-        return None
+        return self._undrawable(layer, f"initializer {name or value!r}", placeholder)
 
     def bias(self, value: Any, layer: str) -> dict[str, Any] | None:
         name, cfg = _initializer(value if value is not None else "zeros")
@@ -900,10 +936,9 @@ class _Translator:
             return {"scheme": "constant", "value": 1.0}
         if name == "constant":
             return {"scheme": "constant", "value": float(cfg.get("value", 0.0))}
-        if name in ("randomnormal", "normal"):
+        if name == "randomnormal":
             return {"scheme": "normal", "value": float(cfg.get("mean", 0.0)), "std": float(cfg.get("stddev", 0.05))}
-        self.fail(layer, f"bias initializer {name or value!r} is not supported")
-        return None
+        return self._undrawable(layer, f"bias initializer {name or value!r}", {"scheme": "zeros"})
 
     def activation(self, value: Any, layer: str) -> str:
         name, cfg = _name_of(value)
@@ -1092,7 +1127,7 @@ class _Translator:
                                 "spec's leaky_relu has one slope")
                 return 0.0
             return self._slope(alpha.flat[0], name, "stored PReLU alpha")
-        init, icfg = _name_of(cfg.get("alpha_initializer", "zeros"))
+        init, icfg = _initializer(cfg.get("alpha_initializer", "zeros"))
         if init == "zeros":  # Keras' default: at initialisation a PReLU IS a ReLU
             return 0.0
         if init == "ones":
@@ -1184,7 +1219,7 @@ class _Translator:
             "type": kind, "hidden_size": int(cfg["units"]),
             "output": "sequence" if cfg.get("return_sequences") else "last",
             "init": self.init(cfg.get("kernel_initializer"), name, stacked=True),
-            "recurrent_init": self.init(cfg.get("recurrent_initializer", "orthogonal"), name, stacked=True),
+            "recurrent_init": self.init(cfg.get("recurrent_initializer"), name, stacked=True, default="orthogonal"),
             "bias_init": self.bias(cfg.get("bias_initializer"), name),
         }
         if kind == "rnn":
@@ -1196,8 +1231,8 @@ class _Translator:
         if kind == "lstm" and cfg.get("unit_forget_bias", True):
             # Keras: the bias initialiser, then the forget gate's block set to 1.
             bias = out["bias_init"] or {}
-            if bias.get("scheme") not in ("zeros", "constant") or bias.get("value", 0.0) != 0.0:
-                self.fail(name, "unit_forget_bias with a non-zero bias initializer is not supported")
+            if (bias.get("scheme") not in ("zeros", "constant") or bias.get("value", 0.0) != 0.0) and self.draws:
+                self.fail(name, reinitialise_only("unit_forget_bias with a non-zero bias initializer"))
             out["forget_bias"] = 1.0
         return out
 
@@ -1660,11 +1695,13 @@ def _input_origin(items: list[dict[str, Any]], config: dict[str, Any], base: str
 def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, *, seeds: int = 3,
                batch_size: int = 64, stored: Weights | None = None,
                optimizer: dict[str, Any] | None = None,
-               base: str = "/config/layers") -> tuple[dict[str, Any], Origins]:
+               base: str = "/config/layers", draws: bool | None = None) -> tuple[dict[str, Any], Origins]:
     """:func:`keras_to_spec`, and which Keras layer each spec layer came from (by pointer), with its
     place in the file (``base``: the pointer of the file's layer list, :func:`_layers_base`); the
     input's sizes too (``/input/shape/0`` -> the Keras ``batch_shape`` entry).
-    ``stored``: the file's weights when they will be used (a PReLU's slope is its stored alpha)."""
+    ``stored``: the file's weights when they will be used (a PReLU's slope is its stored alpha).
+    ``draws``: whether the weights will be drawn from the config's initialisers (None: where
+    ``stored`` is None), the one case an initialiser the spec cannot express is refused."""
     from gradhealth.analysis.importers.keras_graph import check_config_sizes, unsupported_message
 
     if not is_keras_config(model):
@@ -1677,7 +1714,7 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
         raise InputFormatError("not a Keras model config: these layers are not an object with a "
                                "`config` object: " + ", ".join(malformed[:20]))
     check_config_sizes(model)  # the translation int()s sizes: Infinity raised, 64.7 and true coerced
-    tr = _Translator(stored, keras3_names(model))
+    tr = _Translator(stored, keras3_names(model), draws)
     cfg = model["config"]
     stood, refused = _stand_ins(model)  # Lambda layers: a stand-in from their shapes, or refused
     unsupported = [(str(lay.get("class_name")), str((lay.get("config") or {}).get("name", "?")))
@@ -2660,7 +2697,7 @@ def _batch_within_budget(spec: dict[str, Any] | None, graph: Any, limits: Any) -
 def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None = None, *, seeds: int = 3,
                        batch_size: int = 64, stored: Weights | None = None,
                        optimizer: dict[str, Any] | None = None, limits: Any = None,
-                       input_range: tuple[float, float] | None = None,
+                       input_range: tuple[float, float] | None = None, draws: bool | None = None,
                        ) -> tuple[dict[str, Any] | None, Origins | None, Any]:
     """How a Keras model is checked: ``(spec, origins, None)`` where the spec language expresses
     it (a chain with identity-skip residual blocks: the spec check, remedies as spec patches), else
@@ -2675,7 +2712,11 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
 
     ``input_range``: the raw inputs' range (``--input-range``): the graph keeps the input's own
     preprocessing (Rescaling, Normalization) and applies it to them, where without it the
-    simulated inputs stand for the data already normalised and it is skipped."""
+    simulated inputs stand for the data already normalised and it is skipped.
+
+    ``draws``: whether the weights will be drawn from the config's initialisers (``reinitialise``;
+    None: where ``stored`` is None). Only then is an initialiser neither door can draw refused
+    (:func:`reinitialise_only`): the file's own weights need none."""
     from gradhealth.analysis.importers.keras_graph import plan_keras_graph
     from gradhealth.analysis.plan import make_plan
     from gradhealth.analysis.spec import parse_spec
@@ -2686,11 +2727,11 @@ def translate_or_graph(config: dict[str, Any], loss: str | dict[str, Any] | None
     config, _ = with_default_sizes(config, stored)  # check_keras says which it assumed (the API's pre-check too)
     try:
         spec, origins = _translate(config, loss, seeds=seeds, batch_size=batch_size, stored=stored,
-                                   optimizer=optimizer, base=base)
+                                   optimizer=optimizer, base=base, draws=draws)
     except ModelError as spec_error:
         try:
             return None, None, plan_keras_graph(config, batch_size=batch_size, limits=limits, stored=stored,
-                                              input_range=input_range)
+                                              input_range=input_range, draws=draws)
         except ModelError as graph_error:
             # the supported classes once: the graph door's (the spec door's are a subset of them, so
             # a class the graph door refuses is refused as a spec too)

@@ -580,9 +580,6 @@ def _attention_shape(cfg: dict[str, Any], shapes: list[Shape]) -> tuple[Shape, l
     weights.append(("output_kernel", (h, v, out)))
     if bias:
         weights.append(("output_bias", (out,)))
-    for key in ("kernel_initializer", "bias_initializer"):
-        if key in cfg:
-            check_initializer(cfg.get(key), key)
     return (t, out), weights
 
 
@@ -698,9 +695,6 @@ def _recurrent_shape(node: Node, x: Shape, states: Sequence[Shape] = ()) -> tupl
         raise ValueError(f"{cls}'s initial_state needs {want} tensor(s) of shape [{units}] "
                          f"({'h, c' if want == 2 else 'h'}), not {[list(s) for s in states]}")
     _, _, reset_after = recurrent_gates(cls, cfg)
-    for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
-        if key in cfg:
-            check_initializer(cfg.get(key), key)
     width = RECURRENT[cls] * units
     two_biases = cls == "GRU" and reset_after  # Keras' reset_after GRU: input and recurrent biases
     weights: list[tuple[str, Shape]] = [("kernel", (x[-1], width)), ("recurrent_kernel", (units, width)),
@@ -901,22 +895,44 @@ def _shape(node: Node, shapes: list[Shape]) -> tuple[Shape, list[tuple[str, Shap
     return x, []  # elementwise: activations, Rescaling, identities
 
 
-#: Keras initialiser names (normalised: lower case, no underscores) this path draws from.
-INITIALIZERS = ("zeros", "ones", "constant", "randomnormal", "normal", "randomuniform", "uniform",
-                "truncatednormal", "variancescaling", "glorotuniform", "glorotnormal", "henormal",
-                "heuniform", "lecunnormal", "lecununiform", "orthogonal", "identity")
+#: Every initializer class Keras 2 and 3 serialise, by :func:`.keras._initializer`'s name (lower
+#: case, no underscores, aliases and Keras 3's ``Initializer`` suffix resolved), drawn by both
+#: doors (the spec door's ``init``, :func:`.keras_torch.draw_initializer`).
+INITIALIZERS = ("zeros", "ones", "constant", "randomnormal", "randomuniform", "truncatednormal",
+                "variancescaling", "glorotuniform", "glorotnormal", "henormal", "heuniform",
+                "lecunnormal", "lecununiform", "orthogonal", "identity")
 
 
 def check_initializer(value: Any, key: str) -> None:
-    """Refuse an initialiser this path cannot draw (a custom one, a typo)."""
-    from gradhealth.analysis.importers.keras import _name_of
+    """Refuse an initialiser :func:`.keras_torch.draw_initializer` cannot draw (a custom one, a
+    typo, Keras 3's STFT), with the flag that makes it needed (:func:`.keras.reinitialise_only`)."""
+    from gradhealth.analysis.importers.keras import _initializer, reinitialise_only
 
     if value is None:
         return
-    name, _ = _name_of(value)
+    name, _ = _initializer(value)
     if name not in INITIALIZERS:
-        raise ValueError(f"{key} {name or value!r} is not supported (supported: "
-                         f"{', '.join(INITIALIZERS)})")
+        raw = value.get("class_name") if isinstance(value, dict) else value
+        raise ValueError(reinitialise_only(f"{key} {raw or name!r}"))
+
+
+def initializer_problems(node: Node) -> list[str]:
+    """Why each initialiser ``node`` would be drawn from cannot be (every ``*_initializer`` of its
+    config, and of the layer a Bidirectional wraps): asked only where the weights are drawn
+    (``reinitialise``), since the file's stored weights need none."""
+    cfgs = [node.cfg]
+    for wrapped in ("layer", "backward_layer") if node.cls == "Bidirectional" else ():
+        inner = node.cfg.get(wrapped)
+        if isinstance(inner, dict) and isinstance(inner.get("config"), dict):
+            cfgs.append(inner["config"])
+    out = []
+    for cfg in cfgs:
+        for key in sorted(k for k in cfg if isinstance(k, str) and k.endswith("_initializer")):
+            try:
+                check_initializer(cfg.get(key), key)
+            except ValueError as exc:
+                out.append(str(exc))
+    return out
 
 
 #: The largest kernel, stride, dilation or upsampling factor read: far above any real layer's,
@@ -1064,11 +1080,6 @@ def _check_layer(node: Node) -> None:
         _activation(cfg.get("activation"))
     if node.cls == "Activation":
         _activation(cfg.get("activation"))
-    if node.cls in ("Dense", *_CONVS, *_TRANSPOSED, "Embedding"):
-        for key in ("kernel_initializer", "bias_initializer", "depthwise_initializer",
-                    "pointwise_initializer", "embeddings_initializer"):
-            if key in cfg:
-                check_initializer(cfg.get(key), key)
     # ActivityRegularization is the identity here whatever its l1/l2: its penalty's gradient is left
     # out, and check_keras says so in the document (keras.activity_penalty_notes)
     if node.cls == "Softmax" and node.inputs and len(node.inputs) > 1:
@@ -1458,7 +1469,7 @@ def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tu
 def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: Any = None,
                      keep_preprocessing: bool = False,
                      stored: Mapping[str, Sequence[Any]] | None = None,
-                     input_range: tuple[float, float] | None = None) -> KerasGraph:
+                     input_range: tuple[float, float] | None = None, draws: bool | None = None) -> KerasGraph:
     """Read ``config`` (a Keras model config) as a graph, infer every shape and weight, and check
     it against ``limits`` (parameters, activation memory) before anything is allocated.
 
@@ -1467,7 +1478,11 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
     and :class:`LimitExceeded` over the limits. The input's own preprocessing is skipped unless
     ``keep_preprocessing`` (:func:`_skip_preprocessing` says why), or where its statistics
     (``stored``: the file's weights, where they will be used) are degenerate. With ``input_range``
-    (the raw inputs' range, ``--input-range``) it is kept and applied to them instead."""
+    (the raw inputs' range, ``--input-range``) it is kept and applied to them instead.
+
+    ``draws``: whether the weights will be drawn from the config's initialisers (None: where
+    ``stored`` is None); only then is an initialiser :func:`.keras_torch.draw_initializer` cannot
+    draw refused (:func:`initializer_problems`)."""
     from gradhealth.analysis.importers.keras import _input_shape, keras3_names
     from gradhealth.settings import Limits
 
@@ -1547,6 +1562,8 @@ def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: An
             _check_numbers(node)
             node.shape, node.weights = _shape(node, node.in_shapes)
             _check_layer(node)
+            if stored is None if draws is None else draws:
+                problems.extend(f"{node.name} ({node.cls}): {why}" for why in initializer_problems(node))
         except (ValueError, KeyError, TypeError, IndexError, OverflowError) as exc:
             problems.append(f"{node.name} ({node.cls}): {exc}")
             node.shape = node.in_shapes[0] if node.in_shapes else ()

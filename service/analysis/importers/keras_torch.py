@@ -750,9 +750,9 @@ def _truncated(shape: tuple[int, ...], mean: float, std: float) -> torch.Tensor:
 def draw_initializer(value: Any, shape: tuple[int, ...], default: str) -> torch.Tensor:
     """One weight drawn as the Keras initialiser ``value`` draws it (``default`` when None), in
     Keras' layout, from torch's default generator (seeded by the caller)."""
-    from gradhealth.analysis.importers.keras import _name_of
+    from gradhealth.analysis.importers.keras import _initializer
 
-    name, cfg = _name_of(value if value is not None else default)
+    name, cfg = _initializer(value if value is not None else default)  # OrthogonalInitializer: orthogonal
     presets = {"glorotuniform": (1.0, "fan_avg", "uniform"), "glorotnormal": (1.0, "fan_avg", "truncated_normal"),
                "henormal": (2.0, "fan_in", "truncated_normal"), "heuniform": (2.0, "fan_in", "uniform"),
                "lecunnormal": (1.0, "fan_in", "truncated_normal"), "lecununiform": (1.0, "fan_in", "uniform")}
@@ -768,11 +768,11 @@ def draw_initializer(value: Any, shape: tuple[int, ...], default: str) -> torch.
         if dist == "untruncated_normal":
             return torch.randn(shape, dtype=torch.float64) * math.sqrt(var)
         return _truncated(shape, 0.0, math.sqrt(var) / TRUNCATION_STD)
-    if name in ("randomnormal", "normal"):
+    if name == "randomnormal":
         return torch.randn(shape, dtype=torch.float64) * float(cfg.get("stddev", 0.05)) + float(cfg.get("mean", 0.0))
     if name == "truncatednormal":
         return _truncated(shape, float(cfg.get("mean", 0.0)), float(cfg.get("stddev", 0.05)))
-    if name in ("randomuniform", "uniform"):
+    if name == "randomuniform":
         return torch.empty(shape, dtype=torch.float64).uniform_(float(cfg.get("minval", -0.05)),
                                                                float(cfg.get("maxval", 0.05)))
     if name in ("orthogonal", "identity"):

@@ -732,7 +732,8 @@ async def submit_model(
 
         def validate() -> str:
             data = upload.path.read_bytes()
-            if sniff_keras(data[:4096]) is not None:  # a Keras config, .keras zip or .h5, by content
+            kind = sniff_keras(data[:4096])
+            if kind is not None:  # a Keras config, .keras zip or .h5, by content
                 training = read_keras_training(data)
                 file_loss, compiled = training.loss, training.optimizer
                 config = with_input_shapes(training.config, options["input_shapes"])
@@ -747,7 +748,10 @@ async def submit_model(
                     config, with_target_range(options["loss"] or file_loss, tuple(given) if given else None),
                     seeds=options["seeds"] or 3,
                     batch_size=options["batch_size"] or 64, stored=stored,
-                    optimizer=options["optimizer"] or compiled, limits=settings.limits)
+                    optimizer=options["optimizer"] or compiled, limits=settings.limits,
+                    # the initialisers are drawn from for reinitialise, or a config without weights;
+                    # a weights file that turns out empty is refused by the job as the CLI does
+                    draws=options["weights"] == "reinitialise" or kind == "json")
                 if spec is not None:
                     make_plan(parse_spec(spec), settings.limits)
                 if options.get("loss_at") is not None:  # refused, never dropped (the CLI's words)
