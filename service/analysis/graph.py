@@ -3149,6 +3149,24 @@ def _batch_size(run: GraphRun, records: Sequence[Record]) -> int | None:
     return int(shape[0])
 
 
+def _shape_only(t: torch.Tensor | None) -> torch.Tensor | None:
+    """``t``'s shape and dtype on the meta device (no storage, no autograd history); None stays None."""
+    return None if t is None else torch.empty(t.shape, dtype=t.dtype, device="meta")
+
+
+def _release(records: Sequence[Record]) -> None:
+    """Drop from a finished seed's ``records`` every tensor that holds its autograd graph (outputs,
+    inputs, pre-activations, folds, the nodes the graph walks start from): :func:`simulate_graph`
+    reads only their names, roles, modules and activations afterwards, and ``inp``'s shape
+    (:func:`_batch_size`), which a storage-free meta tensor keeps (``out``'s too)."""
+    for rec in records:
+        rec.inp = _shape_only(rec.inp)
+        rec.out = cast(torch.Tensor, _shape_only(rec.out))
+        rec.pre = rec.raw = rec.weight = rec.state = rec.act_in = rec.node = None
+        rec.extra_outs = []
+        rec.folds = []
+
+
 def _merge_records(records: list[Record], more: Sequence[Record]) -> list[Record]:
     """``records`` with each unit of ``more`` (another seed's) it lacks put after the unit that ran
     before it there: the units of every seed, in the order they ran."""
@@ -3227,7 +3245,11 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                 # layer's second norm feeds the head, not a sum: an odd count ends with it
                 sub = figures.post_ln
                 post_ln = [sub[1::2] + sub[-1:] if len(sub) % 2 else sub[1::2]]
-        del net
+        # the seed's readout and structure walks are done: its records keep what the units' table
+        # reads (names, roles, modules, shapes), not the tensors whose grad_fn hold its autograd
+        # graph (retained for the carried gradient), so one seed's graph is alive at a time
+        _release(seed_records)
+        del net, seed_records
     if progress:
         progress(1.0, "simulation done")
     stats: list[UnitStats] = []

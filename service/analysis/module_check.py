@@ -79,6 +79,7 @@ from gradhealth.analysis.remedies import (
 from gradhealth.analysis.rules import (
     bounded_softmax_input,
     clipped_output,
+    curvature_skipped,
     detect,
     judged_update_ratios,
     no_output_gradient,
@@ -940,7 +941,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
                                   remedies_simulated=verifier.simulated, loss=run.loss,
                                   optimizer=optimizer_shown(run.optimizer),
-                                  notes=[unstepped] if unstepped else []),
+                                  notes=[n for n in (unstepped, _skipped_sharpness_note(result)) if n]),
     )
 
 
@@ -964,6 +965,19 @@ def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> S
     one_affine = (len(weighted) == 1 and weighted[0].type in _AFFINE and weighted[0].pointer.startswith("module:")
                   and all(id(p) in held for _, p in named))
     return dataclasses.replace(found, decides=one_affine or not result.units, unmeasured=unmeasured)
+
+
+def _skipped_sharpness_note(result: SimulationResult) -> str | None:
+    """The document's note where the sharpness, which alone would judge a one-affine-layer (or
+    layerless) model's SGD step, was not estimated (:func:`.rules.curvature_skipped`): said, never
+    left to the per-layer ratios silently."""
+    why = curvature_skipped(result)
+    if why is None:
+        return None
+    return (f"the loss's sharpness was not estimated ({why}); it alone judges the SGD step of a model that is "
+            "one affine layer or has no layer to measure (lr x lambda_max against 2 (1 + momentum)), so the "
+            "first step's update ratio was read instead, with a warning kept as a note (a step past a "
+            "layer's whole usual norm is still an error)")
 
 
 #: The layer types a one-layer model is affine in its parameters with (linear or logistic regression).
@@ -1410,7 +1424,11 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs),
                    bounded_regression=True, target_range=given_range, target_values=given_targets)
     try:
-        doc = diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
+        # the caller's grad mode is not the check's: called under torch.no_grad() or inference_mode
+        # (an evaluation loop), the forward builds no graph and every gradient, the sharpness's
+        # double backward too, would fail; the mode is thread-local and restored on the way out
+        with torch.inference_mode(False), torch.enable_grad():
+            doc = diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
         if doc.simulation is not None:
             doc.simulation.notes[:0] = notes
         return doc

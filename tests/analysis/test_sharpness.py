@@ -203,3 +203,40 @@ def test_least_squares_layer_sharpness_matches_eigvalsh() -> None:
     assert ev["sharpness"] == pytest.approx(exact, rel=0.02)
     assert f.severity == ("error" if exact > 2 else f.severity)
     assert math.isfinite(ev["lr_times_sharpness"])
+
+
+def test_skipped_sharpness_keeps_a_one_layer_fit_off_the_deep_net_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The sharpness alone judges a one-affine-layer model's SGD step. Where it is not estimated
+    # (past MAX_PARAMETERS here; a double backward that fails), the step went silently back to
+    # the per-layer ratio it replaced: peersweep13 h02 (lr x lambda_max 0.23, converges) read as a
+    # warning, its zero weights moved 0.418 of a usual init's norm. Now a note, said so.
+    from gradhealth.analysis import graph
+
+    monkeypatch.setattr(graph, "SHARPNESS_MAX_PARAMETERS", 2)
+    doc = check_module(QuadLinear(), torch.tensor([0, 1, 2, 3]), loss="sum", optimizer={"type": "sgd", "lr": 0.001})
+    assert doc.status == "healthy", doc.summary
+    f = next(f for f in doc.findings if f.code == "large_updates")
+    assert f.severity == "info"
+    # the zero weights' first step, independently: grad = 2 Phi^T (0 - y) = -(196, 72) on x = 0..3
+    step_rms = 0.001 * math.sqrt((196 ** 2 + 72 ** 2) / 2)
+    assert f.evidence.value == pytest.approx(step_rms / (0.5 / math.sqrt(2)), rel=1e-3)  # 0.418
+    assert "3 trainable parameters" in f.evidence.model_dump()["sharpness_not_estimated"]
+    assert "was not estimated" in f.summary
+    assert doc.simulation is not None and any("sharpness was not estimated" in n for n in doc.simulation.notes)
+    # a step past a layer's whole usual norm stays an error (lr 0.01: 4.18 of it; diverges)
+    doc = check_module(QuadLinear(), torch.tensor([0, 1, 2, 3]), loss="sum", optimizer={"type": "sgd", "lr": 0.01})
+    assert doc.status == "unhealthy"
+    assert any(f.code == "large_updates" and f.severity == "error" for f in doc.findings)
+
+
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_check_module_under_the_callers_no_grad(mode: type) -> None:
+    # the caller's grad mode (an evaluation loop's no_grad) is not the check's: it was a
+    # ModelRunError ("mat1 and mat2 must have the same dtype"), and a skipped sharpness would
+    # hand the step to the per-layer ratios; the caller's mode is restored afterwards
+    with mode():
+        doc = check_module(QuadLinear(), torch.tensor([0, 1, 2, 3]), loss="sum",
+                           optimizer={"type": "sgd", "lr": 0.001})
+        assert not torch.is_grad_enabled()
+    assert doc.status == "healthy", doc.summary
+    assert doc.simulation is not None and not doc.simulation.notes
