@@ -2897,7 +2897,8 @@ def branch_sums(records: Sequence[Record], readers: Mapping[Any, set[Any]],
         # the tensor the Add's: the walk starts at the layer, and reaches the Add as its reader; on
         # a view the layer's node has left the graph (the add is a CopySlices of its base), and the
         # tensor's node now is the in-place sum's
-        node = rec.node if rec.node is not None else rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
+        kept = getattr(rec, "node", None)  # a record built elsewhere (the ONNX door's, a test's) may keep none
+        node = kept if kept is not None else rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
         now = rec.out.grad_fn if isinstance(rec.out, torch.Tensor) else None
         if now is not None and now is not node and now in inplace and node not in readers:
             out.setdefault(rec.name, now)
