@@ -13,7 +13,7 @@ import copy
 import functools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,12 +103,13 @@ def run_architecture_check(raw: dict[str, Any], options: CheckOptions | None = N
     report(1.0, "done")
     status = status_of(findings)
     judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
+    rows = [_layer_report(u, judged) for u in result.units]
     return Diagnosis(
         name=spec.name,
         status=status,
-        summary=summary_line(status, findings, len(plan.all_units())),
+        summary=summary_line(status, findings, layers_with_weights(rows)),
         findings=findings,
-        layers=[_layer_report(u, judged) for u in result.units],
+        layers=rows,
         time_steps=[TimeStep(layer=ts.layer, sublayer=ts.sublayer, t=t, output_grad_norm=finite_or_none(g),
                              log10_spread=finite_or_none(s))
                     for ts in result.time_series for t, (g, s) in enumerate(zip(ts.geo(), ts.log10_std(),
@@ -135,11 +136,67 @@ def optimizer_shown(optimizer: OptimizerSpec | None) -> dict[str, str | float | 
     return shown
 
 
+#: What a note's key figure is, by its evidence metric, in the healthy summary's "(note: ...)":
+#: "large_updates 0.19 of the weights per step" (modsweep36: "(note: large_updates)" showed no
+#: number, and a user training with Adam 0.02 saw no ratio without opening the evidence). A metric
+#: not here is shown by its name ("min_softmax_gain 0.3").
+NOTE_FIGURES: dict[str, str] = {
+    "max_update_ratio": "{v} of the weights per step",
+    "lr_times_sharpness": "lr x sharpness {v}",
+    "output_grad_ratio_first_to_last": "first/last layer gradient {v}",
+    "output_grad_ratio_first_to_readout": "first layer/readout gradient {v}",
+    "output_grad_ratio_least_to_last": "least/last layer gradient {v}",
+    "output_grad_ratio_first_to_last_step": "first/last step gradient {v}",
+    "max(output_grad_ratio_first_to_last, activation_growth)": "growth {v}x",
+    "max_saturated_fraction": "{v} of the units saturated",
+    "max_dead_fraction": "{v} of the units dead",
+    "born_dead_seeds": "{v} of the seeds born dead",
+    "unreachable_target_fraction": "{v} of the targets out of reach",
+    "unreachable_loss_fraction": "loss floor {v} of its value at chance",
+    "clipped_output_fraction": "{v} of the outputs clipped",
+    "silent_sample_fraction": "{v} of the samples pass no gradient",
+    "equal_weight_layers": "{v} layers of equal weights",
+    "batch_values_per_channel": "{v} values per channel",
+    "learning_rate": "lr {v}",
+    "last_layer_grad_norm": "last layer gradient {v}",
+    "min_softmax_gain": "softmax gain {v}",
+    "input_scale": "input scale {v}",
+}
+
+
+#: The norms: their weights count with the layer they follow (a live module's folds into it), so a
+#: spec's separate batchnorm row is not a layer of its own in the summary's count.
+NORM_TYPES = frozenset({"batchnorm", "layernorm", "groupnorm", "instancenorm", "layerscale"})
+
+
+def layers_with_weights(layers: Sequence[LayerReport]) -> int:
+    """The layers the healthy summary counts: the rows of the layer table with weights of their own
+    (Linear, conv, recurrent, embedding...; not a pool, a flatten, an activation or a norm), alike in
+    a spec, a live module and a model file (newuser10 #15: a spec counted its pool and flatten, a
+    module its weight layers only)."""
+    return sum(1 for r in layers if r.type not in NORM_TYPES
+               and (r.weight_std is not None or r.grad_norm is not None or r.fan_in is not None))
+
+
+def note_words(finding: Finding) -> str:
+    """A note as the healthy summary names it: its code and key figure, what it is from its
+    evidence metric (``large_updates 0.19 of the weights per step``); the code alone where its
+    evidence has no number."""
+    value, metric = finding.evidence.value, finding.evidence.metric
+    if value is None or not math.isfinite(value) or not metric:
+        return finding.code
+    shown = NOTE_FIGURES.get(metric, metric + " {v}").format(v=f"{value:.2g}")
+    return f"{finding.code} {shown}"
+
+
 def summary_line(status: str, findings: list[Finding], layers: int) -> str:
-    """The document's one-line summary: the worst finding, or healthy (with its notes)."""
+    """The document's one-line summary: the worst finding, or healthy (with its notes, each with
+    its key figure). ``layers``: the layers with weights the check measured, counted alike in a
+    spec, a module and a model file."""
     if status == "healthy":
-        notes = f" (note: {', '.join(dict.fromkeys(f.code for f in findings))})" if findings else ""
-        return f"healthy: no gradient problem found in {layers} layers{notes}"
+        notes = (f" (note: {', '.join(dict.fromkeys(note_words(f) for f in findings))})" if findings
+                 else "")
+        return f"healthy: no gradient problem found in {layers} layers with weights{notes}"
     worst = findings[0]
     return f"{status}: {worst.code}: {worst.summary}{more_findings(findings)}"
 

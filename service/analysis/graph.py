@@ -484,6 +484,9 @@ class Record:
     state: torch.Tensor | None = None
     #: what the activation folded in read (the unit's output before it), for :meth:`Tracer.settle`
     act_in: torch.Tensor | None = None
+    #: the activation module folded in, by its qualified name and class ("head.5 (Sigmoid)"); None
+    #: where none is, or the forward calls the activation as a function
+    activation_at: str | None = None
     #: an activation unit of its own whose input something else reads too (:meth:`Tracer.settle`)
     bypassed: bool = False
     #: ``out``'s autograd node when it became the unit's output: an in-place op since (a residual
@@ -994,6 +997,7 @@ class Tracer:
                 last.pre, last.activation = _pre_activation(last.out, role.activation, getattr(module, "dim", -1)), role.activation
                 last.activation_params = activation_params(role.activation, vars(module))
                 last.act_in = last.out
+                last.activation_at = f"{name} ({type(module).__name__})"
             elif role.type != "layerscale":
                 before = Fold(last.out, len(last.params), last.normalised, last.activation, last.pre, [])
                 last.folds.append(before._replace(marked=self._normalise(last)))
@@ -3211,6 +3215,22 @@ def _add_active_units(ever_active: dict[str, torch.Tensor], records: Sequence[Re
             ever_active[rec.name] = held | alive
 
 
+def _recorded_bytes(inputs: Any, records: Sequence[Record]) -> int:
+    """The bytes of the activations one seed's simulation recorded: its floating-point inputs and
+    each unit's output, with the layer's own output before an activation or norm folded in where
+    that is another tensor (each tensor once). A live module's ``simulation.activation_bytes``
+    (newuser10 #15: it read 0 for every module check)."""
+    seen: dict[int, int] = {}
+    for t in all_tensors(inputs):
+        if t.is_floating_point():
+            seen[id(t)] = t.numel() * t.element_size()
+    for rec in records:
+        for kept in (rec.out, rec.raw, rec.pre):
+            if isinstance(kept, torch.Tensor):
+                seen[id(kept)] = kept.numel() * kept.element_size()
+    return sum(seen.values())
+
+
 def simulate_graph(run: GraphRun, *, device: str | None = None,
                    progress: ProgressFn | None = None, seeds: int | None = None) -> SimulationResult:
     """Simulate ``run`` for every seed and collect per-unit figures as :func:`simulate` does.
@@ -3239,6 +3259,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
         figures_of.append(figures)
         _add_active_units(ever_active, seed_records, figures)
         if seed == 0:
+            recorded = _recorded_bytes(xs, seed_records)
             post_ln = post_ln_layers(net)
             by_hand = not post_ln and figures.post_ln
             if by_hand:
@@ -3279,7 +3300,10 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                                rec.activation, int(rec.name in nested),
                                rec.role.kind == "weight", fan_in, fan_out, values,
                                normalised=rec.normalised, readout=rec.name in run.readouts,
-                               activation_params=rec.activation_params if rec.activation is not None else {}))
+                               activation_params=rec.activation_params if rec.activation is not None else {},
+                               module_class=type(rec.module).__name__ if rec.pointer.startswith("module:") else None,
+                               activation_at=rec.activation_at if rec.activation is not None
+                               and rec.pointer.startswith("module:") else None))
     bidirectional = {rec.name for rec in records
                      if isinstance(rec.module, UnrolledRNN) and rec.module.directions == 2}
     series = [TimeSeries.of(name, sub, figures_of, reverse=name in bidirectional and sub % 2 == 1)
@@ -3293,6 +3317,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             or figures_of[0].forward_squash,
                             squashed_in_forward=figures_of[0].forward_squash is not None,
                             squash_before_softmax=figures_of[0].squash_before_softmax,
+                            activation_bytes=recorded,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             gate_drivers=figures_of[0].gate_drivers,
                             score_projections=figures_of[0].score_projections,

@@ -35,6 +35,7 @@ from gradhealth.analysis.check import (
     acted_on,
     clip_reference,
     decided,
+    layers_with_weights,
     not_judged,
     optimizer_shown,
     seed_margin,
@@ -273,6 +274,34 @@ def _output_activation_module(model: nn.Module, path: str, *, after: bool) -> st
     return f"{parent}.{child}" if parent else child
 
 
+def _access(path: str) -> str:
+    """Python that reaches the submodule at the qualified name ``path`` from ``model``:
+    ``model.head[4]`` for "head.4" (an index into a Sequential or ModuleList), ``getattr`` for a
+    name that is no identifier."""
+    out = "model"
+    for part in path.split(".") if path else []:
+        out = (f"{out}[{part}]" if part.isdigit() else f"{out}.{part}" if part.isidentifier()
+               else f"getattr({out}, {part!r})")
+    return out
+
+
+def _linear_output_snippet(last: UnitStats, path: str | None, activation: str) -> str:
+    """The output_activation remedy's code for a live module's bounded output ``last`` (the layer
+    whose activation is ``activation``): the activation module at ``path`` replaced by nn.Identity,
+    or, where the forward calls it as a function, the layer's output returned as it is
+    (newuser10 #7: the generic ``nn.Linear(n_in, 1)`` named neither the module nor its width)."""
+    layer = last.pointer.removeprefix("module:")
+    shape = (f"{last.module_class or 'Linear'}({last.fan_in}, {last.fan_out})" if last.type == "linear"
+             and last.fan_in and last.fan_out else last.module_class or last.type)
+    torch_name = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "hardtanh": "Hardtanh",
+                  "softsign": "Softsign", "hardsigmoid": "Hardsigmoid"}.get(activation, activation)
+    if path is not None:
+        return (f"{_access(path)} = nn.Identity()  # was nn.{torch_name}() after {_access(layer)}, a {shape}: "
+                "the output is now linear")
+    return (f"return {_access(layer).replace('model', 'self', 1)}(x)  # in forward, not "
+            f"torch.{activation}(...) of it: {_access(layer)} is a {shape}, its output now linear")
+
+
 def _standardise_input_edit(path: str) -> Edit:
     """The module at ``path`` (the first layer) reading its input standardised, (x - mean) / std over
     the batch: what normalising the data gives that layer, whatever the example's dtype."""
@@ -460,9 +489,12 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             path = (_output_activation_module(model, relu.pointer.removeprefix("module:"), after=relu.has_weights)
                     or _unit_activation(model, unit_names, relu.pointer))
             act = relu.activation if relu.activation in OUTPUT_RANGES else "relu"
+            last = output_layer(result)
             remedy = R.linear_regression_output(where, activation=act, output_range=OUTPUT_RANGES[act],
                                                 logits=relu is relu_logits_output(result),
-                                                n_out=output_layer(result).fan_out)
+                                                n_out=last.fan_out, n_in=last.fan_in)
+            if last.pointer.startswith("module:"):  # a live module's (a Keras file's keeps its words)
+                remedy.snippet = _linear_output_snippet(last, path, act)
             return [(remedy, _identity_edit(path) if path is not None else None)]
         if no_output_gradient(result):
             if (result.loss or "cross_entropy") == "cross_entropy" and output_layer(result).fan_out == 1:
@@ -923,13 +955,14 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
     report(1.0, "done")
     status = status_of(findings)
-    summary = summary_line(status, findings, len(result.units)) + _unreached_note(result) + _layerless_note(result, run)
+    judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
+    rows = [_layer_report(u, judged) for u in result.units]
+    summary = summary_line(status, findings, layers_with_weights(rows)) + _unreached_note(result) + _layerless_note(result, run)
     unstepped = _unstepped_note(result)
     n_params = parameters if parameters is not None else sum(p.numel() for p in run.model.parameters())
-    judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
     return Diagnosis(
         name=name, status=status, summary=summary, findings=findings,
-        layers=[_layer_report(u, judged) for u in result.units],
+        layers=rows,
         theory=theory_report(result),
         time_steps=[TimeStep(layer=ts.layer, sublayer=ts.sublayer, t=t, output_grad_norm=finite_or_none(g),
                              log10_spread=finite_or_none(s))
@@ -937,7 +970,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                     for t, (g, s) in enumerate(zip(ts.geo(), ts.log10_std(), strict=True))],
         simulation=SimulationInfo(seeds=run.seeds, batch_size=result.batch_size or _batch(run.inputs), device=result.device,
                                   precision=result.dtype, parameters=int(n_params),
-                                  activation_bytes=activation_bytes,
+                                  activation_bytes=activation_bytes or result.activation_bytes,
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
                                   remedies_simulated=verifier.simulated, loss=run.loss,
                                   optimizer=optimizer_shown(run.optimizer),
@@ -1842,7 +1875,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                        progress=progress)
         if inference_softmax or multi_label:
             doc.findings.append(_inference_softmax_note(run, int(out.shape[-1])) if inference_softmax and out is not None else _multi_label_note(run, multi_label))
-            doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
+            doc.summary = summary_line(doc.status, doc.findings, layers_with_weights(doc.layers))
         if imported.notes:
             doc.summary = f"{doc.summary} (Note: {'; '.join(imported.notes)}.)"
         return doc if weights == "reinitialise" else on_synthetic_inputs(doc, input_range)

@@ -3025,6 +3025,18 @@ UNREACHABLE_TARGETS_WARNING = 0.45
 UNREACHABLE_TARGETS_ERROR = 0.95
 
 
+def _outputs_through(last: UnitStats, act: UnitStats, activation: str) -> str:
+    """"<the output layer>'s outputs go through <its activation>", naming a live module's lines to
+    edit by qualified name and class where the measurement knows them ("4 (Linear 64→1)'s outputs
+    go through 5 (Sigmoid)": "4's outputs" read oddly for a Sequential index, newuser10 #7); a
+    spec's or a Keras file's layer by its name ("layers[3].linear's outputs go through a sigmoid")."""
+    layer = last.name
+    if last.module_class is not None:
+        width = f" {last.fan_in}\u2192{last.fan_out}" if last.type == "linear" and last.fan_in and last.fan_out else ""
+        layer = f"{last.name} ({last.module_class}{width})"
+    return f"{layer}'s outputs go through {act.activation_at or 'a ' + activation}"
+
+
 def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
     """The bounded activation (``OUTPUT_RANGES``: a ReLU, a sigmoid, a tanh...) ending a network
     trained on a regression loss (mse, mae, huber), where it has one: every target outside its range
@@ -3414,7 +3426,7 @@ class OutputLossMismatch(ArchitectureRule):
             if passed and value <= 0.0:
                 return Detection(
                     self.code, severity, "unreachable_target_fraction", value,
-                    f"{last.name}'s outputs go through a {bounded.activation} under {loss}; {targets} all lie "
+                    f"{_outputs_through(last, bounded, bounded.activation)} under {loss}; {targets} all lie "
                     f"within its range [{low:g}, {high:g}]: every target is in reach",
                     f"A {bounded.activation} output holds the predictions to [{low:g}, {high:g}], which covers the "
                     f"targets given, so the regression can fit them. Each gradient still goes through the "
@@ -3424,7 +3436,7 @@ class OutputLossMismatch(ArchitectureRule):
             if given is not None and not passed and value <= 0.0:
                 return Detection(
                     self.code, severity, "unreachable_target_fraction", value,
-                    f"{last.name}'s outputs go through a {bounded.activation} under {loss}; the targets lie in "
+                    f"{_outputs_through(last, bounded, bounded.activation)} under {loss}; the targets lie in "
                     f"[{given[0]:g}, {given[1]:g}] (loss.target_range), within its range [{low:g}, {high:g}]: "
                     "every target is in reach",
                     f"A {bounded.activation} output holds the predictions to [{low:g}, {high:g}], which covers the "
@@ -3435,7 +3447,7 @@ class OutputLossMismatch(ArchitectureRule):
             if severity == "info":
                 return Detection(
                     self.code, severity, "unreachable_target_fraction", value,
-                    f"{last.name}'s outputs go through a {bounded.activation} under {loss}: every prediction "
+                    f"{_outputs_through(last, bounded, bounded.activation)} under {loss}: every prediction "
                     f"stays in [{low:g}, {high:g}], out of reach of {value:.0%} of {targets}; "
                     "right for targets scaled into that range",
                     f"A {bounded.activation} output bounds a regression's predictions to [{low:g}, {high:g}]. "
@@ -3446,7 +3458,7 @@ class OutputLossMismatch(ArchitectureRule):
                     evidence, [bounded])
             return Detection(
                 self.code, severity, "unreachable_target_fraction", value,
-                f"{last.name}'s outputs go through a {bounded.activation} under {loss}: every prediction stays "
+                f"{_outputs_through(last, bounded, bounded.activation)} under {loss}: every prediction stays "
                 f"in [{low:g}, {high:g}], so {value:.0%} of {targets} are out of reach",
                 f"A regression loss needs outputs free to reach the targets. A {bounded.activation} on the "
                 f"output holds every prediction in [{low:g}, {high:g}]: targets outside it (any that are not "
@@ -3471,7 +3483,7 @@ class OutputLossMismatch(ArchitectureRule):
                      "their classes can never be learned" if dead_units and max(dead_units) > 0 else "")
             return Detection(
                 self.code, severity, "clipped_output_fraction", value,
-                f"{last.name}'s outputs go through a ReLU and {loss} takes them for logits: {value:.0%} of the "
+                f"{_outputs_through(last, relu, 'ReLU')} and {loss} takes them for logits: {value:.0%} of the "
                 f"logits are clipped to 0 and pass no gradient{never}",
                 f"{loss} applies its own {'sigmoid' if loss == 'binary_cross_entropy' else 'softmax'} to raw "
                 "scores (logits), which must be free to go negative. A ReLU on the last layer clips every "
@@ -3500,7 +3512,7 @@ class OutputLossMismatch(ArchitectureRule):
                             "every input, nothing learns")
             return Detection(
                 self.code, severity, "clipped_output_fraction", value,
-                f"{last.name}'s outputs go through a ReLU under {loss}: {reach}, and {clipped}",
+                f"{_outputs_through(last, relu, 'ReLU')} under {loss}: {reach}, and {clipped}",
                 "A regression loss needs outputs free to move both ways. A ReLU on the output passes no "
                 "gradient for every output it clips to 0, so those samples teach nothing; if the output "
                 "unit goes off for every input (a large step, a bias pushed negative) the whole network stops "

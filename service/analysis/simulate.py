@@ -70,6 +70,11 @@ class UnitStats:
     #: the activation's own parameters where it has any (leaky_relu's ``negative_slope``, elu's
     #: ``alpha``), which the mean-field theory of a stretch needs
     activation_params: dict[str, float] = field(default_factory=dict)
+    #: a live module's unit: its module's class ("Linear"), and the activation module folded into it
+    #: by qualified name and class ("head.5 (Sigmoid)"), for findings that name the line to edit;
+    #: None in a spec's units, and where the forward calls the activation as a function
+    module_class: str | None = None
+    activation_at: str | None = None
 
     # The per-seed arrays hold a handful of numbers: plain float arithmetic on them is ~20x
     # cheaper than numpy's nan-aware reductions, and the rules and reports ask ~50 times a check.
@@ -203,6 +208,10 @@ class SimulationResult:
     #: a Keras file's stored weights), on ``target_range`` where one is given
     bounded_regression: bool = False
     target_range: tuple[float, float] | None = None
+    #: a graph door's: the bytes of the activations one seed's simulation recorded (its float inputs
+    #: and each measured unit's output, before and after an activation folded in), the measured
+    #: counterpart of a spec's ``Plan.activation_bytes``; 0 for a spec (the plan has it)
+    activation_bytes: int = 0
     #: the example regression targets a live module's check was given (``check_module``'s ``targets``,
     #: flattened float64), judged in place of ``target_range`` where given
     target_values: np.ndarray | None = None

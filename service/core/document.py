@@ -153,7 +153,9 @@ class LayerReport(BaseModel):
     pointer: str = Field(description="JSON pointer of the spec entry that made this layer")
     type: str
     activation: str | None = None
-    grad_norm: float | None = Field(None, description="||dL/dW|| (geometric mean over seeds)")
+    grad_norm: float | None = Field(None, description="||dL/dW|| (geometric mean over seeds); null for a layer with "
+                                                       "no weights (a pool, a flatten, an activation), whose "
+                                                       "gradient is its output's, output_grad_norm")
     output_grad_norm: float | None = Field(None, description="||dL/dh|| of the layer's output")
     activation_mean: float | None = None
     activation_std: float | None = None
@@ -241,7 +243,10 @@ class SimulationInfo(BaseModel):
     device: str
     precision: str
     parameters: int
-    activation_bytes: int
+    activation_bytes: int = Field(description=(
+        "bytes of one seed's activations: a spec's estimated from its layers' output shapes, batch and "
+        "precision; a live module's (check_module) measured, the float inputs and each measured layer's "
+        "outputs (before and after its activation) that the simulation recorded"))
     duration_s: float
     remedies_simulated: int = Field(default=0, description=(
         "patched specs simulated again to verify remedies; a remedy that changes only the optimizer's "

@@ -136,7 +136,7 @@ SNIPPETS: dict[str, str] = {
         "# Keras: model.compile(loss=keras.losses.{keras_loss}(from_logits=True), ...)"
     ),
     "output_activation": (
-        "nn.Sequential(nn.Linear(n_in, {n_out}), nn.{activation}())  # not {was}"
+        "nn.Sequential(nn.Linear({n_in}, {n_out}), nn.{activation}())  # not {was}"
     ),
     "weight_decay": _KEEP_OPTIMIZER + '    group["weight_decay"] = {weight_decay}',
     "balance_classes": (
@@ -270,7 +270,7 @@ def output_activation(where: str, activation: str = "sigmoid", patch: Patch = ()
               f"replace the softmax over one unit after {where} with {activation} (or no activation for a regression)")
     return make_remedy("output_activation", change, patch,
                        activation={"sigmoid": "Sigmoid", "identity": "Identity"}.get(activation, "Sigmoid"),
-                       was="nn.Softmax(dim=-1) over one unit", n_out="1")
+                       was="nn.Softmax(dim=-1) over one unit", n_in="n_in", n_out="1")
 
 
 def single_unit_binary_loss(where: str, patch: Patch = ()) -> Remedy:
@@ -279,12 +279,12 @@ def single_unit_binary_loss(where: str, patch: Patch = ()) -> Remedy:
     return make_remedy("output_activation", f"train the single unit of {where} with binary cross-entropy (a sigmoid "
                        "on it, or binary_cross_entropy_with_logits on its logit): categorical cross-entropy over one "
                        "class is 0 whatever the output; or make the last layer one unit per class", patch,
-                       activation="Sigmoid", was="categorical cross-entropy over one unit", n_out="1")
+                       activation="Sigmoid", was="categorical cross-entropy over one unit", n_in="n_in", n_out="1")
 
 
 def linear_regression_output(where: str, patch: Patch = (), *, activation: str = "relu",
                              output_range: tuple[float, float] | None = None, logits: bool = False,
-                             n_out: int | None = None) -> Remedy:
+                             n_out: int | None = None, n_in: int | None = None) -> Remedy:
     """Drop the bounded ``activation`` (a ReLU by default) on the regression output ``where``: a
     ReLU's clipped outputs get no gradient; any bound (``output_range``) keeps targets beyond it out
     of reach. ``logits``: the output feeds a loss on logits (a classifier's ReLU on its scores)."""
@@ -293,7 +293,8 @@ def linear_regression_output(where: str, patch: Patch = (), *, activation: str =
     if logits:
         return make_remedy("output_activation", f"end {where} with no activation (raw logits) instead of the ReLU: "
                            "the loss applies its own softmax or sigmoid, and a logit must be free to go negative",
-                           patch, activation="Identity", was="nn.ReLU() on the logits", n_out="n_classes")
+                           patch, activation="Identity", was="nn.ReLU() on the logits", n_in=str(n_in or "n_in"),
+                           n_out=str(n_out or "n_classes"))
     if activation == "relu":
         why = ("a regression's outputs must move both ways; for targets that must stay positive, softplus keeps a "
                "gradient everywhere")
@@ -304,7 +305,8 @@ def linear_regression_output(where: str, patch: Patch = (), *, activation: str =
     label = "ReLU" if activation == "relu" else activation
     remedy = make_remedy("output_activation", f"end {where} with no activation (a linear output) instead of the "
                          f"{label}: {why}", patch, activation="Identity",
-                         was=f"nn.{torch_name}() on a regression output", n_out=str(n_out or "n_out"))
+                         was=f"nn.{torch_name}() on a regression output", n_in=str(n_in or "n_in"),
+                         n_out=str(n_out or "n_out"))
     # the catalogue's rationale is the single-unit softmax's: this finding is a regression's bound
     # (newuser10 #7: a sigmoid head under mse was told about "a softmax over a single unit")
     remedy.rationale = (

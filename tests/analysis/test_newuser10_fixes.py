@@ -114,7 +114,9 @@ def test_the_regression_output_remedy_speaks_of_the_regression() -> None:
     [f] = [f for f in doc.findings if f.code == "output_loss_mismatch"]
     [r] = [r for r in f.remedies if r.id == "output_activation"]
     assert "softmax" not in r.rationale and "regression" in r.rationale and "sigmoid" in r.rationale
-    assert r.params["n_out"] == "1" and "nn.Linear(n_in, 1)" in r.snippet
+    # the snippet filled from the model: the module to replace and the head's real widths
+    assert r.params["n_out"] == "1" and r.params["n_in"] == "64" and "n_in" not in r.snippet
+    assert r.snippet.startswith("model[5] = nn.Identity()") and "a Linear(64, 1)" in r.snippet
 
 
 @pytest.mark.parametrize("fmt", ["text", "markdown", "html"])

@@ -40,7 +40,8 @@ def test_a_relu_on_the_logits_is_a_mismatch_with_about_half_the_logits_clipped()
     fix = next(r for r in f.remedies if r.id == "output_activation")
     assert fix.patch == [{"op": "replace", "path": "/layers/1/activation", "value": "identity"}]
     assert fix.verified is not None and fix.verified.after == 0.0
-    assert "n_classes" in fix.snippet and "logits" in fix.change
+    # (the snippet names the output layer's real widths, not the n_in / n_classes placeholders)
+    assert "nn.Linear(128, 10)" in fix.snippet and "logits" in fix.change
     # the output layer is this finding's, not dead_units' as a hidden layer
     dead = _finding(doc, "dead_units")
     assert dead is None or "layers[1]" not in " ".join(dead.where)

@@ -1072,7 +1072,7 @@ def _redundant_squash(doc: Any, graph: KerasGraph, name: str, inner: str, src: s
     changed; here the fix is one activation fewer. ``loss``: the file's (or given) loss, ``kind``
     the one simulated. A remedy whose run could not drop the first
     (:func:`check_keras_graph` keeps it in the network) is said to be unverified, not fixed."""
-    from gradhealth.analysis.check import summary_line
+    from gradhealth.analysis.check import layers_with_weights, summary_line
     from gradhealth.core.document import status_of
 
     outer = _output_activation(graph, name)
@@ -1120,7 +1120,7 @@ def _redundant_squash(doc: Any, graph: KerasGraph, name: str, inner: str, src: s
             # the first squash stays in the simulated network: a run without `squashed` is the same model
             r.verified, r.unverified = None, "not_simulable"
     doc.status = status_of(doc.findings)
-    doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
+    doc.summary = summary_line(doc.status, doc.findings, layers_with_weights(doc.layers))
 
 
 def _degenerate_preprocessing(doc: Any, graph: KerasGraph) -> None:
@@ -1129,7 +1129,7 @@ def _degenerate_preprocessing(doc: Any, graph: KerasGraph) -> None:
     The layer is simulated with them, but the rules judge growth between layers, and a network
     whose every input is 1e7 times too large has none to judge: its first weights' gradients and
     its loss are about 1e14 times a normalised input's."""
-    from gradhealth.analysis.check import summary_line
+    from gradhealth.analysis.check import layers_with_weights, summary_line
     from gradhealth.core.document import status_of
     from gradhealth.core.rules import rule
 
@@ -1148,4 +1148,4 @@ def _degenerate_preprocessing(doc: Any, graph: KerasGraph) -> None:
     if added:
         doc.findings[:0] = added  # the worst first, as the check orders them
         doc.status = status_of(doc.findings)
-        doc.summary = summary_line(doc.status, doc.findings, len(doc.layers))
+        doc.summary = summary_line(doc.status, doc.findings, layers_with_weights(doc.layers))
