@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from gradhealth.analysis.activations import MEASURED_SATURATING
@@ -58,6 +59,9 @@ class SeedFigures:
     #: the bounded activation (sigmoid, tanh) right before the softmax or log_softmax a live module's
     #: forward ends in (:func:`.graph.squash_before_softmax`); None where there is none
     squash_before_softmax: str | None = None
+    #: the float input's values (seed 0, float64, flattened) where the output has its shape: a
+    #: reconstruction, whose targets are its inputs (:func:`.graph.reconstructed_inputs`)
+    reconstruction: np.ndarray | None = None
     #: layers a live module's forward calls in a loop, each call a time step (:func:`.graph.loops`)
     looped: list[str] = field(default_factory=list)
     #: layers called once per step of such a loop (its input projection): part of the loop's steps

@@ -1932,6 +1932,11 @@ class GraphRun:
     #: example regression targets the user passed (``check_module``'s ``targets``, flattened, float64),
     #: with ``bounded_regression``: the share of them out of the output's range is judged
     target_values: np.ndarray | None = None
+    #: judge a bounded output shaped as the model's one float input (a reconstruction: an
+    #: autoencoder's targets are its inputs) on the share of the inputs drawn out of its range
+    #: (:func:`.rules.clipped_regression_output`): a file's (standard normal, or ``--input-range``'s);
+    #: a live module's only where ``input_range`` says where its data lies
+    reconstruction: bool = True
     #: an imported file's own final squash that the loss, given by the user, applies its softmax
     #: over: a sigmoid over several units under cross_entropy (nn.CrossEntropyLoss on sigmoid
     #: outputs), judged as a live module's forward ending in one (:func:`forward_squash`)
@@ -2264,6 +2269,19 @@ def _loss(run: GraphRun, out: Any, seed: int, logits: Sequence[torch.Tensor] = (
                                   for k, (kind, o, (fl, sq)) in enumerate(zip(run.losses, firsts, options, strict=True)))), None
 
 
+def reconstructed_inputs(run: GraphRun, xs: Sequence[torch.Tensor], out: Any) -> np.ndarray | None:
+    """The values of the model's one float input (flattened, float64) where its single output has
+    the input's shape (an autoencoder: its targets are its inputs), else None; a run that does not
+    judge reconstructions (:attr:`GraphRun.reconstruction`) None."""
+    floats = [x for x in xs if x.is_floating_point()]
+    if not run.reconstruction or run.losses is not None or len(floats) != 1:
+        return None
+    first = out if isinstance(out, torch.Tensor) else None
+    if first is None or first.shape != floats[0].shape or first.numel() <= first.shape[0]:
+        return None  # one number per sample is a regression, judged on its targets
+    return floats[0].detach().to("cpu", torch.float64).flatten().numpy()
+
+
 def layer_scale_names(net: nn.Module, tracer: Tracer) -> dict[str, float]:
     """The layer scales a trace folded into units, by the name of the parameter or buffer that
     holds each vector in ``net``, with its largest magnitude."""
@@ -2434,6 +2452,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             squashed = None if run.unsquash else forward_squash(run, value)
             bounded = squash_before_softmax(run, value)
             loss, silent = _loss(run, value, seed, logits)
+            inputs_back = reconstructed_inputs(run, xs, value) if seed == 0 else None
         tracer.settle(loss)
         looped = loops(tracer.units)
         scans = elementwise_loops(tracer.decays)
@@ -2486,6 +2505,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     figures = readout.read(loss, silent)
     figures.forward_squash = squashed
     figures.squash_before_softmax = bounded
+    figures.reconstruction = inputs_back
     figures.batch_statistics = dict(tracer.batch_statistics)
     if seed == 0 and loss.grad_fn is not None:  # the structure is every seed's: read once (simulate_graph)
         readers = consumers(loss.grad_fn)  # one walk of the graph serves all three
@@ -3101,6 +3121,44 @@ def post_ln_layers(net: nn.Module) -> list[list[str]]:
     return list(stacks.values())
 
 
+def post_ln_by_hand_layers(net: nn.Module, units: Sequence[str]) -> list[list[str]]:
+    """Hand-written Post-LN blocks (:func:`post_ln_units`, in forward order) grouped into layers and
+    stacks, as :func:`post_ln_layers` gives torch's: one unit per layer (its last Add & Norm
+    sublayer), one list per stack. A layer is the module that owns its sums: the item of an
+    ``nn.ModuleList``/``nn.Sequential`` above the units that holds two or more of them
+    (``decoder.layer_stack.3`` for ``decoder.layer_stack.3.enc_attn.fc``), so a decoder layer's
+    three Add & Norm (self-attention, cross-attention, feed-forward) are one layer as an encoder
+    layer's two are, and its stack is the list that holds it (modsweep35 u04: 6 + 6 layers, not 15);
+    a list whose items hold one sum each holds sublayers, not layers. Units in no such list: two
+    Add & Norm per layer, one stack, the layer ending at its second (the last layer's second norm
+    feeds the head, not a sum: an odd count ends with it)."""
+    listed = {name for name, m in net.named_modules() if isinstance(m, nn.ModuleList | nn.Sequential)}
+
+    def items(unit: str) -> list[tuple[str, str]]:
+        # the list items strictly above the unit, innermost first (a feed-forward written as an
+        # nn.Sequential holds its linear as an item: the unit itself is no layer)
+        parts = unit.split(".")
+        return [(".".join(parts[:i]), ".".join(parts[:i + 1])) for i in range(len(parts) - 2, 0, -1)
+                if parts[i].isdigit() and ".".join(parts[:i]) in listed]
+
+    held = collections.Counter(item for u in units for _, item in items(u))
+    # a list is a stack of layers where one of its items holds two sums or more (the last layer of
+    # a stack may hold one: its last norm feeds the head or the decoder, no sum)
+    stacked = {container for u in units for container, item in items(u) if held[item] >= 2}
+    stacks: dict[str, dict[str, str]] = {}
+    loose: list[str] = []
+    for unit in units:
+        owner = next(((c, item) for c, item in items(unit) if c in stacked), None)
+        if owner is None:
+            loose.append(unit)
+        else:
+            stacks.setdefault(owner[0], {})[owner[1]] = unit  # the layer's last sublayer in forward order
+    found = [list(layers.values()) for layers in stacks.values()]
+    if loose:
+        found.append(loose[1::2] + loose[-1:] if len(loose) % 2 else loose[1::2])
+    return found
+
+
 def precision_name(dtype: torch.dtype) -> str:
     """``float64``, ``float32``, ``bfloat16``...: the name the document gives a simulation's dtype."""
     return str(dtype).removeprefix("torch.")
@@ -3263,10 +3321,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
             post_ln = post_ln_layers(net)
             by_hand = not post_ln and figures.post_ln
             if by_hand:
-                # two Add & Norm per Transformer layer, the layer ending at its second; the last
-                # layer's second norm feeds the head, not a sum: an odd count ends with it
-                sub = figures.post_ln
-                post_ln = [sub[1::2] + sub[-1:] if len(sub) % 2 else sub[1::2]]
+                post_ln = post_ln_by_hand_layers(net, figures.post_ln)
         # the seed's readout and structure walks are done: its records keep what the units' table
         # reads (names, roles, modules, shapes), not the tensors whose grad_fn hold its autograd
         # graph (retained for the carried gradient), so one seed's graph is alive at a time
@@ -3327,7 +3382,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             and run.loss in PROBABILITY_LOSSES and not run.inference_head,
                             bounded_regression=run.bounded_regression and run.losses is None,
                             target_range=run.target_range if run.losses is None else None,
-                            target_values=run.target_values if run.losses is None else None)
+                            target_values=run.target_values if run.losses is None else None,
+                            reconstruction=figures_of[0].reconstruction)
 
 
 def initial_sharpness(run: GraphRun, device: str | None = None) -> Sharpness:

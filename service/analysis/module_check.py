@@ -1455,7 +1455,10 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
              if n is not None]
     run = GraphRun(model, input_specs(example_inputs, model, drawn_in), loss, seeds, optimizer=stated,
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs),
-                   bounded_regression=True, target_range=given_range, target_values=given_targets)
+                   bounded_regression=True, target_range=given_range, target_values=given_targets,
+                   # a reconstruction judged on its inputs where their range is given: the example's
+                   # values are a shape, not the data (standard-normal placeholders, modsweep30 h09)
+                   reconstruction=drawn_in is not None)
     try:
         # the caller's grad mode is not the check's: called under torch.no_grad() or inference_mode
         # (an evaluation loop), the forward builds no graph and every gradient, the sharpness's

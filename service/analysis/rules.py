@@ -2230,21 +2230,37 @@ def _stack_step(result: SimulationResult, stack: list[UnitStats]) -> float | Non
     return max(found) if found else None
 
 
-def _post_ln_depth(result: SimulationResult, stack: list[UnitStats]) -> int:
-    """The depth of the deepest single Post-LN stack among ``stack``'s units (two stacks of 10 with a
-    layer between are 10 deep, not 20): a live module's stacks as it recorded them, a spec's the
-    runs of consecutive units."""
+def _post_ln_stack_depths(result: SimulationResult, stack: list[UnitStats]) -> list[int]:
+    """The depth of each single Post-LN stack among ``stack``'s units, in order (a Transformer's
+    encoder and decoder: [6, 6]; two stacks of 10 with a layer between: [10, 10]): a live module's
+    stacks as it recorded them, a spec's the runs of consecutive units."""
     names = {u.name for u in stack}
     if result.plan is None:
-        return max((sum(n in names for n in s) for s in result.post_ln), default=0)
+        return [d for d in (sum(n in names for n in s) for s in result.post_ln) if d]
     index = {u.name: i for i, u in enumerate(result.units)}
-    best = run = 0
+    runs: list[int] = []
     last = -2
     for u in stack:
         i = index.get(u.name, -2)
-        run = run + 1 if i == last + 1 else 1
-        best, last = max(best, run), i
-    return best
+        if runs and i == last + 1:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+        last = i
+    return runs
+
+
+def _post_ln_depth(result: SimulationResult, stack: list[UnitStats]) -> int:
+    """The depth of the deepest single Post-LN stack among ``stack``'s units (two stacks of 10 with a
+    layer between are 10 deep, not 20): :func:`_post_ln_stack_depths`' deepest."""
+    return max(_post_ln_stack_depths(result, stack), default=0)
+
+
+def _stacks_phrase(depths: list[int]) -> str:
+    """"stack of 6 layers", "stacks of 6 and 6 layers" (an encoder's and a decoder's)."""
+    if len(depths) <= 1:
+        return f"stack of {depths[0] if depths else 0} layers"
+    return f"stacks of {', '.join(map(str, depths[:-1]))} and {depths[-1]} layers"
 
 
 def _warmup_in_place(result: SimulationResult, stack: list[UnitStats]) -> bool:
@@ -2301,7 +2317,10 @@ class PostLnDepthRisk(ArchitectureRule):
             # (a depth of 6 beside a norm of 4.88 read as "under the bar", specsweep11)
             "threshold": None,
             "layers": [stack[0].name, stack[-1].name],
-            "depth": len(stack),
+            # the deepest stack's layers; each stack's (an encoder's and a decoder's: [6, 6]) in
+            # ``stacks``, where the two were counted as one stack of 12 (modsweep35 u04)
+            "depth": _post_ln_depth(result, stack),
+            "stacks": _post_ln_stack_depths(result, stack),
             "depth_threshold": t.post_ln_depth,
             "first_layer_grad_norm": g_first,
             "last_layer_grad_norm": g_last,
@@ -2309,7 +2328,8 @@ class PostLnDepthRisk(ArchitectureRule):
         # what was measured, as measured: the depth is the risk, and the two norms are shown as they
         # are (modsweep34 h06: "does not shrink with depth" beside a last layer at half the first's)
         summary = (
-            f"Post-LN Transformer stack of {len(stack)} layers ({t.post_ln_depth} or more need warm-up): "
+            f"Post-LN Transformer {_stacks_phrase(_post_ln_stack_depths(result, stack))} "
+            f"({t.post_ln_depth} or more need warm-up): "
             f"gradient norm {fmt(g_first)} at its first layer, {fmt(g_last)} at its last"
         )
         explanation = (
@@ -3057,6 +3077,12 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
     # nn.LSTM(3, 4, 3) under mse against standard-normal targets, 32% out of reach)
     if unit.type in RECURRENT_OUTPUT_TYPES and unit is output_layer(result):
         return unit
+    # A bounded output shaped as the graph's one float input is a reconstruction (an autoencoder):
+    # its targets are its inputs, judged at any width on the inputs drawn (standard normal, or in
+    # --input-range's range), so a sigmoid reconstructing standardised data is a warning where
+    # nothing was said (kerassweep20 u02), and one reconstructing pixels in [0, 1] is nothing
+    if result.plan is None and result.reconstruction is not None and len(result.reconstruction):
+        return unit
     if (result.plan is None and not result.bounded_regression) or (output_layer(result).fan_out or 0) != 1:
         return None
     return unit
@@ -3073,15 +3099,39 @@ def unreachable_targets(result: SimulationResult, activation: str) -> float:
     outside the range where there are some, else of the spec's or file's ``target_range``, else of
     standard-normal ones."""
     values = result.target_values
+    if (values is None or not len(values)) and target_range(result) is None:
+        values = reconstructed(result)
     if values is not None and len(values):
         low, high = OUTPUT_RANGES[activation]
         return float(np.mean((values < low) | (values > high)))
     return unreachable_target_fraction(activation, target_range(result))
 
 
+def judged_as_reconstruction(result: SimulationResult) -> bool:
+    """Whether :func:`clipped_regression_output` judges ``result``'s bounded output only as a
+    reconstruction (shaped as its input, wider than one unit), not as a one-number regression or a
+    recurrent layer's state."""
+    unit = _output_activation(result)
+    return (result.plan is None and result.reconstruction is not None and len(result.reconstruction) > 0
+            and unit.type not in RECURRENT_OUTPUT_TYPES and (output_layer(result).fan_out or 0) != 1)
+
+
+def reconstructed(result: SimulationResult) -> np.ndarray | None:
+    """The inputs a reconstruction's output is judged against (:attr:`SimulationResult.reconstruction`),
+    where no targets were given (``target_values``, ``target_range``), else None."""
+    given = (result.target_values is not None and len(result.target_values)) or target_range(result) is not None
+    values = result.reconstruction if result.plan is None else None
+    return values if values is not None and len(values) and not given else None
+
+
 def _targets_words(result: SimulationResult) -> tuple[str, str]:
     """(evidence's ``targets``, the summary's words for them) for :func:`unreachable_targets`."""
     values = result.target_values
+    inputs = reconstructed(result)
+    if inputs is not None:
+        span = f"[{float(inputs.min()):.3g}, {float(inputs.max()):.3g}]"
+        return (f"its inputs (a reconstruction), the {len(inputs)} simulated in {span}",
+                f"the inputs it reconstructs (the simulation's {len(inputs)}, in {span})")
     if values is not None and len(values):
         span = f"[{float(values.min()):.3g}, {float(values.max()):.3g}]"
         n = len(values)
@@ -3306,6 +3356,10 @@ class OutputLossMismatch(ArchitectureRule):
             # an error where it reaches (nearly) none of them: it cannot fit at all
             if value >= UNREACHABLE_TARGETS_ERROR:
                 return "error"
+            if value <= 0.0 and judged_as_reconstruction(result):
+                # a reconstruction whose targets (its inputs, or those given) all lie in its range:
+                # the output is right for them, as it was when left unjudged (kerassweep20 h05)
+                return None
             return "warning" if value >= UNREACHABLE_TARGETS_WARNING else "info"
         severity = t.fraction(value, t.silent_loss_warning, t.silent_loss_error)
         if severity is None and sigmoids_under_cross_entropy(result):
@@ -3465,7 +3519,10 @@ class OutputLossMismatch(ArchitectureRule):
                 "scaled into it: unscaled prices, standardised values below 0) cannot be reached, the loss "
                 f"stalls high, and as outputs near a bound the {bounded.activation}'s slope, and with it every "
                 "gradient, fades. End a regression with no activation, or scale the targets into the range."
-                + ("" if given is not None or passed else
+                + (" The targets of a reconstruction are its inputs: inputs already in the range (pixels in "
+                   "[0, 1]) are in reach: say so with --input-range 0,1 for a file (input_range over HTTP) or "
+                   "check_module's input_range=(0, 1)." if reconstructed(result) is not None else
+                   "" if given is not None or passed else
                    " Targets already in the range (0/1 labels) are in reach: say so with the spec's "
                    "loss.target_range, --target-range 0,1 for a Keras file (target_range over HTTP), "
                    "check_module's targets= (example targets) or target_range=, or "

@@ -215,6 +215,9 @@ class SimulationResult:
     #: the example regression targets a live module's check was given (``check_module``'s ``targets``,
     #: flattened float64), judged in place of ``target_range`` where given
     target_values: np.ndarray | None = None
+    #: a graph's reconstruction (a bounded output shaped as its float input): the input values it
+    #: reconstructs, its targets (:attr:`.figures.SeedFigures.reconstruction`)
+    reconstruction: np.ndarray | None = None
     #: a small network's extra draws (:func:`born_dead_draws`), each initialised and stepped once as a
     #: seed is, for the share of draws born dead: per unit, its figures over those draws; empty where
     #: none were run (no layer could die, or the network too large or slow for them)

@@ -1,0 +1,119 @@
+"""kerassweep20 u02: a sigmoid output as wide as the model's input under mse (a denoising
+autoencoder of standardised credit-card features) was not judged, since a bounded output wider than
+one unit was left alone (an autoencoder's sigmoid pixels are in range by design). A bounded output
+shaped as the model's one float input is a reconstruction: its targets are its inputs, and the share
+of the inputs out of its range is judged, in a Keras file, an ONNX file or a live module. Standard
+normal inputs fall outside a sigmoid's [0, 1] with probability 1 - (Phi(1) - Phi(0)) = 0.659 (a
+warning); inputs in [0, 1] (``--input-range 0,1``, ``input_range=(0, 1)``) never do (no finding)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gradhealth.analysis.importers.keras import check_keras
+from gradhealth.analysis.module_check import check_module, check_onnx
+from tests.keras_files import keras2_h5
+
+WIDTH = 12
+#: P(z < 0 or z > 1) for z standard normal: the share of standard-normal inputs a sigmoid cannot reach
+OUT_OF_SIGMOID = 1.0 - (0.8413447460685429 - 0.5)
+
+GLOROT = {"module": "keras.initializers", "class_name": "GlorotUniform", "config": {"seed": None},
+          "registered_name": None}
+ZEROS = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
+
+
+def _dense(name: str, units: int, act: str) -> dict[str, Any]:
+    return {"class_name": "Dense", "config": {"name": name, "trainable": True, "units": units, "activation": act,
+                                              "use_bias": True, "kernel_initializer": GLOROT,
+                                              "bias_initializer": ZEROS}}
+
+
+def _autoencoder_h5(out_units: int = WIDTH) -> bytes:
+    """Keras 2's model.save(): Input(12) -> Dense(6, relu) -> Dense(out_units, sigmoid), mse, Adam."""
+    rng = np.random.default_rng(0)
+    config = {"class_name": "Sequential", "config": {"name": "ae", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, WIDTH], "dtype": "float32",
+                                                "name": "input_1"}},
+        _dense("dense", 6, "relu"), _dense("dense_1", out_units, "sigmoid")]}}
+    stored = {"dense": [("kernel", rng.normal(0, 0.4, (WIDTH, 6)).astype("float32")),
+                        ("bias", np.zeros(6, "float32"))],
+              "dense_1": [("kernel", rng.normal(0, 0.4, (6, out_units)).astype("float32")),
+                          ("bias", np.zeros(out_units, "float32"))]}
+    training = json.dumps({"loss": "mse", "metrics": [], "optimizer_config": {
+        "class_name": "Adam", "config": {"learning_rate": 0.001}}})
+    return keras2_h5(config, stored, attrs={"training_config": training, "keras_version": "2.13.1",
+                                            "backend": "tensorflow"})
+
+
+def _mismatch(doc: Any) -> list[Any]:
+    return [f for f in doc.findings if f.code == "output_loss_mismatch"]
+
+
+def test_a_keras_sigmoid_autoencoder_of_standard_normal_inputs_is_a_warning() -> None:
+    [f] = _mismatch(check_keras(_autoencoder_h5(), verify=False))
+    assert f.severity == "warning"
+    assert f.evidence.model_dump()["output_range"] == [0.0, 1.0]
+    # the inputs drawn: 3 seeds' first batch of 32 x 12 standard-normal values, ~0.659 out of [0, 1]
+    assert abs(f.evidence.value - OUT_OF_SIGMOID) < 0.08, f.evidence.value
+    assert "reconstruct" in f.summary
+
+
+def test_a_keras_sigmoid_autoencoder_of_inputs_in_its_range_has_no_finding() -> None:
+    assert _mismatch(check_keras(_autoencoder_h5(), verify=False, input_range=(0.0, 1.0))) == []
+
+
+def test_a_bounded_output_of_another_width_stays_unjudged() -> None:
+    assert _mismatch(check_keras(_autoencoder_h5(out_units=5), verify=False)) == []
+
+
+def _torch_autoencoder() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(WIDTH, 6), nn.ReLU(), nn.Linear(6, WIDTH), nn.Sigmoid())
+
+
+def _onnx_autoencoder() -> bytes:
+    """x[N, 12] -> Gemm(6) -> Relu -> Gemm(12) -> Sigmoid, as an exporter writes it."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.4, shape).astype("float32"), name)
+             for name, shape in (("w1", (6, WIDTH)), ("b1", (6,)), ("w2", (WIDTH, 6)), ("b2", (WIDTH,)))]
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["z"], transB=1), helper.make_node("Sigmoid", ["z"], ["y"])]
+    graph = helper.make_graph(nodes, "ae", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", WIDTH])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", WIDTH])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+def test_an_onnx_sigmoid_autoencoder_is_judged_on_its_inputs() -> None:
+    data = _onnx_autoencoder()
+    [f] = _mismatch(check_onnx(data, loss="mse", verify=False))
+    assert f.severity == "warning" and abs(f.evidence.value - OUT_OF_SIGMOID) < 0.08, f.evidence.value
+    assert _mismatch(check_onnx(data, loss="mse", verify=False, input_range=(0.0, 1.0))) == []
+
+
+def test_a_module_autoencoder_is_judged_where_its_input_range_is_given() -> None:
+    x = torch.rand(32, WIDTH)  # pixels in [0, 1]
+    # a placeholder example (torch.randn, modsweep30 h09) says nothing of the data: not judged
+    assert _mismatch(check_module(_torch_autoencoder(), torch.randn(32, WIDTH), loss="mse", verify=False)) == []
+    assert _mismatch(check_module(_torch_autoencoder(), x, loss="mse", verify=False, input_range=(0, 1))) == []
+    # standardised data declared in [-2, 2]: (2 + 1) / 4 = 0.75 of the uniform draws out of [0, 1]
+    [f] = _mismatch(check_module(_torch_autoencoder(), x, loss="mse", verify=False, input_range=(-2, 2)))
+    assert f.severity == "warning" and abs(f.evidence.value - 0.75) < 0.08, f.evidence.value
+
+
+def test_a_reconstruction_with_its_targets_given_in_range_has_no_finding() -> None:
+    # --target-range 0,1 (kerassweep20 h05): the targets given are judged, all in reach, and a
+    # reconstruction right for its targets says nothing, as when it was left unjudged
+    assert _mismatch(check_keras(_autoencoder_h5(), verify=False, target_range=(0.0, 1.0))) == []
+    [f] = _mismatch(check_keras(_autoencoder_h5(), verify=False, target_range=(-1.0, 1.0)))
+    assert f.severity == "warning" and f.evidence.value == pytest.approx(0.5)  # half of [-1, 1] below 0
