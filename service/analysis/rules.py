@@ -1121,6 +1121,32 @@ SHUT_GATE_PER_STEP = 0.5
 GATED_PRACTICAL_STEPS = 1000
 
 
+#: A recurrent cell's (RNN, LSTM, GRU) gradient through time growing by this factor or more per
+#: step, over a sequence too short for the total to pass ``Thresholds.exploding_warning``, is a
+#: warning too: the through-depth rule's "a gain no initialisation gives" (``STEEP_LAYER_GAIN``)
+#: for the one weight matrix every step shares. Orthogonal or identity recurrent weights keep the
+#: factor at 1 or under (the cell's tanh and gates only shrink it); trained healthy cells measured
+#: 0.59-1.03 a step over 3-2709 steps (kerassweep14-20, onnxsweep13-18). Recurrent kernels scaled
+#: x6 gave 1.46 (a tanh LSTM over 11 steps: 29.7x, kerassweep19 u09) and 1.91 (a relu LSTM over 9,
+#: its hidden state growing 1.8x a step: 93x read by its 3 seeds, 138x by 8, kerassweep20 u05).
+EXPANDING_STEP_GAIN = 1.25
+
+#: ... and only where the growth over the measured steps is a decade or more, past the factor of
+#: about 10 a healthy net keeps its gradient ratio within (``gradhealth.analysis.thresholds``).
+EXPANDING_MIN_GROWTH = 10.0
+
+#: The unit types whose steps are one recurrent cell each (no residual sum per step, which grows a
+#: loop's gradient by its structure: ``scaled_residual``'s case).
+RECURRENT_CELLS = frozenset({"rnn", "lstm", "gru"})
+
+
+def _expanding(result: SimulationResult, layer: str, ratio: float, steps: int) -> bool:
+    """Whether the recurrent cell ``layer``'s judged gradient grows :data:`EXPANDING_STEP_GAIN` or
+    more per step and :data:`EXPANDING_MIN_GROWTH` or more in all over its ``steps``."""
+    return (result.unit(layer).type in RECURRENT_CELLS and math.isfinite(ratio)
+            and ratio >= EXPANDING_MIN_GROWTH and _per_step(ratio, steps) >= EXPANDING_STEP_GAIN)
+
+
 def _shut(ratio: float, steps: int) -> bool:
     """Whether a gated cell whose dL/dh_t falls by ``ratio`` over ``steps`` does worse than
     default gates by the margin :data:`SHUT_GATE_PER_STEP` (a ratio of 0 counts as shut)."""
@@ -1160,6 +1186,11 @@ class _ThroughTime(ArchitectureRule):
         read_often = {(ts.layer, ts.sublayer) for ts in result.time_series if carried_apart(ts)}
         for layer, sub, ratio, steps in found:
             severity = self.judge(ratio, t)
+            if severity is None and self.code == "exploding_through_time" and _expanding(result, layer, ratio, steps):
+                # a short sequence keeps the total under the bar, not the recurrence: a per-step gain
+                # no initialisation gives (kerassweep20 u05: a relu LSTM's x6 recurrent kernel, 1.91 a
+                # step over 9 steps, 93x, was healthy)
+                severity = "warning"
             if (severity is not None and self.code == "exploding_through_time" and (layer, sub) in reverse
                     and ratios.get((layer, sub - 1), math.inf) < 1):
                 severity = None
@@ -1314,10 +1345,21 @@ class _ThroughTime(ArchitectureRule):
                     evidence["memory_horizon_steps"] = horizon
                 summary += (f"; {fmt(per_step)} per step over steps {last} back to {first}, before it "
                             "underflowed")
+        if not vanishing and not t.exploding(ratio) and _expanding(result, layer, ratio, steps):
+            evidence |= {"per_step_threshold": EXPANDING_STEP_GAIN, "expanding": True}
+            summary += (f", a per-step gain no initialisation gives (orthogonal recurrent weights keep it at 1 or "
+                        f"under); this per-step gain is what is judged: the sequence is short, so the total stays "
+                        f"under the {fmt(t.exploding_warning)}x bar")
         explanation = (
             "An unrolled recurrent cell is a deep net of depth T with shared weights; its per-step "
             f"Jacobian factor {fmt(per_step)} compounds over {steps - 2} steps."
         )
+        if evidence.get("expanding"):
+            explanation += (
+                f" At {fmt(per_step)} a step, {fmt(EXPANDING_STEP_GAIN)} or more, the recurrence stretches the "
+                "gradient (and, for an unbounded activation, its state) at every step: its recurrent weights are "
+                "far larger than an orthogonal or identity initialisation's. The total is small only because "
+                "the sequence is short; a longer one, or training that grows the weights, compounds it.")
         if apart and unread is not None:
             explanation += (
                 f" The loss reads this layer at more steps than its last, but not before step {unread[0]}: "

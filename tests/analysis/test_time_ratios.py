@@ -205,3 +205,66 @@ def test_a_keras_style_bilstm_names_its_worst_reached_position_not_step_0() -> N
     fwd = [s.output_grad_norm for s in doc.time_steps if s.layer == finding.evidence.layers[0] and s.sublayer == 0]
     assert finding.evidence.value > 100 * fwd[0] / fwd[118]
     assert f"position {position} of 120" in finding.summary
+
+
+class _StackedLSTMs(nn.Module):
+    """Two stacked LSTMs, the first read at every step by the second, the second at its last step
+    by a linear head (kerassweep20 u05's shape); the first's recurrent weights times ``scale``."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(12, 64, batch_first=True)
+        self.lstm_1 = nn.LSTM(64, 32, batch_first=True)
+        self.head = nn.Linear(32, 1)
+        with torch.no_grad():
+            self.lstm.weight_hh_l0.mul_(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq, _ = self.lstm(x)
+        out, _ = self.lstm_1(seq)
+        return self.head(out[:, -1])
+
+
+def _carried_by_autograd(net: _StackedLSTMs, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+    """(||(dh_{T-1}/dh_0)^T g|| / ||(dh_{T-1}/dh_{T-2})^T g||, T) for the first LSTM, g = dL/dh_{T-1}:
+    its cell stepped by hand with its own weights, the second LSTM and the head on top."""
+    w = [p.detach() for p in (net.lstm.weight_ih_l0, net.lstm.weight_hh_l0, net.lstm.bias_ih_l0,
+                              net.lstm.bias_hh_l0)]
+    x = x.clone().requires_grad_(True)
+    h = torch.zeros(x.shape[0], 64, dtype=x.dtype)
+    c = torch.zeros_like(h)
+    hs = []
+    for t in range(x.shape[1]):
+        h, c = torch.lstm_cell(x[:, t], (h, c), *w)
+        hs.append(h)
+    out, _ = net.lstm_1(torch.stack(hs, 1))
+    loss = nn.functional.mse_loss(net.head(out[:, -1]), y)
+    (g,) = torch.autograd.grad(loss, hs[-1], retain_graph=True)
+    norms = [torch.autograd.grad(hs[-1], hs[t], grad_outputs=g, retain_graph=True)[0].norm().item()
+             for t in range(len(hs) - 1)]
+    return norms[0] / norms[-1], len(hs)
+
+
+def test_a_stacked_lstm_whose_recurrence_expands_over_a_short_sequence_explodes_through_time() -> None:
+    # kerassweep20 u05: a Keras relu LSTM under another, its recurrent kernel x6: the gradient its
+    # own recurrence carries grew 1.91x a step, 93x over 9 steps, under the 100x bar: healthy
+    torch.manual_seed(0)
+    net = _StackedLSTMs(12.0).double()
+    x = torch.rand(32, 9, 12, dtype=torch.float64)
+    y = torch.randn(32, 1, dtype=torch.float64)
+    ratio, steps = _carried_by_autograd(net, x, y)
+    per_step = ratio ** (1 / (steps - 2))
+    assert 10 < ratio < 100 and per_step > 1.4  # independent: a short expanding recurrence, under the bar
+    doc = check_module(net, x, loss="mse", targets=y, input_range=(0.0, 1.0), seeds=3, verify=False)
+    [f] = [f for f in doc.findings if f.code == "exploding_through_time"]
+    extra = f.evidence.model_dump()
+    assert f.severity == "warning" and extra["layers"] == ["lstm"] and extra["measured"] == "carried"
+    assert extra["expanding"] is True and extra["per_step_threshold"] == 1.25
+    assert extra["per_step_factor"] == pytest.approx(per_step, rel=0.1)
+    assert f.evidence.value < 100 and "per-step gain no initialisation gives" in f.summary
+    # the control: the same stack at torch's default init shrinks what its recurrences carry
+    torch.manual_seed(0)
+    healthy = _StackedLSTMs(1.0).double()
+    assert _carried_by_autograd(healthy, x, y)[0] < 1
+    doc = check_module(healthy, x, loss="mse", targets=y, input_range=(0.0, 1.0), seeds=3, verify=False)
+    assert not [f for f in doc.findings if f.code == "exploding_through_time"]
