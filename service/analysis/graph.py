@@ -3383,7 +3383,9 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             bounded_regression=run.bounded_regression and run.losses is None,
                             target_range=run.target_range if run.losses is None else None,
                             target_values=run.target_values if run.losses is None else None,
-                            reconstruction=figures_of[0].reconstruction)
+                            reconstruction=figures_of[0].reconstruction,
+                            reconstruction_range_given=any(
+                                i.uniform is not None for i in run.inputs if i.dtype.is_floating_point))
 
 
 def initial_sharpness(run: GraphRun, device: str | None = None) -> Sharpness:

@@ -218,6 +218,9 @@ class SimulationResult:
     #: a graph's reconstruction (a bounded output shaped as its float input): the input values it
     #: reconstructs, its targets (:attr:`.figures.SeedFigures.reconstruction`)
     reconstruction: np.ndarray | None = None
+    #: the inputs a reconstruction is judged against were drawn in the data's range the user gave
+    #: (``--input-range``, ``input_range=``), not the simulation's standard normal
+    reconstruction_range_given: bool = False
     #: a small network's extra draws (:func:`born_dead_draws`), each initialised and stepped once as a
     #: seed is, for the share of draws born dead: per unit, its figures over those draws; empty where
     #: none were run (no layer could die, or the network too large or slow for them)

@@ -1344,7 +1344,11 @@ def unstated_input(model: dict[str, Any]) -> bool:
         return False
     cfg = model.get("config")
     layers = cfg.get("layers") if isinstance(cfg, dict) else None
-    return isinstance(layers, list) and bool(layers) and isinstance(layers[0], dict) and not _input_slots(model)
+    if not (isinstance(layers, list) and layers and isinstance(layers[0], dict)):
+        return False
+    if layers[0].get("class_name") in ("Sequential", "Model", "Functional"):
+        return False  # a nested model states its input inside it (a Keras 2.1 bare-list Sequential's first layer)
+    return not _input_slots(model)
 
 
 #: Where a first layer's stored kernel says the width of the input it reads, and that input's
