@@ -71,3 +71,19 @@ def small_keras_config(name: str | None) -> dict:
     if name is not None:
         config["name"] = name
     return {"class_name": "Sequential", "config": config}
+
+
+def aged_upload(folder: Any, name: str, *, age_s: float = 0) -> Any:
+    """An uploaded log in the folder ``name`` under ``folder`` (a pathlib.Path), its file and folder
+    ``age_s`` seconds old: what the upload retention sweep judges by."""
+    import os
+    import time
+
+    path = folder / name / "run.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("step,loss\n0,1\n")
+    if age_s:
+        then = time.time() - age_s
+        for p in (path, path.parent):
+            os.utime(p, (then, then))
+    return path

@@ -4,10 +4,8 @@ after ``worker_max_jobs`` jobs."""
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import update
 
@@ -16,6 +14,7 @@ from gradhealth.db.models import JobRow
 from gradhealth.jobs import store
 from gradhealth.jobs.supervisor import Supervisor
 from gradhealth.settings import Settings
+from tests.helpers import aged_upload
 
 TINY = {"input": {"shape": [4]}, "seeds": 1, "layers": [{"type": "linear", "out_features": 2}]}
 # Several seconds of work on one core: long enough to be caught in the middle.
@@ -84,24 +83,15 @@ def test_stopping_the_supervisor_mid_job_does_not_use_up_an_attempt(tmp_path) ->
 
 # --- 2. upload retention --------------------------------------------------------------------------
 
-def _upload(folder: Path, name: str, *, age_s: float = 0) -> Path:
-    path = folder / name / "run.csv"
-    path.parent.mkdir(parents=True)
-    path.write_text("step,loss\n0,1\n")
-    if age_s:
-        then = time.time() - age_s
-        for p in (path, path.parent):
-            os.utime(p, (then, then))
-    return path
 
 
 def test_uploads_without_a_job_and_of_long_finished_jobs_are_reaped(factory, tmp_path) -> None:  # noqa: ANN001
     uploads = tmp_path / "uploads"
-    orphan_old = _upload(uploads, "a" * 32, age_s=2 * store.ORPHAN_GRACE_S)  # a killed server's partial upload
-    orphan_new = _upload(uploads, "b" * 32)  # may still be streaming in
-    queued = _upload(uploads, "c" * 32, age_s=30 * 86400)
-    old_done = _upload(uploads, "d" * 32, age_s=30 * 86400)
-    new_done = _upload(uploads, "e" * 32, age_s=30 * 86400)
+    orphan_old = aged_upload(uploads, "a" * 32, age_s=2 * store.ORPHAN_GRACE_S)  # a killed server's partial upload
+    orphan_new = aged_upload(uploads, "b" * 32)  # may still be streaming in
+    queued = aged_upload(uploads, "c" * 32, age_s=30 * 86400)
+    old_done = aged_upload(uploads, "d" * 32, age_s=30 * 86400)
+    new_done = aged_upload(uploads, "e" * 32, age_s=30 * 86400)
     with factory() as session:
         ids = {p: _submit(session, {"path": str(p), "format": None}, kind="logs")
                for p in (queued, old_done, new_done)}
@@ -123,7 +113,7 @@ def test_the_supervisor_reaps_uploads_with_its_settings(tmp_path) -> None:  # no
     url = f"sqlite:///{tmp_path}/reap.db"
     migrate(url)
     settings = Settings(database_url=url, upload_dir=str(tmp_path / "up"), upload_retention_s=60)
-    orphan = _upload(tmp_path / "up", "f" * 32, age_s=2 * store.ORPHAN_GRACE_S)
+    orphan = aged_upload(tmp_path / "up", "f" * 32, age_s=2 * store.ORPHAN_GRACE_S)
     sup = Supervisor(url, processes=1, settings=settings)  # not started: no worker process needed
     try:
         assert sup.reap_uploads() == 1 and not orphan.parent.exists()

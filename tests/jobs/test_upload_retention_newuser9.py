@@ -24,17 +24,7 @@ from gradhealth.jobs import store
 from gradhealth.jobs.retention import UploadSweeper
 from gradhealth.settings import Settings
 from tests.api.helpers import running_app
-
-
-def _upload(folder: Path, name: str, *, age_s: float = 0) -> Path:
-    path = folder / name / "run.csv"
-    path.parent.mkdir(parents=True)
-    path.write_text("step,loss\n0,1\n")
-    if age_s:
-        then = time.time() - age_s
-        for p in (path, path.parent):
-            os.utime(p, (then, then))
-    return path
+from tests.helpers import aged_upload
 
 
 def _finished_job(url: str, path: Path, *, ago: timedelta) -> None:
@@ -59,9 +49,9 @@ def test_an_api_without_workers_sweeps_its_uploads(tmp_path: Path) -> None:
     api Deployment run it) deletes uploads past the retention itself: no supervisor runs there."""
     settings = _settings(tmp_path, workers=0)
     uploads = Path(settings.upload_dir)
-    expired = _upload(uploads, "a" * 32, age_s=3 * 86400)
-    recent = _upload(uploads, "b" * 32, age_s=3 * 86400)
-    orphan = _upload(uploads, "c" * 32, age_s=2 * store.ORPHAN_GRACE_S)  # a killed server's partial upload
+    expired = aged_upload(uploads, "a" * 32, age_s=3 * 86400)
+    recent = aged_upload(uploads, "b" * 32, age_s=3 * 86400)
+    orphan = aged_upload(uploads, "c" * 32, age_s=2 * store.ORPHAN_GRACE_S)  # a killed server's partial upload
     _finished_job(settings.database_url, expired, ago=timedelta(hours=2))  # past the hour's retention
     _finished_job(settings.database_url, recent, ago=timedelta(minutes=10))
     with running_app(settings) as api:
@@ -95,7 +85,7 @@ def test_a_delete_that_fails_is_logged_with_path_and_errno_and_counted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     settings = _settings(tmp_path)
     uploads = Path(settings.upload_dir)
-    stuck = _upload(uploads, "d" * 32, age_s=2 * store.ORPHAN_GRACE_S)
+    stuck = aged_upload(uploads, "d" * 32, age_s=2 * store.ORPHAN_GRACE_S)
     _read_only(monkeypatch, uploads)
     failed: list[tuple[Path, OSError]] = []
     sweeper = UploadSweeper(make_sessionmaker(make_engine(settings.database_url)), settings,
@@ -112,7 +102,7 @@ def test_a_delete_that_fails_is_logged_with_path_and_errno_and_counted(
 def test_the_api_counts_failed_deletes_in_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _settings(tmp_path, workers=0)
     assert _failures(create_app(settings)) == 0.0  # exported at 0 from start-up
-    stuck = _upload(Path(settings.upload_dir), "e" * 32, age_s=2 * store.ORPHAN_GRACE_S)
+    stuck = aged_upload(Path(settings.upload_dir), "e" * 32, age_s=2 * store.ORPHAN_GRACE_S)
     _read_only(monkeypatch, Path(settings.upload_dir))
     with running_app(settings) as api:
         deadline = time.monotonic() + 20
