@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -238,3 +239,31 @@ class Unmasked(MaskedEncoder):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(ids, torch.ones_like(ids) if mask is None else mask)
+
+
+def aligned_relu_mlp(rng: np.random.Generator, aligned: float, *, noise: float, width: int = 64,
+                     depth: int = 4, outputs: int = 1) -> bytes:
+    """An ONNX graph x [N, width] -> depth x (width relu) -> ``outputs``: each hidden weight
+    ``aligned`` times a rank-2 projection onto directions that line up layer after layer (as
+    training aligns them), plus i.i.d. N(0, noise^2) entries that set the weights' scale; the
+    gradient grows along the aligned directions though the entries are small. ``rng``: the caller's
+    generator (its draws, in this order: the directions, each layer's noise, the readout)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def t(name: str, a: object) -> object:
+        return numpy_helper.from_array(np.asarray(a, dtype=np.float32), name)
+
+    q, _ = np.linalg.qr(np.abs(rng.standard_normal((width, 2))))
+    inits, nodes, prev = [], [], "x"
+    for k in range(depth):
+        w = aligned * (q @ q.T) + rng.standard_normal((width, width)) * noise
+        inits += [t(f"W{k}", w.T), t(f"b{k}", np.zeros(width))]
+        nodes += [helper.make_node("MatMul", [prev, f"W{k}"], [f"m{k}"], name=f"fc{k}"),
+                  helper.make_node("Add", [f"m{k}", f"b{k}"], [f"a{k}"], name=f"add{k}"),
+                  helper.make_node("Relu", [f"a{k}"], [f"h{k}"], name=f"relu{k}")]
+        prev = f"h{k}"
+    inits += [t("Wo", rng.standard_normal((width, outputs)) * 0.1)]
+    nodes.append(helper.make_node("MatMul", [prev, "Wo"], ["y"], name="out"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", outputs])], inits)
+    return bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
 
 from gradhealth import check_onnx
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras import _initializer, check_keras
 from gradhealth.analysis.importers.keras_graph import INITIALIZERS
 from gradhealth.analysis.importers.keras_torch import draw_initializer
+from tests.analysis.onnx_models import aligned_relu_mlp
 
 T, F, U = 5, 3, 4  # steps, features, LSTM units
 
@@ -140,28 +140,9 @@ def test_a_sequential_spec_keeps_its_stored_weights_whatever_the_initializer() -
 _RNG = np.random.default_rng(0)
 
 
-def _t(name: str, a: Any) -> Any:
-    return numpy_helper.from_array(np.asarray(a, dtype=np.float32), name)
-
-
 def _aligned_mlp(aligned: float, noise: float, width: int = 64, depth: int = 4) -> bytes:
-    """x [N, width] -> depth x (width relu) -> 1: each hidden weight ``aligned`` times a rank-2
-    projection onto directions that line up layer after layer (as training aligns them), plus
-    i.i.d. N(0, noise^2) entries that set the weights' scale."""
-    q, _ = np.linalg.qr(np.abs(_RNG.standard_normal((width, 2))))
-    inits, nodes, prev = [], [], "x"
-    for k in range(depth):
-        w = aligned * (q @ q.T) + _RNG.standard_normal((width, width)) * noise
-        inits += [_t(f"W{k}", w.T), _t(f"b{k}", np.zeros(width))]
-        nodes += [helper.make_node("MatMul", [prev, f"W{k}"], [f"m{k}"], name=f"fc{k}"),
-                  helper.make_node("Add", [f"m{k}", f"b{k}"], [f"a{k}"], name=f"add{k}"),
-                  helper.make_node("Relu", [f"a{k}"], [f"h{k}"], name=f"relu{k}")]
-        prev = f"h{k}"
-    inits += [_t("Wo", _RNG.standard_normal((width, 1)) * 0.1)]
-    nodes.append(helper.make_node("MatMul", [prev, "Wo"], ["y"], name="out"))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])], inits)
-    return bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    """x [N, width] -> depth x (width relu) -> 1 (:func:`.onnx_models.aligned_relu_mlp`)."""
+    return aligned_relu_mlp(_RNG, aligned, noise=noise, width=width, depth=depth, outputs=1)
 
 
 def test_a_steep_stretch_at_about_he_scale_is_a_note() -> None:

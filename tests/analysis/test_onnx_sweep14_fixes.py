@@ -22,6 +22,7 @@ from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx import import_onnx
 from gradhealth.analysis.importers.onnx_static import JOINED_LOGITS, read_header
 from gradhealth.cli import main
+from tests.analysis.onnx_models import aligned_relu_mlp
 
 _RNG = np.random.default_rng(0)
 
@@ -227,21 +228,7 @@ def _aligned_relu_mlp(scale: float, width: int = 64, depth: int = 5) -> bytes:
     """x [N, width] -> depth x (width relu) -> 10, each hidden weight ``scale`` * a rank-2 matrix
     whose singular directions line up layer after layer (as training aligns them), plus small
     i.i.d. noise: the gradient grows along the aligned directions though the entries are small."""
-    u = np.abs(_RNG.standard_normal((width, 2)))
-    q, _ = np.linalg.qr(u)
-    inits, nodes, prev = [], [], "x"
-    for k in range(depth):
-        w = scale * (q @ q.T) + _RNG.standard_normal((width, width)) * 0.01
-        inits += [_t(f"W{k}", w.T), _t(f"b{k}", np.zeros(width))]
-        nodes += [helper.make_node("MatMul", [prev, f"W{k}"], [f"m{k}"], name=f"fc{k}"),
-                  helper.make_node("Add", [f"m{k}", f"b{k}"], [f"a{k}"], name=f"add{k}"),
-                  helper.make_node("Relu", [f"a{k}"], [f"h{k}"], name=f"relu{k}")]
-        prev = f"h{k}"
-    inits += [_t("Wo", _RNG.standard_normal((width, 10)) * 0.1)]
-    nodes.append(helper.make_node("MatMul", [prev, "Wo"], ["y"], name="out"))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], inits)
-    return bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return aligned_relu_mlp(_RNG, scale, noise=0.01, width=width, depth=depth, outputs=10)
 
 
 def test_a_steep_gain_from_aligned_weights_below_he_scale_is_a_note_not_an_init_warning() -> None:
