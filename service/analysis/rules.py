@@ -2352,6 +2352,8 @@ class PostLnDepthRisk(ArchitectureRule):
     ) -> Detection:
         stack = post_ln_stacks(result, t)
         g_first, g_last = stack[0].geo("grad_norm"), stack[-1].geo("grad_norm")
+        depths = _post_ln_stack_depths(result, stack)
+        depth = max(depths, default=0)  # :func:`_post_ln_depth`
         evidence = {
             "metric": "last_layer_grad_norm",
             "value": value,
@@ -2361,8 +2363,8 @@ class PostLnDepthRisk(ArchitectureRule):
             "layers": [stack[0].name, stack[-1].name],
             # the deepest stack's layers; each stack's (an encoder's and a decoder's: [6, 6]) in
             # ``stacks``, where the two were counted as one stack of 12 (modsweep35 u04)
-            "depth": _post_ln_depth(result, stack),
-            "stacks": _post_ln_stack_depths(result, stack),
+            "depth": depth,
+            "stacks": depths,
             "depth_threshold": t.post_ln_depth,
             "first_layer_grad_norm": g_first,
             "last_layer_grad_norm": g_last,
@@ -2370,7 +2372,7 @@ class PostLnDepthRisk(ArchitectureRule):
         # what was measured, as measured: the depth is the risk, and the two norms are shown as they
         # are (modsweep34 h06: "does not shrink with depth" beside a last layer at half the first's)
         summary = (
-            f"Post-LN Transformer {_stacks_phrase(_post_ln_stack_depths(result, stack))} "
+            f"Post-LN Transformer {_stacks_phrase(depths)} "
             f"({t.post_ln_depth} or more need warm-up): "
             f"gradient norm {fmt(g_first)} at its first layer, {fmt(g_last)} at its last"
         )
@@ -2385,7 +2387,6 @@ class PostLnDepthRisk(ArchitectureRule):
             evidence["max_update_ratio"] = step
             evidence["update_ratio_threshold"] = POST_LN_GENTLE_STEP
         warm = result.optimizer.warmup_steps if result.optimizer is not None else 0
-        depth = _post_ln_depth(result, stack)
         deep = depth > POST_LN_WARMUP_DEPTH
         if warm:
             evidence["warmup_steps"] = warm
