@@ -987,7 +987,7 @@ def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> S
     if opt is None or opt.type != "sgd" or not opt.lr > 0:
         return None
     found = initial_sharpness(run, device)
-    named = [(n, p) for n, p in run.model.named_parameters() if p.requires_grad] or list(run.model.named_parameters())
+    named = _trained(run.model)
     weighted = [u for u in result.units if u.has_weights]
     held: set[int] = set()
     for u in weighted:
@@ -998,6 +998,12 @@ def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> S
     one_affine = (len(weighted) == 1 and weighted[0].type in _AFFINE and weighted[0].pointer.startswith("module:")
                   and all(id(p) in held for _, p in named))
     return dataclasses.replace(found, decides=one_affine or not result.units, unmeasured=unmeasured)
+
+
+def _trained(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """``model``'s trainable parameters by name; every parameter where none is trainable (a model
+    frozen as a whole is still judged on its own weights)."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad] or list(model.named_parameters())
 
 
 def _skipped_sharpness_note(result: SimulationResult) -> str | None:
@@ -1024,7 +1030,7 @@ def _layerless_note(result: SimulationResult, run: GraphRun) -> str:
     ratios) need layers. Empty where there are layers."""
     if result.units:
         return ""
-    names = [n for n, p in run.model.named_parameters() if p.requires_grad] or [n for n, _ in run.model.named_parameters()]
+    names = [n for n, _ in _trained(run.model)]
     shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
     sharp = result.sharpness
     if sharp is not None and sharp.value is not None and result.optimizer is not None:
@@ -1539,16 +1545,17 @@ def _has_float(example_inputs: Any) -> bool:
     return any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in pytree.tree_leaves(example_inputs))
 
 
-def _check_input_range(value: Any) -> tuple[float, float] | None:
-    """``check_module``'s ``input_range``: None, or two finite numbers low < high."""
+def _check_input_range(value: Any, name: str = "input_range") -> tuple[float, float] | None:
+    """``check_module``'s ``input_range`` (or the range argument ``name``): None, or two finite
+    numbers low < high."""
     if value is None:
         return None
     if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 2 or any(
             isinstance(v, bool) or not isinstance(v, numbers.Real) for v in value):
-        raise ArgumentTypeError(f"input_range must be a (low, high) pair of numbers, got {value!r:.80}")
+        raise ArgumentTypeError(f"{name} must be a (low, high) pair of numbers, got {value!r:.80}")
     low, high = float(value[0]), float(value[1])
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ArgumentError(f"input_range must be two finite numbers low < high, got {value!r:.80}")
+        raise ArgumentError(f"{name} must be two finite numbers low < high, got {value!r:.80}")
     return low, high
 
 
@@ -1564,13 +1571,7 @@ def _check_targets(loss: str, target_range: Any, targets: Any
     if target_range is not None and targets is not None:
         raise ArgumentError("give targets or target_range, not both: the targets' own values are judged")
     if target_range is not None:
-        if isinstance(target_range, str | bytes) or not isinstance(target_range, Sequence) or len(target_range) != 2 \
-                or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in target_range):
-            raise ArgumentTypeError(f"target_range must be a (low, high) pair of numbers, got {target_range!r:.80}")
-        low, high = float(target_range[0]), float(target_range[1])
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ArgumentError(f"target_range must be two finite numbers low < high, got {target_range!r:.80}")
-        return (low, high), None
+        return _check_input_range(target_range, "target_range"), None
     try:
         values = (targets.detach().to("cpu", torch.float64).numpy() if isinstance(targets, torch.Tensor)
                   else np.asarray(targets, dtype=np.float64)).reshape(-1)
