@@ -782,9 +782,11 @@ def output_grad(rec: Record) -> torch.Tensor | None:
     its norm is the norm over all of them) with that of each other tensor its module returned and
     the loss reached (an LSTM classifier reads h_n, not the per-step output: modsweep35 h08 read
     "no gradient reaches lstm" where its weights got one); None where the loss reached none."""
+    if not rec.extra_outs:
+        return rec.out.grad
     grads = [g for g in [rec.out.grad, *(t.grad for t in rec.extra_outs)] if g is not None]
-    if len(grads) <= 1 or not rec.extra_outs:
-        return rec.out.grad if not rec.extra_outs else (grads[0] if grads else None)
+    if len(grads) <= 1:
+        return grads[0] if grads else None
     return torch.cat([g.reshape(-1) for g in grads])
 
 
@@ -3421,6 +3423,6 @@ def initial_sharpness(run: GraphRun, device: str | None = None) -> Sharpness:
                                  f"{used} Hessian-vector products: a lower bound")
     if run.dtype != torch.float64:
         # a forward that casts to its own precision (x.float()) runs in it (_simulate_first's fallback)
-        own = f"in the model's own {str(run.dtype).removeprefix('torch.')}, as its forward casts to it"
+        own = f"in the model's own {precision_name(run.dtype)}, as its forward casts to it"
         note = f"{note}; {own}" if note else own
     return Sharpness(top, iterations=used, parameters=count, note=note)
