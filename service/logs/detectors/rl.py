@@ -103,6 +103,13 @@ def _outcomes(run: RunLog) -> list[Series]:
     return [s for s in run.series if s is not counter and _BARE_MEAN.fullmatch(s.name.strip())]
 
 
+def _plain_outcomes(run: RunLog) -> list[Series]:
+    """:func:`_outcomes` without their min/max/std companions where a mean is logged (baselines'
+    and GAIL's "min 100 episode reward" beside the mean); all of them where nothing else is."""
+    outcomes = _outcomes(run)
+    return [s for s in outcomes if not _SPREAD.search(s.name)] or outcomes
+
+
 def _episodes_spanned(counter: Series | None, steps: np.ndarray) -> int:
     """The episodes an outcome logged at ``steps`` covers, read from the episode ``counter`` at the
     same steps: its last count less its first, plus one interval (the first mean covers the
@@ -125,11 +132,8 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
     bad episode or two is not a collapse; the gain must stand out from the series' own
     episode-to-episode noise."""
     out: list[Finding] = []
-    outcomes = _outcomes(run)
-    # the mean return where one is logged, not its min/max/std companions (baselines' and GAIL's
-    # "min 100 episode reward" beside the mean)
-    plain = [s for s in outcomes if not _SPREAD.search(s.name)]
-    for s in plain or outcomes:
+    plain = _plain_outcomes(run)
+    for s in plain:
         steps, v = finite(s)
         n = len(v)
         if n < t.min_points:
@@ -168,7 +172,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
              "threshold": 0.5, "start": start, "peak": peak, "last": end, "best_step": _num(best)},
             [R.early_stopping(best, max(2, tail // 2)),
              lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")]))
-    return _one_per_quantity(run, out, plain or outcomes)[:3]
+    return _one_per_quantity(run, out, plain)[:3]
 
 
 def _running_mean_of(mean: Series, episodes: Series) -> bool:
@@ -325,8 +329,7 @@ def _long_returns(run: RunLog) -> tuple[list[_Judged], bool, int]:
     """The run's outcome series long enough for :func:`reward_plateau`, each with its steps, finite
     values, start, band and running median; whether one of them starts at the task's best (then
     none is a plateau); and the episodes counted (0 where no series has one point per episode)."""
-    outcomes = _outcomes(run)
-    plain = [s for s in outcomes if not _SPREAD.search(s.name)] or outcomes
+    plain = _plain_outcomes(run)
     counter = episode_counter(run)
     # one point per episode where any series counts them (a Monitor's running mean is per episode too)
     per_episode = max((len(finite(s)[1]) for s in plain if not _A_MEAN.search(s.name)
@@ -381,8 +384,7 @@ def _frozen_returns(run: RunLog, t: LogThresholds) -> Finding | None:
     is a cap held (CartPole's 500), one at or below 0 is no ceiling (as :func:`_at_ceiling`); an
     evaluation is asked for because a mean over the last 100 episodes also stays put while no
     episode ends."""
-    outcomes = _outcomes(run)
-    plain = [s for s in outcomes if not _SPREAD.search(s.name)] or outcomes
+    plain = _plain_outcomes(run)
     evals = [(e, finite(e)[1]) for e in plain if _EVAL.search(e.name)]
     evals = [(e, v) for e, v in evals if len(v)]
     if not evals or any(float(np.ptp(v)) != 0 for _, v in evals):
@@ -429,8 +431,7 @@ def rewards_unjudged(run: RunLog, t: LogThresholds) -> list[dict]:
     # one outcome judged from the run's start is the rewards checked (an eval series beside it too short)
     if judged or reward_plateau(run, t) or reward_collapse(run, t):
         return []
-    outcomes = _outcomes(run)
-    plain = [s for s in outcomes if not _SPREAD.search(s.name)] or outcomes
+    plain = _plain_outcomes(run)
     per_episode = _long_returns(run)[2]
     out = []
     for s in plain:
