@@ -31,7 +31,7 @@ import json
 import math
 import re
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
@@ -887,22 +887,29 @@ def _unknown_field_message(loc: tuple[Any, ...]) -> str:
     it is in, where one is near (else :func:`_did_you_mean`'s), and those fields, at every level
     of the spec (``/layers/1/kind`` of a pool: ``unknown field (allowed: mode, repeat, type)``)."""
     key = str(loc[-1])
-    fields = sorted(_allowed_fields(loc[:-1]))
+    fields = fields_at(Spec, loc[:-1])
     if not fields:
         return "unknown field; " + _did_you_mean(loc)
     if len(loc) > 1 and (key in _FRAMEWORK_NAMES or key in _field_names(_Strict)):
         hint = _did_you_mean(loc)  # a framework's name for a field, or a field of another object
     else:
         hint = field_hint(key, fields)
-    shown = ", ".join(fields[:16]) + (f" and {len(fields) - 16} more" if len(fields) > 16 else "")
+    return unknown_field_words(hint, fields, 16)
+
+
+def unknown_field_words(hint: str, fields: Sequence[str], most: int) -> str:
+    """``unknown field; <hint> (allowed: <the first ``most`` of fields>)``, without the hint where
+    it is empty: the spec's unknown keys and the HTTP API's request bodies say it alike."""
+    shown = ", ".join(fields[:most]) + (f" and {len(fields) - most} more" if len(fields) > most else "")
     return f"unknown field; {hint} (allowed: {shown})" if hint else f"unknown field (allowed: {shown})"
 
 
-def _allowed_fields(loc: tuple[Any, ...]) -> set[str]:
-    """The field names of the object at pydantic location ``loc`` of a :class:`Spec` (list indexes
-    and union tags, such as a layer's ``type`` or a model's name, are followed); empty where the
-    walk loses the object."""
-    models: list[type[BaseModel]] = [Spec]
+def fields_at(root: Any, loc: Sequence[Any]) -> list[str]:
+    """The field names (sorted; a field's alias where it has one) of the object at pydantic error
+    location ``loc`` inside a value of type ``root`` (a :class:`Spec`, an API request body's model,
+    ``X | None``): list indexes and union tags (a layer's ``type``, or the name pydantic gives the
+    member it tried) are followed; empty where the walk loses the object."""
+    models: list[type[BaseModel]] = _spec_models(root)
     for part in loc:
         if isinstance(part, int):
             continue  # a list item: the models found for the list already are its items'
@@ -913,9 +920,9 @@ def _allowed_fields(loc: tuple[Any, ...]) -> set[str]:
         # a union tag (a layer's type) or the name pydantic gives the member it tried
         tagged = [m for m in models if part == m.__name__ or part in _type_tags(m)]
         if not tagged:
-            return set()
+            return []
         models = tagged
-    return {info.alias or name for model in models for name, info in model.model_fields.items()}
+    return sorted({info.alias or name for model in models for name, info in model.model_fields.items()})
 
 
 def _field_annotation(model: type[BaseModel], name: str) -> Any:

@@ -4,20 +4,18 @@ FastAPI's validation errors and Starlette's HTTP errors (keeping ``Allow`` and `
 from __future__ import annotations
 
 import logging
-import types
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Union, get_args, get_origin
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from gradhealth.analysis.spec import field_hint, reads_as_yaml
+from gradhealth.analysis.spec import field_hint, fields_at, reads_as_yaml, unknown_field_words
 from gradhealth.errors import PROBLEM_BASE, GradHealthError
 
 log = logging.getLogger("gradhealth.api")
@@ -70,57 +68,19 @@ def _json_position(body: bytes, pos: int) -> str:
     return f"line {text.count(chr(10)) + 1}, column {pos - (text.rfind(chr(10)) + 1) + 1}"
 
 
-def _inner(tp: Any, part: Any) -> list[Any]:
-    """The types found at ``part`` of a request-body location inside a value of type ``tp``."""
-    origin = get_origin(tp)
-    if origin is Annotated:
-        return _inner(get_args(tp)[0], part)
-    if origin is Union or origin is types.UnionType:
-        members = [a for a in get_args(tp) if a is not type(None)]
-        named = [a for a in members if getattr(a, "__name__", None) == part]
-        if named:  # pydantic names the union member it tried: stay at that type
-            return named
-        return [t for a in members for t in _inner(a, part)]
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        field = tp.model_fields.get(str(part)) or next(
-            (f for f in tp.model_fields.values() if f.alias == part), None)
-        return [field.annotation] if field is not None else []
-    args = get_args(tp)
-    if isinstance(origin, type) and issubclass(origin, Mapping) and len(args) == 2:
-        return [args[1]]
-    if isinstance(origin, type) and issubclass(origin, Sequence | set | frozenset) and args and isinstance(part, int):
-        return [args[part] if origin is tuple and len(args) > part and args[-1] is not Ellipsis else args[0]]
-    return []
-
-
-def _models(tp: Any) -> list[type[BaseModel]]:
-    """The pydantic models ``tp`` may be (``X | None``, ``Annotated[X, ...]``)."""
-    origin = get_origin(tp)
-    if origin is Annotated:
-        return _models(get_args(tp)[0])
-    if origin is Union or origin is types.UnionType:
-        return [m for a in get_args(tp) for m in _models(a)]
-    return [tp] if isinstance(tp, type) and issubclass(tp, BaseModel) else []
-
-
 def _unknown_field(request: Request, loc: Sequence[Any]) -> str | None:
     """newuser9 #8: for a body key a request model forbids (``extra="forbid"``, pydantic's "Extra
     inputs are not permitted"), the spec's wording: ``unknown field; did you mean 'clip_threshold'?``
     and the fields the object takes, found by walking the route's body model along ``loc``
     (``body``, ``config``, ``clip_treshold``). None where the model cannot be found."""
     field = getattr(request.scope.get("route"), "body_field", None)
-    found: list[Any] = [getattr(getattr(field, "field_info", None), "annotation", None)]
-    if found[0] is None or len(loc) < 2:
+    body = getattr(getattr(field, "field_info", None), "annotation", None)
+    if body is None or len(loc) < 2:
         return None
-    for part in loc[1:-1]:
-        found = [t for tp in found for t in _inner(tp, part)]
-    fields = sorted({info.alias or name for tp in found for model in _models(tp)
-                     for name, info in model.model_fields.items()})
+    fields = fields_at(body, loc[1:-1])
     if not fields:
         return None
-    hint = field_hint(str(loc[-1]), fields)
-    shown = ", ".join(fields[:12]) + (f" and {len(fields) - 12} more" if len(fields) > 12 else "")
-    return f"unknown field; {hint} (allowed: {shown})" if hint else f"unknown field (allowed: {shown})"
+    return unknown_field_words(field_hint(str(loc[-1]), fields), fields, 12)
 
 
 def install(app: FastAPI) -> None:
