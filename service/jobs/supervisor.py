@@ -18,7 +18,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -28,8 +27,6 @@ from gradhealth.db.models import JobRow
 from gradhealth.devices import gpu_count
 from gradhealth.jobs import store, wakeup
 from gradhealth.jobs.worker import worker_main
-from gradhealth.live import diagnose
-from gradhealth.live import store as run_store
 from gradhealth.settings import Settings, get_settings
 
 log = logging.getLogger("gradhealth.supervisor")
@@ -115,43 +112,13 @@ class Supervisor:
         self._spawn(slot)
 
     def _watch(self) -> None:
-        last_reap = float("-inf")
+        # Uploads and live runs are the API's to sweep (gradhealth.jobs.retention), not the
+        # workers': the API writes both, and a fleet's workers may be at zero.
         while not self._stop.wait(1.0):
             try:
                 self.check_once()
-                if time.monotonic() - last_reap >= self.reap_every_s:
-                    last_reap = time.monotonic()
-                    # Uploads are the API's to sweep (gradhealth.jobs.retention), not the workers':
-                    # they read them, on a mount that may be read-only.
-                    self.reap_runs()
             except Exception:  # noqa: BLE001 - the watcher must outlive a database hiccup
                 log.exception("supervisor check failed")
-
-    #: How often the live runs are swept (one query).
-    reap_every_s = 300.0
-
-    def reap_uploads(self) -> int:
-        """Delete uploads no job holds (older than an hour: a partial upload left by a killed
-        server) and those of jobs finished more than ``upload_retention_s`` ago. Not on the
-        supervisor's timer: the API process sweeps the uploads it writes
-        (:class:`gradhealth.jobs.retention.UploadSweeper`), with workers or without."""
-        with self._factory() as session:
-            removed = store.reap_uploads(session, Path(self.settings.upload_dir),
-                                         retention_s=self.settings.upload_retention_s)
-        if removed:
-            log.info("removed %d upload folder(s)", removed)
-        return removed
-
-    def reap_runs(self) -> int:
-        """Delete the live runs finished, or left active without a new point, more than
-        ``run_retention_s`` ago (0: none)."""
-        with self._factory() as session:
-            removed = run_store.reap_runs(session, self.settings.run_retention_s)
-        for run_id in removed:
-            diagnose.forget(run_id)
-        if removed:
-            log.info("removed %d live run(s) past GRADHEALTH_RUN_RETENTION_S", len(removed))
-        return len(removed)
 
     def check_once(self) -> None:
         """Restart dead workers; stop workers whose job overran its time limit."""

@@ -12,6 +12,7 @@ from sqlalchemy import update
 from gradhealth.db.engine import make_engine, make_sessionmaker, migrate
 from gradhealth.db.models import JobRow
 from gradhealth.jobs import store
+from gradhealth.jobs.retention import UploadSweeper
 from gradhealth.jobs.supervisor import Supervisor
 from gradhealth.settings import Settings
 from tests.helpers import aged_upload
@@ -109,16 +110,17 @@ def test_uploads_without_a_job_and_of_long_finished_jobs_are_reaped(factory, tmp
     assert store.reap_uploads(factory(), tmp_path / "none", retention_s=week) == 0
 
 
-def test_the_supervisor_reaps_uploads_with_its_settings(tmp_path) -> None:  # noqa: ANN001
+def test_the_sweeper_reaps_uploads_with_its_settings(tmp_path) -> None:  # noqa: ANN001
     url = f"sqlite:///{tmp_path}/reap.db"
     migrate(url)
     settings = Settings(database_url=url, upload_dir=str(tmp_path / "up"), upload_retention_s=60)
     orphan = aged_upload(tmp_path / "up", "f" * 32, age_s=2 * store.ORPHAN_GRACE_S)
-    sup = Supervisor(url, processes=1, settings=settings)  # not started: no worker process needed
-    try:
-        assert sup.reap_uploads() == 1 and not orphan.parent.exists()
+    engine = make_engine(url)
+    try:  # not started: one sweep called directly
+        assert UploadSweeper(make_sessionmaker(engine), settings).sweep_once() == 1
+        assert not orphan.parent.exists()
     finally:
-        sup._engine.dispose()
+        engine.dispose()
 
 
 # --- 6. recycling ---------------------------------------------------------------------------------

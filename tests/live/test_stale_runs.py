@@ -8,6 +8,7 @@ Time is moved by writing a run's ``updated_at`` (when it last stored a point) in
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,6 @@ from sqlalchemy import func, select, update
 
 from gradhealth.api.security import ANONYMOUS
 from gradhealth.db.models import RunEventRow, RunPointRow, RunRow
-from gradhealth.jobs.supervisor import Supervisor
 from gradhealth.live import store
 from gradhealth.live.points import Point
 from tests.api.helpers import running_app, settings_for
@@ -112,15 +112,29 @@ def test_retention_deletes_old_finished_and_abandoned_runs_with_their_points(ses
         assert store.count_active(session, None) == (1, 0)
 
 
-def test_the_supervisor_sweeps_runs_past_the_retention_setting(tmp_path, caplog):
+def test_the_api_sweeps_runs_past_the_retention_setting(tmp_path, caplog):
     settings = settings_for(tmp_path, workers=0, run_retention_s=3600)
-    supervisor = Supervisor(settings.database_url, processes=1, settings=settings)
     with running_app(settings) as api, api.app.state.sessions() as session:
         gone = _run(session, "gone", finished=True, idle_s=7200, owner=ANONYMOUS)
         kept = _run(session, "kept", finished=True, idle_s=10, owner=ANONYMOUS)
-        assert api.get(f"/v1/runs/{gone}").status_code == 200
-        with caplog.at_level(logging.INFO, logger="gradhealth.supervisor"):
-            assert supervisor.reap_runs() == 1
+        assert api.get(f"/v1/runs/{gone}").status_code == 200  # read once: its state is cached
+        with caplog.at_level(logging.INFO, logger="gradhealth.retention"):
+            assert api.app.state.upload_sweeper.reap_runs() == 1
         assert "GRADHEALTH_RUN_RETENTION_S" in caplog.text
+        assert api.get(f"/v1/runs/{gone}").status_code == 404
+        assert api.get(f"/v1/runs/{kept}").status_code == 200
+
+
+def test_an_api_without_workers_sweeps_old_runs_at_start_up(tmp_path):
+    """Only the process running the workers used to sweep live runs: an API node of a fleet
+    (``GRADHEALTH_WORKERS=0``, or KEDA at zero workers) kept them whatever the retention."""
+    settings = settings_for(tmp_path, workers=0, run_retention_s=3600)
+    with running_app(settings_for(tmp_path, workers=0)) as api, api.app.state.sessions() as session:
+        gone = _run(session, "gone", finished=True, idle_s=7200, owner=ANONYMOUS)
+        kept = _run(session, "kept", finished=False, idle_s=10, owner=ANONYMOUS)
+    with running_app(settings) as api:
+        deadline = time.monotonic() + 20
+        while api.get(f"/v1/runs/{gone}").status_code != 404 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert api.get(f"/v1/runs/{gone}").status_code == 404
         assert api.get(f"/v1/runs/{kept}").status_code == 200
