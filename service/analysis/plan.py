@@ -323,6 +323,11 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
         problems.append(Problem(where, f"{where}: too many parameters: {figures}{culprit}; make layers narrower "
                                 "or fewer"))
     if plan.memory_bytes > limits.max_activation_bytes:
+        # float64 (the default) doubles every tensor: a BERT-Base at sequence 128 and batch 8 is 8.3
+        # GiB per seed in float64, 4.2 in float32 (specsweep15 u06); the limit is the operator's
+        halve = ("; or set precision: float32, which halves it" if spec.precision == "float64" and
+                 plan.memory_bytes <= 2 * limits.max_activation_bytes else "")
+        raise_it = " (the limit is GRADHEALTH_LIMITS__MAX_ACTIVATION_BYTES)"
         weights = PARAMETER_FACTOR * _BYTES[spec.precision] * plan.parameters
         steps = plan.overhead_bytes
         if 2 * steps > plan.memory_bytes:  # mostly the recurrent steps' own: the batch is not it either
@@ -330,14 +335,14 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
                       key=lambda u: u.overhead_bytes)
             problems.append(Problem(top.pointer, f"{top.pointer}: too much memory, mostly the recurrent "
                                     f"layers' per-step autograd records: {figures}; use fewer layers or a "
-                                    "shorter sequence"))
+                                    f"shorter sequence{halve}{raise_it}"))
         elif weights > plan.memory_bytes - weights:  # mostly weights: the batch is not what to change
             if plan.parameters <= limits.max_parameters:  # else already said, at the same place
                 problems.append(Problem(where, f"{where}: too much memory, mostly weights: {figures}{culprit}; "
-                                        "make layers narrower or fewer"))
+                                        f"make layers narrower or fewer{halve}{raise_it}"))
         else:
             problems.append(Problem("/batch_size", f"too much activation memory: {figures}; lower batch_size "
-                                    f"(now {spec.batch_size}) or the input size"))
+                                    f"(now {spec.batch_size}) or the input size{halve}{raise_it}"))
     if units > limits.max_units:
         problems.append(Problem("/layers", f"{units} layers after expanding `repeat` is over the limit of "
                                 f"{limits.max_units}"))

@@ -125,3 +125,20 @@ def test_a_second_seed_does_not_hold_the_first_seeds_network() -> None:
 
     one, three = measured(1), measured(3)
     assert three <= 1.2 * one, (one, three)
+
+
+@pytest.mark.parametrize(("precision", "hinted"), [("float64", True), ("float32", False)])
+def test_a_float64_spec_within_twice_the_limit_is_told_float32_halves_it(precision: str, hinted: bool) -> None:
+    """specsweep15 u06: BERT-Base at sequence 128, batch 8 is 8.3 GiB per seed in float64, over
+    the 8 GiB default; the refusal named only the batch and the input size."""
+    spec = {"input": {"shape": [512]}, "batch_size": 64, "precision": precision,
+            "layers": [{"type": "linear", "out_features": 512, "activation": "relu", "repeat": 8}]}
+    need = make_plan(parse_spec(spec)).memory_bytes
+    limits = Limits(max_activation_bytes=int(need * 0.75))
+    with pytest.raises(LimitExceeded) as caught:
+        make_plan(parse_spec(spec), limits)
+    message = caught.value.detail
+    assert "GRADHEALTH_LIMITS__MAX_ACTIVATION_BYTES" in message, message
+    assert ("precision: float32, which halves it" in message) is hinted, message
+    if hinted:  # and it does: the same spec in float32 is admitted under the same limit
+        make_plan(parse_spec({**spec, "precision": "float32"}), limits)
