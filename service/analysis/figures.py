@@ -59,6 +59,9 @@ class SeedFigures:
     #: the bounded activation (sigmoid, tanh) right before the softmax or log_softmax a live module's
     #: forward ends in (:func:`.graph.squash_before_softmax`); None where there is none
     squash_before_softmax: str | None = None
+    #: a graph's output is one distribution per row under a regression loss (``("softmax", k)``,
+    #: ``("log_softmax", k)`` over its last dimension of k): :func:`.graph.simplex_output`
+    simplex_output: tuple[str, int] | None = None
     #: the float input's values (seed 0, float64, flattened) where the output has its shape: a
     #: reconstruction, whose targets are its inputs (:func:`.graph.reconstructed_inputs`)
     reconstruction: np.ndarray | None = None

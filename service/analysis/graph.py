@@ -2004,6 +2004,31 @@ def squash_before_softmax(run: GraphRun, value: Any) -> str | None:
     return _BOUNDED_NODES.get(type(_through_views(inner[0])).__name__) if len(inner) == 1 else None
 
 
+def simplex_output(run: GraphRun, value: Any) -> tuple[str, int] | None:
+    """``("softmax", k)`` where a graph's (first) output under a regression loss (mse, mae, huber)
+    is one probability distribution per row over its last dimension of k >= 2 (a softmax's, by its
+    autograd node or its values: :func:`distributions`), ``("log_softmax", k)`` for a log_softmax's
+    (its exp one): the loss pulls it towards targets it can reach only inside that simplex (each in
+    [0, 1], each row summing to 1), which :func:`.rules.simplex_regression_output` judges (peersweep14:
+    a softmax regression head, a softmax Q-value head); None otherwise."""
+    if run.losses is not None or run.loss not in REGRESSION:
+        return None
+    out = first_tensor(value)
+    if out is None or not out.is_floating_point() or out.dim() < 1 or out.shape[-1] < 2:
+        return None
+    k = int(out.shape[-1])
+    if softmax_over_last(out) or distributions(out):
+        return "softmax", k
+    fn = _through_views(out.grad_fn)
+    if fn is not None and type(fn).__name__ == "LogSoftmaxBackward0":
+        dim = getattr(fn, "_saved_dim", -1)
+        if dim >= 2 ** 63:
+            dim -= 2 ** 64  # saved as an unsigned 64-bit integer (-1: 2^64 - 1)
+        if dim % out.dim() == out.dim() - 1:
+            return "log_softmax", k
+    return None
+
+
 #: Autograd nodes that only move or reshape values: an elementwise squash before them still ends the output
 _VIEW_NODES = ("ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "SqueezeBackward0",
                "SqueezeBackward1", "SqueezeBackward2", "SqueezeBackward3", "UnsqueezeBackward0",
@@ -2453,6 +2478,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             tracer.drop_repeated()
             squashed = None if run.unsquash else forward_squash(run, value)
             bounded = squash_before_softmax(run, value)
+            simplex = simplex_output(run, value)
             loss, silent = _loss(run, value, seed, logits)
             inputs_back = reconstructed_inputs(run, xs, value) if seed == 0 else None
         tracer.settle(loss)
@@ -2507,6 +2533,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     figures = readout.read(loss, silent)
     figures.forward_squash = squashed
     figures.squash_before_softmax = bounded
+    figures.simplex_output = simplex
     figures.reconstruction = inputs_back
     figures.batch_statistics = dict(tracer.batch_statistics)
     if seed == 0 and loss.grad_fn is not None:  # the structure is every seed's: read once (simulate_graph)
@@ -3374,6 +3401,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             or figures_of[0].forward_squash,
                             squashed_in_forward=figures_of[0].forward_squash is not None,
                             squash_before_softmax=figures_of[0].squash_before_softmax,
+                            simplex_output=figures_of[0].simplex_output,
                             activation_bytes=recorded,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             gate_drivers=figures_of[0].gate_drivers,

@@ -88,6 +88,7 @@ from gradhealth.analysis.rules import (
     problems,
     relu_logits_output,
     sigmoids_under_cross_entropy,
+    simplex_regression_output,
 )
 from gradhealth.analysis.sharpness import Sharpness
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
@@ -482,6 +483,17 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         where_called = det.evidence.get("called_at")
         shown = where_called or det.evidence.get("node")
         out.append((R.domain_guard(op, shown, guarded_code(op), guard_note(op)), Guard(op.lower(), where_called)))
+    if code == "output_loss_mismatch" and simplex_regression_output(result) is not None \
+            and det.evidence.get("metric") == "unreachable_target_fraction":
+        # a softmax (log_softmax) head under a regression loss: a linear output, re-simulated where
+        # the softmax is the model's one nn.Softmax module (one called in forward is named only)
+        last = output_layer(result)
+        simplex = simplex_regression_output(result)
+        assert simplex is not None
+        remedy = R.linear_distribution_output(where, activation=simplex[0], n_out=last.fan_out, n_in=last.fan_in)
+        softmaxes = [m for m in model.modules() if isinstance(m, nn.Softmax | nn.LogSoftmax)]
+        return [(remedy, _softmax_to_identity if simplex[0] == "softmax" and len(softmaxes) == 1
+                 and isinstance(softmaxes[0], nn.Softmax) else None)]
     if code == "output_loss_mismatch":
         relu = clipped_output(result)
         if relu is not None:
@@ -1439,9 +1451,10 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     Both judge as a spec's ``optimizer`` fields do (a Post-LN stack that warms up is a note).
 
     ``targets`` (``loss="mse"``): example regression targets, a tensor or array of finite numbers
-    (the batch's, or any sample of the data's): a bounded output (a single sigmoid or tanh unit) is
-    judged on the share of them out of its range. ``target_range``: ``(low, high)``, where they lie,
-    where only that is known (the spec's ``loss.target_range``; the share of the range out of reach).
+    (the batch's, or any sample of the data's): a bounded output (a sigmoid or tanh, each element at any
+    width) is judged on the share of them out of its range, a softmax or log_softmax output on the
+    share of the rows off its simplex; targets no rule judges are said unused in ``simulation.notes``.
+    ``target_range``: ``(low, high)``, where they lie, where only that is known (the spec's ``loss.target_range``; the share of the range out of reach).
     With neither, a bounded output is judged against standard-normal targets, as a spec's is. The
     simulated targets stay standard normal either way.
 
@@ -1472,7 +1485,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         with torch.inference_mode(False), torch.enable_grad():
             doc = diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
         if doc.simulation is not None:
-            doc.simulation.notes[:0] = notes
+            unused = _unused_targets_note(doc, "targets=" if given_targets is not None else "target_range=")
+            doc.simulation.notes[:0] = notes + ([unused] if unused is not None and (
+                given_targets is not None or given_range is not None) else [])
         return doc
     except GradHealthError:
         raise
@@ -1487,6 +1502,22 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         # not the model's code: the check's own failure, named as such, never a bare traceback
         # (modsweep29 u01: an IndexError from a readout of an expert's empty batch)
         raise CheckFailed(type(model).__name__, exc) from exc
+
+
+def _unused_targets_note(doc: Diagnosis, named: str) -> str | None:
+    """The document's note where ``check_module`` was given targets (``named``: ``targets=`` or
+    ``target_range=``) that no finding judged (none carries evidence ``targets``): the output is of
+    a kind no rule judges against its targets (no bounded or distribution output ends it), said
+    instead of dropping them silently (peersweep14); None where a finding used them."""
+    if any((f.evidence.model_extra or {}).get("targets") is not None for f in doc.findings):
+        return None
+    last = doc.layers[-1] if doc.layers else None
+    output = (f"the output ({last.name}, {last.activation or 'no activation'})" if last is not None
+              else "the output")
+    return (f"{named} not used: {output} is not one the check judges against targets (a linear or other unbounded "
+            "output can reach any target; only an output held to a range, a sigmoid, tanh, ReLU or softmax "
+            "ending the forward, is checked for targets it cannot reach); the gradients are simulated against "
+            "standard-normal targets either way")
 
 
 def _no_warmup_note(scheduler: Any, warmup_steps: Any) -> str | None:

@@ -3126,9 +3126,68 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
     # nothing was said (kerassweep20 u02), and one reconstructing pixels in [0, 1] is nothing
     if result.plan is None and result.reconstruction is not None and len(result.reconstruction):
         return unit
-    if (result.plan is None and not result.bounded_regression) or (output_layer(result).fan_out or 0) != 1:
+    if result.plan is None and not result.bounded_regression:
+        return None
+    # A bounded output of several units is judged per element where its targets are given
+    # (``targets=``, ``target_range``, ``loss.target_range``, ``--target-range``): those say what it
+    # must reach (peersweep14: targets passed to a multi-unit head were dropped silently); without
+    # them it stays unjudged, as many such outputs are a reconstruction in range by design
+    if (output_layer(result).fan_out or 0) != 1 and not targets_given(result):
         return None
     return unit
+
+
+def targets_given(result: SimulationResult) -> bool:
+    """Whether the regression targets were described: example values (``targets=``) or a range
+    (``target_range``, the spec's ``loss.target_range``, ``--target-range``)."""
+    return (result.target_values is not None and len(result.target_values) > 0) or target_range(result) is not None
+
+
+#: Each element's range of an output that is one distribution per row (:func:`simplex_regression_output`),
+#: and the words for what a row must satisfy: a softmax's probabilities, a log_softmax's log-probabilities.
+SIMPLEX_RANGES: dict[str, tuple[float, float]] = {"softmax": (0.0, 1.0), "log_softmax": (-math.inf, 0.0)}
+SIMPLEX_CONSTRAINTS = {"softmax": "each row sums to 1", "log_softmax": "each row's exp sums to 1"}
+#: A target row sums to 1 within this (labels smoothed by hand, stored in float32)
+SIMPLEX_SUM_TOLERANCE = 1e-3
+
+
+def simplex_regression_output(result: SimulationResult) -> tuple[str, int] | None:
+    """(``"softmax"`` or ``"log_softmax"``, its width k) where the output is one distribution per
+    row (:func:`.graph.simplex_output`) under a regression loss (mse, mae, huber): every prediction
+    lies in the simplex, so only targets in [0, 1] whose rows sum to 1 (a log_softmax's: at or below
+    0, their exps summing to 1) can be reached (peersweep14: make_regression targets through a 4-way
+    softmax, Q-values of at least 1 through a softmax Q head); None otherwise."""
+    if _loss_kind(result) not in REGRESSION:
+        return None
+    return result.simplex_output
+
+
+def simplex_reach(result: SimulationResult, activation: str, k: int) -> dict[str, Any]:
+    """How the targets given meet the simplex of :func:`simplex_regression_output`: ``value``, the
+    share of them out of reach (of the rows passed, where ``targets=`` holds whole rows of k: a row
+    is out of reach where an element is out of range or the row does not sum to 1; else of the
+    elements passed; else of ``target_range``'s span, spread evenly), ``out_of_range`` (the share of
+    elements outside the range), ``rows`` (the rows judged, or None), ``given`` (False: nothing was
+    given, the targets are taken for probability rows, a classifier's one-hot labels, in reach)."""
+    low, high = SIMPLEX_RANGES[activation]
+    values = result.target_values
+    if values is not None and len(values):
+        outside = (values < low) | (values > high)
+        out_of_range = float(np.mean(outside))
+        if values.size % k == 0:
+            rows = values.reshape(-1, k)
+            sums = np.exp(rows).sum(axis=-1) if activation == "log_softmax" else rows.sum(axis=-1)
+            off = outside.reshape(-1, k).any(axis=-1) | (np.abs(sums - 1.0) > SIMPLEX_SUM_TOLERANCE)
+            return {"value": float(np.mean(off)), "out_of_range": out_of_range, "rows": int(rows.shape[0]),
+                    "given": True}
+        return {"value": out_of_range, "out_of_range": out_of_range, "rows": None, "given": True}
+    given = target_range(result)
+    if given is not None:
+        a, b = given
+        inside = max(0.0, min(b, high) - max(a, low))
+        share = 1.0 - inside / (b - a)
+        return {"value": share, "out_of_range": share, "rows": None, "given": True}
+    return {"value": 0.0, "out_of_range": 0.0, "rows": None, "given": False}
 
 
 #: The recurrent layers whose output is their hidden state, bounded as their activation says (the unit's
@@ -3361,6 +3420,9 @@ class OutputLossMismatch(ArchitectureRule):
         before = bounded_softmax_input(result)
         if before is not None:
             return unreachable_fraction(before, "softmax", output_layer(result).fan_out or 1)
+        simplex = simplex_regression_output(result)
+        if simplex is not None:
+            return float(simplex_reach(result, *simplex)["value"])
         relu = _relu_output(result)
         if relu is not None:
             return 1.0 - float(np.nanmean(relu.values["active_fraction"]))
@@ -3371,6 +3433,13 @@ class OutputLossMismatch(ArchitectureRule):
         return sum(seeds) / len(seeds) if seeds else math.nan
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        if simplex_regression_output(result) is not None and not no_output_gradient(result):
+            # a distribution under a regression loss: an error where (nearly) no target given lies in
+            # its simplex, as for a bounded output; a note where none were given (a softmax under mse
+            # fits one-hot labels: a classifier trained so) or where they are in reach
+            if value >= UNREACHABLE_TARGETS_ERROR:
+                return "error"
+            return "warning" if value >= UNREACHABLE_TARGETS_WARNING else "info"
         relu = _relu_output(result)
         if relu is not None and relu is relu_logits_output(result):
             # a ReLU under a loss on logits is never right (a logit is a log-odds, negative as
@@ -3513,6 +3582,9 @@ class OutputLossMismatch(ArchitectureRule):
                 f"(\"received from_logits=True, but the output argument was produced by a Softmax\"); the "
                 f"model trains slowly and stalls high.",
                 evidence, [last])
+        simplex = simplex_regression_output(result)
+        if simplex is not None and not no_output_gradient(result):
+            return self._simplex(severity, value, result, evidence, *simplex)
         bounded = clipped_regression_output(result)
         if bounded is not None and bounded.activation != "relu" and bounded.activation is not None:
             low, high = OUTPUT_RANGES[bounded.activation]
@@ -3670,6 +3742,76 @@ class OutputLossMismatch(ArchitectureRule):
             "The loss stalls or jumps; the model learns slowly if at all.")
         return Detection(self.code, severity, "silent_sample_fraction", value, summary, explanation, evidence,
                          [last])
+
+    def _simplex(self, severity: str, value: float, result: SimulationResult, evidence: dict[str, Any],
+                 activation: str, k: int) -> Detection:
+        """The finding of :func:`simplex_regression_output`: a distribution under a regression loss."""
+        last = output_layer(result)
+        loss = _loss_kind(result) or "the loss"
+        low, high = SIMPLEX_RANGES[activation]
+        constraint = SIMPLEX_CONSTRAINTS[activation]
+        reach = simplex_reach(result, activation, k)
+        values = result.target_values
+        given = target_range(result)
+        span = (f"[{low:g}, {high:g}]" if math.isfinite(low) else f"(-inf, {high:g}]")
+        layer = last.name
+        if last.module_class is not None:  # a live module's layer, by name and class (as _outputs_through names it)
+            width = f" {last.fan_in}\u2192{last.fan_out}" if last.type == "linear" and last.fan_in and last.fan_out else ""
+            layer = f"{last.name} ({last.module_class}{width})"
+        where = f"{layer}'s {k} outputs go through a {activation} (over the last dimension)"
+        evidence.update(metric="unreachable_target_fraction", threshold=UNREACHABLE_TARGETS_WARNING,
+                        error_threshold=UNREACHABLE_TARGETS_ERROR, from_logits=None,
+                        output_activation=activation, output_range=[low, high], output_constraint=constraint,
+                        classes=k, out_of_range_fraction=reach["out_of_range"], silent_by_seed=[])
+        if values is not None and len(values):
+            targets = (f"the {reach['rows']} target rows passed" if reach["rows"] is not None
+                       else f"the {len(values)} targets passed")
+            evidence.update(targets=f"the {len(values)} passed (targets=), in "
+                                    f"[{float(values.min()):.3g}, {float(values.max()):.3g}]",
+                            targets_passed=len(values), target_range=[float(values.min()), float(values.max())])
+            if reach["rows"] is not None:
+                evidence["target_rows"] = reach["rows"]
+        elif given is not None:
+            targets = f"the targets (in [{given[0]:g}, {given[1]:g}])"
+            evidence.update(targets=f"in [{given[0]:g}, {given[1]:g}]", target_range=[given[0], given[1]])
+        else:
+            evidence.update(targets="not given: taken for probability rows (one-hot labels or distributions)",
+                            targets_assumed="probability rows")
+            return Detection(
+                self.code, severity, "unreachable_target_fraction", value,
+                f"{where} under {loss}: every prediction row is a distribution ({span}, {constraint}), so only "
+                "probability targets (one-hot labels, distributions) can be reached; the targets were not given "
+                "and are taken for those",
+                f"A {activation} output makes each row one probability distribution. A regression loss on it fits "
+                "probability targets (a classifier's one-hot labels: it trains, though cross-entropy on the "
+                "logits trains faster); any other targets (values, returns, Q-values, anything outside "
+                f"{span} or in rows that do not sum to 1) cannot be reached, and the loss pushes the "
+                f"{activation} into saturation. Give the targets (check_module's targets= or target_range=, "
+                "--target-range for a Keras file) to have them judged; for regression targets end with no "
+                "activation (a linear output).",
+                evidence, [last])
+        if value <= 0.0:
+            return Detection(
+                self.code, severity, "unreachable_target_fraction", value,
+                f"{where} under {loss}; {targets} lie in {span}"
+                + (f" and {constraint.replace('each', 'every')}: every target is in reach" if reach["rows"] is not None
+                   else f": in reach only where {constraint}"),
+                f"A {activation} output makes each row one probability distribution, which fits probability "
+                "targets such as these; cross-entropy on the logits trains a classifier faster than a "
+                "regression loss on the probabilities.",
+                evidence, [last])
+        return Detection(
+            self.code, severity, "unreachable_target_fraction", value,
+            f"{where} under {loss}: every prediction row lies in {span} and {constraint}, so {value:.0%} of "
+            f"{targets} are out of reach"
+            + (f" ({reach['out_of_range']:.0%} of the values outside {span})" if reach["rows"] is not None else ""),
+            f"A regression loss needs outputs free to reach the targets. A {activation} on the output makes each "
+            f"row one probability distribution ({span}, {constraint}): targets outside that simplex (unscaled "
+            "values, returns or Q-values, rows that do not sum to 1) can never be reached, the loss stalls high, "
+            f"and it pushes the {activation} into saturation, where its gradient fades. End the regression with "
+            "no activation (a linear output; for Q-values a linear head, one unbounded value per action), or "
+            "train on probability targets with cross-entropy on the logits.",
+            evidence, [last])
 
 
 for _part in (

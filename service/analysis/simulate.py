@@ -183,6 +183,10 @@ class SimulationResult:
     squash_before_softmax: str | None = None
     #: the loss takes the output for probabilities (Keras' from_logits=False cross-entropies)
     on_probabilities: bool = False
+    #: the output is one distribution per row (a softmax's, or a log_softmax's exp) under a regression
+    #: loss: ("softmax" or "log_softmax", its width k), reachable only by targets in its simplex
+    #: (``SeedFigures.simplex_output``; a spec's softmax output layer too); None otherwise
+    simplex_output: tuple[str, int] | None = None
     #: a live module's Post-LN Transformer stacks (``GraphRun.post_ln``): per stack, one unit per layer
     post_ln: list[list[str]] = field(default_factory=list)
     #: those stacks are blocks the forward writes by hand (no norm_first switch to try Pre-LN with)

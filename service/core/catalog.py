@@ -91,7 +91,8 @@ FINDINGS: dict[str, Entry] = {
         "The other way round too: a loss compiled on logits (from_logits=True) over a softmax or sigmoid output "
         "applies that activation twice, and the loss can never fall below ln(1 + (k-1)/e) for k classes; "
         "measured as that floor's share of the loss at chance. And a bounded output activation (a ReLU, a sigmoid, "
-        "a tanh) under a regression loss: targets outside its range cannot be reached."),
+        "a tanh; a softmax, whose rows are distributions) under a regression loss: targets outside its range cannot "
+        "be reached."),
     # Findings from training logs (the log check).
     "gradient_spike": Entry(
         "Gradient-norm spikes",

@@ -319,6 +319,24 @@ def linear_regression_output(where: str, patch: Patch = (), *, activation: str =
     return remedy
 
 
+def linear_distribution_output(where: str, patch: Patch = (), *, activation: str = "softmax",
+                               n_out: int | None = None, n_in: int | None = None) -> Remedy:
+    """Drop the softmax (or log_softmax) ``activation`` that makes the regression output ``where`` one
+    distribution per row: its predictions reach only targets in that simplex (peersweep14: a softmax
+    regression head, a softmax Q-value head)."""
+    remedy = make_remedy("output_activation", f"end {where} with no activation (a linear output) instead of the "
+                         f"{activation}: it makes each row one distribution, and regression targets (values, returns) lie "
+                         "outside it; for Q-values a linear head, one unbounded value per action; for probability "
+                         "targets, cross-entropy on the logits instead", patch, activation="Identity",
+                         was=f"nn.{'LogSoftmax' if activation == 'log_softmax' else 'Softmax'}(dim=-1) on a "
+                             "regression output", n_in=str(n_in or "n_in"), n_out=str(n_out or "n_out"))
+    remedy.rationale = (
+        f"A regression's predictions must be free to reach the targets: a {activation} on the output makes each "
+        "row one probability distribution, so targets outside that simplex cannot be reached and the gradient "
+        "fades as it saturates; a linear output (no activation) reaches any target")
+    return remedy
+
+
 def pre_layer_norm(where: str, patch: Patch = ()) -> Remedy:
     """Use Pre-LN Transformer layers in ``where``."""
     return make_remedy("pre_layer_norm", f"use Pre-LN (norm_first: true) in {where}", patch)

@@ -217,7 +217,9 @@ def test_a_softmax_over_several_units_under_mse_is_read_not_refused(tmp_path: Pa
     path = tmp_path / "m.json"
     path.write_text(json.dumps({**cfg, "compile_config": {"loss": "mse"}}))
     doc = check_keras(path)
-    assert not _mismatch(doc) and doc.layers
+    # with the targets unknown, only a note that mse on a softmax fits probability targets (peersweep14)
+    assert doc.layers and doc.status == "healthy"
+    assert [f.severity for f in _mismatch(doc)] == ["info"]
 
 
 @pytest.mark.parametrize("classes", [2, 10, 100])
