@@ -239,6 +239,28 @@ class Collapse:
     forward_per_layer: float
 
 
+def chain_signals(result: SimulationResult) -> tuple[list[UnitStats], float, float] | None:
+    """(the chain, ||dL/dh_first|| / ||dL/dh_readout||, the readout's output std over the first
+    layer's input RMS) of a plain chain of weighted layers: one tower of two layers or more, one
+    readout after it, no norm (a norm restores the forward scale); None otherwise, or where a figure
+    is not measured (no gradient at all: other findings'). Unlike :func:`depth_ratio` it counts the
+    readout's layer and the input: the signals' whole way through a shallow net."""
+    units = trunk(result)
+    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values]
+    readouts = [u for u in weighted if u not in units]
+    if len(units) < 2 or len(readouts) != 1 or weighted[-1] is not readouts[0] or len(towers(result, units)) != 1:
+        return None
+    chain = units + readouts
+    if any(u.normalised for u in chain):
+        return None
+    first_in = math.sqrt(chain[0].geo("input_mean_square"))
+    out_std = chain[-1].geo("activation_std")
+    g_first, g_last = chain[0].geo("output_grad_norm"), chain[-1].geo("output_grad_norm")
+    if not all(v > 0 and math.isfinite(v) for v in (first_in, out_std, g_first, g_last)):
+        return None
+    return chain, g_first / g_last, out_std / first_in
+
+
 def signal_collapse(result: SimulationResult, total: float) -> Collapse | None:
     """The :class:`Collapse` of a plain chain of weighted layers (one tower, one readout, two gains
     or more back to the first layer) where both directions fall under ``total`` in all and under
@@ -248,21 +270,12 @@ def signal_collapse(result: SimulationResult, total: float) -> Collapse | None:
     over the bar (onnxsweep17 u03: a trained policy's weights x0.05, ||dL/dh|| 0.359 -> 0.000152
     over 4 layers; peersweep10 u06: a 2-2-1 ReLU net at U(+-0.05), output std 5.6e-6). A trained
     regressor whose readout alone is small (its output scale learned) has one such gain, not two."""
-    units = trunk(result)
-    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values]
-    readouts = [u for u in weighted if u not in units]
-    if len(units) < 2 or len(readouts) != 1 or weighted[-1] is not readouts[0] or len(towers(result, units)) != 1:
+    signals = chain_signals(result)
+    if signals is None:
         return None
-    chain = units + readouts
-    if any(u.normalised for u in chain):
-        return None  # (a norm restores the forward scale: not this)
+    chain, backward, forward = signals
+    units = chain[:-1]
     first_in = math.sqrt(chain[0].geo("input_mean_square"))
-    out_std = chain[-1].geo("activation_std")
-    g_first, g_last = chain[0].geo("output_grad_norm"), chain[-1].geo("output_grad_norm")
-    figures = (first_in, out_std, g_first, g_last)
-    if not all(v > 0 and math.isfinite(v) for v in figures):
-        return None  # (no gradient at all, or none measured: other findings')
-    backward, forward = g_first / g_last, out_std / first_in
     per_back, per_fwd = backward ** (1 / (len(chain) - 1)), forward ** (1 / len(chain))
     # the trunk alone must collapse too: a policy head initialised at gain 0.01 (PPO's actor) makes
     # both totals small through one layer, over a trunk whose gains are 1
@@ -335,6 +348,63 @@ def scale_growth(units: list[UnitStats]) -> float:
             return math.nan
         total *= gain
     return total
+
+
+#: The factor in std over the scale that keeps a layer's signal (:func:`scale_gain`: He's for the
+#: ReLU family, LeCun's for tanh, sigmoid and a linear output) from which a layer's init counts as
+#: too large: 9x the variance. Usual inits give 1 (He, LeCun), 0.41-0.7 (torch's default, Xavier
+#: on ReLU); N(0, 1) weights give sqrt(fan_in / 2) under ReLU, 3.4 at fan-in 23 and 11 at 256.
+OVERSIZED_LAYER_GAIN = 3.0
+
+
+@dataclass(frozen=True)
+class Blowup:
+    """The forward and backward signal growing together through ``units`` (the first weighted layer
+    to the readout) as the weights' scale makes them: ``backward`` and ``forward`` as
+    :class:`Collapse`'s, ``gains`` each layer's :func:`scale_gain` and ``predicted`` their product,
+    ``oversized`` the layers at :data:`OVERSIZED_LAYER_GAIN` or more."""
+
+    units: list[UnitStats]
+    backward: float
+    forward: float
+    gains: list[float]
+    predicted: float
+    oversized: list[UnitStats]
+
+    @property
+    def backward_per_layer(self) -> float:
+        return self.backward ** (1 / (len(self.units) - 1))
+
+    @property
+    def forward_per_layer(self) -> float:
+        return self.forward ** (1 / len(self.units))
+
+
+def signal_blowup(result: SimulationResult, total: float) -> Blowup | None:
+    """The :class:`Blowup` of a plain chain (:func:`chain_signals`) whose weights are too large for
+    their activation on most of its layers (two or more at :data:`OVERSIZED_LAYER_GAIN` times the
+    scale that keeps the signal), whose scales together predict a growth over ``total``, and where
+    the measured growth confirms it: both directions grow over ``total`` from the input to the
+    readout. None otherwise. The trunk's first/last ratio leaves the readout out, so over two
+    hidden layers it is one layer's gain, and a shallow net stays under the through-depth bar however
+    wrong its init (modsweep37 u02: SAC's 23-256-256-1 ReLU critic at N(0, 1), 11x over its hidden
+    layers, 173x from the readout back to the first layer and 430x forward, its output std 391).
+    Weights whose scale does not predict the growth (a trained net's learned structure) are not
+    this: the scales must give it."""
+    signals = chain_signals(result)
+    if signals is None:
+        return None
+    chain, backward, forward = signals
+    gains = [scale_gain(u) for u in chain]
+    if not all(g > 0 and math.isfinite(g) for g in gains):
+        return None
+    predicted = math.prod(gains)
+    oversized = [u for u, g in zip(chain, gains, strict=True) if g >= OVERSIZED_LAYER_GAIN]
+    if len(oversized) < 2 or 2 * len(oversized) <= len(chain):
+        return None
+    if not (predicted > total and backward > total and forward > total):
+        return None
+    return Blowup(chain, backward, forward, gains, predicted, oversized)
 
 
 def activation_span(result: SimulationResult) -> list[UnitStats]:

@@ -35,6 +35,7 @@ from gradhealth.analysis.check import (
     acted_on,
     clip_reference,
     decided,
+    judged_figure,
     layers_with_weights,
     not_judged,
     optimizer_shown,
@@ -790,7 +791,7 @@ class _Verifier:
         unjudged = not_judged(det.code, value, after)
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(value), fixed=fixed, side_effects=new, not_judged=unjudged,
-                                   seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, self.thresholds))
+                                   judged=judged_figure(det, self.result, after, self.thresholds), seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, self.thresholds))
         # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
         remedy.recommended = (fixed or unjudged is not None) and not new
         return after
@@ -1276,7 +1277,9 @@ def optimizer_spec(optimizer: Any) -> OptimizerSpec | None:
     if kind is None or not isinstance(optimizer, torch.optim.Optimizer):
         raise ArgumentError(f"optimizer: {type(optimizer).__name__} is not one whose first step the check "
                          "knows (torch.optim.SGD, Adam, AdamW, RMSprop, Adadelta, NAdam, Adagrad, or a dict with type "
-                         "and lr)")
+                         "and lr), so its update sizes cannot be judged; leave optimizer out to check the gradients "
+                         "without them (large_updates and small_updates are then not checked, and simulation.notes "
+                         "says so)")
     group = optimizer.param_groups[0]
     fields: dict[str, Any] = {k: float(group[k]) for k in ("lr", "momentum", "weight_decay", "alpha", "eps")
                               if k in group}
@@ -1419,6 +1422,14 @@ def _with_schedule(spec: OptimizerSpec | None, scheduler: Any, warmup_steps: Any
     return out
 
 
+#: check_module's note where no optimizer was given: what was left unchecked and how to give one
+#: (modsweep37 h03, a PINN trained with LBFGS: the update checks were skipped in silence).
+NO_OPTIMIZER_NOTE = (
+    "no optimizer given: the update sizes and the learning rate were not checked (large_updates, small_updates, "
+    "negative_learning_rate); pass the training optimizer as optimizer= (a torch.optim SGD, Adam, AdamW, RMSprop, "
+    "Adadelta, NAdam or Adagrad, or a dict such as {\"type\": \"adam\", \"lr\": 1e-3}) to check them")
+
+
 def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_entropy", seeds: int = 3,
                  verify: bool = True, device: str | None = None,
                  thresholds: Thresholds | None = None, optimizer: Any = None,
@@ -1470,7 +1481,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     if optimizer is None and scheduler is not None:
         optimizer = getattr(scheduler, "optimizer", None)
     stated = _with_schedule(optimizer_spec(optimizer), scheduler, warmup_steps, clip_norm)
-    notes = [n for n in (warmup_unknown_note(stated, optimizer), _no_warmup_note(scheduler, warmup_steps))
+    notes = [n for n in (warmup_unknown_note(stated, optimizer), _no_warmup_note(scheduler, warmup_steps),
+                         NO_OPTIMIZER_NOTE if stated is None else None)
              if n is not None]
     run = GraphRun(model, input_specs(example_inputs, model, drawn_in), loss, seeds, optimizer=stated,
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs),

@@ -19,7 +19,9 @@ from gradhealth.analysis import spec as S
 from gradhealth.analysis.activations import MEASURED_SATURATING
 from gradhealth.analysis.findings import (
     COLLAPSE_LAYER_GAIN,
+    OVERSIZED_LAYER_GAIN,
     STEEP_LAYER_GAIN,
+    Blowup,
     Detection,
     Starved,
     absorbed_by_normalisation,
@@ -28,6 +30,7 @@ from gradhealth.analysis.findings import (
     bidirectional_reach,
     binomial_tail_half,
     carried_apart,
+    chain_signals,
     cut_off,
     depth_ratio,
     factor_before_underflow,
@@ -36,6 +39,7 @@ from gradhealth.analysis.findings import (
     post_ln_stacks,
     reached_from,
     scale_growth,
+    signal_blowup,
     signal_collapse,
     starved_middle,
     steep_stretch,
@@ -953,7 +957,26 @@ class ExplodingGradient(ArchitectureRule):
             # readout out, but its logits saturate the loss's softmax or sigmoid (onnxsweep11 b10);
             # a note where the weights' scale would not make them that large (a trained classifier's)
             return "info" if learned_logits(result) is not None else "warning"
+        blowup = signal_blowup(result, t.exploding_warning) if severity is None else None
+        if blowup is not None:
+            # a shallow chain whose every (or most) layer's weights are several times too large for
+            # its activation: the trunk's ratio leaves the readout out, the signals' whole way grows
+            # past the bar (modsweep37 u02)
+            return t.exploding(min(blowup.backward, blowup.forward))
         return severity
+
+    def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
+        # the growth from the readout back to the first layer, where that is what is judged (the
+        # trunk's own ratio under the bar, no steep stretch nor saturated logits): on a remedy's
+        # re-simulation too, whatever it gives
+        result, _ = live_seeds(result)
+        value = self.measure(result)
+        if (math.isnan(value) or t.exploding(value) is None) and steep_stretch(result) is None \
+                and logit_scale(result) is None:
+            signals = chain_signals(result)
+            if signals is not None:
+                return "output_grad_ratio_first_to_readout", signals[1]
+        return None
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -1013,6 +1036,10 @@ class ExplodingGradient(ArchitectureRule):
                                 "a sample the net gets right passes almost no gradient and one it gets wrong a "
                                 "loss and gradient the size of the logits. The weights are several times too "
                                 "large for their fan-in (an init like N(0, 1), or weights scaled up).")
+        blowup = (signal_blowup(result, t.exploding_warning)
+                  if steep is None and logits is None and not value > t.exploding_warning else None)
+        if blowup is not None:
+            return _blowup_detection(det, blowup, t)
         learned_run = learned_stretch(result, t) if value < t.exploding_warning else None
         learned = steep is not None and learned_run is not None
         # where the per-layer gain is what is judged, the summary leads with it and gives the
@@ -1062,6 +1089,50 @@ class ExplodingGradient(ArchitectureRule):
                                 "init of wide layers); the activations and the loss start huge and the first "
                                 "steps are far too large.")
         return det
+
+
+def _blowup_detection(det: Detection, b: Blowup, t: Thresholds) -> Detection:
+    """exploding_gradient for :func:`findings.signal_blowup`: both directions' totals and per-layer
+    factors, and each layer's weight scale against the one that keeps its signal, in the evidence."""
+    first, last = b.units[0].name, b.units[-1].name
+    gains = len(b.units) - 1
+    # the metric and value stay the trunk's (EXPLODING_METRIC), the figure a remedy's re-simulation is
+    # measured on too (verified.before/after alike); the growth fired on is readout_grad_ratio, a
+    # remedy's judged figure (ExplodingGradient.decisive)
+    trunk_ratio = det.evidence.get("grad_ratio")
+    det.units = b.units
+    det.evidence.update({
+        "readout_grad_ratio": b.backward,
+        "layers": [first, last], "depth": len(b.units),
+        "grad_ratio": b.backward, "log10_grad_ratio": math.log10(b.backward),
+        "per_layer_factor": b.backward_per_layer,
+        "forward_ratio": b.forward, "forward_per_layer_factor": b.forward_per_layer,
+        "first_output_grad_norm": b.units[0].geo("output_grad_norm"),
+        "last_output_grad_norm": b.units[-1].geo("output_grad_norm"),
+        "trunk_grad_ratio": trunk_ratio if isinstance(trunk_ratio, float) and math.isfinite(trunk_ratio) else None,
+        "weight_scale_gains": {u.name: g for u, g in zip(b.units, b.gains, strict=True)},
+        "weight_scale_growth": b.predicted, "oversized_layers": [u.name for u in b.oversized],
+        "per_layer_threshold": OVERSIZED_LAYER_GAIN, "oversized_init": True,
+    })
+    det.evidence.pop("activation_growth_per_layer", None)
+    shown = ", ".join(f"{u.name} {fmt(g)}x" for u, g in zip(b.units, b.gains, strict=True))
+    det.summary = (
+        f"gradient grows {fmt(b.backward)}x from {last} back to {first} ({gains} layers, {fmt(b.backward_per_layer)} "
+        f"per layer) and the forward signal {fmt(b.forward)}x from the input to {last}'s output ({len(b.units)} "
+        f"layers, {fmt(b.forward_per_layer)} per layer): the weights are too large for their activations "
+        f"({shown} the std that keeps the signal)")
+    output_std = b.units[-1].geo("activation_std")
+    det.explanation = (
+        "Each layer multiplies the signal by about sqrt(fan_in * std(W)^2 / sigma_w^2*), sigma_w^2* the "
+        "variance that keeps it (2 for ReLU: He; 1 for tanh, sigmoid and a linear output: LeCun/Xavier): "
+        f"here {shown}, {fmt(b.predicted)}x in all, and the measured growth agrees ({fmt(b.backward)}x backward, "
+        f"{fmt(b.forward)}x forward). The network is shallow, so the ratio over its hidden layers alone stays under "
+        f"the {fmt(t.exploding_warning)}x bar for the whole depth, but the outputs start at a std of "
+        f"{fmt(output_std)} where a loss expects about 1: the loss and the first gradients are that many times too "
+        "large, and every step moves the early layers by far more than the later ones. Initialise the weights "
+        "at the activation's critical variance (He for the ReLU family, Xavier or LeCun for tanh, sigmoid and "
+        "a linear output), or rescale them to it.")
+    return det
 
 
 #: Recurrent cells whose gates learn how long to keep their memory (DOMAIN: "LSTM/GRU gates fix
