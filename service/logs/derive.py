@@ -108,6 +108,9 @@ def _component(s: Series, bare: bool = False) -> tuple[Role, str, str, str] | No
 #: Parts that are separate objectives, not terms of one loss (an agent's, a GAN's)
 _PLAYERS = frozenset({"actor", "critic", "policy", "value", "q", "q1", "q2", "qf", "qf1", "qf2", "pi", "v", "entropy",
                       "alpha", "kl", "gen", "disc", "g", "d", "generator", "discriminator"})
+#: Parts that name the whole model the loss trains (``loss_vae``, ``model_loss``): its objective, of
+#: which the other parts beside it are terms
+_WHOLE_MODEL = frozenset({"vae", "wae", "ae", "autoencoder", "model", "net", "network"})
 #: Parts named with no split make a sum only this many or more together (two could be any pair)
 _BARE_PARTS = 3
 
@@ -183,6 +186,22 @@ def add_component_losses(run: RunLog) -> RunLog:
                 run.warnings.append(LogWarning(
                     "derived_loss", f"{run.source}: no {what} loss has a usual name; the check reads "
                     f"{lone.name.strip()}, the only loss logged for that split, as it"))
+            continue
+        whole = [m for m in g.members if _component(m, bare=True) is not None
+                 and (_component(m, bare=True) or ("", "", "", ""))[3] in _WHOLE_MODEL]
+        if len(whole) == 1:
+            # a part named for the whole model (the peptide WAE's loss_vae beside its loss_recon and
+            # loss_mmd, logsweep77 u01): the model's objective, which the others are terms of; summed
+            # with them it counted the terms twice (a negative MMD made the sum negative, and no ratio
+            # rule could read its rise)
+            (lone,) = whole
+            lone.role = g.role
+            logged.add(g.role)
+            what = "training" if g.role == "loss" else "validation"
+            run.warnings.append(LogWarning(
+                "derived_loss", f"{run.source}: no {what} loss has a usual name; the check reads "
+                f"{lone.name.strip()}, named for the whole model, as it (its terms "
+                f"{', '.join(m.name.strip() for m in g.members if m is not lone)} are parts of it)"))
             continue
         if len({s.step_unit for s in g.members}) != 1:
             continue

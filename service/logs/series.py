@@ -270,6 +270,12 @@ _LR = re.compile(r"^(?:train[/_]|x/)?(?:lr|learning_rate|learning-rate|lr-\w+(?:
 # config values named after the rate (lr_decay_iters, lr_warmup_steps, lr_scheduler): not a rate
 _LR_CONFIG = re.compile(r"^(?:train[/_])?lr[_/-]\w*(?:decay|warmup|sched|step|iter|epoch|patience|factor|gamma|"
                         r"milestone|cycle|min|max|mult|ratio|policy|type|name)", re.IGNORECASE)
+#: A name in a norm's bars, ``|param|`` or ``||grad||``, and what is inside them: the gradient (of
+#: the parameters) or the parameters themselves
+_NORM_BARS = re.compile(r"(?P<bars>\|\|?)(?P<inner>[^|]+)(?P=bars)")
+_NORM_OF_GRAD = re.compile(r"(?:g|grad|grads|gradient|gradients|dw|d_?theta)(?:[_.]?(?:param|params|parameters|"
+                           r"weight|weights|w|theta))?")
+_NORM_OF_WEIGHTS = re.compile(r"param|params|parameters|weight|weights|w|theta")
 _WEIGHT = re.compile(r"^(?:weight_norm|param_norm|weights?_norm)(?:[/.](?P<layer>.+))?$")
 _UPDATE = re.compile(r"^(?:update_ratio|update_to_weight|update_to_weight_ratio)(?:[/.](?P<layer>.+))?$")
 
@@ -361,6 +367,13 @@ def classify(name: str) -> tuple[Role, str | None]:
             return role, layer
     if (boost := _BOOSTING.match(low)) is not None:
         return ("loss" if boost["set"] in ("train", "training") else "val_loss"), None
+    if (bars := _NORM_BARS.fullmatch(low)) is not None:
+        # a norm written as one (simple-nmt's "|param|=6.93e+02 |g_param|=8.87e+07"): the gradient's
+        # total norm, or the weights'
+        if _NORM_OF_GRAD.fullmatch(bars["inner"]):
+            return "grad_norm", None
+        if _NORM_OF_WEIGHTS.fullmatch(bars["inner"]):
+            return "weight_norm", None
     if _BEST.search(low):
         return "metric", None  # a best-so-far record (fairseq's best_loss), not the loss of its step
     if _VAL_LOSS.match(low):

@@ -78,7 +78,8 @@ def test_a_final_results_line_is_an_evaluations_without_a_heading_above_it(tmp_p
 def test_the_first_nan_is_reported_at_its_epoch_and_iteration(tmp_path: Path) -> None:
     d = check_logs(_lora_log(tmp_path, nan_from=(0, 300)))
     nonfinite = next(f for f in d.findings if f.code == "nonfinite")
-    assert nonfinite.summary.startswith(f"NaN first appears in Loss at epoch 0, iteration 300/{_T}")
+    # (the gradient norm, NaN on the same line, is named first: logsweep77)
+    assert nonfinite.summary.startswith(f"NaN first appears in Grad at epoch 0, iteration 300/{_T} (and in Loss ")
     # 20 training lines of epoch 0 and 50 of epoch 1: the evaluations' NaNs are their own
     assert nonfinite.evidence.counts["Loss"] == 70
 
@@ -118,7 +119,8 @@ def test_an_epochs_validation_sits_after_its_batches(tmp_path: Path) -> None:
 def test_a_run_nan_from_its_first_batch_is_reported_at_that_batch(tmp_path: Path) -> None:
     d = check_logs(_word_lm_log(tmp_path, epochs=2, nan=True))
     nonfinite = next(f for f in d.findings if f.code == "nonfinite")
-    assert nonfinite.summary == "NaN first appears in loss at epoch 1, iteration 200/2983"
+    # (the perplexity made from the loss, NaN on the same line, is named after it: logsweep77)
+    assert nonfinite.summary == "NaN first appears in loss at epoch 1, iteration 200/2983 (and in ppl at the same epoch)"
 
 
 # --- u03: a loss at exactly ln k names k over the accuracy's guess --------------------------------------

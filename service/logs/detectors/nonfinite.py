@@ -51,6 +51,12 @@ def _in_skipped_runs(run: RunLog, t: LogThresholds) -> list[Finding]:
         [clipping(run, t), lower_lr(run, why="an earlier run of the log went NaN/Inf")])]
 
 
+#: Which of several series that go NaN/Inf at one step is named first: the gradient, which the others
+#: follow (the update made from it breaks the weights, and the next loss)
+_CAUSE_ORDER = {"grad_norm": 0, "layer_grad_norm": 1, "clipped_grad_norm": 2, "update_ratio": 3, "weight_norm": 4,
+                "loss": 5, "val_loss": 6}
+
+
 def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
     """NaN/Inf in the run judged (its values, a framework's report, a clamp or a loss scaler)."""
     hits: list[tuple[float, Series, int]] = []
@@ -78,7 +84,9 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
     if not hits:
         return (_reported_nonfinite(run, t) or _nonfinite_finals(run, t) or _clamped_loss(run, t)
                 or _clamped_share(run, t) or _undefined_metrics(run, notes))
-    hits.sort(key=lambda h: h[0])
+    # at one step, the gradient first: the loss, the weights and a perplexity made from them go
+    # non-finite because the update did (u07: "|param|=inf |g_param|=inf loss=nan ppl=nan")
+    hits.sort(key=lambda h: (h[0], _CAUSE_ORDER.get(h[1].role, len(_CAUSE_ORDER))))
     if _skipped_by_the_scaler(run, hits):
         return [finding(
             "nonfinite", "info",
@@ -94,10 +102,12 @@ def _in_run(run: RunLog, t: LogThresholds) -> list[Finding]:
     step, first, _ = hits[0]
     layers = sorted({h[1].layer for h in hits if h[1].layer})
     kind = "NaN" if np.isnan(first.values[np.argmax(~np.isfinite(first.values))]) else "Inf"
-    note = ""
+    beside = list(dict.fromkeys(h[1].name for h in hits[1:] if h[0] == step and h[1].name != first.name))
+    note = (f" (and in {', '.join(beside[:5])}{f' and {len(beside) - 5} more' if len(beside) > 5 else ''} "
+            f"at the same {first.unit})" if beside else "")
     loss = run.first("loss")
     if first.role == "grad_norm" and loss is not None and np.all(np.isfinite(loss.values)):
-        note = " (the loss stayed finite: some trainers replace a NaN loss with a running average)"
+        note += " (the loss stayed finite: some trainers replace a NaN loss with a running average)"
     flat = _flat_before(run, step, t)
     if flat is not None:
         # nothing grew before it: a bad batch or an undefined operation, not a step size (newuser10 #2:

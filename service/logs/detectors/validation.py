@@ -680,6 +680,8 @@ def _noise_after(x: np.ndarray) -> float:
 #: rise the module calls a sustained trend (:data:`_SUSTAINED_RISE`); a flat training loss's level
 #: moves less (a fitted model's per-batch loss wanders within its noise).
 _TRAIN_ROSE = 0.03
+#: A training loss whose level ends this many times its lowest over the stretch rose, whatever its noise
+_TRAIN_MULTIPLIED = 1.5
 
 
 def _train_course(ls: np.ndarray, lv: np.ndarray, vs: np.ndarray, i_min: int) -> tuple[float, float, bool]:
@@ -720,6 +722,9 @@ def _train_course(ls: np.ndarray, lv: np.ndarray, vs: np.ndarray, i_min: int) ->
     level_noise = noise * math.sqrt(1 / len(lowest) + 1 / len(end))
     rose = (now - low > _TRAIN_ROSE * abs(low) and now - low > 3 * level_noise
             and now - low > 3 * resolution(lv))
+    # a level that multiplied rose, however its own blow-up inflates the noise measured over it
+    # (logsweep77 u07: 0.925 -> 6.84 in the epochs before NaN was "held")
+    rose = rose or (low > 0 and now >= _TRAIN_MULTIPLIED * low and now - low > 3 * resolution(lv))
     return float(np.median(at_best)), now, rose
 
 
@@ -727,6 +732,9 @@ def _fell_or_held(name: str, then: float, now: float) -> str:
     """The training loss's course beside a validation loss's rise, in words."""
     if now < then:
         return f"{name} fell from {then:.3g} to {now:.3g}"
+    if now > (1 + _TRAIN_ROSE) * then:
+        # (a rise within the training loss's own noise: not a fall, and not "held" either)
+        return f"{name} rose within its noise ({then:.3g} -> {now:.3g})"
     return f"{name} held ({then:.3g} -> {now:.3g})"
 
 

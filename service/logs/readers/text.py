@@ -790,6 +790,25 @@ def _parsed(line: str) -> tuple[list[tuple[str, str]], float | None]:
 _HYPHEN_COUNT = re.compile(r"(?<![\w.\-])(epoch|iteration|iter|step)-(\d+)(?![\w.])", re.IGNORECASE)
 
 
+#: A norm written as one before its value: simple-nmt's "|param|=6.93e+02 |g_param|=8.87e+07"
+_NORM_BARS = re.compile(rf"(?<![\w|])(?P<key>(?P<bars>\|\|?)[^\W\d][\w.]*(?P=bars))[ \t]*[:=][ \t]*"
+                        rf"(?P<val>{_NUM})(?![\w.])", re.IGNORECASE)
+
+
+#: A reward or return named on a line: its "ep" counts episodes, not epochs
+_REWARD_WORD = re.compile(r"reward|return|episode", re.IGNORECASE)
+
+
+#: An ordinal counter: GE2E's "current step: 30001th step" (its checkpoint line "model saved in file:
+#: ./ckpt/model.ckpt-30000 / 30000 th step"), "5th iter", "3rd epoch"; the counter's own name before
+#: it ("current step:") is part of it
+_ORDINAL_COUNT = re.compile(
+    r"(?:(?<![\w.])(?:(?:current|global)[ \t]+)?(?:step|iter|iteration|epoch)[ \t]*[:=]?[ \t]*"
+    # (without its name, only as a line's or a clause's head: "the 1st step of 3" is prose)
+    r"|(?:^|(?<=[/|,;:\]\)])|(?<=[/|,;:\]\)][ \t]))[ \t]*)"
+    r"(?P<n>\d{1,18})[ \t]?(?:st|nd|rd|th)[ \t]+(?P<unit>steps?|iters?|iterations?|epochs?)\b", re.IGNORECASE)
+
+
 #: A step named in words before the values it measured: OpenNMT-tf's "Evaluation result for step
 #: 435000: loss = 1.49 ; perplexity = 4.4", TF Estimator's "Saving dict for global step 1000: ..."
 _STEP_PHRASE = re.compile(r"(?<![\w.])(?:for|at|after)\s+(?:global\s+)?step\s+(\d+)\s*[:,]", re.IGNORECASE)
@@ -941,6 +960,13 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         line = line[:line.index("<--")]  # a reader's note on a pasted line ("<-- spike (step 4)")
     if "-" in line:
         line = _HYPHEN_COUNT.sub(r"\1 \2", line)  # "Epoch-151": the count joined by a hyphen
+    if ("th" in line or "st" in line or "nd" in line or "rd" in line) and (
+            ordinal := _ORDINAL_COUNT.search(line)) is not None:
+        # "current step: 30001th step", "5th iter", "/ 30000 th step": an ordinal counter is the
+        # line's step (or epoch), as the log numbers it
+        unit = ordinal["unit"].lower()
+        unit = "epoch" if unit.startswith("epoch") else "step"
+        line = f"{line[:ordinal.start()]}{unit}: {ordinal['n']}{line[ordinal.end():]}"
     if "[" in line:
         line = _ANSI.sub("", line)
     if "[" in line or "tensor(" in line:
@@ -1021,6 +1047,14 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             found.setdefault(key, m["val"].replace(",", ""))
         first_at = min(first_at, g.start())
     piped = "|" in line
+    for m in list(_NORM_BARS.finditer(line)) if piped else ():
+        # "|param|=6.93e+02 |g_param|=8.87e+07" (simple-nmt): a norm, named as the log writes it;
+        # blanked out after, so that its value is no name's start ("|g_param|=inf loss=nan" is no
+        # "inf loss")
+        spans.add(*m.span())
+        put(m["key"], m["val"], m.start(), m.end())
+        first_at = min(first_at, m.start())
+        line = f"{line[:m.start()]}{' ' * (m.end() - m.start())}{line[m.end():]}"
     if piped:
         # Megatron/DeepSpeed: "| learning rate: 5.997E-05 | lm loss: 3.88E+00 | number of nan
         # iterations: 0 |": between two pipes, every word before the colon is the name
@@ -1079,7 +1113,9 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
                 singles[_ONE + key] = val
             continue
         else:
-            val = _value(line, m, count_ok=key.lower() == "epoch")
+            # (a batch counted out of its epoch's, "epoch: 0, batch: 790/34799": the batch 790 of it)
+            val = _value(line, m, count_ok=key.lower() == "epoch" or (
+                key.lower() == "batch" and bool({k.lower() for k in found} & {"epoch", "ep"})))
         if val is not None:
             put(key, val, m.start(), m.end())
             if key.lower() not in _POSITION_KEYS:
@@ -1588,6 +1624,13 @@ class TextReader:
                                   and "epoch" not in names else k, v) for k, v in found]
                         names = {k.lower() for k, _ in found}
                         counter_word = "batch"
+                    elif "ep" in names and not names & _POSITION_KEYS and not any(
+                            _REWARD_WORD.search(k) for k in names):
+                        # pytorch-kaldi's "ep=23 tr=['train_clean_100'] loss=nan ...": "ep" is the
+                        # epoch (not beside a reward, where it counts an agent's episodes)
+                        found = [("epoch" if k.lower() == "ep" else k, v) for k, v in found]
+                        names = {k.lower() for k, _ in found}
+                        counter_word = "step"
                     else:
                         counter_word = next((k.lower() for k, _ in found if k.lower() in STEP_KEYS), "step")
                     # (every form of _EPOCH_POS counts i/n)
