@@ -1129,7 +1129,7 @@ def apply_patch_to_text(text: str, patch: list[dict[str, Any]], *, is_json: bool
     yaml.indent(mapping=2, sequence=4, offset=2)  # `layers:` then `  - {...}`, as the examples are
     data = yaml.load(text)
     _unshare(data, patch)
-    jsonpatch.apply_patch(data, patch, in_place=True)
+    jsonpatch.apply_patch(data, _in_place_layout(data, patch), in_place=True)
     out = io.StringIO()
     yaml.dump(data, out)
     fixed = out.getvalue()
@@ -1173,6 +1173,45 @@ def _unshare(root: Any, patch: list[dict[str, Any]]) -> None:
                     child = _own_copy(child)
                     node[key] = child  # in a mapping, now its own key (no longer the merged one)
                 node = child
+
+
+def _in_place_layout(root: Any, patch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``patch`` with each ``replace`` of a mapping by a mapping written as the node it replaces
+    is: its flow style, comments and key order (the keys it kept where they were, new ones after, in
+    the patch's order; newuser11 #11: `gated_recurrent_cell` turned the one-line
+    ``- {type: rnn, hidden_size: 128, nonlinearity: tanh}`` into three block lines starting at
+    ``hidden_size``). The values are the patch's; only how they are written changes."""
+    from ruamel.yaml.comments import CommentedMap
+
+    from gradhealth.core.pointers import parse_pointer
+
+    out = []
+    for op in patch:
+        old = _node_at(root, parse_pointer(op["path"])) if op.get("op") == "replace" and isinstance(
+            op.get("path"), str) and op["path"].startswith("/") else None
+        value = op.get("value")
+        if isinstance(old, CommentedMap) and isinstance(value, dict) and not isinstance(value, CommentedMap):
+            new: Any = CommentedMap((k, value[k]) for k in old if k in value)
+            new.update((k, v) for k, v in value.items() if k not in new)
+            if old.fa.flow_style():
+                new.fa.set_flow_style()
+            new._yaml_comment = old.ca  # the comments on its lines stay with it
+            op = {**op, "value": new}
+        out.append(op)
+    return out
+
+
+def _node_at(root: Any, parts: list[str]) -> Any:
+    """The node at the parsed pointer ``parts`` under ``root``, or None where there is none."""
+    node = root
+    for part in parts:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
 
 
 def _own_copy(node: Any) -> Any:

@@ -1370,6 +1370,19 @@ _RUN_IN_USE = re.compile(r"run[-_]in[-_]use")
 _TAKEN_OVER = re.compile(r"run[-_]taken[-_]over")
 
 
+def _in_use_ended(words: str, url: str, answer: Any) -> str:
+    """How a run the service refused as in use (409 run_in_use, its ``words``) came to take this
+    process's request at ``url`` (its ``answer``): the run it names re-attached (the other writer's
+    lease ran out, or take_over), a new run of the name (the other writer finished it), or, for
+    points, the run taking them again."""
+    held = re.search(r"\brun ([0-9a-f]{32})\b", words)
+    if url == "/v1/runs" and isinstance(answer, dict) and answer.get("id"):
+        if held is not None and str(answer["id"]) == held.group(1):
+            return f"re-attached to run {answer['id']} (the other writer's lease ran out or it was taken over)"
+        return f"went on as a new run {answer['id']} of that name (the other writer's run had finished)"
+    return "the run takes this process's points again"
+
+
 def _in_use(status: int, text: str) -> bool:
     """The service's 409 for a run name another live process writes: waited out (that process
     may have died: after the writer lease a restart re-attaches), not a refusal."""
@@ -1828,13 +1841,21 @@ class HttpSink:
             else:
                 if response.status_code < 300:
                     self._last_answer = time.monotonic()
-                    self._last_failure = self._in_use = None
+                    in_use, self._last_failure, self._in_use = self._in_use, None, None
+                    answer = response.json() if response.content else {}
                     if self._failing_since is not None:
-                        log.warning("gradhealth recorder: %s answers again after %.0f s; sending "
-                                    "the %d logged steps waiting", self.server,
-                                    time.monotonic() - self._failing_since, self._backlog())
+                        waited = time.monotonic() - self._failing_since
+                        if in_use is not None:
+                            # not an outage: the service answered all along, refusing the run's name
+                            # while another process wrote it (newuser11 #12)
+                            log.warning("gradhealth recorder: run %r was in use by another process for %.0f s "
+                                        "(409 run_in_use); %s; sending the %d logged steps waiting", self.run,
+                                        waited, _in_use_ended(in_use[0], url, answer), self._backlog())
+                        else:
+                            log.warning("gradhealth recorder: %s answers again after %.0f s; sending "
+                                        "the %d logged steps waiting", self.server, waited, self._backlog())
                         self._failing_since = None
-                    return response.json() if response.content else {}
+                    return answer
                 if not _retryable(response.status_code) and not _in_use(response.status_code, response.text):
                     message = f"{method} {url}: {response.status_code} {response.text[:300]}"
                     too_large = _BATCH_LIMIT.search(response.text)

@@ -99,7 +99,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="attempts before a job whose worker keeps dying is failed")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body limit (413 above)")
     max_upload_bytes: int = Field(512 * 2**20, ge=1024,
-                                  description="log upload limit (413 above), and the size of one log file read")
+                                  description="limit on an uploaded log or model file's own bytes (413 above), raw "
+                                              "or as a form's part (whose body may be 64 KiB larger for its framing), "
+                                              "and the size of one log file read")
     log_max_series: int = Field(10_000, ge=1,
                                 description="series (columns, metric names) one log may hold; a log with more "
                                             "is refused (413) as it is read, a wide CSV from its header")

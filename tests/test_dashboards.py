@@ -222,6 +222,33 @@ def test_dashboard_is_well_formed_and_uses_the_provisioned_datasource():
     assert source["uid"] not in json.dumps([dash["panels"], list(variables.values())])
 
 
+#: Grafana's per-second rate units (a rate() plotted as it is) and per-minute ones (a rate() * 60).
+PER_SECOND_UNITS = {"reqps", "ops", "rps", "wps", "iops", "hertz"}
+PER_MINUTE_UNITS = {"opm", "rpm", "wpm", "reqpm"}
+
+
+def test_every_panel_has_a_unit_and_a_rate_its_time_base():
+    # newuser11 #9: "Job throughput" (unit short) and "Jobs finished by status" (none) plotted
+    # rate(...) * 60 with no visible "/min" anywhere on the panel
+    dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    for panel in dash["panels"]:
+        if panel["type"] == "row":
+            continue
+        unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+        assert unit, f"panel {panel['title']!r} has no unit"
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            if "rate(" not in expr or expr.startswith("histogram_quantile"):
+                continue
+            if re.search(r"\*\s*60\s*$", expr):
+                assert unit in PER_MINUTE_UNITS or (unit.startswith("suffix:") and unit.endswith("/min")), \
+                    (panel["title"], unit)
+                label = panel["fieldConfig"]["defaults"].get("custom", {}).get("axisLabel", "")
+                assert "per minute" in label, panel["title"]
+            else:
+                assert unit in PER_SECOND_UNITS or unit.endswith("/s"), (panel["title"], unit)
+
+
 def test_live_run_panels_link_to_the_run_report_and_name_the_run():
     # newuser4 P9: from a run's series to its report, and a legend that tells two runs of one name apart
     dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))

@@ -305,3 +305,22 @@ def test_a_parameter_left_out_of_a_readme_signature_is_noticed(monkeypatch: pyte
     monkeypatch.setitem(globals(), "README", README.replace(line, line.replace(", targets=None", "")))
     with pytest.raises(AssertionError, match="targets"):
         test_the_readme_signatures_are_the_public_functions_signatures()
+
+
+# --- newuser11 #3: the README's opening example is what the product prints ------------------------
+
+
+def test_the_opening_example_is_the_real_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each line of the README's first ``$ gradhealth check`` block is a line the command prints, in
+    the same order (the block is shortened: the simulation's size and time, each finding's why and
+    where, and each remedy's code and patch are left out)."""
+    from gradhealth.cli import main
+
+    block = re.search(r"```\n\$ (gradhealth check \S+)\n(.*?)```", README, re.DOTALL)
+    assert block is not None and README.index(block.group(0)) < README.index("## Two commands")
+    assert main(block.group(1).split()[1:]) == 1
+    printed = capsys.readouterr().out.splitlines()
+    at = 0
+    for line in block.group(2).splitlines():
+        assert line in printed[at:], f"README's opening example shows a line the command does not print:\n{line}"
+        at = printed.index(line, at) + 1

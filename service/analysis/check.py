@@ -484,7 +484,9 @@ def unmeasured_note(value: float, code: str | None = None, after: SimulationResu
 def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, thresholds: Thresholds) -> str | None:
     """What a verified remedy's ``after`` needs said beside it: :func:`unmeasured_note`; or, for a
     large_updates fix whose largest ratio left is over the warning level, that the figure is the
-    output layer's fresh step, which the rule does not judge alone (spec sweep 7: "fixed" at 0.15)."""
+    output layer's fresh step, which the rule does not judge alone (spec sweep 7: "fixed" at 0.15); for
+    vanishing_through_time whose changed network is still under the threshold, the bar its cell was
+    judged by (a gated cell's horizon note, a plain cell's total: ``VanishingThroughTime.bar``)."""
     unjudged = not_judged(code, value, after)
     note = f"not judged: {unjudged}" if unjudged is not None else unmeasured_note(value, code, after)
     if note is None and code == "large_updates" and curvature_decides(after):
@@ -496,6 +498,11 @@ def verdict_note(value: float, fixed: bool, code: str, after: SimulationResult, 
         note = (f"the largest ratio left, {value:.3g}, is the output layer's first step, which large_updates does "
                 f"not judge alone under {thresholds.large_update_error:g} (a freshly initialised head moves that much "
                 "on a sound recipe); every other layer is under the warning level")
+    elif note is None and code == "vanishing_through_time":
+        # the same ratio is a note for a gated cell and an error for a plain one: say which bar the
+        # verdict was judged by (newuser11 #3)
+        part: Any = rule(code).architecture
+        note = part.bar(after, thresholds)
     return note
 
 

@@ -1504,6 +1504,36 @@ class VanishingThroughTime(_ThroughTime):
     def judge(self, ratio: float, t: Thresholds) -> str | None:
         return t.vanishing(ratio)
 
+    def bar(self, result: SimulationResult, t: Thresholds) -> str | None:
+        """How the recurrent layer of ``result`` with the smallest first-to-last ratio is judged where
+        that ratio is under the vanishing threshold: said beside a remedy's verdict, since the same
+        figure is a note for a gated cell and an error for a plain one (newuser11 #3: tanh_rnn_long's
+        forget-bias-1 LSTM "FIXED" at 5.47e-08 beside orthogonal init "not fixed" at 4.37e-08, both
+        about 0.84 a step). None where no layer is under the threshold."""
+        rows = [r for r in self.severities(result, t) if r[3] > 0 and math.isfinite(r[3])]
+        if not rows:
+            return None
+        severity, layer, _, ratio, steps = min(rows, key=lambda r: r[3])
+        if t.vanishing(ratio) is None or steps < 3:
+            return None
+        per_step = _per_step(ratio, steps)
+        figures = f"{fmt(ratio)} over {steps - 2} steps ({fmt(per_step)} a step"
+        horizon = _memory_horizon(per_step)
+        figures += f", a memory horizon of {fmt(horizon)} steps)" if horizon is not None else ")"
+        if _gated_cell(result, layer):
+            if severity not in (None, "info"):
+                return None  # a gated cell still a warning: its own finding says why
+            return (f"{layer} is a gated cell: its dL/dh_t still falls to {figures}, under the "
+                    f"{fmt(t.vanishing_warning)} a plain cell is judged by; gates at {SHUT_GATE_PER_STEP:g} a step "
+                    f"or better (default ones give about {DEFAULT_GATE_PER_STEP:g}) learn to keep memory longer over "
+                    f"fewer than {GATED_PRACTICAL_STEPS:,} steps, so it is a note on its horizon, not a failure "
+                    "(chrono initialisation starts them with the sequence's horizon)")
+        if severity is None:
+            return None
+        limit = t.vanishing_error if severity == "error" else t.vanishing_warning
+        return (f"{layer} is a plain cell, with no gate to learn a longer memory: it is judged by its total, "
+                f"{figures}, under the {severity} threshold {fmt(limit)}")
+
 
 class ExplodingThroughTime(_ThroughTime):
     code = "exploding_through_time"

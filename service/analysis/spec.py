@@ -998,8 +998,31 @@ def _message(err: ErrorDetails) -> str:
         if err["type"] == "literal_error" and not hint:
             found = _value_hint(err["input"], str(err.get("ctx", {}).get("expected", "")), str(err["loc"][-1]))
             hint = f"; {found}" if found else ""
-        return f"{msg} (got {_quote(err['input'])}){hint}"
-    return msg
+        return f"{msg}{input_echo(err)}{hint}"
+    return msg + input_echo(err)
+
+
+#: Pydantic error types whose message names no value of the caller's to echo (missing, unknown
+#: field, an unknown layer type answered in full above, invalid JSON) or is our validators' own
+#: words, which quote what they need.
+_NO_ECHO = frozenset({"missing", "extra_forbidden", "union_tag_invalid", "value_error", "assertion_error",
+                      "json_invalid"})
+
+#: Words in a field's location whose value is never echoed back (a webhook's secret, an API key).
+_SECRET_WORDS = ("secret", "password", "token", "key")
+
+
+def input_echo(err: Any) -> str:
+    """`` (got VALUE)``: the bad value of a validation error, bounded (:func:`_quote`), after its
+    message, for every kind of error that has one: a wrong type too (newuser11 #10: ``out_features:
+    "wide"`` read "Input should be a valid integer" while a bad enum or a negative size said what it
+    got); '' where the message names none (:data:`_NO_ECHO`), the value is a list or mapping, or the
+    field holds a secret."""
+    if err.get("type") in _NO_ECHO or not isinstance(err.get("input", ...), bool | int | float | str | None):
+        return ""  # (a list or mapping where a value belongs is said by the message; its repr is noise)
+    if any(word in str(part).lower() for part in err.get("loc", ()) for word in _SECRET_WORDS):
+        return ""
+    return f" (got {_quote(err['input'])})"
 
 
 #: Well-known other names of enumerated values (PyTorch's, Keras', papers'), where each stands for

@@ -15,7 +15,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from gradhealth.analysis.spec import field_hint, fields_at, reads_as_yaml, unknown_field_words
+from gradhealth.analysis.spec import (
+    field_hint,
+    fields_at,
+    input_echo,
+    reads_as_yaml,
+    unknown_field_words,
+)
 from gradhealth.errors import PROBLEM_BASE, GradHealthError
 
 log = logging.getLogger("gradhealth.api")
@@ -113,7 +119,7 @@ def install(app: FastAPI) -> None:
             loc = [str(p) for p in err.get("loc", ())]
             where = loc[0] if loc else "request"
             pointer = "/" + "/".join(loc[1:]) if where == "body" else None
-            message = err["msg"]
+            message = err["msg"] + input_echo(err)  # (got VALUE), as a spec's errors say it
             if err.get("type") == "extra_forbidden" and where == "body":
                 message = _unknown_field(request, tuple(err.get("loc", ()))) or message
             errors.append({"pointer": pointer, "parameter": None if pointer else ".".join(loc), "detail": message})

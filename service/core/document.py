@@ -69,7 +69,7 @@ class Verified(BaseModel):
     metric: str = Field(description="the finding's metric, measured the same way before and after")
     before: float | None
     after: float | None
-    fixed: bool = Field(description="the re-simulated spec has no finding of this code at any severity, "
+    fixed: bool = Field(description="the re-simulated spec has no finding of this code above a note (info), "
                                     "no error-severity finding it did not have before, and the metric "
                                     "not pushed past the opposite threshold (vanishing -> exploding)")
     side_effects: list[str] = Field(default_factory=list, description="finding codes the change introduced, or made worse (a higher severity, or 10x further the wrong way)")
@@ -80,7 +80,10 @@ class Verified(BaseModel):
         default_factory=list, description="each side effect's own metric on the unchanged and on the changed "
                                           "network (xavier_init on a chaotic tanh net: vanishing_gradient's "
                                           "output_grad_ratio_first_to_last 1.3e3 -> 7.8e-4)")
-    note: str | None = None
+    note: str | None = Field(None, description=(
+        "what the verdict was judged by where the figure alone misleads: `after` null as nothing is left to "
+        "measure; vanishing_through_time still under the threshold, a gated cell's horizon note against a plain "
+        "cell's total"))
     not_judged: str | None = Field(
         None, description="why the finding's rule could not judge the changed network though it has what the "
                           "metric counts (dead_units on a file fixing its batch at 1: 'too few samples'); the "

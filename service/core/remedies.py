@@ -9,6 +9,7 @@ what they know (which layers, a patch, a data-derived number); the words come fr
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -162,13 +163,24 @@ INIT_REMEDY: dict[str, str] = {
 Patch = Sequence[dict[str, Any]]
 
 
+def snippet_number(value: Any) -> Any:
+    """``value`` as a snippet shows it: a float (or NumPy float) as the shortest Python literal
+    that gives it to 12 significant digits, so a product of two rates reads ``0.025``, not
+    ``0.024999999999999998`` (newuser11 #6); anything else as it is."""
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        x = float(value)
+        return repr(float(f"{x:.12g}")) if math.isfinite(x) else f'float("{x}")'
+    return value
+
+
 def make_remedy(rid: str, change: str, patch: Patch = (), **params: Any) -> Remedy:
     """The catalogue remedy ``rid`` with ``change`` in words, its snippet filled with ``params``.
 
     The builders below are the way in; this is the one place a :class:`Remedy` is made.
     """
     entry = REMEDIES[rid]
-    snippet = SNIPPETS[rid].format(**params) if params else SNIPPETS[rid]
+    shown = {k: snippet_number(v) for k, v in params.items()}
+    snippet = SNIPPETS[rid].format(**shown) if params else SNIPPETS[rid]
     return Remedy(
         id=rid,
         title=entry.title,

@@ -81,6 +81,10 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
                 measured = f"{state}: {verified_figures(v, '->')}"
             tag = "" if r.recommended else " (not recommended)"
             lines.append(f"    {i}. {r.id}{tag}: {r.change} [{measured}]")
+            if v is not None and v.note:
+                # what the verdict was judged by where the figure alone misleads (newuser11 #3: a gated
+                # cell's 5.47e-08 is a note, a plain cell's 4.37e-08 an error)
+                lines.append(f"       verdict: {v.note}")
             lines += _remedy_body(r)
     if doc.theory.stretches:
         lines += ["", "theory (mean field) vs measured, ||dL/dh_first|| / ||dL/dh_last||:"]

@@ -294,9 +294,16 @@ async def _store(chunks: AsyncIterator[bytes], folder: Path, filename: str) -> _
     return upload
 
 
-async def _part_chunks(part: Any) -> AsyncIterator[bytes]:
-    """A multipart file part's bytes, ``CHUNK`` at a time."""
+async def _part_chunks(part: Any, max_bytes: int) -> AsyncIterator[bytes]:
+    """A multipart file part's bytes, ``CHUNK`` at a time; a 413 past ``max_bytes``
+    (GRADHEALTH_MAX_UPLOAD_BYTES counts the file, not the form around it, whose body the
+    body-limit middleware allows ``app.MULTIPART_ALLOWANCE`` more: newuser11 #7)."""
+    seen = 0
     while chunk := await part.read(CHUNK):
+        seen += len(chunk)
+        if seen > max_bytes:
+            raise ApiError(413, "content_too_large", f"the uploaded file is over the limit of {max_bytes:,} bytes "
+                           "(GRADHEALTH_MAX_UPLOAD_BYTES)")
         yield chunk
 
 
@@ -428,18 +435,19 @@ def _refuse_unknown_fields(form: Any, allowed: tuple[str, ...]) -> None:
         raise ApiError(422, "invalid_option", f"unknown fields: {', '.join(unknown)[:200]}; {takes}")
 
 
-async def _receive_upload(request: Request, folder: Path, filename: str | None) -> _Upload:
+async def _receive_upload(request: Request, folder: Path, filename: str | None, max_bytes: int) -> _Upload:
     content_type = request.headers.get("content-type", "")
     if filename is not None:
         safe_filename(filename)  # a bad ?filename= is refused before the body is read
     if content_type.startswith("multipart/form-data"):
-        # Starlette spools parts to disk past 1 MiB; the body-limit middleware caps the total.
+        # Starlette spools parts to disk past 1 MiB; the body-limit middleware caps the total (the
+        # file's limit plus the form's framing), _part_chunks the file
         form = await _form(request, max_files=1, max_fields=5)
         try:
             part = _file_part(form, "the log")
             _refuse_unknown_fields(form, ())  # the OpenAPI says additionalProperties: false
             name = filename if filename is not None else part.filename or "upload"
-            return await _store(_part_chunks(part), folder, name)
+            return await _store(_part_chunks(part, max_bytes), folder, name)
         finally:
             await form.close()  # the spooled parts are closed whatever happened
     return await _store(request.stream(), folder, filename if filename is not None else "upload")
@@ -476,7 +484,7 @@ async def submit_logs(
 
     if format is not None and format not in formats():
         raise ApiError(422, "unknown_format_hint", f"unknown format {format!r}; use one of: {', '.join(formats())}")
-    upload = await _receive_upload(request, Path(settings.upload_dir), filename)
+    upload = await _receive_upload(request, Path(settings.upload_dir), filename, settings.max_upload_bytes)
     try:
         if upload.size == 0:
             raise ApiError(422, "empty_upload", "the upload is empty")
@@ -617,7 +625,8 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     return options
 
 
-async def _receive_model(request: Request, folder: Path, filename: str | None) -> tuple[_Upload, dict[str, list[str]]]:
+async def _receive_model(request: Request, folder: Path, filename: str | None,
+                         max_bytes: int) -> tuple[_Upload, dict[str, list[str]]]:
     """The uploaded model on disk and the form's option fields (none for a raw body)."""
     content_type = request.headers.get("content-type", "")
     if filename is not None:
@@ -628,7 +637,8 @@ async def _receive_model(request: Request, folder: Path, filename: str | None) -
             part = _file_part(form, "the .onnx file")
             _refuse_unknown_fields(form, MODEL_FIELDS)
             fields = {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in MODEL_FIELDS if k in form}
-            return await _store(_part_chunks(part), folder, filename or part.filename or "model.onnx"), fields
+            return await _store(_part_chunks(part, max_bytes), folder,
+                                filename or part.filename or "model.onnx"), fields
         finally:
             await form.close()
     media = content_type.split(";")[0].strip().lower()
@@ -719,7 +729,8 @@ async def submit_model(
     fields: dict[str, list[str]] = {k: [v] for k, v in query.items() if v is not None}
     if input_shape:
         fields["input_shape"] = list(input_shape)
-    upload, form_fields = await _receive_model(request, Path(settings.upload_dir), filename)
+    upload, form_fields = await _receive_model(request, Path(settings.upload_dir), filename,
+                                               settings.max_upload_bytes)
     try:
         twice = sorted(set(form_fields) & set(fields) - {"filename"})
         if twice:
