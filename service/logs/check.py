@@ -128,8 +128,9 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
     # for another's divergence)
     parts = list(run.split().values()) or [run]
-    findings = _without_moot_notes(
-        worst_first([f for part in parts for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)]))
+    findings = _without_moot_notes(worst_first([
+        f for part in parts
+        for f in _remedies_for_the_cause([f for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)])]))
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + more_findings(findings)
@@ -143,6 +144,38 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
                     points=sum(len(s) for s in run.series), warnings=_notes(run)[:100],
                     params=dict(run.params), duration_s=round(time.perf_counter() - started, 4)),
     )
+
+
+#: Findings of layers the gradient does not reach (the first layers' starved by a vanishing
+#: gradient, layers whose gradient is exactly 0): a higher learning rate scales every layer's step
+#: by the same factor, so it cannot bring those layers back, and a plateau beside them is theirs
+_STARVED = ("vanishing_gradient", "dead_layer")
+
+
+def _remedies_for_the_cause(findings: list[Finding]) -> list[Finding]:
+    """One run's findings, with a ``loss_plateau``'s ``raise_learning_rate`` replaced by the remedies
+    of a :data:`_STARVED` finding (a warning or an error) of the same run: the plateau is that
+    finding's doing, and 3x the rate on a 12-layer sigmoid MLP whose first layer gets 1e-12 of the
+    last one's gradient leaves it at 3e-12 (newuser11: "Fix: raise_learning_rate" under the plateau
+    beside that vanishing_gradient error). The summary names the cause; evidence ``cause``."""
+    causes = [f for f in worst_first(findings) if f.code in _STARVED and f.severity != "info"]
+    if not causes:
+        return findings
+    cause = causes[0]
+    out = []
+    for f in findings:
+        if f.code == "loss_plateau" and any(r.id == "raise_learning_rate" for r in f.remedies):
+            kept = [r for r in f.remedies if r.id != "raise_learning_rate"]
+            ids = {r.id for r in kept}
+            borrowed = [r for r in cause.remedies if r.id not in ids]
+            f = f.model_copy(update={
+                "summary": f"{f.summary}; its likely cause is the {cause.code} {cause.severity}, which a higher "
+                           "learning rate does not reach (it scales every layer's step alike, the starved ones' too)",
+                "remedies": kept + borrowed,
+                "evidence": f.evidence.model_copy(update={"cause": cause.code,
+                                                          "withheld_remedies": ["raise_learning_rate"]})})
+        out.append(f)
+    return out
 
 
 def _without_moot_notes(findings: list[Finding]) -> list[Finding]:

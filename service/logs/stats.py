@@ -24,6 +24,17 @@ def finite(s: Series) -> tuple[np.ndarray, np.ndarray]:
     return s.steps[mask], s.values[mask]
 
 
+def late_level(s: Series) -> tuple[float, int, int]:
+    """``(median, finite, nonfinite)`` of the last quarter of ``s``'s logged points (3 at least):
+    the median over the finite ones only (NaN where there are none) and how many of each. The
+    window is the logged points', not the finite ones': a run that ends in NaN/Inf has no late level,
+    and the last quarter of its finite points is its healthy middle (newuser11: a "late median" of
+    2.41 from steps 124-164 of a norm that was Inf from step 165 to 299)."""
+    window = s.values[-max(3, len(s.values) // 4):]
+    ok = window[np.isfinite(window)]
+    return (float(np.median(ok)) if len(ok) else math.nan), int(len(ok)), int(len(window) - len(ok))
+
+
 def rolling_median_mad(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Median and MAD of the ``window`` points *before* each point (nan for the first ones)."""
     n = len(values)

@@ -15,7 +15,13 @@ import json
 from typing import Any
 
 from gradhealth.core.document import Diagnosis
-from gradhealth.report.context import ReportContext, locate_findings, title, top_remedy
+from gradhealth.report.context import (
+    ReportContext,
+    locate_findings,
+    remedy_label,
+    title,
+    top_remedy,
+)
 
 SEVERITY = {"error": "critical", "warning": "major", "info": "info"}
 UNKNOWN_PATH = "gradhealth-input"  # GitLab requires a path; a spec from stdin has none
@@ -36,7 +42,7 @@ def codeclimate_issues(doc: Diagnosis, ctx: ReportContext) -> list[dict[str, Any
         description = f"{f.code}: {f.summary}"
         best = top_remedy(f)
         if best is not None:
-            description += f"; fix: {best.id}: {best.change}"
+            description += f"; {remedy_label(best).lower()}: {best.id}: {best.change}"
         issues.append({
             "type": "issue",
             "check_name": f.code,

@@ -192,6 +192,14 @@ def top_remedy(finding: Finding) -> Remedy | None:
     )
 
 
+def remedy_label(r: Remedy) -> str:
+    """What a one-line report calls its best remedy: ``Fix`` only for one the simulation verified
+    fixes the finding; ``Suggested`` for the rest (a log's remedies, read from it and never
+    simulated; one not simulated, ``--no-verify``; one that was but fixed nothing), whose
+    :func:`verified_text` then says which (newuser11: ``Fix: raise_learning_rate`` from a log)."""
+    return "Fix" if r.verified is not None and r.verified.fixed else "Suggested"
+
+
 def verified_text(r: Remedy, doc: Diagnosis, *, markdown: bool = True) -> str:
     """The remedy's verification in words: fixed or not, the finding's metric before -> after."""
     v = r.verified

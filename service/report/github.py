@@ -22,6 +22,7 @@ from gradhealth.report.context import (
     by_severity,
     locate_findings,
     passes_as_unchanged,
+    remedy_label,
     title,
     top_remedy,
     verified_text,
@@ -76,7 +77,8 @@ def _message(f: Finding, doc: Diagnosis, ctx: ReportContext | None = None) -> st
         shown = ", ".join(r.id for r in f.remedies[:4])
         lines.append(f"Possible fixes, not simulated (check without --no-verify to see which work): {shown}")
     elif best is not None:
-        lines.append(f"Fix: {best.id}: {best.change} ({verified_text(best, doc, markdown=False)})")
+        # "Fix:" names a verified fix only; a log's remedies are read from it, never simulated
+        lines.append(f"{remedy_label(best)}: {best.id}: {best.change} ({verified_text(best, doc, markdown=False)})")
     return "\n".join(lines)
 
 

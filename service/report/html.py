@@ -334,6 +334,14 @@ def _log_axis(values: Iterable[float | None], label: str) -> svg.Axis:
     return svg.Axis(label)
 
 
+def _series_label(s: SeriesPoints) -> str:
+    """A series' axis label: its name, with its role beside it where the name does not already
+    say it (``train/loss (loss)``; ``grad_norm``, not ``grad_norm (grad norm)``: newuser11)."""
+    role = s.role.replace("_", " ")
+    words = " ".join(w for w in re.split(r"[^a-z0-9]+", s.name.lower()) if w)
+    return s.name if words == role else f"{s.name} ({role})"
+
+
 def series_chart(i: int, f: Finding, s: SeriesPoints, lr: SeriesPoints | None) -> str:
     """The series a finding names over steps, its steps shaded; the learning rate beneath."""
     lo = min(s.steps + (lr.steps if lr else []))
@@ -341,7 +349,7 @@ def series_chart(i: int, f: Finding, s: SeriesPoints, lr: SeriesPoints | None) -
     chart = svg.Chart(
         f"{f.code}: {s.name}",
         svg.Axis("step", lo=lo, hi=hi),
-        _log_axis(s.values, f"{s.name} ({s.role.replace('_', ' ')})"),
+        _log_axis(s.values, _series_label(s)),
         data={"chart": "series", "finding": f"finding-{i}", "series": s.name},
     )
     steps = f.evidence.steps or []

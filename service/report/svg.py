@@ -142,13 +142,53 @@ class Axis:
             # down by a power of ten (still 1-2-5 steps), scaled back up.
             scale = 1e10
             return [min(max(t * scale, lo), hi) for t in self.ticks(lo / scale, hi / scale, most)]
-        raw = (hi - lo) / max(1, most - 2)
+        return self._linear(lo, hi, most, nice=False)[2]
+
+    def nice_ticks(self, lo: float, hi: float, most: int = 8) -> tuple[float, float, list[float]]:
+        """``(lo, hi, ticks)``: the domain with each end the data set (``lo``/``hi`` unset) widened
+        to the tick before or after it, and the ticks, all inside it; an end set stays where it is.
+        A learning rate of 0.01 then 0.4 on a short panel gets 0, 0.2, 0.4 on [0, 0.4], where it got
+        one tick, 0.5, outside its domain [0.01, 0.4] and drawn over the panel's title (newuser11)."""
+        if self.tick_labels or self.scale == "log":
+            return lo, hi, self.ticks(lo, hi, most)
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo and math.isfinite(hi - lo)):
+            return lo, hi, self.ticks(lo, hi, most)
+        a, b, ticks = self._linear(lo, hi, most, nice_lo=self.lo is None, nice_hi=self.hi is None)
+        return a, b, ticks
+
+    @staticmethod
+    def _linear(lo: float, hi: float, most: int, *, nice: bool = True, nice_lo: bool | None = None,
+                nice_hi: bool | None = None) -> tuple[float, float, list[float]]:
+        """1-2-5 ticks of ``[lo, hi]``: the smallest step that gives at most ``most`` of them (two
+        at least, where the range allows), every one inside the domain; a ``nice`` end is moved out
+        to the next multiple of the step, so it carries a tick of its own."""
+        nice_lo = nice if nice_lo is None else nice_lo
+        nice_hi = nice if nice_hi is None else nice_hi
+        # (a short panel's 3 ticks aim at 2 intervals: aiming at 1, most - 2, put the one 1-2-5 step
+        # at or past the whole range)
+        raw = (hi - lo) / max(2, most - 2)
         if not raw > 0 or 10.0 ** math.floor(math.log10(raw)) == 0:
-            return [lo, hi]  # a range of a few subnormal floats: its ends are the ticks
+            return lo, hi, [lo, hi]  # a range of a few subnormal floats: its ends are the ticks
         mag = 10.0 ** math.floor(math.log10(raw))
-        step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-        first = math.ceil(lo / step - 1e-9) * step
-        return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+        chosen: tuple[float, int, int] | None = None
+        for m in (1, 2, 5, 10, 20, 50, 100):
+            step = m * mag
+            if step < raw * (1 - 1e-9):
+                continue
+            first = math.floor(lo / step + 1e-9) if nice_lo else math.ceil(lo / step - 1e-9)
+            last = math.ceil(hi / step - 1e-9) if nice_hi else math.floor(hi / step + 1e-9)
+            if last - first + 1 <= max(most, 2):
+                chosen = (step, first, last)
+                break
+        if chosen is None:
+            return lo, hi, [lo, hi]
+        step, first, last = chosen
+        ticks = [k * step for k in range(first, last + 1)]
+        a = min(lo, ticks[0]) if nice_lo and ticks else lo
+        b = max(hi, ticks[-1]) if nice_hi and ticks else hi
+        # never a tick outside the domain (a rounding of k * step must not put one over the title)
+        eps = 1e-9 * (b - a)
+        return a, b, [min(max(t, a), b) for t in ticks if a - eps <= t <= b + eps]
 
 
 Level = Literal["warn", "err"]
@@ -202,6 +242,42 @@ class _Dumbbell:
 
 
 _Mark = _Line | _Highlight | _HLine | _VLine | _Shade | _Dumbbell
+
+
+#: The widest a character of the charts' 12 px sans-serif font is drawn (digits and most letters
+#: are ~6.7 px; capitals up to ~8), for the boxes labels are kept apart by
+CHAR_WIDTH = 7.5
+#: A label's height above its baseline and below it (descenders), at 12 px
+ASCENT, DESCENT = 12.0, 3.0
+#: The height of one legend row
+LEGEND_ROW = 16
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    """Whether two boxes ``(x0, y0, x1, y1)`` overlap."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _label_baseline(y: float, chars: int, end: float, top: float, bottom: float,
+                    placed: list[tuple[float, float, float, float]]) -> float:
+    """The baseline of a reference line's label, right-aligned at ``end``: just above the line
+    at ``y``, else just below it, else stepped down (then up) from there, the first place inside the plot box
+    (``top`` to ``bottom``) that overlaps no label in ``placed``; the box taken is added to ``placed``.
+    Kept inside the box, a label cannot reach the legend above it (newuser11: "exploding error: 1e+04
+    x reference" drawn over "mean-field prediction (tanh)" where its line ran near the top)."""
+    width = CHAR_WIDTH * chars
+    lowest, highest = bottom - DESCENT, top + ASCENT
+
+    def box(base: float) -> tuple[float, float, float, float]:
+        return end - width, base - ASCENT, end, base + DESCENT
+
+    tries = [y - 4, y + ASCENT + 2]
+    tries += [y + ASCENT + 2 + k * (ASCENT + DESCENT) for k in range(1, 40)]
+    tries += [y - 4 - k * (ASCENT + DESCENT) for k in range(1, 40)]
+    candidates = [b for b in tries if highest <= b <= lowest] or [min(max(y - 4, highest), lowest)]
+    base = next((b for b in candidates if not any(_overlaps(box(b), p) for p in placed)), candidates[0])
+    placed.append(box(base))
+    return base
 
 
 def _path(points: Sequence[tuple[float, float] | None]) -> str:
@@ -285,7 +361,10 @@ class Chart:
         x0, x1 = self.x.fitted(self._xs)
         y0, y1 = self.y.fitted(self._ys)
         left, right = self.margin_left, self.width - MARGIN_RIGHT
-        top, bottom = MARGIN_TOP + (16 if self._legend else 0), self.height - MARGIN_BOTTOM
+        legend = self._legend_rows(left, right)
+        top, bottom = MARGIN_TOP + LEGEND_ROW * len(legend), self.height - MARGIN_BOTTOM
+        # the y ticks first: a linear domain the data set is widened to its outer ticks
+        y0, y1, y_ticks = self.y.nice_ticks(y0, y1, most=max(3, (bottom - top) // 36))
 
         def px(v: float) -> float:
             if self.x.scale == "log":
@@ -315,7 +394,6 @@ class Chart:
             f'<text class="title" x="{left}" y="16">{_e(self.title)}</text>',
         ]
         # grid and ticks
-        y_ticks = self.y.ticks(y0, y1, most=max(3, (bottom - top) // 36))
         for t, text in zip(y_ticks, self.y.tick_texts(y_ticks), strict=True):
             y = py(t)
             out.append(f'<line class="grid" x1="{left}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>'
@@ -331,6 +409,7 @@ class Chart:
                    f'text-anchor="middle">{_e(self.x.label)}</text>')
         out.append(f'<text class="ylabel" transform="translate(14 {(top + bottom) / 2:.0f}) '
                    f'rotate(-90)" text-anchor="middle">{_e(self.y.label)}</text>')
+        placed: list[tuple[float, float, float, float]] = []  # the boxes of the labels drawn so far
         for m in self._marks:
             if isinstance(m, _Shade):
                 xa, xb = px(max(m.x0, x0)), px(min(m.x1, x1))
@@ -339,9 +418,10 @@ class Chart:
             elif isinstance(m, _HLine):
                 if ok_y(m.y) and y0 <= m.y <= y1:
                     y = py(m.y)
+                    base = _label_baseline(y, len(m.label), right - 4, top, bottom, placed)
                     out.append(f'<line class="ref {m.level}" x1="{left}" x2="{right}" y1="{y:.1f}" '
                                f'y2="{y:.1f}"/><text class="{m.level}" x="{right - 4}" '
-                               f'y="{y - 4:.1f}" text-anchor="end">{_e(m.label)}</text>')
+                               f'y="{base:.1f}" text-anchor="end">{_e(m.label)}</text>')
             elif isinstance(m, _VLine):
                 if ok_x(m.x):
                     x = px(m.x)
@@ -380,17 +460,31 @@ class Chart:
                     out.append(f'<circle class="{c}{extra}" data-remedy="{_e(m.name)}" '
                                f'cx="{px(v):.1f}" cy="{y:.1f}" r="5"><title>{_e(m.name)} {c}: '
                                f"{_e(fmt(v))}</title></circle>")
-        if self._legend:
-            x = left
+        if legend:
+            # its own rows above the plot box, where no tick or reference-line label is drawn
             out.append('<g class="legend">')
-            for cls, label in self._legend:
-                out.append(f'<line class="line {cls}" x1="{x}" x2="{x + 18}" y1="{MARGIN_TOP + 4}" '
-                           f'y2="{MARGIN_TOP + 4}"/><text x="{x + 22}" y="{MARGIN_TOP + 8}">'
-                           f"{_e(label)}</text>")
-                x += 30 + 7 * len(label)
+            for row, items in enumerate(legend):
+                y = MARGIN_TOP + LEGEND_ROW * row
+                for x, cls, label in items:
+                    out.append(f'<line class="line {cls}" x1="{x}" x2="{x + 18}" y1="{y + 4}" '
+                               f'y2="{y + 4}"/><text x="{x + 22}" y="{y + 8}">{_e(label)}</text>')
             out.append("</g>")
         out.append("</svg>")
         return "".join(out)
+
+    def _legend_rows(self, left: float, right: float) -> list[list[tuple[float, str, str]]]:
+        """The legend's entries as rows of ``(x, class, label)``, a new row where the next entry
+        would pass the plot's right edge."""
+        rows: list[list[tuple[float, str, str]]] = []
+        x = right
+        for cls, label in self._legend:
+            width = 22 + CHAR_WIDTH * len(label)
+            if not rows or (x + width > right and x > left):
+                rows.append([])
+                x = left
+            rows[-1].append((x, cls, label))
+            x += width + 8
+        return rows
 
 
 # A sequential palette (viridis' ends and middle), interpolated in RGB: readable in both themes.

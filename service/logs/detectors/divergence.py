@@ -105,22 +105,29 @@ def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | N
     if len(big) == 0:
         return []
     i = int(big[0])
+    # the figure the finding is about is the loss's largest size, not the first point over the line
+    # (newuser11: "reaches 2.07e+16 (step 157)" while it rose on to 2.64e+35 at step 164)
+    top = int(np.argmax(np.abs(v)))
     is_term = loss.role != "loss"
     beside = ""
     if is_term and total is not None:
         _, t_v = finite(total)
         beside = f", while {total.name} ends at {float(t_v[-1]):.3g}" if len(t_v) else ""
+    crossed = (f"first {_ASTRONOMICAL_LOSS:.0e} or more at {loss.where(steps[i])} ({float(v[i]):.3g}); "
+               if top != i else "")
     return [finding(
         "loss_divergence", "error",
-        f"{loss.name}{', a term of the loss,' if is_term else ''} reaches {float(v[i]):.3g} ({loss.where(steps[i])}), "
-        f"and {len(big)} of its {len(v)} {'finite ' if len(v) < len(loss) else ''}points"
+        f"{loss.name}{', a term of the loss,' if is_term else ''} reaches {float(v[top]):.3g} at its largest "
+        f"({loss.where(steps[top])}), {crossed}"
+        f"{len(big)} of its {len(v)} {'finite ' if len(v) < len(loss) else ''}points"
         + (f" ({len(loss) - len(v)} NaN/Inf)" if len(v) < len(loss) else "")
         + f" {'is' if len(big) == 1 else 'are'} {_ASTRONOMICAL_LOSS:.0e} or more{beside}",
         "A loss this large is no training progress to judge: the weights or activations have blown up (a "
         "learning rate far too large, exploding gradients with no clipping, or an input or target far out of "
         "scale), and float32 overflows to Inf a few orders of magnitude further.",
-        {"metric": loss.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": float(v[i]),
-         "threshold": _ASTRONOMICAL_LOSS, "points": int(len(big)),
+        {"metric": loss.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": float(v[top]),
+         "threshold": _ASTRONOMICAL_LOSS, "points": int(len(big)), "peak": float(v[top]),
+         "peak_step": _num(steps[top]), "first_over": float(v[i]), "first_over_step": _num(steps[i]),
          **({"loss_term": True, "total": total.name if total is not None else None} if is_term else {})},
         [lower_lr(run, at_step=float(steps[i]), why=f"{loss.name} blew up" if is_term else "the loss blew up"),
          clipping(run, t)])]

@@ -29,6 +29,7 @@ from gradhealth.logs.stats import (
     centred_median,
     early_baseline,
     finite,
+    late_level,
     resolution,
     rolling_median_mad,
     second_diff_noise,
@@ -67,15 +68,17 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
     base = early_baseline(v, t.baseline_fraction)
     if not base > 0:
         return []
-    late = float(np.median(v[-max(3, len(v) // 4):]))
-    ratio = late / base
+    # the last quarter of the logged points, its finite ones only: NaN where all are NaN/Inf
+    late, late_finite, late_nonfinite = late_level(s)
+    ratio = late / base if late_finite else 0.0
     tail, into_inf = _exploding_tail(s, steps, v, base, t)
     sustained = tail > 0
     # Sustained growth the run never came back from: the last finite points all far above the
     # baseline (a long healthy run that explodes in its last few dozen steps, often into Inf,
     # has a healthy last-quarter median). Isolated spikes come back; these do not.
+    tail_median = float(np.median(v[-tail:])) if sustained else math.nan
     if sustained:
-        ratio = max(ratio, float(np.median(v[-tail:])) / base)
+        ratio = max(ratio, tail_median / base)
     severity = "error" if ratio >= t.explode_error else "warning" if ratio >= t.explode_warning else None
     if severity != "error":
         # a norm beyond any healthy network's is an error whatever its baseline: a run already
@@ -85,17 +88,26 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
         if severity is None or (astronomical and astronomical[0].severity != "info"):
             return astronomical
     if sustained:
+        # the figure the summary states is the evidence's value: the peak over the baseline, with the
+        # median of the grown points beside it (newuser11: value 4.27e9, the median's, under a
+        # summary of 5.36e17x, the peak's)
         onset = steps[len(v) - tail]
-        peak = float(np.max(v[-tail:]))
+        top = len(v) - tail + int(np.argmax(v[-tail:]))
+        peak = float(v[top])
+        value = peak / base
         ends = " and then became non-finite" if into_inf else ""
-        summary = (f"{s.name} grew steadily from {s.where(onset)}: {peak / base:.3g}x its early baseline "
-                   f"{base:.3g} over {tail} logged points{ends}")
+        summary = (f"{s.name} grew steadily from {s.where(onset)} to {peak:.3g} ({s.where(steps[top])}), "
+                   f"{value:.3g}x its early baseline {base:.3g} (median {tail_median:.3g} over those {tail} "
+                   f"logged points){ends}")
     else:
         above = np.nonzero(v > t.explode_warning * base)[0]
         onset = steps[above[0]] if len(above) else steps[-1]
-        peak = float(np.max(v))
+        top = int(np.argmax(v))
+        peak = float(v[top])
+        value = ratio
         summary = (f"{s.name} grew {ratio:.3g}x over its early baseline {base:.3g} (last quarter median "
-                   f"{late:.3g}), from {s.where(onset)}")
+                   f"{late:.3g}" + (f" over its {late_finite} finite points, {late_nonfinite} NaN/Inf"
+                                    if late_nonfinite else "") + f"), from {s.where(onset)}")
     # the learning rate usually started growing before the norm crossed the line
     growth = lr_growth(run, since=float(steps[max(0, len(v) - tail - max(tail, 10))] if sustained else onset),
                        until=float(steps[-1]))
@@ -108,8 +120,10 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
         "exploding_gradient", severity, summary + lr_note(growth),
         "The gradient norm keeps growing instead of settling: an unstable learning rate or a per-layer gain "
         "above 1 compounding through training.",
-        {"metric": s.name, "steps": [_num(onset), _num(steps[-1])], "value": ratio, "threshold": t.explode_warning,
-         "baseline": base, "late_median": late, "peak": peak, "sustained_points": int(tail),
+        {"metric": s.name, "steps": [_num(onset), _num(steps[-1])], "value": value, "threshold": t.explode_warning,
+         "baseline": base, "late_median": late if late_finite else None, "late_points": late_finite + late_nonfinite,
+         "late_nonfinite": late_nonfinite, "peak": peak, "peak_step": _num(steps[top]),
+         "sustained_points": int(tail), "sustained_median": tail_median if sustained else None,
          "learning_rate_growth": growth,
          "learning_rate_jump": None if growth is not None else learning_rate_jump(run, float(onset))},
         remedies)]
@@ -169,16 +183,20 @@ def _astronomical(run: RunLog, t: LogThresholds) -> list[Finding]:
     if not len(over):
         return []
     i = int(over[0])
-    peak = float(np.max(v))
+    top = int(np.argmax(v))
+    peak = float(v[top])
+    # the peak first and where it was, then where the norm first crossed the line (newuser11)
+    crossed = f", first {t.explode_absolute:.3g} or more at {s.where(steps[i])} ({v[i]:.3g})" if top != i else ""
     return [finding(
         "exploding_gradient", "error",
-        f"{s.name} reached {v[i]:.3g} at {s.where(steps[i])} (largest {peak:.3g}); a healthy network's total "
+        f"{s.name} reached {peak:.3g} at its largest ({s.where(steps[top])}){crossed}; a healthy network's total "
         f"gradient norm is around 0.1-100",
         "A gradient norm this large means the weights, the activations or the loss have already blown up (a "
         "learning rate far too large, an unnormalised input or target, a missing normalisation): the next update "
         "throws the weights far from where they were.",
         {"metric": s.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": peak, "threshold": t.explode_absolute,
-         "peak": peak, "points": len(v)},
+         "peak": peak, "peak_step": _num(steps[top]), "first_over": float(v[i]), "first_over_step": _num(steps[i]),
+         "points": len(v)},
         [clipping(run, t), lower_lr(run, at_step=float(steps[i]), why="the gradient norm is astronomical")])]
 
 

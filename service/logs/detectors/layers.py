@@ -15,7 +15,14 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import clipping, lower_lr, matching_init
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import early_baseline, finite, natural_key, resolution, smooth
+from gradhealth.logs.stats import (
+    early_baseline,
+    finite,
+    late_level,
+    natural_key,
+    resolution,
+    smooth,
+)
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.stats import span as _span
 from gradhealth.logs.thresholds import LogThresholds
@@ -165,7 +172,10 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
         _, lv = finite(loss)
         if len(v) >= t.min_points and len(lv) >= t.min_points:
             base = early_baseline(v, t.baseline_fraction)
-            late = float(np.median(v[-max(3, len(v) // 4):]))
+            # over the last quarter of the logged points, its finite ones (stats.late_level)
+            late, late_finite, late_nonfinite = late_level(s)
+            if not late_finite:
+                return found
             sl = smooth(lv, 9)
             stalled = (sl[len(sl) // 2] - sl[-1]) / max(abs(sl[len(sl) // 2]), 1e-12) < t.plateau_improvement
             # (a late median of exactly 0 is steps without any gradient: zero_gradient's to report)
@@ -179,13 +189,14 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
                         "A loss at its floor has (almost) no gradient left: the shrinking norm is the fit being "
                         "done, not a network that stopped learning.",
                         {"metric": s.name, "steps": _span(steps), "value": late / base,
-                         "threshold": t.vanishing_decay, "baseline": base, "late_median": late})]
+                         "threshold": t.vanishing_decay, "baseline": base, "late_median": late,
+                         "late_nonfinite": late_nonfinite})]
                 found.append(finding(
                     "vanishing_gradient", "warning",
                     f"{s.name} decayed {base / late:.3g}x (to {late:.3g}) while the loss stalled",
                     "Gradients decaying towards zero while the loss no longer improves: the network stopped learning.",
                     {"metric": s.name, "steps": _span(steps), "value": late / base, "threshold": t.vanishing_decay,
-                     "baseline": base, "late_median": late},
+                     "baseline": base, "late_median": late, "late_nonfinite": late_nonfinite},
                     [R.relu_family_activation("the hidden layers"),
                      R.normalisation("batchnorm", "each hidden layer")]))
     return found
