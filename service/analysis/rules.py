@@ -607,8 +607,12 @@ class VanishingGradient(ArchitectureRule):
         if value == 0 and designed_zero_layers(result):
             return "info"  # a designed zero init (a branch end, a readout): learns from the first steps
         severity = t.vanishing(value)
+        if severity is None and _steep_saturating(result, t) is not None:
+            # a short saturating stack: its rate per layer, not its length, is the finding
+            # (onnxsweep19 u01, kerassweep21 u08: 0.14 and 0.11 per layer over 2 steps were healthy)
+            severity = "warning"
         if severity == "warning" and adaptive_steps_even(result) is not None:
-            return "info"
+            return "info"  # (never through saturating activations: adaptive_steps_even says None there)
         return severity
 
     def severity(self, result: SimulationResult, t: Thresholds) -> tuple[float, str | None]:
@@ -623,8 +627,16 @@ class VanishingGradient(ArchitectureRule):
         return value, severity
 
     def decisive(self, result: SimulationResult, t: Thresholds) -> tuple[str, float] | None:
-        collapse = signal_collapse(live_seeds(result)[0], t.vanishing_warning)
-        return ("output_grad_ratio_first_to_readout", collapse.backward) if collapse is not None else None
+        result = live_seeds(result)[0]
+        collapse = signal_collapse(result, t.vanishing_warning)
+        if collapse is not None:
+            return "output_grad_ratio_first_to_readout", collapse.backward
+        # a short saturating stack is judged on its factor per layer where its total is over the bar
+        # (before a remedy, and after one that keeps the saturating activations: Xavier's 0.23)
+        rate = saturating_rate(result) if not _detached_on_path(result) else None
+        if rate is not None and t.vanishing(rate[1]) is None:
+            return "per_layer_factor", rate[0]
+        return None
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
@@ -639,6 +651,9 @@ class VanishingGradient(ArchitectureRule):
             return _starved_middle(self.code, severity, value, middle, result, t, dead)
         if not detached:
             found = _through_depth(self.code, severity, value, result, t, dead)
+            steep = _steep_saturating(result, t) if t.vanishing(value) is None else None
+            if steep is not None:
+                _short_saturating_stack(found, steep, result, t)
             even = adaptive_steps_even(result) if severity == "info" and t.vanishing(value) == "warning" else None
             if even is not None:
                 opt, first, typical = even
@@ -664,6 +679,35 @@ class VanishingGradient(ArchitectureRule):
             ".detach(), or pass it straight through); if the weights are meant to be updated otherwise (an "
             "exponential moving average of another network's), freeze them with requires_grad_(False).",
             evidence, detached)
+
+
+def _short_saturating_stack(found: Detection, steep: tuple[float, float, list[UnitStats]],
+                            result: SimulationResult, t: Thresholds) -> None:
+    """Says in ``found`` (:func:`_through_depth`'s) why a total over the bar is a finding: a short stack
+    whose saturating layers each shrink the gradient :data:`SATURATING_LAYER_FACTOR` or more."""
+    factor, ratio, units = steep
+    steps = len(units) - 1
+    found.evidence.update(per_layer_threshold=SATURATING_LAYER_FACTOR, judged_per_layer_factor=factor,
+                          short_saturating_stack=True)
+    readout = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values][-1:]
+    weight_ratio = (units[0].geo("grad_norm") / readout[0].geo("grad_norm")
+                    if readout and readout[0] not in units and readout[0].geo("grad_norm") > 0 else math.nan)
+    if math.isfinite(weight_ratio) and weight_ratio > 0:
+        found.evidence["weight_grad_ratio_first_to_readout"] = weight_ratio
+    found.summary += (f"; a short stack: {fmt(factor)} per layer through its saturating activations, at or under "
+                      f"{fmt(SATURATING_LAYER_FACTOR)}, over {steps} steps")
+    found.explanation += (
+        f" The total, {fmt(ratio)}, stays over the {fmt(t.vanishing_warning)} bar only because the stack is short: "
+        f"the rate is what is judged. A sigmoid's slope is at most 1/4 (a tanh's 1), so at LeCun's or Xavier's "
+        f"weight variance a sigmoid layer passes back about 0.24 of the gradient; {fmt(factor)} is weights smaller "
+        "than that "
+        f"(torch's default U(+-1/sqrt(fan_in)) gives 0.14), and one more such layer would take the total to "
+        f"{fmt(ratio * factor)}.")
+    if "weight_grad_ratio_first_to_readout" in found.evidence:
+        found.explanation += (f" Under SGD {units[0].name}'s weight gradient is {fmt(weight_ratio)} of "
+                              f"{readout[0].name}'s, so it learns about {fmt(1 / weight_ratio)}x slower; an adaptive "
+                              "optimizer's per-weight scaling evens the steps out, but not the signal, which "
+                              "falls further as the units saturate in training.")
 
 
 def _collapse_detection(code: str, severity: str, value: float, c: Any, t: Thresholds) -> Detection:
@@ -801,6 +845,47 @@ def _through_saturating(result: SimulationResult) -> bool:
     weights' fixed scale (NeRF's)."""
     units = [u for u in depth_ratio(result)[1] if u.has_weights]
     return bool(units) and 2 * sum(u.activation in MEASURED_SATURATING for u in units) >= len(units)
+
+
+#: The factor per layer at or under which ||dL/dh|| shrinking through saturating activations
+#: (:func:`_through_saturating`) is a warning over a stack too short for its total to pass
+#: ``Thresholds.vanishing_warning``, over two layer-to-layer steps or more (the through-time rule's
+#: per-step bar, through depth). A sigmoid's slope is at most 1/4, so at the weight variance that
+#: keeps a unit-slope activation's signal (LeCun's 1/fan_in, Xavier's for equal widths) a sigmoid
+#: layer passes back about 0.24 (measured 0.23-0.25 over 784-300-300-300 and 128-64-32 stacks), and
+#: a tanh layer about 1; a factor of 0.2 or less is weights smaller than that: torch's default
+#: U(+-1/sqrt(fan_in)) gives a sigmoid layer 0.14 (onnxsweep19 u01: 784-300-300-300-10, 51x over
+#: its 2 steps, fc1's weight gradient 1/138 of the readout's), Keras' RandomNormal(0.05) at fan-ins
+#: 21-128-64 0.11 (kerassweep21 u08: 81x). A third such layer would take either past 1e-2.
+SATURATING_LAYER_FACTOR = 0.2
+
+
+def saturating_rate(result: SimulationResult) -> tuple[float, float, list[UnitStats]] | None:
+    """(the judged factor per layer, the ends' ratio, the chain) of the trunk's gradient where it
+    runs through saturating activations (:func:`_through_saturating`) over two steps or more (three
+    weighted layers); else None. The judged factor is the larger of ||dL/dh||'s per layer and the
+    same per unit (its RMS, where both ends are fully-connected): a norm over more units is larger,
+    so a stack that widens towards the output (32-64-128) reads a shrink its widths make, not its
+    weights (0.19 per layer at Xavier, 0.27 per unit), and one that narrows reads less than it has."""
+    ratio, units = depth_ratio(result)
+    units = [u for u in units if u.has_weights]
+    if len(units) < 3 or not (ratio > 0 and math.isfinite(ratio)) or not _through_saturating(result):
+        return None
+    steps = len(units) - 1
+    factor = ratio ** (1 / steps)
+    first, last = units[0], units[-1]
+    if first.type == last.type == "linear" and first.fan_out and last.fan_out:
+        factor = max(factor, (ratio * math.sqrt(last.fan_out / first.fan_out)) ** (1 / steps))
+    return factor, ratio, units
+
+
+def _steep_saturating(result: SimulationResult, t: Thresholds) -> tuple[float, float, list[UnitStats]] | None:
+    """:func:`saturating_rate` where it is :data:`SATURATING_LAYER_FACTOR` or less while the ends'
+    ratio stays above ``t.vanishing_warning`` (a short stack); else None."""
+    rate = saturating_rate(result)
+    if rate is None or t.vanishing(rate[1]) is not None or rate[0] > SATURATING_LAYER_FACTOR:
+        return None
+    return rate
 
 
 #: A forward whose activations grow at most this much from the first layer to the last is steady:
