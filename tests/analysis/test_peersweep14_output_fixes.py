@@ -97,7 +97,8 @@ def test_the_share_of_target_rows_off_the_simplex_sets_the_severity() -> None:
 def test_a_softmax_under_mse_without_targets_is_a_note_saying_what_was_assumed() -> None:
     doc = gradhealth.check_module(_softmax_regressor(), torch.randn(32, 8), loss="mse", seeds=1, verify=False)
     f = _mismatch(doc)
-    assert f.severity == "info" and doc.status == "healthy"
+    # a note only (the sigmoid stack under it is vanishing_gradient's, a warning of its own)
+    assert f.severity == "info"
     assert (f.evidence.model_extra or {})["targets_assumed"] == "probability rows"
     assert "only probability targets" in f.summary
 
