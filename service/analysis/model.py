@@ -343,6 +343,27 @@ class TransformerUnit(Unit):
         self.block = nn.TransformerEncoderLayer(
             layer.d_model, layer.heads, layer.ff_width, dropout=layer.dropout, activation=layer.activation,
             batch_first=True, norm_first=layer.norm_first)
+        self._initialise(layer)
+
+    def _initialise(self, layer: S.TransformerEncoderLayer) -> None:
+        """The spec's ``init``, ``bias_init`` and ``residual_init_scale`` over PyTorch's own draw
+        (each left as PyTorch draws it where the spec keeps the default)."""
+        attn, blk = self.block.self_attn, self.block
+        if layer.init.scheme != "default":
+            w = attn.in_proj_weight.data
+            # query, key and value are three [d, d] matrices (separate projections' fans and
+            # orthogonality) unless `stacked` asks for torch's one packed [3d, d] matrix
+            for part in [w] if layer.init.stacked else w.chunk(3, 0):
+                init_weight(part, layer.init)
+            init_weight(attn.out_proj.weight, layer.init)
+            init_weight(blk.linear1.weight, layer.init, layer.activation)
+            init_weight(blk.linear2.weight, layer.init)
+        for bias in (attn.in_proj_bias, attn.out_proj.bias, blk.linear1.bias, blk.linear2.bias):
+            init_bias(bias, layer.bias_init)
+        if layer.residual_init_scale != 1.0:
+            with torch.no_grad():
+                attn.out_proj.weight.mul_(layer.residual_init_scale)
+                blk.linear2.weight.mul_(layer.residual_init_scale)
 
     def weight(self) -> torch.Tensor | None:
         return self.block.linear1.weight

@@ -73,6 +73,14 @@ class Context:
         return list(dict.fromkeys(u.pointer for u in self.plan.all_units() if isinstance(u.layer, S.ActivationLayer)
                                   and any(u.pointer == d.pointer for d in self.detection.units)))
 
+    def transformer_init_pointers(self) -> list[str]:
+        """Spec pointers of the ``transformer_encoder`` layers the finding is about whose spec sets
+        their ``init`` (PyTorch's default is not the spec's to replace)."""
+        return list(dict.fromkeys(
+            u.pointer for u in self.detection.units if u.type == "transformer_encoder"
+            and isinstance(layer := self.layer_at(u.pointer), S.TransformerEncoderLayer)
+            and layer.init.scheme != "default"))
+
     def recurrent_pointers(self) -> list[str]:
         return list(dict.fromkeys(u.pointer for u in self.detection.units if u.type in ("rnn", "lstm", "gru")))
 
@@ -101,6 +109,10 @@ def init_remedies(ctx: Context) -> list[Remedy]:
     for p in ctx.weight_pointers():
         act = ctx.layer_at(p).activation  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
         groups.setdefault(_INIT_FOR[act], []).append(p)
+    # a transformer layer's init covers its attention projections (linear) and its feed-forward:
+    # Glorot's, as PyTorch's own for the attention's projection
+    for p in ctx.transformer_init_pointers():
+        groups.setdefault("xavier_normal", []).append(p)
     return [r for target, ps in groups.items() if (r := _init_remedy(ctx, target, ps)) is not None]
 
 

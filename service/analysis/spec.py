@@ -157,7 +157,8 @@ class InitSpec(_Strict):
                     "is still scale / fan, as Keras does), a plain normal, or a uniform")
     stacked: Bool = Field(default=False, description=(
         "recurrent layers: initialise the gates' stacked weight as one matrix (Keras' "
-        "convention) instead of each gate's block"))
+        "convention) instead of each gate's block; transformer_encoder: the attention's packed "
+        "query/key/value projection as one matrix (PyTorch's convention) instead of three"))
 
     @model_validator(mode="after")
     def _needs_parameters(self) -> InitSpec:
@@ -356,6 +357,15 @@ class TransformerEncoderLayer(_LayerBase):
 
     ``norm_first: true`` is Pre-LN (with a final LayerNorm), ``false`` is Post-LN
     (Xiong et al. 2020). ``d_model`` must be divisible by ``heads``.
+
+    ``init`` initialises every weight matrix of each layer: the attention's input projection (as
+    three ``[d_model, d_model]`` matrices, query, key and value, as separate projections are; one
+    ``[3 d_model, d_model]`` matrix with ``stacked: true``), its output projection and both
+    feed-forward Linears; ``bias_init`` their biases. ``residual_init_scale`` then multiplies the
+    two that write into the residual stream (the output projection and the second feed-forward
+    Linear): GPT-2's 1/sqrt(2 * n_layer). The defaults keep PyTorch's
+    ``nn.TransformerEncoderLayer`` init (xavier_uniform of the packed input projection,
+    kaiming_uniform(a=sqrt(5)) of the Linears).
     """
 
     type: Literal["transformer_encoder"]
@@ -367,6 +377,18 @@ class TransformerEncoderLayer(_LayerBase):
     norm_first: Bool = False
     dropout: Float = Field(default=0.0, ge=0, lt=1)
     activation: Literal["relu", "gelu"] = "relu"
+    init: InitField = Field(description=(
+        "every weight matrix of each layer: attention in_proj (query, key and value as three "
+        "[d_model, d_model] matrices; one matrix with `stacked: true`), out_proj and both "
+        "feed-forward Linears; `default` keeps PyTorch's"))
+    bias_init: BiasField = Field(description="the biases of those four projections; `default` keeps PyTorch's")
+    residual_init_scale: Float = Field(
+        default=1.0, gt=0, le=MAX_SCALE,
+        description="multiplies the initial weights of out_proj and the second feed-forward Linear, the "
+                    "two that write into the residual stream (GPT-2: 1/sqrt(2 * n_layer), 0.2041 for "
+                    "12 layers; at most 100)")
+
+    _coerce_init = field_validator("init", "bias_init", mode="before")(lambda cls, v: _coerce_scheme(v))
 
     @model_validator(mode="after")
     def _heads_divide(self) -> TransformerEncoderLayer:
