@@ -125,9 +125,10 @@ def test_a_lambda_no_stand_in_fits_is_refused_the_reason_first_and_the_list_once
     detail = err.value.detail
     assert detail.startswith("unsupported Keras layers: Lambda (lam): " + reason), detail
     assert detail.index(reason) < detail.index("function is code") < detail.index("; supported: ")
-    assert detail.count("; supported: ") == 1 and detail.count("InputLayer") == 1
+    assert detail.count("; supported: ") == 1 and "README's Keras section" in detail
+    assert "InputLayer" not in detail  # the classes read are not all listed (kerassweep22)
     assert "(as a spec: refused too)" in detail
-    assert len(detail) < 1500
+    assert len(detail) < 900
 
 
 def test_the_cli_refuses_a_lambda_no_stand_in_fits_with_exit_2(tmp_path: Path) -> None:
@@ -219,15 +220,14 @@ def test_a_siamese_distance_lambda_is_the_euclidean_distance_of_its_two_inputs(o
         assert "findings that name dist are approximate" in doc.summary
 
 
-def test_a_two_input_lambda_without_output_shape_is_still_refused() -> None:
-    # one input and no output_shape is assumed to keep its input's shape (kerassweep14 h08); two are
-    # not: their sum, a distance or a concatenation are all as likely
+def test_a_two_input_lambda_of_one_shape_without_output_shape_is_the_assumed_sum() -> None:
+    # one input and no output_shape is assumed to keep its input's shape (kerassweep14 h08); two of
+    # one shape are a VAE's sampling, z_mean's shape (kerassweep22 h03), said as ASSUMED; a reader's
+    # stored kernel of another width refuses it (tests/analysis/test_kerassweep22_fixes.py)
     layers = [_layer("InputLayer", "x", [], batch_shape=[None, 8]), _dense("a", 2, "x", 8), _dense("c", 2, "x", 8),
               _layer("Lambda", "lam", [("a", 2), ("c", 2)], function=SAMPLING), _dense("b", 4, "lam", None)]
-    with pytest.raises(ModelError) as err:
-        translate_or_graph(_functional(layers, "b"))
-    assert err.value.detail.startswith("unsupported Keras layers: Lambda (lam): it declares no output_shape, "
-                                       "reads 2 tensors"), err.value.detail
+    doc = check_keras(_functional(layers, "b"), seeds=1, verify=False)
+    assert "lam = the sum of its inputs (a, c), ASSUMED" in doc.summary
 
 
 def test_a_one_input_lambda_without_output_shape_is_the_assumed_identity_on_the_graph_door() -> None:

@@ -167,9 +167,10 @@ def modern_config(data: Any, *, _name: str = "sequential", _depth: int = 0) -> A
             cfg = type(cfg)({**cfg, "layers": read})  # a _LegacyConfig stays one (its pointers)
     data = data if cfg is data.get("config") else {**data, "config": cfg}
     if _depth == 0:
-        from gradhealth.analysis.importers.keras_legacy import keras1_config
+        from gradhealth.analysis.importers.keras_legacy import cudnn_config, keras1_config
 
         data = keras1_config(data)  # a Keras 1 file's layers in Keras 2's names (ModelError if it cannot be)
+        data = cudnn_config(data)  # CuDNNLSTM/CuDNNGRU as the LSTM/GRU that computes the same
     return data
 
 
@@ -1728,7 +1729,7 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
     if unsupported:
         raise ModelError(unsupported_message(unsupported, refused, SUPPORTED, nested=False))
     items: list[Any] = (list(cfg["layers"]) if model["class_name"] == "Sequential"
-                        else _sequential_order(model, tr, {n for n, (kind, _) in stood.items() if kind == "sum"}))
+                        else _sequential_order(model, tr, {n for n, (kind, _) in stood.items() if kind in ("sum", "assumed_sum")}))
     shape = _input_shape([i for i in items if isinstance(i, dict)], cfg)
     if shape is None:
         tr.fail("input", "the config has no input shape (build the model or give it an Input); give one "
@@ -2275,6 +2276,17 @@ def _keras1_found(found: _Found, config: dict[str, Any]) -> _Found:
     return {name: keras1_weight_arrays(*layers.get(name, ("", {})), datasets) for name, datasets in found.items()}
 
 
+def _cudnn_found(found: _Found, config: dict[str, Any]) -> _Found:
+    """A CuDNNLSTM's or CuDNNGRU's datasets (Keras 2.1-2.3, tf.keras 1) as the LSTM/GRU it is read
+    as stores them (:func:`.keras_legacy.cudnn_weight_arrays`), still unread."""
+    from gradhealth.analysis.importers.keras_legacy import cudnn_weight_arrays
+
+    layers = _layer_configs(modern_config(config))
+    if not any(cfg.get("_cudnn") or "_cudnn" in str(cfg.get("layer", "")) for _, cfg in layers.values()):
+        return found
+    return {name: cudnn_weight_arrays(*layers.get(name, ("", {})), datasets) for name, datasets in found.items()}
+
+
 @contextmanager
 def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Found, str]]:
     """The weight datasets of the Keras file ``data`` by layer (nothing read), with the prefix that
@@ -2288,6 +2300,7 @@ def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Fou
                 found = _weights_keras2(f, "")
                 if _keras1_file(f, config):
                     found = _keras1_found(found, config)
+                found = _cudnn_found(found, config)
                 yield found, ""
         except (OSError, KeyError, ValueError) as exc:
             raise InputFormatError(f"the .h5 weights cannot be read: {str(exc)[:200]}") from None
@@ -2598,7 +2611,7 @@ def _assumed_shapes_named(config: dict[str, Any], graph: Any,
 def _assumed_readers(config: dict[str, Any], graph: Any,
                      stood: Sequence[tuple[str, str, Sequence[str]]]) -> dict[str, list[str]]:
     """The Lambda layers whose output's shape was assumed -> the layers that read them."""
-    assumed = [name for name, kind, _ in stood if kind == "assumed"]
+    assumed = [name for name, kind, _ in stood if kind in ("assumed", "assumed_sum")]
     if not assumed:
         return {}
     if graph is not None:

@@ -132,7 +132,8 @@ def endpoints(value: Any) -> list[str]:
 
 # --- Lambda layers: a stand-in, never their code --------------------------------------------------
 #: The layer that stands in for a Lambda, by stand-in (:func:`lambda_stand_in`).
-STAND_IN_LAYERS = {"identity": "Identity", "assumed": "Identity", "sum": "Add", "distance": DISTANCE}
+STAND_IN_LAYERS = {"identity": "Identity", "assumed": "Identity", "sum": "Add", "assumed_sum": "Add",
+                   "distance": DISTANCE}
 def declared_shape(value: Any, batch: bool = False) -> Shape | None:
     """A shape as a config declares it (``batch``: with the batch size first, dropped), None
     where it is not a list of positive integers (absent, a dynamic size, or code: Keras 2
@@ -200,9 +201,15 @@ def lambda_stand_in(in_shapes: Sequence[Shape | None], output_shape: Any,
         # input's: that is assumed, and said (stand_in_note); a reader's stored kernel that reads
         # another size refuses it, naming both layers (:func:`assumed_shape_problem`)
         return "assumed", ""
+    if not outs and len(set(ins)) == 1:
+        # several inputs of one shape and nothing declared: Keras 2's textbook VAE,
+        # Lambda(sampling)([z_mean, z_log_var]), whose output is z_mean's shape; the sum is assumed
+        # and said, and a reader's stored kernel of another width refuses it, naming both layers
+        return "assumed_sum", ""
     if not outs:
-        return None, (f"it declares no output_shape, reads {len(ins)} tensors, and no layer that reads "
-                      "it declares the shape it reads, so its output's shape is unknown")
+        return None, (f"it declares no output_shape and reads {len(ins)} tensors of different shapes "
+                      f"({', '.join(str(list(s)) for s in ins)}), and no layer that reads it declares the "
+                      "shape it reads, so its output's shape is unknown; give it its output_shape")
     out = outs.pop()
     if len(ins) == 2 and ins[0] == ins[1] and ins[0] and out in (ins[0][:-1] + (1,), ins[0][:-1]):
         # a Siamese net's head (kerassweep13 h06): two embeddings of one shape to one number each,
@@ -227,7 +234,11 @@ def stand_in_note(stand_ins: Sequence[tuple[str, str, Sequence[str]]]) -> str | 
             else f"{name} = its input, ASSUMED (it declares no output_shape: Keras infers its shape by "
                  "running the function, which is taken to keep its input's, as an element-wise "
                  "normalisation such as x / 127.5 - 1 does)"
-            if kind == "assumed" else f"{name} = its input" for name, kind, srcs in stand_ins[:10]]
+            if kind == "assumed"
+            else f"{name} = the sum of its inputs ({', '.join(srcs)}), ASSUMED (it declares no output_shape: "
+                 "its inputs share one shape, taken to be its output's, as a VAE's sampling z = z_mean + "
+                 "exp(z_log_var / 2) * eps keeps z_mean's)"
+            if kind == "assumed_sum" else f"{name} = its input" for name, kind, srcs in stand_ins[:10]]
     names = ", ".join(name for name, _, _ in stand_ins[:10]) + (" ..." if len(stand_ins) > 10 else "")
     return ("Lambda stand-in: the function of Lambda " + names + " was NOT run (code in a file never is); "
             "a parameter-free stand-in was simulated in its place: " + "; ".join(said)
@@ -1462,8 +1473,17 @@ def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tu
     if lambdas:  # the reason each was refused, then why a Lambda is read by its shapes only
         own = "; ".join((f"{n}: {w}" if len(lambdas) > 1 else w) for n, w in lambdas[:3])
         why["Lambda"] = own + (f"; and {len(lambdas) - 3} more" if len(lambdas) > 3 else "") + "; " + REFUSED["Lambda"]
+    # the point first; then the closest classes read, not all of them (the README's Keras section
+    # lists them): a list of 70 names after every refusal buried the one line that mattered
+    import difflib
+
+    classes = [c for c in supported if not c.startswith("_")]
+    close = list(dict.fromkeys(m for cls, _ in unsupported
+                               for m in difflib.get_close_matches(cls.removeprefix("CuDNN"), classes, n=3, cutoff=0.6)))
     return ("unsupported Keras layers: " + name_layers(unsupported, why=why) + "; supported: "
-            + ", ".join(supported) + (", and models nested in the model" if nested else ""))
+            + (f"the closest read are {', '.join(close[:5])}; " if close else "")
+            + f"{len(classes)} layer classes" + (" and models nested in the model" if nested else "")
+            + ", listed in the README's Keras section")
 
 
 def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: Any = None,

@@ -30,7 +30,7 @@ import numpy as np
 
 from gradhealth.analysis.importers import ModelError
 
-__all__ = ["is_keras1", "keras1_config", "keras1_weight_arrays"]
+__all__ = ["CUDNN_GATES", "cudnn_config", "cudnn_weight_arrays", "is_keras1", "keras1_config", "keras1_weight_arrays"]
 
 _DIM_ORDERING = {"tf": "channels_last", "th": "channels_first"}
 _CONSUME_LESS = {"cpu": 0, "mem": 1, "gpu": 2}
@@ -340,3 +340,118 @@ def keras1_weight_arrays(cls: str, cfg: dict[str, Any], datasets: list[Any]) -> 
             return [LegacyArray(datasets[:1], "conv2d_th", (shape[2], shape[3], shape[1], shape[0])),
                     *datasets[1:]]
     return datasets
+
+
+# --- Keras 2.1-2.3's CuDNN layers ----------------------------------------------------------------
+#: The GPU-only recurrent layers of Keras 2.1-2.3 and tf.keras 1 -> the layer that computes the
+#: same function and the fields they fix: CuDNNLSTM is an LSTM (tanh, sigmoid gates), CuDNNGRU a
+#: GRU with the reset gate after the recurrent product (cuDNN's cell), neither with dropout.
+_CUDNN: dict[str, tuple[str, dict[str, Any]]] = {
+    "CuDNNLSTM": ("LSTM", {}),
+    "CuDNNGRU": ("GRU", {"reset_after": True}),
+}
+#: CuDNN class -> its gate blocks (the stored bias holds the input's and the recurrent's: 2x).
+CUDNN_GATES = {"CuDNNLSTM": 4, "CuDNNGRU": 3}
+
+
+def cudnn_config(model: Any) -> Any:
+    """``model`` (a Keras model config) with every ``CuDNNLSTM``/``CuDNNGRU`` as the ``LSTM``/``GRU``
+    that computes the same (a new dict; ``model`` itself where it has none), marked ``_cudnn`` (its
+    class) so its stored weights are read in cuDNN's layout (:func:`cudnn_weight_arrays`).
+
+    A constant bias initializer (``Zeros``, ``Ones``, ``Constant``) is doubled: the CuDNN layer
+    draws the input's and the recurrent's bias from it and adds them."""
+    if not any(cls in _CUDNN for cls, _ in _entries(model)):
+        return model
+    out = copy.deepcopy(model)
+    _convert_cudnn(out, 0)
+    return out
+
+
+def _convert_cudnn(value: Any, depth: int) -> None:
+    if depth > 64:
+        return
+    if isinstance(value, list):
+        for v in value:
+            _convert_cudnn(v, depth + 1)
+        return
+    if not isinstance(value, dict):
+        return
+    cls, cfg = value.get("class_name"), value.get("config")
+    if isinstance(cls, str) and cls in _CUDNN and isinstance(cfg, dict):
+        new_cls, fixed = _CUDNN[cls]
+        value["class_name"] = new_cls
+        cfg.update({"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
+                    "dropout": 0.0, "recurrent_dropout": 0.0, **fixed, "_cudnn": cls})
+        cfg["bias_initializer"] = _doubled(cfg.get("bias_initializer"))
+        return
+    for v in value.values():
+        _convert_cudnn(v, depth + 1)
+
+
+def _doubled(init: Any) -> Any:
+    """A constant initializer of twice the value (the sum of the two biases it fills); another as it is."""
+    name = init if isinstance(init, str) else init.get("class_name") if isinstance(init, dict) else None
+    cfg = (init.get("config") if isinstance(init, dict) else None) or {}
+    if name in ("Zeros", "zeros", "zero"):
+        return init
+    if name in ("Ones", "ones", "one"):
+        return {"class_name": "Constant", "config": {"value": 2.0}}
+    if name in ("Constant", "constant") and isinstance(cfg.get("value"), int | float) \
+            and not isinstance(cfg.get("value"), bool):
+        return {"class_name": "Constant", "config": {"value": 2.0 * float(cfg["value"])}}
+    return init
+
+
+class CudnnArray(LegacyArray):
+    """One of a CuDNN layer's stored arrays as the LSTM/GRU it is read as stores it, read lazily
+    (Keras' ``_convert_rnn_weights``): the input kernel's gate blocks are cuDNN's row-major
+    [units, in] matrices written into Keras' [in, units] block (each block ``k.T.reshape(k.shape,
+    order="F")``), the recurrent kernel's blocks are transposed, an LSTM's two biases [8u] are
+    summed to [4u], a GRU's [6u] is its [2, 3u] (input's, recurrent's)."""
+
+    def __init__(self, part: Any, how: str, gates: int, shape: tuple[int, ...]) -> None:
+        super().__init__([part], how, shape)
+        self.gates = gates
+        self.name = f"{part.name} (cuDNN's layout, read as Keras' LSTM/GRU's)"
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        a = np.asarray(self.parts[0][()])
+        if self.how == "cudnn_kernel":
+            out = np.hstack([k.T.reshape(k.shape, order="F") for k in np.hsplit(a, self.gates)])
+        elif self.how == "cudnn_recurrent":
+            out = np.hstack([k.T for k in np.hsplit(a, self.gates)])
+        elif self.how == "cudnn_bias_sum":
+            out = np.sum(np.split(a, 2, axis=0), axis=0)
+        else:  # cudnn_bias_rows
+            out = a.reshape(2, -1)
+        return out[key]
+
+
+def cudnn_weight_arrays(cls: str, cfg: dict[str, Any], datasets: list[Any]) -> list[Any]:
+    """A layer's stored arrays as the LSTM/GRU :func:`cudnn_config` reads a CuDNN layer as stores
+    them (:class:`CudnnArray`); unchanged for other layers, or where the shapes are not a CuDNN
+    layer's (the importer's shape check then words the mismatch)."""
+    if cls in ("Bidirectional", "TimeDistributed"):
+        inner = cfg.get("layer")
+        if not (isinstance(inner, dict) and isinstance(inner.get("config"), dict)):
+            return datasets
+        one = str(inner.get("class_name"))
+        if cls == "Bidirectional" and len(datasets) % 2 == 0:
+            half = len(datasets) // 2
+            return (cudnn_weight_arrays(one, inner["config"], datasets[:half])
+                    + cudnn_weight_arrays(one, inner["config"], datasets[half:]))
+        return cudnn_weight_arrays(one, inner["config"], datasets)
+    source = cfg.get("_cudnn")
+    gates = CUDNN_GATES.get(source) if isinstance(source, str) else None
+    if gates is None or len(datasets) != 3:
+        return datasets
+    kernel, recurrent, bias = datasets
+    k, r, b = _shape(kernel), _shape(recurrent), _shape(bias)
+    units = r[0] if len(r) == 2 else 0
+    if not (units and len(k) == 2 and k[1] == gates * units and r[1] == gates * units
+            and b == (2 * gates * units,)):
+        return datasets
+    return [CudnnArray(kernel, "cudnn_kernel", gates, k), CudnnArray(recurrent, "cudnn_recurrent", gates, r),
+            CudnnArray(bias, "cudnn_bias_sum", gates, (gates * units,)) if gates == 4
+            else CudnnArray(bias, "cudnn_bias_rows", gates, (2, gates * units))]
