@@ -142,6 +142,13 @@ FINDINGS: dict[str, Entry] = {
         "of the start's size (or its own noise) and it ends there: the agent never learnt. Most often steps "
         "too small for the reward's scale, or a policy that collapsed early into one behaviour (its "
         "exploration or entropy gone); also a reward that gives no signal. Try another learning rate."),
+    "kl_divergence": Entry(
+        "Policy left its reference",
+        "An RLHF run's KL to its reference model (the KL TRL, OpenRLHF and verl log beside the reward) "
+        "grew by orders of magnitude to many nats, or rose steadily while the reward fell: the policy left "
+        "the region where the reward model's scores mean anything (reward hacking) or its updates became "
+        "unstable, and its outputs degenerate. Raise the KL coefficient (beta), lower the learning rate, "
+        "clip the gradients, and keep a checkpoint from before the rise."),
     "validation_divergence": Entry(
         "Validation divergence",
         "The validation loss rises while the training loss still falls: the model is overfitting."),
@@ -250,6 +257,10 @@ REMEDIES: dict[str, Entry] = {
                              "majority class alone score no better than chance, so a model that predicts it for "
                              "every sample is pushed to learn the inputs (King and Zeng 2001; scikit-learn's "
                              "class_weight='balanced')."),
+    "raise_kl_coefficient": Entry("Larger KL coefficient",
+                                  "In RLHF the KL penalty (beta) is what keeps the policy near its reference "
+                                  "model, where the reward model's scores hold; a larger one pulls a policy that "
+                                  "drifted off back towards it."),
     "early_stopping": Entry("Early stopping",
                             "Keep the weights from the step with the best validation loss and stop once it has "
                             "not improved for a while."),

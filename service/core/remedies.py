@@ -146,6 +146,12 @@ SNIPPETS: dict[str, str] = {
         "criterion = nn.CrossEntropyLoss(weight=weight)\n"
         "# Keras: model.fit(..., class_weight=dict(enumerate(weight.tolist())))"
     ),
+    "raise_kl_coefficient": (
+        "# TRL: GRPOConfig / RLOOConfig / OnlineDPOConfig(beta=...), PPOConfig(kl_coef=...)\n"
+        "config = GRPOConfig(..., beta=beta * {factor})  # beta > 0: with beta=0 no KL is penalised\n"
+        "# verl: actor_rollout_ref.actor.use_kl_loss=True actor_rollout_ref.actor.kl_loss_coef=<x{factor}>\n"
+        "# OpenRLHF: --init_kl_coef <x{factor}>"
+    ),
     "early_stopping": (
         "if val_loss < best - 1e-4:\n    best, bad_epochs = val_loss, 0\n"
         '    torch.save(model.state_dict(), "best.pt")\nelse:\n    bad_epochs += 1\n'
@@ -568,3 +574,9 @@ def early_stopping(best_step: float, patience: int) -> Remedy:
         "evaluations without improvement",
         patience=patience,
     )
+
+
+def raise_kl_coefficient(why: str, factor: float = RAISE_LR_FACTOR) -> Remedy:
+    """Multiply an RLHF run's KL coefficient (beta) by ``factor`` (``why``: what the KL did)."""
+    return make_remedy("raise_kl_coefficient", f"raise the KL coefficient (beta) {factor:g}x, or turn the KL "
+                       f"penalty on where it is 0 ({why})", factor=factor)

@@ -167,6 +167,7 @@ for _rule in (
     FindingRule("validation_divergence"),
     FindingRule("reward_collapse"),
     FindingRule("reward_plateau"),
+    FindingRule("kl_divergence"),
     FindingRule("truncated_log"),
     FindingRule("insufficient_data"),
     FindingRule("exploding_through_time", Badness.LOG_RATIO),

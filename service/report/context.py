@@ -52,6 +52,7 @@ LOG_CODES: tuple[str, ...] = (
     "validation_divergence",
     "reward_collapse",
     "reward_plateau",
+    "kl_divergence",
     "truncated_log",
     "insufficient_data",
     "large_updates",

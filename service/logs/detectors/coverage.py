@@ -18,6 +18,7 @@ from gradhealth.logs.detectors.rl import (
     on_rollouts,
     plateau_judged,
     rewards_unjudged,
+    rlhf_rewards,
 )
 from gradhealth.logs.series import RunLog, Series, gan_part
 from gradhealth.logs.stats import finite
@@ -201,9 +202,12 @@ def _rewards_not_judged(run: RunLog, t: LogThresholds) -> list[Finding]:
         return []
     named = "; ".join(f"{u['metric']} ({u['reason']})" for u in unjudged[:4]) + (" ..." if len(unjudged) > 4 else "")
     first = next(s for s in run.series if s.name == unjudged[0]["metric"])
+    # an RLHF trainer's reward is a batch mean per update, not an episode's return
+    rlhf = {s.name for s in rlhf_rewards(run)}
+    what = "rewards" if all(u["metric"] in rlhf for u in unjudged) else "episode rewards"
     return [finding(
         "insufficient_data", "info",
-        f"episode rewards not judged for a return that never rose: {named}",
+        f"{what} not judged for a return that never rose: {named}",
         "Whether an agent learnt is judged from its return over the run from its start (1,000 episodes or 200 "
         "logged means or more); a log that opens mid-run, or a short one, shows a stretch of it. A collapse "
         "after a climb (8 points or more), a return frozen at one value with the evaluations as flat, and "

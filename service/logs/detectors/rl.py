@@ -1,5 +1,6 @@
 """Reinforcement-learning runs: telling rollout rewards from losses, a return that collapses
-(``reward_collapse``) and one that never rises (``reward_plateau``).
+(``reward_collapse``), one that never rises (``reward_plateau``), and an RLHF policy whose KL to its
+reference model blows up (``kl_divergence``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding
-from gradhealth.logs.remedies import lower_lr, raise_lr
+from gradhealth.logs.remedies import clipping, lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.stats import diff_noise, finite, smooth
 from gradhealth.logs.stats import num as _num
@@ -91,10 +92,53 @@ def episode_counter(run: RunLog) -> Series | None:
     return None
 
 
+#: The reward an RLHF trainer logs per update, the mean over the batch of completions it scored: the
+#: run's return for the reward rules. TRL's GRPO and RLOO (``reward``), its PPO (``env/reward_mean``
+#: in the old trainer, ``ppo/mean_scores``; ``objective/scores`` and ``objective/rlhf_reward``, the
+#: score less beta x KL, in the new one and in online DPO), OpenRLHF (``reward``, ``train/reward`` on
+#: W&B), verl (``critic/score/mean``, the reward model's or function's score, and
+#: ``critic/rewards/mean``, with the KL penalty). In this order the first logged is the run's.
+_RLHF_TOTAL = (re.compile(r"^(?:train[/_])?reward$", re.IGNORECASE),
+               re.compile(r"^env/reward_mean$", re.IGNORECASE),
+               re.compile(r"^ppo/mean_scores$", re.IGNORECASE),
+               re.compile(r"^objective/scores$", re.IGNORECASE),
+               re.compile(r"^objective/rlhf_reward$", re.IGNORECASE),
+               re.compile(r"^critic/score/mean$", re.IGNORECASE),
+               re.compile(r"^critic/rewards/mean$", re.IGNORECASE))
+#: One reward function's batch mean where GRPO is given several (``rewards/<func>/mean``; before TRL
+#: 0.16, ``rewards/<func>``): judged only where no total is logged. Not DPO's implicit rewards
+#: (``rewards/chosen``, ``rewards/margins``: a log-ratio to the reference, not a score of samples).
+_RLHF_PART = re.compile(r"^(?:train[/_])?rewards/(?!(?:chosen|rejected|margins|accuracies)$)[^/]+(?:/mean)?$",
+                        re.IGNORECASE)
+
+
+def _rlhf_reward(name: str) -> bool:
+    """Whether ``name`` is a reward an RLHF trainer logs as a batch mean (:data:`_RLHF_TOTAL`, :data:`_RLHF_PART`)."""
+    return any(p.match(name) for p in _RLHF_TOTAL) or (bool(_RLHF_PART.match(name)) and not _SPREAD.search(name))
+
+
+def rlhf_rewards(run: RunLog) -> list[Series]:
+    """The RLHF reward the run logs as its return: the first total of :data:`_RLHF_TOTAL` it logs, or,
+    with none, each reward function's mean; empty for a run that logs none."""
+    for pattern in _RLHF_TOTAL:
+        for s in run.series:
+            if pattern.match(s.name) and len(finite(s)[1]):
+                return [s]
+    return [s for s in run.series if _RLHF_PART.match(s.name) and not _SPREAD.search(s.name) and len(finite(s)[1])]
+
+
+def _a_mean(name: str) -> bool:
+    """Whether ``name`` is a mean return (one point per update or a running mean), not one episode's
+    return: named a mean, or an RLHF trainer's batch-mean reward."""
+    return bool(_A_MEAN.search(name)) or _rlhf_reward(name)
+
+
 def _outcomes(run: RunLog) -> list[Series]:
-    """The run's outcome series (episode returns, success rates) by name; where it logs none but
-    counts its episodes, a bare mean (``Avg``) logged against that counter."""
+    """The run's outcome series (episode returns, success rates, an RLHF trainer's batch-mean
+    reward) by name; where it logs none but counts its episodes, a bare mean (``Avg``) logged
+    against that counter."""
     found = [s for s in run.series if _RETURN.search(s.name) and "history" not in s.name.lower()]
+    found += [s for s in rlhf_rewards(run) if s not in found]
     if found:
         return found
     counter = episode_counter(run)
@@ -332,14 +376,14 @@ def _long_returns(run: RunLog) -> tuple[list[_Judged], bool, int]:
     plain = _plain_outcomes(run)
     counter = episode_counter(run)
     # one point per episode where any series counts them (a Monitor's running mean is per episode too)
-    per_episode = max((len(finite(s)[1]) for s in plain if not _A_MEAN.search(s.name)
+    per_episode = max((len(finite(s)[1]) for s in plain if not _a_mean(s.name)
                        and not _SUCCESS.search(s.name)), default=0)
     judged: list[_Judged] = []
     solved = False
     for s in plain:
         steps, v = finite(s)
         n = len(v)
-        mean = bool(_A_MEAN.search(s.name)) and n != per_episode
+        mean = _a_mean(s.name) and n != per_episode
         # a mean logged every k episodes against an episode counter covers the counter's span, not
         # its n points (logsweep59: 36 hundred-episode means spanning 19,500 episodes)
         spanned = _episodes_spanned(counter, steps) if mean else 0
@@ -439,7 +483,7 @@ def rewards_unjudged(run: RunLog, t: LogThresholds) -> list[dict]:
         n = len(v)
         if s.name in judged or not n:
             continue
-        mean = bool(_A_MEAN.search(s.name)) and n != per_episode
+        mean = _a_mean(s.name) and n != per_episode
         need = f"{_PLATEAU_MEANS} logged means" if mean else f"{_PLATEAU_EPISODES:,} episodes"
         if n < t.min_points:
             reason = f"{n} point(s), under the {t.min_points} any trend check needs"
@@ -449,6 +493,8 @@ def rewards_unjudged(run: RunLog, t: LogThresholds) -> list[dict]:
                       "ever rose is judged from the run's start")
         else:
             reason = f"{n} points, under the {need} a return that never rose is judged over"
+            if _rlhf_reward(s.name):
+                reason += ": each point an RLHF trainer's mean over one update's batch of scored completions"
         out.append({"metric": s.name, "points": n, "reason": reason})
     return out
 
@@ -498,3 +544,112 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
                       why=f"{s.name} never rose: a policy that collapsed early learns with smaller steps")])]
     frozen = _frozen_returns(run, t)
     return [frozen] if frozen is not None else []
+
+
+#: The KL to the reference model an RLHF trainer logs beside its reward: TRL GRPO's ``kl`` (per
+#: token), TRL PPO's, RLOO's and online DPO's ``objective/kl`` (summed over the response's tokens),
+#: OpenRLHF's ``kl`` (``train/kl`` on W&B), verl's ``actor/kl_loss`` (the KL loss term) and
+#: ``actor/reward_kl_penalty`` (the KL in the reward). Not the KL between consecutive policies
+#: (``approx_kl``, ``policy/approxkl_avg``, verl's ``actor/ppo_kl``): PPO's clipping bounds that one
+#: each update, whatever the distance from the reference; nor a VAE's KL term (the run must log a
+#: reward or a score).
+_KL_TO_REFERENCE = re.compile(r"^(?:(?:train|rollout|objective|policy)[/_])?(?:kl|kl_div|kl_divergence|ref_kl|"
+                              r"kl_ref|mean_kl|kl_mean)$|^actor/(?:kl|kl_loss|reward_kl_penalty)$", re.IGNORECASE)
+#: The KL logged summed over a response's tokens (TRL's ``objective/kl``), not per token.
+_KL_PER_SEQUENCE = re.compile(r"^objective/kl$", re.IGNORECASE)
+#: A KL to the reference past this many nats per token (per sequence: ten times as many) held over the
+#: last fifth of the run, and at least :data:`_KL_GROWTH` times its level over the first tenth, has
+#: left the reference: the policy makes its own tokens e^10 times likelier than the reference does.
+#: Healthy fine-tunes stay far under it: GRPO's per-token KL at beta 0.04 ends near 0.01-0.1
+#: (logsweep78 u01: 0 -> 0.06), a PPO's sequence KL near the 6 nats TRL's adaptive controller aims at.
+_KL_BLOWN = 10.0
+_KL_GROWTH = 100.0
+#: A KL that rose tenfold or more to 1 nat per token (10 per sequence) or more while the reward
+#: collapsed (:func:`reward_collapse`): the policy moved away and got worse, a warning.
+_KL_RISE = 10.0
+_KL_RISE_LEVEL = 1.0
+
+
+def _kl_series(run: RunLog) -> list[Series]:
+    """The run's KL-to-reference series (:data:`_KL_TO_REFERENCE`), where it logs a reward or a score."""
+    if not any(re.search(r"reward|score", s.name, re.IGNORECASE) for s in run.series):
+        return []
+    return [s for s in run.series if _KL_TO_REFERENCE.match(s.name)]
+
+
+def _reward_over(reward: Series | None, first: float, last: float, tail_from: float) -> dict | None:
+    """The reward's medians over the KL's first stretch (steps up to ``first``) and its last fifth
+    (steps from ``tail_from`` to ``last``), or None where it has no points in either."""
+    if reward is None:
+        return None
+    steps, v = finite(reward)
+    early, late = v[steps <= first], v[(steps >= tail_from) & (steps <= last)]
+    if not len(early) or not len(late):
+        return None
+    return {"metric": reward.name, "start": float(np.median(early)), "last": float(np.median(late))}
+
+
+@detects("kl_divergence")
+def kl_divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """An RLHF run's KL to its reference model that blew up: over the last fifth of the run its
+    median is past :data:`_KL_BLOWN` nats per token (per sequence for TRL's ``objective/kl``: ten
+    times as many) and :data:`_KL_GROWTH` times its level over the first tenth or more (an error);
+    or it rose :data:`_KL_RISE` times or more to :data:`_KL_RISE_LEVEL` nat per token or more while
+    the run's reward collapsed (a warning). A KL exactly 0 throughout is ``small_updates``."""
+    kls = _kl_series(run)
+    if not kls:
+        return []
+    rewards = _plain_outcomes(run)
+    reward = rewards[0] if rewards else None
+    collapsed = bool(reward_collapse(run, t)) if reward is not None else False
+    out: list[Finding] = []
+    for s in kls:
+        steps, v = finite(s)
+        n = len(v)
+        if n < t.min_points:
+            continue
+        scale = 10.0 if _KL_PER_SEQUENCE.match(s.name) else 1.0
+        unit = "nats per sequence" if scale > 1 else "nats per token"
+        head = max(2, n // 10)
+        tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
+        early = float(np.median(v[:head]))
+        late = float(np.median(v[-tail:]))
+        growth = late / early if early > 0 else math.inf
+        blown = late >= _KL_BLOWN * scale and growth >= _KL_GROWTH
+        rose = (collapsed and late >= _KL_RISE_LEVEL * scale and growth >= _KL_RISE
+                and bool(np.all(smooth(v, max(3, (n // 10) | 1))[-tail:] >= _KL_RISE * max(early, 0.0))))
+        if not (blown or rose):
+            continue
+        sm = smooth(v, max(3, (n // 10) | 1))
+        i_peak = int(np.argmax(v))
+        # where it left: the first point from which the running median stays above the geometric
+        # middle of its early and late levels (halfway on a log scale)
+        middle = math.sqrt(max(early, late * 1e-6) * late)
+        below = np.nonzero(sm < middle)[0]
+        i_on = int(below[-1]) + 1 if len(below) else 0
+        i_on = min(i_on, n - 1)
+        onset, last_step, tail_from = float(steps[i_on]), float(steps[-1]), float(steps[-tail])
+        r = _reward_over(reward, float(steps[head - 1]), last_step, tail_from)
+        grew = f"{growth:.3g}x its level" if math.isfinite(growth) else "up from 0"
+        said_reward = (f"; over the same stretch {r['metric']} went from {r['start']:.4g} to {r['last']:.4g}"
+                       if r is not None else "")
+        summary = (f"{s.name} rose from {early:.3g} (its first tenth) to {late:.4g} {unit} over the last {tail} of {n} "
+                   f"points ({grew}), from {s.where(onset)} on, peaking at {float(v[i_peak]):.4g} "
+                   f"({s.where(float(steps[i_peak]))}){said_reward}: the policy left its reference model")
+        severity = "error" if blown else "warning"
+        why = f"{s.name} grew to {late:.3g} {unit} from {s.where(onset)}"
+        out.append(finding(
+            "kl_divergence", severity, summary,
+            "The KL to the reference model measures how far the policy has moved from the model it started as. "
+            "Growing by orders of magnitude to many nats (or rising while the reward falls), the policy has left "
+            "the region where the reward model's scores mean anything: it found outputs the reward scores "
+            "wrongly (reward hacking), or its updates became unstable (a learning rate or a gradient too large "
+            "for the policy); its outputs degenerate. The KL penalty (beta) is what should hold it near the "
+            "reference.",
+            {"metric": s.name, "steps": [_num(onset), _num(last_step)], "value": late,
+             "threshold": (_KL_BLOWN if blown else _KL_RISE_LEVEL) * scale, "early": early, "last": late,
+             "peak": float(v[i_peak]), "peak_step": _num(float(steps[i_peak])),
+             "growth": growth if math.isfinite(growth) else None, "per_sequence": scale > 1,
+             "reward": r, "reward_collapsed": collapsed},
+            [R.raise_kl_coefficient(why), lower_lr(run, at_step=onset, why=why), clipping(run, t)]))
+    return out[:1]
