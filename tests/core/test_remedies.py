@@ -146,6 +146,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "positive_learning_rate": lambda: R.positive_learning_rate(-1e3, "Adam"),
         "check_updates": lambda: R.check_updates("val_loss repeats exactly"),
         "check_data": lambda: R.check_data("step 250", "250", "the values before it were flat"),
+        "raise_kl_coefficient": lambda: R.raise_kl_coefficient("the KL to the reference blew up"),
         "zero_bias": lambda: R.zero_bias("x"),
         "normalise_inputs": lambda: R.normalise_inputs("x", 147.0),
         "stable_decay": lambda: R.stable_decay("x", vanishing=True),
