@@ -117,7 +117,9 @@ def role_of(module: nn.Module) -> Role:
     if isinstance(module, nn.Linear | nn.Bilinear) or _transposed_linear(module):
         return Role("weight", "linear")
     if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.ConvTranspose1d | nn.ConvTranspose2d):
-        return Role("weight", f"conv{module.weight.dim() - 2}d", channels_first=True)
+        # from the kernel's size, not the weight: a wrapper may compute the weight in forward only
+        # (a hand-written SpectralNorm deletes it, keeping ``weight_bar``: modsweep38 h03 crashed here)
+        return Role("weight", f"conv{len(module.kernel_size)}d", channels_first=True)
     if isinstance(module, nn.Embedding):
         return Role("weight", "embedding")
     if isinstance(module, NORM_MODULES):
@@ -147,6 +149,28 @@ def _transposed_linear(module: nn.Module) -> bool:
     return (type(module).__name__ == "Conv1D" and hasattr(module, "nf")) or bool(getattr(module, "transposed", False))
 
 
+#: The parameters a layer's weight is computed from in its forward, where the layer holds no
+#: ``weight`` outside it (or holds the last forward's): torch's old ``spectral_norm`` hook
+#: (``weight_orig``), the hand-written SpectralNorm wrappers of the SN-GAN repositories, which delete
+#: ``weight`` and keep ``weight_bar`` (and ``weight_u``/``weight_v``, its power iteration's vectors),
+#: and torch's old ``weight_norm`` hook (``weight_v``, the direction, beside the gain ``weight_g``).
+WEIGHT_SOURCES = ("weight_orig", "weight_bar", "weight_v")
+
+
+def layer_weight(module: nn.Module) -> torch.Tensor | None:
+    """A layer's weight as it stands outside its forward: its ``weight`` (a parametrization's
+    computed one too), else where a wrapper or hook computes it in forward and holds none yet, the
+    parameter it is computed from, of the same shape (:data:`WEIGHT_SOURCES`); None where neither is."""
+    w = getattr(module, "weight", None)
+    if isinstance(w, torch.Tensor):
+        return w
+    for name in WEIGHT_SOURCES:
+        source = getattr(module, name, None)
+        if isinstance(source, torch.Tensor) and source.dim() >= 2:
+            return source
+    return None
+
+
 def weight_of(module: nn.Module) -> tuple[torch.Tensor | None, int | None, int | None]:
     """(main weight, fan_in, fan_out) of a weight leaf; ONNX modules say theirs themselves."""
     own = getattr(module, "fan", None)
@@ -164,7 +188,7 @@ def weight_of(module: nn.Module) -> tuple[torch.Tensor | None, int | None, int |
     if isinstance(module, nn.RNNCellBase):
         hh = module.weight_hh
         return hh, int(hh.shape[1]), module.hidden_size
-    w = getattr(module, "weight", None)
+    w = layer_weight(module)
     if not isinstance(w, torch.Tensor) or w.dim() < 2:
         return None, None, None
     if isinstance(module, nn.Embedding):
@@ -1600,8 +1624,15 @@ class FunctionalOps(torch.overrides.TorchFunctionMode):
         known = self.layers.get(id(weight))
         if known is None:
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            name = self.param_names.get(id(weight), kind).removesuffix(".weight")
-            if name in self.module_names:  # a module's weight used again (a tied decoder)
+            full = self.param_names.get(id(weight), kind)
+            name = full.removesuffix(".weight")
+            own = next((full.removesuffix(f".{s}") for s in WEIGHT_SOURCES if full.endswith(f".{s}")), None)
+            if own is not None:
+                # the parameter a layer's weight is computed from (a SpectralNorm wrapper's
+                # ``weight_bar``, its layer run as ``self.module.forward(x)``, which no hook sees):
+                # the layer itself, by its module's name
+                name = own
+            elif name in self.module_names:  # a module's weight used again (a tied decoder)
                 name = f"{name} ({kind})"
             known = self.layers[id(weight)] = (
                 name, FunctionLayer(kind, weight, bias if isinstance(bias, nn.Parameter) else None,
@@ -2559,6 +2590,11 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     figures.beside_loops = beside
     for name in cut:
         figures.units[name]["cut_off"] = 1.0
+    for name, made in counts.items():
+        if made > 1 and name in figures.units:
+            # its output gradient is one call's, its weights get the sum over the calls (a neural
+            # ODE's function, called at every solver stage, each output scaled by dt): not a depth
+            figures.units[name][CALLS] = float(made)
     for rec in records:
         if rec.bypassed:
             figures.units.setdefault(rec.name, {})["bypassed"] = 1.0
@@ -3197,6 +3233,10 @@ def precision_name(dtype: torch.dtype) -> str:
 #: seeds' batches together); ``dead_fraction`` is each seed's own share.
 DEAD_IN_EVERY_SEED = "dead_in_every_seed"
 
+
+#: The figure of a unit called more than once per forward: how many times (a shared or looped
+#: module; one call's output gradient is measured, :func:`gradhealth.analysis.findings.starved_middle`).
+CALLS = "calls_per_forward"
 
 #: The figure of a unit in the seeds no sample reached it in (1.0), :func:`simulate_graph`'s.
 NO_SAMPLES = "no_samples"

@@ -59,6 +59,7 @@ from gradhealth.analysis.graph import (
     first_tensor,
     in_own_dtype,
     initial_sharpness,
+    layer_weight,
     make_inputs,
     native_nonfinite,
     output_op,
@@ -152,7 +153,12 @@ def _init_edit(scheme: str) -> Edit:
                 parametrized = parametrized_weight(m)
                 # a parametrized weight (weight_norm) is computed: draw a new one and assign it
                 # (the parametrization's right_inverse sets its originals)
-                w = cast(torch.Tensor, m.weight)
+                # a wrapper's layer that computes its weight in forward (a SpectralNorm's
+                # ``weight_bar``): the parameter it is computed from
+                found = layer_weight(m)
+                if found is None:
+                    continue
+                w = found
                 if parametrized:
                     w = torch.empty_like(w)
                 if scheme == "kaiming_normal":
