@@ -197,8 +197,11 @@ def test_many_external_tensors_are_counted_and_control_flow_is_named_as_such() -
     branch = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "b", [],
                                [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)])
     cond = helper.make_node("If", ["c"], ["y"], name="node_cond__0", then_branch=branch, else_branch=branch)
-    with pytest.raises(ModelError, match=r"control flow is not simulated: node_cond__0 \(If\)") as err:
-        check_onnx(_graph([cond], []))
+    positive = helper.make_node("Greater", ["x", "zero"], ["c"], name="gt")
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    with pytest.raises(ModelError, match=r"control flow is not simulated: the condition of node_cond__0 \(If\) "
+                                         "depends on the values of input 'x'") as err:
+        check_onnx(_graph([positive, cond], [zero]))
     assert "external" not in err.value.detail
 
 

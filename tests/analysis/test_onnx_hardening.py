@@ -304,8 +304,16 @@ def test_subgraphs_may_read_outer_names_and_control_flow_is_still_refused_as_suc
     assert onnx_static.check_structure(good.graph) and [n.name for n in good.graph.node] == ["mm", "iff"]
     with pytest.raises(ModelError, match="node iff \\(If\\) reads 'ghost'"):
         onnx_static.check_structure(parse(_model([_mm(), _if_node("ghost")], [_W, c])).graph)
-    with pytest.raises(ModelError, match="control flow is not simulated"):
-        read_header(_model([_mm(), _if_node("a")], [_W, c]))
+    # a stored condition settles the branch: the If is folded to it (onnxsweep20)
+    folded = read_header(_model([_mm(), _if_node("a")], [_W, c])).model.graph.node
+    assert [(n.op_type, list(n.output)) for n in folded] == [("MatMul", ["a"]), ("Relu", ["y"])]
+    # one chosen by the data is refused as control flow, naming what it depends on
+    top = helper.make_node("ReduceMax", ["a"], ["top"], name="top", keepdims=0)
+    zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
+    chosen = helper.make_node("Greater", ["top", "zero"], ["c"], name="gt")
+    with pytest.raises(ModelError, match="control flow is not simulated: the condition of iff \\(If\\) depends "
+                                         "on the values of input 'x'"):
+        read_header(_model([_mm(), top, chosen, _if_node("a")], [_W, zero]))
 
 
 def test_the_module_never_hands_an_op_none_for_a_name_nothing_defined() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gradhealth.analysis.importers import ModelError
+from gradhealth.analysis.importers.onnx_fold import fold_control_flow
 from gradhealth.analysis.plan import Limits
 from gradhealth.core.numbers import parse_range
 from gradhealth.errors import InputFormatError, LimitExceeded
@@ -89,12 +90,6 @@ def parse(data: bytes) -> Any:
     if not model.HasField("graph") or not model.graph.node or not model.opset_import:
         raise InputFormatError("not an ONNX model: no graph, nodes or opset in the file")
     return model
-
-
-def _control_flow(model: Any) -> list[str]:
-    """``name (op)`` of each node holding a subgraph."""
-    return [f"{node.name or node.op_type} ({node.op_type})" for node in model.graph.node
-            if any(a.HasField("g") or a.graphs for a in node.attribute)]
 
 
 def _external_tensors(model: Any) -> list[str]:
@@ -1476,6 +1471,24 @@ def _fitting_length(sized: list[tuple[str, int, list[int]]], shapes: dict[str, l
             "table of that length needs the model exported at the shorter one)")
 
 
+def _fold_dims(graph: Any, input_shapes: dict[str, list[int]] | None, batch_size: int | None
+               ) -> dict[str, list[int | None]]:
+    """Each graph input's sizes as far as they are settled before the checks below: given, the batch
+    size, declared; None for a size still open (a dynamic batch the check may choose is not settled)."""
+    init_names = {t.name for t in graph.initializer}
+    dims: dict[str, list[int | None]] = {}
+    for inp in graph.input:
+        if inp.name in init_names:
+            continue
+        given = (input_shapes or {}).get(inp.name) or []
+        sizes: list[int | None] = []
+        for k, d in enumerate(inp.type.tensor_type.shape.dim):
+            sizes.append(int(given[k]) if k < len(given) else batch_size if k == 0 and batch_size
+                         else int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None)
+        dims[inp.name] = sizes
+    return dims
+
+
 def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
                 max_bytes: int = 1 << 30,
@@ -1500,14 +1513,13 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     if len(data) > max_bytes:
         raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
     model = parse(data)
-    flow = _control_flow(model)
-    if flow:
-        raise ModelError(f"control flow is not simulated: {_named(flow)} hold(s) a subgraph; export the "
-                         "model without data-dependent branches or loops (torch.jit.script and torch.cond "
-                         "export If/Loop nodes; tracing unrolls a loop of fixed length)")
     # a graph that is no dataflow graph (a name written twice, a read of nothing, a cycle) is
     # refused by name here, before the worker's interpreter would trip over it
     reordered = check_structure(model.graph)
+    # an If whose condition shapes and constants settle (torch.onnx.export's torch.hstack: an If on
+    # a tensor's rank, onnxsweep20 h08) is inlined to the branch it takes; an If chosen by tensor
+    # values, a Loop or a Scan is refused naming what it depends on
+    fold_control_flow(model, _fold_dims(model.graph, input_shapes, batch_size))
     # no output, or none a node computes as a floating-point tensor: nothing to take a loss of
     # (errsweep3 F13); the nodes the loss does not read are dropped before their ops are checked
     # (onnxsweep11: skl2onnx's label tail, ZipMap and ArrayFeatureExtractor, refused its classifiers)
