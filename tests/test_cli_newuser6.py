@@ -43,12 +43,22 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cl
         yield client, env_for(url, **settings)
 
 
-def _exhaust(client: httpx.Client) -> None:
-    """Spend this address's requests until the service answers 429."""
-    for _ in range(50):
-        if client.get("/v1/jobs").status_code == 429:
+def _exhaust(client: httpx.Client, *, wait_at_least: float = 0.0) -> None:
+    """Spend this address's requests until the service answers 429, with a Retry-After of at least
+    ``wait_at_least`` seconds: just before a token comes back the wait is a second or less, which a
+    test of a wait longer than --server-timeout must not start from (it then passes the limit)."""
+    for _ in range(5):
+        for _ in range(50):
+            r = client.get("/v1/jobs")
+            if r.status_code == 429:
+                break
+        else:
+            raise AssertionError("the rate limit never answered 429")
+        retry = float(r.headers.get("retry-after", "0"))
+        if retry >= wait_at_least:
             return
-    raise AssertionError("the rate limit never answered 429")
+        time.sleep(retry + 0.5)  # past the next token: the one after is a whole period away
+    raise AssertionError(f"the rate limit kept answering a Retry-After under {wait_at_least} s")
 
 
 def test_a_rate_limited_check_waits_for_retry_after_and_then_runs(limited, tmp_path: Path) -> None:
@@ -72,7 +82,7 @@ def test_a_rate_limit_past_server_timeout_is_exit_3_not_an_invalid_spec(limited,
     client, env = limited
     spec = tmp_path / "net.yaml"
     spec.write_text(SPEC)
-    _exhaust(client)
+    _exhaust(client, wait_at_least=8)  # tokens come every 10 s; the CLI gives up after 2
     done = subprocess.run([*GRADHEALTH, "check", str(spec), "--server", str(client.base_url), "--format", "github",
                            "--no-progress", "--server-timeout", "2"],
                           env=env, capture_output=True, text=True, timeout=120)

@@ -13,6 +13,8 @@ def _events(body: str) -> list[tuple[str, dict]]:
     out = []
     for block in body.strip().split("\n\n"):
         lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        if not lines:  # a comment-only block: the stream's keep-alive while a slow job runs
+            continue
         out.append((lines["event"], json.loads(lines["data"])))
     return out
 
