@@ -871,6 +871,11 @@ def saturating_rate(result: SimulationResult) -> tuple[float, float, list[UnitSt
     units = [u for u in units if u.has_weights]
     if len(units) < 3 or not (ratio > 0 and math.isfinite(ratio)) or not _through_saturating(result):
         return None
+    if any(u.type in RECURRENT_OUTPUT_TYPES or u.type == "embedding" for u in units):
+        # a feed-forward stack's rate: a recurrent layer's output gradient is spread over its steps
+        # (a classifier reading the last one), which the through-time rules judge, and an embedding
+        # is a lookup (a 2-layer bidirectional LSTM over 50 tokens read 0.18 a layer from emb)
+        return None
     steps = len(units) - 1
     factor = ratio ** (1 / steps)
     first, last = units[0], units[-1]
