@@ -591,7 +591,7 @@ RANK_RESOLUTION = 0.05
 #: (the inputs, an init, a bias, a rate; then an activation or the loss; then new structure), as an
 #: engineer would try them; how close each leaves the metric to healthy orders fixes of one scope.
 _SCOPE: dict[str, int] = {
-    "normalise_inputs": 0, "he_init": 0, "xavier_init": 0, "lecun_init": 0, "orthogonal_init": 0, "zero_bias": 0,
+    "normalise_inputs": 0, "normalise_targets": 0, "he_init": 0, "xavier_init": 0, "lecun_init": 0, "orthogonal_init": 0, "zero_bias": 0,
     "lower_learning_rate": 0, "raise_learning_rate": 0, "positive_learning_rate": 0, "weight_decay": 0,
     "gradient_clipping": 0, "early_stopping": 0,
     "relu_family_activation": 1, "logits_loss": 1, "output_activation": 1, "domain_guard": 1, "stable_decay": 1,

@@ -1823,17 +1823,35 @@ class InputSpec:
     name: str | None = None
     #: a float input drawn uniform in [low, high] (the data's range, ``--input-range``) instead of N(0, 1)
     uniform: tuple[float, float] | None = None
+    #: a float input whose batch is drawn from these rows (a live module's example values, far from
+    #: unit scale: raw 0-255 pixels): each seed resamples them with replacement (:func:`resampled_rows`)
+    rows: torch.Tensor | None = None
+
+
+#: The generator seed offset of the rows a seed resamples (inputs' rows and regression targets alike,
+#: so an input and its targets given row for row stay paired).
+_ROWS_SEED = 30_000
+
+
+def resampled_rows(n: int, seed: int) -> torch.Tensor:
+    """The indices of seed ``seed``'s batch of ``n`` rows drawn with replacement from ``n`` given
+    ones (a bootstrap sample): the same for every input and the targets of that batch size."""
+    return torch.randint(n, (n,), generator=torch.Generator().manual_seed(_ROWS_SEED + seed))
 
 
 def make_inputs(specs: Sequence[InputSpec], seed: int) -> list[torch.Tensor]:
     """The synthetic batch for ``seed``: standard normal floats (the spec check's default input), or
-    uniform in an input's ``uniform`` range (``--input-range``), and uniform integer ids below
-    ``high``, drawn on the CPU so every device sees the same."""
+    uniform in an input's ``uniform`` range (``--input-range``), or the rows of an input's ``rows``
+    resampled (the example's own values), and uniform integer ids below ``high``, drawn on the CPU
+    so every device sees the same."""
     gen = torch.Generator().manual_seed(10_000 + seed)
     out = []
     for s in specs:
         if s.value is not None:
             out.append(s.value.clone())
+        elif s.rows is not None:
+            rows = s.rows.to(torch.float64)
+            out.append(rows[resampled_rows(rows.shape[0], seed)] if rows.dim() else rows.clone())
         elif s.dtype.is_floating_point and s.uniform is not None:
             low, high = s.uniform
             out.append(low + (high - low) * torch.rand(s.shape, generator=gen, dtype=torch.float64))
@@ -1867,17 +1885,35 @@ def _output_name(run: GraphRun, k: int = 0) -> str:
     return "the model's output" if k == 0 else f"the model's output {k}"
 
 
-def loss_of(kind: str, out: torch.Tensor, seed: int, *, from_logits: bool = True, squashed: str | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def regression_targets(out: torch.Tensor, values: torch.Tensor, seed: int) -> torch.Tensor:
+    """Seed ``seed``'s regression targets for ``out`` from the ``values`` the user gave (flattened):
+    where they are as many as the output's elements, row for row, the batch's rows resampled as
+    the inputs' are (:func:`resampled_rows`: an input given at its data's scale stays paired with
+    its target); otherwise each element drawn from them with replacement."""
+    flat = values.reshape(-1).to(torch.float64)
+    if out.dim() >= 1 and out.shape[0] and flat.numel() == out.numel():
+        target = flat.reshape(out.shape)[resampled_rows(out.shape[0], seed)]
+    else:
+        pick = torch.randint(flat.numel(), (max(out.numel(), 1),),
+                             generator=torch.Generator().manual_seed(_ROWS_SEED + seed))
+        target = flat[pick][:out.numel()].reshape(out.shape)
+    return target.to(out.device, out.dtype)
+
+
+def loss_of(kind: str, out: torch.Tensor, seed: int, *, from_logits: bool = True, squashed: str | None = None,
+            targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(the loss, the fraction of the batch it gives no gradient; :func:`.losses.loss_value`):
-    cross-entropy over the last dimension against random classes, MSE against a random target,
-    binary cross-entropy against random 0/1 targets, or a plain sum; the target is drawn from
-    ``seed`` on the CPU."""
+    cross-entropy over the last dimension against random classes, MSE against a random target
+    (standard normal, or drawn from ``targets``, the regression targets given:
+    :func:`regression_targets`), binary cross-entropy against random 0/1 targets, or a plain sum;
+    the target is drawn from ``seed`` on the CPU."""
     check_loss_input(kind, out)
     gen = torch.Generator().manual_seed(20_000 + seed)
     target: torch.Tensor | None = None
     if kind == "cross_entropy":
         target = torch.randint(out.shape[-1], out.shape[:-1], generator=gen).to(out.device)
+    elif kind in REGRESSION and targets is not None and targets.numel():
+        target = regression_targets(out, targets, seed)
     elif kind in REGRESSION:
         target = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.device, out.dtype)
     elif kind == "binary_cross_entropy":  # against random 0/1 targets (as the spec's)
@@ -1965,6 +2001,9 @@ class GraphRun:
     #: example regression targets the user passed (``check_module``'s ``targets``, flattened, float64),
     #: with ``bounded_regression``: the share of them out of the output's range is judged
     target_values: np.ndarray | None = None
+    #: the regression targets the loss is taken against (``check_module``'s ``targets``, flattened):
+    #: each seed's drawn from them (:func:`regression_targets`), at their own scale; None: standard normal
+    target_samples: torch.Tensor | None = None
     #: judge a bounded output shaped as the model's one float input (a reconstruction: an
     #: autoencoder's targets are its inputs) on the share of the inputs drawn out of its range
     #: (:func:`.rules.clipped_regression_output`): a file's (standard normal, or ``--input-range``'s);
@@ -2315,7 +2354,8 @@ def _loss(run: GraphRun, out: Any, seed: int, logits: Sequence[torch.Tensor] = (
             first = torch.log(first)  # = log_softmax(logits): the loss on the logits themselves
         elif squash == "sigmoid":
             first = torch.logit(first)  # the logits themselves
-        return loss_of(run.loss, first, seed, from_logits=run.from_logits, squashed=run.squashed)
+        return loss_of(run.loss, first, seed, from_logits=run.from_logits, squashed=run.squashed,
+                       targets=run.target_samples)
     outs = list(out) if isinstance(out, tuple | list) else [out]
     if len(outs) != len(run.losses) or not all(isinstance(o, torch.Tensor) for o in outs):
         raise ValueError(f"the model returned {len(outs)} outputs where {len(run.losses)} were expected")
@@ -3455,7 +3495,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             target_values=run.target_values if run.losses is None else None,
                             reconstruction=figures_of[0].reconstruction,
                             reconstruction_range_given=any(
-                                i.uniform is not None for i in run.inputs if i.dtype.is_floating_point))
+                                i.uniform is not None or i.rows is not None
+                                for i in run.inputs if i.dtype.is_floating_point))
 
 
 def initial_sharpness(run: GraphRun, device: str | None = None) -> Sharpness:

@@ -73,8 +73,11 @@ from gradhealth.analysis.guards import Guard, guard_note, guardable, guarded_cod
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.losses import OUTPUT_RANGES, unreachable_fraction
 from gradhealth.analysis.remedies import (
+    FAR_INPUT_RMS,
+    FAR_TARGET_SCALE,
     clip_threshold,
     far_input,
+    far_targets,
     lower_rate,
     per_sample_norm_remedy,
     raise_rate,
@@ -120,6 +123,9 @@ ONCE = "squash_once"
 UNSQUASH = "unsquash"
 #: The change that puts a single output unit under binary cross-entropy, through a sigmoid.
 BINARY = "binary_cross_entropy"
+#: The change that standardises the regression targets the loss is taken against, (y - mean) / std
+#: (``GraphRun.target_samples``): ``normalise_targets``.
+STANDARDISED_TARGETS = "standardised_targets"
 #: What a remedy changes to be verified: the network (an edit of each seed's copy), the
 #: optimizer (a new learning rate for ``large_updates``) or the loss (:data:`LOGITS`, :data:`ONCE`).
 Change = Edit | OptimizerSpec | Guard | str
@@ -310,6 +316,39 @@ def _linear_output_snippet(last: UnitStats, path: str | None, activation: str) -
             f"torch.{activation}(...) of it: {_access(layer)} is a {shape}, its output now linear")
 
 
+#: The batch norm that follows each kind of weight layer, over its output's channels.
+_BATCH_NORMS = ((nn.Linear, "BatchNorm1d", "out_features"), (nn.Conv1d, "BatchNorm1d", "out_channels"),
+                (nn.Conv2d, "BatchNorm2d", "out_channels"), (nn.Conv3d, "BatchNorm3d", "out_channels"))
+
+
+def _batch_norm_remedy(where: str, det: Detection, result: SimulationResult, model: nn.Module) -> Remedy:
+    """``batch_norm`` for the finding's layers, its snippet filled from the model where they are
+    modules whose widths it knows (``model[2] = nn.Sequential(model[2], nn.BatchNorm1d(64))``: each
+    layer followed by a norm of its outputs, before its activation); the generic template otherwise
+    (newuser12 #9: ``nn.Linear(n_in, n_out)`` raised NameError for a Sequential of known widths)."""
+    remedy = R.normalisation("batchnorm", where)
+    last = output_layer(result)
+    lines: list[str] = []
+    for unit in det.units:
+        if not unit.pointer.startswith("module:") or unit is last or unit.name == last.name:
+            continue  # (a norm on the output layer would fix the model's output scale, not its gradients)
+        path = unit.pointer.removeprefix("module:")
+        try:
+            module = model.get_submodule(path)
+        except (AttributeError, TypeError):
+            continue
+        kind = next(((norm, int(getattr(module, width))) for cls, norm, width in _BATCH_NORMS
+                     if type(module) is cls), None)
+        if kind is not None:
+            lines.append(f"{_access(path)} = nn.Sequential({_access(path)}, nn.{kind[0]}({kind[1]}))  "
+                         f"# {type(module).__name__}({getattr(module, 'in_features', getattr(module, 'in_channels', '?'))}, "
+                         f"{kind[1]}) then its norm, before its activation")
+    if lines:
+        remedy.snippet = ("# each layer's outputs normalised before its activation (a Linear's over [batch, features]; "
+                          "for [batch, time, features] use nn.LayerNorm)\n" + "\n".join(dict.fromkeys(lines)))
+    return remedy
+
+
 def _standardise_input_edit(path: str) -> Edit:
     """The module at ``path`` (the first layer) reading its input standardised, (x - mean) / std over
     the batch: what normalising the data gives that layer, whatever the example's dtype."""
@@ -462,9 +501,10 @@ def _every(result: SimulationResult, activations: set[str], but: UnitStats | Non
 
 
 def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
-               unit_names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None = None
-               ) -> list[tuple[Remedy, Change | None]]:
-    """(remedy, change to verify it, or None when it needs a new structure) for one finding."""
+               unit_names: Callable[[nn.Module], dict[nn.Module, tuple[str, str]]] | None = None,
+               targets: tuple[float, float] | None = None) -> list[tuple[Remedy, Change | None]]:
+    """(remedy, change to verify it, or None when it needs a new structure) for one finding;
+    ``targets``: the (mean, std) of regression targets given far from unit scale (:func:`far_targets`)."""
     where = ", ".join(u.name for u in det.units) or "the network"
     acts = {u.activation for u in result.units if u.activation}
     out: list[tuple[Remedy, Change | None]] = []
@@ -555,6 +595,20 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         opt = result.optimizer
         new_lr = abs(opt.lr) if opt.lr < 0 else 0.001
         return [(R.positive_learning_rate(opt.lr), opt.model_copy(update={"lr": new_lr}))]
+    if code in ("large_updates", "nonfinite") and targets is not None:
+        # regression targets far from unit scale scale every gradient by themselves (y = 3000 +- 800:
+        # the loss's gradient 2(f(x) - y) is thousands): the fit on standardised targets, re-simulated
+        out.append((R.normalise_targets(*targets), STANDARDISED_TARGETS))
+    # inputs far from unit scale: the first layer reading them standardised (a large step anywhere
+    # may be theirs: raw pixels through a CNN without norms move its head by 24x its norm)
+    far = far_input(result, det, anywhere=code == "large_updates") if code in (
+        "exploding_gradient", "nonfinite", "saturation", "large_updates") else None
+    if far is not None:
+        first = next(u for u in result.units if u.name == far[0])
+        # simulated as the first layer reading its input standardised; a layer the forward computes
+        # with a function of its own parameters has no module to hook
+        out.append((R.normalise_inputs(*far), _standardise_input_edit(first.pointer.removeprefix("module:"))
+                    if first.pointer.startswith("module:") else None))
     rate = {"large_updates": lower_rate, "small_updates": raise_rate}.get(code)
     if rate is not None and result.optimizer is not None:
         found = rate(det, result.optimizer)  # no spec to patch here: its change names the rate
@@ -580,13 +634,6 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
     functions = any(u.pointer.startswith("function:") for u in result.units)
     if code == "symmetric_weights":
         acts = {u.activation for u in det.units if u.activation} or acts
-    far = far_input(result, det) if code in ("exploding_gradient", "nonfinite", "saturation") else None
-    if far is not None:
-        first = next(u for u in result.units if u.name == far[0])
-        # simulated as the first layer reading its input standardised; a layer the forward computes
-        # with a function of its own parameters has no module to hook
-        out.append((R.normalise_inputs(*far), _standardise_input_edit(first.pointer.removeprefix("module:"))
-                    if first.pointer.startswith("module:") else None))
     if code in ("vanishing_gradient", "exploding_gradient", "nonfinite", "saturation", "dead_units", "symmetric_weights"):
         for scheme, wanted in (("kaiming_normal", bool(acts & {"relu", "leaky_relu", "elu", "gelu", "silu"})
                                 or code == "dead_units"),
@@ -633,7 +680,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             leaky.change += f" ({_BIASES_ZEROED})"
             out.append((leaky, _swap_edit({"relu"}, "leaky_relu")))
         if code in ("vanishing_gradient", "exploding_gradient") and not all(u.normalised for u in trunk(result)):
-            out.append((R.normalisation("batchnorm", where), None))
+            out.append((_batch_norm_remedy(where, det, result, model), None))
             # a skip path for a plain stack; the branches of one that has them scaled down
             if code == "vanishing_gradient" and not result.summed:
                 out.append((R.residual_connections(where), None))
@@ -765,6 +812,9 @@ class _Verifier:
                                       prepare=_combine(self.run.prepare, _softmax_to_sigmoid))
         elif isinstance(change, Guard):
             run = dataclasses.replace(self.run, guards=(*self.run.guards, change))
+        elif change == STANDARDISED_TARGETS and self.run.target_samples is not None:
+            t = self.run.target_samples
+            run = dataclasses.replace(self.run, target_samples=(t - t.mean()) / t.std(unbiased=False).clamp_min(1e-12))
         elif isinstance(change, str):  # LOGITS
             run = dataclasses.replace(self.run, from_logits=True)
         else:
@@ -959,7 +1009,8 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         remedies: list[Remedy] = []
         results: dict[int, SimulationResult] = {}  # id(remedy) -> its verifying simulation
         # a note (info) gets none: its explanation says what would remove it, nothing needs fixing
-        for remedy, edit in _proposals(det, result, run.model, run.names) if det.severity != "info" else []:
+        for remedy, edit in (_proposals(det, result, run.model, run.names, far_targets(run.target_samples))
+                             if det.severity != "info" else []):
             if verify and edit is not None:
                 after = verifier.verify(det, detections, remedy, edit)
                 if after is not None:
@@ -1196,8 +1247,21 @@ def example_layout(example_inputs: Any) -> ExampleLayout | None:
     return _flatten(example_inputs, None)[2]
 
 
+def far_from_unit(x: torch.Tensor) -> bool:
+    """Whether float example values ``x`` are far from the unit scale N(0, 1) draws have: a root mean
+    square of :data:`FAR_INPUT_RMS` or more (raw 0-255 pixels: about 147; sensor readings in the
+    thousands), every value finite. Standard-normal or [0, 1] examples (``torch.randn``, ``torch.rand``),
+    standardised data and all-zero placeholders are not."""
+    if not x.numel() or x.dim() == 0:
+        return False
+    v = x.detach().to("cpu", torch.float64)
+    if not bool(torch.isfinite(v).all()):
+        return False
+    return float(v.square().mean().sqrt()) >= FAR_INPUT_RMS
+
+
 def input_specs(example_inputs: Any, model: nn.Module | None = None,
-                input_range: tuple[float, float] | None = None) -> list[InputSpec]:
+                input_range: tuple[float, float] | None = None, data_scale: bool = False) -> list[InputSpec]:
     """Shapes and dtypes of the user's example inputs, one spec per tensor, named where it sits
     (``hidden[1]``) in tuples, lists or dicts nested to any depth (their numbers and None are
     passed to the forward as given; anything else is a :class:`ModelError` naming its position).
@@ -1207,7 +1271,10 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None,
     or 1 (a float mask, a graph's adjacency matrix, an RNN's zero initial state): noise there is no
     graph (a degree normalisation of it takes the root of a negative). Shapes are kept as given:
     the check never changes a batch size, so a state's batch dimension (dim 1 of an ``nn.LSTM``'s
-    h0 and c0) stays the example's. ``input_range``: the float inputs drawn are uniform in it."""
+    h0 and c0) stays the example's. ``input_range``: the float inputs drawn are uniform in it.
+    ``data_scale`` (no ``input_range``): a float input whose example values are far from unit scale
+    (:func:`far_from_unit`: raw pixels) is drawn from its own rows, resampled each seed, and not
+    replaced by N(0, 1) draws that would hide that scale."""
     keywords = _keywords(example_inputs)
     xs, where, layout = _flatten(example_inputs, model)
     integers = any(not x.is_floating_point() for x in xs)
@@ -1216,6 +1283,8 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None,
     for i, (x, name) in enumerate(zip(xs, where, strict=True)):
         if x.is_floating_point() and i > 0 and x.numel() and bool(((x == 0) | (x == 1)).all()):
             specs.append(InputSpec(tuple(x.shape), value=x.detach().cpu().clone(), name=name))
+        elif x.is_floating_point() and data_scale and input_range is None and far_from_unit(x):
+            specs.append(InputSpec(tuple(x.shape), name=name, rows=x.detach().to("cpu", torch.float64).clone()))
         elif x.is_floating_point():
             specs.append(InputSpec(tuple(x.shape), name=name, uniform=input_range))
         elif ids is not None and i not in ids:
@@ -1454,7 +1523,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
 
     ``input_range``: ``(low, high)``, where the data's float inputs lie: they are drawn uniform in
     it instead of standard normal (pixels in [0, 1] that a VAE's binary cross-entropy also reads as
-    its targets), as ``--input-range`` draws a model file's.
+    its targets), as ``--input-range`` draws a model file's. Without it, a float input whose example
+    values are far from unit scale (root mean square 10 or more: raw 0-255 pixels) is drawn from its
+    own rows, resampled each seed, and ``simulation.notes`` says so.
 
     ``optimizer``: the training optimizer (a ``torch.optim`` SGD, Adam, AdamW or RMSprop, or a
     spec-style dict such as ``{"type": "adam", "lr": 1e-3}``): ``large_updates`` checks each
@@ -1472,8 +1543,10 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     width) is judged on the share of them out of its range, a softmax or log_softmax output on the
     share of the rows off its simplex; targets no rule judges are said unused in ``simulation.notes``.
     ``target_range``: ``(low, high)``, where they lie, where only that is known (the spec's ``loss.target_range``; the share of the range out of reach).
-    With neither, a bounded output is judged against standard-normal targets, as a spec's is. The
-    simulated targets stay standard normal either way.
+    With neither, a bounded output is judged against standard-normal targets, as a spec's is.
+    ``targets`` also set the simulated loss: each seed's targets are drawn from them, at their own
+    scale (prices in the thousands make every gradient thousands of times larger); targets whose
+    mean's size or standard deviation is 10 or more are offered ``normalise_targets``.
 
     The simulation runs in float64; a forward that makes or casts float32 tensors itself (an
     LSTM's ``torch.zeros`` initial state) runs in the module's own dtype, and the document's
@@ -1490,12 +1563,19 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     notes = [n for n in (warmup_unknown_note(stated, optimizer), _no_warmup_note(scheduler, warmup_steps),
                          NO_OPTIMIZER_NOTE if stated is None else None)
              if n is not None]
-    run = GraphRun(model, input_specs(example_inputs, model, drawn_in), loss, seeds, optimizer=stated,
+    specs = input_specs(example_inputs, model, drawn_in, data_scale=True)
+    notes += [_data_scale_note(s) for s in specs if s.rows is not None]
+    target_samples = None
+    if given_targets is not None:
+        target_samples = torch.from_numpy(given_targets)
+        notes.append(_targets_note(given_targets))
+    run = GraphRun(model, specs, loss, seeds, optimizer=stated, target_samples=target_samples,
                    trace_functions=True, keywords=_keywords(example_inputs), nest=example_layout(example_inputs),
                    bounded_regression=True, target_range=given_range, target_values=given_targets,
-                   # a reconstruction judged on its inputs where their range is given: the example's
-                   # values are a shape, not the data (standard-normal placeholders, modsweep30 h09)
-                   reconstruction=drawn_in is not None)
+                   # a reconstruction judged on its inputs where their range is given, or drawn from
+                   # the example's own values: otherwise the example is a shape, not the data
+                   # (standard-normal placeholders, modsweep30 h09)
+                   reconstruction=drawn_in is not None or any(s.rows is not None for s in specs))
     try:
         # the caller's grad mode is not the check's: called under torch.no_grad() or inference_mode
         # (an evaluation loop), the forward builds no graph and every gradient, the sharpness's
@@ -1503,7 +1583,7 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         with torch.inference_mode(False), torch.enable_grad():
             doc = diagnose(run, name=type(model).__name__, verify=verify, device=device, thresholds=thresholds)
         if doc.simulation is not None:
-            unused = _unused_targets_note(doc, "targets=" if given_targets is not None else "target_range=")
+            unused = _unused_targets_note(doc, "targets=" if given_targets is not None else "target_range=", model)
             doc.simulation.notes[:0] = notes + ([unused] if unused is not None and (
                 given_targets is not None or given_range is not None) else [])
         return doc
@@ -1522,20 +1602,62 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         raise CheckFailed(type(model).__name__, exc) from exc
 
 
-def _unused_targets_note(doc: Diagnosis, named: str) -> str | None:
+def _module_named(model: nn.Module, name: str) -> str:
+    """A live module's layer as the check's words name it elsewhere: ``8 (Linear 64→1)`` (a
+    Sequential's index alone read as a width, newuser12 #8); the name alone where it is no module."""
+    try:
+        module = model.get_submodule(name)
+    except (AttributeError, TypeError):
+        return name
+    if isinstance(module, nn.Linear):
+        return f"{name} ({type(module).__name__} {module.in_features}\u2192{module.out_features})"
+    return f"{name} ({type(module).__name__})"
+
+
+def _unused_targets_note(doc: Diagnosis, named: str, model: nn.Module | None = None) -> str | None:
     """The document's note where ``check_module`` was given targets (``named``: ``targets=`` or
     ``target_range=``) that no finding judged (none carries evidence ``targets``): the output is of
     a kind no rule judges against its targets (no bounded or distribution output ends it), said
-    instead of dropping them silently (peersweep14); None where a finding used them."""
+    instead of dropping them silently (peersweep14); None where a finding used them. Targets
+    given as values (``targets=``) still set the simulated loss's (:func:`_targets_note`)."""
     if any((f.evidence.model_extra or {}).get("targets") is not None for f in doc.findings):
         return None
     last = doc.layers[-1] if doc.layers else None
-    output = (f"the output ({last.name}, {last.activation or 'no activation'})" if last is not None
-              else "the output")
-    return (f"{named} not used: {output} is not one the check judges against targets (a linear or other unbounded "
-            "output can reach any target; only an output held to a range, a sigmoid, tanh, ReLU or softmax "
-            "ending the forward, is checked for targets it cannot reach); the gradients are simulated against "
-            "standard-normal targets either way")
+    layer = (_module_named(model, last.pointer.removeprefix("module:"))
+             if last is not None and model is not None and last.pointer.startswith("module:")
+             else last.name if last is not None else None)
+    output = (f"the output {layer}, {'with no activation' if not last.activation else 'its ' + last.activation},"
+              if last is not None else "the output")
+    why = (f"{output} is not one the check judges against targets (a linear or other unbounded output can reach "
+           "any target; only an output held to a range, a sigmoid, tanh, ReLU or softmax ending the forward, is "
+           "checked for targets it cannot reach)")
+    if named == "targets=":
+        return (f"targets= used for the loss only: {why}; the loss and gradients are simulated against "
+                "the targets given")
+    return f"{named} not used: {why}; the gradients are simulated against standard-normal targets"
+
+
+def _data_scale_note(spec: InputSpec) -> str:
+    """``simulation.notes``' line for a float input drawn from the example's own rows
+    (:func:`far_from_unit`): where its values lie, and how to draw elsewhere."""
+    assert spec.rows is not None
+    v = spec.rows
+    rms = float(v.square().mean().sqrt())
+    return (f"float input {spec.name or 'example_inputs'} drawn from the example inputs' own rows (each seed "
+            f"resamples its {v.shape[0]}): their values lie in [{float(v.min()):.4g}, {float(v.max()):.4g}], root "
+            f"mean square {rms:.3g}, far from the unit scale of the N(0, 1) draws used for inputs near it "
+            "(input_range=(low, high) draws uniform in a range instead)")
+
+
+def _targets_note(values: np.ndarray) -> str:
+    """``simulation.notes``' line for regression targets given as values: the loss is taken against
+    them at their own scale."""
+    far = far_targets(values)
+    scale = (f"; mean {float(values.mean()):.4g}, std {float(values.std()):.4g}: "
+             f"{'far from' if far is not None else 'near'} unit scale")
+    return (f"the loss is taken against the {values.size} targets given (targets=), each seed's batch drawn "
+            f"from them{scale}" + (f" (|mean| or std {FAR_TARGET_SCALE:g} or more: normalise_targets is offered "
+                                   "where the updates or gradients are too large)" if far is not None else ""))
 
 
 def _no_warmup_note(scheduler: Any, warmup_steps: Any) -> str | None:

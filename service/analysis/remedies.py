@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
+
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.findings import Detection
 from gradhealth.analysis.losses import OUTPUT_RANGES
@@ -158,15 +160,35 @@ def xavier_for_saturating(ctx: Context) -> list[Remedy]:
 FAR_INPUT_RMS = 10.0
 
 
-def far_input(result: SimulationResult, detection: Detection) -> tuple[str, float] | None:
+#: Regression targets whose mean's size or standard deviation is this or more are far from the unit
+#: scale a network's init and usual learning rates assume (prices of 3000 +- 800): ``normalise_targets``.
+FAR_TARGET_SCALE = 10.0
+
+
+def far_input(result: SimulationResult, detection: Detection, *, anywhere: bool = False
+              ) -> tuple[str, float] | None:
     """(the first weight layer's name, the root mean square of its inputs) where ``detection`` is
-    about that layer and its inputs are :data:`FAR_INPUT_RMS` or more times the unit scale its
-    init assumes; None otherwise."""
+    about that layer (``anywhere``: about any layer, as a large first step is the inputs' scale
+    carried through the network) and its inputs are :data:`FAR_INPUT_RMS` or more times the unit
+    scale its init assumes; None otherwise."""
     first = next((u for u in result.units if u.has_weights and "input_mean_square" in u.values), None)
-    if first is None or first.name not in {u.name for u in detection.units}:
+    if first is None or (not anywhere and first.name not in {u.name for u in detection.units}):
         return None
     rms = math.sqrt(max(first.mean("input_mean_square"), 0.0))
     return (first.name, rms) if math.isfinite(rms) and rms >= FAR_INPUT_RMS else None
+
+
+def far_targets(values: Any) -> tuple[float, float] | None:
+    """(mean, standard deviation) of the regression targets ``values`` (a tensor or array; None:
+    none given) where the mean's size or the deviation is :data:`FAR_TARGET_SCALE` or more; None
+    otherwise."""
+    if values is None:
+        return None
+    flat = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64).reshape(-1)
+    if not flat.size:
+        return None
+    mean, std = float(flat.mean()), float(flat.std())
+    return (mean, std) if max(abs(mean), std) >= FAR_TARGET_SCALE else None
 
 
 def input_normalisation(ctx: Context) -> list[Remedy]:

@@ -245,6 +245,15 @@ REMEDIES: dict[str, Entry] = {
                               "as far off: sigmoid and tanh units saturated, activations and gradients scaled "
                               "up. Inputs standardised with the training set's mean and standard deviation "
                               "(LeCun et al. 1998, Efficient BackProp) start the network where its init assumes."),
+    "normalise_targets": Entry("Standardised regression targets",
+                               "The regression loss's gradient is the residual, 2(f(x) - y) for MSE: targets "
+                               "in the thousands (prices, counts, physical units) make it thousands of times "
+                               "what a network initialised for unit-scale outputs and a usual learning rate "
+                               "expect, so the first steps overshoot (or barely move, for targets far below "
+                               "1). Fitting (y - mean) / std with the training set's mean and standard "
+                               "deviation, and inverting at prediction, puts the residual at unit scale "
+                               "(LeCun et al. 1998, Efficient BackProp; scikit-learn's "
+                               "TransformedTargetRegressor)."),
     "zero_bias": Entry("Zero-initialised biases",
                        "A bias set far from 0 (a constant such as +6 or -3, or a wide normal) shifts every unit's "
                        "pre-activation by itself: sigmoid and tanh units start saturated, ReLU units dead, "

@@ -57,6 +57,12 @@ SNIPPETS: dict[str, str] = {
         "mean, std = train_x.mean(dim=0), train_x.std(dim=0).clamp_min(1e-8)\n"
         "x = (x - mean) / std  # every split, with the training set's mean and std"
     ),
+    "normalise_targets": (
+        "# fit on standardised targets, from the training set's own statistics; invert at prediction\n"
+        "y_mean, y_std = {mean}, {std}  # train_y.mean(), train_y.std()\n"
+        "loss = loss_fn(model(x), (y - y_mean) / y_std)\n"
+        "prediction = model(x) * y_std + y_mean  # back in the targets' units"
+    ),
     "domain_guard": "{code}  # at {where}",
     "stable_decay": (
         "# |a| drawn in [r_min, r_max] (LRU: 0.9 to 0.999) and kept in (0, 1) by its parameterisation\n"
@@ -217,6 +223,15 @@ def normalise_inputs(where: str, rms: float, patch: Patch = ()) -> Remedy:
     return make_remedy("normalise_inputs", f"standardise the inputs to zero mean and unit variance (images: divide "
                        f"0-255 pixels by 255 first): {where} reads inputs of root mean square {rms:.3g}, and an init "
                        "that keeps a unit-variance signal's scale multiplies that one by the same", patch)
+
+
+def normalise_targets(mean: float, std: float) -> Remedy:
+    """Fit the regression on standardised targets, (y - mean) / std, inverted at prediction: the
+    targets given have mean ``mean`` and standard deviation ``std``, far from the unit scale."""
+    return make_remedy("normalise_targets", f"standardise the regression targets, (y - {mean:.4g}) / {std:.4g}, and "
+                       "invert at prediction (y = output * std + mean): targets of mean "
+                       f"{mean:.3g} and standard deviation {std:.3g} scale the loss's gradient, and every "
+                       "update, by as much", mean=float(f"{mean:.6g}"), std=float(f"{std:.6g}"))
 
 
 def stable_decay(where: str, vanishing: bool) -> Remedy:

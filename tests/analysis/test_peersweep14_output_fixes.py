@@ -70,7 +70,7 @@ def test_a_softmax_q_head_called_in_forward_is_an_error_against_q_targets() -> N
     assert f.severity == "error" and f.evidence.value == 1.0  # every Q-value is above 1
     assert "for Q-values a linear head" in f.explanation
     assert any(r.id == "output_activation" for r in f.remedies)
-    assert not any("not used" in n for n in doc.simulation.notes)
+    assert not any("not used" in n or "used for the loss only" in n for n in doc.simulation.notes)
 
 
 def test_the_share_of_target_rows_off_the_simplex_sets_the_severity() -> None:
@@ -142,15 +142,17 @@ def test_targets_no_rule_uses_are_said_to_be_unused() -> None:
     net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
     doc = gradhealth.check_module(net, torch.randn(32, 8), loss="mse", seeds=1, verify=False,
                                   targets=torch.randn(32, 3) * 100)
-    notes = [n for n in doc.simulation.notes if n.startswith("targets= not used")]
-    assert len(notes) == 1 and "2, no activation" in notes[0]
+    # (the targets now set the simulated loss, so "used for the loss only"; the output named by
+    # module and class, newuser12 #8)
+    notes = [n for n in doc.simulation.notes if n.startswith("targets= used for the loss only")]
+    assert len(notes) == 1 and "2 (Linear 16\u21923), with no activation" in notes[0]
     doc = gradhealth.check_module(net, torch.randn(32, 8), loss="mse", seeds=1, verify=False, target_range=(0, 1))
     assert any(n.startswith("target_range= not used") for n in doc.simulation.notes)
     # used: no such note
     net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
     doc = gradhealth.check_module(net, torch.randn(32, 8), loss="mse", seeds=1, verify=False,
                                   targets=torch.rand(32, 1))
-    assert not any("not used" in n for n in doc.simulation.notes)
+    assert not any("not used" in n or "used for the loss only" in n for n in doc.simulation.notes)
 
 
 def _dense(name: str, units: int, act: str) -> dict[str, Any]:

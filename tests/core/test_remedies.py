@@ -149,6 +149,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "raise_kl_coefficient": lambda: R.raise_kl_coefficient("the KL to the reference blew up"),
         "zero_bias": lambda: R.zero_bias("x"),
         "normalise_inputs": lambda: R.normalise_inputs("x", 147.0),
+        "normalise_targets": lambda: R.normalise_targets(3032.0, 641.3),
         "stable_decay": lambda: R.stable_decay("x", vanishing=True),
         "domain_guard": lambda: R.domain_guard("log", "net.py:12 (torch.log(h))", "torch.log(x.clamp(min=1e-12))"),
     }[rid]()
