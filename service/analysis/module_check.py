@@ -1556,6 +1556,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     module that cannot be copied is refused with a ValueError)."""
     device = _check_module_arguments(model, loss, seeds, verify, device)
     drawn_in = _check_input_range(input_range)
+    labels = _class_labels(loss, targets)
+    if labels is not None:
+        targets = None  # (judged below, against the output's width; the simulation draws its own)
     given_range, given_targets = _check_targets(loss, target_range, targets)
     if optimizer is None and scheduler is not None:
         optimizer = getattr(scheduler, "optimizer", None)
@@ -1586,6 +1589,8 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
             unused = _unused_targets_note(doc, "targets=" if given_targets is not None else "target_range=", model)
             doc.simulation.notes[:0] = notes + ([unused] if unused is not None and (
                 given_targets is not None or given_range is not None) else [])
+            if labels is not None:
+                doc.simulation.notes.insert(0, _class_labels_note(doc, loss, labels))
         return doc
     except GradHealthError:
         raise
@@ -1755,6 +1760,60 @@ def _check_targets(loss: str, target_range: Any, targets: Any
     if bad.size:
         raise ArgumentError(f"targets must be finite numbers: element {int(bad[0])} (flattened) is {values[bad[0]]}")
     return None, values
+
+
+def _class_labels(loss: str, targets: Any) -> np.ndarray | None:
+    """``check_module``'s ``targets`` under a classification loss, the first thing a classifier's
+    user passes (peersweep15: refused as "targets applies to a regression loss"): under
+    ``cross_entropy`` class labels (integers from 0) or class probabilities (numbers in [0, 1], a
+    one-hot or soft target), under ``binary_cross_entropy`` 0/1 targets or probabilities in [0, 1];
+    flattened as float64. None for another loss or no targets (:func:`_check_targets` judges those).
+    Anything else is an ArgumentError naming the first element that is not."""
+    if targets is None or loss not in ("cross_entropy", "binary_cross_entropy"):
+        return None
+    try:
+        values = (targets.detach().to("cpu", torch.float64).numpy() if isinstance(targets, torch.Tensor)
+                  else np.asarray(targets, dtype=np.float64)).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ArgumentTypeError(f"targets must be a tensor or array of class labels, got {type(targets).__name__}: "
+                                f"{exc}") from None
+    if values.size == 0:
+        raise ArgumentError("targets is empty: give the class labels of at least one sample")
+    integer = np.isfinite(values) & (values >= 0) & (values == np.round(values))
+    unit = np.isfinite(values) & (values >= 0) & (values <= 1)
+    bad = np.flatnonzero(~integer) if loss == "cross_entropy" and not unit.all() else np.flatnonzero(~unit)
+    if bad.size:
+        wanted = ("class labels, integers from 0 (or class probabilities in [0, 1])" if loss == "cross_entropy"
+                  else "0/1 labels (or probabilities in [0, 1])")
+        raise ArgumentError(f"targets under {loss} must be {wanted}: element {int(bad[0])} (flattened) is "
+                            f"{values[bad[0]]:g}")
+    return values
+
+
+def _class_labels_note(doc: Diagnosis, loss: str, labels: np.ndarray) -> str:
+    """The note of :func:`_class_labels`' targets: what they hold, and that the gradients are
+    simulated against labels drawn uniformly (a classifier's gradient health does not hang on which
+    class each sample is). Class labels at or above the output's width (its last Linear's
+    out_features) are refused: cross-entropy would index a class the output does not have."""
+    last = doc.layers[-1] if doc.layers else None
+    width = last.fan_out if last is not None and last.type == "linear" else None
+    if loss == "cross_entropy" and bool(np.all(labels == np.round(labels))):
+        top = int(labels.max())
+        if last is not None and width is not None and top >= width:
+            raise ArgumentError(f"targets holds class label {top}, but the output (layer {last.name}, a Linear with "
+                                f"{width} outputs) scores classes 0-{width - 1} only: cross-entropy needs a label "
+                                "below the output's width (a label of the wrong dataset, or a head one class short)")
+        counts = np.bincount(labels.astype(np.int64))
+        held = (f"{labels.size} class labels, {int(np.count_nonzero(counts))} distinct classes of "
+                f"{width if width is not None else top + 1}{' scored' if width is not None else ''}, the most "
+                f"common {counts.max() / labels.size:.0%} of them")
+    else:
+        held = (f"{labels.size} targets in [0, 1], {float(np.mean(labels)):.0%} of their mass on 1"
+                if loss == "binary_cross_entropy" else f"{labels.size} values in [0, 1] (class probabilities)")
+    drawn = ("labels drawn uniformly over the output's classes" if loss == "cross_entropy" else
+             "0/1 targets drawn with equal odds")
+    return (f"targets= ({held}) read, not needed: under {loss} the gradients are simulated against {drawn}, and "
+            "a classifier's gradient health does not depend on which class each sample is")
 
 
 def _shapes(example_inputs: Any) -> str:

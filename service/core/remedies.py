@@ -234,6 +234,36 @@ def normalise_targets(mean: float, std: float) -> Remedy:
                        "update, by as much", mean=float(f"{mean:.6g}"), std=float(f"{std:.6g}"))
 
 
+#: ``normalise_inputs`` for a regression whose training loss says its targets are unscaled: the
+#: targets first (the loss is their error), the inputs with them
+_TARGETS_SNIPPET = (
+    "# in the data pipeline, from the training set's own statistics\n"
+    "y_mean, y_std = train_y.mean(dim=0), train_y.std(dim=0).clamp_min(1e-8)\n"
+    "y = (y - y_mean) / y_std  # predictions * y_std + y_mean are back in the targets' units\n"
+    "mean, std = train_x.mean(dim=0), train_x.std(dim=0).clamp_min(1e-8)\n"
+    "x = (x - mean) / std  # the inputs too, every split with the training set's mean and std"
+)
+
+
+def standardise_targets_and_inputs(metric: str, level: float, where: str) -> Remedy:
+    """``normalise_inputs`` for a training loss ``metric`` whose early level ``level`` (at ``where``)
+    is a squared error of targets far from unit scale: its square root is the typical error, i.e.
+    the targets' scale where the untrained model predicts about 0. The log sees neither the targets
+    nor the inputs, so both are named, the targets first (:func:`normalise_targets` is the module
+    check's, which sees the targets and verifies the change)."""
+    rms = math.sqrt(level)
+    remedy = make_remedy(
+        "normalise_inputs",
+        f"standardise the regression targets, and the inputs, to zero mean and unit variance (the training "
+        f"set's mean and standard deviation; undo it on the predictions): {metric} starts at {level:.3g} ({where}), "
+        f"which as a mean squared error is an error of about {rms:.3g} (its square root) per target: targets "
+        f"(or inputs) on a scale of about {rms:.2g} rather than about 1, and a gradient about {rms:.2g} times "
+        f"that of standardised targets (a lower learning rate only shrinks the steps with it)",
+        loss_name=metric, loss_level=level, rms_error=rms)
+    remedy.snippet = _TARGETS_SNIPPET
+    return remedy
+
+
 def stable_decay(where: str, vanishing: bool) -> Remedy:
     """The per-channel decay ``where`` of an element-wise recurrence (h_t = a * h_{t-1} + u_t)
     drawn near 1 and kept below it: dL/dh_t changes by |a| a step, so |a| decides the memory."""

@@ -130,7 +130,9 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     parts = list(run.split().values()) or [run]
     findings = _without_moot_notes(worst_first([
         f for part in parts
-        for f in _remedies_for_the_cause([f for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)])]))
+        for f in _one_learning_rate_direction(_with_target_scale(
+            _remedies_for_the_cause([f for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)]),
+            part))]))
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + more_findings(findings)
@@ -174,6 +176,80 @@ def _remedies_for_the_cause(findings: list[Finding]) -> list[Finding]:
                 "remedies": kept + borrowed,
                 "evidence": f.evidence.model_copy(update={"cause": cause.code,
                                                           "withheld_remedies": ["raise_learning_rate"]})})
+        out.append(f)
+    return out
+
+
+#: Findings an unscaled regression target explains where the training loss starts as a huge squared
+#: error (:func:`gradhealth.logs.remedies.unscaled_targets`): gradients that size blow up (NaN, a
+#: diverging loss, an exploding norm, outsize steps), or a bounded output saturates against targets
+#: it cannot reach and its gradient dies with the loss flat
+_SCALE_EXPLAINS = ("nonfinite", "loss_divergence", "exploding_gradient", "large_updates", "vanishing_gradient")
+
+
+def _with_target_scale(findings: list[Finding], run: RunLog) -> list[Finding]:
+    """One run's findings, each warning or error of :data:`_SCALE_EXPLAINS` that lowers the learning
+    rate (or is a vanishing gradient) with the targets' ``normalise_inputs`` first among its remedies
+    where the training loss is 1e4 or more from the start on (a squared error of values in the hundreds
+    or more, :func:`gradhealth.logs.remedies.unscaled_targets`): a lower learning rate shrinks the steps, not the
+    error they follow, and newuser12's regression (targets about 3000, MSE 9.6e6 at step 0) went to
+    NaN at lr 1e-3 and at the 3e-4 the lower_learning_rate remedy gave alike. Evidence ``loss_scale``."""
+    from gradhealth.logs.remedies import unscaled_targets
+
+    if not any(f.code in _SCALE_EXPLAINS and f.severity != "info" for f in findings):
+        return findings
+    fix = unscaled_targets(run)
+    if fix is None:
+        return findings
+    out = []
+    for f in findings:
+        # (beside a lower learning rate, or under a gradient that died with the loss: a NaN with no growth
+        # before it is a bad batch or an operation out of its domain, whose remedies say so)
+        if f.code in _SCALE_EXPLAINS and f.severity != "info" and all(r.id != fix.id for r in f.remedies) and (
+                f.code == "vanishing_gradient" or any(r.id == "lower_learning_rate" for r in f.remedies)):
+            tail = (f"; {fix.params['loss_name']} started at {fix.params['loss_level']:.3g}, as a mean squared "
+                    f"error predictions about {fix.params['rms_error']:.2g} off their targets: an output that cannot "
+                    "reach targets that far (a sigmoid or tanh saturated at its bound) or unscaled targets"
+                    if f.code == "vanishing_gradient" else "")
+            f = f.model_copy(update={
+                "summary": f.summary + tail,
+                "remedies": [fix.model_copy(deep=True)] + list(f.remedies),
+                "evidence": f.evidence.model_copy(update={"loss_scale": {
+                    "metric": fix.params["loss_name"],
+                    "early_level": fix.params["loss_level"], "rms_error": fix.params["rms_error"]}})})
+        out.append(f)
+    return out
+
+
+def _one_learning_rate_direction(findings: list[Finding]) -> list[Finding]:
+    """One run's findings with the learning rate advised one way only: where a warning or error
+    offers ``lower_learning_rate`` (NaN, spikes, a divergence, outsize steps: the run's own evidence
+    that its steps are too large), no finding offers ``raise_learning_rate`` beside it (a flat loss is
+    also what a rate too large gives: saturated units, weights thrown into a flat region). newuser12
+    got "lower the rate x0.3" under gradient_spike and "raise it x3" under loss_plateau in one report.
+    The finding that loses its raise says so in its summary; evidence ``withheld_remedies``. A finding
+    that offers both directions itself (reward_plateau: either can leave a return flat) is kept whole,
+    and does not decide for the others."""
+    def offers(f: Finding, rid: str) -> bool:
+        return any(r.id == rid for r in f.remedies)
+
+    # (a finding that offers both itself, and says why, is left whole: reward_plateau's "too small to move
+    # the return, or so large the policy collapsed early")
+    lowering = [f for f in worst_first(findings) if f.severity != "info"
+                and offers(f, "lower_learning_rate") and not offers(f, "raise_learning_rate")]
+    if not lowering:
+        return findings
+    by = lowering[0]
+    out = []
+    for f in findings:
+        if offers(f, "raise_learning_rate") and not offers(f, "lower_learning_rate"):
+            withheld = list((f.evidence.model_extra or {}).get("withheld_remedies") or [])
+            f = f.model_copy(update={
+                "summary": f"{f.summary}; no higher learning rate is advised: the {by.code} {by.severity} advises "
+                           "a lower one (a flat loss is also what steps too large give)",
+                "remedies": [r for r in f.remedies if r.id != "raise_learning_rate"],
+                "evidence": f.evidence.model_copy(update={
+                    "withheld_remedies": withheld + ["raise_learning_rate"], "lower_learning_rate_from": by.code})})
         out.append(f)
     return out
 

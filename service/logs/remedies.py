@@ -274,3 +274,48 @@ def matching_init(run: RunLog, where: str) -> Remedy | None:
     scheme = ("xavier_normal" if act in SATURATING or act == "identity" else
               "lecun_normal" if act == "selu" else "kaiming_normal")
     return R.init(scheme, f"{where} ({act})")
+
+
+#: A training loss whose first points' median is at least this is a squared error of values in
+#: the hundreds or more (sqrt(1e4) = 100): regression targets (or inputs) far from unit scale. A
+#: cross-entropy starts near ln(classes), under 12 for a 100k vocabulary; a standardised
+#: regression's MSE near 1.
+UNSCALED_LOSS = 1e4
+
+#: Loss names that say what the loss is when it is no mean squared error (a cross-entropy, a KL, a
+#: VAE's summed ELBO, a negative log-likelihood): their level says nothing of a target scale
+_NOT_SQUARED = re.compile(r"(?<![a-z])(ce|bce|nll|kl|kld|elbo|xent|ppl)(?![a-z])|cross|entrop|likelihood|perplex"
+                          r"|recon|vae|reward|return|value|policy|critic|actor|disc|gen(?![a-z])|[gd]_loss",
+                          re.IGNORECASE)
+
+
+#: A log whose first point is past this share of its last one starts mid-run (an excerpt)
+_EXCERPT_START = 0.1
+
+
+def unscaled_targets(run: RunLog) -> Remedy | None:
+    """``normalise_inputs`` for the targets and inputs (:func:`gradhealth.core.remedies.standardise_targets_and_inputs`)
+    where the training loss, logged from the run's start, is :data:`UNSCALED_LOSS` or more at every
+    finite point (the level quoted: its first 3 points' median):
+    as a mean squared error that is an error of 100 or more per target from the start (newuser12: an
+    MSE of 9.6e6 at step 0, targets about 3000 +- 800, NaN by step 5 at lr 1e-3 and at 3e-4 alike,
+    fixed by standardising the targets). None for a loss named as something else (:data:`_NOT_SQUARED`)
+    and for an RL run's losses."""
+    from gradhealth.logs.detectors.rl import on_rollouts
+
+    loss = run.first("loss")
+    if loss is None or _NOT_SQUARED.search(loss.name) or on_rollouts(run):
+        return None
+    steps, v = finite(loss)
+    # from the run's start (an excerpt's first point may be the blow-up itself: a diffusion VAE's
+    # loss 5.2e7 at epoch 5 of a log from epoch 5), and never below the bar: a loss that came down to
+    # ~1 reached its targets' scale (a PINN's 2.9e12 -> 1-9, a detector's 0.144 before a jump to 2.5e4)
+    if len(v) == 0 or float(steps[0]) > max(1.0, _EXCERPT_START * float(loss.steps[-1])):
+        return None
+    early = float(np.median(v[:3]))
+    if not float(np.min(v)) >= UNSCALED_LOSS:
+        return None
+    k = min(3, len(v))
+    where = (f"at {loss.where(steps[0])}" if k == 1 else
+             f"the median of its first {k} points, {loss.between(steps[0], steps[k - 1])}")
+    return R.standardise_targets_and_inputs(loss.name, early, where)

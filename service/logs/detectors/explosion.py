@@ -448,6 +448,10 @@ def no_progress_words(found: dict, loss: str = "loss") -> str:
 _GLARING = 50.0
 
 
+#: Leading high points of a short grad-norm series that are a level, not a point (:func:`_startup`)
+_STARTUP_LEVEL = 3
+
+
 def _startup(run: RunLog, steps: np.ndarray, high: np.ndarray) -> int:
     """How many leading points of a short grad-norm series are the run's start-up, not spikes: the
     points ``high`` above the series' level from the first one on, with no point at that level before
@@ -466,7 +470,12 @@ def _startup(run: RunLog, steps: np.ndarray, high: np.ndarray) -> int:
     if not len(at) or len(later) < 2:
         return 0
     falls = float(np.max(at)) >= float(np.max(later)) and float(np.median(later[-3:])) < float(at[-1])
-    return lead if falls else 0
+    # ... or a level of several points the norm fell from for good, the loss not falling with it: a
+    # gradient that collapsed (a saturated output, vanishing_gradient's), not spikes the run "recovered"
+    # from (newuser12: norms 1.9e3-3.7e3 over the first 7 of 20 points, then 723, 168, 22 ... ~1-3
+    # with the MSE flat at 9.5e6, read as "7 spikes, the run recovered after each")
+    collapsed = lead >= _STARTUP_LEVEL and not bool(high[lead:].any())
+    return lead if falls or collapsed else 0
 
 
 def _ends_at_spike(idx: np.ndarray, n: int) -> int:

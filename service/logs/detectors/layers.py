@@ -143,6 +143,17 @@ def exploding_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
          R.normalisation("layernorm", "each hidden layer")])]
 
 
+def _level_fall(v: np.ndarray) -> float:
+    """The relative fall of a loss from its start level (the median of its first tenth, 3 points at
+    least) to its late one (the median of its last quarter, as :func:`late_level`'s): a loss whose
+    batches scatter +-7 % around a flat 9.5e6 "improved" 5.7 % over its last half by the smoothed
+    ends, while its level never moved (newuser12: a sigmoid output saturated against targets of
+    about 3000, the gradient norm 3.7e3 -> 1.8)."""
+    k = max(3, len(v) // 10)
+    start, end = float(np.median(v[:k])), float(np.median(v[-max(3, len(v) // 4):]))
+    return (start - end) / max(abs(start), 1e-12)
+
+
 @detects("vanishing_gradient")
 def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
     found: list[Finding] = []
@@ -177,7 +188,8 @@ def vanishing(run: RunLog, t: LogThresholds) -> list[Finding]:
             if not late_finite:
                 return found
             sl = smooth(lv, 9)
-            stalled = (sl[len(sl) // 2] - sl[-1]) / max(abs(sl[len(sl) // 2]), 1e-12) < t.plateau_improvement
+            stalled = ((sl[len(sl) // 2] - sl[-1]) / max(abs(sl[len(sl) // 2]), 1e-12) < t.plateau_improvement
+                       or _level_fall(lv) < t.plateau_early_fraction)
             # (a late median of exactly 0 is steps without any gradient: zero_gradient's to report)
             if base > 0 and 0 < late / base < t.vanishing_decay and stalled:
                 done = converged_loss(run)
