@@ -103,3 +103,25 @@ def strict_loads(text: str | bytes, parse_int: Callable[[str], Any] | None = Non
     if repeat is not None:
         raise repeat
     return document
+
+
+def strict_decode(text: str, decoder: json.JSONDecoder) -> Any:
+    """:func:`strict_loads` with ``decoder``'s own number and constant parsers (a reader's or the
+    live-run door's decoder, which marks numbers of its own): :class:`DuplicateKey` where an object
+    names a key twice, as every JSON door refuses one."""
+    marked: list[dict[str, Any]] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = _pairs(items)
+        if isinstance(value, _Repeated):
+            marked.append(value)
+        return value
+
+    strict = json.JSONDecoder(object_pairs_hook=pairs, parse_float=decoder.parse_float,
+                              parse_int=decoder.parse_int, parse_constant=decoder.parse_constant,
+                              strict=decoder.strict)
+    document = strict.decode(text)
+    repeat = _first_repeat(document) if marked else None
+    if repeat is not None:
+        raise repeat
+    return document

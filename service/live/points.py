@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gradhealth.core.strict_json import DuplicateKey
 from gradhealth.errors import not_utf8_at
 from gradhealth.logs.readers import textio
 from gradhealth.logs.readers.native import NativeReader, recorder_record, step_key
@@ -207,6 +208,8 @@ def parse(body: bytes, content_type: str, *, max_points: int) -> list[Point]:
     if media in JSON_TYPES or (media not in LINES_TYPES and text.lstrip().startswith("[")):
         try:
             items = loads(text)
+        except DuplicateKey as e:
+            raise BadPoints(str(e)) from None
         except ValueError as e:
             raise BadPoints(f"not JSON ({e})") from None
         items = items if isinstance(items, list) else [items]
@@ -227,6 +230,8 @@ def parse(body: bytes, content_type: str, *, max_points: int) -> list[Point]:
             continue
         try:
             out += _points(loads(record))
+        except DuplicateKey as e:
+            raise BadPoints(f"line {n}: {e}") from None
         except ValueError as e:
             raise BadPoints(f"line {n}: not JSON ({e})") from None
         except BadRow as e:

@@ -11,6 +11,8 @@ from fastapi.dependencies.utils import is_scalar_field
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
+from gradhealth.api.negotiation import ranked
+
 
 def _query_fields(dependant: Dependant) -> dict[str, bool]:
     """The query parameters ``dependant`` and its dependencies declare, by the name sent, each with
@@ -55,3 +57,12 @@ async def query_guard(request: Request) -> None:
                                   "give it once"})
     if errors:
         raise RequestValidationError(errors[:5])
+
+
+async def accept_guard(request: Request) -> None:
+    """An app-wide dependency: an ``Accept`` header whose ``q`` is not a decimal from 0 to 1 is a
+    400 naming the header on every route (:mod:`gradhealth.api.negotiation`), not only on those
+    that choose a format by it."""
+    accept = request.headers.get("accept")
+    if accept and "q" in accept.lower():
+        ranked(accept)

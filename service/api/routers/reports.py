@@ -19,7 +19,6 @@ Where the findings are:
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
@@ -27,6 +26,7 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import WithJsonSchema
 
 from gradhealth.api.deps import CallerDep, SessionDep
+from gradhealth.api.negotiation import quality, ranked  # noqa: F401  (quality: named here before)
 from gradhealth.api.problems import ApiError
 from gradhealth.api.routers.jobs import NOT_FOUND, _load
 from gradhealth.api.schemas import RATE_LIMITED, Problem
@@ -53,22 +53,6 @@ def spec_text(spec: Any) -> str:
     return json.dumps(spec, indent=2, ensure_ascii=False)
 
 
-#: A quality value as written: a plain decimal (RFC 9110 12.4.2 allows at most three decimals; more
-#: are read, not refused). Signs, exponents, ``inf`` and ``nan`` are not quality values.
-_QVALUE = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
-
-
-def quality(value: str, media: str) -> float:
-    """The ``q`` of an Accept entry, from 0 to 1; a 400 naming the header otherwise."""
-    text = value.strip().strip('"')
-    q = float(text) if _QVALUE.fullmatch(text) else None
-    if q is None or not 0.0 <= q <= 1.0:
-        raise ApiError(400, "invalid_accept",
-                       f"header.Accept: q={value.strip()[:40]!r} for {media[:60]!r} is not a quality value; "
-                       "use a number from 0 to 1 (e.g. q=0.5)")
-    return q
-
-
 def negotiate(format: str | None, accept: str | None) -> Format:
     """The format ``?format=`` names, else the most preferred one ``Accept`` lists; 406 when
     neither names one this service writes."""
@@ -79,17 +63,7 @@ def negotiate(format: str | None, accept: str | None) -> Format:
         return FORMATS[format]
     if not accept or not accept.strip():
         return FORMATS["json"]
-    ranked: list[tuple[float, int, str]] = []
-    for i, part in enumerate(accept.split(",")):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for p in params:
-            key, _, value = p.partition("=")
-            if key.strip().lower() == "q":
-                q = quality(value, media)
-        if media and q > 0:
-            ranked.append((-q, i, media.lower()))
-    for _, _, media in sorted(ranked):
+    for _, _, media in ranked(accept):
         if media in ("*/*", "application/*"):
             return FORMATS["json"]
         if media == "text/*":

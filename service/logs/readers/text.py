@@ -71,7 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradhealth.errors import LogError
+from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers import shapes
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import Points, open_log
@@ -291,6 +291,9 @@ _WS_KEYS = STEP_KEYS | set(ROLES) | {"epoch", "train_acc", "val_acc", "accuracy"
 _WS_LOSS_PART = re.compile(r"^(?=[a-z]\w*[_/])(?:\w+[_/])*loss(?:[_/]\w+)*$|^\w+_loss$")
 _MAX_TB_LINES = 200
 MAX_LINE = 16 * 2**20
+#: A line longer than this many characters is read for no values (a dump of a tensor or a config
+#: printed on one line; a training log's line is a few hundred): each is skipped, with a note
+MAX_VALUES_LINE = 2**20
 _NOT_LOGS = (".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".py", ".sh", ".html", ".xml")
 #: Documents that are a console's output saved as text (a notebook's or a book's training runs kept
 #: as .md) only where most of their lines carry values, or a long stretch of them does; a README's
@@ -495,7 +498,9 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None, 
 
 
 #: A name followed by a number (``Dropout:0.5``, ``lr=1e-3``): the names a header line sets.
-_HEADER_NAME = re.compile(rb"([A-Za-z_][\w.-]*)\s*[:=]\s*[-+]?\.?\d")
+#: (matched once per run of name characters, from its first letter, the value ahead only looked
+#: at: a line of 'x' a megabyte long is read once, not from each of its letters to its end)
+_HEADER_NAME = re.compile(rb"(?<![\w.-])[\d.-]*+([A-Za-z_][\w.-]*+)(?=\s*[:=]\s*[-+]?\.?\d)")
 #: A step counted with no total (``step 0049, loss: ...``, ``iter 200 loss=...``).
 _BARE_STEP = re.compile(rb"(?<![\w./-])(?:step|iter|iteration)\s*[:=#]?\s*(\d+)(?![\d/.])", re.IGNORECASE)
 _DIGITS = b"0123456789"
@@ -736,7 +741,10 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
 
     A one-letter name (``B=32``, the ``r`` of a line cut in the middle of ``lr``) is no value here;
     :func:`_all_values` keeps it, marked, for a log to judge by how often it recurs."""
-    found, total = _SHAPES(line)
+    try:
+        found, total = _all_values(line)
+    except LineTooWide:
+        return [], None  # (the reader refuses the line, by its number, as it reads it)
     if any(k.startswith(_ONE) for k, _ in found):
         found = [(k, v) for k, v in found if not k.startswith(_ONE)]
     return found, total
@@ -750,7 +758,11 @@ _MIN_ONE_LETTER_LINES = 3
 
 
 def _all_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
-    """:func:`line_values` with its one-letter names, marked with :data:`_ONE`."""
+    """:func:`line_values` with its one-letter names, marked with :data:`_ONE`; none on a line
+    longer than :data:`MAX_VALUES_LINE` (the reader notes it), :class:`LineTooWide` for one that
+    names more than :data:`MAX_LINE_VALUES`."""
+    if len(line) > MAX_VALUES_LINE:
+        return [], None
     return _SHAPES(line)
 
 
@@ -978,15 +990,24 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
     found: dict[str, str] = {}
     singles: dict[str, str] = {}  # one-letter names (marked, :data:`_ONE`) and their values
     ends: dict[str, int] = {}     # where each name's first value read ends (for a name repeated)
+    numbered: dict[str, int] = {}  # the next number to try for each name repeated (``loss_3``)
+    marks: list[_SplitMarks] = []  # the line's split words, found once when a name repeats
 
     def put(key: str, val: str, start: int, end: int) -> None:
         """``found[key] = val`` for a name's first value; a name the line repeats keeps both
-        (:func:`_repeated_name`)."""
+        (:func:`_repeated_name`). More than :data:`MAX_LINE_VALUES` values on one line is
+        :class:`LineTooWide`, raised as they are counted (before the next is named)."""
         if key not in found:
+            if len(found) >= MAX_LINE_VALUES:
+                raise LineTooWide(len(found) + 1)
             found[key] = val
             ends[key] = end
         elif key.lower() not in _POSITION_KEYS:
-            again = _repeated_name(line, key, ends[key], start, found)
+            if len(found) >= MAX_LINE_VALUES:
+                raise LineTooWide(len(found) + 1)
+            if not marks or marks[0].line is not line:
+                marks[:] = [_SplitMarks(line)]
+            again = _repeated_name(marks[0], key, ends[key], start, found, numbered)
             found[again] = val
             ends[again] = end
 
@@ -1047,14 +1068,21 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             found.setdefault(key, m["val"].replace(",", ""))
         first_at = min(first_at, g.start())
     piped = "|" in line
-    for m in list(_NORM_BARS.finditer(line)) if piped else ():
+    bars = list(_NORM_BARS.finditer(line)) if piped else []
+    if bars:
         # "|param|=6.93e+02 |g_param|=8.87e+07" (simple-nmt): a norm, named as the log writes it;
-        # blanked out after, so that its value is no name's start ("|g_param|=inf loss=nan" is no
-        # "inf loss")
+        # blanked out, so that its value is no name's start ("|g_param|=inf loss=nan" is no "inf
+        # loss"); the line is rebuilt once, not once per norm (a line of thousands of them)
+        pieces: list[str] = []
+        upto = 0
+        for m in bars:
+            pieces += [line[upto:m.start()], " " * (m.end() - m.start())]
+            upto = m.end()
+        line = "".join([*pieces, line[upto:]])
+    for m in bars:
         spans.add(*m.span())
         put(m["key"], m["val"], m.start(), m.end())
         first_at = min(first_at, m.start())
-        line = f"{line[:m.start()]}{' ' * (m.end() - m.start())}{line[m.end():]}"
     if piped:
         # Megatron/DeepSpeed: "| learning rate: 5.997E-05 | lm loss: 3.88E+00 | number of nan
         # iterations: 0 |": between two pipes, every word before the colon is the name
@@ -1250,20 +1278,68 @@ _SPLIT_PREFIX = {"training": "train", "vali": "val", "valid": "val", "validation
                  "testing": "test"}
 
 
-def _repeated_name(line: str, key: str, after: int, at: int, found: dict[str, str]) -> str:
+class _SplitMarks:
+    """The split words (:data:`_SPLIT_BETWEEN`) of one line, found once: the last between two
+    positions is a binary search, so a line naming one name thousands of times (``loss: 1 loss: 1
+    ...``) is named in time that grows with the repeats, not with their square."""
+
+    #: the longest split word (``validation``) and a character either side
+    _TAIL = 12
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self._starts: list[int] = []
+        self._words: list[str] = []
+        for m in _SPLIT_BETWEEN.finditer(line):
+            self._starts.append(m.start())
+            self._words.append(m[1].lower())
+
+    def last(self, after: int, at: int) -> str | None:
+        """The last split word in ``line[after:at]``, the text read as if it ended at ``at``."""
+        # the few characters before ``at`` are searched as cut there (a word cut at ``at``, "val"
+        # of "valid", counts, as it did when the search ended there); any word before them ends
+        # before ``at`` and reads the same in the whole line
+        tail_from = max(after, at - self._TAIL)
+        tail = [m[1].lower() for m in _SPLIT_BETWEEN.finditer(self.line, tail_from, at)]
+        if tail:
+            return tail[-1]
+        i = bisect.bisect_left(self._starts, tail_from) - 1
+        return self._words[i] if i >= 0 and self._starts[i] >= after else None
+
+
+#: The most values one line of a text log may name (its series limit's default): a line of more is
+#: no training log's line, refused at its line as it is read (:class:`LineTooWide`)
+MAX_LINE_VALUES = 10_000
+
+
+class LineTooWide(UploadTooLarge):
+    """A line names more than :data:`MAX_LINE_VALUES` values (raised as they are counted, before
+    the next is named; the reader adds the line's number)."""
+
+    def __init__(self, count: int, where: str = "") -> None:
+        super().__init__(f"{where + ': ' if where else ''}more than {MAX_LINE_VALUES:,} values on one line, "
+                         f"each its own series; a text log's line may name at most {MAX_LINE_VALUES:,}")
+        self.count = count
+
+
+def _repeated_name(marks: _SplitMarks, key: str, after: int, at: int, found: dict[str, str],
+                   numbered: dict[str, int]) -> str:
     """The name of a value of ``key`` that the line names again at ``at``, its first value having
     ended at ``after``: the split named last between the two (``val_Token_Acc`` after ``| Val Loss:
-    ... |``), else the name numbered by its occurrence (``loss_2``): never read over the first."""
-    marks = [m[1].lower() for m in _SPLIT_BETWEEN.finditer(line, after, at)]
-    if marks:
-        split = _SPLIT_PREFIX.get(marks[-1], marks[-1])
+    ... |``), else the name numbered by its occurrence (``loss_2``): never read over the first.
+    ``numbered`` keeps each name's next number to try, so the n-th repeat does not try the n - 1
+    numbers before it (``found`` only grows while a line is read: a number passed over stays taken)."""
+    mark = marks.last(after, at)
+    if mark is not None:
+        split = _SPLIT_PREFIX.get(mark, mark)
         if not key.lower().startswith(split):
             name = f"{split}_{key}"
             if name not in found:
                 return name
-    n = 2
+    n = numbered.get(key, 2)
     while f"{key}_{n}" in found:
         n += 1
+    numbered[key] = n + 1
     return f"{key}_{n}"
 
 
@@ -1363,7 +1439,13 @@ class TextReader:
             table = table or headerless_table(ln)
             row = table_row(table, ln) if table else None
             table = table_header(ln) or table
-            found_pairs = row or pairs(ln)
+            try:
+                found_pairs = row or _all_values(ln)[0]
+            except LineTooWide:
+                # more values on one line than a log may have: read as a text log, for the reader
+                # to refuse at its line (no other reader reads "loss: 1 loss: 1 ...")
+                return 0.5
+            found_pairs = [(k, v) for k, v in found_pairs if not k.startswith(_ONE)]
             keys = [k.lower() for k, _ in found_pairs]
             # a loss that is NaN or Inf: no config file holds one (TF's Object Detection API prints
             # one dict of losses over several lines: every name once, like a config)
@@ -1439,6 +1521,8 @@ class TextReader:
                     break  # (each try reads the file again)
                 try:
                     candidate = self._segment(path, limits, starts[k], ends[k], [])
+                except LineTooWide:
+                    raise
                 except LogError:
                     continue  # a stretch with no values of its own
                 if _judged_points(candidate)[0] >= _JUDGED_POINTS:
@@ -1473,6 +1557,8 @@ class TextReader:
             try:
                 logs.append((f"run{earlier + k + 1}", starts[k],
                              self._segment(path, limits, starts[k], ends[k], [])))
+            except LineTooWide:
+                raise
             except LogError:
                 continue  # a stretch with no values of its own
         if len(logs) < 2:
@@ -1510,6 +1596,8 @@ class TextReader:
         tb_prefix = ""
         in_tb = False
         bad_bytes_line = 0
+        long_line: tuple[int, int] | None = None  # the first line too long to read values from
+        long_lines = 0
         bad_step: tuple[int, str] | None = None  # the first line whose step is no step, and why
         bad_steps = 0
         event: tuple[int, str] | None = None  # the first line reporting a NaN/Inf (line, text)
@@ -1564,6 +1652,10 @@ class TextReader:
                 if lineno == 1:
                     text = text.lstrip("\ufeff")
                 stripped = text.rstrip("\r\n")
+                if len(stripped) > MAX_VALUES_LINE:
+                    long_lines += 1
+                    long_line = long_line or (lineno, len(stripped))
+                    continue
                 if "\x1b" in stripped:
                     # terminal colour and erase codes (Ultralytics starts each progress row with
                     # "\x1b[K"): out before the line is split at "\r" and its rows are matched
@@ -1587,7 +1679,10 @@ class TextReader:
                 for segment in stripped.split("\r"):
                     table = table or headerless_table(segment)
                     row = table_row(table, segment) if table else None
-                    found, total = (row, None) if row else _all_values(segment)
+                    try:
+                        found, total = (row, None) if row else _all_values(segment)
+                    except LineTooWide as e:
+                        raise LineTooWide(e.count, f"{name} line {lineno}") from None
                     if found and found[0][0].startswith(_ONE):
                         found = []  # one-letter names alone on a line (a config's "B=32 T=1024")
                     if found and found[0][0] == _BAR_KEY:
@@ -1795,6 +1890,11 @@ class TextReader:
             more = f" (and {bad_steps - 1:,} more such lines)" if bad_steps > 1 else ""
             warnings.append(LogWarning("skipped_line", f"{name} line {bad_step[0]}: {bad_step[1]} skipped{more}",
                                        where=f"line {bad_step[0]}"))
+        if long_line is not None:
+            more = f" (and {long_lines - 1:,} more such lines)" if long_lines > 1 else ""
+            warnings.append(LogWarning(
+                "skipped_line", f"{name} line {long_line[0]}: {long_line[1]:,} characters long, more than the "
+                f"{MAX_VALUES_LINE:,} a line's values are read from: skipped{more}", where=f"line {long_line[0]}"))
         if bad_bytes_line:
             warnings.append(LogWarning("replaced_bytes", f"{name} line {bad_bytes_line}: bytes that are "
                                        "not UTF-8 were replaced", where=f"line {bad_bytes_line}"))
@@ -1869,6 +1969,10 @@ class TextReader:
             if traceback is not None:
                 raise LogError(f"{name}: no values before the Python traceback at line {tb_line}: "
                                f"{traceback.splitlines()[-1][:200]}")
+            if long_line is not None:
+                raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line read; line "
+                               f"{long_line[0]} is {long_line[1]:,} characters long, more than the "
+                               f"{MAX_VALUES_LINE:,} a line's values are read from (a text log's lines are short)")
             raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
                            "not a text training log")
         series = _letters(_prepend(early, points.build(role=_role, repeats=False)), letters)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from gradhealth.core.strict_json import strict_loads
+from gradhealth.core.strict_json import strict_decode, strict_loads
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, Series, classify, make_series, parse_number
@@ -282,8 +282,10 @@ def loads(text: str, decoder: json.JSONDecoder = _JSON, *, strict: bool = True) 
     Raises ``ValueError`` (a ``json.JSONDecodeError`` when the text is not JSON).
     """
     def decode(document: str) -> Any:
-        if strict and decoder is _JSON:
-            return strict_loads(document)
+        if strict:
+            # (a decoder of one's own, the live-run door's, is as strict: errsweep5 stored the
+            # second of {"value":1,"value":2})
+            return strict_loads(document) if decoder is _JSON else strict_decode(document, decoder)
         return decoder.decode(document)
 
     try:
