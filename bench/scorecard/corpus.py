@@ -39,7 +39,7 @@ REAL_LOGS = ROOT / "tests" / "data" / "logs"
 CODES: tuple[str, ...] = (
     "nonfinite", "exploding_gradient", "gradient_spike", "vanishing_gradient", "dead_layer",
     "zero_gradient", "clipping_saturated", "loss_spike", "loss_divergence", "loss_plateau",
-    "loss_oscillation", "validation_divergence", "reward_collapse", "reward_plateau", "truncated_log",
+    "loss_oscillation", "validation_divergence", "reward_collapse", "reward_plateau", "kl_divergence", "truncated_log",
     "insufficient_data",
     "large_updates", "small_updates", "negative_learning_rate",
 )

@@ -858,12 +858,16 @@ def _through_saturating(result: SimulationResult) -> bool:
 #: its 2 steps, fc1's weight gradient 1/138 of the readout's), Keras' RandomNormal(0.05) at fan-ins
 #: 21-128-64 0.11 (kerassweep21 u08: 81x). A third such layer would take either past 1e-2.
 SATURATING_LAYER_FACTOR = 0.2
+#: The most layer-to-layer steps a stack judged by its rate has: at 0.2 a layer, three steps take the
+#: total to 8e-3, under the 1e-2 bar, so a longer stack is judged by its total alone, under the
+#: thresholds the caller set (a worker given "never" judged 8 sigmoid layers by the rate anyway)
+SATURATING_SHORT_STEPS = 3
 
 
 def saturating_rate(result: SimulationResult) -> tuple[float, float, list[UnitStats]] | None:
     """(the judged factor per layer, the ends' ratio, the chain) of the trunk's gradient where it
-    runs through saturating activations (:func:`_through_saturating`) over two steps or more (three
-    weighted layers); else None. The judged factor is the larger of ||dL/dh||'s per layer and the
+    runs through saturating activations (:func:`_through_saturating`) over two to
+    :data:`SATURATING_SHORT_STEPS` steps (three to four weighted layers); else None. The judged factor is the larger of ||dL/dh||'s per layer and the
     same per unit (its RMS, where both ends are fully-connected): a norm over more units is larger,
     so a stack that widens towards the output (32-64-128) reads a shrink its widths make, not its
     weights (0.19 per layer at Xavier, 0.27 per unit), and one that narrows reads less than it has."""
@@ -877,6 +881,8 @@ def saturating_rate(result: SimulationResult) -> tuple[float, float, list[UnitSt
         # is a lookup (a 2-layer bidirectional LSTM over 50 tokens read 0.18 a layer from emb)
         return None
     steps = len(units) - 1
+    if steps > SATURATING_SHORT_STEPS:
+        return None
     factor = ratio ** (1 / steps)
     first, last = units[0], units[-1]
     if first.type == last.type == "linear" and first.fan_out and last.fan_out:
