@@ -1748,18 +1748,25 @@ def _check_targets(loss: str, target_range: Any, targets: Any
         raise ArgumentError("give targets or target_range, not both: the targets' own values are judged")
     if target_range is not None:
         return _check_input_range(target_range, "target_range"), None
-    try:
-        values = (targets.detach().to("cpu", torch.float64).numpy() if isinstance(targets, torch.Tensor)
-                  else np.asarray(targets, dtype=np.float64)).reshape(-1)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ArgumentTypeError(f"targets must be a tensor or array of numbers, got {type(targets).__name__}: "
-                                f"{exc}") from None
-    if values.size == 0:
-        raise ArgumentError("targets is empty: give the regression targets of at least one sample")
+    values = _flat_targets(targets, "numbers", "the regression targets")
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise ArgumentError(f"targets must be finite numbers: element {int(bad[0])} (flattened) is {values[bad[0]]}")
     return None, values
+
+
+def _flat_targets(targets: Any, kind: str, what: str) -> np.ndarray:
+    """``targets`` (a tensor or an array-like) flattened as float64; an ArgumentTypeError naming
+    ``kind`` where they are not numbers, an ArgumentError where there are none."""
+    try:
+        values = (targets.detach().to("cpu", torch.float64).numpy() if isinstance(targets, torch.Tensor)
+                  else np.asarray(targets, dtype=np.float64)).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ArgumentTypeError(f"targets must be a tensor or array of {kind}, got {type(targets).__name__}: "
+                                f"{exc}") from None
+    if values.size == 0:
+        raise ArgumentError(f"targets is empty: give {what} of at least one sample")
+    return values
 
 
 def _class_labels(loss: str, targets: Any) -> np.ndarray | None:
@@ -1771,14 +1778,7 @@ def _class_labels(loss: str, targets: Any) -> np.ndarray | None:
     Anything else is an ArgumentError naming the first element that is not."""
     if targets is None or loss not in ("cross_entropy", "binary_cross_entropy"):
         return None
-    try:
-        values = (targets.detach().to("cpu", torch.float64).numpy() if isinstance(targets, torch.Tensor)
-                  else np.asarray(targets, dtype=np.float64)).reshape(-1)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ArgumentTypeError(f"targets must be a tensor or array of class labels, got {type(targets).__name__}: "
-                                f"{exc}") from None
-    if values.size == 0:
-        raise ArgumentError("targets is empty: give the class labels of at least one sample")
+    values = _flat_targets(targets, "class labels", "the class labels")
     integer = np.isfinite(values) & (values >= 0) & (values == np.round(values))
     unit = np.isfinite(values) & (values >= 0) & (values <= 1)
     bad = np.flatnonzero(~integer) if loss == "cross_entropy" and not unit.all() else np.flatnonzero(~unit)

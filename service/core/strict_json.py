@@ -88,6 +88,12 @@ def strict_loads(text: str | bytes, parse_int: Callable[[str], Any] | None = Non
             return _QUICK.decode(text)
         except _Seen:
             pass  # read again below, for the repeat's pointer
+    pairs, marked = _marking_hook()
+    return _raise_first_repeat(json.loads(text, object_pairs_hook=pairs, parse_int=parse_int), marked)
+
+
+def _marking_hook() -> tuple[Callable[[list[tuple[str, Any]]], dict[str, Any]], list[dict[str, Any]]]:
+    """An ``object_pairs_hook`` and the list it appends each object naming a key twice to."""
     marked: list[dict[str, Any]] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -96,9 +102,13 @@ def strict_loads(text: str | bytes, parse_int: Callable[[str], Any] | None = Non
             marked.append(value)
         return value
 
-    document = json.loads(text, object_pairs_hook=pairs, parse_int=parse_int)
-    # the document is walked for the repeat's pointer only where one was seen: a Keras config of
-    # megabytes names no key twice and is not walked at all
+    return pairs, marked
+
+
+def _raise_first_repeat(document: Any, marked: list[dict[str, Any]]) -> Any:
+    """``document``, or :class:`DuplicateKey` for its first repeat where the hook marked one: the
+    document is walked for the repeat's pointer only then (a Keras config of megabytes names no key
+    twice and is not walked at all)."""
     repeat = _first_repeat(document) if marked else None
     if repeat is not None:
         raise repeat
@@ -109,19 +119,8 @@ def strict_decode(text: str, decoder: json.JSONDecoder) -> Any:
     """:func:`strict_loads` with ``decoder``'s own number and constant parsers (a reader's or the
     live-run door's decoder, which marks numbers of its own): :class:`DuplicateKey` where an object
     names a key twice, as every JSON door refuses one."""
-    marked: list[dict[str, Any]] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        value = _pairs(items)
-        if isinstance(value, _Repeated):
-            marked.append(value)
-        return value
-
+    pairs, marked = _marking_hook()
     strict = json.JSONDecoder(object_pairs_hook=pairs, parse_float=decoder.parse_float,
                               parse_int=decoder.parse_int, parse_constant=decoder.parse_constant,
                               strict=decoder.strict)
-    document = strict.decode(text)
-    repeat = _first_repeat(document) if marked else None
-    if repeat is not None:
-        raise repeat
-    return document
+    return _raise_first_repeat(strict.decode(text), marked)
