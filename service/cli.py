@@ -161,6 +161,15 @@ def _cannot_run(args: argparse.Namespace, exc: GradHealthError) -> str | None:
     return None
 
 
+def _title(exc: GradHealthError) -> str:
+    """The error's title as the CLI's line gives it: a local file over a read limit is "file too
+    large", not the service's "upload too large" (nothing was uploaded: errsweep5); a service's
+    answer (``--server``) keeps its own title."""
+    from gradhealth.errors import UploadTooLarge
+
+    return "file too large" if isinstance(exc, UploadTooLarge) else exc.title.lower()
+
+
 def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
     """Report an error in one line on stderr (and as a problem document with --format json): exit 3
     when the check could not run, else exit 2 (invalid input)."""
@@ -169,7 +178,7 @@ def _invalid(args: argparse.Namespace, exc: GradHealthError) -> int:
     if reason is None:
         # each problem with its line and column where the spec's text places it (newuser9 P7)
         detail = refusal.located_detail() if refusal is not None else exc.detail
-        print(f"gradhealth: {args.spec}: {exc.title.lower()}: {detail}", file=sys.stderr)
+        print(f"gradhealth: {args.spec}: {_title(exc)}: {detail}", file=sys.stderr)
     else:
         print(f"gradhealth: {args.spec}: the check could not run: {reason}", file=sys.stderr)
     if args.format == "json":

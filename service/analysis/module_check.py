@@ -110,6 +110,7 @@ from gradhealth.core.document import (
     finite_or_none,
     status_of,
 )
+from gradhealth.core.numbers import range_problem
 from gradhealth.core.rules import rule
 from gradhealth.devices import check_device
 from gradhealth.errors import ArgumentError, ArgumentTypeError, GradHealthError, Problem
@@ -1729,10 +1730,9 @@ def _check_input_range(value: Any, name: str = "input_range") -> tuple[float, fl
     if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 2 or any(
             isinstance(v, bool) or not isinstance(v, numbers.Real) for v in value):
         raise ArgumentTypeError(f"{name} must be a (low, high) pair of numbers, got {value!r:.80}")
-    low, high = float(value[0]), float(value[1])
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ArgumentError(f"{name} must be two finite numbers low < high, got {value!r:.80}")
-    return low, high
+    if (problem := range_problem(value[0], value[1])) is not None:
+        raise ArgumentError(f"{name} {problem}")
+    return float(value[0]), float(value[1])
 
 
 def _check_targets(loss: str, target_range: Any, targets: Any
@@ -2029,10 +2029,9 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     if loss is not None and loss not in ("cross_entropy", "mse"):
         raise ModelError(f"loss must be cross_entropy or mse, not {loss!r}")
     if input_range is not None:
-        low, high = (float(v) for v in input_range)
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ModelError(f"input_range {list(input_range)}: give two finite numbers, low < high")
-        input_range = (low, high)
+        if (problem := range_problem(*input_range)) is not None:
+            raise ModelError(f"input_range {problem}")
+        input_range = (float(input_range[0]), float(input_range[1]))
     imported = import_onnx(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits,
                            output=output, input_range=input_range)
     if batch_size is None and _one_sample_norms(imported):

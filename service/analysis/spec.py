@@ -52,6 +52,7 @@ from pydantic_core import ErrorDetails, core_schema
 
 from gradhealth.analysis.activations import SATURATING as SATURATING  # re-exported: spec vocabulary
 from gradhealth.analysis.activations import Activation
+from gradhealth.core.numbers import range_problem
 from gradhealth.core.pointers import escape, pointer_of, too_deep_path
 from gradhealth.errors import InputFormatError, Problem, SpecError
 
@@ -461,6 +462,14 @@ def _input_schema(schema: dict[str, Any]) -> None:
     schema["dependentRequired"] = {"vocab_size": ["seq_len"], "seq_len": ["vocab_size"]}
 
 
+def _bounded_range(cls: Any, value: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``input.range`` and ``loss.target_range``: :func:`~gradhealth.core.numbers.range_problem`'s
+    rule (finite, low < high, within ±MAX_RANGE), refused at the field's own pointer with the value."""
+    if value is not None and (problem := range_problem(*value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
 class InputSpec(_Strict):
     """The synthetic input: exactly one of a ``shape`` (without the batch dimension) or ``tokens``.
 
@@ -482,6 +491,8 @@ class InputSpec(_Strict):
                     "to [0, 1]) in place of `distribution` and `scale`; a model file's --input-range. Not with "
                     "`tokens`")
 
+    _range_bounded = field_validator("range")(_bounded_range)
+
     @model_validator(mode="before")
     @classmethod
     def _lift_tokens(cls, data: Any) -> Any:
@@ -496,12 +507,8 @@ class InputSpec(_Strict):
     def _one_kind(self) -> InputSpec:
         if (self.shape is None) == (self.tokens is None):
             raise ValueError("give exactly one of `shape` (e.g. [784]) or `tokens` ({vocab_size, seq_len})")
-        if self.range is not None:
-            low, high = self.range
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise ValueError(f"range must be two finite numbers, low < high (got [{low:g}, {high:g}])")
-            if self.tokens is not None:
-                raise ValueError("range applies to float inputs (`shape`); token ids are drawn below vocab_size")
+        if self.range is not None and self.tokens is not None:
+            raise ValueError("range applies to float inputs (`shape`); token ids are drawn below vocab_size")
         return self
 
 
@@ -526,13 +533,7 @@ class LossSpec(_Strict):
                     "(sigmoid, tanh) is judged on the share of that range it cannot reach; without it, on "
                     "standard-normal targets. The simulated targets stay standard normal")
 
-    @model_validator(mode="after")
-    def _range_ordered(self) -> LossSpec:
-        if self.target_range is not None:
-            low, high = self.target_range
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise ValueError(f"target_range must be two finite numbers, low < high (got [{low:g}, {high:g}])")
-        return self
+    _target_range_bounded = field_validator("target_range")(_bounded_range)
 
 
 #: The largest learning rate a spec may give: far past any rate that trains (the check exists to
@@ -1196,13 +1197,27 @@ def yaml_hint(text: str, max_nodes: int = MAX_NODES) -> str:
 _UNCLOSED = ("while parsing a flow mapping", "while parsing a flow sequence", "while scanning a quoted scalar")
 
 
-def _yaml_error(exc: yaml.YAMLError) -> str:
+def _reader_error(position: int, code: int, text: str) -> str:
+    """A character YAML does not allow (NUL, other control characters), at its line and column:
+    PyYAML's own words ("unacceptable character #x0000 ... position 27") spanned two lines and
+    gave no line or column (errsweep5)."""
+    before = text[:position]
+    line, column = before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+    kind = "control character" if code < 0x20 or 0x7F <= code <= 0x9F else "character"
+    what = "a NUL character (0x00)" if code == 0 else f"the {kind} U+{code:04X}"
+    return (f"invalid YAML at line {line}, column {column}: {what}, which YAML text may not hold "
+            "(a binary file, or text cut with its bytes): remove it")
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str | None = None) -> str:
     """The message of a YAML reader's error, at the place to fix. PyYAML's ``MarkedYAMLError`` has
     where it stopped (``problem_mark``) and what it was reading there (``context_mark``): a flow
     mapping, flow sequence or quoted scalar opened on an earlier line and not closed is named at its
     opening, with where the reader stopped after it (newuser9 P12: ``input: {shape: [784]`` was
     reported at line 2, column 1, not at its ``{`` at line 1, column 8); another context is added
     after the problem."""
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int) and text is not None:
+        return _reader_error(exc.position, exc.character, text)
     mark = getattr(exc, "problem_mark", None)
     problem = str(getattr(exc, "problem", None) or exc)
     context = getattr(exc, "context", None)
@@ -1225,8 +1240,12 @@ def load_spec_text(text: str, *, content_type: str | None = None,
 
     Bounded for untrusted text: YAML aliases are counted while composing (at most ``max_nodes``
     values once expanded) and nesting stops at MAX_DEPTH levels, so neither an alias bomb nor deep
-    nesting can stall or crash the reader; both are :class:`InputFormatError`.
+    nesting can stall or crash the reader; both are :class:`InputFormatError`. A UTF-8 byte-order
+    mark at the start (Windows PowerShell 5's ``Set-Content -Encoding utf8`` writes one) is dropped,
+    as the CLI's other readers drop it: JSON's reader refused it with Python's advice "decode using
+    utf-8-sig" and the text was told to declare itself YAML (errsweep5).
     """
+    text = text.removeprefix("\ufeff")
     if not text.strip():
         raise InputFormatError(EMPTY)
     declared = (content_type or "").lower()
@@ -1250,7 +1269,7 @@ def load_spec_text(text: str, *, content_type: str | None = None,
         raise InputFormatError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
                                f"{yaml_hint(text, max_nodes) if declared else ''}") from None
     except yaml.YAMLError as exc:
-        raise InputFormatError(_yaml_error(exc)) from None
+        raise InputFormatError(_yaml_error(exc, text)) from None
     except RecursionError:  # JSON nested past the interpreter's stack: the YAML reader stops sooner
         raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep"
                                f"{_json_too_deep_at(text)}") from None

@@ -4,6 +4,7 @@ FastAPI's validation errors and Starlette's HTTP errors (keeping ``Allow`` and `
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,6 +44,19 @@ class ApiError(GradHealthError):
         self.code = code
         self.title = _TITLES.get(status, "Error")
         self.headers = headers or {}
+
+
+#: How much of an id from the path a message echoes: ids are 32 hex characters or so.
+ID_CHARS = 64
+
+
+def echo_id(value: str) -> str:
+    """An id from the request, as a message may echo it: at most :data:`ID_CHARS` characters (then
+    "..." and the length) and control or other unprintable characters escaped as Python writes
+    them (``\\x00``). ``/v1/jobs/%00`` echoed a raw NUL, and a 10,000-character id all of it back
+    (errsweep5)."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value[:ID_CHARS])
+    return shown if len(value) <= ID_CHARS else f"{shown}... ({len(value)} characters)"
 
 
 def problem_response(status: int, title: str, detail: str, *, type_: str | None = None,
@@ -89,6 +103,28 @@ def _unknown_field(request: Request, loc: Sequence[Any]) -> str | None:
     return unknown_field_words(field_hint(str(loc[-1]), fields), fields, 12)
 
 
+#: Pydantic's bound checks, and the words for each bound (``?wait=nan`` failed ``ge=0``).
+_BOUNDS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="), "less_than": ("lt", "<"),
+           "less_than_equal": ("le", "<=")}
+
+
+def _nan_bound(err: Any) -> str | None:
+    """For a number parameter given as NaN (``?wait=nan``): "not a number", where pydantic said
+    "Input should be greater than or equal to 0", a bound NaN fails only because it is no number
+    (errsweep5). None for every other error."""
+    bound = _BOUNDS.get(str(err.get("type")))
+    value = err.get("input")
+    if bound is None or not isinstance(value, str | float):
+        return None
+    try:
+        if not math.isnan(float(value)):
+            return None
+    except ValueError:
+        return None
+    limit = (err.get("ctx") or {}).get(bound[0])
+    return f"{value!r:.40} is not a number (NaN): give a number {bound[1]} {limit}"
+
+
 def install(app: FastAPI) -> None:
     """Register the problem+json handlers on ``app``."""
 
@@ -119,7 +155,7 @@ def install(app: FastAPI) -> None:
             loc = [str(p) for p in err.get("loc", ())]
             where = loc[0] if loc else "request"
             pointer = "/" + "/".join(loc[1:]) if where == "body" else None
-            message = err["msg"] + input_echo(err)  # (got VALUE), as a spec's errors say it
+            message = _nan_bound(err) or err["msg"] + input_echo(err)  # (got VALUE), as a spec's errors say it
             if err.get("type") == "extra_forbidden" and where == "body":
                 message = _unknown_field(request, tuple(err.get("loc", ()))) or message
             errors.append({"pointer": pointer, "parameter": None if pointer else ".".join(loc), "detail": message})

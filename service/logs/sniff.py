@@ -46,7 +46,7 @@ def check_size(path: Path, limits: ReadLimits, label: str | None = None) -> int:
         raise LogError(f"{label}: cannot be read ({e.strerror or e})") from None
     if size > limits.max_file_bytes:
         raise UploadTooLarge(f"{label} is {size:,} bytes; the limit for one log file is "
-                             f"{limits.max_file_bytes:,} bytes")
+                             f"{limits.max_file_bytes:,} bytes (GRADHEALTH_MAX_UPLOAD_BYTES)")
     return size
 
 

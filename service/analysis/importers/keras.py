@@ -59,7 +59,7 @@ import numpy as np
 
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras_pointers import Origin, Origins, relocated
-from gradhealth.core.numbers import parse_range
+from gradhealth.core.numbers import parse_range, range_problem
 from gradhealth.core.strict_json import DuplicateKey, strict_loads
 from gradhealth.core.zipmembers import ZipMemberError, read_member
 from gradhealth.errors import GradHealthError, InputFormatError, LimitExceeded, Problem, SpecError
@@ -2492,10 +2492,9 @@ def check_keras(source: bytes | str | Path | dict[str, Any], *, loss: str | None
     if weights not in (None, "as_given", "reinitialise"):
         raise ModelError(f"weights must be as_given or reinitialise, not {weights!r}")
     if input_range is not None:
-        low, high = (float(v) for v in input_range)
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ModelError(f"input_range {list(input_range)}: give two finite numbers, low < high")
-        input_range = (low, high)
+        if (problem := range_problem(*input_range)) is not None:
+            raise ModelError(f"input_range {problem}")
+        input_range = (float(input_range[0]), float(input_range[1]))
     stored: Weights | None = None
     unsimulated = output_losses = unknown_optimizer = None
     notes: tuple[str, ...] = ()

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
-from gradhealth.api.problems import ApiError
+from gradhealth.api.problems import ApiError, echo_id
 from gradhealth.api.schemas import (
     RATE_LIMITED,
     EventStreamResponse,
@@ -88,7 +88,7 @@ def _spliced(row: Any, text: str) -> bytes | None:
 def _load(session, job_id: str, caller, *, with_result: bool = True) -> JobRow:  # noqa: ANN001 - internal helper
     row = store.get(session, job_id, caller.name, with_result=with_result)
     if row is None:
-        raise ApiError(404, "job_not_found", f"no job {job_id}")
+        raise ApiError(404, "job_not_found", f"no job {echo_id(job_id)}")
     return row
 
 
@@ -212,7 +212,7 @@ async def job_events(job_id: str, request: Request, caller: CallerDep,
 
     first = await run_in_threadpool(fetch)
     if first is None:
-        raise ApiError(404, "job_not_found", f"no job {job_id}")
+        raise ApiError(404, "job_not_found", f"no job {echo_id(job_id)}")
     if first.status in store.TERMINAL and event_id(first, done=True) <= seen:
         return Response(status_code=204)
     poll = request.app.state.settings.lease_s / 30 if request.app.state.settings.lease_s < 15 else 0.5

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gradhealth.api.bodies import JsonBodyDep
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
-from gradhealth.api.problems import ApiError
+from gradhealth.api.problems import ApiError, echo_id
 from gradhealth.api.routers.checks import refuse_undecoded
 from gradhealth.api.routers.jobs import _event, _last_event_id
 from gradhealth.api.routers.reports import REPORT_CONTENT, ReportFormat, negotiate, rendered
@@ -239,7 +239,7 @@ def _read(row: RunRow, settings: Settings) -> RunRead:
 def _load(session, run_id: str, caller) -> RunRow:  # noqa: ANN001 - internal helper
     row = store.get(session, run_id, caller.name)
     if row is None:
-        raise ApiError(404, "run_not_found", f"no run {run_id}")
+        raise ApiError(404, "run_not_found", f"no run {echo_id(run_id)}")
     return row
 
 
@@ -374,7 +374,7 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
 
     row = await run_in_threadpool(owned)
     if row is None:  # another key's run is not found, whatever the body
-        raise ApiError(404, "run_not_found", f"no run {run_id}")
+        raise ApiError(404, "run_not_found", f"no run {echo_id(run_id)}")
     _refuse_replaced_writer(row, writer)
     try:
         points = parse(body, media, max_points=settings.run_max_batch_points)
@@ -391,7 +391,7 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
     except diagnose.RunBusy as e:
         raise ApiError(429, "run_busy", str(e), headers={"Retry-After": str(e.retry_after)}) from None
     except diagnose.RunGone:
-        raise ApiError(404, "run_not_found", f"no run {run_id}") from None
+        raise ApiError(404, "run_not_found", f"no run {echo_id(run_id)}") from None
     except diagnose.RunFinished:
         raise ApiError(409, "run_finished", f"run {run_id} is finished; start a new run") from None
     except diagnose.RunFull as e:
@@ -505,16 +505,16 @@ async def finish_run(run_id: str, request: Request, caller: CallerDep, settings:
             return None if row is None else _read(row, settings)
 
     if await run_in_threadpool(read, True) is None:
-        raise ApiError(404, "run_not_found", f"no run {run_id}")
+        raise ApiError(404, "run_not_found", f"no run {echo_id(run_id)}")
     # after the batches queued before it, on the run's worker: no thread held while it reads every point
     try:
         await asyncio.wrap_future(diagnose.submit_finish(run_id, caller.name, sessions=sessions,
                                                          base=settings.log_thresholds))
     except diagnose.RunGone:
-        raise ApiError(404, "run_not_found", f"no run {run_id}") from None
+        raise ApiError(404, "run_not_found", f"no run {echo_id(run_id)}") from None
     done = await run_in_threadpool(read)
     if done is None:
-        raise ApiError(404, "run_not_found", f"no run {run_id}")
+        raise ApiError(404, "run_not_found", f"no run {echo_id(run_id)}")
     return done
 
 
@@ -530,7 +530,7 @@ def run_heartbeat(run_id: str, session: SessionDep, caller: CallerDep, writer: R
     leaves ``updated_at`` (the last point) and ``stale`` as they are."""
     said = store.heartbeat(session, run_id, caller.name, writer)
     if said == "not_found":
-        raise ApiError(404, "run_not_found", f"no run {run_id}")
+        raise ApiError(404, "run_not_found", f"no run {echo_id(run_id)}")
     if said == "finished":
         raise ApiError(409, "run_finished", f"run {run_id} is finished; start a new run")
     if said == "taken_over":
@@ -591,7 +591,7 @@ async def run_events(run_id: str, request: Request, caller: CallerDep,
 
     first, pending = await run_in_threadpool(fetch, seen)
     if first is None:
-        raise ApiError(404, "run_not_found", f"no run {run_id}")
+        raise ApiError(404, "run_not_found", f"no run {echo_id(run_id)}")
     if first.status == "finished" and not pending:
         return Response(status_code=204)
     poll = 0.25

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gradhealth.api.bodies import JsonBodyDep
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
-from gradhealth.api.problems import ApiError
+from gradhealth.api.problems import ApiError, echo_id
 from gradhealth.api.schemas import RATE_LIMITED, Problem
 from gradhealth.db.models import WebhookDeliveryRow, WebhookRow
 from gradhealth.errors import Problem as Located
@@ -182,7 +182,7 @@ def _check_url(url: str, request: Request, settings: Any) -> None:
 def _load(session: Any, webhook_id: str, owner: str) -> WebhookRow:
     row = registry.get(session, webhook_id, owner)
     if row is None:
-        raise ApiError(404, "webhook_not_found", f"no webhook {webhook_id}")
+        raise ApiError(404, "webhook_not_found", f"no webhook {echo_id(webhook_id)}")
     return row
 
 
@@ -241,7 +241,7 @@ def patch_webhook(webhook_id: str, body: WebhookPatch, request: Request, session
                summary="Delete a webhook and its delivery log")
 def delete_webhook(webhook_id: str, session: SessionDep, caller: CallerDep) -> Response:
     if not registry.remove(session, webhook_id, caller.name):
-        raise ApiError(404, "webhook_not_found", f"no webhook {webhook_id}")
+        raise ApiError(404, "webhook_not_found", f"no webhook {echo_id(webhook_id)}")
     return Response(status_code=204)
 
 
