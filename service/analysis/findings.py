@@ -61,11 +61,16 @@ def cut_off(unit: UnitStats) -> bool:
     return marks is not None and bool(np.all(marks == 1.0))
 
 
+def weighted_units(result: SimulationResult) -> list[UnitStats]:
+    """The top-level units with weights whose gradient was measured, in order (the readout last)."""
+    return [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values]
+
+
 def trunk(result: SimulationResult) -> list[UnitStats]:
     """Top-level units with weights, without the readout: the final unit, or every unit that
     makes one of a model's several outputs. Units at the end the loss does not read (a second
     head returned beside the logits) are not part of the path to the loss."""
-    units = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values]
+    units = weighted_units(result)
     while units and cut_off(units[-1]):
         units.pop()
     if any(u.readout for u in units):
@@ -246,7 +251,7 @@ def chain_signals(result: SimulationResult) -> tuple[list[UnitStats], float, flo
     is not measured (no gradient at all: other findings'). Unlike :func:`depth_ratio` it counts the
     readout's layer and the input: the signals' whole way through a shallow net."""
     units = trunk(result)
-    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values]
+    weighted = weighted_units(result)
     readouts = [u for u in weighted if u not in units]
     if len(units) < 2 or len(readouts) != 1 or weighted[-1] is not readouts[0] or len(towers(result, units)) != 1:
         return None

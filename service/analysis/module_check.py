@@ -1005,12 +1005,13 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     verifier = _Verifier(run, result, thresholds, device)
     detections = [_gated(det, result, verifier) or det for det in detections]
     findings: list[Finding] = []
+    far = far_targets(run.target_samples)  # the run's, whatever the finding
     for i, det in enumerate(detections):
         report(0.4 + 0.6 * i / max(len(detections), 1), f"verifying remedies for {det.code}")
         remedies: list[Remedy] = []
         results: dict[int, SimulationResult] = {}  # id(remedy) -> its verifying simulation
         # a note (info) gets none: its explanation says what would remove it, nothing needs fixing
-        for remedy, edit in (_proposals(det, result, run.model, run.names, far_targets(run.target_samples))
+        for remedy, edit in (_proposals(det, result, run.model, run.names, far)
                              if det.severity != "info" else []):
             if verify and edit is not None:
                 after = verifier.verify(det, detections, remedy, edit)

@@ -20,7 +20,7 @@ from typing import Any, cast
 import numpy as np
 
 from gradhealth.analysis import spec as S
-from gradhealth.analysis.findings import Detection
+from gradhealth.analysis.findings import Detection, weighted_units
 from gradhealth.analysis.losses import OUTPUT_RANGES
 from gradhealth.analysis.plan import Plan
 from gradhealth.analysis.simulate import SimulationResult
@@ -403,7 +403,7 @@ def orthogonal(ctx: Context) -> list[Remedy]:
 
 def total_grad_norm(result: SimulationResult) -> float:
     """||dL/dtheta|| over every top-level unit with weights (geometric mean over seeds)."""
-    weighted = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values]
+    weighted = weighted_units(result)
     return math.sqrt(sum(u.geo("grad_norm") ** 2 for u in weighted)) if weighted else math.nan
 
 

@@ -48,6 +48,7 @@ from gradhealth.analysis.findings import (
     towers,
     trunk,
     unread_stretch,
+    weighted_units,
 )
 from gradhealth.analysis.losses import (
     BOUNDS,
@@ -689,7 +690,7 @@ def _short_saturating_stack(found: Detection, steep: tuple[float, float, list[Un
     steps = len(units) - 1
     found.evidence.update(per_layer_threshold=SATURATING_LAYER_FACTOR, judged_per_layer_factor=factor,
                           short_saturating_stack=True)
-    readout = [u for u in result.units if u.depth == 0 and u.has_weights and "grad_norm" in u.values][-1:]
+    readout = weighted_units(result)[-1:]
     weight_ratio = (units[0].geo("grad_norm") / readout[0].geo("grad_norm")
                     if readout and readout[0] not in units and readout[0].geo("grad_norm") > 0 else math.nan)
     if math.isfinite(weight_ratio) and weight_ratio > 0:
@@ -3290,11 +3291,16 @@ def _outputs_through(last: UnitStats, act: UnitStats, activation: str) -> str:
     edit by qualified name and class where the measurement knows them ("4 (Linear 64→1)'s outputs
     go through 5 (Sigmoid)": "4's outputs" read oddly for a Sequential index, newuser10 #7); a
     spec's or a Keras file's layer by its name ("layers[3].linear's outputs go through a sigmoid")."""
-    layer = last.name
-    if last.module_class is not None:
-        width = f" {last.fan_in}\u2192{last.fan_out}" if last.type == "linear" and last.fan_in and last.fan_out else ""
-        layer = f"{last.name} ({last.module_class}{width})"
-    return f"{layer}'s outputs go through {act.activation_at or 'a ' + activation}"
+    return f"{_layer_named(last)}'s outputs go through {act.activation_at or 'a ' + activation}"
+
+
+def _layer_named(unit: UnitStats) -> str:
+    """A layer as a finding names it: a live module's by qualified name and class, with a Linear's
+    widths ("4 (Linear 64→1)"); a spec's or a Keras file's by its name."""
+    if unit.module_class is None:
+        return unit.name
+    width = f" {unit.fan_in}\u2192{unit.fan_out}" if unit.type == "linear" and unit.fan_in and unit.fan_out else ""
+    return f"{unit.name} ({unit.module_class}{width})"
 
 
 def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
@@ -3418,9 +3424,8 @@ def judged_as_reconstruction(result: SimulationResult) -> bool:
 def reconstructed(result: SimulationResult) -> np.ndarray | None:
     """The inputs a reconstruction's output is judged against (:attr:`SimulationResult.reconstruction`),
     where no targets were given (``target_values``, ``target_range``), else None."""
-    given = (result.target_values is not None and len(result.target_values)) or target_range(result) is not None
     values = result.reconstruction if result.plan is None else None
-    return values if values is not None and len(values) and not given else None
+    return values if values is not None and len(values) and not targets_given(result) else None
 
 
 def _targets_words(result: SimulationResult) -> tuple[str, str]:
@@ -3951,11 +3956,7 @@ class OutputLossMismatch(ArchitectureRule):
         values = result.target_values
         given = target_range(result)
         span = (f"[{low:g}, {high:g}]" if math.isfinite(low) else f"(-inf, {high:g}]")
-        layer = last.name
-        if last.module_class is not None:  # a live module's layer, by name and class (as _outputs_through names it)
-            width = f" {last.fan_in}\u2192{last.fan_out}" if last.type == "linear" and last.fan_in and last.fan_out else ""
-            layer = f"{last.name} ({last.module_class}{width})"
-        where = f"{layer}'s {k} outputs go through a {activation} (over the last dimension)"
+        where = f"{_layer_named(last)}'s {k} outputs go through a {activation} (over the last dimension)"
         evidence.update(metric="unreachable_target_fraction", threshold=UNREACHABLE_TARGETS_WARNING,
                         error_threshold=UNREACHABLE_TARGETS_ERROR, from_logits=None,
                         output_activation=activation, output_range=[low, high], output_constraint=constraint,
