@@ -21,6 +21,7 @@ from gradhealth.analysis.plan import Limits
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.core.document import Diagnosis
 from tests.helpers import example
+from tests.recorder_server import ScriptedServer
 
 # A log detector that raises fails the test instead of becoming a note in the document.
 os.environ.setdefault("GRADHEALTH_STRICT", "1")
@@ -75,3 +76,12 @@ def run_csv(tmp_path: Path) -> Path:
     path = tmp_path / "run.csv"
     path.write_text(exploding_csv())
     return path
+
+
+@pytest.fixture
+def recorder_server() -> Iterator[ScriptedServer]:
+    """A scripted HTTP server for the recorder's requests (tests/recorder_server.py), shut down after."""
+    s = ScriptedServer()
+    yield s
+    s.http.shutdown()
+    s.http.server_close()

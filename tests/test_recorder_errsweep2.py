@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,7 @@ import torch
 from torch import nn
 
 from gradhealth.recorder import GradientRecorder, HttpSink, Record, RunRefused
+from tests.recorder_server import ScriptedServer
 
 
 def _model() -> nn.Module:
@@ -162,65 +160,12 @@ def test_live_settings_no_retry_could_fix_are_refused_at_construction(
         assert kwargs["api_key"] not in str(raised.value)
 
 
-class _Server:
-    """A real HTTP server: answers ``POST /v1/runs`` and the points with ``plan`` (a list of
-    (status, body) popped per request; when it is empty, 201/200 JSON as the service does)."""
-
-    def __init__(self) -> None:
-        self.plan: list[tuple[int, bytes, str] | tuple[int, bytes, str, dict[str, str]]] = []
-        self.requests: list[str] = []
-        self.times: list[float] = []
-        self.points = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                server.requests.append(self.path)
-                server.times.append(time.monotonic())
-                headers: dict[str, str] = {}
-                if server.plan:
-                    status, data, kind, *more = server.plan.pop(0)
-                    headers = more[0] if more else {}
-                elif self.path == "/v1/runs":
-                    status, data, kind = 201, b'{"id": "r1"}', "application/json"
-                else:
-                    if self.path.endswith("/points"):
-                        server.points += len(body.splitlines())
-                    status, data, kind = 200, b"{}", "application/json"
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def server() -> Iterator[_Server]:
-    s = _Server()
-    yield s
-    s.http.shutdown()
-    s.http.server_close()
-
-
-def test_a_non_json_success_answer_is_raised_by_close_not_dropped(server: _Server,
+def test_a_non_json_success_answer_is_raised_by_close_not_dropped(recorder_server: ScriptedServer,
                                                                    tmp_path: Path) -> None:
     # Not a Gradient Health service (a proxy's or another app's HTML page): no retry fixes it.
-    server.plan = [(200, b"<html>welcome</html>", "text/html")]
+    recorder_server.plan = [(200, b"<html>welcome</html>", "text/html")]
     model = _model()
-    rec = GradientRecorder(model, tmp_path / "run.jsonl", server=server.url, run="html", on_refused="raise",
+    rec = GradientRecorder(model, tmp_path / "run.jsonl", server=recorder_server.url, run="html", on_refused="raise",
                            close_timeout=5)
     _train(model, rec, 3)
     started = time.monotonic()
@@ -231,46 +176,46 @@ def test_a_non_json_success_answer_is_raised_by_close_not_dropped(server: _Serve
     assert len(rec.live.unsent_path.read_text().splitlines()) == 3 * (3 + 4)
 
 
-def test_a_request_httpx_cannot_send_is_a_refusal_not_an_outage(server: _Server,
+def test_a_request_httpx_cannot_send_is_a_refusal_not_an_outage(recorder_server: ScriptedServer,
                                                                 tmp_path: Path) -> None:
-    sink = HttpSink(server.url, "hdr", close_timeout=5, on_refused="raise", spill=tmp_path / "unsent.jsonl")
+    sink = HttpSink(recorder_server.url, "hdr", close_timeout=5, on_refused="raise", spill=tmp_path / "unsent.jsonl")
     sink._client.headers["X-Trace"] = "a\nb"  # a header h11 will never send (LocalProtocolError)
     sink.write([Record(0, 0, 0.0, 1.0, None, ("w",), (0.5,))])
     started = time.monotonic()
     with pytest.raises(RunRefused, match="LocalProtocolError"):
         sink.close()
     assert time.monotonic() - started < 4  # not retried until close_timeout
-    assert sink.retries == 0 and server.requests == []
+    assert sink.retries == 0 and recorder_server.requests == []
     assert sink.unsent_path is not None and sink.unsent_path.read_text().count("\n") == 3
 
 
-def test_any_5xx_is_retried_as_the_readme_says(server: _Server, tmp_path: Path) -> None:
+def test_any_5xx_is_retried_as_the_readme_says(recorder_server: ScriptedServer, tmp_path: Path) -> None:
     # 520 (a CDN's "unknown error") before the run is created, as when the service restarts.
-    server.plan = [(520, b"", "text/plain"), (599, b"", "text/plain")]
+    recorder_server.plan = [(520, b"", "text/plain"), (599, b"", "text/plain")]
     model = _model()
-    rec = GradientRecorder(model, tmp_path / "run.jsonl", server=server.url, run="cdn",
+    rec = GradientRecorder(model, tmp_path / "run.jsonl", server=recorder_server.url, run="cdn",
                            close_timeout=10)
     assert rec.live is not None
     rec.live.backoff = (0.01, 0.05)
     _train(model, rec, 3)
     rec.close()
     assert rec.live.retries == 2 and rec.live.sent == 3 and rec.live.finished
-    assert server.points == 3 * (3 + 4)
+    assert recorder_server.points == 3 * (3 + 4)
 
 
 
-def test_a_retry_after_given_as_an_http_date_is_waited(server: _Server, tmp_path: Path) -> None:
+def test_a_retry_after_given_as_an_http_date_is_waited(recorder_server: ScriptedServer, tmp_path: Path) -> None:
     # RFC 9110 allows Retry-After as a date (proxies and load balancers send one); the recorder
     # read seconds only and retried a 503 after its own 10 ms backoff instead.
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
-    server.plan = [(503, b"", "text/plain", {"Retry-After": when})]
-    sink = HttpSink(server.url, "dated", close_timeout=10, backoff=(0.01, 30.0),
+    recorder_server.plan = [(503, b"", "text/plain", {"Retry-After": when})]
+    sink = HttpSink(recorder_server.url, "dated", close_timeout=10, backoff=(0.01, 30.0),
                     spill=tmp_path / "unsent.jsonl")
     sink.write([Record(0, 0, 0.0, 1.0, None, ("w",), (0.5,))])
     deadline = time.monotonic() + 8
-    while len(server.times) < 3 and time.monotonic() < deadline:  # 503, then the run, then points
+    while len(recorder_server.times) < 3 and time.monotonic() < deadline:  # 503, then the run, then points
         time.sleep(0.05)
     sink.close()
-    assert server.requests[:2] == ["/v1/runs", "/v1/runs"]
+    assert recorder_server.requests[:2] == ["/v1/runs", "/v1/runs"]
     # The date has whole seconds: 3 s ahead is waited as 2-3 s.
-    assert server.times[1] - server.times[0] >= 1.5
+    assert recorder_server.times[1] - recorder_server.times[0] >= 1.5

@@ -7,44 +7,34 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gradhealth.recorder import HttpSink, Record
-from tests.test_recorder_errsweep2 import _Server
-
-
-@pytest.fixture
-def server() -> Iterator[_Server]:
-    s = _Server()
-    yield s
-    s.http.shutdown()
-    s.http.server_close()
-
+from tests.recorder_server import ScriptedServer
 
 HELD = "283e5c4ed05541d187a3a3a08e687636"
 IN_USE = json.dumps({"type": "https://gradhealth.dev/problems/run_in_use", "title": "Conflict", "status": 409,
                      "detail": f"run {HELD} ('ddp-job') is being written by another process: use another name"}).encode()
 
 
-def _recovered(server: _Server, tmp_path: Path, caplog: pytest.LogCaptureFixture, run_id: str) -> list[str]:
+def _recovered(recorder_server: ScriptedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, run_id: str) -> list[str]:
     caplog.set_level(logging.WARNING, logger="gradhealth.recorder")
-    server.plan = [(409, IN_USE, "application/problem+json"), (409, IN_USE, "application/problem+json"),
+    recorder_server.plan = [(409, IN_USE, "application/problem+json"), (409, IN_USE, "application/problem+json"),
                    (201, json.dumps({"id": run_id}).encode(), "application/json")]
-    sink = HttpSink(server.url, "ddp-job", close_timeout=10, backoff=(0.01, 0.05), spill=tmp_path / "unsent.jsonl")
+    sink = HttpSink(recorder_server.url, "ddp-job", close_timeout=10, backoff=(0.01, 0.05), spill=tmp_path / "unsent.jsonl")
     sink.write([Record(0, 0, 0.0, 1.0, None, ("w",), (0.5,))])
     deadline = time.monotonic() + 8
-    while server.points < 1 and time.monotonic() < deadline:
+    while recorder_server.points < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     sink.close()
     return [r.getMessage() for r in caplog.records]
 
 
-def test_a_name_in_use_then_free_is_not_called_an_outage(server: _Server, tmp_path: Path,
+def test_a_name_in_use_then_free_is_not_called_an_outage(recorder_server: ScriptedServer, tmp_path: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
-    said = _recovered(server, tmp_path, caplog, "0e9b289863234cb89a7dd5697572d468")
+    said = _recovered(recorder_server, tmp_path, caplog, "0e9b289863234cb89a7dd5697572d468")
     assert any("409 run_in_use" in m for m in said)
     assert not any("answers again" in m for m in said), said
     (back,) = [m for m in said if "was in use by another process" in m]
@@ -52,20 +42,20 @@ def test_a_name_in_use_then_free_is_not_called_an_outage(server: _Server, tmp_pa
     assert "went on as a new run 0e9b289863234cb89a7dd5697572d468 of that name" in back
 
 
-def test_a_run_re_attached_after_the_lease_says_so(server: _Server, tmp_path: Path,
+def test_a_run_re_attached_after_the_lease_says_so(recorder_server: ScriptedServer, tmp_path: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    said = _recovered(server, tmp_path, caplog, HELD)
+    said = _recovered(recorder_server, tmp_path, caplog, HELD)
     (back,) = [m for m in said if "was in use by another process" in m]
     assert f"re-attached to run {HELD}" in back
 
 
-def test_a_real_outage_keeps_its_words(server: _Server, tmp_path: Path,
+def test_a_real_outage_keeps_its_words(recorder_server: ScriptedServer, tmp_path: Path,
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="gradhealth.recorder")
-    server.plan = [(503, b"", "text/plain")]
-    sink = HttpSink(server.url, "r", close_timeout=10, backoff=(0.01, 0.05), spill=tmp_path / "unsent.jsonl")
+    recorder_server.plan = [(503, b"", "text/plain")]
+    sink = HttpSink(recorder_server.url, "r", close_timeout=10, backoff=(0.01, 0.05), spill=tmp_path / "unsent.jsonl")
     sink.write([Record(0, 0, 0.0, 1.0, None, ("w",), (0.5,))])
     sink.close()
     said = [r.getMessage() for r in caplog.records]
-    assert any(f"{server.url} answers again after" in m for m in said), said
+    assert any(f"{recorder_server.url} answers again after" in m for m in said), said
     assert not any("in use" in m for m in said)
