@@ -110,7 +110,7 @@ def role_of(module: nn.Module) -> Role:
     if isinstance(own, Role):
         return own
     if isinstance(module, UnrolledRNN):
-        return Role("weight", module.kind, "relu" if module.nonlinearity == "relu" else "tanh")
+        return Role("weight", module.kind, module.nonlinearity)
     if isinstance(module, nn.RNNCellBase):  # one step, a forward's own loop calling it per step
         relu = getattr(module, "nonlinearity", "tanh") == "relu"
         return Role("weight", CELL_TYPES.get(type(module), "rnn"), "relu" if relu else "tanh")
@@ -248,7 +248,9 @@ class UnrolledRNN(RecurrentStandIn):
         self.proj = int(getattr(rnn, "proj_size", 0))
         self.kind = RNN_TYPES[type(rnn)]
         self.directions = 2 if rnn.bidirectional else 1
-        self.nonlinearity = getattr(rnn, "nonlinearity", "tanh")
+        # the cell's activation: an RNN's nonlinearity, else what cells.mark set (Keras' relu LSTM)
+        self.nonlinearity = (getattr(rnn, "nonlinearity", "tanh") if isinstance(rnn, nn.RNN)
+                             else cell_of(rnn)[2])
         self.steps: dict[int, list[torch.Tensor]] = {}
         self.probing = False
 

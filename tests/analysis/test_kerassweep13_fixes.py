@@ -204,6 +204,11 @@ def test_a_relu_lstm_stack_is_checked_not_refused(tmp_path: Path) -> None:
     path = _keras_file(tmp_path, _sequential([8, 2], *layers, _layer("Dense", "out", units=1)))
     doc = check_keras(path, seeds=1, batch_size=8, verify=False)
     assert {"lstm_0", "lstm_1", "lstm_2"} <= {u.name for u in doc.layers}
+    # the layer table names the cell's activation, and no tanh saturation (|h| near 1) is read
+    # from a relu cell's unbounded h_t
+    cells = [u for u in doc.layers if u.name.startswith("lstm_")]
+    assert [u.activation for u in cells] == ["relu"] * 3
+    assert all(u.saturated_fraction is None for u in cells)
 
 
 def test_the_cells_take_the_activation_and_torchs_own_cell_stays_fused() -> None:
