@@ -186,6 +186,10 @@ def note_words(finding: Finding) -> str:
     if value is None or not math.isfinite(value) or not metric:
         return finding.code
     shown = NOTE_FIGURES.get(metric, metric + " {v}").format(v=f"{value:.2g}")
+    # why a figure past its warning bar is only a note (modsweep39: "growth 2.1e+02x" beside
+    # "healthy" with the reason in the evidence alone)
+    if (finding.evidence.model_extra or {}).get("absorbed_by_normalisation"):
+        shown += ", absorbed by normalisation"
     return f"{finding.code} {shown}"
 
 

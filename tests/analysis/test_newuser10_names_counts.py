@@ -130,3 +130,15 @@ def test_a_squash_called_in_forward_names_the_layer_and_the_return_to_write() ->
     assert f.summary.startswith("fc (Linear 64\u21921)'s outputs go through a sigmoid under mse")
     r = next(r for r in f.remedies if r.id == "output_activation")
     assert r.snippet.startswith("return self.fc(x)  # in forward, not torch.sigmoid(...)")
+
+
+def test_a_growth_note_says_the_normalisation_absorbs_it() -> None:
+    # modsweep39 u03: a plain BN-ReLU stack's backward growth (about 1.2x a layer, Yang et al. 2019)
+    # past its warning bar is a note; the summary said "growth 2.1e+02x" beside "healthy" and no why
+    spec = {"input": {"shape": [64]}, "batch_size": 64, "seeds": 1, "layers": [
+        {"type": "linear", "out_features": 64, "init": "kaiming_normal", "norm": "batchnorm", "activation": "relu",
+         "repeat": 30}, {"type": "linear", "out_features": 10}]}
+    doc = check_architecture(spec, verify=False)
+    note = next(f for f in doc.findings if f.code == "exploding_gradient")
+    assert doc.status == "healthy" and note.severity == "info" and note.evidence.value > 100
+    assert f"exploding_gradient growth {note.evidence.value:.2g}x, absorbed by normalisation)" in doc.summary
