@@ -360,7 +360,13 @@ def cmd_check_document(args: argparse.Namespace) -> int:
         doc = load_document(args.spec, where=args.spec)
     except GradHealthError as exc:
         return _invalid(args, exc)
-    ctx = ReportContext(source=doc.log.source if doc.log is not None else None,
+    from gradhealth.cli_report import repo_relative
+
+    # the reports name the document as the input (a JUnit suite, a heading: newuser12 #5: every
+    # check_module document was "Sequential"); a log's findings stay on the log it read, an
+    # architecture's (no file of its own to point at) on the document, so code scanning can anchor them
+    document = repo_relative(Path(args.spec))
+    ctx = ReportContext(source=doc.log.source if doc.log is not None else document, document=document,
                         kind="logs" if doc.kind == "logs" else None, layers=args.layers,
                         fail_on=getattr(args, "fail_on_given", None))
     return _emit(args, doc, ctx)

@@ -191,6 +191,10 @@ def add_report_options(check: argparse.ArgumentParser) -> None:
     check.add_argument("--step-summary", action=argparse.BooleanOptionalAction, default=None,
                        help="append the Markdown report to $GITHUB_STEP_SUMMARY (default: when it is "
                             "set and --format is github or $GITHUB_ACTIONS is true)")
+    check.add_argument("--no-timings", action="store_true", default=False,
+                       help="leave the read and simulation times out of the text and HTML reports and "
+                            "write them as 0 in the JSON document (duration_s), so that two runs of the "
+                            "same input give byte-identical reports (diff-based CI)")
     check.add_argument("--baseline", metavar="PREVIOUS.json",
                        help="compare with an earlier diagnosis document: findings new, gone or worse")
     check.add_argument("--baseline-decades", type=finite_at_least_zero("--baseline-decades"), default=DEFAULT_DECADES, metavar="N",
@@ -248,7 +252,10 @@ def report_context(args: argparse.Namespace, *, kind: str, text: str | None = No
 
         name = args.spec.removeprefix("example:")
         text = (resources.files("gradhealth") / "examples" / f"{name}.yaml").read_text()
-    return ReportContext(source=source, text=text if kind == "spec" else None,
+    word = None
+    if kind == "model" and path is not None:
+        word = "ONNX" if path.suffix.lower() == ".onnx" else "Keras"
+    return ReportContext(source=source, text=text if kind == "spec" else None, kind_word=word,
                          path=path if kind == "logs" and member is None else None,
                          kind="logs" if kind == "logs" else None, layers=args.layers,
                          member=member, fail_on=getattr(args, "fail_on_given", None))
@@ -573,6 +580,8 @@ def emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext,
         doc = doc.model_copy(update={"baseline": compare(
             doc, args.baseline_doc, decades=args.baseline_decades,
             fraction_step=args.baseline_fraction, source=args.baseline)})
+    if getattr(args, "no_timings", False):
+        doc, ctx = without_timings(doc, ctx)
     main_file = next((path for fmt, path in args.output if fmt is None), None)
     collected = getattr(args, "github_collect", None)
     if collected is not None and args.format == "github" and not main_file:
@@ -594,6 +603,20 @@ def emit(args: argparse.Namespace, doc: Diagnosis, ctx: ReportContext,
             raise ReportWriteError(f"cannot write the report to $GITHUB_STEP_SUMMARY ({summary}): "
                                    f"{exc.strerror or exc}") from None
     return doc
+
+
+def without_timings(doc: Diagnosis, ctx: ReportContext) -> tuple[Diagnosis, ReportContext]:
+    """``--no-timings``: ``doc`` with its wall times (``simulation.duration_s``, ``log.duration_s``)
+    written as 0, the only figures two runs of one input do not share, and ``ctx`` telling the
+    text and HTML reports to leave them out. The fields stay (the document's schema keeps them)."""
+    import dataclasses
+
+    update: dict[str, Any] = {}
+    if doc.simulation is not None:
+        update["simulation"] = doc.simulation.model_copy(update={"duration_s": 0.0})
+    if doc.log is not None:
+        update["log"] = doc.log.model_copy(update={"duration_s": 0.0})
+    return doc.model_copy(update=update), dataclasses.replace(ctx, timings=False)
 
 
 def run_inputs(args: argparse.Namespace, check_one: Callable[[argparse.Namespace], int],

@@ -11,6 +11,7 @@ import pytest
 
 import gradhealth
 from gradhealth.cli import main
+from gradhealth.cli_report import repo_relative
 from gradhealth.errors import ArgumentError, InputFormatError
 from gradhealth.report import FORMATS, ReportContext
 
@@ -42,8 +43,10 @@ def test_check_renders_a_saved_document_in_every_format(saved: Path, log_doc: gr
     assert main(["check", str(saved), "--format", fmt, "--fail-on", "never"]) == 0
     out = capsys.readouterr()
     assert "invalid architecture spec" not in out.err and out.err == ""
+    # named by the document's own path, the log's file beside it (newuser12 #5)
     expected = FORMATS[fmt].render(log_doc, ReportContext(source=log_doc.log.source if log_doc.log else None,
-                                                          kind="logs", fail_on="never"))
+                                                          document=repo_relative(saved), kind="logs",
+                                                          fail_on="never"))
     assert out.out.rstrip("\n") == expected.rstrip("\n")
     if fmt == "json":
         assert json.loads(out.out) == json.loads(log_doc.model_dump_json())
@@ -90,5 +93,7 @@ def test_an_architecture_document_is_rendered_not_read_as_a_spec(checked, tmp_pa
     path.write_text(doc.model_dump_json())
     assert main(["check", str(path), "--format", "markdown"]) == 1
     out = capsys.readouterr()
-    assert out.err == "" and out.out.rstrip("\n") == gradhealth.render(doc, "markdown").rstrip("\n")
+    # the document is the input its reports name (newuser12 #5)
+    expected = gradhealth.render(doc, "markdown", source=repo_relative(path))
+    assert out.err == "" and out.out.rstrip("\n") == expected.rstrip("\n")
     assert "vanishing_gradient" in out.out

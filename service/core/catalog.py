@@ -161,6 +161,22 @@ FINDINGS: dict[str, Entry] = {
         "The run is too short (or logs no loss or gradient norm) to judge; nothing else is claimed."),
 }
 
+#: Titles of the cases one finding code covers, by the case (its evidence's metric, or a finer name
+#: :func:`gradhealth.report.context.finding_title` gives it): the code's own title above is the
+#: code's as a whole (a SARIF rule's), and a report titles each finding by its own case (newuser12
+#: #6: a sigmoid under mse was titled "Loss takes probabilities the output does not give").
+CASE_TITLES: dict[str, dict[str, str]] = {
+    "output_loss_mismatch": {
+        "silent_sample_fraction": "Loss takes probabilities the output does not give",
+        "no_output_gradient": "No gradient reaches the output",
+        "unreachable_loss_fraction": "Output activation applied twice: the loss applies its own again",
+        "unreachable_target_fraction": "Output activation's range cannot reach the targets",
+        "clipped_logits": "ReLU output clips the logits the loss needs below 0",
+        "clipped_regression_output": "ReLU output cannot predict below 0 and passes no gradient there",
+        "output_activation": "Output ends in an activation the loss may apply again",
+    },
+}
+
 REMEDIES: dict[str, Entry] = {
     "he_init": Entry("He (Kaiming) initialisation",
                      "Var(W) = 2/fan_in keeps the signal's scale through ReLU-family layers (He et al. 2015)."),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from gradhealth.core.document import Diagnosis
 from gradhealth.report.codeclimate import render_codeclimate
-from gradhealth.report.context import ReportContext
+from gradhealth.report.context import ReportContext, input_label
 from gradhealth.report.github import github_commands, render_github, write_step_summary
 from gradhealth.report.html import render_html
 from gradhealth.report.junit import render_junit
@@ -51,7 +51,8 @@ class Format:
 
 
 def _text(doc: Diagnosis, ctx: ReportContext) -> str:
-    return render_text(doc, layers=ctx.layers, source=ctx.source)
+    return render_text(doc, layers=ctx.layers, source=ctx.source,
+                       heading=input_label(doc, ctx, prefer_name=True), timings=ctx.timings)
 
 
 def _json(doc: Diagnosis, ctx: ReportContext) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 from gradhealth.core.document import Diagnosis
 from gradhealth.report.context import (
     ReportContext,
+    finding_title,
     locate_findings,
     remedy_label,
-    title,
     top_remedy,
 )
 
@@ -47,7 +47,7 @@ def codeclimate_issues(doc: Diagnosis, ctx: ReportContext) -> list[dict[str, Any
             "type": "issue",
             "check_name": f.code,
             "description": description,
-            "content": {"body": f"**{title(f.code)}**\n\n{f.explanation}"},
+            "content": {"body": f"**{finding_title(f)}**\n\n{f.explanation}"},
             "categories": ["Bug Risk"],
             "severity": SEVERITY[f.severity],
             "fingerprint": fingerprint,

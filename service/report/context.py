@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from gradhealth.core.catalog import FINDINGS
+from gradhealth.core.catalog import CASE_TITLES, FINDINGS
 from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding, Remedy, Verified
 from gradhealth.report import locate as _locate
 
@@ -87,6 +87,15 @@ class ReportContext:
     #: ``--fail-on`` when given: the findings JUnit fails, as the exit code does; None: every
     #: warning and error finding fails (a report rendered without a bar, as the API's)
     fail_on: str | None = None
+    #: the saved diagnosis document the report was rendered from (``gradhealth check doc.json``), as
+    #: the repository names it: the reports name it as the input (newuser12 #5)
+    document: str | None = None
+    #: False (``--no-timings``): the text and HTML reports leave the read and simulation times out,
+    #: so that two runs of one input give byte-identical reports
+    timings: bool = True
+    #: the input's kind in words where the check knew it (``Keras`` for a Keras config ``.json``);
+    #: None: :func:`input_kind_word` tells it from the source's suffix and the document's layers
+    kind_word: str | None = None
 
     def check_kind(self, doc: Diagnosis) -> CheckKind:
         """``logs``, ``model`` (an ONNX/Keras/... file) or ``spec``."""
@@ -97,6 +106,58 @@ class ReportContext:
         if self.source and PurePosixPath(self.source).suffix.lower() in MODEL_SUFFIXES:
             return "model"
         return "spec"
+
+
+#: What each kind of input is called beside its path (a JUnit suite, a report's heading).
+KIND_WORDS = ("spec", "module", "log", "ONNX", "Keras")
+_KERAS_SUFFIXES = (".keras", ".h5")
+
+
+def input_kind_word(doc: Diagnosis, ctx: ReportContext) -> str:
+    """What the checked input was, in one word of :data:`KIND_WORDS`: ``log`` for a log check;
+    ``ONNX`` or ``Keras`` for a model file (by its suffix, else by the layers' pointers an ONNX
+    graph's nodes give); ``module`` for a live ``check_module`` (its layers are ``module:`` paths);
+    else ``spec``. A saved document says it by its layers, whatever its own file is called."""
+    if doc.kind == "logs":
+        return "log"
+    if ctx.kind_word is not None:
+        return ctx.kind_word
+    suffix = PurePosixPath(ctx.source).suffix.lower() if ctx.source and not ctx.document else ""
+    if suffix == ".onnx":
+        return "ONNX"
+    if suffix in _KERAS_SUFFIXES:
+        return "Keras"
+    pointers = [layer.pointer for layer in doc.layers]
+    if any(p.startswith("node:") for p in pointers):
+        return "ONNX"
+    if any(p.startswith("module:") for p in pointers):
+        return "module"
+    return "spec"
+
+
+def input_path(doc: Diagnosis, ctx: ReportContext) -> str | None:
+    """The file the report is about, as the repository names it: the saved document it was
+    rendered from, else the checked input."""
+    return ctx.document or ctx.source
+
+
+def input_label(doc: Diagnosis, ctx: ReportContext, *, prefer_name: bool = False, word: bool = True) -> str:
+    """The input's path, with the document's own name beside it where that says more (the model's
+    class, ``runs/tab/check_module.json (module Sequential)``; the log's file inside a saved
+    document); without a path, the name, else the kind. ``prefer_name``: a spec's own ``name`` comes
+    first (the text, Markdown and HTML headings), as the spec's author chose it; a model's class
+    name or a log's file name never does, since several inputs share them. ``word=False``: the
+    name alone in the brackets, where the kind is said already (a JUnit suite's)."""
+    path = input_path(doc, ctx)
+    kind = input_kind_word(doc, ctx)
+    if prefer_name and kind == "spec" and doc.name:
+        return doc.name
+    if path is None:
+        return doc.name or doc.kind
+    name = doc.name
+    if not name or name == path or path.endswith("/" + name) or (kind == "spec" and not prefer_name and not ctx.document):
+        return path
+    return f"{path} ({kind} {name})" if word else f"{path} ({name})"
 
 
 # Control characters (C0, DEL, C1) and Unicode's own line and paragraph separators: a user string
@@ -145,6 +206,27 @@ def title(code: str) -> str:
     """The catalog's title for ``code`` (the code itself if the catalog does not know it)."""
     entry = FINDINGS.get(code)
     return entry.title if entry else code
+
+
+def _case_of(f: Finding) -> str | None:
+    """The case of ``f`` that :data:`~gradhealth.core.catalog.CASE_TITLES` titles: its evidence's
+    metric, made finer where one metric covers two cases (a ReLU output's clip under a loss on
+    logits or a regression loss; the silent share of a batch that is all of it, no gradient at all)."""
+    metric = f.evidence.metric
+    extra = f.evidence.model_extra or {}
+    if metric == "silent_sample_fraction" and extra.get("output_grad_norm") == 0.0:
+        return "no_output_gradient"
+    if metric == "clipped_output_fraction":
+        return "clipped_logits" if extra.get("from_logits") else "clipped_regression_output"
+    return metric
+
+
+def finding_title(f: Finding) -> str:
+    """The title of one finding: its case's (:data:`~gradhealth.core.catalog.CASE_TITLES`) where
+    the code covers several, so that it fits the finding (a sigmoid under mse is no loss taking
+    probabilities), else the code's own (:func:`title`)."""
+    case = _case_of(f)
+    return CASE_TITLES.get(f.code, {}).get(case or "", None) or title(f.code)
 
 
 def baseline_changes(doc: Diagnosis) -> list[str | None]:

@@ -20,10 +20,10 @@ from gradhealth.report.context import (
     annotation_severity,
     baseline_changes,
     by_severity,
+    finding_title,
     locate_findings,
     passes_as_unchanged,
     remedy_label,
-    title,
     top_remedy,
     verified_text,
 )
@@ -136,7 +136,7 @@ def github_commands_for(reports: list[tuple[Diagnosis, ReportContext]]) -> list[
                 endLine=w.end_line,
                 col=w.column,
                 endColumn=w.end_column if w.line == w.end_line else None,
-                title=f"{f.code}: {title(f.code)}",
+                title=f"{f.code}: {finding_title(f)}",
             )
         )
     hidden = len(ordered) - len(shown)

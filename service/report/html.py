@@ -28,10 +28,11 @@ from gradhealth.report import svg
 from gradhealth.report.context import (
     ReportContext,
     by_severity,
+    finding_title,
+    input_label,
     locate_findings,
     num,
     one_line,
-    title,
     verified_text,
 )
 
@@ -134,7 +135,7 @@ def _finding_card(i: int, f: Finding, where: str, doc: Diagnosis) -> list[str]:
     parts = [
         f'<article class="finding sev-{_e(f.severity)}" id="finding-{i}">',
         f'<h3><span class="badge {_e(f.severity)}">{_e(f.severity)}</span> '
-        f"<code>{_e(f.code)}</code> {_e(title(f.code))}</h3>",
+        f"<code>{_e(f.code)}</code> {_e(finding_title(f))}</h3>",
         f"<p><strong>{_e(f.summary)}</strong></p>",
         f"<p>{_e(f.explanation)}</p>",
     ]
@@ -491,7 +492,7 @@ def _table(head: list[str], rows: Iterable[list[str]], *, numeric_from: int = 1,
     return out
 
 
-def _tables(doc: Diagnosis) -> list[str]:
+def _tables(doc: Diagnosis, *, timings: bool = True) -> list[str]:
     parts: list[str] = []
     named = named_layers(doc)
     if doc.layers:
@@ -533,14 +534,15 @@ def _tables(doc: Diagnosis) -> list[str]:
     if doc.simulation is not None:
         sim = doc.simulation
         parts.append(f'<p class="muted">Simulated with {sim.seeds} seed(s), batch {sim.batch_size}, '
-                     f"{_e(sim.device)} {_e(sim.precision)}, {sim.parameters:,} parameters, "
-                     f"{sim.duration_s:.3g} s; {sim.remedies_simulated} remedies re-simulated.</p>")
+                     f"{_e(sim.device)} {_e(sim.precision)}, {sim.parameters:,} parameters"
+                     + (f", {sim.duration_s:.3g} s; " if timings else "; ")
+                     + f"{sim.remedies_simulated} remedies re-simulated.</p>")
         for n in sim.notes:
             parts.append(f'<p class="muted">Note: {_e(n)}</p>')
     if doc.log is not None:
         log = doc.log
         parts.append(f'<p class="muted">Read {log.points:,} points in {log.series} series '
-                     f"({_e(log.format)}) in {log.duration_s:.3g} s.</p>")
+                     f"({_e(log.format)})" + (f" in {log.duration_s:.3g} s" if timings else "") + ".</p>")
         for w in log.warnings:
             parts.append(f'<p class="warning">{_e(w)}</p>')
     return parts
@@ -592,7 +594,7 @@ def charts(doc: Diagnosis) -> list[str]:
 
 def render_html(doc: Diagnosis, ctx: ReportContext) -> str:
     """The HTML page."""
-    name = doc.name or ctx.source or doc.kind
+    name = input_label(doc, ctx, prefer_name=True)
     places = dict(zip(map(id, doc.findings), locate_findings(doc, ctx), strict=True))
     ordered = by_severity(doc.findings)
     parts = [
@@ -633,6 +635,6 @@ def render_html(doc: Diagnosis, ctx: ReportContext) -> str:
     parts += drawn or ['<p class="muted">Nothing to chart in this document.</p>']
     parts.append("</section>")
     parts.append('<section id="tables"><h2>Tables</h2>')
-    parts += _tables(doc)
+    parts += _tables(doc, timings=ctx.timings)
     parts += ["</section>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"

@@ -22,6 +22,9 @@ from gradhealth.report.context import (
     Where,
     baseline_changes,
     evaluated_codes,
+    input_kind_word,
+    input_label,
+    input_path,
     locate_findings,
     num,
     one_line,
@@ -114,7 +117,9 @@ def failing(doc: Diagnosis, fail_on: str | None) -> list[bool]:
 def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
     """JUnit XML text (UTF-8, with declaration). A finding below ``ctx.fail_on`` (the bar the
     exit code follows) is a passed case with the finding in its ``system-out``."""
-    classname = ctx.source or doc.name or doc.kind
+    # the input's path (the saved document's, for one rendered again), never only a model's class
+    # name, which several inputs share (newuser12 #5)
+    classname = input_path(doc, ctx) or doc.name or doc.kind
     places = locate_findings(doc, ctx)
     fails = failing(doc, ctx.fail_on)
     by_code: dict[str, list[tuple[Finding, Where, bool, str | None]]] = {}
@@ -141,7 +146,7 @@ def render_junit(doc: Diagnosis, ctx: ReportContext) -> str:
     suite = ET.SubElement(
         root,
         "testsuite",
-        {"name": f"gradhealth {ctx.check_kind(doc)}: {classname}", **counts, "skipped": "0"},
+        {"name": f"gradhealth {input_kind_word(doc, ctx)}: {input_label(doc, ctx, word=False)}", **counts, "skipped": "0"},
     )
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="status", value=doc.status)

@@ -18,13 +18,14 @@ from gradhealth.report.context import (
     Where,
     annotation_severity,
     baseline_changes,
+    finding_title,
+    input_label,
     locate_findings,
     md_code,
     md_text,
     num,
     one_line,
     passes_as_unchanged,
-    title,
     top_remedy,
     verified_text,
 )
@@ -89,7 +90,7 @@ def gradient_chart(layers: list[LayerReport]) -> str | None:
 
 def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
     """The Markdown report."""
-    name = doc.name or ctx.source or doc.kind
+    name = input_label(doc, ctx, prefer_name=True)
     out = [
         f"## {STATUS_MARK[doc.status]} Gradient Health: {md_text(name)}: **{doc.status}**",
         "",
@@ -114,7 +115,7 @@ def render_markdown(doc: Diagnosis, ctx: ReportContext) -> str:
         out += ["", "### Remedies"]
         for f in doc.findings:
             best = top_remedy(f)
-            out += ["", f"#### `{f.code}`: {title(f.code)}", ""]
+            out += ["", f"#### `{f.code}`: {finding_title(f)}", ""]
             if best is None:
                 out.append("No remedy proposed: " + md_text(f.explanation))
                 continue

@@ -46,15 +46,19 @@ def _remedy_body(r: Remedy, indent: str = "       ") -> list[str]:
     return out
 
 
-def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = None) -> str:
+def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = None,
+                heading: str | None = None, timings: bool = True) -> str:
     """A readable report: status, findings with evidence and ranked remedies, theory. Its header
     names the document (``doc.name``), else the checked input (``source``, the path as the reports
-    give it), so several unnamed specs checked at once stay apart (newuser6)."""
-    lines = [f"{doc.name or source or doc.kind}: {doc.status.upper()}", f"  {doc.summary}"]
+    give it), so several unnamed specs checked at once stay apart (newuser6); ``heading`` overrules
+    both (the CLI's input label, :func:`gradhealth.report.context.input_label`). ``timings=False``
+    (``--no-timings``) leaves the simulation and read times out, so two runs give the same bytes."""
+    lines = [f"{heading or doc.name or source or doc.kind}: {doc.status.upper()}", f"  {doc.summary}"]
     if doc.simulation:
         s = doc.simulation
         lines.append(f"  simulated {s.seeds} seed(s) x batch {s.batch_size} on {s.device} in {s.precision}; "
-                     f"{s.parameters:,} parameters; {s.remedies_simulated} remedy simulation(s); {s.duration_s:.2f}s")
+                     f"{s.parameters:,} parameters; {s.remedies_simulated} remedy simulation(s)"
+                     + (f"; {s.duration_s:.2f}s" if timings else ""))
         if s.loss is not None:
             trained = ("optimizer " + ", ".join(f"{v}" if k == "type" else f"{k} {v}" for k, v in s.optimizer.items())
                        if s.optimizer else
@@ -63,8 +67,8 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
             lines.append(f"  loss {s.loss}; {trained}")
         lines += [f"  note: {n}" for n in s.notes]
     if doc.log:
-        lines.append(f"  read {doc.log.series} series, {doc.log.points:,} points ({doc.log.format}) in "
-                     f"{doc.log.duration_s:.2f}s")
+        lines.append(f"  read {doc.log.series} series, {doc.log.points:,} points ({doc.log.format})"
+                     + (f" in {doc.log.duration_s:.2f}s" if timings else ""))
         lines += [f"  note: {w}" for w in doc.log.warnings[:5]]
     for f in doc.findings:
         lines += ["", f"[{_MARK[f.severity]}] {f.code} ({f.severity}): {f.summary}", f"    why: {f.explanation}"]
