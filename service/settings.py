@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     workers: int | None = Field(None, ge=0, description="worker processes; default one per GPU, or one; 0: none")
     lease_s: float = Field(15.0, gt=0, description="a job's lease; a worker silent this long is presumed dead")
     job_time_limit_s: float = Field(600.0, gt=0, description="a job running longer is failed")
+    job_cancel_grace_s: float = Field(
+        5.0, gt=0, description="a running job asked to stop (DELETE /v1/jobs/{id}) that has not stopped by "
+                               "itself this many seconds later has its worker process killed and replaced "
+                               "by the supervisor, and ends cancelled")
     max_attempts: int = Field(3, ge=1, description="attempts before a job whose worker keeps dying is failed")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body limit (413 above)")
     max_upload_bytes: int = Field(512 * 2**20, ge=1024,

@@ -59,6 +59,15 @@ def run_model(request: Any, progress: Progress, settings: Settings) -> dict[str,
     """The check of an uploaded ONNX model (``request``: path, original filename and the options
     the API checked: loss, weights, batch_size, seeds, verify, input_shapes, optimizer, target_range, input_range). On the worker's GPU
     when it has one."""
+    from gradhealth.core.ticks import ticking
+
+    # the importers' loops over nodes tick (gradhealth.core.ticks): a cancellation is met while the
+    # file is read and converted too, before the simulation's own reports begin
+    with ticking(progress, 0.0, "reading the model") as follow:
+        return _run_model(request, follow or progress, settings)
+
+
+def _run_model(request: Any, progress: Progress, settings: Settings) -> dict[str, Any]:
     from pathlib import Path
 
     from gradhealth.library import check_onnx

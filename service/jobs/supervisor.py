@@ -4,7 +4,10 @@ CUDA at all).
 
 Every second the supervisor restarts a worker that died (releasing its job at once, so another
 attempt starts without waiting for the lease to run out) and kills a worker whose job is past its
-time limit plus a grace period, failing that job with a clear reason.
+time limit plus a grace period, failing that job with a clear reason. Likewise a worker whose job
+was asked to stop (``DELETE /v1/jobs/{id}``) and still runs ``settings.job_cancel_grace_s`` after
+the supervisor saw the request: it is killed, the job ends ``cancelled`` and a fresh worker starts,
+so a cancellation takes effect even where the job never reaches its progress callback.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class _Slot:
     recent: list[float] | None = None  # monotonic times of recent restarts
     recycled: int = 0  # planned replacements after worker_max_jobs jobs
     started: float = 0.0  # monotonic time the current process was spawned
+    cancel_kills: int = 0  # workers stopped because their cancelled job ran past the grace period
 
 
 class Supervisor:
@@ -71,6 +75,8 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self._engine = make_engine(database_url)
         self._factory = make_sessionmaker(self._engine)
+        #: job id -> monotonic time this supervisor first saw its cancel request (while it runs)
+        self._cancel_seen: dict[str, float] = {}
 
     def _spawn(self, slot: _Slot) -> None:
         slot.worker_id = f"{socket.gethostname()}:w{slot.index}:{uuid.uuid4().hex[:8]}"
@@ -121,7 +127,9 @@ class Supervisor:
                 log.exception("supervisor check failed")
 
     def check_once(self) -> None:
-        """Restart dead workers; stop workers whose job overran its time limit."""
+        """Restart dead workers; stop workers whose job overran its time limit, or was cancelled
+        and still runs past the cancellation's grace period."""
+        running: set[str] = set()
         for slot in self.slots:
             if self._stop.is_set():
                 return
@@ -143,7 +151,9 @@ class Supervisor:
                 else:
                     self._restarted(slot)
                 continue
-            overdue = self._overdue(slot.worker_id)
+            rows = self._held(slot.worker_id)
+            running.update(row.id for row in rows)
+            overdue = self._overdue(rows)
             if overdue is not None:
                 job_id, limit, kind = overdue
                 log.warning("job %s is past its %.0f s limit; stopping worker %s", job_id, limit, slot.worker_id)
@@ -153,16 +163,49 @@ class Supervisor:
                     store.finish(session, job_id=job_id, worker_id=slot.worker_id, status="failed",
                                  error=store.time_limit_problem(kind, limit))
                 self._restarted(slot)
+                continue
+            ignored = self._cancel_ignored(rows)
+            if ignored is not None:
+                log.warning("job %s was asked to stop and still runs %.1f s later; stopping worker %s",
+                            ignored, self.settings.job_cancel_grace_s, slot.worker_id)
+                slot.process.kill()
+                slot.process.join(10)
+                self._cancel_seen.pop(ignored, None)
+                with self._factory() as session:
+                    store.finish(session, job_id=ignored, worker_id=slot.worker_id, status="cancelled")
+                    # anything else the killed worker held (a job it claimed meanwhile) is requeued now
+                    store.release_worker(session, slot.worker_id)
+                    wakeup.announce(session, wakeup.ANY, wakeup.QUEUED)
+                # a replacement the user asked for, not a crash: not counted towards a crash loop
+                slot.cancel_kills += 1
+                self._spawn(slot)
+        for job_id in [j for j in self._cancel_seen if j not in running]:
+            del self._cancel_seen[job_id]  # it stopped by itself (or is another host's now)
 
-    def _overdue(self, worker_id: str) -> tuple[str, float, str] | None:
-        now = store.utcnow()
+    def _held(self, worker_id: str) -> list[Any]:
+        """The running jobs whose lease ``worker_id`` holds (one at most, as a rule)."""
         with self._factory() as session:
-            rows = session.execute(select(JobRow.id, JobRow.started_at, JobRow.time_limit_s, JobRow.kind).where(
-                JobRow.status == "running", JobRow.lease_owner == worker_id)).all()
+            return list(session.execute(select(
+                JobRow.id, JobRow.started_at, JobRow.time_limit_s, JobRow.kind, JobRow.cancel_requested).where(
+                JobRow.status == "running", JobRow.lease_owner == worker_id)).all())
+
+    def _overdue(self, rows: list[Any]) -> tuple[str, float, str] | None:
+        now = store.utcnow()
         for row in rows:
             if row.started_at is not None and now > store.as_utc(row.started_at) + timedelta(
                     seconds=row.time_limit_s + self.grace_s):
                 return row.id, row.time_limit_s, row.kind
+        return None
+
+    def _cancel_ignored(self, rows: list[Any]) -> str | None:
+        """The id of a job among ``rows`` asked to stop at least ``job_cancel_grace_s`` ago (as
+        this supervisor first saw the request) and still running, else None."""
+        now = time.monotonic()
+        for row in rows:
+            if row.cancel_requested:
+                seen = self._cancel_seen.setdefault(row.id, now)
+                if now - seen >= self.settings.job_cancel_grace_s:
+                    return str(row.id)
         return None
 
     def stop(self, timeout: float = 10.0) -> None:

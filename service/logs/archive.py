@@ -23,6 +23,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
+from gradhealth.core.ticks import tick
 from gradhealth.core.zipmembers import READ_ERRORS, ZipMemberError, encrypted, open_member
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
@@ -176,6 +177,7 @@ def _copy(src: IO[bytes], target: Path, budget: _Budget, declared: int | None, d
     written = 0
     with target.open("wb") as out:
         while True:
+            tick()  # a large member's extraction: a cancelled job stops here
             chunk = src.read(_CHUNK)
             if not chunk:
                 break

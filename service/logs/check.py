@@ -23,6 +23,7 @@ from gradhealth.core.document import (
     status_of,
 )
 from gradhealth.core.rules import Detector, worst_first
+from gradhealth.core.ticks import tick, ticking
 from gradhealth.logs.detectors import DETECTORS
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, RunLog, Series
@@ -269,6 +270,7 @@ def _guarded(detect: Detector, part: RunLog, thresholds: LogThresholds, run: Run
     """``detect``'s findings on ``part``; a detector that fails is logged and named in a note on
     ``run``, and the others' findings stand (one rule's bug must not fail every append of a live
     run). ``GRADHEALTH_STRICT=1`` (the test suite sets it) re-raises instead."""
+    tick()  # between rules: a cancelled job stops before the next one
     try:
         return detect(part, thresholds)
     except Exception as exc:  # noqa: BLE001 - reported in the document, and raised in strict mode
@@ -298,8 +300,14 @@ def run_log_check(path: Path, *, format: str | None = None, thresholds: LogThres
     started = time.perf_counter()
     report = progress or (lambda fraction, stage: None)
     report(0.05, "reading the log")
-    run = read_log(Path(path), format=format, limits=limits or ReadLimits())
-    report(0.7, f"read {len(run.series)} series; diagnosing")
-    doc = diagnose(run, thresholds, started=started)
+    # the readers' loops over lines, records and points, and the gaps between rules, report too
+    # (at most every ticks.TICK_S): a cancellation or time limit is met within a fraction of a
+    # second of work, not only at these three stages
+    with ticking(progress, 0.05, "reading the log"):
+        run = read_log(Path(path), format=format, limits=limits or ReadLimits())
+    stage = f"read {len(run.series)} series; diagnosing"
+    report(0.7, stage)
+    with ticking(progress, 0.7, stage):
+        doc = diagnose(run, thresholds, started=started)
     report(1.0, "done")
     return doc

@@ -43,6 +43,7 @@ from gradhealth.analysis.importers.onnx_static import (
     read_header,
 )
 from gradhealth.analysis.plan import Limits
+from gradhealth.core.ticks import tick
 
 #: ONNX element types we read, to numpy (float16 and bfloat16 are read via onnx.numpy_helper).
 _INT_TYPES = {6: torch.int32, 7: torch.int64, 9: torch.bool, 2: torch.uint8, 3: torch.int8}
@@ -2233,6 +2234,7 @@ def _fold_constants(nodes: list[Node], static: dict[str, np.ndarray],
     out: list[Node] = []
     folded: set[str] = set()
     for n in nodes:
+        tick()  # a cancelled job stops here (gradhealth.core.ticks)
         ins = [i for i in n.inputs if i]
         if (n.op not in _FOLDABLE or len(n.outputs) != 1 or n.outputs[0] in keep or not ins
                 or not all(i in static for i in ins)):
@@ -2338,6 +2340,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     names: list[tuple[str, str]] = []
     used: dict[str, int] = {}
     for node in nodes:
+        tick()
         try:
             ops.append(OPS[node.op](node, ctx))
         except (Unsupported, KeyError, ValueError, IndexError, TypeError) as exc:

@@ -71,6 +71,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gradhealth.core import ticks
+from gradhealth.core.ticks import tick
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers import shapes
 from gradhealth.logs.readers.registry import ReadLimits
@@ -370,6 +372,8 @@ def _counted_to_its_total(path: Path, limits: ReadLimits, start: int) -> bool:
     they count out of (``Epoch 5/5``, ``iter: 1000/1000``): a run that ran to its end."""
     with open_log(path, limits) as f:
         for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
+            if ticks.armed:
+                tick()
             if lineno < start or b"/" not in raw:
                 continue
             text = raw.decode("utf-8", "replace")
@@ -403,6 +407,8 @@ def _skipped_nonfinite(path: Path, limits: ReadLimits, spans: list[tuple[str, in
     found: dict[int, LogWarning] = {}
     with open_log(path, limits) as f:
         for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
+            if ticks.armed:
+                tick()
             if _NONFINITE_BYTES.search(raw) is None:
                 continue
             i = bisect.bisect_right(firsts, lineno) - 1
@@ -457,6 +463,8 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None, 
     restarts = _Restarts()
     with open_log(path, limits) as f:
         for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
+            if ticks.armed:
+                tick()
             m = epoch = None
             if b"/" in raw:
                 text = raw.decode("utf-8", "replace")
@@ -1638,6 +1646,8 @@ class TextReader:
             raw = f.readline(MAX_LINE)
             lineno = 0
             while raw:
+                if ticks.armed:  # a cancelled job stops here, within a fraction of a second of reading
+                    tick()
                 nxt = f.readline(MAX_LINE)
                 lineno += 1
                 last_unterminated = not nxt and not raw.endswith(b"\n")

@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from gradhealth.core import ticks
 from gradhealth.core.strict_json import strict_decode, strict_loads
+from gradhealth.core.ticks import tick
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, Series, classify, make_series, parse_number
@@ -129,6 +131,8 @@ class Lines:
     def __iter__(self) -> Iterator[str]:
         nxt = self._next_raw()
         while nxt:
+            if ticks.armed:  # a cancelled job stops here, within a fraction of a second of reading
+                tick()
             raw = nxt
             self.lineno += 1
             self.offset = offset_here = self._read - len(raw)
@@ -224,6 +228,7 @@ class Points:
         ``I0422 ... learning.py:507] global step 409: loss = ...`` and ``INFO:tensorflow:...``)."""
         out = []
         for series, (steps, values, walls) in self._data.items():
+            tick()  # thousands of series are as many arrays to build
             if not repeats and len(steps) > 1:
                 keep = [0] + [i for i in range(1, len(steps))
                               if steps[i] != steps[i - 1] or values[i] != values[i - 1]]
