@@ -131,9 +131,9 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     parts = list(run.split().values()) or [run]
     findings = _without_moot_notes(worst_first([
         f for part in parts
-        for f in _one_learning_rate_direction(_with_target_scale(
+        for f in _one_learning_rate_direction(_with_target_scale(_spikes_into_divergence(
             _remedies_for_the_cause([f for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)]),
-            part))]))
+            part), part))]))
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + more_findings(findings)
@@ -251,6 +251,63 @@ def _one_learning_rate_direction(findings: list[Finding]) -> list[Finding]:
                 "remedies": [r for r in f.remedies if r.id != "raise_learning_rate"],
                 "evidence": f.evidence.model_copy(update={
                     "withheld_remedies": withheld + ["raise_learning_rate"], "lower_learning_rate_from": by.code})})
+        out.append(f)
+    return out
+
+
+def _spikes_into_divergence(findings: list[Finding], run: RunLog) -> list[Finding]:
+    """One run's findings, with a ``loss_spike`` the log ends in folded into the ``loss_divergence``
+    (a warning or an error) of the same series or of its training counterpart (the training loss, for
+    the validation loss): where every one of its spike events began at or after the divergence's
+    onset and the last runs to the end of the log, the "spike" is the divergence's climb as the
+    rolling median sees it, not a second problem (logsweep79 u07: the training loss diverging from
+    step 8200, eval_loss 28.4x its rolling median at steps 14000-15000, "whether the run recovered
+    is unknown"). The divergence's summary names each, its evidence keeps their evidence as
+    ``spikes``, and its remedies gain theirs it lacked; a spike finding with an event before the
+    onset stands."""
+    divergences = [i for i, f in enumerate(findings) if f.code == "loss_divergence" and f.severity != "info"
+                   and f.evidence.metric is not None and f.evidence.steps]
+    if not divergences:
+        return findings
+    loss, val = run.first("loss"), run.first("val_loss")
+
+    def counterpart(spiked: str, diverged: str) -> bool:
+        return spiked == diverged or (val is not None and loss is not None and spiked == val.name
+                                      and diverged == loss.name)
+
+    folded: dict[int, list[Finding]] = {}
+    for spike in findings:
+        extra = spike.evidence.model_extra or {}
+        events = extra.get("events") or []
+        if spike.code != "loss_spike" or not extra.get("ends_at_spike") or not events:
+            continue
+        into = next((i for i in divergences if counterpart(str(spike.evidence.metric), str(findings[i].evidence.metric))
+                     and all(float(e["start"]) >= float((findings[i].evidence.steps or [0])[0]) for e in events)), None)
+        if into is not None:
+            folded.setdefault(into, []).append(spike)
+    if not folded:
+        return findings
+    gone = {id(f) for spikes in folded.values() for f in spikes}
+    out = []
+    for i, f in enumerate(findings):
+        if id(f) in gone:
+            continue
+        if i in folded:
+            words, remedies = [], list(f.remedies)
+            for spike in folded[i]:
+                events = (spike.evidence.model_extra or {})["events"]
+                last = events[-1]
+                spiked = next((x for x in run.series if x.name == spike.evidence.metric), None)
+                where = spiked.where if spiked is not None else (lambda x: f"step {x}")
+                earlier = len(events) - 1
+                words.append(f"{spike.evidence.metric} reached {last['peak']:.3g} at {where(last['peak_step'])} "
+                             f"({last['peak_ratio']:.3g}x its rolling median), raised from {where(last['start'])} on"
+                             + (f", after {earlier} more spike(s) from {where(events[0]['start'])}" if earlier else ""))
+                remedies += [r for r in spike.remedies if r.id not in {x.id for x in remedies}]
+            f = f.model_copy(update={
+                "summary": f"{f.summary}; the log ends in it: {'; '.join(words)}",
+                "remedies": remedies,
+                "evidence": f.evidence.model_copy(update={"spikes": [x.evidence.model_dump() for x in folded[i]]})})
         out.append(f)
     return out
 

@@ -489,6 +489,62 @@ def _ends_at_spike(idx: np.ndarray, n: int) -> int:
     return int(idx[k])
 
 
+#: Spike points belong to one event where the series stays raised between them: every point between
+#: two spikes at least this many times its baseline (a spike has recovered once the series is back
+#: under twice its baseline, :func:`_recovered`)
+_RAISED = 2.0
+
+
+def spike_events(idx: np.ndarray, v: np.ndarray, base: np.ndarray) -> list[tuple[int, int]]:
+    """The spike events of the spike indices ``idx`` (ascending) of a series ``v`` against its
+    baseline ``base`` (per point), as ``(lo, hi)`` slices of ``idx``: spikes on consecutive points,
+    or with only points at :data:`_RAISED` times their baseline or more between them, are one
+    excursion the run went through once (logsweep79 u08: an epoch loss at 0.004 thrown to 3.48, then
+    1.21, 0.31, 0.061, 0.012 on the way back: one spike over 5 raised epochs, not 5 spikes)."""
+    events: list[tuple[int, int]] = []
+    lo = 0
+    for k in range(1, len(idx) + 1):
+        if k < len(idx):
+            a, b = int(idx[k - 1]), int(idx[k])
+            with np.errstate(invalid="ignore"):
+                raised = bool(np.all(v[a + 1:b] >= _RAISED * base[a + 1:b]))
+            if b == a + 1 or raised:
+                continue
+        events.append((lo, k))
+        lo = k
+    return events
+
+
+def _event_evidence(steps: np.ndarray, v: np.ndarray, base: np.ndarray, idx: np.ndarray,
+                    events: list[tuple[int, int]], recovered: list[bool | None]) -> list[dict]:
+    """Each spike event in the evidence: its first and last raised step, its peak (value, step and
+    times its baseline), how many points it spans and whether the run recovered after it."""
+    out = []
+    for (lo, hi), r in zip(events, recovered, strict=True):
+        pts = idx[lo:hi]
+        top = int(pts[int(np.argmax(v[pts]))])
+        out.append({"start": _num(steps[pts[0]]), "end": _num(steps[pts[-1]]), "peak_step": _num(steps[top]),
+                    "peak": float(v[top]), "peak_ratio": float(v[top] / max(float(base[top]), 1e-300)),
+                    "points": int(hi - lo), "recovered": r})
+    return out
+
+
+def _events_words(points: int, events: int) -> str:
+    """How many raised points several spike events span, where that is more than one a spike ("over 7
+    raised points"), for the summary after the events' count; "" where each event is one point, or
+    for one event (:func:`_worst_span` says where it was raised)."""
+    return "" if points == events or events == 1 else f" over {points} raised points"
+
+
+def _worst_span(s: Series, steps: np.ndarray, idx: np.ndarray, events: list[tuple[int, int]], worst: int) -> str:
+    """Where the event of the largest spike (index ``worst``) was raised, when over several points."""
+    for lo, hi in events:
+        pts = idx[lo:hi]
+        if int(pts[0]) <= worst <= int(pts[-1]) and hi - lo > 1:
+            return f", raised from {s.where(steps[pts[0]])} to {s.where(steps[pts[-1]])} ({hi - lo} points)"
+    return ""
+
+
 def _last_logged(s: Series, steps: np.ndarray) -> bool:
     """Whether ``steps`` (a detector's points of ``s``) reach the last point ``s`` logged, NaN and Inf
     included: a spike on the last finite point that NaN or Inf points follow did not end the log."""
@@ -539,7 +595,17 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
     # the points between the last spike the log shows an end of and the next (or the end of the log)
     after = v[int(known[-1]) + 1:open_from] if len(known) else v[:0]
     recovered: bool | None = bool(np.median(after) < 2 * base) if len(after) else None
+    flat = np.full(len(v), base)
+    events = spike_events(idx, v, flat)
+    if open_from < len(v):
+        open_from = min(open_from, int(idx[events[-1][0]]))
     open_at = _open_words(s, steps, open_from)
+    # each event recovered where the points after it, up to the next one, are back under twice the level
+    bounds = [int(idx[lo]) for lo, _ in events[1:]] + [len(v)]
+    event_recovered: list[bool | None] = [
+        None if int(idx[lo]) >= open_from else
+        bool(np.median(v[int(idx[hi - 1]) + 1:end]) < 2 * base) if end > int(idx[hi - 1]) + 1 else None
+        for (lo, hi), end in zip(events, bounds, strict=True)]
     clipped = clip_in_force(run)
     why = ("A gradient norm tens of times its usual size on one step: a bad batch or an instability. "
            + (f"The run already clips at {clipped[0]:g} ({clipped[1]}), so that step's update was bounded; the "
@@ -547,14 +613,16 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
               "Clipping at a few times the usual norm keeps such a step from throwing the weights away."))
     return [finding(
         "gradient_spike", "warning",
-        f"{len(idx)} gradient norm spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
-        f"({v[worst] / base:.3g}x the median of its {len(v)} points); "
+        f"{len(events)} gradient norm spike(s) in {s.name}{_events_words(len(idx), len(events))}, the largest "
+        f"{v[worst]:.3g} at {s.where(steps[worst])} ({v[worst] / base:.3g}x the median of its {len(v)} points)"
+        f"{_worst_span(s, steps, idx, events, worst)}; "
         + _recovery_words(bool(recovered), open_at, bool(len(known))),
         why,
         {"metric": s.name, "steps": [_num(x) for x in steps[idx]], "value": float(v[worst]), "count": len(idx),
          "spike_steps": [_num(x) for x in steps[idx]], "max_ratio": float(v[worst] / base),
          "recovered": recovered if open_at is None or recovered is False else None,
-         "ends_at_spike": open_at is not None, "points": len(v)},
+         "ends_at_spike": open_at is not None, "points": len(v), "episodes": len(events),
+         "events": _event_evidence(steps, v, flat, idx, events, event_recovered)[:50]},
         [clipping(run, t), lower_lr(run, at_step=float(steps[idx[0]]), why="gradient norm spikes")])]
 
 
@@ -659,6 +727,10 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # above (or before exact zeros), or before NaN/Inf points, has points after it that show it did
     # not recover (newuser6: a loss spike from step 152 "ends the log", which went on in NaN to 298).
     open_from = _ends_at_spike(idx, len(v)) if _last_logged(s, steps) else len(v)
+    # the events: an excursion over several raised points is one spike (logsweep79 u08)
+    events = spike_events(idx, v, med)
+    if open_from < len(v):
+        open_from = min(open_from, int(idx[events[-1][0]]))
     # recovery is judged over a window that grows with the log: on a per-batch series of 58,000
     # points, 25 points are a few seconds of training, and a spike whose next 25 batches sat at
     # 2.04x the baseline before coming back was graded "not recovered" (logsweep58)
@@ -669,8 +741,13 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # a spike after which an evaluated accuracy fell and never came back to its best is no recovery,
     # however the loss came back (logsweep68 u01: test_384_acc1 77.8 -> 54.1, 65.0 at the end)
     lasting = _accuracy_lost(run, steps, idx) if role != "grad_norm" else None
-    if lasting is not None:
-        recovered = [False if steps[i] == lasting["spike_step"] else r for i, r in zip(idx, recovered, strict=True)]
+    # an event recovered where the run came back after its last raised point (a point inside it has
+    # the rest of the excursion after it); not where an accuracy fell at one of its spikes for good
+    lost_at = lasting["spike_step"] if lasting is not None else None
+    event_recovered: list[bool | None] = [
+        False if lost_at is not None and any(steps[i] == lost_at for i in idx[lo:hi]) else recovered[hi - 1]
+        for lo, hi in events]
+    recovered = [r for (lo, hi), r in zip(events, event_recovered, strict=True) for _ in range(lo, hi)]
     # the largest spike, the one the summary and `value` name: by its ratio to its rolling median,
     # how far it stands out, not by raw value (a loss falling 4.2 -> 0.3 has its 2.4x bump of 9.84 early
     # and its 23x spike of 6.95 late: logsweep74 u08)
@@ -689,11 +766,11 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # Frequent is a fraction of the run, but two recovered bumps of 1.5x in a short run are not
     # yet a pattern: a warning needs three, or one at least twice its level. Spikes on consecutive
     # points are one event (detectron2's 20-iteration medians carry one bad stretch over several).
-    episodes = 1 + int(np.sum(np.diff(idx) > 1))
+    episodes = len(events)
     frequent = episodes / len(v) > t.spike_warning_fraction and (
         episodes >= 3 or float(np.max(v[idx] / np.maximum(med[idx], 1e-300))) >= 2.0)
     severity = "warning" if (frequent or failed) else "info"
-    if role == "grad_norm" and _severe_episodes(idx, v / np.maximum(med, 1e-300)) >= 3:
+    if role == "grad_norm" and _severe_episodes(idx, events, v / np.maximum(med, 1e-300)) >= 3:
         # a pattern of steps whose gradient is more than an order of magnitude above the run's:
         # however rare among the logged points (a run logged at every step has many to be rare
         # among; the same run logged every 10th step would be "frequent"), the run keeps taking
@@ -748,12 +825,13 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
                                  why=f"{what} spikes"))
     return [finding(
         code, severity,
-        f"{len(idx)} {what} spike(s) in {s.name}, the largest {v[worst]:.3g} at {s.where(steps[worst])} "
-        f"({v[worst] / max(float(med[worst]), 1e-300):.3g}x its rolling median); "
+        f"{len(events)} {what} spike(s) in {s.name}{_events_words(len(idx), len(events))}, the largest "
+        f"{v[worst]:.3g} at {s.where(steps[worst])} ({v[worst] / max(float(med[worst]), 1e-300):.3g}x its rolling "
+        f"median){_worst_span(s, steps, idx, events, int(worst))}; "
         + ((f"{v[worst] / start:.3g}x where the run started; " if highest == worst else
             f"the highest {v[highest]:.3g} at {s.where(steps[highest])} is {v[highest] / start:.3g}x where the run started; ")
            if above_start else "")
-        + (_recovery_words(not failed, open_at, any(r is not None for r in recovered)) if stuck is None else
+        + (_recovery_words(not failed, open_at, any(r is not None for r in event_recovered)) if stuck is None else
            f"each fell back, but {no_progress_words(stuck)}"
            + (f"; the log ends {open_at}" if open_at is not None else ""))
         + (f"; every one below the run's early level {converged[0]:.3g}, with the loss at {converged[2]:.3g} "
@@ -779,6 +857,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         # Separate events: the steps of each spike (not a span), the largest in `value`, their count.
         {"metric": s.name, "steps": [_num(x) for x in steps[idx][:50]], "value": float(v[worst]),
          "count": len(idx), "episodes": episodes, "spike_steps": [_num(x) for x in steps[idx][:50]],
+         "events": _event_evidence(steps, v, med, idx, events, event_recovered)[:50],
          "max_ratio": float(np.max(ratios)),
          "fraction_of_steps": fraction, "recovered": False if failed else True if all_recovered else None,
          "ends_at_spike": open_at is not None}
@@ -946,13 +1025,10 @@ _SEVERE_GRAD_SPIKE = 20.0
 _ABOVE_START = 10.0
 
 
-def _severe_episodes(idx: np.ndarray, ratio: np.ndarray) -> int:
-    """How many spike episodes (runs of consecutive spike points ``idx``) peak at
+def _severe_episodes(idx: np.ndarray, events: list[tuple[int, int]], ratio: np.ndarray) -> int:
+    """How many spike episodes (the events of the spike points ``idx``, :func:`spike_events`) peak at
     :data:`_SEVERE_GRAD_SPIKE` or more times their rolling median (``ratio`` per point)."""
-    if len(idx) == 0:
-        return 0
-    episodes = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
-    return sum(float(np.max(ratio[e])) >= _SEVERE_GRAD_SPIKE for e in episodes)
+    return sum(float(np.max(ratio[idx[lo:hi]])) >= _SEVERE_GRAD_SPIKE for lo, hi in events)
 
 #: On a loss too short for the rolling statistics, a point this many times both its neighbours and
 #: the median of the other points is a spike anyway (a note).

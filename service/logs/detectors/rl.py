@@ -216,7 +216,7 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
              "threshold": 0.5, "start": start, "peak": peak, "last": end, "best_step": _num(best)},
             [R.early_stopping(best, max(2, tail // 2)),
              lower_lr(run, at_step=best, why=f"{s.name} collapsed after {s.where(best)}")]))
-    return _one_per_quantity(run, out, plain)[:3]
+    return _evaluations_folded(_one_per_quantity(run, out, plain))[:3]
 
 
 def _running_mean_of(mean: Series, episodes: Series) -> bool:
@@ -259,6 +259,35 @@ def _one_per_quantity(run: RunLog, found: list[Finding], series: list[Series]) -
             by_name[mean.name] = merged
             out.remove(folded)
     return out
+
+
+def _evaluations_folded(found: list[Finding]) -> list[Finding]:
+    """One reward_collapse per agent: the collapse of an evaluation's return (``eval/mean_reward``,
+    ``test/success_rate``: an evaluation word in its name) beside that of the training rollouts'
+    return (``rollout/ep_rew_mean``) is the same policy getting worse, seen on two sets of episodes;
+    it is folded into the training return's finding, as validation_divergence names the other losses
+    that rose (logsweep79 u09: SB3's ep_rew_mean 951 -> -1203 and eval/mean_reward 1054 -> -1215,
+    two warnings for one collapse). The summary names both, the evidence lists them (``metrics``)
+    with each folded one's evidence (``also_collapsed``). Where only evaluations collapsed, each
+    stands."""
+    from gradhealth.logs.detectors.chance import VALIDATION
+
+    def evaluation(f: Finding) -> bool:
+        return bool(VALIDATION.search(str(f.evidence.metric or "").lower()))
+
+    trained = [f for f in found if not evaluation(f)]
+    evaluated = [f for f in found if evaluation(f)]
+    if not trained or not evaluated:
+        return found
+    kept = trained[0]
+    severity = max((kept, *evaluated), key=lambda f: ("info", "warning", "error").index(f.severity)).severity
+    merged = kept.model_copy(update={
+        "severity": severity,
+        "summary": kept.summary + "; the same collapse in the evaluations: " + "; ".join(f.summary for f in evaluated),
+        "evidence": kept.evidence.model_copy(update={
+            "metrics": [kept.evidence.metric] + [f.evidence.metric for f in evaluated],
+            "also_collapsed": [f.evidence.model_dump() for f in evaluated]})})
+    return [merged if f is kept else f for f in found if f not in evaluated]
 
 
 #: A fall that is no share of the start's size but stands out from the series' own noise: at least

@@ -76,7 +76,9 @@ _JSON_LOSS = re.compile(rb'"(?:\w*[_/])?loss"\s*:\s*\[\s*(?:-?[\d.]|NaN|Infinity
 
 class KerasReader:
     name = "keras"
-    description = "Keras CSVLogger / History CSV (one row per epoch: epoch, loss, val_loss, lr...)"
+    description = ("Keras CSVLogger / History CSV (one row per epoch: epoch, loss, val_loss, lr...); also other "
+                   "tools' per-epoch tables: Ultralytics YOLO results.csv (space-padded columns), fastai's and "
+                   "tsai's tab-separated tables, json.dump(history.history) files")
 
     def sniff(self, filename: str, head: bytes) -> float:
         start = head.lstrip(b"\xef\xbb\xbf \t\r\n")

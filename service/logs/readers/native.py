@@ -338,7 +338,11 @@ def stepless_losses(obj: dict[str, Any]) -> bool:
 class NativeReader:
     name = "native"
     description = ("Gradient Health's own format: JSON Lines or CSV, long (step, metric or layer+kind, "
-                   "value) or wide (a step column plus one column per metric)")
+                   "value) or wide (a step column plus one column per metric); also other tools' step tables: "
+                   "Stable-Baselines3 progress.csv (and OpenAI baselines' HER progress.csv), detectron2 "
+                   "metrics.json, LLaMA-Factory trainer_log.jsonl, fairseq, nanoGPT-style iter,train_loss,val_loss "
+                   "CSVs, Chainer result/log, StyleGAN2/3 stats.jsonl, mmcv *.log.json and mmengine scalars.json, "
+                   "TensorBoard's CSV download (run-<run>-tag-<tag>.csv)")
 
     def sniff(self, filename: str, head: bytes) -> float:
         start = head.lstrip(b"\xef\xbb\xbf \t\r\n")

@@ -1430,7 +1430,7 @@ def _role(name: str) -> tuple[Role | None, str | None]:
 class TextReader:
     name = "text"
     description = ("plain-text training log with key:value / key=value / 'key value' pairs per line "
-                   "(llm.c, nanoGPT, custom print statements)")
+                   "(llm.c, nanoGPT, fastai's and Ultralytics' consoles, custom print statements)")
 
     def sniff(self, filename: str, head: bytes) -> float:
         if filename.lower().endswith(_NOT_LOGS):
