@@ -155,6 +155,7 @@ NOTE_FIGURES: dict[str, str] = {
     "unreachable_loss_fraction": "loss floor {v} of its value at chance",
     "clipped_output_fraction": "{v} of the outputs clipped",
     "silent_sample_fraction": "{v} of the samples pass no gradient",
+    "softmax_units_under_binary_loss": "a softmax over {v} units under binary cross-entropy",
     "equal_weight_layers": "{v} layers of equal weights",
     "batch_values_per_channel": "{v} values per channel",
     "learning_rate": "lr {v}",

@@ -94,6 +94,7 @@ from gradhealth.analysis.rules import (
     relu_logits_output,
     sigmoids_under_cross_entropy,
     simplex_regression_output,
+    softmax_under_binary_loss,
 )
 from gradhealth.analysis.sharpness import Sharpness
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
@@ -588,6 +589,14 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             return [(remedy, UNSQUASH)]
         if result.squashed is not None:
             return [(R.logits_loss(result.loss or "cross_entropy", where, squashed=result.squashed), ONCE)]
+        k = softmax_under_binary_loss(result)
+        if k is not None:
+            # a sigmoid per unit for multi-label targets: re-simulated where the softmax is the
+            # model's one nn.Softmax module (one called in forward, or among others, is named only)
+            last = output_layer(result)
+            softmaxes = [m for m in model.modules() if isinstance(m, nn.Softmax)]
+            return [(R.sigmoid_multilabel_output(where, k, n_in=last.fan_in),
+                     _softmax_to_sigmoid if len(softmaxes) == 1 else None)]
         if sigmoids_under_cross_entropy(result):
             # the sigmoid modules would have to go as well as the loss change: named, not simulated
             return [(R.logits_loss(result.loss or "cross_entropy", where), None)]

@@ -301,14 +301,29 @@ def logits_loss(ctx: Context) -> list[Remedy]:
         # (one remedy per id: its change names the other way, from_logits: false, in words)
         return [R.logits_loss(loss.type, names_of([last.pointer]),
                               [{"op": "replace", "path": path, "value": "identity"}], squashed=squashed)]
-    if loss.from_logits:
-        return []
+    if loss.from_logits or ctx.detection.evidence.get("metric") == "softmax_units_under_binary_loss":
+        return []  # (a softmax under binary cross-entropy: sigmoid_multilabel_output's)
     patch = _loss_patch(ctx, from_logits=True)
     if getattr(last.layer, "activation", None) not in (None, "identity"):
         # logits are the last layer's raw outputs: sigmoids per class give way to the loss's own
         # softmax, and a ReLU (which no logit below 0 passes) to a linear output, as the change says
         patch.insert(0, {"op": "replace", "path": last.pointer + "/activation", "value": "identity"})
     return [R.logits_loss(loss.type, names_of([last.pointer]), patch)]
+
+
+def sigmoid_multilabel_output(ctx: Context) -> list[Remedy]:
+    """A softmax over k > 2 units under binary cross-entropy (output_loss_mismatch's
+    ``softmax_units_under_binary_loss``): a sigmoid per unit, for multi-label targets (the patch);
+    the words name the other way, categorical cross-entropy for one class a sample."""
+    ev = ctx.detection.evidence
+    if ev.get("metric") != "softmax_units_under_binary_loss":
+        return []
+    last = [u for u in ctx.plan.units if u.copy == 0][-1]
+    if getattr(last.layer, "repeat", 1) != 1:
+        return []  # the output's copy and hidden ones'
+    return [R.sigmoid_multilabel_output(names_of([last.pointer]), int(ev.get("units") or 0),
+                                        [{"op": "replace", "path": last.pointer + "/activation", "value": "sigmoid"}],
+                                        n_in=next((u.fan_in for u in ctx.detection.units if u.fan_in), None))]
 
 
 def binary_loss(ctx: Context) -> list[Remedy]:

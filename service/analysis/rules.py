@@ -81,6 +81,7 @@ from gradhealth.analysis.remedies import (
     relu_family,
     residual,
     scaled_residual,
+    sigmoid_multilabel_output,
     smaller_learning_rate,
     smaller_weight_decay,
     xavier_for_saturating,
@@ -3595,6 +3596,19 @@ def sigmoids_under_cross_entropy(result: SimulationResult) -> bool:
             and unit.activation == "sigmoid" and (output_layer(result).fan_out or 0) >= 2)
 
 
+def softmax_under_binary_loss(result: SimulationResult) -> int | None:
+    """k, where the output is a softmax over k > 2 units under binary cross-entropy on probabilities
+    (Keras' classic ``Dense(k, "softmax")`` compiled with ``binary_crossentropy``; torch's nn.BCELoss
+    on a softmax): the loss scores each unit as an independent probability while the softmax ties
+    them to sum 1. Over 2 units, on one-hot targets, the two terms are one sigmoid's (p_2 = 1 - p_1):
+    no mismatch."""
+    k = output_layer(result).fan_out or 0
+    if (result.on_probabilities and result.squashed is None and _loss_kind(result) == "binary_cross_entropy"
+            and _output_activation(result).activation == "softmax" and k > 2 and not no_output_gradient(result)):
+        return k
+    return None
+
+
 def output_saturation(result: SimulationResult, together: bool = False) -> float:
     """The largest share, over seeds, of the output activation's units in their flat tails (with
     ``together``, of its rows whose every sigmoid is near 1) (0 when the simulation did not measure it)."""
@@ -3605,12 +3619,18 @@ def output_saturation(result: SimulationResult, together: bool = False) -> float
     return float(np.nanmax(values))
 
 
+def _silent_share(result: SimulationResult) -> float:
+    """The share of the batch the loss's clip gives no gradient, over the seeds that measured one."""
+    seeds = [s for s in result.silent if not math.isnan(s)]
+    return sum(seeds) / len(seeds) if seeds else math.nan
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
 
     code = "output_loss_mismatch"
-    remedies = (logits_loss, linear_output, binary_loss)
+    remedies = (logits_loss, linear_output, binary_loss, sigmoid_multilabel_output)
 
     def measure(self, result: SimulationResult) -> float:
         if no_output_gradient(result):
@@ -3631,8 +3651,10 @@ class OutputLossMismatch(ArchitectureRule):
         bounded = clipped_regression_output(result)
         if bounded is not None and bounded.activation is not None:
             return unreachable_targets(result, bounded.activation)
-        seeds = [s for s in result.silent if not math.isnan(s)]
-        return sum(seeds) / len(seeds) if seeds else math.nan
+        k = softmax_under_binary_loss(result)
+        if k is not None:
+            return float(k)  # the softmax's units, all tied to one sum (the evidence keeps the clip's share)
+        return _silent_share(result)
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
         if simplex_regression_output(result) is not None and not no_output_gradient(result):
@@ -3681,6 +3703,11 @@ class OutputLossMismatch(ArchitectureRule):
                 # draw leaves out of reach is a note that asks for --input-range, not a warning
                 return "info"
             return "warning" if value >= UNREACHABLE_TARGETS_WARNING else "info"
+        if softmax_under_binary_loss(result) is not None:
+            # multi-hot targets out of reach, one-hot ones scored k times: a warning, an error where
+            # Keras' clip also silences that share of the batch
+            silent = t.fraction(_silent_share(result), t.silent_loss_warning, t.silent_loss_error)
+            return "error" if silent == "error" else "warning"
         severity = t.fraction(value, t.silent_loss_warning, t.silent_loss_error)
         if severity is None and sigmoids_under_cross_entropy(result):
             # Keras divides the sigmoids by their sum: each logit's gradient is (s_j/S - [j=t])(1 - s_j),
@@ -3916,6 +3943,24 @@ class OutputLossMismatch(ArchitectureRule):
                 "(its gradient is 0), and cross-entropy over a single class is 0 whatever the output (that "
                 "class always has probability 1); one probability is a sigmoid under binary cross-entropy, a "
                 "regression has no activation.",
+                evidence, [last])
+        k = softmax_under_binary_loss(result)
+        if k is not None:
+            evidence.update(metric="softmax_units_under_binary_loss", threshold=2.0, output_activation="softmax",
+                            units=k, classes=k, silent_fraction=_silent_share(result))
+            return Detection(
+                self.code, severity, "softmax_units_under_binary_loss", value,
+                f"softmax under binary cross-entropy: {loss} scores each of {last.name}'s {k} softmax outputs as "
+                f"an independent probability, but the softmax ties them to sum 1, so multi-label (multi-hot) "
+                f"targets cannot be reached and for one-of-{k} targets the binary accuracy is inflated",
+                f"Binary cross-entropy on probabilities is a sum of {k} independent yes/no losses, one per unit: "
+                "it wants each output free in [0, 1], as sigmoids are. A softmax makes the outputs one "
+                "distribution: they sum to 1, so a row with two or more 1s (multi-label targets) can never be "
+                "fitted (with m 1s the best each can get is 1/m) and the loss stalls above 0; with one 1 a row "
+                f"the {k - 1} zeros are scored as {k - 1} extra easy terms, so the loss is small and Keras' "
+                f"binary_accuracy (each unit thresholded at 0.5, averaged over the {k}) reads near "
+                f"{(k - 1) / k:.0%} for a model that predicts nothing. Use a sigmoid output for multi-label targets; "
+                "for one class a sample, keep the softmax and train with categorical cross-entropy.",
                 evidence, [last])
         if sigmoids_under_cross_entropy(result) and value < t.silent_loss_warning:
             k = last.fan_out or 0

@@ -92,7 +92,10 @@ FINDINGS: dict[str, Entry] = {
         "applies that activation twice, and the loss can never fall below ln(1 + (k-1)/e) for k classes; "
         "measured as that floor's share of the loss at chance. And a bounded output activation (a ReLU, a sigmoid, "
         "a tanh; a softmax, whose rows are distributions) under a regression loss: targets outside its range cannot "
-        "be reached."),
+        "be reached. And a softmax over more than two units under binary cross-entropy (Keras' Dense(k, softmax) "
+        "compiled with binary_crossentropy): the loss scores each unit as an independent probability while the "
+        "softmax ties them to sum 1, so multi-hot targets cannot be reached and binary accuracy on one-hot targets "
+        "is inflated to (k-1)/k for a model that predicts nothing."),
     # Findings from training logs (the log check).
     "gradient_spike": Entry(
         "Gradient-norm spikes",

@@ -336,6 +336,16 @@ def output_activation(where: str, activation: str = "sigmoid", patch: Patch = ()
                        was="nn.Softmax(dim=-1) over one unit", n_in="n_in", n_out="1")
 
 
+def sigmoid_multilabel_output(where: str, units: int, patch: Patch = (), *, n_in: int | None = None) -> Remedy:
+    """A softmax over ``units`` outputs at ``where`` under binary cross-entropy: a sigmoid per unit
+    for multi-label targets, or categorical cross-entropy over the softmax for one class a sample."""
+    return make_remedy("output_activation", f"end {where} with a sigmoid per unit instead of the softmax over its "
+                       f"{units} outputs, for multi-label targets (several 1s a row) under binary cross-entropy; or, "
+                       "for one class a sample, keep the softmax and train with categorical cross-entropy",
+                       patch, activation="Sigmoid", was="nn.Softmax(dim=-1) under binary cross-entropy",
+                       n_in=str(n_in or "n_in"), n_out=str(units or "n_labels"))
+
+
 def single_unit_binary_loss(where: str, patch: Patch = ()) -> Remedy:
     """A classifier with one output unit under categorical cross-entropy (0 whatever the output):
     binary cross-entropy on it, through a sigmoid."""

@@ -474,6 +474,27 @@ def test_as_given_without_weights_and_weights_that_do_not_fit_are_refused() -> N
         check_keras(_h5_keras2(cfg, stored), seeds=1, verify=False)
 
 
+def test_a_layer_group_whose_weight_names_name_none_of_its_arrays_is_refused_naming_them() -> None:
+    # kerassweep23 h03: "the file stores no weights for this layer" where they were there under
+    # other names; a Keras 2 group holding arrays its weight_names do not list says which
+    import h5py
+
+    cfg = _linear_stack(2, 8)
+    data = _h5_keras2(cfg, _scaled(2, 8, 1.0))
+    with h5py.File(io.BytesIO(data), "r") as src:
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as f:
+            for key, value in src.attrs.items():
+                f.attrs[key] = value
+            src.copy("model_weights", f)
+            f["model_weights/d1"].attrs["weight_names"] = [b"d1/w:0", b"d1/b:0"]  # names of no array
+    with pytest.raises(ModelError) as err:
+        check_keras(buf.getvalue(), seeds=1, verify=False)
+    message = str(err.value)
+    assert "d1: no weights found for this layer: /model_weights/d1 holds d1/bias:0, d1/kernel:0" in message
+    assert "weight_names lists d1/w:0, d1/b:0" in message
+
+
 def test_cli_checks_an_h5_with_its_stored_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from gradhealth.cli import main
 

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.keras import (
     check_keras,
     gru_reset_after,
@@ -59,19 +60,27 @@ def _sequential(name: str, layers: list[dict[str, Any]], loss: str) -> dict[str,
                                "loss": loss, "metrics": ["accuracy"]}}
 
 
-def _archive(config: dict[str, Any], groups: dict[str, list[np.ndarray]], version: str = "2.13.1") -> bytes:
+def _archive(config: dict[str, Any], groups: dict[str, list[np.ndarray]], version: str = "2.13.1",
+             windows: bool = False) -> bytes:
     """A ``.keras`` zip as tf.keras 2.13's saving_lib writes it: metadata.json, config.json and
     model.weights.h5 with the model's own (empty) ``vars``, every layer's group (``<path>/vars/i``;
-    an empty list: an empty ``vars``, as a weightless layer saves) and the compiled metrics'."""
+    an empty list: an empty ``vars``, as a weightless layer saves) and the compiled metrics'.
+
+    ``windows``: as it writes them on Windows, where the object's path is joined with ``\\``
+    (``os.path.join``) and H5IOStore.make creates ``<path>/vars`` from it, so HDF5 gets top-level
+    groups named ``_layer_checkpoint_dependencies\\lstm\\cell`` (kerassweep23 h03's file)."""
+    def where(path: str) -> str:
+        return path.replace("/", "\\") if windows else path
+
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         f.create_group("vars")
         for path, arrays in groups.items():
-            group = f.create_group(f"{path}/vars")
+            group = f.create_group(f"{where(path)}/vars")
             for i, a in enumerate(arrays):
                 group.create_dataset(str(i), data=np.asarray(a, "f4"))
         for metric in ("mean", "mean_metric_wrapper"):
-            group = f.create_group(f"metrics/{metric}/vars")
+            group = f.create_group(f"{where(f'metrics/{metric}')}/vars")
             group.create_dataset("0", data=np.float32(3.0))
             group.create_dataset("1", data=np.float32(7.0))
     out = io.BytesIO()
@@ -107,7 +116,7 @@ V, E, T, U, H, K = 20, 4, 7, 5, 6, 3  # vocabulary, embedding width, steps, LSTM
 
 
 def _text_model(rng: np.random.Generator, second: str = "dense_2",
-                version: str = "2.13.1") -> tuple[bytes, dict[str, np.ndarray]]:
+                version: str = "2.13.1", windows: bool = False) -> tuple[bytes, dict[str, np.ndarray]]:
     """kerassweep18 u03's kind (Embedding -> LSTM -> Dense softmax), with a Dropout and a second
     Dense: the two Dense layers are saved as ``dense`` and ``dense_2`` by 2.13 (``dense_1`` by 2.14,
     whose saver no longer named a layer's second listing)."""
@@ -132,7 +141,7 @@ def _text_model(rng: np.random.Generator, second: str = "dense_2",
     groups = {f"{TOP}/embedding": [w["emb"]], f"{TOP}/lstm": [],
               f"{TOP}/lstm/cell": [w["k"], w["r"], w["b"]], f"{TOP}/dropout": [],
               f"{TOP}/dense": [w["d1k"], w["d1b"]], f"{TOP}/{second}": [w["d2k"], w["d2b"]]}
-    return _archive(_sequential("sequential_11", layers, "categorical_crossentropy"), groups, version), w
+    return _archive(_sequential("sequential_11", layers, "categorical_crossentropy"), groups, version, windows), w
 
 
 def _text_numpy(w: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
@@ -151,7 +160,7 @@ def _text_numpy(w: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
 F_IN, C, G = 3, 4, 2  # input features, Conv1D filters, GRU units
 
 
-def _conv_model(rng: np.random.Generator) -> tuple[bytes, dict[str, np.ndarray]]:
+def _conv_model(rng: np.random.Generator, windows: bool = False) -> tuple[bytes, dict[str, np.ndarray]]:
     """Conv1D -> BatchNormalization -> Bidirectional(GRU) -> Dense: the Bidirectional's arrays under
     ``backward_layer``/``forward_layer`` (``dir()`` order, backward first) and its unbuilt copy."""
     w = {"ck": rng.normal(0, 0.5, (2, F_IN, C)), "cb": rng.normal(0, 0.5, C),
@@ -183,7 +192,7 @@ def _conv_model(rng: np.random.Generator) -> tuple[bytes, dict[str, np.ndarray]]
               f"{TOP}/bidirectional/forward_layer/cell": [w["fk"], w["fr"], w["fb"]],
               f"{TOP}/bidirectional/layer": [], f"{TOP}/bidirectional/layer/cell": [],
               f"{TOP}/dense": [w["dk"], w["db"]]}
-    return _archive(_sequential("sequential_4", layers, "mse"), groups, "2.14.0"), w
+    return _archive(_sequential("sequential_4", layers, "mse"), groups, "2.14.0", windows), w
 
 
 def _gru(x: np.ndarray, k: np.ndarray, r: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -225,6 +234,63 @@ def test_a_tf213_conv_bn_bidirectional_model_loads_each_layers_arrays_into_it() 
     np.testing.assert_allclose(_keras_forward(data, x), _conv_numpy(w, x), rtol=1e-9, atol=1e-12)
 
 
+def test_a_windows_saved_tf213_lstm_archive_loads_its_cells_arrays() -> None:
+    """kerassweep23 h03: on Windows the LSTM's cell is the top-level group
+    ``_layer_checkpoint_dependencies\\lstm\\cell``; the model computes what numpy does with
+    the arrays written, as the same model saved on Linux does."""
+    rng = np.random.default_rng(3)
+    data, w = _text_model(rng, windows=True)
+    with h5py.File(io.BytesIO(zipfile.ZipFile(io.BytesIO(data)).read("model.weights.h5"))) as f:
+        assert f"{TOP}\\lstm\\cell" in f and TOP not in f  # the test's own file: Windows' layout
+    stored = read_keras_weights(data, read_keras_training(data).config)
+    assert stored is not None and sorted(stored) == ["dense_10", "dense_11", "embedding_11", "lstm_11"]
+    assert [a.shape for a in stored["lstm_11"]] == [(E, 4 * U), (U, 4 * U), (4 * U,)]
+    ids = rng.integers(0, V, (5, T))
+    np.testing.assert_allclose(_keras_forward(data, ids), _text_numpy(w, ids), rtol=1e-9, atol=1e-12)
+    doc = check_keras(data, seeds=1, verify=False)
+    assert "[weights: as stored in the file]" in doc.summary
+
+
+def test_a_windows_saved_keras3_lstm_archive_loads_its_cells_arrays() -> None:
+    """Keras 2.15 / 3 on Windows: ``layers\\lstm\\cell/vars`` beside ``layers\\lstm/vars``."""
+    rng = np.random.default_rng(7)
+    data, w = _text_model(rng)
+    groups = {"layers/embedding": [w["emb"]], "layers/lstm": [], "layers/lstm/cell": [w["k"], w["r"], w["b"]],
+              "layers/dropout": [], "layers/dense": [w["d1k"], w["d1b"]], "layers/dense_1": [w["d2k"], w["d2b"]]}
+    data = _archive(read_keras_training(data).config, groups, "2.15.0", windows=True)
+    ids = rng.integers(0, V, (5, T))
+    np.testing.assert_allclose(_keras_forward(data, ids), _text_numpy(w, ids), rtol=1e-9, atol=1e-12)
+
+
+def test_a_windows_saved_tf214_bidirectional_gru_archive_loads_both_directions() -> None:
+    rng = np.random.default_rng(4)
+    data, w = _conv_model(rng, windows=True)
+    x = rng.normal(0, 1, (5, T, F_IN))
+    np.testing.assert_allclose(_keras_forward(data, x), _conv_numpy(w, x), rtol=1e-9, atol=1e-12)
+
+
+def test_a_windows_saved_nested_model_finds_the_inner_models_layers() -> None:
+    """A Sequential inside a Sequential: its layers are under
+    ``_layer_checkpoint_dependencies\\sequential\\_layer_checkpoint_dependencies\\dense``."""
+    rng = np.random.default_rng(8)
+    k1, b1 = rng.normal(0, 0.5, (3, 4)), rng.normal(0, 0.5, 4)
+    k2, b2 = rng.normal(0, 0.5, (4, 2)), rng.normal(0, 0.5, 2)
+    dense = dict(use_bias=True, kernel_initializer=_init("GlorotUniform"), bias_initializer=_init("Zeros"))
+    inner = {"module": "keras", "class_name": "Sequential", "registered_name": None,
+             "config": {"name": "inner", "layers": [
+                 _layer("InputLayer", batch_input_shape=[None, 3], name="inner_input"),
+                 _layer("Dense", name="hidden", units=4, activation="tanh", batch_input_shape=[None, 3], **dense)]}}
+    layers = [_layer("InputLayer", batch_input_shape=[None, 3], name="outer_input"), inner,
+              _layer("Dense", name="head", units=2, activation="linear", **dense)]
+    groups = {f"{TOP}/sequential": [], f"{TOP}/sequential/{TOP}/dense": [k1, b1], f"{TOP}/dense": [k2, b2]}
+    for windows in (False, True):
+        data = _archive(_sequential("outer", layers, "mse"), groups, windows=windows)
+        stored = read_keras_weights(data, read_keras_training(data).config)
+        assert stored is not None and sorted(stored) == ["head", "hidden"], windows
+        np.testing.assert_allclose(stored["hidden"][0], k1.astype("f4"))
+        np.testing.assert_allclose(stored["head"][1], b2.astype("f4"))
+
+
 def test_a_tf213_archive_is_checked_with_its_weights() -> None:
     data, _ = _text_model(np.random.default_rng(5))
     doc = check_keras(data, seeds=1, verify=False)
@@ -252,3 +318,30 @@ def test_reinitialise_reads_no_stored_weights_so_its_advice_works(tmp_path: Path
     assert main(["check", str(path), "--seeds", "1", "--no-verify"]) == 2
     assert "weights: reinitialise" in capsys.readouterr().err
     assert main(["check", str(path), "--seeds", "1", "--no-verify", "--weights", "reinitialise"]) in (0, 1)
+
+
+def test_weights_under_other_names_are_named_in_the_refusal() -> None:
+    """kerassweep23 h03 was refused with "the file stores no weights for this layer" while they were
+    in the file under another path: where the arrays Keras keeps in ``vars/i`` are not found, the
+    refusal names the group looked in and what it holds."""
+    data, w = _text_model(np.random.default_rng(9))
+    config = read_keras_training(data).config
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        for path, arrays in {f"{TOP}/embedding": [w["emb"]], f"{TOP}/dropout": [],
+                             f"{TOP}/dense": [w["d1k"], w["d1b"]], f"{TOP}/dense_2": [w["d2k"], w["d2b"]]}.items():
+            group = f.create_group(f"{path}/vars")
+            for i, a in enumerate(arrays):
+                group.create_dataset(str(i), data=np.asarray(a, "f4"))
+        f.create_group(f"{TOP}/lstm/vars")
+        f.create_dataset(f"{TOP}/lstm/kernel", data=np.asarray(w["k"], "f4"))  # not where Keras keeps it
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": "2.13.1"}))
+        zf.writestr("config.json", json.dumps(config))
+        zf.writestr("model.weights.h5", buf.getvalue())
+    with pytest.raises(ModelError) as err:
+        check_keras(out.getvalue(), seeds=1, verify=False)
+    message = str(err.value)
+    assert "lstm_11: no weights found for this layer where Keras keeps them" in message
+    assert f"model.weights.h5:/{TOP}/lstm; it holds kernel" in message and "stores no weights" not in message

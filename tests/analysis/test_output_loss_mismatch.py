@@ -542,3 +542,52 @@ def test_a_relu_output_under_a_loss_on_probabilities_is_made_linear_as_its_remed
     [r] = [r for r in f.remedies if r.id == "logits_loss"]
     assert {"op": "replace", "path": "/layers/1/activation", "value": "identity"} in r.patch
     assert "linear" in r.change and r.verified is not None and r.verified.fixed
+
+
+@pytest.mark.parametrize("k", [2, 3, 30])
+def test_a_softmax_over_more_than_two_units_under_binary_cross_entropy_is_a_warning(tmp_path: Path, k: int) -> None:
+    # kerassweep23 u04 (a-amme/seeing-sums): Dense(30, softmax) compiled with binary_crossentropy and
+    # trained on multi-hot targets was healthy. Over 2 units on one-hot targets the two terms are one
+    # sigmoid's (p_2 = 1 - p_1): no mismatch
+    cfg = _seq(_dense("d1", 32, "relu", _init_he()), _dense("out", k, "softmax"), shape=[16])
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({**cfg, "compile_config": {"loss": "binary_crossentropy"}}))
+    doc = check_keras(path, seeds=1)
+    mismatches = _mismatch(doc)
+    if k == 2:
+        assert not mismatches and doc.status == "healthy"
+        return
+    [f] = mismatches
+    assert f.severity == "warning" and doc.status == "warning"
+    assert f.summary.startswith("softmax under binary cross-entropy") and f"{k} softmax outputs" in f.summary
+    assert f.evidence.metric == "softmax_units_under_binary_loss" and f.evidence.value == k
+    assert f.evidence.model_extra["units"] == k and f.evidence.loss == "binary_cross_entropy"
+    assert f.evidence.output_activation == "softmax"
+    [r] = f.remedies
+    assert r.id == "output_activation" and "sigmoid per unit" in r.change and "categorical cross-entropy" in r.change
+    assert r.verified is not None and r.verified.fixed  # the sigmoids re-simulated: nothing left to flag
+
+
+def test_softmax_under_binary_cross_entropy_cannot_reach_multi_hot_targets_and_inflates_binary_accuracy() -> None:
+    # the theory the finding states, computed independently of the tool: Keras' binary cross-entropy
+    # on probabilities is the mean over the k units of -[t log p + (1 - t) log(1 - p)]
+    k = 5
+    target = torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0]])  # multi-hot: two labels
+    z = torch.zeros(1, k, requires_grad=True)
+    opt = torch.optim.Adam([z], lr=0.1)
+    for _ in range(2000):
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy(torch.softmax(z, dim=1), target)
+        loss.backward()
+        opt.step()
+    p = torch.softmax(z, dim=1).detach()
+    # the best a softmax can do gives each of the m = 2 labels at most 1/2: the loss stays at 2 ln 2 / k
+    assert float(p[0, :2].max()) <= 0.5 + 1e-3
+    assert float(loss.detach()) == pytest.approx(2 * np.log(2) / k, rel=1e-2)
+    sig = torch.nn.functional.binary_cross_entropy(torch.sigmoid(torch.tensor([[9.0, 9.0, -9.0, -9.0, -9.0]])), target)
+    assert float(sig) < 1e-3  # a sigmoid per unit reaches it
+    # one-hot targets, a softmax that predicts nothing (uniform): each unit 1/k < 0.5 reads 0, so
+    # Keras' binary_accuracy is (k - 1)/k
+    onehot = torch.nn.functional.one_hot(torch.arange(k), k).float()
+    uniform = torch.full((k, k), 1.0 / k)
+    assert float(((uniform > 0.5).float() == onehot).float().mean()) == pytest.approx((k - 1) / k)

@@ -1883,6 +1883,20 @@ MAX_WEIGHTS_BYTES = 1 << 30
 Weights = dict[str, list[np.ndarray]]
 
 
+class StoredWeights(dict[str, list[np.ndarray]]):
+    """:data:`Weights` as :func:`read_keras_weights` reads them, with ``looked``: by the name of a
+    layer the file gives no arrays for, where they were looked for and what the file has there."""
+
+    looked: dict[str, str] = {}  # noqa: RUF012  (replaced per instance, never mutated)
+
+
+def no_weights(weights: Weights, name: str, default: str = "the file stores no weights for this layer") -> str:
+    """Why layer ``name`` has no weights in ``weights``: what the file holds where they were looked
+    for, where :func:`read_keras_weights` found arrays there under other names; else ``default``
+    (the file stores none for it: no group, or one that holds nothing)."""
+    return str(getattr(weights, "looked", {}).get(name) or default)
+
+
 def _snake(name: str) -> str:
     """keras.src.utils.naming.to_snake_case: how Keras 3 names a layer's group in .weights.h5."""
     name = re.sub(r"\W+", "", name)
@@ -1904,11 +1918,70 @@ def _refuse(where: str, what: str) -> InputFormatError:
     return InputFormatError(f"{where}: {what}", [Problem(where, what)])
 
 
-def _group(obj: Any, prefix: str, role: str) -> Any:
-    """``obj`` when it is an HDF5 group, else an :class:`InputFormatError` naming its path."""
+class _PathGroup:
+    """A group of a ``model.weights.h5`` saved by Keras on Windows, rebuilt from its paths: there
+    the saving library joins an object's path with ``\\`` (``os.path.join``) and HDF5 splits only
+    on ``/``, so an LSTM's cell is the top-level group ``_layer_checkpoint_dependencies\\lstm\\cell``
+    (its ``vars`` under ``/``), a sibling of ``..\\lstm``, not inside it. The groups of this tree
+    are the paths' parts with either separator; the datasets are the file's own (their names, the
+    file's, still say where they are). It answers what the readers ask of an h5py group."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.children: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.children.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.children
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.children)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.children[key]
+
+
+def _split_paths(f: Any, prefix: str) -> Any:
+    """``f``, or where any of its names holds a ``\\`` (a file saved on Windows, in part or whole:
+    a path the saving library joined with ``\\``), a :class:`_PathGroup` tree of it with both
+    ``\\`` and ``/`` read as separators, so a layer's groups are found the same way wherever the
+    file was saved (its RNN's ``cell``, a Bidirectional's ``forward_layer``, a nested model's layers)."""
     import h5py
 
-    if not isinstance(obj, h5py.Group):
+    names: list[tuple[str, Any]] = []
+    f.visititems(lambda n, obj: names.append((n, obj)) if isinstance(obj, h5py.Dataset) else None)
+    if not any("\\" in n for n, _ in names):
+        return f
+    root = _PathGroup("/")
+    for path, obj in names:
+        *parents, leaf = [p for p in re.split(r"[\\/]", path) if p]
+        node: Any = root
+        for part in parents:
+            child = node.children.get(part)
+            if child is None:
+                child = node.children[part] = _PathGroup(f"{node.name.rstrip('/')}/{part}")
+            if not isinstance(child, _PathGroup):  # a dataset where the path needs a group
+                raise _refuse(f"{prefix}/{path}", "a weight array where another array's path has a group "
+                                    f"({node.name.rstrip('/')}/{part})")
+            node = child
+        if leaf in node.children:  # a\\b/0 and a/b/0: the same place named twice
+            raise _refuse(f"{prefix}/{path}", f"a second array at {node.name.rstrip('/')}/{leaf} (the file names "
+                                "it with both separators)")
+        node.children[leaf] = obj
+    return root
+
+
+def _is_group(obj: Any) -> bool:
+    import h5py
+
+    return isinstance(obj, h5py.Group | _PathGroup)
+
+
+def _group(obj: Any, prefix: str, role: str) -> Any:
+    """``obj`` when it is an HDF5 group, else an :class:`InputFormatError` naming its path."""
+    if not _is_group(obj):
         raise _refuse(_h5_path(prefix, obj), f"a dataset where a group is expected ({role})")
     return obj
 
@@ -1968,8 +2041,6 @@ _Found = dict[str, list[Any]]
 def _arrays_keras3(group: Any, prefix: str) -> list[Any]:
     """A Keras 3 layer group's variables in ``layer.weights`` order: its own ``vars/0, 1, ...``
     then its sub-objects' (an RNN's ``cell``; a Bidirectional's forward, then backward layer)."""
-    import h5py
-
     out: list[Any] = []
     own = group.get("vars")
     if own is not None:
@@ -1981,12 +2052,43 @@ def _arrays_keras3(group: Any, prefix: str) -> list[Any]:
              "output_dense", "_query_dense", "_key_dense", "_value_dense", "_output_dense")
     rest = [k for k in first if k in group] + sorted(k for k in group if k not in first and k != "vars")
     for key in rest:
-        if isinstance(group[key], h5py.Group):
+        if _is_group(group[key]):
             out += _arrays_keras3(group[key], prefix)
     return out
 
 
-def _weights_keras3(f: Any, config: dict[str, Any], prefix: str) -> _Found:
+def _held(group: Any, limit: int = 6) -> list[str]:
+    """The names of the arrays under ``group``, relative to it (a few), for a refusal that says
+    what the file has where a layer's weights were looked for."""
+    out: list[str] = []
+    stack: list[tuple[str, Any]] = [("", group)]
+    while stack and len(out) <= limit:
+        path, node = stack.pop()
+        groups = []
+        for key in sorted(node):
+            child = node[key]
+            if _is_group(child):
+                groups.append((f"{path}{key}/", child))
+            else:
+                out.append(f"{path}{key}")
+        stack.extend(reversed(groups))  # the first group's next, in name order
+    return out
+
+
+def _look(looked: dict[str, str] | None, name: str, prefix: str, parent: Any, key: str, group: Any) -> None:
+    """Record in ``looked`` what the file has where layer ``name``'s weights were looked for
+    (``key`` under ``parent``) when it gave no array for it but holds others there. (A group that
+    holds nothing, or none at all: the file does store no weights for the layer.)"""
+    if looked is None or group is None:
+        return
+    held = _held(group)
+    if held:
+        looked[name] = (f"no weights found for this layer where Keras keeps them (vars/0, vars/1...: a "
+                        f"layer's, or its cell's, forward_layer's...) under {prefix}{parent.name.rstrip('/')}/{key}; "
+                        f"it holds {', '.join(held[:6])}" + (" ..." if len(held) > 6 else ""))
+
+
+def _weights_keras3(f: Any, config: dict[str, Any], prefix: str, looked: dict[str, str] | None = None) -> _Found:
     """``model.weights.h5`` of a Keras 3 ``.keras`` archive: ``layers/<snake_case class>[_k]/vars/i``
     (Keras 3 addresses a layer by its class and position, not its name)."""
     # saved on Windows (Keras 2.15's .keras): the top-level names are "layers\\conv2d", one
@@ -2010,11 +2112,13 @@ def _weights_keras3(f: Any, config: dict[str, Any], prefix: str) -> _Found:
             continue
         group = _group(group, prefix, f"layer {name}")
         if cls in ("Sequential", "Functional", "Model") and isinstance(lay.get("config"), dict):
-            out.update(_weights_keras3(group, {"config": lay["config"]}, prefix))  # by its own layers
+            out.update(_weights_keras3(group, {"config": lay["config"]}, prefix, looked))  # by its own layers
             continue
         arrays = _arrays_keras3(group, prefix)
         if arrays:
             out[name] = arrays
+        else:
+            _look(looked, name, prefix, layers, key if key in layers else name, group)
     return out
 
 
@@ -2025,15 +2129,14 @@ _TF213_LAYERS = "_layer_checkpoint_dependencies"
 
 
 def _layer_groups(f: Any, top: str, prefix: str) -> Any:
-    """The group ``top`` of ``f`` holding one group per layer, or, as an archive saved on Windows
-    has it, the top-level groups named ``top\\<layer>``; None where there are neither."""
+    """The group ``top`` of ``f`` holding one group per layer (an archive saved on Windows, whose
+    top-level groups are named ``top\\<layer>``, read through :func:`_split_paths`); None where
+    there is none."""
     layers = f.get(top)
-    if layers is not None:
-        return _group(layers, prefix, "the model's layers")
-    return {k.split("\\", 1)[1]: f[k] for k in f if k.startswith(top + "\\")} or None
+    return None if layers is None else _group(layers, prefix, "the model's layers")
 
 
-def _weights_tf213(f: Any, config: dict[str, Any], prefix: str) -> _Found:
+def _weights_tf213(f: Any, config: dict[str, Any], prefix: str, looked: dict[str, str] | None = None) -> _Found:
     """``model.weights.h5`` of a tf.keras 2.13 / keras 2.14 ``.keras`` archive:
     ``_layer_checkpoint_dependencies/<snake_case class>[_k]/vars/i`` (an LSTM's under ``.../cell``).
 
@@ -2067,15 +2170,17 @@ def _weights_tf213(f: Any, config: dict[str, Any], prefix: str) -> _Found:
             continue
         group = _group(layers[groups[k][1]], prefix, f"layer {name}")
         if cls in ("Sequential", "Functional", "Model") and isinstance(lay.get("config"), dict):
-            out.update(_weights_tf213(group, {"config": lay["config"]}, prefix))  # by its own layers
+            out.update(_weights_tf213(group, {"config": lay["config"]}, prefix, looked))  # by its own layers
             continue
         arrays = _arrays_keras3(group, prefix)
         if arrays:
             out[name] = arrays
+        else:
+            _look(looked, name, prefix, layers, groups[k][1], group)
     return out
 
 
-def _weights_keras2(f: Any, prefix: str) -> _Found:
+def _weights_keras2(f: Any, prefix: str, looked: dict[str, str] | None = None) -> _Found:
     """A Keras 2 ``.h5`` (``model.save``: group ``model_weights``; ``save_weights``: the root): each
     layer group lists its weights in order in ``weight_names`` (``dense/kernel:0``), paths inside
     the group (``model_weights/dense/dense/kernel:0``)."""
@@ -2086,9 +2191,14 @@ def _weights_keras2(f: Any, prefix: str) -> _Found:
         if group is None:
             continue
         group = _group(group, prefix, f"layer {name}, named in layer_names")
-        read = [(n, _dataset(group[n], prefix)) for n in _attr_list(group, "weight_names", prefix) if n in group]
+        listed = _attr_list(group, "weight_names", prefix)
+        read = [(n, _dataset(group[n], prefix)) for n in listed if n in group]
         if read:
             out[name] = [array for _, array in read]
+        elif looked is not None and (held := _held(group)):
+            looked[name] = (f"no weights found for this layer: {prefix}{group.name} holds {', '.join(held[:6])}" + (" ..." if len(held) > 6 else "")
+                            + (f", but its weight_names lists {', '.join(listed[:6])}" if listed
+                               else ", but its weight_names lists none"))
         for n, array in read:  # a nested model's are its layers': inner/kernel:0, outer/inner/kernel
             inner = n.split("/")[-2] if "/" in n else name
             if inner != name:
@@ -2246,14 +2356,18 @@ def read_keras_weights(data: bytes, config: dict[str, Any], limits: Any = None) 
         from gradhealth.settings import get_settings
 
         limits = get_settings().limits
-    with _stored_datasets(data, config) as (found, prefix):
-        return _read_found(found, config, limits, prefix) if found else None
+    with _stored_datasets(data, config) as (found, prefix, looked):
+        if not found:
+            return None
+        out = StoredWeights(_read_found(found, config, limits, prefix))
+        out.looked = looked
+        return out
 
 
 def stores_weights(data: bytes, config: dict[str, Any]) -> bool:
     """Whether the Keras file ``data`` stores weights for ``config``'s layers (:func:`read_keras_weights`
     would return some), its structure checked as there but no dataset read."""
-    with _stored_datasets(data, config) as (found, _):
+    with _stored_datasets(data, config) as (found, _, _):
         return bool(found)
 
 
@@ -2288,25 +2402,27 @@ def _cudnn_found(found: _Found, config: dict[str, Any]) -> _Found:
 
 
 @contextmanager
-def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Found, str]]:
+def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Found, str, dict[str, str]]]:
     """The weight datasets of the Keras file ``data`` by layer (nothing read), with the prefix that
-    names the file they are in, while the HDF5 file is open; an empty dict where it stores none."""
+    names the file they are in and, by layer, where the file was looked in for a layer it gives no
+    arrays for and what it has there, while the HDF5 file is open; an empty dict where it stores none."""
+    looked: dict[str, str] = {}
     import h5py
 
     kind = sniff_keras(data[:4096])
     if kind == "h5":
         try:
             with _open_h5(data, "the .h5 file") as f:
-                found = _weights_keras2(f, "")
+                found = _weights_keras2(f, "", looked)
                 if _keras1_file(f, config):
                     found = _keras1_found(found, config)
                 found = _cudnn_found(found, config)
-                yield found, ""
+                yield found, "", looked
         except (OSError, KeyError, ValueError) as exc:
             raise InputFormatError(f"the .h5 weights cannot be read: {str(exc)[:200]}") from None
         return
     if kind != "keras":
-        yield {}, ""
+        yield {}, "", looked
         return
     with _open_archive(data) as zf:
         try:
@@ -2317,13 +2433,14 @@ def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Fou
             raise InputFormatError(f"model.weights.h5 is over {MAX_WEIGHTS_BYTES // 2**20} MB")
         blob = _member(zf, info, MAX_WEIGHTS_BYTES + 1) if info is not None else b""
     if not blob:
-        yield {}, ""
+        yield {}, "", looked
         return
     prefix = "model.weights.h5:"
     try:
         with _open_h5(blob, "model.weights.h5") as f:
-            found = (_weights_keras3(f, config, prefix) or _weights_tf213(f, config, prefix)
-                     or _weights_keras2(f, prefix))
+            tree = _split_paths(f, prefix)  # saved on Windows: "\\" as a separator too
+            found = (_weights_keras3(tree, config, prefix, looked) or _weights_tf213(tree, config, prefix, looked)
+                     or _weights_keras2(f, prefix, looked))
             arrays: list[str] = []
             f.visititems(lambda n, obj: arrays.append(n) if isinstance(obj, h5py.Dataset) else None)
             # the compiled metrics' and the optimizer's state are no layer's: not counted nor shown
@@ -2335,7 +2452,7 @@ def _stored_datasets(data: bytes, config: dict[str, Any]) -> Iterator[tuple[_Fou
                 raise InputFormatError(f"model.weights.h5 stores {len(arrays)} arrays ({shown}) that match no "
                                        "layer of the model's config; check the architecture alone with "
                                        "weights: reinitialise")
-            yield found, prefix
+            yield found, prefix, looked
     except (OSError, KeyError, ValueError) as exc:
         raise InputFormatError(f"model.weights.h5 cannot be read: {str(exc)[:200]}") from None
 
@@ -2383,7 +2500,7 @@ def _load_weights(net: Any, origins: Origins, weights: Weights) -> list[str]:
                        "Embedding", "SimpleRNN", "LSTM", "GRU", "Bidirectional"):
             continue
         if not arrays:
-            problems.append(f"{name}: the file stores no weights for this layer")
+            problems.append(f"{name}: {no_weights(weights, name)}")
             continue
         if isinstance(unit, SimpleUnit):
             mod: Any = unit.module  # a Linear, Conv, Embedding or norm, as the layer kind built it

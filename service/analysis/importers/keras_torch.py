@@ -23,7 +23,7 @@ from torch import nn
 from gradhealth.analysis.cells import gate, mark
 from gradhealth.analysis.graph import Role, role_of, run_recurrent
 from gradhealth.analysis.importers import ModelError
-from gradhealth.analysis.importers.keras import load_recurrent, loss_type
+from gradhealth.analysis.importers.keras import load_recurrent, loss_type, no_weights
 from gradhealth.analysis.importers.keras_graph import (
     _CONVS,
     _GLOBAL,
@@ -926,7 +926,7 @@ def load_stored(net: KerasNet, stored: dict[str, list[np.ndarray]]) -> None:
             arrays.append(np.zeros(()))
         want = [s for _, s in node.weights]
         if not arrays:
-            problems.append(f"{node.name}: the file stores no weights "
+            problems.append(f"{node.name}: {no_weights(stored, node.name, 'the file stores no weights')} "
                             f"({', '.join(r for r, _ in node.weights)})")
             continue
         if [tuple(a.shape) for a in arrays] != want:
