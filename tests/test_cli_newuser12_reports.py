@@ -115,6 +115,8 @@ def test_a_log_check_is_headed_by_its_path_not_its_file_name() -> None:
      "ReLU output clips the logits the loss needs below 0"),
     (_mismatch("clipped_output_fraction", from_logits=None, output_activation="relu"),
      "ReLU output cannot predict below 0 and passes no gradient there"),
+    (_mismatch("softmax_units_under_binary_loss", loss="binary_cross_entropy", output_activation="softmax"),
+     "Softmax output under binary cross-entropy: its units cannot be independent"),
 ])
 def test_output_loss_mismatch_is_titled_by_its_case(finding: Finding, expected: str) -> None:
     doc = Diagnosis(status="unhealthy", summary="s", findings=[finding])
