@@ -135,7 +135,11 @@ class Series:
         v = float(x)
         if self.step_unit == "epoch" and not v.is_integer():
             return f"{v:.4g}"
-        return str(int(v) if v.is_integer() else v)
+        if v.is_integer():
+            return str(int(v))
+        # a fractional count (StyleGAN's kimg, a float32 step): three decimals, not the float's
+        # 17 digits ("step 272.0320129394531", logsweep81)
+        return f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) >= 1 else f"{v:.4g}"
 
     def __len__(self) -> int:
         return len(self.values)

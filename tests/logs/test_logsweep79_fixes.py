@@ -175,3 +175,13 @@ def test_formats_names_the_tools_files_each_reader_takes(tmp_path: Path, capsys:
         for e in range(-1, 20)))
     assert read_log(yolo).format == "keras"
     assert read_log(_progress_csv(tmp_path)).format == "native"
+
+
+def test_a_fractional_step_is_written_with_three_decimals_not_the_floats_digits() -> None:
+    # logsweep81: StyleGAN's stats.jsonl counts in kimg; a summary said "step 272.0320129394531"
+    from gradhealth.logs.series import make_series
+
+    s = make_series("loss", [0.0, 136.016, 272.0320129394531], [1.0, 0.9, 0.8])
+    assert s.where(272.0320129394531) == "step 272.032"
+    assert s.between(2256.008056640625, 3000.0) == "steps 2256.008-3000"
+    assert s.where(0.000512) == "step 0.000512" and s.where(40.5) == "step 40.5" and s.where(12.0) == "step 12"
