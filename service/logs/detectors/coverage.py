@@ -15,6 +15,7 @@ from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.detectors.rl import (
     A_REWARD,
     ROLLOUT_REWARD,
+    counted_returns,
     on_rollouts,
     plateau_judged,
     rewards_unjudged,
@@ -85,8 +86,10 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
             "training loss or a gradient norm; the validation loss alone is checked for what it can show. Log the "
             "training loss too (self.log('train_loss', loss) in training_step).",
             {"metric": val.name, "steps": None, "value": 0.0, "series": [s.name for s in run.series][:50]}, [])]
-    if not main and (on_rollouts(run) or any(A_REWARD.search(s.name) for s in run.series)):
+    counted = [s.name for s in counted_returns(run)] if not main else []
+    if not main and (on_rollouts(run) or any(A_REWARD.search(s.name) for s in run.series) or counted):
         rewards = [s.name for s in run.series if ROLLOUT_REWARD.search(s.name) or A_REWARD.search(s.name)]
+        rewards += [name for name in counted if name not in rewards]
         trend = plateau_judged(run)
         if trend:
             # long enough from its start for reward_plateau: whether it rose at all was judged

@@ -77,7 +77,10 @@ _RETURN_TAIL = 0.2
 #: (not a bare "ep": many consoles print their epoch so; nor "eps", an exploration epsilon)
 _EPISODE_COUNTER = re.compile(r"(?:^|[/.])(?:episodes?|episode[_ -]?(?:num|number|count|idx|index|no)|"
                               r"n[_ -]?episodes|num[_ -]?episodes|total[_ -]?episodes)$", re.IGNORECASE)
-_BARE_MEAN = re.compile(r"(?:avg|average|mean)(?:[_ -]?(?:reward|return|score)s?)?", re.IGNORECASE)
+#: (also a window's length after the word and a score: the DQN/Udacity consoles' "Average100 Score",
+#: "avg score"; and a bare "Score" per episode: a score is a return only beside an episode counter)
+_BARE_MEAN = re.compile(r"(?:avg|average|mean)(?:[_ -]?\d+)?(?:[_ -]?(?:reward|return|score)s?)?|(?:episode[_ -]?)?scores?",
+                        re.IGNORECASE)
 
 
 def episode_counter(run: RunLog) -> Series | None:
@@ -141,6 +144,13 @@ def _outcomes(run: RunLog) -> list[Series]:
     found += [s for s in rlhf_rewards(run) if s not in found]
     if found:
         return found
+    return counted_returns(run)
+
+
+def counted_returns(run: RunLog) -> list[Series]:
+    """The returns a run logs against its episode counter without naming them a reward or return:
+    a bare mean (``Avg``, ``Average100_Score``, ``avg score``) or a ``Score`` beside ``Episode N``;
+    empty where the run counts no episodes (a supervised log's ``score`` is no return)."""
     counter = episode_counter(run)
     if counter is None:
         return []
@@ -542,6 +552,7 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     if solved:
         return []
     counter = episode_counter(run)
+    collapsed: set[str] | None = None
     for s, steps, v, start, band, sm in judged:
         n = len(v)
         tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
@@ -549,8 +560,19 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         peak = float(sm[i_peak])
         end = float(np.median(v[-tail:]))
         last = sm[-tail:]
-        if peak - start > band or not (np.all(np.abs(last - start) <= band) and abs(end - start) <= band):
+        if peak - start > band or not (np.all(last - start <= band) and end - start <= band):
             continue
+        if not (np.all(np.abs(last - start) <= band) and abs(end - start) <= band):
+            # never rose and ends below the band: a return that never rose all the same (an Average100
+            # of CartPole from 24.7 over its first, few-episode means to 22.4, the random policy's
+            # level), unless it fell far enough for reward_collapse, which reports it
+            if collapsed is None:
+                collapsed = {str(f.evidence.metric) for f in reward_collapse(run, t)}
+            if s.name in collapsed:
+                continue
+            within = f"none of them more than {band:.3g} above the start, the end below it"
+        else:
+            within = f"all within {band:.3g} of the start"
         spanned = 0 if n == per_episode else _episodes_spanned(counter, steps)
         unit = ("episodes" if n == per_episode else
                 f"logged means spanning {spanned:,} episodes ({counter.name})" if counter is not None and spanned
@@ -559,7 +581,7 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
             "reward_plateau", "warning",
             f"{_named(run, s)} never rose over {n:,} {unit} ({s.where(float(steps[0]))} to {s.where(float(steps[-1]))}): "
             f"it starts at {start:.4g}, its running median is at most {peak:.4g} ({s.where(float(steps[i_peak]))}) "
-            f"and its last fifth's median is {end:.4g}, all within {band:.3g} of the start (running medians)",
+            f"and its last fifth's median is {end:.4g}, {within} (running medians)",
             "The agent's return did not improve over the whole run: the policy is no better at the end than at "
             "the start. Most often the updates are too small to move it (a learning rate too low for the "
             "reward's scale), or too large so that it collapsed into one behaviour early (a deterministic "

@@ -40,7 +40,10 @@ has values after the first step (llm.c's ``val loss`` printed before ``step 1``)
 the step before the first one (the first step minus 1, at least 0: the state before any update).
 In a log with no step at all, lines take a running index of the lines with values (0, 1, 2...),
 unless it counts epochs (``Epoch 2/10`` headers, ``| epoch 002 |``): then each name's last value in
-each epoch, at that epoch. A position within an epoch (``Epoch [1][50/5808]``, ``Epoch: [2]
+each epoch, at that epoch (a name printed several times within most whole epochs, ``Epoch 1 - Batch
+loss: 12.13``, is a point each time, the k-th of the epoch's n lines at e + k/n). An RL console's line
+naming its episode (``Episode 100  Frame 2457  Average100 Score: 24.57``) is placed by its frames or
+timesteps, else by the episode. A position within an epoch (``Epoch [1][50/5808]``, ``Epoch: [2]
 [1/6]``, tqdm's ``Epoch 476:  1%|...| 1/79``) is the fractional epoch 1 + 50/5808.
 Every other name becomes a series named as the log names it; common names
 get their role: ``loss``/``train_loss``/``trl``/``training_loss`` (loss), ``val_loss``/``tel``/
@@ -114,7 +117,9 @@ _PLUS_JOINED = r"(?:(?<=\w\w)\+[^\W\d][\w./-]+)*"
 # (and after it: NICE-EEG's "loss val: 6.6089"; a split word before an accuracy: "train acc: 0.50")
 _KV = re.compile(rf"(?<![\w./-])(?P<key>loss[ \t]{_SPLIT_WORD}(?=['\"]?\s*[:=])|"
                  rf"(?:{_SPLIT_WORD}[ \t](?=loss\b|acc\b|accuracy\b)|{_LOSS_QUALIFIER}[ \t](?=loss\b)|"
-                 rf"learning[ \t](?=rate\b)|(?:mean|average|avg|total|episode|episodic)[ \t](?=rewards?\b|returns?\b))?"
+                 rf"learning[ \t](?=rate\b)|(?:mean|average|avg|total|episode|episodic)[ \t](?=rewards?\b|returns?\b)|"
+                 # a mean over a window of episodes: the DQN/Udacity consoles' "Average100 Score: 23.5"
+                 rf"(?:mean|average|avg)\d*[ \t](?=scores?\b)|(?:mean|average|avg)\d+[ \t](?=rewards?\b|returns?\b))?"
                  rf"[^\W\d][\w./-]*{_PLUS_JOINED})['\"]?"
                  # a copula before the separator is part of it (Paddle's prints: "loss is: 2.50, acc is: 0.07")
                  rf"(?:[ \t]+(?:is|was|are)(?=[ \t]*[:=]))?(?P<sep>\s*[:=]\s*(?:=\s*)?)"
@@ -200,7 +205,19 @@ _POSITION_FORMS = (("e", "i", "n"), ("te", "ti", "tn"), ("fe", "fi", "fn"), ("de
 #: An evaluation's progress, "Test: [  20/48]": how far through one pass over the evaluation set
 _EVAL_PROGRESS = re.compile(r"\[\s*(?P<i>\d+)\s*/\s*(?P<n>\d+)\s*\]")
 #: A value and its running average, AverageMeter's "Loss: 0.834 (0.928)"
-_WITH_AVERAGE = re.compile(rf"(?P<key>[A-Za-z][\w@./-]*)\s*:\s*(?P<val>{_NUM})\s+\(\s*(?P<avg>{_NUM})\s*\)")
+_WITH_AVERAGE = re.compile(rf"(?P<key>[A-Za-z][\w@./-]*)\s*:?\s*(?P<val>{_NUM})\s+\(\s*(?P<avg>{_NUM})\s*\)")
+#: Marks an evaluation's report part way through its pass (``Test: [240/242]  Loss 2.9 (3.1)``): held
+#: by the reader, and the pass's last one printed kept (its running averages are the pass's figures)
+_PASS_KEY = "\x00pass"
+#: A labelled list of ``name value`` items after a colon, to the line's end: the T5 script's
+#: ``Validation BLEU: BLEU-1 71.65, BLEU-2 65.76, BLEU-3 46.57, BLEU-4 31.75``; a split word in the
+#: label names the items' split (``val_BLEU-1``, ``dev_BLEU-1`` from ``Dev BLEU:``)
+_LIST_ITEM = rf"[A-Za-z][\w@.-]*[ \t]+(?:{_NUM})"
+_LABELLED_LIST = re.compile(rf"(?<![\w@.-])(?P<label>[A-Za-z][\w@.-]*(?:[ \t]+[A-Za-z][\w@.-]*){{0,3}})[ \t]*:[ \t]*"
+                            rf"(?P<items>{_LIST_ITEM}(?:[ \t]*,[ \t]*{_LIST_ITEM})+)[ \t]*\.?[ \t]*$", re.IGNORECASE)
+_LIST_PAIR = re.compile(rf"(?P<key>[A-Za-z][\w@.-]*)[ \t]+(?P<val>{_NUM})$", re.IGNORECASE)
+_LABEL_SPLIT = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                "dev": "dev", "eval": "eval", "evaluation": "eval", "test": "test", "testing": "test"}
 # ESPnet's trainer: "INFO: 18epoch:train:6376-6750batch: iter_time=0.001, ..., loss=1.270, ..."
 _ESPNET_POS = re.compile(r"(?<![\w.])(?P<e>\d+)epoch:(?P<split>[a-z_]+):(?P<a>\d+)-(?P<b>\d+)batch\b")
 # a labelled group of "name value" pairs, comma-separated, in brackets: PyTorch-YOLOv3's
@@ -287,7 +304,14 @@ for _names, _name_role in (
 ):
     for _n in _names:
         ROLES[_n] = _name_role  # type: ignore[assignment]  # the tuple's strings are Role literals
-_WS_KEYS = STEP_KEYS | set(ROLES) | {"epoch", "train_acc", "val_acc", "accuracy", "acc", "perplexity", "ppl"}
+_WS_KEYS = STEP_KEYS | set(ROLES) | {"epoch", "train_acc", "val_acc", "accuracy", "acc", "perplexity", "ppl",
+                                      "episode", "episodes"}
+#: An agent's counters on an RL console's line beside its episode (``Episode 100\tFrame 2457\tAverage100
+#: Score: 24.57``, ``Episode: 12 Timestep: 3400``): the environment steps taken, the line's step (the x
+#: axis Stable-Baselines3 plots); read after a space only where the line names its episode
+_ENV_STEP_KEYS = frozenset({"frame", "frames", "timestep", "timesteps", "total_timesteps", "env_steps"})
+_EPISODE_KEYS = frozenset({"episode", "episodes"})
+_EPISODE_ON_LINE = re.compile(r"(?<![\w./-])episodes?\s*[:=]?\s*\d", re.IGNORECASE)
 # a loss's part named as an identifier and its value by spaces only (MAR's "loss_source 0.901
 # loss_total 53.564"): a name no prose uses, so read like the names above
 _WS_LOSS_PART = re.compile(r"^(?=[a-z]\w*[_/])(?:\w+[_/])*loss(?:[_/]\w+)*$|^\w+_loss$")
@@ -753,6 +777,8 @@ def line_values(line: str) -> tuple[list[tuple[str, str]], float | None]:
         found, total = _all_values(line)
     except LineTooWide:
         return [], None  # (the reader refuses the line, by its number, as it reads it)
+    if found and found[0][0] == _PASS_KEY:
+        return [], None  # an evaluation's report part way through its pass: the reader keeps its last
     if any(k.startswith(_ONE) for k, _ in found):
         found = [(k, v) for k, v in found if not k.startswith(_ONE)]
     return found, total
@@ -1075,6 +1101,16 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
             key = "loss" if m["key"].lower() == "total" and "loss" in label else f"{label}/{m['key']}"
             found.setdefault(key, m["val"].replace(",", ""))
         first_at = min(first_at, g.start())
+    listed = _LABELLED_LIST.search(line) if "," in line and ":" in line else None
+    if listed is not None and not spans.covers(listed.start()):
+        # "Validation BLEU: BLEU-1 71.65, BLEU-2 65.76, ...": each item a value, named for the label's split
+        split = next((_LABEL_SPLIT[w.lower()] for w in listed["label"].split() if w.lower() in _LABEL_SPLIT), None)
+        for item in listed["items"].split(","):
+            pair = _LIST_PAIR.match(item.strip())
+            if pair is not None:
+                found.setdefault(f"{split}_{pair['key']}" if split else pair["key"], pair["val"])
+        spans.add(*listed.span())
+        first_at = min(first_at, listed.start())
     piped = "|" in line
     bars = list(_NORM_BARS.finditer(line)) if piped else []
     if bars:
@@ -1175,7 +1211,8 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         low = key.lower()
         if low in _SPLIT_LOSS and found.keys() & STEP_KEYS:
             key = low = _SPLIT_LOSS[low]  # "iter 0: train 9.8578 val 9.8535": each split's loss
-        known = low in _WS_KEYS or _WS_LOSS_PART.match(low) is not None or classify(key)[0] == "loss"
+        known = (low in _WS_KEYS or _WS_LOSS_PART.match(low) is not None or classify(key)[0] == "loss"
+                 or (low in _ENV_STEP_KEYS and _EPISODE_ON_LINE.search(line) is not None))
         if _BARE_NONFINITE.fullmatch(m["val"]) and not known:
             continue  # "number of nan iterations": prose, not a NaN
         if (piped and len(key) > 1) or known:
@@ -1223,8 +1260,12 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
     if clauses and first_at and found and (best := _BEST_MARK.search(line, 0, first_at)) is not None:
         cut = _CLAUSE_END.search(line, first_at) if _POSITION_BEFORE.search(line, 0, best.start()) else None
         if cut is None:
-            # "current best: ... train_loss: inf": the best so far (inf before there is one), not a step's
-            return [(f"best_{k}", v) for k, v in found.items() if k.lower() not in STEP_KEYS], None
+            # "current best: ... train_loss: inf": the best so far (inf before there is one), not a step's;
+            # an epoch before the mark is where the line is ("Epoch 2 - New best model saved with BLEU-2:
+            # 65.76"), a position and no best_ series (after it, "current best: epoch 12", the best's)
+            before = _POSITION_BEFORE.search(line, 0, best.start()) is not None
+            return [(k if k.lower() == "epoch" and before else f"best_{k}", v) for k, v in found.items()
+                    if k.lower() not in STEP_KEYS], None
         # "epoch 173 best test acc: 0.9120, train loss: 1.3054; ...": a step's line carrying the best
         # so far in one clause; the clauses after it are the step's own values
         head, _ = _line_values(line[:cut.start()], clauses=False)
@@ -1244,14 +1285,15 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         if progress is not None:
             shapes.computed()
             i, n = int(progress["i"]), int(progress["n"])
-            if i < n - 1:
-                return [], None   # part way through the pass: one batch's figures, not the pass's
             # the pass's last report (timm counts to n, torchvision's MetricLogger to n - 1): its
-            # running averages are the pass's figures
+            # running averages are the pass's figures; one part way through (a print every 10 batches
+            # of 242 ends at 240/242) is marked, and the reader keeps the pass's last one printed
             averages = {m["key"]: m["avg"] for m in _WITH_AVERAGE.finditer(line, first_at)}
             found = {k: averages.get(k, v) for k, v in found.items()}
         found = {(k if k.lower() == "epoch" else f"eval_{k}"): v
                  for k, v in found.items() if k.lower() not in STEP_KEYS}
+        if progress is not None and i < n - 1 and found:
+            found = {_PASS_KEY: progress["i"], **found}
         singles = {f"{_ONE}eval_{k[1:]}": v for k, v in singles.items()}
         total = None
     if counted is not None and total is not None and sum(k.lower() in STEP_KEYS for k in found) > 1:
@@ -1268,6 +1310,18 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         found = {"step": lead["i"], **found}
         total = _total(lead["n"])
     names = {k.lower() for k in found}
+    if names & _EPISODE_KEYS and not names & STEP_KEYS and not names & {"epoch"}:
+        # an RL console's line (``Episode 100  Frame 2457  Average100 Score: 24.57``): the environment
+        # steps are its step where it counts them, else the episode; the episode stays a series (the
+        # reward rules read the episodes a return spans from it)
+        env = next((k for k in found if k.lower() in _ENV_STEP_KEYS), None)
+        if env is not None:
+            found = {("step" if k == env else k): v for k, v in found.items()}
+        else:
+            episode = next(k for k in found if k.lower() in _EPISODE_KEYS)
+            if _count(found[episode]) is not None:
+                found = {"step": found[episode], **found}
+        names = {k.lower() for k in found}
     if (names & _POSITION_KEYS and names & {"train", "training"}
             and names & {"val", "valid", "validation"}):
         # "Epoch 000: train=0.179 valid=0.234": a training and a validation number beside a step
@@ -1448,7 +1502,7 @@ class TextReader:
             row = table_row(table, ln) if table else None
             table = table_header(ln) or table
             try:
-                found_pairs = row or _all_values(ln)[0]
+                found_pairs = row or [kv for kv in _all_values(ln)[0] if kv[0] != _PASS_KEY]
             except LineTooWide:
                 # more values on one line than a log may have: read as a text log, for the reader
                 # to refuse at its line (no other reader reads "loss: 1 loss: 1 ...")
@@ -1587,6 +1641,11 @@ class TextReader:
     def _segment(self, path: Path, limits: ReadLimits, start: int, stop: int | None,
                  warnings: list[LogWarning]) -> RunLog:
         """The run of lines ``start`` to ``stop`` (excluded; None: the end) of the console at ``path``."""
+        run = self._segment_read(path, limits, start, stop, warnings)
+        return replace(run, series=_eval_roles(run.series))
+
+    def _segment_read(self, path: Path, limits: ReadLimits, start: int, stop: int | None,
+                      warnings: list[LogWarning]) -> RunLog:
         name = path.name
         points = Points(name, limits)
         last_step: float | None = None
@@ -1617,6 +1676,7 @@ class TextReader:
         bar_last: int | None = None   # the last Keras progress count read as a step, and how many
         bar_round = 0                 # times the count started again (an epoch each)
         in_eval = False
+        held: tuple[int, list[tuple[str, str]]] | None = None  # an evaluation pass's last report so far
         table: list[str] | None = None     # the columns of an "Epoch ..." table (YOLO's console)
         by_epoch: dict[str, dict[float, float]] = {}
         epoch_top: float | None = None    # the furthest epoch a line placed by epoch reached
@@ -1633,6 +1693,7 @@ class TextReader:
         # epoch share one (the shape and each value's printed half unit tell one step logged in two
         # line styles from two steps: _one_step)
         epoch_rows: list[_EpochRow] | None = []
+        redrawn: set[int] = set()  # epoch_rows' rows a carriage return redrew (a progress line's but its last)
         epoch_lines = batch_lines = 0
         loss_lines = loss_epoch_lines = 0  # lines with a loss, and those of them in an epoch
         # (epoch, step, values) of each stepped line, for a step that starts again every epoch
@@ -1686,7 +1747,9 @@ class TextReader:
                             ("During handling", "The above exception")):
                         in_tb = False       # the exception line ends this traceback
                     continue
-                for segment in stripped.split("\r"):
+                segments = stripped.split("\r")
+                last_segment = segments[-1]
+                for segment in segments:
                     table = table or headerless_table(segment)
                     row = table_row(table, segment) if table else None
                     try:
@@ -1713,186 +1776,216 @@ class TextReader:
                             total = None
                         else:
                             found = found[1:]
-                    if not found:
-                        table = table_header(segment) or table
-                        # "Eval begin...": in a log that counts epochs, the lines up to the next
-                        # epoch are an evaluation's (Paddle's Model.fit prints them as training's)
-                        # (after a logging record's head and an emoji: "INFO:__main__:📊 Evaluation Results:")
+                    pieces: list[tuple[list[tuple[str, str]], float | None]]
+                    if found and found[0][0] == _PASS_KEY:
+                        # an evaluation's report part way through its pass ("Test: [10/242] ... Loss 5.2
+                        # (5.17)"): the lines between are the evaluation's (as under an "Eval begin..."
+                        # heading), and the pass's last report printed is its figures, kept when the
+                        # pass ends (a new one starts, or a line names a position or is training's)
                         in_eval = in_eval or (epoch is not None and _eval_heading(segment))
-                        continue
-                    names = {k.lower() for k, _ in found}
-                    if "batch" in names and names & {"epoch", "ep"} and not names & STEP_KEYS:
-                        # "ep: 0, batch: 160, ..., loss: 9.6": the batch counted within the epoch is
-                        # the line's step, the "ep" beside it its epoch (findings name both, as the
-                        # log does: "epoch 0, batch 160")
-                        found = [("step" if k.lower() == "batch" else "epoch" if k.lower() == "ep"
-                                  and "epoch" not in names else k, v) for k, v in found]
-                        names = {k.lower() for k, _ in found}
-                        counter_word = "batch"
-                    elif "ep" in names and not names & _POSITION_KEYS and not any(
-                            _REWARD_WORD.search(k) for k in names):
-                        # pytorch-kaldi's "ep=23 tr=['train_clean_100'] loss=nan ...": "ep" is the
-                        # epoch (not beside a reward, where it counts an agent's episodes)
-                        found = [("epoch" if k.lower() == "ep" else k, v) for k, v in found]
-                        names = {k.lower() for k, _ in found}
-                        counter_word = "step"
+                        at_batch = int(found[0][1])
+                        pieces = [] if held is None or at_batch > held[0] else [(held[1], None)]
+                        held = (at_batch, found[1:])
+                    elif held is not None and found and (
+                            {k.lower() for k, _ in found} & _POSITION_KEYS
+                            or (not in_eval and not any(k.startswith("eval_") for k, _ in found))
+                            or {k for k, _ in held[1]} <= {k for k, _ in found}):
+                        # (the pass's own last report, "Test: [241/242]", replaces the held one)
+                        pieces = ([(found, total)] if {k for k, _ in held[1]} <= {k for k, _ in found}
+                                  else [(held[1], None), (found, total)])
+                        held = None
                     else:
-                        counter_word = next((k.lower() for k, _ in found if k.lower() in STEP_KEYS), "step")
-                    # (every form of _EPOCH_POS counts i/n)
-                    pos = (_EPOCH_POS.search(segment) if "epoch" in names and "/" in segment
-                           and ("poch" in segment or "][" in segment) else None)
-                    if pos is not None:
-                        lengths.add(next((_count(pos[f[2]]) for f in _POSITION_FORMS if pos[f[2]]), None))
-                    elif ("epoch" in names and "/" in segment and not names & STEP_KEYS
-                          and (counter := _COUNTER.search(segment)) is not None
-                          and _word_at(segment.lower(), "epoch") < counter.start()):
-                        # "Epoch 0 | Step 3000/6501": the step counted within the epoch, read as the
-                        # fractional epoch 0 + 3000/6501 (_parsed); its N names the position again
-                        lengths.add(_count(counter[2]))
-                    if ("epoch" in names and in_eval and epoch is not None and not names & STEP_KEYS and len(names) > 1
-                            and float(dict((k.lower(), v) for k, v in found)["epoch"]) == epoch
-                            and not any(k.lower().startswith(_SPLITS) for k, _ in found)):
-                        # an evaluation announced on a line of its own that reprints the epoch it
-                        # evaluates (Paddle's examples: "testing in eval mode……", then "epoch: 0, loss
-                        # is: 0.49, acc is: 0.84" after the training line of epoch 0): its values are
-                        # the evaluation's, not a second training line replacing the first
-                        found = [(k if k.lower() == "epoch" or k.startswith("eval_") else f"eval_{k}", v)
-                                 for k, v in found]
-                    elif "epoch" in names:
-                        in_eval = False
-                        if not names & STEP_KEYS:
-                            header_epoch = float(dict((k.lower(), v) for k, v in found)["epoch"])
-                    elif in_eval or (epoch is not None and not names & _POSITION_KEYS and _eval_heading(segment)):
-                        # (and a line of its own values under such a heading: "🎉 Final Results: Loss=0.4886")
-                        found = [(k if k.startswith("eval_") else f"eval_{k}", v) for k, v in found
-                                 if k.lower() not in STEP_KEYS]
-                    elif total and header_epoch is not None and names & STEP_KEYS:
-                        # "step 614/614 - loss: 0.0878" under an "Epoch 2/10" header: a position in it
-                        i = next(float(v) for k, v in found if k.lower() in STEP_KEYS)
-                        found = [(k, v) for k, v in found if k.lower() not in STEP_KEYS]
-                        if steps_first:
-                            # the counted lines above the first header were placed by their step:
-                            # the count goes on across epochs ("Iter: [3800/3877]", then
-                            # "[Epoch=001/020]" and "Iter: [000/3877]" is step 3877)
-                            found.insert(0, ("step", repr(header_epoch * total + i)))
+                        pieces = [(found, total)]
+                    for found, total in pieces:
+                        if not found:
+                            table = table_header(segment) or table
+                            # "Eval begin...": in a log that counts epochs, the lines up to the next
+                            # epoch are an evaluation's (Paddle's Model.fit prints them as training's)
+                            # (after a logging record's head and an emoji: "INFO:__main__:📊 Evaluation Results:")
+                            in_eval = in_eval or (epoch is not None and _eval_heading(segment))
+                            continue
+                        names = {k.lower() for k, _ in found}
+                        if "batch" in names and names & {"epoch", "ep"} and not names & STEP_KEYS:
+                            # "ep: 0, batch: 160, ..., loss: 9.6": the batch counted within the epoch is
+                            # the line's step, the "ep" beside it its epoch (findings name both, as the
+                            # log does: "epoch 0, batch 160")
+                            found = [("step" if k.lower() == "batch" else "epoch" if k.lower() == "ep"
+                                      and "epoch" not in names else k, v) for k, v in found]
+                            names = {k.lower() for k, _ in found}
+                            counter_word = "batch"
+                        elif "ep" in names and not names & _POSITION_KEYS and not any(
+                                _REWARD_WORD.search(k) for k in names):
+                            # pytorch-kaldi's "ep=23 tr=['train_clean_100'] loss=nan ...": "ep" is the
+                            # epoch (not beside a reward, where it counts an agent's episodes)
+                            found = [("epoch" if k.lower() == "ep" else k, v) for k, v in found]
+                            names = {k.lower() for k, _ in found}
+                            counter_word = "step"
                         else:
-                            found.append(("epoch", repr(round(header_epoch + i / total, 6))))
-                    if not found:
-                        continue
-                    keys = [k for k, _ in found]
-                    # cut off: fewer values than the line before and the same first ones, in a shape no
-                    # whole line had (a summary line "<epoch:550, Average PSNR : 30.82dB" ends a log whole)
-                    if (last_unterminated and len(keys) < len(prev_keys) and prev_keys[:len(keys)] == keys
-                            and tuple(keys) not in shapes):
-                        warnings.append(LogWarning(
-                            "truncated_log", f"{name} line {lineno}: the last line is cut off (it has "
-                            f"{len(keys)} of the {len(prev_keys)} values of the line before); read up to "
-                            f"line {lineno - 1}", where=f"line {lineno}"))
-                        break
-                    step = None
-                    values: list[tuple[str, float]] = []
-                    why = None
-                    for k, v in found:
-                        value = float(v)   # the pattern lets only numbers, nan, inf, infinity through
-                        #                    (pairs() has dropped thousands commas)
-                        if k.lower() in STEP_KEYS and step is None:
-                            step = value
-                            why = _bad_step(v)
-                        else:
-                            values.append((k, value))
-                    if why is not None:
-                        # a step that is no step ("step inf", "step nan", "step 1e400", a hash's digits):
-                        # the line is skipped, never given the step before (its values would replace
-                        # that step's own)
-                        bad_steps += 1
-                        if bad_step is None:
-                            shown = ", ".join(f"{k} = {value:g}" for k, value in values[:3])
-                            bad_step = (lineno, f"{why}; the line{f' ({shown})' if shown else ''} is")
-                        continue
-                    if step is not None:
-                        last_step = step
-                        if first_step is None:
-                            first_step = step
-                            steps_first = epoch is None and header_epoch is None
-                    line_epoch: float | None = None
-                    for j, (k, value) in enumerate(values):
-                        if k.lower() == "epoch" and value == value and abs(value) != float("inf"):
-                            line_epoch = value
-                            if value.is_integer() and within_top is not None and value < within_top < value + 1:
-                                # a whole epoch after lines placed within it (0.067 ... 0.94): the
-                                # epoch's summary ("| end of epoch 1 | valid loss", "Epoch 0 completed |
-                                # Avg Loss"), at its end, after its batches, not before them at its start
-                                value = value + 1 - 1e-6
-                                values[j] = (k, value)
-                            elif not value.is_integer():
-                                within_top = value if within_top is None else max(within_top, value)
-                            epoch = value
-                    if any(_is_loss(k) for k, _ in values):
-                        loss_lines += 1
-                        loss_epoch_lines += epoch is not None
-                    if last_step is None and epoch is not None:
-                        if first_epoch is None:
-                            first_epoch = epoch
-                        elif epoch_top is not None and epoch < epoch_top and epoch <= first_epoch < epoch_top:
-                            back_to_start += 1
-                        for k, value in values:
-                            if k.lower() != "epoch":
-                                at_epoch = by_epoch.setdefault(k, {})
-                                if (rewritten is None and epoch_top is not None and epoch < epoch_top
-                                        and epoch in at_epoch):
-                                    # the epoch went back (a run resumed from a checkpoint): this
-                                    # value replaces one an earlier pass logged at the same epoch
-                                    rewritten = (lineno, epoch_top, epoch)
-                                nan_line = nonfinite_at.pop((k, epoch), None)
-                                if nan_line is not None and hidden is None and math.isfinite(value):
-                                    hidden = (nan_line, k, at_epoch[epoch], epoch)
-                                if not math.isfinite(value):
-                                    nonfinite_at[(k, epoch)] = lineno
-                                at_epoch[epoch] = value
-                        epoch_top = epoch if epoch_top is None else max(epoch_top, epoch)
-                        if epoch_rows is not None:
-                            own = [(k, v) for k, v in values if k.lower() != "epoch"]
-                            if len(own) == len(values) or len(epoch_rows) >= _MAX_PENDING * 10:
-                                epoch_rows = None  # under a header's epoch (Keras): its last line
-                            elif own:
-                                printed = dict(found)
-                                epoch_rows.append((epoch, own, tuple(keys),
-                                                   {k: _half_unit(printed.get(k, "")) for k, _ in own}))
-                        epoch_lines += 1
-                        batch_lines += any(k.lower() == "batch" for k, _ in values)
-                    if not values:
-                        continue
-                    tb = None               # values after a traceback: training went on
-                    for k, _ in values:
-                        if k.startswith(_ONE):
-                            letters[k] = letters.get(k, 0) + 1
-                    prev_keys = keys
-                    shapes.add(tuple(keys))
-                    if last_step is not None:
-                        for k, value in values:
-                            points.add(k, last_step, value)
-                            stepped.add(k)
-                        if worded is not None and step is not None and line_epoch is not None:
-                            # the line names its epoch and its counter within it: findings say both
-                            worded.append((line_epoch, step, counter_word))
-                            if len(worded) > _MAX_PENDING * 10:
-                                worded = None
-                        if stepped_rows is not None:
-                            # kept only while every stepped line is in an epoch, and not past the cap
-                            # (a truncated list would rebuild part of the log)
-                            if epoch is None or len(stepped_rows) >= _MAX_PENDING * 10:
-                                stepped_rows = None
+                            counter_word = next((k.lower() for k, _ in found if k.lower() in STEP_KEYS), "step")
+                        # (every form of _EPOCH_POS counts i/n)
+                        pos = (_EPOCH_POS.search(segment) if "epoch" in names and "/" in segment
+                               and ("poch" in segment or "][" in segment) else None)
+                        if pos is not None:
+                            lengths.add(next((_count(pos[f[2]]) for f in _POSITION_FORMS if pos[f[2]]), None))
+                        elif ("epoch" in names and "/" in segment and not names & STEP_KEYS
+                              and (counter := _COUNTER.search(segment)) is not None
+                              and _word_at(segment.lower(), "epoch") < counter.start()):
+                            # "Epoch 0 | Step 3000/6501": the step counted within the epoch, read as the
+                            # fractional epoch 0 + 3000/6501 (_parsed); its N names the position again
+                            lengths.add(_count(counter[2]))
+                        if ("epoch" in names and in_eval and epoch is not None and not names & STEP_KEYS and len(names) > 1
+                                and float(dict((k.lower(), v) for k, v in found)["epoch"]) == epoch
+                                and not any(k.lower().startswith(_SPLITS) for k, _ in found)):
+                            # an evaluation announced on a line of its own that reprints the epoch it
+                            # evaluates (Paddle's examples: "testing in eval mode……", then "epoch: 0, loss
+                            # is: 0.49, acc is: 0.84" after the training line of epoch 0): its values are
+                            # the evaluation's, not a second training line replacing the first
+                            found = [(k if k.lower() == "epoch" or k.startswith("eval_") else f"eval_{k}", v)
+                                     for k, v in found]
+                        elif "epoch" in names:
+                            in_eval = False
+                            if not names & STEP_KEYS:
+                                header_epoch = float(dict((k.lower(), v) for k, v in found)["epoch"])
+                        elif in_eval or (epoch is not None and not names & _POSITION_KEYS and _eval_heading(segment)):
+                            # (and a line of its own values under such a heading: "🎉 Final Results: Loss=0.4886")
+                            found = [(k if k.startswith("eval_") else f"eval_{k}", v) for k, v in found
+                                     if k.lower() not in STEP_KEYS]
+                        elif total and header_epoch is not None and names & STEP_KEYS:
+                            # "step 614/614 - loss: 0.0878" under an "Epoch 2/10" header: a position in it
+                            i = next(float(v) for k, v in found if k.lower() in STEP_KEYS)
+                            found = [(k, v) for k, v in found if k.lower() not in STEP_KEYS]
+                            if steps_first:
+                                # the counted lines above the first header were placed by their step:
+                                # the count goes on across epochs ("Iter: [3800/3877]", then
+                                # "[Epoch=001/020]" and "Iter: [000/3877]" is step 3877)
+                                found.insert(0, ("step", repr(header_epoch * total + i)))
                             else:
-                                stepped_rows.append((epoch, last_step, values, step is not None))
-                    elif stepless:
-                        for k, value in values:
-                            points.add(k, float(index), value)
-                    else:
-                        pending.append((float(index), values))
-                        if len(pending) > _MAX_PENDING:
-                            _add(points, pending, None)
-                            pending, stepless = [], True
-                    index += 1
+                                found.append(("epoch", repr(round(header_epoch + i / total, 6))))
+                        if not found:
+                            continue
+                        keys = [k for k, _ in found]
+                        # cut off: fewer values than the line before and the same first ones, in a shape no
+                        # whole line had (a summary line "<epoch:550, Average PSNR : 30.82dB" ends a log whole)
+                        if (last_unterminated and len(keys) < len(prev_keys) and prev_keys[:len(keys)] == keys
+                                and tuple(keys) not in shapes):
+                            warnings.append(LogWarning(
+                                "truncated_log", f"{name} line {lineno}: the last line is cut off (it has "
+                                f"{len(keys)} of the {len(prev_keys)} values of the line before); read up to "
+                                f"line {lineno - 1}", where=f"line {lineno}"))
+                            break
+                        step = None
+                        values: list[tuple[str, float]] = []
+                        why = None
+                        for k, v in found:
+                            value = float(v)   # the pattern lets only numbers, nan, inf, infinity through
+                            #                    (pairs() has dropped thousands commas)
+                            if k.lower() in STEP_KEYS and step is None:
+                                step = value
+                                why = _bad_step(v)
+                            else:
+                                values.append((k, value))
+                        if why is not None:
+                            # a step that is no step ("step inf", "step nan", "step 1e400", a hash's digits):
+                            # the line is skipped, never given the step before (its values would replace
+                            # that step's own)
+                            bad_steps += 1
+                            if bad_step is None:
+                                shown = ", ".join(f"{k} = {value:g}" for k, value in values[:3])
+                                bad_step = (lineno, f"{why}; the line{f' ({shown})' if shown else ''} is")
+                            continue
+                        if step is not None:
+                            last_step = step
+                            if first_step is None:
+                                first_step = step
+                                steps_first = epoch is None and header_epoch is None
+                        line_epoch: float | None = None
+                        for j, (k, value) in enumerate(values):
+                            if k.lower() == "epoch" and value == value and abs(value) != float("inf"):
+                                line_epoch = value
+                                if value.is_integer() and within_top is not None and value < within_top < value + 1:
+                                    # a whole epoch after lines placed within it (0.067 ... 0.94): the
+                                    # epoch's summary ("| end of epoch 1 | valid loss", "Epoch 0 completed |
+                                    # Avg Loss"), at its end, after its batches, not before them at its start
+                                    value = value + 1 - 1e-6
+                                    values[j] = (k, value)
+                                elif not value.is_integer():
+                                    within_top = value if within_top is None else max(within_top, value)
+                                epoch = value
+                        if any(_is_loss(k) for k, _ in values):
+                            loss_lines += 1
+                            loss_epoch_lines += epoch is not None
+                        if last_step is None and epoch is not None:
+                            if first_epoch is None:
+                                first_epoch = epoch
+                            elif epoch_top is not None and epoch < epoch_top and epoch <= first_epoch < epoch_top:
+                                back_to_start += 1
+                            for k, value in values:
+                                if k.lower() != "epoch":
+                                    at_epoch = by_epoch.setdefault(k, {})
+                                    if (rewritten is None and epoch_top is not None and epoch < epoch_top
+                                            and epoch in at_epoch):
+                                        # the epoch went back (a run resumed from a checkpoint): this
+                                        # value replaces one an earlier pass logged at the same epoch
+                                        rewritten = (lineno, epoch_top, epoch)
+                                    nan_line = nonfinite_at.pop((k, epoch), None)
+                                    if nan_line is not None and hidden is None and math.isfinite(value):
+                                        hidden = (nan_line, k, at_epoch[epoch], epoch)
+                                    if not math.isfinite(value):
+                                        nonfinite_at[(k, epoch)] = lineno
+                                    at_epoch[epoch] = value
+                            epoch_top = epoch if epoch_top is None else max(epoch_top, epoch)
+                            if epoch_rows is not None:
+                                own = [(k, v) for k, v in values if k.lower() != "epoch"]
+                                if len(own) == len(values) or len(epoch_rows) >= _MAX_PENDING * 10:
+                                    epoch_rows = None  # under a header's epoch (Keras): its last line
+                                elif own:
+                                    printed = dict(found)
+                                    if segment is not last_segment:
+                                        redrawn.add(len(epoch_rows))
+                                    epoch_rows.append((epoch, own, tuple(keys),
+                                                       {k: _half_unit(printed.get(k, "")) for k, _ in own}))
+                            epoch_lines += 1
+                            batch_lines += any(k.lower() == "batch" for k, _ in values)
+                        if not values:
+                            continue
+                        tb = None               # values after a traceback: training went on
+                        for k, _ in values:
+                            if k.startswith(_ONE):
+                                letters[k] = letters.get(k, 0) + 1
+                        prev_keys = keys
+                        shapes.add(tuple(keys))
+                        if last_step is not None:
+                            for k, value in values:
+                                points.add(k, last_step, value)
+                                stepped.add(k)
+                            if worded is not None and step is not None and line_epoch is not None:
+                                # the line names its epoch and its counter within it: findings say both
+                                worded.append((line_epoch, step, counter_word))
+                                if len(worded) > _MAX_PENDING * 10:
+                                    worded = None
+                            if stepped_rows is not None:
+                                # kept only while every stepped line is in an epoch, and not past the cap
+                                # (a truncated list would rebuild part of the log)
+                                if epoch is None or len(stepped_rows) >= _MAX_PENDING * 10:
+                                    stepped_rows = None
+                                else:
+                                    stepped_rows.append((epoch, last_step, values, step is not None))
+                        elif stepless:
+                            for k, value in values:
+                                points.add(k, float(index), value)
+                        else:
+                            pending.append((float(index), values))
+                            if len(pending) > _MAX_PENDING:
+                                _add(points, pending, None)
+                                pending, stepless = [], True
+                        index += 1
+        if held is not None:
+            # the log ends inside an evaluation pass: its last report, where the pass is placed
+            for k, v in held[1]:
+                if last_step is not None:
+                    points.add(k, last_step, float(v))
+                elif epoch is not None and by_epoch:
+                    by_epoch.setdefault(k, {})[epoch] = float(v)
         if event is not None:
             warnings.append(LogWarning("nonfinite_event", f"{name} line {event[0]}: {event[1]}",
                                        where=f"line {event[0]}"))
@@ -1922,6 +2015,13 @@ class TextReader:
             # no step in the whole log, but epochs: each epoch's last values, at the epoch; or,
             # where each line prints its own fractional epoch, every line at its place in it
             spread = _spread_epochs(epoch_rows) if epoch_rows else None
+            whole = _spread_whole_epochs(epoch_rows, redrawn) if epoch_rows and spread is None else None
+            if whole:
+                # batch values printed with their whole epoch: each a point; the names printed once an
+                # epoch (its summary) stay at the epoch
+                spread = {k: whole.get(k, v) for k, v in by_epoch.items()}
+                if hidden is not None and hidden[1] in whole:
+                    hidden = None  # the NaN/Inf is a point of its own
             if rewritten is not None and spread is None:
                 at, was, now = rewritten
                 why = ("resumed from a checkpoint?" if back_to_start < 2 else
@@ -1933,7 +2033,7 @@ class TextReader:
                     "overwritten_values", f"{name} line {at}: the epoch goes back from {was:g} to {now:g} "
                     f"within one run ({why}); the values logged at epochs {now:g} to "
                     f"{was:g} before it are replaced by the later ones", where=f"line {at}"))
-            if hidden is not None and spread is None:
+            if hidden is not None and (spread is None or whole):
                 bad_line, bad_name, bad, bad_epoch = hidden
                 # the series keeps each epoch's last value: a NaN/Inf a later line replaced still counts
                 warnings.append(LogWarning(
@@ -2181,7 +2281,7 @@ def _spread_epochs(rows: list[_EpochRow]) -> dict[str, dict[float, float]] | Non
     the k-th of n lines sharing a printed epoch e sits at e + k (e' - e) / n, e' the next printed
     epoch (the last group takes the median gap between printed epochs). A step logged twice in two
     line styles is one line (:func:`_merged_steps`). None where every epoch is whole (each epoch's
-    last line is its summary) or no printed epoch repeats a name."""
+    last line is its summary; :func:`_spread_whole_epochs`) or no printed epoch repeats a name."""
     rows = _merged_steps(rows)
     epochs = [e for e, *_ in rows]
     if all(e == int(e) for e in epochs):
@@ -2213,6 +2313,44 @@ def _spread_epochs(rows: list[_EpochRow]) -> dict[str, dict[float, float]] | Non
     return out
 
 
+def _spread_whole_epochs(rows: list[_EpochRow], redrawn: set[int]) -> dict[str, dict[float, float]] | None:
+    """The values of each name printed several times within whole epochs (the T5 script's ``Epoch 1 -
+    Batch loss: 12.13`` on each of its batches, with no batch index) at their own places: the k-th of
+    an epoch's n lines at e + k/n, so a spike or a NaN inside an epoch is a point of its own. A name
+    counts where it repeats within at least half of the epochs it is printed in, and two or more (an
+    evaluation before training printed as epoch 0 is no batch); a progress line redrawn after a
+    carriage return (``redrawn``: the indexes of such rows but the line's last) is one print. None
+    where no name does, or the epochs go back (a run resumed): each epoch's last values, as before."""
+    kept = [row for i, row in enumerate(rows) if i not in redrawn]
+    epochs = [e for e, *_ in kept]
+    if len(kept) < 2 or not all(e == int(e) for e in epochs) or any(
+            b < a for a, b in zip(epochs, epochs[1:], strict=False)):
+        return None
+    counts: dict[str, dict[float, int]] = {}
+    for e, values, *_ in kept:
+        for k, _ in values:
+            per_epoch = counts.setdefault(k, {})
+            per_epoch[e] = per_epoch.get(e, 0) + 1
+    names = {k for k, per_epoch in counts.items()
+             if sum(c > 1 for c in per_epoch.values()) >= max(2, len(per_epoch) / 2)}
+    if not names:
+        return None
+    out: dict[str, dict[float, float]] = {}
+    i = 0
+    while i < len(kept):
+        e = kept[i][0]
+        j = i
+        while j < len(kept) and kept[j][0] == e:
+            j += 1
+        for nth, (_, values, *_) in enumerate(kept[i:j]):
+            place = round(e + nth / (j - i), 9)
+            for name, value in values:
+                if name in names:
+                    out.setdefault(name, {})[place] = value
+        i = j
+    return out
+
+
 def _placed(run: RunLog, lengths: set[int | None]) -> RunLog:
     """``run`` with its epoch-axis series told their epoch's length where every line that placed
     itself within an epoch counted out of the same N (:attr:`Series.epoch_length`)."""
@@ -2237,6 +2375,21 @@ def _letters(series: list[Series], lines: dict[str, int]) -> list[Series]:
             real = s.name[len(_ONE):]
             role, layer = classify(real)
             s = replace(s, name=real, role=ROLES.get(real.lower(), role), layer=layer)
+        out.append(s)
+    return out
+
+
+def _eval_roles(series: list[Series]) -> list[Series]:
+    """``series`` with each evaluation's ``eval_<name>`` in the role its training ``<name>`` has: a
+    term the training side prints as a metric (WS-DAN's attention regulariser ``cos_sim_loss``,
+    printed in its test loop too) is a metric on the evaluation side, not a validation loss; the
+    evaluation of the training loss (``Loss`` -> ``eval_Loss``) is the validation loss."""
+    roles = {s.name: s.role for s in series}
+    out = []
+    for s in series:
+        own = roles.get(s.name[len("eval_"):]) if s.name.startswith("eval_") else None
+        if own == "metric" and s.role == "val_loss":
+            s = replace(s, role="metric")
         out.append(s)
     return out
 

@@ -74,11 +74,14 @@ def test_computed_epoch_positions_are_parsed_in_full() -> None:
 
 def test_an_evaluation_s_last_batch_is_not_dropped_like_the_others() -> None:
     # "Test: [i/n]": only the pass's last report carries its figures; the branch reads i against n
+    # (the others are marked as part way through the pass, for the reader to keep the last printed)
     lines = [f"Test: [{i:>3}/48]  Loss: {0.5 + i / 100:.4f} ({0.6:.4f})" for i in range(48)]
     _same_as_full(lines)
     cache = ShapeCache(text._parsed)
-    kept = [ln for ln in lines if cache(ln)[0]]
+    kept = [ln for ln in lines if cache(ln)[0] and cache(ln)[0][0][0] != text._PASS_KEY]
     assert kept == [lines[-1]]
+    assert [cache(ln)[0][0][1] for ln in lines[:3]] == ["0", "1", "2"]
+    assert [ln for ln in lines if text.line_values(ln)[0]] == [lines[-1]]
 
 
 def test_names_with_digits_are_not_taken_from_another_line_s_shape() -> None:
