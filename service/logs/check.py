@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gradhealth.core import remedies as R
 from gradhealth.core.document import (
     Diagnosis,
     Finding,
@@ -131,9 +132,9 @@ def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: f
     parts = list(run.split().values()) or [run]
     findings = _without_moot_notes(worst_first([
         f for part in parts
-        for f in _one_learning_rate_direction(_with_target_scale(_spikes_into_divergence(
+        for f in _one_sized_rate(_one_learning_rate_direction(_with_target_scale(_spikes_into_divergence(
             _remedies_for_the_cause([f for detect in DETECTORS for f in _guarded(detect, part, thresholds, run)]),
-            part), part))]))
+            part), part)))]))
     status = status_of(findings)
     worst = next((f for f in findings if f.severity != "info"), None)
     summary = (f"{status}: {worst.code}: {worst.summary}" + more_findings(findings)
@@ -251,6 +252,30 @@ def _one_learning_rate_direction(findings: list[Finding]) -> list[Finding]:
                 "remedies": [r for r in f.remedies if r.id != "raise_learning_rate"],
                 "evidence": f.evidence.model_copy(update={
                     "withheld_remedies": withheld + ["raise_learning_rate"], "lower_learning_rate_from": by.code})})
+        out.append(f)
+    return out
+
+
+def _one_sized_rate(findings: list[Finding]) -> list[Finding]:
+    """One run's findings, every plain ``lower_learning_rate`` (the fixed 0.3x cut) replaced by the
+    deepest cut a finding sized from the run's blow-up (:func:`gradhealth.logs.remedies.sized_lower_lr`,
+    params ``gradient_rise``) where that cut is deeper: one document names one rate, and the evidence
+    of the blow-up that killed the network outranks the grid step (newuser13: 0.08 under dead_layer
+    beside "8 -> 2.4" under loss_divergence and loss_spike). A rate taken back to where the run was
+    stable (``learning_rate_jump``) or sized from update ratios or clipping stays."""
+    sized = [r for f in findings for r in f.remedies
+             if r.id == "lower_learning_rate" and "gradient_rise" in r.params]
+    if not sized:
+        return findings
+    best = min(sized, key=lambda r: float(r.params["factor"]))
+    out = []
+    for f in findings:
+        if any(r.id == "lower_learning_rate" and r.params.get("factor") == R.LOWER_LR_FACTOR
+               and "learning_rate_jump" not in r.params and float(best.params["factor"]) < R.LOWER_LR_FACTOR
+               for r in f.remedies):
+            f = f.model_copy(update={"remedies": [
+                best.model_copy(deep=True) if r.id == "lower_learning_rate" and "learning_rate_jump" not in r.params
+                and r.params.get("factor") == R.LOWER_LR_FACTOR else r for r in f.remedies]})
         out.append(f)
     return out
 

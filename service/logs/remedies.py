@@ -239,6 +239,45 @@ def lower_lr(
     )
 
 
+#: :func:`sized_lower_lr`: a rate cut at least as deep as the fixed grid step, and at most this deep
+#: (past a 100x cut a rerun tells more than the log does)
+SIZED_LR_MIN_FACTOR = 0.01
+
+
+def sized_lower_lr(
+    run: RunLog,
+    *,
+    at_step: float | None,
+    rise: float,
+    dead: bool = False,
+    warmup_steps: int = 0,
+    why: str = "",
+) -> Remedy:
+    """:func:`lower_lr` sized from the blow-up the log shows rather than the fixed 0.3x grid step:
+    the gradient norm rose ``rise``-fold over its level before, so the rate is cut by one grid step
+    (0.3x, half a decade) per decade of that rise, ``rise ** -0.5``, one more 0.3x where the units
+    then died for good (``dead``: the rate that killed the network lies beyond the edge by an unknown
+    margin, and a norm logged every few steps understates its own peak), bounded to
+    [:data:`SIZED_LR_MIN_FACTOR`, 0.3]. Newuser13: SGD lr 8 on a ReLU MLP, grad norm 0.38 -> 52,169
+    (1.4e5x) and every weight tensor dead: 0.3x gave 2.4, which died again (and 0.72 after it), the
+    rule gives 0.08 (the same network trains at 0.05-0.3); at lr 2.4, 0.38 -> 5.58 before the same
+    death, 0.24 (the factor to two figures, 0.10). A jump of the logged rate itself
+    (:func:`learning_rate_jump`) is still the better guide: back to the rate the run was stable at."""
+    factor = max(SIZED_LR_MIN_FACTOR, min(R.LOWER_LR_FACTOR,
+                                          (R.LOWER_LR_FACTOR if dead else 1.0) / math.sqrt(max(rise, 1.0))))
+    factor = float(f"{factor:.2g}")  # a rate to type, not a measurement (0.10, not 0.103652499725)
+    basis = (f"sized to the blow-up: the gradient norm rose {rise:.3g}x over its level before, one 0.3x step of "
+             "the rate per decade of that rise" + (", one more as the units died" if dead else "")
+             + f", a cut of {R.LOWER_LR_FACTOR:g}x to {SIZED_LR_MIN_FACTOR:g}x")
+    fix = lower_lr(run, at_step=at_step, factor=factor, warmup_steps=warmup_steps,
+                   why=f"{why}; {basis}" if why else basis)
+    if "learning_rate_jump" not in fix.params:
+        fix.params["factor"] = factor
+        fix.params["basis"] = basis
+        fix.params["gradient_rise"] = rise
+    return fix
+
+
 def raise_lr(
     run: RunLog, *, at_step: float | None = None, factor: float = R.RAISE_LR_FACTOR, why: str = ""
 ) -> Remedy:

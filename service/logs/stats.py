@@ -59,6 +59,33 @@ def rolling_median_mad(values: np.ndarray, window: int) -> tuple[np.ndarray, np.
     return med, mad
 
 
+def fill_leading_baseline(values: np.ndarray, med: np.ndarray, mad: np.ndarray, window: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """``med``/``mad`` (of :func:`rolling_median_mad`) with a baseline for the leading points it
+    leaves out (fewer than 3 points before them): the larger of the median of the points before
+    (however few: 1 or 2) and the median of the ``window`` points after, with the after points' MAD.
+    The larger, so a point is judged a spike only where it stands far above the level on both its
+    sides: a run that starts high and settles (0.38 is not before 51; 198, 422 before 3.3) has its
+    high start as its level, while 52,169 at the third point, after 0.38 and 51 and before ~0.7, is
+    2,030x the level before it (newuser13: grad norm 0.38 -> 51 -> 52,169 -> 2,283 -> ~0.7; the
+    rolling median needs 3 points before, so the run's largest spike, at step 10, was never judged).
+    The first point has nothing before it and stays unjudged (the run's start, not a spike)."""
+    med, mad = med.copy(), mad.copy()
+    n = len(values)
+    for i in range(1, min(3, n - 1)):
+        if not math.isnan(med[i]):
+            continue
+        before = values[:i][np.isfinite(values[:i])]
+        after = values[i + 1:i + 1 + window]
+        after = after[np.isfinite(after)]
+        if not len(before) or len(after) < 3:
+            continue
+        a = float(np.median(after))
+        med[i] = max(float(np.median(before)), a)
+        mad[i] = float(np.median(np.abs(after - a)))
+    return med, mad
+
+
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
     """A centred running median (odd window), robust to isolated spikes.
 

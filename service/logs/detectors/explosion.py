@@ -23,11 +23,13 @@ from gradhealth.logs.remedies import (
     default_clipping,
     learning_rate_jump,
     lower_lr,
+    sized_lower_lr,
 )
 from gradhealth.logs.series import RunLog, Series, final_series
 from gradhealth.logs.stats import (
     centred_median,
     early_baseline,
+    fill_leading_baseline,
     finite,
     late_level,
     resolution,
@@ -302,7 +304,8 @@ def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
     half = max(2, min(t.window // 2, len(v) // 6))
     lv = np.log(v)
     around = centred_median(lv, half)
-    past, _ = rolling_median_mad(lv, max(3, half))
+    past, past_mad = rolling_median_mad(lv, max(3, half))
+    past = fill_leading_baseline(lv, past, past_mad, max(3, half))[0]
     # A value rounded when it was logged could be up to half a step lower, its level half a step
     # higher: only what stands out under that reading is a spike.
     q = resolution(v) / 2
@@ -336,6 +339,8 @@ def spike_points(s: Series, t: LogThresholds) -> tuple[np.ndarray, np.ndarray, n
         # it is not part of the baseline a spike stands out from.
         steps, v = steps[v != 0], v[v != 0]
     med, mad = rolling_median_mad(v, t.window)
+    # the second and third points are judged too, against the level on both sides (newuser13)
+    med, mad = fill_leading_baseline(v, med, mad, t.window)
     with np.errstate(invalid="ignore"):
         # Only against a positive baseline: next to a run of exact zeros a ratio means nothing.
         spike = (med > 0) & (v > t.spike_factor * med) & (v - med > 6 * 1.4826 * np.maximum(mad, 1e-12 * med))
@@ -513,6 +518,58 @@ def spike_events(idx: np.ndarray, v: np.ndarray, base: np.ndarray) -> list[tuple
         events.append((lo, k))
         lo = k
     return events
+
+
+def _event_rises(v: np.ndarray, idx: np.ndarray, events: list[tuple[int, int]], window: int) -> list[float | None]:
+    """How far each spike event's peak rose over the level before the event began: the median of
+    the (up to ``window``) points before its first raised point, which a spike raised over several
+    points no longer holds in its later points' rolling medians (newuser13: 0.38, then 51, 52,169,
+    2,283 raised: 52,169 is 2,030x its rolling median of 0.38 and 51, 1.4e5x the 0.38 before the
+    event). None for an event from the first point (no level before it)."""
+    out: list[float | None] = []
+    for lo, hi in events:
+        a = int(idx[lo])
+        before = v[max(0, a - window):a]
+        level = float(np.median(before)) if len(before) else math.nan
+        out.append(float(np.max(v[idx[lo:hi]])) / level if level > 0 else None)
+    return out
+
+
+def blowup_before(run: RunLog, t: LogThresholds, until: float) -> dict | None:
+    """The largest gradient-norm spike event that began at or before step ``until``, with how far
+    its peak rose over the level before it (:func:`_event_rises`): ``{"rise", "peak", "peak_step",
+    "level", "start"}``, or None where the total gradient norm shows none. What a dead network's
+    remedies are sized and ordered by (:func:`gradhealth.logs.detectors.layers.dead_layers`)."""
+    s = run.first("grad_norm")
+    if s is None or int(np.sum(np.isfinite(s.values))) < max(t.min_points, t.window):
+        return None
+    steps, v, med, _, idx = spike_points(s, t)
+    if not len(idx):
+        return None
+    events = spike_events(idx, v, med)
+    best: dict | None = None
+    for (lo, hi), rise in zip(events, _event_rises(v, idx, events, t.window), strict=True):
+        a = int(idx[lo])
+        if rise is None or float(steps[a]) > until:
+            continue
+        top = int(idx[lo:hi][int(np.argmax(v[idx[lo:hi]]))])
+        if best is None or rise > best["rise"]:
+            best = {"rise": rise, "peak": float(v[top]), "peak_step": _num(steps[top]),
+                    "level": float(v[top]) / rise, "start": _num(steps[a])}
+    return best
+
+
+def _died_at(run: RunLog, t: LogThresholds) -> float | None:
+    """The step from which every weight tensor of the network gets exactly zero gradient (the
+    dead_layer error, the units dead, not a converged fit), or None: a run whose spikes "fell back"
+    to a dead network did not recover from them (newuser13)."""
+    from gradhealth.logs.detectors.layers import dead_layers
+
+    for f in dead_layers(run, t):
+        ev = f.evidence.model_dump()
+        if f.severity == "error" and ev.get("all_weights_dead") and not ev.get("recurrent"):
+            return float(ev["steps"][0])
+    return None
 
 
 def _event_evidence(steps: np.ndarray, v: np.ndarray, base: np.ndarray, idx: np.ndarray,
@@ -747,6 +804,25 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     event_recovered: list[bool | None] = [
         False if lost_at is not None and any(steps[i] == lost_at for i in idx[lo:hi]) else recovered[hi - 1]
         for lo, hi in events]
+    # a spike after which every weight tensor got exactly zero gradient for good did not recover,
+    # whatever the norm fell back to: it fell back to a dead network (newuser13: "the run recovered
+    # after each" beside a dead_layer error); the event that rose most over its level before is the
+    # one named as the cause
+    rises = _event_rises(v, idx, events, t.window) if role == "grad_norm" else [None] * len(events)
+    died = _died_at(run, t) if role == "grad_norm" else None
+    killed: int | None = None
+    if died is not None:
+        before_death = [k for k, (lo, _) in enumerate(events) if float(steps[idx[lo]]) <= died]
+        for k in before_death:
+            event_recovered[k] = False
+        if before_death:
+            killed = max(before_death, key=lambda k: rises[k] or 0.0)
+    # ... and one that rose 1e5-fold over its level before is a blow-up, as a one-interval jump that
+    # size is (:func:`_jump`), not a bad batch
+    blown = max(range(len(events)), key=lambda k: rises[k] or 0.0) if events else None
+    if blown is not None and not (rises[blown] or 0.0) >= _NORM_JUMP:
+        blown = None
+    cause = killed if killed is not None else blown
     recovered = [r for (lo, hi), r in zip(events, event_recovered, strict=True) for _ in range(lo, hi)]
     # the largest spike, the one the summary and `value` name: by its ratio to its rolling median,
     # how far it stands out, not by raw value (a loss falling 4.2 -> 0.3 has its 2.4x bump of 9.84 early
@@ -814,26 +890,55 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     converged = _converged_spikes(run, s, steps, v, idx, t) if role == "grad_norm" else None
     if converged is not None:
         severity = "info"
+    elif cause is not None:
+        severity = "error"
     code = "gradient_spike" if role == "grad_norm" else "loss_spike"
     what = {"grad_norm": "gradient norm", "val_loss": "validation loss"}.get(role, "loss")
     remedies: list[Remedy | None] = [clipping(run, t)] if converged is None else []
     first_step = float(steps[idx[0]])
     early = first_step <= steps[0] + 0.1 * (steps[-1] - steps[0])
-    if converged is None:
+    cause_words = ""
+    rise = 0.0
+    blowup: dict | None = None
+    if cause is not None:
+        lo, hi = events[cause]
+        top = int(idx[lo:hi][int(np.argmax(v[idx[lo:hi]]))])
+        rise = float(rises[cause] or 0.0)
+        blowup = {"rise": rise, "peak": float(v[top]), "peak_step": _num(steps[top]), "level": float(v[top]) / rise,
+                  "start": _num(steps[int(idx[lo])]),
+                  "died_from": _num(died) if killed is not None and died is not None else None}
+        cause_words = (f"{s.where(steps[top])}'s {v[top]:.3g}, {rise:.3g}x the level before the spike "
+                       f"({v[top] / rise:.3g}, before {s.where(steps[int(idx[lo])])})")
+        # the rate is the cause: lowered first, by as much as the blow-up says (newuser13)
+        remedies.insert(0, sized_lower_lr(
+            run, at_step=float(steps[int(idx[lo])]), rise=rise, dead=killed is not None,
+            why="the units died after the gradient norm spiked" if killed is not None else "the gradient norm blew up"))
+    elif converged is None:
         remedies.append(lower_lr(run, at_step=first_step,
                                  warmup_steps=int(2 * (first_step - steps[0])) if early and first_step > steps[0] else 0,
                                  why=f"{what} spikes"))
+    if killed is not None and died is not None:
+        recovery = (f"the run did not recover: every weight tensor gets exactly zero gradient from {s.where(died)} on "
+                    f"(dead_layer), after {cause_words}" + (": a blow-up that killed the network"
+                                                           if rise >= _NORM_JUMP else ""))
+    elif stuck is None:
+        recovery = _recovery_words(not failed, open_at, any(r is not None for r in event_recovered))
+    else:
+        recovery = (f"each fell back, but {no_progress_words(stuck)}"
+                    + (f"; the log ends {open_at}" if open_at is not None else ""))
+    if killed is None and cause is not None:
+        recovery += f"; {cause_words}: a blow-up, not a bad batch"
     return [finding(
         code, severity,
         f"{len(events)} {what} spike(s) in {s.name}{_events_words(len(idx), len(events))}, the largest "
         f"{v[worst]:.3g} at {s.where(steps[worst])} ({v[worst] / max(float(med[worst]), 1e-300):.3g}x its rolling "
         f"median){_worst_span(s, steps, idx, events, int(worst))}; "
+        + (f"the highest, {v[highest]:.3g} at {s.where(steps[highest])}, is "
+           f"{v[highest] / max(float(med[highest]), 1e-300):.3g}x its own; " if highest != worst and not above_start else "")
         + ((f"{v[worst] / start:.3g}x where the run started; " if highest == worst else
             f"the highest {v[highest]:.3g} at {s.where(steps[highest])} is {v[highest] / start:.3g}x where the run started; ")
            if above_start else "")
-        + (_recovery_words(not failed, open_at, any(r is not None for r in event_recovered)) if stuck is None else
-           f"each fell back, but {no_progress_words(stuck)}"
-           + (f"; the log ends {open_at}" if open_at is not None else ""))
+        + recovery
         + (f"; every one below the run's early level {converged[0]:.3g}, with the loss at {converged[2]:.3g} "
            f"({100 * converged[2] / converged[1]:.2g}% of its start): the noise of a converged run"
            if converged is not None else "")
@@ -861,6 +966,8 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
          "max_ratio": float(np.max(ratios)),
          "fraction_of_steps": fraction, "recovered": False if failed else True if all_recovered else None,
          "ends_at_spike": open_at is not None}
+        | ({"highest": float(v[highest]), "highest_step": _num(steps[highest])} if highest != worst else {})
+        | ({"blowup": blowup} if blowup is not None else {})
         | ({"undid_learning": {"step": _num(steps[undone[0]]), "value": float(v[undone[0]]), "start": start,
                                "baseline": float(med[undone[0]]), "why": undone[1]}}
            if undone is not None else {})

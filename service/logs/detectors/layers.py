@@ -13,7 +13,7 @@ from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding
-from gradhealth.logs.remedies import clipping, lower_lr, matching_init
+from gradhealth.logs.remedies import clipping, lower_lr, matching_init, sized_lower_lr
 from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.stats import (
     early_baseline,
@@ -257,6 +257,7 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
     # The remedies follow what can have zeroed them (newuser5 P11): a GRU's or LSTM's weights get no
     # ReLU, and a layer at zero from the first logged step did not die of the learning rate.
     recurrent = all(_RECURRENT.search(n) for n in names)
+    blowup: dict | None = None
     from_start = all(first == 0 for _, first in dead)
     if recurrent:
         remedies = [clipping(run, t), lower_lr(run, at_step=float(s0.steps[i0]),
@@ -267,7 +268,18 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
         remedies = [R.relu_family_activation("the dead layers", "leaky_relu"),
                     R.init("kaiming_normal", "the dead layers")]
         if not from_start:
-            remedies.append(lower_lr(run, at_step=float(s0.steps[i0]), why="units died"))
+            # units that died after the gradient norm blew up were killed by the rate: it comes first,
+            # cut by as much as the blow-up says (newuser13: lr 8, grad norm 0.38 -> 52,169, then every
+            # weight tensor at 0: 0.3x gave 2.4, which died again; "use leaky_relu" came first)
+            from gradhealth.logs.detectors.explosion import blowup_before
+
+            blowup = blowup_before(run, t, until=float(min(s.steps[i] for s, i in dead)))
+            if blowup is not None:
+                remedies.insert(0, sized_lower_lr(
+                    run, at_step=float(blowup["start"]), rise=blowup["rise"], dead=True,
+                    why="units died after the gradient norm spiked"))
+            else:
+                remedies.append(lower_lr(run, at_step=float(s0.steps[i0]), why="units died"))
         why = ("A layer whose gradient is exactly zero does not learn: dead ReLUs, a detached branch, frozen "
                "or unused parameters." + (" It was at zero from the first logged step: its initialisation, "
                                           "or a branch the loss never reaches." if from_start else ""))
@@ -288,6 +300,10 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
         summary += (f"; that is every weight tensor ({len(weights)} of {len(weights)}): only "
                     f"{', '.join(alive[:5])}{' ...' if len(alive) > 5 else ''} still get(s) a gradient, a bias "
                     "that learns nothing of the input, so the network predicts the same for every input")
+    if blowup is not None:
+        summary += (f"; they died after {s0.where(blowup['peak_step'])}'s gradient norm {blowup['peak']:.3g}, "
+                    f"{blowup['rise']:.3g}x its level before ({blowup['level']:.3g}): a step too large for the "
+                    "learning rate, not the activation, is the likely cause")
     return [finding(
         "dead_layer", "error" if all_weights or len(dead) == len(every) else "warning",
         summary,
@@ -296,7 +312,7 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
          "layers": names, "value": 0.0, "dead_count": len(dead), "tensors": len(every),
          "weight_tensors": len(weights), "dead_weight_tensors": sum(id(s) in dead_ids for s in weights),
          "all_weights_dead": all_weights, "from_start": from_start, "recurrent": recurrent,
-         "zero_fraction": min(shares)},
+         "zero_fraction": min(shares)} | ({"blowup": blowup} if blowup is not None else {}),
         [r for r in remedies if r is not None])]
 
 
