@@ -62,6 +62,9 @@ class SeedFigures:
     #: a graph's output is one distribution per row under a regression loss (``("softmax", k)``,
     #: ``("log_softmax", k)`` over its last dimension of k): :func:`.graph.simplex_output`
     simplex_output: tuple[str, int] | None = None
+    #: the size of the (first) output's last dimension, the values cross-entropy takes for one
+    #: sample's logits (:func:`.graph.output_width`); None where the output is not a tensor
+    output_width: int | None = None
     #: the float input's values (seed 0, float64, flattened) where the output has its shape: a
     #: reconstruction, whose targets are its inputs (:func:`.graph.reconstructed_inputs`)
     reconstruction: np.ndarray | None = None
@@ -93,6 +96,9 @@ class SeedFigures:
     #: per recurrent (sub)layer, the loss's gradient at its last step carried back through its own
     #: recurrence alone (:meth:`Readout.add_carried`), one norm per step, the last step's own last
     carried: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    #: per weighted unit with copies: the groups of its units (output rows, a convolution's filters)
+    #: whose incoming weights and bias are exactly equal and not all zero (:func:`duplicate_rows`)
+    duplicates: dict[str, list[list[int]]] = field(default_factory=dict)
 
 
 def _std(total: float, norm: float, n: int) -> float:
@@ -109,6 +115,43 @@ def _flag(value: float) -> float:
     return 0.0 if math.isfinite(value) else 1.0
 
 
+def row_keys(weight: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a key per unit, whether its incoming weights are not all zero): a unit is a row of ``weight``
+    (a Linear's output, a convolution's filter over every input channel and kernel position), with
+    its bias. The key is the row (and bias) projected on a fixed random direction in float64: equal
+    rows give equal keys, and two different rows an equal one with probability 0 (the direction is
+    drawn from a continuous distribution), so copies are found in one pass without sorting rows."""
+    rows = weight.detach().reshape(weight.shape[0], -1).to(torch.float64)
+    gen = torch.Generator().manual_seed(0x5EED)
+    direction = torch.randn(rows.shape[1], generator=gen, dtype=torch.float64).to(rows.device)
+    keys = (rows * direction).sum(dim=1)
+    if bias is not None and bias.numel() == rows.shape[0]:
+        keys = keys + bias.detach().reshape(-1).to(torch.float64) * math.pi
+    return keys, (rows != 0).any(dim=1).to(torch.float64)
+
+
+def duplicate_rows(keys: Sequence[float], nonzero: Sequence[float]) -> list[list[int]]:
+    """The groups (two units or more, by index) of units whose keys (:func:`row_keys`) are equal:
+    copies, with the same incoming weights and bias. Rows of all-zero weights are left out (a unit
+    that reads nothing is dead_units' business, not symmetry's), and so are non-finite keys."""
+    by_key: dict[float, list[int]] = {}
+    for i, (k, z) in enumerate(zip(keys, nonzero, strict=True)):
+        if z and math.isfinite(k):
+            by_key.setdefault(k, []).append(i)
+    return [g for g in by_key.values() if len(g) >= 2]
+
+
+def duplicates_over_seeds(seeds: Sequence[SeedFigures]) -> dict[str, list[list[int]]]:
+    """Per unit, the groups of copies (:attr:`SeedFigures.duplicates`) of the seed with the most units
+    in them."""
+    out: dict[str, list[list[int]]] = {}
+    for figures in seeds:
+        for name, groups in figures.duplicates.items():
+            if sum(map(len, groups)) > sum(map(len, out.get(name, []))):
+                out[name] = groups
+    return out
+
+
 class Readout:
     """Collects the reductions of one step's units and computes their figures after one transfer."""
 
@@ -119,6 +162,8 @@ class Readout:
         self._steps: list[tuple[tuple[str, int], int | None]] = []
         self._carried: list[tuple[tuple[str, int], list[int | None]]] = []
         self._pending: list[tuple[tuple[str, int], list[torch.Tensor], torch.Tensor]] = []
+        #: per weighted unit: its rows' keys and whether each row has a nonzero weight (duplicate_rows)
+        self._rows: list[tuple[str, torch.Tensor, torch.Tensor]] = []
 
     def _norm(self, t: torch.Tensor) -> int:
         self._norms.append(t.detach())
@@ -132,10 +177,13 @@ class Readout:
                  activation: str | None, pre: torch.Tensor | None = None,
                  inp: torch.Tensor | None = None, weight: torch.Tensor | None = None,
                  bias: torch.Tensor | None = None, weight_grads: list[torch.Tensor | None] | None = None,
-                 channels_first: bool = False) -> None:
+                 channels_first: bool = False, rows_are_units: bool = True) -> None:
         """Register one unit: its output ``out`` and the gradient ``grad`` that reached it, and
         where it has them its pre-activation, input, main weight, bias and the gradients whose
-        joint norm is its ``grad_norm`` (left out when any is missing)."""
+        joint norm is its ``grad_norm`` (left out when any is missing). ``rows_are_units``: each row of
+        ``weight`` is one output unit's incoming weights over all of the same inputs, so equal rows are
+        copies (:func:`duplicate_rows`); False for a grouped convolution (its filters read different
+        channels) and a transposed one (its rows are inputs)."""
         h = out.detach()
         n_out = h.numel()
         if n_out == 0:
@@ -147,6 +195,9 @@ class Readout:
             self._empty_unit(name, weight)
             return
         i_sum, i_norm = self._scalar(h.sum()), self._norm(h)
+        if (rows_are_units and weight is not None and weight.dim() >= 2 and weight.shape[0] >= 2
+                and weight.is_floating_point()):
+            self._rows.append((name, *row_keys(weight, bias)))
         i_grad = self._norm(grad) if grad is not None else None
         grads = [g for g in weight_grads or [] if g is not None]
         i_wgrads = [self._norm(g) for g in grads] if grads and len(grads) == len(weight_grads or []) else []
@@ -294,12 +345,36 @@ class Readout:
         units: dict[str, dict[str, float]] = {}
         for name, figures in self._units:
             units[name] = figures(values)
+        duplicates = self._duplicates(units)
         steps: dict[tuple[str, int], list[float]] = {}
         for key, i in self._steps:
             steps.setdefault(key, []).append(values[i] if i is not None else 0.0)
         carried = {key: [values[i] if i is not None else 0.0 for i in at] for key, at in self._carried}
         return SeedFigures(units, steps, values[loss_at],
-                           silent=values[silent_at] if silent_at is not None else math.nan, carried=carried)
+                           silent=values[silent_at] if silent_at is not None else math.nan, carried=carried,
+                           duplicates=duplicates)
+
+    def _duplicates(self, units: dict[str, dict[str, float]]) -> dict[str, list[list[int]]]:
+        """Each weighted unit's groups of copies (:func:`duplicate_rows`), its ``duplicate_unit_fraction``
+        (the share of its units that are a copy of another) written into ``units``; one transfer for all."""
+        if not self._rows:
+            return {}
+        keys = torch.cat([k for _, k, _ in self._rows]).cpu().tolist()
+        nonzero = torch.cat([z for _, _, z in self._rows]).cpu().tolist()
+        out: dict[str, list[list[int]]] = {}
+        start = 0
+        for name, k, _ in self._rows:
+            n = k.numel()
+            groups = duplicate_rows(keys[start:start + n], nonzero[start:start + n])
+            start += n
+            if name not in units:
+                continue
+            units[name]["duplicate_unit_fraction"] = sum(len(g) for g in groups) / n
+            units[name]["row_units"] = float(n)  # how many units (rows, filters) the fraction is of
+            if groups:
+                out[name] = groups
+        self._rows.clear()
+        return out
 
     def _gather(self) -> _Values:
         """Every norm and scalar as a Python float, after one transfer to the host."""

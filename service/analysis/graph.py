@@ -46,7 +46,7 @@ from torch import nn
 
 from gradhealth.analysis import theory
 from gradhealth.analysis.cells import cell_of, mark, run_fused, runs_itself, step
-from gradhealth.analysis.figures import Readout, SeedFigures
+from gradhealth.analysis.figures import Readout, SeedFigures, duplicates_over_seeds
 from gradhealth.analysis.guards import (
     BACKWARD_MAKERS,
     DomainGuards,
@@ -1805,7 +1805,10 @@ def add_record(readout: Readout, rec: Record) -> bool:
                      pre=None if outside else rec.pre,
                      inp=rec.inp, weight=w, bias=bias if isinstance(bias, torch.Tensor) else None,
                      weight_grads=grads if rec.role.kind == "weight" else None,
-                     channels_first=rec.role.channels_first)
+                     channels_first=rec.role.channels_first,
+                     # a Linear's or a plain convolution's rows are its units, each over every input
+                     rows_are_units=isinstance(rec.module, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d)
+                     and getattr(rec.module, "groups", 1) == 1 and w is getattr(rec.module, "weight", None))
     return cut
 
 
@@ -2074,6 +2077,17 @@ def squash_before_softmax(run: GraphRun, value: Any) -> str | None:
         return None
     inner = [f for f, _ in fn.next_functions if f is not None]
     return _BOUNDED_NODES.get(type(_through_views(inner[0])).__name__) if len(inner) == 1 else None
+
+
+def output_width(value: Any) -> int | None:
+    """The size of a graph's (first) output's last dimension: the logits cross-entropy takes per
+    sample (:func:`loss_of`). A convolution ending a network has a fan_out of its channels times its
+    kernel's positions, which is no count of its outputs (peersweep16 u10: Conv2d(4, 11, 5) then
+    Flatten gives 11 logits, its fan_out 275); None where the output is no tensor or a scalar."""
+    out = first_tensor(value)
+    if out is None or out.dim() < 1:
+        return None
+    return int(out.shape[-1])
 
 
 def simplex_output(run: GraphRun, value: Any) -> tuple[str, int] | None:
@@ -2552,6 +2566,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
             squashed = None if run.unsquash else forward_squash(run, value)
             bounded = squash_before_softmax(run, value)
             simplex = simplex_output(run, value)
+            width = output_width(value)
             loss, silent = _loss(run, value, seed, logits)
             inputs_back = reconstructed_inputs(run, xs, value) if seed == 0 else None
         tracer.settle(loss)
@@ -2607,6 +2622,7 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     figures.forward_squash = squashed
     figures.squash_before_softmax = bounded
     figures.simplex_output = simplex
+    figures.output_width = width
     figures.reconstruction = inputs_back
     figures.batch_statistics = dict(tracer.batch_statistics)
     if seed == 0 and loss.grad_fn is not None:  # the structure is every seed's: read once (simulate_graph)
@@ -3484,6 +3500,8 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             squashed_in_forward=figures_of[0].forward_squash is not None,
                             squash_before_softmax=figures_of[0].squash_before_softmax,
                             simplex_output=figures_of[0].simplex_output,
+                            output_width=figures_of[0].output_width if run.losses is None else None,
+                            duplicates=duplicates_over_seeds(figures_of),
                             activation_bytes=recorded,
                             post_ln=post_ln, post_ln_by_hand=bool(by_hand), gates=figures_of[0].gates,
                             gate_drivers=figures_of[0].gate_drivers,

@@ -361,8 +361,11 @@ def linear_output(ctx: Context) -> list[Remedy]:
     return [R.linear_regression_output(names_of(ps), [{"op": "replace", "path": p + "/activation", "value": "identity"}
                                                       for p in ps], activation=act, output_range=OUTPUT_RANGES[act],
                                        logits=ev.get("from_logits") is True,
-                                       n_out=next((u.fan_out for u in ctx.detection.units if u.fan_out), None),
-                                       n_in=next((u.fan_in for u in ctx.detection.units if u.fan_in), None))]
+                                       # a Linear's widths; a convolution's fans count its kernel too
+                                       n_out=next((u.fan_out for u in ctx.detection.units
+                                                   if u.fan_out and u.type == "linear"), None),
+                                       n_in=next((u.fan_in for u in ctx.detection.units
+                                                  if u.fan_in and u.type == "linear"), None))]
 
 
 def pre_layer_norm(ctx: Context) -> list[Remedy]:

@@ -2657,7 +2657,38 @@ def warm_factor(result: SimulationResult) -> float:
     if opt is not None and opt.type == "adadelta":
         # its squared-gradient average warms up as RMSprop's does (and its update average from 0)
         return math.sqrt(1 - adadelta_rho(opt))
+    if opt is not None and opt.type == "sgd":
+        return momentum_build_up(opt.momentum, opt.nesterov)
     return math.sqrt(1 - opt.alpha) if opt is not None and opt.type == "rmsprop" else 1.0
+
+
+def momentum_build_up(beta: float, nesterov: bool = False) -> float:
+    """How much larger SGD's step with momentum ``beta`` is, on average over the steps it takes to
+    build up, than its first step. The velocity v_t = beta v_(t-1) + g_t sums the gradients with
+    weights beta^k: a gradient that stays the same builds the step up to 1/(1 - beta) times the first
+    (10x at 0.9), the bound; a minibatch's gradient changes direction from step to step, and
+    independent gradients of one size sum to sqrt((1 - beta^(2t)) / (1 - beta^2)) of it by step t,
+    1/sqrt(1 - beta^2) in the end (2.29x at 0.9). The factor is that RMS step averaged over
+    momentum's time constant, the first T = round(1/(1 - beta)) steps (1.78x at 0.9, 1.06x at 0.5,
+    5.2x at 0.99): the stretch in which a large first step does its harm (ReLUs killed, the loss
+    thrown off), while the gradients are still their initial scale. Nesterov's step is
+    lr (g_t + beta v_t) = lr ((1 + beta) g_t + beta^2 v_(t-1)), its first (1 + beta) lr g, so its
+    step at t is sqrt(1 + beta^4 (1 - beta^(2(t-1))) / ((1 + beta)^2 (1 - beta^2))) times that
+    (1.23x at 0.9 averaged). The first step alone passed SGD at lr 1.0 momentum 0.9 (first steps
+    0.054-0.083 of the weights, 0.096-0.148 with the factor) as healthy, though it killed 91% of an
+    MLP's ReLUs (peersweep16 u05); the steady-gradient bound, or the noise limit 2.29x, made the
+    usual BN-CNN recipe at SGD 0.1 momentum 0.9 (its plain hidden Linear moves 0.046 on its first
+    step) a warning, the limits having been measured on recipes that train. 1 without momentum."""
+    if not 0.0 < beta < 1.0:
+        return 1.0
+    steps = max(1, round(1.0 / (1.0 - beta)))
+    total = 0.0
+    for t in range(1, steps + 1):
+        if nesterov:
+            total += math.sqrt(1.0 + beta ** 4 * (1.0 - beta ** (2 * (t - 1))) / ((1.0 + beta) ** 2 * (1.0 - beta ** 2)))
+        else:
+            total += math.sqrt((1.0 - beta ** (2 * t)) / (1.0 - beta ** 2))
+    return total / steps
 
 
 def _first_over_usual(result: SimulationResult, name: str) -> float:
@@ -2837,9 +2868,15 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     # SGD 0.1 (Goyal et al.'s recipe, which trains) moves its BN-fed stem conv by 0.26-0.36 (msweep18)
     # (not a Pre-LN stream's units: a block's weights scale its own branch of the stream, not the
     # whole of what a norm reads; specsweep12: a Pre-LN encoder at Adam 1e-2 moving 0.3 was healthy)
+    # Both carve-outs below judge the first step, not momentum's built-up one (:func:`momentum_build_up`):
+    # a scale-invariant layer's growing norm shrinks its next steps as they build up, and a fresh head's
+    # order-one gradient on the logits falls as the loss leaves chance (msweep18's BN-CNN at SGD 2
+    # momentum 0.9 moves its head 0.7 on the first step, 1.24 built up, and trains)
+    opt = result.optimizer
+    build = momentum_build_up(opt.momentum, opt.nesterov) if opt is not None and opt.type == "sgd" else 1.0
     normalised = {u.name for u in result.units if u.name in ratios and _scale_invariant(u)}
     if normalised and len(normalised) < len(ratios):
-        ratios = {n: r for n, r in ratios.items() if n not in normalised or r > t.large_update_error}
+        ratios = {n: r for n, r in ratios.items() if n not in normalised or r / build > t.large_update_error}
     head = output_layer(result).name if result.units else None
     others = {n: r for n, r in ratios.items() if n != head}
     # An adaptive optimizer's first step is its rate per weight whatever the gradient, so a small
@@ -2850,8 +2887,8 @@ def _judged_steps(result: SimulationResult, t: Thresholds) -> dict[str, float]:
     # (peersweep7 base_high_lr: no norm, SGD 0.5, 5x its recipe)
     adaptive = result.optimizer is not None and result.optimizer.type in ADAPTIVE
     fresh = t.large_update_error if adaptive or normalised else FRESH_HEAD_MARGIN * t.large_update_warning
-    if (head in ratios and (others or normalised) and ratios[head] <= t.large_update_error
-            and ratios[head] <= fresh
+    if (head in ratios and (others or normalised) and ratios[head] / build <= t.large_update_error
+            and ratios[head] / build <= fresh
             and max(others.values(), default=0.0) <= t.large_update_warning):
         return others  # the head alone over the warning, and not rewritten: the fresh head's step
     return ratios
@@ -3065,8 +3102,11 @@ class LargeUpdates(ArchitectureRule):
                                                 for n in zeros}
         # the figure judged is the optimizer's usual step: say so where its first step differs
         # (RMSprop's and Adadelta's start-up transient, Adagrad's shrinking steps)
+        opt = result.optimizer
+        built = (f" once momentum {opt.momentum:g}{' (Nesterov)' if opt.nesterov else ''} has built up"
+                 if opt is not None and opt.type == "sgd" and opt.momentum > 0 else "")
         step = (f"one {kind} step at lr {lr:g}" if abs(factor - 1) < 0.05 else
-                f"a usual {kind} step at lr {lr:g} (its first is {fmt(factor)}x that)")
+                f"a usual {kind} step at lr {lr:g}{built} (its first is {fmt(factor)}x that)")
         if summed:
             low = min(ratios[u.name] for u in hit)
             summary = (f"{step} changes each of {len(hit)} layers' weights by {fmt(low)} to "
@@ -3224,6 +3264,34 @@ def output_layer(result: SimulationResult) -> UnitStats:
     return weighted[-1] if weighted else result.units[-1]
 
 
+def _zero_weights(unit: UnitStats) -> bool:
+    """Whether every weight of ``unit`` (not its bias) is exactly 0 in every seed (a zero init)."""
+    rms = unit.values.get("weight_rms")
+    return rms is not None and len(rms) > 0 and all(float(x) == 0.0 for x in rms)
+
+
+def output_width(result: SimulationResult) -> int | None:
+    """The output's width: the values per sample (per position of a sequence) the loss takes, a
+    classifier's class count. A live module's or imported graph's is its (first) output's last
+    dimension as measured (:attr:`SimulationResult.output_width`), a spec's its plan's. The output
+    layer's fan_out is that width only for a Linear (or a recurrent layer's hidden size): a
+    convolution's counts its kernel's positions too (peersweep16 u10: Conv2d(4, 11, 5) on 5x5
+    inputs, then Flatten, makes 11 logits; its fan_out is 11 * 5 * 5 = 275)."""
+    if result.output_width is not None:
+        return result.output_width
+    if result.plan is not None and result.plan.output_shape:
+        return int(result.plan.output_shape[-1])
+    last = output_layer(result)
+    return last.fan_out if last.type == "linear" or last.type in RECURRENT_OUTPUT_TYPES else None
+
+
+def linear_fans(unit: UnitStats) -> tuple[int | None, int | None]:
+    """(in_features, out_features) of ``unit`` where it is a Linear, for the ``nn.Linear(n_in,
+    n_out)`` a remedy writes; (None, None) for any other layer, whose fan_in and fan_out are its
+    init's fan formulas (a convolution's count its kernel's positions), no Linear's widths."""
+    return (unit.fan_in, unit.fan_out) if unit.type == "linear" else (None, None)
+
+
 def no_output_gradient(result: SimulationResult) -> bool:
     """Whether the output layer's output got exactly zero gradient in every seed."""
     grads = output_layer(result).values.get("output_grad_norm")
@@ -3336,7 +3404,7 @@ def clipped_regression_output(result: SimulationResult) -> UnitStats | None:
     # (``targets=``, ``target_range``, ``loss.target_range``, ``--target-range``): those say what it
     # must reach (peersweep14: targets passed to a multi-unit head were dropped silently); without
     # them it stays unjudged, as many such outputs are a reconstruction in range by design
-    if (output_layer(result).fan_out or 0) != 1 and not targets_given(result):
+    if (output_width(result) or 0) != 1 and not targets_given(result):
         return None
     return unit
 
@@ -3419,7 +3487,7 @@ def judged_as_reconstruction(result: SimulationResult) -> bool:
     recurrent layer's state."""
     unit = _output_activation(result)
     return (result.plan is None and result.reconstruction is not None and len(result.reconstruction) > 0
-            and unit.type not in RECURRENT_OUTPUT_TYPES and (output_layer(result).fan_out or 0) != 1)
+            and unit.type not in RECURRENT_OUTPUT_TYPES and (output_width(result) or 0) != 1)
 
 
 def reconstructed(result: SimulationResult) -> np.ndarray | None:
@@ -3508,24 +3576,78 @@ def equal_weight_layers(result: SimulationResult) -> list[UnitStats]:
     return out
 
 
+#: The layer kinds whose weight rows are their units, each over all of the same inputs (a Linear's
+#: outputs, a convolution's filters): equal rows (and biases) are copies of one unit.
+ROW_UNIT_TYPES = frozenset({"linear", "conv1d", "conv2d", "conv3d"})
+
+#: The share of a layer's units that are redundant copies (units beyond the first of each group of
+#: equal ones) from which symmetric_weights warns: the layer then does the work of at most half its
+#: units, for good (:class:`SymmetricWeights`); fewer copies are a note.
+DUPLICATE_UNITS_WARNING = 0.5
+
+
+def duplicate_unit_layers(result: SimulationResult) -> list[tuple[UnitStats, list[list[int]], float]]:
+    """(layer, its groups of copies, the share of its units that are redundant copies) for each
+    Linear or convolution with units whose incoming weights (two or more) and bias are exactly equal
+    and not all zero (:attr:`SimulationResult.duplicates`), most redundant first."""
+    out = []
+    for u in result.units:
+        groups = result.duplicates.get(u.name)
+        if not groups or u.type not in ROW_UNIT_TYPES or not u.has_weights or u.readout:
+            continue
+        units = u.values.get("row_units")
+        if units is None or not np.any(np.isfinite(units)) or (u.fan_in or 0) < 2:
+            continue  # (one weight per unit: two equal by chance is possible in a trained float model)
+        redundant = sum(len(g) - 1 for g in groups) / max(int(np.nanmax(units)), 1)
+        out.append((u, groups, redundant))
+    return sorted(out, key=lambda x: -x[2])
+
+
 class SymmetricWeights(ArchitectureRule):
     """A layer whose weights all start at one nonzero value (Keras' ``Ones`` or ``Constant``
     initialiser, a DeepCrime mutant): its units are copies of one another and stay so, as each
-    gets the same gradient. (All zero is vanishing_gradient's: no gradient passes such a layer.)"""
+    gets the same gradient. (All zero is vanishing_gradient's: no gradient passes such a layer.)
+
+    More generally, units of a Linear or convolution that are exact copies of one another (equal
+    incoming weight rows, or filters, and equal bias) compute the same output for every input. Row
+    i's gradient is delta_i x^T, so copies get the same gradient, and the same update under any
+    gradient method (SGD, momentum, Adam, whose per-weight moments are then equal too), wherever
+    what reads them weighs them alike (equal outgoing weights, a constant next layer): then they
+    stay copies forever and the layer does the work of its distinct units only. Where it does not
+    (random outgoing weights, or logits of different classes under cross-entropy, whose gradients
+    p_i - y_i differ), they start as copies and separate only along what their deltas differ by:
+    a degenerate start, not a random one (peersweep16 u11: Dense(11) with all-ones weights but two
+    zero rows, 9 copies of one unit). Exact equality of rows of two or more floats is no chance of a
+    random init or of training (a constant initialiser with a few rows overwritten, or rows copied,
+    made it), so any group is reported: a note, and a warning where the copies beyond the first of
+    each group are :data:`DUPLICATE_UNITS_WARNING` (half) of the layer's units or more, so that at
+    the start the layer does the work of at most half its width. Rows of all-zero weights are left
+    out (a unit that reads nothing is dead_units' business), and layers whose every weight is one
+    value keep the error above."""
 
     code = "symmetric_weights"
     remedies = (new_inits,)
 
     def measure(self, result: SimulationResult) -> float:
-        return float(len(equal_weight_layers(result)))
+        equal = equal_weight_layers(result)
+        if equal:
+            return float(len(equal))
+        copies = duplicate_unit_layers(result)
+        return copies[0][2] if copies else 0.0
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        return "error" if value >= 1 else None
+        if equal_weight_layers(result):
+            return "error" if value >= 1 else None
+        if value <= 0:
+            return None
+        return "warning" if value >= DUPLICATE_UNITS_WARNING else "info"
 
     def describe(
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         layers = equal_weight_layers(result)
+        if not layers:
+            return self._copies(severity, value, result)
         first = layers[0]
         return Detection(
             self.code, severity, "equal_weight_layers", value,
@@ -3542,6 +3664,43 @@ class SymmetricWeights(ArchitectureRule):
             {"metric": "equal_weight_layers", "value": value, "threshold": 1.0,
              "layers": [u.name for u in layers], "values": {u.name: u.mean("weight_rms") for u in layers}},
             layers)
+
+    def _copies(self, severity: str, value: float, result: SimulationResult) -> Detection:
+        """The finding for units that are exact copies in layers whose weights are not all one value."""
+        found = duplicate_unit_layers(result)
+        first, groups, redundant = found[0]
+        copies = sum(len(g) for g in groups)
+        units = int(np.nanmax(first.values["row_units"]))
+        what = "units" if first.type == "linear" else "filters (output channels)"
+        distinct = units - copies + len(groups)
+        shown = "; ".join("[" + ", ".join(map(str, g[:12])) + (", ..." if len(g) > 12 else "") + "]"
+                          for g in groups[:5]) + ("; ..." if len(groups) > 5 else "")
+        others = f" (and {len(found) - 1} more layer(s))" if len(found) > 1 else ""
+        state = ("" if severity != "info" else
+                 "; a note: the rest of the layer is distinct")
+        return Detection(
+            self.code, severity, "duplicate_unit_fraction", value,
+            f"{copies} of the {units} {what} of {_layer_named(first)} are exact copies of one another "
+            f"({len(groups)} group(s) of equal weights and bias: {shown}){others}: they compute the same, so "
+            f"the layer starts as {distinct} {what}{state}",
+            "Units with equal incoming weights and equal bias compute the same output for every input. A row's "
+            "gradient is its unit's delta times the input, so copies get the same gradient, and every optimizer "
+            "(SGD, momentum, Adam, whose per-weight moments are then equal too) the same update, wherever what "
+            "reads them weighs them alike (equal outgoing weights): then no step can make them differ, the "
+            "symmetry random initialisation exists to break, and the copies add parameters and no width. Where "
+            "the next layer's weights (or the loss's classes) differ for them, they separate only along what "
+            "their gradients differ by, from a degenerate start. Exactly equal rows of floats do not arise by "
+            "chance from a random init or from training: a constant initialiser with a few rows overwritten, or "
+            "rows copied from one another, made them. Initialise the weights randomly (He for ReLU-family "
+            "activations, Xavier for tanh and sigmoid).",
+            {"metric": "duplicate_unit_fraction", "value": value, "threshold": DUPLICATE_UNITS_WARNING,
+             "layers": [u.name for u, _, _ in found],
+             "duplicate_units": {u.name: round(float(np.nanmax(u.values["duplicate_unit_fraction"])), 6)
+                                 for u, _, _ in found},
+             "redundant_fraction": {u.name: round(r, 6) for u, _, r in found},
+             "groups": {u.name: [g[:50] for g in gs[:20]] for u, gs, _ in found},
+             "units": units, "distinct_units": distinct},
+            [u for u, _, _ in found])
 
 
 #: A batch norm over this few values a channel or fewer outputs +-1 whatever its input (error);
@@ -3593,7 +3752,7 @@ def sigmoids_under_cross_entropy(result: SimulationResult) -> bool:
     normalises them by their sum): the classic forgotten softmax with the wrong activation."""
     unit = _output_activation(result)
     return (result.on_probabilities and result.squashed is None and _loss_kind(result) == "cross_entropy"
-            and unit.activation == "sigmoid" and (output_layer(result).fan_out or 0) >= 2)
+            and unit.activation == "sigmoid" and (output_width(result) or 0) >= 2)
 
 
 def softmax_under_binary_loss(result: SimulationResult) -> int | None:
@@ -3638,10 +3797,10 @@ class OutputLossMismatch(ArchitectureRule):
         if result.squashed is not None:
             # a forward's own softmax or sigmoid under cross-entropy: either way the loss's softmax
             # sees logits in [0, 1], one per class
-            return unreachable_fraction(result.squashed, _second_squash(result), output_layer(result).fan_out or 1)
+            return unreachable_fraction(result.squashed, _second_squash(result), output_width(result) or 1)
         before = bounded_softmax_input(result)
         if before is not None:
-            return unreachable_fraction(before, "softmax", output_layer(result).fan_out or 1)
+            return unreachable_fraction(before, "softmax", output_width(result) or 1)
         simplex = simplex_regression_output(result)
         if simplex is not None:
             return float(simplex_reach(result, *simplex)["value"])
@@ -3744,7 +3903,7 @@ class OutputLossMismatch(ArchitectureRule):
         what = "samples" if loss == "cross_entropy" else "outputs"
         before = bounded_softmax_input(result)
         if before is not None and not no_output_gradient(result):
-            classes = last.fan_out or 1
+            classes = output_width(result) or 1
             floor = value * math.log(max(classes, 2))
             low, high = BOUNDS.get(before, (0.0, 1.0))
             evidence.update(metric="unreachable_loss_fraction", from_logits=True, output_activation=before,
@@ -3762,7 +3921,7 @@ class OutputLossMismatch(ArchitectureRule):
                 f"Drop the {before}: the softmax makes the probabilities from raw logits.",
                 evidence, [last])
         if result.squashed is not None and not no_output_gradient(result):
-            classes = last.fan_out or 1
+            classes = output_width(result) or 1
             own = _second_squash(result)
             floor = value * (math.log(2) if own == "sigmoid" else math.log(max(classes, 2)))
             low, high = BOUNDS.get(result.squashed, (0.0, 1.0))
@@ -3881,13 +4040,25 @@ class OutputLossMismatch(ArchitectureRule):
         relu = _relu_output(result)
         if relu is not None and relu is relu_logits_output(result):
             dead = relu.values.get("dead_fraction")
-            classes = last.fan_out or 0
+            # the output's width, not the layer's fan_out (a convolution's counts its kernel too); a
+            # unit dead for every sample and position is that share of the outputs
+            classes = output_width(result) or 0
             dead_units = [round(float(x) * classes) for x in dead] if dead is not None and classes else []
             evidence.update(metric="clipped_output_fraction", from_logits=True, output_activation="relu",
                             clipped_by_seed=[round(1.0 - float(x), 6) for x in relu.values["active_fraction"]],
                             classes=classes, dead_output_units_by_seed=dead_units, silent_by_seed=[])
             never = (f"; {max(dead_units)} of the {classes} outputs are 0 for every sample in some seed, so "
                      "their classes can never be learned" if dead_units and max(dead_units) > 0 else "")
+            # an all-zero weight (a zero init, peersweep16 u10's Conv2d) makes every logit its bias: at a
+            # zero bias each sits on the ReLU's kink, whose slope is 0, and the layer gets exactly no
+            # gradient, so it never leaves zero (the hidden case is dead_units', born dead)
+            if last is relu and _zero_weights(last):
+                grads = last.values.get("grad_norm")
+                never += (f"; {_layer_named(last)}'s weights are all 0 (a zero initialisation), so every logit is "
+                          "its bias" + (" and the layer's weight gradient is exactly 0: it never leaves zero"
+                                        if grads is not None and len(grads) and not np.any(grads) else ""))
+                evidence.update(zero_weights=True, grad_norm_by_seed=[] if grads is None else
+                                [float(g) for g in grads])
             return Detection(
                 self.code, severity, "clipped_output_fraction", value,
                 f"{_outputs_through(last, relu, 'ReLU')} and {loss} takes them for logits: {value:.0%} of the "
@@ -3963,7 +4134,7 @@ class OutputLossMismatch(ArchitectureRule):
                 "for one class a sample, keep the softmax and train with categorical cross-entropy.",
                 evidence, [last])
         if sigmoids_under_cross_entropy(result) and value < t.silent_loss_warning:
-            k = last.fan_out or 0
+            k = output_width(result) or 0
             saturated = output_saturation(result, together=True)
             state = (f"in {saturated:.0%} of the samples every one is already saturated towards 1 together"
                      if severity != "info" else

@@ -21,7 +21,7 @@ import torch
 
 from gradhealth.analysis import spec as S
 from gradhealth.analysis import theory
-from gradhealth.analysis.figures import Readout, SeedFigures
+from gradhealth.analysis.figures import Readout, SeedFigures, duplicates_over_seeds
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
@@ -187,6 +187,13 @@ class SimulationResult:
     #: loss: ("softmax" or "log_softmax", its width k), reachable only by targets in its simplex
     #: (``SeedFigures.simplex_output``; a spec's softmax output layer too); None otherwise
     simplex_output: tuple[str, int] | None = None
+    #: a graph's (first) output's last dimension, the logits per sample cross-entropy takes
+    #: (:func:`.graph.output_width`); None for a spec and a model of several outputs, whose output
+    #: layer's fan_out is its width (:func:`.rules.output_width`)
+    output_width: int | None = None
+    #: per weighted unit with copies, its groups of units (rows, filters) whose incoming weights and
+    #: bias are exactly equal (:func:`.figures.duplicate_rows`), in the seed with the most
+    duplicates: dict[str, list[list[int]]] = field(default_factory=dict)
     #: a live module's Post-LN Transformer stacks (``GraphRun.post_ln``): per stack, one unit per layer
     post_ln: list[list[str]] = field(default_factory=list)
     #: those stacks are blocks the forward writes by hand (no norm_first switch to try Pre-LN with)
@@ -637,6 +644,7 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
                             squashed_in_forward=in_forward,
                             on_probabilities=not spec.loss.from_logits and spec.loss.type in PROBABILITY_LOSSES,
                             batch_statistics=batch_norm_values(plan),
+                            duplicates=duplicates_over_seeds(figures),
                             draw_units=_collect(units, extra) if extra else [], draws=len(extra))
 
 
