@@ -34,7 +34,7 @@ __all__ = ["EXIT_CANNOT_RUN", "EXIT_CODES", "EXIT_INVALID", "EXIT_OK", "EXIT_UNH
 
 EXIT_OK, EXIT_UNHEALTHY, EXIT_INVALID, EXIT_CANNOT_RUN = 0, 1, 2, 3
 
-#: What each exit status means; the help epilog and the README print this table.
+#: What each exit status means; the help epilog and docs/cli.md print this table.
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "healthy: no finding at or above --fail-on",
     EXIT_UNHEALTHY: "unhealthy: a finding at or above --fail-on (default: error)",
@@ -976,7 +976,7 @@ def _settings_invalid(exc: Exception) -> int | None:
         return None
     for line in exc.problems:
         print(f"gradhealth: {line}", file=sys.stderr)
-    print("gradhealth: invalid settings (see the README's Settings section)", file=sys.stderr)
+    print("gradhealth: invalid settings (see docs/settings.md)", file=sys.stderr)
     return EXIT_INVALID
 
 

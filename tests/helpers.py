@@ -7,7 +7,9 @@ fixtures and the set-up pytest runs for their folder.
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -87,3 +89,30 @@ def aged_upload(folder: Any, name: str, *, age_s: float = 0) -> Any:
         for p in (path, path.parent):
             os.utime(p, (then, then))
     return path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The documentation's files: the entry page, then each page of docs/.
+DOCUMENTATION_FILES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+_HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$", re.MULTILINE)
+
+
+def documentation() -> str:
+    """README.md and every docs/*.md page, one after another (each page starts with its # title)."""
+    return "\n".join(path.read_text(encoding="utf-8") for path in DOCUMENTATION_FILES)
+
+
+def doc_section(title: str, text: str | None = None, *, subsections: bool = False) -> str:
+    """The documentation's text under the heading ``title`` (of any level, in any page; a ``#`` line
+    inside a code block is no heading) up to the next heading of any level, or with ``subsections``
+    up to the next one of its level or above."""
+    text = documentation() if text is None else text
+    fences = [m.span() for m in re.finditer(r"^```.*?^```", text, re.MULTILINE | re.DOTALL)]
+    headings = [h for h in _HEADING.finditer(text) if not any(a <= h.start() < b for a, b in fences)]
+    for i, h in enumerate(headings):
+        if h.group(2) == title:
+            level = len(h.group(1))
+            end = next((n.start() for n in headings[i + 1:]
+                        if not subsections or len(n.group(1)) <= level), len(text))
+            return text[h.end():end]
+    raise AssertionError(f"the documentation has no section {title!r}")

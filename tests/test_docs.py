@@ -1,9 +1,11 @@
-"""The README and the code agree: every finding code, remedy id, CLI verb and option, endpoint, log
-format, example and setting the code has is documented, and the README names none the code lacks.
+"""The documentation and the code agree: every finding code, remedy id, CLI verb and option,
+endpoint, log format, example and setting the code has is documented, and the documentation names none
+the code lacks.
 
-Each check reads the README's own reference section (a table or the command-line text) and compares
-it, in both directions, with the registry the code actually uses, so renaming or adding something on
-either side alone fails here.
+The documentation is README.md (the entry page) and the docs/*.md pages (tests/helpers.py's
+``documentation()``). Each check reads its own reference section (a table, one subsection per code or
+format, or the command-line text) and compares it, in both directions, with the registry the code
+actually uses, so renaming or adding something on either side alone fails here.
 """
 
 from __future__ import annotations
@@ -20,21 +22,30 @@ from gradhealth.cli import build_parser, example_names
 from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.core.rules import codes
 from gradhealth.settings import Settings
+from tests.helpers import ROOT, doc_section, documentation
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+#: The entry page alone: its opening example and its Python API snippet live there.
+README = (ROOT / "README.md").read_text()
+#: README.md and every docs/*.md page.
+DOCS = documentation()
 
 _HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$", re.MULTILINE)
 _TICKED = re.compile(r"`([^`]+)`")
+#: A heading that is only back-ticked names (one subsection per finding code or log format).
+_KEY_HEADING = re.compile(r"^#{2,6} (`[^`]+`(?:,? `[^`]+`)*)\s*$", re.MULTILINE)
 
 
 def section(title: str) -> str:
-    """The README text under the heading ``title`` up to the next heading of any level."""
-    headings = list(_HEADING.finditer(README))
-    for i, h in enumerate(headings):
-        if h.group(2) == title:
-            end = headings[i + 1].start() if i + 1 < len(headings) else len(README)
-            return README[h.end():end]
-    raise AssertionError(f"README has no section {title!r}")
+    """The documentation's text under the heading ``title`` up to the next heading of any level."""
+    return doc_section(title, DOCS)
+
+
+def keys(title: str) -> set[str]:
+    """The names a reference section documents: the first cells of its tables and the headings of
+    its subsections that are only back-ticked names (a code or a format with its text below)."""
+    whole = doc_section(title, DOCS, subsections=True)
+    return table_keys(section(title)) | {name for heading in _KEY_HEADING.findall(whole)
+                                         for name in _TICKED.findall(heading)}
 
 
 def table_keys(text: str) -> set[str]:
@@ -49,7 +60,7 @@ def table_keys(text: str) -> set[str]:
 
 
 def agree(documented: set[str], actual: set[str], what: str) -> None:
-    """Fail with what is missing from the README and what the README names that the code lacks."""
+    """Fail with what is missing from the documentation and what it names that the code lacks."""
     assert documented == actual, (f"{what}: undocumented {sorted(actual - documented)}, "
                                   f"documented but unknown to the code {sorted(documented - actual)}")
 
@@ -59,12 +70,12 @@ def test_the_finding_registry_and_the_catalog_agree() -> None:
 
 
 def test_the_finding_code_tables_list_exactly_the_catalog() -> None:
-    documented = table_keys(section("Finding codes")) | table_keys(section("Findings over time"))
+    documented = keys("Finding codes") | keys("Findings over time")
     agree(documented, set(FINDINGS), "finding codes")
 
 
 def test_the_remedy_table_lists_exactly_the_catalog() -> None:
-    agree(table_keys(section("Remedies")), set(REMEDIES), "remedy ids")
+    agree(keys("Remedies"), set(REMEDIES), "remedy ids")
 
 
 def _verbs() -> dict[str, argparse.ArgumentParser]:
@@ -77,7 +88,7 @@ def test_every_cli_verb_and_option_is_documented() -> None:
     verbs = _verbs()
     assert {"check", "serve", "worker"} <= set(verbs)   # the parser really was read
     for verb, parser in verbs.items():
-        assert f"gradhealth {verb}" in text, f"`gradhealth {verb}` is not in the README's Command line"
+        assert f"gradhealth {verb}" in text, f"`gradhealth {verb}` is not in docs/cli.md's Command line"
         for action in parser._actions:
             if action.option_strings and not isinstance(action, argparse._HelpAction):
                 assert any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", text)
@@ -105,11 +116,11 @@ def test_the_http_api_section_lists_exactly_the_openapi_endpoints(tmp_path: Path
 def test_the_log_format_table_lists_exactly_the_registered_readers() -> None:
     from gradhealth.logs.readers.registry import formats
 
-    agree(table_keys(section("The log check")), set(formats()), "log formats")
+    agree(keys("The log check"), set(formats()), "log formats")
 
 
 def test_the_example_table_lists_exactly_the_bundled_examples() -> None:
-    agree(table_keys(section("Examples")), set(example_names()), "examples")
+    agree(keys("Examples"), set(example_names()), "examples")
 
 
 def _documented_variables() -> set[str]:
@@ -148,18 +159,19 @@ def test_the_settings_table_lists_exactly_the_settings() -> None:
 
 
 @pytest.mark.parametrize(("row", "check"), [
-    ("| `post_ln_depth_risk` |", test_the_finding_code_tables_list_exactly_the_catalog),
+    ("### `post_ln_depth_risk`", test_the_finding_code_tables_list_exactly_the_catalog),
     ("| `he_init` |", test_the_remedy_table_lists_exactly_the_catalog),
-    ("| `tensorboard` |", test_the_log_format_table_lists_exactly_the_registered_readers),
+    ("## `tensorboard`", test_the_log_format_table_lists_exactly_the_registered_readers),
     ("| `GRADHEALTH_LEASE_S` |", test_the_settings_table_lists_exactly_the_settings),
 ])
 def test_a_row_dropped_from_the_readme_is_noticed(row: str, check: Callable[[], None],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The table parsing is not vacuous: without one documented row the comparison fails."""
-    lines = README.splitlines()
+    """The table and subsection parsing is not vacuous: without one documented row or subsection
+    heading the comparison fails."""
+    lines = DOCS.splitlines()
     kept = [line for line in lines if not line.startswith(row)]
     assert len(kept) == len(lines) - 1
-    monkeypatch.setitem(globals(), "README", "\n".join(kept))
+    monkeypatch.setitem(globals(), "DOCS", "\n".join(kept))
     with pytest.raises(AssertionError, match="undocumented"):
         check()
 
@@ -183,12 +195,11 @@ def test_the_recorder_snippet_runs_as_pasted(tmp_path: Path, monkeypatch: pytest
                                              capsys: pytest.CaptureFixture[str]) -> None:
     # newuser5 P14: the recorder's loop used a model, a loader, a loss and an optimizer it never
     # defined, and ended in send(), which needs a running service
-    start = README.index("## Recording per-layer gradients") if "## Recording per-layer gradients" in README \
-        else README.index("`service/recorder.py` (torch and the standard library only)")
-    snippet = re.search(r"```python\n(.*?)```", README[start:], re.DOTALL)
+    start = DOCS.index("## Recording per-layer gradients")
+    snippet = re.search(r"```python\n(.*?)```", DOCS[start:], re.DOTALL)
     assert snippet is not None and "recorder.step(" in snippet.group(1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(snippet.group(1), "README.md (recorder)", "exec"), {})  # noqa: S102 - our own README
+    exec(compile(snippet.group(1), "docs/python.md (recorder)", "exec"), {})  # noqa: S102 - our own docs
     out = capsys.readouterr().out
     assert out.startswith("healthy")  # a small classifier learning a learnable task
     assert (tmp_path / "run" / "gradients.jsonl").read_text().splitlines()[-1] == \
@@ -198,16 +209,16 @@ def test_the_recorder_snippet_runs_as_pasted(tmp_path: Path, monkeypatch: pytest
 def test_the_live_mode_recorder_snippet_runs_against_a_served_process(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], service) -> None:
     # newuser6 P12: the live-mode example had `...` for its loop and a `model` it never defined.
-    # The README's address is the only change: the service of tests/conftest.py listens elsewhere.
-    start = README.index("**Live mode**")
-    snippet = re.search(r"```python\n(.*?)```", README[start:], re.DOTALL)
+    # The documented address is the only change: the service of tests/conftest.py listens elsewhere.
+    start = DOCS.index("**Live mode**")
+    snippet = re.search(r"```python\n(.*?)```", DOCS[start:], re.DOTALL)
     assert snippet is not None and "server=SERVER" in snippet.group(1)
     assert "..." not in snippet.group(1)
     code = snippet.group(1).replace('"http://127.0.0.1:8000"', repr(service.url))
     assert code != snippet.group(1)
     monkeypatch.delenv("GRADHEALTH_API_KEY", raising=False)  # the test service runs with keys off
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md (live mode)", "exec"), {})  # noqa: S102 - our own README
+    exec(compile(code, "docs/python.md (live mode)", "exec"), {})  # noqa: S102 - our own docs
     out = capsys.readouterr().out.strip().splitlines()
     # 200 steps logged every 10: 20 steps x (loss, grad_norm, lr and the 4 parameters' norms)
     assert out[-1] == "finished healthy 140"
@@ -216,22 +227,22 @@ def test_the_live_mode_recorder_snippet_runs_against_a_served_process(
 
 def test_the_custom_loss_snippet_runs_as_pasted(capsys: pytest.CaptureFixture[str]) -> None:
     # modsweep31: a loss of the repository's own (a VAE's, an MDN's, PPO's) had no documented way in
-    start = README.index("A loss of your own")
-    snippet = re.search(r"```python\n(.*?)```", README[start:], re.DOTALL)
+    start = DOCS.index("A loss of your own")
+    snippet = re.search(r"```python\n(.*?)```", DOCS[start:], re.DOTALL)
     assert snippet is not None and 'loss="sum"' in snippet.group(1)
-    exec(compile(snippet.group(1), "README.md (custom loss)", "exec"), {})  # noqa: S102 - our own README
+    exec(compile(snippet.group(1), "docs/models.md (custom loss)", "exec"), {})  # noqa: S102 - our own docs
     assert capsys.readouterr().out.startswith("healthy []")  # a standard VAE at torch's init
 
 
 def test_the_python_client_snippet_runs_against_a_served_process(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], service) -> None:
     # newuser7 #7: the HTTP client that submits a spec, waits and fetches a report was undocumented
-    start = README.index("### Python client")
-    snippet = re.search(r"```python\n(.*?)```", README[start:], re.DOTALL)
+    start = DOCS.index("## Python client")
+    snippet = re.search(r"```python\n(.*?)```", DOCS[start:], re.DOTALL)
     assert snippet is not None and "Client(SERVER)" in snippet.group(1)
     code = snippet.group(1).replace('"http://127.0.0.1:8000"', repr(service.url))
     assert code != snippet.group(1)
-    exec(compile(code, "README.md (Python client)", "exec"), {})  # noqa: S102 - our own README
+    exec(compile(code, "docs/python.md (Python client)", "exec"), {})  # noqa: S102 - our own docs
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0] == "succeeded healthy"
     assert out[1].startswith("#") and "tanh mlp" in out[1]
@@ -280,9 +291,9 @@ def signature_line(name: str, function: Callable[..., object]) -> str:
 
 
 def _documented_signatures() -> dict[str, str]:
-    """The README's "Signatures" block: one ``name(...)`` a line (a line may continue indented)."""
+    """docs/python.md's "Signatures" block: one ``name(...)`` a line (a line may continue indented)."""
     block = re.search(r"```text\n(.*?)```", section("Signatures"), re.DOTALL)
-    assert block, "README's Signatures section has no ```text block"
+    assert block, "the Signatures section has no ```text block"
     lines: list[str] = []
     for line in block.group(1).splitlines():
         if line.startswith(" ") and lines:
@@ -295,14 +306,14 @@ def _documented_signatures() -> dict[str, str]:
 def test_the_readme_signatures_are_the_public_functions_signatures() -> None:
     documented = _documented_signatures()
     actual = {name: signature_line(name, f) for name, f in _public_callables().items()}
-    agree(set(documented), set(actual), "public functions in README's Signatures")
-    wrong = [f"README: {documented[n]}\n  code: {actual[n]}" for n in actual if documented[n] != actual[n]]
-    assert not wrong, "README's signatures differ from the code's:\n" + "\n".join(wrong)
+    agree(set(documented), set(actual), "public functions in docs/python.md's Signatures")
+    wrong = [f"docs: {documented[n]}\n  code: {actual[n]}" for n in actual if documented[n] != actual[n]]
+    assert not wrong, "docs/python.md's signatures differ from the code's:\n" + "\n".join(wrong)
 
 
 def test_a_parameter_left_out_of_a_readme_signature_is_noticed(monkeypatch: pytest.MonkeyPatch) -> None:
-    line = next(ln for ln in README.splitlines() if ln.startswith("check_module("))
-    monkeypatch.setitem(globals(), "README", README.replace(line, line.replace(", targets=None", "")))
+    line = next(ln for ln in DOCS.splitlines() if ln.startswith("check_module("))
+    monkeypatch.setitem(globals(), "DOCS", DOCS.replace(line, line.replace(", targets=None", "")))
     with pytest.raises(AssertionError, match="targets"):
         test_the_readme_signatures_are_the_public_functions_signatures()
 

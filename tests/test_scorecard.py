@@ -1,4 +1,4 @@
-"""The open scorecard (issue 9): the table in README.md is the one the corpus gives now, the log
+"""The open scorecard (issue 9): the table in docs/findings.md is the one the corpus gives now, the log
 check meets the issue's targets on it, and the scoring itself can fail.
 
 The corpus is built by bench/scorecard/corpus.py (small real torch runs, ~20-40 s on a busy
@@ -34,8 +34,8 @@ def test_the_corpus_knows_every_log_code():
 
 
 def test_readme_table_is_current(outcomes):
-    committed = score.readme_block((ROOT / "README.md").read_text())
-    assert committed is not None, "README.md has no scorecard block: run ./dev scorecard --write-readme"
+    committed = score.readme_block((ROOT / score.SCORECARD_PAGE).read_text())
+    assert committed is not None, f"{score.SCORECARD_PAGE} has no scorecard block: run ./dev scorecard --write-readme"
     assert committed == score.table(outcomes), "stale scorecard: run ./dev scorecard --write-readme"
 
 

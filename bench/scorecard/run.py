@@ -18,10 +18,10 @@ from scorecard.corpus import CACHE, ROOT, build  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the scorecard; with --write-readme also put it into README.md."""
+    """Print the scorecard; with --write-readme also put it into docs/findings.md."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--force", action="store_true", help="regenerate the corpus even if cached")
-    p.add_argument("--write-readme", action="store_true", help="replace the table in README.md")
+    p.add_argument("--write-readme", action="store_true", help="replace the table in docs/findings.md")
     p.add_argument("--details", action="store_true", help="print what each case got")
     args = p.parse_args(argv)
     if args.force:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_readme:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        score.write_readme(ROOT / "README.md", tab, commit)
+        score.write_readme(ROOT / score.SCORECARD_PAGE, tab, commit)
     return 0
 
 

@@ -24,6 +24,8 @@ from scorecard import autotrainer
 from scorecard.corpus import CACHE, CODES, Case, build, locate
 
 RANK = {"info": 0, "warning": 1, "error": 2}
+#: The documentation page whose Scorecard section holds the committed table (from the root).
+SCORECARD_PAGE = "docs/findings.md"
 START = "<!-- scorecard:start -->"
 END = "<!-- scorecard:end -->"
 
@@ -142,7 +144,7 @@ def details(outcomes: list[Outcome]) -> str:
 
 
 def readme_block(text: str) -> str | None:
-    """The scorecard table committed in README.md (between the markers, the commit line left out)."""
+    """The scorecard table committed in docs/findings.md (between the markers, the commit line left out)."""
     if START not in text or END not in text:
         return None
     block = text.split(START, 1)[1].split(END, 1)[0]
@@ -151,7 +153,7 @@ def readme_block(text: str) -> str | None:
 
 
 def write_readme(readme: Path, tab: str, commit: str) -> None:
-    """Replace the table between the markers in README.md."""
+    """Replace the table between the markers in docs/findings.md."""
     text = readme.read_text()
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]

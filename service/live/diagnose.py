@@ -102,8 +102,8 @@ class RunConfig(BaseModel):
         if isinstance(value, dict):
             unknown = sorted(set(value) - set(LogThresholds.model_fields))
             if unknown:
-                raise ValueError(f"no such threshold: {', '.join(unknown)} (see GET /v1/catalog or the README's "
-                                 "log thresholds)")
+                raise ValueError(f"no such threshold: {', '.join(unknown)} (see GET /v1/catalog or the log "
+                                 "thresholds in docs/settings.md)")
         return value
 
 

@@ -61,8 +61,13 @@ LOG_CODES: tuple[str, ...] = (
 )
 
 README_URL = "https://gradient-health.dev/README.md"
-# README sections that document each check's codes (GitHub's heading anchors).
-README_SECTIONS: dict[str, str] = {"architecture": "finding-codes", "logs": "findings-over-time"}
+#: The documentation pages (docs/*.md in the repository), the base of README_SECTIONS' links.
+DOCS_URL = "https://gradient-health.dev/docs/"
+# The docs pages' sections that document each check's codes (page and GitHub's heading anchor).
+README_SECTIONS: dict[str, str] = {
+    "architecture": "findings.md#finding-codes",
+    "logs": "findings.md#findings-over-time",
+}
 MODEL_SUFFIXES = (".onnx", ".keras", ".h5", ".pt", ".pth")
 
 
@@ -82,6 +87,7 @@ class ReportContext:
     kind: CheckKind | None = None
     layers: bool = False  # the text report's per-layer table
     readme_url: str = README_URL
+    docs_url: str = DOCS_URL
     #: an archive's member the log was read from (there is no file on disk to point at)
     member: str | None = None
     #: ``--fail-on`` when given: the findings JUnit fails, as the exit code does; None: every
@@ -198,8 +204,8 @@ def evaluated_codes(doc: Diagnosis) -> tuple[str, ...]:
 
 
 def help_uri(doc: Diagnosis, ctx: ReportContext) -> str:
-    """The README section that documents the check's codes."""
-    return f"{ctx.readme_url}#{README_SECTIONS['logs' if doc.kind == 'logs' else 'architecture']}"
+    """The documentation section (docs/findings.md) that documents the check's codes."""
+    return f"{ctx.docs_url}{README_SECTIONS['logs' if doc.kind == 'logs' else 'architecture']}"
 
 
 def title(code: str) -> str:

@@ -1,7 +1,7 @@
 """SARIF 2.1.0 (OASIS), the format code-scanning tools read (GitHub code scanning, GitLab, Azure).
 
-One rule per finding code the check evaluated (its catalog title and description, the README
-section as help); one result per finding, at the spec node of the layer it names (line and
+One rule per finding code the check evaluated (its catalog title and description, the docs
+page's section as help); one result per finding, at the spec node of the layer it names (line and
 column from the parser), at the log line of its first step, or at the file. Remedies are in the
 result's Markdown message with their verified before/after figures; a remedy that patches the
 spec is also a ``fix`` whose replacement text is the patched node. The schema is vendored in

@@ -125,7 +125,7 @@ def test_a_lambda_no_stand_in_fits_is_refused_the_reason_first_and_the_list_once
     detail = err.value.detail
     assert detail.startswith("unsupported Keras layers: Lambda (lam): " + reason), detail
     assert detail.index(reason) < detail.index("function is code") < detail.index("; supported: ")
-    assert detail.count("; supported: ") == 1 and "README's Keras section" in detail
+    assert detail.count("; supported: ") == 1 and "listed under Keras models in docs/models.md" in detail
     assert "InputLayer" not in detail  # the classes read are not all listed (kerassweep22)
     assert "(as a spec: refused too)" in detail
     assert len(detail) < 900

@@ -202,7 +202,7 @@ def test_a_lambda_of_inputs_of_different_shapes_and_no_output_shape_is_refused_s
     detail = err.value.detail
     assert detail.startswith("unsupported Keras layers: Lambda (z): it declares no output_shape and reads "
                              "2 tensors of different shapes ([3], [2])"), detail
-    assert "InputLayer" not in detail and "README's Keras section" in detail
+    assert "InputLayer" not in detail and "listed under Keras models in docs/models.md" in detail
 
 
 def test_an_unsupported_layer_names_the_closest_classes_read_not_all() -> None:

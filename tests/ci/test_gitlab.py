@@ -114,11 +114,12 @@ def test_a_code_quality_merge_that_cannot_run_fails_the_job_loudly(tmp_path):
 
 def _readme_yaml_after(marker: str) -> dict:
     import re
-    from pathlib import Path
 
     import yaml
 
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    from tests.helpers import documentation
+
+    text = documentation()
     block = re.search(r"```yaml\n(.*?)```", text[text.index(marker):], re.S)
     assert block is not None
     return yaml.safe_load(block.group(1))
@@ -126,12 +127,12 @@ def _readme_yaml_after(marker: str) -> dict:
 
 def test_the_readme_gitlab_example_shows_the_server_and_its_variables_exist():
     # newuser6 #9: the example showed neither a server nor where the API key goes
-    from pathlib import Path
+    from tests.helpers import documentation
 
     example = _readme_yaml_after("**GitLab CI** (`ci/gitlab/gradhealth.gitlab-ci.yml`)")
     assert set(example["variables"]) <= set(gitlab_template()["variables"])
     assert example["variables"]["GRADHEALTH_SERVER"].startswith("https://")
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = documentation()
     section = text[text.index("**GitLab CI** (`ci/gitlab"):text.index("**pre-commit**")]
     assert "GRADHEALTH_API_KEY" in section and "masked" in section
 

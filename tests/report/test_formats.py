@@ -1,5 +1,5 @@
 """The registry: every format renders every kind of document, deterministically; media types;
-the report package stays free of torch; the code lists agree with the checks and the README."""
+the report package stays free of torch; the code lists agree with the checks and the docs."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
 from gradhealth.core.document import Diagnosis
 from gradhealth.report import FORMATS, ReportContext, for_media_type, render
 from gradhealth.report.context import ARCHITECTURE_CODES, LOG_CODES, README_SECTIONS
+from tests.helpers import DOCUMENTATION_FILES, doc_section, documentation
 
 from .helpers import LOG, spec_text
-
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_every_format_renders_both_kinds_the_same_twice(arch_doc, log_doc):
@@ -102,15 +100,18 @@ def test_the_code_lists_are_the_rule_registrys():
     )
 
 
-def test_log_codes_are_the_readmes_log_codes():
-    section = README.split("### Findings over time", 1)[1].split("\n#", 1)[0]
-    documented = re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE)
+def test_log_codes_are_the_documented_log_codes():
+    # docs/findings.md: one subsection per code under "Findings over time", in the catalog's order
+    section = doc_section("Findings over time", documentation(), subsections=True)
+    documented = re.findall(r"^#{2,6} `([a-z_]+)`\s*$", section, flags=re.MULTILINE)
     assert documented and tuple(documented) == LOG_CODES
 
 
-def test_help_anchors_are_readme_headings():
+def test_help_anchors_are_docs_headings():
+    # each link is a docs page and one of its headings' anchors (GitHub's)
     anchors = {
-        re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
-        for h in re.findall(r"^#+ (.+)$", README, flags=re.MULTILINE)
+        f"{path.name}#" + re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
+        for path in DOCUMENTATION_FILES
+        for h in re.findall(r"^#+ (.+)$", path.read_text(), flags=re.MULTILINE)
     }
     assert set(README_SECTIONS.values()) <= anchors

@@ -1473,7 +1473,7 @@ def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tu
     if lambdas:  # the reason each was refused, then why a Lambda is read by its shapes only
         own = "; ".join((f"{n}: {w}" if len(lambdas) > 1 else w) for n, w in lambdas[:3])
         why["Lambda"] = own + (f"; and {len(lambdas) - 3} more" if len(lambdas) > 3 else "") + "; " + REFUSED["Lambda"]
-    # the point first; then the closest classes read, not all of them (the README's Keras section
+    # the point first; then the closest classes read, not all of them (docs/models.md's Keras section
     # lists them): a list of 70 names after every refusal buried the one line that mattered
     import difflib
 
@@ -1483,7 +1483,7 @@ def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tu
     return ("unsupported Keras layers: " + name_layers(unsupported, why=why) + "; supported: "
             + (f"the closest read are {', '.join(close[:5])}; " if close else "")
             + f"{len(classes)} layer classes" + (" and models nested in the model" if nested else "")
-            + ", listed in the README's Keras section")
+            + ", listed under Keras models in docs/models.md")
 
 
 def plan_keras_graph(config: dict[str, Any], *, batch_size: int = 64, limits: Any = None,
