@@ -1831,6 +1831,10 @@ class InputSpec:
     #: a float input whose batch is drawn from these rows (a live module's example values, far from
     #: unit scale: raw 0-255 pixels): each seed resamples them with replacement (:func:`resampled_rows`)
     rows: torch.Tensor | None = None
+    #: why a float ``value`` is kept as given rather than drawn (a live module's example input that
+    #: is structure, not data: a sparse tensor, a mask, an adjacency matrix, a one-hot encoding), in
+    #: the words ``simulation.notes`` says it with; None for inputs drawn and integer inputs
+    kept: str | None = None
 
 
 #: The generator seed offset of the rows a seed resamples (inputs' rows and regression targets alike,

@@ -147,8 +147,8 @@ NOT_REINITIALISED = ("not verified on this network: its forward computes layers 
 
 #: The layers a re-initialisation or a bias edit touches: transposed convolutions too (a generator's,
 #: a decoder's or a U-Net's up-path: msweep9's VAE kept its std-10 ConvTranspose2d under "he_init")
-_WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                  nn.ConvTranspose3d)
+#: (the init and bias snippets loop over the same kinds: :data:`gradhealth.core.remedies.INIT_LAYER_TYPES`)
+_WEIGHT_LAYERS: tuple[type[nn.Module], ...] = tuple(getattr(nn, t) for t in R.INIT_LAYER_TYPES)
 
 
 def _layers(net: nn.Module, types: tuple[type, ...]) -> list[nn.Module]:
@@ -1292,6 +1292,73 @@ def far_from_unit(x: torch.Tensor) -> bool:
     return float(v.square().mean().sqrt()) >= FAR_INPUT_RMS
 
 
+#: A float example input is structure, kept as given (:func:`structural_input`), where this share of
+#: its values or more are exact zeros: an adjacency matrix (a graph's density is ~0.1%), a bag of
+#: words, a one-hot encoding. Ordinary data has few exact zeros (MNIST's [0, 1] pixels, the most
+#: zero-heavy common images, about 81%: still drawn, as before).
+STRUCTURE_ZERO_SHARE = 0.9
+
+#: ... or where it takes this many distinct values or fewer, each at least
+#: :data:`STRUCTURE_REPEATS` times on average: a 0/1 mask, an additive attention mask (0 and -inf),
+#: a one-hot or label-smoothed encoding, a degree-normalised adjacency of a regular graph. Data
+#: (N(0, 1) draws, standardised features, images with 256 levels) takes far more.
+STRUCTURE_VALUES = 8
+STRUCTURE_REPEATS = 4
+
+
+def _shown(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def structural_input(x: torch.Tensor, first: bool = False) -> str | None:
+    """Why float example input ``x`` is structure rather than data, in ``simulation.notes``' words;
+    None where it is data, to be drawn. Structure is kept as given for every seed, since a draw in
+    its place is no graph or mask at all (N(0, 1) noise for a row-normalised adjacency multiplies
+    every layer's activations by about the root of the node count; noise in a 0/1 adjacency has
+    negative degrees): a sparse tensor (any layout but strided: kept, never densified); an input
+    :data:`STRUCTURE_ZERO_SHARE` of whose values or more are exact zeros; one that takes at most
+    :data:`STRUCTURE_VALUES` distinct values, each repeated (:data:`STRUCTURE_REPEATS` times on
+    average); after the first input, one all 0 or all 1 (an RNN's zero initial state, a float mask
+    of ones). A constant first input (``torch.zeros`` or ``torch.ones``: a placeholder with the
+    data's shape) is drawn, as is any input with a NaN."""
+    if x.layout != torch.strided:
+        layout = str(x.layout).removeprefix("torch.")
+        stored = x._nnz() if x.layout in (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc,
+                                         torch.sparse_bsr, torch.sparse_bsc) else None
+        size = "×".join(str(d) for d in x.shape)
+        held = f"{stored:,} stored values of {size}" if stored is not None else size
+        return f"a sparse tensor ({layout}, {held})"
+    if not x.is_floating_point() or not x.numel():
+        return None
+    v = x.detach().reshape(-1)
+    n = v.numel()
+    if bool(torch.isnan(v).any()):
+        return None
+    # the distinct values of a prefix first: data shows more than a few within it, at no sort of all
+    head = torch.unique(v[:65_536])
+    values = torch.unique(v) if head.numel() <= STRUCTURE_VALUES else head
+    if values.numel() == 1:
+        only = float(values[0])
+        return f"it is all {_shown(only)}" if not first and only in (0.0, 1.0) else None
+    zeros = int((v == 0).sum())
+    if zeros >= STRUCTURE_ZERO_SHARE * n:
+        return f"{100 * zeros / n:.3g}% of its {n:,} values are exact zeros"
+    if values.numel() <= STRUCTURE_VALUES and n >= STRUCTURE_REPEATS * values.numel():
+        return (f"its {n:,} values take only {values.numel()} distinct ones "
+                f"({', '.join(_shown(float(u)) for u in values)})")
+    return None
+
+
+def _kept_note(spec: InputSpec) -> str:
+    """``simulation.notes``' line for a float input kept as given (:func:`structural_input`)."""
+    sparse = spec.value is not None and spec.value.layout != torch.strided
+    kind = "" if spec.value is not None and not spec.value.is_floating_point() else "float "
+    return (f"{kind}input {spec.name or 'example_inputs'} kept as given for every seed"
+            f"{' and simulated sparse, as it is' if sparse else ''}, not drawn: {spec.kept}, the mark of "
+            "structure (an adjacency matrix, a mask, a one-hot encoding) rather than data to resample: "
+            "N(0, 1) draws in its place would be no graph or mask at all")
+
+
 def input_specs(example_inputs: Any, model: nn.Module | None = None,
                 input_range: tuple[float, float] | None = None, data_scale: bool = False) -> list[InputSpec]:
     """Shapes and dtypes of the user's example inputs, one spec per tensor, named where it sits
@@ -1299,9 +1366,12 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None,
     passed to the forward as given; anything else is a :class:`ModelError` naming its position).
     Integer inputs that an ``nn.Embedding`` of ``model`` reads are token ids, drawn below the
     example's max + 1; other integer inputs (an attention mask) are used as given, since random
-    values there would mask at random. So is a float input after the first whose values are all 0
-    or 1 (a float mask, a graph's adjacency matrix, an RNN's zero initial state): noise there is no
-    graph (a degree normalisation of it takes the root of a negative). Shapes are kept as given:
+    values there would mask at random. So is a float input that is structure rather than data
+    (:func:`structural_input`: a sparse tensor; 90% or more exact zeros; at most 8 distinct values;
+    after the first input, all 0 or all 1: a float mask, a graph's adjacency matrix, normalised or
+    not, a one-hot encoding, an RNN's zero initial state): noise there is no graph (a degree
+    normalisation of it takes the root of a negative), and its ``kept`` says why, for
+    ``simulation.notes``. Shapes are kept as given:
     the check never changes a batch size, so a state's batch dimension (dim 1 of an ``nn.LSTM``'s
     h0 and c0) stays the example's. ``input_range``: the float inputs drawn are uniform in it.
     ``data_scale`` (no ``input_range``): a float input whose example values are far from unit scale
@@ -1313,8 +1383,10 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None,
     ids = _ids_read_by_embeddings(model, xs, keywords, layout) if model is not None and integers else None
     specs: list[InputSpec] = []
     for i, (x, name) in enumerate(zip(xs, where, strict=True)):
-        if x.is_floating_point() and i > 0 and x.numel() and bool(((x == 0) | (x == 1)).all()):
-            specs.append(InputSpec(tuple(x.shape), value=x.detach().cpu().clone(), name=name))
+        kept = structural_input(x, first=i == 0)
+        if kept is not None:
+            specs.append(InputSpec(tuple(x.shape), x.dtype if not x.is_floating_point() else torch.float64,
+                                   value=x.detach().cpu().clone(), name=name, kept=kept))
         elif x.is_floating_point() and data_scale and input_range is None and far_from_unit(x):
             specs.append(InputSpec(tuple(x.shape), name=name, rows=x.detach().to("cpu", torch.float64).clone()))
         elif x.is_floating_point():
@@ -1555,7 +1627,11 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
 
     ``input_range``: ``(low, high)``, where the data's float inputs lie: they are drawn uniform in
     it instead of standard normal (pixels in [0, 1] that a VAE's binary cross-entropy also reads as
-    its targets), as ``--input-range`` draws a model file's. Without it, a float input whose example
+    its targets), as ``--input-range`` draws a model file's. A float input that is structure rather
+    than data is kept as given, range or not, and ``simulation.notes`` says why: a sparse tensor
+    (simulated sparse), one 90% or more of whose values are exact zeros (an adjacency matrix, a bag
+    of words), one with at most 8 distinct values (a 0/1 or additive mask, a one-hot encoding).
+    Without it, a float input whose example
     values are far from unit scale (root mean square 10 or more: raw 0-255 pixels) is drawn from its
     own rows, resampled each seed, and ``simulation.notes`` says so.
 
@@ -1600,6 +1676,7 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
              if n is not None]
     specs = input_specs(example_inputs, model, drawn_in, data_scale=True)
     notes += [_data_scale_note(s) for s in specs if s.rows is not None]
+    notes += [_kept_note(s) for s in specs if s.kept is not None]
     target_samples = None
     if given_targets is not None:
         target_samples = torch.from_numpy(given_targets)
@@ -1629,6 +1706,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
     except torch.OutOfMemoryError:
         raise
     except Exception as exc:
+        refused = _sparse_refusal(specs, exc)
+        if refused is not None:
+            raise refused from exc
         stage = _failed_stage(exc)
         if stage is not None:
             raise ModelRunError(stage, exc, example_inputs, drawn_in) from exc
@@ -1637,6 +1717,27 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
         # not the model's code: the check's own failure, named as such, never a bare traceback
         # (modsweep29 u01: an IndexError from a readout of an expert's empty batch)
         raise CheckFailed(type(model).__name__, exc) from exc
+
+
+def _sparse_refusal(specs: Sequence[InputSpec], exc: BaseException) -> ModelError | None:
+    """The :class:`ModelError` for a simulation that failed on a sparse example input (kept as
+    given, :func:`structural_input`): an operation of the forward, the loss or the check's own that
+    takes no sparse tensor (torch's "Could not run 'aten::rsqrt' with arguments from the 'SparseCPU'
+    backend", quoted by its first line, never its dispatcher listing), naming the sparse inputs and
+    how to pass them (``.to_dense()``); None where no input is sparse or the error is no sparse one."""
+    sparse = [s.name or "example_inputs" for s in specs if s.value is not None and s.value.layout != torch.strided]
+    text = str(exc)
+    if not sparse or not any(w in text.lower() for w in ("sparse", "layout")):
+        return None
+    first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(exc).__name__
+    stage = _failed_stage(exc)
+    where = {"forward": "the model's forward", "loss": "the loss", "backward": "the backward pass"}.get(
+        stage or "", "the check's simulation")
+    return ModelError(f"example input{'s' if len(sparse) > 1 else ''} {', '.join(sparse)} "
+                      f"{'are sparse tensors' if len(sparse) > 1 else 'is a sparse tensor'}, kept as given, and "
+                      f"{where} failed on {'them' if len(sparse) > 1 else 'it'}: {type(exc).__name__}: {first:.300}; "
+                      "an operation there does not take a sparse tensor: pass "
+                      f"{' and '.join(n + '.to_dense()' for n in sparse)} instead")
 
 
 def _module_named(model: nn.Module, name: str) -> str:

@@ -40,16 +40,26 @@ MIN_WARMUP_STEPS = 10
 #: optimizer they use (SGD, Adam, AdamW, ...) is kept; neither check knows which one it is.
 _KEEP_OPTIMIZER = "for group in optimizer.param_groups:  # your optimizer, kept\n"
 
+#: The layers the init and bias snippets loop over: every kind the module check's verification
+#: re-initialises (its ``_WEIGHT_LAYERS``), transposed and 3-D convolutions too, so that the snippet
+#: pasted as given changes the layer the verification changed (modsweep40 h02: a ConvTranspose2d)
+INIT_LAYER_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
+_INIT_LAYERS = ("(" + ", ".join(f"nn.{t}" for t in INIT_LAYER_TYPES[:4]) + ",\n" + " " * 22
+                + ", ".join(f"nn.{t}" for t in INIT_LAYER_TYPES[4:]) + ")")
+#: what a Kaiming snippet says of its fan: torch's (mode fan_in: weight[0].numel()), which for a
+#: transposed convolution is its out_channels x kernel, as the verification's draw (the same call)
+_TORCH_FAN = "  # torch's fan-in (ConvTranspose: out_channels x kernel)"
+
 SNIPPETS: dict[str, str] = {
     "he_init": (
         "for m in model.modules():\n"
-        "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
-        '        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")\n'
+        f"    if isinstance(m, {_INIT_LAYERS}):\n"
+        '        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")' + _TORCH_FAN + "\n"
         "        if m.bias is not None:\n            nn.init.zeros_(m.bias)"
     ),
     "zero_bias": (
         "for m in model.modules():\n"
-        "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and m.bias is not None:\n"
+        f"    if isinstance(m, {_INIT_LAYERS}) and m.bias is not None:\n"
         "        nn.init.zeros_(m.bias)"
     ),
     "normalise_inputs": (
@@ -72,13 +82,17 @@ SNIPPETS: dict[str, str] = {
     ),
     "xavier_init": (
         "for m in model.modules():\n"
-        "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
+        f"    if isinstance(m, {_INIT_LAYERS}):\n"
         "        nn.init.xavier_normal_(m.weight)\n"
         "        if m.bias is not None:\n            nn.init.zeros_(m.bias)"
     ),
     "lecun_init": (
-        "for m in model.modules():\n    if isinstance(m, nn.Linear):\n"
-        "        nn.init.normal_(m.weight, std=m.in_features ** -0.5)  # LeCun normal, for SELU"
+        "for m in model.modules():\n"
+        f"    if isinstance(m, {_INIT_LAYERS}):\n"
+        "        # LeCun normal, for SELU: std 1/sqrt(fan-in), the fan-in torch's own inits use\n"
+        "        # (weight[0].numel(): in_features; in_channels x kernel; a transposed conv's out_channels x kernel)\n"
+        "        nn.init.normal_(m.weight, std=m.weight[0].numel() ** -0.5)\n"
+        "        if m.bias is not None:\n            nn.init.zeros_(m.bias)"
     ),
     "orthogonal_init": (
         "for name, p in rnn.named_parameters():\n"
