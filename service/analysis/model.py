@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from gradhealth.analysis.activations import GATES, canonical
 from gradhealth.analysis.cells import mark, runs_itself, step
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.plan import Plan, UnitPlan
+from gradhealth.errors import SpecError
 
 # Keyed by canonical name: aliases (swish) are resolved by activations.canonical.
 _ACTIVATIONS: dict[str, Any] = {
@@ -81,18 +83,32 @@ def _he_gain(activation: str, slope: float) -> float:
     return math.sqrt(2.0 / (1.0 + slope**2)) if activation == "leaky_relu" else math.sqrt(2.0)
 
 
+def _usable_std(std: float, init: S.InitSpec, what: str = "std") -> float:
+    """``std`` (a std, bound or gain derived from ``init``) where it is a positive normal float,
+    else a :class:`SpecError` naming the scheme: the spec refuses scales below ``MIN_SCALE``, and
+    this keeps any number that still underflows (or overflows) from reaching torch's init, whose
+    ``trunc_normal_`` divides by the std (errsweep6: a ZeroDivisionError, a failed job with a 500)."""
+    if not (math.isfinite(std) and std >= sys.float_info.min):
+        raise SpecError(f"init {init.scheme}: its parameters give a {what} of {std:.3g} for this layer, not a "
+                        f"positive normal number; give scales from {S.MIN_SCALE:g} to {S.MAX_SCALE:g}")
+    return std
+
+
 def init_weight(w: torch.Tensor, init: S.InitSpec, activation: str = "identity", slope: float = 0.01) -> None:
     """Initialise ``w`` in place as ``init`` says (see :class:`gradhealth.analysis.spec.InitSpec`)."""
     scheme, gain = init.scheme, init.gain
+    if gain is not None:
+        _usable_std(gain, init, "gain")
     with torch.no_grad():
         if scheme == "default":
             return
         if scheme == "normal":
             assert init.std is not None  # InitSpec refuses `normal` without std
-            nn.init.normal_(w, 0.0, init.std)
+            nn.init.normal_(w, 0.0, _usable_std(init.std, init))
         elif scheme == "uniform":
             assert init.bound is not None  # InitSpec refuses `uniform` without bound
-            nn.init.uniform_(w, -init.bound, init.bound)
+            bound = _usable_std(init.bound, init, "bound")
+            nn.init.uniform_(w, -bound, bound)
         elif scheme == "xavier_normal":
             nn.init.xavier_normal_(w, gain=gain or 1.0)
         elif scheme == "xavier_uniform":
@@ -115,7 +131,8 @@ def init_weight(w: torch.Tensor, init: S.InitSpec, activation: str = "identity",
             w.mul_(gain or 1.0)
         elif scheme == "truncated_normal":
             assert init.std is not None  # InitSpec refuses `truncated_normal` without std
-            nn.init.trunc_normal_(w, 0.0, init.std, -2 * init.std, 2 * init.std)
+            std = _usable_std(init.std, init)
+            nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std)
         elif scheme == "variance_scaling":
             _variance_scaling(w, init)
         elif scheme == "zeros":
@@ -131,7 +148,7 @@ def _variance_scaling(w: torch.Tensor, init: S.InitSpec) -> None:
     receptive = w[0][0].numel() if w.dim() > 2 else 1
     fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
     fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[init.mode]
-    std = math.sqrt(init.scale / fan)
+    std = _usable_std(math.sqrt(init.scale / fan), init)
     if init.distribution == "uniform":
         nn.init.uniform_(w, -math.sqrt(3.0) * std, math.sqrt(3.0) * std)
     elif init.distribution == "untruncated_normal":

@@ -2153,7 +2153,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     by default). ``input_range``: the float inputs are drawn uniform in ``(low, high)``, the data's
     range, instead of N(0, 1)."""
     from gradhealth.analysis.importers import ModelError
-    from gradhealth.analysis.importers.onnx import OnnxModule, import_onnx
+    from gradhealth.analysis.importers.onnx import OnnxModule, import_onnx, require_weights
     from gradhealth.analysis.importers.onnx_static import DEFAULT_BATCH
 
     if weights not in ("as_given", "reinitialise"):
@@ -2175,6 +2175,8 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
                                output=output, input_range=input_range)
         imported.notes.append(f"the file fixes its batch at 1; simulated at {DEFAULT_BATCH} because its batch "
                               "norms need batch statistics (give --batch-size to choose another)")
+    # no weight to take a gradient through: said in words, not torch's "does not require grad" (errsweep6)
+    require_weights(imported)
     first: tuple[torch.Tensor | None, str | None] | None = None  # (the one forward both questions read)
     if batch_size is None and any(len(i.shape) > 0 and i.shape[0] != 1 for i in imported.inputs):
         first = _first_forward(imported.module, imported.inputs)

@@ -69,6 +69,14 @@ MAX_INT = 2**53 - 1
 #: The largest scale, standard deviation, gain, bias constant or residual multiplier: far past any
 #: trained network, and small enough that float64 arithmetic on it stays finite.
 MAX_SCALE = 100.0
+#: The smallest positive scale, standard deviation, bound, gain or multiplier (``init.std``,
+#: ``variance_scaling``'s ``scale``, ``input.scale``, a residual ``scale`` ...): 1e-30, 28 orders of
+#: magnitude below any trained network's. Below it the numbers the check derives stop being normal
+#: floats: a subnormal ``scale: 5e-324`` over a fan of 8 gave a std of 0, and torch's
+#: ``trunc_normal_`` divided by it (errsweep6). From 1e-30 on, a variance (at least 1e-60) over any
+#: fan up to 2^53 stays a normal float64 (above 2.2e-308), and the std drawn, at least 1e-23, a
+#: normal float32 (above 1.2e-38).
+MIN_SCALE = 1e-30
 #: The default limit on seeds per check (Limits.max_seeds, the only check of it).
 DEFAULT_MAX_SEEDS = 16
 #: How much of a user's input a message may quote.
@@ -141,14 +149,14 @@ class InitSpec(_Strict):
         _when("scheme", ["uniform"], _needs("bound"))]})
 
     scheme: InitScheme = "default"
-    std: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
+    std: Float | None = Field(default=None, ge=MIN_SCALE, le=MAX_SCALE,
                               description="standard deviation for `normal` and `truncated_normal` (at most 100)")
-    bound: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
+    bound: Float | None = Field(default=None, ge=MIN_SCALE, le=MAX_SCALE,
                                 description="half-width for `uniform` (at most 100)")
-    gain: Float | None = Field(default=None, gt=0, le=MAX_SCALE,
+    gain: Float | None = Field(default=None, ge=MIN_SCALE, le=MAX_SCALE,
                                description="gain for xavier_*, orthogonal and identity (at most 100)")
     # Keras' VarianceScaling (the family of its glorot_*, he_* and lecun_* initialisers).
-    scale: Float = Field(default=1.0, gt=0, le=MAX_SCALE,
+    scale: Float = Field(default=1.0, ge=MIN_SCALE, le=MAX_SCALE,
                          description="`variance_scaling`: Var = scale / fan (at most 100)")
     mode: Literal["fan_in", "fan_out", "fan_avg"] = Field(
         default="fan_in", description="`variance_scaling`: which fan")
@@ -178,7 +186,7 @@ class BiasInit(_Strict):
     scheme: BiasScheme = "default"
     value: Float = Field(default=0.0, ge=-MAX_SCALE, le=MAX_SCALE,
                          description="the bias of `constant` (-100 to 100)")
-    std: Float | None = Field(default=None, gt=0, le=MAX_SCALE, description="for `normal` (at most 100)")
+    std: Float | None = Field(default=None, ge=MIN_SCALE, le=MAX_SCALE, description="for `normal` (at most 100)")
 
     @model_validator(mode="after")
     def _needs_std(self) -> BiasInit:
@@ -384,7 +392,7 @@ class TransformerEncoderLayer(_LayerBase):
         "feed-forward Linears; `default` keeps PyTorch's"))
     bias_init: BiasField = Field(description="the biases of those four projections; `default` keeps PyTorch's")
     residual_init_scale: Float = Field(
-        default=1.0, gt=0, le=MAX_SCALE,
+        default=1.0, ge=MIN_SCALE, le=MAX_SCALE,
         description="multiplies the initial weights of out_proj and the second feed-forward Linear, the "
                     "two that write into the residual stream (GPT-2: 1/sqrt(2 * n_layer), 0.2041 for "
                     "12 layers; at most 100)")
@@ -403,7 +411,7 @@ class ResidualBlock(_LayerBase):
 
     type: Literal["residual"]
     layers: list[Layer] = Field(min_length=1)
-    scale: Float = Field(default=1.0, gt=0, le=MAX_SCALE,
+    scale: Float = Field(default=1.0, ge=MIN_SCALE, le=MAX_SCALE,
                          description="branch multiplier (e.g. 1/sqrt(depth); at most 100)")
 
 
@@ -483,7 +491,7 @@ class InputSpec(_Strict):
         default=None, min_length=1, max_length=3, description="dimensions, each at least 1")
     tokens: Tokens | None = None
     distribution: Literal["normal", "uniform"] = "normal"
-    scale: Float = Field(default=1.0, gt=0, le=MAX_SCALE,
+    scale: Float = Field(default=1.0, ge=MIN_SCALE, le=MAX_SCALE,
                          description="std of `normal`, half-width of `uniform` (at most 100)")
     range: tuple[Float, Float] | None = Field(
         default=None,
@@ -1004,6 +1012,24 @@ def _owners(key: str) -> list[str]:
     return owners
 
 
+def _layer_types() -> list[str]:
+    """Every layer ``type`` the spec takes, in the union's order."""
+    return [str(t) for c in get_args(get_args(Layer)[0]) for t in get_args(c.model_fields["type"].annotation)]
+
+
+def _no_type_message(value: Any) -> str:
+    """A layer without a usable ``type`` (pydantic: "Unable to extract tag using discriminator
+    'type'", errsweep6): that it needs one, the types it may have, and a key that looks like
+    ``type`` (``"type\u00a0"``, ``"Type"``) quoted."""
+    types = ", ".join(repr(t) for t in _layer_types())
+    if not isinstance(value, dict):
+        return f"a layer is an object with a `type` (one of {types}), not {_quote(value)}"
+    near = next((k for k in value if isinstance(k, str) and k != "type"
+                 and "".join(k.split()).lower().strip("_-\"'") == "type"), None)
+    hint = f"; the key {near!r} is not `type` (it has other characters)" if near is not None else ""
+    return f"the layer has no `type`; give one of {types}{hint}"
+
+
 def _message(err: ErrorDetails) -> str:
     msg = _clip(str(err["msg"]).removeprefix("Value error, "))
     if err["type"] == "union_tag_invalid":
@@ -1011,8 +1037,14 @@ def _message(err: ErrorDetails) -> str:
         tag = err["input"].get("type") if isinstance(err["input"], dict) else err["input"]
         hint = _value_hint(tag, expected, "type")
         return f"unknown layer type {_quote(tag)}; allowed: {expected}{'; ' + hint if hint else ''}"
+    if err["type"] == "union_tag_not_found":
+        return _no_type_message(err["input"])
     if err["type"] == "extra_forbidden":
         return _unknown_field_message(tuple(err["loc"]))
+    if err["type"] == "greater_than_equal" and err.get("ctx", {}).get("ge") == MIN_SCALE:
+        # pydantic writes 1e-30 as 0.000000000000000000000000000001
+        return (f"must be greater than 0: at least {MIN_SCALE:g} (and at most {MAX_SCALE:g}), as smaller scales "
+                f"underflow to a standard deviation of 0{input_echo(err)}")
     if err["type"] in {"literal_error", "greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
         hint = ""
         if err["loc"] and err["loc"][-1] == "activation" and str(err["input"]).lower() in ("softmax", "log_softmax"):

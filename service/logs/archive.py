@@ -48,15 +48,28 @@ def extract(path: Path, kind: str, dest: Path, limits: ReadLimits) -> None:
 _COMPRESSED = {"gz": (".gz", ".gzip"), "bz2": (".bz2",), "xz": (".xz",)}
 
 
+#: The magic bytes of what a compressed file may hold that is compressed again, and its name.
+_INNER_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"PK\x03\x04", "zip"),
+                (b"(\xb5/\xfd", "zstd"))
+
+
 def _holds_tar(path: Path, kind: str) -> bool:
     """Whether the compressed file's content is a tar: its first header's ``ustar`` magic (POSIX and
-    GNU tar both write it); a file that cannot be decompressed is left to the tar reader's error."""
+    GNU tar both write it); a file that cannot be decompressed is left to the tar reader's error.
+    Content shorter than a tar header (512 bytes) is a lone file (a short ``train.log.gz``); content
+    that is compressed again (20 nested gzips: errsweep6, "not a readable tar archive (truncated
+    header)") is refused, saying so."""
     try:
         with _open_tar_stream(path, kind) as raw:
             head = raw.read(512)
     except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError):
         return True
-    return len(head) < 512 or head[257:262] == b"ustar"
+    inner = next((name for magic, name in _INNER_MAGIC if head.startswith(magic)), None)
+    if inner is not None:
+        raise LogError(f"{path.name}: a {kind} file whose content is compressed again ({inner}); compression "
+                       "inside compression is not unpacked: upload the log (or a tar or zip of logs) "
+                       "compressed once")
+    return len(head) == 512 and head[257:262] == b"ustar"
 
 
 def _extract_single(path: Path, kind: str, dest: Path, budget: _Budget) -> None:

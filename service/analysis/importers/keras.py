@@ -262,6 +262,37 @@ def _entry_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+#: The most a ``.keras`` entry may expand over its compressed size, once it is past
+#: :data:`ZIP_RATIO_FLOOR_BYTES`: a zip bomb's. Weights are floats, which deflate hardly at all (a
+#: trained model.weights.h5 compresses by about 1.1x; zero biases and HDF5's padding by a few more),
+#: so 200, the logs' archive limit, leaves a wide margin. 300 MB of zeros deflates 1000 to 1
+#: (errsweep6: decompressed whole in the job, then "file signature not found").
+MAX_ZIP_RATIO = 200
+#: An entry expanding to less than this is not judged by its ratio (a small config of repeated
+#: keys compresses well and is no bomb).
+ZIP_RATIO_FLOOR_BYTES = 2**20
+
+
+def _member_limit(info: zipfile.ZipInfo) -> int:
+    """The most bytes the entry may decompress to, whatever its header declares: the ratio's bound
+    over its compressed size (and never less than the floor)."""
+    return max(ZIP_RATIO_FLOOR_BYTES, MAX_ZIP_RATIO * max(info.compress_size, 1))
+
+
+def _size_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why an entry read from a ``.keras`` archive is refused by its declared sizes alone (before
+    any byte is decompressed), or None: over the limit for its kind, or a compression ratio over
+    :data:`MAX_ZIP_RATIO`."""
+    limit = {"config.json": MAX_CONFIG_BYTES, "metadata.json": MAX_CONFIG_BYTES}.get(info.filename, MAX_WEIGHTS_BYTES)
+    if info.file_size > limit:
+        return (f"{info.filename} declares {info.file_size:,} bytes uncompressed, over the limit of "
+                f"{limit:,} ({limit // 2**20} MB)")
+    if info.file_size > _member_limit(info):
+        return (f"{info.filename} declares {info.file_size:,} bytes from {info.compress_size:,} compressed, a "
+                f"ratio over {MAX_ZIP_RATIO} (a zip bomb's: weights compress by little)")
+    return None
+
+
 def _open_archive(data: bytes) -> zipfile.ZipFile:
     """The ``.keras`` zip in ``data``, every entry of its central directory vetted first (only
     config.json, metadata.json and model.weights.h5 are read, but the archive is refused whole):
@@ -288,7 +319,18 @@ def _open_archive(data: bytes) -> zipfile.ZipFile:
         shown = "; ".join(p.message for p in problems[:10]) + (
             f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise InputFormatError(f"the .keras archive is refused: {shown}", problems)
+    # the entries the check reads, by their declared sizes and ratio, before any is decompressed
+    # (the worker read a 300 MB bomb whole first: errsweep6); _member then caps what comes out
+    sized = [Problem(i.filename, why) for i in zf.infolist()
+             if i.filename in _READ_ENTRIES and (why := _size_problem(i)) is not None]
+    if sized:
+        zf.close()
+        raise LimitExceeded("the .keras archive is refused: " + "; ".join(p.message for p in sized), sized)
     return zf
+
+
+#: The entries of a ``.keras`` archive the check reads.
+_READ_ENTRIES = frozenset({"config.json", "metadata.json", "model.weights.h5"})
 
 
 def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
@@ -296,7 +338,15 @@ def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     an entry that cannot be decompressed (encrypted, a method such as deflate64 or AES, corrupt
     data, a CRC mismatch, a damaged local header) is an :class:`InputFormatError` naming it."""
     try:
-        return read_member(zf, info, limit)
+        # never more than the ratio allows over the compressed size, whatever the header declared
+        # (zipfile stops at the declared size; a size that lies is cut here and fails its CRC)
+        cap = _member_limit(info) + 1
+        blob = read_member(zf, info, min(limit, cap))
+        if len(blob) >= cap:
+            raise LimitExceeded(f"{info.filename} in the .keras archive expands past {cap - 1:,} bytes from "
+                                f"{info.compress_size:,} compressed, a ratio over {MAX_ZIP_RATIO}",
+                                [Problem(info.filename, "compression ratio over the limit")])
+        return blob
     except ZipMemberError as exc:
         raise InputFormatError(f"{exc.member} in the .keras archive cannot be read: {exc.reason}",
                                [Problem(exc.member, exc.reason)]) from None
@@ -458,6 +508,34 @@ class KerasTraining(NamedTuple):
     #: spec equivalent for it (Ftrl, Lion, a registered class of the user's, a rate not read): the
     #: check says so instead of "no optimizer given"
     unknown_optimizer: str | None = None
+
+
+#: The largest ``model.weights.h5`` (declared, uncompressed) that submission opens to refuse its
+#: file references (external links, external storage, virtual datasets) before a job exists: a
+#: cheap read; a larger one is vetted by the job, before any of it is used, with the same words.
+UPLOAD_H5_VET_BYTES = 64 * 2**20
+
+
+def vet_keras_archive(data: bytes) -> None:
+    """Submission's checks of a ``.keras`` upload beyond its config (torch-free): every entry as
+    :func:`_open_archive` vets it (names, links, declared sizes and compression ratio), and a
+    ``model.weights.h5`` of at most :data:`UPLOAD_H5_VET_BYTES` opened to refuse what it refers to
+    outside itself (errsweep6: an external link inside it was refused only in the job)."""
+    if sniff_keras(data[:4096]) != "keras":
+        return
+    with _open_archive(data) as zf:
+        try:
+            info = zf.getinfo("model.weights.h5")
+        except KeyError:
+            return
+        if info.file_size > UPLOAD_H5_VET_BYTES:
+            return
+        blob = _member(zf, info, UPLOAD_H5_VET_BYTES + 1)
+    try:
+        with _open_h5(blob, "model.weights.h5"):
+            pass
+    except OSError as exc:
+        raise InputFormatError(f"model.weights.h5 cannot be read: {str(exc)[:200]}") from None
 
 
 def read_keras_training(data: bytes) -> KerasTraining:

@@ -37,10 +37,14 @@ from gradhealth.analysis.importers.onnx_static import (
     BYTES_PER_VALUE,
     FLOAT_ELEMENT_TYPES,
     INT_ELEMENT_TYPES,
+    RESIZE_MODES,
     attribute_value,
+    check_has_weights,
     declared_outputs,
     op_key,
     read_header,
+    resize_key,
+    resize_problem,
 )
 from gradhealth.analysis.plan import Limits
 from gradhealth.core.ticks import tick
@@ -125,6 +129,10 @@ def _describe(names: Sequence[str], values: Sequence[Any], most: int = 8) -> str
         if isinstance(v, torch.Tensor):
             small = not v.is_floating_point() and v.dim() <= 1 and v.numel() <= most
             parts.append(f"{name!r} = {v.reshape(-1).tolist()}" if small else f"{name!r} of shape {list(v.shape)}")
+        elif v is None:
+            # a stored tensor the op holds as its own parameter is read as None from the table (it
+            # was said "'W': NoneType": errsweep6)
+            parts.append(f"{name!r}, a stored tensor the node holds as its weight")
         else:
             parts.append(f"{name!r}: {type(v).__name__}")
     return ", ".join(parts) or "no inputs"
@@ -1163,32 +1171,12 @@ def _prelu(n: Node, c: Ctx) -> Op:
     return PRelu(slope)
 
 
-#: ONNX Resize (mode, coordinate_transformation_mode, nearest_mode) -> F.interpolate's mode and
-#: align_corners; the combinations torch exports, and those that compute the same.
-_RESIZE: dict[tuple[str, str, str], tuple[str, bool | None]] = {
-    ("nearest", "asymmetric", "floor"): ("nearest", None),
-    ("linear", "half_pixel", ""): ("linear", False),
-    ("linear", "pytorch_half_pixel", ""): ("linear", False),
-    ("linear", "align_corners", ""): ("linear", True),
-    ("cubic", "half_pixel", ""): ("bicubic", False),
-    ("cubic", "pytorch_half_pixel", ""): ("bicubic", False),
-    ("cubic", "align_corners", ""): ("bicubic", True),
-}
-
-
 def _resize(n: Node, c: Ctx) -> Op:
-    a = n.attrs
-    mode = a.get("mode", "nearest")
-    key = (mode, a.get("coordinate_transformation_mode", "half_pixel"),
-           a.get("nearest_mode", "round_prefer_floor") if mode == "nearest" else "")
-    if key not in _RESIZE:
-        raise Unsupported("mode={}, coordinate_transformation_mode={}{}".format(
-            key[0], key[1], f", nearest_mode={key[2]}" if key[2] else ""))
-    if a.get("exclude_outside", 0) or a.get("antialias", 0) or a.get("axes") is not None:
-        raise Unsupported("exclude_outside, antialias or axes")
-    if mode == "cubic" and abs(a.get("cubic_coeff_a", -0.75) + 0.75) > 1e-9:
-        raise Unsupported("cubic_coeff_a other than -0.75 (torch's)")
-    kind, corners = _RESIZE[key]
+    # (the header refuses these at submission, from the same table: onnx_static.RESIZE_MODES)
+    problem = resize_problem(n.attrs)
+    if problem is not None:
+        raise Unsupported(problem)
+    kind, corners = RESIZE_MODES[resize_key(n.attrs)]
 
     def resize(x: torch.Tensor, roi: Any = None, scales: torch.Tensor | None = None,
                sizes: torch.Tensor | None = None) -> torch.Tensor:
@@ -1734,6 +1722,10 @@ class Imported:
     notes: list[str] = field(default_factory=list)
     #: the loss is taken at the mean an output action is sampled around (:attr:`Header.sampled_means`)
     sampled_means: tuple[str, ...] = ()
+    #: the graph as the header left it (pruned, its Ifs folded) and how many Ifs were folded, for
+    #: :func:`require_weights`
+    graph: Any = None
+    folded_ifs: int = 0
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -2262,6 +2254,21 @@ def _fold_constants(nodes: list[Node], static: dict[str, np.ndarray],
     return out, folded
 
 
+def require_weights(imported: Imported) -> None:
+    """Refuse (:class:`ModelError`) an imported graph the check cannot take a gradient through: no
+    stored float at all (:func:`.onnx_static.check_has_weights`' words), or stored floats that are
+    all constants, none of them a weight input (a scalar added to ``Relu(x)``). torch said "element 0
+    of tensors does not require grad and does not have a grad_fn" (errsweep6)."""
+    if any(p.requires_grad for p in imported.module.parameters()):
+        return
+    if imported.graph is not None:
+        check_has_weights(imported.graph, imported.folded_ifs)
+    held = ", ".join(sorted(t.name for t in imported.graph.initializer)[:5]) if imported.graph is not None else ""
+    raise ModelError(f"the model has no trainable weight: no stored tensor ({held or 'none'}) feeds a weight input "
+                     "(a Gemm, MatMul or Conv weight, a normalisation's scale, an embedding table, a "
+                     "recurrent layer's weights), so there is no gradient to check")
+
+
 def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
                 max_bytes: int = 1 << 30, output: str | None = None,
@@ -2345,7 +2352,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             ops.append(OPS[node.op](node, ctx))
         except (Unsupported, KeyError, ValueError, IndexError, TypeError) as exc:
             # (an attribute missing, of the wrong kind, or an input left out: errsweep E7)
-            problems.append(f"{node.op} (node {node.name or '?'}: {exc})")
+            problems.append(f"{node.op} (node {node.name or f'#{node.index}'}: {exc})")
             continue
         measured = ops[-1].role.kind != "other" or isinstance(ops[-1], Recurrent)
         name = _unit_name(node, ctx) if measured else (node.name or node.op)
@@ -2420,7 +2427,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     restored_ids = {id(n) for n in restored}
     return Imported(module, inputs, graph.name or None, params, activation_bytes, counts,
                     [name for node, (name, _) in zip(nodes, names, strict=True) if id(node) in restored_ids],
-                    tuple(recurrences), notes, header.sampled_means)
+                    tuple(recurrences), notes, header.sampled_means, graph, header.folded_ifs)
 
 
 def _base(name: str) -> str:

@@ -71,6 +71,8 @@ class Header:
     #: the means the check took the loss at because the output is an action sampled around them
     #: (:func:`sampled_means`): a regression of the mean (mse) unless a loss is given
     sampled_means: tuple[str, ...] = ()
+    #: how many If nodes on constants and shapes were folded to their branch (:func:`fold_control_flow`)
+    folded_ifs: int = 0
 
 
 def parse(data: bytes) -> Any:
@@ -402,11 +404,21 @@ def check_ops(graph: Any, known: dict[str, np.ndarray], ranks: dict[str, int] | 
     more than one dimension (two -1s), and the constant parameter inputs the ONNX operator does not
     define (:func:`_check_parameters`: a Reshape's target, Squeeze's and Unsqueeze's axes, Dropout's
     ratio, Slice's steps and axes). ``known``: :func:`_known_values` of the graph; ``ranks``: the
-    rank of each tensor where it is declared or inferred (:func:`_estimate`)."""
+    rank of each tensor where it is declared or inferred (:func:`_estimate`). A ``Gather`` of a
+    stored tensor at known indices outside its axis is refused too (:func:`_check_gather`)."""
+    stored = {t.name: [int(d) for d in t.dims] for t in graph.initializer}
     for k, n in enumerate(graph.node):
         label = _node_label(n, k)
         if n.domain in ("", "ai.onnx"):
             _check_parameters(n, label, known, ranks or {})
+            if n.op_type == "Gather":
+                _check_gather(n, label, known, stored)
+            if n.op_type == "Resize":
+                from onnx import helper
+
+                problem = resize_problem({a.name: helper.get_attribute_value(a) for a in n.attribute})
+                if problem is not None:
+                    raise ModelError(f"unsupported ONNX ops: Resize (node {label}: {problem})")
         if n.op_type == "Cast":
             to = next((a.i for a in n.attribute if a.name == "to"), None)
             if to is None:
@@ -422,6 +434,65 @@ def check_ops(graph: Any, known: dict[str, np.ndarray], ranks: dict[str, int] | 
             if int(np.sum(shape == -1)) > 1:
                 raise ModelError(f"node {label}: its target shape {shape.astype(np.int64).tolist()} has "
                                  "more than one -1 (only one dimension can be inferred)")
+
+
+#: ONNX Resize (mode, coordinate_transformation_mode, nearest_mode) -> F.interpolate's mode and
+#: align_corners; the combinations torch exports, and those that compute the same. Here, torch-free,
+#: so the API refuses another combination at submission, naming the node (errsweep6: refused only
+#: inside the job, as "node ?"); the importer's Resize builder reads the same table.
+RESIZE_MODES: dict[tuple[str, str, str], tuple[str, bool | None]] = {
+    ("nearest", "asymmetric", "floor"): ("nearest", None),
+    ("linear", "half_pixel", ""): ("linear", False),
+    ("linear", "pytorch_half_pixel", ""): ("linear", False),
+    ("linear", "align_corners", ""): ("linear", True),
+    ("cubic", "half_pixel", ""): ("bicubic", False),
+    ("cubic", "pytorch_half_pixel", ""): ("bicubic", False),
+    ("cubic", "align_corners", ""): ("bicubic", True),
+}
+
+
+def resize_key(attrs: dict[str, Any]) -> tuple[str, str, str]:
+    """A Resize node's (mode, coordinate_transformation_mode, nearest_mode), ONNX's defaults filled."""
+    def text(v: Any) -> str:
+        return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+    mode = text(attrs.get("mode", "nearest"))
+    return (mode, text(attrs.get("coordinate_transformation_mode", "half_pixel")),
+            text(attrs.get("nearest_mode", "round_prefer_floor")) if mode == "nearest" else "")
+
+
+def resize_problem(attrs: dict[str, Any]) -> str | None:
+    """Why the check cannot simulate a Resize of these attributes (by name), else None."""
+    key = resize_key(attrs)
+    if key not in RESIZE_MODES:
+        supported = "; ".join(", ".join(k for k in combo if k) for combo in RESIZE_MODES)
+        return ("mode={}, coordinate_transformation_mode={}{} (simulated: {})".format(
+            key[0], key[1], f", nearest_mode={key[2]}" if key[2] else "", supported))
+    if attrs.get("exclude_outside", 0) or attrs.get("antialias", 0) or attrs.get("axes") is not None:
+        return "exclude_outside, antialias or axes"
+    if key[0] == "cubic" and abs(float(attrs.get("cubic_coeff_a", -0.75)) + 0.75) > 1e-9:
+        return "cubic_coeff_a other than -0.75 (torch's)"
+    return None
+
+
+def _check_gather(n: Any, label: str, known: dict[str, np.ndarray], stored: dict[str, list[int]]) -> None:
+    """Refuse a Gather of a stored tensor (an embedding table, a constant) at known indices outside
+    its ``axis``: ONNX allows ``[-size, size - 1]``. errsweep6's ``'ix' = [10^12, 0, 1, 2]`` into a
+    [4, 3] table reached the job and was said as "'W': NoneType"."""
+    if len(n.input) < 2 or n.input[0] not in stored:
+        return
+    indices = _input(n, 1, known)
+    dims = stored[n.input[0]]
+    if indices is None or not np.issubdtype(indices.dtype, np.integer) or not indices.size or not dims:
+        return
+    axis = int(_attr(n, "axis") or 0)
+    if not -len(dims) <= axis < len(dims):
+        return  # (check_axes names an axis out of range)
+    size = dims[axis]
+    bad = indices[(indices >= size) | (indices < -size)]
+    if bad.size:
+        raise ModelError(f"node {label}: index {int(bad[0])} of {n.input[1]!r} is outside axis {axis} of "
+                         f"{n.input[0]!r} {dims} (indices run from {-size} to {size - 1})")
 
 
 def _input(n: Any, i: int, known: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -1079,6 +1150,93 @@ def _binary_probability(graph: Any, name: str, producer: dict[str, Any]) -> str:
     return p
 
 
+#: The most bytes the dense forms of a file's sparse initializers may take together. A sparse tensor
+#: is a compression (20 bytes can declare 2e8 values), and the dense form is allocated at submission
+#: in the API process, so it is bounded as a moderate upload is, below the 800 MB of float32 values
+#: the parameter limit (2e8) allows.
+MAX_SPARSE_DENSE_BYTES = 256 << 20
+
+
+def densify_sparse(graph: Any, limits: Limits) -> None:
+    """Replace, in place, each of the graph's ``sparse_initializer`` entries (ONNX SparseTensorProto:
+    ``values`` of NNZ elements at ``indices``, either NNZ linear positions or an [NNZ, rank] table of
+    coordinates, in a tensor of ``dims``) by the dense initializer it stands for. Refused by name
+    (:class:`ModelError`): a negative dimension, indices that are not integers, of another count than
+    the values or outside the dims, a position given twice; dims declaring more values than
+    :attr:`Limits.max_parameters` (:class:`LimitExceeded`, from the dims alone, before anything is
+    allocated)."""
+    if not len(graph.sparse_initializer):
+        return
+    from onnx import numpy_helper
+
+    dense = []
+    total = 0
+    for st in graph.sparse_initializer:
+        name = st.values.name or "(unnamed)"
+        dims = [int(d) for d in st.dims]
+        where = f"sparse initializer {name!r} (dims {dims})"
+        if any(d < 0 for d in dims):
+            raise ModelError(f"{where}: a negative dimension")
+        count = elements(dims)
+        if count > limits.max_parameters:
+            raise LimitExceeded(f"{where} declares {count} values, over the parameter limit of "
+                                f"{limits.max_parameters}")
+        if any(t.data_location == 1 for t in (st.values, st.indices)):
+            raise ModelError(f"{where}: its values or indices are stored outside the file as external data, "
+                             "and the check does not follow file references")
+        try:
+            values = np.asarray(numpy_helper.to_array(st.values)).reshape(-1)
+            indices = np.asarray(numpy_helper.to_array(st.indices))
+        except (ValueError, TypeError, KeyError) as e:
+            raise ModelError(f"{where}: its values or indices cannot be read ({e})") from None
+        if indices.dtype.kind not in "iu":
+            raise ModelError(f"{where}: its indices are {indices.dtype}, not integers")
+        if indices.ndim == 2 and indices.shape[1] == len(dims) and len(dims) > 1:
+            if ((indices < 0) | (indices >= np.asarray(dims))).any():
+                raise ModelError(f"{where}: an index lies outside its dims")
+            flat = np.ravel_multi_index(tuple(indices.T.astype(np.int64)), dims) if len(indices) else indices[:, 0]
+        elif indices.ndim == 1:
+            flat = indices.astype(np.int64)
+            if ((flat < 0) | (flat >= count)).any():
+                raise ModelError(f"{where}: an index lies outside its {count} values")
+        else:
+            raise ModelError(f"{where}: indices of shape {list(indices.shape)}: expected [NNZ] or [NNZ, {len(dims)}]")
+        if len(flat) != len(values):
+            raise ModelError(f"{where}: {len(flat)} indices for {len(values)} values")
+        if len(np.unique(flat)) != len(flat):
+            raise ModelError(f"{where}: a position is given twice")
+        total += count * values.dtype.itemsize
+        if total > MAX_SPARSE_DENSE_BYTES:
+            raise LimitExceeded(f"{where}: the sparse initializers take {total} bytes as dense tensors, over the "
+                                f"limit of {MAX_SPARSE_DENSE_BYTES} bytes; store large weights as dense initializers")
+        full = np.zeros(count, dtype=values.dtype)
+        full[flat] = values
+        dense.append(numpy_helper.from_array(full.reshape(dims), st.values.name))
+    del graph.sparse_initializer[:]
+    graph.initializer.extend(dense)
+
+
+def check_has_weights(graph: Any, folded: int = 0) -> None:
+    """Refuse a graph (as :func:`read_header` leaves it: pruned to the loss's output, its Ifs
+    folded, ``folded`` of them) whose output reads no stored floating-point tensor (an initializer or
+    a Constant node's value): it has no weight, so there is no gradient to check. An If on a constant
+    folded to ``Relu(x)`` (errsweep6) reached the job and failed with torch's "element 0 of tensors
+    does not require grad". The model route runs it at submission and the check before simulating
+    (not :func:`read_header`, which also reads weightless graphs for their shapes); the check then
+    refuses a graph whose stored floats are all constants rather than weights, in the same words."""
+    read = {i for n in graph.node for i in n.input if i}
+    stored = [t for t in graph.initializer if t.name in read and t.data_type in FLOAT_ELEMENT_TYPES]
+    constants = [n for n in graph.node if n.op_type == "Constant" and any(
+        a.name in ("value", "sparse_value", "value_float", "value_floats") for a in n.attribute)]
+    if not stored and not constants:
+        ops = ", ".join(dict.fromkeys(n.op_type for n in graph.node)) or "none"
+        ifs = (f", after {folded} If node(s) on constants and shapes folded to the branch they take" if folded
+               else "")
+        raise ModelError(f"the model has no weights: its output is computed from its inputs alone (ops: {ops}{ifs}), "
+                         "with no stored floating-point tensor, so there is no gradient to check; export the "
+                         "model with its parameters")
+
+
 def prune_to(graph: Any, name: str) -> list[str]:
     """Keep, of ``graph``, the output ``name`` (:func:`check_outputs`' choice) and the nodes it depends
     on, before any op is checked: a label tail (ArgMax, ArrayFeatureExtractor, ZipMap, the label's
@@ -1513,13 +1671,16 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     if len(data) > max_bytes:
         raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
     model = parse(data)
+    # a sparse initializer (values at indices) is read as the dense tensor it stands for, within the
+    # parameter limit; it was reported as a read of nothing ("'W', which is not defined": errsweep6)
+    densify_sparse(model.graph, limits)
     # a graph that is no dataflow graph (a name written twice, a read of nothing, a cycle) is
     # refused by name here, before the worker's interpreter would trip over it
     reordered = check_structure(model.graph)
     # an If whose condition shapes and constants settle (torch.onnx.export's torch.hstack: an If on
     # a tensor's rank, onnxsweep20 h08) is inlined to the branch it takes; an If chosen by tensor
     # values, a Loop or a Scan is refused naming what it depends on
-    fold_control_flow(model, _fold_dims(model.graph, input_shapes, batch_size))
+    folded = fold_control_flow(model, _fold_dims(model.graph, input_shapes, batch_size))
     # no output, or none a node computes as a floating-point tensor: nothing to take a loss of
     # (errsweep3 F13); the nodes the loss does not read are dropped before their ops are checked
     # (onnxsweep11: skl2onnx's label tail, ZipMap and ArrayFeatureExtractor, refused its classifiers)
@@ -1657,7 +1818,7 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         raise LimitExceeded(f"activations and their gradients would take about {act} "
                             f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way)
     return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned), loss_note,
-                  tuple(chosen) if sampled else ())
+                  tuple(chosen) if sampled else (), folded)
 
 
 #: A dimension's size: positive and under 2**31, in both spellings of a shape (``x=8x3x32x32`` and

@@ -716,10 +716,11 @@ async def submit_model(
         sniff_keras,
         translate_or_graph,
         translation_reads_weights,
+        vet_keras_archive,
         with_input_shapes,
         with_target_range,
     )
-    from gradhealth.analysis.importers.onnx_static import read_header
+    from gradhealth.analysis.importers.onnx_static import check_has_weights, read_header
     from gradhealth.analysis.plan import make_plan
     from gradhealth.analysis.spec import parse_spec
 
@@ -745,6 +746,8 @@ async def submit_model(
             data = upload.path.read_bytes()
             kind = sniff_keras(data[:4096])
             if kind is not None:  # a Keras config, .keras zip or .h5, by content
+                # a .keras zip's entries by their sizes and ratio, and its weights' file references
+                vet_keras_archive(data)
                 training = read_keras_training(data)
                 file_loss, compiled = training.loss, training.optimizer
                 config = with_input_shapes(training.config, options["input_shapes"])
@@ -774,9 +777,12 @@ async def submit_model(
                                "bounded output under mse, mae or huber is judged against the targets' range; "
                                "an .onnx file's is not: leave it out")
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
-            read_header(data, input_shapes=options["input_shapes"],
-                        batch_size=options["batch_size"], limits=settings.limits,
-                        max_bytes=settings.max_upload_bytes, output=options.get("loss_at"))
+            header = read_header(data, input_shapes=options["input_shapes"],
+                                 batch_size=options["batch_size"], limits=settings.limits,
+                                 max_bytes=settings.max_upload_bytes, output=options.get("loss_at"))
+            # a graph with no weight has no gradient to check (errsweep6: an If on a constant folded
+            # to Relu(x) failed in the job with torch's "does not require grad")
+            check_has_weights(header.model.graph, header.folded_ifs)
             return "onnx"
 
         model_format = await run_in_threadpool(validate)

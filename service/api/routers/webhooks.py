@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from gradhealth.api.bodies import JsonBodyDep
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
@@ -44,7 +44,10 @@ def _printable_schema(schema: dict[str, Any]) -> None:
     target["pattern"] = SECRET_PATTERN
 
 
-Secret = Annotated[str, AfterValidator(_printable)]
+#: The length bounds sit on the string itself, before the printable check: on the field, after an
+#: AfterValidator, pydantic said "Value should have at most 255 items after validation" of a string
+#: (errsweep6); now "String should have at most 255 characters".
+Secret = Annotated[str, StringConstraints(min_length=16, max_length=255), AfterValidator(_printable)]
 
 
 class WebhookCreate(BaseModel):
@@ -57,7 +60,7 @@ class WebhookCreate(BaseModel):
                      "allows them (GRADHEALTH_WEBHOOKS_ALLOW_PRIVATE)")
     events: list[Event] = Field(list(get_args(Event)), min_length=1,  # pydantic copies it per request
                                 description="the events to send (default: all)")
-    secret: Secret | None = Field(None, min_length=16, max_length=255, json_schema_extra=_printable_schema,
+    secret: Secret | None = Field(None, json_schema_extra=_printable_schema,
                                   description="the HMAC-SHA256 signing secret, without control characters; "
                                               "when absent one is generated and returned once, in this "
                                               "response only")
@@ -90,8 +93,7 @@ class WebhookPatch(BaseModel):
                                 description="false pauses the webhook (its pending deliveries are cancelled, "
                                             "no new ones are queued); true resumes it and clears "
                                             "`disabled_reason`")
-    secret: Secret | None = Field(None, min_length=16, max_length=255,
-                                  json_schema_extra=_not_null_printable,
+    secret: Secret | None = Field(None, json_schema_extra=_not_null_printable,
                                   description="a new signing secret of your choosing, without control "
                                               "characters")
     rotate_secret: bool = Field(False, description="generate a new signing secret, returned once, in this "

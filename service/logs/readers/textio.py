@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -276,6 +277,23 @@ def read_text(path: Path, limits: ReadLimits) -> str:
 _JSON = json.JSONDecoder()
 
 
+#: The most digits an integer in a JSON record may have: Python's own limit on converting text to
+#: an int (4300 by default). No step or value comes near it.
+MAX_DIGITS = sys.get_int_max_str_digits() or 4300
+_LONG_INTEGER = re.compile(rf"\d{{{MAX_DIGITS + 1},}}")
+
+
+def _too_many_digits(text: str) -> json.JSONDecodeError:
+    """The error for an integer too long to read (Python's own words were "Exceeds the limit (4300
+    digits) for integer string conversion ...; use sys.set_int_max_str_digits() to increase the
+    limit", advice for the service's operator: errsweep6), in the words the native reader's
+    ``_not_json`` uses, with where it starts (the decoder's line and column)."""
+    found = _LONG_INTEGER.search(text)
+    digits = len(found[0]) if found else MAX_DIGITS + 1
+    return json.JSONDecodeError(f"an integer of {digits} digits, too long to be read as a number (at most "
+                                f"{MAX_DIGITS:,} digits)", text, found.start() if found else 0)
+
+
 def loads(text: str, decoder: json.JSONDecoder = _JSON, *, strict: bool = True) -> Any:
     """``json.loads`` that also takes bare ``nan`` / ``inf`` / ``-inf`` tokens (as strings);
     ``decoder``: the decoder to read with (one that marks numbers of its own, say). With ``strict``
@@ -297,14 +315,19 @@ def loads(text: str, decoder: json.JSONDecoder = _JSON, *, strict: bool = True) 
         return decode(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
-    except json.JSONDecodeError as first:
-        fixed = _BARE_NONFINITE.sub(lambda m: f'{m[1]}"{m[2]}{m[3]}"', text)
-        if fixed == text:
+    except json.JSONDecodeError as e:
+        first = e
+    except ValueError as e:
+        if "integer string conversion" not in str(e):
             raise
-        try:
-            return decode(fixed)
-        except (json.JSONDecodeError, RecursionError):
-            raise first from None
+        raise _too_many_digits(text) from None
+    fixed = _BARE_NONFINITE.sub(lambda m: f'{m[1]}"{m[2]}{m[3]}"', text)
+    if fixed == text:
+        raise first
+    try:
+        return decode(fixed)
+    except (json.JSONDecodeError, RecursionError):
+        raise first from None
 
 
 def first_lines(head: bytes, n: int = 50) -> list[str]:

@@ -128,42 +128,76 @@ _DTYPES: dict[int, tuple[str, int, str]] = {
 }
 
 
+#: The most elements a tensor's declared shape may have before it is called out as not fitting its
+#: data (TensorFlow's own tensors stop at 2^31 elements per dimension in practice, and no summary
+#: logs one so big).
+MAX_TENSOR_ELEMENTS = 2**31
+
+
 def tensor_scalar(buf: bytes, a: int, b: int) -> float | None:
     """The value of a one-element numeric TensorProto, else None."""
+    return tensor_scalar_why(buf, a, b)[0]
+
+
+def _dims_text(dims: list[int]) -> str:
+    return "[" + ", ".join(f"2^{d.bit_length() - 1}" if d > 1 << 20 and d & (d - 1) == 0 else str(d)
+                           for d in dims) + "]"
+
+
+def tensor_scalar_why(buf: bytes, a: int, b: int) -> tuple[float | None, str | None]:
+    """The value of a one-element numeric TensorProto and None, else None and, where its declared
+    shape does not fit its data (dims [2^40, 2^40] over one value, DT_DOUBLE [1000000] over 8 bytes,
+    a negative dim: errsweep6), the words saying so; (None, None) for a tensor that is merely not a
+    scalar (a histogram's, a string's). One ``float_val`` over many elements is TensorFlow's
+    shorthand for a filled tensor, not a mismatch."""
     dtype = 0
-    numel = 1
+    dims: list[int] = []
     content: tuple[int, int] | None = None
     vals: dict[int, list[tuple[int, int, int]]] = {}
     for fn, wt, fa, fb in fields(buf, a, b):
         if fn == 1 and wt == 0:
             dtype = fa
-        elif fn == 2 and wt == 2:  # TensorShapeProto {dim=1 {size=1}}
+        elif fn == 2 and wt == 2:  # TensorShapeProto {dim=2 {size=1}} (dim is field 2, not 1: errsweep6)
             for dfn, dwt, da, db in fields(buf, fa, fb):
-                if dfn == 1 and dwt == 2:
-                    size = 1
+                if dfn == 2 and dwt == 2:
+                    size = 0
                     for sfn, swt, sa, _ in fields(buf, da, db):
                         if sfn == 1 and swt == 0:
                             size = signed64(sa)
-                    numel *= size
+                    dims.append(size)
         elif fn == 4 and wt == 2:
             content = (fa, fb)
         else:
             vals.setdefault(fn, []).append((wt, fa, fb))
+    numel = 1
+    for d in dims:
+        numel *= d
     spec = _DTYPES.get(dtype)
-    if spec is None or numel != 1:
-        return None
+    if spec is None:
+        return None, None
+    shape = _dims_text(dims)
+    if any(d < 0 for d in dims):
+        return None, f"declares shape {shape}, with a negative size"
+    if numel > MAX_TENSOR_ELEMENTS:
+        return None, f"declares shape {shape}, {numel:,} elements, more than any logged tensor holds (2^31)"
     content_fmt, field, field_fmt = spec
+    size = struct.calcsize(content_fmt)
     if content is not None and content[1] > content[0]:
-        size = struct.calcsize(content_fmt)
-        if content[1] - content[0] != size:
-            return None
+        nbytes = content[1] - content[0]
+        if nbytes != numel * size:
+            return None, (f"declares shape {shape} ({numel:,} elements, {numel * size:,} bytes) but its "
+                          f"tensor_content holds {nbytes:,} bytes")
+        if numel != 1:
+            return None, None
         raw = struct.unpack_from(f"<{content_fmt}", buf, content[0])[0]
     else:
         found: list[float] = []
         for wt, fa, fb in vals.get(field, []):
             found.extend(_packed(buf, wt, fa, fb, field_fmt))
-        if len(found) != 1:
-            return None
+        if len(found) > max(numel, 1) or (found and len(found) != 1 and len(found) != numel):
+            return None, f"declares shape {shape} ({numel:,} elements) but holds {len(found):,} values"
+        if numel != 1 or len(found) != 1:
+            return None, None
         raw = found[0]
         if field_fmt == "varint":
             if dtype in (3, 5, 6, 9):  # signed ints come sign-extended to 64 bits
@@ -171,8 +205,8 @@ def tensor_scalar(buf: bytes, a: int, b: int) -> float | None:
             elif dtype == 19:
                 raw = struct.unpack("<e", struct.pack("<H", int(raw) & 0xFFFF))[0]
     if dtype == 14:
-        return struct.unpack("<f", struct.pack("<I", (int(raw) & 0xFFFF) << 16))[0]
-    return float(raw)
+        return struct.unpack("<f", struct.pack("<I", (int(raw) & 0xFFFF) << 16))[0], None
+    return float(raw), None
 
 
 def histogram_norm(buf: bytes, a: int, b: int) -> float:
@@ -258,6 +292,10 @@ class EventDecoder:
         self.histograms = _Points()
         self.params: dict[str, str] = {}
         self.skipped_tensors: set[str] = set()
+        #: tensors whose declared shape does not fit their data, one note per tag
+        self.tensor_notes: list[str] = []
+        self._noted: set[str] = set()
+        self._record = 0
 
     def _id(self, tag: str) -> int:
         tid = self.tag_ids.get(tag)
@@ -268,6 +306,7 @@ class EventDecoder:
         return tid
 
     def event(self, buf: bytes, a: int, b: int, record: int) -> None:
+        self._record = record
         wall, step = 0.0, 0
         summaries = []
         for fn, wt, fa, fb in fields(buf, a, b):
@@ -314,9 +353,13 @@ class EventDecoder:
         if histo is not None:
             return [("histogram", tag, histogram_norm(buf, *histo))]
         if tensor is not None and plugin in ("", "scalars"):
-            value = tensor_scalar(buf, *tensor)
+            value, why = tensor_scalar_why(buf, *tensor)
             if value is not None:
                 return [("scalar", tag, value)]
+            if why is not None and tag not in self._noted:
+                self._noted.add(tag)
+                self.tensor_notes.append(f"record {self._record}: the tensor of {tag!r} {why}; left out "
+                                         "(a scalar tensor has shape [] or [1] and one value)")
         if tensor is not None:
             self.skipped_tensors.add(tag)
         return []

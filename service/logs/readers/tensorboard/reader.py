@@ -31,6 +31,7 @@ from gradhealth.logs.readers.tensorboard.tfrecord import (
     payload_crcs_ok,
     where,
 )
+from gradhealth.logs.readers.textio import MAX_STEP, step_too_far
 from gradhealth.logs.series import LogWarning, RunLog, Series, classify, make_series
 from gradhealth.logs.sniff import check_size
 
@@ -135,9 +136,11 @@ def _read_events(data: bytes, source: str, name: str, limits: ReadLimits) -> Run
     names = {tid: tag for tag, tid in tag_ids.items()}
     fast = (f_tag, f_order, f_step, f_value, f_wall)
     none = tuple(c[:0] for c in fast)
-    series = _series(names, fast, decoder.scalars.arrays(), histogram=False)
+    series = _series(names, fast, decoder.scalars.arrays(), histogram=False, name=name, warnings=warnings)
     taken = {s.name for s in series}
-    series += _series(names, none, decoder.histograms.arrays(), histogram=True, taken=taken)
+    series += _series(names, none, decoder.histograms.arrays(), histogram=True, taken=taken, name=name,
+                      warnings=warnings)
+    warnings.extend(LogWarning("skipped_values", f"{name}: {note}") for note in decoder.tensor_notes[:MAX_WARNINGS])
     mark_epochs(series)   # a file whose step is the epoch (Ultralytics, Keras' epoch_* tags)
     if not series:
         skipped = (f" (tensors that are not scalars: {', '.join(sorted(decoder.skipped_tensors)[:5])})"
@@ -163,19 +166,44 @@ def _by_tag(tag: np.ndarray) -> dict[int, np.ndarray]:
     return {t: order[e - c:e] for t, (c, e) in enumerate(zip(sizes.tolist(), ends, strict=True)) if c}
 
 
+def _check_steps(name: str, tag: str, step: np.ndarray, order: np.ndarray, warnings: list[LogWarning]) -> None:
+    """The house's step bound on one tag's steps (int64, as ``Event.step`` is; ``order`` the points'
+    record << 20): a step from 2^53 on is refused, as the text and CSV readers refuse it, naming the
+    tag and the record; a negative one is read (protobuf's int64 reading: the varint of 2^64 - 1 is
+    -1, as TensorBoard shows it) with a ``step_order`` note saying so, since a writer that counts
+    steps from 0 never writes one: it is an unsigned 2^64 - 1 or a -1 "no step" (errsweep6, read
+    as -1 after steps 0-49 without a word)."""
+    far = np.flatnonzero(np.abs(step.astype(np.float64)) >= MAX_STEP)
+    if len(far):
+        k = int(far[0])
+        raise LogError(f"{name}: {tag!r} has a point at step {int(step[k]):,} (record {int(order[k]) >> 20}): "
+                       f"{step_too_far(float(step[k]))}")
+    neg = np.flatnonzero(step < 0)
+    if len(neg) and len(neg) < len(step):   # (a series all of negative steps counts down: its own note)
+        k = int(neg[0])
+        unsigned = int(step[k]) + (1 << 64)
+        warnings.append(LogWarning("step_order", (
+            f"{name}: {tag!r} has {len(neg)} point(s) at a negative step among {len(step) - len(neg)} at steps "
+            f"from 0, first step {int(step[k])} (record {int(order[k]) >> 20}): Event.step is a signed int64, "
+            f"so the writer wrote the unsigned {unsigned:,}, or {int(step[k])} for no step; read at step "
+            f"{int(step[k])}, before the others"), where=f"record {int(order[k]) >> 20}"))
+
+
 def _series(names: dict[int, str], fast: tuple[np.ndarray, ...], slow: tuple[np.ndarray, ...], *,
-            histogram: bool, taken: set[str] | None = None) -> list[Series]:
+            histogram: bool, taken: set[str] | None = None, name: str = "",
+            warnings: list[LogWarning] | None = None) -> list[Series]:
     """One series per tag from its numpy-decoded (``fast``) and Python-decoded (``slow``) points,
-    each given as columns (tag id, order in the file, step, value, wall time), merged in file order."""
+    each given as columns (tag id, order in the file, step, value, wall time), merged in file order;
+    steps checked by :func:`_check_steps`."""
     f_tag, f_order, f_step, f_value, f_wall = fast
     s_tag, s_order, s_step, s_value, s_wall = slow
     fast_of, slow_of = _by_tag(f_tag), _by_tag(s_tag)
     cols = []
-    for tid in set(fast_of) | set(slow_of):
+    for tid in sorted(set(fast_of) | set(slow_of)):
         fi, si = fast_of.get(tid), slow_of.get(tid)
         if si is None:
             fi = fast_of[tid]
-            order, step, value, wall = f_order[fi[:1]] << 20, f_step[fi], f_value[fi], f_wall[fi]
+            order, step, value, wall = f_order[fi] << 20, f_step[fi], f_value[fi], f_wall[fi]
         elif fi is None:
             order, step, value, wall = s_order[si], s_step[si], s_value[si], s_wall[si]
         else:
@@ -185,6 +213,7 @@ def _series(names: dict[int, str], fast: tuple[np.ndarray, ...], slow: tuple[np.
             step = np.concatenate([f_step[fi], s_step[si]])[first]
             value = np.concatenate([f_value[fi], s_value[si]])[first]
             wall = np.concatenate([f_wall[fi], s_wall[si]])[first]
+        _check_steps(name, names[tid], step, order, warnings if warnings is not None else [])
         cols.append((int(order[0]), tid, step, value, wall))
     cols.sort(key=lambda c: c[0])
     out = []
