@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from gradhealth.core.pointers import escape, pointer_of, too_deep_path
 
 if TYPE_CHECKING:
-    from gradhealth.core.document import Diagnosis
+    from gradhealth.core.document import Diagnosis, Finding
     from gradhealth.report import ReportContext
 
 __all__ = ["MAX_BASELINE_BYTES", "MAX_SPEC_BYTES", "FORMAT_NAMES", "ReportWriteError", "finite_at_least_zero",
@@ -53,6 +53,10 @@ DEFAULT_FRACTION_STEP = 0.1
 MAX_SPEC_BYTES = 16 * 2**20
 #: The largest --baseline document: a diagnosis is a few MB at most, even for a large model.
 MAX_BASELINE_BYTES = 64 * 2**20
+#: The most findings a --baseline may list: a check names each problem once per series or layer,
+#: and no document it writes comes near this (28 codes); 5,000 copies of one finding were taken as a
+#: baseline and printed 5,000 times (errsweep6 #8).
+MAX_BASELINE_FINDINGS = 10_000
 
 
 def _kind_of(mode: int) -> str:
@@ -401,7 +405,26 @@ def load_baseline(source: str) -> Diagnosis:
     """The baseline document: a diagnosis, a job resource (its ``result``) or a live run resource
     (its ``diagnosis``). Anything else is
     :class:`InputFormatError` saying what is wrong and where (a JSON pointer into the file)."""
-    return load_document(source, where=f"--baseline {source}", accepts=BASELINE_ACCEPTS)
+    where = f"--baseline {source}"
+    doc = load_document(source, where=where, accepts=BASELINE_ACCEPTS, max_findings=MAX_BASELINE_FINDINGS)
+    return doc.model_copy(update={"findings": distinct_findings(doc)})
+
+
+def distinct_findings(doc: Diagnosis) -> list[Finding]:
+    """``doc``'s findings, each identity once, in document order: a finding's identity is its key
+    (:func:`gradhealth.core.baseline.finding_key`: its code, and a log's series), where it is (its
+    first layer), severity and summary. A copy says nothing the first did not; compared, each copy
+    was one more "gone" (or "unchanged") line."""
+    from gradhealth.core.baseline import finding_key
+
+    seen: set[tuple[Any, ...]] = set()
+    out: list[Finding] = []
+    for f in doc.findings:
+        identity = (finding_key(f, doc.kind), tuple((f.evidence.layers or [])[:1]), f.severity, f.summary)
+        if identity not in seen:
+            seen.add(identity)
+            out.append(f)
+    return out
 
 
 #: What ``gradhealth check`` re-renders, said where a saved document is not one.
@@ -409,7 +432,8 @@ DOCUMENT_ACCEPTS = ("a saved diagnosis document is what `gradhealth check --form
                     "gradhealth.check_*(...).model_dump_json()) writes")
 
 
-def load_document(source: str, *, where: str, accepts: str = DOCUMENT_ACCEPTS) -> Diagnosis:
+def load_document(source: str, *, where: str, accepts: str = DOCUMENT_ACCEPTS,
+                  max_findings: int | None = None) -> Diagnosis:
     """A saved diagnosis document (or a job resource's ``result``, a live run resource's
     ``diagnosis``) read from the file ``source``, as ``--baseline`` and ``gradhealth check`` of a
     saved document read it; :class:`InputFormatError` starting with ``where`` otherwise."""
@@ -441,8 +465,15 @@ def load_document(source: str, *, where: str, accepts: str = DOCUMENT_ACCEPTS) -
     if overlong is not None:
         raise InputFormatError(f"{where}: at {_clip_pointer(overlong[0])}: an integer of {overlong[1]} "
                                "digits is out of range for any figure of a diagnosis")
+    pointer = "/findings"
     if isinstance(data, dict) and "findings" not in data:
+        pointer = "/diagnosis/findings" if _is_run(data) else "/result/findings"
         data = _run_diagnosis(data, where) if _is_run(data) else _job_result(data, where)
+    listed = data.get("findings") if isinstance(data, dict) else None
+    if max_findings is not None and isinstance(listed, list) and len(listed) > max_findings:
+        raise InputFormatError(f"{where}: at {pointer}: {len(listed):,} findings, more than the "
+                               f"{max_findings:,} a baseline may list (no check writes that many); "
+                               f"{accepts}")
     try:
         return Diagnosis.model_validate(data)
     except ValidationError as exc:

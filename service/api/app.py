@@ -26,7 +26,16 @@ from gradhealth.analysis.spec import Spec
 from gradhealth.api import links, problems
 from gradhealth.api.metrics import Metrics, route_label
 from gradhealth.api.problems import ApiError
-from gradhealth.api.routers import accept_guard, catalog, checks, health, jobs, query_guard, reports
+from gradhealth.api.routers import (
+    accept_guard,
+    catalog,
+    checks,
+    header_guard,
+    health,
+    jobs,
+    query_guard,
+    reports,
+)
 from gradhealth.api.routers import links as link_routes
 from gradhealth.api.routers import runs as run_routes
 from gradhealth.api.routers import webhooks as webhook_routes
@@ -341,9 +350,11 @@ def create_app(settings: Settings | None = None, *, start_workers: bool | None =
 
     # /docs and /redoc are built below from the package's own copies of their assets (no CDN).
     # query_guard on every route, once: a one-value query parameter given twice is a 422 everywhere,
-    # an unknown one on every list route (routers.query_guard); a new route cannot forget it.
+    # an unknown one on every list route (routers.query_guard); a new route cannot forget it. A
+    # one-value header the route declares, sent twice, is a 400 (routers.header_guard).
     app = FastAPI(title="Gradient Health", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, dependencies=[Depends(query_guard), Depends(accept_guard)],
+                  docs_url=None, redoc_url=None, dependencies=[Depends(query_guard), Depends(accept_guard),
+                                                              Depends(header_guard)],
                   description="Tells whether a network's gradients are healthy, why not, and what fixes it.")
     app.state.settings = settings
     app.state.engine = engine

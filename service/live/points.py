@@ -13,7 +13,7 @@ from typing import Any
 from gradhealth.core.strict_json import DuplicateKey
 from gradhealth.errors import not_utf8_at
 from gradhealth.logs.readers import textio
-from gradhealth.logs.readers.native import NativeReader, recorder_record, step_key
+from gradhealth.logs.readers.native import STEP_KEYS, NativeReader, recorder_record, step_key
 from gradhealth.logs.readers.textio import BadRow
 from gradhealth.logs.series import clean_name
 
@@ -165,6 +165,42 @@ LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonl
                "text/plain")
 
 
+#: The fields of a long-form point (``MetricPoint``, ``LayerPoint``): its value, what names it, when
+#: (``wall_time``, or a log's ``time``), and its step under any of the names a log's step has.
+_LONG_FIELDS = frozenset({"value", "metric", "layer", "kind", "wall_time", "time", *STEP_KEYS, "epoch"})
+
+
+def _long_form_fields(obj: dict[str, Any]) -> None:
+    """Refuse a long-form point's field it does not have (``__proto__``, ``valeu``, ``unit``), and
+    one naming its series both ways (``metric`` and ``layer``/``kind``): each was dropped silently,
+    the point stored without it (errsweep6 #8). Every field GradientRecorder sends is one of these."""
+    unknown = [k for k in obj if k not in _LONG_FIELDS]
+    if unknown:
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise BadRow(f"unknown field{'s' if len(unknown) > 1 else ''} {shown}; a point has 'step', 'value', "
+                     "'metric' (or 'layer' and 'kind') and optionally 'wall_time'")
+    if "metric" in obj and ("layer" in obj or "kind" in obj):
+        both = "'layer'" if "layer" in obj else "'kind'"
+        raise BadRow(f"it names its series by both 'metric' and {both}; send 'metric', or 'layer' and 'kind'")
+
+
+def _wall_time(obj: dict[str, Any]) -> None:
+    """Refuse a ``wall_time`` that is not a time: not a finite number of seconds since 1970 at or
+    after 0 (``"NaN"``, ``1e300`` overflows no float but no clock; Infinity, -5). A year past 10000
+    (253402300800 s) is no clock's either."""
+    if "wall_time" not in obj or obj["wall_time"] is None:
+        return
+    raw = obj["wall_time"]
+    t = textio.number(raw)
+    if t is None or not math.isfinite(t) or not 0 <= t < _MAX_WALL_TIME:
+        raise BadRow(f"'wall_time' is {json.dumps(raw)[:40]}; send the time as seconds since 1970 "
+                     f"(a finite number from 0 to {_MAX_WALL_TIME:.0f}), or leave it out")
+
+
+#: The year 10000 in seconds since 1970: a later wall_time is no clock's.
+_MAX_WALL_TIME = 253402300800.0
+
+
 def _points(obj: object) -> list[Point]:
     if not isinstance(obj, dict):
         raise BadRow(f"expected a JSON object, got {type(obj).__name__}")
@@ -176,6 +212,9 @@ def _points(obj: object) -> list[Point]:
         raise BadRow("it names a 'metric' (or 'layer' and 'kind') but has no 'value'")
     if "value" in obj and not any(k in obj for k in ("metric", "layer", "kind")):
         raise BadRow("its 'value' needs a 'metric' (or a 'layer' and a 'kind') naming it")
+    if "value" in obj:  # the long form: only its own fields (a wide record's keys are all series)
+        _long_form_fields(obj)
+    _wall_time(obj)
     if obj.get("value", 0) is None and any(k in obj for k in ("metric", "layer", "kind")):
         # newuser4 P15: a log's reader skips such a row, but a batch that answered 200 having
         # dropped a point silently hid a client's bug (a None logged where a NaN was meant)

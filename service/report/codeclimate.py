@@ -19,6 +19,7 @@ from gradhealth.report.context import (
     ReportContext,
     finding_title,
     locate_findings,
+    no_bidi_in,
     remedy_label,
     top_remedy,
 )
@@ -59,4 +60,4 @@ def codeclimate_issues(doc: Diagnosis, ctx: ReportContext) -> list[dict[str, Any
 
 def render_codeclimate(doc: Diagnosis, ctx: ReportContext) -> str:
     """The Code Quality report as JSON text."""
-    return json.dumps(codeclimate_issues(doc, ctx), indent=2, ensure_ascii=False)
+    return json.dumps(no_bidi_in(codeclimate_issues(doc, ctx)), indent=2, ensure_ascii=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from gradhealth.core.catalog import CASE_TITLES, FINDINGS
 from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding, Remedy, Verified
@@ -170,13 +170,35 @@ def input_label(doc: Diagnosis, ctx: ReportContext, *, prefer_name: bool = False
 # (a spec's name, a layer, a series, a file name) holding one could start a new line of a report,
 # where a CI system reads commands (GitHub's `::error::`) or Markdown reads structure.
 _BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Unicode's bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): a user string
+# holding one visually reorders the rest of its line (a CI annotation, a code-scanning result). Each is
+# shown escaped, as \u202e, the string kept otherwise (errsweep6 #8).
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def no_bidi(text: str) -> str:
+    """``text`` with each bidi control (:data:`_BIDI`) written as its escape, ``\\u202e``."""
+    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def no_bidi_in(value: Any) -> Any:
+    """``value`` (a JSON report's dicts, lists and strings) with :func:`no_bidi` applied to every string."""
+    if isinstance(value, str):
+        return no_bidi(value)
+    if isinstance(value, dict):
+        return {no_bidi_in(k): no_bidi_in(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [no_bidi_in(v) for v in value]
+    return value
+
+
 # ASCII punctuation that Markdown (CommonMark, GitHub) or its inline HTML gives a meaning to.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
 
 
 def one_line(text: str) -> str:
     """``text`` on one line: every run of control characters and line breaks becomes a space."""
-    return _BREAKS.sub(" ", text)
+    return _BREAKS.sub(" ", no_bidi(text))
 
 
 def md_text(text: str) -> str:

@@ -22,6 +22,7 @@ from gradhealth.report.context import (
     by_severity,
     finding_title,
     locate_findings,
+    no_bidi,
     passes_as_unchanged,
     remedy_label,
     top_remedy,
@@ -40,7 +41,7 @@ _OTHER_BREAKS = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]+")
 
 def escape_data(s: str) -> str:
     """A command's message, escaped as @actions/core does (other control characters: spaces)."""
-    return _OTHER_BREAKS.sub(" ", s).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return _OTHER_BREAKS.sub(" ", no_bidi(s)).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(s: str) -> str:

@@ -28,6 +28,7 @@ from gradhealth.report.context import (
     evaluated_codes,
     help_uri,
     locate_findings,
+    no_bidi_in,
     num,
     passes_as_unchanged,
     title,
@@ -239,4 +240,4 @@ def sarif_log(doc: Diagnosis, ctx: ReportContext) -> dict[str, Any]:
 
 def render_sarif(doc: Diagnosis, ctx: ReportContext) -> str:
     """SARIF 2.1.0 JSON text."""
-    return json.dumps(sarif_log(doc, ctx), indent=2, ensure_ascii=False)
+    return json.dumps(no_bidi_in(sarif_log(doc, ctx)), indent=2, ensure_ascii=False)

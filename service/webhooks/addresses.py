@@ -125,6 +125,14 @@ def _is_a_label(label: str) -> bool:
         return False
 
 
+#: IANA special-purpose blocks that are not globally reachable and that an older Python's
+#: ``ipaddress`` still calls global (``is_global``, the rule below, follows the registry from 3.12.4
+#: on): 192.0.0.0/24 past its /29 (192.0.0.8, errsweep6 #8) but for the two anycast services the
+#: registry calls global, 192.0.0.9 and 192.0.0.10; the documentation prefix 3fff::/20 (RFC 9637).
+_NOT_GLOBAL = (ipaddress.IPv4Network("192.0.0.0/24"), ipaddress.IPv6Network("3fff::/20"))
+_GLOBAL_EXCEPTIONS = (ipaddress.IPv4Address("192.0.0.9"), ipaddress.IPv4Address("192.0.0.10"))
+
+
 def refusal(address: IPAddress) -> str | None:
     """Why ``address`` is not a public unicast address, or None when it is."""
     # An IPv6 address that carries an IPv4 one reaches that IPv4 host: judge the IPv4 one.
@@ -142,6 +150,9 @@ def refusal(address: IPAddress) -> str | None:
             return f"{address} is {why} address"
     if not address.is_global:  # shared address space (100.64.0.0/10) and the like
         return f"{address} is not a public address"
+    if address not in _GLOBAL_EXCEPTIONS and any(address in block for block in _NOT_GLOBAL
+                                                 if block.version == address.version):
+        return f"{address} is a special-purpose address"
     return None
 
 
@@ -175,6 +186,27 @@ def _named_local(host: str) -> bool:
                                                                           "ip6-localhost", "ip6-loopback")
 
 
+#: Domains for a local network's own names, which no public resolver answers: mDNS's ``local``
+#: (RFC 6762), ``home.arpa`` (RFC 8375), ``internal`` (reserved by ICANN for private networks in
+#: 2024: a cloud's metadata host, ``metadata.google.internal``), ``localdomain``.
+_LOCAL_DOMAINS = ("local", "internal", "home.arpa", "localdomain")
+
+
+def _local_name(host: str) -> str | None:
+    """Why the name ``host`` (not an address) is a local network's, or None: a single label
+    (``intranet``, ``instance-data``: only a local resolver's search list makes it a name), or a
+    name under a special-use domain (``metadata.google.internal``, ``printer.local``)."""
+    if numeric(host) is not None or ":" in host:
+        return None
+    if "." not in host:
+        return f"{host} is a single-label name (no dot), which only a local resolver answers"
+    lower = host.lower()
+    for domain in _LOCAL_DOMAINS:
+        if lower == domain or lower.endswith("." + domain):
+            return f"{host} is under .{domain}, a special-use domain no public resolver answers"
+    return None
+
+
 def check_registration(url: str, *, allow_private: bool, resolve: Resolver | None = None) -> Target:
     """``url`` parsed and checked before a webhook is stored; :class:`UrlRefused` says why not.
 
@@ -186,6 +218,10 @@ def check_registration(url: str, *, allow_private: bool, resolve: Resolver | Non
         return target
     if _named_local(target.host):
         raise UrlRefused(f"{target.host} is a loopback name; webhooks may only call public addresses "
+                         "(GRADHEALTH_WEBHOOKS_ALLOW_PRIVATE=true allows others)")
+    local = _local_name(target.host)
+    if local is not None:
+        raise UrlRefused(f"{local}; webhooks may only call public addresses "
                          "(GRADHEALTH_WEBHOOKS_ALLOW_PRIVATE=true allows others)")
     literal = numeric(target.host)
     if literal is not None:
@@ -216,6 +252,9 @@ def pin(target: Target, *, allow_private: bool, resolve: Resolver | None = None)
     to checked; :class:`UrlRefused` when any is refused or none is found."""
     if not allow_private and _named_local(target.host):
         raise UrlRefused(f"{target.host} is a loopback name")
+    local = None if allow_private else _local_name(target.host)
+    if local is not None:  # (a webhook stored before this rule)
+        raise UrlRefused(local)
     literal = numeric(target.host)
     if literal is not None:
         addresses = [literal]

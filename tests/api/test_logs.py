@@ -47,8 +47,11 @@ def test_raw_body_with_a_format_hint(api):
 def test_same_upload_with_the_same_key_is_the_same_job(idle_api):
     headers = {"Idempotency-Key": "log-1"}
     a = idle_api.post("/v1/checks/logs", files={"file": ("a.jsonl", native_log())}, headers=headers)
-    b = idle_api.post("/v1/checks/logs", files={"file": ("b.jsonl", native_log())}, headers=headers)
+    b = idle_api.post("/v1/checks/logs", files={"file": ("a.jsonl", native_log())}, headers=headers)
     assert a.status_code == b.status_code == 202 and a.json()["id"] == b.json()["id"]
+    # another file name is another request (errsweep6 #8: the first job kept the old name)
+    renamed = idle_api.post("/v1/checks/logs", files={"file": ("b.jsonl", native_log())}, headers=headers)
+    assert renamed.status_code == 409
     c = idle_api.post("/v1/checks/logs", files={"file": ("c.jsonl", native_log(90))}, headers=headers)
     assert c.status_code == 409
 

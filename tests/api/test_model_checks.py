@@ -207,8 +207,10 @@ def test_upload_over_the_limit_is_413(idle_api):
 def test_idempotency_compares_the_file_and_the_options(idle_api):
     headers = {"Idempotency-Key": "model-1"}
     a = idle_api.post("/v1/checks/model", files={"file": ("a.onnx", tiny_graph())}, headers=headers)
-    b = idle_api.post("/v1/checks/model", files={"file": ("b.onnx", tiny_graph())}, headers=headers)
+    b = idle_api.post("/v1/checks/model", files={"file": ("a.onnx", tiny_graph())}, headers=headers)
     assert a.status_code == b.status_code == 202 and a.json()["id"] == b.json()["id"]
+    renamed = idle_api.post("/v1/checks/model", files={"file": ("b.onnx", tiny_graph())}, headers=headers)
+    assert renamed.status_code == 409  # the file name is part of the request (errsweep6 #8)
     c = idle_api.post("/v1/checks/model", files={"file": ("a.onnx", tiny_graph())}, data={"loss": "mse"},
                       headers=headers)
     assert c.status_code == 409

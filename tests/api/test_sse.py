@@ -72,8 +72,16 @@ def test_last_event_id_resumes_after_it_and_204_once_done_was_seen(api):
     assert status == 204 and body == ""
 
 
-@pytest.mark.parametrize("garbage", ["abc", "-5", "²".encode(), "9" * 40, ""])
-def test_a_last_event_id_that_is_not_ours_is_ignored(idle_api, garbage):
+@pytest.mark.parametrize("garbage", ["abc", "-5", "²".encode(), "9" * 40])
+def test_a_last_event_id_that_is_not_ours_is_a_400(idle_api, garbage):
+    # errsweep6 #8: it was ignored, and the stream replayed from the first event
+    job = idle_api.post("/v1/checks/architecture", json=TINY).json()
+    r = idle_api.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": garbage})
+    assert r.status_code == 400 and "Last-Event-ID" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("garbage", [""])
+def test_an_empty_last_event_id_is_ignored(idle_api, garbage):
     job = idle_api.post("/v1/checks/architecture", json=TINY).json()
     idle_api.delete(f"/v1/jobs/{job['id']}")  # cancelled while queued: the stream ends at once
     status, body = _stream(idle_api, job["id"], **{"Last-Event-ID": garbage})

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from gradhealth.api.negotiation import ranked
+from gradhealth.api.problems import ApiError
 
 
 def _query_fields(dependant: Dependant) -> dict[str, bool]:
@@ -57,6 +58,43 @@ async def query_guard(request: Request) -> None:
                                   "give it once"})
     if errors:
         raise RequestValidationError(errors[:5])
+
+
+#: Headers whose grammar is a list (several field lines are one comma-separated value, RFC 9110
+#: 5.3), and those whose repetition has its own check and code (``repeated_writer``,
+#: ``repeated_credentials``): left to those.
+_LIST_OR_OWN_HEADERS = frozenset({"accept", "x-gradhealth-writer", "x-api-key", "authorization"})
+#: How a header the route declares without its own spelling is named in a message.
+_SPELLED = {"last-event-id": "Last-Event-ID"}
+
+
+def _header_fields(dependant: Dependant) -> dict[str, str]:
+    """The headers ``dependant`` and its dependencies declare, by their lower-case name, each with
+    the name a message gives it."""
+    fields: dict[str, str] = {}
+    for p in dependant.header_params:
+        name = p.alias.replace("_", "-")
+        fields[name.lower()] = _SPELLED.get(name.lower(), name)
+    for sub in dependant.dependencies:
+        fields.update(_header_fields(sub))
+    return fields
+
+
+async def header_guard(request: Request) -> None:
+    """An app-wide dependency: a 400 naming the header for a one-value header the route declares
+    (``Idempotency-Key``, ``Last-Event-ID``) sent more than once. Which of two keys a submission was
+    made under would be a guess: one of them was used, silently (errsweep6 #8)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    raw = [name.decode("latin-1").lower() for name, _ in request.scope.get("headers") or ()]
+    if len(raw) == len(set(raw)):
+        return
+    declared = _header_fields(route.dependant)
+    for name in dict.fromkeys(raw):
+        if name in declared and name not in _LIST_OR_OWN_HEADERS and raw.count(name) > 1:
+            shown = declared[name]
+            raise ApiError(400, "repeated_header", f"the request has {raw.count(name)} {shown} headers: send one {shown}")
 
 
 async def accept_guard(request: Request) -> None:

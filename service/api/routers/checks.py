@@ -307,11 +307,25 @@ async def _part_chunks(part: Any, max_bytes: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
+#: The job request's entries that are where this service stored the upload, not what was asked:
+#: left out of an Idempotency-Key's fingerprint (each upload is stored under a new folder).
+_STORAGE_ONLY = frozenset({"path"})
+
+
+def upload_fingerprint(job_request: dict[str, Any]) -> dict[str, Any]:
+    """What "the same request" means for an upload's Idempotency-Key: everything the job is given
+    (the content's hash, its file name, the format hint, every option) except where the upload was
+    stored. The same key with another ``?filename=`` or option is a 409 as another body is: it
+    returned the first job under its old name (errsweep6 #8)."""
+    return {k: v for k, v in job_request.items() if k not in _STORAGE_ONLY}
+
+
 async def _submit_upload(request: Request, upload: _Upload, *, kind: str,
-                         job_request: dict[str, Any], fingerprint: dict[str, Any], owner: str,
+                         job_request: dict[str, Any], owner: str,
                          settings: Settings, idempotency_key: str | None, wait: float) -> Response:
     """Queue the job for a stored upload and answer as every check does. The upload is removed when
     the job is refused, and when the same upload is already a job (the first job keeps its copy)."""
+    fingerprint = upload_fingerprint(job_request)
 
     def submit():  # noqa: ANN202
         with request.app.state.sessions() as session:  # IdempotencyConflict -> 409 by its own status
@@ -466,7 +480,7 @@ async def _receive_upload(request: Request, folder: Path, filename: str | None, 
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
                **QUEUE_FULL,
-               409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
+               409: {"model": Problem, "description": "Idempotency-Key reused with another body, file name or option"},
                413: {"model": Problem, "description": "upload too large"},
                415: {"model": Problem, "description": "not a log format this service reads, or the wrong hint"},
                422: {"model": Problem, "description": "an empty or unreadable upload"}},
@@ -498,7 +512,6 @@ async def submit_logs(
                    "sha256": upload.digest.hexdigest(), "bytes": upload.size}
 
     return await _submit_upload(request, upload, kind="logs", job_request=job_request,
-                                fingerprint={"sha256": job_request["sha256"], "format": format},
                                 owner=caller.name, settings=settings, idempotency_key=idempotency_key,
                                 wait=wait)
 
@@ -682,7 +695,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None,
     responses={200: {"model": JobRead, "description": "finished within ?wait"},
                **QUEUE_FULL,
                400: {"model": Problem, "description": "not an ONNX model"},
-               409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
+               409: {"model": Problem, "description": "Idempotency-Key reused with another body, file name or option"},
                413: {"model": Problem, "description": "upload too large"},
                415: {"model": Problem, "description": "neither multipart nor application/onnx"},
                422: {"model": Problem, "description": "an option, op, external tensor, missing size "
@@ -797,6 +810,5 @@ async def submit_model(
         job_request["format"] = "keras"
 
     return await _submit_upload(request, upload, kind="model", job_request=job_request,
-                                fingerprint={"sha256": job_request["sha256"], **options},
                                 owner=caller.name, settings=settings, idempotency_key=idempotency_key,
                                 wait=wait)

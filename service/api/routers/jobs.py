@@ -34,6 +34,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RATE_LIMITED)
 
 # Typed as FastAPI declares `responses`, so that it can be unpacked into a wider mapping.
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job (or not yours)"}}
+#: An event stream's 400: a Last-Event-ID that cannot be one of its ids.
+BAD_LAST_EVENT_ID: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "a Last-Event-ID that is not an event id of the stream, or sent twice"}}
 
 
 def summary_fields(row: JobRow) -> dict:
@@ -181,10 +184,24 @@ def event_id(row: JobRow, *, done: bool = False) -> int:
     return slot * _ID_STRIDE + (_DONE if done else permille)
 
 
+#: The most digits an event id of this service has (ids fit a signed 64-bit integer).
+_EVENT_ID_DIGITS = 18
+
+
 def _last_event_id(header: str | None) -> int:
-    """The client's Last-Event-ID as a number; -1 (nothing seen) when absent or not one of ours."""
+    """The client's Last-Event-ID as a number; -1 (nothing seen) when absent or empty. Anything else
+    that is not an id these streams send (a whole number of at most 18 ASCII digits: ``abc``, ``-1``,
+    ``1e100``, 26 digits) is a 400 naming the header: it was replayed from the first event as if
+    nothing had been seen (errsweep6 #8), which a client resuming would take for new events."""
     text = (header or "").strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else -1
+    if not text:
+        return -1
+    if not (text.isascii() and text.isdigit() and len(text) <= _EVENT_ID_DIGITS):
+        raise ApiError(400, "invalid_last_event_id",
+                       f"the Last-Event-ID header {echo_id(text)!r} is not an event id of this stream: send the "
+                       f"id: of the last event received (a whole number of up to {_EVENT_ID_DIGITS} digits), "
+                       "or no Last-Event-ID to start from the first event")
+    return int(text)
 
 
 def _event(name: str, data: dict, event: int | None = None) -> str:
@@ -194,7 +211,8 @@ def _event(name: str, data: dict, event: int | None = None) -> str:
 
 @router.get("/{job_id}/events", summary="Progress and the final state as Server-Sent Events",
             response_class=EventStreamResponse,
-            responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+            responses={**NOT_FOUND, **BAD_LAST_EVENT_ID,
+                       200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                                           "description": "`progress` events, then one `done` event"},
                        204: {"description": "Last-Event-ID is the job's final event: nothing more will come"}})
 async def job_events(job_id: str, request: Request, caller: CallerDep,

@@ -60,13 +60,22 @@ Ttl = Annotated[float, Query(ge=1, description="seconds the link stays valid (de
 LinkFormat = Annotated[ReportFormat, Query(description="the report format the link opens")]
 _ISSUED = {**job_routes.NOT_FOUND, 406: {"model": Problem, "description": "an unknown format"},
            422: {"model": Problem, "description": "a ttl_s over GRADHEALTH_LINK_MAX_TTL_S"}}
+_JOB_ISSUED = {**_ISSUED, 409: {"model": Problem, "description": "the job failed or was cancelled: it will "
+                                                                 "never have a report to link to"}}
+#: A job in one of these states never gets a diagnosis (there is no retry): a link to its report could only
+#: ever answer 409, so none is made (errsweep6 #8).
+NO_REPORT_EVER = frozenset({"failed", "cancelled"})
 
 
-@router.post("/v1/jobs/{job_id}/report/link", response_model=ReportLink, status_code=201, responses=_ISSUED,
+@router.post("/v1/jobs/{job_id}/report/link", response_model=ReportLink, status_code=201, responses=_JOB_ISSUED,
              summary="A signed, expiring link to a job's report, opened without an API key")
 def job_report_link(job_id: str, request: Request, session: SessionDep, caller: CallerDep, settings: SettingsDep,
                     format: LinkFormat = "html", ttl_s: Ttl = DEFAULT_TTL_S) -> ReportLink:
-    job_routes._load(session, job_id, caller, with_result=False)
+    row = job_routes._load(session, job_id, caller, with_result=False)
+    if row.status in NO_REPORT_EVER:
+        raise ApiError(409, "job_has_no_report",
+                       f"job {row.id} is {row.status}: it will never have a report, so no link is made "
+                       "(a link needs a queued, running or succeeded job)")
     return _issue(request, settings, "job", job_id, caller.name, format, ttl_s)
 
 

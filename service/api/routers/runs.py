@@ -23,7 +23,7 @@ from gradhealth.api.bodies import JsonBodyDep
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError, echo_id
 from gradhealth.api.routers.checks import refuse_undecoded
-from gradhealth.api.routers.jobs import _event, _last_event_id
+from gradhealth.api.routers.jobs import BAD_LAST_EVENT_ID, _event, _last_event_id
 from gradhealth.api.routers.reports import REPORT_CONTENT, ReportFormat, negotiate, rendered
 from gradhealth.api.schemas import RATE_LIMITED, EventStreamResponse, Problem
 from gradhealth.core.document import Diagnosis, Step
@@ -569,7 +569,8 @@ def delete_run(run_id: str, session: SessionDep, caller: CallerDep) -> Response:
 
 @router.get("/{run_id}/events", summary="New and changed findings as Server-Sent Events",
             response_class=EventStreamResponse,
-            responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+            responses={**NOT_FOUND, **BAD_LAST_EVENT_ID,
+                       200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                                           "description": "`finding` and `resolved` events, then `finished`"},
                        204: {"description": "Last-Event-ID is the run's `finished` event: nothing more will come"}})
 async def run_events(run_id: str, request: Request, caller: CallerDep,
