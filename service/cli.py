@@ -1001,11 +1001,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except StartupError as exc:
         print(f"gradhealth: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    from gradhealth.api.serving import guarded_protocol
+
     # limit_concurrency: a flood of connections gets 503s, not every file descriptor; timeout_keep_alive:
-    # idle connections go. A slow request body is timed by the app (GRADHEALTH_BODY_TIMEOUT_S).
+    # idle connections go. A slow request head is timed, and connections per address capped, by the
+    # guarded protocol; a slow request body by the app (GRADHEALTH_BODY_TIMEOUT_S).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=os.environ.get("GRADHEALTH_LOG_LEVEL", "info").lower(),
-                limit_concurrency=settings.max_connections, timeout_keep_alive=settings.keep_alive_s)
+                limit_concurrency=settings.max_connections, timeout_keep_alive=settings.keep_alive_s,
+                http=guarded_protocol(settings))
     return EXIT_OK
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import socket
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -71,20 +75,114 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+#: The most bytes one answer of the service may have (a job's result or a report is far smaller):
+#: a larger one is refused as it arrives, not read into memory (errsweep6: a 2 GB answer took 6 GB).
+MAX_RESPONSE_BYTES = 64 * 2**20
+
+#: The deadline (``time.monotonic()``) of the request being sent, set by :meth:`Client.send`.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("gradhealth_deadline", default=None)
+
+
+class _AnswerTooLarge(GradHealthError):
+    """An answer over the client's ``max_response_bytes``; :meth:`Client._reach` says whose."""
+
+
+class _BoundedBody(httpx.SyncByteStream):
+    """A response body read with a cap on its size and an overall deadline: past ``deadline`` the
+    read stops (a server trickling a byte every few seconds kept every read within its timeout
+    and the whole answer past any), and the socket is shut down at the deadline so that a read
+    blocked then returns at once."""
+
+    def __init__(self, inner: httpx.SyncByteStream, max_bytes: int, deadline: float, sock: Any) -> None:
+        self.inner, self.max_bytes, self.deadline = inner, max_bytes, deadline
+        self.timer: threading.Timer | None = None
+        if sock is not None:
+            self.timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (sock,))
+            self.timer.daemon = True
+            self.timer.start()
+
+    def __iter__(self) -> Iterator[bytes]:
+        seen = 0
+        try:
+            for chunk in self.inner:
+                seen += len(chunk)
+                if seen > self.max_bytes:
+                    raise _AnswerTooLarge(f"the answer is over {self.max_bytes:,} bytes")
+                if time.monotonic() > self.deadline:
+                    raise httpx.ReadTimeout("the answer did not arrive within the time allowed")
+                yield chunk
+        except httpx.HTTPError:
+            if time.monotonic() >= self.deadline:  # the deadline's shutdown ended the read
+                raise httpx.ReadTimeout("the answer did not arrive within the time allowed") from None
+            raise
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.inner.close()
+
+
+def _shut(sock: Any) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _BoundedTransport(httpx.BaseTransport):
+    """httpx's transport with each request given an overall deadline (its timeout, or the wait
+    :meth:`Client.send` was given, whichever ends first: each phase's timeout is cut to what is
+    left) and each answer a size cap (:class:`_BoundedBody`)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.max_bytes = max_bytes
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        now = time.monotonic()
+        timeouts = dict(request.extensions.get("timeout") or {})
+        longest = max((v for v in timeouts.values() if v is not None), default=None)
+        deadline = now + longest if longest is not None else float("inf")
+        outer = _DEADLINE.get()
+        if outer is not None:
+            deadline = min(deadline, max(outer, now + 1.0))  # a moment for the last request, not none
+        if deadline != float("inf"):
+            left = max(0.001, deadline - now)
+            request.extensions["timeout"] = {k: (left if v is None else min(v, left)) for k, v in timeouts.items()}
+        response = self.inner.handle_request(request)
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response.close()
+            raise _AnswerTooLarge(f"the answer is {int(declared):,} bytes, over the limit of {self.max_bytes:,}")
+        stream = response.stream
+        assert isinstance(stream, httpx.SyncByteStream)
+        network = response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        bounded = _BoundedBody(stream, self.max_bytes, deadline, sock if deadline != float("inf") else None)
+        return httpx.Response(response.status_code, headers=response.headers, stream=bounded,
+                              extensions=response.extensions, request=request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class Client:
     """Submit checks and wait for their results."""
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0,
                  on_state: Callable[[dict[str, Any]], None] | None = None,
-                 on_rate_limited: Callable[[float, str], None] | None = None) -> None:
+                 on_rate_limited: Callable[[float, str], None] | None = None,
+                 max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         """``on_state``: called with the job each time its status or progress (``progress.fraction``,
         ``progress.stage``) changes while it is waited for (a command line's progress lines); with
         one, a check is submitted without the server's long wait, so its progress is seen from the
         start. ``on_rate_limited``: called with the seconds about to be waited and the service's
-        words each time a request answered 429 is retried (see :meth:`send`)."""
+        words each time a request answered 429 is retried (see :meth:`send`). Each request ends
+        within ``timeout`` (plus a ``?wait`` the server was asked for) and within the wait of the
+        check it serves, however slowly the server answers; an answer over ``max_response_bytes``
+        is refused as it arrives (RemoteError 502)."""
         headers = {"X-API-Key": api_key} if api_key else {}
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
+                                 transport=_BoundedTransport(max_response_bytes))
         self.on_state = on_state
         self.on_rate_limited = on_rate_limited
 
@@ -96,7 +194,11 @@ class Client:
         started = time.monotonic()
         fallback = 1.0
         while True:
-            response = self._reach(request)
+            token = _DEADLINE.set(deadline)
+            try:
+                response = self._reach(request)
+            finally:
+                _DEADLINE.reset(token)
             if response.status_code != 429:
                 return response
             asked = retry_after(response)
@@ -120,6 +222,10 @@ class Client:
         """``request()``'s response; :class:`ServiceUnreachable` naming the URL where it got none."""
         try:
             return request()
+        except _AnswerTooLarge as exc:
+            raise RemoteError({"status": 502, "title": "Not a Gradient Health service",
+                               "detail": f"{exc} (a Gradient Health answer is far smaller); is {self.base_url} "
+                                         "a Gradient Health service?"}) from None
         except httpx.TimeoutException as exc:
             raise ServiceUnreachable({
                 "status": 504, "title": "Service unreachable",
@@ -136,7 +242,7 @@ class Client:
         """A problem answer's ``detail`` (else its first 200 characters), on one line."""
         try:
             problem = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             problem = None
         if isinstance(problem, dict) and isinstance(problem.get("detail"), str):
             return " ".join(problem["detail"].split())
@@ -169,7 +275,7 @@ class Client:
         if response.status_code >= 400:
             try:
                 problem = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 problem = None
             if not isinstance(problem, dict):
                 problem = {"status": response.status_code, "title": "HTTP error",
@@ -179,6 +285,9 @@ class Client:
             data = response.json()
         except ValueError:
             data = None
+        except RecursionError:  # nested past the interpreter's stack: no document of the service is
+            raise self._not_a_service(response, "the answer is JSON nested too deep to be a Gradient "
+                                                "Health document") from None
         if not isinstance(data, dict):
             raise self._not_a_service(response, "the answer is not a JSON object")
         return data

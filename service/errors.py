@@ -189,6 +189,20 @@ class QueueFull(GradHealthError):
         self.headers = {"Retry-After": str(retry_after_s)}
 
 
+class ClientQuotaExceeded(GradHealthError):
+    """One client (API key, or client address with keys off) has as many jobs queued or running as
+    it may (``max_jobs_per_client``): it waits for some to finish; other clients are not held up."""
+
+    status = 429
+    code = "client_quota_exceeded"
+    title = "Too many jobs for this client"
+
+    def __init__(self, who: str, active: int, limit: int, retry_after_s: int = 30) -> None:
+        super().__init__(f"{who} has {active} jobs queued or running, the quota is {limit} per client "
+                         f"(GRADHEALTH_MAX_JOBS_PER_CLIENT); retry in {retry_after_s} s, once some have finished")
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 def device_unavailable(requested: object, reason: str, available: list[str]) -> SpecError:
     """The ``/device`` error for a device that is not one (``"gpu"``) or that this machine lacks
     (``"cuda:7"`` beside one GPU, ``"mps"`` off a Mac), naming the devices there are."""

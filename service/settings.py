@@ -123,6 +123,20 @@ class Settings(BaseSettings):
                                                          "(uvicorn's limit_concurrency); beyond it, 503")
     keep_alive_s: int = Field(5, ge=1, description="`gradhealth serve`: seconds an idle keep-alive connection "
                                                    "is held open (uvicorn's timeout_keep_alive)")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="`gradhealth serve`: a connection must complete each request's head (the "
+                                "request line and headers) this many seconds after it opens or after its "
+                                "previous response; slower is a 408 and the connection is closed (a client "
+                                "trickling headers cannot hold a connection forever)")
+    max_connections_per_address: int = Field(
+        100, ge=0, description="`gradhealth serve`: connections one client address may hold open at once; "
+                               "one more gets 429 and is closed, so one client cannot take every "
+                               "max_connections slot; 0: no cap (behind a proxy, where every client has the "
+                               "proxy's address)")
+    max_jobs_per_client: int = Field(
+        250, ge=0, description="queued and running jobs one API key (keys off: one client address) may "
+                               "have; one more submission gets 429 with Retry-After, before "
+                               "max_queued_jobs is reached; 0: no quota")
     wait_max_s: float = Field(60.0, ge=0, description="cap on ?wait=N")
     job_wake_fallback_s: float = Field(
         5.0, gt=0, description="workers are woken when a job is queued and ?wait callers when it finishes; "

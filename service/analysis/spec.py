@@ -49,6 +49,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails, core_schema
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from gradhealth.analysis.activations import SATURATING as SATURATING  # re-exported: spec vocabulary
 from gradhealth.analysis.activations import Activation
@@ -692,8 +695,9 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-class _SpecLoader(yaml.SafeLoader):
-    """``SafeLoader`` that counts values while composing.
+class _CountingComposer(Composer):  # its parser (pure or libyaml) comes from the loader's other bases
+    """A composer that counts values while composing (the YAML loaders below put it before their
+    composer).
 
     An alias adds the expanded size of the node it repeats (known once that node is composed), so
     nesting aliases cannot multiply past ``max_nodes`` unnoticed: the bomb is refused while its
@@ -701,8 +705,7 @@ class _SpecLoader(yaml.SafeLoader):
     composer's recursion could run out of stack.
     """
 
-    def __init__(self, stream: str, max_nodes: int = MAX_NODES) -> None:
-        super().__init__(stream)
+    def _start_counting(self, max_nodes: int) -> None:
         self.max_nodes = max_nodes
         self._values = 0
         self._aliases = 0
@@ -723,7 +726,7 @@ class _SpecLoader(yaml.SafeLoader):
             raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep{_where(mark)}")
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[attr-defined]  # the loader's parser
         if isinstance(event, yaml.AliasEvent):
             node = super().compose_node(parent, index)  # the anchored node itself, shared
             if id(node) not in self._sizes:  # anchored on an ancestor still being composed
@@ -753,6 +756,14 @@ class _SpecLoader(yaml.SafeLoader):
         sizes = [self._sizes[id(c)] for c in children]
         self._sizes[id(node)] = (1 + sum(s[0] for s in sizes), 1 + max((s[1] for s in sizes), default=0))
         return node
+
+
+class _SpecLoader(_CountingComposer, yaml.SafeLoader):
+    """``SafeLoader`` that counts values while composing (:class:`_CountingComposer`), in pure Python."""
+
+    def __init__(self, stream: str, max_nodes: int = MAX_NODES) -> None:
+        yaml.SafeLoader.__init__(self, stream)
+        self._start_counting(max_nodes)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int | _Overlong:  # type: ignore[override]  # an over-long literal becomes a marker, reported at its field
         """An integer as YAML 1.2's core schema writes one (:data:`_YAML12_INT`: decimal, ``0o17``,
@@ -787,6 +798,28 @@ _SpecLoader.add_implicit_resolver(
 _SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(f"^(?:{_YAML12_FLOAT.pattern})$"), list("-+.0123456789"))
 _SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
+
+_CSpecLoader: Any = None
+if getattr(yaml, "__with_libyaml__", False):
+    from yaml._yaml import CParser
+
+    class _CSpecLoaderClass(_CountingComposer, CParser, SafeConstructor, Resolver):
+        """:class:`_SpecLoader` on libyaml's events: the same composer, constructors and resolvers
+        (YAML 1.2 numbers), with the scanning and parsing (most of the pure-Python loader's time)
+        done in C. Used where PyYAML was built with libyaml (``yaml.__with_libyaml__``)."""
+
+        yaml_implicit_resolvers = _SpecLoader.yaml_implicit_resolvers
+        yaml_constructors = _SpecLoader.yaml_constructors
+        construct_yaml_int = _SpecLoader.construct_yaml_int  # type: ignore[assignment]  # as _SpecLoader's
+
+        def __init__(self, stream: str, max_nodes: int = MAX_NODES) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self._start_counting(max_nodes)
+
+    _CSpecLoader = _CSpecLoaderClass
 
 
 def _scalar_problem(value: Any) -> str | None:
@@ -1192,7 +1225,63 @@ def _json_too_deep_at(text: str) -> str:
     return "" if path is None else f", at {_clip(pointer_of(path))}"
 
 
+#: libyaml's parser (as the plainest loader built on it), where PyYAML was built with it
+#: (``yaml.__with_libyaml__``); else None.
+_CParser: Any = getattr(yaml, "CBaseLoader", None) if getattr(yaml, "__with_libyaml__", False) else None
+
+
+def _precheck_yaml(text: str, max_nodes: int) -> None:
+    """Refuse YAML text that is over the value budget or nested too deep by its events alone, read
+    with libyaml's C parser, before :class:`_SpecLoader` composes it in pure Python: a 1 MB spec of
+    100,000 keys cost 3 s of the pure-Python loader (held under the GIL, so every other request
+    waited too) before it was refused, and costs a fraction of that here (errsweep6 #4). Aliases
+    are not expanded here (each counts once): the composing loader still counts them. Text the C
+    parser finds invalid, or that passes, is left to the composing loader, whose messages are the
+    ones the user reads; without libyaml nothing is checked here."""
+    if _CParser is None:
+        return
+    parser = _CParser(text)
+    values = depth = 0
+    try:
+        while (event := parser.get_event()) is not None:
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise InputFormatError(f"the spec is nested more than {MAX_DEPTH} levels deep"
+                                           f"{_where(event.start_mark)}")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+                continue
+            elif not isinstance(event, yaml.ScalarEvent):
+                continue  # stream and document events; aliases are counted when composed
+            values += 1
+            if values > max_nodes:
+                raise InputFormatError(f"the spec holds more than {max_nodes} values{_where(event.start_mark)}")
+    except yaml.YAMLError:
+        return  # the composing loader reports it, in its words
+    finally:
+        parser.dispose()
+
+
+#: Text up to this many characters whose YAML libyaml refuses is read again by the pure-Python
+#: loader, for its messages (which name the opening of an unclosed flow mapping, a NUL's line and
+#: column); longer text gets libyaml's message, so that invalid text costs no more than valid.
+_PURE_MESSAGE_CHARS = 64 * 1024
+
+
 def _load_yaml(text: str, max_nodes: int) -> Any:
+    _precheck_yaml(text, max_nodes)
+    if _CSpecLoader is not None:
+        loader = _CSpecLoader(text, max_nodes)
+        try:
+            return loader.get_single_data()
+        except yaml.YAMLError as exc:
+            # libyaml stops at 1,000 levels; the pure loader refuses the 65th level as it reaches it
+            # (cheap: it reads lazily), naming where
+            if len(text) > _PURE_MESSAGE_CHARS and "nesting depth" not in str(exc):
+                raise
+        finally:
+            loader.dispose()
     loader = _SpecLoader(text, max_nodes)
     try:
         return loader.get_single_data()

@@ -57,8 +57,14 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {
     "headers": {"Retry-After": {"description": "seconds until a request will be accepted",
                                 "schema": {"type": "integer", "minimum": 1}}}}}
 
-#: The submission routes' answer when the queue is full (GRADHEALTH_MAX_QUEUED_JOBS).
-QUEUE_FULL: dict[int | str, dict[str, Any]] = {503: {
+#: The submission routes' answer when the queue is full (GRADHEALTH_MAX_QUEUED_JOBS), and their 429,
+#: which also means the caller's own jobs are at its quota (GRADHEALTH_MAX_JOBS_PER_CLIENT).
+QUEUE_FULL: dict[int | str, dict[str, Any]] = {429: {
+    "model": Problem, "description": "over the rate limit (GRADHEALTH_RATE_LIMIT_PER_MINUTE), or this "
+                                     "caller's queued and running jobs are at its quota "
+                                     "(GRADHEALTH_MAX_JOBS_PER_CLIENT); retry later",
+    "headers": {"Retry-After": {"description": "seconds until a request will be accepted",
+                                "schema": {"type": "integer", "minimum": 1}}}}, 503: {
     "model": Problem, "description": "too many queued jobs (GRADHEALTH_MAX_QUEUED_JOBS); retry later",
     "headers": {"Retry-After": {"description": "seconds after which a submission may be accepted",
                                 "schema": {"type": "integer", "minimum": 1}}}}}

@@ -35,6 +35,7 @@ class JobRow(Base):
         UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_owner_created", "owner", "created_at"),
+        Index("ix_jobs_client_status", "client", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -62,6 +63,8 @@ class JobRow(Base):
     error: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     # what the job checked, for people: a spec's name or an upload's file name (migration 0006)
     name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # who submitted it, for the per-client quota: "key:NAME", or "address:IP" with keys off (0009)
+    client: Mapped[str | None] = mapped_column(String(160), nullable=True)
 
 
 class CounterRow(Base):

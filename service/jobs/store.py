@@ -42,7 +42,7 @@ from sqlalchemy.sql.base import Executable
 
 from gradhealth.core.numbers import plain
 from gradhealth.db.models import JobRow
-from gradhealth.errors import IdempotencyConflict, QueueFull, problem_type
+from gradhealth.errors import ClientQuotaExceeded, IdempotencyConflict, QueueFull, problem_type
 from gradhealth.jobs import wakeup
 
 log = logging.getLogger("gradhealth.jobs")
@@ -84,12 +84,20 @@ def request_hash(kind: str, request: Any) -> str:
 #: Built once: building and hashing a statement cost more CPU than running it.
 _INSERT = insert(_JOBS)
 _COUNT_QUEUED = select(func.count()).select_from(_JOBS).where(_JOBS.c.status == "queued")
+_COUNT_CLIENT_ACTIVE = select(func.count()).select_from(_JOBS).where(
+    _JOBS.c.client == bindparam("client"), _JOBS.c.status.in_(("queued", "running")))
 
 
 def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency_key: str | None,
            time_limit_s: float, max_attempts: int, fingerprint: Any = None,
-           max_queued: int | None = None) -> tuple[JobRow, bool]:
+           max_queued: int | None = None, client: str | None = None,
+           max_per_client: int | None = None) -> tuple[JobRow, bool]:
     """Queue a job; returns (job, created). A repeated key with the same body returns the first job.
+
+    ``client`` is who submits it ("key:NAME", or "address:IP" with keys off); with ``max_per_client``
+    jobs of that client queued or running already, a new job is refused with
+    :class:`ClientQuotaExceeded` (429), before the global ``max_queued`` is looked at, so one
+    client cannot fill the queue for everyone.
 
     ``max_queued``: with this many jobs queued already, a new job is refused with
     :class:`QueueFull` (503); a repeated submission still gets its first job.
@@ -105,6 +113,11 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
             if existing.request_hash != digest:
                 raise IdempotencyConflict(existing.id, idempotency_key)
             return existing, False
+    if client is not None and max_per_client:
+        active = session.scalar(_COUNT_CLIENT_ACTIVE, {"client": client}) or 0
+        if active >= max_per_client:
+            session.rollback()
+            raise ClientQuotaExceeded(client.partition(":")[2] or client, active, max_per_client)
     if max_queued is not None:
         queued = session.scalar(_COUNT_QUEUED) or 0
         if queued >= max_queued:
@@ -114,7 +127,7 @@ def submit(session: Session, *, kind: str, owner: str, request: Any, idempotency
     values = dict(id=uuid.uuid4().hex, kind=kind, owner=owner, status="queued", request=request,
                   request_hash=digest, idempotency_key=idempotency_key, progress=0.0, stage="queued",
                   attempts=0, max_attempts=max_attempts, time_limit_s=time_limit_s, cancel_requested=False,
-                  created_at=now, updated_at=now, name=job_name(kind, request))
+                  created_at=now, updated_at=now, name=job_name(kind, request), client=client)
     # The row is written with one Core INSERT (the ORM's flush of one new object cost more CPU than
     # the insert); the caller gets the job as an ORM object all the same, built from those values,
     # belonging to no session.
