@@ -32,12 +32,18 @@ BCE = {"class_name": "BinaryCrossentropy", "config": {"from_logits": False}}
 
 @pytest.mark.parametrize("width", [2, 5])
 def test_a_softmax_under_binary_cross_entropy_is_probabilities(tmp_path: Path, width: int) -> None:
-    # a valid Keras pairing: every output in (0, 1), nothing clipped
+    # every output in (0, 1), nothing clipped: no double squash and no clip; over 2 units the one
+    # mismatch is the softmax's tie of its units under a loss that scores each on its own
+    # (test_output_loss_mismatch: multi-hot targets out of reach)
+    def cases(doc: Any) -> list[str | None]:
+        return [f.evidence.metric for f in _mismatch(doc)]
+
+    tie = [] if width <= 2 else ["softmax_units_under_binary_loss"]
     doc = _check(tmp_path, f"sm{width}", _dense("out", width, "softmax"), loss="binary_crossentropy")
-    assert not _mismatch(doc), doc.summary
+    assert cases(doc) == tie, doc.summary
     assert [u.activation for u in doc.layers if u.name == "out"] == ["softmax"]
     doc = _check(tmp_path, f"sm{width}_layer", _dense("out", width), _layer("Softmax", "soft", axis=-1), loss=BCE)
-    assert not _mismatch(doc), doc.summary
+    assert cases(doc) == tie, doc.summary
 
 
 def test_a_linear_output_under_binary_cross_entropy_is_still_found(tmp_path: Path) -> None:
