@@ -259,7 +259,10 @@ def report_context(args: argparse.Namespace, *, kind: str, text: str | None = No
     word = None
     if kind == "model" and path is not None:
         word = "ONNX" if path.suffix.lower() == ".onnx" else "Keras"
-    return ReportContext(source=source, text=text if kind == "spec" else None, kind_word=word,
+    # outside any repository, a path that climbs out of the working directory: SARIF's absolute URI
+    climbs = source is not None and (source.startswith("../") or source.startswith("/"))
+    uri = (path.resolve().as_uri() if climbs and path is not None and member is None else None)
+    return ReportContext(source=source, text=text if kind == "spec" else None, kind_word=word, source_uri=uri,
                          path=path if kind == "logs" and member is None else None,
                          kind="logs" if kind == "logs" else None, layers=args.layers,
                          member=member, fail_on=getattr(args, "fail_on_given", None))

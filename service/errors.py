@@ -80,7 +80,7 @@ class GradHealthError(Exception):
             "detail": self.detail,
         }
         if self.problems:
-            body["errors"] = [{"pointer": p.pointer, "detail": p.message} for p in self.problems]
+            body["errors"] = [{"pointer": p.pointer, "parameter": None, "detail": p.message} for p in self.problems]
         return body
 
 

@@ -825,11 +825,14 @@ def _check_metrics(metrics: object) -> tuple[tuple[str, Any], ...]:
 
 
 def _check_step(step: object) -> int:
-    """``step()``'s ``step``: an integer (a bool, a float or text is refused, naming it)."""
+    """``step()``'s ``step``: a non-negative integer (a bool, a float or text is refused, naming it)."""
     if isinstance(step, bool) or not hasattr(type(step), "__index__"):
         raise ArgumentTypeError(f"step must be an integer (the training step's number), got {step!r} "
                                 f"({type(step).__name__})")
-    return operator.index(step)  # type: ignore[arg-type]  # has __index__, checked above
+    index = operator.index(step)  # type: ignore[arg-type]  # has __index__, checked above
+    if index < 0:  # the service's points route refuses it too (newuser13 #5)
+        raise ArgumentError(f"step must be a non-negative integer (the training step's number), got {index}")
+    return index
 
 
 def _check_lr(lr: object) -> float:

@@ -460,3 +460,13 @@ def test_assert_gradients_healthy_takes_never_as_the_cli_does() -> None:
     assert any(f.code == "vanishing_gradient" for f in doc.findings)  # reported, not raised
     with pytest.raises(ValueError, match="never"):
         assert_gradients_healthy(sick, torch.randn(16, 32), "sometimes", seeds=1, verify=False)
+
+
+def test_a_negative_step_is_refused_as_the_points_route_refuses_it(tmp_path: Path) -> None:
+    # newuser13 #5: the service's points route refuses a negative step; the recorder says so first
+    model = _mlp()
+    x, y = _batch()
+    F.cross_entropy(model(x), y).backward()
+    with GradientRecorder(model, tmp_path / "n.jsonl") as rec, \
+            pytest.raises(ArgumentError, match="step must be a non-negative integer .*, got -5"):
+        rec.step(loss=1.0, step=-5)

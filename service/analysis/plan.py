@@ -320,7 +320,7 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
                f"{limits.max_activation_bytes / 2**20:,.0f} MiB)")
     where, culprit = _heaviest(plan)
     if plan.parameters > limits.max_parameters:
-        problems.append(Problem(where, f"{where}: too many parameters: {figures}{culprit}; make layers narrower "
+        problems.append(Problem(where, f"too many parameters: {figures}{culprit}; make layers narrower "
                                 "or fewer"))
     if plan.memory_bytes > limits.max_activation_bytes:
         # float64 (the default) doubles every tensor: a BERT-Base at sequence 128 and batch 8 is 8.3
@@ -333,12 +333,12 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
         if 2 * steps > plan.memory_bytes:  # mostly the recurrent steps' own: the batch is not it either
             top = max((u for u in plan.all_units() if u.kind in ("rnn", "lstm", "gru")),
                       key=lambda u: u.overhead_bytes)
-            problems.append(Problem(top.pointer, f"{top.pointer}: too much memory, mostly the recurrent "
+            problems.append(Problem(top.pointer, f"too much memory, mostly the recurrent "
                                     f"layers' per-step autograd records: {figures}; use fewer layers or a "
                                     f"shorter sequence{halve}{raise_it}"))
         elif weights > plan.memory_bytes - weights:  # mostly weights: the batch is not what to change
             if plan.parameters <= limits.max_parameters:  # else already said, at the same place
-                problems.append(Problem(where, f"{where}: too much memory, mostly weights: {figures}{culprit}; "
+                problems.append(Problem(where, f"too much memory, mostly weights: {figures}{culprit}; "
                                         f"make layers narrower or fewer{halve}{raise_it}"))
         else:
             problems.append(Problem("/batch_size", f"too much activation memory: {figures}; lower batch_size "
@@ -349,4 +349,5 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
     if spec.seeds > limits.max_seeds:
         problems.append(Problem("/seeds", f"{spec.seeds} seeds is over the limit of {limits.max_seeds}"))
     if problems:
-        raise LimitExceeded("; ".join(p.message for p in problems), problems)
+        # the detail names each place once; each item's pointer says it (newuser13 #3: "/layers/0: /layers/0: ...")
+        raise LimitExceeded("; ".join(str(p) for p in problems), problems)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -28,6 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gradhealth.core.catalog import FINDINGS
@@ -36,7 +38,7 @@ from gradhealth.jobs import counters
 from gradhealth.jobs.counters import DURATION_BUCKETS
 from gradhealth.jobs.kinds import KINDS
 from gradhealth.jobs.store import TERMINAL
-from gradhealth.live.metrics import RunCollector
+from gradhealth.live.metrics import SEVERITIES, RunCollector
 
 __all__ = ["DURATION_BUCKETS", "STREAM_BUCKETS", "JobCollector", "Metrics", "route_label", "streaming"]
 
@@ -47,7 +49,7 @@ ACTIVE = ("queued", "running")
 class JobCollector(Collector):
     """Job figures: ``gradhealth_jobs{kind,status}`` (queued and running jobs now),
     ``gradhealth_queue_depth``, ``gradhealth_jobs_finished_total{kind,status}``,
-    ``gradhealth_job_duration_seconds{kind}`` (histogram) and ``gradhealth_findings_total{code}``.
+    ``gradhealth_job_duration_seconds{kind}`` (histogram) and ``gradhealth_findings_total{code,severity}``.
 
     ``kinds``, ``statuses`` and ``codes``: the label values exported at 0 before any job counts in
     them (the app passes every job kind, terminal status and catalog code), so that a series exists
@@ -84,25 +86,26 @@ class JobCollector(Collector):
 
         finished = CounterMetricFamily("gradhealth_jobs_finished", "Jobs that reached a terminal "
                                        "status, by kind and status", labels=["kind", "status"])
-        findings = CounterMetricFamily("gradhealth_findings", "Findings in finished diagnoses, by code",
-                                       labels=["code"])
+        findings = CounterMetricFamily("gradhealth_findings", "Findings in finished diagnoses, by code and "
+                                       "severity (severity=\"\" for jobs counted before the label existed)",
+                                       labels=["code", "severity"])
         done: dict[tuple[str, str], float] = {(k, st): 0.0 for k in self.kinds for st in self.statuses}
-        found: dict[str, float] = dict.fromkeys(self.codes, 0.0)
+        found: dict[tuple[str, str], float] = {(c, sev): 0.0 for c in self.codes for sev in SEVERITIES}
         buckets: dict[str, dict[float, float]] = {kind: {} for kind in self.kinds}
         sums: dict[str, float] = {}
         for s in samples:
             if s.name == counters.FINISHED:
                 done[(s.labels["kind"], s.labels["status"])] = s.value
             elif s.name == counters.FINDINGS:
-                found[s.labels["code"]] = s.value
+                found[(s.labels["code"], s.labels.get("severity", ""))] = s.value
             elif s.name == counters.DURATION_BUCKET:
                 buckets.setdefault(s.labels["kind"], {})[float(s.labels["le"])] = s.value
             elif s.name == counters.DURATION_SUM:
                 sums[s.labels["kind"]] = s.value
         for (kind, status), value in sorted(done.items()):
             finished.add_metric([kind, status], value)
-        for code, value in sorted(found.items()):
-            findings.add_metric([code], value)
+        for (code, severity), value in sorted(found.items()):
+            findings.add_metric([code, severity], value)
         yield finished
         hist = HistogramMetricFamily("gradhealth_job_duration_seconds",
                                      "Run time of jobs that ended succeeded or failed", labels=["kind"])
@@ -114,6 +117,18 @@ class JobCollector(Collector):
             hist.add_metric([kind], cumulative, sums.get(kind, 0.0))
         yield hist
         yield findings
+
+
+def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """The routes with a path template, through included routers (FastAPI wraps each one the app
+    includes in a router that matches every path and defers the choice to its own routes)."""
+    for route in routes:
+        if getattr(route, "path", None) is not None:
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from _leaf_routes(getattr(route.original_router, "routes", ()))
+        elif hasattr(route, "routes"):
+            yield from _leaf_routes(route.routes)
 
 
 def route_label(scope: Scope) -> str:
@@ -129,6 +144,22 @@ def route_label(scope: Scope) -> str:
         for route in getattr(app, "routes", ()):
             if getattr(route, "endpoint", None) is endpoint or getattr(route, "app", None) is endpoint:
                 return getattr(route, "path", None) or "unmatched"
+    if app is not None and scope.get("type") == "http":
+        # Refused before routing (a 413 body over the limit, a 401, a 415 compressed body): counted
+        # under the route the request was sent to, not "unmatched" (newuser13 #4). A route whose path
+        # matches with another method (a 405) is that route too.
+        partial = None
+        for route in _leaf_routes(getattr(app, "routes", ())):
+            try:
+                match, _ = route.matches(scope)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if match == Match.FULL:
+                return getattr(route, "path", None) or "unmatched"
+            if match == Match.PARTIAL and partial is None:
+                partial = getattr(route, "path", None)
+        if partial:
+            return partial
     return "unmatched"
 
 
@@ -165,6 +196,9 @@ class Metrics:
     """The registry of one app, with the HTTP middleware that feeds it."""
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
+        # No `_created` series beside each counter and histogram (prometheus_client's default): it
+        # doubled the scrape with a HELP per family and no panel reads it (newuser13 #4)
+        disable_created_metrics()
         self.registry = CollectorRegistry()
         self.requests = Counter("gradhealth_http_requests", "HTTP requests", ["method", "route", "status"],
                                 registry=self.registry)

@@ -38,12 +38,24 @@ _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
 class ApiError(GradHealthError):
     """An HTTP-level error raised by the API layer itself (not by the analysis core)."""
 
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None, *,
+                 parameter: str | None = None, pointer: str | None = None, item: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.title = _TITLES.get(status, "Error")
         self.headers = headers or {}
+        #: where the problem is (its ``errors[]`` item): a parameter (``seeds``, ``query.limit``) or a
+        #: JSON pointer into the body; ``item``: the item's detail, the place left out (else ``detail``)
+        self.parameter = parameter
+        self.pointer = pointer
+        self.item = item
+
+    def to_problem(self) -> dict[str, object]:
+        body = super().to_problem()
+        if "errors" not in body:
+            body["errors"] = [{"pointer": self.pointer, "parameter": self.parameter, "detail": self.item or self.detail}]
+        return body
 
 
 #: How much of an id from the path a message echoes: ids are 32 hex characters or so.
@@ -67,6 +79,9 @@ def problem_response(status: int, title: str, detail: str, *, type_: str | None 
     if instance:
         body["instance"] = instance
     body.update(extra or {})
+    if 400 <= status < 500 and "errors" not in body:
+        # every client error carries errors[] (README: pointer, parameter, detail), if only the detail
+        body["errors"] = [{"pointer": None, "parameter": None, "detail": detail}]
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 

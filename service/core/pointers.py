@@ -21,6 +21,13 @@ def pointer_of(tokens: Iterable[Any]) -> str:
     return "".join("/" + escape(t) for t in tokens)
 
 
+def is_json_pointer(pointer: str | None) -> bool:
+    """Whether ``pointer`` is an RFC 6901 pointer into a document (``/layers/0``, ``""``), not a
+    layer's name in a model the diagnosis did not read from text: an ONNX node's ``node:/net/Gemm``,
+    a Keras layer's ``layer:dense``, a live module's ``module:net.0``."""
+    return pointer is not None and (pointer in ("", "#") or pointer.startswith("/"))
+
+
 def parse_pointer(pointer: str) -> list[str]:
     """RFC 6901 reference tokens: ``/a~1b/0`` -> ``["a/b", "0"]``; ``""`` is the whole document."""
     if pointer in ("", "#"):

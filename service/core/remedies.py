@@ -101,7 +101,17 @@ SNIPPETS: dict[str, str] = {
         "            nn.init.orthogonal_(block)"
     ),
     "relu_family_activation": (
-        "nn.Sequential(nn.Linear(n_in, n_out), nn.{act}())  # and Kaiming init for it"
+        # runnable as pasted on the user's `model` (newuser13 #5: a template naming n_in and n_out
+        # raised NameError, its Kaiming init a comment): swap the activation modules, then He init
+        "last = list(model.modules())[-1]  # the output's own squashing (a sigmoid for 0/1 labels): kept\n"
+        "for parent in list(model.modules()):  # one called in forward (torch.tanh(x)): swap it there\n"
+        "    for name, child in list(parent.named_children()):\n"
+        "        if isinstance(child, ({swapped})) and child is not last:\n"
+        "            setattr(parent, name, nn.{act}())\n"
+        "for m in model.modules():\n"
+        "    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):\n"
+        '        nn.init.kaiming_normal_(m.weight, nonlinearity="{nonlinearity}")\n'
+        "        if m.bias is not None:\n            nn.init.zeros_(m.bias)"
     ),
     "residual_connections": (
         "class Residual(nn.Module):\n    def __init__(self, f, scale=1.0):\n"
@@ -302,8 +312,15 @@ def relu_family_activation(where: str, activation: str = "relu", patch: Patch = 
     r = make_remedy(
         "relu_family_activation", f"use {activation} with kaiming_normal init in {where}", patch
     )
-    r.snippet = r.snippet.replace("{act}", "ReLU" if activation == "relu" else "LeakyReLU")
+    relu = activation == "relu"
+    r.snippet = (r.snippet.replace("{act}", "ReLU" if relu else "LeakyReLU")
+                 .replace("{swapped}", _SATURATING_MODULES if relu else "nn.ReLU,")
+                 .replace("{nonlinearity}", "relu" if relu else "leaky_relu"))
     return r
+
+
+#: The saturating activation modules a ``relu_family_activation`` snippet swaps for ReLU.
+_SATURATING_MODULES = "nn.Sigmoid, nn.Tanh, nn.Softsign, nn.Hardtanh, nn.Hardsigmoid"
 
 
 def normalisation(kind: str, where: str, patch: Patch = ()) -> Remedy:

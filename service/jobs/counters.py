@@ -69,16 +69,20 @@ def bucket_bound(duration_s: float) -> str:
 
 
 def increments(*, kind: str, status: str, duration_s: float | None,
-               codes: Iterable[str]) -> dict[Key, float]:
-    """What one job reaching ``status`` adds to each counter."""
+               codes: Iterable[str], severities: Iterable[str] | None = None) -> dict[Key, float]:
+    """What one job reaching ``status`` adds to each counter. ``severities``: each finding's, in
+    the order of ``codes`` (``gradhealth_findings_total{code,severity}``, as a live run's counter);
+    None where they are not known (jobs the migration counts from their comma-joined codes)."""
     out: dict[Key, float] = {(FINISHED, labels_key(kind=kind, status=status)): 1.0}
     if status in TIMED and duration_s is not None and math.isfinite(duration_s):
         duration_s = max(duration_s, 0.0)  # clocks of two hosts may disagree by a little
         out[(DURATION_BUCKET, labels_key(kind=kind, le=bucket_bound(duration_s)))] = 1.0
         out[(DURATION_SUM, labels_key(kind=kind))] = duration_s
-    for code in codes:
+    codes = list(codes)
+    levels: list[str | None] = list(severities) if severities is not None else [None] * len(codes)
+    for code, severity in zip(codes, levels, strict=True):
         if code:
-            key = (FINDINGS, labels_key(code=code))
+            key = (FINDINGS, labels_key(code=code, severity=severity) if severity else labels_key(code=code))
             out[key] = out.get(key, 0.0) + 1.0
     return out
 
@@ -121,9 +125,9 @@ def add(session: Session | Connection, deltas: Mapping[Key, float]) -> None:
     connection.execute(stmt, rows)
 
 def job_finished(session: Session, *, kind: str, status: str, duration_s: float | None,
-                 codes: list[str]) -> None:
+                 codes: list[str], severities: list[str] | None = None) -> None:
     """Count one job reaching a terminal ``status`` (runs inside the caller's transaction)."""
-    add(session, increments(kind=kind, status=status, duration_s=duration_s, codes=codes))
+    add(session, increments(kind=kind, status=status, duration_s=duration_s, codes=codes, severities=severities))
 
 
 @dataclass(frozen=True)

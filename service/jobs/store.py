@@ -606,10 +606,12 @@ def _finished(session: Session, job_id: str, status: str, now: datetime, result:
     kind, owner, started = row if row is not None else session.execute(
         select(JobRow.kind, JobRow.owner, JobRow.started_at).where(JobRow.id == job_id)).one()
     start = as_utc(started)
-    codes = [f.get("code") for f in (result or {}).get("findings", [])] if isinstance(result, dict) else []
-    codes = [c for c in codes if c]
+    found = [f for f in (result or {}).get("findings", []) if isinstance(f, dict) and f.get("code")] \
+        if isinstance(result, dict) else []
+    codes = [f["code"] for f in found]
     counters.job_finished(session, kind=kind, status=status,
-                          duration_s=(now - start).total_seconds() if start else None, codes=codes)
+                          duration_s=(now - start).total_seconds() if start else None, codes=codes,
+                          severities=[str(f.get("severity") or "") for f in found])
     payload: dict[str, Any] = {"job_id": job_id, "kind": kind, "status": status,
                                "result_status": result.get("status") if isinstance(result, dict) else None,
                                "finding_codes": codes, "error": error}

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gradhealth.core.pointers import escape
 from gradhealth.core.strict_json import DuplicateKey
 from gradhealth.errors import not_utf8_at
 from gradhealth.logs.readers import textio
@@ -19,7 +20,26 @@ from gradhealth.logs.series import clean_name
 
 
 class BadPoints(ValueError):
-    """A batch that cannot be read; the message names the line (JSON Lines) or record (array)."""
+    """A batch that cannot be read; the message names the line (JSON Lines) or record (array), and
+    ``pointer`` the record's field in a JSON array body (``/1/value``), where there is one."""
+
+    def __init__(self, message: str, pointer: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.pointer = pointer
+        self.reason = reason or message
+
+
+#: A row's message names its field first, quoted: ``'value' is "abc", not a number``.
+_FIELD_FIRST = re.compile(r"^'([^']+)'")
+
+
+def _record_pointer(index: int, item: object, reason: str) -> str:
+    """The JSON pointer of the array's record ``index`` (0-based), down to the field its problem
+    names where the record has it."""
+    found = _FIELD_FIRST.match(reason)
+    if found is not None and isinstance(item, dict) and found.group(1) in item:
+        return f"/{index}/{escape(found.group(1))}"
+    return f"/{index}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +180,10 @@ def _check_bounds(obj: dict[str, Any]) -> None:
                          "send an infinite value as Infinity or \"inf\"")
 
 
+#: The step keys whose unit has fractions (an epoch's, StyleGAN's thousands of images): every other
+#: step is a whole, non-negative number.
+_FRACTIONAL_STEPS = frozenset({"epoch", "progress/kimg"})
+
 JSON_TYPES = ("application/json",)
 LINES_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json-seq",
                "text/plain")
@@ -231,8 +255,20 @@ def _points(obj: object) -> list[Point]:
         why = unstorable(name)
         if why is not None:
             raise BadRow(f"the series name {name[:40]!r} {why}")
+    for _name, step, *_ in found[:1]:  # one record, one step
+        # newuser13 #5: a step is the training step's number, as the recorder's step() takes it
+        # (step=1.5 raises ArgumentTypeError there); only an epoch, HF's "epoch": 0.25, has fractions
+        key = step_key(k for k in obj if isinstance(k, str)) or "step"
+        whole = key.lower() in _FRACTIONAL_STEPS or float(step).is_integer()
+        if not (math.isfinite(step) and step >= 0 and whole):
+            raise BadRow(f"{key[:40]!r} is {_shown(obj.get(key, step))}; a step is a non-negative integer "
+                         "(the training step's number), as the recorder's step() takes")
     # Names are scrubbed of lone surrogates (from JSON escapes) before they reach the database.
     return [Point(clean_name(name), step, value) for name, step, value, _wall, _role in found]
+
+
+def _shown(raw: Any) -> str:
+    return json.dumps(raw)[:40] if isinstance(raw, int | float | str) and not isinstance(raw, _Overflow) else repr(raw)[:40]
 
 
 def parse(body: bytes, content_type: str, *, max_points: int) -> list[Point]:
@@ -256,7 +292,7 @@ def parse(body: bytes, content_type: str, *, max_points: int) -> list[Point]:
             try:
                 out += _points(item)
             except BadRow as e:
-                raise BadPoints(f"record {i}: {e}") from None
+                raise BadPoints(f"record {i}: {e}", _record_pointer(i - 1, item, str(e)), str(e)) from None
             if len(out) > max_points:
                 raise BadPoints(f"more than {max_points:,} points in one batch (GRADHEALTH_RUN_MAX_BATCH_POINTS)")
         return out

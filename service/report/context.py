@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from gradhealth.core.catalog import CASE_TITLES, FINDINGS
 from gradhealth.core.document import SEVERITY_RANK, Diagnosis, Finding, Remedy, Verified
+from gradhealth.core.pointers import is_json_pointer
 from gradhealth.report import locate as _locate
 
 CheckKind = Literal["spec", "model", "logs"]
@@ -102,6 +103,10 @@ class ReportContext:
     #: the input's kind in words where the check knew it (``Keras`` for a Keras config ``.json``);
     #: None: :func:`input_kind_word` tells it from the source's suffix and the document's layers
     kind_word: str | None = None
+    #: the input's absolute ``file://`` URI where ``source`` climbs out of the working directory
+    #: (``../specs/a.yaml``, outside any git repository): SARIF names the file by it, without
+    #: ``%SRCROOT%``, which a path climbing out of it would not resolve against (newuser13 #6)
+    source_uri: str | None = None
 
     def check_kind(self, doc: Diagnosis) -> CheckKind:
         """``logs``, ``model`` (an ONNX/Keras/... file) or ``spec``."""
@@ -360,8 +365,11 @@ class Where:
 
 
 def _spec_pointers(finding: Finding, doc: Diagnosis) -> list[tuple[str, str]]:
-    """(layer name, pointer) of the layers a finding names, in its order, one per pointer."""
-    pointers = {layer.name: layer.pointer for layer in doc.layers}
+    """(layer name, pointer) of the layers a finding names, in its order, one per pointer. Only
+    JSON pointers into the spec's text: a model's layers (``node:``, ``layer:``, ``module:``) name
+    no place in any text, so a report places those findings on the file, by the layer's name
+    (newuser13 #1: an ONNX job's Markdown report answered 500 on ``node:/net/net.1/Gemm``)."""
+    pointers = {layer.name: layer.pointer for layer in doc.layers if is_json_pointer(layer.pointer)}
     out: dict[str, str] = {}
     for name in finding.evidence.layers or []:
         ptr = pointers.get(name)
@@ -371,7 +379,10 @@ def _spec_pointers(finding: Finding, doc: Diagnosis) -> list[tuple[str, str]]:
         # No layer named: the spec node a remedy patches still says where the trouble is.
         for remedy in finding.remedies:
             for op in remedy.patch:
-                tokens = _locate.parse_pointer(op.get("path", ""))
+                path = op.get("path", "")
+                if not isinstance(path, str) or not is_json_pointer(path):
+                    continue
+                tokens = _locate.parse_pointer(path)
                 if len(tokens) >= 2 and tokens[0] == "layers":
                     return [("", "/layers/" + tokens[1])]
     return list(out.items())
@@ -386,11 +397,13 @@ def locate_findings(doc: Diagnosis, ctx: ReportContext) -> list[Where]:
     kind = ctx.check_kind(doc)
     if kind == "logs":
         return _log_places(doc, ctx)
+    # a model's document (its layers are node:, layer: or module: names) has no place in any text
+    named_only = bool(doc.layers) and not any(is_json_pointer(layer.pointer) for layer in doc.layers)
     places = []
     for finding in doc.findings:
         named = _spec_pointers(finding, doc)
         logical = named[0][0] if named and named[0][0] else None
-        if kind == "model" or ctx.text is None:
+        if kind == "model" or ctx.text is None or named_only:
             places.append(Where(ctx.source, logical=logical or _first(finding.evidence.layers)))
             continue
         spans = [(name, s) for name, ptr in named if (s := _locate.span(ctx.text, ptr)) is not None]

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from gradhealth.core.pointers import parse_pointer, pointer_of
+from gradhealth.core.pointers import is_json_pointer, parse_pointer, pointer_of
 
 __all__ = ["Span", "locate", "log_step_lines", "parse_pointer", "patch_replacement", "span"]
 
@@ -223,6 +223,8 @@ def span(text: str, pointer: str, *, member: bool = False) -> Span | None:
     existing ancestor (see :attr:`Span.exact`); None when the text does not parse. ``member``:
     from the key that names the node (``layer:`` of a misspelt key whose block value starts on
     the next line), not the value."""
+    if not is_json_pointer(pointer):
+        return None  # a model layer's name (``node:``, ``layer:``, ``module:``): no node of any text
     tokens = parse_pointer(pointer)
     if is_json_text(text):
         found = _json_span(text, tokens, pointer, member)
@@ -292,8 +294,8 @@ def patch_replacement(text: str, patch: list[dict[str, Any]]) -> tuple[Span, str
 
     targets: list[list[str]] = []
     for op in patch:
-        if op.get("op") not in ("add", "replace", "remove", "test") or "path" not in op:
-            return None
+        if op.get("op") not in ("add", "replace", "remove", "test") or not is_json_pointer(op.get("path")):
+            return None  # a model's patch (``node:...``) edits no text
         tokens = parse_pointer(op["path"])
         targets.append(tokens if op["op"] in ("replace", "test") else tokens[:-1])
     if not targets:

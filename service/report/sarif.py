@@ -111,14 +111,19 @@ def artifact_uri(path: str) -> str:
     return quote(path, safe="/")
 
 
-def _artifact(path: str) -> dict[str, str]:
+def _artifact(path: str, ctx: ReportContext | None = None) -> dict[str, str]:
+    """A file's artifactLocation: relative to ``%SRCROOT%`` (the repository), or, for an input
+    outside it that the path would climb out to (``../a.yaml``), its absolute file URI alone, as
+    SARIF takes an absolute URI (no ``uriBaseId``)."""
+    if ctx is not None and ctx.source_uri and path == ctx.source:
+        return {"uri": ctx.source_uri}
     return {"uri": artifact_uri(path), "uriBaseId": "%SRCROOT%"}
 
 
-def _location(w: Where) -> dict[str, Any]:
+def _location(w: Where, ctx: ReportContext | None = None) -> dict[str, Any]:
     loc: dict[str, Any] = {}
     if w.uri:
-        physical: dict[str, Any] = {"artifactLocation": _artifact(w.uri)}
+        physical: dict[str, Any] = {"artifactLocation": _artifact(w.uri, ctx)}
         region = _region(w)
         if region:
             physical["region"] = region
@@ -148,7 +153,7 @@ def _fixes(f: Finding, doc: Diagnosis, ctx: ReportContext) -> list[dict[str, Any
                 },
                 "artifactChanges": [
                     {
-                        "artifactLocation": _artifact(ctx.source),
+                        "artifactLocation": _artifact(ctx.source, ctx),
                         "replacements": [
                             {
                                 "deletedRegion": {
@@ -192,7 +197,7 @@ def sarif_log(doc: Diagnosis, ctx: ReportContext) -> dict[str, Any]:
         }
         if change is not None:
             result["baselineState"] = BASELINE_STATE.get(change, "unchanged")
-        location = _location(w)
+        location = _location(w, ctx)
         if location:
             result["locations"] = [location]
         if w.related and w.uri:
@@ -201,7 +206,7 @@ def sarif_log(doc: Diagnosis, ctx: ReportContext) -> dict[str, Any]:
                     "id": i,
                     "message": {"text": name or s.pointer},
                     "physicalLocation": {
-                        "artifactLocation": _artifact(w.uri),
+                        "artifactLocation": _artifact(w.uri, ctx),
                         "region": {
                             "startLine": s.line,
                             "startColumn": s.column,
@@ -232,7 +237,7 @@ def sarif_log(doc: Diagnosis, ctx: ReportContext) -> dict[str, Any]:
         "properties": {"status": doc.status, "summary": doc.summary, "kind": ctx.check_kind(doc)},
     }
     if ctx.source:
-        run["artifacts"] = [{"location": _artifact(ctx.source)}]
+        run["artifacts"] = [{"location": _artifact(ctx.source, ctx)}]
         # One category per checked file: code scanning keeps each file's alerts apart.
         run["automationDetails"] = {"id": f"gradhealth/{ctx.check_kind(doc)}/{ctx.source}/"}
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}

@@ -72,7 +72,7 @@ def expected_from_table(session: Session) -> Samples:
         if status in ("succeeded", "failed") and started is not None:
             durations.setdefault(kind, []).append((as_utc(finished) - as_utc(started)).total_seconds())
         for finding in (result or {}).get("findings", []):
-            add("gradhealth_findings_total", {"code": finding["code"]}, 1)
+            add("gradhealth_findings_total", {"code": finding["code"], "severity": finding["severity"]}, 1)
     for kind, values in durations.items():
         for bound in DURATION_BUCKETS:
             add("gradhealth_job_duration_seconds_bucket", {"kind": kind, "le": str(bound)},
@@ -198,8 +198,8 @@ def test_concurrent_finishes_lose_no_count(factory):
     kind = frozenset({"kind": "architecture"}.items())
     assert got[("gradhealth_jobs_finished_total",
                 frozenset({"kind": "architecture", "status": "succeeded"}.items()))] == n
-    assert got[("gradhealth_findings_total", frozenset({"code": "a"}.items()))] == 2 * n
-    assert got[("gradhealth_findings_total", frozenset({"code": "b"}.items()))] == n
+    assert got[("gradhealth_findings_total", frozenset({"code": "a", "severity": ""}.items()))] == 2 * n
+    assert got[("gradhealth_findings_total", frozenset({"code": "b", "severity": ""}.items()))] == n
     assert got[("gradhealth_job_duration_seconds_count", kind)] == n
     assert got[("gradhealth_job_duration_seconds_sum", kind)] == pytest.approx(n / 4 * sum(durations))
     bucket = {dict(k[1])["le"]: v for k, v in got.items() if k[0] == "gradhealth_job_duration_seconds_bucket"}
@@ -252,8 +252,8 @@ def test_the_migration_counts_jobs_finished_before_it(factory, database_url):  #
         k("gradhealth_jobs_finished_total", kind="architecture", status="succeeded"): 2,
         k("gradhealth_jobs_finished_total", kind="architecture", status="cancelled"): 1,
         k("gradhealth_jobs_finished_total", kind="logs", status="failed"): 1,
-        k("gradhealth_findings_total", code="vanishing_gradient"): 2,
-        k("gradhealth_findings_total", code="dead_relu"): 1,
+        k("gradhealth_findings_total", code="vanishing_gradient", severity=""): 2,  # counted before severities
+        k("gradhealth_findings_total", code="dead_relu", severity=""): 1,
         k("gradhealth_job_duration_seconds_count", kind="architecture"): 2,
         k("gradhealth_job_duration_seconds_sum", kind="architecture"): 7.3,
         k("gradhealth_job_duration_seconds_count", kind="logs"): 1,
@@ -280,7 +280,7 @@ def test_a_label_value_too_long_for_the_column_is_clipped_not_fatal(factory):
                               codes=["x" * 1000])
         s.commit()
     got = scrape(factory)
-    assert got[("gradhealth_findings_total", frozenset({"code": "x" * 64}.items()))] == 1
+    assert got[("gradhealth_findings_total", frozenset({"code": "x" * 64, "severity": ""}.items()))] == 1
     # A duration that is not finite is not observed (it would poison the sum for good).
     assert not any(k[0].startswith("gradhealth_job_duration") for k in got)
 
@@ -293,17 +293,33 @@ def test_metrics_endpoint_counts_real_checks_and_keeps_deleted_ones(tmp_path):
         ids = [api.post("/v1/checks/architecture", json=spec).json()["id"] for spec in (TINY, VANISHING)]
         docs = [api.wait_done(i) for i in ids]
         assert [d["status"] for d in docs] == ["succeeded", "succeeded"]
-        codes = Counter(f["code"] for i in ids
+        codes = Counter((f["code"], f["severity"]) for i in ids
                         for f in api.get(f"/v1/jobs/{i}").json()["result"]["findings"])
         assert codes  # the vanishing spec has findings
         before = parse(api.get("/metrics").text)
         assert before[("gradhealth_jobs_finished_total",
                        frozenset({"kind": "architecture", "status": "succeeded"}.items()))] == 2
-        for code, n in codes.items():
-            assert before[("gradhealth_findings_total", frozenset({"code": code}.items()))] == n
+        for (code, severity), n in codes.items():  # by severity, as a live run's (newuser13 #4)
+            assert before[("gradhealth_findings_total", frozenset({"code": code, "severity": severity}.items()))] == n
+        assert not any(name.endswith("_created") for name, _ in before)  # no prometheus_client _created
         assert before[("gradhealth_job_duration_seconds_count",
                        frozenset({"kind": "architecture"}.items()))] == 2
         for i in ids:
             assert api.delete(f"/v1/jobs/{i}").status_code in (200, 202, 204)
         after = parse(api.get("/metrics").text)
         assert job_samples(after) == job_samples(before)
+
+
+def test_a_request_refused_before_routing_counts_under_its_route(tmp_path):
+    # newuser13 #4: a 413 over-limit body was counted under route="unmatched"
+    with running_app(settings_for(tmp_path, workers=0, max_body_bytes=4096)) as api:
+        r = api.post("/v1/checks/architecture", content=b'{"name": "' + b"x" * 5000 + b'"}',
+                     headers={"Content-Type": "application/json"})
+        assert r.status_code == 413
+        assert api.get("/no/such/path").status_code == 404
+        got = parse(api.get("/metrics").text)
+    key = frozenset({"method": "POST", "route": "/v1/checks/architecture", "status": "413"}.items())
+    assert got[("gradhealth_http_requests_total", key)] == 1
+    assert not any(dict(k[1]).get("route") == "unmatched" and dict(k[1]).get("status") == "413" for k in got)
+    assert got[("gradhealth_http_requests_total",
+                frozenset({"method": "GET", "route": "unmatched", "status": "404"}.items()))] == 1

@@ -39,7 +39,7 @@ def test_findings_by_code_are_counted(api):
     from tests.api.helpers import VANISHING
 
     api.post("/v1/checks/architecture?wait=60", json=VANISHING)
-    assert 'gradhealth_findings_total{code="vanishing_gradient"}' in api.get("/metrics").text
+    assert 'gradhealth_findings_total{code="vanishing_gradient",severity="error"}' in api.get("/metrics").text
 
 
 def test_openapi_documents_the_public_surface(idle_api):

@@ -104,3 +104,22 @@ def test_the_log_check_with_reports_stays_torch_free(logs):
     done = subprocess.run(["python", "-c", code], cwd=logs / "runs", env=ci_env(), capture_output=True,
                           text=True)
     assert done.stdout.split()[-2:] == ["1", "False"], done.stderr
+
+
+def test_sarif_names_an_input_outside_the_repository_by_its_absolute_uri(tmp_path, monkeypatch):
+    # newuser13 #6: outside a git repository, `../specs/a.csv` under %SRCROOT% resolves to nothing
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "work").mkdir()
+    (tmp_path / "specs" / "a.csv").write_text(exploding_csv())
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(["check", "../specs/a.csv", "--format", "sarif", "-o", "r.sarif"]) == 1
+    run = json.loads((tmp_path / "work" / "r.sarif").read_text())["runs"][0]
+    want = {"uri": (tmp_path / "specs" / "a.csv").resolve().as_uri()}
+    assert run["artifacts"] == [{"location": want}]
+    assert run["results"] and all(r["locations"][0]["physicalLocation"]["artifactLocation"] == want
+                                  for r in run["results"])
+    # inside the working directory: relative to %SRCROOT% as before
+    (tmp_path / "work" / "b.csv").write_text(exploding_csv())
+    assert main(["check", "b.csv", "--format", "sarif", "-o", "s.sarif"]) == 1
+    run = json.loads((tmp_path / "work" / "s.sarif").read_text())["runs"][0]
+    assert run["artifacts"] == [{"location": {"uri": "b.csv", "uriBaseId": "%SRCROOT%"}}]

@@ -69,7 +69,8 @@ def test_counters_start_at_zero_for_every_known_label_value(tmp_path):
         terminal = ("cancelled", "failed", "succeeded")
         assert named(before, "gradhealth_jobs_finished_total") == {
             key(kind=k, status=s): 0.0 for k in KINDS for s in terminal}
-        assert named(before, "gradhealth_findings_total") == {key(code=c): 0.0 for c in FINDINGS}
+        assert named(before, "gradhealth_findings_total") == {  # by severity too (newuser13 #4)
+            key(code=c, severity=s): 0.0 for c in FINDINGS for s in get_args(Severity)}
         assert named(before, "gradhealth_job_duration_seconds_count") == {key(kind=k): 0.0 for k in KINDS}
         assert named(before, "gradhealth_runs_finished_total") == {
             key(health=h): 0.0 for h in ("healthy", "warning", "unhealthy")}
@@ -82,13 +83,13 @@ def test_counters_start_at_zero_for_every_known_label_value(tmp_path):
             job = job_store.claim(session, worker_id="w", lease_s=60)
             assert job is not None
             assert job_store.finish(session, job_id=job.id, worker_id="w", status="failed",
-                                    result={"findings": [{"code": "dead_units"}]})
+                                    result={"findings": [{"code": "dead_units", "severity": "warning"}]})
         after = scrape(api)
         finished = named(after, "gradhealth_jobs_finished_total")
         assert finished.pop(key(kind="architecture", status="failed")) == 1.0
         assert set(finished.values()) == {0.0}
         found = named(after, "gradhealth_findings_total")
-        assert found.pop(key(code="dead_units")) == 1.0 and set(found.values()) == {0.0}
+        assert found.pop(key(code="dead_units", severity="warning")) == 1.0 and set(found.values()) == {0.0}
 
 
 # --- P4 ------------------------------------------------------------------------------------------

@@ -274,8 +274,8 @@ def test_whole_steps_are_written_without_a_decimal_point(api):
     page = api.get(f"/v1/runs/{run['id']}/points").json()
     assert [p["step"] for p in page["items"]] == [0, 1, 2]
     assert '"step":0,' in api.get(f"/v1/runs/{run['id']}/points").text.replace(" ", "")
-    # a fractional step (an epoch fraction) keeps its digits
-    r = api.post(f"/v1/runs/{run['id']}/points", json=[{"step": 2.5, "metric": "loss", "value": 0.1}])
+    # a fractional step (an epoch fraction) keeps its digits; a fractional `step` is refused (newuser13 #5)
+    r = api.post(f"/v1/runs/{run['id']}/points", json=[{"epoch": 2.5, "val_loss": 0.1}])
     assert '"last_step":2.5,' in r.text.replace(" ", "")
 
 

@@ -4,6 +4,7 @@ name, the chart geometry where theory says it must be, and small for a 100-layer
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from html.parser import HTMLParser
@@ -124,7 +125,7 @@ def test_architecture_report(arch_doc):
     assert page.index('id="findings"') < page.index('id="charts"') < page.index('id="tables"')
     for f in arch_doc.findings:
         for r in f.remedies:
-            assert r.snippet.splitlines()[0].strip().replace('"', "&quot;") in page
+            assert html.escape(r.snippet.splitlines()[0].strip()) in page
     # The before/after chart has one before and one after mark per verified remedy.
     (rem,) = charts(p, "remedies")
     verified = [r for r in arch_doc.findings[0].remedies if r.verified]

@@ -39,7 +39,7 @@ from gradhealth.api.schemas import (
 )
 from gradhealth.api.security import Caller, client_address, rate_key
 from gradhealth.db.models import JobRow
-from gradhealth.errors import GradHealthError, cuda_unavailable, not_utf8_at
+from gradhealth.errors import GradHealthError, InputFormatError, cuda_unavailable, not_utf8_at
 from gradhealth.jobs import store
 from gradhealth.jobs.wakeup import Hub
 from gradhealth.report.context import one_line
@@ -553,6 +553,22 @@ MODEL_FIELDS = ("loss", "weights", "batch_size", "seeds", "verify", "input_shape
 _MAX_SHAPES_TEXT = 4096
 
 
+def _refuse_text_spec(data: bytes) -> None:
+    """A spec (YAML or JSON text: a mapping) sent to the model route: say what it is and where it
+    goes (newuser13 #3: a YAML spec got protobuf's "Wire format was corrupt" and no hint)."""
+    from gradhealth.analysis.spec import reads_as_yaml
+
+    if data[:1] == b"\x08":
+        return  # an ONNX protobuf's first field tag as onnx writes it (ir_version): no text
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return
+    if reads_as_yaml(text):
+        raise InputFormatError("not an ONNX model (nor a Keras file): the upload is text (a YAML or JSON mapping); an "
+                               "architecture spec goes to POST /v1/checks/architecture (gradhealth check SPEC)")
+
+
 def model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     """The model check's options from form fields or query parameters (each name once, except the
     repeatable ``input_shape``), checked: 422 ``invalid_option`` naming the field otherwise. Any
@@ -568,7 +584,7 @@ def _model_options(fields: dict[str, list[str]], limits: Any) -> dict[str, Any]:
     from gradhealth.analysis.importers.onnx_static import input_shapes_from, parse_input_shape
 
     def bad(name: str, detail: str) -> ApiError:
-        return ApiError(422, "invalid_option", f"{name}: {detail}")
+        return ApiError(422, "invalid_option", f"{name}: {detail}", parameter=name, item=detail)
 
     def one(name: str) -> str | None:
         values = fields.get(name) or []
@@ -687,7 +703,7 @@ async def _receive_model(request: Request, folder: Path, filename: str | None,
 
 
 @router.post(
-    "/model", status_code=202, response_model=JobRead, summary="Check an ONNX model",
+    "/model", status_code=202, response_model=JobRead, summary="Check an ONNX or Keras model file",
     description="The .onnx file as a multipart part `file` (options as form fields) or as an "
                 "`application/onnx` body (options as query parameters): `loss` (cross_entropy, mse), "
                 "`weights` (as_given: the file's; reinitialise: PyTorch's default per layer), "
@@ -814,6 +830,7 @@ async def submit_model(
                 raise ApiError(422, "invalid_option", "target_range applies to Keras files, whose single "
                                "bounded output under mse, mae or huber is judged against the targets' range; "
                                "an .onnx file's is not: leave it out")
+            _refuse_text_spec(data)
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
             header = read_header(data, input_shapes=options["input_shapes"],
                                  batch_size=options["batch_size"], limits=settings.limits,

@@ -9,6 +9,8 @@ Where the findings are:
 
 - a log job: the uploaded file, kept with the job, gives the line of each finding's first step;
   the report names it by its upload's file name, or by ``?source=`` (the path in your repository).
+- a model job (ONNX or Keras): the file has no lines; each finding is placed on the upload, by
+  its file name or ``?source=``, with the layer it names as its logical location.
 - an architecture job stores the decoded spec, not the text it came in. Lines refer to that spec
   re-serialised deterministically as JSON (``json.dumps(spec, indent=2, ensure_ascii=False)`` in
   the job's own key order): exact for a spec submitted in that form, and a stable place otherwise.
@@ -81,6 +83,11 @@ def _context(kind: str, request: Any, source: str | None) -> ReportContext:
         path = Path(str(request.get("path", "")))
         return ReportContext(source=source or request.get("filename"),
                              path=path if path.is_file() else None, kind="logs")
+    if kind == "model":
+        # An uploaded ONNX/Keras file has no lines: its findings are placed on the file, by the
+        # layer's name (newuser13 #1: its stored request was taken for a spec to locate them in).
+        return ReportContext(source=source or request.get("filename"), kind="model",
+                             kind_word="Keras" if request.get("format") == "keras" else None)
     # The stored spec's JSON lines are not those of a file the caller names in another language
     # (newuser6 10: line 14 of a 7-line YAML file): its findings are then placed on the file only.
     in_json = source is None or PurePosixPath(source).suffix.lower() == ".json"

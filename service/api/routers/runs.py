@@ -379,7 +379,8 @@ async def append_points(run_id: str, request: Request, caller: CallerDep, settin
     try:
         points = parse(body, media, max_points=settings.run_max_batch_points)
     except BadPoints as e:
-        raise ApiError(422, "invalid_points", str(e)) from None
+        raise ApiError(422, "invalid_points", str(e), pointer=e.pointer,
+                       parameter=None if e.pointer else "body", item=e.reason if e.pointer else None) from None
 
     # The run's own worker stores and diagnoses the batch (with any others queued meanwhile): this
     # request holds no thread while it waits, so a flood of appends to one run cannot starve the
