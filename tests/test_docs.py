@@ -22,7 +22,7 @@ from gradhealth.cli import build_parser, example_names
 from gradhealth.core.catalog import FINDINGS, REMEDIES
 from gradhealth.core.rules import codes
 from gradhealth.settings import Settings
-from tests.helpers import ROOT, doc_section, documentation
+from tests.helpers import DOCUMENTATION_FILES, ROOT, doc_section, documentation
 
 #: The entry page alone: its opening example and its Python API snippet live there.
 README = (ROOT / "README.md").read_text()
@@ -335,3 +335,16 @@ def test_the_opening_example_is_the_real_output(capsys: pytest.CaptureFixture[st
     for line in block.group(2).splitlines():
         assert line in printed[at:], f"README's opening example shows a line the command does not print:\n{line}"
         at = printed.index(line, at) + 1
+
+
+# --- newuser13 #4: user documentation carries no internal tracker ids ---------------------------------
+
+_TRACKER_ID = re.compile(r"\b(?:log|keras|onnx|mod|peer|spec|err|ci|live)?sweep\d+\b|\bnewuser\d+\b", re.IGNORECASE)
+
+
+def test_the_documentation_names_no_internal_tracker_ids() -> None:
+    # the held-out sweeps' names ("kerassweep20 u05") said nothing to a user and leaked into ~50 places
+    found = {f"{path.name}:{text[:m.start()].count(chr(10)) + 1}: {m.group(0)}"
+             for path in DOCUMENTATION_FILES for text in [path.read_text(encoding="utf-8")]
+             for m in _TRACKER_ID.finditer(text)}
+    assert not found, "internal ids in the documentation:\n" + "\n".join(sorted(found))
