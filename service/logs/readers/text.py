@@ -68,6 +68,7 @@ import functools
 import math
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -2298,19 +2299,25 @@ def _spread_epochs(rows: list[_EpochRow]) -> dict[str, dict[float, float]] | Non
     gaps = [b - a for a, b in zip(distinct, distinct[1:], strict=False) if b > a]
     gap = float(np.median(gaps)) if gaps else 1.0
     out: dict[str, dict[float, float]] = {}
+    for e, i, j in _same_epoch_runs(rows):
+        after = rows[j][0] if j < len(rows) and rows[j][0] > e else e + gap
+        for k, (_, values, *_) in enumerate(rows[i:j]):
+            at = round(e + k * (after - e) / (j - i), 9)
+            for name, value in values:
+                out.setdefault(name, {})[at] = value
+    return out
+
+
+def _same_epoch_runs(rows: list[_EpochRow]) -> Iterator[tuple[float, int, int]]:
+    """``(epoch, i, j)`` for each run of consecutive ``rows[i:j]`` printed with the same epoch."""
     i = 0
     while i < len(rows):
         e = rows[i][0]
         j = i
         while j < len(rows) and rows[j][0] == e:
             j += 1
-        after = rows[j][0] if j < len(rows) and rows[j][0] > e else e + gap
-        for k, (_, values, *_) in enumerate(rows[i:j]):
-            at = round(e + k * (after - e) / (j - i), 9)
-            for name, value in values:
-                out.setdefault(name, {})[at] = value
+        yield e, i, j
         i = j
-    return out
 
 
 def _spread_whole_epochs(rows: list[_EpochRow], redrawn: set[int]) -> dict[str, dict[float, float]] | None:
@@ -2336,18 +2343,12 @@ def _spread_whole_epochs(rows: list[_EpochRow], redrawn: set[int]) -> dict[str, 
     if not names:
         return None
     out: dict[str, dict[float, float]] = {}
-    i = 0
-    while i < len(kept):
-        e = kept[i][0]
-        j = i
-        while j < len(kept) and kept[j][0] == e:
-            j += 1
+    for e, i, j in _same_epoch_runs(kept):
         for nth, (_, values, *_) in enumerate(kept[i:j]):
             place = round(e + nth / (j - i), 9)
             for name, value in values:
                 if name in names:
                     out.setdefault(name, {})[place] = value
-        i = j
     return out
 
 
