@@ -45,6 +45,7 @@ from pydantic import (
     PrivateAttr,
     Strict,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -55,7 +56,7 @@ from yaml.resolver import Resolver
 
 from gradhealth.analysis.activations import SATURATING as SATURATING  # re-exported: spec vocabulary
 from gradhealth.analysis.activations import Activation
-from gradhealth.core.numbers import range_problem
+from gradhealth.core.numbers import MAX_RANGE, range_problem
 from gradhealth.core.pointers import escape, pointer_of, too_deep_path
 from gradhealth.errors import InputFormatError, Problem, SpecError
 
@@ -473,6 +474,12 @@ def _input_schema(schema: dict[str, Any]) -> None:
     schema["dependentRequired"] = {"vocab_size": ["seq_len"], "seq_len": ["vocab_size"]}
 
 
+#: An end of ``input.range`` or ``loss.target_range``: its bound (±MAX_RANGE) stated in the JSON
+#: Schema too, so clients and generated requests know it; the values are checked by
+#: :func:`_bounded_range`, whose message names the field and the rule (low < high among them).
+RangeEnd = Annotated[float, Strict(), WithJsonSchema({"type": "number", "minimum": -MAX_RANGE, "maximum": MAX_RANGE})]
+
+
 def _bounded_range(cls: Any, value: tuple[float, float] | None) -> tuple[float, float] | None:
     """``input.range`` and ``loss.target_range``: :func:`~gradhealth.core.numbers.range_problem`'s
     rule (finite, low < high, within ±MAX_RANGE), refused at the field's own pointer with the value."""
@@ -496,7 +503,7 @@ class InputSpec(_Strict):
     distribution: Literal["normal", "uniform"] = "normal"
     scale: Float = Field(default=1.0, ge=MIN_SCALE, le=MAX_SCALE,
                          description="std of `normal`, half-width of `uniform` (at most 100)")
-    range: tuple[Float, Float] | None = Field(
+    range: tuple[RangeEnd, RangeEnd] | None = Field(
         default=None,
         description="[low, high]: the inputs drawn uniform in this range (the data's, [0, 1] for pixels scaled "
                     "to [0, 1]) in place of `distribution` and `scale`; a model file's --input-range. Not with "
@@ -537,7 +544,7 @@ class LossSpec(_Strict):
                     "[1e-7, 1 - 1e-7], binary_cross_entropy clips them; mse and sum take no logits and ignore "
                     "it. A model whose last layer does not give probabilities is then reported "
                     "(output_loss_mismatch)")
-    target_range: tuple[Float, Float] | None = Field(
+    target_range: tuple[RangeEnd, RangeEnd] | None = Field(
         default=None,
         description="mse, mae, huber: [low, high], the range the training targets lie in, where known (a Keras "
                     "file compiled with an accuracy metric has 0/1 labels: [0, 1]). A bounded output activation "

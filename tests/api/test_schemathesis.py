@@ -65,7 +65,9 @@ CONTENT_REFUSALS: dict[str, set[str]] = {
 # `/device`: `cuda` on a host without CUDA is refused there; that depends on the host, not the schema.
 # A layer's field that does not fit the shapes around it (a kernel longer than its input) is the
 # layer's too.
-_AT_A_LAYER = re.compile(r"^((/layers/\d+)+(/[a-z_]+)?|/device)$")
+# A range's ends are bounded in the schema; that low < high is a relation between its two items,
+# which JSON Schema cannot state: a refusal at the range itself is that relation's.
+_AT_A_LAYER = re.compile(r"^((/layers/\d+)+(/[a-z_]+)?|/device|/input/range|/loss/target_range)$")
 # The statuses schemathesis' positive data acceptance allows by default.
 _ACCEPTED = {401, 403, 404, 409, 429}
 
