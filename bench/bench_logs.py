@@ -37,6 +37,7 @@ On a CPU shared with other work the figures swing; the load average is printed w
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import math
 import os
@@ -399,6 +400,12 @@ def main(argv: list[str] | None = None) -> int:
             whole += [("check console (process)", [exe, "check", str(console), "--format", "json"], args.repeat),
                       ("naive regex (process)", [sys.executable, "-c", NAIVE_TEXT_SCRIPT, str(console)],
                        args.repeat)]
+        # The baselines' packages were byte-compiled by pip at install; an editable checkout is not,
+        # and under PYTHONDONTWRITEBYTECODE every process would compile ours from source (~0.4 s).
+        # Compile it as an installed wheel would be (what ./dev's set-up does), and say so.
+        compiled = compileall.compile_dir(str(ROOT / "service"), quiet=1)
+        print(f"package byte-compiled as an installed wheel is ({'ok' if compiled else 'FAILED'}; "
+              f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r})")
         print("whole processes (start-up and imports included):")
         for label, cmd, repeat in whole:
             r = whole_process(cmd, repeat)

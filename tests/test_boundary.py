@@ -98,6 +98,18 @@ print(names_ok, "torch" in sys.modules)
     assert out.split() == ["True", "False"]
 
 
+def test_a_log_check_of_a_small_file_never_imports_scipy():
+    # scipy.ndimage's package imports were a fifth of a whole-process log check (issue 12 item 2);
+    # only a running median over a very long run needs its rank filter
+    out = run_python(f"""
+import sys
+import gradhealth
+doc = gradhealth.check_logs({str(CSV)!r})
+print(len(doc.findings) >= 0, sorted(m for m in sys.modules if m == "scipy" or m.startswith("scipy.")))
+""")
+    assert out.split() == ["True", "[]"]
+
+
 def test_the_api_app_module_tree_never_imports_torch():
     out = run_python("""
 import sys

@@ -33,3 +33,22 @@ def test_a_nan_propagates_as_numpy_does() -> None:
     assert np.array_equal(np.isnan(got), np.isnan(want))
     assert np.array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
     assert np.isnan(got[100]) and not np.isnan(got[0])
+
+
+@pytest.mark.parametrize("path", ["partition", "slide", "rank_filter"])
+@pytest.mark.parametrize(("n", "window"), [(400, 41), (3000, 301), (2500, 2499)])
+def test_every_running_median_path_selects_numpys_median(monkeypatch: pytest.MonkeyPatch, path: str,
+                                                         n: int, window: int) -> None:
+    # The three paths are picked by cost; each must give np.median's values (ties, signed zeros, inf)
+    from gradhealth.logs import stats
+
+    monkeypatch.setattr(stats, "_PARTITION_CELLS", 10**12 if path == "partition" else 0)
+    monkeypatch.setattr(stats, "_SLIDE_BUDGET_US", 10**12 if path == "slide" else 0)
+    rng = np.random.default_rng(n + window)
+    values = np.round(rng.standard_normal(n), 1)
+    values[::13] = -0.0
+    values[5::17] = np.inf
+    values[8::19] = -np.inf
+    with np.errstate(invalid="ignore"):  # an edge's even window may average inf and -inf, as numpy does
+        expected = _brute(values, window)
+    assert np.array_equal(smooth(values, window), expected, equal_nan=True)
