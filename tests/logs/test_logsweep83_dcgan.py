@@ -5,8 +5,11 @@ generator's loss at exactly 0, which read HEALTHY."""
 from __future__ import annotations
 
 import pytest
+import torch
+from torch import nn
 
 from gradhealth.errors import UnknownLogFormat
+from gradhealth.library import check_logs
 from gradhealth.logs.load import read_log
 from gradhealth.logs.sniff import detect
 
@@ -65,3 +68,52 @@ def test_a_readme_with_no_console_and_no_table_of_a_run_says_why_it_is_refused(t
     assert "not a log format this service reads" in why
     assert "1 Markdown table(s) name no loss beside a step or an epoch column" in why
     assert "no 3 lines in a row read as a console's" in why
+
+
+def _bce_terms(d_real: float, d_fake: float) -> tuple[float, float]:
+    """The tutorial's Loss_D (errD_real + errD_fake) and Loss_G for D's outputs on real and
+    generated batches, computed by nn.BCELoss itself (its clamp of each log at -100 included)."""
+    bce, n = nn.BCELoss(), 64
+    real, fake = torch.full((n,), d_real), torch.full((n,), d_fake)
+    ones, zeros = torch.ones(n), torch.zeros(n)
+    return float(bce(real, ones) + bce(fake, zeros)), float(bce(fake, ones))
+
+
+def test_a_discriminator_pinned_at_bcelosss_clamp_with_the_generator_at_0_is_a_failed_gan(tmp_path) -> None:
+    # logsweep83 dcgan_pokemon (1b): "Loss_D: 100.0000 Loss_G: 0.0000 D(x): 1.0000 D(G(z)): 1.0000" read
+    # HEALTHY. D scores everything real with certainty: errD_fake hits the clamp, errG is 0
+    clamp_d, clamp_g = _bce_terms(1.0, 1.0)
+    assert clamp_d == 100.0 and clamp_g == 0.0  # BCELoss's clamp, as the tutorial's loss shows it
+    rows = [(2.0430, 10.2914, 0.7010, 0.0, 0.0713), (3.7319, 0.0, 0.5911, 1.0, 1.0),
+            (clamp_d, clamp_g, 1.0, 1.0, 1.0), (clamp_d, clamp_g, 1.0, 1.0, 1.0)]
+    path = tmp_path / "d.log"
+    path.write_text("\n".join(_console(rows)) + "\n")
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "error" and f.evidence.metric == "Loss_D" and f.evidence.value == clamp_d
+    assert f.evidence.points == 2 and f.evidence.generator == "Loss_G" and f.evidence.generator_final == clamp_g
+    # the same game with a discriminator at 100 once, or whose generator is still playing, is not pinned
+    once = [*rows[:3], (1.3, 2.2, 0.6, 0.3, 0.2)]
+    path.write_text("\n".join(_console(once)) + "\n")
+    assert not [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    playing = [*rows[:2], (clamp_d, 4.1, 1.0, 0.3, 0.2), (clamp_d, 3.9, 1.0, 0.3, 0.2)]
+    path.write_text("\n".join(_console(playing)) + "\n")
+    assert not [f for f in check_logs(path).findings if f.code == "nonfinite"]
+
+
+def test_a_loss_pinned_at_bcelosss_clamp_and_one_passing_100_are_told_apart(tmp_path) -> None:
+    # logsweep83 (1b): BCELoss's mean is 100 only where every element's sigmoid is saturated the wrong way
+    logits = torch.full((32, 10), 120.0)  # overflowed logits: sigmoid is exactly 1.0 in float32
+    pinned = float(nn.BCELoss()(torch.sigmoid(logits), torch.zeros(32, 10)))
+    assert pinned == 100.0
+    path = tmp_path / "train.log"
+    values = [0.6931, 0.5412, 37.5, pinned, pinned]
+    path.write_text("".join(f"step {10 * i} | loss: {v:.4f}\n" for i, v in enumerate(values)))
+    [f] = [f for f in check_logs(path).findings if f.code == "nonfinite"]
+    assert f.severity == "error" and f.evidence.value == pinned and f.evidence.steps == [30, 40]
+    assert "BCELoss" in f.summary
+    # a sum-reduced loss falling through 100 from above and resting there, a loss printed in whole
+    # numbers (at 100 by its rounding), and one passing 100 on its way down: none is the clamp
+    for values, fmt in (([812.5, 340.2, 160.7, pinned, pinned], ".4f"), ([97, 99, 100, 100], ".0f"),
+                        ([160.7, pinned, pinned, 80.2, 40.1], ".4f")):
+        path.write_text("".join(f"step {10 * i} | loss: {v:{fmt}}\n" for i, v in enumerate(values)))
+        assert not [f for f in check_logs(path).findings if f.code == "nonfinite"], values
