@@ -166,8 +166,17 @@ def detect(path: Path, hint: str | None = None) -> Reader:
         if (miss := near_miss(path, head, all_readers)) is not None:
             raise LogError(f"{path.name} {miss}")
         raise UnknownLogFormat(f"{path.name}: not a log format this service reads "
-                               f"({', '.join(r.name for r in all_readers)}){_encoding_problem(head)}")
+                               f"({', '.join(r.name for r in all_readers)}){_why_not(path.name, head, all_readers)}"
+                               f"{_encoding_problem(head)}")
     return best
+
+
+def _why_not(name: str, head: bytes, readers: list[Reader]) -> str:
+    """What the readers looked for in a file none of them reads, as the refusal's next words: each
+    reader's optional ``why_not(filename, head)`` (a README: no table of results, and no console's
+    lines among its prose), joined; "" where none says anything."""
+    said = [str(why) for r in readers if callable(hook := getattr(r, "why_not", None)) and (why := hook(name, head))]
+    return f": {'; '.join(said)}" if said else ""
 
 
 # --- near misses: a file no reader claims that is almost one's, refused naming the line and why ---------

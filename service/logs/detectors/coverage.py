@@ -66,11 +66,12 @@ def insufficient(run: RunLog, t: LogThresholds) -> list[Finding]:
         return [finding(
             "insufficient_data", "info",
             f"a GAN's generator and discriminator losses ({names}): checked for NaN/Inf, for losses that do "
-            "not move, for a discriminator at or near 0 and for a generator losing to it only",
+            "not move, for a discriminator at or near 0 or saturated at BCELoss's clamp (100) and for a generator "
+            "losing to it only",
             "The generator and the discriminator play against each other: each one's loss rises when the other "
             "improves, so neither is a training loss whose trend says whether the run learns. Their NaN/Inf are "
-            "checked, losses frozen at one value, and a discriminator whose loss falls toward 0 while the "
-            "generator's climbs; log a gradient norm per network (see the recorder) for "
+            "checked, losses frozen at one value, a discriminator whose loss falls toward 0 while the "
+            "generator's climbs, and one pinned at BCELoss's clamp; log a gradient norm per network (see the recorder) for "
             "the gradient checks.",
             {"metric": None, "steps": None, "value": 0.0, "series": [s.name for s in gan][:50],
              "generator": [s.name for s in gan if gan_part(s.name) == "G"][:20],

@@ -138,7 +138,7 @@ def _partner(d: Series, generators: list[Series]) -> Series | None:
     return generators[0] if len(generators) == 1 else None
 
 
-def _players(run: RunLog) -> list[tuple[Series, Series]]:
+def players(run: RunLog) -> list[tuple[Series, Series]]:
     """Each discriminator loss with its generator's (:func:`_partner`), where it has one."""
     generators = [s for s in run.series if s.role == "metric" and gan_part(s.name) == "G"]
     pairs = [(d, _partner(d, generators)) for d in run.series if d.role == "metric" and gan_part(d.name) == "D"]
@@ -161,7 +161,7 @@ def discriminator_ahead(run: RunLog) -> Finding | None:
     A WGAN critic's loss goes below 0 and is not judged."""
     if run.first("loss") is not None:
         return None
-    for d, g in _players(run):
+    for d, g in players(run):
         steps, v = finite(d)
         if len(v) < _D_AHEAD_POINTS or float(np.min(v)) < 0:
             continue
@@ -238,7 +238,7 @@ def generator_losing(run: RunLog, t: LogThresholds) -> Finding | None:
     winning for a stretch, losses frozen)."""
     if run.first("loss") is not None or frozen_gan(run) or discriminator_won(run) or discriminator_ahead(run):
         return None
-    for d, g in _players(run):
+    for d, g in players(run):
         steps, v = finite(d)
         g_steps, g_v = finite(g)
         if len(v) < _D_AHEAD_POINTS or len(g_v) < _D_AHEAD_POINTS or float(np.min(v)) < 0 or float(np.min(g_v)) < 0:

@@ -13,6 +13,7 @@ from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import accuracies, as_fraction
 from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.detectors.gan import players
 from gradhealth.logs.remedies import clipping, lower_lr
 from gradhealth.logs.series import TRAINED_NAME, RunLog, Series, final_series, gan_part, name_words
 from gradhealth.logs.stats import finite
@@ -198,38 +199,106 @@ def _finite_twin(run: RunLog, s: Series) -> Series | None:
 #: the framework's clamp holds it: -ln(FLT_MIN) (Caffe's SoftmaxWithLoss) and -ln(1e-7) (Keras'
 #: epsilon in its cross-entropies). The logits overflowed: as good as NaN, and no gradient.
 _UNDERFLOW = "every sample's predicted probability of its class underflowed to 0"
-#: value -> (what it is, what it means, whether only a loss read from a perplexity can hold it)
-_CLAMPED_LOSSES = {87.3365: ("-ln(FLT_MIN), Caffe's floor for a probability", _UNDERFLOW, False),
-                   16.1181: ("-ln(1e-7), Keras' epsilon", _UNDERFLOW, False),
+#: PyTorch's ``nn.BCELoss`` clamps each log at -100: the mean over elements is exactly 100 only where
+#: every element's sigmoid output has saturated at the wrong end (0 for a target of 1, 1 for 0)
+_BCE_SATURATED = ("every element's sigmoid output saturated at the wrong end (0 where its target is 1, or 1 "
+                  "where it is 0)")
+_BCE_CLAMP = 100.0
+#: (value, what it is, what it means, which losses can hold it: "any"; "perplexity", only a loss read
+#: from a perplexity; "bce", a loss that never went above the clamp, a mean of clamped terms cannot)
+_CLAMPED_LOSSES = ((87.3365, "-ln(FLT_MIN), Caffe's floor for a probability", _UNDERFLOW, "any"),
+                   (16.1181, "-ln(1e-7), Keras' epsilon", _UNDERFLOW, "any"),
                    # OpenNMT-py reports exp(min(loss, 100)) as its perplexity: its log at 100 is a loss of 100 or more
-                   100.0: ("the log of OpenNMT's perplexity cap exp(100)",
-                           "the loss is 100 nats a token or more, where chance is ln(vocabulary), about 10", True)}
+                   (100.0, "the log of OpenNMT's perplexity cap exp(100)",
+                    "the loss is 100 nats a token or more, where chance is ln(vocabulary), about 10", "perplexity"),
+                   (_BCE_CLAMP, "PyTorch BCELoss's clamp of each log at -100", _BCE_SATURATED, "bce"))
 _CLAMPED_RUN = 2  # points in a row at the clamp, to the end (a value no healthy loss lands on twice)
+_CLAMP_ATOL = 5e-4  # a clamp's value as a log prints it (4 decimals)
+
+
+def _pinned_at(s: Series, value: float) -> int:
+    """How many of ``s``'s last points sit at ``value`` (as printed), one after another to its end."""
+    at = np.isclose(s.values, value, rtol=0, atol=_CLAMP_ATOL)
+    return len(at) if at.all() else int(np.argmax(~at[::-1]))
+
+
+def _can_hold(s: Series, value: float, kind: str) -> bool:
+    """Whether ``s`` is a loss that a clamp of ``kind`` (:data:`_CLAMPED_LOSSES`) can pin at ``value``."""
+    from_perplexity = s.name.startswith("ln(")  # (derive.add_loss_from_perplexity names its loss ln(<perplexity>))
+    if kind == "perplexity":
+        return from_perplexity
+    if kind != "bce":
+        return True
+    v = s.values[np.isfinite(s.values)]
+    # a mean of terms each clamped at 100 is never above it (a sum-reduced or perplexity-like loss
+    # falling through 100 is), and a loss printed in whole numbers is at 100 by its rounding
+    return (not from_perplexity and float(np.max(v)) <= value + _CLAMP_ATOL
+            and not (np.all(v == np.round(v)) and not np.all(v == value)))
 
 
 def _clamped_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
-    """A loss pinned, to the end, at the value a probability clamp gives (:data:`_CLAMPED_LOSSES`)."""
+    """A loss pinned, to the end, at the value a probability clamp gives (:data:`_CLAMPED_LOSSES`);
+    a GAN's discriminator loss at BCELoss's clamp with its generator's at exactly 0 (or at the
+    clamp too): :func:`_saturated_gan`."""
+    if (gan := _saturated_gan(run, t)):
+        return gan
     for s in run.series:
         if s.role not in ("loss", "val_loss") or len(s) < _CLAMPED_RUN:
             continue
-        v = s.values
-        for value, (what, meaning, perplexity_only) in _CLAMPED_LOSSES.items():
-            if perplexity_only and not s.name.startswith("ln("):
-                continue  # (derive.add_loss_from_perplexity names its loss ln(<perplexity>))
-            at = np.isclose(v, value, rtol=0, atol=5e-4)
-            k = len(v) if at.all() else int(np.argmax(~at[::-1]))  # the run of clamped values at the end
-            if k < _CLAMPED_RUN:
+        for value, what, meaning, kind in _CLAMPED_LOSSES:
+            k = _pinned_at(s, value)
+            if k < _CLAMPED_RUN or not _can_hold(s, value, kind):
                 continue
-            first = float(s.steps[len(v) - k])
+            first = float(s.steps[len(s) - k])
             return [finding(
                 "nonfinite", "error",
                 f"{s.name} is pinned at {value:g} = {what} from {s.where(first)}: {meaning}",
                 "A cross-entropy on probabilities clamps them away from 0 before the log; a loss sitting exactly at "
-                "that clamp on every batch means the softmax gives each sample's class a probability below it: the "
-                "logits have blown up (to overflow, or past it), the clamp passes no gradient, and the run is as "
-                "good as NaN. It usually follows a learning rate too high for the network or an unnormalised input.",
+                "that clamp on every batch means the softmax (or sigmoid) gives each sample's class a probability "
+                "below it: the logits have blown up (to overflow, or past it), the clamp passes no gradient, and the "
+                "run is as good as NaN. It usually follows a learning rate too high for the network or an "
+                "unnormalised input.",
                 {"metric": s.name, "steps": [_num(first), _num(s.steps[-1])], "value": value, "points": k},
                 [clipping(run, t), lower_lr(run, at_step=first, why="the logits overflowed")])]
+    return []
+
+
+def _saturated_gan(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A GAN whose discriminator loss is pinned at its last :data:`_CLAMPED_RUN` or more points at
+    BCELoss's clamp, 100, while its generator's loss is exactly 0 there (or at the clamp too): one of
+    D's terms is at the clamp, every one of its outputs saturated the wrong way; with the generator's
+    loss at 0, D scores every generated sample real with certainty (the DCGAN tutorial's ``Loss_D:
+    100.0000 Loss_G: 0.0000 D(x): 1.0000 D(G(z)): 1.0000``). The sigmoids are saturated, no gradient
+    moves either network, and the game is over for good."""
+    if run.first("loss") is not None:
+        return []
+    for d, g in players(run):
+        k = _pinned_at(d, _BCE_CLAMP)
+        if k < _CLAMPED_RUN:
+            continue
+        first, last = float(d.steps[len(d) - k]), float(d.steps[-1])
+        at = (g.steps >= first) & (g.steps <= last)
+        n = int(at.sum())
+        if n < _CLAMPED_RUN or (_pinned_at(g, 0.0) < n and _pinned_at(g, _BCE_CLAMP) < n):
+            continue
+        g_at = float(g.values[-1])
+        how = ("exactly 0: D scores every generated sample real with certainty (D(G(z)) = 1), so the generator "
+               "has nothing left to learn from it" if abs(g_at) <= _CLAMP_ATOL else
+               f"at {_BCE_CLAMP:g} too: D's outputs are saturated on both real and generated samples")
+        return [finding(
+            "nonfinite", "error",
+            f"the GAN's discriminator is saturated: {d.name} is pinned at {_BCE_CLAMP:g} = PyTorch BCELoss's clamp of "
+            f"each log at -100 from {d.where(first)} to its end, while {g.name} is {how}",
+            "PyTorch's BCELoss clamps log(p) at -100, so its mean is exactly 100 only where every sigmoid output "
+            "sits at the wrong end (1 for a target of 0, or 0 for 1). A discriminator loss held there is a "
+            "discriminator whose outputs have saturated: the sigmoid passes no gradient back, neither network "
+            "learns any more, and the run has failed as surely as one gone NaN. It follows a discriminator and "
+            "generator out of balance (a learning rate too high, no normalisation in D): lower the learning "
+            "rates, use BCEWithLogitsLoss on D's logits, label smoothing or instance noise, or restart from an "
+            "earlier checkpoint.",
+            {"metric": d.name, "steps": [_num(first), _num(last)], "value": _BCE_CLAMP, "points": k,
+             "generator": g.name, "generator_final": g_at},
+            [lower_lr(run, at_step=first, why="the GAN's discriminator saturated")])]
     return []
 
 

@@ -33,6 +33,8 @@ _BORDER = re.compile(r"^\s*\+(?:[-=:]+\+)+\s*$")
 _PLACEHOLDERS = frozenset({"", "-", "--", "—", "n/a", "na", "none", "null", "no log", "no_log"})
 _STEP = ("step", "steps", "global step", "global_step", "iteration", "iterations", "iter", "iters")
 _EPOCH = ("epoch", "epochs")
+#: The documents whose refusal says what was looked for in them (:meth:`MarkdownReader.why_not`)
+_DOCUMENTS = (".md", ".markdown", ".rst")
 
 
 def _cells(line: str) -> list[str] | None:
@@ -98,6 +100,17 @@ class MarkdownReader:
             if _names_a_loss(header) and any(_value(c) is not None for _, r in rows for c in r):
                 return 0.8
         return 0.0
+
+    def why_not(self, filename: str, head: bytes) -> str | None:
+        """Why a document (``.md``, ``.markdown``, ``.rst``) whose head :meth:`sniff` does not take
+        is not read as a table of results; None for other files."""
+        if not filename.lower().endswith(_DOCUMENTS):
+            return None
+        tables = _tables(first_lines(head, 400))
+        if not tables:
+            return "it has no Markdown table (a header row, then a row of dashes)"
+        return (f"its {len(tables)} Markdown table(s) name no loss beside a step or an epoch column, or hold no "
+                "number (a comparison of results, not a run)")
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         name = path.name

@@ -57,8 +57,10 @@ it) gets ``RunLog.traceback`` (the traceback's text, at most its last 200 lines)
 it is taken as cut off and dropped (``truncated_log``). Bytes that are not UTF-8 are replaced
 (warning ``replaced_bytes``), as consoles mix encodings.
 
-Detection: files named ``*.yaml``, ``*.json``, ``*.toml``, ``*.py``, ``*.md``... are never text logs,
-nor is a file where every name appears once and none is a step (a config file).
+Detection: files named ``*.yaml``, ``*.json``, ``*.toml``, ``*.py``... are never text logs, nor is a
+file where every name appears once and none is a step (a config file); a document (``*.md``, ``*.rst``)
+is one only where a console is pasted into it (:data:`_DOCUMENT_SHARE`, :data:`_DOCUMENT_BLOCK`,
+:data:`_DOCUMENT_CONSOLE`), and its refusal says what was looked for (:meth:`TextReader.why_not`).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ from gradhealth.logs.series import (
     RunLog,
     Series,
     classify,
+    gan_part,
     make_series,
     several_runs,
 )
@@ -330,6 +333,9 @@ _DOCUMENT_SHARE = 0.5
 #: ... or where this many lines one after another do (a log.md whose training lines follow a long
 #: model summary: build-nanogpt's 26 "step N | loss: ..." lines after 66 of layers, logsweep40)
 _DOCUMENT_BLOCK = 10
+#: ... or where this many lines in a row read as a console's (:func:`_console_stretch`): a few lines
+#: of one pasted into a README among its prose, fenced or not (logsweep83 dcgan_pokemon)
+_DOCUMENT_CONSOLE = 3
 
 
 #: A run's step counter out of its total: PaddleSeg's "iter: 10/1000", "step 300/5000", "[Iter 5/100]".
@@ -1458,6 +1464,32 @@ def _call_spans(line: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _line_keys(ln: str) -> list[str]:
+    """The names a line gives values to, as the sniffer reads them (none where it cannot)."""
+    try:
+        return [k for k, _ in _all_values(ln)[0] if k != _PASS_KEY and not k.startswith(_ONE)]
+    except LineTooWide:
+        return []
+
+
+def _console_stretch(lines: list[str]) -> int:
+    """The most lines in a row that read as a console's: each names a step or an epoch and a loss
+    (a GAN's ``Loss_D``/``errG`` among them), the same names as the line before, and none is a
+    Markdown table's row (a table with no step is a comparison of models, not a run): the DCGAN
+    tutorial's ``[11/200][168/262] Loss_D: 2.0430 Loss_G: 10.2914 ...`` pasted into a README."""
+    longest = run = 0
+    before: list[str] | None = None
+    for ln in lines:
+        names = [] if ln.lstrip().startswith("|") else _line_keys(ln)
+        low = [k.lower() for k in names]
+        counted = any(k in STEP_KEYS or k == "epoch" for k in low)
+        console = counted and any("loss" in k or _is_loss(k) or gan_part(n) for k, n in zip(low, names, strict=True))
+        run = run + 1 if console and (run == 0 or low == before) else (1 if console else 0)
+        before = low if console else None
+        longest = max(longest, run)
+    return longest
+
+
 def _head_lines(head: bytes) -> list[str]:
     """The head's first 200 non-empty lines; a few bytes that are not UTF-8 are tolerated (consoles
     mix encodings), binary data is not."""
@@ -1535,10 +1567,21 @@ class TextReader:
             return event                    # every name once: a config file, not a training log (a
             #                                 loss in an epoch is a pasted console's first epoch)
         if filename.lower().endswith(_DOCUMENTS) and hits < _DOCUMENT_SHARE * len(lines) \
-                and longest < _DOCUMENT_BLOCK:
+                and longest < _DOCUMENT_BLOCK and _console_stretch(lines) < _DOCUMENT_CONSOLE:
             return event
         score = 0.3 + 0.2 * min(1.0, 2.0 * hits / len(lines)) + (0.1 if known else 0.0)
         return round(max(score, event), 3)
+
+    def why_not(self, filename: str, head: bytes) -> str | None:
+        """Why a document (``.md``, ``.rst``) whose head :meth:`sniff` does not take is not read as a
+        console pasted into it: how many of its lines hold values, and that no
+        :data:`_DOCUMENT_CONSOLE` of them in a row read as a console's; None for other files."""
+        if not filename.lower().endswith(_DOCUMENTS) or not (lines := _head_lines(head)):
+            return None
+        hits = sum(1 for ln in lines if _line_keys(ln))
+        return (f"{hits} of its {len(lines)} non-blank lines hold values, and no {_DOCUMENT_CONSOLE} lines in a row "
+                "read as a console's (each naming a loss and a step or epoch, the same names on each); a document's "
+                f"console is read where it has such lines, or values on half its lines or {_DOCUMENT_BLOCK} in a row")
 
     def sniff_within(self, filename: str, window: bytes) -> float:
         """:meth:`sniff` of ``window`` (bytes from the middle of a file, from a line start) from its
