@@ -119,7 +119,8 @@ FINDINGS: dict[str, Entry] = {
         "Loss divergence",
         "The training loss rises for good after reaching its minimum (too large a learning rate, or an "
         "explosion surfacing in the loss); or, beside a training loss too short to judge that does not "
-        "fall, a validation loss never comes back to its first evaluation."),
+        "fall, a validation loss never comes back to its first evaluation; or a loss of 1e15 or more, "
+        "whatever its history (one on that scale from its first point has targets or inputs far out of scale)."),
     "loss_plateau": Entry(
         "Loss plateau",
         "The training loss stopped improving: late in a run this is convergence or a decayed learning rate; "

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gradhealth.library import check_logs
 
@@ -70,3 +72,31 @@ def test_a_frozen_loss_printed_to_four_digits_is_not_called_an_exact_repeat(tmp_
     doc = check_logs(_lightning_csv(tmp_path / "metrics.csv", "train_loss_step", steps, [1.2345] * len(steps)))
     f = _codes(doc).get("loss_plateau")
     assert f is None or not (f.evidence.model_extra or {}).get("exact_repeat")
+
+
+# --- 3: a loss enormous from its first point --------------------------------------------------------
+
+
+def test_a_loss_enormous_from_its_first_point_is_not_said_to_have_blown_up(tmp_path: Path) -> None:
+    steps = list(range(535))
+    values = [3.7672258953664918e25 * (1 - 2e-4 * s / 534) for s in steps]  # never rises: 3.767e25 -> 3.766e25
+    doc = check_logs(_lightning_csv(tmp_path / "metrics.csv", "mean_loss", steps, values))
+    f = _codes(doc)["loss_divergence"]
+    assert f.severity == "error"
+    ev = f.evidence.model_extra or {}
+    assert ev["from_start"] is True
+    assert "from the start" in f.summary and "at its first point (step 0)" in f.summary
+    assert "have blown up" not in f.explanation and "out of scale" in f.explanation
+    first = f.remedies[0]
+    assert first.id == "normalise_inputs"
+    # the typical error the remedy quotes is the square root of the squared error at the start
+    assert first.params["rms_error"] == pytest.approx(math.sqrt(float(np.median(values[:3]))), rel=1e-9)
+
+
+def test_a_loss_that_climbs_to_an_enormous_size_still_says_it_blew_up(tmp_path: Path) -> None:
+    steps = list(range(60))
+    values = [1.0 if s < 40 else 10.0 ** (s - 39) for s in steps]  # 1 -> 1e20 from step 40
+    doc = check_logs(_lightning_csv(tmp_path / "metrics.csv", "train_loss", steps, values))
+    f = _codes(doc)["loss_divergence"]
+    assert (f.evidence.model_extra or {})["from_start"] is False
+    assert "reaches 1e+20 at its largest (step 59)" in f.summary and "have blown up" in f.explanation
