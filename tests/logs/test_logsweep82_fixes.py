@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from gradhealth.library import check_logs
+from gradhealth.logs.load import read_log
+from gradhealth.logs.series import classify
 
 
 def _lightning_csv(path: Path, name: str, steps: list[int], values: list[float]) -> Path:
@@ -100,3 +102,31 @@ def test_a_loss_that_climbs_to_an_enormous_size_still_says_it_blew_up(tmp_path: 
     f = _codes(doc)["loss_divergence"]
     assert (f.evidence.model_extra or {})["from_start"] is False
     assert "reaches 1e+20 at its largest (step 59)" in f.summary and "have blown up" in f.explanation
+
+
+# --- 5: Keras' per-iteration validation loss ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["evaluation_loss_vs_iterations", "validation/evaluation_loss_vs_iterations"])
+def test_keras_evaluation_loss_vs_iterations_is_a_validation_loss(name: str) -> None:
+    assert classify(name)[0] == "val_loss"
+    assert classify(name.replace("loss", "accuracy"))[0] == "metric"
+
+
+def test_a_keras_tensorboard_folder_reads_its_iteration_validation_loss_as_one(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    train, val = SummaryWriter(str(tmp_path / "train")), SummaryWriter(str(tmp_path / "validation"))
+    for epoch in range(10):
+        train.add_scalar("epoch_loss", 0.8 / (epoch + 1), epoch)
+        val.add_scalar("epoch_loss", 0.4 / (epoch + 1), epoch)
+        val.add_scalar("evaluation_loss_vs_iterations", 0.4 / (epoch + 1), 1500 * (epoch + 1))
+        val.add_scalar("evaluation_accuracy_vs_iterations", 0.9, 1500 * (epoch + 1))
+    train.close()
+    val.close()
+    roles = {s.name: s.role for s in read_log(tmp_path).series}
+    assert roles == {"train/epoch_loss": "loss", "validation/epoch_loss": "val_loss",
+                     "validation/evaluation_loss_vs_iterations": "val_loss",
+                     "validation/evaluation_accuracy_vs_iterations": "metric"}
+    assert check_logs(tmp_path).status == "healthy"
