@@ -119,7 +119,8 @@ FINDINGS: dict[str, Entry] = {
         "Loss divergence",
         "The training loss rises for good after reaching its minimum (too large a learning rate, or an "
         "explosion surfacing in the loss); or, beside a training loss too short to judge that does not "
-        "fall, a validation loss never comes back to its first evaluation."),
+        "fall, a validation loss never comes back to its first evaluation; or a loss of 1e15 or more, "
+        "whatever its history (one on that scale from its first point has targets or inputs far out of scale)."),
     "loss_plateau": Entry(
         "Loss plateau",
         "The training loss stopped improving: late in a run this is convergence or a decayed learning rate; "
@@ -234,6 +235,13 @@ REMEDIES: dict[str, Entry] = {
                            "counter or an exception), that the trained parameters require gradients and are in "
                            "the optimizer's parameter groups, and that the learning-rate schedule has not "
                            "decayed to 0."),
+    "check_loss_graph": Entry("Make the loss depend on the batch and the weights",
+                              "A training loss that is the same number at every log, to all its printed digits, "
+                              "though each log is another batch or another state of the weights, is not computed "
+                              "from them: check that it comes from the model's output on the batch (no .item(), "
+                              ".detach() or new tensor in between: loss.requires_grad and loss.grad_fn set), and that "
+                              "backward leaves a nonzero gradient on the trained parameters (a loss clamped or "
+                              "saturated at a bound, or a constant output, passes none)."),
     "logits_loss": Entry("Give the loss logits",
                          "A cross-entropy on logits (from_logits=True, or PyTorch's CrossEntropyLoss on the raw "
                          "outputs) folds the softmax into the loss: stable, and every sample gets a gradient."),

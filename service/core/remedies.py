@@ -155,6 +155,14 @@ SNIPPETS: dict[str, str] = {
         "      \"lr:\", [g[\"lr\"] for g in optimizer.param_groups])  # each epoch: is it 0?\n"
         "# every batch: loss.backward(); optimizer.step(); optimizer.zero_grad(); then scheduler.step()"
     ),
+    "check_loss_graph": (
+        "loss = criterion(model(x), y)  # your forward and loss, on one batch\n"
+        "print(\"requires_grad:\", loss.requires_grad, \"grad_fn:\", loss.grad_fn)  # False / None: detached\n"
+        "loss.backward()\n"
+        "print({n: None if p.grad is None else float(p.grad.abs().max())\n"
+        "       for n, p in model.named_parameters()})  # None or 0.0 everywhere: no gradient reaches them\n"
+        "# and two different batches must give two different losses"
+    ),
     "check_data": (
         "for i, (x, y) in enumerate(loader):\n"
         "    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):\n"
@@ -596,6 +604,14 @@ def check_updates(why: str) -> Remedy:
     return make_remedy("check_updates", "make every step update the weights: optimizer.step() on each batch, "
                        "the trained parameters requiring gradients and in the optimizer, a learning rate "
                        f"above 0 ({why})")
+
+
+def check_loss_graph(why: str) -> Remedy:
+    """Check that the loss is computed from the model's output on each batch and that its gradient
+    reaches the weights (``why``: what showed that it does not: a loss that never changes)."""
+    return make_remedy("check_loss_graph", "make the loss depend on the batch and the weights: computed from the "
+                       "model's output on each batch (not from .item(), .detach() or a new tensor), with a nonzero "
+                       f"gradient on the trained parameters after backward ({why})")
 
 
 def check_data(at: str, step: str, why: str) -> Remedy:

@@ -267,6 +267,9 @@ _VSE_LOSS = "Le"
 _VAL_LOSS = re.compile(r"^(?:val|vali|valid|validation|eval|test|dev)[/_.]?(?:main/)?(?:loss|epoch_loss|loss_epoch|loss_step|xent|nll)$|^(?:val_loss|eval_loss)(?:_epoch)?$|"
                        r"^loss[/_.](?:val|valid|validation|eval|test|dev)$|"
                        r"^epoch_val_loss$|"
+                       # Keras' TF2 TensorBoard callback: the validation loss at the optimizer's iteration
+                       # too, written beside epoch_loss in its validation/ folder
+                       r"^(?:(?:val|valid|validation)[/_.])?evaluation_loss_vs_iterations$|"
                        # one per evaluation set: the Trainer's eval_<set>_loss (eval_dataset a dict),
                        # Lightning's val_loss/dataloader_idx_<k>
                        r"^eval_[\w.-]+_loss$|^(?:val|valid|validation|eval|test)[/_.]?loss[/_.]dataloader_idx_\d+$")

@@ -328,6 +328,20 @@ def early_baseline(values: np.ndarray, fraction: float) -> float:
     return base
 
 
+#: Significant digits a logged float32 must carry to be printed in full (7 or more; Lightning's CSV
+#: and the HF Trainer write 17): an exact repeat of such a value is no plateau's rounding
+FULL_DIGITS = 7
+
+
+def printed_digits(x: float) -> int:
+    """Significant digits of ``x`` as the log printed it (its shortest round-trip form: 0.2297 -> 4,
+    0.22974897921085358 -> 17); 0 for 0 and non-finite values."""
+    if not math.isfinite(x) or x == 0:
+        return 0
+    mantissa = repr(abs(float(x))).split("e")[0].replace(".", "").lstrip("0")
+    return len(mantissa.rstrip("0")) or 1
+
+
 def num(x: float | np.generic) -> int | float:
     """A step as the log wrote it: an int when it is whole."""
     v = float(x)

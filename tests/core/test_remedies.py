@@ -145,6 +145,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "output_activation": lambda: R.output_activation("out"),
         "positive_learning_rate": lambda: R.positive_learning_rate(-1e3, "Adam"),
         "check_updates": lambda: R.check_updates("val_loss repeats exactly"),
+        "check_loss_graph": lambda: R.check_loss_graph("train_loss repeats exactly"),
         "check_data": lambda: R.check_data("step 250", "250", "the values before it were flat"),
         "raise_kl_coefficient": lambda: R.raise_kl_coefficient("the KL to the reference blew up"),
         "zero_bias": lambda: R.zero_bias("x"),

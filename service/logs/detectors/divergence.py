@@ -56,6 +56,8 @@ def _divergence_window(n: int) -> int:
 #: A training loss this large has blown up whatever its history: float32's largest number is 3.4e38,
 #: and no mean or sum over a batch of a sound loss comes near this (ls20: a pose loss at 3e31)
 _ASTRONOMICAL_LOSS = 1e15
+#: A log whose first point is within this share of its last step (or at step 0 or 1) starts at the run's start
+_RUN_START = 0.1
 
 
 #: Words that make a series a term of the loss (:func:`loss_terms`): named a loss, or a term
@@ -115,21 +117,39 @@ def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | N
         beside = f", while {total.name} ends at {float(t_v[-1]):.3g}" if len(t_v) else ""
     crossed = (f"first {_ASTRONOMICAL_LOSS:.0e} or more at {loss.where(steps[i])} ({float(v[i]):.3g}); "
                if top != i else "")
+    points = (f"{len(big)} of its {len(v)} {'finite ' if len(v) < len(loss) else ''}points"
+              + (f" ({len(loss) - len(v)} NaN/Inf)" if len(v) < len(loss) else "")
+              + f" {'is' if len(big) == 1 else 'are'} {_ASTRONOMICAL_LOSS:.0e} or more{beside}")
+    # enormous at the run's very first point and never above divergence_factor times it: no update blew
+    # anything up; the untrained model's loss is on that scale (logsweep82 pl_pinn_frozen: a PINN's
+    # mean_loss 3.767e25 at step 0 and 3.766e25 at its end, read "the weights have blown up")
+    at_start = (i == 0 and float(steps[0]) <= max(1.0, _RUN_START * float(steps[-1]))
+                and float(np.max(np.abs(v))) <= t.divergence_factor * abs(float(v[0])))
+    if at_start:
+        summary = (f"{loss.name}{', a term of the loss,' if is_term else ''} is {float(v[0]):.3g} at its first "
+                   f"point ({loss.where(steps[0])}) and {float(v[-1]):.3g} at its last, never above "
+                   f"{t.divergence_factor:g}x its start ({points}): on an enormous scale from the start, not blown "
+                   "up during training")
+        why = ("A loss this large at the run's first point, before any update could blow the weights up, is the "
+               "untrained model's: the targets or the inputs are far out of scale (unscaled regression or physics "
+               "targets, raw sensor values: as a mean squared error its square root is the typical error), or the "
+               "loss sums what it should average. No training progress can be judged on that scale, the gradients "
+               "are as outsize as the error, and float32 overflows to Inf a few orders of magnitude further.")
+    else:
+        summary = (f"{loss.name}{', a term of the loss,' if is_term else ''} reaches {float(v[top]):.3g} at its "
+                   f"largest ({loss.where(steps[top])}), {crossed}{points}")
+        why = ("A loss this large is no training progress to judge: the weights or activations have blown up (a "
+               "learning rate far too large, exploding gradients with no clipping, or an input or target far out "
+               "of scale), and float32 overflows to Inf a few orders of magnitude further.")
     return [finding(
-        "loss_divergence", "error",
-        f"{loss.name}{', a term of the loss,' if is_term else ''} reaches {float(v[top]):.3g} at its largest "
-        f"({loss.where(steps[top])}), {crossed}"
-        f"{len(big)} of its {len(v)} {'finite ' if len(v) < len(loss) else ''}points"
-        + (f" ({len(loss) - len(v)} NaN/Inf)" if len(v) < len(loss) else "")
-        + f" {'is' if len(big) == 1 else 'are'} {_ASTRONOMICAL_LOSS:.0e} or more{beside}",
-        "A loss this large is no training progress to judge: the weights or activations have blown up (a "
-        "learning rate far too large, exploding gradients with no clipping, or an input or target far out of "
-        "scale), and float32 overflows to Inf a few orders of magnitude further.",
-        {"metric": loss.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": float(v[top]),
+        "loss_divergence", "error", summary, why,
+        {"from_start": at_start, "metric": loss.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": float(v[top]),
          "threshold": _ASTRONOMICAL_LOSS, "points": int(len(big)), "peak": float(v[top]),
          "peak_step": _num(steps[top]), "first_over": float(v[i]), "first_over_step": _num(steps[i]),
          **({"loss_term": True, "total": total.name if total is not None else None} if is_term else {})},
-        [lower_lr(run, at_step=float(steps[i]), why=f"{loss.name} blew up" if is_term else "the loss blew up"),
+        [lower_lr(run, at_step=float(steps[i]),
+                  why=("a loss this size gives gradients as outsize, until its scale is fixed" if at_start else
+                       f"{loss.name} blew up" if is_term else "the loss blew up")),
          clipping(run, t)])]
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.chance import (
@@ -37,7 +38,7 @@ from gradhealth.logs.detectors.gan import discriminator_ahead, discriminator_won
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import finite, resolution, smooth, theil_sen
+from gradhealth.logs.stats import FULL_DIGITS, finite, printed_digits, resolution, smooth, theil_sen
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -186,6 +187,21 @@ def _frozen_short(run: RunLog, t: LogThresholds) -> Finding | None:
         [])  # a rate too small or far too large freezes a loss alike: nothing says which way
 
 
+def _exact_repeat(v: np.ndarray) -> int | None:
+    """The index from which ``v`` (a training loss that never learnt) is one and the same number to
+    the end, printed in full (:data:`~gradhealth.logs.stats.FULL_DIGITS` significant digits or more),
+    over :data:`_FROZEN_EXCERPT_POINTS` points and half the series at least; else None. A loss
+    computed afresh at each log (another batch, weights after more steps) changes in its 7th digit
+    however flat its trend: the same 16 digits at every log is no plateau but a loss that depends on
+    neither (logsweep82 pl_wsds_frozen: 16.74222755432129 at all 74 logs of a per-batch loss)."""
+    if not len(v) or printed_digits(float(v[-1])) < FULL_DIGITS or not v[-1] > 0:
+        return None
+    differs = np.nonzero(v != v[-1])[0]
+    start = int(differs[-1]) + 1 if len(differs) else 0
+    repeats = len(v) - start
+    return start if repeats >= max(_FROZEN_EXCERPT_POINTS, (len(v) + 1) // 2) else None
+
+
 #: A loss ending this many times over its start blew up: no plateau to judge (see plateau)
 _BLOWN_UP = 10.0
 
@@ -318,6 +334,29 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         explanation = ("The loss stopped where a uniform guess over the classes scores: the model predicts no better "
                        "than chance (a learning rate far too small or far too large, vanishing gradients, or labels "
                        "that do not follow from the inputs).")
+    elif never and (frozen_from := _exact_repeat(v)) is not None:
+        value = float(v[-1])
+        since = (f"at every one of its {len(v)} logs ({loss.between(steps[0], steps[-1])})"
+                 if frozen_from == 0 else
+                 f"at each of its last {len(v) - frozen_from} of {len(v)} logs "
+                 f"({loss.between(steps[frozen_from], steps[-1])})")
+        began = "its first log" if frozen_from == 0 else loss.where(steps[frozen_from])
+        summary = (f"{loss.name} is exactly {value!r} {since}, identical to all {printed_digits(value)} printed "
+                   f"digits: it has not changed at all since {began} (not a slow plateau)")
+        explanation = ("A loss computed afresh at each log, on another batch or after more updates, changes in its "
+                       "last printed digits however flat its trend; one that repeats to every digit does not depend "
+                       "on the inputs or on the weights, or nothing changes the weights: a loss detached from the "
+                       "model's output (built from .item(), .detach() or a new tensor), a constant output or a loss "
+                       "clamped or saturated at a bound (exactly zero gradients), parameters with requires_grad "
+                       "False or not in the optimizer, or optimizer.step() not called. A larger learning rate "
+                       "changes none of these.")
+        return [finding(
+            "loss_plateau", "warning", summary, explanation,
+            {"metric": loss.name, "steps": [_num(steps[frozen_from]), _num(steps[-1])], "value": 0.0,
+             "threshold": t.plateau_improvement, "overall_improvement": fell, "repeats": int(len(v) - frozen_from),
+             "first": float(v[0]), "repeated_value": value, "digits": printed_digits(value), "exact_repeat": True},
+            [R.check_loss_graph(f"{loss.name} is exactly {value:.7g} at every log from {loss.where(steps[frozen_from])}"),
+             R.check_updates(f"{loss.name} repeats exactly")])] + ([stuck] if stuck else [])
     elif unmoved:
         summary = (f"{loss.name} shows no evidence of learning over {whole:.6g} steps: {_change(fell)} at the end "
                    f"than at the start, its last quarter no lower than its first ({len(v)} noisy points)")

@@ -18,7 +18,7 @@ from gradhealth.logs.detectors.layers import converged_loss, converged_note, jum
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import finite, resolution
+from gradhealth.logs.stats import FULL_DIGITS, finite, printed_digits, resolution
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -595,7 +595,7 @@ def _frozen_policy(run: RunLog, t: LogThresholds) -> Finding | None:
 #: Two evaluations of a model that moved at all differ in the 7th digit unless the change is below
 #: float32's rounding (a relative 6e-8), i.e. no change a run could use; a value printed to 4 or 5
 #: digits (Keras' 0.2297) repeats on a loss that moves less than that, a genuine plateau.
-_FULL_DIGITS = 7
+_FULL_DIGITS = FULL_DIGITS
 #: Evaluations in a row at one value, printed in full, that make a frozen model: 3 (two exact
 #: repeats of a 7-digit value by chance are ~1e-14 apart in odds, however a plateau drifts)
 _FROZEN_EVALS = 3
@@ -603,15 +603,6 @@ _FROZEN_EVALS = 3
 #: steps per period (an epoch of batches) and this many identical periods in a row
 _PERIOD_MIN = 10
 _PERIODS = 3
-
-
-def _digits(x: float) -> int:
-    """Significant digits of ``x`` as the log printed it (its shortest round-trip form: 0.2297 -> 4,
-    0.22974897921085358 -> 17); 0 for 0 and non-finite values."""
-    if not math.isfinite(x) or x == 0:
-        return 0
-    mantissa = repr(abs(float(x))).split("e")[0].replace(".", "").lstrip("0")
-    return len(mantissa.rstrip("0")) or 1
 
 
 def _longest_repeat(v: np.ndarray) -> tuple[int, int]:
@@ -623,7 +614,7 @@ def _longest_repeat(v: np.ndarray) -> tuple[int, int]:
         j = i + 1
         while j < len(v) and v[j] == v[i]:
             j += 1
-        if j - i > best[1] and _digits(float(v[i])) >= _FULL_DIGITS:
+        if j - i > best[1] and printed_digits(float(v[i])) >= _FULL_DIGITS:
             best = (i, j - i)
         i = j
     return best
@@ -651,7 +642,7 @@ def _repeating_epochs(loss: Series) -> tuple[int, int, int] | None:
         return None
     same = np.zeros(len(v), dtype=bool)
     same[period:] = v[period:] == v[:-period]
-    full = np.array([_digits(x) >= _FULL_DIGITS for x in v.tolist()])
+    full = np.array([printed_digits(x) >= _FULL_DIGITS for x in v.tolist()])
     same &= full
     best, run_start, length = (0, 0), 0, 0
     for i, ok in enumerate(same.tolist()):
@@ -694,11 +685,11 @@ def _frozen_weights(run: RunLog) -> Finding | None:
         s, steps, v, length, start = evals
         value, first, last = float(v[start]), float(steps[start]), float(steps[start + length - 1])
         parts.append(f"{s.name} is {value!r} at all {length} evaluations in a row from {s.where(first)} to "
-                     f"{s.where(last)} ({length} of its {len(v)} evaluations), identical to all {_digits(value)} "
+                     f"{s.where(last)} ({length} of its {len(v)} evaluations), identical to all {printed_digits(value)} "
                      "printed digits")
         evidence = {"metric": s.name, "steps": [_num(first), _num(last)], "value": value,
                     "threshold": _FROZEN_EVALS, "repeats": length, "evaluations": int(len(v)),
-                    "digits": _digits(value)}
+                    "digits": printed_digits(value)}
     if epochs is not None and loss is not None:
         period, i0, i1 = epochs
         ls, lv = finite(loss)
