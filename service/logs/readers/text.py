@@ -354,6 +354,8 @@ _MAX_TRIALS = 50
 
 
 _KERAS_HEADER = re.compile(r"^\s*Epoch\s+(\d+)/\d+\s*$")
+#: The first line of a Keras model summary (``Model: "sequential_1"``): a fit's set-up, its run's first line.
+_MODEL_HEADER = re.compile(rb'^\s*Model:\s*"[^"\n]*"\s*$')
 _HEAD_BYTES = 1 << 16
 
 
@@ -379,6 +381,9 @@ def _epoch_above(path: Path, limits: ReadLimits) -> float | None:
 _JUDGED_POINTS: int = LogThresholds.model_fields["min_points"].default
 #: Earlier runs read, at most, looking for one long enough to judge: each is a pass over the file.
 _MAX_FALLBACKS = 8
+#: Names an ``overwritten_values`` warning names (of at most :data:`_MAX_NAMED` kept).
+_SHOWN_NAMES = 5
+_MAX_NAMED = 100
 #: A line that may hold a NaN or Inf value (``nan``, ``NaN``, ``inf``, ``-Infinity``, ``nanxxx``).
 _NONFINITE_BYTES = re.compile(rb"nan|inf", re.IGNORECASE)
 #: What training computes: a NaN/Inf in one of these (not in an accuracy or a speed) is a failure.
@@ -472,7 +477,55 @@ def _as_float(value: str) -> float:
         return 0.0
 
 
-def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None, int]:
+#: A line that opens a YAML mapping: it ends in a name and a colon (``TRAIN:``, a logging record's
+#: ``... - Train config: DATA:``).
+_YAML_OPENER = re.compile(rb"(?:^|\s)[A-Za-z_][\w.-]*:[ \t]*\r?\n?$")
+#: A line of a YAML mapping (``  lr: 0.01``, ``MODEL:``) or of a list in one (``  - 0.5``): its name, its value.
+_YAML_LINE = re.compile(rb"^[ \t]*(?:(?P<key>[A-Za-z_][\w.-]*):(?:[ \t]+(?P<val>[^\r\n]*?))?|-[ \t][^\r\n]*)[ \t]*\r?\n?$")
+_YAML_NUMBER = re.compile(rb"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+#: The fewest lines of a config dump.
+_MIN_CONFIG_LINES = 3
+
+
+class _ConfigBlocks:
+    """The config dumps of a console (a YAML config printed at start-up, again by each script appended to
+    the same log: ``Train config: DATA:``, then ``  height: 416``, ``TRAIN:``, ``  lr: 0.01``...): a line
+    that opens a mapping, then at least :data:`_MIN_CONFIG_LINES` lines of it, one of them a setting that
+    is no number (``optimizer: SGD``, ``device: cuda:0``), none a loss or a position (``epoch: 3``: the
+    metrics of an epoch printed one per line are no config). Their values are no series."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, int]] = []  # (first line, last line) of each dump
+        self._open = False    # the line before opens a mapping
+        self._lines: list[int] = []
+        self._worded = self._measured = False  # a setting that is no number; a loss or a position
+
+    def line(self, lineno: int, raw: bytes) -> None:
+        m = _YAML_LINE.match(raw) if (self._open or self._lines) else None
+        if m is None:
+            self._end()
+            self._open = b":" in raw and _YAML_OPENER.search(raw) is not None
+            return
+        self._lines.append(lineno)
+        val = (m["val"] or b"").strip()
+        if m["key"] is not None and val and _YAML_NUMBER.fullmatch(val) is None:
+            self._worded = True
+        if not self._measured and any(k.lower() in _POSITION_KEYS or _is_loss(k)
+                                      for k, _ in pairs(raw.decode("utf-8", "replace"))):
+            self._measured = True
+
+    def _end(self) -> None:
+        if len(self._lines) >= _MIN_CONFIG_LINES and self._worded and not self._measured:
+            self.blocks.append((self._lines[0], self._lines[-1]))
+        self._lines, self._worded, self._measured = [], False, False
+
+    def done(self) -> list[tuple[int, int]]:
+        self._end()
+        return self.blocks
+
+
+def _run_starts(path: Path, limits: ReadLimits,
+                config: _ConfigBlocks | None = None) -> tuple[list[int], str | None, int]:
     """(the lines the runs start at, how trials were told apart) of a console that several runs
     were appended to: a run counts its steps out of one total (``iter: 10/1000``), or its epochs
     where no step is counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter:
@@ -488,14 +541,18 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None, 
     start); a console that counts nothing has trials where :class:`_Restarts` finds them. ([1],
     None, 0) for one run; the second item is None where the runs are not trials; the third, how
     many runs came before the first start (only past the places :class:`_Restarts` keeps: the
-    first start is then not line 1)."""
-    # [total, first line, counted lines, lines with a loss, the last epoch counted, started again]
+    first start is then not line 1). ``config`` is given every line (the console's config dumps)."""
+    # [total, first line, counted lines, lines with a loss, the last epoch counted, started again,
+    # the first epoch counted]
     segments: list[list[int]] = []
+    header: int | None = None  # a Keras model summary's first line since the last counted or loss line
     restarts = _Restarts()
     with open_log(path, limits) as f:
         for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE), b""), 1):
             if ticks.armed:
                 tick()
+            if config is not None:
+                config.line(lineno, raw)
             m = epoch = None
             if b"/" in raw:
                 text = raw.decode("utf-8", "replace")
@@ -510,14 +567,27 @@ def _run_starts(path: Path, limits: ReadLimits) -> tuple[list[int], str | None, 
                     segments[-1][3] += 1
                 if not segments:
                     restarts.line(lineno, raw, loss)
+                if loss:
+                    header = None  # (a model summary above a loss line heads nothing)
+                elif raw.lstrip().startswith(b"Model:") and _MODEL_HEADER.match(raw):
+                    header = lineno
                 continue
             n = int(m[2])  # (at most _MAX_COUNT_DIGITS digits: above)
             i = int(m[1]) if epoch is not None else -1
-            # (the same total counted again from its first epoch; a new total is a run of its own kind)
-            again = (epoch is not None and segments[-1][0] == n and i <= 1 < segments[-1][4]) if segments else False
+            # the epoch counter back at its first epoch after the stretch before counted its own epochs
+            # on: a run of its own whatever its total (Keras' fits of 100, then 500, then 100 epochs);
+            # the same total counted again from its first epoch is one too, even where the stretch before
+            # was cut short (an epoch of another total within it, counted from 1, is no run's start)
+            again = (epoch is not None and i <= 1 < segments[-1][4]
+                     and (segments[-1][0] == n or segments[-1][6] < segments[-1][4])) if segments else False
             if not segments or segments[-1][0] != n or again:
-                # (a restart after the run before reached its last epoch: 2; cut short: 1)
-                segments.append([n, lineno, 0, 0, -1, (2 if segments[-1][4] >= n else 1) if again else 0])
+                # (a restart after the run before reached its last epoch: 2, a trial, where it counts to
+                # the same total or a model summary of its own comes before it (another model's fit, not
+                # a fine-tune of the one before); else 1); a run starts at its model summary, if any
+                whole = again and segments[-1][4] >= segments[-1][0] and (segments[-1][0] == n or header is not None)
+                segments.append([n, lineno if header is None else header, 0, 0, -1,
+                                 (2 if whole else 1) if again else 0, i])
+            header = None
             segments[-1][2] += 1
             segments[-1][3] += "loss" in text.lower()
             segments[-1][4] = max(segments[-1][4], i)
@@ -1593,16 +1663,19 @@ class TextReader:
         return 0.0
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
-        starts, trials, earlier = _run_starts(path, limits)
+        config = _ConfigBlocks()
+        starts, trials, earlier = _run_starts(path, limits, config)
+        skip = config.done()
         if trials is not None:
-            judged = self._trials(path, limits, starts, trials, earlier)
+            judged = self._trials(path, limits, starts, trials, earlier, skip)
             if judged is not None:
                 return judged
         if len(starts) + earlier == 1:
-            return self._segment(path, limits, starts[-1], None, [])
-        return self._last_run(path, limits, starts, earlier)
+            return self._segment(path, limits, starts[-1], None, [], skip)
+        return self._last_run(path, limits, starts, earlier, skip)
 
-    def _last_run(self, path: Path, limits: ReadLimits, starts: list[int], earlier: int) -> RunLog:
+    def _last_run(self, path: Path, limits: ReadLimits, starts: list[int], earlier: int,
+                  skip: list[tuple[int, int]]) -> RunLog:
         """One run of a console of runs that are not complete trials (a run cut short and started
         again, resumed, restarted): the last one, or, where it is too short to judge (fewer points
         of its loss or gradient norm than ``insufficient_data``'s bar: an aborted start), the last
@@ -1612,7 +1685,7 @@ class TextReader:
         name, total = path.name, len(starts) + earlier
         ends: list[int | None] = [*starts[1:], None]
         chosen = len(starts) - 1
-        log = self._segment(path, limits, starts[chosen], None, [])
+        log = self._segment(path, limits, starts[chosen], None, [], skip)
         short = _judged_points(log)
         why = ""
         # (a run that counted to its own total is whole however short: a 5-epoch fine-tune after a
@@ -1626,7 +1699,7 @@ class TextReader:
                 if tried > _MAX_FALLBACKS:
                     break  # (each try reads the file again)
                 try:
-                    candidate = self._segment(path, limits, starts[k], ends[k], [])
+                    candidate = self._segment(path, limits, starts[k], ends[k], [], skip)
                 except LineTooWide:
                     raise
                 except LogError:
@@ -1650,7 +1723,7 @@ class TextReader:
         return log
 
     def _trials(self, path: Path, limits: ReadLimits, starts: list[int], how: str,
-                earlier: int = 0) -> RunLog | None:
+                earlier: int = 0, skip: list[tuple[int, int]] | None = None) -> RunLog | None:
         """A console of complete trials appended one after another (a search: each counts its epochs
         to the end, then the next starts at epoch 1; or each follows a header line), each read and
         judged on its own as a folder's runs are: series ``run<k>/<name>``. ``how``: how they were
@@ -1662,7 +1735,7 @@ class TextReader:
         for k in range(skipped, len(starts)):
             try:
                 logs.append((f"run{earlier + k + 1}", starts[k],
-                             self._segment(path, limits, starts[k], ends[k], [])))
+                             self._segment(path, limits, starts[k], ends[k], [], skip or [])))
             except LineTooWide:
                 raise
             except LogError:
@@ -1683,13 +1756,14 @@ class TextReader:
         return merged
 
     def _segment(self, path: Path, limits: ReadLimits, start: int, stop: int | None,
-                 warnings: list[LogWarning]) -> RunLog:
-        """The run of lines ``start`` to ``stop`` (excluded; None: the end) of the console at ``path``."""
-        run = self._segment_read(path, limits, start, stop, warnings)
+                 warnings: list[LogWarning], skip: list[tuple[int, int]] | None = None) -> RunLog:
+        """The run of lines ``start`` to ``stop`` (excluded; None: the end) of the console at ``path``,
+        less the lines of ``skip``'s (first, last) stretches (its config dumps: :class:`_ConfigBlocks`)."""
+        run = self._segment_read(path, limits, start, stop, warnings, skip or [])
         return replace(run, series=_eval_roles(run.series))
 
     def _segment_read(self, path: Path, limits: ReadLimits, start: int, stop: int | None,
-                      warnings: list[LogWarning]) -> RunLog:
+                      warnings: list[LogWarning], skip: list[tuple[int, int]]) -> RunLog:
         name = path.name
         points = Points(name, limits)
         last_step: float | None = None
@@ -1726,6 +1800,9 @@ class TextReader:
         epoch_top: float | None = None    # the furthest epoch a line placed by epoch reached
         rewritten: tuple[int, float, float] | None = None  # (line, from, to): the epoch went back onto values
         back_to_start = 0  # times the epoch went back to (or below) the first one after advancing
+        placed_epoch: float | None = None  # the epoch of the line before placed by its epoch
+        stretch_top = longest = -math.inf  # the furthest epoch since the last return; the longest stretch
+        replaced: dict[str, None] = {}  # the names whose values at an epoch a later pass replaced, in order
         first_epoch: float | None = None
         within_top: float | None = None  # the furthest fractional epoch a line placed itself at
         # where each NaN/Inf kept by epoch was logged ((name, epoch) -> line), and the first one a
@@ -1747,6 +1824,7 @@ class TextReader:
         # (epoch, step, the counter's name) of each line naming both (``ep: 0, batch: 160``), for
         # findings to say where as the log does
         worded: list[tuple[float, float, str]] | None = []
+        skip_at = 0  # the first of skip's stretches not behind the line read
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -1764,6 +1842,11 @@ class TextReader:
                     continue  # an earlier run appended before the last
                 if stop is not None and lineno >= stop:
                     break  # the next run
+                if skip_at < len(skip) and skip[skip_at][0] <= lineno:
+                    while skip_at < len(skip) and skip[skip_at][1] < lineno:
+                        skip_at += 1
+                    if skip_at < len(skip) and skip[skip_at][0] <= lineno:
+                        continue  # a config dump's line: settings, no series
                 if lineno == 1:
                     text = text.lstrip("\ufeff")
                 stripped = text.rstrip("\r\n")
@@ -1961,16 +2044,24 @@ class TextReader:
                         if last_step is None and epoch is not None:
                             if first_epoch is None:
                                 first_epoch = epoch
-                            elif epoch_top is not None and epoch < epoch_top and epoch <= first_epoch < epoch_top:
+                            elif (epoch_top is not None and epoch < epoch_top and epoch <= first_epoch < epoch_top
+                                  and placed_epoch is not None and epoch < placed_epoch):
+                                # (counted where the epoch goes back, not on every line after it)
                                 back_to_start += 1
+                                longest = max(longest, stretch_top - first_epoch + 1)
+                                stretch_top = epoch
+                            placed_epoch = epoch
+                            stretch_top = max(stretch_top, epoch)
                             for k, value in values:
                                 if k.lower() != "epoch":
                                     at_epoch = by_epoch.setdefault(k, {})
-                                    if (rewritten is None and epoch_top is not None and epoch < epoch_top
-                                            and epoch in at_epoch):
+                                    if epoch_top is not None and epoch < epoch_top and epoch in at_epoch:
                                         # the epoch went back (a run resumed from a checkpoint): this
                                         # value replaces one an earlier pass logged at the same epoch
-                                        rewritten = (lineno, epoch_top, epoch)
+                                        if rewritten is None:
+                                            rewritten = (lineno, epoch_top, epoch)
+                                        if len(replaced) < _MAX_NAMED:
+                                            replaced.setdefault(k)
                                     nan_line = nonfinite_at.pop((k, epoch), None)
                                     if nan_line is not None and hidden is None and math.isfinite(value):
                                         hidden = (nan_line, k, at_epoch[epoch], epoch)
@@ -2068,14 +2159,21 @@ class TextReader:
                     hidden = None  # the NaN/Inf is a point of its own
             if rewritten is not None and spread is None:
                 at, was, now = rewritten
+                longest = max(longest, stretch_top - (first_epoch or 0.0) + 1)
                 why = ("resumed from a checkpoint?" if back_to_start < 2 else
-                       # many returns to the start are runs appended (each too short to be judged
-                       # on its own), never one resumed run
+                       # many returns to the start are runs appended, never one resumed run (too
+                       # short to judge each on its own only where none counted that many epochs)
                        f"it goes back to its first epoch {back_to_start} times: {back_to_start + 1} runs "
-                       "appended one after another, too short to judge each on its own?")
+                       "appended one after another, " + (
+                           "too short to judge each on its own?" if longest < _JUDGED_POINTS
+                           else "not told apart by their counters?"))
+                # (the names whose values were replaced: a config print's, or the losses)
+                replaced_names = list(replaced)
+                shown = ", ".join(replaced_names[:_SHOWN_NAMES]) + (
+                    f" and {len(replaced_names) - _SHOWN_NAMES} more" if len(replaced_names) > _SHOWN_NAMES else "")
                 warnings.append(LogWarning(
                     "overwritten_values", f"{name} line {at}: the epoch goes back from {was:g} to {now:g} "
-                    f"within one run ({why}); the values logged at epochs {now:g} to "
+                    f"within one run ({why}); the values of {shown} logged at epochs {now:g} to "
                     f"{was:g} before it are replaced by the later ones", where=f"line {at}"))
             if hidden is not None and (spread is None or whole):
                 bad_line, bad_name, bad, bad_epoch = hidden
