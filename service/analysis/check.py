@@ -25,6 +25,7 @@ from gradhealth.analysis.findings import Detection, fc_stretches
 from gradhealth.analysis.plan import Limits, Plan, make_plan
 from gradhealth.analysis.remedies import Context, clipping
 from gradhealth.analysis.rules import (
+    NOTE_REASONS,
     ArchitectureRule,
     curvature,
     curvature_decides,
@@ -184,13 +185,23 @@ def note_words(finding: Finding) -> str:
     evidence metric (``large_updates 0.19 of the weights per step``); the code alone where its
     evidence has no number."""
     value, metric = finding.evidence.value, finding.evidence.metric
+    extra = finding.evidence.model_extra or {}
+    if isinstance(extra.get("summary_note"), str):
+        # what the finding concludes, where its metric's figure alone would mislead: a share the
+        # judging discounted to 1/2 read "dead_units 0.5 of the units dead" beside a finding saying
+        # "not judged dead" (onnxsweep22 churn_keras)
+        return f"{finding.code} {extra['summary_note']}"
     if value is None or not math.isfinite(value) or not metric:
         return finding.code
     shown = NOTE_FIGURES.get(metric, metric + " {v}").format(v=f"{value:.2g}")
     # why a figure past its warning bar is only a note (modsweep39: "growth 2.1e+02x" beside
-    # "healthy" with the reason in the evidence alone)
-    if (finding.evidence.model_extra or {}).get("absorbed_by_normalisation"):
-        shown += ", absorbed by normalisation"
+    # "healthy" with the reason in the evidence alone), the finding's own reason: "absorbed by
+    # normalisation" was said of every note, nets without a norm too (onnxsweep22 tictactoe_mla)
+    reason = extra.get("note_reason")
+    if isinstance(reason, str) and reason in NOTE_REASONS:
+        shown += ", " + NOTE_REASONS[reason]
+    elif reason is None and extra.get("absorbed_by_normalisation"):
+        shown += ", " + NOTE_REASONS["normalisation"]
     return f"{finding.code} {shown}"
 
 

@@ -259,13 +259,25 @@ class ArchitectureRule(ABC):
 #: exploding_gradient's metric: the larger of the backward gradient ratio and the forward growth.
 EXPLODING_METRIC = "max(output_grad_ratio_first_to_last, activation_growth)"
 
+#: Why an exploding_gradient past its bar is only a note (its evidence's ``note_reason``), and how
+#: the healthy summary's "(note: ...)" says it: growth of a normalised layer's gradient, which its
+#: scale invariance absorbs (``absorbed_by_normalisation`` true for this reason alone); a backward
+#: growth an adaptive optimizer's per-weight steps make no matter; growth that the trained weights'
+#: structure gives, not their scale (``learned_structure``).
+NOTE_REASONS: dict[str, str] = {
+    "normalisation": "absorbed by normalisation",
+    "adaptive_optimizer": "the backward alone, evened out by the optimizer's per-weight steps",
+    "learned_structure": "structure the weights learned, not their scale",
+}
+
 
 def _through_depth(
     code: str, severity: str, value: float, result: SimulationResult, t: Thresholds,
-    left_out: list[int] | None = None,
+    left_out: list[int] | None = None, note_reason: str | None = None,
 ) -> Detection:
     """The through-depth finding on ``result``; ``left_out``: the born-dead seeds ``result`` was
-    taken without (:func:`live_seeds`), said in the evidence."""
+    taken without (:func:`live_seeds`), said in the evidence; ``note_reason``: why an
+    exploding_gradient past its bar is only a note (:data:`NOTE_REASONS`)."""
     ratio, units = depth_ratio(result)
     silenced = silenced_by_design(result) if code == "vanishing_gradient" and value == 0 and math.isnan(ratio) else []
     if silenced:  # no ratio at all: no layer of the trunk gets a gradient, behind a designed zero layer
@@ -392,7 +404,13 @@ def _through_depth(
                 "(He et al. 2016's plain-56). Skip connections keep the growth from compounding."
             )
         if severity == "info":
-            evidence["absorbed_by_normalisation"] = True
+            # the reason the growth is only a note, whatever it is; absorbed_by_normalisation only where
+            # that is normalisation (onnxsweep22 tictactoe_mla, kerassweep24 sm_boston_conv_lstm_seq: Swish
+            # MLPs and a conv/LSTM regressor without any norm read "absorbed by normalisation" where
+            # the finding said "structure the weights learned")
+            evidence["note_reason"] = note_reason
+            evidence["absorbed_by_normalisation"] = note_reason == "normalisation"
+        if severity == "info" and note_reason == "normalisation":
             explanation = (
                 "The gain comes from the normalisation itself (batch statistics add about 1.21x "
                 "per plain BN-ReLU layer at init; residual branches at full scale add up), and every "
@@ -1034,27 +1052,37 @@ class ExplodingGradient(ArchitectureRule):
         ]
         return max(values) if values else math.nan
 
-    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
-        result, _ = live_seeds(result)
+    @staticmethod
+    def note_reason(value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        """Why growth of ``value`` on ``result`` (its live seeds) is a note, not a warning (a key of
+        :data:`NOTE_REASONS`); None where it is not a note."""
         severity = t.exploding(value)
         if severity == "warning" and depth_ratio(result)[0] == value and absorbed_by_normalisation(result, t):
-            return "info"  # scale-invariant layers absorb it (findings.absorbed_by_normalisation)
+            return "normalisation"  # scale-invariant layers absorb it (findings.absorbed_by_normalisation)
         if severity == "warning" and _backward_only_under_adaptive(result, value) is not None:
-            return "info"
+            return "adaptive_optimizer"
         if severity is not None and learned_forward_growth(result, t) is not None:
-            return "info"  # the forward alone, past what the weights' scale gives: learned, not an init
-        steep = steep_stretch(result) if severity is None else None
-        if steep is not None:
+            return "learned_structure"  # the forward alone, past what the weights' scale gives: not an init
+        if severity is None and steep_stretch(result) is not None:
             # a shallow net under the through-depth bar whose every layer multiplies the gradient
             # as no init does: the depth, not the init, keeps the total small. Where the weights'
             # scale does not give that gain (at or below the critical one), it is learned structure,
             # a trained checkpoint's: a note stating it, not an init to fix (onnxsweep14 h06)
-            return "info" if learned_stretch(result, t) is not None else "warning"
+            return "learned_structure" if learned_stretch(result, t) is not None else None
         if severity is None and logit_scale(result) is not None:
             # a shallow net whose weights are all too large: the first/last ratio leaves the
             # readout out, but its logits saturate the loss's softmax or sigmoid (onnxsweep11 b10);
             # a note where the weights' scale would not make them that large (a trained classifier's)
-            return "info" if learned_logits(result) is not None else "warning"
+            return "learned_structure" if learned_logits(result) is not None else None
+        return None
+
+    def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        result, _ = live_seeds(result)
+        if self.note_reason(value, result, t) is not None:
+            return "info"
+        severity = t.exploding(value)
+        if severity is None and (steep_stretch(result) is not None or logit_scale(result) is not None):
+            return "warning"  # (the gain or the logits' size not learned: note_reason)
         blowup = signal_blowup(result, t.exploding_warning) if severity is None else None
         if blowup is not None:
             # a shallow chain whose every (or most) layer's weights are several times too large for
@@ -1080,15 +1108,24 @@ class ExplodingGradient(ArchitectureRule):
         self, severity: str, value: float, result: SimulationResult, t: Thresholds
     ) -> Detection:
         result, dead = live_seeds(result)
-        det = _through_depth(self.code, severity, value, result, t, dead)
-        even = _backward_only_under_adaptive(result, value) if severity == "info" else None
+        reason = self.note_reason(value, result, t) if severity == "info" else None
+        det = _through_depth(self.code, severity, value, result, t, dead, reason)
+        even = _backward_only_under_adaptive(result, value) if reason == "adaptive_optimizer" else None
         if even is not None:
             opt, first, typical, growth = even
+            det.explanation = (
+                f"The gradient grows {fmt(value)}x backwards through depth while the forward stays steady (the "
+                f"activations {fmt(growth)}x from the first layer to the last), so the growth is the backward's own "
+                "(a batch norm's, or gradients summed over many skip paths), not weights too large for the "
+                f"signal. Under {opt} each weight's gradient is divided by its own running size, so a larger gradient "
+                f"at the first layers does not make their steps larger: the first layer's first step moves "
+                f"{fmt(first)} of its weights, the layers' median {fmt(typical)}. Under plain SGD the step is the "
+                "gradient, and this growth would be a warning.")
             det.summary += (f"; a note under {opt}: the forward is steady (activations {fmt(growth)}x from the first "
                             f"layer to the last) and {opt} steps every layer by about its rate per weight, the first "
                             f"layer's first step {fmt(first)} of its weights against the layers' median {fmt(typical)}")
             det.evidence.update(optimizer=opt, first_layer_update_ratio=first, median_update_ratio=typical)
-        learned_forward = learned_forward_growth(result, t) if severity == "info" else None
+        learned_forward = learned_forward_growth(result, t) if reason == "learned_structure" else None
         if learned_forward is not None:
             predicted, backward, largest = learned_forward
             det.evidence.update(learned_structure=True, weight_scale_growth=predicted,
@@ -1466,7 +1503,7 @@ class _ThroughTime(ArchitectureRule):
         series = next(ts for ts in result.time_series if (ts.layer, ts.sublayer) == (layer, sub))
         # where the loss reads more steps than the last, dL/dh_t is not what the recurrence carries
         apart = carried_apart(series)
-        what = "the gradient carried back through the recurrence" if apart else "dL/dh_t"
+        what = "the gradient carried back through its own recurrence" if apart else "dL/dh_t"
         evidence["measured"] = "carried" if apart else "dL/dh_t"
         summary = (
             f"{layer}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
@@ -1484,8 +1521,21 @@ class _ThroughTime(ArchitectureRule):
             reader = (f"the layer{'s' if above > 1 else ''} above pass{'' if above > 1 else 'es'} the loss's "
                       f"gradient down to it only from step {first} on, as far back as their own recurrence carries "
                       "it" if above else f"the loss reads it only from step {first} on")
-            summary += (f"; {reader}, so steps 0-{first - 1} learn through "
-                        f"its recurrence alone: dL/dh_0 is {fmt(reached)} of the best-read step's")
+            # two figures, each what it is (onnxsweep22 weather_lstm: "shrinks 1.48e+46x ... dL/dh_0 is
+            # 6.86e-07 of the best-read step's" unexplained, 40 decades apart): the headline is this
+            # layer's own recurrence carrying the last step's gradient back; dL/dh_0 is the whole
+            # gradient step 0 gets, which under a stacked layer holds what that layer's recurrence
+            # carries down too (torch autograd on the same 2-layer LSTM: 0.52 a step against 0.92)
+            if above:
+                summary += (f"; {reader}, so steps 0-{first - 1} get no gradient of their own: dL/dh_0, the whole "
+                            f"gradient step 0 gets (what this layer's recurrence carries back and what the "
+                            f"layer{'s' if above > 1 else ''} above carr{'y' if above > 1 else 'ies'} down), is "
+                            f"{fmt(reached)} of the best-read step's"
+                            + (f", where this layer's own recurrence alone carries {fmt(ratio)} of the last "
+                               "step's back to step 0 (the figure judged)" if ratio > 0 else ""))
+            else:
+                summary += (f"; {reader}, so steps 0-{first - 1} learn through "
+                            f"its recurrence alone: dL/dh_0 is {fmt(reached)} of the best-read step's")
         joined = bidirectional_reach(result).get((layer, sub)) if vanishing else None
         if joined is not None:
             # both directions read at their ends: the worst-reached input, through the nearer one
@@ -1514,6 +1564,12 @@ class _ThroughTime(ArchitectureRule):
                     evidence["memory_horizon_steps"] = horizon
                 summary += (f"; {fmt(per_step)} per step over steps {last} back to {first}, before it "
                             "underflowed")
+        if vanishing and apart and joined is None and ratio > 0:
+            # the healthy summary's note says which gradient its figure is, and the whole one step 0
+            # gets beside it: "first/last step gradient 6.8e-47" read as dL/dh_0 (onnxsweep22 weather_lstm)
+            evidence["summary_note"] = (
+                f"{ratio:.2g} of the last step's gradient carried back to step 0 by its own recurrence"
+                + (f", dL/dh_0 {unread[1]:.2g} of the best-read step's" if unread is not None else ""))
         if not vanishing and not t.exploding(ratio) and _expanding(result, layer, ratio, steps):
             evidence |= {"per_step_threshold": EXPANDING_STEP_GAIN, "expanding": True}
             summary += (f", a per-step gain no initialisation gives (orthogonal recurrent weights keep it at 1 or "
@@ -1532,9 +1588,26 @@ class _ThroughTime(ArchitectureRule):
         if apart and unread is not None:
             explanation += (
                 f" The loss reads this layer at more steps than its last, but not before step {unread[0]}: "
-                f"those {unread[0]} steps get no gradient of their own, only what the recurrence carries "
-                "back to them, so the inputs there barely train the layer."
+                f"those {unread[0]} steps get no gradient of their own, only what the "
+                + ("recurrences carry back to them (this layer's own, and the layers' above through their "
+                   "inputs)" if evidence.get("read_from") == "layers above" else "recurrence carries back to them")
+                + ", so the inputs there barely train the layer."
             )
+            if evidence.get("read_from") == "layers above" and value > 0:
+                own = per_step ** unread[0] if math.isfinite(per_step) else math.nan
+                explanation += (
+                    f" Two figures say how much: {fmt(value)} (the finding's value, {fmt(per_step)} a step) is what "
+                    "this layer's own recurrence carries of its last step's gradient back to step 0, its memory; "
+                    f"{fmt(unread[1])} (unread_grad_ratio) is dL/dh_0, the whole gradient step 0 gets, over the "
+                    "best-read step's. The layer above reads this one at every step and passes down, at each, "
+                    "what its own recurrence has carried back so far, so dL/dh_0 holds that too"
+                    + (f": here {fmt(unread[1] / own)} times what this layer's recurrence carries over the "
+                       f"{unread[0]} unread steps ({fmt(own)}), so the gradient reaching step 0 is nearly all "
+                       "the layer above's. dL/dh_0 is what trains the inputs at step 0; the finding's value is "
+                       "how far this layer alone carries a dependency."
+                       if own > 0 and unread[1] > 10 * own else
+                       ". dL/dh_0 is what trains the inputs at step 0; the finding's value is how far this layer "
+                       "alone carries a dependency."))
         elif apart:
             explanation += (
                 " The loss reads this layer at every step (a pooled or per-step output, or a layer "
@@ -2180,6 +2253,12 @@ class DeadUnits(_Fraction):
             "judged_fractions": {x[0].name: x[3] for x in found if x[3] is not None},
             "batch_size": batch, "seeds": result.seeds,
         }
+        figure = pooled if pooled is not None else per_batch
+        if figure == figure:
+            # the healthy summary quotes what this note concludes, not the judged share: "dead_units 0.5
+            # of the units dead" beside "62% for all 48 samples ... not judged dead" (onnxsweep22 churn_keras)
+            off = f"for all {samples} samples" if pooled is not None else f"for a batch of {batch}"
+            evidence["summary_note"] = f"{figure:.0%} of a layer's units off {off}, not judged dead ({short})"
         if any(x[3] == 0.5 for x in found):
             # what "judged" did to the share (peersweep12 u13: fractions 0.8 beside judged 0.5, unexplained)
             evidence["judged_fraction_rule"] = (

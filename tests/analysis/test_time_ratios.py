@@ -79,7 +79,7 @@ def test_a_recurrence_read_at_every_step_is_judged_by_what_it_carries() -> None:
     [f] = [f for f in doc.findings if f.code == "vanishing_through_time"]
     extra = f.evidence.model_dump()
     assert extra["per_step_factor"] == pytest.approx(0.5, rel=1e-6) and extra["measured"] == "carried"
-    assert "carried back through the recurrence" in f.summary
+    assert "carried back through its own recurrence" in f.summary
     # the dL/dh_t the document charts is still the loss's own: it does not fall 0.5 per step
     by_t = [s.output_grad_norm for s in doc.time_steps if s.layer == "rec"]
     assert by_t[0] / by_t[-2] > 0.5  # a geometric sum of the readout's per-step gradients
