@@ -2208,7 +2208,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
             raise ModelError(f"input_range {problem}")
         input_range = (float(input_range[0]), float(input_range[1]))
     imported = import_onnx(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits,
-                           output=output, input_range=input_range)
+                           output=output, input_range=input_range, file_name=name, weights=weights)
     if batch_size is None and _one_sample_norms(imported):
         # The file fixes its batch at 1 (an export example's) and a batch norm, simulated with batch
         # statistics as in training, has one value per channel to normalise: refused until the user

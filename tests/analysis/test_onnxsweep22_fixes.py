@@ -5,11 +5,19 @@ with the axis its classes lie on (onnxsweep22 problem 1)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
 import torch
+from onnx import TensorProto, external_data_helper, helper, numpy_helper
 from torch import nn
 
 from gradhealth.analysis.graph import GraphRun, _loss, output_class_axis
+from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.importers.onnx import import_onnx
+from gradhealth.analysis.importers.onnx_static import read_header
 from gradhealth.analysis.module_check import check_onnx
 from tests.analysis.onnx_models import export
 
@@ -85,3 +93,63 @@ def test_cross_entropy_on_a_convolution_map_takes_its_classes_on_the_channels() 
     got, _ = _loss(run, out, seed=0)
     target = torch.randint(3, (2, 4, 5), generator=torch.Generator().manual_seed(20_000))
     assert torch.allclose(got, nn.functional.cross_entropy(out, target))
+
+
+# --- refusals in the user's terms (onnxsweep22 problems 4 and 5, disagreement 2) ---------------
+
+def _matmul_model(producer: str, extra: list | None = None, inits: list | None = None) -> onnx.ModelProto:
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "W")
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm"), *(extra or [])]
+    out = nodes[-1].output[0]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], [w, *(inits or [])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.producer_name = producer
+    return model
+
+
+def test_a_tf2onnx_loop_refusal_gives_keras_advice_and_a_torch_one_torch_advice() -> None:
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Relu", ["v_in"], ["v_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None)])
+    loop = [helper.make_node("Constant", [], ["n"], value=numpy_helper.from_array(np.array(3, np.int64))),
+            helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(True))),
+            helper.make_node("Loop", ["n", "c", "y"], ["z"], name="gru/while_loop", body=body)]
+    for producer, said, unsaid in (("tf2onnx", "unroll=True", "torch.jit.script"),
+                                   ("pytorch", "torch.jit.script", "unroll=True")):
+        with pytest.raises(ModelError) as err:
+            read_header(_matmul_model(producer, loop).SerializeToString())
+        assert "gru/while_loop (Loop)" in str(err.value) and said in str(err.value)
+        assert unsaid not in str(err.value)
+
+
+def test_an_external_data_refusal_names_the_users_file_and_where_it_points(tmp_path: Path) -> None:
+    from gradhealth import check_onnx as check_path
+
+    model = _matmul_model("pytorch")
+    onnx.save(model, tmp_path / "kws.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+              location="kws.onnx.data", size_threshold=0)
+    (tmp_path / "kws.onnx.data").unlink()
+    with pytest.raises(ModelError) as err:
+        check_path(tmp_path / "kws.onnx")
+    text = str(err.value)
+    assert "'kws.onnx.data'" in text and "gradhealth check kws.onnx --external-data" in text
+    assert "onnx.load('kws.onnx')" in text and "model.onnx" not in text
+
+
+def test_reinitialise_with_missing_external_data_names_the_buffers_it_still_needs() -> None:
+    # W is a MatMul's weight, which reinitialise redraws; the mask is multiplied in as stored
+    mask = numpy_helper.from_array(np.tril(np.ones((2, 4), np.float32)), "mask")
+    model = _matmul_model("pytorch", [helper.make_node("Mul", ["y", "mask"], ["z"], name="masked")], [mask])
+    external_data_helper.convert_model_to_external_data(model, location="net.onnx.data", size_threshold=0)
+    with pytest.raises(ModelError) as err:
+        read_header(model.SerializeToString(), weights="reinitialise")
+    text = str(err.value)
+    assert "reinitialise" in text and "1 of these are no layer's parameter" in text and ": mask" in text
+    with pytest.raises(ModelError) as plain:
+        read_header(model.SerializeToString())
+    assert "reinitialise" not in str(plain.value)
