@@ -2022,6 +2022,33 @@ class GraphRun:
     #: over: a sigmoid over several units under cross_entropy (nn.CrossEntropyLoss on sigmoid
     #: outputs), judged as a live module's forward ending in one (:func:`forward_squash`)
     file_squash: str | None = None
+    #: the axis of the (first) output the cross-entropy takes its classes over where the output has
+    #: more than two dimensions: -1 (the last: a sequence's [batch, time, classes], Keras'
+    #: channels-last) or 1 (an imported graph's convolution map [batch, C, H, W], as
+    #: nn.CrossEntropyLoss reads it: :func:`output_class_axis`)
+    class_axis: int = -1
+
+
+def output_class_axis(net: nn.Module) -> int:
+    """The axis an imported graph's (first) output holds its classes on, for a cross-entropy over
+    an output of more than two dimensions: 1 where the output is a convolution's map (channels
+    first: [batch, C, H, W]), back through activations and norms after it; -1 (the last)
+    otherwise, and for anything that is no imported graph."""
+    ops, wiring = getattr(net, "ops", None), getattr(net, "wiring", None)
+    outputs = getattr(net, "output_names", None)
+    if ops is None or wiring is None or not outputs:
+        return -1
+    producer = {o: k for k, (_, outs) in enumerate(wiring) for o in outs if o}
+    k = producer.get(outputs[0])
+    for _ in range(8):
+        role = getattr(ops[k], "role", None) if k is not None else None
+        if not isinstance(role, Role) or role.kind not in ("act", "norm", "weight"):
+            return -1  # a reshape, transpose or sum may have moved the channels
+        if role.kind == "weight":
+            return 1 if role.channels_first else -1
+        ins = wiring[k][0]
+        k = producer.get(ins[0]) if ins else None
+    return -1
 
 
 def forward_squash(run: GraphRun, value: Any) -> str | None:
@@ -2370,6 +2397,9 @@ def _loss(run: GraphRun, out: Any, seed: int, logits: Sequence[torch.Tensor] = (
         if run.inference_head and run.loss == "binary_cross_entropy" and held is not None:
             return loss_of(run.loss, _head_sigmoid_logits(first, held), seed, from_logits=True)
         squash = forward_squash(run, out) if run.unsquash else None
+        if run.loss == "cross_entropy" and run.class_axis != -1 and first.dim() > 2:
+            # classes on a convolution map's channels: each position's channel scores a sample's
+            first = first.movedim(run.class_axis, -1)
         if squash == "softmax":
             first = torch.log(first)  # = log_softmax(logits): the loss on the logits themselves
         elif squash == "sigmoid":

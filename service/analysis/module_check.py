@@ -62,6 +62,7 @@ from gradhealth.analysis.graph import (
     layer_weight,
     make_inputs,
     native_nonfinite,
+    output_class_axis,
     output_op,
     own_parameters,
     parametrized_weight,
@@ -392,10 +393,35 @@ def _identity_edit(path: str) -> Edit:
     return edit
 
 
+def _imported_output_softmax(net: nn.Module) -> int | None:
+    """The index in an imported graph's ``ops`` of the Softmax node its (first) output ends in
+    (:func:`graph.output_op`); None where it ends otherwise or is no imported graph."""
+    found = output_op(net)
+    if found is None or found[1] != "softmax":
+        return None
+    return next((k for k, op in enumerate(getattr(net, "ops", ())) if op is found[0]), None)
+
+
+def _softmax_modules(model: nn.Module) -> list[nn.Module]:
+    """The softmax modules an output-activation edit (:func:`_softmax_swapped`) replaces: a live
+    module's nn.Softmax modules, or the imported graph's output Softmax node."""
+    k = _imported_output_softmax(model)
+    if k is not None:
+        return [cast(nn.Module, cast(Any, model).ops[k])]
+    return [m for m in model.modules() if isinstance(m, nn.Softmax)]
+
+
 def _softmax_swapped(make: Callable[[], nn.Module]) -> Edit:
     """Every softmax module of the copy replaced by ``make()`` (the fix of a softmax over a single
-    unit: a sigmoid for one probability, an identity for a regression)."""
+    unit: a sigmoid for one probability, an identity for a regression); in an imported graph, the
+    Softmax node its output ends in (an ONNX node is an op of the interpreter, no nn.Softmax: the
+    remedy's re-simulation ran the softmax unchanged and read it "not fixed", peersweep17
+    tdc_regrNN_softmax_1unit), not an attention's softmax inside it."""
     def edit(net: nn.Module, seed: int) -> None:
+        k = _imported_output_softmax(net)
+        if k is not None:
+            cast(Any, net).ops[k] = make()
+            return
         for parent in list(net.modules()):
             for name, child in list(parent.named_children()):
                 if isinstance(child, nn.Softmax):
@@ -545,9 +571,9 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         n_in, n_out = linear_fans(last)  # a convolution's fans are its init's, no Linear's widths
         remedy = R.linear_distribution_output(where, activation=simplex[0], n_out=n_out or output_width(result),
                                               n_in=n_in)
-        softmaxes = [m for m in model.modules() if isinstance(m, nn.Softmax | nn.LogSoftmax)]
+        softmaxes = _softmax_modules(model) + [m for m in model.modules() if isinstance(m, nn.LogSoftmax)]
         return [(remedy, _softmax_to_identity if simplex[0] == "softmax" and len(softmaxes) == 1
-                 and isinstance(softmaxes[0], nn.Softmax) else None)]
+                 and not isinstance(softmaxes[0], nn.LogSoftmax) else None)]
     if code == "output_loss_mismatch":
         relu = clipped_output(result)
         if relu is not None:
@@ -600,7 +626,7 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             # a sigmoid per unit for multi-label targets: re-simulated where the softmax is the
             # model's one nn.Softmax module (one called in forward, or among others, is named only)
             last = output_layer(result)
-            softmaxes = [m for m in model.modules() if isinstance(m, nn.Softmax)]
+            softmaxes = _softmax_modules(model)
             return [(R.sigmoid_multilabel_output(where, k, n_in=last.fan_in),
                      _softmax_to_sigmoid if len(softmaxes) == 1 else None)]
         if sigmoids_under_cross_entropy(result):
@@ -2066,6 +2092,23 @@ def implied_loss(module: nn.Module, inputs: list[InputSpec],
     return ("binary_cross_entropy", False) if act == "sigmoid" else ("mse", True)
 
 
+def _implied_map_loss(shape: list[int], class_axis: int) -> tuple[str, str]:
+    """(loss, note) for an imported graph's output of ``shape``, more than [batch, k], with no loss
+    given: cross-entropy over its classes on ``class_axis`` (:func:`graph.output_class_axis`), each
+    position along the other axes a sample's; mse where that axis holds one value (a one-channel
+    map, a decoder's image: cross-entropy over one class is identically 0, and over its width
+    would make classes of pixel columns)."""
+    axis = class_axis % len(shape)
+    where = "channel axis" if class_axis == 1 else "last axis"
+    if shape[axis] == 1:
+        return "mse", (f"no loss was given: the output {shape} holds one value per position on its {where} "
+                       f"(axis {axis}), an image or a forecast rather than classes, so it is checked under mse "
+                       "(give --loss to choose another)")
+    return "cross_entropy", (f"no loss was given: cross-entropy over the {shape[axis]} classes on the output's "
+                             f"{where} (axis {axis} of {shape}), each position along its other axes one sample's "
+                             "scores; give --loss mse if it is a regression (a forecast, an image)")
+
+
 def output_activation(module: nn.Module) -> str | None:
     """The activation an imported graph's (first) output ends in (:func:`graph.output_op`); None
     where it ends in a layer or the graph says nothing."""
@@ -2165,7 +2208,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
             raise ModelError(f"input_range {problem}")
         input_range = (float(input_range[0]), float(input_range[1]))
     imported = import_onnx(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits,
-                           output=output, input_range=input_range)
+                           output=output, input_range=input_range, file_name=name, weights=weights)
     if batch_size is None and _one_sample_norms(imported):
         # The file fixes its batch at 1 (an export example's) and a batch norm, simulated with batch
         # statistics as in training, has one value per channel to normalise: refused until the user
@@ -2208,6 +2251,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         loss = "mse"
         imported.notes.append("the mean is checked under mse, the form of a Gaussian policy's log-likelihood "
                               "gradient at its mean ((a - mu) / sigma^2); give --loss to choose another")
+    told = loss is not None
     if loss is None:
         loss, from_logits = implied_loss(imported.module, imported.inputs, out)
         # the sigmoid head implied (a binary classifier, a multi-label head): the binary
@@ -2223,6 +2267,17 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     # user as output_loss_mismatch for a loss the check chose (onnxsweep10)
     inference_softmax = (loss == "cross_entropy" and out is not None and softmax_over_last(out)
                          and out.shape[-1] > 1)
+    class_axis = -1
+    loss_note: str | None = None
+    if loss == "cross_entropy" and out is not None and out.dim() > 2 and not inference_softmax:
+        # an output of more than [batch, k]: the axis its classes lie on, and, where the loss was
+        # not told, a note saying it was assumed (onnxsweep22: a [batch, 30, 5] forecaster and a
+        # [N, 1, 28, 28] decoder read "loss cross_entropy", its axis the image's width, unsaid)
+        class_axis = output_class_axis(imported.module)
+        if not told:
+            loss, loss_note = _implied_map_loss(list(out.shape), class_axis)
+            if loss != "cross_entropy":
+                class_axis = -1
 
     def reinit(net: nn.Module, seed: int) -> None:
         assert isinstance(net, OnnxModule)
@@ -2235,7 +2290,7 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
                    reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer),
                    from_logits=from_logits, inference_head=inference_softmax or implied_sigmoid,
-                   recurrences=imported.recurrences, file_squash=file_squash)
+                   recurrences=imported.recurrences, file_squash=file_squash, class_axis=class_axis)
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,
@@ -2243,6 +2298,10 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         if inference_softmax or multi_label:
             doc.findings.append(_inference_softmax_note(run, int(out.shape[-1])) if inference_softmax and out is not None else _multi_label_note(run, multi_label))
             doc.summary = summary_line(doc.status, doc.findings, layers_with_weights(doc.layers))
+        if loss_note is not None:
+            imported.notes.append(loss_note)
+            if doc.simulation is not None:
+                doc.simulation.notes.append(loss_note)
         if imported.notes:
             doc.summary = f"{doc.summary} (Note: {'; '.join(imported.notes)}.)"
         return doc if weights == "reinitialise" else on_synthetic_inputs(doc, input_range)

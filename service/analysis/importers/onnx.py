@@ -2272,12 +2272,14 @@ def require_weights(imported: Imported) -> None:
 def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
                 max_bytes: int = 1 << 30, output: str | None = None,
-                input_range: tuple[float, float] | None = None) -> Imported:
+                input_range: tuple[float, float] | None = None, file_name: str | None = None,
+                weights: str | None = None) -> Imported:
     """Parse ``data`` (the bytes of an .onnx file) into a module, refusing what cannot be checked.
 
     ``input_shapes`` gives the size of dynamic dimensions by input name; ``batch_size`` fills a
     dynamic first dimension (and replaces a fixed one); ``output`` names the tensor the loss is
-    taken at (:func:`check_outputs`); ``input_range`` draws the float inputs uniform in it. Raises :class:`InputFormatError` (not ONNX),
+    taken at (:func:`check_outputs`); ``input_range`` draws the float inputs uniform in it;
+    ``file_name`` and ``weights`` word a refusal (:func:`.onnx_static.external_data_refusal`). Raises :class:`InputFormatError` (not ONNX),
     :class:`ModelError` (unsupported ops, external data, missing sizes), :class:`LimitExceeded`."""
     from onnx import numpy_helper
 
@@ -2285,7 +2287,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # the API's submission check, which must not import torch.
     header = read_header(data, input_shapes=input_shapes, batch_size=batch_size, limits=limits,
                          max_bytes=max_bytes, supported={k for k in OPS if not k.startswith("_")},
-                         output=output)
+                         output=output, file_name=file_name, weights=weights)
     model, shapes = header.model, header.shapes
     params, activation_bytes = header.parameters, header.activation_bytes
     graph = model.graph

@@ -396,6 +396,24 @@ def _construct(node: Any) -> str:
     return ""
 
 
+#: the converters of Keras / TensorFlow models, whose Loop is a recurrent layer's while_loop
+_TENSORFLOW_PRODUCERS = ("tf2onnx", "keras2onnx", "onnxmltools")
+
+
+def _loop_advice(producer: str) -> str:
+    """How to export a model without a Loop or Scan node, in the terms of the tool that wrote the
+    file (its ``producer_name``): a Keras recurrent layer that tf2onnx wrote as a while_loop (onnxsweep22
+    water_gru was told of torch.jit.script), or torch's exporter."""
+    if producer.lower().startswith(_TENSORFLOW_PRODUCERS):
+        return (f"the file was converted by {producer}, which writes a Keras recurrent layer as a while_loop "
+                "(Loop) where it cannot rewrite it as an ONNX LSTM/GRU node: build the layer with unroll=True "
+                "(a fixed sequence length), which exports every step as plain ops, or keep the stock LSTM/GRU "
+                "layers with their default activations, which tf2onnx rewrites as ONNX LSTM/GRU nodes (both "
+                "are simulated)")
+    return ("export the loop unrolled (tracing unrolls a loop of fixed length; a loop under torch.jit.script "
+            "or a torch while_loop/scan exports as a Loop or Scan node)")
+
+
 def fold_control_flow(model: Any, dims: dict[str, list[int | None]]) -> int:
     """Inline, in place, every ``If`` whose condition shapes and constants settle (``dims``: each graph
     input's sizes, None where the check does not know them yet), and resolve static sequences;
@@ -478,7 +496,6 @@ def fold_control_flow(model: Any, dims: dict[str, list[int | None]]) -> int:
     if loops:
         labels = [_label(n) for n in loops]
         named = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
-        parts.append(f"{named} run{'' if len(loops) > 1 else 's'} a loop body, which is not simulated; export "
-                     "the loop unrolled (tracing unrolls a loop of fixed length; a loop under torch.jit.script "
-                     "or a torch while_loop/scan exports as a Loop or Scan node)")
+        parts.append(f"{named} run{'' if len(loops) > 1 else 's'} a loop body, which is not simulated; "
+                     + _loop_advice(str(getattr(model, "producer_name", "") or "")))
     raise ModelError("control flow is not simulated: " + "; ".join(parts))

@@ -94,8 +94,8 @@ def parse(data: bytes) -> Any:
     return model
 
 
-def _external_tensors(model: Any) -> list[str]:
-    """Names of the tensors stored outside the file."""
+def _external(model: Any) -> list[Any]:
+    """The tensors stored outside the file (initializers and node attributes)."""
     import onnx
 
     tensors = list(model.graph.initializer)
@@ -104,8 +104,62 @@ def _external_tensors(model: Any) -> list[str]:
             if a.HasField("t"):
                 tensors.append(a.t)
             tensors.extend(a.tensors)
-    return [t.name or "(unnamed tensor)" for t in tensors
-            if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data)]
+    return [t for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data)]
+
+
+#: the inputs of each op that hold a layer's parameters (what ``--weights reinitialise`` redraws)
+_PARAMETER_SLOTS: dict[str, frozenset[int]] = {
+    "Conv": frozenset({1, 2}), "ConvTranspose": frozenset({1, 2}), "Gemm": frozenset({0, 1, 2}),
+    "MatMul": frozenset({0, 1}), "BatchNormalization": frozenset({1, 2, 3, 4}),
+    "LayerNormalization": frozenset({1, 2}), "InstanceNormalization": frozenset({1, 2}),
+    "LSTM": frozenset({1, 2, 3}), "GRU": frozenset({1, 2, 3}), "RNN": frozenset({1, 2, 3}),
+    "PRelu": frozenset({1}), "Gather": frozenset({0})}
+
+
+def _not_parameters(graph: Any, names: list[str]) -> list[str]:
+    """Those of ``names`` (stored tensors) that no layer reads as its parameters (a weight, a bias
+    added to a MatMul's or convolution's output, a norm's scale, an embedding table): buffers such as
+    a causal mask or a position table, which ``--weights reinitialise`` keeps as stored."""
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    params: set[str] = set()
+    for n in graph.node:
+        slots = _PARAMETER_SLOTS.get(n.op_type, frozenset()) if n.domain in ("", "ai.onnx") else frozenset()
+        params.update(x for k, x in enumerate(n.input) if k in slots)
+        if n.op_type == "Add" and len(n.input) == 2:
+            for k in (0, 1):
+                if producer.get(n.input[1 - k]) in ("MatMul", "Gemm", "Conv", "ConvTranspose"):
+                    params.add(n.input[k])
+    return [x for x in names if x not in params]
+
+
+def external_data_refusal(model: Any, *, file_name: str | None = None, weights: str | None = None) -> str | None:
+    """The refusal of a file whose tensors are stored outside it (None where none is): the
+    tensors, the file(s) they point to, how to inline them, in the user's file name (``file_name``;
+    onnxsweep22 kws.onnx was told of ``model.onnx``); with ``weights`` ``reinitialise``, which of
+    them are no layer's parameter and are read as stored all the same (gpttt's causal masks)."""
+    tensors = _external(model)
+    if not tensors:
+        return None
+    stored = [t.name or "(unnamed tensor)" for t in tensors]
+    locations = list(dict.fromkeys(
+        e.value for t in tensors for e in t.external_data if e.key == "location" and e.value))
+    shown = file_name or "model.onnx"
+    where = (f"; the file points to {_named([repr(v[:100]) for v in locations], 3)} for them" if locations
+             else "")
+    torch_way = ("torch.onnx.export(..., external_data=False), or "
+                 if str(getattr(model, "producer_name", "")).lower() == "pytorch" else "")
+    text = (f"{len(stored)} tensor(s) are stored outside the file as external data ({_named(stored)}){where}, "
+            "and the check does not follow file references")
+    if weights == "reinitialise":
+        kept = _not_parameters(model.graph, stored)
+        text += ("; --weights reinitialise redraws the layers' weights, but "
+                 + (f"{len(kept)} of these are no layer's parameter (buffers such as masks and position tables, "
+                    f"which the network reads as stored): {_named(kept)}, so their data is still needed"
+                    if kept else "the check reads every stored tensor of the file before it redraws them"))
+    return (text + "; save the model with every tensor inside it: " + torch_way
+            + f"onnx.save(onnx.load({shown!r}), 'inline.onnx', save_as_external_data=False) (under 2 GB); or, "
+            f"from the machine that holds the file and its data, `gradhealth check {shown} --external-data` "
+            "reads them from beside it (with `--server URL` too, the CLI inlines them into what it sends)")
 
 
 def _named(names: list[str], most: int = 5) -> str:
@@ -1650,7 +1704,8 @@ def _fold_dims(graph: Any, input_shapes: dict[str, list[int]] | None, batch_size
 def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
                 batch_size: int | None = None, limits: Limits | None = None,
                 max_bytes: int = 1 << 30,
-                supported: frozenset[str] | set[str] = SUPPORTED_OPS, output: str | None = None) -> Header:
+                supported: frozenset[str] | set[str] = SUPPORTED_OPS, output: str | None = None,
+                file_name: str | None = None, weights: str | None = None) -> Header:
     """Everything refused before a tensor is made, in the order a user would fix it: not ONNX
     (:class:`InputFormatError`), control flow, a graph that is no dataflow graph
     (:func:`check_structure`; one listed out of order is sorted), no output to take a loss of
@@ -1666,7 +1721,8 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     ``input_shapes`` gives sizes by input name; ``batch_size`` fills a dynamic first dimension (and
     replaces a fixed one). Without it a dynamic first dimension, the batch both torch's and tf2onnx's
     exporters leave dynamic by default, is :data:`DEFAULT_BATCH`, or the largest batch (2 or more)
-    whose activations fit the limit."""
+    whose activations fit the limit. ``file_name`` (the user's) and ``weights`` word the
+    external-data refusal (:func:`external_data_refusal`)."""
     limits = limits or Limits()
     if len(data) > max_bytes:
         raise LimitExceeded(f"the model file is {len(data)} bytes, over the limit of {max_bytes}")
@@ -1686,15 +1742,9 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     # (onnxsweep11: skl2onnx's label tail, ZipMap and ArrayFeatureExtractor, refused its classifiers)
     chosen, loss_note, sampled = _choose_outputs(model.graph, output)
     pruned = prune_to(model.graph, join_logits(model.graph, chosen))
-    stored = _external_tensors(model)
-    if stored:
-        raise ModelError(
-            f"{len(stored)} tensor(s) are stored outside the file as external data ({_named(stored)}), and "
-            "the check does not follow file references; save the model with every tensor inside it: "
-            "torch.onnx.export(..., external_data=False), or onnx.save(onnx.load('model.onnx'), "
-            "'inline.onnx', save_as_external_data=False) (under 2 GB); or, from the machine that holds the "
-            "file and its .data, `gradhealth check model.onnx --external-data` reads them from beside it (with "
-            "`--server URL` too, the CLI inlines them into what it sends)")
+    refusal = external_data_refusal(model, file_name=file_name, weights=weights)
+    if refusal is not None:
+        raise ModelError(refusal)
     missing_ops = unsupported(model, supported)
     if missing_ops:
         raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{noise_hint(model.graph)}")

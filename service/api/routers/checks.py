@@ -832,9 +832,12 @@ async def submit_model(
                                "an .onnx file's is not: leave it out")
             _refuse_text_spec(data)
             # Protobuf only, torch-free: the worker's importer applies these same rules again.
+            named = form_fields.get("filename") or []
             header = read_header(data, input_shapes=options["input_shapes"],
                                  batch_size=options["batch_size"], limits=settings.limits,
-                                 max_bytes=settings.max_upload_bytes, output=options.get("loss_at"))
+                                 max_bytes=settings.max_upload_bytes, output=options.get("loss_at"),
+                                 file_name=(display_name(named[0]) if named else "") or None,
+                                 weights=options.get("weights"))
             # a graph with no weight has no gradient to check (errsweep6: an If on a constant folded
             # to Relu(x) failed in the job with torch's "does not require grad")
             check_has_weights(header.model.graph, header.folded_ifs)
