@@ -59,8 +59,8 @@ from gradhealth.analysis.guards import (
 from gradhealth.analysis.importers import ModelError
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.sharpness import MAX_PARAMETERS as SHARPNESS_MAX_PARAMETERS
+from gradhealth.analysis.sharpness import PROBE_STEPS, Sharpness, StepProbe, top_eigenvalue
 from gradhealth.analysis.sharpness import SETTLED as SHARPNESS_SETTLED
-from gradhealth.analysis.sharpness import Sharpness, top_eigenvalue
 from gradhealth.analysis.simulate import (
     PROBABILITY_LOSSES,
     SimulationResult,
@@ -3551,6 +3551,59 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             reconstruction_range_given=any(
                                 i.uniform is not None or i.rows is not None
                                 for i in run.inputs if i.dtype.is_floating_point))
+
+
+def rate_probe(run: GraphRun, optimizer: OptimizerSpec, device: str | None = None,
+               steps: int = PROBE_STEPS) -> StepProbe | None:
+    """``steps`` steps of ``optimizer`` (SGD: its rate, momentum, Nesterov, weight decay and
+    clipping) on seed 0's copy of the network and seed 0's batch and targets, as the sharpness is
+    taken (:func:`initial_sharpness`): the loss before each step and after the last
+    (:class:`.sharpness.StepProbe`). What a rate past SGD's quadratic stability bound does to a loss
+    that is not a quadratic is measured here rather than inferred. A loss that stops being finite,
+    or a forward that fails on the grown weights, ends the probe with NaN; None where even the
+    first forward or backward fails (not probed)."""
+    if optimizer.type != "sgd" or not optimizer.lr > 0:
+        return None
+    dev = pick_device(device or "auto")
+    losses: list[float] = []
+    try:
+        net = _copy_for_seed(run, 0, dev)
+        params = [p for p in net.parameters() if p.requires_grad]
+        if not params:
+            return None
+        xs = _seed_inputs(run, 0, dev)
+        sgd = torch.optim.SGD(params, lr=optimizer.lr, momentum=optimizer.momentum,
+                              nesterov=optimizer.nesterov and optimizer.momentum > 0,
+                              weight_decay=optimizer.weight_decay)
+        for k in range(steps + 1):
+            sgd.zero_grad(set_to_none=True)
+            try:
+                with _guarded(run), head_logits(run, net) as logits:
+                    value = call(net, xs, run.keywords, run.nest)
+                    loss, _ = _loss(run, value, 0, logits)
+                figure = float(loss.detach())
+                losses.append(figure)
+                if k == steps or not math.isfinite(figure):
+                    break
+                loss.backward()
+            except (RuntimeError, ValueError, FloatingPointError):
+                if k == 0:
+                    raise  # the initial point's own forward or backward: not probed
+                losses.append(math.nan)  # the grown weights broke the forward: blown up
+                break
+            if optimizer.clip_value is not None:
+                nn.utils.clip_grad_value_(params, optimizer.clip_value)
+            if optimizer.clip_norm is not None:
+                for p in params:
+                    nn.utils.clip_grad_norm_([p], optimizer.clip_norm)
+            if optimizer.global_clip_norm is not None:
+                nn.utils.clip_grad_norm_(params, optimizer.global_clip_norm)
+            sgd.step()
+    except (RuntimeError, ValueError, FloatingPointError, NotImplementedError):
+        return None
+    if not losses or not math.isfinite(losses[0]):
+        return None
+    return StepProbe(optimizer.lr, tuple(losses))
 
 
 def initial_sharpness(run: GraphRun, device: str | None = None) -> Sharpness:

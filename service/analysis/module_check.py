@@ -66,6 +66,7 @@ from gradhealth.analysis.graph import (
     output_op,
     own_parameters,
     parametrized_weight,
+    rate_probe,
     role_of,
     simulate_graph,
     softmax_over_last,
@@ -86,6 +87,7 @@ from gradhealth.analysis.remedies import (
 from gradhealth.analysis.rules import (
     bounded_softmax_input,
     clipped_output,
+    curvature,
     curvature_skipped,
     detect,
     judged_update_ratios,
@@ -94,13 +96,14 @@ from gradhealth.analysis.rules import (
     no_output_gradient,
     output_layer,
     output_width,
+    probe_words,
     problems,
     relu_logits_output,
     sigmoids_under_cross_entropy,
     simplex_regression_output,
     softmax_under_binary_loss,
 )
-from gradhealth.analysis.sharpness import Sharpness
+from gradhealth.analysis.sharpness import Sharpness, StepProbe
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
 from gradhealth.analysis.spec import OptimizerSpec
 from gradhealth.analysis.thresholds import Thresholds
@@ -108,6 +111,7 @@ from gradhealth.core import remedies as R
 from gradhealth.core.document import (
     Diagnosis,
     Finding,
+    JudgedFigure,
     Remedy,
     SimulationInfo,
     TimeStep,
@@ -887,12 +891,39 @@ class _Verifier:
             return None
         value, fixed, new = self.judge(det, before, after, self.thresholds)
         unjudged = not_judged(det.code, value, after)
+        judged = judged_figure(det, self.result, after, self.thresholds)
+        note = verdict_note(value, fixed, det.code, after, self.thresholds)
+        probed = self.probe(det, change)
+        if probed is not None:
+            # a new rate past which the run diverged, or trained in the catapult regime: judged on
+            # what SGD does at it (the probe's loss), not on the bound the rate was chosen by alone
+            judged, words, diverged = probed
+            fixed = fixed and not diverged
+            note = f"{note}; {words}" if note else words
         remedy.verified = Verified(metric=det.metric, before=finite_or_none(det.value),
                                    after=finite_or_none(value), fixed=fixed, side_effects=new, not_judged=unjudged,
-                                   judged=judged_figure(det, self.result, after, self.thresholds), seeds=after.seeds, note=verdict_note(value, fixed, det.code, after, self.thresholds))
+                                   judged=judged, seeds=after.seeds, note=note)
         # (a verdict not judged measured nothing against it: left recommended, as an unverified one)
         remedy.recommended = (fixed or unjudged is not None) and not new
         return after
+
+    def probe(self, det: Detection, change: Change) -> tuple[JudgedFigure, str, bool] | None:
+        """For a large_updates rate remedy where the run's rate was probed (past the bound): the
+        same probe at the new rate (:func:`.graph.rate_probe`): (the loss after its steps at the old
+        and the new rate, the words, whether the new rate's loss blew up); None otherwise."""
+        old = self.result.rate_probe
+        if det.code != "large_updates" or not isinstance(change, OptimizerSpec) or old is None:
+            return None
+        probe = _rate_probe(self.run, self.result, self.device, optimizer=change)
+        if probe is None:
+            return None
+        verdict = "it diverges" if probe.diverged else "no divergence"
+        was = "diverging" if old.diverged else "not diverging"
+        words = (f"at lr {change.lr:g} {probe_words(probe)}: {verdict} (at lr {old.lr:g} it went "
+                 f"{old.initial:.3g} -> {old.final:.3g}, {was})")
+        figure = JudgedFigure(code=det.code, metric="probe_final_loss", before=finite_or_none(old.final),
+                              after=finite_or_none(probe.final))
+        return figure, words, probe.diverged
 
     @staticmethod
     def judge(det: Detection, before: list[Detection], after: SimulationResult,
@@ -1039,6 +1070,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                          "F.linear or F.conv on a parameter of its own, no x @ W or torch.einsum of an input "
                          "with one; write its layers as modules, or as F.linear(x, w, b)")
     result = dataclasses.replace(result, sharpness=_sharpness(run, result, device))
+    result = dataclasses.replace(result, rate_probe=_rate_probe(run, result, device))
     detections = [_located(d, run, device) for d in detect(result, thresholds)]
     if not any(d.code == "nonfinite" for d in detections):
         overflow = _native_overflow(run, device)
@@ -1066,6 +1098,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
         if det.severity != "info":
             remedies += _training_time(det, remedies, results)
         findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
+    _reconcile_rate(findings, result)
     report(1.0, "done")
     status = status_of(findings)
     judged = judged_update_ratios(result)  # the layer table's judged_update_ratio
@@ -1091,6 +1124,43 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     )
 
 
+def _reconcile_rate(findings: list[Finding], result: SimulationResult) -> None:
+    """A large_updates ``lower_learning_rate`` beside a vanishing_gradient finding, said together:
+    the lower rate slows most the layers that finding says already get too little gradient (a sigmoid
+    LeNet at d2l's SGD 0.9 trains; at 1/sharpness, 6x lower, it sits at chance for epochs). Its
+    change names the slowest of those layers' first step at both rates (the step is proportional to
+    the rate); where the run does not diverge at its own rate (a warning: the catapult regime) the
+    remedy is not recommended, since fixing the gradient's passage comes first, and where it
+    diverges (an error) it stays, with the gradient's passage to fix as well."""
+    large = next((f for f in findings if f.code == "large_updates"), None)
+    vanish = next((f for f in findings if f.code == "vanishing_gradient" and f.severity in ("warning", "error")), None)
+    opt = result.optimizer
+    if large is None or vanish is None or opt is None or not opt.lr > 0:
+        return
+    named = set(vanish.evidence.layers or ())
+    steps = {u.name: u.geo("update_ratio") for u in result.units if u.name in named and "update_ratio" in u.values}
+    slowest = min((n for n, v in steps.items() if math.isfinite(v)), key=lambda n: steps[n], default=None)
+    for remedy in large.remedies:
+        factor = remedy.params.get("factor")
+        if remedy.id != "lower_learning_rate" or not isinstance(factor, int | float) or not 0 < factor < 1:
+            continue
+        new = opt.lr * factor
+        words = f"vanishing_gradient in this check: {vanish.summary}"
+        if slowest is not None:
+            words += (f"; {slowest}'s first step moves it by {steps[slowest]:.3g} of its weights at lr {opt.lr:g} "
+                      f"and would move it by {steps[slowest] * factor:.3g} at lr {new:.3g}")
+        words += ": a lower rate slows most the layers that already learn slowest, and can stall training"
+        if large.severity == "error":
+            words += ("; the run diverges, so the rate must come down: fix the gradient's passage as well "
+                      "(vanishing_gradient's remedies), then raise the rate again as far as it stays stable")
+        else:
+            words += ("; the run does not diverge at its rate, whose size is what moves those layers: fix the "
+                      "gradient's passage first (vanishing_gradient's remedies) and check again; lower the rate "
+                      "only if the loss oscillates")
+            remedy.recommended = False
+        remedy.change += f" ({words})"
+
+
 def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> Sharpness | None:
     """The loss's sharpness at the initial point (:func:`.graph.initial_sharpness`) under SGD (None
     under any other optimizer, or none), with whether its bound alone judges the step: a model that
@@ -1111,6 +1181,18 @@ def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> S
     one_affine = (len(weighted) == 1 and weighted[0].type in _AFFINE and weighted[0].pointer.startswith("module:")
                   and all(id(p) in held for _, p in named))
     return dataclasses.replace(found, decides=one_affine or not result.units, unmeasured=unmeasured)
+
+
+def _rate_probe(run: GraphRun, result: SimulationResult, device: str | None,
+                optimizer: OptimizerSpec | None = None) -> StepProbe | None:
+    """Past SGD's quadratic stability bound (lr x sharpness over 2 (1 + momentum)): a few steps of
+    the run's SGD (or ``optimizer``, a remedy's) on the simulated batch (:func:`.graph.rate_probe`),
+    which large_updates judges divergence on; None under the bound, or where not estimated."""
+    opt = optimizer or result.optimizer
+    found = curvature(dataclasses.replace(result, optimizer=opt))
+    if opt is None or found is None or (optimizer is None and not found[1] > found[2]):
+        return None
+    return rate_probe(run, opt, device)
 
 
 def _trained(model: nn.Module) -> list[tuple[str, torch.Tensor]]:

@@ -557,14 +557,22 @@ def lower_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, floa
     worst = max(judged.values()) if isinstance(judged, dict) and judged else detection.value
     if not worst > R.UPDATE_RATIO_TARGET or not math.isfinite(worst):
         return by_curvature
+    line = detection.evidence.get("threshold")
+    if by_curvature is not None and isinstance(line, int | float) and worst <= line:
+        return by_curvature  # fired on the sharpness alone, every layer's step under the line: the bound's rate
     by_ratio = _rate_to(R.UPDATE_RATIO_TARGET, worst, "worst", opt, R.lower_learning_rate)
     # past SGD's stability bound too: the lower of the two rates
     return by_curvature if by_curvature is not None and by_curvature[1] < by_ratio[1] else by_ratio
 
 
 def _stable_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, float] | None:
-    """``lower_learning_rate`` to 1 / (sharpness + weight decay), lr x sharpness 1, where the
-    detection's lr x sharpness is over SGD's stability bound (2 (1 + momentum)); else None."""
+    """``lower_learning_rate`` where the detection's lr x sharpness is over SGD's stability bound
+    (2 (1 + momentum)); else None. Where the run diverges (evidence ``diverges``, the rate probe's
+    verdict): to 1 / (sharpness + weight decay), lr x sharpness 1, where the sharpest direction
+    settles in one step. Where it does not (the catapult or edge-of-stability regime): only to the
+    largest rate under the bound (3 significant digits, rounded down), since every cut beyond that
+    slows the run's other directions for nothing the probe showed (a sigmoid LeNet at d2l's 0.9
+    trains, 6x lower it sits at chance for epochs)."""
     ev = detection.evidence
     figures = [ev.get(k) for k in ("lr_times_sharpness", "stability_bound", "sharpness")]
     if not all(isinstance(v, int | float) and math.isfinite(v) for v in figures):
@@ -572,13 +580,24 @@ def _stable_rate(detection: Detection, opt: S.OptimizerSpec) -> tuple[Remedy, fl
     x, bound, sharp = (float(cast(float, v)) for v in figures)
     if not x > bound or not x > 0:
         return None
-    factor = 1 / x
-    new_lr = float(f"{opt.lr * factor:.3g}")
-    remedy = R.lower_learning_rate(
-        factor, learning_rate=opt.lr,
-        why=f"lr x sharpness is {x:.3g} (sharpness {sharp:.3g}), over SGD's stability bound "
-            f"{bound:g}: lr {new_lr:g} = 1/sharpness puts it at 1")
-    return remedy, new_lr
+    if ev.get("diverges") is False:
+        new_lr = _round_down(opt.lr * bound / x)
+        why = (f"lr x sharpness is {x:.3g} (sharpness {sharp:.3g}), over SGD's stability bound {bound:g}, though "
+               f"the run does not diverge: lr {new_lr:g} is the largest rate under the bound, where the sharpest "
+               "direction no longer overshoots")
+    else:
+        new_lr = float(f"{opt.lr / x:.3g}")
+        why = (f"lr x sharpness is {x:.3g} (sharpness {sharp:.3g}), over SGD's stability bound "
+               f"{bound:g}: lr {new_lr:g} = 1/sharpness puts it at 1")
+    if not 0 < new_lr < opt.lr:
+        return None
+    return R.lower_learning_rate(new_lr / opt.lr, learning_rate=opt.lr, why=why), new_lr
+
+
+def _round_down(value: float) -> float:
+    """``value`` (> 0) rounded down to 3 significant digits."""
+    step = 10.0 ** (math.floor(math.log10(value)) - 2)
+    return float(f"{math.floor(value / step * (1 + 1e-12)) * step:.3g}")
 
 
 def decay_step(opt: S.OptimizerSpec) -> float:

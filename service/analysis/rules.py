@@ -87,7 +87,7 @@ from gradhealth.analysis.remedies import (
     xavier_for_saturating,
     zero_biases,
 )
-from gradhealth.analysis.sharpness import lr_times_sharpness, stability_bound
+from gradhealth.analysis.sharpness import StepProbe, lr_times_sharpness, stability_bound
 from gradhealth.analysis.simulate import (
     BORN_DEAD_RISK,
     MIN_DEAD_BATCH,
@@ -3036,16 +3036,44 @@ def _skipped_words(result: SimulationResult) -> str:
 
 
 def _curvature_severity(result: SimulationResult) -> str | None:
-    """lr x sharpness over the stability bound: error (the run diverges from its first step); over
-    half of it (lr x lambda_max over 1 without momentum: the sharpest direction overshoots and
-    oscillates) a note where the bound decides; else None."""
+    """lr x sharpness over the stability bound: error where the run diverges (:func:`diverging`), a
+    warning where it does not (the catapult or edge-of-stability regime); over half of it (lr x
+    lambda_max over 1 without momentum: the sharpest direction overshoots and oscillates) a note
+    where the bound decides; else None."""
     found = curvature(result)
     if found is None:
         return None
     _, x, bound = found
     if x > bound:
-        return "error"
+        return "error" if diverging(result) else "warning"
     return "info" if x > bound / 2 and curvature_decides(result) else None
+
+
+def probe_of(result: SimulationResult) -> StepProbe | None:
+    """The run's rate probe (:func:`.graph.rate_probe`) where it was taken at the run's own rate."""
+    probe, opt = result.rate_probe, result.optimizer
+    return probe if probe is not None and opt is not None and probe.lr == opt.lr else None
+
+
+def exactly_quadratic(result: SimulationResult) -> bool:
+    """Whether the loss is a quadratic in the trainable parameters: mse on a model that is one affine
+    layer holding them all (linear regression), where SGD past 2 (1 + momentum) / lambda_max
+    diverges exactly, whatever a few steps show."""
+    sharp = result.sharpness
+    return result.loss == "mse" and sharp is not None and sharp.decides and bool(result.units)
+
+
+def diverging(result: SimulationResult) -> bool:
+    """Whether an SGD run past the quadratic stability bound diverges: its loss is exactly quadratic
+    (:func:`exactly_quadratic`), or the rate probe's loss blew up (:attr:`.sharpness.StepProbe.diverged`);
+    without a probe, where the loss is mse (quadratic in the outputs: the bound is the theory's
+    answer) and not where it saturates (a cross-entropy's curvature collapses as its logits grow)."""
+    if exactly_quadratic(result):
+        return True
+    probe = probe_of(result)
+    if probe is not None:
+        return probe.diverged
+    return result.loss == "mse"
 
 
 def _curvature_evidence(result: SimulationResult) -> dict[str, Any]:
@@ -3054,9 +3082,31 @@ def _curvature_evidence(result: SimulationResult) -> dict[str, Any]:
     if found is None or sharp is None:
         return {}
     value, x, bound = found
-    return {"sharpness": value, "lr_times_sharpness": x, "stability_bound": bound,
-            "sharpness_iterations": sharp.iterations, "stable_learning_rate": 1 / (value + (
-                result.optimizer.weight_decay if result.optimizer is not None else 0.0)) if value > 0 else None}
+    out: dict[str, Any] = {
+        "sharpness": value, "lr_times_sharpness": x, "stability_bound": bound,
+        "sharpness_iterations": sharp.iterations, "stable_learning_rate": 1 / (value + (
+            result.optimizer.weight_decay if result.optimizer is not None else 0.0)) if value > 0 else None}
+    probe = probe_of(result)
+    if probe is not None:
+        out.update(probe_evidence(probe))
+    if x > bound:
+        out["diverges"] = diverging(result)
+    return out
+
+
+def probe_evidence(probe: StepProbe) -> dict[str, Any]:
+    """A rate probe's figures as evidence: its steps, the loss at its start, highest and last."""
+    return {"probe_steps": probe.steps, "probe_learning_rate": probe.lr, "probe_initial_loss": probe.initial,
+            "probe_peak_loss": probe.peak, "probe_peak_step": probe.peak_step, "probe_final_loss": probe.final,
+            "probe_diverged": probe.diverged}
+
+
+def probe_words(probe: StepProbe) -> str:
+    """'the loss goes 2.69 -> 2.22 over 20 SGD steps (at most 2.93, step 4)'."""
+    peak = "not finite" if not math.isfinite(probe.peak) else fmt(probe.peak)
+    last = fmt(probe.final) if math.isfinite(probe.final) else "not finite"
+    top = (f", at most {peak} (step {probe.peak_step})" if probe.peak_step not in (0, probe.steps) else "")
+    return f"the loss goes {fmt(probe.initial)} -> {last} over {probe.steps} SGD steps on the check's batch{top}"
 
 
 def _curvature_words(result: SimulationResult) -> str:
@@ -3070,10 +3120,24 @@ def _curvature_words(result: SimulationResult) -> str:
     cmp = "over" if over else ("over half of" if x > bound / 2 else "under")
     words = (f"lr x sharpness = {fmt(opt.lr)} x {fmt(value)} = {fmt(x)}, {cmp} SGD's stability bound {fmt(bound)}"
              f"{f' (2 (1 + momentum {opt.momentum:g}))' if opt.momentum and not opt.nesterov else ''}")
-    if over:
-        words += (f": the run diverges from the first step (the sharpest direction's error grows about "
-                  f"{fmt(abs(1 - x))}x a step without momentum); below lr {fmt(bound / value)} it is stable, "
-                  f"1/sharpness = {fmt(1 / value)} is safe" if value > 0 else "")
+    probe = probe_of(result)
+    if over and diverging(result):
+        if exactly_quadratic(result) or probe is None:
+            words += (f": the run diverges from the first step (the sharpest direction's error grows about "
+                      f"{fmt(abs(1 - x))}x a step without momentum{'; the loss is a quadratic in the weights' if exactly_quadratic(result) else ''})")
+            if probe is not None:
+                words += f"; {probe_words(probe)}"
+        else:
+            words += f": the run diverges ({probe_words(probe)})"
+        words += (f"; below lr {fmt(bound / value)} it is stable, 1/sharpness = {fmt(1 / value)} is safe"
+                  if value > 0 else "")
+    elif over:
+        done = f"{probe_words(probe)}, so it does not diverge" if probe is not None else "not simulated"
+        words += (f", past which a quadratic loss diverges; {result.loss or 'this loss'} is not a quadratic, and {done}: "
+                  "the catapult or edge-of-stability regime, where the first steps overshoot along the "
+                  "sharpest direction until the outputs' growth lowers the curvature there (Lewkowycz et al. "
+                  "2020, Cohen et al. 2021); a rate many recipes train at, though the first steps may raise the "
+                  f"loss: watch it; below lr {fmt(bound / value)} the bound holds")
     elif x > bound / 2:
         words += ": stable, though the sharpest direction overshoots and oscillates; watch the loss"
     return words
@@ -3082,11 +3146,17 @@ def _curvature_words(result: SimulationResult) -> str:
 #: Why a curvature-decided large_updates finding says what it says (its explanation).
 _CURVATURE_EXPLANATION = (
     "Gradient descent on a quadratic loss diverges exactly when lr x lambda_max(Hessian) > 2, with "
-    "heavy-ball momentum beta when it passes 2 (1 + beta) (Nesterov's: 2 (1 + beta) / (1 + 2 beta)); "
-    "beyond the quadratic case this is the edge of stability (Cohen et al. 2021): a run that starts "
-    "past it is unstable from its first step. lambda_max, the loss's sharpness, is estimated here at the "
-    "initial point on the check's batch by power iteration with Hessian-vector products; SGD's weight "
-    "decay adds to it. Where the model is one affine layer (linear or logistic regression, a convex "
+    "heavy-ball momentum beta when it passes 2 (1 + beta) (Nesterov's: 2 (1 + beta) / (1 + 2 beta)). A "
+    "network's loss is not a quadratic: past the bound the sharpest direction overshoots, the outputs grow "
+    "and the curvature there drops (a cross-entropy's softmax saturates), so the loss rises for a few steps "
+    "and falls again (the catapult phase, Lewkowycz et al. 2020) or training hovers at the bound (the edge "
+    "of stability, Cohen et al. 2021); far enough past it the loss blows up. So past the bound the check "
+    "takes 20 steps of this SGD on its batch: where the loss is no longer finite, passes 100x its start, "
+    "or is still over 2x its start after the last step (not come back), the run diverges (an error); otherwise it "
+    "is the catapult or edge-of-stability regime (a warning). Mse on one affine layer is exactly a "
+    "quadratic, so there the bound alone says it diverges. lambda_max, the loss's sharpness, is estimated "
+    "at the initial point on the check's batch by power iteration with Hessian-vector products; SGD's "
+    "weight decay adds to it. Where the model is one affine layer (linear or logistic regression, a convex "
     "problem) or has no layer to measure (scalar parameters used elementwise), this bound alone judges "
     "the step: the per-layer update-to-weight ratio (about 1e-3 in a healthy deep net) does not apply. "
     "An adaptive optimizer (Adam, RMSprop, ...) divides its step by its own gradient statistics, which "
@@ -3119,10 +3189,16 @@ class LargeUpdates(ArchitectureRule):
         return "adaptive_steps_sum", _steps_sum(steps)
 
     def assess(self, value: float, result: SimulationResult, t: Thresholds) -> str | None:
+        curved = _curvature_severity(result)
         if curvature_decides(result):
-            return _curvature_severity(result)
-        if _curvature_severity(result) == "error":
-            return "error"  # beside the per-layer rules: past SGD's stability bound from step 1
+            return curved
+        if curved == "error":
+            return "error"  # beside the per-layer rules: past SGD's stability bound, and diverging
+        severity = self._by_layers(result, t)
+        # past the bound without diverging (the catapult regime) is a warning whatever the layers say
+        return "warning" if curved == "warning" and severity in (None, "info") else severity
+
+    def _by_layers(self, result: SimulationResult, t: Thresholds) -> str | None:
         # judged on :func:`_judged_steps` (a fresh head below the error level left out); the
         # metric stays the largest ratio of all, so a verification's before and after compare alike
         steps = _judged_steps(result, t)

@@ -26,7 +26,7 @@ from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
 from gradhealth.analysis.plan import Plan, batch_norm_values
-from gradhealth.analysis.sharpness import Sharpness
+from gradhealth.analysis.sharpness import Sharpness, StepProbe
 from gradhealth.devices import check_device
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -241,6 +241,9 @@ class SimulationResult:
     #: the loss Hessian's largest eigenvalue at the initial point (a live module's or imported
     #: graph's check under SGD: :func:`.graph.initial_sharpness`); None where not estimated
     sharpness: Sharpness | None = None
+    #: past SGD's quadratic stability bound: a few steps of the run's SGD at its rate, to see whether
+    #: the loss blows up (:func:`.graph.rate_probe`); None where not taken (under the bound, not SGD)
+    rate_probe: StepProbe | None = None
 
     def over_draws(self) -> SimulationResult | None:
         """The result as if its seeds were the extra draws (for the born-dead share), or None."""
@@ -526,7 +529,9 @@ def at_rate(result: SimulationResult, optimizer: S.OptimizerSpec, plan: Plan | N
     units = [replace(u, values={m: v * factor if m in ("update_ratio", "usual_update_ratio") else v.copy()
                                 for m, v in u.values.items()})
              for u in result.units]
-    return replace(result, plan=plan or result.plan, units=units, optimizer=optimizer, duration_s=0.0)
+    # (the rate probe belongs to the old rate: the verifier probes the new one where it is needed)
+    return replace(result, plan=plan or result.plan, units=units, optimizer=optimizer, duration_s=0.0,
+                   rate_probe=None)
 
 
 def update_ratios(net: Network, spec: S.OptimizerSpec) -> dict[str, float]:
