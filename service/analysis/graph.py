@@ -2022,6 +2022,12 @@ class GraphRun:
     #: over: a sigmoid over several units under cross_entropy (nn.CrossEntropyLoss on sigmoid
     #: outputs), judged as a live module's forward ending in one (:func:`forward_squash`)
     file_squash: str | None = None
+    #: the network runs with a model file's stored weights (an ONNX file's ``as_given``, a Keras file's
+    #: stored weights): a trained checkpoint, not an initialisation. Remedies that re-draw or reset
+    #: weights are then advice for training the architecture again (``Remedy.for_retraining``), and a
+    #: regression output at a scale the weights learned is read as its targets' (:func:`.rules.learned_output_scale`).
+    #: A live module (``check_module``) is the network about to be trained: False
+    checkpoint: bool = False
 
 
 def forward_squash(run: GraphRun, value: Any) -> str | None:
@@ -3518,6 +3524,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             target_range=run.target_range if run.losses is None else None,
                             target_values=run.target_values if run.losses is None else None,
                             reconstruction=figures_of[0].reconstruction,
+                            checkpoint=run.checkpoint,
                             reconstruction_range_given=any(
                                 i.uniform is not None or i.rows is not None
                                 for i in run.inputs if i.dtype.is_floating_point))
