@@ -2027,6 +2027,12 @@ class GraphRun:
     #: channels-last) or 1 (an imported graph's convolution map [batch, C, H, W], as
     #: nn.CrossEntropyLoss reads it: :func:`output_class_axis`)
     class_axis: int = -1
+    #: the network runs with a model file's stored weights (an ONNX file's ``as_given``, a Keras file's
+    #: stored weights): a trained checkpoint, not an initialisation. Remedies that re-draw or reset
+    #: weights are then advice for training the architecture again (``Remedy.for_retraining``), and a
+    #: regression output at a scale the weights learned is read as its targets' (:func:`.rules.learned_output_scale`).
+    #: A live module (``check_module``) is the network about to be trained: False
+    checkpoint: bool = False
 
 
 def output_class_axis(net: nn.Module) -> int:
@@ -3548,6 +3554,7 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                             target_range=run.target_range if run.losses is None else None,
                             target_values=run.target_values if run.losses is None else None,
                             reconstruction=figures_of[0].reconstruction,
+                            checkpoint=run.checkpoint,
                             reconstruction_range_given=any(
                                 i.uniform is not None or i.rows is not None
                                 for i in run.inputs if i.dtype.is_floating_point))

@@ -953,6 +953,8 @@ def _training_time(det: Detection, remedies: list[Remedy],
     if det.code not in _TRAINING_TIME:
         return []
     out: list[Remedy] = []
+    if det.evidence.get("unscaled_targets"):
+        out.append(_targets_for_output_scale(det))
     best = clip_reference(det.code, remedies, results)
     if best is not None:
         clip = clip_threshold(best, "the best verified remedy's re-simulation")
@@ -963,6 +965,21 @@ def _training_time(det: Detection, remedies: list[Remedy],
     for remedy in out:
         remedy.unverified = "training_time"
     return out
+
+
+def _targets_for_output_scale(det: Detection) -> Remedy:
+    """``normalise_targets`` for a trained regressor whose output scale the finding names
+    (:func:`.rules.learned_output_scale`), the targets' mean and std estimated by the checkpoint's
+    own outputs on the simulated inputs. A change to the data and a new training: not re-simulated."""
+    ev = det.evidence
+    mean, std = float(ev.get("output_mean") or 0.0), float(ev.get("output_std") or 0.0)
+    remedy = R.normalise_targets(mean, std)
+    remedy.change = (f"standardise the regression targets with the training set's mean and std, (y - mean) / std, "
+                     "train again, and invert at prediction (y = output * std + mean): the trained "
+                     f"{ev.get('output_layer') or 'output'} outputs values of mean {mean:.3g} and std {std:.3g} "
+                     "on the simulated inputs (an estimate of the targets' scale; use the training targets' own "
+                     "statistics), a gain the weights learned, which scales every gradient and update by as much")
+    return remedy
 
 
 def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
@@ -1097,7 +1114,12 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
             remedies.append(remedy)
         if det.severity != "info":
             remedies += _training_time(det, remedies, results)
-        findings.append(det.finding(sorted(remedies, key=lambda r: _rank(det.code, r))))
+        if run.checkpoint:
+            # a trained checkpoint: a new init (or a bias, a gate, an activation with its re-init) is
+            # advice for training again from scratch, listed after what applies to the checkpoint
+            # itself, its re-simulation framed as a fresh network's (kerassweep24, onnxsweep22)
+            remedies = [R.for_retraining(r) if r.id in R.REDRAWS_WEIGHTS else r for r in remedies]
+        findings.append(det.finding(sorted(remedies, key=lambda r: _order(det, r))))
     _reconcile_rate(findings, result)
     report(1.0, "done")
     status = status_of(findings)
@@ -1159,6 +1181,14 @@ def _reconcile_rate(findings: list[Finding], result: SimulationResult) -> None:
                       "only if the loss oscillates")
             remedy.recommended = False
         remedy.change += f" ({words})"
+
+
+def _order(det: Detection, r: Remedy) -> tuple[int, bool, tuple[int, int, float]]:
+    """A remedy's place among its finding's: the targets' scale first where the finding is a trained
+    regressor's output scale (:func:`.rules.learned_output_scale`), remedies for retraining after
+    those that apply to the checkpoint itself, then :func:`_rank`."""
+    lead = 0 if r.id == "normalise_targets" and det.evidence.get("unscaled_targets") else 1
+    return lead, r.for_retraining, _rank(det.code, r)
 
 
 def _sharpness(run: GraphRun, result: SimulationResult, device: str | None) -> Sharpness | None:
@@ -2372,7 +2402,8 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
     run = GraphRun(imported.module, imported.inputs, loss, seeds,
                    reinit if weights == "reinitialise" else None, names, optimizer=optimizer_spec(optimizer),
                    from_logits=from_logits, inference_head=inference_softmax or implied_sigmoid,
-                   recurrences=imported.recurrences, file_squash=file_squash, class_axis=class_axis)
+                   recurrences=imported.recurrences, file_squash=file_squash, class_axis=class_axis,
+                   checkpoint=weights != "reinitialise")
     try:
         doc = diagnose(run, name=name or imported.name, verify=verify, device=device, thresholds=thresholds,
                        parameters=imported.parameters, activation_bytes=imported.activation_bytes,

@@ -11,6 +11,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from gradhealth.analysis.findings import (
     layer_activations,
     post_ln_stacks,
     reached_from,
+    scale_gain,
     scale_growth,
     signal_blowup,
     signal_collapse,
@@ -59,6 +61,7 @@ from gradhealth.analysis.losses import (
 )
 from gradhealth.analysis.remedies import (
     CHRONO_MIN_STEPS,
+    FAR_TARGET_SCALE,
     Builder,
     Context,
     batch_norms_named,
@@ -1024,6 +1027,79 @@ def learned_logits(result: SimulationResult) -> tuple[float, float] | None:
     return (predicted, std) if predicted < LOGIT_STD_WARNING else None
 
 
+@dataclass(frozen=True)
+class OutputScale:
+    """A trained regressor's output far from the unit scale, which its weights' scale does not give
+    (:func:`learned_output_scale`): ``mean``, ``std`` and ``rms`` of the output layer's values on
+    the simulated inputs, ``scale_gain`` the growth i.i.d. weights of the layers' scales would give
+    from the first layer whose gain can be told to the output, ``target_rms`` the targets' RMS where
+    their range is given, and ``on_targets`` whether the output is within a decade of it."""
+
+    unit: UnitStats
+    mean: float
+    std: float
+    rms: float
+    scale_gain: float
+    target_rms: float | None
+    on_targets: bool
+
+
+#: Under this growth from the weights' scale alone (the product of :func:`scale_gain` over the
+#: layers to the output) a regression output far from the unit scale is what the weights learned:
+#: the finding's growth is 1e2 or more, at least ten times what their scale gives. Usual inits
+#: give about 1 per layer (He, LeCun) or less (torch's default, Xavier on ReLU), and an init too
+#: large 3x or more per layer (:data:`OVERSIZED_LAYER_GAIN`), which is never read as learned; a
+#: trained linear head sits above LeCun's scale (a stock-price LSTM's output layers, 1.6-2x).
+OUTPUT_SCALE_GAIN = 10.0
+
+
+def learned_output_scale(result: SimulationResult) -> OutputScale | None:
+    """The output scale of a trained regressor where it is what the network learned, not its
+    weights' scale: the check is of a model file's stored weights (``result.checkpoint``), under a
+    regression loss, the output layer's values have a root mean square of :data:`FAR_TARGET_SCALE`
+    or more (far from the unit scale of standardised targets), and i.i.d. weights of the layers'
+    scales would grow the signal less than :data:`OUTPUT_SCALE_GAIN` from the first layer whose gain
+    can be told to the output (on each of several towers), nor does any such layer reach
+    :data:`OVERSIZED_LAYER_GAIN`. None otherwise: a reinitialised or live network, a classifier,
+    or weights too large, which give that growth themselves.
+
+    A regressor trained on raw targets (prices in the tens of thousands, a diabetes score of
+    25-346) learns the gain that reaches them: its forward grows through its layers by as much, and
+    in a ReLU or linear chain its gradient mirrors it, so depth ratios of 1e4-1e5 read as an
+    exploding gradient "with the weights too large" where the weights sit under He's scale
+    (kerassweep24: stock-price LSTMs whose output std is 3.6e4-6e4, 0.6-1.2x He's scale)."""
+    if not result.checkpoint or _loss_kind(result) not in REGRESSION:
+        return None
+    out = output_layer(result)
+    if not out.has_weights or "activation_std" not in out.values:
+        return None
+    mean, std = out.mean("activation_mean"), out.geo("activation_std")
+    mean = mean if math.isfinite(mean) else 0.0
+    rms = math.hypot(mean, std)
+    if not (math.isfinite(rms) and rms >= FAR_TARGET_SCALE):
+        return None
+    chain = [u for u in trunk(result) if u is not out] + [out]
+    grown = 0.0
+    for tower in towers(result, chain):
+        gains = [scale_gain(u) for u in tower]
+        told = [g for g in gains if g > 0 and math.isfinite(g)]
+        if not (gains[-1] > 0 and math.isfinite(gains[-1])) or any(g >= OVERSIZED_LAYER_GAIN for g in told):
+            return None
+        # from the first layer's output, where the activations' growth is read from: its own gain
+        # scales its input, not the growth (a first layer that cannot be told, an LSTM, is skipped)
+        first_told = gains[0] > 0 and math.isfinite(gains[0])
+        total = math.prod(told[1:] if first_told else told)
+        grown = max(grown, total)
+    if not grown < OUTPUT_SCALE_GAIN:
+        return None
+    target_rms = None
+    if result.target_range is not None:
+        lo, hi = result.target_range
+        target_rms = math.sqrt(((lo + hi) / 2) ** 2 + (hi - lo) ** 2 / 12)  # U(lo, hi)'s
+    on_targets = target_rms is not None and target_rms > 0 and 0.1 <= rms / target_rms <= 10
+    return OutputScale(out, mean, std, rms, grown, target_rms, on_targets)
+
+
 def _residual_if_normalised(ctx: Context) -> list[Remedy]:
     """Skip connections, where the growth is the normalisation's own gain (a deep plain BN net):
     a new init or a norm does nothing there, and elsewhere residuals do not stop a gain above 1."""
@@ -1057,6 +1133,9 @@ class ExplodingGradient(ArchitectureRule):
         """Why growth of ``value`` on ``result`` (its live seeds) is a note, not a warning (a key of
         :data:`NOTE_REASONS`); None where it is not a note."""
         severity = t.exploding(value)
+        scaled = learned_output_scale(result) if severity is not None else None
+        if scaled is not None and scaled.on_targets:
+            return "info"  # a trained regressor's gain to the targets given: what it must learn
         if severity == "warning" and depth_ratio(result)[0] == value and absorbed_by_normalisation(result, t):
             return "normalisation"  # scale-invariant layers absorb it (findings.absorbed_by_normalisation)
         if severity == "warning" and _backward_only_under_adaptive(result, value) is not None:
@@ -1223,7 +1302,54 @@ class ExplodingGradient(ArchitectureRule):
                                 "weights are several times too large for the activation (a U(-1, 1) or N(0, 1) "
                                 "init of wide layers); the activations and the loss start huge and the first "
                                 "steps are far too large.")
+        scaled = learned_output_scale(result) if value >= t.exploding_warning else None
+        if scaled is not None and not det.evidence.get("learned_structure") and (
+                severity != "info" or scaled.on_targets):
+            return _output_scale_detection(det, scaled, t)
         return det
+
+
+def _output_scale_detection(det: Detection, o: OutputScale, t: Thresholds) -> Detection:
+    """exploding_gradient for :func:`learned_output_scale`: the growth named as the output's scale a
+    trained regressor learned (most likely its targets' raw scale), not as weights too large."""
+    name = o.unit.name
+    det.evidence.update(unscaled_targets=True, output_layer=name, output_mean=o.mean, output_std=o.std,
+                        output_rms=o.rms, output_scale_threshold=FAR_TARGET_SCALE,
+                        weight_scale_output_gain=o.scale_gain, target_rms=o.target_rms,
+                        output_on_targets=o.on_targets)
+    values = f"values of mean {fmt(o.mean)} and std {fmt(o.std)}"
+    if o.on_targets:
+        det.summary += (f"; a note: {name} outputs {values}, on the scale of the targets given (root mean square "
+                        f"{fmt(o.target_rms or math.nan)}): the gain the trained weights learned to reach them, not weights too "
+                        f"large (their scale gives {fmt(o.scale_gain)}x to the output)")
+        det.explanation = (
+            f"The trained network outputs {values} (root mean square {fmt(o.rms)}) on these inputs, the scale of "
+            "the regression targets given. Reaching them takes an end-to-end gain of that size, which training "
+            "built into how the layers line up, not into their scale: i.i.d. weights of these layers' scales "
+            f"would change the signal {fmt(o.scale_gain)}x on the way to the output (He's and LeCun's keep it at "
+            "1). The activations grow with that gain through the layers and, in a ReLU or linear chain, the "
+            "gradient mirrors it, so the depth ratio is large without anything being too large for the data "
+            "as given. Standardising the targets (fit on (y - mean) / std, invert at prediction) would let the "
+            "network work at unit scale, with its gradients and updates no longer scaled by the targets' size.")
+        return det
+    det.summary += (f": {name} outputs {values} on these inputs, a scale far from 1 that the trained weights "
+                    f"learned (their own scale gives {fmt(o.scale_gain)}x to the output): most likely regression "
+                    "targets on their raw scale (prices, counts, physical units)")
+    against = ("standard-normal targets, as the check draws them without --target-range" if o.target_rms is None
+               else f"the targets given, of root mean square {fmt(o.target_rms)}")
+    det.explanation = (
+        f"The trained network outputs {values} (root mean square {fmt(o.rms)}) where standardised regression "
+        f"targets have about 1; it is judged against {against}. The weights are not what makes this growth: "
+        f"i.i.d. weights of these layers' scales would change the signal {fmt(o.scale_gain)}x on the way to the "
+        "output (He's and LeCun's keep it at 1), so the gain is structure training built to produce outputs of "
+        "that size, most likely because the targets were left on their raw scale (prices, counts, physical "
+        "units) while the inputs were scaled. The activations grow with it through the layers and, in a ReLU or "
+        f"linear chain, the gradient mirrors the forward gain ({fmt(det.value)}x over the depth), so every "
+        "gradient and update is scaled by the targets' size. Standardise the targets (fit on (y - mean) / std, "
+        "invert at prediction) and train again; re-initialising this checkpoint would only discard its "
+        "training. If the targets really are at this scale, give their range (--target-range LO,HI, "
+        "target_range=) and the output is judged against it.")
+    return det
 
 
 def _blowup_detection(det: Detection, b: Blowup, t: Thresholds) -> Detection:

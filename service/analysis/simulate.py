@@ -219,6 +219,8 @@ class SimulationResult:
     #: a Keras file's stored weights), on ``target_range`` where one is given
     bounded_regression: bool = False
     target_range: tuple[float, float] | None = None
+    #: a graph door's run of a model file's stored weights (``GraphRun.checkpoint``): a trained checkpoint
+    checkpoint: bool = False
     #: a graph door's: the bytes of the activations one seed's simulation recorded (its float inputs
     #: and each measured unit's output, before and after an activation folded in), the measured
     #: counterpart of a spec's ``Plan.activation_bytes``; 0 for a spec (the plan has it)

@@ -91,6 +91,11 @@ class Verified(BaseModel):
     seeds: int | None = Field(None, description="seeds the after figure and the verdict were measured on: one "
                                                 "where its verdict held with every threshold half a decade "
                                                 "(a tenth of the units) either way, else every seed of the spec")
+    fresh_weights: bool = Field(
+        False, description="the changed network was measured with freshly drawn weights while the check was of "
+                           "weights as given (a model file's stored weights, a trained checkpoint): `after` and "
+                           "`fixed` are a freshly initialised network of this architecture's, not this checkpoint's "
+                           "(the remedy's `for_retraining` is true)")
 
 
 def clean_nonfinite(value: Any) -> Any:
@@ -120,6 +125,12 @@ class Remedy(BaseModel):
                           "module's or an imported model's code that the check cannot make on a copy, "
                           "such as moving a hand-written Post-LN block's norms: described, not measured)")
     recommended: bool = Field(True, description="false when the service measured that it does not fix this case")
+    for_retraining: bool = Field(
+        False, description="the change re-draws or resets the weights (an initialisation, an activation swap with "
+                           "its re-initialisation, a gate's bias, zeroed biases) and the check was of weights as "
+                           "given (a model file's stored weights): it is advice for training this architecture "
+                           "again from scratch, since applied to the checkpoint it would discard the training; "
+                           "listed after the remedies that apply to the checkpoint itself")
 
 
 class Evidence(BaseModel):

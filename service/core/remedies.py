@@ -257,6 +257,45 @@ def normalise_inputs(where: str, rms: float, patch: Patch = ()) -> Remedy:
                        "that keeps a unit-variance signal's scale multiplies that one by the same", patch)
 
 
+#: Remedies whose change re-draws or resets weights the network has: a new initialisation (the
+#: Linear/Conv layers', the recurrent matrices'), an activation swap with its re-initialisation, a
+#: gate's bias (chrono), biases set to 0. On a trained checkpoint (a model file's stored weights)
+#: each is advice for training the architecture again from scratch: applied to the checkpoint it
+#: would discard the training, and its re-simulation measured a network that was never trained
+#: (kerassweep24: a trained char-RNN's orthogonal init "FIXED 1.91e+06 -> 6.03e-05").
+REDRAWS_WEIGHTS = frozenset({"he_init", "xavier_init", "lecun_init", "orthogonal_init", "relu_family_activation",
+                             "gated_recurrent_cell", "zero_bias"})
+
+#: What the re-simulation of each of :data:`REDRAWS_WEIGHTS` measured, in words.
+_FRESH_SUBJECT = {
+    "orthogonal_init": "this architecture with its recurrent weights freshly drawn orthogonal",
+    "relu_family_activation": "a freshly initialised network of this architecture with the activation swapped",
+    "gated_recurrent_cell": "this architecture with its gates freshly initialised",
+    "zero_bias": "this architecture with its biases reset to 0",
+}
+
+
+def for_retraining(remedy: Remedy) -> Remedy:
+    """``remedy`` (one of :data:`REDRAWS_WEIGHTS`) as advice for training the architecture again
+    from scratch, for a check of a trained checkpoint's weights: its change says so, and its
+    verification, which measured weights the change drew afresh, is framed as that network's, not
+    as a fix of this checkpoint (``verified.fresh_weights``)."""
+    remedy.for_retraining = True
+    remedy.change = (f"when you train this architecture again from scratch, {remedy.change} (re-initialising "
+                     "this checkpoint would discard its training)")
+    v = remedy.verified
+    if v is not None:
+        v.fresh_weights = True
+        subject = _FRESH_SUBJECT.get(remedy.id, "a freshly initialised network of this architecture")
+        after = "nothing the metric measures" if v.after is None else f"{v.metric} {v.after:.3g}"
+        before = "not measured" if v.before is None else f"{v.before:.3g}"
+        verdict = "healthy on it" if v.fixed else "not healthy on it either"
+        framed = (f"{subject} measures {after} (this checkpoint: {before}), {verdict}: what training again from "
+                  "scratch would start from, not a fix of this checkpoint")
+        v.note = f"{framed}; {v.note}" if v.note else framed
+    return remedy
+
+
 def normalise_targets(mean: float, std: float) -> Remedy:
     """Fit the regression on standardised targets, (y - mean) / std, inverted at prediction: the
     targets given have mean ``mean`` and standard deviation ``std``, far from the unit scale."""

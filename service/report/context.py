@@ -303,7 +303,8 @@ def top_remedy(finding: Finding) -> Remedy | None:
     """The first recommended remedy that was verified to fix the finding, else the first
     recommended one (the checks rank them best first)."""
     recommended = [r for r in finding.remedies if r.recommended]
-    return next((r for r in recommended if r.verified and r.verified.fixed), None) or (
+    # (a fix measured on freshly drawn weights fixes a retraining, not the checkpoint checked)
+    return next((r for r in recommended if fixes_this(r)), None) or (
         recommended[0] if recommended else None
     )
 
@@ -313,7 +314,25 @@ def remedy_label(r: Remedy) -> str:
     fixes the finding; ``Suggested`` for the rest (a log's remedies, read from it and never
     simulated; one not simulated, ``--no-verify``; one that was but fixed nothing), whose
     :func:`verified_text` then says which (newuser11: ``Fix: raise_learning_rate`` from a log)."""
-    return "Fix" if r.verified is not None and r.verified.fixed else "Suggested"
+    return "Fix" if fixes_this(r) else "Suggested"
+
+
+def fixes_this(r: Remedy) -> bool:
+    """Whether the simulation verified that ``r`` fixes the network checked: not a remedy for
+    retraining a checkpoint, whose fix was measured on freshly drawn weights (``fresh_weights``)."""
+    return r.verified is not None and r.verified.fixed and not r.verified.fresh_weights
+
+
+def verified_state(v: Verified, *, markdown: bool = False) -> str:
+    """A verification's verdict in a word or three: ``FIXED`` (``**fixed**`` in Markdown), ``not
+    fixed``, ``not judged: why``, and for a checkpoint's remedy for retraining, measured on freshly
+    drawn weights, ``fixed on fresh weights`` / ``not fixed on fresh weights`` (never ``FIXED``: the
+    checkpoint itself was not fixed; kerassweep24)."""
+    if v.not_judged:
+        return f"not judged: {v.not_judged.split(':')[0]}"
+    if v.fresh_weights:
+        return "fixed on fresh weights" if v.fixed else "not fixed on fresh weights"
+    return ("**fixed**" if markdown else "FIXED") if v.fixed else "not fixed"
 
 
 def verified_text(r: Remedy, doc: Diagnosis, *, markdown: bool = True) -> str:
@@ -321,9 +340,7 @@ def verified_text(r: Remedy, doc: Diagnosis, *, markdown: bool = True) -> str:
     v = r.verified
     if v is None:
         return "from the log" if doc.kind == "logs" else "not simulated"
-    state = (f"not judged: {v.not_judged.split(':')[0]}" if v.not_judged else
-             ("**fixed**" if markdown else "FIXED") if v.fixed else "not fixed")
-    return f"{state}: {verified_figures(v)}"
+    return f"{verified_state(v, markdown=markdown)}: {verified_figures(v)}"
 
 
 def verified_figures(v: Verified, arrow: str = "→") -> str:

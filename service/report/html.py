@@ -33,6 +33,7 @@ from gradhealth.report.context import (
     locate_findings,
     num,
     one_line,
+    verified_state,
     verified_text,
 )
 
@@ -153,8 +154,8 @@ def _finding_card(i: int, f: Finding, where: str, doc: Diagnosis) -> list[str]:
             v = r.verified
             fixed = ""
             if v is not None:
-                fixed = (f' <span class="badge {"ok" if v.fixed else "warning"}">'
-                         f'{"not judged" if v.not_judged else "fixed" if v.fixed else "not fixed"}</span>')
+                fixed = (f' <span class="badge {"ok" if v.fixed and not v.fresh_weights else "warning"}">'
+                         f'{"not judged" if v.not_judged else verified_state(v).lower()}</span>')
             parts.append(
                 f'<li class="remedy{state}" id="finding-{i}-{_e(r.id)}"><code>{_e(r.id)}</code> '
                 f"<strong>{_e(r.title)}</strong>{fixed}"
@@ -261,7 +262,7 @@ def remedy_chart(i: int, f: Finding) -> str | None:
     for k, r in enumerate(rows):
         v = r.verified
         assert v is not None  # filtered above
-        chart.dumbbell(k, v.before, v.after, fixed=v.fixed, name=r.id)
+        chart.dumbbell(k, v.before, v.after, fixed=v.fixed and not v.fresh_weights, name=r.id)
     limit = f.evidence.threshold
     if limit is not None and _positive(limit):
         chart.vline(limit, f"threshold {svg.fmt(limit)}")

@@ -6,7 +6,7 @@ import json
 
 from gradhealth.core.document import Diagnosis, Evidence, Remedy
 from gradhealth.report.baseline import baseline_text
-from gradhealth.report.context import one_line, verified_figures
+from gradhealth.report.context import one_line, verified_figures, verified_state
 
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 #: Why a remedy of an architecture check carries no measurement.
@@ -81,7 +81,7 @@ def render_text(doc: Diagnosis, *, layers: bool = False, source: str | None = No
             if v is None:
                 measured = "from the log" if doc.kind == "logs" else _UNVERIFIED.get(r.unverified or "", "not verified")
             else:
-                state = f"not judged: {v.not_judged.split(':')[0]}" if v.not_judged else "FIXED" if v.fixed else "not fixed"
+                state = verified_state(v)
                 measured = f"{state}: {verified_figures(v, '->')}"
             tag = "" if r.recommended else " (not recommended)"
             lines.append(f"    {i}. {r.id}{tag}: {r.change} [{measured}]")

@@ -3065,7 +3065,7 @@ def _check_stored(spec: dict[str, Any], origins: Origins, stored: Weights, *, de
     # same targets: the output/loss pairing does not depend on the weights
     run = GraphRun(net, inputs, parsed.loss.type, parsed.seeds, None, names, optimizer=parsed.optimizer,
                    from_logits=parsed.loss.from_logits, bounded_regression=True,
-                   target_range=parsed.loss.target_range)
+                   target_range=parsed.loss.target_range, checkpoint=True)
     doc = diagnose(run, name=parsed.name, device=device, thresholds=settings.thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
                    parameters=plan.parameters, activation_bytes=plan.activation_bytes,

@@ -1029,7 +1029,8 @@ def check_keras_graph(graph: KerasGraph, *, loss: str | dict[str, Any] | None, s
                    readouts=frozenset(_readout_units(graph) if several else ()),
                    output_options=tuple(options) if several else None,
                    # a bounded regression output judged as the spec door judges a Keras file's
-                   bounded_regression=not several, target_range=_target_range(spec_losses[0]))
+                   bounded_regression=not several, target_range=_target_range(spec_losses[0]),
+                   checkpoint=stored is not None)
     thresholds = settings.thresholds
     doc = diagnose(run, name=graph.name, device=device, thresholds=thresholds,
                    verify=settings.verify_remedies if verify is None else verify,
