@@ -401,9 +401,47 @@ def _through_depth(
                 "effective step. Training absorbs growth of this size; zero-initialising the scale of "
                 "each residual branch's last norm removes most of it."
             )
+            jump = _norm_input_jump(units, t) if which == "gradient" else None
+            if jump is not None:
+                spikes, factor, rest = jump
+                at = _named(spikes)
+                evidence.update(norm_input_layers=[u.name for u in spikes], norm_input_jump=factor,
+                                grad_ratio_elsewhere=rest)
+                summary += (f"; past the bar only at {at}'s output, which a norm reads ({fmt(factor)}x the "
+                            f"gradient after the norm): the norm's scale invariance, not growth through depth")
+                explanation = (
+                    f"The gradient passes the {fmt(t.exploding_warning)}x bar only at {at}'s output, "
+                    f"{fmt(factor)}x the gradient just after the norm that reads it; elsewhere it is at most "
+                    f"{fmt(rest)}x the last layer's, under the bar. A norm's backward divides by its input's "
+                    "standard deviation over the batch, which is small where the input has a large mean "
+                    "beside its spread (inputs in [0, 1], whose nonzero mean leaves each channel after a "
+                    "ReLU mostly off or nearly constant; a channel off for the whole batch is divided by the "
+                    "norm's sqrt(eps) alone, and its ReLU passes none of that back). The layer the norm "
+                    "reads is scale-invariant: its "
+                    "output ignores its weights' scale, so a large gradient there grows that scale and "
+                    "shrinks its own effective step, and no other layer's step is enlarged. Inputs "
+                    "standardised to zero mean remove most of it."
+                )
     return Detection(
         code, severity, str(evidence["metric"]), value, summary, explanation, evidence, units
     )
+
+
+def _norm_input_jump(chain: list[UnitStats], t: Thresholds) -> tuple[list[UnitStats], float, float] | None:
+    """Where the through-depth gradient passes ``exploding_warning`` only at norms' inputs: every
+    unit of ``chain`` whose ||dL/dh|| is past the bar over the last unit's is normalised (a norm
+    reads its output) and the unit after it (that norm's side) is under the bar. Returns those
+    units, the largest factor from a unit's gradient to the next one's among them, and the largest
+    ratio of any other unit's gradient to the last's (under the bar); None otherwise."""
+    norms = [u.geo("output_grad_norm") for u in chain]
+    if len(chain) < 3 or not all(n > 0 and math.isfinite(n) for n in norms):
+        return None
+    bar = t.exploding_warning * norms[-1]
+    grown = [k for k in range(len(chain) - 1) if norms[k] > bar]
+    if not grown or any(not chain[k].normalised or norms[k + 1] > bar for k in grown):
+        return None
+    rest = max(norms[k] for k in range(len(chain)) if k not in grown) / norms[-1]
+    return [chain[k] for k in grown], max(norms[k] / norms[k + 1] for k in grown), rest
 
 
 def _named(units: list[UnitStats]) -> str:
