@@ -3822,6 +3822,24 @@ def _silent_share(result: SimulationResult) -> float:
     return sum(seeds) / len(seeds) if seeds else math.nan
 
 
+def _weak_on_confident_errors(activation: str, loss: str, evidence: dict[str, Any]) -> tuple[str, str] | None:
+    """(a clause for the summary, sentences for the explanation) on a softmax under mse fitted to
+    probability targets: the loss's gradient on a sample's logits fades as the sample is confidently
+    wrong, where cross-entropy's does not; None for another activation or loss (mae's and huber's
+    are bounded otherwise; a log_softmax's values are not probabilities). Marks ``evidence``."""
+    if activation != "softmax" or loss != "mse":
+        return None
+    evidence["weak_gradient_when_confidently_wrong"] = True
+    return ("; and mse on a softmax passes almost no gradient for a sample it gets confidently wrong: "
+            "cross-entropy is the usual pairing for a classifier",
+            " Mse on a softmax also learns least from the samples it gets most wrong: its gradient on the "
+            "logits passes through the softmax's Jacobian p_i(δ_ij − p_j), which vanishes as the output "
+            "nears one-hot, so a sample that gives its class probability p near 0 (another class near 1) "
+            "gets about 4p on that class's logit, where cross-entropy's, p − 1, is about −1. Cross-entropy "
+            "(on the logits, or on the softmax's probabilities with from_logits=False) is the usual pairing "
+            "for a softmax classifier.")
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
@@ -4229,28 +4247,30 @@ class OutputLossMismatch(ArchitectureRule):
         else:
             evidence.update(targets="not given: taken for probability rows (one-hot labels or distributions)",
                             targets_assumed="probability rows")
+            weak = _weak_on_confident_errors(activation, loss, evidence)
             return Detection(
                 self.code, severity, "unreachable_target_fraction", value,
                 f"{where} under {loss}: every prediction row is a distribution ({span}, {constraint}), so only "
                 "probability targets (one-hot labels, distributions) can be reached; the targets were not given "
-                "and are taken for those",
+                "and are taken for those" + (weak[0] if weak else ""),
                 f"A {activation} output makes each row one probability distribution. A regression loss on it fits "
                 "probability targets (a classifier's one-hot labels: it trains, though cross-entropy on the "
                 "logits trains faster); any other targets (values, returns, Q-values, anything outside "
                 f"{span} or in rows that do not sum to 1) cannot be reached, and the loss pushes the "
                 f"{activation} into saturation. Give the targets (check_module's targets= or target_range=, "
                 "--target-range for a Keras file) to have them judged; for regression targets end with no "
-                "activation (a linear output).",
+                "activation (a linear output)." + (weak[1] if weak else ""),
                 evidence, [last])
         if value <= 0.0:
+            weak = _weak_on_confident_errors(activation, loss, evidence)
             return Detection(
                 self.code, severity, "unreachable_target_fraction", value,
                 f"{where} under {loss}; {targets} lie in {span}"
                 + (f" and {constraint.replace('each', 'every')}: every target is in reach" if reach["rows"] is not None
-                   else f": in reach only where {constraint}"),
+                   else f": in reach only where {constraint}") + (weak[0] if weak else ""),
                 f"A {activation} output makes each row one probability distribution, which fits probability "
                 "targets such as these; cross-entropy on the logits trains a classifier faster than a "
-                "regression loss on the probabilities.",
+                "regression loss on the probabilities." + (weak[1] if weak else ""),
                 evidence, [last])
         return Detection(
             self.code, severity, "unreachable_target_fraction", value,
