@@ -208,3 +208,30 @@ def test_a_live_modules_batch_norm_remedy_leaves_out_the_layers_a_norm_reads() -
     [bn] = [r for r in found.remedies if r.id == "batch_norm"]
     named = set(bn.change.replace(",", " ").split())
     assert not named & set(normed) and {"15", "29"} <= named
+
+
+def _pre_activation(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with each BatchNorm layer moved onto the pre-activation of the layer before it."""
+    layers: list[dict[str, Any]] = []
+    for layer in raw["layers"]:
+        if layer == BN and layers and layers[-1]["type"] in ("conv2d", "linear"):
+            layers[-1] = {**layers[-1], "norm": "batchnorm"}
+        else:
+            layers.append(layer)
+    return {**raw, "layers": layers}
+
+
+def test_large_steps_of_layers_a_norm_reads_are_judged_as_with_the_norm_on_their_pre_activations() -> None:
+    # SGD 0.1 momentum 0.9 (the usual BatchNorm CNN recipe): each conv's step is scale-invariant's,
+    # judged on the first step up to the error level, whichever side of the ReLU the BatchNorm is on
+    raw = {**_vgg(), "optimizer": {"type": "sgd", "lr": 0.1, "momentum": 0.9}}
+    post, pre = _check(raw), _check(_pre_activation(raw))
+    assert sum(layer.type == "batchnorm" for layer in post.layers) == 7
+    assert not any(layer.type == "batchnorm" for layer in pre.layers)
+
+    def steps(doc: Diagnosis) -> list[str]:
+        return [f.severity for f in doc.findings if f.code == "large_updates"]
+
+    assert steps(post) == steps(pre) == []
+    # (the steps are large: over the 0.1 warning line judged built up, for some conv)
+    assert max(layer.judged_update_ratio or 0.0 for layer in post.layers if layer.type == "conv2d") > 0.1
