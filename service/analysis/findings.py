@@ -452,9 +452,21 @@ def absorbed_by_normalisation(result: SimulationResult, t: Thresholds) -> bool:
     growth a batch norm itself causes at init (Yang et al. 2019: about sqrt(pi/(pi-1)) = 1.21 per
     plain BN-ReLU layer; ResNet-50 shows about 200x over its trunk). Past ``exploding_error`` the
     weights' norms grow so fast that the early layers' steps all but stop: still an error.
+
+    A norm layer of its own (a spec's ``batchnorm`` or ``layernorm`` after a layer's activation, Keras'
+    ``BatchNormalization()``) counts as the norm it is: its output is where a layer with the norm on
+    its pre-activation is read, and the layer it reads is marked normalised
+    (:func:`gradhealth.analysis.plan.read_by_norms`). A growth concentrated at a norm's input (its
+    backward divides by its input's std over the batch: small where a ReLU of inputs in [0, 1] leaves
+    a channel mostly off) is then that scale invariance, not growth through depth.
     """
     grown = grown_units(result, t.exploding_warning)
-    return bool(grown) and all(u.normalised for u in grown)
+    return bool(grown) and all(u.normalised or u.type in NORM_LAYER_TYPES for u in grown) \
+        and any(u.normalised for u in grown)
+
+
+#: The types of a spec's norm layers of their own (``analysis.spec.NormLayer``).
+NORM_LAYER_TYPES = frozenset({"batchnorm", "layernorm"})
 
 
 def binomial_tail_half(k: int, n: int) -> float:

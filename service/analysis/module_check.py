@@ -340,7 +340,7 @@ def _batch_norm_remedy(where: str, det: Detection, result: SimulationResult, mod
     last = output_layer(result)
     lines: list[str] = []
     for unit in det.units:
-        if not unit.pointer.startswith("module:") or unit is last or unit.name == last.name:
+        if not unit.pointer.startswith("module:") or unit is last or unit.name == last.name or unit.normalised:
             continue  # (a norm on the output layer would fix the model's output scale, not its gradients)
         path = unit.pointer.removeprefix("module:")
         try:
@@ -725,8 +725,11 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
             leaky = R.relu_family_activation(_every(result, {"relu"}), "leaky_relu")
             leaky.change += f" ({_BIASES_ZEROED})"
             out.append((leaky, _swap_edit({"relu"}, "leaky_relu")))
-        if code in ("vanishing_gradient", "exploding_gradient") and not all(u.normalised for u in trunk(result)):
-            out.append((_batch_norm_remedy(where, det, result, model), None))
+        unnormed = [u for u in det.units if not u.normalised]
+        if code in ("vanishing_gradient", "exploding_gradient") and not all(u.normalised for u in trunk(result)) \
+                and unnormed:
+            # named for the finding's layers no norm reads yet (a Conv then ReLU then BatchNorm is read by one)
+            out.append((_batch_norm_remedy(", ".join(u.name for u in unnormed), det, result, model), None))
             # a skip path for a plain stack; the branches of one that has them scaled down
             if code == "vanishing_gradient" and not result.summed:
                 out.append((R.residual_connections(where), None))

@@ -351,3 +351,68 @@ def check_limits(plan: Plan, limits: Limits, units: int) -> None:
     if problems:
         # the detail names each place once; each item's pointer says it (newuser13 #3: "/layers/0: /layers/0: ...")
         raise LimitExceeded("; ".join(str(p) for p in problems), problems)
+
+
+#: Activations after which a layer's output keeps its weights' scale (f(c z) = c f(z) for c > 0),
+#: so a norm reading that output makes the weights scale-invariant (the graph door's ``_PASSES_SCALE``).
+_PASSES_SCALE = frozenset({"identity", "relu", "leaky_relu"})
+
+
+def _passes_scale(layer: S.Layer) -> bool:
+    """A layer without weights that is positively homogeneous in its input: pooling (max, mean,
+    a sequence's last step), dropout's mask, a flatten, a ReLU or leaky ReLU of its own."""
+    if isinstance(layer, S.ActivationLayer):
+        return layer.activation in _PASSES_SCALE
+    return isinstance(layer, (S.PoolLayer2d, S.DropoutLayer, S.FlattenLayer, S.SequencePoolLayer))
+
+
+def _streams(units: list[UnitPlan]) -> list[list[UnitPlan]]:
+    """The chains of units one after another: a sequential ``block`` is spread into its chain; a
+    residual block is a unit of the chain (its output x + f(x) is no one layer's) whose branch is a
+    chain of its own."""
+    chain: list[UnitPlan] = []
+    others: list[list[UnitPlan]] = []
+    for u in units:
+        if isinstance(u.layer, S.SequentialBlock):
+            inner = _streams(u.children)
+            chain.extend(inner[0])
+            others.extend(inner[1:])
+        else:
+            chain.append(u)
+            if u.children:
+                others.extend(_streams(u.children))
+    return [chain, *others]
+
+
+def _homogeneous_layer(layer: S.Layer) -> bool:
+    """A weight layer whose activation passes a scale on (a ReLU, a leaky ReLU or none)."""
+    return isinstance(layer, S.WEIGHT_LAYERS) and layer.activation in _PASSES_SCALE
+
+
+def read_by_norms(plan: Plan) -> set[str]:
+    """The weight layers whose output a standalone ``batchnorm`` or ``layernorm`` layer reads through
+    positively homogeneous steps only (the layer's own ReLU or none, pooling, dropout, a flatten):
+    Keras' usual ``Conv2D(activation='relu')`` then ``BatchNormalization()``. The norm divides out
+    the scale of their output, so their weights are scale-invariant, as a layer's with ``norm`` on
+    its pre-activation are. As in a live module's graph, the chain before such a layer is too while
+    each layer of it is bias-free with a ReLU or none: its input's scale reaches the norm unchanged."""
+    found: set[str] = set()
+    for chain in _streams(plan.units):
+        for i, u in enumerate(chain):
+            if not _homogeneous_layer(u.layer):
+                continue
+            j = i + 1
+            while j < len(chain) and _passes_scale(chain[j].layer):
+                j += 1
+            if j == len(chain) or not isinstance(chain[j].layer, S.NormLayer):
+                continue
+            found.add(u.name)
+            k = i
+            while _homogeneous_layer(chain[k].layer) and not getattr(chain[k].layer, "bias", True):
+                k -= 1
+                while k >= 0 and _passes_scale(chain[k].layer):
+                    k -= 1
+                if k < 0 or not _homogeneous_layer(chain[k].layer):
+                    break
+                found.add(chain[k].name)
+    return found

@@ -22,7 +22,7 @@ import numpy as np
 from gradhealth.analysis import spec as S
 from gradhealth.analysis.findings import Detection, weighted_units
 from gradhealth.analysis.losses import OUTPUT_RANGES
-from gradhealth.analysis.plan import Plan
+from gradhealth.analysis.plan import Plan, read_by_norms
 from gradhealth.analysis.simulate import SimulationResult
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Remedy
@@ -227,7 +227,14 @@ def relu_family(ctx: Context, activation: str = "relu") -> list[Remedy]:
 def normalisation(ctx: Context, kind: str) -> list[Remedy]:
     if ctx.detection.evidence.get("output"):
         return []  # a norm on the output layer's pre-activations would fix its scale, not the model's
-    ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).norm is None]  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
+    # not a layer a norm already reads: its own on the pre-activation, or a norm layer after its
+    # activation (Keras' Conv2D(activation='relu') then BatchNormalization(): peersweep17)
+    followed = read_by_norms(ctx.plan)
+    copies: dict[str, list[str]] = {}
+    for u in ctx.plan.all_units():
+        copies.setdefault(u.pointer, []).append(u.name)
+    ps = [p for p in ctx.weight_pointers() if ctx.layer_at(p).norm is None  # type: ignore[union-attr]  # pointers from weight/recurrent_pointers() name layers with this field
+          and not all(name in followed for name in copies[p])]
     if not ps:
         return []
     patch = [{"op": "add", "path": p + "/norm", "value": kind} for p in ps]

@@ -422,9 +422,47 @@ def _through_depth(
                 "effective step. Training absorbs growth of this size; zero-initialising the scale of "
                 "each residual branch's last norm removes most of it."
             )
+            jump = _norm_input_jump(units, t) if which == "gradient" else None
+            if jump is not None:
+                spikes, factor, rest = jump
+                at = _named(spikes)
+                evidence.update(norm_input_layers=[u.name for u in spikes], norm_input_jump=factor,
+                                grad_ratio_elsewhere=rest)
+                summary += (f"; past the bar only at {at}'s output, which a norm reads ({fmt(factor)}x the "
+                            f"gradient after the norm): the norm's scale invariance, not growth through depth")
+                explanation = (
+                    f"The gradient passes the {fmt(t.exploding_warning)}x bar only at {at}'s output, "
+                    f"{fmt(factor)}x the gradient just after the norm that reads it; elsewhere it is at most "
+                    f"{fmt(rest)}x the last layer's, under the bar. A norm's backward divides by its input's "
+                    "standard deviation over the batch, which is small where the input has a large mean "
+                    "beside its spread (inputs in [0, 1], whose nonzero mean leaves each channel after a "
+                    "ReLU mostly off or nearly constant; a channel off for the whole batch is divided by the "
+                    "norm's sqrt(eps) alone, and its ReLU passes none of that back). The layer the norm "
+                    "reads is scale-invariant: its "
+                    "output ignores its weights' scale, so a large gradient there grows that scale and "
+                    "shrinks its own effective step, and no other layer's step is enlarged. Inputs "
+                    "standardised to zero mean remove most of it."
+                )
     return Detection(
         code, severity, str(evidence["metric"]), value, summary, explanation, evidence, units
     )
+
+
+def _norm_input_jump(chain: list[UnitStats], t: Thresholds) -> tuple[list[UnitStats], float, float] | None:
+    """Where the through-depth gradient passes ``exploding_warning`` only at norms' inputs: every
+    unit of ``chain`` whose ||dL/dh|| is past the bar over the last unit's is normalised (a norm
+    reads its output) and the unit after it (that norm's side) is under the bar. Returns those
+    units, the largest factor from a unit's gradient to the next one's among them, and the largest
+    ratio of any other unit's gradient to the last's (under the bar); None otherwise."""
+    norms = [u.geo("output_grad_norm") for u in chain]
+    if len(chain) < 3 or not all(n > 0 and math.isfinite(n) for n in norms):
+        return None
+    bar = t.exploding_warning * norms[-1]
+    grown = [k for k in range(len(chain) - 1) if norms[k] > bar]
+    if not grown or any(not chain[k].normalised or norms[k + 1] > bar for k in grown):
+        return None
+    rest = max(norms[k] for k in range(len(chain)) if k not in grown) / norms[-1]
+    return [chain[k] for k in grown], max(norms[k] / norms[k + 1] for k in grown), rest
 
 
 def _named(units: list[UnitStats]) -> str:
@@ -4065,6 +4103,24 @@ def _silent_share(result: SimulationResult) -> float:
     return sum(seeds) / len(seeds) if seeds else math.nan
 
 
+def _weak_on_confident_errors(activation: str, loss: str, evidence: dict[str, Any]) -> tuple[str, str] | None:
+    """(a clause for the summary, sentences for the explanation) on a softmax under mse fitted to
+    probability targets: the loss's gradient on a sample's logits fades as the sample is confidently
+    wrong, where cross-entropy's does not; None for another activation or loss (mae's and huber's
+    are bounded otherwise; a log_softmax's values are not probabilities). Marks ``evidence``."""
+    if activation != "softmax" or loss != "mse":
+        return None
+    evidence["weak_gradient_when_confidently_wrong"] = True
+    return ("; and mse on a softmax passes almost no gradient for a sample it gets confidently wrong: "
+            "cross-entropy is the usual pairing for a classifier",
+            " Mse on a softmax also learns least from the samples it gets most wrong: its gradient on the "
+            "logits passes through the softmax's Jacobian p_i(δ_ij − p_j), which vanishes as the output "
+            "nears one-hot, so a sample that gives its class probability p near 0 (another class near 1) "
+            "gets about 4p on that class's logit, where cross-entropy's, p − 1, is about −1. Cross-entropy "
+            "(on the logits, or on the softmax's probabilities with from_logits=False) is the usual pairing "
+            "for a softmax classifier.")
+
+
 class OutputLossMismatch(ArchitectureRule):
     """A loss on probabilities (``from_logits: false``) whose clip gives part of the batch no
     gradient: the last layer does not output probabilities."""
@@ -4472,28 +4528,30 @@ class OutputLossMismatch(ArchitectureRule):
         else:
             evidence.update(targets="not given: taken for probability rows (one-hot labels or distributions)",
                             targets_assumed="probability rows")
+            weak = _weak_on_confident_errors(activation, loss, evidence)
             return Detection(
                 self.code, severity, "unreachable_target_fraction", value,
                 f"{where} under {loss}: every prediction row is a distribution ({span}, {constraint}), so only "
                 "probability targets (one-hot labels, distributions) can be reached; the targets were not given "
-                "and are taken for those",
+                "and are taken for those" + (weak[0] if weak else ""),
                 f"A {activation} output makes each row one probability distribution. A regression loss on it fits "
                 "probability targets (a classifier's one-hot labels: it trains, though cross-entropy on the "
                 "logits trains faster); any other targets (values, returns, Q-values, anything outside "
                 f"{span} or in rows that do not sum to 1) cannot be reached, and the loss pushes the "
                 f"{activation} into saturation. Give the targets (check_module's targets= or target_range=, "
                 "--target-range for a Keras file) to have them judged; for regression targets end with no "
-                "activation (a linear output).",
+                "activation (a linear output)." + (weak[1] if weak else ""),
                 evidence, [last])
         if value <= 0.0:
+            weak = _weak_on_confident_errors(activation, loss, evidence)
             return Detection(
                 self.code, severity, "unreachable_target_fraction", value,
                 f"{where} under {loss}; {targets} lie in {span}"
                 + (f" and {constraint.replace('each', 'every')}: every target is in reach" if reach["rows"] is not None
-                   else f": in reach only where {constraint}"),
+                   else f": in reach only where {constraint}") + (weak[0] if weak else ""),
                 f"A {activation} output makes each row one probability distribution, which fits probability "
                 "targets such as these; cross-entropy on the logits trains a classifier faster than a "
-                "regression loss on the probabilities.",
+                "regression loss on the probabilities." + (weak[1] if weak else ""),
                 evidence, [last])
         return Detection(
             self.code, severity, "unreachable_target_fraction", value,

@@ -25,7 +25,7 @@ from gradhealth.analysis.figures import Readout, SeedFigures, duplicates_over_se
 from gradhealth.analysis.kinds import kind_of
 from gradhealth.analysis.losses import REGRESSION, loss_value
 from gradhealth.analysis.model import Network, Probe, RecurrentUnit, SimpleUnit, Unit, build_network
-from gradhealth.analysis.plan import Plan, batch_norm_values
+from gradhealth.analysis.plan import Plan, batch_norm_values, read_by_norms
 from gradhealth.analysis.sharpness import Sharpness, StepProbe
 from gradhealth.devices import check_device
 
@@ -640,7 +640,8 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
         extra = born_dead_draws(plan, dev)
     if progress:
         progress(1.0, "simulation done")
-    stats = _collect(units, [s.units for s in figures])
+    normed = read_by_norms(plan)
+    stats = _collect(units, [s.units for s in figures], normed)
     bidirectional = {u.name for u in units if getattr(u.plan.layer, "bidirectional", False)}
     series = [TimeSeries.of(name, sub, figures, reverse=name in bidirectional and sub % 2 == 1)
               for (name, sub) in figures[0].steps]
@@ -652,7 +653,7 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
                             on_probabilities=not spec.loss.from_logits and spec.loss.type in PROBABILITY_LOSSES,
                             batch_statistics=batch_norm_values(plan),
                             duplicates=duplicates_over_seeds(figures),
-                            draw_units=_collect(units, extra) if extra else [], draws=len(extra))
+                            draw_units=_collect(units, extra, normed) if extra else [], draws=len(extra))
 
 
 #: A batch of fewer samples than this cannot show a unit dead: a live unit is off for all of b
@@ -784,7 +785,8 @@ def _read_by_norms(units: list[Unit]) -> set[str]:
     return found
 
 
-def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> list[UnitStats]:
+def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]],
+             read_by_layers: frozenset[str] | set[str] = frozenset()) -> list[UnitStats]:
     depth = {u.name: u.name.count(".layers[") for u in units}
     by_norms = _read_by_norms(units)
     out: list[UnitStats] = []
@@ -803,7 +805,10 @@ def _collect(units: list[Unit], per_seed: list[dict[str, dict[str, float]]]) -> 
                 fan_out = unit.layer.hidden_size
         out.append(UnitStats(unit.name, unit.plan.pointer, unit.plan.kind, _activation_of(unit),
                              depth[unit.name], bool(list(unit.own_parameters())), fan_in, fan_out, values,
-                             normalised=getattr(unit, "norm", None) is not None or unit.name in by_norms,
+                             # its own norm on the pre-activation, a Pre-LN stream's, or a norm layer
+                             # reading its output (plan.read_by_norms)
+                             normalised=getattr(unit, "norm", None) is not None or unit.name in by_norms
+                             or unit.name in read_by_layers,
                              stream=getattr(unit, "norm", None) is None and unit.name in by_norms,
                              activation_params=_activation_params_of(unit)))
     return out

@@ -46,12 +46,29 @@ class Badness(Enum):
 Detector = Callable[[Any, Any], list[Finding]]
 
 
+class Stage(Enum):
+    """Where a code stands in the chain of causes, for listing a root cause ahead of what it makes
+    among findings of one severity: what the model or its training is set to (its init, its output
+    and loss, its batch, its rate's sign) makes the gradients that flow through it, and those make the
+    optimizer's steps (a constant init's copies of one unit, 0.01 each, get one large step together:
+    peersweep17 tdc_baseCNN_const_init led with that step)."""
+
+    #: A setting of the model or its training: the cause of what is measured on it.
+    SETTING = 0
+    #: The gradients' and signals' flow through the network (and a log's series of them).
+    FLOW = 1
+    #: The optimizer's steps, made from those gradients.
+    STEPS = 2
+
+
 @dataclass(eq=False)
 class FindingRule:
     """All about one finding code; ``architecture`` and ``detector`` are the checks' parts."""
 
     code: str
     badness: Badness = Badness.VALUE
+    #: Its place in the chain of causes (:func:`worst_first`).
+    stage: Stage = Stage.FLOW
     #: The architecture check's part (an ``analysis.rules.ArchitectureRule``), set on its import.
     architecture: Any = None
     #: The log check's part, set when ``gradhealth.logs.detectors`` is imported.
@@ -146,12 +163,18 @@ R = TypeVar("R", bound=_Ranked)
 
 
 def worst_first(items: Sequence[R]) -> list[R]:
-    """``items`` (findings or detections) by severity, worst first, then in registry order."""
+    """``items`` (findings or detections) by severity, worst first; among one severity the root
+    cause first (by :class:`Stage`: a setting, then the gradients' flow, then the steps), then in
+    registry order. The first is what a document's summary leads with."""
     index = {c: i for i, c in enumerate(_REGISTRY)}
-    return sorted(items, key=lambda x: (-SEVERITY_RANK[x.severity], index.get(x.code, len(index))))
+
+    def stage(code: str) -> int:
+        return _REGISTRY[code].stage.value if code in _REGISTRY else Stage.FLOW.value
+
+    return sorted(items, key=lambda x: (-SEVERITY_RANK[x.severity], stage(x.code), index.get(x.code, len(index))))
 
 
-# The registry. Its order is the order in which findings of equal severity are listed.
+# The registry. Its order is the order in which findings of equal severity and stage are listed.
 for _rule in (
     FindingRule("nonfinite"),
     FindingRule("exploding_gradient", Badness.LOG_RATIO),
@@ -175,11 +198,11 @@ for _rule in (
     FindingRule("saturation"),
     FindingRule("dead_units"),
     FindingRule("post_ln_depth_risk"),
-    FindingRule("negative_learning_rate"),
-    FindingRule("large_updates"),
-    FindingRule("small_updates"),
-    FindingRule("output_loss_mismatch"),
-    FindingRule("symmetric_weights"),
-    FindingRule("small_batch_statistics"),
+    FindingRule("negative_learning_rate", stage=Stage.SETTING),
+    FindingRule("large_updates", stage=Stage.STEPS),
+    FindingRule("small_updates", stage=Stage.STEPS),
+    FindingRule("output_loss_mismatch", stage=Stage.SETTING),
+    FindingRule("symmetric_weights", stage=Stage.SETTING),
+    FindingRule("small_batch_statistics", stage=Stage.SETTING),
 ):
     register(_rule)
