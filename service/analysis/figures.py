@@ -268,6 +268,9 @@ class Readout:
             if i_w is not None:
                 out_figures["weight_std"] = _std(v[i_w[0]], v[i_w[1]], i_w[2])
                 out_figures["weight_rms"] = v[i_w[1]] / math.sqrt(i_w[2]) if i_w[2] else math.nan
+                # ||W||_F: the size of the terms a backward sum through the layer adds up, which
+                # sets its round-off (simulate.round_off_gradients)
+                out_figures["weight_norm"] = v[i_w[1]]
             if i_bias is not None:
                 # sigma_b^2 and E[x^2] feed the mean-field prediction (gradhealth.analysis.theory).
                 out_figures["bias_mean_square"] = v[i_bias[0]] ** 2 / i_bias[1]

@@ -322,7 +322,7 @@ def _keeping_variance(name: str, params: tuple[tuple[str, float], ...]) -> float
     return critical
 
 
-def scale_gain(unit: UnitStats) -> float:
+def scale_gain(unit: UnitStats, *, rms: bool = False) -> float:
     """The gain one layer's weights give the signal by their scale alone, were they drawn i.i.d.:
     sqrt(fan_in * std(W)^2 / sigma_w2*), sigma_w2* the variance that keeps the signal's scale
     through its activation (:func:`_keeping_variance`; a layer without one, a linear output, at 1);
@@ -330,8 +330,10 @@ def scale_gain(unit: UnitStats) -> float:
     Mean-field theory predicts both directions from it for random weights: the forward's per-element
     std and ||dL/dh|| change by about this per layer. A trained layer's growth beyond it is
     structure, not scale: a kernel whose weights have a positive mean (iDeepLC's convs, each summing
-    to about +4.7) multiplies the positive mean of its ReLU inputs by that sum."""
-    std = unit.geo("weight_std")
+    to about +4.7) multiplies the positive mean of its ReLU inputs by that sum. ``rms``: the weights'
+    root mean square in place of their std, the scale a layer's weights give with their mean counted
+    (an all-positive U(0, 1) init: std 0.29, RMS 0.58; equal where the mean is 0)."""
+    std = unit.geo("weight_rms") if rms and "weight_rms" in unit.values else unit.geo("weight_std")
     name = unit.activation or "identity"
     if not (unit.fan_in and std > 0 and math.isfinite(std)) or name not in theory.ACTIVATIONS:
         return math.nan
@@ -342,13 +344,13 @@ def scale_gain(unit: UnitStats) -> float:
     return math.sqrt(unit.fan_in * std * std / critical)
 
 
-def scale_growth(units: list[UnitStats]) -> float:
+def scale_growth(units: list[UnitStats], *, rms: bool = False) -> float:
     """The product of :func:`scale_gain` over ``units``: the growth random weights of their scales
     give the signal through them; nan where one layer's cannot be told, or a norm rescales the
     signal (a normalised layer's output ignores its weights' scale)."""
     total = 1.0
     for u in units:
-        gain = scale_gain(u)
+        gain = scale_gain(u, rms=rms)
         if u.normalised or not (gain > 0 and math.isfinite(gain)):
             return math.nan
         total *= gain

@@ -68,6 +68,7 @@ from gradhealth.analysis.simulate import (
     UnitStats,
     add_step_ratios,
     pick_device,
+    round_off_gradients,
 )
 from gradhealth.analysis.spec import OptimizerSpec
 
@@ -349,6 +350,7 @@ class StackedRNN(RecurrentStandIn):
             if not run_fused(rnn):
                 mark(single, *cell_of(rnn))
             layers.append(UnrolledRNN(single))
+            setattr(layers[-1], "stack_layer", k + 1)  # noqa: B010 (a plain int on a Module: "layer 2 of rnn", UnitStats.stack_layer)
         self.layers = nn.ModuleList(layers)
 
     def _weight(self, name: str) -> torch.Tensor | None:
@@ -1835,6 +1837,9 @@ class InputSpec:
     #: is structure, not data: a sparse tensor, a mask, an adjacency matrix, a one-hot encoding), in
     #: the words ``simulation.notes`` says it with; None for inputs drawn and integer inputs
     kept: str | None = None
+    #: a ``kept`` input that is all 0 or 1 shaped as a recurrent module's initial state: that module's
+    #: qualified name (``module_check.initial_state_of``), for the note's words
+    initial_state: str | None = None
 
 
 #: The generator seed offset of the rows a seed resamples (inputs' rows and regression targets alike,
@@ -3322,6 +3327,12 @@ def post_ln_by_hand_layers(net: nn.Module, units: Sequence[str]) -> list[list[st
     return found
 
 
+def _stack_layer(name: str, module: nn.Module) -> tuple[str, int] | None:
+    """(the stacked module's name, k) for layer k >= 2 of a :class:`StackedRNN` (named ``name#k``)."""
+    k = getattr(module, "stack_layer", None)
+    return (name.rpartition("#")[0], int(k)) if isinstance(k, int) and k > 1 and "#" in name else None
+
+
 def precision_name(dtype: torch.dtype) -> str:
     """``float64``, ``float32``, ``bfloat16``...: the name the document gives a simulation's dtype."""
     return str(dtype).removeprefix("torch.")
@@ -3525,9 +3536,11 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
                                activation_params=rec.activation_params if rec.activation is not None else {},
                                module_class=type(rec.module).__name__ if rec.pointer.startswith("module:") else None,
                                activation_at=rec.activation_at if rec.activation is not None
-                               and rec.pointer.startswith("module:") else None))
+                               and rec.pointer.startswith("module:") else None,
+                               stack_layer=_stack_layer(rec.name, rec.module)))
     bidirectional = {rec.name for rec in records
                      if isinstance(rec.module, UnrolledRNN) and rec.module.directions == 2}
+    round_off_gradients(stats, figures_of[0].feeds, precision_name(run.dtype))
     series = [TimeSeries.of(name, sub, figures_of, reverse=name in bidirectional and sub % 2 == 1)
               for (name, sub) in figures_of[0].steps]
     return SimulationResult(cast(Any, None), str(dev), precision_name(run.dtype), count, stats, series,

@@ -19,6 +19,8 @@ import dataclasses
 import inspect
 import math
 import numbers
+import os
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -66,6 +68,7 @@ from gradhealth.analysis.graph import (
     output_op,
     own_parameters,
     parametrized_weight,
+    precision_name,
     rate_probe,
     role_of,
     simulate_graph,
@@ -1051,10 +1054,41 @@ def _native_overflow(run: GraphRun, device: str | None) -> Detection | None:
         [])
 
 
+def _site_of(exc: BaseException) -> str | None:
+    """``file:line (code)`` of the innermost frame of ``exc``'s traceback outside torch and this
+    package: the user's line that raised (None where every frame is a library's)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = os.path.abspath(frame.filename)
+        if path.startswith((here + os.sep, torch_dir + os.sep)) or frame.filename.startswith("<"):
+            continue
+        code = f" ({frame.line.strip()})" if frame.line else ""
+        return f"{os.path.basename(frame.filename)}:{frame.lineno}{code}"
+    return None
+
+
+def precision_note(run: GraphRun, exc: BaseException) -> str:
+    """``simulation.notes``' line where the float64 copy failed and the model's own dtype ran
+    (:func:`_simulate_first`): the error, the line, and what it changes (modsweep41: two RNNs whose
+    forward builds its initial state with ``torch.zeros(...)`` ran in float32 without a word)."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first if len(first) <= 200 else first[:197] + "..."
+    site = _site_of(exc)
+    name = precision_name(run.dtype)
+    return (f"simulated in {name}, the model's own dtype, not on a float64 copy: the forward failed in float64 "
+            f"({type(exc).__name__}: {first}){f' at {site}' if site else ''}, a tensor it makes or casts "
+            f"itself (torch.zeros(...) without dtype=, x.float()) staying {name} beside the float64 weights. "
+            f"Figures are {name}'s: a gradient under its smallest normal number "
+            f"({float(torch.finfo(run.dtype).tiny):.3g}) reads as 0. To have it run in float64, make such tensors "
+            "as their input is made (torch.zeros(..., dtype=x.dtype, device=x.device), x.new_zeros(...))")
+
+
 def _simulate_first(run: GraphRun, device: str | None, progress: Callable[[float, str], None]
-                    ) -> tuple[GraphRun, SimulationResult]:
-    """(the run that simulated, its result): ``run`` in its dtype (float64), or, where that fails,
-    in the model's own dtype (float32), which then serves every later simulation too.
+                    ) -> tuple[GraphRun, SimulationResult, str | None]:
+    """(the run that simulated, its result, a note where it fell back): ``run`` in its dtype
+    (float64), or, where that fails, in the model's own dtype (float32), which then serves every
+    later simulation too; the note (:func:`precision_note`) names the float64 pass's error.
 
     A forward that makes or casts tensors in its own precision (``torch.zeros(L, B, H)`` for an
     LSTM's initial state, ``t.float()`` in a timestep embedding, guided-diffusion's GroupNorm32 over
@@ -1063,7 +1097,7 @@ def _simulate_first(run: GraphRun, device: str | None, progress: Callable[[float
     the model's own dtype does not repeat was the cast's; one it repeats is the model's, and is
     raised as the float64 pass raised it. The document's ``simulation.precision`` says which ran."""
     try:
-        return run, simulate_graph(run, device=device, progress=progress)
+        return run, simulate_graph(run, device=device, progress=progress), None
     except torch.OutOfMemoryError:
         raise
     except RuntimeError as exc:
@@ -1071,7 +1105,7 @@ def _simulate_first(run: GraphRun, device: str | None, progress: Callable[[float
         if own is None:
             raise
         try:
-            return own, simulate_graph(own, device=device, progress=progress)
+            return own, simulate_graph(own, device=device, progress=progress), precision_note(own, exc)
         except RuntimeError:
             raise exc from None  # not the precision: the model's own error, as float64 met it
 
@@ -1083,7 +1117,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
     """Simulate ``run``, detect findings and (with ``verify``) verify remedies on copies."""
     thresholds = thresholds or Thresholds()
     report = progress or (lambda fraction, stage: None)
-    run, result = _simulate_first(run, device, lambda f, s: report(0.4 * f, s))
+    run, result, fallback = _simulate_first(run, device, lambda f, s: report(0.4 * f, s))
     if not result.units and not any(True for _ in run.model.parameters()):
         raise ValueError("the check found no layer to measure in this network, and no parameter to train: "
                          "its forward calls no nn.Linear, Conv, RNN, Embedding or norm module, and no "
@@ -1145,7 +1179,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                                   duration_s=round(result.duration_s + verifier.seconds, 4),
                                   remedies_simulated=verifier.simulated, loss=run.loss,
                                   optimizer=optimizer_shown(run.optimizer),
-                                  notes=[n for n in (unstepped, _skipped_sharpness_note(result)) if n]),
+                                  notes=[n for n in (fallback, unstepped, _skipped_sharpness_note(result)) if n]),
     )
 
 
@@ -1490,10 +1524,41 @@ def structural_input(x: torch.Tensor, first: bool = False) -> str | None:
     return None
 
 
+_RECURRENT = (nn.RNNBase, nn.RNNCellBase)
+
+
+def initial_state_of(x: torch.Tensor, model: nn.Module) -> str | None:
+    """The recurrent module of ``model`` whose initial state ``x`` is shaped as (``lstm``: an
+    ``nn.LSTM``/``GRU``/``RNN``'s h0 or c0, ``(num_layers * directions, batch, hidden)`` or unbatched
+    without the batch; a cell's ``(batch, hidden)`` or ``(hidden,)``), by its qualified name; None where
+    no recurrent module has that shape of state."""
+    shape = tuple(x.shape)
+    for qualified, module in model.named_modules():
+        if not isinstance(module, _RECURRENT):
+            continue
+        proj = int(getattr(module, "proj_size", 0) or 0)
+        hidden = {int(getattr(module, "hidden_size", 0))} | ({proj} if proj else set())
+        if not shape or shape[-1] not in hidden:
+            continue
+        if isinstance(module, nn.RNNBase):
+            stacked = int(module.num_layers) * (2 if module.bidirectional else 1)
+            if len(shape) in (2, 3) and shape[0] == stacked:
+                return qualified or type(module).__name__
+        elif len(shape) in (1, 2):
+            return qualified or type(module).__name__
+    return None
+
+
 def _kept_note(spec: InputSpec) -> str:
-    """``simulation.notes``' line for a float input kept as given (:func:`structural_input`)."""
+    """``simulation.notes``' line for a float input kept as given (:func:`structural_input`); an
+    all-zero input shaped as a recurrent layer's initial state is said to be one (modsweep41: an
+    LSTM's (h0, c0) read "the mark of structure (an adjacency matrix, a mask, a one-hot encoding)")."""
     sparse = spec.value is not None and spec.value.layout != torch.strided
     kind = "" if spec.value is not None and not spec.value.is_floating_point() else "float "
+    if spec.initial_state is not None:
+        return (f"{kind}input {spec.name or 'example_inputs'} kept as given for every seed, not drawn: {spec.kept}, "
+                f"shaped as {spec.initial_state}'s initial state: an RNN's zero initial state, which training "
+                "starts each sequence from (N(0, 1) draws in its place would start it from noise)")
     return (f"{kind}input {spec.name or 'example_inputs'} kept as given for every seed"
             f"{' and simulated sparse, as it is' if sparse else ''}, not drawn: {spec.kept}, the mark of "
             "structure (an adjacency matrix, a mask, a one-hot encoding) rather than data to resample: "
@@ -1526,8 +1591,10 @@ def input_specs(example_inputs: Any, model: nn.Module | None = None,
     for i, (x, name) in enumerate(zip(xs, where, strict=True)):
         kept = structural_input(x, first=i == 0)
         if kept is not None:
+            state = (initial_state_of(x, model) if model is not None and x.layout == torch.strided
+                     and x.is_floating_point() and not bool(x.detach().any()) else None)
             specs.append(InputSpec(tuple(x.shape), x.dtype if not x.is_floating_point() else torch.float64,
-                                   value=x.detach().cpu().clone(), name=name, kept=kept))
+                                   value=x.detach().cpu().clone(), name=name, kept=kept, initial_state=state))
         elif x.is_floating_point() and data_scale and input_range is None and far_from_unit(x):
             specs.append(InputSpec(tuple(x.shape), name=name, rows=x.detach().to("cpu", torch.float64).clone()))
         elif x.is_floating_point():

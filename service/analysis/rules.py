@@ -329,7 +329,7 @@ def _through_depth(
         # no gradient at all reaches the first layer (all-zero weights, dead units): say so
         summary = (
             f"gradient shrinks {fmt(1 / ratio)}x from {units[-1].name} back to {units[0].name} "
-            f"({depth} layers, {fmt(per_layer)} per layer)"
+            f"({_steps(depth, per_layer)})"
             if ratio > 0
             else f"no gradient reaches {units[0].name} from {units[-1].name} ({depth} layers)"
         )
@@ -340,9 +340,25 @@ def _through_depth(
             f"Backpropagation multiplies one Jacobian per layer; through {these} the product is exactly 0 "
             "(a layer passes no gradient back at all), so the early layers do not learn."
         )
-        zero = [u for u in units if u.has_weights and u.geo("weight_std") == 0]
+        zero = [u for u in units if u.has_weights and (_zero_weights(u) if "weight_rms" in u.values
+                                                        else u.geo("weight_std") == 0)]
         designed = designed_zero_layers(result) if ratio == 0 else []
-        if designed:
+        rounded = [u for u in units if bool(np.any(u.values.get("round_off_gradient", np.zeros(1)) == 1))]
+        if ratio == 0 and rounded and not designed:
+            # modsweep41 udacity_init_ones: 3.26e-14 over 1.80e-16, float round-off of a sum that is
+            # 0 in exact arithmetic, read as 181x growth (simulate.round_off_gradients)
+            after = units[units.index(rounded[-1]) + 1:]
+            through = after[0].name if after else "the layers after them"
+            evidence["round_off_gradient"] = [u.name for u in rounded]
+            explanation = (
+                f"In exact arithmetic no gradient reaches {_named(rounded)}: the gradient {through} passes back "
+                "cancels (its terms add up to 0: rows whose weights are all equal pass back the sum of the "
+                "loss's gradient over the outputs, which is 0 under a softmax, and units that are copies of "
+                "one another cancel alike). What the simulation measured there is float round-off, under "
+                "eps * sqrt(fan_out) * ||W|| * ||g||, the error of that sum, so it counts as none: these layers "
+                "do not learn, and any growth or shrinking of that residue is noise. Initialise the weights "
+                "randomly (He for ReLU-family activations, Xavier for tanh and sigmoid).")
+        elif designed:
             evidence["zero_weights"] = [u.name for u in designed]
             evidence["zero_init"] = True
             # (the residual-branch-end case keeps its own mark, as documents before it had)
@@ -379,9 +395,8 @@ def _through_depth(
     else:
         shown = ratio if which == "gradient" else growth
         summary = (
-            f"{which} norm grows {fmt(shown)}x across {depth} layers "
-            f"({units[0].name} .. {units[-1].name}"
-            + (f", {fmt(growth_per_layer)} per layer)" if math.isfinite(growth_per_layer) else ")")
+            f"{which} norm grows {fmt(shown)}x from {units[0].name} to {units[-1].name} "
+            f"({_steps(depth, growth_per_layer if which == 'activation' else per_layer)})"
         )
         explanation = (
             f"The per-layer gain of {these} is above 1 (weights too large for the "
@@ -465,6 +480,26 @@ def _norm_input_jump(chain: list[UnitStats], t: Thresholds) -> tuple[list[UnitSt
     return [chain[k] for k in grown], max(norms[k] / norms[k + 1] for k in grown), rest
 
 
+def _steps(layers: int, per_step: float) -> str:
+    """A span of ``layers`` layers in words: the ratios between them are one fewer (modsweep41: "169x
+    across 2 layers (fc1 .. fc2, 169 per layer)" was one step, its total called a per-layer figure)."""
+    steps = layers - 1
+    if steps == 1:
+        return "2 layers, one step"
+    per = f", {fmt(per_step)} per step" if math.isfinite(per_step) else ""
+    return f"{layers} layers, {steps} steps{per}" if steps > 1 else f"{layers} layer"
+
+
+def _spoken(unit: UnitStats) -> str:
+    """``unit``'s name for a sentence: a stacked recurrent module's layer k (named ``rnn#k`` in the
+    layer table, as the ONNX door names the same nodes) is "layer k of rnn (rnn#k)", since ``#k``
+    elsewhere is a layer's k-th call (modsweep41: "rnn#2: dL/dh_t shrinks" read as a second call)."""
+    if unit.stack_layer is not None:
+        base, k = unit.stack_layer
+        return f"layer {k} of {base} ({unit.name})"
+    return unit.name
+
+
 def _named(units: list[UnitStats]) -> str:
     """``a, b`` or ``first .. last (n layers)``."""
     return (f"{units[0].name} .. {units[-1].name} ({len(units)} layers)" if len(units) > 3
@@ -535,8 +570,10 @@ def _behind_zero_in_spec(result: SimulationResult, zero: list[UnitStats]) -> lis
 
 
 def zero_layers(result: SimulationResult) -> list[UnitStats]:
-    """The layers whose weights are all exactly zero in every seed."""
-    return [u for u in result.units if u.has_weights and "weight_std" in u.values and u.geo("weight_std") == 0]
+    """The layers whose weights are all exactly zero in every seed (their RMS 0 where measured: a
+    std of 0 is also every weight at one nonzero value, Udacity's all-ones init, modsweep41)."""
+    return [u for u in result.units if u.has_weights and "weight_std" in u.values
+            and (_zero_weights(u) if "weight_rms" in u.values else u.geo("weight_std") == 0)]
 
 
 def silenced_by_design(result: SimulationResult) -> list[UnitStats]:
@@ -788,8 +825,8 @@ def _collapse_detection(code: str, severity: str, value: float, c: Any, t: Thres
         "trunk_grad_ratio": value if math.isfinite(value) else None,
         "signal_collapse": True,
     }
-    summary = (f"gradient shrinks {fmt(1 / c.backward)}x from {last} back to {first} ({gains} layers, "
-               f"{fmt(c.backward_per_layer)} per layer) and the forward signal {fmt(1 / c.forward)}x from the input "
+    summary = (f"gradient shrinks {fmt(1 / c.backward)}x from {last} back to {first} "
+               f"({_steps(gains + 1, c.backward_per_layer)}) and the forward signal {fmt(1 / c.forward)}x from the input "
                f"to {last}'s output ({len(c.units)} layers, {fmt(c.forward_per_layer)} per layer): both directions "
                "collapse, the weights too small throughout")
     explanation = (
@@ -1061,7 +1098,11 @@ def learned_logits(result: SimulationResult) -> tuple[float, float] | None:
         return None
     chain = chain + [out]
     first_in = chain[0].geo("input_mean_square")
-    predicted = math.sqrt(first_in) * scale_growth(chain) if first_in > 0 and math.isfinite(first_in) else math.nan
+    # the weights' RMS, their mean counted: logits are sums of fan_in products, and weights of one
+    # sign (an all-positive U(0, 1) init, modsweep41) add their mean up over inputs that are not
+    # centred (ReLU outputs), which their std alone (0.29 of 0.58) leaves out: 6 predicted, 1e5 measured
+    predicted = (math.sqrt(first_in) * scale_growth(chain, rms=True) if first_in > 0 and math.isfinite(first_in)
+                 else math.nan)
     return (predicted, std) if predicted < LOGIT_STD_WARNING else None
 
 
@@ -1261,11 +1302,33 @@ class ExplodingGradient(ArchitectureRule):
                 "reached from there). Check the model on inputs of their real range, or with its weights "
                 "reinitialised to judge its initialisation.")
         steep = steep_stretch(result)
-        logits = logit_scale(result) if value < t.exploding_warning and steep is None else None
+        under = value < t.exploding_warning
+        # saturated logits are said whether or not the trunk's own growth is past the bar: the trunk
+        # leaves the readout out, where most of an oversized init's growth is (modsweep41
+        # udacity_init_uniform01: U(0, 1) weights, 169x over fc1 .. fc2 quoted, logits std 1.03e5 unsaid)
+        logits = logit_scale(result) if (steep is None or not under) else None
         if logits is not None:
             out, std = logits
             det.evidence.update(logit_std=std, logit_std_threshold=LOGIT_STD_WARNING, output_layer=out.name)
-        if logits is not None and severity == "info" and (confident := learned_logits(result)) is not None:
+        if logits is not None and not under:
+            out, std = logits
+            first_in = math.sqrt(det.units[0].geo("input_mean_square")) if det.units else math.nan
+            if learned_logits(result) is None:
+                grown = ""
+                if first_in > 0 and math.isfinite(first_in):
+                    det.evidence.update(input_rms=first_in, logit_growth=std / first_in)
+                    grown = f", {fmt(std / first_in)}x the input's RMS of {fmt(first_in)}"
+                kind = _loss_kind(result)
+                det.summary += (f"; the logits out of {out.name} have a std of {fmt(std)} (over "
+                                f"{fmt(LOGIT_STD_WARNING)}{grown}): the {kind} loss's "
+                                f"{'sigmoid' if kind == 'binary_cross_entropy' else 'softmax'} is saturated "
+                                "from the first step")
+                det.explanation += (
+                    f" The growth quoted is over the hidden layers; {out.name}, the output layer, multiplies it "
+                    f"again, to logits of std {fmt(std)} where a loss on logits expects about 1, so the softmax "
+                    "or sigmoid is saturated: a sample the net gets right passes almost no gradient and one it "
+                    "gets wrong a loss and gradient the size of the logits.")
+        elif logits is not None and severity == "info" and (confident := learned_logits(result)) is not None:
             predicted = confident[0]
             det.evidence.update(learned_structure=True, weight_scale_logit_std=predicted)
             det.summary += (f"; a note: the logits out of {out.name} have a std of {fmt(std)} (over "
@@ -1279,6 +1342,7 @@ class ExplodingGradient(ArchitectureRule):
                 "Whether real inputs saturate it depends on their range, which the weights do not give: check "
                 "the model on inputs of that range.")
         elif logits is not None:
+            out, std = logits
             det.summary += (f"; the logits out of {out.name} have a std of {fmt(std)} (over {fmt(LOGIT_STD_WARNING)}): "
                             f"the {_loss_kind(result)} loss's {'sigmoid' if _loss_kind(result) == 'binary_cross_entropy' else 'softmax'} "
                             "is saturated from the first step")
@@ -1416,8 +1480,8 @@ def _blowup_detection(det: Detection, b: Blowup, t: Thresholds) -> Detection:
     det.evidence.pop("activation_growth_per_layer", None)
     shown = ", ".join(f"{u.name} {fmt(g)}x" for u, g in zip(b.units, b.gains, strict=True))
     det.summary = (
-        f"gradient grows {fmt(b.backward)}x from {last} back to {first} ({gains} layers, {fmt(b.backward_per_layer)} "
-        f"per layer) and the forward signal {fmt(b.forward)}x from the input to {last}'s output ({len(b.units)} "
+        f"gradient grows {fmt(b.backward)}x from {last} back to {first} ({_steps(gains + 1, b.backward_per_layer)})"
+        " and the forward signal {fmt(b.forward)}x from the input to {last}'s output ({len(b.units)} "
         f"layers, {fmt(b.forward_per_layer)} per layer): the weights are too large for their activations "
         f"({shown} the std that keeps the signal)")
     output_std = b.units[-1].geo("activation_std")
@@ -1670,7 +1734,7 @@ class _ThroughTime(ArchitectureRule):
         what = "the gradient carried back through its own recurrence" if apart else "dL/dh_t"
         evidence["measured"] = "carried" if apart else "dL/dh_t"
         summary = (
-            f"{layer}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
+            f"{_spoken(unit)}: {what} {self.verb} {fmt(shown)}x from step {steps - 2} back to step 0 "
             f"({fmt(per_step)} per step)"
         )
         unread = self.unread(result, layer, sub, t) if vanishing else None
@@ -1708,14 +1772,14 @@ class _ThroughTime(ArchitectureRule):
                          "worst_reached_position": joined.position,
                          "reached_by": "forward" if joined.forward else "backward"}
             summary = (
-                f"{layer}: at input position {joined.position} of {joined.length}, the worst reached by "
+                f"{_spoken(unit)}: at input position {joined.position} of {joined.length}, the worst reached by "
                 f"either direction, {what} is {fmt(shown)}x smaller than where it enters "
                 f"({steps - 2} steps of the {'forward' if joined.forward else 'backward'} direction, "
                 f"{fmt(per_step)} per step)"
             )
         if vanishing and ratio == 0:  # below the simulation's float range (or exactly none)
             floor = _SMALLEST_NORMAL.get(result.dtype, "its smallest number")
-            summary = (f"{layer}: no {what} reaches step 0 from step {steps - 2} (under {floor} of it: "
+            summary = (f"{_spoken(unit)}: no {what} reaches step 0 from step {steps - 2} (under {floor} of it: "
                        f"below what {result.dtype} holds)")
             # the rate it shrank at over the steps before it underflowed: the figure cells compare by
             before = factor_before_underflow(series, steps, result.dtype) if joined is None else None

@@ -75,6 +75,9 @@ class UnitStats:
     #: None in a spec's units, and where the forward calls the activation as a function
     module_class: str | None = None
     activation_at: str | None = None
+    #: layer k (k >= 2) of a stacked recurrent module (``nn.LSTM(..., num_layers=2)``), named
+    #: ``name#k`` as the ONNX door names its nodes: (the module's name, k), for the words
+    stack_layer: tuple[str, int] | None = None
 
     # The per-seed arrays hold a handful of numbers: plain float arithmetic on them is ~20x
     # cheaper than numpy's nan-aware reductions, and the rules and reports ask ~50 times a check.
@@ -256,6 +259,69 @@ class SimulationResult:
 
     def unit(self, name: str) -> UnitStats:
         return next(u for u in self.units if u.name == name)
+
+
+#: Layers whose backward to their input is one sum of fan_out products per input element (W^T g):
+#: the round-off of that sum is bounded by the sizes of its terms (:func:`round_off_gradients`).
+_SUM_BACKWARD_TYPES = frozenset({"linear", "conv1d", "conv2d", "conv3d"})
+
+#: The machine epsilon of each simulation precision.
+_EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps)}
+
+
+def round_off_gradients(units: list[UnitStats], feeds: Mapping[str, Sequence[str]], dtype: str) -> list[str]:
+    """Set to exactly 0 (``output_grad_norm`` and ``grad_norm``, per seed) the gradients that are
+    float round-off of a sum that cancels in exact arithmetic, and mark them ``round_off_gradient``
+    1; return the units so marked (in order).
+
+    A layer's output gradient is what the layers it feeds pass back: through a Linear or a
+    convolution b, ``W_b^T g_b``, each element a sum of fan_out(b) products. Summed in floating
+    point with machine epsilon eps, such a sum carries an error of about eps * sqrt(n) times the
+    size of its terms, which over every element comes to eps * sqrt(fan_out) * ||W_b||_F * ||g_b||.
+    A gradient under that floor is what is left of terms that cancel: readout rows all equal pass
+    back the sum of a softmax's gradient over its classes, which is 0 (modsweep41 udacity_init_ones:
+    3.26e-14 and 1.80e-16 where exact arithmetic gives 0, read as 181x growth). A real gradient
+    is about ||W_b||_F * ||g_b|| / sqrt(fan_out) times the activation's slope: it falls under the
+    floor only where that slope is under eps * fan_out (float64: 1e-12 at a width of 4096).
+    What a layer so marked passes back is its round-off, carried on: a layer every path of whose
+    gradient runs through marked layers is marked too. The layers fed are ``feeds`` (a graph's),
+    else the next top-level weighted unit (a spec's chain); a layer that feeds any other kind of
+    layer is not judged."""
+    eps = _EPS.get(dtype)
+    if eps is None:
+        return []
+    top = [u for u in units if u.depth == 0 and u.has_weights and "output_grad_norm" in u.values]
+    by_name = {u.name: u for u in units}
+    marked: dict[str, np.ndarray] = {}  # name -> per-seed bool
+    for i in range(len(top) - 1, -1, -1):
+        unit = top[i]
+        names = list(feeds.get(unit.name, ())) if feeds else [top[i + 1].name] if i + 1 < len(top) else []
+        if not names or any(n not in by_name for n in names):
+            continue
+        nexts = [by_name[n] for n in names]
+        g = unit.values["output_grad_norm"]
+        # carried: every layer it feeds is marked in the seed
+        carried = np.ones_like(g, dtype=bool)
+        floor = np.zeros_like(g)
+        judged = True
+        for n in nexts:
+            carried &= marked.get(n.name, np.zeros_like(g, dtype=bool))
+            if (n.type not in _SUM_BACKWARD_TYPES or not n.fan_out or "weight_norm" not in n.values
+                    or "output_grad_norm" not in n.values):
+                judged = False
+                continue
+            floor = floor + eps * math.sqrt(n.fan_out) * n.values["weight_norm"] * n.values["output_grad_norm"]
+        cancelled = (g > 0) & (g < floor) if judged else np.zeros_like(g, dtype=bool)
+        hit = np.nan_to_num(carried | cancelled, nan=0.0).astype(bool) & (g > 0)
+        if hit.any():
+            marked[unit.name] = hit
+    for name, hit in marked.items():
+        unit = by_name[name]
+        for metric in ("output_grad_norm", "grad_norm"):
+            if metric in unit.values:
+                unit.values[metric] = np.where(hit, 0.0, unit.values[metric])
+        unit.values["round_off_gradient"] = hit.astype(np.float64)
+    return [u.name for u in top if u.name in marked]
 
 
 def _activation_of(unit: Unit) -> str | None:
@@ -642,6 +708,7 @@ def simulate(plan: Plan, *, progress: ProgressFn | None = None, device: str | No
         progress(1.0, "simulation done")
     normed = read_by_norms(plan)
     stats = _collect(units, [s.units for s in figures], normed)
+    round_off_gradients(stats, {}, spec.precision)
     bidirectional = {u.name for u in units if getattr(u.plan.layer, "bidirectional", False)}
     series = [TimeSeries.of(name, sub, figures, reverse=name in bidirectional and sub % 2 == 1)
               for (name, sub) in figures[0].steps]

@@ -83,7 +83,7 @@ def test_exploding_activation_evidence_spans_the_layers_it_grew_over_when_no_gra
     assert abs(ev["activation_growth"] - 1e4) < 1e-6 * 1e4
     assert abs(ev["activation_growth_per_layer"] - 10.0) < 1e-9
     assert ev["no_gradient"] is True
-    assert "across 5 layers (fc1 .. fc5" in det.summary
+    assert "from fc1 to fc5 (5 layers, 4 steps" in det.summary
 
 
 def _churn_mlp(dead: int) -> bytes:
