@@ -24,7 +24,7 @@ from gradhealth.logs.remedies import (
     raise_lr,
 )
 from gradhealth.logs.series import RunLog, Series, gan_part, name_words
-from gradhealth.logs.stats import finite, resolution, second_diff_noise, smooth
+from gradhealth.logs.stats import finite, median, resolution, second_diff_noise, smooth
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -45,7 +45,7 @@ def _noise_bias(n: int, window: int) -> float:
 def _point_noise(v: np.ndarray, sm: np.ndarray) -> float:
     """A loss's point-to-point noise about its running median ``sm`` (1.4826 x the median absolute
     deviation: the standard deviation for Gaussian noise, robust to the spikes)."""
-    return 1.4826 * float(np.median(np.abs(v - sm)))
+    return 1.4826 * float(median(np.abs(v - sm)))
 
 
 def _divergence_window(n: int) -> int:
