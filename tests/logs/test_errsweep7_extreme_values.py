@@ -92,6 +92,25 @@ def test_errsweep7_cli_prints_nothing_on_stderr_for_values_near_the_float_limit(
     assert done.stderr == ""
 
 
+def test_errsweep7_huge_losses_of_both_signs_are_counted_by_magnitude(tmp_path: Path) -> None:
+    v = [1e300 * (-1) ** i for i in range(12)]
+    path = tmp_path / "loss.csv"
+    path.write_text("step,loss\n" + "".join(f"{i},{x!r}\n" for i, x in enumerate(v)))
+    div = next(f for f in run_log_check(path).findings if f.code == "loss_divergence")
+    big = sum(abs(x) >= 1e15 for x in v)
+    negative = sum(x <= -1e15 for x in v)
+    assert (big, negative) == (12, 6)
+    assert f"({big} of its 12 points are 1e+15 or more in magnitude, {negative} of them negative)" in div.summary
+    assert "never above 1.5x its start in magnitude" in div.summary
+
+
+def test_errsweep7_positive_huge_losses_keep_the_plain_wording(tmp_path: Path) -> None:
+    path = tmp_path / "loss.csv"
+    path.write_text("step,loss\n" + "".join(f"{i},{1e300!r}\n" for i in range(12)))
+    div = next(f for f in run_log_check(path).findings if f.code == "loss_divergence")
+    assert "(12 of its 12 points are 1e+15 or more)" in div.summary
+
+
 def test_errsweep7_median_does_not_overflow_and_otherwise_equals_numpy() -> None:
     from gradhealth.logs.stats import median, smooth
 
