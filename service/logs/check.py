@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -26,8 +27,10 @@ from gradhealth.core.document import (
 from gradhealth.core.rules import Detector, worst_first
 from gradhealth.core.ticks import tick, ticking
 from gradhealth.logs.detectors import DETECTORS
+from gradhealth.logs.detectors.common import times
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, RunLog, Series
+from gradhealth.logs.stats import median
 from gradhealth.logs.thresholds import LogThresholds
 
 _log = logging.getLogger(__name__)
@@ -56,7 +59,7 @@ def summarise(run: RunLog) -> list[SeriesSummary]:
             last_step=finite_or_none(float(s.steps[-1])) if len(s) else None,
             min=finite_or_none(float(ok.min())) if len(ok) else None,
             max=finite_or_none(float(ok.max())) if len(ok) else None,
-            median=finite_or_none(float(np.median(ok))) if len(ok) else None,
+            median=finite_or_none(float(median(ok))) if len(ok) else None,
             last=finite_or_none(float(s.values[-1])) if len(s) else None))
     return out
 
@@ -124,7 +127,20 @@ def chart_points(run: RunLog, findings: list[Finding]) -> list[SeriesPoints]:
 
 
 def diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: float | None = None) -> Diagnosis:
-    """Findings for an already-read run."""
+    """Findings for an already-read run.
+
+    A figure of a log near the largest float (a loss of 1.8e308, a spike of 1e300 over a level of
+    1e-300) may overflow: a ratio, a threshold times a level, a difference of two such values. IEEE
+    arithmetic makes it +-inf, which is the answer meant (a ratio past any float, a threshold no
+    value reaches), and every detector reads non-finite figures as such; numpy's "overflow
+    encountered" RuntimeWarnings are not printed for it (errsweep7: six of them on stderr, where the
+    CLI writes one line per error). Medians, whose overflow would be a wrong answer, are computed
+    without it (:func:`gradhealth.logs.stats.median`); a NaN from an invalid operation still warns."""
+    with np.errstate(over="ignore", under="ignore"):
+        return _diagnose(run, thresholds, started=started)
+
+
+def _diagnose(run: RunLog, thresholds: LogThresholds | None = None, *, started: float | None = None) -> Diagnosis:
     thresholds = thresholds or LogThresholds()
     started = started if started is not None else time.perf_counter()
     # a folder of several runs: each judged on its own (one run's long healthy loss must not stand
@@ -280,6 +296,15 @@ def _one_sized_rate(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def _figure(x: float | None) -> str:
+    """A figure read back from a finding's evidence, which holds a non-finite one as null (JSON has no
+    Inf): a ratio of two finite values past the largest float (a loss of 1e300 over a rolling median of
+    1e-300) is "more than 1.8e+308", not a TypeError (errsweep7)."""
+    if x is None or math.isinf(x):
+        return "more than 1.8e+308" if x is None or x > 0 else "less than -1.8e+308"
+    return f"{x:.3g}"
+
+
 def _spikes_into_divergence(findings: list[Finding], run: RunLog) -> list[Finding]:
     """One run's findings, with a ``loss_spike`` the log ends in folded into the ``loss_divergence``
     (a warning or an error) of the same series or of its training counterpart (the training loss, for
@@ -325,8 +350,8 @@ def _spikes_into_divergence(findings: list[Finding], run: RunLog) -> list[Findin
                 spiked = next((x for x in run.series if x.name == spike.evidence.metric), None)
                 where = spiked.where if spiked is not None else (lambda x: f"step {x}")
                 earlier = len(events) - 1
-                words.append(f"{spike.evidence.metric} reached {last['peak']:.3g} at {where(last['peak_step'])} "
-                             f"({last['peak_ratio']:.3g}x its rolling median), raised from {where(last['start'])} on"
+                words.append(f"{spike.evidence.metric} reached {_figure(last['peak'])} at {where(last['peak_step'])} "
+                             f"({times(last['peak_ratio'])} its rolling median), raised from {where(last['start'])} on"
                              + (f", after {earlier} more spike(s) from {where(events[0]['start'])}" if earlier else ""))
                 remedies += [r for r in spike.remedies if r.id not in {x.id for x in remedies}]
             f = f.model_copy(update={

@@ -17,7 +17,7 @@ from gradhealth.analysis.activations import ACTIVATIONS, SATURATING, canonical
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Remedy
 from gradhealth.logs.series import RunLog
-from gradhealth.logs.stats import early_baseline, finite, rolling_median_mad
+from gradhealth.logs.stats import early_baseline, finite, median, rolling_median_mad
 from gradhealth.logs.thresholds import LogThresholds
 
 #: The threshold offered when a run logs no healthy norm to take one from.
@@ -351,7 +351,7 @@ def unscaled_targets(run: RunLog) -> Remedy | None:
     # ~1 reached its targets' scale (a PINN's 2.9e12 -> 1-9, a detector's 0.144 before a jump to 2.5e4)
     if len(v) == 0 or float(steps[0]) > max(1.0, _EXCERPT_START * float(loss.steps[-1])):
         return None
-    early = float(np.median(v[:3]))
+    early = float(median(v[:3]))
     if not float(np.min(v)) >= UNSCALED_LOSS:
         return None
     k = min(3, len(v))

@@ -18,6 +18,32 @@ import numpy as np
 from gradhealth.logs.series import Series
 
 
+def median(values: np.ndarray | list[float]) -> np.float64:
+    """``np.median`` of 1-D ``values`` (NaN where one is NaN or there are none), without its overflow:
+    np.median takes the mean of the two middle values of an even count, ``(a + b) / 2``, which is
+    inf for two values near the largest float (1.7976931348623157e308, a log that overflowed), with a
+    RuntimeWarning. Halved first where the sum could overflow, the median of finite values is finite;
+    elsewhere the sum is the same, bit for bit, as np.median's."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    n = len(a)
+    if n == 0 or np.isnan(a).any():
+        return np.float64(np.nan)
+    k = n // 2
+    if n % 2:
+        return np.float64(np.partition(a, k)[k])
+    part = np.partition(a, [k - 1, k])
+    return np.float64(_middle(float(part[k - 1]), float(part[k])))
+
+
+#: Below this magnitude the sum of two values cannot overflow
+_HALF_MAX = 8.0e307
+
+
+def _middle(lo: float, hi: float) -> float:
+    """``(lo + hi) / 2`` as np.mean gives it, halved first where the sum would overflow."""
+    return (lo + hi) / 2 if abs(lo) < _HALF_MAX and abs(hi) < _HALF_MAX else lo / 2 + hi / 2
+
+
 def finite(s: Series) -> tuple[np.ndarray, np.ndarray]:
     """The steps and values of ``s`` where the value is finite."""
     mask = np.isfinite(s.values)
@@ -32,7 +58,7 @@ def late_level(s: Series) -> tuple[float, int, int]:
     2.41 from steps 124-164 of a norm that was Inf from step 165 to 299)."""
     window = s.values[-max(3, len(s.values) // 4):]
     ok = window[np.isfinite(window)]
-    return (float(np.median(ok)) if len(ok) else math.nan), int(len(ok)), int(len(window) - len(ok))
+    return (float(median(ok)) if len(ok) else math.nan), int(len(ok)), int(len(window) - len(ok))
 
 
 def rolling_median_mad(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,9 +106,9 @@ def fill_leading_baseline(values: np.ndarray, med: np.ndarray, mad: np.ndarray, 
         after = after[np.isfinite(after)]
         if not len(before) or len(after) < 3:
             continue
-        a = float(np.median(after))
-        med[i] = max(float(np.median(before)), a)
-        mad[i] = float(np.median(np.abs(after - a)))
+        a = float(median(after))
+        med[i] = max(float(median(before)), a)
+        mad[i] = float(median(np.abs(after - a)))
     return med, mad
 
 
@@ -93,7 +119,7 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     let one outlier on the first or last step stand for half a window (a single corrupted last
     batch then read as a loss that ended high).
 
-    Every point is ``np.median(values[max(0, i - half) : i + half + 1])`` (``half = w // 2``: NaN
+    Every point is ``median(values[max(0, i - half) : i + half + 1])`` (``half = w // 2``: NaN
     where that window holds a NaN, the mean of the two middle values where it holds an even
     count), computed in O(n log w): detectors smooth with a tenth of the run as the window, and a
     median per window (or a sorted list shifted per point) took minutes on a 10^6-episode run.
@@ -168,7 +194,7 @@ def _running_median(values: np.ndarray, w: int) -> np.ndarray:
 
 
 def _prefix_medians(values: np.ndarray, lengths: list[int]) -> np.ndarray:
-    """``np.median(values[:k])`` for each ``k`` of the non-decreasing ``lengths`` (NaN-free values),
+    """``median(values[:k])`` for each ``k`` of the non-decreasing ``lengths`` (NaN-free values),
     kept incrementally in two heaps: the lower half (negated, a max-heap) and the upper half."""
     out = np.empty(len(lengths))
     lower: list[float] = []   # negated: -lower[0] is the largest of the lower half
@@ -186,8 +212,9 @@ def _prefix_medians(values: np.ndarray, lengths: list[int]) -> np.ndarray:
             elif len(upper) > len(lower):
                 heapq.heappush(lower, -heapq.heappop(upper))
         taken = max(taken, k)
-        # np.median's mean of the two middle values for an even count: (a + b) / 2, as np.mean
-        out[j] = -lower[0] if len(lower) > len(upper) else (-lower[0] + upper[0]) / 2
+        # np.median's mean of the two middle values for an even count: (a + b) / 2, as np.mean,
+        # halved first where the sum would overflow (:func:`median`)
+        out[j] = -lower[0] if len(lower) > len(upper) else _middle(-lower[0], upper[0])
     return out
 
 
@@ -215,7 +242,7 @@ def centred_median(values: np.ndarray, half: int) -> np.ndarray:
 
 
 def split_medians(values: np.ndarray, parts: int) -> np.ndarray:
-    """``[np.median(b) for b in np.array_split(values, parts)]``, vectorised: ``array_split`` makes
+    """``[median(b) for b in np.array_split(values, parts)]``, vectorised: ``array_split`` makes
     the first ``len % parts`` parts one longer, so the parts are two reshaped blocks (a live run
     re-runs the detectors on every batch, and a Python call per part cost most of it)."""
     n = len(values)
@@ -233,7 +260,7 @@ def diff_noise(values: np.ndarray) -> float:
     """The standard deviation of a series' point-to-point noise, read from its successive
     differences (1.4826 MAD of them, over sqrt 2): robust to outliers, and a slow trend barely
     moves it."""
-    return 1.4826 * float(np.median(np.abs(np.diff(values)))) / math.sqrt(2)
+    return 1.4826 * float(median(np.abs(np.diff(values)))) / math.sqrt(2)
 
 
 def second_diff_noise(values: np.ndarray) -> float:
@@ -242,7 +269,7 @@ def second_diff_noise(values: np.ndarray) -> float:
     second differences are near 0), so a trend does not hide in it. 0 under 3 points."""
     if len(values) < 3:
         return 0.0
-    return 1.4826 * float(np.median(np.abs(np.diff(values, 2)))) / math.sqrt(6)
+    return 1.4826 * float(median(np.abs(np.diff(values, 2)))) / math.sqrt(6)
 
 
 def theil_sen(x: np.ndarray, y: np.ndarray, *, max_points: int = 200,
@@ -268,7 +295,7 @@ def theil_sen(x: np.ndarray, y: np.ndarray, *, max_points: int = 200,
     m = len(slopes)
     if m == 0:
         return 0.0, -math.inf, math.inf
-    slope = float(np.median(slopes))
+    slope = float(median(slopes))
     c = z * math.sqrt(n * (n - 1) * (2 * n + 5) / 18)
     lo_i, hi_i = int(math.floor((m - c) / 2)), int(math.ceil((m + c) / 2))
     low = float(slopes[lo_i]) if 0 <= lo_i < m else -math.inf
@@ -318,11 +345,11 @@ def early_baseline(values: np.ndarray, fraction: float) -> float:
     part = values[skip : skip + k]
     if not len(part):
         return math.nan
-    base = float(np.median(part))
+    base = float(median(part))
     if skip >= 3:
         # the warm-up points, or their first 10 alone where the blow-up began among them (13 healthy
         # points of a 600-point run's 30)
-        before = min(float(np.median(values[:skip])), float(np.median(values[:min(skip, 10)])))
+        before = min(float(median(values[:skip])), float(median(values[:min(skip, 10)])))
         if before > 0 and base >= EARLY_BLOWUP * before:
             return before
     return base

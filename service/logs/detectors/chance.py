@@ -15,7 +15,7 @@ from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import diff_noise, finite, theil_sen
+from gradhealth.logs.stats import diff_noise, finite, median, theil_sen
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -89,7 +89,7 @@ def uniform_guess(values: np.ndarray) -> dict | None:
     equally, whatever the input (Keras' 0.6931, CIFAR-100's 4.605, ImageNet's 6.9078)."""
     if len(values) < 4:
         return None
-    level = float(np.median(values))
+    level = float(median(values))
     if not level > 0 or float(np.max(np.abs(values - level))) > 0.002 * level:
         return None
     k = loss_at_ln_k(level)
@@ -135,7 +135,7 @@ def at_chance(run: RunLog, loss_level: float, t: LogThresholds, start: float | N
     if train_acc is not None:
         a = as_fraction(finite(train_acc)[1])
         if len(a) >= 3:
-            acc = float(np.median(a[len(a) // 2:]))
+            acc = float(median(a[len(a) // 2:]))
     m = t.plateau_chance_margin
 
     def near(k: int) -> bool:
@@ -183,15 +183,15 @@ def stuck_validation_accuracy(run: RunLog, t: LogThresholds) -> Finding | None:
     va, ta = as_fraction(va), as_fraction(ta)
     k = max(2, len(va) // 5)
     slope, _, _ = theil_sen(vs.astype(np.float64), va)
-    gained = max(float(np.median(va[-k:]) - np.median(va[:k])), slope * float(vs[-1] - vs[0]))
-    v_late = float(np.median(va[-k:]))
+    gained = max(float(median(va[-k:]) - median(va[:k])), slope * float(vs[-1] - vs[0]))
+    v_late = float(median(va[-k:]))
     # A climb in the first evaluations, then a plateau (Keras logs validation after each epoch, and
     # a small model learns what generalises in one or two) is a gain the early median hides; it
     # counts when it stands out of the series' point-to-point noise.
     sigma = diff_noise(va)
     if v_late - float(va[0]) > max(t.accuracy_stuck, 3 * sigma):
         gained = max(gained, v_late - float(va[0]))
-    t_late = float(np.median(ta[-max(3, len(ta) // 10):]))
+    t_late = float(median(ta[-max(3, len(ta) // 10):]))
     if gained >= t.accuracy_stuck or t_late - v_late < t.accuracy_gap:
         return None
     classes = num_classes(run)
@@ -242,7 +242,7 @@ def auc_at_chance(run: RunLog) -> Finding | None:
         if v.max() > 1:
             continue
         late = v[len(v) // 2:]
-        level = float(np.median(late))
+        level = float(median(late))
         # (a window of a run under way, opening after more steps than it spans, says nothing of its start)
         if abs(level - 0.5) > _AUC_MARGIN or float(np.max(late)) > _AUC_BEST or steps[0] > steps[-1] - steps[0]:
             continue
@@ -293,16 +293,16 @@ def one_class_validation(run: RunLog) -> Finding | None:
     if len(va) < _ONE_CLASS_POINTS:
         return None
     va = as_fraction(va)
-    share = float(np.median(va))
+    share = float(median(va))
     if float(np.ptp(va)) > max(_ONE_CLASS_SPREAD, _ONE_CLASS_HEADROOM * (1 - share)) or not 0 < share < 1:
         return None
     lv, tv = finite(val_loss)[1], finite(loss)[1]
     if len(lv) < 3 or len(tv) < 3:
         return None
-    late, best = float(np.median(lv[len(lv) // 2:])), float(np.min(lv))
+    late, best = float(median(lv[len(lv) // 2:])), float(np.min(lv))
     prior = _binary_entropy(share)
     # the training side moved: a run that changes nothing at all is the frozen checks' case
-    moved = abs(float(np.median(tv[-3:])) - float(np.median(tv[:3]))) > 0.05 * abs(float(np.median(tv[:3])))
+    moved = abs(float(median(tv[-3:])) - float(median(tv[:3]))) > 0.05 * abs(float(median(tv[:3])))
     # never better than the share alone at any evaluation (an overfitting model on a small set keeps
     # its answers while its loss climbs, but from a best well under the prior's)
     if not moved or best < 0.9 * prior:
@@ -381,8 +381,8 @@ def one_class_constant(run: RunLog) -> Finding | None:
         # at the prior (ibid.: 2,363,402 at epoch 1, then 0.64)
         train_loss = run.first("loss")
         tl = finite(train_loss)[1] if train_loss is not None else np.array([])
-        blown = (float(tl[0]) if len(tl) >= 3 and float(np.median(tl[1:])) > 0
-                 and tl[0] >= _FIRST_BLOWUP * float(np.median(tl[1:])) else None)
+        blown = (float(tl[0]) if len(tl) >= 3 and float(median(tl[1:])) > 0
+                 and tl[0] >= _FIRST_BLOWUP * float(median(tl[1:])) else None)
         return finding(
             "loss_plateau", "warning",
             f"{acc.name} is {float(v[0]):.6g} at every one of its {len(v)} points ({acc.between(steps[0], steps[-1])}), "
@@ -418,7 +418,7 @@ def short_at_chance(run: RunLog, t: LogThresholds) -> Finding | None:
         steps, v = finite(loss)
         chance = uniform_guess(v) if len(v) >= 4 else None
         if chance is not None:
-            summary = (f"{loss.name} stays at {float(np.median(v)):.4g} at every one of its {len(v)} points: "
+            summary = (f"{loss.name} stays at {float(median(v)):.4g} at every one of its {len(v)} points: "
                        f"chance for {chance['num_classes']} classes (ln {chance['num_classes']} = "
                        f"{math.log(chance['num_classes']):.4g})")
             break
@@ -467,7 +467,7 @@ def _pinned_at_chance(run: RunLog, t: LogThresholds
             if loss is None:
                 continue
             steps, v = finite(loss)
-            level = float(np.median(v)) if len(v) else math.nan
+            level = float(median(v)) if len(v) else math.nan
             if abs(level - math.log(k)) <= t.plateau_chance_margin * math.log(k):
                 chance = {"num_classes": k, "accuracy": top,
                           "source": f"{acc.name} ~ 1/{k} and loss ~ ln {k}"}
@@ -516,11 +516,11 @@ def error_rate_at_ceiling(run: RunLog) -> Finding | None:
         ceiling = 100.0 if percent else 1.0
         # (a rate of 1.0-1.5 may be a fine model's percent, a CER of 1.2 %: as a fraction it must sit at
         # exactly 1.0, the blank output's, at half its points or more)
-        at = bool(float(v.min()) >= ceiling and (percent or float(np.median(v)) == ceiling)) if rate \
+        at = bool(float(v.min()) >= ceiling and (percent or float(median(v)) == ceiling)) if rate \
             else bool(np.all(v == ceiling))
         if not at:
             continue
-        level = float(np.median(v))
+        level = float(median(v))
         return finding(
             "loss_plateau", "warning",
             f"{s.name} is at {level:.4g}" + (" or more" if float(v.max()) > level else "")

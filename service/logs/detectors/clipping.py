@@ -11,7 +11,7 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding, judged
 from gradhealth.logs.remedies import CLIP_KEYS, clip_in_force, clip_threshold, lower_lr
 from gradhealth.logs.series import RunLog
-from gradhealth.logs.stats import EARLY_BLOWUP, early_baseline
+from gradhealth.logs.stats import EARLY_BLOWUP, early_baseline, median
 from gradhealth.logs.stats import span as _span
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -64,11 +64,11 @@ def _over_assumed_default(run: RunLog, t: LogThresholds) -> list[Finding]:
     frac = float(np.mean(v >= ratio * limit))
     if frac < _ASSUMED_SHARE:
         return []
-    median = float(np.median(v))
+    typical = float(median(v))
     return [finding(
         "clipping_saturated", "warning",
-        f"pre-clip {s.name} is {ratio:g}x or more over max_norm {limit:g} on {frac:.0%} of steps (median {median:.3g}, "
-        f"{median / limit:.3g}x it): every update is the clip's unit step. The threshold is assumed to be the "
+        f"pre-clip {s.name} is {ratio:g}x or more over max_norm {limit:g} on {frac:.0%} of steps (median {typical:.3g}, "
+        f"{typical / limit:.3g}x it): every update is the clip's unit step. The threshold is assumed to be the "
         "Hugging Face Trainer's default 1.0: trainer_state.json does not record max_grad_norm",
         "The Trainer logs the total gradient norm before clipping, and only when it clips (max_grad_norm > 0, "
         "1.0 by default). A norm orders of magnitude over the threshold on every step means every update is "
@@ -79,7 +79,7 @@ def _over_assumed_default(run: RunLog, t: LogThresholds) -> list[Finding]:
         "pass it with the log's params to judge against it.",
         {"metric": s.name, "steps": _span(steps), "value": frac, "threshold": _ASSUMED_SHARE,
          "max_norm": limit, "max_norm_source": source, "max_norm_assumed": True,
-         "median_norm": median, "median_ratio": median / limit, "ratio_threshold": ratio},
+         "median_norm": typical, "median_ratio": typical / limit, "ratio_threshold": ratio},
         [])]
 
 
@@ -106,16 +106,16 @@ def clipping_saturated(run: RunLog, t: LogThresholds) -> list[Finding]:
     frac = float(np.mean(v >= limit * (1 - 1e-3)))
     if frac < t.clip_saturated_fraction:
         return []
-    factor = limit / float(np.median(v))
+    factor = limit / float(median(v))
     pre = "pre-clip " if s.role == "grad_norm" and float(np.max(v)) > limit * (1 + 1e-3) else ""
     return [finding(
         "clipping_saturated", "warning",
         f"{pre}{s.name} is at or above max_norm {limit:g} (from {source}) on {frac:.0%} of steps "
-        f"(median {np.median(v):.3g})",
+        f"(median {median(v):.3g})",
         "Clipping that acts on nearly every step is not catching spikes: it is hiding a gradient that is "
         "too large all the time, and effectively rescales the learning rate.",
         {"metric": s.name, "steps": _span(steps), "value": frac, "threshold": t.clip_saturated_fraction,
-         "max_norm": limit, "max_norm_source": source, "median_norm": float(np.median(v))},
+         "max_norm": limit, "max_norm_source": source, "median_norm": float(median(v))},
         # The one data-derived factor: what brings the typical step under the threshold.
         [lower_lr(run, at_step=float(steps[0]), factor=factor,
                   why="so that typical steps fall under the clipping threshold") if 0 < factor < 1 else None])]

@@ -4,12 +4,14 @@ the printed-precision and exponent limits.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import rule
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import finite
+from gradhealth.logs.stats import finite, median
 from gradhealth.logs.thresholds import LogThresholds
 
 
@@ -37,7 +39,7 @@ def positive_loss(run: RunLog, t: LogThresholds) -> tuple[Series, np.ndarray, np
     """The training loss when relative changes of it mean something: enough points, and positive
     (an RL objective that sits at 0 or changes sign has no scale to be relative to)."""
     found = judged(run, "loss", t)
-    if found is None or np.min(found[2]) < 0 or np.median(found[2]) <= 0:
+    if found is None or np.min(found[2]) < 0 or median(found[2]) <= 0:
         return None
     return found
 
@@ -70,3 +72,13 @@ def log_printed(v: np.ndarray) -> np.ndarray:
     smallest value printed: ln 0 would make a trend's slopes NaN."""
     positive = v[v > 0]
     return np.log(np.maximum(v, float(np.min(positive)))) if len(positive) else np.full(len(v), np.nan)
+
+
+def times(ratio: float | None) -> str:
+    """A ratio of two logged values as a summary prints it, ``"36.4x"``. A ratio of finite values past
+    the largest float (a spike of 1e300 over a level of 1e-300) is inf, which a finding's evidence holds
+    as null (JSON has no Inf): either reads "more than 1.8e+308x", not "infx" nor a TypeError on None
+    (errsweep7)."""
+    if ratio is None or math.isinf(ratio):
+        return "more than 1.8e+308x" if ratio is None or ratio > 0 else "less than -1.8e+308x"
+    return f"{ratio:.3g}x"

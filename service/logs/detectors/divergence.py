@@ -24,7 +24,7 @@ from gradhealth.logs.remedies import (
     raise_lr,
 )
 from gradhealth.logs.series import RunLog, Series, gan_part, name_words
-from gradhealth.logs.stats import finite, resolution, second_diff_noise, smooth
+from gradhealth.logs.stats import finite, median, resolution, second_diff_noise, smooth
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -45,7 +45,7 @@ def _noise_bias(n: int, window: int) -> float:
 def _point_noise(v: np.ndarray, sm: np.ndarray) -> float:
     """A loss's point-to-point noise about its running median ``sm`` (1.4826 x the median absolute
     deviation: the standard deviation for Gaussian noise, robust to the spikes)."""
-    return 1.4826 * float(np.median(np.abs(v - sm)))
+    return 1.4826 * float(median(np.abs(v - sm)))
 
 
 def _divergence_window(n: int) -> int:
@@ -119,7 +119,11 @@ def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | N
                if top != i else "")
     points = (f"{len(big)} of its {len(v)} {'finite ' if len(v) < len(loss) else ''}points"
               + (f" ({len(loss) - len(v)} NaN/Inf)" if len(v) < len(loss) else "")
-              + f" {'is' if len(big) == 1 else 'are'} {_ASTRONOMICAL_LOSS:.0e} or more{beside}")
+              + f" {'is' if len(big) == 1 else 'are'} {_ASTRONOMICAL_LOSS:.0e} or more"
+              # counted by size: a loss at -1e300 is as far out of scale as one at 1e300, and "1e+15 or more"
+              # alone read as a count of the positive ones (errsweep7: +-1e300 alternately, "12 of its 12")
+              + (f" in magnitude, {int(np.sum(v[big] < 0))} of them negative" if bool(np.any(v[big] < 0)) else "")
+              + beside)
     # enormous at the run's very first point and never above divergence_factor times it: no update blew
     # anything up; the untrained model's loss is on that scale (logsweep82 pl_pinn_frozen: a PINN's
     # mean_loss 3.767e25 at step 0 and 3.766e25 at its end, read "the weights have blown up")
@@ -128,7 +132,8 @@ def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | N
     if at_start:
         summary = (f"{loss.name}{', a term of the loss,' if is_term else ''} is {float(v[0]):.3g} at its first "
                    f"point ({loss.where(steps[0])}) and {float(v[-1]):.3g} at its last, never above "
-                   f"{t.divergence_factor:g}x its start ({points}): on an enormous scale from the start, not blown "
+                   f"{t.divergence_factor:g}x its start{' in magnitude' if bool(np.any(v < 0)) else ''} ({points}): "
+                   "on an enormous scale from the start, not blown "
                    "up during training")
         why = ("A loss this large at the run's first point, before any update could blow the weights up, is the "
                "untrained model's: the targets or the inputs are far out of scale (unscaled regression or physics "
@@ -137,7 +142,7 @@ def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | N
                "are as outsize as the error, and float32 overflows to Inf a few orders of magnitude further.")
     else:
         summary = (f"{loss.name}{', a term of the loss,' if is_term else ''} reaches {float(v[top]):.3g} at its "
-                   f"largest ({loss.where(steps[top])}), {crossed}{points}")
+                   f"largest{' in magnitude' if float(v[top]) < 0 else ''} ({loss.where(steps[top])}), {crossed}{points}")
         why = ("A loss this large is no training progress to judge: the weights or activations have blown up (a "
                "learning rate far too large, exploding gradients with no clipping, or an input or target far out "
                "of scale), and float32 overflows to Inf a few orders of magnitude further.")

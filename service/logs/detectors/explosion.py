@@ -13,7 +13,7 @@ import numpy as np
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding, Remedy
 from gradhealth.core.rules import detects
-from gradhealth.logs.detectors.common import finding, judged
+from gradhealth.logs.detectors.common import finding, judged, times
 from gradhealth.logs.detectors.layers import converged_loss, exploding_layers
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.detectors.schedule import lr_growth, lr_note, schedule_remedy
@@ -32,6 +32,7 @@ from gradhealth.logs.stats import (
     fill_leading_baseline,
     finite,
     late_level,
+    median,
     resolution,
     rolling_median_mad,
     second_diff_noise,
@@ -78,7 +79,7 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
     # Sustained growth the run never came back from: the last finite points all far above the
     # baseline (a long healthy run that explodes in its last few dozen steps, often into Inf,
     # has a healthy last-quarter median). Isolated spikes come back; these do not.
-    tail_median = float(np.median(v[-tail:])) if sustained else math.nan
+    tail_median = float(median(v[-tail:])) if sustained else math.nan
     if sustained:
         ratio = max(ratio, tail_median / base)
     severity = "error" if ratio >= t.explode_error else "warning" if ratio >= t.explode_warning else None
@@ -99,7 +100,7 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
         value = peak / base
         ends = " and then became non-finite" if into_inf else ""
         summary = (f"{s.name} grew steadily from {s.where(onset)} to {peak:.3g} ({s.where(steps[top])}), "
-                   f"{value:.3g}x its early baseline {base:.3g} (median {tail_median:.3g} over those {tail} "
+                   f"{times(value)} its early baseline {base:.3g} (median {tail_median:.3g} over those {tail} "
                    f"logged points){ends}")
     else:
         above = np.nonzero(v > t.explode_warning * base)[0]
@@ -107,7 +108,7 @@ def _exploding_total(run: RunLog, t: LogThresholds) -> list[Finding]:
         top = int(np.argmax(v))
         peak = float(v[top])
         value = ratio
-        summary = (f"{s.name} grew {ratio:.3g}x over its early baseline {base:.3g} (last quarter median "
+        summary = (f"{s.name} grew {times(ratio)} over its early baseline {base:.3g} (last quarter median "
                    f"{late:.3g}" + (f" over its {late_finite} finite points, {late_nonfinite} NaN/Inf"
                                     if late_nonfinite else "") + f"), from {s.where(onset)}")
     # the learning rate usually started growing before the norm crossed the line
@@ -162,7 +163,7 @@ def _jump(run: RunLog, t: LogThresholds) -> list[Finding]:
             with_loss = f"; {loss.name} jumped with it, {float(prev[-1]):.3g} -> {float(now[0]):.3g}"
     return [finding(
         "exploding_gradient", "error" if with_loss else "warning",
-        f"{s.name} jumped {after / before:.3g}x from one logged point to the next, {before:.3g} -> {after:.3g} at "
+        f"{s.name} jumped {times(after / before)} from one logged point to the next, {before:.3g} -> {after:.3g} at "
         f"{s.where(at)}{with_loss}",
         "A gradient norm that grows by orders of magnitude between two logged steps has blown up: one update "
         "at that size throws the weights far from where they were (a learning rate too large, an unnormalised "
@@ -231,7 +232,7 @@ def _steep(run: RunLog, t: LogThresholds) -> list[Finding]:
     if len(at) < _STEEP_MIN_POINTS:
         return []
     ratios = g / ww
-    ratio = float(np.median(ratios))
+    ratio = float(median(ratios))
     if ratio < t.grad_to_weight_warning:
         return []
     severity = "error" if ratio >= t.grad_to_weight_error else "warning"
@@ -244,8 +245,8 @@ def _steep(run: RunLog, t: LogThresholds) -> list[Finding]:
         severity = "info"
     return [finding(
         "exploding_gradient", severity,
-        f"{s.name} is {ratio:.3g}x {w.name} (median over {len(at)} shared points; grad norm {float(np.median(g)):.3g}, "
-        f"weight norm {float(np.median(ww)):.3g}); "
+        f"{s.name} is {ratio:.3g}x {w.name} (median over {len(at)} shared points; grad norm {float(median(g)):.3g}, "
+        f"weight norm {float(median(ww)):.3g}); "
         + (f"yet {w.name} stayed within {learnt[0]:.3g}x of its lowest while the training loss fell "
            f"{learnt[1]:.3g}x: the steps were not the gradient's size (an adaptive optimizer such as Adam, "
            "or a loss summed over many tokens, scales it)" if learnt is not None else
@@ -255,7 +256,7 @@ def _steep(run: RunLog, t: LogThresholds) -> list[Finding]:
         "before its first logged step or the loss is on an unnormalised scale (a target or input in the "
         "thousands, a sum over a huge batch), so the gradient norm has no healthy baseline to compare with.",
         {"metric": s.name, "steps": [_num(at[0]), _num(at[-1])], "value": ratio, "threshold": t.grad_to_weight_warning,
-         "weight_metric": w.name, "grad_norm_median": float(np.median(g)), "weight_norm_median": float(np.median(ww)),
+         "weight_metric": w.name, "grad_norm_median": float(median(g)), "weight_norm_median": float(median(ww)),
          "points": len(at)}
         | ({"weights_steady": learnt[0], "loss_fell": learnt[1]} if learnt is not None else {}),
         [] if learnt is not None else
@@ -283,7 +284,7 @@ def _learnt_with_steady_weights(run: RunLog, weights: np.ndarray) -> tuple[float
         return None
     k = max(1, len(v) // 10)
     spread = float(np.max(weights) / np.min(weights))
-    fell = float(np.median(v[:k]) / np.median(v[-k:]))
+    fell = float(median(v[:k]) / median(v[-k:]))
     return (spread, fell) if spread <= _STEADY_WEIGHTS and fell >= _LEARNT_FALL else None
 
 
@@ -311,7 +312,7 @@ def _level_spikes(steps: np.ndarray, v: np.ndarray, t: LogThresholds
     q = resolution(v) / 2
     resid = np.log(np.maximum(v - q, 1e-300)) - np.log(np.exp(around) + q) if q else lv - around
     ok = np.isfinite(resid)
-    sigma = 1.4826 * float(np.median(np.abs(resid[ok]))) if ok.any() else 0.0
+    sigma = 1.4826 * float(median(np.abs(resid[ok]))) if ok.any() else 0.0
     cut = max(math.log(t.loss_spike_min_ratio), t.loss_spike_sigmas * sigma)
     # The last points have no future to show the run came back: a rising end must clear twice the cut.
     need = np.full(len(v), cut)
@@ -380,7 +381,7 @@ def _learnt_once(run: RunLog, v: np.ndarray, k: int, reference: float, margin: f
     if len(av) < _PROGRESS_POINTS:
         return False
     ka = math.ceil(0.1 * len(av))
-    error_start = 1 - float(np.median(av[:ka]))
+    error_start = 1 - float(median(av[:ka]))
     high = _interior_levels(av, ka)
     return error_start > 0 and len(high) > 0 and 1 - float(np.max(high)) < (1 - margin) * error_start
 
@@ -414,8 +415,8 @@ def no_progress(run: RunLog, t: LogThresholds) -> dict | None:
     k = math.ceil(0.1 * n)
     if n < _PROGRESS_POINTS or not float(np.min(v)) > 0 or float(steps[0]) > float(steps[-1] - steps[0]):
         return None
-    level = float(np.median(v[-k:]))
-    start = float(np.median(v[:k]))
+    level = float(median(v[-k:]))
+    start = float(median(v[:k]))
     # the spikes loss_spike reports: the rolling test's and the jumps', which alone see a spike on
     # the second or third point (the rolling median needs 3 points before it): a log written every
     # 10th step puts the lr=3.0 run's 1.112 -> 19.98 there (newuser9: trainer_state.json read
@@ -474,7 +475,7 @@ def _startup(run: RunLog, steps: np.ndarray, high: np.ndarray) -> int:
     at, later = lv[ls <= steps[lead - 1]], lv[ls > steps[lead - 1]]
     if not len(at) or len(later) < 2:
         return 0
-    falls = float(np.max(at)) >= float(np.max(later)) and float(np.median(later[-3:])) < float(at[-1])
+    falls = float(np.max(at)) >= float(np.max(later)) and float(median(later[-3:])) < float(at[-1])
     # ... or a level of several points the norm fell from for good, the loss not falling with it: a
     # gradient that collapsed (a saturated output, vanishing_gradient's), not spikes the run "recovered"
     # from (newuser12: norms 1.9e3-3.7e3 over the first 7 of 20 points, then 723, 168, 22 ... ~1-3
@@ -537,7 +538,7 @@ def _before_events(v: np.ndarray, med: np.ndarray, idx: np.ndarray, events: list
         before = v[max(0, a - window):a]
         if not len(before):
             continue
-        level = float(np.median(before))
+        level = float(median(before))
         if level > 0:
             pts = idx[lo:hi]
             with np.errstate(invalid="ignore"):
@@ -551,6 +552,15 @@ def _level_words(med: np.ndarray, rolling: np.ndarray, i: int) -> str:
     return f", {float(med[i]):.3g}" if med[i] < rolling[i] else ""
 
 
+def _level_before(v: np.ndarray, idx: np.ndarray, lo: int, window: int) -> float:
+    """The level before the spike event whose first raised point is ``idx[lo]``: the median of the (up
+    to ``window``) points before it, NaN for an event from the first point. Stated as such, not as the
+    peak over its rise, which is 0 where the rise overflowed (1.8e308 over 5e-324, errsweep7)."""
+    a = int(idx[lo])
+    before = v[max(0, a - window):a]
+    return float(median(before)) if len(before) else math.nan
+
+
 def _event_rises(v: np.ndarray, idx: np.ndarray, events: list[tuple[int, int]], window: int) -> list[float | None]:
     """How far each spike event's peak rose over the level before the event began: the median of
     the (up to ``window``) points before its first raised point, which a spike raised over several
@@ -559,9 +569,7 @@ def _event_rises(v: np.ndarray, idx: np.ndarray, events: list[tuple[int, int]], 
     event). None for an event from the first point (no level before it)."""
     out: list[float | None] = []
     for lo, hi in events:
-        a = int(idx[lo])
-        before = v[max(0, a - window):a]
-        level = float(np.median(before)) if len(before) else math.nan
+        level = _level_before(v, idx, lo, window)
         out.append(float(np.max(v[idx[lo:hi]])) / level if level > 0 else None)
     return out
 
@@ -586,7 +594,7 @@ def blowup_before(run: RunLog, t: LogThresholds, until: float) -> dict | None:
         top = int(idx[lo:hi][int(np.argmax(v[idx[lo:hi]]))])
         if best is None or rise > best["rise"]:
             best = {"rise": rise, "peak": float(v[top]), "peak_step": _num(steps[top]),
-                    "level": float(v[top]) / rise, "start": _num(steps[a])}
+                    "level": _level_before(v, idx, lo, t.window), "start": _num(steps[a])}
     return best
 
 
@@ -669,7 +677,7 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
     steps, v = finite(s)
     if len(v) < 6:
         return []
-    base = float(np.median(v))
+    base = float(median(v))
     if not base > 0:
         return []
     high = v >= _GLARING * base
@@ -682,7 +690,7 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
     known = idx[idx < open_from]
     # the points between the last spike the log shows an end of and the next (or the end of the log)
     after = v[int(known[-1]) + 1:open_from] if len(known) else v[:0]
-    recovered: bool | None = bool(np.median(after) < 2 * base) if len(after) else None
+    recovered: bool | None = bool(median(after) < 2 * base) if len(after) else None
     flat = np.full(len(v), base)
     events = spike_events(idx, v, flat)
     if open_from < len(v):
@@ -692,7 +700,7 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
     bounds = [int(idx[lo]) for lo, _ in events[1:]] + [len(v)]
     event_recovered: list[bool | None] = [
         None if int(idx[lo]) >= open_from else
-        bool(np.median(v[int(idx[hi - 1]) + 1:end]) < 2 * base) if end > int(idx[hi - 1]) + 1 else None
+        bool(median(v[int(idx[hi - 1]) + 1:end]) < 2 * base) if end > int(idx[hi - 1]) + 1 else None
         for (lo, hi), end in zip(events, bounds, strict=True)]
     clipped = clip_in_force(run)
     why = ("A gradient norm tens of times its usual size on one step: a bad batch or an instability. "
@@ -702,7 +710,7 @@ def _glaring_spikes(run: RunLog, s: Series, t: LogThresholds) -> list[Finding]:
     return [finding(
         "gradient_spike", "warning",
         f"{len(events)} gradient norm spike(s) in {s.name}{_events_words(len(idx), len(events))}, the largest "
-        f"{v[worst]:.3g} at {s.where(steps[worst])} ({v[worst] / base:.3g}x the median of its {len(v)} points)"
+        f"{v[worst]:.3g} at {s.where(steps[worst])} ({times(v[worst] / base)} the median of its {len(v)} points)"
         f"{_worst_span(s, steps, idx, events, worst)}; "
         + _recovery_words(bool(recovered), open_at, bool(len(known))),
         why,
@@ -725,7 +733,7 @@ def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, med: np.ndarray, i
     after = v[i + 1:]
     if len(after) < max(3, t.min_points // 2):
         return False
-    level = float(np.median(after))
+    level = float(median(after))
     if not (0.5 * v[i] <= level <= 2 * v[i] or (level >= 2 * med[i] and v[i] <= t.spike_factor * level)):
         return False
     loss = run.first("loss")
@@ -733,7 +741,7 @@ def _new_level(run: RunLog, steps: np.ndarray, v: np.ndarray, med: np.ndarray, i
         return False
     ls, lv = finite(loss)
     at, later = lv[ls <= steps[i]], lv[ls > steps[i]]
-    return len(at) > 0 and len(later) >= 3 and float(np.median(later[-3:])) < float(at[-1])
+    return len(at) > 0 and len(later) >= 3 and float(median(later[-3:])) < float(at[-1])
 
 
 #: A grad norm that settles after a spike at a new level within this factor of the level before it,
@@ -763,10 +771,10 @@ def _recovered(run: RunLog | None, steps: np.ndarray, v: np.ndarray, med: np.nda
     after = v[i + 1:i + 1 + window]
     if not len(after):
         return False
-    level = float(np.median(after))
+    level = float(median(after))
     if level < 2 * med[i]:
         return True
-    steady = float(np.median(np.abs(after - level))) <= _LEVEL_SHIFT_SPREAD * level
+    steady = float(median(np.abs(after - level))) <= _LEVEL_SHIFT_SPREAD * level
     if not (steady and level < _LEVEL_SHIFT * med[i] and level < v[i] and len(after) >= 3):
         return False
     loss = run.first("loss") if run is not None else None
@@ -777,7 +785,7 @@ def _recovered(run: RunLog | None, steps: np.ndarray, v: np.ndarray, med: np.nda
     before = lv[(ls < steps[i])][-len(after):]
     during = lv[(ls > steps[i]) & (ls <= last)]
     return (len(before) >= 3 and len(during) >= 3
-            and float(np.median(during)) <= _LEVEL_SHIFT_LOSS_FALL * float(np.median(before)))
+            and float(median(during)) <= _LEVEL_SHIFT_LOSS_FALL * float(median(before)))
 
 
 #: A run whose last points are within this factor of its lowest ended at its floor
@@ -894,7 +902,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         # among; the same run logged every 10th step would be "frequent"), the run keeps taking
         # steps that size. One such spike that recovered stays a note.
         severity = "warning"
-    start = float(np.median(v[:3]))
+    start = float(median(v[:3]))
     # one step that threw the loss an order of magnitude above where the untrained network began (and
     # 20x its level): on an evaluation, or on a training loss that is an average of many batches or
     # whose next logged point is still up at twice the level before, the step undid the training,
@@ -912,14 +920,14 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     # validation loss 0.0597 -> 0.0731 at epoch 4 of 300)
     started = float(np.max(v[:max(3, len(v) // 20)]))
     if (role != "grad_norm" and all_recovered and not above_start and float(np.max(v[idx])) <= started
-            and float(np.median(v[-3:])) <= _FLOOR_END * float(np.min(v))):
+            and float(median(v[-3:])) <= _FLOOR_END * float(np.min(v))):
         # bumps of a loss fitted near 0 (a validation loss at 1e-3 jumping to 0.2, ls22): huge against
         # its rolling median, yet no higher than where the run started, each gone again, and the run
         # ending at its lowest: a note
         severity = "info"
     if (role == "val_loss" and all_recovered and not above_start and len(v) >= 20
             and float(steps[idx[-1]]) <= steps[0] + _EARLY_EVALS * (steps[-1] - steps[0])
-            and float(np.median(v[-3:])) <= _VAL_FLOOR_END * float(np.min(v))):
+            and float(median(v[-3:])) <= _VAL_FLOOR_END * float(np.min(v))):
         # an evaluation's bumps in the first fifth of training, each gone again, the run ending at
         # its lowest (a detector's val/cls_loss at 65 and 113 against 4.3 in epochs 7 and 11 of
         # 60, logsweep56): an evaluation takes no step, so the model of those epochs was erratic
@@ -953,11 +961,11 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
         lo, hi = events[cause]
         top = int(idx[lo:hi][int(np.argmax(v[idx[lo:hi]]))])
         rise = float(rises[cause] or 0.0)
-        blowup = {"rise": rise, "peak": float(v[top]), "peak_step": _num(steps[top]), "level": float(v[top]) / rise,
+        blowup = {"rise": rise, "peak": float(v[top]), "peak_step": _num(steps[top]), "level": _level_before(v, idx, lo, t.window),
                   "start": _num(steps[int(idx[lo])]),
                   "died_from": _num(died) if killed is not None and died is not None else None}
-        cause_words = (f"{s.where(steps[top])}'s {v[top]:.3g}, {rise:.3g}x the level before the spike "
-                       f"({v[top] / rise:.3g}, before {s.where(steps[int(idx[lo])])})")
+        cause_words = (f"{s.where(steps[top])}'s {v[top]:.3g}, {times(rise)} the level before the spike "
+                       f"({_level_before(v, idx, lo, t.window):.3g}, before {s.where(steps[int(idx[lo])])})")
         # the rate is the cause: lowered first, by as much as the blow-up says (newuser13)
         remedies.insert(0, sized_lower_lr(
             run, at_step=float(steps[int(idx[lo])]), rise=rise, dead=killed is not None,
@@ -980,14 +988,14 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
     return [finding(
         code, severity,
         f"{len(events)} {what} spike(s) in {s.name}{_events_words(len(idx), len(events))}, the largest "
-        f"{v[worst]:.3g} at {s.where(steps[worst])} ({v[worst] / max(float(med[worst]), 1e-300):.3g}x "
+        f"{v[worst]:.3g} at {s.where(steps[worst])} ({times(v[worst] / max(float(med[worst]), 1e-300))} "
         f"{against(int(worst))}{_level_words(med, rolling, int(worst))}){_worst_span(s, steps, idx, events, int(worst))}; "
         + (f"the highest, {v[highest]:.3g} at {s.where(steps[highest])}, is "
-           f"{v[highest] / max(float(med[highest]), 1e-300):.3g}x "
+           f"{times(v[highest] / max(float(med[highest]), 1e-300))} "
            + ("its own; " if against(int(highest)) == against(int(worst)) else f"{against(int(highest))}; ")
            if highest != worst and not above_start else "")
-        + ((f"{v[worst] / start:.3g}x where the run started; " if highest == worst else
-            f"the highest {v[highest]:.3g} at {s.where(steps[highest])} is {v[highest] / start:.3g}x where the run started; ")
+        + ((f"{times(v[worst] / start)} where the run started; " if highest == worst else
+            f"the highest {v[highest]:.3g} at {s.where(steps[highest])} is {times(v[highest] / start)} where the run started; ")
            if above_start else "")
         + recovery
         + (f"; every one below the run's early level {converged[0]:.3g}, with the loss at {converged[2]:.3g} "
@@ -997,7 +1005,7 @@ def spikes(run: RunLog, t: LogThresholds, role: str = "grad_norm") -> list[Findi
            f"{start:.4g} (the median of its first 3 points) after falling to {med[undone[0]]:.4g}: the spike undid "
            "what the run had learnt, which it had to learn again" if undone is not None and undone[1] == "start" else
            f"; at {s.where(steps[undone[0]])} the {'epoch mean' if s.step_unit == 'epoch' else 'running average'} "
-           f"jumped {v[undone[0]] / max(float(med[undone[0]]), 1e-300):.3g}x {against(undone[0])} "
+           f"jumped {times(v[undone[0]] / max(float(med[undone[0]]), 1e-300))} {against(undone[0])} "
            f"({med[undone[0]]:.4g} -> {v[undone[0]]:.4g}): an average of many batches, not one noisy batch"
            if undone is not None else "")
         + (f"; at {s.where(steps[min(jumps)])} it jumped from {v[min(jumps) - 1]:.4g} to {v[min(jumps)]:.4g}, "
@@ -1223,14 +1231,14 @@ def _short_spike(s: Series, code: str, run: RunLog | None = None) -> list[Findin
     what = "loss" if code == "loss_spike" else "gradient norm"
     lead = 0
     if run is not None and code == "gradient_spike":
-        lead = _startup(run, steps, v >= _SHORT_SPIKE * float(np.median(v)))
+        lead = _startup(run, steps, v >= _SHORT_SPIKE * float(median(v)))
     for i in range(max(1, lead), len(v) - 1):
         rest = np.delete(v, i)
-        if v[i] >= beside * max(v[i - 1], v[i + 1]) and v[i] >= _SHORT_SPIKE * float(np.median(rest)):
-            ratio = float(v[i] / np.median(rest))
+        if v[i] >= beside * max(v[i - 1], v[i + 1]) and v[i] >= _SHORT_SPIKE * float(median(rest)):
+            ratio = float(v[i] / median(rest))
             return [finding(
                 code, "info",
-                f"{s.name} spiked to {v[i]:.3g} at {s.where(steps[i])}, {ratio:.3g}x the median of the other "
+                f"{s.name} spiked to {v[i]:.3g} at {s.where(steps[i])}, {times(ratio)} the median of the other "
                 f"{len(rest)} points, and came back to {v[i + 1]:.3g}",
                 f"One {what} value far above the others that the next step leaves again: a bad batch (mislabelled, "
                 "extreme or corrupt examples), or a step too large for that batch. A single one in a short excerpt "

@@ -11,7 +11,7 @@ from gradhealth.core.document import Finding
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import lower_lr
 from gradhealth.logs.series import RunLog, Series, gan_part
-from gradhealth.logs.stats import finite, smooth
+from gradhealth.logs.stats import finite, median, smooth
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -45,7 +45,7 @@ def frozen_gan(run: RunLog) -> Finding | None:
     points = min(len(v) for _, _, v in every)
     where = (f"{g[0].name} is {float(g[2][0]) + 0.0:g} and {d[0].name} {float(d[2][0]) + 0.0:g} at every one of "
              f"{points} logged points" if exact else
-             f"{g[0].name} stays at {float(np.median(g[2])):.4g} and {d[0].name} at {float(np.median(d[2])):.4g}, "
+             f"{g[0].name} stays at {float(median(g[2])):.4g} and {d[0].name} at {float(median(d[2])):.4g}, "
              f"8 in 10 of the {points} logged points within {_GAN_PINNED:.0%} of that")
     return finding(
         "loss_plateau", "warning",
@@ -73,7 +73,7 @@ def _pinned(v: np.ndarray) -> bool:
     """Whether a GAN player's losses ``v`` stay within :data:`_GAN_PINNED` of one level."""
     if len(v) < _GAN_PINNED_POINTS:
         return False
-    level = float(np.median(v))
+    level = float(median(v))
     lo, hi = np.percentile(v, [10, 90])
     return level != 0 and float(hi - lo) <= _GAN_PINNED * abs(level)
 
@@ -147,7 +147,7 @@ def players(run: RunLog) -> list[tuple[Series, Series]]:
 
 def _start(v: np.ndarray) -> float:
     """Where a GAN player's loss began: the median of its first 2 % of points (5 at least)."""
-    return float(np.median(v[:max(5, len(v) // 50)]))
+    return float(median(v[:max(5, len(v) // 50)]))
 
 
 def discriminator_ahead(run: RunLog) -> Finding | None:
@@ -167,12 +167,12 @@ def discriminator_ahead(run: RunLog) -> Finding | None:
             continue
         window = max(5, len(v) // 20)
         med = smooth(v, window)
-        early = float(np.median(v[:max(5, len(v) // 10)]))
+        early = float(median(v[:max(5, len(v) // 10)]))
         g_steps, g_v = finite(g)
         if len(g_v) < _D_AHEAD_POINTS:
             continue
         g_med = smooth(g_v, max(5, len(g_v) // 20))
-        g_early = float(np.median(g_v[:max(5, len(g_v) // 10)]))
+        g_early = float(median(g_v[:max(5, len(g_v) // 10)]))
         # near 0 (the first rule), else fallen 90 % from where it began, the generator behind either
         # way. Where it began is the median of its first 2 % of points: a game lost within the first
         # tenth of the run (u03's D at 0.185 by then) has no "early level" of its first tenth
@@ -183,7 +183,7 @@ def discriminator_ahead(run: RunLog) -> Finding | None:
             if base <= 0 or g_base <= 0 or np.count_nonzero(ahead) < _D_AHEAD_FRACTION * len(v):
                 continue
             at = np.searchsorted(g_steps, steps[ahead]).clip(0, len(g_v) - 1)
-            behind = float(np.median(g_med[at]))
+            behind = float(median(g_med[at]))
             if behind >= _G_BEHIND * g_base:
                 early, g_early = base, g_base
                 break
@@ -191,8 +191,8 @@ def discriminator_ahead(run: RunLog) -> Finding | None:
             continue
         idx = np.nonzero(ahead)[0]
         first, last = float(steps[idx[0]]), float(steps[idx[-1]])
-        low = float(np.median(v[idx]))
-        end = float(np.median(v[-max(5, len(v) // 10):]))
+        low = float(median(v[idx]))
+        end = float(median(v[-max(5, len(v) // 10):]))
         ended = ("and is still there at the end" if end <= level
                  else f"before it rose again to {end:.3g} at the end")
         return finding(
@@ -244,12 +244,12 @@ def generator_losing(run: RunLog, t: LogThresholds) -> Finding | None:
         if len(v) < _D_AHEAD_POINTS or len(g_v) < _D_AHEAD_POINTS or float(np.min(v)) < 0 or float(np.min(g_v)) < 0:
             continue
         start = _start(v)
-        end = float(np.median(v[-max(5, len(v) // 10):]))
+        end = float(median(v[-max(5, len(v) // 10):]))
         level = _D_LOST_SHARE * min(_BALANCED_D, start)
         g_med = smooth(g_v, max(5, len(g_v) // 20))
         i_low = int(np.argmin(g_med))
         g_low = float(g_med[i_low])
-        g_end = float(np.median(g_v[-max(5, len(g_v) // 10):]))
+        g_end = float(median(g_v[-max(5, len(g_v) // 10):]))
         if not (start > 0 and end <= level and g_low > 0 and g_end >= t.divergence_factor * g_low):
             continue
         first, last = float(g_steps[i_low]), float(g_steps[-1])

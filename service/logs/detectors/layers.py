@@ -12,13 +12,14 @@ import numpy as np
 from gradhealth.core import remedies as R
 from gradhealth.core.document import Finding
 from gradhealth.core.rules import detects
-from gradhealth.logs.detectors.common import finding
+from gradhealth.logs.detectors.common import finding, times
 from gradhealth.logs.remedies import clipping, lower_lr, matching_init, sized_lower_lr
 from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.stats import (
     early_baseline,
     finite,
     late_level,
+    median,
     natural_key,
     resolution,
     smooth,
@@ -46,7 +47,7 @@ def converged_loss(run: RunLog, since: float | None = None) -> tuple[float, floa
     ls, lv = finite(loss)
     if len(lv) < 3 or np.any(lv < 0):
         return None
-    start = float(np.median(lv[:3]))
+    start = float(median(lv[:3]))
     tail = lv[ls >= since] if since is not None else lv[-max(3, len(lv) // 4):]
     if not start > 0 or not len(tail):
         return None
@@ -80,7 +81,7 @@ def jumped_to_zero(values: np.ndarray, at: int) -> bool:
     positive = values[values > 0]
     if at <= 0 or values[at] != 0 or not len(positive) or not values[at - 1] > 0:
         return False
-    start = float(np.median(positive[:3]))
+    start = float(median(positive[:3]))
     floor = max(CONVERGED_LOSS_FRACTION * start, ZERO_WITHIN_STEPS * resolution(values))
     return float(values[at - 1]) > floor
 
@@ -114,7 +115,7 @@ def _first_and_last_layer(run: RunLog) -> tuple[Series, Series, float, float] | 
     if len(weights) < 2:
         return None
     first, last = weights[0], weights[-1]
-    return first, last, float(np.median(finite(first)[1])), float(np.median(finite(last)[1]))
+    return first, last, float(median(finite(first)[1])), float(median(finite(last)[1]))
 
 
 def exploding_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
@@ -150,7 +151,7 @@ def _level_fall(v: np.ndarray) -> float:
     ends, while its level never moved (newuser12: a sigmoid output saturated against targets of
     about 3000, the gradient norm 3.7e3 -> 1.8)."""
     k = max(3, len(v) // 10)
-    start, end = float(np.median(v[:k])), float(np.median(v[-max(3, len(v) // 4):]))
+    start, end = float(median(v[:k])), float(median(v[-max(3, len(v) // 4):]))
     return (start - end) / max(abs(start), 1e-12)
 
 
@@ -302,7 +303,7 @@ def dead_layers(run: RunLog, t: LogThresholds) -> list[Finding]:
                     "that learns nothing of the input, so the network predicts the same for every input")
     if blowup is not None:
         summary += (f"; they died after {s0.where(blowup['peak_step'])}'s gradient norm {blowup['peak']:.3g}, "
-                    f"{blowup['rise']:.3g}x its level before ({blowup['level']:.3g}): a step too large for the "
+                    f"{times(blowup['rise'])} its level before ({blowup['level']:.3g}): a step too large for the "
                     "learning rate, not the activation, is the likely cause")
     return [finding(
         "dead_layer", "error" if all_weights or len(dead) == len(every) else "warning",

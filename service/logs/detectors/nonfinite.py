@@ -16,7 +16,7 @@ from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.detectors.gan import players
 from gradhealth.logs.remedies import clipping, lower_lr
 from gradhealth.logs.series import TRAINED_NAME, RunLog, Series, final_series, gan_part, name_words
-from gradhealth.logs.stats import finite
+from gradhealth.logs.stats import finite, median
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -161,9 +161,9 @@ def _flat_before(run: RunLog, step: float, t: LogThresholds) -> dict | None:
             continue
         if role == "loss" and np.min(v) < 0:
             return None  # a loss with no floor at 0: no scale to judge growth on
-        med = float(np.median(v))
+        med = float(median(v))
         half = len(v) // 2
-        first_half, second_half = float(np.median(np.abs(v[:half]))), float(np.median(np.abs(v[half:])))
+        first_half, second_half = float(median(np.abs(v[:half]))), float(median(np.abs(v[half:])))
         last = float(np.max(np.abs(v[-_FLAT_LAST:])))
         if not (med > 0 and last <= _FLAT_FACTOR * med and second_half <= _FLAT_FACTOR * first_half):
             return None

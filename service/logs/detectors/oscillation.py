@@ -12,7 +12,7 @@ from gradhealth.logs.detectors.common import MAX_EXP, finding, log_printed, posi
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import clipping, lower_lr
 from gradhealth.logs.series import RunLog
-from gradhealth.logs.stats import smooth, theil_sen
+from gradhealth.logs.stats import median, smooth, theil_sen
 from gradhealth.logs.stats import span as _span
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -54,7 +54,7 @@ def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
     rel = rel[np.isfinite(rel)]
     d = np.diff(v)
     flips = float(np.mean(np.sign(d[1:]) != np.sign(d[:-1]))) if len(d) > 2 else 0.0
-    level = float(np.median(rel)) if len(rel) else 0.0
+    level = float(median(rel)) if len(rel) else 0.0
     if level < t.oscillation_ratio or flips < 0.4:
         return []
     # Swings that do not alternate are not steps overshooting: independent batches scatter around

@@ -38,7 +38,15 @@ from gradhealth.logs.detectors.gan import discriminator_ahead, discriminator_won
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import FULL_DIGITS, finite, printed_digits, resolution, smooth, theil_sen
+from gradhealth.logs.stats import (
+    FULL_DIGITS,
+    finite,
+    median,
+    printed_digits,
+    resolution,
+    smooth,
+    theil_sen,
+)
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -64,7 +72,7 @@ def _frozen_tail(v: np.ndarray, points: int = _FROZEN_POINTS) -> float:
     """The relative spread of ``v`` (a loss's last half) where it is frozen (:data:`_FROZEN_SPREAD`),
     over ``points`` at least, else 0.0: a stuck model's loss repeats itself to the last digit
     (logsweep44/50: an LSTM's MSE at 0.25000453 for 120 logged epochs, both outputs at 0.5)."""
-    level = float(np.median(v)) if len(v) else 0.0
+    level = float(median(v)) if len(v) else 0.0
     if len(v) < points or level <= 0 or resolution(v) > _FROZEN_SPREAD * level:
         return 0.0
     spread = float(np.max(v) - np.min(v)) / level
@@ -97,7 +105,7 @@ def _robust_fall(v: np.ndarray, start_edge: float, edge_fall: float) -> float:
     k = math.ceil(_LEVEL_SHARE * len(v))
     if k < _LEVEL_POINTS:
         return edge_fall
-    start, end = float(np.median(v[:k])), float(np.median(v[-k:]))
+    start, end = float(median(v[:k])), float(median(v[-k:]))
     fell = (start - end) / max(abs(start), 1e-12)
     if start_edge > float(np.quantile(v[len(v) // 2:], _BAND)):
         fell = max(fell, edge_fall)
@@ -234,7 +242,7 @@ def plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
     width = float(x[-1] - x[0])
     late = 1 - math.exp(min(slope * width, MAX_EXP))  # (a step of 1e20 must not overflow a float)
     converged = overall >= t.plateau_converged_fraction
-    level = float(np.median(v[half:]))
+    level = float(median(v[half:]))
     chance = at_chance(run, level, t, float(v[0])) or uniform_guess(v[half:]) or validation_at_chance(run)
     # a start the loss's spikes lifted (an instability from step 1 on) is judged from its first point:
     # a loss thrown up from 1.106 at step 0 that settles at 1.18 fell from no start (newuser7)

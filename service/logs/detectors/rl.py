@@ -16,7 +16,7 @@ from gradhealth.core.rules import detects
 from gradhealth.logs.detectors.common import finding
 from gradhealth.logs.remedies import clipping, lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import diff_noise, finite, smooth
+from gradhealth.logs.stats import diff_noise, finite, median, smooth
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -175,7 +175,7 @@ def _episodes_spanned(counter: Series | None, steps: np.ndarray) -> int:
     if len(counts) < 2:
         return 0
     gaps = np.diff(counts)
-    return int(counts[-1] - counts[0] + float(np.median(gaps[gaps > 0])) if np.any(gaps > 0) else 0)
+    return int(counts[-1] - counts[0] + float(median(gaps[gaps > 0])) if np.any(gaps > 0) else 0)
 
 
 @detects("reward_collapse")
@@ -194,13 +194,13 @@ def reward_collapse(run: RunLog, t: LogThresholds) -> list[Finding]:
             continue
         sm = smooth(v, max(3, (n // 10) | 1))
         head = max(2, n // 10)
-        start = float(np.median(v[:head]))
+        start = float(median(v[:head]))
         i_peak = int(np.argmax(sm))
         peak = float(sm[i_peak])
         gain = peak - start
         noise = diff_noise(v)
         tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
-        end = float(np.median(v[-tail:]))
+        end = float(median(v[-tail:]))
         # a climb smaller than the ground lost below the start is no climb and fall: the series
         # fell (a 100-episode mean's first points, a handful of episodes, read as a "peak"); nor
         # is a peak inside the first tenth the start is the median of: the running median's edge
@@ -257,8 +257,8 @@ def _one_per_quantity(run: RunLog, found: list[Finding], series: list[Series]) -
                 continue
             _, v = finite(episodes)
             n = len(v)
-            start = float(np.median(v[: max(2, n // 10)]))
-            end = float(np.median(v[-max(3, int(math.ceil(_RETURN_TAIL * n))):]))
+            start = float(median(v[: max(2, n // 10)]))
+            end = float(median(v[-max(3, int(math.ceil(_RETURN_TAIL * n))):]))
             evidence = kept.evidence.model_copy(
                 update={"episodes": {"metric": episodes.name, "start": start, "last": end}})
             merged = kept.model_copy(update={
@@ -318,7 +318,7 @@ def _early_se(v: np.ndarray, head: int, noise: float) -> tuple[float, float]:
     to the next than over the tenth counts as few samples (``head * (noise / spread)**2``, 1 at
     least), episodes that vary independently as all of them."""
     early = v[:head]
-    spread = 1.4826 * float(np.median(np.abs(early - np.median(early))))
+    spread = 1.4826 * float(median(np.abs(early - median(early))))
     if not spread > 0:
         spread = noise
     if not spread > 0:
@@ -437,7 +437,7 @@ def _long_returns(run: RunLog) -> tuple[list[_Judged], bool, int]:
         sm = smooth(v, window)
         # the first tenth's median, or the first 20 points' where lower (the untrained policy): a
         # climb inside the first tenth (an agent that learnt fast, then held) is learning, not a plateau
-        start = min(float(np.median(v[: max(2, n // 10)])), float(np.median(v[:_RETURN_POINTS])))
+        start = min(float(median(v[: max(2, n // 10)])), float(median(v[:_RETURN_POINTS])))
         noise = diff_noise(v)
         band = max(_PLATEAU_SHARE * abs(start), _PLATEAU_NOISE * 1.2533 * noise / math.sqrt(window))
         # an outcome at the task's best from the start: the task is solved, nothing to learn
@@ -558,7 +558,7 @@ def reward_plateau(run: RunLog, t: LogThresholds) -> list[Finding]:
         tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
         i_peak = int(np.argmax(sm))
         peak = float(sm[i_peak])
-        end = float(np.median(v[-tail:]))
+        end = float(median(v[-tail:]))
         last = sm[-tail:]
         if peak - start > band or not (np.all(last - start <= band) and end - start <= band):
             continue
@@ -637,7 +637,7 @@ def _reward_over(reward: Series | None, first: float, last: float, tail_from: fl
     early, late = v[steps <= first], v[(steps >= tail_from) & (steps <= last)]
     if not len(early) or not len(late):
         return None
-    return {"metric": reward.name, "start": float(np.median(early)), "last": float(np.median(late))}
+    return {"metric": reward.name, "start": float(median(early)), "last": float(median(late))}
 
 
 @detects("kl_divergence")
@@ -663,8 +663,8 @@ def kl_divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         unit = "nats per sequence" if scale > 1 else "nats per token"
         head = max(2, n // 10)
         tail = max(3, int(math.ceil(_RETURN_TAIL * n)))
-        early = float(np.median(v[:head]))
-        late = float(np.median(v[-tail:]))
+        early = float(median(v[:head]))
+        late = float(median(v[-tail:]))
         growth = late / early if early > 0 else math.inf
         blown = late >= _KL_BLOWN * scale and growth >= _KL_GROWTH
         rose = (collapsed and late >= _KL_RISE_LEVEL * scale and growth >= _KL_RISE

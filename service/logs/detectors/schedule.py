@@ -12,7 +12,7 @@ from gradhealth.core.document import Remedy
 from gradhealth.logs.detectors.common import MAX_EXP
 from gradhealth.logs.remedies import lower_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import finite
+from gradhealth.logs.stats import finite, median
 from gradhealth.logs.stats import num as _num
 
 
@@ -43,7 +43,7 @@ def lr_growth(run: RunLog, since: float | None = None, until: float | None = Non
     rate, steps, v = rate[start:], steps[start:], v[start:]
     if len(rate) < 3:
         return None
-    g = float(np.median(rate))
+    g = float(median(rate))
     if not g > 1e-6 or np.mean(np.abs(rate - g) <= 0.05 * g) < 0.8 or v[-1] / v[0] < 2:
         return None
     return {"gamma": math.exp(min(g, MAX_EXP)), "first": float(v[0]), "last": float(v[-1]),

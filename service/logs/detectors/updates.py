@@ -18,7 +18,7 @@ from gradhealth.logs.detectors.layers import converged_loss, converged_note, jum
 from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import lower_lr, raise_lr
 from gradhealth.logs.series import RunLog, Series
-from gradhealth.logs.stats import FULL_DIGITS, finite, printed_digits, resolution
+from gradhealth.logs.stats import FULL_DIGITS, finite, median, printed_digits, resolution
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -454,7 +454,7 @@ def _update_medians(run: RunLog, t: LogThresholds) -> list[tuple[float, Series, 
         steps, v = finite(s)
         steps, v = steps[v > 0], v[v > 0]
         if len(v) >= t.min_points:
-            out.append((float(np.median(v)), s, steps))
+            out.append((float(median(v)), s, steps))
     return out
 
 

@@ -21,6 +21,7 @@ from gradhealth.logs.series import RunLog, Series
 from gradhealth.logs.stats import (
     diff_noise,
     finite,
+    median,
     resolution,
     second_diff_noise,
     smooth,
@@ -139,7 +140,7 @@ def _part_of_a_holding_whole(run: RunLog, d: _Divergence, found: list[_Divergenc
         before = cv[cs <= d.best_step]
         if not len(before) or len(cv) < 3:
             return None
-        then, now = float(before[-1]), float(np.median(cv[-3:]))
+        then, now = float(before[-1]), float(median(cv[-3:]))
         changes[c.name] = (now - then) / then if then else 0.0
         then_sum, now_sum = then_sum + then, now_sum + now
     sum_rise = (now_sum - then_sum) / then_sum if then_sum > 0 else math.inf
@@ -201,8 +202,8 @@ def _split_levels(run: RunLog, loss: Series) -> Iterator[tuple[Series, np.ndarra
         if min(len(vv), len(lv), len(ta), len(va)) < 4:
             continue
         yield (val, steps, vv, train_acc, val_acc,
-               float(np.median(lv[len(lv) // 2:])), float(np.median(vv[len(vv) // 2:])),
-               float(np.median(ta[len(ta) // 2:])), float(np.median(va[len(va) // 2:])))
+               float(median(lv[len(lv) // 2:])), float(median(vv[len(vv) // 2:])),
+               float(median(ta[len(ta) // 2:])), float(median(va[len(va) // 2:])))
 
 
 def _evaluation_gap(run: RunLog, loss: Series) -> Finding | None:
@@ -332,7 +333,7 @@ def _task_metric_improved(run: RunLog, val: Series, best_step: float,
         # (an accuracy at chance on 228 samples "improved" 0.048 -> 0.057: two samples)
         steps_between = np.abs(np.diff(v))
         quantum = float(np.min(steps_between[steps_between > 0])) if np.any(steps_between > 0) else 0.0
-        noise = max(1.4826 * float(np.median(steps_between)) / math.sqrt(2), quantum)
+        noise = max(1.4826 * float(median(steps_between)) / math.sqrt(2), quantum)
         # and ending near its own best: a metric that was better before the loss's best than it ends
         # (ls22: eval_accuracy 0.90 at the first evaluation, 0.49 at the loss's best, 0.78 at the end)
         # has not kept improving, it has partly recovered
@@ -383,7 +384,7 @@ def _task_metric_fell(run: RunLog, val: Series, by: float = _TASK_GAIN, since: f
         signed = -v if lower else v
         i = int(np.argmax(signed))
         best = float(signed[i])
-        ends = [float(signed[-1])] + ([float(np.median(signed[-3:]))] if sustained else [])
+        ends = [float(signed[-1])] + ([float(median(signed[-3:]))] if sustained else [])
         # a metric on a small set moves by its noise (4 % of an accuracy of 0.8 made a "fall" of 5 %
         # beside a flat noisy loss in a twentieth of simulated runs)
         if sustained and best - float(signed[-1]) <= 3 * _noise_after(signed):
@@ -548,7 +549,7 @@ def _slow_divergence(run: RunLog, val: Series, train: Series, t: LogThresholds) 
     for s in metrics:
         steps, v = finite(s)
         then = v[steps <= d.best_step]
-        if len(then) == 0 or len(v) < 3 or float(np.median(v[-3:])) - float(then[-1]) >= _SLOW_GAIN:
+        if len(then) == 0 or len(v) < 3 or float(median(v[-3:])) - float(then[-1]) >= _SLOW_GAIN:
             return None
     return d
 
@@ -716,8 +717,8 @@ def _train_course(ls: np.ndarray, lv: np.ndarray, vs: np.ndarray, i_min: int) ->
     # the levels between (each over three evaluations, as the end's; the end's is one of them)
     windows = [at_best, end] + [w for k in range(i_min + 1, n - 2)
                                 if len(w := level(float(vs[k - 1]), float(vs[k + 1])))]
-    lowest = min(windows, key=lambda w: float(np.median(w)))
-    low, now = float(np.median(lowest)), float(np.median(end))
+    lowest = min(windows, key=lambda w: float(median(w)))
+    low, now = float(median(lowest)), float(median(end))
     noise = _noise_after(lv[ls >= vs[i_min]])
     level_noise = noise * math.sqrt(1 / len(lowest) + 1 / len(end))
     rose = (now - low > _TRAIN_ROSE * abs(low) and now - low > 3 * level_noise
@@ -725,7 +726,7 @@ def _train_course(ls: np.ndarray, lv: np.ndarray, vs: np.ndarray, i_min: int) ->
     # a level that multiplied rose, however its own blow-up inflates the noise measured over it
     # (logsweep77 u07: 0.925 -> 6.84 in the epochs before NaN was "held")
     rose = rose or (low > 0 and now >= _TRAIN_MULTIPLIED * low and now - low > 3 * resolution(lv))
-    return float(np.median(at_best)), now, rose
+    return float(median(at_best)), now, rose
 
 
 def _fell_or_held(name: str, then: float, now: float) -> str:
@@ -762,12 +763,12 @@ def _diverged(val: Series, loss: Series, t: LogThresholds, rise: float | None = 
     # two (logsweep60 u03: 0.530 from 0.5426 and 0.5176), already below the 3-point median around
     # the raw minimum (0.5426); a cap by that median changes nothing where the window is 3 points
     # and, with a tenth of a long run as the window, would let two adjacent low draws be the best.
-    best = float(np.median(vv[max(0, i_min - 1):i_min + 2]))
-    last = float(np.median(vv[-3:]))
+    best = float(median(vv[max(0, i_min - 1):i_min + 2]))
+    last = float(median(vv[-3:]))
     # the noise of one evaluation: from the points around the running median, and from the
     # residuals around the robust trend from the best on (a 3-point median follows each point
     # closely)
-    noise = max(1.4826 * float(np.median(np.abs(vv - sm))), _noise_after(vv[i_min:]))
+    noise = max(1.4826 * float(median(np.abs(vv - sm))), _noise_after(vv[i_min:]))
     if best <= 0 or (last - best) / best < needed:
         return None
     margin = (last - best) / (noise * math.sqrt(2 / 3)) if noise > 0 else math.inf
