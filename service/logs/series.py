@@ -216,8 +216,16 @@ class RunLog:
     def by_role(self, role: Role) -> list[Series]:
         return [s for s in self.series if s.role == role]
 
+    def ranked(self, role: Role) -> list[Series]:
+        """:meth:`by_role`, the series counted by epoch first (Keras' TensorBoard ``validation/epoch_loss``
+        before ``validation/evaluation_loss_vs_iterations``, the same evaluations placed at the optimizer's
+        iteration), each kind in the log's order: where a run logs one measure on both axes, the
+        findings name the epochs, whichever the log wrote first."""
+        return sorted(self.by_role(role), key=lambda s: not epoch_level(s))
+
     def first(self, role: Role) -> Series | None:
-        found = self.by_role(role)
+        """The role's longest series; of equally long ones, the epoch-level one (:meth:`ranked`)."""
+        found = self.ranked(role)
         return max(found, key=len) if found else None
 
     def merge(self, other: RunLog) -> None:
@@ -225,6 +233,15 @@ class RunLog:
         self.warnings.extend(other.warnings)
         self.params.update(other.params)
         self.traceback = self.traceback or other.traceback
+
+
+_EPOCH_WORD = re.compile(r"(?:^|[/_.])epoch(?:[/_.]|$)", re.IGNORECASE)
+
+
+def epoch_level(s: Series) -> bool:
+    """Whether ``s`` is counted by epoch: its axis is epochs, or its name says so (``epoch_loss``,
+    ``val_loss_epoch``)."""
+    return s.step_unit == "epoch" or _EPOCH_WORD.search(s.name.rsplit("/", 1)[-1]) is not None
 
 
 # --- naming ----------------------------------------------------------------------------------------

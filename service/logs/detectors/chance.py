@@ -29,10 +29,11 @@ NUM_CLASS_KEYS = ("num_classes", "n_classes", "nb_classes", "num_labels", "n_lab
 
 
 def accuracies(run: RunLog) -> tuple[Series | None, Series | None]:
-    """The run's training and validation accuracy series (top-k accuracies left out), by name."""
+    """The run's training and validation accuracy series (top-k accuracies left out), by name; of
+    equally long ones, the epoch-level one (:meth:`RunLog.ranked`)."""
     train: list[Series] = []
     val: list[Series] = []
-    for s in run.by_role("metric"):
+    for s in run.ranked("metric"):
         name = s.name.lower()
         if not _ACCURACY.search(name) or "top" in name:
             continue
@@ -102,7 +103,7 @@ def validation_at_chance(run: RunLog) -> dict | None:
     """:func:`uniform_guess` of a validation loss's last half: evaluations pinned at ln k (a 4-way
     multiple-choice fine-tune whose every eval_loss was 1.3863) while the noisier training loss
     wanders around it."""
-    for val in run.by_role("val_loss"):
+    for val in run.ranked("val_loss"):
         vv = finite(val)[1]
         guess = uniform_guess(vv[len(vv) // 2:])
         if guess is not None:

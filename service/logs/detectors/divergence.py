@@ -668,7 +668,7 @@ def _worse_than_start(run: RunLog, t: LogThresholds) -> list[Finding]:
     ls, lv = finite(loss)
     if len(lv) < 2 or lv[-1] < lv[0]:
         return []
-    for val in run.by_role("val_loss"):
+    for val in run.ranked("val_loss"):
         vs, vv = finite(val)
         if len(vv) < t.min_points or vv[0] <= 0:
             continue

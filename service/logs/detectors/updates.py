@@ -667,7 +667,7 @@ def _frozen_weights(run: RunLog) -> Finding | None:
 
     evals = None
     loss = run.first("loss")
-    for s in run.by_role("val_loss"):
+    for s in run.ranked("val_loss"):
         if best_so_far(s.name):
             continue  # a best-so-far record repeats by design
         if loss is not None and 2 * len(s) >= len(loss) > _FROZEN_EVALS:

@@ -43,7 +43,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
     gap = _evaluation_gap(run, loss)
     if gap is not None:
         return [gap]
-    found = sorted((d for val in run.by_role("val_loss")
+    found = sorted((d for val in run.ranked("val_loss")
                     if (d := _diverged(val, loss, t) or _steady_divergence(run, val, loss, t)
                         or _corroborated_divergence(run, val, loss, t)) is not None),
                    key=lambda d: -d.rise)
@@ -54,7 +54,7 @@ def validation(run: RunLog, t: LogThresholds) -> list[Finding]:
                     if (d := _diverged(val, train, t) or _slow_divergence(run, val, train, t)) is not None),
                    key=lambda d: -d.rise)
     if not found and not parts:
-        short = [f for val in run.by_role("val_loss") if (f := _short_divergence(run, val, loss, t)) is not None][:1]
+        short = [f for val in run.ranked("val_loss") if (f := _short_divergence(run, val, loss, t)) is not None][:1]
         return short or _generalisation_gap(run, loss) or _noisy_divergence(run, loss, t)
     # each judged with its excuse: the largest rise of the whole validation loss as ever (a task
     # metric of its own evaluation), a part also by the detector's metrics/ columns (mAP). The
@@ -197,7 +197,7 @@ def _split_levels(run: RunLog, loss: Series) -> Iterator[tuple[Series, np.ndarra
         return
     lv = finite(loss)[1]
     ta, va = as_fraction(finite(train_acc)[1]), as_fraction(finite(val_acc)[1])
-    for val in run.by_role("val_loss"):
+    for val in run.ranked("val_loss"):
         steps, vv = finite(val)
         if min(len(vv), len(lv), len(ta), len(va)) < 4:
             continue
@@ -619,7 +619,7 @@ def _noisy_divergence(run: RunLog, loss: Series, t: LogThresholds) -> list[Findi
     (logsweep60 u02, DNABERT-2: eval_loss 0.2317 at step 800, then 0.25-0.30, +15 % on the smoothed
     levels beside a noise of 0.016, while the loss fell 0.18 -> 0.028): too little to call
     overfitting, too much to say nothing."""
-    for val in run.by_role("val_loss"):
+    for val in run.ranked("val_loss"):
         d = _diverged(val, loss, t, within_noise=True)
         if d is None or not d.noisy or d.margin < _RISING_Z:
             continue

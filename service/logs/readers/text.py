@@ -292,6 +292,40 @@ def _bad_step(text: str) -> str | None:
 # a script announcing its stages ("📚 Step 1: Loading dataset...", "Step 4: Creating trainer"):
 # a step number followed by words and nothing measured
 _STEP_BANNER = re.compile(r"(?<![\w./-])step\s*\d+\s*[:.)-]\s*[A-Za-z]+(?:\s+[A-Za-z]+)", re.IGNORECASE)
+#: A dataset's size or a setting printed alone on its line ("Number of training samples: 5011",
+#: "Max Sequence Length: 3", "Vocabulary size: 3000", "num_train_samples = 5000"): how much data or how
+#: big a setting, not what a run measured. Its name (the words of its key and the up to 3 words before
+#: it) ends in one of these nouns; a size, a dimension and a vocabulary are settings by their noun alone
+_SETTING_NOUNS = frozenset({"size", "dim", "dimension", "vocab", "vocabulary"})
+#: ... a count of data or a length only behind a word saying how many or of which data (a lone
+#: "Episode length: 200" or "Correct samples: 950" is measured)
+#: (tokens are not among them: a run counts those it has seen, OLMo's "throughput/total_tokens=8,388,608")
+_COUNTED_NOUNS = frozenset({"samples", "examples", "images", "sequences", "sentences", "documents", "instances",
+                            "records", "classes", "parameters", "params", "length", "len"})
+_COUNT_WORDS = frozenset({"number", "num", "n", "total", "max", "maximum", "min", "minimum", "vocab", "vocabulary",
+                          "dataset", "data", "corpus", "batch", "seq", "sequence", "context", "input", "train",
+                          "training", "val", "valid", "validation", "test", "testing", "eval", "evaluation", "dev"})
+#: words that make it a measurement after all ("Mean episode length", "avg_seq_len")
+_STATISTIC_WORDS = frozenset({"mean", "avg", "average", "median", "std", "per"})
+_WORDS_BEFORE = re.compile(r"(?:[A-Za-z]+[ \t]+){1,3}$")
+_NAME_WORDS = re.compile(r"[A-Za-z]+")
+
+
+def _size_print(line: str, key: str, at: int) -> bool:
+    """Whether ``key``, the only value of ``line`` and named from ``at``, is a dataset's size or a
+    setting's (:data:`_SETTING_NOUNS`, :data:`_COUNTED_NOUNS`) rather than a value the run measured."""
+    words = [w.lower() for w in _NAME_WORDS.findall(key)]
+    if not words or "/" in key:
+        return False  # (a name in a logger's scope, "train/num_samples", is a metric it logs)
+    before = _WORDS_BEFORE.search(line, max(0, at - 64), at)
+    if before is not None:
+        words = [w.lower() for w in _NAME_WORDS.findall(before[0])] + words
+    noun, qualifiers = words[-1], set(words[:-1])
+    if qualifiers & _STATISTIC_WORDS:
+        return False
+    return noun in _SETTING_NOUNS or (noun in _COUNTED_NOUNS and bool(qualifiers & _COUNT_WORDS))
+
+
 # a trainer's start-up banner counts steps and epochs ("Total optimization steps = 1,548",
 # "Gradient Accumulation steps = 8", "Num Epochs = 3"): the word before the name says so
 _COUNT_BANNER = re.compile(r"(?<![\w.])(?:total|num|number(?:[ \t]+of)?|max|maximum|accumulation|optimization|"
@@ -1334,6 +1368,11 @@ def _line_values(line: str, *, clauses: bool = True) -> tuple[list[tuple[str, st
         return [], None  # llm.c's one-letter step "s:120" heads a line of values; "s=128," alone is a config
     if len(found) == 1 and next(iter(found)).lower() in STEP_KEYS and _STEP_BANNER.search(line):
         return [], None  # "Step 4: Creating trainer...": a script's stage, not a training step
+    if (len(found) == 1 and not singles and next(iter(found)).lower() not in _POSITION_KEYS
+            and _size_print(line, next(iter(found)), first_at)):
+        # "Number of training samples: 5011" (a script appended to the log prints it after training
+        # began), "Max Sequence Length: 3": a count of the data or a setting, never a series
+        return [], None
     if clauses and first_at and found and (best := _BEST_MARK.search(line, 0, first_at)) is not None:
         cut = _CLAUSE_END.search(line, first_at) if _POSITION_BEFORE.search(line, 0, best.start()) else None
         if cut is None:
@@ -1482,11 +1521,25 @@ def _repeated_name(marks: _SplitMarks, key: str, after: int, at: int, found: dic
     return f"{key}_{n}"
 
 
-def _eval_heading(segment: str) -> bool:
+def _eval_heading(segment: str, *, alone: bool = False) -> bool:
     """Whether ``segment``, a line without values, opens an evaluation's block (``Evaluating...``,
-    ``Validation:``, ``📊 Evaluation Results:``, ``🏁 Final evaluation...``), after any logging head."""
+    ``Validation:``, ``📊 Evaluation Results:``, ``🏁 Final evaluation...``), after any logging head.
+    ``alone``: the line holds no values, so it must read as a heading: a few words
+    (:data:`_HEADING_WORDS` at most) or ending in a colon or an ellipsis; a longer line is prose that
+    starts with such a word (a model's generated text "test launch unarmed ballistic missile ...")."""
     lead = _HEADING_LEAD.match(segment)
-    return _EVAL_SECTION.match(segment, lead.end() if lead is not None else 0) is not None
+    at = lead.end() if lead is not None else 0
+    if _EVAL_SECTION.match(segment, at) is None:
+        return False
+    if not alone:
+        return True
+    body = segment[at:].rstrip()
+    return body.endswith((":", "...", "\u2026")) or len(_NAME_WORDS.findall(body)) <= _HEADING_WORDS
+
+
+#: The most words a heading without values has unless it ends in a colon or an ellipsis
+#: ("testing in eval mode", "Eval begin", "Final evaluation"): a longer line is a sentence
+_HEADING_WORDS = 6
 
 
 def _banner_before(line: str, end: int) -> bool:
@@ -1929,7 +1982,7 @@ class TextReader:
                             # "Eval begin...": in a log that counts epochs, the lines up to the next
                             # epoch are an evaluation's (Paddle's Model.fit prints them as training's)
                             # (after a logging record's head and an emoji: "INFO:__main__:📊 Evaluation Results:")
-                            in_eval = in_eval or (epoch is not None and _eval_heading(segment))
+                            in_eval = in_eval or (epoch is not None and _eval_heading(segment, alone=True))
                             continue
                         names = {k.lower() for k, _ in found}
                         if "batch" in names and names & {"epoch", "ep"} and not names & STEP_KEYS:
