@@ -29,6 +29,7 @@ archive.
 from __future__ import annotations
 
 import csv
+import mmap
 import os
 import re
 import stat
@@ -101,6 +102,7 @@ class _Rewrite(NamedTuple):
     write: Callable[[Path, int | None], None]
     hint: str | None
     note: str
+    code: str = "transcoded"
 
 
 #: How much of a rewritten copy :func:`detect` writes: the sniffer reads at most
@@ -118,6 +120,8 @@ def _route(path: Path, label: str, hint: str | None) -> registry.Reader | _Rewri
     :func:`detect`. Raises :class:`UnknownLogFormat` as :func:`gradhealth.logs.sniff.detect` does."""
     if (encoding := _wide_encoding(path)) is not None:
         return _transcoding(path, encoding, label, hint)
+    if (nul := _nul_bytes(path)) is not None:
+        return _without_nuls(path, nul, hint)
     try:
         return sniff.detect(path, hint)
     except UnknownLogFormat:
@@ -162,7 +166,7 @@ def _read_copy(path: Path, label: str, limits: ReadLimits, rewrite: _Rewrite) ->
         copy = Path(tmp) / path.name
         rewrite.write(copy, None)
         log = _read_file(copy, label, rewrite.hint, limits)
-        log.warnings.append(LogWarning("transcoded", f"{label}: {rewrite.note}"))
+        log.warnings.append(LogWarning(rewrite.code, f"{label}: {rewrite.note}"))
         return log
 
 
@@ -181,6 +185,84 @@ def _transcoding(path: Path, encoding: str, label: str, hint: str | None) -> _Re
                            f"{encoding.upper()} text ({e}); save it as UTF-8") from None
 
     return _Rewrite(write, hint, f"{encoding.upper()} text, read as UTF-8")
+
+
+#: How much of a file is read at a time looking for NUL bytes, and writing its copy without them
+_CHUNK = 2**20
+
+
+class _Nuls(NamedTuple):
+    """Where a text file holds NUL bytes: the first one's byte offset (from 0) and line (from 1)."""
+
+    offset: int
+    line: int
+
+
+def _nul_bytes(path: Path) -> _Nuls | None:
+    """Where the first NUL byte of a text log padded with NULs is (:class:`_Nuls`), or None: a file
+    with none; binary data (a NUL in its first line: an event file's record length, UTF-16 without a
+    byte-order mark; or bytes around the NULs that are not UTF-8 text); and a NUL inside a line's text
+    (a cell's ``0.4\\x00``, a UTF-16 fragment appended: the reader refuses that line, naming it). Padding
+    is every run of NULs starting at a line's start or running to the file's end: a crashed or
+    killed writer leaves one where the data it had not written yet was to go (the file's size was
+    set, its last blocks never filled), and a restarted writer appends its lines after it."""
+    try:
+        head = sniff.read_head(path)
+    except OSError:
+        return None
+    end = sniff._LINE_END.search(head)
+    if end is None or b"\x00" in head[:end.start()] or not head[:end.start()].strip():
+        return None
+    text = head.replace(b"\x00", b"")
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(text) - 3 or len(head) < sniff.HEAD_BYTES:
+            return None  # not UTF-8 text (a few bytes at the head's end may be a cut character)
+    try:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            first = mm.find(b"\x00")
+            if first < 0:
+                return None
+            for m in _NUL_RUN.finditer(mm, first):
+                if m.end() < len(mm) and mm[m.start() - 1] not in b"\r\n":
+                    return None  # NULs inside a line's text, not padding
+            return _Nuls(first, 1 + _line_ends(mm, first))
+    except (OSError, ValueError):
+        return None
+
+
+_NUL_RUN = re.compile(rb"\x00+")
+
+
+def _line_ends(data: mmap.mmap, upto: int) -> int:
+    """How many line ends (LF, CRLF or a lone CR, as the readers split lines) the first ``upto``
+    bytes of ``data`` hold, counted a chunk at a time."""
+    n = 0
+    for at in range(0, upto, _CHUNK):
+        chunk = data[at:min(at + _CHUNK, upto)]
+        n += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+        if chunk.endswith(b"\r") and data[at + len(chunk):at + len(chunk) + 1] == b"\n" and at + len(chunk) < upto:
+            n -= 1  # a CRLF across two chunks: one line end
+    return n
+
+
+def _without_nuls(path: Path, nul: _Nuls, hint: str | None) -> _Rewrite:
+    """A text log padded with NUL bytes (:func:`_nul_bytes`: a crashed writer's zero padding), read
+    as its copy without them: a run of NULs is a gap, the lines around it read as they are (each
+    keeps its number: a NUL is no line end)."""
+
+    def write(copy: Path, upto: int | None) -> None:
+        written = 0
+        with path.open("rb") as src, copy.open("wb") as out:
+            while (upto is None or written < upto) and (chunk := src.read(_CHUNK)):
+                kept = chunk.replace(b"\x00", b"")
+                out.write(kept)
+                written += len(kept)
+
+    return _Rewrite(write, hint, f"NUL bytes from line {nul.line:,} on (the first at byte offset {nul.offset:,}: a "
+                    "crashed or killed writer's zero padding) are passed over; the lines around them are read as "
+                    "they are", code="nul_bytes")
 
 
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*$")

@@ -295,7 +295,7 @@ def _encoding_problem(head: bytes) -> str:
     not UTF-8 text (byte 0x81 at column 15): save it as UTF-8``; "" for binary data
     (:func:`binary`) or UTF-8 text."""
     if binary(head):
-        return ""
+        return _nul_in_text(head)
     nul = nul_at(head)
     lines = _LINE_END.split(head)
     if len(head) >= HEAD_BYTES:
@@ -310,6 +310,26 @@ def _encoding_problem(head: bytes) -> str:
             return (f"; line {lineno} is not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}): "
                     "save it as UTF-8")
     return ""
+
+
+def _nul_in_text(head: bytes) -> str:
+    """Where a head taken for binary data is text with NUL bytes in its first line (a NUL written
+    into a name, a writer's bug), as the refusal's last words naming the line and byte offset; ""
+    where the bytes before the first NUL are not text (binary data: an image, a pickle)."""
+    at = head.find(b"\x00")
+    before = head[:at]
+    try:
+        text = before.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    if at <= 0 or not text.strip() or _CONTROL_BYTES.search(before):
+        return ""
+    line, column = nul_at(head) or (1, at + 1)
+    return (f"; line {line} holds a NUL byte (byte offset {at:,}, column {column}), which no text log has: "
+            "save the log as text without NUL bytes (NUL padding after a log's first line is passed over)")
+
+
+_CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0e-\x1a\x1c-\x1f]")
 
 
 #: How far into a file whose head no reader knows to look for a text log's lines: an mmengine

@@ -14,6 +14,8 @@ models' losses, with neither, is no run); its other columns become series agains
 column (or ``Iteration``, ``Global Step``), else the ``Epoch`` column (``step_unit="epoch"``). A placeholder cell (``No log``, ``-``, ``N/A``, blank) is no
 value; ``nan``/``inf`` are non-finite values; ``85.3%`` is 85.3. A column of text (a model name) is
 left out with a ``skipped_values`` warning, and so is any further table with a loss (another run's).
+A step (or epoch) cell that is not a finite number (``1e400``) or is 2^53 or more is refused naming its
+line and the cell as written, as a CSV's is.
 The text around the tables (the card's prose, its YAML front matter) is not read.
 """
 
@@ -24,7 +26,14 @@ from pathlib import Path
 
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.textio import Points, first_lines, number, read_text
+from gradhealth.logs.readers.textio import (
+    Points,
+    bad_step,
+    cut_first_line,
+    first_lines,
+    number,
+    read_text,
+)
 from gradhealth.logs.series import LogWarning, RunLog, classify
 
 _SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:[|+]\s*:?-+:?\s*)+\|?\s*$")
@@ -107,6 +116,8 @@ class MarkdownReader:
         if not filename.lower().endswith(_DOCUMENTS):
             return None
         tables = _tables(first_lines(head, 400))
+        if not tables and cut_first_line(head):
+            return None  # the head ends inside its first line (a table's header?): the text reader says so
         if not tables:
             return "it has no Markdown table (a header row, then a row of dashes)"
         return (f"its {len(tables)} Markdown table(s) name no loss beside a step or an epoch column, or hold no "
@@ -132,9 +143,12 @@ class MarkdownReader:
             if len(cells) != len(header):
                 raise LogError(f"{name} line {line}: {len(cells)} cells where the header at line "
                                f"{at} has {len(header)}")
-            at_step = _value(cells[by]) if by is not None else None
-            if at_step is None:
+            if by is None or (at_step := _value(cells[by])) is None:
                 continue  # a row without its step (a summary row)
+            if (why := bad_step(at_step, cells[by], header[by])) is not None:
+                # a step no point can be placed at (1e400, 20 digits): refused naming the row, as a
+                # CSV's is (errsweep7 #5)
+                raise LogError(f"{name} line {line}, {why}")
             step: float = at_step
             for col, cell in enumerate(cells):
                 if col in (step_col, epoch_col) or not header[col]:

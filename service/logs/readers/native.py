@@ -111,6 +111,7 @@ from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.readers.textio import (
     ALIGNED,
     CORE_ROLES,
+    MISSING,
     BadRow,
     CsvRows,
     Lines,
@@ -242,11 +243,40 @@ def _loss_table(header: list[str], lines: list[str], sep: str) -> bool:
         header = header[:-1]
     if len(lines) < 2 or not all(c for c in header) or step_key(header) is not None:
         return False
-    roles = {classify(c)[0] for c in header}
-    if not roles & {"loss", "val_loss", "grad_norm"}:
+    if not any(_by_row(c) for c in header):
         return False
     cells = lines[1].split(sep)
     return all(number(c.strip()) is not None for c in cells if c.strip())
+
+
+#: A column's name as a one-column table's header writes it: a letter first, then words
+_COLUMN_NAME = re.compile(r"[A-Za-z_][\w ./:()-]*")
+
+
+def one_column(head: bytes, *, strict: bool = False) -> str | None:
+    """The name heading a table of one column (``loss`` over a number per line: what
+    ``pd.Series(losses, name="loss").to_csv(index=False)`` writes), else None: a first line (after
+    leading ``#`` comments) that is one name, over two lines at least of one cell each, the first a
+    number (the reader names a later cell that is not); ``strict``: every one a number or a missing value."""
+    lines = [line.strip() for line in first_lines(after_comments(head), 50)]
+    if len(lines) < 3 or not _COLUMN_NAME.fullmatch(lines[0]) or number(lines[0]) is not None:
+        return None
+    cells = lines[1:]
+    if number(cells[0]) is None or any("," in c or "\t" in c for c in cells):
+        return None
+    if strict and not all(number(c) is not None or c.lower() in MISSING for c in cells):
+        return None
+    return lines[0]
+
+
+def _by_row(column: str) -> bool:
+    """Whether a table's column read by row needs no step to be judged: a loss, a validation loss
+    or a gradient norm (what :func:`_loss_table` asks of one column of a wider table)."""
+    return classify(column)[0] in ("loss", "val_loss", "grad_norm")
+
+
+#: A loss of a part in a column's name (``g_loss``, ``kl_losses``): judged as a column of that name is
+_PART_LOSS = re.compile(r"loss(?:es)?(?![a-z])", re.IGNORECASE)
 
 
 def _pandas_index(header: list[str]) -> bool:
@@ -381,6 +411,10 @@ class NativeReader:
             return 0.5  # SB3's monitor.csv: the sb3_monitor reader's, read here too (--log-format native)
         header = csv_header(head)
         if header is None:
+            if (column := one_column(head)) is not None:
+                # one named column of numbers (pd.Series(losses, name="loss").to_csv(index=False)):
+                # a loss table of one column, read by row as a wider one is (errsweep7 #1)
+                return 0.35 if _by_row(column) or _PART_LOSS.search(column) else 0.0
             # a table aligned with blanks (the PyTorch Mario tutorial's MetricLogger): claimed below
             # every console the text reader reads (its scores are 0.3 and up), so Ultralytics',
             # scikit-learn's and fastai's aligned tables stay the text reader's (logsweep62 u01)
@@ -402,6 +436,16 @@ class NativeReader:
         if any(_LAYER_COLUMN.match(c) for c in header):
             return 0.8
         return 0.6
+
+    def why_not(self, filename: str, head: bytes) -> str | None:
+        """Why a table of one named column of numbers is not read: its name says no loss (nor a
+        gradient norm), and by row such a column could be anything (an accuracy read as a loss would
+        rise into a divergence); None for any other file."""
+        column = one_column(head, strict=True)
+        if column is None or _by_row(column) or _PART_LOSS.search(column):
+            return None
+        return (f"its one column, {column!r}, names no loss, validation loss or gradient norm, so it is not "
+                f"read by row: name the column after what it holds (loss) or add a step column (step,{column})")
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
         with open_log(path, limits) as f:
@@ -527,6 +571,13 @@ class NativeReader:
         points, warnings, _ = read_wide_csv(path, limits, step_column=step, fmt="native", sep=delimiter(head),
                                             wall_columns=("Wall time", *_WALL) if tensorboard else _WALL)
         series = points.build(role=native_role)
+        if step is None and series:
+            # a table of losses with no step column (one column, or PaddleOCR's): by row; say so,
+            # as the text reader does, so that a finding "at step 8" reads as the 9th row
+            rows = max(int(s.steps[-1]) for s in series) + 1
+            warnings.append(LogWarning(
+                "running_index", f"{path.name}: no step column, so the steps are the {rows:,} rows counted from 0 "
+                f"(step 0 is the first row below the header, step {rows - 1:,} the last)"))
         if tensorboard:
             # TensorBoard's "download CSV" of one scalar: the tag is only in the file's name
             name = tensorboard_csv_tag(path.name)

@@ -28,7 +28,7 @@ from pathlib import Path
 from gradhealth.errors import LogError
 from gradhealth.logs.readers.native import read_json_array
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.textio import Lines, Points, first_lines, number, open_log
+from gradhealth.logs.readers.textio import Lines, Points, bad_step, first_lines, number, open_log
 from gradhealth.logs.series import LogWarning, RunLog, parse_number
 
 #: A number as a logging loop or numpy writes it, the non-finite spellings included.
@@ -175,6 +175,8 @@ class NumbersReader:
                     points.add(name, row, parse_number(m.group(1)))
                 else:
                     step = parse_number(m.group(1))
+                    if (why := bad_step(step, m.group(1), "step")) is not None:
+                        raise LogError(f"{path.name} line {lines.lineno}: {why.replace(' cell', '', 1)}")
                     if step != math.floor(step) or not step > last_step:
                         raise LogError(f"{path.name} line {lines.lineno}: two numbers per line are a step and "
                                        f"a value, and the step must count up in whole numbers ({m.group(1)} after "

@@ -82,7 +82,7 @@ from gradhealth.core.ticks import tick
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers import shapes
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.textio import Points, open_log
+from gradhealth.logs.readers.textio import Points, cut_first_line, open_log
 from gradhealth.logs.series import (
     TRAINED_NAME,
     LogWarning,
@@ -1701,8 +1701,13 @@ class TextReader:
         :data:`_DOCUMENT_CONSOLE` of them in a row read as a console's; None for other files."""
         if not filename.lower().endswith(_DOCUMENTS) or not (lines := _head_lines(head)):
             return None
+        if cut_first_line(head):
+            # the head ends inside the first line: how many lines the file has is not known here
+            return (f"its first line is longer than the {len(head):,} bytes a log's format is recognised "
+                    "within, so no table or console was found in them")
         hits = sum(1 for ln in lines if _line_keys(ln))
-        return (f"{hits} of its {len(lines)} non-blank lines hold values, and no {_DOCUMENT_CONSOLE} lines in a row "
+        shown = f"the first {len(lines)}" if len(head) >= _HEAD_BYTES else f"its {len(lines)}"
+        return (f"{hits} of {shown} non-blank lines hold values, and no {_DOCUMENT_CONSOLE} lines in a row "
                 "read as a console's (each naming a loss and a step or epoch, the same names on each); a document's "
                 f"console is read where it has such lines, or values on half its lines or {_DOCUMENT_BLOCK} in a row")
 
@@ -2270,6 +2275,13 @@ class TextReader:
             # nothing but the framework's own report of a NaN/Inf (detectron2's FloatingPointError
             # at the end of a traceback pasted alone): that report is the finding
             return RunLog(format=self.name, source=name, warnings=warnings, traceback=traceback)
+        if points.count == 0 and bad_step is not None and not pending:
+            # every line with values has a step no point can be placed at (errsweep7 #8): that is
+            # the reason, not an absence of values
+            every = ("it is the only line with values" if bad_steps == 1
+                     else f"so are the other {bad_steps - 1:,} lines with values, each for such a step")
+            raise LogError(f"{name} line {bad_step[0]}: {bad_step[1]} skipped, and {every}: "
+                           "no line is left with a step to place its values at")
         if points.count == 0:
             if traceback is not None:
                 raise LogError(f"{name}: no values before the Python traceback at line {tb_line}: "

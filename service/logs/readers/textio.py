@@ -177,6 +177,17 @@ def step_too_far(step: float) -> str | None:
     return "from 2^53 on, steps are no longer told apart (each float stands for several), so no run counts that far"
 
 
+def bad_step(step: float, text: str, column: str) -> str | None:
+    """Why the step ``step`` a table's ``column`` cell ``text`` holds cannot place a point (not a
+    finite number, or from :data:`MAX_STEP` on), quoting the cell as written; None for a good one."""
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    if not math.isfinite(step):
+        return f"the {column!r} cell is {shown!r}, not a finite number"
+    if (too_far := step_too_far(step)) is not None:
+        return f"the {column!r} cell is {shown!r}: {too_far}"
+    return None
+
+
 #: A point with its series name and, when the format says it, the series' role and layer.
 Record = tuple[str, float, float, "float | None", "tuple[Role, str | None] | None"]
 
@@ -328,6 +339,12 @@ def loads(text: str, decoder: json.JSONDecoder = _JSON, *, strict: bool = True) 
         return decode(fixed)
     except (json.JSONDecodeError, RecursionError):
         raise first from None
+
+
+def cut_first_line(head: bytes) -> bool:
+    """Whether ``head``, a sniffer's :data:`~gradhealth.logs.sniff.HEAD_BYTES` of a file, ends inside
+    the file's first line (no line end in it): what the file holds past that line is not known."""
+    return len(head) >= HEAD_BYTES and _LINE_END.search(head) is None
 
 
 def first_lines(head: bytes, n: int = 50) -> list[str]:
@@ -672,8 +689,8 @@ def read_wide_csv(path: Path, limits: ReadLimits, *, step_column: str | None, fm
                     # blank where a key was not recorded): the step of the row before (logsweep31)
                     step = _num(text, step_column or "step") if text else cast(float, last_step)
                     blank_steps += not text
-                    if not math.isfinite(step):
-                        raise BadRow(f"the {step_column!r} cell is {text!r}, not a finite number")
+                    if (why := bad_step(step, text, step_column or "step")) is not None:
+                        raise BadRow(why)
                 else:
                     step = float(n_data)
                 wall = None
