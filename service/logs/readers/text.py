@@ -82,7 +82,7 @@ from gradhealth.core.ticks import tick
 from gradhealth.errors import LogError, UploadTooLarge
 from gradhealth.logs.readers import shapes
 from gradhealth.logs.readers.registry import ReadLimits
-from gradhealth.logs.readers.textio import Points, cut_first_line, open_log
+from gradhealth.logs.readers.textio import MAX_STEP, Points, cut_first_line, open_log
 from gradhealth.logs.series import (
     TRAINED_NAME,
     LogWarning,
@@ -388,8 +388,65 @@ _MAX_TRIALS = 50
 
 
 _KERAS_HEADER = re.compile(r"^\s*Epoch\s+(\d+)/\d+\s*$")
+#: The same header, its epoch and its total (:func:`_bad_epoch_header`).
+_KERAS_COUNT = re.compile(r"^\s*Epoch\s+(\d+)/(\d+)\s*$")
 #: The first line of a Keras model summary (``Model: "sequential_1"``): a fit's set-up, its run's first line.
 _MODEL_HEADER = re.compile(rb'^\s*Model:\s*"[^"\n]*"\s*$')
+#: A model summary's parameter counts, its last lines (Keras 2's ``Total params: 50,240``, Keras 3's
+#: ``Total params: 50,240 (196.25 KB)``, ``Optimizer params: 2 (12.00 B)``).
+_PARAMS_LINE = re.compile(rb"^\s*(?:Total|Trainable|Non-trainable|Optimizer)\s+params:\s*[\d,]+")
+#: A model summary's table has at most this many lines before its parameter counts (else it is none).
+_MAX_SUMMARY_LINES = 10_000
+
+
+def _bad_epoch_header(epoch: str, total: str) -> str | None:
+    """Why a Keras ``Epoch i/N`` header (``epoch``, ``total``: its digits) counts no epoch of a run:
+    an epoch of more than :data:`_MAX_COUNT_DIGITS` digits or from 2^53 on (epochs no longer told
+    apart), or a total of 0 epochs (none to count); None for a header that places its lines (a total
+    too long to read is only no total)."""
+    i = _count(epoch)
+    if i is None:
+        return f"its epoch has {len(epoch):,} digits, more than any run counts"
+    if i >= MAX_STEP:
+        return "its epoch is 2^53 or more, where epochs are no longer told apart"
+    if _count(total) == 0:
+        return "it counts out of a total of 0 epochs"
+    return None
+
+
+class _ModelSummaries:
+    """The Keras model summaries of a console (``Model: "sequential_1"``, its table of layers, then
+    ``Total params: 50,240``, ``Trainable params: ...``, ``Non-trainable params: 0``): each the set-up
+    of the fit after it, whose parameter counts are no series. A summary runs from its ``Model:`` line
+    to its last parameter count."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, int]] = []  # (first line, last line) of each summary
+        self._first: int | None = None   # the open summary's ``Model:`` line
+        self._last: int | None = None    # its last parameter count so far
+
+    def line(self, lineno: int, raw: bytes) -> None:
+        if b"Model:" in raw and _MODEL_HEADER.match(raw):
+            self._end()
+            self._first = lineno
+            return
+        if self._first is None:
+            return
+        if _PARAMS_LINE.match(raw):
+            self._last = lineno
+        elif self._last is not None:
+            self._end()  # the first line after its parameter counts
+        elif self._last is None and lineno - self._first > _MAX_SUMMARY_LINES:
+            self._first = None  # no parameter counts: no summary
+
+    def _end(self) -> None:
+        if self._first is not None and self._last is not None:
+            self.blocks.append((self._first, self._last))
+        self._first = self._last = None
+
+    def done(self) -> list[tuple[int, int]]:
+        self._end()
+        return self.blocks
 _HEAD_BYTES = 1 << 16
 
 
@@ -558,8 +615,19 @@ class _ConfigBlocks:
         return self.blocks
 
 
-def _run_starts(path: Path, limits: ReadLimits,
-                config: _ConfigBlocks | None = None) -> tuple[list[int], str | None, int]:
+def _merged_blocks(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``blocks`` ((first line, last line) stretches) in order, those that overlap or touch as one."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(blocks):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _run_starts(path: Path, limits: ReadLimits, config: _ConfigBlocks | None = None,
+                summaries: _ModelSummaries | None = None) -> tuple[list[int], str | None, int]:
     """(the lines the runs start at, how trials were told apart) of a console that several runs
     were appended to: a run counts its steps out of one total (``iter: 10/1000``), or its epochs
     where no step is counted (Keras' ``Epoch 3/10``), and a total that never comes back (``iter:
@@ -575,9 +643,14 @@ def _run_starts(path: Path, limits: ReadLimits,
     start); a console that counts nothing has trials where :class:`_Restarts` finds them. ([1],
     None, 0) for one run; the second item is None where the runs are not trials; the third, how
     many runs came before the first start (only past the places :class:`_Restarts` keeps: the
-    first start is then not line 1). ``config`` is given every line (the console's config dumps)."""
+    first start is then not line 1). ``config`` and ``summaries`` are given every line (the console's
+    config dumps, its Keras model summaries). A Keras fit after a model summary of its own, counted
+    from its first epoch to its total, after a run that counted to its own total, is a run however
+    short (``Model: "seq_2"``, then ``Epoch 1/2``, ``Epoch 2/2``): another model's, never merged into
+    the run before or after it; the fewest lines of :data:`_MIN_RUN_LINES` bound only the others.
+    An epoch counter out of range (:func:`_bad_epoch_header`: ``Epoch 0/0``) counts nothing."""
     # [total, first line, counted lines, lines with a loss, the last epoch counted, started again,
-    # the first epoch counted]
+    # the first epoch counted, a model summary of its own comes before it]
     segments: list[list[int]] = []
     header: int | None = None  # a Keras model summary's first line since the last counted or loss line
     restarts = _Restarts()
@@ -587,6 +660,8 @@ def _run_starts(path: Path, limits: ReadLimits,
                 tick()
             if config is not None:
                 config.line(lineno, raw)
+            if summaries is not None:
+                summaries.line(lineno, raw)
             m = epoch = None
             if b"/" in raw:
                 text = raw.decode("utf-8", "replace")
@@ -595,6 +670,8 @@ def _run_starts(path: Path, limits: ReadLimits,
                     m = epoch = _EPOCH_COUNTER.search(text)
                 if m is not None and (_count(m[1]) is None or _count(m[2]) is None):
                     m = epoch = None  # a run of digits too long to be a count (a hash): none
+                elif epoch is not None and _bad_epoch_header(epoch[1], epoch[2]) is not None:
+                    m = epoch = None  # an epoch counter out of range (``Epoch 0/0``): none
             if m is None:
                 loss = _LOSS_BYTES.search(raw) is not None
                 if segments and loss:
@@ -611,16 +688,19 @@ def _run_starts(path: Path, limits: ReadLimits,
             # the epoch counter back at its first epoch after the stretch before counted its own epochs
             # on: a run of its own whatever its total (Keras' fits of 100, then 500, then 100 epochs);
             # the same total counted again from its first epoch is one too, even where the stretch before
-            # was cut short (an epoch of another total within it, counted from 1, is no run's start)
-            again = (epoch is not None and i <= 1 < segments[-1][4]
-                     and (segments[-1][0] == n or segments[-1][6] < segments[-1][4])) if segments else False
+            # was cut short (an epoch of another total within it, counted from 1, is no run's start);
+            # after a model summary of its own, another model's fit, even where the run before counted
+            # a single epoch (fits of ``Epoch 1/1`` each)
+            last = segments[-1][4] if segments else -1
+            again = (epoch is not None and i <= 1 and (last > 1 or (header is not None and i <= last))
+                     and (segments[-1][0] == n or segments[-1][6] < last or header is not None))
             if not segments or segments[-1][0] != n or again:
                 # (a restart after the run before reached its last epoch: 2, a trial, where it counts to
                 # the same total or a model summary of its own comes before it (another model's fit, not
                 # a fine-tune of the one before); else 1); a run starts at its model summary, if any
                 whole = again and segments[-1][4] >= segments[-1][0] and (segments[-1][0] == n or header is not None)
                 segments.append([n, lineno if header is None else header, 0, 0, -1,
-                                 (2 if whole else 1) if again else 0, i])
+                                 (2 if whole else 1) if again else 0, i, int(header is not None)])
             header = None
             segments[-1][2] += 1
             segments[-1][3] += "loss" in text.lower()
@@ -629,9 +709,12 @@ def _run_starts(path: Path, limits: ReadLimits,
     for j in range(1, len(segments)):
         before = {s[0] for s in segments[:j]}
         after = segments[j:]
-        if ((segments[j][5] or before.isdisjoint(s[0] for s in after))
-                and sum(s[2] for s in segments[:j]) >= _MIN_RUN_LINES
-                and sum(s[2] for s in after) >= _MIN_RUN_LINES and sum(s[3] for s in after) >= _MIN_RUN_LINES):
+        # a fit of its own: its model summary, its epochs from the first to its total, after a run
+        # that counted to its own total (however few lines either has)
+        fit = segments[j][5] == 2 and segments[j][7] and segments[j][6] <= 1 and segments[j][4] >= segments[j][0]
+        if fit or ((segments[j][5] or before.isdisjoint(s[0] for s in after))
+                   and sum(s[2] for s in segments[:j]) >= _MIN_RUN_LINES
+                   and sum(s[2] for s in after) >= _MIN_RUN_LINES and sum(s[3] for s in after) >= _MIN_RUN_LINES):
             starts.append(segments[j][1])
             trials = trials and segments[j][5] == 2
     if not segments:
@@ -1721,9 +1804,9 @@ class TextReader:
         return 0.0
 
     def read(self, path: Path, limits: ReadLimits) -> RunLog:
-        config = _ConfigBlocks()
-        starts, trials, earlier = _run_starts(path, limits, config)
-        skip = config.done()
+        config, summaries = _ConfigBlocks(), _ModelSummaries()
+        starts, trials, earlier = _run_starts(path, limits, config, summaries)
+        skip = _merged_blocks(config.done() + summaries.done())
         if trials is not None:
             judged = self._trials(path, limits, starts, trials, earlier, skip)
             if judged is not None:
@@ -1816,7 +1899,8 @@ class TextReader:
     def _segment(self, path: Path, limits: ReadLimits, start: int, stop: int | None,
                  warnings: list[LogWarning], skip: list[tuple[int, int]] | None = None) -> RunLog:
         """The run of lines ``start`` to ``stop`` (excluded; None: the end) of the console at ``path``,
-        less the lines of ``skip``'s (first, last) stretches (its config dumps: :class:`_ConfigBlocks`)."""
+        less the lines of ``skip``'s (first, last) stretches (its config dumps: :class:`_ConfigBlocks`; its
+        Keras model summaries: :class:`_ModelSummaries`)."""
         run = self._segment_read(path, limits, start, stop, warnings, skip or [])
         return replace(run, series=_eval_roles(run.series))
 
@@ -1829,7 +1913,8 @@ class TextReader:
         steps_first = False  # stepped lines came before any epoch (an excerpt starting mid-epoch)
         index = 0
         # lines with values before the first step: (running index, values); placed at the end
-        pending: list[tuple[float, list[tuple[str, float]]]] = []
+        # (None: a line with nothing but its epoch, a header, which takes no running index)
+        pending: list[tuple[float | None, list[tuple[str, float]]]] = []
         stepless = False                   # so many lines before any step that they take the index
         stepped: set[str] = set()          # names with values at or after the first step
         prev_keys: list[str] = []
@@ -1883,6 +1968,11 @@ class TextReader:
         # findings to say where as the log does
         worded: list[tuple[float, float, str]] | None = []
         skip_at = 0  # the first of skip's stretches not behind the line read
+        summary_line = 0  # the first Keras model summary's first line (skipped: set-up, no series)
+        # Keras "Epoch i/N" headers: the first out of range (line, why) and how many; the first that
+        # placed lines and how many (a header alone on its line is a position, never a series)
+        bad_header: tuple[int, str] | None = None
+        bad_headers = headers = header_line = 0
         with open_log(path, limits) as f:
             raw = f.readline(MAX_LINE)
             lineno = 0
@@ -1904,7 +1994,9 @@ class TextReader:
                     while skip_at < len(skip) and skip[skip_at][1] < lineno:
                         skip_at += 1
                     if skip_at < len(skip) and skip[skip_at][0] <= lineno:
-                        continue  # a config dump's line: settings, no series
+                        if not summary_line and lineno == skip[skip_at][0] and _MODEL_HEADER.match(text.encode()):
+                            summary_line = lineno
+                        continue  # a config dump's or a model summary's line: set-up, no series
                 if lineno == 1:
                     text = text.lstrip("\ufeff")
                 stripped = text.rstrip("\r\n")
@@ -1935,6 +2027,14 @@ class TextReader:
                 segments = stripped.split("\r")
                 last_segment = segments[-1]
                 for segment in segments:
+                    if ("poch" in segment and (header := _KERAS_COUNT.match(segment)) is not None
+                            and (out_of_range := _bad_epoch_header(header[1], header[2])) is not None):
+                        # an "Epoch i/N" header out of range ("Epoch 0/0", a 31-digit epoch): it places
+                        # nothing, and is no value either; the lines under it go on as if it were not there
+                        bad_headers += 1
+                        if bad_header is None:
+                            bad_header = (lineno, f"the Keras epoch header {segment.strip()[:80]!r} is out of range ({out_of_range})")
+                        continue
                     table = table or headerless_table(segment)
                     row = table_row(table, segment) if table else None
                     try:
@@ -2141,6 +2241,12 @@ class TextReader:
                             batch_lines += any(k.lower() == "batch" for k, _ in values)
                         if not values:
                             continue
+                        # a line with nothing but its epoch ("Epoch 3/5" alone): a header, a position;
+                        # where no line names a step, it is no value at a running index of its own
+                        header_only = step is None and all(k.lower() == "epoch" for k, _ in values)
+                        if header_only:
+                            headers += 1
+                            header_line = header_line or lineno
                         tb = None               # values after a traceback: training went on
                         for k, _ in values:
                             if k.startswith(_ONE):
@@ -2164,14 +2270,14 @@ class TextReader:
                                 else:
                                     stepped_rows.append((epoch, last_step, values, step is not None))
                         elif stepless:
-                            for k, value in values:
+                            for k, value in values if not header_only else ():
                                 points.add(k, float(index), value)
                         else:
-                            pending.append((float(index), values))
+                            pending.append((None if header_only else float(index), values))
                             if len(pending) > _MAX_PENDING:
                                 _add(points, pending, None)
                                 pending, stepless = [], True
-                        index += 1
+                        index += not header_only
         if held is not None:
             # the log ends inside an evaluation pass: its last report, where the pass is placed
             for k, v in held[1]:
@@ -2186,6 +2292,11 @@ class TextReader:
             more = f" (and {bad_steps - 1:,} more such lines)" if bad_steps > 1 else ""
             warnings.append(LogWarning("skipped_line", f"{name} line {bad_step[0]}: {bad_step[1]} skipped{more}",
                                        where=f"line {bad_step[0]}"))
+        if bad_header is not None:
+            more = f" (and {bad_headers - 1:,} more such lines)" if bad_headers > 1 else ""
+            warnings.append(LogWarning(
+                "skipped_line", f"{name} line {bad_header[0]}: {bad_header[1]}; the header places no line and is "
+                f"skipped{more}", where=f"line {bad_header[0]}"))
         if long_line is not None:
             more = f" (and {long_lines - 1:,} more such lines)" if long_lines > 1 else ""
             warnings.append(LogWarning(
@@ -2203,7 +2314,8 @@ class TextReader:
         # (by epoch when most lines are in one, or the losses are: a console's other lines, model
         # loading and config prints, come before the first epoch)
         epochs_seen = len({e for v in by_epoch.values() for e in v})
-        if first_step is None and by_epoch and not batch_lines and (epochs_seen > 1 or epoch_lines == index == 1) and (
+        # (one line of values in its epoch is at it, under its "Epoch 1/1" header or not: a one-epoch fit)
+        if first_step is None and by_epoch and not batch_lines and (epochs_seen > 1 or index == 1 <= epoch_lines) and (
                 epoch_lines * 2 >= index or loss_epoch_lines >= 0.8 * loss_lines > 0):
             # no step in the whole log, but epochs: each epoch's last values, at the epoch; or,
             # where each line prints its own fractional epoch, every line at its place in it
@@ -2290,6 +2402,16 @@ class TextReader:
                 raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line read; line "
                                f"{long_line[0]} is {long_line[1]:,} characters long, more than the "
                                f"{MAX_VALUES_LINE:,} a line's values are read from (a text log's lines are short)")
+            if headers or bad_header is not None or summary_line:
+                # Keras' set-up and epoch headers with no values under them (a fit that logged nothing)
+                found_ = ([f"epoch headers ('Epoch i/N', line {header_line or (bad_header or (0, ''))[0]})"]
+                          if headers or bad_header is not None else [])
+                found_ += [f"model summaries ('Model: \"...\"', line {summary_line})"] if summary_line else []
+                why_ = ([f"an epoch header is a position{', and out of range it places nothing' if bad_header else ''}"]
+                        if found_[0].startswith("epoch") else [])
+                why_ += ["a summary's parameter counts are its set-up"] if summary_line else []
+                raise LogError(f"{name}: no values: the log holds Keras {' and '.join(found_)} but no loss or "
+                               f"other metric on any line ({'; '.join(why_)}, never a series)")
             raise LogError(f"{name}: no 'key: value' or 'key=value' pairs with numbers in any line; "
                            "not a text training log")
         series = _letters(_prepend(early, points.build(role=_role, repeats=False)), letters)
@@ -2606,11 +2728,15 @@ def _epoch_series(values: dict[str, dict[float, float]]) -> list[Series]:
     return [make_series(k, list(v), list(v.values()), step_unit="epoch", role=_role(k)[0]) for k, v in values.items()]
 
 
-def _add(points: Points, lines: list[tuple[float, list[tuple[str, float]]]], at: float | None) -> None:
-    """Add each line's values at ``at``, or at the line's own running index when ``at`` is None."""
+def _add(points: Points, lines: list[tuple[float | None, list[tuple[str, float]]]], at: float | None) -> None:
+    """Add each line's values at ``at``, or at the line's own running index when ``at`` is None (a
+    line with none, a header with nothing but its epoch, then adds nothing)."""
     for index, values in lines:
+        where = index if at is None else at
+        if where is None:
+            continue
         for k, value in values:
-            points.add(k, index if at is None else at, value)
+            points.add(k, where, value)
 
 
 def _prepend(early: list[Series], series: list[Series]) -> list[Series]:
