@@ -67,7 +67,9 @@ CONTENT_REFUSALS: dict[str, set[str]] = {
 # layer's too.
 # A range's ends are bounded in the schema; that low < high is a relation between its two items,
 # which JSON Schema cannot state: a refusal at the range itself is that relation's.
-_AT_A_LAYER = re.compile(r"^((/layers/\d+)+(/[a-z_]+)?|/device|/input/range|/loss/target_range)$")
+# `/input` alone: a relation between the input's fields (a `range` beside `tokens`, which draws ids
+# below `vocab_size`), refused at the object that holds both.
+_AT_A_LAYER = re.compile(r"^((/layers/\d+)+(/[a-z_]+)?|/device|/input|/input/range|/loss/target_range)$")
 # The statuses schemathesis' positive data acceptance allows by default.
 _ACCEPTED = {401, 403, 404, 409, 429}
 

@@ -35,6 +35,10 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=RATE_LIMITED)
 # Typed as FastAPI declares `responses`, so that it can be unpacked into a wider mapping.
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job (or not yours)"}}
 #: An event stream's 400: a Last-Event-ID that cannot be one of its ids.
+#: What a Last-Event-ID may be, stated in the OpenAPI document (not validated by FastAPI, so that
+#: anything else keeps its 400 naming the header, :func:`_last_event_id`): empty, or a whole number
+#: of up to 18 digits, blanks around it allowed.
+LAST_EVENT_ID_SCHEMA: dict[str, Any] = {"pattern": r"^\s*[0-9]{0,18}\s*$"}
 BAD_LAST_EVENT_ID: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "a Last-Event-ID that is not an event id of the stream, or sent twice"}}
 
@@ -216,8 +220,9 @@ def _event(name: str, data: dict, event: int | None = None) -> str:
                                           "description": "`progress` events, then one `done` event"},
                        204: {"description": "Last-Event-ID is the job's final event: nothing more will come"}})
 async def job_events(job_id: str, request: Request, caller: CallerDep,
-                     last_event_id: Annotated[str | None, Header(
-                         description="the id of the last event received: resume after it")] = None) -> Response:
+                     last_event_id: Annotated[str, Header(
+                         json_schema_extra=LAST_EVENT_ID_SCHEMA,
+                         description="the id of the last event received: resume after it")] = "") -> Response:
     """``progress`` events (the job's status, attempts and ``progress`` object, as in ``GET /v1/jobs/{id}``),
     then one ``done`` event with the whole job. Each event has an ``id:``; a client reconnecting with
     ``Last-Event-ID`` gets only what is newer, and 204 (stop reconnecting) once it has seen ``done``."""

@@ -23,7 +23,12 @@ from gradhealth.api.bodies import JsonBodyDep
 from gradhealth.api.deps import CallerDep, SessionDep, SettingsDep
 from gradhealth.api.problems import ApiError, echo_id
 from gradhealth.api.routers.checks import refuse_undecoded
-from gradhealth.api.routers.jobs import BAD_LAST_EVENT_ID, _event, _last_event_id
+from gradhealth.api.routers.jobs import (
+    BAD_LAST_EVENT_ID,
+    LAST_EVENT_ID_SCHEMA,
+    _event,
+    _last_event_id,
+)
 from gradhealth.api.routers.reports import REPORT_CONTENT, ReportFormat, negotiate, rendered
 from gradhealth.api.schemas import RATE_LIMITED, EventStreamResponse, Problem
 from gradhealth.core.document import Diagnosis, Step
@@ -575,8 +580,9 @@ def delete_run(run_id: str, session: SessionDep, caller: CallerDep) -> Response:
                                           "description": "`finding` and `resolved` events, then `finished`"},
                        204: {"description": "Last-Event-ID is the run's `finished` event: nothing more will come"}})
 async def run_events(run_id: str, request: Request, caller: CallerDep,
-                     last_event_id: Annotated[str | None, Header(
-                         description="the id of the last event received: resume after it")] = None) -> Response:
+                     last_event_id: Annotated[str, Header(
+                         json_schema_extra=LAST_EVENT_ID_SCHEMA,
+                         description="the id of the last event received: resume after it")] = "") -> Response:
     """A ``finding`` event for each new finding or one whose severity changed (``change``: new or
     changed, with the finding as in the diagnosis), ``resolved`` when one goes away, and ``finished``
     when the run is finished. Ids count the run's events from 1; a client reconnecting with
