@@ -19,6 +19,8 @@ from torch import nn
 
 from gradhealth import check_module
 from gradhealth.analysis.findings import binomial_tail_half
+from tests.analysis.test_adaptive_exploding import _bn_stack  # the same 30 Linear-BN-ReLU blocks
+from tests.analysis.test_learned_forward_growth import _conv_stack
 
 
 def _finding(doc: Any, code: str) -> Any:
@@ -28,18 +30,7 @@ def _finding(doc: Any, code: str) -> Any:
 def _positive_mean_convs() -> nn.Module:
     """No norm anywhere: 3 Conv1d+ReLU and 3 Linear, weights at half He's std, each kernel and row
     summing to +6 (the forward grows through what the weights learned, not their scale)."""
-    torch.manual_seed(0)
-    convs = [nn.Conv1d(8, 32, 5), nn.Conv1d(32, 32, 5), nn.Conv1d(32, 32, 5)]
-    lins = [nn.Linear(32 * 28, 64), nn.Linear(64, 64), nn.Linear(64, 1)]
-    with torch.no_grad():
-        for m in convs + lins:
-            fan_in = m.weight[0].numel()
-            m.weight.normal_(0, 0.5 * math.sqrt(2 / fan_in))
-            if m is not lins[-1]:
-                m.weight.add_(6.0 / fan_in)
-            m.bias.zero_()
-    return nn.Sequential(convs[0], nn.ReLU(), convs[1], nn.ReLU(), convs[2], nn.ReLU(), nn.Flatten(),
-                         lins[0], nn.ReLU(), lins[1], nn.ReLU(), lins[2])
+    return _conv_stack(0.5, 6.0)
 
 
 def test_learned_growth_in_a_net_without_a_norm_is_not_said_absorbed_by_normalisation() -> None:
@@ -52,16 +43,6 @@ def test_learned_growth_in_a_net_without_a_norm_is_not_said_absorbed_by_normalis
     assert "absorbed by normalisation" not in doc.summary
     assert "structure the weights learned" in doc.summary
     assert "normalisation itself" not in f.explanation
-
-
-def _bn_stack() -> nn.Module:
-    # a plain first layer (so not every grown layer is normalised), then 30 Linear-BN-ReLU blocks:
-    # the backward grows about 1.21 a block (Yang et al. 2019), the forward stays steady
-    torch.manual_seed(0)
-    layers: list[nn.Module] = [nn.Linear(32, 64)]
-    for _ in range(30):
-        layers += [nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(64, 10))
 
 
 def test_a_growth_evened_out_by_adam_says_so_not_normalisation() -> None:
