@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from gradhealth.analysis.plan import Limits
+from gradhealth.analysis.limits import Limits
 from gradhealth.analysis.thresholds import Thresholds
 from gradhealth.logs.thresholds import LogThresholds
 

@@ -15,30 +15,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
 from gradhealth.analysis import kinds as K
 from gradhealth.analysis import spec as S
+from gradhealth.analysis.limits import Limits
 from gradhealth.errors import LimitExceeded, Problem, SpecError
 
 Layout = Literal["vector", "sequence", "channels", "image", "tokens"]
-
-
-class Limits(BaseModel):
-    """Resource limits checked before a simulation starts."""
-
-    max_parameters: int = Field(default=200_000_000, description="parameters of one model instance")
-    max_activation_bytes: int = Field(
-        default=8 * 2**30, description="estimated peak memory of one seed's simulation: activations and "
-                                       "their gradients, weights and theirs (Plan.memory_bytes)"
-    )
-    max_units: int = Field(default=2_000, description="measured layers after expanding `repeat`")
-    max_time_steps: int = Field(default=4_096, description="sequence length of recurrent/transformer inputs")
-    max_seeds: int = Field(default=S.DEFAULT_MAX_SEEDS, ge=1, description="seeds per check")
-    max_cell_steps: int = Field(
-        default=24_576, ge=1, description="recurrent cell steps of a check: layers x time steps x directions "
-                                          "of every rnn/lstm/gru layer, times the seeds"
-    )
 
 
 @dataclass

@@ -56,6 +56,9 @@ from yaml.resolver import Resolver
 
 from gradhealth.analysis.activations import SATURATING as SATURATING  # re-exported: spec vocabulary
 from gradhealth.analysis.activations import Activation
+from gradhealth.analysis.limits import (
+    DEFAULT_MAX_SEEDS as DEFAULT_MAX_SEEDS,  # re-exported: seeds' maximum
+)
 from gradhealth.core.numbers import MAX_RANGE, range_problem
 from gradhealth.core.pointers import escape, pointer_of, too_deep_path
 from gradhealth.errors import InputFormatError, Problem, SpecError
@@ -81,8 +84,6 @@ MAX_SCALE = 100.0
 #: fan up to 2^53 stays a normal float64 (above 2.2e-308), and the std drawn, at least 1e-23, a
 #: normal float32 (above 1.2e-38).
 MIN_SCALE = 1e-30
-#: The default limit on seeds per check (Limits.max_seeds, the only check of it).
-DEFAULT_MAX_SEEDS = 16
 #: How much of a user's input a message may quote.
 QUOTE_CHARS = 200
 #: At most this many problems are reported for one spec (the first ones in document order).
