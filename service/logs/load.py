@@ -43,6 +43,7 @@ import numpy as np
 
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
 from gradhealth.logs import archive, derive, sniff
+from gradhealth.logs.foreign import zip_is
 from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import ReadLimits
 from gradhealth.logs.series import LogWarning, Role, RunLog, Series, classify, several_runs
@@ -72,8 +73,16 @@ def _read_any(path: Path, format: str | None, limits: ReadLimits) -> RunLog:  # 
         raise LogError(f"{path.name}: cannot be read ({e.strerror or e})") from None
     kind = sniff.archive_kind(path)
     if kind is not None:
+        _refuse_foreign_zip(path, kind)
         return _read_archive(path, kind, format, limits)
     return _read_file(path, path.name, format, limits)
+
+
+def _refuse_foreign_zip(path: Path, kind: str) -> None:
+    """Refuse a zip that is a model or an array, not an archive of logs (a ``torch.save`` checkpoint,
+    a ``.keras`` model, an ``.npz``), saying what it is, before anything in it is extracted."""
+    if kind == "zip" and (foreign := zip_is(path)) is not None:
+        raise UnknownLogFormat(f"{path.name} is {foreign}")
 
 
 # --- files -------------------------------------------------------------------------------------------
@@ -145,6 +154,7 @@ def detect(path: Path, hint: str | None = None) -> str:
     path = Path(path)
     kind = sniff.archive_kind(path)
     if kind is not None:
+        _refuse_foreign_zip(path, kind)
         return kind
     return _detect_file(path, path.name, hint).name
 
@@ -434,7 +444,9 @@ def _walk(root: Path, limits: ReadLimits, passed: list[str]) -> Iterator[tuple[P
         stack.extend(reversed(subdirs))
 
 
-def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -> RunLog:
+def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, what: str = "folder") -> RunLog:
+    """The run in the folder ``root`` (``label`` names it; ``what``: "folder", or "archive" for an
+    archive's extracted files, as refusals name it)."""
     for whole in (_mlflow(), _allennlp()):  # formats whose run is a folder, not a file
         if hint in (None, whole.name) and whole.sniff_dir(root) >= 0.8:
             try:
@@ -483,8 +495,8 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits) -
         logs.append((parent if parent != "." else "", _read_file(p, shown, None, limits, reader)))
     if not logs:
         if hint is not None:
-            raise UnknownLogFormat(f"{label}: no file in this folder is in the {hint} format")
-        raise UnknownLogFormat(f"{label}: no file in this folder is a log format this service reads "
+            raise UnknownLogFormat(f"{label}: no file in this {what} is in the {hint} format")
+        raise UnknownLogFormat(f"{label}: no file in this {what} is a log format this service reads "
                                f"({', '.join(registry.formats())}); looked at {len(skipped)} file(s)"
                                f"{'; not read: ' + _listed(passed) if passed else ''}")
     _note_wandb_histories(logs)
@@ -678,4 +690,4 @@ def _read_archive(path: Path, kind: str, hint: str | None, limits: ReadLimits) -
             root = entries[0]
         if not any(root.iterdir()):
             raise LogError(f"{path.name}: the archive is empty")
-        return _read_folder(root, path.name, hint, limits)
+        return _read_folder(root, path.name, hint, limits, "archive")

@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from gradhealth.core.strict_json import DuplicateKey
 from gradhealth.errors import LogError, UnknownLogFormat, UploadTooLarge
+from gradhealth.logs.foreign import what_it_is
 from gradhealth.logs.readers import registry
 from gradhealth.logs.readers.registry import Reader, ReadLimits
 
@@ -155,6 +156,8 @@ def detect(path: Path, hint: str | None = None) -> Reader:
             raise UnknownLogFormat(f"{path.name} is not in the {hint} format{guess}")
         return match[0]
     best, _ = sniff(path.name, head, all_readers)
+    if best is None and (foreign := what_it_is(path, head)) is not None:
+        raise UnknownLogFormat(f"{path.name} is {foreign}")
     if best is None:
         best = _text_later(path, all_readers)
     if best is None:
@@ -353,6 +356,24 @@ def _text_later(path: Path, readers: list[Reader]) -> Reader | None:
             if not window:
                 return None
             start = window.find(b"\n") + 1
-            if start and text.sniff_within(path.name, window[start:]) > 0:
+            if start and not _binary_window(window) and text.sniff_within(path.name, window[start:]) > 0:
                 return text
     return None
+
+
+#: Bytes no text log holds: NUL and the control bytes other than tab, the line ends, form feed and ESC.
+_NON_TEXT = bytes([0, *range(1, 9), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
+#: A window with more than this share of bytes that are no text (:func:`_binary_window`) is not searched.
+_BINARY_SHARE = 1 / 8
+
+
+def _binary_window(window: bytes) -> bool:
+    """Whether ``window`` is binary data, not text: more than :data:`_BINARY_SHARE` of its bytes are
+    control bytes or belong to no UTF-8 character (an array's floats, a checkpoint, an image, NUL
+    padding). Searching such a window line by line for a console's lines costs seconds a megabyte
+    (its "lines" are random bytes) and finds none."""
+    if not window:
+        return False
+    controls = len(window) - len(window.translate(None, _NON_TEXT))
+    invalid = window.decode("utf-8", "replace").count("\ufffd")
+    return controls + invalid > _BINARY_SHARE * len(window)

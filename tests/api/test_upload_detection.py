@@ -163,3 +163,20 @@ def test_a_hint_the_transcoded_text_contradicts_is_415(idle_api):
     name, data = CASES["utf16le_bom"]
     r = idle_api.post("/v1/checks/logs?format=tensorboard", files={"file": (name, data)})
     assert r.status_code == 415 and "not in the tensorboard format" in r.json()["detail"], r.text
+
+
+def test_a_pytorch_checkpoint_upload_is_refused_before_a_job_is_queued(api, tmp_path):
+    """A torch.save checkpoint is a zip like an archive of logs: refused with a 415 naming it a
+    checkpoint (newuser14 #4: it was queued, then failed "no file in this folder ..."), and no job
+    is made for it."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.randn(16, 16)}, buf)
+    before = api.get("/v1/jobs").json()["items"]
+    r = api.post("/v1/checks/logs", files={"file": ("ckpt.pt", buf.getvalue())})
+    assert r.status_code == 415, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    assert "ckpt.pt is a PyTorch checkpoint" in r.json()["detail"]
+    assert "check_module" in r.json()["detail"]
+    assert api.get("/v1/jobs").json()["items"] == before
