@@ -662,6 +662,15 @@ def check_data(at: str, step: str, why: str) -> Remedy:
                        f"operation that made it ({why})", step=step)
 
 
+def check_evaluation_data(series: str, step: str) -> Remedy:
+    """Look for what makes an evaluation NaN/Inf (``series``, first at ``step``) while training stays
+    finite: the evaluated data, an empty evaluation set, or evaluation in lower precision. Evaluation
+    updates no weight, so no learning rate or clipping changes it."""
+    return make_remedy("check_data", f"check the evaluation's inputs and targets for NaN/Inf and that the evaluation "
+                       f"set is not empty ({series} is NaN/Inf while the training loss is finite: the evaluation "
+                       "made it, not the updates), and evaluate in fp32", step=step)
+
+
 def raise_learning_rate(
     factor: float = RAISE_LR_FACTOR,
     *,

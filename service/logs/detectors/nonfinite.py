@@ -452,18 +452,26 @@ def _evaluation_only(run: RunLog, hits: list[tuple[float, Series, int]]) -> Find
     update the weights, so the NaN did not spread into them: the training went on; but that
     evaluation's numbers are void (a best checkpoint chosen on them is not), and the model's
     outputs overflowed or a metric divided by zero on it. None where any hit is a trained
-    quantity, the training loss is missing or not finite throughout, or an evaluated series ends
-    non-finite (then no later evaluation shows the weights sound)."""
+    quantity or the training loss is missing or not finite throughout. An evaluated series that
+    ends non-finite (NaN from its first evaluation on, beside a training loss finite at every point:
+    newuser14 #6) is a warning too, naming the evaluation, not the learning rate, where the training
+    loss is logged after its first NaN evaluation: training went on finite with those weights, so the
+    evaluation's data, an empty evaluation set or its precision made the NaN. A NaN only at or after
+    the training loss's last point may be the last update's: None."""
     loss = run.first("loss")
     if loss is None or not len(loss) or not np.all(np.isfinite(loss.values)):
         return None
     if not all(_evaluated(s) for _, s, _ in hits):
         return None
-    if not all(np.isfinite(s.values[-1]) for _, s, _ in hits):
-        return None
     series = list(dict.fromkeys(h[1].name for h in hits))
     bad_steps = sorted({float(x) for _, s, _ in hits for x in s.steps[~np.isfinite(s.values)]})
     first = hits[0][1]
+    if not all(np.isfinite(s.values[-1]) for _, s, _ in hits):
+        # the training loss finite at a later step shows the weights were finite at that evaluation;
+        # an evaluation NaN only at the run's last step may be the weights' (its last update broke them)
+        if bad_steps[0] >= float(loss.steps[-1]):
+            return None
+        return _evaluation_broken(loss, hits, series, bad_steps)
     at = (first.where(bad_steps[0]) if len(bad_steps) == 1 else
           f"{len(bad_steps)} evaluations, first at {first.where(bad_steps[0])}, last at {first.where(bad_steps[-1])}")
     return finding(
@@ -479,6 +487,33 @@ def _evaluation_only(run: RunLog, hits: list[tuple[float, Series, int]]) -> Find
         {**_where(hits), "evaluation_only": True, "recovered": True,
          "nonfinite_steps": [_num(x) for x in bad_steps[:50]], "train_metric": loss.name},
         [R.domain_guard("the validation loss's average", "the evaluation loop",
+                        "loss = loss_sum / max(n_targets, 1)  # and evaluate in fp32: model.float()",
+                        "an empty batch or no targets gives 0 / 0")])
+
+
+def _evaluation_broken(loss: Series, hits: list[tuple[float, Series, int]], series: list[str],
+                       bad_steps: list[float]) -> Finding:
+    """The warning for evaluated series NaN/Inf to their last evaluation beside a training loss
+    finite at every point (:func:`_evaluation_only`)."""
+    first = hits[0][1]
+    evaluations = len(first)
+    every = int(np.sum(~np.isfinite(first.values))) == evaluations
+    at = (f"every one of its {evaluations} evaluations" if every else
+          f"{len(bad_steps)} evaluations from {first.where(bad_steps[0])} to its last")
+    return finding(
+        "nonfinite", "warning",
+        f"NaN/Inf in evaluation only: {', '.join(series[:4])}{' ...' if len(series) > 4 else ''} at {at}, while "
+        f"{loss.name} is finite at all {len(loss)} logged points: the evaluation breaks, not the training",
+        "Evaluation does not update the weights, and the training loss computed with the same weights stayed "
+        "finite, so the weights are finite: the NaN is made by the evaluation itself. The usual causes are "
+        "NaN/Inf in the evaluation data (a missing value read as NaN, a feature scaled by a zero range), an "
+        "empty evaluation set or a batch with no targets averaged over (0 / 0), or evaluation in half precision "
+        "overflowing where training ran in fp32. A lower learning rate or clipping cannot change it; every "
+        "choice made on the evaluation (a best checkpoint, an early stop, a schedule on plateau) is void.",
+        {**_where(hits), "evaluation_only": True, "recovered": False,
+         "nonfinite_steps": [_num(x) for x in bad_steps[:50]], "train_metric": loss.name},
+        [R.check_evaluation_data(first.name, str(_num(bad_steps[0]))),
+         R.domain_guard("the evaluation loss's average", "the evaluation loop",
                         "loss = loss_sum / max(n_targets, 1)  # and evaluate in fp32: model.float()",
                         "an empty batch or no targets gives 0 / 0")])
 
