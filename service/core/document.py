@@ -17,8 +17,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     WithJsonSchema,
     field_serializer,
+    field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -132,6 +136,18 @@ class Remedy(BaseModel):
                            "again from scratch, since applied to the checkpoint it would discard the training; "
                            "listed after the remedies that apply to the checkpoint itself")
 
+    # Params are figures from measurements, as evidence is, that may be NaN/Inf (a gradient rise past the
+    # largest float): the document stays valid JSON, with null for them, as evidence has. Cleaned when
+    # made and again when written, since builders add params to a made remedy (``fix.params[k] = v``).
+    @field_validator("params", mode="before")
+    @classmethod
+    def _json_safe_params(cls, v: Any) -> Any:
+        return clean_nonfinite(v) if isinstance(v, dict) else v
+
+    @field_serializer("params")
+    def _finite_params(self, v: dict[str, Any]) -> dict[str, Any]:
+        return clean_nonfinite(v)
+
 
 class Evidence(BaseModel):
     """Which layers / time steps / numbers support a finding. Extra keys allowed."""
@@ -151,6 +167,13 @@ class Evidence(BaseModel):
     def _json_safe(cls, data: Any) -> Any:
         # Evidence is built from measurements that may be NaN/Inf; the document must stay valid JSON.
         return clean_nonfinite(data) if isinstance(data, dict) else data
+
+    @model_serializer(mode="wrap")
+    def _finite_when_written(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo):
+        # and when written: ``model_copy(update=...)`` (a detector adding figures to a finding's
+        # evidence) and attribute assignment do not validate. No return type: with one, pydantic
+        # would take it for the JSON schema of Evidence, which stays its fields'
+        return clean_nonfinite(handler(self))
 
 
 class Finding(BaseModel):

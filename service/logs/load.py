@@ -511,14 +511,10 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
         warnings.append(LogWarning("skipped_files", f"{label}: {len(skipped)} file(s) not recognised as "
                                    f"a training log were skipped: {_listed(skipped)}"))
     if len(logs) == 1:
-        log = logs[0][1]
-        log.warnings.extend(warnings)
-        return log
+        return _alone(logs[0], root, warnings)
     logs, runs = _separate_runs(logs, label, warnings)
     if len(logs) == 1:
-        log = logs[0][1]
-        log.warnings.extend(warnings)
-        return log
+        return _alone(logs[0], root, warnings)
     merged = RunLog(format="folder", source=label, warnings=warnings, runs=_with_inner_runs(logs, runs))
     by_name: dict[str, Series] = {}
     for prefix, log in logs:
@@ -527,7 +523,7 @@ def _read_folder(root: Path, label: str, hint: str | None, limits: ReadLimits, w
             if name in by_name:
                 by_name[name] = _join(by_name[name], s)
             else:
-                by_name[name] = replace(s, name=name, role=_split_role(prefix, s))
+                by_name[name] = replace(s, name=name, role=_split_role(prefix or _folder_name(root), s))
         merged.warnings.extend(log.warnings)
         for k, v in log.params.items():
             if k in merged.params and merged.params[k] != v:
@@ -633,6 +629,26 @@ def _with_inner_runs(logs: list[tuple[str, RunLog]], runs: list[str]) -> list[st
     out = [x for r in runs for x in ([f"{r}/{k}" for k in inner[r]] if r in inner else [r])]
     out += [f"{p}/{k}" if p else k for p, ks in inner.items() if p not in runs for k in ks]
     return list(dict.fromkeys(out))
+
+
+def _folder_name(root: Path) -> str:
+    """The name of the folder read (``.`` named: the current folder's name)."""
+    return root.name or root.absolute().name
+
+
+def _alone(entry: tuple[str, RunLog], root: Path, warnings: list[LogWarning]) -> RunLog:
+    """The one log of a folder, its series' roles read with the folder it is in, as when it is one
+    of several: a loss in a folder named for the validation split (a TensorBoard folder of only
+    ``validation/``, Keras' callback's validation writer uploaded without ``train/``, or that folder
+    read itself) is the validation loss, never the training loss, and under a sub-folder its series
+    are named with it (``validation/epoch_loss``), as beside ``train/``."""
+    prefix, log = entry
+    scope = prefix or _folder_name(root)
+    if any(_split_role(scope, s) != s.role for s in log.series):
+        log.series = [replace(s, name=f"{prefix}/{s.name}" if prefix else s.name, role=_split_role(scope, s))
+                      for s in log.series]
+    log.warnings.extend(warnings)
+    return log
 
 
 def _split_role(prefix: str, s: Series) -> Role:

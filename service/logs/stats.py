@@ -44,6 +44,19 @@ def _middle(lo: float, hi: float) -> float:
     return (lo + hi) / 2 if abs(lo) < _HALF_MAX and abs(hi) < _HALF_MAX else lo / 2 + hi / 2
 
 
+def _row_medians(rows: np.ndarray, *, skip_nan: bool) -> np.ndarray:
+    """``np.nanmedian(rows, axis=1)`` (``np.median`` where not ``skip_nan``) without its overflow:
+    a row whose two middle values are near the largest float (their sum is inf) gets
+    :func:`median`'s midpoint, halved first, instead; every other row keeps numpy's value, bit for
+    bit. A row whose median is inf by its own values (one of them inf) keeps it."""
+    with np.errstate(over="ignore"):  # the overflowing sums, replaced below
+        out = np.nanmedian(rows, axis=1) if skip_nan else np.median(rows, axis=1)
+    for i in np.flatnonzero(np.isinf(out)):
+        row = rows[i]
+        out[i] = median(row[~np.isnan(row)] if skip_nan else row)
+    return out
+
+
 def finite(s: Series) -> tuple[np.ndarray, np.ndarray]:
     """The steps and values of ``s`` where the value is finite."""
     mask = np.isfinite(s.values)
@@ -62,7 +75,9 @@ def late_level(s: Series) -> tuple[float, int, int]:
 
 
 def rolling_median_mad(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Median and MAD of the ``window`` points *before* each point (nan for the first ones)."""
+    """Median and MAD of the ``window`` points *before* each point (nan for the first ones); finite
+    for finite values however large (two neighbouring values near the largest float: their
+    midpoint halved first, :func:`median`)."""
     n = len(values)
     med = np.full(n, np.nan)
     mad = np.full(n, np.nan)
@@ -77,8 +92,8 @@ def rolling_median_mad(values: np.ndarray, window: int) -> tuple[np.ndarray, np.
         ]
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-nan rows; masked out below
-            m = np.nanmedian(view, axis=1)
-            d = np.nanmedian(np.abs(view - m[:, None]), axis=1)
+            m = _row_medians(view, skip_nan=True)
+            d = _row_medians(np.abs(view - m[:, None]), skip_nan=True)
         counts = np.sum(~np.isnan(view), axis=1)
         m[counts < 3] = np.nan
         med[start:stop], mad[start:stop] = m, d
@@ -235,7 +250,7 @@ def centred_median(values: np.ndarray, half: int) -> np.ndarray:
         view[:, half] = np.nan
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-nan rows; masked out below
-            m = np.nanmedian(view, axis=1)
+            m = _row_medians(view, skip_nan=True)
         m[np.sum(~np.isnan(view), axis=1) < 2] = np.nan
         out[start:stop] = m
     return out
@@ -250,9 +265,9 @@ def split_medians(values: np.ndarray, parts: int) -> np.ndarray:
     head = longer * (size + 1)
     out = np.empty(parts)
     if longer:
-        out[:longer] = np.median(values[:head].reshape(longer, size + 1), axis=1)
+        out[:longer] = _row_medians(values[:head].reshape(longer, size + 1), skip_nan=False)
     if parts > longer:
-        out[longer:] = np.median(values[head:].reshape(parts - longer, size), axis=1)
+        out[longer:] = _row_medians(values[head:].reshape(parts - longer, size), skip_nan=False)
     return out
 
 

@@ -2254,7 +2254,9 @@ class TextReader:
                         prev_keys = keys
                         shapes.add(tuple(keys))
                         if last_step is not None:
-                            for k, value in values:
+                            # (a header is a position, never a value: under a log's named steps its
+                            # epoch only marks where the epoch began, as stepped_rows keep it)
+                            for k, value in values if not header_only else ():
                                 points.add(k, last_step, value)
                                 stepped.add(k)
                             if worded is not None and step is not None and line_epoch is not None:
@@ -2380,7 +2382,8 @@ class TextReader:
             # before the first step: an evaluation before training (names that go on after it)
             # is kept at the step before the first; a config print or a parameter count is not
             first = Points(name, limits)
-            _add(first, [(0.0, vals) for _, vals in pending if all(k in stepped for k, _ in vals)],
+            _add(first, [(0.0, vals) for at_, vals in pending
+                         if at_ is not None and all(k in stepped for k, _ in vals)],
                  first_step - 1 if first_step >= 1 else first_step)
             early = first.build(role=_role)
         if points.count == 0 and event is not None:
@@ -2729,12 +2732,12 @@ def _epoch_series(values: dict[str, dict[float, float]]) -> list[Series]:
 
 
 def _add(points: Points, lines: list[tuple[float | None, list[tuple[str, float]]]], at: float | None) -> None:
-    """Add each line's values at ``at``, or at the line's own running index when ``at`` is None (a
-    line with none, a header with nothing but its epoch, then adds nothing)."""
+    """Add each line's values at ``at``, or at the line's own running index when ``at`` is None; a
+    line with no index (a header with nothing but its epoch) adds nothing either way."""
     for index, values in lines:
+        if index is None:
+            continue  # a header: a position, never a value, wherever the lines are placed
         where = index if at is None else at
-        if where is None:
-            continue
         for k, value in values:
             points.add(k, where, value)
 
