@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from gradhealth.logs.remedies import (
     raise_lr,
 )
 from gradhealth.logs.series import RunLog, Series, gan_part, name_words
-from gradhealth.logs.stats import finite, median, resolution, second_diff_noise, smooth
+from gradhealth.logs.stats import finite, median, resolution, second_diff_noise, smooth, theil_sen
 from gradhealth.logs.stats import num as _num
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -85,6 +86,43 @@ def loss_terms(run: RunLog) -> list[Series]:
     return out
 
 
+#: The terms of the loss a divergence's evidence names (:func:`rising_terms`)
+_TERMS_NAMED = 3
+
+
+def rising_terms(run: RunLog, loss: Series) -> list[dict[str, Any]]:
+    """The terms of the loss logged beside ``loss`` (:func:`loss_terms`) that rose most, each from its
+    lowest point to its highest after it (positive terms, rising 1.5x or more): which part of a total
+    climbed (logsweep84 pina_v61_stuck: data_loss 5.0e9 -> 7.5e17 inside a mean_loss on that scale
+    from its first point). Largest rise first, at most ``_TERMS_NAMED``."""
+    out: list[dict[str, Any]] = []
+    for term in loss_terms(run):
+        if term is loss or term.name == loss.name:
+            continue
+        steps, v = finite(term)
+        if len(v) < 3 or not float(np.min(v)) > 0:
+            continue
+        lowest = np.minimum.accumulate(v)
+        k = int(np.argmax(v / lowest))  # the highest point over the lowest before it
+        i = int(np.argmin(v[:k + 1]))
+        rise = float(v[k] / v[i])
+        if rise >= 1.5:
+            out.append({"metric": term.name, "lowest": float(v[i]), "lowest_step": _num(steps[i]),
+                        "highest": float(v[k]), "highest_step": _num(steps[k]), "final": float(v[-1]),
+                        "rise": rise})
+    return sorted(out, key=lambda d: -float(d["rise"]))[:_TERMS_NAMED]
+
+
+def _terms_clause(run: RunLog, rising: list[dict[str, Any]]) -> str:
+    """A summary's words for the terms that rose most, "" where none did."""
+    if not rising:
+        return ""
+    named = {s.name: s for s in run.series}
+    return "; of its terms, " + ", ".join(
+        f"{d['metric']} rose {d['rise']:.3g}x ({d['lowest']:.3g} at {named[d['metric']].where(d['lowest_step'])} -> "
+        f"{d['highest']:.3g} at {named[d['metric']].where(d['highest_step'])})" for d in rising)
+
+
 def _astronomical_loss(run: RunLog, t: LogThresholds) -> list[Finding]:
     loss = run.first("loss")
     found = _astronomical(run, t, loss, None) if loss is not None else []
@@ -127,14 +165,15 @@ def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | N
     # enormous at the run's very first point and never above divergence_factor times it: no update blew
     # anything up; the untrained model's loss is on that scale (logsweep82 pl_pinn_frozen: a PINN's
     # mean_loss 3.767e25 at step 0 and 3.766e25 at its end, read "the weights have blown up")
+    rising = rising_terms(run, loss) if not is_term else []
     at_start = (i == 0 and float(steps[0]) <= max(1.0, _RUN_START * float(steps[-1]))
                 and float(np.max(np.abs(v))) <= t.divergence_factor * abs(float(v[0])))
     if at_start:
         summary = (f"{loss.name}{', a term of the loss,' if is_term else ''} is {float(v[0]):.3g} at its first "
                    f"point ({loss.where(steps[0])}) and {float(v[-1]):.3g} at its last, never above "
                    f"{t.divergence_factor:g}x its start{' in magnitude' if bool(np.any(v < 0)) else ''} ({points}): "
-                   "on an enormous scale from the start, not blown "
-                   "up during training")
+                   "out of any trainable scale from the start, before any update (the untrained model's "
+                   "loss)" + _terms_clause(run, rising))
         why = ("A loss this large at the run's first point, before any update could blow the weights up, is the "
                "untrained model's: the targets or the inputs are far out of scale (unscaled regression or physics "
                "targets, raw sensor values: as a mean squared error its square root is the typical error), or the "
@@ -151,6 +190,7 @@ def _astronomical(run: RunLog, t: LogThresholds, loss: Series, total: Series | N
         {"from_start": at_start, "metric": loss.name, "steps": [_num(steps[i]), _num(steps[-1])], "value": float(v[top]),
          "threshold": _ASTRONOMICAL_LOSS, "points": int(len(big)), "peak": float(v[top]),
          "peak_step": _num(steps[top]), "first_over": float(v[i]), "first_over_step": _num(steps[i]),
+         "rising_terms": rising,
          **({"loss_term": True, "total": total.name if total is not None else None} if is_term else {})},
         [lower_lr(run, at_step=float(steps[i]),
                   why=("a loss this size gives gradients as outsize, until its scale is fixed" if at_start else
@@ -213,19 +253,26 @@ def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
     # (a fine-tune at 0.03 ending at 0.07 after starting at 2.1) has regained a sliver of its fall:
     # noise at the floor, not a climb back up
     top = float(np.max(sm[:i_min + 1]))
+    onset_i = _sustained_onset(v, sm, i_min, low * (1 + (t.divergence_factor - 1) / 2))
+    if onset_i is None:
+        return []
+    # A loss still climbing at the log's end is judged against its own lowest level alone: how far
+    # the run fell before it says nothing of the climb (logsweep84 pina_v21_osc: 0.105 -> 71.7 over
+    # its last 7 points was dropped as "under 1% of the fall" from a start at 2.8e8, and the same tail
+    # behind a start at 1 was an error)
+    climbing = _still_climbing(steps[onset_i:], v[onset_i:])
     # (at any multiple, a climb of under 1% of the fall: a per-batch loss fitted to ~0, 4.5e-6 at its
     # lowest, that wanders to 0.009 after falling from 1.79, ls19's EEG run)
     regained = (end - low) / (top - low) if top > low else math.inf
-    if (rise < _CREEP_RISE and regained < _CREEP_REGAINED) or regained < _FLOOR_REGAINED:
+    if not climbing and ((rise < _CREEP_RISE and regained < _CREEP_REGAINED) or regained < _FLOOR_REGAINED):
         return []
     # The lowest of many running medians of a noisy per-batch loss is a lucky stretch, a few of the
     # medians' own standard errors under the level: a climb back within that many of them
-    # (:func:`_noise_bias`) is that bias (ls19: a fitted classifier's train_loss_step around 0.05, lowest median 0.0275)
+    # (:func:`_noise_bias`) is that bias (ls19: a fitted classifier's train_loss_step around 0.05, lowest
+    # median 0.0275). The noise is the level's own, from the lowest on: swings of the run before it
+    # (orders of magnitude wide in logsweep84's pina_v21_osc) are no noise of the level it climbs from
     window = _divergence_window(len(v))
-    if end - low < _noise_bias(len(v), window) * _point_noise(v, sm) / math.sqrt(window):
-        return []
-    onset_i = _sustained_onset(v, sm, i_min, low * (1 + (t.divergence_factor - 1) / 2))
-    if onset_i is None:
+    if end - low < _noise_bias(len(v), window) * _point_noise(v[i_min:], sm[i_min:]) / math.sqrt(window):
         return []
     onset = float(steps[onset_i])
     held = _data_term_held(run, loss, steps, v, onset, end - low)
@@ -272,7 +319,7 @@ def _divergence(run: RunLog, t: LogThresholds) -> list[Finding]:
         {"metric": loss.name, "steps": [_num(onset), _num(steps[-1])], "value": rise,
          "threshold": t.divergence_factor, "minimum": low, "minimum_step": _num(steps[i_min]), "final": end,
          "window": window, "logged_minimum": float(v[i_low]), "logged_minimum_step": _num(steps[i_low]),
-         "logged_final": float(v[-1]), "learning_rate_growth": growth,
+         "logged_final": float(v[-1]), "learning_rate_growth": growth, "rising_terms": rising_terms(run, loss),
          "learning_rate_jump": None if growth is not None else learning_rate_jump(run, onset)},
         [fix, clipping(run, t)])]
 
@@ -605,6 +652,21 @@ def validation_alone(run: RunLog, t: LogThresholds, code: str) -> Finding | None
              "threshold": _FLAT_SHARE, "first": first, "final": float(v[-1]), "evaluations": int(len(v))},
             [raise_lr(run, why="the validation loss does not move")])
     return None
+
+
+#: Points from a climb's onset to the log's end that :func:`_still_climbing` needs: with fewer,
+#: Sen's 99% interval of a slope is unbounded below
+_CLIMB_TREND_POINTS = 6
+
+
+def _still_climbing(steps: np.ndarray, v: np.ndarray) -> bool:
+    """Whether a loss's points from a climb's onset to the end of the log (``steps``, ``v``, all
+    positive) still rise: a Theil-Sen trend of their log whose 99% interval lies above 0, over
+    ``_CLIMB_TREND_POINTS`` or more. A loss wandering at a noisy floor, however far above its lucky
+    lowest, has no such trend; one climbing steadily to its last point has."""
+    if len(v) < _CLIMB_TREND_POINTS or not bool(np.all(v > 0)):
+        return False
+    return theil_sen(steps.astype(np.float64), np.log(v))[1] > 0
 
 
 def _sustained_onset(v: np.ndarray, sm: np.ndarray, i_min: int, level: float) -> int | None:

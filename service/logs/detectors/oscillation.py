@@ -13,6 +13,7 @@ from gradhealth.logs.detectors.rl import on_rollouts
 from gradhealth.logs.remedies import clipping, lower_lr
 from gradhealth.logs.series import RunLog
 from gradhealth.logs.stats import median, smooth, theil_sen
+from gradhealth.logs.stats import num as _num
 from gradhealth.logs.stats import span as _span
 from gradhealth.logs.thresholds import LogThresholds
 
@@ -42,8 +43,81 @@ def _alternation(v: np.ndarray, trend: np.ndarray) -> float | None:
     return ac if ac < bound else None
 
 
+#: A swing over orders of magnitude: a leg of at least this factor, up or down, between turning points
+#: of the loss's 3-point running median (:func:`swings`); two decades, beyond what the scatter of a
+#: sound loss spans once single outlying batches are taken out
+_SWING_FACTOR = 100.0
+#: ... and this many up-legs, each followed by a down-leg: swings that recur, not one divergence and
+#: recovery (that is loss_spike's or loss_divergence's)
+_SWING_CYCLES = 3
+
+
+def swings(v: np.ndarray, factor: float = _SWING_FACTOR) -> list[tuple[int, int]]:
+    """The legs of a positive loss ``v`` that move it ``factor`` times or more, as (start, end)
+    indices of turning points, read on its 3-point running median (a single outlying point is a
+    spike, not a swing) on a log scale: a zigzag that turns wherever the median has moved back by
+    ``factor`` from its extreme since the last turn."""
+    s = np.log(smooth(v, 3))
+    gap = math.log(factor)
+    legs: list[tuple[int, int]] = []
+    pivot, extreme, direction = 0, 0, 0
+    for i in range(1, len(s)):
+        if direction == 0:
+            if abs(s[i] - s[pivot]) >= gap:
+                direction, extreme = (1 if s[i] > s[pivot] else -1), i
+            continue
+        if direction * (s[i] - s[extreme]) > 0:
+            extreme = i
+        elif direction * (s[extreme] - s[i]) >= gap:
+            legs.append((pivot, extreme))
+            pivot, extreme, direction = extreme, i, -direction
+    if direction != 0:
+        legs.append((pivot, extreme))
+    return legs
+
+
+def _wild_swings(run: RunLog, t: LogThresholds) -> list[Finding]:
+    """A loss that swings up and down by orders of magnitude again and again (a PINN's mean_loss
+    over 57 epochs: 2.8e8, 1.9e10, 1.1e7, 2.5e11, 1.0e4, 2.2e10; logsweep84 pina_v21_osc): its swings
+    are waves of several points, not the point-to-point alternation :func:`oscillation` reads, and
+    far larger than any noise."""
+    found = positive_loss(run, t)
+    if found is None or float(np.min(found[2])) <= 0 or on_rollouts(run):
+        return []
+    loss, steps, v = found
+    legs = swings(v)
+    ups = [(a, b) for a, b in legs if v[b] > v[a]]
+    # up-legs each followed by a down-leg: complete swings
+    cycles = sum(1 for k, (a, b) in enumerate(legs[:-1]) if (a, b) in ups)
+    if cycles < _SWING_CYCLES:
+        return []
+    sm = smooth(v, 3)
+    done = [(a, b) for k, (a, b) in enumerate(legs) if (a, b) in ups and k < len(legs) - 1]
+    widest = max(done, key=lambda ab: float(sm[ab[1]] / sm[ab[0]]))
+    first, last = legs[0][0], legs[-1][1]
+    low, high = float(np.min(sm[first:last + 1])), float(np.max(sm[first:last + 1]))
+    return [finding(
+        "loss_oscillation", "warning",
+        f"{loss.name} swings over orders of magnitude: {cycles} times up by {_SWING_FACTOR:g}x or more and back "
+        f"down, between {low:.3g} and {high:.3g} ({loss.between(steps[first], steps[last])}; the largest "
+        f"{float(sm[widest[1]] / sm[widest[0]]):.3g}x, {float(sm[widest[0]]):.3g} -> {float(sm[widest[1]]):.3g} "
+        f"over {loss.between(steps[widest[0]], steps[widest[1]])}; 3-point running medians)",
+        "A loss that climbs by orders of magnitude and falls back again and again is not converging: each climb "
+        "is a divergence the run recovers from only to diverge again (a learning rate far too large, exploding "
+        "gradients with no clipping, or loss terms on scales orders of magnitude apart fighting each other).",
+        {"metric": loss.name, "steps": [_num(steps[first]), _num(steps[last])], "value": float(cycles),
+         "threshold": float(_SWING_CYCLES), "swing_factor": _SWING_FACTOR,
+         "swings": [[_num(steps[a]), _num(steps[b]), float(sm[b] / sm[a])] for a, b in legs],
+         "lowest": low, "highest": high},
+        [lower_lr(run, at_step=float(steps[first]), why="the loss swings over orders of magnitude"),
+         clipping(run, t)])]
+
+
 @detects("loss_oscillation")
 def oscillation(run: RunLog, t: LogThresholds) -> list[Finding]:
+    wild = _wild_swings(run, t)
+    if wild:
+        return wild
     found = positive_loss(run, t)
     if found is None or len(found[2]) < 12 or on_rollouts(run):
         return []

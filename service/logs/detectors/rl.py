@@ -531,9 +531,11 @@ def rewards_unjudged(run: RunLog, t: LogThresholds) -> list[dict]:
                       f"({_num(float(steps[-1] - steps[0]))}): a window of a run under way, and whether the return "
                       "ever rose is judged from the run's start")
         else:
-            reason = f"{n} points, under the {need} a return that never rose is judged over"
-            if _rlhf_reward(s.name):
-                reason += ": each point an RLHF trainer's mean over one update's batch of scored completions"
+            # (one clause each, no parenthesis of its own: it is quoted inside one; logsweep84 grpo_chaos read
+            # "50 points, under the 200 logged means a return that never rose is judged over: each point ...")
+            each = (", each an RLHF trainer's mean over one update's batch of scored completions"
+                    if _rlhf_reward(s.name) else "")
+            reason = f"{n} points{each}; a return that never rose is judged only from {need} on"
         out.append({"metric": s.name, "points": n, "reason": reason})
     return out
 
