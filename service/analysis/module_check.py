@@ -764,7 +764,10 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
         names = ", ".join(u.name for u in recurrent)
         out.append((R.orthogonal_init(names), _orthogonal_loops({u.name for u in recurrent})))
         steps = max((ts.norms.shape[1] for ts in result.time_series), default=2)
-        gated = R.gated_recurrent_cell(names, "chrono", steps)
+        # the snippet in the model's own layout: every recurrent module sequence-first, as an ONNX
+        # LSTM of layout 0 and nn.LSTM's default are, shows batch_first=False
+        layouts = {m.batch_first for m in model.modules() if isinstance(m, nn.RNNBase)}
+        gated = R.gated_recurrent_cell(names, "chrono", steps, batch_first=layouts != {False})
         kinds = {u.type for u in recurrent}
         if kinds == {"lstm"}:
             gated.change = f"keep {names} (LSTM) and give it chrono gate initialisation (T_max = {steps})"
@@ -2363,6 +2366,26 @@ def _runs_at_one(data: bytes, failure: str | None, input_shapes: dict[str, list[
     return single if _first_forward(single.module, single.inputs)[1] is None else None
 
 
+def _softmax_reads(graph: Any, name: str) -> bool:
+    """Whether a Softmax or LogSoftmax node of the file reads tensor ``name``: its logits."""
+    return any(n.op_type in ("Softmax", "LogSoftmax") and name in n.input for n in graph.node)
+
+
+def _overridden(data: bytes, input_shapes: dict[str, list[int]] | None) -> str:
+    """``input[1] 5000 -> 3198``: the sizes the file declares fixed that ``input_shapes`` replaced."""
+    if not input_shapes:
+        return ""
+    from gradhealth.analysis.importers.onnx_static import parse
+
+    changed = []
+    for inp in parse(data).graph.input:
+        given = input_shapes.get(inp.name) or []
+        for k, (d, size) in enumerate(zip(inp.type.tensor_type.shape.dim, given, strict=False)):
+            if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != size:
+                changed.append(f"{inp.name}[{k}] {d.dim_value} -> {size}")
+    return ", ".join(changed)
+
+
 def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights: str = "as_given",
                batch_size: int | None = None, input_shapes: dict[str, list[int]] | None = None,
                verify: bool = True, device: str | None = None, limits: Any = None,
@@ -2460,6 +2483,15 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
             loss, loss_note = _implied_map_loss(list(out.shape), class_axis)
             if loss != "cross_entropy":
                 class_axis = -1
+    if (not told and loss == "cross_entropy" and loss_note is None and out is not None and out.dim() == 2
+            and out.shape[-1] > 1 and not inference_softmax
+            and not _softmax_reads(imported.graph, imported.module.output_names[0])):
+        # the cross-entropy the rule implies for raw scores, said (onnxsweep23: an rl_games actor's 12
+        # continuous action means, and a VAE's latent mean named by --loss-at, were scored as classes
+        # unsaid): nothing in the graph makes them probabilities, so they may be values
+        loss_note = (f"loss cross_entropy, implied: the output's {int(out.shape[-1])} values are read as class "
+                     "scores (no softmax in the graph says so); give --loss mse if they are values (a "
+                     "regression, continuous actions, a latent)")
 
     def reinit(net: nn.Module, seed: int) -> None:
         assert isinstance(net, OnnxModule)
@@ -2498,6 +2530,12 @@ def check_onnx(data: bytes, *, loss: str | None = None, seeds: int = 3, weights:
         elif batch_size not in (None, 1) and _runs_at_one(data, str(exc), input_shapes, limits, output,
                                                            input_range) is not None:
             hint = "; the graph runs at batch 1 only (it fixes its batch inside): give --batch-size 1 (batch_size over HTTP)"
+        elif _overridden(data, input_shapes):
+            # a size the file fixes, replaced by --input-shape (onnxsweep23: 3198 tokens where a stored
+            # positional table holds 5000): said as such, not left as torch's raw shape error
+            hint = (f"; --input-shape replaced size(s) the file fixes ({_overridden(data, input_shapes)}), and the "
+                    "graph computes with those sizes inside (a stored table of that length): keep the file's "
+                    "sizes, or export the model at the size you want")
         elif batch_size is not None:
             hint = ("; the graph may fix its batch size (an exporter bakes the example's batch into "
                     "shapes): leave batch_size out, or export with a dynamic batch axis")

@@ -501,10 +501,12 @@ def orthogonal_init(where: str, patch: Patch = ()) -> Remedy:
 
 
 def gated_recurrent_cell(
-    where: str, forget_bias: float | str, steps: int, patch: Patch = (), *, already_lstm: bool = False
+    where: str, forget_bias: float | str, steps: int, patch: Patch = (), *, already_lstm: bool = False,
+    batch_first: bool = True,
 ) -> Remedy:
     """Make ``where`` an LSTM with its forget gate open: a constant bias, or chrono init over
-    ``steps``; ``already_lstm``: it is one, and only its forget gate changes."""
+    ``steps``; ``already_lstm``: it is one, and only its forget gate changes; ``batch_first``: the
+    layout the snippet's LSTM takes, the model's own (a sequence-first export's is False)."""
     if forget_bias == "chrono":
         bias_code = (
             "b_f = torch.log(torch.empty(H).uniform_(1, T_max - 1))  # chrono init\n"
@@ -514,13 +516,19 @@ def gated_recurrent_cell(
     else:
         bias_code = f"b.data[H:2 * H] = {forget_bias}  # forget-gate bias"
         how = f"forget-gate bias {forget_bias}"
-    return make_remedy(
+    remedy = make_remedy(
         "gated_recurrent_cell",
         f"give the LSTM {where} {how}" if already_lstm else f"make {where} an LSTM with {how}",
         patch,
         forget_bias=forget_bias,
         bias_code=bias_code,
     )
+    if not batch_first:
+        # the model reads [time, batch, features] (onnxsweep23: a sequence-first export was shown
+        # batch_first=True, which pasted would change its layout)
+        remedy.snippet = remedy.snippet.replace(
+            "batch_first=True)", "batch_first=False)  # sequence-first [time, batch, features], as the model")
+    return remedy
 
 
 # --- training-time changes (both checks; nothing to re-simulate at init) -----------------------

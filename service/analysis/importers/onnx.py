@@ -1566,6 +1566,8 @@ class OnnxModule(nn.Module):
         self.unit_names = unit_names  # (name, pointer) per op
         #: the ONNX op type per op (set by :func:`import_onnx`; named in a refusal)
         self.op_types: list[str] = []
+        #: a graph of no batch axis run on one sample (:attr:`.onnx_static.Header.one_sample`)
+        self.one_sample = False
         #: per unrolled recurrence, the indices of the ops that apply its recurrent weight, and of
         #: its input projections
         self.recurrent_links: list[tuple[list[int], list[int]]] = []
@@ -1582,6 +1584,8 @@ class OnnxModule(nn.Module):
 
     def forward(self, *xs: torch.Tensor) -> Any:
         env: dict[str, Any] = {k: getattr(self, key) for k, key in self.const_keys.items()}
+        if self.one_sample:  # (the simulation's batch of 1 in front, which the graph has no axis for)
+            xs = tuple(x.squeeze(0) for x in xs)
         env.update(zip(self.input_names, xs, strict=False))
         previous = torch.get_default_dtype()
         torch.set_default_dtype(self._dtype.dtype)  # Cast-to-float follows the simulation's precision
@@ -1619,6 +1623,8 @@ class OnnxModule(nn.Module):
             raise ModelError(f"graph output {missing[0]!r} was computed by no node")
         out = [env[o] for o in self.output_names]
         self._check_declared(out)
+        if self.one_sample:  # a graph of no batch axis, run on its one sample: a batch of 1 again
+            out = [o.unsqueeze(0) if isinstance(o, torch.Tensor) else o for o in out]
         return out[0] if len(out) == 1 else tuple(out)
 
     def _check_declared(self, out: list[Any]) -> None:
@@ -2374,6 +2380,7 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                         [(n.inputs, n.outputs) for n in nodes], consts, names, held=frozenset(static),
                         trainable=frozenset({k for found in trainable.values() for k in found} - ctx.weights))
     module.op_types = [node.op for node in nodes]
+    module.one_sample = header.one_sample is not None
     module.declared_shapes = declared_outputs(graph, shapes, model)
     for at, sources in trainable.items():
         op = ops[at]
@@ -2389,6 +2396,15 @@ def import_onnx(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
           and isinstance(ops[index[n]], Linear) and _base(n) == _base(r.links[0])])
         for r in recurrences]
     inputs: list[InputSpec] = []
+    if header.one_sample is not None:
+        # the graph has no batch axis and cannot take one: each seed runs it on one sample, a batch of
+        # 1 added in front of every input and output (and taken off inside), so the batch is 1, not
+        # the input's feature count, and the output's axes are one sample's
+        shapes = {name: [1, *dims] for name, dims in shapes.items()}
+        notes.append(f"{header.one_sample}: simulated one sample per seed (batch 1), which is too few to "
+                     "judge units dead or saturated; export the model with a batch axis to check it over a batch")
+    elif header.batch_note is not None:
+        notes.append(header.batch_note)
     for name, elem in specs:
         table = _id_bound(name, nodes, static) if elem in _FLOAT_TYPES and _cast_ids(name, nodes) else None
         if table is not None:

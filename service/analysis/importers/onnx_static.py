@@ -73,6 +73,10 @@ class Header:
     sampled_means: tuple[str, ...] = ()
     #: how many If nodes on constants and shapes were folded to their branch (:func:`fold_control_flow`)
     folded_ifs: int = 0
+    #: the graph has no batch axis and cannot take one (:func:`batch_axis`): why, run as one sample
+    one_sample: str | None = None
+    #: the graph had no batch axis and was given one (:func:`add_batch_axis`): the note saying so
+    batch_note: str | None = None
 
 
 def parse(data: bytes) -> Any:
@@ -1013,7 +1017,24 @@ def noise_hint(graph: Any) -> str:
             "taken at depends on them: take the loss before the draw with --loss-at TENSOR (`loss_at` over HTTP)"
             + (f", e.g. {named} (what the draw is combined with)" if candidates else ", a tensor computed "
                "before the draw (a policy's action mean)")
-            + " (without --loss-at, an output sampled as mean + scale * noise is taken at its mean)")
+            + " (without --loss-at, an output sampled as mean + scale * noise is taken at its mean)"
+            + _after_draw(graph, noisy))
+
+
+def _after_draw(graph: Any, noisy: set[str]) -> str:
+    """``; the 2 layers after the draw (a decoder: node ...) cannot be checked through it ...``:
+    said where layers with stored weights read the draw (a VAE's decoder after its reparameterisation,
+    onnxsweep23), since every --loss-at the refusal offers lies before it."""
+    init = {t.name for t in graph.initializer}
+    after = [n for n in graph.node if n.op_type not in RANDOM_OPS and any(i in noisy for i in n.input if i)
+             and any(i in init for i in n.input[1:] if i)
+             and n.op_type in ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum")]
+    if not after:
+        return ""
+    shown = ", ".join(n.name or n.op_type for n in after[:3]) + (" ..." if len(after) > 3 else "")
+    return (f"; the {len(after)} layer(s) after the draw ({shown}, a decoder) cannot be checked through it: "
+            "every such tensor is before them; to check them, export them as a model of their own (the "
+            "decoder, taking the sampled latent as its input) and check that file too")
 
 
 def _outputs_listed(graph: Any) -> str:
@@ -1111,9 +1132,9 @@ def _choose_outputs(graph: Any, output: str | None = None) -> tuple[list[str], s
             shown = ", ".join(repr(s) for s in sources)
             made = next((n.op_type for n in graph.node if sources[0] in n.input and n.op_type in _TO_PROBABILITIES), "")
             return sources, (f"no graph output is a floating-point tensor computed from the inputs ({out!r} is "
-                             f"{_elem_name(graph, out, floats)}); the loss is taken at {shown}, the "
+                             f"{_elem_name(graph, out, floats, producer, reached)}); the loss is taken at {shown}, the "
                              f"{'logits' if made in ('Softmax', 'LogSoftmax', 'Log') else 'floating-point tensor'} "
-                             f"{out!r} is sampled or indexed from"
+                             f"{out!r} is computed from through {_cut_ops(out, producer, reached)}"
                              f"{' (joined along the last axis, one head each)' if len(sources) > 1 else ''}; "
                              "--loss-at NAME chooses another"), False
     for out in graph.output:
@@ -1133,7 +1154,7 @@ def _choose_outputs(graph: Any, output: str | None = None) -> tuple[list[str], s
                      "of an op that passes no gradient)")
         said.append(f"graph output {out!r} is {what}, and no gradient would reach any layer from it")
     for out in discrete[:3]:
-        said.append(f"graph output {out!r} is {_elem_name(graph, out, floats)}, and no floating-point "
+        said.append(f"graph output {out!r} is {_elem_name(graph, out, floats, producer, reached)}, and no floating-point "
                     "tensor a node computes from the inputs feeds it")
     if problem:
         said.append(problem)
@@ -1147,13 +1168,39 @@ def _named_list(names: list[str], most: int = 4) -> str:
     return f"graph output {shown}" if len(names) == 1 else f"graph outputs {shown}" + (" ..." if len(names) > most else "")
 
 
-def _elem_name(graph: Any, name: str, floats: dict[str, bool]) -> str:
+def _cut_ops(name: str, producer: dict[str, Any], reached: set[str]) -> str:
+    """``ArgMax, Equal and Cast, which pass no gradient``: the ops of :data:`_DISCRETE_OPS` between
+    ``name`` and the floating-point tensors it is made of, in the order met walking back (a TF1
+    graph's ``accuracy:0``, ReduceMean(Cast(Equal(ArgMax, ArgMax))), read "sampled or indexed" before)."""
+    ops: list[str] = []
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        t = todo.pop(0)
+        if t in seen or t not in producer:
+            continue
+        seen.add(t)
+        n = producer[t]
+        if n.op_type in _DISCRETE_OPS and n.op_type not in ops:
+            ops.append(n.op_type)
+        todo.extend(i for i in n.input if i and i in reached)
+    if not ops:
+        return "ops that pass no gradient"
+    shown = ops[0] if len(ops) == 1 else f"{', '.join(ops[:-1])} and {ops[-1]}"
+    return f"{shown}, which pass{'es' if len(ops) == 1 else ''} no gradient"
+
+
+def _elem_name(graph: Any, name: str, floats: dict[str, bool], producer: dict[str, Any] | None = None,
+               reached: set[str] | None = None) -> str:
     import onnx
 
     out = next((o for o in graph.output if o.name == name), None)
     elem = out.type.tensor_type.elem_type if out is not None and out.type.HasField("tensor_type") else 0
     if elem and elem in onnx.TensorProto.DataType.values() and elem not in _FLOAT_ELEMS:
         return "declared " + onnx.TensorProto.DataType.Name(elem)
+    if producer is not None and reached is not None:
+        # what was found, not a guess at it: a float metric made through comparisons has no gradient
+        return f"a tensor made through {_cut_ops(name, producer, reached)}"
     return "no floating-point tensor with a gradient (a sample, an index or a truth value)"
 
 
@@ -1539,8 +1586,27 @@ def op_key(node: Any) -> str:
 
 
 def unsupported(model: Any, supported: frozenset[str] | set[str] = SUPPORTED_OPS) -> list[str]:
-    """``Op (node name)`` for every node the interpreter has no builder for."""
-    return [f"{op_key(n)} (node {n.name or '?'})" for n in model.graph.node if op_key(n) not in supported]
+    """``Op (node name)`` for each op the interpreter has no builder for, in the order met; an op of
+    more than :data:`NAMED_NODES` nodes names that many and counts the rest (``ConvInteger (52 nodes:
+    a, b, c and 49 more)``: onnxsweep23's quantised MobileNetV2 listed all 106 on one 8.8 KB line)."""
+    nodes: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        if op_key(n) not in supported:
+            nodes.setdefault(op_key(n), []).append(n.name or "?")
+    out = []
+    for op, names in nodes.items():
+        if len(names) == 1:
+            out.append(f"{op} (node {names[0]})")
+        elif len(names) <= NAMED_NODES:
+            out.append(f"{op} ({len(names)} nodes: {', '.join(names)})")
+        else:
+            out.append(f"{op} ({len(names)} nodes: {', '.join(names[:NAMED_NODES])} and "
+                       f"{len(names) - NAMED_NODES} more)")
+    return out
+
+
+#: How many nodes of one unsupported op a refusal names before it counts the rest.
+NAMED_NODES = 3
 
 
 def activation_bytes(model: Any, shapes: dict[str, list[int]]) -> int:
@@ -1649,7 +1715,32 @@ def _largest_producers(sized: list[tuple[str, int, list[int]]], graph: Any, most
         for (op, dims), (total, count, label) in top)
 
 
-def _fitting_length(sized: list[tuple[str, int, list[int]]], shapes: dict[str, list[int]],
+def _raised(act: int) -> int:
+    """A limit over ``act`` bytes, rounded up to a whole GiB: the setting that lets it run."""
+    return -(-act // (1 << 30)) * (1 << 30)
+
+
+def _length_refused(model: Any, shapes: dict[str, list[int]], proposed: dict[str, list[int]]) -> str | None:
+    """Where the graph takes its input sizes ``shapes`` but not ``proposed``: ONNX's strict shape
+    inference's complaint (a stored positional table of 5,000 rows added to 3,198 tokens: "Incompatible
+    dimensions"); None where it takes both or inference cannot tell (it fails on ``shapes`` too)."""
+    import onnx
+
+    def refusal(sizes: dict[str, list[int]]) -> str | None:
+        try:
+            onnx.shape_inference.infer_shapes(_shapes_only(model, sizes), strict_mode=True, data_prop=True)
+        except Exception as exc:  # (onnx raises InferenceError, or a checker's ValidationError)
+            text = " ".join(str(exc).split())
+            # onnx's "(op_type:Add, node name: /Add): [ShapeInferenceError] Incompatible dimensions": the first
+            first = re.search(r"\(op_type:(\w+), node name: ([^)]*)\): \[\w+\] ([^()]*)", text)
+            return (f"node {first[2]} ({first[1]}): {first[3].strip()}" if first
+                    else text[:200] or type(exc).__name__)
+        return None
+
+    return None if refusal(shapes) is not None else refusal(proposed)
+
+
+def _fitting_length(model: Any, sized: list[tuple[str, int, list[int]]], shapes: dict[str, list[int]],
                     act: int, limit: int) -> str:
     """``; a length of about N along input[k] would fit ...``: the longest size of the first input's
     longest dimension after the batch under which the estimate fits, each tensor scaled by the power
@@ -1678,9 +1769,15 @@ def _fitting_length(sized: list[tuple[str, int, list[int]]], shapes: dict[str, l
     if low < 1:
         return ""
     shown = "x".join(str(low if k == axis else d) for k, d in enumerate(dims))
+    refused = _length_refused(model, shapes, {**shapes, name: [low if k == axis else d for k, d in enumerate(dims)]})
+    if refused is not None:
+        # the graph fixes that length (onnxsweep23: a stored [1, 5000, 64] positional table added to
+        # the tokens; the suggested 3198 then failed with torch's raw shape error): no length to suggest
+        return (f"; the graph fixes {name}[{axis}] at {length} (a shorter length, {low}, would fit, but the "
+                f"graph does not take it: {refused}), so it cannot be checked shorter without exporting "
+                "the model at a shorter length")
     return (f"; a length of about {low} along {name}[{axis}] ({length} now) would fit: --input-shape "
-            f"{name}={shown}, where the graph bakes no length into its constants (a stored positional "
-            "table of that length needs the model exported at the shorter one)")
+            f"{name}={shown} (the graph's shapes take it)")
 
 
 def _fold_dims(graph: Any, input_shapes: dict[str, list[int]] | None, batch_size: int | None
@@ -1699,6 +1796,149 @@ def _fold_dims(graph: Any, input_shapes: dict[str, list[int]] | None, batch_size
                          else int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None)
         dims[inp.name] = sizes
     return dims
+
+
+#: Ops that act on each element alone (extra inputs: scalars or per-feature constants): a leading
+#: axis added to their input is carried through as a batch (:func:`batch_axis`).
+_PER_ELEMENT = frozenset({
+    "Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Gelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
+    "Softplus", "Softsign", "Mish", "ThresholdedRelu", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal",
+    "Erf", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign", "Identity", "Cast", "Clip", "Dropout", "PRelu",
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Greater", "Less",
+    "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "IsNaN", "IsInf"})
+#: Ops whose ``axis`` attribute, counted from the front, moves one place when a leading axis is added.
+_AXIS_OPS = frozenset({"Softmax", "LogSoftmax", "Concat"})
+
+
+@dataclass
+class Unbatched:
+    """A graph with no batch axis (:func:`batch_axis`): its one-sample inputs, what shows it, and
+    whether a leading batch axis can be added to them (``blocker`` None) or not (the node that
+    cannot take one)."""
+
+    #: (input name, its size, ``name (Op)`` of the node whose weight reads it whole, the weight's dims)
+    inputs: list[tuple[str, int, str, list[int]]]
+    blocker: str | None
+    #: node index -> its ``axis`` attribute once the leading axis is added (Softmax, Concat)
+    axes: dict[int, int]
+    #: every tensor that carries the added axis
+    lifted: set[str]
+
+    def why(self) -> str:
+        name, size, reader, dims = self.inputs[0]
+        more = (f" (and {', '.join(n for n, *_ in self.inputs[1:])})" if len(self.inputs) > 1 else "")
+        return (f"the graph has no batch axis: input {name} [{size}]{more} is one sample, its only axis "
+                f"read whole by node {reader}'s weight {dims}")
+
+
+def _declared(graph: Any, name: str) -> list[int]:
+    """Input ``name``'s declared sizes, 0 for a dynamic one."""
+    inp = next(i for i in graph.input if i.name == name)
+    return [int(d.dim_value) if d.HasField("dim_value") else 0 for d in inp.type.tensor_type.shape.dim]
+
+
+def batch_axis(graph: Any, opset: int | None) -> Unbatched | None:
+    """Whether the graph takes one sample with no batch axis: an input of rank 1 and fixed size that
+    a MatMul reads as its first operand against a stored 2-D weight of that many rows (``x @ W``
+    with x [164] and W [164, 64]: the weight consumes the input's only axis, so it is no batch, as
+    an RL policy exported with ``torch.randn(n_obs)`` has it; onnxsweep23 read its features as "batch
+    164"). None for a graph with a batch axis. Walks on from those inputs to see whether every node
+    after them would take a leading batch axis unchanged: elementwise ops whose other operands are
+    stored vectors or scalars, a MatMul on a stored 2-D weight, Softmax/LogSoftmax (opset 13+) and a
+    Concat of such tensors (their front-counted ``axis`` moved one place); the first node that would
+    not is ``blocker``."""
+    stored_rank: dict[str, int] = {t.name: len(t.dims) for t in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Constant" and n.output:
+            for a in n.attribute:
+                if a.name == "value":  # (its dims alone: the header checks the value after)
+                    stored_rank[n.output[0]] = len(a.t.dims)
+                elif a.name in ("value_float", "value_int"):
+                    stored_rank[n.output[0]] = 0
+                elif a.name in ("value_floats", "value_ints"):
+                    stored_rank[n.output[0]] = 1
+    init_names = {t.name for t in graph.initializer}
+    rank1 = {}
+    for inp in graph.input:
+        dims = inp.type.tensor_type.shape.dim
+        if inp.name not in init_names and len(dims) == 1 and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            rank1[inp.name] = int(dims[0].dim_value)
+    if not rank1:
+        return None
+    weights = {t.name: list(t.dims) for t in graph.initializer if len(t.dims) == 2}
+    # the tensors carrying each rank-1 input's only axis, through per-element ops, and their rank
+    rank: dict[str, int] = dict.fromkeys(rank1, 1)
+    origin: dict[str, str] = {name: name for name in rank1}
+    found: dict[str, tuple[str, list[int]]] = {}
+    blocker: str | None = None
+    axes: dict[int, int] = {}
+    for k, n in enumerate(graph.node):
+        ins = [i for i in n.input if i]
+        carried = [i for i in ins if i in rank]
+        if not carried:
+            continue
+        label = _node_label(n, k)
+        others = [i for i in ins if i not in rank]
+        r = rank[carried[0]]
+        ok = True
+        if n.op_type == "MatMul":
+            w = n.input[1] if len(n.input) > 1 else ""
+            ok = n.input[0] in rank and w not in rank and stored_rank.get(w) == 2
+            if ok and r == 1 and w in weights and origin[n.input[0]] not in found:
+                found[origin[n.input[0]]] = (label, weights[w])
+        elif n.op_type in _PER_ELEMENT:
+            if any(i not in stored_rank for i in others):
+                # combined elementwise with what another input computes (a conditioning vector added to
+                # a batch's features): a vector shared across that input's batch, and the graph has one
+                return None
+            ranks = {rank[i] for i in carried}
+            ok = len(ranks) == 1 and all(stored_rank.get(i, 99) <= r for i in others)
+        elif n.op_type in _AXIS_OPS:
+            if n.op_type != "Concat" and (opset is None or opset < 13):
+                ok = False  # before 13 the softmax flattens from its axis on: the batch would join the features
+            ok = ok and not others and len({rank[i] for i in carried}) == 1
+            axis = next((int(a.i) for a in n.attribute if a.name == "axis"), -1)
+            if ok and axis >= 0:
+                axes[k] = axis + 1
+        else:
+            ok = False
+        if not ok:
+            blocker = blocker or label
+            continue
+        for o in n.output:
+            if o:
+                rank[o] = r
+                origin[o] = origin[carried[0]]
+    if not found:
+        return None
+    inputs = [(name, rank1[name], *found[name]) for name in rank1 if name in found]
+    return Unbatched(inputs, blocker, axes, set(rank))
+
+
+def add_batch_axis(graph: Any, plan: Unbatched) -> None:
+    """Give the graph the batch axis it lacks, in place (:func:`batch_axis` found every node after
+    its one-sample inputs takes one): those inputs and the declared shapes of the tensors they reach
+    get a leading dynamic axis ``batch`` (filled as a dynamic batch is), and the front-counted axes
+    move one place."""
+    from onnx import helper
+
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        if vi.name in plan.lifted and vi.type.tensor_type.HasField("shape"):
+            shape = vi.type.tensor_type.shape
+            old = []
+            for d in shape.dim:
+                copy = type(d)()
+                copy.CopyFrom(d)
+                old.append(copy)
+            del shape.dim[:]
+            shape.dim.add().dim_param = "batch"
+            for d in old:
+                shape.dim.add().CopyFrom(d)
+    for k, axis in plan.axes.items():
+        node = graph.node[k]
+        kept = [a for a in node.attribute if a.name != "axis"]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("axis", axis)])
 
 
 def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None,
@@ -1750,6 +1990,21 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
         raise ModelError(f"unsupported ONNX ops: {', '.join(missing_ops)}{noise_hint(model.graph)}")
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
+    # a graph with no batch axis (an input [164] read whole by its first layer's weight): given one
+    # where every node after it takes one, else run as the one sample it is (onnxsweep23: the
+    # features were read as "batch 164", a fixed 164 overwritten by --batch-size)
+    opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    plan = batch_axis(graph, opset)
+    one_sample: str | None = None
+    if plan is not None and plan.blocker is None:
+        add_batch_axis(graph, plan)
+    elif plan is not None:
+        one_sample = plan.why() + (f", and node {plan.blocker} would not take a batch axis added in front")
+        if batch_size not in (None, 1):
+            raise ModelError(f"--batch-size {batch_size} cannot be simulated: {one_sample}, so the graph runs one "
+                             "sample at a time; leave --batch-size (batch_size over HTTP) out (each seed then runs one sample), or export "
+                             "the model with a batch axis (an example input of shape [1, "
+                             f"{plan.inputs[0][1]}] with its first axis dynamic) to check it over a batch")
     # a stored tensor of a negative size is no tensor (numpy would read a -1 as "infer" and reshape
     # the data to fit: onnxsweep5's [64, -64] became 64 x 64)
     negative = [f"{t.name} {list(t.dims)}" for t in graph.initializer if any(d < 0 for d in t.dims)]
@@ -1813,11 +2068,11 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
                 invalid.append(f"{inp.name}[{k}] = {d.dim_value}")
             if given is not None and k < len(given):
                 dims.append(int(given[k]))
-            elif k == 0 and batch_size:
+            elif k == 0 and batch_size and one_sample is None:
                 dims.append(batch_size)
             elif d.HasField("dim_value") and d.dim_value > 0:
                 dims.append(int(d.dim_value))
-            elif k == 0:
+            elif k == 0 and one_sample is None:
                 dims.append(DEFAULT_BATCH)
                 defaulted.add(inp.name)
             else:
@@ -1828,6 +2083,12 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
     if invalid:
         raise ModelError("input dimensions declared 0 or negative: " + ", ".join(invalid[:5])
                          + "; give the input shapes (NAME=1x3x32x32)")
+    if missing and one_sample is not None:
+        # no batch axis: a dynamic first size is no batch either (a policy's n_moves), and is asked for
+        example = next(m.split("[")[0] for m in missing)
+        raise ModelError(f"dynamic dimensions without a size: {', '.join(missing)}; {one_sample}, so these "
+                         "are no batch size: give them as input shapes (e.g. --input-shape "
+                         f"{example}={'x'.join(str(d) if d > 0 else '8' for d in _declared(graph, example))})")
     if missing:
         raise ModelError("dynamic dimensions without a size: " + ", ".join(missing)
                          + ("; give the batch size (--batch-size 32; `batch_size` over HTTP) or the "
@@ -1864,11 +2125,17 @@ def read_header(data: bytes, *, input_shapes: dict[str, list[int]] | None = None
             # [1, 4, 5000, 5000] over 5000 tokens): what takes the memory, and the length that fits
             sized: list[tuple[str, int, list[int]]] = []
             _estimate(model, shapes, sized)
-            way = _largest_producers(sized, graph) + _fitting_length(sized, shapes, act, limits.max_activation_bytes)
+            way = _largest_producers(sized, graph) + _fitting_length(model, sized, shapes, act,
+                                                                     limits.max_activation_bytes)
         raise LimitExceeded(f"activations and their gradients would take about {act} "
-                            f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way)
+                            f"bytes, over the limit of {limits.max_activation_bytes}" + alone + way
+                            + f"; or raise the limit (GRADHEALTH_LIMITS__MAX_ACTIVATION_BYTES={_raised(act)} "
+                            "where the machine has the memory)")
+    lifted = (f"{plan.why()}; every node after it takes a batch axis added in front, so it is simulated "
+              f"over a batch of {next(iter(shapes[n][0] for n, *_ in plan.inputs))} such samples stacked "
+              "along it" if plan is not None and plan.blocker is None else None)
     return Header(model, shapes, elem_types, params, act, reordered, tuple(pruned), loss_note,
-                  tuple(chosen) if sampled else (), folded)
+                  tuple(chosen) if sampled else (), folded, one_sample=one_sample, batch_note=lifted)
 
 
 #: A dimension's size: positive and under 2**31, in both spellings of a shape (``x=8x3x32x32`` and
