@@ -16,6 +16,7 @@ __all__ = [
     "CANONICAL_ACTIVATIONS",
     "GATES",
     "SATURATING",
+    "BOUNDED",
     "MEASURED_SATURATING",
     "canonical",
 ]
@@ -42,6 +43,15 @@ SATURATING: frozenset[str] = frozenset({"sigmoid", "tanh", "hardtanh"})
 #: ONNX's HardSigmoid, MobileNetV3's gates), and the GLU a * sigmoid(b) (nn.GLU, F.glu: TabNet's,
 #: gated convolutions'), whose sigmoid gate saturates.
 MEASURED_SATURATING: frozenset[str] = SATURATING | {"hardsigmoid", "glu"}
+
+#: The activations whose output stays within a bound whatever their input: the saturating ones,
+#: the hard sigmoids (ours, Keras 2's 0.2x + 0.5), softsign and relu6. A recurrent cell's own
+#: activation (an LSTM's on its candidate and cell state, a GRU's candidate, a plain RNN's) bounds
+#: the state it carries from step to step only if it is one of these: with relu, elu, linear... an
+#: LSTM's h = o * act(c) passes on a cell state c = f * c + i * act(g) that sums its input over the
+#: sequence (Keras' ``LSTM(activation="relu")``).
+BOUNDED: frozenset[str] = MEASURED_SATURATING - {"glu"} | {
+    "hard_sigmoid", "hard_sigmoid_keras2", "softsign", "relu6"}
 
 #: Gate blocks per recurrent cell type: torch stacks this many [hidden, fan_in] blocks in each
 #: weight (LSTM: input, forget, cell, output; GRU: reset, update, new; plain RNN: one).

@@ -30,6 +30,8 @@ import torch.utils._pytree as pytree
 from pydantic import ValidationError
 from torch import nn
 
+from gradhealth.analysis.activations import BOUNDED, canonical
+from gradhealth.analysis.cells import cell_of, mark
 from gradhealth.analysis.check import (
     OPPOSITE,
     _layer_report,
@@ -104,7 +106,9 @@ from gradhealth.analysis.rules import (
     relu_logits_output,
     sigmoids_under_cross_entropy,
     simplex_regression_output,
+    simulated_weights,
     softmax_under_binary_loss,
+    unbounded_cells,
 )
 from gradhealth.analysis.sharpness import Sharpness, StepProbe
 from gradhealth.analysis.simulate import SimulationResult, UnitStats, at_rate
@@ -494,6 +498,40 @@ def _orthogonal_edit(net: nn.Module, seed: int) -> None:
             fn(m)
 
 
+def _bounded_cells_edit(net: nn.Module, seed: int) -> None:
+    """Every recurrent layer or cell of the copy whose own activation is unbounded (relu, elu,
+    linear...: a Keras ``LSTM(activation="relu")``, an ``nn.RNN(nonlinearity="relu")``) computing
+    tanh instead, its weights kept."""
+    for rnn in _recurrent(net):
+        if isinstance(rnn, nn.RNN | nn.RNNCell):
+            if getattr(rnn, "nonlinearity", "tanh") not in BOUNDED:
+                rnn.nonlinearity = "tanh"
+                if isinstance(rnn, nn.RNN):
+                    rnn.mode = "RNN_TANH"  # what torch's fused kernel reads
+        elif canonical(cell_of(rnn)[2]) not in BOUNDED:
+            gates, reset_after, _ = cell_of(rnn)
+            mark(cast(nn.RNNBase, rnn), gates, reset_after, "tanh")
+
+
+def _bounded_cell_remedy(result: SimulationResult) -> Remedy | None:
+    """``bounded_cell_activation`` for every recurrent layer of ``result`` with an unbounded
+    activation (the edit swaps them all), or None where there is none."""
+    cells = unbounded_cells(result.units)
+    if not cells:
+        return None
+    acts = "/".join(sorted({canonical(u.activation or "") for u in cells}))
+    remedy = R.bounded_cell_activation(_named_units(cells), acts)
+    if result.checkpoint:
+        remedy.change += (f" (re-simulated with the stored weights kept; they were trained with {acts}, so the "
+                          "model must be trained again with tanh)")
+    return remedy
+
+
+def _named_units(units: list[UnitStats]) -> str:
+    names = [u.name for u in units]
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
 def _chrono_edit(steps: int) -> Edit:
     """Chrono initialisation of every ``nn.LSTM`` and ``nn.GRU`` of the copy over ``steps``: an
     LSTM's forget-gate bias log(U(1, T_max - 1)) and its input gate's the negative (Tallec &
@@ -678,6 +716,13 @@ def _proposals(det: Detection, result: SimulationResult, model: nn.Module,
     if code == "vanishing_gradient" and det.evidence.get("cut_off"):
         return []  # a cut in the graph: no change of init, activation or structure gives it a gradient
     recurrent = [u for u in result.units if u.type in ("lstm", "gru", "rnn")]
+    if (code == "exploding_gradient" and det.evidence.get("unbounded_recurrent_activation")) or (
+            code == "exploding_through_time" and unbounded_cells(det.units)):
+        # a recurrent layer whose own activation has no bound (kerassweep25 sign_lstm_dense's
+        # LSTM(activation="relu") x3): its state builds up over the steps; tanh bounds it
+        bounded = _bounded_cell_remedy(result)
+        if bounded is not None:
+            out.append((bounded, _bounded_cells_edit))
     # layers the forward computes with functions on its own parameters (F.linear over a
     # ParameterList): the init edit re-draws modules' weights, so it is not simulated there
     functions = any(u.pointer.startswith("function:") for u in result.units)
@@ -836,8 +881,8 @@ def _gated(det: Detection, result: SimulationResult, verifier: _Verifier) -> Det
     explanation = (
         f"{len(scales)} layer scale(s) start at most {max(scales.values()):.3g}: each multiplies a "
         "residual branch, so what reaches the loss only through those branches (the patch tokens, "
-        "where the head reads a class token) gets that small a share of the gradient at "
-        f"initialisation. Re-simulated with every layer scale at 1 the ratio is {value:.3g}: "
+        "where the head reads a class token) gets that small a share of the gradient "
+        f"{simulated_weights(result)}. Re-simulated with every layer scale at 1 the ratio is {value:.3g}: "
         "healthy. A layer scale's own gradient is full-sized, so training opens the gates within "
         "the first steps; nothing needs fixing.")
     return dataclasses.replace(det, severity="info", evidence=evidence, explanation=explanation)

@@ -20,6 +20,7 @@ from typing import Any, cast
 import numpy as np
 
 from gradhealth.analysis import spec as S
+from gradhealth.analysis.activations import BOUNDED
 from gradhealth.analysis.findings import Detection, weighted_units
 from gradhealth.analysis.losses import OUTPUT_RANGES
 from gradhealth.analysis.plan import Plan, read_by_norms
@@ -415,6 +416,23 @@ def gated_cells(ctx: Context) -> list[Remedy]:
 
 #: Spec fields of a recurrent layer that an LSTM does not take (an RNN's, a GRU's), or are replaced.
 _NOT_LSTM = frozenset({"type", "nonlinearity", "reset_after"})
+
+
+def bounded_cells(ctx: Context) -> list[Remedy]:
+    """tanh for every ``rnn`` layer of the spec whose nonlinearity is unbounded (relu), where the
+    finding's growth is theirs: an exploding_gradient whose evidence says most of it is made in
+    such layers (``unbounded_recurrent_activation``), or an exploding_through_time in one of them.
+    (An LSTM's and a GRU's own activation is tanh in a spec; a Keras file's other ones go through
+    the graph door, whose check swaps them on a copy.)"""
+    det = ctx.detection
+    ps = [u.pointer for u in ctx.plan.all_units()
+          if isinstance(u.layer, S.RecurrentLayer) and u.layer.type == "rnn" and u.layer.nonlinearity not in BOUNDED]
+    wanted = (bool(det.evidence.get("unbounded_recurrent_activation")) if det.code == "exploding_gradient"
+              else any(u.pointer in ps for u in det.units))
+    if not ps or not wanted:
+        return []
+    return [R.bounded_cell_activation(names_of(ps), "relu",
+                                      [{"op": "add", "path": p + "/nonlinearity", "value": "tanh"} for p in ps])]
 
 
 def orthogonal(ctx: Context) -> list[Remedy]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gradhealth.analysis import spec as S
-from gradhealth.analysis.activations import MEASURED_SATURATING
+from gradhealth.analysis.activations import BOUNDED, MEASURED_SATURATING, canonical
 from gradhealth.analysis.findings import (
     COLLAPSE_LAYER_GAIN,
     OVERSIZED_LAYER_GAIN,
@@ -66,6 +66,7 @@ from gradhealth.analysis.remedies import (
     Context,
     batch_norms_named,
     binary_loss,
+    bounded_cells,
     clipping,
     decay,
     gated_cells,
@@ -379,9 +380,9 @@ def _through_depth(
             learners = [u for u in silenced if _all_seeds(u, "grad_norm", lambda g: g > 0)]
             summary += (f"; a note: {_named(learners)} {'starts' if len(learners) == 1 else 'start'} at zero on purpose, "
                         "so the depth checks measured no "
-                        "gradient at initialisation")
+                        f"gradient {simulated_weights(result)}")
             explanation += (
-                f" So every gradient figure of {units[0].name} .. {units[-1].name} at initialisation is exactly 0, "
+                f" So every gradient figure of {units[0].name} .. {units[-1].name} {simulated_weights(result)} is exactly 0, "
                 "and the checks through depth (vanishing and exploding gradients) had nothing to measure there: "
                 "the verdict says nothing of how the gradient passes these layers once it reaches them. To have "
                 f"it measured, check the model with {_named(learners)} initialised as usual (Xavier or He).")
@@ -402,6 +403,12 @@ def _through_depth(
             f"The per-layer gain of {these} is above 1 (weights too large for the "
             "activation, or residual branches adding up), so signals grow exponentially with depth."
         )
+        cells = unbounded_cell_growth(units, result, which)
+        if severity != "info" and cells is not None:
+            # kerassweep25 sign_lstm_dense: three LSTM(activation="relu") layers grew the signal
+            # 1e4x and read "weights too large ... or residual branches", neither of which held
+            evidence["unbounded_recurrent_activation"] = cells
+            explanation = _unbounded_cell_words(cells, which)
         if which == "activation" and no_gradient:
             evidence["no_gradient"] = True
             explanation += (
@@ -461,6 +468,79 @@ def _through_depth(
     return Detection(
         code, severity, str(evidence["metric"]), value, summary, explanation, evidence, units
     )
+
+
+def simulated_weights(result: SimulationResult) -> str:
+    """When the figures a finding quotes were measured, in the words of its sentences: "at
+    initialisation" for weights drawn afresh (a spec, a live module, a reinitialised file), "with
+    the weights as stored" for a model file's stored weights (``result.checkpoint``: a trained
+    checkpoint, which "at initialisation" misdescribed: kerassweep25 amzn_rnn_keras, sign_lstm_dense)."""
+    return "with the weights as stored" if result.checkpoint else "at initialisation"
+
+
+#: The share of a through-depth growth (in log terms) that recurrent layers with an unbounded
+#: activation must make for the finding to name them as its cause: most of it.
+UNBOUNDED_CELL_SHARE = 0.5
+
+
+def unbounded_cells(units: list[UnitStats]) -> list[UnitStats]:
+    """The recurrent layers of ``units`` whose own activation (an LSTM's on its candidate and cell
+    state, a GRU's candidate, a plain RNN's) is unbounded (not in :data:`BOUNDED`): relu, elu, linear..."""
+    return [u for u in units if u.type in ("rnn", "lstm", "gru") and u.activation
+            and canonical(u.activation) not in BOUNDED]
+
+
+def unbounded_cell_growth(units: list[UnitStats], result: SimulationResult, which: str) -> dict[str, Any] | None:
+    """Where most of a growth through ``units`` (the forward's, ``which`` "activation", or the
+    gradient's) is made across recurrent layers with an unbounded activation (at least
+    :data:`UNBOUNDED_CELL_SHARE` of its log): those layers, their activation, each one's gain
+    (its output's std over the std of the layer before it; the gradient before it over its own),
+    the share, and each one's sequence length; None otherwise."""
+    cells = {u.name for u in unbounded_cells(units)}
+    if not cells or len(units) < 2:
+        return None
+    metric = "activation_std" if which == "activation" else "output_grad_norm"
+    values = [u.geo(metric) for u in units]
+    if not all(v > 0 and math.isfinite(v) for v in values):
+        return None
+    total = math.log(values[-1] / values[0]) if which == "activation" else math.log(values[0] / values[-1])
+    if not total > 0:
+        return None
+    gains: dict[str, float] = {}
+    for k in range(1, len(units)):
+        if units[k].name in cells:
+            gains[units[k].name] = values[k] / values[k - 1] if which == "activation" else values[k - 1] / values[k]
+    made = sum(math.log(g) for g in gains.values())
+    if not gains or made < UNBOUNDED_CELL_SHARE * total:
+        return None
+    lengths = {ts.layer: int(ts.norms.shape[1]) for ts in result.time_series}
+    named = [u for u in units if u.name in gains]
+    return {"layers": list(gains), "activations": sorted({canonical(u.activation or "") for u in named}),
+            "types": sorted({u.type for u in named}), "gains": gains, "share": min(made / total, 1.0),
+            "measured": metric,
+            "sequence_length": max((lengths[n] for n in gains if n in lengths), default=None)}
+
+
+def _unbounded_cell_words(cells: dict[str, Any], which: str) -> str:
+    """Why a growth made in recurrent layers with an unbounded activation (:func:`unbounded_cell_growth`)
+    grows, in words: the state each carries builds up over the steps, and nothing bounds it."""
+    names = ", ".join(cells["layers"])
+    acts = "/".join(cells["activations"])
+    steps = f"the sequence's {cells['sequence_length']} steps" if cells["sequence_length"] else "the sequence's steps"
+    gains = ", ".join(f"{fmt(g)}x" for g in cells["gains"].values())
+    what = "the scale of its output over its input's" if which == "activation" else "the gradient it passes back"
+    lstm = "lstm" in cells["types"]
+    state = ("an LSTM's cell state c_t = f * c_{t-1} + i * " + acts + "(g_t) adds up its input over " + steps
+             + ", and its output h_t = o * " + acts + "(c_t) passes that sum on" if lstm else
+             "its state is carried from step to step through " + acts + ", which does not bound it, over " + steps)
+    return (
+        f"The growth is made in {names}, recurrent layers whose own activation is {acts}, which has no bound: "
+        f"{state}, so the state builds up over the steps, and each such layer multiplies {what} "
+        f"({gains}; {cells['share']:.0%} of the growth, in log terms) instead of keeping it. How far it builds "
+        "up follows the scale of what the layer reads (the synthetic inputs are standard normal unless an "
+        "input range is given), and stacked layers compound it. The weights' scale is not what grows it: a "
+        "bounded cell activation (tanh, the default of Keras' LSTM and GRU and PyTorch's) keeps each step's "
+        "output within [-1, 1] whatever the sequence's length.")
 
 
 def _norm_input_jump(chain: list[UnitStats], t: Thresholds) -> tuple[list[UnitStats], float, float] | None:
@@ -1188,6 +1268,7 @@ def _residual_if_normalised(ctx: Context) -> list[Remedy]:
 class ExplodingGradient(ArchitectureRule):
     code = "exploding_gradient"
     remedies = (
+        bounded_cells,
         input_normalisation,
         new_inits,
         scaled_residual,
@@ -1292,7 +1373,7 @@ class ExplodingGradient(ArchitectureRule):
                             f"{fmt(backward)}x over the same layers), and the weights' scale gives {fmt(predicted)}x: "
                             "structure the weights learned, not their scale")
             det.explanation = (
-                "Backpropagation multiplies one Jacobian per layer, and at initialisation random weights grow the "
+                "Backpropagation multiplies one Jacobian per layer, and freshly drawn random weights grow the "
                 "forward and the gradient alike, so a forward growing this much means weights too large. Here the "
                 f"gradient grows {fmt(backward)}x, under the bar, and random weights of these layers' scales would "
                 f"change the activations' per-element std by {fmt(predicted)}x over them: the rest is what the weights "
@@ -1348,7 +1429,7 @@ class ExplodingGradient(ArchitectureRule):
                             "is saturated from the first step")
             det.explanation += (" The gradient ratio through the hidden layers is small only because the network "
                                 "is shallow; the logits are orders of magnitude larger than a loss on logits "
-                                "expects (about 1 at initialisation), so the softmax or sigmoid is saturated: "
+                                "expects (about unit scale), so the softmax or sigmoid is saturated: "
                                 "a sample the net gets right passes almost no gradient and one it gets wrong a "
                                 "loss and gradient the size of the logits. The weights are several times too "
                                 "large for their fan-in (an init like N(0, 1), or weights scaled up).")
@@ -1849,9 +1930,12 @@ class _ThroughTime(ArchitectureRule):
             )
         if gated:
             explanation += (
-                f" Its gates learn how long to keep memory, but at initialisation they keep it for "
-                f"about {fmt(horizon or math.inf)} steps, so dependencies longer than that start with "
-                "little gradient; opening the forget gate (chrono initialisation) lengthens it from the start."
+                f" Its gates learn how long to keep memory, but {simulated_weights(result)} they keep it for "
+                f"about {fmt(horizon or math.inf)} steps, so dependencies longer than that "
+                + ("get little gradient; training again with the forget gate opened (chrono initialisation) "
+                   "lengthens it from the start." if result.checkpoint else
+                   "start with little gradient; opening the forget gate (chrono initialisation) lengthens it "
+                   "from the start.")
             )
             # judged against default gates, not the sequence's length (kerassweep13 h04/h13)
             shut = _shut(ratio, steps)
@@ -1938,7 +2022,7 @@ class ExplodingThroughTime(_ThroughTime):
     code = "exploding_through_time"
     # (no learning-rate cut: the growth is the recurrence's at init, whatever the steps; clipping
     # is what bounds the steps it makes, Pascanu et al. 2013)
-    remedies = (orthogonal, gated_cells, clipping)
+    remedies = (bounded_cells, orthogonal, gated_cells, clipping)
     verb = "grows"
 
     def measure(self, result: SimulationResult) -> float:
@@ -2111,10 +2195,11 @@ class Saturation(_Fraction):
         return Detection(
             self.code, severity, f"max_{self.key}", share,
             f"{share:.0%} of the output units of {unit.name} sit in the flat tails of {unit.activation}",
-            f"The network's output {unit.activation} is in its flat tails for nearly every unit, so at "
-            "initialisation the loss's gradient reaches every layer through a derivative near zero (a bias or "
-            "weights far too large on the last layer: a sigmoid output behind a bias of 8, a policy head at "
-            f"gain 100). A trained model's confident outputs sit there by design; for a model at initialisation, "
+            f"The network's output {unit.activation} is in its flat tails for nearly every unit, so "
+            f"{simulated_weights(result)} the loss's gradient reaches every layer through a derivative near zero "
+            "(a bias or weights far too large on the last layer: a sigmoid output behind a bias of 8, a policy "
+            "head at gain 100). A trained model's confident outputs sit there by design; for a freshly "
+            "initialised model, "
             "re-initialise the last layer (Xavier, biases at 0), or let the loss take its logits.",
             {"metric": f"max_{self.key}", "value": share, "threshold": self.OUTPUT_SHARE, "layers": [unit.name],
              "fractions": {unit.name: share}, "output": True},
@@ -2171,8 +2256,9 @@ class Saturation(_Fraction):
             self.code, severity, f"max_{self.key}", share,
             f"{share:.0%} of the rows of the softmax in {name.rsplit('>', 1)[0]} ({site}) are one-hot "
             "(max probability > 0.99)",
-            f"The softmax at {site} gives one entry nearly all the weight in most rows already at "
-            "initialisation: its scores are far too large, so its Jacobian diag(p) - pp^T is near zero and the "
+            f"The softmax at {site} gives one entry nearly all the weight in most rows already "
+            f"{simulated_weights(result)}: its scores are far too large, so its Jacobian diag(p) - pp^T is near "
+            "zero and the "
             "layers that make the scores get almost no gradient (attention becomes a hard lookup). The likely "
             "cause is scores not scaled by 1/sqrt(d_head) (multiplied instead of divided, or not scaled at "
             "all), or a router or similarity (contrastive logits) without a temperature. Divide the scores "
@@ -2883,7 +2969,7 @@ class PostLnDepthRisk(ArchitectureRule):
             f"gradient norm {fmt(g_first)} at its first layer, {fmt(g_last)} at its last"
         )
         explanation = (
-            "In a Post-LN Transformer the expected gradient of the last layers at initialisation does not "
+            "In a freshly initialised Post-LN Transformer the expected gradient of the last layers does not "
             "fall as the stack deepens, where Pre-LN's falls as 1/sqrt(depth) (Xiong et al. 2020), so the "
             "first steps at the full rate are large for the layers near the output: deep Post-LN stacks need "
             "learning-rate warm-up or diverge; Pre-LN does not."
@@ -3498,7 +3584,7 @@ class LargeUpdates(ArchitectureRule):
         else:
             summary = (f"{step} changes {hit[0].name}'s weights by {fmt(ratios[hit[0].name])} of their "
                        f"norm (healthy: about 1e-3)" if hit[0].name not in zeros else
-                       f"{step} moves {hit[0].name}'s weights, all zero at initialisation, by "
+                       f"{step} moves {hit[0].name}'s weights, all zero {simulated_weights(result)}, by "
                        f"{fmt(next(u for u in hit if u.name == hit[0].name).geo('zero_weight_step'))} per weight "
                        f"(root mean square): {fmt(ratios[hit[0].name])} of a usually initialised layer's norm "
                        f"({DEFAULT_INIT_GAIN:g}/sqrt({hit[0].fan_in}) per weight; healthy: about 1e-3)")
@@ -4485,7 +4571,7 @@ class OutputLossMismatch(ArchitectureRule):
                      f"the targets lie in [{given[0]:g}, {given[1]:g}] (loss.target_range), "
                      + ("all in reach" if given[0] >= 0.0 else
                         f"{unreachable_target_fraction('relu', given):.0%} of that range below 0 out of reach"))
-            clipped = f"every output clipped at 0 gets no gradient ({value:.0%} of them at initialisation)"
+            clipped = f"every output clipped at 0 gets no gradient ({value:.0%} of them {simulated_weights(result)})"
             if severity == "info":
                 clipped += ("; a note: it clips too few to matter now, but should the output unit go off for "
                             "every input, nothing learns")

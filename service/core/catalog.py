@@ -262,6 +262,13 @@ REMEDIES: dict[str, Entry] = {
                           "without an eps, the log of a ReLU's zeros or the cosine of a zero vector makes "
                           "NaN from finite numbers. Clamping the input by an eps at that call, as "
                           "F.normalize and LayerNorm do, keeps it finite and changes no ordinary value."),
+    "bounded_cell_activation": Entry("Bounded recurrent cell activation (tanh)",
+                                     "A recurrent layer carries its state from step to step: an LSTM's cell "
+                                     "state c = f * c + i * act(g) adds up its input over the sequence and "
+                                     "h = o * act(c) passes it on. With tanh (the default of Keras' LSTM and "
+                                     "GRU, and PyTorch's) each step's output stays within [-1, 1]; with an "
+                                     "unbounded activation (relu, elu, linear) nothing stops the state building "
+                                     "up over the steps, and each stacked layer multiplies its input's scale."),
     "stable_decay": Entry("A stable decay for an element-wise recurrence",
                           "In h_t = a * h_{t-1} + u_t (LRU, S4D, RWKV, a leaky integrator) the gradient changes by "
                           "|a| each step back: |a| far below 1 forgets within a few steps, above 1 explodes. "

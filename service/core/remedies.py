@@ -74,6 +74,11 @@ SNIPPETS: dict[str, str] = {
         "prediction = model(x) * y_std + y_mean  # back in the targets' units"
     ),
     "domain_guard": "{code}  # at {where}",
+    "bounded_cell_activation": (
+        "# Keras: the recurrent layer's own activation back to its default, tanh (GRU, SimpleRNN alike)\n"
+        "layers.LSTM(units, activation=\"tanh\")  # not activation=\"relu\"\n"
+        "# PyTorch: nn.LSTM and nn.GRU compute tanh; a plain RNN: nn.RNN(n_in, hidden, nonlinearity=\"tanh\")"
+    ),
     "stable_decay": (
         "# |a| drawn in [r_min, r_max] (LRU: 0.9 to 0.999) and kept in (0, 1) by its parameterisation\n"
         "self.nu = nn.Parameter(torch.log(-torch.log(torch.empty(d).uniform_({r_min}, {r_max}))))\n"
@@ -333,6 +338,15 @@ def standardise_targets_and_inputs(metric: str, level: float, where: str) -> Rem
         loss_name=metric, loss_level=level, rms_error=rms)
     remedy.snippet = _TARGETS_SNIPPET
     return remedy
+
+
+def bounded_cell_activation(where: str, activation: str, patch: Patch = ()) -> Remedy:
+    """Make the recurrent layers ``where`` compute a bounded activation (tanh) where they compute
+    the unbounded ``activation`` (relu, elu, linear...): their state no longer builds up over the steps."""
+    return make_remedy("bounded_cell_activation",
+                       f"use tanh as the cell activation of {where} instead of {activation} (Keras' LSTM and GRU "
+                       "default, PyTorch's): it keeps each step's output within [-1, 1], so the state the layer "
+                       "carries cannot build up over the sequence", patch, activation=activation)
 
 
 def stable_decay(where: str, vanishing: bool) -> Remedy:

@@ -129,6 +129,7 @@ def test_every_snippet_placeholder_is_filled_by_its_builder(rid):
         "lecun_init": lambda: R.init("lecun_normal", "x"),
         "orthogonal_init": lambda: R.orthogonal_init("x"),
         "relu_family_activation": lambda: R.relu_family_activation("x"),
+        "bounded_cell_activation": lambda: R.bounded_cell_activation("x", "relu"),
         "residual_connections": lambda: R.residual_connections("x"),
         "scaled_residual": lambda: R.scaled_residual("x"),
         "batch_norm": lambda: R.normalisation("batchnorm", "x"),

@@ -125,6 +125,27 @@ _LOSSES = {
 
 # --- reading files ---------------------------------------------------------------------------
 
+def not_a_config_message(data: Any) -> str:
+    """Why ``data`` (a decoded config) is not a Keras model config :func:`is_keras_config` reads, in
+    words: for a subclassed model (a ``class_name`` other than Sequential, Functional or Model, as
+    ``model.save()`` writes a ``keras.Model`` subclass: ``{"class_name": "VAE", "config": {}}``), the
+    class found, that such a file saves no layer graph, and what to do instead (kerassweep25
+    vae_fashion_keras was refused with "it needs `class_name` ... and `config.layers`" alone)."""
+    cls = data.get("class_name") if isinstance(data, dict) else None
+    if isinstance(cls, str) and cls not in ("Sequential", "Functional", "Model"):
+        cfg = data.get("config")
+        held = (f"its config holds {', '.join(f'`{k}`' for k in list(cfg)[:6])}" if isinstance(cfg, dict) and cfg
+                else "its config is empty")
+        registered = data.get("registered_name")
+        named = f" (registered_name {registered})" if isinstance(registered, str) and registered != cls else ""
+        return (f"not a Keras model config: class_name is {cls[:80]}{named}, not Sequential or Functional, and "
+                f"{held}, with no `config.layers`: a subclassed keras.Model saves no layer graph, only what its "
+                "get_config() returns, since the layers its call() runs are Python code. Save a Functional or "
+                "Sequential model instead (a VAE's encoder and decoder each as a Functional model), or check "
+                "the model as a live module (gradhealth.check_module) or as a spec (docs/models.md)")
+    return "not a Keras model config: it needs `class_name` (Sequential or Functional) and `config.layers`"
+
+
 def is_keras_config(data: Any) -> bool:
     """Whether a decoded JSON value is a Keras model config (``model.to_json()`` output, also as a
     JSON string: ``json.dump(model.to_json(), f)``)."""
@@ -553,8 +574,7 @@ def read_keras_training(data: bytes) -> KerasTraining:
                                "or an .h5 file")
     config = modern_config(config)
     if not is_keras_config(config):
-        raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
-                               "Functional) and `config.layers`")
+        raise InputFormatError(not_a_config_message(config))
     loss = training.get("loss") if isinstance(training, dict) else None
     compiled = training.get("optimizer_config") or training.get("optimizer") if isinstance(training, dict) else None
     loss, per_output, notes = _split_loss(loss, _outputs(config))
@@ -1788,8 +1808,7 @@ def _translate(model: dict[str, Any], loss: str | dict[str, Any] | None = None, 
     from gradhealth.analysis.importers.keras_graph import check_config_sizes, unsupported_message
 
     if not is_keras_config(model):
-        raise InputFormatError("not a Keras model config: it needs `class_name` (Sequential or "
-                               "Functional) and `config.layers`")
+        raise InputFormatError(not_a_config_message(model))
     malformed = [f"{base}/{i}" for i, lay in
                  enumerate(model["config"]["layers"])
                  if not isinstance(lay, dict) or not isinstance(lay.get("config", {}), dict)]

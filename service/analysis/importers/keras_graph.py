@@ -1477,9 +1477,25 @@ def unsupported_message(unsupported: list[tuple[str, str]], lambdas: Sequence[tu
     # lists them): a list of 70 names after every refusal buried the one line that mattered
     import difflib
 
+    # matched on the names' stems, without the generic "Layer" suffix and cuDNN's prefix: on whole
+    # names a custom ClusteringLayer was "closest" to CustomScaleLayer by that suffix alone (kerassweep25)
+    def stem(name: str) -> str:
+        return name.removeprefix("CuDNN").removesuffix("Layer") or name
+
     classes = [c for c in supported if not c.startswith("_")]
-    close = list(dict.fromkeys(m for cls, _ in unsupported
-                               for m in difflib.get_close_matches(cls.removeprefix("CuDNN"), classes, n=3, cutoff=0.6)))
+    by_stem: dict[str, list[str]] = {}
+    for c in classes:
+        by_stem.setdefault(stem(c), []).append(c)
+    matches = {cls: [m for s in difflib.get_close_matches(stem(cls), list(by_stem), n=3, cutoff=0.6) for m in by_stem[s]]
+               for cls, _ in unsupported}
+    close = list(dict.fromkeys(m for found in matches.values() for m in found))
+    for cls, found in matches.items():
+        if not found and cls not in why:
+            # no class of Keras' this door knows by that name, nor one like it: most likely the
+            # model's own, whose computation the file does not hold
+            why[cls] = ("no Keras layer this door knows; a custom layer's computation is code, which the file "
+                        "does not hold (only its config): check the model as a live module (gradhealth.check_module) "
+                        "or write it as a spec")
     return ("unsupported Keras layers: " + name_layers(unsupported, why=why) + "; supported: "
             + (f"the closest read are {', '.join(close[:5])}; " if close else "")
             + f"{len(classes)} layer classes" + (" and models nested in the model" if nested else "")
