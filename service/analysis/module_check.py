@@ -1919,7 +1919,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
             raise refused from exc
         stage = _failed_stage(exc)
         if stage is not None:
-            raise ModelRunError(stage, exc, example_inputs, drawn_in) from exc
+            raise ModelRunError(stage, exc, example_inputs, drawn_in,
+                                on_example=_forward_on_example(model, example_inputs) if stage == "forward"
+                                else None) from exc
         if isinstance(exc, ValueError):  # the check's refusals (a module it cannot copy), worded so
             raise
         # not the model's code: the check's own failure, named as such, never a bare traceback
@@ -2034,27 +2036,74 @@ class CheckFailed(GradHealthError, RuntimeError):
                          "code and example inputs")
 
 
+def _forward_on_example(model: nn.Module, example_inputs: Any) -> BaseException | None:
+    """The control of a forward that failed on the check's inputs: the model's forward on the
+    example inputs exactly as given (a copy of the model, so nothing of it changes: a batch norm's
+    running statistics), nothing else. The exception it raises, or None where it runs (then the
+    failure was the drawn inputs'). A model that cannot be copied or whose example cannot be laid out
+    gives None (no control: worded as before)."""
+    try:
+        xs, _, layout = _flatten(example_inputs, model)
+        net = copy_module(model)
+    except Exception:  # noqa: BLE001 - no control to run; the refusal is worded without it
+        return None
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            call(net, xs, _keywords(example_inputs), layout)
+    except Exception as exc:  # noqa: BLE001 - the user's forward's own error, quoted in the refusal
+        return exc
+    return None
+
+
 class ModelRunError(ModelError, RuntimeError):
     """The model's own code failed while ``check_module`` ran it: its ``forward`` on inputs shaped
     like the examples, the loss on its output, or the ``backward`` through it. ``stage`` names
-    which; the original error is chained (``__cause__``) and quoted. Also a RuntimeError, as the
-    raw torch error it wraps was before (newuser5 P6)."""
+    which; the original error is chained (``__cause__``) and quoted, with the line of the user's code
+    that raised it (the innermost frame of its traceback outside torch and this package). Also a
+    RuntimeError, as the raw torch error it wraps was before (newuser5 P6).
+
+    ``on_example`` (a failed forward): what the forward did on the example inputs exactly as given,
+    run as a control: the exception it raised there too (a bug in the forward, worded as one, with no
+    hint about the drawn inputs' range; modsweep42: a GAT layer's ``.squeeze(1)`` for ``.squeeze(2)``
+    was sent to ``input_range=``), or None where it ran (the failure is the drawn inputs')."""
 
     def __init__(self, stage: str, error: BaseException, example_inputs: Any = None,
-                 input_range: tuple[float, float] | None = None) -> None:
-        what = {"forward": "the model's forward failed on inputs shaped like example_inputs"
-                           + (f" ({_shapes(example_inputs)})" if example_inputs is not None else ""),
+                 input_range: tuple[float, float] | None = None, *,
+                 on_example: BaseException | None | bool = False) -> None:
+        site = _site_of(error)
+        at = f" at {site}" if site else ""
+        own = isinstance(on_example, BaseException)
+        shapes = f" ({_shapes(example_inputs)})" if example_inputs is not None else ""
+        if stage == "forward" and own:
+            assert isinstance(on_example, BaseException)
+            same = type(on_example) is type(error) and str(on_example) == str(error)
+            again = "" if same else f" (on the example: {type(on_example).__name__}: {_first_line(on_example)})"
+            super().__init__(
+                f"the model's forward fails on example_inputs{shapes} as given, not only on the check's "
+                f"drawn inputs: {type(error).__name__}: {error}{at}{again}. The error is in the forward's own "
+                "code (a shape or dtype one of its operations does not take), not in the inputs' values: "
+                "a plain call of the model on example_inputs raises it too")
+            self.stage = stage
+            return
+        what = {"forward": "the model's forward failed on inputs shaped like example_inputs" + shapes,
                 "loss": "the loss could not be taken on the model's output",
                 "backward": "the backward pass through the model failed"}[stage]
         # the inputs are the check's own draws, not the example's values: say so, and how to give
         # their range (modsweep33 h01: a VAE whose BCE reads its input pixels as targets)
+        ran = "; the forward runs on example_inputs as given" if stage == "forward" and on_example is None else ""
         drawn = ("" if stage == "backward" or not _has_float(example_inputs) else
                  f" (its float inputs were drawn uniform in [{input_range[0]:g}, {input_range[1]:g}]"
                  if input_range is not None else
                  " (its float inputs were drawn standard normal, not the example's values; "
                  "input_range=(low, high) draws them in your data's range")
-        super().__init__(f"{what}: {type(error).__name__}: {error}" + (drawn + ")" if drawn else ""))
+        super().__init__(f"{what}: {type(error).__name__}: {error}{at}" + (drawn + ran + ")" if drawn else ""))
         self.stage = stage
+
+
+def _first_line(exc: BaseException) -> str:
+    """``exc``'s message's first line, at most 200 characters."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return first if len(first) <= 200 else first[:197] + "..."
 
 
 def _has_float(example_inputs: Any) -> bool:
