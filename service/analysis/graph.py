@@ -3422,20 +3422,30 @@ def own_parameters(module: nn.Module) -> list[torch.Tensor]:
     return params
 
 
-def _batch_size(run: GraphRun, records: Sequence[Record]) -> int | None:
-    """The batch the first input holds: its first dimension, or its second where the first unit
-    that reads it as given is a sequence-first recurrent layer (``nn.LSTM`` with ``batch_first``
-    False reads ``[time, batch, features]``: modsweep34 reported the sequence length as the batch)."""
+def _batch_size(run: GraphRun, records: Sequence[Record], calls: Mapping[str, float] | None = None) -> int | None:
+    """The batch the first input holds: its first dimension, or its second where the module's layout
+    says the first is time. Declared: the first recurrent layer whose input leads with the input's own
+    first two dimensions, ``[time, batch, ...]`` as given or after an embedding of ``[time, batch]``
+    token ids, is sequence-first (``nn.LSTM`` with ``batch_first`` False: modsweep34 reported the
+    sequence length as the batch). Written: a recurrence (``calls``: the layers called in a loop
+    on their own last output, by their calls a forward) called once per step of the input's first
+    dimension, each call on a batch of its second (a char-RNN looping ``for t in range(x.size(0))``
+    over ``x[t]``: modsweep42 read "batch 8" for 16 names of 8 letters); a loop over the samples
+    themselves, a layer on ``x[i]`` with no state carried, is none."""
     if not run.inputs or not run.inputs[0].shape:
         return None
     shape = tuple(run.inputs[0].shape)
+    if len(shape) < 2 or shape[0] == shape[1]:
+        return int(shape[0])
     for rec in records:
-        if rec.inp is None or tuple(rec.inp.shape) != shape:
-            continue
         rnn = rec.module.rnn if isinstance(rec.module, UnrolledRNN) else rec.module
-        if isinstance(rnn, nn.RNNBase) and not rnn.batch_first and len(shape) == 3:
+        if (isinstance(rnn, nn.RNNBase) and rec.inp is not None and rec.inp.dim() == 3
+                and tuple(rec.inp.shape[:2]) == shape[:2]):
+            return int(shape[0] if rnn.batch_first else shape[1])
+    for rec in records:
+        n = (calls or {}).get(rec.name, 1.0)
+        if n == shape[0] and rec.inp is not None and rec.inp.dim() >= 1 and rec.inp.shape[0] == shape[1]:
             return int(shape[1])
-        break
     return int(shape[0])
 
 
@@ -3595,7 +3605,9 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     return SimulationResult(cast(Any, None), str(dev), precision_name(run.dtype), count, stats, series,
                             [s.loss for s in figures_of],
                             time.perf_counter() - started, run.optimizer, figures_of[0].layer_scales,
-                            batch_size=_batch_size(run, records),
+                            batch_size=_batch_size(run, records, {n: u.get(CALLS, 1.0) for n, u in
+                                                                  figures_of[0].units.items()
+                                                                  if n in figures_of[0].looped}),
                             silent=[s.silent for s in figures_of], loss=run.loss if run.losses is None else None,
                             squashed=(run.squashed if run.losses is None else None)
                             or figures_of[0].forward_squash,

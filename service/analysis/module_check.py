@@ -49,6 +49,7 @@ from gradhealth.analysis.check import (
     verdict_note,
     worsened,
 )
+from gradhealth.analysis.figures import ACTIVATION_ABS_MAX, OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX
 from gradhealth.analysis.findings import Detection, trunk
 from gradhealth.analysis.graph import (
     SWAP_ATTRIBUTE,
@@ -66,6 +67,7 @@ from gradhealth.analysis.graph import (
     native_nonfinite,
     output_class_axis,
     output_op,
+    own_dtype,
     own_parameters,
     parametrized_weight,
     precision_name,
@@ -1026,6 +1028,61 @@ def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
     return dataclasses.replace(det, summary=summary, explanation=explanation, evidence=evidence)
 
 
+def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult) -> Detection:
+    """A NaN/Inf the simulation found, located where the model's own dtype would make it, where the
+    simulation ran in a wider one (float64 for a float32 model): the first layer, in the forward's
+    order, whose outputs pass that dtype's largest number (float32's 3.4e38), else the first on the way
+    back whose output's or weights' gradient does, read off the float64 figures' largest magnitudes.
+    modsweep42: 100 ReLU layers of N(0, 1) weights overflow float32 in the forward at layers.36, where
+    training runs; float64, whose range holds those activations, first overflowed in the backward at
+    layers.99, which the finding named. ``det`` as it was where no layer passes (the overflow is the
+    simulation's own, or an operation's), the model is the simulation's dtype, or not a nonfinite error."""
+    native = own_dtype(run.model)
+    if (det.code != "nonfinite" or det.severity == "info" or det.evidence.get("dtype") or native is None
+            or not native.is_floating_point or torch.finfo(native).max >= torch.finfo(run.dtype).max):
+        return det
+    top = float(torch.finfo(native).max)
+
+    def largest(unit: UnitStats, metrics: tuple[str, ...]) -> float | None:
+        """The largest finite figure past the dtype's top; inf where the simulation's own was not
+        finite first (the simulation fails there too: its NaN/Inf is an operation's, a log of 0, and
+        its location stands); None where neither."""
+        values = [float(x) for m in metrics for x in unit.values.get(m, ()) if not math.isnan(x)]
+        past = [x for x in values if x > top and math.isfinite(x)]
+        return max(past) if past else math.inf if any(math.isinf(x) for x in values) else None
+
+    found: tuple[UnitStats, str, float] | None = None
+    walk = [(u, "forward", (ACTIVATION_ABS_MAX,)) for u in result.units] + [
+        (u, "backward", (OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX)) for u in reversed(result.units)]
+    for u, where, metrics in walk:
+        v = largest(u, metrics)
+        if v is not None:
+            found = (u, where, v)
+            break
+    if found is None or math.isinf(found[2]):
+        return det
+    unit, where, value = found
+    name, wide = precision_name(native), precision_name(run.dtype)
+    what = "outputs" if where == "forward" else "gradients"
+    shown = f"{value:.3g}"
+    before, layers = det.evidence.get("pass"), list(det.evidence.get("layers") or [])
+    simulated = (f"; in the {wide} simulation, whose range holds more, it first appears "
+                 + (f"in the {before} pass at {', '.join(layers)}" if layers and before in ("forward", "backward")
+                    else "in the loss"))
+    evidence = {**det.evidence, "pass": where, "layers": [unit.name], "dtype": name, "largest": value,
+                "dtype_max": top, "simulated_dtype": wide, "simulated_pass": before,
+                "simulated_layers": det.evidence.get("layers")}
+    return dataclasses.replace(
+        det,
+        summary=(f"NaN/Inf first appears in the {where} pass at {unit.name} in {name}, the model's own dtype: its "
+                 f"{what} reach {shown}, past {name}'s largest number {top:.3g}{simulated}"),
+        explanation=(f"Measured in {wide}, {unit.name}'s {what} reach {shown}; in {name}, the dtype the model is "
+                     f"built and trains in, every value past {top:.3g} is Inf, so its {what} overflow there and "
+                     f"every later number is NaN/Inf: training cannot proceed. The weights or activations before it "
+                     "are far too large (an initialisation or learning rate too large, no normalisation)."),
+        evidence=evidence, units=[unit])
+
+
 def _native_overflow(run: GraphRun, device: str | None) -> Detection | None:
     """A nonfinite error when the forward overflows in the model's own dtype though the float64
     simulation stays finite (:func:`native_nonfinite`). No remedy is simulated for it: in float64
@@ -1125,7 +1182,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                          "with one; write its layers as modules, or as F.linear(x, w, b)")
     result = dataclasses.replace(result, sharpness=_sharpness(run, result, device))
     result = dataclasses.replace(result, rate_probe=_rate_probe(run, result, device))
-    detections = [_located(d, run, device) for d in detect(result, thresholds)]
+    detections = [_located(_own_dtype_overflow(d, run, result), run, device) for d in detect(result, thresholds)]
     if not any(d.code == "nonfinite" for d in detections):
         overflow = _native_overflow(run, device)
         detections = [overflow, *detections] if overflow is not None else detections

@@ -7,6 +7,7 @@ from theory or an independent torch computation."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -177,3 +178,100 @@ def test_a_forward_that_fails_only_on_the_drawn_inputs_keeps_the_input_range_hin
     assert "the forward runs on example_inputs as given" in text
     line = _NeedsPositiveInputs.forward.__code__.co_firstlineno + 1
     assert f"test_modsweep42_fixes.py:{line} " in text
+
+
+class _Deep(nn.Module):
+    """``depth`` bias-free Linear+ReLU layers of width 32 with N(0, sigma^2) weights: each multiplies the
+    signal, and the gradient backwards, by sigma * sqrt(32 / 2) (He et al. 2015)."""
+
+    def __init__(self, depth: int = 20, gain: float = 1e4) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(32, 32, bias=False) for _ in range(depth))
+        with torch.no_grad():
+            for layer in self.layers:
+                layer.weight.normal_(0.0, gain / math.sqrt(16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        return x
+
+
+def test_a_float32_overflow_is_located_where_float32_makes_it_and_growth_keeps_a_finite_factor() -> None:
+    # modsweep42 #4/#5: 100 ReLU layers of N(0, 1) weights overflow float32 in the forward at layers.36;
+    # the float64 simulation named "the backward pass at layers.99" and "grows infx"
+    torch.manual_seed(0)
+    model = _Deep()
+    x = torch.randn(16, 32)
+    # independently: the first layer whose float32 output is Inf, the model run as it trains
+    h, first = x, None
+    with torch.no_grad():
+        for k, layer in enumerate(model.layers):
+            h = torch.relu(layer(h))
+            if first is None and not bool(torch.isfinite(h).all()):
+                first = k
+    assert first is not None and 0 < first < len(model.layers) - 1
+    doc = gradhealth.check_module(model, x, loss="mse", seeds=1, verify=False)
+    nonfinite = next(f for f in doc.findings if f.code == "nonfinite")
+    ev = nonfinite.evidence.model_dump()
+    assert ev["dtype"] == "float32" and ev["pass"] == "forward" and ev["layers"] == [f"layers.{first}"]
+    assert ev["largest"] > float(torch.finfo(torch.float32).max)
+    assert f"forward pass at layers.{first} in float32" in nonfinite.summary
+    exploding = next(f for f in doc.findings if f.code == "exploding_gradient")
+    assert "infx" not in exploding.summary and "nanx" not in exploding.summary
+    # the per-layer factor over the stretch still finite: sigma * sqrt(32 / 2) = 1e4 per layer
+    factor = exploding.evidence.model_dump()["per_layer_factor"]
+    assert 0.5e4 < factor < 2e4
+    assert f"{factor:.3g} per step" in exploding.summary
+
+
+class _SeqFirstCell(nn.Module):
+    """A hand-written tanh cell looping over the first dimension of ``[T, B, F]`` (the char-RNN
+    training scripts' ``for i in range(line.size(0)): rnn(line[i], hidden)``)."""
+
+    def __init__(self, features: int = 10, hidden: int = 12) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.inp, self.rec, self.out = nn.Linear(features, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.zeros(x.size(1), self.hidden, dtype=x.dtype)
+        for t in range(x.size(0)):
+            h = torch.tanh(self.inp(x[t]) + self.rec(h))
+        return self.out(h)
+
+
+class _PerSample(nn.Module):
+    """A layer applied to each sample of ``[B, T, F]`` in a loop, no state carried: B is the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.head = nn.Linear(10, 12), nn.Linear(12, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.stack([torch.tanh(self.fc(x[i])).mean(0) for i in range(x.size(0))]))
+
+
+class _TokensLSTM(nn.Module):
+    """Token ids ``[T, B]`` through an embedding into a sequence-first ``nn.LSTM``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.lstm, self.head = nn.Embedding(50, 8), nn.LSTM(8, 12), nn.Linear(12, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(self.emb(ids))
+        return self.head(out[-1])
+
+
+@pytest.mark.parametrize(("model", "x", "batch"), [
+    (_SeqFirstCell(), torch.randn(7, 16, 10), 16),      # [T, B, F], a loop over T: batch 16, not 7
+    (_PerSample(), torch.randn(6, 9, 10), 6),            # [B, T, F], a loop over the samples: batch 6
+    (_TokensLSTM(), torch.randint(0, 50, (11, 5)), 5),   # [T, B] ids -> Embedding -> LSTM(batch_first=False)
+])
+def test_the_batch_of_sequence_first_inputs_is_read_from_the_layout(model: nn.Module, x: torch.Tensor,
+                                                                   batch: int) -> None:
+    # modsweep42 #6: "simulated 2 seed(s) x batch 8" for 16 names of 8 letters fed [T, B, letters]
+    torch.manual_seed(0)
+    doc = gradhealth.check_module(model, x, seeds=1, verify=False)
+    assert doc.simulation is not None and doc.simulation.batch_size == batch
