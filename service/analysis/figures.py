@@ -154,6 +154,13 @@ def duplicates_over_seeds(seeds: Sequence[SeedFigures]) -> dict[str, list[list[i
     return out
 
 
+#: A unit's largest |value| of its output, of the gradient its output got, and of its weights'
+#: gradients, in one seed: where a dtype narrower than the simulation's would overflow.
+ACTIVATION_ABS_MAX = "activation_abs_max"
+OUTPUT_GRAD_ABS_MAX = "output_grad_abs_max"
+WEIGHT_GRAD_ABS_MAX = "weight_grad_abs_max"
+
+
 class Readout:
     """Collects the reductions of one step's units and computes their figures after one transfer."""
 
@@ -203,6 +210,14 @@ class Readout:
         i_grad = self._norm(grad) if grad is not None else None
         grads = [g for g in weight_grads or [] if g is not None]
         i_wgrads = [self._norm(g) for g in grads] if grads and len(grads) == len(weight_grads or []) else []
+        # the largest magnitudes: where a narrower dtype than the simulation's (the model's own
+        # float32 beside float64) would overflow (module_check's own-dtype location of a NaN/Inf)
+        i_amax = self._scalar(h.abs().amax()) if h.is_floating_point() else None
+        i_gmax = (self._scalar(grad.detach().abs().amax()) if grad is not None and grad.numel()
+                  and grad.is_floating_point() else None)
+        sized = [g for g in grads if g.numel() and g.is_floating_point()]
+        i_wgmax = self._scalar(torch.stack([g.detach().abs().amax().to(torch.float64) for g in sized]).amax()) \
+            if i_wgrads and sized else None
         i_w = (self._scalar(weight.detach().sum()), self._norm(weight), weight.numel()) if weight is not None else None
         i_bias = (self._norm(bias.detach().to(torch.float64)), bias.numel()) if (
             weight is not None and bias is not None and bias.numel()) else None
@@ -259,6 +274,12 @@ class Readout:
                 "nonfinite_forward": _flag(mean),
                 "nonfinite_backward": _flag(v[i_grad]) if i_grad is not None else math.nan,
             }
+            if i_amax is not None:
+                out_figures[ACTIVATION_ABS_MAX] = v[i_amax]
+            if i_gmax is not None:
+                out_figures[OUTPUT_GRAD_ABS_MAX] = v[i_gmax]
+            if i_wgmax is not None:
+                out_figures[WEIGHT_GRAD_ABS_MAX] = v[i_wgmax]
             if i_wgrads:
                 grad_norm = math.sqrt(math.fsum(v[i] ** 2 for i in i_wgrads))
                 out_figures["grad_norm"] = grad_norm

@@ -851,6 +851,9 @@ class Tracer:
         self.decays: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         #: the autograd nodes of the tensors the forward called ``.detach()`` on (a live module's)
         self.detached: list[Any] = []
+        #: the function activations called more than once under one name, every call in order
+        #: (:meth:`drop_repeated`)
+        self.repeated: dict[str, list[Record]] = {}
         self._handles: list[Any] = []
         #: training-mode batch norms -> the fewest values per channel they normalised over
         self.batch_statistics: dict[str, int] = {}
@@ -1121,18 +1124,24 @@ class Tracer:
     def drop_repeated(self) -> None:
         """After the forward: of the activation units of functions (:class:`FunctionActivation`)
         called more than once under one name (a hand-written cell's gate at every step, additive
-        attention's tanh at every decoder step, a block shared across depth), the first call stays,
-        as a module called twice is measured at its first: a step of a loop, not a layer of the depth,
-        whose saturation still counts (msweep13: a decoder's energies 78% saturated went unmeasured)."""
+        attention's tanh at every decoder step, a block shared across depth), one call stays in the
+        units (a step of a loop, not a layer of the depth), whose saturation still counts (msweep13: a
+        decoder's energies 78% saturated went unmeasured); every call is kept in ``repeated``, and the
+        one measured is picked as a module's is, among those whose output reaches the loss
+        (:func:`measured_calls`)."""
         seen: set[str] = set()
         kept = []
         for u in self.units:
             if isinstance(u.module, FunctionActivation):
+                self.repeated.setdefault(u.name, []).append(u)
                 if u.name in seen:
                     continue
                 seen.add(u.name)
             kept.append(u)
         self.units = kept
+        # every call stays known: which of them is measured is chosen after the backward, by which
+        # reach the loss (:func:`measured_calls`); a name called once is none of these
+        self.repeated = {name: calls for name, calls in self.repeated.items() if len(calls) > 1}
 
     def settle(self, loss: torch.Tensor) -> None:
         """After the forward: a norm folded into a layer whose output something else reads too
@@ -1169,7 +1178,7 @@ class Tracer:
                 break
         # an activation unit of its own whose input something else reads too: the gradient may pass
         # by it (a focal loss's sigmoid beside its cross-entropy on the same logits: msweep13)
-        for u in self.units:
+        for u in [*self.units, *(c for calls in self.repeated.values() for c in calls[1:])]:
             if isinstance(u.module, FunctionActivation) and u.inp is not None and u.inp.grad_fn is not None:
                 u.bypassed = shared(u.inp)
         # likewise an activation that reads a layer's output something else reads too: the branch of
@@ -2527,11 +2536,15 @@ def softmax_figures(calls: Sequence[SoftmaxCall], value: Any, records: Sequence[
                     figures: SeedFigures) -> None:
     """Put each softmax call site's share of one-hot rows (:func:`softmax_counts`, the calls of one
     site pooled) on the unit read before it (the first unit where none was), for ``rules.Saturation``;
-    a softmax the forward returns (viewed, stacked) is the output's, output_loss_mismatch's business."""
+    a softmax the forward returns (viewed, stacked) is the output's, output_loss_mismatch's business,
+    and so is every other call of its site (the same head at the steps before the last one returned)."""
     outputs = _output_nodes(value)
+    # a site one of whose calls makes the output is the output's at every call: a head's softmax run
+    # at every time step of which only the last is returned (modsweep42) is no hidden softmax before
+    output_sites = {(c.module, c.site) for c in calls if c.out.grad_fn is not None and c.out.grad_fn in outputs}
     sites: dict[tuple[str, str | None], list[SoftmaxCall]] = {}
     for c in calls:
-        if c.out.grad_fn is None or c.out.grad_fn not in outputs:
+        if (c.module, c.site) not in output_sites:
             sites.setdefault((c.module, c.site), []).append(c)
     names = [r.name for r in records if r.name in figures.units]
     if not sites or not names:
@@ -2628,12 +2641,12 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     cut: list[str] = []  # trainable units the loss does not depend on
     seen: set[str] = set()
     records: list[Record] = []
+    measured = measured_calls(tracer.units, tracer.repeated, looped)
     for rec in tracer.units:
         if rec.name in seen:
-            continue  # a module called twice (shared weights): its first call is measured
+            continue  # a module called twice (shared weights, a step of a loop): one call is measured
         seen.add(rec.name)
-        if rec.name in looped:
-            rec = looped[rec.name][-1]  # a loop's last step, once its state has built up (h_0 is often 0)
+        rec = measured.get(rec.name, rec)
         records.append(rec)
         if add_record(readout, rec):
             cut.append(rec.name)
@@ -2643,6 +2656,9 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
                     readout.add_step((rec.name, sub), h.grad)
                 readout.add_carried((rec.name, sub), hs)
     for name, calls in looped.items():  # a layer called in a loop: its calls are time steps
+        # up to the last step whose output the loss reads (a char-RNN whose head reads [x_t, h_{t-1}]
+        # leaves the last step's new state unread): a step after it is no step back in time
+        calls = calls[:max(k for k, rec in enumerate(calls) if rec is measured[name]) + 1]
         for rec in calls:
             readout.add_step((name, 0), rec.out.grad)
         readout.add_carried((name, 0), [rec.out for rec in calls])
@@ -2722,6 +2738,39 @@ def instrumented_step(run: GraphRun, net: nn.Module, xs: list[torch.Tensor], see
     elif tracer.softmaxes:  # an imported graph's softmax modules over a layer's features
         softmax_figures(tracer.softmaxes, value, records, figures)
     return figures, records
+
+
+def measured_calls(units: Sequence[Record], repeated: Mapping[str, Sequence[Record]],
+                   looped: Mapping[str, Sequence[Record]]) -> dict[str, Record]:
+    """After the backward: of each unit called more than once in a forward (shared weights, a layer
+    in a Python loop, a head applied at every time step), the call that is measured. It is one whose
+    output the loss reaches, with a gradient that is not all zero where one has: the first such call
+    (a block shared across depth: the one the gradient passes every later call to reach), or, for a
+    loop over its own state (``looped``), the last (its state built up; h_0 is often 0). A head called
+    at every step of which only the last output is returned is measured at that last call, not at a
+    first call whose output nothing reads (modsweep42: the PyTorch char-RNN tutorial's ``i2o`` read
+    "no gradient reaches i2o", though its weights got one). Where no call's output reaches the loss
+    the first (a loop's: the last) is measured, and the unit is cut off. The weights' gradients are
+    the module's parameters' own, summed over the calls by autograd, whichever call is measured."""
+    calls: dict[str, list[Record]] = {}
+    for rec in units:
+        calls.setdefault(rec.name, []).append(rec)
+    for name, more in repeated.items():
+        calls[name] = list(more)
+    for name, cs in looped.items():
+        calls[name] = list(cs)
+    calls = {name: cs for name, cs in calls.items() if len(cs) > 1}
+    grads = {name: [output_grad(rec) for rec in cs] for name, cs in calls.items()}
+    flat = [g for gs in grads.values() for g in gs if g is not None]
+    # one transfer: whether each gradient that reached a call is anything but zeros
+    nonzero = iter(torch.stack([g.detach().ne(0).any() for g in flat]).tolist() if flat else [])
+    chosen: dict[str, Record] = {}
+    for name, cs in calls.items():
+        rank = [(2 if next(nonzero) else 1) if g is not None else 0 for g in grads[name]]
+        order = list(range(len(cs)))[::-1] if name in looped else list(range(len(cs)))
+        best = max(rank)
+        chosen[name] = cs[next(k for k in order if rank[k] == best)]
+    return chosen
 
 
 class _FirstNonfinite(torch.overrides.TorchFunctionMode):
@@ -3373,20 +3422,30 @@ def own_parameters(module: nn.Module) -> list[torch.Tensor]:
     return params
 
 
-def _batch_size(run: GraphRun, records: Sequence[Record]) -> int | None:
-    """The batch the first input holds: its first dimension, or its second where the first unit
-    that reads it as given is a sequence-first recurrent layer (``nn.LSTM`` with ``batch_first``
-    False reads ``[time, batch, features]``: modsweep34 reported the sequence length as the batch)."""
+def _batch_size(run: GraphRun, records: Sequence[Record], calls: Mapping[str, float] | None = None) -> int | None:
+    """The batch the first input holds: its first dimension, or its second where the module's layout
+    says the first is time. Declared: the first recurrent layer whose input leads with the input's own
+    first two dimensions, ``[time, batch, ...]`` as given or after an embedding of ``[time, batch]``
+    token ids, is sequence-first (``nn.LSTM`` with ``batch_first`` False: modsweep34 reported the
+    sequence length as the batch). Written: a recurrence (``calls``: the layers called in a loop
+    on their own last output, by their calls a forward) called once per step of the input's first
+    dimension, each call on a batch of its second (a char-RNN looping ``for t in range(x.size(0))``
+    over ``x[t]``: modsweep42 read "batch 8" for 16 names of 8 letters); a loop over the samples
+    themselves, a layer on ``x[i]`` with no state carried, is none."""
     if not run.inputs or not run.inputs[0].shape:
         return None
     shape = tuple(run.inputs[0].shape)
+    if len(shape) < 2 or shape[0] == shape[1]:
+        return int(shape[0])
     for rec in records:
-        if rec.inp is None or tuple(rec.inp.shape) != shape:
-            continue
         rnn = rec.module.rnn if isinstance(rec.module, UnrolledRNN) else rec.module
-        if isinstance(rnn, nn.RNNBase) and not rnn.batch_first and len(shape) == 3:
+        if (isinstance(rnn, nn.RNNBase) and rec.inp is not None and rec.inp.dim() == 3
+                and tuple(rec.inp.shape[:2]) == shape[:2]):
+            return int(shape[0] if rnn.batch_first else shape[1])
+    for rec in records:
+        n = (calls or {}).get(rec.name, 1.0)
+        if n == shape[0] and rec.inp is not None and rec.inp.dim() >= 1 and rec.inp.shape[0] == shape[1]:
             return int(shape[1])
-        break
     return int(shape[0])
 
 
@@ -3546,7 +3605,9 @@ def simulate_graph(run: GraphRun, *, device: str | None = None,
     return SimulationResult(cast(Any, None), str(dev), precision_name(run.dtype), count, stats, series,
                             [s.loss for s in figures_of],
                             time.perf_counter() - started, run.optimizer, figures_of[0].layer_scales,
-                            batch_size=_batch_size(run, records),
+                            batch_size=_batch_size(run, records, {n: u.get(CALLS, 1.0) for n, u in
+                                                                  figures_of[0].units.items()
+                                                                  if n in figures_of[0].looped}),
                             silent=[s.silent for s in figures_of], loss=run.loss if run.losses is None else None,
                             squashed=(run.squashed if run.losses is None else None)
                             or figures_of[0].forward_squash,

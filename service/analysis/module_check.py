@@ -51,6 +51,7 @@ from gradhealth.analysis.check import (
     verdict_note,
     worsened,
 )
+from gradhealth.analysis.figures import ACTIVATION_ABS_MAX, OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX
 from gradhealth.analysis.findings import Detection, trunk
 from gradhealth.analysis.graph import (
     SWAP_ATTRIBUTE,
@@ -68,6 +69,7 @@ from gradhealth.analysis.graph import (
     native_nonfinite,
     output_class_axis,
     output_op,
+    own_dtype,
     own_parameters,
     parametrized_weight,
     precision_name,
@@ -1074,6 +1076,61 @@ def _located(det: Detection, run: GraphRun, device: str | None) -> Detection:
     return dataclasses.replace(det, summary=summary, explanation=explanation, evidence=evidence)
 
 
+def _own_dtype_overflow(det: Detection, run: GraphRun, result: SimulationResult) -> Detection:
+    """A NaN/Inf the simulation found, located where the model's own dtype would make it, where the
+    simulation ran in a wider one (float64 for a float32 model): the first layer, in the forward's
+    order, whose outputs pass that dtype's largest number (float32's 3.4e38), else the first on the way
+    back whose output's or weights' gradient does, read off the float64 figures' largest magnitudes.
+    modsweep42: 100 ReLU layers of N(0, 1) weights overflow float32 in the forward at layers.36, where
+    training runs; float64, whose range holds those activations, first overflowed in the backward at
+    layers.99, which the finding named. ``det`` as it was where no layer passes (the overflow is the
+    simulation's own, or an operation's), the model is the simulation's dtype, or not a nonfinite error."""
+    native = own_dtype(run.model)
+    if (det.code != "nonfinite" or det.severity == "info" or det.evidence.get("dtype") or native is None
+            or not native.is_floating_point or torch.finfo(native).max >= torch.finfo(run.dtype).max):
+        return det
+    top = float(torch.finfo(native).max)
+
+    def largest(unit: UnitStats, metrics: tuple[str, ...]) -> float | None:
+        """The largest finite figure past the dtype's top; inf where the simulation's own was not
+        finite first (the simulation fails there too: its NaN/Inf is an operation's, a log of 0, and
+        its location stands); None where neither."""
+        values = [float(x) for m in metrics for x in unit.values.get(m, ()) if not math.isnan(x)]
+        past = [x for x in values if x > top and math.isfinite(x)]
+        return max(past) if past else math.inf if any(math.isinf(x) for x in values) else None
+
+    found: tuple[UnitStats, str, float] | None = None
+    walk = [(u, "forward", (ACTIVATION_ABS_MAX,)) for u in result.units] + [
+        (u, "backward", (OUTPUT_GRAD_ABS_MAX, WEIGHT_GRAD_ABS_MAX)) for u in reversed(result.units)]
+    for u, where, metrics in walk:
+        v = largest(u, metrics)
+        if v is not None:
+            found = (u, where, v)
+            break
+    if found is None or math.isinf(found[2]):
+        return det
+    unit, where, value = found
+    name, wide = precision_name(native), precision_name(run.dtype)
+    what = "outputs" if where == "forward" else "gradients"
+    shown = f"{value:.3g}"
+    before, layers = det.evidence.get("pass"), list(det.evidence.get("layers") or [])
+    simulated = (f"; in the {wide} simulation, whose range holds more, it first appears "
+                 + (f"in the {before} pass at {', '.join(layers)}" if layers and before in ("forward", "backward")
+                    else "in the loss"))
+    evidence = {**det.evidence, "pass": where, "layers": [unit.name], "dtype": name, "largest": value,
+                "dtype_max": top, "simulated_dtype": wide, "simulated_pass": before,
+                "simulated_layers": det.evidence.get("layers")}
+    return dataclasses.replace(
+        det,
+        summary=(f"NaN/Inf first appears in the {where} pass at {unit.name} in {name}, the model's own dtype: its "
+                 f"{what} reach {shown}, past {name}'s largest number {top:.3g}{simulated}"),
+        explanation=(f"Measured in {wide}, {unit.name}'s {what} reach {shown}; in {name}, the dtype the model is "
+                     f"built and trains in, every value past {top:.3g} is Inf, so its {what} overflow there and "
+                     f"every later number is NaN/Inf: training cannot proceed. The weights or activations before it "
+                     "are far too large (an initialisation or learning rate too large, no normalisation)."),
+        evidence=evidence, units=[unit])
+
+
 def _native_overflow(run: GraphRun, device: str | None) -> Detection | None:
     """A nonfinite error when the forward overflows in the model's own dtype though the float64
     simulation stays finite (:func:`native_nonfinite`). No remedy is simulated for it: in float64
@@ -1173,7 +1230,7 @@ def diagnose(run: GraphRun, *, name: str | None = None, verify: bool = True, dev
                          "with one; write its layers as modules, or as F.linear(x, w, b)")
     result = dataclasses.replace(result, sharpness=_sharpness(run, result, device))
     result = dataclasses.replace(result, rate_probe=_rate_probe(run, result, device))
-    detections = [_located(d, run, device) for d in detect(result, thresholds)]
+    detections = [_located(_own_dtype_overflow(d, run, result), run, device) for d in detect(result, thresholds)]
     if not any(d.code == "nonfinite" for d in detections):
         overflow = _native_overflow(run, device)
         detections = [overflow, *detections] if overflow is not None else detections
@@ -1967,7 +2024,9 @@ def check_module(model: nn.Module, example_inputs: Any, *, loss: str = "cross_en
             raise refused from exc
         stage = _failed_stage(exc)
         if stage is not None:
-            raise ModelRunError(stage, exc, example_inputs, drawn_in) from exc
+            raise ModelRunError(stage, exc, example_inputs, drawn_in,
+                                on_example=_forward_on_example(model, example_inputs) if stage == "forward"
+                                else None) from exc
         if isinstance(exc, ValueError):  # the check's refusals (a module it cannot copy), worded so
             raise
         # not the model's code: the check's own failure, named as such, never a bare traceback
@@ -2082,27 +2141,74 @@ class CheckFailed(GradHealthError, RuntimeError):
                          "code and example inputs")
 
 
+def _forward_on_example(model: nn.Module, example_inputs: Any) -> BaseException | None:
+    """The control of a forward that failed on the check's inputs: the model's forward on the
+    example inputs exactly as given (a copy of the model, so nothing of it changes: a batch norm's
+    running statistics), nothing else. The exception it raises, or None where it runs (then the
+    failure was the drawn inputs'). A model that cannot be copied or whose example cannot be laid out
+    gives None (no control: worded as before)."""
+    try:
+        xs, _, layout = _flatten(example_inputs, model)
+        net = copy_module(model)
+    except Exception:  # noqa: BLE001 - no control to run; the refusal is worded without it
+        return None
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            call(net, xs, _keywords(example_inputs), layout)
+    except Exception as exc:  # noqa: BLE001 - the user's forward's own error, quoted in the refusal
+        return exc
+    return None
+
+
 class ModelRunError(ModelError, RuntimeError):
     """The model's own code failed while ``check_module`` ran it: its ``forward`` on inputs shaped
     like the examples, the loss on its output, or the ``backward`` through it. ``stage`` names
-    which; the original error is chained (``__cause__``) and quoted. Also a RuntimeError, as the
-    raw torch error it wraps was before (newuser5 P6)."""
+    which; the original error is chained (``__cause__``) and quoted, with the line of the user's code
+    that raised it (the innermost frame of its traceback outside torch and this package). Also a
+    RuntimeError, as the raw torch error it wraps was before (newuser5 P6).
+
+    ``on_example`` (a failed forward): what the forward did on the example inputs exactly as given,
+    run as a control: the exception it raised there too (a bug in the forward, worded as one, with no
+    hint about the drawn inputs' range; modsweep42: a GAT layer's ``.squeeze(1)`` for ``.squeeze(2)``
+    was sent to ``input_range=``), or None where it ran (the failure is the drawn inputs')."""
 
     def __init__(self, stage: str, error: BaseException, example_inputs: Any = None,
-                 input_range: tuple[float, float] | None = None) -> None:
-        what = {"forward": "the model's forward failed on inputs shaped like example_inputs"
-                           + (f" ({_shapes(example_inputs)})" if example_inputs is not None else ""),
+                 input_range: tuple[float, float] | None = None, *,
+                 on_example: BaseException | None | bool = False) -> None:
+        site = _site_of(error)
+        at = f" at {site}" if site else ""
+        own = isinstance(on_example, BaseException)
+        shapes = f" ({_shapes(example_inputs)})" if example_inputs is not None else ""
+        if stage == "forward" and own:
+            assert isinstance(on_example, BaseException)
+            same = type(on_example) is type(error) and str(on_example) == str(error)
+            again = "" if same else f" (on the example: {type(on_example).__name__}: {_first_line(on_example)})"
+            super().__init__(
+                f"the model's forward fails on example_inputs{shapes} as given, not only on the check's "
+                f"drawn inputs: {type(error).__name__}: {error}{at}{again}. The error is in the forward's own "
+                "code (a shape or dtype one of its operations does not take), not in the inputs' values: "
+                "a plain call of the model on example_inputs raises it too")
+            self.stage = stage
+            return
+        what = {"forward": "the model's forward failed on inputs shaped like example_inputs" + shapes,
                 "loss": "the loss could not be taken on the model's output",
                 "backward": "the backward pass through the model failed"}[stage]
         # the inputs are the check's own draws, not the example's values: say so, and how to give
         # their range (modsweep33 h01: a VAE whose BCE reads its input pixels as targets)
+        ran = "; the forward runs on example_inputs as given" if stage == "forward" and on_example is None else ""
         drawn = ("" if stage == "backward" or not _has_float(example_inputs) else
                  f" (its float inputs were drawn uniform in [{input_range[0]:g}, {input_range[1]:g}]"
                  if input_range is not None else
                  " (its float inputs were drawn standard normal, not the example's values; "
                  "input_range=(low, high) draws them in your data's range")
-        super().__init__(f"{what}: {type(error).__name__}: {error}" + (drawn + ")" if drawn else ""))
+        super().__init__(f"{what}: {type(error).__name__}: {error}{at}" + (drawn + ran + ")" if drawn else ""))
         self.stage = stage
+
+
+def _first_line(exc: BaseException) -> str:
+    """``exc``'s message's first line, at most 200 characters."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return first if len(first) <= 200 else first[:197] + "..."
 
 
 def _has_float(example_inputs: Any) -> bool:

@@ -399,6 +399,21 @@ def _through_depth(
             f"{which} norm grows {fmt(shown)}x from {units[0].name} to {units[-1].name} "
             f"({_steps(depth, growth_per_layer if which == 'activation' else per_layer)})"
         )
+        finite = _finite_stretch(units) if which == "gradient" and not math.isfinite(ratio) else None
+        if finite is not None:
+            # modsweep42: "grows infx from layers.0 to layers.98" gave neither a factor nor where the
+            # gradient left the float range: the growth over the stretch still finite, and where it ended
+            first, k = finite
+            stretch = units[k:]
+            grown = first / stretch[-1].geo("output_grad_norm")
+            step = grown ** (1 / (len(stretch) - 1)) if len(stretch) > 1 and grown > 0 else math.nan
+            evidence.update(finite_grad_ratio=grown, finite_layers=[stretch[0].name, stretch[-1].name],
+                            per_layer_factor=step, nonfinite_from=units[k - 1].name)
+            summary = (
+                f"gradient norm grows until it is no longer finite in {result.dtype}: {fmt(grown)}x from {stretch[-1].name} back to "
+                f"{stretch[0].name} ({_steps(len(stretch), step)}), then non-finite "
+                + (f"at {units[0].name}" if k == 1 else f"from {units[k - 1].name} back to {units[0].name}")
+            )
         explanation = (
             f"The per-layer gain of {these} is above 1 (weights too large for the "
             "activation, or residual branches adding up), so signals grow exponentially with depth."
@@ -558,6 +573,22 @@ def _norm_input_jump(chain: list[UnitStats], t: Thresholds) -> tuple[list[UnitSt
         return None
     rest = max(norms[k] for k in range(len(chain)) if k not in grown) / norms[-1]
     return [chain[k] for k in grown], max(norms[k] / norms[k + 1] for k in grown), rest
+
+
+def _finite_stretch(units: list[UnitStats]) -> tuple[float, int] | None:
+    """Where a gradient that grows backwards left the float range along ``units`` (first to last):
+    (the output gradient norm at the earliest unit of the finite stretch that ends the chain, that
+    unit's index k), the units before k being non-finite (Inf, or NaN after it) in some seed; None
+    where every unit's is finite or the stretch is under two units."""
+    def ok(u: UnitStats) -> bool:
+        g = u.values.get("output_grad_norm")
+        return g is not None and bool(np.all(np.isfinite(g))) and bool(np.all(g > 0))
+    k = len(units)
+    while k > 0 and ok(units[k - 1]):
+        k -= 1
+    if k == 0 or len(units) - k < 2:
+        return None
+    return units[k].geo("output_grad_norm"), k
 
 
 def _steps(layers: int, per_step: float) -> str:
