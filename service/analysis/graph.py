@@ -3444,7 +3444,8 @@ def _batch_size(run: GraphRun, records: Sequence[Record], calls: Mapping[str, fl
             return int(shape[0] if rnn.batch_first else shape[1])
     for rec in records:
         n = (calls or {}).get(rec.name, 1.0)
-        if n == shape[0] and rec.inp is not None and rec.inp.dim() >= 1 and rec.inp.shape[0] == shape[1]:
+        # (one call is no loop: a graph run on one sample has a batch of 1 put in front of it)
+        if n > 1 and n == shape[0] and rec.inp is not None and rec.inp.dim() >= 1 and rec.inp.shape[0] == shape[1]:
             return int(shape[1])
     return int(shape[0])
 
