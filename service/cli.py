@@ -230,6 +230,7 @@ def _refusal(args: argparse.Namespace, exc: GradHealthError, reason: str | None)
     return Refusal(source=repo_relative(Path(args.spec)), title=exc.title, detail=reason or exc.detail,
                    problems=[(p.pointer, p.message) for p in exc.problems],
                    text=_spec_text_of(args.spec, exc), could_not_run=reason is not None,
+                   position=exc.position if reason is None else None,
                    kind={"log": "logs"}.get(kind := _input_kind(args.spec), kind))
 
 
