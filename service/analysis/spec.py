@@ -1134,7 +1134,9 @@ _VALUE_ALIASES: dict[str, dict[str, str]] = {"type": {
     "dense": "linear", "fully_connected": "linear", "fc": "linear",
     "multiheadattention": "transformer_encoder", "transformerencoderlayer": "transformer_encoder",
 }, "scheme": {"glorot_normal": "xavier_normal", "glorot_uniform": "xavier_uniform"},
-    "activation": {"logistic": "sigmoid", "linear": "identity", "none": "identity", "lrelu": "leaky_relu"}}
+    "activation": {"logistic": "sigmoid", "linear": "identity", "none": "identity", "lrelu": "leaky_relu"},
+    # a GPU is CUDA here: ``gpu`` is one letter from ``cpu``, the opposite of what is meant (newuser14 #8)
+    "device": {"gpu": "cuda", "cuda:0": "cuda", "nvidia": "cuda", "gpu0": "cuda", "gpu:0": "cuda"}}
 
 
 def _squash(text: str) -> str:
